@@ -1,0 +1,35 @@
+"""Shared fixtures: `backend` runs a test on numpy, and on cupy (marker ``gpu``) where a GPU answers."""
+
+import numpy as np
+import pytest
+
+import xdl
+from xdl.backend import BackendError, get_backend
+
+
+def cupy_available() -> bool:
+    try:
+        get_backend("cupy")
+        return True
+    except BackendError:
+        return False
+
+
+@pytest.fixture(params=["numpy", pytest.param("cupy", marks=pytest.mark.gpu)])
+def backend(request):
+    """The backend under test, made current for the duration of the test."""
+    if request.param == "cupy" and not cupy_available():
+        pytest.skip("cupy backend needs CuPy and an NVIDIA GPU")
+    with xdl.use(request.param) as b:
+        xdl.seed(0)
+        yield b
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+def t64(backend, array, requires_grad=True):
+    """A float64 tensor on ``backend`` from a NumPy array."""
+    return xdl.Tensor(backend.asarray(np.asarray(array, dtype=np.float64)), requires_grad=requires_grad, backend=backend)

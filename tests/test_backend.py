@@ -1,0 +1,129 @@
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import xdl
+from xdl.backend import BackendError, get_backend
+from conftest import cupy_available
+
+
+def run_python(code, **env):
+    """Run ``code`` in a fresh interpreter (backend selection is per process)."""
+    full_env = {**os.environ, **env}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full_env)
+
+
+def test_import_does_not_import_cupy():
+    out = run_python("import sys, xdl; print('cupy' in sys.modules)", XDL_BACKEND="auto")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.skipif(cupy_available(), reason="a GPU is present: auto picks cupy")
+def test_auto_falls_back_to_numpy_without_gpu():
+    out = run_python("import xdl; print(xdl.current_backend().name)", XDL_BACKEND="auto")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "numpy"
+
+
+@pytest.mark.skipif(cupy_available(), reason="a GPU is present: cupy works")
+def test_explicit_cupy_without_gpu_is_one_line_error():
+    out = run_python(
+        "import xdl\ntry:\n    xdl.tensor([1.0])\nexcept xdl.BackendError as e:\n    print(e)\n", XDL_BACKEND="cupy"
+    )
+    assert out.returncode == 0, out.stderr
+    message = out.stdout.strip()
+    assert "\n" not in message
+    assert message.startswith("backend 'cupy' is unavailable: ")
+    assert len(message) > len("backend 'cupy' is unavailable: ")
+    with pytest.raises(BackendError, match="cupy"):
+        xdl.use("cupy")
+
+
+def test_unknown_backend_names_the_choices():
+    with pytest.raises(ValueError, match=r"unknown backend 'tensorflow'.*numpy, cupy, auto"):
+        xdl.use("tensorflow")
+    out = run_python("import xdl; xdl.tensor([1.0])", XDL_BACKEND="jax")
+    assert out.returncode != 0
+    assert "XDL_BACKEND='jax'" in out.stderr
+
+
+def test_use_as_context_manager_restores_previous():
+    with xdl.use("numpy"):
+        before = xdl.current_backend()
+        with xdl.use("numpy") as inner:
+            assert xdl.current_backend() is inner
+        assert xdl.current_backend() is before
+    assert xdl.current_backend().name in ("numpy", "cupy")
+
+
+def test_current_backend_exposes_name_and_xp(backend):
+    current = xdl.current_backend()
+    assert current is backend
+    assert current.xp.__name__ == backend.name
+    assert backend.owns(xdl.tensor([1.0]).data)
+
+
+def test_seed_makes_runs_repeatable(backend):
+    xdl.seed(7)
+    a = backend.to_numpy(backend.rng.random(5))
+    h = xdl.backend.host_rng().standard_normal(3)
+    xdl.seed(7)
+    assert np.array_equal(a, backend.to_numpy(backend.rng.random(5)))
+    assert np.array_equal(h, xdl.backend.host_rng().standard_normal(3))
+
+
+def test_to_numpy_of_tensor_and_array(backend):
+    t = xdl.tensor([[1.0, 2.0]])
+    assert isinstance(xdl.to_numpy(t), np.ndarray)
+    assert xdl.to_numpy(t).tolist() == [[1.0, 2.0]]
+    assert xdl.to_numpy(t.data).dtype == np.float32
+
+
+def test_dlpack_round_trip_shares_memory(backend):
+    t = xdl.tensor([1.0, 2.0, 3.0])
+    back = xdl.from_dlpack(t)
+    assert back.backend.name == backend.name
+    back.data[0] = 10.0
+    assert t.numpy()[0] == 10.0  # same memory, no copy
+    if backend.name == "numpy":
+        arr = np.arange(4.0)
+        shared = xdl.from_dlpack(arr)
+        assert np.shares_memory(shared.data, arr)
+        assert np.shares_memory(np.from_dlpack(shared), arr)
+
+
+def test_dlpack_with_torch_when_installed(backend):
+    torch = pytest.importorskip("torch")
+    device = "cuda" if backend.name == "cupy" else "cpu"
+    tt = torch.arange(5, dtype=torch.float32, device=device)
+    t = xdl.from_dlpack(tt)
+    assert t.backend.name == backend.name
+    tt[0] = 42.0
+    assert t.numpy()[0] == 42.0
+    back = torch.from_dlpack(t)
+    assert back.data_ptr() == tt.data_ptr()
+
+
+def test_mixing_backends_names_both(backend):
+    other = xdl.backend.Backend("otherlib", np)  # a second backend with its own identity
+    a = xdl.tensor([1.0, 2.0])
+    b = xdl.Tensor(np.array([1.0, 2.0], dtype=np.float32), backend=other)
+    with pytest.raises(TypeError, match=rf"Add: cannot mix tensors of different backends \({backend.name} and otherlib\)"):
+        a + b
+
+
+@pytest.mark.gpu
+def test_mixing_numpy_and_cupy_tensors():
+    if not cupy_available():
+        pytest.skip("needs a GPU")
+    with xdl.use("numpy"):
+        a = xdl.tensor([1.0])
+    with xdl.use("cupy"):
+        b = xdl.tensor([1.0])
+    with pytest.raises(TypeError, match=r"numpy and cupy"):
+        a * b
+    assert get_backend("cupy").device_name().startswith("cuda:")

@@ -1,0 +1,50 @@
+"""Inverted dropout: keep each unit with probability 1 − rate and scale kept units by 1/(1 − rate),
+so E[y] = x in training and evaluation is the identity (no rescaling at test time)."""
+
+from __future__ import annotations
+
+import contextlib
+
+from xdl.function import Function
+
+_disabled = False
+
+
+@contextlib.contextmanager
+def dropout_disabled():
+    """Within this block dropout is the identity (gradient checking needs a deterministic J)."""
+    global _disabled
+    previous, _disabled = _disabled, True
+    try:
+        yield
+    finally:
+        _disabled = previous
+
+
+class Dropout(Function):
+    """y = x·d/(1 − rate) with d ∈ {0, 1} the keep mask;  ∂L/∂x = ∂L/∂y·d/(1 − rate)"""
+
+    def forward(self, x):
+        self.scaled_mask = self.mask.astype(x.dtype)
+        self.scaled_mask *= 1.0 / (1.0 - self.rate)
+        return x * self.scaled_mask
+
+    def backward(self, gy):
+        return (gy * self.scaled_mask,)
+
+
+def dropout(x, rate: float, training: bool = True, mask=None):
+    """Inverted dropout of tensor ``x`` dropping each unit with probability ``rate``.
+
+    ``mask`` (boolean, ``x``'s shape, True = keep) fixes the draw, e.g. for gradient checking;
+    otherwise it comes from the backend's seeded generator.
+    """
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"dropout: rate must be in [0, 1), got {rate}")
+    if not training or rate == 0.0 or _disabled:
+        return x
+    if mask is None:
+        mask = x.backend.rng.random(x.shape, dtype=x.dtype) >= rate
+    elif tuple(mask.shape) != x.shape:
+        raise ValueError(f"dropout: mask shape {tuple(mask.shape)} does not match input shape {x.shape}")
+    return Dropout.apply(x, mask=getattr(mask, "data", mask), rate=rate)

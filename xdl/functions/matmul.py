@@ -1,0 +1,43 @@
+"""Matrix product ``a @ b`` with NumPy's rules (1-D operands promoted, leading axes broadcast)."""
+
+from __future__ import annotations
+
+from xdl.function import Function
+from xdl.functions.arithmetic import broadcast_shape, unbroadcast
+
+
+class MatMul(Function):
+    """Y = A·B;  ∂L/∂A = ∂L/∂Y·Bᵀ,  ∂L/∂B = Aᵀ·∂L/∂Y (summed over broadcast batch axes)."""
+
+    def forward(self, a, b):
+        if a.ndim == 0 or b.ndim == 0:
+            raise ValueError(f"matmul: operands must have at least one dimension, got shapes {a.shape} and {b.shape}")
+        k_a, k_b = a.shape[-1], b.shape[0] if b.ndim == 1 else b.shape[-2]
+        if k_a != k_b:
+            raise ValueError(
+                f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} are not aligned "
+                f"({k_a} columns of the left operand vs {k_b} rows of the right)"
+            )
+        broadcast_shape("matmul", a.shape[:-2], b.shape[:-2])
+        self.a, self.b = a, b
+        return a @ b
+
+    def backward(self, gy):
+        a, b = self.a, self.b
+        # Promote 1-D operands to matrices so one pair of formulas covers every case.
+        a2 = a[None, :] if a.ndim == 1 else a
+        b2 = b[:, None] if b.ndim == 1 else b
+        g2 = gy
+        if a.ndim == 1:
+            g2 = g2[..., None, :]
+        if b.ndim == 1:
+            g2 = g2[..., None]
+        ga = gb = None
+        if self.needs_grad[0]:
+            ga = unbroadcast(g2 @ b2.swapaxes(-1, -2), a2.shape).reshape(a.shape)
+        if self.needs_grad[1]:
+            gb = unbroadcast(a2.swapaxes(-1, -2) @ g2, b2.shape).reshape(b.shape)
+        return ga, gb
+
+
+def matmul(a, b): return MatMul.apply(a, b)

@@ -1,0 +1,74 @@
+"""Reductions over axes: sum, mean, max (with ``keepdims``)."""
+
+from __future__ import annotations
+
+from xdl.function import Function
+
+
+def _axes(axis, ndim) -> tuple[int, ...]:
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    for a in axes:
+        if not -ndim <= a < ndim:
+            raise ValueError(f"axis {a} is out of range for a tensor with {ndim} dimensions")
+    return tuple(sorted(a % ndim for a in axes))
+
+
+class _Reduction(Function):
+    axis = None
+    keepdims = False
+
+    def forward(self, x):
+        self.axes = _axes(self.axis, x.ndim)
+        self.x_shape = x.shape
+        return self.reduce(x)
+
+    def expand(self, g):
+        """``g`` with the reduced axes put back as length-1 axes."""
+        if not self.keepdims:
+            g = g.reshape(tuple(1 if i in self.axes else n for i, n in enumerate(self.x_shape)))
+        return g
+
+
+class Sum(_Reduction):
+    """y = Σₐₓᵢₛ x;  ∂y/∂x = 1 broadcast over the reduced axes"""
+
+    def reduce(self, x):
+        return x.sum(axis=self.axes, keepdims=self.keepdims)
+
+    def backward(self, gy):
+        return (self.xp.broadcast_to(self.expand(gy), self.x_shape),)
+
+
+class Mean(_Reduction):
+    """y = (1/n)·Σₐₓᵢₛ x;  ∂y/∂x = 1/n"""
+
+    def reduce(self, x):
+        self.count = 1
+        for a in self.axes:
+            self.count *= x.shape[a]
+        return x.mean(axis=self.axes, keepdims=self.keepdims)
+
+    def backward(self, gy):
+        return (self.xp.broadcast_to(self.expand(gy) / self.count, self.x_shape),)
+
+
+class Max(_Reduction):
+    """y = maxₐₓᵢₛ x;  the gradient goes to the maximal elements, split evenly between ties"""
+
+    def reduce(self, x):
+        if x.size == 0:
+            raise ValueError("max of an empty tensor")
+        y = x.max(axis=self.axes, keepdims=True)
+        self.mask = x == y
+        return y if self.keepdims else y.reshape(tuple(n for i, n in enumerate(x.shape) if i not in self.axes))
+
+    def backward(self, gy):
+        share = self.mask / self.mask.sum(axis=self.axes, keepdims=True)
+        return (share.astype(gy.dtype) * self.expand(gy),)
+
+
+def sum(x, axis=None, keepdims=False): return Sum.apply(x, axis=axis, keepdims=keepdims)  # noqa: A001
+def mean(x, axis=None, keepdims=False): return Mean.apply(x, axis=axis, keepdims=keepdims)
+def max(x, axis=None, keepdims=False): return Max.apply(x, axis=axis, keepdims=keepdims)  # noqa: A001

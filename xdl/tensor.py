@@ -1,0 +1,252 @@
+"""`Tensor`: a backend array plus the graph that made it (define-by-run reverse-mode autodiff).
+
+Each differentiable operation is a `xdl.function.Function` with a forward and a hand-written
+backward on raw arrays; calling it on tensors records the node, and ``loss.backward()`` walks the
+recorded graph in reverse topological order. Leaf tensors with ``requires_grad=True`` accumulate
+their gradient in ``.grad`` (a raw backend array, like Chainer's ``Variable.grad``), in place when
+it already exists, so parameters whose ``.grad`` is a view into a flat gradient buffer keep it.
+
+>>> import xdl
+>>> w = xdl.tensor([3.0], requires_grad=True)
+>>> (w ** 2).sum().backward()
+>>> xdl.to_numpy(w.grad)
+array([6.], dtype=float32)
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+from xdl import backend as _backend
+
+_grad_enabled = True
+
+
+def is_grad_enabled() -> bool:
+    """Whether operations on tensors record a graph."""
+    return _grad_enabled
+
+
+class no_grad(contextlib.ContextDecorator):
+    """Context manager (and decorator) under which no graph is recorded: inference, updates."""
+
+    def __enter__(self):
+        global _grad_enabled
+        self._previous = _grad_enabled
+        _grad_enabled = False
+
+    def __exit__(self, *exc):
+        global _grad_enabled
+        _grad_enabled = self._previous
+
+
+def _default_dtype(data):
+    """float32 unless ``data`` already is a floating array (then its dtype is kept)."""
+    dtype = getattr(data, "dtype", None)
+    if dtype is not None and np.issubdtype(np.dtype(dtype), np.floating):
+        return dtype
+    return np.float32
+
+
+class Tensor:
+    """An n-dimensional array on a backend, with optional gradient tracking.
+
+    Parameters
+    ----------
+    data : array
+        A raw array of ``backend`` (use `xdl.tensor` to build one from anything array-like).
+    requires_grad : bool
+        Whether ``backward`` should compute a gradient for this tensor.
+    backend : Backend, optional
+        Defaults to the backend that owns ``data``.
+    """
+
+    __array_ufunc__ = None  # make NumPy scalars/arrays defer to our reflected operators
+
+    def __init__(self, data, requires_grad: bool = False, backend=None):
+        self.backend = backend if backend is not None else _backend.backend_of(data)
+        self.data = data
+        self.requires_grad = bool(requires_grad)
+        self.grad = None
+        self._fn = None  # the Function that produced this tensor, if any
+
+    # -- array facts ----------------------------------------------------------------------
+    shape = property(lambda self: tuple(self.data.shape))
+    dtype = property(lambda self: self.data.dtype)
+    ndim = property(lambda self: self.data.ndim)
+    size = property(lambda self: int(self.data.size))
+    is_leaf = property(lambda self: self._fn is None)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        grad = ", requires_grad=True" if self.requires_grad else ""
+        body = np.array2string(self.numpy(), separator=", ", prefix="tensor(")
+        return f"tensor({body}, dtype={self.dtype}, backend={self.backend.name}{grad})"
+
+    def numpy(self) -> np.ndarray:
+        """The values as a NumPy array (a device-to-host copy on cupy)."""
+        return self.backend.to_numpy(self.data)
+
+    def item(self) -> float:
+        """The value of a one-element tensor as a Python number (syncs with the device)."""
+        if self.size != 1:
+            raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
+        return self.numpy().reshape(()).item()
+
+    def detach(self) -> Tensor:
+        """The same data, cut from the graph (no copy)."""
+        return Tensor(self.data, backend=self.backend)
+
+    def astype(self, dtype) -> Tensor:
+        """A copy converted to ``dtype`` (differentiable)."""
+        from xdl.functions.shape import Cast
+
+        return Cast.apply(self, dtype=np.dtype(dtype))
+
+    # -- DLPack ---------------------------------------------------------------------------
+    def __dlpack__(self, *args, **kwargs):
+        return self.data.__dlpack__(*args, **kwargs)
+
+    def __dlpack_device__(self):
+        return self.data.__dlpack_device__()
+
+    # -- autodiff -------------------------------------------------------------------------
+    def backward(self, grad=None) -> None:
+        """Accumulate d(self)/d(leaf) into ``leaf.grad`` for every leaf that requires grad.
+
+        ``grad`` defaults to 1 for a one-element tensor; otherwise pass dL/d(self).
+        """
+        if not self.requires_grad:
+            raise RuntimeError("backward() on a tensor that does not require grad (no leaf in its graph does)")
+        xp = self.backend.xp
+        if grad is None:
+            if self.size != 1:
+                raise RuntimeError(f"backward() without a gradient needs a one-element tensor, got shape {self.shape}")
+            grad = xp.ones(self.data.shape, dtype=self.dtype)
+        else:
+            grad = grad.data if isinstance(grad, Tensor) else self.backend.asarray(grad, dtype=self.dtype)
+            if grad.shape != self.data.shape:
+                raise ValueError(f"backward(): gradient shape {grad.shape} does not match tensor shape {self.shape}")
+        grads = {id(self): grad}
+        for node in _reverse_topological(self):
+            g = grads.pop(id(node), None)
+            if g is None:
+                continue
+            if node._fn is None:
+                node._accumulate(g)
+                continue
+            fn = node._fn
+            for inp, gi in zip(fn.inputs, fn.backward(g)):
+                if gi is None or not inp.requires_grad:
+                    continue
+                key = id(inp)
+                grads[key] = gi if key not in grads else grads[key] + gi
+
+    def _accumulate(self, g) -> None:
+        if g.dtype != self.dtype:
+            g = g.astype(self.dtype)
+        if self.grad is None:
+            self.grad = g.copy()
+        else:
+            self.grad += g  # in place: .grad may be a view into a flat gradient buffer
+
+    # -- operators (the functions live in xdl.functions) ----------------------------------
+    def __add__(self, other): return F.add(self, other)
+    def __radd__(self, other): return F.add(other, self)
+    def __sub__(self, other): return F.sub(self, other)
+    def __rsub__(self, other): return F.sub(other, self)
+    def __mul__(self, other): return F.mul(self, other)
+    def __rmul__(self, other): return F.mul(other, self)
+    def __truediv__(self, other): return F.div(self, other)
+    def __rtruediv__(self, other): return F.div(other, self)
+    def __pow__(self, other): return F.pow(self, other)
+    def __rpow__(self, other): return F.pow(other, self)
+    def __matmul__(self, other): return F.matmul(self, other)
+    def __rmatmul__(self, other): return F.matmul(other, self)
+    def __neg__(self): return F.neg(self)
+    def __getitem__(self, index): return F.getitem(self, index)
+
+    def exp(self): return F.exp(self)
+    def log(self): return F.log(self)
+    def sqrt(self): return F.sqrt(self)
+    def abs(self): return F.abs(self)
+    def tanh(self): return F.tanh(self)
+    def sigmoid(self): return F.sigmoid(self)
+    def relu(self): return F.relu(self)
+    def sum(self, axis=None, keepdims=False): return F.sum(self, axis, keepdims)
+    def mean(self, axis=None, keepdims=False): return F.mean(self, axis, keepdims)
+    def max(self, axis=None, keepdims=False): return F.max(self, axis, keepdims)
+    def reshape(self, *shape): return F.reshape(self, *shape)
+    def transpose(self, *axes): return F.transpose(self, *axes)
+
+    @property
+    def T(self):
+        return F.transpose(self)
+
+
+class Parameter(Tensor):
+    """A leaf tensor a model learns; ``requires_grad`` is always on.
+
+    >>> import xdl
+    >>> w = xdl.Parameter(xdl.tensor([[0.5, -1.0]]).data)
+    >>> w.requires_grad
+    True
+    """
+
+    def __init__(self, data, backend=None, name: str | None = None):
+        super().__init__(data, requires_grad=True, backend=backend)
+        self.name = name
+
+    def __repr__(self) -> str:
+        label = f"{self.name}: " if self.name else ""
+        return f"Parameter({label}shape={self.shape}, dtype={self.dtype}, backend={self.backend.name})"
+
+
+def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
+    """A tensor on the current backend from a list, scalar, NumPy/CuPy array or Tensor.
+
+    Floating arrays keep their dtype; anything else becomes float32 unless ``dtype`` is given.
+    Data on another backend is copied over (for a zero-copy exchange use `xdl.from_dlpack`).
+    """
+    if isinstance(data, Tensor):
+        data = data.data
+    backend = _backend.current_backend()
+    if not backend.owns(data) and not isinstance(data, np.ndarray | np.generic | list | tuple | int | float):
+        data = _backend.to_numpy(data)
+    dtype = _default_dtype(data) if dtype is None else np.dtype(dtype)
+    return Tensor(backend.asarray(data, dtype=dtype), requires_grad=requires_grad, backend=backend)
+
+
+def from_dlpack(obj) -> Tensor:
+    """A tensor sharing memory with a DLPack-capable object (a torch/JAX/CuPy/NumPy array).
+
+    CPU data lands on the numpy backend, CUDA data on cupy; no copy where the producer allows.
+    """
+    device_type, _ = obj.__dlpack_device__()
+    backend = _backend.get_backend("numpy" if device_type == 1 else "cupy")
+    return Tensor(backend.xp.from_dlpack(obj), backend=backend)
+
+
+def _reverse_topological(root: Tensor) -> list[Tensor]:
+    """Nodes reachable from ``root``, each after every node that consumes it."""
+    order, seen, stack = [], set(), [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        if node._fn is not None:
+            stack.extend((inp, False) for inp in node._fn.inputs if inp.requires_grad and id(inp) not in seen)
+    return order[::-1]
+
+
+# Imported last: the functions build on Tensor, and Tensor's operators call them.
+from xdl import functions as F  # noqa: E402
