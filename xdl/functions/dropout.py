@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 
 from xdl.function import Function
+from xdl.tensor import Tensor
 
 _disabled = False
 
@@ -47,4 +48,6 @@ def dropout(x, rate: float, training: bool = True, mask=None):
         mask = x.backend.rng.random(x.shape, dtype=x.dtype) >= rate
     elif tuple(mask.shape) != x.shape:
         raise ValueError(f"dropout: mask shape {tuple(mask.shape)} does not match input shape {x.shape}")
-    return Dropout.apply(x, mask=getattr(mask, "data", mask), rate=rate)
+    else:
+        mask = x.backend.asarray(mask.data if isinstance(mask, Tensor) else mask)
+    return Dropout.apply(x, mask=mask, rate=rate)

@@ -1,0 +1,225 @@
+"""Layers and models: gradients, initialization, batch norm, dropout, the flat buffer."""
+
+import numpy as np
+import pytest
+
+import xdl
+from xdl.losses import BinaryCrossEntropy, MeanSquaredError, SoftmaxCrossEntropy, l1, l2
+from xdl.nn import BatchNorm, Dense, Dropout, LeakyReLU, ReLU, Sequential, Sigmoid, Softmax, Tanh
+from conftest import t64
+
+
+def f64(layer):
+    return layer.astype(np.float64)
+
+
+@pytest.mark.parametrize("make", [lambda: Dense(4, 3), lambda: Dense(4, 3, bias=False), ReLU, lambda: LeakyReLU(0.2),
+                                  Tanh, Sigmoid, Softmax], ids=["dense", "dense_nobias", "relu", "leaky", "tanh",
+                                                                 "sigmoid", "softmax"])
+def test_layer_gradients(backend, rng, make):
+    layer = f64(make())
+    x = t64(backend, rng.uniform(0.1, 1.5, (5, 4)) * rng.choice([-1, 1], (5, 4)))
+    weights = t64(backend, rng.standard_normal((5, 4 if not layer.parameters() else 3)), requires_grad=False)
+    result = xdl.gradcheck(lambda: (layer(x) * weights).sum(), [x, *layer.parameters()])
+    assert result.difference < 1e-7, str(result)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_batchnorm_gradients(backend, rng, training):
+    bn = f64(BatchNorm(3))
+    bn.running_mean[...] = backend.asarray(rng.standard_normal(3))
+    bn.running_var[...] = backend.asarray(rng.uniform(0.5, 2.0, 3))
+    bn.gamma.data[...] = backend.asarray(rng.uniform(0.5, 2.0, 3))
+    bn.train(training)
+    x = t64(backend, rng.standard_normal((6, 3)) * 3 + 2)
+    weights = t64(backend, rng.standard_normal((6, 3)), requires_grad=False)
+    result = xdl.gradcheck(lambda: ((bn(x) * weights) ** 2).sum(), [x, bn.gamma, bn.beta])
+    assert result.difference < 1e-7, str(result)
+
+
+def test_dropout_gradient_with_fixed_mask(backend, rng):
+    x = t64(backend, rng.standard_normal((6, 5)))
+    mask = backend.asarray(rng.random((6, 5)) >= 0.3)
+    result = xdl.gradcheck(lambda x: (xdl.functions.dropout(x, 0.3, mask=mask) ** 2).sum(), [x])
+    assert result.difference < 1e-7, str(result)
+    y = xdl.functions.dropout(x, 0.3, mask=mask)
+    assert np.allclose(y.numpy(), x.numpy() * backend.to_numpy(mask) / 0.7)
+
+
+@pytest.mark.parametrize("loss_name", ["softmax_ce_int", "softmax_ce_onehot", "bce", "mse"])
+def test_loss_gradients(backend, rng, loss_name):
+    z = t64(backend, rng.standard_normal((7, 3 if loss_name.startswith("softmax") else 1)) * 3)
+    labels = rng.integers(0, 3, 7)
+    if loss_name == "softmax_ce_int":
+        fn = lambda z: SoftmaxCrossEntropy()(z, labels)
+    elif loss_name == "softmax_ce_onehot":
+        fn = lambda z: SoftmaxCrossEntropy()(z, np.eye(3)[labels])
+    elif loss_name == "bce":
+        fn = lambda z: BinaryCrossEntropy()(z, (labels > 0).astype(float))
+    else:
+        targets = rng.standard_normal(7)
+        fn = lambda z: MeanSquaredError()(z, targets)
+    result = xdl.gradcheck(fn, [z])
+    assert result.difference < 1e-7, str(result)
+
+
+def test_losses_match_definitions(backend, rng):
+    z = rng.standard_normal((6, 4)) * 5
+    y = rng.integers(0, 4, 6)
+    p = np.exp(z - z.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    expected = -np.log(p[np.arange(6), y]).mean()
+    assert SoftmaxCrossEntropy()(t64(backend, z), y).item() == pytest.approx(expected, rel=1e-12)
+    big = t64(backend, np.array([[1000.0, -1000.0]]))
+    assert SoftmaxCrossEntropy()(big, np.array([1])).item() == pytest.approx(2000.0)  # stable, no inf
+    zb, yb = rng.standard_normal(6) * 4, (rng.random(6) > 0.5).astype(float)
+    s = 1 / (1 + np.exp(-zb))
+    bce = -(yb * np.log(s) + (1 - yb) * np.log(1 - s)).mean()
+    assert BinaryCrossEntropy()(t64(backend, zb), yb).item() == pytest.approx(bce, rel=1e-12)
+    with pytest.raises(ValueError, match=r"labels must be in \[0, 4\)"):
+        SoftmaxCrossEntropy()(t64(backend, z), np.array([0, 1, 2, 3, 4, 0]))
+
+
+def three_layer_model():
+    return Sequential(Dense(4, 5), BatchNorm(5), ReLU(), Dropout(0.5), Dense(5, 4, init="xavier"), Tanh(),
+                      Dense(4, 3, init="glorot"))
+
+
+def test_whole_model_with_l2_gradient(backend, rng):
+    xdl.seed(3)
+    model = f64(three_layer_model())
+    X = rng.standard_normal((8, 4))
+    y = rng.integers(0, 3, 8)
+    cost = lambda: SoftmaxCrossEntropy()(model(X), y) + l2(model, 0.7, m=8)
+    result = xdl.gradcheck(cost, model.parameters())
+    assert result.difference < 1e-7, str(result)
+    assert model[3].training  # dropout was only switched off during the check
+    result_l1 = xdl.gradcheck(lambda: SoftmaxCrossEntropy()(model(X), y) + l1(model, 0.3, m=8), model.parameters())
+    assert result_l1.difference < 1e-7, str(result_l1)
+
+
+def test_l2_penalty_value_covers_weights_only(backend):
+    model = Sequential(Dense(2, 2), BatchNorm(2), Dense(2, 1))
+    for p in model.parameters():
+        p.data[...] = 2.0
+    # weights: 4 + 2 elements of value 2 → Σ‖W‖² = 24; biases, γ, β excluded
+    assert l2(model, lambd=0.5, m=4).item() == pytest.approx(0.5 / 8 * 24)
+    assert l1(model, lambd=0.5, m=4).item() == pytest.approx(0.5 / 4 * 12)
+
+
+def manual_sgd(model, X, y, loss, lr, steps):
+    for _ in range(steps):
+        model.zero_grad()
+        loss(model(X), y).backward()
+        for p in model.parameters():
+            p.data -= lr * p.grad  # in place, as the optimizers do
+
+
+def test_zeros_init_never_breaks_symmetry(backend, rng):
+    model = Sequential(Dense(3, 4, init="zeros"), Sigmoid(), Dense(4, 2, init="zeros"))
+    X = rng.standard_normal((20, 3)).astype(np.float32)
+    y = rng.integers(0, 2, 20)
+    manual_sgd(model, X, y, SoftmaxCrossEntropy(), lr=0.5, steps=30)
+    w1, w2 = backend.to_numpy(model[0].weight.data), backend.to_numpy(model[2].weight.data)
+    assert np.abs(w2).max() > 1e-3  # it did train
+    assert np.allclose(w1, w1[:, :1])  # every hidden unit has the same incoming weights
+    assert np.allclose(w2, w2[:1, :])  # and the same outgoing weights
+
+
+@pytest.mark.parametrize("name,expected", [("he", lambda i, o: 2 / i), ("xavier", lambda i, o: 1 / i),
+                                           ("glorot", lambda i, o: 2 / (i + o))])
+def test_initializer_variance(name, expected):
+    xdl.seed(0)
+    n_in, n_out = 400, 300
+    w = xdl.init.get(name)((n_in, n_out))
+    n = w.size
+    # sample variance of n normals has relative standard error √(2/n) ≈ 0.4%; allow 5σ
+    assert w.var() == pytest.approx(expected(n_in, n_out), rel=5 * np.sqrt(2 / n))
+    assert abs(w.mean()) < 5 * np.sqrt(expected(n_in, n_out) / n)
+    assert xdl.init.normal(10)((400, 300)).std() == pytest.approx(10, rel=0.02)
+    assert not xdl.init.zeros((3, 2)).any()
+    with pytest.raises(ValueError, match="unknown initializer 'lecun'"):
+        xdl.init.get("lecun")
+
+
+def test_same_seed_same_weights(backend):
+    xdl.seed(5)
+    a = Dense(3, 3).weight.numpy()
+    xdl.seed(5)
+    assert np.array_equal(a, Dense(3, 3).weight.numpy())
+
+
+def test_batchnorm_normalizes_and_tracks_running_stats(backend, rng):
+    bn = BatchNorm(4, momentum=0.9)
+    X = (rng.standard_normal((256, 4)) * [1, 10, 0.1, 3] + [5, -2, 100, 0]).astype(np.float32)
+    y = bn(X).numpy()
+    x64 = X.astype(np.float64)
+    mu, var = x64.mean(0), x64.var(0)
+    # float32 input: a feature at 100 ± 0.1 is quantized at ~1e-4 of its spread; ε shrinks σ² = 0.01 a bit
+    assert np.allclose(y.mean(0), 0, atol=5e-4)
+    assert np.allclose(y.var(0), var / (var + 1e-5), atol=1e-4)
+    assert np.allclose(y, (x64 - mu) / np.sqrt(var + 1e-5), atol=5e-4)
+    assert np.allclose(backend.to_numpy(bn.running_mean), 0.1 * mu, rtol=1e-5)
+    assert np.allclose(backend.to_numpy(bn.running_var), 0.9 + 0.1 * x64.var(0, ddof=1), rtol=1e-5)
+    bn.eval()
+    expected = (x64 - 0.1 * mu) / np.sqrt(0.9 + 0.1 * x64.var(0, ddof=1) + 1e-5)
+    assert np.allclose(bn(X).numpy(), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_batchnorm_rejects_batch_of_one(backend):
+    bn = BatchNorm(3)
+    with pytest.raises(ValueError, match="at least 2 examples"):
+        bn(np.ones((1, 3), dtype=np.float32))
+    bn.eval()
+    assert bn(np.ones((1, 3), dtype=np.float32)).shape == (1, 3)  # fine in evaluation
+
+
+def test_dropout_keeps_fraction_and_expectation(backend):
+    layer = Dropout(0.3)
+    x = np.ones((1000, 1000), dtype=np.float32)
+    y = layer(x).numpy()
+    kept = (y != 0).mean()
+    assert kept == pytest.approx(0.7, abs=0.005)
+    assert y.mean() == pytest.approx(1.0, abs=0.01)  # E[output] = input
+    assert np.allclose(y[y != 0], 1 / 0.7)
+    layer.eval()
+    assert np.array_equal(layer(x).numpy(), x)
+    with pytest.raises(ValueError, match="rate must be in"):
+        Dropout(1.0)
+
+
+def test_parameters_stay_views_into_flat_buffer(backend, rng):
+    model = three_layer_model()
+    buffer = model.parameters()[0]._flat[0]
+    xp = backend.xp
+
+    def all_views():
+        return all(xp.shares_memory(p.data, buffer.data) and xp.shares_memory(p.grad, buffer.grad)
+                   for p in model.parameters())
+
+    assert all_views()
+    assert buffer.size == sum(p.size for p in model.parameters())
+    X, y = rng.standard_normal((16, 4)).astype(np.float32), rng.integers(0, 3, 16)
+    before = backend.to_numpy(buffer.data).copy()
+    manual_sgd(model, X, y, SoftmaxCrossEntropy(), lr=0.1, steps=3)
+    assert all_views()
+    assert not np.array_equal(before, backend.to_numpy(buffer.data))  # training wrote into the buffer
+    model.zero_grad()
+    assert not backend.to_numpy(buffer.grad).any()
+    # weights come first, so weights and the rest are two contiguous ranges
+    roles = [p.role for p in sorted(model.parameters(), key=lambda p: p._flat[1])]
+    assert roles == sorted(roles, key=lambda r: r != "weight")
+
+
+def test_predict_in_batches(backend, rng):
+    model = Sequential(Dense(4, 3))
+    X = rng.standard_normal((10, 4)).astype(np.float32)
+    proba = model.predict_proba(X, batch_size=3)
+    assert proba.shape == (10, 3) and np.allclose(proba.sum(1), 1, atol=1e-6)
+    assert np.array_equal(model.predict(X), proba.argmax(1))
+    assert np.allclose(proba, model.predict_proba(X, batch_size=100), atol=1e-6)
+    binary = Sequential(Dense(4, 1))
+    p = binary.predict_proba(X)
+    assert p.shape == (10, 2) and np.allclose(p.sum(1), 1)
+    with pytest.raises(ValueError, match=r"Dense\(4→3\): expected input of shape \(m, 4\), got \(10, 5\)"):
+        model.predict(np.ones((10, 5)))

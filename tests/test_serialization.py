@@ -1,0 +1,82 @@
+import os
+
+import numpy as np
+import pytest
+
+import xdl
+from xdl import serialization
+from xdl.losses import SoftmaxCrossEntropy
+from xdl.nn import BatchNorm, Dense, Dropout, ReLU, Sequential
+
+
+def trained_model(rng):
+    model = Sequential(Dense(4, 6), BatchNorm(6), ReLU(), Dropout(0.2), Dense(6, 3))
+    X = rng.standard_normal((32, 4)).astype(np.float32)
+    for _ in range(3):
+        model.zero_grad()
+        SoftmaxCrossEntropy()(model(X), rng.integers(0, 3, 32)).backward()
+        for p in model.parameters():
+            p.data -= 0.1 * p.grad
+    return model, X
+
+
+def test_round_trip_is_exact(backend, rng, tmp_path):
+    model, X = trained_model(rng)
+    path = xdl.save(model, tmp_path / "model.npz")
+    loaded = xdl.load(path)
+    a, b = model.state_dict(), loaded.state_dict()
+    assert a.keys() == b.keys() and "1.running_mean" in a
+    for k in a:
+        assert np.array_equal(a[k], b[k]), k
+    assert np.array_equal(model.predict_proba(X), loaded.predict_proba(X))
+    assert repr(loaded) == repr(model)
+
+
+def test_round_trip_float64(backend, rng, tmp_path):
+    model = Sequential(Dense(3, 2)).astype(np.float64)
+    loaded = xdl.load(xdl.save(model, tmp_path / "m.npz"))
+    assert loaded.dtype == np.float64
+
+
+def test_interrupted_save_keeps_old_file(backend, rng, tmp_path, monkeypatch):
+    model, _ = trained_model(rng)
+    path = tmp_path / "model.npz"
+    xdl.save(model, path)
+    old = path.read_bytes()
+
+    def failing_savez(f, **arrays):
+        f.write(b"partial garbage")
+        raise OSError("disk full")
+
+    for p in model.parameters():
+        p.data += 1
+    monkeypatch.setattr(serialization.np, "savez", failing_savez)
+    with pytest.raises(OSError, match="disk full"):
+        xdl.save(model, path)
+    assert path.read_bytes() == old
+    assert os.listdir(tmp_path) == ["model.npz"]  # no temporary left behind
+    monkeypatch.undo()
+    xdl.load(path)
+
+
+def test_wrong_architecture_names_the_parameter(backend, rng, tmp_path):
+    model, _ = trained_model(rng)
+    path = xdl.save(model, tmp_path / "model.npz")
+    other = Sequential(Dense(4, 6), BatchNorm(6), ReLU(), Dropout(0.2), Dense(6, 5))
+    before = other.state_dict()
+    with pytest.raises(ValueError, match=r"parameter '4.weight': saved shape \(6, 3\) does not match the model's \(6, 5\)"):
+        xdl.load(path, model=other)
+    assert all(np.array_equal(before[k], v) for k, v in other.state_dict().items())  # nothing half-loaded
+    with pytest.raises(ValueError, match=r"missing \['5.bias', '5.weight'\]"):
+        xdl.load(path, model=Sequential(Dense(4, 6), BatchNorm(6), ReLU(), Dropout(0.2), Dense(6, 3), Dense(3, 3)))
+
+
+def test_save_errors(backend, tmp_path):
+    model = Sequential(Dense(2, 2))
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        xdl.save(model, tmp_path / "missing" / "m.npz")
+    (tmp_path / "bad.npz").write_bytes(b"nope")
+    with pytest.raises(Exception):
+        xdl.load(tmp_path / "bad.npz")
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        xdl.load(tmp_path / "absent.npz")

@@ -1,0 +1,95 @@
+"""Flat parameter buffers: parameters (and their gradients) as views into one contiguous array
+per dtype.
+
+So ``zero_grad`` is one fill, an optimizer step is one kernel launch over a buffer, and a
+checkpoint is a few arrays. Parameters are placed once (by a model, or by an optimizer for a
+group that is not already a contiguous run) and then updated in place, never rebound.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class FlatBuffer:
+    """``data`` and ``grad``: 1-D arrays of one dtype; ``params`` are views into them, in order."""
+
+    data: object
+    grad: object
+    params: list = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return int(self.data.size)
+
+
+def pack(params) -> list[FlatBuffer]:
+    """Move ``params`` into new flat buffers, one per dtype, keeping their order and values.
+
+    Each parameter's ``data`` and ``grad`` become views into the buffers (a missing gradient
+    becomes zeros), and the parameter records where it lives (``p._flat``).
+    """
+    buffers = []
+    for dtype, group in _by_dtype(params).items():
+        backend = group[0].backend
+        total = sum(p.size for p in group)
+        flat = FlatBuffer(backend.xp.empty(total, dtype=dtype), backend.xp.zeros(total, dtype=dtype), list(group))
+        offset = 0
+        for p in group:
+            end = offset + p.size
+            data, grad = flat.data[offset:end].reshape(p.shape), flat.grad[offset:end].reshape(p.shape)
+            data[...] = p.data
+            if p.grad is not None:
+                grad[...] = p.grad
+            p.data, p.grad, p._flat = data, grad, (flat, offset)
+            offset = end
+        buffers.append(flat)
+    return buffers
+
+
+def flat_views(params) -> list[FlatBuffer]:
+    """Flat buffers covering exactly ``params``, one per dtype.
+
+    Where the parameters of a dtype already sit back to back in one buffer, in this order, the
+    result is a view of that range (no copy); otherwise they are packed anew.
+    """
+    out = []
+    for group in _by_dtype(params).values():
+        run = _contiguous_run(group)
+        out.extend([run] if run is not None else pack(group))
+    return out
+
+
+def _contiguous_run(group):
+    first = getattr(group[0], "_flat", None)
+    if first is None:
+        return None
+    flat, start = first
+    offset = start
+    for p in group:
+        if getattr(p, "_flat", None) != (flat, offset) or not _is_view_of(p, flat, offset):
+            return None
+        offset += p.size
+    if start == 0 and offset == flat.size:
+        return flat
+    return FlatBuffer(flat.data[start:offset], flat.grad[start:offset], list(group))
+
+
+def _is_view_of(p, flat, offset) -> bool:
+    """Whether p.data/p.grad still point at ``flat`` (nobody rebound them)."""
+    itemsize = flat.data.dtype.itemsize
+    return (_address(p.data) == _address(flat.data) + offset * itemsize
+            and p.grad is not None and _address(p.grad) == _address(flat.grad) + offset * itemsize)
+
+
+def _address(array) -> int:
+    """Device or host address of an array's first element."""
+    return array.data.ptr if hasattr(array.data, "ptr") else array.ctypes.data
+
+
+def _by_dtype(params) -> dict:
+    groups: dict = {}
+    for p in params:
+        groups.setdefault(p.dtype, []).append(p)
+    return groups

@@ -1,0 +1,46 @@
+"""Batch normalization as single autodiff nodes; the arithmetic lives in ``backend.ops``
+(NumPy reference on the CPU, CUDA kernels on the GPU — see `xdl.ops.batchnorm` for the formulas)."""
+
+from __future__ import annotations
+
+from xdl.function import Function
+
+
+class BatchNormTrain(Function):
+    """y = γ·(x − μ_B)/√(σ²_B + ε) + β with batch statistics; updates the running statistics."""
+
+    def forward(self, x, gamma, beta):
+        if x.ndim != 2:
+            raise ValueError(f"batch norm expects an (N, C) input, got shape {tuple(x.shape)}")
+        if x.shape[0] < 2:
+            raise ValueError(
+                f"batch norm in training needs a batch of at least 2 examples to estimate a variance, got {x.shape[0]}"
+            )
+        y, self.mean, self.inv_std = self.backend.ops.batchnorm_train_forward(
+            x, gamma, beta, self.running_mean, self.running_var, self.momentum, self.eps)
+        self.x, self.gamma = x, gamma
+        return y
+
+    def backward(self, gy):
+        return self.backend.ops.batchnorm_backward(gy, self.x, self.gamma, self.mean, self.inv_std)
+
+
+class BatchNormInference(Function):
+    """y = γ·(x − running_mean)/√(running_var + ε) + β, i.e. y = x·scale + shift."""
+
+    def forward(self, x, gamma, beta):
+        self.x, self.gamma = x, gamma
+        return self.backend.ops.batchnorm_inference(x, gamma, beta, self.running_mean, self.running_var, self.eps)
+
+    def backward(self, gy):
+        inv_std = 1.0 / self.xp.sqrt(self.running_var + self.eps)
+        x_hat = (self.x - self.running_mean) * inv_std
+        return gy * (self.gamma * inv_std), (gy * x_hat).sum(axis=0), gy.sum(axis=0)
+
+
+def batch_norm(x, gamma, beta, running_mean, running_var, training=True, momentum=0.9, eps=1e-5):
+    """Batch norm of tensor ``x`` (N, C): batch statistics in training, running ones otherwise."""
+    if training:
+        return BatchNormTrain.apply(x, gamma, beta, running_mean=running_mean, running_var=running_var,
+                                    momentum=momentum, eps=eps)
+    return BatchNormInference.apply(x, gamma, beta, running_mean=running_mean, running_var=running_var, eps=eps)

@@ -1,0 +1,10 @@
+"""Layers and models. A layer declares its parameters; a model places them in one flat buffer."""
+
+from xdl.nn.layers import BatchNorm, Dense, Dropout, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from xdl.nn.module import Module
+from xdl.nn.sequential import Sequential
+
+LAYERS = {cls.__name__: cls for cls in (BatchNorm, Dense, Dropout, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh, Sequential)}
+
+__all__ = ["BatchNorm", "Dense", "Dropout", "LAYERS", "LeakyReLU", "Module", "ReLU", "Sequential", "Sigmoid",
+           "Softmax", "Tanh"]

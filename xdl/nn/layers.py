@@ -1,0 +1,127 @@
+"""Layers: Dense, activations, Dropout, BatchNorm."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from xdl import functions as F
+from xdl import init as initializers
+from xdl.nn.module import Module
+
+
+class Dense(Module):
+    """Fully connected layer: Y = X·W + b, X (m, in_features), W (in_features, out_features).
+
+    ``init`` names the weight initializer ("he", "xavier", "glorot", "normal", "zeros") or is a
+    callable ``shape -> array``; the bias starts at zero. ``bias=False`` drops it (before a
+    BatchNorm, whose β does its job).
+
+    >>> import xdl
+    >>> layer = xdl.nn.Dense(3, 2)
+    >>> layer(xdl.tensor([[1.0, 2.0, 3.0]])).shape
+    (1, 2)
+    """
+
+    def __init__(self, in_features: int, out_features: int, init="he", bias: bool = True, dtype=None):
+        super().__init__()
+        for arg, value in (("in_features", in_features), ("out_features", out_features)):
+            if not isinstance(value, int | np.integer) or value < 1:
+                raise ValueError(f"Dense: {arg} must be a positive integer, got {value!r}")
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.config = {"in_features": self.in_features, "out_features": self.out_features,
+                       "init": init if isinstance(init, str) else getattr(init, "__name__", "custom"), "bias": bias}
+        self.add_parameter("weight", initializers.get(init)((self.in_features, self.out_features)), "weight", dtype)
+        self.bias = None
+        if bias:
+            self.add_parameter("bias", np.zeros(self.out_features), "bias", dtype)
+
+    def forward(self, x):
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise ValueError(f"Dense({self.in_features}→{self.out_features}): expected input of shape "
+                             f"(m, {self.in_features}), got {x.shape}")
+        return F.linear(x, self.weight, self.bias)
+
+
+class ReLU(Module):
+    """y = max(x, 0)"""
+
+    def forward(self, x):
+        return F.relu(x)
+
+
+class LeakyReLU(Module):
+    """y = x if x > 0 else slope·x"""
+
+    def __init__(self, slope: float = 0.01):
+        super().__init__()
+        self.slope = float(slope)
+        self.config = {"slope": self.slope}
+
+    def forward(self, x):
+        return F.leaky_relu(x, self.slope)
+
+
+class Tanh(Module):
+    """y = tanh(x)"""
+
+    def forward(self, x):
+        return F.tanh(x)
+
+
+class Sigmoid(Module):
+    """y = 1/(1 + e⁻ˣ)"""
+
+    def forward(self, x):
+        return F.sigmoid(x)
+
+
+class Softmax(Module):
+    """y = softmax(x) along the last axis. For training, prefer logits with SoftmaxCrossEntropy."""
+
+    def forward(self, x):
+        return F.softmax(x)
+
+
+class Dropout(Module):
+    """Inverted dropout: drops each unit with probability ``rate`` (= 1 − keep_prob) in training and
+    scales the kept ones by 1/(1 − rate); the identity in evaluation."""
+
+    def __init__(self, rate: float):
+        super().__init__()
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"Dropout: rate must be in [0, 1) (the drop probability), got {rate}")
+        self.rate = float(rate)
+        self.config = {"rate": self.rate}
+
+    def forward(self, x):
+        return F.dropout(x, self.rate, training=self.training)
+
+
+class BatchNorm(Module):
+    """Batch normalization of (N, features) activations.
+
+    Training: y = γ·(x − μ_B)/√(σ²_B + ε) + β with the batch's mean and biased variance, and
+    running = momentum·running + (1 − momentum)·batch (unbiased variance for running_var).
+    Evaluation: the running statistics replace the batch ones. γ starts at 1, β at 0.
+    """
+
+    def __init__(self, features: int, momentum: float = 0.9, eps: float = 1e-5, dtype=None):
+        super().__init__()
+        if not isinstance(features, int | np.integer) or features < 1:
+            raise ValueError(f"BatchNorm: features must be a positive integer, got {features!r}")
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"BatchNorm: momentum must be in [0, 1), got {momentum}")
+        if not eps > 0:
+            raise ValueError(f"BatchNorm: eps must be > 0, got {eps}")
+        self.features, self.momentum, self.eps = int(features), float(momentum), float(eps)
+        self.config = {"features": self.features, "momentum": self.momentum, "eps": self.eps}
+        self.add_parameter("gamma", np.ones(features), "scale", dtype)
+        self.add_parameter("beta", np.zeros(features), "shift", dtype)
+        self.add_buffer("running_mean", np.zeros(features), dtype)
+        self.add_buffer("running_var", np.ones(features), dtype)
+
+    def forward(self, x):
+        if x.ndim != 2 or x.shape[1] != self.features:
+            raise ValueError(f"BatchNorm({self.features}): expected input of shape (N, {self.features}), got {x.shape}")
+        return F.batch_norm(x, self.gamma, self.beta, self.running_mean, self.running_var,
+                            training=self.training, momentum=self.momentum, eps=self.eps)

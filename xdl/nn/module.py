@@ -1,0 +1,199 @@
+"""`Module`: the base of layers and models — parameters, buffers, modes, state dicts, prediction.
+
+A layer *declares* its parameters with `Module.add_parameter` (values from an initializer) and
+its non-learned state with `Module.add_buffer`; a model places all parameters as views in one flat
+buffer per dtype (`Module.flatten`), weights first, so the usual optimizer groups (with and without
+weight decay) are contiguous ranges of it.
+
+Parameter roles: ``"weight"`` (penalized by L2/L1 and weight decay), ``"bias"``, ``"scale"`` (BN γ),
+``"shift"`` (BN β).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from xdl import backend as _backend
+from xdl.flat import pack
+from xdl.functions.softmax import softmax_array
+from xdl.tensor import Parameter, Tensor, no_grad, tensor
+
+ROLES = ("weight", "bias", "scale", "shift")
+
+
+class Module:
+    """Base class: subclasses set attributes in ``__init__`` and implement ``forward``.
+
+    Attributes that are `Parameter`s or `Module`s are registered automatically, as in PyTorch.
+    ``self.config`` (the constructor arguments) makes a module saveable by `xdl.save`.
+    """
+
+    def __init__(self):
+        object.__setattr__(self, "_parameters", {})
+        object.__setattr__(self, "_modules", {})
+        object.__setattr__(self, "_buffers", {})
+        object.__setattr__(self, "training", True)
+        object.__setattr__(self, "config", {})
+
+    def __setattr__(self, name, value):
+        if isinstance(value, Parameter):
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self._modules[name] = value
+        object.__setattr__(self, name, value)
+
+    # -- declaring state ------------------------------------------------------------------
+    def add_parameter(self, name: str, values: np.ndarray, role: str, dtype=None) -> Parameter:
+        """Create parameter ``name`` on the current backend from host ``values``."""
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+        backend = _backend.current_backend()
+        p = Parameter(backend.asarray(np.asarray(values, dtype=dtype or np.float32)), backend=backend, name=name)
+        p.role = role
+        setattr(self, name, p)
+        return p
+
+    def add_buffer(self, name: str, values: np.ndarray, dtype=None):
+        """Create non-learned state ``name`` (e.g. running statistics) on the current backend."""
+        array = _backend.current_backend().asarray(np.asarray(values, dtype=dtype or np.float32))
+        self._buffers[name] = True
+        object.__setattr__(self, name, array)
+        return array
+
+    # -- walking the tree -----------------------------------------------------------------
+    def named_modules(self, prefix: str = ""):
+        yield prefix, self
+        for name, child in self._modules.items():
+            yield from child.named_modules(f"{prefix}{name}.")
+
+    def named_parameters(self):
+        """(dotted name, parameter) pairs, depth first, each parameter once."""
+        seen = set()
+        for prefix, module in self.named_modules():
+            for name, p in module._parameters.items():
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    yield prefix + name, p
+
+    def parameters(self, role: str | None = None) -> list[Parameter]:
+        """All parameters, or those of one role ("weight", "bias", "scale", "shift")."""
+        return [p for _, p in self.named_parameters() if role is None or p.role == role]
+
+    def named_buffers(self):
+        for prefix, module in self.named_modules():
+            for name in module._buffers:
+                yield prefix + name, getattr(module, name)
+
+    @property
+    def dtype(self):
+        params = self.parameters()
+        return params[0].dtype if params else np.dtype(np.float32)
+
+    # -- modes ----------------------------------------------------------------------------
+    def train(self, mode: bool = True) -> Module:
+        """Training mode: batch statistics in batch norm, dropout active."""
+        for _, module in self.named_modules():
+            object.__setattr__(module, "training", mode)
+        return self
+
+    def eval(self) -> Module:
+        """Evaluation mode: running statistics in batch norm, dropout is the identity."""
+        return self.train(False)
+
+    # -- computing ------------------------------------------------------------------------
+    def forward(self, x: Tensor) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__} does not implement forward")
+
+    def __call__(self, x) -> Tensor:
+        if not isinstance(x, Tensor):
+            x = tensor(x, dtype=self.dtype)
+        return self.forward(x)
+
+    def zero_grad(self) -> None:
+        """Set every gradient to zero, in place (gradients stay views into the flat buffer)."""
+        for p in self.parameters():
+            if p.grad is not None:
+                p.grad[...] = 0
+
+    # -- flat buffer and dtype ------------------------------------------------------------
+    def flatten(self):
+        """Place all parameters as views in one flat buffer per dtype, weights first."""
+        params = self.parameters()
+        ordered = [p for p in params if p.role == "weight"] + [p for p in params if p.role != "weight"]
+        return pack(ordered) if ordered else []
+
+    def astype(self, dtype) -> Module:
+        """Convert parameters and buffers to ``dtype`` in place (e.g. float64 for gradient checking)."""
+        dtype = np.dtype(dtype)
+        for p in self.parameters():
+            p.data, p.grad, p._flat = p.data.astype(dtype), None, None
+        for prefix, module in self.named_modules():
+            for name in module._buffers:
+                object.__setattr__(module, name, getattr(module, name).astype(dtype))
+        self.flatten()
+        return self
+
+    # -- state ----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Name → NumPy copy of every parameter and buffer."""
+        state = {name: p.backend.to_numpy(p.data).copy() for name, p in self.named_parameters()}
+        for name, array in self.named_buffers():
+            state[name] = _backend.to_numpy(array).copy()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        """Copy values in place from ``state`` (names and shapes must match exactly).
+
+        Everything is checked before anything is written, so a mismatch changes nothing.
+        """
+        targets = dict(self.named_parameters())
+        buffers = {name: None for name, _ in self.named_buffers()}
+        expected = set(targets) | set(buffers)
+        missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+        if missing or unexpected:
+            raise ValueError(f"state does not match the model: missing {missing}, unexpected {unexpected}")
+        current = self.state_dict()
+        for name in current:
+            if tuple(np.shape(state[name])) != current[name].shape:
+                raise ValueError(f"parameter {name!r}: saved shape {tuple(np.shape(state[name]))} "
+                                 f"does not match the model's {current[name].shape}")
+        for name, p in targets.items():
+            p.data[...] = p.backend.asarray(np.asarray(state[name], dtype=p.dtype))
+        for prefix, module in self.named_modules():
+            for name in module._buffers:
+                array = getattr(module, name)
+                array[...] = _backend.backend_of(array).asarray(np.asarray(state[prefix + name], dtype=array.dtype))
+
+    # -- prediction -----------------------------------------------------------------------
+    def outputs_probabilities(self) -> bool:
+        """Whether forward already ends in a softmax/sigmoid (so predict_proba must not add one)."""
+        return False
+
+    @no_grad()
+    def predict_outputs(self, X, batch_size: int = 1024) -> np.ndarray:
+        """Forward ``X`` (m, n_features) in evaluation mode, in batches, as a NumPy array."""
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be > 0, got {batch_size}")
+        was_training = self.training
+        self.eval()
+        try:
+            outs = [_backend.to_numpy(self(X[i:i + batch_size]).data) for i in range(0, len(X), batch_size)]
+        finally:
+            self.train(was_training)
+        return np.concatenate(outs) if outs else np.zeros((0,))
+
+    def predict_proba(self, X, batch_size: int = 1024) -> np.ndarray:
+        """Class probabilities (m, C); a single-output (binary) model gives columns [1 − p, p]."""
+        out = self.predict_outputs(X, batch_size)
+        if out.ndim == 1 or out.shape[1] == 1:
+            p = out.reshape(-1) if self.outputs_probabilities() else (np.tanh(out.reshape(-1) * 0.5) + 1) * 0.5
+            return np.stack([1 - p, p], axis=1)
+        return out if self.outputs_probabilities() else softmax_array(np, out.astype(np.float64)).astype(out.dtype)
+
+    def predict(self, X, batch_size: int = 1024) -> np.ndarray:
+        """Predicted class indices (m,)."""
+        return self.predict_proba(X, batch_size).argmax(axis=1)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config.items())
+        return f"{type(self).__name__}({args})"

@@ -1,0 +1,46 @@
+"""`Sequential`: layers applied in order, parameters in one flat buffer."""
+
+from __future__ import annotations
+
+from xdl.nn.layers import Sigmoid, Softmax
+from xdl.nn.module import Module
+
+
+class Sequential(Module):
+    """y = layer_k(… layer_2(layer_1(x)))
+
+    >>> import xdl
+    >>> from xdl.nn import Dense, ReLU, Sequential
+    >>> model = Sequential(Dense(4, 8), ReLU(), Dense(8, 3))
+    >>> model.predict(xdl.to_numpy(xdl.tensor([[0.1, 0.2, 0.3, 0.4]]))).shape
+    (1,)
+    """
+
+    def __init__(self, *layers):
+        super().__init__()
+        if len(layers) == 1 and isinstance(layers[0], list | tuple):
+            layers = tuple(layers[0])
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Module):
+                raise TypeError(f"Sequential: layer {i} is a {type(layer).__name__}, expected an xdl.nn.Module")
+            setattr(self, str(i), layer)
+        self.layers = list(layers)
+        self.flatten()
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def __getitem__(self, i):
+        return self.layers[i]
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def outputs_probabilities(self) -> bool:
+        return bool(self.layers) and isinstance(self.layers[-1], Softmax | Sigmoid)
+
+    def __repr__(self) -> str:
+        inner = ",\n".join(f"  ({i}) {layer!r}" for i, layer in enumerate(self.layers))
+        return f"Sequential(\n{inner}\n)"

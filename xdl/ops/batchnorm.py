@@ -1,0 +1,68 @@
+"""Batch normalization over the batch axis of an (N, C) array — the NumPy reference.
+
+These functions are the specification the CUDA kernels in ``kernels/batchnorm.cu`` follow; they are
+written against ``xp`` (NumPy or CuPy) and used as-is on the CPU.
+
+Training forward, per feature c (biased variance for normalizing, unbiased for the running value):
+
+    μ = (1/N) Σᵢ xᵢ                     two-pass: never E[x²] − E[x]², which cancels catastrophically
+    σ² = (1/N) Σᵢ (xᵢ − μ)²
+    x̂ = (x − μ) / √(σ² + ε)
+    y = γ·x̂ + β
+    running_mean ← β_m·running_mean + (1 − β_m)·μ
+    running_var  ← β_m·running_var  + (1 − β_m)·σ²·N/(N − 1)
+
+Backward, with x̂ recomputed from the saved μ and 1/σ:
+
+    ∂L/∂β = Σᵢ dyᵢ,   ∂L/∂γ = Σᵢ dyᵢ·x̂ᵢ
+    ∂L/∂x = (γ/σ)/N · (N·dy − ∂L/∂β − x̂·∂L/∂γ)
+
+Inference: y = x·scale + shift with scale = γ/√(running_var + ε), shift = β − running_mean·scale.
+"""
+
+from __future__ import annotations
+
+
+def batchnorm_train_forward(xp, x, gamma, beta, running_mean, running_var, momentum, eps):
+    """Normalize ``x`` (N, C) with its batch statistics; update the running statistics in place.
+
+    Returns ``(y, mean, inv_std)``; ``mean`` and ``inv_std`` = 1/√(σ² + ε) are what backward needs.
+    """
+    n = x.shape[0]
+    mean = x.mean(axis=0)
+    y = x - mean  # y holds x − μ, then x̂, then the output: one N×C buffer
+    var = (y * y).mean(axis=0)
+    inv_std = 1.0 / xp.sqrt(var + eps)
+    y *= inv_std
+    y *= gamma
+    y += beta
+    running_mean *= momentum
+    running_mean += (1.0 - momentum) * mean
+    running_var *= momentum
+    running_var += ((1.0 - momentum) * n / (n - 1)) * var
+    return y, mean, inv_std
+
+
+def batchnorm_backward(xp, dy, x, gamma, mean, inv_std):
+    """Gradients ``(dx, dgamma, dbeta)`` of batch norm in training mode."""
+    n = x.shape[0]
+    x_hat = x - mean
+    x_hat *= inv_std
+    dbeta = dy.sum(axis=0)
+    dgamma = (dy * x_hat).sum(axis=0)
+    # dx = (γ/σ)/N · (N·dy − Σdy − x̂·Σ(dy·x̂)), built in the x̂ buffer
+    x_hat *= dgamma
+    x_hat += dbeta
+    dx = dy * n
+    dx -= x_hat
+    dx *= gamma * inv_std / n
+    return dx, dgamma, dbeta
+
+
+def batchnorm_inference(xp, x, gamma, beta, running_mean, running_var, eps):
+    """y = x·scale + shift with the running statistics (no reductions)."""
+    scale = gamma / xp.sqrt(running_var + eps)
+    shift = beta - running_mean * scale
+    y = x * scale
+    y += shift
+    return y

@@ -1,0 +1,101 @@
+"""`save` and `load`: a model's architecture and state in one ``.npz`` file, no pickle.
+
+The file holds every parameter and buffer under its dotted name, plus the architecture as JSON
+(``__xdl_architecture__``). Writes are atomic: the data goes to a temporary file in the same
+directory, is flushed to disk, and replaces the target with one rename — an interrupted save
+leaves the previous file as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from xdl.backend import host_rng
+from xdl.nn import LAYERS, Module, Sequential
+
+ARCHITECTURE_KEY = "__xdl_architecture__"
+FORMAT_VERSION = 1
+
+
+def describe(module: Module) -> dict:
+    """The architecture of ``module`` as plain data (layer classes and constructor arguments)."""
+    name = type(module).__name__
+    if isinstance(module, Sequential):
+        return {"class": "Sequential", "layers": [describe(layer) for layer in module.layers]}
+    if LAYERS.get(name) is not type(module):
+        raise TypeError(f"cannot describe custom module {name}: save its state_dict() and rebuild it in code, "
+                        "or pass model= to xdl.load")
+    return {"class": name, "config": dict(module.config)}
+
+
+def build(description: dict) -> Module:
+    """A fresh module from `describe`'s output (the host random stream is left untouched)."""
+    state = host_rng().bit_generator.state  # building draws initial weights we are about to overwrite
+    try:
+        return _build(description)
+    finally:
+        host_rng().bit_generator.state = state
+
+
+def _build(description: dict) -> Module:
+    name = description.get("class")
+    if name == "Sequential":
+        return Sequential(*[_build(d) for d in description["layers"]])
+    if name not in LAYERS:
+        raise ValueError(f"unknown layer class {name!r} in the saved architecture")
+    return LAYERS[name](**description.get("config", {}))
+
+
+def save(model: Module, path) -> Path:
+    """Write ``model`` (architecture + parameters + buffers) to ``path`` atomically."""
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise FileNotFoundError(f"save: directory {str(directory)!r} does not exist")
+    if not os.access(directory, os.W_OK):
+        raise PermissionError(f"save: directory {str(directory)!r} is not writable")
+    try:
+        architecture = describe(model)
+    except TypeError:
+        architecture = None
+    arrays = model.state_dict()
+    header = {"format": FORMAT_VERSION, "architecture": architecture, "dtype": str(model.dtype)}
+    arrays[ARCHITECTURE_KEY] = np.array(json.dumps(header))
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def load(path, model: Module | None = None) -> Module:
+    """Read a file written by `save`: a new model built from the saved architecture, or the
+    saved state copied into ``model`` (which must have the same parameter names and shapes)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"load: no such file {str(path)!r}")
+    with np.load(path, allow_pickle=False) as data:
+        if ARCHITECTURE_KEY not in data.files:
+            raise ValueError(f"load: {str(path)!r} is not an xdl model file (no {ARCHITECTURE_KEY})")
+        header = json.loads(str(data[ARCHITECTURE_KEY]))
+        state = {k: data[k] for k in data.files if k != ARCHITECTURE_KEY}
+    if model is None:
+        if header.get("architecture") is None:
+            raise ValueError(f"load: {str(path)!r} holds a custom model; pass model= to load its state into it")
+        model = build(header["architecture"])
+        if np.dtype(header["dtype"]) != model.dtype:
+            model.astype(header["dtype"])
+    model.load_state_dict(state)
+    return model
