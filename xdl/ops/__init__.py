@@ -7,7 +7,7 @@ Every method has the same signature in both; tests compare the two on awkward si
 
 from __future__ import annotations
 
-from xdl.ops import batchnorm
+from xdl.ops import batchnorm, optim
 
 
 class NumpyOps:
@@ -26,3 +26,16 @@ class NumpyOps:
 
     def batchnorm_inference(self, x, gamma, beta, running_mean, running_var, eps):
         return batchnorm.batchnorm_inference(self.xp, x, gamma, beta, running_mean, running_var, eps)
+
+    # -- optimizer updates over flat buffers (formulas in xdl.ops.optim) -------------------
+    def sgd_update(self, p, g, lr, weight_decay=0.0):
+        optim.sgd_update(self.xp, p, g, lr, weight_decay)
+
+    def momentum_update(self, p, g, v, lr, beta, nesterov=False, weight_decay=0.0):
+        optim.momentum_update(self.xp, p, g, v, lr, beta, nesterov, weight_decay)
+
+    def rmsprop_update(self, p, g, sq, lr, beta, eps, weight_decay=0.0):
+        optim.rmsprop_update(self.xp, p, g, sq, lr, beta, eps, weight_decay)
+
+    def adam_update(self, p, g, m, v, lr, beta1, beta2, eps, step, weight_decay=0.0, decoupled=False):
+        optim.adam_update(self.xp, p, g, m, v, lr, beta1, beta2, eps, step, weight_decay, decoupled)

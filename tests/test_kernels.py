@@ -1,0 +1,96 @@
+"""CUDA kernels against their NumPy references (the specification), on awkward sizes. GPU only."""
+
+import numpy as np
+import pytest
+
+import xdl
+from xdl.ops import NumpyOps
+from conftest import cupy_available
+
+pytestmark = pytest.mark.gpu
+
+SIZES = [1, 7, 1023, (1 << 20) + 3]
+TOLERANCE = {np.float32: 1e-6, np.float64: 1e-12}
+
+
+@pytest.fixture
+def gpu():
+    if not cupy_available():
+        pytest.skip("needs CuPy and an NVIDIA GPU")
+    return xdl.backend.get_backend("cupy")
+
+
+def relative_error(got, ref):
+    ref = np.asarray(ref, dtype=np.float64)
+    denominator = np.linalg.norm(ref)
+    return np.linalg.norm(np.asarray(got, dtype=np.float64) - ref) / (denominator if denominator else 1.0)
+
+
+UPDATES = {
+    "sgd": (0, lambda ops, p, g, s: ops.sgd_update(p, g, 0.01, 0.001)),
+    "momentum": (1, lambda ops, p, g, s: ops.momentum_update(p, g, s[0], 0.01, 0.9, False, 0.001)),
+    "nesterov": (1, lambda ops, p, g, s: ops.momentum_update(p, g, s[0], 0.01, 0.9, True, 0.0)),
+    "rmsprop": (1, lambda ops, p, g, s: ops.rmsprop_update(p, g, s[0], 0.01, 0.9, 1e-8, 0.0)),
+    "adam": (2, lambda ops, p, g, s: ops.adam_update(p, g, s[0], s[1], 0.01, 0.9, 0.999, 1e-8, 3, 0.001, False)),
+    "adamw": (2, lambda ops, p, g, s: ops.adam_update(p, g, s[0], s[1], 0.01, 0.9, 0.999, 1e-8, 3, 0.01, True)),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("rule", list(UPDATES))
+@pytest.mark.parametrize("offset", [0, 1], ids=["aligned", "unaligned"])
+def test_optimizer_kernel_matches_reference(gpu, rng, rule, n, dtype, offset):
+    n_state, update = UPDATES[rule]
+    host = [rng.standard_normal(n + offset).astype(dtype) for _ in range(2)]
+    host_state = [np.abs(rng.standard_normal(n + offset)).astype(dtype) for _ in range(n_state)]
+    dev = [gpu.asarray(a)[offset:] for a in host]  # offset 1: not 16-byte aligned, scalar path
+    dev_state = [gpu.asarray(a)[offset:] for a in host_state]
+    ref = [a[offset:].copy() for a in host]
+    ref_state = [a[offset:].copy() for a in host_state]
+    for _ in range(3):
+        update(gpu.ops, *dev, dev_state)
+        update(NumpyOps(xdl.backend.get_backend("numpy")), *ref, ref_state)
+    assert relative_error(dev[0].get(), ref[0]) < TOLERANCE[dtype]
+    for d, r in zip(dev_state, ref_state):
+        assert relative_error(d.get(), r) < TOLERANCE[dtype]
+
+
+BN_SHAPES = [(2, 1), (7, 3), (1023, 7), (4099, 33), (1 << 12, 1027)]
+BN_TOLERANCE = {np.float32: 1e-5, np.float64: 1e-12}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", BN_SHAPES)
+@pytest.mark.parametrize("offset", [0.0, 1e4], ids=["centered", "mean1e4"])
+def test_batchnorm_kernels_match_reference(gpu, rng, shape, dtype, offset):
+    n, c = shape
+    x = (rng.standard_normal(shape) * rng.uniform(0.5, 2, c) + offset).astype(dtype)
+    gamma, beta = rng.uniform(0.5, 2, c).astype(dtype), rng.standard_normal(c).astype(dtype)
+    rm, rv = rng.standard_normal(c).astype(dtype), rng.uniform(0.5, 2, c).astype(dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    cpu = NumpyOps(xdl.backend.get_backend("numpy"))
+    rm_ref, rv_ref = rm.copy(), rv.copy()
+    y_ref, mean_ref, inv_ref = cpu.batchnorm_train_forward(x, gamma, beta, rm_ref, rv_ref, 0.9, 1e-5)
+    rm_dev, rv_dev = gpu.asarray(rm), gpu.asarray(rv)
+    y, mean, inv = gpu.ops.batchnorm_train_forward(gpu.asarray(x), gpu.asarray(gamma), gpu.asarray(beta),
+                                                   rm_dev, rv_dev, 0.9, 1e-5)
+    tol = BN_TOLERANCE[dtype]
+    for got, ref in ((y, y_ref), (mean, mean_ref), (inv, inv_ref), (rm_dev, rm_ref), (rv_dev, rv_ref)):
+        assert relative_error(got.get(), ref) < tol
+    # statistics in float64 from scratch: no catastrophic cancellation at mean 1e4
+    x64 = x.astype(np.float64)
+    assert relative_error(inv.get(), 1 / np.sqrt(x64.var(0) + 1e-5)) < (1e-4 if dtype == np.float32 else 1e-12)
+    grads_ref = cpu.batchnorm_backward(dy, x, gamma, mean_ref, inv_ref)
+    grads = gpu.ops.batchnorm_backward(gpu.asarray(dy), gpu.asarray(x), gpu.asarray(gamma), mean, inv)
+    for got, ref in zip(grads, grads_ref):
+        assert relative_error(got.get(), ref) < (1e-4 if dtype == np.float32 else 1e-10)
+    y_inf = gpu.ops.batchnorm_inference(gpu.asarray(x), gpu.asarray(gamma), gpu.asarray(beta), gpu.asarray(rm),
+                                        gpu.asarray(rv), 1e-5)
+    assert relative_error(y_inf.get(), cpu.batchnorm_inference(x, gamma, beta, rm, rv, 1e-5)) < tol
+
+
+def test_kernels_load_from_source_tree(gpu):
+    from xdl.cuda import kernel_dir
+
+    assert (kernel_dir() / "optim.cu").is_file() and (kernel_dir() / "batchnorm.cu").is_file()

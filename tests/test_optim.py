@@ -1,0 +1,210 @@
+"""Optimizers against their formulas, schedules, minimize, bad input, checkpoints."""
+
+import math
+
+import numpy as np
+import pytest
+
+import xdl
+from xdl.nn import BatchNorm, Dense, Sequential
+from xdl.optim import SGD, Adam, AdamW, Momentum, RMSprop, param_groups, schedules
+
+
+def reference_step(name, p, g, state, t, h):
+    """The DESIGN.md formulas, written plainly in float64 NumPy."""
+    lr, wd = h["lr"], h.get("weight_decay", 0.0)
+    if name == "AdamW":
+        p = p * (1 - lr * wd)
+    elif wd:
+        g = g + wd * p
+    if name == "SGD":
+        return p - lr * g
+    if name in ("Momentum", "Nesterov"):
+        state["v"] = h["beta"] * state["v"] + (1 - h["beta"]) * g
+        direction = h["beta"] * state["v"] + (1 - h["beta"]) * g if name == "Nesterov" else state["v"]
+        return p - lr * direction
+    if name == "RMSprop":
+        state["s"] = h["beta"] * state["s"] + (1 - h["beta"]) * g**2
+        return p - lr * g / (np.sqrt(state["s"]) + h["eps"])
+    state["m"] = h["beta1"] * state["m"] + (1 - h["beta1"]) * g
+    state["v"] = h["beta2"] * state["v"] + (1 - h["beta2"]) * g**2
+    m_hat = state["m"] / (1 - h["beta1"] ** t)
+    v_hat = state["v"] / (1 - h["beta2"] ** t)
+    return p - lr * m_hat / (np.sqrt(v_hat) + h["eps"])
+
+
+OPTIMIZERS = {
+    "SGD": (SGD, dict(lr=0.05, weight_decay=0.01)),
+    "Momentum": (Momentum, dict(lr=0.05, beta=0.8, weight_decay=0.02)),
+    "Nesterov": (lambda params, **h: Momentum(params, nesterov=True, **h), dict(lr=0.05, beta=0.9)),
+    "RMSprop": (RMSprop, dict(lr=0.01, beta=0.95, eps=1e-6)),
+    "Adam": (Adam, dict(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.001)),
+    "AdamW": (AdamW, dict(lr=0.01, beta1=0.85, beta2=0.99, eps=1e-7, weight_decay=0.1)),
+}
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_optimizer_matches_formula_for_100_steps(backend, rng, name):
+    make, h = OPTIMIZERS[name]
+    shapes = [(7, 3), (5,), (1,)]
+    values = [rng.standard_normal(s) for s in shapes]
+    params = [xdl.Tensor(backend.asarray(v.copy()), requires_grad=True, backend=backend) for v in values]
+    opt = make(params, **h)
+    states = [{"v": 0.0, "s": 0.0, "m": 0.0} for _ in shapes]
+    for t in range(1, 101):
+        grads = [rng.standard_normal(s) for s in shapes]
+        for p, g in zip(params, grads):
+            p.grad[...] = backend.asarray(g)
+        opt.step()
+        values = [reference_step(name, v, g, st, t, h) for v, g, st in zip(values, grads, states)]
+    for p, v in zip(params, values):
+        got = p.numpy()
+        assert np.linalg.norm(got - v) / np.linalg.norm(v) < 1e-6, name
+
+
+@pytest.mark.parametrize("with_params_at", ["minimize", "constructor"])
+def test_adam_minimize_parabola(backend, with_params_at):
+    w = xdl.tensor([0.0], requires_grad=True)
+    cost = lambda: w**2 - 10 * w + 25
+    if with_params_at == "minimize":
+        last = Adam(lr=0.1).minimize(cost, [w], steps=1000)
+    else:
+        last = Adam([w], lr=0.1).minimize(cost, steps=1000)
+    assert abs(w.item() - 5.0) < 1e-4
+    assert abs(last) < 1e-4  # float32: 25 − 50 + 25 rounds at ~2e-6
+
+
+TABLE_PROBLEMS = {
+    "parabola": (lambda w: ((w - 3.0) ** 2).sum(), np.array([0.0, 0.0]), np.array([3.0, 3.0])),
+    "rosenbrock": (lambda w: (1 - w[0]) ** 2 + 100 * (w[1] - w[0] ** 2) ** 2, np.array([-1.0, 1.0]),
+                   np.array([1.0, 1.0])),
+}
+
+
+@pytest.mark.parametrize("problem", list(TABLE_PROBLEMS))
+@pytest.mark.parametrize("make", [lambda p: Adam(p, lr=0.02), lambda p: RMSprop(p, lr=0.003),
+                                  lambda p: Momentum(p, lr=0.002, beta=0.9), lambda p: SGD(p, lr=0.001)],
+                         ids=["adam", "rmsprop", "momentum", "sgd"])
+def test_every_optimizer_solves_small_problems(backend, problem, make):
+    fn, start, solution = TABLE_PROBLEMS[problem]
+    w = xdl.tensor(start, requires_grad=True)
+    opt = make([w])
+    opt.minimize(lambda: fn(w), steps=20000 if problem == "rosenbrock" else 3000)
+    assert np.allclose(w.numpy(), solution, atol=0.05), w.numpy()
+
+
+def test_schedules_match_formulas():
+    assert schedules.inverse_time(0.2, 1.0)(1) == pytest.approx(0.1)
+    assert schedules.inverse_time(0.2, 0.5)(4) == pytest.approx(0.2 / 3)
+    assert schedules.exponential(0.1)(10) == pytest.approx(0.1 * 0.95**10)
+    assert schedules.exponential(0.1, base=0.5)(3) == pytest.approx(0.0125)
+    assert schedules.inverse_sqrt(0.1, k=2.0)(16) == pytest.approx(0.05)
+    assert schedules.staircase(0.1, 1.0, interval=10)(9) == pytest.approx(0.1)
+    assert schedules.staircase(0.1, 1.0, interval=10)(25) == pytest.approx(0.1 / 3)
+    assert schedules.step_decay(0.1, factor=0.5, every=10)(35) == pytest.approx(0.0125)
+    cos = schedules.cosine(1.0, total=100, min_lr=0.1)
+    assert cos(0) == pytest.approx(1.0) and cos(50) == pytest.approx(0.55) and cos(100) == cos(500) == pytest.approx(0.1)
+    warm = schedules.warmup(schedules.exponential(0.1), steps=4)
+    assert warm(2) == pytest.approx(0.1 * 0.95**2 * 0.5) and warm(8) == pytest.approx(0.1 * 0.95**8)
+    assert schedules.warmup(0.3, 3)(1) == pytest.approx(0.1)
+
+
+def test_schedule_as_lr_is_evaluated_per_step(backend):
+    w = xdl.tensor([1.0], requires_grad=True)
+    opt = SGD([w], lr=schedules.inverse_time(1.0, 1.0))
+    for t in range(1, 4):
+        w.grad[...] = 1.0
+        assert opt.current_lr() == pytest.approx(1.0 / (1 + t))
+        opt.step()
+    assert w.item() == pytest.approx(1 - (1 / 2 + 1 / 3 + 1 / 4), rel=1e-6)
+
+
+def test_manual_lr_change(backend):
+    w = xdl.tensor([0.0], requires_grad=True)
+    opt = SGD([w], lr=0.1)
+    w.grad[...] = 1.0
+    opt.step()
+    opt.lr = 0.01
+    opt.step()
+    assert w.item() == pytest.approx(-0.11)
+    assert opt.lr == 0.01
+
+
+def test_param_groups_skip_decay_on_biases_and_bn(backend):
+    model = Sequential(Dense(3, 4), BatchNorm(4), Dense(4, 2))
+    before = {n: p.numpy().copy() for n, p in model.named_parameters()}
+    opt = SGD(param_groups(model, weight_decay=0.5), lr=0.1)
+    model.zero_grad()
+    opt.step()  # zero gradients: only weight decay moves anything
+    for name, p in model.named_parameters():
+        expected = before[name] * (1 - 0.05) if p.role == "weight" else before[name]
+        assert np.allclose(p.numpy(), expected), name
+    # the groups are contiguous ranges of the model's flat buffer: no copy was made
+    buffer = model.parameters()[0]._flat[0]
+    assert all(p._flat[0] is buffer for p in model.parameters())
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(lr=0.0), "lr must be a finite number > 0"), (dict(lr=-1), "lr must be"),
+    (dict(beta1=1.0), r"beta1 must be in \[0, 1\)"), (dict(beta2=-0.1), "beta2 must be in"),
+    (dict(eps=0.0), "eps must be a finite number > 0"), (dict(weight_decay=-1.0), "weight_decay must be"),
+])
+def test_bad_hyperparameters_fail_at_construction(backend, kwargs, match):
+    w = xdl.tensor([1.0], requires_grad=True)
+    with pytest.raises(ValueError, match=match):
+        Adam([w], **kwargs)
+
+
+def test_mixed_backends_fail_at_construction(backend):
+    other = xdl.backend.Backend("otherlib", np)
+    a = xdl.tensor([1.0], requires_grad=True)
+    b = xdl.Tensor(np.zeros(2, dtype=np.float32), requires_grad=True, backend=other)
+    with pytest.raises(ValueError, match=rf"mixed backends \(({backend.name} and otherlib|otherlib and {backend.name})\)"):
+        Adam([a, b])
+
+
+def test_non_finite_gradient_is_reported_not_applied(backend):
+    w = xdl.Parameter(backend.asarray(np.ones(3, dtype=np.float32)), name="layer.weight")
+    opt = Adam([w], lr=0.1, check_finite=True)
+    w.grad[...] = backend.asarray(np.array([1.0, np.nan, 0.0], dtype=np.float32))
+    with pytest.raises(FloatingPointError, match=r"layer\.weight before step 1"):
+        opt.step()
+    assert np.array_equal(w.numpy(), np.ones(3)) and opt.t == 0
+
+
+def test_state_dict_round_trip_continues_identically(backend, rng):
+    def run(split):
+        w = xdl.tensor(np.linspace(-1, 1, 5), requires_grad=True)
+        opt = Adam([w], lr=0.05)
+        grads = np.random.default_rng(0).standard_normal((10, 5))
+        for i, g in enumerate(grads):
+            if i == split:
+                saved = opt.state_dict()
+                opt = Adam([w], lr=0.05)
+                opt.load_state_dict(saved)
+            w.grad[...] = backend.asarray(g)
+            opt.step()
+        return w.numpy()
+
+    assert np.array_equal(run(split=None), run(split=4))
+
+
+def test_chunked_reference_equals_naive_expressions(rng):
+    n = (1 << 16) + 3  # several chunks and a ragged tail
+    p, g = rng.standard_normal(n).astype(np.float32), rng.standard_normal(n).astype(np.float32)
+    m, v = np.zeros(n, np.float32), np.zeros(n, np.float32)
+    from xdl.ops import optim
+    pc, mc, vc = p.copy(), m.copy(), v.copy()
+    optim.adam_update(np, pc, g, mc, vc, 0.01, 0.9, 0.999, 1e-8, step=1)
+    m_n = 0.1 * g
+    v_n = 0.001 * g * g
+    p_n = p - 0.01 * (m_n / 0.1) / (np.sqrt(v_n / 0.001) + 1e-8)
+    assert np.allclose(pc, p_n, rtol=1e-5, atol=1e-6) and np.allclose(mc, m_n) and np.allclose(vc, v_n)
+
+
+def test_ewa_bias_correction():
+    values = np.full(20, 5.0)
+    assert np.allclose(xdl.ewa.ewa(values, 0.9), 5.0)
+    raw = xdl.ewa.ewa(values, 0.9, bias_correction=False)
+    assert raw[0] == pytest.approx(0.5) and raw[-1] == pytest.approx(5 * (1 - 0.9**20))
+    assert math.isclose(xdl.ewa.EWA(0.5).update(4.0), 4.0)

@@ -1,0 +1,121 @@
+"""Optimizer updates over flat buffers — the NumPy reference and the CPU implementation.
+
+The CUDA kernels in ``kernels/optim.cu`` follow these functions line by line. Every update reads
+p, g and the state once and writes p and the state once, in place. On the CPU the buffers are
+walked in cache-sized chunks with in-place ufuncs (``out=``), so the few temporaries stay in cache:
+at 10M float32 parameters that is ~3× faster than the naive whole-array expressions (DESIGN.md).
+
+Formulas (g already includes coupled L2 weight decay, g ← g + wd·p, when ``weight_decay`` > 0):
+
+    SGD        p ← p − lr·g
+    Momentum   v ← β·v + (1 − β)·g;   p ← p − lr·v             (Nesterov: p ← p − lr·(β·v + (1 − β)·g))
+    RMSprop    s ← β·s + (1 − β)·g²;  p ← p − lr·g/(√s + ε)
+    Adam       m ← β₁·m + (1 − β₁)·g;  v ← β₂·v + (1 − β₂)·g²
+               p ← p − lr·m̂/(√v̂ + ε),  m̂ = m/(1 − β₁ᵗ),  v̂ = v/(1 − β₂ᵗ)
+               computed as p ← p − (lr/(1 − β₁ᵗ))·m/(√v·(1/√(1 − β₂ᵗ)) + ε): the bias corrections
+               are two host scalars per step
+    AdamW      Adam with decoupled decay applied first: p ← p·(1 − lr·wd)
+"""
+
+from __future__ import annotations
+
+CHUNK = 1 << 15  # elements per chunk: 4 float32 arrays × 128 KiB + scratch stay in L2
+
+
+def _chunks(n: int, chunk: int):
+    for start in range(0, n, chunk):
+        yield slice(start, min(start + chunk, n))
+
+
+def _scratch(xp, like, chunk):
+    return xp.empty(min(chunk, like.size), dtype=like.dtype)
+
+
+def _decayed_gradient(xp, p, g, weight_decay, out):
+    """g + wd·p into ``out`` (coupled L2), or g itself when wd = 0."""
+    if not weight_decay:
+        return g
+    xp.multiply(p, weight_decay, out=out)
+    out += g
+    return out
+
+
+def sgd_update(xp, p, g, lr, weight_decay=0.0, chunk=CHUNK):
+    """p ← p − lr·(g + wd·p)"""
+    tmp, gw_buf = _scratch(xp, p, chunk), _scratch(xp, p, chunk)
+    for s in _chunks(p.size, chunk):
+        n = s.stop - s.start
+        gw = _decayed_gradient(xp, p[s], g[s], weight_decay, gw_buf[:n])
+        xp.multiply(gw, lr, out=tmp[:n])
+        p[s] -= tmp[:n]
+
+
+def momentum_update(xp, p, g, v, lr, beta, nesterov=False, weight_decay=0.0, chunk=CHUNK):
+    """v ← β·v + (1 − β)·g;  p ← p − lr·v   (Nesterov: p ← p − lr·(β·v + (1 − β)·g))"""
+    tmp, gw_buf = _scratch(xp, p, chunk), _scratch(xp, p, chunk)
+    for s in _chunks(p.size, chunk):
+        n, t = s.stop - s.start, tmp[: s.stop - s.start]
+        gw = _decayed_gradient(xp, p[s], g[s], weight_decay, gw_buf[:n])
+        vs = v[s]
+        vs *= beta
+        xp.multiply(gw, 1.0 - beta, out=t)
+        vs += t  # v = β·v + (1 − β)·g
+        if nesterov:  # step along the look-ahead β·v + (1 − β)·g; t still holds (1 − β)·g
+            look = xp.multiply(vs, beta, out=gw_buf[:n])  # gw is no longer needed
+            t += look
+            t *= lr
+            p[s] -= t
+        else:
+            xp.multiply(vs, lr, out=t)
+            p[s] -= t
+
+
+def rmsprop_update(xp, p, g, sq, lr, beta, eps, weight_decay=0.0, chunk=CHUNK):
+    """s ← β·s + (1 − β)·g²;  p ← p − lr·g/(√s + ε)"""
+    tmp, gw_buf = _scratch(xp, p, chunk), _scratch(xp, p, chunk)
+    for s in _chunks(p.size, chunk):
+        n, t = s.stop - s.start, tmp[: s.stop - s.start]
+        gw = _decayed_gradient(xp, p[s], g[s], weight_decay, gw_buf[:n])
+        ss = sq[s]
+        ss *= beta
+        xp.multiply(gw, gw, out=t)
+        t *= 1.0 - beta
+        ss += t  # s = β·s + (1 − β)·g²
+        xp.sqrt(ss, out=t)
+        t += eps  # √s + ε
+        xp.divide(gw, t, out=t)
+        t *= lr
+        p[s] -= t
+
+
+def adam_scalars(lr, beta1, beta2, step):
+    """The per-step host scalars: lr/(1 − β₁ᵗ) (m̂'s correction folded into the step) and
+    1/√(1 − β₂ᵗ) (so √v̂ = √v·that)."""
+    return lr / (1.0 - beta1**step), 1.0 / (1.0 - beta2**step) ** 0.5
+
+
+def adam_update(xp, p, g, m, v, lr, beta1, beta2, eps, step, weight_decay=0.0, decoupled=False, chunk=CHUNK):
+    """One Adam (``decoupled=False``) or AdamW (``decoupled=True``) step number ``step`` (t ≥ 1)."""
+    step_size, inv_sqrt_bias2 = adam_scalars(lr, beta1, beta2, step)
+    tmp, gw_buf = _scratch(xp, p, chunk), _scratch(xp, p, chunk)
+    for s in _chunks(p.size, chunk):
+        n, t = s.stop - s.start, tmp[: s.stop - s.start]
+        ps, ms, vs = p[s], m[s], v[s]
+        if decoupled and weight_decay:
+            ps *= 1.0 - lr * weight_decay  # AdamW: p = p·(1 − lr·wd)
+            gw = g[s]
+        else:
+            gw = _decayed_gradient(xp, ps, g[s], weight_decay, gw_buf[:n])
+        ms *= beta1
+        xp.multiply(gw, 1.0 - beta1, out=t)
+        ms += t  # m = β₁·m + (1 − β₁)·g
+        vs *= beta2
+        xp.multiply(gw, gw, out=t)
+        t *= 1.0 - beta2
+        vs += t  # v = β₂·v + (1 − β₂)·g²
+        xp.sqrt(vs, out=t)
+        t *= inv_sqrt_bias2
+        t += eps  # √v̂ + ε
+        xp.divide(ms, t, out=t)
+        t *= step_size
+        ps -= t  # p = p − lr·m̂/(√v̂ + ε)

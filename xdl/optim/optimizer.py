@@ -1,0 +1,227 @@
+"""`Optimizer`: parameter groups over flat buffers, one fused update per group and dtype.
+
+Each group's parameters are (or are placed as) views into one flat buffer per dtype
+(`xdl.flat.flat_views`); the optimizer's state (m, v, …) is flat buffers of the same size. So
+``step()`` is one call of ``backend.ops.<rule>_update`` per group — one kernel launch on the GPU —
+and ``zero_grad()`` one fill.
+
+A learning rate is a float or a schedule ``count -> lr`` (`xdl.optim.schedules`); a schedule given
+to the optimizer is called with the step number t = 1, 2, …  Setting ``opt.lr`` between epochs
+changes every group's rate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from xdl.flat import flat_views
+from xdl.tensor import Tensor
+
+
+def check_positive(name, value):
+    if not isinstance(value, int | float | np.floating) or not value > 0 or not np.isfinite(value):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+
+
+def check_beta(name, value):
+    if not isinstance(value, int | float | np.floating) or not 0.0 <= value < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+
+
+def check_non_negative(name, value):
+    if not isinstance(value, int | float | np.floating) or not value >= 0 or not np.isfinite(value):
+        raise ValueError(f"{name} must be a finite number ≥ 0, got {value!r}")
+
+
+def check_lr(lr):
+    if not callable(lr):
+        check_positive("lr", lr)
+
+
+@dataclass
+class ParamGroup:
+    params: list
+    settings: dict  # lr (float or schedule) and the rule's hyperparameters
+    flats: list  # one FlatBuffer per dtype
+    state: list = field(default_factory=list)  # per flat: {state name: flat array}
+
+
+class Optimizer:
+    """Base class. Subclasses set ``state_names``, validate their hyperparameters in
+    ``check_settings`` and apply their rule in ``update``."""
+
+    state_names: tuple[str, ...] = ()
+
+    def __init__(self, params=None, check_finite: bool = False, **defaults):
+        """``params``: parameters, a model, or a list of group dicts ``{"params": [...], "lr": ...}``;
+        may be omitted when the optimizer is only used through `minimize`.
+
+        ``check_finite=True`` checks every gradient for NaN/Inf before each update and raises
+        instead of writing them into the weights. Cost: one extra read of the gradient buffer
+        and one device→host sync per group per step.
+        """
+        check_lr(defaults["lr"])
+        self.check_settings(defaults)
+        self.defaults = defaults
+        self.check_finite = bool(check_finite)
+        self.groups: list[ParamGroup] = []
+        self.t = 0
+        if params is not None:
+            for group in _as_groups(params):
+                self.add_param_group(group)
+
+    # -- hooks for subclasses -------------------------------------------------------------
+    def check_settings(self, settings: dict) -> None:
+        check_non_negative("weight_decay", settings.get("weight_decay", 0.0))
+
+    def update(self, flat, state: dict, lr: float, settings: dict) -> None:
+        raise NotImplementedError
+
+    # -- groups ---------------------------------------------------------------------------
+    def add_param_group(self, group: dict) -> None:
+        params = list(group["params"])
+        if not params:
+            raise ValueError("an optimizer parameter group needs at least one parameter")
+        for i, p in enumerate(params):
+            if not isinstance(p, Tensor) or not p.requires_grad:
+                raise TypeError(f"params[{i}] must be a tensor that requires grad, got {p!r}")
+        backends = sorted({p.backend.name for p in [*params, *self.parameters()]})
+        if len(backends) > 1:
+            raise ValueError(f"parameters of mixed backends ({' and '.join(backends)}) cannot share an optimizer")
+        known = {id(p) for p in self.parameters()}
+        if any(id(p) in known for p in params):
+            raise ValueError("a parameter appears in more than one group")
+        settings = {**self.defaults, **{k: v for k, v in group.items() if k != "params"}}
+        check_lr(settings["lr"])
+        self.check_settings(settings)
+        flats = flat_views(params)
+        xp = params[0].backend.xp
+        state = [{name: xp.zeros_like(f.data) for name in self.state_names} for f in flats]
+        self.groups.append(ParamGroup(params, settings, flats, state))
+
+    def parameters(self) -> list:
+        return [p for g in self.groups for p in g.params]
+
+    @property
+    def lr(self):
+        """The learning rate (of the first group); setting it changes every group's."""
+        return self.groups[0].settings["lr"] if self.groups else self.defaults["lr"]
+
+    @lr.setter
+    def lr(self, value) -> None:
+        check_lr(value)
+        self.defaults["lr"] = value
+        for g in self.groups:
+            g.settings["lr"] = value
+
+    def current_lr(self, group: ParamGroup | None = None) -> float:
+        """The rate the next step uses (a schedule is evaluated at t + 1)."""
+        lr = (group or self.groups[0]).settings["lr"] if self.groups else self.defaults["lr"]
+        return float(lr(self.t + 1)) if callable(lr) else float(lr)
+
+    # -- the loop -------------------------------------------------------------------------
+    def zero_grad(self) -> None:
+        for g in self.groups:
+            for flat in g.flats:
+                flat.grad.fill(0)
+
+    def step(self) -> None:
+        """Apply one update to every group (nothing is written if a checked gradient is not finite)."""
+        if self.check_finite:
+            self._check_finite()
+        for g in self.groups:
+            lr = self.current_lr(g)
+            check_positive("lr (from the schedule)", lr)
+            for flat, state in zip(g.flats, g.state):
+                self.update(flat, state, lr, g.settings)
+        self.t += 1
+
+    def _check_finite(self) -> None:
+        for g in self.groups:
+            for flat in g.flats:
+                xp = flat.params[0].backend.xp
+                if not bool(xp.isfinite(flat.grad).all()):
+                    bad = [getattr(p, "name", None) or f"#{i}" for i, p in enumerate(flat.params)
+                           if not bool(xp.isfinite(p.grad).all())]
+                    raise FloatingPointError(
+                        f"non-finite gradient (NaN or Inf) in parameter(s) {', '.join(bad)} before step {self.t + 1}; "
+                        "the weights were left unchanged")
+
+    def minimize(self, cost_fn, params=None, steps: int = 1) -> float:
+        """Run ``steps`` of: zero the gradients, ``cost = cost_fn()``, backward, step.
+
+        ``params`` defaults to the optimizer's own; parameters given here that it does not hold
+        yet are added as a new group. Returns the last cost (one host sync, at the end).
+
+        >>> import xdl
+        >>> w = xdl.tensor([0.0], requires_grad=True)
+        >>> _ = xdl.optim.Adam(lr=0.1).minimize(lambda: w**2 - 10*w + 25, [w], steps=1000)
+        >>> round(w.item(), 3)
+        5.0
+        """
+        if not isinstance(steps, int | np.integer) or steps < 1:
+            raise ValueError(f"minimize: steps must be a positive integer, got {steps!r}")
+        if params is not None:
+            known = {id(p) for p in self.parameters()}
+            new = [p for p in params if id(p) not in known]
+            if new:
+                self.add_param_group({"params": new})
+        if not self.groups:
+            raise ValueError("minimize: no parameters; pass params or construct the optimizer with them")
+        cost = None
+        for _ in range(steps):
+            self.zero_grad()
+            cost = cost_fn()
+            cost.backward()
+            self.step()
+        return cost.item()
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Step count, hyperparameters (a schedule is kept as-is: it is code) and NumPy copies
+        of the state buffers."""
+        return {
+            "t": self.t,
+            "settings": [dict(g.settings) for g in self.groups],
+            "state": [[{k: flat.params[0].backend.to_numpy(a).copy() for k, a in st.items()}
+                       for flat, st in zip(g.flats, g.state)] for g in self.groups],
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore from `state_dict`; group and buffer layout must match (checked first)."""
+        if len(state["state"]) != len(self.groups):
+            raise ValueError(f"optimizer state has {len(state['state'])} groups, this optimizer {len(self.groups)}")
+        for gi, (g, saved) in enumerate(zip(self.groups, state["state"])):
+            for flat, st, sv in zip(g.flats, g.state, saved):
+                for k, a in st.items():
+                    if k not in sv or sv[k].shape != a.shape:
+                        raise ValueError(f"optimizer state {k!r} of group {gi} does not match (shape {a.shape})")
+        for g, saved, settings in zip(self.groups, state["state"], state["settings"]):
+            g.settings.update(settings)
+            for flat, st, sv in zip(g.flats, g.state, saved):
+                for k, a in st.items():
+                    a[...] = flat.params[0].backend.asarray(sv[k])
+        self.t = int(state["t"])
+
+
+def _as_groups(params) -> list[dict]:
+    if hasattr(params, "parameters") and callable(params.parameters):
+        params = params.parameters()
+    if isinstance(params, Tensor):
+        raise TypeError("params must be an iterable of tensors (wrap a single tensor in a list)")
+    params = list(params)
+    if params and isinstance(params[0], dict):
+        return params
+    return [{"params": params}]
+
+
+def param_groups(model, weight_decay: float) -> list[dict]:
+    """Two groups: weights with ``weight_decay``, and biases/BN γ, β without (the usual split)."""
+    weights = model.parameters("weight")
+    others = [p for p in model.parameters() if p.role != "weight"]
+    groups = [{"params": weights, "weight_decay": weight_decay}]
+    if others:
+        groups.append({"params": others, "weight_decay": 0.0})
+    return groups

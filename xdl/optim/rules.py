@@ -1,0 +1,82 @@
+"""The update rules: SGD, Momentum (Nesterov), RMSprop, Adam, AdamW (formulas: `xdl.ops.optim`)."""
+
+from __future__ import annotations
+
+from xdl.optim.optimizer import Optimizer, check_beta, check_positive
+
+
+class SGD(Optimizer):
+    """p ← p − lr·(g + wd·p)"""
+
+    def __init__(self, params=None, lr=0.01, weight_decay=0.0, check_finite=False):
+        super().__init__(params, check_finite, lr=lr, weight_decay=weight_decay)
+
+    def update(self, flat, state, lr, s):
+        flat.params[0].backend.ops.sgd_update(flat.data, flat.grad, lr, s["weight_decay"])
+
+
+class Momentum(Optimizer):
+    """v ← β·v + (1 − β)·g;  p ← p − lr·v  (the EWA form; Nesterov steps along β·v + (1 − β)·g)"""
+
+    state_names = ("v",)
+
+    def __init__(self, params=None, lr=0.01, beta=0.9, nesterov=False, weight_decay=0.0, check_finite=False):
+        super().__init__(params, check_finite, lr=lr, beta=beta, nesterov=bool(nesterov), weight_decay=weight_decay)
+
+    def check_settings(self, s):
+        super().check_settings(s)
+        check_beta("beta", s["beta"])
+
+    def update(self, flat, state, lr, s):
+        flat.params[0].backend.ops.momentum_update(flat.data, flat.grad, state["v"], lr, s["beta"], s["nesterov"],
+                                                   s["weight_decay"])
+
+
+class RMSprop(Optimizer):
+    """s ← β·s + (1 − β)·g²;  p ← p − lr·g/(√s + ε)"""
+
+    state_names = ("s",)
+
+    def __init__(self, params=None, lr=0.001, beta=0.9, eps=1e-8, weight_decay=0.0, check_finite=False):
+        super().__init__(params, check_finite, lr=lr, beta=beta, eps=eps, weight_decay=weight_decay)
+
+    def check_settings(self, s):
+        super().check_settings(s)
+        check_beta("beta", s["beta"])
+        check_positive("eps", s["eps"])
+
+    def update(self, flat, state, lr, s):
+        flat.params[0].backend.ops.rmsprop_update(flat.data, flat.grad, state["s"], lr, s["beta"], s["eps"],
+                                                  s["weight_decay"])
+
+
+class Adam(Optimizer):
+    """m ← β₁·m + (1 − β₁)·g;  v ← β₂·v + (1 − β₂)·g²;  p ← p − lr·m̂/(√v̂ + ε)
+    with m̂ = m/(1 − β₁ᵗ), v̂ = v/(1 − β₂ᵗ). ``weight_decay`` is coupled L2 (g ← g + wd·p)."""
+
+    state_names = ("m", "v")
+    decoupled = False
+
+    def __init__(self, params=None, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+                 check_finite=False):
+        super().__init__(params, check_finite, lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay)
+
+    def check_settings(self, s):
+        super().check_settings(s)
+        check_beta("beta1", s["beta1"])
+        check_beta("beta2", s["beta2"])
+        check_positive("eps", s["eps"])
+
+    def update(self, flat, state, lr, s):
+        flat.params[0].backend.ops.adam_update(flat.data, flat.grad, state["m"], state["v"], lr, s["beta1"],
+                                               s["beta2"], s["eps"], self.t + 1, s["weight_decay"], self.decoupled)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay: p ← p·(1 − lr·wd) before the Adam step (Loshchilov & Hutter)."""
+
+    decoupled = True
+
+    def __init__(self, params=None, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01,
+                 check_finite=False):
+        super().__init__(params, lr, beta1, beta2, eps, weight_decay, check_finite)
