@@ -23,8 +23,8 @@ __device__ __forceinline__ float rsqrt_t<float>(float x) { return 1.0f / sqrtf(x
 // Chan et al.: merge (n_b, mean_b, m2_b) into (n_a, mean_a, m2_a).
 template <typename T>
 __device__ __forceinline__ void chan_merge(T& n_a, T& mean_a, T& m2_a, T n_b, T mean_b, T m2_b) {
-    const T n = n_a + n_b;
     if (n_b == T(0)) return;
+    const T n = n_a + n_b;
     const T delta = mean_b - mean_a;
     const T w = n_b / n;
     mean_a += delta * w;
@@ -33,6 +33,9 @@ __device__ __forceinline__ void chan_merge(T& n_a, T& mean_a, T& m2_a, T n_b, T 
 }
 
 // Per (row-block, feature): count, mean and M2 = Σ(x − mean)² of rows [y·rows, (y+1)·rows).
+// Values are shifted by K = x[0, c] (a sample of the feature) before accumulating, so a feature
+// whose mean is large against its spread (1e4 ± 1) keeps its precision; the mean stored is of x − K.
+// Rows come four at a time: an exact two-pass mean/M2 of the four in registers, then one Chan merge.
 template <typename T>
 __global__ void bn_partial_stats(const T* __restrict__ x, long long n_rows, int n_cols, long long rows_per_block,
                                  T* __restrict__ part_count, T* __restrict__ part_mean, T* __restrict__ part_m2) {
@@ -43,27 +46,19 @@ __global__ void bn_partial_stats(const T* __restrict__ x, long long n_rows, int 
     const long long r1 = min(r0 + rows_per_block, n_rows);
     T count = 0, mean = 0, m2 = 0;
     if (c < n_cols) {
+        const T shift = x[c];
         long long r = r0 + ty;
-        // Four rows in flight per thread before the dependent Welford updates.
         for (; r + 3 * BLOCK_Y < r1; r += 4 * BLOCK_Y) {
             T v[4];
 #pragma unroll
-            for (int k = 0; k < 4; ++k) v[k] = x[(r + k * BLOCK_Y) * n_cols + c];
+            for (int k = 0; k < 4; ++k) v[k] = x[(r + k * BLOCK_Y) * n_cols + c] - shift;
+            const T mean4 = T(0.25) * ((v[0] + v[1]) + (v[2] + v[3]));
+            T m2_4 = 0;
 #pragma unroll
-            for (int k = 0; k < 4; ++k) {
-                count += T(1);
-                const T d = v[k] - mean;
-                mean += d / count;
-                m2 += d * (v[k] - mean);
-            }
+            for (int k = 0; k < 4; ++k) m2_4 += (v[k] - mean4) * (v[k] - mean4);
+            chan_merge(count, mean, m2, T(4), mean4, m2_4);
         }
-        for (; r < r1; r += BLOCK_Y) {
-            const T v = x[r * n_cols + c];
-            count += T(1);
-            const T d = v - mean;
-            mean += d / count;
-            m2 += d * (v - mean);
-        }
+        for (; r < r1; r += BLOCK_Y) chan_merge(count, mean, m2, T(1), x[r * n_cols + c] - shift, T(0));
     }
     s_count[ty][tx] = count;
     s_mean[ty][tx] = mean;
@@ -79,10 +74,10 @@ __global__ void bn_partial_stats(const T* __restrict__ x, long long n_rows, int 
     }
 }
 
-// Per feature: merge the row-block partials; μ, 1/√(σ² + ε) (biased σ²); running statistics
+// Per feature: merge the row-block partials (Chan), add back the shift; μ, 1/√(σ² + ε) (biased σ²); running statistics
 // running ← momentum·running + (1 − momentum)·batch, with the unbiased variance σ²·N/(N − 1).
 template <typename T>
-__global__ void bn_finalize_stats(const T* __restrict__ part_count, const T* __restrict__ part_mean,
+__global__ void bn_finalize_stats(const T* __restrict__ x, const T* __restrict__ part_count, const T* __restrict__ part_mean,
                                   const T* __restrict__ part_m2, int n_parts, long long n_rows, int n_cols,
                                   T* __restrict__ mean_out, T* __restrict__ inv_std_out, T* __restrict__ running_mean,
                                   T* __restrict__ running_var, double momentum, double eps) {
@@ -93,6 +88,7 @@ __global__ void bn_finalize_stats(const T* __restrict__ part_count, const T* __r
         const long long i = (long long)k * n_cols + c;
         chan_merge(count, mean, m2, part_count[i], part_mean[i], part_m2[i]);
     }
+    mean += x[c];  // undo the shift K = x[0, c] of bn_partial_stats
     const T var = m2 / T(n_rows);
     mean_out[c] = mean;
     inv_std_out[c] = rsqrt_t(var + T(eps));
@@ -225,7 +221,7 @@ __global__ void bn_backward_dx(const T* __restrict__ dy, const T* __restrict__ x
 
 #define INSTANTIATE(T)                                                                                           \
     template __global__ void bn_partial_stats<T>(const T*, long long, int, long long, T*, T*, T*);              \
-    template __global__ void bn_finalize_stats<T>(const T*, const T*, const T*, int, long long, int, T*, T*, T*, \
+    template __global__ void bn_finalize_stats<T>(const T*, const T*, const T*, const T*, int, long long, int, T*, T*, T*, \
                                                   T*, double, double);                                         \
     template __global__ void bn_normalize<T>(const T*, T*, long long, int, const T*, const T*, const T*,        \
                                              const T*, long long);                                              \

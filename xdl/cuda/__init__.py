@@ -47,6 +47,7 @@ def _module(filename: str):
     return cupy.RawModule(code=code, options=("-std=c++17",), name_expressions=names)
 
 
+@functools.cache
 def kernel(filename: str, name: str, dtype):
     """The compiled kernel ``name<T>`` from ``kernels/<filename>`` for ``dtype``."""
     return _module(filename).get_function(f"{name}<{C_TYPES[np.dtype(dtype)]}>")
@@ -105,7 +106,8 @@ class CupyOps(NumpyOps):
     def _stats_grid(self, n_rows, n_cols):
         """(grid, rows per block, number of row blocks) for the column-reduction kernels."""
         col_blocks = (n_cols + BLOCK_X - 1) // BLOCK_X
-        parts = max(1, min((self.sm_count * 8 + col_blocks - 1) // col_blocks, (n_rows + BLOCK_Y - 1) // BLOCK_Y))
+        # Many waves of blocks (not one barely-full wave): the last partial wave costs little.
+        parts = max(1, min((self.sm_count * 32 + col_blocks - 1) // col_blocks, (n_rows + 4 * BLOCK_Y - 1) // (4 * BLOCK_Y)))
         rows = (n_rows + parts - 1) // parts
         parts = (n_rows + rows - 1) // rows
         return (col_blocks, parts), rows, parts
@@ -127,13 +129,13 @@ class CupyOps(NumpyOps):
         x = xp.ascontiguousarray(x)
         n, c = x.shape
         grid, rows, parts = self._stats_grid(n, c)
-        count, part_mean, part_m2 = (xp.empty((parts, c), dtype=dt) for _ in range(3))
+        count, part_mean, part_m2 = xp.empty((3, parts, c), dtype=dt)  # one allocation
         kernel("batchnorm.cu", "bn_partial_stats", dt)(grid, (BLOCK_X, BLOCK_Y),
                                                        (x, np.int64(n), np.int32(c), np.int64(rows), count, part_mean,
                                                         part_m2))
-        mean, inv_std = xp.empty(c, dtype=dt), xp.empty(c, dtype=dt)
+        mean, inv_std = xp.empty((2, c), dtype=dt)
         kernel("batchnorm.cu", "bn_finalize_stats", dt)(((c + THREADS - 1) // THREADS,), (THREADS,),
-                                                        (count, part_mean, part_m2, np.int32(parts), np.int64(n),
+                                                        (x, count, part_mean, part_m2, np.int32(parts), np.int64(n),
                                                          np.int32(c), mean, inv_std, running_mean, running_var,
                                                          np.float64(momentum), np.float64(eps)))
         y = xp.empty_like(x)
@@ -149,11 +151,11 @@ class CupyOps(NumpyOps):
         dy, x = xp.ascontiguousarray(dy), xp.ascontiguousarray(x)
         n, c = x.shape
         grid, rows, parts = self._stats_grid(n, c)
-        part_dy, part_dy_xmu = xp.empty((parts, c), dtype=dt), xp.empty((parts, c), dtype=dt)
+        part_dy, part_dy_xmu = xp.empty((2, parts, c), dtype=dt)
         kernel("batchnorm.cu", "bn_backward_partial", dt)(grid, (BLOCK_X, BLOCK_Y),
                                                           (dy, x, mean, np.int64(n), np.int32(c), np.int64(rows),
                                                            part_dy, part_dy_xmu))
-        dgamma, dbeta = xp.empty(c, dtype=dt), xp.empty(c, dtype=dt)
+        dgamma, dbeta = xp.empty((2, c), dtype=dt)
         kernel("batchnorm.cu", "bn_backward_finalize", dt)(((c + THREADS - 1) // THREADS,), (THREADS,),
                                                            (part_dy, part_dy_xmu, np.int32(parts), np.int32(c),
                                                             inv_std, dgamma, dbeta))

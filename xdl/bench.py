@@ -1,0 +1,243 @@
+"""Benchmark cases for the fused ops: xdl vs. naive ``xp`` expressions vs. PyTorch, against the
+copy bandwidth measured in the same run. Used by ``benchmarks/report.py`` and the pytest-benchmark
+suites in ``benchmarks/``.
+
+Each case counts the fewest bytes its op must move (every input read once, every output written
+once): fp32 Adam 28 B/parameter, SGD 12, Momentum and RMSprop 20; batch-norm forward and inference
+8 B/element, forward+backward 20.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from xdl.backend import Backend
+
+
+@dataclass
+class Row:
+    case: str
+    impl: str
+    seconds: float
+    bytes: int
+
+    @property
+    def gbps(self) -> float:
+        return self.bytes / self.seconds / 1e9
+
+
+def time_call(fn, backend: Backend, min_time: float = 0.2, repeat: int = 7) -> float:
+    """Median seconds per call of ``fn`` over ``repeat`` batches of back-to-back calls (so launch
+    overhead counts), synchronizing the device around each batch."""
+    fn()
+    backend.synchronize()
+    start = time.perf_counter()
+    fn()
+    backend.synchronize()
+    single = max(time.perf_counter() - start, 1e-6)
+    calls = max(1, min(1000, int(min_time / repeat / single)))
+    samples = []
+    for _ in range(repeat):
+        backend.synchronize()
+        start = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        backend.synchronize()
+        samples.append((time.perf_counter() - start) / calls)
+    return statistics.median(samples)
+
+
+def _torch(backend: Backend):
+    try:
+        import torch
+    except ImportError:
+        return None, None
+    if backend.name == "cupy":
+        if not torch.cuda.is_available():
+            return None, None
+        return torch, "cuda"
+    return torch, "cpu"
+
+
+def _torch_time(fn, torch, device, min_time=0.2, repeat=7):
+    class _Sync:
+        name = device
+
+        def synchronize(self):
+            if device == "cuda":
+                torch.cuda.synchronize()
+
+    return time_call(fn, _Sync(), min_time, repeat)
+
+
+def copy_bandwidth(backend: Backend, nbytes: int) -> Row:
+    xp = backend.xp
+    src = xp.ones(nbytes // 4, dtype=xp.float32)
+    dst = xp.empty_like(src)
+    return Row("device copy", "xp.copyto", time_call(lambda: xp.copyto(dst, src), backend), 2 * src.nbytes)
+
+
+# -- optimizer cases ----------------------------------------------------------------------
+OPT_BYTES = {"adam": 28, "adamw": 28, "sgd": 12, "momentum": 20, "rmsprop": 20}
+MLP_SHAPES = ([(784,), (784,)] + [(784, 1024), (1024,)] + [(1024,), (1024,), (1024, 1024), (1024,)] * 9
+              + [(1024,), (1024,), (1024, 10), (10,)])  # 784→10×1024→10, BN before every Dense: 44 tensors
+
+
+def _flat_update(backend, rule, p, g, s):
+    ops = backend.ops
+    if rule == "adam":
+        return lambda: ops.adam_update(p, g, s[0], s[1], 1e-3, 0.9, 0.999, 1e-8, 10)
+    if rule == "adamw":
+        return lambda: ops.adam_update(p, g, s[0], s[1], 1e-3, 0.9, 0.999, 1e-8, 10, 0.01, True)
+    if rule == "sgd":
+        return lambda: ops.sgd_update(p, g, 1e-3, 0.0)
+    if rule == "momentum":
+        return lambda: ops.momentum_update(p, g, s[0], 1e-3, 0.9)
+    return lambda: ops.rmsprop_update(p, g, s[0], 1e-3, 0.9, 1e-8)
+
+
+def _naive_update(xp, rule, p, g, s):
+    """The same update as whole-array expressions (temporaries and all)."""
+    b1, b2, lr, eps, t = 0.9, 0.999, 1e-3, 1e-8, 10
+
+    def adam():
+        s[0][...] = b1 * s[0] + (1 - b1) * g
+        s[1][...] = b2 * s[1] + (1 - b2) * g * g
+        p[...] = p - lr * (s[0] / (1 - b1**t)) / (xp.sqrt(s[1] / (1 - b2**t)) + eps)
+
+    def adamw():
+        p[...] = p * (1 - lr * 0.01)
+        adam()
+
+    def sgd():
+        p[...] = p - lr * g
+
+    def momentum():
+        s[0][...] = 0.9 * s[0] + 0.1 * g
+        p[...] = p - lr * s[0]
+
+    def rmsprop():
+        s[0][...] = 0.9 * s[0] + 0.1 * g * g
+        p[...] = p - lr * g / (xp.sqrt(s[0]) + eps)
+
+    return locals()[rule]
+
+
+def _torch_optimizer(torch, device, rule, tensors):
+    params = [torch.nn.Parameter(t) for t in tensors]
+    for p in params:
+        p.grad = torch.randn_like(p)
+    fused = {"fused": True} if device == "cuda" else {}
+    make = {"adam": lambda: torch.optim.Adam(params, lr=1e-3, **fused),
+            "adamw": lambda: torch.optim.AdamW(params, lr=1e-3, **fused),
+            "sgd": lambda: torch.optim.SGD(params, lr=1e-3, **fused),
+            "momentum": lambda: torch.optim.SGD(params, lr=1e-3, momentum=0.9, **fused),
+            "rmsprop": lambda: torch.optim.RMSprop(params, lr=1e-3, foreach=True)}
+    opt = make[rule]()
+    opt.step()
+    return opt.step, ("fused" if fused and rule != "rmsprop" else "foreach")
+
+
+def optimizer_rows(backend: Backend, rule: str, n: int | None = None, shapes=None, with_naive=True) -> list[Row]:
+    """xdl's fused update over one flat buffer vs naive xp vs torch (one tensor, or ``shapes``)."""
+    xp = backend.xp
+    sizes = [int(np.prod(s)) for s in shapes] if shapes else [n]
+    total = sum(sizes)
+    case = f"{rule} {'MLP ' + str(len(shapes)) + ' tensors' if shapes else _count(n)} ({_count(total)} params)"
+    rng = backend.rng
+    p, g = rng.standard_normal(total, dtype=xp.float32), rng.standard_normal(total, dtype=xp.float32)
+    state = [xp.zeros(total, dtype=xp.float32) for _ in range(2)]
+    nbytes = OPT_BYTES[rule] * total
+    rows = [Row(case, "xdl fused (1 launch)", time_call(_flat_update(backend, rule, p, g, state), backend), nbytes)]
+    if with_naive:
+        rows.append(Row(case, "naive xp", time_call(_naive_update(xp, rule, p, g, state), backend), nbytes))
+    torch, device = _torch(backend)
+    if torch is not None:
+        tensors = [torch.randn(*(s if shapes else (n,)), device=device) for s in (shapes or [None])]
+        step, kind = _torch_optimizer(torch, device, rule, tensors)
+        rows.append(Row(case, f"torch {kind}", _torch_time(step, torch, device), nbytes))
+    return rows
+
+
+# -- batch-norm cases ---------------------------------------------------------------------
+def batchnorm_rows(backend: Backend, mode: str, n: int, c: int) -> list[Row]:
+    """mode: "train fwd", "train fwd+bwd" or "inference"."""
+    xp, ops = backend.xp, backend.ops
+    rng = backend.rng
+    x = rng.standard_normal((n, c), dtype=xp.float32)
+    dy = rng.standard_normal((n, c), dtype=xp.float32)
+    gamma, beta = xp.ones(c, xp.float32), xp.zeros(c, xp.float32)
+    rm, rv = xp.zeros(c, xp.float32), xp.ones(c, xp.float32)
+    case = f"batchnorm {mode} {n}x{c}"
+    nbytes = (20 if mode == "train fwd+bwd" else 8) * n * c
+
+    def xdl_fn():
+        if mode == "inference":
+            return ops.batchnorm_inference(x, gamma, beta, rm, rv, 1e-5)
+        y, mean, inv = ops.batchnorm_train_forward(x, gamma, beta, rm, rv, 0.9, 1e-5)
+        if mode == "train fwd+bwd":
+            ops.batchnorm_backward(dy, x, gamma, mean, inv)
+
+    def naive_fn():
+        if mode == "inference":
+            return (x - rm) / xp.sqrt(rv + 1e-5) * gamma + beta
+        mean, var = x.mean(0), x.var(0)
+        inv = 1 / xp.sqrt(var + 1e-5)
+        x_hat = (x - mean) * inv
+        y = x_hat * gamma + beta
+        if mode == "train fwd+bwd":
+            dbeta, dgamma = dy.sum(0), (dy * x_hat).sum(0)
+            return gamma * inv / n * (n * dy - dbeta - x_hat * dgamma)
+        return y
+
+    rows = [Row(case, "xdl kernels", time_call(xdl_fn, backend), nbytes),
+            Row(case, "naive xp", time_call(naive_fn, backend), nbytes)]
+    torch, device = _torch(backend)
+    if torch is not None:
+        tx = torch.randn(n, c, device=device, requires_grad=(mode == "train fwd+bwd"))
+        tdy = torch.randn(n, c, device=device)
+        tw, tb = torch.ones(c, device=device, requires_grad=True), torch.zeros(c, device=device, requires_grad=True)
+        trm, trv = torch.zeros(c, device=device), torch.ones(c, device=device)
+        F = torch.nn.functional
+
+        def torch_fn():
+            if mode == "inference":
+                with torch.no_grad():
+                    return F.batch_norm(tx, trm, trv, tw, tb, training=False)
+            if mode == "train fwd":
+                with torch.no_grad():
+                    return F.batch_norm(tx, trm, trv, tw, tb, training=True, momentum=0.1)
+            F.batch_norm(tx, trm, trv, tw, tb, training=True, momentum=0.1).backward(tdy)
+
+        rows.append(Row(case, "torch", _torch_time(torch_fn, torch, device), nbytes))
+    return rows
+
+
+def _count(n: int) -> str:
+    return f"{n / 1e6:g}M" if n >= 1e6 else f"{n / 1e3:g}K" if n >= 1e3 else str(n)
+
+
+def format_table(rows: list[Row], copy: Row) -> str:
+    """A markdown table: time, GB/s, % of copy bandwidth, ratios to naive and to torch."""
+    lines = ["| case | implementation | median time | GB/s | % of copy | vs naive xp | vs torch |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    by_case: dict[str, list[Row]] = {}
+    for r in rows:
+        by_case.setdefault(r.case, []).append(r)
+    for case, group in by_case.items():
+        naive = next((r for r in group if r.impl == "naive xp"), None)
+        torch = next((r for r in group if r.impl.startswith("torch")), None)
+        for r in group:
+            vs_naive = f"{naive.seconds / r.seconds:.2f}× faster" if naive and r is not naive else ""
+            vs_torch = f"{r.seconds / torch.seconds:.2f}× torch's time" if torch and r is not torch else ""
+            lines.append(f"| {case} | {r.impl} | {_duration(r.seconds)} | {r.gbps:.0f} | "
+                         f"{100 * r.gbps / copy.gbps:.0f}% | {vs_naive} | {vs_torch} |")
+    return "\n".join(lines)
+
+
+def _duration(s: float) -> str:
+    return f"{s * 1e3:.3f} ms" if s >= 1e-3 else f"{s * 1e6:.1f} µs"
