@@ -22,10 +22,6 @@ from xdl import functions as F
 from xdl.tensor import Tensor
 
 
-def _host_labels(y):
-    return y.numpy() if isinstance(y, Tensor) else y
-
-
 class SoftmaxCrossEntropy:
     """Softmax + cross-entropy of logits (m, C) against int labels (m,) or one-hot rows (m, C)."""
 
@@ -53,26 +49,26 @@ class SoftmaxCrossEntropy:
         return F.softmax_cross_entropy(logits, labels)
 
 
+def _targets_like(outputs: Tensor, targets, loss: str):
+    """``targets`` as an array of ``outputs``' backend, dtype and shape (same number of elements)."""
+    targets = targets.data if isinstance(targets, Tensor) else targets
+    if targets.size != outputs.size:
+        raise ValueError(f"{loss}: {targets.size} targets for outputs of shape {outputs.shape}")
+    return outputs.backend.asarray(targets, dtype=outputs.dtype).reshape(outputs.shape)
+
+
 class BinaryCrossEntropy:
     """Sigmoid + binary cross-entropy of logits (m,) or (m, 1) against 0/1 (or soft) labels."""
 
     def __call__(self, logits: Tensor, labels) -> Tensor:
-        labels = labels.data if isinstance(labels, Tensor) else labels
-        if labels.size != logits.size:
-            raise ValueError(f"BinaryCrossEntropy: {labels.size} labels for logits of shape {logits.shape}")
-        labels = logits.backend.asarray(labels, dtype=logits.dtype).reshape(logits.shape)
-        return F.sigmoid_binary_cross_entropy(logits, labels)
+        return F.sigmoid_binary_cross_entropy(logits, _targets_like(logits, labels, "BinaryCrossEntropy"))
 
 
 class MeanSquaredError:
     """Mean of squared differences over all elements."""
 
     def __call__(self, predictions: Tensor, targets) -> Tensor:
-        targets = targets.data if isinstance(targets, Tensor) else targets
-        if targets.size != predictions.size:
-            raise ValueError(f"MeanSquaredError: {targets.size} targets for predictions of shape {predictions.shape}")
-        targets = predictions.backend.asarray(targets, dtype=predictions.dtype).reshape(predictions.shape)
-        diff = predictions - targets
+        diff = predictions - _targets_like(predictions, targets, "MeanSquaredError")
         return (diff * diff).mean()
 
 
