@@ -13,7 +13,7 @@ import json
 import platform
 
 import xdl
-from xdl.bench import MLP_SHAPES, batchnorm_rows, copy_bandwidth, format_table, optimizer_rows
+from xdl.bench import MLP_SHAPES, batchnorm_case, copy_bandwidth, format_table, optimizer_case
 
 
 def main(argv=None) -> None:
@@ -28,14 +28,14 @@ def main(argv=None) -> None:
     copy = copy_bandwidth(backend, (1 << 30) if gpu else (1 << 28))
     rows = []
     for n in ([1_000_000, 10_000_000] + ([] if args.quick else [100_000_000])):
-        rows += optimizer_rows(backend, "adam", n)
-    rows += optimizer_rows(backend, "adam", shapes=MLP_SHAPES)
+        rows += optimizer_case(backend, "adam", n).rows()
+    rows += optimizer_case(backend, "adam", shapes=MLP_SHAPES).rows()
     for rule in ("adamw", "sgd", "momentum", "rmsprop"):
-        rows += optimizer_rows(backend, rule, 10_000_000)
+        rows += optimizer_case(backend, rule, 10_000_000).rows()
     shapes = [(1024, 1024), (8192, 4096)] + ([] if args.quick else [(65536, 1024)])
     for mode in ("train fwd", "train fwd+bwd", "inference"):
         for n, c in shapes:
-            rows += batchnorm_rows(backend, mode, n, c)
+            rows += batchnorm_case(backend, mode, n, c).rows()
 
     device = backend.device_name()
     print(f"# xdl benchmark report — {datetime.date.today()} — backend {backend.name}, device {device}, "

@@ -1,237 +1,465 @@
 // Batch normalization over the batch axis of a row-major (N, C) array.
 //
 // The specification is the NumPy reference in xdl/ops/batchnorm.py; formulas are repeated here.
-// Threads run along C, so a warp reads 32 consecutive features of one row (coalesced). Statistics
-// are per-thread Welford (never E[x²] − E[x]²), merged with Chan's formula, first within a block,
-// then across the G row-blocks by a finalize kernel. Accumulation is in T (fp32 for fp32 input,
-// fp64 for fp64).
 //
-//   training forward:  bn_partial_stats → bn_finalize_stats → bn_normalize      (x read twice, y written once)
-//   backward:          bn_backward_partial → bn_backward_finalize → bn_backward_dx (dy, x read twice, dx written)
-//   inference:         bn_inference                                            (x read once, y written once)
+// Layout: blocks of BLOCK_X × BLOCK_Y threads. A thread owns V consecutive features (V = 16 bytes
+// of T when the host says every row array is 16-byte aligned and C % V == 0, else 1) and visits rows
+// ty, ty + BLOCK_Y, … of its block's run of rows, so a warp reads 32·V consecutive features of one
+// row: coalesced, 16-byte loads. Reductions keep T accumulators (fp32 for fp32, fp64 for fp64).
+//
+//   training forward:  bn_stats → bn_normalize          (x read twice, y written once)
+//                      or, up to SMALL_ROWS rows, bn_forward_small (one launch; the second read hits cache)
+//   backward:          bn_backward_reduce → bn_backward_dx (dy and x read twice, dx written once)
+//   inference:         bn_inference                      (x read once, y written once)
+//
+// The two reductions finish in the same launch: each block writes its partial result, and the last
+// block of a column of blocks to arrive (an atomic counter per column, reset by that block) merges
+// the partials of its features in a fixed order, so results are deterministic.
 //
 // Self-contained (no headers): NVRTC compiles it as-is and `nvcc --ptx` checks it in CI.
 
-#define BLOCK_X 32   // features per stats block (one warp wide)
-#define BLOCK_Y 8    // row lanes per stats block
+#define BLOCK_X 32   // threads along features (one warp)
+#define BLOCK_Y 8    // row lanes
+#define THREADS (BLOCK_X * BLOCK_Y)
+#ifndef ROW_GROUP
+#define ROW_GROUP 8  // rows per lane loaded together by the reductions (loads in flight per thread)
+#endif
+#define PREFETCH 4   // partials loaded together by the last block of a column
+#define REDUCE_MIN_BLOCKS 3  // resident blocks per SM the reductions are compiled for (caps registers)
+
+template <typename T, int V>
+struct alignas(sizeof(T) * V) Vec {
+    T v[V];
+};
+
+template <typename T, int V>
+__device__ __forceinline__ Vec<T, V> load(const T* p) { return *reinterpret_cast<const Vec<T, V>*>(p); }
+
+template <typename T, int V>
+__device__ __forceinline__ void store(T* p, const Vec<T, V>& a) { *reinterpret_cast<Vec<T, V>*>(p) = a; }
 
 template <typename T>
 __device__ __forceinline__ T rsqrt_t(T x) { return T(1) / sqrt(x); }
 template <>
 __device__ __forceinline__ float rsqrt_t<float>(float x) { return 1.0f / sqrtf(x); }
 
-// Chan et al.: merge (n_b, mean_b, m2_b) into (n_a, mean_a, m2_a).
+// Chan et al.: fold a group (n_b values, mean_b, M2_b) into (n_a, mean_a, M2_a), given w = n_b/(n_a + n_b).
+// Split from the count update so V features that share their counts share one division.
+template <typename T>
+__device__ __forceinline__ void chan_update(T& mean_a, T& m2_a, T n_a, T w, T mean_b, T m2_b) {
+    const T delta = mean_b - mean_a;
+    mean_a += delta * w;
+    m2_a += m2_b + delta * delta * n_a * w;
+}
+
 template <typename T>
 __device__ __forceinline__ void chan_merge(T& n_a, T& mean_a, T& m2_a, T n_b, T mean_b, T m2_b) {
     if (n_b == T(0)) return;
-    const T n = n_a + n_b;
-    const T delta = mean_b - mean_a;
-    const T w = n_b / n;
-    mean_a += delta * w;
-    m2_a += m2_b + delta * delta * n_a * w;
-    n_a = n;
+    chan_update(mean_a, m2_a, n_a, n_b / (n_a + n_b), mean_b, m2_b);
+    n_a += n_b;
 }
 
-// Per (row-block, feature): count, mean and M2 = Σ(x − mean)² of rows [y·rows, (y+1)·rows).
-// Values are shifted by K = x[0, c] (a sample of the feature) before accumulating, so a feature
-// whose mean is large against its spread (1e4 ± 1) keeps its precision; the mean stored is of x − K.
-// Rows come four at a time: an exact two-pass mean/M2 of the four in registers, then one Chan merge.
-template <typename T>
-__global__ void bn_partial_stats(const T* __restrict__ x, long long n_rows, int n_cols, long long rows_per_block,
-                                 T* __restrict__ part_count, T* __restrict__ part_mean, T* __restrict__ part_m2) {
-    __shared__ T s_count[BLOCK_Y][BLOCK_X], s_mean[BLOCK_Y][BLOCK_X], s_m2[BLOCK_Y][BLOCK_X];
-    const int tx = threadIdx.x, ty = threadIdx.y;
-    const int c = blockIdx.x * BLOCK_X + tx;
-    const long long r0 = (long long)blockIdx.y * rows_per_block;
-    const long long r1 = min(r0 + rows_per_block, n_rows);
-    T count = 0, mean = 0, m2 = 0;
-    if (c < n_cols) {
-        const T shift = x[c];
-        long long r = r0 + ty;
-        for (; r + 3 * BLOCK_Y < r1; r += 4 * BLOCK_Y) {
-            T v[4];
-#pragma unroll
-            for (int k = 0; k < 4; ++k) v[k] = x[(r + k * BLOCK_Y) * n_cols + c] - shift;
-            const T mean4 = T(0.25) * ((v[0] + v[1]) + (v[2] + v[3]));
-            T m2_4 = 0;
-#pragma unroll
-            for (int k = 0; k < 4; ++k) m2_4 += (v[k] - mean4) * (v[k] - mean4);
-            chan_merge(count, mean, m2, T(4), mean4, m2_4);
-        }
-        for (; r < r1; r += BLOCK_Y) chan_merge(count, mean, m2, T(1), x[r * n_cols + c] - shift, T(0));
+// Rows in [r0, r1) that row lane `lane` visits (r0 + lane, r0 + lane + BLOCK_Y, …).
+__device__ __forceinline__ long long lane_rows(long long r0, long long r1, int lane) {
+    return r1 - r0 > lane ? (r1 - r0 - lane + BLOCK_Y - 1) / BLOCK_Y : 0;
+}
+
+// Called by all threads after the block wrote its partials: true in the last block of this column.
+__device__ __forceinline__ bool last_block_of_column(int* counters) {
+    __shared__ bool is_last;
+    __threadfence();  // make this block's partials visible before it is counted
+    __syncthreads();
+    if (threadIdx.x == 0 && threadIdx.y == 0) {
+        is_last = atomicAdd(&counters[blockIdx.x], 1) == (int)gridDim.y - 1;
+        if (is_last) counters[blockIdx.x] = 0;  // ready for the next launch on this stream
     }
-    s_count[ty][tx] = count;
-    s_mean[ty][tx] = mean;
-    s_m2[ty][tx] = m2;
+    __syncthreads();
+    if (is_last) __threadfence();
+    return is_last;
+}
+
+// -- training forward: statistics -------------------------------------------------------------
+// Per feature c: μ = (1/N) Σ x, σ² = (1/N) Σ (x − μ)² (Welford/Chan, never E[x²] − E[x]²),
+// 1/√(σ² + ε); running_mean ← m·running_mean + (1 − m)·μ, running_var ← m·running_var + (1 − m)·σ²·N/(N − 1).
+// Values are shifted by K = x[0, c] before accumulating, so a feature whose mean is large against its
+// spread (1e4 ± 1) keeps its precision. Rows come ROW_GROUP at a time: an exact two-pass mean/M2 of
+// the group in registers, then one Chan merge.
+
+// Moments of the block's rows [r0, r1) for features c…c+V−1: each row lane accumulates its rows,
+// then lane 0 merges the others and ends with the block's (mean of x − K, M2); returns the count.
+template <typename T, int V>
+__device__ __forceinline__ T block_moments(const T* __restrict__ x, long long r0, long long r1, int n_cols, int c,
+                                           T (&mean)[V], T (&m2)[V], T (*s_mean)[BLOCK_X * V],
+                                           T (*s_m2)[BLOCK_X * V]) {
+    const int tx = threadIdx.x, ty = threadIdx.y;
+    T count = 0;
+#pragma unroll
+    for (int k = 0; k < V; ++k) mean[k] = m2[k] = T(0);
+    if (c < n_cols) {
+        const Vec<T, V> shift = load<T, V>(x + c);
+        long long r = r0 + ty;
+        constexpr int G = ROW_GROUP;
+        for (; r + (G - 1) * BLOCK_Y < r1; r += G * BLOCK_Y) {
+            Vec<T, V> a[G];
+#pragma unroll
+            for (int j = 0; j < G; ++j) a[j] = load<T, V>(x + (r + j * BLOCK_Y) * n_cols + c);
+            const T w = T(G) / (count + T(G));
+#pragma unroll
+            for (int k = 0; k < V; ++k) {
+                T d[G], sum = T(0);
+#pragma unroll
+                for (int j = 0; j < G; ++j) sum += d[j] = a[j].v[k] - shift.v[k];
+                const T mean_g = sum * (T(1) / T(G));
+                T m2_g = T(0);
+#pragma unroll
+                for (int j = 0; j < G; ++j) m2_g += (d[j] - mean_g) * (d[j] - mean_g);
+                chan_update(mean[k], m2[k], count, w, mean_g, m2_g);
+            }
+            count += T(G);
+        }
+        for (; r < r1; r += BLOCK_Y) {
+            const Vec<T, V> a = load<T, V>(x + r * n_cols + c);
+            const T w = T(1) / (count + T(1));
+#pragma unroll
+            for (int k = 0; k < V; ++k) chan_update(mean[k], m2[k], count, w, a.v[k] - shift.v[k], T(0));
+            count += T(1);
+        }
+    }
+#pragma unroll
+    for (int k = 0; k < V; ++k) {
+        s_mean[ty][tx * V + k] = mean[k];
+        s_m2[ty][tx * V + k] = m2[k];
+    }
     __syncthreads();
     if (ty == 0 && c < n_cols) {
+        for (int lane = 1; lane < BLOCK_Y; ++lane) {
+            const T n_b = T(lane_rows(r0, r1, lane));
+            if (n_b == T(0)) break;  // later lanes have no rows either
+            const T w = n_b / (count + n_b);
 #pragma unroll
-        for (int k = 1; k < BLOCK_Y; ++k) chan_merge(count, mean, m2, s_count[k][tx], s_mean[k][tx], s_m2[k][tx]);
-        const long long out = (long long)blockIdx.y * n_cols + c;
-        part_count[out] = count;
-        part_mean[out] = mean;
-        part_m2[out] = m2;
+            for (int k = 0; k < V; ++k) chan_update(mean[k], m2[k], count, w, s_mean[lane][tx * V + k], s_m2[lane][tx * V + k]);
+            count += n_b;
+        }
     }
+    return count;
 }
 
-// Per feature: merge the row-block partials (Chan), add back the shift; μ, 1/√(σ² + ε) (biased σ²); running statistics
-// running ← momentum·running + (1 − momentum)·batch, with the unbiased variance σ²·N/(N − 1).
+// Feature col's μ and 1/√(σ² + ε) from its moments over all n_rows rows; writes them to stats and
+// updates the running statistics.
 template <typename T>
-__global__ void bn_finalize_stats(const T* __restrict__ x, const T* __restrict__ part_count, const T* __restrict__ part_mean,
-                                  const T* __restrict__ part_m2, int n_parts, long long n_rows, int n_cols,
-                                  T* __restrict__ mean_out, T* __restrict__ inv_std_out, T* __restrict__ running_mean,
-                                  T* __restrict__ running_var, double momentum, double eps) {
-    const int c = blockIdx.x * blockDim.x + threadIdx.x;
-    if (c >= n_cols) return;
-    T count = 0, mean = 0, m2 = 0;
-    for (int k = 0; k < n_parts; ++k) {
-        const long long i = (long long)k * n_cols + c;
-        chan_merge(count, mean, m2, part_count[i], part_mean[i], part_m2[i]);
-    }
-    mean += x[c];  // undo the shift K = x[0, c] of bn_partial_stats
-    const T var = m2 / T(n_rows);
-    mean_out[c] = mean;
-    inv_std_out[c] = rsqrt_t(var + T(eps));
+__device__ __forceinline__ void finish_feature(const T* __restrict__ x, int col, T mean_shifted, T m2, long long n_rows,
+                                               int n_cols, T* __restrict__ stats, T* __restrict__ running_mean,
+                                               T* __restrict__ running_var, double momentum, double eps, T& mu,
+                                               T& inv_std) {
+    mu = mean_shifted + x[col];  // undo the shift K = x[0, c]
+    inv_std = rsqrt_t(m2 / T(n_rows) + T(eps));
+    stats[col] = mu;
+    stats[n_cols + col] = inv_std;
     const T m = T(momentum);
-    running_mean[c] = m * running_mean[c] + (T(1) - m) * mean;
-    running_var[c] = m * running_var[c] + (T(1) - m) * (m2 / T(n_rows - 1));
+    running_mean[col] = m * running_mean[col] + (T(1) - m) * mu;
+    running_var[col] = m * running_var[col] + (T(1) - m) * (m2 / T(n_rows - 1));
 }
 
-// y = (x − μ)·(γ/σ) + β.  mode 0: a = μ, b = 1/σ (training);  mode 1: a = running_mean,
-// b = running_var, 1/σ = 1/√(b + ε) (inference). Each thread owns one feature over a run of rows.
-template <typename T>
+// Statistics over row blocks: each block writes its partial, the last block of a column merges them.
+//   stats: [2 + 2·gridDim.y, C]: out μ, 1/√(σ² + ε), then the block partials (mean of x − K; M2).
+template <typename T, int V>
+__global__ void __launch_bounds__(THREADS, REDUCE_MIN_BLOCKS)
+bn_stats(const T* __restrict__ x, long long n_rows, int n_cols, long long rows_per_block, T* __restrict__ stats,
+         int* __restrict__ counters, T* __restrict__ running_mean, T* __restrict__ running_var, double momentum,
+         double eps) {
+    constexpr int F = BLOCK_X * V;  // features per block
+    __shared__ T s_count[BLOCK_Y][F], s_mean[BLOCK_Y][F], s_m2[BLOCK_Y][F];
+    const int c = (blockIdx.x * BLOCK_X + threadIdx.x) * V;
+    const long long n_parts = gridDim.y;
+    const long long r0 = (long long)blockIdx.y * rows_per_block;
+    T* part = stats + 2 * (long long)n_cols;
+    T mean[V], m2[V];
+    block_moments<T, V>(x, r0, min(r0 + rows_per_block, n_rows), n_cols, c, mean, m2, s_mean, s_m2);
+    if (threadIdx.y == 0 && c < n_cols) {
+        Vec<T, V> out_mean, out_m2;
+#pragma unroll
+        for (int k = 0; k < V; ++k) {
+            out_mean.v[k] = mean[k];
+            out_m2.v[k] = m2[k];
+        }
+        store<T, V>(part + (long long)blockIdx.y * n_cols + c, out_mean);
+        store<T, V>(part + (n_parts + blockIdx.y) * n_cols + c, out_m2);
+    }
+    if (!last_block_of_column(counters)) return;
+
+    // Last block of this column: merge the n_parts partials of its F features, L lanes per feature.
+    constexpr int L = THREADS / F;
+    const int t = threadIdx.y * BLOCK_X + threadIdx.x, j = t % F, lane = t / F;
+    const int col = blockIdx.x * F + j;
+    T n_a = 0, mu = 0, q = 0;
+    if (col < n_cols) {
+        for (long long p0 = lane; p0 < n_parts; p0 += PREFETCH * L) {
+            T pm[PREFETCH], pq[PREFETCH];  // loads first, then the dependent chain of merges
+#pragma unroll
+            for (int u = 0; u < PREFETCH; ++u) {
+                const long long p = p0 + u * L;
+                pm[u] = p < n_parts ? __ldcg(part + p * n_cols + col) : T(0);
+                pq[u] = p < n_parts ? __ldcg(part + (n_parts + p) * n_cols + col) : T(0);
+            }
+#pragma unroll
+            for (int u = 0; u < PREFETCH; ++u) {
+                const long long p = p0 + u * L;
+                if (p < n_parts) chan_merge(n_a, mu, q, T(min(rows_per_block, n_rows - p * rows_per_block)), pm[u], pq[u]);
+            }
+        }
+    }
+    s_count[lane][j] = n_a;
+    s_mean[lane][j] = mu;
+    s_m2[lane][j] = q;
+    __syncthreads();
+    if (lane == 0 && col < n_cols) {
+        for (int l = 1; l < L; ++l) chan_merge(n_a, mu, q, s_count[l][j], s_mean[l][j], s_m2[l][j]);
+        T mean_out, inv_std;
+        finish_feature(x, col, mu, q, n_rows, n_cols, stats, running_mean, running_var, momentum, eps, mean_out,
+                       inv_std);
+    }
+}
+
+// -- elementwise passes -----------------------------------------------------------------------
+// y = (x − a)·(γ·s) + β over the block's rows, with per-feature a and s:
+//   training (bn_normalize):  a = μ, s = 1/√(σ² + ε) from bn_stats;
+//   inference (bn_inference): a = running_mean, s = 1/√(running_var + ε).
+template <typename T, int V>
 __device__ __forceinline__ void affine_rows(const T* __restrict__ x, T* __restrict__ y, long long n_rows, int n_cols,
-                                            const T* __restrict__ a, const T* __restrict__ b,
-                                            const T* __restrict__ gamma, const T* __restrict__ beta, double eps,
-                                            int mode, long long rows_per_block) {
-    const int c = blockIdx.x * blockDim.x + threadIdx.x;
-    if (c >= n_cols) return;
-    const T shift = a[c];
-    const T inv_std = mode == 0 ? b[c] : rsqrt_t(b[c] + T(eps));
-    const T scale = gamma[c] * inv_std;
-    const T offset = beta[c];
+                                            long long rows_per_block, const T (&a)[V], const T (&scale)[V],
+                                            const T (&offset)[V], int c) {
     const long long r0 = (long long)blockIdx.y * rows_per_block;
     const long long r1 = min(r0 + rows_per_block, n_rows);
 #pragma unroll 4
-    for (long long r = r0; r < r1; ++r) {
+    for (long long r = r0 + threadIdx.y; r < r1; r += BLOCK_Y) {
         const long long i = r * n_cols + c;
-        y[i] = (x[i] - shift) * scale + offset;
+        Vec<T, V> v = load<T, V>(x + i);
+#pragma unroll
+        for (int k = 0; k < V; ++k) v.v[k] = (v.v[k] - a[k]) * scale[k] + offset[k];
+        store<T, V>(y + i, v);
     }
 }
 
-template <typename T>
-__global__ void bn_normalize(const T* x, T* y, long long n_rows, int n_cols, const T* mean, const T* inv_std,
-                             const T* gamma, const T* beta, long long rows_per_block) {
-    affine_rows(x, y, n_rows, n_cols, mean, inv_std, gamma, beta, 0.0, 0, rows_per_block);
+template <typename T, int V>
+__global__ void __launch_bounds__(THREADS)
+bn_normalize(const T* __restrict__ x, T* __restrict__ y, long long n_rows, int n_cols, long long rows_per_block,
+             const T* __restrict__ stats, const T* __restrict__ gamma, const T* __restrict__ beta) {
+    const int c = (blockIdx.x * BLOCK_X + threadIdx.x) * V;
+    if (c >= n_cols) return;
+    T a[V], scale[V], offset[V];
+#pragma unroll
+    for (int k = 0; k < V; ++k) {
+        a[k] = stats[c + k];
+        scale[k] = gamma[c + k] * stats[n_cols + c + k];
+        offset[k] = beta[c + k];
+    }
+    affine_rows<T, V>(x, y, n_rows, n_cols, rows_per_block, a, scale, offset, c);
 }
 
-template <typename T>
-__global__ void bn_inference(const T* x, T* y, long long n_rows, int n_cols, const T* running_mean,
-                             const T* running_var, const T* gamma, const T* beta, double eps,
-                             long long rows_per_block) {
-    affine_rows(x, y, n_rows, n_cols, running_mean, running_var, gamma, beta, eps, 1, rows_per_block);
+// Small batches, one launch: a block owns its features over all rows (gridDim.y == 1), computes
+// their statistics, then normalizes the rows it has just read (now in cache).
+//   stats: [2, C] out (μ, 1/√(σ² + ε)).
+template <typename T, int V>
+__global__ void __launch_bounds__(THREADS)
+bn_forward_small(const T* __restrict__ x, T* __restrict__ y, long long n_rows, int n_cols, T* __restrict__ stats,
+                 const T* __restrict__ gamma, const T* __restrict__ beta, T* __restrict__ running_mean,
+                 T* __restrict__ running_var, double momentum, double eps) {
+    constexpr int F = BLOCK_X * V;
+    __shared__ T s_mean[BLOCK_Y][F], s_m2[BLOCK_Y][F];
+    const int c = (blockIdx.x * BLOCK_X + threadIdx.x) * V;
+    T mean[V], m2[V];
+    block_moments<T, V>(x, 0, n_rows, n_cols, c, mean, m2, s_mean, s_m2);
+    // Row lane 0 finishes the statistics and hands μ and γ/σ to the other lanes through shared memory.
+    if (threadIdx.y == 0 && c < n_cols) {
+#pragma unroll
+        for (int k = 0; k < V; ++k) {
+            T mu, inv_std;
+            finish_feature(x, c + k, mean[k], m2[k], n_rows, n_cols, stats, running_mean, running_var, momentum, eps,
+                           mu, inv_std);
+            s_mean[0][threadIdx.x * V + k] = mu;
+            s_m2[0][threadIdx.x * V + k] = gamma[c + k] * inv_std;
+        }
+    }
+    __syncthreads();
+    if (c >= n_cols) return;
+    T a[V], scale[V], offset[V];
+#pragma unroll
+    for (int k = 0; k < V; ++k) {
+        a[k] = s_mean[0][threadIdx.x * V + k];
+        scale[k] = s_m2[0][threadIdx.x * V + k];
+        offset[k] = beta[c + k];
+    }
+    affine_rows<T, V>(x, y, n_rows, n_cols, n_rows, a, scale, offset, c);
 }
 
-// Per (row-block, feature): Σ dy and Σ dy·(x − μ) (μ subtracted first: no cancellation).
-template <typename T>
-__global__ void bn_backward_partial(const T* __restrict__ dy, const T* __restrict__ x, const T* __restrict__ mean,
-                                    long long n_rows, int n_cols, long long rows_per_block,
-                                    T* __restrict__ part_dy, T* __restrict__ part_dy_xmu) {
-    __shared__ T s_dy[BLOCK_Y][BLOCK_X], s_dy_xmu[BLOCK_Y][BLOCK_X];
+template <typename T, int V>
+__global__ void __launch_bounds__(THREADS)
+bn_inference(const T* __restrict__ x, T* __restrict__ y, long long n_rows, int n_cols, long long rows_per_block,
+             const T* __restrict__ running_mean, const T* __restrict__ running_var, const T* __restrict__ gamma,
+             const T* __restrict__ beta, double eps) {
+    const int c = (blockIdx.x * BLOCK_X + threadIdx.x) * V;
+    if (c >= n_cols) return;
+    T a[V], scale[V], offset[V];
+#pragma unroll
+    for (int k = 0; k < V; ++k) {
+        a[k] = running_mean[c + k];
+        scale[k] = gamma[c + k] * rsqrt_t(running_var[c + k] + T(eps));
+        offset[k] = beta[c + k];
+    }
+    affine_rows<T, V>(x, y, n_rows, n_cols, rows_per_block, a, scale, offset, c);
+}
+
+// -- backward ---------------------------------------------------------------------------------
+// Per feature: ∂L/∂β = Σ dy;  ∂L/∂γ = Σ dy·x̂ = (1/σ)·Σ dy·(x − μ)  (μ subtracted first: no cancellation).
+//   mean, inv_std: μ, 1/σ from bn_stats;
+//   grads: [2 + 2·gridDim.y, C]: out ∂L/∂γ, ∂L/∂β, then the block partials (Σ dy; Σ dy·(x − μ)).
+template <typename T, int V>
+__global__ void __launch_bounds__(THREADS, REDUCE_MIN_BLOCKS)
+bn_backward_reduce(const T* __restrict__ dy, const T* __restrict__ x, long long n_rows, int n_cols,
+                   long long rows_per_block, const T* __restrict__ mean, const T* __restrict__ inv_std,
+                   T* __restrict__ grads, int* __restrict__ counters) {
+    constexpr int F = BLOCK_X * V;
+    __shared__ T s_dy[BLOCK_Y][F], s_dy_xmu[BLOCK_Y][F];
     const int tx = threadIdx.x, ty = threadIdx.y;
-    const int c = blockIdx.x * BLOCK_X + tx;
+    const int c = (blockIdx.x * BLOCK_X + tx) * V;
+    const long long n_parts = gridDim.y;
     const long long r0 = (long long)blockIdx.y * rows_per_block;
     const long long r1 = min(r0 + rows_per_block, n_rows);
-    T sum_dy = 0, sum_dy_xmu = 0;
+    T* part = grads + 2 * (long long)n_cols;
+    T sum_dy[V], sum_dy_xmu[V];
+#pragma unroll
+    for (int k = 0; k < V; ++k) sum_dy[k] = sum_dy_xmu[k] = T(0);
     if (c < n_cols) {
-        const T mu = mean[c];
+        const Vec<T, V> mu = load<T, V>(mean + c);
         long long r = r0 + ty;
-        for (; r + 3 * BLOCK_Y < r1; r += 4 * BLOCK_Y) {
-            T d[4], v[4];
+        constexpr int G = ROW_GROUP;
+        for (; r + (G - 1) * BLOCK_Y < r1; r += G * BLOCK_Y) {
+            Vec<T, V> d[G], a[G];
 #pragma unroll
-            for (int k = 0; k < 4; ++k) {
-                const long long i = (r + k * BLOCK_Y) * n_cols + c;
-                d[k] = dy[i];
-                v[k] = x[i];
+            for (int j = 0; j < G; ++j) {
+                const long long i = (r + j * BLOCK_Y) * n_cols + c;
+                d[j] = load<T, V>(dy + i);
+                a[j] = load<T, V>(x + i);
             }
 #pragma unroll
-            for (int k = 0; k < 4; ++k) {
-                sum_dy += d[k];
-                sum_dy_xmu += d[k] * (v[k] - mu);
-            }
+            for (int j = 0; j < G; ++j)
+#pragma unroll
+                for (int k = 0; k < V; ++k) {
+                    sum_dy[k] += d[j].v[k];
+                    sum_dy_xmu[k] += d[j].v[k] * (a[j].v[k] - mu.v[k]);
+                }
         }
         for (; r < r1; r += BLOCK_Y) {
             const long long i = r * n_cols + c;
-            sum_dy += dy[i];
-            sum_dy_xmu += dy[i] * (x[i] - mu);
+            const Vec<T, V> d = load<T, V>(dy + i), a = load<T, V>(x + i);
+#pragma unroll
+            for (int k = 0; k < V; ++k) {
+                sum_dy[k] += d.v[k];
+                sum_dy_xmu[k] += d.v[k] * (a.v[k] - mu.v[k]);
+            }
         }
     }
-    s_dy[ty][tx] = sum_dy;
-    s_dy_xmu[ty][tx] = sum_dy_xmu;
+#pragma unroll
+    for (int k = 0; k < V; ++k) {
+        s_dy[ty][tx * V + k] = sum_dy[k];
+        s_dy_xmu[ty][tx * V + k] = sum_dy_xmu[k];
+    }
     __syncthreads();
     if (ty == 0 && c < n_cols) {
+        Vec<T, V> out_dy, out_dy_xmu;
 #pragma unroll
-        for (int k = 1; k < BLOCK_Y; ++k) {
-            sum_dy += s_dy[k][tx];
-            sum_dy_xmu += s_dy_xmu[k][tx];
+        for (int k = 0; k < V; ++k) {
+            for (int lane = 1; lane < BLOCK_Y; ++lane) {
+                sum_dy[k] += s_dy[lane][tx * V + k];
+                sum_dy_xmu[k] += s_dy_xmu[lane][tx * V + k];
+            }
+            out_dy.v[k] = sum_dy[k];
+            out_dy_xmu.v[k] = sum_dy_xmu[k];
         }
-        const long long out = (long long)blockIdx.y * n_cols + c;
-        part_dy[out] = sum_dy;
-        part_dy_xmu[out] = sum_dy_xmu;
+        store<T, V>(part + (long long)blockIdx.y * n_cols + c, out_dy);
+        store<T, V>(part + (n_parts + blockIdx.y) * n_cols + c, out_dy_xmu);
     }
-}
+    if (!last_block_of_column(counters)) return;
 
-// ∂L/∂β = Σ dy;  ∂L/∂γ = Σ dy·x̂ = (1/σ)·Σ dy·(x − μ)
-template <typename T>
-__global__ void bn_backward_finalize(const T* __restrict__ part_dy, const T* __restrict__ part_dy_xmu, int n_parts,
-                                     int n_cols, const T* __restrict__ inv_std, T* __restrict__ dgamma,
-                                     T* __restrict__ dbeta) {
-    const int c = blockIdx.x * blockDim.x + threadIdx.x;
-    if (c >= n_cols) return;
-    T sum_dy = 0, sum_dy_xmu = 0;
-    for (int k = 0; k < n_parts; ++k) {
-        sum_dy += part_dy[(long long)k * n_cols + c];
-        sum_dy_xmu += part_dy_xmu[(long long)k * n_cols + c];
+    constexpr int L = THREADS / F;
+    const int t = ty * BLOCK_X + tx, j = t % F, lane = t / F;
+    const int col = blockIdx.x * F + j;
+    T a = 0, b = 0;
+    if (col < n_cols) {
+        for (long long p0 = lane; p0 < n_parts; p0 += PREFETCH * L) {
+            T pa[PREFETCH], pb[PREFETCH];
+#pragma unroll
+            for (int u = 0; u < PREFETCH; ++u) {
+                const long long p = p0 + u * L;
+                pa[u] = p < n_parts ? __ldcg(part + p * n_cols + col) : T(0);
+                pb[u] = p < n_parts ? __ldcg(part + (n_parts + p) * n_cols + col) : T(0);
+            }
+#pragma unroll
+            for (int u = 0; u < PREFETCH; ++u) {
+                a += pa[u];
+                b += pb[u];
+            }
+        }
     }
-    dbeta[c] = sum_dy;
-    dgamma[c] = sum_dy_xmu * inv_std[c];
+    s_dy[lane][j] = a;
+    s_dy_xmu[lane][j] = b;
+    __syncthreads();
+    if (lane == 0 && col < n_cols) {
+        for (int l = 1; l < L; ++l) {
+            a += s_dy[l][j];
+            b += s_dy_xmu[l][j];
+        }
+        grads[col] = b * inv_std[col];  // ∂L/∂γ
+        grads[n_cols + col] = a;               // ∂L/∂β
+    }
 }
 
 // ∂L/∂x = (γ/σ)/N · (N·dy − ∂L/∂β − x̂·∂L/∂γ),  x̂ = (x − μ)/σ
-template <typename T>
-__global__ void bn_backward_dx(const T* __restrict__ dy, const T* __restrict__ x, const T* __restrict__ mean,
-                               const T* __restrict__ inv_std, const T* __restrict__ gamma,
-                               const T* __restrict__ dgamma, const T* __restrict__ dbeta, long long n_rows, int n_cols,
-                               T* __restrict__ dx, long long rows_per_block) {
-    const int c = blockIdx.x * blockDim.x + threadIdx.x;
+template <typename T, int V>
+__global__ void __launch_bounds__(THREADS)
+bn_backward_dx(const T* __restrict__ dy, const T* __restrict__ x, T* __restrict__ dx, long long n_rows, int n_cols,
+               long long rows_per_block, const T* __restrict__ mean, const T* __restrict__ inv_std,
+               const T* __restrict__ gamma, const T* __restrict__ grads) {
+    const int c = (blockIdx.x * BLOCK_X + threadIdx.x) * V;
     if (c >= n_cols) return;
     const T n = T(n_rows);
-    const T mu = mean[c], s = inv_std[c];
-    const T k = gamma[c] * s / n;
-    const T mean_dy = dbeta[c];
-    const T xhat_coef = dgamma[c] * s;  // x̂·∂L/∂γ = (x − μ)·(1/σ)·∂L/∂γ
+    T mu[V], k_coef[V], dbeta[V], xhat_coef[V];
+#pragma unroll
+    for (int k = 0; k < V; ++k) {
+        const T s = inv_std[c + k];
+        mu[k] = mean[c + k];
+        k_coef[k] = gamma[c + k] * s / n;
+        xhat_coef[k] = grads[c + k] * s;  // x̂·∂L/∂γ = (x − μ)·(1/σ)·∂L/∂γ
+        dbeta[k] = grads[n_cols + c + k];
+    }
     const long long r0 = (long long)blockIdx.y * rows_per_block;
     const long long r1 = min(r0 + rows_per_block, n_rows);
 #pragma unroll 4
-    for (long long r = r0; r < r1; ++r) {
+    for (long long r = r0 + threadIdx.y; r < r1; r += BLOCK_Y) {
         const long long i = r * n_cols + c;
-        dx[i] = k * (n * dy[i] - mean_dy - (x[i] - mu) * xhat_coef);
+        const Vec<T, V> d = load<T, V>(dy + i), a = load<T, V>(x + i);
+        Vec<T, V> out;
+#pragma unroll
+        for (int k = 0; k < V; ++k) out.v[k] = k_coef[k] * (n * d.v[k] - dbeta[k] - (a.v[k] - mu[k]) * xhat_coef[k]);
+        store<T, V>(dx + i, out);
     }
 }
 
-#define INSTANTIATE(T)                                                                                           \
-    template __global__ void bn_partial_stats<T>(const T*, long long, int, long long, T*, T*, T*);              \
-    template __global__ void bn_finalize_stats<T>(const T*, const T*, const T*, const T*, int, long long, int, T*, T*, T*, \
-                                                  T*, double, double);                                         \
-    template __global__ void bn_normalize<T>(const T*, T*, long long, int, const T*, const T*, const T*,        \
-                                             const T*, long long);                                              \
-    template __global__ void bn_inference<T>(const T*, T*, long long, int, const T*, const T*, const T*,        \
-                                             const T*, double, long long);                                      \
-    template __global__ void bn_backward_partial<T>(const T*, const T*, const T*, long long, int, long long, T*, \
-                                                    T*);                                                        \
-    template __global__ void bn_backward_finalize<T>(const T*, const T*, int, int, const T*, T*, T*);           \
-    template __global__ void bn_backward_dx<T>(const T*, const T*, const T*, const T*, const T*, const T*,      \
-                                               const T*, long long, int, T*, long long);
+#define INSTANTIATE(T, V)                                                                                        \
+    template __global__ void bn_stats<T, V>(const T*, long long, int, long long, T*, int*, T*, T*, double,      \
+                                            double);                                                            \
+    template __global__ void bn_forward_small<T, V>(const T*, T*, long long, int, T*, const T*, const T*, T*,   \
+                                                    T*, double, double);                                        \
+    template __global__ void bn_normalize<T, V>(const T*, T*, long long, int, long long, const T*, const T*,    \
+                                                const T*);                                                      \
+    template __global__ void bn_inference<T, V>(const T*, T*, long long, int, long long, const T*, const T*,    \
+                                                const T*, const T*, double);                                    \
+    template __global__ void bn_backward_reduce<T, V>(const T*, const T*, long long, int, long long, const T*,  \
+                                                      const T*, T*, int*);                                      \
+    template __global__ void bn_backward_dx<T, V>(const T*, const T*, T*, long long, int, long long, const T*,  \
+                                                  const T*, const T*, const T*);
 
-INSTANTIATE(float)
-INSTANTIATE(double)
+INSTANTIATE(float, 1)
+INSTANTIATE(float, 4)
+INSTANTIATE(double, 1)
+INSTANTIATE(double, 2)

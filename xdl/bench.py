@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -30,55 +31,58 @@ class Row:
         return self.bytes / self.seconds / 1e9
 
 
-def time_call(fn, backend: Backend, min_time: float = 0.2, repeat: int = 7) -> float:
+@dataclass
+class Case:
+    """One benchmark case: the bytes it must move and, per implementation, a call and the device
+    synchronization that makes its time honest."""
+
+    name: str
+    bytes: int
+    impls: dict[str, tuple[Callable[[], object], Callable[[], None]]] = field(default_factory=dict)
+
+    def rows(self) -> list[Row]:
+        return [Row(self.name, impl, time_call(fn, sync), self.bytes) for impl, (fn, sync) in self.impls.items()]
+
+
+def time_call(fn, synchronize, min_time: float = 0.2, repeat: int = 7) -> float:
     """Median seconds per call of ``fn`` over ``repeat`` batches of back-to-back calls (so launch
     overhead counts), synchronizing the device around each batch."""
     fn()
-    backend.synchronize()
+    synchronize()
     start = time.perf_counter()
     fn()
-    backend.synchronize()
+    synchronize()
     single = max(time.perf_counter() - start, 1e-6)
     calls = max(1, min(1000, int(min_time / repeat / single)))
     samples = []
     for _ in range(repeat):
-        backend.synchronize()
+        synchronize()
         start = time.perf_counter()
         for _ in range(calls):
             fn()
-        backend.synchronize()
+        synchronize()
         samples.append((time.perf_counter() - start) / calls)
     return statistics.median(samples)
 
 
 def _torch(backend: Backend):
+    """(torch, device, synchronize) on the backend's kind of device, or Nones without PyTorch."""
     try:
         import torch
     except ImportError:
-        return None, None
+        return None, None, None
     if backend.name == "cupy":
         if not torch.cuda.is_available():
-            return None, None
-        return torch, "cuda"
-    return torch, "cpu"
-
-
-def _torch_time(fn, torch, device, min_time=0.2, repeat=7):
-    class _Sync:
-        name = device
-
-        def synchronize(self):
-            if device == "cuda":
-                torch.cuda.synchronize()
-
-    return time_call(fn, _Sync(), min_time, repeat)
+            return None, None, None
+        return torch, "cuda", torch.cuda.synchronize
+    return torch, "cpu", lambda: None
 
 
 def copy_bandwidth(backend: Backend, nbytes: int) -> Row:
     xp = backend.xp
     src = xp.ones(nbytes // 4, dtype=xp.float32)
     dst = xp.empty_like(src)
-    return Row("device copy", "xp.copyto", time_call(lambda: xp.copyto(dst, src), backend), 2 * src.nbytes)
+    return Row("device copy", "xp.copyto", time_call(lambda: xp.copyto(dst, src), backend.synchronize), 2 * src.nbytes)
 
 
 # -- optimizer cases ----------------------------------------------------------------------
@@ -142,29 +146,29 @@ def _torch_optimizer(torch, device, rule, tensors):
     return opt.step, ("fused" if fused and rule != "rmsprop" else "foreach")
 
 
-def optimizer_rows(backend: Backend, rule: str, n: int | None = None, shapes=None, with_naive=True) -> list[Row]:
+def optimizer_case(backend: Backend, rule: str, n: int | None = None, shapes=None, with_naive=True) -> Case:
     """xdl's fused update over one flat buffer vs naive xp vs torch (one tensor, or ``shapes``)."""
     xp = backend.xp
     sizes = [int(np.prod(s)) for s in shapes] if shapes else [n]
     total = sum(sizes)
-    case = f"{rule} {'MLP ' + str(len(shapes)) + ' tensors' if shapes else _count(n)} ({_count(total)} params)"
+    name = f"{rule} {'MLP ' + str(len(shapes)) + ' tensors' if shapes else _count(n)} ({_count(total)} params)"
     rng = backend.rng
     p, g = rng.standard_normal(total, dtype=xp.float32), rng.standard_normal(total, dtype=xp.float32)
     state = [xp.zeros(total, dtype=xp.float32) for _ in range(2)]
-    nbytes = OPT_BYTES[rule] * total
-    rows = [Row(case, "xdl fused (1 launch)", time_call(_flat_update(backend, rule, p, g, state), backend), nbytes)]
+    case = Case(name, OPT_BYTES[rule] * total)
+    case.impls["xdl fused (1 launch)"] = (_flat_update(backend, rule, p, g, state), backend.synchronize)
     if with_naive:
-        rows.append(Row(case, "naive xp", time_call(_naive_update(xp, rule, p, g, state), backend), nbytes))
-    torch, device = _torch(backend)
+        case.impls["naive xp"] = (_naive_update(xp, rule, p, g, state), backend.synchronize)
+    torch, device, sync = _torch(backend)
     if torch is not None:
         tensors = [torch.randn(*(s if shapes else (n,)), device=device) for s in (shapes or [None])]
         step, kind = _torch_optimizer(torch, device, rule, tensors)
-        rows.append(Row(case, f"torch {kind}", _torch_time(step, torch, device), nbytes))
-    return rows
+        case.impls[f"torch {kind}"] = (step, sync)
+    return case
 
 
 # -- batch-norm cases ---------------------------------------------------------------------
-def batchnorm_rows(backend: Backend, mode: str, n: int, c: int) -> list[Row]:
+def batchnorm_case(backend: Backend, mode: str, n: int, c: int) -> Case:
     """mode: "train fwd", "train fwd+bwd" or "inference"."""
     xp, ops = backend.xp, backend.ops
     rng = backend.rng
@@ -172,8 +176,7 @@ def batchnorm_rows(backend: Backend, mode: str, n: int, c: int) -> list[Row]:
     dy = rng.standard_normal((n, c), dtype=xp.float32)
     gamma, beta = xp.ones(c, xp.float32), xp.zeros(c, xp.float32)
     rm, rv = xp.zeros(c, xp.float32), xp.ones(c, xp.float32)
-    case = f"batchnorm {mode} {n}x{c}"
-    nbytes = (20 if mode == "train fwd+bwd" else 8) * n * c
+    case = Case(f"batchnorm {mode} {n}x{c}", (20 if mode == "train fwd+bwd" else 8) * n * c)
 
     def xdl_fn():
         if mode == "inference":
@@ -194,9 +197,9 @@ def batchnorm_rows(backend: Backend, mode: str, n: int, c: int) -> list[Row]:
             return gamma * inv / n * (n * dy - dbeta - x_hat * dgamma)
         return y
 
-    rows = [Row(case, "xdl kernels", time_call(xdl_fn, backend), nbytes),
-            Row(case, "naive xp", time_call(naive_fn, backend), nbytes)]
-    torch, device = _torch(backend)
+    case.impls["xdl kernels"] = (xdl_fn, backend.synchronize)
+    case.impls["naive xp"] = (naive_fn, backend.synchronize)
+    torch, device, sync = _torch(backend)
     if torch is not None:
         tx = torch.randn(n, c, device=device, requires_grad=(mode == "train fwd+bwd"))
         tdy = torch.randn(n, c, device=device)
@@ -213,8 +216,8 @@ def batchnorm_rows(backend: Backend, mode: str, n: int, c: int) -> list[Row]:
                     return F.batch_norm(tx, trm, trv, tw, tb, training=True, momentum=0.1)
             F.batch_norm(tx, trm, trv, tw, tb, training=True, momentum=0.1).backward(tdy)
 
-        rows.append(Row(case, "torch", _torch_time(torch_fn, torch, device), nbytes))
-    return rows
+        case.impls["torch"] = (torch_fn, sync)
+    return case
 
 
 def _count(n: int) -> str:

@@ -18,13 +18,24 @@ from xdl.ops.optim import adam_scalars
 
 THREADS = 256
 BLOCK_X, BLOCK_Y = 32, 8  # must match kernels/batchnorm.cu
+SMALL_ROWS = 2048  # up to this batch size the training forward is one launch (bn_forward_small)
+ELEMENTWISE_ROWS = 32  # rows per block of the batch-norm elementwise passes: many short blocks, no long tail
+MAX_GRID_Y = 65535
+COMPILE_OPTIONS = ("-std=c++17",)
 C_TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 
-KERNELS = {
-    "optim.cu": ["sgd_update", "momentum_update", "rmsprop_update", "adam_update"],
-    "batchnorm.cu": ["bn_partial_stats", "bn_finalize_stats", "bn_normalize", "bn_inference", "bn_backward_partial",
-                     "bn_backward_finalize", "bn_backward_dx"],
+# The template instances each file defines, as (C type, further template arguments).
+INSTANCES = {
+    "optim.cu": {"names": ["sgd_update", "momentum_update", "rmsprop_update", "adam_update"],
+                 "args": [("float",), ("double",)]},
+    # second argument: features per thread (16-byte vectors, or 1)
+    "batchnorm.cu": {"names": ["bn_stats", "bn_forward_small", "bn_normalize", "bn_inference", "bn_backward_reduce", "bn_backward_dx"],
+                     "args": [("float", 1), ("float", 4), ("double", 1), ("double", 2)]},
 }
+
+
+def _expression(name: str, args) -> str:
+    return f"{name}<{', '.join(map(str, args))}>"
 
 
 def kernel_dir() -> Path:
@@ -42,15 +53,16 @@ def kernel_dir() -> Path:
 def _module(filename: str):
     import cupy
 
-    names = [f"{k}<{t}>" for k in KERNELS[filename] for t in ("float", "double")]
+    spec = INSTANCES[filename]
+    names = [_expression(k, a) for k in spec["names"] for a in spec["args"]]
     code = (kernel_dir() / filename).read_text()
-    return cupy.RawModule(code=code, options=("-std=c++17",), name_expressions=names)
+    return cupy.RawModule(code=code, options=COMPILE_OPTIONS, name_expressions=names)
 
 
 @functools.cache
-def kernel(filename: str, name: str, dtype):
-    """The compiled kernel ``name<T>`` from ``kernels/<filename>`` for ``dtype``."""
-    return _module(filename).get_function(f"{name}<{C_TYPES[np.dtype(dtype)]}>")
+def kernel(filename: str, name: str, dtype, *template_args):
+    """The compiled kernel ``name<T, *template_args>`` from ``kernels/<filename>`` for ``dtype``."""
+    return _module(filename).get_function(_expression(name, (C_TYPES[np.dtype(dtype)], *template_args)))
 
 
 def _aligned(*arrays) -> bool:
@@ -63,6 +75,8 @@ class CupyOps(NumpyOps):
     def __init__(self, backend):
         super().__init__(backend)
         self.sm_count = backend.xp.cuda.Device().attributes["MultiProcessorCount"]
+        self._grids = {}  # (rows, cols, vec) -> batch-norm launch geometry
+        self._counters = {}  # stream pointer -> zeroed int32 counters of bn_stats/bn_backward_reduce
 
     # -- optimizer updates ----------------------------------------------------------------
     def _flat_launch(self, name, arrays, scalars):
@@ -103,24 +117,49 @@ class CupyOps(NumpyOps):
                                                         decay_factor)))
 
     # -- batch norm -----------------------------------------------------------------------
-    def _stats_grid(self, n_rows, n_cols):
-        """(grid, rows per block, number of row blocks) for the column-reduction kernels."""
-        col_blocks = (n_cols + BLOCK_X - 1) // BLOCK_X
-        # Many waves of blocks (not one barely-full wave): the last partial wave costs little.
-        parts = max(1, min((self.sm_count * 32 + col_blocks - 1) // col_blocks, (n_rows + 4 * BLOCK_Y - 1) // (4 * BLOCK_Y)))
-        rows = (n_rows + parts - 1) // parts
-        parts = (n_rows + rows - 1) // rows
-        return (col_blocks, parts), rows, parts
+    # Every kernel of kernels/batchnorm.cu runs on (BLOCK_X, BLOCK_Y) blocks; a thread owns `vec`
+    # consecutive features. The two reductions finish in their last block, found with one int
+    # counter per column of blocks: counters are zeroed once per stream and reset by the kernels.
+    def _bn_vec(self, n_cols, *rows) -> int:
+        """Features per thread: 16 bytes' worth when every row array is 16-byte aligned, else 1."""
+        width = 16 // rows[0].dtype.itemsize
+        return width if n_cols % width == 0 and _aligned(*rows) else 1
 
-    def _rows_grid(self, n_rows, n_cols):
-        """(grid, rows per block) for the elementwise kernels (a thread owns a feature over rows)."""
-        col_blocks = (n_cols + THREADS - 1) // THREADS
-        row_blocks = max(1, min(n_rows, (self.sm_count * 16 + col_blocks - 1) // col_blocks))
-        rows = (n_rows + row_blocks - 1) // row_blocks
-        return (col_blocks, (n_rows + rows - 1) // rows), rows
+    def _bn_grid(self, kern, n_rows, n_cols, vec, reduction):
+        """(grid, rows per block). A reduction gets exactly one resident wave of blocks, each looping
+        over its rows (fewest partials, no tail); an elementwise pass gets short blocks of ELEMENTWISE_ROWS."""
+        key = (kern, n_rows, n_cols, vec)
+        grid = self._grids.get(key)
+        if grid is None:
+            col_blocks = -(-n_cols // (BLOCK_X * vec))
+            if reduction:
+                wave = self.sm_count * self._resident_blocks(kern)
+                row_blocks = max(1, min(wave // col_blocks, -(-n_rows // (8 * BLOCK_Y))))
+                rows = -(-n_rows // row_blocks)
+            else:
+                rows = max(ELEMENTWISE_ROWS, -(-n_rows // MAX_GRID_Y))
+            grid = self._grids[key] = ((col_blocks, -(-n_rows // rows)), rows)
+        return grid
+
+    def _resident_blocks(self, kern) -> int:
+        """How many (BLOCK_X, BLOCK_Y) blocks of ``kern`` one SM holds at once (registers, shared memory)."""
+        device, attrs = self.xp.cuda.Device().attributes, kern.attributes
+        threads = BLOCK_X * BLOCK_Y
+        regs_per_warp = -(-attrs["num_regs"] * 32 // 256) * 256  # allocated in units of 256
+        by_regs = device["MaxRegistersPerMultiprocessor"] // (regs_per_warp * threads // 32)
+        by_smem = device["MaxSharedMemoryPerMultiprocessor"] // (attrs["shared_size_bytes"] + 1024)
+        return max(1, min(device["MaxThreadsPerMultiProcessor"] // threads, by_regs, by_smem))
+
+    def _bn_counters(self, n):
+        stream = self.xp.cuda.get_current_stream().ptr
+        counters = self._counters.get(stream)
+        if counters is None or counters.size < n:
+            counters = self._counters[stream] = self.xp.zeros(max(n, 1024), dtype=self.xp.int32)
+        return counters
 
     def _bn_supported(self, x, *columns) -> bool:
-        return x.ndim == 2 and x.dtype in C_TYPES and all(c.dtype == x.dtype and c.flags.c_contiguous for c in columns)
+        return (x.ndim == 2 and x.dtype in C_TYPES and x.size > 0
+                and all(c.dtype == x.dtype and c.flags.c_contiguous for c in columns))
 
     def batchnorm_train_forward(self, x, gamma, beta, running_mean, running_var, momentum, eps):
         if not self._bn_supported(x, gamma, beta, running_mean, running_var):
@@ -128,21 +167,22 @@ class CupyOps(NumpyOps):
         xp, dt = self.xp, x.dtype
         x = xp.ascontiguousarray(x)
         n, c = x.shape
-        grid, rows, parts = self._stats_grid(n, c)
-        count, part_mean, part_m2 = xp.empty((3, parts, c), dtype=dt)  # one allocation
-        kernel("batchnorm.cu", "bn_partial_stats", dt)(grid, (BLOCK_X, BLOCK_Y),
-                                                       (x, np.int64(n), np.int32(c), np.int64(rows), count, part_mean,
-                                                        part_m2))
-        mean, inv_std = xp.empty((2, c), dtype=dt)
-        kernel("batchnorm.cu", "bn_finalize_stats", dt)(((c + THREADS - 1) // THREADS,), (THREADS,),
-                                                        (x, count, part_mean, part_m2, np.int32(parts), np.int64(n),
-                                                         np.int32(c), mean, inv_std, running_mean, running_var,
-                                                         np.float64(momentum), np.float64(eps)))
-        y = xp.empty_like(x)
-        grid, rows = self._rows_grid(n, c)
-        kernel("batchnorm.cu", "bn_normalize", dt)(grid, (THREADS,), (x, y, np.int64(n), np.int32(c), mean, inv_std,
-                                                                      gamma, beta, np.int64(rows)))
-        return y, mean, inv_std
+        block, y = (BLOCK_X, BLOCK_Y), xp.empty((n, c), dtype=dt)
+        if n <= SMALL_ROWS:  # host-bound sizes: one launch, one feature per thread (more blocks)
+            stats = xp.empty((2, c), dtype=dt)  # μ, 1/√(σ² + ε)
+            kernel("batchnorm.cu", "bn_forward_small", dt, 1)(
+                (-(-c // BLOCK_X), 1), block, (x, y, np.int64(n), np.int32(c), stats, gamma, beta, running_mean,
+                                               running_var, np.float64(momentum), np.float64(eps)))
+            return y, stats[0], stats[1]
+        vec = self._bn_vec(c, x)
+        stats_kernel, normalize = (kernel("batchnorm.cu", k, dt, vec) for k in ("bn_stats", "bn_normalize"))
+        grid, rows = self._bn_grid(stats_kernel, n, c, vec, reduction=True)
+        stats = xp.empty((2 + 2 * grid[1], c), dtype=dt)  # μ, 1/√(σ² + ε), then the kernel's partials
+        stats_kernel(grid, block, (x, np.int64(n), np.int32(c), np.int64(rows), stats, self._bn_counters(grid[0]),
+                                   running_mean, running_var, np.float64(momentum), np.float64(eps)))
+        grid, rows = self._bn_grid(normalize, n, c, vec, reduction=False)
+        normalize(grid, block, (x, y, np.int64(n), np.int32(c), np.int64(rows), stats, gamma, beta))
+        return y, stats[0], stats[1]
 
     def batchnorm_backward(self, dy, x, gamma, mean, inv_std):
         if not self._bn_supported(x, gamma, mean, inv_std) or dy.dtype != x.dtype:
@@ -150,20 +190,16 @@ class CupyOps(NumpyOps):
         xp, dt = self.xp, x.dtype
         dy, x = xp.ascontiguousarray(dy), xp.ascontiguousarray(x)
         n, c = x.shape
-        grid, rows, parts = self._stats_grid(n, c)
-        part_dy, part_dy_xmu = xp.empty((2, parts, c), dtype=dt)
-        kernel("batchnorm.cu", "bn_backward_partial", dt)(grid, (BLOCK_X, BLOCK_Y),
-                                                          (dy, x, mean, np.int64(n), np.int32(c), np.int64(rows),
-                                                           part_dy, part_dy_xmu))
-        dgamma, dbeta = xp.empty((2, c), dtype=dt)
-        kernel("batchnorm.cu", "bn_backward_finalize", dt)(((c + THREADS - 1) // THREADS,), (THREADS,),
-                                                           (part_dy, part_dy_xmu, np.int32(parts), np.int32(c),
-                                                            inv_std, dgamma, dbeta))
-        dx = xp.empty_like(x)
-        grid, rows = self._rows_grid(n, c)
-        kernel("batchnorm.cu", "bn_backward_dx", dt)(grid, (THREADS,), (dy, x, mean, inv_std, gamma, dgamma, dbeta,
-                                                                        np.int64(n), np.int32(c), dx, np.int64(rows)))
-        return dx, dgamma, dbeta
+        vec, block = self._bn_vec(c, dy, x, mean), (BLOCK_X, BLOCK_Y)
+        reduce, dx_kernel = (kernel("batchnorm.cu", k, dt, vec) for k in ("bn_backward_reduce", "bn_backward_dx"))
+        grid, rows = self._bn_grid(reduce, n, c, vec, reduction=True)
+        grads = xp.empty((2 + 2 * grid[1], c), dtype=dt)  # ∂L/∂γ, ∂L/∂β, then the kernel's partials
+        reduce(grid, block, (dy, x, np.int64(n), np.int32(c), np.int64(rows), mean, inv_std, grads,
+                             self._bn_counters(grid[0])))
+        dx = xp.empty((n, c), dtype=dt)
+        grid, rows = self._bn_grid(dx_kernel, n, c, vec, reduction=False)
+        dx_kernel(grid, block, (dy, x, dx, np.int64(n), np.int32(c), np.int64(rows), mean, inv_std, gamma, grads))
+        return dx, grads[0], grads[1]
 
     def batchnorm_inference(self, x, gamma, beta, running_mean, running_var, eps):
         if not self._bn_supported(x, gamma, beta, running_mean, running_var):
@@ -171,9 +207,11 @@ class CupyOps(NumpyOps):
         xp, dt = self.xp, x.dtype
         x = xp.ascontiguousarray(x)
         n, c = x.shape
-        y = xp.empty_like(x)
-        grid, rows = self._rows_grid(n, c)
-        kernel("batchnorm.cu", "bn_inference", dt)(grid, (THREADS,), (x, y, np.int64(n), np.int32(c), running_mean,
-                                                                      running_var, gamma, beta, np.float64(eps),
-                                                                      np.int64(rows)))
+        vec = self._bn_vec(c, x)
+        inference = kernel("batchnorm.cu", "bn_inference", dt, vec)
+        grid, rows = self._bn_grid(inference, n, c, vec, reduction=False)
+        y = xp.empty((n, c), dtype=dt)
+        inference(
+            grid, (BLOCK_X, BLOCK_Y), (x, y, np.int64(n), np.int32(c), np.int64(rows), running_mean, running_var,
+                                       gamma, beta, np.float64(eps)))
         return y

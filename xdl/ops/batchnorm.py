@@ -5,8 +5,9 @@ written against ``xp`` (NumPy or CuPy) and used as-is on the CPU.
 
 Training forward, per feature c (biased variance for normalizing, unbiased for the running value):
 
-    μ = (1/N) Σᵢ xᵢ                     two-pass: never E[x²] − E[x]², which cancels catastrophically
-    σ² = (1/N) Σᵢ (xᵢ − μ)²
+    μ = K + (1/N) Σᵢ (xᵢ − K)           K = x₀ (a sample of the feature), so a mean of 1e4 ± 1 in
+                                        float32 keeps its digits (NumPy sums axis 0 row by row)
+    σ² = (1/N) Σᵢ (xᵢ − μ)²            two-pass: never E[x²] − E[x]², which cancels catastrophically
     x̂ = (x − μ) / √(σ² + ε)
     y = γ·x̂ + β
     running_mean ← β_m·running_mean + (1 − β_m)·μ
@@ -29,8 +30,11 @@ def batchnorm_train_forward(xp, x, gamma, beta, running_mean, running_var, momen
     Returns ``(y, mean, inv_std)``; ``mean`` and ``inv_std`` = 1/√(σ² + ε) are what backward needs.
     """
     n = x.shape[0]
-    mean = x.mean(axis=0)
-    y = x - mean  # y holds x − μ, then x̂, then the output: one N×C buffer
+    shift = x[0].copy()
+    y = x - shift  # y holds x − K, then x − μ, x̂, and the output: one N×C buffer
+    mean_shifted = y.mean(axis=0)
+    y -= mean_shifted
+    mean = mean_shifted + shift
     var = (y * y).mean(axis=0)
     inv_std = 1.0 / xp.sqrt(var + eps)
     y *= inv_std

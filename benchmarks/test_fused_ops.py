@@ -1,0 +1,75 @@
+"""pytest-benchmark suites of the fused ops on the current backend (``XDL_BACKEND`` picks it), each
+case against naive ``xp`` expressions and PyTorch when installed, grouped by case:
+
+    PYTHONPATH=$PWD XDL_BACKEND=cupy pytest benchmarks --benchmark-enable --benchmark-group-by=group
+
+Every call is followed by the device synchronization of its implementation, so GPU times are real.
+``benchmarks/report.py`` prints the same cases as one table with GB/s and ratios.
+"""
+
+import pytest
+
+import xdl
+from xdl.bench import MLP_SHAPES, batchnorm_case, optimizer_case
+
+
+@pytest.fixture(scope="module")
+def backend():
+    backend = xdl.current_backend()
+    xdl.seed(0)
+    return backend
+
+
+def _gpu(backend) -> bool:
+    return backend.name == "cupy"
+
+
+def run_case(benchmark, case, impl):
+    if impl not in case.impls:
+        pytest.skip(f"{impl} is not available here")
+    fn, sync = case.impls[impl]
+    benchmark.group = case.name
+    benchmark.extra_info["bytes"] = case.bytes
+
+    def call():
+        fn()
+        sync()
+
+    benchmark(call)
+
+
+IMPLS = ["xdl", "naive xp", "torch"]
+
+
+def _impl_name(case, impl):
+    return next((k for k in case.impls if k.startswith(impl)), impl)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("n", [1_000_000, 10_000_000])
+def test_adam_flat(benchmark, backend, n, impl):
+    case = optimizer_case(backend, "adam", n)
+    run_case(benchmark, case, _impl_name(case, impl))
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_adam_mlp_parameter_list(benchmark, backend, impl):
+    case = optimizer_case(backend, "adam", shapes=MLP_SHAPES)
+    run_case(benchmark, case, _impl_name(case, impl))
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("rule", ["adamw", "sgd", "momentum", "rmsprop"])
+def test_other_optimizers(benchmark, backend, rule, impl):
+    case = optimizer_case(backend, rule, 10_000_000 if _gpu(backend) else 1_000_000)
+    run_case(benchmark, case, _impl_name(case, impl))
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("mode", ["train fwd", "train fwd+bwd", "inference"])
+@pytest.mark.parametrize("shape", [(1024, 1024), (8192, 4096), (65536, 1024)], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_batchnorm(benchmark, backend, shape, mode, impl):
+    if not _gpu(backend) and shape != (1024, 1024):
+        pytest.skip("large batch-norm cases are GPU-sized")
+    case = batchnorm_case(backend, mode, *shape)
+    run_case(benchmark, case, _impl_name(case, impl))
