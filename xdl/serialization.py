@@ -20,6 +20,7 @@ from xdl.nn import LAYERS, Module, Sequential
 
 ARCHITECTURE_KEY = "__xdl_architecture__"
 FORMAT_VERSION = 1
+EXTRA_PREFIX = "extra/"  # arrays stored beside the model (e.g. optimizer state in a checkpoint)
 
 
 def describe(module: Module) -> dict:
@@ -51,21 +52,34 @@ def _build(description: dict) -> Module:
     return LAYERS[name](**description.get("config", {}))
 
 
-def save(model: Module, path) -> Path:
-    """Write ``model`` (architecture + parameters + buffers) to ``path`` atomically."""
+def save(model: Module, path, extra: dict | None = None, extra_arrays: dict | None = None) -> Path:
+    """Write ``model`` (architecture + parameters + buffers) to ``path`` atomically.
+
+    ``extra`` (JSON-able) and ``extra_arrays`` (name → array) ride along in the same file, e.g. a
+    training checkpoint's optimizer state; `load` reads the model and ignores them (`read_extra`
+    returns them).
+    """
     path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise FileNotFoundError(f"save: directory {str(directory)!r} does not exist")
-    if not os.access(directory, os.W_OK):
-        raise PermissionError(f"save: directory {str(directory)!r} is not writable")
     try:
         architecture = describe(model)
     except TypeError:
         architecture = None
     arrays = model.state_dict()
-    header = {"format": FORMAT_VERSION, "architecture": architecture, "dtype": str(model.dtype)}
+    for name, array in (extra_arrays or {}).items():
+        arrays[EXTRA_PREFIX + name] = np.asarray(array)
+    header = {"format": FORMAT_VERSION, "architecture": architecture, "dtype": str(model.dtype), "extra": extra}
     arrays[ARCHITECTURE_KEY] = np.array(json.dumps(header))
+    write_npz_atomic(path, arrays)
+    return path
+
+
+def write_npz_atomic(path: Path, arrays: dict) -> None:
+    """``np.savez`` to a temporary file beside ``path``, fsync, then one rename over ``path``."""
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise FileNotFoundError(f"save: directory {str(directory)!r} does not exist")
+    if not os.access(directory, os.W_OK):
+        raise PermissionError(f"save: directory {str(directory)!r} is not writable")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -77,12 +91,16 @@ def save(model: Module, path) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    return path
 
 
-def load(path, model: Module | None = None) -> Module:
-    """Read a file written by `save`: a new model built from the saved architecture, or the
-    saved state copied into ``model`` (which must have the same parameter names and shapes)."""
+def read_extra(path) -> tuple[dict | None, dict[str, np.ndarray]]:
+    """The ``extra`` header and ``extra_arrays`` stored by `save` in ``path``."""
+    header, state = _read(path)
+    arrays = {k[len(EXTRA_PREFIX):]: v for k, v in state.items() if k.startswith(EXTRA_PREFIX)}
+    return header.get("extra"), arrays
+
+
+def _read(path) -> tuple[dict, dict[str, np.ndarray]]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"load: no such file {str(path)!r}")
@@ -91,6 +109,14 @@ def load(path, model: Module | None = None) -> Module:
             raise ValueError(f"load: {str(path)!r} is not an xdl model file (no {ARCHITECTURE_KEY})")
         header = json.loads(str(data[ARCHITECTURE_KEY]))
         state = {k: data[k] for k in data.files if k != ARCHITECTURE_KEY}
+    return header, state
+
+
+def load(path, model: Module | None = None) -> Module:
+    """Read a file written by `save`: a new model built from the saved architecture, or the
+    saved state copied into ``model`` (which must have the same parameter names and shapes)."""
+    header, state = _read(path)
+    state = {k: v for k, v in state.items() if not k.startswith(EXTRA_PREFIX)}
     if model is None:
         if header.get("architecture") is None:
             raise ValueError(f"load: {str(path)!r} holds a custom model; pass model= to load its state into it")

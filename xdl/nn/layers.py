@@ -125,3 +125,28 @@ class BatchNorm(Module):
             raise ValueError(f"BatchNorm({self.features}): expected input of shape (N, {self.features}), got {x.shape}")
         return F.batch_norm(x, self.gamma, self.beta, self.running_mean, self.running_var,
                             training=self.training, momentum=self.momentum, eps=self.eps)
+
+
+class Standardize(Module):
+    """x' = (x − mean) / scale per feature, with statistics fitted on the training set (see
+    `xdl.data.Standardizer`); kept as buffers, so the model normalizes its own inputs and `xdl.save`
+    stores the statistics with the weights."""
+
+    def __init__(self, features: int, mean=None, scale=None, dtype=None):
+        super().__init__()
+        if not isinstance(features, int | np.integer) or features < 1:
+            raise ValueError(f"Standardize: features must be a positive integer, got {features!r}")
+        self.features = int(features)
+        self.config = {"features": self.features}
+        mean = np.zeros(features) if mean is None else np.asarray(mean, dtype=np.float64)
+        scale = np.ones(features) if scale is None else np.asarray(scale, dtype=np.float64)
+        if mean.shape != (features,) or scale.shape != (features,) or not (scale > 0).all():
+            raise ValueError(f"Standardize: mean and scale must be ({features},) with scale > 0")
+        self.add_buffer("mean", mean, dtype)
+        self.add_buffer("scale", scale, dtype)
+
+    def forward(self, x):
+        if x.ndim != 2 or x.shape[1] != self.features:
+            raise ValueError(f"Standardize({self.features}): expected input of shape (N, {self.features}), "
+                             f"got {x.shape}")
+        return (x - self.mean) / self.scale

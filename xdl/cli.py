@@ -1,0 +1,181 @@
+"""The ``xdl`` command.
+
+    xdl train                      train the default model on digits, write model, history, curves
+    xdl train --config run.toml    options from a TOML file (flags given as well override it)
+    xdl gradcheck                  check backprop's gradients of the model the same options build
+
+Every option of `xdl.config.TrainConfig` is a flag (``--batch-size 32``, ``--no-batch-norm``) and
+a TOML key (``batch_size = 32``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import xdl
+from xdl.backend import BackendError
+from xdl.config import TrainConfig
+from xdl.data import Standardizer, split
+from xdl.diagnose import diagnose
+from xdl.losses import SoftmaxCrossEntropy, l2
+from xdl.train import CHECKPOINT_FILE, Checkpoint, EarlyStopping, Trainer
+from xdl.train.callbacks import check_writable_dir
+
+GRADCHECK_EXAMPLES = 16
+USER_ERRORS = (ValueError, TypeError, OSError, ImportError, FloatingPointError, BackendError)
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        return args.run(config_from_args(args))
+    except USER_ERRORS as e:
+        print(f"xdl {args.command}: error: {e}", file=sys.stderr)
+        return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="xdl", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"xdl {xdl.__version__}")
+    commands = parser.add_subparsers(title="commands", dest="command")
+    for name, run, text in (("train", train, "train a model and report train/dev/test accuracy and a diagnosis"),
+                            ("gradcheck", gradcheck, "check the model's backprop gradients numerically")):
+        sub = commands.add_parser(name, help=text, description=text,
+                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        sub.add_argument("--config", metavar="FILE.toml", help="read options from a TOML file (flags override it)")
+        _add_options(sub)
+        sub.set_defaults(run=run)
+    return parser
+
+
+def _add_options(parser: argparse.ArgumentParser) -> None:
+    defaults = TrainConfig()
+    for f in dataclasses.fields(TrainConfig):
+        flag, default = "--" + f.name.replace("_", "-"), getattr(defaults, f.name)
+        kwargs = {"help": f.metadata.get("help", ""), "dest": f.name}
+        if f.type == "bool":
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
+                                **kwargs | {"help": f"{kwargs['help']} (default: {default})"})
+            continue
+        if f.type == "list[int]":
+            kwargs.update(nargs="+", type=int, metavar="N")
+        else:
+            kwargs.update(type={"int": int, "float": float, "str": str}[f.type], choices=f.metadata.get("choices"))
+        parser.add_argument(flag, default=argparse.SUPPRESS, **kwargs | {"help": f"{kwargs['help']} (default: {default})"})
+
+
+def config_from_args(args) -> TrainConfig:
+    flags = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
+    if args.config:
+        return TrainConfig.from_toml(args.config, overrides=flags)
+    return TrainConfig.from_dict(flags, source="command line")
+
+
+# -- xdl train ----------------------------------------------------------------------------------
+def train(config: TrainConfig) -> int:
+    out = Path(config.out)
+    check_writable_dir(out, "output directory")  # before any work: fail fast, write nothing else
+    if config.resume and not (Path(config.resume) / CHECKPOINT_FILE).is_file():
+        raise FileNotFoundError(f"--resume: no checkpoint {CHECKPOINT_FILE} in {config.resume!r}")
+    with xdl.use(config.backend) as backend:
+        xdl.seed(config.seed)
+        print(f"xdl {xdl.__version__}: backend {backend.name} on {backend.device_name()}")
+        X, y = xdl.datasets.load(config.dataset)
+        parts = split(X, y, seed=config.seed)
+        n_classes = int(y.max()) + 1
+        print(f"dataset {config.dataset}: {len(parts.X_train)} train / {len(parts.X_dev)} dev / "
+              f"{len(parts.X_test)} test examples, {X.shape[1]} features, {n_classes} classes")
+        model = config.build_model(X.shape[1], n_classes, Standardizer().fit(parts.X_train).layer())
+        print(f"model: {_describe(model)}; optimizer {config.optimizer}, lr {config.lr:g}, "
+              f"schedule {config.schedule}")
+        callbacks = [EarlyStopping(patience=config.patience)] if config.patience else []
+        if config.checkpoint_every:
+            callbacks.append(Checkpoint(out / "checkpoints", every=config.checkpoint_every))
+        trainer = Trainer(model, SoftmaxCrossEntropy(), config.build_optimizer(model), l2=config.l2,
+                          batch_size=config.batch_size, epochs=config.epochs, schedule=config.build_schedule(),
+                          callbacks=callbacks, augment=config.build_augment(), seed=config.seed,
+                          progress=None if config.progress else False)
+        start = time.perf_counter()
+        history = trainer.fit(parts.X_train, parts.y_train, dev=(parts.X_dev, parts.y_dev),
+                              resume=config.resume or None)
+        seconds = time.perf_counter() - start
+        metrics = {name: trainer.evaluate(Xp, yp) for name, Xp, yp in
+                   (("train", parts.X_train, parts.y_train), ("dev", parts.X_dev, parts.y_dev),
+                    ("test", parts.X_test, parts.y_test))}
+        diagnosis = diagnose({"train_accuracy": metrics["train"]["accuracy"],
+                              "dev_accuracy": metrics["dev"]["accuracy"]}, base_error=config.base_error)
+        files = _write_outputs(out, model, history, config, metrics, diagnosis)
+    _report(history, metrics, diagnosis, seconds, files, trainer)
+    return 0
+
+
+def _describe(model) -> str:
+    layers = " → ".join(repr(layer).split("(")[0] if not hasattr(layer, "in_features")
+                        else f"Dense({layer.in_features}→{layer.out_features})" for layer in model.layers)
+    return f"{layers} ({sum(p.size for p in model.parameters()):,} parameters)"
+
+
+def _write_outputs(out: Path, model, history, config, metrics, diagnosis) -> list[str]:
+    files = [xdl.save(model, out / "model.npz"), history.save(out / "history.json")]
+    report = {"config": dataclasses.asdict(config), "metrics": metrics, "diagnosis": dataclasses.asdict(diagnosis),
+              "epochs": len(history), "stopped_epoch": history.stopped_epoch, "best_epoch": history.best_epoch}
+    (out / "report.json").write_text(json.dumps(report, indent=1))
+    files.append(out / "report.json")
+    try:
+        from xdl.plots import plot_history
+
+        files.append(plot_history(history, out / "curves.png"))
+    except ImportError as e:
+        files.append(f"(no curves.png: {e})")
+    return [str(f) for f in files]
+
+
+def _report(history, metrics, diagnosis, seconds, files, trainer) -> None:
+    epochs = len(history)
+    ran = epochs - (history[0]["epoch"] - 1 if epochs else 0)
+    if history.stopped_epoch:
+        print(f"stopped early at epoch {history.stopped_epoch}: dev cost did not improve for "
+              f"{trainer.callbacks[0].patience} epochs")
+    if history.best_epoch:
+        print(f"weights restored from epoch {history.best_epoch} (lowest dev cost)")
+    print("accuracy: " + "  ".join(f"{name} {m['accuracy']:.2%}" for name, m in metrics.items()))
+    print(f"diagnosis: {diagnosis}")
+    print(f"time: {epochs} epochs in {seconds:.1f} s ({1000 * seconds / max(ran, 1):.0f} ms per epoch)")
+    print("files written:\n" + "\n".join(f"  {f}" for f in files))
+
+
+# -- xdl gradcheck ------------------------------------------------------------------------------
+def gradcheck(config: TrainConfig) -> int:
+    """Gradient-check J = cost (+ L2) of the configured model on a small batch, in float64."""
+    with xdl.use(config.backend) as backend:
+        xdl.seed(config.seed)
+        X, y = xdl.datasets.load(config.dataset)
+        X, y = X[:GRADCHECK_EXAMPLES].astype(np.float64), y[:GRADCHECK_EXAMPLES]
+        n_classes = int(y.max()) + 1
+        model = config.build_model(X.shape[1], n_classes, Standardizer().fit(X).layer()).astype(np.float64)
+        loss = SoftmaxCrossEntropy()
+
+        def cost():
+            j = loss(model(X), y)
+            return j + l2(model, config.l2, m=len(X)) if config.l2 else j
+
+        print(f"xdl gradcheck: backend {backend.name}; {_describe(model)}; {len(X)} examples of {config.dataset}")
+        result = xdl.gradcheck(cost, model.parameters())
+    print(result)
+    return 0 if result.passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""`TrainConfig`: every option of ``xdl train`` / ``xdl gradcheck`` in one place — defaults, the
+``--config file.toml`` format, the command-line flags and their help all come from these fields —
+and the builders that turn a config into a model, an optimizer and a schedule.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from xdl import optim
+from xdl.datasets import DATASETS
+from xdl.init import INITIALIZERS
+from xdl.nn import ACTIVATIONS, mlp
+
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw")
+SCHEDULES = ("none", "inverse_time", "exponential", "staircase", "step", "cosine")
+BACKENDS = ("auto", "numpy", "cupy")
+IMAGE_SHAPES = {"digits": (8, 8)}  # datasets whose examples are images (augmentation applies)
+
+
+def _opt(default, help: str, choices=None):
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+@dataclass
+class TrainConfig:
+    dataset: str = _opt("digits", "dataset to train on", tuple(DATASETS))
+    hidden: list[int] = field(default_factory=lambda: [256, 128], metadata={"help": "hidden layer sizes"})
+    activation: str = _opt("relu", "hidden activation", tuple(ACTIVATIONS))
+    init: str = _opt("he", "weight initialization", tuple(k for k in INITIALIZERS if k != "zeros"))
+    batch_norm: bool = _opt(True, "batch norm after each hidden Dense layer")
+    dropout: float = _opt(0.3, "dropout rate after each hidden activation (0: none)")
+    l2: float = _opt(0.0, "L2 penalty λ (cost + λ/2m·Σ‖W‖²)")
+    optimizer: str = _opt("adam", "optimization algorithm", OPTIMIZERS)
+    lr: float = _opt(3e-3, "learning rate α (the initial one with a schedule)")
+    beta1: float = _opt(0.9, "β of momentum and RMSprop, β1 of Adam")
+    beta2: float = _opt(0.999, "β2 of Adam")
+    eps: float = _opt(1e-8, "ε of RMSprop and Adam")
+    weight_decay: float = _opt(0.0, "weight decay on weights (decoupled for adamw)")
+    schedule: str = _opt("inverse_time", "learning-rate schedule over epochs", SCHEDULES)
+    decay_rate: float = _opt(0.05, "inverse_time and staircase: α0/(1 + decay_rate·epoch)")
+    decay_base: float = _opt(0.95, "exponential: α0·decay_base^epoch")
+    decay_every: int = _opt(10, "staircase interval and step period, in epochs")
+    decay_factor: float = _opt(0.5, "step: multiply α by this every decay_every epochs")
+    batch_size: int = _opt(64, "mini-batch size")
+    epochs: int = _opt(200, "maximum number of epochs")
+    patience: int = _opt(15, "early stopping patience in epochs on the dev cost (0: off)")
+    augment_shift: int = _opt(0, "image datasets: random shifts of up to this many pixels")
+    augment_noise: float = _opt(0.0, "image datasets: Gaussian noise of this standard deviation")
+    augment_flip: bool = _opt(False, "image datasets: random left-right flips")
+    base_error: float = _opt(0.0, "base (e.g. human-level) error for the bias/variance diagnosis")
+    backend: str = _opt("auto", "array backend (auto: cupy if a GPU answers, else numpy)", BACKENDS)
+    seed: int = _opt(0, "random seed (split, initialization, shuffling, dropout)")
+    out: str = _opt("xdl-run", "output directory (model, history, curves)")
+    checkpoint_every: int = _opt(0, "write a resumable checkpoint every this many epochs (0: never)")
+    resume: str = _opt("", "continue the run whose checkpoint is in this directory")
+    progress: bool = _opt(True, "progress bar (shown on a terminal only)")
+
+    # -- reading and checking -----------------------------------------------------------------
+    @classmethod
+    def from_toml(cls, path, overrides: dict | None = None) -> TrainConfig:
+        """Defaults, then the TOML file's keys, then ``overrides``; every value checked."""
+        path = Path(path)
+        try:
+            with path.open("rb") as f:
+                data = tomllib.load(f)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"--config: no such file {str(path)!r}") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ValueError(f"--config {str(path)!r} is not valid TOML: {e}") from None
+        return cls.from_dict({**data, **(overrides or {})}, source=f"config file {str(path)!r}")
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "config") -> TrainConfig:
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        values = {}
+        for key, value in data.items():
+            name = key.replace("-", "_")
+            if name not in fields:
+                raise ValueError(f"{source}: unknown key {key!r}; known keys: {', '.join(fields)}")
+            values[name] = _checked(name, fields[name].type, value, source)
+        config = cls(**values)
+        config.validate(source)
+        return config
+
+    def validate(self, source: str = "config") -> None:
+        for f in dataclasses.fields(self):
+            choices = f.metadata.get("choices")
+            if choices and getattr(self, f.name) not in choices:
+                raise ValueError(f"{source}: {f.name} must be one of {', '.join(choices)}, "
+                                 f"got {getattr(self, f.name)!r}")
+        for name in ("batch_size", "epochs", "decay_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{source}: {name} must be ≥ 1, got {getattr(self, name)}")
+        for name in ("patience", "augment_shift", "checkpoint_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{source}: {name} must be ≥ 0, got {getattr(self, name)}")
+        if not self.hidden or min(self.hidden) < 1:
+            raise ValueError(f"{source}: hidden must be a non-empty list of positive sizes, got {self.hidden}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"{source}: dropout must be in [0, 1), got {self.dropout}")
+        if self.lr <= 0:
+            raise ValueError(f"{source}: lr must be > 0, got {self.lr}")
+        for name in ("l2", "weight_decay", "augment_noise", "decay_rate"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{source}: {name} must be ≥ 0, got {getattr(self, name)}")
+        augments = self.augment_shift or self.augment_noise or self.augment_flip
+        if augments and self.dataset not in IMAGE_SHAPES:
+            raise ValueError(f"{source}: augmentation applies to image datasets ({', '.join(IMAGE_SHAPES)}), "
+                             f"not {self.dataset!r}")
+
+    # -- building -----------------------------------------------------------------------------
+    def build_model(self, n_features: int, n_classes: int, standardize=None):
+        return mlp(n_features, self.hidden, n_classes, activation=self.activation, init=self.init,
+                   batch_norm=self.batch_norm, dropout=self.dropout, standardize=standardize)
+
+    def build_optimizer(self, model):
+        params = optim.param_groups(model, self.weight_decay) if self.weight_decay else model
+        name, common = self.optimizer, {"lr": self.lr}
+        if name == "sgd":
+            return optim.SGD(params, **common)
+        if name in ("momentum", "nesterov"):
+            return optim.Momentum(params, beta=self.beta1, nesterov=name == "nesterov", **common)
+        if name == "rmsprop":
+            return optim.RMSprop(params, beta=self.beta1, eps=self.eps, **common)
+        rule = optim.AdamW if name == "adamw" else optim.Adam
+        return rule(params, beta1=self.beta1, beta2=self.beta2, eps=self.eps, **common)
+
+    def build_schedule(self):
+        """epoch → learning rate, or None for a constant rate."""
+        s = optim.schedules
+        return {"none": lambda: None,
+                "inverse_time": lambda: s.inverse_time(self.lr, self.decay_rate),
+                "exponential": lambda: s.exponential(self.lr, self.decay_base),
+                "staircase": lambda: s.staircase(self.lr, self.decay_rate, self.decay_every),
+                "step": lambda: s.step_decay(self.lr, self.decay_factor, self.decay_every),
+                "cosine": lambda: s.cosine(self.lr, self.epochs)}[self.schedule]()
+
+    def build_augment(self):
+        from xdl.data import Augment
+
+        if not (self.augment_shift or self.augment_noise or self.augment_flip):
+            return None
+        return Augment(IMAGE_SHAPES[self.dataset], flip=self.augment_flip, shift=self.augment_shift,
+                       noise=self.augment_noise)
+
+
+TYPE_NAMES = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
+              "list[int]": "a list of integers"}
+
+
+def _checked(name: str, type_name: str, value, source: str):
+    """``value`` if it has the field's type (ints are accepted as floats), else a clear error."""
+    ok = {"int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+          "float": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+          "bool": lambda v: isinstance(v, bool),
+          "str": lambda v: isinstance(v, str),
+          "list[int]": lambda v: isinstance(v, list) and all(isinstance(i, int) and not isinstance(i, bool)
+                                                              for i in v)}[type_name]
+    if not ok(value):
+        raise TypeError(f"{source}: {name} must be {TYPE_NAMES[type_name]}, got {value!r} ({type(value).__name__})")
+    return float(value) if type_name == "float" else value

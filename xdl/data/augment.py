@@ -1,0 +1,55 @@
+"""Data augmentation for image-shaped examples, applied to each training batch (never to dev/test).
+
+Examples may be stored flat (m, H·W) or (m, H, W); ``image_shape`` says how to see them as images.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class Augment:
+    """Random horizontal flips, shifts of up to ``shift`` pixels (zero fill) and Gaussian noise.
+
+    ``flip``: mirror left-right with probability 1/2 (leave it off for digits: a mirrored 2 is no 2).
+    ``shift``: integer pixels in each direction; ``noise``: standard deviation added to every value.
+
+    >>> import numpy as np
+    >>> aug = Augment(image_shape=(2, 2), flip=True)
+    >>> aug(np.arange(4.0).reshape(1, 4), np.random.default_rng(1)).shape
+    (1, 4)
+    """
+
+    def __init__(self, image_shape: tuple[int, int], flip: bool = False, shift: int = 0, noise: float = 0.0):
+        if len(image_shape) != 2 or min(image_shape) < 1:
+            raise ValueError(f"image_shape must be (height, width), got {image_shape!r}")
+        if not isinstance(shift, int) or shift < 0 or shift >= min(image_shape):
+            raise ValueError(f"shift must be an integer in [0, {min(image_shape)}), got {shift!r}")
+        if noise < 0:
+            raise ValueError(f"noise must be ≥ 0, got {noise}")
+        self.image_shape, self.flip, self.shift, self.noise = tuple(image_shape), bool(flip), shift, float(noise)
+
+    def __call__(self, X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        h, w = self.image_shape
+        images = np.array(X, copy=True).reshape(len(X), h, w)
+        if self.flip:
+            mirrored = rng.random(len(X)) < 0.5
+            images[mirrored] = images[mirrored, :, ::-1]
+        if self.shift:
+            for i, (dy, dx) in enumerate(rng.integers(-self.shift, self.shift + 1, size=(len(X), 2))):
+                images[i] = _shifted(images[i], dy, dx)
+        if self.noise:
+            images += rng.normal(0.0, self.noise, images.shape).astype(images.dtype)
+        return images.reshape(X.shape)
+
+    def __repr__(self) -> str:
+        return f"Augment(image_shape={self.image_shape}, flip={self.flip}, shift={self.shift}, noise={self.noise})"
+
+
+def _shifted(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """``image`` moved down by dy and right by dx (negative: up/left); vacated pixels are 0."""
+    out = np.zeros_like(image)
+    h, w = image.shape
+    out[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = image[max(-dy, 0):h - max(dy, 0),
+                                                                       max(-dx, 0):w - max(dx, 0)]
+    return out

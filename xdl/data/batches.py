@@ -1,0 +1,50 @@
+"""Mini-batches and label encoding."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from xdl.backend import backend_of
+
+
+def minibatches(X, y, batch_size: int, shuffle: bool = True, seed=None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield ``(X_batch, y_batch)``: shuffle (with ``seed``, an int or a NumPy Generator), then
+    partition into batches of ``batch_size``; the last, smaller batch is kept.
+
+    >>> import numpy as np
+
+from xdl.backend import backend_of
+    >>> [len(b) for b, _ in minibatches(np.zeros((10, 2)), np.zeros(10), 4)]
+    [4, 4, 2]
+    """
+    if not isinstance(batch_size, int | np.integer) or batch_size <= 0:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if len(X) != len(y):
+        raise ValueError(f"X has {len(X)} examples but y has {len(y)} (they must have the same length)")
+    m = len(X)
+    order = np.random.default_rng(seed).permutation(m) if shuffle else np.arange(m)
+    if not isinstance(X, np.ndarray):  # a device array: index it with a device copy of the order
+        order = backend_of(X).asarray(order)
+    for start in range(0, m, batch_size):
+        idx = order[start:start + batch_size]
+        yield X[idx], y[idx]
+
+
+def one_hot(y, n_classes: int | None = None, dtype=np.float32) -> np.ndarray:
+    """(m,) class indices → (m, n_classes) rows with a single 1.
+
+    >>> one_hot([0, 2], 3)
+    array([[1., 0., 0.],
+           [0., 0., 1.]], dtype=float32)
+    """
+    y = np.asarray(y)
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"one_hot: y must be (m,) integer class indices, got shape {y.shape} and dtype {y.dtype}")
+    n_classes = int(y.max()) + 1 if n_classes is None else n_classes
+    if y.size and (y.min() < 0 or y.max() >= n_classes):
+        raise ValueError(f"one_hot: labels must be in [0, {n_classes}), got values in [{y.min()}, {y.max()}]")
+    out = np.zeros((len(y), n_classes), dtype=dtype)
+    out[np.arange(len(y)), y] = 1
+    return out

@@ -1,0 +1,100 @@
+"""Datasets for the course's experiments: generated ones (seeded, no files) and two small real ones
+that never touch the network.
+
+==========  ================================================================  =================
+`moons`     two interleaved half circles in 2-D, Gaussian noise               2 classes
+`circles`   a circle inside a ring in 2-D                                     2 classes
+`spirals`   K interleaved spiral arms in 2-D (the classic planar data)        K classes
+`digits`    scikit-learn's bundled 8×8 handwritten digits (1797 × 64)         10 classes, ``data`` extra
+`mnist1d`   MNIST-1D generated locally by ``mnist1d.data.make_dataset``       10 classes, ``data`` extra
+==========  ================================================================  =================
+
+Each returns ``(X, y)``: float32 features (m, n) and int64 labels (m,).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _check_m(m):
+    if not isinstance(m, int | np.integer) or m < 2:
+        raise ValueError(f"m (number of examples) must be an integer ≥ 2, got {m!r}")
+
+
+def moons(m: int = 1000, noise: float = 0.2, seed: int = 0):
+    """Two interleaved half circles with Gaussian noise of standard deviation ``noise``."""
+    _check_m(m)
+    rng = np.random.default_rng(seed)
+    label = np.arange(m) % 2
+    t = rng.uniform(0, np.pi, m)
+    x = np.where(label == 0, np.cos(t), 1 - np.cos(t))
+    y = np.where(label == 0, np.sin(t), 0.5 - np.sin(t))
+    X = np.stack([x, y], 1) + rng.normal(0, noise, (m, 2))
+    return X.astype(np.float32), label.astype(np.int64)
+
+
+def circles(m: int = 1000, noise: float = 0.1, factor: float = 0.5, seed: int = 0):
+    """Class 0 on the unit circle, class 1 on a circle of radius ``factor``, plus noise."""
+    _check_m(m)
+    if not 0 < factor < 1:
+        raise ValueError(f"factor must be in (0, 1), got {factor}")
+    rng = np.random.default_rng(seed)
+    label = np.arange(m) % 2
+    t = rng.uniform(0, 2 * np.pi, m)
+    r = np.where(label == 0, 1.0, factor)
+    X = np.stack([r * np.cos(t), r * np.sin(t)], 1) + rng.normal(0, noise, (m, 2))
+    return X.astype(np.float32), label.astype(np.int64)
+
+
+def spirals(m: int = 1000, classes: int = 3, noise: float = 0.2, seed: int = 0):
+    """``classes`` spiral arms: radius grows along each arm, angle noise ``noise``."""
+    _check_m(m)
+    if not isinstance(classes, int) or classes < 2:
+        raise ValueError(f"classes must be an integer ≥ 2, got {classes!r}")
+    rng = np.random.default_rng(seed)
+    label = np.arange(m) % classes
+    r = rng.uniform(0.05, 1, m)
+    t = label * (2 * np.pi / classes) + 4 * r + rng.normal(0, noise, m)
+    X = np.stack([r * np.sin(t), r * np.cos(t)], 1)
+    return X.astype(np.float32), label.astype(np.int64)
+
+
+def digits():
+    """scikit-learn's 8×8 digits (bundled with scikit-learn, no download); pixels 0–16."""
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise ImportError("the digits dataset needs scikit-learn: pip install 'xdl[data]'") from None
+    data = load_digits()
+    return data.data.astype(np.float32), data.target.astype(np.int64)
+
+
+def mnist1d(m: int = 5000, seed: int = 42):
+    """MNIST-1D (Greydanus 2020): 40-sample 1-D signals of 10 digit templates, generated here
+    with ``mnist1d.data.make_dataset`` (never downloaded); train and test parts joined."""
+    try:
+        from mnist1d.data import get_dataset_args, make_dataset
+    except ImportError:
+        raise ImportError("the mnist1d dataset needs the mnist1d package: pip install 'xdl[data]'") from None
+    _check_m(m)
+    args = get_dataset_args()
+    args.num_samples, args.seed = int(m), int(seed)
+    state = np.random.get_state()  # make_dataset seeds NumPy's global generator; leave it as it was
+    try:
+        data = make_dataset(args)
+    finally:
+        np.random.set_state(state)
+    X = np.concatenate([data["x"], data["x_test"]]).astype(np.float32)
+    y = np.concatenate([data["y"], data["y_test"]]).astype(np.int64)
+    return X, y
+
+
+DATASETS = {"digits": digits, "moons": moons, "circles": circles, "spirals": spirals, "mnist1d": mnist1d}
+
+
+def load(name: str):
+    """``(X, y)`` of a dataset by name (one of `DATASETS`) with its defaults."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    return DATASETS[name]()

@@ -1,0 +1,81 @@
+"""`History`: what `Trainer.fit` measured, one record per epoch."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+COLUMNS = ("epoch", "train_cost", "train_accuracy", "dev_cost", "dev_accuracy", "lr", "seconds")
+
+
+class History:
+    """Per-epoch records: ``epoch`` (from 1), train/dev cost and accuracy (None where not measured),
+    the learning rate, and seconds. ``stopped_epoch`` is set when a callback stopped the run early,
+    ``best_epoch`` when early stopping restored that epoch's weights.
+
+    >>> h = History([{"epoch": 1, "dev_cost": 0.5}, {"epoch": 2, "dev_cost": 0.4}])
+    >>> h["dev_cost"], h[-1]["epoch"], len(h)
+    ([0.5, 0.4], 2, 2)
+    """
+
+    def __init__(self, records=(), stopped_epoch: int | None = None, best_epoch: int | None = None):
+        self.records = [dict(r) for r in records]
+        self.stopped_epoch = stopped_epoch
+        self.best_epoch = best_epoch
+
+    def append(self, record: dict) -> None:
+        self.records.append(dict(record))
+
+    def __getitem__(self, key):
+        """A column by name (list over epochs), or a record by index."""
+        if isinstance(key, str):
+            if self.records and key not in self.records[0]:
+                raise KeyError(f"History has no column {key!r}; columns: {', '.join(self.records[0])}")
+            return [r.get(key) for r in self.records]
+        return self.records[key]
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __iter__(self):
+        return iter(self.records)
+
+    def final(self) -> dict:
+        """The record of the weights the model ends with: the best epoch if early stopping restored
+        it, else the last."""
+        if not self.records:
+            raise ValueError("History is empty: no epoch was trained")
+        if self.best_epoch is not None:
+            return next(r for r in self.records if r["epoch"] == self.best_epoch)
+        return self.records[-1]
+
+    def to_dict(self) -> dict:
+        return {"records": self.records, "stopped_epoch": self.stopped_epoch, "best_epoch": self.best_epoch}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> History:
+        return cls(data["records"], data.get("stopped_epoch"), data.get("best_epoch"))
+
+    def save(self, path) -> Path:
+        """Write the history as JSON, atomically (temporary file + rename)."""
+        path = Path(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(self.to_dict(), f, indent=1)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path) -> History:
+        with open(path) as f:
+            return cls.from_dict(json.load(f))
+
+    def __repr__(self) -> str:
+        return f"History({len(self)} epochs, stopped_epoch={self.stopped_epoch}, best_epoch={self.best_epoch})"
