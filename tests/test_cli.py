@@ -1,0 +1,109 @@
+"""The ``xdl`` command: help, config files, bad input, train and gradcheck end to end."""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from xdl.cli import main
+from xdl.config import TrainConfig
+
+FAST = ["--dataset", "moons", "--hidden", "8", "--epochs", "3", "--no-progress"]
+
+
+def test_help_lists_commands_and_every_option(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "train" in capsys.readouterr().out
+    for command in ("train", "gradcheck"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = capsys.readouterr().out
+        for f in dataclasses.fields(TrainConfig):
+            assert "--" + f.name.replace("_", "-") in text, f.name
+        assert "--config" in text and "default: digits" in text
+
+
+def test_train_writes_model_history_report_and_curves(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", *FAST, "--out", str(out), "--checkpoint-every", "1"]) == 0
+    text = capsys.readouterr().out
+    for phrase in ("backend numpy", "accuracy: train", "dev", "test", "diagnosis:", "ms per epoch", "files written"):
+        assert phrase in text, phrase
+    for name in ("model.npz", "history.json", "report.json", "curves.png", "checkpoints/checkpoint.npz"):
+        assert (out / name).is_file(), name
+    report = json.loads((out / "report.json").read_text())
+    assert report["config"]["hidden"] == [8] and 0 <= report["metrics"]["test"]["accuracy"] <= 1
+    assert len(json.loads((out / "history.json").read_text())["records"]) == 3
+    # continue the same run for two more epochs from its checkpoint
+    assert main(["train", *FAST[:-3], "--epochs", "5", "--no-progress", "--out", str(out), "--checkpoint-every", "1",
+                 "--resume", str(out / "checkpoints")]) == 0
+    assert len(json.loads((out / "history.json").read_text())["records"]) == 5
+
+
+def test_config_file_sets_options_and_flags_override_it(tmp_path, capsys):
+    config = tmp_path / "run.toml"
+    config.write_text('dataset = "moons"\nhidden = [4]\nepochs = 2\nprogress = false\nlr = 1\n')
+    out = tmp_path / "out"
+    assert main(["train", "--config", str(config), "--epochs", "1", "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["config"]["epochs"] == 1 and report["config"]["hidden"] == [4] and report["config"]["lr"] == 1.0
+
+
+@pytest.mark.parametrize("text, message", [
+    ('dataset = "moons"\nlearning_rate = 0.1\n', "unknown key 'learning_rate'"),
+    ('epochs = "ten"\n', "epochs must be an integer, got 'ten'"),
+    ('hidden = 64\n', "hidden must be a list of integers"),
+    ('optimizer = "adagrad"\n', "optimizer must be one of"),
+    ('batch_norm = 1\n', "batch_norm must be true or false"),
+    ('epochs = [\n', "not valid TOML"),
+])
+def test_bad_config_files_are_named(tmp_path, capsys, text, message):
+    config = tmp_path / "bad.toml"
+    config.write_text(text)
+    out = tmp_path / "out"
+    assert main(["train", "--config", str(config), "--out", str(out)]) == 1
+    assert message in capsys.readouterr().err
+    assert not out.exists()  # nothing written
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--batch-size", "0"], "batch_size must be ≥ 1"), (["--epochs", "-1"], "epochs must be ≥ 1"),
+    (["--dropout", "1.5"], "dropout must be in [0, 1)"), (["--augment-shift", "1"], "image datasets"),
+])
+def test_bad_flags_are_named(tmp_path, capsys, flags, message):
+    assert main(["train", "--dataset", "moons", *flags, "--out", str(tmp_path / "o")]) == 1
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="needs POSIX permissions and a non-root user")
+def test_unwritable_output_directory_fails_before_training(tmp_path, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        assert main(["train", *FAST, "--out", str(locked / "run")]) == 1
+        assert "cannot be created" in capsys.readouterr().err
+        assert main(["train", *FAST, "--out", str(locked)]) == 1
+        assert "not a writable directory" in capsys.readouterr().err
+        assert list(locked.iterdir()) == []
+    finally:
+        locked.chmod(0o700)
+
+
+def test_gradcheck_command(capsys):
+    assert main(["gradcheck", "--dataset", "moons", "--hidden", "5", "3", "--l2", "0.1"]) == 0
+    text = capsys.readouterr().out
+    assert "gradient check: difference" in text and "(great)" in text
+
+
+def test_console_script_is_installed():
+    """`xdl` on PATH (pip install -e . puts it next to the interpreter)."""
+    exe = os.path.join(os.path.dirname(sys.executable), "xdl")
+    if not os.path.exists(exe):
+        pytest.skip("xdl console script not installed in this environment")
+    result = subprocess.run([exe, "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.startswith("xdl ")

@@ -1,0 +1,121 @@
+"""xdl.data and xdl.datasets: splits, standardization, mini-batches, one-hot, augmentation, inputs."""
+
+import numpy as np
+import pytest
+
+import xdl
+from xdl.data import Augment, Standardizer, check_features, check_labels, holdout_sizes, minibatches, one_hot, split
+
+
+def test_split_sizes_follow_the_course_defaults():
+    assert holdout_sizes(1000) == (200, 200)  # 60/20/20
+    assert holdout_sizes(5_000_000) == (10_000, 10_000)  # 99.6/0.2/0.2: fixed-size dev and test
+    assert holdout_sizes(1000, dev=0.1, test=50) == (100, 50)
+    with pytest.raises(ValueError, match="dev"):
+        holdout_sizes(100, dev=1.5)
+    with pytest.raises(ValueError, match="no training examples"):
+        holdout_sizes(100, dev=60, test=40)
+
+
+def test_split_is_a_seeded_stratified_partition(rng):
+    X = rng.standard_normal((1000, 3)).astype(np.float32)
+    y = np.repeat([0, 1, 2], [700, 200, 100])
+    s = split(X, y, seed=3)
+    assert [len(p) for p in (s.X_train, s.X_dev, s.X_test)] == [600, 200, 200]
+    for part in (s.y_train, s.y_dev, s.y_test):  # every part keeps the class shares
+        np.testing.assert_allclose(np.bincount(part, minlength=3) / len(part), [0.7, 0.2, 0.1], atol=0.01)
+    rows = np.concatenate([s.X_train, s.X_dev, s.X_test])
+    assert sorted(map(tuple, rows)) == sorted(map(tuple, X))  # a partition: nothing lost, nothing repeated
+    again = split(X, y, seed=3)
+    np.testing.assert_array_equal(again.X_dev, s.X_dev)
+    assert not np.array_equal(split(X, y, seed=4).X_dev, s.X_dev)
+
+
+def test_standardizer_uses_training_statistics_only(rng):
+    train = rng.normal(5, 3, (500, 4))
+    train[:, 3] = 7.0  # a constant feature is only centered
+    other = rng.normal(0, 1, (10, 4))
+    s = Standardizer().fit(train)
+    z = s.transform(train)
+    np.testing.assert_allclose(z.mean(0), 0, atol=1e-12)
+    np.testing.assert_allclose(z.std(0), [1, 1, 1, 0], atol=1e-12)
+    np.testing.assert_allclose(s.transform(other), (other - train.mean(0)) / np.where(train.std(0) > 0, train.std(0), 1))
+    np.testing.assert_allclose(s.inverse_transform(s.transform(other)), other)
+    layer = s.layer()
+    np.testing.assert_allclose(xdl.to_numpy(layer(xdl.tensor(other.astype(np.float32))).data),
+                               s.transform(other), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="4"):
+        s.transform(rng.normal(size=(3, 5)))
+
+
+def test_standardize_layer_is_saved_with_the_model(tmp_path, rng):
+    X = rng.normal(3, 2, (50, 3)).astype(np.float32)
+    model = xdl.nn.mlp(3, [4], 2, standardize=Standardizer().fit(X).layer())
+    xdl.save(model, tmp_path / "m.npz")
+    np.testing.assert_array_equal(xdl.load(tmp_path / "m.npz").predict_outputs(X), model.predict_outputs(X))
+
+
+def test_minibatches_shuffle_partition_and_keep_the_last_batch():
+    X, y = np.arange(10)[:, None], np.arange(10)
+    batches = list(minibatches(X, y, 4, seed=0))
+    assert [len(b) for b, _ in batches] == [4, 4, 2]
+    order = np.concatenate([yb for _, yb in batches])
+    assert sorted(order) == list(range(10)) and list(order) != list(range(10))
+    assert all(np.array_equal(xb[:, 0], yb) for xb, yb in batches)  # rows stay with their labels
+    assert [list(yb) for _, yb in minibatches(X, y, 5, shuffle=False)] == [list(range(5)), list(range(5, 10))]
+    for bad in (0, -1, 2.5):
+        with pytest.raises(ValueError, match="batch_size"):
+            list(minibatches(X, y, bad))
+
+
+def test_one_hot():
+    np.testing.assert_array_equal(one_hot([2, 0], 3), [[0, 0, 1], [1, 0, 0]])
+    with pytest.raises(ValueError, match=r"\[0, 3\)"):
+        one_hot([3], 3)
+
+
+def test_augment_flips_shifts_and_adds_noise():
+    image = np.arange(9.0).reshape(1, 9)
+    flipped = Augment((3, 3), flip=True)(np.repeat(image, 64, 0), np.random.default_rng(0))
+    mirror = image.reshape(3, 3)[:, ::-1].reshape(9)
+    kinds = {tuple(r) for r in flipped}
+    assert kinds == {tuple(image[0]), tuple(mirror)}  # each example either kept or mirrored
+    shifted = Augment((3, 3), shift=1)(np.repeat(image, 64, 0), np.random.default_rng(0))
+    assert all(set(r[r != 0]) <= set(image[0]) for r in shifted) and len({tuple(r) for r in shifted}) > 3
+    noisy = Augment((3, 3), noise=0.1)(np.zeros((1000, 9)), np.random.default_rng(0))
+    assert abs(noisy.std() - 0.1) < 0.01
+    with pytest.raises(ValueError, match="shift"):
+        Augment((3, 3), shift=3)
+
+
+def test_input_checks_name_the_problem():
+    with pytest.raises(ValueError, match="NaN or Inf.*example 1"):
+        check_features([[0.0, 1.0], [np.inf, 0.0]])
+    with pytest.raises(ValueError, match="2-D"):
+        check_features([1.0, 2.0])
+    with pytest.raises(ValueError, match="3 labels for 2 examples"):
+        check_labels([0, 1, 1], 2)
+    with pytest.raises(ValueError, match="class index 5.*3 classes"):
+        check_labels([0, 5], 2, n_classes=3)
+    with pytest.raises(ValueError, match="integer class indices"):
+        check_labels([0.5, 1.0], 2)
+
+
+@pytest.mark.parametrize("name", list(xdl.datasets.DATASETS))
+def test_datasets_are_seeded_and_well_formed(name):
+    X, y = xdl.datasets.load(name)
+    assert X.dtype == np.float32 and y.dtype == np.int64 and X.ndim == 2 and len(X) == len(y)
+    assert np.isfinite(X).all() and y.min() == 0 and len(np.unique(y)) == y.max() + 1
+    X2, y2 = xdl.datasets.load(name)
+    np.testing.assert_array_equal(X, X2)
+    np.testing.assert_array_equal(y, y2)
+
+
+def test_unknown_dataset_and_missing_extra(monkeypatch):
+    with pytest.raises(ValueError, match="choose one of"):
+        xdl.datasets.load("cifar")
+    import sys
+
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
+    with pytest.raises(ImportError, match=r"pip install 'xdl\[data\]'"):
+        xdl.datasets.digits()

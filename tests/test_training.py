@@ -1,0 +1,186 @@
+"""Trainer, History, callbacks, resume, diagnose and plots — through the public API."""
+
+import json
+
+import numpy as np
+import pytest
+
+import xdl
+from xdl.data import Standardizer, split
+from xdl.losses import SoftmaxCrossEntropy
+from xdl.train import Checkpoint, EarlyStopping, Trainer
+
+
+def moons_parts(m=1000, seed=0):
+    X, y = xdl.datasets.moons(m, noise=0.2, seed=seed)
+    return split(X, y, seed=seed)
+
+
+def make_trainer(backend, optimizer="adam", lr=1e-3, epochs=5, dropout=0.0, callbacks=(), seed=0, **kwargs):
+    xdl.seed(seed)
+    model = xdl.nn.mlp(2, [16, 8], 2, batch_norm=True, dropout=dropout)
+    opt = {"adam": xdl.optim.Adam, "gd": xdl.optim.SGD}[optimizer](model, lr=lr)
+    kwargs.setdefault("batch_size", 64)
+    return Trainer(model, SoftmaxCrossEntropy(), opt, epochs=epochs, callbacks=list(callbacks), seed=seed,
+                   progress=False, **kwargs)
+
+
+def test_adam_beats_plain_gradient_descent_on_moons(backend):
+    """The course's optimization experiment: a 3-layer ReLU network on moons, mini-batches of 64, the
+    same small learning rate: Adam reaches clearly higher training accuracy than plain GD."""
+    X, y = xdl.datasets.moons(500, noise=0.2, seed=0)
+    s = split(X, y, seed=0)
+    accuracy = {}
+    for name in ("gd", "adam"):
+        xdl.seed(1)
+        model = xdl.nn.mlp(2, [5, 2], 2, activation="relu")
+        opt = {"adam": xdl.optim.Adam, "gd": xdl.optim.SGD}[name](model, lr=0.0007)
+        trainer = Trainer(model, SoftmaxCrossEntropy(), opt, batch_size=64, epochs=300, seed=1, progress=False)
+        trainer.fit(s.X_train, s.y_train)
+        accuracy[name] = trainer.evaluate(s.X_train, s.y_train)["accuracy"]
+    assert accuracy["adam"] > 0.88 and accuracy["adam"] > accuracy["gd"] + 0.1, accuracy
+
+
+def test_history_records_every_epoch(backend):
+    s = moons_parts()
+    trainer = make_trainer(backend, epochs=4, schedule=xdl.optim.schedules.inverse_time(0.01, 1.0))
+    history = trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    assert history["epoch"] == [1, 2, 3, 4]
+    np.testing.assert_allclose(history["lr"], [0.01 / (1 + e) for e in range(4)])
+    for key in ("train_cost", "train_accuracy", "dev_cost", "dev_accuracy", "seconds"):
+        assert all(np.isfinite(v) for v in history[key]), key
+    assert history["train_cost"][-1] < history["train_cost"][0]
+    final = trainer.evaluate(s.X_dev, s.y_dev)
+    assert final == {"cost": pytest.approx(history[-1]["dev_cost"]), "accuracy": history[-1]["dev_accuracy"]}
+
+
+def test_resume_ends_with_the_same_weights_as_an_uninterrupted_run(tmp_path):
+    s = moons_parts()
+    kwargs = dict(epochs=6, dropout=0.2, schedule=xdl.optim.schedules.inverse_time(0.01, 0.5))
+    straight = make_trainer(None, **kwargs)
+    straight.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+
+    first = make_trainer(None, **kwargs | {"epochs": 3}, callbacks=[EarlyStopping(patience=50),
+                                                                    Checkpoint(tmp_path / "ckpt")])
+    first.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    resumed = make_trainer(None, seed=123, **kwargs, callbacks=[EarlyStopping(patience=50), Checkpoint(tmp_path / "ckpt")])
+    history = resumed.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev), resume=tmp_path / "ckpt")
+    assert history["epoch"] == [1, 2, 3, 4, 5, 6]
+    # EarlyStopping restored the best epoch in both: compare raw weights of the final epoch instead
+    straight_es = make_trainer(None, **kwargs, callbacks=[EarlyStopping(patience=50)])
+    straight_es.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    for (name, a), (_, b) in zip(straight_es.model.state_dict().items(), resumed.model.state_dict().items()):
+        np.testing.assert_array_equal(a, b, err_msg=name)
+    assert history.best_epoch == straight_es.history.best_epoch
+    # and without early stopping, against the plain uninterrupted run
+    plain = make_trainer(None, **kwargs | {"epochs": 2}, callbacks=[Checkpoint(tmp_path / "plain")])
+    plain.fit(s.X_train, s.y_train)
+    plain_resumed = make_trainer(None, **kwargs, callbacks=[Checkpoint(tmp_path / "plain")])
+    plain_resumed.fit(s.X_train, s.y_train, resume=tmp_path / "plain")
+    for (name, a), (_, b) in zip(straight.model.state_dict().items(), plain_resumed.model.state_dict().items()):
+        np.testing.assert_array_equal(a, b, err_msg=name)
+
+
+def test_checkpoint_is_a_loadable_model_file(tmp_path):
+    s = moons_parts()
+    trainer = make_trainer(None, epochs=2, callbacks=[Checkpoint(tmp_path)])
+    trainer.fit(s.X_train, s.y_train)
+    model = xdl.load(tmp_path / "checkpoint.npz")
+    np.testing.assert_array_equal(model.predict(s.X_dev), trainer.model.predict(s.X_dev))
+
+
+def test_early_stopping_restores_the_best_dev_cost_weights():
+    s = moons_parts(300)
+    X_train, y_train = s.X_train[:40], s.y_train[:40]  # tiny training set: the dev cost turns up soon
+    xdl.seed(0)
+    model = xdl.nn.mlp(2, [64, 64], 2)
+    snapshots = {}
+
+    class Snapshot(xdl.train.Callback):
+        def on_epoch_end(self, trainer, record):
+            snapshots[record["epoch"]] = trainer.model.state_dict()
+
+    stopper = EarlyStopping(patience=5)
+    trainer = Trainer(model, SoftmaxCrossEntropy(), xdl.optim.Adam(model, lr=0.03), batch_size=8, epochs=300,
+                      callbacks=[stopper, Snapshot()], progress=False)
+    history = trainer.fit(X_train, y_train, dev=(s.X_dev, s.y_dev))
+    dev_costs = history["dev_cost"]
+    best = int(np.argmin(dev_costs)) + 1
+    assert history.stopped_epoch == len(history) == best + 5 < 300
+    assert history.best_epoch == best and history.final()["epoch"] == best
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, snapshots[best][name], err_msg=name)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_divergence_stops_with_the_epoch_and_step_and_keeps_the_checkpoint(tmp_path):
+    s = moons_parts()
+    trainer = make_trainer(None, optimizer="gd", lr=0.1, epochs=5, callbacks=[Checkpoint(tmp_path)])
+    trainer.fit(s.X_train, s.y_train)
+    before = (tmp_path / "checkpoint.npz").read_bytes()
+    trainer.epochs = 7
+    trainer.optimizer.lr = 1e30  # explodes
+    with pytest.raises(FloatingPointError, match=r"epoch 6, step \d+.*checkpoint"):
+        trainer.fit(s.X_train, s.y_train)
+    assert (tmp_path / "checkpoint.npz").read_bytes() == before
+    xdl.load(tmp_path / "checkpoint.npz")  # still loadable
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(batch_size=0), "batch_size"), (dict(batch_size=-3), "batch_size"), (dict(epochs=0), "epochs"),
+    (dict(l2=-1.0), "l2"),
+])
+def test_bad_trainer_settings(bad, match):
+    with pytest.raises(ValueError, match=match):
+        make_trainer(None, **bad)
+
+
+def test_bad_inputs_are_rejected_before_training():
+    s = moons_parts()
+    trainer = make_trainer(None)
+    weights = trainer.model.state_dict()
+    X_nan = s.X_train.copy()
+    X_nan[3, 1] = np.nan
+    cases = [((s.X_train, s.y_train[:-1]), "same length"), ((X_nan, s.y_train), "NaN or Inf"),
+             ((s.X_train, s.y_train + 5), "outside the model's 2 classes"),
+             ((s.X_train[:, :1], s.y_train), "1 features, the model expects 2")]
+    for (X, y), match in cases:
+        with pytest.raises(ValueError, match=match):
+            trainer.fit(X, y)
+    for name, value in trainer.model.state_dict().items():
+        np.testing.assert_array_equal(value, weights[name])  # nothing trained half-way
+    with pytest.raises(ValueError, match="expects 2"):
+        trainer.evaluate(s.X_dev[:, :1], s.y_dev)
+
+
+def test_diagnose_verdicts_and_history_json(tmp_path):
+    d = xdl.diagnose({"train_accuracy": 0.99, "dev_accuracy": 0.90})
+    assert d.verdict == "high variance" and any("regularization" in s for s in d.next_steps)
+    assert xdl.diagnose({"train_accuracy": 0.80, "dev_accuracy": 0.79}, base_error=0.05).verdict == "high bias"
+    assert xdl.diagnose({"train_accuracy": 0.80, "dev_accuracy": 0.70}).verdict == "high bias and high variance"
+    assert xdl.diagnose({"train_accuracy": 0.97, "dev_accuracy": 0.96}, base_error=0.02).verdict == "good"
+    history = xdl.History([{"epoch": 1, "train_accuracy": 0.9, "dev_accuracy": 0.8}], best_epoch=1)
+    assert xdl.diagnose(history).variance == pytest.approx(0.1)
+    history.save(tmp_path / "h.json")
+    assert json.loads((tmp_path / "h.json").read_text())["best_epoch"] == 1
+    assert xdl.History.load(tmp_path / "h.json")["dev_accuracy"] == [0.8]
+
+
+def test_learning_curves_png(tmp_path):
+    s = moons_parts()
+    trainer = make_trainer(None, epochs=3)
+    history = trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    from xdl.plots import plot_history
+
+    path = plot_history(history, tmp_path / "curves.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_standardized_digits_model_learns(backend):
+    X, y = xdl.datasets.digits()
+    s = split(X, y)
+    xdl.seed(0)
+    model = xdl.nn.mlp(64, [32], 10, batch_norm=True, standardize=Standardizer().fit(s.X_train).layer())
+    trainer = Trainer(model, SoftmaxCrossEntropy(), xdl.optim.Adam(model, lr=3e-3), epochs=5, progress=False)
+    history = trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    assert history[-1]["dev_accuracy"] > 0.9

@@ -1,0 +1,78 @@
+"""`MLPClassifier`: an xdl network as a scikit-learn estimator (``fit``/``predict``/
+``predict_proba``/``score``; usable in `Pipeline`, `GridSearchCV` and `RandomizedSearchCV`).
+
+Needs scikit-learn (``pip install 'xdl[sklearn]'``). Inputs are standardized with the training
+statistics inside the network; labels may be any values (``classes_`` maps them).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+try:
+    from sklearn.base import BaseEstimator, ClassifierMixin
+    from sklearn.utils.validation import check_is_fitted
+except ImportError:
+    raise ImportError("xdl.sklearn needs scikit-learn: pip install 'xdl[sklearn]'") from None
+
+import xdl
+from xdl.config import TrainConfig
+from xdl.data import Standardizer, check_features, split
+from xdl.losses import SoftmaxCrossEntropy
+from xdl.train import EarlyStopping, Trainer
+
+
+class MLPClassifier(ClassifierMixin, BaseEstimator):
+    """A fully connected classifier trained with mini-batches (see `xdl.config.TrainConfig` for
+    the meaning of each hyperparameter). ``early_stopping``: hold out ``validation_fraction`` of
+    the training data as a dev set and stop after ``patience`` epochs without improvement."""
+
+    def __init__(self, hidden=(100,), activation="relu", batch_norm=False, dropout=0.0, l2=0.0,
+                 optimizer="adam", lr=1e-3, batch_size=64, epochs=100, schedule="none", decay_rate=0.05,
+                 early_stopping=False, validation_fraction=0.1, patience=10, backend="auto", seed=0):
+        self.hidden, self.activation, self.batch_norm, self.dropout, self.l2 = hidden, activation, batch_norm, dropout, l2
+        self.optimizer, self.lr, self.batch_size, self.epochs = optimizer, lr, batch_size, epochs
+        self.schedule, self.decay_rate = schedule, decay_rate
+        self.early_stopping, self.validation_fraction, self.patience = early_stopping, validation_fraction, patience
+        self.backend, self.seed = backend, seed
+
+    def _config(self) -> TrainConfig:
+        return TrainConfig.from_dict({
+            "hidden": [int(h) for h in self.hidden], "activation": self.activation, "batch_norm": bool(self.batch_norm),
+            "dropout": float(self.dropout), "l2": float(self.l2), "optimizer": self.optimizer, "lr": float(self.lr),
+            "batch_size": int(self.batch_size), "epochs": int(self.epochs), "schedule": self.schedule,
+            "decay_rate": float(self.decay_rate), "patience": int(self.patience), "backend": self.backend,
+            "seed": int(self.seed), "dataset": "digits"}, source="MLPClassifier")
+
+    def fit(self, X, y):
+        config = self._config()
+        X = check_features(X).reshape(len(X), -1)
+        y = np.asarray(y)
+        if y.ndim != 1 or len(y) != len(X):
+            raise ValueError(f"y must be (m,) labels for the {len(X)} examples of X, got shape {y.shape}")
+        self.classes_, y_index = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError(f"y has a single class ({self.classes_[0]!r}); a classifier needs at least two")
+        self.n_features_in_ = X.shape[1]
+        dev = None
+        if self.early_stopping:
+            parts = split(X, y_index, dev=float(self.validation_fraction), test=0, seed=config.seed)
+            X, y_index, dev = parts.X_train, parts.y_train, (parts.X_dev, parts.y_dev)
+        with xdl.use(config.backend):
+            xdl.seed(config.seed)
+            self.model_ = config.build_model(X.shape[1], len(self.classes_), Standardizer().fit(X).layer())
+            callbacks = [EarlyStopping(patience=config.patience)] if self.early_stopping else []
+            self.trainer_ = Trainer(self.model_, SoftmaxCrossEntropy(), config.build_optimizer(self.model_),
+                                    l2=config.l2, batch_size=config.batch_size, epochs=config.epochs,
+                                    schedule=config.build_schedule(), callbacks=callbacks, seed=config.seed,
+                                    progress=False)
+            self.history_ = self.trainer_.fit(X, y_index, dev=dev)
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        check_is_fitted(self, "model_")
+        X = check_features(X, n_features=self.n_features_in_)
+        return self.model_.predict_proba(X.reshape(len(X), -1).astype(self.model_.dtype))
+
+    def predict(self, X) -> np.ndarray:
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
