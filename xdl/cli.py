@@ -144,7 +144,6 @@ def _write_outputs(out: Path, model, history, config, metrics, diagnosis) -> lis
 
 def _report(history, metrics, diagnosis, seconds, files, trainer) -> None:
     epochs = len(history)
-    ran = epochs - (history[0]["epoch"] - 1 if epochs else 0)
     if history.stopped_epoch:
         print(f"stopped early at epoch {history.stopped_epoch}: dev cost did not improve for "
               f"{trainer.callbacks[0].patience} epochs")
@@ -152,7 +151,8 @@ def _report(history, metrics, diagnosis, seconds, files, trainer) -> None:
         print(f"weights restored from epoch {history.best_epoch} (lowest dev cost)")
     print("accuracy: " + "  ".join(f"{name} {m['accuracy']:.2%}" for name, m in metrics.items()))
     print(f"diagnosis: {diagnosis}")
-    print(f"time: {epochs} epochs in {seconds:.1f} s ({1000 * seconds / max(ran, 1):.0f} ms per epoch)")
+    per_epoch = np.mean(history["seconds"]) if epochs else 0.0  # all epochs, resumed runs included
+    print(f"time: {epochs} epochs, this run {seconds:.1f} s ({1000 * per_epoch:.0f} ms per epoch)")
     print("files written:\n" + "\n".join(f"  {f}" for f in files))
 
 
