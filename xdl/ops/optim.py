@@ -40,6 +40,13 @@ def _decayed_gradient(xp, p, g, weight_decay, out):
     return out
 
 
+def _average_into(xp, state, x, beta, tmp):
+    """state ← β·state + (1 − β)·x in place; ``tmp`` (x's size, may be x) is left holding (1 − β)·x."""
+    state *= beta
+    xp.multiply(x, 1.0 - beta, out=tmp)
+    state += tmp
+
+
 def sgd_update(xp, p, g, lr, weight_decay=0.0, chunk=CHUNK):
     """p ← p − lr·(g + wd·p)"""
     tmp, gw_buf = _scratch(xp, p, chunk), _scratch(xp, p, chunk)
@@ -57,9 +64,7 @@ def momentum_update(xp, p, g, v, lr, beta, nesterov=False, weight_decay=0.0, chu
         n, t = s.stop - s.start, tmp[: s.stop - s.start]
         gw = _decayed_gradient(xp, p[s], g[s], weight_decay, gw_buf[:n])
         vs = v[s]
-        vs *= beta
-        xp.multiply(gw, 1.0 - beta, out=t)
-        vs += t  # v = β·v + (1 − β)·g
+        _average_into(xp, vs, gw, beta, t)  # v = β·v + (1 − β)·g
         if nesterov:  # step along the look-ahead β·v + (1 − β)·g; t still holds (1 − β)·g
             look = xp.multiply(vs, beta, out=gw_buf[:n])  # gw is no longer needed
             t += look
@@ -77,10 +82,8 @@ def rmsprop_update(xp, p, g, sq, lr, beta, eps, weight_decay=0.0, chunk=CHUNK):
         n, t = s.stop - s.start, tmp[: s.stop - s.start]
         gw = _decayed_gradient(xp, p[s], g[s], weight_decay, gw_buf[:n])
         ss = sq[s]
-        ss *= beta
         xp.multiply(gw, gw, out=t)
-        t *= 1.0 - beta
-        ss += t  # s = β·s + (1 − β)·g²
+        _average_into(xp, ss, t, beta, t)  # s = β·s + (1 − β)·g²
         xp.sqrt(ss, out=t)
         t += eps  # √s + ε
         xp.divide(gw, t, out=t)
@@ -106,13 +109,9 @@ def adam_update(xp, p, g, m, v, lr, beta1, beta2, eps, step, weight_decay=0.0, d
             gw = g[s]
         else:
             gw = _decayed_gradient(xp, ps, g[s], weight_decay, gw_buf[:n])
-        ms *= beta1
-        xp.multiply(gw, 1.0 - beta1, out=t)
-        ms += t  # m = β₁·m + (1 − β₁)·g
-        vs *= beta2
+        _average_into(xp, ms, gw, beta1, t)  # m = β₁·m + (1 − β₁)·g
         xp.multiply(gw, gw, out=t)
-        t *= 1.0 - beta2
-        vs += t  # v = β₂·v + (1 − β₂)·g²
+        _average_into(xp, vs, t, beta2, t)  # v = β₂·v + (1 − β₂)·g²
         xp.sqrt(vs, out=t)
         t *= inv_sqrt_bias2
         t += eps  # √v̂ + ε
