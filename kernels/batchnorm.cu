@@ -78,6 +78,42 @@ __device__ __forceinline__ bool last_block_of_column(int* counters) {
     return is_last;
 }
 
+// Row lane 0 of a block writes its two partial rows: part[0][blockIdx.y][c…] = a, part[1][blockIdx.y][c…] = b.
+template <typename T, int V>
+__device__ __forceinline__ void store_partials(T* __restrict__ part, long long n_parts, int n_cols, int c,
+                                               const T (&a)[V], const T (&b)[V]) {
+    Vec<T, V> va, vb;
+#pragma unroll
+    for (int k = 0; k < V; ++k) {
+        va.v[k] = a[k];
+        vb.v[k] = b[k];
+    }
+    store<T, V>(part + (long long)blockIdx.y * n_cols + c, va);
+    store<T, V>(part + (n_parts + blockIdx.y) * n_cols + c, vb);
+}
+
+// In the last block of a column: visit the partials p = lane, lane + lanes, … of feature col in
+// order, calling fn(p, part[0][p][col], part[1][p][col]); PREFETCH of them are loaded before any is
+// used (the merges form a dependent chain, the loads need not wait for it).
+template <typename T, typename Fn>
+__device__ __forceinline__ void for_each_partial(const T* __restrict__ part, long long n_parts, int n_cols, int col,
+                                                 int lane, int lanes, Fn fn) {
+    for (long long p0 = lane; p0 < n_parts; p0 += PREFETCH * lanes) {
+        T a[PREFETCH], b[PREFETCH];
+#pragma unroll
+        for (int u = 0; u < PREFETCH; ++u) {
+            const long long p = p0 + u * lanes;
+            a[u] = p < n_parts ? __ldcg(part + p * n_cols + col) : T(0);
+            b[u] = p < n_parts ? __ldcg(part + (n_parts + p) * n_cols + col) : T(0);
+        }
+#pragma unroll
+        for (int u = 0; u < PREFETCH; ++u) {
+            const long long p = p0 + u * lanes;
+            if (p < n_parts) fn(p, a[u], b[u]);
+        }
+    }
+}
+
 // -- training forward: statistics -------------------------------------------------------------
 // Per feature c: μ = (1/N) Σ x, σ² = (1/N) Σ (x − μ)² (Welford/Chan, never E[x²] − E[x]²),
 // 1/√(σ² + ε); running_mean ← m·running_mean + (1 − m)·μ, running_var ← m·running_var + (1 − m)·σ²·N/(N − 1).
@@ -175,16 +211,7 @@ bn_stats(const T* __restrict__ x, long long n_rows, int n_cols, long long rows_p
     T* part = stats + 2 * (long long)n_cols;
     T mean[V], m2[V];
     block_moments<T, V>(x, r0, min(r0 + rows_per_block, n_rows), n_cols, c, mean, m2, s_mean, s_m2);
-    if (threadIdx.y == 0 && c < n_cols) {
-        Vec<T, V> out_mean, out_m2;
-#pragma unroll
-        for (int k = 0; k < V; ++k) {
-            out_mean.v[k] = mean[k];
-            out_m2.v[k] = m2[k];
-        }
-        store<T, V>(part + (long long)blockIdx.y * n_cols + c, out_mean);
-        store<T, V>(part + (n_parts + blockIdx.y) * n_cols + c, out_m2);
-    }
+    if (threadIdx.y == 0 && c < n_cols) store_partials<T, V>(part, n_parts, n_cols, c, mean, m2);
     if (!last_block_of_column(counters)) return;
 
     // Last block of this column: merge the n_parts partials of its F features, L lanes per feature.
@@ -193,20 +220,9 @@ bn_stats(const T* __restrict__ x, long long n_rows, int n_cols, long long rows_p
     const int col = blockIdx.x * F + j;
     T n_a = 0, mu = 0, q = 0;
     if (col < n_cols) {
-        for (long long p0 = lane; p0 < n_parts; p0 += PREFETCH * L) {
-            T pm[PREFETCH], pq[PREFETCH];  // loads first, then the dependent chain of merges
-#pragma unroll
-            for (int u = 0; u < PREFETCH; ++u) {
-                const long long p = p0 + u * L;
-                pm[u] = p < n_parts ? __ldcg(part + p * n_cols + col) : T(0);
-                pq[u] = p < n_parts ? __ldcg(part + (n_parts + p) * n_cols + col) : T(0);
-            }
-#pragma unroll
-            for (int u = 0; u < PREFETCH; ++u) {
-                const long long p = p0 + u * L;
-                if (p < n_parts) chan_merge(n_a, mu, q, T(min(rows_per_block, n_rows - p * rows_per_block)), pm[u], pq[u]);
-            }
-        }
+        for_each_partial(part, n_parts, n_cols, col, lane, L, [&](long long p, T part_mean, T part_m2) {
+            chan_merge(n_a, mu, q, T(min(rows_per_block, n_rows - p * rows_per_block)), part_mean, part_m2);
+        });
     }
     s_count[lane][j] = n_a;
     s_mean[lane][j] = mu;
@@ -366,18 +382,14 @@ bn_backward_reduce(const T* __restrict__ dy, const T* __restrict__ x, long long 
     }
     __syncthreads();
     if (ty == 0 && c < n_cols) {
-        Vec<T, V> out_dy, out_dy_xmu;
 #pragma unroll
         for (int k = 0; k < V; ++k) {
             for (int lane = 1; lane < BLOCK_Y; ++lane) {
                 sum_dy[k] += s_dy[lane][tx * V + k];
                 sum_dy_xmu[k] += s_dy_xmu[lane][tx * V + k];
             }
-            out_dy.v[k] = sum_dy[k];
-            out_dy_xmu.v[k] = sum_dy_xmu[k];
         }
-        store<T, V>(part + (long long)blockIdx.y * n_cols + c, out_dy);
-        store<T, V>(part + (n_parts + blockIdx.y) * n_cols + c, out_dy_xmu);
+        store_partials<T, V>(part, n_parts, n_cols, c, sum_dy, sum_dy_xmu);
     }
     if (!last_block_of_column(counters)) return;
 
@@ -386,20 +398,10 @@ bn_backward_reduce(const T* __restrict__ dy, const T* __restrict__ x, long long 
     const int col = blockIdx.x * F + j;
     T a = 0, b = 0;
     if (col < n_cols) {
-        for (long long p0 = lane; p0 < n_parts; p0 += PREFETCH * L) {
-            T pa[PREFETCH], pb[PREFETCH];
-#pragma unroll
-            for (int u = 0; u < PREFETCH; ++u) {
-                const long long p = p0 + u * L;
-                pa[u] = p < n_parts ? __ldcg(part + p * n_cols + col) : T(0);
-                pb[u] = p < n_parts ? __ldcg(part + (n_parts + p) * n_cols + col) : T(0);
-            }
-#pragma unroll
-            for (int u = 0; u < PREFETCH; ++u) {
-                a += pa[u];
-                b += pb[u];
-            }
-        }
+        for_each_partial(part, n_parts, n_cols, col, lane, L, [&](long long, T part_dy, T part_dy_xmu) {
+            a += part_dy;
+            b += part_dy_xmu;
+        });
     }
     s_dy[lane][j] = a;
     s_dy_xmu[lane][j] = b;
