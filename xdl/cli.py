@@ -25,6 +25,7 @@ from xdl.config import TrainConfig
 from xdl.data import Standardizer, split
 from xdl.diagnose import diagnose
 from xdl.losses import SoftmaxCrossEntropy, l2
+from xdl.serialization import atomic_write
 from xdl.train import CHECKPOINT_FILE, Checkpoint, EarlyStopping, Trainer
 from xdl.train.callbacks import check_writable_dir
 
@@ -131,8 +132,7 @@ def _write_outputs(out: Path, model, history, config, metrics, diagnosis) -> lis
     files = [xdl.save(model, out / "model.npz"), history.save(out / "history.json")]
     report = {"config": dataclasses.asdict(config), "metrics": metrics, "diagnosis": dataclasses.asdict(diagnosis),
               "epochs": len(history), "stopped_epoch": history.stopped_epoch, "best_epoch": history.best_epoch}
-    (out / "report.json").write_text(json.dumps(report, indent=1))
-    files.append(out / "report.json")
+    files.append(atomic_write(out / "report.json", lambda f: json.dump(report, f, indent=1), binary=False))
     try:
         from xdl.plots import plot_history
 

@@ -74,7 +74,14 @@ def save(model: Module, path, extra: dict | None = None, extra_arrays: dict | No
 
 
 def write_npz_atomic(path: Path, arrays: dict) -> None:
-    """``np.savez`` to a temporary file beside ``path``, fsync, then one rename over ``path``."""
+    """``np.savez`` to ``path`` through `atomic_write`."""
+    atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def atomic_write(path, write, binary: bool = True) -> Path:
+    """Call ``write(file)`` on a temporary file beside ``path``, fsync, then one rename over
+    ``path``: readers see the old file or the new one, never a partial one."""
+    path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise FileNotFoundError(f"save: directory {str(directory)!r} does not exist")
@@ -82,8 +89,8 @@ def write_npz_atomic(path: Path, arrays: dict) -> None:
         raise PermissionError(f"save: directory {str(directory)!r} is not writable")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+        with os.fdopen(fd, "wb" if binary else "w") as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -91,6 +98,7 @@ def write_npz_atomic(path: Path, arrays: dict) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    return path
 
 
 def read_extra(path) -> tuple[dict | None, dict[str, np.ndarray]]:

@@ -42,7 +42,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             "dropout": float(self.dropout), "l2": float(self.l2), "optimizer": self.optimizer, "lr": float(self.lr),
             "batch_size": int(self.batch_size), "epochs": int(self.epochs), "schedule": self.schedule,
             "decay_rate": float(self.decay_rate), "patience": int(self.patience), "backend": self.backend,
-            "seed": int(self.seed), "dataset": "digits"}, source="MLPClassifier")
+            "seed": int(self.seed)}, source="MLPClassifier")
 
     def fit(self, X, y):
         config = self._config()

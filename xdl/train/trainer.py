@@ -135,7 +135,7 @@ class Trainer:
             self.optimizer.lr = float(self.schedule(e))
         lr = self.optimizer.current_lr()
         xp = backend.xp
-        costs = xp.zeros(steps, dtype=np.float64)  # each step's cost, kept on the device
+        costs = xp.zeros(steps, dtype=np.float64)  # each step's mean cost, kept on the device
         correct = xp.zeros((), dtype=np.int64)
         checked = 0
         self.model.train()
@@ -148,7 +148,7 @@ class Trainer:
             total = cost + _losses.l2(self.model, self.l2, m=len(Xb)) if self.l2 else cost
             total.backward()
             self.optimizer.step()
-            costs[step] = cost.data * len(Xb)
+            costs[step] = cost.data
             if self.classification and not self.eval_train:
                 correct += _correct(xp, out.data, backend.asarray(yb))
             bar.update(1)
@@ -156,12 +156,13 @@ class Trainer:
                 self._check_finite(costs, checked, step + 1, e)
                 checked = step + 1
             if bar.disable is False and (step + 1) % REFRESH_STEPS == 0:
-                bar.set_postfix(cost=f"{float(costs[step]) / len(Xb):.4f}", refresh=False)
+                bar.set_postfix(cost=f"{float(costs[step]):.4f}", refresh=False)
         record = {"epoch": e + 1}
         if self.eval_train:
             record.update(_prefixed("train", self._evaluate(X, y)))
         else:
-            record["train_cost"] = float(costs.sum()) / len(X)
+            last = len(X) - (steps - 1) * self.batch_size  # every batch is full but the last
+            record["train_cost"] = (float(costs[:-1].sum()) * self.batch_size + float(costs[-1]) * last) / len(X)
             record["train_accuracy"] = int(correct) / len(X) if self.classification else None
         record.update(_prefixed("dev", self._evaluate(*dev)) if dev is not None
                       else {"dev_cost": None, "dev_accuracy": None})
