@@ -13,7 +13,7 @@ import json
 import platform
 
 import xdl
-from xdl.bench import MLP_SHAPES, batchnorm_case, copy_bandwidth, format_table, optimizer_case
+from cases import MLP_SHAPES, batchnorm_case, copy_bandwidth, format_table, optimizer_case
 
 
 def main(argv=None) -> None:
@@ -24,7 +24,7 @@ def main(argv=None) -> None:
 
     backend = xdl.current_backend()
     xdl.seed(0)
-    gpu = backend.name == "cupy"
+    gpu = backend.device_type == "cuda"
     copy = copy_bandwidth(backend, (1 << 30) if gpu else (1 << 28))
     rows = []
     for n in ([1_000_000, 10_000_000] + ([] if args.quick else [100_000_000])):

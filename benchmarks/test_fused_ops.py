@@ -10,7 +10,7 @@ Every call is followed by the device synchronization of its implementation, so G
 import pytest
 
 import xdl
-from xdl.bench import MLP_SHAPES, batchnorm_case, optimizer_case
+from cases import MLP_SHAPES, batchnorm_case, optimizer_case
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +21,7 @@ def backend():
 
 
 def _gpu(backend) -> bool:
-    return backend.name == "cupy"
+    return backend.device_type == "cuda"
 
 
 def run_case(benchmark, case, impl):

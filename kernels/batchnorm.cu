@@ -16,10 +16,14 @@
 // block of a column of blocks to arrive (an atomic counter per column, reset by that block) merges
 // the partials of its features in a fixed order, so results are deterministic.
 //
-// Self-contained (no headers): NVRTC compiles it as-is and `nvcc --ptx` checks it in CI.
+// Self-contained (no headers). The loader (xdl/cuda) reads each kernel's parameter list from this
+// file and launches it by parameter name; it also passes the block shape as -DBLOCK_X=… -DBLOCK_Y=…
+// (the one place it is set is xdl/cuda/source.py, which launches with the same values) and lists
+// the template instances (T, V), which NVRTC instantiates.
 
-#define BLOCK_X 32   // threads along features (one warp)
-#define BLOCK_Y 8    // row lanes
+#if !defined(BLOCK_X) || !defined(BLOCK_Y)
+#error "BLOCK_X (threads along features, one warp) and BLOCK_Y (row lanes) come from the loader"
+#endif
 #define THREADS (BLOCK_X * BLOCK_Y)
 #ifndef ROW_GROUP
 #define ROW_GROUP 8  // rows per lane loaded together by the reductions (loads in flight per thread)
@@ -446,22 +450,3 @@ bn_backward_dx(const T* __restrict__ dy, const T* __restrict__ x, T* __restrict_
         store<T, V>(dx + i, out);
     }
 }
-
-#define INSTANTIATE(T, V)                                                                                        \
-    template __global__ void bn_stats<T, V>(const T*, long long, int, long long, T*, int*, T*, T*, double,      \
-                                            double);                                                            \
-    template __global__ void bn_forward_small<T, V>(const T*, T*, long long, int, T*, const T*, const T*, T*,   \
-                                                    T*, double, double);                                        \
-    template __global__ void bn_normalize<T, V>(const T*, T*, long long, int, long long, const T*, const T*,    \
-                                                const T*);                                                      \
-    template __global__ void bn_inference<T, V>(const T*, T*, long long, int, long long, const T*, const T*,    \
-                                                const T*, const T*, double);                                    \
-    template __global__ void bn_backward_reduce<T, V>(const T*, const T*, long long, int, long long, const T*,  \
-                                                      const T*, T*, int*);                                      \
-    template __global__ void bn_backward_dx<T, V>(const T*, const T*, T*, long long, int, long long, const T*,  \
-                                                  const T*, const T*, const T*);
-
-INSTANTIATE(float, 1)
-INSTANTIATE(float, 4)
-INSTANTIATE(double, 1)
-INSTANTIATE(double, 2)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import xdl
-from xdl.backend import BackendError, get_backend
+from xdl.backend import BackendError, NumpyBackend, get_backend
 
 
 def cupy_available() -> bool:
@@ -33,3 +33,9 @@ def rng():
 def t64(backend, array, requires_grad=True):
     """A float64 tensor on ``backend`` from a NumPy array."""
     return xdl.Tensor(backend.asarray(np.asarray(array, dtype=np.float64)), requires_grad=requires_grad, backend=backend)
+
+
+class OtherBackend(NumpyBackend):
+    """A second backend with its own identity (NumPy underneath), for the mixed-backend errors."""
+
+    name = "otherlib"

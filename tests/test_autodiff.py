@@ -1,10 +1,20 @@
-"""Every differentiable function, gradient-checked in float64 on several shapes, plus graph behaviour."""
+"""Every declared differentiable function, gradient-checked in float64 from its declaration's rows
+(the table), the declaration mechanism itself, and graph behaviour."""
+
+import copy
+import importlib
+import re
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import xdl
 from xdl.function import Function
+from xdl.functions import REGISTRY, op, registry
+from xdl.functions.elementwise import LeakyReLU
+from xdl.functions.shapes import Reshape
 from conftest import t64
 
 
@@ -14,52 +24,104 @@ def away_from_zero(rng, shape):
     return x * rng.choice([-1.0, 1.0], size=shape)
 
 
-def positive(rng, shape):
-    return rng.uniform(0.5, 2.0, size=shape)
+SAMPLERS = {"real": lambda rng, shape: rng.standard_normal(shape),
+            "positive": lambda rng, shape: rng.uniform(0.5, 2.0, size=shape),
+            "nonzero": away_from_zero}
 
 
-def normal(rng, shape):
-    return rng.standard_normal(shape)
+def table():
+    """The gradient-check table: (op name, row) for every declared op and each of its Check rows."""
+    return [(name, check) for name, spec in REGISTRY.items() for check in spec.check]
 
 
-# name, fn, [(sampler, shape) per input] — shape lists include broadcasting cases
-CASES = [
-    ("add", lambda a, b: (a + b).sum(), [[(normal, (3, 4)), (normal, (4,))], [(normal, (2, 1, 3)), (normal, (4, 1))]]),
-    ("sub", lambda a, b: ((a - b) ** 2).sum(), [[(normal, (3, 4)), (normal, (3, 1))], [(normal, (5,)), (normal, (5,))]]),
-    ("mul", lambda a, b: (a * b).sum(), [[(normal, (3, 4)), (normal, (1, 4))], [(normal, (2, 3, 4)), (normal, (3, 1))]]),
-    ("div", lambda a, b: (a / b).sum(), [[(normal, (3, 4)), (positive, (4,))], [(normal, (2, 2)), (positive, (2, 2))]]),
-    ("pow", lambda a, b: (a ** b).sum(), [[(positive, (3, 4)), (normal, (4,))], [(positive, (5,)), (normal, (1,))]]),
-    ("pow_scalar", lambda a: (a ** 3).sum() + (2.0 ** a).sum(), [[(normal, (3, 4))], [(normal, (7,))]]),
-    ("neg", lambda a: (-a * a).sum(), [[(normal, (3, 4))], [(normal, (2, 3, 2))]]),
-    ("scalar_ops", lambda a: (3.0 - a / 2.0 + 1.5 * a - 1 / (a * a + 1)).sum(), [[(normal, (4, 3))]]),
-    ("matmul", lambda a, b: ((a @ b) ** 2).sum(), [[(normal, (3, 4)), (normal, (4, 2))], [(normal, (2, 3, 4)), (normal, (4, 5))],
-                                                   [(normal, (4,)), (normal, (4, 3))], [(normal, (3, 4)), (normal, (4,))]]),
-    ("exp", lambda a: a.exp().sum(), [[(normal, (3, 4))], [(normal, (6,))]]),
-    ("log", lambda a: a.log().sum(), [[(positive, (3, 4))], [(positive, (2, 2, 2))]]),
-    ("sqrt", lambda a: a.sqrt().sum(), [[(positive, (3, 4))]]),
-    ("abs", lambda a: (a.abs() * a).sum(), [[(away_from_zero, (3, 4))]]),
-    ("tanh", lambda a: (a.tanh() ** 2).sum(), [[(normal, (3, 4))], [(normal, (10,))]]),
-    ("sigmoid", lambda a: (a.sigmoid() ** 2).sum(), [[(normal, (3, 4))], [(normal, (10,))]]),
-    ("relu", lambda a: (a.relu() ** 2).sum(), [[(away_from_zero, (3, 4))]]),
-    ("leaky_relu", lambda a: (xdl.functions.leaky_relu(a, 0.1) ** 2).sum(), [[(away_from_zero, (3, 4))]]),
-    ("sum_axis", lambda a: (a.sum(axis=0) ** 2).sum() + (a.sum(axis=1, keepdims=True) ** 3).sum(), [[(normal, (3, 4))]]),
-    ("sum_axes", lambda a: (a.sum(axis=(0, 2)) ** 2).sum(), [[(normal, (2, 3, 4))]]),
-    ("mean", lambda a: (a.mean(axis=1) ** 2).sum() + a.mean() ** 2 + (a.mean(axis=0, keepdims=True) ** 2).sum(), [[(normal, (3, 4))]]),
-    ("max", lambda a: (a.max(axis=1) ** 2).sum() + a.max() + (a.max(axis=0, keepdims=True) * 2).sum(), [[(normal, (3, 4))]]),
-    ("reshape", lambda a: (a.reshape(4, 3) @ a.reshape((3, 4))).sum(), [[(normal, (2, 6))]]),
-    ("transpose", lambda a: ((a.T @ a) ** 2).sum() + (a.reshape(2, 3, 2).transpose(2, 0, 1) ** 3).sum(), [[(normal, (3, 4))]]),
-    ("getitem_slice", lambda a: (a[1:, ::2] ** 2).sum() + a[0, 1] * 3, [[(normal, (3, 4))]]),
-    ("getitem_int_array", lambda a: (a[[0, 2, 0]] ** 2).sum() + (a[np.array([1, 1]), np.array([0, 3])] ** 3).sum(), [[(normal, (3, 4))]]),
+def check_row(backend, rng, name, check):
+    """Gradient-check op ``name`` on one row: inputs drawn from the row's domains, the output weighted
+    by fixed random values (so every output element's gradient differs), float64."""
+    spec = REGISTRY[name]
+    inputs = [t64(backend, SAMPLERS[domain](rng, shape)) for domain, shape in zip(check.domains(spec.domain),
+                                                                                   check.shapes)]
+    args, kwargs = copy.deepcopy(check.args), copy.deepcopy(check.kwargs)  # ops may update state in place
+    weights = t64(backend, rng.standard_normal(spec.fn(*inputs, *args, **kwargs).shape), requires_grad=False)
+    return xdl.gradcheck(lambda *xs: (spec.fn(*xs, *args, **kwargs) * weights).sum(), inputs)
+
+
+@pytest.mark.parametrize("name,check", table(), ids=[f"{name}-{check}" for name, check in table()])
+def test_every_declared_function_matches_finite_differences(backend, rng, name, check):
+    result = check_row(backend, rng, name, check)
+    assert result.difference < 1e-7, f"{name} {check}: {result}"
+    assert result.verdict == "great"
+
+
+def test_every_declared_function_has_rows_in_the_table():
+    assert not [name for name, spec in REGISTRY.items() if not spec.check]
+
+
+# expressions of several functions, scalars on either side of the operators
+COMPOSITE = [
+    ("pow_scalar", lambda a: (a ** 3).sum() + (2.0 ** a).sum(), [(3, 4)]),
+    ("scalar_ops", lambda a: (3.0 - a / 2.0 + 1.5 * a - 1 / (a * a + 1)).sum(), [(4, 3)]),
+    ("methods", lambda a: (a.T @ a).tanh().sum() + a.reshape(2, 6).max(axis=1).mean() + a[1:, ::2].exp().sum(),
+     [(3, 4)]),
 ]
 
 
-@pytest.mark.parametrize("name,fn,shape_sets", CASES, ids=[c[0] for c in CASES])
-def test_gradients_match_finite_differences(backend, rng, name, fn, shape_sets):
-    for shapes in shape_sets:
-        inputs = [t64(backend, sampler(rng, shape)) for sampler, shape in shapes]
-        result = xdl.gradcheck(fn, inputs)
-        assert result.difference < 1e-7, f"{name} {[s for _, s in shapes]}: {result}"
-        assert result.verdict == "great"
+@pytest.mark.parametrize("name,fn,shapes", COMPOSITE, ids=[c[0] for c in COMPOSITE])
+def test_composite_expressions(backend, rng, name, fn, shapes):
+    result = xdl.gradcheck(fn, [t64(backend, rng.standard_normal(s)) for s in shapes])
+    assert result.difference < 1e-7, f"{name}: {result}"
+
+
+def softplus_recipe() -> str:
+    """ARCHITECTURE.md's recipe for a new function, as a module (so the recipe stays true)."""
+    text = (Path(__file__).resolve().parents[1] / "ARCHITECTURE.md").read_text()
+    recipe = text.split("### Add a differentiable function", 1)[1]
+    code = re.search(r"```python\n(.*?)```", recipe, re.S).group(1)
+    return "from xdl.function import Function\nfrom xdl.functions import Check, op\n\n" + code
+
+
+def test_one_declaration_makes_a_public_method_and_checked_function(backend, rng, tmp_path, monkeypatch):
+    (tmp_path / "softplus_op.py").write_text(softplus_recipe())
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.import_module("softplus_op")
+    try:
+        x = xdl.tensor([-1.0, 0.0, 2.0])
+        expected = np.log1p(np.exp([-1.0, 0.0, 2.0]))
+        np.testing.assert_allclose(xdl.softplus(x).numpy(), expected, rtol=1e-6)
+        np.testing.assert_allclose(x.softplus().numpy(), expected, rtol=1e-6)
+        assert xdl.functions.softplus is xdl.softplus and "softplus" in xdl.functions.__dir__()
+        rows = [check for name, check in table() if name == "softplus"]
+        assert len(rows) == 2
+        for check in rows:
+            assert check_row(backend, rng, "softplus", check).verdict == "great"
+    finally:
+        registry.remove("softplus")
+        sys.modules.pop("softplus_op", None)
+    assert not hasattr(xdl.Tensor, "softplus") and "softplus" not in REGISTRY
+
+
+def test_settings_are_declared_and_unknown_ones_refused(backend):
+    x = xdl.tensor([[-1.0, 2.0]])
+    assert xdl.leaky_relu(x, slope=0.5).numpy().tolist() == [[-0.5, 2.0]]
+    assert x.sum(axis=1, keepdims=True).shape == (1, 1) and x.sum(0).shape == (2,)
+    with pytest.raises(TypeError, match=r"leaky_relu\(\): got an unexpected keyword argument 'slop'"):
+        xdl.leaky_relu(x, slop=0.5)
+    with pytest.raises(TypeError, match=r"unknown setting 'slop' \(its settings: slope\)"):
+        LeakyReLU.apply(x, slop=0.5)
+    with pytest.raises(TypeError, match="missing setting 'shape'"):
+        Reshape.apply(x)
+    with pytest.raises(TypeError, match="setting 'slope' must be a number"):
+        xdl.leaky_relu(x, "0.5")
+    assert xdl.leaky_relu(x, np.float64(0.5)).dtype == np.float32  # settings arrive as Python floats
+
+
+def test_declarations_refuse_clashing_names():
+    with pytest.raises(ValueError, match="'tanh' is already declared"):
+        op(name="tanh")(lambda x: x)
+    with pytest.raises(ValueError, match="'nn' is taken"):
+        op(name="nn")(lambda x: x)
+    with pytest.raises(ValueError, match="Tensor already has an attribute 'numpy'"):
+        op(name="fresh_name", methods=("numpy",))(lambda x: x)
+    assert "fresh_name" not in REGISTRY and "nn" not in REGISTRY
 
 
 class WrongSquare(Function):

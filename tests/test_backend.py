@@ -7,7 +7,7 @@ import pytest
 
 import xdl
 from xdl.backend import BackendError, get_backend
-from conftest import cupy_available
+from conftest import OtherBackend, cupy_available
 
 
 def run_python(code, **env):
@@ -109,7 +109,7 @@ def test_dlpack_with_torch_when_installed(backend):
 
 
 def test_mixing_backends_names_both(backend):
-    other = xdl.backend.Backend("otherlib", np)  # a second backend with its own identity
+    other = OtherBackend()
     a = xdl.tensor([1.0, 2.0])
     b = xdl.Tensor(np.array([1.0, 2.0], dtype=np.float32), backend=other)
     with pytest.raises(TypeError, match=rf"Add: cannot mix tensors of different backends \({backend.name} and otherlib\)"):

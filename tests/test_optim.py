@@ -8,10 +8,11 @@ import pytest
 import xdl
 from xdl.nn import BatchNorm, Dense, Sequential
 from xdl.optim import SGD, Adam, AdamW, Momentum, RMSprop, param_groups, schedules
+from conftest import OtherBackend
 
 
 def reference_step(name, p, g, state, t, h):
-    """The DESIGN.md formulas, written plainly in float64 NumPy."""
+    """The formulas of ARCHITECTURE.md, written plainly in float64 NumPy."""
     lr, wd = h["lr"], h.get("weight_decay", 0.0)
     if name == "AdamW":
         p = p * (1 - lr * wd)
@@ -105,18 +106,22 @@ def test_schedules_match_formulas():
     cos = schedules.cosine(1.0, total=100, min_lr=0.1)
     assert cos(0) == pytest.approx(1.0) and cos(50) == pytest.approx(0.55) and cos(100) == cos(500) == pytest.approx(0.1)
     warm = schedules.warmup(schedules.exponential(0.1), steps=4)
-    assert warm(2) == pytest.approx(0.1 * 0.95**2 * 0.5) and warm(8) == pytest.approx(0.1 * 0.95**8)
-    assert schedules.warmup(0.3, 3)(1) == pytest.approx(0.1)
+    assert warm(0) == pytest.approx(0.1 * 0.25) and warm(2) == pytest.approx(0.1 * 0.95**2 * 0.75)
+    assert warm(3) == pytest.approx(0.1 * 0.95**3) and warm(8) == pytest.approx(0.1 * 0.95**8)
+    assert schedules.warmup(0.3, 3)(0) == pytest.approx(0.1)
+    for s in (schedules.inverse_time(0.3, 2.0), schedules.exponential(0.3), schedules.staircase(0.3, 1.0, 5),
+              schedules.step_decay(0.3), schedules.cosine(0.3, 10), schedules.inverse_sqrt(0.3)):
+        assert s(0) == pytest.approx(0.3), s.__name__  # count 0 (the first step or epoch) gives α₀
 
 
 def test_schedule_as_lr_is_evaluated_per_step(backend):
     w = xdl.tensor([1.0], requires_grad=True)
     opt = SGD([w], lr=schedules.inverse_time(1.0, 1.0))
-    for t in range(1, 4):
+    for t in range(3):  # t steps taken so far: the schedule's count
         w.grad[...] = 1.0
         assert opt.current_lr() == pytest.approx(1.0 / (1 + t))
         opt.step()
-    assert w.item() == pytest.approx(1 - (1 / 2 + 1 / 3 + 1 / 4), rel=1e-6)
+    assert w.item() == pytest.approx(1 - (1 + 1 / 2 + 1 / 3), rel=1e-6)
 
 
 def test_manual_lr_change(backend):
@@ -156,7 +161,7 @@ def test_bad_hyperparameters_fail_at_construction(backend, kwargs, match):
 
 
 def test_mixed_backends_fail_at_construction(backend):
-    other = xdl.backend.Backend("otherlib", np)
+    other = OtherBackend()
     a = xdl.tensor([1.0], requires_grad=True)
     b = xdl.Tensor(np.zeros(2, dtype=np.float32), requires_grad=True, backend=other)
     with pytest.raises(ValueError, match=rf"mixed backends \(({backend.name} and otherlib|otherlib and {backend.name})\)"):

@@ -1,7 +1,14 @@
-"""The README's two quickstart commands are what CI runs, and the main job works."""
+"""The README's two quickstart commands are what CI runs, the main job works, and every Python
+example of the README and of ARCHITECTURE.md's recipes runs."""
 
 import json
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,3 +33,21 @@ def test_main_job_reaches_97_percent_on_digits(tmp_path, capsys):
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["metrics"]["test"]["accuracy"] >= 0.97, report["metrics"]
     assert "files written" in capsys.readouterr().out
+
+
+def python_examples(name: str) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", (ROOT / name).read_text(), re.S)
+
+
+@pytest.mark.parametrize("index", range(len(python_examples("README.md"))))
+def test_readme_python_example_runs(index, tmp_path):
+    code = python_examples("README.md")[index]
+    env = {**os.environ, "XDL_BACKEND": "numpy", "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip(), "the example prints its result"
+
+
+def test_readme_and_architecture_have_examples():
+    assert len(python_examples("README.md")) >= 2
+    assert python_examples("ARCHITECTURE.md")  # the op recipe, run by tests/test_autodiff.py

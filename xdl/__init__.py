@@ -6,22 +6,38 @@
 >>> loss.backward()
 >>> float(xdl.to_numpy(w.grad)[0])
 -6.0
+
+Every differentiable function is also here: ``xdl.tanh(w)``, ``xdl.matmul(a, b)``, … (the
+declarations of `xdl.functions`).
 """
 
-from xdl.backend import Backend, BackendError, current_backend, seed, to_numpy, use
-# tensor before function: tensor.py imports the functions, which build on xdl.function.
-from xdl.tensor import Parameter, Tensor, from_dlpack, is_grad_enabled, no_grad, tensor  # isort: skip
-from xdl.function import Function  # isort: skip
-from xdl.gradcheck import gradcheck
 from xdl import data, datasets, ewa, functions, init, losses, nn, optim
-from xdl.serialization import load, save
-from xdl.train import History, Trainer
+from xdl.backend import Backend, BackendError, CupyBackend, NumpyBackend, current_backend, seed, use
 from xdl.diagnose import diagnose
+from xdl.function import Function
+from xdl.gradcheck import gradcheck
+from xdl.serialization import load, save
+from xdl.tensor import Parameter, Tensor, from_dlpack, is_grad_enabled, no_grad, tensor, to_numpy
+from xdl.train import History, Trainer
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    """The public function of a declared op: ``xdl.tanh``, ``xdl.sum``, …"""
+    spec = functions.REGISTRY.get(name)
+    if spec is None:
+        raise AttributeError(f"module 'xdl' has no attribute {name!r}")
+    return spec.fn
+
+
+def __dir__():
+    return sorted({*globals(), *functions.REGISTRY})
+
+
 __all__ = [
-    "Backend", "BackendError", "History", "Trainer", "data", "datasets", "diagnose", "ewa", "optim", "Function", "Parameter", "Tensor", "current_backend", "from_dlpack",
-    "functions", "gradcheck", "init", "is_grad_enabled", "load", "losses", "nn", "no_grad", "save", "seed", "tensor",
-    "to_numpy", "use",
+    "Backend", "BackendError", "CupyBackend", "Function", "History", "NumpyBackend", "Parameter", "Tensor",
+    "Trainer", "current_backend", "data", "datasets", "diagnose", "ewa", "from_dlpack", "functions", "gradcheck",
+    "init", "is_grad_enabled", "load", "losses", "nn", "no_grad", "optim", "save", "seed", "tensor", "to_numpy",
+    "use", *functions.REGISTRY,
 ]

@@ -1,8 +1,11 @@
-"""The array shim: one `Backend` per array library, NumPy on the CPU or CuPy on an NVIDIA GPU.
+"""The array shim: a `Backend` subclass per array library, `NumpyBackend` on the CPU and
+`CupyBackend` on an NVIDIA GPU.
 
-This is the only module that imports cupy (the kernel loader, `xdl.cuda`, is the other place
-that knows about it). Model, layer and optimizer code asks for ``current_backend().xp`` and writes
-against the API NumPy 2 and CuPy 14 share.
+Everything that differs between the two lives in these classes (and in the kernel loader,
+`xdl.cuda`): the array module, host transfers, synchronization, scatter-add, buffer addresses,
+DLPack device codes, whether a host sync is cheap, and the fused ops. Model, layer and optimizer
+code asks a tensor or a module for its ``backend`` and writes against ``backend.xp``, the API
+NumPy 2 and CuPy 14 share. This is the only module that imports cupy.
 
 Selection, in order of precedence:
 
@@ -17,6 +20,11 @@ Selection, in order of precedence:
 
 Asking for cupy explicitly where it cannot run raises `BackendError` with a one-line reason.
 Importing xdl never imports cupy: the probe runs on first use.
+
+>>> import xdl
+>>> with xdl.use("numpy") as backend:
+...     print(backend.name, backend.device_type, backend.host_sync_is_cheap)
+numpy cpu True
 """
 
 from __future__ import annotations
@@ -34,37 +42,42 @@ class BackendError(RuntimeError):
 
 
 class Backend:
-    """An array library plus what xdl needs from it.
+    """An array library plus what xdl needs from it. Subclasses fill in the class attributes and
+    the methods that raise `NotImplementedError` here.
 
     Attributes
     ----------
     name : str
         ``"numpy"`` or ``"cupy"``.
+    device_type : str
+        Where arrays live, as DLPack and PyTorch name it: ``"cpu"`` or ``"cuda"``.
+    dlpack_device_type : int
+        The DLPack device code of this backend's arrays (``kDLCPU`` = 1, ``kDLCUDA`` = 2).
+    host_sync_is_cheap : bool
+        Whether reading a value on the host costs nothing (the CPU) or stalls a device queue.
     xp : module
         The array module (``numpy`` or ``cupy``).
     rng : Generator
-        A seeded random generator living on this backend's device (dropout masks, noise).
+        A seeded random generator on this backend's device (dropout masks, noise).
     """
 
-    def __init__(self, name: str, xp, seed: int | None = None):
-        self.name = name
+    name: str
+    device_type: str
+    dlpack_device_type: int
+    host_sync_is_cheap: bool
+
+    def __init__(self, xp, seed: int | None = None):
         self.xp = xp
         self.rng = xp.random.default_rng(seed)
         self._ops = None
 
     def __repr__(self) -> str:
-        return f"Backend({self.name!r}, device={self.device_name()!r})"
+        return f"{type(self).__name__}(device={self.device_name()!r})"
 
-    # -- arrays ---------------------------------------------------------------------------
+    # -- common to every backend ----------------------------------------------------------
     def asarray(self, data, dtype=None):
         """``data`` as an array of this backend (no copy when it already is one)."""
         return self.xp.asarray(data, dtype=dtype)
-
-    def to_numpy(self, array) -> np.ndarray:
-        """A NumPy copy (or view, on the CPU) of ``array``."""
-        if self.name == "cupy":
-            return array.get()
-        return np.asarray(array)
 
     def owns(self, array) -> bool:
         """Whether ``array`` is an array of this backend."""
@@ -74,28 +87,6 @@ class Backend:
         """Reseed this backend's generator."""
         self.rng = self.xp.random.default_rng(seed)
 
-    def synchronize(self) -> None:
-        """Wait for queued device work (a no-op on the CPU); use it before reading a host clock."""
-        if self.name == "cupy":
-            self.xp.cuda.get_current_stream().synchronize()
-
-    def device_name(self) -> str:
-        """A human-readable name of the device arrays live on."""
-        if self.name == "cupy":
-            dev = self.xp.cuda.Device()
-            props = self.xp.cuda.runtime.getDeviceProperties(dev.id)
-            name = props["name"]
-            return f"cuda:{dev.id} ({name.decode() if isinstance(name, bytes) else name})"
-        return "cpu"
-
-    def scatter_add(self, target, index, values) -> None:
-        """``target[index] += values`` with repeated indices accumulated (unbuffered)."""
-        if self.name == "cupy":
-            importlib.import_module("cupyx").scatter_add(target, index, values)
-        else:
-            np.add.at(target, index, values)
-
-    # -- fused ops ------------------------------------------------------------------------
     @property
     def ops(self):
         """The fused operations: NumPy references on the CPU, CUDA kernels on the GPU.
@@ -103,15 +94,99 @@ class Backend:
         Built on first use, so nothing compiles at import.
         """
         if self._ops is None:
-            if self.name == "cupy":
-                from xdl.cuda import CupyOps
-
-                self._ops = CupyOps(self)
-            else:
-                from xdl.ops import NumpyOps
-
-                self._ops = NumpyOps(self)
+            self._ops = self._make_ops()
         return self._ops
+
+    # -- what differs -----------------------------------------------------------------------
+    def to_numpy(self, array) -> np.ndarray:
+        """A NumPy copy (or view, on the CPU) of ``array``."""
+        raise NotImplementedError
+
+    def synchronize(self) -> None:
+        """Wait for queued device work; use it before reading a host clock."""
+        raise NotImplementedError
+
+    def device_name(self) -> str:
+        """A human-readable name of the device arrays live on."""
+        raise NotImplementedError
+
+    def scatter_add(self, target, index, values) -> None:
+        """``target[index] += values`` with repeated indices accumulated (unbuffered)."""
+        raise NotImplementedError
+
+    def address(self, array) -> int:
+        """The host or device address of ``array``'s first element."""
+        raise NotImplementedError
+
+    def _make_ops(self):
+        raise NotImplementedError
+
+
+class NumpyBackend(Backend):
+    """NumPy on the CPU; the fused ops are the NumPy references (`xdl.ops.NumpyOps`)."""
+
+    name = "numpy"
+    device_type = "cpu"
+    dlpack_device_type = 1  # kDLCPU
+    host_sync_is_cheap = True
+
+    def __init__(self, seed: int | None = None):
+        super().__init__(np, seed)
+
+    def to_numpy(self, array) -> np.ndarray:
+        return np.asarray(array)
+
+    def synchronize(self) -> None:
+        pass  # NumPy calls return when their work is done
+
+    def device_name(self) -> str:
+        return "cpu"
+
+    def scatter_add(self, target, index, values) -> None:
+        np.add.at(target, index, values)
+
+    def address(self, array) -> int:
+        return array.__array_interface__["data"][0]
+
+    def _make_ops(self):
+        from xdl.ops import NumpyOps
+
+        return NumpyOps(self)
+
+
+class CupyBackend(Backend):
+    """CuPy on the current CUDA device; the fused ops are CUDA kernels (`xdl.cuda.CupyOps`)."""
+
+    name = "cupy"
+    device_type = "cuda"
+    dlpack_device_type = 2  # kDLCUDA
+    host_sync_is_cheap = False
+
+    def __init__(self, cupy, seed: int | None = None):
+        super().__init__(cupy, seed)
+
+    def to_numpy(self, array) -> np.ndarray:
+        return array.get()
+
+    def synchronize(self) -> None:
+        self.xp.cuda.get_current_stream().synchronize()
+
+    def device_name(self) -> str:
+        dev = self.xp.cuda.Device()
+        name = self.xp.cuda.runtime.getDeviceProperties(dev.id)["name"]
+        return f"cuda:{dev.id} ({name.decode() if isinstance(name, bytes) else name})"
+
+    def scatter_add(self, target, index, values) -> None:
+        # ndarray.scatter_add is deprecated in CuPy 14; cupyx's function is its replacement
+        importlib.import_module("cupyx").scatter_add(target, index, values)
+
+    def address(self, array) -> int:
+        return array.data.ptr
+
+    def _make_ops(self):
+        from xdl.cuda import CupyOps
+
+        return CupyOps(self)
 
 
 _backends: dict[str, Backend] = {}
@@ -145,9 +220,9 @@ def get_backend(name: str) -> Backend:
             cupy, reason = _cupy_or_reason()
             if cupy is None:
                 raise BackendError(f"backend 'cupy' is unavailable: {reason}")
-            _backends[name] = Backend("cupy", cupy, _seed)
+            _backends[name] = CupyBackend(cupy, _seed)
         else:
-            _backends[name] = Backend("numpy", np, _seed)
+            _backends[name] = NumpyBackend(_seed)
     return _backends[name]
 
 
@@ -202,23 +277,28 @@ def host_rng() -> np.random.Generator:
 
 
 def backend_of(array) -> Backend:
-    """The backend an array belongs to (numpy, or cupy if cupy is loaded and owns it)."""
+    """The backend an array belongs to (numpy, or a loaded backend that owns it)."""
     if isinstance(array, np.ndarray | np.generic):
         return get_backend("numpy")
-    cupy = _backends.get("cupy")
-    if cupy is not None and cupy.owns(array):
-        return cupy
+    for backend in _backends.values():
+        if backend.owns(array):
+            return backend
     raise TypeError(f"expected a numpy or cupy array, got {type(array).__name__}")
 
 
-def to_numpy(x) -> np.ndarray:
-    """A NumPy array from an xdl Tensor, a cupy array or anything array-like."""
-    from xdl.tensor import Tensor
+def backend_for_dlpack(device_type: int) -> Backend:
+    """The backend whose arrays live on DLPack device type ``device_type``."""
+    for cls in (NumpyBackend, CupyBackend):
+        if cls.dlpack_device_type == device_type:
+            return get_backend(cls.name)
+    raise BackendError(f"no xdl backend holds arrays of DLPack device type {device_type}")
 
-    data = x.data if isinstance(x, Tensor) else x
-    if isinstance(data, np.ndarray | np.generic):
-        return np.asarray(data)
-    cupy = _backends.get("cupy")
-    if cupy is not None and cupy.owns(data):
-        return data.get()
-    return np.asarray(data)
+
+def array_to_numpy(array) -> np.ndarray:
+    """A NumPy array from an array of any loaded backend, or anything array-like."""
+    if isinstance(array, np.ndarray | np.generic):
+        return np.asarray(array)
+    for backend in _backends.values():
+        if backend.owns(array):
+            return backend.to_numpy(array)
+    return np.asarray(array)

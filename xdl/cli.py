@@ -25,9 +25,8 @@ from xdl.config import TrainConfig
 from xdl.data import Standardizer, split
 from xdl.diagnose import diagnose
 from xdl.losses import SoftmaxCrossEntropy, l2
-from xdl.serialization import atomic_write
-from xdl.train import CHECKPOINT_FILE, Checkpoint, EarlyStopping, Trainer
-from xdl.train.callbacks import check_writable_dir
+from xdl.files import atomic_write, check_writable_dir
+from xdl.train import CHECKPOINT_FILE, Checkpoint
 
 GRADCHECK_EXAMPLES = 16
 USER_ERRORS = (ValueError, TypeError, OSError, ImportError, FloatingPointError, BackendError)
@@ -101,13 +100,8 @@ def train(config: TrainConfig) -> int:
         model = config.build_model(X.shape[1], n_classes, Standardizer().fit(parts.X_train).layer())
         print(f"model: {_describe(model)}; optimizer {config.optimizer}, lr {config.lr:g}, "
               f"schedule {config.schedule}")
-        callbacks = [EarlyStopping(patience=config.patience)] if config.patience else []
-        if config.checkpoint_every:
-            callbacks.append(Checkpoint(out / "checkpoints", every=config.checkpoint_every))
-        trainer = Trainer(model, SoftmaxCrossEntropy(), config.build_optimizer(model), l2=config.l2,
-                          batch_size=config.batch_size, epochs=config.epochs, schedule=config.build_schedule(),
-                          callbacks=callbacks, augment=config.build_augment(), seed=config.seed,
-                          progress=None if config.progress else False)
+        checkpoints = [Checkpoint(out / "checkpoints", every=config.checkpoint_every)] if config.checkpoint_every else []
+        trainer = config.build_trainer(model, callbacks=checkpoints)
         start = time.perf_counter()
         history = trainer.fit(parts.X_train, parts.y_train, dev=(parts.X_dev, parts.y_dev),
                               resume=config.resume or None)

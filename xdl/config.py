@@ -11,9 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from xdl import optim
+from xdl.data import Augment
 from xdl.datasets import DATASETS
 from xdl.init import INITIALIZERS
+from xdl.losses import SoftmaxCrossEntropy
 from xdl.nn import ACTIVATIONS, mlp
+from xdl.train import EarlyStopping, Trainer
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw")
 SCHEDULES = ("none", "inverse_time", "exponential", "staircase", "step", "cosine")
@@ -41,7 +44,7 @@ class TrainConfig:
     eps: float = _opt(1e-8, "ε of RMSprop and Adam")
     weight_decay: float = _opt(0.0, "weight decay on weights (decoupled for adamw)")
     schedule: str = _opt("inverse_time", "learning-rate schedule over epochs", SCHEDULES)
-    decay_rate: float = _opt(0.05, "inverse_time and staircase: α0/(1 + decay_rate·epoch)")
+    decay_rate: float = _opt(0.05, "inverse_time and staircase: α0/(1 + decay_rate·epoch), epoch from 0")
     decay_base: float = _opt(0.95, "exponential: α0·decay_base^epoch")
     decay_every: int = _opt(10, "staircase interval and step period, in epochs")
     decay_factor: float = _opt(0.5, "step: multiply α by this every decay_every epochs")
@@ -130,7 +133,7 @@ class TrainConfig:
         return rule(params, beta1=self.beta1, beta2=self.beta2, eps=self.eps, **common)
 
     def build_schedule(self):
-        """epoch → learning rate, or None for a constant rate."""
+        """epochs completed (0 for the first epoch) → learning rate, or None for a constant rate."""
         s = optim.schedules
         return {"none": lambda: None,
                 "inverse_time": lambda: s.inverse_time(self.lr, self.decay_rate),
@@ -139,9 +142,17 @@ class TrainConfig:
                 "step": lambda: s.step_decay(self.lr, self.decay_factor, self.decay_every),
                 "cosine": lambda: s.cosine(self.lr, self.epochs)}[self.schedule]()
 
-    def build_augment(self):
-        from xdl.data import Augment
+    def build_trainer(self, model, callbacks=()):
+        """The `Trainer` these options describe for ``model``: softmax cross-entropy, the configured
+        optimizer, L2, schedule and augmentation, `EarlyStopping` on the dev cost when ``patience``
+        is set, then ``callbacks``."""
+        stopping = [EarlyStopping(patience=self.patience)] if self.patience else []
+        return Trainer(model, SoftmaxCrossEntropy(), self.build_optimizer(model), l2=self.l2,
+                       batch_size=self.batch_size, epochs=self.epochs, schedule=self.build_schedule(),
+                       callbacks=[*stopping, *callbacks], augment=self.build_augment(), seed=self.seed,
+                       progress=None if self.progress else False)
 
+    def build_augment(self):
         if not (self.augment_shift or self.augment_noise or self.augment_flip):
             return None
         return Augment(IMAGE_SHAPES[self.dataset], flip=self.augment_flip, shift=self.augment_shift,

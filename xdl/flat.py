@@ -78,14 +78,9 @@ def _contiguous_run(group):
 
 def _is_view_of(p, flat, offset) -> bool:
     """Whether p.data/p.grad still point at ``flat`` (nobody rebound them)."""
-    itemsize = flat.data.dtype.itemsize
-    return (_address(p.data) == _address(flat.data) + offset * itemsize
-            and p.grad is not None and _address(p.grad) == _address(flat.grad) + offset * itemsize)
-
-
-def _address(array) -> int:
-    """Device or host address of an array's first element."""
-    return array.data.ptr if hasattr(array.data, "ptr") else array.ctypes.data
+    address, at = p.backend.address, offset * flat.data.dtype.itemsize
+    return (address(p.data) == address(flat.data) + at
+            and p.grad is not None and address(p.grad) == address(flat.grad) + at)
 
 
 def _by_dtype(params) -> dict:

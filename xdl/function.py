@@ -1,39 +1,72 @@
 """`Function`: one differentiable operation, forward and backward on raw backend arrays.
 
-A new operation is one small subclass::
+A new operation is one small subclass; its settings are declared as annotated class attributes
+(with a default, or without one when the caller must give it)::
 
-    class Square(Function):
+    class Scale(Function):
+        factor: float = 2.0          # a setting: Scale.apply(t, factor=3.0)
+
         def forward(self, x):
-            self.x = x
-            return x * x
+            return x * self.factor
 
         def backward(self, gy):
-            return (2 * self.x * gy,)
+            return (gy * self.factor,)
 
-    y = Square.apply(t)          # records the node when a graph is being built
+    y = Scale.apply(t, factor=3.0)   # records the node when a graph is being built
 
-``apply`` turns Python scalars into arrays of the tensors' dtype (so a float64 scalar never turns
-float32 arrays into float64), refuses to mix backends, and records the node only when some input
-requires a gradient and `xdl.no_grad` is not active. ``backward`` returns one gradient per input,
-in input order, ``None`` for inputs that need none (``self.needs_grad[i]`` says which do).
-Keyword arguments of ``apply`` are configuration, stored as attributes before ``forward``.
+``apply`` refuses settings the class does not declare, turns Python scalars into arrays of the
+tensors' dtype (so a float64 scalar never turns float32 arrays into float64), refuses to mix
+backends, and records the node only when some input requires a gradient and `xdl.no_grad` is not
+active. ``backward`` returns one gradient per input, in input order, ``None`` for inputs that need
+none (``self.needs_grad[i]`` says which do). Class constants that are not settings carry no
+annotation; settings annotated ``float`` arrive as Python floats. To make the function public (``xdl.scale``, ``Tensor.scale``, the gradient-check
+table), declare it with `xdl.functions.op`.
 """
 
 from __future__ import annotations
+
+import inspect
 
 import numpy as np
 
 from xdl.tensor import Tensor, is_grad_enabled
 
+REQUIRED = inspect.Parameter.empty  # the default of a setting the caller must give
+
 
 class Function:
-    inputs: tuple[Tensor, ...] = ()
-    needs_grad: tuple[bool, ...] = ()
+    fields: dict = {}  # setting name -> default (REQUIRED when none); filled per subclass
+    _float_fields: frozenset = frozenset()  # settings annotated ``float``, converted to Python floats
+    inputs = ()
+    needs_grad = ()
     backend = None  # the inputs' Backend, set by apply before forward
     xp = None  # backend.xp
 
-    def __init__(self, **config):
-        self.__dict__.update(config)
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        fields, floats = {}, set()
+        for klass in reversed(cls.__mro__):
+            if issubclass(klass, Function) and klass is not Function:
+                for name, annotation in inspect.get_annotations(klass).items():
+                    fields[name] = klass.__dict__.get(name, fields.get(name, REQUIRED))
+                    if annotation in ("float", float):
+                        floats.add(name)
+        cls.fields, cls._float_fields = fields, frozenset(floats)
+
+    def __init__(self, **settings):
+        for name, value in settings.items():
+            if name not in self.fields:
+                known = ", ".join(self.fields) or "none"
+                raise TypeError(f"{type(self).__name__}: unknown setting {name!r} (its settings: {known})")
+            if name in self._float_fields:
+                # a Python float: a NumPy float64 would promote float32 arrays to float64 (NEP 50)
+                if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+                    raise TypeError(f"{type(self).__name__}: setting {name!r} must be a number, got {value!r}")
+                value = float(value)
+            setattr(self, name, value)
+        for name, default in self.fields.items():
+            if name not in settings and default is REQUIRED:
+                raise TypeError(f"{type(self).__name__}: missing setting {name!r}")
 
     def forward(self, *xs):
         raise NotImplementedError
@@ -42,14 +75,14 @@ class Function:
         raise NotImplementedError
 
     @classmethod
-    def apply(cls, *inputs, **config) -> Tensor:
-        fn = cls(**config)
+    def apply(cls, *inputs, **settings) -> Tensor:
+        fn = cls(**settings)
         tensors = _as_tensors(inputs, cls.__name__)
         record = is_grad_enabled() and any(t.requires_grad for t in tensors)
         fn.needs_grad = tuple(record and t.requires_grad for t in tensors)
         fn.backend = tensors[0].backend
         fn.xp = fn.backend.xp
-        out = Tensor(fn.forward(*(t.data for t in tensors)), requires_grad=record, backend=tensors[0].backend)
+        out = Tensor(fn.forward(*(t.data for t in tensors)), requires_grad=record, backend=fn.backend)
         if record:
             fn.inputs = tensors
             out._fn = fn
@@ -65,7 +98,7 @@ def _as_tensors(inputs, op: str) -> tuple[Tensor, ...]:
     out = []
     for x in inputs:
         if isinstance(x, Tensor):
-            if x.backend.name != backend.name:
+            if x.backend is not backend:
                 raise TypeError(
                     f"{op}: cannot mix tensors of different backends ({backend.name} and {x.backend.name}); "
                     "move one with xdl.tensor(...) under xdl.use(...)"

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from xdl.functions.dropout import dropout_disabled
+from xdl.functions.regularization import dropout_disabled
 from xdl.tensor import Tensor, no_grad
 
 VERDICTS = ((1e-7, "great"), (1e-5, "ok"), (1e-3, "suspect"))

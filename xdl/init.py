@@ -16,7 +16,7 @@ he        2/n_in              ReLU networks (He et al.)
 
 >>> import xdl
 >>> xdl.seed(0)
->>> xdl.init.he((256, 128)).var().round(4)  # ≈ 2/256
+>>> round(float(xdl.init.he((256, 128)).var()), 4)  # ≈ 2/256
 0.0078
 """
 

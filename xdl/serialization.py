@@ -9,13 +9,12 @@ leaves the previous file as it was.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from xdl.backend import host_rng
+from xdl.files import atomic_write
 from xdl.nn import LAYERS, Module, Sequential
 
 ARCHITECTURE_KEY = "__xdl_architecture__"
@@ -69,36 +68,7 @@ def save(model: Module, path, extra: dict | None = None, extra_arrays: dict | No
         arrays[EXTRA_PREFIX + name] = np.asarray(array)
     header = {"format": FORMAT_VERSION, "architecture": architecture, "dtype": str(model.dtype), "extra": extra}
     arrays[ARCHITECTURE_KEY] = np.array(json.dumps(header))
-    write_npz_atomic(path, arrays)
-    return path
-
-
-def write_npz_atomic(path: Path, arrays: dict) -> None:
-    """``np.savez`` to ``path`` through `atomic_write`."""
-    atomic_write(path, lambda f: np.savez(f, **arrays))
-
-
-def atomic_write(path, write, binary: bool = True) -> Path:
-    """Call ``write(file)`` on a temporary file beside ``path``, fsync, then one rename over
-    ``path``: readers see the old file or the new one, never a partial one."""
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise FileNotFoundError(f"save: directory {str(directory)!r} does not exist")
-    if not os.access(directory, os.W_OK):
-        raise PermissionError(f"save: directory {str(directory)!r} is not writable")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb" if binary else "w") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 def read_extra(path) -> tuple[dict | None, dict[str, np.ndarray]]:

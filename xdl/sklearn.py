@@ -18,8 +18,6 @@ except ImportError:
 import xdl
 from xdl.config import TrainConfig
 from xdl.data import Standardizer, check_features, split
-from xdl.losses import SoftmaxCrossEntropy
-from xdl.train import EarlyStopping, Trainer
 
 
 class MLPClassifier(ClassifierMixin, BaseEstimator):
@@ -41,8 +39,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             "hidden": [int(h) for h in self.hidden], "activation": self.activation, "batch_norm": bool(self.batch_norm),
             "dropout": float(self.dropout), "l2": float(self.l2), "optimizer": self.optimizer, "lr": float(self.lr),
             "batch_size": int(self.batch_size), "epochs": int(self.epochs), "schedule": self.schedule,
-            "decay_rate": float(self.decay_rate), "patience": int(self.patience), "backend": self.backend,
-            "seed": int(self.seed)}, source="MLPClassifier")
+            "decay_rate": float(self.decay_rate), "patience": int(self.patience) if self.early_stopping else 0,
+            "backend": self.backend, "seed": int(self.seed), "progress": False}, source="MLPClassifier")
 
     def fit(self, X, y):
         config = self._config()
@@ -61,11 +59,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         with xdl.use(config.backend):
             xdl.seed(config.seed)
             self.model_ = config.build_model(X.shape[1], len(self.classes_), Standardizer().fit(X).layer())
-            callbacks = [EarlyStopping(patience=config.patience)] if self.early_stopping else []
-            self.trainer_ = Trainer(self.model_, SoftmaxCrossEntropy(), config.build_optimizer(self.model_),
-                                    l2=config.l2, batch_size=config.batch_size, epochs=config.epochs,
-                                    schedule=config.build_schedule(), callbacks=callbacks, seed=config.seed,
-                                    progress=False)
+            self.trainer_ = config.build_trainer(self.model_)
             self.history_ = self.trainer_.fit(X, y_index, dev=dev)
         return self
 

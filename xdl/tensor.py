@@ -101,12 +101,6 @@ class Tensor:
         """The same data, cut from the graph (no copy)."""
         return Tensor(self.data, backend=self.backend)
 
-    def astype(self, dtype) -> Tensor:
-        """A copy converted to ``dtype`` (differentiable)."""
-        from xdl.functions.shape import Cast
-
-        return Cast.apply(self, dtype=np.dtype(dtype))
-
     # -- DLPack ---------------------------------------------------------------------------
     def __dlpack__(self, *args, **kwargs):
         return self.data.__dlpack__(*args, **kwargs)
@@ -154,38 +148,12 @@ class Tensor:
         else:
             self.grad += g  # in place: .grad may be a view into a flat gradient buffer
 
-    # -- operators (the functions live in xdl.functions) ----------------------------------
-    def __add__(self, other): return F.add(self, other)
-    def __radd__(self, other): return F.add(other, self)
-    def __sub__(self, other): return F.sub(self, other)
-    def __rsub__(self, other): return F.sub(other, self)
-    def __mul__(self, other): return F.mul(self, other)
-    def __rmul__(self, other): return F.mul(other, self)
-    def __truediv__(self, other): return F.div(self, other)
-    def __rtruediv__(self, other): return F.div(other, self)
-    def __pow__(self, other): return F.pow(self, other)
-    def __rpow__(self, other): return F.pow(other, self)
-    def __matmul__(self, other): return F.matmul(self, other)
-    def __rmatmul__(self, other): return F.matmul(other, self)
-    def __neg__(self): return F.neg(self)
-    def __getitem__(self, index): return F.getitem(self, index)
-
-    def exp(self): return F.exp(self)
-    def log(self): return F.log(self)
-    def sqrt(self): return F.sqrt(self)
-    def abs(self): return F.abs(self)
-    def tanh(self): return F.tanh(self)
-    def sigmoid(self): return F.sigmoid(self)
-    def relu(self): return F.relu(self)
-    def sum(self, axis=None, keepdims=False): return F.sum(self, axis, keepdims)
-    def mean(self, axis=None, keepdims=False): return F.mean(self, axis, keepdims)
-    def max(self, axis=None, keepdims=False): return F.max(self, axis, keepdims)
-    def reshape(self, *shape): return F.reshape(self, *shape)
-    def transpose(self, *axes): return F.transpose(self, *axes)
-
+    # Operators and methods (``+``, ``@``, ``exp``, ``sum``, ``astype``, …) are installed by the
+    # declarations in xdl.functions (`xdl.functions.op`): one place per function.
     @property
-    def T(self):
-        return F.transpose(self)
+    def T(self) -> Tensor:
+        """The transpose (axes reversed)."""
+        return self.transpose()
 
 
 class Parameter(Tensor):
@@ -216,7 +184,7 @@ def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
         data = data.data
     backend = _backend.current_backend()
     if not backend.owns(data) and not isinstance(data, np.ndarray | np.generic | list | tuple | int | float):
-        data = _backend.to_numpy(data)
+        data = _backend.array_to_numpy(data)
     dtype = _default_dtype(data) if dtype is None else np.dtype(dtype)
     return Tensor(backend.asarray(data, dtype=dtype), requires_grad=requires_grad, backend=backend)
 
@@ -227,8 +195,13 @@ def from_dlpack(obj) -> Tensor:
     CPU data lands on the numpy backend, CUDA data on cupy; no copy where the producer allows.
     """
     device_type, _ = obj.__dlpack_device__()
-    backend = _backend.get_backend("numpy" if device_type == 1 else "cupy")
+    backend = _backend.backend_for_dlpack(device_type)
     return Tensor(backend.xp.from_dlpack(obj), backend=backend)
+
+
+def to_numpy(x) -> np.ndarray:
+    """A NumPy array from an xdl Tensor, an array of any backend, or anything array-like."""
+    return _backend.array_to_numpy(x.data if isinstance(x, Tensor) else x)
 
 
 def _reverse_topological(root: Tensor) -> list[Tensor]:
@@ -246,7 +219,3 @@ def _reverse_topological(root: Tensor) -> list[Tensor]:
         if node._fn is not None:
             stack.extend((inp, False) for inp in node._fn.inputs if inp.requires_grad and id(inp) not in seen)
     return order[::-1]
-
-
-# Imported last: the functions build on Tensor, and Tensor's operators call them.
-from xdl import functions as F  # noqa: E402

@@ -14,8 +14,6 @@ def minibatches(X, y, batch_size: int, shuffle: bool = True, seed=None) -> Itera
     partition into batches of ``batch_size``; the last, smaller batch is kept.
 
     >>> import numpy as np
-
-from xdl.backend import backend_of
     >>> [len(b) for b, _ in minibatches(np.zeros((10, 2)), np.zeros(10), 4)]
     [4, 4, 2]
     """

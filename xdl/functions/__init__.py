@@ -1,18 +1,32 @@
-"""Differentiable functions on tensors; each is one `xdl.function.Function` subclass."""
+"""Differentiable functions on tensors, each declared once with `op` (see `xdl.functions.registry`).
 
-from xdl.functions.arithmetic import add, div, mul, neg, pow, sub
-from xdl.functions.batchnorm import batch_norm
-from xdl.functions.dropout import dropout
-from xdl.functions.elementwise import abs, exp, leaky_relu, log, relu, sigmoid, sqrt, tanh
-from xdl.functions.linear import linear
-from xdl.functions.losses import sigmoid_binary_cross_entropy, softmax_cross_entropy
-from xdl.functions.matmul import matmul
-from xdl.functions.reduction import max, mean, sum
-from xdl.functions.shape import getitem, reshape, transpose
-from xdl.functions.softmax import softmax
+``xdl.functions.<name>`` and ``xdl.<name>`` are the public functions of the declarations in
+`REGISTRY`; their Tensor methods and operators are installed by the same declarations. The
+modules are grouped by kind and named so that no module hides a function of the same name.
+"""
 
-__all__ = [
-    "abs", "add", "batch_norm", "div", "dropout", "exp", "getitem", "leaky_relu", "linear", "log", "matmul",
-    "max", "mean", "mul", "neg", "pow", "relu", "reshape", "sigmoid", "sigmoid_binary_cross_entropy", "softmax",
-    "softmax_cross_entropy", "sqrt", "sub", "sum", "tanh", "transpose",
-]
+from xdl.functions import (  # noqa: F401 - importing a module runs its declarations
+    arithmetic,
+    batchnorm,
+    classification,
+    elementwise,
+    products,
+    reductions,
+    regularization,
+    shapes,
+)
+from xdl.functions.registry import REGISTRY, Check, OpSpec, op
+
+
+def __getattr__(name: str):
+    spec = REGISTRY.get(name)
+    if spec is None:
+        raise AttributeError(f"module 'xdl.functions' has no attribute {name!r}")
+    return spec.fn
+
+
+def __dir__():
+    return sorted({*globals(), *REGISTRY})
+
+
+__all__ = ["REGISTRY", "Check", "OpSpec", "op", *REGISTRY]

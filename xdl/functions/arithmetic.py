@@ -9,6 +9,9 @@ from __future__ import annotations
 import numpy as np
 
 from xdl.function import Function
+from xdl.functions.registry import Check, op
+
+BROADCASTING = [Check((3, 4), (4,)), Check((2, 1, 3), (4, 1)), Check((5,), (5,))]
 
 
 def broadcast_shape(op: str, *shapes) -> tuple[int, ...]:
@@ -33,11 +36,13 @@ def unbroadcast(grad, shape):
     return grad
 
 
-class _Binary(Function):
-    op = "?"
+class Binary(Function):
+    """A broadcasting ``a ∘ b``: subclasses give ``compute`` and ``backward`` (via `grads`)."""
+
+    verb = "?"  # how the shape error names the operation
 
     def forward(self, a, b):
-        broadcast_shape(self.op, a.shape, b.shape)
+        broadcast_shape(self.verb, a.shape, b.shape)
         self.a_shape, self.b_shape = a.shape, b.shape
         return self.compute(a, b)
 
@@ -46,10 +51,11 @@ class _Binary(Function):
                 unbroadcast(gb, self.b_shape) if gb is not None else None)
 
 
-class Add(_Binary):
+@op(methods=("__add__",), reflected=("__radd__",), check=BROADCASTING)
+class Add(Binary):
     """y = a + b"""
 
-    op = "add"
+    verb = "add"
 
     def compute(self, a, b):
         return a + b
@@ -58,10 +64,11 @@ class Add(_Binary):
         return self.grads(gy, gy)
 
 
-class Sub(_Binary):
+@op(name="sub", methods=("__sub__",), reflected=("__rsub__",), check=BROADCASTING)
+class Subtract(Binary):
     """y = a − b"""
 
-    op = "subtract"
+    verb = "subtract"
 
     def compute(self, a, b):
         return a - b
@@ -70,10 +77,11 @@ class Sub(_Binary):
         return self.grads(gy, -gy if self.needs_grad[1] else None)
 
 
-class Mul(_Binary):
+@op(name="mul", methods=("__mul__",), reflected=("__rmul__",), check=BROADCASTING)
+class Multiply(Binary):
     """y = a·b;  ∂y/∂a = b, ∂y/∂b = a"""
 
-    op = "multiply"
+    verb = "multiply"
 
     def compute(self, a, b):
         self.a, self.b = a, b
@@ -84,10 +92,12 @@ class Mul(_Binary):
                           gy * self.a if self.needs_grad[1] else None)
 
 
-class Div(_Binary):
+@op(name="div", methods=("__truediv__",), reflected=("__rtruediv__",), domain=("real", "positive"),
+    check=[Check((3, 4), (4,)), Check((2, 2), (2, 2))])
+class Divide(Binary):
     """y = a / b;  ∂y/∂a = 1/b, ∂y/∂b = −a/b²"""
 
-    op = "divide"
+    verb = "divide"
 
     def compute(self, a, b):
         self.a, self.b = a, b
@@ -99,10 +109,12 @@ class Div(_Binary):
         return self.grads(ga, gb)
 
 
-class Pow(_Binary):
+@op(methods=("__pow__",), reflected=("__rpow__",), domain=("positive", "real"),
+    check=[Check((3, 4), (4,)), Check((5,), (1,))])
+class Pow(Binary):
     """y = a^b;  ∂y/∂a = b·a^(b−1), ∂y/∂b = y·ln a (only needed, and only defined, for a > 0)"""
 
-    op = "power"
+    verb = "power"
 
     def compute(self, a, b):
         self.a, self.b = a, b
@@ -115,6 +127,7 @@ class Pow(_Binary):
         return self.grads(ga, gb)
 
 
+@op(methods=("__neg__",), check=[Check((3, 4)), Check((2, 3, 2))])
 class Neg(Function):
     """y = −a"""
 
@@ -123,11 +136,3 @@ class Neg(Function):
 
     def backward(self, gy):
         return (-gy,)
-
-
-def add(a, b): return Add.apply(a, b)
-def sub(a, b): return Sub.apply(a, b)
-def mul(a, b): return Mul.apply(a, b)
-def div(a, b): return Div.apply(a, b)
-def pow(a, b): return Pow.apply(a, b)  # noqa: A001 - mirrors the operator it implements
-def neg(a): return Neg.apply(a)

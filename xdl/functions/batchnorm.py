@@ -3,11 +3,19 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from xdl.function import Function
+from xdl.functions.registry import Check, op
 
 
 class BatchNormTrain(Function):
     """y = γ·(x − μ_B)/√(σ²_B + ε) + β with batch statistics; updates the running statistics."""
+
+    running_mean: object
+    running_var: object
+    momentum: float = 0.9
+    eps: float = 1e-5
 
     def forward(self, x, gamma, beta):
         if x.ndim != 2:
@@ -28,6 +36,10 @@ class BatchNormTrain(Function):
 class BatchNormInference(Function):
     """y = γ·(x − running_mean)/√(running_var + ε) + β, i.e. y = x·scale + shift."""
 
+    running_mean: object
+    running_var: object
+    eps: float = 1e-5
+
     def forward(self, x, gamma, beta):
         self.x, self.gamma = x, gamma
         return self.backend.ops.batchnorm_inference(x, gamma, beta, self.running_mean, self.running_var, self.eps)
@@ -38,8 +50,16 @@ class BatchNormInference(Function):
         return gy * (self.gamma * inv_std), (gy * x_hat).sum(axis=0), gy.sum(axis=0)
 
 
+_STATS = dict(running_mean=np.array([0.5, -1.0, 2.0]), running_var=np.array([0.5, 2.0, 1.5]))
+
+
+@op(domain=("real", "positive", "real"),
+    check=[Check((6, 3), (3,), (3,), **_STATS), Check((6, 3), (3,), (3,), training=False, **_STATS)])
 def batch_norm(x, gamma, beta, running_mean, running_var, training=True, momentum=0.9, eps=1e-5):
-    """Batch norm of tensor ``x`` (N, C): batch statistics in training, running ones otherwise."""
+    """Batch norm of tensor ``x`` (N, C): batch statistics in training (``running_mean`` and
+    ``running_var`` are updated in place), the running ones otherwise."""
+    backend = x.backend
+    running_mean, running_var = backend.asarray(running_mean), backend.asarray(running_var)
     if training:
         return BatchNormTrain.apply(x, gamma, beta, running_mean=running_mean, running_var=running_var,
                                     momentum=momentum, eps=eps)

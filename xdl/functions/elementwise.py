@@ -3,8 +3,21 @@
 from __future__ import annotations
 
 from xdl.function import Function
+from xdl.functions.registry import Check, op
+
+SHAPES = [Check((3, 4)), Check((2, 3, 2))]
 
 
+def sigmoid_array(xp, z, out=None):
+    """σ(z) = 1/(1 + e⁻ᶻ), computed as (1 + tanh(z/2))/2, which never overflows (into ``out``)."""
+    y = xp.multiply(z, 0.5, out=out)
+    xp.tanh(y, out=y)
+    y += 1
+    y *= 0.5
+    return y
+
+
+@op(method=True, check=SHAPES)
 class Exp(Function):
     """y = eˣ;  ∂y/∂x = y"""
 
@@ -16,6 +29,7 @@ class Exp(Function):
         return (gy * self.y,)
 
 
+@op(method=True, check=SHAPES, domain="positive")
 class Log(Function):
     """y = ln x;  ∂y/∂x = 1/x"""
 
@@ -27,6 +41,7 @@ class Log(Function):
         return (gy / self.x,)
 
 
+@op(method=True, check=SHAPES, domain="positive")
 class Sqrt(Function):
     """y = √x;  ∂y/∂x = 1/(2y)"""
 
@@ -38,6 +53,7 @@ class Sqrt(Function):
         return (gy / (2 * self.y),)
 
 
+@op(method=True, check=SHAPES, domain="nonzero")
 class Abs(Function):
     """y = |x|;  ∂y/∂x = sign(x) (0 at 0)"""
 
@@ -49,6 +65,7 @@ class Abs(Function):
         return (gy * self.xp.sign(self.x),)
 
 
+@op(method=True, check=SHAPES)
 class Tanh(Function):
     """y = tanh x;  ∂y/∂x = 1 − y²"""
 
@@ -60,41 +77,39 @@ class Tanh(Function):
         return (gy * (1 - self.y * self.y),)
 
 
+@op(method=True, check=SHAPES)
 class Sigmoid(Function):
-    """y = σ(x) = 1/(1 + e⁻ˣ), computed as (1 + tanh(x/2))/2, which never overflows;
-    ∂y/∂x = y·(1 − y)"""
+    """y = σ(x) = 1/(1 + e⁻ˣ) (see `sigmoid_array`);  ∂y/∂x = y·(1 − y)"""
 
     def forward(self, x):
-        xp = self.xp
-        self.y = xp.tanh(x * 0.5)
-        self.y += 1
-        self.y *= 0.5
+        self.y = sigmoid_array(self.xp, x)
         return self.y
 
     def backward(self, gy):
         return (gy * self.y * (1 - self.y),)
 
 
-class LeakyReLU(Function):
-    """y = x if x > 0 else slope·x;  ∂y/∂x = 1 or slope.  ReLU is slope = 0."""
-
-    slope = 0.0
+@op(name="relu", method=True, check=SHAPES, domain="nonzero")
+class ReLU(Function):
+    """y = max(x, 0);  ∂y/∂x = 1 where x > 0, else 0"""
 
     def forward(self, x):
         self.positive = x > 0
-        return x * self.positive if self.slope == 0 else self.xp.where(self.positive, x, x * self.slope)
+        return x * self.positive
 
     def backward(self, gy):
-        if self.slope == 0:
-            return (gy * self.positive,)
+        return (gy * self.positive,)
+
+
+@op(name="leaky_relu", method=True, domain="nonzero", check=[Check((3, 4)), Check((3, 4), slope=0.2)])
+class LeakyReLU(Function):
+    """y = x if x > 0 else slope·x;  ∂y/∂x = 1 or slope"""
+
+    slope: float = 0.01
+
+    def forward(self, x):
+        self.positive = x > 0
+        return self.xp.where(self.positive, x, x * self.slope)
+
+    def backward(self, gy):
         return (self.xp.where(self.positive, gy, gy * self.slope),)
-
-
-def exp(x): return Exp.apply(x)
-def log(x): return Log.apply(x)
-def sqrt(x): return Sqrt.apply(x)
-def abs(x): return Abs.apply(x)  # noqa: A001
-def tanh(x): return Tanh.apply(x)
-def sigmoid(x): return Sigmoid.apply(x)
-def relu(x): return LeakyReLU.apply(x, slope=0.0)
-def leaky_relu(x, slope=0.01): return LeakyReLU.apply(x, slope=float(slope))

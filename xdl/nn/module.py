@@ -11,11 +11,14 @@ Parameter roles: ``"weight"`` (penalized by L2/L1 and weight decay), ``"bias"``,
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from xdl import backend as _backend
 from xdl.flat import pack
-from xdl.functions.softmax import softmax_array
+from xdl.functions.classification import softmax_array
+from xdl.functions.elementwise import sigmoid_array
 from xdl.tensor import Parameter, Tensor, no_grad, tensor
 
 ROLES = ("weight", "bias", "scale", "shift")
@@ -89,6 +92,15 @@ class Module:
         params = self.parameters()
         return params[0].dtype if params else np.dtype(np.float32)
 
+    @property
+    def backend(self):
+        """The backend the module's parameters (or buffers) live on; the current one if it has none."""
+        for p in self.parameters():
+            return p.backend
+        for _, array in self.named_buffers():
+            return _backend.backend_of(array)
+        return _backend.current_backend()
+
     # -- modes ----------------------------------------------------------------------------
     def train(self, mode: bool = True) -> Module:
         """Training mode: batch statistics in batch norm, dropout active."""
@@ -99,6 +111,16 @@ class Module:
     def eval(self) -> Module:
         """Evaluation mode: running statistics in batch norm, dropout is the identity."""
         return self.train(False)
+
+    @contextlib.contextmanager
+    def evaluating(self):
+        """Evaluation mode for the block, then back to the mode the module was in."""
+        was_training = self.training
+        self.eval()
+        try:
+            yield self
+        finally:
+            self.train(was_training)
 
     # -- computing ------------------------------------------------------------------------
     def forward(self, x: Tensor) -> Tensor:
@@ -138,7 +160,7 @@ class Module:
         """Name → NumPy copy of every parameter and buffer."""
         state = {name: p.backend.to_numpy(p.data).copy() for name, p in self.named_parameters()}
         for name, array in self.named_buffers():
-            state[name] = _backend.to_numpy(array).copy()
+            state[name] = self.backend.to_numpy(array).copy()
         return state
 
     def load_state_dict(self, state: dict) -> None:
@@ -174,19 +196,15 @@ class Module:
         """Forward ``X`` (m, n_features) in evaluation mode, in batches, as a NumPy array."""
         if batch_size <= 0:
             raise ValueError(f"batch_size must be > 0, got {batch_size}")
-        was_training = self.training
-        self.eval()
-        try:
-            outs = [_backend.to_numpy(self(X[i:i + batch_size]).data) for i in range(0, len(X), batch_size)]
-        finally:
-            self.train(was_training)
+        with self.evaluating():
+            outs = [self(X[i:i + batch_size]).numpy() for i in range(0, len(X), batch_size)]
         return np.concatenate(outs) if outs else np.zeros((0,))
 
     def predict_proba(self, X, batch_size: int = 1024) -> np.ndarray:
         """Class probabilities (m, C); a single-output (binary) model gives columns [1 − p, p]."""
         out = self.predict_outputs(X, batch_size)
         if out.ndim == 1 or out.shape[1] == 1:
-            p = out.reshape(-1) if self.outputs_probabilities() else (np.tanh(out.reshape(-1) * 0.5) + 1) * 0.5
+            p = out.reshape(-1) if self.outputs_probabilities() else sigmoid_array(np, out.reshape(-1))
             return np.stack([1 - p, p], axis=1)
         return out if self.outputs_probabilities() else softmax_array(np, out.astype(np.float64)).astype(out.dtype)
 

@@ -6,8 +6,8 @@ Each group's parameters are (or are placed as) views into one flat buffer per dt
 and ``zero_grad()`` one fill.
 
 A learning rate is a float or a schedule ``count -> lr`` (`xdl.optim.schedules`); a schedule given
-to the optimizer is called with the step number t = 1, 2, …  Setting ``opt.lr`` between epochs
-changes every group's rate.
+to the optimizer is called with the number of steps taken before the one it sets (0 for the
+first). Setting ``opt.lr`` between epochs changes every group's rate.
 """
 
 from __future__ import annotations
@@ -87,9 +87,10 @@ class Optimizer:
         for i, p in enumerate(params):
             if not isinstance(p, Tensor) or not p.requires_grad:
                 raise TypeError(f"params[{i}] must be a tensor that requires grad, got {p!r}")
-        backends = sorted({p.backend.name for p in [*params, *self.parameters()]})
+        backends = {id(p.backend): p.backend.name for p in [*params, *self.parameters()]}
         if len(backends) > 1:
-            raise ValueError(f"parameters of mixed backends ({' and '.join(backends)}) cannot share an optimizer")
+            raise ValueError(f"parameters of mixed backends ({' and '.join(sorted(backends.values()))}) "
+                             "cannot share an optimizer")
         known = {id(p) for p in self.parameters()}
         if any(id(p) in known for p in params):
             raise ValueError("a parameter appears in more than one group")
@@ -117,9 +118,9 @@ class Optimizer:
             g.settings["lr"] = value
 
     def current_lr(self, group: ParamGroup | None = None) -> float:
-        """The rate the next step uses (a schedule is evaluated at t + 1)."""
+        """The rate the next step uses (a schedule is evaluated at t, the steps taken so far)."""
         lr = (group or self.groups[0]).settings["lr"] if self.groups else self.defaults["lr"]
-        return float(lr(self.t + 1)) if callable(lr) else float(lr)
+        return float(lr(self.t)) if callable(lr) else float(lr)
 
     # -- the loop -------------------------------------------------------------------------
     def zero_grad(self) -> None:

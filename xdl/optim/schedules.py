@@ -1,13 +1,15 @@
 """Learning-rate schedules: plain ``count -> lr`` callables (optax style).
 
-Pass one as an optimizer's ``lr`` to decay per step (it is called with the step number
-t = 1, 2, …), or call it yourself per epoch (``opt.lr = schedule(epoch)``, epoch = 1, 2, …, the
-course's epoch_num) — the formula is the same, only the count differs.
+``count`` is always 0-based: the number of steps (or epochs) completed before the one the rate is
+for, so the first step or epoch uses ``schedule(0)``, which is α₀ for every decay. Pass a schedule
+as an optimizer's ``lr`` to decay per step, or as `Trainer`'s ``schedule`` to decay per epoch
+(``opt.lr = schedule(epoch)`` at the start of each epoch) — the formula is the same, only the
+count differs.
 
 >>> from xdl.optim import schedules
 >>> s = schedules.inverse_time(0.2, decay_rate=1.0)
->>> [round(s(epoch), 4) for epoch in (1, 2, 3)]
-[0.1, 0.0667, 0.05]
+>>> [round(s(epoch), 4) for epoch in (0, 1, 2)]
+[0.2, 0.1, 0.0667]
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ def exponential(lr0: float, base: float = 0.95):
 
 
 def inverse_sqrt(lr0: float, k: float = 1.0):
-    """α = α₀·k/√count (count ≥ 1; count 0 is treated as 1)"""
+    """α = α₀·k/√count (count 0 is treated as 1)"""
     check_positive("lr0", lr0)
     return _named(lambda count: lr0 * k / math.sqrt(max(count, 1)), f"inverse_sqrt({lr0}, {k})")
 
@@ -64,8 +66,9 @@ def cosine(lr0: float, total: int, min_lr: float = 0.0):
 
 
 def warmup(schedule, steps: int):
-    """Linear warm-up: α = base(count)·min(1, count/steps), where base is a schedule or a constant."""
+    """Linear warm-up: α = base(count)·min(1, (count + 1)/steps), where base is a schedule or a
+    constant: the first of ``steps`` counts uses base/steps, count steps − 1 and later the base."""
     check_positive("steps", steps)
     base = schedule if callable(schedule) else (lambda count: schedule)
-    return _named(lambda count: base(count) * min(1.0, count / steps),
+    return _named(lambda count: base(count) * min(1.0, (count + 1) / steps),
                   f"warmup({getattr(schedule, '__name__', schedule)}, {steps})")

@@ -7,10 +7,11 @@ continues exactly where the interrupted one stopped.
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
+
+from xdl.files import check_writable_dir
 
 CHECKPOINT_FILE = "checkpoint.npz"
 
@@ -110,12 +111,3 @@ class Checkpoint(Callback):
         if record["epoch"] % self.every == 0 or trainer.stop_training:
             trainer.save_checkpoint(self.path)
 
-
-def check_writable_dir(directory: Path, what: str) -> None:
-    """Create ``directory`` if needed; fail now, before any training, if it cannot be written."""
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise PermissionError(f"{what} {str(directory)!r} cannot be created: {e.strerror}") from None
-    if not directory.is_dir() or not os.access(directory, os.W_OK | os.X_OK):
-        raise PermissionError(f"{what} {str(directory)!r} is not a writable directory")

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 
-from xdl import backend as _backend
 from xdl import losses as _losses
 from xdl.data import check_features, check_labels, minibatches
 from xdl.serialization import read_extra, save
@@ -33,8 +32,9 @@ class Trainer:
     """Train ``model`` on ``loss`` with ``optimizer`` in mini-batches.
 
     ``l2``: λ of the penalty λ/(2m)·Σ‖W‖² added to each batch's cost (m = batch size).
-    ``schedule``: epoch → learning rate, set at the start of each epoch (epoch counted from 0, so
-    the first epoch uses schedule(0)); for a per-step schedule give the optimizer lr=schedule.
+    ``schedule``: epochs completed → learning rate, set at the start of each epoch (so the first
+    epoch uses schedule(0), as every count in `xdl.optim.schedules`); for a per-step schedule give
+    the optimizer lr=schedule.
     ``augment``: called as ``augment(X_batch, rng)`` on each training batch (e.g. `xdl.data.Augment`).
     ``eval_train``: measure train cost/accuracy in evaluation mode on the whole training set after
     each epoch (comparable with dev, for bias/variance); False: the running averages of the epoch.
@@ -105,7 +105,7 @@ class Trainer:
         for cb in self.callbacks:
             cb.on_train_begin(self)
         if self.augment is None:  # batches are then cut on the device: one transfer, not one per batch
-            backend = self.model.parameters()[0].backend
+            backend = self.model.backend
             X, y = backend.asarray(X), backend.asarray(y)
             dev = (backend.asarray(dev[0]), backend.asarray(dev[1])) if dev is not None else None
         steps = -(-len(X) // self.batch_size)
@@ -126,7 +126,7 @@ class Trainer:
         return self.history
 
     def _train_epoch(self, X, y, dev, steps: int, bar) -> dict:
-        backend = self.model.parameters()[0].backend
+        backend = self.model.backend
         e = self.epoch
         start = time.perf_counter()
         rng = np.random.default_rng([self.seed, e])  # shuffle and augmentation of epoch e
@@ -152,8 +152,8 @@ class Trainer:
             if self.classification and not self.eval_train:
                 correct += _correct(xp, out.data, backend.asarray(yb))
             bar.update(1)
-            if backend.name == "numpy" or step + 1 == steps:
-                self._check_finite(costs, checked, step + 1, e)
+            if backend.host_sync_is_cheap or step + 1 == steps:
+                self._check_finite(backend, costs, checked, step + 1, e)
                 checked = step + 1
             if bar.disable is False and (step + 1) % REFRESH_STEPS == 0:
                 bar.set_postfix(cost=f"{float(costs[step]):.4f}", refresh=False)
@@ -171,8 +171,8 @@ class Trainer:
         self.epoch = e + 1
         return record
 
-    def _check_finite(self, costs, start: int, stop: int, epoch: int) -> None:
-        values = _backend.to_numpy(costs[start:stop])
+    def _check_finite(self, backend, costs, start: int, stop: int, epoch: int) -> None:
+        values = backend.to_numpy(costs[start:stop])
         bad = np.flatnonzero(~np.isfinite(values))
         if bad.size:
             where = f"; the last checkpoint {str(self.last_checkpoint)!r} is intact" if self.last_checkpoint else ""
@@ -186,20 +186,16 @@ class Trainer:
         return self._evaluate(*self._check(X, y), batch_size)
 
     def _evaluate(self, X, y, batch_size: int = 1024) -> dict:
-        backend = self.model.parameters()[0].backend
+        backend = self.model.backend
         xp = backend.xp
-        was_training = self.model.training
-        self.model.eval()
         cost_sum, correct = xp.zeros((), dtype=np.float64), xp.zeros((), dtype=np.int64)
-        try:
+        with self.model.evaluating():
             for i in range(0, len(X), batch_size):
                 out = self.model(X[i:i + batch_size])
                 yb = y[i:i + batch_size]
                 cost_sum += self.loss(out, yb).data * len(yb)
                 if self.classification:
                     correct += _correct(xp, out.data, backend.asarray(yb))
-        finally:
-            self.model.train(was_training)
         m = max(len(X), 1)
         return {"cost": float(cost_sum) / m, "accuracy": int(correct) / m if self.classification else None}
 

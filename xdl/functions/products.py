@@ -1,11 +1,14 @@
-"""Matrix product ``a @ b`` with NumPy's rules (1-D operands promoted, leading axes broadcast)."""
+"""Matrix products: ``a @ b`` with NumPy's rules, and the dense layer's Y = X·W + b as one node."""
 
 from __future__ import annotations
 
 from xdl.function import Function
 from xdl.functions.arithmetic import broadcast_shape, unbroadcast
+from xdl.functions.registry import Check, op
 
 
+@op(name="matmul", methods=("__matmul__",), reflected=("__rmatmul__",),
+    check=[Check((3, 4), (4, 2)), Check((2, 3, 4), (4, 5)), Check((4,), (4, 3)), Check((3, 4), (4,))])
 class MatMul(Function):
     """Y = A·B;  ∂L/∂A = ∂L/∂Y·Bᵀ,  ∂L/∂B = Aᵀ·∂L/∂Y (summed over broadcast batch axes)."""
 
@@ -40,4 +43,24 @@ class MatMul(Function):
         return ga, gb
 
 
-def matmul(a, b): return MatMul.apply(a, b)
+@op(check=[Check((5, 4), (4, 3), (3,)), Check((5, 4), (4, 3))])
+class Linear(Function):
+    """Y = X·W + b for X (m, n_in), W (n_in, n_out), b (n_out,) (optional).
+
+    Backward:  ∂L/∂X = ∂L/∂Y·Wᵀ,  ∂L/∂W = Xᵀ·∂L/∂Y,  ∂L/∂b = Σᵢ ∂L/∂Yᵢ
+    """
+
+    def forward(self, x, w, b=None):
+        self.x, self.w = x, w
+        y = x @ w
+        if b is not None:
+            y += b
+        return y
+
+    def backward(self, gy):
+        gx = gy @ self.w.T if self.needs_grad[0] else None
+        gw = self.x.T @ gy if self.needs_grad[1] else None
+        if len(self.needs_grad) == 2:
+            return gx, gw
+        gb = gy.sum(axis=0) if self.needs_grad[2] else None
+        return gx, gw, gb

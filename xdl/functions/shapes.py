@@ -5,11 +5,19 @@ from __future__ import annotations
 import numpy as np
 
 from xdl.function import Function
+from xdl.functions.registry import Check, op
 from xdl.tensor import Tensor
+
+
+def _shape_args(args) -> tuple:
+    """``f(x, 2, 3)`` and ``f(x, (2, 3))`` alike."""
+    return tuple(args[0]) if len(args) == 1 and isinstance(args[0], tuple | list) else tuple(args)
 
 
 class Reshape(Function):
     """y = x viewed with a new shape;  ∂L/∂x = ∂L/∂y reshaped back"""
+
+    shape: tuple
 
     def forward(self, x):
         self.x_shape = x.shape
@@ -22,10 +30,16 @@ class Reshape(Function):
         return (gy.reshape(self.x_shape),)
 
 
+@op(method=True, check=[Check((2, 6), args=(4, 3)), Check((2, 6), args=((3, -1),))])
+def reshape(x, *shape):
+    """y = x viewed with a new shape (``reshape(x, 2, 3)`` or ``reshape(x, (2, 3))``, −1 inferred)."""
+    return Reshape.apply(x, shape=_shape_args(shape))
+
+
 class Transpose(Function):
     """y = x with axes permuted (reversed by default);  ∂L/∂x = ∂L/∂y with the inverse permutation"""
 
-    axes = None
+    axes: object = None
 
     def forward(self, x):
         self.perm = tuple(range(x.ndim))[::-1] if not self.axes else tuple(a % x.ndim for a in self.axes)
@@ -37,6 +51,12 @@ class Transpose(Function):
         return (gy.transpose(tuple(np.argsort(self.perm))),)
 
 
+@op(method=True, check=[Check((3, 4)), Check((2, 3, 2), args=(2, 0, 1))])
+def transpose(x, *axes):
+    """y = x with its axes permuted: reversed by default, or in the order ``axes``."""
+    return Transpose.apply(x, axes=_shape_args(axes) or None)
+
+
 def _is_basic(index) -> bool:
     """Whether an index selects each element at most once (slices, ints, None, Ellipsis)."""
     parts = index if isinstance(index, tuple) else (index,)
@@ -45,6 +65,8 @@ def _is_basic(index) -> bool:
 
 class GetItem(Function):
     """y = x[index];  ∂L/∂x scatters ∂L/∂y back, accumulating repeated integer indices"""
+
+    index: object
 
     def forward(self, x):
         self.x_shape, self.x_dtype = x.shape, x.dtype
@@ -59,8 +81,27 @@ class GetItem(Function):
         return (gx,)
 
 
+@op(methods=("__getitem__",), check=[Check((3, 4), args=((slice(1, None), slice(None, None, 2)),)),
+                                     Check((3, 4), args=((0, 1),)), Check((3, 4), args=([0, 2, 0],)),
+                                     Check((3, 4), args=((np.array([1, 1]), np.array([0, 3])),))])
+def getitem(x, index):
+    """y = x[index]: ints, slices, None, Ellipsis, and integer lists/arrays/tensors (gathered)."""
+
+    def raw(i):
+        if isinstance(i, Tensor):
+            return i.data
+        if isinstance(i, list) or (isinstance(i, np.ndarray) and not x.backend.owns(i)):
+            return x.backend.asarray(i)
+        return i
+
+    index = tuple(raw(i) for i in index) if isinstance(index, tuple) else raw(index)
+    return GetItem.apply(x, index=index)
+
+
 class Cast(Function):
     """y = x converted to ``dtype``;  ∂L/∂x = ∂L/∂y converted back"""
+
+    dtype: object
 
     def forward(self, x):
         self.x_dtype = x.dtype
@@ -70,25 +111,7 @@ class Cast(Function):
         return (gy.astype(self.x_dtype),)
 
 
-def reshape(x, *shape):
-    shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], tuple | list) else tuple(shape)
-    return Reshape.apply(x, shape=shape)
-
-
-def transpose(x, *axes):
-    axes = tuple(axes[0]) if len(axes) == 1 and isinstance(axes[0], tuple | list) else tuple(axes)
-    return Transpose.apply(x, axes=axes or None)
-
-
-def getitem(x, index):
-    def raw(i):
-        if isinstance(i, Tensor):
-            return i.data
-        if isinstance(i, list):
-            return x.backend.asarray(i)
-        if isinstance(i, np.ndarray) and not x.backend.owns(i):
-            return x.backend.asarray(i)
-        return i
-
-    index = tuple(raw(i) for i in index) if isinstance(index, tuple) else raw(index)
-    return GetItem.apply(x, index=index)
+@op(methods=("astype",), check=[Check((3, 4), args=(np.float64,))])
+def cast(x, dtype):
+    """A copy of ``x`` converted to ``dtype`` (differentiable: the gradient is cast back)."""
+    return Cast.apply(x, dtype=np.dtype(dtype))

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import contextlib
 
+import numpy as np
+
 from xdl.function import Function
+from xdl.functions.registry import Check, op
 from xdl.tensor import Tensor
 
 _disabled = False
@@ -13,7 +16,8 @@ _disabled = False
 
 @contextlib.contextmanager
 def dropout_disabled():
-    """Within this block dropout is the identity (gradient checking needs a deterministic J)."""
+    """Within this block dropout without a fixed mask is the identity (gradient checking needs
+    J(θ) to be one deterministic function)."""
     global _disabled
     previous, _disabled = _disabled, True
     try:
@@ -25,6 +29,9 @@ def dropout_disabled():
 class Dropout(Function):
     """y = x·d/(1 − rate) with d ∈ {0, 1} the keep mask;  ∂L/∂x = ∂L/∂y·d/(1 − rate)"""
 
+    mask: object
+    rate: float
+
     def forward(self, x):
         self.scaled_mask = self.mask.astype(x.dtype)
         self.scaled_mask *= 1.0 / (1.0 - self.rate)
@@ -34,6 +41,10 @@ class Dropout(Function):
         return (gy * self.scaled_mask,)
 
 
+_CHECK_MASK = np.random.default_rng(0).random((6, 5)) >= 0.3
+
+
+@op(check=[Check((6, 5), args=(0.3,), mask=_CHECK_MASK)])
 def dropout(x, rate: float, training: bool = True, mask=None):
     """Inverted dropout of tensor ``x`` dropping each unit with probability ``rate``.
 
@@ -42,7 +53,7 @@ def dropout(x, rate: float, training: bool = True, mask=None):
     """
     if not 0.0 <= rate < 1.0:
         raise ValueError(f"dropout: rate must be in [0, 1), got {rate}")
-    if not training or rate == 0.0 or _disabled:
+    if not training or rate == 0.0 or (mask is None and _disabled):
         return x
     if mask is None:
         mask = x.backend.rng.random(x.shape, dtype=x.dtype) >= rate

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from xdl.function import Function
+from xdl.functions.registry import Check, op
+
+AXES = [Check((3, 4)), Check((3, 4), axis=0), Check((3, 4), axis=1, keepdims=True), Check((2, 3, 4), axis=(0, 2))]
 
 
 def _axes(axis, ndim) -> tuple[int, ...]:
@@ -15,9 +18,11 @@ def _axes(axis, ndim) -> tuple[int, ...]:
     return tuple(sorted(a % ndim for a in axes))
 
 
-class _Reduction(Function):
-    axis = None
-    keepdims = False
+class Reduction(Function):
+    """Reduces ``axis`` (None: all axes); subclasses give ``reduce`` and ``backward``."""
+
+    axis: object = None
+    keepdims: bool = False
 
     def forward(self, x):
         self.axes = _axes(self.axis, x.ndim)
@@ -31,7 +36,8 @@ class _Reduction(Function):
         return g
 
 
-class Sum(_Reduction):
+@op(method=True, check=AXES)
+class Sum(Reduction):
     """y = Σₐₓᵢₛ x;  ∂y/∂x = 1 broadcast over the reduced axes"""
 
     def reduce(self, x):
@@ -41,7 +47,8 @@ class Sum(_Reduction):
         return (self.xp.broadcast_to(self.expand(gy), self.x_shape),)
 
 
-class Mean(_Reduction):
+@op(method=True, check=AXES)
+class Mean(Reduction):
     """y = (1/n)·Σₐₓᵢₛ x;  ∂y/∂x = 1/n"""
 
     def reduce(self, x):
@@ -54,7 +61,8 @@ class Mean(_Reduction):
         return (self.xp.broadcast_to(self.expand(gy) / self.count, self.x_shape),)
 
 
-class Max(_Reduction):
+@op(method=True, check=AXES)
+class Max(Reduction):
     """y = maxₐₓᵢₛ x;  the gradient goes to the maximal elements, split evenly between ties"""
 
     def reduce(self, x):
@@ -67,8 +75,3 @@ class Max(_Reduction):
     def backward(self, gy):
         share = self.mask / self.mask.sum(axis=self.axes, keepdims=True)
         return (share.astype(gy.dtype) * self.expand(gy),)
-
-
-def sum(x, axis=None, keepdims=False): return Sum.apply(x, axis=axis, keepdims=keepdims)  # noqa: A001
-def mean(x, axis=None, keepdims=False): return Mean.apply(x, axis=axis, keepdims=keepdims)
-def max(x, axis=None, keepdims=False): return Max.apply(x, axis=axis, keepdims=keepdims)  # noqa: A001

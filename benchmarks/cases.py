@@ -1,6 +1,6 @@
 """Benchmark cases for the fused ops: xdl vs. naive ``xp`` expressions vs. PyTorch, against the
 copy bandwidth measured in the same run. Used by ``benchmarks/report.py`` and the pytest-benchmark
-suites in ``benchmarks/``.
+suites beside it.
 
 Each case counts the fewest bytes its op must move (every input read once, every output written
 once): fp32 Adam 28 B/parameter, SGD 12, Momentum and RMSprop 20; batch-norm forward and inference
@@ -71,11 +71,11 @@ def _torch(backend: Backend):
         import torch
     except ImportError:
         return None, None, None
-    if backend.name == "cupy":
+    if backend.device_type == "cuda":
         if not torch.cuda.is_available():
             return None, None, None
         return torch, "cuda", torch.cuda.synchronize
-    return torch, "cpu", lambda: None
+    return torch, backend.device_type, lambda: None
 
 
 def copy_bandwidth(backend: Backend, nbytes: int) -> Row:

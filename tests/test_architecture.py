@@ -1,0 +1,120 @@
+"""The structure ARCHITECTURE.md promises: no import cycle, every module importable alone, backend
+knowledge only in the backend classes, and no citation of files outside the repository."""
+
+import ast
+import os
+import re
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "xdl"
+
+
+def module_names() -> list[str]:
+    names = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        names.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return names
+
+
+def module_path(name: str) -> Path:
+    path = ROOT.joinpath(*name.split("."))
+    return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+
+
+def imports_of(name: str, known: set[str]) -> set[str]:
+    """The xdl modules ``name`` imports anywhere in its code (deferred imports count too: a cycle
+    hidden inside a function is still a cycle)."""
+    tree = ast.parse(module_path(name).read_text())
+    package = name if module_path(name).name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+            for alias in node.names:
+                submodule = f"{base}.{alias.name}"
+                found.add(submodule if submodule in known else base)
+    return {m for m in found if m in known and m != name}
+
+
+def test_the_import_graph_has_no_cycle():
+    known = set(module_names())
+    graph = {name: imports_of(name, known) for name in known}
+    state, stack = {}, []
+
+    def visit(name):
+        state[name] = "open"
+        stack.append(name)
+        for dep in sorted(graph[name]):
+            if state.get(dep) == "open":
+                cycle = stack[stack.index(dep):] + [dep]
+                pytest.fail("import cycle: " + " → ".join(cycle))
+            if dep not in state:
+                visit(dep)
+        stack.pop()
+        state[name] = "done"
+
+    for name in sorted(known):
+        if name not in state:
+            visit(name)
+
+
+def test_every_module_imports_alone_in_a_fresh_interpreter():
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "XDL_BACKEND": "numpy"}
+
+    def run(name):
+        result = subprocess.run([sys.executable, "-c", f"import {name}"], capture_output=True, text=True, env=env)
+        return name, result.returncode, result.stderr.strip().splitlines()[-1:] if result.returncode else ""
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        failures = [(name, err) for name, code, err in pool.map(run, module_names()) if code]
+    assert not failures, failures
+
+
+def test_no_isort_skip_is_needed():
+    assert not [str(p) for p in PACKAGE.rglob("*.py") if "isort: skip" in p.read_text()]
+
+
+# Backend knowledge lives in xdl/backend.py and xdl/cuda/ only.
+BACKEND_LEAKS = {
+    "imports cupy": re.compile(r"^\s*(import cupyx?\b|from cupyx?\b)|import_module\(\s*[\"']cupyx?[\"']", re.M),
+    "tests a backend's name": re.compile(r"\.name\s*[!=]=\s*[\"'](numpy|cupy)[\"']|[\"'](numpy|cupy)[\"']\s*[!=]=\s*\S*\.name\b"
+                                        r"|\.name\s+(not\s+)?in\s*[(\[{][^)\]}]*[\"'](numpy|cupy)[\"']"),
+    "probes for a device pointer": re.compile(r"hasattr\([^)]*[\"']ptr[\"']\)|\.data\.ptr\b"),
+    "compares array modules": re.compile(r"\bxp\s+is\s+(not\s+)?(numpy|np|cupy)\b"),
+}
+
+
+def test_backend_knowledge_stays_in_the_backend_classes():
+    allowed = {PACKAGE / "backend.py"}
+    leaks = []
+    for path in sorted([*PACKAGE.rglob("*.py"), *(ROOT / "benchmarks").rglob("*.py")]):
+        if path in allowed or PACKAGE / "cuda" in path.parents:
+            continue
+        text = path.read_text()
+        leaks += [f"{path.relative_to(ROOT)} {what}" for what, pattern in BACKEND_LEAKS.items() if pattern.search(text)]
+    assert not leaks, leaks
+
+
+def test_the_leak_patterns_catch_what_they_are_for():
+    samples = {"imports cupy": "import cupy\n", "tests a backend's name": 'if backend.name == "numpy":',
+               "probes for a device pointer": 'hasattr(a.data, "ptr")', "compares array modules": "if xp is cupy:"}
+    for what, sample in samples.items():
+        assert BACKEND_LEAKS[what].search(sample), what
+
+
+def test_nothing_cites_files_outside_the_repository():
+    cites = re.compile(r"DESIGN\.md|STYLE\.md|\.\./shared")
+    files = [*PACKAGE.rglob("*.py"), *(ROOT / "tests").rglob("*.py"), *(ROOT / "benchmarks").rglob("*"),
+             ROOT / "README.md", ROOT / "ARCHITECTURE.md", *(ROOT / "kernels").glob("*.cu")]
+    assert not [str(p.relative_to(ROOT)) for p in files if p.is_file() and cites.search(p.read_text())]

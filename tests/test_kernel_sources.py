@@ -1,0 +1,159 @@
+"""Kernel bindings from one source, checked without a GPU: signatures parsed from kernels/*.cu, the
+instances and defines of xdl/cuda/source.py, launches by parameter name, and (where nvcc is
+installed) every instance compiled from the generated translation unit."""
+
+import inspect
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+import xdl.cuda.ops
+import xdl.cuda.source
+from xdl.cuda.kernels import Kernel
+from xdl.cuda.ops import BLOCK_X, BLOCK_Y
+from xdl.cuda.source import SOURCES, kernel_dir, parse_kernels
+
+
+def test_every_source_declares_its_kernels_once():
+    assert sorted(p.name for p in kernel_dir().glob("*.cu")) == sorted(SOURCES)
+    for file, source in SOURCES.items():
+        text, kernels = source.text(), source.kernels()
+        assert kernels, file
+        for spec in kernels.values():
+            assert len(spec.template) == len(source.instances[0]), spec.name  # one template shape per file
+            assert spec.params and len({p.name for p in spec.params}) == len(spec.params), spec.name
+        # the signatures live in the source only: no explicit instantiation, no block size of its own
+        assert not re.search(r"^\s*template\s+__global__", text, re.M), file
+        for define in source.defines:
+            assert not re.search(rf"^\s*#\s*define\s+{define}\b", text, re.M), (file, define)
+        assert len(source.name_expressions()) == len(kernels) * len(source.instances)
+
+
+def test_the_host_launches_with_the_compiled_block_shape():
+    assert (BLOCK_X, BLOCK_Y) == (SOURCES["batchnorm.cu"].defines["BLOCK_X"], SOURCES["batchnorm.cu"].defines["BLOCK_Y"])
+    assert "-DBLOCK_X=32" in SOURCES["batchnorm.cu"].options()
+
+
+def test_every_kernel_the_ops_launch_exists():
+    launched = set(re.findall(r'"(\w+_update|bn_\w+)"', inspect.getsource(xdl.cuda.ops)))
+    defined = {name for source in SOURCES.values() for name in source.kernels()}
+    assert launched and launched <= defined, launched - defined
+
+
+def bound(file="batchnorm.cu", name="bn_stats", args=("float", 4)):
+    return Kernel(SOURCES[file].kernels()[name], args, None, np.ndarray)
+
+
+def stats_arguments():
+    x = np.zeros((8, 4), np.float32)
+    return dict(x=x, n_rows=8, n_cols=4, rows_per_block=8, stats=np.zeros((4, 4), np.float32),
+                counters=np.zeros(4, np.int32), running_mean=x[0], running_var=x[1], momentum=0.9, eps=1e-5)
+
+
+def test_a_launch_passes_arguments_by_name_in_the_source_order():
+    args = bound().arguments(**stats_arguments())
+    assert [type(a).__name__ for a in args[1:4]] == ["int64", "int32", "int64"]
+    assert isinstance(args[-1], np.float64) and args[-1] == 1e-5
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"n_rows": None}, r"missing parameter\(s\) 'n_rows'"),
+    ({"n_row": 8, "n_rows": None}, r"missing parameter\(s\) 'n_rows'; unknown parameter\(s\) 'n_row'"),
+    ({"epsilon": 1e-5}, r"unknown parameter\(s\) 'epsilon'"),
+    ({"x": np.zeros((8, 4))}, r"parameter 'x' \(float\*\) needs a float32 array, got float64"),
+    ({"counters": np.zeros(4, np.int64)}, r"parameter 'counters' \(int\*\) needs a int32 array"),
+    ({"x": [[0.0]]}, r"parameter 'x' \(float\*\) needs a device array, got list"),
+    ({"n_cols": 2.5}, r"parameter 'n_cols' \(int\) needs an integer, got 2.5"),
+    ({"n_cols": 2**40}, r"parameter 'n_cols' \(int\) is out of range"),
+    ({"eps": "1e-5"}, r"parameter 'eps' \(double\) needs a real number"),
+])
+def test_a_wrong_argument_names_the_kernel_and_the_parameter(change, message):
+    values = {k: v for k, v in {**stats_arguments(), **change}.items() if v is not None}
+    with pytest.raises(TypeError, match=r"^kernel bn_stats<float, 4>: " + message):
+        bound().arguments(**values)
+
+
+def test_the_parser_refuses_a_parameter_type_it_cannot_bind():
+    with pytest.raises(ValueError, match=r"parameter 'h' has type"):
+        parse_kernels("template <typename T> __global__ void k(T* p, half h) { }")
+    (spec,) = parse_kernels("template <typename T, int V>\n__global__ void __launch_bounds__(256, 2)\n"
+                            "k(const T* __restrict__ x, // values\n long long n) { }").values()
+    assert spec.template == ("T", "V") and [(p.name, p.ctype, p.const) for p in spec.params] == [
+        ("x", "T*", True), ("n", "long long", False)]
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not installed")
+@pytest.mark.parametrize("file", sorted(SOURCES))
+def test_every_instance_compiles_with_nvcc(tmp_path, file):
+    source = SOURCES[file]
+    unit = tmp_path / f"all_{file}"
+    unit.write_text(source.translation_unit(kernel_dir() / file))
+    result = subprocess.run(["nvcc", "--ptx", "-arch=sm_90", *source.options()[:1], "-o", str(tmp_path / "out.ptx"),
+                             str(unit)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    entries = (tmp_path / "out.ptx").read_text().count(".entry")
+    assert entries == len(source.name_expressions())
+
+
+class FakeCuda:
+    """Just enough of cupy.cuda for CupyOps' launch geometry, on the CPU."""
+
+    class Device:
+        attributes = {"MultiProcessorCount": 4, "MaxRegistersPerMultiprocessor": 65536,
+                      "MaxSharedMemoryPerMultiprocessor": 228 * 1024, "MaxThreadsPerMultiProcessor": 2048}
+
+    class _Stream:
+        ptr = 0
+
+    @staticmethod
+    def get_current_stream():
+        return FakeCuda._Stream
+
+
+def test_cupy_ops_launch_every_kernel_with_arguments_its_binding_accepts(monkeypatch):
+    """CupyOps' host code on the CPU: NumPy arrays stand in for device arrays, and each launch goes
+    through the real binding of its kernel (names, dtypes, integer ranges), then is recorded."""
+    import types
+
+    from xdl.backend import NumpyBackend
+
+    launches = []
+
+    class Recorded:
+        attributes = {"num_regs": 64, "shared_size_bytes": 4096}
+
+        def __init__(self, expression):
+            self.expression = expression
+
+        def __call__(self, grid, block, args):
+            assert all(isinstance(g, int) and g > 0 for g in (*grid, *block)), (self.expression, grid, block)
+            launches.append(self.expression)
+
+    def fake_kernel(file, name, dtype, *template):
+        spec = SOURCES[file].kernels()[name]
+        args = (xdl.cuda.source.C_TYPES[np.dtype(dtype)], *template)
+        assert args in SOURCES[file].instances
+        return Kernel(spec, args, Recorded(spec.expression(args)), np.ndarray)
+
+    monkeypatch.setattr(xdl.cuda.ops, "kernel", fake_kernel)
+    backend = NumpyBackend(0)
+    backend.xp = types.SimpleNamespace(**{k: getattr(np, k) for k in dir(np) if not k.startswith("__")}, cuda=FakeCuda)
+    ops = xdl.cuda.ops.CupyOps(backend)
+    rng = np.random.default_rng(0)
+    for dtype in (np.float32, np.float64):
+        p, g, m, v = (rng.standard_normal(1031).astype(dtype) for _ in range(4))
+        ops.sgd_update(p, g, 0.1, 0.01)
+        ops.momentum_update(p, g, m, 0.1, 0.9, True, 0.01)
+        ops.rmsprop_update(p, g, m, 0.1, 0.9, 1e-8)
+        ops.adam_update(p, g, m, v, 0.1, 0.9, 0.999, 1e-8, 3, 0.01, True)
+        for n, c in ((16, 8), (4099, 64)):  # the one-launch forward, then stats + normalize
+            x, dy = rng.standard_normal((n, c)).astype(dtype), rng.standard_normal((n, c)).astype(dtype)
+            gamma, beta, rm, rv = (np.ones(c, dtype) for _ in range(4))
+            y, mean, inv_std = ops.batchnorm_train_forward(x, gamma, beta, rm, rv, 0.9, 1e-5)
+            ops.batchnorm_backward(dy, x, gamma, mean, inv_std)
+            ops.batchnorm_inference(x, gamma, beta, rm, rv, 1e-5)
+    kernels = {e.split("<")[0] for e in launches}
+    assert kernels == {name for source in SOURCES.values() for name in source.kernels()}, kernels

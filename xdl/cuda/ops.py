@@ -1,0 +1,173 @@
+"""`CupyOps`: the fused ops of `xdl.ops.NumpyOps` as CUDA kernels (``kernels/*.cu``).
+
+Each method has the reference's signature; it launches the kernels of `xdl.cuda.kernels` by
+parameter name and falls back to the reference (running on CuPy) for dtypes or layouts the
+kernels do not take. Only launch geometry is decided here.
+"""
+
+from __future__ import annotations
+
+from xdl.cuda.kernels import kernel
+from xdl.cuda.source import DTYPES, SOURCES
+from xdl.ops import NumpyOps
+from xdl.ops.optim import adam_scalars
+
+THREADS = 256  # threads per block of the optimizer updates (grid-stride loops: any value works)
+BN = SOURCES["batchnorm.cu"].defines
+BLOCK_X, BLOCK_Y = BN["BLOCK_X"], BN["BLOCK_Y"]  # the block shape batchnorm.cu is compiled for
+SMALL_ROWS = 2048  # up to this batch size the training forward is one launch (bn_forward_small)
+ELEMENTWISE_ROWS = 32  # rows per block of the batch-norm elementwise passes: many short blocks, no long tail
+MAX_GRID_Y = 65535
+FLOAT_TYPES = (DTYPES["float"], DTYPES["double"])  # the T the kernels are instantiated for
+
+
+class CupyOps(NumpyOps):
+    """CUDA kernels for float32/float64; anything else falls back to the reference (on CuPy)."""
+
+    def __init__(self, backend):
+        super().__init__(backend)
+        self.address = backend.address
+        self.sm_count = backend.xp.cuda.Device().attributes["MultiProcessorCount"]
+        self._grids = {}  # (kernel, rows, cols, vec) -> batch-norm launch geometry
+        self._counters = {}  # stream pointer -> zeroed int32 counters of bn_stats/bn_backward_reduce
+
+    def _aligned(self, *arrays) -> bool:
+        return all(self.address(a) % 16 == 0 for a in arrays)
+
+    # -- optimizer updates ----------------------------------------------------------------
+    def _flat_launch(self, name, scalars: dict, **arrays):
+        """One launch of update ``name`` over the flat ``arrays`` (p, g and the state), 16-byte
+        vectors when every array is aligned for them."""
+        p = arrays["p"]
+        vectorized = self._aligned(*arrays.values())
+        work = p.size // (16 // p.dtype.itemsize) if vectorized else p.size
+        blocks = max(1, min((work + THREADS - 1) // THREADS, self.sm_count * 16))
+        kernel("optim.cu", name, p.dtype)((blocks,), (THREADS,), n=p.size, vectorized=int(vectorized), **arrays, **scalars)
+
+    def _supported(self, *arrays) -> bool:
+        return all(a.dtype in FLOAT_TYPES and a.flags.c_contiguous for a in arrays) and arrays[0].size > 0
+
+    def sgd_update(self, p, g, lr, weight_decay=0.0):
+        if not self._supported(p, g):
+            return super().sgd_update(p, g, lr, weight_decay)
+        self._flat_launch("sgd_update", dict(lr=lr, weight_decay=weight_decay), p=p, g=g)
+
+    def momentum_update(self, p, g, v, lr, beta, nesterov=False, weight_decay=0.0):
+        if not self._supported(p, g, v):
+            return super().momentum_update(p, g, v, lr, beta, nesterov, weight_decay)
+        self._flat_launch("momentum_update", dict(lr=lr, beta=beta, nesterov=int(bool(nesterov)), weight_decay=weight_decay),
+                          p=p, g=g, v=v)
+
+    def rmsprop_update(self, p, g, sq, lr, beta, eps, weight_decay=0.0):
+        if not self._supported(p, g, sq):
+            return super().rmsprop_update(p, g, sq, lr, beta, eps, weight_decay)
+        self._flat_launch("rmsprop_update", dict(lr=lr, beta=beta, eps=eps, weight_decay=weight_decay), p=p, g=g, s=sq)
+
+    def adam_update(self, p, g, m, v, lr, beta1, beta2, eps, step, weight_decay=0.0, decoupled=False):
+        if not self._supported(p, g, m, v):
+            return super().adam_update(p, g, m, v, lr, beta1, beta2, eps, step, weight_decay, decoupled)
+        step_size, inv_sqrt_bias2 = adam_scalars(lr, beta1, beta2, step)
+        coupled, decay_factor = (0.0, 1.0 - lr * weight_decay) if decoupled else (weight_decay, 1.0)
+        self._flat_launch("adam_update", dict(beta1=beta1, beta2=beta2, eps=eps, step_size=step_size,
+                                              inv_sqrt_bias2=inv_sqrt_bias2, weight_decay=coupled,
+                                              decay_factor=decay_factor), p=p, g=g, m=m, v=v)
+
+    # -- batch norm -----------------------------------------------------------------------
+    # Every kernel of kernels/batchnorm.cu runs on (BLOCK_X, BLOCK_Y) blocks; a thread owns `vec`
+    # consecutive features. The two reductions finish in their last block, found with one int
+    # counter per column of blocks: counters are zeroed once per stream and reset by the kernels.
+    def _bn_vec(self, n_cols, *rows) -> int:
+        """Features per thread: 16 bytes' worth when every row array is 16-byte aligned, else 1."""
+        width = 16 // rows[0].dtype.itemsize
+        return width if n_cols % width == 0 and self._aligned(*rows) else 1
+
+    def _bn_grid(self, kern, n_rows, n_cols, vec, reduction):
+        """(grid, rows per block). A reduction gets exactly one resident wave of blocks, each looping
+        over its rows (fewest partials, no tail); an elementwise pass gets short blocks of ELEMENTWISE_ROWS."""
+        key = (kern, n_rows, n_cols, vec)
+        grid = self._grids.get(key)
+        if grid is None:
+            col_blocks = -(-n_cols // (BLOCK_X * vec))
+            if reduction:
+                wave = self.sm_count * self._resident_blocks(kern)
+                row_blocks = max(1, min(wave // col_blocks, -(-n_rows // (8 * BLOCK_Y))))
+                rows = -(-n_rows // row_blocks)
+            else:
+                rows = max(ELEMENTWISE_ROWS, -(-n_rows // MAX_GRID_Y))
+            grid = self._grids[key] = ((col_blocks, -(-n_rows // rows)), rows)
+        return grid
+
+    def _resident_blocks(self, kern) -> int:
+        """How many (BLOCK_X, BLOCK_Y) blocks of ``kern`` one SM holds at once (registers, shared memory)."""
+        device, attrs = self.xp.cuda.Device().attributes, kern.attributes
+        threads = BLOCK_X * BLOCK_Y
+        regs_per_warp = -(-attrs["num_regs"] * 32 // 256) * 256  # allocated in units of 256
+        by_regs = device["MaxRegistersPerMultiprocessor"] // (regs_per_warp * threads // 32)
+        by_smem = device["MaxSharedMemoryPerMultiprocessor"] // (attrs["shared_size_bytes"] + 1024)
+        return max(1, min(device["MaxThreadsPerMultiProcessor"] // threads, by_regs, by_smem))
+
+    def _bn_counters(self, n):
+        stream = self.xp.cuda.get_current_stream().ptr
+        counters = self._counters.get(stream)
+        if counters is None or counters.size < n:
+            counters = self._counters[stream] = self.xp.zeros(max(n, 1024), dtype=self.xp.int32)
+        return counters
+
+    def _bn_supported(self, x, *columns) -> bool:
+        return (x.ndim == 2 and x.dtype in FLOAT_TYPES and x.size > 0
+                and all(c.dtype == x.dtype and c.flags.c_contiguous for c in columns))
+
+    def batchnorm_train_forward(self, x, gamma, beta, running_mean, running_var, momentum, eps):
+        if not self._bn_supported(x, gamma, beta, running_mean, running_var):
+            return super().batchnorm_train_forward(x, gamma, beta, running_mean, running_var, momentum, eps)
+        xp, dt = self.xp, x.dtype
+        x = xp.ascontiguousarray(x)
+        n, c = x.shape
+        block, y = (BLOCK_X, BLOCK_Y), xp.empty((n, c), dtype=dt)
+        common = dict(x=x, n_rows=n, n_cols=c)
+        if n <= SMALL_ROWS:  # host-bound sizes: one launch, one feature per thread (more blocks)
+            stats = xp.empty((2, c), dtype=dt)  # μ, 1/√(σ² + ε)
+            kernel("batchnorm.cu", "bn_forward_small", dt, 1)(
+                (-(-c // BLOCK_X), 1), block, **common, y=y, stats=stats, gamma=gamma, beta=beta,
+                running_mean=running_mean, running_var=running_var, momentum=momentum, eps=eps)
+            return y, stats[0], stats[1]
+        vec = self._bn_vec(c, x)
+        stats_kernel, normalize = (kernel("batchnorm.cu", k, dt, vec) for k in ("bn_stats", "bn_normalize"))
+        grid, rows = self._bn_grid(stats_kernel, n, c, vec, reduction=True)
+        stats = xp.empty((2 + 2 * grid[1], c), dtype=dt)  # μ, 1/√(σ² + ε), then the kernel's partials
+        stats_kernel(grid, block, **common, rows_per_block=rows, stats=stats, counters=self._bn_counters(grid[0]),
+                     running_mean=running_mean, running_var=running_var, momentum=momentum, eps=eps)
+        grid, rows = self._bn_grid(normalize, n, c, vec, reduction=False)
+        normalize(grid, block, **common, y=y, rows_per_block=rows, stats=stats, gamma=gamma, beta=beta)
+        return y, stats[0], stats[1]
+
+    def batchnorm_backward(self, dy, x, gamma, mean, inv_std):
+        if not self._bn_supported(x, gamma, mean, inv_std) or dy.dtype != x.dtype:
+            return super().batchnorm_backward(dy, x, gamma, mean, inv_std)
+        xp, dt = self.xp, x.dtype
+        dy, x = xp.ascontiguousarray(dy), xp.ascontiguousarray(x)
+        n, c = x.shape
+        vec, block = self._bn_vec(c, dy, x, mean), (BLOCK_X, BLOCK_Y)
+        reduce, dx_kernel = (kernel("batchnorm.cu", k, dt, vec) for k in ("bn_backward_reduce", "bn_backward_dx"))
+        common = dict(dy=dy, x=x, n_rows=n, n_cols=c, mean=mean, inv_std=inv_std)
+        grid, rows = self._bn_grid(reduce, n, c, vec, reduction=True)
+        grads = xp.empty((2 + 2 * grid[1], c), dtype=dt)  # ∂L/∂γ, ∂L/∂β, then the kernel's partials
+        reduce(grid, block, **common, rows_per_block=rows, grads=grads, counters=self._bn_counters(grid[0]))
+        dx = xp.empty((n, c), dtype=dt)
+        grid, rows = self._bn_grid(dx_kernel, n, c, vec, reduction=False)
+        dx_kernel(grid, block, **common, dx=dx, rows_per_block=rows, gamma=gamma, grads=grads)
+        return dx, grads[0], grads[1]
+
+    def batchnorm_inference(self, x, gamma, beta, running_mean, running_var, eps):
+        if not self._bn_supported(x, gamma, beta, running_mean, running_var):
+            return super().batchnorm_inference(x, gamma, beta, running_mean, running_var, eps)
+        xp, dt = self.xp, x.dtype
+        x = xp.ascontiguousarray(x)
+        n, c = x.shape
+        vec = self._bn_vec(c, x)
+        inference = kernel("batchnorm.cu", "bn_inference", dt, vec)
+        grid, rows = self._bn_grid(inference, n, c, vec, reduction=False)
+        y = xp.empty((n, c), dtype=dt)
+        inference(grid, (BLOCK_X, BLOCK_Y), x=x, y=y, n_rows=n, n_cols=c, rows_per_block=rows,
+                  running_mean=running_mean, running_var=running_var, gamma=gamma, beta=beta, eps=eps)
+        return y

@@ -1,0 +1,98 @@
+"""Classification outputs: softmax, and the cross-entropy losses from logits as single autodiff nodes
+(stable log-sum-exp; backward ŷ − y).
+
+The labels are a setting (an array on the logits' backend), not a differentiable input; the loss
+classes in `xdl.losses` check them before they get here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from xdl.function import Function
+from xdl.functions.elementwise import sigmoid_array
+from xdl.functions.registry import Check, op
+
+
+def softmax_array(xp, z):
+    """softmax(z)ᵢ = e^(zᵢ − max z) / Σⱼ e^(zⱼ − max z) along the last axis (shifted: no overflow)."""
+    e = z - z.max(axis=-1, keepdims=True)
+    xp.exp(e, out=e)
+    e /= e.sum(axis=-1, keepdims=True)
+    return e
+
+
+@op(method=True, check=[Check((5, 3)), Check((2, 3, 4))])
+class Softmax(Function):
+    """y = softmax(z) along the last axis;  ∂L/∂z = y ⊙ (∂L/∂y − Σⱼ ∂L/∂yⱼ·yⱼ)"""
+
+    def forward(self, z):
+        self.y = softmax_array(self.xp, z)
+        return self.y
+
+    def backward(self, gy):
+        return (self.y * (gy - (gy * self.y).sum(axis=-1, keepdims=True)),)
+
+
+_LABELS = np.array([0, 2, 1, 1, 0, 2, 2])
+
+
+class SoftmaxCrossEntropy(Function):
+    """J = (1/m) Σᵢ (log Σⱼ e^(zᵢⱼ) − Σⱼ yᵢⱼ zᵢⱼ) for logits z (m, C), y one-hot (or soft) rows;
+    integer labels are gathered instead of multiplied. ∂J/∂z = (softmax(z) − y)/m."""
+
+    labels: object
+
+    def forward(self, z):
+        xp, m = self.xp, z.shape[0]
+        shifted = z - z.max(axis=-1, keepdims=True)
+        if self.labels.ndim == 1:
+            picked = shifted[xp.arange(m), self.labels]
+        else:
+            picked = (shifted * self.labels).sum(axis=-1)
+        self.probs = xp.exp(shifted, out=shifted)
+        total = self.probs.sum(axis=-1, keepdims=True)
+        self.probs /= total
+        return xp.asarray((xp.log(total[:, 0]) - picked).mean(), dtype=z.dtype)
+
+    def backward(self, gy):
+        xp, m = self.xp, self.probs.shape[0]
+        g = self.probs.copy()
+        if self.labels.ndim == 1:
+            g[xp.arange(m), self.labels] -= 1
+        else:
+            g -= self.labels
+        g *= gy / m
+        return (g,)
+
+
+@op(check=[Check((7, 3), args=(_LABELS,)), Check((7, 3), args=(np.eye(3)[_LABELS],))])
+def softmax_cross_entropy(logits, labels):
+    """Softmax cross-entropy of ``logits`` (m, C) against class indices (m,) or one-hot rows (m, C)."""
+    labels = logits.backend.asarray(labels, dtype=logits.dtype if np.ndim(labels) == 2 else None)
+    return SoftmaxCrossEntropy.apply(logits, labels=labels)
+
+
+class SigmoidBinaryCrossEntropy(Function):
+    """J = (1/n) Σ (max(z, 0) − z·y + log(1 + e^(−|z|))) — the stable form of
+    −[y log σ(z) + (1 − y) log(1 − σ(z))]. ∂J/∂z = (σ(z) − y)/n."""
+
+    labels: object
+
+    def forward(self, z):
+        xp = self.xp
+        self.z = z
+        loss = xp.maximum(z, 0) - z * self.labels + xp.log1p(xp.exp(-xp.abs(z)))
+        return xp.asarray(loss.mean(), dtype=z.dtype)
+
+    def backward(self, gy):
+        g = sigmoid_array(self.xp, self.z)
+        g -= self.labels
+        g *= gy / self.z.size
+        return (g,)
+
+
+@op(check=[Check((7,), args=((_LABELS > 0).astype(float),)), Check((7, 1), args=(_LABELS[:, None] / 2,))])
+def sigmoid_binary_cross_entropy(logits, labels):
+    """Sigmoid binary cross-entropy of ``logits`` against targets in [0, 1] of the same shape."""
+    return SigmoidBinaryCrossEntropy.apply(logits, labels=logits.backend.asarray(labels, dtype=logits.dtype))
