@@ -17,17 +17,18 @@
 // the partials of its features in a fixed order, so results are deterministic.
 //
 // Self-contained (no headers). The loader (xdl/cuda) reads each kernel's parameter list from this
-// file and launches it by parameter name; it also passes the block shape as -DBLOCK_X=… -DBLOCK_Y=…
-// (the one place it is set is xdl/cuda/source.py, which launches with the same values) and lists
-// the template instances (T, V), which NVRTC instantiates.
+// file and launches it by parameter name; it also passes the block shape and row grouping as
+// -DBLOCK_X=… -DBLOCK_Y=… -DROW_GROUP=… (the one place they are set is xdl/cuda/source.py, and the
+// host launches with the same values) and lists the template instances (T, V), which NVRTC
+// instantiates.
 
-#if !defined(BLOCK_X) || !defined(BLOCK_Y)
-#error "BLOCK_X (threads along features, one warp) and BLOCK_Y (row lanes) come from the loader"
+// BLOCK_X: threads along features (one warp); BLOCK_Y: row lanes; ROW_GROUP: rows per lane the
+// reductions load together (loads in flight per thread; the host gives each reduction block at
+// least ROW_GROUP·BLOCK_Y rows).
+#if !defined(BLOCK_X) || !defined(BLOCK_Y) || !defined(ROW_GROUP)
+#error "BLOCK_X, BLOCK_Y and ROW_GROUP come from the loader"
 #endif
 #define THREADS (BLOCK_X * BLOCK_Y)
-#ifndef ROW_GROUP
-#define ROW_GROUP 8  // rows per lane loaded together by the reductions (loads in flight per thread)
-#endif
 #define PREFETCH 4   // partials loaded together by the last block of a column
 #define REDUCE_MIN_BLOCKS 3  // resident blocks per SM the reductions are compiled for (caps registers)
 

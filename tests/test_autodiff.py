@@ -52,6 +52,17 @@ def test_every_declared_function_matches_finite_differences(backend, rng, name, 
     assert result.verdict == "great"
 
 
+def test_every_declaration_is_exported_and_installed():
+    for name, spec in REGISTRY.items():
+        assert getattr(xdl, name) is spec.fn is getattr(xdl.functions, name), name
+        assert name in xdl.__all__ and name in xdl.functions.__all__, name
+        for attr in spec.methods:
+            assert getattr(xdl.Tensor, attr) is spec.fn, (name, attr)
+        for attr in spec.reflected:
+            assert getattr(xdl.Tensor, attr).__name__ == attr, (name, attr)
+    assert {"tanh", "exp", "matmul", "sum", "relu", "softmax", "linear", "dropout", "batch_norm"} <= set(REGISTRY)
+
+
 def test_every_declared_function_has_rows_in_the_table():
     assert not [name for name, spec in REGISTRY.items() if not spec.check]
 
@@ -103,7 +114,7 @@ def test_settings_are_declared_and_unknown_ones_refused(backend):
     x = xdl.tensor([[-1.0, 2.0]])
     assert xdl.leaky_relu(x, slope=0.5).numpy().tolist() == [[-0.5, 2.0]]
     assert x.sum(axis=1, keepdims=True).shape == (1, 1) and x.sum(0).shape == (2,)
-    with pytest.raises(TypeError, match=r"leaky_relu\(\): got an unexpected keyword argument 'slop'"):
+    with pytest.raises(TypeError, match=r"leaky_relu\(\) got an unexpected keyword argument 'slop'"):
         xdl.leaky_relu(x, slop=0.5)
     with pytest.raises(TypeError, match=r"unknown setting 'slop' \(its settings: slope\)"):
         LeakyReLU.apply(x, slop=0.5)
@@ -231,7 +242,14 @@ def test_shape_errors_name_the_shapes(backend):
 
 
 def test_tensor_constructor_dtypes(backend):
-    assert xdl.tensor([1, 2]).dtype == np.float32
+    assert xdl.tensor([1.0, 2]).dtype == np.float32
+    assert xdl.tensor([1, 2]).dtype == np.int64  # integers stay integers (class labels), as in PyTorch
+    assert xdl.tensor(np.array([1, 2], dtype=np.int32)).dtype == np.int32
+    assert xdl.tensor([True]).dtype == np.bool_
+    with pytest.raises(TypeError, match="only floating tensors can require a gradient, got dtype int64"):
+        xdl.tensor([1, 2], requires_grad=True)
+    with pytest.raises(TypeError, match="complex128 is not supported"):
+        xdl.tensor(np.array([1j]))
     assert xdl.tensor(np.zeros(2)).dtype == np.float64
     assert xdl.tensor([1.0], dtype=np.float64).dtype == np.float64
     p = xdl.Parameter(backend.asarray(np.zeros(3, dtype=np.float32)), name="w")

@@ -13,7 +13,7 @@ import pytest
 import xdl.cuda.ops
 import xdl.cuda.source
 from xdl.cuda.kernels import Kernel
-from xdl.cuda.ops import BLOCK_X, BLOCK_Y
+from xdl.cuda.ops import BLOCK_X, BLOCK_Y, ROW_GROUP
 from xdl.cuda.source import SOURCES, kernel_dir, parse_kernels
 
 
@@ -33,8 +33,9 @@ def test_every_source_declares_its_kernels_once():
 
 
 def test_the_host_launches_with_the_compiled_block_shape():
-    assert (BLOCK_X, BLOCK_Y) == (SOURCES["batchnorm.cu"].defines["BLOCK_X"], SOURCES["batchnorm.cu"].defines["BLOCK_Y"])
-    assert "-DBLOCK_X=32" in SOURCES["batchnorm.cu"].options()
+    defines = SOURCES["batchnorm.cu"].defines
+    assert (BLOCK_X, BLOCK_Y, ROW_GROUP) == (defines["BLOCK_X"], defines["BLOCK_Y"], defines["ROW_GROUP"])
+    assert {"-DBLOCK_X=32", "-DBLOCK_Y=8", "-DROW_GROUP=8"} <= set(SOURCES["batchnorm.cu"].options())
 
 
 def test_every_kernel_the_ops_launch_exists():
@@ -91,7 +92,7 @@ def test_every_instance_compiles_with_nvcc(tmp_path, file):
     source = SOURCES[file]
     unit = tmp_path / f"all_{file}"
     unit.write_text(source.translation_unit(kernel_dir() / file))
-    result = subprocess.run(["nvcc", "--ptx", "-arch=sm_90", *source.options()[:1], "-o", str(tmp_path / "out.ptx"),
+    result = subprocess.run(["nvcc", "--ptx", "-arch=sm_90", *source.options(), "-o", str(tmp_path / "out.ptx"),
                              str(unit)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     entries = (tmp_path / "out.ptx").read_text().count(".entry")

@@ -76,7 +76,7 @@ def test_losses_match_definitions(backend, rng):
     s = 1 / (1 + np.exp(-zb))
     bce = -(yb * np.log(s) + (1 - yb) * np.log(1 - s)).mean()
     assert BinaryCrossEntropy()(t64(backend, zb), yb).item() == pytest.approx(bce, rel=1e-12)
-    with pytest.raises(ValueError, match=r"labels must be in \[0, 4\)"):
+    with pytest.raises(ValueError, match=r"labels must be class indices in \[0, 4\)"):
         SoftmaxCrossEntropy()(t64(backend, z), np.array([0, 1, 2, 3, 4, 0]))
 
 

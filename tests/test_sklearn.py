@@ -5,7 +5,11 @@ import pytest
 
 sklearn = pytest.importorskip("sklearn")
 
+import pickle  # noqa: E402
+
 from sklearn.base import clone  # noqa: E402
+from sklearn.exceptions import NotFittedError  # noqa: E402
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 from sklearn.model_selection import RandomizedSearchCV  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
@@ -27,7 +31,7 @@ def test_fit_predict_proba_score_with_string_labels():
     proba = clf.predict_proba(X)
     assert proba.shape == (400, 2) and np.allclose(proba.sum(1), 1, atol=1e-5)
     assert clf.score(X, y) > 0.9
-    with pytest.raises(ValueError, match="3 features, the model expects 2"):
+    with pytest.raises(ValueError, match="X has 3 features, but MLPClassifier is expecting 2"):
         clf.predict(np.zeros((2, 3)))
 
 
@@ -46,9 +50,36 @@ def test_early_stopping_and_bad_input():
     X, y = labelled_moons()
     clf = MLPClassifier(hidden=(16,), epochs=200, early_stopping=True, patience=3, lr=0.05).fit(X, y)
     assert clf.history_.stopped_epoch is not None and len(clf.history_) < 200
-    with pytest.raises(ValueError, match="single class"):
+    with pytest.raises(ValueError, match="y has one class"):
         MLPClassifier().fit(X, np.zeros(len(X)))
-    with pytest.raises(ValueError, match="labels for the 400 examples"):
+    with pytest.raises(ValueError, match=r"inconsistent numbers of samples: \[400, 399\]"):
         MLPClassifier().fit(X, y[:-1])
     with pytest.raises(ValueError, match="optimizer must be one of"):
         MLPClassifier(optimizer="lbfgs").fit(X, y)
+
+
+@parametrize_with_checks([MLPClassifier(epochs=30)])
+def test_scikit_learn_estimator_checks(estimator, check):
+    """scikit-learn's own conventions (check_estimator): every check passes, none is waived."""
+    check(estimator)
+
+
+def test_a_fitted_classifier_pickles_and_dumps_with_joblib(tmp_path):
+    joblib = pytest.importorskip("joblib")
+    X, y = labelled_moons()
+    clf = MLPClassifier(hidden=(16,), batch_norm=True, dropout=0.1, epochs=10).fit(X, y)
+    for copy in (pickle.loads(pickle.dumps(clf)), joblib.load(joblib.dump(clf, tmp_path / "clf.joblib")[0])):
+        np.testing.assert_array_equal(copy.predict_proba(X), clf.predict_proba(X))
+        assert list(copy.classes_) == ["left", "right"] and len(copy.history_) == 10
+        flat = copy.model_.parameters()[0]._flat[0]  # the parameters are views of one buffer again
+        assert all(np.shares_memory(p.data, flat.data) for p in copy.model_.parameters())
+
+
+def test_unfitted_and_continuous_targets_are_refused():
+    X, y = labelled_moons()
+    with pytest.raises(NotFittedError):
+        MLPClassifier().predict(X)
+    with pytest.raises(ValueError, match="Unknown label type: continuous"):
+        MLPClassifier().fit(X, np.linspace(0, 1, len(X)))
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        MLPClassifier(epochs=2).fit(X, y).predict(np.full((1, 2), np.nan))

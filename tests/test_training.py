@@ -63,7 +63,7 @@ def test_resume_ends_with_the_same_weights_as_an_uninterrupted_run(tmp_path):
     first = make_trainer(None, **kwargs | {"epochs": 3}, callbacks=[EarlyStopping(patience=50),
                                                                     Checkpoint(tmp_path / "ckpt")])
     first.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
-    resumed = make_trainer(None, seed=123, **kwargs, callbacks=[EarlyStopping(patience=50), Checkpoint(tmp_path / "ckpt")])
+    resumed = make_trainer(None, **kwargs, callbacks=[EarlyStopping(patience=50), Checkpoint(tmp_path / "ckpt")])
     history = resumed.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev), resume=tmp_path / "ckpt")
     assert history["epoch"] == [1, 2, 3, 4, 5, 6]
     # EarlyStopping restored the best epoch in both: compare raw weights of the final epoch instead

@@ -7,8 +7,8 @@
 >>> float(xdl.to_numpy(w.grad)[0])
 -6.0
 
-Every differentiable function is also here: ``xdl.tanh(w)``, ``xdl.matmul(a, b)``, … (the
-declarations of `xdl.functions`).
+Every differentiable function is also here: ``xdl.tanh(w)``, ``xdl.matmul(a, b)``, … (each
+declaration in `xdl.functions` exports its function to this module too).
 """
 
 from xdl import data, datasets, ewa, functions, init, losses, nn, optim
@@ -21,18 +21,6 @@ from xdl.tensor import Parameter, Tensor, from_dlpack, is_grad_enabled, no_grad,
 from xdl.train import History, Trainer
 
 __version__ = "0.1.0"
-
-
-def __getattr__(name: str):
-    """The public function of a declared op: ``xdl.tanh``, ``xdl.sum``, …"""
-    spec = functions.REGISTRY.get(name)
-    if spec is None:
-        raise AttributeError(f"module 'xdl' has no attribute {name!r}")
-    return spec.fn
-
-
-def __dir__():
-    return sorted({*globals(), *functions.REGISTRY})
 
 
 __all__ = [

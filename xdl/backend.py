@@ -34,7 +34,6 @@ import os
 
 import numpy as np
 
-BACKEND_NAMES = ("numpy", "cupy", "auto")
 
 
 class BackendError(RuntimeError):
@@ -51,8 +50,9 @@ class Backend:
         ``"numpy"`` or ``"cupy"``.
     device_type : str
         Where arrays live, as DLPack and PyTorch name it: ``"cpu"`` or ``"cuda"``.
-    dlpack_device_type : int
-        The DLPack device code of this backend's arrays (``kDLCPU`` = 1, ``kDLCUDA`` = 2).
+    dlpack_devices : tuple of int
+        The DLPack device codes of this backend's arrays (``kDLCPU`` = 1; ``kDLCUDA`` = 2 and
+        ``kDLCUDAManaged`` = 13).
     host_sync_is_cheap : bool
         Whether reading a value on the host costs nothing (the CPU) or stalls a device queue.
     xp : module
@@ -63,7 +63,7 @@ class Backend:
 
     name: str
     device_type: str
-    dlpack_device_type: int
+    dlpack_devices: tuple[int, ...]
     host_sync_is_cheap: bool
 
     def __init__(self, xp, seed: int | None = None):
@@ -73,6 +73,9 @@ class Backend:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(device={self.device_name()!r})"
+
+    def __reduce__(self):
+        return get_backend, (self.name,)  # pickled by name: unpickled as this process's backend
 
     # -- common to every backend ----------------------------------------------------------
     def asarray(self, data, dtype=None):
@@ -98,6 +101,11 @@ class Backend:
         return self._ops
 
     # -- what differs -----------------------------------------------------------------------
+    @classmethod
+    def create(cls, seed: int | None = None) -> Backend:
+        """A backend of this kind, or `BackendError` saying why it cannot run here."""
+        raise NotImplementedError
+
     def to_numpy(self, array) -> np.ndarray:
         """A NumPy copy (or view, on the CPU) of ``array``."""
         raise NotImplementedError
@@ -127,11 +135,15 @@ class NumpyBackend(Backend):
 
     name = "numpy"
     device_type = "cpu"
-    dlpack_device_type = 1  # kDLCPU
+    dlpack_devices = (1,)  # kDLCPU
     host_sync_is_cheap = True
 
     def __init__(self, seed: int | None = None):
         super().__init__(np, seed)
+
+    @classmethod
+    def create(cls, seed: int | None = None) -> NumpyBackend:
+        return cls(seed)
 
     def to_numpy(self, array) -> np.ndarray:
         return np.asarray(array)
@@ -159,11 +171,19 @@ class CupyBackend(Backend):
 
     name = "cupy"
     device_type = "cuda"
-    dlpack_device_type = 2  # kDLCUDA
+    dlpack_devices = (2, 13)  # kDLCUDA, kDLCUDAManaged
     host_sync_is_cheap = False
 
     def __init__(self, cupy, seed: int | None = None):
         super().__init__(cupy, seed)
+
+    @classmethod
+    def create(cls, seed: int | None = None) -> CupyBackend:
+        """Import cupy and check that a CUDA device answers, or raise `BackendError` saying why."""
+        cupy, reason = _cupy_or_reason()
+        if cupy is None:
+            raise BackendError(f"backend 'cupy' is unavailable: {reason}")
+        return cls(cupy, seed)
 
     def to_numpy(self, array) -> np.ndarray:
         return array.get()
@@ -189,6 +209,8 @@ class CupyBackend(Backend):
         return CupyOps(self)
 
 
+BACKENDS = {cls.name: cls for cls in (NumpyBackend, CupyBackend)}
+BACKEND_NAMES = (*BACKENDS, "auto")
 _backends: dict[str, Backend] = {}
 _current: Backend | None = None
 _seed: int | None = None
@@ -216,13 +238,7 @@ def get_backend(name: str) -> Backend:
     if name == "auto":
         name = "cupy" if "cupy" in _backends or _cupy_or_reason()[0] is not None else "numpy"
     if name not in _backends:
-        if name == "cupy":
-            cupy, reason = _cupy_or_reason()
-            if cupy is None:
-                raise BackendError(f"backend 'cupy' is unavailable: {reason}")
-            _backends[name] = CupyBackend(cupy, _seed)
-        else:
-            _backends[name] = NumpyBackend(_seed)
+        _backends[name] = BACKENDS[name].create(_seed)
     return _backends[name]
 
 
@@ -288,8 +304,8 @@ def backend_of(array) -> Backend:
 
 def backend_for_dlpack(device_type: int) -> Backend:
     """The backend whose arrays live on DLPack device type ``device_type``."""
-    for cls in (NumpyBackend, CupyBackend):
-        if cls.dlpack_device_type == device_type:
+    for cls in BACKENDS.values():
+        if device_type in cls.dlpack_devices:
             return get_backend(cls.name)
     raise BackendError(f"no xdl backend holds arrays of DLPack device type {device_type}")
 

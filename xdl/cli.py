@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shlex
+import signal
 import sys
 import time
 from pathlib import Path
@@ -26,7 +28,8 @@ from xdl.data import Standardizer, split
 from xdl.diagnose import diagnose
 from xdl.losses import SoftmaxCrossEntropy, l2
 from xdl.files import atomic_write, check_writable_dir
-from xdl.train import CHECKPOINT_FILE, Checkpoint
+from xdl.serialization import read_extra
+from xdl.train import CHECKPOINT_FILE, Checkpoint, Interrupted
 
 GRADCHECK_EXAMPLES = 16
 USER_ERRORS = (ValueError, TypeError, OSError, ImportError, FloatingPointError, BackendError)
@@ -43,6 +46,10 @@ def main(argv=None) -> int:
     except USER_ERRORS as e:
         print(f"xdl {args.command}: error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # before or after training (during it, the Trainer stops cleanly)
+        print(f"\nxdl {args.command}: interrupted outside the training loop; every file already written "
+              "is complete (writes are atomic)", file=sys.stderr)
+        return 130
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,8 +94,8 @@ def config_from_args(args) -> TrainConfig:
 def train(config: TrainConfig) -> int:
     out = Path(config.out)
     check_writable_dir(out, "output directory")  # before any work: fail fast, write nothing else
-    if config.resume and not (Path(config.resume) / CHECKPOINT_FILE).is_file():
-        raise FileNotFoundError(f"--resume: no checkpoint {CHECKPOINT_FILE} in {config.resume!r}")
+    if config.resume:
+        _check_resume(config)
     with xdl.use(config.backend) as backend:
         xdl.seed(config.seed)
         print(f"xdl {xdl.__version__}: backend {backend.name} on {backend.device_name()}")
@@ -100,11 +107,18 @@ def train(config: TrainConfig) -> int:
         model = config.build_model(X.shape[1], n_classes, Standardizer().fit(parts.X_train).layer())
         print(f"model: {_describe(model)}; optimizer {config.optimizer}, lr {config.lr:g}, "
               f"schedule {config.schedule}")
-        checkpoints = [Checkpoint(out / "checkpoints", every=config.checkpoint_every)] if config.checkpoint_every else []
-        trainer = config.build_trainer(model, callbacks=checkpoints)
+        checkpoint = Checkpoint(out / "checkpoints", every=config.checkpoint_every or None)
+        trainer = config.build_trainer(model, callbacks=[checkpoint])
         start = time.perf_counter()
-        history = trainer.fit(parts.X_train, parts.y_train, dev=(parts.X_dev, parts.y_dev),
-                              resume=config.resume or None)
+        try:
+            history = trainer.fit(parts.X_train, parts.y_train, dev=(parts.X_dev, parts.y_dev),
+                                  resume=config.resume or None)
+        except Interrupted as stop:
+            return _interrupted(stop, trainer, out, checkpoint)
+        except FloatingPointError:
+            if len(trainer.history):
+                trainer.history.save(out / "history.json")  # the good epochs, for the curves
+            raise
         seconds = time.perf_counter() - start
         metrics = {name: trainer.evaluate(Xp, yp) for name, Xp, yp in
                    (("train", parts.X_train, parts.y_train), ("dev", parts.X_dev, parts.y_dev),
@@ -112,8 +126,31 @@ def train(config: TrainConfig) -> int:
         diagnosis = diagnose({"train_accuracy": metrics["train"]["accuracy"],
                               "dev_accuracy": metrics["dev"]["accuracy"]}, base_error=config.base_error)
         files = _write_outputs(out, model, history, config, metrics, diagnosis)
-    _report(history, metrics, diagnosis, seconds, files, trainer)
+    _report(history, metrics, diagnosis, seconds, files, config)
     return 0
+
+
+def _check_resume(config: TrainConfig) -> None:
+    """The checkpoint exists, is a training checkpoint, and was made with the same options."""
+    path = Path(config.resume) / CHECKPOINT_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"--resume: no checkpoint {CHECKPOINT_FILE} in {config.resume!r}")
+    extra, _ = read_extra(path)
+    if not extra or "optimizer_t" not in extra:
+        raise ValueError(f"--resume: {str(path)!r} is a model file, not a training checkpoint")
+    saved = (extra.get("run_info") or {}).get("config")
+    if saved:
+        config.check_resume(saved, config.resume)
+
+
+def _interrupted(stop: Interrupted, trainer, out: Path, checkpoint: Checkpoint) -> int:
+    """Ctrl-C or SIGTERM: the Trainer finished its step and wrote the checkpoint; keep the history
+    too and say how to continue."""
+    if len(trainer.history):
+        trainer.history.save(out / "history.json")
+    print(f"\nxdl train: {stop}", file=sys.stderr)
+    print(f"to continue, run the same command with --resume {shlex.quote(str(checkpoint.directory))}", file=sys.stderr)
+    return 128 + signal.Signals[stop.signal_name].value  # the shell's code for death by that signal
 
 
 def _describe(model) -> str:
@@ -136,11 +173,11 @@ def _write_outputs(out: Path, model, history, config, metrics, diagnosis) -> lis
     return [str(f) for f in files]
 
 
-def _report(history, metrics, diagnosis, seconds, files, trainer) -> None:
+def _report(history, metrics, diagnosis, seconds, files, config) -> None:
     epochs = len(history)
     if history.stopped_epoch:
         print(f"stopped early at epoch {history.stopped_epoch}: dev cost did not improve for "
-              f"{trainer.callbacks[0].patience} epochs")
+              f"{config.patience} epochs")
     if history.best_epoch:
         print(f"weights restored from epoch {history.best_epoch} (lowest dev cost)")
     print("accuracy: " + "  ".join(f"{name} {m['accuracy']:.2%}" for name, m in metrics.items()))

@@ -6,11 +6,13 @@ and the builders that turn a config into a model, an optimizer and a schedule.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from xdl import optim
+from xdl.backend import BACKEND_NAMES
 from xdl.data import Augment
 from xdl.datasets import DATASETS
 from xdl.init import INITIALIZERS
@@ -18,9 +20,21 @@ from xdl.losses import SoftmaxCrossEntropy
 from xdl.nn import ACTIVATIONS, mlp
 from xdl.train import EarlyStopping, Trainer
 
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw")
-SCHEDULES = ("none", "inverse_time", "exponential", "staircase", "step", "cosine")
-BACKENDS = ("auto", "numpy", "cupy")
+# name -> (params, config) -> optimizer: the `optimizer` option's choices and how each is built
+OPTIMIZERS = {
+    "sgd": lambda params, c: optim.SGD(params, lr=c.lr),
+    "momentum": lambda params, c: optim.Momentum(params, lr=c.lr, beta=c.beta1),
+    "nesterov": lambda params, c: optim.Momentum(params, lr=c.lr, beta=c.beta1, nesterov=True),
+    "rmsprop": lambda params, c: optim.RMSprop(params, lr=c.lr, beta=c.beta1, eps=c.eps),
+    "adam": lambda params, c: optim.Adam(params, lr=c.lr, beta1=c.beta1, beta2=c.beta2, eps=c.eps),
+    "adamw": lambda params, c: optim.AdamW(params, lr=c.lr, beta1=c.beta1, beta2=c.beta2, eps=c.eps),
+}
+SCHEDULE_OPTIONS = {"none": (), "inverse_time": ("lr", "decay_rate"), "exponential": ("lr", "decay_base"),
+                    "staircase": ("lr", "decay_rate", "decay_every"), "step": ("lr", "decay_factor", "decay_every"),
+                    "cosine": ("lr", "epochs")}  # the options each schedule reads
+SCHEDULES = tuple(SCHEDULE_OPTIONS)
+# Options a --resume may change: the rest describe the run and must match its checkpoint.
+RESUME_MAY_CHANGE = ("epochs", "patience", "base_error", "backend", "out", "checkpoint_every", "resume", "progress")
 IMAGE_SHAPES = {"digits": (8, 8)}  # datasets whose examples are images (augmentation applies)
 
 
@@ -37,7 +51,7 @@ class TrainConfig:
     batch_norm: bool = _opt(True, "batch norm after each hidden Dense layer")
     dropout: float = _opt(0.3, "dropout rate after each hidden activation (0: none)")
     l2: float = _opt(0.0, "L2 penalty λ (cost + λ/2m·Σ‖W‖²)")
-    optimizer: str = _opt("adam", "optimization algorithm", OPTIMIZERS)
+    optimizer: str = _opt("adam", "optimization algorithm", tuple(OPTIMIZERS))
     lr: float = _opt(3e-3, "learning rate α (the initial one with a schedule)")
     beta1: float = _opt(0.9, "β of momentum and RMSprop, β1 of Adam")
     beta2: float = _opt(0.999, "β2 of Adam")
@@ -45,9 +59,9 @@ class TrainConfig:
     weight_decay: float = _opt(0.0, "weight decay on weights (decoupled for adamw)")
     schedule: str = _opt("inverse_time", "learning-rate schedule over epochs", SCHEDULES)
     decay_rate: float = _opt(0.05, "inverse_time and staircase: α0/(1 + decay_rate·epoch), epoch from 0")
-    decay_base: float = _opt(0.95, "exponential: α0·decay_base^epoch")
+    decay_base: float = _opt(0.95, "exponential: α0·decay_base^epoch (> 0)")
     decay_every: int = _opt(10, "staircase interval and step period, in epochs")
-    decay_factor: float = _opt(0.5, "step: multiply α by this every decay_every epochs")
+    decay_factor: float = _opt(0.5, "step: multiply α by this (> 0) every decay_every epochs")
     batch_size: int = _opt(64, "mini-batch size")
     epochs: int = _opt(200, "maximum number of epochs")
     patience: int = _opt(15, "early stopping patience in epochs on the dev cost (0: off)")
@@ -55,10 +69,11 @@ class TrainConfig:
     augment_noise: float = _opt(0.0, "image datasets: Gaussian noise of this standard deviation")
     augment_flip: bool = _opt(False, "image datasets: random left-right flips")
     base_error: float = _opt(0.0, "base (e.g. human-level) error for the bias/variance diagnosis")
-    backend: str = _opt("auto", "array backend (auto: cupy if a GPU answers, else numpy)", BACKENDS)
+    backend: str = _opt("auto", "array backend (auto: cupy if a GPU answers, else numpy)", BACKEND_NAMES)
     seed: int = _opt(0, "random seed (split, initialization, shuffling, dropout)")
     out: str = _opt("xdl-run", "output directory (model, history, curves)")
-    checkpoint_every: int = _opt(0, "write a resumable checkpoint every this many epochs (0: never)")
+    checkpoint_every: int = _opt(1, "write a resumable checkpoint every this many epochs (0: only when "
+                                    "interrupted); the best epoch's is kept beside it")
     resume: str = _opt("", "continue the run whose checkpoint is in this directory")
     progress: bool = _opt(True, "progress bar (shown on a terminal only)")
 
@@ -105,15 +120,35 @@ class TrainConfig:
             raise ValueError(f"{source}: hidden must be a non-empty list of positive sizes, got {self.hidden}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"{source}: dropout must be in [0, 1), got {self.dropout}")
-        if self.lr <= 0:
-            raise ValueError(f"{source}: lr must be > 0, got {self.lr}")
+        for name in ("lr", "eps", "decay_base", "decay_factor"):
+            if not math.isfinite(getattr(self, name)) or getattr(self, name) <= 0:
+                raise ValueError(f"{source}: {name} must be a finite number > 0, got {getattr(self, name)}")
         for name in ("l2", "weight_decay", "augment_noise", "decay_rate"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{source}: {name} must be ≥ 0, got {getattr(self, name)}")
+            if not math.isfinite(getattr(self, name)) or getattr(self, name) < 0:
+                raise ValueError(f"{source}: {name} must be a finite number ≥ 0, got {getattr(self, name)}")
+        for name in ("beta1", "beta2"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"{source}: {name} must be in [0, 1), got {getattr(self, name)}")
+        if not 0 <= self.base_error < 1:
+            raise ValueError(f"{source}: base_error must be in [0, 1) (an error rate), got {self.base_error}")
+        self._check_schedule(source)
         augments = self.augment_shift or self.augment_noise or self.augment_flip
         if augments and self.dataset not in IMAGE_SHAPES:
             raise ValueError(f"{source}: augmentation applies to image datasets ({', '.join(IMAGE_SHAPES)}), "
                              f"not {self.dataset!r}")
+
+    def _check_schedule(self, source: str) -> None:
+        """The schedule gives a finite rate > 0 at every epoch of the planned run (checked now, not
+        at the epoch where it would fail)."""
+        schedule = self.build_schedule()
+        if schedule is None:
+            return
+        options = ", ".join(f"{k}={getattr(self, k)}" for k in SCHEDULE_OPTIONS[self.schedule])
+        for epoch in range(self.epochs):
+            lr = schedule(epoch)
+            if not math.isfinite(lr) or lr <= 0:
+                raise ValueError(f"{source}: schedule {self.schedule!r} ({options}) gives lr {lr} at epoch {epoch + 1} "
+                                 f"of {self.epochs}; the rate must stay a finite number > 0")
 
     # -- building -----------------------------------------------------------------------------
     def build_model(self, n_features: int, n_classes: int, standardize=None):
@@ -121,16 +156,10 @@ class TrainConfig:
                    batch_norm=self.batch_norm, dropout=self.dropout, standardize=standardize)
 
     def build_optimizer(self, model):
+        """The optimizer named by ``optimizer`` (an `OPTIMIZERS` entry) over ``model``; weight decay
+        goes to the weights only (`xdl.optim.param_groups`)."""
         params = optim.param_groups(model, self.weight_decay) if self.weight_decay else model
-        name, common = self.optimizer, {"lr": self.lr}
-        if name == "sgd":
-            return optim.SGD(params, **common)
-        if name in ("momentum", "nesterov"):
-            return optim.Momentum(params, beta=self.beta1, nesterov=name == "nesterov", **common)
-        if name == "rmsprop":
-            return optim.RMSprop(params, beta=self.beta1, eps=self.eps, **common)
-        rule = optim.AdamW if name == "adamw" else optim.Adam
-        return rule(params, beta1=self.beta1, beta2=self.beta2, eps=self.eps, **common)
+        return OPTIMIZERS[self.optimizer](params, self)
 
     def build_schedule(self):
         """epochs completed (0 for the first epoch) → learning rate, or None for a constant rate."""
@@ -145,18 +174,37 @@ class TrainConfig:
     def build_trainer(self, model, callbacks=()):
         """The `Trainer` these options describe for ``model``: softmax cross-entropy, the configured
         optimizer, L2, schedule and augmentation, `EarlyStopping` on the dev cost when ``patience``
-        is set, then ``callbacks``."""
+        is set, then ``callbacks``. Its checkpoints carry these options (``run_info``), so a resume
+        can check them (`check_resume`)."""
         stopping = [EarlyStopping(patience=self.patience)] if self.patience else []
         return Trainer(model, SoftmaxCrossEntropy(), self.build_optimizer(model), l2=self.l2,
                        batch_size=self.batch_size, epochs=self.epochs, schedule=self.build_schedule(),
                        callbacks=[*stopping, *callbacks], augment=self.build_augment(), seed=self.seed,
-                       progress=None if self.progress else False)
+                       progress=None if self.progress else False, run_info={"config": dataclasses.asdict(self)})
+
+    def check_resume(self, saved: dict, where: str) -> None:
+        """Raise ValueError naming the first option that differs from ``saved`` (the options of the
+        run that wrote the checkpoint in ``where``) among those that describe the run."""
+        for f in dataclasses.fields(self):
+            if f.name in RESUME_MAY_CHANGE or f.name not in saved:
+                continue
+            then, now = saved[f.name], getattr(self, f.name)
+            if then != now:
+                flag = "--" + f.name.replace("_", "-")
+                raise ValueError(f"{flag}: the checkpoint in {where!r} was made with {_shown(then)}, this run has "
+                                 f"{_shown(now)}; resume with the same options (only "
+                                 f"{', '.join('--' + k.replace('_', '-') for k in RESUME_MAY_CHANGE if k != 'resume')}"
+                                 " may change), or start a new run without --resume")
 
     def build_augment(self):
         if not (self.augment_shift or self.augment_noise or self.augment_flip):
             return None
         return Augment(IMAGE_SHAPES[self.dataset], flip=self.augment_flip, shift=self.augment_shift,
                        noise=self.augment_noise)
+
+
+def _shown(value) -> str:
+    return " ".join(map(str, value)) if isinstance(value, list) else repr(value)
 
 
 TYPE_NAMES = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",

@@ -10,7 +10,8 @@ from pathlib import Path
 def atomic_write(path, write, binary: bool = True) -> Path:
     """Call ``write(file)`` on a temporary file beside ``path``, fsync, then one rename over
     ``path``: readers see the old file or the new one, never a partial one, and an interrupted
-    write leaves the old file as it was.
+    write leaves the old file as it was. The file gets the permissions the umask gives a new file
+    (as ``open`` would), and temporaries that a killed writer left beside ``path`` are removed.
 
     >>> import json, tempfile, pathlib
     >>> target = pathlib.Path(tempfile.mkdtemp()) / "report.json"
@@ -24,8 +25,11 @@ def atomic_write(path, write, binary: bool = True) -> Path:
         raise FileNotFoundError(f"save: directory {str(directory)!r} does not exist")
     if not os.access(directory, os.W_OK):
         raise PermissionError(f"save: directory {str(directory)!r} is not writable")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    remove_stale_temporaries(path)
+    prefix = _temporary_prefix(path)
+    fd, tmp = tempfile.mkstemp(prefix=f"{prefix}{os.getpid()}.", suffix=".tmp", dir=directory)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a saved file is like any other
         with os.fdopen(fd, "wb" if binary else "w") as f:
             write(f)
             f.flush()
@@ -36,6 +40,48 @@ def atomic_write(path, write, binary: bool = True) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+def _temporary_prefix(path: Path) -> str:
+    return f".{path.name}."
+
+
+def _umask() -> int:
+    try:  # Linux says it without changing it (setting it is racy when other threads create files)
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def remove_stale_temporaries(path) -> list[Path]:
+    """Remove the temporaries of interrupted writes to ``path`` (``.<name>.<pid>.<random>.tmp``)
+    whose writer process no longer exists; a live writer's are left alone. Returns the removed."""
+    path = Path(path)
+    removed = []
+    for tmp in path.parent.glob(f"{_temporary_prefix(path)}*.tmp"):
+        pid = tmp.name[len(_temporary_prefix(path)):].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            try:
+                tmp.unlink()
+                removed.append(tmp)
+            except FileNotFoundError:
+                pass  # another writer cleaned it up first
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
 
 
 def check_writable_dir(directory, what: str) -> Path:

@@ -37,6 +37,7 @@ REQUIRED = inspect.Parameter.empty  # the default of a setting the caller must g
 class Function:
     fields: dict = {}  # setting name -> default (REQUIRED when none); filled per subclass
     _float_fields: frozenset = frozenset()  # settings annotated ``float``, converted to Python floats
+    _required: frozenset = frozenset()  # settings without a default
     inputs = ()
     needs_grad = ()
     backend = None  # the inputs' Backend, set by apply before forward
@@ -52,21 +53,24 @@ class Function:
                     if annotation in ("float", float):
                         floats.add(name)
         cls.fields, cls._float_fields = fields, frozenset(floats)
+        cls._required = frozenset(name for name, default in fields.items() if default is REQUIRED)
 
     def __init__(self, **settings):
-        for name, value in settings.items():
-            if name not in self.fields:
-                known = ", ".join(self.fields) or "none"
-                raise TypeError(f"{type(self).__name__}: unknown setting {name!r} (its settings: {known})")
-            if name in self._float_fields:
+        if not settings.keys() <= self.fields.keys():
+            unknown = next(name for name in settings if name not in self.fields)
+            raise TypeError(f"{type(self).__name__}: unknown setting {unknown!r} "
+                            f"(its settings: {', '.join(self.fields) or 'none'})")
+        if not self._required <= settings.keys():
+            missing = sorted(self._required - settings.keys())
+            raise TypeError(f"{type(self).__name__}: missing setting {', '.join(map(repr, missing))}")
+        for name in self._float_fields:
+            value = settings.get(name)
+            if value is not None and type(value) is not float:
                 # a Python float: a NumPy float64 would promote float32 arrays to float64 (NEP 50)
                 if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
                     raise TypeError(f"{type(self).__name__}: setting {name!r} must be a number, got {value!r}")
-                value = float(value)
-            setattr(self, name, value)
-        for name, default in self.fields.items():
-            if name not in settings and default is REQUIRED:
-                raise TypeError(f"{type(self).__name__}: missing setting {name!r}")
+                settings[name] = float(value)
+        self.__dict__.update(settings)
 
     def forward(self, *xs):
         raise NotImplementedError
@@ -76,7 +80,8 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs, **settings) -> Tensor:
-        fn = cls(**settings)
+        # Without settings to set or check, skip __init__: this runs once per operation.
+        fn = cls(**settings) if settings or cls._required else object.__new__(cls)
         tensors = _as_tensors(inputs, cls.__name__)
         record = is_grad_enabled() and any(t.requires_grad for t in tensors)
         fn.needs_grad = tuple(record and t.requires_grad for t in tensors)

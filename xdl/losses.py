@@ -1,7 +1,7 @@
 """Losses (from logits, numerically stable) and weight penalties.
 
 ==========================  ===========================================================
-`SoftmaxCrossEntropy`       J = (1/m) Σᵢ −log softmax(zᵢ)[yᵢ];  labels (m,) ints or (m, C) one-hot
+`SoftmaxCrossEntropy`       J = (1/m) Σᵢ −log softmax(zᵢ)[yᵢ];  labels (m,) ints in [0, C) or (m, C) one-hot
 `BinaryCrossEntropy`        J = (1/m) Σᵢ −[yᵢ log σ(zᵢ) + (1 − yᵢ) log(1 − σ(zᵢ))];  z, y (m,) or (m, 1)
 `MeanSquaredError`          J = (1/n) Σ (ŷ − y)² over all n elements
 `l2` penalty                λ/(2m)·Σ_W ‖W‖²_F over weights (not biases, not BN γ/β)
@@ -19,56 +19,106 @@ from __future__ import annotations
 import numpy as np
 
 from xdl import functions as F
+from xdl.backend import array_to_numpy
 from xdl.tensor import Tensor
 
 
-class SoftmaxCrossEntropy:
-    """Softmax + cross-entropy of logits (m, C) against int labels (m,) or one-hot rows (m, C)."""
+class Loss:
+    """``loss(outputs, targets)`` = ``compute(outputs, check(outputs, targets))``.
 
-    def __call__(self, logits: Tensor, labels) -> Tensor:
+    `check` validates the targets in whatever form they come (list, NumPy or CuPy array, Tensor)
+    and returns them as an array on the outputs' backend; device arrays cost one reduction and one
+    host read. A caller that checked a whole data set once (`xdl.train.Trainer`) calls `compute`
+    per batch and pays nothing per step.
+    """
+
+    def __call__(self, outputs: Tensor, targets) -> Tensor:
+        return self.compute(outputs, self.check(outputs, targets))
+
+    def check(self, outputs: Tensor, targets):
+        raise NotImplementedError
+
+    def compute(self, outputs: Tensor, targets) -> Tensor:
+        raise NotImplementedError
+
+
+def _as_array(targets, backend, name: str):
+    """``targets`` (Tensor, list, any backend's array) as an array of ``backend``."""
+    data = targets.data if isinstance(targets, Tensor) else targets
+    if not backend.owns(data):
+        data = np.asarray(array_to_numpy(data))
+        if not (np.issubdtype(data.dtype, np.number) or data.dtype == np.bool_) or np.iscomplexobj(data):
+            raise TypeError(f"{name} must hold real numbers, got dtype {data.dtype}")
+        data = backend.asarray(data)
+    return data
+
+
+class SoftmaxCrossEntropy(Loss):
+    """Softmax + cross-entropy of logits (m, C) against class indices (m,) or one-hot (or soft)
+    rows (m, C)."""
+
+    def check(self, logits: Tensor, labels):
         m, n_classes = logits.shape
-        backend = logits.backend
-        if isinstance(labels, np.ndarray | list | tuple):
-            labels = np.asarray(labels)
-            if labels.ndim == 1:
-                if labels.shape[0] != m:
-                    raise ValueError(f"SoftmaxCrossEntropy: {labels.shape[0]} labels for {m} examples")
-                if not np.issubdtype(labels.dtype, np.integer):
-                    if not np.all(labels == np.round(labels)):
-                        raise ValueError("SoftmaxCrossEntropy: integer labels expected (class indices)")
-                    labels = labels.astype(np.int64)
-                if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
-                    raise ValueError(f"SoftmaxCrossEntropy: labels must be in [0, {n_classes}), "
-                                     f"got values in [{labels.min()}, {labels.max()}]")
-            elif labels.shape != (m, n_classes):
-                raise ValueError(f"SoftmaxCrossEntropy: one-hot labels of shape {labels.shape}, "
-                                 f"expected {(m, n_classes)}")
-        elif isinstance(labels, Tensor):
-            labels = labels.data
-        labels = backend.asarray(labels, dtype=logits.dtype if labels.ndim == 2 else None)
+        y = _as_array(labels, logits.backend, "SoftmaxCrossEntropy: labels")
+        xp = logits.backend.xp
+        if y.ndim == 1:
+            if y.shape[0] != m:
+                raise ValueError(f"SoftmaxCrossEntropy: {y.shape[0]} labels for {m} examples")
+            if not np.issubdtype(y.dtype, np.integer):
+                if y.dtype == np.bool_ or not xp.all(xp.isfinite(y) & (y == xp.round(y))):
+                    raise ValueError(f"SoftmaxCrossEntropy: labels must be class indices (integers), "
+                                     f"got dtype {y.dtype} with values that are not integers")
+                y = y.astype(xp.int64)
+            if y.size and (int(y.min()) < 0 or int(y.max()) >= n_classes):
+                raise ValueError(f"SoftmaxCrossEntropy: labels must be class indices in [0, {n_classes}), "
+                                 f"got values in [{int(y.min())}, {int(y.max())}]")
+            return y
+        if y.shape != (m, n_classes):
+            raise ValueError(f"SoftmaxCrossEntropy: labels of shape {tuple(y.shape)}; expected ({m},) class "
+                             f"indices or ({m}, {n_classes}) one-hot rows")
+        y = y.astype(logits.dtype, copy=False)
+        if not xp.all(xp.isfinite(y) & (y >= 0)):
+            raise ValueError("SoftmaxCrossEntropy: one-hot (or soft) label rows must be finite and ≥ 0")
+        return y
+
+    def compute(self, logits: Tensor, labels) -> Tensor:
         return F.softmax_cross_entropy(logits, labels)
 
 
 def _targets_like(outputs: Tensor, targets, loss: str):
-    """``targets`` as an array of ``outputs``' backend, dtype and shape (same number of elements)."""
-    targets = targets.data if isinstance(targets, Tensor) else targets
-    if targets.size != outputs.size:
-        raise ValueError(f"{loss}: {targets.size} targets for outputs of shape {outputs.shape}")
-    return outputs.backend.asarray(targets, dtype=outputs.dtype).reshape(outputs.shape)
+    """``targets`` as a finite array of ``outputs``' backend, dtype and shape (same number of elements)."""
+    y = _as_array(targets, outputs.backend, f"{loss}: targets")
+    if y.size != outputs.size:
+        raise ValueError(f"{loss}: {y.size} targets for outputs of shape {outputs.shape}")
+    y = y.astype(outputs.dtype, copy=False).reshape(outputs.shape)
+    if not outputs.backend.xp.isfinite(y).all():  # bool() of a device array: one host read
+        raise ValueError(f"{loss}: targets contain NaN or Inf")
+    return y
 
 
-class BinaryCrossEntropy:
-    """Sigmoid + binary cross-entropy of logits (m,) or (m, 1) against 0/1 (or soft) labels."""
+class BinaryCrossEntropy(Loss):
+    """Sigmoid + binary cross-entropy of logits (m,) or (m, 1) against 0/1 (or soft, in [0, 1]) labels."""
 
-    def __call__(self, logits: Tensor, labels) -> Tensor:
-        return F.sigmoid_binary_cross_entropy(logits, _targets_like(logits, labels, "BinaryCrossEntropy"))
+    def check(self, logits: Tensor, labels):
+        y = _targets_like(logits, labels, "BinaryCrossEntropy")
+        xp = logits.backend.xp
+        if y.size and xp.any((y < 0) | (y > 1)):
+            raise ValueError(f"BinaryCrossEntropy: labels must be in [0, 1] (0/1 classes or probabilities), "
+                             f"got values in [{float(y.min())}, {float(y.max())}]")
+        return y
+
+    def compute(self, logits: Tensor, labels) -> Tensor:
+        return F.sigmoid_binary_cross_entropy(logits, labels)
 
 
-class MeanSquaredError:
+class MeanSquaredError(Loss):
     """Mean of squared differences over all elements."""
 
-    def __call__(self, predictions: Tensor, targets) -> Tensor:
-        diff = predictions - _targets_like(predictions, targets, "MeanSquaredError")
+    def check(self, predictions: Tensor, targets):
+        return _targets_like(predictions, targets, "MeanSquaredError")
+
+    def compute(self, predictions: Tensor, targets) -> Tensor:
+        diff = predictions - targets
         return (diff * diff).mean()
 
 

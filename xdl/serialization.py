@@ -9,6 +9,7 @@ leaves the previous file as it was.
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -79,14 +80,29 @@ def read_extra(path) -> tuple[dict | None, dict[str, np.ndarray]]:
 
 
 def _read(path) -> tuple[dict, dict[str, np.ndarray]]:
+    """The header and arrays of an xdl file; anything else (not an .npz, an .npz without the xdl
+    header, a damaged or truncated file, pickled arrays, a newer format) is a ValueError naming the
+    file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"load: no such file {str(path)!r}")
-    with np.load(path, allow_pickle=False) as data:
-        if ARCHITECTURE_KEY not in data.files:
-            raise ValueError(f"load: {str(path)!r} is not an xdl model file (no {ARCHITECTURE_KEY})")
-        header = json.loads(str(data[ARCHITECTURE_KEY]))
-        state = {k: data[k] for k in data.files if k != ARCHITECTURE_KEY}
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"load: {str(path)!r} is not an xdl model file (not an .npz archive, or a damaged one)")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if ARCHITECTURE_KEY not in data.files:
+                raise LookupError(f"an .npz archive without the {ARCHITECTURE_KEY} entry")
+            header = json.loads(str(data[ARCHITECTURE_KEY]))
+            state = {k: data[k] for k in data.files if k != ARCHITECTURE_KEY}
+    except LookupError as e:
+        raise ValueError(f"load: {str(path)!r} is not an xdl model file ({e.args[0]})") from None
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as e:  # ValueError: pickled or bad JSON
+        reason = "it holds pickled objects, which xdl files never do" if "pickle" in str(e) else f"{type(e).__name__}: {e}"
+        raise ValueError(f"load: {str(path)!r} is damaged or not an xdl model file ({reason})") from None
+    version = header.get("format") if isinstance(header, dict) else None
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ValueError(f"load: {str(path)!r} has format {version!r}; this xdl reads formats up to {FORMAT_VERSION} "
+                         "(was it written by a newer xdl?)")
     return header, state
 
 

@@ -1,8 +1,9 @@
 """`MLPClassifier`: an xdl network as a scikit-learn estimator (``fit``/``predict``/
 ``predict_proba``/``score``; usable in `Pipeline`, `GridSearchCV` and `RandomizedSearchCV`).
 
-Needs scikit-learn (``pip install 'xdl[sklearn]'``). Inputs are standardized with the training
-statistics inside the network; labels may be any values (``classes_`` maps them).
+Needs scikit-learn (``pip install 'xdl[sklearn]'``). Inputs are checked with scikit-learn's own
+``validate_data`` and standardized with the training statistics inside the network; labels may
+be any values (``classes_`` maps them). A fitted estimator pickles (the trainer is left out).
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ import numpy as np
 
 try:
     from sklearn.base import BaseEstimator, ClassifierMixin
-    from sklearn.utils.validation import check_is_fitted
+    from sklearn.utils.multiclass import check_classification_targets
+    from sklearn.utils.validation import check_is_fitted, validate_data
 except ImportError:
-    raise ImportError("xdl.sklearn needs scikit-learn: pip install 'xdl[sklearn]'") from None
+    raise ImportError("xdl.sklearn needs scikit-learn ≥ 1.6: pip install 'xdl[sklearn]'") from None
 
 import xdl
 from xdl.config import TrainConfig
-from xdl.data import Standardizer, check_features, split
+from xdl.data import Standardizer, split
 
 
 class MLPClassifier(ClassifierMixin, BaseEstimator):
@@ -44,14 +46,11 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, X, y):
         config = self._config()
-        X = check_features(X).reshape(len(X), -1)
-        y = np.asarray(y)
-        if y.ndim != 1 or len(y) != len(X):
-            raise ValueError(f"y must be (m,) labels for the {len(X)} examples of X, got shape {y.shape}")
+        X, y = validate_data(self, X, y, dtype=(np.float32, np.float64))
+        check_classification_targets(y)  # continuous targets are not classes
         self.classes_, y_index = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
-            raise ValueError(f"y has a single class ({self.classes_[0]!r}); a classifier needs at least two")
-        self.n_features_in_ = X.shape[1]
+            raise ValueError(f"y has one class ({self.classes_[0]!r}); a classifier needs at least two")
         dev = None
         if self.early_stopping:
             parts = split(X, y_index, dev=float(self.validation_fraction), test=0, seed=config.seed)
@@ -65,8 +64,16 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X) -> np.ndarray:
         check_is_fitted(self, "model_")
-        X = check_features(X, n_features=self.n_features_in_)
-        return self.model_.predict_proba(X.reshape(len(X), -1).astype(self.model_.dtype))
+        X = validate_data(self, X, reset=False, dtype=(np.float32, np.float64))
+        return self.model_.predict_proba(X.astype(self.model_.dtype, copy=False))
 
     def predict(self, X) -> np.ndarray:
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        proba = self.predict_proba(X)  # checks that the estimator is fitted, first
+        return self.classes_[proba.argmax(axis=1)]
+
+    def __getstate__(self) -> dict:
+        """Pickles (and ``joblib.dump``s) without the trainer: the model, classes and history are
+        what a fitted estimator needs."""
+        state = dict(self.__dict__)
+        state.pop("trainer_", None)
+        return state

@@ -43,11 +43,16 @@ class no_grad(contextlib.ContextDecorator):
 
 
 def _default_dtype(data):
-    """float32 unless ``data`` already is a floating array (then its dtype is kept)."""
+    """What `tensor` makes of ``data`` without a dtype, as PyTorch does: floating arrays keep their
+    dtype and Python floats become float32; integers stay integers (int64 from Python ints) and
+    booleans stay booleans."""
     dtype = getattr(data, "dtype", None)
-    if dtype is not None and np.issubdtype(np.dtype(dtype), np.floating):
-        return dtype
-    return np.float32
+    dtype = np.dtype(dtype) if dtype is not None else np.asarray(data).dtype
+    if np.issubdtype(dtype, np.floating):
+        return dtype if hasattr(data, "dtype") else np.dtype(np.float32)
+    if np.issubdtype(dtype, np.integer) or dtype == np.bool_:
+        return dtype if hasattr(data, "dtype") else np.dtype(np.int64 if dtype != np.bool_ else np.bool_)
+    raise TypeError(f"tensor: data of dtype {dtype} is not supported (real numbers, integers or booleans)")
 
 
 class Tensor:
@@ -177,8 +182,13 @@ class Parameter(Tensor):
 def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
     """A tensor on the current backend from a list, scalar, NumPy/CuPy array or Tensor.
 
-    Floating arrays keep their dtype; anything else becomes float32 unless ``dtype`` is given.
-    Data on another backend is copied over (for a zero-copy exchange use `xdl.from_dlpack`).
+    Without ``dtype``, floating arrays keep theirs and Python floats become float32; integers
+    stay integers (int64 from Python ints: class labels) and booleans booleans, as in PyTorch.
+    Only floating tensors can require a gradient. Data on another backend is copied over (for a
+    zero-copy exchange use `xdl.from_dlpack`).
+
+    >>> tensor([1.5, 2.0]).dtype, tensor([3, 1]).dtype, tensor(np.zeros(2)).dtype
+    (dtype('float32'), dtype('int64'), dtype('float64'))
     """
     if isinstance(data, Tensor):
         data = data.data
@@ -186,6 +196,8 @@ def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
     if not backend.owns(data) and not isinstance(data, np.ndarray | np.generic | list | tuple | int | float):
         data = _backend.array_to_numpy(data)
     dtype = _default_dtype(data) if dtype is None else np.dtype(dtype)
+    if requires_grad and not np.issubdtype(dtype, np.floating):
+        raise TypeError(f"tensor: only floating tensors can require a gradient, got dtype {dtype}")
     return Tensor(backend.asarray(data, dtype=dtype), requires_grad=requires_grad, backend=backend)
 
 

@@ -24,6 +24,7 @@ import numpy as np
 from xdl.cuda.source import C_TYPES, DTYPES, SOURCES, KernelSpec
 
 REALS = (int, float, np.integer, np.floating)
+USED_NAMES = ("type", "int", "float")  # the builtins the generated binder calls: no parameter may hide them
 
 
 class Kernel:
@@ -72,7 +73,7 @@ def _binder(expression: str, spec: KernelSpec, binding: dict, array_type):
     through its `_converter`, which converts it or raises."""
     env, lines = {"_array": array_type}, []
     for i, p in enumerate(spec.params):
-        if not p.name.isidentifier() or keyword.iskeyword(p.name) or p.name.startswith("_"):
+        if not p.name.isidentifier() or keyword.iskeyword(p.name) or p.name.startswith("_") or p.name in USED_NAMES:
             raise ValueError(f"kernel {expression}: parameter name {p.name!r} cannot be bound by keyword")
         dtype = DTYPES[binding.get(p.element, p.element)]
         env[f"_convert{i}"], env[f"_dtype{i}"], env[f"_make{i}"] = _converter(expression, p, binding, array_type), \

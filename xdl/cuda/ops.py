@@ -14,7 +14,7 @@ from xdl.ops.optim import adam_scalars
 
 THREADS = 256  # threads per block of the optimizer updates (grid-stride loops: any value works)
 BN = SOURCES["batchnorm.cu"].defines
-BLOCK_X, BLOCK_Y = BN["BLOCK_X"], BN["BLOCK_Y"]  # the block shape batchnorm.cu is compiled for
+BLOCK_X, BLOCK_Y, ROW_GROUP = BN["BLOCK_X"], BN["BLOCK_Y"], BN["ROW_GROUP"]  # what batchnorm.cu is compiled for
 SMALL_ROWS = 2048  # up to this batch size the training forward is one launch (bn_forward_small)
 ELEMENTWISE_ROWS = 32  # rows per block of the batch-norm elementwise passes: many short blocks, no long tail
 MAX_GRID_Y = 65535
@@ -90,7 +90,7 @@ class CupyOps(NumpyOps):
             col_blocks = -(-n_cols // (BLOCK_X * vec))
             if reduction:
                 wave = self.sm_count * self._resident_blocks(kern)
-                row_blocks = max(1, min(wave // col_blocks, -(-n_rows // (8 * BLOCK_Y))))
+                row_blocks = max(1, min(wave // col_blocks, -(-n_rows // (ROW_GROUP * BLOCK_Y))))
                 rows = -(-n_rows // row_blocks)
             else:
                 rows = max(ELEMENTWISE_ROWS, -(-n_rows // MAX_GRID_Y))

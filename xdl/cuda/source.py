@@ -119,9 +119,8 @@ class Source:
         return [k.expression(args) for k in self.kernels().values() for args in self.instances]
 
     def translation_unit(self, include_path) -> str:
-        """C++ for ``nvcc``: the defines, the source, and every instance explicitly instantiated."""
-        lines = [f"#define {name} {value}" for name, value in self.defines.items()]
-        lines.append(f'#include "{include_path}"')
+        """C++ for ``nvcc`` (with `options`): the source and every instance explicitly instantiated."""
+        lines = [f'#include "{include_path}"']
         for k in self.kernels().values():
             for args in self.instances:
                 binding = dict(zip(k.template, args))
@@ -140,7 +139,7 @@ def _parsed(file: str, text: str) -> dict[str, KernelSpec]:
 SOURCES = {
     "optim.cu": Source("optim.cu", instances=(("float",), ("double",))),
     "batchnorm.cu": Source("batchnorm.cu", instances=(("float", 1), ("float", 4), ("double", 1), ("double", 2)),
-                           defines={"BLOCK_X": 32, "BLOCK_Y": 8}),
+                           defines={"BLOCK_X": 32, "BLOCK_Y": 8, "ROW_GROUP": 8}),
 }
 
 

@@ -9,13 +9,17 @@ import numpy as np
 from xdl.backend import backend_of
 
 
-def minibatches(X, y, batch_size: int, shuffle: bool = True, seed=None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def minibatches(X, y, batch_size: int, shuffle: bool = True, seed=None,
+                min_size: int = 1) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield ``(X_batch, y_batch)``: shuffle (with ``seed``, an int or a NumPy Generator), then
-    partition into batches of ``batch_size``; the last, smaller batch is kept.
+    partition into batches of ``batch_size``; the last, smaller batch is kept, merged into the
+    one before it when it has fewer than ``min_size`` examples (batch norm needs 2).
 
     >>> import numpy as np
     >>> [len(b) for b, _ in minibatches(np.zeros((10, 2)), np.zeros(10), 4)]
     [4, 4, 2]
+    >>> [len(b) for b, _ in minibatches(np.zeros((9, 2)), np.zeros(9), 4, min_size=2)]
+    [4, 5]
     """
     if not isinstance(batch_size, int | np.integer) or batch_size <= 0:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -25,9 +29,17 @@ def minibatches(X, y, batch_size: int, shuffle: bool = True, seed=None) -> Itera
     order = np.random.default_rng(seed).permutation(m) if shuffle else np.arange(m)
     if not isinstance(X, np.ndarray):  # a device array: index it with a device copy of the order
         order = backend_of(X).asarray(order)
-    for start in range(0, m, batch_size):
-        idx = order[start:start + batch_size]
+    for start, stop in batch_bounds(m, batch_size, min_size):
+        idx = order[start:stop]
         yield X[idx], y[idx]
+
+
+def batch_bounds(m: int, batch_size: int, min_size: int = 1) -> list[tuple[int, int]]:
+    """(start, stop) of each batch `minibatches` yields for ``m`` examples."""
+    bounds = [(start, min(start + batch_size, m)) for start in range(0, m, batch_size)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < min_size:
+        bounds[-2:] = [(bounds[-2][0], m)]
+    return bounds
 
 
 def one_hot(y, n_classes: int | None = None, dtype=np.float32) -> np.ndarray:

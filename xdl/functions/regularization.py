@@ -44,21 +44,26 @@ class Dropout(Function):
 _CHECK_MASK = np.random.default_rng(0).random((6, 5)) >= 0.3
 
 
-@op(check=[Check((6, 5), args=(0.3,), mask=_CHECK_MASK)])
-def dropout(x, rate: float, training: bool = True, mask=None):
+@op(check=[Check((6, 5), args=(0.3,), mask=_CHECK_MASK), Check((6, 5), args=(0.5,), key=(3, 1, 7))])
+def dropout(x, rate: float, training: bool = True, mask=None, key=None):
     """Inverted dropout of tensor ``x`` dropping each unit with probability ``rate``.
 
-    ``mask`` (boolean, ``x``'s shape, True = keep) fixes the draw, e.g. for gradient checking;
-    otherwise it comes from the backend's seeded generator.
+    The keep mask is ``mask`` (boolean, ``x``'s shape, True = keep) when given; else, with
+    ``key = (seed, stream, step)``, the counter-based draw `xdl.ops.random.keep_mask` (the same on
+    every backend, a pure function of the key: what `xdl.nn.Dropout` uses under a Trainer);
+    else a draw from the backend's seeded generator. A fixed mask or key makes dropout
+    deterministic, so gradient checking keeps it; otherwise gradient checking turns it off.
     """
     if not 0.0 <= rate < 1.0:
         raise ValueError(f"dropout: rate must be in [0, 1), got {rate}")
-    if not training or rate == 0.0 or (mask is None and _disabled):
+    if not training or rate == 0.0 or (mask is None and key is None and _disabled):
         return x
-    if mask is None:
-        mask = x.backend.rng.random(x.shape, dtype=x.dtype) >= rate
-    elif tuple(mask.shape) != x.shape:
-        raise ValueError(f"dropout: mask shape {tuple(mask.shape)} does not match input shape {x.shape}")
-    else:
+    if mask is not None:
+        if tuple(mask.shape) != x.shape:
+            raise ValueError(f"dropout: mask shape {tuple(mask.shape)} does not match input shape {x.shape}")
         mask = x.backend.asarray(mask.data if isinstance(mask, Tensor) else mask)
+    elif key is not None:
+        mask = x.backend.ops.dropout_mask(x.shape, rate, *key)
+    else:
+        mask = x.backend.rng.random(x.shape, dtype=x.dtype) >= rate
     return Dropout.apply(x, mask=mask, rate=rate)

@@ -84,7 +84,13 @@ class Softmax(Module):
 
 class Dropout(Module):
     """Inverted dropout: drops each unit with probability ``rate`` (= 1 − keep_prob) in training and
-    scales the kept ones by 1/(1 − rate); the identity in evaluation."""
+    scales the kept ones by 1/(1 − rate); the identity in evaluation.
+
+    Masks come from the key `Module.set_random_key` gave (a pure function of seed, layer and step:
+    how `Trainer` runs it), or else from the backend's seeded generator.
+    """
+
+    draws_random = True
 
     def __init__(self, rate: float):
         super().__init__()
@@ -92,9 +98,10 @@ class Dropout(Module):
             raise ValueError(f"Dropout: rate must be in [0, 1) (the drop probability), got {rate}")
         self.rate = float(rate)
         self.config = {"rate": self.rate}
+        self.random_key = None  # (seed, stream, step), set by Module.set_random_key
 
     def forward(self, x):
-        return F.dropout(x, self.rate, training=self.training)
+        return F.dropout(x, self.rate, training=self.training, key=self.random_key)
 
 
 class BatchNorm(Module):
@@ -103,7 +110,10 @@ class BatchNorm(Module):
     Training: y = γ·(x − μ_B)/√(σ²_B + ε) + β with the batch's mean and biased variance, and
     running = momentum·running + (1 − momentum)·batch (unbiased variance for running_var).
     Evaluation: the running statistics replace the batch ones. γ starts at 1, β at 0.
+    A training batch needs at least 2 examples (a variance of one is no estimate).
     """
+
+    min_batch = 2
 
     def __init__(self, features: int, momentum: float = 0.9, eps: float = 1e-5, dtype=None):
         super().__init__()

@@ -16,6 +16,7 @@ import contextlib
 import numpy as np
 
 from xdl import backend as _backend
+from xdl.data.validation import check_features
 from xdl.flat import pack
 from xdl.functions.classification import softmax_array
 from xdl.functions.elementwise import sigmoid_array
@@ -29,7 +30,12 @@ class Module:
 
     Attributes that are `Parameter`s or `Module`s are registered automatically, as in PyTorch.
     ``self.config`` (the constructor arguments) makes a module saveable by `xdl.save`.
+    ``min_batch``: the smallest training batch the module can learn from (2 for batch norm);
+    ``draws_random``: whether its training forward draws random numbers (dropout).
     """
+
+    min_batch = 1
+    draws_random = False
 
     def __init__(self):
         object.__setattr__(self, "_parameters", {})
@@ -122,6 +128,15 @@ class Module:
         finally:
             self.train(was_training)
 
+    def set_random_key(self, seed: int, step: int) -> None:
+        """Key the random draws of the next training forward passes by (seed, step): the module at
+        position i of `named_modules` that draws (dropout) uses stream i, so every mask is a pure
+        function of (seed, layer, step) — the same on every backend and after a resume
+        (`xdl.ops.random`)."""
+        for stream, (_, module) in enumerate(self.named_modules()):
+            if module.draws_random:
+                module.random_key = (int(seed), stream, int(step))
+
     # -- computing ------------------------------------------------------------------------
     def forward(self, x: Tensor) -> Tensor:
         raise NotImplementedError(f"{type(self).__name__} does not implement forward")
@@ -142,7 +157,15 @@ class Module:
         """Place all parameters as views in one flat buffer per dtype, weights first."""
         params = self.parameters()
         ordered = [p for p in params if p.role == "weight"] + [p for p in params if p.role != "weight"]
+        object.__setattr__(self, "_owns_flat", True)
         return pack(ordered) if ordered else []
+
+    def __setstate__(self, state: dict) -> None:
+        """Unpickling copies every array apart: a model that owned a flat buffer places its
+        parameters in a new one, so they are views of one buffer again."""
+        self.__dict__.update(state)
+        if state.get("_owns_flat"):
+            self.flatten()
 
     def astype(self, dtype) -> Module:
         """Convert parameters and buffers to ``dtype`` in place (e.g. float64 for gradient checking)."""
@@ -179,12 +202,13 @@ class Module:
             if tuple(np.shape(state[name])) != current[name].shape:
                 raise ValueError(f"parameter {name!r}: saved shape {tuple(np.shape(state[name]))} "
                                  f"does not match the model's {current[name].shape}")
+        backend = self.backend
         for name, p in targets.items():
-            p.data[...] = p.backend.asarray(np.asarray(state[name], dtype=p.dtype))
+            p.data[...] = backend.asarray(np.asarray(state[name], dtype=p.dtype))
         for prefix, module in self.named_modules():
             for name in module._buffers:
                 array = getattr(module, name)
-                array[...] = _backend.backend_of(array).asarray(np.asarray(state[prefix + name], dtype=array.dtype))
+                array[...] = backend.asarray(np.asarray(state[prefix + name], dtype=array.dtype))
 
     # -- prediction -----------------------------------------------------------------------
     def outputs_probabilities(self) -> bool:
@@ -193,9 +217,11 @@ class Module:
 
     @no_grad()
     def predict_outputs(self, X, batch_size: int = 1024) -> np.ndarray:
-        """Forward ``X`` (m, n_features) in evaluation mode, in batches, as a NumPy array."""
-        if batch_size <= 0:
-            raise ValueError(f"batch_size must be > 0, got {batch_size}")
+        """Forward ``X`` (m, n_features) in evaluation mode, in batches, as a NumPy array.
+        ``X`` must be finite: a NaN row has no prediction (it is refused, naming the row)."""
+        if not isinstance(batch_size, int | np.integer) or batch_size <= 0:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        X = check_features(_backend.array_to_numpy(X), "X")
         with self.evaluating():
             outs = [self(X[i:i + batch_size]).numpy() for i in range(0, len(X), batch_size)]
         return np.concatenate(outs) if outs else np.zeros((0,))

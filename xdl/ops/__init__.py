@@ -7,7 +7,7 @@ Every method has the same signature in both; tests compare the two on awkward si
 
 from __future__ import annotations
 
-from xdl.ops import batchnorm, optim
+from xdl.ops import batchnorm, optim, random
 
 
 class NumpyOps:
@@ -39,3 +39,8 @@ class NumpyOps:
 
     def adam_update(self, p, g, m, v, lr, beta1, beta2, eps, step, weight_decay=0.0, decoupled=False):
         optim.adam_update(self.xp, p, g, m, v, lr, beta1, beta2, eps, step, weight_decay, decoupled)
+
+    # -- random draws (formulas in xdl.ops.random) -----------------------------------------
+    def dropout_mask(self, shape, rate, seed, stream, step):
+        """The keep mask keyed by (seed, stream, step), as a boolean array of this backend."""
+        return self.backend.asarray(random.keep_mask(shape, rate, seed, stream, step))

@@ -181,24 +181,42 @@ class Optimizer:
 
     # -- checkpoints ----------------------------------------------------------------------
     def state_dict(self) -> dict:
-        """Step count, hyperparameters (a schedule is kept as-is: it is code) and NumPy copies
-        of the state buffers."""
+        """The optimizer's class, step count, hyperparameters (a schedule is kept as-is: it is
+        code) and NumPy copies of the state buffers."""
         return {
+            "class": type(self).__name__,
             "t": self.t,
             "settings": [dict(g.settings) for g in self.groups],
             "state": [[{k: flat.params[0].backend.to_numpy(a).copy() for k, a in st.items()}
                        for flat, st in zip(g.flats, g.state)] for g in self.groups],
         }
 
-    def load_state_dict(self, state: dict) -> None:
-        """Restore from `state_dict`; group and buffer layout must match (checked first)."""
+    def check_state_dict(self, state: dict) -> None:
+        """Raise ValueError unless ``state`` (from `state_dict`) fits this optimizer: the same
+        class, groups, buffers and shapes. Nothing is changed."""
+        saved_class = state.get("class")
+        if saved_class is not None and saved_class != type(self).__name__:
+            raise ValueError(f"optimizer state is {saved_class}'s, this optimizer is {type(self).__name__}: "
+                             "their state buffers mean different things")
         if len(state["state"]) != len(self.groups):
             raise ValueError(f"optimizer state has {len(state['state'])} groups, this optimizer {len(self.groups)}")
         for gi, (g, saved) in enumerate(zip(self.groups, state["state"])):
-            for flat, st, sv in zip(g.flats, g.state, saved):
+            if len(saved) != len(g.flats):
+                raise ValueError(f"optimizer state of group {gi} has {len(saved)} buffers per dtype, "
+                                 f"this optimizer {len(g.flats)}")
+            for st, sv in zip(g.state, saved):
+                if set(sv) != set(st):
+                    raise ValueError(f"optimizer state of group {gi} holds {sorted(sv)}, "
+                                     f"{type(self).__name__} keeps {sorted(st)}")
                 for k, a in st.items():
-                    if k not in sv or sv[k].shape != a.shape:
-                        raise ValueError(f"optimizer state {k!r} of group {gi} does not match (shape {a.shape})")
+                    if tuple(np.shape(sv[k])) != tuple(a.shape):
+                        raise ValueError(f"optimizer state {k!r} of group {gi} has shape {tuple(np.shape(sv[k]))}, "
+                                         f"this optimizer's is {tuple(a.shape)}")
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore from `state_dict`; everything is checked (`check_state_dict`) before anything
+        is written."""
+        self.check_state_dict(state)
         for g, saved, settings in zip(self.groups, state["state"], state["settings"]):
             g.settings.update(settings)
             for flat, st, sv in zip(g.flats, g.state, saved):

@@ -1,7 +1,9 @@
-"""The training workflow: `Trainer`, its `History`, and callbacks."""
+"""The training workflow: `Trainer`, its `History`, callbacks, and what stops a run cleanly."""
 
-from xdl.train.callbacks import CHECKPOINT_FILE, Callback, Checkpoint, EarlyStopping
+from xdl.train.callbacks import BEST_FILE, CHECKPOINT_FILE, Callback, Checkpoint, EarlyStopping
 from xdl.train.history import History
+from xdl.train.interrupt import Interrupted
 from xdl.train.trainer import Trainer
 
-__all__ = ["CHECKPOINT_FILE", "Callback", "Checkpoint", "EarlyStopping", "History", "Trainer"]
+__all__ = ["BEST_FILE", "CHECKPOINT_FILE", "Callback", "Checkpoint", "EarlyStopping", "History", "Interrupted",
+           "Trainer"]

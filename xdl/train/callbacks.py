@@ -13,7 +13,8 @@ import numpy as np
 
 from xdl.files import check_writable_dir
 
-CHECKPOINT_FILE = "checkpoint.npz"
+CHECKPOINT_FILE = "checkpoint.npz"  # the last good, resumable state
+BEST_FILE = "best.npz"  # the state of the best epoch by the monitored metric
 
 
 class Callback:
@@ -89,25 +90,59 @@ class EarlyStopping(Callback):
 
 
 class Checkpoint(Callback):
-    """Save the whole training state to ``directory/checkpoint.npz`` every ``every`` epochs
-    (atomically: an interrupted save leaves the previous checkpoint intact). The file is also a
-    model file: ``xdl.load(path)`` gives the model; ``Trainer.fit(..., resume=directory)`` continues."""
+    """Keep the run's last good state and its best one in ``directory``, each written atomically
+    (an interrupted save leaves the previous file intact):
+
+    * ``checkpoint.npz`` — the whole training state every ``every`` epochs (None: only when the
+      run stops early or is interrupted by Ctrl-C/SIGTERM, then mid-epoch);
+      ``Trainer.fit(..., resume=directory)`` continues from it;
+    * ``best.npz`` — the same, at the epoch with the best ``monitor`` value so far ("dev_cost" by
+      default, "train_cost" when the run has no dev set; accuracies are maximized).
+
+    Both are also model files: ``xdl.load(path)`` gives the model. The Trainer checks every cost
+    before a checkpoint is written, so a diverging run never overwrites a good one.
+    """
 
     order = 100
 
-    def __init__(self, directory, every: int = 1):
-        if not isinstance(every, int) or every < 1:
-            raise ValueError(f"Checkpoint: every must be a positive integer, got {every!r}")
-        self.directory, self.every = Path(directory), every
+    def __init__(self, directory, every: int | None = 1, monitor: str = "dev_cost"):
+        if every is not None and (not isinstance(every, int) or isinstance(every, bool) or every < 1):
+            raise ValueError(f"Checkpoint: every must be a positive integer or None, got {every!r}")
+        self.directory, self.every, self.monitor = Path(directory), every, monitor
+        self.best = None  # the best monitored value so far (sign-adjusted: smaller is better)
 
     @property
     def path(self) -> Path:
         return self.directory / CHECKPOINT_FILE
 
+    @property
+    def best_path(self) -> Path:
+        return self.directory / BEST_FILE
+
     def on_train_begin(self, trainer) -> None:
         check_writable_dir(self.directory, "Checkpoint directory")
+        if not trainer.resumed:
+            self.best = None
 
     def on_epoch_end(self, trainer, record: dict) -> None:
-        if record["epoch"] % self.every == 0 or trainer.stop_training:
-            trainer.save_checkpoint(self.path)
+        monitor = self.monitor if record.get(self.monitor) is not None else "train_cost"
+        score = (-1.0 if "accuracy" in monitor else 1.0) * record[monitor]
+        improved = self.best is None or score < self.best
+        if improved:
+            self.best = score  # saved with the state below, so best.npz knows its own score
+        if (self.every and record["epoch"] % self.every == 0) or trainer.stop_training:
+            self.save_resumable(trainer)
+        if improved:
+            trainer.save_checkpoint(self.best_path)
 
+    def save_resumable(self, trainer) -> Path:
+        """Write ``checkpoint.npz`` now (the Trainer calls this when a signal stops the run)."""
+        trainer.last_checkpoint = trainer.save_checkpoint(self.path)
+        trainer.last_checkpoint_at = (trainer.epoch, trainer.step)
+        return trainer.last_checkpoint
+
+    def state_dict(self):
+        return {"best": self.best}, {}
+
+    def load_state_dict(self, state, arrays):
+        self.best = state.get("best")

@@ -1,28 +1,36 @@
 """`Trainer`: the course's training loop as one call — mini-batches, L2, a learning-rate schedule,
 per-epoch train/dev metrics, callbacks, checkpoints and exact resumption.
 
-Randomness is re-derived at every epoch from (seed, epoch): the shuffle, the augmentation and the
-dropout masks of epoch e are the same whether the run got there directly or resumed from a
-checkpoint, so a resumed run ends with the same weights as an uninterrupted one.
+Randomness is a pure function of the seed and the position in the run: the shuffle of epoch e
+comes from (seed, e), the augmentation of its step k from (seed, e, k), and the dropout masks of
+global step t from (seed, layer, t) (`xdl.ops.random`). So a run resumed from any checkpoint —
+one written at an epoch's end, or mid-epoch when Ctrl-C or SIGTERM stopped it — ends with the
+same weights as an uninterrupted one.
 
-Host syncs: none per batch on a GPU except for the progress bar's periodic refresh; the costs of
-an epoch's steps stay on the device and are checked for NaN/Inf in one transfer at the epoch's end
-(at every step on the CPU, where a check costs nothing).
+Nothing is lost: every cost that decides anything (each step's, and the epoch-end train and dev
+costs) is checked before a checkpoint is written, so a diverging run stops with an error naming
+the epoch and step and the checkpoint that holds its last good state. Host syncs: none per batch
+on a GPU except for the progress bar's periodic refresh; step costs stay on the device and are
+checked in one transfer at the epoch's end (at every step on the CPU, where a check costs nothing).
 """
 
 from __future__ import annotations
 
+import math
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from xdl import losses as _losses
-from xdl.data import check_features, check_labels, minibatches
+from xdl.data import batch_bounds, check_features, check_labels
 from xdl.serialization import read_extra, save
 from xdl.tensor import no_grad
-from xdl.train.callbacks import CHECKPOINT_FILE, Callback
+from xdl.train import provenance
+from xdl.train.callbacks import CHECKPOINT_FILE, Callback, Checkpoint
 from xdl.train.history import History
+from xdl.train.interrupt import Interrupted, SignalFlag
 
 CLASSIFICATION = (_losses.SoftmaxCrossEntropy, _losses.BinaryCrossEntropy)
 REFRESH_STEPS = 20  # the progress bar shows the running cost every this many steps (one host sync)
@@ -34,18 +42,23 @@ class Trainer:
     ``l2``: λ of the penalty λ/(2m)·Σ‖W‖² added to each batch's cost (m = batch size).
     ``schedule``: epochs completed → learning rate, set at the start of each epoch (so the first
     epoch uses schedule(0), as every count in `xdl.optim.schedules`); for a per-step schedule give
-    the optimizer lr=schedule.
+    the optimizer lr=schedule. Either is evaluated over the whole planned run before training:
+    a rate that is not a finite number > 0 at any epoch or step fails at once.
     ``augment``: called as ``augment(X_batch, rng)`` on each training batch (e.g. `xdl.data.Augment`).
     ``eval_train``: measure train cost/accuracy in evaluation mode on the whole training set after
     each epoch (comparable with dev, for bias/variance); False: the running averages of the epoch.
     ``progress``: a tqdm bar; None shows it only on a terminal.
+    ``run_info``: JSON-able facts about the run stored in its checkpoints (the ``xdl`` command
+    keeps its options there, to check a ``--resume``).
 
     Costs in the history are the data loss without the L2 term, so train and dev compare alike.
+    With batch norm in the model, a last batch of one example is merged into the batch before it
+    (a warning says so once per fit).
     """
 
     def __init__(self, model, loss, optimizer, l2: float = 0.0, batch_size: int = 64, epochs: int = 10,
                  schedule=None, callbacks=(), augment=None, seed: int = 0, eval_train: bool = True,
-                 progress: bool | None = None):
+                 progress: bool | None = None, run_info: dict | None = None):
         if not isinstance(batch_size, int | np.integer) or isinstance(batch_size, bool) or batch_size <= 0:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         if not isinstance(epochs, int | np.integer) or isinstance(epochs, bool) or epochs <= 0:
@@ -61,11 +74,17 @@ class Trainer:
         self.l2, self.batch_size, self.epochs, self.schedule = float(l2), int(batch_size), int(epochs), schedule
         self.callbacks = sorted(callbacks, key=lambda cb: cb.order)
         self.augment, self.seed, self.eval_train, self.progress = augment, int(seed), eval_train, progress
+        self.run_info = dict(run_info or {})
         self.history = History()
         self.epoch = 0  # epochs completed
+        self.step = 0  # steps completed in the current epoch (non-zero only in a mid-epoch checkpoint)
         self.stop_training = False
         self.resumed = False
-        self.last_checkpoint: Path | None = None
+        self.last_checkpoint: Path | None = None  # the last good state written by a Checkpoint callback
+        self.last_checkpoint_at: tuple[int, int] | None = None  # its (epochs completed, steps into the next)
+        self._partial = None  # the current epoch's progress: step costs, correct count, seconds
+        self._provenance_record = None  # what checkpoints of this fit record (provenance.record)
+        self._loss = loss.compute if isinstance(loss, _losses.Loss) else loss  # targets are checked once, in fit
 
     # -- inputs -------------------------------------------------------------------------------
     @property
@@ -78,19 +97,53 @@ class Trainer:
         if self.classification:
             n_out = _output_width(self.model)
             y = check_labels(y, len(X), f"y{name}", n_classes=max(n_out, 2) if n_out else None)
+            if isinstance(self.loss, _losses.BinaryCrossEntropy) and y.ndim == 1 and len(y) and y.max() > 1:
+                raise ValueError(f"y{name} has class index {y.max()}; BinaryCrossEntropy needs 0/1 labels")
         else:
             y = np.asarray(y)
             if len(y) != len(X):
                 raise ValueError(f"X{name} has {len(X)} examples but y{name} has {len(y)} "
                                  "(they must have the same length)")
+            if np.issubdtype(y.dtype, np.number) and not np.isfinite(y).all():
+                raise ValueError(f"y{name} contains NaN or Inf")
         return X.reshape(len(X), -1).astype(self.model.dtype, copy=False), y
+
+    def _batches(self, m: int) -> list[tuple[int, int]]:
+        """The batches of an epoch: a last one smaller than the model can train on is merged."""
+        min_size = max(module.min_batch for _, module in self.model.named_modules())
+        if m < min_size:
+            raise ValueError(f"the training set has {m} example(s); the model (batch norm) needs batches of at "
+                             f"least {min_size}")
+        bounds = batch_bounds(m, self.batch_size, min_size)
+        last = m - (m // self.batch_size) * self.batch_size
+        if 0 < last < min_size and len(bounds) > 0:
+            warnings.warn(f"the last batch of each epoch would have {last} example(s), too few for batch norm; "
+                          f"it is merged into the batch before it ({bounds[-1][1] - bounds[-1][0]} examples)",
+                          stacklevel=3)
+        return bounds
+
+    def _check_rates(self, steps: int) -> None:
+        """Every learning rate the planned run will use is a finite number > 0 (checked now)."""
+        for epoch in range(self.epochs):
+            if self.schedule is not None:
+                _check_rate(self.schedule(epoch), f"schedule({epoch}) (the rate of epoch {epoch + 1})")
+        for g, group in enumerate(self.optimizer.groups):
+            lr = group.settings["lr"]
+            if callable(lr):
+                for t in range(self.epochs * steps):
+                    _check_rate(lr(t), f"the optimizer's lr schedule at step {t} (group {g})")
 
     # -- the loop -----------------------------------------------------------------------------
     def fit(self, X, y, dev=None, resume=None) -> History:
         """Train for the remaining epochs and return the `History`.
 
         ``dev``: ``(X_dev, y_dev)`` for dev metrics (needed by EarlyStopping on dev_cost).
-        ``resume``: a directory with a checkpoint written by `Checkpoint`: continue that run.
+        ``resume``: a directory with a checkpoint written by `Checkpoint`: continue that run
+        (it must have been made with the same model, loss, optimizer, settings, seed, data and
+        callback types; what differs is named before anything changes).
+
+        Ctrl-C or SIGTERM finishes the current step, writes a resumable checkpoint (with a
+        `Checkpoint` callback) and raises `xdl.train.Interrupted`, which says where it is.
         """
         X, y = self._check(X, y)
         if len(X) == 0:
@@ -99,6 +152,10 @@ class Trainer:
             if not (isinstance(dev, tuple | list) and len(dev) == 2):
                 raise ValueError("dev must be a pair (X_dev, y_dev)")
             dev = self._check(*dev, name="_dev")
+        bounds = self._batches(len(X))
+        self._check_rates(len(bounds))
+        checkpointing = any(isinstance(cb, Checkpoint) for cb in self.callbacks)
+        self._provenance_record = _provenance(self, X, y, dev) if resume is not None or checkpointing else None
         self.stop_training, self.resumed = False, resume is not None
         if resume is not None:
             self.load_checkpoint(Path(resume) / CHECKPOINT_FILE)
@@ -108,78 +165,119 @@ class Trainer:
             backend = self.model.backend
             X, y = backend.asarray(X), backend.asarray(y)
             dev = (backend.asarray(dev[0]), backend.asarray(dev[1])) if dev is not None else None
-        steps = -(-len(X) // self.batch_size)
-        bar = _progress_bar(self.progress, total=(self.epochs - self.epoch) * steps)
+        bar = _progress_bar(self.progress, total=(self.epochs - self.epoch) * len(bounds) - self.step)
         try:
-            while self.epoch < self.epochs and not self.stop_training:
-                record = self._train_epoch(X, y, dev, steps, bar)
-                self.history.append(record)
-                for cb in self.callbacks:
-                    cb.on_epoch_end(self, record)
-                if self.stop_training:
-                    self.history.stopped_epoch = record["epoch"]
-                bar.set_postfix(_postfix(record), refresh=False)
+            with SignalFlag() as signals:
+                while self.epoch < self.epochs and not self.stop_training:
+                    record = self._train_epoch(X, y, dev, bounds, bar, signals)
+                    self.history.append(record)
+                    for cb in self.callbacks:
+                        cb.on_epoch_end(self, record)
+                    if self.stop_training:
+                        self.history.stopped_epoch = record["epoch"]
+                    bar.set_postfix(_postfix(record), refresh=False)
+                    if signals.received and self.epoch < self.epochs and not self.stop_training:
+                        self._interrupt(signals.received)
         finally:
             bar.close()
         for cb in self.callbacks:
             cb.on_train_end(self)
         return self.history
 
-    def _train_epoch(self, X, y, dev, steps: int, bar) -> dict:
-        backend = self.model.backend
-        e = self.epoch
+    def _train_epoch(self, X, y, dev, bounds, bar, signals) -> dict:
+        backend, xp = self.model.backend, self.model.backend.xp
+        e, steps = self.epoch, len(bounds)
         start = time.perf_counter()
-        rng = np.random.default_rng([self.seed, e])  # shuffle and augmentation of epoch e
-        backend.seed(int(np.random.SeedSequence([self.seed, e, 1]).generate_state(1)[0]))  # dropout masks
         if self.schedule is not None:
             self.optimizer.lr = float(self.schedule(e))
         lr = self.optimizer.current_lr()
-        xp = backend.xp
         costs = xp.zeros(steps, dtype=np.float64)  # each step's mean cost, kept on the device
         correct = xp.zeros((), dtype=np.int64)
-        checked = 0
+        seconds_before = 0.0
+        if self._partial is not None:  # resuming mid-epoch
+            costs[:self.step] = backend.asarray(np.asarray(self._partial["costs"], dtype=np.float64))
+            correct += int(self._partial["correct"])
+            seconds_before = float(self._partial["seconds"])
+            self._partial = None
+        order = np.random.default_rng([self.seed, e]).permutation(len(X))  # the shuffle of epoch e
+        if not isinstance(X, np.ndarray):
+            order = backend.asarray(order)
+        checked = self.step
         self.model.train()
-        for step, (Xb, yb) in enumerate(minibatches(X, y, self.batch_size, seed=rng)):
+        for step in range(self.step, steps):
+            idx = order[bounds[step][0]:bounds[step][1]]
+            Xb, yb = X[idx], y[idx]
             if self.augment is not None:
-                Xb = self.augment(Xb, rng)
+                Xb = self.augment(Xb, np.random.default_rng([self.seed, e, step]))
+            self.model.set_random_key(self.seed, e * steps + step)
             self.optimizer.zero_grad()
             out = self.model(Xb)
-            cost = self.loss(out, yb)
+            cost = self._loss(out, yb)
             total = cost + _losses.l2(self.model, self.l2, m=len(Xb)) if self.l2 else cost
             total.backward()
             self.optimizer.step()
             costs[step] = cost.data
             if self.classification and not self.eval_train:
                 correct += _correct(xp, out.data, backend.asarray(yb))
+            self.step = step + 1
             bar.update(1)
-            if backend.host_sync_is_cheap or step + 1 == steps:
-                self._check_finite(backend, costs, checked, step + 1, e)
+            if backend.host_sync_is_cheap or step + 1 == steps or signals.received:
+                self._check_costs(backend, costs, checked, step + 1)
                 checked = step + 1
+            if signals.received and step + 1 < steps:
+                self._partial = {"costs": backend.to_numpy(costs[:step + 1]).tolist(), "correct": int(correct),
+                                 "seconds": seconds_before + time.perf_counter() - start}
+                self._interrupt(signals.received)
             if bar.disable is False and (step + 1) % REFRESH_STEPS == 0:
                 bar.set_postfix(cost=f"{float(costs[step]):.4f}", refresh=False)
         record = {"epoch": e + 1}
         if self.eval_train:
             record.update(_prefixed("train", self._evaluate(X, y)))
         else:
-            last = len(X) - (steps - 1) * self.batch_size  # every batch is full but the last
-            record["train_cost"] = (float(costs[:-1].sum()) * self.batch_size + float(costs[-1]) * last) / len(X)
+            sizes = np.array([b - a for a, b in bounds], dtype=np.float64)
+            record["train_cost"] = float(backend.to_numpy(costs) @ sizes) / len(X)
             record["train_accuracy"] = int(correct) / len(X) if self.classification else None
         record.update(_prefixed("dev", self._evaluate(*dev)) if dev is not None
                       else {"dev_cost": None, "dev_accuracy": None})
+        self._check_record(record, steps)
         record["lr"] = lr
-        record["seconds"] = time.perf_counter() - start
-        self.epoch = e + 1
+        record["seconds"] = seconds_before + time.perf_counter() - start
+        self.epoch, self.step = e + 1, 0
         return record
 
-    def _check_finite(self, backend, costs, start: int, stop: int, epoch: int) -> None:
+    # -- stopping -----------------------------------------------------------------------------
+    def _diverged(self, what: str) -> FloatingPointError:
+        if self.last_checkpoint is not None:
+            epochs, steps = self.last_checkpoint_at
+            at = f"after epoch {epochs}" + (f" and {steps} steps of epoch {epochs + 1}" if steps else "")
+            kept = f"the last good state ({at}) is in {str(self.last_checkpoint)!r}"
+        else:
+            kept = "no checkpoint holds a good state (a Checkpoint callback keeps one)"
+        return FloatingPointError(f"training diverged: {what}; {kept}; try a smaller learning rate")
+
+    def _check_costs(self, backend, costs, start: int, stop: int) -> None:
         values = backend.to_numpy(costs[start:stop])
         bad = np.flatnonzero(~np.isfinite(values))
         if bad.size:
-            where = f"; the last checkpoint {str(self.last_checkpoint)!r} is intact" if self.last_checkpoint else ""
-            raise FloatingPointError(
-                f"training diverged: the cost became {values[bad[0]]} at epoch {epoch + 1}, step {start + bad[0] + 1} "
-                f"(try a smaller learning rate){where}")
+            raise self._diverged(f"the cost became {values[bad[0]]} at epoch {self.epoch + 1}, step {start + bad[0] + 1}")
 
+    def _check_record(self, record: dict, steps: int) -> None:
+        """The epoch-end costs decide early stopping and checkpoints: they must be finite."""
+        for key in ("train_cost", "dev_cost"):
+            value = record.get(key)
+            if value is not None and not math.isfinite(value):
+                raise self._diverged(f"the {key.replace('_', ' ')} became {value} at the end of epoch "
+                                     f"{record['epoch']} (after step {steps})")
+
+    def _interrupt(self, signal_name: str):
+        """Write a resumable checkpoint through every Checkpoint callback, then raise `Interrupted`."""
+        path = None
+        for cb in self.callbacks:
+            if isinstance(cb, Checkpoint):
+                path = cb.save_resumable(self)
+        raise Interrupted(signal_name, self.epoch + 1, self.step, path)
+
+    # -- evaluation ---------------------------------------------------------------------------
     @no_grad()
     def evaluate(self, X, y, batch_size: int = 1024) -> dict:
         """Cost (data loss) and accuracy (classification) of the model in evaluation mode."""
@@ -192,16 +290,17 @@ class Trainer:
         with self.model.evaluating():
             for i in range(0, len(X), batch_size):
                 out = self.model(X[i:i + batch_size])
-                yb = y[i:i + batch_size]
-                cost_sum += self.loss(out, yb).data * len(yb)
+                yb = backend.asarray(y[i:i + batch_size])
+                cost_sum += self._loss(out, yb).data * len(yb)
                 if self.classification:
-                    correct += _correct(xp, out.data, backend.asarray(yb))
+                    correct += _correct(xp, out.data, yb)
         m = max(len(X), 1)
         return {"cost": float(cost_sum) / m, "accuracy": int(correct) / m if self.classification else None}
 
     # -- checkpoints --------------------------------------------------------------------------
     def save_checkpoint(self, path) -> Path:
-        """Model, optimizer state, epoch, history and callback states in one file (atomic)."""
+        """Model, optimizer state, position (epoch, and step within it), history, callback states
+        and the run's provenance in one file, written atomically."""
         opt = self.optimizer.state_dict()
         arrays = {f"optimizer/{g}/{f}/{name}": a for g, group in enumerate(opt["state"])
                   for f, state in enumerate(group) for name, a in state.items()}
@@ -210,35 +309,55 @@ class Trainer:
             state, cb_arrays = cb.state_dict()
             callbacks.append(state)
             arrays.update({f"callback/{i}/{k}": v for k, v in cb_arrays.items()})
-        extra = {"epoch": self.epoch, "optimizer_t": opt["t"], "history": self.history.to_dict(),
-                 "callbacks": callbacks, "seed": self.seed}
-        path = save(self.model, path, extra=extra, extra_arrays=arrays)
-        self.last_checkpoint = path
-        return path
+        extra = {"epoch": self.epoch, "step": self.step, "partial": self._partial, "optimizer_t": opt["t"],
+                 "optimizer": opt["class"], "history": self.history.to_dict(), "callbacks": callbacks,
+                 "seed": self.seed, "provenance": self._provenance_record, "run_info": self.run_info}
+        return save(self.model, path, extra=extra, extra_arrays=arrays)
 
     def load_checkpoint(self, path) -> None:
-        """Restore the state `save_checkpoint` wrote (the model and optimizer must match it)."""
+        """Restore the state `save_checkpoint` wrote. Everything is read and checked against this
+        trainer (see `xdl.train.provenance`) before anything in memory changes."""
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"resume: no checkpoint at {str(path)!r}")
         extra, arrays = read_extra(path)
         if not extra or "optimizer_t" not in extra:
             raise ValueError(f"resume: {str(path)!r} is a model file, not a training checkpoint")
+        if self._provenance_record is not None and extra.get("provenance") is not None:
+            provenance.verify(extra["provenance"], self._provenance_record, path)
         if len(extra["callbacks"]) != len(self.callbacks):
             raise ValueError(f"resume: the checkpoint has {len(extra['callbacks'])} callbacks' state, "
                              f"this trainer has {len(self.callbacks)} callbacks")
+        opt = self.optimizer.state_dict()
+        try:
+            state = [[{name: arrays[f"optimizer/{g}/{f}/{name}"] for name in st} for f, st in enumerate(group)]
+                     for g, group in enumerate(opt["state"])]
+        except KeyError as e:
+            raise ValueError(f"resume: the checkpoint has no optimizer state {e.args[0]!r}: it was made with "
+                             f"{extra.get('optimizer', 'another optimizer')}, this run uses {opt['class']}") from None
+        saved_opt = {"class": extra.get("optimizer", opt["class"]), "t": extra["optimizer_t"],
+                     "settings": opt["settings"], "state": state}
+        self.optimizer.check_state_dict(saved_opt)
         from xdl.serialization import load
 
-        load(path, model=self.model)
-        opt = self.optimizer.state_dict()
-        state = [[{name: arrays[f"optimizer/{g}/{f}/{name}"] for name in st} for f, st in enumerate(group)]
-                 for g, group in enumerate(opt["state"])]
-        self.optimizer.load_state_dict({"t": extra["optimizer_t"], "settings": opt["settings"], "state": state})
+        load(path, model=self.model)  # checks every name and shape before writing
+        self.optimizer.load_state_dict(saved_opt)
         for i, (cb, cb_state) in enumerate(zip(self.callbacks, extra["callbacks"])):
             prefix = f"callback/{i}/"
             cb.load_state_dict(cb_state, {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
         self.history = History.from_dict(extra["history"])
-        self.epoch, self.seed, self.last_checkpoint = int(extra["epoch"]), int(extra["seed"]), path
+        self.epoch, self.step, self._partial = int(extra["epoch"]), int(extra.get("step", 0)), extra.get("partial")
+        self.last_checkpoint, self.last_checkpoint_at = path, (self.epoch, self.step)
+
+
+def _provenance(trainer, X, y, dev) -> dict:
+    data = {"train": provenance.data_digest(X, y), "dev": provenance.data_digest(*dev) if dev is not None else None}
+    return provenance.record(trainer, data)
+
+
+def _check_rate(value, what: str) -> None:
+    if not isinstance(value, int | float | np.integer | np.floating) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{what} is {value!r}: a learning rate must be a finite number > 0")
 
 
 def _correct(xp, out, labels):

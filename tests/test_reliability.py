@@ -1,0 +1,405 @@
+"""Nothing is lost on divergence, interruption or resume, and every input is checked where it enters:
+each case asserts the message names the argument or option and that nothing in memory or on disk
+was lost or half-changed."""
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import xdl
+from xdl.data import split
+from xdl.losses import BinaryCrossEntropy, SoftmaxCrossEntropy
+from xdl.optim import SGD, Adam, Momentum
+from xdl.train import Callback, Checkpoint, EarlyStopping, Interrupted, Trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def moons(m=600, seed=0):
+    X, y = xdl.datasets.moons(m, noise=0.2, seed=seed)
+    return split(X, y, seed=seed)
+
+
+def trainer_for(epochs=6, callbacks=(), optimizer=Adam, seed=0, activation="relu", dropout=0.2, **kwargs):
+    xdl.seed(seed)
+    model = xdl.nn.mlp(2, [16, 8], 2, batch_norm=True, dropout=dropout, activation=activation)
+    return Trainer(model, kwargs.pop("loss", SoftmaxCrossEntropy()), optimizer(model, lr=kwargs.pop("lr", 0.01)),
+                   epochs=epochs, callbacks=list(callbacks), seed=seed, progress=False, batch_size=32, **kwargs)
+
+
+def state_of(trainer):
+    return {**trainer.model.state_dict(),
+            **{f"opt{i}": a for i, a in enumerate(a for g in trainer.optimizer.state_dict()["state"]
+                                                   for st in g for a in st.values())}}
+
+
+def assert_same_state(a: dict, b: dict):
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+# -- divergence --------------------------------------------------------------------------------
+class Corrupt(Callback):
+    """After the checkpoint of epoch ``at`` is written (order > Checkpoint's), break the run."""
+
+    order = 200
+
+    def __init__(self, at, how):
+        self.at, self.how = at, how
+
+    def on_epoch_end(self, trainer, record):
+        if record["epoch"] == self.at:
+            self.how(trainer.model)
+
+
+def test_divergence_keeps_the_last_good_checkpoint_and_names_it(tmp_path):
+    s = moons()
+    ckpt = Checkpoint(tmp_path)
+
+    def blow_up(model):
+        model.parameters()[0].data[...] = np.inf  # the next step's cost is NaN
+
+    trainer = trainer_for(epochs=6, callbacks=[ckpt, Corrupt(3, blow_up)])
+    with pytest.raises(FloatingPointError) as error, np.errstate(all="ignore"):
+        trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    message = str(error.value)
+    assert "at epoch 4, step 1" in message and "after epoch 3" in message and str(ckpt.path) in message
+    saved = xdl.load(ckpt.path)  # the good state of epoch 3, not the diverged one
+    assert all(np.isfinite(v).all() for v in saved.state_dict().values())
+    resumed = trainer_for(epochs=5, callbacks=[Checkpoint(tmp_path), Corrupt(None, blow_up)])  # and it resumes
+    resumed.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev), resume=tmp_path)
+    assert resumed.history["epoch"] == [1, 2, 3, 4, 5] and np.isfinite(resumed.history["train_cost"]).all()
+
+
+def test_a_non_finite_epoch_end_cost_stops_before_the_checkpoint_is_written(tmp_path):
+    s = moons()
+    ckpt = Checkpoint(tmp_path)
+
+    def poison_running_variance(model):  # training (batch statistics) is fine, evaluation is NaN
+        for _, module in model.named_modules():
+            if isinstance(module, xdl.nn.BatchNorm):
+                module.running_var[...] = -1e6
+
+    trainer = trainer_for(epochs=6, callbacks=[ckpt, Corrupt(2, poison_running_variance)], eval_train=False)
+    with pytest.raises(FloatingPointError, match=r"the dev cost became nan at the end of epoch 3 \(after step \d+\)"), \
+            np.errstate(all="ignore"):
+        trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    with np.errstate(invalid="ignore"):
+        extra, _ = xdl.serialization.read_extra(ckpt.path)
+    assert extra["epoch"] == 2 and all(np.isfinite(r["dev_cost"]) for r in extra["history"]["records"])
+    assert json.dumps(extra)  # nothing NaN was written
+
+
+def test_checkpoints_keep_the_last_and_the_best_epoch(tmp_path):
+    s = moons(200)
+    trainer = trainer_for(epochs=8, callbacks=[Checkpoint(tmp_path)], lr=0.05)
+    history = trainer.fit(s.X_train[:40], s.y_train[:40], dev=(s.X_dev, s.y_dev))
+    best_epoch = int(np.argmin(history["dev_cost"])) + 1
+    best_extra, _ = xdl.serialization.read_extra(tmp_path / "best.npz")
+    last_extra, _ = xdl.serialization.read_extra(tmp_path / "checkpoint.npz")
+    assert best_extra["epoch"] == best_epoch and last_extra["epoch"] == 8
+    best = xdl.load(tmp_path / "best.npz")
+    assert trainer.evaluate(s.X_dev, s.y_dev)["cost"] >= Trainer(
+        best, SoftmaxCrossEntropy(), SGD(best)).evaluate(s.X_dev, s.y_dev)["cost"] - 1e-9
+
+
+# -- options checked before any work -----------------------------------------------------------
+@pytest.mark.parametrize("flags, message", [
+    (["--base-error", "2", "--epochs", "40"], "base_error must be in [0, 1)"),
+    (["--schedule", "step", "--decay-factor", "0"], "decay_factor must be a finite number > 0, got 0.0"),
+    (["--decay-base", "-1"], "decay_base must be a finite number > 0, got -1.0"),
+    (["--schedule", "step", "--decay-factor", "1e-200", "--epochs", "200"],
+     "schedule 'step' (lr=0.003, decay_factor=1e-200, decay_every=10) gives lr 0.0 at epoch 21 of 200"),
+    (["--beta1", "1"], "beta1 must be in [0, 1)"),
+    (["--eps", "0"], "eps must be a finite number > 0"),
+])
+def test_options_are_checked_before_any_work(tmp_path, capsys, flags, message):
+    from xdl.cli import main
+
+    out = tmp_path / "run"
+    started = time.perf_counter()
+    assert main(["train", *flags, "--out", str(out), "--no-progress"]) == 1
+    assert message in capsys.readouterr().err
+    assert not out.exists() and time.perf_counter() - started < 5  # nothing trained, nothing written
+
+
+def test_trainer_checks_every_planned_learning_rate_first():
+    s = moons(100)
+    trainer = trainer_for(epochs=10, schedule=lambda epoch: 0.01 - 0.002 * epoch)
+    before = state_of(trainer)
+    with pytest.raises(ValueError, match=r"schedule\(5\) \(the rate of epoch 6\) is 0.0"):
+        trainer.fit(s.X_train, s.y_train)
+    assert_same_state(before, state_of(trainer))
+    xdl.seed(0)
+    model = xdl.nn.mlp(2, [4], 2)
+    per_step = Trainer(model, SoftmaxCrossEntropy(), SGD(model, lr=lambda t: 1.0 if t < 3 else float("nan")),
+                       epochs=5, progress=False)
+    with pytest.raises(ValueError, match="the optimizer's lr schedule at step 3 .* is nan"):
+        per_step.fit(s.X_train, s.y_train)
+
+
+# -- interruption -----------------------------------------------------------------------------
+class SignalAtStep:
+    """An augmentation that is the identity but sends ``sig`` to this process at a given call."""
+
+    def __init__(self, at_call, sig=signal.SIGINT):
+        self.calls, self.at_call, self.sig = 0, at_call, sig
+
+    def __call__(self, X, rng):
+        self.calls += 1
+        if self.calls == self.at_call:
+            os.kill(os.getpid(), self.sig)
+        return X
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_mid_epoch_then_resume_ends_with_the_same_weights(tmp_path, sig):
+    s = moons()  # 360 examples, batches of 32: 12 steps per epoch
+    straight = trainer_for(epochs=4, augment=SignalAtStep(at_call=-1))
+    straight.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+
+    first = trainer_for(epochs=4, augment=SignalAtStep(at_call=17, sig=sig), callbacks=[Checkpoint(tmp_path, every=None)])
+    with pytest.raises(Interrupted) as stop:
+        first.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    assert stop.value.signal_name == sig.name and (stop.value.epoch, stop.value.step) == (2, 5)
+    assert f"in epoch 2 after step 5" in str(stop.value) and str(tmp_path / "checkpoint.npz") in str(stop.value)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+
+    resumed = trainer_for(epochs=4, augment=SignalAtStep(at_call=-1), callbacks=[Checkpoint(tmp_path, every=None)])
+    history = resumed.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev), resume=tmp_path)
+    assert history["epoch"] == [1, 2, 3, 4]
+    assert_same_state(straight.model.state_dict(), resumed.model.state_dict())
+    np.testing.assert_allclose(history["train_cost"], straight.history["train_cost"], rtol=1e-12)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
+def test_ctrl_c_on_the_command_then_resume_gives_the_uninterrupted_weights(tmp_path):
+    options = ["train", "--dataset", "moons", "--hidden", "32", "32", "--epochs", "150", "--patience", "0",
+               "--batch-size", "16", "--backend", "numpy", "--no-progress"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "xdl.cli"]
+    subprocess.run([*command, *options, "--out", str(tmp_path / "straight")], check=True, env=env,
+                   capture_output=True)
+    out = tmp_path / "stopped"
+    process = subprocess.Popen([*command, *options, "--out", str(out)], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not (out / "checkpoints" / "checkpoint.npz").exists() and time.time() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "training interrupted by SIGINT" in stderr and f"--resume {out / 'checkpoints'}" in stderr
+    assert (out / "history.json").is_file()
+    resumed = subprocess.run([*command, *options, "--out", str(out), "--resume", str(out / "checkpoints")],
+                             env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    a, b = xdl.load(tmp_path / "straight" / "model.npz"), xdl.load(out / "model.npz")
+    assert_same_state(a.state_dict(), b.state_dict())
+
+
+# -- resume verifies what the checkpoint was made with ----------------------------------------
+@pytest.mark.parametrize("change, message", [
+    (dict(optimizer=Momentum), "optimizer was 'Adam' in the checkpoint, this run has 'Momentum'"),
+    (dict(seed=5), "seed was 0 in the checkpoint, this run has 5"),
+    (dict(activation="tanh"), "the model differs from the checkpoint's at layer 2: checkpoint ReLU(), this run Tanh()"),
+    (dict(dropout=0.3), "layer 3: checkpoint Dropout(rate=0.2), this run Dropout(rate=0.3)"),
+    (dict(lr=0.02), "optimizer setting 'lr' (group 0) was 0.01 in the checkpoint, this run has 0.02"),
+    (dict(callbacks=[EarlyStopping()]), "callbacks was ['Checkpoint'] in the checkpoint, this run has "
+                                        "['EarlyStopping', 'Checkpoint']"),
+    (dict(data_seed=1), "the train data differ from the checkpoint's"),
+    (dict(l2=0.1), "l2 was 0.0 in the checkpoint, this run has 0.1"),
+])
+def test_resume_refuses_a_different_run_before_changing_anything(tmp_path, change, message):
+    s = moons()
+    trainer_for(epochs=2, callbacks=[Checkpoint(tmp_path)]).fit(s.X_train, s.y_train)
+    change = dict(change)
+    data = moons(seed=change.pop("data_seed", 0))
+    callbacks = [*change.pop("callbacks", []), Checkpoint(tmp_path)]
+    other = trainer_for(epochs=4, callbacks=callbacks, **change)
+    before = state_of(other)
+    with pytest.raises(ValueError) as error:
+        other.fit(data.X_train, data.y_train, resume=tmp_path)
+    assert message in str(error.value), str(error.value)
+    assert_same_state(before, state_of(other))
+    assert other.epoch == 0 and len(other.history) == 0
+
+
+def test_an_optimizer_refuses_another_optimizers_state():
+    xdl.seed(0)
+    model = xdl.nn.mlp(2, [4], 2)
+    momentum = Momentum(model)
+    before = momentum.state_dict()
+    with pytest.raises(ValueError, match="optimizer state is Adam's, this optimizer is Momentum"):
+        momentum.load_state_dict(Adam(model).state_dict())
+    assert momentum.t == before["t"]
+    with pytest.raises(ValueError, match=r"holds \['m', 'v'\], Momentum keeps \['v'\]"):
+        momentum.load_state_dict({**Adam(model).state_dict(), "class": None})
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--seed", "5"], "--seed: the checkpoint in"),
+    (["--optimizer", "momentum"], "--optimizer: the checkpoint in"),
+    (["--optimizer", "rmsprop"], "was made with 'adam', this run has 'rmsprop'"),
+    (["--activation", "tanh"], "--activation: the checkpoint in"),
+    (["--hidden", "8", "4"], "--hidden: the checkpoint in '{ckpt}' was made with 8, this run has 8 4"),
+])
+def test_the_command_names_the_option_a_resume_changes(tmp_path, capsys, flags, message):
+    from xdl.cli import main
+
+    base = ["train", "--dataset", "moons", "--hidden", "8", "--epochs", "2", "--no-progress", "--out", str(tmp_path)]
+    assert main(base) == 0
+    model_before = (tmp_path / "model.npz").read_bytes()
+    ckpt_before = (tmp_path / "checkpoints" / "checkpoint.npz").read_bytes()
+    capsys.readouterr()
+    assert main([*base, "--epochs", "4", *flags, "--resume", str(tmp_path / "checkpoints")]) == 1
+    assert message.format(ckpt=tmp_path / "checkpoints") in capsys.readouterr().err
+    assert (tmp_path / "model.npz").read_bytes() == model_before
+    assert (tmp_path / "checkpoints" / "checkpoint.npz").read_bytes() == ckpt_before
+
+
+# -- labels and inputs ------------------------------------------------------------------------
+@pytest.mark.parametrize("labels, message", [
+    ([0, -1], r"class indices in \[0, 3\), got values in \[-1, 0\]"),
+    ([0, 7], r"class indices in \[0, 3\), got values in \[0, 7\]"),
+    ([0.5, 1], r"class indices \(integers\)"),
+    ([0], "1 labels for 2 examples"),
+    ([[1, 0, 0]], r"labels of shape \(1, 3\)"),
+    ([[1, 0, -1], [0, 1, 0]], "must be finite and ≥ 0"),
+])
+@pytest.mark.parametrize("form", ["list", "numpy", "tensor", "device"])
+def test_softmax_labels_are_checked_in_every_form(backend, labels, message, form):
+    logits = xdl.tensor([[0.0, 1.0, 2.0], [2.0, 1.0, 0.0]])
+    y = {"list": lambda v: v, "numpy": np.asarray, "tensor": xdl.tensor,
+         "device": lambda v: backend.asarray(np.asarray(v))}[form](labels)
+    with pytest.raises(ValueError, match=message):
+        SoftmaxCrossEntropy()(logits, y)
+
+
+def test_integer_tensors_stay_integer_labels(backend):
+    logits = xdl.tensor([[0.0, 1.0], [1.0, 0.0]])
+    y = xdl.tensor(np.array([1, 0]))
+    assert y.dtype == np.int64
+    assert SoftmaxCrossEntropy()(logits, y).item() == pytest.approx(np.log1p(np.exp(-1.0)), rel=1e-6)
+
+
+def test_binary_and_squared_targets_are_checked(backend):
+    z = xdl.tensor([0.0, 1.0])
+    with pytest.raises(ValueError, match=r"labels must be in \[0, 1\].*got values in \[-1.0, 2.0\]"):
+        BinaryCrossEntropy()(z, [2, -1])
+    with pytest.raises(ValueError, match="targets contain NaN or Inf"):
+        xdl.losses.MeanSquaredError()(z, [0.0, np.nan])
+    with pytest.raises(ValueError, match="3 targets for outputs of shape"):
+        BinaryCrossEntropy()(z, [0, 1, 1])
+
+
+def test_predict_and_evaluate_refuse_non_finite_input(backend):
+    xdl.seed(0)
+    model = xdl.nn.mlp(2, [4], 2)
+    bad = np.array([[0.0, 1.0], [np.nan, 0.0]])
+    with pytest.raises(ValueError, match=r"X contains NaN or Inf \(first at example 1, feature 0\)"):
+        model.predict(bad)
+    trainer = Trainer(model, SoftmaxCrossEntropy(), SGD(model), progress=False)
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        trainer.evaluate(bad, [0, 1])
+
+
+# -- batch norm and the last batch ------------------------------------------------------------
+def test_a_last_batch_of_one_is_merged_once_with_batch_norm(backend):
+    s = moons()
+    X, y = s.X_train[:97], s.y_train[:97]  # batches of 32: 32, 32, 32 and 1
+    seen = []
+
+    class Count:
+        def __call__(self, Xb, rng):
+            seen.append(len(Xb))
+            return Xb
+
+    trainer = trainer_for(epochs=2, augment=Count())
+    with pytest.warns(UserWarning, match=r"last batch of each epoch would have 1 example.*merged.*\(33 examples\)") as w:
+        trainer.fit(X, y)
+    assert len([x for x in w if "last batch" in str(x.message)]) == 1
+    assert seen == [32, 32, 33] * 2  # every example in every epoch
+    with pytest.raises(ValueError, match="training set has 1 example.*batches of at least 2"):
+        trainer_for(epochs=1).fit(X[:1], y[:1])
+
+
+def test_the_command_trains_with_a_remainder_of_one(tmp_path, capsys):
+    from xdl.cli import main
+
+    with warnings.catch_warnings(record=True):
+        assert main(["train", "--batch-size", "14", "--epochs", "2", "--no-progress", "--out", str(tmp_path)]) == 0
+    assert "accuracy: train" in capsys.readouterr().out  # 1079 training examples: 77 × 14 + 1
+
+
+# -- files --------------------------------------------------------------------------------------
+def test_loading_anything_but_an_xdl_file_says_so(tmp_path):
+    model = xdl.nn.mlp(2, [3], 2)
+    good = xdl.save(model, tmp_path / "good.npz").read_bytes()
+    cases = {
+        "text.npz": (b"hello", "not an .npz archive"),
+        "truncated.npz": (good[: len(good) // 2], "not an .npz archive, or a damaged one"),
+        "empty.npz": (b"", "not an .npz archive"),
+    }
+    for name, (content, message) in cases.items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(ValueError, match=message) as error:
+            xdl.load(tmp_path / name)
+        assert name in str(error.value)
+    np.savez(tmp_path / "plain.npz", a=np.arange(3))
+    with pytest.raises(ValueError, match=r"plain.npz' is not an xdl model file \(an .npz archive without the __xdl_architecture__"):
+        xdl.load(tmp_path / "plain.npz")
+    np.savez(tmp_path / "pickled.npz", a=np.array([{}], dtype=object), __xdl_architecture__=np.array('{"format": 1}'))
+    with pytest.raises(ValueError, match="holds pickled objects, which xdl files never do"):
+        xdl.load(tmp_path / "pickled.npz")
+    np.savez(tmp_path / "future.npz", __xdl_architecture__=np.array(json.dumps({"format": 99})))
+    with pytest.raises(ValueError, match="has format 99; this xdl reads formats up to 1"):
+        xdl.load(tmp_path / "future.npz")
+
+
+def test_saved_files_follow_the_umask(tmp_path):
+    model = xdl.nn.mlp(2, [3], 2)
+    previous = os.umask(0o027)
+    try:
+        mode = stat.S_IMODE(os.stat(xdl.save(model, tmp_path / "m.npz")).st_mode)
+    finally:
+        os.umask(previous)
+    assert mode == 0o640
+
+
+@pytest.mark.skipif(os.name != "posix", reason="kill -9")
+def test_kill_9_mid_save_leaves_no_stale_temporary_after_the_next_save(tmp_path):
+    path = tmp_path / "big.npz"
+    writer = ("import sys, numpy as np, xdl\n"
+              "model = xdl.nn.Sequential(xdl.nn.Dense(2000, 4000))\n"
+              "xdl.save(model, sys.argv[1]); print('saved', flush=True)\n"
+              "while True: xdl.save(model, sys.argv[1])\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "XDL_BACKEND": "numpy"}
+    stale = []
+    for _ in range(20):  # the kill must land while a temporary exists
+        process = subprocess.Popen([sys.executable, "-c", writer, str(path)], env=env, stdout=subprocess.PIPE)
+        process.stdout.readline()
+        deadline = time.time() + 10
+        while not list(tmp_path.glob(".big.npz.*.tmp")) and time.time() < deadline:
+            time.sleep(0.001)
+        process.kill()
+        process.wait()
+        stale = list(tmp_path.glob(".big.npz.*.tmp"))
+        if stale:
+            break
+    assert stale, "no temporary was caught mid-save"
+    old = xdl.load(path)  # the file the killed writer left is whole
+    xdl.save(xdl.nn.Sequential(xdl.nn.Dense(2, 2)), path)
+    assert not list(tmp_path.glob(".big.npz.*.tmp"))
+    assert xdl.load(path).state_dict()["0.weight"].shape == (2, 2) and old is not None

@@ -1,0 +1,49 @@
+"""Ctrl-C and SIGTERM during training: finish the current step, save, and say how to resume."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Interrupted(KeyboardInterrupt):
+    """Training stopped by a signal after a finished step. ``checkpoint`` is the resumable
+    checkpoint written then (None when the trainer has no `Checkpoint` callback)."""
+
+    def __init__(self, signal_name: str, epoch: int, step: int, checkpoint=None):
+        self.signal_name, self.epoch, self.step, self.checkpoint = signal_name, epoch, step, checkpoint
+        where = f"in epoch {epoch} after step {step}" if step else f"after epoch {epoch - 1}"
+        saved = (f"resumable checkpoint: {str(checkpoint)!r}" if checkpoint is not None
+                 else "nothing was saved (the trainer has no Checkpoint callback)")
+        super().__init__(f"training interrupted by {signal_name} {where}; {saved}")
+
+
+class SignalFlag:
+    """While active, SIGINT and SIGTERM set ``.received`` (the signal's name) instead of stopping the
+    process, so the loop can stop at a step boundary. A second signal acts as usual: the previous
+    handlers come back at the first. Signals can only be handled in the main thread; elsewhere
+    this does nothing."""
+
+    def __init__(self):
+        self.received: str | None = None
+        self._previous = {}
+
+    def __enter__(self) -> SignalFlag:
+        if threading.current_thread() is threading.main_thread():
+            for sig in SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.received = signal.Signals(signum).name
+        self._restore()
+
+    def _restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
+
+    def __exit__(self, *exc) -> None:
+        self._restore()

@@ -1,0 +1,94 @@
+"""Provenance: what a training checkpoint was made with, and the check a resume makes against it.
+
+A checkpoint records the run's provenance — the model's architecture, the loss, the optimizer
+and its settings, the trainer's seed, batch size, L2 and schedule, the callbacks by type, and a
+digest of the training and dev data — and `verify` compares it with the run about to resume,
+naming the first thing that differs with both values, before anything in memory changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+from xdl.serialization import describe
+
+
+def data_digest(X, y) -> dict:
+    """Examples, features and a SHA-1 of the (host) arrays: equal digests, equal data."""
+    h = hashlib.sha1()
+    for array in (X, y):
+        array = np.ascontiguousarray(array)
+        h.update(str((array.dtype.str, array.shape)).encode())
+        h.update(array.data)
+    return {"examples": int(len(X)), "features": int(np.prod(X.shape[1:])), "sha1": h.hexdigest()}
+
+
+def _setting(value):
+    """A JSON-able form of an optimizer setting (a schedule by its name)."""
+    if callable(value):
+        return getattr(value, "__name__", type(value).__name__)
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def record(trainer, data: dict) -> dict:
+    """The facts a checkpoint of ``trainer`` records and a resume must match; ``data`` holds the
+    digests of the training (and dev) data."""
+    try:
+        architecture = describe(trainer.model)
+    except TypeError:
+        architecture = None  # a custom module: its parameter names and shapes are checked on load
+    optimizer = trainer.optimizer
+    return {
+        "architecture": architecture,
+        "loss": type(trainer.loss).__name__,
+        "optimizer": type(optimizer).__name__,
+        "optimizer settings": [{k: _setting(v) for k, v in g.settings.items()} for g in optimizer.groups],
+        "seed": trainer.seed,
+        "batch_size": trainer.batch_size,
+        "l2": trainer.l2,
+        "schedule": _setting(trainer.schedule) if trainer.schedule is not None else None,
+        "callbacks": [type(cb).__name__ for cb in trainer.callbacks],
+        "data": data,
+    }
+
+
+def verify(saved: dict, current: dict, path) -> None:
+    """Raise ValueError naming the first fact of ``current`` that differs from ``saved``."""
+    for key, now in current.items():
+        then = saved.get(key)
+        if then == now:
+            continue
+        if key == "architecture" and then and now and isinstance(then.get("layers"), list):
+            layers = list(zip(then["layers"], now.get("layers", [])))
+            i = next((i for i, (a, b) in enumerate(layers) if a != b), len(layers))
+            a = then["layers"][i] if i < len(then["layers"]) else "(none)"
+            b = now.get("layers", [])[i] if i < len(now.get("layers", [])) else "(none)"
+            raise ValueError(f"resume: the model differs from the checkpoint's at layer {i}: "
+                             f"checkpoint {_brief(a)}, this run {_brief(b)} ({str(path)!r})")
+        if key == "optimizer settings" and isinstance(then, list) and len(then) == len(now):
+            for g, (a, b) in enumerate(zip(then, now)):
+                for name in sorted(set(a) | set(b)):
+                    if a.get(name) != b.get(name):
+                        raise ValueError(f"resume: optimizer setting {name!r} (group {g}) was {a.get(name)!r} in "
+                                         f"the checkpoint, this run has {b.get(name)!r} ({str(path)!r})")
+        if key == "data":
+            for part in ("train", "dev"):
+                if (then or {}).get(part) != now.get(part):
+                    raise ValueError(f"resume: the {part} data differ from the checkpoint's "
+                                     f"({_data(then, part)} then, {_data(now, part)} now): the data set or "
+                                     f"its split changed ({str(path)!r})")
+        raise ValueError(f"resume: {key} was {then!r} in the checkpoint, this run has {now!r} ({str(path)!r})")
+
+
+def _brief(layer) -> str:
+    if isinstance(layer, dict):
+        args = ", ".join(f"{k}={v!r}" for k, v in layer.get("config", {}).items())
+        return f"{layer.get('class')}({args})"
+    return str(layer)
+
+
+def _data(digest, part) -> str:
+    d = (digest or {}).get(part)
+    return "none" if d is None else f"{d['examples']} examples × {d['features']} features, sha1 {d['sha1'][:10]}"
