@@ -403,3 +403,192 @@ def test_kill_9_mid_save_leaves_no_stale_temporary_after_the_next_save(tmp_path)
     xdl.save(xdl.nn.Sequential(xdl.nn.Dense(2, 2)), path)
     assert not list(tmp_path.glob(".big.npz.*.tmp"))
     assert xdl.load(path).state_dict()["0.weight"].shape == (2, 2) and old is not None
+
+
+# -- found by trying it as a user: each once broke ---------------------------------------------
+def regression_data(m=200):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((m, 3)).astype(np.float32)
+    return X, X @ np.array([1.0, 2.0, -1.0]) + 0.1 * rng.standard_normal(m)
+
+
+def test_regression_and_binary_targets_are_shaped_for_the_outputs_once():
+    X, y = regression_data()
+    xdl.seed(0)
+    model = xdl.nn.mlp(3, [16], 1)
+    trainer = Trainer(model, xdl.losses.MeanSquaredError(), Adam(model, lr=0.01), epochs=30, batch_size=32,
+                      progress=False)
+    history = trainer.fit(X, y)  # y (m,) for outputs (m, 1): compared element by element, not broadcast
+    mse = float(((model.predict_outputs(X).ravel() - y) ** 2).mean())
+    assert mse < 0.1 and history[-1]["train_cost"] == pytest.approx(mse, rel=1e-5)
+    xdl.seed(0)
+    model = xdl.nn.mlp(3, [16], 1)
+    trainer = Trainer(model, BinaryCrossEntropy(), Adam(model, lr=0.01), epochs=30, batch_size=32, progress=False)
+    assert trainer.fit(X, (y > 0).astype(int))[-1]["train_accuracy"] > 0.95
+    with pytest.raises(TypeError, match="y: MeanSquaredError: targets must hold real numbers, got dtype <U1"):
+        Trainer(model, xdl.losses.MeanSquaredError(), SGD(model), progress=False).fit(X, np.array(["a"] * len(X)))
+
+
+def test_tensors_are_accepted_as_data():
+    s = moons(200)
+    trainer = trainer_for(epochs=2)
+    history = trainer.fit(xdl.tensor(s.X_train), xdl.tensor(s.y_train), dev=(xdl.tensor(s.X_dev), s.y_dev))
+    assert len(history) == 2 and trainer.evaluate(xdl.tensor(s.X_dev), xdl.tensor(s.y_dev))["accuracy"] > 0
+
+
+@pytest.mark.parametrize("labels", [np.array(["0", "1"]), np.array([0, None], dtype=object), np.array([0j, 1j])])
+def test_losses_refuse_targets_that_are_not_real_numbers(backend, labels):
+    for loss, z in ((SoftmaxCrossEntropy(), xdl.tensor([[0.0, 1.0], [1.0, 0.0]])),
+                    (BinaryCrossEntropy(), xdl.tensor([0.0, 1.0])), (xdl.losses.MeanSquaredError(), xdl.tensor([0.0, 1.0]))):
+        with pytest.raises(TypeError, match="must hold real numbers"):
+            loss(z, labels)
+
+
+def test_no_checkpoint_ever_holds_non_finite_weights(tmp_path):
+    X, y = moons(200).X_train, moons(200).y_train
+    xdl.seed(0)
+    model = xdl.nn.mlp(2, [8], 2)
+    trainer = Trainer(model, SoftmaxCrossEntropy(), SGD(model, lr=1e300), epochs=3, batch_size=len(X),
+                      eval_train=False, callbacks=[Checkpoint(tmp_path)], progress=False)
+    with pytest.raises(FloatingPointError, match="became NaN or Inf after epoch 1"), np.errstate(all="ignore"):
+        trainer.fit(X, y)  # the epoch's only cost is finite (computed before the update); the weights are not
+    assert not (tmp_path / "checkpoint.npz").exists() and not (tmp_path / "best.npz").exists()
+    # Ctrl-C while the rate spikes: the interrupt checkpoint is not written either
+    xdl.seed(0)
+    model = xdl.nn.mlp(2, [8], 2)
+    ckpt = Checkpoint(tmp_path / "spike", every=None)
+    trainer = Trainer(model, SoftmaxCrossEntropy(), SGD(model, lr=lambda t: 1e300 if t == 3 else 0.01), epochs=3,
+                      batch_size=16, augment=SignalAtStep(at_call=4), callbacks=[ckpt], progress=False)
+    with pytest.raises(FloatingPointError, match="NaN or Inf after step 4 of epoch 1"), np.errstate(all="ignore"):
+        trainer.fit(X, y)
+    assert not ckpt.path.exists()
+
+
+def test_the_divergence_error_points_to_the_best_checkpoint_too(tmp_path):
+    s = moons()
+    ckpt = Checkpoint(tmp_path, every=None)
+
+    def blow_up(model):
+        model.parameters()[0].data[...] = np.inf
+
+    trainer = trainer_for(epochs=6, callbacks=[ckpt, Corrupt(2, blow_up)])
+    with pytest.raises(FloatingPointError, match=r"the best epoch's state is in '.*best.npz'"), np.errstate(all="ignore"):
+        trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+
+
+def test_dropout_draws_fresh_masks_after_fit():
+    s = moons(100)
+    trainer = trainer_for(epochs=1, dropout=0.5)
+    trainer.fit(s.X_train, s.y_train)
+    model = trainer.model.train()
+    assert not np.array_equal(model(s.X_train).numpy(), model(s.X_train).numpy())
+
+
+def test_resuming_the_same_trainer_with_a_schedule_and_old_or_short_checkpoints(tmp_path):
+    s = moons()
+    schedule = xdl.optim.schedules.inverse_time(0.01, 0.5)
+    trainer = trainer_for(epochs=4, schedule=schedule, callbacks=[Checkpoint(tmp_path)],
+                          augment=SignalAtStep(at_call=20))
+    with pytest.raises(Interrupted):
+        trainer.fit(s.X_train, s.y_train)
+    trainer.augment = SignalAtStep(at_call=-1)
+    assert trainer.fit(s.X_train, s.y_train, resume=tmp_path)["epoch"] == [1, 2, 3, 4]  # lr moved; settings did not
+    short = trainer_for(epochs=2, schedule=schedule, callbacks=[Checkpoint(tmp_path)], augment=SignalAtStep(-1))
+    with pytest.raises(ValueError, match="the checkpoint has trained 4 epochs, more than epochs=2"):
+        short.fit(s.X_train, s.y_train, resume=tmp_path)
+
+
+@pytest.mark.parametrize("first, then, message", [
+    (["--schedule", "cosine", "--epochs", "3"], ["--schedule", "cosine", "--epochs", "6"],
+     "--epochs: the cosine schedule of the checkpoint"),
+    (["--patience", "15"], ["--patience", "0"], "--patience: the checkpoint in"),
+    (["--epochs", "3"], ["--epochs", "2"], "--epochs: the checkpoint in .* has trained 3 epochs, more than --epochs 2"),
+])
+def test_resume_options_that_may_change_only_in_some_ways(tmp_path, capsys, first, then, message):
+    from xdl.cli import main
+
+    base = ["train", "--dataset", "moons", "--hidden", "8", "--no-progress", "--out", str(tmp_path)]
+    assert main([*base, "--epochs", "3", *first]) == 0
+    capsys.readouterr()
+    assert main([*base, *then, "--resume", str(tmp_path / "checkpoints")]) == 1
+    import re
+    assert re.search(message, capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--seed", "-1"], "seed must be ≥ 0"),
+    (["--batch-size", "1"], "batch_size must be ≥ 2 with batch_norm"),
+])
+def test_more_options_checked_before_work(tmp_path, capsys, flags, message):
+    from xdl.cli import main
+
+    assert main(["train", *flags, "--out", str(tmp_path / "o")]) == 1
+    assert message in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+def test_trainer_and_seed_arguments_are_checked():
+    xdl.seed(0)
+    model = xdl.nn.mlp(2, [4], 2, batch_norm=True)
+    for kwargs, message in ((dict(l2=float("inf")), "l2 must be a finite number ≥ 0"),
+                            (dict(seed=1.5), "seed must be an integer ≥ 0"), (dict(seed=-1), "seed must be an integer")):
+        with pytest.raises(ValueError, match=message):
+            Trainer(model, SoftmaxCrossEntropy(), SGD(model), **kwargs)
+    with pytest.raises(ValueError, match="seed must be an integer ≥ 0 or None"):
+        xdl.seed(-1)
+    s = moons(100)
+    with pytest.raises(ValueError, match="batch_size=1 is smaller than the model can train on"):
+        Trainer(model, SoftmaxCrossEntropy(), SGD(model), batch_size=1, progress=False).fit(s.X_train, s.y_train)
+    trainer = Trainer(model, SoftmaxCrossEntropy(), SGD(model), progress=False)
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        trainer.evaluate(s.X_dev, s.y_dev, batch_size=0)
+    with pytest.raises(ValueError, match="no examples"):
+        trainer.evaluate(np.zeros((0, 2)), np.zeros(0, dtype=int))
+
+
+@pytest.mark.parametrize("params, message", [
+    (dict(epochs=2.5), "epochs must be an integer"), (dict(hidden=4), "hidden must be a list of integers"),
+    (dict(seed=None), "seed must be an integer"), (dict(lr="a"), "lr must be a number"),
+    (dict(early_stopping=True, validation_fraction=0), r"validation_fraction must be in \(0, 1\)"),
+])
+def test_classifier_hyperparameters_are_named(params, message):
+    pytest.importorskip("sklearn")
+    from xdl.sklearn import MLPClassifier
+
+    X, y = xdl.datasets.moons(40)
+    with pytest.raises((TypeError, ValueError), match=message):
+        MLPClassifier(**params).fit(X, y)
+
+
+def test_classifier_early_stopping_needs_data_to_hold_out():
+    pytest.importorskip("sklearn")
+    from xdl.sklearn import MLPClassifier
+
+    X, y = xdl.datasets.moons(4)
+    with pytest.raises(ValueError, match="leaves 0 for validation"):
+        MLPClassifier(early_stopping=True).fit(X, y)
+
+
+def test_integer_inputs_give_outputs_in_the_models_dtype(backend):
+    model = xdl.nn.mlp(2, [4], 2)
+    assert model(xdl.tensor([[1, 2]])).dtype == np.float32
+
+
+def test_file_names_with_glob_characters_and_kept_permissions(tmp_path):
+    model = xdl.nn.mlp(2, [3], 2)
+    other = tmp_path / ".model1.npz.999999999.abcd.tmp"  # another file's temporary, of a dead writer
+    other.write_bytes(b"x")
+    path = xdl.save(model, tmp_path / "model[1].npz")
+    assert other.exists()  # not touched: it belongs to model1.npz
+    os.chmod(path, 0o600)
+    xdl.save(model, path)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600  # replacing a file keeps its permissions
+
+
+def test_load_names_the_file_when_the_model_does_not_fit(tmp_path):
+    path = xdl.save(xdl.nn.mlp(2, [3], 2), tmp_path / "m.npz")
+    with pytest.raises(ValueError, match=r"load: '.*m.npz' does not fit the model: parameter"):
+        xdl.load(path, model=xdl.nn.mlp(2, [5], 2))
+    np.savez(tmp_path / "odd.npz", __xdl_architecture__=np.array(json.dumps(
+        {"format": 1, "architecture": {"class": "Dense", "config": {"in_features": "two"}}, "dtype": "float32"})))
+    with pytest.raises(ValueError, match="odd.npz' describes a model xdl cannot build"):
+        xdl.load(tmp_path / "odd.npz")

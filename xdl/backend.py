@@ -275,7 +275,10 @@ class use:
 
 def seed(n: int | None) -> None:
     """Make runs repeatable: seeds the host generator used for initialization and shuffling,
-    and every backend's device generator (dropout masks, noise)."""
+    and every backend's device generator (dropout masks, noise). ``n``: an integer ≥ 0, or None
+    for fresh entropy."""
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0):
+        raise ValueError(f"seed must be an integer ≥ 0 or None, got {n!r}")
     global _seed, _host_rng
     _seed = n
     _host_rng = np.random.default_rng(n)

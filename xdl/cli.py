@@ -17,6 +17,7 @@ import shlex
 import signal
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ from xdl.diagnose import diagnose
 from xdl.losses import SoftmaxCrossEntropy, l2
 from xdl.files import atomic_write, check_writable_dir
 from xdl.serialization import read_extra
-from xdl.train import CHECKPOINT_FILE, Checkpoint, Interrupted
+from xdl.train import BEST_FILE, CHECKPOINT_FILE, Checkpoint, Interrupted
 
 GRADCHECK_EXAMPLES = 16
 USER_ERRORS = (ValueError, TypeError, OSError, ImportError, FloatingPointError, BackendError)
@@ -111,8 +112,12 @@ def train(config: TrainConfig) -> int:
         trainer = config.build_trainer(model, callbacks=[checkpoint])
         start = time.perf_counter()
         try:
-            history = trainer.fit(parts.X_train, parts.y_train, dev=(parts.X_dev, parts.y_dev),
-                                  resume=config.resume or None)
+            with warnings.catch_warnings(record=True) as notes:  # shown once each, as notes
+                warnings.simplefilter("always")
+                history = trainer.fit(parts.X_train, parts.y_train, dev=(parts.X_dev, parts.y_dev),
+                                      resume=config.resume or None)
+            for note in dict.fromkeys(str(n.message) for n in notes):
+                print(f"note: {note}")
         except Interrupted as stop:
             return _interrupted(stop, trainer, out, checkpoint)
         except FloatingPointError:
@@ -135,12 +140,17 @@ def _check_resume(config: TrainConfig) -> None:
     path = Path(config.resume) / CHECKPOINT_FILE
     if not path.is_file():
         raise FileNotFoundError(f"--resume: no checkpoint {CHECKPOINT_FILE} in {config.resume!r}")
-    extra, _ = read_extra(path)
+    try:
+        extra, _ = read_extra(path)
+    except ValueError as e:
+        best = path.parent / BEST_FILE
+        hint = f"; {str(best)!r} may still hold the best epoch's state" if best.is_file() else ""
+        raise ValueError(f"--resume: {e}{hint}") from None
     if not extra or "optimizer_t" not in extra:
         raise ValueError(f"--resume: {str(path)!r} is a model file, not a training checkpoint")
     saved = (extra.get("run_info") or {}).get("config")
     if saved:
-        config.check_resume(saved, config.resume)
+        config.check_resume(saved, config.resume, int(extra["epoch"]))
 
 
 def _interrupted(stop: Interrupted, trainer, out: Path, checkpoint: Checkpoint) -> int:

@@ -11,6 +11,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from xdl import optim
 from xdl.backend import BACKEND_NAMES
 from xdl.data import Augment
@@ -113,9 +115,12 @@ class TrainConfig:
         for name in ("batch_size", "epochs", "decay_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{source}: {name} must be ≥ 1, got {getattr(self, name)}")
-        for name in ("patience", "augment_shift", "checkpoint_every"):
+        for name in ("patience", "augment_shift", "checkpoint_every", "seed"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{source}: {name} must be ≥ 0, got {getattr(self, name)}")
+        if self.batch_norm and self.batch_size < 2:
+            raise ValueError(f"{source}: batch_size must be ≥ 2 with batch_norm (a batch of one has no variance), "
+                             f"got {self.batch_size}")
         if not self.hidden or min(self.hidden) < 1:
             raise ValueError(f"{source}: hidden must be a non-empty list of positive sizes, got {self.hidden}")
         if not 0 <= self.dropout < 1:
@@ -182,9 +187,20 @@ class TrainConfig:
                        callbacks=[*stopping, *callbacks], augment=self.build_augment(), seed=self.seed,
                        progress=None if self.progress else False, run_info={"config": dataclasses.asdict(self)})
 
-    def check_resume(self, saved: dict, where: str) -> None:
+    def check_resume(self, saved: dict, where: str, epochs_done: int) -> None:
         """Raise ValueError naming the first option that differs from ``saved`` (the options of the
-        run that wrote the checkpoint in ``where``) among those that describe the run."""
+        run that wrote the checkpoint in ``where``, after ``epochs_done`` epochs) among those that
+        describe the run."""
+        if self.epochs < epochs_done:
+            raise ValueError(f"--epochs: the checkpoint in {where!r} has trained {epochs_done} epochs, more than "
+                             f"--epochs {self.epochs}; ask for at least that many")
+        if self.schedule == "cosine" and saved.get("epochs") != self.epochs:
+            raise ValueError(f"--epochs: the cosine schedule of the checkpoint in {where!r} spans {saved.get('epochs')} "
+                             f"epochs, this run has {self.epochs}; it cannot change on a resume")
+        if (saved.get("patience", 0) == 0) != (self.patience == 0):
+            raise ValueError(f"--patience: the checkpoint in {where!r} was made with {saved.get('patience')!r}, this run "
+                             f"has {self.patience!r}; early stopping (patience > 0) cannot be switched on or off on "
+                             "a resume, only its patience changed")
         for f in dataclasses.fields(self):
             if f.name in RESUME_MAY_CHANGE or f.name not in saved:
                 continue
@@ -212,13 +228,15 @@ TYPE_NAMES = {"int": "an integer", "float": "a number", "bool": "true or false",
 
 
 def _checked(name: str, type_name: str, value, source: str):
-    """``value`` if it has the field's type (ints are accepted as floats), else a clear error."""
-    ok = {"int": lambda v: isinstance(v, int) and not isinstance(v, bool),
-          "float": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
-          "bool": lambda v: isinstance(v, bool),
+    """``value`` if it has the field's type (ints are accepted as floats, NumPy scalars as Python
+    ones, any sequence of integers as a list), else a clear error."""
+    integer = lambda v: isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_)  # noqa: E731
+    ok = {"int": integer,
+          "float": lambda v: integer(v) or isinstance(v, float | np.floating),
+          "bool": lambda v: isinstance(v, bool | np.bool_),
           "str": lambda v: isinstance(v, str),
-          "list[int]": lambda v: isinstance(v, list) and all(isinstance(i, int) and not isinstance(i, bool)
-                                                              for i in v)}[type_name]
+          "list[int]": lambda v: isinstance(v, list | tuple | np.ndarray) and all(integer(i) for i in v)}[type_name]
     if not ok(value):
         raise TypeError(f"{source}: {name} must be {TYPE_NAMES[type_name]}, got {value!r} ({type(value).__name__})")
-    return float(value) if type_name == "float" else value
+    convert = {"int": int, "float": float, "bool": bool, "str": str, "list[int]": lambda v: [int(i) for i in v]}
+    return convert[type_name](value)

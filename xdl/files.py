@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import glob
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -10,8 +12,9 @@ from pathlib import Path
 def atomic_write(path, write, binary: bool = True) -> Path:
     """Call ``write(file)`` on a temporary file beside ``path``, fsync, then one rename over
     ``path``: readers see the old file or the new one, never a partial one, and an interrupted
-    write leaves the old file as it was. The file gets the permissions the umask gives a new file
-    (as ``open`` would), and temporaries that a killed writer left beside ``path`` are removed.
+    write leaves the old file as it was. Permissions are those ``open`` would give: the old file's
+    when it is replaced, else what the umask gives a new file. Temporaries that a killed writer
+    left beside ``path`` are removed.
 
     >>> import json, tempfile, pathlib
     >>> target = pathlib.Path(tempfile.mkdtemp()) / "report.json"
@@ -29,7 +32,11 @@ def atomic_write(path, write, binary: bool = True) -> Path:
     prefix = _temporary_prefix(path)
     fd, tmp = tempfile.mkstemp(prefix=f"{prefix}{os.getpid()}.", suffix=".tmp", dir=directory)
     try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a saved file is like any other
+        try:  # mkstemp makes 0600; a saved file is like any other
+            mode = stat.S_IMODE(os.stat(path).st_mode)
+        except FileNotFoundError:
+            mode = 0o666 & ~_umask()
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb" if binary else "w") as f:
             write(f)
             f.flush()
@@ -63,7 +70,7 @@ def remove_stale_temporaries(path) -> list[Path]:
     whose writer process no longer exists; a live writer's are left alone. Returns the removed."""
     path = Path(path)
     removed = []
-    for tmp in path.parent.glob(f"{_temporary_prefix(path)}*.tmp"):
+    for tmp in path.parent.glob(f"{glob.escape(_temporary_prefix(path))}*.tmp"):
         pid = tmp.name[len(_temporary_prefix(path)):].split(".", 1)[0]
         if pid.isdigit() and not _alive(int(pid)):
             try:

@@ -26,16 +26,20 @@ from xdl.tensor import Tensor
 class Loss:
     """``loss(outputs, targets)`` = ``compute(outputs, check(outputs, targets))``.
 
-    `check` validates the targets in whatever form they come (list, NumPy or CuPy array, Tensor)
-    and returns them as an array on the outputs' backend; device arrays cost one reduction and one
-    host read. A caller that checked a whole data set once (`xdl.train.Trainer`) calls `compute`
-    per batch and pays nothing per step.
+    `prepare` validates targets in whatever form they come (list, NumPy or CuPy array, Tensor) for
+    outputs of a given shape and returns them as an array of the given backend (shaped, typed);
+    device arrays cost one reduction and one host read. `check` is `prepare` for the outputs at
+    hand. A caller that prepared a whole data set once (`xdl.train.Trainer`) calls `compute` per
+    batch and pays nothing per step.
     """
 
     def __call__(self, outputs: Tensor, targets) -> Tensor:
         return self.compute(outputs, self.check(outputs, targets))
 
     def check(self, outputs: Tensor, targets):
+        return self.prepare(targets, outputs.shape, outputs.backend, outputs.dtype)
+
+    def prepare(self, targets, shape: tuple, backend, dtype):
         raise NotImplementedError
 
     def compute(self, outputs: Tensor, targets) -> Tensor:
@@ -43,13 +47,13 @@ class Loss:
 
 
 def _as_array(targets, backend, name: str):
-    """``targets`` (Tensor, list, any backend's array) as an array of ``backend``."""
+    """``targets`` (Tensor, list, any backend's array) as a real-valued array of ``backend``."""
     data = targets.data if isinstance(targets, Tensor) else targets
     if not backend.owns(data):
-        data = np.asarray(array_to_numpy(data))
-        if not (np.issubdtype(data.dtype, np.number) or data.dtype == np.bool_) or np.iscomplexobj(data):
-            raise TypeError(f"{name} must hold real numbers, got dtype {data.dtype}")
-        data = backend.asarray(data)
+        data = backend.asarray(np.asarray(array_to_numpy(data)))
+    if not (np.issubdtype(data.dtype, np.integer) or np.issubdtype(data.dtype, np.floating)
+            or data.dtype == np.bool_):
+        raise TypeError(f"{name} must hold real numbers, got dtype {data.dtype}")
     return data
 
 
@@ -57,26 +61,26 @@ class SoftmaxCrossEntropy(Loss):
     """Softmax + cross-entropy of logits (m, C) against class indices (m,) or one-hot (or soft)
     rows (m, C)."""
 
-    def check(self, logits: Tensor, labels):
-        m, n_classes = logits.shape
-        y = _as_array(labels, logits.backend, "SoftmaxCrossEntropy: labels")
-        xp = logits.backend.xp
+    def prepare(self, labels, shape, backend, dtype):
+        m, n_classes = shape
+        y = _as_array(labels, backend, "SoftmaxCrossEntropy: labels")
+        xp = backend.xp
         if y.ndim == 1:
             if y.shape[0] != m:
                 raise ValueError(f"SoftmaxCrossEntropy: {y.shape[0]} labels for {m} examples")
             if not np.issubdtype(y.dtype, np.integer):
                 if y.dtype == np.bool_ or not xp.all(xp.isfinite(y) & (y == xp.round(y))):
                     raise ValueError(f"SoftmaxCrossEntropy: labels must be class indices (integers), "
-                                     f"got dtype {y.dtype} with values that are not integers")
+                                     f"got dtype {y.dtype} with values that are not (finite) integers")
                 y = y.astype(xp.int64)
             if y.size and (int(y.min()) < 0 or int(y.max()) >= n_classes):
                 raise ValueError(f"SoftmaxCrossEntropy: labels must be class indices in [0, {n_classes}), "
                                  f"got values in [{int(y.min())}, {int(y.max())}]")
             return y
-        if y.shape != (m, n_classes):
+        if tuple(y.shape) != (m, n_classes):
             raise ValueError(f"SoftmaxCrossEntropy: labels of shape {tuple(y.shape)}; expected ({m},) class "
                              f"indices or ({m}, {n_classes}) one-hot rows")
-        y = y.astype(logits.dtype, copy=False)
+        y = y.astype(dtype, copy=False)
         if not xp.all(xp.isfinite(y) & (y >= 0)):
             raise ValueError("SoftmaxCrossEntropy: one-hot (or soft) label rows must be finite and ≥ 0")
         return y
@@ -85,13 +89,14 @@ class SoftmaxCrossEntropy(Loss):
         return F.softmax_cross_entropy(logits, labels)
 
 
-def _targets_like(outputs: Tensor, targets, loss: str):
-    """``targets`` as a finite array of ``outputs``' backend, dtype and shape (same number of elements)."""
-    y = _as_array(targets, outputs.backend, f"{loss}: targets")
-    if y.size != outputs.size:
-        raise ValueError(f"{loss}: {y.size} targets for outputs of shape {outputs.shape}")
-    y = y.astype(outputs.dtype, copy=False).reshape(outputs.shape)
-    if not outputs.backend.xp.isfinite(y).all():  # bool() of a device array: one host read
+def _targets_like(targets, shape, backend, dtype, loss: str):
+    """``targets`` as a finite array of ``backend``, ``dtype`` and ``shape`` (same number of elements)."""
+    y = _as_array(targets, backend, f"{loss}: targets")
+    size = int(np.prod(shape))
+    if y.size != size:
+        raise ValueError(f"{loss}: {y.size} targets for outputs of shape {tuple(shape)}")
+    y = y.astype(dtype, copy=False).reshape(shape)
+    if not backend.xp.isfinite(y).all():  # bool() of a device array: one host read
         raise ValueError(f"{loss}: targets contain NaN or Inf")
     return y
 
@@ -99,10 +104,9 @@ def _targets_like(outputs: Tensor, targets, loss: str):
 class BinaryCrossEntropy(Loss):
     """Sigmoid + binary cross-entropy of logits (m,) or (m, 1) against 0/1 (or soft, in [0, 1]) labels."""
 
-    def check(self, logits: Tensor, labels):
-        y = _targets_like(logits, labels, "BinaryCrossEntropy")
-        xp = logits.backend.xp
-        if y.size and xp.any((y < 0) | (y > 1)):
+    def prepare(self, labels, shape, backend, dtype):
+        y = _targets_like(labels, shape, backend, dtype, "BinaryCrossEntropy")
+        if y.size and backend.xp.any((y < 0) | (y > 1)):
             raise ValueError(f"BinaryCrossEntropy: labels must be in [0, 1] (0/1 classes or probabilities), "
                              f"got values in [{float(y.min())}, {float(y.max())}]")
         return y
@@ -114,8 +118,8 @@ class BinaryCrossEntropy(Loss):
 class MeanSquaredError(Loss):
     """Mean of squared differences over all elements."""
 
-    def check(self, predictions: Tensor, targets):
-        return _targets_like(predictions, targets, "MeanSquaredError")
+    def prepare(self, targets, shape, backend, dtype):
+        return _targets_like(targets, shape, backend, dtype, "MeanSquaredError")
 
     def compute(self, predictions: Tensor, targets) -> Tensor:
         diff = predictions - targets

@@ -114,8 +114,14 @@ def load(path, model: Module | None = None) -> Module:
     if model is None:
         if header.get("architecture") is None:
             raise ValueError(f"load: {str(path)!r} holds a custom model; pass model= to load its state into it")
-        model = build(header["architecture"])
-        if np.dtype(header["dtype"]) != model.dtype:
-            model.astype(header["dtype"])
-    model.load_state_dict(state)
+        try:
+            model = build(header["architecture"])
+            if np.dtype(header["dtype"]) != model.dtype:
+                model.astype(header["dtype"])
+        except (TypeError, ValueError, KeyError, AttributeError) as e:
+            raise ValueError(f"load: {str(path)!r} describes a model xdl cannot build ({type(e).__name__}: {e})") from None
+    try:
+        model.load_state_dict(state)
+    except ValueError as e:
+        raise ValueError(f"load: {str(path)!r} does not fit the model: {e}") from None
     return model

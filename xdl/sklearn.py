@@ -37,12 +37,17 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.backend, self.seed = backend, seed
 
     def _config(self) -> TrainConfig:
+        """The hyperparameters as a `TrainConfig`: every one checked, by name, before any work."""
+        hidden = list(self.hidden) if isinstance(self.hidden, list | tuple | np.ndarray) else self.hidden
+        fraction = self.validation_fraction
+        if isinstance(fraction, bool) or not isinstance(fraction, int | float | np.number) or not 0 < fraction < 1:
+            raise ValueError(f"MLPClassifier: validation_fraction must be in (0, 1), got {fraction!r}")
         return TrainConfig.from_dict({
-            "hidden": [int(h) for h in self.hidden], "activation": self.activation, "batch_norm": bool(self.batch_norm),
-            "dropout": float(self.dropout), "l2": float(self.l2), "optimizer": self.optimizer, "lr": float(self.lr),
-            "batch_size": int(self.batch_size), "epochs": int(self.epochs), "schedule": self.schedule,
-            "decay_rate": float(self.decay_rate), "patience": int(self.patience) if self.early_stopping else 0,
-            "backend": self.backend, "seed": int(self.seed), "progress": False}, source="MLPClassifier")
+            "hidden": hidden, "activation": self.activation, "batch_norm": self.batch_norm, "dropout": self.dropout,
+            "l2": self.l2, "optimizer": self.optimizer, "lr": self.lr, "batch_size": self.batch_size,
+            "epochs": self.epochs, "schedule": self.schedule, "decay_rate": self.decay_rate,
+            "patience": self.patience if self.early_stopping else 0, "backend": self.backend, "seed": self.seed,
+            "progress": False}, source="MLPClassifier")
 
     def fit(self, X, y):
         config = self._config()
@@ -53,6 +58,11 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"y has one class ({self.classes_[0]!r}); a classifier needs at least two")
         dev = None
         if self.early_stopping:
+            n_dev = int(round(float(self.validation_fraction) * len(X)))
+            if n_dev < 1 or len(X) - n_dev < 2:
+                raise ValueError(f"MLPClassifier: early_stopping holds out validation_fraction="
+                                 f"{self.validation_fraction} of {len(X)} examples, which leaves {n_dev} for validation "
+                                 f"and {len(X) - n_dev} for training; each needs at least 1 (training 2)")
             parts = split(X, y_index, dev=float(self.validation_fraction), test=0, seed=config.seed)
             X, y_index, dev = parts.X_train, parts.y_train, (parts.X_dev, parts.y_dev)
         with xdl.use(config.backend):

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from xdl.tensor import to_numpy
+
 
 def check_features(X, name: str = "X", n_features: int | None = None) -> np.ndarray:
-    """``X`` as a floating (m, n_features, …) NumPy array with only finite values."""
-    X = np.asarray(X)
+    """``X`` (array-like, any backend's array or a Tensor) as a floating (m, n_features, …) NumPy
+    array with only finite values."""
+    X = to_numpy(X)
     if X.ndim < 2:
         raise ValueError(f"{name} must be 2-D (examples, features), got shape {X.shape}")
     if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)
@@ -25,8 +28,9 @@ def check_features(X, name: str = "X", n_features: int | None = None) -> np.ndar
 
 
 def check_labels(y, m: int, name: str = "y", n_classes: int | None = None) -> np.ndarray:
-    """``y`` as (m,) integer class indices in [0, n_classes) (or (m, C) one-hot rows)."""
-    y = np.asarray(y)
+    """``y`` (array-like, any backend's array or a Tensor) as (m,) integer class indices in
+    [0, n_classes) (or (m, C) one-hot rows), a NumPy array."""
+    y = to_numpy(y)
     if y.shape[:1] != (m,):
         raise ValueError(f"{name} has {y.shape[0] if y.ndim else 0} labels for {m} examples "
                          f"(X and {name} must have the same length)")

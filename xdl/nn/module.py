@@ -128,14 +128,14 @@ class Module:
         finally:
             self.train(was_training)
 
-    def set_random_key(self, seed: int, step: int) -> None:
+    def set_random_key(self, seed: int | None, step: int = 0) -> None:
         """Key the random draws of the next training forward passes by (seed, step): the module at
         position i of `named_modules` that draws (dropout) uses stream i, so every mask is a pure
         function of (seed, layer, step) — the same on every backend and after a resume
-        (`xdl.ops.random`)."""
+        (`xdl.ops.random`). ``seed=None`` goes back to the backend's generator."""
         for stream, (_, module) in enumerate(self.named_modules()):
             if module.draws_random:
-                module.random_key = (int(seed), stream, int(step))
+                module.random_key = None if seed is None else (int(seed), stream, int(step))
 
     # -- computing ------------------------------------------------------------------------
     def forward(self, x: Tensor) -> Tensor:
@@ -144,6 +144,8 @@ class Module:
     def __call__(self, x) -> Tensor:
         if not isinstance(x, Tensor):
             x = tensor(x, dtype=self.dtype)
+        elif x.dtype.kind != "f":  # integer or boolean input: compute in the model's dtype
+            x = x.astype(self.dtype)
         return self.forward(x)
 
     def zero_grad(self) -> None:

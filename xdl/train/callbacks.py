@@ -123,6 +123,8 @@ class Checkpoint(Callback):
         check_writable_dir(self.directory, "Checkpoint directory")
         if not trainer.resumed:
             self.best = None
+        elif self.best_path.is_file():
+            trainer.best_checkpoint = self.best_path
 
     def on_epoch_end(self, trainer, record: dict) -> None:
         monitor = self.monitor if record.get(self.monitor) is not None else "train_cost"
@@ -133,7 +135,7 @@ class Checkpoint(Callback):
         if (self.every and record["epoch"] % self.every == 0) or trainer.stop_training:
             self.save_resumable(trainer)
         if improved:
-            trainer.save_checkpoint(self.best_path)
+            trainer.best_checkpoint = trainer.save_checkpoint(self.best_path)
 
     def save_resumable(self, trainer) -> Path:
         """Write ``checkpoint.npz`` now (the Trainer calls this when a signal stops the run)."""

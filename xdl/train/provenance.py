@@ -44,7 +44,7 @@ def record(trainer, data: dict) -> dict:
         "architecture": architecture,
         "loss": type(trainer.loss).__name__,
         "optimizer": type(optimizer).__name__,
-        "optimizer settings": [{k: _setting(v) for k, v in g.settings.items()} for g in optimizer.groups],
+        "optimizer settings": [{k: _setting(v) for k, v in g.items()} for g in trainer._settings],
         "seed": trainer.seed,
         "batch_size": trainer.batch_size,
         "l2": trainer.l2,

@@ -24,9 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from xdl import losses as _losses
+from xdl.backend import get_backend
 from xdl.data import batch_bounds, check_features, check_labels
 from xdl.serialization import read_extra, save
-from xdl.tensor import no_grad
+from xdl.tensor import no_grad, to_numpy
 from xdl.train import provenance
 from xdl.train.callbacks import CHECKPOINT_FILE, Callback, Checkpoint
 from xdl.train.history import History
@@ -63,8 +64,10 @@ class Trainer:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         if not isinstance(epochs, int | np.integer) or isinstance(epochs, bool) or epochs <= 0:
             raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-        if not l2 >= 0:
-            raise ValueError(f"l2 must be ≥ 0, got {l2}")
+        if isinstance(l2, bool) or not isinstance(l2, int | float | np.number) or not 0 <= l2 < math.inf:
+            raise ValueError(f"l2 must be a finite number ≥ 0, got {l2!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+            raise ValueError(f"seed must be an integer ≥ 0, got {seed!r}")
         if schedule is not None and not callable(schedule):
             raise TypeError(f"schedule must be a callable epoch → learning rate, got {schedule!r}")
         for cb in callbacks:
@@ -75,6 +78,7 @@ class Trainer:
         self.callbacks = sorted(callbacks, key=lambda cb: cb.order)
         self.augment, self.seed, self.eval_train, self.progress = augment, int(seed), eval_train, progress
         self.run_info = dict(run_info or {})
+        self._settings = [dict(g.settings) for g in optimizer.groups]  # as given: a schedule changes lr later
         self.history = History()
         self.epoch = 0  # epochs completed
         self.step = 0  # steps completed in the current epoch (non-zero only in a mid-epoch checkpoint)
@@ -82,9 +86,9 @@ class Trainer:
         self.resumed = False
         self.last_checkpoint: Path | None = None  # the last good state written by a Checkpoint callback
         self.last_checkpoint_at: tuple[int, int] | None = None  # its (epochs completed, steps into the next)
+        self.best_checkpoint: Path | None = None  # the best epoch's state, by the Checkpoint's monitor
         self._partial = None  # the current epoch's progress: step costs, correct count, seconds
         self._provenance_record = None  # what checkpoints of this fit record (provenance.record)
-        self._loss = loss.compute if isinstance(loss, _losses.Loss) else loss  # targets are checked once, in fit
 
     # -- inputs -------------------------------------------------------------------------------
     @property
@@ -92,25 +96,43 @@ class Trainer:
         return isinstance(self.loss, CLASSIFICATION)
 
     def _check(self, X, y, name: str = ""):
-        n_features = _input_features(self.model)
-        X = check_features(X, f"X{name}", n_features)
+        """X and y as host arrays for the model: X checked and flattened to (m, features) in the
+        model's dtype, y checked and, for an xdl loss and a model whose output width is known,
+        shaped for the outputs once (`Loss.prepare`), so the steps call `Loss.compute` unchecked."""
+        X = check_features(X, f"X{name}", _input_features(self.model))
+        if len(X) == 0:
+            raise ValueError(f"X{name} has no examples")
         if self.classification:
             n_out = _output_width(self.model)
             y = check_labels(y, len(X), f"y{name}", n_classes=max(n_out, 2) if n_out else None)
             if isinstance(self.loss, _losses.BinaryCrossEntropy) and y.ndim == 1 and len(y) and y.max() > 1:
                 raise ValueError(f"y{name} has class index {y.max()}; BinaryCrossEntropy needs 0/1 labels")
         else:
-            y = np.asarray(y)
-            if len(y) != len(X):
-                raise ValueError(f"X{name} has {len(X)} examples but y{name} has {len(y)} "
+            y = to_numpy(y)
+            if y.ndim == 0 or len(y) != len(X):
+                raise ValueError(f"X{name} has {len(X)} examples but y{name} has {len(y) if y.ndim else 0} "
                                  "(they must have the same length)")
-            if np.issubdtype(y.dtype, np.number) and not np.isfinite(y).all():
-                raise ValueError(f"y{name} contains NaN or Inf")
-        return X.reshape(len(X), -1).astype(self.model.dtype, copy=False), y
+        X = X.reshape(len(X), -1).astype(self.model.dtype, copy=False)
+        n_out = _output_width(self.model)
+        if isinstance(self.loss, _losses.Loss) and n_out is not None:
+            try:
+                y = self.loss.prepare(y, (len(X), n_out), get_backend("numpy"), self.model.dtype)
+            except (TypeError, ValueError) as e:
+                raise type(e)(f"y{name}: {e}") from None
+        return X, y
+
+    @property
+    def _step_loss(self):
+        """The per-batch loss: `Loss.compute` when `_check` prepared the targets, else the loss."""
+        prepared = isinstance(self.loss, _losses.Loss) and _output_width(self.model) is not None
+        return self.loss.compute if prepared else self.loss
 
     def _batches(self, m: int) -> list[tuple[int, int]]:
         """The batches of an epoch: a last one smaller than the model can train on is merged."""
         min_size = max(module.min_batch for _, module in self.model.named_modules())
+        if self.batch_size < min_size:
+            raise ValueError(f"batch_size={self.batch_size} is smaller than the model can train on: batch norm "
+                             f"needs batches of at least {min_size}")
         if m < min_size:
             raise ValueError(f"the training set has {m} example(s); the model (batch norm) needs batches of at "
                              f"least {min_size}")
@@ -146,8 +168,6 @@ class Trainer:
         `Checkpoint` callback) and raises `xdl.train.Interrupted`, which says where it is.
         """
         X, y = self._check(X, y)
-        if len(X) == 0:
-            raise ValueError("X has no examples")
         if dev is not None:
             if not (isinstance(dev, tuple | list) and len(dev) == 2):
                 raise ValueError("dev must be a pair (X_dev, y_dev)")
@@ -180,6 +200,7 @@ class Trainer:
                         self._interrupt(signals.received)
         finally:
             bar.close()
+            self.model.set_random_key(None)  # a loop of the user's own after fit draws fresh masks
         for cb in self.callbacks:
             cb.on_train_end(self)
         return self.history
@@ -202,7 +223,7 @@ class Trainer:
         order = np.random.default_rng([self.seed, e]).permutation(len(X))  # the shuffle of epoch e
         if not isinstance(X, np.ndarray):
             order = backend.asarray(order)
-        checked = self.step
+        checked, step_loss = self.step, self._step_loss
         self.model.train()
         for step in range(self.step, steps):
             idx = order[bounds[step][0]:bounds[step][1]]
@@ -212,7 +233,7 @@ class Trainer:
             self.model.set_random_key(self.seed, e * steps + step)
             self.optimizer.zero_grad()
             out = self.model(Xb)
-            cost = self._loss(out, yb)
+            cost = step_loss(out, yb)
             total = cost + _losses.l2(self.model, self.l2, m=len(Xb)) if self.l2 else cost
             total.backward()
             self.optimizer.step()
@@ -247,12 +268,14 @@ class Trainer:
 
     # -- stopping -----------------------------------------------------------------------------
     def _diverged(self, what: str) -> FloatingPointError:
+        kept = []
         if self.last_checkpoint is not None:
             epochs, steps = self.last_checkpoint_at
             at = f"after epoch {epochs}" + (f" and {steps} steps of epoch {epochs + 1}" if steps else "")
-            kept = f"the last good state ({at}) is in {str(self.last_checkpoint)!r}"
-        else:
-            kept = "no checkpoint holds a good state (a Checkpoint callback keeps one)"
+            kept.append(f"the last good state ({at}) is in {str(self.last_checkpoint)!r}")
+        if self.best_checkpoint is not None:
+            kept.append(f"the best epoch's state is in {str(self.best_checkpoint)!r}")
+        kept = "; ".join(kept) or "no checkpoint holds a good state (a Checkpoint callback keeps one)"
         return FloatingPointError(f"training diverged: {what}; {kept}; try a smaller learning rate")
 
     def _check_costs(self, backend, costs, start: int, stop: int) -> None:
@@ -284,14 +307,17 @@ class Trainer:
         return self._evaluate(*self._check(X, y), batch_size)
 
     def _evaluate(self, X, y, batch_size: int = 1024) -> dict:
+        if not isinstance(batch_size, int | np.integer) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         backend = self.model.backend
         xp = backend.xp
         cost_sum, correct = xp.zeros((), dtype=np.float64), xp.zeros((), dtype=np.int64)
+        step_loss = self._step_loss
         with self.model.evaluating():
             for i in range(0, len(X), batch_size):
                 out = self.model(X[i:i + batch_size])
                 yb = backend.asarray(y[i:i + batch_size])
-                cost_sum += self._loss(out, yb).data * len(yb)
+                cost_sum += step_loss(out, yb).data * len(yb)
                 if self.classification:
                     correct += _correct(xp, out.data, yb)
         m = max(len(X), 1)
@@ -300,7 +326,12 @@ class Trainer:
     # -- checkpoints --------------------------------------------------------------------------
     def save_checkpoint(self, path) -> Path:
         """Model, optimizer state, position (epoch, and step within it), history, callback states
-        and the run's provenance in one file, written atomically."""
+        and the run's provenance in one file, written atomically — never a non-finite model: that
+        raises the divergence error instead, and the previous file stays."""
+        bad = _non_finite_state(self.model)
+        if bad:
+            at = f"after step {self.step} of epoch {self.epoch + 1}" if self.step else f"after epoch {self.epoch}"
+            raise self._diverged(f"{', '.join(bad)} became NaN or Inf {at}")
         opt = self.optimizer.state_dict()
         arrays = {f"optimizer/{g}/{f}/{name}": a for g, group in enumerate(opt["state"])
                   for f, state in enumerate(group) for name, a in state.items()}
@@ -323,8 +354,15 @@ class Trainer:
         extra, arrays = read_extra(path)
         if not extra or "optimizer_t" not in extra:
             raise ValueError(f"resume: {str(path)!r} is a model file, not a training checkpoint")
-        if self._provenance_record is not None and extra.get("provenance") is not None:
-            provenance.verify(extra["provenance"], self._provenance_record, path)
+        if self._provenance_record is not None:
+            if extra.get("provenance") is not None:
+                provenance.verify(extra["provenance"], self._provenance_record, path)
+            else:
+                warnings.warn(f"resume: {str(path)!r} was written by an older xdl and records nothing of the run "
+                              "that made it; it is resumed unchecked", stacklevel=3)
+        if int(extra["epoch"]) > self.epochs:
+            raise ValueError(f"resume: the checkpoint has trained {extra['epoch']} epochs, more than epochs="
+                             f"{self.epochs}; ask for at least that many")
         if len(extra["callbacks"]) != len(self.callbacks):
             raise ValueError(f"resume: the checkpoint has {len(extra['callbacks'])} callbacks' state, "
                              f"this trainer has {len(self.callbacks)} callbacks")
@@ -350,6 +388,16 @@ class Trainer:
         self.last_checkpoint, self.last_checkpoint_at = path, (self.epoch, self.step)
 
 
+def _non_finite_state(model) -> list[str]:
+    """Names of the parameters and buffers holding NaN or Inf (one host read per flat buffer)."""
+    xp = model.backend.xp
+    flats = {id(p._flat[0]): p._flat[0] for p in model.parameters() if getattr(p, "_flat", None)}
+    suspects = list(model.named_parameters()) if any(not bool(xp.isfinite(f.data).all()) for f in flats.values()) \
+        else [(n, p) for n, p in model.named_parameters() if not getattr(p, "_flat", None)]
+    arrays = [(n, p.data) for n, p in suspects] + list(model.named_buffers())
+    return [name for name, a in arrays if not bool(xp.isfinite(a).all())]
+
+
 def _provenance(trainer, X, y, dev) -> dict:
     data = {"train": provenance.data_digest(X, y), "dev": provenance.data_digest(*dev) if dev is not None else None}
     return provenance.record(trainer, data)
@@ -362,7 +410,7 @@ def _check_rate(value, what: str) -> None:
 
 def _correct(xp, out, labels):
     """Number of correct predictions: argmax for several outputs, logit > 0 for one."""
-    if labels.ndim == 2:
+    if labels.ndim == 2 and labels.shape[1] > 1:  # one-hot rows
         labels = labels.argmax(axis=1)
     pred = out.argmax(axis=1) if out.ndim == 2 and out.shape[1] > 1 else (out.reshape(-1) > 0)
     return (pred == labels.reshape(-1)).sum()
