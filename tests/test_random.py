@@ -29,13 +29,23 @@ def test_draws_follow_the_documented_blocks():
     assert [int(b) for b in bits] == expected
 
 
-def test_keep_mask_thresholds_the_top_24_bits():
-    bits = random_bits(1000, 1, 2, 3)
+def test_keep_mask_thresholds_16_bit_lanes():
+    bits = random_bits(250, 1, 2, 3)
+    lanes = np.array([(int(b) >> (16 * j)) & 0xFFFF for b in bits for j in range(4)])  # lane j of value ⌊i/4⌋
     for rate in (0.0, 0.1, 0.5, 0.9):
-        uniform = (bits >> np.uint64(40)).astype(np.float64) / 2**24
-        np.testing.assert_array_equal(keep_mask((1000,), rate, 1, 2, 3), uniform >= rate)
+        np.testing.assert_array_equal(keep_mask((1000,), rate, 1, 2, 3), lanes / 2**16 >= rate)
     big = keep_mask((1000, 1000), 0.3, 0, 0, 0)
     assert big.mean() == pytest.approx(0.7, abs=0.002)
+    assert not keep_mask((5,), 1 - 2**-20, 0, 0, 0).any()
+
+
+def test_stacked_masks_are_each_models_own():
+    from xdl.ops.random import stacked_keep_mask
+
+    masks = stacked_keep_mask((6, 5), [0.1, 0.5, 0.7], [4, 8, 15], 2, 9)
+    assert masks.shape == (6, 3, 5)
+    for k, (rate, seed) in enumerate(((0.1, 4), (0.5, 8), (0.7, 15))):
+        np.testing.assert_array_equal(masks[:, k], keep_mask((6, 5), rate, seed, 2, 9))
 
 
 def test_different_keys_draw_different_masks():
