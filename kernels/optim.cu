@@ -133,3 +133,42 @@ __global__ void adam_update(T* p, const T* g, T* m, T* v, long long n, int vecto
                      T(weight_decay), T(decay_factor)};
     for_each_element<T, 2>(p, g, m, v, n, vectorized, rule);
 }
+
+// K models at once (xdl.optim.StackedOptimizer): row k of p, g and the state is model k's (rows
+// `ld` elements apart, columns [0, n) updated), and each hyperparameter is an array of K doubles
+// (the same formulas, model k's values). blockIdx.y is the model: one launch for all K.
+template <typename T>
+__global__ void sgd_update_models(T* p, const T* g, long long n, long long ld, int vectorized, const double* lr,
+                                  const double* weight_decay) {
+    const long long k = blockIdx.y;
+    SgdRule<T> rule{T(lr[k]), T(weight_decay[k])};
+    for_each_element<T, 0>(p + k * ld, g + k * ld, nullptr, nullptr, n, vectorized, rule);
+}
+
+template <typename T>
+__global__ void momentum_update_models(T* p, const T* g, T* v, long long n, long long ld, int vectorized,
+                                       const double* lr, const double* beta, int nesterov, const double* weight_decay) {
+    const long long k = blockIdx.y;
+    MomentumRule<T> rule{T(lr[k]), T(beta[k]), T(1.0 - beta[k]), T(weight_decay[k]), nesterov};
+    for_each_element<T, 1>(p + k * ld, g + k * ld, v + k * ld, nullptr, n, vectorized, rule);
+}
+
+template <typename T>
+__global__ void rmsprop_update_models(T* p, const T* g, T* s, long long n, long long ld, int vectorized,
+                                      const double* lr, const double* beta, const double* eps,
+                                      const double* weight_decay) {
+    const long long k = blockIdx.y;
+    RmspropRule<T> rule{T(lr[k]), T(beta[k]), T(1.0 - beta[k]), T(eps[k]), T(weight_decay[k])};
+    for_each_element<T, 1>(p + k * ld, g + k * ld, s + k * ld, nullptr, n, vectorized, rule);
+}
+
+template <typename T>
+__global__ void adam_update_models(T* p, const T* g, T* m, T* v, long long n, long long ld, int vectorized,
+                                   const double* beta1, const double* beta2, const double* eps, const double* step_size,
+                                   const double* inv_sqrt_bias2, const double* weight_decay,
+                                   const double* decay_factor) {
+    const long long k = blockIdx.y;
+    AdamRule<T> rule{T(beta1[k]), T(1.0 - beta1[k]), T(beta2[k]), T(1.0 - beta2[k]), T(eps[k]), T(step_size[k]),
+                     T(inv_sqrt_bias2[k]), T(weight_decay[k]), T(decay_factor[k])};
+    for_each_element<T, 2>(p + k * ld, g + k * ld, m + k * ld, v + k * ld, n, vectorized, rule);
+}

@@ -150,6 +150,13 @@ def test_cupy_ops_launch_every_kernel_with_arguments_its_binding_accepts(monkeyp
         ops.momentum_update(p, g, m, 0.1, 0.9, True, 0.01)
         ops.rmsprop_update(p, g, m, 0.1, 0.9, 1e-8)
         ops.adam_update(p, g, m, v, 0.1, 0.9, 0.999, 1e-8, 3, 0.01, True)
+        # K = 3 stacked models: (3, n) regions of (3, ld) buffers, per-model hyperparameters
+        p, g, m, v = (rng.standard_normal((3, 1031)).astype(dtype)[:, 7:1000] for _ in range(4))
+        lr, beta = np.array([0.1, 0.01, 0.001]), np.array([0.9, 0.8, 0.99])
+        ops.sgd_update(p, g, lr, 0.01)
+        ops.momentum_update(p, g, m, lr, beta, False, lr)
+        ops.rmsprop_update(p, g, m, lr, beta, 1e-8)
+        ops.adam_update(p, g, m, v, lr, beta, 0.999, 1e-8, 3, lr, True)
         for n, c in ((16, 8), (4099, 64)):  # the one-launch forward, then stats + normalize
             x, dy = rng.standard_normal((n, c)).astype(dtype), rng.standard_normal((n, c)).astype(dtype)
             gamma, beta, rm, rv = (np.ones(c, dtype) for _ in range(4))

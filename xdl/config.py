@@ -20,7 +20,8 @@ from xdl.datasets import DATASETS
 from xdl.init import INITIALIZERS
 from xdl.losses import SoftmaxCrossEntropy
 from xdl.nn import ACTIVATIONS, mlp
-from xdl.train import EarlyStopping, Trainer
+from xdl.train.callbacks import EarlyStopping
+from xdl.train.trainer import Trainer
 
 # name -> (params, config) -> optimizer: the `optimizer` option's choices and how each is built
 OPTIMIZERS = {

@@ -14,42 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from xdl.backend import host_rng
 from xdl.files import atomic_write
-from xdl.nn import LAYERS, Module, Sequential
+from xdl.nn import Module
+from xdl.nn.architecture import build, describe
 
 ARCHITECTURE_KEY = "__xdl_architecture__"
 FORMAT_VERSION = 1
 EXTRA_PREFIX = "extra/"  # arrays stored beside the model (e.g. optimizer state in a checkpoint)
-
-
-def describe(module: Module) -> dict:
-    """The architecture of ``module`` as plain data (layer classes and constructor arguments)."""
-    name = type(module).__name__
-    if isinstance(module, Sequential):
-        return {"class": "Sequential", "layers": [describe(layer) for layer in module.layers]}
-    if LAYERS.get(name) is not type(module):
-        raise TypeError(f"cannot describe custom module {name}: save its state_dict() and rebuild it in code, "
-                        "or pass model= to xdl.load")
-    return {"class": name, "config": dict(module.config)}
-
-
-def build(description: dict) -> Module:
-    """A fresh module from `describe`'s output (the host random stream is left untouched)."""
-    state = host_rng().bit_generator.state  # building draws initial weights we are about to overwrite
-    try:
-        return _build(description)
-    finally:
-        host_rng().bit_generator.state = state
-
-
-def _build(description: dict) -> Module:
-    name = description.get("class")
-    if name == "Sequential":
-        return Sequential(*[_build(d) for d in description["layers"]])
-    if name not in LAYERS:
-        raise ValueError(f"unknown layer class {name!r} in the saved architecture")
-    return LAYERS[name](**description.get("config", {}))
 
 
 def save(model: Module, path, extra: dict | None = None, extra_arrays: dict | None = None) -> Path:

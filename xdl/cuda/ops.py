@@ -7,6 +7,8 @@ kernels do not take. Only launch geometry is decided here.
 
 from __future__ import annotations
 
+import numpy as np
+
 from xdl.cuda.kernels import kernel
 from xdl.cuda.source import DTYPES, SOURCES
 from xdl.ops import NumpyOps
@@ -44,27 +46,69 @@ class CupyOps(NumpyOps):
         blocks = max(1, min((work + THREADS - 1) // THREADS, self.sm_count * 16))
         kernel("optim.cu", name, p.dtype)((blocks,), (THREADS,), n=p.size, vectorized=int(vectorized), **arrays, **scalars)
 
+    def _models_launch(self, name, per_model: dict, scalars: dict, **arrays) -> bool:
+        """One launch of ``<name>_models`` over (K, n) regions of K stacked models' buffers (rows
+        the same stride apart in every array): grid.y = model, ``per_model`` hyperparameters (a
+        number or K values each) uploaded as K doubles in one transfer. False (nothing launched)
+        for a layout the kernel does not take."""
+        p = arrays["p"]
+        if any(a.dtype != p.dtype or a.shape != p.shape or a.strides != p.strides for a in arrays.values()) \
+                or p.dtype not in FLOAT_TYPES or p.strides[1] != p.itemsize or not 0 < p.shape[0] <= MAX_GRID_Y \
+                or p.size == 0:
+            return False
+        k, n = p.shape
+        ld = p.strides[0] // p.itemsize
+        values = np.empty((len(per_model), k), dtype=np.float64)
+        for i, value in enumerate(per_model.values()):
+            values[i] = value
+        device = self.xp.asarray(values)
+        vectorized = self._aligned(*arrays.values()) and (ld * p.itemsize) % 16 == 0
+        work = n // (16 // p.itemsize) if vectorized else n
+        blocks = max(1, min((work + THREADS - 1) // THREADS, -(-self.sm_count * 16 // k)))
+        kernel("optim.cu", f"{name}_models", p.dtype)((blocks, k), (THREADS,), n=n, ld=ld, vectorized=int(vectorized),
+                                                      **arrays, **scalars,
+                                                      **{h: device[i] for i, h in enumerate(per_model)})
+        return True
+
     def _supported(self, *arrays) -> bool:
         return all(a.dtype in FLOAT_TYPES and a.flags.c_contiguous for a in arrays) and arrays[0].size > 0
 
     def sgd_update(self, p, g, lr, weight_decay=0.0):
+        if p.ndim == 2 and self._models_launch("sgd_update", dict(lr=lr, weight_decay=weight_decay), {}, p=p, g=g):
+            return
         if not self._supported(p, g):
             return super().sgd_update(p, g, lr, weight_decay)
         self._flat_launch("sgd_update", dict(lr=lr, weight_decay=weight_decay), p=p, g=g)
 
     def momentum_update(self, p, g, v, lr, beta, nesterov=False, weight_decay=0.0):
+        nesterov = int(bool(nesterov))
+        if p.ndim == 2 and self._models_launch("momentum_update", dict(lr=lr, beta=beta, weight_decay=weight_decay),
+                                               dict(nesterov=nesterov), p=p, g=g, v=v):
+            return
         if not self._supported(p, g, v):
             return super().momentum_update(p, g, v, lr, beta, nesterov, weight_decay)
-        self._flat_launch("momentum_update", dict(lr=lr, beta=beta, nesterov=int(bool(nesterov)), weight_decay=weight_decay),
+        self._flat_launch("momentum_update", dict(lr=lr, beta=beta, nesterov=nesterov, weight_decay=weight_decay),
                           p=p, g=g, v=v)
 
     def rmsprop_update(self, p, g, sq, lr, beta, eps, weight_decay=0.0):
+        if p.ndim == 2 and self._models_launch("rmsprop_update", dict(lr=lr, beta=beta, eps=eps,
+                                                                      weight_decay=weight_decay), {}, p=p, g=g, s=sq):
+            return
         if not self._supported(p, g, sq):
             return super().rmsprop_update(p, g, sq, lr, beta, eps, weight_decay)
         self._flat_launch("rmsprop_update", dict(lr=lr, beta=beta, eps=eps, weight_decay=weight_decay), p=p, g=g, s=sq)
 
     def adam_update(self, p, g, m, v, lr, beta1, beta2, eps, step, weight_decay=0.0, decoupled=False):
-        if not self._supported(p, g, m, v):
+        if p.ndim == 2:  # K stacked models: the host scalars per model, in float64
+            lr, wd = np.asarray(lr, dtype=np.float64), np.asarray(weight_decay, dtype=np.float64)
+            step_size, inv_sqrt_bias2 = adam_scalars(lr, np.asarray(beta1, dtype=np.float64),
+                                                     np.asarray(beta2, dtype=np.float64), step)
+            coupled, decay_factor = (0.0 * wd, 1.0 - lr * wd) if decoupled else (wd, 1.0 + 0.0 * wd)
+            if self._models_launch("adam_update", dict(beta1=beta1, beta2=beta2, eps=eps, step_size=step_size,
+                                                       inv_sqrt_bias2=inv_sqrt_bias2, weight_decay=coupled,
+                                                       decay_factor=decay_factor), {}, p=p, g=g, m=m, v=v):
+                return
+        if not self._supported(p, g, m, v) or np.ndim(lr):
             return super().adam_update(p, g, m, v, lr, beta1, beta2, eps, step, weight_decay, decoupled)
         step_size, inv_sqrt_bias2 = adam_scalars(lr, beta1, beta2, step)
         coupled, decay_factor = (0.0, 1.0 - lr * weight_decay) if decoupled else (weight_decay, 1.0)
@@ -120,6 +164,14 @@ class CupyOps(NumpyOps):
     def batchnorm_train_forward(self, x, gamma, beta, running_mean, running_var, momentum, eps):
         if not self._bn_supported(x, gamma, beta, running_mean, running_var):
             return super().batchnorm_train_forward(x, gamma, beta, running_mean, running_var, momentum, eps)
+        if getattr(momentum, "ndim", 0):  # one momentum per feature (stacked models): the kernels take one
+            y, mean, inv_std = self.batchnorm_train_forward(x, gamma, beta, running_mean, running_var, 1.0, eps)
+            running_var_batch = (1.0 / (inv_std * inv_std) - eps) * (x.shape[0] / (x.shape[0] - 1))  # unbiased σ²
+            running_mean *= momentum
+            running_mean += (1.0 - momentum) * mean
+            running_var *= momentum
+            running_var += (1.0 - momentum) * running_var_batch
+            return y, mean, inv_std
         xp, dt = self.xp, x.dtype
         x = xp.ascontiguousarray(x)
         n, c = x.shape

@@ -15,6 +15,7 @@ from xdl.functions import (  # noqa: F401 - importing a module runs its declarat
     reductions,
     regularization,
     shapes,
+    stacked,
 )
 from xdl.functions.registry import REGISTRY, Check, OpSpec, op
 

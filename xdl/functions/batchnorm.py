@@ -14,7 +14,7 @@ class BatchNormTrain(Function):
 
     running_mean: object
     running_var: object
-    momentum: float = 0.9
+    momentum: object = 0.9  # a float, or one value per feature (a stack of models with their own)
     eps: float = 1e-5
 
     def forward(self, x, gamma, beta):
@@ -57,9 +57,11 @@ _STATS = dict(running_mean=np.array([0.5, -1.0, 2.0]), running_var=np.array([0.5
     check=[Check((6, 3), (3,), (3,), **_STATS), Check((6, 3), (3,), (3,), training=False, **_STATS)])
 def batch_norm(x, gamma, beta, running_mean, running_var, training=True, momentum=0.9, eps=1e-5):
     """Batch norm of tensor ``x`` (N, C): batch statistics in training (``running_mean`` and
-    ``running_var`` are updated in place), the running ones otherwise."""
+    ``running_var`` are updated in place with ``momentum``, a number or one per feature), the
+    running ones otherwise."""
     backend = x.backend
     running_mean, running_var = backend.asarray(running_mean), backend.asarray(running_var)
+    momentum = float(momentum) if np.ndim(momentum) == 0 else backend.asarray(momentum, dtype=x.dtype)
     if training:
         return BatchNormTrain.apply(x, gamma, beta, running_mean=running_mean, running_var=running_var,
                                     momentum=momentum, eps=eps)

@@ -155,10 +155,15 @@ class Module:
                 p.grad[...] = 0
 
     # -- flat buffer and dtype ------------------------------------------------------------
+    def flat_order(self) -> list[tuple[str, Parameter]]:
+        """(name, parameter) in the order of the flat buffer: weights first, so the usual optimizer
+        groups (with and without weight decay) are two contiguous ranges."""
+        named = list(self.named_parameters())
+        return [(n, p) for n, p in named if p.role == "weight"] + [(n, p) for n, p in named if p.role != "weight"]
+
     def flatten(self):
         """Place all parameters as views in one flat buffer per dtype, weights first."""
-        params = self.parameters()
-        ordered = [p for p in params if p.role == "weight"] + [p for p in params if p.role != "weight"]
+        ordered = [p for _, p in self.flat_order()]
         object.__setattr__(self, "_owns_flat", True)
         return pack(ordered) if ordered else []
 

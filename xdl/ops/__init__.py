@@ -7,6 +7,8 @@ Every method has the same signature in both; tests compare the two on awkward si
 
 from __future__ import annotations
 
+import numpy as np
+
 from xdl.ops import batchnorm, optim, random
 
 
@@ -28,19 +30,35 @@ class NumpyOps:
         return batchnorm.batchnorm_inference(self.xp, x, gamma, beta, running_mean, running_var, eps)
 
     # -- optimizer updates over flat buffers (formulas in xdl.ops.optim) -------------------
+    # p, g and the state are flat (n,), or (K, n) regions of K stacked models' buffers (row k =
+    # model k); a hyperparameter is then a number, or K per-model values (host NumPy).
+    def _per_model(self, h, like):
+        """A hyperparameter as the reference takes it: a number, or a (K, 1) column in p's dtype."""
+        return self.xp.asarray(h, dtype=like.dtype).reshape(-1, 1) if np.ndim(h) else h
+
     def sgd_update(self, p, g, lr, weight_decay=0.0):
-        optim.sgd_update(self.xp, p, g, lr, weight_decay)
+        h = self._per_model
+        optim.sgd_update(self.xp, p, g, h(lr, p), h(weight_decay, p))
 
     def momentum_update(self, p, g, v, lr, beta, nesterov=False, weight_decay=0.0):
-        optim.momentum_update(self.xp, p, g, v, lr, beta, nesterov, weight_decay)
+        h = self._per_model
+        optim.momentum_update(self.xp, p, g, v, h(lr, p), h(beta, p), nesterov, h(weight_decay, p))
 
     def rmsprop_update(self, p, g, sq, lr, beta, eps, weight_decay=0.0):
-        optim.rmsprop_update(self.xp, p, g, sq, lr, beta, eps, weight_decay)
+        h = self._per_model
+        optim.rmsprop_update(self.xp, p, g, sq, h(lr, p), h(beta, p), h(eps, p), h(weight_decay, p))
 
     def adam_update(self, p, g, m, v, lr, beta1, beta2, eps, step, weight_decay=0.0, decoupled=False):
-        optim.adam_update(self.xp, p, g, m, v, lr, beta1, beta2, eps, step, weight_decay, decoupled)
+        h = self._per_model
+        optim.adam_update(self.xp, p, g, m, v, h(lr, p), h(beta1, p), h(beta2, p), h(eps, p), step,
+                          h(weight_decay, p), decoupled)
 
     # -- random draws (formulas in xdl.ops.random) -----------------------------------------
     def dropout_mask(self, shape, rate, seed, stream, step):
         """The keep mask keyed by (seed, stream, step), as a boolean array of this backend."""
         return self.backend.asarray(random.keep_mask(shape, rate, seed, stream, step))
+
+    def stacked_dropout_mask(self, shape, rates, seeds, stream, step):
+        """K models' keep masks stacked on axis 1, (B, K, …) from a per-model ``shape`` (B, …):
+        model k's is ``dropout_mask(shape, rates[k], seeds[k], stream, step)``."""
+        return self.backend.asarray(random.stacked_keep_mask(shape, rates, seeds, stream, step))

@@ -16,25 +16,45 @@ Formulas (g already includes coupled L2 weight decay, g ← g + wd·p, when ``we
                computed as p ← p − (lr/(1 − β₁ᵗ))·m/(√v·(1/√(1 − β₂ᵗ)) + ε): the bias corrections
                are two host scalars per step
     AdamW      Adam with decoupled decay applied first: p ← p·(1 − lr·wd)
+
+K models at once (`xdl.optim.StackedOptimizer`): p, g and the state are (K, n) regions of the
+models' stacked buffers (rows = models) and each hyperparameter is a scalar or a (K, 1) array of
+per-model values; the same lines then update every model with its own values, and the chunks run
+along the last axis.
 """
 
 from __future__ import annotations
 
+import numpy as np
+
 CHUNK = 1 << 15  # elements per chunk: 4 float32 arrays × 128 KiB + scratch stay in L2
 
 
-def _chunks(n: int, chunk: int):
-    for start in range(0, n, chunk):
-        yield slice(start, min(start + chunk, n))
+def _columns(p, chunk: int) -> int:
+    """Columns per chunk when walking ``p`` — (n,), or (K, n) with a row per model — along its
+    last axis about ``chunk`` elements at a time."""
+    rows = p.size // p.shape[-1] if p.shape[-1] else 1
+    return max(1, chunk // rows)
+
+
+def _chunks(p, chunk: int):
+    cols = _columns(p, chunk)
+    for start in range(0, p.shape[-1], cols):
+        yield slice(start, min(start + cols, p.shape[-1]))
 
 
 def _scratch(xp, like, chunk):
-    return xp.empty(min(chunk, like.size), dtype=like.dtype)
+    return xp.empty((*like.shape[:-1], min(_columns(like, chunk), like.shape[-1])), dtype=like.dtype)
+
+
+def _is_zero(h) -> bool:
+    """A hyperparameter that is the scalar 0 (per-model arrays are never skipped)."""
+    return np.ndim(h) == 0 and not h
 
 
 def _decayed_gradient(xp, p, g, weight_decay, out):
     """g + wd·p into ``out`` (coupled L2), or g itself when wd = 0."""
-    if not weight_decay:
+    if _is_zero(weight_decay):
         return g
     xp.multiply(p, weight_decay, out=out)
     out += g
@@ -51,50 +71,52 @@ def _average_into(xp, state, x, beta, tmp):
 def sgd_update(xp, p, g, lr, weight_decay=0.0, chunk=CHUNK):
     """p ← p − lr·(g + wd·p)"""
     tmp, gw_buf = _scratch(xp, p, chunk), _scratch(xp, p, chunk)
-    for s in _chunks(p.size, chunk):
+    for s in _chunks(p, chunk):
         n = s.stop - s.start
-        gw = _decayed_gradient(xp, p[s], g[s], weight_decay, gw_buf[:n])
-        xp.multiply(gw, lr, out=tmp[:n])
-        p[s] -= tmp[:n]
+        gw = _decayed_gradient(xp, p[..., s], g[..., s], weight_decay, gw_buf[..., :n])
+        xp.multiply(gw, lr, out=tmp[..., :n])
+        p[..., s] -= tmp[..., :n]
 
 
 def momentum_update(xp, p, g, v, lr, beta, nesterov=False, weight_decay=0.0, chunk=CHUNK):
     """v ← β·v + (1 − β)·g;  p ← p − lr·v   (Nesterov: p ← p − lr·(β·v + (1 − β)·g))"""
     tmp, gw_buf = _scratch(xp, p, chunk), _scratch(xp, p, chunk)
-    for s in _chunks(p.size, chunk):
-        n, t = s.stop - s.start, tmp[: s.stop - s.start]
-        gw = _decayed_gradient(xp, p[s], g[s], weight_decay, gw_buf[:n])
-        vs = v[s]
+    for s in _chunks(p, chunk):
+        n = s.stop - s.start
+        t = tmp[..., :n]
+        gw = _decayed_gradient(xp, p[..., s], g[..., s], weight_decay, gw_buf[..., :n])
+        vs = v[..., s]
         _average_into(xp, vs, gw, beta, t)  # v = β·v + (1 − β)·g
         if nesterov:  # step along the look-ahead β·v + (1 − β)·g; t still holds (1 − β)·g
-            look = xp.multiply(vs, beta, out=gw_buf[:n])  # gw is no longer needed
+            look = xp.multiply(vs, beta, out=gw_buf[..., :n])  # gw is no longer needed
             t += look
             t *= lr
-            p[s] -= t
+            p[..., s] -= t
         else:
             xp.multiply(vs, lr, out=t)
-            p[s] -= t
+            p[..., s] -= t
 
 
 def rmsprop_update(xp, p, g, sq, lr, beta, eps, weight_decay=0.0, chunk=CHUNK):
     """s ← β·s + (1 − β)·g²;  p ← p − lr·g/(√s + ε)"""
     tmp, gw_buf = _scratch(xp, p, chunk), _scratch(xp, p, chunk)
-    for s in _chunks(p.size, chunk):
-        n, t = s.stop - s.start, tmp[: s.stop - s.start]
-        gw = _decayed_gradient(xp, p[s], g[s], weight_decay, gw_buf[:n])
-        ss = sq[s]
+    for s in _chunks(p, chunk):
+        n = s.stop - s.start
+        t = tmp[..., :n]
+        gw = _decayed_gradient(xp, p[..., s], g[..., s], weight_decay, gw_buf[..., :n])
+        ss = sq[..., s]
         xp.multiply(gw, gw, out=t)
         _average_into(xp, ss, t, beta, t)  # s = β·s + (1 − β)·g²
         xp.sqrt(ss, out=t)
         t += eps  # √s + ε
         xp.divide(gw, t, out=t)
         t *= lr
-        p[s] -= t
+        p[..., s] -= t
 
 
 def adam_scalars(lr, beta1, beta2, step):
     """The per-step host scalars: lr/(1 − β₁ᵗ) (m̂'s correction folded into the step) and
-    1/√(1 − β₂ᵗ) (so √v̂ = √v·that)."""
+    1/√(1 − β₂ᵗ) (so √v̂ = √v·that); per-model arrays give per-model values."""
     return lr / (1.0 - beta1**step), 1.0 / (1.0 - beta2**step) ** 0.5
 
 
@@ -102,14 +124,15 @@ def adam_update(xp, p, g, m, v, lr, beta1, beta2, eps, step, weight_decay=0.0, d
     """One Adam (``decoupled=False``) or AdamW (``decoupled=True``) step number ``step`` (t ≥ 1)."""
     step_size, inv_sqrt_bias2 = adam_scalars(lr, beta1, beta2, step)
     tmp, gw_buf = _scratch(xp, p, chunk), _scratch(xp, p, chunk)
-    for s in _chunks(p.size, chunk):
-        n, t = s.stop - s.start, tmp[: s.stop - s.start]
-        ps, ms, vs = p[s], m[s], v[s]
-        if decoupled and weight_decay:
+    for s in _chunks(p, chunk):
+        n = s.stop - s.start
+        t = tmp[..., :n]
+        ps, ms, vs = p[..., s], m[..., s], v[..., s]
+        if decoupled and not _is_zero(weight_decay):
             ps *= 1.0 - lr * weight_decay  # AdamW: p = p·(1 − lr·wd)
-            gw = g[s]
+            gw = g[..., s]
         else:
-            gw = _decayed_gradient(xp, ps, g[s], weight_decay, gw_buf[:n])
+            gw = _decayed_gradient(xp, ps, g[..., s], weight_decay, gw_buf[..., :n])
         _average_into(xp, ms, gw, beta1, t)  # m = β₁·m + (1 − β₁)·g
         xp.multiply(gw, gw, out=t)
         _average_into(xp, vs, t, beta2, t)  # v = β₂·v + (1 − β₂)·g²

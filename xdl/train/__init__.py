@@ -3,7 +3,8 @@
 from xdl.train.callbacks import BEST_FILE, CHECKPOINT_FILE, Callback, Checkpoint, EarlyStopping
 from xdl.train.history import History
 from xdl.train.interrupt import Interrupted
+from xdl.train.many import ManyTrainer, Result, fit_many
 from xdl.train.trainer import Trainer
 
 __all__ = ["BEST_FILE", "CHECKPOINT_FILE", "Callback", "Checkpoint", "EarlyStopping", "History", "Interrupted",
-           "Trainer"]
+           "ManyTrainer", "Result", "Trainer", "fit_many"]

@@ -13,17 +13,20 @@ COLUMNS = ("epoch", "train_cost", "train_accuracy", "dev_cost", "dev_accuracy", 
 class History:
     """Per-epoch records: ``epoch`` (from 1), train/dev cost and accuracy (None where not measured),
     the learning rate, and seconds. ``stopped_epoch`` is set when a callback stopped the run early,
-    ``best_epoch`` when early stopping restored that epoch's weights.
+    ``best_epoch`` when early stopping restored that epoch's weights, ``diverged`` (a message
+    naming the epoch and step) when a model of `xdl.train.fit_many` diverged and was stopped.
 
     >>> h = History([{"epoch": 1, "dev_cost": 0.5}, {"epoch": 2, "dev_cost": 0.4}])
     >>> h["dev_cost"], h[-1]["epoch"], len(h)
     ([0.5, 0.4], 2, 2)
     """
 
-    def __init__(self, records=(), stopped_epoch: int | None = None, best_epoch: int | None = None):
+    def __init__(self, records=(), stopped_epoch: int | None = None, best_epoch: int | None = None,
+                 diverged: str | None = None):
         self.records = [dict(r) for r in records]
         self.stopped_epoch = stopped_epoch
         self.best_epoch = best_epoch
+        self.diverged = diverged
 
     def append(self, record: dict) -> None:
         self.records.append(dict(record))
@@ -52,11 +55,12 @@ class History:
         return self.records[-1]
 
     def to_dict(self) -> dict:
-        return {"records": self.records, "stopped_epoch": self.stopped_epoch, "best_epoch": self.best_epoch}
+        return {"records": self.records, "stopped_epoch": self.stopped_epoch, "best_epoch": self.best_epoch,
+                "diverged": self.diverged}
 
     @classmethod
     def from_dict(cls, data: dict) -> History:
-        return cls(data["records"], data.get("stopped_epoch"), data.get("best_epoch"))
+        return cls(data["records"], data.get("stopped_epoch"), data.get("best_epoch"), data.get("diverged"))
 
     def save(self, path) -> Path:
         """Write the history as JSON, atomically (temporary file + rename)."""

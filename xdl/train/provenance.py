@@ -12,7 +12,7 @@ import hashlib
 
 import numpy as np
 
-from xdl.serialization import describe
+from xdl.nn.architecture import describe
 
 
 def data_digest(X, y) -> dict:

@@ -26,7 +26,7 @@ import numpy as np
 from xdl import losses as _losses
 from xdl.backend import get_backend
 from xdl.data import batch_bounds, check_features, check_labels
-from xdl.serialization import read_extra, save
+from xdl.serialization import load, read_extra, save
 from xdl.tensor import no_grad, to_numpy
 from xdl.train import provenance
 from xdl.train.callbacks import CHECKPOINT_FILE, Callback, Checkpoint
@@ -376,8 +376,6 @@ class Trainer:
         saved_opt = {"class": extra.get("optimizer", opt["class"]), "t": extra["optimizer_t"],
                      "settings": opt["settings"], "state": state}
         self.optimizer.check_state_dict(saved_opt)
-        from xdl.serialization import load
-
         load(path, model=self.model)  # checks every name and shape before writing
         self.optimizer.load_state_dict(saved_opt)
         for i, (cb, cb_state) in enumerate(zip(self.callbacks, extra["callbacks"])):

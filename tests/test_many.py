@@ -1,0 +1,257 @@
+"""K models in one batched pass (`xdl.nn.stack`, `StackedOptimizer`, `xdl.train.fit_many`): each
+model ends exactly where the same configuration trained alone ends; per-model early stopping and
+divergence; checkpoints and exact resume; bad input named."""
+
+import os
+import signal
+
+import numpy as np
+import pytest
+
+import xdl
+from xdl.config import TrainConfig
+from xdl.nn import StackError, stack
+from xdl.optim import StackedOptimizer
+from xdl.train import Callback, Checkpoint, Interrupted, fit_many
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = xdl.datasets.digits()
+    X = (X - X.mean(axis=0)) / (X.std(axis=0) + 1.0)
+    return X[:320], y[:320], (X[320:420], y[320:420])
+
+
+def small(**overrides) -> TrainConfig:
+    values = dict(hidden=[24, 16], epochs=4, patience=0, batch_size=64, progress=False, dropout=0.0,
+                  schedule="none")
+    return TrainConfig(**{**values, **overrides})
+
+
+def alone(config, X, y, dev, seed, n_classes=10, dtype=np.float64, callbacks=()):
+    """The configuration trained by an ordinary Trainer on the same batches (shuffle from ``seed``)."""
+    xdl.seed(config.seed)
+    model = config.build_model(X.shape[1], n_classes).astype(dtype)
+    trainer = config.build_trainer(model, callbacks=callbacks)
+    trainer.seed = seed
+    history = trainer.fit(X, y, dev=dev)
+    return model, history
+
+
+def assert_same_weights(a, b, rtol):
+    """Every array of ``a`` within ``rtol`` of ``b``'s, relative to its norm (‖a − b‖ ≤ rtol·‖b‖)."""
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    for name in sa:
+        assert np.linalg.norm(sa[name] - sb[name]) <= rtol * np.linalg.norm(sb[name]), name
+
+
+# K = 8 models that differ in every hyperparameter that does not change shapes
+EIGHT = [dict(seed=1, lr=3e-3, schedule="inverse_time", decay_rate=0.3),
+         dict(seed=2, lr=1e-2, beta1=0.8, schedule="exponential", decay_base=0.7),
+         dict(seed=3, lr=1e-3, beta2=0.99, l2=0.5),
+         dict(seed=4, lr=5e-3, eps=1e-4, weight_decay=0.01),
+         dict(seed=5, lr=2e-3, schedule="step", decay_factor=0.3, decay_every=2),
+         dict(seed=6, lr=4e-3, init="xavier", l2=0.1, weight_decay=0.001),
+         dict(seed=7, lr=7e-4, schedule="cosine"),
+         dict(seed=8, lr=3e-3, schedule="staircase", decay_rate=1.0, decay_every=2)]
+
+
+def test_eight_models_batched_end_with_the_weights_each_ends_with_alone_float64(digits):
+    X, y, dev = digits
+    configs = [small(**c) for c in EIGHT]
+    with xdl.use("numpy"):
+        results = fit_many(configs, X, y, dev=dev, seed=11, dtype="float64")
+        for config, result in zip(configs, results):
+            model, history = alone(config, X, y, dev, seed=11)
+            assert result.status == "completed" and result.error is None
+            assert_same_weights(result.model, model, 1e-10)
+            assert result.history["lr"] == history["lr"]
+            np.testing.assert_allclose(result.history["dev_cost"], history["dev_cost"], rtol=1e-10)
+            assert result.history["dev_accuracy"] == history["dev_accuracy"]
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov", "rmsprop", "adamw"])
+def test_every_update_rule_batched_equals_alone(digits, optimizer):
+    X, y, dev = digits
+    configs = [small(optimizer=optimizer, seed=1, lr=0.05, beta1=0.9, epochs=2),
+               small(optimizer=optimizer, seed=2, lr=0.01, beta1=0.5, epochs=2, weight_decay=0.01, l2=0.2)]
+    with xdl.use("numpy"):
+        results = fit_many(configs, X, y, dev=dev, seed=3, dtype="float64")
+        for config, result in zip(configs, results):
+            assert_same_weights(result.model, alone(config, X, y, dev, seed=3)[0], 1e-10)
+
+
+def test_dropout_masks_are_those_each_model_draws_alone(digits):
+    """The same seed: each model's masks (and so its weights) are what it gets alone, whatever
+    its rate; different seeds: different masks."""
+    X, y, dev = digits
+    configs = [small(seed=5, dropout=rate, lr=lr) for rate, lr in ((0.1, 3e-3), (0.3, 1e-3), (0.5, 5e-3))]
+    with xdl.use("numpy"):
+        results = fit_many(configs, X, y, dev=dev, seed=5, dtype="float64")
+        for config, result in zip(configs, results):
+            assert_same_weights(result.model, alone(config, X, y, dev, seed=5)[0], 1e-10)
+        models = []
+        for s in (1, 2):
+            xdl.seed(s)
+            models.append(xdl.nn.mlp(8, [64], 2, dropout=0.5))
+        stacked = stack(models)
+        stacked.set_random_key([1, 2], step=3)
+        dropout = stacked.layers[2]
+        out = dropout(xdl.tensor(np.ones((16, 2, 64), np.float32))).numpy()
+        keep = out != 0
+        for k, s in enumerate((1, 2)):
+            assert (keep[:, k] == xdl.ops.random.keep_mask((16, 64), 0.5, s, 3, 3)).all()
+        assert (keep[:, 0] != keep[:, 1]).mean() > 0.3  # independent masks disagree about half the time
+
+
+def test_float32_batched_is_close_to_alone(digits):
+    """float32 sums in another order in a batched product than in K single ones; Adam's first
+    steps (g/√v ≈ ±1 for any gradient above ε) turn those roundings of near-zero gradients into
+    whole steps, so the CPU agrees to about 2e-4 of the weights' norm, not to rounding."""
+    X, y, dev = digits
+    configs = [small(**c) for c in EIGHT[:3]]
+    with xdl.use("numpy"):
+        results = fit_many(configs, X, y, dev=dev, seed=0, dtype="float32")
+        for config, result in zip(configs, results):
+            assert result.model.dtype == np.float32
+            assert_same_weights(result.model, alone(config, X, y, dev, seed=0, dtype=np.float32)[0], 1e-3)
+
+
+def test_per_model_early_stopping_keeps_each_models_best_epoch(digits):
+    X, y, dev = digits
+    configs = [small(seed=1, lr=0.05, patience=2, epochs=30), small(seed=2, lr=1e-3, patience=3, epochs=12)]
+    with xdl.use("numpy"):
+        results = fit_many(configs, X, y, dev=dev, seed=2, dtype="float64")
+        for config, result in zip(configs, results):
+            model, history = alone(config, X, y, dev, seed=2)
+            assert len(result.history) == len(history)
+            assert (result.history.best_epoch, result.history.stopped_epoch) == (history.best_epoch,
+                                                                                history.stopped_epoch)
+            assert_same_weights(result.model, model, 1e-10)
+        assert results[0].status == "stopped"
+
+
+def test_diverging_models_do_not_stop_or_corrupt_the_others(digits):
+    """lr = 10 (a poor model, finite costs) and lr = 1e30 (NaN in epoch 1: marked failed, its last
+    good state kept, its history says where) beside two good models, which end exactly as they
+    do without them."""
+    X, y, dev = digits
+    config = dict(optimizer="sgd", batch_norm=False)
+    good = [small(seed=1, lr=0.05, **config), small(seed=2, lr=0.1, **config)]
+    poor, nan = small(seed=3, lr=10.0, **config), small(seed=4, lr=1e30, **config)
+    with xdl.use("numpy"), np.errstate(all="ignore"):
+        together = fit_many([good[0], poor, nan, good[1]], X, y, dev=dev, seed=0, dtype="float64")
+        apart = fit_many(good, X, y, dev=dev, seed=0, dtype="float64")
+    assert [r.status for r in together] == ["completed", "completed", "failed", "completed"]
+    assert together[1].history["train_cost"][-1] > together[0].history["train_cost"][-1] + 0.5
+    failed = together[2]
+    assert failed.error.startswith("model 2 diverged: the cost became nan at epoch 1, step ")
+    assert failed.error.endswith("it keeps its initial state") and failed.history.diverged == failed.error
+    assert len(failed.history) == 0
+    xdl.seed(4)
+    initial = nan.build_model(64, 10).astype(np.float64)
+    assert_same_weights(failed.model, initial, 0.0)
+    for r, reference in zip([together[0], together[3]], apart):
+        assert_same_weights(r.model, reference.model, 0.0)
+        assert r.history["dev_cost"] == reference.history["dev_cost"]
+
+
+class InterruptAt(Callback):
+    """Sends this process SIGINT at the end of epoch ``epoch`` (the first run only)."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_end(self, trainer, record):
+        if record["epoch"] == self.epoch:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_checkpoint_and_resume_give_the_uninterrupted_result(digits, tmp_path):
+    X, y, dev = digits
+    configs = [small(seed=1, dropout=0.2, lr=3e-3, patience=2, epochs=6), small(seed=1, dropout=0.4, lr=1e-2, epochs=6)]
+    with xdl.use("numpy"):
+        straight = fit_many(configs, X, y, dev=dev, seed=4, callbacks=[InterruptAt(0)])
+        with pytest.raises(Interrupted) as stop:
+            fit_many(configs, X, y, dev=dev, seed=4, callbacks=[InterruptAt(3), Checkpoint(tmp_path)])
+        assert stop.value.checkpoint == tmp_path / "checkpoint.npz"
+        resumed = fit_many(configs, X, y, dev=dev, seed=4, callbacks=[InterruptAt(0), Checkpoint(tmp_path)],
+                           resume=tmp_path)
+        for a, b in zip(straight, resumed):
+            assert_same_weights(a.model, b.model, 0.0)
+            assert a.history["dev_cost"] == b.history["dev_cost"] and a.status == b.status
+        with pytest.raises(ValueError, match=r"configs\[1\]\.lr is 0\.02, the checkpoint's was 0\.01"):
+            fit_many([configs[0], small(seed=1, dropout=0.4, lr=2e-2, epochs=6)], X, y, dev=dev, seed=4,
+                     callbacks=[InterruptAt(0), Checkpoint(tmp_path)], resume=tmp_path)
+
+
+def test_each_result_is_an_ordinary_model(digits, tmp_path):
+    X, y, dev = digits
+    with xdl.use("numpy"):
+        result = fit_many([small(seed=1, epochs=2), small(seed=2, epochs=2)], X, y, dev=dev)[1]
+        xdl.save(result.model, tmp_path / "m.npz")
+        loaded = xdl.load(tmp_path / "m.npz")
+        assert (loaded.predict(dev[0]) == result.model.predict(dev[0])).all()
+        assert type(result.model).__name__ == "Sequential"
+
+
+def test_batch_norm_momentum_and_statistics_per_model():
+    models = []
+    for s, momentum in ((1, 0.9), (2, 0.5)):
+        xdl.seed(s)
+        m = xdl.nn.mlp(5, [6], 3, batch_norm=True)
+        m.layers[1].momentum = momentum
+        models.append(m.astype(np.float64))
+    stacked = stack(models)
+    x = np.random.default_rng(0).normal(size=(9, 5))
+    out = stacked(x).numpy()
+    for k, m in enumerate(models):
+        np.testing.assert_allclose(out[:, k], m(x).numpy(), rtol=1e-12)
+        np.testing.assert_allclose(stacked.model(k).layers[1].running_var, m.layers[1].running_var, rtol=1e-12)
+
+
+# -- bad input -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("other, match", [
+    (dict(hidden=[24]), r"hidden is \[24\] in configs\[1\] but \[24, 16\] in configs\[0\]"),
+    (dict(activation="tanh"), r"activation is 'tanh' in configs\[1\] but 'relu'"),
+    (dict(batch_norm=False), r"batch_norm is False in configs\[1\] but True"),
+    (dict(optimizer="sgd"), r"optimizer is 'sgd' in configs\[1\] but 'adam'"),
+    (dict(batch_size=32), r"batch_size is 32 in configs\[1\] but 64"),
+    (dict(dropout=0.3), r"dropout is 0\.3 in configs\[1\] but 0\.0"),
+])
+def test_configs_that_differ_in_a_shared_key_are_refused_naming_it(digits, other, match):
+    X, y, dev = digits
+    with pytest.raises(ValueError, match=match):
+        fit_many([small(), small(**other)], X, y, dev=dev)
+
+
+def test_bad_arguments_are_named_before_any_work(digits):
+    X, y, dev = digits
+    with pytest.raises(ValueError, match=r"configs: no configurations \(K = 0\)"):
+        fit_many([], X, y)
+    with pytest.raises(TypeError, match=r"configs\[1\] must be a TrainConfig"):
+        fit_many([small(), {"lr": 0.1}], X, y)
+    with pytest.raises(ValueError, match=r"configs\[0\] has patience 5.*dev=\(X_dev, y_dev\)"):
+        fit_many([small(patience=5)], X, y)
+    with pytest.raises(ValueError, match=r"y has 10 labels for 320 examples"):
+        fit_many([small()], X, y[:10])
+    with pytest.raises(ValueError, match=r"dtype must be a floating dtype"):
+        fit_many([small()], X, y, dtype="int32")
+    models = []
+    for s in (1, 2):
+        xdl.seed(s)
+        models.append(xdl.nn.mlp(4, [8], 3))
+    stacked = stack(models)
+    optimizers = [xdl.optim.Adam(xdl.nn.mlp(4, [8], 3)) for _ in range(2)]
+    with pytest.raises(ValueError, match=r"optimizers: 1 optimizers for a stack of 2 models"):
+        StackedOptimizer(stacked, optimizers[:1])
+    opt = StackedOptimizer(stacked, optimizers)
+    with pytest.raises(ValueError, match=r"lr: 3 values for a stack of 2 models"):
+        opt.set_lr([0.1, 0.2, 0.3])
+    with pytest.raises(ValueError, match=r"lr must be a finite number > 0"):
+        opt.set_lr([0.1, -1.0])
+    with pytest.raises(StackError, match=r"no models \(K = 0\)"):
+        stack([])
+    with pytest.raises(StackError, match=r"layer 0 \(Dense\): out_features is 9 in model 1, 8 in model 0"):
+        stack([xdl.nn.mlp(4, [8], 3), xdl.nn.mlp(4, [9], 3)])

@@ -1,0 +1,83 @@
+"""K models in one pass: the dense layer and the loss over stacked models.
+
+Activations of K models are laid out (B, K, C): example b, model k, feature c. So a batch-norm
+layer sees a (B, K·C) matrix (its kernels apply unchanged, one column per model and feature) and
+elementwise functions need nothing new. A model's parameters are stacked on a leading axis:
+W (K, n_in, n_out), b (K, n_out).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from xdl.function import Function
+from xdl.functions.registry import Check, op
+
+_LABELS = np.array([0, 2, 1, 1, 0])
+
+
+@op(check=[Check((5, 3, 4), (3, 4, 2), (3, 2)), Check((5, 4), (3, 4, 2), (3, 2)), Check((5, 2, 4), (2, 4, 3))])
+class StackedLinear(Function):
+    """Y[b, k] = X[b, k]·W[k] + b[k] for X (B, K, n_in) — or X (B, n_in), the same input for every
+    model — W (K, n_in, n_out), b (K, n_out) (optional); Y (B, K, n_out). One batched product.
+
+    Backward:  ∂L/∂X[:, k] = ∂L/∂Y[:, k]·W[k]ᵀ (summed over k for a shared X),
+               ∂L/∂W[k] = X[:, k]ᵀ·∂L/∂Y[:, k],  ∂L/∂b[k] = Σ_b ∂L/∂Y[b, k]
+    """
+
+    def forward(self, x, w, b=None):
+        if w.ndim != 3 or x.shape[-1] != w.shape[1] or (x.ndim == 3 and x.shape[1] != w.shape[0]):
+            raise ValueError(f"stacked_linear: input {tuple(x.shape)} does not fit weights {tuple(w.shape)} "
+                             "(expected (B, K, n_in) or (B, n_in) for (K, n_in, n_out))")
+        self.x, self.w = x, w
+        per_model = x.transpose(1, 0, 2) if x.ndim == 3 else x  # (K, B, n_in), or (B, n_in) broadcast
+        y = per_model @ w  # (K, B, n_out)
+        if b is not None:
+            y += b[:, None, :]
+        return self.xp.ascontiguousarray(y.transpose(1, 0, 2))  # (B, K, n_out): (B, K·n_out) for batch norm
+
+    def backward(self, gy):
+        g = gy.transpose(1, 0, 2)  # (K, B, n_out)
+        gx = gw = gb = None
+        if self.needs_grad[0]:
+            gx = g @ self.w.transpose(0, 2, 1)  # (K, B, n_in)
+            gx = gx.sum(axis=0) if self.x.ndim == 2 else self.xp.ascontiguousarray(gx.transpose(1, 0, 2))
+        if self.needs_grad[1]:
+            xt = self.x.transpose(1, 2, 0) if self.x.ndim == 3 else self.x.T  # (K, n_in, B) or (n_in, B)
+            gw = xt @ g
+        if len(self.needs_grad) == 3 and self.needs_grad[2]:
+            gb = g.sum(axis=1)
+        return (gx, gw) if len(self.needs_grad) == 2 else (gx, gw, gb)
+
+
+class StackedSoftmaxCrossEntropy(Function):
+    """J[k] = (1/B) Σ_b (log Σ_c e^(z[b,k,c]) − z[b,k,y_b]) for logits z (B, K, C) and labels y (B,),
+    the same for every model: each model's own mean loss, a (K,) vector. ∂J[k]/∂z[:, k] = (softmax − y)/B."""
+
+    labels: object
+
+    def forward(self, z):
+        xp, (m, k) = self.xp, z.shape[:2]
+        self.at = (xp.arange(m)[:, None], xp.arange(k)[None, :], self.labels[:, None])  # z[b, k, y_b]
+        shifted = z - z.max(axis=-1, keepdims=True)
+        picked = shifted[self.at]  # (B, K)
+        self.probs = xp.exp(shifted, out=shifted)
+        total = self.probs.sum(axis=-1)
+        self.probs /= total[..., None]
+        return (xp.log(total) - picked).mean(axis=0).astype(z.dtype, copy=False)
+
+    def backward(self, gy):
+        g = self.probs.copy()
+        g[self.at] -= 1
+        g *= gy[None, :, None] / g.shape[0]
+        return (g,)
+
+
+@op(check=[Check((5, 3, 3), args=(_LABELS,)), Check((5, 1, 3), args=(_LABELS,))])
+def stacked_softmax_cross_entropy(logits, labels):
+    """Each of K models' softmax cross-entropy: logits (B, K, C), class indices (B,) → (K,)."""
+    labels = logits.backend.asarray(labels)
+    if labels.ndim != 1 or labels.shape[0] != logits.shape[0]:
+        raise ValueError(f"stacked_softmax_cross_entropy: labels of shape {tuple(labels.shape)} for logits "
+                         f"{logits.shape}; expected ({logits.shape[0]},) class indices")
+    return StackedSoftmaxCrossEntropy.apply(logits, labels=labels)

@@ -1,0 +1,48 @@
+"""A model's architecture as plain data: `describe` a model, `build` a fresh one from that.
+
+The description names each layer's class and its constructor arguments (``Module.config``), so
+it can be stored as JSON beside the weights (`xdl.save`) and compared (a resume, a stack of models).
+
+>>> from xdl.nn import Dense, ReLU, Sequential
+>>> describe(Sequential(Dense(2, 3), ReLU()))["layers"][0]
+{'class': 'Dense', 'config': {'in_features': 2, 'out_features': 3, 'init': 'he', 'bias': True}}
+"""
+
+from __future__ import annotations
+
+from xdl.backend import host_rng
+from xdl.nn.layers import BatchNorm, Dense, Dropout, LeakyReLU, ReLU, Sigmoid, Softmax, Standardize, Tanh
+from xdl.nn.module import Module
+from xdl.nn.sequential import Sequential
+
+LAYERS = {cls.__name__: cls for cls in (BatchNorm, Dense, Dropout, LeakyReLU, ReLU, Sigmoid, Softmax, Standardize, Tanh,
+                                          Sequential)}
+
+
+def describe(module: Module) -> dict:
+    """The architecture of ``module`` as plain data (layer classes and constructor arguments)."""
+    name = type(module).__name__
+    if isinstance(module, Sequential):
+        return {"class": "Sequential", "layers": [describe(layer) for layer in module.layers]}
+    if LAYERS.get(name) is not type(module):
+        raise TypeError(f"cannot describe custom module {name}: save its state_dict() and rebuild it in code, "
+                        "or pass model= to xdl.load")
+    return {"class": name, "config": dict(module.config)}
+
+
+def build(description: dict) -> Module:
+    """A fresh module from `describe`'s output (the host random stream is left untouched)."""
+    state = host_rng().bit_generator.state  # building draws initial weights we are about to overwrite
+    try:
+        return _build(description)
+    finally:
+        host_rng().bit_generator.state = state
+
+
+def _build(description: dict) -> Module:
+    name = description.get("class")
+    if name == "Sequential":
+        return Sequential(*[_build(d) for d in description["layers"]])
+    if name not in LAYERS:
+        raise ValueError(f"unknown layer class {name!r} in the saved architecture")
+    return LAYERS[name](**description.get("config", {}))

@@ -1,0 +1,261 @@
+"""K models of one architecture trained as one: `stack` them, `Stacked.model` takes one back out.
+
+The K models' parameters are one (K, P) buffer whose row k is model k's own flat buffer (the same
+layout, weights first), and each stacked layer's parameters are (K, …) views of it; gradients
+likewise. Activations are (B, K, C): a dense layer is one batched product (`stacked_linear`), a
+batch-norm layer sees a (B, K·C) matrix, elementwise layers need nothing new. What does not change
+shapes may differ per model — initial weights, dropout rate, batch-norm momentum — and each
+model's dropout masks are its own: the draw a model would make alone, keyed by its own seed.
+
+>>> import numpy as np, xdl
+>>> models = []
+>>> for seed in (1, 2, 3):
+...     xdl.seed(seed)
+...     models.append(xdl.nn.mlp(4, [8], 3))
+>>> stacked = stack(models)
+>>> x = np.ones((5, 4), np.float32)
+>>> stacked(x).shape  # (batch, models, outputs)
+(5, 3, 3)
+>>> bool(np.allclose(stacked(x).numpy()[:, 1], models[1](x).numpy()))
+True
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from xdl import functions as F
+from xdl.nn.architecture import build, describe
+from xdl.nn.layers import BatchNorm, Dense, Dropout, LeakyReLU, ReLU, Sigmoid, Softmax, Standardize, Tanh
+from xdl.nn.module import Module
+from xdl.nn.sequential import Sequential
+from xdl.tensor import Parameter, Tensor
+
+ELEMENTWISE = (ReLU, LeakyReLU, Tanh, Sigmoid, Softmax)  # act on the last axis or elementwise: shared as they are
+PER_MODEL = {"Dropout": ("rate",), "BatchNorm": ("momentum",), "Dense": ("init",)}  # may differ between models
+
+
+class StackError(ValueError):
+    """The models cannot be stacked (the message names the layer, the setting and both values)."""
+
+
+def check_stackable(descriptions: list[dict]) -> None:
+    """Raise `StackError` unless every description has the first one's architecture: the same
+    layers, shapes and shared settings (only `PER_MODEL` settings may differ)."""
+    first = descriptions[0]
+    for k, d in enumerate(descriptions[1:], 1):
+        if d.get("class") != "Sequential" or len(d["layers"]) != len(first["layers"]):
+            raise StackError(f"model {k} has {len(d.get('layers', []))} layers, model 0 has {len(first['layers'])}")
+        for i, (a, b) in enumerate(zip(first["layers"], d["layers"])):
+            if a["class"] != b["class"]:
+                raise StackError(f"layer {i} is {b['class']} in model {k}, {a['class']} in model 0")
+            for key in sorted(set(a.get("config", {})) | set(b.get("config", {}))):
+                if key not in PER_MODEL.get(a["class"], ()) and a["config"].get(key) != b["config"].get(key):
+                    raise StackError(f"layer {i} ({a['class']}): {key} is {b['config'].get(key)!r} in model {k}, "
+                                     f"{a['config'].get(key)!r} in model 0")
+
+
+class Stacked(Sequential):
+    """K models as one: ``stacked(X)`` maps (B, n_features) — or (B, K, n_features) — to (B, K, outputs).
+
+    ``data``/``grad``: the (K, P) parameter and gradient buffers (row k = model k's flat buffer);
+    ``n_weights``: the number of weight columns at the start of each row (the rest are biases and
+    batch-norm γ, β). Built by `stack`.
+    """
+
+    def __init__(self, layers, data, grad, n_weights: int, descriptions: list[dict]):
+        Module.__init__(self)
+        for i, layer in enumerate(layers):
+            setattr(self, str(i), layer)
+        self.layers = list(layers)
+        object.__setattr__(self, "data", data)
+        object.__setattr__(self, "grad", grad)
+        self.n_models, self.n_weights, self.descriptions = data.shape[0], int(n_weights), descriptions
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def zero_grad(self) -> None:
+        self.grad.fill(0)
+
+    def set_random_key(self, seed, step: int = 0) -> None:
+        """Key the dropout masks of the next training passes: ``seed`` is one seed per model (model
+        k then draws the masks it would draw alone keyed by ``seed[k]``), or None for the backend's
+        generator."""
+        seeds = None if seed is None else [int(s) for s in np.broadcast_to(np.asarray(seed), (self.n_models,))]
+        for stream, (_, module) in enumerate(self.named_modules()):
+            if module.draws_random:
+                module.random_key = None if seeds is None else (seeds, stream, int(step))
+
+    # -- one model at a time ------------------------------------------------------------------
+    def model_state(self, k: int) -> dict[str, np.ndarray]:
+        """Model k's state dict, named as its ordinary model names it (NumPy copies)."""
+        state = {name: self.backend.to_numpy(p.data[k]).copy() for name, p in self.named_parameters()}
+        state.update({name: self.backend.to_numpy(a[k]).copy() for name, a in self.named_buffers()})
+        return state
+
+    def model(self, k: int) -> Module:
+        """Model k as an ordinary model (its own dropout rate and batch-norm momentum), with its
+        current weights and statistics: ``xdl.save``-able, ``predict``-able."""
+        if not 0 <= k < self.n_models:
+            raise IndexError(f"model {k} of a stack of {self.n_models}")
+        model = build(self.descriptions[k])
+        model.astype(self.dtype)
+        model.load_state_dict(self.model_state(k))
+        return model
+
+    def row(self, k: int) -> dict:
+        """A copy of everything model k holds (its parameter row and statistics), for `set_row`."""
+        return {"data": self.data[k].copy(), "buffers": [a[k].copy() for _, a in self.named_buffers()]}
+
+    def set_row(self, k: int, row: dict) -> None:
+        """Put back what `row` copied: model k's weights and statistics as they were."""
+        self.data[k] = row["data"]
+        for (_, a), saved in zip(self.named_buffers(), row["buffers"]):
+            a[k] = saved
+
+    def __repr__(self) -> str:
+        inner = ",\n".join(f"  ({i}) {layer!r}" for i, layer in enumerate(self.layers))
+        return f"Stacked({self.n_models} models,\n{inner}\n)"
+
+
+def stack(models) -> Stacked:
+    """One `Stacked` model from K ordinary models of the same architecture (only their initial
+    weights, dropout rates and batch-norm momenta may differ); their current weights and
+    statistics are copied in. A `StackError` names the first difference."""
+    models = list(models)
+    if not models:
+        raise StackError("stack: no models (K = 0)")
+    descriptions = [describe(m) for m in models]
+    check_stackable(descriptions)
+    dtypes = {np.dtype(m.dtype) for m in models}
+    if len(dtypes) > 1:
+        raise StackError(f"stack: the models have different dtypes ({', '.join(sorted(map(str, dtypes)))})")
+    first, backend = models[0], models[0].backend
+    order = first.flat_order()
+    offsets, at = {}, 0
+    for name, p in order:
+        offsets[name], at = at, at + p.size
+    n_weights = sum(p.size for _, p in order if p.role == "weight")
+    data = backend.xp.empty((len(models), at), dtype=first.dtype)
+    grad = backend.xp.zeros_like(data)
+    for k, model in enumerate(models):
+        for name, p in model.flat_order():
+            data[k, offsets[name]:offsets[name] + p.size] = p.data.reshape(-1)
+
+    def view(buffer, name, p):  # (K, *p.shape), a view of the rows of ``buffer``
+        return buffer[:, offsets[name]:offsets[name] + p.size].reshape(len(models), *p.shape)
+
+    layers = []
+    for i, layer in enumerate(first.layers):
+        named = {n.split(".", 1)[1]: p for n, p in order if n.split(".", 1)[0] == str(i)}
+        params = {n: _parameter(view(data, f"{i}.{n}", p), view(grad, f"{i}.{n}", p), p, n, backend)
+                  for n, p in named.items()}
+        same = [m.layers[i] for m in models]
+        layers.append(_stacked_layer(layer, same, params, backend))
+    return Stacked(layers, data, grad, n_weights, descriptions)
+
+
+def _parameter(data, grad, like, name, backend) -> Parameter:
+    p = Parameter(data, backend=backend, name=name)
+    p.grad, p.role = grad, like.role
+    return p
+
+
+def _stacked_layer(layer, same: list, params: dict, backend):
+    if isinstance(layer, Dense):
+        return StackedDense(params["weight"], params.get("bias"))
+    if isinstance(layer, BatchNorm):
+        return StackedBatchNorm(params["gamma"], params["beta"], [m.running_mean for m in same],
+                                [m.running_var for m in same], [m.momentum for m in same], layer.eps)
+    if isinstance(layer, Dropout):
+        return StackedDropout([m.rate for m in same])
+    if isinstance(layer, Standardize):
+        return StackedStandardize(np.stack([backend.to_numpy(m.mean) for m in same]),
+                                  np.stack([backend.to_numpy(m.scale) for m in same]), layer.mean.dtype)
+    if isinstance(layer, ELEMENTWISE):
+        return type(layer)(**layer.config)
+    raise StackError(f"stack: {type(layer).__name__} layers cannot be stacked yet")
+
+
+class StackedDense(Module):
+    """K dense layers: Y[:, k] = X[:, k]·W[k] + b[k]; X (B, K, n_in) or (B, n_in) shared."""
+
+    def __init__(self, weight: Parameter, bias: Parameter | None):
+        super().__init__()
+        self.weight, self.bias = weight, bias
+        self.in_features, self.out_features = weight.shape[1], weight.shape[2]
+
+    def forward(self, x):
+        return F.stacked_linear(x, self.weight, self.bias)
+
+    def __repr__(self) -> str:
+        return f"StackedDense({self.weight.shape[0]} × {self.in_features}→{self.out_features})"
+
+
+class StackedBatchNorm(Module):
+    """K batch-norm layers over (B, K, C) activations: to the kernels, one over a (B, K·C) matrix."""
+
+    min_batch = 2
+
+    def __init__(self, gamma, beta, running_means, running_vars, momenta, eps):
+        super().__init__()
+        self.gamma, self.beta = gamma, beta
+        to_numpy = gamma.backend.to_numpy
+        self.add_buffer("running_mean", np.stack([to_numpy(a) for a in running_means]), gamma.dtype)
+        self.add_buffer("running_var", np.stack([to_numpy(a) for a in running_vars]), gamma.dtype)
+        momenta = np.asarray(momenta, dtype=np.float64)
+        # one value per column of the (B, K·C) matrix, or one number when every model has the same
+        self.momentum = float(momenta[0]) if (momenta == momenta[0]).all() else np.repeat(momenta, gamma.shape[1])
+        self.eps = float(eps)
+
+    def forward(self, x):
+        b, k, c = x.shape
+        y = F.batch_norm(x.reshape(b, k * c), self.gamma.reshape(k * c), self.beta.reshape(k * c),
+                         self.running_mean.reshape(k * c), self.running_var.reshape(k * c), training=self.training,
+                         momentum=self.momentum, eps=self.eps)
+        return y.reshape(b, k, c)
+
+    def __repr__(self) -> str:
+        return f"StackedBatchNorm({self.gamma.shape[0]} × {self.gamma.shape[1]})"
+
+
+class StackedDropout(Module):
+    """K inverted-dropout layers with their own rates; model k's mask is the one it draws alone."""
+
+    draws_random = True
+
+    def __init__(self, rates):
+        super().__init__()
+        self.rates = np.asarray(rates, dtype=np.float64)
+        self.random_key = None  # (seeds, stream, step), set by Stacked.set_random_key
+
+    def forward(self, x):
+        if not self.training or not self.rates.any():
+            return x
+        backend, (b, k, c) = x.backend, x.shape
+        if self.random_key is not None:
+            seeds, stream, step = self.random_key
+            mask = backend.ops.stacked_dropout_mask((b, c), self.rates, seeds, stream, step)
+        else:
+            mask = backend.rng.random((b, k, c), dtype=x.dtype) >= backend.asarray(self.rates[None, :, None])
+        scaled = mask.astype(x.dtype)
+        scaled *= backend.asarray((1.0 / (1.0 - self.rates))[None, :, None].astype(x.dtype))
+        return x * Tensor(scaled, backend=backend)  # y = x·d/(1 − rate_k), as each model's Dropout
+
+    def __repr__(self) -> str:
+        return f"StackedDropout(rates={self.rates.tolist()})"
+
+
+class StackedStandardize(Module):
+    """K standardizations of a shared input: x (B, C) → (B, K, C), model k's (x − mean[k]) / scale[k]."""
+
+    def __init__(self, means, scales, dtype):
+        super().__init__()
+        self.features = means.shape[1]
+        self.add_buffer("mean", means, dtype)
+        self.add_buffer("scale", scales, dtype)
+
+    def forward(self, x):
+        b, c = x.shape
+        return (x.reshape(b, 1, c) - self.mean) / self.scale

@@ -1,0 +1,172 @@
+"""`StackedOptimizer`: K models' optimizers as one — one update per region for all K models.
+
+The K models of a `xdl.nn.Stacked` share one (K, P) parameter buffer (row k = model k's flat
+buffer, weights in columns [0, n_weights), biases and batch-norm γ, β after them). Each model
+brings its own optimizer (the same rule, e.g. all `Adam`, with its own lr, β's, ε and weight
+decay); the stacked optimizer keeps each hyperparameter as K values and updates a whole region of
+columns for all K models in one call of the rule's fused update — one kernel launch on the GPU —
+with each model's values (`xdl.ops.optim`). The optimizer state is (K, P) buffers alike.
+
+A model can be frozen (`freeze`): its learning rate becomes 0 and its gradient row is zeroed
+before each update, so the shared update leaves its weights exactly as they are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from xdl.optim.optimizer import Optimizer, check_lr
+
+
+@dataclass
+class _Region:
+    """Columns [start, stop) of the stacked buffers, with K values per hyperparameter: what the
+    rule's ``update`` takes as a flat buffer and its settings."""
+
+    data: object
+    grad: object
+    params: list
+    settings: dict  # name -> (K,) float64 array; "nesterov" a bool
+    state: dict
+
+
+class StackedOptimizer:
+    """One optimizer over a `Stacked` model, built from K ordinary optimizers, one per model (as
+    ``config.build_optimizer(model_k)`` makes them): the same class, each with its own settings.
+
+    ``lr`` is then K rates (`set_lr`); ``step()`` updates every model; ``t`` counts steps.
+    """
+
+    def __init__(self, stacked, optimizers):
+        optimizers = list(optimizers)
+        if len(optimizers) != stacked.n_models:
+            raise ValueError(f"optimizers: {len(optimizers)} optimizers for a stack of {stacked.n_models} models; "
+                             "give one per model")
+        rules = {type(o).__name__ for o in optimizers}
+        if len(rules) > 1:
+            raise ValueError(f"optimizers: the models' optimizers must be one class, got {', '.join(sorted(rules))}")
+        for k, o in enumerate(optimizers):
+            if o.t:
+                raise ValueError(f"optimizers[{k}] has taken {o.t} steps; stack fresh optimizers")
+            if any(callable(g.settings["lr"]) for g in o.groups):
+                raise ValueError(f"optimizers[{k}] has a per-step lr schedule; stacked models take their rates "
+                                 "per epoch (set_lr)")
+        self.model, self.rule, self.t = stacked, optimizers[0], 0
+        self.state_names = self.rule.state_names
+        xp, n_weights = stacked.backend.xp, stacked.n_weights
+        self._state = {name: xp.zeros_like(stacked.data) for name in self.state_names}
+        weights = [_settings_of(o, k, "weight") for k, o in enumerate(optimizers)]
+        others = [_settings_of(o, k, "other") for k, o in enumerate(optimizers)]
+        if weights == others or n_weights == stacked.data.shape[1]:  # one region: one launch per step
+            bounds = [(0, stacked.data.shape[1], weights)]
+        else:
+            bounds = [(0, n_weights, weights), (n_weights, stacked.data.shape[1], others)]
+        self.regions = [self._region(a, b, per_model) for a, b, per_model in bounds if b > a]
+        self._frozen = np.zeros(stacked.n_models, dtype=bool)
+
+    def _region(self, start, stop, per_model: list[dict]) -> _Region:
+        settings = {}
+        for name in per_model[0]:
+            values = [s[name] for s in per_model]
+            settings[name] = bool(values[0]) if name == "nesterov" else np.array(values, dtype=np.float64)
+        if "nesterov" in settings and any(bool(s["nesterov"]) != settings["nesterov"] for s in per_model):
+            raise ValueError("optimizers: Nesterov and plain momentum cannot be stacked (one update rule)")
+        cols = slice(start, stop)
+        state = {name: a[:, cols] for name, a in self._state.items()}
+        return _Region(self.model.data[:, cols], self.model.grad[:, cols], [self.model.parameters()[0]], settings,
+                       state)
+
+    @property
+    def n_models(self) -> int:
+        return self.model.n_models
+
+    @property
+    def lr(self) -> np.ndarray:
+        """The K learning rates (of the weights' region)."""
+        return self.regions[0].settings["lr"].copy()
+
+    def set_lr(self, lr) -> None:
+        """Set the K learning rates (frozen models keep 0); a number sets every model's."""
+        values = np.broadcast_to(np.asarray(lr, dtype=np.float64), (self.n_models,)) if np.ndim(lr) == 0 \
+            else np.asarray(lr, dtype=np.float64)
+        if values.shape != (self.n_models,):
+            raise ValueError(f"lr: {values.size} values for a stack of {self.n_models} models")
+        for k, value in enumerate(values):
+            if not self._frozen[k]:
+                check_lr(float(value))
+        values = np.where(self._frozen, 0.0, values)
+        for region in self.regions:
+            region.settings["lr"] = values.copy()
+
+    def freeze(self, k: int, clear_state: bool = False) -> None:
+        """Stop updating model k: its lr becomes 0 and its gradient row is zeroed at each step, so
+        its weights stay exactly as they are. ``clear_state`` zeroes its optimizer state too (a
+        diverged model's may hold NaN, which a zero rate would still spread)."""
+        self._frozen[k] = True
+        for region in self.regions:
+            region.settings["lr"][k] = 0.0
+        if clear_state:
+            for a in self._state.values():
+                a[k] = 0
+
+    @property
+    def frozen(self) -> np.ndarray:
+        return self._frozen.copy()
+
+    def zero_grad(self) -> None:
+        self.model.grad.fill(0)
+
+    def step(self) -> None:
+        """One update of every model (frozen ones stay as they are)."""
+        if self._frozen.any():
+            self.model.grad[np.flatnonzero(self._frozen)] = 0
+        self.rule.t = self.t  # the rule's update reads its step count (Adam's bias corrections)
+        for region in self.regions:
+            settings = {name: _collapsed(v) for name, v in region.settings.items()}
+            self.rule.update(region, region.state, settings["lr"], settings)
+        self.t += 1
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Step count, per-model settings and frozen flags, and NumPy copies of the (K, P) state."""
+        to_numpy = self.model.backend.to_numpy
+        return {"class": type(self.rule).__name__, "t": self.t, "frozen": self._frozen.tolist(),
+                "settings": [{k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in r.settings.items()}
+                             for r in self.regions],
+                "state": {name: to_numpy(a).copy() for name, a in self._state.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore from `state_dict` (checked first: the same rule, regions and shapes)."""
+        if state.get("class") != type(self.rule).__name__:
+            raise ValueError(f"optimizer state is {state.get('class')}'s, this one is {type(self.rule).__name__}")
+        if len(state["settings"]) != len(self.regions) or set(state["state"]) != set(self._state):
+            raise ValueError("optimizer state does not fit this stacked optimizer (regions or buffers differ)")
+        for name, a in self._state.items():
+            if tuple(np.shape(state["state"][name])) != a.shape:
+                raise ValueError(f"optimizer state {name!r} has shape {np.shape(state['state'][name])}, "
+                                 f"this one {a.shape}")
+        for name, a in self._state.items():
+            a[...] = self.model.backend.asarray(state["state"][name])
+        for region, saved in zip(self.regions, state["settings"]):
+            region.settings.update({k: (np.asarray(v, dtype=np.float64) if isinstance(v, list) else v)
+                                    for k, v in saved.items()})
+        self._frozen = np.asarray(state["frozen"], dtype=bool)
+        self.t = int(state["t"])
+
+
+def _settings_of(optimizer: Optimizer, k: int, role: str) -> dict:
+    """Model k's settings for its weights (``role="weight"``) or its other parameters."""
+    want = {id(p) for p in optimizer.parameters() if (p.role == "weight") == (role == "weight")}
+    for g in optimizer.groups:
+        if any(id(p) in want for p in g.params):
+            return {name: value for name, value in g.settings.items()}
+    return dict(optimizer.groups[0].settings)
+
+
+def _collapsed(value):
+    """K equal values as one number (the update then runs exactly as one model's would)."""
+    if isinstance(value, np.ndarray) and (value == value[0]).all():
+        return float(value[0])
+    return value

@@ -1,0 +1,485 @@
+"""`fit_many`: K training configurations fitted at once, as one stacked model (the course's caviar).
+
+The K models share what changes shapes or the batches — `SHARED` options: layer sizes,
+activation, batch norm, where dropout is, batch size, optimizer rule, augmentation — and each keeps
+the rest: its seed (initialization and dropout masks), learning rate and schedule, β's, ε, L2,
+weight decay, dropout rate, epochs and early-stopping patience. `xdl.nn.stack` lays them out as one
+model whose dense layers are batched products and whose batch-norm layers are the ordinary
+kernels over (B, K·C); `xdl.optim.StackedOptimizer` updates all K in one launch per region.
+
+Each model is trained as `Trainer` would train it alone (``TrainConfig.build_trainer``) on the
+same mini-batches: the shuffle of epoch e comes from (seed, e), model k's masks from its own seed,
+its rate from its own schedule. So model k ends where ``xdl.seed(configs[k].seed)``,
+``configs[k].build_model(...)`` and a `Trainer` with ``seed=seed`` end (dropout keyed by the
+config's seed). Per model: early stopping freezes it and keeps its best epoch's weights; a
+non-finite cost marks it failed, puts back its state from the end of its last good epoch, and the
+others go on.
+
+Host syncs: on the GPU the step costs stay on the device and are read once per epoch (a model
+that diverged mid-epoch is found then); on the CPU after every step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from xdl import functions as F
+from xdl.backend import seed as seed_backend
+from xdl.config import TrainConfig
+from xdl.data import batch_bounds, check_features, check_labels
+from xdl.nn import Module, stack
+from xdl.optim.stacked import StackedOptimizer
+from xdl.serialization import load, read_extra, save
+from xdl.tensor import Tensor, no_grad
+from xdl.train.callbacks import CHECKPOINT_FILE, Callback, Checkpoint
+from xdl.train.history import History
+from xdl.train.interrupt import Interrupted, SignalFlag
+from xdl.train.provenance import data_digest
+from xdl.train.trainer import _progress_bar
+
+# Options the K configurations must share: they change shapes, the batches, or the update rule.
+SHARED = ("dataset", "hidden", "activation", "batch_norm", "batch_size", "optimizer", "augment_shift", "augment_noise",
+          "augment_flip")
+# Options that describe the command line's run, not a model: fit_many ignores them.
+IGNORED = ("backend", "out", "checkpoint_every", "resume", "progress", "base_error")
+STATUSES = ("completed", "stopped", "failed")
+
+
+@dataclass
+class Result:
+    """One configuration's outcome: ``model`` (an ordinary model: its best epoch's weights with
+    early stopping, else its last good ones), ``history``, ``status`` — "completed" (ran its
+    epochs), "stopped" (early stopping) or "failed" (diverged; ``error`` says where)."""
+
+    config: TrainConfig
+    model: Module
+    history: History
+    status: str
+    error: str | None = None
+
+
+def check_shared(configs) -> None:
+    """Raise ValueError naming the first `SHARED` option (or dropout's placement) on which a
+    configuration differs from ``configs[0]``, with both values."""
+    first = configs[0]
+    for k, c in enumerate(configs[1:], 1):
+        for key in SHARED:
+            if getattr(c, key) != getattr(first, key):
+                raise ValueError(f"configs: {key} is {getattr(c, key)!r} in configs[{k}] but {getattr(first, key)!r} "
+                                 f"in configs[0]; models trained together must share {', '.join(SHARED)}")
+        if (c.dropout > 0) != (first.dropout > 0):
+            raise ValueError(f"configs: dropout is {c.dropout!r} in configs[{k}] but {first.dropout!r} in configs[0]; "
+                             "the rates may differ but not whether a model has dropout layers")
+
+
+def fit_many(configs, X, y, dev=None, seed: int = 0, dtype="float32", n_classes: int | None = None,
+             standardize=None, callbacks=(), resume=None, progress: bool | None = False) -> list[Result]:
+    """Fit the `TrainConfig` s ``configs`` at once on ``(X, y)`` and return one `Result` each.
+
+    ``dev``: ``(X_dev, y_dev)``, needed when a configuration has ``patience`` > 0 (early stopping
+    on the dev cost, as ``xdl train``). ``seed``: the mini-batch order (as ``Trainer(seed=seed)``).
+    ``n_classes``: the output width (default: the largest label + 1). ``standardize``: a
+    `xdl.nn.Standardize` layer each model starts with (as ``xdl train`` builds them); none by
+    default. ``callbacks`` see the batch (`ManyTrainer`): a `Checkpoint` keeps the whole batch
+    resumable and ``resume=directory`` continues it exactly.
+
+    >>> import xdl
+    >>> from xdl.config import TrainConfig
+    >>> X, y = xdl.datasets.digits()
+    >>> configs = [TrainConfig(lr=lr, epochs=2, patience=0, hidden=[32]) for lr in (1e-3, 3e-3, 1e-2)]
+    >>> results = fit_many(configs, X[:500], y[:500])
+    >>> [r.status for r in results], len(results[2].history)
+    (['completed', 'completed', 'completed'], 2)
+    """
+    trainer = ManyTrainer(configs, seed=seed, dtype=dtype, callbacks=callbacks, progress=progress)
+    return trainer.fit(X, y, dev=dev, n_classes=n_classes, standardize=standardize, resume=resume)
+
+
+class ManyTrainer:
+    """The loop of `fit_many`, with the attributes a `Callback` uses on a `Trainer`: ``model``
+    (the `xdl.nn.Stacked` model), ``optimizer``, ``epoch``, ``step``, ``stop_training``,
+    ``history`` (one record per epoch for the batch: the best model's costs and ``active``, the
+    number still training) and ``histories`` (one `History` per model)."""
+
+    def __init__(self, configs, seed: int = 0, dtype="float32", callbacks=(), progress: bool | None = False):
+        configs = list(configs) if not isinstance(configs, TrainConfig) else [configs]
+        if not configs:
+            raise ValueError("configs: no configurations (K = 0); give at least one TrainConfig")
+        for k, c in enumerate(configs):
+            if not isinstance(c, TrainConfig):
+                raise TypeError(f"configs[{k}] must be a TrainConfig, got {type(c).__name__}")
+            c.validate(f"configs[{k}]")
+        check_shared(configs)
+        if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+            raise ValueError(f"seed must be an integer ≥ 0, got {seed!r}")
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError:
+            raise TypeError(f"dtype must be a floating dtype name, got {dtype!r}") from None
+        if dtype.kind != "f":
+            raise ValueError(f"dtype must be a floating dtype (float32 or float64), got {dtype}")
+        for cb in callbacks:
+            if not isinstance(cb, Callback):
+                raise TypeError(f"callbacks must be xdl.train.Callback instances, got {cb!r}")
+        self.configs, self.seed, self.dtype = configs, int(seed), dtype
+        self.callbacks = sorted(callbacks, key=lambda cb: cb.order)
+        self.progress = progress
+        self.batch_size = configs[0].batch_size
+        self.epochs = max(c.epochs for c in configs)
+        self.model = self.optimizer = None  # built by fit, once the data gives the sizes
+        self.history = History()
+        self.epoch = self.step = 0
+        self.stop_training = self.resumed = False
+        self.last_checkpoint = self.last_checkpoint_at = self.best_checkpoint = None
+        self._partial = None
+
+    @property
+    def n_models(self) -> int:
+        return len(self.configs)
+
+    # -- building -----------------------------------------------------------------------------
+    def _build(self, n_features: int, n_classes: int, standardize) -> None:
+        models = []
+        for c in self.configs:
+            seed_backend(c.seed)  # model k starts exactly as it would alone
+            models.append(c.build_model(n_features, n_classes, standardize).astype(self.dtype))
+        self.model = stack(models)
+        self.optimizer = StackedOptimizer(self.model, [c.build_optimizer(m) for c, m in zip(self.configs, models)])
+        self._l2 = np.array([c.l2 for c in self.configs])
+        self._schedules = [c.build_schedule() for c in self.configs]
+        self._augment = self.configs[0].build_augment()
+        k = self.n_models
+        self.histories = [History() for _ in range(k)]
+        self.status = ["training"] * k  # then completed, stopped or failed
+        self.errors: list[str | None] = [None] * k
+        self._stopping = [{"best": math.inf, "best_epoch": None, "wait": 0} for _ in range(k)]
+        # rows kept aside: each early-stopping model's best epoch, and each frozen model's last
+        # state (a frozen model still runs forward, so its batch-norm statistics would drift)
+        self._kept = {"best": [None] * k, "final": [None] * k}
+        self._good = self._snapshot()  # every model's state at the end of its last good epoch
+
+    def _snapshot(self) -> dict:
+        return {"data": self.model.data.copy(), "buffers": [a.copy() for _, a in self.model.named_buffers()]}
+
+    # -- the loop -----------------------------------------------------------------------------
+    def fit(self, X, y, dev=None, n_classes=None, standardize=None, resume=None) -> list[Result]:
+        X = check_features(X, "X")
+        if len(X) == 0:
+            raise ValueError("X has no examples")
+        if dev is not None and not (isinstance(dev, tuple | list) and len(dev) == 2):
+            raise ValueError("dev must be a pair (X_dev, y_dev)")
+        y = check_labels(y, len(X), "y")
+        if y.ndim != 1:
+            raise ValueError("y must be (m,) class indices for fit_many")
+        if dev is not None:
+            dev_X = check_features(dev[0], "X_dev", int(np.prod(X.shape[1:])))
+            dev = (dev_X, check_labels(dev[1], len(dev_X), "y_dev"))
+        observed = int(max(y.max(), dev[1].max() if dev is not None and len(dev[1]) else 0)) + 1
+        if n_classes is None:
+            n_classes = max(observed, 2)
+        elif not isinstance(n_classes, int | np.integer) or n_classes < observed:
+            raise ValueError(f"n_classes must be an integer ≥ {observed} (the largest label + 1), got {n_classes!r}")
+        needs_dev = [k for k, c in enumerate(self.configs) if c.patience]
+        if needs_dev and dev is None:
+            raise ValueError(f"configs[{needs_dev[0]}] has patience {self.configs[needs_dev[0]].patience}: early "
+                             "stopping watches the dev cost, so pass dev=(X_dev, y_dev) (or set patience 0)")
+        X = X.reshape(len(X), -1).astype(self.dtype, copy=False)
+        if dev is not None:
+            dev = (dev[0].reshape(len(dev[0]), -1).astype(self.dtype, copy=False), dev[1])
+        bounds = self._batches(len(X))
+        if self.model is None:
+            self._build(X.shape[1], n_classes, standardize)
+        self._provenance = {"configs": [_described(c) for c in self.configs], "seed": self.seed,
+                            "dtype": str(self.dtype), "data": data_digest(X, y),
+                            "dev": data_digest(*dev) if dev is not None else None}
+        self.stop_training, self.resumed = False, resume is not None
+        if resume is not None:
+            self.load_checkpoint(Path(resume) / CHECKPOINT_FILE)
+        for cb in self.callbacks:
+            cb.on_train_begin(self)
+        backend = self.model.backend
+        if self._augment is None:
+            X, y = backend.asarray(X), backend.asarray(y)
+        y_device = backend.asarray(y)
+        if dev is not None:
+            dev = (backend.asarray(dev[0]), backend.asarray(dev[1]))
+        bar = _progress_bar(self.progress, total=(self.epochs - self.epoch) * len(bounds) - self.step)
+        try:
+            with SignalFlag() as signals:
+                while self.epoch < self.epochs and not self.stop_training and "training" in self.status:
+                    record = self._train_epoch(X, y, y_device, dev, bounds, bar, signals)
+                    self.history.append(record)
+                    for cb in self.callbacks:
+                        cb.on_epoch_end(self, record)
+                    if signals.received and self.epoch < self.epochs and "training" in self.status:
+                        self._interrupt(signals.received)
+        finally:
+            bar.close()
+            self.model.set_random_key(None)
+        for cb in self.callbacks:
+            cb.on_train_end(self)
+        return self.results()
+
+    def _batches(self, m: int) -> list[tuple[int, int]]:
+        min_size = 2 if self.configs[0].batch_norm else 1
+        if m < min_size:
+            raise ValueError(f"the training set has {m} example(s); the models (batch norm) need batches of at "
+                             f"least {min_size}")
+        return batch_bounds(m, self.batch_size, min_size)
+
+    def _train_epoch(self, X, y, y_device, dev, bounds, bar, signals) -> dict:
+        model, backend = self.model, self.model.backend
+        xp, e, steps, k = backend.xp, self.epoch, len(bounds), self.n_models
+        start = time.perf_counter()
+        rates = np.array([float(s(e)) if s is not None else c.lr for c, s in zip(self.configs, self._schedules)])
+        self.optimizer.set_lr(rates)
+        costs = xp.zeros((steps, k), dtype=np.float64)  # each step's cost per model, on the device
+        seconds_before = 0.0
+        if self._partial is not None:  # resuming mid-epoch
+            costs[:self.step] = backend.asarray(np.asarray(self._partial["costs"], dtype=np.float64))
+            seconds_before = float(self._partial["seconds"])
+            self._partial = None
+        order = np.random.default_rng([self.seed, e]).permutation(len(X))  # as Trainer shuffles epoch e
+        if not isinstance(X, np.ndarray):
+            order = backend.asarray(order)
+        seeds = [c.seed for c in self.configs]
+        l2 = self._l2 if self._l2.any() else None
+        checked = self.step
+        model.train()
+        for step in range(self.step, steps):
+            idx = order[bounds[step][0]:bounds[step][1]]
+            Xb, yb = X[idx], y[idx]
+            if self._augment is not None:  # on the host, as Trainer does
+                Xb = backend.asarray(self._augment(Xb, np.random.default_rng([self.seed, e, step])))
+                yb = backend.asarray(yb)
+            model.set_random_key(seeds, e * steps + step)
+            self.optimizer.zero_grad()
+            cost = F.stacked_softmax_cross_entropy(model(Xb), yb)  # (K,): each model's mean cost
+            total = cost.sum()
+            if l2 is not None:
+                total = total + _l2_penalty(model, l2, len(Xb))
+            total.backward()
+            self.optimizer.step()
+            costs[step] = cost.data
+            self.step = step + 1
+            bar.update(1)
+            if backend.host_sync_is_cheap or step + 1 == steps or signals.received:
+                self._check_costs(costs, checked, step + 1)
+                checked = step + 1
+            if signals.received and step + 1 < steps:
+                self._partial = {"costs": backend.to_numpy(costs[:step + 1]).tolist(),
+                                 "seconds": seconds_before + time.perf_counter() - start}
+                self._interrupt(signals.received)
+        seconds = seconds_before + time.perf_counter() - start
+        train = self._evaluate(X, y_device)
+        dev_metrics = self._evaluate(*dev) if dev is not None else None
+        self.epoch, self.step = e + 1, 0
+        return self._end_epoch(train, dev_metrics, rates, seconds)
+
+    def _check_costs(self, costs, start: int, stop: int) -> None:
+        """Fail every training model whose cost in steps [start, stop) is not finite."""
+        values = self.model.backend.to_numpy(costs[start:stop])
+        for k in np.flatnonzero(~np.isfinite(values).all(axis=0)):
+            if self.status[k] == "training":
+                step = start + int(np.flatnonzero(~np.isfinite(values[:, k]))[0])
+                self._fail(k, f"the cost became {values[step - start, k]} at epoch {self.epoch + 1}, step {step + 1}")
+
+    def _fail(self, k: int, what: str) -> None:
+        """Stop model k for good: its state goes back to the end of its last good epoch."""
+        kept = len(self.histories[k])
+        self.errors[k] = f"model {k} diverged: {what}; it keeps its state after epoch {kept}" if kept else \
+            f"model {k} diverged: {what}; it keeps its initial state"
+        self.histories[k].diverged = self.errors[k]
+        self.status[k] = "failed"
+        self.optimizer.freeze(k, clear_state=True)  # its state may hold NaN
+        good = {"data": self._good["data"][k].copy(), "buffers": [a[k].copy() for a in self._good["buffers"]]}
+        self.model.set_row(k, good)
+        self._kept["final"][k] = good
+
+    def _end_epoch(self, train: dict, dev: dict | None, rates, seconds: float) -> dict:
+        """Record each training model's epoch, apply early stopping and the epoch limits."""
+        for k in range(self.n_models):
+            if self.status[k] != "training":
+                continue
+            record = {"epoch": self.epoch, "train_cost": train["cost"][k], "train_accuracy": train["accuracy"][k],
+                      "dev_cost": dev["cost"][k] if dev else None, "dev_accuracy": dev["accuracy"][k] if dev else None}
+            bad = [key for key in ("train_cost", "dev_cost") if record[key] is not None and not math.isfinite(record[key])]
+            if bad:
+                self._fail(k, f"the {bad[0].replace('_', ' ')} became {record[bad[0]]} at the end of epoch {self.epoch}")
+                continue
+            record.update(lr=float(rates[k]), seconds=seconds)
+            self.histories[k].append(record)
+            self._early_stopping(k, record)
+            if self.status[k] == "training" and self.epoch >= self.configs[k].epochs:
+                self.status[k] = "completed"
+            if self.status[k] != "training":
+                self.optimizer.freeze(k)
+                self._kept["final"][k] = self.model.row(k)
+        self._good = self._snapshot()
+        active = [k for k in range(self.n_models) if self.status[k] != "failed" and self.histories[k].records
+                  and self.histories[k][-1]["epoch"] == self.epoch]
+        best = min(active, key=lambda k: (self.histories[k][-1]["dev_cost"] if dev else
+                                          self.histories[k][-1]["train_cost"]), default=None)
+        record = {"epoch": self.epoch, "active": self.status.count("training"), "best_model": best}
+        for key in ("train_cost", "train_accuracy", "dev_cost", "dev_accuracy"):
+            record[key] = self.histories[best][-1][key] if best is not None else None
+        record["seconds"] = seconds
+        return record
+
+    def _early_stopping(self, k: int, record: dict) -> None:
+        """`EarlyStopping(patience=configs[k].patience)` on the dev cost, for model k alone."""
+        patience, state = self.configs[k].patience, self._stopping[k]
+        if not patience:
+            return
+        if record["dev_cost"] < state["best"]:
+            state.update(best=record["dev_cost"], best_epoch=record["epoch"], wait=0)
+            self._kept["best"][k] = self.model.row(k)
+        else:
+            state["wait"] += 1
+            if state["wait"] >= patience:
+                self.status[k] = "stopped"
+                self.histories[k].stopped_epoch = record["epoch"]
+
+    @no_grad()
+    def _evaluate(self, X, y, batch_size: int = 1024) -> dict:
+        """Each model's cost and accuracy in evaluation mode: {"cost": (K,), "accuracy": (K,)}."""
+        xp, k = self.model.backend.xp, self.n_models
+        cost_sum, correct = xp.zeros(k, dtype=np.float64), xp.zeros(k, dtype=np.int64)
+        with self.model.evaluating():
+            for i in range(0, len(X), batch_size):
+                out = self.model(X[i:i + batch_size])
+                yb = y[i:i + batch_size]
+                cost_sum += F.stacked_softmax_cross_entropy(out, yb).data * len(yb)
+                correct += (out.data.argmax(axis=2) == yb[:, None]).sum(axis=0)
+        m = max(len(X), 1)
+        to_numpy = self.model.backend.to_numpy
+        return {"cost": (to_numpy(cost_sum) / m).tolist(), "accuracy": (to_numpy(correct) / m).tolist()}
+
+    # -- results ------------------------------------------------------------------------------
+    def results(self) -> list[Result]:
+        """One `Result` per configuration: model k with its best epoch's weights under early
+        stopping (as `EarlyStopping` restores them), else its last good ones."""
+        out = []
+        for k, config in enumerate(self.configs):
+            history, best, final = self.histories[k], self._kept["best"][k], self._kept["final"][k]
+            model = self.model.model(k)
+            if best is not None or final is not None:
+                model.load_state_dict(_row_state(self.model, best if best is not None else final))
+            if best is not None:
+                history.best_epoch = self._stopping[k]["best_epoch"]
+            status = "completed" if self.status[k] == "training" else self.status[k]
+            out.append(Result(config, model, history, status, self.errors[k]))
+        return out
+
+    def _interrupt(self, signal_name: str):
+        path = None
+        for cb in self.callbacks:
+            if isinstance(cb, Checkpoint):
+                path = cb.save_resumable(self)
+        raise Interrupted(signal_name, self.epoch + 1, self.step, path)
+
+    # -- checkpoints --------------------------------------------------------------------------
+    def save_checkpoint(self, path) -> Path:
+        """The whole batch — weights, statistics, optimizer state, each model's status, history and
+        early-stopping state, the position in the run — in one file, written atomically."""
+        opt = self.optimizer.state_dict()
+        to_numpy = self.model.backend.to_numpy
+        arrays = {f"optimizer/{name}": a for name, a in opt.pop("state").items()}
+        arrays["good/data"] = to_numpy(self._good["data"])
+        arrays.update({f"good/buffer/{i}": to_numpy(a) for i, a in enumerate(self._good["buffers"])})
+        for kind, rows in self._kept.items():
+            for k, row in enumerate(rows):
+                if row is not None:
+                    arrays[f"{kind}/{k}/data"] = to_numpy(row["data"])
+                    arrays.update({f"{kind}/{k}/buffer/{i}": to_numpy(a) for i, a in enumerate(row["buffers"])})
+        callbacks = []
+        for i, cb in enumerate(self.callbacks):
+            state, cb_arrays = cb.state_dict()
+            callbacks.append(state)
+            arrays.update({f"callback/{i}/{name}": v for name, v in cb_arrays.items()})
+        extra = {"many": True, "epoch": self.epoch, "step": self.step, "partial": self._partial, "optimizer": opt,
+                 "status": self.status, "errors": self.errors, "histories": [h.to_dict() for h in self.histories],
+                 "history": self.history.to_dict(), "callbacks": callbacks, "provenance": self._provenance,
+                 "stopping": self._stopping}
+        return save(self.model, path, extra=extra, extra_arrays=arrays)
+
+    def load_checkpoint(self, path) -> None:
+        """Restore what `save_checkpoint` wrote, after checking it was made by the same configs,
+        seed, dtype and data (the first difference is named; nothing changes before)."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"resume: no checkpoint at {str(path)!r}")
+        extra, arrays = read_extra(path)
+        if not extra or not extra.get("many"):
+            raise ValueError(f"resume: {str(path)!r} is not a checkpoint of fit_many")
+        saved = extra["provenance"]
+        if len(saved["configs"]) != self.n_models:
+            raise ValueError(f"resume: the checkpoint holds {len(saved['configs'])} models, this run has {self.n_models}")
+        for k, (then, now) in enumerate(zip(saved["configs"], self._provenance["configs"])):
+            for key in now:
+                if key != "epochs" and then.get(key) != now[key]:
+                    raise ValueError(f"resume: configs[{k}].{key} is {now[key]!r}, the checkpoint's was {then.get(key)!r}")
+        for key in ("seed", "dtype", "data", "dev"):
+            if saved[key] != self._provenance[key]:
+                raise ValueError(f"resume: {key} differs from the checkpoint's ({saved[key]!r}, now "
+                                 f"{self._provenance[key]!r})")
+        if len(extra["callbacks"]) != len(self.callbacks):
+            raise ValueError(f"resume: the checkpoint has {len(extra['callbacks'])} callbacks' state, this run has "
+                             f"{len(self.callbacks)} callbacks")
+        load(path, model=self.model)
+        opt = dict(extra["optimizer"], state={name[len("optimizer/"):]: a for name, a in arrays.items()
+                                               if name.startswith("optimizer/")})
+        self.optimizer.load_state_dict(opt)
+        backend = self.model.backend
+        n_buffers = len(self._good["buffers"])
+        self._good = {"data": backend.asarray(arrays["good/data"]),
+                      "buffers": [backend.asarray(arrays[f"good/buffer/{i}"]) for i in range(n_buffers)]}
+        for kind, rows in self._kept.items():
+            for k in range(self.n_models):
+                rows[k] = None if f"{kind}/{k}/data" not in arrays else {
+                    "data": backend.asarray(arrays[f"{kind}/{k}/data"]),
+                    "buffers": [backend.asarray(arrays[f"{kind}/{k}/buffer/{i}"]) for i in range(n_buffers)]}
+        self._stopping = [dict(s, best=float(s["best"])) for s in extra["stopping"]]
+        for i, (cb, cb_state) in enumerate(zip(self.callbacks, extra["callbacks"])):
+            prefix = f"callback/{i}/"
+            cb.load_state_dict(cb_state, {n[len(prefix):]: v for n, v in arrays.items() if n.startswith(prefix)})
+        self.status, self.errors = list(extra["status"]), list(extra["errors"])
+        self.histories = [History.from_dict(h) for h in extra["histories"]]
+        self.history = History.from_dict(extra["history"])
+        self.epoch, self.step, self._partial = int(extra["epoch"]), int(extra["step"]), extra["partial"]
+        self.last_checkpoint, self.last_checkpoint_at = path, (self.epoch, self.step)
+
+
+def _described(config: TrainConfig) -> dict:
+    return {k: v for k, v in dataclasses.asdict(config).items() if k not in IGNORED}
+
+
+def _l2_penalty(model, l2: np.ndarray, m: int) -> Tensor:
+    """Σ_k λ_k/(2m)·Σ‖W_k‖²: each model's L2 term (`xdl.losses.l2`), its gradient (λ_k/m)·W_k."""
+    backend = model.backend
+    total = None
+    for w in model.parameters("weight"):
+        scale = backend.asarray((l2 / (2 * m)).reshape((-1,) + (1,) * (w.ndim - 1)), dtype=w.dtype)
+        term = (w * w * scale).sum()
+        total = term if total is None else total + term
+    return total
+
+
+def _row_state(stacked, row: dict) -> dict:
+    """Model k's state dict from a `Stacked.row` copy (names as its ordinary model has them)."""
+    data, buffers = row["data"], row["buffers"]
+    state, at = {}, 0
+    to_numpy = stacked.backend.to_numpy
+    for name, p in stacked.flat_order():
+        size = int(np.prod(p.shape[1:]))
+        state[name] = to_numpy(data[at:at + size]).reshape(p.shape[1:])
+        at += size
+    for (name, _), array in zip(stacked.named_buffers(), buffers):
+        state[name] = to_numpy(array)
+    return state
