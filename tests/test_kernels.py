@@ -56,6 +56,65 @@ def test_optimizer_kernel_matches_reference(gpu, rng, rule, n, dtype, offset):
         assert relative_error(d.get(), r) < TOLERANCE[dtype]
 
 
+MODEL_LR, MODEL_BETA = np.array([0.01, 0.001, 0.03]), np.array([0.9, 0.5, 0.99])
+MODEL_UPDATES = {  # K = 3 stacked models, per-model hyperparameters (one launch of *_update_models)
+    "sgd": (0, lambda ops, p, g, s: ops.sgd_update(p, g, MODEL_LR, 0.001)),
+    "momentum": (1, lambda ops, p, g, s: ops.momentum_update(p, g, s[0], MODEL_LR, MODEL_BETA, False, MODEL_LR)),
+    "nesterov": (1, lambda ops, p, g, s: ops.momentum_update(p, g, s[0], MODEL_LR, 0.9, True, 0.0)),
+    "rmsprop": (1, lambda ops, p, g, s: ops.rmsprop_update(p, g, s[0], MODEL_LR, MODEL_BETA, 1e-8, 0.0)),
+    "adam": (2, lambda ops, p, g, s: ops.adam_update(p, g, s[0], s[1], MODEL_LR, MODEL_BETA, 0.999, 1e-8, 3,
+                                                     MODEL_LR, False)),
+    "adamw": (2, lambda ops, p, g, s: ops.adam_update(p, g, s[0], s[1], MODEL_LR, 0.9, MODEL_BETA, 1e-8, 3, 0.01,
+                                                      True)),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("columns", [(0, 1031), (4, 1000), (3, 998)], ids=["whole", "aligned", "unaligned"])
+@pytest.mark.parametrize("rule", list(MODEL_UPDATES))
+def test_per_model_kernels_match_reference(gpu, rng, rule, columns, dtype):
+    """Regions [a, b) of (3, 1031) buffers, as StackedOptimizer passes them (rows 1031 apart: the
+    scalar path; a region of 1032-wide rows starting at 4 takes 16-byte vectors for float32)."""
+    n_state, update = MODEL_UPDATES[rule]
+    width = 1032 if columns[0] == 4 else 1031
+    host = [rng.standard_normal((3, width)).astype(dtype) for _ in range(2)]
+    host_state = [np.abs(rng.standard_normal((3, width))).astype(dtype) for _ in range(n_state)]
+    cols = slice(*columns)
+    dev = [gpu.asarray(a)[:, cols] for a in host]
+    dev_state = [gpu.asarray(a)[:, cols] for a in host_state]
+    ref = [a[:, cols] for a in host]
+    ref_state = [a[:, cols] for a in host_state]
+    for _ in range(3):
+        update(gpu.ops, *dev, dev_state)
+        update(NumpyOps(xdl.backend.get_backend("numpy")), *ref, ref_state)
+    assert relative_error(dev[0].get(), ref[0]) < 10 * TOLERANCE[dtype]
+    for d, r in zip(dev_state, ref_state):
+        assert relative_error(d.get(), r) < 10 * TOLERANCE[dtype]
+
+
+def test_fit_many_on_the_gpu_matches_alone_and_numpy(gpu):
+    """float32 on cupy: each of 3 models batched ends within 1e-4 of the same configuration alone
+    (dropout on: the same masks, keyed by the same seed) after 3 epochs."""
+    from xdl.config import TrainConfig
+    from xdl.train import fit_many
+
+    X, y = xdl.datasets.digits()
+    X = ((X - X.mean(axis=0)) / (X.std(axis=0) + 1.0)).astype(np.float32)
+    X, y, dev = X[:640], y[:640], (X[640:900], y[640:900])
+    configs = [TrainConfig(seed=3, lr=lr, dropout=rate, hidden=[64, 32], epochs=3, patience=0, schedule="none",
+                           progress=False) for lr, rate in ((3e-3, 0.2), (1e-3, 0.4), (1e-2, 0.0))]
+    with xdl.use("cupy"):
+        results = fit_many(configs, X, y, dev=dev, seed=3)
+        for config, result in zip(configs, results):
+            xdl.seed(config.seed)
+            model = config.build_model(64, 10)
+            trainer = config.build_trainer(model)
+            trainer.fit(X, y, dev=dev)
+            for name, a in model.state_dict().items():
+                b = result.model.state_dict()[name]
+                assert relative_error(b, a) < 1e-4, name
+
+
 # up to 2048 rows: the one-launch forward; above, odd widths take the scalar path and widths
 # divisible by 4 the 16-byte one (two column blocks for 132)
 BN_SHAPES = [(2, 1), (7, 3), (1023, 7), (2048, 1000), (4099, 33), (1 << 12, 1027), (3001, 132), (8195, 1024)]

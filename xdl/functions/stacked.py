@@ -30,18 +30,23 @@ class StackedLinear(Function):
             raise ValueError(f"stacked_linear: input {tuple(x.shape)} does not fit weights {tuple(w.shape)} "
                              "(expected (B, K, n_in) or (B, n_in) for (K, n_in, n_out))")
         self.x, self.w = x, w
+        xp = self.xp
         per_model = x.transpose(1, 0, 2) if x.ndim == 3 else x  # (K, B, n_in), or (B, n_in) broadcast
-        y = per_model @ w  # (K, B, n_out)
+        y = xp.empty((x.shape[0], w.shape[0], w.shape[2]), dtype=xp.result_type(x, w))  # (B, K, n_out)
+        xp.matmul(per_model, w, out=y.transpose(1, 0, 2))  # written in place: no transposed copy
         if b is not None:
-            y += b[:, None, :]
-        return self.xp.ascontiguousarray(y.transpose(1, 0, 2))  # (B, K, n_out): (B, K·n_out) for batch norm
+            y += b
+        return y
 
     def backward(self, gy):
         g = gy.transpose(1, 0, 2)  # (K, B, n_out)
         gx = gw = gb = None
         if self.needs_grad[0]:
-            gx = g @ self.w.transpose(0, 2, 1)  # (K, B, n_in)
-            gx = gx.sum(axis=0) if self.x.ndim == 2 else self.xp.ascontiguousarray(gx.transpose(1, 0, 2))
+            if self.x.ndim == 2:
+                gx = (g @ self.w.transpose(0, 2, 1)).sum(axis=0)
+            else:  # (B, K, n_in), written in place
+                gx = self.xp.empty(self.x.shape, dtype=gy.dtype)
+                self.xp.matmul(g, self.w.transpose(0, 2, 1), out=gx.transpose(1, 0, 2))
         if self.needs_grad[1]:
             xt = self.x.transpose(1, 2, 0) if self.x.ndim == 3 else self.x.T  # (K, n_in, B) or (n_in, B)
             gw = xt @ g

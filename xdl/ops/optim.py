@@ -28,13 +28,14 @@ from __future__ import annotations
 import numpy as np
 
 CHUNK = 1 << 15  # elements per chunk: 4 float32 arrays × 128 KiB + scratch stay in L2
+MIN_COLUMNS = 8192  # K rows of a stacked region: shorter rows cost more in NumPy's loops than cache misses
 
 
 def _columns(p, chunk: int) -> int:
     """Columns per chunk when walking ``p`` — (n,), or (K, n) with a row per model — along its
-    last axis about ``chunk`` elements at a time."""
+    last axis about ``chunk`` elements at a time (at least `MIN_COLUMNS` per row)."""
     rows = p.size // p.shape[-1] if p.shape[-1] else 1
-    return max(1, chunk // rows)
+    return max(1, chunk // rows) if rows == 1 else max(chunk // rows, min(MIN_COLUMNS, chunk))
 
 
 def _chunks(p, chunk: int):

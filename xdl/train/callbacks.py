@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from xdl.files import check_writable_dir
+from xdl.train.interrupt import Interrupted
 
 CHECKPOINT_FILE = "checkpoint.npz"  # the last good, resumable state
 BEST_FILE = "best.npz"  # the state of the best epoch by the monitored metric
@@ -148,3 +149,13 @@ class Checkpoint(Callback):
 
     def load_state_dict(self, state, arrays):
         self.best = state.get("best")
+
+
+def stop_for_signal(trainer, signal_name: str):
+    """Write a resumable checkpoint through every `Checkpoint` of ``trainer`` (a `Trainer` or a
+    `xdl.train.ManyTrainer`), then raise `Interrupted`, which says where the run stopped."""
+    path = None
+    for cb in trainer.callbacks:
+        if isinstance(cb, Checkpoint):
+            path = cb.save_resumable(trainer)
+    raise Interrupted(signal_name, trainer.epoch + 1, trainer.step, path)

@@ -37,9 +37,9 @@ from xdl.nn import Module, stack
 from xdl.optim.stacked import StackedOptimizer
 from xdl.serialization import load, read_extra, save
 from xdl.tensor import Tensor, no_grad
-from xdl.train.callbacks import CHECKPOINT_FILE, Callback, Checkpoint
+from xdl.train.callbacks import CHECKPOINT_FILE, Callback, stop_for_signal
 from xdl.train.history import History
-from xdl.train.interrupt import Interrupted, SignalFlag
+from xdl.train.interrupt import SignalFlag
 from xdl.train.provenance import data_digest
 from xdl.train.trainer import _progress_bar
 
@@ -218,7 +218,7 @@ class ManyTrainer:
                     for cb in self.callbacks:
                         cb.on_epoch_end(self, record)
                     if signals.received and self.epoch < self.epochs and "training" in self.status:
-                        self._interrupt(signals.received)
+                        stop_for_signal(self, signals.received)
         finally:
             bar.close()
             self.model.set_random_key(None)
@@ -275,7 +275,7 @@ class ManyTrainer:
             if signals.received and step + 1 < steps:
                 self._partial = {"costs": backend.to_numpy(costs[:step + 1]).tolist(),
                                  "seconds": seconds_before + time.perf_counter() - start}
-                self._interrupt(signals.received)
+                stop_for_signal(self, signals.received)
         seconds = seconds_before + time.perf_counter() - start
         train = self._evaluate(X, y_device)
         dev_metrics = self._evaluate(*dev) if dev is not None else None
@@ -377,12 +377,6 @@ class ManyTrainer:
             out.append(Result(config, model, history, status, self.errors[k]))
         return out
 
-    def _interrupt(self, signal_name: str):
-        path = None
-        for cb in self.callbacks:
-            if isinstance(cb, Checkpoint):
-                path = cb.save_resumable(self)
-        raise Interrupted(signal_name, self.epoch + 1, self.step, path)
 
     # -- checkpoints --------------------------------------------------------------------------
     def save_checkpoint(self, path) -> Path:

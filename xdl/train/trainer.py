@@ -29,9 +29,9 @@ from xdl.data import batch_bounds, check_features, check_labels
 from xdl.serialization import load, read_extra, save
 from xdl.tensor import no_grad, to_numpy
 from xdl.train import provenance
-from xdl.train.callbacks import CHECKPOINT_FILE, Callback, Checkpoint
+from xdl.train.callbacks import CHECKPOINT_FILE, Callback, Checkpoint, stop_for_signal
 from xdl.train.history import History
-from xdl.train.interrupt import Interrupted, SignalFlag
+from xdl.train.interrupt import SignalFlag
 
 CLASSIFICATION = (_losses.SoftmaxCrossEntropy, _losses.BinaryCrossEntropy)
 REFRESH_STEPS = 20  # the progress bar shows the running cost every this many steps (one host sync)
@@ -197,7 +197,7 @@ class Trainer:
                         self.history.stopped_epoch = record["epoch"]
                     bar.set_postfix(_postfix(record), refresh=False)
                     if signals.received and self.epoch < self.epochs and not self.stop_training:
-                        self._interrupt(signals.received)
+                        stop_for_signal(self, signals.received)
         finally:
             bar.close()
             self.model.set_random_key(None)  # a loop of the user's own after fit draws fresh masks
@@ -248,7 +248,7 @@ class Trainer:
             if signals.received and step + 1 < steps:
                 self._partial = {"costs": backend.to_numpy(costs[:step + 1]).tolist(), "correct": int(correct),
                                  "seconds": seconds_before + time.perf_counter() - start}
-                self._interrupt(signals.received)
+                stop_for_signal(self, signals.received)
             if bar.disable is False and (step + 1) % REFRESH_STEPS == 0:
                 bar.set_postfix(cost=f"{float(costs[step]):.4f}", refresh=False)
         record = {"epoch": e + 1}
@@ -292,13 +292,6 @@ class Trainer:
                 raise self._diverged(f"the {key.replace('_', ' ')} became {value} at the end of epoch "
                                      f"{record['epoch']} (after step {steps})")
 
-    def _interrupt(self, signal_name: str):
-        """Write a resumable checkpoint through every Checkpoint callback, then raise `Interrupted`."""
-        path = None
-        for cb in self.callbacks:
-            if isinstance(cb, Checkpoint):
-                path = cb.save_resumable(self)
-        raise Interrupted(signal_name, self.epoch + 1, self.step, path)
 
     # -- evaluation ---------------------------------------------------------------------------
     @no_grad()

@@ -1,0 +1,233 @@
+"""Caviar on one device: K digits MLPs trained at once with `xdl.train.fit_many`, against K
+sequential runs — xdl's own `Trainer` and PyTorch eager — and against the best a PyTorch user can
+build by hand: the K models fused with `torch.matmul` on stacked weights (K, in, out), batch norm
+over the batch axis per model, one fused Adam over the stacked tensors, eager and (on a GPU)
+captured as one CUDA graph per batch shape.
+
+The model is ``xdl train``'s default: 64 → Dense 256 → BN → ReLU → Dropout 0.3 → Dense 128 → BN →
+ReLU → Dropout 0.3 → Dense 10, Adam (lr 3e-3 spread over the K models), batch 64, on the 1078
+training rows of the standardized digits (17 steps per epoch), a fixed number of epochs and no
+early stopping. xdl's runs also measure the train set in evaluation mode after every epoch (what
+its history records); the PyTorch runs train only, so every ratio is conservative for xdl.
+
+    PYTHONPATH=$PWD python benchmarks/batched.py            # K = 1, 8, 64, 256; 30 epochs
+    PYTHONPATH=$PWD python benchmarks/batched.py --quick    # K = 1, 16; 3 epochs (a CPU in minutes)
+
+Sequential times are measured on ``--sequential`` runs (default 2) and multiplied by K.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import platform
+import time
+
+import numpy as np
+
+import xdl
+from xdl.config import TrainConfig
+from xdl.data import Standardizer, split
+from xdl.train import fit_many
+
+
+def digits_training_set(dtype=np.float32):
+    """The training part of ``xdl train``'s split, standardized: (X, y)."""
+    X, y = xdl.datasets.digits()
+    parts = split(X, y, seed=0)
+    scaler = Standardizer().fit(parts.X_train)
+    return scaler.transform(parts.X_train).astype(dtype), parts.y_train.astype(np.int64)
+
+
+def configs(k: int, epochs: int) -> list[TrainConfig]:
+    """K default configurations with their own seeds and learning rates (log-spaced around 3e-3)."""
+    rates = np.geomspace(1e-3, 1e-2, k) if k > 1 else [3e-3]
+    return [TrainConfig(seed=i, lr=float(lr), epochs=epochs, patience=0, progress=False) for i, lr in enumerate(rates)]
+
+
+def synchronize():
+    xdl.current_backend().synchronize()
+
+
+def xdl_batched(k, X, y, epochs) -> float:
+    """Seconds for fit_many to train K models for ``epochs``."""
+    synchronize()
+    start = time.perf_counter()
+    results = fit_many(configs(k, epochs), X, y, seed=0)
+    synchronize()
+    assert all(r.status == "completed" for r in results)
+    return time.perf_counter() - start
+
+
+def xdl_one(X, y, epochs) -> float:
+    """Seconds for one model trained by an ordinary Trainer."""
+    config = configs(1, epochs)[0]
+    xdl.seed(config.seed)
+    model = config.build_model(X.shape[1], 10)
+    trainer = config.build_trainer(model)
+    synchronize()
+    start = time.perf_counter()
+    trainer.fit(X, y)
+    synchronize()
+    return time.perf_counter() - start
+
+
+# -- PyTorch peers -------------------------------------------------------------------------------
+def torch_one(torch, X, y, epochs, device) -> float:
+    """Seconds for one PyTorch eager run of the same model (fused Adam on CUDA)."""
+    nn = torch.nn
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(64, 256, bias=False), nn.BatchNorm1d(256), nn.ReLU(), nn.Dropout(0.3),
+                          nn.Linear(256, 128, bias=False), nn.BatchNorm1d(128), nn.ReLU(), nn.Dropout(0.3),
+                          nn.Linear(128, 10)).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3, **({"fused": True} if device == "cuda" else {}))
+    Xt, yt = torch.as_tensor(X, device=device), torch.as_tensor(y, device=device)
+
+    def step(idx):
+        opt.zero_grad(set_to_none=True)
+        loss = torch.nn.functional.cross_entropy(model(Xt[idx]), yt[idx])
+        loss.backward()
+        opt.step()
+
+    return timed_epochs(torch, len(X), epochs, device, step)
+
+
+def timed_epochs(torch, m, epochs, device, step) -> float:
+    """Seconds for ``epochs`` of ``step(indices)`` over xdl's batches (batch 64) in its shuffles."""
+    bounds = xdl.data.batch_bounds(m, 64, 2)
+    _sync(torch, device)
+    start = time.perf_counter()
+    for epoch in range(epochs):
+        order = torch.as_tensor(np.random.default_rng([0, epoch]).permutation(m), device=device)
+        for a, b in bounds:
+            step(order[a:b])
+    _sync(torch, device)
+    return time.perf_counter() - start
+
+
+class TorchFused:
+    """K models fused by hand: stacked weights, one batched product per layer, batch norm over
+    (B, K·C), dropout, one fused Adam over the stacked tensors."""
+
+    def __init__(self, torch, k, device):
+        self.torch, self.k, self.device = torch, k, device
+        g = torch.Generator(device="cpu").manual_seed(0)
+        sizes = [(64, 256), (256, 128), (128, 10)]
+        self.weights = [(torch.randn(k, a, b, generator=g) * (2.0 / a) ** 0.5).to(device).requires_grad_()
+                        for a, b in sizes]
+        self.gammas = [torch.ones(k * c, device=device, requires_grad=True) for c in (256, 128)]
+        self.betas = [torch.zeros(k * c, device=device, requires_grad=True) for c in (256, 128)]
+        self.bias = torch.zeros(k, 1, 10, device=device, requires_grad=True)
+        self.running = [(torch.zeros(k * c, device=device), torch.ones(k * c, device=device)) for c in (256, 128)]
+        params = [*self.weights, *self.gammas, *self.betas, self.bias]
+        lr = torch.tensor(3e-3, device=device) if device == "cuda" else 3e-3
+        options = {"fused": True, "capturable": True} if device == "cuda" else {}
+        self.opt = torch.optim.Adam(params, lr=lr, **options)
+
+    def step(self, x, y):
+        F, k = self.torch.nn.functional, self.k
+        h = x  # (B, 64), shared: the first product broadcasts it to (K, B, 256)
+        for layer in range(2):
+            h = self.torch.matmul(h, self.weights[layer])  # (K, B, C)
+            kk, b, c = h.shape
+            flat = h.transpose(0, 1).reshape(b, kk * c)  # (B, K·C): batch norm per model and feature
+            mean, var = self.running[layer]
+            flat = F.batch_norm(flat, mean, var, self.gammas[layer], self.betas[layer], training=True, momentum=0.1)
+            flat = F.dropout(F.relu(flat), 0.3, training=True)
+            h = flat.reshape(b, kk, c).transpose(0, 1)
+        logits = self.torch.matmul(h, self.weights[2]) + self.bias  # (K, B, 10)
+        loss = F.cross_entropy(logits.reshape(-1, 10), y.repeat(k)) * k  # Σ_k each model's mean
+        loss.backward()
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=False)
+        return loss
+
+
+def torch_fused(torch, k, X, y, epochs, device, capture: bool) -> float:
+    """Seconds for the hand-fused K models, eager or captured (one CUDA graph per batch size)."""
+    model = TorchFused(torch, k, device)
+    Xt, yt = torch.as_tensor(X, device=device), torch.as_tensor(y, device=device)
+    bounds = xdl.data.batch_bounds(len(X), 64, 2)
+    graphs = {}
+    if capture:  # static inputs per batch size; warm-up on a side stream, then capture
+        for size in sorted({b - a for a, b in bounds}):
+            xs, ys = Xt[:size].clone(), yt[:size].clone()
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                for _ in range(3):
+                    model.step(xs, ys)
+            torch.cuda.current_stream().wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                model.step(xs, ys)
+            graphs[size] = (graph, xs, ys)
+
+    def step(idx):
+        if capture:
+            graph, xs, ys = graphs[len(idx)]
+            torch.index_select(Xt, 0, idx, out=xs)
+            torch.index_select(yt, 0, idx, out=ys)
+            graph.replay()
+        else:
+            model.step(Xt[idx], yt[idx])
+
+    return timed_epochs(torch, len(X), epochs, device, step)
+
+
+def _sync(torch, device):
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="K = 1, 16 and 3 epochs (a CPU in minutes)")
+    parser.add_argument("--models", type=int, nargs="+", help="values of K (default 1 8 64 256; quick: 1 16)")
+    parser.add_argument("--epochs", type=int, help="epochs per run (default 30; quick: 3)")
+    parser.add_argument("--sequential", type=int, default=2, help="runs timed for the sequential estimates")
+    parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch peers")
+    args = parser.parse_args(argv)
+    ks = args.models or ([1, 16] if args.quick else [1, 8, 64, 256])
+    epochs = args.epochs or (3 if args.quick else 30)
+
+    backend = xdl.current_backend()
+    gpu = backend.device_type == "cuda"
+    X, y = digits_training_set()
+    torch = None
+    if not args.no_torch:
+        try:
+            import torch
+        except ImportError:
+            print("(PyTorch not installed: its columns are left out)")
+    device = "cuda" if gpu else "cpu"
+    xdl_batched(min(ks), X, y, 1)  # warm-up: kernels compiled, caches filled
+    one_xdl = min(xdl_one(X, y, epochs) for _ in range(args.sequential))
+    one_torch = min(torch_one(torch, X, y, epochs, device) for _ in range(args.sequential)) if torch else None
+
+    print(f"# batched training — {datetime.date.today()} — backend {backend.name}, device {backend.device_name()}, "
+          f"{platform.processor() or platform.machine()}")
+    print(f"{len(X)} rows, batch 64, {epochs} epochs; one model alone: xdl Trainer {one_xdl / epochs * 1e3:.1f} ms "
+          f"per epoch" + (f", PyTorch eager {one_torch / epochs * 1e3:.1f} ms" if torch else "") + "\n")
+    header = ["K", "xdl batched ms/epoch", "model-epochs/s", "× one xdl model's rate", "vs K sequential xdl"]
+    if torch:
+        header += ["vs K sequential torch eager", "torch fused eager ms/epoch"] + (["torch fused graph ms/epoch",
+                                                                                   "xdl / torch graph time"] if gpu else [])
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---:|" * len(header))
+    for k in ks:
+        seconds = xdl_batched(k, X, y, epochs)
+        rate = k * epochs / seconds
+        row = [str(k), f"{seconds / epochs * 1e3:.1f}", f"{rate:.0f}", f"{rate / (epochs / one_xdl):.2f}×",
+               f"{k * one_xdl / seconds:.1f}× faster"]
+        if torch:
+            fused = torch_fused(torch, k, X, y, epochs, device, capture=False)
+            row += [f"{k * one_torch / seconds:.1f}× faster", f"{fused / epochs * 1e3:.1f}"]
+            if gpu:
+                graph = torch_fused(torch, k, X, y, epochs, device, capture=True)
+                row += [f"{graph / epochs * 1e3:.1f}", f"{seconds / graph:.2f}"]
+        print("| " + " | ".join(row) + " |")
+
+
+if __name__ == "__main__":
+    main()
