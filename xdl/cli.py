@@ -3,6 +3,7 @@
     xdl train                      train the default model on digits, write model, history, curves
     xdl train --config run.toml    options from a TOML file (flags given as well override it)
     xdl gradcheck                  check backprop's gradients of the model the same options build
+    xdl tune --trials 64           search hyperparameters (the options set the base configuration)
 
 Every option of `xdl.config.TrainConfig` is a flag (``--batch-size 32``, ``--no-batch-norm``) and
 a TOML key (``batch_size = 32``).
@@ -43,7 +44,7 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     try:
-        return args.run(config_from_args(args))
+        return args.run(config_from_args(args), args)
     except USER_ERRORS as e:
         print(f"xdl {args.command}: error: {e}", file=sys.stderr)
         return 1
@@ -59,18 +60,40 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"xdl {xdl.__version__}")
     commands = parser.add_subparsers(title="commands", dest="command")
     for name, run, text in (("train", train, "train a model and report train/dev/test accuracy and a diagnosis"),
-                            ("gradcheck", gradcheck, "check the model's backprop gradients numerically")):
+                            ("gradcheck", gradcheck, "check the model's backprop gradients numerically"),
+                            ("tune", tune, "search hyperparameters: random, grid or coarse to fine; one trial at a "
+                                           "time or batched; the options below set the base configuration")):
         sub = commands.add_parser(name, help=text, description=text,
                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         sub.add_argument("--config", metavar="FILE.toml", help="read options from a TOML file (flags override it)")
-        _add_options(sub)
+        if name == "tune":
+            _add_tune_options(sub)
+        _add_options(sub, skip=("resume", "out") if name == "tune" else ())
         sub.set_defaults(run=run)
     return parser
 
 
-def _add_options(parser: argparse.ArgumentParser) -> None:
+def _add_tune_options(parser: argparse.ArgumentParser) -> None:
+    from xdl.tune import EXECUTIONS, STRATEGIES
+
+    group = parser.add_argument_group("search")
+    group.add_argument("--space", metavar="FILE.toml", help="the search space (default: lr, beta1, l2, dropout, hidden)")
+    group.add_argument("--trials", type=int, default=32, help="number of trials")
+    group.add_argument("--strategy", choices=STRATEGIES, default="random", help="how points are chosen")
+    group.add_argument("--rounds", type=int, default=2, help="coarse_to_fine: number of rounds")
+    group.add_argument("--execution", choices=EXECUTIONS, default="batched",
+                       help="one trial at a time, or the trials that share shapes trained together")
+    group.add_argument("--out", dest="tune_out", default="xdl-tune", help="directory of trials.json and best.toml")
+    group.add_argument("--resume", dest="tune_resume", action="store_true",
+                       help="continue the search in --out, skipping finished trials")
+    group.add_argument("--top", type=int, default=10, help="rows of the printed table")
+
+
+def _add_options(parser: argparse.ArgumentParser, skip=()) -> None:
     defaults = TrainConfig()
     for f in dataclasses.fields(TrainConfig):
+        if f.name in skip:
+            continue
         flag, default = "--" + f.name.replace("_", "-"), getattr(defaults, f.name)
         kwargs = {"help": f.metadata.get("help", ""), "dest": f.name}
         if f.type == "bool":
@@ -92,7 +115,7 @@ def config_from_args(args) -> TrainConfig:
 
 
 # -- xdl train ----------------------------------------------------------------------------------
-def train(config: TrainConfig) -> int:
+def train(config: TrainConfig, args=None) -> int:
     out = Path(config.out)
     check_writable_dir(out, "output directory")  # before any work: fail fast, write nothing else
     if config.resume:
@@ -198,7 +221,7 @@ def _report(history, metrics, diagnosis, seconds, files, config) -> None:
 
 
 # -- xdl gradcheck ------------------------------------------------------------------------------
-def gradcheck(config: TrainConfig) -> int:
+def gradcheck(config: TrainConfig, args=None) -> int:
     """Gradient-check J = cost (+ L2) of the configured model on a small batch, in float64."""
     with xdl.use(config.backend) as backend:
         xdl.seed(config.seed)
@@ -216,6 +239,41 @@ def gradcheck(config: TrainConfig) -> int:
         result = xdl.gradcheck(cost, model.parameters())
     print(result)
     return 0 if result.passed else 1
+
+
+
+# -- xdl tune -----------------------------------------------------------------------------------
+def tune(config: TrainConfig, args) -> int:
+    """Search around ``config`` on its dataset's train/dev split; print the top trials, write
+    ``trials.json`` and ``best.toml`` in ``--out``."""
+    from xdl.tune import Space, tune as search
+    from xdl.tune.search import trial_config
+
+    out = Path(args.tune_out)
+    check_writable_dir(out, "--out")
+    space = Space.from_toml(args.space) if args.space else None
+    if args.trials <= 0:
+        raise ValueError(f"--trials must be a positive integer, got {args.trials}")
+    with xdl.use(config.backend) as backend:
+        X, y = xdl.datasets.load(config.dataset)
+        parts = split(X, y, seed=config.seed)
+        print(f"xdl {xdl.__version__} tune: backend {backend.name} on {backend.device_name()}; dataset "
+              f"{config.dataset}: {len(parts.X_train)} train / {len(parts.X_dev)} dev examples; {args.trials} trials, "
+              f"{args.strategy}, {args.execution}")
+        start = time.perf_counter()
+        study = search(parts.X_train, parts.y_train, (parts.X_dev, parts.y_dev), space, trials=args.trials,
+                       strategy=args.strategy, execution=args.execution, rounds=args.rounds, seed=config.seed,
+                       base=config, directory=out, resume=args.tune_resume,
+                       standardize=Standardizer().fit(parts.X_train).layer(), progress=config.progress)
+    print(study.table(args.top))
+    best = study.best
+    if best is None:
+        print("no trial trained to the end; see trials.json for the reasons", file=sys.stderr)
+        return 1
+    path = study.write_best(dataclasses.replace(trial_config(config, best.params, best.number), out="xdl-run"))
+    print(f"\nbest: trial {best.number}, dev accuracy {best.dev_accuracy:.4f}; {time.perf_counter() - start:.1f} s")
+    print(f"wrote {out / 'trials.json'} and {path}; train it with: xdl train --config {shlex.quote(str(path))}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,143 @@
+"""Hyperparameter search: sampling on each scale, coarse to fine, resumable studies, bad input, CLI."""
+
+import json
+
+import numpy as np
+import pytest
+from scipy import stats
+
+import xdl
+from xdl import cli
+from xdl.config import TrainConfig
+from xdl.data import split
+from xdl.train import Trainer
+from xdl.tune import LogUniform, OneMinusLog, Space, tune, zoom
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y = xdl.datasets.digits()
+    s = split(X[:500], y[:500], seed=0)
+    return s.X_train, s.y_train, (s.X_dev, s.y_dev)
+
+
+BASE = TrainConfig(hidden=[16], epochs=2, patience=0, progress=False)
+
+
+def test_log_uniform_draws_are_uniform_in_the_exponent():
+    draws = LogUniform(1e-4, 1).sample(np.random.default_rng(0), 10_000)
+    assert stats.kstest(np.log10(draws), "uniform", args=(-4, 4)).pvalue > 0.01
+    betas = np.array(OneMinusLog(0.9, 0.999).sample(np.random.default_rng(1), 10_000))
+    assert stats.kstest(np.log10(1 - betas), "uniform", args=(-3, 2)).pvalue > 0.01
+    assert 0.9 <= betas.min() and betas.max() <= 0.999
+
+
+def test_the_same_seed_draws_the_same_trials():
+    space = Space.from_dict({"lr": {"log_uniform": [1e-4, 1]}, "hidden": {"choice": [[8], [16]]},
+                             "batch_size": {"int_uniform": [16, 64]}, "dropout": {"uniform": [0, 0.5]}})
+    a, b = space.sample(np.random.default_rng(3), 20), space.sample(np.random.default_rng(3), 20)
+    assert a == b
+    assert all(isinstance(t["batch_size"], int) and 16 <= t["batch_size"] <= 64 for t in a)
+    assert {tuple(t["hidden"]) for t in a} == {(8,), (16,)}
+
+
+def test_zoom_keeps_the_best_point_in_a_smaller_box():
+    space = Space.from_dict({"lr": {"log_uniform": [1e-4, 1]}, "beta1": {"one_minus_log": [0.8, 0.999]},
+                             "dropout": {"uniform": [0, 0.5]}, "hidden": {"choice": [[8], [16], [32], [64]]}})
+    best = {"lr": 0.9, "beta1": 0.85, "dropout": 0.01, "hidden": [32]}  # near edges: the box moves inside
+    narrow = zoom(space, best)
+    for name, d in narrow.dimensions.items():
+        old = space.dimensions[name]
+        assert d.box[1] - d.box[0] < old.box[1] - old.box[0], name
+        assert d.box[0] <= d.coordinate(best[name]) <= d.box[1], name
+    assert all(1e-4 <= t["lr"] <= 1 for t in narrow.sample(np.random.default_rng(0), 200))
+
+
+def test_coarse_to_fine_samples_the_second_round_around_the_first_rounds_best(data):
+    X, y, dev = data
+    space = {"lr": {"log_uniform": [1e-4, 1e-1]}, "dropout": {"uniform": [0.0, 0.5]}}
+    study = tune(X, y, dev, space, trials=12, strategy="coarse_to_fine", rounds=2, base=BASE, execution="batched")
+    first = [t for t in study.trials if t.round == 0]
+    best = min(first, key=lambda t: (-t.dev_accuracy, t.dev_cost))
+    box = zoom(Space.from_dict(space), best.params)
+    for t in (t for t in study.trials if t.round == 1):
+        for name, d in box.dimensions.items():
+            assert d.box[0] - 1e-12 <= d.coordinate(t.params[name]) <= d.box[1] + 1e-12
+
+
+def test_batched_and_sequential_executions_give_the_same_trials(data):
+    X, y, dev = data
+    space = {"lr": {"log_uniform": [1e-3, 1e-1]}, "l2": {"log_uniform": [1e-3, 1.0]}}
+    config = TrainConfig(hidden=[16], epochs=2, patience=0, progress=False, dropout=0.0)
+    a = tune(X, y, dev, space, trials=3, base=config, execution="sequential")
+    b = tune(X, y, dev, space, trials=3, base=config, execution="batched")
+    assert [t.params for t in a.trials] == [t.params for t in b.trials]
+    np.testing.assert_allclose([t.dev_cost for t in a.trials], [t.dev_cost for t in b.trials], rtol=1e-3)
+
+
+def test_a_resumed_search_skips_finished_trials(data, tmp_path, monkeypatch):
+    X, y, dev = data
+    space = {"lr": {"log_uniform": [1e-3, 1e-1]}}
+    full = tune(X, y, dev, space, trials=5, base=BASE, execution="sequential", directory=tmp_path)
+    saved = json.loads((tmp_path / "trials.json").read_text())
+    saved["trials"] = saved["trials"][:2]  # as if killed after two trials
+    (tmp_path / "trials.json").write_text(json.dumps(saved))
+    fits = []
+    original = Trainer.fit
+    monkeypatch.setattr(Trainer, "fit", lambda self, *a, **k: fits.append(1) or original(self, *a, **k))
+    resumed = tune(X, y, dev, space, trials=5, base=BASE, execution="sequential", directory=tmp_path, resume=True)
+    assert len(fits) == 3
+    assert [t.params for t in resumed.trials] == [t.params for t in full.trials]
+    np.testing.assert_allclose([t.dev_cost for t in resumed.trials], [t.dev_cost for t in full.trials], rtol=1e-6)
+    with pytest.raises(ValueError, match=r"--resume: .* made with seed 0, this one has 1"):
+        tune(X, y, dev, space, trials=5, base=BASE, directory=tmp_path, resume=True, seed=1)
+
+
+def test_a_diverging_trial_is_recorded_and_the_search_goes_on(data):
+    X, y, dev = data
+    base = TrainConfig(hidden=[16], epochs=2, patience=0, progress=False, optimizer="sgd", batch_norm=False)
+    for execution in ("sequential", "batched"):
+        with np.errstate(all="ignore"):
+            study = tune(X, y, dev, {"lr": {"choice": [1e30, 0.05]}}, trials=4, strategy="grid", base=base,
+                         execution=execution)
+        failed = [t for t in study.trials if t.status == "failed"]
+        assert failed and all("diverged" in t.error for t in failed), execution
+        assert study.best.params["lr"] == 0.05
+
+
+@pytest.mark.parametrize("spec, match", [
+    ({"lr": {"loguniform": [1e-4, 1]}}, r"lr: unknown kind 'loguniform'"),
+    ({"lr": {"log_uniform": [0, 1]}}, r"lr: log_uniform needs bounds > 0"),
+    ({"dropout": {"uniform": [0.5, 0.1]}}, r"dropout: low must be < high"),
+    ({"learning_rate": {"log_uniform": [1e-4, 1]}}, r"unknown hyperparameter 'learning_rate'"),
+    ({"beta1": {"one_minus_log": [0.9, 1.0]}}, r"beta1: one_minus_log samples β in \[low, high\] ⊂ \[0, 1\)"),
+    ({"lr": {"log_uniform": [1e-4]}}, r"lr: log_uniform takes \[low, high\]"),
+])
+def test_bad_spaces_name_the_key(spec, match):
+    with pytest.raises(ValueError, match=match):
+        Space.from_dict(spec)
+
+
+def test_bad_search_arguments(data):
+    X, y, dev = data
+    for kwargs, match in ((dict(trials=0), r"trials must be a positive integer, got 0"),
+                          (dict(strategy="bayes"), r"strategy must be one of"),
+                          (dict(execution="gpu"), r"execution must be one of"),
+                          (dict(rounds=9, trials=4), r"rounds must be an integer in \[1, trials\]")):
+        with pytest.raises(ValueError, match=match):
+            tune(X, y, dev, {"lr": {"log_uniform": [1e-3, 1e-1]}}, base=BASE, **kwargs)
+
+
+def test_cli_tune_writes_a_best_config_that_xdl_train_accepts(tmp_path, capsys):
+    out = tmp_path / "search"
+    (tmp_path / "space.toml").write_text('[lr]\nlog_uniform = [1e-3, 3e-2]\n[dropout]\nuniform = [0.0, 0.3]\n')
+    code = cli.main(["tune", "--space", str(tmp_path / "space.toml"), "--trials", "3", "--epochs", "2",
+                     "--hidden", "16", "--no-progress", "--out", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "| rank | trial | dev accuracy" in printed and "xdl train --config" in printed
+    assert len(json.loads((out / "trials.json").read_text())["trials"]) == 3
+    assert cli.main(["train", "--config", str(out / "best.toml"), "--epochs", "1", "--out", str(tmp_path / "run"),
+                     "--no-progress"]) == 0
+    assert cli.main(["tune", "--trials", "0", "--out", str(out)]) == 1
+    assert "--trials must be a positive integer" in capsys.readouterr().err

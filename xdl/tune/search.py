@@ -1,0 +1,183 @@
+"""`tune`: a hyperparameter search — which points to try (the strategy) and how to train them (the
+execution) — recorded in a `Study`.
+
+Strategies (each yields rounds of points; a later round may look at the study):
+
+    random           n points drawn at once from the space (seeded: the same seed, the same points)
+    grid             about n^(1/d) values per dimension (for comparison: wasteful when few matter)
+    coarse_to_fine   ``rounds`` rounds; each next round samples a box around the best trial so far,
+                     ``shrink`` times the previous box's width in every dimension's own scale
+
+Executions: "sequential" trains one trial at a time with `Trainer` (the course's panda);
+"batched" trains the trials that share shapes together with `xdl.train.fit_many` (caviar).
+Each trial is ``base`` (a `TrainConfig`) with the point's values; its model starts from
+``base.seed`` unless the space searches ``seed``, and all trials see the same batches.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+
+from xdl.backend import seed as seed_backend
+from xdl.config import TrainConfig
+from xdl.train.many import SHARED, fit_many
+from xdl.tune.space import DEFAULT_SPACE, Space
+from xdl.tune.study import Study, Trial
+
+STRATEGIES = ("random", "grid", "coarse_to_fine")
+EXECUTIONS = ("sequential", "batched")
+SHRINK = 0.5  # coarse to fine: each round's box is this fraction of the previous one's width
+
+
+def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", execution: str = "sequential",
+         rounds: int = 2, seed: int = 0, base: TrainConfig | None = None, directory=None, resume: bool = False,
+         standardize=None, progress: bool | None = False) -> Study:
+    """Search ``space`` (a `Space`, a dict, or None for `DEFAULT_SPACE`) with ``trials`` trials,
+    training on ``(X, y)`` and scoring on ``dev = (X_dev, y_dev)`` by the dev accuracy each model
+    ends with. ``directory``: where the study keeps ``trials.json`` (and ``resume=True`` continues
+    it). Returns the `Study`; ``study.best`` is the best trial.
+
+    >>> import xdl
+    >>> from xdl.config import TrainConfig
+    >>> from xdl.data import split
+    >>> X, y = xdl.datasets.digits()
+    >>> s = split(X[:600], y[:600], seed=0)
+    >>> study = tune(s.X_train, s.y_train, (s.X_dev, s.y_dev), {"lr": {"log_uniform": [1e-3, 1e-1]}}, trials=4,
+    ...              base=TrainConfig(hidden=[32], epochs=3, patience=0), execution="batched")
+    >>> len(study.trials), study.best.dev_accuracy > 0.5
+    (4, True)
+    """
+    base = base or TrainConfig()
+    if not isinstance(base, TrainConfig):
+        raise TypeError(f"base must be a TrainConfig, got {type(base).__name__}")
+    space = space if isinstance(space, Space) else Space.from_dict(DEFAULT_SPACE if space is None else space)
+    if isinstance(trials, bool) or not isinstance(trials, int | np.integer) or trials <= 0:
+        raise ValueError(f"trials must be a positive integer, got {trials!r}")
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+    if execution not in EXECUTIONS:
+        raise ValueError(f"execution must be one of {', '.join(EXECUTIONS)}, got {execution!r}")
+    if isinstance(rounds, bool) or not isinstance(rounds, int | np.integer) or not 1 <= rounds <= trials:
+        raise ValueError(f"rounds must be an integer in [1, trials], got {rounds!r}")
+    if dev is None:
+        raise ValueError("dev=(X_dev, y_dev) is needed: trials are compared on the dev set")
+    meta = {"space": space.spec(), "trials": int(trials), "strategy": strategy, "rounds": int(rounds),
+            "seed": int(seed), "base": _options(base)}
+    study = Study.resume(meta, directory) if resume else Study(meta, directory)
+    train = _sequential if execution == "sequential" else _batched
+    number = 0
+    for round_, points in _rounds(space, trials, strategy, rounds, seed, study):
+        done = study.finished()
+        todo = []
+        for params in points:
+            if number in done and done[number].params != params:
+                raise ValueError(f"--resume: trial {number} of the saved study has {done[number].params}, this "
+                                 f"search draws {params}; the space or seed changed")
+            if number not in done:
+                todo.append((number, params))
+            number += 1
+        if todo:
+            train(todo, round_, base, X, y, dev, study, standardize, progress)
+    return study
+
+
+def _rounds(space: Space, trials: int, strategy: str, rounds: int, seed: int, study: Study):
+    if strategy == "random":
+        yield 0, space.sample(np.random.default_rng([seed, 0]), trials)
+    elif strategy == "grid":
+        yield 0, space.grid(trials)
+    else:  # coarse to fine
+        sizes = [trials // rounds + (r < trials % rounds) for r in range(rounds)]
+        current = space
+        for r, n in enumerate(sizes):
+            yield r, current.sample(np.random.default_rng([seed, r]), n)
+            best = study.best
+            if best is None:
+                continue  # every trial failed: search the same box again
+            current = zoom(current, best.params)
+
+
+def zoom(space: Space, center: dict, shrink: float = SHRINK) -> Space:
+    """``space`` narrowed, in every dimension's own scale, to a box ``shrink`` times as wide
+    around ``center`` (moved inside the old box where it would cross an edge)."""
+    boxes = {}
+    for name, d in space.dimensions.items():
+        low, high = d.box
+        width = (high - low) * shrink
+        if d.kind == "choice":
+            width = max(1.0, np.ceil(width))
+        start = min(max(d.coordinate(center[name]) - width / 2, low), high - width)
+        boxes[name] = (start, start + width)
+    return space.narrowed(boxes)
+
+
+def trial_config(base: TrainConfig, params: dict, number: int) -> TrainConfig:
+    return TrainConfig.from_dict({**_options(base), **params}, source=f"trial {number}")
+
+
+def _options(config: TrainConfig) -> dict:
+    return {k: v for k, v in dataclasses.asdict(config).items() if k not in ("resume", "out", "progress")}
+
+
+def _trial(number, round_, params, history=None, status="completed", error=None, seconds=0.0) -> Trial:
+    if history is None or not len(history):
+        return Trial(number, round_, params, "failed" if error else status, error, seconds=seconds)
+    final = history.final()
+    curves = {k: history[k] for k in ("train_cost", "dev_cost", "dev_accuracy", "lr")}
+    return Trial(number, round_, params, status, error, final["dev_accuracy"], final["dev_cost"], len(history),
+                 seconds, curves)
+
+
+def _sequential(todo, round_, base, X, y, dev, study, standardize, progress) -> None:
+    """Panda: one trial at a time, each recorded as soon as it ends."""
+    from xdl.train.trainer import _progress_bar
+
+    bar = _progress_bar(progress, total=len(todo))
+    for number, params in todo:
+        start = time.perf_counter()
+        try:
+            config = trial_config(base, params, number)
+        except (TypeError, ValueError) as e:
+            study.add([_trial(number, round_, params, error=f"invalid combination: {e}")])
+            continue
+        seed_backend(config.seed)
+        model = config.build_model(int(np.prod(X.shape[1:])), _n_classes(y, dev), standardize)
+        trainer = config.build_trainer(model)
+        trainer.progress = False
+        try:
+            history = trainer.fit(X, y, dev=dev)
+        except FloatingPointError as e:
+            study.add([_trial(number, round_, params, trainer.history, "failed", str(e),
+                              time.perf_counter() - start)])
+        else:
+            status = "stopped" if history.stopped_epoch is not None else "completed"
+            study.add([_trial(number, round_, params, history, status, seconds=time.perf_counter() - start)])
+        bar.update(1)
+    bar.close()
+
+
+def _batched(todo, round_, base, X, y, dev, study, standardize, progress) -> None:
+    """Caviar: the trials that share shapes trained together by `fit_many`, a group at a time."""
+    groups: dict[tuple, list] = {}
+    for number, params in todo:
+        try:
+            config = trial_config(base, params, number)
+        except (TypeError, ValueError) as e:
+            study.add([_trial(number, round_, params, error=f"invalid combination: {e}")])
+            continue
+        key = tuple(repr(getattr(config, k)) for k in SHARED) + (config.dropout > 0,)
+        groups.setdefault(key, []).append((number, params, config))
+    for group in groups.values():
+        start = time.perf_counter()
+        results = fit_many([c for _, _, c in group], X, y, dev=dev, seed=base.seed, n_classes=_n_classes(y, dev),
+                           standardize=standardize, progress=progress)
+        seconds = (time.perf_counter() - start) / len(group)  # each trial's share of the batch
+        study.add([_trial(number, round_, params, r.history, r.status, r.error, seconds)
+                   for (number, params, _), r in zip(group, results)])
+
+
+def _n_classes(y, dev) -> int:
+    return int(max(np.max(y), np.max(dev[1]))) + 1

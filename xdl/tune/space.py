@@ -1,0 +1,281 @@
+"""Search spaces: each hyperparameter on its own scale.
+
+A dimension draws uniformly in its *transformed* scale and maps back (Ng's course: sample the
+exponent, not the value):
+
+    uniform(a, b)         x = t,               t ~ U[a, b]
+    log_uniform(a, b)     x = 10^t,            t ~ U[log10 a, log10 b]   (a learning rate, L2 λ)
+    one_minus_log(a, b)   x = 1 − 10^t,        t ~ U[log10(1 − b), log10(1 − a)]   (an averaging β:
+                          0.999 → 0.9995 matters as much as 0.9 → 0.95)
+    int_uniform(a, b)     x = round(t),        t ~ U[a − ½, b + ½]   (each integer in [a, b] alike)
+    choice(v₀, …, vₙ₋₁)   x = v[⌊t⌋],          t ~ U[0, n)
+
+Narrowing (coarse to fine) takes a box in the transformed scale. A space is a dict
+``name -> dimension or fixed value``, written as a dict or a TOML table::
+
+    [lr]
+    log_uniform = [1e-4, 1e-1]
+    [beta1]
+    one_minus_log = [0.8, 0.999]
+    [hidden]
+    choice = [[256, 128], [128, 64]]
+
+>>> import numpy as np
+>>> space = Space.from_dict({"lr": {"log_uniform": [1e-4, 1]}, "dropout": 0.2})
+>>> trials = space.sample(np.random.default_rng(0), 3)
+>>> [sorted(t) for t in trials][0], all(1e-4 <= t["lr"] <= 1 for t in trials)
+(['dropout', 'lr'], True)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from pathlib import Path
+
+import numpy as np
+
+
+class Dimension:
+    """One searched hyperparameter: ``low``/``high`` bound its transformed scale (``box``)."""
+
+    kind = ""
+
+    def __init__(self, low: float, high: float):
+        self.low, self.high = low, high  # the box in the transformed scale
+
+    @property
+    def box(self) -> tuple[float, float]:
+        return self.low, self.high
+
+    def value(self, t):
+        """The hyperparameter value(s) at transformed coordinate(s) ``t``."""
+        raise NotImplementedError
+
+    def coordinate(self, x) -> float:
+        """The transformed coordinate of value ``x`` (inverse of `value`)."""
+        raise NotImplementedError
+
+    def sample(self, rng: np.random.Generator, n: int) -> list:
+        return [_plain(v) for v in self.value(rng.uniform(self.low, self.high, n))]
+
+    def grid(self, n: int) -> list:
+        """``n`` values evenly spaced in the transformed scale (cell centres)."""
+        return [_plain(v) for v in self.value(self.low + (np.arange(n) + 0.5) * (self.high - self.low) / n)]
+
+    def narrowed(self, low: float, high: float) -> Dimension:
+        """The same dimension over the box [low, high] of its transformed scale (within its own)."""
+        copy = object.__new__(type(self))
+        copy.__dict__.update(self.__dict__)
+        copy.low, copy.high = max(low, self.low), min(high, self.high)
+        return copy
+
+    def spec(self) -> dict:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{self.kind}{tuple(next(iter(self.spec().values())))}"
+
+
+class Uniform(Dimension):
+    kind = "uniform"
+
+    def __init__(self, low: float, high: float):
+        _check_range(low, high)
+        super().__init__(float(low), float(high))
+        self.bounds = (float(low), float(high))
+
+    def value(self, t):
+        return np.asarray(t, dtype=np.float64)
+
+    def coordinate(self, x) -> float:
+        return float(x)
+
+    def spec(self):
+        return {self.kind: list(self.bounds)}
+
+
+class LogUniform(Dimension):
+    kind = "log_uniform"
+
+    def __init__(self, low: float, high: float):
+        _check_range(low, high)
+        if low <= 0:
+            raise ValueError(f"log_uniform needs bounds > 0 (it samples log10 of the value), got low={low}")
+        super().__init__(math.log10(low), math.log10(high))
+        self.bounds = (float(low), float(high))
+
+    def value(self, t):
+        return 10.0 ** np.asarray(t, dtype=np.float64)
+
+    def coordinate(self, x) -> float:
+        return math.log10(x)
+
+    def spec(self):
+        return {self.kind: list(self.bounds)}
+
+
+class OneMinusLog(Dimension):
+    kind = "one_minus_log"
+
+    def __init__(self, low: float, high: float):
+        _check_range(low, high)
+        if not 0 <= low < high < 1:
+            raise ValueError(f"one_minus_log samples β in [low, high] ⊂ [0, 1) via log10(1 − β), got [{low}, {high}]")
+        super().__init__(math.log10(1 - high), math.log10(1 - low))
+        self.bounds = (float(low), float(high))
+
+    def value(self, t):
+        return 1.0 - 10.0 ** np.asarray(t, dtype=np.float64)
+
+    def coordinate(self, x) -> float:
+        return math.log10(1 - x)
+
+    def spec(self):
+        return {self.kind: list(self.bounds)}
+
+
+class IntUniform(Dimension):
+    kind = "int_uniform"
+
+    def __init__(self, low: int, high: int):
+        if not all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in (low, high)):
+            raise ValueError(f"int_uniform needs integer bounds, got [{low!r}, {high!r}]")
+        _check_range(low, high)
+        super().__init__(low - 0.5, high + 0.5)
+        self.bounds = (int(low), int(high))
+
+    def value(self, t):
+        return np.clip(np.rint(np.asarray(t, dtype=np.float64)), *self.bounds).astype(np.int64)
+
+    def coordinate(self, x) -> float:
+        return float(x)
+
+    def spec(self):
+        return {self.kind: list(self.bounds)}
+
+
+class Choice(Dimension):
+    kind = "choice"
+
+    def __init__(self, values):
+        values = list(values)
+        if not values:
+            raise ValueError("choice needs at least one value")
+        super().__init__(0.0, float(len(values)))
+        self.values = values
+
+    def value(self, t):
+        index = np.clip(np.floor(np.asarray(t, dtype=np.float64)), 0, len(self.values) - 1).astype(int)
+        return [self.values[i] for i in np.atleast_1d(index)]
+
+    def sample(self, rng, n):
+        return self.value(rng.uniform(self.low, self.high, n))
+
+    def grid(self, n):
+        first, last = int(math.floor(self.low)), int(math.ceil(self.high))
+        return self.values[first:last]
+
+    def coordinate(self, x) -> float:
+        return self.values.index(x) + 0.5
+
+    def spec(self):
+        return {self.kind: self.values}
+
+
+KINDS = {d.kind: d for d in (Uniform, LogUniform, OneMinusLog, IntUniform)}
+
+
+class Space:
+    """``name -> Dimension`` (searched) and ``name -> value`` (fixed), checked against the
+    `xdl.config.TrainConfig` options when ``options`` (their names) is given."""
+
+    def __init__(self, dimensions: dict[str, Dimension], fixed: dict | None = None):
+        self.dimensions, self.fixed = dict(dimensions), dict(fixed or {})
+
+    @classmethod
+    def from_dict(cls, spec: dict, source: str = "space", options=None) -> Space:
+        if not isinstance(spec, dict) or not spec:
+            raise ValueError(f"{source}: a search space is a non-empty table of hyperparameters, got {spec!r}")
+        if options is None:
+            from xdl.config import TrainConfig
+
+            options = [f.name for f in dataclasses.fields(TrainConfig)]
+        dimensions, fixed = {}, {}
+        for name, entry in spec.items():
+            if name not in options:
+                raise ValueError(f"{source}: unknown hyperparameter {name!r}; known: {', '.join(options)}")
+            if not isinstance(entry, dict):
+                fixed[name] = entry
+                continue
+            if len(entry) != 1:
+                raise ValueError(f"{source}: {name} must name one kind ({', '.join([*KINDS, 'choice'])}) "
+                                 f"with its range, got {entry!r}")
+            kind, args = next(iter(entry.items()))
+            try:
+                if kind == "choice":
+                    dimensions[name] = Choice(args)
+                elif kind in KINDS:
+                    if not isinstance(args, list | tuple) or len(args) != 2:
+                        raise ValueError(f"{kind} takes [low, high], got {args!r}")
+                    dimensions[name] = KINDS[kind](*args)
+                else:
+                    raise ValueError(f"unknown kind {kind!r}; known: {', '.join([*KINDS, 'choice'])}")
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"{source}: {name}: {e}") from None
+        return cls(dimensions, fixed)
+
+    @classmethod
+    def from_toml(cls, path, options=None) -> Space:
+        path = Path(path)
+        try:
+            with path.open("rb") as f:
+                spec = tomllib.load(f)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"--space: no such file {str(path)!r}") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ValueError(f"--space {str(path)!r} is not valid TOML: {e}") from None
+        return cls.from_dict(spec, source=f"space {str(path)!r}", options=options)
+
+    def spec(self) -> dict:
+        return {**self.fixed, **{name: d.spec() for name, d in self.dimensions.items()}}
+
+    def sample(self, rng: np.random.Generator, n: int) -> list[dict]:
+        """``n`` points, each dimension drawn as a vector (one call per dimension)."""
+        columns = {name: d.sample(rng, n) for name, d in self.dimensions.items()}
+        return [{**self.fixed, **{name: columns[name][i] for name in columns}} for i in range(n)]
+
+    def grid(self, n: int) -> list[dict]:
+        """Up to ``n`` points of a grid with about n^(1/d) values per dimension."""
+        per = max(1, int(math.floor(n ** (1 / max(len(self.dimensions), 1)) + 1e-9)))
+        axes = [[(name, v) for v in d.grid(per)] for name, d in self.dimensions.items()]
+        points = [dict(self.fixed)]
+        for axis in axes:
+            points = [{**p, name: v} for p in points for name, v in axis]
+        return points[:n]
+
+    def narrowed(self, boxes: dict[str, tuple[float, float]]) -> Space:
+        return Space({name: d.narrowed(*boxes[name]) if name in boxes else d for name, d in self.dimensions.items()},
+                     self.fixed)
+
+    def __repr__(self) -> str:
+        return f"Space({self.dimensions}, fixed={self.fixed})"
+
+
+def _check_range(low, high) -> None:
+    for v in (low, high):
+        if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating) or not math.isfinite(v):
+            raise ValueError(f"bounds must be finite numbers, got [{low!r}, {high!r}]")
+    if not low < high:
+        raise ValueError(f"low must be < high, got [{low}, {high}]")
+
+
+def _plain(v):
+    return v.item() if isinstance(v, np.generic) else v
+
+
+# The default space for the default model (`xdl tune` without --space).
+DEFAULT_SPACE = {"lr": {"log_uniform": [1e-4, 3e-2]}, "beta1": {"one_minus_log": [0.8, 0.99]},
+                 "l2": {"log_uniform": [1e-4, 3.0]}, "dropout": {"uniform": [0.0, 0.5]},
+                 "hidden": {"choice": [[256, 128], [128, 64], [512, 256]]}}

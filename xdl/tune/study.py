@@ -1,0 +1,121 @@
+"""`Study`: every trial of a search — its hyperparameters, dev curve, epochs, seconds, status — kept
+in ``trials.json``, rewritten atomically after each trial (or batch of trials), so an interrupted
+search resumes without redoing finished trials; the best configuration as a TOML file that
+``xdl train --config`` reads."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from xdl.files import atomic_write
+
+TRIALS_FILE = "trials.json"
+BEST_FILE = "best.toml"
+
+
+@dataclass
+class Trial:
+    """One configuration tried: ``status`` is "completed", "stopped" (early stopping) or "failed"
+    (``error`` says why: diverged, or an invalid combination). ``dev_accuracy``/``dev_cost``: the
+    record the model ends with (its best epoch under early stopping)."""
+
+    number: int
+    round: int
+    params: dict
+    status: str
+    error: str | None = None
+    dev_accuracy: float | None = None
+    dev_cost: float | None = None
+    epochs: int = 0
+    seconds: float = 0.0
+    curves: dict = field(default_factory=dict)  # per epoch: train_cost, dev_cost, dev_accuracy, lr
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "failed" and self.dev_accuracy is not None
+
+
+class Study:
+    """The trials of one search (``meta``: what made them — space, strategy, seed, base options —
+    checked on resume)."""
+
+    def __init__(self, meta: dict, directory=None):
+        self.meta, self.trials = dict(meta), []
+        self.directory = Path(directory) if directory is not None else None
+
+    @classmethod
+    def resume(cls, meta: dict, directory) -> Study:
+        """The study in ``directory``, after checking it was made by the same search (the first
+        difference is named)."""
+        path = Path(directory) / TRIALS_FILE
+        if not path.is_file():
+            raise FileNotFoundError(f"--resume: no {TRIALS_FILE} in {str(directory)!r} to continue")
+        data = json.loads(path.read_text())
+        for key, now in meta.items():
+            if data["meta"].get(key) != now:
+                raise ValueError(f"--resume: the search in {str(directory)!r} was made with {key} "
+                                 f"{data['meta'].get(key)!r}, this one has {now!r}")
+        study = cls(meta, directory)
+        study.trials = [Trial(**t) for t in data["trials"]]
+        return study
+
+    def add(self, trials) -> None:
+        self.trials.extend(trials)
+        self.save()
+
+    def save(self) -> Path | None:
+        if self.directory is None:
+            return None
+        data = {"meta": self.meta, "trials": [dataclasses.asdict(t) for t in self.trials]}
+        return atomic_write(self.directory / TRIALS_FILE, lambda f: json.dump(data, f, indent=1), binary=False)
+
+    def finished(self) -> dict[int, Trial]:
+        return {t.number: t for t in self.trials}
+
+    def ranked(self) -> list[Trial]:
+        """Trials that trained, best first: higher dev accuracy, then lower dev cost."""
+        return sorted((t for t in self.trials if t.ok), key=lambda t: (-t.dev_accuracy, t.dev_cost))
+
+    @property
+    def best(self) -> Trial | None:
+        ranked = self.ranked()
+        return ranked[0] if ranked else None
+
+    def table(self, k: int = 10) -> str:
+        """The top ``k`` trials as a Markdown table."""
+        names = sorted({n for t in self.trials for n in t.params})
+        rows = ["| rank | trial | dev accuracy | dev cost | epochs | " + " | ".join(names) + " |",
+                "|" + "---:|" * (5 + len(names))]
+        for rank, t in enumerate(self.ranked()[:k], 1):
+            values = [_short(t.params.get(n)) for n in names]
+            rows.append(f"| {rank} | {t.number} | {t.dev_accuracy:.4f} | {t.dev_cost:.4f} | {t.epochs} | "
+                        + " | ".join(values) + " |")
+        failed = [t for t in self.trials if t.status == "failed"]
+        if failed:
+            rows.append(f"\n{len(failed)} trial(s) failed; first: trial {failed[0].number}: {failed[0].error}")
+        return "\n".join(rows)
+
+    def write_best(self, config) -> Path:
+        """``best.toml``: every option of ``config`` (the best trial's), for ``xdl train --config``."""
+        values = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("resume",)}
+        text = "".join(f"{k} = {_toml(v)}\n" for k, v in values.items())
+        return atomic_write(self.directory / BEST_FILE, lambda f: f.write(text), binary=False)
+
+
+def _toml(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    raise TypeError(f"cannot write {value!r} as TOML")
+
+
+def _short(value) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
