@@ -141,3 +141,15 @@ def test_cli_tune_writes_a_best_config_that_xdl_train_accepts(tmp_path, capsys):
                      "--no-progress"]) == 0
     assert cli.main(["tune", "--trials", "0", "--out", str(out)]) == 1
     assert "--trials must be a positive integer" in capsys.readouterr().err
+
+
+def test_mlp_classifier_in_randomized_search_cv_with_loguniform():
+    from sklearn.model_selection import RandomizedSearchCV
+
+    from xdl.sklearn import MLPClassifier
+
+    X, y = xdl.datasets.digits()
+    search = RandomizedSearchCV(MLPClassifier(hidden=[16], epochs=3, backend="numpy"),
+                                {"lr": stats.loguniform(1e-4, 1e-1)}, n_iter=3, cv=2, random_state=0)
+    search.fit(X[:300], y[:300])
+    assert 1e-4 <= search.best_params_["lr"] <= 1e-1 and search.best_score_ > 0.3
