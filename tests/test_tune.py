@@ -137,6 +137,7 @@ def test_cli_tune_writes_a_best_config_that_xdl_train_accepts(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "| rank | trial | dev accuracy" in printed and "xdl train --config" in printed
     assert len(json.loads((out / "trials.json").read_text())["trials"]) == 3
+    assert (out / "trials.png").read_bytes()[:4] == b"\x89PNG"
     assert cli.main(["train", "--config", str(out / "best.toml"), "--epochs", "1", "--out", str(tmp_path / "run"),
                      "--no-progress"]) == 0
     assert cli.main(["tune", "--trials", "0", "--out", str(out)]) == 1

@@ -246,7 +246,7 @@ def gradcheck(config: TrainConfig, args=None) -> int:
 def tune(config: TrainConfig, args) -> int:
     """Search around ``config`` on its dataset's train/dev split; print the top trials, write
     ``trials.json`` and ``best.toml`` in ``--out``."""
-    from xdl.tune import Space, tune as search
+    from xdl.tune import DEFAULT_SPACE, Space, tune as search
     from xdl.tune.search import trial_config
 
     out = Path(args.tune_out)
@@ -271,8 +271,14 @@ def tune(config: TrainConfig, args) -> int:
         print("no trial trained to the end; see trials.json for the reasons", file=sys.stderr)
         return 1
     path = study.write_best(dataclasses.replace(trial_config(config, best.params, best.number), out="xdl-run"))
+    try:
+        from xdl.plots import plot_study
+
+        picture = f" and {plot_study(study, space or Space.from_dict(DEFAULT_SPACE), out / 'trials.png')}"
+    except ImportError as e:
+        picture = f" (no trials.png: {e})"
     print(f"\nbest: trial {best.number}, dev accuracy {best.dev_accuracy:.4f}; {time.perf_counter() - start:.1f} s")
-    print(f"wrote {out / 'trials.json'} and {path}; train it with: xdl train --config {shlex.quote(str(path))}")
+    print(f"wrote {out / 'trials.json'}, {path}{picture}; train it with: xdl train --config {shlex.quote(str(path))}")
     return 0
 
 

@@ -1,5 +1,6 @@
-"""Learning-curve pictures (matplotlib, the ``plot`` extra): cost and accuracy per epoch for train
-and dev, raw and smoothed by an exponentially weighted average, and the learning rate."""
+"""Pictures (matplotlib, the ``plot`` extra): learning curves — cost and accuracy per epoch for
+train and dev, raw and smoothed by an exponentially weighted average, and the learning rate — and a
+hyperparameter search's trials."""
 
 from __future__ import annotations
 
@@ -10,13 +11,7 @@ from xdl.ewa import ewa
 
 def plot_history(history, path, smoothing: float = 0.6) -> Path:
     """Save the curves of a `History` as a PNG at ``path``; ``smoothing`` is the EWA's β (0: none)."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")  # files only: no display needed
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise ImportError("plots need matplotlib: pip install 'xdl[plot]'") from None
+    plt = _pyplot()
     if not len(history):
         raise ValueError("plot_history: the history is empty")
     epochs = history["epoch"]
@@ -37,6 +32,64 @@ def plot_history(history, path, smoothing: float = 0.6) -> Path:
     for ax in axes:
         if history.best_epoch is not None:
             ax.axvline(history.best_epoch, color="gray", linestyle=":", linewidth=1)
+    return _save(plt, fig, path)
+
+
+def plot_study(study, space, path) -> Path:
+    """Save a search's trials as a PNG at ``path``: dev accuracy against each searched
+    hyperparameter on its own scale (log axes for log-uniform ones, 1 − β on a log axis for
+    one_minus_log, one column per choice), a colour per round; and the best dev accuracy so far
+    against trials and against seconds."""
+    plt = _pyplot()
+    trials = [t for t in study.trials if t.ok]
+    if not trials:
+        raise ValueError("plot_study: no trial trained to the end")
+    names = list(space.dimensions)
+    fig, axes = plt.subplots(1, len(names) + 2, figsize=(3.6 * (len(names) + 2), 3.4), squeeze=False)
+    colors = plt.get_cmap("tab10")
+    for ax, name in zip(axes[0], names):
+        d = space.dimensions[name]
+        for r in sorted({t.round for t in trials}):
+            chosen = [t for t in trials if t.round == r]
+            x = [t.params[name] for t in chosen]
+            if d.kind == "one_minus_log":
+                x = [1 - v for v in x]
+            elif d.kind == "choice":
+                x = [d.values.index(v) for v in x]
+            ax.scatter(x, [t.dev_accuracy for t in chosen], s=14, color=colors(r % 10), label=f"round {r + 1}")
+        if d.kind in ("log_uniform", "one_minus_log"):
+            ax.set_xscale("log")
+        if d.kind == "choice":
+            ax.set_xticks(range(len(d.values)), [str(v) for v in d.values], rotation=20)
+        ax.set(xlabel=f"1 − {name}" if d.kind == "one_minus_log" else name, ylabel="dev accuracy", title=name)
+    if len({t.round for t in trials}) > 1:
+        axes[0][0].legend()
+    ordered = sorted(study.trials, key=lambda t: t.number)
+    best, so_far, seconds, elapsed = 0.0, [], [], 0.0
+    for t in ordered:
+        best = max(best, t.dev_accuracy if t.ok else 0.0)
+        elapsed += t.seconds
+        so_far.append(best)
+        seconds.append(elapsed)
+    axes[0][-2].step(range(1, len(ordered) + 1), so_far, where="post")
+    axes[0][-2].set(xlabel="trials", ylabel="best dev accuracy so far", title="best so far")
+    axes[0][-1].step(seconds, so_far, where="post")
+    axes[0][-1].set(xlabel="seconds of training", ylabel="best dev accuracy so far", title="best so far")
+    return _save(plt, fig, path)
+
+
+def _pyplot():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")  # files only: no display needed
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ImportError("plots need matplotlib: pip install 'xdl[plot]'") from None
+    return plt
+
+
+def _save(plt, fig, path) -> Path:
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=100)
