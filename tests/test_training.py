@@ -184,3 +184,53 @@ def test_standardized_digits_model_learns(backend):
     trainer = Trainer(model, SoftmaxCrossEntropy(), xdl.optim.Adam(model, lr=3e-3), epochs=5, progress=False)
     history = trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
     assert history[-1]["dev_accuracy"] > 0.9
+
+
+class WriteControl(xdl.train.Callback):
+    """Plays the babysitter: writes ``text`` as control.toml at the end of epoch ``epoch``."""
+
+    order = 10  # before Control reads the file
+
+    def __init__(self, directory, epoch, text):
+        self.directory, self.epoch, self.text = directory, epoch, text
+
+    def on_epoch_end(self, trainer, record):
+        if record["epoch"] == self.epoch:
+            (self.directory / "control.toml").write_text(self.text)
+
+
+def test_control_file_changes_the_rate_and_stops_and_a_resume_replays_it(tmp_path):
+    from xdl.train import Control
+
+    parts = moons_parts(300)
+    schedule = xdl.optim.schedules.inverse_time(1e-2, 0.5)
+    run = tmp_path / "run"
+    run.mkdir()
+    trainer = make_trainer(None, epochs=6, schedule=schedule,
+                           callbacks=[WriteControl(run, 2, "lr = 0.0005\n"), Control(run)])
+    history = trainer.fit(parts.X_train, parts.y_train)
+    assert history["lr"][:2] == [schedule(0), schedule(1)] and history["lr"][2:] == [5e-4] * 4
+    assert history[1]["control"] == "control.toml at epoch 2: lr = 0.0005 from epoch 3"
+    assert (run / "control-applied-epoch-2.toml").is_file() and not (run / "control.toml").exists()
+
+    # interrupted after epoch 4 (a checkpoint of the first 4 epochs), then resumed: the rate set by
+    # hand is replayed, and the run ends where the uninterrupted one did
+    other = tmp_path / "other"
+    other.mkdir()
+    first = make_trainer(None, epochs=4, schedule=schedule, callbacks=[WriteControl(other, 2, "lr = 0.0005\n"),
+                                                                       Control(other), Checkpoint(other)])
+    first.fit(parts.X_train, parts.y_train)
+    resumed = make_trainer(None, epochs=6, schedule=schedule, callbacks=[WriteControl(other, 2, "lr = 0.0005\n"),
+                                                                         Control(other), Checkpoint(other)])
+    resumed.fit(parts.X_train, parts.y_train, resume=other)
+    assert resumed.history["lr"] == history["lr"]
+    for a, b in zip(resumed.model.parameters(), trainer.model.parameters()):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+    stopped = make_trainer(None, epochs=6, callbacks=[WriteControl(run, 3, "stop = true\n"), Control(run)])
+    assert len(stopped.fit(parts.X_train, parts.y_train)) == 3
+
+    bad = make_trainer(None, epochs=3, callbacks=[WriteControl(run, 1, "lr = -1\n"), Control(run)])
+    history = bad.fit(parts.X_train, parts.y_train)
+    assert "not applied: lr must be a finite number > 0, got -1" in history[0]["control"] and len(history) == 3
+    assert (run / "control-rejected-epoch-1.toml").is_file()

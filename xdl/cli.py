@@ -31,7 +31,7 @@ from xdl.diagnose import diagnose
 from xdl.losses import SoftmaxCrossEntropy, l2
 from xdl.files import atomic_write, check_writable_dir
 from xdl.serialization import read_extra
-from xdl.train import BEST_FILE, CHECKPOINT_FILE, Checkpoint, Interrupted
+from xdl.train import BEST_FILE, CHECKPOINT_FILE, Checkpoint, Control, Interrupted
 
 GRADCHECK_EXAMPLES = 16
 USER_ERRORS = (ValueError, TypeError, OSError, ImportError, FloatingPointError, BackendError)
@@ -132,7 +132,7 @@ def train(config: TrainConfig, args=None) -> int:
         print(f"model: {_describe(model)}; optimizer {config.optimizer}, lr {config.lr:g}, "
               f"schedule {config.schedule}")
         checkpoint = Checkpoint(out / "checkpoints", every=config.checkpoint_every or None)
-        trainer = config.build_trainer(model, callbacks=[checkpoint])
+        trainer = config.build_trainer(model, callbacks=[Control(out), checkpoint])
         start = time.perf_counter()
         try:
             with warnings.catch_warnings(record=True) as notes:  # shown once each, as notes

@@ -7,6 +7,7 @@ continues exactly where the interrupted one stopped.
 from __future__ import annotations
 
 import math
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -149,6 +150,78 @@ class Checkpoint(Callback):
 
     def load_state_dict(self, state, arrays):
         self.best = state.get("best")
+
+
+CONTROL_FILE = "control.toml"
+
+
+class Control(Callback):
+    """Babysitting a run (the course's panda): at each epoch's end, read ``directory/control.toml``
+    if it exists — ``lr = 0.001`` (the rate from the next epoch on, replacing the schedule) and/or
+    ``stop = true`` — apply it, note it in the epoch's history record (``control``), and rename the
+    file ``control-applied-epoch-<n>.toml``. Its state goes into checkpoints, so a resumed run
+    replays the change. A file that does not parse or holds another key is reported and left
+    unapplied (renamed ``control-rejected-epoch-<n>.toml``): training goes on."""
+
+    order = 50  # after early stopping, before checkpoints (which then save what was applied)
+
+    def __init__(self, directory):
+        self.directory = Path(directory)
+        self.lr = None  # the rate set by hand, if any
+        self.notes: list[str] = []
+
+    @property
+    def path(self) -> Path:
+        return self.directory / CONTROL_FILE
+
+    def on_train_begin(self, trainer) -> None:
+        if not trainer.resumed:
+            self.lr, self.notes = None, []
+        elif self.lr is not None:  # replay: the resumed run keeps the rate set by hand
+            self._set_lr(trainer, self.lr)
+
+    def on_epoch_end(self, trainer, record: dict) -> None:
+        if not self.path.is_file():
+            return
+        epoch = record["epoch"]
+        try:
+            with self.path.open("rb") as f:
+                wanted = tomllib.load(f)
+            unknown = sorted(set(wanted) - {"lr", "stop"})
+            if unknown:
+                raise ValueError(f"unknown key(s) {', '.join(unknown)} (known: lr, stop)")
+            lr = wanted.get("lr")
+            if lr is not None and (isinstance(lr, bool) or not isinstance(lr, int | float) or not 0 < lr < math.inf):
+                raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+            if not isinstance(wanted.get("stop", False), bool):
+                raise ValueError(f"stop must be true or false, got {wanted['stop']!r}")
+        except (OSError, ValueError, tomllib.TOMLDecodeError) as e:
+            note = f"{CONTROL_FILE} at epoch {epoch} not applied: {e}"
+            self.path.replace(self.directory / f"control-rejected-epoch-{epoch}.toml")
+        else:
+            done = []
+            if lr is not None:
+                self.lr = float(lr)
+                self._set_lr(trainer, self.lr)
+                done.append(f"lr = {self.lr:g} from epoch {epoch + 1}")
+            if wanted.get("stop"):
+                trainer.stop_training = True
+                done.append("stop")
+            note = f"{CONTROL_FILE} at epoch {epoch}: " + (", ".join(done) or "nothing to apply")
+            self.path.replace(self.directory / f"control-applied-epoch-{epoch}.toml")
+        self.notes.append(note)
+        trainer.history.records[-1]["control"] = note
+
+    @staticmethod
+    def _set_lr(trainer, lr: float) -> None:
+        trainer.schedule = None
+        trainer.optimizer.lr = lr
+
+    def state_dict(self):
+        return {"lr": self.lr, "notes": self.notes}, {}
+
+    def load_state_dict(self, state, arrays):
+        self.lr, self.notes = state.get("lr"), list(state.get("notes", []))
 
 
 def stop_for_signal(trainer, signal_name: str):
