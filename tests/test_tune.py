@@ -154,3 +154,64 @@ def test_mlp_classifier_in_randomized_search_cv_with_loguniform():
                                 {"lr": stats.loguniform(1e-4, 1e-1)}, n_iter=3, cv=2, random_state=0)
     search.fit(X[:300], y[:300])
     assert 1e-4 <= search.best_params_["lr"] <= 1e-1 and search.best_score_ > 0.3
+
+
+def test_tpe_through_optuna_ask_and_tell_gives_the_same_records_and_resumes(data, tmp_path):
+    pytest.importorskip("optuna")
+    X, y, dev = data
+    space = {"lr": {"log_uniform": [1e-3, 1e-1]}, "beta1": {"one_minus_log": [0.8, 0.99]},
+             "hidden": {"choice": [[8], [16]]}}
+    study = tune(X, y, dev, space, trials=6, strategy="tpe", rounds=2, base=BASE, execution="batched",
+                 directory=tmp_path)
+    again = tune(X, y, dev, space, trials=6, strategy="tpe", rounds=2, base=BASE, execution="batched")
+    assert [t.params for t in study.trials] == [t.params for t in again.trials]
+    assert all(t.status == "completed" and t.dev_accuracy is not None for t in study.trials)
+    assert {tuple(t.params["hidden"]) for t in study.trials} <= {(8,), (16,)}
+    assert all(0.8 <= t.params["beta1"] <= 0.99 for t in study.trials)
+    saved = json.loads((tmp_path / "trials.json").read_text())
+    saved["trials"] = saved["trials"][:4]
+    (tmp_path / "trials.json").write_text(json.dumps(saved))
+    resumed = tune(X, y, dev, space, trials=6, strategy="tpe", rounds=2, base=BASE, execution="batched",
+                   directory=tmp_path, resume=True)
+    assert [t.params for t in resumed.trials] == [t.params for t in study.trials]
+
+
+def test_dask_trials_equal_a_local_run_and_survive_a_killed_worker():
+    """2 workers: the same records as the in-process batched run; a worker killed while it trains
+    makes Dask run its batch again elsewhere — every trial recorded exactly once."""
+    distributed = pytest.importorskip("dask.distributed")
+    import os
+    import threading
+    import time
+
+    X, y = xdl.datasets.digits()
+    s = split(X, y, seed=0)
+    X, y, dev = s.X_train, s.y_train, (s.X_dev, s.y_dev)
+    space = {"lr": {"log_uniform": [1e-3, 1e-1]}, "l2": {"log_uniform": [1e-3, 1.0]}}
+    base = TrainConfig(hidden=[256], epochs=60, patience=0, progress=False, dropout=0.0)  # ~1 s per batch
+    local = tune(X, y, dev, space, trials=6, base=base, execution="batched")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        killed = []
+
+        def kill_a_busy_worker():
+            deadline = time.time() + 60
+            while time.time() < deadline and not killed:
+                busy = [w for w, tasks in client.processing().items() if tasks]
+                if busy:
+                    time.sleep(0.3)  # inside the batch
+                    killed.append(bool(client.processing().get(busy[0])))  # still training: True
+                    try:
+                        client.run(os._exit, 1, workers=busy[:1])
+                    except Exception:  # noqa: BLE001 — the worker dies before it can answer
+                        pass
+                time.sleep(0.05)
+
+        killer = threading.Thread(target=kill_a_busy_worker)
+        killer.start()
+        remote = tune(X, y, dev, space, trials=6, base=base, execution="dask", scheduler=cluster.scheduler_address)
+        killer.join()
+    assert killed == [True], "no worker was killed while it trained"
+    assert [t.number for t in remote.trials] == list(range(6))
+    assert [t.params for t in remote.trials] == [t.params for t in local.trials]
+    np.testing.assert_allclose([t.dev_cost for t in remote.trials], [t.dev_cost for t in local.trials], rtol=1e-6)

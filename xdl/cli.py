@@ -79,11 +79,15 @@ def _add_tune_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("search")
     group.add_argument("--space", metavar="FILE.toml", help="the search space (default: lr, beta1, l2, dropout, hidden)")
     group.add_argument("--trials", type=int, default=32, help="number of trials")
-    group.add_argument("--strategy", choices=STRATEGIES, default="random", help="how points are chosen")
-    group.add_argument("--rounds", type=int, default=2, help="coarse_to_fine: number of rounds")
+    group.add_argument("--strategy", choices=STRATEGIES, default="random",
+                       help="how points are chosen (tpe: Optuna's, with the tune extra)")
+    group.add_argument("--rounds", type=int, default=2, help="coarse_to_fine and tpe: number of rounds (batches of points)")
     group.add_argument("--execution", choices=EXECUTIONS, default="batched",
-                       help="one trial at a time, or the trials that share shapes trained together")
-    group.add_argument("--out", dest="tune_out", default="xdl-tune", help="directory of trials.json and best.toml")
+                       help="one trial at a time, the trials that share shapes trained together, or such "
+                            "batches spread over Dask workers (tune extra)")
+    group.add_argument("--scheduler", metavar="ADDRESS",
+                       help="execution dask: the scheduler of a running cluster (default: a local one)")
+    group.add_argument("--out", dest="tune_out", metavar="DIR", default="xdl-tune", help="directory of trials.json and best.toml")
     group.add_argument("--resume", dest="tune_resume", action="store_true",
                        help="continue the search in --out, skipping finished trials")
     group.add_argument("--top", type=int, default=10, help="rows of the printed table")
@@ -264,7 +268,8 @@ def tune(config: TrainConfig, args) -> int:
         study = search(parts.X_train, parts.y_train, (parts.X_dev, parts.y_dev), space, trials=args.trials,
                        strategy=args.strategy, execution=args.execution, rounds=args.rounds, seed=config.seed,
                        base=config, directory=out, resume=args.tune_resume,
-                       standardize=Standardizer().fit(parts.X_train).layer(), progress=config.progress)
+                       standardize=Standardizer().fit(parts.X_train).layer(), progress=config.progress,
+                       scheduler=args.scheduler)
     print(study.table(args.top))
     best = study.best
     if best is None:

@@ -7,9 +7,13 @@ Strategies (each yields rounds of points; a later round may look at the study):
     grid             about n^(1/d) values per dimension (for comparison: wasteful when few matter)
     coarse_to_fine   ``rounds`` rounds; each next round samples a box around the best trial so far,
                      ``shrink`` times the previous box's width in every dimension's own scale
+    tpe              Optuna's TPE sampler through its ask-and-tell interface (the ``tune`` extra),
+                     in every dimension's transformed scale; ``rounds`` batches of asks, each batch
+                     told its results before the next is asked
 
 Executions: "sequential" trains one trial at a time with `Trainer` (the course's panda);
-"batched" trains the trials that share shapes together with `xdl.train.fit_many` (caviar).
+"batched" trains the trials that share shapes together with `xdl.train.fit_many` (caviar);
+"dask" sends such batches to Dask workers (one machine's cores, or a cluster).
 Each trial is ``base`` (a `TrainConfig`) with the point's values; its model starts from
 ``base.seed`` unless the space searches ``seed``, and all trials see the same batches.
 """
@@ -24,21 +28,23 @@ import numpy as np
 from xdl.backend import seed as seed_backend
 from xdl.config import TrainConfig
 from xdl.train.many import SHARED, fit_many
-from xdl.tune.space import DEFAULT_SPACE, Space
+from xdl.tune.space import DEFAULT_SPACE, Space, python_value
 from xdl.tune.study import Study, Trial
 
-STRATEGIES = ("random", "grid", "coarse_to_fine")
-EXECUTIONS = ("sequential", "batched")
+STRATEGIES = ("random", "grid", "coarse_to_fine", "tpe")
+EXECUTIONS = ("sequential", "batched", "dask")
 SHRINK = 0.5  # coarse to fine: each round's box is this fraction of the previous one's width
 
 
 def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", execution: str = "sequential",
          rounds: int = 2, seed: int = 0, base: TrainConfig | None = None, directory=None, resume: bool = False,
-         standardize=None, progress: bool | None = False) -> Study:
+         standardize=None, progress: bool | None = False, scheduler: str | None = None) -> Study:
     """Search ``space`` (a `Space`, a dict, or None for `DEFAULT_SPACE`) with ``trials`` trials,
     training on ``(X, y)`` and scoring on ``dev = (X_dev, y_dev)`` by the dev accuracy each model
     ends with. ``directory``: where the study keeps ``trials.json`` (and ``resume=True`` continues
-    it). Returns the `Study`; ``study.best`` is the best trial.
+    it). ``execution="dask"`` spreads batches of trials over a `LocalCluster`, or over the
+    cluster whose scheduler is at ``scheduler``. Returns the `Study`; ``study.best`` is the best
+    trial.
 
     >>> import xdl
     >>> from xdl.config import TrainConfig
@@ -67,7 +73,7 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
     meta = {"space": space.spec(), "trials": int(trials), "strategy": strategy, "rounds": int(rounds),
             "seed": int(seed), "base": _options(base)}
     study = Study.resume(meta, directory) if resume else Study(meta, directory)
-    train = _sequential if execution == "sequential" else _batched
+    train = {"sequential": _sequential, "batched": _batched, "dask": _dask}[execution]
     number = 0
     for round_, points in _rounds(space, trials, strategy, rounds, seed, study):
         done = study.finished()
@@ -80,7 +86,7 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
                 todo.append((number, params))
             number += 1
         if todo:
-            train(todo, round_, base, X, y, dev, study, standardize, progress)
+            train(todo, round_, base, X, y, dev, study, standardize, progress, scheduler)
     return study
 
 
@@ -89,15 +95,49 @@ def _rounds(space: Space, trials: int, strategy: str, rounds: int, seed: int, st
         yield 0, space.sample(np.random.default_rng([seed, 0]), trials)
     elif strategy == "grid":
         yield 0, space.grid(trials)
+    elif strategy == "tpe":
+        yield from _tpe(space, trials, rounds, seed, study)
     else:  # coarse to fine
-        sizes = [trials // rounds + (r < trials % rounds) for r in range(rounds)]
         current = space
-        for r, n in enumerate(sizes):
+        for r, n in enumerate(_round_sizes(trials, rounds)):
             yield r, current.sample(np.random.default_rng([seed, r]), n)
             best = study.best
             if best is None:
                 continue  # every trial failed: search the same box again
             current = zoom(current, best.params)
+
+
+def _round_sizes(trials: int, rounds: int) -> list[int]:
+    return [trials // rounds + (r < trials % rounds) for r in range(rounds)]
+
+
+def _tpe(space: Space, trials: int, rounds: int, seed: int, study: Study):
+    """Rounds of points asked of an Optuna study (TPE, seeded), each told its trials' dev accuracy
+    (failed ones as failed) from ``study`` before the next round is asked — so a resumed search,
+    whose finished trials are in ``study``, asks the same points again."""
+    try:
+        import optuna
+    except ImportError:
+        raise ImportError("strategy 'tpe' needs Optuna: pip install 'xdl[tune]'") from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    asker = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+    distributions = {name: optuna.distributions.CategoricalDistribution(list(range(len(d.values))))
+                     if d.kind == "choice" else optuna.distributions.FloatDistribution(*d.box)
+                     for name, d in space.dimensions.items()}
+    number = 0
+    for r, n in enumerate(_round_sizes(trials, rounds)):
+        asked = [asker.ask(distributions) for _ in range(n)]
+        yield r, [{**space.fixed, **{name: d.value([t.params[name]])[0] if d.kind == "choice"
+                                     else python_value(d.value(t.params[name]))
+                                     for name, d in space.dimensions.items()}} for t in asked]
+        finished = study.finished()
+        for i, t in enumerate(asked):
+            result = finished.get(number + i)
+            if result is not None and result.ok:
+                asker.tell(t, result.dev_accuracy)
+            else:
+                asker.tell(t, state=optuna.trial.TrialState.FAIL)
+        number += n
 
 
 def zoom(space: Space, center: dict, shrink: float = SHRINK) -> Space:
@@ -131,7 +171,7 @@ def _trial(number, round_, params, history=None, status="completed", error=None,
                  seconds, curves)
 
 
-def _sequential(todo, round_, base, X, y, dev, study, standardize, progress) -> None:
+def _sequential(todo, round_, base, X, y, dev, study, standardize, progress, scheduler=None) -> None:
     """Panda: one trial at a time, each recorded as soon as it ends."""
     from xdl.train.trainer import _progress_bar
 
@@ -159,8 +199,41 @@ def _sequential(todo, round_, base, X, y, dev, study, standardize, progress) -> 
     bar.close()
 
 
-def _batched(todo, round_, base, X, y, dev, study, standardize, progress) -> None:
+def _batched(todo, round_, base, X, y, dev, study, standardize, progress, scheduler=None) -> None:
     """Caviar: the trials that share shapes trained together by `fit_many`, a group at a time."""
+    for group in _groups(todo, round_, base, study):
+        outcomes, seconds = train_group([c for _, _, c in group], X, y, dev, base.seed, standardize, progress)
+        study.add([_trial(number, round_, params, *outcome, seconds) for (number, params, _), outcome in
+                   zip(group, outcomes)])
+
+
+def _dask(todo, round_, base, X, y, dev, study, standardize, progress, scheduler=None) -> None:
+    """Caviar spread over Dask workers (a `LocalCluster` of one worker per core, or the scheduler
+    at ``scheduler``): each worker trains batches of trials that share shapes with `fit_many`; a
+    batch lost with its worker is run again elsewhere by Dask, and each result is recorded once,
+    as it arrives."""
+    try:
+        from dask.distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise ImportError("execution 'dask' needs dask.distributed: pip install 'xdl[tune]'") from None
+    cluster = None if scheduler else LocalCluster(threads_per_worker=1, processes=True, dashboard_address=None)
+    with Client(scheduler or cluster) as client:
+        workers = max(1, len(client.scheduler_info()["workers"]))
+        groups = _groups(todo, round_, base, study, parts=workers)
+        data = client.scatter([X, y, dev], broadcast=True)
+        futures = {client.submit(train_group, [c for _, _, c in group], *data, base.seed, standardize, False,
+                                 pure=False, retries=2): group for group in groups}
+        for future in as_completed(futures):
+            outcomes, seconds = future.result()
+            study.add([_trial(number, round_, params, *outcome, seconds) for (number, params, _), outcome in
+                       zip(futures[future], outcomes)])
+    if cluster is not None:
+        cluster.close()
+
+
+def _groups(todo, round_, base, study, parts: int = 1) -> list[list]:
+    """The trials to train, as lists of (number, params, config) that share `SHARED` options (an
+    invalid combination is recorded as failed at once); each split in up to ``parts`` batches."""
     groups: dict[tuple, list] = {}
     for number, params in todo:
         try:
@@ -170,13 +243,21 @@ def _batched(todo, round_, base, X, y, dev, study, standardize, progress) -> Non
             continue
         key = tuple(repr(getattr(config, k)) for k in SHARED) + (config.dropout > 0,)
         groups.setdefault(key, []).append((number, params, config))
+    batches = []
     for group in groups.values():
-        start = time.perf_counter()
-        results = fit_many([c for _, _, c in group], X, y, dev=dev, seed=base.seed, n_classes=_n_classes(y, dev),
-                           standardize=standardize, progress=progress)
-        seconds = (time.perf_counter() - start) / len(group)  # each trial's share of the batch
-        study.add([_trial(number, round_, params, r.history, r.status, r.error, seconds)
-                   for (number, params, _), r in zip(group, results)])
+        size = -(-len(group) // parts)
+        batches += [group[i:i + size] for i in range(0, len(group), size)]
+    return batches
+
+
+def train_group(configs, X, y, dev, seed, standardize=None, progress=False):
+    """Train ``configs`` together (`fit_many`): ([(history, status, error)] per config, seconds per
+    trial) — what a search records; a plain function, so a Dask worker can run it."""
+    start = time.perf_counter()
+    results = fit_many(configs, X, y, dev=dev, seed=seed, n_classes=_n_classes(y, dev), standardize=standardize,
+                       progress=progress)
+    seconds = (time.perf_counter() - start) / len(configs)  # each trial's share of the batch
+    return [(r.history, r.status, r.error) for r in results], seconds
 
 
 def _n_classes(y, dev) -> int:

@@ -58,11 +58,11 @@ class Dimension:
         raise NotImplementedError
 
     def sample(self, rng: np.random.Generator, n: int) -> list:
-        return [_plain(v) for v in self.value(rng.uniform(self.low, self.high, n))]
+        return [python_value(v) for v in self.value(rng.uniform(self.low, self.high, n))]
 
     def grid(self, n: int) -> list:
         """``n`` values evenly spaced in the transformed scale (cell centres)."""
-        return [_plain(v) for v in self.value(self.low + (np.arange(n) + 0.5) * (self.high - self.low) / n)]
+        return [python_value(v) for v in self.value(self.low + (np.arange(n) + 0.5) * (self.high - self.low) / n)]
 
     def narrowed(self, low: float, high: float) -> Dimension:
         """The same dimension over the box [low, high] of its transformed scale (within its own)."""
@@ -271,7 +271,8 @@ def _check_range(low, high) -> None:
         raise ValueError(f"low must be < high, got [{low}, {high}]")
 
 
-def _plain(v):
+def python_value(v):
+    """A NumPy scalar as the Python number it holds (trials are JSON and TOML)."""
     return v.item() if isinstance(v, np.generic) else v
 
 

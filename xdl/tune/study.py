@@ -63,7 +63,9 @@ class Study:
         return study
 
     def add(self, trials) -> None:
+        """Record finished ``trials`` (kept in trial-number order) and rewrite ``trials.json``."""
         self.trials.extend(trials)
+        self.trials.sort(key=lambda t: t.number)
         self.save()
 
     def save(self) -> Path | None:
