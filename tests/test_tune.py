@@ -215,3 +215,34 @@ def test_dask_trials_equal_a_local_run_and_survive_a_killed_worker():
     assert [t.number for t in remote.trials] == list(range(6))
     assert [t.params for t in remote.trials] == [t.params for t in local.trials]
     np.testing.assert_allclose([t.dev_cost for t in remote.trials], [t.dev_cost for t in local.trials], rtol=1e-6)
+
+
+def test_killing_xdl_tune_then_resume_skips_the_finished_trials(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "search"
+    command = [sys.executable, "-m", "xdl.cli", "tune", "--trials", "6", "--execution", "sequential", "--epochs", "15",
+               "--patience", "0", "--hidden", "64", "--no-progress", "--backend", "numpy", "--out", str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline, finished = time.time() + 120, []
+    while time.time() < deadline and process.poll() is None:
+        try:
+            finished = json.loads((out / "trials.json").read_text())["trials"]
+        except (OSError, ValueError):
+            finished = []
+        if len(finished) >= 2:
+            break
+        time.sleep(0.05)
+    process.kill()  # SIGKILL: no chance to clean up
+    process.wait()
+    assert 2 <= len(finished) < 6, "the search ended before it could be killed"
+    done = {t["number"]: t for t in json.loads((out / "trials.json").read_text())["trials"]}
+    result = subprocess.run(command + ["--resume"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    trials = json.loads((out / "trials.json").read_text())["trials"]
+    assert [t["number"] for t in trials] == list(range(6))
+    for t in trials:
+        if t["number"] in done:
+            assert t == done[t["number"]]  # kept as written, not trained again

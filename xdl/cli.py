@@ -81,13 +81,15 @@ def _add_tune_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--trials", type=int, default=32, help="number of trials")
     group.add_argument("--strategy", choices=STRATEGIES, default="random",
                        help="how points are chosen (tpe: Optuna's, with the tune extra)")
-    group.add_argument("--rounds", type=int, default=2, help="coarse_to_fine and tpe: number of rounds (batches of points)")
+    group.add_argument("--rounds", type=int, default=2,
+                       help="coarse_to_fine and tpe: number of rounds (batches of points)")
     group.add_argument("--execution", choices=EXECUTIONS, default="batched",
                        help="one trial at a time, the trials that share shapes trained together, or such "
                             "batches spread over Dask workers (tune extra)")
     group.add_argument("--scheduler", metavar="ADDRESS",
                        help="execution dask: the scheduler of a running cluster (default: a local one)")
-    group.add_argument("--out", dest="tune_out", metavar="DIR", default="xdl-tune", help="directory of trials.json and best.toml")
+    group.add_argument("--out", dest="tune_out", metavar="DIR", default="xdl-tune",
+                       help="directory of trials.json, trials.png and best.toml")
     group.add_argument("--resume", dest="tune_resume", action="store_true",
                        help="continue the search in --out, skipping finished trials")
     group.add_argument("--top", type=int, default=10, help="rows of the printed table")
