@@ -246,3 +246,17 @@ def test_killing_xdl_tune_then_resume_skips_the_finished_trials(tmp_path):
     for t in trials:
         if t["number"] in done:
             assert t == done[t["number"]]  # kept as written, not trained again
+
+
+@pytest.mark.parametrize("execution", ["sequential", "batched"])
+def test_successive_halving_prunes_poor_trials_at_rungs(data, execution):
+    X, y, dev = data
+    base = TrainConfig(hidden=[16], epochs=8, patience=0, progress=False)
+    study = tune(X, y, dev, {"lr": {"log_uniform": [1e-5, 1e-1]}}, trials=8, base=base, execution=execution,
+                 halving=2, min_epochs=1)
+    pruned = [t for t in study.trials if t.status == "pruned"]
+    assert pruned and all(t.epochs in (1, 2, 4) for t in pruned)
+    assert sum(t.epochs for t in study.trials) < 8 * 8  # epochs saved
+    assert study.best.status == "completed" and study.best.epochs == 8
+    with pytest.raises(ValueError, match=r"halving must be an integer η ≥ 2"):
+        tune(X, y, dev, {"lr": {"log_uniform": [1e-5, 1e-1]}}, trials=2, base=base, halving=1)

@@ -86,6 +86,9 @@ def _add_tune_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--execution", choices=EXECUTIONS, default="batched",
                        help="one trial at a time, the trials that share shapes trained together, or such "
                             "batches spread over Dask workers (tune extra)")
+    group.add_argument("--halving", metavar="ETA", type=int,
+                       help="stop poor trials early: keep the top 1/ETA at epochs min-epochs·ETA^r (ASHA)")
+    group.add_argument("--min-epochs", type=int, default=1, help="with --halving: the first rung, in epochs")
     group.add_argument("--scheduler", metavar="ADDRESS",
                        help="execution dask: the scheduler of a running cluster (default: a local one)")
     group.add_argument("--out", dest="tune_out", metavar="DIR", default="xdl-tune",
@@ -271,7 +274,7 @@ def tune(config: TrainConfig, args) -> int:
                        strategy=args.strategy, execution=args.execution, rounds=args.rounds, seed=config.seed,
                        base=config, directory=out, resume=args.tune_resume,
                        standardize=Standardizer().fit(parts.X_train).layer(), progress=config.progress,
-                       scheduler=args.scheduler)
+                       scheduler=args.scheduler, halving=args.halving, min_epochs=args.min_epochs)
     print(study.table(args.top))
     best = study.best
     if best is None:

@@ -48,14 +48,14 @@ SHARED = ("dataset", "hidden", "activation", "batch_norm", "batch_size", "optimi
           "augment_flip")
 # Options that describe the command line's run, not a model: fit_many ignores them.
 IGNORED = ("backend", "out", "checkpoint_every", "resume", "progress", "base_error")
-STATUSES = ("completed", "stopped", "failed")
 
 
 @dataclass
 class Result:
     """One configuration's outcome: ``model`` (an ordinary model: its best epoch's weights with
     early stopping, else its last good ones), ``history``, ``status`` — "completed" (ran its
-    epochs), "stopped" (early stopping) or "failed" (diverged; ``error`` says where)."""
+    epochs), "stopped" (early stopping, or a callback's `ManyTrainer.stop_model`), "pruned" (a
+    search stopped it) or "failed" (diverged; ``error`` says where)."""
 
     config: TrainConfig
     model: Module
@@ -331,6 +331,16 @@ class ManyTrainer:
             record[key] = self.histories[best][-1][key] if best is not None else None
         record["seconds"] = seconds
         return record
+
+    def stop_model(self, k: int, status: str = "stopped") -> None:
+        """Stop model k after this epoch, as early stopping does (a callback's way to prune it):
+        it is frozen with its state kept; its result says ``status``."""
+        if self.status[k] != "training":
+            return
+        self.status[k] = status
+        self.histories[k].stopped_epoch = self.epoch
+        self.optimizer.freeze(k)
+        self._kept["final"][k] = self.model.row(k)
 
     def _early_stopping(self, k: int, record: dict) -> None:
         """`EarlyStopping(patience=configs[k].patience)` on the dev cost, for model k alone."""

@@ -28,6 +28,7 @@ import numpy as np
 from xdl.backend import seed as seed_backend
 from xdl.config import TrainConfig
 from xdl.train.many import SHARED, fit_many
+from xdl.tune.pruning import BatchPruning, Pruning, recorded_at, rungs
 from xdl.tune.space import DEFAULT_SPACE, Space, python_value
 from xdl.tune.study import Study, Trial
 
@@ -38,13 +39,15 @@ SHRINK = 0.5  # coarse to fine: each round's box is this fraction of the previou
 
 def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", execution: str = "sequential",
          rounds: int = 2, seed: int = 0, base: TrainConfig | None = None, directory=None, resume: bool = False,
-         standardize=None, progress: bool | None = False, scheduler: str | None = None) -> Study:
+         standardize=None, progress: bool | None = False, scheduler: str | None = None,
+         halving: int | None = None, min_epochs: int = 1) -> Study:
     """Search ``space`` (a `Space`, a dict, or None for `DEFAULT_SPACE`) with ``trials`` trials,
     training on ``(X, y)`` and scoring on ``dev = (X_dev, y_dev)`` by the dev accuracy each model
     ends with. ``directory``: where the study keeps ``trials.json`` (and ``resume=True`` continues
     it). ``execution="dask"`` spreads batches of trials over a `LocalCluster`, or over the
-    cluster whose scheduler is at ``scheduler``. Returns the `Study`; ``study.best`` is the best
-    trial.
+    cluster whose scheduler is at ``scheduler``. ``halving=η`` stops poor trials early at the rungs
+    min_epochs·ηʳ (`xdl.tune.pruning`: asynchronous successive halving; such trials are "pruned").
+    Returns the `Study`; ``study.best`` is the best trial.
 
     >>> import xdl
     >>> from xdl.config import TrainConfig
@@ -68,12 +71,17 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
         raise ValueError(f"execution must be one of {', '.join(EXECUTIONS)}, got {execution!r}")
     if isinstance(rounds, bool) or not isinstance(rounds, int | np.integer) or not 1 <= rounds <= trials:
         raise ValueError(f"rounds must be an integer in [1, trials], got {rounds!r}")
+    if halving is not None and (isinstance(halving, bool) or not isinstance(halving, int | np.integer) or halving < 2):
+        raise ValueError(f"halving must be an integer η ≥ 2 (keep the top 1/η at each rung), got {halving!r}")
+    if isinstance(min_epochs, bool) or not isinstance(min_epochs, int | np.integer) or min_epochs < 1:
+        raise ValueError(f"min_epochs must be a positive integer, got {min_epochs!r}")
     if dev is None:
         raise ValueError("dev=(X_dev, y_dev) is needed: trials are compared on the dev set")
     meta = {"space": space.spec(), "trials": int(trials), "strategy": strategy, "rounds": int(rounds),
-            "seed": int(seed), "base": _options(base)}
+            "seed": int(seed), "base": _options(base), "halving": halving, "min_epochs": int(min_epochs)}
     study = Study.resume(meta, directory) if resume else Study(meta, directory)
     train = {"sequential": _sequential, "batched": _batched, "dask": _dask}[execution]
+    rungs_ = rungs(min_epochs, halving, base.epochs) if halving else []
     number = 0
     for round_, points in _rounds(space, trials, strategy, rounds, seed, study):
         done = study.finished()
@@ -86,7 +94,7 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
                 todo.append((number, params))
             number += 1
         if todo:
-            train(todo, round_, base, X, y, dev, study, standardize, progress, scheduler)
+            train(todo, round_, base, X, y, dev, study, standardize, progress, scheduler, (rungs_, halving))
     return study
 
 
@@ -171,7 +179,7 @@ def _trial(number, round_, params, history=None, status="completed", error=None,
                  seconds, curves)
 
 
-def _sequential(todo, round_, base, X, y, dev, study, standardize, progress, scheduler=None) -> None:
+def _sequential(todo, round_, base, X, y, dev, study, standardize, progress, scheduler, halving) -> None:
     """Panda: one trial at a time, each recorded as soon as it ends."""
     from xdl.train.trainer import _progress_bar
 
@@ -185,7 +193,8 @@ def _sequential(todo, round_, base, X, y, dev, study, standardize, progress, sch
             continue
         seed_backend(config.seed)
         model = config.build_model(int(np.prod(X.shape[1:])), _n_classes(y, dev), standardize)
-        trainer = config.build_trainer(model)
+        pruning = Pruning(recorded_at(study, halving[0]), halving[1]) if halving[0] else None
+        trainer = config.build_trainer(model, callbacks=[pruning] if pruning else [])
         trainer.progress = False
         try:
             history = trainer.fit(X, y, dev=dev)
@@ -193,21 +202,23 @@ def _sequential(todo, round_, base, X, y, dev, study, standardize, progress, sch
             study.add([_trial(number, round_, params, trainer.history, "failed", str(e),
                               time.perf_counter() - start)])
         else:
-            status = "stopped" if history.stopped_epoch is not None else "completed"
+            status = "completed" if history.stopped_epoch is None else \
+                "pruned" if pruning is not None and pruning.pruned_at else "stopped"
             study.add([_trial(number, round_, params, history, status, seconds=time.perf_counter() - start)])
         bar.update(1)
     bar.close()
 
 
-def _batched(todo, round_, base, X, y, dev, study, standardize, progress, scheduler=None) -> None:
+def _batched(todo, round_, base, X, y, dev, study, standardize, progress, scheduler, halving) -> None:
     """Caviar: the trials that share shapes trained together by `fit_many`, a group at a time."""
     for group in _groups(todo, round_, base, study):
-        outcomes, seconds = train_group([c for _, _, c in group], X, y, dev, base.seed, standardize, progress)
+        outcomes, seconds = train_group([c for _, _, c in group], X, y, dev, base.seed, standardize, progress,
+                                        _batch_pruning(study, halving))
         study.add([_trial(number, round_, params, *outcome, seconds) for (number, params, _), outcome in
                    zip(group, outcomes)])
 
 
-def _dask(todo, round_, base, X, y, dev, study, standardize, progress, scheduler=None) -> None:
+def _dask(todo, round_, base, X, y, dev, study, standardize, progress, scheduler, halving) -> None:
     """Caviar spread over Dask workers (a `LocalCluster` of one worker per core, or the scheduler
     at ``scheduler``): each worker trains batches of trials that share shapes with `fit_many`; a
     batch lost with its worker is run again elsewhere by Dask, and each result is recorded once,
@@ -221,8 +232,9 @@ def _dask(todo, round_, base, X, y, dev, study, standardize, progress, scheduler
         workers = max(1, len(client.scheduler_info()["workers"]))
         groups = _groups(todo, round_, base, study, parts=workers)
         data = client.scatter([X, y, dev], broadcast=True)
+        pruning = _batch_pruning(study, halving)  # the rung values recorded before this round
         futures = {client.submit(train_group, [c for _, _, c in group], *data, base.seed, standardize, False,
-                                 pure=False, retries=2): group for group in groups}
+                                 pruning, pure=False, retries=2): group for group in groups}
         for future in as_completed(futures):
             outcomes, seconds = future.result()
             study.add([_trial(number, round_, params, *outcome, seconds) for (number, params, _), outcome in
@@ -250,12 +262,16 @@ def _groups(todo, round_, base, study, parts: int = 1) -> list[list]:
     return batches
 
 
-def train_group(configs, X, y, dev, seed, standardize=None, progress=False):
+def _batch_pruning(study, halving):
+    return [BatchPruning(recorded_at(study, halving[0]), halving[1])] if halving[0] else []
+
+
+def train_group(configs, X, y, dev, seed, standardize=None, progress=False, callbacks=()):
     """Train ``configs`` together (`fit_many`): ([(history, status, error)] per config, seconds per
     trial) — what a search records; a plain function, so a Dask worker can run it."""
     start = time.perf_counter()
     results = fit_many(configs, X, y, dev=dev, seed=seed, n_classes=_n_classes(y, dev), standardize=standardize,
-                       progress=progress)
+                       callbacks=callbacks, progress=progress)
     seconds = (time.perf_counter() - start) / len(configs)  # each trial's share of the batch
     return [(r.history, r.status, r.error) for r in results], seconds
 

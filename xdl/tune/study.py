@@ -18,8 +18,9 @@ BEST_FILE = "best.toml"
 
 @dataclass
 class Trial:
-    """One configuration tried: ``status`` is "completed", "stopped" (early stopping) or "failed"
-    (``error`` says why: diverged, or an invalid combination). ``dev_accuracy``/``dev_cost``: the
+    """One configuration tried: ``status`` is "completed", "stopped" (early stopping), "pruned"
+    (successive halving stopped it at a rung) or "failed" (``error`` says why: diverged, or an
+    invalid combination). ``dev_accuracy``/``dev_cost``: the
     record the model ends with (its best epoch under early stopping)."""
 
     number: int
@@ -89,11 +90,11 @@ class Study:
     def table(self, k: int = 10) -> str:
         """The top ``k`` trials as a Markdown table."""
         names = sorted({n for t in self.trials for n in t.params})
-        rows = ["| rank | trial | dev accuracy | dev cost | epochs | " + " | ".join(names) + " |",
-                "|" + "---:|" * (5 + len(names))]
+        rows = ["| rank | trial | dev accuracy | dev cost | epochs | status | " + " | ".join(names) + " |",
+                "|" + "---:|" * (6 + len(names))]
         for rank, t in enumerate(self.ranked()[:k], 1):
             values = [_short(t.params.get(n)) for n in names]
-            rows.append(f"| {rank} | {t.number} | {t.dev_accuracy:.4f} | {t.dev_cost:.4f} | {t.epochs} | "
+            rows.append(f"| {rank} | {t.number} | {t.dev_accuracy:.4f} | {t.dev_cost:.4f} | {t.epochs} | {t.status} | "
                         + " | ".join(values) + " |")
         failed = [t for t in self.trials if t.status == "failed"]
         if failed:
