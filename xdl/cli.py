@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 import xdl
-from xdl.backend import BackendError
+from xdl.backend import BACKEND_NAMES, BackendError
 from xdl.config import TrainConfig
 from xdl.data import Standardizer, split
 from xdl.diagnose import diagnose
@@ -44,7 +44,7 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     try:
-        return args.run(config_from_args(args), args)
+        return args.run(config_from_args(args) if hasattr(args, "config") else None, args)
     except USER_ERRORS as e:
         print(f"xdl {args.command}: error: {e}", file=sys.stderr)
         return 1
@@ -70,7 +70,36 @@ def build_parser() -> argparse.ArgumentParser:
             _add_tune_options(sub)
         _add_options(sub, skip=("resume", "out") if name == "tune" else ())
         sub.set_defaults(run=run)
+    bench = commands.add_parser("bench", help="benchmark optimizers on fixed problems",
+                                description="benchmark optimizers on fixed problems")
+    kinds = bench.add_subparsers(title="benchmarks", dest="benchmark")
+    sub = kinds.add_parser("optimizers", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                           help="tune each optimizer's learning rate with the same budget, train N seeds, "
+                                "write a table, the runs' JSON, curves and a performance profile",
+                           description="tune each optimizer's learning rate with the same budget (log-uniform "
+                                       "random search), train the best with N seeds, and write results.md, "
+                                       "results.json, curves-<problem>.png and profile.png")
+    _add_bench_options(sub)
+    sub.set_defaults(run=bench_optimizers)
     return parser
+
+
+def _add_bench_options(parser: argparse.ArgumentParser) -> None:
+    from xdl.bench import OPTIMIZERS, PROBLEMS, QUICK
+
+    parser.add_argument("--quick", action="store_true",
+                        help=f"sgd, momentum, rmsprop, adam on {', '.join(QUICK)}; 3 seeds, 8 trials, short budgets")
+    parser.add_argument("--optimizer", dest="optimizers", nargs="+", metavar="NAME",
+                        help=f"optimizers: {', '.join(OPTIMIZERS)}, or your own as module:Name or file.py:Name "
+                             "(default: all; quick: sgd momentum rmsprop adam)")
+    parser.add_argument("--problem", dest="problems", nargs="+", metavar="NAME",
+                        help=f"problems: {', '.join(PROBLEMS)} (default: all; quick: {' '.join(QUICK)})")
+    parser.add_argument("--seeds", type=int, help="training runs of the tuned rate (default 5; quick 3)")
+    parser.add_argument("--trials", type=int, help="learning rates tried per optimizer (default 16; quick 8)")
+    parser.add_argument("--lr", type=float, help="no search: train every optimizer at this rate")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the search and the runs")
+    parser.add_argument("--backend", choices=BACKEND_NAMES, default="auto", help="array backend")
+    parser.add_argument("--out", default="xdl-bench", help="output directory")
 
 
 def _add_tune_options(parser: argparse.ArgumentParser) -> None:
@@ -289,6 +318,30 @@ def tune(config: TrainConfig, args) -> int:
         picture = f" (no trials.png: {e})"
     print(f"\nbest: trial {best.number}, dev accuracy {best.dev_accuracy:.4f}; {time.perf_counter() - start:.1f} s")
     print(f"wrote {out / 'trials.json'}, {path}{picture}; train it with: xdl train --config {shlex.quote(str(path))}")
+    return 0
+
+
+# -- xdl bench ----------------------------------------------------------------------------------
+def bench_optimizers(config, args) -> int:
+    """Run the optimizer benchmark and write its files."""
+    from xdl.bench import PROBLEMS, QUICK, benchmark, markdown, write
+
+    out = Path(args.out)
+    check_writable_dir(out, "--out")
+    optimizers = args.optimizers or (["sgd", "momentum", "rmsprop", "adam"] if args.quick else
+                                      ["sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw"])
+    problems = args.problems or (list(QUICK) if args.quick else list(PROBLEMS))
+    seeds = args.seeds or (3 if args.quick else 5)
+    trials = args.trials or (8 if args.quick else 16)
+    start = time.perf_counter()
+    with xdl.use(args.backend) as backend:
+        print(f"xdl {xdl.__version__} bench optimizers: backend {backend.name} on {backend.device_name()}; "
+              f"{len(optimizers)} optimizers × {len(problems)} problems, {trials} lr trials, {seeds} seeds")
+        results = benchmark(problems, optimizers, seeds=seeds, trials=trials, seed=args.seed, quick=args.quick,
+                            lr=args.lr, progress=lambda what: print(f"  {what}", file=sys.stderr))
+    files = write(results, out)
+    print(markdown(results))
+    print(f"\n{time.perf_counter() - start:.1f} s; wrote {', '.join(str(f) for f in files)}")
     return 0
 
 

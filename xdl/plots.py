@@ -11,7 +11,7 @@ from xdl.ewa import ewa
 
 def plot_history(history, path, smoothing: float = 0.6) -> Path:
     """Save the curves of a `History` as a PNG at ``path``; ``smoothing`` is the EWA's β (0: none)."""
-    plt = _pyplot()
+    plt = pyplot()
     if not len(history):
         raise ValueError("plot_history: the history is empty")
     epochs = history["epoch"]
@@ -32,7 +32,7 @@ def plot_history(history, path, smoothing: float = 0.6) -> Path:
     for ax in axes:
         if history.best_epoch is not None:
             ax.axvline(history.best_epoch, color="gray", linestyle=":", linewidth=1)
-    return _save(plt, fig, path)
+    return save_figure(plt, fig, path)
 
 
 def plot_study(study, space, path) -> Path:
@@ -40,7 +40,7 @@ def plot_study(study, space, path) -> Path:
     hyperparameter on its own scale (log axes for log-uniform ones, 1 − β on a log axis for
     one_minus_log, one column per choice), a colour per round; and the best dev accuracy so far
     against trials and against seconds."""
-    plt = _pyplot()
+    plt = pyplot()
     trials = [t for t in study.trials if t.ok]
     if not trials:
         raise ValueError("plot_study: no trial trained to the end")
@@ -75,10 +75,11 @@ def plot_study(study, space, path) -> Path:
     axes[0][-2].set(xlabel="trials", ylabel="best dev accuracy so far", title="best so far")
     axes[0][-1].step(seconds, so_far, where="post")
     axes[0][-1].set(xlabel="seconds of training", ylabel="best dev accuracy so far", title="best so far")
-    return _save(plt, fig, path)
+    return save_figure(plt, fig, path)
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend (ImportError naming the extra without it)."""
     try:
         import matplotlib
 
@@ -89,7 +90,8 @@ def _pyplot():
     return plt
 
 
-def _save(plt, fig, path) -> Path:
+def save_figure(plt, fig, path) -> Path:
+    """Lay out, write ``fig`` as a PNG at ``path`` and close it."""
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=100)

@@ -195,7 +195,7 @@ def _sequential(todo, round_, base, X, y, dev, study, standardize, progress, sch
         model = config.build_model(int(np.prod(X.shape[1:])), _n_classes(y, dev), standardize)
         pruning = Pruning(recorded_at(study, halving[0]), halving[1]) if halving[0] else None
         trainer = config.build_trainer(model, callbacks=[pruning] if pruning else [])
-        trainer.progress = False
+        trainer.progress = progress  # the running trial's own bar, with its live costs
         try:
             history = trainer.fit(X, y, dev=dev)
         except FloatingPointError as e:

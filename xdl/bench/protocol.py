@@ -1,0 +1,172 @@
+"""The protocol: every optimizer gets the same budget on every problem.
+
+For each (problem, optimizer): the learning rate is tuned by log-uniform random search over
+[1e-4, 1] with ``trials`` runs (seeded: every optimizer tries the same rates), scored by the final
+dev accuracy (classification) or the final value (functions); the best rate is then trained with
+``seeds`` seeds. Each run records its curve (per epoch, or per step for functions), the final
+train/test accuracy and cost, and the steps and seconds to the problem's target (None when it is
+never reached). A run that diverges or raises is recorded with its status and reason, never fatal.
+
+Optimizers are the `xdl.optim.Optimizer` classes by name (`OPTIMIZERS`), or a user's own
+``module:Name`` / ``path/to/file.py:Name`` (`load_optimizer`): a subclass of `Optimizer` with the
+same interface (its ``update`` over flat buffers, a NumPy reference, optionally a kernel).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+import xdl
+from xdl.bench.problems import PROBLEMS, Problem, build_model, classification_data, function_cost
+from xdl.losses import BinaryCrossEntropy, SoftmaxCrossEntropy
+from xdl.optim import SGD, Adam, AdamW, Momentum, Optimizer, RMSprop
+from xdl.train import Callback, Trainer
+
+OPTIMIZERS = {
+    "sgd": lambda params, lr: SGD(params, lr=lr),
+    "momentum": lambda params, lr: Momentum(params, lr=lr, beta=0.9),
+    "nesterov": lambda params, lr: Momentum(params, lr=lr, beta=0.9, nesterov=True),
+    "rmsprop": lambda params, lr: RMSprop(params, lr=lr),
+    "adam": lambda params, lr: Adam(params, lr=lr),
+    "adamw": lambda params, lr: AdamW(params, lr=lr),
+}
+LR_RANGE = (1e-4, 1.0)
+
+
+def load_optimizer(spec: str):
+    """``"module:Name"`` or ``"path/to/file.py:Name"`` → a builder ``(params, lr) -> optimizer``."""
+    where, _, name = spec.rpartition(":")
+    if not where or not name:
+        raise ValueError(f"--optimizer {spec!r}: expected a known name ({', '.join(OPTIMIZERS)}) or module:Name")
+    try:
+        if where.endswith(".py"):
+            path = Path(where)
+            if not path.is_file():
+                raise FileNotFoundError(f"no such file {where!r}")
+            module_spec = importlib.util.spec_from_file_location(f"xdl_bench_user_{path.stem}", path)
+            module = importlib.util.module_from_spec(module_spec)
+            module_spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(where)
+        cls = getattr(module, name)
+    except (ImportError, FileNotFoundError, AttributeError) as e:
+        raise ValueError(f"--optimizer {spec!r}: cannot load it ({e})") from None
+    if not (isinstance(cls, type) and issubclass(cls, Optimizer)):
+        raise ValueError(f"--optimizer {spec!r}: {name} must be a subclass of xdl.optim.Optimizer")
+    return lambda params, lr: cls(params, lr=lr)
+
+
+def builders(names) -> dict:
+    """name → builder for known names and ``module:Name`` specs (named by their class name)."""
+    out = {}
+    for name in names:
+        if name in OPTIMIZERS:
+            out[name] = OPTIMIZERS[name]
+        elif ":" in name:
+            out[name.rpartition(":")[2]] = load_optimizer(name)
+        else:
+            raise ValueError(f"--optimizer {name!r}: unknown; known: {', '.join(OPTIMIZERS)}, or module:Name")
+    return out
+
+
+class _Curve(Callback):
+    """Records, per epoch, the steps and seconds so far (to find when the target was reached)."""
+
+    def __init__(self, steps_per_epoch: int):
+        self.steps_per_epoch, self.seconds, self.start = steps_per_epoch, [], None
+
+    def on_train_begin(self, trainer):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, trainer, record):
+        self.seconds.append(time.perf_counter() - self.start)
+
+
+def run(problem: Problem, build, lr: float, seed: int, quick: bool, data=None) -> dict:
+    """One training run: its status, curve, final metrics, steps and seconds to the target."""
+    xdl.seed(seed)
+    try:
+        return _function_run(problem, build, lr, quick) if problem.kind == "function" else \
+            _classification_run(problem, build, lr, seed, quick, data)
+    except FloatingPointError as e:
+        return {"lr": lr, "seed": seed, "status": "diverged", "error": str(e)}
+    except Exception as e:  # noqa: BLE001 — a user's optimizer may raise anything; the suite goes on
+        return {"lr": lr, "seed": seed, "status": "crashed", "error": f"{type(e).__name__}: {e}"}
+
+
+def _function_run(problem, build, lr, quick) -> dict:
+    start, cost = function_cost(problem.name)
+    x = xdl.tensor(start.astype(np.float64), requires_grad=True)
+    opt = build([x], lr)
+    values, reached, seconds, t0 = [], None, None, time.perf_counter()
+    with np.errstate(over="ignore", invalid="ignore"):  # a diverging run is caught by its value below
+        for step in range(problem.steps(quick)):
+            opt.zero_grad()
+            value = cost(x)
+            value.backward()
+            opt.step()
+            v = float(value.item())
+            values.append(v)
+            if not math.isfinite(v):
+                return {"lr": lr, "status": "diverged", "error": f"f became {v} at step {step + 1}", "curve": values}
+            if reached is None and v <= problem.target:
+                reached, seconds = step + 1, time.perf_counter() - t0
+        final = float(cost(x).item())
+    return {"lr": lr, "status": "completed", "final_cost": final, "score": -final, "steps_to_target": reached,
+            "seconds_to_target": seconds, "seconds": time.perf_counter() - t0, "curve": values}
+
+
+def _classification_run(problem, build, lr, seed, quick, data) -> dict:
+    X_train, y_train, X_dev, y_dev, X_test, y_test = data
+    model = build_model(problem, X_train.shape[1])
+    loss = BinaryCrossEntropy() if problem.details["outputs"] == 1 else SoftmaxCrossEntropy()
+    opt = build(model, lr)
+    steps_per_epoch = max(1, len(X_train) // problem.batch_size)
+    curve = _Curve(steps_per_epoch)
+    trainer = Trainer(model, loss, opt, batch_size=problem.batch_size, epochs=problem.steps(quick), seed=seed,
+                      callbacks=[curve], progress=False)
+    history = trainer.fit(X_train, y_train, dev=(X_dev, y_dev))
+    test = trainer.evaluate(X_test, y_test)
+    hit = next((i for i, a in enumerate(history["dev_accuracy"]) if a >= problem.target), None)
+    return {"lr": lr, "seed": seed, "status": "completed", "train_accuracy": history[-1]["train_accuracy"],
+            "dev_accuracy": history[-1]["dev_accuracy"], "test_accuracy": test["accuracy"], "test_cost": test["cost"],
+            "score": history[-1]["dev_accuracy"],
+            "steps_to_target": None if hit is None else (hit + 1) * len(trainer._batches(len(X_train))),
+            "seconds_to_target": None if hit is None else curve.seconds[hit], "seconds": curve.seconds[-1],
+            "curve": history["dev_accuracy"]}
+
+
+def benchmark(problems, optimizers, seeds: int = 3, trials: int = 8, seed: int = 0, quick: bool = False,
+              lr: float | None = None, progress=None) -> dict:
+    """Run the protocol; returns ``{"problems": {problem: {optimizer: {"search": [...], "lr": best,
+    "runs": [...]}}}}``. ``lr``: skip the search and use this rate for every optimizer."""
+    names = list(problems)
+    unknown = [p for p in names if p not in PROBLEMS]
+    if unknown:
+        raise ValueError(f"--problem {unknown[0]!r}: unknown; known: {', '.join(PROBLEMS)}")
+    for what, value in (("seeds", seeds), ("trials", trials)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"--{what} must be a positive integer, got {value!r}")
+    build = builders(optimizers)
+    rates = np.geomspace(*LR_RANGE, 2)  # the range; the draws follow
+    rates = (10.0 ** np.random.default_rng(seed).uniform(*np.log10(rates), trials)).tolist()
+    results = {"seed": seed, "quick": quick, "seeds": seeds, "trials": trials, "lr": lr, "problems": {}}
+    for name in names:
+        problem = PROBLEMS[name]
+        data = classification_data(name) if problem.kind == "classification" else None
+        per_problem = results["problems"][name] = {}
+        for opt_name, make in build.items():
+            if progress:
+                progress(f"{name}: {opt_name}")
+            search = [] if lr is not None else [run(problem, make, r, seed, quick, data) for r in rates]
+            good = [s for s in search if s["status"] == "completed" and math.isfinite(s["score"])]
+            best = lr if lr is not None else (max(good, key=lambda s: s["score"])["lr"] if good else None)
+            runs = [] if best is None else [run(problem, make, best, seed + 1 + i, quick, data) for i in range(seeds)]
+            per_problem[opt_name] = {"search": search, "lr": best, "runs": runs}
+    return results
