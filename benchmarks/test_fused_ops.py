@@ -10,7 +10,7 @@ Every call is followed by the device synchronization of its implementation, so G
 import pytest
 
 import xdl
-from cases import MLP_SHAPES, batchnorm_case, optimizer_case
+from xdl.bench.kernels import MLP_SHAPES, batchnorm_case, optimizer_case
 
 
 @pytest.fixture(scope="module")

@@ -81,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
                                        "results.json, curves-<problem>.png and profile.png")
     _add_bench_options(sub)
     sub.set_defaults(run=bench_optimizers)
+    sub = kinds.add_parser("kernels", help="the fused ops' speed: time, GB/s, % of copy bandwidth, ratios to "
+                                           "naive xp and PyTorch (benchmarks/report.py)",
+                           description="the fused ops' speed on the current backend")
+    sub.add_argument("--quick", action="store_true", help="skip the 100M-parameter and largest BN cases")
+    sub.add_argument("--json", metavar="FILE", help="also write the rows to this JSON file")
+    sub.add_argument("--backend", choices=BACKEND_NAMES, default="auto", help="array backend")
+    sub.set_defaults(run=bench_kernels)
     return parser
 
 
@@ -342,6 +349,14 @@ def bench_optimizers(config, args) -> int:
     files = write(results, out)
     print(markdown(results))
     print(f"\n{time.perf_counter() - start:.1f} s; wrote {', '.join(str(f) for f in files)}")
+    return 0
+
+
+def bench_kernels(config, args) -> int:
+    from xdl.bench.kernels import report
+
+    with xdl.use(args.backend):
+        report(args.quick, args.json)
     return 0
 
 

@@ -1,6 +1,6 @@
-"""Benchmark cases for the fused ops: xdl vs. naive ``xp`` expressions vs. PyTorch, against the
-copy bandwidth measured in the same run. Used by ``benchmarks/report.py`` and the pytest-benchmark
-suites beside it.
+"""Speed of the fused ops (`xdl bench kernels`, ``benchmarks/report.py``): xdl vs. naive ``xp``
+expressions vs. PyTorch, against the copy bandwidth measured in the same run; the pytest-benchmark
+suites in ``benchmarks/`` time the same cases.
 
 Each case counts the fewest bytes its op must move (every input read once, every output written
 once): fp32 Adam 28 B/parameter, SGD 12, Momentum and RMSprop 20; batch-norm forward and inference
@@ -9,6 +9,9 @@ once): fp32 Adam 28 B/parameter, SGD 12, Momentum and RMSprop 20; batch-norm for
 
 from __future__ import annotations
 
+import datetime
+import json
+import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -16,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+import xdl
 from xdl.backend import Backend
 
 
@@ -244,3 +248,32 @@ def format_table(rows: list[Row], copy: Row) -> str:
 
 def _duration(s: float) -> str:
     return f"{s * 1e3:.3f} ms" if s >= 1e-3 else f"{s * 1e6:.1f} µs"
+
+
+def report(quick: bool = False, json_path=None) -> None:
+    """Print one table of every case on the current backend (``quick``: without the 100M-parameter
+    and largest batch-norm cases); ``json_path``: also write the rows there."""
+    backend = xdl.current_backend()
+    xdl.seed(0)
+    gpu = backend.device_type == "cuda"
+    copy = copy_bandwidth(backend, (1 << 30) if gpu else (1 << 28))
+    rows = []
+    for n in ([1_000_000, 10_000_000] + ([] if quick else [100_000_000])):
+        rows += optimizer_case(backend, "adam", n).rows()
+    rows += optimizer_case(backend, "adam", shapes=MLP_SHAPES).rows()
+    for rule in ("adamw", "sgd", "momentum", "rmsprop"):
+        rows += optimizer_case(backend, rule, 10_000_000).rows()
+    shapes = [(1024, 1024), (8192, 4096)] + ([] if quick else [(65536, 1024)])
+    for mode in ("train fwd", "train fwd+bwd", "inference"):
+        for n, c in shapes:
+            rows += batchnorm_case(backend, mode, n, c).rows()
+
+    device = backend.device_name()
+    print(f"# xdl benchmark report — {datetime.date.today()} — backend {backend.name}, device {device}, "
+          f"{platform.processor() or platform.machine()}")
+    print(f"measured copy bandwidth: {copy.gbps:.0f} GB/s (bytes read + written)\n")
+    print(format_table(rows, copy))
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump({"date": str(datetime.date.today()), "device": device, "copy_gbps": copy.gbps,
+                       "rows": [r.__dict__ | {"gbps": r.gbps} for r in rows]}, f, indent=1)
