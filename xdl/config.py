@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import tomllib
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -17,6 +15,7 @@ from xdl import optim
 from xdl.backend import BACKEND_NAMES
 from xdl.data import Augment
 from xdl.datasets import DATASETS
+from xdl.files import read_toml
 from xdl.init import INITIALIZERS
 from xdl.losses import SoftmaxCrossEntropy
 from xdl.nn import ACTIVATIONS, mlp
@@ -84,14 +83,7 @@ class TrainConfig:
     @classmethod
     def from_toml(cls, path, overrides: dict | None = None) -> TrainConfig:
         """Defaults, then the TOML file's keys, then ``overrides``; every value checked."""
-        path = Path(path)
-        try:
-            with path.open("rb") as f:
-                data = tomllib.load(f)
-        except FileNotFoundError:
-            raise FileNotFoundError(f"--config: no such file {str(path)!r}") from None
-        except tomllib.TOMLDecodeError as e:
-            raise ValueError(f"--config {str(path)!r} is not valid TOML: {e}") from None
+        data = read_toml(path, "--config")
         return cls.from_dict({**data, **(overrides or {})}, source=f"config file {str(path)!r}")
 
     @classmethod

@@ -1,4 +1,5 @@
-"""File helpers every writer in xdl uses: atomic replacement and an early writability check."""
+"""File helpers: atomic replacement and an early writability check (every writer in xdl uses
+them), and reading a TOML file named by an option."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import glob
 import os
 import stat
 import tempfile
+import tomllib
 from pathlib import Path
 
 
@@ -102,3 +104,15 @@ def check_writable_dir(directory, what: str) -> Path:
     if not directory.is_dir() or not os.access(directory, os.W_OK | os.X_OK):
         raise PermissionError(f"{what} {str(directory)!r} is not a writable directory")
     return directory
+
+
+def read_toml(path, option: str) -> dict:
+    """The TOML file at ``path``; a missing or malformed file is an error naming ``option``."""
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{option}: no such file {str(path)!r}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ValueError(f"{option} {str(path)!r} is not valid TOML: {e}") from None

@@ -31,10 +31,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import tomllib
-from pathlib import Path
 
 import numpy as np
+
+from xdl.files import read_toml
 
 
 class Dimension:
@@ -228,15 +228,7 @@ class Space:
 
     @classmethod
     def from_toml(cls, path, options=None) -> Space:
-        path = Path(path)
-        try:
-            with path.open("rb") as f:
-                spec = tomllib.load(f)
-        except FileNotFoundError:
-            raise FileNotFoundError(f"--space: no such file {str(path)!r}") from None
-        except tomllib.TOMLDecodeError as e:
-            raise ValueError(f"--space {str(path)!r} is not valid TOML: {e}") from None
-        return cls.from_dict(spec, source=f"space {str(path)!r}", options=options)
+        return cls.from_dict(read_toml(path, "--space"), source=f"space {str(path)!r}", options=options)
 
     def spec(self) -> dict:
         return {**self.fixed, **{name: d.spec() for name, d in self.dimensions.items()}}
