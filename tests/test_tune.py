@@ -176,9 +176,10 @@ def test_tpe_through_optuna_ask_and_tell_gives_the_same_records_and_resumes(data
     assert [t.params for t in resumed.trials] == [t.params for t in study.trials]
 
 
-def test_dask_trials_equal_a_local_run_and_survive_a_killed_worker():
-    """2 workers: the same records as the in-process batched run; a worker killed while it trains
-    makes Dask run its batch again elsewhere — every trial recorded exactly once."""
+def test_dask_trials_equal_a_sequential_run_and_survive_a_killed_worker():
+    """2 workers: the same records as a sequential run with the same seed (float64: to rounding);
+    a worker killed while it trains makes Dask run its batch again elsewhere — every trial
+    recorded exactly once."""
     distributed = pytest.importorskip("dask.distributed")
     import os
     import threading
@@ -189,7 +190,7 @@ def test_dask_trials_equal_a_local_run_and_survive_a_killed_worker():
     X, y, dev = s.X_train, s.y_train, (s.X_dev, s.y_dev)
     space = {"lr": {"log_uniform": [1e-3, 1e-1]}, "l2": {"log_uniform": [1e-3, 1.0]}}
     base = TrainConfig(hidden=[256], epochs=60, patience=0, progress=False, dropout=0.0)  # ~1 s per batch
-    local = tune(X, y, dev, space, trials=6, base=base, execution="batched")
+    local = tune(X, y, dev, space, trials=6, base=base, execution="sequential", dtype="float64")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
             distributed.Client(cluster) as client:
         killed = []
@@ -209,12 +210,14 @@ def test_dask_trials_equal_a_local_run_and_survive_a_killed_worker():
 
         killer = threading.Thread(target=kill_a_busy_worker)
         killer.start()
-        remote = tune(X, y, dev, space, trials=6, base=base, execution="dask", scheduler=cluster.scheduler_address)
+        remote = tune(X, y, dev, space, trials=6, base=base, execution="dask", scheduler=cluster.scheduler_address,
+                      dtype="float64")
         killer.join()
     assert killed == [True], "no worker was killed while it trained"
     assert [t.number for t in remote.trials] == list(range(6))
     assert [t.params for t in remote.trials] == [t.params for t in local.trials]
-    np.testing.assert_allclose([t.dev_cost for t in remote.trials], [t.dev_cost for t in local.trials], rtol=1e-6)
+    np.testing.assert_allclose([t.dev_cost for t in remote.trials], [t.dev_cost for t in local.trials], rtol=1e-9)
+    assert [t.dev_accuracy for t in remote.trials] == [t.dev_accuracy for t in local.trials]
 
 
 def test_killing_xdl_tune_then_resume_skips_the_finished_trials(tmp_path):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -40,14 +41,15 @@ SHRINK = 0.5  # coarse to fine: each round's box is this fraction of the previou
 def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", execution: str = "sequential",
          rounds: int = 2, seed: int = 0, base: TrainConfig | None = None, directory=None, resume: bool = False,
          standardize=None, progress: bool | None = False, scheduler: str | None = None,
-         halving: int | None = None, min_epochs: int = 1) -> Study:
+         halving: int | None = None, min_epochs: int = 1, dtype="float32") -> Study:
     """Search ``space`` (a `Space`, a dict, or None for `DEFAULT_SPACE`) with ``trials`` trials,
     training on ``(X, y)`` and scoring on ``dev = (X_dev, y_dev)`` by the dev accuracy each model
     ends with. ``directory``: where the study keeps ``trials.json`` (and ``resume=True`` continues
     it). ``execution="dask"`` spreads batches of trials over a `LocalCluster`, or over the
     cluster whose scheduler is at ``scheduler``. ``halving=η`` stops poor trials early at the rungs
     min_epochs·ηʳ (`xdl.tune.pruning`: asynchronous successive halving; such trials are "pruned").
-    Returns the `Study`; ``study.best`` is the best trial.
+    ``dtype``: the models' (float64 makes every execution agree to rounding). Returns the `Study`;
+    ``study.best`` is the best trial.
 
     >>> import xdl
     >>> from xdl.config import TrainConfig
@@ -80,8 +82,11 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
     meta = {"space": space.spec(), "trials": int(trials), "strategy": strategy, "rounds": int(rounds),
             "seed": int(seed), "base": _options(base), "halving": halving, "min_epochs": int(min_epochs)}
     study = Study.resume(meta, directory) if resume else Study(meta, directory)
+    if np.dtype(dtype).kind != "f":
+        raise ValueError(f"dtype must be a floating dtype (float32 or float64), got {dtype!r}")
     train = {"sequential": _sequential, "batched": _batched, "dask": _dask}[execution]
-    rungs_ = rungs(min_epochs, halving, base.epochs) if halving else []
+    search = _Search(base, X, y, dev, study, standardize, progress, scheduler,
+                     rungs(min_epochs, halving, base.epochs) if halving else [], halving, str(np.dtype(dtype)))
     number = 0
     for round_, points in _rounds(space, trials, strategy, rounds, seed, study):
         done = study.finished()
@@ -94,7 +99,7 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
                 todo.append((number, params))
             number += 1
         if todo:
-            train(todo, round_, base, X, y, dev, study, standardize, progress, scheduler, (rungs_, halving))
+            train(todo, round_, search)
     return study
 
 
@@ -179,23 +184,46 @@ def _trial(number, round_, params, history=None, status="completed", error=None,
                  seconds, curves)
 
 
-def _sequential(todo, round_, base, X, y, dev, study, standardize, progress, scheduler, halving) -> None:
+@dataclass
+class _Search:
+    """What every trial of a search is trained with."""
+
+    base: TrainConfig
+    X: object
+    y: object
+    dev: tuple
+    study: Study
+    standardize: object
+    progress: bool | None
+    scheduler: str | None
+    rungs: list[int]
+    eta: int | None
+    dtype: str
+
+    def batch_pruning(self) -> list:
+        """A `BatchPruning` with the rung values recorded so far, if the search halves."""
+        return [BatchPruning(recorded_at(self.study, self.rungs), self.eta)] if self.rungs else []
+
+
+def _sequential(todo, round_, search: _Search) -> None:
     """Panda: one trial at a time, each recorded as soon as it ends."""
     from xdl.train.trainer import _progress_bar
 
-    bar = _progress_bar(progress, total=len(todo))
+    study, X, y, dev = search.study, search.X, search.y, search.dev
+    bar = _progress_bar(search.progress, total=len(todo))
     for number, params in todo:
         start = time.perf_counter()
         try:
-            config = trial_config(base, params, number)
+            config = trial_config(search.base, params, number)
         except (TypeError, ValueError) as e:
             study.add([_trial(number, round_, params, error=f"invalid combination: {e}")])
             continue
         seed_backend(config.seed)
-        model = config.build_model(int(np.prod(X.shape[1:])), _n_classes(y, dev), standardize)
-        pruning = Pruning(recorded_at(study, halving[0]), halving[1]) if halving[0] else None
+        model = config.build_model(int(np.prod(X.shape[1:])), _n_classes(y, dev), search.standardize)
+        model.astype(search.dtype)
+        pruning = Pruning(recorded_at(study, search.rungs), search.eta) if search.rungs else None
         trainer = config.build_trainer(model, callbacks=[pruning] if pruning else [])
-        trainer.progress = progress  # the running trial's own bar, with its live costs
+        trainer.progress = search.progress  # the running trial's own bar, with its live costs
         try:
             history = trainer.fit(X, y, dev=dev)
         except FloatingPointError as e:
@@ -209,36 +237,36 @@ def _sequential(todo, round_, base, X, y, dev, study, standardize, progress, sch
     bar.close()
 
 
-def _batched(todo, round_, base, X, y, dev, study, standardize, progress, scheduler, halving) -> None:
+def _batched(todo, round_, search: _Search) -> None:
     """Caviar: the trials that share shapes trained together by `fit_many`, a group at a time."""
-    for group in _groups(todo, round_, base, study):
-        outcomes, seconds = train_group([c for _, _, c in group], X, y, dev, base.seed, standardize, progress,
-                                        _batch_pruning(study, halving))
-        study.add([_trial(number, round_, params, *outcome, seconds) for (number, params, _), outcome in
-                   zip(group, outcomes)])
+    for group in _groups(todo, round_, search.base, search.study):
+        outcomes, seconds = train_group([c for _, _, c in group], search.X, search.y, search.dev, search.base.seed,
+                                        search.standardize, search.progress, search.batch_pruning(), search.dtype)
+        search.study.add([_trial(number, round_, params, *outcome, seconds) for (number, params, _), outcome in
+                          zip(group, outcomes)])
 
 
-def _dask(todo, round_, base, X, y, dev, study, standardize, progress, scheduler, halving) -> None:
+def _dask(todo, round_, search: _Search) -> None:
     """Caviar spread over Dask workers (a `LocalCluster` of one worker per core, or the scheduler
-    at ``scheduler``): each worker trains batches of trials that share shapes with `fit_many`; a
-    batch lost with its worker is run again elsewhere by Dask, and each result is recorded once,
-    as it arrives."""
+    at ``search.scheduler``): each worker trains batches of trials that share shapes with
+    `fit_many`; a batch lost with its worker is run again elsewhere by Dask, and each result is
+    recorded once, as it arrives."""
     try:
         from dask.distributed import Client, LocalCluster, as_completed
     except ImportError:
         raise ImportError("execution 'dask' needs dask.distributed: pip install 'xdl[tune]'") from None
-    cluster = None if scheduler else LocalCluster(threads_per_worker=1, processes=True, dashboard_address=None)
-    with Client(scheduler or cluster) as client:
+    cluster = None if search.scheduler else LocalCluster(threads_per_worker=1, processes=True, dashboard_address=None)
+    with Client(search.scheduler or cluster) as client:
         workers = max(1, len(client.scheduler_info()["workers"]))
-        groups = _groups(todo, round_, base, study, parts=workers)
-        data = client.scatter([X, y, dev], broadcast=True)
-        pruning = _batch_pruning(study, halving)  # the rung values recorded before this round
-        futures = {client.submit(train_group, [c for _, _, c in group], *data, base.seed, standardize, False,
-                                 pruning, pure=False, retries=2): group for group in groups}
+        groups = _groups(todo, round_, search.base, search.study, parts=workers)
+        data = client.scatter([search.X, search.y, search.dev], broadcast=True)
+        pruning = search.batch_pruning()  # the rung values recorded before this round
+        futures = {client.submit(train_group, [c for _, _, c in group], *data, search.base.seed, search.standardize,
+                                 False, pruning, search.dtype, pure=False, retries=2): group for group in groups}
         for future in as_completed(futures):
             outcomes, seconds = future.result()
-            study.add([_trial(number, round_, params, *outcome, seconds) for (number, params, _), outcome in
-                       zip(futures[future], outcomes)])
+            search.study.add([_trial(number, round_, params, *outcome, seconds) for (number, params, _), outcome in
+                              zip(futures[future], outcomes)])
     if cluster is not None:
         cluster.close()
 
@@ -262,16 +290,12 @@ def _groups(todo, round_, base, study, parts: int = 1) -> list[list]:
     return batches
 
 
-def _batch_pruning(study, halving):
-    return [BatchPruning(recorded_at(study, halving[0]), halving[1])] if halving[0] else []
-
-
-def train_group(configs, X, y, dev, seed, standardize=None, progress=False, callbacks=()):
+def train_group(configs, X, y, dev, seed, standardize=None, progress=False, callbacks=(), dtype="float32"):
     """Train ``configs`` together (`fit_many`): ([(history, status, error)] per config, seconds per
     trial) — what a search records; a plain function, so a Dask worker can run it."""
     start = time.perf_counter()
-    results = fit_many(configs, X, y, dev=dev, seed=seed, n_classes=_n_classes(y, dev), standardize=standardize,
-                       callbacks=callbacks, progress=progress)
+    results = fit_many(configs, X, y, dev=dev, seed=seed, dtype=dtype, n_classes=_n_classes(y, dev),
+                       standardize=standardize, callbacks=callbacks, progress=progress)
     seconds = (time.perf_counter() - start) / len(configs)  # each trial's share of the batch
     return [(r.history, r.status, r.error) for r in results], seconds
 
