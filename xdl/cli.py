@@ -105,6 +105,8 @@ def _add_bench_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trials", type=int, help="learning rates tried per optimizer (default 16; quick 8)")
     parser.add_argument("--lr", type=float, help="no search: train every optimizer at this rate")
     parser.add_argument("--seed", type=int, default=0, help="seed of the search and the runs")
+    parser.add_argument("--batched", action=argparse.BooleanOptionalAction, default=None,
+                        help="train each lr search's trials at once (fit_many) where possible (default: on a GPU)")
     parser.add_argument("--backend", choices=BACKEND_NAMES, default="auto", help="array backend")
     parser.add_argument("--out", default="xdl-bench", help="output directory")
 
@@ -345,7 +347,8 @@ def bench_optimizers(config, args) -> int:
         print(f"xdl {xdl.__version__} bench optimizers: backend {backend.name} on {backend.device_name()}; "
               f"{len(optimizers)} optimizers × {len(problems)} problems, {trials} lr trials, {seeds} seeds")
         results = benchmark(problems, optimizers, seeds=seeds, trials=trials, seed=args.seed, quick=args.quick,
-                            lr=args.lr, progress=lambda what: print(f"  {what}", file=sys.stderr))
+                            lr=args.lr, batched=args.batched,
+                            progress=lambda what: print(f"  {what}", file=sys.stderr))
     files = write(results, out)
     print(markdown(results))
     print(f"\n{time.perf_counter() - start:.1f} s; wrote {', '.join(str(f) for f in files)}")

@@ -26,7 +26,11 @@ import xdl
 from xdl.bench.problems import PROBLEMS, Problem, build_model, classification_data, function_cost
 from xdl.losses import BinaryCrossEntropy, SoftmaxCrossEntropy
 from xdl.optim import SGD, Adam, AdamW, Momentum, Optimizer, RMSprop
-from xdl.train import Callback, Trainer
+from xdl.config import OPTIMIZERS as CONFIG_OPTIMIZERS
+from xdl.config import TrainConfig
+from xdl.data import batch_bounds
+from xdl.tensor import no_grad
+from xdl.train import Callback, Trainer, fit_many
 
 OPTIMIZERS = {
     "sgd": lambda params, lr: SGD(params, lr=lr),
@@ -142,10 +146,43 @@ def _classification_run(problem, build, lr, seed, quick, data) -> dict:
             "curve": history["dev_accuracy"]}
 
 
+def batched_runs(problem: Problem, optimizer: str, rates, seed: int, quick: bool, data) -> list[dict]:
+    """The runs of ``rates`` trained at once (`fit_many`, one model per rate, all from ``seed``):
+    the same records as `run` gives one by one (to float rounding; seconds are the batch's)."""
+    X_train, y_train, X_dev, y_dev, X_test, y_test = data
+    d = problem.details
+    configs = [TrainConfig(hidden=d["hidden"], activation=d["activation"], batch_norm=d.get("batch_norm", False),
+                           dropout=0.0, optimizer=optimizer, lr=float(r), schedule="none", epochs=problem.steps(quick),
+                           patience=0, batch_size=problem.batch_size, seed=seed, progress=False) for r in rates]
+    results = fit_many(configs, X_train, y_train, dev=(X_dev, y_dev), seed=seed, n_classes=d["outputs"])
+    steps = len(batch_bounds(len(X_train), problem.batch_size, 2 if d.get("batch_norm") else 1))
+    out = []
+    for r, result in zip(rates, results):
+        history = result.history
+        if result.status == "failed":
+            out.append({"lr": float(r), "seed": seed, "status": "diverged", "error": result.error})
+            continue
+        with no_grad(), result.model.evaluating():
+            logits = result.model(X_test)
+            test_cost = float(SoftmaxCrossEntropy()(logits, y_test).item())
+        seconds = np.cumsum(history["seconds"]).tolist()
+        hit = next((i for i, a in enumerate(history["dev_accuracy"]) if a >= problem.target), None)
+        out.append({"lr": float(r), "seed": seed, "status": "completed",
+                    "train_accuracy": history[-1]["train_accuracy"], "dev_accuracy": history[-1]["dev_accuracy"],
+                    "test_accuracy": float((logits.numpy().argmax(axis=1) == y_test).mean()), "test_cost": test_cost,
+                    "score": history[-1]["dev_accuracy"],
+                    "steps_to_target": None if hit is None else (hit + 1) * steps,
+                    "seconds_to_target": None if hit is None else seconds[hit], "seconds": seconds[-1],
+                    "curve": history["dev_accuracy"]})
+    return out
+
+
 def benchmark(problems, optimizers, seeds: int = 3, trials: int = 8, seed: int = 0, quick: bool = False,
-              lr: float | None = None, progress=None) -> dict:
+              lr: float | None = None, progress=None, batched: bool | None = None) -> dict:
     """Run the protocol; returns ``{"problems": {problem: {optimizer: {"search": [...], "lr": best,
-    "runs": [...]}}}}``. ``lr``: skip the search and use this rate for every optimizer."""
+    "runs": [...]}}}}``. ``lr``: skip the search and use this rate for every optimizer.
+    ``batched``: train a search's trials at once with `xdl.train.fit_many` where the problem and
+    the optimizer allow it (softmax outputs, an xdl rule); None: on a GPU only."""
     names = list(problems)
     unknown = [p for p in names if p not in PROBLEMS]
     if unknown:
@@ -154,9 +191,11 @@ def benchmark(problems, optimizers, seeds: int = 3, trials: int = 8, seed: int =
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"--{what} must be a positive integer, got {value!r}")
     build = builders(optimizers)
-    rates = np.geomspace(*LR_RANGE, 2)  # the range; the draws follow
-    rates = (10.0 ** np.random.default_rng(seed).uniform(*np.log10(rates), trials)).tolist()
-    results = {"seed": seed, "quick": quick, "seeds": seeds, "trials": trials, "lr": lr, "problems": {}}
+    rates = (10.0 ** np.random.default_rng(seed).uniform(*np.log10(LR_RANGE), trials)).tolist()
+    if batched is None:  # where the device allows: a GPU, on which K small models cost about one
+        batched = xdl.current_backend().device_type == "cuda"
+    results = {"seed": seed, "quick": quick, "seeds": seeds, "trials": trials, "lr": lr, "batched": batched,
+               "problems": {}}
     for name in names:
         problem = PROBLEMS[name]
         data = classification_data(name) if problem.kind == "classification" else None
@@ -164,7 +203,13 @@ def benchmark(problems, optimizers, seeds: int = 3, trials: int = 8, seed: int =
         for opt_name, make in build.items():
             if progress:
                 progress(f"{name}: {opt_name}")
-            search = [] if lr is not None else [run(problem, make, r, seed, quick, data) for r in rates]
+            if lr is not None:
+                search = []
+            elif batched and opt_name in CONFIG_OPTIMIZERS and problem.kind == "classification" \
+                    and problem.details["outputs"] > 1:
+                search = batched_runs(problem, opt_name, rates, seed, quick, data)
+            else:
+                search = [run(problem, make, r, seed, quick, data) for r in rates]
             good = [s for s in search if s["status"] == "completed" and math.isfinite(s["score"])]
             best = lr if lr is not None else (max(good, key=lambda s: s["score"])["lr"] if good else None)
             runs = [] if best is None else [run(problem, make, best, seed + 1 + i, quick, data) for i in range(seeds)]
