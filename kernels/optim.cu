@@ -135,8 +135,8 @@ __global__ void adam_update(T* p, const T* g, T* m, T* v, long long n, int vecto
 }
 
 // K models at once (xdl.optim.StackedOptimizer): row k of p, g and the state is model k's (rows
-// `ld` elements apart, columns [0, n) updated), and each hyperparameter is an array of K doubles
-// (the same formulas, model k's values). blockIdx.y is the model: one launch for all K.
+// `ld` elements apart, columns [0, n) updated), and each hyperparameter is an array of K doubles on
+// the device (the same formulas, model k's values). blockIdx.y is the model: one launch for all K.
 template <typename T>
 __global__ void sgd_update_models(T* p, const T* g, long long n, long long ld, int vectorized, const double* lr,
                                   const double* weight_decay) {
@@ -164,11 +164,15 @@ __global__ void rmsprop_update_models(T* p, const T* g, T* s, long long n, long 
 
 template <typename T>
 __global__ void adam_update_models(T* p, const T* g, T* m, T* v, long long n, long long ld, int vectorized,
-                                   const double* beta1, const double* beta2, const double* eps, const double* step_size,
-                                   const double* inv_sqrt_bias2, const double* weight_decay,
-                                   const double* decay_factor) {
+                                   const double* lr, const double* beta1, const double* beta2, const double* eps,
+                                   const double* weight_decay, int decoupled, long long step) {
+    // Model k's host scalars of adam_update, from its own values (kept on the device, so a step
+    // uploads nothing): step_size = lr/(1 − β₁ᵗ), inv_sqrt_bias2 = 1/√(1 − β₂ᵗ).
     const long long k = blockIdx.y;
-    AdamRule<T> rule{T(beta1[k]), T(1.0 - beta1[k]), T(beta2[k]), T(1.0 - beta2[k]), T(eps[k]), T(step_size[k]),
-                     T(inv_sqrt_bias2[k]), T(weight_decay[k]), T(decay_factor[k])};
+    const double rate = lr[k], b1 = beta1[k], b2 = beta2[k], wd = weight_decay[k];
+    const double step_size = rate / (1.0 - pow(b1, (double)step));
+    const double inv_sqrt_bias2 = 1.0 / sqrt(1.0 - pow(b2, (double)step));
+    AdamRule<T> rule{T(b1), T(1.0 - b1), T(b2), T(1.0 - b2), T(eps[k]), T(step_size), T(inv_sqrt_bias2),
+                     T(decoupled ? 0.0 : wd), T(decoupled ? 1.0 - rate * wd : 1.0)};
     for_each_element<T, 2>(p + k * ld, g + k * ld, m + k * ld, v + k * ld, n, vectorized, rule);
 }

@@ -236,8 +236,13 @@ def test_bad_arguments_are_named_before_any_work(digits):
         fit_many([small(patience=5)], X, y)
     with pytest.raises(ValueError, match=r"y has 10 labels for 320 examples"):
         fit_many([small()], X, y[:10])
-    with pytest.raises(ValueError, match=r"dtype must be a floating dtype"):
-        fit_many([small()], X, y, dtype="int32")
+    for dtype in ("int32", "float16"):
+        with pytest.raises(ValueError, match=r"dtype must be float32 or float64"):
+            fit_many([small()], X, y, dtype=dtype)
+    with pytest.raises(ValueError, match=r"y_dev must be \(m,\) class indices"):
+        fit_many([small()], X, y, dev=(dev[0], np.eye(10)[dev[1]]))
+    with pytest.raises(ValueError, match=r"X_dev has no examples"):
+        fit_many([small()], X, y, dev=(dev[0][:0], dev[1][:0]))
     models = []
     for s in (1, 2):
         xdl.seed(s)
@@ -255,3 +260,24 @@ def test_bad_arguments_are_named_before_any_work(digits):
         stack([])
     with pytest.raises(StackError, match=r"layer 0 \(Dense\): out_features is 9 in model 1, 8 in model 0"):
         stack([xdl.nn.mlp(4, [8], 3), xdl.nn.mlp(4, [9], 3)])
+
+
+class StopAt(Callback):
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_end(self, trainer, record):
+        if record["epoch"] == self.epoch:
+            trainer.stop_training = True
+
+
+def test_a_callback_that_stops_the_batch_stops_every_model_and_resume_refuses_other_epochs(digits, tmp_path):
+    X, y, dev = digits
+    with xdl.use("numpy"):
+        results = fit_many([small(seed=1), small(seed=2)], X, y, dev=dev, callbacks=[StopAt(2)])
+        assert [(r.status, r.history.stopped_epoch, len(r.history)) for r in results] == [("stopped", 2, 2)] * 2
+        fit_many([small(seed=1, epochs=2)], X, y, dev=dev, callbacks=[Checkpoint(tmp_path, every=None)])
+        assert (tmp_path / "checkpoint.npz").is_file()  # written when the last model finished
+        with pytest.raises(ValueError, match=r"configs\[0\]\.epochs is 4, the checkpoint's was 2"):
+            fit_many([small(seed=1, epochs=4)], X, y, dev=dev, callbacks=[Checkpoint(tmp_path, every=None)],
+                     resume=tmp_path)

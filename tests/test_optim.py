@@ -213,3 +213,41 @@ def test_ewa_bias_correction():
     raw = xdl.ewa.ewa(values, 0.9, bias_correction=False)
     assert raw[0] == pytest.approx(0.5) and raw[-1] == pytest.approx(5 * (1 - 0.9**20))
     assert math.isclose(xdl.ewa.EWA(0.5).update(4.0), 4.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rule", ["sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw"])
+def test_per_model_hyperparameters_update_each_row_bit_for_bit_as_alone(rule, dtype):
+    """K = 3 rows with their own lr, β's, ε and weight decay: each row ends exactly where the
+    single-model update with that row's Python floats leaves it (derived values rounded once)."""
+    from xdl.backend import get_backend
+    from xdl.ops import NumpyOps
+
+    ops = NumpyOps(get_backend("numpy"))
+    rng = np.random.default_rng(0)
+    lr, beta, beta2 = np.array([0.01, 0.003, 0.02]), np.array([0.9, 0.85, 0.99]), np.array([0.999, 0.99, 0.9])
+    eps, wd = np.array([1e-8, 1e-6, 1e-4]), np.array([0.0, 0.01, 0.1])
+    p, g = (rng.standard_normal((3, 1000)).astype(dtype) for _ in range(2))
+    m, v = np.zeros_like(p), np.zeros_like(p)
+    rows = [(p[k].copy(), m[k].copy(), v[k].copy()) for k in range(3)]
+    calls = {
+        "sgd": lambda P, M, V, h: ops.sgd_update(P, g if P.ndim == 2 else g[h["k"]], h["lr"], h["wd"]),
+        "momentum": lambda P, M, V, h: ops.momentum_update(P, g if P.ndim == 2 else g[h["k"]], M, h["lr"], h["b"],
+                                                           False, h["wd"]),
+        "nesterov": lambda P, M, V, h: ops.momentum_update(P, g if P.ndim == 2 else g[h["k"]], M, h["lr"], h["b"],
+                                                           True, h["wd"]),
+        "rmsprop": lambda P, M, V, h: ops.rmsprop_update(P, g if P.ndim == 2 else g[h["k"]], M, h["lr"], h["b"],
+                                                         h["e"], h["wd"]),
+        "adam": lambda P, M, V, h: ops.adam_update(P, g if P.ndim == 2 else g[h["k"]], M, V, h["lr"], h["b"],
+                                                   h["b2"], h["e"], 3, h["wd"], False),
+        "adamw": lambda P, M, V, h: ops.adam_update(P, g if P.ndim == 2 else g[h["k"]], M, V, h["lr"], h["b"],
+                                                    h["b2"], h["e"], 3, h["wd"], True),
+    }
+    for _ in range(3):
+        calls[rule](p, m, v, {"lr": lr, "b": beta, "b2": beta2, "e": eps, "wd": wd})
+        for k, (pk, mk, vk) in enumerate(rows):
+            calls[rule](pk, mk, vk, {"k": k, "lr": float(lr[k]), "b": float(beta[k]), "b2": float(beta2[k]),
+                                     "e": float(eps[k]), "wd": float(wd[k])})
+    for k, (pk, mk, vk) in enumerate(rows):
+        np.testing.assert_array_equal(p[k], pk)
+        np.testing.assert_array_equal(m[k], mk)

@@ -32,6 +32,7 @@ class CupyOps(NumpyOps):
         self.sm_count = backend.xp.cuda.Device().attributes["MultiProcessorCount"]
         self._grids = {}  # (kernel, rows, cols, vec) -> batch-norm launch geometry
         self._counters = {}  # stream pointer -> zeroed int32 counters of bn_stats/bn_backward_reduce
+        self._uploaded = {}  # per-model hyperparameters on the device, by content (_on_device)
 
     def _aligned(self, *arrays) -> bool:
         return all(self.address(a) % 16 == 0 for a in arrays)
@@ -48,9 +49,10 @@ class CupyOps(NumpyOps):
 
     def _models_launch(self, name, per_model: dict, scalars: dict, **arrays) -> bool:
         """One launch of ``<name>_models`` over (K, n) regions of K stacked models' buffers (rows
-        the same stride apart in every array): grid.y = model, ``per_model`` hyperparameters (a
-        number or K values each) uploaded as K doubles in one transfer. False (nothing launched)
-        for a layout the kernel does not take."""
+        the same stride apart in every array): grid.y = model; ``per_model`` hyperparameters (a
+        number or K values each) go to the device as K doubles, uploaded only when they change
+        (`_on_device`), so a step transfers nothing. False (nothing launched) for a layout the
+        kernel does not take."""
         p = arrays["p"]
         if any(a.dtype != p.dtype or a.shape != p.shape or a.strides != p.strides for a in arrays.values()) \
                 or p.dtype not in FLOAT_TYPES or p.strides[1] != p.itemsize or not 0 < p.shape[0] <= MAX_GRID_Y \
@@ -61,7 +63,7 @@ class CupyOps(NumpyOps):
         values = np.empty((len(per_model), k), dtype=np.float64)
         for i, value in enumerate(per_model.values()):
             values[i] = value
-        device = self.xp.asarray(values)
+        device = self._on_device(values)
         vectorized = self._aligned(*arrays.values()) and (ld * p.itemsize) % 16 == 0
         work = n // (16 // p.itemsize) if vectorized else n
         blocks = max(1, min((work + THREADS - 1) // THREADS, -(-self.sm_count * 16 // k)))
@@ -70,13 +72,24 @@ class CupyOps(NumpyOps):
                                                       **{h: device[i] for i, h in enumerate(per_model)})
         return True
 
+    def _on_device(self, values: np.ndarray):
+        """``values`` as a device array, uploaded once per distinct content (a host→device copy from
+        pageable memory waits for the stream: once per epoch's new rates, not once per step)."""
+        key = (values.shape, values.tobytes())
+        device = self._uploaded.get(key)
+        if device is None:
+            if len(self._uploaded) >= 64:
+                self._uploaded.clear()
+            device = self._uploaded[key] = self.xp.asarray(values)
+        return device
+
     def _supported(self, *arrays) -> bool:
         return all(a.dtype in FLOAT_TYPES and a.flags.c_contiguous for a in arrays) and arrays[0].size > 0
 
     def sgd_update(self, p, g, lr, weight_decay=0.0):
         if p.ndim == 2 and self._models_launch("sgd_update", dict(lr=lr, weight_decay=weight_decay), {}, p=p, g=g):
             return
-        if not self._supported(p, g):
+        if not self._supported(p, g) or np.ndim(lr) or np.ndim(weight_decay):
             return super().sgd_update(p, g, lr, weight_decay)
         self._flat_launch("sgd_update", dict(lr=lr, weight_decay=weight_decay), p=p, g=g)
 
@@ -85,7 +98,7 @@ class CupyOps(NumpyOps):
         if p.ndim == 2 and self._models_launch("momentum_update", dict(lr=lr, beta=beta, weight_decay=weight_decay),
                                                dict(nesterov=nesterov), p=p, g=g, v=v):
             return
-        if not self._supported(p, g, v):
+        if not self._supported(p, g, v) or any(np.ndim(h) for h in (lr, beta, weight_decay)):
             return super().momentum_update(p, g, v, lr, beta, nesterov, weight_decay)
         self._flat_launch("momentum_update", dict(lr=lr, beta=beta, nesterov=nesterov, weight_decay=weight_decay),
                           p=p, g=g, v=v)
@@ -94,21 +107,16 @@ class CupyOps(NumpyOps):
         if p.ndim == 2 and self._models_launch("rmsprop_update", dict(lr=lr, beta=beta, eps=eps,
                                                                       weight_decay=weight_decay), {}, p=p, g=g, s=sq):
             return
-        if not self._supported(p, g, sq):
+        if not self._supported(p, g, sq) or any(np.ndim(h) for h in (lr, beta, eps, weight_decay)):
             return super().rmsprop_update(p, g, sq, lr, beta, eps, weight_decay)
         self._flat_launch("rmsprop_update", dict(lr=lr, beta=beta, eps=eps, weight_decay=weight_decay), p=p, g=g, s=sq)
 
     def adam_update(self, p, g, m, v, lr, beta1, beta2, eps, step, weight_decay=0.0, decoupled=False):
-        if p.ndim == 2:  # K stacked models: the host scalars per model, in float64
-            lr, wd = np.asarray(lr, dtype=np.float64), np.asarray(weight_decay, dtype=np.float64)
-            step_size, inv_sqrt_bias2 = adam_scalars(lr, np.asarray(beta1, dtype=np.float64),
-                                                     np.asarray(beta2, dtype=np.float64), step)
-            coupled, decay_factor = (0.0 * wd, 1.0 - lr * wd) if decoupled else (wd, 1.0 + 0.0 * wd)
-            if self._models_launch("adam_update", dict(beta1=beta1, beta2=beta2, eps=eps, step_size=step_size,
-                                                       inv_sqrt_bias2=inv_sqrt_bias2, weight_decay=coupled,
-                                                       decay_factor=decay_factor), {}, p=p, g=g, m=m, v=v):
-                return
-        if not self._supported(p, g, m, v) or np.ndim(lr):
+        if p.ndim == 2 and self._models_launch("adam_update", dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps,
+                                                                   weight_decay=weight_decay),
+                                               dict(decoupled=int(bool(decoupled)), step=step), p=p, g=g, m=m, v=v):
+            return  # K stacked models: the bias corrections are computed per model on the device
+        if not self._supported(p, g, m, v) or any(np.ndim(h) for h in (lr, beta1, beta2, eps, weight_decay)):
             return super().adam_update(p, g, m, v, lr, beta1, beta2, eps, step, weight_decay, decoupled)
         step_size, inv_sqrt_bias2 = adam_scalars(lr, beta1, beta2, step)
         coupled, decay_factor = (0.0, 1.0 - lr * weight_decay) if decoupled else (weight_decay, 1.0)

@@ -88,20 +88,27 @@ class Stacked(Sequential):
                 module.random_key = None if seeds is None else (seeds, stream, int(step))
 
     # -- one model at a time ------------------------------------------------------------------
-    def model_state(self, k: int) -> dict[str, np.ndarray]:
-        """Model k's state dict, named as its ordinary model names it (NumPy copies)."""
-        state = {name: self.backend.to_numpy(p.data[k]).copy() for name, p in self.named_parameters()}
-        state.update({name: self.backend.to_numpy(a[k]).copy() for name, a in self.named_buffers()})
+    def model_state(self, k: int, row: dict | None = None) -> dict[str, np.ndarray]:
+        """Model k's state dict, named as its ordinary model names it (NumPy copies), from its
+        current state or from ``row`` (a `row` copy taken earlier)."""
+        row = self.row(k) if row is None else row
+        to_numpy, state, at = self.backend.to_numpy, {}, 0
+        for name, p in self.flat_order():  # the row's layout: the ordinary model's flat buffer
+            size = int(np.prod(p.shape[1:]))
+            state[name] = to_numpy(row["data"][at:at + size]).reshape(p.shape[1:])
+            at += size
+        for (name, _), array in zip(self.named_buffers(), row["buffers"]):
+            state[name] = to_numpy(array)
         return state
 
-    def model(self, k: int) -> Module:
+    def model(self, k: int, row: dict | None = None) -> Module:
         """Model k as an ordinary model (its own dropout rate and batch-norm momentum), with its
-        current weights and statistics: ``xdl.save``-able, ``predict``-able."""
-        if not 0 <= k < self.n_models:
-            raise IndexError(f"model {k} of a stack of {self.n_models}")
+        current weights and statistics (or those of ``row``): ``xdl.save``-able, ``predict``-able."""
+        if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 0 <= k < self.n_models:
+            raise IndexError(f"model {k!r}: a stack of {self.n_models} models has models 0 to {self.n_models - 1}")
         model = build(self.descriptions[k])
         model.astype(self.dtype)
-        model.load_state_dict(self.model_state(k))
+        model.load_state_dict(self.model_state(k, row))
         return model
 
     def row(self, k: int) -> dict:

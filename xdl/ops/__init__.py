@@ -32,26 +32,26 @@ class NumpyOps:
     # -- optimizer updates over flat buffers (formulas in xdl.ops.optim) -------------------
     # p, g and the state are flat (n,), or (K, n) regions of K stacked models' buffers (row k =
     # model k); a hyperparameter is then a number, or K per-model values (host NumPy).
-    def _per_model(self, h, like):
-        """A hyperparameter as the reference takes it: a number, or a (K, 1) column in p's dtype."""
-        return self.xp.asarray(h, dtype=like.dtype).reshape(-1, 1) if np.ndim(h) else h
+    def _per_model(self, h):
+        """A hyperparameter as the reference takes it: a number, or a float64 (K, 1) column."""
+        return self.xp.asarray(h, dtype=np.float64).reshape(-1, 1) if np.ndim(h) else h
 
     def sgd_update(self, p, g, lr, weight_decay=0.0):
         h = self._per_model
-        optim.sgd_update(self.xp, p, g, h(lr, p), h(weight_decay, p))
+        optim.sgd_update(self.xp, p, g, h(lr), h(weight_decay))
 
     def momentum_update(self, p, g, v, lr, beta, nesterov=False, weight_decay=0.0):
         h = self._per_model
-        optim.momentum_update(self.xp, p, g, v, h(lr, p), h(beta, p), nesterov, h(weight_decay, p))
+        optim.momentum_update(self.xp, p, g, v, h(lr), h(beta), nesterov, h(weight_decay))
 
     def rmsprop_update(self, p, g, sq, lr, beta, eps, weight_decay=0.0):
         h = self._per_model
-        optim.rmsprop_update(self.xp, p, g, sq, h(lr, p), h(beta, p), h(eps, p), h(weight_decay, p))
+        optim.rmsprop_update(self.xp, p, g, sq, h(lr), h(beta), h(eps), h(weight_decay))
 
     def adam_update(self, p, g, m, v, lr, beta1, beta2, eps, step, weight_decay=0.0, decoupled=False):
         h = self._per_model
-        optim.adam_update(self.xp, p, g, m, v, h(lr, p), h(beta1, p), h(beta2, p), h(eps, p), step,
-                          h(weight_decay, p), decoupled)
+        optim.adam_update(self.xp, p, g, m, v, h(lr), h(beta1), h(beta2), h(eps), step,
+                          h(weight_decay), decoupled)
 
     # -- random draws (formulas in xdl.ops.random) -----------------------------------------
     def dropout_mask(self, shape, rate, seed, stream, step):

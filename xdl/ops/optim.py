@@ -18,9 +18,11 @@ Formulas (g already includes coupled L2 weight decay, g ← g + wd·p, when ``we
     AdamW      Adam with decoupled decay applied first: p ← p·(1 − lr·wd)
 
 K models at once (`xdl.optim.StackedOptimizer`): p, g and the state are (K, n) regions of the
-models' stacked buffers (rows = models) and each hyperparameter is a scalar or a (K, 1) array of
-per-model values; the same lines then update every model with its own values, and the chunks run
-along the last axis.
+models' stacked buffers (rows = models) and each hyperparameter is a scalar or a float64 (K, 1)
+column of per-model values; the same lines then update every model with its own values, and the
+chunks run along the last axis. Every value derived from the hyperparameters (1 − β, the bias
+corrections, 1 − lr·wd) is computed in float64 and rounded to the array's dtype once (`_as`), as a
+Python float is for a single model: each row is updated bit for bit as that model alone.
 """
 
 from __future__ import annotations
@@ -48,6 +50,12 @@ def _scratch(xp, like, chunk):
     return xp.empty((*like.shape[:-1], min(_columns(like, chunk), like.shape[-1])), dtype=like.dtype)
 
 
+def _as(h, like):
+    """A hyperparameter (or a value derived from it) as it meets ``like``: a Python float as is (NumPy
+    rounds it to the array's dtype), a float64 per-model column rounded to that dtype here."""
+    return h.astype(like.dtype, copy=False) if hasattr(h, "astype") else h
+
+
 def _is_zero(h) -> bool:
     """A hyperparameter that is the scalar 0 (per-model arrays are never skipped)."""
     return np.ndim(h) == 0 and not h
@@ -57,15 +65,15 @@ def _decayed_gradient(xp, p, g, weight_decay, out):
     """g + wd·p into ``out`` (coupled L2), or g itself when wd = 0."""
     if _is_zero(weight_decay):
         return g
-    xp.multiply(p, weight_decay, out=out)
+    xp.multiply(p, _as(weight_decay, p), out=out)
     out += g
     return out
 
 
 def _average_into(xp, state, x, beta, tmp):
     """state ← β·state + (1 − β)·x in place; ``tmp`` (x's size, may be x) is left holding (1 − β)·x."""
-    state *= beta
-    xp.multiply(x, 1.0 - beta, out=tmp)
+    state *= _as(beta, state)
+    xp.multiply(x, _as(1.0 - beta, x), out=tmp)
     state += tmp
 
 
@@ -75,7 +83,7 @@ def sgd_update(xp, p, g, lr, weight_decay=0.0, chunk=CHUNK):
     for s in _chunks(p, chunk):
         n = s.stop - s.start
         gw = _decayed_gradient(xp, p[..., s], g[..., s], weight_decay, gw_buf[..., :n])
-        xp.multiply(gw, lr, out=tmp[..., :n])
+        xp.multiply(gw, _as(lr, p), out=tmp[..., :n])
         p[..., s] -= tmp[..., :n]
 
 
@@ -89,12 +97,12 @@ def momentum_update(xp, p, g, v, lr, beta, nesterov=False, weight_decay=0.0, chu
         vs = v[..., s]
         _average_into(xp, vs, gw, beta, t)  # v = β·v + (1 − β)·g
         if nesterov:  # step along the look-ahead β·v + (1 − β)·g; t still holds (1 − β)·g
-            look = xp.multiply(vs, beta, out=gw_buf[..., :n])  # gw is no longer needed
+            look = xp.multiply(vs, _as(beta, vs), out=gw_buf[..., :n])  # gw is no longer needed
             t += look
-            t *= lr
+            t *= _as(lr, t)
             p[..., s] -= t
         else:
-            xp.multiply(vs, lr, out=t)
+            xp.multiply(vs, _as(lr, vs), out=t)
             p[..., s] -= t
 
 
@@ -109,28 +117,34 @@ def rmsprop_update(xp, p, g, sq, lr, beta, eps, weight_decay=0.0, chunk=CHUNK):
         xp.multiply(gw, gw, out=t)
         _average_into(xp, ss, t, beta, t)  # s = β·s + (1 − β)·g²
         xp.sqrt(ss, out=t)
-        t += eps  # √s + ε
+        t += _as(eps, t)  # √s + ε
         xp.divide(gw, t, out=t)
-        t *= lr
+        t *= _as(lr, t)
         p[..., s] -= t
 
 
-def adam_scalars(lr, beta1, beta2, step):
+def adam_scalars(lr, beta1, beta2, step, xp=np):
     """The per-step host scalars: lr/(1 − β₁ᵗ) (m̂'s correction folded into the step) and
-    1/√(1 − β₂ᵗ) (so √v̂ = √v·that); per-model arrays give per-model values."""
-    return lr / (1.0 - beta1**step), 1.0 / (1.0 - beta2**step) ** 0.5
+    1/√(1 − β₂ᵗ) (so √v̂ = √v·that). Per-model columns give float64 columns of ``xp``, each value
+    computed with Python floats exactly as one model's is (a vector power may round differently)."""
+    if not any(np.ndim(h) for h in (lr, beta1, beta2)):
+        return lr / (1.0 - beta1**step), 1.0 / (1.0 - beta2**step) ** 0.5
+    host = np.broadcast_arrays(*(np.asarray(h.tolist() if np.ndim(h) else h, dtype=np.float64)
+                                 for h in (lr, beta1, beta2)))
+    pairs = [adam_scalars(a, b, c, step) for a, b, c in zip(*(h.ravel().tolist() for h in host))]
+    return tuple(xp.asarray(np.array(column, dtype=np.float64).reshape(host[0].shape)) for column in zip(*pairs))
 
 
 def adam_update(xp, p, g, m, v, lr, beta1, beta2, eps, step, weight_decay=0.0, decoupled=False, chunk=CHUNK):
     """One Adam (``decoupled=False``) or AdamW (``decoupled=True``) step number ``step`` (t ≥ 1)."""
-    step_size, inv_sqrt_bias2 = adam_scalars(lr, beta1, beta2, step)
+    step_size, inv_sqrt_bias2 = adam_scalars(lr, beta1, beta2, step, xp)
     tmp, gw_buf = _scratch(xp, p, chunk), _scratch(xp, p, chunk)
     for s in _chunks(p, chunk):
         n = s.stop - s.start
         t = tmp[..., :n]
         ps, ms, vs = p[..., s], m[..., s], v[..., s]
         if decoupled and not _is_zero(weight_decay):
-            ps *= 1.0 - lr * weight_decay  # AdamW: p = p·(1 − lr·wd)
+            ps *= _as(1.0 - lr * weight_decay, ps)  # AdamW: p = p·(1 − lr·wd)
             gw = g[..., s]
         else:
             gw = _decayed_gradient(xp, ps, g[..., s], weight_decay, gw_buf[..., :n])
@@ -138,8 +152,8 @@ def adam_update(xp, p, g, m, v, lr, beta1, beta2, eps, step, weight_decay=0.0, d
         xp.multiply(gw, gw, out=t)
         _average_into(xp, vs, t, beta2, t)  # v = β₂·v + (1 − β₂)·g²
         xp.sqrt(vs, out=t)
-        t *= inv_sqrt_bias2
-        t += eps  # √v̂ + ε
+        t *= _as(inv_sqrt_bias2, t)
+        t += _as(eps, t)  # √v̂ + ε
         xp.divide(ms, t, out=t)
-        t *= step_size
+        t *= _as(step_size, t)
         ps -= t  # p = p − lr·m̂/(√v̂ + ε)

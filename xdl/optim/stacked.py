@@ -57,8 +57,8 @@ class StackedOptimizer:
         self.state_names = self.rule.state_names
         xp, n_weights = stacked.backend.xp, stacked.n_weights
         self._state = {name: xp.zeros_like(stacked.data) for name in self.state_names}
-        weights = [_settings_of(o, k, "weight") for k, o in enumerate(optimizers)]
-        others = [_settings_of(o, k, "other") for k, o in enumerate(optimizers)]
+        weights = [_settings_of(o, "weight") for o in optimizers]
+        others = [_settings_of(o, "other") for o in optimizers]
         if weights == others or n_weights == stacked.data.shape[1]:  # one region: one launch per step
             bounds = [(0, stacked.data.shape[1], weights)]
         else:
@@ -104,6 +104,8 @@ class StackedOptimizer:
         """Stop updating model k: its lr becomes 0 and its gradient row is zeroed at each step, so
         its weights stay exactly as they are. ``clear_state`` zeroes its optimizer state too (a
         diverged model's may hold NaN, which a zero rate would still spread)."""
+        if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 0 <= k < self.n_models:
+            raise IndexError(f"freeze: model {k!r} is not one of the {self.n_models} models (0 to {self.n_models - 1})")
         self._frozen[k] = True
         for region in self.regions:
             region.settings["lr"][k] = 0.0
@@ -156,8 +158,8 @@ class StackedOptimizer:
         self.t = int(state["t"])
 
 
-def _settings_of(optimizer: Optimizer, k: int, role: str) -> dict:
-    """Model k's settings for its weights (``role="weight"``) or its other parameters."""
+def _settings_of(optimizer: Optimizer, role: str) -> dict:
+    """An optimizer's settings for its weights (``role="weight"``) or its other parameters."""
     want = {id(p) for p in optimizer.parameters() if (p.role == "weight") == (role == "weight")}
     for g in optimizer.groups:
         if any(id(p) in want for p in g.params):

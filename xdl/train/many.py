@@ -8,10 +8,12 @@ model whose dense layers are batched products and whose batch-norm layers are th
 kernels over (B, K·C); `xdl.optim.StackedOptimizer` updates all K in one launch per region.
 
 Each model is trained as `Trainer` would train it alone (``TrainConfig.build_trainer``) on the
-same mini-batches: the shuffle of epoch e comes from (seed, e), model k's masks from its own seed,
-its rate from its own schedule. So model k ends where ``xdl.seed(configs[k].seed)``,
-``configs[k].build_model(...)`` and a `Trainer` with ``seed=seed`` end (dropout keyed by the
-config's seed). Per model: early stopping freezes it and keeps its best epoch's weights; a
+same mini-batches: the shuffle of epoch e comes from (seed, e), model k's initialization and
+dropout masks from its own ``configs[k].seed``, its rate from its own schedule. A `Trainer` uses
+one seed for both the shuffle and the masks, so model k ends exactly where
+``configs[k].build_trainer`` ends when ``configs[k].seed == seed`` (without dropout, also with
+``trainer.seed = seed`` for any config seed): in float64, to rounding; each row's optimizer update
+is bit for bit the single model's. Per model: early stopping freezes it and keeps its best epoch's weights; a
 non-finite cost marks it failed, puts back its state from the end of its last good epoch, and the
 others go on.
 
@@ -83,7 +85,8 @@ def fit_many(configs, X, y, dev=None, seed: int = 0, dtype="float32", n_classes:
     """Fit the `TrainConfig` s ``configs`` at once on ``(X, y)`` and return one `Result` each.
 
     ``dev``: ``(X_dev, y_dev)``, needed when a configuration has ``patience`` > 0 (early stopping
-    on the dev cost, as ``xdl train``). ``seed``: the mini-batch order (as ``Trainer(seed=seed)``).
+    on the dev cost, as ``xdl train``). ``seed``: the mini-batch order, shared by the K models (a
+    `Trainer`'s seed also keys its dropout masks; here each model's come from its config's seed).
     ``n_classes``: the output width (default: the largest label + 1). ``standardize``: a
     `xdl.nn.Standardize` layer each model starts with (as ``xdl train`` builds them); none by
     default. ``callbacks`` see the batch (`ManyTrainer`): a `Checkpoint` keeps the whole batch
@@ -122,8 +125,8 @@ class ManyTrainer:
             dtype = np.dtype(dtype)
         except TypeError:
             raise TypeError(f"dtype must be a floating dtype name, got {dtype!r}") from None
-        if dtype.kind != "f":
-            raise ValueError(f"dtype must be a floating dtype (float32 or float64), got {dtype}")
+        if dtype not in (np.float32, np.float64):
+            raise ValueError(f"dtype must be float32 or float64, got {dtype}")
         for cb in callbacks:
             if not isinstance(cb, Callback):
                 raise TypeError(f"callbacks must be xdl.train.Callback instances, got {cb!r}")
@@ -179,7 +182,11 @@ class ManyTrainer:
             raise ValueError("y must be (m,) class indices for fit_many")
         if dev is not None:
             dev_X = check_features(dev[0], "X_dev", int(np.prod(X.shape[1:])))
+            if len(dev_X) == 0:
+                raise ValueError("X_dev has no examples")
             dev = (dev_X, check_labels(dev[1], len(dev_X), "y_dev"))
+            if dev[1].ndim != 1:
+                raise ValueError("y_dev must be (m,) class indices for fit_many")
         observed = int(max(y.max(), dev[1].max() if dev is not None and len(dev[1]) else 0)) + 1
         if n_classes is None:
             n_classes = max(observed, 2)
@@ -217,6 +224,10 @@ class ManyTrainer:
                     self.history.append(record)
                     for cb in self.callbacks:
                         cb.on_epoch_end(self, record)
+                    if self.stop_training:  # a callback stopped the batch: as early stopping, per model
+                        for k, status in enumerate(self.status):
+                            if status == "training":
+                                self.stop_model(k)
                     if signals.received and self.epoch < self.epochs and "training" in self.status:
                         stop_for_signal(self, signals.received)
         finally:
@@ -322,6 +333,8 @@ class ManyTrainer:
                 self.optimizer.freeze(k)
                 self._kept["final"][k] = self.model.row(k)
         self._good = self._snapshot()
+        if "training" not in self.status:
+            self.stop_training = True  # every model is done: callbacks see the run's end (a Checkpoint saves)
         active = [k for k in range(self.n_models) if self.status[k] != "failed" and self.histories[k].records
                   and self.histories[k][-1]["epoch"] == self.epoch]
         best = min(active, key=lambda k: (self.histories[k][-1]["dev_cost"] if dev else
@@ -378,9 +391,7 @@ class ManyTrainer:
         out = []
         for k, config in enumerate(self.configs):
             history, best, final = self.histories[k], self._kept["best"][k], self._kept["final"][k]
-            model = self.model.model(k)
-            if best is not None or final is not None:
-                model.load_state_dict(_row_state(self.model, best if best is not None else final))
+            model = self.model.model(k, best if best is not None else final)
             if best is not None:
                 history.best_epoch = self._stopping[k]["best_epoch"]
             status = "completed" if self.status[k] == "training" else self.status[k]
@@ -427,8 +438,9 @@ class ManyTrainer:
             raise ValueError(f"resume: the checkpoint holds {len(saved['configs'])} models, this run has {self.n_models}")
         for k, (then, now) in enumerate(zip(saved["configs"], self._provenance["configs"])):
             for key in now:
-                if key != "epochs" and then.get(key) != now[key]:
-                    raise ValueError(f"resume: configs[{k}].{key} is {now[key]!r}, the checkpoint's was {then.get(key)!r}")
+                if then.get(key) != now[key]:
+                    raise ValueError(f"resume: configs[{k}].{key} is {now[key]!r}, the checkpoint's was {then.get(key)!r}; "
+                                     "a batch resumes with the configurations it was made with")
         for key in ("seed", "dtype", "data", "dev"):
             if saved[key] != self._provenance[key]:
                 raise ValueError(f"resume: {key} differs from the checkpoint's ({saved[key]!r}, now "
@@ -473,17 +485,3 @@ def _l2_penalty(model, l2: np.ndarray, m: int) -> Tensor:
         term = (w * w * scale).sum()
         total = term if total is None else total + term
     return total
-
-
-def _row_state(stacked, row: dict) -> dict:
-    """Model k's state dict from a `Stacked.row` copy (names as its ordinary model has them)."""
-    data, buffers = row["data"], row["buffers"]
-    state, at = {}, 0
-    to_numpy = stacked.backend.to_numpy
-    for name, p in stacked.flat_order():
-        size = int(np.prod(p.shape[1:]))
-        state[name] = to_numpy(data[at:at + size]).reshape(p.shape[1:])
-        at += size
-    for (name, _), array in zip(stacked.named_buffers(), buffers):
-        state[name] = to_numpy(array)
-    return state
