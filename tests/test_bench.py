@@ -102,13 +102,12 @@ def test_cli_bench_optimizers(tmp_path, capsys):
 
 
 def test_a_batched_search_gives_the_records_of_one_run_at_a_time():
-    """fit_many trains the trials at once; the records are the same (to float32 rounding, which a
-    high learning rate amplifies over 15 epochs of Adam: the dev accuracies agree to 0.05)."""
+    """fit_many trains the trials at once; every record is the one-at-a-time run's, apart from times
+    (and the test cost's last digits: it is summed in another order)."""
     one = benchmark(["digits"], ["adam", "momentum"], seeds=1, trials=4, quick=True, batched=False)
     many = benchmark(["digits"], ["adam", "momentum"], seeds=1, trials=4, quick=True, batched=True)
     for name in ("adam", "momentum"):
         a, b = one["problems"]["digits"][name]["search"], many["problems"]["digits"][name]["search"]
-        assert [(s["lr"], s["status"]) for s in a] == [(s["lr"], s["status"]) for s in b]
-        assert set(a[0]) == set(b[0])
         for x, y in zip(a, b):
-            assert abs(x["dev_accuracy"] - y["dev_accuracy"]) <= 0.05 and abs(x["test_accuracy"] - y["test_accuracy"]) <= 0.05
+            assert x.pop("test_cost") == pytest.approx(y.pop("test_cost"), rel=1e-6)
+        assert without_times(a) == without_times(b)
