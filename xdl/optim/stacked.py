@@ -140,7 +140,18 @@ class StackedOptimizer:
                 "state": {name: to_numpy(a).copy() for name, a in self._state.items()}}
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore from `state_dict` (checked first: the same rule, regions and shapes)."""
+        """Restore from `state_dict` (checked first, `check_state_dict`)."""
+        self.check_state_dict(state)
+        for name, a in self._state.items():
+            a[...] = self.model.backend.asarray(state["state"][name])
+        for region, saved in zip(self.regions, state["settings"]):
+            region.settings.update({k: (np.asarray(v, dtype=np.float64) if isinstance(v, list) else v)
+                                    for k, v in saved.items()})
+        self._frozen = np.asarray(state["frozen"], dtype=bool)
+        self.t = int(state["t"])
+
+    def check_state_dict(self, state: dict) -> None:
+        """Raise ValueError unless ``state`` fits: the same rule, regions and shapes. Nothing changes."""
         if state.get("class") != type(self.rule).__name__:
             raise ValueError(f"optimizer state is {state.get('class')}'s, this one is {type(self.rule).__name__}")
         if len(state["settings"]) != len(self.regions) or set(state["state"]) != set(self._state):
@@ -149,13 +160,6 @@ class StackedOptimizer:
             if tuple(np.shape(state["state"][name])) != a.shape:
                 raise ValueError(f"optimizer state {name!r} has shape {np.shape(state['state'][name])}, "
                                  f"this one {a.shape}")
-        for name, a in self._state.items():
-            a[...] = self.model.backend.asarray(state["state"][name])
-        for region, saved in zip(self.regions, state["settings"]):
-            region.settings.update({k: (np.asarray(v, dtype=np.float64) if isinstance(v, list) else v)
-                                    for k, v in saved.items()})
-        self._frozen = np.asarray(state["frozen"], dtype=bool)
-        self.t = int(state["t"])
 
 
 def _settings_of(optimizer: Optimizer, role: str) -> dict:

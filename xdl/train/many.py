@@ -448,9 +448,10 @@ class ManyTrainer:
         if len(extra["callbacks"]) != len(self.callbacks):
             raise ValueError(f"resume: the checkpoint has {len(extra['callbacks'])} callbacks' state, this run has "
                              f"{len(self.callbacks)} callbacks")
-        load(path, model=self.model)
         opt = dict(extra["optimizer"], state={name[len("optimizer/"):]: a for name, a in arrays.items()
                                                if name.startswith("optimizer/")})
+        self.optimizer.check_state_dict(opt)  # everything checked before anything is written
+        load(path, model=self.model)
         self.optimizer.load_state_dict(opt)
         backend = self.model.backend
         n_buffers = len(self._good["buffers"])
