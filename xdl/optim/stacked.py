@@ -65,6 +65,7 @@ class StackedOptimizer:
             bounds = [(0, n_weights, weights), (n_weights, stacked.data.shape[1], others)]
         self.regions = [self._region(a, b, per_model) for a, b, per_model in bounds if b > a]
         self._frozen = np.zeros(stacked.n_models, dtype=bool)
+        self._frozen_rows = None  # the frozen rows' indices on the device (step zeroes their gradients)
 
     def _region(self, start, stop, per_model: list[dict]) -> _Region:
         settings = {}
@@ -107,6 +108,7 @@ class StackedOptimizer:
         if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 0 <= k < self.n_models:
             raise IndexError(f"freeze: model {k!r} is not one of the {self.n_models} models (0 to {self.n_models - 1})")
         self._frozen[k] = True
+        self._frozen_rows = None
         for region in self.regions:
             region.settings["lr"][k] = 0.0
         if clear_state:
@@ -123,7 +125,9 @@ class StackedOptimizer:
     def step(self) -> None:
         """One update of every model (frozen ones stay as they are)."""
         if self._frozen.any():
-            self.model.grad[np.flatnonzero(self._frozen)] = 0
+            if getattr(self, "_frozen_rows", None) is None:  # on the device once per change, not per step
+                self._frozen_rows = self.model.backend.asarray(np.flatnonzero(self._frozen))
+            self.model.grad[self._frozen_rows] = 0
         self.rule.t = self.t  # the rule's update reads its step count (Adam's bias corrections)
         for region in self.regions:
             settings = {name: _collapsed(v) for name, v in region.settings.items()}
@@ -147,7 +151,7 @@ class StackedOptimizer:
         for region, saved in zip(self.regions, state["settings"]):
             region.settings.update({k: (np.asarray(v, dtype=np.float64) if isinstance(v, list) else v)
                                     for k, v in saved.items()})
-        self._frozen = np.asarray(state["frozen"], dtype=bool)
+        self._frozen, self._frozen_rows = np.asarray(state["frozen"], dtype=bool), None
         self.t = int(state["t"])
 
     def check_state_dict(self, state: dict) -> None:

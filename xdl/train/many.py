@@ -155,6 +155,7 @@ class ManyTrainer:
         self.model = stack(models)
         self.optimizer = StackedOptimizer(self.model, [c.build_optimizer(m) for c, m in zip(self.configs, models)])
         self._l2 = np.array([c.l2 for c in self.configs])
+        self._l2_cache = {}  # batch size -> _l2_scales
         self._schedules = [c.build_schedule() for c in self.configs]
         self._augment = self.configs[0].build_augment()
         k = self.n_models
@@ -166,6 +167,15 @@ class ManyTrainer:
         # state (a frozen model still runs forward, so its batch-norm statistics would drift)
         self._kept = {"best": [None] * k, "final": [None] * k}
         self._good = self._snapshot()  # every model's state at the end of its last good epoch
+
+    def _l2_scales(self, m: int) -> list:
+        """Per weight, the (K, 1, …) device column λ_k/(2m) for batches of ``m`` (made once per size)."""
+        cache = self._l2_cache
+        if m not in cache:
+            backend = self.model.backend
+            cache[m] = [backend.asarray((self._l2 / (2 * m)).reshape((-1,) + (1,) * (w.ndim - 1)), dtype=w.dtype)
+                        for w in self.model.parameters("weight")]
+        return cache[m]
 
     def _snapshot(self) -> dict:
         return {"data": self.model.data.copy(), "buffers": [a.copy() for _, a in self.model.named_buffers()]}
@@ -260,7 +270,7 @@ class ManyTrainer:
         if not isinstance(X, np.ndarray):
             order = backend.asarray(order)
         seeds = [c.seed for c in self.configs]
-        l2 = self._l2 if self._l2.any() else None
+        l2 = self._l2.any()
         checked = self.step
         model.train()
         for step in range(self.step, steps):
@@ -273,8 +283,8 @@ class ManyTrainer:
             self.optimizer.zero_grad()
             cost = F.stacked_softmax_cross_entropy(model(Xb), yb)  # (K,): each model's mean cost
             total = cost.sum()
-            if l2 is not None:
-                total = total + _l2_penalty(model, l2, len(Xb))
+            if l2:
+                total = total + _l2_penalty(model, self._l2_scales(len(Xb)))
             total.backward()
             self.optimizer.step()
             costs[step] = cost.data
@@ -477,12 +487,11 @@ def _described(config: TrainConfig) -> dict:
     return {k: v for k, v in dataclasses.asdict(config).items() if k not in IGNORED}
 
 
-def _l2_penalty(model, l2: np.ndarray, m: int) -> Tensor:
-    """Σ_k λ_k/(2m)·Σ‖W_k‖²: each model's L2 term (`xdl.losses.l2`), its gradient (λ_k/m)·W_k."""
-    backend = model.backend
+def _l2_penalty(model, scales: list) -> Tensor:
+    """Σ_k λ_k/(2m)·Σ‖W_k‖² (`_l2_scales` gives each weight's λ_k/(2m) column): each model's L2 term
+    (`xdl.losses.l2`), its gradient (λ_k/m)·W_k."""
     total = None
-    for w in model.parameters("weight"):
-        scale = backend.asarray((l2 / (2 * m)).reshape((-1,) + (1,) * (w.ndim - 1)), dtype=w.dtype)
+    for w, scale in zip(model.parameters("weight"), scales):
         term = (w * w * scale).sum()
         total = term if total is None else total + term
     return total
