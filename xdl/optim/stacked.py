@@ -125,7 +125,7 @@ class StackedOptimizer:
     def step(self) -> None:
         """One update of every model (frozen ones stay as they are)."""
         if self._frozen.any():
-            if getattr(self, "_frozen_rows", None) is None:  # on the device once per change, not per step
+            if self._frozen_rows is None:  # on the device once per change, not per step
                 self._frozen_rows = self.model.backend.asarray(np.flatnonzero(self._frozen))
             self.model.grad[self._frozen_rows] = 0
         self.rule.t = self.t  # the rule's update reads its step count (Adam's bias corrections)

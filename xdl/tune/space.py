@@ -72,7 +72,8 @@ class Dimension:
         return copy
 
     def spec(self) -> dict:
-        raise NotImplementedError
+        """The dimension as a space table entry: ``{kind: [low, high]}`` in its own units."""
+        return {self.kind: list(self.bounds)}
 
     def __repr__(self) -> str:
         return f"{self.kind}{tuple(next(iter(self.spec().values())))}"
@@ -92,9 +93,6 @@ class Uniform(Dimension):
     def coordinate(self, x) -> float:
         return float(x)
 
-    def spec(self):
-        return {self.kind: list(self.bounds)}
-
 
 class LogUniform(Dimension):
     kind = "log_uniform"
@@ -111,9 +109,6 @@ class LogUniform(Dimension):
 
     def coordinate(self, x) -> float:
         return math.log10(x)
-
-    def spec(self):
-        return {self.kind: list(self.bounds)}
 
 
 class OneMinusLog(Dimension):
@@ -132,9 +127,6 @@ class OneMinusLog(Dimension):
     def coordinate(self, x) -> float:
         return math.log10(1 - x)
 
-    def spec(self):
-        return {self.kind: list(self.bounds)}
-
 
 class IntUniform(Dimension):
     kind = "int_uniform"
@@ -151,9 +143,6 @@ class IntUniform(Dimension):
 
     def coordinate(self, x) -> float:
         return float(x)
-
-    def spec(self):
-        return {self.kind: list(self.bounds)}
 
 
 class Choice(Dimension):
