@@ -10,7 +10,7 @@ Every call is followed by the device synchronization of its implementation, so G
 import pytest
 
 import xdl
-from xdl.bench.kernels import MLP_SHAPES, batchnorm_case, optimizer_case
+from xdl.bench.kernels import MLP_SHAPES, batchnorm_case, dropout_case, optimizer_case
 
 
 @pytest.fixture(scope="module")
@@ -72,4 +72,13 @@ def test_batchnorm(benchmark, backend, shape, mode, impl):
     if not _gpu(backend) and shape != (1024, 1024):
         pytest.skip("large batch-norm cases are GPU-sized")
     case = batchnorm_case(backend, mode, *shape)
+    run_case(benchmark, case, _impl_name(case, impl))
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("shape", [(1024, 1024), (8192, 4096)], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_dropout(benchmark, backend, shape, impl):
+    if not _gpu(backend) and shape != (1024, 1024):
+        pytest.skip("large dropout cases are GPU-sized")
+    case = dropout_case(backend, *shape)
     run_case(benchmark, case, _impl_name(case, impl))

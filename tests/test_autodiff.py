@@ -255,3 +255,21 @@ def test_tensor_constructor_dtypes(backend):
     p = xdl.Parameter(backend.asarray(np.zeros(3, dtype=np.float32)), name="w")
     assert p.requires_grad and p.name == "w" and "w" in repr(p)
     assert xdl.tensor([[1.5]]).item() == 1.5
+
+
+def test_a_weight_gradient_added_into_its_buffer_sums_every_use(backend):
+    """`linear` adds ∂L/∂W straight into W's existing .grad (a flat buffer view): a weight used
+    twice, plus a penalty on it, still gets the sum of the three terms, and a second backward adds."""
+    rng = np.random.default_rng(0)
+    x = t64(backend, rng.standard_normal((5, 4)), requires_grad=False)
+    w = t64(backend, rng.standard_normal((4, 4)))
+    w.grad = backend.xp.zeros((4, 4))  # as a parameter in a flat buffer has one
+    total = (xdl.linear(xdl.linear(x, w), w) ** 2).sum() + (w * w).sum()
+    total.backward()
+    X, W = x.numpy(), w.numpy()
+    h = X @ W
+    g2 = 2 * (h @ W)  # ∂/∂(second output)
+    want = h.T @ g2 + X.T @ (g2 @ W.T) + 2 * W
+    np.testing.assert_allclose(backend.to_numpy(w.grad), want, rtol=1e-12)
+    total.backward()
+    np.testing.assert_allclose(backend.to_numpy(w.grad), 2 * want, rtol=1e-12)

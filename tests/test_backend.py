@@ -60,6 +60,18 @@ def test_use_as_context_manager_restores_previous():
     assert xdl.current_backend().name in ("numpy", "cupy")
 
 
+def test_precision_is_checked_set_and_restored():
+    with pytest.raises(ValueError, match=r"precision must be one of float32, tf32, got 'bf16'"):
+        xdl.use("numpy", precision="bf16")
+    numpy_backend = get_backend("numpy")
+    assert numpy_backend.precision == "float32"
+    with xdl.use("numpy", precision="tf32") as b:
+        assert b.precision == "tf32"
+        a = np.random.default_rng(0).standard_normal((9, 9)).astype(np.float32)
+        np.testing.assert_array_equal(b.ops.matmul(a, a), a @ a)  # the CPU has no TF32: still exact
+    assert numpy_backend.precision == "float32"
+
+
 def test_current_backend_exposes_name_and_xp(backend):
     current = xdl.current_backend()
     assert current is backend

@@ -107,3 +107,11 @@ def test_console_script_is_installed():
         pytest.skip("xdl console script not installed in this environment")
     result = subprocess.run([exe, "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.startswith("xdl ")
+
+
+def test_precision_option_is_checked_and_said(tmp_path, capsys):
+    assert main(["train", *FAST, "--backend", "numpy", "--precision", "tf32", "--out", str(tmp_path / "run")]) == 0
+    assert "tf32 has no effect on the CPU" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["train", *FAST, "--precision", "fp16"])
+    assert "--precision" in capsys.readouterr().err

@@ -39,7 +39,7 @@ def test_the_host_launches_with_the_compiled_block_shape():
 
 
 def test_every_kernel_the_ops_launch_exists():
-    launched = set(re.findall(r'"(\w+_update|bn_\w+)"', inspect.getsource(xdl.cuda.ops)))
+    launched = set(re.findall(r'"(\w+_update|bn_\w+|\w*dropout_apply)"', inspect.getsource(xdl.cuda.ops)))
     defined = {name for source in SOURCES.values() for name in source.kernels()}
     assert launched and launched <= defined, launched - defined
 
@@ -163,5 +163,79 @@ def test_cupy_ops_launch_every_kernel_with_arguments_its_binding_accepts(monkeyp
             y, mean, inv_std = ops.batchnorm_train_forward(x, gamma, beta, rm, rv, 0.9, 1e-5)
             ops.batchnorm_backward(dy, x, gamma, mean, inv_std)
             ops.batchnorm_inference(x, gamma, beta, rm, rv, 1e-5)
+        x = rng.standard_normal((33, 3, 7)).astype(dtype)
+        y, saved = ops.dropout_forward(x, 0.3, 2**64 - 1, 4, 17)
+        assert saved is None and y.shape == x.shape
+        ops.dropout_backward(x, saved, 0.3, 2**64 - 1, 4, 17, steps_done=np.zeros(1, np.int64))
+        y, saved = ops.stacked_dropout_forward(x, [0.1, 0.0, 0.5], [1, 2**63, 3], 4, 17)
+        ops.stacked_dropout_backward(x, saved, [0.1, 0.0, 0.5], [1, 2**63, 3], 4, 17)
+    a, b = rng.standard_normal((5, 3)), rng.standard_normal((3, 4))
+    np.testing.assert_array_equal(ops.matmul(a, b), a @ b)  # cuBLAS cannot load here: xp.matmul serves
     kernels = {e.split("<")[0] for e in launches}
     assert kernels == {name for source in SOURCES.values() for name in source.kernels()}, kernels
+
+
+# -- the row-major → column-major mapping of xdl's cuBLAS calls, against a column-major GEMM -----
+def column_major_gemm(transa, transb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc):
+    """cublas<t>gemm's definition on flat buffers (element (i, j) of a stored matrix at i + j·ld):
+    C ← α·op(A)·op(B) + β·C, op(A) m×k, op(B) k×n, C m×n."""
+    def stored(buf, rows, cols, ld):
+        assert ld >= max(1, rows), (ld, rows)
+        return np.array([[buf[i + j * ld] for j in range(cols)] for i in range(rows)])
+
+    opa = stored(A, *((m, k) if transa == 0 else (k, m)), lda)
+    opb = stored(B, *((k, n) if transb == 0 else (n, k)), ldb)
+    opa, opb = (opa if transa == 0 else opa.T), (opb if transb == 0 else opb.T)
+    c = stored(C, m, n, ldc) if beta else np.zeros((m, n))
+    result = alpha * opa @ opb + beta * c
+    for i in range(m):
+        for j in range(n):
+            C[i + j * ldc] = result[i, j]
+
+
+def as_buffer(array):
+    """(the flat buffer behind a NumPy view, the view's element offset in it)."""
+    base = array
+    while base.base is not None:
+        base = base.base
+    flat = base.reshape(-1)
+    return flat, (array.__array_interface__["data"][0] - flat.__array_interface__["data"][0]) // array.itemsize
+
+
+def layouts(rng, rows, cols):
+    """One (rows, cols) matrix in several layouts: C-order, a transposed view, a padded slice."""
+    yield rng.standard_normal((rows, cols))
+    yield rng.standard_normal((cols, rows)).T
+    yield rng.standard_normal((rows + 2, cols + 3))[1:rows + 1, 2:cols + 2]
+    yield rng.standard_normal((cols + 1, rows + 4)).T[3:rows + 3, :cols]
+
+
+@pytest.mark.parametrize("m, k, n", [(1, 1, 1), (7, 1023, 3), (5, 4, 6), (1, 6, 4), (4, 1, 5), (6, 3, 1)])
+def test_gemm_plan_computes_row_major_products(m, k, n):
+    from xdl.cuda.cublas import gemm_plan
+
+    rng = np.random.default_rng(m * 100 + k * 10 + n)
+    for a in layouts(rng, m, k):
+        for b in layouts(rng, k, n):
+            for accumulate in (False, True):
+                c = rng.standard_normal((m + 1, n + 2))[1:, :n]  # rows contiguous, padded
+                want = a @ b + (c if accumulate else 0)
+                plan = gemm_plan(a, b, c)
+                assert plan is not None
+                (A, a0), (B, b0), (C, c0) = as_buffer(b), as_buffer(a), as_buffer(c)
+                out = C.copy()
+                view = out[c0:]
+                column_major_gemm(plan.first.op, plan.second.op, plan.m, plan.n, plan.k, 1.0, A[a0:],
+                                  plan.first.ld, B[b0:], plan.second.ld, float(accumulate), view, plan.ldc)
+                got = np.lib.stride_tricks.as_strided(view, c.shape, c.strides)
+                np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_gemm_plan_refuses_what_cublas_cannot_read():
+    from xdl.cuda.cublas import gemm_plan
+
+    a, b = np.ones((4, 6)), np.ones((6, 5))
+    assert gemm_plan(a[:, ::2], np.ones((3, 5)), np.empty((4, 5))) is None  # neither axis contiguous
+    assert gemm_plan(a, b, np.empty((5, 4)).T) is None  # the output's rows must be contiguous
+    assert gemm_plan(np.broadcast_to(np.ones(6), (4, 6)), b, np.empty((4, 5))) is None  # rows overlap
+    assert gemm_plan(a, b[:5], np.empty((4, 5))) is None  # shapes do not chain

@@ -115,6 +115,97 @@ def test_fit_many_on_the_gpu_matches_alone_and_numpy(gpu):
                 assert relative_error(b, a) < 1e-4, name
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("counter", [None, 5], ids=["host-step", "device-counter"])
+def test_dropout_kernel_draws_the_reference_mask_bit_for_bit(gpu, rng, n, dtype, counter):
+    """Forward and backward (the mask recomputed in the kernel, never stored) equal the reference
+    exactly, NaN and −0 included; a device counter adds to the key's step as the reference says."""
+    host = rng.standard_normal(n).astype(dtype)
+    host[::5] = np.nan
+    host[1::7] = -0.0
+    key = (2**64 - 3, 4, 1000)
+    steps_done = None if counter is None else np.array([counter], np.int64)
+    ref = NumpyOps(xdl.backend.get_backend("numpy"))
+    want, saved = ref.dropout_forward(host, 0.3, *key, steps_done=steps_done)
+    got, nothing = gpu.ops.dropout_forward(gpu.asarray(host), 0.3, *key,
+                                           steps_done=None if counter is None else gpu.asarray(steps_done))
+    assert nothing is None
+    np.testing.assert_array_equal(got.get().view(np.uint8), want.view(np.uint8))
+    gy = rng.standard_normal(n).astype(dtype)
+    back = gpu.ops.dropout_backward(gpu.asarray(gy), None, 0.3, *key,
+                                    steps_done=None if counter is None else gpu.asarray(steps_done))
+    np.testing.assert_array_equal(back.get(), ref.dropout_backward(gy, saved, 0.3, *key))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(1, 1, 1), (7, 3, 5), (64, 16, 256), (1023, 2, 17)])
+def test_stacked_dropout_kernel_draws_each_models_own_mask(gpu, rng, shape, dtype):
+    b, k, c = shape
+    host = rng.standard_normal(shape).astype(dtype)
+    rates = np.linspace(0.0, 0.6, k)
+    seeds = [(7 + 1000 * i) % 2**64 for i in range(k)]
+    ref = NumpyOps(xdl.backend.get_backend("numpy"))
+    want, saved = ref.stacked_dropout_forward(host, rates, seeds, 2, 31)
+    got, nothing = gpu.ops.stacked_dropout_forward(gpu.asarray(host), rates, seeds, 2, 31)
+    np.testing.assert_array_equal(got.get(), want)
+    for i in range(k):  # model i's slice is what it draws alone
+        alone, _ = ref.dropout_forward(np.ascontiguousarray(host[:, i]), rates[i], seeds[i], 2, 31)
+        np.testing.assert_array_equal(got.get()[:, i], alone)
+    back = gpu.ops.stacked_dropout_backward(gpu.asarray(host), None, rates, seeds, 2, 31)
+    np.testing.assert_array_equal(back.get(), ref.stacked_dropout_backward(host, saved, rates, seeds, 2, 31))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m, k, n", [(1, 1, 1), (7, 1023, 3), (128, 256, 256), (513, 33, 1)])
+def test_own_cublas_handle_matches_cupy_matmul(gpu, rng, m, k, n, dtype):
+    """xdl's cuBLAS handle (ctypes) against cupy.matmul, every operand plain or a transposed view,
+    and added into an existing array (β = 1) as a weight gradient is."""
+    xp = gpu.xp
+    for ta in (False, True):
+        for tb in (False, True):
+            a = xp.asarray(rng.standard_normal((k, m) if ta else (m, k)).astype(dtype))
+            b = xp.asarray(rng.standard_normal((n, k) if tb else (k, n)).astype(dtype))
+            a, b = (a.T if ta else a), (b.T if tb else b)
+            want = xp.matmul(a, b)
+            assert relative_error(gpu.ops.matmul(a, b).get(), want.get()) < TOLERANCE[dtype]
+            c = xp.asarray(rng.standard_normal((m, n)).astype(dtype))
+            total = c + want
+            gpu.ops.matmul(a, b, out=c, accumulate=True)
+            assert relative_error(c.get(), total.get()) < TOLERANCE[dtype]
+
+
+def test_own_cublas_handle_captures_into_a_cuda_graph(gpu, rng):
+    """What cupy.matmul refuses: 8 products captured on a stream, then replayed."""
+    xp = gpu.xp
+    a = xp.asarray(rng.standard_normal((128, 256)).astype(np.float32))
+    b = xp.asarray(rng.standard_normal((256, 256)).astype(np.float32))
+    out = xp.zeros((128, 256), np.float32)
+    stream = xp.cuda.Stream(non_blocking=True)
+    with stream:
+        gpu.ops.matmul(a, b, out=out)  # warm-up: this stream's handle exists before the capture
+        stream.begin_capture()
+        for _ in range(8):
+            gpu.ops.matmul(a, b, out=out, accumulate=True)
+        graph = stream.end_capture()
+        out.fill(0)
+        graph.launch(stream)
+        stream.synchronize()
+    assert relative_error(out.get(), 8 * (a @ b).get()) < 1e-5
+
+
+def test_tf32_precision_is_the_backends_and_restored(gpu, rng):
+    xp = gpu.xp
+    a = xp.asarray(rng.standard_normal((512, 512)).astype(np.float32))
+    exact = (a.astype(np.float64) @ a.astype(np.float64)).get()
+    with xdl.use("cupy", precision="tf32") as backend:
+        assert backend.precision == "tf32"
+        tf32 = relative_error(backend.ops.matmul(a, a).get(), exact)
+    float32 = relative_error(gpu.ops.matmul(a, a).get(), exact)
+    assert gpu.precision == "float32"
+    assert float32 < 1e-6 < tf32 < 1e-2  # TF32 keeps 10 mantissa bits in the product
+
+
 # up to 2048 rows: the one-launch forward; above, odd widths take the scalar path and widths
 # divisible by 4 the 16-byte one (two column blocks for 132)
 BN_SHAPES = [(2, 1), (7, 3), (1023, 7), (2048, 1000), (4099, 33), (1 << 12, 1027), (3001, 132), (8195, 1024)]

@@ -1,6 +1,10 @@
 """Counter-based random draws (xdl.ops.random): pinned to the Philox4x64-10 specification, the same
 on every backend, and independent across seeds, layers and steps."""
 
+import math
+import shutil
+import subprocess
+
 import numpy as np
 import pytest
 
@@ -61,3 +65,35 @@ def test_every_backend_draws_the_same_mask(backend):
     x = xdl.tensor(np.ones((33, 7), np.float32))
     y = xdl.functions.dropout(x, 0.25, key=(9, 4, 1000)).numpy()
     np.testing.assert_array_equal(y != 0, keep_mask((33, 7), 0.25, 9, 4, 1000))
+
+
+HOST_PROGRAM = r"""
+#include <cstdio>
+#include "%s"
+int main() {  // each line: group seed stream step threshold → the kernel's 16 keep bits
+    unsigned long long group, seed, stream, step;
+    int threshold;
+    while (std::scanf("%%llu %%llu %%llu %%llu %%d", &group, &seed, &stream, &step, &threshold) == 5)
+        std::printf("%%u\n", keep_bits(group, seed, stream, step, threshold));
+}
+"""
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not installed")
+def test_the_dropout_kernel_draws_the_reference_masks(tmp_path):
+    """kernels/random.cu's Philox and mask bits, compiled for the host, against keep_mask: the same
+    functions the GPU kernels call, so a GPU run draws the CPU's masks."""
+    from xdl.cuda.source import kernel_dir
+
+    program = tmp_path / "keep_bits.cu"
+    program.write_text(HOST_PROGRAM % (kernel_dir() / "random.cu"))
+    built = subprocess.run(["nvcc", "-std=c++17", "-arch=sm_90", "-o", str(tmp_path / "keep_bits"), str(program)],
+                           capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr
+    cases = [(group, seed, stream, step, rate) for group in (0, 1, 62) for seed, stream, step in
+             ((0, 0, 0), (9, 4, 1000), (2**64 - 1, 2**63 + 5, 2**40 + 3)) for rate in (0.0, 0.25, 0.5, 1 - 2**-20)]
+    lines = "".join(f"{g} {s} {st} {t} {math.ceil(r * 2**16)}\n" for g, s, st, t, r in cases)
+    run = subprocess.run([str(tmp_path / "keep_bits")], input=lines, capture_output=True, text=True, check=True)
+    for (group, seed, stream, step, rate), bits in zip(cases, run.stdout.split(), strict=True):
+        mask = keep_mask((16 * (group + 1),), rate, seed, stream, step)[16 * group:]
+        assert [bool(int(bits) >> e & 1) for e in range(16)] == mask.tolist(), (group, seed, stream, step, rate)

@@ -59,6 +59,10 @@ class Backend:
         The array module (``numpy`` or ``cupy``).
     rng : Generator
         A seeded random generator on this backend's device (dropout masks, noise).
+    precision : str
+        How float32 matrix products are computed: "float32" (exact, the default) or "tf32"
+        (tensor-core TF32 on an NVIDIA GPU, as PyTorch's ``allow_tf32``; the CPU has no such mode
+        and stays exact). Set with ``xdl.use(name, precision=...)``.
     """
 
     name: str
@@ -69,6 +73,7 @@ class Backend:
     def __init__(self, xp, seed: int | None = None):
         self.xp = xp
         self.rng = xp.random.default_rng(seed)
+        self.precision = "float32"
         self._ops = None
 
     def __repr__(self) -> str:
@@ -210,6 +215,7 @@ class CupyBackend(Backend):
 
 
 BACKENDS = {cls.name: cls for cls in (NumpyBackend, CupyBackend)}
+PRECISIONS = ("float32", "tf32")  # of float32 matrix products (Backend.precision)
 BACKEND_NAMES = (*BACKENDS, "auto")
 _backends: dict[str, Backend] = {}
 _current: Backend | None = None
@@ -256,13 +262,19 @@ def current_backend() -> Backend:
 class use:
     """Switch the current backend: ``xdl.use("numpy")`` now, or ``with xdl.use("cupy"): ...``.
 
-    Used as a context manager it restores the previous backend on exit.
+    ``precision`` ("float32" or "tf32") sets how the backend computes float32 matrix products
+    (`Backend.precision`); None leaves it as it is. Used as a context manager it restores the
+    previous backend and precision on exit.
     """
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, precision: str | None = None):
         global _current
-        self._previous = _current
+        if precision is not None and precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.backend = get_backend(name)
+        self._previous, self._previous_precision = _current, self.backend.precision
+        if precision is not None:
+            self.backend.precision = precision
         _current = self.backend
 
     def __enter__(self) -> Backend:
@@ -271,6 +283,7 @@ class use:
     def __exit__(self, *exc) -> None:
         global _current
         _current = self._previous
+        self.backend.precision = self._previous_precision
 
 
 def seed(n: int | None) -> None:

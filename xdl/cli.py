@@ -136,6 +136,12 @@ def _add_tune_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--top", type=int, default=10, help="rows of the printed table")
 
 
+def _precision_note(backend) -> str:
+    if backend.precision != "tf32":
+        return ""
+    return "; TF32 matrix products" if backend.device_type == "cuda" else "; tf32 has no effect on the CPU (exact float32)"
+
+
 def _add_options(parser: argparse.ArgumentParser, skip=()) -> None:
     defaults = TrainConfig()
     for f in dataclasses.fields(TrainConfig):
@@ -167,9 +173,9 @@ def train(config: TrainConfig, args=None) -> int:
     check_writable_dir(out, "output directory")  # before any work: fail fast, write nothing else
     if config.resume:
         _check_resume(config)
-    with xdl.use(config.backend) as backend:
+    with xdl.use(config.backend, precision=config.precision) as backend:
         xdl.seed(config.seed)
-        print(f"xdl {xdl.__version__}: backend {backend.name} on {backend.device_name()}")
+        print(f"xdl {xdl.__version__}: backend {backend.name} on {backend.device_name()}{_precision_note(backend)}")
         X, y = xdl.datasets.load(config.dataset)
         parts = split(X, y, seed=config.seed)
         n_classes = int(y.max()) + 1
@@ -270,7 +276,7 @@ def _report(history, metrics, diagnosis, seconds, files, config) -> None:
 # -- xdl gradcheck ------------------------------------------------------------------------------
 def gradcheck(config: TrainConfig, args=None) -> int:
     """Gradient-check J = cost (+ L2) of the configured model on a small batch, in float64."""
-    with xdl.use(config.backend) as backend:
+    with xdl.use(config.backend, precision=config.precision) as backend:
         xdl.seed(config.seed)
         X, y = xdl.datasets.load(config.dataset)
         X, y = X[:GRADCHECK_EXAMPLES].astype(np.float64), y[:GRADCHECK_EXAMPLES]
@@ -301,7 +307,7 @@ def tune(config: TrainConfig, args) -> int:
     space = Space.from_toml(args.space) if args.space else None
     if args.trials <= 0:
         raise ValueError(f"--trials must be a positive integer, got {args.trials}")
-    with xdl.use(config.backend) as backend:
+    with xdl.use(config.backend, precision=config.precision) as backend:
         X, y = xdl.datasets.load(config.dataset)
         parts = split(X, y, seed=config.seed)
         print(f"xdl {xdl.__version__} tune: backend {backend.name} on {backend.device_name()}; dataset "

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from xdl import optim
-from xdl.backend import BACKEND_NAMES
+from xdl.backend import BACKEND_NAMES, PRECISIONS
 from xdl.data import Augment
 from xdl.datasets import DATASETS
 from xdl.files import read_toml
@@ -36,7 +36,8 @@ SCHEDULE_OPTIONS = {"none": (), "inverse_time": ("lr", "decay_rate"), "exponenti
                     "cosine": ("lr", "epochs")}  # the options each schedule reads
 SCHEDULES = tuple(SCHEDULE_OPTIONS)
 # Options a --resume may change: the rest describe the run and must match its checkpoint.
-RESUME_MAY_CHANGE = ("epochs", "patience", "base_error", "backend", "out", "checkpoint_every", "resume", "progress")
+RESUME_MAY_CHANGE = ("epochs", "patience", "base_error", "backend", "precision", "out", "checkpoint_every", "resume",
+                     "progress")
 IMAGE_SHAPES = {"digits": (8, 8)}  # datasets whose examples are images (augmentation applies)
 
 
@@ -72,6 +73,8 @@ class TrainConfig:
     augment_flip: bool = _opt(False, "image datasets: random left-right flips")
     base_error: float = _opt(0.0, "base (e.g. human-level) error for the bias/variance diagnosis")
     backend: str = _opt("auto", "array backend (auto: cupy if a GPU answers, else numpy)", BACKEND_NAMES)
+    precision: str = _opt("float32", "float32 matrix products on a GPU: float32 (exact) or tf32 (tensor cores, "
+                                     "as PyTorch's allow_tf32); the CPU stays exact", PRECISIONS)
     seed: int = _opt(0, "random seed (split, initialization, shuffling, dropout)")
     out: str = _opt("xdl-run", "output directory (model, history, curves)")
     checkpoint_every: int = _opt(1, "write a resumable checkpoint every this many epochs (0: only when "

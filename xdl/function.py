@@ -18,7 +18,7 @@ A new operation is one small subclass; its settings are declared as annotated cl
 tensors' dtype (so a float64 scalar never turns float32 arrays into float64), refuses to mix
 backends, and records the node only when some input requires a gradient and `xdl.no_grad` is not
 active. ``backward`` returns one gradient per input, in input order, ``None`` for inputs that need
-none (``self.needs_grad[i]`` says which do). Class constants that are not settings carry no
+none (``self.needs_grad[i]`` says which do) or whose gradient it added into `gradient_buffer`. Class constants that are not settings carry no
 annotation; settings annotated ``float`` arrive as Python floats. To make the function public (``xdl.scale``, ``Tensor.scale``, the gradient-check
 table), declare it with `xdl.functions.op`.
 """
@@ -74,6 +74,15 @@ class Function:
 
     def forward(self, *xs):
         raise NotImplementedError
+
+    def gradient_buffer(self, i: int):
+        """The ``.grad`` array of input ``i`` when a backward may add its gradient straight into it
+        (then returning None for that input): a leaf that needs a gradient and already has one of
+        its dtype — a parameter's view of its flat gradient buffer. Else None."""
+        x = self.inputs[i]
+        if self.needs_grad[i] and x._fn is None and x.grad is not None and x.grad.dtype == x.dtype:
+            return x.grad
+        return None
 
     def backward(self, gy):
         raise NotImplementedError

@@ -4,7 +4,7 @@ suites in ``benchmarks/`` time the same cases.
 
 Each case counts the fewest bytes its op must move (every input read once, every output written
 once): fp32 Adam 28 B/parameter, SGD 12, Momentum and RMSprop 20; batch-norm forward and inference
-8 B/element, forward+backward 20.
+8 B/element, forward+backward 20; dropout forward+backward 16 (its mask is recomputed, not stored).
 """
 
 from __future__ import annotations
@@ -224,6 +224,34 @@ def batchnorm_case(backend: Backend, mode: str, n: int, c: int) -> Case:
     return case
 
 
+# -- dropout cases -------------------------------------------------------------------------
+def dropout_case(backend: Backend, n: int, c: int, rate: float = 0.3) -> Case:
+    """Forward + backward of dropout on (n, c): the mask is a pure function of its key, drawn in
+    the kernel both times and never stored, so the fewest bytes are x, y, ∂L/∂y, ∂L/∂x: 16 B/element."""
+    xp, ops = backend.xp, backend.ops
+    rng = backend.rng
+    x, gy = rng.standard_normal((n, c), dtype=xp.float32), rng.standard_normal((n, c), dtype=xp.float32)
+    case = Case(f"dropout fwd+bwd {n}x{c}", 16 * n * c)
+    key = (0, 1, 2)
+
+    def xdl_fn():
+        _, saved = ops.dropout_forward(x, rate, *key)
+        ops.dropout_backward(gy, saved, rate, *key)
+
+    def naive_fn():
+        scaled = (rng.random((n, c), dtype=xp.float32) >= rate).astype(xp.float32) * (1 / (1 - rate))
+        return x * scaled, gy * scaled
+
+    case.impls["xdl kernels"] = (xdl_fn, backend.synchronize)
+    case.impls["naive xp"] = (naive_fn, backend.synchronize)
+    torch, device, sync = _torch(backend)
+    if torch is not None:
+        tx = torch.randn(n, c, device=device, requires_grad=True)
+        tgy = torch.randn(n, c, device=device)
+        case.impls["torch"] = (lambda: torch.nn.functional.dropout(tx, rate, training=True).backward(tgy), sync)
+    return case
+
+
 def _count(n: int) -> str:
     return f"{n / 1e6:g}M" if n >= 1e6 else f"{n / 1e3:g}K" if n >= 1e3 else str(n)
 
@@ -267,6 +295,8 @@ def report(quick: bool = False, json_path=None) -> None:
     for mode in ("train fwd", "train fwd+bwd", "inference"):
         for n, c in shapes:
             rows += batchnorm_case(backend, mode, n, c).rows()
+    for n, c in shapes:
+        rows += dropout_case(backend, n, c).rows()
 
     device = backend.device_name()
     print(f"# xdl benchmark report — {datetime.date.today()} — backend {backend.name}, device {device}, "

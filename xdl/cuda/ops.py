@@ -7,12 +7,16 @@ kernels do not take. Only launch geometry is decided here.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from xdl.cuda.cublas import Cublas
 from xdl.cuda.kernels import kernel
 from xdl.cuda.source import DTYPES, SOURCES
 from xdl.ops import NumpyOps
 from xdl.ops.optim import adam_scalars
+from xdl.ops.random import LANE_BITS
 
 THREADS = 256  # threads per block of the optimizer updates (grid-stride loops: any value works)
 BN = SOURCES["batchnorm.cu"].defines
@@ -33,6 +37,32 @@ class CupyOps(NumpyOps):
         self._grids = {}  # (kernel, rows, cols, vec) -> batch-norm launch geometry
         self._counters = {}  # stream pointer -> zeroed int32 counters of bn_stats/bn_backward_reduce
         self._uploaded = {}  # per-model hyperparameters on the device, by content (_on_device)
+        self._handles = {}  # stream pointer -> Cublas
+        self._cublas_error = None  # why cuBLAS could not be loaded, once
+
+    # -- matrix products: xdl's own cuBLAS handle per stream (capturable, β = 1 accumulation) --
+    def matmul(self, a, b, out=None, accumulate=False):
+        if a.ndim == 2 and b.ndim == 2 and a.dtype == b.dtype and a.dtype in FLOAT_TYPES:
+            handle = self._cublas()
+            if handle is not None:
+                target = self.xp.empty((a.shape[0], b.shape[1]), dtype=a.dtype) if out is None else out
+                if handle.gemm(a, b, target, accumulate):
+                    return target
+        return super().matmul(a, b, out, accumulate)
+
+    def _cublas(self):
+        """The handle of the current stream, at the backend's precision (None where cuBLAS cannot
+        be loaded through ctypes: CuPy's matmul serves then)."""
+        stream = self.xp.cuda.get_current_stream().ptr
+        handle = self._handles.get(stream)
+        if handle is None and self._cublas_error is None:
+            try:
+                handle = self._handles[stream] = Cublas(self.xp, stream, self.address)
+            except (OSError, ImportError) as e:  # no libcublas in this process's map (not Linux, a static CuPy)
+                self._cublas_error = e
+        if handle is not None and handle.precision != self.backend.precision:
+            handle.set_precision(self.backend.precision)
+        return handle
 
     def _aligned(self, *arrays) -> bool:
         return all(self.address(a) % 16 == 0 for a in arrays)
@@ -75,7 +105,7 @@ class CupyOps(NumpyOps):
     def _on_device(self, values: np.ndarray):
         """``values`` as a device array, uploaded once per distinct content (a host→device copy from
         pageable memory waits for the stream: once per epoch's new rates, not once per step)."""
-        key = (values.shape, values.tobytes())
+        key = (values.dtype.str, values.shape, values.tobytes())
         device = self._uploaded.get(key)
         if device is None:
             if len(self._uploaded) >= 64:
@@ -123,6 +153,57 @@ class CupyOps(NumpyOps):
         self._flat_launch("adam_update", dict(beta1=beta1, beta2=beta2, eps=eps, step_size=step_size,
                                               inv_sqrt_bias2=inv_sqrt_bias2, weight_decay=coupled,
                                               decay_factor=decay_factor), p=p, g=g, m=m, v=v)
+
+    # -- dropout: the mask drawn in the kernel (kernels/random.cu), recomputed in the backward --
+    def _dropout_launch(self, name, source, steps_done, per_model: dict, **arguments):
+        """One launch of ``name`` over ``source`` (the input array); ``steps_done`` defaults to a
+        zero counter on the device (the key's step is then the host's ``step``)."""
+        if steps_done is None:
+            steps_done = self._on_device(np.zeros(1, dtype=np.int64))
+        models = arguments.get("models", 1)
+        groups = -(-source.size // models // 16)  # a thread per Philox block: 16 elements of one model
+        blocks = max(1, min((groups + THREADS - 1) // THREADS, -(-self.sm_count * 16 // models)))
+        output = self.xp.empty_like(source)
+        kernel("random.cu", name, source.dtype)((blocks, models), (THREADS,), output=output, steps_done=steps_done,
+                                               **arguments, **{h: self._on_device(v) for h, v in per_model.items()})
+        return output
+
+    def _dropout_supported(self, x, steps_done) -> bool:
+        return (x.dtype in FLOAT_TYPES and x.flags.c_contiguous and x.size > 0
+                and (steps_done is None or (steps_done.dtype == np.int64 and steps_done.size == 1)))
+
+    def dropout_forward(self, x, rate, seed, stream, step, steps_done=None):
+        if not self._dropout_supported(x, steps_done):
+            return super().dropout_forward(x, rate, seed, stream, step, steps_done)
+        return self._dropout(x, rate, seed, stream, step, steps_done), None
+
+    def dropout_backward(self, gy, saved, rate, seed, stream, step, steps_done=None):
+        if saved is not None:  # the forward fell back to the reference and kept its mask
+            return super().dropout_backward(gy, saved, rate, seed, stream, step, steps_done)
+        return self._dropout(self.xp.ascontiguousarray(gy), rate, seed, stream, step, steps_done)
+
+    def _dropout(self, source, rate, seed, stream, step, steps_done):
+        return self._dropout_launch("dropout_apply", source, steps_done, {}, input=source, n=source.size,
+                                    threshold=math.ceil(rate * 2**LANE_BITS), scale=1.0 / (1.0 - rate),
+                                    seed=_int64(seed), stream=_int64(stream), step=_int64(step))
+
+    def stacked_dropout_forward(self, x, rates, seeds, stream, step, steps_done=None):
+        if not self._dropout_supported(x, steps_done) or x.ndim != 3 or x.shape[1] > MAX_GRID_Y:
+            return super().stacked_dropout_forward(x, rates, seeds, stream, step, steps_done)
+        return self._stacked_dropout(x, rates, seeds, stream, step, steps_done), None
+
+    def stacked_dropout_backward(self, gy, saved, rates, seeds, stream, step, steps_done=None):
+        if saved is not None:
+            return super().stacked_dropout_backward(gy, saved, rates, seeds, stream, step, steps_done)
+        return self._stacked_dropout(self.xp.ascontiguousarray(gy), rates, seeds, stream, step, steps_done)
+
+    def _stacked_dropout(self, source, rates, seeds, stream, step, steps_done):
+        rows, models, cols = source.shape
+        rates = np.asarray(rates, dtype=np.float64)
+        per_model = dict(threshold=np.ceil(rates * 2**LANE_BITS).astype(np.int32), scale=1.0 / (1.0 - rates),
+                         seed=np.array([_int64(s) for s in seeds], dtype=np.int64))
+        return self._dropout_launch("stacked_dropout_apply", source, steps_done, per_model, input=source,
+                                    rows=rows, models=models, cols=cols, stream=_int64(stream), step=_int64(step))
 
     # -- batch norm -----------------------------------------------------------------------
     # Every kernel of kernels/batchnorm.cu runs on (BLOCK_X, BLOCK_Y) blocks; a thread owns `vec`
@@ -231,3 +312,10 @@ class CupyOps(NumpyOps):
         inference(grid, (BLOCK_X, BLOCK_Y), x=x, y=y, n_rows=n, n_cols=c, rows_per_block=rows,
                   running_mean=running_mean, running_var=running_var, gamma=gamma, beta=beta, eps=eps)
         return y
+
+
+def _int64(value) -> int:
+    """A 64-bit key word (seed, stream, step: taken mod 2⁶⁴ as the reference does) as the signed
+    value of the same bits, which a ``long long`` parameter takes."""
+    value = int(value) % 2**64
+    return value - 2**64 if value >= 2**63 else value

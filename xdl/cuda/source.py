@@ -134,10 +134,11 @@ def _parsed(file: str, text: str) -> dict[str, KernelSpec]:
     return parse_kernels(text, file)
 
 
-# Every kernel of a file takes the same template parameters: (T) for optim.cu, (T, V) for
-# batchnorm.cu, V being the features per thread (16 bytes' worth, or 1 for unaligned rows).
+# Every kernel of a file takes the same template parameters: (T) for optim.cu and random.cu, (T, V)
+# for batchnorm.cu, V being the features per thread (16 bytes' worth, or 1 for unaligned rows).
 SOURCES = {
     "optim.cu": Source("optim.cu", instances=(("float",), ("double",))),
+    "random.cu": Source("random.cu", instances=(("float",), ("double",))),
     "batchnorm.cu": Source("batchnorm.cu", instances=(("float", 1), ("float", 4), ("double", 1), ("double", 2)),
                            defines={"BLOCK_X": 32, "BLOCK_Y": 8, "ROW_GROUP": 8}),
 }

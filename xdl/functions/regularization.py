@@ -27,18 +27,28 @@ def dropout_disabled():
 
 
 class Dropout(Function):
-    """y = x·d/(1 − rate) with d ∈ {0, 1} the keep mask;  ∂L/∂x = ∂L/∂y·d/(1 − rate)"""
+    """y = x·d/(1 − rate) with d ∈ {0, 1} the keep mask;  ∂L/∂x = ∂L/∂y·d/(1 − rate).
 
-    mask: object
+    The mask is ``mask`` when given, else the counter-based draw keyed by ``key`` = (seed, stream,
+    step), made by the backend's fused op (in the kernel on the GPU, recomputed there for the
+    backward instead of stored)."""
+
     rate: float
+    mask: object = None
+    key: object = None
 
     def forward(self, x):
-        self.scaled_mask = self.mask.astype(x.dtype)
-        self.scaled_mask *= 1.0 / (1.0 - self.rate)
-        return x * self.scaled_mask
+        if self.key is not None:
+            y, self.saved = self.backend.ops.dropout_forward(x, self.rate, *self.key)
+            return y
+        self.saved = self.mask.astype(x.dtype)
+        self.saved *= 1.0 / (1.0 - self.rate)
+        return x * self.saved
 
     def backward(self, gy):
-        return (gy * self.scaled_mask,)
+        if self.key is not None:
+            return (self.backend.ops.dropout_backward(gy, self.saved, self.rate, *self.key),)
+        return (gy * self.saved,)
 
 
 _CHECK_MASK = np.random.default_rng(0).random((6, 5)) >= 0.3
@@ -63,7 +73,7 @@ def dropout(x, rate: float, training: bool = True, mask=None, key=None):
             raise ValueError(f"dropout: mask shape {tuple(mask.shape)} does not match input shape {x.shape}")
         mask = x.backend.asarray(mask.data if isinstance(mask, Tensor) else mask)
     elif key is not None:
-        mask = x.backend.ops.dropout_mask(x.shape, rate, *key)
+        return Dropout.apply(x, rate=rate, key=tuple(key))
     else:
         mask = x.backend.rng.random(x.shape, dtype=x.dtype) >= rate
     return Dropout.apply(x, mask=mask, rate=rate)

@@ -49,7 +49,11 @@ class StackedLinear(Function):
                 self.xp.matmul(g, self.w.transpose(0, 2, 1), out=gx.transpose(1, 0, 2))
         if self.needs_grad[1]:
             xt = self.x.transpose(1, 2, 0) if self.x.ndim == 3 else self.x.T  # (K, n_in, B) or (n_in, B)
-            gw = xt @ g
+            into = self.gradient_buffer(1)  # added into the stacked gradient buffer, as `linear` does
+            if into is None:
+                gw = self.backend.ops.matmul(xt, g)
+            else:
+                self.backend.ops.matmul(xt, g, out=into, accumulate=True)
         if len(self.needs_grad) == 3 and self.needs_grad[2]:
             gb = g.sum(axis=1)
         return (gx, gw) if len(self.needs_grad) == 2 else (gx, gw, gb)
@@ -76,6 +80,38 @@ class StackedSoftmaxCrossEntropy(Function):
         g[self.at] -= 1
         g *= gy[None, :, None] / g.shape[0]
         return (g,)
+
+
+class StackedDropout(Function):
+    """K models' inverted dropout of x (B, K, C): y[:, k] = x[:, k]·d_k/(1 − rate_k), d_k model k's
+    keep mask keyed by (seeds[k], stream, step) — the mask its own `Dropout` draws alone — made by
+    the backend's fused op (in the kernel on the GPU, recomputed for the backward)."""
+
+    rates: object
+    key: object  # (seeds, stream, step)
+
+    def forward(self, x):
+        seeds, *rest = self.key
+        y, self.saved = self.backend.ops.stacked_dropout_forward(x, self.rates, seeds, *rest)
+        return y
+
+    def backward(self, gy):
+        seeds, *rest = self.key
+        return (self.backend.ops.stacked_dropout_backward(gy, self.saved, self.rates, seeds, *rest),)
+
+
+@op(check=[Check((5, 3, 4), args=((0.2, 0.5, 0.0), ((1, 2, 3), 0, 7)))])
+def stacked_dropout(x, rates, key):
+    """Each of K models' inverted dropout of x (B, K, C) with its rate (``rates``, K values in
+    [0, 1)) and its mask keyed by ``key`` = (seeds, stream, step), model k's by (seeds[k], stream,
+    step): the mask `dropout(x_k, rates[k], key=(seeds[k], stream, step))` draws alone."""
+    rates = np.asarray(rates, dtype=np.float64)
+    if x.ndim != 3 or rates.shape != (x.shape[1],) or len(key[0]) != x.shape[1]:
+        raise ValueError(f"stacked_dropout: input {x.shape} with {rates.size} rates and {len(key[0])} seeds; "
+                         "expected (B, K, C) and K of each")
+    if not ((rates >= 0) & (rates < 1)).all():
+        raise ValueError(f"stacked_dropout: rates must be in [0, 1), got {rates.tolist()}")
+    return StackedDropout.apply(x, rates=rates, key=key)
 
 
 @op(check=[Check((5, 3, 3), args=(_LABELS,)), Check((5, 1, 3), args=(_LABELS,))])

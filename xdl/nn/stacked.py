@@ -236,22 +236,16 @@ class StackedDropout(Module):
         super().__init__()
         self.rates = np.asarray(rates, dtype=np.float64)
         self.random_key = None  # (seeds, stream, step), set by Stacked.set_random_key
-        self._scales = {}  # (backend, dtype) -> the (1, K, 1) column 1/(1 − rate_k), made once
 
     def forward(self, x):
         if not self.training or not self.rates.any():
             return x
-        backend, (b, k, c) = x.backend, x.shape
         if self.random_key is not None:
-            seeds, stream, step = self.random_key
-            mask = backend.ops.stacked_dropout_mask((b, c), self.rates, seeds, stream, step)
-        else:
-            mask = backend.rng.random((b, k, c), dtype=x.dtype) >= backend.asarray(self.rates[None, :, None])
-        key = (id(backend), x.dtype)
-        if key not in self._scales:  # not a host→device copy per step
-            self._scales[key] = backend.asarray((1.0 / (1.0 - self.rates))[None, :, None].astype(x.dtype))
-        scaled = mask.astype(x.dtype)
-        scaled *= self._scales[key]
+            return F.stacked_dropout(x, self.rates, self.random_key)
+        backend, shape = x.backend, x.shape
+        keep = backend.rng.random(shape, dtype=x.dtype) >= backend.asarray(self.rates[None, :, None])
+        scaled = keep.astype(x.dtype)
+        scaled *= backend.asarray((1.0 / (1.0 - self.rates))[None, :, None].astype(x.dtype))
         return x * Tensor(scaled, backend=backend)  # y = x·d/(1 − rate_k), as each model's Dropout
 
     def __repr__(self) -> str:

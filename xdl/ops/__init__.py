@@ -20,6 +20,18 @@ class NumpyOps:
         self.backend = backend
         self.xp = backend.xp
 
+    def matmul(self, a, b, out=None, accumulate=False):
+        """a·b (``xp.matmul``'s rules: stacks of matrices too); written into ``out`` when given, or
+        added to it (``out += a·b``) when ``accumulate`` (a gradient added straight into its view
+        of a flat buffer)."""
+        if out is None:
+            return a @ b
+        if accumulate:
+            out += a @ b
+        else:
+            self.xp.matmul(a, b, out=out)
+        return out
+
     def batchnorm_train_forward(self, x, gamma, beta, running_mean, running_var, momentum, eps):
         return batchnorm.batchnorm_train_forward(self.xp, x, gamma, beta, running_mean, running_var, momentum, eps)
 
@@ -53,12 +65,42 @@ class NumpyOps:
         optim.adam_update(self.xp, p, g, m, v, h(lr), h(beta1), h(beta2), h(eps), step,
                           h(weight_decay), decoupled)
 
-    # -- random draws (formulas in xdl.ops.random) -----------------------------------------
+    # -- dropout with counter-based masks (formulas in xdl.ops.random) ---------------------
+    # The mask of a draw keyed by (seed, stream, step) is a pure function of the key, so the CUDA
+    # kernels recompute it in the backward instead of storing it; the reference keeps the scaled
+    # mask it made (``saved``: what the backward needs, None when the kernel recomputes). The key's
+    # step is ``step + steps_done[0]`` when ``steps_done`` (a one-element int64 array of the
+    # backend: a step counter in device memory, for captured steps) is given.
     def dropout_mask(self, shape, rate, seed, stream, step):
         """The keep mask keyed by (seed, stream, step), as a boolean array of this backend."""
         return self.backend.asarray(random.keep_mask(shape, rate, seed, stream, step))
+
+    def dropout_forward(self, x, rate, seed, stream, step, steps_done=None):
+        """y = x·d·(1/(1 − rate)), d the keep mask keyed by (seed, stream, step): (y, saved)."""
+        scaled = self.dropout_mask(x.shape, rate, seed, stream, _key_step(step, steps_done)).astype(x.dtype)
+        scaled *= 1.0 / (1.0 - rate)
+        return x * scaled, scaled
+
+    def dropout_backward(self, gy, saved, rate, seed, stream, step, steps_done=None):
+        """∂L/∂x = ∂L/∂y·d·(1/(1 − rate)), the mask of the forward with the same key."""
+        return gy * saved
 
     def stacked_dropout_mask(self, shape, rates, seeds, stream, step):
         """K models' keep masks stacked on axis 1, (B, K, …) from a per-model ``shape`` (B, …):
         model k's is ``dropout_mask(shape, rates[k], seeds[k], stream, step)``."""
         return self.backend.asarray(random.stacked_keep_mask(shape, rates, seeds, stream, step))
+
+    def stacked_dropout_forward(self, x, rates, seeds, stream, step, steps_done=None):
+        """K models' dropout of x (B, K, C): model k's slice with its rate and its own key
+        (seeds[k], stream, step), the mask it draws alone. (y, saved)."""
+        b, k, c = x.shape
+        scaled = self.stacked_dropout_mask((b, c), rates, seeds, stream, _key_step(step, steps_done)).astype(x.dtype)
+        scaled *= self.backend.asarray((1.0 / (1.0 - np.asarray(rates, dtype=np.float64))).astype(x.dtype))[:, None]
+        return x * scaled, scaled
+
+    def stacked_dropout_backward(self, gy, saved, rates, seeds, stream, step, steps_done=None):
+        return gy * saved
+
+
+def _key_step(step, steps_done) -> int:
+    return int(step) + (0 if steps_done is None else int(steps_done.reshape(-1)[0]))

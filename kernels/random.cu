@@ -1,0 +1,104 @@
+// Counter-based dropout: the keep mask is drawn inside the kernel, never stored.
+//
+// The specification is xdl/ops/random.py. Value j of the draw keyed by (seed, stream, step) is
+// lane j mod 4 of the Philox4x64-10 block with counter (1 + ⌊j/4⌋, step, 0, 0) and key
+// (seed, stream); mask element i uses the 16 bits 16·(i mod 4) … 16·(i mod 4) + 15 of value ⌊i/4⌋
+// and is kept when that uniform u ∈ [0, 2¹⁶) reaches `threshold` = ⌈rate·2¹⁶⌉. So one Philox block
+// gives the mask of 16 consecutive elements: element i belongs to block ⌊i/16⌋.
+//
+// The same kernel applies dropout forward (x → y) and backward (∂L/∂y → ∂L/∂x): output = input·d·scale
+// with d the keep mask and scale = 1/(1 − rate), computed as input·(d ? scale : 0) so that a dropped
+// NaN stays NaN and a dropped −x gives −0, as NumPy's input·mask does.
+//
+// The step of the key is `step + steps_done[0]`: `steps_done` is a counter in device memory, so a
+// captured step (CUDA graph) that advances the counter draws a new mask on every replay.
+//
+// The Philox functions are __host__ __device__ so that the CPU test suite compiles them for the
+// host and checks them against NumPy's Philox. Self-contained (no headers).
+
+typedef unsigned long long u64;
+
+struct Philox4 {
+    u64 v[4];
+};
+
+__host__ __device__ __forceinline__ void mul_hi_lo(u64 a, u64 b, u64& hi, u64& lo) {
+#ifdef __CUDA_ARCH__
+    lo = a * b;
+    hi = __umul64hi(a, b);
+#else
+    const unsigned __int128 product = (unsigned __int128)a * b;
+    lo = (u64)product;
+    hi = (u64)(product >> 64);
+#endif
+}
+
+// Philox4x64-10 (Salmon et al., SC 2011): 10 rounds of two 64×64→128-bit products, the key bumped
+// by the Weyl constants between rounds.
+__host__ __device__ __forceinline__ Philox4 philox4x64_10(u64 c0, u64 c1, u64 c2, u64 c3, u64 k0, u64 k1) {
+    for (int round = 0; round < 10; ++round) {
+        if (round > 0) {
+            k0 += 0x9E3779B97F4A7C15ULL;
+            k1 += 0xBB67AE8584CAA73BULL;
+        }
+        u64 hi0, lo0, hi1, lo1;
+        mul_hi_lo(0xD2E7470EE14C6C93ULL, c0, hi0, lo0);
+        mul_hi_lo(0xCA5A826395121157ULL, c2, hi1, lo1);
+        const u64 n0 = hi1 ^ c1 ^ k0, n2 = hi0 ^ c3 ^ k1;
+        c0 = n0;
+        c1 = lo1;
+        c2 = n2;
+        c3 = lo0;
+    }
+    return Philox4{{c0, c1, c2, c3}};
+}
+
+// The 16 keep bits of mask elements 16·group … 16·group + 15 (bit e set: element 16·group + e kept).
+__host__ __device__ __forceinline__ unsigned keep_bits(u64 group, u64 seed, u64 stream, u64 step, int threshold) {
+    const Philox4 block = philox4x64_10(1 + group, step, 0, 0, seed, stream);
+    unsigned bits = 0;
+#pragma unroll
+    for (int e = 0; e < 16; ++e) {
+        const unsigned u = (unsigned)(block.v[e >> 2] >> (16 * (e & 3))) & 0xFFFFu;
+        bits |= (unsigned)(u >= (unsigned)threshold) << e;
+    }
+    return bits;
+}
+
+// output[i] = input[i]·(kept ? scale : 0) over [0, n), one thread per 16 consecutive elements (one
+// Philox block), grid-stride.
+template <typename T>
+__global__ void dropout_apply(const T* input, T* output, long long n, int threshold, double scale, long long seed,
+                              long long stream, long long step, const long long* steps_done) {
+    const T kept = T(scale), dropped = T(0);
+    const u64 key_step = (u64)step + (u64)steps_done[0];
+    const long long groups = (n + 15) / 16;
+    for (long long j = (long long)blockIdx.x * blockDim.x + threadIdx.x; j < groups;
+         j += (long long)gridDim.x * blockDim.x) {
+        const unsigned bits = keep_bits((u64)j, (u64)seed, (u64)stream, key_step, threshold);
+        const long long first = 16 * j, count = n - first < 16 ? n - first : 16;
+        for (int e = 0; e < count; ++e) output[first + e] = input[first + e] * ((bits >> e) & 1u ? kept : dropped);
+    }
+}
+
+// K stacked models (activations (B, K, C), row-major): model k's slice input[:, k, :] is dropped with
+// model k's own key and rate, exactly the mask it draws alone over its (B, C) activations:
+// element (b, k, c) is element b·C + c of model k's draw. Per-model values are arrays of K.
+template <typename T>
+__global__ void stacked_dropout_apply(const T* input, T* output, long long rows, int models, long long cols,
+                                      const int* threshold, const double* scale, const long long* seed,
+                                      long long stream, long long step, const long long* steps_done) {
+    const int k = blockIdx.y;
+    const T kept = T(scale[k]), dropped = T(0);
+    const u64 key_step = (u64)step + (u64)steps_done[0];
+    const long long n = rows * cols, groups = (n + 15) / 16;
+    for (long long j = (long long)blockIdx.x * blockDim.x + threadIdx.x; j < groups;
+         j += (long long)gridDim.x * blockDim.x) {
+        const unsigned bits = keep_bits((u64)j, (u64)seed[k], (u64)stream, key_step, threshold[k]);
+        const long long first = 16 * j, count = n - first < 16 ? n - first : 16;
+        for (int e = 0; e < count; ++e) {
+            const long long i = first + e, at = (i / cols * models + k) * cols + i % cols;
+            output[at] = input[at] * ((bits >> e) & 1u ? kept : dropped);
+        }
+    }
+}

@@ -1,0 +1,154 @@
+"""Matrix products through a cuBLAS handle of xdl's own, one per stream.
+
+CuPy 14 refuses cuBLAS while a stream is being captured into a CUDA graph (``cupy.matmul`` raises
+"calling cuBLAS API during stream capture is currently unsupported"), but cuBLAS itself captures
+fine. So xdl calls the library CuPy already loaded through ctypes, on a handle bound to the
+stream (``cublasSetStream_v2``) with a workspace of its own (``cublasSetWorkspace_v2``: cuBLAS must
+not allocate while a graph is captured). The same handle serves eager steps, where it also lets a
+weight gradient be added straight into its view of the flat gradient buffer (GEMM with β = 1).
+
+cuBLAS is column-major; xdl's arrays are row-major. A row-major (r, c) array whose rows are
+contiguous is, to cuBLAS, its (c, r) transpose with leading dimension = its row stride; one whose
+columns are contiguous (a transposed view) is itself with leading dimension = its column stride.
+Row-major C = A·B is column-major Cᵀ = Bᵀ·Aᵀ: `gemm_plan` turns three arrays' shapes and strides
+into the arguments of that call, and the CPU tests check it against a column-major GEMM written in
+NumPy.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+
+OP_N, OP_T = 0, 1  # cublasOperation_t
+DEFAULT_MATH, TF32_TENSOR_OP_MATH = 0, 3  # cublasMath_t
+WORKSPACE_BYTES = 32 << 20  # what cuBLAS asks for on Hopper; ample for anything smaller
+PRECISIONS = {"float32": DEFAULT_MATH, "tf32": TF32_TENSOR_OP_MATH}
+
+
+@dataclass(frozen=True)
+class Operand:
+    """One row-major operand as cuBLAS sees it: its operation and leading dimension."""
+
+    op: int
+    ld: int
+
+
+@dataclass(frozen=True)
+class GemmPlan:
+    """``cublas<t>gemm(handle, first.op, second.op, m, n, k, α, first, first.ld, second, second.ld,
+    β, C, ldc)`` with ``first`` = the right operand B and ``second`` = the left operand A."""
+
+    m: int
+    n: int
+    k: int
+    first: Operand
+    second: Operand
+    ldc: int
+
+
+def _operand(shape, strides, itemsize) -> Operand | None:
+    """How cuBLAS reads a row-major (r, c) array: as the column-major (c, r) transpose of it when its
+    rows are contiguous (op N), as itself when its columns are (op T); None when neither holds
+    or the leading dimension would make rows or columns overlap (a broadcast)."""
+    (r, c), (s0, s1) = shape, strides
+    if any(s < 0 or s % itemsize for s in strides):
+        return None
+    s0, s1 = s0 // itemsize, s1 // itemsize
+    if s1 == 1 or c == 1:  # rows contiguous; a single row's stride is never used
+        ld = s0 if r > 1 else c
+        if ld >= max(c, 1):
+            return Operand(OP_N, ld)
+    if s0 == 1 or r == 1:  # columns contiguous
+        ld = s1 if c > 1 else r
+        if ld >= max(r, 1):
+            return Operand(OP_T, ld)
+    return None
+
+
+def gemm_plan(a, b, c) -> GemmPlan | None:
+    """The column-major GEMM computing row-major ``c = a @ b`` for 2-D arrays (``c``'s rows
+    contiguous), or None when a layout does not fit cuBLAS (the caller then uses ``xp.matmul``)."""
+    if a.ndim != 2 or b.ndim != 2 or c.ndim != 2:
+        return None
+    (m, k), (k2, n) = a.shape, b.shape
+    if k != k2 or c.shape != (m, n) or 0 in (m, n, k) or max(m, n, k) >= 2**31:
+        return None
+    out = _operand(c.shape, c.strides, c.itemsize)
+    first, second = _operand(b.shape, b.strides, b.itemsize), _operand(a.shape, a.strides, a.itemsize)
+    if out is None or out.op != OP_N or first is None or second is None:
+        return None
+    return GemmPlan(m=n, n=m, k=k, first=first, second=second, ldc=out.ld)
+
+
+@functools.cache
+def _library():
+    """The libcublas CuPy loaded (found in this process's memory map, so the same copy CuPy uses)."""
+    import importlib
+
+    importlib.import_module("cupy.cuda.cublas")  # loads libcublas
+    with open("/proc/self/maps") as maps:
+        paths = {line.split()[-1] for line in maps if "/libcublas.so" in line}
+    if not paths:
+        raise OSError("libcublas is not loaded in this process (CuPy's cuBLAS module did not load it)")
+    lib = ctypes.CDLL(sorted(paths)[0])
+    p, i = ctypes.c_void_p, ctypes.c_int
+    for name, argtypes in {
+        "cublasCreate_v2": [ctypes.POINTER(p)],
+        "cublasSetStream_v2": [p, p],
+        "cublasSetWorkspace_v2": [p, p, ctypes.c_size_t],
+        "cublasSetMathMode": [p, i],
+        "cublasSgemm_v2": [p, i, i, i, i, i, p, p, i, p, i, p, p, i],
+        "cublasDgemm_v2": [p, i, i, i, i, i, p, p, i, p, i, p, p, i],
+    }.items():
+        function = getattr(lib, name)
+        function.argtypes, function.restype = argtypes, ctypes.c_int
+    return lib
+
+
+def _check(status: int, call: str) -> None:
+    if status != 0:
+        raise RuntimeError(f"{call} failed with cublasStatus_t {status}")
+
+
+class Cublas:
+    """A cuBLAS handle bound to one stream, with its own workspace (device memory from ``xp``)."""
+
+    def __init__(self, xp, stream_ptr: int, address, precision: str = "float32"):
+        self.lib, self.address = _library(), address
+        handle = ctypes.c_void_p()
+        _check(self.lib.cublasCreate_v2(ctypes.byref(handle)), "cublasCreate_v2")
+        self.handle = handle
+        _check(self.lib.cublasSetStream_v2(handle, ctypes.c_void_p(stream_ptr)), "cublasSetStream_v2")
+        self.workspace = xp.empty(WORKSPACE_BYTES, dtype=xp.uint8)  # kept alive with the handle
+        _check(self.lib.cublasSetWorkspace_v2(handle, ctypes.c_void_p(address(self.workspace)), WORKSPACE_BYTES),
+               "cublasSetWorkspace_v2")
+        self.precision = None
+        self.set_precision(precision)
+        # α = 1 and β ∈ {0, 1} as host values of each precision (read by cuBLAS at the call)
+        self._scalars = {(single, accumulate): (t(1.0), t(float(accumulate)))
+                         for single, t in ((True, ctypes.c_float), (False, ctypes.c_double)) for accumulate in (False, True)}
+
+    def set_precision(self, precision: str) -> None:
+        """"float32": exact float32 products (the default); "tf32": tensor-core TF32 products
+        (float32 storage, 10-bit mantissas inside the product), as PyTorch's ``allow_tf32``."""
+        if precision != self.precision:
+            _check(self.lib.cublasSetMathMode(self.handle, PRECISIONS[precision]), "cublasSetMathMode")
+            self.precision = precision
+
+    def gemm(self, a, b, c, accumulate: bool = False) -> bool:
+        """``c = a @ b`` (``c += a @ b`` when ``accumulate``) for float32/float64 2-D arrays; False
+        (nothing launched) when a layout does not fit (`gemm_plan`)."""
+        plan = gemm_plan(a, b, c)
+        if plan is None or not a.dtype == b.dtype == c.dtype or a.dtype not in (np.float32, np.float64):
+            return False
+        single = a.dtype == np.float32
+        alpha, beta = self._scalars[(single, bool(accumulate))]
+        gemm = self.lib.cublasSgemm_v2 if single else self.lib.cublasDgemm_v2
+        _check(gemm(self.handle, plan.first.op, plan.second.op, plan.m, plan.n, plan.k, ctypes.byref(alpha),
+                    self.address(b), plan.first.ld, self.address(a), plan.second.ld, ctypes.byref(beta),
+                    self.address(c), plan.ldc), "cublas gemm")
+        return True
