@@ -103,6 +103,7 @@ class FakeCuda:
     """Just enough of cupy.cuda for CupyOps' launch geometry, on the CPU."""
 
     class Device:
+        id = 0
         attributes = {"MultiProcessorCount": 4, "MaxRegistersPerMultiprocessor": 65536,
                       "MaxSharedMemoryPerMultiprocessor": 228 * 1024, "MaxThreadsPerMultiProcessor": 2048}
 

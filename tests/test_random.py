@@ -87,7 +87,7 @@ def test_the_dropout_kernel_draws_the_reference_masks(tmp_path):
 
     program = tmp_path / "keep_bits.cu"
     program.write_text(HOST_PROGRAM % (kernel_dir() / "random.cu"))
-    built = subprocess.run(["nvcc", "-std=c++17", "-arch=sm_90", "-o", str(tmp_path / "keep_bits"), str(program)],
+    built = subprocess.run(["nvcc", "-std=c++17", "-o", str(tmp_path / "keep_bits"), str(program)],
                            capture_output=True, text=True)
     assert built.returncode == 0, built.stderr
     cases = [(group, seed, stream, step, rate) for group in (0, 1, 62) for seed, stream, step in

@@ -18,7 +18,8 @@ A new operation is one small subclass; its settings are declared as annotated cl
 tensors' dtype (so a float64 scalar never turns float32 arrays into float64), refuses to mix
 backends, and records the node only when some input requires a gradient and `xdl.no_grad` is not
 active. ``backward`` returns one gradient per input, in input order, ``None`` for inputs that need
-none (``self.needs_grad[i]`` says which do) or whose gradient it added into `gradient_buffer`. Class constants that are not settings carry no
+none (``self.needs_grad[i]`` says which do) or whose gradient it added into
+`gradient_buffer`. Class constants that are not settings carry no
 annotation; settings annotated ``float`` arrive as Python floats. To make the function public (``xdl.scale``, ``Tensor.scale``, the gradient-check
 table), declare it with `xdl.functions.op`.
 """

@@ -26,7 +26,7 @@ import numpy as np
 OP_N, OP_T = 0, 1  # cublasOperation_t
 DEFAULT_MATH, TF32_TENSOR_OP_MATH = 0, 3  # cublasMath_t
 WORKSPACE_BYTES = 32 << 20  # what cuBLAS asks for on Hopper; ample for anything smaller
-PRECISIONS = {"float32": DEFAULT_MATH, "tf32": TF32_TENSOR_OP_MATH}
+MATH_MODES = {"float32": DEFAULT_MATH, "tf32": TF32_TENSOR_OP_MATH}  # by Backend.precision
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,8 @@ def gemm_plan(a, b, c) -> GemmPlan | None:
         return None
     out = _operand(c.shape, c.strides, c.itemsize)
     first, second = _operand(b.shape, b.strides, b.itemsize), _operand(a.shape, a.strides, a.itemsize)
-    if out is None or out.op != OP_N or first is None or second is None:
+    if out is None or out.op != OP_N or first is None or second is None \
+            or max(out.ld, first.ld, second.ld) >= 2**31:  # cuBLAS takes int dimensions
         return None
     return GemmPlan(m=n, n=m, k=k, first=first, second=second, ldc=out.ld)
 
@@ -136,7 +137,7 @@ class Cublas:
         """"float32": exact float32 products (the default); "tf32": tensor-core TF32 products
         (float32 storage, 10-bit mantissas inside the product), as PyTorch's ``allow_tf32``."""
         if precision != self.precision:
-            _check(self.lib.cublasSetMathMode(self.handle, PRECISIONS[precision]), "cublasSetMathMode")
+            _check(self.lib.cublasSetMathMode(self.handle, MATH_MODES[precision]), "cublasSetMathMode")
             self.precision = precision
 
     def gemm(self, a, b, c, accumulate: bool = False) -> bool:

@@ -37,7 +37,8 @@ class CupyOps(NumpyOps):
         self._grids = {}  # (kernel, rows, cols, vec) -> batch-norm launch geometry
         self._counters = {}  # stream pointer -> zeroed int32 counters of bn_stats/bn_backward_reduce
         self._uploaded = {}  # per-model hyperparameters on the device, by content (_on_device)
-        self._handles = {}  # stream pointer -> Cublas
+        self._handles = {}  # (device, stream pointer) -> Cublas
+        self._no_steps_done = self.xp.zeros(1, dtype=self.xp.int64)  # the default dropout counter: 0
         self._cublas_error = None  # why cuBLAS could not be loaded, once
 
     # -- matrix products: xdl's own cuBLAS handle per stream (capturable, β = 1 accumulation) --
@@ -54,11 +55,12 @@ class CupyOps(NumpyOps):
         """The handle of the current stream, at the backend's precision (None where cuBLAS cannot
         be loaded through ctypes: CuPy's matmul serves then)."""
         stream = self.xp.cuda.get_current_stream().ptr
-        handle = self._handles.get(stream)
+        key = (self.xp.cuda.Device().id, stream)
+        handle = self._handles.get(key)
         if handle is None and self._cublas_error is None:
             try:
-                handle = self._handles[stream] = Cublas(self.xp, stream, self.address)
-            except (OSError, ImportError) as e:  # no libcublas in this process's map (not Linux, a static CuPy)
+                handle = self._handles[key] = Cublas(self.xp, stream, self.address)
+            except (OSError, ImportError, AttributeError, RuntimeError) as e:  # no libcublas found or usable
                 self._cublas_error = e
         if handle is not None and handle.precision != self.backend.precision:
             handle.set_precision(self.backend.precision)
@@ -159,7 +161,7 @@ class CupyOps(NumpyOps):
         """One launch of ``name`` over ``source`` (the input array); ``steps_done`` defaults to a
         zero counter on the device (the key's step is then the host's ``step``)."""
         if steps_done is None:
-            steps_done = self._on_device(np.zeros(1, dtype=np.int64))
+            steps_done = self._no_steps_done
         models = arguments.get("models", 1)
         groups = -(-source.size // models // 16)  # a thread per Philox block: 16 elements of one model
         blocks = max(1, min((groups + THREADS - 1) // THREADS, -(-self.sm_count * 16 // models)))

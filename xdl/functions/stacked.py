@@ -105,7 +105,7 @@ def stacked_dropout(x, rates, key):
     """Each of K models' inverted dropout of x (B, K, C) with its rate (``rates``, K values in
     [0, 1)) and its mask keyed by ``key`` = (seeds, stream, step), model k's by (seeds[k], stream,
     step): the mask `dropout(x_k, rates[k], key=(seeds[k], stream, step))` draws alone."""
-    rates = np.asarray(rates, dtype=np.float64)
+    rates, key = np.array(rates, dtype=np.float64), (tuple(key[0]), *key[1:])  # copies: the backward reuses them
     if x.ndim != 3 or rates.shape != (x.shape[1],) or len(key[0]) != x.shape[1]:
         raise ValueError(f"stacked_dropout: input {x.shape} with {rates.size} rates and {len(key[0])} seeds; "
                          "expected (B, K, C) and K of each")

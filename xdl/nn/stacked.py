@@ -236,16 +236,20 @@ class StackedDropout(Module):
         super().__init__()
         self.rates = np.asarray(rates, dtype=np.float64)
         self.random_key = None  # (seeds, stream, step), set by Stacked.set_random_key
+        self._columns = {}  # (backend, dtype) -> (1, K, 1) rates and 1/(1 − rate_k), made once (no copy per step)
 
     def forward(self, x):
         if not self.training or not self.rates.any():
             return x
         if self.random_key is not None:
             return F.stacked_dropout(x, self.rates, self.random_key)
-        backend, shape = x.backend, x.shape
-        keep = backend.rng.random(shape, dtype=x.dtype) >= backend.asarray(self.rates[None, :, None])
-        scaled = keep.astype(x.dtype)
-        scaled *= backend.asarray((1.0 / (1.0 - self.rates))[None, :, None].astype(x.dtype))
+        backend, key = x.backend, (id(x.backend), x.dtype)
+        if key not in self._columns:
+            self._columns[key] = (backend.asarray(self.rates[None, :, None]),
+                                  backend.asarray((1.0 / (1.0 - self.rates))[None, :, None].astype(x.dtype)))
+        rates, scales = self._columns[key]
+        scaled = (backend.rng.random(x.shape, dtype=x.dtype) >= rates).astype(x.dtype)
+        scaled *= scales
         return x * Tensor(scaled, backend=backend)  # y = x·d/(1 − rate_k), as each model's Dropout
 
     def __repr__(self) -> str:
