@@ -139,7 +139,9 @@ def _add_tune_options(parser: argparse.ArgumentParser) -> None:
 def _precision_note(backend) -> str:
     if backend.precision != "tf32":
         return ""
-    return "; TF32 matrix products" if backend.device_type == "cuda" else "; tf32 has no effect on the CPU (exact float32)"
+    if backend.device_type == "cuda":
+        return "; TF32 matrix products"
+    return "; tf32 has no effect on the CPU (exact float32)"
 
 
 def _add_options(parser: argparse.ArgumentParser, skip=()) -> None:

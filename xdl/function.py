@@ -85,6 +85,15 @@ class Function:
             return x.grad
         return None
 
+    def product_gradient(self, i: int, a, b):
+        """∂L/∂(input i) = a·b: added into its `gradient_buffer` by the product itself (GEMM with
+        β = 1, no temporary; returns None), else returned."""
+        into = self.gradient_buffer(i)
+        if into is None:
+            return self.backend.ops.matmul(a, b)
+        self.backend.ops.matmul(a, b, out=into, accumulate=True)
+        return None
+
     def backward(self, gy):
         raise NotImplementedError
 

@@ -131,7 +131,8 @@ class Cublas:
         self.set_precision(precision)
         # α = 1 and β ∈ {0, 1} as host values of each precision (read by cuBLAS at the call)
         self._scalars = {(single, accumulate): (t(1.0), t(float(accumulate)))
-                         for single, t in ((True, ctypes.c_float), (False, ctypes.c_double)) for accumulate in (False, True)}
+                         for single, t in ((True, ctypes.c_float), (False, ctypes.c_double))
+                         for accumulate in (False, True)}
 
     def set_precision(self, precision: str) -> None:
         """"float32": exact float32 products (the default); "tf32": tensor-core TF32 products

@@ -39,6 +39,7 @@ class CupyOps(NumpyOps):
         self._uploaded = {}  # per-model hyperparameters on the device, by content (_on_device)
         self._handles = {}  # (device, stream pointer) -> Cublas
         self._no_steps_done = self.xp.zeros(1, dtype=self.xp.int64)  # the default dropout counter: 0
+        self._model_keys = {}  # (rates, seeds) -> stacked dropout's per-model arrays on the device
         self._cublas_error = None  # why cuBLAS could not be loaded, once
 
     # -- matrix products: xdl's own cuBLAS handle per stream (capturable, β = 1 accumulation) --
@@ -159,7 +160,8 @@ class CupyOps(NumpyOps):
     # -- dropout: the mask drawn in the kernel (kernels/random.cu), recomputed in the backward --
     def _dropout_launch(self, name, source, steps_done, per_model: dict, **arguments):
         """One launch of ``name`` over ``source`` (the input array); ``steps_done`` defaults to a
-        zero counter on the device (the key's step is then the host's ``step``)."""
+        zero counter on the device (the key's step is then the host's ``step``); ``per_model``:
+        device arrays of K values."""
         if steps_done is None:
             steps_done = self._no_steps_done
         models = arguments.get("models", 1)
@@ -167,7 +169,7 @@ class CupyOps(NumpyOps):
         blocks = max(1, min((groups + THREADS - 1) // THREADS, -(-self.sm_count * 16 // models)))
         output = self.xp.empty_like(source)
         kernel("random.cu", name, source.dtype)((blocks, models), (THREADS,), output=output, steps_done=steps_done,
-                                               **arguments, **{h: self._on_device(v) for h, v in per_model.items()})
+                                               **arguments, **per_model)
         return output
 
     def _dropout_supported(self, x, steps_done) -> bool:
@@ -201,9 +203,15 @@ class CupyOps(NumpyOps):
 
     def _stacked_dropout(self, source, rates, seeds, stream, step, steps_done):
         rows, models, cols = source.shape
-        rates = np.asarray(rates, dtype=np.float64)
-        per_model = dict(threshold=np.ceil(rates * 2**LANE_BITS).astype(np.int32), scale=1.0 / (1.0 - rates),
-                         seed=np.array([_int64(s) for s in seeds], dtype=np.int64))
+        key = (np.asarray(rates, dtype=np.float64).tobytes(), tuple(seeds))
+        per_model = self._model_keys.get(key)
+        if per_model is None:  # once per layer, not per step: its rates and seeds do not change
+            if len(self._model_keys) >= 64:
+                self._model_keys.clear()
+            rates = np.asarray(rates, dtype=np.float64)
+            host = dict(threshold=np.ceil(rates * 2**LANE_BITS).astype(np.int32), scale=1.0 / (1.0 - rates),
+                        seed=np.array([_int64(s) for s in seeds], dtype=np.int64))
+            per_model = self._model_keys[key] = {name: self.xp.asarray(values) for name, values in host.items()}
         return self._dropout_launch("stacked_dropout_apply", source, steps_done, per_model, input=source,
                                     rows=rows, models=models, cols=cols, stream=_int64(stream), step=_int64(step))
 

@@ -60,13 +60,7 @@ class Linear(Function):
     def backward(self, gy):
         ops = self.backend.ops
         gx = ops.matmul(gy, self.w.T) if self.needs_grad[0] else None
-        gw = None
-        if self.needs_grad[1]:
-            into = self.gradient_buffer(1)  # a parameter's view of the flat gradient: added there (β = 1)
-            if into is None:
-                gw = ops.matmul(self.x.T, gy)
-            else:
-                ops.matmul(self.x.T, gy, out=into, accumulate=True)
+        gw = self.product_gradient(1, self.x.T, gy) if self.needs_grad[1] else None
         if len(self.needs_grad) == 2:
             return gx, gw
         gb = gy.sum(axis=0) if self.needs_grad[2] else None

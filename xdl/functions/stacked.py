@@ -49,11 +49,7 @@ class StackedLinear(Function):
                 self.xp.matmul(g, self.w.transpose(0, 2, 1), out=gx.transpose(1, 0, 2))
         if self.needs_grad[1]:
             xt = self.x.transpose(1, 2, 0) if self.x.ndim == 3 else self.x.T  # (K, n_in, B) or (n_in, B)
-            into = self.gradient_buffer(1)  # added into the stacked gradient buffer, as `linear` does
-            if into is None:
-                gw = self.backend.ops.matmul(xt, g)
-            else:
-                self.backend.ops.matmul(xt, g, out=into, accumulate=True)
+            gw = self.product_gradient(1, xt, g)  # as `linear`: the terms of ∂L/∂W sum in the same order
         if len(self.needs_grad) == 3 and self.needs_grad[2]:
             gb = g.sum(axis=1)
         return (gx, gw) if len(self.needs_grad) == 2 else (gx, gw, gb)
