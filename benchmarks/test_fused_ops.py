@@ -11,6 +11,8 @@ import pytest
 
 import xdl
 from xdl.bench.kernels import MLP_SHAPES, batchnorm_case, dropout_case, optimizer_case
+from xdl.bench.steps import STEP_SHAPES, torch_step, xdl_step
+from xdl.bench.timing import torch_on
 
 
 @pytest.fixture(scope="module")
@@ -82,3 +84,26 @@ def test_dropout(benchmark, backend, shape, impl):
         pytest.skip("large dropout cases are GPU-sized")
     case = dropout_case(backend, *shape)
     run_case(benchmark, case, _impl_name(case, impl))
+
+
+@pytest.mark.parametrize("impl", ["xdl eager", "xdl captured", "torch eager", "torch graph"])
+@pytest.mark.parametrize("shape", STEP_SHAPES, ids=lambda s: f"B{s[0]}-{s[3]}x{s[2]}")
+def test_train_step(benchmark, backend, shape, impl):
+    """A whole training step (`xdl.bench.steps`): xdl eager and captured against PyTorch eager and
+    PyTorch's step captured as one CUDA graph."""
+    if not _gpu(backend) and (shape != STEP_SHAPES[0] or impl.endswith(("captured", "graph"))):
+        pytest.skip("larger steps and CUDA graphs are GPU cases")
+    torch, device, sync = torch_on(backend)
+    if impl.startswith("torch"):
+        if torch is None:
+            pytest.skip("torch is not available here")
+        fn = torch_step(torch, device, *shape, captured=impl == "torch graph", tf32=False)
+    else:
+        fn, sync = xdl_step(backend, *shape, captured=impl == "xdl captured"), backend.synchronize
+    benchmark.group = f"train step B={shape[0]}, {shape[1]}→{shape[3]}×{shape[2]}→10"
+
+    def call():
+        fn()
+        sync()
+
+    benchmark(call)

@@ -1,9 +1,10 @@
-// Fused optimizer updates over flat parameter buffers: one launch per parameter group and dtype.
+// Fused optimizer updates over flat parameter buffers: one launch per parameter group and dtype,
+// for one model or K stacked models alike.
 //
 // The specification is the NumPy reference in xdl/ops/optim.py; each rule below carries the same
 // formula. Every rule reads p, g and its state once and writes p and the state once (fp32 Adam:
-// 28 bytes per parameter). Math and state are in T (float or double). Host scalars arrive as double
-// and are rounded to T once, as NumPy rounds a Python float against a float32 array.
+// 28 bytes per parameter). Math and state are in T (float or double). Hyperparameters are doubles
+// in device memory and are rounded to T once, as NumPy rounds a Python float against a float32 array.
 //
 // Loads and stores are 16 bytes wide (float4 / double2) when the host says every pointer is
 // 16-byte aligned; the tail and unaligned buffers take the scalar path. Grid-stride loops.
@@ -91,7 +92,7 @@ struct RmspropRule {
 
 // Adam / AdamW: m ← β₁·m + (1 − β₁)·g;  v ← β₂·v + (1 − β₂)·g²;
 //               p ← p − step_size·m/(√v·inv_sqrt_bias2 + ε)
-// with step_size = lr/(1 − β₁ᵗ), inv_sqrt_bias2 = 1/√(1 − β₂ᵗ) computed on the host.
+// with step_size = lr/(1 − β₁ᵗ), inv_sqrt_bias2 = 1/√(1 − β₂ᵗ) computed once per block in double.
 // Coupled L2 adds wd·p to g; AdamW (decay_factor = 1 − lr·wd) scales p first.
 template <typename T>
 struct AdamRule {
@@ -105,73 +106,46 @@ struct AdamRule {
     }
 };
 
+// The kernels: row k of p, g and the state is model k's (rows `ld` elements apart, columns [0, n)
+// updated; one model is K = 1), and each hyperparameter is an array of K doubles in device memory,
+// so a launch captured in a CUDA graph reads the values of the moment it runs (an optimizer writes
+// a new learning rate there between replays). blockIdx.y is the model: one launch for all K.
 template <typename T>
-__global__ void sgd_update(T* p, const T* g, long long n, int vectorized, double lr, double weight_decay) {
-    SgdRule<T> rule{T(lr), T(weight_decay)};
-    for_each_element<T, 0>(p, g, nullptr, nullptr, n, vectorized, rule);
-}
-
-template <typename T>
-__global__ void momentum_update(T* p, const T* g, T* v, long long n, int vectorized, double lr, double beta,
-                                int nesterov, double weight_decay) {
-    MomentumRule<T> rule{T(lr), T(beta), T(1.0 - beta), T(weight_decay), nesterov};
-    for_each_element<T, 1>(p, g, v, nullptr, n, vectorized, rule);
-}
-
-template <typename T>
-__global__ void rmsprop_update(T* p, const T* g, T* s, long long n, int vectorized, double lr, double beta, double eps,
-                               double weight_decay) {
-    RmspropRule<T> rule{T(lr), T(beta), T(1.0 - beta), T(eps), T(weight_decay)};
-    for_each_element<T, 1>(p, g, s, nullptr, n, vectorized, rule);
-}
-
-template <typename T>
-__global__ void adam_update(T* p, const T* g, T* m, T* v, long long n, int vectorized, double beta1, double beta2,
-                            double eps, double step_size, double inv_sqrt_bias2, double weight_decay,
-                            double decay_factor) {
-    AdamRule<T> rule{T(beta1), T(1.0 - beta1), T(beta2), T(1.0 - beta2), T(eps), T(step_size), T(inv_sqrt_bias2),
-                     T(weight_decay), T(decay_factor)};
-    for_each_element<T, 2>(p, g, m, v, n, vectorized, rule);
-}
-
-// K models at once (xdl.optim.StackedOptimizer): row k of p, g and the state is model k's (rows
-// `ld` elements apart, columns [0, n) updated), and each hyperparameter is an array of K doubles on
-// the device (the same formulas, model k's values). blockIdx.y is the model: one launch for all K.
-template <typename T>
-__global__ void sgd_update_models(T* p, const T* g, long long n, long long ld, int vectorized, const double* lr,
-                                  const double* weight_decay) {
+__global__ void sgd_update(T* p, const T* g, long long n, long long ld, int vectorized, const double* lr,
+                           const double* weight_decay) {
     const long long k = blockIdx.y;
     SgdRule<T> rule{T(lr[k]), T(weight_decay[k])};
     for_each_element<T, 0>(p + k * ld, g + k * ld, nullptr, nullptr, n, vectorized, rule);
 }
 
 template <typename T>
-__global__ void momentum_update_models(T* p, const T* g, T* v, long long n, long long ld, int vectorized,
-                                       const double* lr, const double* beta, int nesterov, const double* weight_decay) {
+__global__ void momentum_update(T* p, const T* g, T* v, long long n, long long ld, int vectorized, const double* lr,
+                                const double* beta, int nesterov, const double* weight_decay) {
     const long long k = blockIdx.y;
     MomentumRule<T> rule{T(lr[k]), T(beta[k]), T(1.0 - beta[k]), T(weight_decay[k]), nesterov};
     for_each_element<T, 1>(p + k * ld, g + k * ld, v + k * ld, nullptr, n, vectorized, rule);
 }
 
 template <typename T>
-__global__ void rmsprop_update_models(T* p, const T* g, T* s, long long n, long long ld, int vectorized,
-                                      const double* lr, const double* beta, const double* eps,
-                                      const double* weight_decay) {
+__global__ void rmsprop_update(T* p, const T* g, T* s, long long n, long long ld, int vectorized, const double* lr,
+                               const double* beta, const double* eps, const double* weight_decay) {
     const long long k = blockIdx.y;
     RmspropRule<T> rule{T(lr[k]), T(beta[k]), T(1.0 - beta[k]), T(eps[k]), T(weight_decay[k])};
     for_each_element<T, 1>(p + k * ld, g + k * ld, s + k * ld, nullptr, n, vectorized, rule);
 }
 
 template <typename T>
-__global__ void adam_update_models(T* p, const T* g, T* m, T* v, long long n, long long ld, int vectorized,
-                                   const double* lr, const double* beta1, const double* beta2, const double* eps,
-                                   const double* weight_decay, int decoupled, long long step) {
-    // Model k's host scalars of adam_update, from its own values (kept on the device, so a step
-    // uploads nothing): step_size = lr/(1 − β₁ᵗ), inv_sqrt_bias2 = 1/√(1 − β₂ᵗ).
+__global__ void adam_update(T* p, const T* g, T* m, T* v, long long n, long long ld, int vectorized, const double* lr,
+                            const double* beta1, const double* beta2, const double* eps, const double* weight_decay,
+                            int decoupled, long long step, const long long* steps_done) {
+    // The step number t = step + steps_done[0] (steps_done: the optimizer's step counter in device
+    // memory, so a replayed graph counts on), and model k's scalars of the Adam formula from its
+    // own values: step_size = lr/(1 − β₁ᵗ), inv_sqrt_bias2 = 1/√(1 − β₂ᵗ).
     const long long k = blockIdx.y;
+    const double t = (double)(step + steps_done[0]);
     const double rate = lr[k], b1 = beta1[k], b2 = beta2[k], wd = weight_decay[k];
-    const double step_size = rate / (1.0 - pow(b1, (double)step));
-    const double inv_sqrt_bias2 = 1.0 / sqrt(1.0 - pow(b2, (double)step));
+    const double step_size = rate / (1.0 - pow(b1, t));
+    const double inv_sqrt_bias2 = 1.0 / sqrt(1.0 - pow(b2, t));
     AdamRule<T> rule{T(b1), T(1.0 - b1), T(b2), T(1.0 - b2), T(eps[k]), T(step_size), T(inv_sqrt_bias2),
                      T(decoupled ? 0.0 : wd), T(decoupled ? 1.0 - rate * wd : 1.0)};
     for_each_element<T, 2>(p + k * ld, g + k * ld, m + k * ld, v + k * ld, n, vectorized, rule);

@@ -45,16 +45,16 @@ class SignSGD(Optimizer):
     def __init__(self, params=None, lr=0.01):
         super().__init__(params, lr=lr)
 
-    def update(self, flat, state, lr, settings):
+    def update(self, flat, state, h, step, steps_done=None):
         xp = flat.params[0].backend.xp
-        flat.data -= lr * xp.sign(flat.grad)
+        flat.data -= h["lr"] * xp.sign(flat.grad)
 
 
 class Broken(Optimizer):
     def __init__(self, params=None, lr=0.01):
         super().__init__(params, lr=lr)
 
-    def update(self, flat, state, lr, settings):
+    def update(self, flat, state, h, step, steps_done=None):
         raise RuntimeError("this update rule is broken")
 '''
 

@@ -115,3 +115,11 @@ def test_precision_option_is_checked_and_said(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["train", *FAST, "--precision", "fp16"])
     assert "--precision" in capsys.readouterr().err
+
+
+def test_the_run_says_once_how_its_steps_run(tmp_path, capsys):
+    assert main(["train", *FAST, "--backend", "numpy", "--out", str(tmp_path / "a")]) == 0
+    out = capsys.readouterr().out
+    assert out.count("steps: eager (the numpy backend has no CUDA graphs)") == 1
+    assert main(["train", *FAST, "--backend", "numpy", "--no-capture", "--out", str(tmp_path / "b")]) == 0
+    assert "steps: eager (capture is off)" in capsys.readouterr().out

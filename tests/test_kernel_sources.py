@@ -151,6 +151,12 @@ def test_cupy_ops_launch_every_kernel_with_arguments_its_binding_accepts(monkeyp
         ops.momentum_update(p, g, m, 0.1, 0.9, True, 0.01)
         ops.rmsprop_update(p, g, m, 0.1, 0.9, 1e-8)
         ops.adam_update(p, g, m, v, 0.1, 0.9, 0.999, 1e-8, 3, 0.01, True)
+        # an Optimizer's call: its hyperparameters held in device memory, its step counter there too
+        held, before = np.array([0.1, 0.9, 0.999, 1e-8, 0.01]), len(launches)
+        ops.adam_update(p, g, m, v, *(held[i:i + 1] for i in range(4)), 1, held[4:5], False,
+                        steps_done=np.array([6]))
+        ops.sgd_update(p, g, held[0:1], held[4:5])
+        assert len(launches) == before + 2  # launched, not handed to the reference
         # K = 3 stacked models: (3, n) regions of (3, ld) buffers, per-model hyperparameters
         p, g, m, v = (rng.standard_normal((3, 1031)).astype(dtype)[:, 7:1000] for _ in range(4))
         lr, beta = np.array([0.1, 0.01, 0.001]), np.array([0.9, 0.8, 0.99])

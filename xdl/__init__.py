@@ -12,10 +12,12 @@ declaration in `xdl.functions` exports its function to this module too).
 """
 
 from xdl import data, datasets, ewa, functions, init, losses, nn, optim
-from xdl.backend import Backend, BackendError, CupyBackend, NumpyBackend, current_backend, seed, use
+from xdl.backend import (Backend, BackendError, CaptureError, CupyBackend, NumpyBackend, current_backend, seed,
+                         use)
 from xdl.diagnose import diagnose
 from xdl.function import Function
 from xdl.gradcheck import gradcheck
+from xdl.graph import CudaGraph, cuda_graph
 from xdl.serialization import load, save
 from xdl.tensor import Parameter, Tensor, from_dlpack, is_grad_enabled, no_grad, tensor, to_numpy
 from xdl.train import History, Trainer
@@ -24,8 +26,8 @@ __version__ = "0.1.0"
 
 
 __all__ = [
-    "Backend", "BackendError", "CupyBackend", "Function", "History", "NumpyBackend", "Parameter", "Tensor",
-    "Trainer", "current_backend", "data", "datasets", "diagnose", "ewa", "from_dlpack", "functions", "gradcheck",
+    "Backend", "BackendError", "CaptureError", "CudaGraph", "CupyBackend", "Function", "History", "NumpyBackend", "Parameter", "Tensor",
+    "Trainer", "cuda_graph", "current_backend", "data", "datasets", "diagnose", "ewa", "from_dlpack", "functions", "gradcheck",
     "init", "is_grad_enabled", "load", "losses", "nn", "no_grad", "optim", "save", "seed", "tensor", "to_numpy",
     "use", *functions.REGISTRY,
 ]

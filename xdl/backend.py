@@ -29,15 +29,19 @@ numpy cpu True
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 
 import numpy as np
 
 
-
 class BackendError(RuntimeError):
     """The requested array backend cannot be used here (the message says why)."""
+
+
+class CaptureError(RuntimeError):
+    """A step cannot be captured in a CUDA graph (the message says what stands in the way)."""
 
 
 class Backend:
@@ -55,6 +59,8 @@ class Backend:
         ``kDLCUDAManaged`` = 13).
     host_sync_is_cheap : bool
         Whether reading a value on the host costs nothing (the CPU) or stalls a device queue.
+    supports_graphs : bool
+        Whether steps can be captured as CUDA graphs (`xdl.cuda_graph`).
     xp : module
         The array module (``numpy`` or ``cupy``).
     rng : Generator
@@ -69,6 +75,7 @@ class Backend:
     device_type: str
     dlpack_devices: tuple[int, ...]
     host_sync_is_cheap: bool
+    supports_graphs: bool = False  # CUDA graphs (`graph_scope`, `replay`)
 
     def __init__(self, xp, seed: int | None = None):
         self.xp = xp
@@ -86,6 +93,10 @@ class Backend:
     def asarray(self, data, dtype=None):
         """``data`` as an array of this backend (no copy when it already is one)."""
         return self.xp.asarray(data, dtype=dtype)
+
+    def scalar(self, value, dtype=None):
+        """A Python or NumPy number as a 0-d array of this backend (an operand of an op)."""
+        return self.xp.asarray(value, dtype=dtype)
 
     def owns(self, array) -> bool:
         """Whether ``array`` is an array of this backend."""
@@ -134,6 +145,20 @@ class Backend:
     def _make_ops(self):
         raise NotImplementedError
 
+    def graph_scope(self):
+        """A context manager in which `xdl.cuda_graph` warms a step up and captures it; it yields
+        a recorder with ``begin()``, ``end() -> graph`` and ``capturing()``, and what the block
+        allocates stays the graph's own. Backends without CUDA graphs raise `CaptureError`."""
+        raise CaptureError(f"CUDA graphs need the cupy backend; the {self.name} backend runs each step as it comes")
+
+    def captured_constants(self) -> list:
+        """The cached constants (`scalar`) a graph captured now may read; it keeps them alive."""
+        return []
+
+    def replay(self, graph) -> None:
+        """Launch a captured ``graph`` on the current stream."""
+        raise CaptureError(f"the {self.name} backend has no CUDA graphs to replay")
+
 
 class NumpyBackend(Backend):
     """NumPy on the CPU; the fused ops are the NumPy references (`xdl.ops.NumpyOps`)."""
@@ -178,9 +203,50 @@ class CupyBackend(Backend):
     device_type = "cuda"
     dlpack_devices = (2, 13)  # kDLCUDA, kDLCUDAManaged
     host_sync_is_cheap = False
+    supports_graphs = True
 
     def __init__(self, cupy, seed: int | None = None):
         super().__init__(cupy, seed)
+        self._scalars = {}  # (type, value, dtype) -> a 0-d device array, made once
+        self._graph_stream = None  # where graphs are warmed up and captured
+        self._graph_pools = []  # every graph's private memory pool, kept for the process's life
+
+    def scalar(self, value, dtype=None):
+        # Made once per value and kept: a step then copies nothing from the host for its
+        # constants (λ/2m, …), which a captured step could not do at all.
+        key = (type(value), value, None if dtype is None else np.dtype(dtype).str)
+        array = self._scalars.get(key)
+        if array is None:
+            if len(self._scalars) >= 4096:
+                self._scalars.clear()  # a graph keeps the ones it captured (xdl.graph.CudaGraph)
+            array = self._scalars[key] = self.xp.asarray(value, dtype=dtype)
+        return array
+
+    def captured_constants(self) -> list:
+        """The constants a graph captured now may read (it keeps them alive)."""
+        return list(self._scalars.values())
+
+    @contextlib.contextmanager
+    def graph_scope(self):
+        # A stream of its own (capture cannot run on the legacy default stream), ordered after
+        # what the caller queued and before what it queues next; a private memory pool, so no
+        # allocation outside the graph can take memory a replay writes. A pool is never dropped:
+        # CuPy frees the memory of a dropped pool's live blocks, and a cache made in a warm-up
+        # (a constant, the stream's cuBLAS workspace) outlives its graph.
+        cp = self.xp
+        if self._graph_stream is None:
+            self._graph_stream = cp.cuda.Stream(non_blocking=True)
+        stream, pool, caller = self._graph_stream, cp.cuda.MemoryPool(), cp.cuda.get_current_stream()
+        self._graph_pools.append(pool)
+        stream.wait_event(caller.record())
+        try:
+            with stream, cp.cuda.using_allocator(pool.malloc):
+                yield _CupyRecorder(stream, pool)
+        finally:
+            caller.wait_event(stream.record())
+
+    def replay(self, graph) -> None:
+        graph.launch(self.xp.cuda.get_current_stream())
 
     @classmethod
     def create(cls, seed: int | None = None) -> CupyBackend:
@@ -212,6 +278,25 @@ class CupyBackend(Backend):
         from xdl.cuda import CupyOps
 
         return CupyOps(self)
+
+
+class _CupyRecorder:
+    """Stream capture on the graph stream into a graph whose memory comes from ``pool``."""
+
+    def __init__(self, stream, pool):
+        self.stream, self.pool = stream, pool
+
+    def __del__(self):
+        self.pool.free_all_blocks()  # the graph is gone: its free blocks go back to the device
+
+    def begin(self) -> None:
+        self.stream.begin_capture()
+
+    def end(self):
+        return self.stream.end_capture()
+
+    def capturing(self) -> bool:
+        return self.stream.is_capturing()
 
 
 BACKENDS = {cls.name: cls for cls in (NumpyBackend, CupyBackend)}

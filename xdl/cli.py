@@ -188,6 +188,8 @@ def train(config: TrainConfig, args=None) -> int:
               f"schedule {config.schedule}")
         checkpoint = Checkpoint(out / "checkpoints", every=config.checkpoint_every or None)
         trainer = config.build_trainer(model, callbacks=[Control(out), checkpoint])
+        reason = trainer.eager_reason()
+        print("steps: captured as CUDA graphs (one per batch shape)" if reason is None else f"steps: eager ({reason})")
         start = time.perf_counter()
         try:
             with warnings.catch_warnings(record=True) as notes:  # shown once each, as notes

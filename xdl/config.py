@@ -36,8 +36,8 @@ SCHEDULE_OPTIONS = {"none": (), "inverse_time": ("lr", "decay_rate"), "exponenti
                     "cosine": ("lr", "epochs")}  # the options each schedule reads
 SCHEDULES = tuple(SCHEDULE_OPTIONS)
 # Options a --resume may change: the rest describe the run and must match its checkpoint.
-RESUME_MAY_CHANGE = ("epochs", "patience", "base_error", "backend", "precision", "out", "checkpoint_every", "resume",
-                     "progress")
+RESUME_MAY_CHANGE = ("epochs", "patience", "base_error", "backend", "precision", "capture", "out", "checkpoint_every",
+                     "resume", "progress")
 IMAGE_SHAPES = {"digits": (8, 8)}  # datasets whose examples are images (augmentation applies)
 
 
@@ -75,6 +75,8 @@ class TrainConfig:
     backend: str = _opt("auto", "array backend (auto: cupy if a GPU answers, else numpy)", BACKEND_NAMES)
     precision: str = _opt("float32", "float32 matrix products on a GPU: float32 (exact) or tf32 (tensor cores, "
                                      "as PyTorch's allow_tf32); the CPU stays exact", PRECISIONS)
+    capture: bool = _opt(True, "on a GPU, capture each training step as a CUDA graph and replay it (where a "
+                               "step needs the host, or with --no-capture, steps run eagerly)")
     seed: int = _opt(0, "random seed (split, initialization, shuffling, dropout)")
     out: str = _opt("xdl-run", "output directory (model, history, curves)")
     checkpoint_every: int = _opt(1, "write a resumable checkpoint every this many epochs (0: only when "
@@ -181,7 +183,8 @@ class TrainConfig:
         return Trainer(model, SoftmaxCrossEntropy(), self.build_optimizer(model), l2=self.l2,
                        batch_size=self.batch_size, epochs=self.epochs, schedule=self.build_schedule(),
                        callbacks=[*stopping, *callbacks], augment=self.build_augment(), seed=self.seed,
-                       progress=None if self.progress else False, run_info={"config": dataclasses.asdict(self)})
+                       progress=None if self.progress else False, run_info={"config": dataclasses.asdict(self)},
+                       capture="auto" if self.capture else False)
 
     def check_resume(self, saved: dict, where: str, epochs_done: int) -> None:
         """Raise ValueError naming the first option that differs from ``saved`` (the options of the

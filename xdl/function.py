@@ -130,7 +130,10 @@ def _as_tensors(inputs, op: str) -> tuple[Tensor, ...]:
             out.append(x)
         elif backend.owns(x):
             out.append(Tensor(x, backend=backend))
-        elif isinstance(x, int | float | np.generic) or (isinstance(x, list | tuple)):
+        elif isinstance(x, int | float | np.generic):
+            dtype = reference.dtype if np.issubdtype(np.asarray(x).dtype, np.number) else None
+            out.append(Tensor(backend.scalar(x, dtype), backend=backend))
+        elif isinstance(x, list | tuple):
             dtype = reference.dtype if np.issubdtype(np.asarray(x).dtype, np.number) else None
             out.append(Tensor(backend.asarray(x, dtype=dtype), backend=backend))
         elif isinstance(x, np.ndarray):

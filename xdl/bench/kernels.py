@@ -12,8 +12,6 @@ from __future__ import annotations
 import datetime
 import json
 import platform
-import statistics
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -21,6 +19,8 @@ import numpy as np
 
 import xdl
 from xdl.backend import Backend
+from xdl.bench.steps import STEP_SHAPES, format_step_table, main_job_seconds_per_epoch, step_rows
+from xdl.bench.timing import time_call, torch_on
 
 
 @dataclass
@@ -46,40 +46,6 @@ class Case:
 
     def rows(self) -> list[Row]:
         return [Row(self.name, impl, time_call(fn, sync), self.bytes) for impl, (fn, sync) in self.impls.items()]
-
-
-def time_call(fn, synchronize, min_time: float = 0.2, repeat: int = 7) -> float:
-    """Median seconds per call of ``fn`` over ``repeat`` batches of back-to-back calls (so launch
-    overhead counts), synchronizing the device around each batch."""
-    fn()
-    synchronize()
-    start = time.perf_counter()
-    fn()
-    synchronize()
-    single = max(time.perf_counter() - start, 1e-6)
-    calls = max(1, min(1000, int(min_time / repeat / single)))
-    samples = []
-    for _ in range(repeat):
-        synchronize()
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        synchronize()
-        samples.append((time.perf_counter() - start) / calls)
-    return statistics.median(samples)
-
-
-def _torch(backend: Backend):
-    """(torch, device, synchronize) on the backend's kind of device, or Nones without PyTorch."""
-    try:
-        import torch
-    except ImportError:
-        return None, None, None
-    if backend.device_type == "cuda":
-        if not torch.cuda.is_available():
-            return None, None, None
-        return torch, "cuda", torch.cuda.synchronize
-    return torch, backend.device_type, lambda: None
 
 
 def copy_bandwidth(backend: Backend, nbytes: int) -> Row:
@@ -163,7 +129,7 @@ def optimizer_case(backend: Backend, rule: str, n: int | None = None, shapes=Non
     case.impls["xdl fused (1 launch)"] = (_flat_update(backend, rule, p, g, state), backend.synchronize)
     if with_naive:
         case.impls["naive xp"] = (_naive_update(xp, rule, p, g, state), backend.synchronize)
-    torch, device, sync = _torch(backend)
+    torch, device, sync = torch_on(backend)
     if torch is not None:
         tensors = [torch.randn(*(s if shapes else (n,)), device=device) for s in (shapes or [None])]
         step, kind = _torch_optimizer(torch, device, rule, tensors)
@@ -203,7 +169,7 @@ def batchnorm_case(backend: Backend, mode: str, n: int, c: int) -> Case:
 
     case.impls["xdl kernels"] = (xdl_fn, backend.synchronize)
     case.impls["naive xp"] = (naive_fn, backend.synchronize)
-    torch, device, sync = _torch(backend)
+    torch, device, sync = torch_on(backend)
     if torch is not None:
         tx = torch.randn(n, c, device=device, requires_grad=(mode == "train fwd+bwd"))
         tdy = torch.randn(n, c, device=device)
@@ -244,7 +210,7 @@ def dropout_case(backend: Backend, n: int, c: int, rate: float = 0.3) -> Case:
 
     case.impls["xdl kernels"] = (xdl_fn, backend.synchronize)
     case.impls["naive xp"] = (naive_fn, backend.synchronize)
-    torch, device, sync = _torch(backend)
+    torch, device, sync = torch_on(backend)
     if torch is not None:
         tx = torch.randn(n, c, device=device, requires_grad=True)
         tgy = torch.randn(n, c, device=device)
@@ -303,7 +269,17 @@ def report(quick: bool = False, json_path=None) -> None:
           f"{platform.processor() or platform.machine()}")
     print(f"measured copy bandwidth: {copy.gbps:.0f} GB/s (bytes read + written)\n")
     print(format_table(rows, copy))
+
+    steps = step_rows(backend, STEP_SHAPES[:2] if quick else STEP_SHAPES)
+    print("\n## train step (forward, loss, backward, Adam update)\n")
+    print(format_step_table(steps))
+    epochs = {backend.name: main_job_seconds_per_epoch(backend.name)}
+    if gpu:
+        epochs["numpy"] = main_job_seconds_per_epoch("numpy")
+    print("\nmain job (xdl train defaults, digits), median time per epoch: "
+          + ", ".join(f"{name} {1e3 * s:.1f} ms" for name, s in epochs.items()))
     if json_path:
         with open(json_path, "w") as f:
             json.dump({"date": str(datetime.date.today()), "device": device, "copy_gbps": copy.gbps,
-                       "rows": [r.__dict__ | {"gbps": r.gbps} for r in rows]}, f, indent=1)
+                       "rows": [r.__dict__ | {"gbps": r.gbps} for r in rows],
+                       "steps": [r.__dict__ for r in steps], "main_job_seconds_per_epoch": epochs}, f, indent=1)

@@ -15,7 +15,6 @@ from xdl.cuda.cublas import Cublas
 from xdl.cuda.kernels import kernel
 from xdl.cuda.source import DTYPES, SOURCES
 from xdl.ops import NumpyOps
-from xdl.ops.optim import adam_scalars
 from xdl.ops.random import LANE_BITS
 
 THREADS = 256  # threads per block of the optimizer updates (grid-stride loops: any value works)
@@ -71,39 +70,53 @@ class CupyOps(NumpyOps):
         return all(self.address(a) % 16 == 0 for a in arrays)
 
     # -- optimizer updates ----------------------------------------------------------------
-    def _flat_launch(self, name, scalars: dict, **arrays):
-        """One launch of update ``name`` over the flat ``arrays`` (p, g and the state), 16-byte
-        vectors when every array is aligned for them."""
+    # One kernel per rule (kernels/optim.cu) for one model (a flat (n,) buffer: K = 1) and K stacked
+    # models ((K, n) regions) alike. Hyperparameters are read from device memory: an optimizer's own
+    # fixed buffers (`xdl.optim.Optimizer` writes a new rate there, so a captured step sees it), or
+    # numbers and host arrays uploaded once per distinct content (`_on_device`).
+    def _update(self, name, per_model: dict, scalars: dict, **arrays) -> bool:
+        """One launch of update ``name`` (grid.y = model). False (nothing launched) for a layout or
+        a hyperparameter the kernel does not take: the reference runs then."""
         p = arrays["p"]
-        vectorized = self._aligned(*arrays.values())
-        work = p.size // (16 // p.dtype.itemsize) if vectorized else p.size
-        blocks = max(1, min((work + THREADS - 1) // THREADS, self.sm_count * 16))
-        kernel("optim.cu", name, p.dtype)((blocks,), (THREADS,), n=p.size, vectorized=int(vectorized), **arrays, **scalars)
-
-    def _models_launch(self, name, per_model: dict, scalars: dict, **arrays) -> bool:
-        """One launch of ``<name>_models`` over (K, n) regions of K stacked models' buffers (rows
-        the same stride apart in every array): grid.y = model; ``per_model`` hyperparameters (a
-        number or K values each) go to the device as K doubles, uploaded only when they change
-        (`_on_device`), so a step transfers nothing. False (nothing launched) for a layout the
-        kernel does not take."""
-        p = arrays["p"]
-        if any(a.dtype != p.dtype or a.shape != p.shape or a.strides != p.strides for a in arrays.values()) \
+        if p.ndim == 1 and all(a.flags.c_contiguous for a in arrays.values()):
+            arrays = {name_: a.reshape(1, -1) for name_, a in arrays.items()}
+            p = arrays["p"]
+        if p.ndim != 2 or any(a.dtype != p.dtype or a.shape != p.shape or a.strides != p.strides
+                              for a in arrays.values()) \
                 or p.dtype not in FLOAT_TYPES or p.strides[1] != p.itemsize or not 0 < p.shape[0] <= MAX_GRID_Y \
                 or p.size == 0:
             return False
         k, n = p.shape
         ld = p.strides[0] // p.itemsize
-        values = np.empty((len(per_model), k), dtype=np.float64)
-        for i, value in enumerate(per_model.values()):
-            values[i] = value
-        device = self._on_device(values)
-        vectorized = self._aligned(*arrays.values()) and (ld * p.itemsize) % 16 == 0
+        values = self._per_model_values(per_model, k)
+        if values is None:
+            return False
+        vectorized = self._aligned(*arrays.values()) and (k == 1 or (ld * p.itemsize) % 16 == 0)
         work = n // (16 // p.itemsize) if vectorized else n
         blocks = max(1, min((work + THREADS - 1) // THREADS, -(-self.sm_count * 16 // k)))
-        kernel("optim.cu", f"{name}_models", p.dtype)((blocks, k), (THREADS,), n=n, ld=ld, vectorized=int(vectorized),
-                                                      **arrays, **scalars,
-                                                      **{h: device[i] for i, h in enumerate(per_model)})
+        kernel("optim.cu", name, p.dtype)((blocks, k), (THREADS,), n=n, ld=ld, vectorized=int(vectorized),
+                                          **arrays, **scalars, **values)
         return True
+
+    def _per_model_values(self, per_model: dict, k: int):
+        """Each hyperparameter as K doubles on the device: device arrays as they are (an optimizer's
+        held values), the numbers and host arrays in one upload (`_on_device`); None if a device
+        array is not K contiguous doubles."""
+        device, host = {}, {}
+        for h, value in per_model.items():
+            if isinstance(value, self.xp.ndarray):
+                if value.dtype != np.float64 or value.size != k or not value.flags.c_contiguous:
+                    return None
+                device[h] = value
+            else:
+                host[h] = value
+        if host:
+            block = np.empty((len(host), k), dtype=np.float64)
+            for i, value in enumerate(host.values()):
+                block[i] = value
+            uploaded = self._on_device(block)
+            device.update({h: uploaded[i] for i, h in enumerate(host)})
+        return device
 
     def _on_device(self, values: np.ndarray):
         """``values`` as a device array, uploaded once per distinct content (a host→device copy from
@@ -116,54 +129,43 @@ class CupyOps(NumpyOps):
             device = self._uploaded[key] = self.xp.asarray(values)
         return device
 
-    def _supported(self, *arrays) -> bool:
-        return all(a.dtype in FLOAT_TYPES and a.flags.c_contiguous for a in arrays) and arrays[0].size > 0
+    def _steps_done(self, steps_done):
+        """The step counter a kernel reads (a zero one when none is given), or None if it is not one
+        int64 in device memory."""
+        if steps_done is None:
+            return self._no_steps_done
+        if isinstance(steps_done, self.xp.ndarray) and steps_done.dtype == np.int64 and steps_done.size == 1:
+            return steps_done
+        return None
 
     def sgd_update(self, p, g, lr, weight_decay=0.0):
-        if p.ndim == 2 and self._models_launch("sgd_update", dict(lr=lr, weight_decay=weight_decay), {}, p=p, g=g):
-            return
-        if not self._supported(p, g) or np.ndim(lr) or np.ndim(weight_decay):
-            return super().sgd_update(p, g, lr, weight_decay)
-        self._flat_launch("sgd_update", dict(lr=lr, weight_decay=weight_decay), p=p, g=g)
+        if not self._update("sgd_update", dict(lr=lr, weight_decay=weight_decay), {}, p=p, g=g):
+            super().sgd_update(p, g, lr, weight_decay)
 
     def momentum_update(self, p, g, v, lr, beta, nesterov=False, weight_decay=0.0):
-        nesterov = int(bool(nesterov))
-        if p.ndim == 2 and self._models_launch("momentum_update", dict(lr=lr, beta=beta, weight_decay=weight_decay),
-                                               dict(nesterov=nesterov), p=p, g=g, v=v):
-            return
-        if not self._supported(p, g, v) or any(np.ndim(h) for h in (lr, beta, weight_decay)):
-            return super().momentum_update(p, g, v, lr, beta, nesterov, weight_decay)
-        self._flat_launch("momentum_update", dict(lr=lr, beta=beta, nesterov=nesterov, weight_decay=weight_decay),
-                          p=p, g=g, v=v)
+        if not self._update("momentum_update", dict(lr=lr, beta=beta, weight_decay=weight_decay),
+                            dict(nesterov=int(bool(nesterov))), p=p, g=g, v=v):
+            super().momentum_update(p, g, v, lr, beta, nesterov, weight_decay)
 
     def rmsprop_update(self, p, g, sq, lr, beta, eps, weight_decay=0.0):
-        if p.ndim == 2 and self._models_launch("rmsprop_update", dict(lr=lr, beta=beta, eps=eps,
-                                                                      weight_decay=weight_decay), {}, p=p, g=g, s=sq):
-            return
-        if not self._supported(p, g, sq) or any(np.ndim(h) for h in (lr, beta, eps, weight_decay)):
-            return super().rmsprop_update(p, g, sq, lr, beta, eps, weight_decay)
-        self._flat_launch("rmsprop_update", dict(lr=lr, beta=beta, eps=eps, weight_decay=weight_decay), p=p, g=g, s=sq)
+        if not self._update("rmsprop_update", dict(lr=lr, beta=beta, eps=eps, weight_decay=weight_decay), {},
+                            p=p, g=g, s=sq):
+            super().rmsprop_update(p, g, sq, lr, beta, eps, weight_decay)
 
-    def adam_update(self, p, g, m, v, lr, beta1, beta2, eps, step, weight_decay=0.0, decoupled=False):
-        if p.ndim == 2 and self._models_launch("adam_update", dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps,
-                                                                   weight_decay=weight_decay),
-                                               dict(decoupled=int(bool(decoupled)), step=step), p=p, g=g, m=m, v=v):
-            return  # K stacked models: the bias corrections are computed per model on the device
-        if not self._supported(p, g, m, v) or any(np.ndim(h) for h in (lr, beta1, beta2, eps, weight_decay)):
-            return super().adam_update(p, g, m, v, lr, beta1, beta2, eps, step, weight_decay, decoupled)
-        step_size, inv_sqrt_bias2 = adam_scalars(lr, beta1, beta2, step)
-        coupled, decay_factor = (0.0, 1.0 - lr * weight_decay) if decoupled else (weight_decay, 1.0)
-        self._flat_launch("adam_update", dict(beta1=beta1, beta2=beta2, eps=eps, step_size=step_size,
-                                              inv_sqrt_bias2=inv_sqrt_bias2, weight_decay=coupled,
-                                              decay_factor=decay_factor), p=p, g=g, m=m, v=v)
+    def adam_update(self, p, g, m, v, lr, beta1, beta2, eps, step, weight_decay=0.0, decoupled=False,
+                    steps_done=None):
+        counter = self._steps_done(steps_done)
+        if counter is None or not self._update(
+                "adam_update", dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay),
+                dict(decoupled=int(bool(decoupled)), step=int(step), steps_done=counter), p=p, g=g, m=m, v=v):
+            super().adam_update(p, g, m, v, lr, beta1, beta2, eps, step, weight_decay, decoupled, steps_done)
 
     # -- dropout: the mask drawn in the kernel (kernels/random.cu), recomputed in the backward --
     def _dropout_launch(self, name, source, steps_done, per_model: dict, **arguments):
         """One launch of ``name`` over ``source`` (the input array); ``steps_done`` defaults to a
         zero counter on the device (the key's step is then the host's ``step``); ``per_model``:
         device arrays of K values."""
-        if steps_done is None:
-            steps_done = self._no_steps_done
+        steps_done = self._steps_done(steps_done)
         models = arguments.get("models", 1)
         groups = -(-source.size // models // 16)  # a thread per Philox block: 16 elements of one model
         blocks = max(1, min((groups + THREADS - 1) // THREADS, -(-self.sm_count * 16 // models)))
@@ -173,8 +175,7 @@ class CupyOps(NumpyOps):
         return output
 
     def _dropout_supported(self, x, steps_done) -> bool:
-        return (x.dtype in FLOAT_TYPES and x.flags.c_contiguous and x.size > 0
-                and (steps_done is None or (steps_done.dtype == np.int64 and steps_done.size == 1)))
+        return x.dtype in FLOAT_TYPES and x.flags.c_contiguous and x.size > 0 and self._steps_done(steps_done) is not None
 
     def dropout_forward(self, x, rate, seed, stream, step, steps_done=None):
         if not self._dropout_supported(x, steps_done):

@@ -128,14 +128,18 @@ class Module:
         finally:
             self.train(was_training)
 
-    def set_random_key(self, seed: int | None, step: int = 0) -> None:
+    def set_random_key(self, seed: int | None, step: int = 0, steps_done=None) -> None:
         """Key the random draws of the next training forward passes by (seed, step): the module at
         position i of `named_modules` that draws (dropout) uses stream i, so every mask is a pure
         function of (seed, layer, step) — the same on every backend and after a resume
-        (`xdl.ops.random`). ``seed=None`` goes back to the backend's generator."""
+        (`xdl.ops.random`). With ``steps_done`` (a one-element int64 array of the backend: a step
+        counter in device memory, advanced by a captured step) the key's step is ``step +
+        steps_done[0]``, read when the mask is drawn. ``seed=None`` goes back to the backend's
+        generator."""
+        extra = () if steps_done is None else (steps_done,)
         for stream, (_, module) in enumerate(self.named_modules()):
             if module.draws_random:
-                module.random_key = None if seed is None else (int(seed), stream, int(step))
+                module.random_key = None if seed is None else (int(seed), stream, int(step), *extra)
 
     # -- computing ------------------------------------------------------------------------
     def forward(self, x: Tensor) -> Tensor:

@@ -43,27 +43,36 @@ class NumpyOps:
 
     # -- optimizer updates over flat buffers (formulas in xdl.ops.optim) -------------------
     # p, g and the state are flat (n,), or (K, n) regions of K stacked models' buffers (row k =
-    # model k); a hyperparameter is then a number, or K per-model values (host NumPy).
-    def _per_model(self, h):
+    # model k). A hyperparameter is a number, or K per-model values: a host array, or an array of
+    # the backend (an optimizer keeps its values in one, so that a captured GPU step reads the
+    # current ones; for a flat buffer it holds one value). Adam's step number is ``step +
+    # steps_done[0]`` when ``steps_done`` (a one-element int64 array of the backend: the
+    # optimizer's step counter) is given.
+    def _per_model(self, h, p):
         """A hyperparameter as the reference takes it: a number, or a float64 (K, 1) column."""
-        return self.xp.asarray(h, dtype=np.float64).reshape(-1, 1) if np.ndim(h) else h
+        if not np.ndim(h):
+            return h
+        if p.ndim == 1:  # one model's value, held in a one-element array
+            return float(h.reshape(-1)[0])
+        return self.xp.asarray(h, dtype=np.float64).reshape(-1, 1)
 
     def sgd_update(self, p, g, lr, weight_decay=0.0):
         h = self._per_model
-        optim.sgd_update(self.xp, p, g, h(lr), h(weight_decay))
+        optim.sgd_update(self.xp, p, g, h(lr, p), h(weight_decay, p))
 
     def momentum_update(self, p, g, v, lr, beta, nesterov=False, weight_decay=0.0):
         h = self._per_model
-        optim.momentum_update(self.xp, p, g, v, h(lr), h(beta), nesterov, h(weight_decay))
+        optim.momentum_update(self.xp, p, g, v, h(lr, p), h(beta, p), nesterov, h(weight_decay, p))
 
     def rmsprop_update(self, p, g, sq, lr, beta, eps, weight_decay=0.0):
         h = self._per_model
-        optim.rmsprop_update(self.xp, p, g, sq, h(lr), h(beta), h(eps), h(weight_decay))
+        optim.rmsprop_update(self.xp, p, g, sq, h(lr, p), h(beta, p), h(eps, p), h(weight_decay, p))
 
-    def adam_update(self, p, g, m, v, lr, beta1, beta2, eps, step, weight_decay=0.0, decoupled=False):
+    def adam_update(self, p, g, m, v, lr, beta1, beta2, eps, step, weight_decay=0.0, decoupled=False,
+                    steps_done=None):
         h = self._per_model
-        optim.adam_update(self.xp, p, g, m, v, h(lr), h(beta1), h(beta2), h(eps), step,
-                          h(weight_decay), decoupled)
+        optim.adam_update(self.xp, p, g, m, v, h(lr, p), h(beta1, p), h(beta2, p), h(eps, p),
+                          _key_step(step, steps_done), h(weight_decay, p), decoupled)
 
     # -- dropout with counter-based masks (formulas in xdl.ops.random) ---------------------
     # The mask of a draw keyed by (seed, stream, step) is a pure function of the key, so the CUDA

@@ -8,6 +8,11 @@ and ``zero_grad()`` one fill.
 A learning rate is a float or a schedule ``count -> lr`` (`xdl.optim.schedules`); a schedule given
 to the optimizer is called with the number of steps taken before the one it sets (0 for the
 first). Setting ``opt.lr`` between epochs changes every group's rate.
+
+The values an update reads live in arrays of the parameters' backend: each group's hyperparameters
+(`ParamGroup.held`, rewritten only when a value changes) and the step count (``steps_done``,
+advanced by the step itself). So a step captured in a CUDA graph (`xdl.cuda_graph`) reads the
+rate of the moment it is replayed and counts Adam's t on, as an eager step does.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from xdl.flat import flat_views
+from xdl.graph import host_effect, require_not_capturing
 from xdl.tensor import Tensor
 
 
@@ -46,6 +52,14 @@ class ParamGroup:
     settings: dict  # lr (float or schedule) and the rule's hyperparameters
     flats: list  # one FlatBuffer per dtype
     state: list = field(default_factory=list)  # per flat: {state name: flat array}
+    held: object = None  # the numbers of `settings` (lr first) as a float64 array of the backend
+    held_values: tuple = ()  # what `held` holds now (compared on the host, rewritten on a change)
+    hyperparameters: dict = field(default_factory=dict)  # settings with each number as its view of `held`
+
+    @property
+    def held_names(self) -> tuple[str, ...]:
+        """The settings an update reads as numbers: lr, then the rule's in name order."""
+        return ("lr", *sorted(k for k, v in self.settings.items() if k != "lr" and not isinstance(v, bool)))
 
 
 class Optimizer:
@@ -67,7 +81,8 @@ class Optimizer:
         self.defaults = defaults
         self.check_finite = bool(check_finite)
         self.groups: list[ParamGroup] = []
-        self.t = 0
+        self._t = 0
+        self.steps_done = None  # the step count as a one-element int64 array of the backend
         if params is not None:
             for group in _as_groups(params):
                 self.add_param_group(group)
@@ -76,7 +91,10 @@ class Optimizer:
     def check_settings(self, settings: dict) -> None:
         check_non_negative("weight_decay", settings.get("weight_decay", 0.0))
 
-    def update(self, flat, state: dict, lr: float, settings: dict) -> None:
+    def update(self, flat, state: dict, h: dict, step: int, steps_done=None) -> None:
+        """Apply the rule to one flat buffer: ``h`` maps each setting to its value (numbers as
+        arrays of the backend, or K per-model values); Adam's step number is ``step +
+        steps_done[0]`` (`xdl.ops.NumpyOps`)."""
         raise NotImplementedError
 
     # -- groups ---------------------------------------------------------------------------
@@ -100,7 +118,23 @@ class Optimizer:
         flats = flat_views(params)
         xp = params[0].backend.xp
         state = [{name: xp.zeros_like(f.data) for name in self.state_names} for f in flats]
-        self.groups.append(ParamGroup(params, settings, flats, state))
+        group = ParamGroup(params, settings, flats, state)
+        group.held = xp.zeros(len(group.held_names), dtype=np.float64)
+        if self.steps_done is None:
+            self.steps_done = xp.full(1, self._t, dtype=np.int64)
+        self.groups.append(group)
+        self._hold(group, self.current_lr(group))
+
+    @property
+    def t(self) -> int:
+        """Steps taken (on the host; the updates read the device's copy, ``steps_done``)."""
+        return self._t
+
+    @t.setter
+    def t(self, value: int) -> None:
+        self._t = int(value)
+        if self.steps_done is not None:
+            self.steps_done.fill(self._t)
 
     def parameters(self) -> list:
         return [p for g in self.groups for p in g.params]
@@ -116,6 +150,7 @@ class Optimizer:
         self.defaults["lr"] = value
         for g in self.groups:
             g.settings["lr"] = value
+            self._hold(g, self.current_lr(g))  # now: a captured step reads it at its next replay
 
     def current_lr(self, group: ParamGroup | None = None) -> float:
         """The rate the next step uses (a schedule is evaluated at t, the steps taken so far)."""
@@ -131,13 +166,31 @@ class Optimizer:
     def step(self) -> None:
         """Apply one update to every group (nothing is written if a checked gradient is not finite)."""
         if self.check_finite:
+            require_not_capturing("check_finite=True (it reads every gradient on the host)")
             self._check_finite()
         for g in self.groups:
             lr = self.current_lr(g)
             check_positive("lr (from the schedule)", lr)
+            h = self._hold(g, lr)
             for flat, state in zip(g.flats, g.state):
-                self.update(flat, state, lr, g.settings)
-        self.t += 1
+                self.update(flat, state, h, 1, self.steps_done)  # Adam's t = 1 + steps taken
+        self.steps_done += 1
+        host_effect(self._count_step)
+
+    def _count_step(self) -> None:
+        self._t += 1
+
+    def _hold(self, g: ParamGroup, lr: float) -> dict:
+        """The group's hyperparameters as the update reads them, ``held`` rewritten when a value
+        changed since the last step (a new rate: once per epoch under a schedule)."""
+        values = (lr, *(float(g.settings[name]) for name in g.held_names[1:]))
+        if values != g.held_values:
+            require_not_capturing("a hyperparameter changed within a captured step (a per-step lr schedule "
+                                  "is computed on the host)")
+            g.held[...] = g.params[0].backend.asarray(np.array(values, dtype=np.float64))
+            g.held_values = values
+            g.hyperparameters = {**g.settings, **{name: g.held[i:i + 1] for i, name in enumerate(g.held_names)}}
+        return g.hyperparameters
 
     def _check_finite(self) -> None:
         for g in self.groups:
@@ -223,6 +276,8 @@ class Optimizer:
                 for k, a in st.items():
                     a[...] = flat.params[0].backend.asarray(sv[k])
         self.t = int(state["t"])
+        for g in self.groups:
+            self._hold(g, self.current_lr(g))
 
 
 def _as_groups(params) -> list[dict]:

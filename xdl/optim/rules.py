@@ -11,8 +11,8 @@ class SGD(Optimizer):
     def __init__(self, params=None, lr=0.01, weight_decay=0.0, check_finite=False):
         super().__init__(params, check_finite, lr=lr, weight_decay=weight_decay)
 
-    def update(self, flat, state, lr, s):
-        flat.params[0].backend.ops.sgd_update(flat.data, flat.grad, lr, s["weight_decay"])
+    def update(self, flat, state, h, step, steps_done=None):
+        flat.params[0].backend.ops.sgd_update(flat.data, flat.grad, h["lr"], h["weight_decay"])
 
 
 class Momentum(Optimizer):
@@ -27,9 +27,9 @@ class Momentum(Optimizer):
         super().check_settings(s)
         check_beta("beta", s["beta"])
 
-    def update(self, flat, state, lr, s):
-        flat.params[0].backend.ops.momentum_update(flat.data, flat.grad, state["v"], lr, s["beta"], s["nesterov"],
-                                                   s["weight_decay"])
+    def update(self, flat, state, h, step, steps_done=None):
+        flat.params[0].backend.ops.momentum_update(flat.data, flat.grad, state["v"], h["lr"], h["beta"], h["nesterov"],
+                                                   h["weight_decay"])
 
 
 class RMSprop(Optimizer):
@@ -45,9 +45,9 @@ class RMSprop(Optimizer):
         check_beta("beta", s["beta"])
         check_positive("eps", s["eps"])
 
-    def update(self, flat, state, lr, s):
-        flat.params[0].backend.ops.rmsprop_update(flat.data, flat.grad, state["s"], lr, s["beta"], s["eps"],
-                                                  s["weight_decay"])
+    def update(self, flat, state, h, step, steps_done=None):
+        flat.params[0].backend.ops.rmsprop_update(flat.data, flat.grad, state["s"], h["lr"], h["beta"], h["eps"],
+                                                  h["weight_decay"])
 
 
 class Adam(Optimizer):
@@ -67,9 +67,10 @@ class Adam(Optimizer):
         check_beta("beta2", s["beta2"])
         check_positive("eps", s["eps"])
 
-    def update(self, flat, state, lr, s):
-        flat.params[0].backend.ops.adam_update(flat.data, flat.grad, state["m"], state["v"], lr, s["beta1"],
-                                               s["beta2"], s["eps"], self.t + 1, s["weight_decay"], self.decoupled)
+    def update(self, flat, state, h, step, steps_done=None):
+        flat.params[0].backend.ops.adam_update(flat.data, flat.grad, state["m"], state["v"], h["lr"], h["beta1"],
+                                               h["beta2"], h["eps"], step, h["weight_decay"], self.decoupled,
+                                               steps_done)
 
 
 class AdamW(Adam):

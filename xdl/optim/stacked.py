@@ -128,10 +128,9 @@ class StackedOptimizer:
             if self._frozen_rows is None:  # on the device once per change, not per step
                 self._frozen_rows = self.model.backend.asarray(np.flatnonzero(self._frozen))
             self.model.grad[self._frozen_rows] = 0
-        self.rule.t = self.t  # the rule's update reads its step count (Adam's bias corrections)
         for region in self.regions:
             settings = {name: _collapsed(v) for name, v in region.settings.items()}
-            self.rule.update(region, region.state, settings["lr"], settings)
+            self.rule.update(region, region.state, settings, self.t + 1)
         self.t += 1
 
     # -- checkpoints ----------------------------------------------------------------------

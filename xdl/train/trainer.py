@@ -12,6 +12,13 @@ costs) is checked before a checkpoint is written, so a diverging run stops with 
 the epoch and step and the checkpoint that holds its last good state. Host syncs: none per batch
 on a GPU except for the progress bar's periodic refresh; step costs stay on the device and are
 checked in one transfer at the epoch's end (at every step on the CPU, where a check costs nothing).
+
+On a GPU the step (forward, loss, backward, L2, update) is captured as a CUDA graph per batch
+shape (`xdl.cuda_graph`) and replayed: the first step of each shape runs for real as the
+warm-up, then is recorded. Its inputs are copied into fixed arrays per shape; the dropout key's
+step and the optimizer's step count and rates live in device memory, so captured and eager runs
+of one seed make the same masks and updates. ``capture="auto"`` runs eagerly where a step needs
+the host (augmentation, a per-step lr schedule, ``check_finite``), and `eager_reason` says why.
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ import numpy as np
 from xdl import losses as _losses
 from xdl.backend import get_backend
 from xdl.data import batch_bounds, check_features, check_labels
+from xdl.graph import cuda_graph
+from xdl.optim import Optimizer
 from xdl.serialization import load, read_extra, save
 from xdl.tensor import no_grad, to_numpy
 from xdl.train import provenance
@@ -51,6 +60,9 @@ class Trainer:
     ``progress``: a tqdm bar; None shows it only on a terminal.
     ``run_info``: JSON-able facts about the run stored in its checkpoints (the ``xdl`` command
     keeps its options there, to check a ``--resume``).
+    ``capture``: "auto" captures each batch shape's step as a CUDA graph where it can (cupy, and
+    nothing in the step needs the host: `eager_reason`); True insists (an error says why it
+    cannot); False runs every step eagerly.
 
     Costs in the history are the data loss without the L2 term, so train and dev compare alike.
     With batch norm in the model, a last batch of one example is merged into the batch before it
@@ -59,7 +71,7 @@ class Trainer:
 
     def __init__(self, model, loss, optimizer, l2: float = 0.0, batch_size: int = 64, epochs: int = 10,
                  schedule=None, callbacks=(), augment=None, seed: int = 0, eval_train: bool = True,
-                 progress: bool | None = None, run_info: dict | None = None):
+                 progress: bool | None = None, run_info: dict | None = None, capture="auto"):
         if not isinstance(batch_size, int | np.integer) or isinstance(batch_size, bool) or batch_size <= 0:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         if not isinstance(epochs, int | np.integer) or isinstance(epochs, bool) or epochs <= 0:
@@ -68,6 +80,8 @@ class Trainer:
             raise ValueError(f"l2 must be a finite number ≥ 0, got {l2!r}")
         if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
             raise ValueError(f"seed must be an integer ≥ 0, got {seed!r}")
+        if capture not in ("auto", True, False) or isinstance(capture, int) and not isinstance(capture, bool):
+            raise ValueError(f"capture must be 'auto', True or False, got {capture!r}")
         if schedule is not None and not callable(schedule):
             raise TypeError(f"schedule must be a callable epoch → learning rate, got {schedule!r}")
         for cb in callbacks:
@@ -78,6 +92,9 @@ class Trainer:
         self.callbacks = sorted(callbacks, key=lambda cb: cb.order)
         self.augment, self.seed, self.eval_train, self.progress = augment, int(seed), eval_train, progress
         self.run_info = dict(run_info or {})
+        self.capture = capture
+        self._graphs = {}  # batch size -> (CudaGraph, static X, static y) of the captured step
+        self._step_counter = None  # the dropout key's step in device memory (captured runs)
         self._settings = [dict(g.settings) for g in optimizer.groups]  # as given: a schedule changes lr later
         self.history = History()
         self.epoch = 0  # epochs completed
@@ -127,6 +144,23 @@ class Trainer:
         prepared = isinstance(self.loss, _losses.Loss) and _output_width(self.model) is not None
         return self.loss.compute if prepared else self.loss
 
+    def eager_reason(self) -> str | None:
+        """Why this trainer's steps run eagerly, or None when they are captured as CUDA graphs."""
+        if self.capture is False:
+            return "capture is off"
+        backend = self.model.backend
+        if not backend.supports_graphs:
+            return f"the {backend.name} backend has no CUDA graphs"
+        if self.augment is not None:
+            return "augmentation runs on the host"
+        if not isinstance(self.optimizer, Optimizer):
+            return f"the optimizer ({type(self.optimizer).__name__}) is not an xdl.optim.Optimizer"
+        if any(callable(g.settings["lr"]) for g in self.optimizer.groups):
+            return "the optimizer's lr is a per-step schedule computed on the host"
+        if self.optimizer.check_finite:
+            return "check_finite reads every gradient on the host"
+        return None
+
     def _batches(self, m: int) -> list[tuple[int, int]]:
         """The batches of an epoch: a last one smaller than the model can train on is merged."""
         min_size = max(module.min_batch for _, module in self.model.named_modules())
@@ -167,6 +201,9 @@ class Trainer:
         Ctrl-C or SIGTERM finishes the current step, writes a resumable checkpoint (with a
         `Checkpoint` callback) and raises `xdl.train.Interrupted`, which says where it is.
         """
+        reason = self.eager_reason()
+        if self.capture is True and reason is not None:
+            raise ValueError(f"capture=True, but this run's steps cannot be captured: {reason}")
         X, y = self._check(X, y)
         if dev is not None:
             if not (isinstance(dev, tuple | list) and len(dev) == 2):
@@ -201,6 +238,7 @@ class Trainer:
         finally:
             bar.close()
             self.model.set_random_key(None)  # a loop of the user's own after fit draws fresh masks
+            self._graphs.clear()  # their memory goes back; a next fit captures again
         for cb in self.callbacks:
             cb.on_train_end(self)
         return self.history
@@ -223,23 +261,27 @@ class Trainer:
         order = np.random.default_rng([self.seed, e]).permutation(len(X))  # the shuffle of epoch e
         if not isinstance(X, np.ndarray):
             order = backend.asarray(order)
-        checked, step_loss = self.step, self._step_loss
+        checked = self.step
+        captured = self.eager_reason() is None
+        if captured:  # the dropout key's step, counted on by each step on the device
+            if self._step_counter is None:
+                self._step_counter = xp.zeros(1, dtype=np.int64)
+            self._step_counter.fill(e * steps + self.step)
+            self.model.set_random_key(self.seed, 0, steps_done=self._step_counter)
         self.model.train()
         for step in range(self.step, steps):
             idx = order[bounds[step][0]:bounds[step][1]]
-            Xb, yb = X[idx], y[idx]
-            if self.augment is not None:
-                Xb = self.augment(Xb, np.random.default_rng([self.seed, e, step]))
-            self.model.set_random_key(self.seed, e * steps + step)
-            self.optimizer.zero_grad()
-            out = self.model(Xb)
-            cost = step_loss(out, yb)
-            total = cost + _losses.l2(self.model, self.l2, m=len(Xb)) if self.l2 else cost
-            total.backward()
-            self.optimizer.step()
-            costs[step] = cost.data
-            if self.classification and not self.eval_train:
-                correct += _correct(xp, out.data, backend.asarray(yb))
+            if captured:
+                cost, hits = self._captured_step(X, y, idx)
+            else:
+                Xb, yb = X[idx], y[idx]
+                if self.augment is not None:
+                    Xb = self.augment(Xb, np.random.default_rng([self.seed, e, step]))
+                self.model.set_random_key(self.seed, e * steps + step)
+                cost, hits = self._train_step(Xb, yb)
+            costs[step] = cost
+            if hits is not None:
+                correct += hits
             self.step = step + 1
             bar.update(1)
             if backend.host_sync_is_cheap or step + 1 == steps or signals.received:
@@ -265,6 +307,39 @@ class Trainer:
         record["seconds"] = seconds_before + time.perf_counter() - start
         self.epoch, self.step = e + 1, 0
         return record
+
+    def _train_step(self, Xb, yb, count: bool = False):
+        """One step on a batch: (its mean cost, its correct count or None) as device arrays;
+        ``count``: advance the dropout key's step counter (captured runs)."""
+        self.optimizer.zero_grad()
+        out = self.model(Xb)
+        cost = self._step_loss(out, yb)
+        total = cost + _losses.l2(self.model, self.l2, m=len(Xb)) if self.l2 else cost
+        total.backward()
+        self.optimizer.step()
+        if count:
+            self._step_counter += 1  # the next step's dropout key
+        hits = None
+        if self.classification and not self.eval_train:
+            hits = _correct(self.model.backend.xp, out.data, self.model.backend.asarray(yb))
+        return cost.data, hits
+
+    def _captured_step(self, X, y, idx):
+        """The step of a batch through its shape's CUDA graph: the batch is gathered into the
+        graph's input arrays; the first batch of a shape runs as the capture's warm-up."""
+        xp, size = self.model.backend.xp, len(idx)
+        entry = self._graphs.get(size)
+        if entry is None:
+            Xs, ys = xp.empty((size, *X.shape[1:]), dtype=X.dtype), xp.empty((size, *y.shape[1:]), dtype=y.dtype)
+            xp.take(X, idx, axis=0, out=Xs)
+            xp.take(y, idx, axis=0, out=ys)
+            graph = cuda_graph(lambda: self._train_step(Xs, ys, count=True), backend=self.model.backend, warmup=1)
+            self._graphs[size] = (graph, Xs, ys)
+            return graph.warmup_result  # this batch's step was the warm-up: the capture ran nothing
+        graph, Xs, ys = entry
+        xp.take(X, idx, axis=0, out=Xs)
+        xp.take(y, idx, axis=0, out=ys)
+        return graph()
 
     # -- stopping -----------------------------------------------------------------------------
     def _diverged(self, what: str) -> FloatingPointError:

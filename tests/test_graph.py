@@ -1,0 +1,264 @@
+"""Captured steps: the optimizer's values in device memory, `xdl.cuda_graph`, `Trainer(capture=...)`.
+
+On the CPU a stand-in for graph capture (`emulated_capture`) runs the Trainer's captured path: the
+warm-up for real, the "capture" call with every array the step writes restored afterwards (a
+capture runs nothing), and each replay as the step's array work with its host effects deferred to
+the graph, as a CUDA graph replays kernels and no Python. It checks the path's bookkeeping: static
+inputs, device counters, warm-up results, host effects. On cupy the same tests capture for real.
+"""
+
+import numpy as np
+import pytest
+
+import xdl
+import xdl.graph
+import xdl.train.trainer
+from xdl.backend import CaptureError
+from xdl.data import split
+from xdl.losses import SoftmaxCrossEntropy
+from xdl.optim import schedules
+from xdl.train import Trainer
+
+
+# -- the optimizer's values in device memory ----------------------------------------------------
+def test_the_held_rate_follows_lr_and_a_manual_change(backend):
+    w = xdl.tensor(np.zeros(3), requires_grad=True)
+    opt = xdl.optim.Adam([w], lr=0.01, beta1=0.8)
+    g = opt.groups[0]
+    assert g.held_names == ("lr", "beta1", "beta2", "eps", "weight_decay")
+    np.testing.assert_array_equal(backend.to_numpy(g.held), [0.01, 0.8, 0.999, 1e-8, 0.0])
+    opt.lr = 0.5  # between epochs: written at once, before any step
+    assert backend.to_numpy(g.held)[0] == 0.5
+
+
+def test_the_step_count_lives_on_the_device_and_follows_t(backend):
+    w = xdl.tensor(np.ones(4), requires_grad=True)
+    opt = xdl.optim.Adam([w], lr=0.1)
+    for _ in range(3):
+        opt.minimize(lambda: (w * w).sum())
+    assert opt.t == 3 and int(backend.to_numpy(opt.steps_done)[0]) == 3
+    opt.t = 7
+    assert int(backend.to_numpy(opt.steps_done)[0]) == 7
+
+
+def test_adam_reading_its_step_from_the_counter_matches_the_host_step(backend):
+    rng = np.random.default_rng(0)
+    p0, g0 = rng.standard_normal(1031), rng.standard_normal(1031)
+    arrays = {}
+    for how in ("host", "counter"):
+        p, g, m, v = (backend.asarray(a.copy()) for a in (p0, g0, np.zeros(1031), np.zeros(1031)))
+        for t in range(1, 6):
+            if how == "host":
+                backend.ops.adam_update(p, g, m, v, 0.01, 0.9, 0.999, 1e-8, t, 0.01)
+            else:
+                held = backend.asarray(np.array([0.01, 0.9, 0.999, 1e-8, 0.01]))
+                backend.ops.adam_update(p, g, m, v, *(held[i:i + 1] for i in range(4)), 1, held[4:5],
+                                        steps_done=backend.asarray(np.array([t - 1])))
+        arrays[how] = backend.to_numpy(p)
+    np.testing.assert_allclose(arrays["counter"], arrays["host"], rtol=1e-15 if backend.name == "numpy" else 1e-12)
+
+
+# -- xdl.cuda_graph ---------------------------------------------------------------------------------
+def test_cuda_graph_on_the_cpu_says_it_needs_cupy():
+    with xdl.use("numpy"), pytest.raises(CaptureError, match="CUDA graphs need the cupy backend"):
+        xdl.cuda_graph(lambda: None)
+
+
+@pytest.mark.parametrize("warmup", [-1, 1.5, True])
+def test_cuda_graph_refuses_a_bad_warmup(warmup):
+    with pytest.raises(ValueError, match="warmup must be an integer"):
+        xdl.cuda_graph(lambda: None, warmup=warmup)
+
+
+def test_host_effects_run_now_outside_a_capture_and_are_kept_for_replays_inside():
+    ran = []
+    xdl.graph.host_effect(lambda: ran.append(1))
+    assert ran == [1] and not xdl.graph.capturing()
+    xdl.graph.require_not_capturing("anything")  # not capturing: nothing to refuse
+
+
+@pytest.mark.gpu
+def test_a_captured_user_step_replays_with_new_inputs_and_counts_the_optimizer_steps():
+    from tests.conftest import cupy_available
+
+    if not cupy_available():
+        pytest.skip("needs cupy and a GPU")
+    with xdl.use("cupy") as backend:
+        xdl.seed(0)
+        model = xdl.nn.mlp(5, [16], 3, batch_norm=True)
+        opt = xdl.optim.Adam(model, lr=0.01)
+        x = backend.asarray(np.zeros((32, 5), np.float32))
+        y = backend.asarray(np.zeros(32, np.int64))
+        loss = SoftmaxCrossEntropy()
+
+        def step():
+            opt.zero_grad()
+            cost = loss(model(xdl.Tensor(x, backend=backend)), y)
+            cost.backward()
+            opt.step()
+            return cost.data
+
+        rng = np.random.default_rng(0)
+        x[...] = backend.asarray(rng.standard_normal((32, 5)).astype(np.float32))
+        graph = xdl.cuda_graph(step)
+        assert opt.t == 1  # the warm-up step; the capture counts nothing
+        costs = []
+        for _ in range(5):
+            x[...] = backend.asarray(rng.standard_normal((32, 5)).astype(np.float32))
+            costs.append(float(graph()))
+        assert opt.t == 6 and int(backend.to_numpy(opt.steps_done)[0]) == 6
+        assert len(set(costs)) == 5 and all(np.isfinite(costs))
+
+
+# -- Trainer(capture=...) ----------------------------------------------------------------------------
+def moons(m=600):
+    X, y = xdl.datasets.moons(m, noise=0.2, seed=0)
+    return split(X, y, seed=0)
+
+
+def weights(backend, model):
+    return np.concatenate([backend.to_numpy(p.data).ravel() for p in model.parameters()])
+
+
+def trainer(capture, epochs=3, dropout=0.2, lr=0.01, **kwargs):
+    xdl.seed(0)
+    model = xdl.nn.mlp(2, [32, 16], 2, batch_norm=True, dropout=dropout)
+    opt = xdl.optim.Adam(model, lr=lr)
+    return Trainer(model, SoftmaxCrossEntropy(), opt, batch_size=50, epochs=epochs, seed=3, progress=False,
+                   capture=capture, **kwargs)
+
+
+class EmulatedGraph:
+    def __init__(self, fn, arrays, effects, result, warmup_result):
+        self.fn, self.arrays, self.effects = fn, arrays, effects
+        self.result, self.warmup_result = result, warmup_result
+
+    def __call__(self):
+        xdl.graph._effects = []  # the replayed work's host effects are the graph's, run below
+        try:
+            out = self.fn()
+        finally:
+            xdl.graph._effects = None
+        for effect in self.effects:
+            effect()
+        for target, value in zip(self.result, out):  # a replay writes the arrays of the capture
+            if target is not None:
+                target[...] = value
+        return self.result
+
+
+def emulated_capture(monkeypatch, tr):
+    """Make the numpy backend capture for ``tr``'s steps (see the module docstring)."""
+    monkeypatch.setattr(type(tr.model.backend), "supports_graphs", True)
+
+    def written_arrays():
+        opt = tr.optimizer
+        arrays = [opt.steps_done, tr._step_counter, *(g.held for g in opt.groups)]
+        arrays += [a for g in opt.groups for st in g.state for a in st.values()]
+        arrays += [a for g in opt.groups for f in g.flats for a in (f.data, f.grad)]
+        return arrays + [a for _, a in tr.model.named_buffers()]
+
+    def cuda_graph(fn, backend=None, warmup=1):
+        warmup_result = None
+        for _ in range(warmup):
+            warmup_result = fn()
+        saved = [a.copy() for a in written_arrays()]
+        effects = []
+        xdl.graph._effects = effects
+        try:
+            result = fn()
+        finally:
+            xdl.graph._effects = None
+        for a, s in zip(written_arrays(), saved):
+            a[...] = s
+        result = tuple(None if r is None else np.array(r) for r in result)
+        return EmulatedGraph(fn, written_arrays(), effects, result, warmup_result)
+
+    monkeypatch.setattr(xdl.train.trainer, "cuda_graph", cuda_graph)
+
+
+def captured_trainer(monkeypatch, backend, **kwargs):
+    tr = trainer("auto", **kwargs)
+    if backend.name == "numpy":
+        emulated_capture(monkeypatch, tr)
+    assert tr.eager_reason() is None
+    return tr
+
+
+def test_a_captured_run_ends_with_the_eager_runs_weights(backend, monkeypatch):
+    """Dropout on, an inverse-time schedule, a last batch of another size (360 = 7·50 + 10)."""
+    s = moons()
+    runs = {}
+    for how in ("eager", "captured"):
+        tr = trainer(False) if how == "eager" else captured_trainer(monkeypatch, backend)
+        tr.schedule = schedules.inverse_time(0.01, 1.0)
+        history = tr.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+        runs[how] = (weights(backend, tr.model), history.records, tr.optimizer.t)
+    (w_eager, h_eager, t_eager), (w_captured, h_captured, t_captured) = runs["eager"], runs["captured"]
+    assert t_eager == t_captured == 3 * 8
+    np.testing.assert_array_equal(w_captured, w_eager)  # bitwise: the same kernels in the same order
+    for a, b in zip(h_eager, h_captured, strict=True):
+        assert {k: v for k, v in a.items() if k != "seconds"} == {k: v for k, v in b.items() if k != "seconds"}
+
+
+def test_changing_lr_between_epochs_changes_a_captured_run_as_an_eager_one(backend, monkeypatch):
+    from xdl.train import Callback
+
+    class Halve(Callback):
+        def on_epoch_end(self, trainer, record):
+            trainer.optimizer.lr = trainer.optimizer.lr / 2
+
+    s = moons()
+    ends = {}
+    for how in ("eager", "captured"):
+        tr = trainer(False, callbacks=[Halve()]) if how == "eager" else \
+            captured_trainer(monkeypatch, backend, callbacks=[Halve()])
+        tr.fit(s.X_train, s.y_train)
+        ends[how] = weights(backend, tr.model)
+    np.testing.assert_array_equal(ends["captured"], ends["eager"])
+
+
+def test_a_nan_cost_in_a_captured_run_stops_with_the_epoch_and_step(backend, monkeypatch):
+    s = moons()
+    tr = captured_trainer(monkeypatch, backend, dropout=0.0)
+    tr.optimizer = xdl.optim.SGD(tr.model, lr=0.1)
+    tr.fit(s.X_train, s.y_train)
+    tr.epochs = 5
+    tr.optimizer.lr = 1e30  # between epochs, as a schedule would: the captured steps explode
+    with pytest.raises(FloatingPointError, match=r"epoch 4, step \d+"), np.errstate(all="ignore"):
+        tr.fit(s.X_train, s.y_train)
+
+
+@pytest.mark.parametrize("setup, reason", [
+    (dict(augment=lambda X, rng: X), "augmentation runs on the host"),
+    (dict(lr_schedule=True), "per-step schedule"),
+    (dict(check_finite=True), "check_finite"),
+])
+def test_auto_runs_eagerly_where_a_step_needs_the_host_and_says_why(setup, reason, monkeypatch):
+    with xdl.use("numpy"):
+        monkeypatch.setattr(xdl.backend.NumpyBackend, "supports_graphs", True)  # as if on a GPU
+        xdl.seed(0)
+        model = xdl.nn.mlp(2, [8], 2)
+        lr = schedules.inverse_time(0.1, 1.0) if setup.pop("lr_schedule", False) else 0.1
+        opt = xdl.optim.Adam(model, lr=lr, check_finite=setup.pop("check_finite", False))
+        tr = Trainer(model, SoftmaxCrossEntropy(), opt, progress=False, **setup)
+        assert reason in tr.eager_reason()
+        s = moons(200)
+        with pytest.raises(ValueError, match="capture=True, but this run.s steps cannot be captured: .*" + reason):
+            Trainer(model, SoftmaxCrossEntropy(), opt, progress=False, capture=True, **setup).fit(s.X_train, s.y_train)
+        assert opt.t == 0  # refused before any work
+
+
+def test_capture_true_on_the_cpu_is_refused_before_any_work():
+    with xdl.use("numpy"):
+        tr = trainer(True)
+        s = moons(200)
+        with pytest.raises(ValueError, match="the numpy backend has no CUDA graphs"):
+            tr.fit(s.X_train, s.y_train)
+        assert tr.optimizer.t == 0 and trainer(False).eager_reason() == "capture is off"
+
+
+@pytest.mark.parametrize("capture", ["yes", 1, None])
+def test_a_bad_capture_value_is_named(capture):
+    with pytest.raises(ValueError, match="capture must be 'auto', True or False"):
+        trainer(capture)

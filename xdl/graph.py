@@ -1,0 +1,99 @@
+"""CUDA graphs: record a step's GPU work once, replay it for the cost of one launch.
+
+`cuda_graph(fn)` calls ``fn()`` ``warmup`` times for real on the backend's graph stream (its
+kernels compile, the stream's cuBLAS handle and counters are made, a private memory pool learns
+the sizes the step allocates), then records one more call into a CUDA graph — that call runs no
+work — and returns a `CudaGraph`. Each call of it replays the recorded work: the same kernels on
+the same memory. So between replays the step's inputs are written into the same arrays
+(``x[...] = batch``), and its results are read from what ``fn`` returned at the capture, which
+every replay overwrites.
+
+Only GPU work is recorded. Python code in ``fn`` runs once, at the capture: what must happen on
+the host at every step is declared with `host_effect` (the optimizer counts its steps so), and
+what cannot be replayed — a host read of a device value, a hyperparameter computed on the host per
+step — calls `require_not_capturing`, which raises `CaptureError` naming it. Values that change
+between steps live in device memory: the optimizer's learning rate and step count, the dropout
+step counter (`xdl.nn.Module.set_random_key`).
+
+>>> import xdl
+>>> with xdl.use("numpy"):
+...     xdl.cuda_graph(lambda: None)
+Traceback (most recent call last):
+    ...
+xdl.backend.CaptureError: CUDA graphs need the cupy backend; the numpy backend runs each step as it comes
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from xdl.backend import CaptureError, current_backend
+
+_effects: list | None = None  # the host effects of the capture in progress (None: not capturing)
+
+
+def capturing() -> bool:
+    """Whether a `cuda_graph` capture is recording now."""
+    return _effects is not None
+
+
+def host_effect(fn) -> None:
+    """Call ``fn()`` now — or, while a step is being captured, after every replay of its graph."""
+    if _effects is None:
+        fn()
+    else:
+        _effects.append(fn)
+
+
+def require_not_capturing(what: str) -> None:
+    """Raise `CaptureError` if a capture is recording: ``what`` cannot be replayed."""
+    if _effects is not None:
+        raise CaptureError(f"cannot capture {what}")
+
+
+class CudaGraph:
+    """A captured step: calling it replays the graph, then the step's host effects; returns what
+    ``fn`` returned at the capture (``result``: arrays each replay overwrites). ``warmup_result``
+    is what the last warm-up call returned (that call did its work for real; the capture did none)."""
+
+    def __init__(self, backend, graph, recorder, effects: list, result, warmup_result, constants: list):
+        self.backend, self.result, self.warmup_result = backend, result, warmup_result
+        self._graph, self._recorder, self._effects = graph, recorder, effects
+        self._constants = constants  # device constants the graph reads: kept alive with it
+
+    def __call__(self):
+        self.backend.replay(self._graph)
+        for effect in self._effects:
+            effect()
+        return self.result
+
+
+def cuda_graph(fn, backend=None, warmup: int = 1) -> CudaGraph:
+    """Capture ``fn()`` (no arguments; it reads and writes arrays that outlive it) as a CUDA
+    graph on ``backend`` (default: the current one), after ``warmup`` real calls.
+
+    A failed capture raises and leaves nothing recording; the warm-up calls stay done.
+    """
+    global _effects
+    if isinstance(warmup, bool) or not isinstance(warmup, int | np.integer) or warmup < 0:
+        raise ValueError(f"cuda_graph: warmup must be an integer ≥ 0, got {warmup!r}")
+    if not callable(fn):
+        raise TypeError(f"cuda_graph: fn must be callable, got {fn!r}")
+    if _effects is not None:
+        raise CaptureError("cuda_graph: a capture is already recording (captures do not nest)")
+    backend = backend or current_backend()
+    with backend.graph_scope() as recorder:
+        warmup_result = None
+        for _ in range(int(warmup)):
+            warmup_result = fn()
+        effects, graph = [], None
+        _effects = effects
+        try:
+            recorder.begin()
+            result = fn()
+        finally:
+            _effects = None
+            if recorder.capturing():
+                graph = recorder.end()  # ends a failed capture too: the stream must not stay recording
+        constants = backend.captured_constants()
+    return CudaGraph(backend, graph, recorder, effects, result, warmup_result, constants)
