@@ -167,10 +167,13 @@ def emulated_capture(monkeypatch, tr):
         xdl.graph._effects = effects
         try:
             result = fn()
+        except CaptureError as error:
+            error.warmup_result = warmup_result
+            raise
         finally:
             xdl.graph._effects = None
-        for a, s in zip(written_arrays(), saved):
-            a[...] = s
+            for a, s in zip(written_arrays(), saved):
+                a[...] = s
         result = tuple(None if r is None else np.array(r) for r in result)
         return EmulatedGraph(fn, written_arrays(), effects, result, warmup_result)
 
@@ -262,3 +265,27 @@ def test_capture_true_on_the_cpu_is_refused_before_any_work():
 def test_a_bad_capture_value_is_named(capture):
     with pytest.raises(ValueError, match="capture must be 'auto', True or False"):
         trainer(capture)
+
+
+def test_a_step_that_cannot_be_captured_goes_on_eagerly_under_auto_and_says_why(backend, monkeypatch):
+    """A loss that reads the device from the host: the capture fails after its warm-up; "auto"
+    warns once and trains on eagerly, ending as an eager run does."""
+    s = moons()
+    ends = {}
+    for how in ("eager", "auto"):
+        tr = trainer(False) if how == "eager" else captured_trainer(monkeypatch, backend)
+        compute = tr.loss.compute
+
+        def host_reading_loss(out, y, compute=compute):
+            xdl.graph.require_not_capturing("a loss that reads the device")
+            return compute(out, y)
+
+        tr.loss.compute = host_reading_loss
+        if how == "auto":
+            with pytest.warns(UserWarning, match="steps run eagerly from here on: cannot capture a loss"):
+                tr.fit(s.X_train, s.y_train)
+            assert "a loss that reads the device" in tr.eager_reason()
+        else:
+            tr.fit(s.X_train, s.y_train)
+        ends[how] = weights(backend, tr.model)
+    np.testing.assert_array_equal(ends["auto"], ends["eager"])

@@ -72,7 +72,8 @@ def cuda_graph(fn, backend=None, warmup: int = 1) -> CudaGraph:
     """Capture ``fn()`` (no arguments; it reads and writes arrays that outlive it) as a CUDA
     graph on ``backend`` (default: the current one), after ``warmup`` real calls.
 
-    A failed capture raises and leaves nothing recording; the warm-up calls stay done.
+    A failed capture raises `CaptureError` (its ``warmup_result`` is the last warm-up's) and
+    leaves nothing recording; the warm-up calls stay done.
     """
     global _effects
     if isinstance(warmup, bool) or not isinstance(warmup, int | np.integer) or warmup < 0:
@@ -86,14 +87,24 @@ def cuda_graph(fn, backend=None, warmup: int = 1) -> CudaGraph:
         warmup_result = None
         for _ in range(int(warmup)):
             warmup_result = fn()
-        effects, graph = [], None
+        effects, graph, failure = [], None, None
         _effects = effects
         try:
             recorder.begin()
             result = fn()
+        except Exception as e:  # what the step did that a capture cannot record
+            failure = e
         finally:
             _effects = None
-            if recorder.capturing():
-                graph = recorder.end()  # ends a failed capture too: the stream must not stay recording
+            try:
+                if recorder.capturing():
+                    graph = recorder.end()  # ends a failed capture too: the stream must not stay recording
+            except Exception as e:
+                failure = failure or e
         constants = backend.captured_constants()
+    if failure is not None:
+        error = failure if isinstance(failure, CaptureError) else \
+            CaptureError(f"cannot capture the step: {type(failure).__name__}: {failure}")
+        error.warmup_result = warmup_result  # the warm-ups did their work: a caller may go on eagerly
+        raise error from (None if error is failure else failure)
     return CudaGraph(backend, graph, recorder, effects, result, warmup_result, constants)

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from xdl import losses as _losses
-from xdl.backend import get_backend
+from xdl.backend import CaptureError, get_backend
 from xdl.data import batch_bounds, check_features, check_labels
 from xdl.graph import cuda_graph
 from xdl.optim import Optimizer
@@ -95,6 +95,7 @@ class Trainer:
         self.capture = capture
         self._graphs = {}  # batch size -> (CudaGraph, static X, static y) of the captured step
         self._step_counter = None  # the dropout key's step in device memory (captured runs)
+        self._capture_failure = None  # why a capture failed ("auto" then goes on eagerly)
         self._settings = [dict(g.settings) for g in optimizer.groups]  # as given: a schedule changes lr later
         self.history = History()
         self.epoch = 0  # epochs completed
@@ -148,6 +149,8 @@ class Trainer:
         """Why this trainer's steps run eagerly, or None when they are captured as CUDA graphs."""
         if self.capture is False:
             return "capture is off"
+        if self._capture_failure is not None:
+            return self._capture_failure
         backend = self.model.backend
         if not backend.supports_graphs:
             return f"the {backend.name} backend has no CUDA graphs"
@@ -271,7 +274,7 @@ class Trainer:
         self.model.train()
         for step in range(self.step, steps):
             idx = order[bounds[step][0]:bounds[step][1]]
-            if captured:
+            if captured and self._capture_failure is None:
                 cost, hits = self._captured_step(X, y, idx)
             else:
                 Xb, yb = X[idx], y[idx]
@@ -333,7 +336,14 @@ class Trainer:
             Xs, ys = xp.empty((size, *X.shape[1:]), dtype=X.dtype), xp.empty((size, *y.shape[1:]), dtype=y.dtype)
             xp.take(X, idx, axis=0, out=Xs)
             xp.take(y, idx, axis=0, out=ys)
-            graph = cuda_graph(lambda: self._train_step(Xs, ys, count=True), backend=self.model.backend, warmup=1)
+            try:
+                graph = cuda_graph(lambda: self._train_step(Xs, ys, count=True), backend=self.model.backend, warmup=1)
+            except CaptureError as e:  # the warm-up did this batch's step; the rest run eagerly
+                if self.capture is True:
+                    raise
+                self._capture_failure = str(e)
+                warnings.warn(f"steps run eagerly from here on: {e}", stacklevel=4)
+                return e.warmup_result
             self._graphs[size] = (graph, Xs, ys)
             return graph.warmup_result  # this batch's step was the warm-up: the capture ran nothing
         graph, Xs, ys = entry
