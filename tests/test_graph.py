@@ -261,7 +261,7 @@ def test_capture_true_on_the_cpu_is_refused_before_any_work():
         assert tr.optimizer.t == 0 and trainer(False).eager_reason() == "capture is off"
 
 
-@pytest.mark.parametrize("capture", ["yes", 1, None])
+@pytest.mark.parametrize("capture", ["yes", 1, None, 0.0, np.True_])
 def test_a_bad_capture_value_is_named(capture):
     with pytest.raises(ValueError, match="capture must be 'auto', True or False"):
         trainer(capture)

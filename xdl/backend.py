@@ -214,12 +214,13 @@ class CupyBackend(Backend):
     def scalar(self, value, dtype=None):
         # Made once per value and kept: a step then copies nothing from the host for its
         # constants (λ/2m, …), which a captured step could not do at all.
-        key = (type(value), value, None if dtype is None else np.dtype(dtype).str)
+        host = np.asarray(value, dtype=dtype)
+        key = (host.dtype.str, host.tobytes())  # by bits: -0.0 is not 0.0, and NaN finds itself
         array = self._scalars.get(key)
         if array is None:
             if len(self._scalars) >= 4096:
                 self._scalars.clear()  # a graph keeps the ones it captured (xdl.graph.CudaGraph)
-            array = self._scalars[key] = self.xp.asarray(value, dtype=dtype)
+            array = self._scalars[key] = self.xp.asarray(host)
         return array
 
     def captured_constants(self) -> list:

@@ -80,7 +80,7 @@ class Trainer:
             raise ValueError(f"l2 must be a finite number ≥ 0, got {l2!r}")
         if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
             raise ValueError(f"seed must be an integer ≥ 0, got {seed!r}")
-        if capture not in ("auto", True, False) or isinstance(capture, int) and not isinstance(capture, bool):
+        if not (capture is True or capture is False or (isinstance(capture, str) and capture == "auto")):
             raise ValueError(f"capture must be 'auto', True or False, got {capture!r}")
         if schedule is not None and not callable(schedule):
             raise TypeError(f"schedule must be a callable epoch → learning rate, got {schedule!r}")
