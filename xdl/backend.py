@@ -207,7 +207,7 @@ class CupyBackend(Backend):
 
     def __init__(self, cupy, seed: int | None = None):
         super().__init__(cupy, seed)
-        self._scalars = {}  # (type, value, dtype) -> a 0-d device array, made once
+        self._scalars = {}  # (dtype, bytes) -> a 0-d device array, made once
         self._graph_stream = None  # where graphs are warmed up and captured
         self._graph_pools = []  # every graph's private memory pool, kept for the process's life
 

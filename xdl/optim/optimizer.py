@@ -52,14 +52,10 @@ class ParamGroup:
     settings: dict  # lr (float or schedule) and the rule's hyperparameters
     flats: list  # one FlatBuffer per dtype
     state: list = field(default_factory=list)  # per flat: {state name: flat array}
-    held: object = None  # the numbers of `settings` (lr first) as a float64 array of the backend
+    held_names: tuple = ()  # the settings an update reads as numbers: lr, then the rule's in name order
+    held: object = None  # their values as a float64 array of the backend
     held_values: tuple = ()  # what `held` holds now (compared on the host, rewritten on a change)
     hyperparameters: dict = field(default_factory=dict)  # settings with each number as its view of `held`
-
-    @property
-    def held_names(self) -> tuple[str, ...]:
-        """The settings an update reads as numbers: lr, then the rule's in name order."""
-        return ("lr", *sorted(k for k, v in self.settings.items() if k != "lr" and not isinstance(v, bool)))
 
 
 class Optimizer:
@@ -119,7 +115,9 @@ class Optimizer:
         xp = params[0].backend.xp
         state = [{name: xp.zeros_like(f.data) for name in self.state_names} for f in flats]
         group = ParamGroup(params, settings, flats, state)
+        group.held_names = ("lr", *sorted(k for k, v in settings.items() if k != "lr" and not isinstance(v, bool)))
         group.held = xp.zeros(len(group.held_names), dtype=np.float64)
+        _bind_hyperparameters(group)
         if self.steps_done is None:
             self.steps_done = xp.full(1, self._t, dtype=np.int64)
         self.groups.append(group)
@@ -187,9 +185,11 @@ class Optimizer:
         if values != g.held_values:
             require_not_capturing("a hyperparameter changed within a captured step (a per-step lr schedule "
                                   "is computed on the host)")
-            g.held[...] = g.params[0].backend.asarray(np.array(values, dtype=np.float64))
+            old = g.held_values or (None,) * len(values)
+            for i, (value, before) in enumerate(zip(values, old)):
+                if value != before:  # a fill: on the GPU the value goes as a kernel argument, no copy or sync
+                    g.held[i:i + 1].fill(value)
             g.held_values = values
-            g.hyperparameters = {**g.settings, **{name: g.held[i:i + 1] for i, name in enumerate(g.held_names)}}
         return g.hyperparameters
 
     def _check_finite(self) -> None:
@@ -277,7 +277,13 @@ class Optimizer:
                     a[...] = flat.params[0].backend.asarray(sv[k])
         self.t = int(state["t"])
         for g in self.groups:
+            _bind_hyperparameters(g)
             self._hold(g, self.current_lr(g))
+
+
+def _bind_hyperparameters(group: ParamGroup) -> None:
+    """What an update reads: the group's settings, each number as its view of ``held``."""
+    group.hyperparameters = {**group.settings, **{name: group.held[i:i + 1] for i, name in enumerate(group.held_names)}}
 
 
 def _as_groups(params) -> list[dict]:

@@ -332,24 +332,22 @@ class Trainer:
         graph's input arrays; the first batch of a shape runs as the capture's warm-up."""
         xp, size = self.model.backend.xp, len(idx)
         entry = self._graphs.get(size)
-        if entry is None:
-            Xs, ys = xp.empty((size, *X.shape[1:]), dtype=X.dtype), xp.empty((size, *y.shape[1:]), dtype=y.dtype)
-            xp.take(X, idx, axis=0, out=Xs)
-            xp.take(y, idx, axis=0, out=ys)
-            try:
-                graph = cuda_graph(lambda: self._train_step(Xs, ys, count=True), backend=self.model.backend, warmup=1)
-            except CaptureError as e:  # the warm-up did this batch's step; the rest run eagerly
-                if self.capture is True:
-                    raise
-                self._capture_failure = str(e)
-                warnings.warn(f"steps run eagerly from here on: {e}", stacklevel=4)
-                return e.warmup_result
-            self._graphs[size] = (graph, Xs, ys)
-            return graph.warmup_result  # this batch's step was the warm-up: the capture ran nothing
-        graph, Xs, ys = entry
+        graph, Xs, ys = entry if entry is not None else \
+            (None, xp.empty((size, *X.shape[1:]), dtype=X.dtype), xp.empty((size, *y.shape[1:]), dtype=y.dtype))
         xp.take(X, idx, axis=0, out=Xs)
         xp.take(y, idx, axis=0, out=ys)
-        return graph()
+        if graph is not None:
+            return graph()
+        try:
+            graph = cuda_graph(lambda: self._train_step(Xs, ys, count=True), backend=self.model.backend, warmup=1)
+        except CaptureError as e:  # the warm-up did this batch's step; the rest run eagerly
+            if self.capture is True:
+                raise
+            self._capture_failure = str(e)
+            warnings.warn(f"steps run eagerly from here on: {e}", stacklevel=4)
+            return e.warmup_result
+        self._graphs[size] = (graph, Xs, ys)
+        return graph.warmup_result  # this batch's step was the warm-up: the capture ran nothing
 
     # -- stopping -----------------------------------------------------------------------------
     def _diverged(self, what: str) -> FloatingPointError:
