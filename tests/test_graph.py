@@ -252,6 +252,14 @@ def test_auto_runs_eagerly_where_a_step_needs_the_host_and_says_why(setup, reaso
         assert opt.t == 0  # refused before any work
 
 
+def test_auto_runs_eagerly_where_the_loss_checks_targets_per_batch(monkeypatch):
+    with xdl.use("numpy"):
+        monkeypatch.setattr(xdl.backend.NumpyBackend, "supports_graphs", True)
+        monkeypatch.setattr(xdl.train.trainer, "_output_width", lambda model: None)  # a model of unknown width
+        tr = trainer("auto")
+        assert "the loss checks each batch's targets on the host" in tr.eager_reason()
+
+
 def test_capture_true_on_the_cpu_is_refused_before_any_work():
     with xdl.use("numpy"):
         tr = trainer(True)
@@ -289,3 +297,110 @@ def test_a_step_that_cannot_be_captured_goes_on_eagerly_under_auto_and_says_why(
             tr.fit(s.X_train, s.y_train)
         ends[how] = weights(backend, tr.model)
     np.testing.assert_array_equal(ends["auto"], ends["eager"])
+
+
+# -- the memory of graphs: CupyBackend's bookkeeping, on a stand-in for cupy ----------------------
+class FakePool:
+    def __init__(self):
+        self.used, self.freed = 0, 0
+
+    def malloc(self, size):
+        raise AssertionError("nothing allocates in these tests")
+
+    def free_all_blocks(self):
+        self.freed += 1
+
+    def used_bytes(self):
+        return self.used
+
+
+class FakeStream:
+    capturing = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+    def record(self):
+        return None
+
+    def wait_event(self, event):
+        pass
+
+    def is_capturing(self):
+        return FakeStream.capturing
+
+
+def fake_cupy():
+    """Just enough of cupy for CupyBackend's graph scope and constants: the allocator in effect
+    is recorded in ``cuda.allocator``."""
+    import contextlib
+    import types
+
+    cuda = types.SimpleNamespace(allocator="outside", MemoryPool=FakePool, Stream=lambda non_blocking: FakeStream(),
+                                 get_current_stream=FakeStream, get_allocator=lambda: cuda.allocator)
+
+    @contextlib.contextmanager
+    def using_allocator(allocator):
+        before, cuda.allocator = cuda.allocator, allocator
+        try:
+            yield
+        finally:
+            cuda.allocator = before
+
+    cuda.using_allocator = using_allocator
+    return types.SimpleNamespace(cuda=cuda, random=np.random, asarray=np.asarray, ndarray=np.ndarray)
+
+
+def test_a_graphs_pool_lives_with_it_and_caches_made_in_its_warm_up_do_not_come_from_it():
+    from xdl.backend import CupyBackend
+
+    cp = fake_cupy()
+    backend = CupyBackend(cp)
+    with backend.graph_scope() as recorder:
+        pool = recorder.pool
+        assert cp.cuda.allocator == pool.malloc  # the step allocates from the graph's own pool
+        with backend.lasting_memory():
+            assert cp.cuda.allocator == "outside"  # a cache: from the allocator outside
+        backend.scalar(0.5, np.float32)  # a constant made in the warm-up
+    assert cp.cuda.allocator == "outside" and backend._retired_pools == []
+    pool.used = 64  # an array the graph returned is still held
+    del recorder  # the graph is dropped
+    assert backend._retired_pools == [pool] and pool.freed == 0  # nothing freed from a finalizer
+    FakeStream.capturing = True
+    try:
+        backend.release_graph_memory()  # someone is capturing: not a safe point
+        assert pool.freed == 0
+    finally:
+        FakeStream.capturing = False
+    backend.release_graph_memory()
+    assert pool.freed == 1 and backend._retired_pools == [pool]  # kept: its live block needs it
+    pool.used = 0
+    backend.release_graph_memory()
+    assert backend._retired_pools == []
+
+
+def test_a_new_constant_or_host_hyperparameter_inside_a_capture_is_refused(monkeypatch):
+    """What a replay cannot redo — a copy from the host — raises CaptureError naming it."""
+    from xdl.backend import CupyBackend, NumpyBackend
+    from xdl.cuda.ops import CupyOps
+
+    backend = CupyBackend(fake_cupy())
+    backend.scalar(2.0, np.float32)
+    FakeStream.capturing = True
+    try:
+        assert float(backend.scalar(2.0, np.float32)) == 2.0  # made before: read from the cache
+        with pytest.raises(CaptureError, match="constant 3.0"):
+            backend.scalar(3.0, np.float32)
+    finally:
+        FakeStream.capturing = False
+    host = NumpyBackend(0)
+    ops = CupyOps.__new__(CupyOps)  # just the hyperparameter upload, on the CPU
+    ops.backend, ops.xp, ops._uploaded = host, np, {}
+    monkeypatch.setattr(host, "capturing", lambda: True)
+    with pytest.raises(CaptureError, match="lr, beta as host numbers"):
+        ops._per_model_values({"lr": 0.1, "beta": [0.9]}, 1)
+    held = np.array([0.1])
+    assert ops._per_model_values({"lr": held}, 1) == {"lr": held}  # an optimizer's held value: fine

@@ -122,7 +122,7 @@ def test_cupy_ops_launch_every_kernel_with_arguments_its_binding_accepts(monkeyp
 
     from xdl.backend import NumpyBackend
 
-    launches = []
+    launches, grids = [], []
 
     class Recorded:
         attributes = {"num_regs": 64, "shared_size_bytes": 4096}
@@ -133,6 +133,7 @@ def test_cupy_ops_launch_every_kernel_with_arguments_its_binding_accepts(monkeyp
         def __call__(self, grid, block, args):
             assert all(isinstance(g, int) and g > 0 for g in (*grid, *block)), (self.expression, grid, block)
             launches.append(self.expression)
+            grids.append(grid)
 
     def fake_kernel(file, name, dtype, *template):
         spec = SOURCES[file].kernels()[name]
@@ -164,6 +165,10 @@ def test_cupy_ops_launch_every_kernel_with_arguments_its_binding_accepts(monkeyp
         ops.momentum_update(p, g, m, lr, beta, False, lr)
         ops.rmsprop_update(p, g, m, lr, beta, 1e-8)
         ops.adam_update(p, g, m, v, lr, beta, 0.999, 1e-8, 3, lr, True)
+        # a contiguous 2-D buffer with one value per hyperparameter is one model at any row count
+        p = rng.standard_normal((70000, 2)).astype(dtype)
+        ops.sgd_update(p, p.copy(), 0.1)
+        assert launches[-1].startswith("sgd_update") and grids[-1][1] == 1
         for n, c in ((16, 8), (4099, 64)):  # the one-launch forward, then stats + normalize
             x, dy = rng.standard_normal((n, c)).astype(dtype), rng.standard_normal((n, c)).astype(dtype)
             gamma, beta, rm, rv = (np.ones(c, dtype) for _ in range(4))

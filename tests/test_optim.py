@@ -160,6 +160,14 @@ def test_bad_hyperparameters_fail_at_construction(backend, kwargs, match):
         Adam([w], **kwargs)
 
 
+def test_a_flag_is_passed_as_it_is_and_never_held_as_a_number(backend):
+    w = xdl.tensor([1.0], requires_grad=True)
+    opt = Momentum([w], lr=0.1, nesterov=True)
+    assert opt.groups[0].held_names == ("lr", "beta", "weight_decay")
+    with pytest.raises(ValueError, match="nesterov must be True or False, got 1"):
+        opt.add_param_group({"params": [xdl.tensor([2.0], requires_grad=True)], "nesterov": 1})
+
+
 def test_mixed_backends_fail_at_construction(backend):
     other = OtherBackend()
     a = xdl.tensor([1.0], requires_grad=True)

@@ -152,12 +152,31 @@ class Backend:
         raise CaptureError(f"CUDA graphs need the cupy backend; the {self.name} backend runs each step as it comes")
 
     def captured_constants(self) -> list:
-        """The cached constants (`scalar`) a graph captured now may read; it keeps them alive."""
+        """The cached device arrays (`scalar`'s constants, the fused ops' uploaded values) a graph
+        captured now may read; the graph keeps them alive."""
         return []
 
     def replay(self, graph) -> None:
         """Launch a captured ``graph`` on the current stream."""
         raise CaptureError(f"the {self.name} backend has no CUDA graphs to replay")
+
+    def capturing(self) -> bool:
+        """Whether the current stream is being captured into a CUDA graph (by xdl or anyone)."""
+        return False
+
+    def refuse_if_capturing(self, what: str) -> None:
+        """Raise `CaptureError` if the current stream is being captured: ``what`` (a copy from the
+        host, an allocation that must outlive the graph) cannot be recorded."""
+        if self.capturing():
+            raise CaptureError(f"cannot capture {what}")
+
+    def lasting_memory(self):
+        """A context in which allocations outlive any graph: a cache made during a warm-up is
+        allocated here, not from the graph's private pool (which goes with the graph)."""
+        return contextlib.nullcontext()
+
+    def release_graph_memory(self) -> None:
+        """Give the memory of dropped graphs back to the device (none to give on this backend)."""
 
 
 class NumpyBackend(Backend):
@@ -209,7 +228,8 @@ class CupyBackend(Backend):
         super().__init__(cupy, seed)
         self._scalars = {}  # (dtype, bytes) -> a 0-d device array, made once
         self._graph_stream = None  # where graphs are warmed up and captured
-        self._graph_pools = []  # every graph's private memory pool, kept for the process's life
+        self._outside_allocator = None  # inside graph_scope: the allocator in effect outside it
+        self._retired_pools = []  # private pools of dropped graphs, until their memory is released
 
     def scalar(self, value, dtype=None):
         # Made once per value and kept: a step then copies nothing from the host for its
@@ -218,33 +238,54 @@ class CupyBackend(Backend):
         key = (host.dtype.str, host.tobytes())  # by bits: -0.0 is not 0.0, and NaN finds itself
         array = self._scalars.get(key)
         if array is None:
+            self.refuse_if_capturing(f"the first use of the constant {host.item()!r} (a warm-up call, warmup ≥ 1, "
+                                     "makes it)")  # a copy from the host cannot be replayed
             if len(self._scalars) >= 4096:
                 self._scalars.clear()  # a graph keeps the ones it captured (xdl.graph.CudaGraph)
-            array = self._scalars[key] = self.xp.asarray(host)
+            with self.lasting_memory():
+                array = self._scalars[key] = self.xp.asarray(host)
         return array
 
     def captured_constants(self) -> list:
-        """The constants a graph captured now may read (it keeps them alive)."""
-        return list(self._scalars.values())
+        cached = self._ops.cached_arrays() if self._ops is not None else []
+        return [*self._scalars.values(), *cached]
+
+    def capturing(self) -> bool:
+        return self.xp.cuda.get_current_stream().is_capturing()
+
+    def lasting_memory(self):
+        if self._outside_allocator is None:
+            return contextlib.nullcontext()
+        return self.xp.cuda.using_allocator(self._outside_allocator)
 
     @contextlib.contextmanager
     def graph_scope(self):
         # A stream of its own (capture cannot run on the legacy default stream), ordered after
         # what the caller queued and before what it queues next; a private memory pool, so no
-        # allocation outside the graph can take memory a replay writes. A pool is never dropped:
-        # CuPy frees the memory of a dropped pool's live blocks, and a cache made in a warm-up
-        # (a constant, the stream's cuBLAS workspace) outlives its graph.
+        # allocation outside the graph can take memory a replay writes. The pool lives as long as
+        # the graph (its recorder holds it); caches made in a warm-up come from `lasting_memory`.
         cp = self.xp
+        self.release_graph_memory()
         if self._graph_stream is None:
             self._graph_stream = cp.cuda.Stream(non_blocking=True)
         stream, pool, caller = self._graph_stream, cp.cuda.MemoryPool(), cp.cuda.get_current_stream()
-        self._graph_pools.append(pool)
         stream.wait_event(caller.record())
+        self._outside_allocator = cp.cuda.get_allocator()
         try:
             with stream, cp.cuda.using_allocator(pool.malloc):
-                yield _CupyRecorder(stream, pool)
+                yield _CupyRecorder(stream, pool, self._retired_pools)
         finally:
+            self._outside_allocator = None
             caller.wait_event(stream.record())
+
+    def release_graph_memory(self) -> None:
+        """Free the blocks of dropped graphs' pools. A pool whose blocks are still in use (an
+        array a graph returned, still held) is kept until they are not: dropping a CuPy pool frees
+        the memory of its live blocks under them. Nothing is freed while a capture records."""
+        if self._retired_pools and not self.capturing():
+            for pool in self._retired_pools:
+                pool.free_all_blocks()
+            self._retired_pools[:] = [pool for pool in self._retired_pools if pool.used_bytes()]
 
     def replay(self, graph) -> None:
         graph.launch(self.xp.cuda.get_current_stream())
@@ -282,13 +323,16 @@ class CupyBackend(Backend):
 
 
 class _CupyRecorder:
-    """Stream capture on the graph stream into a graph whose memory comes from ``pool``."""
+    """Stream capture on the graph stream into a graph whose memory comes from ``pool``; a graph
+    holds its recorder, so the pool lives as long as the graph."""
 
-    def __init__(self, stream, pool):
-        self.stream, self.pool = stream, pool
+    def __init__(self, stream, pool, retired: list):
+        self.stream, self.pool, self._retired = stream, pool, retired
 
     def __del__(self):
-        self.pool.free_all_blocks()  # the graph is gone: its free blocks go back to the device
+        # The graph is gone. Its pool is released later, at a safe point (`release_graph_memory`):
+        # a finalizer may run in the middle of another capture, where freeing device memory breaks it.
+        self._retired.append(self.pool)
 
     def begin(self) -> None:
         self.stream.begin_capture()

@@ -37,9 +37,23 @@ class CupyOps(NumpyOps):
         self._counters = {}  # stream pointer -> zeroed int32 counters of bn_stats/bn_backward_reduce
         self._uploaded = {}  # per-model hyperparameters on the device, by content (_on_device)
         self._handles = {}  # (device, stream pointer) -> Cublas
-        self._no_steps_done = self.xp.zeros(1, dtype=self.xp.int64)  # the default dropout counter: 0
+        self._no_steps_done = self._lasting("zero step counter", lambda: self.xp.zeros(1, dtype=self.xp.int64))
         self._model_keys = {}  # (rates, seeds) -> stacked dropout's per-model arrays on the device
         self._cublas_error = None  # why cuBLAS could not be loaded, once
+
+    # -- caches: made once, outside any graph ------------------------------------------------
+    def _lasting(self, what: str, make):
+        """``make()`` for a cache kept across steps: refused while a graph is captured (it would
+        copy from the host or allocate in the graph; the warm-up call makes it first), and
+        allocated outside a graph's private pool, which goes with the graph."""
+        self.backend.refuse_if_capturing(f"the first use of a {what} (a warm-up call, warmup ≥ 1, makes it)")
+        with self.backend.lasting_memory():
+            return make()
+
+    def cached_arrays(self) -> list:
+        """The uploaded values a captured step may read (a graph keeps them alive: the caches
+        are cleared when they grow)."""
+        return [*self._uploaded.values(), *(a for keys in self._model_keys.values() for a in keys.values())]
 
     # -- matrix products: xdl's own cuBLAS handle per stream (capturable, β = 1 accumulation) --
     def matmul(self, a, b, out=None, accumulate=False):
@@ -58,13 +72,17 @@ class CupyOps(NumpyOps):
         key = (self.xp.cuda.Device().id, stream)
         handle = self._handles.get(key)
         if handle is None and self._cublas_error is None:
-            try:
-                handle = self._handles[key] = Cublas(self.xp, stream, self.address)
-            except (OSError, ImportError, AttributeError, RuntimeError) as e:  # no libcublas found or usable
-                self._cublas_error = e
+            handle = self._handles[key] = self._lasting("cuBLAS handle on this stream", lambda: self._new_handle(stream))
         if handle is not None and handle.precision != self.backend.precision:
             handle.set_precision(self.backend.precision)
         return handle
+
+    def _new_handle(self, stream):
+        try:
+            return Cublas(self.xp, stream, self.address)
+        except (OSError, ImportError, AttributeError, RuntimeError) as e:  # no libcublas found or usable
+            self._cublas_error = e
+            return None
 
     def _aligned(self, *arrays) -> bool:
         return all(self.address(a) % 16 == 0 for a in arrays)
@@ -78,8 +96,9 @@ class CupyOps(NumpyOps):
         """One launch of update ``name`` (grid.y = model). False (nothing launched) for a layout or
         a hyperparameter the kernel does not take: the reference runs then."""
         p = arrays["p"]
-        if p.ndim == 1 and all(a.flags.c_contiguous for a in arrays.values()):
-            arrays = {name_: a.reshape(1, -1) for name_, a in arrays.items()}
+        one_model = all(getattr(value, "size", 1) == 1 for value in per_model.values())
+        if (p.ndim == 1 or one_model) and all(a.flags.c_contiguous for a in arrays.values()):
+            arrays = {name_: a.reshape(1, -1) for name_, a in arrays.items()}  # any shape, one value each: K = 1
             p = arrays["p"]
         if p.ndim != 2 or any(a.dtype != p.dtype or a.shape != p.shape or a.strides != p.strides
                               for a in arrays.values()) \
@@ -111,6 +130,9 @@ class CupyOps(NumpyOps):
             else:
                 host[h] = value
         if host:
+            self.backend.refuse_if_capturing(  # a graph would replay this step's values forever
+                f"an update given {', '.join(host)} as host numbers: a captured step reads its hyperparameters "
+                "from device arrays (an Optimizer's held values)")
             block = np.empty((len(host), k), dtype=np.float64)
             for i, value in enumerate(host.values()):
                 block[i] = value
@@ -125,8 +147,8 @@ class CupyOps(NumpyOps):
         device = self._uploaded.get(key)
         if device is None:
             if len(self._uploaded) >= 64:
-                self._uploaded.clear()
-            device = self._uploaded[key] = self.xp.asarray(values)
+                self._uploaded.clear()  # a graph keeps what it read (cached_arrays)
+            device = self._uploaded[key] = self._lasting("hyperparameter value", lambda: self.xp.asarray(values))
         return device
 
     def _steps_done(self, steps_done):
@@ -212,7 +234,8 @@ class CupyOps(NumpyOps):
             rates = np.asarray(rates, dtype=np.float64)
             host = dict(threshold=np.ceil(rates * 2**LANE_BITS).astype(np.int32), scale=1.0 / (1.0 - rates),
                         seed=np.array([_int64(s) for s in seeds], dtype=np.int64))
-            per_model = self._model_keys[key] = {name: self.xp.asarray(values) for name, values in host.items()}
+            per_model = self._model_keys[key] = self._lasting(
+                "stacked dropout layer", lambda: {name: self.xp.asarray(values) for name, values in host.items()})
         return self._dropout_launch("stacked_dropout_apply", source, steps_done, per_model, input=source,
                                     rows=rows, models=models, cols=cols, stream=_int64(stream), step=_int64(step))
 
@@ -254,7 +277,8 @@ class CupyOps(NumpyOps):
         stream = self.xp.cuda.get_current_stream().ptr
         counters = self._counters.get(stream)
         if counters is None or counters.size < n:
-            counters = self._counters[stream] = self.xp.zeros(max(n, 1024), dtype=self.xp.int32)
+            counters = self._counters[stream] = self._lasting(
+                "batch-norm reduction on this stream", lambda: self.xp.zeros(max(n, 1024), dtype=self.xp.int32))
         return counters
 
     def _bn_supported(self, x, *columns) -> bool:

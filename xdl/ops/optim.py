@@ -14,7 +14,8 @@ Formulas (g already includes coupled L2 weight decay, g ← g + wd·p, when ``we
     Adam       m ← β₁·m + (1 − β₁)·g;  v ← β₂·v + (1 − β₂)·g²
                p ← p − lr·m̂/(√v̂ + ε),  m̂ = m/(1 − β₁ᵗ),  v̂ = v/(1 − β₂ᵗ)
                computed as p ← p − (lr/(1 − β₁ᵗ))·m/(√v·(1/√(1 − β₂ᵗ)) + ε): the bias corrections
-               are two host scalars per step
+               are two float64 scalars per step (here by Python; the CUDA kernel computes them
+               from the device's step counter with CUDA's pow, ≤ 2 ulp of float64 apart)
     AdamW      Adam with decoupled decay applied first: p ← p·(1 − lr·wd)
 
 K models at once (`xdl.optim.StackedOptimizer`): p, g and the state are (K, n) regions of the

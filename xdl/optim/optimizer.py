@@ -115,7 +115,7 @@ class Optimizer:
         xp = params[0].backend.xp
         state = [{name: xp.zeros_like(f.data) for name in self.state_names} for f in flats]
         group = ParamGroup(params, settings, flats, state)
-        group.held_names = ("lr", *sorted(k for k, v in settings.items() if k != "lr" and not isinstance(v, bool)))
+        group.held_names = ("lr", *sorted(k for k, v in settings.items() if k != "lr" and _is_number(v)))
         group.held = xp.zeros(len(group.held_names), dtype=np.float64)
         _bind_hyperparameters(group)
         if self.steps_done is None:
@@ -279,6 +279,11 @@ class Optimizer:
         for g in self.groups:
             _bind_hyperparameters(g)
             self._hold(g, self.current_lr(g))
+
+
+def _is_number(value) -> bool:
+    """A numeric setting (held on the device), not a flag (``nesterov``: passed as it is)."""
+    return isinstance(value, int | float | np.number) and not isinstance(value, bool | np.bool_)
 
 
 def _bind_hyperparameters(group: ParamGroup) -> None:

@@ -162,6 +162,8 @@ class Trainer:
             return "the optimizer's lr is a per-step schedule computed on the host"
         if self.optimizer.check_finite:
             return "check_finite reads every gradient on the host"
+        if isinstance(self.loss, _losses.Loss) and _output_width(self.model) is None:
+            return "the loss checks each batch's targets on the host (the model's output width is not known)"
         return None
 
     def _batches(self, m: int) -> list[tuple[int, int]]:
@@ -241,7 +243,8 @@ class Trainer:
         finally:
             bar.close()
             self.model.set_random_key(None)  # a loop of the user's own after fit draws fresh masks
-            self._graphs.clear()  # their memory goes back; a next fit captures again
+            self._graphs.clear()  # a next fit captures again
+            self.model.backend.release_graph_memory()
         for cb in self.callbacks:
             cb.on_train_end(self)
         return self.history
