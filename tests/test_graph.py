@@ -12,6 +12,7 @@ import pytest
 
 import xdl
 import xdl.graph
+import xdl.train.captured
 import xdl.train.trainer
 from xdl.backend import CaptureError
 from xdl.data import split
@@ -149,16 +150,21 @@ class EmulatedGraph:
 
 def emulated_capture(monkeypatch, tr):
     """Make the numpy backend capture for ``tr``'s steps (see the module docstring)."""
-    monkeypatch.setattr(type(tr.model.backend), "supports_graphs", True)
+    monkeypatch.setattr(xdl.backend.NumpyBackend, "supports_graphs", True)
 
     def written_arrays():
         opt = tr.optimizer
-        arrays = [opt.steps_done, tr._step_counter, *(g.held for g in opt.groups)]
-        arrays += [a for g in opt.groups for st in g.state for a in st.values()]
-        arrays += [a for g in opt.groups for f in g.flats for a in (f.data, f.grad)]
+        arrays = [opt.steps_done, tr._captured.counter]
+        if isinstance(opt, xdl.optim.StackedOptimizer):  # fit_many's K models
+            arrays += [r.held for r in opt.regions] + list(opt._state.values()) + [tr.model.data, tr.model.grad]
+        else:
+            arrays += [g.held for g in opt.groups]
+            arrays += [a for g in opt.groups for st in g.state for a in st.values()]
+            arrays += [a for g in opt.groups for f in g.flats for a in (f.data, f.grad)]
         return arrays + [a for _, a in tr.model.named_buffers()]
 
     def cuda_graph(fn, backend=None, warmup=1):
+        captures.append(fn)
         warmup_result = None
         for _ in range(warmup):
             warmup_result = fn()
@@ -177,7 +183,9 @@ def emulated_capture(monkeypatch, tr):
         result = tuple(None if r is None else np.array(r) for r in result)
         return EmulatedGraph(fn, written_arrays(), effects, result, warmup_result)
 
-    monkeypatch.setattr(xdl.train.trainer, "cuda_graph", cuda_graph)
+    monkeypatch.setattr(xdl.train.captured, "cuda_graph", cuda_graph)
+    captures = []
+    return captures  # one entry per capture made
 
 
 def captured_trainer(monkeypatch, backend, **kwargs):
@@ -404,3 +412,39 @@ def test_a_new_constant_or_host_hyperparameter_inside_a_capture_is_refused(monke
         ops._per_model_values({"lr": 0.1, "beta": [0.9]}, 1)
     held = np.array([0.1])
     assert ops._per_model_values({"lr": held}, 1) == {"lr": held}  # an optimizer's held value: fine
+
+
+# -- fit_many: the K models' step captured --------------------------------------------------------
+def test_a_captured_batch_of_models_ends_as_an_eager_one_through_freezing_and_divergence(backend, monkeypatch):
+    """Dropout on, per-model rates and schedules; one model stops early (frozen: the step is
+    captured again) and one diverges (failed, frozen): every model ends bitwise as eagerly."""
+    from xdl.config import TrainConfig
+    from xdl.train.many import ManyTrainer
+
+    X, y = xdl.datasets.digits()
+    X = ((X - X.mean(axis=0)) / (X.std(axis=0) + 1.0))[:420]
+    y = y[:420]
+    common = dict(hidden=[24, 16], epochs=8, batch_size=64, progress=False, dropout=0.2)
+    configs = [TrainConfig(seed=1, lr=3e-3, schedule="inverse_time", decay_rate=0.5, **common),
+               TrainConfig(seed=2, lr=0.3, patience=1, **common),
+               TrainConfig(seed=3, lr=1e30, **common),
+               TrainConfig(seed=4, lr=1e-2, beta1=0.8, l2=0.3, **common)]
+    ends = {}
+    for capture in (False, "auto"):
+        xdl.seed(0)
+        many = ManyTrainer(configs, seed=5, capture=capture)
+        captures = None
+        if capture == "auto":
+            if backend.name == "numpy":
+                captures = emulated_capture(monkeypatch, many)
+            assert many.eager_reason() is None
+        with np.errstate(all="ignore"):
+            results = many.fit(X[:300], y[:300], dev=(X[300:], y[300:]))
+        ends[capture] = [(r.status, np.concatenate([a.ravel() for a in r.model.state_dict().values()]),
+                          r.history["train_cost"]) for r in results]
+        if captures is not None:  # each batch size (64, 44) captured again after each freeze
+            assert len(captures) == 2 + 1 + 2  # the failure at the first step: one size had no graph yet
+    assert [e[0] for e in ends["auto"]][1:3] == ["stopped", "failed"]
+    for (status, weights_, costs), (status_e, weights_e, costs_e) in zip(ends["auto"], ends[False]):
+        assert status == status_e and costs == costs_e
+        np.testing.assert_array_equal(weights_, weights_e)

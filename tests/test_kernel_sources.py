@@ -251,3 +251,53 @@ def test_gemm_plan_refuses_what_cublas_cannot_read():
     assert gemm_plan(a, b, np.empty((5, 4)).T) is None  # the output's rows must be contiguous
     assert gemm_plan(np.broadcast_to(np.ones(6), (4, 6)), b, np.empty((4, 5))) is None  # rows overlap
     assert gemm_plan(a, b[:5], np.empty((4, 5))) is None  # shapes do not chain
+
+
+def column_major_gemm_batched(plan, A, B, C, accumulate):
+    """cublas<t>gemmStridedBatched's definition: product i reads first/second and writes C at i·stride."""
+    sb, sa, sc = plan.strides
+    for i in range(plan.batch):
+        column_major_gemm(plan.first.op, plan.second.op, plan.m, plan.n, plan.k, 1.0, A[i * sb:], plan.first.ld,
+                          B[i * sa:], plan.second.ld, float(accumulate), C[i * sc:], plan.ldc)
+
+
+def stacked_layouts(rng, k, b, n_in, n_out):
+    """What StackedLinear multiplies for K models: (a, b, c) of its forward, input gradient and
+    weight gradient (added into the (K, P) gradient buffer), with (B, K, ·) activations."""
+    x, gy = rng.standard_normal((b, k, n_in)), rng.standard_normal((b, k, n_out))
+    w = rng.standard_normal((k, n_in, n_out))
+    y, gx = np.zeros((b, k, n_out)), np.zeros((b, k, n_in))
+    grads = rng.standard_normal((k, n_in * n_out + 5))[:, 2:2 + n_in * n_out].reshape(k, n_in, n_out)
+    shared = rng.standard_normal((b, n_in))
+    yield x.transpose(1, 0, 2), w, y.transpose(1, 0, 2)  # forward
+    yield shared, w, y.transpose(1, 0, 2)  # forward, one input for every model
+    yield gy.transpose(1, 0, 2), w.transpose(0, 2, 1), gx.transpose(1, 0, 2)  # ∂L/∂X
+    yield x.transpose(1, 2, 0), gy.transpose(1, 0, 2), grads  # ∂L/∂W
+    yield shared.T, gy.transpose(1, 0, 2), grads  # ∂L/∂W of a shared input
+
+
+@pytest.mark.parametrize("k, b, n_in, n_out", [(3, 5, 4, 2), (1, 1, 1, 1), (4, 7, 1, 3), (2, 1, 6, 5)])
+def test_gemm_plan_computes_stacked_products_in_one_batched_call(k, b, n_in, n_out):
+    from xdl.cuda.cublas import gemm_plan
+
+    rng = np.random.default_rng(k * 1000 + b * 100 + n_in * 10 + n_out)
+    for a, w, c in stacked_layouts(rng, k, b, n_in, n_out):
+        for accumulate in (False, True):
+            want = a @ w + (c if accumulate else 0)
+            plan = gemm_plan(a, w, c)
+            assert plan is not None and plan.batch == k
+            (A, a0), (B, b0), (C, c0) = as_buffer(w), as_buffer(a), as_buffer(c)
+            out = C.copy()
+            column_major_gemm_batched(plan, A[a0:], B[b0:], out[c0:], accumulate)
+            got = np.lib.stride_tricks.as_strided(out[c0:], c.shape, c.strides)
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_gemm_plan_refuses_stacks_it_cannot_run():
+    from xdl.cuda.cublas import gemm_plan
+
+    a, w = np.ones((3, 4, 5)), np.ones((3, 5, 2))
+    assert gemm_plan(a, w, np.broadcast_to(np.empty((4, 2)), (3, 4, 2))) is None  # products would share an output
+    assert gemm_plan(a, np.ones((2, 5, 2)), np.empty((3, 4, 2))) is None  # 2 matrices for 3 products
+    assert gemm_plan(a, w, np.empty((4, 2))) is None  # a stack into one matrix
+    assert gemm_plan(a[:, :, ::2], np.ones((3, 3, 2)), np.empty((3, 4, 2))) is None  # neither axis contiguous

@@ -175,6 +175,30 @@ def test_own_cublas_handle_matches_cupy_matmul(gpu, rng, m, k, n, dtype):
             assert relative_error(c.get(), total.get()) < TOLERANCE[dtype]
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k, b, n_in, n_out", [(3, 7, 5, 4), (16, 64, 256, 128), (1, 1, 1, 1)])
+def test_own_cublas_handle_runs_stacked_models_products_as_one_batched_gemm(gpu, rng, k, b, n_in, n_out, dtype):
+    """StackedLinear's products on its strided views — (B, K, ·) activations, a shared input, the
+    weight gradient added into the (K, P) buffer — against cupy.matmul."""
+    from xdl.cuda.cublas import gemm_plan
+
+    xp = gpu.xp
+    x, gy = (xp.asarray(rng.standard_normal((b, k, n)).astype(dtype)) for n in (n_in, n_out))
+    w, shared = xp.asarray(rng.standard_normal((k, n_in, n_out)).astype(dtype)), xp.asarray(
+        rng.standard_normal((b, n_in)).astype(dtype))
+    buffer = xp.asarray(rng.standard_normal((k, n_in * n_out + 3)).astype(dtype))
+    grads = buffer[:, 3:].reshape(k, n_in, n_out)
+    for a, m, out, accumulate in [(x.transpose(1, 0, 2), w, xp.empty((b, k, n_out), dtype).transpose(1, 0, 2), False),
+                                  (shared, w, xp.empty((b, k, n_out), dtype).transpose(1, 0, 2), False),
+                                  (gy.transpose(1, 0, 2), w.transpose(0, 2, 1),
+                                   xp.empty((b, k, n_in), dtype).transpose(1, 0, 2), False),
+                                  (x.transpose(1, 2, 0), gy.transpose(1, 0, 2), grads, True)]:
+        assert gemm_plan(a, m, out) is not None
+        want = xp.matmul(a, m) + (out if accumulate else 0)
+        gpu.ops.matmul(a, m, out=out, accumulate=accumulate)
+        assert relative_error(out.get(), want.get()) < TOLERANCE[dtype]
+
+
 def test_own_cublas_handle_captures_into_a_cuda_graph(gpu, rng):
     """What cupy.matmul refuses: 8 products captured on a stream, then replayed."""
     xp = gpu.xp

@@ -40,7 +40,9 @@ class Operand:
 @dataclass(frozen=True)
 class GemmPlan:
     """``cublas<t>gemm(handle, first.op, second.op, m, n, k, α, first, first.ld, second, second.ld,
-    β, C, ldc)`` with ``first`` = the right operand B and ``second`` = the left operand A."""
+    β, C, ldc)`` with ``first`` = the right operand B and ``second`` = the left operand A; for a
+    stack of ``batch`` products, ``cublas<t>gemmStridedBatched`` with ``strides`` (elements from
+    one matrix to the next of first, second and C; 0: the same matrix for every product)."""
 
     m: int
     n: int
@@ -48,6 +50,8 @@ class GemmPlan:
     first: Operand
     second: Operand
     ldc: int
+    batch: int = 1
+    strides: tuple = (0, 0, 0)
 
 
 def _operand(shape, strides, itemsize) -> Operand | None:
@@ -70,19 +74,47 @@ def _operand(shape, strides, itemsize) -> Operand | None:
 
 
 def gemm_plan(a, b, c) -> GemmPlan | None:
-    """The column-major GEMM computing row-major ``c = a @ b`` for 2-D arrays (``c``'s rows
-    contiguous), or None when a layout does not fit cuBLAS (the caller then uses ``xp.matmul``)."""
-    if a.ndim != 2 or b.ndim != 2 or c.ndim != 2:
+    """The column-major GEMM computing row-major ``c = a @ b`` (``c``'s rows contiguous), or None
+    when a layout does not fit cuBLAS (the caller then uses ``xp.matmul``). 2-D arrays make one
+    product; a stack ``c`` (count, m, n) makes ``count``, from ``a`` and ``b`` each a stack of as
+    many matrices or one 2-D matrix used by every product (batch stride 0)."""
+    count = c.shape[0] if c.ndim == 3 else 1
+    if c.ndim not in (2, 3) or (c.ndim == 2 and (a.ndim, b.ndim) != (2, 2)) or count >= 2**31:
         return None
-    (m, k), (k2, n) = a.shape, b.shape
-    if k != k2 or c.shape != (m, n) or 0 in (m, n, k) or max(m, n, k) >= 2**31:
+    (ma, sa), (mb, sb), (mc, sc) = (_matrices(x, count) or (None, 0) for x in (a, b, c))
+    if ma is None or mb is None or mc is None:
         return None
-    out = _operand(c.shape, c.strides, c.itemsize)
-    first, second = _operand(b.shape, b.strides, b.itemsize), _operand(a.shape, a.strides, a.itemsize)
+    (m, k), (k2, n) = ma[0], mb[0]
+    if k != k2 or mc[0] != (m, n) or 0 in (m, n, k) or max(m, n, k) >= 2**31:
+        return None
+    out, first, second = _operand(*mc), _operand(*mb), _operand(*ma)
     if out is None or out.op != OP_N or first is None or second is None \
             or max(out.ld, first.ld, second.ld) >= 2**31:  # cuBLAS takes int dimensions
         return None
-    return GemmPlan(m=n, n=m, k=k, first=first, second=second, ldc=out.ld)
+    if count > 1 and not _distinct((count, m, n), (sc, out.ld, 1)):  # products must not write one place twice
+        return None
+    return GemmPlan(m=n, n=m, k=k, first=first, second=second, ldc=out.ld, batch=count, strides=(sb, sa, sc))
+
+
+def _matrices(x, count: int):
+    """((matrix shape, its strides in bytes, itemsize), elements from one matrix to the next) of a
+    2-D array (stride 0: the same matrix every time) or a stack of ``count``; None otherwise."""
+    if x.ndim == 2:
+        return (x.shape, x.strides, x.itemsize), 0
+    if x.ndim != 3 or x.shape[0] != count or x.strides[0] < 0 or x.strides[0] % x.itemsize:
+        return None
+    return (x.shape[1:], x.strides[1:], x.itemsize), (x.strides[0] // x.itemsize if count > 1 else 0)
+
+
+def _distinct(shape, strides) -> bool:
+    """Whether every index of ``shape`` reaches its own element under ``strides`` (elements):
+    sorted by stride, each is larger than the span of the axes below it (sufficient, not necessary)."""
+    span = 0
+    for stride, size in sorted((st, n) for st, n in zip(strides, shape) if n > 1):
+        if stride <= span:
+            return False
+        span += stride * (size - 1)
+    return True
 
 
 @functools.cache
@@ -96,7 +128,7 @@ def _library():
     if not paths:
         raise OSError("libcublas is not loaded in this process (CuPy's cuBLAS module did not load it)")
     lib = ctypes.CDLL(sorted(paths)[0])
-    p, i = ctypes.c_void_p, ctypes.c_int
+    p, i, q = ctypes.c_void_p, ctypes.c_int, ctypes.c_longlong
     for name, argtypes in {
         "cublasCreate_v2": [ctypes.POINTER(p)],
         "cublasSetStream_v2": [p, p],
@@ -104,6 +136,8 @@ def _library():
         "cublasSetMathMode": [p, i],
         "cublasSgemm_v2": [p, i, i, i, i, i, p, p, i, p, i, p, p, i],
         "cublasDgemm_v2": [p, i, i, i, i, i, p, p, i, p, i, p, p, i],
+        "cublasSgemmStridedBatched": [p, i, i, i, i, i, p, p, i, q, p, i, q, p, p, i, q, i],
+        "cublasDgemmStridedBatched": [p, i, i, i, i, i, p, p, i, q, p, i, q, p, p, i, q, i],
     }.items():
         function = getattr(lib, name)
         function.argtypes, function.restype = argtypes, ctypes.c_int
@@ -142,15 +176,21 @@ class Cublas:
             self.precision = precision
 
     def gemm(self, a, b, c, accumulate: bool = False) -> bool:
-        """``c = a @ b`` (``c += a @ b`` when ``accumulate``) for float32/float64 2-D arrays; False
-        (nothing launched) when a layout does not fit (`gemm_plan`)."""
+        """``c = a @ b`` (``c += a @ b`` when ``accumulate``) for float32/float64 matrices or stacks
+        of them; False (nothing launched) when a layout does not fit (`gemm_plan`)."""
         plan = gemm_plan(a, b, c)
         if plan is None or not a.dtype == b.dtype == c.dtype or a.dtype not in (np.float32, np.float64):
             return False
         single = a.dtype == np.float32
         alpha, beta = self._scalars[(single, bool(accumulate))]
-        gemm = self.lib.cublasSgemm_v2 if single else self.lib.cublasDgemm_v2
-        _check(gemm(self.handle, plan.first.op, plan.second.op, plan.m, plan.n, plan.k, ctypes.byref(alpha),
-                    self.address(b), plan.first.ld, self.address(a), plan.second.ld, ctypes.byref(beta),
-                    self.address(c), plan.ldc), "cublas gemm")
+        head = (self.handle, plan.first.op, plan.second.op, plan.m, plan.n, plan.k, ctypes.byref(alpha))
+        if plan.batch == 1:
+            gemm = self.lib.cublasSgemm_v2 if single else self.lib.cublasDgemm_v2
+            _check(gemm(*head, self.address(b), plan.first.ld, self.address(a), plan.second.ld, ctypes.byref(beta),
+                        self.address(c), plan.ldc), "cublas gemm")
+        else:
+            gemm = self.lib.cublasSgemmStridedBatched if single else self.lib.cublasDgemmStridedBatched
+            (sb, sa, sc) = plan.strides
+            _check(gemm(*head, self.address(b), plan.first.ld, sb, self.address(a), plan.second.ld, sa,
+                        ctypes.byref(beta), self.address(c), plan.ldc, sc, plan.batch), "cublas gemm strided batched")
         return True

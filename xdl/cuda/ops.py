@@ -57,10 +57,12 @@ class CupyOps(NumpyOps):
 
     # -- matrix products: xdl's own cuBLAS handle per stream (capturable, β = 1 accumulation) --
     def matmul(self, a, b, out=None, accumulate=False):
-        if a.ndim == 2 and b.ndim == 2 and a.dtype == b.dtype and a.dtype in FLOAT_TYPES:
+        # matrices, or stacks of them (one strided-batched GEMM: K stacked models' dense layers)
+        if a.ndim in (2, 3) and b.ndim in (2, 3) and a.dtype == b.dtype and a.dtype in FLOAT_TYPES:
             handle = self._cublas()
             if handle is not None:
-                target = self.xp.empty((a.shape[0], b.shape[1]), dtype=a.dtype) if out is None else out
+                target = out if out is not None else self.xp.empty(
+                    (*np.broadcast_shapes(a.shape[:-2], b.shape[:-2]), a.shape[-2], b.shape[-1]), dtype=a.dtype)
                 if handle.gemm(a, b, target, accumulate):
                     return target
         return super().matmul(a, b, out, accumulate)

@@ -3,7 +3,8 @@
 Activations of K models are laid out (B, K, C): example b, model k, feature c. So a batch-norm
 layer sees a (B, K·C) matrix (its kernels apply unchanged, one column per model and feature) and
 elementwise functions need nothing new. A model's parameters are stacked on a leading axis:
-W (K, n_in, n_out), b (K, n_out).
+W (K, n_in, n_out), b (K, n_out). The products go through ``backend.ops.matmul``: one
+strided-batched GEMM on the GPU (on the strided views, no copies), ``xp.matmul`` on the CPU.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class StackedLinear(Function):
         xp = self.xp
         per_model = x.transpose(1, 0, 2) if x.ndim == 3 else x  # (K, B, n_in), or (B, n_in) broadcast
         y = xp.empty((x.shape[0], w.shape[0], w.shape[2]), dtype=xp.result_type(x, w))  # (B, K, n_out)
-        xp.matmul(per_model, w, out=y.transpose(1, 0, 2))  # written in place: no transposed copy
+        self.backend.ops.matmul(per_model, w, out=y.transpose(1, 0, 2))  # in place: no transposed copy
         if b is not None:
             y += b
         return y
@@ -43,10 +44,10 @@ class StackedLinear(Function):
         gx = gw = gb = None
         if self.needs_grad[0]:
             if self.x.ndim == 2:
-                gx = (g @ self.w.transpose(0, 2, 1)).sum(axis=0)
+                gx = self.backend.ops.matmul(g, self.w.transpose(0, 2, 1)).sum(axis=0)
             else:  # (B, K, n_in), written in place
                 gx = self.xp.empty(self.x.shape, dtype=gy.dtype)
-                self.xp.matmul(g, self.w.transpose(0, 2, 1), out=gx.transpose(1, 0, 2))
+                self.backend.ops.matmul(g, self.w.transpose(0, 2, 1), out=gx.transpose(1, 0, 2))
         if self.needs_grad[1]:
             xt = self.x.transpose(1, 2, 0) if self.x.ndim == 3 else self.x.T  # (K, n_in, B) or (n_in, B)
             gw = self.product_gradient(1, xt, g)  # as `linear`: the terms of ∂L/∂W sum in the same order

@@ -78,14 +78,15 @@ class Stacked(Sequential):
     def zero_grad(self) -> None:
         self.grad.fill(0)
 
-    def set_random_key(self, seed, step: int = 0) -> None:
+    def set_random_key(self, seed, step: int = 0, steps_done=None) -> None:
         """Key the dropout masks of the next training passes: ``seed`` is one seed per model (model
         k then draws the masks it would draw alone keyed by ``seed[k]``), or None for the backend's
-        generator."""
+        generator. ``steps_done``: a step counter in device memory, as `Module.set_random_key`."""
         seeds = None if seed is None else [int(s) for s in np.broadcast_to(np.asarray(seed), (self.n_models,))]
+        extra = () if steps_done is None else (steps_done,)
         for stream, (_, module) in enumerate(self.named_modules()):
             if module.draws_random:
-                module.random_key = None if seeds is None else (seeds, stream, int(step))
+                module.random_key = None if seeds is None else (seeds, stream, int(step), *extra)
 
     # -- one model at a time ------------------------------------------------------------------
     def model_state(self, k: int, row: dict | None = None) -> dict[str, np.ndarray]:

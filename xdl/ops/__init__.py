@@ -49,12 +49,14 @@ class NumpyOps:
     # steps_done[0]`` when ``steps_done`` (a one-element int64 array of the backend: the
     # optimizer's step counter) is given.
     def _per_model(self, h, p):
-        """A hyperparameter as the reference takes it: a number, or a float64 (K, 1) column."""
+        """A hyperparameter as the reference takes it: a number (one model's value, or K equal
+        ones: the same result, with a zero skipped), or a float64 (K, 1) column."""
         if not np.ndim(h):
             return h
         if p.ndim == 1:  # one model's value, held in a one-element array
             return float(h.reshape(-1)[0])
-        return self.xp.asarray(h, dtype=np.float64).reshape(-1, 1)
+        column = self.xp.asarray(h, dtype=np.float64).reshape(-1, 1)
+        return float(column[0, 0]) if bool((column == column[0, 0]).all()) else column
 
     def sgd_update(self, p, g, lr, weight_decay=0.0):
         h = self._per_model

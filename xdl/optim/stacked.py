@@ -9,6 +9,12 @@ with each model's values (`xdl.ops.optim`). The optimizer state is (K, P) buffer
 
 A model can be frozen (`freeze`): its learning rate becomes 0 and its gradient row is zeroed
 before each update, so the shared update leaves its weights exactly as they are.
+
+As `xdl.optim.Optimizer`, the values an update reads live in device memory, so a captured step
+(`xdl.cuda_graph`) reads the current ones: each region's K values per hyperparameter (``held``,
+rewritten when `set_lr`, `freeze` or a resume changes them) and the step count (``steps_done``).
+Freezing changes which rows the step zeroes: ``version`` counts such changes, and a loop that
+captured its step captures it again.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from xdl.graph import host_effect, require_not_capturing
 from xdl.optim.optimizer import Optimizer, check_lr
 
 
@@ -30,6 +37,9 @@ class _Region:
     params: list
     settings: dict  # name -> (K,) float64 array; "nesterov" a bool
     state: dict
+    held: object = None  # the numeric settings as a (names, K) float64 array of the backend
+    held_values: object = None  # what ``held`` holds now (a host copy, compared before each step)
+    hyperparameters: dict = None  # what the update reads: each numeric setting as its row of ``held``
 
 
 class StackedOptimizer:
@@ -53,10 +63,11 @@ class StackedOptimizer:
             if any(callable(g.settings["lr"]) for g in o.groups):
                 raise ValueError(f"optimizers[{k}] has a per-step lr schedule; stacked models take their rates "
                                  "per epoch (set_lr)")
-        self.model, self.rule, self.t = stacked, optimizers[0], 0
+        self.model, self.rule, self._t, self.version = stacked, optimizers[0], 0, 0
         self.state_names = self.rule.state_names
         xp, n_weights = stacked.backend.xp, stacked.n_weights
         self._state = {name: xp.zeros_like(stacked.data) for name in self.state_names}
+        self.steps_done = xp.zeros(1, dtype=np.int64)  # the step count on the device (Adam's t − 1)
         weights = [_settings_of(o, "weight") for o in optimizers]
         others = [_settings_of(o, "other") for o in optimizers]
         if weights == others or n_weights == stacked.data.shape[1]:  # one region: one launch per step
@@ -66,6 +77,8 @@ class StackedOptimizer:
         self.regions = [self._region(a, b, per_model) for a, b, per_model in bounds if b > a]
         self._frozen = np.zeros(stacked.n_models, dtype=bool)
         self._frozen_rows = None  # the frozen rows' indices on the device (step zeroes their gradients)
+        for region in self.regions:
+            self._hold(region)
 
     def _region(self, start, stop, per_model: list[dict]) -> _Region:
         settings = {}
@@ -76,8 +89,22 @@ class StackedOptimizer:
             raise ValueError("optimizers: Nesterov and plain momentum cannot be stacked (one update rule)")
         cols = slice(start, stop)
         state = {name: a[:, cols] for name, a in self._state.items()}
+        numbers = [name for name, value in settings.items() if isinstance(value, np.ndarray)]
+        held = self.model.backend.xp.zeros((len(numbers), self.model.n_models), dtype=np.float64)
+        hyperparameters = {**settings, **{name: held[i] for i, name in enumerate(numbers)}}
         return _Region(self.model.data[:, cols], self.model.grad[:, cols], [self.model.parameters()[0]], settings,
-                       state)
+                       state, held, None, hyperparameters)
+
+    def _hold(self, region: _Region) -> dict:
+        """The region's hyperparameters as the update reads them, ``held`` rewritten when a value
+        changed (a host→device copy: at a new epoch's rates, never within a captured step)."""
+        values = np.array([region.settings[name] for name in region.hyperparameters
+                           if isinstance(region.settings[name], np.ndarray)], dtype=np.float64)
+        if region.held_values is None or not np.array_equal(values, region.held_values):
+            require_not_capturing("a change of the stacked models' hyperparameters within a captured step")
+            region.held[...] = self.model.backend.asarray(values.reshape(region.held.shape))
+            region.held_values = values
+        return region.hyperparameters
 
     @property
     def n_models(self) -> int:
@@ -100,6 +127,7 @@ class StackedOptimizer:
         values = np.where(self._frozen, 0.0, values)
         for region in self.regions:
             region.settings["lr"] = values.copy()
+            self._hold(region)  # now: a captured step reads it at its next replay
 
     def freeze(self, k: int, clear_state: bool = False) -> None:
         """Stop updating model k: its lr becomes 0 and its gradient row is zeroed at each step, so
@@ -108,12 +136,17 @@ class StackedOptimizer:
         if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 0 <= k < self.n_models:
             raise IndexError(f"freeze: model {k!r} is not one of the {self.n_models} models (0 to {self.n_models - 1})")
         self._frozen[k] = True
-        self._frozen_rows = None
+        self._frozen_changed()
         for region in self.regions:
             region.settings["lr"][k] = 0.0
+            self._hold(region)
         if clear_state:
             for a in self._state.values():
                 a[k] = 0
+
+    def _frozen_changed(self) -> None:
+        self._frozen_rows = self.model.backend.asarray(np.flatnonzero(self._frozen)) if self._frozen.any() else None
+        self.version += 1  # a captured step zeroes the rows frozen when it was captured: capture again
 
     @property
     def frozen(self) -> np.ndarray:
@@ -122,16 +155,27 @@ class StackedOptimizer:
     def zero_grad(self) -> None:
         self.model.grad.fill(0)
 
+    @property
+    def t(self) -> int:
+        """Steps taken (on the host; the updates read the device's copy, ``steps_done``)."""
+        return self._t
+
+    @t.setter
+    def t(self, value: int) -> None:
+        self._t = int(value)
+        self.steps_done.fill(self._t)
+
     def step(self) -> None:
         """One update of every model (frozen ones stay as they are)."""
-        if self._frozen.any():
-            if self._frozen_rows is None:  # on the device once per change, not per step
-                self._frozen_rows = self.model.backend.asarray(np.flatnonzero(self._frozen))
+        if self._frozen_rows is not None:
             self.model.grad[self._frozen_rows] = 0
         for region in self.regions:
-            settings = {name: _collapsed(v) for name, v in region.settings.items()}
-            self.rule.update(region, region.state, settings, self.t + 1)
-        self.t += 1
+            self.rule.update(region, region.state, self._hold(region), 1, self.steps_done)  # Adam's t = 1 + steps
+        self.steps_done += 1
+        host_effect(self._count_step)
+
+    def _count_step(self) -> None:
+        self._t += 1
 
     # -- checkpoints ----------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -150,7 +194,9 @@ class StackedOptimizer:
         for region, saved in zip(self.regions, state["settings"]):
             region.settings.update({k: (np.asarray(v, dtype=np.float64) if isinstance(v, list) else v)
                                     for k, v in saved.items()})
-        self._frozen, self._frozen_rows = np.asarray(state["frozen"], dtype=bool), None
+            self._hold(region)
+        self._frozen = np.asarray(state["frozen"], dtype=bool)
+        self._frozen_changed()
         self.t = int(state["t"])
 
     def check_state_dict(self, state: dict) -> None:
@@ -172,10 +218,3 @@ def _settings_of(optimizer: Optimizer, role: str) -> dict:
         if any(id(p) in want for p in g.params):
             return {name: value for name, value in g.settings.items()}
     return dict(optimizer.groups[0].settings)
-
-
-def _collapsed(value):
-    """K equal values as one number (the update then runs exactly as one model's would)."""
-    if isinstance(value, np.ndarray) and (value == value[0]).all():
-        return float(value[0])
-    return value

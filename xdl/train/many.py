@@ -18,7 +18,9 @@ non-finite cost marks it failed, puts back its state from the end of its last go
 others go on.
 
 Host syncs: on the GPU the step costs stay on the device and are read once per epoch (a model
-that diverged mid-epoch is found then); on the CPU after every step.
+that diverged mid-epoch is found then); on the CPU after every step. On a GPU the batch's step is
+captured as one CUDA graph per batch size and replayed, as `Trainer` does (`xdl.train.captured`);
+a model frozen by early stopping or divergence changes the step, which is then captured again.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from xdl import functions as F
+from xdl.backend import current_backend
 from xdl.backend import seed as seed_backend
 from xdl.config import TrainConfig
 from xdl.data import batch_bounds, check_features, check_labels
@@ -40,6 +43,7 @@ from xdl.optim.stacked import StackedOptimizer
 from xdl.serialization import load, read_extra, save
 from xdl.tensor import Tensor, no_grad
 from xdl.train.callbacks import CHECKPOINT_FILE, Callback, stop_for_signal
+from xdl.train.captured import CapturedSteps, check_capture
 from xdl.train.history import History
 from xdl.train.interrupt import SignalFlag
 from xdl.train.provenance import data_digest
@@ -49,7 +53,7 @@ from xdl.train.trainer import _progress_bar
 SHARED = ("dataset", "hidden", "activation", "batch_norm", "batch_size", "optimizer", "augment_shift", "augment_noise",
           "augment_flip")
 # Options that describe the command line's run, not a model: fit_many ignores them.
-IGNORED = ("backend", "out", "checkpoint_every", "resume", "progress", "base_error")
+IGNORED = ("backend", "out", "checkpoint_every", "resume", "progress", "base_error", "capture")
 
 
 @dataclass
@@ -81,7 +85,8 @@ def check_shared(configs) -> None:
 
 
 def fit_many(configs, X, y, dev=None, seed: int = 0, dtype="float32", n_classes: int | None = None,
-             standardize=None, callbacks=(), resume=None, progress: bool | None = False) -> list[Result]:
+             standardize=None, callbacks=(), resume=None, progress: bool | None = False,
+             capture="auto") -> list[Result]:
     """Fit the `TrainConfig` s ``configs`` at once on ``(X, y)`` and return one `Result` each.
 
     ``dev``: ``(X_dev, y_dev)``, needed when a configuration has ``patience`` > 0 (early stopping
@@ -90,7 +95,8 @@ def fit_many(configs, X, y, dev=None, seed: int = 0, dtype="float32", n_classes:
     ``n_classes``: the output width (default: the largest label + 1). ``standardize``: a
     `xdl.nn.Standardize` layer each model starts with (as ``xdl train`` builds them); none by
     default. ``callbacks`` see the batch (`ManyTrainer`): a `Checkpoint` keeps the whole batch
-    resumable and ``resume=directory`` continues it exactly.
+    resumable and ``resume=directory`` continues it exactly. ``capture``: as `Trainer`'s — on a
+    GPU the batch's step is one CUDA graph per batch size ("auto": where it can, `eager_reason`).
 
     >>> import xdl
     >>> from xdl.config import TrainConfig
@@ -100,7 +106,7 @@ def fit_many(configs, X, y, dev=None, seed: int = 0, dtype="float32", n_classes:
     >>> [r.status for r in results], len(results[2].history)
     (['completed', 'completed', 'completed'], 2)
     """
-    trainer = ManyTrainer(configs, seed=seed, dtype=dtype, callbacks=callbacks, progress=progress)
+    trainer = ManyTrainer(configs, seed=seed, dtype=dtype, callbacks=callbacks, progress=progress, capture=capture)
     return trainer.fit(X, y, dev=dev, n_classes=n_classes, standardize=standardize, resume=resume)
 
 
@@ -110,7 +116,8 @@ class ManyTrainer:
     ``history`` (one record per epoch for the batch: the best model's costs and ``active``, the
     number still training) and ``histories`` (one `History` per model)."""
 
-    def __init__(self, configs, seed: int = 0, dtype="float32", callbacks=(), progress: bool | None = False):
+    def __init__(self, configs, seed: int = 0, dtype="float32", callbacks=(), progress: bool | None = False,
+                 capture="auto"):
         configs = list(configs) if not isinstance(configs, TrainConfig) else [configs]
         if not configs:
             raise ValueError("configs: no configurations (K = 0); give at least one TrainConfig")
@@ -130,6 +137,8 @@ class ManyTrainer:
         for cb in callbacks:
             if not isinstance(cb, Callback):
                 raise TypeError(f"callbacks must be xdl.train.Callback instances, got {cb!r}")
+        self.capture = check_capture(capture)
+        self._captured = None  # the graphs of the captured steps (CapturedSteps), made with the model
         self.configs, self.seed, self.dtype = configs, int(seed), dtype
         self.callbacks = sorted(callbacks, key=lambda cb: cb.order)
         self.progress = progress
@@ -158,6 +167,7 @@ class ManyTrainer:
         self._l2_cache = {}  # batch size -> _l2_scales
         self._schedules = [c.build_schedule() for c in self.configs]
         self._augment = self.configs[0].build_augment()
+        self._captured = CapturedSteps(self.model.backend, self.capture)
         k = self.n_models
         self.histories = [History() for _ in range(k)]
         self.status = ["training"] * k  # then completed, stopped or failed
@@ -177,11 +187,27 @@ class ManyTrainer:
                         for w in self.model.parameters("weight")]
         return cache[m]
 
+    def eager_reason(self) -> str | None:
+        """Why the batch's steps run eagerly, or None when they are captured as CUDA graphs."""
+        if self.capture is False:
+            return "capture is off"
+        if self._captured is not None and self._captured.failure is not None:
+            return self._captured.failure
+        backend = self.model.backend if self.model is not None else current_backend()
+        if not backend.supports_graphs:
+            return f"the {backend.name} backend has no CUDA graphs"
+        if self.configs[0].build_augment() is not None:
+            return "augmentation runs on the host"
+        return None
+
     def _snapshot(self) -> dict:
         return {"data": self.model.data.copy(), "buffers": [a.copy() for _, a in self.model.named_buffers()]}
 
     # -- the loop -----------------------------------------------------------------------------
     def fit(self, X, y, dev=None, n_classes=None, standardize=None, resume=None) -> list[Result]:
+        reason = self.eager_reason()
+        if self.capture is True and reason is not None:
+            raise ValueError(f"capture=True, but the batch's steps cannot be captured: {reason}")
         X = check_features(X, "X")
         if len(X) == 0:
             raise ValueError("X has no examples")
@@ -243,6 +269,7 @@ class ManyTrainer:
         finally:
             bar.close()
             self.model.set_random_key(None)
+            self._captured.clear()  # a next fit captures again
         for cb in self.callbacks:
             cb.on_train_end(self)
         return self.results()
@@ -270,24 +297,24 @@ class ManyTrainer:
         if not isinstance(X, np.ndarray):
             order = backend.asarray(order)
         seeds = [c.seed for c in self.configs]
-        l2 = self._l2.any()
         checked = self.step
+        captured = self.eager_reason() is None
+        if captured:  # the dropout key's step, counted on by each step on the device
+            model.set_random_key(seeds, 0, steps_done=self._captured.start_epoch(e * steps + self.step))
         model.train()
         for step in range(self.step, steps):
             idx = order[bounds[step][0]:bounds[step][1]]
-            Xb, yb = X[idx], y[idx]
-            if self._augment is not None:  # on the host, as Trainer does
-                Xb = backend.asarray(self._augment(Xb, np.random.default_rng([self.seed, e, step])))
-                yb = backend.asarray(yb)
-            model.set_random_key(seeds, e * steps + step)
-            self.optimizer.zero_grad()
-            cost = F.stacked_softmax_cross_entropy(model(Xb), yb)  # (K,): each model's mean cost
-            total = cost.sum()
-            if l2:
-                total = total + _l2_penalty(model, self._l2_scales(len(Xb)))
-            total.backward()
-            self.optimizer.step()
-            costs[step] = cost.data
+            if captured and self._captured.failure is None:
+                self._l2_scales(len(idx))  # made before a capture: they outlive its graph
+                cost = self._captured.step(self._train_step, X, y, idx, version=self.optimizer.version)
+            else:
+                Xb, yb = X[idx], y[idx]
+                if self._augment is not None:  # on the host, as Trainer does
+                    Xb = backend.asarray(self._augment(Xb, np.random.default_rng([self.seed, e, step])))
+                    yb = backend.asarray(yb)
+                model.set_random_key(seeds, e * steps + step)
+                cost = self._train_step(Xb, yb)
+            costs[step] = cost
             self.step = step + 1
             bar.update(1)
             if backend.host_sync_is_cheap or step + 1 == steps or signals.received:
@@ -302,6 +329,17 @@ class ManyTrainer:
         dev_metrics = self._evaluate(*dev) if dev is not None else None
         self.epoch, self.step = e + 1, 0
         return self._end_epoch(train, dev_metrics, rates, seconds)
+
+    def _train_step(self, Xb, yb):
+        """One step of the K models on a batch: their costs, a (K,) device array."""
+        self.optimizer.zero_grad()
+        cost = F.stacked_softmax_cross_entropy(self.model(Xb), yb)  # (K,): each model's mean cost
+        total = cost.sum()
+        if self._l2.any():
+            total = total + _l2_penalty(self.model, self._l2_scales(len(Xb)))
+        total.backward()
+        self.optimizer.step()
+        return cost.data
 
     def _check_costs(self, costs, start: int, stop: int) -> None:
         """Fail every training model whose cost in steps [start, stop) is not finite."""

@@ -31,14 +31,14 @@ from pathlib import Path
 import numpy as np
 
 from xdl import losses as _losses
-from xdl.backend import CaptureError, get_backend
+from xdl.backend import get_backend
 from xdl.data import batch_bounds, check_features, check_labels
-from xdl.graph import cuda_graph
 from xdl.optim import Optimizer
 from xdl.serialization import load, read_extra, save
 from xdl.tensor import no_grad, to_numpy
 from xdl.train import provenance
 from xdl.train.callbacks import CHECKPOINT_FILE, Callback, Checkpoint, stop_for_signal
+from xdl.train.captured import CapturedSteps, check_capture
 from xdl.train.history import History
 from xdl.train.interrupt import SignalFlag
 
@@ -80,8 +80,7 @@ class Trainer:
             raise ValueError(f"l2 must be a finite number ≥ 0, got {l2!r}")
         if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
             raise ValueError(f"seed must be an integer ≥ 0, got {seed!r}")
-        if not (capture is True or capture is False or (isinstance(capture, str) and capture == "auto")):
-            raise ValueError(f"capture must be 'auto', True or False, got {capture!r}")
+        check_capture(capture)
         if schedule is not None and not callable(schedule):
             raise TypeError(f"schedule must be a callable epoch → learning rate, got {schedule!r}")
         for cb in callbacks:
@@ -93,9 +92,7 @@ class Trainer:
         self.augment, self.seed, self.eval_train, self.progress = augment, int(seed), eval_train, progress
         self.run_info = dict(run_info or {})
         self.capture = capture
-        self._graphs = {}  # batch size -> (CudaGraph, static X, static y) of the captured step
-        self._step_counter = None  # the dropout key's step in device memory (captured runs)
-        self._capture_failure = None  # why a capture failed ("auto" then goes on eagerly)
+        self._captured = CapturedSteps(model.backend, capture)  # the graphs of the captured steps
         self._settings = [dict(g.settings) for g in optimizer.groups]  # as given: a schedule changes lr later
         self.history = History()
         self.epoch = 0  # epochs completed
@@ -149,8 +146,8 @@ class Trainer:
         """Why this trainer's steps run eagerly, or None when they are captured as CUDA graphs."""
         if self.capture is False:
             return "capture is off"
-        if self._capture_failure is not None:
-            return self._capture_failure
+        if self._captured.failure is not None:
+            return self._captured.failure
         backend = self.model.backend
         if not backend.supports_graphs:
             return f"the {backend.name} backend has no CUDA graphs"
@@ -243,8 +240,7 @@ class Trainer:
         finally:
             bar.close()
             self.model.set_random_key(None)  # a loop of the user's own after fit draws fresh masks
-            self._graphs.clear()  # a next fit captures again
-            self.model.backend.release_graph_memory()
+            self._captured.clear()  # a next fit captures again
         for cb in self.callbacks:
             cb.on_train_end(self)
         return self.history
@@ -270,15 +266,12 @@ class Trainer:
         checked = self.step
         captured = self.eager_reason() is None
         if captured:  # the dropout key's step, counted on by each step on the device
-            if self._step_counter is None:
-                self._step_counter = xp.zeros(1, dtype=np.int64)
-            self._step_counter.fill(e * steps + self.step)
-            self.model.set_random_key(self.seed, 0, steps_done=self._step_counter)
+            self.model.set_random_key(self.seed, 0, steps_done=self._captured.start_epoch(e * steps + self.step))
         self.model.train()
         for step in range(self.step, steps):
             idx = order[bounds[step][0]:bounds[step][1]]
-            if captured and self._capture_failure is None:
-                cost, hits = self._captured_step(X, y, idx)
+            if captured and self._captured.failure is None:
+                cost, hits = self._captured.step(self._train_step, X, y, idx)
             else:
                 Xb, yb = X[idx], y[idx]
                 if self.augment is not None:
@@ -314,43 +307,18 @@ class Trainer:
         self.epoch, self.step = e + 1, 0
         return record
 
-    def _train_step(self, Xb, yb, count: bool = False):
-        """One step on a batch: (its mean cost, its correct count or None) as device arrays;
-        ``count``: advance the dropout key's step counter (captured runs)."""
+    def _train_step(self, Xb, yb):
+        """One step on a batch: (its mean cost, its correct count or None) as device arrays."""
         self.optimizer.zero_grad()
         out = self.model(Xb)
         cost = self._step_loss(out, yb)
         total = cost + _losses.l2(self.model, self.l2, m=len(Xb)) if self.l2 else cost
         total.backward()
         self.optimizer.step()
-        if count:
-            self._step_counter += 1  # the next step's dropout key
         hits = None
         if self.classification and not self.eval_train:
             hits = _correct(self.model.backend.xp, out.data, self.model.backend.asarray(yb))
         return cost.data, hits
-
-    def _captured_step(self, X, y, idx):
-        """The step of a batch through its shape's CUDA graph: the batch is gathered into the
-        graph's input arrays; the first batch of a shape runs as the capture's warm-up."""
-        xp, size = self.model.backend.xp, len(idx)
-        entry = self._graphs.get(size)
-        graph, Xs, ys = entry if entry is not None else \
-            (None, xp.empty((size, *X.shape[1:]), dtype=X.dtype), xp.empty((size, *y.shape[1:]), dtype=y.dtype))
-        xp.take(X, idx, axis=0, out=Xs)
-        xp.take(y, idx, axis=0, out=ys)
-        if graph is not None:
-            return graph()
-        try:
-            graph = cuda_graph(lambda: self._train_step(Xs, ys, count=True), backend=self.model.backend, warmup=1)
-        except CaptureError as e:  # the warm-up did this batch's step; the rest run eagerly
-            if self.capture is True:
-                raise
-            self._capture_failure = str(e)
-            warnings.warn(f"steps run eagerly from here on: {e}", stacklevel=4)
-            return e.warmup_result
-        self._graphs[size] = (graph, Xs, ys)
-        return graph.warmup_result  # this batch's step was the warm-up: the capture ran nothing
 
     # -- stopping -----------------------------------------------------------------------------
     def _diverged(self, what: str) -> FloatingPointError:

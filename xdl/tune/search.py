@@ -295,7 +295,8 @@ def train_group(configs, X, y, dev, seed, standardize=None, progress=False, call
     trial) — what a search records; a plain function, so a Dask worker can run it."""
     start = time.perf_counter()
     results = fit_many(configs, X, y, dev=dev, seed=seed, dtype=dtype, n_classes=_n_classes(y, dev),
-                       standardize=standardize, callbacks=callbacks, progress=progress)
+                       standardize=standardize, callbacks=callbacks, progress=progress,
+                       capture="auto" if configs[0].capture else False)
     seconds = (time.perf_counter() - start) / len(configs)  # each trial's share of the batch
     return [(r.history, r.status, r.error) for r in results], seconds
 

@@ -1,0 +1,89 @@
+"""`CapturedSteps`: a training loop's step as one CUDA graph per batch size (`Trainer`, `fit_many`).
+
+A graph replays the same kernels on the same memory, so each batch is first gathered into fixed
+input arrays of its size (``xp.take(out=)``: a kernel, no allocation) and the step reads those.
+The first batch of a size is the capture's warm-up (a real step); then the step is recorded once
+and every later batch of that size is one replay. What changes from step to step lives in device
+memory: the optimizer's rates and step count (`xdl.optim.Optimizer`), and the dropout key's step,
+``counter`` here, which each step advances after its forward and backward.
+
+A step that cannot be captured (`xdl.graph.require_not_capturing`, or CUDA refusing an
+operation) raises `CaptureError`: under ``capture="auto"`` the loop then warns once and runs the
+rest eagerly (the warm-up already did the batch's step), under ``capture=True`` the error stands.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from xdl.backend import CaptureError
+from xdl.graph import cuda_graph
+
+CAPTURE_VALUES = ("auto", True, False)
+
+
+def check_capture(capture):
+    """``capture`` as given, or ValueError: it must be "auto", True or False."""
+    if not any(capture is v if isinstance(v, bool) else (isinstance(capture, str) and capture == v)
+               for v in CAPTURE_VALUES):
+        raise ValueError(f"capture must be 'auto', True or False, got {capture!r}")
+    return capture
+
+
+class CapturedSteps:
+    """The captured steps of one fit on ``backend``: a graph per batch size, the dropout key's step
+    ``counter`` (int64 on the device) and, once a capture failed under "auto", why (``failure``)."""
+
+    def __init__(self, backend, capture):
+        self.backend, self.capture = backend, capture
+        self.failure: str | None = None
+        self.counter = None
+        self._graphs = {}  # batch size -> (CudaGraph, static X, static y, version)
+
+    def start_epoch(self, first_step: int):
+        """Set the dropout key's step to the run's ``first_step`` (global step count) and return
+        the counter (give it to ``set_random_key(..., steps_done=)``)."""
+        if self.counter is None:
+            self.counter = self.backend.xp.zeros(1, dtype=np.int64)
+        self.counter.fill(first_step)
+        return self.counter
+
+    def step(self, step_fn, X, y, idx, version=None):
+        """Run ``step_fn(X_batch, y_batch)`` on the batch ``idx`` of ``(X, y)`` through its size's
+        graph and return what it returns (arrays a replay overwrites: read them before the next
+        step). ``version``: what the step was captured under (e.g. which models are frozen); a
+        different one captures again."""
+        xp, size = self.backend.xp, len(idx)
+        entry = self._graphs.get(size)
+        if entry is not None and entry[3] != version:
+            del self._graphs[size]
+            entry = None
+        graph, Xs, ys, _ = entry if entry is not None else \
+            (None, xp.empty((size, *X.shape[1:]), dtype=X.dtype), xp.empty((size, *y.shape[1:]), dtype=y.dtype), None)
+        xp.take(X, idx, axis=0, out=Xs)
+        xp.take(y, idx, axis=0, out=ys)
+        if graph is not None:
+            return graph()
+
+        def counted_step():
+            out = step_fn(Xs, ys)
+            self.counter += 1  # the next step's dropout key
+            return out
+
+        try:
+            graph = cuda_graph(counted_step, backend=self.backend, warmup=1)
+        except CaptureError as e:  # the warm-up did this batch's step; the rest run eagerly
+            if self.capture is True:
+                raise
+            self.failure = str(e)
+            warnings.warn(f"steps run eagerly from here on: {e}", stacklevel=4)
+            return e.warmup_result
+        self._graphs[size] = (graph, Xs, ys, version)
+        return graph.warmup_result  # this batch's step was the warm-up: the capture ran nothing
+
+    def clear(self) -> None:
+        """Drop the graphs (a next fit captures again) and give their memory back."""
+        self._graphs.clear()
+        self.backend.release_graph_memory()
