@@ -109,6 +109,8 @@ def test_a_captured_user_step_replays_with_new_inputs_and_counts_the_optimizer_s
             costs.append(float(graph()))
         assert opt.t == 6 and int(backend.to_numpy(opt.steps_done)[0]) == 6
         assert len(set(costs)) == 5 and all(np.isfinite(costs))
+        nodes = graph.nodes()  # the step's launches, read from CUDA's DOT dump of the graph
+        assert nodes is not None and nodes.get("KERNEL", 0) > 10, nodes
 
 
 # -- Trainer(capture=...) ----------------------------------------------------------------------------
@@ -448,3 +450,22 @@ def test_a_captured_batch_of_models_ends_as_an_eager_one_through_freezing_and_di
     for (status, weights_, costs), (status_e, weights_e, costs_e) in zip(ends["auto"], ends[False]):
         assert status == status_e and costs == costs_e
         np.testing.assert_array_equal(weights_, weights_e)
+
+
+def test_a_graphs_launches_are_counted_from_its_dot_text():
+    """CupyBackend.graph_nodes reads CUDA's DOT dump of a graph (cudaGraphDebugDotPrint): each node
+    record's label starts with its type; edges are not nodes."""
+    from xdl.backend import dot_node_kinds
+    from xdl.bench.steps import StepRow, format_step_table
+
+    dot = "\n".join(['digraph dot {', 'subgraph cluster_1 {', 'label="graph_1" graph[style="dashed"];',
+                     '"graph_1_node_0"[style="solid" shape="record" label="{', 'KERNEL', '| {ID | 0}', '}"];',
+                     '"graph_1_node_1"[style="solid" shape="record" label="{MEMSET | {ID | 1}}"];',
+                     '"graph_1_node_2"[style="solid" shape="record" label="{KERNEL | {ID | 2}}"];',
+                     '"graph_1_node_0" -> "graph_1_node_1" [style="solid"];', '"graph_1_node_1" -> "graph_1_node_2";',
+                     '}', '}'])
+    assert dot_node_kinds(dot) == {"KERNEL": 2, "MEMSET": 1}
+    assert dot_node_kinds("digraph dot {}") is None
+    table = format_step_table([StepRow("B=8", "xdl captured", 1e-4, {"KERNEL": 2, "MEMSET": 1}),
+                               StepRow("B=8", "xdl eager", 3e-4)])
+    assert "| 3 (2 kernel, 1 memset) |" in table

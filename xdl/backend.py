@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import re
 
 import numpy as np
 
@@ -159,6 +160,11 @@ class Backend:
     def replay(self, graph) -> None:
         """Launch a captured ``graph`` on the current stream."""
         raise CaptureError(f"the {self.name} backend has no CUDA graphs to replay")
+
+    def graph_nodes(self, graph) -> dict[str, int] | None:
+        """What a captured ``graph`` runs per replay, by node kind ({"KERNEL": 180, "MEMSET": 4,
+        …}: the launches of one step), or None where the backend cannot tell."""
+        return None
 
     def capturing(self) -> bool:
         """Whether the current stream is being captured into a CUDA graph (by xdl or anyone)."""
@@ -290,6 +296,11 @@ class CupyBackend(Backend):
     def replay(self, graph) -> None:
         graph.launch(self.xp.cuda.get_current_stream())
 
+    def graph_nodes(self, graph) -> dict[str, int] | None:
+        # CuPy exposes the graph only as the DOT text of cudaGraphDebugDotPrint: one record per node,
+        # its label starting with the node's type
+        return dot_node_kinds(graph.debug_dot_str())
+
     @classmethod
     def create(cls, seed: int | None = None) -> CupyBackend:
         """Import cupy and check that a CUDA device answers, or raise `BackendError` saying why."""
@@ -342,6 +353,22 @@ class _CupyRecorder:
 
     def capturing(self) -> bool:
         return self.stream.is_capturing()
+
+
+_DOT_NODE = re.compile(r'^\s*"(graph_\d+_node_\d+)"\s*\[(.*?)\];?\s*$', re.MULTILINE | re.DOTALL)
+_NODE_KINDS = re.compile(r"\b(KERNEL|MEMSET|MEMCPY|HOST|EMPTY|MEM_ALLOC|MEM_FREE|EVENT_RECORD|WAIT_EVENT|"
+                         r"CONDITIONAL|GRAPH|EXT_SEMAS_SIGNAL|EXT_SEMAS_WAIT)\b")
+
+
+def dot_node_kinds(dot: str) -> dict[str, int] | None:
+    """Node kinds counted in a graph's DOT text (``cudaGraphDebugDotPrint``), None if it holds no
+    node record this parser knows."""
+    kinds: dict[str, int] = {}
+    for match in _DOT_NODE.finditer(dot):
+        kind = _NODE_KINDS.search(match.group(2))
+        name = kind.group(1) if kind else "OTHER"
+        kinds[name] = kinds.get(name, 0) + 1
+    return kinds or None
 
 
 BACKENDS = {cls.name: cls for cls in (NumpyBackend, CupyBackend)}

@@ -61,6 +61,11 @@ class CudaGraph:
         self._graph, self._recorder, self._effects = graph, recorder, effects
         self._constants = constants  # device constants the graph reads: kept alive with it
 
+    def nodes(self) -> dict[str, int] | None:
+        """What one replay runs, by node kind ({"KERNEL": n, "MEMSET": m, …}): the launches of the
+        captured step, which an eager step makes one by one. None where the backend cannot tell."""
+        return self.backend.graph_nodes(self._graph)
+
     def __call__(self):
         self.backend.replay(self._graph)
         for effect in self._effects:

@@ -27,6 +27,7 @@ class StepRow:
     case: str
     impl: str
     seconds: float
+    launches: dict | None = None  # the captured step's graph nodes by kind (what an eager step launches)
 
 
 def xdl_step(backend, batch, features, width, layers, captured: bool):
@@ -105,7 +106,7 @@ def step_rows(backend, shapes=STEP_SHAPES) -> list[StepRow]:
             for captured in (False, True) if gpu else (False,):
                 fn = xdl_step(backend, batch, features, width, layers, captured)
                 rows.append(StepRow(name, "xdl captured" if captured else "xdl eager",
-                                    time_call(fn, backend.synchronize)))
+                                    time_call(fn, backend.synchronize), fn.nodes() if captured else None))
         if torch is not None:
             for captured in (False, True) if gpu else (False,):
                 fn = torch_step(torch, device, batch, features, width, layers, captured, precision == "tf32")
@@ -132,12 +133,15 @@ def main_job_seconds_per_epoch(backend_name: str, epochs: int = 20) -> float:
 
 
 def format_step_table(rows: list[StepRow]) -> str:
-    lines = ["| step | implementation | median time | vs torch eager | vs torch graph |", "|---|---|---:|---:|---:|"]
+    lines = ["| step | implementation | median time | vs torch eager | vs torch graph | launches per step |",
+             "|---|---|---:|---:|---:|---|"]
     for case in dict.fromkeys(r.case for r in rows):
         group = [r for r in rows if r.case == case]
         ref = {r.impl: r.seconds for r in group}
         for r in group:
             ratios = [f"{r.seconds / ref[k]:.2f}×" if k in ref and k != r.impl else "" for k in ("torch eager",
                                                                                                  "torch graph")]
-            lines.append(f"| {case} | {r.impl} | {r.seconds * 1e3:.3f} ms | {ratios[0]} | {ratios[1]} |")
+            launches = "" if not r.launches else \
+                f"{sum(r.launches.values())} ({', '.join(f'{n} {k.lower()}' for k, n in sorted(r.launches.items()))})"
+            lines.append(f"| {case} | {r.impl} | {r.seconds * 1e3:.3f} ms | {ratios[0]} | {ratios[1]} | {launches} |")
     return "\n".join(lines)
