@@ -444,8 +444,9 @@ def test_a_captured_batch_of_models_ends_as_an_eager_one_through_freezing_and_di
             results = many.fit(X[:300], y[:300], dev=(X[300:], y[300:]))
         ends[capture] = [(r.status, np.concatenate([a.ravel() for a in r.model.state_dict().values()]),
                           r.history["train_cost"]) for r in results]
-        if captures is not None:  # each batch size (64, 44) captured again after each freeze
-            assert len(captures) == 2 + 1 + 2  # the failure at the first step: one size had no graph yet
+        if captures is not None:  # each batch size (64, 44) captured again after each freeze (the
+            # failure at the first step, when one size had no graph yet), and the train and dev evaluations
+            assert len(captures) == 2 + 1 + 2 + 2
     assert [e[0] for e in ends["auto"]][1:3] == ["stopped", "failed"]
     for (status, weights_, costs), (status_e, weights_e, costs_e) in zip(ends["auto"], ends[False]):
         assert status == status_e and costs == costs_e

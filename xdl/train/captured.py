@@ -40,7 +40,7 @@ class CapturedSteps:
         self.backend, self.capture = backend, capture
         self.failure: str | None = None
         self.counter = None
-        self._graphs = {}  # batch size -> (CudaGraph, static X, static y, version)
+        self._graphs = {}  # batch size or call key -> (CudaGraph, its input arrays, version)
 
     def start_epoch(self, first_step: int):
         """Set the dropout key's step to the run's ``first_step`` (global step count) and return
@@ -57,11 +57,11 @@ class CapturedSteps:
         different one captures again."""
         xp, size = self.backend.xp, len(idx)
         entry = self._graphs.get(size)
-        if entry is not None and entry[3] != version:
+        if entry is not None and entry[2] != version:
             del self._graphs[size]
             entry = None
-        graph, Xs, ys, _ = entry if entry is not None else \
-            (None, xp.empty((size, *X.shape[1:]), dtype=X.dtype), xp.empty((size, *y.shape[1:]), dtype=y.dtype), None)
+        graph, (Xs, ys) = entry[:2] if entry is not None else \
+            (None, (xp.empty((size, *X.shape[1:]), dtype=X.dtype), xp.empty((size, *y.shape[1:]), dtype=y.dtype)))
         xp.take(X, idx, axis=0, out=Xs)
         xp.take(y, idx, axis=0, out=ys)
         if graph is not None:
@@ -72,16 +72,30 @@ class CapturedSteps:
             self.counter += 1  # the next step's dropout key
             return out
 
+        return self._capture(size, counted_step, (Xs, ys), version)
+
+    def call(self, key, fn):
+        """``fn()`` through the graph kept under ``key``, captured at its first call (which runs
+        for real): for work whose inputs stay where they are during the fit — an evaluation batch,
+        a view of the data on the device."""
+        entry = self._graphs.get(key)
+        if entry is not None:
+            return entry[0]()
+        return self._capture(key, fn, (), None)
+
+    def _capture(self, key, fn, inputs, version):
+        """Warm ``fn`` up (this call's work, done for real), capture it under ``key``, and return
+        the warm-up's result; under "auto" a step that cannot be captured leaves the loop eager."""
         try:
-            graph = cuda_graph(counted_step, backend=self.backend, warmup=1)
-        except CaptureError as e:  # the warm-up did this batch's step; the rest run eagerly
+            graph = cuda_graph(fn, backend=self.backend, warmup=1)
+        except CaptureError as e:  # the warm-up did this call's work; the rest runs eagerly
             if self.capture is True:
                 raise
             self.failure = str(e)
-            warnings.warn(f"steps run eagerly from here on: {e}", stacklevel=4)
+            warnings.warn(f"steps run eagerly from here on: {e}", stacklevel=5)
             return e.warmup_result
-        self._graphs[size] = (graph, Xs, ys, version)
-        return graph.warmup_result  # this batch's step was the warm-up: the capture ran nothing
+        self._graphs[key] = (graph, inputs, version)
+        return graph.warmup_result  # the warm-up did the work: the capture ran nothing
 
     def clear(self) -> None:
         """Drop the graphs (a next fit captures again) and give their memory back."""

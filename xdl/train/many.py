@@ -325,8 +325,8 @@ class ManyTrainer:
                                  "seconds": seconds_before + time.perf_counter() - start}
                 stop_for_signal(self, signals.received)
         seconds = seconds_before + time.perf_counter() - start
-        train = self._evaluate(X, y_device)
-        dev_metrics = self._evaluate(*dev) if dev is not None else None
+        train = self._evaluate(X, y_device, captured=captured)
+        dev_metrics = self._evaluate(*dev, captured=captured) if dev is not None else None
         self.epoch, self.step = e + 1, 0
         return self._end_epoch(train, dev_metrics, rates, seconds)
 
@@ -418,16 +418,26 @@ class ManyTrainer:
                 self.histories[k].stopped_epoch = record["epoch"]
 
     @no_grad()
-    def _evaluate(self, X, y, batch_size: int = 1024) -> dict:
-        """Each model's cost and accuracy in evaluation mode: {"cost": (K,), "accuracy": (K,)}."""
+    def _evaluate(self, X, y, batch_size: int = 1024, captured: bool = False) -> dict:
+        """Each model's cost and accuracy in evaluation mode: {"cost": (K,), "accuracy": (K,)};
+        ``captured``: each batch's pass a graph, as `Trainer._evaluate`'s."""
         xp, k = self.model.backend.xp, self.n_models
         cost_sum, correct = xp.zeros(k, dtype=np.float64), xp.zeros(k, dtype=np.int64)
+
+        def batch(i):
+            out = self.model(X[i:i + batch_size])
+            yb = y[i:i + batch_size]
+            return (F.stacked_softmax_cross_entropy(out, yb).data * len(yb),
+                    (out.data.argmax(axis=2) == yb[:, None]).sum(axis=0))
+
         with self.model.evaluating():
             for i in range(0, len(X), batch_size):
-                out = self.model(X[i:i + batch_size])
-                yb = y[i:i + batch_size]
-                cost_sum += F.stacked_softmax_cross_entropy(out, yb).data * len(yb)
-                correct += (out.data.argmax(axis=2) == yb[:, None]).sum(axis=0)
+                if captured and self._captured.failure is None:
+                    cost, hits = self._captured.call(("evaluate", id(X), i, batch_size), lambda i=i: batch(i))
+                else:
+                    cost, hits = batch(i)
+                cost_sum += cost
+                correct += hits
         m = max(len(X), 1)
         to_numpy = self.model.backend.to_numpy
         return {"cost": (to_numpy(cost_sum) / m).tolist(), "accuracy": (to_numpy(correct) / m).tolist()}

@@ -294,12 +294,12 @@ class Trainer:
                 bar.set_postfix(cost=f"{float(costs[step]):.4f}", refresh=False)
         record = {"epoch": e + 1}
         if self.eval_train:
-            record.update(_prefixed("train", self._evaluate(X, y)))
+            record.update(_prefixed("train", self._evaluate(X, y, captured=captured)))
         else:
             sizes = np.array([b - a for a, b in bounds], dtype=np.float64)
             record["train_cost"] = float(backend.to_numpy(costs) @ sizes) / len(X)
             record["train_accuracy"] = int(correct) / len(X) if self.classification else None
-        record.update(_prefixed("dev", self._evaluate(*dev)) if dev is not None
+        record.update(_prefixed("dev", self._evaluate(*dev, captured=captured)) if dev is not None
                       else {"dev_cost": None, "dev_accuracy": None})
         self._check_record(record, steps)
         record["lr"] = lr
@@ -353,20 +353,31 @@ class Trainer:
         """Cost (data loss) and accuracy (classification) of the model in evaluation mode."""
         return self._evaluate(*self._check(X, y), batch_size)
 
-    def _evaluate(self, X, y, batch_size: int = 1024) -> dict:
+    def _evaluate(self, X, y, batch_size: int = 1024, captured: bool = False) -> dict:
+        """Cost and accuracy in evaluation mode. ``captured`` (within a fit whose steps are
+        captured, X and y on the device for the whole fit): each batch's forward pass is a graph,
+        kept per data set and batch, which reads its slice of X in place."""
         if not isinstance(batch_size, int | np.integer) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         backend = self.model.backend
         xp = backend.xp
         cost_sum, correct = xp.zeros((), dtype=np.float64), xp.zeros((), dtype=np.int64)
         step_loss = self._step_loss
+
+        def batch(i):
+            out = self.model(X[i:i + batch_size])
+            yb = backend.asarray(y[i:i + batch_size])
+            return step_loss(out, yb).data * len(yb), _correct(xp, out.data, yb) if self.classification else None
+
         with self.model.evaluating():
             for i in range(0, len(X), batch_size):
-                out = self.model(X[i:i + batch_size])
-                yb = backend.asarray(y[i:i + batch_size])
-                cost_sum += step_loss(out, yb).data * len(yb)
-                if self.classification:
-                    correct += _correct(xp, out.data, yb)
+                if captured and self._captured.failure is None:
+                    cost, hits = self._captured.call(("evaluate", id(X), i, batch_size), lambda i=i: batch(i))
+                else:
+                    cost, hits = batch(i)
+                cost_sum += cost
+                if hits is not None:
+                    correct += hits
         m = max(len(X), 1)
         return {"cost": float(cost_sum) / m, "accuracy": int(correct) / m if self.classification else None}
 
