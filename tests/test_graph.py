@@ -7,6 +7,9 @@ the graph, as a CUDA graph replays kernels and no Python. It checks the path's b
 inputs, device counters, warm-up results, host effects. On cupy the same tests capture for real.
 """
 
+import os
+import signal
+
 import numpy as np
 import pytest
 
@@ -132,11 +135,13 @@ def trainer(capture, epochs=3, dropout=0.2, lr=0.01, **kwargs):
 
 
 class EmulatedGraph:
-    def __init__(self, fn, arrays, effects, result, warmup_result):
+    def __init__(self, fn, arrays, effects, result, warmup_result, version):
         self.fn, self.arrays, self.effects = fn, arrays, effects
         self.result, self.warmup_result = result, warmup_result
+        self.version = version  # the step's Python runs again here: check a real graph would not be stale
 
     def __call__(self):
+        assert self.version(), "replayed a graph captured before a model was frozen"
         xdl.graph._effects = []  # the replayed work's host effects are the graph's, run below
         try:
             out = self.fn()
@@ -183,7 +188,10 @@ def emulated_capture(monkeypatch, tr):
             for a, s in zip(written_arrays(), saved):
                 a[...] = s
         result = tuple(None if r is None else np.array(r) for r in result)
-        return EmulatedGraph(fn, written_arrays(), effects, result, warmup_result)
+        captured_under = getattr(tr.optimizer, "version", None)
+        training = fn.__name__ == "counted_step"  # an evaluation pass does not depend on what is frozen
+        return EmulatedGraph(fn, written_arrays(), effects, result, warmup_result,
+                             lambda: not training or getattr(tr.optimizer, "version", None) == captured_under)
 
     monkeypatch.setattr(xdl.train.captured, "cuda_graph", cuda_graph)
     captures = []
@@ -470,3 +478,90 @@ def test_a_graphs_launches_are_counted_from_its_dot_text():
     table = format_step_table([StepRow("B=8", "xdl captured", 1e-4, {"KERNEL": 2, "MEMSET": 1}),
                                StepRow("B=8", "xdl eager", 3e-4)])
     assert "| 3 (2 kernel, 1 memset) |" in table
+
+
+def digits_part(m=420):
+    X, y = xdl.datasets.digits()
+    return ((X - X.mean(axis=0)) / (X.std(axis=0) + 1.0))[:m], y[:m]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
+def test_a_captured_batch_interrupted_mid_epoch_resumes_as_an_uninterrupted_eager_one(monkeypatch, tmp_path):
+    """The dropout key's step counter starts a resumed epoch at its step: the masks, and so the
+    weights, are those of a run never stopped."""
+    from xdl.config import TrainConfig
+    from xdl.train import Checkpoint, Interrupted
+    from xdl.train.many import ManyTrainer
+
+    X, y = digits_part(300)  # batches 64, 64, 64, 64, 44
+    configs = [TrainConfig(seed=s, lr=lr, hidden=[24, 16], epochs=3, patience=0, dropout=0.2, progress=False)
+               for s, lr in ((1, 3e-3), (2, 1e-2))]
+    with xdl.use("numpy"):
+        straight = ManyTrainer(configs, seed=5, capture=False).fit(X, y)
+        replays = 0
+        original = EmulatedGraph.__call__
+
+        def interrupting(graph):
+            nonlocal replays
+            replays += 1
+            if replays == 6:  # epoch 2, step 3
+                os.kill(os.getpid(), signal.SIGINT)
+            return original(graph)
+
+        monkeypatch.setattr(EmulatedGraph, "__call__", interrupting)
+        first = ManyTrainer(configs, seed=5, callbacks=[Checkpoint(tmp_path, every=None)])
+        emulated_capture(monkeypatch, first)
+        with pytest.raises(Interrupted) as stop:
+            first.fit(X, y)
+        assert (stop.value.epoch, stop.value.step) == (2, 3)
+        resumed = ManyTrainer(configs, seed=5, callbacks=[Checkpoint(tmp_path, every=None)])
+        emulated_capture(monkeypatch, resumed)
+        results = resumed.fit(X, y, resume=tmp_path)
+    for a, b in zip(straight, results):
+        for name, value in a.model.state_dict().items():
+            np.testing.assert_array_equal(b.model.state_dict()[name], value, err_msg=name)
+        assert a.history["train_cost"] == b.history["train_cost"]
+
+
+def test_fit_many_names_a_bad_capture_and_refuses_capture_true_on_the_cpu_before_work():
+    from xdl.config import TrainConfig
+    from xdl.train.many import ManyTrainer
+
+    config = TrainConfig(hidden=[8], epochs=1, patience=0, progress=False)
+    with pytest.raises(ValueError, match="capture must be 'auto', True or False, got 'yes'"):
+        xdl.train.fit_many([config], *digits_part(100), capture="yes")
+    with xdl.use("numpy"):
+        many = ManyTrainer([config], capture=True)
+        with pytest.raises(ValueError, match="capture=True, but the batch's steps cannot be captured: the numpy"):
+            many.fit(*digits_part(100))
+        assert many.model is None  # refused before anything was built
+
+
+def test_the_stacked_optimizers_values_reach_the_device_at_once_and_not_within_a_capture(backend):
+    """set_lr, freeze and a resume rewrite the held values now (a captured step reads them at its
+    next replay); freezing bumps the version; a change inside a capture is refused."""
+    from xdl.optim import Adam, StackedOptimizer
+
+    xdl.seed(0)
+    models = [xdl.nn.mlp(3, [4], 2) for _ in range(3)]
+    stacked = xdl.nn.stack(models)
+    opt = StackedOptimizer(stacked, [Adam(m, lr=lr) for m, lr in zip(models, (0.1, 0.2, 0.3))])
+    held = lambda: backend.to_numpy(opt.regions[0].held)  # noqa: E731
+    names = list(n for n, v in opt.regions[0].settings.items() if isinstance(v, np.ndarray))
+    assert held()[names.index("lr")].tolist() == [0.1, 0.2, 0.3]
+    opt.set_lr([0.5, 0.6, 0.7])
+    assert held()[names.index("lr")].tolist() == [0.5, 0.6, 0.7]
+    version = opt.version
+    opt.freeze(1)
+    assert held()[names.index("lr")].tolist() == [0.5, 0.0, 0.7] and opt.version == version + 1
+    state = opt.state_dict()
+    state["t"], state["settings"][0]["lr"] = 9, [0.1, 0.0, 0.1]
+    opt.load_state_dict(state)
+    assert held()[names.index("lr")].tolist() == [0.1, 0.0, 0.1] and int(backend.to_numpy(opt.steps_done)[0]) == 9
+    xdl.graph._effects = []  # as inside a capture
+    try:
+        opt.regions[0].settings["lr"] = np.array([0.2, 0.0, 0.2])
+        with pytest.raises(CaptureError, match="change of the stacked models' hyperparameters"):
+            opt.step()
+    finally:
+        xdl.graph._effects = None

@@ -301,3 +301,22 @@ def test_gemm_plan_refuses_stacks_it_cannot_run():
     assert gemm_plan(a, np.ones((2, 5, 2)), np.empty((3, 4, 2))) is None  # 2 matrices for 3 products
     assert gemm_plan(a, w, np.empty((4, 2))) is None  # a stack into one matrix
     assert gemm_plan(a[:, :, ::2], np.ones((3, 3, 2)), np.empty((3, 4, 2))) is None  # neither axis contiguous
+
+
+def test_gemm_plan_edge_stacks():
+    """Both operands shared (every product the same), and an output whose axes are laid out in
+    another order than their index order."""
+    from xdl.cuda.cublas import _distinct, gemm_plan
+
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal((4, 5)), rng.standard_normal((5, 2))
+    c = np.zeros((3, 2, 4)).transpose(0, 2, 1)  # (3, 4, 2) with columns contiguous: cuBLAS cannot write it
+    assert gemm_plan(a, b, c) is None
+    c = np.zeros((4, 3, 2)).transpose(1, 0, 2)  # (3, 4, 2), products interleaved along rows
+    plan = gemm_plan(a, b, c)
+    assert plan is not None and plan.batch == 3 and plan.strides == (0, 0, 2)
+    (A, a0), (B, b0), (C, c0) = as_buffer(b), as_buffer(a), as_buffer(c)
+    out = C.copy()
+    column_major_gemm_batched(plan, A[a0:], B[b0:], out[c0:], False)
+    np.testing.assert_allclose(np.lib.stride_tricks.as_strided(out[c0:], c.shape, c.strides), np.broadcast_to(a @ b, c.shape))
+    assert _distinct((3, 4, 2), (2, 6, 1)) and not _distinct((3, 4, 2), (1, 6, 1)) and _distinct((1, 4, 2), (0, 2, 1))

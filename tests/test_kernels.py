@@ -57,7 +57,7 @@ def test_optimizer_kernel_matches_reference(gpu, rng, rule, n, dtype, offset):
 
 
 MODEL_LR, MODEL_BETA = np.array([0.01, 0.001, 0.03]), np.array([0.9, 0.5, 0.99])
-MODEL_UPDATES = {  # K = 3 stacked models, per-model hyperparameters (one launch of *_update_models)
+MODEL_UPDATES = {  # K = 3 stacked models, per-model hyperparameters (one launch of <rule>_update)
     "sgd": (0, lambda ops, p, g, s: ops.sgd_update(p, g, MODEL_LR, 0.001)),
     "momentum": (1, lambda ops, p, g, s: ops.momentum_update(p, g, s[0], MODEL_LR, MODEL_BETA, False, MODEL_LR)),
     "nesterov": (1, lambda ops, p, g, s: ops.momentum_update(p, g, s[0], MODEL_LR, 0.9, True, 0.0)),

@@ -252,6 +252,11 @@ class CupyBackend(Backend):
                 array = self._scalars[key] = self.xp.asarray(host)
         return array
 
+    def asarray(self, data, dtype=None):
+        if not isinstance(data, self.xp.ndarray):  # a copy from the host: a replay could not redo it
+            self.refuse_if_capturing("a copy of host data to the device")
+        return self.xp.asarray(data, dtype=dtype)
+
     def captured_constants(self) -> list:
         cached = self._ops.cached_arrays() if self._ops is not None else []
         return [*self._scalars.values(), *cached]

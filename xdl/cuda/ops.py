@@ -53,7 +53,8 @@ class CupyOps(NumpyOps):
     def cached_arrays(self) -> list:
         """The uploaded values a captured step may read (a graph keeps them alive: the caches
         are cleared when they grow)."""
-        return [*self._uploaded.values(), *(a for keys in self._model_keys.values() for a in keys.values())]
+        return [*self._uploaded.values(), *(a for keys in self._model_keys.values() for a in keys.values()),
+                *self._counters.values()]  # replaced by larger ones when a wider layer needs more
 
     # -- matrix products: xdl's own cuBLAS handle per stream (capturable, β = 1 accumulation) --
     def matmul(self, a, b, out=None, accumulate=False):

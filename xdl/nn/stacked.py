@@ -213,8 +213,10 @@ class StackedBatchNorm(Module):
         self.add_buffer("running_mean", np.stack([to_numpy(a) for a in running_means]), gamma.dtype)
         self.add_buffer("running_var", np.stack([to_numpy(a) for a in running_vars]), gamma.dtype)
         momenta = np.asarray(momenta, dtype=np.float64)
-        # one value per column of the (B, K·C) matrix, or one number when every model has the same
-        self.momentum = float(momenta[0]) if (momenta == momenta[0]).all() else np.repeat(momenta, gamma.shape[1])
+        # one value per column of the (B, K·C) matrix, on the device once (a captured step copies
+        # nothing from the host), or one number when every model has the same
+        self.momentum = float(momenta[0]) if (momenta == momenta[0]).all() else \
+            gamma.backend.asarray(np.repeat(momenta, gamma.shape[1]), dtype=gamma.dtype)
         self.eps = float(eps)
 
     def forward(self, x):

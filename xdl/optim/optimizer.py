@@ -58,7 +58,35 @@ class ParamGroup:
     hyperparameters: dict = field(default_factory=dict)  # settings with each number as its view of `held`
 
 
-class Optimizer:
+class StepCount:
+    """The steps taken, on the host (``t``) and in device memory (``steps_done``: a one-element
+    int64 array the updates read, advanced by the step itself, so a replayed graph counts on)."""
+
+    _t = 0
+    steps_done = None
+
+    @property
+    def t(self) -> int:
+        """Steps taken (on the host; the updates read the device's copy, ``steps_done``)."""
+        return self._t
+
+    @t.setter
+    def t(self, value: int) -> None:
+        self._t = int(value)
+        if self.steps_done is not None:
+            self.steps_done.fill(self._t)
+
+    def _count_on(self) -> None:
+        """End of a step: the device's count now, the host's after the step (after each replay of
+        a captured one: `xdl.graph.host_effect`)."""
+        self.steps_done += 1
+        host_effect(self._count_step)
+
+    def _count_step(self) -> None:
+        self._t += 1
+
+
+class Optimizer(StepCount):
     """Base class. Subclasses set ``state_names``, validate their hyperparameters in
     ``check_settings`` and apply their rule in ``update``."""
 
@@ -78,7 +106,7 @@ class Optimizer:
         self.check_finite = bool(check_finite)
         self.groups: list[ParamGroup] = []
         self._t = 0
-        self.steps_done = None  # the step count as a one-element int64 array of the backend
+        self.steps_done = None  # made with the first group, on its backend
         if params is not None:
             for group in _as_groups(params):
                 self.add_param_group(group)
@@ -123,17 +151,6 @@ class Optimizer:
         self.groups.append(group)
         self._hold(group, self.current_lr(group))
 
-    @property
-    def t(self) -> int:
-        """Steps taken (on the host; the updates read the device's copy, ``steps_done``)."""
-        return self._t
-
-    @t.setter
-    def t(self, value: int) -> None:
-        self._t = int(value)
-        if self.steps_done is not None:
-            self.steps_done.fill(self._t)
-
     def parameters(self) -> list:
         return [p for g in self.groups for p in g.params]
 
@@ -172,11 +189,7 @@ class Optimizer:
             h = self._hold(g, lr)
             for flat, state in zip(g.flats, g.state):
                 self.update(flat, state, h, 1, self.steps_done)  # Adam's t = 1 + steps taken
-        self.steps_done += 1
-        host_effect(self._count_step)
-
-    def _count_step(self) -> None:
-        self._t += 1
+        self._count_on()
 
     def _hold(self, g: ParamGroup, lr: float) -> dict:
         """The group's hyperparameters as the update reads them, ``held`` rewritten when a value

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from xdl.graph import host_effect, require_not_capturing
-from xdl.optim.optimizer import Optimizer, check_lr
+from xdl.graph import require_not_capturing
+from xdl.optim.optimizer import Optimizer, StepCount, _is_number, check_lr
 
 
 @dataclass
@@ -42,7 +42,7 @@ class _Region:
     hyperparameters: dict = None  # what the update reads: each numeric setting as its row of ``held``
 
 
-class StackedOptimizer:
+class StackedOptimizer(StepCount):
     """One optimizer over a `Stacked` model, built from K ordinary optimizers, one per model (as
     ``config.build_optimizer(model_k)`` makes them): the same class, each with its own settings.
 
@@ -84,9 +84,14 @@ class StackedOptimizer:
         settings = {}
         for name in per_model[0]:
             values = [s[name] for s in per_model]
-            settings[name] = bool(values[0]) if name == "nesterov" else np.array(values, dtype=np.float64)
-        if "nesterov" in settings and any(bool(s["nesterov"]) != settings["nesterov"] for s in per_model):
-            raise ValueError("optimizers: Nesterov and plain momentum cannot be stacked (one update rule)")
+            if _is_number(values[0]):
+                settings[name] = np.array(values, dtype=np.float64)
+            elif any(v != values[0] for v in values):  # a flag (nesterov): the K models share one rule
+                other = next(v for v in values if v != values[0])
+                raise ValueError(f"optimizers: {name} is {values[0]!r} for one model and {other!r} for another; "
+                                 "stacked models share one update rule")
+            else:
+                settings[name] = values[0]
         cols = slice(start, stop)
         state = {name: a[:, cols] for name, a in self._state.items()}
         numbers = [name for name, value in settings.items() if isinstance(value, np.ndarray)]
@@ -155,27 +160,13 @@ class StackedOptimizer:
     def zero_grad(self) -> None:
         self.model.grad.fill(0)
 
-    @property
-    def t(self) -> int:
-        """Steps taken (on the host; the updates read the device's copy, ``steps_done``)."""
-        return self._t
-
-    @t.setter
-    def t(self, value: int) -> None:
-        self._t = int(value)
-        self.steps_done.fill(self._t)
-
     def step(self) -> None:
         """One update of every model (frozen ones stay as they are)."""
         if self._frozen_rows is not None:
             self.model.grad[self._frozen_rows] = 0
         for region in self.regions:
             self.rule.update(region, region.state, self._hold(region), 1, self.steps_done)  # Adam's t = 1 + steps
-        self.steps_done += 1
-        host_effect(self._count_step)
-
-    def _count_step(self) -> None:
-        self._t += 1
+        self._count_on()
 
     # -- checkpoints ----------------------------------------------------------------------
     def state_dict(self) -> dict:

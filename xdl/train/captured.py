@@ -33,11 +33,12 @@ def check_capture(capture):
 
 
 class CapturedSteps:
-    """The captured steps of one fit on ``backend``: a graph per batch size, the dropout key's step
-    ``counter`` (int64 on the device) and, once a capture failed under "auto", why (``failure``)."""
+    """The captured steps of a loop on ``backend`` (set before the first step): a graph per batch
+    size, the dropout key's step ``counter`` (int64 on the device) and, once a capture failed
+    under "auto", why (``failure``). ``capture`` is the loop's setting (its ``capture``)."""
 
-    def __init__(self, backend, capture):
-        self.backend, self.capture = backend, capture
+    def __init__(self, capture, backend=None):
+        self.capture, self.backend = check_capture(capture), backend
         self.failure: str | None = None
         self.counter = None
         self._graphs = {}  # batch size or call key -> (CudaGraph, its input arrays, version)

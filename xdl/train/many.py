@@ -137,8 +137,7 @@ class ManyTrainer:
         for cb in callbacks:
             if not isinstance(cb, Callback):
                 raise TypeError(f"callbacks must be xdl.train.Callback instances, got {cb!r}")
-        self.capture = check_capture(capture)
-        self._captured = None  # the graphs of the captured steps (CapturedSteps), made with the model
+        self._captured = CapturedSteps(capture)  # the graphs of the captured steps (its backend: the model's)
         self.configs, self.seed, self.dtype = configs, int(seed), dtype
         self.callbacks = sorted(callbacks, key=lambda cb: cb.order)
         self.progress = progress
@@ -167,7 +166,7 @@ class ManyTrainer:
         self._l2_cache = {}  # batch size -> _l2_scales
         self._schedules = [c.build_schedule() for c in self.configs]
         self._augment = self.configs[0].build_augment()
-        self._captured = CapturedSteps(self.model.backend, self.capture)
+        self._captured.backend = self.model.backend
         k = self.n_models
         self.histories = [History() for _ in range(k)]
         self.status = ["training"] * k  # then completed, stopped or failed
@@ -187,11 +186,20 @@ class ManyTrainer:
                         for w in self.model.parameters("weight")]
         return cache[m]
 
+    @property
+    def capture(self):
+        """"auto", True or False, as `Trainer`'s."""
+        return self._captured.capture
+
+    @capture.setter
+    def capture(self, value) -> None:
+        self._captured.capture = check_capture(value)
+
     def eager_reason(self) -> str | None:
         """Why the batch's steps run eagerly, or None when they are captured as CUDA graphs."""
         if self.capture is False:
             return "capture is off"
-        if self._captured is not None and self._captured.failure is not None:
+        if self._captured.failure is not None:
             return self._captured.failure
         backend = self.model.backend if self.model is not None else current_backend()
         if not backend.supports_graphs:

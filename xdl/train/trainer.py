@@ -80,7 +80,6 @@ class Trainer:
             raise ValueError(f"l2 must be a finite number ≥ 0, got {l2!r}")
         if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
             raise ValueError(f"seed must be an integer ≥ 0, got {seed!r}")
-        check_capture(capture)
         if schedule is not None and not callable(schedule):
             raise TypeError(f"schedule must be a callable epoch → learning rate, got {schedule!r}")
         for cb in callbacks:
@@ -91,8 +90,7 @@ class Trainer:
         self.callbacks = sorted(callbacks, key=lambda cb: cb.order)
         self.augment, self.seed, self.eval_train, self.progress = augment, int(seed), eval_train, progress
         self.run_info = dict(run_info or {})
-        self.capture = capture
-        self._captured = CapturedSteps(model.backend, capture)  # the graphs of the captured steps
+        self._captured = CapturedSteps(capture, model.backend)  # the graphs of the captured steps
         self._settings = [dict(g.settings) for g in optimizer.groups]  # as given: a schedule changes lr later
         self.history = History()
         self.epoch = 0  # epochs completed
@@ -141,6 +139,15 @@ class Trainer:
         """The per-batch loss: `Loss.compute` when `_check` prepared the targets, else the loss."""
         prepared = isinstance(self.loss, _losses.Loss) and _output_width(self.model) is not None
         return self.loss.compute if prepared else self.loss
+
+    @property
+    def capture(self):
+        """"auto", True or False (see the class)."""
+        return self._captured.capture
+
+    @capture.setter
+    def capture(self, value) -> None:
+        self._captured.capture = check_capture(value)
 
     def eager_reason(self) -> str | None:
         """Why this trainer's steps run eagerly, or None when they are captured as CUDA graphs."""
