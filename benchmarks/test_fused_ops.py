@@ -10,7 +10,7 @@ Every call is followed by the device synchronization of its implementation, so G
 import pytest
 
 import xdl
-from xdl.bench.kernels import MLP_SHAPES, batchnorm_case, dropout_case, optimizer_case
+from xdl.bench.kernels import MLP_SHAPES, batchnorm_case, dropout_case, optimizer_case, relu_case
 from xdl.bench.steps import STEP_SHAPES, torch_step, xdl_step
 from xdl.bench.timing import torch_on
 
@@ -83,6 +83,15 @@ def test_dropout(benchmark, backend, shape, impl):
     if not _gpu(backend) and shape != (1024, 1024):
         pytest.skip("large dropout cases are GPU-sized")
     case = dropout_case(backend, *shape)
+    run_case(benchmark, case, _impl_name(case, impl))
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("shape", [(1024, 1024), (8192, 4096)], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_relu(benchmark, backend, shape, impl):
+    if not _gpu(backend) and shape != (1024, 1024):
+        pytest.skip("large ReLU cases are GPU-sized")
+    case = relu_case(backend, *shape)
     run_case(benchmark, case, _impl_name(case, impl))
 
 

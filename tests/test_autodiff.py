@@ -125,6 +125,15 @@ def test_settings_are_declared_and_unknown_ones_refused(backend):
     assert xdl.leaky_relu(x, np.float64(0.5)).dtype == np.float32  # settings arrive as Python floats
 
 
+def test_relu_is_numpys_maximum_with_zero_and_its_gradient_the_positive_mask(backend):
+    x = xdl.tensor([np.nan, -0.0, -np.inf, np.inf, -2.0, 3.0], requires_grad=True)
+    y = xdl.relu(x)
+    out = y.numpy()
+    assert np.isnan(out[0]) and out[1:].tolist() == [0.0, 0.0, np.inf, 0.0, 3.0] and not np.signbit(out[1])
+    y.sum().backward()
+    assert backend.to_numpy(x.grad).tolist() == [0, 0, 0, 1, 0, 1]
+
+
 def test_declarations_refuse_clashing_names():
     with pytest.raises(ValueError, match="'tanh' is already declared"):
         op(name="tanh")(lambda x: x)

@@ -169,6 +169,13 @@ def test_cupy_ops_launch_every_kernel_with_arguments_its_binding_accepts(monkeyp
         p = rng.standard_normal((70000, 2)).astype(dtype)
         ops.sgd_update(p, p.copy(), 0.1)
         assert launches[-1].startswith("sgd_update") and grids[-1][1] == 1
+        x = rng.standard_normal((33, 7)).astype(dtype)
+        y = ops.relu_forward(x)
+        ops.relu_backward(x, y)
+        labels = rng.integers(0, 7, 33)
+        rows, probs = ops.softmax_cross_entropy_forward(x, labels)
+        assert rows.shape == (33,) and probs.shape == x.shape
+        ops.softmax_cross_entropy_backward(probs, labels, np.ones((), dtype))
         for n, c in ((16, 8), (4099, 64)):  # the one-launch forward, then stats + normalize
             x, dy = rng.standard_normal((n, c)).astype(dtype), rng.standard_normal((n, c)).astype(dtype)
             gamma, beta, rm, rv = (np.ones(c, dtype) for _ in range(4))

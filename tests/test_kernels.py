@@ -26,6 +26,35 @@ def relative_error(got, ref):
     return np.linalg.norm(np.asarray(got, dtype=np.float64) - ref) / (denominator if denominator else 1.0)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", SIZES)
+def test_relu_kernels_match_the_reference_bit_for_bit(gpu, rng, n, dtype):
+    ref = NumpyOps(xdl.backend.get_backend("numpy"))
+    x = rng.standard_normal(n).astype(dtype)
+    specials = np.array([np.nan, -0.0, -np.inf, np.inf], dtype=dtype)[:n]
+    x[:len(specials)] = specials
+    gy = rng.standard_normal(n).astype(dtype)
+    y = gpu.ops.relu_forward(gpu.asarray(x))
+    np.testing.assert_array_equal(y.get(), ref.relu_forward(x))
+    assert not np.signbit(y.get()[np.asarray(y.get()) == 0]).any()  # −0 gives +0, as NumPy's maximum
+    np.testing.assert_array_equal(gpu.ops.relu_backward(gpu.asarray(gy), y).get(), ref.relu_backward(gy, y.get()))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m, classes", [(1, 1), (7, 3), (1023, 10), (4097, 1000)])
+def test_softmax_cross_entropy_kernels_match_the_reference(gpu, rng, m, classes, dtype):
+    ref = NumpyOps(xdl.backend.get_backend("numpy"))
+    z = (5 * rng.standard_normal((m, classes))).astype(dtype)
+    labels = rng.integers(0, classes, m)
+    rows, probs = gpu.ops.softmax_cross_entropy_forward(gpu.asarray(z), gpu.asarray(labels))
+    ref_rows, ref_probs = ref.softmax_cross_entropy_forward(z.copy(), labels)
+    assert relative_error(rows.get(), ref_rows) < 10 * TOLERANCE[dtype]
+    assert relative_error(probs.get(), ref_probs) < 10 * TOLERANCE[dtype]
+    gy = np.asarray(0.7, dtype=dtype)
+    got = gpu.ops.softmax_cross_entropy_backward(probs, gpu.asarray(labels), gpu.asarray(gy))
+    np.testing.assert_array_equal(got.get(), ref.softmax_cross_entropy_backward(probs.get(), labels, gy))
+
+
 UPDATES = {
     "sgd": (0, lambda ops, p, g, s: ops.sgd_update(p, g, 0.01, 0.001)),
     "momentum": (1, lambda ops, p, g, s: ops.momentum_update(p, g, s[0], 0.01, 0.9, False, 0.001)),

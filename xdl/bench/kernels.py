@@ -4,7 +4,8 @@ suites in ``benchmarks/`` time the same cases.
 
 Each case counts the fewest bytes its op must move (every input read once, every output written
 once): fp32 Adam 28 B/parameter, SGD 12, Momentum and RMSprop 20; batch-norm forward and inference
-8 B/element, forward+backward 20; dropout forward+backward 16 (its mask is recomputed, not stored).
+8 B/element, forward+backward 20; dropout forward+backward 16 (its mask is recomputed, not stored);
+ReLU forward+backward 20 (x → y, then ∂L/∂y and y → ∂L/∂x).
 """
 
 from __future__ import annotations
@@ -218,6 +219,27 @@ def dropout_case(backend: Backend, n: int, c: int, rate: float = 0.3) -> Case:
     return case
 
 
+def relu_case(backend: Backend, n: int, c: int) -> Case:
+    """Forward + backward of ReLU on (n, c): one kernel each way, the backward reading the forward's
+    output instead of a stored mask: x, y, ∂L/∂y, y, ∂L/∂x — 20 B/element."""
+    xp, ops, rng = backend.xp, backend.ops, backend.rng
+    x, gy = rng.standard_normal((n, c), dtype=xp.float32), rng.standard_normal((n, c), dtype=xp.float32)
+    case = Case(f"relu fwd+bwd {n}x{c}", 20 * n * c)
+
+    def naive_fn():
+        positive = x > 0
+        return x * positive, gy * positive
+
+    case.impls["xdl kernels"] = (lambda: ops.relu_backward(gy, ops.relu_forward(x)), backend.synchronize)
+    case.impls["naive xp"] = (naive_fn, backend.synchronize)
+    torch, device, sync = torch_on(backend)
+    if torch is not None:
+        tx = torch.randn(n, c, device=device, requires_grad=True)
+        tgy = torch.randn(n, c, device=device)
+        case.impls["torch"] = (lambda: torch.relu(tx).backward(tgy), sync)
+    return case
+
+
 def _count(n: int) -> str:
     return f"{n / 1e6:g}M" if n >= 1e6 else f"{n / 1e3:g}K" if n >= 1e3 else str(n)
 
@@ -263,6 +285,8 @@ def report(quick: bool = False, json_path=None) -> None:
             rows += batchnorm_case(backend, mode, n, c).rows()
     for n, c in shapes:
         rows += dropout_case(backend, n, c).rows()
+    for n, c in shapes:
+        rows += relu_case(backend, n, c).rows()
 
     device = backend.device_name()
     print(f"# xdl benchmark report — {datetime.date.today()} — backend {backend.name}, device {device}, "

@@ -23,6 +23,7 @@ BLOCK_X, BLOCK_Y, ROW_GROUP = BN["BLOCK_X"], BN["BLOCK_Y"], BN["ROW_GROUP"]  # w
 SMALL_ROWS = 2048  # up to this batch size the training forward is one launch (bn_forward_small)
 ELEMENTWISE_ROWS = 32  # rows per block of the batch-norm elementwise passes: many short blocks, no long tail
 MAX_GRID_Y = 65535
+MAX_CLASSES = 1024  # the softmax cross-entropy kernel's widest row (a thread loops over a row three times)
 FLOAT_TYPES = (DTYPES["float"], DTYPES["double"])  # the T the kernels are instantiated for
 
 
@@ -241,6 +242,53 @@ class CupyOps(NumpyOps):
                 "stacked dropout layer", lambda: {name: self.xp.asarray(values) for name, values in host.items()})
         return self._dropout_launch("stacked_dropout_apply", source, steps_done, per_model, input=source,
                                     rows=rows, models=models, cols=cols, stream=_int64(stream), step=_int64(step))
+
+    # -- activations and the loss: one launch each (kernels/activation.cu) -----------------
+    def _elementwise_blocks(self, n: int) -> int:
+        return max(1, min(-(-n // THREADS), self.sm_count * 16))
+
+    def relu_forward(self, x):
+        if x.dtype not in FLOAT_TYPES or not x.flags.c_contiguous or x.size == 0:
+            return super().relu_forward(x)
+        y = self.xp.empty_like(x)
+        kernel("activation.cu", "relu_forward", x.dtype)((self._elementwise_blocks(x.size),), (THREADS,), x=x, y=y,
+                                                          n=x.size)
+        return y
+
+    def relu_backward(self, gy, y):
+        if y.dtype not in FLOAT_TYPES or gy.dtype != y.dtype or gy.shape != y.shape or y.size == 0 \
+                or not (gy.flags.c_contiguous and y.flags.c_contiguous):
+            return super().relu_backward(gy, y)
+        gx = self.xp.empty_like(y)
+        kernel("activation.cu", "relu_backward", y.dtype)((self._elementwise_blocks(y.size),), (THREADS,), gy=gy, y=y,
+                                                           gx=gx, n=y.size)
+        return gx
+
+    def _softmax_supported(self, z, labels) -> bool:
+        # a thread per row: for the class counts of classifiers (MAX_CLASSES), not vocabularies
+        return (z.dtype in FLOAT_TYPES and z.ndim == 2 and z.flags.c_contiguous and 0 < z.shape[1] <= MAX_CLASSES
+                and z.shape[0] > 0 and isinstance(labels, self.xp.ndarray) and labels.dtype == np.int64
+                and labels.shape == (z.shape[0],) and labels.flags.c_contiguous)
+
+    def softmax_cross_entropy_forward(self, z, labels):
+        if not self._softmax_supported(z, labels):
+            return super().softmax_cross_entropy_forward(z, labels)
+        (m, classes), xp = z.shape, self.xp
+        probs, row_loss = xp.empty_like(z), xp.empty(m, dtype=z.dtype)
+        kernel("activation.cu", "softmax_ce_forward", z.dtype)((self._elementwise_blocks(m),), (THREADS,), z=z,
+                                                                labels=labels, probs=probs, row_loss=row_loss, m=m,
+                                                                classes=classes)
+        return row_loss, probs
+
+    def softmax_cross_entropy_backward(self, probs, labels, gy):
+        if not (self._softmax_supported(probs, labels) and isinstance(gy, self.xp.ndarray) and gy.dtype == probs.dtype
+                and gy.size == 1):
+            return super().softmax_cross_entropy_backward(probs, labels, gy)
+        (m, classes), gz = probs.shape, self.xp.empty_like(probs)
+        kernel("activation.cu", "softmax_ce_backward", probs.dtype)((self._elementwise_blocks(probs.size),),
+                                                                     (THREADS,), probs=probs, labels=labels, gy=gy,
+                                                                     gz=gz, m=m, classes=classes)
+        return gz
 
     # -- batch norm -----------------------------------------------------------------------
     # Every kernel of kernels/batchnorm.cu runs on (BLOCK_X, BLOCK_Y) blocks; a thread owns `vec`

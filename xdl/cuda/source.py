@@ -134,9 +134,10 @@ def _parsed(file: str, text: str) -> dict[str, KernelSpec]:
     return parse_kernels(text, file)
 
 
-# Every kernel of a file takes the same template parameters: (T) for optim.cu and random.cu, (T, V)
+# Every kernel of a file takes the same template parameters: (T) for activation.cu, optim.cu and random.cu, (T, V)
 # for batchnorm.cu, V being the features per thread (16 bytes' worth, or 1 for unaligned rows).
 SOURCES = {
+    "activation.cu": Source("activation.cu", instances=(("float",), ("double",))),
     "optim.cu": Source("optim.cu", instances=(("float",), ("double",))),
     "random.cu": Source("random.cu", instances=(("float",), ("double",))),
     "batchnorm.cu": Source("batchnorm.cu", instances=(("float", 1), ("float", 4), ("double", 1), ("double", 2)),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from xdl.ops import batchnorm, optim, random
+from xdl.ops import activation, batchnorm, optim, random
 
 
 class NumpyOps:
@@ -31,6 +31,23 @@ class NumpyOps:
         else:
             self.xp.matmul(a, b, out=out)
         return out
+
+    # -- activations and the loss (formulas in xdl.ops.activation) -------------------------
+    def relu_forward(self, x):
+        """y = max(x, 0)."""
+        return activation.relu_forward(self.xp, x)
+
+    def relu_backward(self, gy, y):
+        """∂L/∂x = ∂L/∂y·[y > 0], from the forward's output y."""
+        return activation.relu_backward(self.xp, gy, y)
+
+    def softmax_cross_entropy_forward(self, z, labels):
+        """Logits z (m, C), class indices (m,): (each row's loss (m,), the probabilities (m, C))."""
+        return activation.softmax_cross_entropy_forward(self.xp, z, labels)
+
+    def softmax_cross_entropy_backward(self, probs, labels, gy):
+        """∂J/∂z of the rows' mean loss J, given its incoming gradient ``gy`` (a 0-d array)."""
+        return activation.softmax_cross_entropy_backward(self.xp, probs, labels, gy)
 
     def batchnorm_train_forward(self, x, gamma, beta, running_mean, running_var, momentum, eps):
         return batchnorm.batchnorm_train_forward(self.xp, x, gamma, beta, running_mean, running_var, momentum, eps)
