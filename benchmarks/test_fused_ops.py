@@ -79,19 +79,11 @@ def test_batchnorm(benchmark, backend, shape, mode, impl):
 
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("shape", [(1024, 1024), (8192, 4096)], ids=lambda s: f"{s[0]}x{s[1]}")
-def test_dropout(benchmark, backend, shape, impl):
+@pytest.mark.parametrize("make_case", [dropout_case, relu_case], ids=["dropout", "relu"])
+def test_elementwise(benchmark, backend, make_case, shape, impl):
     if not _gpu(backend) and shape != (1024, 1024):
-        pytest.skip("large dropout cases are GPU-sized")
-    case = dropout_case(backend, *shape)
-    run_case(benchmark, case, _impl_name(case, impl))
-
-
-@pytest.mark.parametrize("impl", IMPLS)
-@pytest.mark.parametrize("shape", [(1024, 1024), (8192, 4096)], ids=lambda s: f"{s[0]}x{s[1]}")
-def test_relu(benchmark, backend, shape, impl):
-    if not _gpu(backend) and shape != (1024, 1024):
-        pytest.skip("large ReLU cases are GPU-sized")
-    case = relu_case(backend, *shape)
+        pytest.skip("large elementwise cases are GPU-sized")
+    case = make_case(backend, *shape)
     run_case(benchmark, case, _impl_name(case, impl))
 
 

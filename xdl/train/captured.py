@@ -32,6 +32,18 @@ def check_capture(capture):
     return capture
 
 
+def _loop_capture(loop):
+    return loop._captured.capture
+
+
+def _set_loop_capture(loop, value) -> None:
+    loop._captured.capture = check_capture(value)
+
+
+# A training loop's ``capture`` ("auto", True or False), kept by its `CapturedSteps` (``_captured``).
+loop_capture = property(_loop_capture, _set_loop_capture, doc='"auto", True or False: see the class.')
+
+
 class CapturedSteps:
     """The captured steps of a loop on ``backend`` (set before the first step): a graph per batch
     size, the dropout key's step ``counter`` (int64 on the device) and, once a capture failed
@@ -42,6 +54,19 @@ class CapturedSteps:
         self.failure: str | None = None
         self.counter = None
         self._graphs = {}  # batch size or call key -> (CudaGraph, its input arrays, version)
+
+    def eager_reason(self, backend, host_augmentation: bool) -> str | None:
+        """Why any loop's steps run eagerly, or None: capture off, a failed capture, a backend
+        without CUDA graphs, augmentation on the host (a loop adds its own reasons)."""
+        if self.capture is False:
+            return "capture is off"
+        if self.failure is not None:
+            return self.failure
+        if not backend.supports_graphs:
+            return f"the {backend.name} backend has no CUDA graphs"
+        if host_augmentation:
+            return "augmentation runs on the host"
+        return None
 
     def start_epoch(self, first_step: int):
         """Set the dropout key's step to the run's ``first_step`` (global step count) and return

@@ -43,7 +43,7 @@ from xdl.optim.stacked import StackedOptimizer
 from xdl.serialization import load, read_extra, save
 from xdl.tensor import Tensor, no_grad
 from xdl.train.callbacks import CHECKPOINT_FILE, Callback, stop_for_signal
-from xdl.train.captured import CapturedSteps, check_capture
+from xdl.train.captured import CapturedSteps, loop_capture
 from xdl.train.history import History
 from xdl.train.interrupt import SignalFlag
 from xdl.train.provenance import data_digest
@@ -186,27 +186,12 @@ class ManyTrainer:
                         for w in self.model.parameters("weight")]
         return cache[m]
 
-    @property
-    def capture(self):
-        """"auto", True or False, as `Trainer`'s."""
-        return self._captured.capture
-
-    @capture.setter
-    def capture(self, value) -> None:
-        self._captured.capture = check_capture(value)
+    capture = loop_capture
 
     def eager_reason(self) -> str | None:
         """Why the batch's steps run eagerly, or None when they are captured as CUDA graphs."""
-        if self.capture is False:
-            return "capture is off"
-        if self._captured.failure is not None:
-            return self._captured.failure
         backend = self.model.backend if self.model is not None else current_backend()
-        if not backend.supports_graphs:
-            return f"the {backend.name} backend has no CUDA graphs"
-        if self.configs[0].build_augment() is not None:
-            return "augmentation runs on the host"
-        return None
+        return self._captured.eager_reason(backend, self.configs[0].build_augment() is not None)
 
     def _snapshot(self) -> dict:
         return {"data": self.model.data.copy(), "buffers": [a.copy() for _, a in self.model.named_buffers()]}

@@ -38,7 +38,7 @@ from xdl.serialization import load, read_extra, save
 from xdl.tensor import no_grad, to_numpy
 from xdl.train import provenance
 from xdl.train.callbacks import CHECKPOINT_FILE, Callback, Checkpoint, stop_for_signal
-from xdl.train.captured import CapturedSteps, check_capture
+from xdl.train.captured import CapturedSteps, loop_capture
 from xdl.train.history import History
 from xdl.train.interrupt import SignalFlag
 
@@ -140,26 +140,13 @@ class Trainer:
         prepared = isinstance(self.loss, _losses.Loss) and _output_width(self.model) is not None
         return self.loss.compute if prepared else self.loss
 
-    @property
-    def capture(self):
-        """"auto", True or False (see the class)."""
-        return self._captured.capture
-
-    @capture.setter
-    def capture(self, value) -> None:
-        self._captured.capture = check_capture(value)
+    capture = loop_capture
 
     def eager_reason(self) -> str | None:
         """Why this trainer's steps run eagerly, or None when they are captured as CUDA graphs."""
-        if self.capture is False:
-            return "capture is off"
-        if self._captured.failure is not None:
-            return self._captured.failure
-        backend = self.model.backend
-        if not backend.supports_graphs:
-            return f"the {backend.name} backend has no CUDA graphs"
-        if self.augment is not None:
-            return "augmentation runs on the host"
+        reason = self._captured.eager_reason(self.model.backend, self.augment is not None)
+        if reason is not None:
+            return reason
         if not isinstance(self.optimizer, Optimizer):
             return f"the optimizer ({type(self.optimizer).__name__}) is not an xdl.optim.Optimizer"
         if any(callable(g.settings["lr"]) for g in self.optimizer.groups):
