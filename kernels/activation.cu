@@ -25,12 +25,13 @@ __global__ void relu_backward(const T* gy, const T* y, T* gx, long long n) {
     }
 }
 
-// One thread per row i of the logits z (m, C): the probabilities p and the row's loss
-// ℓ = log Σ_j e^(s_j) − s_y with s = z − max_j z_j (the host averages ℓ over the rows).
+// One thread per row i of the logits z (rows, C): the probabilities p and the row's loss
+// ℓ = log Σ_j e^(s_j) − s_y with s = z − max_j z_j (the host averages ℓ over the rows). Row i is
+// model i mod `models`'s logits for example ⌊i/models⌋, whose label is labels[⌊i/models⌋].
 template <typename T>
-__global__ void softmax_ce_forward(const T* z, const long long* labels, T* probs, T* row_loss, long long m,
-                                   long long classes) {
-    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < m; i += (long long)gridDim.x * blockDim.x) {
+__global__ void softmax_ce_forward(const T* z, const long long* labels, T* probs, T* row_loss, long long rows,
+                                   long long classes, long long models) {
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < rows; i += (long long)gridDim.x * blockDim.x) {
         const T* zi = z + i * classes;
         T* pi = probs + i * classes;
         T top = zi[0];
@@ -45,18 +46,19 @@ __global__ void softmax_ce_forward(const T* z, const long long* labels, T* probs
         for (long long j = 0; j < classes; ++j) {
             pi[j] /= total;
         }
-        row_loss[i] = log(total) - (zi[labels[i]] - top);
+        row_loss[i] = log(total) - (zi[labels[i / models]] - top);
     }
 }
 
-// ∂J/∂z = (p − onehot(y))·(gy/m), gy the incoming gradient of the mean loss (one value in device memory).
+// ∂J/∂z = (p − onehot(y))·(gy/B): gy holds each model's incoming gradient of its mean loss (in
+// device memory), B = rows/models examples per model.
 template <typename T>
-__global__ void softmax_ce_backward(const T* probs, const long long* labels, const T* gy, T* gz, long long m,
-                                    long long classes) {
-    const T scale = gy[0] / T(m);
-    const long long n = m * classes;
+__global__ void softmax_ce_backward(const T* probs, const long long* labels, const T* gy, T* gz, long long rows,
+                                    long long classes, long long models) {
+    const long long n = rows * classes;
+    const T examples = T(rows / models);
     for (long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x; e < n; e += (long long)gridDim.x * blockDim.x) {
         const long long i = e / classes;
-        gz[e] = (probs[e] - T(labels[i] == e - i * classes)) * scale;
+        gz[e] = (probs[e] - T(labels[i / models] == e - i * classes)) * (gy[i % models] / examples);
     }
 }

@@ -41,7 +41,7 @@ def test_relu_kernels_match_the_reference_bit_for_bit(gpu, rng, n, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("m, classes", [(1, 1), (7, 3), (1023, 10), (4097, 1000)])
+@pytest.mark.parametrize("m, classes", [(1, 1), (7, 3), (1023, 10), (4098, 1000)])
 def test_softmax_cross_entropy_kernels_match_the_reference(gpu, rng, m, classes, dtype):
     ref = NumpyOps(xdl.backend.get_backend("numpy"))
     z = (5 * rng.standard_normal((m, classes))).astype(dtype)
@@ -53,6 +53,13 @@ def test_softmax_cross_entropy_kernels_match_the_reference(gpu, rng, m, classes,
     gy = np.asarray(0.7, dtype=dtype)
     got = gpu.ops.softmax_cross_entropy_backward(probs, gpu.asarray(labels), gpu.asarray(gy))
     np.testing.assert_array_equal(got.get(), ref.softmax_cross_entropy_backward(probs.get(), labels, gy))
+    if m % 3 == 0 and m > 3:  # as 3 stacked models' rows: row b·3 + k is model k's, the labels (m/3,) shared
+        shared, gy = labels[:m // 3], rng.standard_normal(3).astype(dtype)
+        rows, probs = gpu.ops.softmax_cross_entropy_forward(gpu.asarray(z), gpu.asarray(shared), 3)
+        ref_rows, ref_probs = ref.softmax_cross_entropy_forward(z.copy(), shared, 3)
+        assert relative_error(rows.get(), ref_rows) < 10 * TOLERANCE[dtype]
+        got = gpu.ops.softmax_cross_entropy_backward(probs, gpu.asarray(shared), gpu.asarray(gy), 3)
+        np.testing.assert_array_equal(got.get(), ref.softmax_cross_entropy_backward(probs.get(), shared, gy, 3))
 
 
 UPDATES = {

@@ -264,30 +264,32 @@ class CupyOps(NumpyOps):
                                                            gx=gx, n=y.size)
         return gx
 
-    def _softmax_supported(self, z, labels) -> bool:
+    def _softmax_supported(self, z, labels, models) -> bool:
         # a thread per row: for the class counts of classifiers (MAX_CLASSES), not vocabularies
         return (z.dtype in FLOAT_TYPES and z.ndim == 2 and z.flags.c_contiguous and 0 < z.shape[1] <= MAX_CLASSES
-                and z.shape[0] > 0 and isinstance(labels, self.xp.ndarray) and labels.dtype == np.int64
-                and labels.shape == (z.shape[0],) and labels.flags.c_contiguous)
+                and z.shape[0] > 0 and models > 0 and z.shape[0] % models == 0
+                and isinstance(labels, self.xp.ndarray) and labels.dtype == np.int64
+                and labels.shape == (z.shape[0] // models,) and labels.flags.c_contiguous)
 
-    def softmax_cross_entropy_forward(self, z, labels):
-        if not self._softmax_supported(z, labels):
-            return super().softmax_cross_entropy_forward(z, labels)
-        (m, classes), xp = z.shape, self.xp
-        probs, row_loss = xp.empty_like(z), xp.empty(m, dtype=z.dtype)
-        kernel("activation.cu", "softmax_ce_forward", z.dtype)((self._elementwise_blocks(m),), (THREADS,), z=z,
-                                                                labels=labels, probs=probs, row_loss=row_loss, m=m,
-                                                                classes=classes)
+    def softmax_cross_entropy_forward(self, z, labels, models=1):
+        if not self._softmax_supported(z, labels, models):
+            return super().softmax_cross_entropy_forward(z, labels, models)
+        (rows, classes), xp = z.shape, self.xp
+        probs, row_loss = xp.empty_like(z), xp.empty(rows, dtype=z.dtype)
+        kernel("activation.cu", "softmax_ce_forward", z.dtype)((self._elementwise_blocks(rows),), (THREADS,), z=z,
+                                                                labels=labels, probs=probs, row_loss=row_loss,
+                                                                rows=rows, classes=classes, models=models)
         return row_loss, probs
 
-    def softmax_cross_entropy_backward(self, probs, labels, gy):
-        if not (self._softmax_supported(probs, labels) and isinstance(gy, self.xp.ndarray) and gy.dtype == probs.dtype
-                and gy.size == 1):
-            return super().softmax_cross_entropy_backward(probs, labels, gy)
-        (m, classes), gz = probs.shape, self.xp.empty_like(probs)
+    def softmax_cross_entropy_backward(self, probs, labels, gy, models=1):
+        if not (self._softmax_supported(probs, labels, models) and isinstance(gy, self.xp.ndarray)
+                and gy.dtype == probs.dtype and gy.size == models):
+            return super().softmax_cross_entropy_backward(probs, labels, gy, models)
+        gy = self.xp.ascontiguousarray(gy)  # K models' gradients come broadcast from a sum (stride 0)
+        (rows, classes), gz = probs.shape, self.xp.empty_like(probs)
         kernel("activation.cu", "softmax_ce_backward", probs.dtype)((self._elementwise_blocks(probs.size),),
                                                                      (THREADS,), probs=probs, labels=labels, gy=gy,
-                                                                     gz=gz, m=m, classes=classes)
+                                                                     gz=gz, rows=rows, classes=classes, models=models)
         return gz
 
     # -- batch norm -----------------------------------------------------------------------

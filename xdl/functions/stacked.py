@@ -63,20 +63,15 @@ class StackedSoftmaxCrossEntropy(Function):
     labels: object
 
     def forward(self, z):
-        xp, (m, k) = self.xp, z.shape[:2]
-        self.at = (xp.arange(m)[:, None], xp.arange(k)[None, :], self.labels[:, None])  # z[b, k, y_b]
-        shifted = z - z.max(axis=-1, keepdims=True)
-        picked = shifted[self.at]  # (B, K)
-        self.probs = xp.exp(shifted, out=shifted)
-        total = self.probs.sum(axis=-1)
-        self.probs /= total[..., None]
-        return (xp.log(total) - picked).mean(axis=0).astype(z.dtype, copy=False)
+        # the (B·K, C) rows of the fused op (one kernel on the GPU), model k's every K-th row
+        b, k, c = z.shape
+        rows, self.probs = self.backend.ops.softmax_cross_entropy_forward(z.reshape(b * k, c), self.labels, k)
+        return rows.reshape(b, k).mean(axis=0).astype(z.dtype, copy=False)
 
     def backward(self, gy):
-        g = self.probs.copy()
-        g[self.at] -= 1
-        g *= gy[None, :, None] / g.shape[0]
-        return (g,)
+        b, k = self.probs.shape[0] // gy.shape[0], gy.shape[0]
+        g = self.backend.ops.softmax_cross_entropy_backward(self.probs, self.labels, gy, k)
+        return (g.reshape(b, k, -1),)
 
 
 class StackedDropout(Function):

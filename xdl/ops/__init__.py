@@ -41,13 +41,15 @@ class NumpyOps:
         """∂L/∂x = ∂L/∂y·[y > 0], from the forward's output y."""
         return activation.relu_backward(self.xp, gy, y)
 
-    def softmax_cross_entropy_forward(self, z, labels):
-        """Logits z (m, C), class indices (m,): (each row's loss (m,), the probabilities (m, C))."""
-        return activation.softmax_cross_entropy_forward(self.xp, z, labels)
+    def softmax_cross_entropy_forward(self, z, labels, models=1):
+        """Logits z (m, C), class indices (m,): (each row's loss (m,), the probabilities (m, C)).
+        ``models`` = K: z is K stacked models' (B·K, C), row b·K + k model k's, labels (B,)."""
+        return activation.softmax_cross_entropy_forward(self.xp, z, labels, models)
 
-    def softmax_cross_entropy_backward(self, probs, labels, gy):
-        """∂J/∂z of the rows' mean loss J, given its incoming gradient ``gy`` (a 0-d array)."""
-        return activation.softmax_cross_entropy_backward(self.xp, probs, labels, gy)
+    def softmax_cross_entropy_backward(self, probs, labels, gy, models=1):
+        """∂J/∂z of the rows' mean loss J, given its incoming gradient ``gy`` (a 0-d array; K
+        values, each model's, for ``models`` = K)."""
+        return activation.softmax_cross_entropy_backward(self.xp, probs, labels, gy, models)
 
     def batchnorm_train_forward(self, x, gamma, beta, running_mean, running_var, momentum, eps):
         return batchnorm.batchnorm_train_forward(self.xp, x, gamma, beta, running_mean, running_var, momentum, eps)

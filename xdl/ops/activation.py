@@ -13,6 +13,10 @@ Softmax cross-entropy of logits z (m, C) against class indices y (m,), row by ro
     p = e^s / Σ_j e^(s_j)                (kept for the backward)
     ℓ = log Σ_j e^(s_j) − s_y            J = (1/m) Σ_i ℓ_i
     ∂J/∂z = (p − onehot(y))·(∂L/∂J/m)
+
+K stacked models (``models`` = K): z is (B·K, C), row b·K + k model k's logits for example b, the
+labels (B,) shared; each model's mean J_k = (1/B) Σ_b ℓ_(b·K+k) has its own incoming gradient
+∂L/∂J_k, so ∂J/∂z of row b·K + k is (p − onehot(y_b))·(∂L/∂J_k/B).
 """
 
 from __future__ import annotations
@@ -26,19 +30,27 @@ def relu_backward(xp, gy, y):
     return gy * (y > 0)
 
 
-def softmax_cross_entropy_forward(xp, z, labels):
+def _row_labels(xp, labels, models: int):
+    return labels if models == 1 else xp.repeat(labels, models)  # row b·K + k: example b's label
+
+
+def softmax_cross_entropy_forward(xp, z, labels, models: int = 1):
     """(each row's loss ℓ (m,), the probabilities p (m, C)) for class indices ``labels``."""
     shifted = z - z.max(axis=-1, keepdims=True)
-    picked = shifted[xp.arange(z.shape[0]), labels]
+    picked = shifted[xp.arange(z.shape[0]), _row_labels(xp, labels, models)]
     probs = xp.exp(shifted, out=shifted)
     total = probs.sum(axis=-1, keepdims=True)
     probs /= total
     return xp.log(total[:, 0]) - picked, probs
 
 
-def softmax_cross_entropy_backward(xp, probs, labels, gy):
-    """∂J/∂z = (p − onehot(labels))·(gy/m) for the mean loss J and its incoming gradient ``gy``."""
+def softmax_cross_entropy_backward(xp, probs, labels, gy, models: int = 1):
+    """∂J/∂z = (p − onehot(labels))·(gy/m) for the mean loss J and its incoming gradient ``gy``
+    (0-d; K values, one per model, for ``models`` = K)."""
     g = probs.copy()
-    g[xp.arange(g.shape[0]), labels] -= 1
-    g *= gy / g.shape[0]
+    g[xp.arange(g.shape[0]), _row_labels(xp, labels, models)] -= 1
+    if models == 1:
+        g *= gy / g.shape[0]
+    else:
+        g.reshape(-1, models, g.shape[1])[...] *= (gy / (g.shape[0] // models))[None, :, None]
     return g
