@@ -46,12 +46,14 @@ __global__ void softmax_ce_forward(const T* z, const long long* labels, T* probs
         for (long long j = 0; j < classes; ++j) {
             pi[j] /= total;
         }
-        row_loss[i] = log(total) - (zi[labels[i / models]] - top);
+        // a label outside [0, C) (unchecked input) makes the row's loss NaN, never an out-of-bounds read
+        const long long label = labels[i / models];
+        row_loss[i] = (label >= 0 && label < classes) ? log(total) - (zi[label] - top) : T(nan(""));
     }
 }
 
 // ∂J/∂z = (p − onehot(y))·(gy/B): gy holds each model's incoming gradient of its mean loss (in
-// device memory), B = rows/models examples per model.
+// device memory), B = rows/models examples per model. (A label outside [0, C) subtracts nothing.)
 template <typename T>
 __global__ void softmax_ce_backward(const T* probs, const long long* labels, const T* gy, T* gz, long long rows,
                                     long long classes, long long models) {

@@ -177,7 +177,9 @@ def test_cupy_ops_launch_every_kernel_with_arguments_its_binding_accepts(monkeyp
         assert rows.shape == (33,) and probs.shape == x.shape
         ops.softmax_cross_entropy_backward(probs, labels, np.ones((), dtype))
         rows, probs = ops.softmax_cross_entropy_forward(x[:30], labels[:10], 3)  # 3 stacked models
+        assert launches[-1].startswith("softmax_ce_forward")
         ops.softmax_cross_entropy_backward(probs, labels[:10], np.broadcast_to(np.ones((), dtype), (3,)), 3)
+        assert launches[-1].startswith("softmax_ce_backward")  # a sum's stride-0 gradient, made contiguous
         for n, c in ((16, 8), (4099, 64)):  # the one-launch forward, then stats + normalize
             x, dy = rng.standard_normal((n, c)).astype(dtype), rng.standard_normal((n, c)).astype(dtype)
             gamma, beta, rm, rv = (np.ones(c, dtype) for _ in range(4))

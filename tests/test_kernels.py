@@ -34,6 +34,8 @@ def test_relu_kernels_match_the_reference_bit_for_bit(gpu, rng, n, dtype):
     specials = np.array([np.nan, -0.0, -np.inf, np.inf], dtype=dtype)[:n]
     x[:len(specials)] = specials
     gy = rng.standard_normal(n).astype(dtype)
+    if n >= 3:
+        gy[1:3] = [np.nan, np.inf]  # against y = +0 (x = −0, −∞): NaN, as the reference's product with the mask
     y = gpu.ops.relu_forward(gpu.asarray(x))
     np.testing.assert_array_equal(y.get(), ref.relu_forward(x))
     assert not np.signbit(y.get()[np.asarray(y.get()) == 0]).any()  # −0 gives +0, as NumPy's maximum
@@ -41,7 +43,7 @@ def test_relu_kernels_match_the_reference_bit_for_bit(gpu, rng, n, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("m, classes", [(1, 1), (7, 3), (1023, 10), (4098, 1000)])
+@pytest.mark.parametrize("m, classes", [(1, 1), (7, 3), (1023, 10), (4098, 1024), (6, 1025)])
 def test_softmax_cross_entropy_kernels_match_the_reference(gpu, rng, m, classes, dtype):
     ref = NumpyOps(xdl.backend.get_backend("numpy"))
     z = (5 * rng.standard_normal((m, classes))).astype(dtype)
@@ -60,6 +62,19 @@ def test_softmax_cross_entropy_kernels_match_the_reference(gpu, rng, m, classes,
         assert relative_error(rows.get(), ref_rows) < 10 * TOLERANCE[dtype]
         got = gpu.ops.softmax_cross_entropy_backward(probs, gpu.asarray(shared), gpu.asarray(gy), 3)
         np.testing.assert_array_equal(got.get(), ref.softmax_cross_entropy_backward(probs.get(), shared, gy, 3))
+        ones = gpu.xp.broadcast_to(gpu.xp.ones((), dtype), (3,))  # a sum's gradient: stride 0
+        got = gpu.ops.softmax_cross_entropy_backward(probs, gpu.asarray(shared), ones, 3)
+        np.testing.assert_array_equal(got.get(), ref.softmax_cross_entropy_backward(probs.get(), shared,
+                                                                                  np.ones(3, dtype), 3))
+    # what the kernel does not take falls back to the reference: int32 labels, a transposed z
+    rows, _ = gpu.ops.softmax_cross_entropy_forward(gpu.asarray(np.asfortranarray(z)), gpu.asarray(labels.astype(np.int32)))
+    assert relative_error(rows.get(), ref_rows) < 10 * TOLERANCE[dtype]
+
+
+def test_softmax_cross_entropy_kernel_gives_nan_for_a_label_out_of_range(gpu):
+    z = gpu.asarray(np.zeros((3, 4), np.float32))
+    rows, _ = gpu.ops.softmax_cross_entropy_forward(z, gpu.asarray(np.array([0, 4, -1])))
+    assert np.isnan(rows.get()[1:]).all() and rows.get()[0] == np.float32(np.log(4))
 
 
 UPDATES = {

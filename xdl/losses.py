@@ -76,7 +76,7 @@ class SoftmaxCrossEntropy(Loss):
             if y.size and (int(y.min()) < 0 or int(y.max()) >= n_classes):
                 raise ValueError(f"SoftmaxCrossEntropy: labels must be class indices in [0, {n_classes}), "
                                  f"got values in [{int(y.min())}, {int(y.max())}]")
-            return y
+            return y.astype(xp.int64, copy=False)  # what the fused loss takes (int32, uint8 labels too)
         if tuple(y.shape) != (m, n_classes):
             raise ValueError(f"SoftmaxCrossEntropy: labels of shape {tuple(y.shape)}; expected ({m},) class "
                              f"indices or ({m}, {n_classes}) one-hot rows")

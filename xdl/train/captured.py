@@ -100,14 +100,20 @@ class CapturedSteps:
 
         return self._capture(size, counted_step, (Xs, ys), version)
 
-    def call(self, key, fn):
-        """``fn()`` through the graph kept under ``key``, captured at its first call (which runs
-        for real): for work whose inputs stay where they are during the fit — an evaluation batch,
-        a view of the data on the device."""
+    def call(self, name: str, fn, *arrays):
+        """``fn(*fixed)`` through the graph kept for ``name`` and the arrays' shapes, captured at
+        the first call of those shapes (which runs for real): each array is copied into a fixed
+        one the graph reads (one copy kernel), so a few graphs serve any data — an evaluation
+        batch of the training set or the dev set alike."""
+        xp = self.backend.xp
+        key = (name, *((a.shape, a.dtype.str) for a in arrays))
         entry = self._graphs.get(key)
+        fixed = entry[1] if entry is not None else tuple(xp.empty(a.shape, dtype=a.dtype) for a in arrays)
+        for target, source in zip(fixed, arrays):
+            target[...] = source
         if entry is not None:
             return entry[0]()
-        return self._capture(key, fn, (), None)
+        return self._capture(key, lambda: fn(*fixed), fixed, None)
 
     def _capture(self, key, fn, inputs, version):
         """Warm ``fn`` up (this call's work, done for real), capture it under ``key``, and return

@@ -209,6 +209,7 @@ class ManyTrainer:
         y = check_labels(y, len(X), "y")
         if y.ndim != 1:
             raise ValueError("y must be (m,) class indices for fit_many")
+        y = y.astype(np.int64, copy=False)  # what the fused loss takes
         if dev is not None:
             dev_X = check_features(dev[0], "X_dev", int(np.prod(X.shape[1:])))
             if len(dev_X) == 0:
@@ -216,6 +217,7 @@ class ManyTrainer:
             dev = (dev_X, check_labels(dev[1], len(dev_X), "y_dev"))
             if dev[1].ndim != 1:
                 raise ValueError("y_dev must be (m,) class indices for fit_many")
+            dev = (dev[0], dev[1].astype(np.int64, copy=False))
         observed = int(max(y.max(), dev[1].max() if dev is not None and len(dev[1]) else 0)) + 1
         if n_classes is None:
             n_classes = max(observed, 2)
@@ -417,18 +419,18 @@ class ManyTrainer:
         xp, k = self.model.backend.xp, self.n_models
         cost_sum, correct = xp.zeros(k, dtype=np.float64), xp.zeros(k, dtype=np.int64)
 
-        def batch(i):
-            out = self.model(X[i:i + batch_size])
-            yb = y[i:i + batch_size]
+        def batch(Xb, yb):
+            out = self.model(Xb)
             return (F.stacked_softmax_cross_entropy(out, yb).data * len(yb),
                     (out.data.argmax(axis=2) == yb[:, None]).sum(axis=0))
 
         with self.model.evaluating():
             for i in range(0, len(X), batch_size):
+                Xb, yb = X[i:i + batch_size], y[i:i + batch_size]
                 if captured and self._captured.failure is None:
-                    cost, hits = self._captured.call(("evaluate", id(X), i, batch_size), lambda i=i: batch(i))
+                    cost, hits = self._captured.call("evaluate", batch, Xb, yb)
                 else:
-                    cost, hits = batch(i)
+                    cost, hits = batch(Xb, yb)
                 cost_sum += cost
                 correct += hits
         m = max(len(X), 1)

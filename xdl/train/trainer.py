@@ -349,8 +349,8 @@ class Trainer:
 
     def _evaluate(self, X, y, batch_size: int = 1024, captured: bool = False) -> dict:
         """Cost and accuracy in evaluation mode. ``captured`` (within a fit whose steps are
-        captured, X and y on the device for the whole fit): each batch's forward pass is a graph,
-        kept per data set and batch, which reads its slice of X in place."""
+        captured, X and y on the device): each batch's forward pass is a graph per batch shape,
+        the batch copied into its input arrays (`CapturedSteps.call`)."""
         if not isinstance(batch_size, int | np.integer) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         backend = self.model.backend
@@ -358,17 +358,17 @@ class Trainer:
         cost_sum, correct = xp.zeros((), dtype=np.float64), xp.zeros((), dtype=np.int64)
         step_loss = self._step_loss
 
-        def batch(i):
-            out = self.model(X[i:i + batch_size])
-            yb = backend.asarray(y[i:i + batch_size])
+        def batch(Xb, yb):
+            out = self.model(Xb)
             return step_loss(out, yb).data * len(yb), _correct(xp, out.data, yb) if self.classification else None
 
         with self.model.evaluating():
             for i in range(0, len(X), batch_size):
+                Xb, yb = X[i:i + batch_size], backend.asarray(y[i:i + batch_size])
                 if captured and self._captured.failure is None:
-                    cost, hits = self._captured.call(("evaluate", id(X), i, batch_size), lambda i=i: batch(i))
+                    cost, hits = self._captured.call("evaluate", batch, Xb, yb)
                 else:
-                    cost, hits = batch(i)
+                    cost, hits = batch(Xb, yb)
                 cost_sum += cost
                 if hits is not None:
                     correct += hits
