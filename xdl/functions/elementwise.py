@@ -94,7 +94,8 @@ class ReLU(Function):
     """y = max(x, 0);  ∂y/∂x = 1 where x > 0, else 0"""
 
     def forward(self, x):
-        self.y = self.backend.ops.relu_forward(x)  # one kernel on the GPU, as the backward
+        # one kernel on the GPU, as the backward, which reads y (no function writes its output in place)
+        self.y = self.backend.ops.relu_forward(x)
         return self.y
 
     def backward(self, gy):
