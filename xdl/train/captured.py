@@ -83,15 +83,12 @@ class CapturedSteps:
         different one captures again."""
         xp, size = self.backend.xp, len(idx)
         entry = self._graphs.get(size)
-        if entry is not None and entry[2] != version:
-            del self._graphs[size]
-            entry = None
-        graph, (Xs, ys) = entry[:2] if entry is not None else \
-            (None, (xp.empty((size, *X.shape[1:]), dtype=X.dtype), xp.empty((size, *y.shape[1:]), dtype=y.dtype)))
+        Xs, ys = entry[1] if entry is not None else \
+            (xp.empty((size, *X.shape[1:]), dtype=X.dtype), xp.empty((size, *y.shape[1:]), dtype=y.dtype))
         xp.take(X, idx, axis=0, out=Xs)
         xp.take(y, idx, axis=0, out=ys)
-        if graph is not None:
-            return graph()
+        if entry is not None and entry[2] == version:
+            return entry[0]()
 
         def counted_step():
             out = step_fn(Xs, ys)
@@ -126,7 +123,7 @@ class CapturedSteps:
             self.failure = str(e)
             warnings.warn(f"steps run eagerly from here on: {e}", stacklevel=5)
             return e.warmup_result
-        self._graphs[key] = (graph, inputs, version)
+        self._graphs[key] = (graph, inputs, version)  # replaces (and drops) a graph of another version
         return graph.warmup_result  # the warm-up did the work: the capture ran nothing
 
     def clear(self) -> None:
