@@ -28,6 +28,7 @@ import numpy as np
 import xdl
 from xdl.config import TrainConfig
 from xdl.data import Standardizer, split
+from xdl.hostmemory import keep_freed_memory
 from xdl.train import fit_many
 
 
@@ -190,6 +191,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     ks = args.models or ([1, 16] if args.quick else [1, 8, 64, 256])
     epochs = args.epochs or (3 if args.quick else 30)
+    keep_freed_memory()  # as the xdl command does
 
     backend = xdl.current_backend()
     gpu = backend.device_type == "cuda"

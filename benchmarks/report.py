@@ -11,10 +11,12 @@ from __future__ import annotations
 import argparse
 
 from xdl.bench.kernels import report
+from xdl.hostmemory import keep_freed_memory
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="skip the 100M-parameter and largest BN cases")
     parser.add_argument("--json", help="also write the rows to this JSON file")
     args = parser.parse_args()
+    keep_freed_memory()  # as the xdl command does
     report(args.quick, args.json)

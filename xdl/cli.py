@@ -30,6 +30,7 @@ from xdl.data import Standardizer, split
 from xdl.diagnose import diagnose
 from xdl.losses import SoftmaxCrossEntropy, l2
 from xdl.files import atomic_write, check_writable_dir
+from xdl.hostmemory import keep_freed_memory
 from xdl.serialization import read_extra
 from xdl.train import BEST_FILE, CHECKPOINT_FILE, Checkpoint, Control, Interrupted
 
@@ -43,6 +44,7 @@ def main(argv=None) -> int:
     if not hasattr(args, "run"):
         parser.print_help()
         return 2
+    keep_freed_memory()  # this process is ours: reuse freed host memory step after step
     try:
         return args.run(config_from_args(args) if hasattr(args, "config") else None, args)
     except USER_ERRORS as e:
