@@ -94,10 +94,11 @@ def test_a_captured_user_step_replays_with_new_inputs_and_counts_the_optimizer_s
         x = backend.asarray(np.zeros((32, 5), np.float32))
         y = backend.asarray(np.zeros(32, np.int64))
         loss = SoftmaxCrossEntropy()
+        y = loss.prepare(y, (32, 3), backend, np.float32)  # checked once: a captured step cannot read it
 
         def step():
             opt.zero_grad()
-            cost = loss(model(xdl.Tensor(x, backend=backend)), y)
+            cost = loss.compute(model(xdl.Tensor(x, backend=backend)), y)
             cost.backward()
             opt.step()
             return cost.data
@@ -214,6 +215,7 @@ def test_a_captured_run_ends_with_the_eager_runs_weights(backend, monkeypatch):
         tr = trainer(False) if how == "eager" else captured_trainer(monkeypatch, backend)
         tr.schedule = schedules.inverse_time(0.01, 1.0)
         history = tr.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+        assert how == "eager" or tr.eager_reason() is None  # captured to the end, no failure
         runs[how] = (weights(backend, tr.model), history.records, tr.optimizer.t)
     (w_eager, h_eager, t_eager), (w_captured, h_captured, t_captured) = runs["eager"], runs["captured"]
     assert t_eager == t_captured == 3 * 8
@@ -235,6 +237,7 @@ def test_changing_lr_between_epochs_changes_a_captured_run_as_an_eager_one(backe
         tr = trainer(False, callbacks=[Halve()]) if how == "eager" else \
             captured_trainer(monkeypatch, backend, callbacks=[Halve()])
         tr.fit(s.X_train, s.y_train)
+        assert how == "eager" or tr.eager_reason() is None
         ends[how] = weights(backend, tr.model)
     np.testing.assert_array_equal(ends["captured"], ends["eager"])
 
@@ -400,6 +403,13 @@ def test_a_graphs_pool_lives_with_it_and_caches_made_in_its_warm_up_do_not_come_
     assert backend._retired_pools == []
 
 
+def test_a_losss_check_of_its_targets_inside_a_capture_is_refused_naming_the_way_out(monkeypatch):
+    logits = xdl.tensor(np.zeros((2, 3), np.float32))
+    monkeypatch.setattr(xdl.graph, "_effects", [])  # as while xdl.cuda_graph records a step
+    with pytest.raises(CaptureError, match=r"SoftmaxCrossEntropy's check .* loss.compute"):
+        SoftmaxCrossEntropy()(logits, [0, 2])
+
+
 def test_a_new_constant_or_host_hyperparameter_inside_a_capture_is_refused(monkeypatch):
     """What a replay cannot redo — a copy from the host — raises CaptureError naming it."""
     from xdl.backend import CupyBackend, NumpyBackend
@@ -452,6 +462,8 @@ def test_a_captured_batch_of_models_ends_as_an_eager_one_through_freezing_and_di
             results = many.fit(X[:300], y[:300], dev=(X[300:], y[300:]))
         ends[capture] = [(r.status, np.concatenate([a.ravel() for a in r.model.state_dict().values()]),
                           r.history["train_cost"]) for r in results]
+        if capture == "auto":
+            assert many.eager_reason() is None  # every step was captured (a failure would say why)
         if captures is not None:  # each batch size (64, 44) captured again after each freeze (the
             # failure at the first step, when one size had no graph yet), and the train and dev evaluations
             assert len(captures) == 2 + 1 + 2 + 2

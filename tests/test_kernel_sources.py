@@ -331,3 +331,28 @@ def test_gemm_plan_edge_stacks():
     column_major_gemm_batched(plan, A[a0:], B[b0:], out[c0:], False)
     np.testing.assert_allclose(np.lib.stride_tricks.as_strided(out[c0:], c.shape, c.strides), np.broadcast_to(a @ b, c.shape))
     assert _distinct((3, 4, 2), (2, 6, 1)) and not _distinct((3, 4, 2), (1, 6, 1)) and _distinct((1, 4, 2), (0, 2, 1))
+
+
+def test_the_cublas_copy_is_cupys_cuda_version():
+    """PyTorch's libcublas may be loaded beside CuPy's: the handle uses the one of CuPy's CUDA."""
+    from xdl.cuda.cublas import _copy_for
+
+    torch_copy, cupy_copy = "/t/torch/lib/libcublas.so.12", "/c/nvidia/cu13/lib/libcublas.so.13"
+    assert _copy_for([cupy_copy, torch_copy], 13) == cupy_copy
+    assert _copy_for([cupy_copy, torch_copy], 12) == torch_copy
+    assert _copy_for(["/usr/local/cuda/lib64/libcublas.so"], 13) == "/usr/local/cuda/lib64/libcublas.so"
+    assert _copy_for(["/a/libcublas.so.11", torch_copy], 13) is None and _copy_for([], 13) is None
+
+
+def test_a_missing_cublas_is_said_once_and_products_fall_back(monkeypatch):
+    """No libcublas to load: one warning naming why, then cupy.matmul (here: the reference)."""
+    ops = object.__new__(xdl.cuda.ops.CupyOps)
+    ops._cublas_error, ops.xp, ops.address = None, np, id
+
+    def fail(*args):
+        raise OSError("no libcublas.so.13")
+
+    monkeypatch.setattr(xdl.cuda.ops, "Cublas", fail)
+    with pytest.warns(RuntimeWarning, match="no libcublas.so.13.*cannot be captured"):
+        assert ops._new_handle(0) is None
+    assert isinstance(ops._cublas_error, OSError)

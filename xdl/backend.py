@@ -303,8 +303,9 @@ class CupyBackend(Backend):
 
     def graph_nodes(self, graph) -> dict[str, int] | None:
         # CuPy exposes the graph only as the DOT text of cudaGraphDebugDotPrint: one record per node,
-        # its label starting with the node's type
-        return dot_node_kinds(graph.debug_dot_str())
+        # its label starting with the node's type (printed for certain with every detail: flags = 1,
+        # cudaGraphDebugDotFlagsVerbose)
+        return dot_node_kinds(graph.debug_dot_str(1))
 
     @classmethod
     def create(cls, seed: int | None = None) -> CupyBackend:

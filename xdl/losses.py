@@ -20,6 +20,7 @@ import numpy as np
 
 from xdl import functions as F
 from xdl.backend import array_to_numpy
+from xdl.graph import require_not_capturing
 from xdl.tensor import Tensor
 
 
@@ -37,6 +38,10 @@ class Loss:
         return self.compute(outputs, self.check(outputs, targets))
 
     def check(self, outputs: Tensor, targets):
+        # checking reads the targets on the host, which a CUDA graph cannot record
+        require_not_capturing(
+            f"{type(self).__name__}'s check of its targets (it reads them on the host): prepare them once "
+            "with loss.prepare(...) and call loss.compute(...) in a captured step")
         return self.prepare(targets, outputs.shape, outputs.backend, outputs.dtype)
 
     def prepare(self, targets, shape: tuple, backend, dtype):

@@ -119,15 +119,21 @@ def _distinct(shape, strides) -> bool:
 
 @functools.cache
 def _library():
-    """The libcublas CuPy loaded (found in this process's memory map, so the same copy CuPy uses)."""
+    """The libcublas CuPy uses: loaded by CuPy's cuBLAS bindings, found in this process's memory
+    map, of the CUDA major version CuPy runs (another copy, PyTorch's, may be loaded beside it)."""
     import importlib
 
-    importlib.import_module("cupy.cuda.cublas")  # loads libcublas
+    cupy = importlib.import_module("cupy")
+    # cupy.cuda.cublas is only a lazy attribute (no module of that name): import what it names
+    importlib.import_module("cupy_backends.cuda.libs.cublas")
+    major = cupy.cuda.runtime.runtimeGetVersion() // 1000
     with open("/proc/self/maps") as maps:
-        paths = {line.split()[-1] for line in maps if "/libcublas.so" in line}
-    if not paths:
-        raise OSError("libcublas is not loaded in this process (CuPy's cuBLAS module did not load it)")
-    lib = ctypes.CDLL(sorted(paths)[0])
+        paths = sorted({line.split()[-1] for line in maps if "/libcublas.so" in line})
+    path = _copy_for(paths, major)
+    if path is None:
+        raise OSError(f"CuPy's libcublas (CUDA {major}) is not among the copies loaded in this process: "
+                      f"{', '.join(paths) or 'none'}")
+    lib = ctypes.CDLL(path)
     p, i, q = ctypes.c_void_p, ctypes.c_int, ctypes.c_longlong
     for name, argtypes in {
         "cublasCreate_v2": [ctypes.POINTER(p)],
@@ -142,6 +148,12 @@ def _library():
         function = getattr(lib, name)
         function.argtypes, function.restype = argtypes, ctypes.c_int
     return lib
+
+
+def _copy_for(paths, major: int) -> str | None:
+    """Of the libcublas files loaded, the one of CUDA ``major`` (the only one, if one is loaded)."""
+    ours = [path for path in sorted(paths) if f"/libcublas.so.{major}" in path]
+    return ours[0] if ours else (paths[0] if len(paths) == 1 else None)
 
 
 def _check(status: int, call: str) -> None:

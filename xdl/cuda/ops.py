@@ -8,6 +8,7 @@ kernels do not take. Only launch geometry is decided here.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
@@ -84,8 +85,10 @@ class CupyOps(NumpyOps):
     def _new_handle(self, stream):
         try:
             return Cublas(self.xp, stream, self.address)
-        except (OSError, ImportError, AttributeError, RuntimeError) as e:  # no libcublas found or usable
+        except (OSError, ImportError, AttributeError) as e:  # no libcublas to load (a CUDA error propagates)
             self._cublas_error = e
+            warnings.warn(f"xdl: cuBLAS could not be loaded through ctypes ({e}); matrix products run through "
+                          "cupy.matmul, which cannot be captured in a CUDA graph", RuntimeWarning, stacklevel=2)
             return None
 
     def _aligned(self, *arrays) -> bool:
