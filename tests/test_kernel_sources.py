@@ -115,6 +115,7 @@ class FakeCuda:
         return FakeCuda._Stream
 
 
+@pytest.mark.filterwarnings("ignore:xdl. cuBLAS could not be loaded")  # a fake cupy: no libcublas
 def test_cupy_ops_launch_every_kernel_with_arguments_its_binding_accepts(monkeypatch):
     """CupyOps' host code on the CPU: NumPy arrays stand in for device arrays, and each launch goes
     through the real binding of its kernel (names, dtypes, integer ranges), then is recorded."""
