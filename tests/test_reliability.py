@@ -81,6 +81,14 @@ def test_divergence_keeps_the_last_good_checkpoint_and_names_it(tmp_path):
     assert resumed.history["epoch"] == [1, 2, 3, 4, 5] and np.isfinite(resumed.history["train_cost"]).all()
 
 
+def test_divergence_before_the_first_checkpoint_says_none_was_written_yet(tmp_path):
+    s = moons()
+    trainer = trainer_for(epochs=3, callbacks=[Checkpoint(tmp_path)], lr=1e30)
+    with pytest.raises(FloatingPointError, match="at epoch 1, .*no good state was saved yet"), np.errstate(all="ignore"):
+        trainer.fit(s.X_train, s.y_train)
+    assert not (tmp_path / "checkpoint.npz").exists()
+
+
 def test_a_non_finite_epoch_end_cost_stops_before_the_checkpoint_is_written(tmp_path):
     s = moons()
     ckpt = Checkpoint(tmp_path)

@@ -231,6 +231,27 @@ def test_control_file_changes_the_rate_and_stops_and_a_resume_replays_it(tmp_pat
     assert len(stopped.fit(parts.X_train, parts.y_train)) == 3
 
     bad = make_trainer(None, epochs=3, callbacks=[WriteControl(run, 1, "lr = -1\n"), Control(run)])
-    history = bad.fit(parts.X_train, parts.y_train)
+    with pytest.warns(UserWarning, match="control.toml at epoch 1 not applied: lr must be"):
+        history = bad.fit(parts.X_train, parts.y_train)
     assert "not applied: lr must be a finite number > 0, got -1" in history[0]["control"] and len(history) == 3
     assert (run / "control-rejected-epoch-1.toml").is_file()
+
+
+def test_a_rate_set_by_hand_that_diverged_is_corrected_by_a_control_file_read_on_resuming(tmp_path):
+    """The last good checkpoint holds the rate that diverged; a control file written before the
+    resume replaces it before the first step, so the advice "a smaller rate" can be followed."""
+    from xdl.train import Control
+
+    parts = moons_parts(300)
+    run = tmp_path / "run"
+    run.mkdir()
+    callbacks = [WriteControl(run, 1, "lr = 1e30\n"), Control(run), Checkpoint(run / "checkpoints")]
+    with np.errstate(all="ignore"), pytest.raises(FloatingPointError, match="after epoch 1"):
+        make_trainer(None, lr=0.01, epochs=3, callbacks=callbacks).fit(parts.X_train, parts.y_train)
+    (run / "control.toml").write_text("lr = 0.001\n")
+    callbacks = [WriteControl(run, 1, "lr = 1e30\n"), Control(run), Checkpoint(run / "checkpoints")]  # as before
+    resumed = make_trainer(None, lr=0.01, epochs=3, callbacks=callbacks)
+    history = resumed.fit(parts.X_train, parts.y_train, resume=run / "checkpoints")
+    assert history["lr"] == [0.01, 1e-3, 1e-3]  # epoch 1 as it ran; then the corrected rate
+    assert history[1]["control"] == "control.toml on resuming (before epoch 2): lr = 0.001 from epoch 2"
+    assert (run / "control-applied-resume-2.toml").is_file() and np.isfinite(history["train_cost"]).all()

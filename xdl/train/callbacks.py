@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import tomllib
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -159,9 +160,11 @@ class Control(Callback):
     """Babysitting a run (the course's panda): at each epoch's end, read ``directory/control.toml``
     if it exists — ``lr = 0.001`` (the rate from the next epoch on, replacing the schedule) and/or
     ``stop = true`` — apply it, note it in the epoch's history record (``control``), and rename the
-    file ``control-applied-epoch-<n>.toml``. Its state goes into checkpoints, so a resumed run
-    replays the change. A file that does not parse or holds another key is reported and left
-    unapplied (renamed ``control-rejected-epoch-<n>.toml``): training goes on."""
+    file ``control-applied-epoch-<n>.toml``. A resumed run first replays the rate set before (its
+    state goes into checkpoints), then applies a file written while it was stopped before its
+    first step (``control-applied-resume-<n>.toml``): the way on after a rate that diverged. A file
+    that does not parse or holds another key is left unapplied (renamed
+    ``control-rejected-….toml``), noted, and reported as a warning: training goes on."""
 
     order = 50  # after early stopping, before checkpoints (which then save what was applied)
 
@@ -169,21 +172,35 @@ class Control(Callback):
         self.directory = Path(directory)
         self.lr = None  # the rate set by hand, if any
         self.notes: list[str] = []
+        self._on_resume = None  # the note of a file applied on resuming, for the first epoch's record
 
     @property
     def path(self) -> Path:
         return self.directory / CONTROL_FILE
 
     def on_train_begin(self, trainer) -> None:
+        self._on_resume = None
         if not trainer.resumed:
             self.lr, self.notes = None, []
-        elif self.lr is not None:  # replay: the resumed run keeps the rate set by hand
+            return
+        if self.lr is not None:  # replay: the resumed run keeps the rate set by hand
             self._set_lr(trainer, self.lr)
+        upcoming = trainer.epoch + 1
+        self._on_resume = self._apply(trainer, f"on resuming (before epoch {upcoming})", f"resume-{upcoming}",
+                                      upcoming)
 
     def on_epoch_end(self, trainer, record: dict) -> None:
-        if not self.path.is_file():
-            return
         epoch = record["epoch"]
+        notes = [note for note in (self._on_resume, self._apply(trainer, f"at epoch {epoch}", f"epoch-{epoch}",
+                                                                epoch + 1)) if note]
+        self._on_resume = None
+        if notes:
+            trainer.history.records[-1]["control"] = "; ".join(notes)  # the history's copy of ``record``
+
+    def _apply(self, trainer, when: str, suffix: str, next_epoch: int) -> str | None:
+        """Read and apply the control file if there is one; rename it; return the note (None: no file)."""
+        if not self.path.is_file():
+            return None
         try:
             with self.path.open("rb") as f:
                 wanted = tomllib.load(f)
@@ -196,21 +213,22 @@ class Control(Callback):
             if not isinstance(wanted.get("stop", False), bool):
                 raise ValueError(f"stop must be true or false, got {wanted['stop']!r}")
         except (OSError, ValueError, tomllib.TOMLDecodeError) as e:
-            note = f"{CONTROL_FILE} at epoch {epoch} not applied: {e}"
-            self.path.replace(self.directory / f"control-rejected-epoch-{epoch}.toml")
+            note = f"{CONTROL_FILE} {when} not applied: {e}"
+            self.path.replace(self.directory / f"control-rejected-{suffix}.toml")
+            warnings.warn(note, stacklevel=3)  # the babysitter should see it, not only the history
         else:
             done = []
             if lr is not None:
                 self.lr = float(lr)
                 self._set_lr(trainer, self.lr)
-                done.append(f"lr = {self.lr:g} from epoch {epoch + 1}")
+                done.append(f"lr = {self.lr:g} from epoch {next_epoch}")
             if wanted.get("stop"):
                 trainer.stop_training = True
                 done.append("stop")
-            note = f"{CONTROL_FILE} at epoch {epoch}: " + (", ".join(done) or "nothing to apply")
-            self.path.replace(self.directory / f"control-applied-epoch-{epoch}.toml")
+            note = f"{CONTROL_FILE} {when}: " + (", ".join(done) or "nothing to apply")
+            self.path.replace(self.directory / f"control-applied-{suffix}.toml")
         self.notes.append(note)
-        trainer.history.records[-1]["control"] = note
+        return note
 
     @staticmethod
     def _set_lr(trainer, lr: float) -> None:

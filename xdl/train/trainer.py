@@ -323,7 +323,11 @@ class Trainer:
             kept.append(f"the last good state ({at}) is in {str(self.last_checkpoint)!r}")
         if self.best_checkpoint is not None:
             kept.append(f"the best epoch's state is in {str(self.best_checkpoint)!r}")
-        kept = "; ".join(kept) or "no checkpoint holds a good state (a Checkpoint callback keeps one)"
+        if not kept:
+            kept = ["no good state was saved yet (its Checkpoint callback had not written one)"
+                    if any(isinstance(cb, Checkpoint) for cb in self.callbacks)
+                    else "no checkpoint holds a good state (a Checkpoint callback keeps one)"]
+        kept = "; ".join(kept)
         return FloatingPointError(f"training diverged: {what}; {kept}; try a smaller learning rate")
 
     def _check_costs(self, backend, costs, start: int, stop: int) -> None:
