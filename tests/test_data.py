@@ -86,6 +86,8 @@ def test_augment_flips_shifts_and_adds_noise():
     assert abs(noisy.std() - 0.1) < 0.01
     with pytest.raises(ValueError, match="shift"):
         Augment((3, 3), shift=3)
+    with pytest.raises(ValueError, match=r"sees examples as 3×3 images, so X must have 9 features, got 8"):
+        Augment((3, 3), shift=1).check(8)
 
 
 def test_input_checks_name_the_problem():
@@ -99,6 +101,33 @@ def test_input_checks_name_the_problem():
         check_labels([0, 5], 2, n_classes=3)
     with pytest.raises(ValueError, match="integer class indices"):
         check_labels([0.5, 1.0], 2)
+    with pytest.raises(ValueError, match=r"^X must be a rectangular array"):
+        check_features([[1.0, 2.0], [1.0]])
+    with pytest.raises(ValueError, match=r"^X has no features, got shape \(3, 0\)"):
+        check_features(np.zeros((3, 0)))
+
+
+def test_features_beyond_the_models_dtype_are_refused():
+    X = np.array([[1.0, 2.0], [3.0, -1e39]])  # finite in float64, inf in float32
+    with pytest.raises(ValueError, match=r"^X_dev has values beyond float32's range.*example 1, feature 1"):
+        check_features(X, "X_dev", dtype=np.float32)
+    assert check_features(X, dtype=np.float64) is X
+    assert check_features(X[:1], dtype=np.float32).dtype == np.float64  # checked, not cast
+
+
+@pytest.mark.parametrize("label", [2**20, 10**12, np.iinfo(np.int64).max, 1e30])
+def test_labels_name_more_classes_than_max_classes(label):
+    y = np.array([0, label], dtype=np.float64 if isinstance(label, float) else np.int64)
+    with pytest.raises(ValueError, match=r"^y has class index .*at most MAX_CLASSES = 1048576"):
+        check_labels(y, 2)
+    assert check_labels(np.array([0, 2**20 - 1]), 2).max() == 2**20 - 1
+
+
+def test_uint64_labels_are_compared_before_any_cast():
+    y = np.array([0, 2**63 + 5], dtype=np.uint64)  # int64 would wrap it negative
+    with pytest.raises(ValueError, match=r"^y has class index 9223372036854775813"):
+        check_labels(y, 2)
+    assert check_labels(np.array([0, 3], dtype=np.uint64), 2).tolist() == [0, 3]
 
 
 @pytest.mark.parametrize("name", list(xdl.datasets.DATASETS))

@@ -13,6 +13,7 @@ from xdl.config import TrainConfig
 from xdl.nn import StackError, stack
 from xdl.optim import StackedOptimizer
 from xdl.train import Callback, Checkpoint, Interrupted, fit_many
+from xdl.train.many import check_shared
 
 
 @pytest.fixture(scope="module")
@@ -259,6 +260,80 @@ def test_bad_arguments_are_named_before_any_work(digits):
         stack([])
     with pytest.raises(StackError, match=r"layer 0 \(Dense\): out_features is 9 in model 1, 8 in model 0"):
         stack([xdl.nn.mlp(4, [8], 3), xdl.nn.mlp(4, [9], 3)])
+
+
+@pytest.mark.parametrize("options, match", [
+    (dict(lr="0.01"), r"TrainConfig: lr must be a number, got '0.01' \(str\)"),
+    (dict(epochs=2.5), r"TrainConfig: epochs must be an integer, got 2.5"),
+    (dict(epochs="2"), r"TrainConfig: epochs must be an integer, got '2'"),
+    (dict(dropout=None), r"TrainConfig: dropout must be a number, got None"),
+    (dict(hidden=16), r"TrainConfig: hidden must be a list of integers, got 16"),
+    (dict(hidden=[16.7]), r"TrainConfig: hidden must be a list of integers, got \[16.7\]"),
+    (dict(hidden=np.array([[16]])), r"TrainConfig: hidden must be a list of integers"),
+    (dict(batch_size=32.0), r"TrainConfig: batch_size must be an integer, got 32.0"),
+    (dict(batch_size=True, batch_norm=False), r"TrainConfig: batch_size must be an integer, got True \(bool\)"),
+    (dict(patience=1.5), r"TrainConfig: patience must be an integer, got 1.5"),
+    (dict(patience=True), r"TrainConfig: patience must be an integer, got True"),
+])
+def test_config_types_are_checked_where_the_config_is_made(options, match):
+    with pytest.raises(TypeError, match=match):
+        small(**options)
+
+
+def test_config_options_set_later_are_checked_by_fit_many_naming_the_config(digits):
+    X, y, _ = digits
+    late = small()
+    late.lr = "0.01"
+    with pytest.raises(TypeError, match=r"^configs\[1\]: lr must be a number, got '0.01'"):
+        fit_many([small(), late], X, y)
+    for eps in (1e-320, 1e39):  # 0 or inf in float32
+        with pytest.raises(ValueError, match=r"TrainConfig: eps must be in float32's positive range"):
+            small(eps=eps)
+
+
+def test_config_sequences_and_numpy_scalars_are_normalized():
+    config = small(hidden=np.array([24, 16]), batch_size=np.int64(64), lr=np.float32(0.5))
+    assert config == small(hidden=(24, 16), lr=0.5) == small(lr=0.5)
+    assert type(config.hidden) is list and type(config.hidden[0]) is int and type(config.batch_size) is int
+    check_shared([small(), small(hidden=(24, 16))])  # equal, so shared
+
+
+def test_out_of_range_and_oversized_data_is_named_before_any_work(digits):
+    X, y, dev = digits
+    big = X.astype(np.float64) * 1e39  # finite in float64, inf in float32
+    with pytest.raises(ValueError, match=r"^X has values beyond float32's range"):
+        fit_many([small(), small(lr=1e-2)], big, y)
+    with pytest.raises(ValueError, match=r"^X_dev has values beyond float32's range"):
+        fit_many([small()], X, y, dev=(big[:100], dev[1]))
+    with pytest.raises(ValueError, match=r"^configs: augment_shift \(dataset 'digits'\) sees examples as 8×8 images, "
+                                         r"so X must have 64 features, got 30"):
+        fit_many([small(augment_shift=1)], X[:, :30], y)
+    for label, dtype in ((10**12, np.int64), (np.iinfo(np.int64).max, np.int64), (2**63 + 5, np.uint64)):
+        labels = y.astype(dtype)
+        labels[0] = label
+        with pytest.raises(ValueError, match=rf"^y has class index {label}; .*at most MAX_CLASSES = {2**20}"):
+            fit_many([small()], X, labels)
+    for n_classes in (10**10, True, 9):
+        with pytest.raises(ValueError, match=rf"^n_classes must be an integer in \[10, {2**20}\]"):
+            fit_many([small()], X, y, n_classes=n_classes)
+
+
+def test_missing_or_misshapen_arguments_are_named(digits):
+    X, y, _ = digits
+    with pytest.raises(TypeError, match=r"^configs must be a list of TrainConfig instances, got None"):
+        fit_many(None, X, y)
+    with pytest.raises(TypeError, match=r"^callbacks must be a list of xdl.train.Callback instances, got None"):
+        fit_many([small()], X, y, callbacks=None)
+    with pytest.raises(ValueError, match=r"^dtype must be float32 or float64, got None"):
+        fit_many([small()], X, y, dtype=None)
+    with pytest.raises(TypeError, match=r"^standardize must be an xdl.nn.Standardize layer or None, got 5"):
+        fit_many([small()], X, y, standardize=5)
+    with pytest.raises(ValueError, match=r"^standardize has 10 features, X has 64"):
+        fit_many([small()], X, y, standardize=xdl.nn.Standardize(10))
+    with pytest.raises(ValueError, match=r"^X must be a rectangular array"):
+        fit_many([small()], [[0.0, 1.0], [0.0]], [0, 1])
+    with pytest.raises(ValueError, match=r"^X has no features, got shape \(320, 0\)"):
+        fit_many([small()], np.zeros((320, 0)), y)
 
 
 class StopAt(Callback):

@@ -323,6 +323,21 @@ def test_predict_and_evaluate_refuse_non_finite_input(backend):
         trainer.evaluate(bad, [0, 1])
 
 
+def test_fit_refuses_data_beyond_the_models_dtype_and_images_of_another_shape_before_training():
+    """A float64 1e39 is finite but inf in a float32 model: named, not reported as a divergence;
+    augmentation of 8×8 images refuses 2 features at once, not at the first batch."""
+    s = moons()
+    trainer = trainer_for(epochs=1)
+    with pytest.raises(ValueError, match=r"X has values beyond float32's range .*example 0, feature 0"):
+        trainer.fit(s.X_train.astype(np.float64) * 1e39, s.y_train)
+    with pytest.raises(ValueError, match=r"X_dev has values beyond float32's range"):
+        trainer.fit(s.X_train, s.y_train, dev=(s.X_dev.astype(np.float64) * 1e39, s.y_dev))
+    trainer = trainer_for(epochs=1, augment=xdl.data.Augment((8, 8), shift=1))
+    with pytest.raises(ValueError, match="augment sees examples as 8×8 images, so X must have 64 features, got 2"):
+        trainer.fit(s.X_train, s.y_train)
+    assert trainer.optimizer.t == 0 and len(trainer.history) == 0
+
+
 # -- batch norm and the last batch ------------------------------------------------------------
 def test_a_last_batch_of_one_is_merged_once_with_batch_norm(backend):
     s = moons()

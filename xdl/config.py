@@ -93,18 +93,27 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "config") -> TrainConfig:
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        values = {}
+        names = [f.name for f in dataclasses.fields(cls)]
+        config = cls()
         for key, value in data.items():
             name = key.replace("-", "_")
-            if name not in fields:
-                raise ValueError(f"{source}: unknown key {key!r}; known keys: {', '.join(fields)}")
-            values[name] = _checked(name, fields[name].type, value, source)
-        config = cls(**values)
+            if name not in names:
+                raise ValueError(f"{source}: unknown key {key!r}; known keys: {', '.join(names)}")
+            setattr(config, name, value)  # set, then checked by validate: its errors name ``source``
         config.validate(source)
         return config
 
+    def __post_init__(self):
+        # checked where it is made, from Python as from a file or the command line
+        self.validate("TrainConfig")
+
     def validate(self, source: str = "config") -> None:
+        """Check every option's type (normalizing it: NumPy scalars to Python ones, any sequence of
+        integers to a list) and value; raise naming ``source`` and the option. `fit_many` calls it
+        again, so an option assigned after construction is checked too."""
+        checked = {f.name: _checked(f.name, f.type, getattr(self, f.name), source) for f in dataclasses.fields(self)}
+        for name, value in checked.items():  # equal values, as plain types (so configs compare and save alike)
+            setattr(self, name, value)
         for f in dataclasses.fields(self):
             choices = f.metadata.get("choices")
             if choices and getattr(self, f.name) not in choices:
@@ -126,6 +135,11 @@ class TrainConfig:
         for name in ("lr", "eps", "decay_base", "decay_factor"):
             if not math.isfinite(getattr(self, name)) or getattr(self, name) <= 0:
                 raise ValueError(f"{source}: {name} must be a finite number > 0, got {getattr(self, name)}")
+        low, high = float(np.finfo(np.float32).smallest_subnormal), float(np.finfo(np.float32).max)
+        for name in ("lr", "eps"):  # the update holds them in the model's dtype (float32 by default),
+            if not low <= getattr(self, name) <= high:  # where a smaller one is 0, a larger one inf
+                raise ValueError(f"{source}: {name} must be in float32's positive range [{low:.3g}, {high:.3g}], "
+                                 f"got {getattr(self, name)}")
         for name in ("l2", "weight_decay", "augment_noise", "decay_rate"):
             if not math.isfinite(getattr(self, name)) or getattr(self, name) < 0:
                 raise ValueError(f"{source}: {name} must be a finite number ≥ 0, got {getattr(self, name)}")
@@ -234,7 +248,8 @@ def _checked(name: str, type_name: str, value, source: str):
           "float": lambda v: integer(v) or isinstance(v, float | np.floating),
           "bool": lambda v: isinstance(v, bool | np.bool_),
           "str": lambda v: isinstance(v, str),
-          "list[int]": lambda v: isinstance(v, list | tuple | np.ndarray) and all(integer(i) for i in v)}[type_name]
+          "list[int]": lambda v: (isinstance(v, list | tuple) or isinstance(v, np.ndarray) and v.ndim == 1)
+          and all(integer(i) for i in v)}[type_name]
     if not ok(value):
         raise TypeError(f"{source}: {name} must be {TYPE_NAMES[type_name]}, got {value!r} ({type(value).__name__})")
     convert = {"int": int, "float": float, "bool": bool, "str": str, "list[int]": lambda v: [int(i) for i in v]}

@@ -29,6 +29,14 @@ class Augment:
             raise ValueError(f"noise must be ≥ 0, got {noise}")
         self.image_shape, self.flip, self.shift, self.noise = tuple(image_shape), bool(flip), shift, float(noise)
 
+    def check(self, n_features: int, name: str = "X", source: str = "Augment") -> None:
+        """Refuse data whose examples (``n_features`` values each) are not images of ``image_shape``,
+        before training rather than at the first batch's reshape; ``source`` names what asked for it."""
+        h, w = self.image_shape
+        if n_features != h * w:
+            raise ValueError(f"{source} sees examples as {h}×{w} images, so {name} must have {h * w} features, "
+                             f"got {n_features}")
+
     def __call__(self, X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         h, w = self.image_shape
         images = np.array(X, copy=True).reshape(len(X), h, w)

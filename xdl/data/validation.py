@@ -8,12 +8,24 @@ import numpy as np
 from xdl.tensor import to_numpy
 
 
-def check_features(X, name: str = "X", n_features: int | None = None) -> np.ndarray:
+# The most classes a label may name: far above any data set here, and well below what would exhaust
+# memory (an output layer of 2**20 units after 256 hidden ones already holds 2**28 weights).
+MAX_CLASSES = 2**20
+
+
+def check_features(X, name: str = "X", n_features: int | None = None, dtype=None) -> np.ndarray:
     """``X`` (array-like, any backend's array or a Tensor) as a floating (m, n_features, …) NumPy
-    array with only finite values."""
-    X = to_numpy(X)
+    array with only finite values; with ``dtype`` (the model's), values it can hold (a float64
+    1e39 would become inf in float32)."""
+    try:
+        X = to_numpy(X)
+    except ValueError:  # NumPy's words for a ragged list ("inhomogeneous shape") name neither X nor the fix
+        raise ValueError(f"{name} must be a rectangular array (every example with the same number of features); "
+                         "got a ragged sequence") from None
     if X.ndim < 2:
         raise ValueError(f"{name} must be 2-D (examples, features), got shape {X.shape}")
+    if 0 in X.shape[1:]:
+        raise ValueError(f"{name} has no features, got shape {X.shape}")
     if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)
             or X.dtype == np.bool_):
         raise TypeError(f"{name} must hold numbers, got dtype {X.dtype}")
@@ -24,12 +36,18 @@ def check_features(X, name: str = "X", n_features: int | None = None) -> np.ndar
     if not np.isfinite(X).all():
         bad = np.argwhere(~np.isfinite(X.reshape(len(X), -1)))[0]
         raise ValueError(f"{name} contains NaN or Inf (first at example {bad[0]}, feature {bad[1]})")
+    if dtype is not None and np.issubdtype(X.dtype, np.floating) and np.finfo(X.dtype).max > np.finfo(dtype).max:
+        high = np.finfo(dtype).max
+        if len(X) and np.abs(X).max() > high:
+            bad = np.argwhere(np.abs(X.reshape(len(X), -1)) > high)[0]
+            raise ValueError(f"{name} has values beyond {np.dtype(dtype)}'s range ±{high:.3g} (first at example "
+                             f"{bad[0]}, feature {bad[1]}); scale the data, or train in a wider dtype")
     return X
 
 
 def check_labels(y, m: int, name: str = "y", n_classes: int | None = None) -> np.ndarray:
     """``y`` (array-like, any backend's array or a Tensor) as (m,) integer class indices in
-    [0, n_classes) (or (m, C) one-hot rows), a NumPy array."""
+    [0, n_classes) and below `MAX_CLASSES` (or (m, C) one-hot rows), a NumPy array."""
     y = to_numpy(y)
     if y.shape[:1] != (m,):
         raise ValueError(f"{name} has {y.shape[0] if y.ndim else 0} labels for {m} examples "
@@ -41,9 +59,12 @@ def check_labels(y, m: int, name: str = "y", n_classes: int | None = None) -> np
     if not np.issubdtype(y.dtype, np.integer):
         if not (np.issubdtype(y.dtype, np.floating) and np.isfinite(y).all() and np.all(y == np.round(y))):
             raise ValueError(f"{name} must hold integer class indices, got dtype {y.dtype}")
-        y = y.astype(np.int64)
+    # bounds checked on the values as given, before a cast to int64 could wrap them (uint64, 1e30)
     if m and y.min() < 0:
         raise ValueError(f"{name} has negative class indices (min {y.min()})")
+    if m and y.max() >= MAX_CLASSES:
+        raise ValueError(f"{name} has class index {y.max()}; the number of classes must be at most "
+                         f"MAX_CLASSES = {MAX_CLASSES}")
     if m and n_classes is not None and y.max() >= n_classes:
         raise ValueError(f"{name} has class index {y.max()}, outside the model's {n_classes} classes [0, {n_classes})")
-    return y
+    return y if np.issubdtype(y.dtype, np.integer) else y.astype(np.int64)

@@ -38,7 +38,8 @@ from xdl.backend import current_backend
 from xdl.backend import seed as seed_backend
 from xdl.config import TrainConfig
 from xdl.data import batch_bounds, check_features, check_labels
-from xdl.nn import Module, stack
+from xdl.data.validation import MAX_CLASSES
+from xdl.nn import Module, Standardize, stack
 from xdl.optim.stacked import StackedOptimizer
 from xdl.serialization import load, read_extra, save
 from xdl.tensor import Tensor, no_grad
@@ -92,7 +93,7 @@ def fit_many(configs, X, y, dev=None, seed: int = 0, dtype="float32", n_classes:
     ``dev``: ``(X_dev, y_dev)``, needed when a configuration has ``patience`` > 0 (early stopping
     on the dev cost, as ``xdl train``). ``seed``: the mini-batch order, shared by the K models (a
     `Trainer`'s seed also keys its dropout masks; here each model's come from its config's seed).
-    ``n_classes``: the output width (default: the largest label + 1). ``standardize``: a
+    ``n_classes``: the output width (default: the largest label + 1; at most `MAX_CLASSES`). ``standardize``: a
     `xdl.nn.Standardize` layer each model starts with (as ``xdl train`` builds them); none by
     default. ``callbacks`` see the batch (`ManyTrainer`): a `Checkpoint` keeps the whole batch
     resumable and ``resume=directory`` continues it exactly. ``capture``: as `Trainer`'s — on a
@@ -118,22 +119,23 @@ class ManyTrainer:
 
     def __init__(self, configs, seed: int = 0, dtype="float32", callbacks=(), progress: bool | None = False,
                  capture="auto"):
-        configs = list(configs) if not isinstance(configs, TrainConfig) else [configs]
+        configs = [configs] if isinstance(configs, TrainConfig) else _listed(configs, "configs", "TrainConfig")
         if not configs:
             raise ValueError("configs: no configurations (K = 0); give at least one TrainConfig")
         for k, c in enumerate(configs):
             if not isinstance(c, TrainConfig):
                 raise TypeError(f"configs[{k}] must be a TrainConfig, got {type(c).__name__}")
-            c.validate(f"configs[{k}]")
+            c.validate(f"configs[{k}]")  # its options' types and values (one set after construction too)
         check_shared(configs)
         if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
             raise ValueError(f"seed must be an integer ≥ 0, got {seed!r}")
         try:
-            dtype = np.dtype(dtype)
+            dtype = np.dtype(dtype) if dtype is not None else None  # np.dtype(None) is float64: not a default here
         except TypeError:
             raise TypeError(f"dtype must be a floating dtype name, got {dtype!r}") from None
         if dtype not in (np.float32, np.float64):
             raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+        callbacks = _listed(callbacks, "callbacks", "xdl.train.Callback")
         for cb in callbacks:
             if not isinstance(cb, Callback):
                 raise TypeError(f"callbacks must be xdl.train.Callback instances, got {cb!r}")
@@ -149,6 +151,19 @@ class ManyTrainer:
         self.stop_training = self.resumed = False
         self.last_checkpoint = self.last_checkpoint_at = self.best_checkpoint = None
         self._partial = None
+
+    def _check_width(self, n_features: int, standardize) -> None:
+        """What sees each example before the first layer takes X's width: the Standardize layer, and
+        augmentation (as images of the dataset's shape); a mismatch is named now, not in a step."""
+        if standardize is not None and not isinstance(standardize, Standardize):
+            raise TypeError(f"standardize must be an xdl.nn.Standardize layer or None, got {standardize!r}")
+        if standardize is not None and standardize.features != n_features:
+            raise ValueError(f"standardize has {standardize.features} features, X has {n_features}")
+        c = self.configs[0]
+        augment = c.build_augment()
+        if augment is not None:
+            options = ", ".join(key for key in ("augment_shift", "augment_noise", "augment_flip") if getattr(c, key))
+            augment.check(n_features, "X", f"configs: {options} (dataset {c.dataset!r})")
 
     @property
     def n_models(self) -> int:
@@ -201,7 +216,7 @@ class ManyTrainer:
         reason = self.eager_reason()
         if self.capture is True and reason is not None:
             raise ValueError(f"capture=True, but the batch's steps cannot be captured: {reason}")
-        X = check_features(X, "X")
+        X = check_features(X, "X", dtype=self.dtype)
         if len(X) == 0:
             raise ValueError("X has no examples")
         if dev is not None and not (isinstance(dev, tuple | list) and len(dev) == 2):
@@ -211,7 +226,7 @@ class ManyTrainer:
             raise ValueError("y must be (m,) class indices for fit_many")
         y = y.astype(np.int64, copy=False)  # what the fused loss takes
         if dev is not None:
-            dev_X = check_features(dev[0], "X_dev", int(np.prod(X.shape[1:])))
+            dev_X = check_features(dev[0], "X_dev", int(np.prod(X.shape[1:])), dtype=self.dtype)
             if len(dev_X) == 0:
                 raise ValueError("X_dev has no examples")
             dev = (dev_X, check_labels(dev[1], len(dev_X), "y_dev"))
@@ -221,13 +236,16 @@ class ManyTrainer:
         observed = int(max(y.max(), dev[1].max() if dev is not None and len(dev[1]) else 0)) + 1
         if n_classes is None:
             n_classes = max(observed, 2)
-        elif not isinstance(n_classes, int | np.integer) or n_classes < observed:
-            raise ValueError(f"n_classes must be an integer ≥ {observed} (the largest label + 1), got {n_classes!r}")
+        elif (isinstance(n_classes, bool) or not isinstance(n_classes, int | np.integer)
+              or not observed <= n_classes <= MAX_CLASSES):
+            raise ValueError(f"n_classes must be an integer in [{observed}, {MAX_CLASSES}] (from the largest label + 1 "
+                             f"to MAX_CLASSES), got {n_classes!r}")
         needs_dev = [k for k, c in enumerate(self.configs) if c.patience]
         if needs_dev and dev is None:
             raise ValueError(f"configs[{needs_dev[0]}] has patience {self.configs[needs_dev[0]].patience}: early "
                              "stopping watches the dev cost, so pass dev=(X_dev, y_dev) (or set patience 0)")
         X = X.reshape(len(X), -1).astype(self.dtype, copy=False)
+        self._check_width(X.shape[1], standardize)
         if dev is not None:
             dev = (dev[0].reshape(len(dev[0]), -1).astype(self.dtype, copy=False), dev[1])
         bounds = self._batches(len(X))
@@ -524,6 +542,13 @@ class ManyTrainer:
         self.history = History.from_dict(extra["history"])
         self.epoch, self.step, self._partial = int(extra["epoch"]), int(extra["step"]), extra["partial"]
         self.last_checkpoint, self.last_checkpoint_at = path, (self.epoch, self.step)
+
+
+def _listed(items, name: str, what: str) -> list:
+    try:
+        return list(items)
+    except TypeError:  # None, or one object where a list was meant: say which argument
+        raise TypeError(f"{name} must be a list of {what} instances, got {items!r}") from None
 
 
 def _described(config: TrainConfig) -> dict:

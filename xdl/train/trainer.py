@@ -32,7 +32,7 @@ import numpy as np
 
 from xdl import losses as _losses
 from xdl.backend import get_backend
-from xdl.data import batch_bounds, check_features, check_labels
+from xdl.data import Augment, batch_bounds, check_features, check_labels
 from xdl.optim import Optimizer
 from xdl.serialization import load, read_extra, save
 from xdl.tensor import no_grad, to_numpy
@@ -112,7 +112,7 @@ class Trainer:
         """X and y as host arrays for the model: X checked and flattened to (m, features) in the
         model's dtype, y checked and, for an xdl loss and a model whose output width is known,
         shaped for the outputs once (`Loss.prepare`), so the steps call `Loss.compute` unchecked."""
-        X = check_features(X, f"X{name}", _input_features(self.model))
+        X = check_features(X, f"X{name}", _input_features(self.model), dtype=self.model.dtype)
         if len(X) == 0:
             raise ValueError(f"X{name} has no examples")
         if self.classification:
@@ -126,6 +126,8 @@ class Trainer:
                 raise ValueError(f"X{name} has {len(X)} examples but y{name} has {len(y) if y.ndim else 0} "
                                  "(they must have the same length)")
         X = X.reshape(len(X), -1).astype(self.model.dtype, copy=False)
+        if isinstance(self.augment, Augment):  # images of its shape: a mismatch named now, not at a batch
+            self.augment.check(X.shape[1], f"X{name}", "augment")
         n_out = _output_width(self.model)
         if isinstance(self.loss, _losses.Loss) and n_out is not None:
             try:
