@@ -615,3 +615,18 @@ def test_load_names_the_file_when_the_model_does_not_fit(tmp_path):
         {"format": 1, "architecture": {"class": "Dense", "config": {"in_features": "two"}}, "dtype": "float32"})))
     with pytest.raises(ValueError, match="odd.npz' describes a model xdl cannot build"):
         xdl.load(tmp_path / "odd.npz")
+
+
+def test_a_config_file_that_is_not_toml_text_or_spells_an_option_twice_is_named(tmp_path):
+    from xdl.config import TrainConfig
+
+    twice = tmp_path / "twice.toml"
+    twice.write_text("batch_size = 32\nbatch-size = 16\n")
+    with pytest.raises(ValueError, match=r"'batch_size' and 'batch-size' are the same option"):
+        TrainConfig.from_toml(twice)
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(b"\xff\xfe epochs = 1\n")
+    with pytest.raises(ValueError, match=r"--config '.*binary.toml' is not valid TOML"):
+        TrainConfig.from_toml(binary)
+    with pytest.raises(IsADirectoryError, match=r"--config: '.*' is a directory, not a TOML file"):
+        TrainConfig.from_toml(tmp_path)

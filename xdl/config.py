@@ -89,6 +89,11 @@ class TrainConfig:
     def from_toml(cls, path, overrides: dict | None = None) -> TrainConfig:
         """Defaults, then the TOML file's keys, then ``overrides``; every value checked."""
         data = read_toml(path, "--config")
+        spelled = {}
+        for key in data:  # batch_size and batch-size are one option: both in a file is a slip
+            first = spelled.setdefault(key.replace("-", "_"), key)
+            if first != key:
+                raise ValueError(f"config file {str(path)!r}: {first!r} and {key!r} are the same option; keep one")
         return cls.from_dict({**data, **(overrides or {})}, source=f"config file {str(path)!r}")
 
     @classmethod

@@ -114,5 +114,7 @@ def read_toml(path, option: str) -> dict:
             return tomllib.load(f)
     except FileNotFoundError:
         raise FileNotFoundError(f"{option}: no such file {str(path)!r}") from None
-    except tomllib.TOMLDecodeError as e:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:  # TOML is UTF-8 text
         raise ValueError(f"{option} {str(path)!r} is not valid TOML: {e}") from None
+    except IsADirectoryError:
+        raise IsADirectoryError(f"{option}: {str(path)!r} is a directory, not a TOML file") from None
