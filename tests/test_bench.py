@@ -111,3 +111,28 @@ def test_a_batched_search_gives_the_records_of_one_run_at_a_time():
         for x, y in zip(a, b):
             assert x.pop("test_cost") == pytest.approx(y.pop("test_cost"), rel=1e-6)
         assert without_times(a) == without_times(b)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--seeds", "0"], "--seeds must be a positive integer, got 0"),
+    (["--trials", "0"], "--trials must be a positive integer, got 0"),
+    (["--lr", "-1"], "--lr must be a finite number > 0, got -1.0"),
+    (["--lr", "nan"], "--lr must be a finite number > 0, got nan"),
+    (["--seed", "-1"], "--seed must be an integer ≥ 0, got -1"),
+    (["--optimizer", "nowhere.py:Rule"], "--optimizer 'nowhere.py:Rule': cannot load it"),
+])
+def test_cli_bench_refuses_bad_options_by_flag_before_any_work(tmp_path, capsys, flags, message):
+    """A 0 given is refused, not replaced by the default; nothing is run or written."""
+    out = tmp_path / "bench"
+    assert cli.main(["bench", "optimizers", "--quick", "--problem", "quadratic", "--optimizer", "sgd", *flags,
+                     "--backend", "numpy", "--out", str(out)]) == 1
+    printed = capsys.readouterr()
+    assert message in printed.err and "bench optimizers: backend" not in printed.out
+    assert not out.exists()
+
+
+def test_bad_rates_and_seeds_are_named_in_python_too():
+    with pytest.raises(ValueError, match=r"--lr must be a finite number > 0, got -0.001"):
+        benchmark(["quadratic"], ["adam"], lr=-1e-3)
+    with pytest.raises(ValueError, match=r"--seed must be an integer ≥ 0, got -1"):
+        benchmark(["quadratic"], ["adam"], seed=-1)

@@ -123,3 +123,12 @@ def test_the_run_says_once_how_its_steps_run(tmp_path, capsys):
     assert out.count("steps: eager (the numpy backend has no CUDA graphs)") == 1
     assert main(["train", *FAST, "--backend", "numpy", "--no-capture", "--out", str(tmp_path / "b")]) == 0
     assert "steps: eager (capture is off)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", [["tune", "--trials", "2", *FAST], ["bench", "optimizers", "--quick",
+                                                                         "--problem", "quadratic"]])
+def test_an_empty_out_is_refused_not_the_current_directory(tmp_path, monkeypatch, capsys, command):
+    monkeypatch.chdir(tmp_path)
+    assert main([*command, "--out", ""]) == 1
+    assert "--out must name a directory, got ''" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # nothing written where the command ran

@@ -263,3 +263,113 @@ def test_successive_halving_prunes_poor_trials_at_rungs(data, execution):
     assert study.best.status == "completed" and study.best.epochs == 8
     with pytest.raises(ValueError, match=r"halving must be an integer η ≥ 2"):
         tune(X, y, dev, {"lr": {"log_uniform": [1e-5, 1e-1]}}, trials=2, base=base, halving=1)
+
+
+# -- input checked before any work, naming the argument (the flag on the command line) -------------
+TINY = ["--dataset", "moons", "--epochs", "1", "--hidden", "8", "--no-progress"]
+
+
+@pytest.mark.parametrize("spec, key", [({"dataset": {"choice": ["digits", "moons"]}}, "dataset"),
+                                       ({"backend": "cupy", "lr": {"log_uniform": [1e-3, 1e-2]}}, "backend"),
+                                       ({"precision": {"choice": ["float32", "tf32"]}}, "precision"),
+                                       ({"out": "elsewhere"}, "out")])
+def test_options_every_trial_shares_are_refused_in_the_space(data, tmp_path, capsys, spec, key):
+    """A trial trains on the search's data and backend: a space that sets them would be recorded but not used."""
+    X, y, dev = data
+    with pytest.raises(ValueError, match=rf"space: {key} cannot be in a search space.*set it as base\.{key}"):
+        tune(X, y, dev, spec, trials=2, base=BASE, directory=tmp_path / "python")
+    space = tmp_path / "space.toml"
+    space.write_text("\n".join(f"{k} = {json.dumps(v)}" if not isinstance(v, dict) else
+                               f"[{k}]\n" + "\n".join(f"{kind} = {json.dumps(a)}" for kind, a in v.items())
+                               for k, v in spec.items()) + "\n")
+    assert cli.main(["tune", "--space", str(space), "--trials", "2", *TINY, "--out", str(tmp_path / "cli")]) == 1
+    printed = capsys.readouterr()
+    assert f"--space: {key} cannot be in a search space" in printed.err and f"set it as --{key}" in printed.err
+    assert "tune: backend" not in printed.out  # refused before the data was loaded
+    assert not (tmp_path / "python").exists() and not (tmp_path / "cli").exists()
+
+
+@pytest.mark.parametrize("strategy", ["random", "grid"])
+def test_one_trial_needs_no_rounds_for_strategies_that_ignore_them(tmp_path, strategy):
+    assert cli.main(["tune", "--trials", "1", "--strategy", strategy, *TINY, "--out", str(tmp_path / "t")]) == 0
+    assert len(json.loads((tmp_path / "t" / "trials.json").read_text())["trials"]) == 1
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--strategy", "tpe", "--rounds", "0"], "--rounds must be an integer in [1, --trials]"),
+    (["--strategy", "coarse_to_fine", "--trials", "3", "--rounds", "5"], "--rounds must be an integer in [1, --trials]"),
+    (["--halving", "0"], "--halving must be an integer η ≥ 2"),
+    (["--halving", "2", "--min-epochs", "0"], "--min-epochs must be a positive integer, got 0"),
+    (["--trials", "4", "--epochs", "2", "--halving", "3", "--min-epochs", "10"],
+     "--min-epochs (10) must be below --epochs (2) with --halving"),
+    (["--top", "-1"], "--top must be a positive integer, got -1"),
+    (["--top", "0"], "--top must be a positive integer, got 0"),
+    (["--trials", "0"], "--trials must be a positive integer, got 0"),
+])
+def test_bad_tune_options_are_named_by_flag_before_any_work(tmp_path, capsys, flags, message):
+    out = tmp_path / "tz"
+    assert cli.main(["tune", *TINY, *flags, "--out", str(out)]) == 1
+    printed = capsys.readouterr()
+    assert message in printed.err, printed.err
+    assert "tune: backend" not in printed.out  # before the data was loaded and the header printed
+    assert not out.exists()  # no directory left behind
+
+
+@pytest.mark.parametrize("text, reason", [("{not json", "Expecting property name"),
+                                          ('{"trials": []}', 'expected {"meta": {...}, "trials": [...]}'),
+                                          ('{"meta": {}, "trials": [{"lr": 1}]}', "unexpected keyword argument")])
+def test_resuming_a_file_that_is_not_a_study_says_so(tmp_path, capsys, text, reason):
+    (tmp_path / "trials.json").write_text(text)
+    assert cli.main(["tune", "--resume", "--trials", "2", *TINY, "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert f"--resume: {str(tmp_path / 'trials.json')!r} is not a trials file xdl wrote (" in err and reason in err
+    assert cli.main(["tune", "--trials", "2", *TINY, "--out", str(tmp_path)]) == 1  # nor is it replaced
+    assert "is not a trials file xdl wrote" in capsys.readouterr().err
+    assert (tmp_path / "trials.json").read_text() == text
+
+
+def test_a_new_search_never_replaces_a_saved_study(data, tmp_path, capsys):
+    out = tmp_path / "tu3"
+    assert cli.main(["tune", "--trials", "3", *TINY, "--out", str(out)]) == 0
+    saved = (out / "trials.json").read_text()
+    assert cli.main(["tune", "--trials", "2", *TINY, "--out", str(out)]) == 1
+    assert (f"--out {str(out)!r} already holds a study of 3 trials: pass --resume to continue it, or another --out"
+            in capsys.readouterr().err)
+    X, y, dev = data
+    with pytest.raises(FileExistsError, match=r"directory .* already holds a study of 3 trials: pass resume=True"):
+        tune(X, y, dev, trials=2, base=BASE, directory=out)
+    assert (out / "trials.json").read_text() == saved
+
+
+def test_search_arguments_are_checked_before_any_trial(data, tmp_path, monkeypatch):
+    from xdl.tune import search
+
+    X, y, dev = data
+    space = {"lr": {"log_uniform": [1e-3, 1e-1]}}
+    for execution in ("_sequential", "_batched"):
+        monkeypatch.setattr(search, execution, lambda *a: pytest.fail("a trial trained before the input was checked"))
+    (tmp_path / "afile").write_text("")
+    for kwargs, error, match in (
+            (dict(seed=-1), ValueError, r"seed must be an integer ≥ 0, got -1"),
+            (dict(seed=1.5), ValueError, r"seed must be an integer ≥ 0, got 1.5"),
+            (dict(seed=-1, strategy="grid"), ValueError, r"seed must be an integer ≥ 0"),
+            (dict(y=np.array(["a"] * len(y))), ValueError, r"y must hold integer class indices"),
+            (dict(dev=(dev[0],)), ValueError, r"dev must be a pair \(X_dev, y_dev\).*tuple of length 1"),
+            (dict(dev=(dev[0][:, :3], dev[1])), ValueError, r"X_dev has 3 features"),
+            (dict(dtype="float16", execution="sequential"), ValueError, r"dtype must be float32 or float64"),
+            (dict(halving=2, min_epochs=2), ValueError, r"min_epochs \(2\) must be below base.epochs \(2\) with halving"),
+            (dict(directory=""), ValueError, r"directory must name a directory"),
+            (dict(resume=True, directory=None), ValueError, r"resume=True needs the directory"),
+            (dict(directory=tmp_path / "afile"), PermissionError, r"directory '.*afile' cannot be created")):
+        arguments = dict(X=X, y=y, dev=dev, space=space, trials=2, base=BASE, directory=tmp_path / "new") | kwargs
+        with pytest.raises(error, match=match):
+            tune(arguments.pop("X"), arguments.pop("y"), arguments.pop("dev"), **arguments)
+        assert not (tmp_path / "new").exists(), kwargs  # no directory made for a search that did not start
+
+
+def test_array_likes_and_a_missing_directory_are_fine(data, tmp_path):
+    X, y, (X_dev, y_dev) = data
+    study = tune(X.tolist(), y.tolist(), [X_dev.tolist(), y_dev.tolist()], {"lr": {"log_uniform": [1e-3, 1e-1]}},
+                 trials=1, base=BASE, directory=tmp_path / "new" / "study")
+    assert len(json.loads((tmp_path / "new" / "study" / "trials.json").read_text())["trials"]) == 1
+    assert study.best is not None

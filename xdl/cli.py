@@ -121,21 +121,23 @@ def _add_tune_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--trials", type=int, default=32, help="number of trials")
     group.add_argument("--strategy", choices=STRATEGIES, default="random",
                        help="how points are chosen (tpe: Optuna's, with the tune extra)")
-    group.add_argument("--rounds", type=int, default=2,
-                       help="coarse_to_fine and tpe: number of rounds (batches of points)")
+    group.add_argument("--rounds", type=int,
+                       help="coarse_to_fine and tpe: number of rounds (batches of points); unset: 2, or --trials if "
+                            "fewer")
     group.add_argument("--execution", choices=EXECUTIONS, default="batched",
                        help="one trial at a time, the trials that share shapes trained together, or such "
                             "batches spread over Dask workers (tune extra)")
     group.add_argument("--halving", metavar="ETA", type=int,
                        help="stop poor trials early: keep the top 1/ETA at epochs min-epochs·ETA^r (ASHA)")
-    group.add_argument("--min-epochs", type=int, default=1, help="with --halving: the first rung, in epochs")
+    group.add_argument("--min-epochs", type=int, default=1,
+                       help="with --halving: the first rung, in epochs (below --epochs)")
     group.add_argument("--scheduler", metavar="ADDRESS",
                        help="execution dask: the scheduler of a running cluster (default: a local one)")
     group.add_argument("--out", dest="tune_out", metavar="DIR", default="xdl-tune",
                        help="directory of trials.json, trials.png and best.toml")
     group.add_argument("--resume", dest="tune_resume", action="store_true",
                        help="continue the search in --out, skipping finished trials")
-    group.add_argument("--top", type=int, default=10, help="rows of the printed table")
+    group.add_argument("--top", type=int, default=10, help="rows of the printed table (≥ 1)")
 
 
 def _precision_note(backend) -> str:
@@ -306,14 +308,16 @@ def tune(config: TrainConfig, args) -> int:
     """Search around ``config`` on its dataset's train/dev split; print the top trials, write
     ``trials.json`` and ``best.toml`` in ``--out``."""
     from xdl.tune import DEFAULT_SPACE, Space, tune as search
-    from xdl.tune.search import trial_config
+    from xdl.tune.search import check_int, check_search, trial_config
 
-    out = Path(args.tune_out)
-    check_writable_dir(out, "--out")
+    # every option first, named by its flag: before any data is loaded or directory made (search checks again)
     space = Space.from_toml(args.space) if args.space else None
-    if args.trials <= 0:
-        raise ValueError(f"--trials must be a positive integer, got {args.trials}")
+    check_search(space, args.trials, args.strategy, args.execution, args.rounds, config.seed, config,
+                 args.tune_out, args.tune_resume, args.halving, args.min_epochs, flags=True)
+    check_int(args.top, "--top")
+    out = Path(args.tune_out)
     with xdl.use(config.backend, precision=config.precision) as backend:
+        check_writable_dir(out, "--out")  # made only now that the options and the backend are good
         X, y = xdl.datasets.load(config.dataset)
         parts = split(X, y, seed=config.seed)
         print(f"xdl {xdl.__version__} tune: backend {backend.name} on {backend.device_name()}; dataset "
@@ -345,17 +349,21 @@ def tune(config: TrainConfig, args) -> int:
 # -- xdl bench ----------------------------------------------------------------------------------
 def bench_optimizers(config, args) -> int:
     """Run the optimizer benchmark and write its files."""
-    from xdl.bench import PROBLEMS, QUICK, benchmark, markdown, write
+    from xdl.bench import PROBLEMS, QUICK, benchmark, check_options, markdown, write
 
-    out = Path(args.out)
-    check_writable_dir(out, "--out")
     optimizers = args.optimizers or (["sgd", "momentum", "rmsprop", "adam"] if args.quick else
                                       ["sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw"])
     problems = args.problems or (list(QUICK) if args.quick else list(PROBLEMS))
-    seeds = args.seeds or (3 if args.quick else 5)
-    trials = args.trials or (8 if args.quick else 16)
+    seeds = (3 if args.quick else 5) if args.seeds is None else args.seeds  # a 0 given is refused, not replaced
+    trials = (8 if args.quick else 16) if args.trials is None else args.trials
+    # every option before the directory is made (benchmark checks them again, loading a user's rule once more)
+    check_options(problems, optimizers, seeds, trials, args.seed, args.lr)
+    if not args.out:  # Path("") is the current directory
+        raise ValueError("--out must name a directory, got ''")
+    out = Path(args.out)
     start = time.perf_counter()
     with xdl.use(args.backend) as backend:
+        check_writable_dir(out, "--out")  # made only now that the options and the backend are good
         print(f"xdl {xdl.__version__} bench optimizers: backend {backend.name} on {backend.device_name()}; "
               f"{len(optimizers)} optimizers × {len(problems)} problems, {trials} lr trials, {seeds} seeds")
         results = benchmark(problems, optimizers, seeds=seeds, trials=trials, seed=args.seed, quick=args.quick,

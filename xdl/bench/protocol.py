@@ -177,20 +177,32 @@ def batched_runs(problem: Problem, optimizer: str, rates, seed: int, quick: bool
     return out
 
 
+def check_options(problems, optimizers, seeds: int = 3, trials: int = 8, seed: int = 0,
+                  lr: float | None = None) -> dict:
+    """Raise ValueError naming the flag (``--seeds``) of the first bad option; return name →
+    builder of ``optimizers`` (a user's rule loaded, so a bad one fails before any work)."""
+    unknown = [p for p in problems if p not in PROBLEMS]
+    if unknown:
+        raise ValueError(f"--problem {unknown[0]!r}: unknown; known: {', '.join(PROBLEMS)}")
+    for what, value, low in (("seeds", seeds, 1), ("trials", trials, 1), ("seed", seed, 0)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+            expected = "a positive integer" if low else "an integer ≥ 0"
+            raise ValueError(f"--{what} must be {expected}, got {value!r}")
+    if lr is not None and (isinstance(lr, bool) or not isinstance(lr, int | float | np.integer | np.floating)
+                           or not math.isfinite(lr) or lr <= 0):  # a rate ≤ 0 or NaN only diverges
+        raise ValueError(f"--lr must be a finite number > 0, got {lr!r}")
+    return builders(optimizers)
+
+
 def benchmark(problems, optimizers, seeds: int = 3, trials: int = 8, seed: int = 0, quick: bool = False,
               lr: float | None = None, progress=None, batched: bool | None = None) -> dict:
     """Run the protocol; returns ``{"problems": {problem: {optimizer: {"search": [...], "lr": best,
     "runs": [...]}}}}``. ``lr``: skip the search and use this rate for every optimizer.
     ``batched``: train a search's trials at once with `xdl.train.fit_many` where the problem and
-    the optimizer allow it (softmax outputs, an xdl rule); None: on a GPU only."""
+    the optimizer allow it (softmax outputs, an xdl rule); None: on a GPU only. Every argument is
+    checked first (`check_options`)."""
     names = list(problems)
-    unknown = [p for p in names if p not in PROBLEMS]
-    if unknown:
-        raise ValueError(f"--problem {unknown[0]!r}: unknown; known: {', '.join(PROBLEMS)}")
-    for what, value in (("seeds", seeds), ("trials", trials)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"--{what} must be a positive integer, got {value!r}")
-    build = builders(optimizers)
+    build = check_options(names, optimizers, seeds, trials, seed, lr)
     rates = (10.0 ** np.random.default_rng(seed).uniform(*np.log10(LR_RANGE), trials)).tolist()
     if batched is None:  # where the device allows: a GPU, on which K small models cost about one
         batched = xdl.current_backend().device_type == "cuda"

@@ -23,33 +23,43 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from xdl.backend import seed as seed_backend
 from xdl.config import TrainConfig
-from xdl.train.many import SHARED, fit_many
+from xdl.data import check_features, check_labels
+from xdl.files import check_writable_dir
+from xdl.train.many import IGNORED, SHARED, fit_many
 from xdl.tune.pruning import BatchPruning, Pruning, recorded_at, rungs
 from xdl.tune.space import DEFAULT_SPACE, Space, python_value
-from xdl.tune.study import Study, Trial
+from xdl.tune.study import TRIALS_FILE, Study, Trial, read_trials
 
 STRATEGIES = ("random", "grid", "coarse_to_fine", "tpe")
 EXECUTIONS = ("sequential", "batched", "dask")
 SHRINK = 0.5  # coarse to fine: each round's box is this fraction of the previous one's width
+ROUNDS = 2  # coarse_to_fine and tpe: rounds by default (fewer when there are fewer trials)
+# Options a search holds for all its trials, which a space therefore may not set: every trial
+# trains on the data the search was given, on its backend and precision; the rest describe a
+# command's run, not a model (`fit_many` ignores them too).
+NOT_SEARCHED = ("dataset", "precision", *IGNORED)
 
 
 def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", execution: str = "sequential",
-         rounds: int = 2, seed: int = 0, base: TrainConfig | None = None, directory=None, resume: bool = False,
-         standardize=None, progress: bool | None = False, scheduler: str | None = None,
+         rounds: int | None = None, seed: int = 0, base: TrainConfig | None = None, directory=None,
+         resume: bool = False, standardize=None, progress: bool | None = False, scheduler: str | None = None,
          halving: int | None = None, min_epochs: int = 1, dtype="float32") -> Study:
     """Search ``space`` (a `Space`, a dict, or None for `DEFAULT_SPACE`) with ``trials`` trials,
     training on ``(X, y)`` and scoring on ``dev = (X_dev, y_dev)`` by the dev accuracy each model
-    ends with. ``directory``: where the study keeps ``trials.json`` (and ``resume=True`` continues
-    it). ``execution="dask"`` spreads batches of trials over a `LocalCluster`, or over the
+    ends with. ``rounds``: coarse_to_fine and tpe (default 2, or ``trials`` if fewer).
+    ``directory``: where the study keeps ``trials.json`` (created if needed; ``resume=True``
+    continues the study there, and a new search refuses a directory that holds one).
+    ``execution="dask"`` spreads batches of trials over a `LocalCluster`, or over the
     cluster whose scheduler is at ``scheduler``. ``halving=η`` stops poor trials early at the rungs
     min_epochs·ηʳ (`xdl.tune.pruning`: asynchronous successive halving; such trials are "pruned").
-    ``dtype``: the models' (float64 makes every execution agree to rounding). Returns the `Study`;
-    ``study.best`` is the best trial.
+    ``dtype``: the models' (float64 makes every execution agree to rounding). Every argument is
+    checked before anything is trained or written. Returns the `Study`; ``study.best`` is the best trial.
 
     >>> import xdl
     >>> from xdl.config import TrainConfig
@@ -61,32 +71,14 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
     >>> len(study.trials), study.best.dev_accuracy > 0.5
     (4, True)
     """
-    base = base or TrainConfig()
-    if not isinstance(base, TrainConfig):
-        raise TypeError(f"base must be a TrainConfig, got {type(base).__name__}")
-    space = space if isinstance(space, Space) else Space.from_dict(DEFAULT_SPACE if space is None else space)
-    if isinstance(trials, bool) or not isinstance(trials, int | np.integer) or trials <= 0:
-        raise ValueError(f"trials must be a positive integer, got {trials!r}")
-    if strategy not in STRATEGIES:
-        raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
-    if execution not in EXECUTIONS:
-        raise ValueError(f"execution must be one of {', '.join(EXECUTIONS)}, got {execution!r}")
-    if isinstance(rounds, bool) or not isinstance(rounds, int | np.integer) or not 1 <= rounds <= trials:
-        raise ValueError(f"rounds must be an integer in [1, trials], got {rounds!r}")
-    if halving is not None and (isinstance(halving, bool) or not isinstance(halving, int | np.integer) or halving < 2):
-        raise ValueError(f"halving must be an integer η ≥ 2 (keep the top 1/η at each rung), got {halving!r}")
-    if isinstance(min_epochs, bool) or not isinstance(min_epochs, int | np.integer) or min_epochs < 1:
-        raise ValueError(f"min_epochs must be a positive integer, got {min_epochs!r}")
-    if dev is None:
-        raise ValueError("dev=(X_dev, y_dev) is needed: trials are compared on the dev set")
-    meta = {"space": space.spec(), "trials": int(trials), "strategy": strategy, "rounds": int(rounds),
-            "seed": int(seed), "base": _options(base), "halving": halving, "min_epochs": int(min_epochs)}
-    study = Study.resume(meta, directory) if resume else Study(meta, directory)
-    if np.dtype(dtype).kind != "f":
-        raise ValueError(f"dtype must be a floating dtype (float32 or float64), got {dtype!r}")
+    space, base, rounds, dtype, study = check_search(space, trials, strategy, execution, rounds, seed, base,
+                                                     directory, resume, halving, min_epochs, dtype)
+    X, y, dev = _check_data(X, y, dev, dtype)
+    if directory is not None:
+        check_writable_dir(directory, "directory")  # created only now that every argument has passed
     train = {"sequential": _sequential, "batched": _batched, "dask": _dask}[execution]
     search = _Search(base, X, y, dev, study, standardize, progress, scheduler,
-                     rungs(min_epochs, halving, base.epochs) if halving else [], halving, str(np.dtype(dtype)))
+                     rungs(min_epochs, halving, base.epochs) if halving else [], halving, dtype)
     number = 0
     for round_, points in _rounds(space, trials, strategy, rounds, seed, study):
         done = study.finished()
@@ -101,6 +93,126 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
         if todo:
             train(todo, round_, search)
     return study
+
+
+def check_search(space=None, trials=32, strategy="random", execution="sequential", rounds=None, seed=0, base=None,
+                 directory=None, resume=False, halving=None, min_epochs=1, dtype="float32", flags=False):
+    """Check `tune`'s arguments other than the data — nothing is read but a saved study, nothing
+    is written — and return (space, base, rounds, dtype, study): the `Space`, the checked base,
+    the number of rounds, the dtype's name and the `Study` to continue (``resume``) or to start.
+    ``flags``: name the ``xdl tune`` flags in errors (``--min-epochs``), not the parameters, so
+    the command can check its options before it loads any data."""
+    def name(param: str) -> str:
+        if not flags:
+            return param
+        return {"directory": "--out"}.get(param, "--" + param.removeprefix("base.").replace("_", "-"))
+
+    base = TrainConfig() if base is None else base
+    if not isinstance(base, TrainConfig):
+        raise TypeError(f"base must be a TrainConfig, got {type(base).__name__}")
+    base.validate("base")  # its fields may have been set after it was made
+    space = space if isinstance(space, Space) else Space.from_dict(DEFAULT_SPACE if space is None else space)
+    fixed = next((key for key in NOT_SEARCHED if key in space.spec()), None)
+    if fixed:  # a trial would be recorded with the value but trained without it
+        raise ValueError(f"{name('space')}: {fixed} cannot be in a search space: it is the same for every trial "
+                         f"(the data, the backend and the run's options are the search's); set it as "
+                         f"{name('base.' + fixed)}")
+    trials = check_int(trials, name("trials"))
+    if strategy not in STRATEGIES:
+        raise ValueError(f"{name('strategy')} must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+    if execution not in EXECUTIONS:
+        raise ValueError(f"{name('execution')} must be one of {', '.join(EXECUTIONS)}, got {execution!r}")
+    if strategy == "tpe":
+        _optuna()  # missing extras fail now, not once the directory is made
+    if execution == "dask":
+        _distributed()
+    # unset: the default, capped by trials, so that random and grid (which ignore rounds) take any trials
+    rounds = min(ROUNDS, trials) if rounds is None else \
+        check_int(rounds, name("rounds"), high=trials,
+                  expected=f"an integer in [1, {name('trials')}] ({name('trials')} is {trials})")
+    seed = check_int(seed, name("seed"), low=0)
+    if halving is not None:
+        halving = check_int(halving, name("halving"), low=2,
+                            expected="an integer η ≥ 2 (keep the top 1/η at each rung)")
+    min_epochs = check_int(min_epochs, name("min_epochs"))
+    if halving is not None and min_epochs >= base.epochs:
+        raise ValueError(f"{name('min_epochs')} ({min_epochs}) must be below {name('base.epochs')} ({base.epochs}) "
+                         f"with {name('halving')}: its first rung would come at or after the last epoch, so no trial "
+                         "could be stopped early")
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be a floating dtype name, got {dtype!r}") from None
+    if dtype not in (np.float32, np.float64):  # what fit_many trains in; float16 would overflow
+        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+    meta = {"space": space.spec(), "trials": trials, "strategy": strategy, "rounds": rounds, "seed": seed,
+            "base": _options(base), "halving": halving, "min_epochs": min_epochs}
+    return space, base, rounds, str(dtype), _study(meta, directory, resume, name, flags)
+
+
+def _study(meta: dict, directory, resume: bool, name, flags: bool) -> Study:
+    """The saved study to continue, or a new one for a directory that holds none (never overwrite
+    a user's results)."""
+    if directory is not None and not str(directory):  # Path("") is the current directory
+        raise ValueError(f"{name('directory')} must name a directory, got ''")
+    if resume:
+        if directory is None:
+            raise ValueError("resume=True needs the directory of the study to continue")
+        return Study.resume(meta, directory)
+    path = None if directory is None else Path(directory) / TRIALS_FILE
+    if path is not None and path.exists():
+        try:
+            n = len(read_trials(path)[1])
+        except ValueError as e:  # not a study: no resume either, and still not ours to replace
+            raise FileExistsError(f"{name('directory')}: {e}; move it away, or pass another "
+                                  f"{name('directory')}") from None
+        raise FileExistsError(f"{name('directory')} {str(directory)!r} already holds a study of {n} "
+                              f"trial{'' if n == 1 else 's'}: pass {'--resume' if flags else 'resume=True'} "
+                              f"to continue it, or another {name('directory')}")
+    return Study(meta, directory)
+
+
+def check_int(value, name: str, low: int = 1, high: int | None = None, expected: str | None = None) -> int:
+    """``value`` as an int if it is an integer in [low, high]; else a ValueError naming ``name``
+    and what was ``expected`` (by default: a positive integer, or an integer ≥ low)."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low \
+            or (high is not None and value > high):
+        expected = expected or ("a positive integer" if low == 1 else f"an integer ≥ {low}")
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+    return int(value)
+
+
+def _check_data(X, y, dev, dtype: str):
+    """``X``, ``y`` and ``dev = (X_dev, y_dev)`` as checked NumPy arrays (`xdl.data`'s checks name
+    them; X's values within the models' ``dtype``), y's as (m,) class indices: the output width is
+    the largest label + 1."""
+    X = check_features(X, "X", dtype=dtype)
+    y = check_labels(y, len(X), "y")
+    if not (isinstance(dev, tuple | list) and len(dev) == 2):
+        got = f"{type(dev).__name__} of length {len(dev)}" if isinstance(dev, tuple | list) else type(dev).__name__
+        raise ValueError(f"dev must be a pair (X_dev, y_dev): trials are compared on the dev set, got {got}")
+    X_dev = check_features(dev[0], "X_dev", int(np.prod(X.shape[1:])), dtype=dtype)
+    y_dev = check_labels(dev[1], len(X_dev), "y_dev")
+    for label, labels in (("y", y), ("y_dev", y_dev)):
+        if labels.ndim != 1 or not len(labels):
+            raise ValueError(f"{label} must be (m,) class indices with m ≥ 1, got shape {labels.shape}")
+    return X, y, (X_dev, y_dev)
+
+
+def _optuna():
+    try:
+        import optuna
+    except ImportError:
+        raise ImportError("strategy 'tpe' needs Optuna: pip install 'xdl[tune]'") from None
+    return optuna
+
+
+def _distributed():
+    try:
+        from dask import distributed
+    except ImportError:
+        raise ImportError("execution 'dask' needs dask.distributed: pip install 'xdl[tune]'") from None
+    return distributed
 
 
 def _rounds(space: Space, trials: int, strategy: str, rounds: int, seed: int, study: Study):
@@ -128,10 +240,7 @@ def _tpe(space: Space, trials: int, rounds: int, seed: int, study: Study):
     """Rounds of points asked of an Optuna study (TPE, seeded), each told its trials' dev accuracy
     (failed ones as failed) from ``study`` before the next round is asked — so a resumed search,
     whose finished trials are in ``study``, asks the same points again."""
-    try:
-        import optuna
-    except ImportError:
-        raise ImportError("strategy 'tpe' needs Optuna: pip install 'xdl[tune]'") from None
+    optuna = _optuna()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     asker = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
     distributions = {name: optuna.distributions.CategoricalDistribution(list(range(len(d.values))))
@@ -251,19 +360,17 @@ def _dask(todo, round_, search: _Search) -> None:
     at ``search.scheduler``): each worker trains batches of trials that share shapes with
     `fit_many`; a batch lost with its worker is run again elsewhere by Dask, and each result is
     recorded once, as it arrives."""
-    try:
-        from dask.distributed import Client, LocalCluster, as_completed
-    except ImportError:
-        raise ImportError("execution 'dask' needs dask.distributed: pip install 'xdl[tune]'") from None
-    cluster = None if search.scheduler else LocalCluster(threads_per_worker=1, processes=True, dashboard_address=None)
-    with Client(search.scheduler or cluster) as client:
+    distributed = _distributed()
+    cluster = None if search.scheduler else distributed.LocalCluster(threads_per_worker=1, processes=True,
+                                                                     dashboard_address=None)
+    with distributed.Client(search.scheduler or cluster) as client:
         workers = max(1, len(client.scheduler_info()["workers"]))
         groups = _groups(todo, round_, search.base, search.study, parts=workers)
         data = client.scatter([search.X, search.y, search.dev], broadcast=True)
         pruning = search.batch_pruning()  # the rung values recorded before this round
         futures = {client.submit(train_group, [c for _, _, c in group], *data, search.base.seed, search.standardize,
                                  False, pruning, search.dtype, pure=False, retries=2): group for group in groups}
-        for future in as_completed(futures):
+        for future in distributed.as_completed(futures):
             outcomes, seconds = future.result()
             search.study.add([_trial(number, round_, params, *outcome, seconds) for (number, params, _), outcome in
                               zip(futures[future], outcomes)])

@@ -54,13 +54,16 @@ class Study:
         path = Path(directory) / TRIALS_FILE
         if not path.is_file():
             raise FileNotFoundError(f"--resume: no {TRIALS_FILE} in {str(directory)!r} to continue")
-        data = json.loads(path.read_text())
+        try:
+            saved, trials = read_trials(path)
+        except ValueError as e:
+            raise ValueError(f"--resume: {e}") from None
         for key, now in meta.items():
-            if data["meta"].get(key) != now:
+            if saved.get(key) != now:
                 raise ValueError(f"--resume: the search in {str(directory)!r} was made with {key} "
-                                 f"{data['meta'].get(key)!r}, this one has {now!r}")
+                                 f"{saved.get(key)!r}, this one has {now!r}")
         study = cls(meta, directory)
-        study.trials = [Trial(**t) for t in data["trials"]]
+        study.trials = trials
         return study
 
     def add(self, trials) -> None:
@@ -106,6 +109,18 @@ class Study:
         values = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("resume",)}
         text = "".join(f"{k} = {_toml(v)}\n" for k, v in values.items())
         return atomic_write(self.directory / BEST_FILE, lambda f: f.write(text), binary=False)
+
+
+def read_trials(path) -> tuple[dict, list[Trial]]:
+    """The meta and the trials of the ``trials.json`` at ``path``; a file that `Study.save` did not
+    write (not JSON, another layout, a trial with other fields) is a ValueError saying so."""
+    try:
+        data = json.loads(Path(path).read_text())
+        if not (isinstance(data, dict) and isinstance(data.get("meta"), dict) and isinstance(data.get("trials"), list)):
+            raise ValueError('expected {"meta": {...}, "trials": [...]}')
+        return data["meta"], [Trial(**t) for t in data["trials"]]
+    except (ValueError, TypeError) as e:  # bad JSON or UTF-8 is a ValueError; Trial(**t) a TypeError
+        raise ValueError(f"{str(path)!r} is not a trials file xdl wrote ({e})") from None
 
 
 def _toml(value) -> str:
