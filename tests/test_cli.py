@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from xdl.cli import main
@@ -132,3 +133,28 @@ def test_an_empty_out_is_refused_not_the_current_directory(tmp_path, monkeypatch
     assert main([*command, "--out", ""]) == 1
     assert "--out must name a directory, got ''" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []  # nothing written where the command ran
+
+
+def test_a_diverged_run_says_how_to_go_on_and_does(tmp_path, capsys):
+    """A rate set by hand diverges; the error says how to resume with a smaller one, and that works."""
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "control.toml").write_text("lr = 1e30\n")
+    with np.errstate(all="ignore"):
+        assert main(["train", *FAST, "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "training diverged" in err and f"into '{out / 'control.toml'}'" in err and "--resume" in err
+    (out / "control.toml").write_text("lr = 0.01\n")
+    assert main(["train", *FAST, "--out", str(out), "--resume", str(out / "checkpoints")]) == 0
+    assert "lr = 0.01 from epoch 2" in json.loads((out / "history.json").read_text())["records"][1]["control"]
+
+
+def test_empty_out_or_config_and_a_bad_resume_are_refused_before_anything_is_made(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", *FAST, "--out", ""]) == 1
+    assert "out must name a directory" in capsys.readouterr().err
+    assert main(["train", *FAST, "--config", ""]) == 1
+    assert "--config" in capsys.readouterr().err
+    assert main(["train", *FAST, "--out", "run", "--resume", "nowhere"]) == 1
+    assert "--resume" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

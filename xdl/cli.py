@@ -168,7 +168,7 @@ def _add_options(parser: argparse.ArgumentParser, skip=()) -> None:
 
 def config_from_args(args) -> TrainConfig:
     flags = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
-    if args.config:
+    if args.config is not None:  # --config '' is an error (no such file), not no file
         return TrainConfig.from_toml(args.config, overrides=flags)
     return TrainConfig.from_dict(flags, source="command line")
 
@@ -176,9 +176,9 @@ def config_from_args(args) -> TrainConfig:
 # -- xdl train ----------------------------------------------------------------------------------
 def train(config: TrainConfig, args=None) -> int:
     out = Path(config.out)
-    check_writable_dir(out, "output directory")  # before any work: fail fast, write nothing else
     if config.resume:
         _check_resume(config)
+    check_writable_dir(out, "output directory")  # before any work, after every check: fail fast, make nothing
     with xdl.use(config.backend, precision=config.precision) as backend:
         xdl.seed(config.seed)
         print(f"xdl {xdl.__version__}: backend {backend.name} on {backend.device_name()}{_precision_note(backend)}")
@@ -204,10 +204,15 @@ def train(config: TrainConfig, args=None) -> int:
                 print(f"note: {note}")
         except Interrupted as stop:
             return _interrupted(stop, trainer, out, checkpoint)
-        except FloatingPointError:
+        except FloatingPointError as e:
             if len(trainer.history):
                 trainer.history.save(out / "history.json")  # the good epochs, for the curves
-            raise
+            if trainer.last_checkpoint is None:
+                raise
+            # the way on from the last good state, whose rate (maybe set by hand) is the one that diverged
+            raise FloatingPointError(f"{e}: to do so from the last good state, write `lr = …` into "
+                                     f"{str(out / 'control.toml')!r} and run the same command with --resume "
+                                     f"{shlex.quote(str(checkpoint.directory))}") from None
         seconds = time.perf_counter() - start
         metrics = {name: trainer.evaluate(Xp, yp) for name, Xp, yp in
                    (("train", parts.X_train, parts.y_train), ("dev", parts.X_dev, parts.y_dev),

@@ -145,6 +145,8 @@ class TrainConfig:
             if not low <= getattr(self, name) <= high:  # where a smaller one is 0, a larger one inf
                 raise ValueError(f"{source}: {name} must be in float32's positive range [{low:.3g}, {high:.3g}], "
                                  f"got {getattr(self, name)}")
+        if not self.out:  # "" would be the current directory, filled with a run's files unasked
+            raise ValueError(f"{source}: out must name a directory, got ''")
         for name in ("l2", "weight_decay", "augment_noise", "decay_rate"):
             if not math.isfinite(getattr(self, name)) or getattr(self, name) < 0:
                 raise ValueError(f"{source}: {name} must be a finite number ≥ 0, got {getattr(self, name)}")
