@@ -26,6 +26,28 @@ def backend(request):
 
 
 @pytest.fixture
+def disk_full_from(monkeypatch):
+    """``disk_full_from(n)``: from the n-th file write on (counted from this call), every write fails
+    as on a full disk, in `atomic_write`'s fsync after the data went out; ``disk_full_from(None)``:
+    the disk has room again."""
+    import xdl.files
+
+    fsync, state = xdl.files.os.fsync, {"calls": 0, "at": None}
+
+    def failing_fsync(fd):
+        state["calls"] += 1
+        if state["at"] is not None and state["calls"] >= state["at"]:
+            raise OSError(28, "No space left on device")
+        return fsync(fd)
+
+    def full_from(at):
+        state.update(calls=0, at=at)
+
+    monkeypatch.setattr(xdl.files.os, "fsync", failing_fsync)
+    return full_from
+
+
+@pytest.fixture
 def rng():
     return np.random.default_rng(1234)
 

@@ -149,6 +149,29 @@ def test_a_diverged_run_says_how_to_go_on_and_does(tmp_path, capsys):
     assert "lr = 0.01 from epoch 2" in json.loads((out / "history.json").read_text())["records"][1]["control"]
 
 
+def test_a_failed_checkpoint_write_says_how_to_go_on(tmp_path, capsys, disk_full_from):
+    out = tmp_path / "run"
+    disk_full_from(3)  # epoch 1 writes checkpoint.npz and best.npz, epoch 2 fails
+    assert main(["train", *FAST, "--out", str(out), "--patience", "0"]) == 1
+    err = capsys.readouterr().err
+    assert f"writing the checkpoint '{out / 'checkpoints' / 'checkpoint.npz'}' after epoch 2 failed" in err
+    assert f"--resume {out / 'checkpoints'} to go on from its state after epoch 1" in err
+    disk_full_from(None)
+    assert main(["train", *FAST, "--out", str(out), "--patience", "0", "--resume", str(out / "checkpoints")]) == 0
+    assert json.loads((out / "history.json").read_text())["records"][-1]["epoch"] == 3
+
+
+def test_a_rejected_control_file_is_noted_once_while_the_run_goes_on(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "control.toml").write_text("lr = -1\n")  # read at epoch 1's end, rejected, training goes on
+    assert main(["train", *FAST, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("note: control.toml at epoch 1 not applied: lr must be a finite number > 0") == 1
+    assert printed.index("note: control.toml") < printed.index("accuracy:")
+    assert (out / "control-rejected-epoch-1.toml").is_file()
+
+
 def test_empty_out_or_config_and_a_bad_resume_are_refused_before_anything_is_made(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["train", *FAST, "--out", ""]) == 1
@@ -157,4 +180,6 @@ def test_empty_out_or_config_and_a_bad_resume_are_refused_before_anything_is_mad
     assert "--config" in capsys.readouterr().err
     assert main(["train", *FAST, "--out", "run", "--resume", "nowhere"]) == 1
     assert "--resume" in capsys.readouterr().err
+    assert main(["train", *FAST, "--out", "run", "--resume", ""]) == 1  # not a fresh run in disguise
+    assert "--resume: expected a checkpoint directory, got ''" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []

@@ -2,6 +2,7 @@
 model ends exactly where the same configuration trained alone ends; per-model early stopping and
 divergence; checkpoints and exact resume; bad input named."""
 
+import dataclasses
 import os
 import signal
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 import xdl
+import xdl.cli
 from xdl.config import TrainConfig
 from xdl.nn import StackError, stack
 from xdl.optim import StackedOptimizer
@@ -184,6 +186,15 @@ def test_checkpoint_and_resume_give_the_uninterrupted_result(digits, tmp_path):
         with pytest.raises(ValueError, match=r"configs\[1\]\.lr is 0\.02, the checkpoint's was 0\.01"):
             fit_many([configs[0], small(seed=1, dropout=0.4, lr=2e-2, epochs=6)], X, y, dev=dev, seed=4,
                      callbacks=[InterruptAt(0), Checkpoint(tmp_path)], resume=tmp_path)
+        # the batch's checkpoint is not one run's, nor the other way round: each says what resumes it
+        one = configs[0].build_trainer(configs[0].build_model(X.shape[1], 10), callbacks=[Checkpoint(tmp_path / "one")])
+        with pytest.raises(ValueError, match=r"checkpoint.npz' is a checkpoint of fit_many .*fit_many\(\.\.\., resume"):
+            one.fit(X, y, dev=dev, resume=tmp_path)
+        one.fit(X, y, dev=dev)
+        with pytest.raises(ValueError, match=r"is a checkpoint of one Trainer run \(Trainer.fit"):
+            fit_many(configs, X, y, dev=dev, seed=4, resume=tmp_path / "one")
+        with pytest.raises(ValueError, match=r"--resume: .* is a checkpoint of fit_many"):
+            xdl.cli._check_resume(dataclasses.replace(configs[0], resume=str(tmp_path)))
 
 
 def test_each_result_is_an_ordinary_model(digits, tmp_path):

@@ -81,6 +81,19 @@ def test_divergence_keeps_the_last_good_checkpoint_and_names_it(tmp_path):
     assert resumed.history["epoch"] == [1, 2, 3, 4, 5] and np.isfinite(resumed.history["train_cost"]).all()
 
 
+def test_a_failed_checkpoint_write_names_the_file_and_keeps_the_previous_one(tmp_path, disk_full_from):
+    s = moons()
+    ckpt = Checkpoint(tmp_path, monitor="train_cost")  # improves every epoch here: two writes per epoch
+    disk_full_from(5)  # epoch 3's checkpoint.npz
+    trainer = trainer_for(epochs=6, callbacks=[ckpt])
+    with pytest.raises(OSError, match=rf"writing the checkpoint '{ckpt.path}' after epoch 3 failed: "
+                                      r".*No space left on device; .* holds what it held before"):
+        trainer.fit(s.X_train, s.y_train)
+    disk_full_from(None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.npz", "checkpoint.npz"]  # no temporary left
+    assert xdl.serialization.read_extra(ckpt.path)[0]["epoch"] == 2 and trainer.last_checkpoint_at == (2, 0)
+
+
 def test_divergence_before_the_first_checkpoint_says_none_was_written_yet(tmp_path):
     s = moons()
     trainer = trainer_for(epochs=3, callbacks=[Checkpoint(tmp_path)], lr=1e30)
@@ -154,6 +167,20 @@ def test_trainer_checks_every_planned_learning_rate_first():
                        epochs=5, progress=False)
     with pytest.raises(ValueError, match="the optimizer's lr schedule at step 3 .* is nan"):
         per_step.fit(s.X_train, s.y_train)
+
+
+def test_a_run_of_any_length_starts_at_once_and_a_late_bad_rate_stops_it_when_it_comes(monkeypatch):
+    started = time.perf_counter()
+    with pytest.raises(ValueError, match=r"gives lr 0.0 at epoch 1068 of 1000000000000000"):
+        xdl.config.TrainConfig(epochs=10**15, schedule="exponential", decay_base=0.5)  # 0.003·0.5¹⁰⁶⁷ rounds to 0
+    assert xdl.config.TrainConfig(epochs=10**15).epochs == 10**15
+    assert time.perf_counter() - started < 1  # bisected, not one call per epoch
+    monkeypatch.setattr(xdl.train.trainer, "PRECHECKED_RATES", 3)
+    s = moons(100)
+    trainer = trainer_for(epochs=10, schedule=lambda epoch: 0.01 if epoch < 5 else float("inf"))
+    with pytest.raises(ValueError, match=r"schedule\(5\) \(the rate of epoch 6\) is inf"):
+        trainer.fit(s.X_train, s.y_train)
+    assert len(trainer.history) == 5 and trainer.optimizer.lr == 0.01  # five good epochs, the bad rate unset
 
 
 # -- interruption -----------------------------------------------------------------------------
@@ -254,6 +281,21 @@ def test_an_optimizer_refuses_another_optimizers_state():
     assert momentum.t == before["t"]
     with pytest.raises(ValueError, match=r"holds \['m', 'v'\], Momentum keeps \['v'\]"):
         momentum.load_state_dict({**Adam(model).state_dict(), "class": None})
+
+
+def test_a_checkpoint_missing_an_optimizer_array_is_called_damaged(tmp_path):
+    s = moons(100)
+    trainer_for(epochs=1, callbacks=[Checkpoint(tmp_path)]).fit(s.X_train, s.y_train)
+    with np.load(tmp_path / "checkpoint.npz") as saved:
+        arrays = {name: saved[name] for name in saved.files}
+    del arrays[next(name for name in arrays if name.endswith("optimizer/0/0/m"))]
+    np.savez(tmp_path / "checkpoint.npz", **arrays)
+    resumed = trainer_for(epochs=2, callbacks=[Checkpoint(tmp_path)])
+    before = state_of(resumed)
+    with pytest.raises(ValueError, match=r"has no optimizer state 'optimizer/0/0/m': the file is damaged "
+                                         r"or was edited \(the run that wrote it used Adam too\)"):
+        resumed.fit(s.X_train, s.y_train, resume=tmp_path)
+    assert_same_state(before, state_of(resumed))
 
 
 @pytest.mark.parametrize("flags, message", [

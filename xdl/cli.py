@@ -33,6 +33,7 @@ from xdl.files import atomic_write, check_writable_dir
 from xdl.hostmemory import keep_freed_memory
 from xdl.serialization import read_extra
 from xdl.train import BEST_FILE, CHECKPOINT_FILE, Checkpoint, Control, Interrupted
+from xdl.train.callbacks import check_checkpoint_kind
 
 GRADCHECK_EXAMPLES = 16
 USER_ERRORS = (ValueError, TypeError, OSError, ImportError, FloatingPointError, BackendError)
@@ -168,6 +169,8 @@ def _add_options(parser: argparse.ArgumentParser, skip=()) -> None:
 
 def config_from_args(args) -> TrainConfig:
     flags = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
+    if flags.get("resume") == "":  # as --config '': a typo'd variable, not a wish to start afresh
+        raise ValueError("--resume: expected a checkpoint directory, got ''")
     if args.config is not None:  # --config '' is an error (no such file), not no file
         return TrainConfig.from_toml(args.config, overrides=flags)
     return TrainConfig.from_dict(flags, source="command line")
@@ -196,12 +199,11 @@ def train(config: TrainConfig, args=None) -> int:
         print("steps: captured as CUDA graphs (one per batch shape)" if reason is None else f"steps: eager ({reason})")
         start = time.perf_counter()
         try:
-            with warnings.catch_warnings(record=True) as notes:  # shown once each, as notes
+            with warnings.catch_warnings():
                 warnings.simplefilter("always")
+                warnings.showwarning = _note_once()  # as they come (a rejected control.toml is news now)
                 history = trainer.fit(parts.X_train, parts.y_train, dev=(parts.X_dev, parts.y_dev),
                                       resume=config.resume or None)
-            for note in dict.fromkeys(str(n.message) for n in notes):
-                print(f"note: {note}")
         except Interrupted as stop:
             return _interrupted(stop, trainer, out, checkpoint)
         except FloatingPointError as e:
@@ -213,6 +215,12 @@ def train(config: TrainConfig, args=None) -> int:
             raise FloatingPointError(f"{e}: to do so from the last good state, write `lr = …` into "
                                      f"{str(out / 'control.toml')!r} and run the same command with --resume "
                                      f"{shlex.quote(str(checkpoint.directory))}") from None
+        except OSError as e:  # a checkpoint could not be written: training stopped there
+            if trainer.last_checkpoint is not None:
+                raise OSError(f"{e}; once the directory can be written, run the same command with --resume "
+                              f"{shlex.quote(str(checkpoint.directory))} to go on from its state after epoch "
+                              f"{trainer.last_checkpoint_at[0]}") from None
+            raise
         seconds = time.perf_counter() - start
         metrics = {name: trainer.evaluate(Xp, yp) for name, Xp, yp in
                    (("train", parts.X_train, parts.y_train), ("dev", parts.X_dev, parts.y_dev),
@@ -222,6 +230,21 @@ def train(config: TrainConfig, args=None) -> int:
         files = _write_outputs(out, model, history, config, metrics, diagnosis)
     _report(history, metrics, diagnosis, seconds, files, config)
     return 0
+
+
+def _note_once():
+    """A `warnings.showwarning` that prints each distinct message once, as a ``note:`` line above
+    the progress bar."""
+    from tqdm import tqdm
+
+    shown = set()
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if str(message) not in shown:
+            shown.add(str(message))
+            tqdm.write(f"note: {message}")
+
+    return show
 
 
 def _check_resume(config: TrainConfig) -> None:
@@ -235,8 +258,7 @@ def _check_resume(config: TrainConfig) -> None:
         best = path.parent / BEST_FILE
         hint = f"; {str(best)!r} may still hold the best epoch's state" if best.is_file() else ""
         raise ValueError(f"--resume: {e}{hint}") from None
-    if not extra or "optimizer_t" not in extra:
-        raise ValueError(f"--resume: {str(path)!r} is a model file, not a training checkpoint")
+    check_checkpoint_kind(extra, path, many=False, who="--resume")
     saved = (extra.get("run_info") or {}).get("config")
     if saved:
         config.check_resume(saved, config.resume, int(extra["epoch"]))

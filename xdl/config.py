@@ -168,11 +168,27 @@ class TrainConfig:
         if schedule is None:
             return
         options = ", ".join(f"{k}={getattr(self, k)}" for k in SCHEDULE_OPTIONS[self.schedule])
-        for epoch in range(self.epochs):
-            lr = schedule(epoch)
-            if not math.isfinite(lr) or lr <= 0:
-                raise ValueError(f"{source}: schedule {self.schedule!r} ({options}) gives lr {lr} at epoch {epoch + 1} "
-                                 f"of {self.epochs}; the rate must stay a finite number > 0")
+
+        def rate(epoch):
+            try:
+                return schedule(epoch)
+            except OverflowError:  # factor ** (a huge count)
+                return math.inf
+
+        def bad(epoch):
+            return not math.isfinite(rate(epoch)) or rate(epoch) <= 0
+
+        # With the options validate allows, every schedule is monotone in the epoch and epoch 0's rate
+        # is lr, so a bad rate stays bad once reached: check the last epoch, and if it is bad, bisect
+        # for the first (any number of epochs in a few dozen calls).
+        first, last = 0, self.epochs - 1
+        if not bad(last):
+            return
+        while first < last:
+            middle = (first + last) // 2
+            first, last = (first, middle) if bad(middle) else (middle + 1, last)
+        raise ValueError(f"{source}: schedule {self.schedule!r} ({options}) gives lr {rate(first)} at epoch {first + 1} "
+                         f"of {self.epochs}; the rate must stay a finite number > 0")
 
     # -- building -----------------------------------------------------------------------------
     def build_model(self, n_features: int, n_classes: int, standardize=None):

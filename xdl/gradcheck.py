@@ -8,7 +8,11 @@ and the verdict is on
 
     difference = ‖g − g̃‖₂ / (‖g‖₂ + ‖g̃‖₂)
 
-over all elements: < 1e-7 great, < 1e-5 ok, < 1e-3 suspect, otherwise a bug. The inputs must be
+over all elements: < 1e-7 great, < 1e-5 ok, < 1e-3 suspect, otherwise a bug. The overall
+figure can hide one input's bug behind larger gradients elsewhere, so an input whose own
+difference is a bug fails the check too — unless its gradients are below what a finite difference
+resolves, about |J|·2⁻⁵²/ε (J's rounding over the step; an L2 term that makes J huge, say), which
+the result then says. The inputs must be
 float64 (in float32 the differences drown in rounding). The inputs are perturbed *in place*, so
 ``fn`` may ignore its arguments and read the same tensors elsewhere — a model's parameters::
 
@@ -41,6 +45,7 @@ class Worst:
     analytic: float
     numeric: float
     difference: float  # that input's own relative difference
+    largest: float = 0.0  # that input's largest backprop gradient, |gᵢ|max
 
 
 @dataclass
@@ -49,17 +54,32 @@ class GradcheckResult:
     verdict: str
     worst: Worst
     per_input: list[float] = field(default_factory=list)
+    resolution: float = 0.0  # |J|·2⁻⁵²/ε: the smallest derivative the finite differences resolve
+
+    @property
+    def hidden_bug(self) -> bool:
+        """The worst input alone differs like a bug although the overall difference passes (larger
+        gradients elsewhere dominate it), and its gradients are large enough to be checked."""
+        return verdict_for(self.worst.difference) == "bug" and self.worst.largest >= 10 * self.resolution
 
     @property
     def passed(self) -> bool:
-        """True unless the verdict is "bug" or "suspect"."""
-        return self.verdict in ("great", "ok")
+        """True unless the verdict is "bug" or "suspect", or an input hides a bug (`hidden_bug`)."""
+        return self.verdict in ("great", "ok") and not self.hidden_bug
 
     def __str__(self) -> str:
         w = self.worst
         where = w.name if w.name else f"input {w.input}"
-        return (f"gradient check: difference {self.difference:.3e} ({self.verdict}); worst: {where} "
+        text = (f"gradient check: difference {self.difference:.3e} ({self.verdict}); worst: {where} "
                 f"(difference {w.difference:.3e}) at {w.index}: backprop {w.analytic:.6e}, numeric {w.numeric:.6e}")
+        if self.hidden_bug and self.verdict in ("great", "ok"):
+            text += (f"\nbut {where} alone differs like a bug: the overall difference is dominated by larger "
+                     "gradients elsewhere; check that input's backward pass")
+        elif verdict_for(w.difference) == "bug" and self.verdict in ("great", "ok"):
+            text += (f"\nnote: {where}'s gradients are below what finite differences resolve at this cost "
+                     f"(about {self.resolution:.1e} = |J|·2⁻⁵²/ε): its numeric values are rounding, not a "
+                     "check; a smaller cost (less L2, fewer examples) checks it")
+        return text
 
 
 def verdict_for(difference: float) -> str:
@@ -107,7 +127,7 @@ def gradcheck(fn, inputs, eps: float = 1e-7) -> GradcheckResult:
     call = _caller(fn, inputs)
 
     with dropout_disabled():
-        analytic = _backprop_gradients(call, inputs)
+        cost, analytic = _backprop_gradients(call, inputs)
         numeric = [_numeric_gradient(call, t, eps) for t in inputs]
 
     g = np.concatenate([a.ravel() for a in analytic])
@@ -118,8 +138,9 @@ def gradcheck(fn, inputs, eps: float = 1e-7) -> GradcheckResult:
     element = np.unravel_index(int(np.argmax(np.abs(analytic[i] - numeric[i]))), analytic[i].shape)
     element = tuple(int(k) for k in element)
     worst = Worst(i, getattr(inputs[i], "name", None), element, float(analytic[i][element]),
-                  float(numeric[i][element]), per_input[i])
-    return GradcheckResult(difference, verdict_for(difference), worst, per_input)
+                  float(numeric[i][element]), per_input[i], float(np.abs(analytic[i]).max(initial=0.0)))
+    resolution = abs(cost) * float(np.finfo(np.float64).eps) / eps
+    return GradcheckResult(difference, verdict_for(difference), worst, per_input, resolution)
 
 
 def _caller(fn, inputs):
@@ -140,8 +161,8 @@ def _scalar(out) -> float:
     return float(out.numpy().reshape(()))
 
 
-def _backprop_gradients(call, inputs) -> list[np.ndarray]:
-    """d J / d input for each input, leaving each input's ``.grad`` as it was."""
+def _backprop_gradients(call, inputs) -> tuple[float, list[np.ndarray]]:
+    """J and d J / d input for each input, leaving each input's ``.grad`` as it was."""
     saved = [(t.requires_grad, None if t.grad is None else t.grad.copy()) for t in inputs]
     for t in inputs:
         t.requires_grad = True
@@ -149,9 +170,9 @@ def _backprop_gradients(call, inputs) -> list[np.ndarray]:
             t.grad[...] = 0  # in place: .grad may be a view into a flat buffer
     try:
         out = call()
-        _scalar(out)
+        cost = _scalar(out)
         out.backward()
-        return [np.zeros(t.shape) if t.grad is None else t.backend.to_numpy(t.grad).astype(np.float64).copy()
+        return cost, [np.zeros(t.shape) if t.grad is None else t.backend.to_numpy(t.grad).astype(np.float64).copy()
                 for t in inputs]
     finally:
         for t, (requires, grad) in zip(inputs, saved):

@@ -14,10 +14,44 @@ from pathlib import Path
 import numpy as np
 
 from xdl.files import check_writable_dir
+from xdl.serialization import save
 from xdl.train.interrupt import Interrupted
 
 CHECKPOINT_FILE = "checkpoint.npz"  # the last good, resumable state
 BEST_FILE = "best.npz"  # the state of the best epoch by the monitored metric
+
+
+def position(epoch: int, step: int) -> str:
+    """Where a run is, for messages: "after epoch 3" or "after step 5 of epoch 4" (``epoch``:
+    epochs completed, ``step``: steps into the next)."""
+    return f"after step {step} of epoch {epoch + 1}" if step else f"after epoch {epoch}"
+
+
+def check_checkpoint_kind(extra: dict | None, path, many: bool, who: str = "resume") -> None:
+    """``extra`` (`read_extra` of ``path``) is a checkpoint of one `Trainer` run (``many`` False)
+    or of a `fit_many` batch (True); else raise naming what the file is and what resumes it."""
+    extra = extra or {}
+    if extra.get("many"):
+        found, fits = "a checkpoint of fit_many (a batch of models; fit_many(..., resume=...) continues it)", many
+    elif "optimizer_t" in extra:
+        found, fits = ("a checkpoint of one Trainer run (Trainer.fit(..., resume=...) or xdl train --resume "
+                       "continues it)"), not many
+    else:
+        found, fits = "a model file, not a training checkpoint", False
+    if not fits:
+        raise ValueError(f"{who}: {str(path)!r} is {found}")
+
+
+def write_checkpoint(model, path, when: str, extra: dict, arrays: dict) -> Path:
+    """`xdl.save` of a training state (``when``: its `position`). A failed write — a full disk, a
+    directory made read-only — raises naming the file and when, and says what the file still holds
+    (writes are atomic: the previous state, untouched)."""
+    path = Path(path)
+    try:
+        return save(model, path, extra=extra, extra_arrays=arrays)
+    except OSError as e:
+        kept = f"; {str(path)!r} holds what it held before" if path.is_file() else ""
+        raise OSError(f"writing the checkpoint {str(path)!r} {when} failed: {e}{kept}") from e
 
 
 class Callback:

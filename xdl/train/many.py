@@ -41,9 +41,10 @@ from xdl.data import batch_bounds, check_features, check_labels
 from xdl.data.validation import MAX_CLASSES
 from xdl.nn import Module, Standardize, stack
 from xdl.optim.stacked import StackedOptimizer
-from xdl.serialization import load, read_extra, save
+from xdl.serialization import load, read_extra
 from xdl.tensor import Tensor, no_grad
-from xdl.train.callbacks import CHECKPOINT_FILE, Callback, stop_for_signal
+from xdl.train.callbacks import (CHECKPOINT_FILE, Callback, check_checkpoint_kind, position, stop_for_signal,
+                                 write_checkpoint)
 from xdl.train.captured import CapturedSteps, loop_capture
 from xdl.train.history import History
 from xdl.train.interrupt import SignalFlag
@@ -493,7 +494,7 @@ class ManyTrainer:
                  "status": self.status, "errors": self.errors, "histories": [h.to_dict() for h in self.histories],
                  "history": self.history.to_dict(), "callbacks": callbacks, "provenance": self._provenance,
                  "stopping": self._stopping}
-        return save(self.model, path, extra=extra, extra_arrays=arrays)
+        return write_checkpoint(self.model, path, position(self.epoch, self.step), extra, arrays)
 
     def load_checkpoint(self, path) -> None:
         """Restore what `save_checkpoint` wrote, after checking it was made by the same configs,
@@ -502,8 +503,7 @@ class ManyTrainer:
         if not path.is_file():
             raise FileNotFoundError(f"resume: no checkpoint at {str(path)!r}")
         extra, arrays = read_extra(path)
-        if not extra or not extra.get("many"):
-            raise ValueError(f"resume: {str(path)!r} is not a checkpoint of fit_many")
+        check_checkpoint_kind(extra, path, many=True)
         saved = extra["provenance"]
         if len(saved["configs"]) != self.n_models:
             raise ValueError(f"resume: the checkpoint holds {len(saved['configs'])} models, this run has {self.n_models}")

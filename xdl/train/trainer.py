@@ -34,16 +34,18 @@ from xdl import losses as _losses
 from xdl.backend import get_backend
 from xdl.data import Augment, batch_bounds, check_features, check_labels
 from xdl.optim import Optimizer
-from xdl.serialization import load, read_extra, save
+from xdl.serialization import load, read_extra
 from xdl.tensor import no_grad, to_numpy
 from xdl.train import provenance
-from xdl.train.callbacks import CHECKPOINT_FILE, Callback, Checkpoint, stop_for_signal
+from xdl.train.callbacks import (CHECKPOINT_FILE, Callback, Checkpoint, check_checkpoint_kind, position,
+                                 stop_for_signal, write_checkpoint)
 from xdl.train.captured import CapturedSteps, loop_capture
 from xdl.train.history import History
 from xdl.train.interrupt import SignalFlag
 
 CLASSIFICATION = (_losses.SoftmaxCrossEntropy, _losses.BinaryCrossEntropy)
 REFRESH_STEPS = 20  # the progress bar shows the running cost every this many steps (one host sync)
+PRECHECKED_RATES = 100_000  # rates checked before training, per kind (epoch schedule, step schedule)
 
 
 class Trainer:
@@ -52,8 +54,9 @@ class Trainer:
     ``l2``: λ of the penalty λ/(2m)·Σ‖W‖² added to each batch's cost (m = batch size).
     ``schedule``: epochs completed → learning rate, set at the start of each epoch (so the first
     epoch uses schedule(0), as every count in `xdl.optim.schedules`); for a per-step schedule give
-    the optimizer lr=schedule. Either is evaluated over the whole planned run before training:
-    a rate that is not a finite number > 0 at any epoch or step fails at once.
+    the optimizer lr=schedule. Either is evaluated over the planned run before training (its first
+    `PRECHECKED_RATES` epochs or steps, so a run of 10⁹ epochs starts at once): a rate that is not a
+    finite number > 0 fails then, naming the epoch or step, and one beyond those when it comes.
     ``augment``: called as ``augment(X_batch, rng)`` on each training batch (e.g. `xdl.data.Augment`).
     ``eval_train``: measure train cost/accuracy in evaluation mode on the whole training set after
     each epoch (comparable with dev, for bias/variance); False: the running averages of the epoch.
@@ -177,14 +180,14 @@ class Trainer:
         return bounds
 
     def _check_rates(self, steps: int) -> None:
-        """Every learning rate the planned run will use is a finite number > 0 (checked now)."""
-        for epoch in range(self.epochs):
-            if self.schedule is not None:
-                _check_rate(self.schedule(epoch), f"schedule({epoch}) (the rate of epoch {epoch + 1})")
+        """Every learning rate the planned run will use is a finite number > 0 (checked now, up to
+        `PRECHECKED_RATES` of each kind; the optimizer refuses a later bad one before its update)."""
+        for epoch in range(min(self.epochs, PRECHECKED_RATES)) if self.schedule is not None else ():
+            _check_rate(self.schedule(epoch), f"schedule({epoch}) (the rate of epoch {epoch + 1})")
         for g, group in enumerate(self.optimizer.groups):
             lr = group.settings["lr"]
             if callable(lr):
-                for t in range(self.epochs * steps):
+                for t in range(min(self.epochs * steps, PRECHECKED_RATES)):
                     _check_rate(lr(t), f"the optimizer's lr schedule at step {t} (group {g})")
 
     # -- the loop -----------------------------------------------------------------------------
@@ -246,7 +249,9 @@ class Trainer:
         e, steps = self.epoch, len(bounds)
         start = time.perf_counter()
         if self.schedule is not None:
-            self.optimizer.lr = float(self.schedule(e))
+            rate = self.schedule(e)
+            _check_rate(rate, f"schedule({e}) (the rate of epoch {e + 1})")  # beyond PRECHECKED_RATES
+            self.optimizer.lr = float(rate)
         lr = self.optimizer.current_lr()
         costs = xp.zeros(steps, dtype=np.float64)  # each step's mean cost, kept on the device
         correct = xp.zeros((), dtype=np.int64)
@@ -386,9 +391,9 @@ class Trainer:
         """Model, optimizer state, position (epoch, and step within it), history, callback states
         and the run's provenance in one file, written atomically — never a non-finite model: that
         raises the divergence error instead, and the previous file stays."""
+        at = position(self.epoch, self.step)
         bad = _non_finite_state(self.model)
         if bad:
-            at = f"after step {self.step} of epoch {self.epoch + 1}" if self.step else f"after epoch {self.epoch}"
             raise self._diverged(f"{', '.join(bad)} became NaN or Inf {at}")
         opt = self.optimizer.state_dict()
         arrays = {f"optimizer/{g}/{f}/{name}": a for g, group in enumerate(opt["state"])
@@ -401,7 +406,7 @@ class Trainer:
         extra = {"epoch": self.epoch, "step": self.step, "partial": self._partial, "optimizer_t": opt["t"],
                  "optimizer": opt["class"], "history": self.history.to_dict(), "callbacks": callbacks,
                  "seed": self.seed, "provenance": self._provenance_record, "run_info": self.run_info}
-        return save(self.model, path, extra=extra, extra_arrays=arrays)
+        return write_checkpoint(self.model, path, at, extra, arrays)
 
     def load_checkpoint(self, path) -> None:
         """Restore the state `save_checkpoint` wrote. Everything is read and checked against this
@@ -410,8 +415,7 @@ class Trainer:
         if not path.is_file():
             raise FileNotFoundError(f"resume: no checkpoint at {str(path)!r}")
         extra, arrays = read_extra(path)
-        if not extra or "optimizer_t" not in extra:
-            raise ValueError(f"resume: {str(path)!r} is a model file, not a training checkpoint")
+        check_checkpoint_kind(extra, path, many=False)
         if self._provenance_record is not None:
             if extra.get("provenance") is not None:
                 provenance.verify(extra["provenance"], self._provenance_record, path)
@@ -429,8 +433,10 @@ class Trainer:
             state = [[{name: arrays[f"optimizer/{g}/{f}/{name}"] for name in st} for f, st in enumerate(group)]
                      for g, group in enumerate(opt["state"])]
         except KeyError as e:
-            raise ValueError(f"resume: the checkpoint has no optimizer state {e.args[0]!r}: it was made with "
-                             f"{extra.get('optimizer', 'another optimizer')}, this run uses {opt['class']}") from None
+            made_with = extra.get("optimizer")
+            why = (f"it was made with {made_with}, this run uses {opt['class']}" if made_with != opt["class"] else
+                   f"the file is damaged or was edited (the run that wrote it used {made_with} too)")
+            raise ValueError(f"resume: {str(path)!r} has no optimizer state {e.args[0]!r}: {why}") from None
         saved_opt = {"class": extra.get("optimizer", opt["class"]), "t": extra["optimizer_t"],
                      "settings": opt["settings"], "state": state}
         self.optimizer.check_state_dict(saved_opt)
