@@ -136,3 +136,20 @@ def test_bad_rates_and_seeds_are_named_in_python_too():
         benchmark(["quadratic"], ["adam"], lr=-1e-3)
     with pytest.raises(ValueError, match=r"--seed must be an integer ≥ 0, got -1"):
         benchmark(["quadratic"], ["adam"], seed=-1)
+
+
+def test_the_batched_training_benchmark_runs_and_reports_each_k(capsys, monkeypatch):
+    """benchmarks/batched.py (not collected by the suite) at its smallest: a table row per K."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "benchmarks" / "batched.py"
+    spec = importlib.util.spec_from_file_location("batched_benchmark", path)
+    batched = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(batched)
+    monkeypatch.setattr(batched, "keep_freed_memory", lambda: False)  # the test process's allocator stays as it is
+    assert batched.faster(3.0, 1.5) == "2.0× faster" and batched.faster(1.0, 1.4) == "1.4× slower"
+    batched.main(["--models", "1", "2", "--epochs", "1", "--sequential", "1", "--no-torch"])
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert [row.split(" | ")[0] for row in rows] == ["| 1", "| 2"]
+    assert all(("faster" in row) != ("slower" in row) for row in rows)

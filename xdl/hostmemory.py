@@ -5,9 +5,10 @@ threshold: 128 KiB at first, raised up to 32 MiB as such blocks are freed) by ma
 and returns them to the OS when it is freed; it also gives back the top of its heap once more
 than the trim threshold is free there. A training step allocates and frees the same sizes every
 step (activations, gradients, the evaluation pass's larger ones), so on the CPU each new array
-then costs one page fault per 4 KiB page it touches. Measured on a 2-core machine (2026-11-25):
-65,000 page faults in 3 epochs of 16 stacked digits models, about 13% of the time, and 12% of the
-time of one model's epoch (`xdl train`'s defaults); with the settings below, about 10,000 and 250.
+then costs one page fault per 4 KiB page it touches. Measured on a 2-core machine (2026-12-04):
+``xdl train``'s defaults took about 4,200 page faults per epoch and 30–42 ms per epoch, with the
+settings below none and 17–23 ms; 16 stacked digits models (`fit_many`) 4,000 faults per epoch
+and 14–23 ms of system time, with them 300 and 3–4 ms.
 
 `keep_freed_memory` sets both thresholds once, so that freed blocks stay in the process for the
 next step: what a training process wants, as CuPy's pool does for device memory, and what the
