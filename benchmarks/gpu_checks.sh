@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Every check that needs the GPU, in one call on a lent machine, each step under its own time limit
+# (together under 9 minutes), logs under $OUT (default gpu-logs/):
+#
+#   bash benchmarks/gpu_checks.sh            # tests, then the speed tables for benchmarks/RESULTS.md
+#
+# A step that fails or runs out of time is reported and the next one still runs; the exit status is
+# that of the GPU tests.
+set -u
+cd "$(dirname "$0")/.."
+out=${OUT:-gpu-logs}
+mkdir -p "$out"
+export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
+
+step() {  # step NAME SECONDS COMMAND...: run it, its output to $out/NAME.log, and say how it ended
+    local name=$1 limit=$2 start=$SECONDS
+    shift 2
+    timeout "$limit" "$@" >"$out/$name.log" 2>&1
+    local status=$?
+    echo "$name: exit $status after $((SECONDS - start)) s$([ $status -eq 124 ] && echo " (out of time: ${limit} s)")" |
+        tee -a "$out/summary.txt"
+    return $status
+}
+
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >"$out/summary.txt" 2>&1
+python3 -c "import cupy, sys; print('python', sys.version.split()[0], 'cupy', cupy.__version__)" >>"$out/summary.txt" 2>&1
+step gpu-tests 240 python3 -m pytest -m gpu -q -p no:cacheprovider -rfE --durations=10
+tests=$?
+step report 180 env XDL_BACKEND=cupy python3 benchmarks/report.py --json "$out/report.json"
+step batched 100 env XDL_BACKEND=cupy python3 benchmarks/batched.py
+exit $tests
