@@ -143,7 +143,15 @@ def test_a_diverged_run_says_how_to_go_on_and_does(tmp_path, capsys):
     with np.errstate(all="ignore"):
         assert main(["train", *FAST, "--out", str(out)]) == 1
     err = capsys.readouterr().err
-    assert "training diverged" in err and f"into '{out / 'control.toml'}'" in err and "--resume" in err
+    assert "training diverged" in err and f"into '{out / 'control.toml'}'" in err
+    assert f"with --resume {out / 'checkpoints'} (its state after epoch 1)" in err
+    # resumed into another directory and diverging before it saves: the way on is still the first one's
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "control.toml").write_text("lr = 1e30\n")
+    with np.errstate(all="ignore"):
+        assert main(["train", *FAST, "--out", str(other), "--resume", str(out / "checkpoints")]) == 1
+    assert f"with --resume {out / 'checkpoints'} (its state after epoch 1)" in capsys.readouterr().err
     (out / "control.toml").write_text("lr = 0.01\n")
     assert main(["train", *FAST, "--out", str(out), "--resume", str(out / "checkpoints")]) == 0
     assert "lr = 0.01 from epoch 2" in json.loads((out / "history.json").read_text())["records"][1]["control"]
@@ -155,7 +163,7 @@ def test_a_failed_checkpoint_write_says_how_to_go_on(tmp_path, capsys, disk_full
     assert main(["train", *FAST, "--out", str(out), "--patience", "0"]) == 1
     err = capsys.readouterr().err
     assert f"writing the checkpoint '{out / 'checkpoints' / 'checkpoint.npz'}' after epoch 2 failed" in err
-    assert f"--resume {out / 'checkpoints'} to go on from its state after epoch 1" in err
+    assert f"--resume {out / 'checkpoints'} (its state after epoch 1)" in err
     disk_full_from(None)
     assert main(["train", *FAST, "--out", str(out), "--patience", "0", "--resume", str(out / "checkpoints")]) == 0
     assert json.loads((out / "history.json").read_text())["records"][-1]["epoch"] == 3

@@ -33,7 +33,7 @@ from xdl.files import atomic_write, check_writable_dir
 from xdl.hostmemory import keep_freed_memory
 from xdl.serialization import read_extra
 from xdl.train import BEST_FILE, CHECKPOINT_FILE, Checkpoint, Control, Interrupted
-from xdl.train.callbacks import check_checkpoint_kind
+from xdl.train.callbacks import check_checkpoint_kind, position
 
 GRADCHECK_EXAMPLES = 16
 USER_ERRORS = (ValueError, TypeError, OSError, ImportError, FloatingPointError, BackendError)
@@ -193,8 +193,8 @@ def train(config: TrainConfig, args=None) -> int:
         model = config.build_model(X.shape[1], n_classes, Standardizer().fit(parts.X_train).layer())
         print(f"model: {_describe(model)}; optimizer {config.optimizer}, lr {config.lr:g}, "
               f"schedule {config.schedule}")
-        checkpoint = Checkpoint(out / "checkpoints", every=config.checkpoint_every or None)
-        trainer = config.build_trainer(model, callbacks=[Control(out), checkpoint])
+        trainer = config.build_trainer(model, callbacks=[Control(out), Checkpoint(out / "checkpoints",
+                                                                                  every=config.checkpoint_every or None)])
         reason = trainer.eager_reason()
         print("steps: captured as CUDA graphs (one per batch shape)" if reason is None else f"steps: eager ({reason})")
         start = time.perf_counter()
@@ -205,7 +205,7 @@ def train(config: TrainConfig, args=None) -> int:
                 history = trainer.fit(parts.X_train, parts.y_train, dev=(parts.X_dev, parts.y_dev),
                                       resume=config.resume or None)
         except Interrupted as stop:
-            return _interrupted(stop, trainer, out, checkpoint)
+            return _interrupted(stop, trainer, out)
         except FloatingPointError as e:
             if len(trainer.history):
                 trainer.history.save(out / "history.json")  # the good epochs, for the curves
@@ -213,13 +213,10 @@ def train(config: TrainConfig, args=None) -> int:
                 raise
             # the way on from the last good state, whose rate (maybe set by hand) is the one that diverged
             raise FloatingPointError(f"{e}: to do so from the last good state, write `lr = …` into "
-                                     f"{str(out / 'control.toml')!r} and run the same command with --resume "
-                                     f"{shlex.quote(str(checkpoint.directory))}") from None
+                                     f"{str(out / 'control.toml')!r} and {_resume_command(trainer)}") from None
         except OSError as e:  # a checkpoint could not be written: training stopped there
             if trainer.last_checkpoint is not None:
-                raise OSError(f"{e}; once the directory can be written, run the same command with --resume "
-                              f"{shlex.quote(str(checkpoint.directory))} to go on from its state after epoch "
-                              f"{trainer.last_checkpoint_at[0]}") from None
+                raise OSError(f"{e}; once the directory can be written, {_resume_command(trainer)}") from None
             raise
         seconds = time.perf_counter() - start
         metrics = {name: trainer.evaluate(Xp, yp) for name, Xp, yp in
@@ -264,14 +261,20 @@ def _check_resume(config: TrainConfig) -> None:
         config.check_resume(saved, config.resume, int(extra["epoch"]))
 
 
-def _interrupted(stop: Interrupted, trainer, out: Path, checkpoint: Checkpoint) -> int:
+def _interrupted(stop: Interrupted, trainer, out: Path) -> int:
     """Ctrl-C or SIGTERM: the Trainer finished its step and wrote the checkpoint; keep the history
     too and say how to continue."""
     if len(trainer.history):
         trainer.history.save(out / "history.json")
     print(f"\nxdl train: {stop}", file=sys.stderr)
-    print(f"to continue, run the same command with --resume {shlex.quote(str(checkpoint.directory))}", file=sys.stderr)
+    print(f"to continue, {_resume_command(trainer)}", file=sys.stderr)
     return 128 + signal.Signals[stop.signal_name].value  # the shell's code for death by that signal
+
+
+def _resume_command(trainer) -> str:
+    """How to go on from the trainer's last good checkpoint (this run's, or the one it resumed)."""
+    directory = shlex.quote(str(Path(trainer.last_checkpoint).parent))
+    return f"run the same command with --resume {directory} (its state {position(*trainer.last_checkpoint_at)})"
 
 
 def _describe(model) -> str:
