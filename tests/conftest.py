@@ -25,6 +25,15 @@ def backend(request):
         yield b
 
 
+@pytest.fixture(autouse=True)
+def _allocator_left_alone(monkeypatch):
+    """The xdl command sets glibc's malloc thresholds for its process (`keep_freed_memory`); called
+    in the test process, it must not change pytest's."""
+    import xdl.cli
+
+    monkeypatch.setattr(xdl.cli, "keep_freed_memory", lambda: False)
+
+
 @pytest.fixture
 def disk_full_from(monkeypatch):
     """``disk_full_from(n)``: from the n-th file write on (counted from this call), every write fails

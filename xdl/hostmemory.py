@@ -19,21 +19,27 @@ host process manages memory unless asked.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt's parameters (glibc's malloc.h)
 MMAP_THRESHOLD = 32 << 20  # the largest glibc accepts on 64-bit: bigger arrays are still mapped and unmapped
 TRIM_THRESHOLD = 256 << 20  # free heap kept at its top before memory is given back to the OS
 USER_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "LD_PRELOAD")
+MALLOC_TUNABLES = "glibc.malloc."  # in GLIBC_TUNABLES, glibc's newer way to set the same
+
+
+def user_chose() -> bool:
+    """Whether the environment already says how malloc behaves (or puts another allocator in)."""
+    return any(os.environ.get(name) for name in USER_SETTINGS) or MALLOC_TUNABLES in os.environ.get("GLIBC_TUNABLES", "")
 
 
 def keep_freed_memory() -> bool:
     """Keep freed blocks up to `MMAP_THRESHOLD` in the heap and up to `TRIM_THRESHOLD` of free heap
-    in the process. True when set; False (nothing changed) on a C library without glibc's
-    ``mallopt``, or when the environment already chooses (glibc's ``MALLOC_*_`` variables, or
-    ``LD_PRELOAD``: another allocator, likely), which is left as the user set it."""
-    if any(os.environ.get(name) for name in USER_SETTINGS):
+    in the process. True when both are set; False on a C library without glibc's ``mallopt`` (nothing
+    changed), when glibc refuses a value, or when the environment already chooses (glibc's
+    ``MALLOC_*_`` variables or ``glibc.malloc.*`` tunables, or ``LD_PRELOAD``: another allocator,
+    likely), which is left as the user set it."""
+    if user_chose():
         return False
     mallopt = _glibc_mallopt()
     if mallopt is None:
@@ -44,11 +50,8 @@ def keep_freed_memory() -> bool:
 
 def _glibc_mallopt():
     """glibc's ``int mallopt(int, int)``, or None elsewhere (macOS, musl, Windows)."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    try:
-        libc = ctypes.CDLL(name)
+    try:  # the C library this process runs on (no search: find_library would start ldconfig)
+        libc = ctypes.CDLL(None)
         mallopt, version = libc.mallopt, libc.gnu_get_libc_version
     except (OSError, AttributeError):
         return None
