@@ -15,6 +15,26 @@ from xdl.config import TrainConfig
 FAST = ["--dataset", "moons", "--hidden", "8", "--epochs", "3", "--no-progress"]
 
 
+def test_every_command_and_subcommand_prints_its_help(capsys):
+    import argparse
+
+    from xdl.cli import build_parser
+
+    def commands(parser, path=()):
+        yield path
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from commands(sub, (*path, name))
+
+    paths = list(commands(build_parser()))
+    assert ("bench", "kernels") in paths and ("tune",) in paths
+    for path in paths:
+        with pytest.raises(SystemExit) as done:
+            main([*path, "--help"])
+        assert done.value.code == 0 and "usage: xdl" in capsys.readouterr().out, path
+
+
 def test_help_lists_commands_and_every_option(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])

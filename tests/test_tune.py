@@ -160,9 +160,11 @@ def test_tpe_through_optuna_ask_and_tell_gives_the_same_records_and_resumes(data
     pytest.importorskip("optuna")
     X, y, dev = data
     space = {"lr": {"log_uniform": [1e-3, 1e-1]}, "beta1": {"one_minus_log": [0.8, 0.99]},
-             "hidden": {"choice": [[8], [16]]}}
+             "hidden": {"choice": [[8], [16]]}, "dropout": {"uniform": [0.0, 0.3]}, "epochs": {"int_uniform": [2, 3]}}
     study = tune(X, y, dev, space, trials=6, strategy="tpe", rounds=2, base=BASE, execution="batched",
                  directory=tmp_path)
+    assert all(type(t.params[name]) is kind for t in study.trials  # plain Python values, as JSON holds them
+               for name, kind in (("lr", float), ("beta1", float), ("dropout", float), ("epochs", int)))
     again = tune(X, y, dev, space, trials=6, strategy="tpe", rounds=2, base=BASE, execution="batched")
     assert [t.params for t in study.trials] == [t.params for t in again.trials]
     assert all(t.status == "completed" and t.dev_accuracy is not None for t in study.trials)

@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        "results.json, curves-<problem>.png and profile.png")
     _add_bench_options(sub)
     sub.set_defaults(run=bench_optimizers)
-    sub = kinds.add_parser("kernels", help="the fused ops' speed: time, GB/s, % of copy bandwidth, ratios to "
+    sub = kinds.add_parser("kernels", help="the fused ops' speed: time, GB/s, %% of copy bandwidth, ratios to "
                                            "naive xp and PyTorch (benchmarks/report.py)",
                            description="the fused ops' speed on the current backend")
     sub.add_argument("--quick", action="store_true", help="skip the 100M-parameter and largest BN cases")

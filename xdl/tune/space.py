@@ -253,8 +253,8 @@ def _check_range(low, high) -> None:
 
 
 def python_value(v):
-    """A NumPy scalar as the Python number it holds (trials are JSON and TOML)."""
-    return v.item() if isinstance(v, np.generic) else v
+    """A NumPy scalar or 0-d array as the Python number it holds (trials are JSON and TOML)."""
+    return v.item() if isinstance(v, np.generic | np.ndarray) and np.ndim(v) == 0 else v
 
 
 # The default space for the default model (`xdl tune` without --space).
