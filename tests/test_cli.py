@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+import xdl.cli
 from xdl.cli import main
 from xdl.config import TrainConfig
 
@@ -198,6 +199,20 @@ def test_a_rejected_control_file_is_noted_once_while_the_run_goes_on(tmp_path, c
     assert printed.count("note: control.toml at epoch 1 not applied: lr must be a finite number > 0") == 1
     assert printed.index("note: control.toml") < printed.index("accuracy:")
     assert (out / "control-rejected-epoch-1.toml").is_file()
+
+
+def test_xdl_backend_picks_the_backend_unless_a_flag_does(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("XDL_BACKEND", "torch")
+    for command in (["train", *FAST, "--out", str(tmp_path / "run")], ["bench", "kernels", "--quick"]):
+        assert main(command) == 1
+        assert "XDL_BACKEND='torch' is not a backend; expected one of numpy, cupy, auto" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+    config = tmp_path / "run.toml"
+    config.write_text('backend = "cupy"\n')
+    monkeypatch.setenv("XDL_BACKEND", "numpy")  # beats the file; a flag beats both
+    assert xdl.cli.config_from_args(xdl.cli.build_parser().parse_args(["train", "--config", str(config)])).backend \
+        == "numpy"
+    assert xdl.cli.config_from_args(xdl.cli.build_parser().parse_args(["train", "--backend", "auto"])).backend == "auto"
 
 
 def test_empty_out_or_config_and_a_bad_resume_are_refused_before_anything_is_made(tmp_path, capsys, monkeypatch):

@@ -8,6 +8,7 @@ import pytest
 import xdl
 from xdl.data import Standardizer, split
 from xdl.losses import SoftmaxCrossEntropy
+from xdl.optim import Adam
 from xdl.train import Checkpoint, EarlyStopping, Trainer
 
 
@@ -151,6 +152,21 @@ def test_bad_inputs_are_rejected_before_training():
         np.testing.assert_array_equal(value, weights[name])  # nothing trained half-way
     with pytest.raises(ValueError, match="expects 2"):
         trainer.evaluate(s.X_dev[:, :1], s.y_dev)
+
+
+def test_a_trainer_needs_instances_and_an_optimizer_of_its_model():
+    xdl.seed(0)
+    model, other = xdl.nn.mlp(2, [4], 2), xdl.nn.mlp(2, [4], 2)
+    with pytest.raises(ValueError, match="optimizer: 4 of its 4 parameters are not the model's"):
+        Trainer(model, SoftmaxCrossEntropy(), Adam(other))  # would train nothing, silently
+    with pytest.raises(TypeError, match=r"loss must be an xdl Loss, got .*SoftmaxCrossEntropy'> \(a class: make one"):
+        Trainer(model, SoftmaxCrossEntropy, Adam(model))
+    with pytest.raises(TypeError, match="optimizer must be an xdl Optimizer, got .*Adam'> \\(a class"):
+        Trainer(model, SoftmaxCrossEntropy(), Adam)
+    with pytest.raises(TypeError, match="model must be an xdl Module, got 'model'"):
+        Trainer("model", SoftmaxCrossEntropy(), Adam(model))
+    frozen = Adam(model.layers[-1])  # part of the model (the rest frozen) is fine
+    assert Trainer(model, SoftmaxCrossEntropy(), frozen).optimizer is frozen
 
 
 def test_diagnose_verdicts_and_history_json(tmp_path):

@@ -415,11 +415,16 @@ def current_backend() -> Backend:
     """The backend new tensors are created on."""
     global _current
     if _current is None:
-        env = os.environ.get("XDL_BACKEND", "auto").strip().lower() or "auto"
-        if env not in BACKEND_NAMES:
-            raise ValueError(f"XDL_BACKEND={env!r} is not a backend; expected one of {', '.join(BACKEND_NAMES)}")
-        _current = get_backend(env)
+        _current = get_backend(environment_backend() or "auto")
     return _current
+
+
+def environment_backend() -> str | None:
+    """The backend ``XDL_BACKEND`` names (checked), or None when it is unset or empty."""
+    env = os.environ.get("XDL_BACKEND", "").strip().lower()
+    if env and env not in BACKEND_NAMES:
+        raise ValueError(f"XDL_BACKEND={env!r} is not a backend; expected one of {', '.join(BACKEND_NAMES)}")
+    return env or None
 
 
 class use:

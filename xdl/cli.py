@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 import xdl
-from xdl.backend import BACKEND_NAMES, BackendError
+from xdl.backend import BACKEND_NAMES, BackendError, environment_backend
 from xdl.config import TrainConfig
 from xdl.data import Standardizer, split
 from xdl.diagnose import diagnose
@@ -47,6 +47,8 @@ def main(argv=None) -> int:
         return 2
     keep_freed_memory()  # this process is ours: reuse freed host memory step after step
     try:
+        if getattr(args, "backend", "") is None:  # the bench commands' --backend, not given
+            args.backend = environment_backend() or "auto"
         return args.run(config_from_args(args) if hasattr(args, "config") else None, args)
     except USER_ERRORS as e:
         print(f"xdl {args.command}: error: {e}", file=sys.stderr)
@@ -89,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
                            description="the fused ops' speed on the current backend")
     sub.add_argument("--quick", action="store_true", help="skip the 100M-parameter and largest BN cases")
     sub.add_argument("--json", metavar="FILE", help="also write the rows to this JSON file")
-    sub.add_argument("--backend", choices=BACKEND_NAMES, default="auto", help="array backend")
+    sub.add_argument("--backend", choices=BACKEND_NAMES, help="array backend (default: XDL_BACKEND, else auto)")
     sub.set_defaults(run=bench_kernels)
     return parser
 
@@ -110,7 +112,7 @@ def _add_bench_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the search and the runs")
     parser.add_argument("--batched", action=argparse.BooleanOptionalAction, default=None,
                         help="train each lr search's trials at once (fit_many) where possible (default: on a GPU)")
-    parser.add_argument("--backend", choices=BACKEND_NAMES, default="auto", help="array backend")
+    parser.add_argument("--backend", choices=BACKEND_NAMES, help="array backend (default: XDL_BACKEND, else auto)")
     parser.add_argument("--out", default="xdl-bench", help="output directory")
 
 
@@ -171,6 +173,8 @@ def config_from_args(args) -> TrainConfig:
     flags = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
     if flags.get("resume") == "":  # as --config '': a typo'd variable, not a wish to start afresh
         raise ValueError("--resume: expected a checkpoint directory, got ''")
+    if "backend" not in flags and environment_backend():  # as pip's: a flag, the environment, a config file
+        flags["backend"] = environment_backend()
     if args.config is not None:  # --config '' is an error (no such file), not no file
         return TrainConfig.from_toml(args.config, overrides=flags)
     return TrainConfig.from_dict(flags, source="command line")

@@ -72,7 +72,8 @@ class TrainConfig:
     augment_noise: float = _opt(0.0, "image datasets: Gaussian noise of this standard deviation")
     augment_flip: bool = _opt(False, "image datasets: random left-right flips")
     base_error: float = _opt(0.0, "base (e.g. human-level) error for the bias/variance diagnosis")
-    backend: str = _opt("auto", "array backend (auto: cupy if a GPU answers, else numpy)", BACKEND_NAMES)
+    backend: str = _opt("auto", "array backend (auto: cupy if a GPU answers, else numpy; "
+                                        "XDL_BACKEND, when set, takes the place of a config file's)", BACKEND_NAMES)
     precision: str = _opt("float32", "float32 matrix products on a GPU: float32 (exact) or tf32 (tensor cores, "
                                      "as PyTorch's allow_tf32); the CPU stays exact", PRECISIONS)
     capture: bool = _opt(True, "on a GPU, capture each training step as a CUDA graph and replay it (where a "

@@ -33,6 +33,7 @@ import numpy as np
 from xdl import losses as _losses
 from xdl.backend import get_backend
 from xdl.data import Augment, batch_bounds, check_features, check_labels
+from xdl.nn import Module
 from xdl.optim import Optimizer
 from xdl.serialization import load, read_extra
 from xdl.tensor import no_grad, to_numpy
@@ -75,6 +76,7 @@ class Trainer:
     def __init__(self, model, loss, optimizer, l2: float = 0.0, batch_size: int = 64, epochs: int = 10,
                  schedule=None, callbacks=(), augment=None, seed: int = 0, eval_train: bool = True,
                  progress: bool | None = None, run_info: dict | None = None, capture="auto"):
+        _check_parts(model, loss, optimizer)
         if not isinstance(batch_size, int | np.integer) or isinstance(batch_size, bool) or batch_size <= 0:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         if not isinstance(epochs, int | np.integer) or isinstance(epochs, bool) or epochs <= 0:
@@ -463,6 +465,23 @@ def _non_finite_state(model) -> list[str]:
 def _provenance(trainer, X, y, dev) -> dict:
     data = {"train": provenance.data_digest(X, y), "dev": provenance.data_digest(*dev) if dev is not None else None}
     return provenance.record(trainer, data)
+
+
+def _check_parts(model, loss, optimizer) -> None:
+    """A model, a loss and an optimizer instance, the optimizer holding this model's parameters."""
+    for name, value, kind, example in (("model", model, Module, "xdl.nn.mlp(...)"),
+                                       ("loss", loss, _losses.Loss, "SoftmaxCrossEntropy()"),
+                                       ("optimizer", optimizer, Optimizer, "Adam(model)")):
+        if not isinstance(value, kind):
+            made = " (a class: make one, e.g. " + example + ")" if isinstance(value, type) else ""
+            raise TypeError(f"{name} must be an {kind.__module__.split('.')[0]} {kind.__name__}, "
+                            f"got {value!r}{made}")
+    own = {id(p) for p in model.parameters()}
+    held = optimizer.parameters()
+    foreign = [p for p in held if id(p) not in own]
+    if foreign:
+        raise ValueError(f"optimizer: {len(foreign)} of its {len(held)} parameters are not the model's "
+                         "(an optimizer made for another model?); make it from this one, e.g. Adam(model)")
 
 
 def _check_rate(value, what: str) -> None:
