@@ -1,5 +1,6 @@
 """Hyperparameter search: sampling on each scale, coarse to fine, resumable studies, bad input, CLI."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -116,6 +117,32 @@ def test_a_diverging_trial_is_recorded_and_the_search_goes_on(data):
 def test_bad_spaces_name_the_key(spec, match):
     with pytest.raises(ValueError, match=match):
         Space.from_dict(spec)
+
+
+@pytest.mark.parametrize("space, match", [
+    ({"lr": (1e-4, 1e-1)}, r"space: lr = \(0.0001, 0.1\) cannot be trained: lr must be a number, got \(0.0001, 0.1\) "
+                           r"\(tuple\); to search it, give its kind: lr = \{log_uniform = \[low, high\]\}"),
+    ({"optimizer": {"choice": ["adam", "bogus"]}}, r"optimizer = 'bogus' \(of choice \['adam', 'bogus'\]\) cannot be "
+                                                  r"trained: optimizer must be one of sgd"),
+    ({"epochs": {"int_uniform": [0, 2]}}, r"epochs = 0 \(of int_uniform \[0, 2\]\) cannot be trained: epochs must be ≥ 1"),
+    ({"dropout": {"uniform": [-0.5, 0.5]}}, r"dropout = -0.5 \(of uniform .*dropout must be in \[0, 1\)"),
+    ({"hidden": {"choice": [[8], [0]]}}, r"hidden = \[0\] .*non-empty list of positive sizes"),
+])
+def test_values_a_space_can_give_are_checked_before_any_trial(data, tmp_path, space, match):
+    X, y, dev = data
+    with pytest.raises(ValueError, match=match):
+        tune(X, y, dev, space, trials=2, base=BASE, directory=tmp_path / "study")
+    assert not (tmp_path / "study").exists()
+
+
+def test_values_valid_alone_but_not_together_fail_their_trials_only(data):
+    X, y, dev = data
+    base = dataclasses.replace(BASE, batch_norm=False)
+    study = tune(X, y, dev, {"batch_norm": {"choice": [False, True]}, "batch_size": {"choice": [1, 32]}},
+                 trials=4, strategy="grid", base=base)
+    failed = [t for t in study.trials if t.status == "failed"]
+    assert [t.params for t in failed] == [{"batch_norm": True, "batch_size": 1}]
+    assert failed[0].error.startswith("invalid combination: batch_size must be ≥ 2 with batch_norm")
 
 
 def test_bad_search_arguments(data):

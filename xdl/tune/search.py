@@ -117,6 +117,7 @@ def check_search(space=None, trials=32, strategy="random", execution="sequential
         raise ValueError(f"{name('space')}: {fixed} cannot be in a search space: it is the same for every trial "
                          f"(the data, the backend and the run's options are the search's); set it as "
                          f"{name('base.' + fixed)}")
+    _check_space_values(space, base, name)
     trials = check_int(trials, name("trials"))
     if strategy not in STRATEGIES:
         raise ValueError(f"{name('strategy')} must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
@@ -280,6 +281,36 @@ def trial_config(base: TrainConfig, params: dict, number: int) -> TrainConfig:
     return TrainConfig.from_dict({**_options(base), **params}, source=f"trial {number}")
 
 
+def _config_or_failure(base: TrainConfig, number: int, round_: int, params: dict, study: Study):
+    """The trial's configuration, or None with the trial recorded as failed: its values are each
+    valid (`check_search`), but not together (batch_size 1 with batch_norm, say)."""
+    try:
+        return TrainConfig.from_dict({**_options(base), **params}, source="invalid combination")
+    except (TypeError, ValueError) as e:
+        study.add([_trial(number, round_, params, error=str(e))])
+        return None
+
+
+def _check_space_values(space: Space, base: TrainConfig, name) -> None:
+    """Every value the space can give makes a valid configuration with ``base``'s other options:
+    each fixed value, each choice and both ends of each range (every option's own check is a
+    range or a set, so the ends stand for what lies between). Refused before any trial is spent."""
+    checks = []  # (option, value, what the value is, advice)
+    for key, value in space.fixed.items():
+        advice = (f"; to search it, give its kind: {key} = {{log_uniform = [low, high]}} (or uniform, "
+                  "one_minus_log, int_uniform, choice)") if isinstance(value, list | tuple) else ""
+        checks.append((key, value, "", advice))
+    for key, d in space.dimensions.items():
+        ends = d.values if d.kind == "choice" else list(d.bounds)
+        checks += [(key, value, f" (of {d.kind} {d.spec()[d.kind]})", "") for value in ends]
+    for key, value, what, advice in checks:
+        try:
+            TrainConfig.from_dict({**_options(base), **space.fixed, key: value}, source="")
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{name('space')}: {key} = {value!r}{what} cannot be trained: "
+                             f"{str(e).removeprefix(': ')}{advice}") from None
+
+
 def _options(config: TrainConfig) -> dict:
     return {k: v for k, v in dataclasses.asdict(config).items() if k not in ("resume", "out", "progress")}
 
@@ -322,10 +353,8 @@ def _sequential(todo, round_, search: _Search) -> None:
     bar = _progress_bar(search.progress, total=len(todo))
     for number, params in todo:
         start = time.perf_counter()
-        try:
-            config = trial_config(search.base, params, number)
-        except (TypeError, ValueError) as e:
-            study.add([_trial(number, round_, params, error=f"invalid combination: {e}")])
+        config = _config_or_failure(search.base, number, round_, params, study)
+        if config is None:
             continue
         seed_backend(config.seed)
         model = config.build_model(int(np.prod(X.shape[1:])), _n_classes(y, dev), search.standardize)
@@ -383,10 +412,8 @@ def _groups(todo, round_, base, study, parts: int = 1) -> list[list]:
     invalid combination is recorded as failed at once); each split in up to ``parts`` batches."""
     groups: dict[tuple, list] = {}
     for number, params in todo:
-        try:
-            config = trial_config(base, params, number)
-        except (TypeError, ValueError) as e:
-            study.add([_trial(number, round_, params, error=f"invalid combination: {e}")])
+        config = _config_or_failure(base, number, round_, params, study)
+        if config is None:
             continue
         key = tuple(repr(getattr(config, k)) for k in SHARED) + (config.dropout > 0,)
         groups.setdefault(key, []).append((number, params, config))
