@@ -361,7 +361,8 @@ def tune(config: TrainConfig, args) -> int:
         study = search(parts.X_train, parts.y_train, (parts.X_dev, parts.y_dev), space, trials=args.trials,
                        strategy=args.strategy, execution=args.execution, rounds=args.rounds, seed=config.seed,
                        base=config, directory=out, resume=args.tune_resume,
-                       standardize=Standardizer().fit(parts.X_train).layer(), progress=config.progress,
+                       standardize=Standardizer().fit(parts.X_train).layer(),
+                       progress=config.progress_bar,
                        scheduler=args.scheduler, halving=args.halving, min_epochs=args.min_epochs)
     print(study.table(args.top))
     best = study.best

@@ -192,6 +192,11 @@ class TrainConfig:
                          f"of {self.epochs}; the rate must stay a finite number > 0")
 
     # -- building -----------------------------------------------------------------------------
+    @property
+    def progress_bar(self) -> bool | None:
+        """``progress`` as the loops take it: None (a bar on a terminal only) or False."""
+        return None if self.progress else False
+
     def build_model(self, n_features: int, n_classes: int, standardize=None):
         return mlp(n_features, self.hidden, n_classes, activation=self.activation, init=self.init,
                    batch_norm=self.batch_norm, dropout=self.dropout, standardize=standardize)
@@ -221,7 +226,7 @@ class TrainConfig:
         return Trainer(model, SoftmaxCrossEntropy(), self.build_optimizer(model), l2=self.l2,
                        batch_size=self.batch_size, epochs=self.epochs, schedule=self.build_schedule(),
                        callbacks=[*stopping, *callbacks], augment=self.build_augment(), seed=self.seed,
-                       progress=None if self.progress else False, run_info={"config": dataclasses.asdict(self)},
+                       progress=self.progress_bar, run_info={"config": dataclasses.asdict(self)},
                        capture="auto" if self.capture else False)
 
     def check_resume(self, saved: dict, where: str, epochs_done: int) -> None:
