@@ -90,8 +90,9 @@ def test_a_resumed_search_skips_finished_trials(data, tmp_path, monkeypatch):
     assert len(fits) == 3
     assert [t.params for t in resumed.trials] == [t.params for t in full.trials]
     np.testing.assert_allclose([t.dev_cost for t in resumed.trials], [t.dev_cost for t in full.trials], rtol=1e-6)
-    with pytest.raises(ValueError, match=r"--resume: .* made with seed 0, this one has 1"):
-        tune(X, y, dev, space, trials=5, base=BASE, directory=tmp_path, resume=True, seed=1)
+    with pytest.raises(ValueError, match=r"^resume: .* made with trials 5, this one has 6; seed 0, this one has 1\. "
+                                         r"Resuming continues the same search; for another .* use a new directory"):
+        tune(X, y, dev, space, trials=6, base=BASE, directory=tmp_path, resume=True, seed=1)
 
 
 def test_a_diverging_trial_is_recorded_and_the_search_goes_on(data):
@@ -250,7 +251,9 @@ def test_dask_trials_equal_a_sequential_run_and_survive_a_killed_worker():
     assert [t.dev_accuracy for t in remote.trials] == [t.dev_accuracy for t in local.trials]
 
 
-def test_killing_xdl_tune_then_resume_skips_the_finished_trials(tmp_path):
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGINT"])
+def test_killing_xdl_tune_then_resume_skips_the_finished_trials(tmp_path, how):
+    import signal
     import subprocess
     import sys
     import time
@@ -258,7 +261,7 @@ def test_killing_xdl_tune_then_resume_skips_the_finished_trials(tmp_path):
     out = tmp_path / "search"
     command = [sys.executable, "-m", "xdl.cli", "tune", "--trials", "6", "--execution", "sequential", "--epochs", "15",
                "--patience", "0", "--hidden", "64", "--no-progress", "--backend", "numpy", "--out", str(out)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline, finished = time.time() + 120, []
     while time.time() < deadline and process.poll() is None:
         try:
@@ -268,9 +271,11 @@ def test_killing_xdl_tune_then_resume_skips_the_finished_trials(tmp_path):
         if len(finished) >= 2:
             break
         time.sleep(0.05)
-    process.kill()  # SIGKILL: no chance to clean up
-    process.wait()
+    process.send_signal(getattr(signal, how))  # SIGKILL: no chance to clean up; SIGINT: Ctrl-C
+    err = process.communicate(timeout=60)[1]
     assert 2 <= len(finished) < 6, "the search ended before it could be killed"
+    if how == "SIGINT":
+        assert process.returncode == 130 and "xdl tune: interrupted by SIGINT" in err and "with --resume" in err, err
     done = {t["number"]: t for t in json.loads((out / "trials.json").read_text())["trials"]}
     result = subprocess.run(command + ["--resume"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr

@@ -343,6 +343,7 @@ def tune(config: TrainConfig, args) -> int:
     ``trials.json`` and ``best.toml`` in ``--out``."""
     from xdl.tune import DEFAULT_SPACE, Space, tune as search
     from xdl.tune.search import check_int, check_search, trial_config
+    from xdl.tune.study import TRIALS_FILE
 
     # every option first, named by its flag: before any data is loaded or directory made (search checks again)
     space = Space.from_toml(args.space) if args.space else None
@@ -358,12 +359,18 @@ def tune(config: TrainConfig, args) -> int:
               f"{config.dataset}: {len(parts.X_train)} train / {len(parts.X_dev)} dev examples; {args.trials} trials, "
               f"{args.strategy}, {args.execution}")
         start = time.perf_counter()
-        study = search(parts.X_train, parts.y_train, (parts.X_dev, parts.y_dev), space, trials=args.trials,
-                       strategy=args.strategy, execution=args.execution, rounds=args.rounds, seed=config.seed,
-                       base=config, directory=out, resume=args.tune_resume,
-                       standardize=Standardizer().fit(parts.X_train).layer(),
-                       progress=config.progress_bar,
-                       scheduler=args.scheduler, halving=args.halving, min_epochs=args.min_epochs)
+        try:
+            study = search(parts.X_train, parts.y_train, (parts.X_dev, parts.y_dev), space, trials=args.trials,
+                           strategy=args.strategy, execution=args.execution, rounds=args.rounds, seed=config.seed,
+                           base=config, directory=out, resume=args.tune_resume,
+                           standardize=Standardizer().fit(parts.X_train).layer(), progress=config.progress_bar,
+                           scheduler=args.scheduler, halving=args.halving, min_epochs=args.min_epochs)
+        except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM (the running trial's Trainer stopped at a step)
+            signal_name = getattr(stop, "signal_name", "SIGINT")
+            print(f"\nxdl tune: interrupted by {signal_name}; the trials that finished are in "
+                  f"{str(out / TRIALS_FILE)!r}; to continue (the unfinished trials start again), run the same "
+                  "command with --resume", file=sys.stderr)
+            return 128 + signal.Signals[signal_name].value
     print(study.table(args.top))
     best = study.best
     if best is None:

@@ -159,7 +159,7 @@ def _study(meta: dict, directory, resume: bool, name, flags: bool) -> Study:
     if resume:
         if directory is None:
             raise ValueError("resume=True needs the directory of the study to continue")
-        return Study.resume(meta, directory)
+        return Study.resume(meta, directory, name("resume"))
     path = None if directory is None else Path(directory) / TRIALS_FILE
     if path is not None and path.exists():
         try:

@@ -48,20 +48,23 @@ class Study:
         self.directory = Path(directory) if directory is not None else None
 
     @classmethod
-    def resume(cls, meta: dict, directory) -> Study:
-        """The study in ``directory``, after checking it was made by the same search (the first
-        difference is named)."""
+    def resume(cls, meta: dict, directory, who: str = "resume") -> Study:
+        """The study in ``directory``, after checking it was made by the same search (every
+        difference is named; ``who`` names the argument in errors: ``--resume`` for the command)."""
         path = Path(directory) / TRIALS_FILE
         if not path.is_file():
-            raise FileNotFoundError(f"--resume: no {TRIALS_FILE} in {str(directory)!r} to continue")
+            raise FileNotFoundError(f"{who}: no {TRIALS_FILE} in {str(directory)!r} to continue")
         try:
             saved, trials = read_trials(path)
         except ValueError as e:
-            raise ValueError(f"--resume: {e}") from None
-        for key, now in meta.items():
-            if saved.get(key) != now:
-                raise ValueError(f"--resume: the search in {str(directory)!r} was made with {key} "
-                                 f"{saved.get(key)!r}, this one has {now!r}")
+            raise ValueError(f"{who}: {e}") from None
+        differences = [f"{key} {saved.get(key)!r}, this one has {now!r}" for key, now in meta.items()
+                       if saved.get(key) != now]
+        if differences:
+            # a study's points are drawn for its number of trials (and rounds): more trials make another study
+            raise ValueError(f"{who}: the search in {str(directory)!r} was made with {'; '.join(differences)}. "
+                             "Resuming continues the same search; for another (more trials, say), use a new "
+                             "directory")
         study = cls(meta, directory)
         study.trials = trials
         return study
