@@ -173,6 +173,14 @@ def test_cli_tune_writes_a_best_config_that_xdl_train_accepts(tmp_path, capsys):
     assert "--trials must be a positive integer" in capsys.readouterr().err
 
 
+def test_cli_tune_says_what_the_space_replaces_and_how_many_trials_a_grid_runs(tmp_path, capsys):
+    assert cli.main(["tune", *TINY, "--trials", "5", "--strategy", "grid", "--hidden", "8", "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "note: --hidden is searched: the space's values take the place of what the command line gives" in printed
+    assert "3 trials, grid, batched (the grid 5 trials allow" in printed  # 4 ranges at their middles × 3 hidden choices
+    assert len(json.loads((tmp_path / "trials.json").read_text())["trials"]) == 3
+
+
 def test_mlp_classifier_in_randomized_search_cv_with_loguniform():
     from sklearn.model_selection import RandomizedSearchCV
 

@@ -347,17 +347,24 @@ def tune(config: TrainConfig, args) -> int:
 
     # every option first, named by its flag: before any data is loaded or directory made (search checks again)
     space = Space.from_toml(args.space) if args.space else None
-    check_search(space, args.trials, args.strategy, args.execution, args.rounds, config.seed, config,
-                 args.tune_out, args.tune_resume, args.halving, args.min_epochs, flags=True)
+    searched = check_search(space, args.trials, args.strategy, args.execution, args.rounds, config.seed, config,
+                            args.tune_out, args.tune_resume, args.halving, args.min_epochs, flags=True)[0]
     check_int(args.top, "--top")
+    overridden = [f"--{name.replace('_', '-')}" for name in searched.spec() if hasattr(args, name)]
+    if overridden:
+        print(f"note: {', '.join(overridden)} {'is' if len(overridden) == 1 else 'are'} searched: the space's "
+              "values take the place of what the command line gives")
+    planned = len(searched.grid(args.trials)) if args.strategy == "grid" else args.trials
     out = Path(args.tune_out)
     with xdl.use(config.backend, precision=config.precision) as backend:
         check_writable_dir(out, "--out")  # made only now that the options and the backend are good
         X, y = xdl.datasets.load(config.dataset)
         parts = split(X, y, seed=config.seed)
         print(f"xdl {xdl.__version__} tune: backend {backend.name} on {backend.device_name()}; dataset "
-              f"{config.dataset}: {len(parts.X_train)} train / {len(parts.X_dev)} dev examples; {args.trials} trials, "
-              f"{args.strategy}, {args.execution}")
+              f"{config.dataset}: {len(parts.X_train)} train / {len(parts.X_dev)} dev examples; {planned} trials, "
+              f"{args.strategy}, {args.execution}" + (f" (the grid {args.trials} trials allow: every choice, the "
+                                                      "same number of values in each range)"
+                                                      if planned != args.trials else ""))
         start = time.perf_counter()
         try:
             study = search(parts.X_train, parts.y_train, (parts.X_dev, parts.y_dev), space, trials=args.trials,
