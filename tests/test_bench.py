@@ -2,11 +2,13 @@
 optimizer from a file, failures recorded, the command line."""
 
 import json
+import warnings
 
 import pytest
 
 from xdl import cli
 from xdl.bench import benchmark, markdown, profile, write
+from xdl.bench.report import crashes
 
 
 def without_times(value):
@@ -75,6 +77,20 @@ def test_a_users_optimizer_from_a_file_takes_part_and_a_crash_is_recorded(tmp_pa
     assert (tmp_path / "profile.png").is_file() and (tmp_path / "curves-digits.png").is_file()
     assert json.loads((tmp_path / "results.json").read_text())["problems"].keys() == {"quadratic", "digits"}
     assert len(files) == 5
+    assert crashes(results) == ["Broken on quadratic: 2 of 2 runs crashed; first: RuntimeError: this update rule is "
+                                "broken", "Broken on digits: 2 of 2 runs crashed; first: RuntimeError: this update "
+                                "rule is broken"]
+
+
+def test_the_command_fails_naming_a_crashed_optimizer_and_still_writes_its_files(tmp_path, capsys):
+    (tmp_path / "my_rules.py").write_text(USER_OPTIMIZER)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no plotting warnings for curves nobody drew
+        assert cli.main(["bench", "optimizers", "--problem", "quadratic", "--seeds", "1", "--trials", "2",
+                         "--optimizer", f"{tmp_path / 'my_rules.py'}:Broken", "--out", str(tmp_path / "b")]) == 1
+    assert "xdl bench: Broken on quadratic: 2 of 2 runs crashed; first: RuntimeError: this update rule is broken" \
+        in capsys.readouterr().err
+    assert (tmp_path / "b" / "results.json").is_file() and (tmp_path / "b" / "curves-quadratic.png").is_file()
 
 
 def test_bad_input_is_named():

@@ -399,6 +399,7 @@ def tune(config: TrainConfig, args) -> int:
 def bench_optimizers(config, args) -> int:
     """Run the optimizer benchmark and write its files."""
     from xdl.bench import PROBLEMS, QUICK, benchmark, check_options, markdown, write
+    from xdl.bench.report import crashes
 
     optimizers = args.optimizers or (["sgd", "momentum", "rmsprop", "adam"] if args.quick else
                                       ["sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw"])
@@ -421,7 +422,10 @@ def bench_optimizers(config, args) -> int:
     files = write(results, out)
     print(markdown(results))
     print(f"\n{time.perf_counter() - start:.1f} s; wrote {', '.join(str(f) for f in files)}")
-    return 0
+    crashed = crashes(results)
+    for line in crashed:  # a bug in an optimizer's code, unlike a divergence: the command fails
+        print(f"xdl bench: {line}", file=sys.stderr)
+    return 1 if crashed else 0
 
 
 def bench_kernels(config, args) -> int:

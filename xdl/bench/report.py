@@ -85,7 +85,7 @@ def write(results: dict, directory) -> list[Path]:
         if function:
             ax.set_yscale("log")
         ax.set(xlabel="step" if function else "epoch", ylabel="f(x)" if function else "dev accuracy", title=problem)
-        ax.legend()
+        _legend(ax)
         files.append(save_figure(plt, fig, directory / f"curves-{problem}.png"))
     _, taus, fractions = profile(results)
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -94,9 +94,31 @@ def write(results: dict, directory) -> list[Path]:
     ax.set_xscale("log")
     ax.set(xlabel="τ (factor of the best seconds to target)", ylabel="fraction of problems", ylim=(0, 1.05),
            title="performance profile")
-    ax.legend()
+    _legend(ax)
     files.append(save_figure(plt, fig, directory / "profile.png"))
     return files
+
+
+def crashes(results: dict) -> list[str]:
+    """One line per optimizer and problem whose runs raised (a bug in an optimizer, not a
+    divergence): how many of its runs, and the first error."""
+    lines = []
+    for problem, per in results["problems"].items():
+        for name, entry in per.items():
+            runs = [*entry["search"], *entry["runs"]]
+            crashed = [r for r in runs if r["status"] == "crashed"]
+            if crashed:
+                lines.append(f"{name} on {problem}: {len(crashed)} of {len(runs)} runs crashed; first: "
+                             f"{crashed[0]['error']}")
+    return lines
+
+
+def _legend(ax) -> None:
+    """The legend of the lines drawn, or a word that there are none."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend()
+    else:
+        ax.text(0.5, 0.5, "no run to draw: every one crashed or diverged", ha="center", transform=ax.transAxes)
 
 
 def _g(value) -> str:
