@@ -193,6 +193,8 @@ def test_checkpoint_and_resume_give_the_uninterrupted_result(digits, tmp_path):
         one.fit(X, y, dev=dev)
         with pytest.raises(ValueError, match=r"is a checkpoint of one Trainer run \(Trainer.fit"):
             fit_many(configs, X, y, dev=dev, seed=4, resume=tmp_path / "one")
+        with pytest.raises(ValueError, match=r"load: .* is a checkpoint of fit_many, K models in one stack, not one"):
+            xdl.load(tmp_path / "checkpoint.npz")
         with pytest.raises(ValueError, match=r"--resume: .* is a checkpoint of fit_many"):
             xdl.cli._check_resume(dataclasses.replace(configs[0], resume=str(tmp_path)))
 

@@ -83,6 +83,10 @@ def load(path, model: Module | None = None) -> Module:
     header, state = _read(path)
     state = {k: v for k, v in state.items() if not k.startswith(EXTRA_PREFIX)}
     if model is None:
+        if (header.get("extra") or {}).get("many"):
+            raise ValueError(f"load: {str(path)!r} is a checkpoint of fit_many, K models in one stack, not one "
+                             "model: fit_many(..., resume=its directory) continues it, and each of its results' "
+                             ".model is an ordinary model (xdl.save it)")
         if header.get("architecture") is None:
             raise ValueError(f"load: {str(path)!r} holds a custom model; pass model= to load its state into it")
         try:

@@ -136,7 +136,8 @@ class Checkpoint(Callback):
     * ``best.npz`` — the same, at the epoch with the best ``monitor`` value so far ("dev_cost" by
       default, "train_cost" when the run has no dev set; accuracies are maximized).
 
-    Both are also model files: ``xdl.load(path)`` gives the model. The Trainer checks every cost
+    A `Trainer`'s are also model files: ``xdl.load(path)`` gives the model (a `fit_many` batch's
+    hold its K models as one stack: each result's ``model`` is the ordinary one). The Trainer checks every cost
     before a checkpoint is written, so a diverging run never overwrites a good one.
     """
 
