@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+import xdl
 import xdl.cli
 from xdl.cli import main
 from xdl.config import TrainConfig
@@ -213,6 +214,22 @@ def test_xdl_backend_picks_the_backend_unless_a_flag_does(tmp_path, capsys, monk
     assert xdl.cli.config_from_args(xdl.cli.build_parser().parse_args(["train", "--config", str(config)])).backend \
         == "numpy"
     assert xdl.cli.config_from_args(xdl.cli.build_parser().parse_args(["train", "--backend", "auto"])).backend == "auto"
+
+
+def test_small_slips_get_a_pointed_answer(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", *FAST, "--out", str(out)]) == 0
+    for given in (out, out / "checkpoints" / "checkpoint.npz"):  # the run's directory, the file itself
+        assert main(["train", *FAST, "--out", str(out), "--resume", str(given)]) == 1
+        assert f"did you mean --resume {out / 'checkpoints'}?" in capsys.readouterr().err
+    assert main(["bench"]) == 2  # no benchmark named: the bench command's own help
+    assert "usage: xdl bench" in capsys.readouterr().out
+    assert main(["tune", "--scheduler", "tcp://127.0.0.1:8786", "--out", str(tmp_path / "t")]) == 1
+    assert "--scheduler is the address of a Dask scheduler, for --execution dask" in capsys.readouterr().err
+    with pytest.raises(IsADirectoryError, match="is a directory; name the model file in it"):
+        xdl.load(out)
+    with pytest.raises(TypeError, match="save: model must be an xdl Module, got str"):
+        xdl.save("model", tmp_path / "m.npz")
 
 
 def test_empty_out_or_config_and_a_bad_resume_are_refused_before_anything_is_made(tmp_path, capsys, monkeypatch):

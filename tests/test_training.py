@@ -165,6 +165,9 @@ def test_a_trainer_needs_instances_and_an_optimizer_of_its_model():
         Trainer(model, SoftmaxCrossEntropy(), Adam)
     with pytest.raises(TypeError, match="model must be an xdl Module, got 'model'"):
         Trainer("model", SoftmaxCrossEntropy(), Adam(model))
+    one_output = xdl.nn.mlp(2, [4], 1)
+    with pytest.raises(ValueError, match="SoftmaxCrossEntropy needs 2 or more outputs, the model gives 1; .*Binary"):
+        Trainer(one_output, SoftmaxCrossEntropy(), Adam(one_output), progress=False).fit(np.zeros((8, 2)), np.zeros(8))
     frozen = Adam(model.layers[-1])  # part of the model (the rest frozen) is fine
     assert Trainer(model, SoftmaxCrossEntropy(), frozen).optimizer is frozen
 

@@ -42,8 +42,8 @@ USER_ERRORS = (ValueError, TypeError, OSError, ImportError, FloatingPointError, 
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not hasattr(args, "run"):
-        parser.print_help()
+    if not hasattr(args, "run"):  # a command without its subcommand (xdl bench) gets that command's help
+        (args.command_parser if hasattr(args, "command_parser") else parser).print_help()
         return 2
     keep_freed_memory()  # this process is ours: reuse freed host memory step after step
     try:
@@ -77,8 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(run=run)
     bench = commands.add_parser("bench", help="benchmark optimizers on fixed problems",
                                 description="benchmark optimizers on fixed problems")
+    bench.set_defaults(command_parser=bench)
     kinds = bench.add_subparsers(title="benchmarks", dest="benchmark")
-    sub = kinds.add_parser("optimizers", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    sub = kinds.add_parser("optimizers",  # each help says its default: some depend on --quick
                            help="tune each optimizer's learning rate with the same budget, train N seeds, "
                                 "write a table, the runs' JSON, curves and a performance profile",
                            description="tune each optimizer's learning rate with the same budget (log-uniform "
@@ -109,11 +110,11 @@ def _add_bench_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, help="training runs of the tuned rate (default 5; quick 3)")
     parser.add_argument("--trials", type=int, help="learning rates tried per optimizer (default 16; quick 8)")
     parser.add_argument("--lr", type=float, help="no search: train every optimizer at this rate")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the search and the runs")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the search and the runs (default 0)")
     parser.add_argument("--batched", action=argparse.BooleanOptionalAction, default=None,
                         help="train each lr search's trials at once (fit_many) where possible (default: on a GPU)")
     parser.add_argument("--backend", choices=BACKEND_NAMES, help="array backend (default: XDL_BACKEND, else auto)")
-    parser.add_argument("--out", default="xdl-bench", help="output directory")
+    parser.add_argument("--out", default="xdl-bench", help="output directory (default xdl-bench)")
 
 
 def _add_tune_options(parser: argparse.ArgumentParser) -> None:
@@ -252,7 +253,10 @@ def _check_resume(config: TrainConfig) -> None:
     """The checkpoint exists, is a training checkpoint, and was made with the same options."""
     path = Path(config.resume) / CHECKPOINT_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"--resume: no checkpoint {CHECKPOINT_FILE} in {config.resume!r}")
+        given = Path(config.resume)
+        meant = next((p for p in (given / "checkpoints", given.parent) if (p / CHECKPOINT_FILE).is_file()), None)
+        hint = f"; did you mean --resume {shlex.quote(str(meant))}?" if meant is not None else ""
+        raise FileNotFoundError(f"--resume: no checkpoint {CHECKPOINT_FILE} in {config.resume!r}{hint}")
     try:
         extra, _ = read_extra(path)
     except ValueError as e:
@@ -348,7 +352,8 @@ def tune(config: TrainConfig, args) -> int:
     # every option first, named by its flag: before any data is loaded or directory made (search checks again)
     space = Space.from_toml(args.space) if args.space else None
     searched = check_search(space, args.trials, args.strategy, args.execution, args.rounds, config.seed, config,
-                            args.tune_out, args.tune_resume, args.halving, args.min_epochs, flags=True)[0]
+                            args.tune_out, args.tune_resume, args.halving, args.min_epochs, flags=True,
+                            scheduler=args.scheduler)[0]
     check_int(args.top, "--top")
     overridden = [f"--{name.replace('_', '-')}" for name in searched.spec() if hasattr(args, name)]
     if overridden:

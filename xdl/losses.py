@@ -68,6 +68,9 @@ class SoftmaxCrossEntropy(Loss):
 
     def prepare(self, labels, shape, backend, dtype):
         m, n_classes = shape
+        if n_classes < 2:  # the softmax of one logit is 1: a cost of 0 and no gradient, whatever the data
+            raise ValueError(f"SoftmaxCrossEntropy needs 2 or more outputs, the model gives {n_classes}; for one "
+                             "output and 0/1 labels use BinaryCrossEntropy")
         y = _as_array(labels, backend, "SoftmaxCrossEntropy: labels")
         xp = backend.xp
         if y.ndim == 1:

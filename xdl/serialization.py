@@ -30,6 +30,8 @@ def save(model: Module, path, extra: dict | None = None, extra_arrays: dict | No
     training checkpoint's optimizer state; `load` reads the model and ignores them (`read_extra`
     returns them).
     """
+    if not isinstance(model, Module):
+        raise TypeError(f"save: model must be an xdl Module, got {type(model).__name__}")
     path = Path(path)
     try:
         architecture = describe(model)
@@ -55,6 +57,8 @@ def _read(path) -> tuple[dict, dict[str, np.ndarray]]:
     header, a damaged or truncated file, pickled arrays, a newer format) is a ValueError naming the
     file."""
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"load: {str(path)!r} is a directory; name the model file in it")
     if not path.is_file():
         raise FileNotFoundError(f"load: no such file {str(path)!r}")
     if not zipfile.is_zipfile(path):

@@ -268,7 +268,9 @@ class ManyTrainer:
             dev = (backend.asarray(dev[0]), backend.asarray(dev[1]))
         bar = _progress_bar(self.progress, total=(self.epochs - self.epoch) * len(bounds) - self.step)
         try:
-            with SignalFlag() as signals:
+            # a model that diverges is marked failed and the others go on: NumPy's overflow warnings
+            # from its rows would only be noise beside its status and error
+            with SignalFlag() as signals, np.errstate(over="ignore", invalid="ignore"):
                 while self.epoch < self.epochs and not self.stop_training and "training" in self.status:
                     record = self._train_epoch(X, y, y_device, dev, bounds, bar, signals)
                     self.history.append(record)

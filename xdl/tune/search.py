@@ -72,7 +72,8 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
     (4, True)
     """
     space, base, rounds, dtype, study = check_search(space, trials, strategy, execution, rounds, seed, base,
-                                                     directory, resume, halving, min_epochs, dtype)
+                                                     directory, resume, halving, min_epochs, dtype,
+                                                     scheduler=scheduler)
     X, y, dev = _check_data(X, y, dev, dtype)
     if directory is not None:
         check_writable_dir(directory, "directory")  # created only now that every argument has passed
@@ -96,7 +97,8 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
 
 
 def check_search(space=None, trials=32, strategy="random", execution="sequential", rounds=None, seed=0, base=None,
-                 directory=None, resume=False, halving=None, min_epochs=1, dtype="float32", flags=False):
+                 directory=None, resume=False, halving=None, min_epochs=1, dtype="float32", flags=False,
+                 scheduler=None):
     """Check `tune`'s arguments other than the data — nothing is read but a saved study, nothing
     is written — and return (space, base, rounds, dtype, study): the `Space`, the checked base,
     the number of rounds, the dtype's name and the `Study` to continue (``resume``) or to start.
@@ -127,6 +129,9 @@ def check_search(space=None, trials=32, strategy="random", execution="sequential
         _optuna()  # missing extras fail now, not once the directory is made
     if execution == "dask":
         _distributed()
+    elif scheduler is not None:  # it would be ignored
+        raise ValueError(f"{name('scheduler')} is the address of a Dask scheduler, for {name('execution')} dask; "
+                         f"this search's {name('execution')} is {execution!r}")
     # unset: the default, capped by trials, so that random and grid (which ignore rounds) take any trials
     rounds = min(ROUNDS, trials) if rounds is None else \
         check_int(rounds, name("rounds"), high=trials,
