@@ -29,7 +29,7 @@ from xdl.config import TrainConfig
 from xdl.data import Standardizer, split
 from xdl.diagnose import diagnose
 from xdl.losses import SoftmaxCrossEntropy, l2
-from xdl.files import atomic_write, check_writable_dir
+from xdl.files import atomic_write, check_directory_name, check_writable_dir
 from xdl.hostmemory import keep_freed_memory
 from xdl.serialization import read_extra
 from xdl.train import BEST_FILE, CHECKPOINT_FILE, Checkpoint, Control, Interrupted
@@ -346,7 +346,8 @@ def tune(config: TrainConfig, args) -> int:
     """Search around ``config`` on its dataset's train/dev split; print the top trials, write
     ``trials.json`` and ``best.toml`` in ``--out``."""
     from xdl.tune import DEFAULT_SPACE, Space, tune as search
-    from xdl.tune.search import check_int, check_search, trial_config
+    from xdl.data.validation import check_int
+    from xdl.tune.search import check_search, trial_config
     from xdl.tune.study import TRIALS_FILE
 
     # every option first, named by its flag: before any data is loaded or directory made (search checks again)
@@ -413,9 +414,7 @@ def bench_optimizers(config, args) -> int:
     trials = (8 if args.quick else 16) if args.trials is None else args.trials
     # every option before the directory is made (benchmark checks them again, loading a user's rule once more)
     check_options(problems, optimizers, seeds, trials, args.seed, args.lr)
-    if not args.out:  # Path("") is the current directory
-        raise ValueError("--out must name a directory, got ''")
-    out = Path(args.out)
+    out = check_directory_name(args.out, "--out")
     start = time.perf_counter()
     with xdl.use(args.backend) as backend:
         check_writable_dir(out, "--out")  # made only now that the options and the backend are good

@@ -15,7 +15,7 @@ from xdl import optim
 from xdl.backend import BACKEND_NAMES, PRECISIONS
 from xdl.data import Augment
 from xdl.datasets import DATASETS
-from xdl.files import read_toml
+from xdl.files import check_directory_name, read_toml
 from xdl.init import INITIALIZERS
 from xdl.losses import SoftmaxCrossEntropy
 from xdl.nn import ACTIVATIONS, mlp
@@ -146,8 +146,7 @@ class TrainConfig:
             if not low <= getattr(self, name) <= high:  # where a smaller one is 0, a larger one inf
                 raise ValueError(f"{source}: {name} must be in float32's positive range [{low:.3g}, {high:.3g}], "
                                  f"got {getattr(self, name)}")
-        if not self.out:  # "" would be the current directory, filled with a run's files unasked
-            raise ValueError(f"{source}: out must name a directory, got ''")
+        check_directory_name(self.out, f"{source}: out")
         for name in ("l2", "weight_decay", "augment_noise", "decay_rate"):
             if not math.isfinite(getattr(self, name)) or getattr(self, name) < 0:
                 raise ValueError(f"{source}: {name} must be a finite number ≥ 0, got {getattr(self, name)}")

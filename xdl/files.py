@@ -93,10 +93,18 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def check_directory_name(directory, what: str) -> Path:
+    """``directory`` as a Path; '' is refused, naming ``what``: Path('') is the current directory,
+    which a run would fill with its files unasked."""
+    if not str(directory):
+        raise ValueError(f"{what} must name a directory, got ''")
+    return Path(directory)
+
+
 def check_writable_dir(directory, what: str) -> Path:
     """Create ``directory`` if needed; fail now, before any training, if it cannot be written.
     ``what`` names it in the error ("output directory")."""
-    directory = Path(directory)
+    directory = check_directory_name(directory, what)
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as e:

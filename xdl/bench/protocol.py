@@ -29,6 +29,7 @@ from xdl.optim import SGD, Adam, AdamW, Momentum, Optimizer, RMSprop
 from xdl.config import OPTIMIZERS as CONFIG_OPTIMIZERS
 from xdl.config import TrainConfig
 from xdl.data import batch_bounds
+from xdl.data.validation import check_int
 from xdl.tensor import no_grad
 from xdl.train import Callback, Trainer, fit_many
 
@@ -185,9 +186,7 @@ def check_options(problems, optimizers, seeds: int = 3, trials: int = 8, seed: i
     if unknown:
         raise ValueError(f"--problem {unknown[0]!r}: unknown; known: {', '.join(PROBLEMS)}")
     for what, value, low in (("seeds", seeds, 1), ("trials", trials, 1), ("seed", seed, 0)):
-        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-            expected = "a positive integer" if low else "an integer ≥ 0"
-            raise ValueError(f"--{what} must be {expected}, got {value!r}")
+        check_int(value, f"--{what}", low=low)
     if lr is not None and (isinstance(lr, bool) or not isinstance(lr, int | float | np.integer | np.floating)
                            or not math.isfinite(lr) or lr <= 0):  # a rate ≤ 0 or NaN only diverges
         raise ValueError(f"--lr must be a finite number > 0, got {lr!r}")

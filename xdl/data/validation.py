@@ -13,6 +13,16 @@ from xdl.tensor import to_numpy
 MAX_CLASSES = 2**20
 
 
+def check_int(value, name: str, low: int = 1, high: int | None = None, expected: str | None = None) -> int:
+    """``value`` as an int if it is an integer in [low, high]; else a ValueError naming ``name``
+    and what was ``expected`` (by default: a positive integer, or an integer ≥ low)."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low \
+            or (high is not None and value > high):
+        expected = expected or ("a positive integer" if low == 1 else f"an integer ≥ {low}")
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+    return int(value)
+
+
 def check_features(X, name: str = "X", n_features: int | None = None, dtype=None) -> np.ndarray:
     """``X`` (array-like, any backend's array or a Tensor) as a floating (m, n_features, …) NumPy
     array with only finite values; with ``dtype`` (the model's), values it can hold (a float64

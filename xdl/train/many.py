@@ -38,7 +38,7 @@ from xdl.backend import current_backend
 from xdl.backend import seed as seed_backend
 from xdl.config import TrainConfig
 from xdl.data import batch_bounds, check_features, check_labels
-from xdl.data.validation import MAX_CLASSES
+from xdl.data.validation import MAX_CLASSES, check_int
 from xdl.nn import Module, Standardize, stack
 from xdl.optim.stacked import StackedOptimizer
 from xdl.serialization import load, read_extra
@@ -128,8 +128,7 @@ class ManyTrainer:
                 raise TypeError(f"configs[{k}] must be a TrainConfig, got {type(c).__name__}")
             c.validate(f"configs[{k}]")  # its options' types and values (one set after construction too)
         check_shared(configs)
-        if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-            raise ValueError(f"seed must be an integer ≥ 0, got {seed!r}")
+        check_int(seed, "seed", low=0)
         try:
             dtype = np.dtype(dtype) if dtype is not None else None  # np.dtype(None) is float64: not a default here
         except TypeError:

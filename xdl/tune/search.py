@@ -30,7 +30,8 @@ import numpy as np
 from xdl.backend import seed as seed_backend
 from xdl.config import TrainConfig
 from xdl.data import check_features, check_labels
-from xdl.files import check_writable_dir
+from xdl.data.validation import check_int
+from xdl.files import check_directory_name, check_writable_dir
 from xdl.train.many import IGNORED, SHARED, fit_many
 from xdl.tune.pruning import BatchPruning, Pruning, recorded_at, rungs
 from xdl.tune.space import DEFAULT_SPACE, Space, python_value
@@ -159,8 +160,8 @@ def check_search(space=None, trials=32, strategy="random", execution="sequential
 def _study(meta: dict, directory, resume: bool, name, flags: bool) -> Study:
     """The saved study to continue, or a new one for a directory that holds none (never overwrite
     a user's results)."""
-    if directory is not None and not str(directory):  # Path("") is the current directory
-        raise ValueError(f"{name('directory')} must name a directory, got ''")
+    if directory is not None:
+        check_directory_name(directory, name("directory"))
     if resume:
         if directory is None:
             raise ValueError("resume=True needs the directory of the study to continue")
@@ -176,16 +177,6 @@ def _study(meta: dict, directory, resume: bool, name, flags: bool) -> Study:
                               f"trial{'' if n == 1 else 's'}: pass {'--resume' if flags else 'resume=True'} "
                               f"to continue it, or another {name('directory')}")
     return Study(meta, directory)
-
-
-def check_int(value, name: str, low: int = 1, high: int | None = None, expected: str | None = None) -> int:
-    """``value`` as an int if it is an integer in [low, high]; else a ValueError naming ``name``
-    and what was ``expected`` (by default: a positive integer, or an integer ≥ low)."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low \
-            or (high is not None and value > high):
-        expected = expected or ("a positive integer" if low == 1 else f"an integer ≥ {low}")
-        raise ValueError(f"{name} must be {expected}, got {value!r}")
-    return int(value)
 
 
 def _check_data(X, y, dev, dtype: str):
