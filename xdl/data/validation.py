@@ -23,6 +23,15 @@ def check_int(value, name: str, low: int = 1, high: int | None = None, expected:
     return int(value)
 
 
+def check_dev_pair(dev, why: str = "") -> tuple:
+    """``dev`` as the pair (X_dev, y_dev); else a ValueError naming it, what it got, and ``why``
+    it is needed (": trials are compared on the dev set")."""
+    if not (isinstance(dev, tuple | list) and len(dev) == 2):
+        got = f"{type(dev).__name__} of length {len(dev)}" if isinstance(dev, tuple | list) else type(dev).__name__
+        raise ValueError(f"dev must be a pair (X_dev, y_dev){why}, got {got}")
+    return tuple(dev)
+
+
 def check_features(X, name: str = "X", n_features: int | None = None, dtype=None) -> np.ndarray:
     """``X`` (array-like, any backend's array or a Tensor) as a floating (m, n_features, …) NumPy
     array with only finite values; with ``dtype`` (the model's), values it can hold (a float64

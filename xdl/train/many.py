@@ -38,7 +38,7 @@ from xdl.backend import current_backend
 from xdl.backend import seed as seed_backend
 from xdl.config import TrainConfig
 from xdl.data import batch_bounds, check_features, check_labels
-from xdl.data.validation import MAX_CLASSES, check_int
+from xdl.data.validation import MAX_CLASSES, check_dev_pair, check_int
 from xdl.nn import Module, Standardize, stack
 from xdl.optim.stacked import StackedOptimizer
 from xdl.serialization import load, read_extra
@@ -219,8 +219,7 @@ class ManyTrainer:
         X = check_features(X, "X", dtype=self.dtype)
         if len(X) == 0:
             raise ValueError("X has no examples")
-        if dev is not None and not (isinstance(dev, tuple | list) and len(dev) == 2):
-            raise ValueError("dev must be a pair (X_dev, y_dev)")
+        dev = check_dev_pair(dev) if dev is not None else None
         y = check_labels(y, len(X), "y")
         if y.ndim != 1:
             raise ValueError("y must be (m,) class indices for fit_many")

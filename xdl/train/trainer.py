@@ -33,6 +33,7 @@ import numpy as np
 from xdl import losses as _losses
 from xdl.backend import get_backend
 from xdl.data import Augment, batch_bounds, check_features, check_labels
+from xdl.data.validation import check_dev_pair
 from xdl.nn import Module
 from xdl.optim import Optimizer
 from xdl.serialization import load, read_extra
@@ -209,9 +210,7 @@ class Trainer:
             raise ValueError(f"capture=True, but this run's steps cannot be captured: {reason}")
         X, y = self._check(X, y)
         if dev is not None:
-            if not (isinstance(dev, tuple | list) and len(dev) == 2):
-                raise ValueError("dev must be a pair (X_dev, y_dev)")
-            dev = self._check(*dev, name="_dev")
+            dev = self._check(*check_dev_pair(dev), name="_dev")
         bounds = self._batches(len(X))
         self._check_rates(len(bounds))
         checkpointing = any(isinstance(cb, Checkpoint) for cb in self.callbacks)
@@ -327,9 +326,8 @@ class Trainer:
     def _diverged(self, what: str) -> FloatingPointError:
         kept = []
         if self.last_checkpoint is not None:
-            epochs, steps = self.last_checkpoint_at
-            at = f"after epoch {epochs}" + (f" and {steps} steps of epoch {epochs + 1}" if steps else "")
-            kept.append(f"the last good state ({at}) is in {str(self.last_checkpoint)!r}")
+            kept.append(f"the last good state ({position(*self.last_checkpoint_at)}) is in "
+                        f"{str(self.last_checkpoint)!r}")
         if self.best_checkpoint is not None:
             kept.append(f"the best epoch's state is in {str(self.best_checkpoint)!r}")
         if not kept:

@@ -30,7 +30,7 @@ import numpy as np
 from xdl.backend import seed as seed_backend
 from xdl.config import TrainConfig
 from xdl.data import check_features, check_labels
-from xdl.data.validation import check_int
+from xdl.data.validation import check_dev_pair, check_int
 from xdl.files import check_directory_name, check_writable_dir
 from xdl.train.many import IGNORED, SHARED, fit_many
 from xdl.tune.pruning import BatchPruning, Pruning, recorded_at, rungs
@@ -185,9 +185,7 @@ def _check_data(X, y, dev, dtype: str):
     the largest label + 1."""
     X = check_features(X, "X", dtype=dtype)
     y = check_labels(y, len(X), "y")
-    if not (isinstance(dev, tuple | list) and len(dev) == 2):
-        got = f"{type(dev).__name__} of length {len(dev)}" if isinstance(dev, tuple | list) else type(dev).__name__
-        raise ValueError(f"dev must be a pair (X_dev, y_dev): trials are compared on the dev set, got {got}")
+    dev = check_dev_pair(dev, ": trials are compared on the dev set")
     X_dev = check_features(dev[0], "X_dev", int(np.prod(X.shape[1:])), dtype=dtype)
     y_dev = check_labels(dev[1], len(X_dev), "y_dev")
     for label, labels in (("y", y), ("y_dev", y_dev)):
