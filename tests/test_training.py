@@ -274,3 +274,41 @@ def test_a_rate_set_by_hand_that_diverged_is_corrected_by_a_control_file_read_on
     assert history["lr"] == [0.01, 1e-3, 1e-3]  # epoch 1 as it ran; then the corrected rate
     assert history[1]["control"] == "control.toml on resuming (before epoch 2): lr = 0.001 from epoch 2"
     assert (run / "control-applied-resume-2.toml").is_file() and np.isfinite(history["train_cost"]).all()
+
+
+def test_a_control_file_read_on_resuming_stays_until_the_run_goes_on(tmp_path, monkeypatch):
+    """Applied before the first step, but renamed (and noted) only once an epoch ends: a resume
+    that fails first finds it again; a stop read on resuming is noted with the last epoch."""
+    from xdl.train import Control
+
+    parts = moons_parts(300)
+    run = tmp_path / "run"
+    run.mkdir()
+
+    def trainer(epochs):
+        return make_trainer(None, epochs=epochs, callbacks=[Control(run), Checkpoint(run / "checkpoints")])
+
+    trainer(2).fit(parts.X_train, parts.y_train)
+    (run / "control.toml").write_text("lr = 0.002\n")
+
+    def unwritable(directory, what):
+        raise PermissionError(f"{what} {str(directory)!r} is not a writable directory")
+
+    monkeypatch.setattr(xdl.train.callbacks, "check_writable_dir", unwritable)
+    with pytest.raises(PermissionError, match="Checkpoint directory"):
+        trainer(4).fit(parts.X_train, parts.y_train, resume=run / "checkpoints")
+    assert (run / "control.toml").read_text() == "lr = 0.002\n"  # still there for the next try
+    monkeypatch.undo()
+    history = trainer(4).fit(parts.X_train, parts.y_train, resume=run / "checkpoints")
+    assert history[2]["control"] == "control.toml on resuming (before epoch 3): lr = 0.002 from epoch 3"
+    assert history["lr"][2:] == [0.002, 0.002] and not (run / "control.toml").exists()
+
+    (run / "control.toml").write_text("stop = true\n")
+    stopped = trainer(6)
+    history = stopped.fit(parts.X_train, parts.y_train, resume=run / "checkpoints")
+    assert len(history) == 4 and history[3]["control"] == "control.toml on resuming (before epoch 5): stop"
+    assert (run / "control-applied-resume-5.toml").is_file() and not (run / "control.toml").exists()
+
+    (run / "control.toml").write_text("lr = 1e-50\n")  # below float32's range: the update would use 0
+    with pytest.warns(UserWarning, match=r"lr must be within float32's positive range \[1.4e-45, 3.4e\+38\]"):
+        trainer(5).fit(parts.X_train, parts.y_train, resume=run / "checkpoints")

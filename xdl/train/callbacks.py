@@ -197,7 +197,8 @@ class Control(Callback):
     ``stop = true`` — apply it, note it in the epoch's history record (``control``), and rename the
     file ``control-applied-epoch-<n>.toml``. A resumed run first replays the rate set before (its
     state goes into checkpoints), then applies a file written while it was stopped before its
-    first step (``control-applied-resume-<n>.toml``): the way on after a rate that diverged. A file
+    first step (the way on after a rate that diverged), renamed ``control-applied-resume-<n>.toml``
+    once its first epoch ends (a resume that fails before then finds the file again). A file
     that does not parse or holds another key is left unapplied (renamed
     ``control-rejected-….toml``), noted, and reported as a warning: training goes on."""
 
@@ -221,47 +222,74 @@ class Control(Callback):
         if self.lr is not None:  # replay: the resumed run keeps the rate set by hand
             self._set_lr(trainer, self.lr)
         upcoming = trainer.epoch + 1
-        self._on_resume = self._apply(trainer, f"on resuming (before epoch {upcoming})", f"resume-{upcoming}",
-                                      upcoming)
+        starts = f"step {trainer.step + 1} of epoch {upcoming}" if trainer.step else f"epoch {upcoming}"
+        # applied now, before the first step; renamed and noted with the first epoch's record, so
+        # that a run failing before then (an unwritable checkpoint directory) finds the file again
+        self._on_resume = self._apply(trainer, f"on resuming (before {starts})", f"resume-{upcoming}", starts)
 
     def on_epoch_end(self, trainer, record: dict) -> None:
         epoch = record["epoch"]
-        notes = [note for note in (self._on_resume, self._apply(trainer, f"at epoch {epoch}", f"epoch-{epoch}",
-                                                                epoch + 1)) if note]
+        applied = [self._settle(self._on_resume),
+                   self._settle(self._apply(trainer, f"at epoch {epoch}", f"epoch-{epoch}", f"epoch {epoch + 1}"))]
         self._on_resume = None
+        notes = [note for note in applied if note]
         if notes:
             trainer.history.records[-1]["control"] = "; ".join(notes)  # the history's copy of ``record``
 
-    def _apply(self, trainer, when: str, suffix: str, next_epoch: int) -> str | None:
-        """Read and apply the control file if there is one; rename it; return the note (None: no file)."""
-        if not self.path.is_file():
-            return None
+    def on_train_end(self, trainer) -> None:
+        note = self._settle(self._on_resume)  # no epoch ran (a stop read on resuming): noted with the last
+        self._on_resume = None
+        if note and trainer.history.records:
+            last = trainer.history.records[-1]
+            last["control"] = "; ".join(filter(None, (last.get("control"), note)))
+
+    def _apply(self, trainer, when: str, suffix: str, starts: str) -> tuple[str, str | None, bytes | None] | None:
+        """Read and apply the control file if there is one (None: no file); return its note, the
+        name `_settle` renames it to, and what it held. A rejected file is reported as a warning now."""
         try:
-            with self.path.open("rb") as f:
-                wanted = tomllib.load(f)
+            content = self.path.read_bytes()
+            wanted = tomllib.loads(content.decode())
             unknown = sorted(set(wanted) - {"lr", "stop"})
             if unknown:
                 raise ValueError(f"unknown key(s) {', '.join(unknown)} (known: lr, stop)")
             lr = wanted.get("lr")
             if lr is not None and (isinstance(lr, bool) or not isinstance(lr, int | float) or not 0 < lr < math.inf):
                 raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+            info = np.finfo(trainer.model.dtype)  # the update holds the rate in the model's dtype
+            if lr is not None and not info.smallest_subnormal <= lr <= info.max:
+                raise ValueError(f"lr must be within {info.dtype}'s positive range [{info.smallest_subnormal:.3g}, "
+                                 f"{info.max:.3g}], got {lr!r}")
             if not isinstance(wanted.get("stop", False), bool):
                 raise ValueError(f"stop must be true or false, got {wanted['stop']!r}")
-        except (OSError, ValueError, tomllib.TOMLDecodeError) as e:
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, tomllib.TOMLDecodeError) as e:  # UnicodeDecodeError is a ValueError
             note = f"{CONTROL_FILE} {when} not applied: {e}"
-            self.path.replace(self.directory / f"control-rejected-{suffix}.toml")
             warnings.warn(note, stacklevel=3)  # the babysitter should see it, not only the history
-        else:
-            done = []
-            if lr is not None:
-                self.lr = float(lr)
-                self._set_lr(trainer, self.lr)
-                done.append(f"lr = {self.lr:g} from epoch {next_epoch}")
-            if wanted.get("stop"):
-                trainer.stop_training = True
-                done.append("stop")
-            note = f"{CONTROL_FILE} {when}: " + (", ".join(done) or "nothing to apply")
-            self.path.replace(self.directory / f"control-applied-{suffix}.toml")
+            unreadable = isinstance(e, OSError)  # left where it is: it cannot be compared before renaming
+            return note, None if unreadable else f"control-rejected-{suffix}.toml", None if unreadable else content
+        done = []
+        if lr is not None:
+            self.lr = float(lr)
+            self._set_lr(trainer, self.lr)
+            done.append(f"lr = {self.lr:g} from {starts}")
+        if wanted.get("stop"):
+            trainer.stop_training = True
+            done.append("stop")
+        note = f"{CONTROL_FILE} {when}: " + (", ".join(done) or "nothing to apply")
+        return note, f"control-applied-{suffix}.toml", content
+
+    def _settle(self, applied: tuple[str, str | None, bytes | None] | None) -> str | None:
+        """Rename an applied (or rejected) file — unless a new one has taken its place since, which
+        is then read as usual — and keep its note; return the note."""
+        if applied is None:
+            return None
+        note, name, content = applied
+        try:
+            if name is not None and self.path.read_bytes() == content:
+                self.path.replace(self.directory / name)
+        except FileNotFoundError:  # removed by the user meanwhile: nothing to rename
+            pass
         self.notes.append(note)
         return note
 
