@@ -121,6 +121,8 @@ def test_labels_name_more_classes_than_max_classes(label):
     with pytest.raises(ValueError, match=r"^y has class index .*at most MAX_CLASSES = 1048576"):
         check_labels(y, 2)
     assert check_labels(np.array([0, 2**20 - 1]), 2).max() == 2**20 - 1
+    with pytest.raises(ValueError, match=r"^y has class index .*, outside the model's 10 classes \[0, 10\)"):
+        check_labels(y, 2, n_classes=10)  # a model's width, when known, is what the label misses
 
 
 def test_uint64_labels_are_compared_before_any_cast():

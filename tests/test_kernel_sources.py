@@ -6,6 +6,7 @@ import inspect
 import re
 import shutil
 import subprocess
+import warnings
 
 import numpy as np
 import pytest
@@ -343,17 +344,28 @@ def test_the_cublas_copy_is_cupys_cuda_version():
     assert _copy_for([cupy_copy, torch_copy], 12) == torch_copy
     assert _copy_for(["/usr/local/cuda/lib64/libcublas.so"], 13) == "/usr/local/cuda/lib64/libcublas.so"
     assert _copy_for(["/a/libcublas.so.11", torch_copy], 13) is None and _copy_for([], 13) is None
+    assert _copy_for(["/a/libcublas.so.11"], 13) is None  # alone, but another CUDA's
 
 
 def test_a_missing_cublas_is_said_once_and_products_fall_back(monkeypatch):
     """No libcublas to load: one warning naming why, then cupy.matmul (here: the reference)."""
+    from types import SimpleNamespace
+
     ops = object.__new__(xdl.cuda.ops.CupyOps)
-    ops._cublas_error, ops.xp, ops.address = None, np, id
+    cuda = SimpleNamespace(get_current_stream=lambda: SimpleNamespace(ptr=0), Device=lambda: SimpleNamespace(id=0))
+    ops._cublas_error, ops.xp, ops.address, ops._handles = None, SimpleNamespace(cuda=cuda), id, {}
+    ops._lasting, ops.backend = (lambda what, make: make()), SimpleNamespace(precision="float32")
+    attempts = []
 
     def fail(*args):
+        attempts.append(args)
         raise OSError("no libcublas.so.13")
 
     monkeypatch.setattr(xdl.cuda.ops, "Cublas", fail)
     with pytest.warns(RuntimeWarning, match="no libcublas.so.13.*cannot be captured"):
-        assert ops._new_handle(0) is None
+        assert ops._cublas() is None
     assert isinstance(ops._cublas_error, OSError)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # said once: later products neither retry nor warn
+        assert ops._cublas() is None and ops._cublas() is None
+    assert len(attempts) == 1

@@ -314,8 +314,7 @@ TINY = ["--dataset", "moons", "--epochs", "1", "--hidden", "8", "--no-progress"]
 
 @pytest.mark.parametrize("spec, key", [({"dataset": {"choice": ["digits", "moons"]}}, "dataset"),
                                        ({"backend": "cupy", "lr": {"log_uniform": [1e-3, 1e-2]}}, "backend"),
-                                       ({"precision": {"choice": ["float32", "tf32"]}}, "precision"),
-                                       ({"out": "elsewhere"}, "out")])
+                                       ({"precision": {"choice": ["float32", "tf32"]}}, "precision")])
 def test_options_every_trial_shares_are_refused_in_the_space(data, tmp_path, capsys, spec, key):
     """A trial trains on the search's data and backend: a space that sets them would be recorded but not used."""
     X, y, dev = data
@@ -330,6 +329,18 @@ def test_options_every_trial_shares_are_refused_in_the_space(data, tmp_path, cap
     assert f"--space: {key} cannot be in a search space" in printed.err and f"set it as --{key}" in printed.err
     assert "tune: backend" not in printed.out  # refused before the data was loaded
     assert not (tmp_path / "python").exists() and not (tmp_path / "cli").exists()
+
+
+def test_a_run_directory_in_the_space_is_refused_naming_the_studys(data, tmp_path, capsys):
+    X, y, dev = data
+    with pytest.raises(ValueError, match=r"space: out cannot be in a search space: trials keep no run directory of "
+                                         r"their own \(the study's directory is directory\)"):
+        tune(X, y, dev, {"out": "elsewhere"}, trials=2, base=BASE)
+    space = tmp_path / "space.toml"
+    space.write_text('resume = "old"\n')
+    assert cli.main(["tune", "--space", str(space), *TINY, "--out", str(tmp_path / "cli")]) == 1
+    assert "--space: resume cannot be in a search space: trials keep no run directory of their own (the study's " \
+           "directory is --out)" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("strategy", ["random", "grid"])

@@ -151,9 +151,11 @@ def _library():
 
 
 def _copy_for(paths, major: int) -> str | None:
-    """Of the libcublas files loaded, the one of CUDA ``major`` (the only one, if one is loaded)."""
+    """Of the libcublas files loaded, the one of CUDA ``major``; else the only one loaded when its
+    name carries no version (``libcublas.so``); never one named for another CUDA."""
     ours = [path for path in sorted(paths) if f"/libcublas.so.{major}" in path]
-    return ours[0] if ours else (paths[0] if len(paths) == 1 else None)
+    unversioned = [path for path in paths if path.endswith("/libcublas.so")]
+    return ours[0] if ours else (unversioned[0] if len(paths) == 1 and unversioned else None)
 
 
 def _check(status: int, call: str) -> None:

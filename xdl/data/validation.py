@@ -66,7 +66,8 @@ def check_features(X, name: str = "X", n_features: int | None = None, dtype=None
 
 def check_labels(y, m: int, name: str = "y", n_classes: int | None = None) -> np.ndarray:
     """``y`` (array-like, any backend's array or a Tensor) as (m,) integer class indices in
-    [0, n_classes) and below `MAX_CLASSES` (or (m, C) one-hot rows), a NumPy array."""
+    [0, n_classes) — or, with no ``n_classes`` (the labels will set it), below `MAX_CLASSES` — or
+    (m, C) one-hot rows, a NumPy array."""
     y = to_numpy(y)
     if y.shape[:1] != (m,):
         raise ValueError(f"{name} has {y.shape[0] if y.ndim else 0} labels for {m} examples "
@@ -81,9 +82,9 @@ def check_labels(y, m: int, name: str = "y", n_classes: int | None = None) -> np
     # bounds checked on the values as given, before a cast to int64 could wrap them (uint64, 1e30)
     if m and y.min() < 0:
         raise ValueError(f"{name} has negative class indices (min {y.min()})")
-    if m and y.max() >= MAX_CLASSES:
+    if m and n_classes is not None and y.max() >= n_classes:  # the model's width decides, when there is one
+        raise ValueError(f"{name} has class index {y.max()}, outside the model's {n_classes} classes [0, {n_classes})")
+    if m and n_classes is None and y.max() >= MAX_CLASSES:  # the labels would set the width of a model to build
         raise ValueError(f"{name} has class index {y.max()}; the number of classes must be at most "
                          f"MAX_CLASSES = {MAX_CLASSES}")
-    if m and n_classes is not None and y.max() >= n_classes:
-        raise ValueError(f"{name} has class index {y.max()}, outside the model's {n_classes} classes [0, {n_classes})")
     return y if np.issubdtype(y.dtype, np.integer) else y.astype(np.int64)

@@ -116,6 +116,9 @@ def check_search(space=None, trials=32, strategy="random", execution="sequential
     base.validate("base")  # its fields may have been set after it was made
     space = space if isinstance(space, Space) else Space.from_dict(DEFAULT_SPACE if space is None else space)
     fixed = next((key for key in NOT_SEARCHED if key in space.spec()), None)
+    if fixed in ("out", "resume"):  # in xdl tune, --out and --resume are the study's, not a trial's
+        raise ValueError(f"{name('space')}: {fixed} cannot be in a search space: trials keep no run directory of "
+                         f"their own (the study's directory is {name('directory')})")
     if fixed:  # a trial would be recorded with the value but trained without it
         raise ValueError(f"{name('space')}: {fixed} cannot be in a search space: it is the same for every trial "
                          f"(the data, the backend and the run's options are the search's); set it as "
