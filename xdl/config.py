@@ -35,6 +35,8 @@ SCHEDULE_OPTIONS = {"none": (), "inverse_time": ("lr", "decay_rate"), "exponenti
                     "staircase": ("lr", "decay_rate", "decay_every"), "step": ("lr", "decay_factor", "decay_every"),
                     "cosine": ("lr", "epochs")}  # the options each schedule reads
 SCHEDULES = tuple(SCHEDULE_OPTIONS)
+# the rates an update can hold in float32 (the default dtype): a smaller one is 0, a larger one inf
+FLOAT32_RATES = (float(np.finfo(np.float32).smallest_subnormal), float(np.finfo(np.float32).max))
 # Options a --resume may change: the rest describe the run and must match its checkpoint.
 RESUME_MAY_CHANGE = ("epochs", "patience", "base_error", "backend", "precision", "capture", "out", "checkpoint_every",
                      "resume", "progress")
@@ -141,7 +143,7 @@ class TrainConfig:
         for name in ("lr", "eps", "decay_base", "decay_factor"):
             if not math.isfinite(getattr(self, name)) or getattr(self, name) <= 0:
                 raise ValueError(f"{source}: {name} must be a finite number > 0, got {getattr(self, name)}")
-        low, high = float(np.finfo(np.float32).smallest_subnormal), float(np.finfo(np.float32).max)
+        low, high = FLOAT32_RATES
         for name in ("lr", "eps"):  # the update holds them in the model's dtype (float32 by default),
             if not low <= getattr(self, name) <= high:  # where a smaller one is 0, a larger one inf
                 raise ValueError(f"{source}: {name} must be in float32's positive range [{low:.3g}, {high:.3g}], "
@@ -175,8 +177,8 @@ class TrainConfig:
             except OverflowError:  # factor ** (a huge count)
                 return math.inf
 
-        def bad(epoch):
-            return not math.isfinite(rate(epoch)) or rate(epoch) <= 0
+        def bad(epoch):  # 0 or inf once the update holds it in float32
+            return not FLOAT32_RATES[0] <= rate(epoch) <= FLOAT32_RATES[1]
 
         # With the options validate allows, every schedule is monotone in the epoch and epoch 0's rate
         # is lr, so a bad rate stays bad once reached: check the last epoch, and if it is bad, bisect
@@ -187,8 +189,9 @@ class TrainConfig:
         while first < last:
             middle = (first + last) // 2
             first, last = (first, middle) if bad(middle) else (middle + 1, last)
-        raise ValueError(f"{source}: schedule {self.schedule!r} ({options}) gives lr {rate(first)} at epoch {first + 1} "
-                         f"of {self.epochs}; the rate must stay a finite number > 0")
+        raise ValueError(f"{source}: schedule {self.schedule!r} ({options}) gives lr {rate(first):.3g} at epoch "
+                         f"{first + 1} of {self.epochs}; the rate must stay in float32's positive range "
+                         f"[{FLOAT32_RATES[0]:.3g}, {FLOAT32_RATES[1]:.3g}]")
 
     # -- building -----------------------------------------------------------------------------
     @property
