@@ -412,7 +412,7 @@ def bench_optimizers(config, args) -> int:
     problems = args.problems or (list(QUICK) if args.quick else list(PROBLEMS))
     seeds = (3 if args.quick else 5) if args.seeds is None else args.seeds  # a 0 given is refused, not replaced
     trials = (8 if args.quick else 16) if args.trials is None else args.trials
-    # every option before the directory is made (benchmark checks them again, loading a user's rule once more)
+    # every option before the directory is made (benchmark checks them again; a user's rule is loaded once)
     check_options(problems, optimizers, seeds, trials, args.seed, args.lr)
     out = check_directory_name(args.out, "--out")
     start = time.perf_counter()

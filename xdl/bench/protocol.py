@@ -14,6 +14,7 @@ same interface (its ``update`` over flat buffers, a NumPy reference, optionally 
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import math
@@ -44,6 +45,7 @@ OPTIMIZERS = {
 LR_RANGE = (1e-4, 1.0)
 
 
+@functools.cache  # a user's file runs once per process, however often its options are checked
 def load_optimizer(spec: str):
     """``"module:Name"`` or ``"path/to/file.py:Name"`` → a builder ``(params, lr) -> optimizer``."""
     where, _, name = spec.rpartition(":")
