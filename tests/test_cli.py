@@ -179,6 +179,14 @@ def test_a_diverged_run_says_how_to_go_on_and_does(tmp_path, capsys):
     assert "lr = 0.01 from epoch 2" in json.loads((out / "history.json").read_text())["records"][1]["control"]
 
 
+def test_a_run_diverging_before_any_checkpoint_leaves_no_empty_checkpoint_directory(tmp_path, capsys):
+    out = tmp_path / "run"
+    with np.errstate(all="ignore"):
+        assert main(["train", *FAST, "--lr", "1e30", "--out", str(out)]) == 1
+    assert "no good state was saved yet" in capsys.readouterr().err
+    assert not (out / "checkpoints").exists()
+
+
 def test_a_failed_checkpoint_write_says_how_to_go_on(tmp_path, capsys, disk_full_from):
     out = tmp_path / "run"
     disk_full_from(3)  # epoch 1 writes checkpoint.npz and best.npz, epoch 2 fails

@@ -12,6 +12,7 @@ a TOML key (``batch_size = 32``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import shlex
@@ -215,6 +216,8 @@ def train(config: TrainConfig, args=None) -> int:
             if len(trainer.history):
                 trainer.history.save(out / "history.json")  # the good epochs, for the curves
             if trainer.last_checkpoint is None:
+                with contextlib.suppress(OSError):  # nothing was saved: no empty checkpoints/ left to puzzle over
+                    (out / "checkpoints").rmdir()
                 raise
             # the way on from the last good state, whose rate (maybe set by hand) is the one that diverged
             raise FloatingPointError(f"{e}: to do so from the last good state, write `lr = …` into "
