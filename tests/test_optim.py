@@ -259,3 +259,25 @@ def test_per_model_hyperparameters_update_each_row_bit_for_bit_as_alone(rule, dt
     for k, (pk, mk, vk) in enumerate(rows):
         np.testing.assert_array_equal(p[k], pk)
         np.testing.assert_array_equal(m[k], mk)
+
+
+@pytest.mark.parametrize("move", ["astype", "wrap"])
+def test_an_optimizer_refuses_to_step_once_its_parameters_moved(move):
+    """model.astype and placing a model in a bigger one pack the parameters anew: an optimizer made
+    before would update (and zero) the old copies while the model never changes, so it says so."""
+    xdl.seed(0)
+    body = Sequential(Dense(2, 8), BatchNorm(8), Dense(8, 3))
+    opt = Adam(body, lr=1e-2)
+    model = body.astype(np.float64) if move == "astype" else Sequential(body, Dense(3, 2))
+    with pytest.raises(RuntimeError, match=r"Adam: the parameters moved to new storage after this optimizer was made"):
+        opt.zero_grad()
+    with pytest.raises(RuntimeError, match=r"make the optimizer after that, e.g. Adam\(model\)"):
+        opt.step()
+    with pytest.raises(RuntimeError, match="moved to new storage"):  # refused by a Trainer before it starts
+        xdl.train.Trainer(model, xdl.losses.SoftmaxCrossEntropy(), opt)
+    fresh = Adam(model, lr=1e-2)
+    fresh.zero_grad()
+    (model(np.arange(8.0).reshape(4, 2)) ** 2).sum().backward()
+    before = body.layers[0].weight.numpy().copy()
+    fresh.step()
+    assert not np.array_equal(body.layers[0].weight.numpy(), before)  # the new optimizer moves the model

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from xdl.flat import flat_views
+from xdl.flat import flat_views, still_placed
 from xdl.graph import host_effect, require_not_capturing
 from xdl.tensor import Tensor
 
@@ -174,12 +174,14 @@ class Optimizer(StepCount):
 
     # -- the loop -------------------------------------------------------------------------
     def zero_grad(self) -> None:
+        self.check_placed()
         for g in self.groups:
             for flat in g.flats:
                 flat.grad.fill(0)
 
     def step(self) -> None:
         """Apply one update to every group (nothing is written if a checked gradient is not finite)."""
+        self.check_placed()
         if self.check_finite:
             require_not_capturing("check_finite=True (it reads every gradient on the host)")
             self._check_finite()
@@ -190,6 +192,17 @@ class Optimizer(StepCount):
             for flat, state in zip(g.flats, g.state):
                 self.update(flat, state, h, 1, self.steps_done)  # Adam's t = 1 + steps taken
         self._count_on()
+
+    def check_placed(self) -> None:
+        """The parameters still live in the buffers this optimizer updates (two address reads per
+        buffer): once moved, it would update the old storage and the model would never change."""
+        for g in self.groups:
+            for flat in g.flats:
+                if not still_placed(flat):
+                    raise RuntimeError(f"{type(self).__name__}: the parameters moved to new storage after this "
+                                       "optimizer was made (model.astype(...), or the model placed inside "
+                                       "another): it would update the old copies; make the optimizer after "
+                                       f"that, e.g. {type(self).__name__}(model)")
 
     def _hold(self, g: ParamGroup, lr: float) -> dict:
         """The group's hyperparameters as the update reads them, ``held`` rewritten when a value

@@ -475,6 +475,7 @@ def _check_parts(model, loss, optimizer) -> None:
             raise TypeError(f"{name} must be an {kind.__module__.split('.')[0]} {kind.__name__}, "
                             f"got {value!r}{made}")
     own = {id(p) for p in model.parameters()}
+    optimizer.check_placed()  # made before the model was converted or wrapped: it would train nothing
     held = optimizer.parameters()
     foreign = [p for p in held if id(p) not in own]
     if foreign:
