@@ -172,6 +172,27 @@ def test_a_trainer_needs_instances_and_an_optimizer_of_its_model():
     assert Trainer(model, SoftmaxCrossEntropy(), frozen).optimizer is frozen
 
 
+def test_a_second_fit_goes_on_with_the_run_and_says_when_there_is_nothing_left():
+    s = moons_parts()
+    trainer = make_trainer(None, epochs=2)
+    trainer.fit(s.X_train, s.y_train)
+    weights = trainer.model.state_dict()
+    with pytest.raises(ValueError, match="fit: this trainer has trained all its 2 epochs; .*raise trainer.epochs"):
+        trainer.fit(s.X_train, s.y_train)  # silently nothing, before
+    for name, value in trainer.model.state_dict().items():
+        np.testing.assert_array_equal(value, weights[name])
+    trainer.epochs = 3
+    assert trainer.fit(s.X_train, s.y_train)["epoch"] == [1, 2, 3]
+
+
+def test_two_schedules_are_refused():
+    xdl.seed(0)
+    model = xdl.nn.mlp(2, [4], 2)
+    per_step = Adam(model, lr=xdl.optim.schedules.exponential(0.1, 0.5))
+    with pytest.raises(ValueError, match="schedule: the optimizer's lr is already a per-step schedule"):
+        Trainer(model, SoftmaxCrossEntropy(), per_step, schedule=xdl.optim.schedules.inverse_time(0.05, 1.0))
+
+
 def test_diagnose_verdicts_and_history_json(tmp_path):
     d = xdl.diagnose({"train_accuracy": 0.99, "dev_accuracy": 0.90})
     assert d.verdict == "high variance" and any("regularization" in s for s in d.next_steps)

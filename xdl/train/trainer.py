@@ -88,6 +88,9 @@ class Trainer:
             raise ValueError(f"seed must be an integer ≥ 0, got {seed!r}")
         if schedule is not None and not callable(schedule):
             raise TypeError(f"schedule must be a callable epoch → learning rate, got {schedule!r}")
+        if schedule is not None and any(callable(g.settings["lr"]) for g in optimizer.groups):
+            raise ValueError("schedule: the optimizer's lr is already a per-step schedule; the epoch schedule would "
+                             "replace it for good. Give one of them: a per-step lr, or Trainer(schedule=...)")
         for cb in callbacks:
             if not isinstance(cb, Callback):
                 raise TypeError(f"callbacks must be xdl.train.Callback instances, got {cb!r}")
@@ -195,7 +198,9 @@ class Trainer:
 
     # -- the loop -----------------------------------------------------------------------------
     def fit(self, X, y, dev=None, resume=None) -> History:
-        """Train for the remaining epochs and return the `History`.
+        """Train for the remaining epochs of the run and return the `History` (the run goes on
+        from where a previous ``fit`` stopped — Ctrl-C, early stopping, a ``stop`` — on the same
+        trainer; one whose epochs are all trained refuses: raise ``epochs``, or make a new Trainer).
 
         ``dev``: ``(X_dev, y_dev)`` for dev metrics (needed by EarlyStopping on dev_cost).
         ``resume``: a directory with a checkpoint written by `Checkpoint`: continue that run
@@ -208,6 +213,9 @@ class Trainer:
         reason = self.eager_reason()
         if self.capture is True and reason is not None:
             raise ValueError(f"capture=True, but this run's steps cannot be captured: {reason}")
+        if resume is None and self.epoch >= self.epochs:  # it would return at once, training nothing
+            raise ValueError(f"fit: this trainer has trained all its {self.epochs} epochs; fit trains the remaining "
+                             "epochs of its run: raise trainer.epochs to train on, or make a new Trainer")
         X, y = self._check(X, y)
         if dev is not None:
             dev = self._check(*check_dev_pair(dev), name="_dev")
