@@ -511,10 +511,10 @@ def test_losses_refuse_targets_that_are_not_real_numbers(backend, labels):
 
 
 def test_no_checkpoint_ever_holds_non_finite_weights(tmp_path):
-    X, y = moons(200).X_train, moons(200).y_train
-    xdl.seed(0)
+    X, y = moons(200).X_train * 1e3, moons(200).y_train  # gradients of ~1e3: one step at float32's largest
+    xdl.seed(0)                                            # rate takes the weights to inf
     model = xdl.nn.mlp(2, [8], 2)
-    trainer = Trainer(model, SoftmaxCrossEntropy(), SGD(model, lr=1e300), epochs=3, batch_size=len(X),
+    trainer = Trainer(model, SoftmaxCrossEntropy(), SGD(model, lr=3e38), epochs=3, batch_size=len(X),
                       eval_train=False, callbacks=[Checkpoint(tmp_path)], progress=False)
     with pytest.raises(FloatingPointError, match="became NaN or Inf after epoch 1"), np.errstate(all="ignore"):
         trainer.fit(X, y)  # the epoch's only cost is finite (computed before the update); the weights are not
@@ -523,7 +523,7 @@ def test_no_checkpoint_ever_holds_non_finite_weights(tmp_path):
     xdl.seed(0)
     model = xdl.nn.mlp(2, [8], 2)
     ckpt = Checkpoint(tmp_path / "spike", every=None)
-    trainer = Trainer(model, SoftmaxCrossEntropy(), SGD(model, lr=lambda t: 1e300 if t == 3 else 0.01), epochs=3,
+    trainer = Trainer(model, SoftmaxCrossEntropy(), SGD(model, lr=lambda t: 3e38 if t == 3 else 0.01), epochs=3,
                       batch_size=16, augment=SignalAtStep(at_call=4), callbacks=[ckpt], progress=False)
     with pytest.raises(FloatingPointError, match="NaN or Inf after step 4 of epoch 1"), np.errstate(all="ignore"):
         trainer.fit(X, y)

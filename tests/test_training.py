@@ -271,9 +271,9 @@ def test_control_file_changes_the_rate_and_stops_and_a_resume_replays_it(tmp_pat
     assert len(stopped.fit(parts.X_train, parts.y_train)) == 3
 
     bad = make_trainer(None, epochs=3, callbacks=[WriteControl(run, 1, "lr = -1\n"), Control(run)])
-    with pytest.warns(UserWarning, match="control.toml at epoch 1 not applied: lr must be"):
+    with pytest.warns(UserWarning, match="control.toml at epoch 1 not applied: lr is -1: a learning rate must be"):
         history = bad.fit(parts.X_train, parts.y_train)
-    assert "not applied: lr must be a finite number > 0, got -1" in history[0]["control"] and len(history) == 3
+    assert "not applied: lr is -1: a learning rate must be a number in float32's positive range" in history[0]["control"] and len(history) == 3
     assert (run / "control-rejected-epoch-1.toml").is_file()
 
 
@@ -331,5 +331,26 @@ def test_a_control_file_read_on_resuming_stays_until_the_run_goes_on(tmp_path, m
     assert (run / "control-applied-resume-5.toml").is_file() and not (run / "control.toml").exists()
 
     (run / "control.toml").write_text("lr = 1e-50\n")  # below float32's range: the update would use 0
-    with pytest.warns(UserWarning, match=r"lr must be within float32's positive range \[1.4e-45, 3.4e\+38\]"):
+    with pytest.warns(UserWarning, match=r"lr is 1e-50: a learning rate must be a number in float32's positive range \[1.4e-45, 3.4e\+38\]"):
         trainer(5).fit(parts.X_train, parts.y_train, resume=run / "checkpoints")
+
+
+def test_a_control_file_applied_at_an_epoch_whose_checkpoint_failed_is_applied_again_on_resuming(
+        tmp_path, disk_full_from):
+    from xdl.train import Control
+
+    parts = moons_parts(300)
+    run = tmp_path / "run"
+    run.mkdir()
+
+    def trainer(epochs, *extra):
+        return make_trainer(None, epochs=epochs, callbacks=[*extra, Control(run), Checkpoint(run / "checkpoints")])
+
+    disk_full_from(3)  # epoch 1 writes checkpoint.npz and best.npz; epoch 2's checkpoint.npz fails
+    with pytest.raises(OSError, match="after epoch 2 failed"):
+        trainer(4, WriteControl(run, 2, "lr = 0.002\n")).fit(parts.X_train, parts.y_train)
+    disk_full_from(None)
+    assert (run / "control.toml").is_file()  # the checkpoint on disk (epoch 1) does not hold its rate
+    history = trainer(4, WriteControl(run, 99, "")).fit(parts.X_train, parts.y_train, resume=run / "checkpoints")
+    assert history[1]["control"] == "control.toml on resuming (before epoch 2): lr = 0.002 from epoch 2"
+    assert history["lr"][1:] == [0.002] * 3 and (run / "control-applied-resume-2.toml").is_file()

@@ -41,6 +41,17 @@ def check_non_negative(name, value):
         raise ValueError(f"{name} must be a finite number ≥ 0, got {value!r}")
 
 
+def check_rate(value, what: str, dtype=np.float32) -> float:
+    """A learning rate a step can use: a real number within ``dtype``'s positive range (the update
+    holds it in the parameters' dtype, where a smaller one is 0 and a larger one inf)."""
+    info = np.finfo(dtype)
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating) \
+            or not info.smallest_subnormal <= value <= info.max:
+        raise ValueError(f"{what} is {value!r}: a learning rate must be a number in {info.dtype}'s positive "
+                         f"range [{info.smallest_subnormal:.3g}, {info.max:.3g}]")
+    return float(value)
+
+
 def check_lr(lr):
     if not callable(lr):
         check_positive("lr", lr)
@@ -185,9 +196,9 @@ class Optimizer(StepCount):
         if self.check_finite:
             require_not_capturing("check_finite=True (it reads every gradient on the host)")
             self._check_finite()
-        for g in self.groups:
-            lr = self.current_lr(g)
-            check_positive("lr (from the schedule)", lr)
+        rates = [check_rate(self.current_lr(g), f"the lr at step {self.t + 1} (group {i})", g.flats[0].data.dtype)
+                 if g.flats else 0.0 for i, g in enumerate(self.groups)]  # every group's, before any update
+        for g, lr in zip(self.groups, rates):
             h = self._hold(g, lr)
             for flat, state in zip(g.flats, g.state):
                 self.update(flat, state, h, 1, self.steps_done)  # Adam's t = 1 + steps taken

@@ -6,14 +6,17 @@ continues exactly where the interrupted one stopped.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import tomllib
+from dataclasses import dataclass
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 from xdl.files import check_writable_dir
+from xdl.optim.optimizer import check_rate
 from xdl.serialization import save
 from xdl.train.interrupt import Interrupted
 
@@ -191,16 +194,27 @@ class Checkpoint(Callback):
 CONTROL_FILE = "control.toml"
 
 
+@dataclass
+class _Applied:
+    """A control file whose settings took effect: renamed once a checkpoint holds that effect."""
+
+    note: str
+    name: str  # what it is renamed to ("": rejected, renamed already)
+    content: bytes  # what it held (a file written over it since is a new one, read as usual)
+    epoch: int = 0  # the epoch whose end saw it applied (0: not yet recorded)
+
+
 class Control(Callback):
     """Babysitting a run (the course's panda): at each epoch's end, read ``directory/control.toml``
     if it exists — ``lr = 0.001`` (the rate from the next epoch on, replacing the schedule) and/or
     ``stop = true`` — apply it, note it in the epoch's history record (``control``), and rename the
-    file ``control-applied-epoch-<n>.toml``. A resumed run first replays the rate set before (its
-    state goes into checkpoints), then applies a file written while it was stopped before its
-    first step (the way on after a rate that diverged), renamed ``control-applied-resume-<n>.toml``
-    once its first epoch ends (a resume that fails before then finds the file again). A file
-    that does not parse or holds another key is left unapplied (renamed
-    ``control-rejected-….toml``), noted, and reported as a warning: training goes on."""
+    file ``control-applied-epoch-<n>.toml`` once a checkpoint holds its effect (so a run stopped
+    before then — a failed checkpoint write, a divergence — finds the file again on resuming). A
+    resumed run first replays the rate set before (its state goes into checkpoints), then applies
+    a file written while it was stopped before its first step (the way on after a rate that
+    diverged; ``control-applied-resume-<n>.toml``). A file that does not parse or holds another key
+    is left unapplied (renamed ``control-rejected-….toml`` at once), noted, and reported as a
+    warning: training goes on."""
 
     order = 50  # after early stopping, before checkpoints (which then save what was applied)
 
@@ -208,14 +222,15 @@ class Control(Callback):
         self.directory = Path(directory)
         self.lr = None  # the rate set by hand, if any
         self.notes: list[str] = []
-        self._on_resume = None  # the note of a file applied on resuming, for the first epoch's record
+        self._on_resume: _Applied | None = None  # a file applied on resuming, for the first epoch's record
+        self._unsettled: list[_Applied] = []  # applied, not yet renamed
 
     @property
     def path(self) -> Path:
         return self.directory / CONTROL_FILE
 
     def on_train_begin(self, trainer) -> None:
-        self._on_resume = None
+        self._on_resume, self._unsettled = None, []
         if not trainer.resumed:
             self.lr, self.notes = None, []
             return
@@ -223,51 +238,79 @@ class Control(Callback):
             self._set_lr(trainer, self.lr)
         upcoming = trainer.epoch + 1
         starts = f"step {trainer.step + 1} of epoch {upcoming}" if trainer.step else f"epoch {upcoming}"
-        # applied now, before the first step; renamed and noted with the first epoch's record, so
-        # that a run failing before then (an unwritable checkpoint directory) finds the file again
         self._on_resume = self._apply(trainer, f"on resuming (before {starts})", f"resume-{upcoming}", starts)
 
     def on_epoch_end(self, trainer, record: dict) -> None:
+        self._settle(trainer)  # what earlier epochs applied, once their checkpoint is written
         epoch = record["epoch"]
-        applied = [self._settle(self._on_resume),
-                   self._settle(self._apply(trainer, f"at epoch {epoch}", f"epoch-{epoch}", f"epoch {epoch + 1}"))]
+        applied = [a for a in (self._on_resume, self._apply(trainer, f"at epoch {epoch}", f"epoch-{epoch}",
+                                                            f"epoch {epoch + 1}")) if a]
         self._on_resume = None
-        notes = [note for note in applied if note]
-        if notes:
-            trainer.history.records[-1]["control"] = "; ".join(notes)  # the history's copy of ``record``
+        if applied:
+            trainer.history.records[-1]["control"] = self._record(applied, epoch)  # the history's copy of ``record``
 
     def on_train_end(self, trainer) -> None:
-        note = self._settle(self._on_resume)  # no epoch ran (a stop read on resuming): noted with the last
-        self._on_resume = None
-        if note and trainer.history.records:
-            last = trainer.history.records[-1]
-            last["control"] = "; ".join(filter(None, (last.get("control"), note)))
+        if self._on_resume is not None:  # no epoch ran (a stop read on resuming): noted with the last one
+            note = self._record([self._on_resume], trainer.epoch)
+            if trainer.history.records:
+                last = trainer.history.records[-1]
+                last["control"] = "; ".join(filter(None, (last.get("control"), note)))
+            self._on_resume = None
+        self._settle(trainer, finished=True)
 
-    def _apply(self, trainer, when: str, suffix: str, starts: str) -> tuple[str, str | None, bytes | None] | None:
-        """Read and apply the control file if there is one (None: no file); return its note, the
-        name `_settle` renames it to, and what it held. A rejected file is reported as a warning now."""
+    def _record(self, applied: list[_Applied], epoch: int) -> str:
+        for a in applied:
+            a.epoch = epoch
+            self.notes.append(a.note)
+        self._unsettled += applied
+        return "; ".join(a.note for a in applied)
+
+    def _settle(self, trainer, finished: bool = False) -> None:
+        """Rename the applied files whose effect a checkpoint now holds (all of them when the run
+        has finished, or has no checkpoint to resume from)."""
+        saved = trainer.last_checkpoint_at[0] if trainer.last_checkpoint_at is not None else -1
+        resumable = any(isinstance(cb, Checkpoint) for cb in trainer.callbacks)
+        waiting = []
+        for a in self._unsettled:
+            if finished or not resumable or saved >= a.epoch:
+                if a.name:
+                    self._rename(a.content, a.name)
+            else:
+                waiting.append(a)
+        self._unsettled = waiting
+
+    def _rename(self, content: bytes, name: str) -> None:
+        """Rename the control file to ``name`` if it still holds ``content`` (not one written since)."""
+        try:
+            if self.path.read_bytes() == content:
+                self.path.replace(self.directory / name)
+        except OSError:  # removed or unreadable meanwhile: nothing to rename
+            pass
+
+    def _apply(self, trainer, when: str, suffix: str, starts: str) -> _Applied | None:
+        """Read and apply the control file if there is one (None: none). A rejected one changed
+        nothing: it is renamed at once and reported as a warning."""
+        if not self.path.is_file():  # a directory of that name is not a control file
+            return None
         try:
             content = self.path.read_bytes()
+            if any(a.content == content for a in (*self._unsettled, self._on_resume) if a):
+                return None  # applied already, waiting for a checkpoint to hold it before it is renamed
             wanted = tomllib.loads(content.decode())
             unknown = sorted(set(wanted) - {"lr", "stop"})
             if unknown:
                 raise ValueError(f"unknown key(s) {', '.join(unknown)} (known: lr, stop)")
             lr = wanted.get("lr")
-            if lr is not None and (isinstance(lr, bool) or not isinstance(lr, int | float) or not 0 < lr < math.inf):
-                raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
-            info = np.finfo(trainer.model.dtype)  # the update holds the rate in the model's dtype
-            if lr is not None and not info.smallest_subnormal <= lr <= info.max:
-                raise ValueError(f"lr must be within {info.dtype}'s positive range [{info.smallest_subnormal:.3g}, "
-                                 f"{info.max:.3g}], got {lr!r}")
+            if lr is not None:
+                check_rate(lr, "lr", trainer.model.dtype)
             if not isinstance(wanted.get("stop", False), bool):
                 raise ValueError(f"stop must be true or false, got {wanted['stop']!r}")
-        except FileNotFoundError:
-            return None
         except (OSError, ValueError, tomllib.TOMLDecodeError) as e:  # UnicodeDecodeError is a ValueError
             note = f"{CONTROL_FILE} {when} not applied: {e}"
             warnings.warn(note, stacklevel=3)  # the babysitter should see it, not only the history
-            unreadable = isinstance(e, OSError)  # left where it is: it cannot be compared before renaming
-            return note, None if unreadable else f"control-rejected-{suffix}.toml", None if unreadable else content
+            with contextlib.suppress(OSError):  # it changed nothing: renamed now, not once a checkpoint is written
+                self.path.replace(self.directory / f"control-rejected-{suffix}.toml")
+            return _Applied(note, "", b"")
         done = []
         if lr is not None:
             self.lr = float(lr)
@@ -276,22 +319,8 @@ class Control(Callback):
         if wanted.get("stop"):
             trainer.stop_training = True
             done.append("stop")
-        note = f"{CONTROL_FILE} {when}: " + (", ".join(done) or "nothing to apply")
-        return note, f"control-applied-{suffix}.toml", content
-
-    def _settle(self, applied: tuple[str, str | None, bytes | None] | None) -> str | None:
-        """Rename an applied (or rejected) file — unless a new one has taken its place since, which
-        is then read as usual — and keep its note; return the note."""
-        if applied is None:
-            return None
-        note, name, content = applied
-        try:
-            if name is not None and self.path.read_bytes() == content:
-                self.path.replace(self.directory / name)
-        except FileNotFoundError:  # removed by the user meanwhile: nothing to rename
-            pass
-        self.notes.append(note)
-        return note
+        return _Applied(f"{CONTROL_FILE} {when}: " + (", ".join(done) or "nothing to apply"),
+                        f"control-applied-{suffix}.toml", content)
 
     @staticmethod
     def _set_lr(trainer, lr: float) -> None:

@@ -36,6 +36,7 @@ from xdl.data import Augment, batch_bounds, check_features, check_labels
 from xdl.data.validation import check_dev_pair
 from xdl.nn import Module
 from xdl.optim import Optimizer
+from xdl.optim.optimizer import check_rate
 from xdl.serialization import load, read_extra
 from xdl.tensor import no_grad, to_numpy
 from xdl.train import provenance
@@ -189,12 +190,12 @@ class Trainer:
         """Every learning rate the planned run will use is a finite number > 0 (checked now, up to
         `PRECHECKED_RATES` of each kind; the optimizer refuses a later bad one before its update)."""
         for epoch in range(min(self.epochs, PRECHECKED_RATES)) if self.schedule is not None else ():
-            _check_rate(self.schedule(epoch), f"schedule({epoch}) (the rate of epoch {epoch + 1})")
+            check_rate(self.schedule(epoch), f"schedule({epoch}) (the rate of epoch {epoch + 1})", self.model.dtype)
         for g, group in enumerate(self.optimizer.groups):
             lr = group.settings["lr"]
             if callable(lr):
                 for t in range(min(self.epochs * steps, PRECHECKED_RATES)):
-                    _check_rate(lr(t), f"the optimizer's lr schedule at step {t} (group {g})")
+                    check_rate(lr(t), f"the optimizer's lr schedule at step {t} (group {g})", self.model.dtype)
 
     # -- the loop -----------------------------------------------------------------------------
     def fit(self, X, y, dev=None, resume=None) -> History:
@@ -259,7 +260,7 @@ class Trainer:
         start = time.perf_counter()
         if self.schedule is not None:
             rate = self.schedule(e)
-            _check_rate(rate, f"schedule({e}) (the rate of epoch {e + 1})")  # beyond PRECHECKED_RATES
+            check_rate(rate, f"schedule({e}) (the rate of epoch {e + 1})", self.model.dtype)  # beyond PRECHECKED_RATES
             self.optimizer.lr = float(rate)
         lr = self.optimizer.current_lr()
         costs = xp.zeros(steps, dtype=np.float64)  # each step's mean cost, kept on the device
@@ -490,10 +491,6 @@ def _check_parts(model, loss, optimizer) -> None:
         raise ValueError(f"optimizer: {len(foreign)} of its {len(held)} parameters are not the model's "
                          "(an optimizer made for another model?); make it from this one, e.g. Adam(model)")
 
-
-def _check_rate(value, what: str) -> None:
-    if not isinstance(value, int | float | np.integer | np.floating) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{what} is {value!r}: a learning rate must be a finite number > 0")
 
 
 def _correct(xp, out, labels):

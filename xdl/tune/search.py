@@ -289,23 +289,31 @@ def _config_or_failure(base: TrainConfig, number: int, round_: int, params: dict
 
 
 def _check_space_values(space: Space, base: TrainConfig, name) -> None:
-    """Every value the space can give makes a valid configuration with ``base``'s other options:
-    each fixed value, each choice and both ends of each range (every option's own check is a
-    range or a set, so the ends stand for what lies between). Refused before any trial is spent."""
+    """Every value the space can give makes a valid configuration: each fixed value, each choice
+    and both ends of each range (every option's own check is a range or a set, so the ends stand
+    for what lies between), with ``base``'s other options — or, where it fails with them, with
+    another searched option at one of its values (batch_size 1 beside a searched batch_norm).
+    Refused before any trial is spent."""
+    candidates = {key: d.values if d.kind == "choice" else list(d.bounds) for key, d in space.dimensions.items()}
     checks = []  # (option, value, what the value is, advice)
     for key, value in space.fixed.items():
         advice = (f"; to search it, give its kind: {key} = {{log_uniform = [low, high]}} (or uniform, "
                   "one_minus_log, int_uniform, choice)") if isinstance(value, list | tuple) else ""
         checks.append((key, value, "", advice))
     for key, d in space.dimensions.items():
-        ends = d.values if d.kind == "choice" else list(d.bounds)
-        checks += [(key, value, f" (of {d.kind} {d.spec()[d.kind]})", "") for value in ends]
+        checks += [(key, value, f" (of {d.kind} {d.spec()[d.kind]})", "") for value in candidates[key]]
     for key, value, what, advice in checks:
-        try:
-            TrainConfig.from_dict({**_options(base), **space.fixed, key: value}, source="")
-        except (TypeError, ValueError) as e:
+        partners = [{}] + [{other: v} for other, values in candidates.items() if other != key for v in values]
+        errors = []
+        for partner in partners:
+            try:
+                TrainConfig.from_dict({**_options(base), **space.fixed, **partner, key: value}, source="")
+                break
+            except (TypeError, ValueError) as e:
+                errors.append(e)
+        else:
             raise ValueError(f"{name('space')}: {key} = {value!r}{what} cannot be trained: "
-                             f"{str(e).removeprefix(': ')}{advice}") from None
+                             f"{str(errors[0]).removeprefix(': ')}{advice}") from None
 
 
 def _options(config: TrainConfig) -> dict:
