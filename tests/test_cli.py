@@ -189,7 +189,7 @@ def test_a_run_diverging_before_any_checkpoint_leaves_no_empty_checkpoint_direct
 
 def test_a_failed_checkpoint_write_says_how_to_go_on(tmp_path, capsys, disk_full_from):
     out = tmp_path / "run"
-    disk_full_from(3)  # epoch 1 writes checkpoint.npz and best.npz, epoch 2 fails
+    disk_full_from(4)  # epochs 1 and 2 write best.npz, then checkpoint.npz: epoch 2's fails
     assert main(["train", *FAST, "--out", str(out), "--patience", "0"]) == 1
     err = capsys.readouterr().err
     assert f"writing the checkpoint '{out / 'checkpoints' / 'checkpoint.npz'}' after epoch 2 failed" in err

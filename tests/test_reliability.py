@@ -81,17 +81,22 @@ def test_divergence_keeps_the_last_good_checkpoint_and_names_it(tmp_path):
     assert resumed.history["epoch"] == [1, 2, 3, 4, 5] and np.isfinite(resumed.history["train_cost"]).all()
 
 
-def test_a_failed_checkpoint_write_names_the_file_and_keeps_the_previous_one(tmp_path, disk_full_from):
+@pytest.mark.parametrize("failing", ["checkpoint.npz", "best.npz"])
+def test_a_failed_checkpoint_write_names_the_file_and_keeps_the_previous_one(tmp_path, disk_full_from, failing):
     s = moons()
-    ckpt = Checkpoint(tmp_path, monitor="train_cost")  # improves every epoch here: two writes per epoch
-    disk_full_from(5)  # epoch 3's checkpoint.npz
+    ckpt = Checkpoint(tmp_path, monitor="train_cost")  # improves every epoch here: best.npz, then checkpoint.npz
+    disk_full_from(6 if failing == "checkpoint.npz" else 5)  # epoch 3's
     trainer = trainer_for(epochs=6, callbacks=[ckpt])
-    with pytest.raises(OSError, match=rf"writing the checkpoint '{ckpt.path}' after epoch 3 failed: "
+    with pytest.raises(OSError, match=rf"writing the checkpoint '{tmp_path / failing}' after epoch 3 failed: "
                                       r".*No space left on device; .* holds what it held before"):
         trainer.fit(s.X_train, s.y_train)
     disk_full_from(None)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.npz", "checkpoint.npz"]  # no temporary left
     assert xdl.serialization.read_extra(ckpt.path)[0]["epoch"] == 2 and trainer.last_checkpoint_at == (2, 0)
+    best_epoch = xdl.serialization.read_extra(ckpt.best_path)[0]["epoch"]
+    # checkpoint.npz never names a best score that best.npz does not hold; nor does the callback
+    assert best_epoch == (3 if failing == "checkpoint.npz" else 2)
+    assert ckpt.best == trainer.history.records[best_epoch - 1]["train_cost"]
 
 
 def test_divergence_before_the_first_checkpoint_says_none_was_written_yet(tmp_path):
@@ -173,7 +178,7 @@ def test_trainer_checks_every_planned_learning_rate_first():
 def test_a_run_of_any_length_starts_at_once_and_a_late_bad_rate_stops_it_when_it_comes(monkeypatch):
     started = time.perf_counter()
     with pytest.raises(ValueError, match=r"gives lr 1.08e-45 at epoch 142 of 1000000000000000"):
-        xdl.config.TrainConfig(epochs=10**15, schedule="exponential", decay_base=0.5)  # 0.003·0.5¹⁴¹: 0 in float32
+        xdl.config.TrainConfig(epochs=10**15, schedule="exponential", decay_base=0.5)  # 0.003·0.5¹⁴¹: below float32's smallest
     assert xdl.config.TrainConfig(epochs=10**15).epochs == 10**15
     assert time.perf_counter() - started < 1  # bisected, not one call per epoch
     monkeypatch.setattr(xdl.train.trainer, "PRECHECKED_RATES", 3)

@@ -163,6 +163,8 @@ def test_a_trainer_needs_instances_and_an_optimizer_of_its_model():
         Trainer(model, SoftmaxCrossEntropy, Adam(model))
     with pytest.raises(TypeError, match="optimizer must be an xdl Optimizer, got .*Adam'> \\(a class"):
         Trainer(model, SoftmaxCrossEntropy(), Adam)
+    with pytest.raises(ValueError, match=r"optimizer holds no parameters; make it from the model, e.g. Adam\(model\)"):
+        Trainer(model, SoftmaxCrossEntropy(), Adam(lr=0.1))
     with pytest.raises(TypeError, match="model must be an xdl Module, got 'model'"):
         Trainer("model", SoftmaxCrossEntropy(), Adam(model))
     one_output = xdl.nn.mlp(2, [4], 1)
@@ -346,7 +348,7 @@ def test_a_control_file_applied_at_an_epoch_whose_checkpoint_failed_is_applied_a
     def trainer(epochs, *extra):
         return make_trainer(None, epochs=epochs, callbacks=[*extra, Control(run), Checkpoint(run / "checkpoints")])
 
-    disk_full_from(3)  # epoch 1 writes checkpoint.npz and best.npz; epoch 2's checkpoint.npz fails
+    disk_full_from(4)  # epochs 1 and 2 write best.npz, then checkpoint.npz: epoch 2's fails
     with pytest.raises(OSError, match="after epoch 2 failed"):
         trainer(4, WriteControl(run, 2, "lr = 0.002\n")).fit(parts.X_train, parts.y_train)
     disk_full_from(None)

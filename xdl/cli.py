@@ -223,6 +223,9 @@ def train(config: TrainConfig, args=None) -> int:
             raise FloatingPointError(f"{e}: to do so from the last good state, write `lr = …` into "
                                      f"{str(out / 'control.toml')!r} and {_resume_command(trainer)}") from None
         except OSError as e:  # a checkpoint could not be written: training stopped there
+            if len(trainer.history):
+                with contextlib.suppress(OSError):  # the good epochs, for the curves (the disk may be full)
+                    trainer.history.save(out / "history.json")
             if trainer.last_checkpoint is not None:
                 raise OSError(f"{e}; once the directory can be written, {_resume_command(trainer)}") from None
             raise
@@ -392,7 +395,7 @@ def tune(config: TrainConfig, args) -> int:
     if best is None:
         print("no trial trained to the end; see trials.json for the reasons", file=sys.stderr)
         return 1
-    path = study.write_best(dataclasses.replace(trial_config(config, best.params, best.number), out="xdl-run"))
+    path = study.write_best(dataclasses.replace(trial_config(config, best.params, f"trial {best.number}"), out="xdl-run"))
     try:
         from xdl.plots import plot_study
 

@@ -79,7 +79,7 @@ class GradcheckResult:
                      "gradients elsewhere; check that input's backward pass")
         if self.unresolved:
             text += (f"\nnote: the gradients of {', '.join(self.unresolved)} are below what finite differences "
-                     f"resolve at this cost (about {self.resolution:.1e} = |J|·2⁻⁵²/ε): their differences are "
+                     f"resolve at this cost (10·|J|·2⁻⁵²/ε ≈ {10 * self.resolution:.1e}): their differences are "
                      "rounding, not a check; a smaller cost (less L2, fewer examples) checks them")
         return text
 

@@ -50,6 +50,8 @@ def keep_freed_memory() -> bool:
 
 def _glibc_mallopt():
     """glibc's ``int mallopt(int, int)``, or None elsewhere (macOS, musl, Windows)."""
+    if os.name != "posix":  # Windows: no glibc (and CDLL(None) is an error there)
+        return None
     try:  # the C library this process runs on (no search: find_library would start ldconfig)
         libc = ctypes.CDLL(None)
         mallopt, version = libc.mallopt, libc.gnu_get_libc_version

@@ -170,13 +170,15 @@ class Checkpoint(Callback):
     def on_epoch_end(self, trainer, record: dict) -> None:
         monitor = self.monitor if record.get(self.monitor) is not None else "train_cost"
         score = (-1.0 if "accuracy" in monitor else 1.0) * record[monitor]
-        improved = self.best is None or score < self.best
-        if improved:
-            self.best = score  # saved with the state below, so best.npz knows its own score
+        if self.best is None or score < self.best:
+            previous, self.best = self.best, score  # saved with the state, so best.npz knows its own score
+            try:  # best.npz first: checkpoint.npz never records a best that best.npz does not hold
+                trainer.best_checkpoint = trainer.save_checkpoint(self.best_path)
+            except BaseException:
+                self.best = previous
+                raise
         if (self.every and record["epoch"] % self.every == 0) or trainer.stop_training:
             self.save_resumable(trainer)
-        if improved:
-            trainer.best_checkpoint = trainer.save_checkpoint(self.best_path)
 
     def save_resumable(self, trainer) -> Path:
         """Write ``checkpoint.npz`` now (the Trainer calls this when a signal stops the run)."""

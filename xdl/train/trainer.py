@@ -486,6 +486,8 @@ def _check_parts(model, loss, optimizer) -> None:
     own = {id(p) for p in model.parameters()}
     optimizer.check_placed()  # made before the model was converted or wrapped: it would train nothing
     held = optimizer.parameters()
+    if not held:
+        raise ValueError(f"optimizer holds no parameters; make it from the model, e.g. {type(optimizer).__name__}(model)")
     foreign = [p for p in held if id(p) not in own]
     if foreign:
         raise ValueError(f"optimizer: {len(foreign)} of its {len(held)} parameters are not the model's "

@@ -274,15 +274,16 @@ def zoom(space: Space, center: dict, shrink: float = SHRINK) -> Space:
     return space.narrowed(boxes)
 
 
-def trial_config(base: TrainConfig, params: dict, number: int) -> TrainConfig:
-    return TrainConfig.from_dict({**_options(base), **params}, source=f"trial {number}")
+def trial_config(base: TrainConfig, params: dict, source: str) -> TrainConfig:
+    """``base`` with a trial's ``params``; an invalid combination is an error naming ``source``."""
+    return TrainConfig.from_dict({**_options(base), **params}, source=source)
 
 
 def _config_or_failure(base: TrainConfig, number: int, round_: int, params: dict, study: Study):
     """The trial's configuration, or None with the trial recorded as failed: its values are each
     valid (`check_search`), but not together (batch_size 1 with batch_norm, say)."""
     try:
-        return TrainConfig.from_dict({**_options(base), **params}, source="invalid combination")
+        return trial_config(base, params, "invalid combination")
     except (TypeError, ValueError) as e:
         study.add([_trial(number, round_, params, error=str(e))])
         return None
