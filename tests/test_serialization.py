@@ -80,3 +80,10 @@ def test_save_errors(backend, tmp_path):
         xdl.load(tmp_path / "bad.npz")
     with pytest.raises(FileNotFoundError, match="no such file"):
         xdl.load(tmp_path / "absent.npz")
+
+
+def test_a_model_made_with_an_initializer_of_ones_own_loads_without_it(tmp_path):
+    """Only the initializer's name is saved; the weights it drew are, so the file loads anyway."""
+    model = xdl.nn.Sequential(xdl.nn.Dense(2, 3, init=lambda shape: np.full(shape, 0.5)))
+    loaded = xdl.load(xdl.save(model, tmp_path / "own.npz"))
+    np.testing.assert_array_equal(loaded.layers[0].weight.numpy(), np.full((2, 3), 0.5, dtype=np.float32))

@@ -11,6 +11,7 @@ it can be stored as JSON beside the weights (`xdl.save`) and compared (a resume,
 from __future__ import annotations
 
 from xdl.backend import host_rng
+from xdl.init import INITIALIZERS
 from xdl.nn.layers import BatchNorm, Dense, Dropout, LeakyReLU, ReLU, Sigmoid, Softmax, Standardize, Tanh
 from xdl.nn.module import Module
 from xdl.nn.sequential import Sequential
@@ -45,4 +46,9 @@ def _build(description: dict) -> Module:
         return Sequential(*[_build(d) for d in description["layers"]])
     if name not in LAYERS:
         raise ValueError(f"unknown layer class {name!r} in the saved architecture")
-    return LAYERS[name](**description.get("config", {}))
+    config = dict(description.get("config", {}))
+    if "init" in config and config["init"] not in INITIALIZERS:
+        # a user's own initializer function is recorded by name only; the weights it drew are what
+        # `load` puts in, so any initializer builds the layer
+        config["init"] = "zeros"
+    return LAYERS[name](**config)
