@@ -33,6 +33,14 @@ def test_fit_predict_proba_score_with_string_labels():
     assert clf.score(X, y) > 0.9
     with pytest.raises(ValueError, match="X has 3 features, but MLPClassifier is expecting 2"):
         clf.predict(np.zeros((2, 3)))
+    assert clf.n_iter_ == 40 and len(clf.loss_curve_) == 40 and clf.loss_curve_[-1] < clf.loss_curve_[0]
+
+
+def test_one_hidden_size_is_one_layer_as_in_scikit_learn():
+    X, y = labelled_moons()
+    clf = MLPClassifier(hidden=16, epochs=2).fit(X, y)
+    assert [layer.out_features for layer in clf.model_.layers if hasattr(layer, "out_features")] == [16, 2]
+    assert clf.get_params()["hidden"] == 16  # the parameter as given (scikit-learn's clone compares it)
 
 
 def test_clone_pipeline_and_randomized_search():

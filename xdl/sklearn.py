@@ -24,8 +24,11 @@ from xdl.data import Standardizer, split
 
 class MLPClassifier(ClassifierMixin, BaseEstimator):
     """A fully connected classifier trained with mini-batches (see `xdl.config.TrainConfig` for
-    the meaning of each hyperparameter). ``early_stopping``: hold out ``validation_fraction`` of
-    the training data as a dev set and stop after ``patience`` epochs without improvement."""
+    the meaning of each hyperparameter; ``hidden`` may be one size, as scikit-learn's
+    ``hidden_layer_sizes``). ``early_stopping``: hold out ``validation_fraction`` of the training
+    data as a dev set and stop after ``patience`` epochs without improvement. Fitted: ``model_``,
+    ``history_``, ``classes_``, ``n_iter_`` (epochs trained) and ``loss_curve_`` (the training cost
+    of each)."""
 
     def __init__(self, hidden=(100,), activation="relu", batch_norm=False, dropout=0.0, l2=0.0,
                  optimizer="adam", lr=1e-3, batch_size=64, epochs=100, schedule="none", decay_rate=0.05,
@@ -38,7 +41,11 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     def _config(self) -> TrainConfig:
         """The hyperparameters as a `TrainConfig`: every one checked, by name, before any work."""
-        hidden = list(self.hidden) if isinstance(self.hidden, list | tuple | np.ndarray) else self.hidden
+        hidden = self.hidden
+        if isinstance(hidden, int | np.integer) and not isinstance(hidden, bool):  # one layer, as scikit-learn's
+            hidden = [hidden]
+        elif isinstance(hidden, list | tuple | np.ndarray):
+            hidden = list(hidden)
         fraction = self.validation_fraction
         if isinstance(fraction, bool) or not isinstance(fraction, int | float | np.number) or not 0 < fraction < 1:
             raise ValueError(f"MLPClassifier: validation_fraction must be in (0, 1), got {fraction!r}")
@@ -70,6 +77,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             self.model_ = config.build_model(X.shape[1], len(self.classes_), Standardizer().fit(X).layer())
             self.trainer_ = config.build_trainer(self.model_)
             self.history_ = self.trainer_.fit(X, y_index, dev=dev)
+        self.n_iter_ = len(self.history_)  # epochs trained, as scikit-learn's MLPClassifier
+        self.loss_curve_ = list(self.history_["train_cost"])
         return self
 
     def predict_proba(self, X) -> np.ndarray:
