@@ -159,7 +159,8 @@ def test_a_trainer_needs_instances_and_an_optimizer_of_its_model():
     model, other = xdl.nn.mlp(2, [4], 2), xdl.nn.mlp(2, [4], 2)
     with pytest.raises(ValueError, match="optimizer: 4 of its 4 parameters are not the model's"):
         Trainer(model, SoftmaxCrossEntropy(), Adam(other))  # would train nothing, silently
-    with pytest.raises(TypeError, match=r"loss must be an xdl Loss, got .*SoftmaxCrossEntropy'> \(a class: make one"):
+    with pytest.raises(TypeError, match=r"loss must be an xdl Loss or a function .*, got .*SoftmaxCrossEntropy'> "
+                                        r"\(a class: make one"):
         Trainer(model, SoftmaxCrossEntropy, Adam(model))
     with pytest.raises(TypeError, match="optimizer must be an xdl Optimizer, got .*Adam'> \\(a class"):
         Trainer(model, SoftmaxCrossEntropy(), Adam)
@@ -170,6 +171,7 @@ def test_a_trainer_needs_instances_and_an_optimizer_of_its_model():
     one_output = xdl.nn.mlp(2, [4], 1)
     with pytest.raises(ValueError, match="SoftmaxCrossEntropy needs 2 or more outputs, the model gives 1; .*Binary"):
         Trainer(one_output, SoftmaxCrossEntropy(), Adam(one_output), progress=False).fit(np.zeros((8, 2)), np.zeros(8))
+    assert Trainer(model, lambda outputs, labels: (outputs * outputs).mean(), Adam(model)).loss  # a loss of one's own
     frozen = Adam(model.layers[-1])  # part of the model (the rest frozen) is fine
     assert Trainer(model, SoftmaxCrossEntropy(), frozen).optimizer is frozen
 

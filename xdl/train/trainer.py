@@ -58,8 +58,9 @@ class Trainer:
     ``schedule``: epochs completed → learning rate, set at the start of each epoch (so the first
     epoch uses schedule(0), as every count in `xdl.optim.schedules`); for a per-step schedule give
     the optimizer lr=schedule. Either is evaluated over the planned run before training (its first
-    `PRECHECKED_RATES` epochs or steps, so a run of 10⁹ epochs starts at once): a rate that is not a
-    finite number > 0 fails then, naming the epoch or step, and one beyond those when it comes.
+    `PRECHECKED_RATES` epochs or steps, so a run of 10⁹ epochs starts at once): a rate outside the
+    model dtype's positive range (0 or inf in the update) fails then, naming the epoch or step, and
+    one beyond those when it comes. An epoch schedule beside a per-step one is refused.
     ``augment``: called as ``augment(X_batch, rng)`` on each training batch (e.g. `xdl.data.Augment`).
     ``eval_train``: measure train cost/accuracy in evaluation mode on the whole training set after
     each epoch (comparable with dev, for bias/variance); False: the running averages of the epoch.
@@ -187,8 +188,8 @@ class Trainer:
         return bounds
 
     def _check_rates(self, steps: int) -> None:
-        """Every learning rate the planned run will use is a finite number > 0 (checked now, up to
-        `PRECHECKED_RATES` of each kind; the optimizer refuses a later bad one before its update)."""
+        """Every learning rate the planned run will use is within the model dtype's positive range
+        (`check_rate`; checked now, up to `PRECHECKED_RATES` of each kind; a later bad one when it comes)."""
         for epoch in range(min(self.epochs, PRECHECKED_RATES)) if self.schedule is not None else ():
             check_rate(self.schedule(epoch), f"schedule({epoch}) (the rate of epoch {epoch + 1})", self.model.dtype)
         for g, group in enumerate(self.optimizer.groups):
@@ -475,14 +476,16 @@ def _provenance(trainer, X, y, dev) -> dict:
 
 
 def _check_parts(model, loss, optimizer) -> None:
-    """A model, a loss and an optimizer instance, the optimizer holding this model's parameters."""
-    for name, value, kind, example in (("model", model, Module, "xdl.nn.mlp(...)"),
-                                       ("loss", loss, _losses.Loss, "SoftmaxCrossEntropy()"),
-                                       ("optimizer", optimizer, Optimizer, "Adam(model)")):
-        if not isinstance(value, kind):
-            made = " (a class: make one, e.g. " + example + ")" if isinstance(value, type) else ""
-            raise TypeError(f"{name} must be an {kind.__module__.split('.')[0]} {kind.__name__}, "
-                            f"got {value!r}{made}")
+    """A model, a loss (an xdl `Loss`, or a function of outputs and labels) and an optimizer, as
+    instances, the optimizer holding this model's parameters where they live now."""
+    for name, value, ok, expected, example in (
+            ("model", model, isinstance(model, Module), "an xdl Module", "xdl.nn.mlp(...)"),
+            ("loss", loss, callable(loss) and not isinstance(loss, type),
+             "an xdl Loss or a function (outputs, labels) → cost", "SoftmaxCrossEntropy()"),
+            ("optimizer", optimizer, isinstance(optimizer, Optimizer), "an xdl Optimizer", "Adam(model)")):
+        if not ok:
+            made = f" (a class: make one, e.g. {example})" if isinstance(value, type) else ""
+            raise TypeError(f"{name} must be {expected}, got {value!r}{made}")
     own = {id(p) for p in model.parameters()}
     optimizer.check_placed()  # made before the model was converted or wrapped: it would train nothing
     held = optimizer.parameters()
@@ -491,7 +494,8 @@ def _check_parts(model, loss, optimizer) -> None:
     foreign = [p for p in held if id(p) not in own]
     if foreign:
         raise ValueError(f"optimizer: {len(foreign)} of its {len(held)} parameters are not the model's "
-                         "(an optimizer made for another model?); make it from this one, e.g. Adam(model)")
+                         f"(an optimizer made for another model?); make it from this one, e.g. "
+                         f"{type(optimizer).__name__}(model)")
 
 
 
