@@ -281,3 +281,16 @@ def test_an_optimizer_refuses_to_step_once_its_parameters_moved(move):
     before = body.layers[0].weight.numpy().copy()
     fresh.step()
     assert not np.array_equal(body.layers[0].weight.numpy(), before)  # the new optimizer moves the model
+
+
+def test_a_bad_rate_in_one_group_stops_the_step_before_any_group_moves():
+    xdl.seed(0)
+    model = Sequential(Dense(2, 3), Dense(3, 2))
+    opt = SGD([{"params": model.layers[0].parameters(), "lr": 0.1},
+               {"params": model.layers[1].parameters(), "lr": lambda t: 1e-50}])  # 0 in float32
+    (model(np.ones((4, 2))) ** 2).sum().backward()
+    before = model.state_dict()
+    with pytest.raises(ValueError, match=r"the lr at step 1 \(group 1\) is 1e-50: .*float32's positive range"):
+        opt.step()
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, before[name])

@@ -191,7 +191,8 @@ class Optimizer(StepCount):
                 flat.grad.fill(0)
 
     def step(self) -> None:
-        """Apply one update to every group (nothing is written if a checked gradient is not finite)."""
+        """Apply one update to every group (nothing is written if a checked gradient is not finite,
+        or if a group's rate is outside its dtype's positive range: every rate is checked first)."""
         self.check_placed()
         if self.check_finite:
             require_not_capturing("check_finite=True (it reads every gradient on the host)")
