@@ -87,3 +87,18 @@ def test_a_model_made_with_an_initializer_of_ones_own_loads_without_it(tmp_path)
     model = xdl.nn.Sequential(xdl.nn.Dense(2, 3, init=lambda shape: np.full(shape, 0.5)))
     loaded = xdl.load(xdl.save(model, tmp_path / "own.npz"))
     np.testing.assert_array_equal(loaded.layers[0].weight.numpy(), np.full((2, 3), 0.5, dtype=np.float32))
+
+
+def test_load_state_dict_takes_tensors_and_lists_and_skips_other_names_when_not_strict():
+    model = xdl.nn.Sequential(xdl.nn.Dense(2, 2))
+    state = model.state_dict()
+    model.load_state_dict({name: xdl.tensor(value + 1) for name, value in state.items()})
+    np.testing.assert_array_equal(model.state_dict()["0.bias"], state["0.bias"] + 1)
+    model.load_state_dict({name: value.tolist() for name, value in state.items()})
+    np.testing.assert_array_equal(model.state_dict()["0.bias"], state["0.bias"])
+    with pytest.raises(ValueError, match=r"missing \['0.bias'\], unexpected \['head.weight'\]"):
+        model.load_state_dict({"0.weight": np.ones((2, 2)), "head.weight": np.ones(3)})
+    model.load_state_dict({"0.weight": np.ones((2, 2)), "head.weight": np.ones(3)}, strict=False)
+    assert model.state_dict()["0.weight"].sum() == 4 and model.state_dict()["0.bias"].sum() == state["0.bias"].sum()
+    with pytest.raises(ValueError, match=r"parameter '0.weight': saved shape \(3, 2\)"):
+        model.load_state_dict({"0.weight": np.ones((3, 2))}, strict=False)  # shapes still checked

@@ -20,7 +20,7 @@ from xdl.data.validation import check_features
 from xdl.flat import pack
 from xdl.functions.classification import softmax_array
 from xdl.functions.elementwise import sigmoid_array
-from xdl.tensor import Parameter, Tensor, no_grad, tensor
+from xdl.tensor import Parameter, Tensor, no_grad, tensor, to_numpy
 
 ROLES = ("weight", "bias", "scale", "shift")
 
@@ -197,8 +197,10 @@ class Module:
             state[name] = self.backend.to_numpy(array).copy()
         return state
 
-    def load_state_dict(self, state: dict) -> None:
-        """Copy values in place from ``state`` (names and shapes must match exactly).
+    def load_state_dict(self, state: dict, strict: bool = True) -> None:
+        """Copy values in place from ``state`` (arrays of any backend, or Tensors): names and shapes
+        must match exactly; with ``strict=False`` (as PyTorch's), names on one side only are
+        skipped, shapes still checked.
 
         Everything is checked before anything is written, so a mismatch changes nothing.
         """
@@ -206,20 +208,23 @@ class Module:
         buffers = {name: None for name, _ in self.named_buffers()}
         expected = set(targets) | set(buffers)
         missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
-        if missing or unexpected:
+        if strict and (missing or unexpected):
             raise ValueError(f"state does not match the model: missing {missing}, unexpected {unexpected}")
+        state = {name: to_numpy(value) for name, value in state.items() if name in expected}
         current = self.state_dict()
-        for name in current:
-            if tuple(np.shape(state[name])) != current[name].shape:
-                raise ValueError(f"parameter {name!r}: saved shape {tuple(np.shape(state[name]))} "
+        for name in state:
+            if state[name].shape != current[name].shape:
+                raise ValueError(f"parameter {name!r}: saved shape {state[name].shape} "
                                  f"does not match the model's {current[name].shape}")
         backend = self.backend
         for name, p in targets.items():
-            p.data[...] = backend.asarray(np.asarray(state[name], dtype=p.dtype))
+            if name in state:
+                p.data[...] = backend.asarray(state[name].astype(p.dtype, copy=False))
         for prefix, module in self.named_modules():
             for name in module._buffers:
-                array = getattr(module, name)
-                array[...] = backend.asarray(np.asarray(state[prefix + name], dtype=array.dtype))
+                if prefix + name in state:
+                    array = getattr(module, name)
+                    array[...] = backend.asarray(state[prefix + name].astype(array.dtype, copy=False))
 
     # -- prediction -----------------------------------------------------------------------
     def outputs_probabilities(self) -> bool:
