@@ -370,3 +370,18 @@ def test_a_callback_that_stops_the_batch_stops_every_model_and_resume_refuses_ot
         with pytest.raises(ValueError, match=r"configs\[0\]\.epochs is 4, the checkpoint's was 2"):
             fit_many([small(seed=1, epochs=4)], X, y, dev=dev, callbacks=[Checkpoint(tmp_path, every=None)],
                      resume=tmp_path)
+
+
+def test_a_control_file_stops_a_batch_but_cannot_set_its_rates(digits, tmp_path):
+    from xdl.train import Control
+
+    X, y, dev = digits
+    (tmp_path / "control.toml").write_text("lr = 0.01\n")
+    with xdl.use("numpy"), pytest.warns(UserWarning, match="lr: a batch of models .* can stop it, not set its rates"):
+        results = fit_many([small(lr=1e-3), small(lr=3e-3)], X, y, dev=dev, callbacks=[Control(tmp_path)])
+    assert [r.history["lr"] for r in results] == [[1e-3] * 4, [3e-3] * 4]
+    (tmp_path / "control.toml").write_text("stop = true\n")
+    with xdl.use("numpy"):
+        results = fit_many([small(), small(seed=2)], X, y, dev=dev, callbacks=[Control(tmp_path)])
+    assert [len(r.history) for r in results] == [1, 1]
+    assert (tmp_path / "control-applied-epoch-1.toml").is_file()

@@ -283,6 +283,16 @@ def test_an_optimizer_refuses_to_step_once_its_parameters_moved(move):
     assert not np.array_equal(body.layers[0].weight.numpy(), before)  # the new optimizer moves the model
 
 
+def test_an_optimizer_packing_part_of_another_ones_parameters_stops_that_one():
+    xdl.seed(0)
+    model = Sequential(Dense(2, 8), Dense(8, 3))
+    first = SGD(param_groups(model, 0.0), lr=0.1)  # views of the model's buffer (weights, then biases)
+    second = SGD(model.layers[1], lr=0.1)  # layer 1's weight and bias are not side by side there: packed anew
+    with pytest.raises(RuntimeError, match="SGD: the parameters moved .*another optimizer packing part of them"):
+        first.step()
+    second.step()  # the one that holds them now
+
+
 def test_a_bad_rate_in_one_group_stops_the_step_before_any_group_moves():
     xdl.seed(0)
     model = Sequential(Dense(2, 3), Dense(3, 2))

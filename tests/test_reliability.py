@@ -173,6 +173,10 @@ def test_trainer_checks_every_planned_learning_rate_first():
                        epochs=5, progress=False)
     with pytest.raises(ValueError, match="the optimizer's lr schedule at step 3 .* is nan"):
         per_step.fit(s.X_train, s.y_train)
+    tiny = Trainer(model, SoftmaxCrossEntropy(), SGD(model, lr=1e-50), epochs=5, progress=False)  # 0 in float32
+    with pytest.raises(ValueError, match=r"the optimizer's lr \(group 0\) is 1e-50: .*float32's positive range"):
+        tiny.fit(s.X_train, s.y_train)
+    assert tiny.optimizer.t == 0
 
 
 def test_a_run_of_any_length_starts_at_once_and_a_late_bad_rate_stops_it_when_it_comes(monkeypatch):
@@ -565,15 +569,18 @@ def test_resuming_the_same_trainer_with_a_schedule_and_old_or_short_checkpoints(
     trainer.augment = SignalAtStep(at_call=-1)
     assert trainer.fit(s.X_train, s.y_train, resume=tmp_path)["epoch"] == [1, 2, 3, 4]  # lr moved; settings did not
     short = trainer_for(epochs=2, schedule=schedule, callbacks=[Checkpoint(tmp_path)], augment=SignalAtStep(-1))
-    with pytest.raises(ValueError, match="the checkpoint has trained 4 epochs, more than epochs=2"):
+    with pytest.raises(ValueError, match="the checkpoint has trained 4 epochs and this run has epochs=2: nothing is left to train"):
         short.fit(s.X_train, s.y_train, resume=tmp_path)
+    same = trainer_for(epochs=4, schedule=schedule, callbacks=[Checkpoint(tmp_path)], augment=SignalAtStep(-1))
+    with pytest.raises(ValueError, match="has trained 4 epochs and this run has epochs=4: .*ask for more than 4"):
+        same.fit(s.X_train, s.y_train, resume=tmp_path)  # a finished run: it trained nothing, silently, before
 
 
 @pytest.mark.parametrize("first, then, message", [
     (["--schedule", "cosine", "--epochs", "3"], ["--schedule", "cosine", "--epochs", "6"],
      "--epochs: the cosine schedule of the checkpoint"),
     (["--patience", "15"], ["--patience", "0"], "--patience: the checkpoint in"),
-    (["--epochs", "3"], ["--epochs", "2"], "--epochs: the checkpoint in .* has trained 3 epochs, more than --epochs 2"),
+    (["--epochs", "3"], ["--epochs", "2"], "--epochs: the checkpoint in .* has trained 3 epochs and this run has --epochs 2: nothing is left"),
 ])
 def test_resume_options_that_may_change_only_in_some_ways(tmp_path, capsys, first, then, message):
     from xdl.cli import main

@@ -87,6 +87,7 @@ def test_a_model_made_with_an_initializer_of_ones_own_loads_without_it(tmp_path)
     model = xdl.nn.Sequential(xdl.nn.Dense(2, 3, init=lambda shape: np.full(shape, 0.5)))
     loaded = xdl.load(xdl.save(model, tmp_path / "own.npz"))
     np.testing.assert_array_equal(loaded.layers[0].weight.numpy(), np.full((2, 3), 0.5, dtype=np.float32))
+    assert xdl.nn.describe(loaded) == xdl.nn.describe(model)  # the name kept: saved again, compared on resume
 
 
 def test_load_state_dict_takes_tensors_and_lists_and_skips_other_names_when_not_strict():

@@ -358,3 +358,44 @@ def test_a_control_file_applied_at_an_epoch_whose_checkpoint_failed_is_applied_a
     history = trainer(4, WriteControl(run, 99, "")).fit(parts.X_train, parts.y_train, resume=run / "checkpoints")
     assert history[1]["control"] == "control.toml on resuming (before epoch 2): lr = 0.002 from epoch 2"
     assert history["lr"][1:] == [0.002] * 3 and (run / "control-applied-resume-2.toml").is_file()
+
+
+@pytest.mark.parametrize("every", [1, None])
+def test_an_applied_control_file_is_renamed_once_a_checkpoint_holds_it(tmp_path, every):
+    from xdl.train import Control
+
+    parts = moons_parts(300)
+    run = tmp_path / "run"
+    run.mkdir()
+
+    class Look(xdl.train.Callback):  # after the checkpoint: is the file still there?
+        order, seen = 200, {}
+
+        def on_epoch_end(self, trainer, record):
+            self.seen[record["epoch"]] = sorted(p.name for p in run.glob("control*.toml"))
+
+    writes = [WriteControl(run, 1, "lr = 0.01\n"), WriteControl(run, 2, "lr = 0.002\n"),
+              WriteControl(run, 4, "lr = 0.01\n")]  # the first text again: a new file, read as one
+    trainer = make_trainer(None, epochs=5, callbacks=[*writes, Control(run), Checkpoint(run / "ck", every=every),
+                                                      Look()])
+    history = trainer.fit(parts.X_train, parts.y_train)
+    assert history["lr"] == [1e-3, 0.01, 0.002, 0.002, 0.01]
+    if every == 1:  # renamed as soon as the epoch's checkpoint holds it
+        assert Look.seen[1] == ["control-applied-epoch-1.toml"]
+        assert Look.seen[2] == ["control-applied-epoch-1.toml", "control-applied-epoch-2.toml"]
+    else:  # no checkpoint until the end: the newest file waits there (older ones were written over)
+        assert Look.seen[1] == Look.seen[2] == Look.seen[3] == ["control.toml"]
+    assert sorted(p.name for p in run.glob("control*.toml")) == (
+        ["control-applied-epoch-1.toml", "control-applied-epoch-2.toml", "control-applied-epoch-4.toml"]
+        if every == 1 else ["control-applied-epoch-4.toml"])
+
+
+def test_without_a_checkpoint_an_applied_control_file_is_renamed_at_once(tmp_path):
+    from xdl.train import Control
+
+    parts = moons_parts(300)
+    run = tmp_path / "run"
+    run.mkdir()
+    trainer = make_trainer(None, epochs=3, callbacks=[WriteControl(run, 1, "lr = 0.01\n"), Control(run)])
+    trainer.fit(parts.X_train, parts.y_train)
+    assert [p.name for p in run.glob("control*.toml")] == ["control-applied-epoch-1.toml"]

@@ -235,9 +235,9 @@ class TrainConfig:
         """Raise ValueError naming the first option that differs from ``saved`` (the options of the
         run that wrote the checkpoint in ``where``, after ``epochs_done`` epochs) among those that
         describe the run."""
-        if self.epochs < epochs_done:
-            raise ValueError(f"--epochs: the checkpoint in {where!r} has trained {epochs_done} epochs, more than "
-                             f"--epochs {self.epochs}; ask for at least that many")
+        if self.epochs <= epochs_done:  # nothing left to train
+            raise ValueError(f"--epochs: the checkpoint in {where!r} has trained {epochs_done} epochs and this run "
+                             f"has --epochs {self.epochs}: nothing is left to train; ask for more than {epochs_done}")
         if self.schedule == "cosine" and saved.get("epochs") != self.epochs:
             raise ValueError(f"--epochs: the cosine schedule of the checkpoint in {where!r} spans {saved.get('epochs')} "
                              f"epochs, this run has {self.epochs}; it cannot change on a resume")

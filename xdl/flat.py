@@ -76,12 +76,6 @@ def _contiguous_run(group):
     return FlatBuffer(flat.data[start:offset], flat.grad[start:offset], list(group))
 
 
-def still_placed(flat: FlatBuffer) -> bool:
-    """Whether ``flat``'s parameters still live in it: no one moved them to new storage since
-    (``model.astype``, or the model placed in a bigger one, packs them anew)."""
-    return _is_view_of(flat.params[0], flat, 0) and _is_view_of(flat.params[-1], flat, flat.size - flat.params[-1].size)
-
-
 def _is_view_of(p, flat, offset) -> bool:
     """Whether p.data/p.grad still point at ``flat`` (nobody rebound them)."""
     address, at = p.backend.address, offset * flat.data.dtype.itemsize

@@ -46,9 +46,11 @@ def _build(description: dict) -> Module:
         return Sequential(*[_build(d) for d in description["layers"]])
     if name not in LAYERS:
         raise ValueError(f"unknown layer class {name!r} in the saved architecture")
-    config = dict(description.get("config", {}))
-    if "init" in config and config["init"] not in INITIALIZERS:
-        # a user's own initializer function is recorded by name only; the weights it drew are what
-        # `load` puts in, so any initializer builds the layer
-        config["init"] = "zeros"
-    return LAYERS[name](**config)
+    config = description.get("config", {})
+    if config.get("init", "he") in INITIALIZERS:
+        return LAYERS[name](**config)
+    # a user's own initializer function is recorded by name only; the weights it drew are what `load`
+    # puts in, so any initializer builds the layer, which keeps the name (its description stays the same)
+    layer = LAYERS[name](**{**config, "init": "zeros"})
+    layer.config["init"] = config["init"]
+    return layer

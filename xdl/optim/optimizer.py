@@ -17,11 +17,12 @@ rate of the moment it is replayed and counts Adam's t on, as an eager step does.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from xdl.flat import flat_views, still_placed
+from xdl.flat import flat_views
 from xdl.graph import host_effect, require_not_capturing
 from xdl.tensor import Tensor
 
@@ -45,8 +46,12 @@ def check_rate(value, what: str, dtype=np.float32) -> float:
     """A learning rate a step can use: a real number within ``dtype``'s positive range (the update
     holds it in the parameters' dtype, where a smaller one is 0 and a larger one inf)."""
     info = np.finfo(dtype)
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating) \
-            or not info.smallest_subnormal <= value <= info.max:
+    try:
+        rate = float(value) if isinstance(value, int | float | np.integer | np.floating) and \
+            not isinstance(value, bool) else math.nan
+    except OverflowError:  # an int beyond any float
+        rate = math.inf
+    if not info.smallest_subnormal <= rate <= info.max:  # NaN fails too
         raise ValueError(f"{what} is {value!r}: a learning rate must be a number in {info.dtype}'s positive "
                          f"range [{info.smallest_subnormal:.3g}, {info.max:.3g}]")
     return float(value)
@@ -67,6 +72,7 @@ class ParamGroup:
     held: object = None  # their values as a float64 array of the backend
     held_values: tuple = ()  # what `held` holds now (compared on the host, rewritten on a change)
     hyperparameters: dict = field(default_factory=dict)  # settings with each number as its view of `held`
+    placed: list = field(default_factory=list)  # each parameter's place (`p._flat`) when the group was made
 
 
 class StepCount:
@@ -153,7 +159,7 @@ class Optimizer(StepCount):
         flats = flat_views(params)
         xp = params[0].backend.xp
         state = [{name: xp.zeros_like(f.data) for name in self.state_names} for f in flats]
-        group = ParamGroup(params, settings, flats, state)
+        group = ParamGroup(params, settings, flats, state, placed=[p._flat for p in params])
         group.held_names = ("lr", *sorted(k for k, v in settings.items() if k != "lr" and _is_number(v)))
         group.held = xp.zeros(len(group.held_names), dtype=np.float64)
         _bind_hyperparameters(group)
@@ -206,15 +212,16 @@ class Optimizer(StepCount):
         self._count_on()
 
     def check_placed(self) -> None:
-        """The parameters still live in the buffers this optimizer updates (two address reads per
-        buffer): once moved, it would update the old storage and the model would never change."""
+        """The parameters still live in the buffers this optimizer updates: once moved (packing
+        gives each a new place, `xdl.flat.pack`), it would update the old storage and the model
+        would never change."""
         for g in self.groups:
-            for flat in g.flats:
-                if not still_placed(flat):
+            for p, place in zip(g.params, g.placed):
+                if p._flat is not place:
                     raise RuntimeError(f"{type(self).__name__}: the parameters moved to new storage after this "
-                                       "optimizer was made (model.astype(...), or the model placed inside "
-                                       "another): it would update the old copies; make the optimizer after "
-                                       f"that, e.g. {type(self).__name__}(model)")
+                                       "optimizer was made (model.astype(...), the model placed inside another or "
+                                       "unpickled, or another optimizer packing part of them): it would update the "
+                                       f"old copies; make the optimizer after that, e.g. {type(self).__name__}(model)")
 
     def _hold(self, g: ParamGroup, lr: float) -> dict:
         """The group's hyperparameters as the update reads them, ``held`` rewritten when a value

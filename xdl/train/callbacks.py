@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from xdl.files import check_writable_dir
-from xdl.optim.optimizer import check_rate
+from xdl.optim.optimizer import Optimizer, check_rate
 from xdl.serialization import save
 from xdl.train.interrupt import Interrupted
 
@@ -68,6 +68,9 @@ class Callback:
     def on_epoch_end(self, trainer, record: dict) -> None: ...
 
     def on_train_end(self, trainer) -> None: ...
+
+    def on_checkpoint(self, trainer) -> None:
+        """After a resumable checkpoint was written (it holds this callback's state as it is now)."""
 
     def state_dict(self) -> tuple[dict, dict[str, np.ndarray]]:
         """(JSON-able values, arrays) to store in a checkpoint."""
@@ -184,6 +187,8 @@ class Checkpoint(Callback):
         """Write ``checkpoint.npz`` now (the Trainer calls this when a signal stops the run)."""
         trainer.last_checkpoint = trainer.save_checkpoint(self.path)
         trainer.last_checkpoint_at = (trainer.epoch, trainer.step)
+        for cb in trainer.callbacks:
+            cb.on_checkpoint(trainer)
         return trainer.last_checkpoint
 
     def state_dict(self):
@@ -198,25 +203,25 @@ CONTROL_FILE = "control.toml"
 
 @dataclass
 class _Applied:
-    """A control file whose settings took effect: renamed once a checkpoint holds that effect."""
+    """A control file whose settings took effect, waiting to be renamed once a checkpoint holds them."""
 
     note: str
-    name: str  # what it is renamed to ("": rejected, renamed already)
-    content: bytes  # what it held (a file written over it since is a new one, read as usual)
-    epoch: int = 0  # the epoch whose end saw it applied (0: not yet recorded)
+    name: str  # what it is renamed to
+    content: bytes  # what it held: a file written over it since is a new one, read as usual
 
 
 class Control(Callback):
     """Babysitting a run (the course's panda): at each epoch's end, read ``directory/control.toml``
     if it exists — ``lr = 0.001`` (the rate from the next epoch on, replacing the schedule) and/or
     ``stop = true`` — apply it, note it in the epoch's history record (``control``), and rename the
-    file ``control-applied-epoch-<n>.toml`` once a checkpoint holds its effect (so a run stopped
-    before then — a failed checkpoint write, a divergence — finds the file again on resuming). A
-    resumed run first replays the rate set before (its state goes into checkpoints), then applies
-    a file written while it was stopped before its first step (the way on after a rate that
-    diverged; ``control-applied-resume-<n>.toml``). A file that does not parse or holds another key
-    is left unapplied (renamed ``control-rejected-….toml`` at once), noted, and reported as a
-    warning: training goes on."""
+    file ``control-applied-epoch-<n>.toml`` once a checkpoint holds its effect (at once without a
+    `Checkpoint` callback; so a run stopped before then — a failed checkpoint write, a divergence —
+    finds the file again on resuming). A resumed run first replays the rate set before (its state
+    goes into checkpoints), then applies a file written while it was stopped before its first step
+    (the way on after a rate that diverged; ``control-applied-resume-<n>.toml``). A file that does
+    not parse or holds another key is left unapplied (renamed ``control-rejected-….toml`` at once),
+    noted, and reported as a warning: training goes on. A batch of models (`fit_many`) takes
+    ``stop`` only: its rates are one per model."""
 
     order = 50  # after early stopping, before checkpoints (which then save what was applied)
 
@@ -224,15 +229,15 @@ class Control(Callback):
         self.directory = Path(directory)
         self.lr = None  # the rate set by hand, if any
         self.notes: list[str] = []
-        self._on_resume: _Applied | None = None  # a file applied on resuming, for the first epoch's record
-        self._unsettled: list[_Applied] = []  # applied, not yet renamed
+        self._on_resume: str | None = None  # the note of a file applied on resuming, for the first epoch's record
+        self._pending: _Applied | None = None  # applied, not yet renamed
 
     @property
     def path(self) -> Path:
         return self.directory / CONTROL_FILE
 
     def on_train_begin(self, trainer) -> None:
-        self._on_resume, self._unsettled = None, []
+        self._on_resume, self._pending = None, None
         if not trainer.resumed:
             self.lr, self.notes = None, []
             return
@@ -243,66 +248,41 @@ class Control(Callback):
         self._on_resume = self._apply(trainer, f"on resuming (before {starts})", f"resume-{upcoming}", starts)
 
     def on_epoch_end(self, trainer, record: dict) -> None:
-        self._settle(trainer)  # what earlier epochs applied, once their checkpoint is written
         epoch = record["epoch"]
-        applied = [a for a in (self._on_resume, self._apply(trainer, f"at epoch {epoch}", f"epoch-{epoch}",
-                                                            f"epoch {epoch + 1}")) if a]
+        notes = [note for note in (self._on_resume, self._apply(trainer, f"at epoch {epoch}", f"epoch-{epoch}",
+                                                                f"epoch {epoch + 1}")) if note]
         self._on_resume = None
-        if applied:
-            trainer.history.records[-1]["control"] = self._record(applied, epoch)  # the history's copy of ``record``
+        if notes:
+            trainer.history.records[-1]["control"] = "; ".join(notes)  # the history's copy of ``record``
+
+    def on_checkpoint(self, trainer) -> None:
+        self._settle()  # the checkpoint holds what was applied
 
     def on_train_end(self, trainer) -> None:
-        if self._on_resume is not None:  # no epoch ran (a stop read on resuming): noted with the last one
-            note = self._record([self._on_resume], trainer.epoch)
-            if trainer.history.records:
-                last = trainer.history.records[-1]
-                last["control"] = "; ".join(filter(None, (last.get("control"), note)))
-            self._on_resume = None
-        self._settle(trainer, finished=True)
+        if self._on_resume is not None and trainer.history.records:  # no epoch ran (a stop read on resuming)
+            last = trainer.history.records[-1]
+            last["control"] = "; ".join(filter(None, (last.get("control"), self._on_resume)))
+        self._on_resume = None
+        self._settle()  # the run is over: nothing left to resume at an earlier state
 
-    def _record(self, applied: list[_Applied], epoch: int) -> str:
-        for a in applied:
-            a.epoch = epoch
-            self.notes.append(a.note)
-        self._unsettled += applied
-        return "; ".join(a.note for a in applied)
-
-    def _settle(self, trainer, finished: bool = False) -> None:
-        """Rename the applied files whose effect a checkpoint now holds (all of them when the run
-        has finished, or has no checkpoint to resume from)."""
-        saved = trainer.last_checkpoint_at[0] if trainer.last_checkpoint_at is not None else -1
-        resumable = any(isinstance(cb, Checkpoint) for cb in trainer.callbacks)
-        waiting = []
-        for a in self._unsettled:
-            if finished or not resumable or saved >= a.epoch:
-                if a.name:
-                    self._rename(a.content, a.name)
-            else:
-                waiting.append(a)
-        self._unsettled = waiting
-
-    def _rename(self, content: bytes, name: str) -> None:
-        """Rename the control file to ``name`` if it still holds ``content`` (not one written since)."""
-        try:
-            if self.path.read_bytes() == content:
-                self.path.replace(self.directory / name)
-        except OSError:  # removed or unreadable meanwhile: nothing to rename
-            pass
-
-    def _apply(self, trainer, when: str, suffix: str, starts: str) -> _Applied | None:
-        """Read and apply the control file if there is one (None: none). A rejected one changed
-        nothing: it is renamed at once and reported as a warning."""
+    def _apply(self, trainer, when: str, suffix: str, starts: str) -> str | None:
+        """Read and apply the control file if there is one; return its note (None: none, or the
+        file applied already and waiting for a checkpoint). A rejected one changed nothing: it is
+        renamed at once and reported as a warning."""
         if not self.path.is_file():  # a directory of that name is not a control file
             return None
         try:
             content = self.path.read_bytes()
-            if any(a.content == content for a in (*self._unsettled, self._on_resume) if a):
-                return None  # applied already, waiting for a checkpoint to hold it before it is renamed
+            if self._pending is not None and content == self._pending.content:
+                return None
             wanted = tomllib.loads(content.decode())
             unknown = sorted(set(wanted) - {"lr", "stop"})
             if unknown:
                 raise ValueError(f"unknown key(s) {', '.join(unknown)} (known: lr, stop)")
             lr = wanted.get("lr")
+            if lr is not None and not isinstance(trainer.optimizer, Optimizer):
+                raise ValueError("lr: a batch of models (fit_many) has a rate per model; a control file can stop "
+                                 "it, not set its rates")
             if lr is not None:
                 check_rate(lr, "lr", trainer.model.dtype)
             if not isinstance(wanted.get("stop", False), bool):
@@ -312,7 +292,8 @@ class Control(Callback):
             warnings.warn(note, stacklevel=3)  # the babysitter should see it, not only the history
             with contextlib.suppress(OSError):  # it changed nothing: renamed now, not once a checkpoint is written
                 self.path.replace(self.directory / f"control-rejected-{suffix}.toml")
-            return _Applied(note, "", b"")
+            self.notes.append(note)
+            return note
         done = []
         if lr is not None:
             self.lr = float(lr)
@@ -321,8 +302,21 @@ class Control(Callback):
         if wanted.get("stop"):
             trainer.stop_training = True
             done.append("stop")
-        return _Applied(f"{CONTROL_FILE} {when}: " + (", ".join(done) or "nothing to apply"),
-                        f"control-applied-{suffix}.toml", content)
+        note = f"{CONTROL_FILE} {when}: " + (", ".join(done) or "nothing to apply")
+        self.notes.append(note)
+        self._pending = _Applied(note, f"control-applied-{suffix}.toml", content)
+        if not any(isinstance(cb, Checkpoint) for cb in trainer.callbacks):
+            self._settle()  # no checkpoint will hold it: nothing to wait for
+        return note
+
+    def _settle(self) -> None:
+        """Rename the applied file, unless a new one has taken its place since (read as usual)."""
+        if self._pending is None:
+            return
+        with contextlib.suppress(OSError):  # removed or unreadable meanwhile: nothing to rename
+            if self.path.read_bytes() == self._pending.content:
+                self.path.replace(self.directory / self._pending.name)
+        self._pending = None
 
     @staticmethod
     def _set_lr(trainer, lr: float) -> None:

@@ -197,6 +197,8 @@ class Trainer:
             if callable(lr):
                 for t in range(min(self.epochs * steps, PRECHECKED_RATES)):
                     check_rate(lr(t), f"the optimizer's lr schedule at step {t} (group {g})", self.model.dtype)
+            elif self.schedule is None:  # a constant rate (an epoch schedule replaces it)
+                check_rate(lr, f"the optimizer's lr (group {g})", self.model.dtype)
 
     # -- the loop -----------------------------------------------------------------------------
     def fit(self, X, y, dev=None, resume=None) -> History:
@@ -432,9 +434,10 @@ class Trainer:
             else:
                 warnings.warn(f"resume: {str(path)!r} was written by an older xdl and records nothing of the run "
                               "that made it; it is resumed unchecked", stacklevel=3)
-        if int(extra["epoch"]) > self.epochs:
-            raise ValueError(f"resume: the checkpoint has trained {extra['epoch']} epochs, more than epochs="
-                             f"{self.epochs}; ask for at least that many")
+        done = int(extra["epoch"])
+        if done >= self.epochs:  # nothing left to train: it would return at once
+            raise ValueError(f"resume: the checkpoint has trained {done} epochs and this run has epochs="
+                             f"{self.epochs}: nothing is left to train; ask for more than {done}")
         if len(extra["callbacks"]) != len(self.callbacks):
             raise ValueError(f"resume: the checkpoint has {len(extra['callbacks'])} callbacks' state, "
                              f"this trainer has {len(self.callbacks)} callbacks")
