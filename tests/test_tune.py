@@ -172,6 +172,17 @@ def test_cli_tune_writes_a_best_config_that_xdl_train_accepts(tmp_path, capsys):
     assert "--trials must be a positive integer" in capsys.readouterr().err
 
 
+def test_the_best_configuration_is_the_best_trials_on_the_searchs_base(data, tmp_path):
+    X, y, dev = data
+    space = {"lr": {"log_uniform": [1e-3, 1e-1]}}
+    study = tune(X, y, dev, space, trials=3, base=BASE, directory=tmp_path)
+    best = study.best_config()
+    assert best.lr == study.best.params["lr"] and best.hidden == BASE.hidden and best.epochs == BASE.epochs
+    assert f"lr = {study.best.params['lr']!r}" in study.write_best().read_text()
+    with pytest.raises(ValueError, match=r"write_best: this study keeps no directory"):
+        tune(X, y, dev, space, trials=1, base=BASE).write_best()
+
+
 def test_cli_tune_says_what_the_space_replaces_and_how_many_trials_a_grid_runs(tmp_path, capsys):
     assert cli.main(["tune", *TINY, "--trials", "5", "--strategy", "grid", "--hidden", "8", "--out", str(tmp_path)]) == 0
     printed = capsys.readouterr().out

@@ -353,7 +353,7 @@ def tune(config: TrainConfig, args) -> int:
     ``trials.json`` and ``best.toml`` in ``--out``."""
     from xdl.tune import DEFAULT_SPACE, Space, tune as search
     from xdl.data.validation import check_int
-    from xdl.tune.search import check_search, trial_config
+    from xdl.tune.search import check_search
     from xdl.tune.study import TRIALS_FILE
 
     # every option first, named by its flag: before any data is loaded or directory made (search checks again)
@@ -395,7 +395,7 @@ def tune(config: TrainConfig, args) -> int:
     if best is None:
         print("no trial trained to the end; see trials.json for the reasons", file=sys.stderr)
         return 1
-    path = study.write_best(dataclasses.replace(trial_config(config, best.params, f"trial {best.number}"), out="xdl-run"))
+    path = study.write_best()
     try:
         from xdl.plots import plot_study
 

@@ -107,9 +107,22 @@ class Study:
             rows.append(f"\n{len(failed)} trial(s) failed; first: trial {failed[0].number}: {failed[0].error}")
         return "\n".join(rows)
 
-    def write_best(self, config) -> Path:
-        """``best.toml``: every option of ``config`` (the best trial's), for ``xdl train --config``."""
-        values = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("resume",)}
+    def best_config(self):
+        """The best trial's `TrainConfig`: the search's base options (``meta["base"]``) with the
+        trial's values."""
+        from xdl.config import TrainConfig
+
+        if self.best is None:
+            raise ValueError("no trial trained to the end: there is no best configuration (table() says why)")
+        return TrainConfig.from_dict({**self.meta["base"], **self.best.params}, source=f"trial {self.best.number}")
+
+    def write_best(self) -> Path:
+        """``best.toml`` in the study's directory: every option of `best_config`, for ``xdl train
+        --config`` (its ``out`` the default)."""
+        if self.directory is None:
+            raise ValueError("write_best: this study keeps no directory (tune(..., directory=...)); "
+                             "best_config() gives the configuration")
+        values = {k: v for k, v in dataclasses.asdict(self.best_config()).items() if k not in ("resume",)}
         text = "".join(f"{k} = {_toml(v)}\n" for k, v in values.items())
         return atomic_write(self.directory / BEST_FILE, lambda f: f.write(text), binary=False)
 
