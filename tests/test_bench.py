@@ -93,6 +93,14 @@ def test_the_command_fails_naming_a_crashed_optimizer_and_still_writes_its_files
     assert (tmp_path / "b" / "results.json").is_file() and (tmp_path / "b" / "curves-quadratic.png").is_file()
 
 
+def test_two_optimizers_of_one_name_are_refused(tmp_path):
+    for where in ("a", "b"):
+        (tmp_path / where).mkdir()
+        (tmp_path / where / "rules.py").write_text(USER_OPTIMIZER)
+    with pytest.raises(ValueError, match=r"another optimizer in this benchmark is also named 'SignSGD'"):
+        benchmark(["quadratic"], [f"{tmp_path / d / 'rules.py'}:SignSGD" for d in ("a", "b")], seeds=1, trials=1)
+
+
 def test_bad_input_is_named():
     with pytest.raises(ValueError, match=r"--problem 'mnist': unknown"):
         benchmark(["mnist"], ["adam"])

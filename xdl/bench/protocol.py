@@ -76,7 +76,11 @@ def builders(names) -> dict:
         if name in OPTIMIZERS:
             out[name] = OPTIMIZERS[name]
         elif ":" in name:
-            out[name.rpartition(":")[2]] = load_optimizer(name)
+            label = name.rpartition(":")[2]
+            if label in out:  # results are keyed by the class name: one would replace the other
+                raise ValueError(f"--optimizer {name!r}: another optimizer in this benchmark is also named {label!r}; "
+                                 "give its class another name")
+            out[label] = load_optimizer(name)
         else:
             raise ValueError(f"--optimizer {name!r}: unknown; known: {', '.join(OPTIMIZERS)}, or module:Name")
     return out
