@@ -183,6 +183,14 @@ def test_the_best_configuration_is_the_best_trials_on_the_searchs_base(data, tmp
         tune(X, y, dev, space, trials=1, base=BASE).write_best()
 
 
+def test_a_space_of_tuples_resumes(data, tmp_path):
+    X, y, dev = data
+    space = {"hidden": {"choice": [(16,), (8, 8)]}}
+    first = tune(X, y, dev, space, trials=2, base=BASE, directory=tmp_path)
+    again = tune(X, y, dev, space, trials=2, base=BASE, directory=tmp_path, resume=True)  # JSON held lists
+    assert [t.params for t in again.trials] == [t.params for t in first.trials]
+
+
 def test_cli_tune_says_what_the_space_replaces_and_how_many_trials_a_grid_runs(tmp_path, capsys):
     assert cli.main(["tune", *TINY, "--trials", "5", "--strategy", "grid", "--hidden", "8", "--out", str(tmp_path)]) == 0
     printed = capsys.readouterr().out

@@ -21,6 +21,7 @@ Each trial is ``base`` (a `TrainConfig`) with the point's values; its model star
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,8 +87,9 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
         done = study.finished()
         todo = []
         for params in points:
+            params = json.loads(json.dumps(params))  # as trials.json holds them (a choice's tuples as lists)
             if number in done and done[number].params != params:
-                raise ValueError(f"--resume: trial {number} of the saved study has {done[number].params}, this "
+                raise ValueError(f"resume: trial {number} of the saved study has {done[number].params}, this "
                                  f"search draws {params}; the space or seed changed")
             if number not in done:
                 todo.append((number, params))
@@ -157,6 +159,7 @@ def check_search(space=None, trials=32, strategy="random", execution="sequential
         raise ValueError(f"dtype must be float32 or float64, got {dtype}")
     meta = {"space": space.spec(), "trials": trials, "strategy": strategy, "rounds": rounds, "seed": seed,
             "base": _options(base), "halving": halving, "min_epochs": min_epochs}
+    meta = json.loads(json.dumps(meta))  # as trials.json holds it (tuples as lists), so a resume compares alike
     return space, base, rounds, str(dtype), _study(meta, directory, resume, name, flags)
 
 
