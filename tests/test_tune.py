@@ -183,6 +183,13 @@ def test_the_best_configuration_is_the_best_trials_on_the_searchs_base(data, tmp
         tune(X, y, dev, space, trials=1, base=BASE).write_best()
 
 
+def test_a_grid_larger_than_the_trials_is_sampled_evenly_not_cut():
+    space = Space.from_dict({"hidden": {"choice": [[8], [16], [64]]}, "optimizer": {"choice": ["adam", "sgd"]}})
+    points = space.grid(4)  # of 6
+    assert len(points) == 4 and {tuple(p["hidden"]) for p in points} == {(8,), (16,), (64,)}
+    assert len(space.grid(6)) == len(space.grid(60)) == 6
+
+
 def test_a_space_of_tuples_resumes(data, tmp_path):
     X, y, dev = data
     space = {"hidden": {"choice": [(16,), (8, 8)]}}

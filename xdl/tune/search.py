@@ -54,7 +54,8 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
          halving: int | None = None, min_epochs: int = 1, dtype="float32") -> Study:
     """Search ``space`` (a `Space`, a dict, or None for `DEFAULT_SPACE`) with ``trials`` trials,
     training on ``(X, y)`` and scoring on ``dev = (X_dev, y_dev)`` by the dev accuracy each model
-    ends with. ``rounds``: coarse_to_fine and tpe (default 2, or ``trials`` if fewer).
+    ends with. ``rounds``: coarse_to_fine and tpe (default 2, or ``trials`` if fewer). ``grid``
+    trains up to ``trials`` points (`Space.grid`: ⌊trials^(1/d)⌋ values per range, every choice).
     ``directory``: where the study keeps ``trials.json`` (created if needed; ``resume=True``
     continues the study there, and a new search refuses a directory that holds one).
     ``execution="dask"`` spreads batches of trials over a `LocalCluster`, or over the

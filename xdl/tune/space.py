@@ -228,13 +228,15 @@ class Space:
         return [{**self.fixed, **{name: columns[name][i] for name in columns}} for i in range(n)]
 
     def grid(self, n: int) -> list[dict]:
-        """Up to ``n`` points of a grid with about n^(1/d) values per dimension."""
+        """Up to ``n`` points of a grid of ⌊n^(1/d)⌋ values per range (d dimensions) and every
+        choice: fewer than ``n`` when that is all the grid has; when the choices make it larger,
+        ``n`` points spread evenly over it (not its first ``n``, which would leave choices out)."""
         per = max(1, int(math.floor(n ** (1 / max(len(self.dimensions), 1)) + 1e-9)))
         axes = [[(name, v) for v in d.grid(per)] for name, d in self.dimensions.items()]
         points = [dict(self.fixed)]
         for axis in axes:
             points = [{**p, name: v} for p in points for name, v in axis]
-        return points[:n]
+        return points if len(points) <= n else [points[i * len(points) // n] for i in range(n)]
 
     def narrowed(self, boxes: dict[str, tuple[float, float]]) -> Space:
         return Space({name: d.narrowed(*boxes[name]) if name in boxes else d for name, d in self.dimensions.items()},
