@@ -196,6 +196,10 @@ def test_a_space_of_tuples_resumes(data, tmp_path):
     first = tune(X, y, dev, space, trials=2, base=BASE, directory=tmp_path)
     again = tune(X, y, dev, space, trials=2, base=BASE, directory=tmp_path, resume=True)  # JSON held lists
     assert [t.params for t in again.trials] == [t.params for t in first.trials]
+    from xdl.plots import plot_study
+
+    for given in (None, space, Space.from_dict(space)):  # the study's own space, a dict, a Space
+        assert plot_study(again, tmp_path / "trials.png", given).read_bytes()[:4] == b"\x89PNG"
 
 
 def test_cli_tune_says_what_the_space_replaces_and_how_many_trials_a_grid_runs(tmp_path, capsys):

@@ -351,7 +351,7 @@ def gradcheck(config: TrainConfig, args=None) -> int:
 def tune(config: TrainConfig, args) -> int:
     """Search around ``config`` on its dataset's train/dev split; print the top trials, write
     ``trials.json`` and ``best.toml`` in ``--out``."""
-    from xdl.tune import DEFAULT_SPACE, Space, tune as search
+    from xdl.tune import Space, tune as search
     from xdl.data.validation import check_int
     from xdl.tune.search import check_search
     from xdl.tune.study import TRIALS_FILE
@@ -399,7 +399,7 @@ def tune(config: TrainConfig, args) -> int:
     try:
         from xdl.plots import plot_study
 
-        picture = f" and {plot_study(study, space or Space.from_dict(DEFAULT_SPACE), out / 'trials.png')}"
+        picture = f" and {plot_study(study, out / 'trials.png')}"
     except ImportError as e:
         picture = f" (no trials.png: {e})"
     print(f"\nbest: trial {best.number}, dev accuracy {best.dev_accuracy:.4f}; {time.perf_counter() - start:.1f} s")

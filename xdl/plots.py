@@ -4,6 +4,7 @@ hyperparameter search's trials."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from xdl.ewa import ewa
@@ -35,15 +36,19 @@ def plot_history(history, path, smoothing: float = 0.6) -> Path:
     return save_figure(plt, fig, path)
 
 
-def plot_study(study, space, path) -> Path:
+def plot_study(study, path, space=None) -> Path:
     """Save a search's trials as a PNG at ``path``: dev accuracy against each searched
     hyperparameter on its own scale (log axes for log-uniform ones, 1 − β on a log axis for
     one_minus_log, one column per choice), a colour per round; and the best dev accuracy so far
-    against trials and against seconds."""
+    against trials and against seconds. ``space``: a `Space` or its dict; None: the study's own."""
+    from xdl.tune.space import Space
+
     plt = pyplot()
     trials = [t for t in study.trials if t.ok]
     if not trials:
         raise ValueError("plot_study: no trial trained to the end")
+    spec = study.meta["space"] if space is None else space.spec() if isinstance(space, Space) else space
+    space = Space.from_dict(json.loads(json.dumps(spec)))  # as the trials hold their values (tuples as lists)
     names = list(space.dimensions)
     fig, axes = plt.subplots(1, len(names) + 2, figsize=(3.6 * (len(names) + 2), 3.4), squeeze=False)
     colors = plt.get_cmap("tab10")
