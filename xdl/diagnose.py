@@ -55,14 +55,26 @@ def diagnose(history, base_error: float = 0.0, tolerance: float = 0.02) -> Diagn
     >>> d.verdict, round(d.avoidable_bias, 2)
     ('high bias', 0.14)
     """
-    if not 0 <= base_error < 1:
+    if not 0 <= base_error < 1:  # NaN fails too
         raise ValueError(f"base_error must be in [0, 1), got {base_error}")
+    if not 0 <= tolerance < 1:
+        raise ValueError(f"tolerance must be in [0, 1) (an error rate), got {tolerance}")
     record = history.final() if hasattr(history, "final") else history
+    if not isinstance(record, dict):
+        raise TypeError(f"diagnose takes a History or a record dict with train and dev accuracy, got "
+                        f"{type(record).__name__}")
     if record.get("train_accuracy") is None or record.get("dev_accuracy") is None:
         raise ValueError("diagnose needs train and dev accuracy: fit a classifier with dev=(X_dev, y_dev)")
+    for name in ("train_accuracy", "dev_accuracy"):
+        if not 0 <= record[name] <= 1:
+            raise ValueError(f"{name} must be in [0, 1], got {record[name]}")
     train_error, dev_error = 1 - record["train_accuracy"], 1 - record["dev_accuracy"]
     bias, variance = train_error - base_error, dev_error - train_error
     high_bias, high_variance = bias > tolerance, variance > tolerance
     verdict = ("high bias and high variance" if high_bias and high_variance else "high bias" if high_bias
                else "high variance" if high_variance else "good")
-    return Diagnosis(train_error, dev_error, base_error, bias, variance, verdict, list(NEXT_STEPS[verdict]))
+    steps = list(NEXT_STEPS[verdict])
+    if bias < -tolerance:  # the base error is meant to be the best achievable
+        steps.insert(0, f"the training error is below the base error {base_error:.2%}: the base error should be the "
+                        "best any model reaches (e.g. human-level); lower it")
+    return Diagnosis(train_error, dev_error, base_error, bias, variance, verdict, steps)
