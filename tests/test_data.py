@@ -142,6 +142,16 @@ def test_datasets_are_seeded_and_well_formed(name):
     np.testing.assert_array_equal(y, y2)
 
 
+def test_mnist1d_gives_the_examples_asked_for_or_says_why_not():
+    pytest.importorskip("mnist1d")
+    assert len(xdl.datasets.mnist1d(30)[0]) == 30
+    for m in (7, 1234):  # it drew 0 (a crash) or 1230
+        with pytest.raises(ValueError, match=f"mnist1d: m must be a multiple of 10 .*got {m}"):
+            xdl.datasets.mnist1d(m)
+    with pytest.raises(ValueError, match="mnist1d: seed must be an integer, got None"):
+        xdl.datasets.mnist1d(30, seed=None)
+
+
 def test_unknown_dataset_and_missing_extra(monkeypatch):
     with pytest.raises(ValueError, match="choose one of"):
         xdl.datasets.load("cifar")

@@ -78,6 +78,10 @@ def mnist1d(m: int = 5000, seed: int = 42):
     except ImportError:
         raise ImportError("the mnist1d dataset needs the mnist1d package: pip install 'xdl[data]'") from None
     _check_m(m)
+    if m % 10:  # make_dataset draws as many of each of the 10 digits
+        raise ValueError(f"mnist1d: m must be a multiple of 10 (as many examples of each digit), got {m}")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+        raise ValueError(f"mnist1d: seed must be an integer, got {seed!r}")
     args = get_dataset_args()
     args.num_samples, args.seed = int(m), int(seed)
     state = np.random.get_state()  # make_dataset seeds NumPy's global generator; leave it as it was
