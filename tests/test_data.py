@@ -11,6 +11,9 @@ def test_split_sizes_follow_the_course_defaults():
     assert holdout_sizes(1000) == (200, 200)  # 60/20/20
     assert holdout_sizes(5_000_000) == (10_000, 10_000)  # 99.6/0.2/0.2: fixed-size dev and test
     assert holdout_sizes(1000, dev=0.1, test=50) == (100, 50)
+    assert holdout_sizes(100, dev=0.001, test=np.float32(0.1)) == (1, 10)  # a fraction asked for is never empty
+    with pytest.raises(ValueError, match="dev must be a fraction in \\[0, 1\\) or a count .*got True"):
+        holdout_sizes(100, dev=True)
     with pytest.raises(ValueError, match="dev"):
         holdout_sizes(100, dev=1.5)
     with pytest.raises(ValueError, match="no training examples"):

@@ -32,9 +32,9 @@ def holdout_sizes(m: int, dev=None, test=None) -> tuple[int, int]:
     sizes = []
     for name, value in (("dev", dev), ("test", test)):
         value = default if value is None else value
-        if isinstance(value, float) and 0 <= value < 1:
-            sizes.append(int(round(value * m)))
-        elif isinstance(value, int | np.integer) and 0 <= value < m:
+        if isinstance(value, float | np.floating) and 0 <= value < 1:
+            sizes.append(max(int(round(value * m)), 1 if value > 0 else 0))  # a fraction asked for is never empty
+        elif isinstance(value, int | np.integer) and not isinstance(value, bool) and 0 <= value < m:
             sizes.append(int(value))
         else:
             raise ValueError(f"{name} must be a fraction in [0, 1) or a count in [0, {m}), got {value!r}")
