@@ -183,6 +183,16 @@ def test_the_best_configuration_is_the_best_trials_on_the_searchs_base(data, tmp
         tune(X, y, dev, space, trials=1, base=BASE).write_best()
 
 
+def test_a_standardizer_instead_of_its_layer_is_refused_before_the_directory_is_made(data, tmp_path):
+    from xdl.data import Standardizer
+
+    X, y, dev = data
+    with pytest.raises(TypeError, match=r"standardize must be an xdl.nn.Standardize layer \(a Standardizer's .layer\(\)\)"):
+        tune(X, y, dev, {"lr": {"log_uniform": [1e-3, 1e-1]}}, trials=1, base=BASE, directory=tmp_path / "d",
+             standardize=Standardizer().fit(X))
+    assert not (tmp_path / "d").exists()
+
+
 def test_a_grid_larger_than_the_trials_is_sampled_evenly_not_cut():
     space = Space.from_dict({"hidden": {"choice": [[8], [16], [64]]}, "optimizer": {"choice": ["adam", "sgd"]}})
     points = space.grid(4)  # of 6

@@ -155,10 +155,7 @@ class ManyTrainer:
     def _check_width(self, n_features: int, standardize) -> None:
         """What sees each example before the first layer takes X's width: the Standardize layer, and
         augmentation (as images of the dataset's shape); a mismatch is named now, not in a step."""
-        if standardize is not None and not isinstance(standardize, Standardize):
-            raise TypeError(f"standardize must be an xdl.nn.Standardize layer or None, got {standardize!r}")
-        if standardize is not None and standardize.features != n_features:
-            raise ValueError(f"standardize has {standardize.features} features, X has {n_features}")
+        check_standardize(standardize, n_features)
         c = self.configs[0]
         augment = c.build_augment()
         if augment is not None:
@@ -542,6 +539,15 @@ class ManyTrainer:
         self.history = History.from_dict(extra["history"])
         self.epoch, self.step, self._partial = int(extra["epoch"]), int(extra["step"]), extra["partial"]
         self.last_checkpoint, self.last_checkpoint_at = path, (self.epoch, self.step)
+
+
+def check_standardize(standardize, n_features: int) -> None:
+    """``standardize`` is None or a `Standardize` layer of ``n_features`` inputs."""
+    if standardize is not None and not isinstance(standardize, Standardize):
+        hint = " (a Standardizer's .layer())" if hasattr(standardize, "layer") else ""
+        raise TypeError(f"standardize must be an xdl.nn.Standardize layer{hint} or None, got {standardize!r}")
+    if standardize is not None and standardize.features != n_features:
+        raise ValueError(f"standardize has {standardize.features} features, X has {n_features}")
 
 
 def _listed(items, name: str, what: str) -> list:

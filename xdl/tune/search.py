@@ -33,7 +33,7 @@ from xdl.config import TrainConfig
 from xdl.data import check_features, check_labels
 from xdl.data.validation import check_dev_pair, check_int
 from xdl.files import check_directory_name, check_writable_dir
-from xdl.train.many import IGNORED, SHARED, fit_many
+from xdl.train.many import IGNORED, SHARED, check_standardize, fit_many
 from xdl.tune.pruning import BatchPruning, Pruning, recorded_at, rungs
 from xdl.tune.space import DEFAULT_SPACE, Space, python_value
 from xdl.tune.study import TRIALS_FILE, Study, Trial, read_trials
@@ -58,8 +58,9 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
     trains up to ``trials`` points (`Space.grid`: ⌊trials^(1/d)⌋ values per range, every choice).
     ``directory``: where the study keeps ``trials.json`` (created if needed; ``resume=True``
     continues the study there, and a new search refuses a directory that holds one).
-    ``execution="dask"`` spreads batches of trials over a `LocalCluster`, or over the
-    cluster whose scheduler is at ``scheduler``. ``halving=η`` stops poor trials early at the rungs
+    ``execution="dask"`` spreads batches of trials over a `LocalCluster` (its workers are new
+    processes: call it from a script under ``if __name__ == "__main__":``), or over the cluster
+    whose scheduler is at ``scheduler``. ``halving=η`` stops poor trials early at the rungs
     min_epochs·ηʳ (`xdl.tune.pruning`: asynchronous successive halving; such trials are "pruned").
     ``dtype``: the models' (float64 makes every execution agree to rounding). Every argument is
     checked before anything is trained or written. Returns the `Study`; ``study.best`` is the best trial.
@@ -78,6 +79,7 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
                                                      directory, resume, halving, min_epochs, dtype,
                                                      scheduler=scheduler)
     X, y, dev = _check_data(X, y, dev, dtype)
+    check_standardize(standardize, int(np.prod(X.shape[1:])))
     if directory is not None:
         check_writable_dir(directory, "directory")  # created only now that every argument has passed
     train = {"sequential": _sequential, "batched": _batched, "dask": _dask}[execution]
