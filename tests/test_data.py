@@ -77,6 +77,17 @@ def test_one_hot():
         one_hot([3], 3)
 
 
+@pytest.mark.parametrize("options, message", [
+    (dict(noise=float("nan")), "noise must be a finite number ≥ 0, got nan"),
+    (dict(flip="no"), "flip must be true or false, got 'no'"),  # a truthy string was a flip
+    (dict(shift=True), r"shift must be an integer in \[0, 8\), got True"),
+])
+def test_augment_options_are_checked(options, message):
+    with pytest.raises(ValueError, match=message):
+        Augment((8, 8), **options)
+    assert Augment((8, 8), shift=np.int64(1)).shift == 1
+
+
 def test_augment_flips_shifts_and_adds_noise():
     image = np.arange(9.0).reshape(1, 9)
     flipped = Augment((3, 3), flip=True)(np.repeat(image, 64, 0), np.random.default_rng(0))

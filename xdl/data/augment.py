@@ -23,11 +23,13 @@ class Augment:
     def __init__(self, image_shape: tuple[int, int], flip: bool = False, shift: int = 0, noise: float = 0.0):
         if len(image_shape) != 2 or min(image_shape) < 1:
             raise ValueError(f"image_shape must be (height, width), got {image_shape!r}")
-        if not isinstance(shift, int) or shift < 0 or shift >= min(image_shape):
+        if isinstance(shift, bool) or not isinstance(shift, int | np.integer) or not 0 <= shift < min(image_shape):
             raise ValueError(f"shift must be an integer in [0, {min(image_shape)}), got {shift!r}")
-        if noise < 0:
-            raise ValueError(f"noise must be ≥ 0, got {noise}")
-        self.image_shape, self.flip, self.shift, self.noise = tuple(image_shape), bool(flip), shift, float(noise)
+        if isinstance(noise, bool) or not isinstance(noise, int | float | np.number) or not 0 <= noise < np.inf:
+            raise ValueError(f"noise must be a finite number ≥ 0, got {noise!r}")
+        if not isinstance(flip, bool | np.bool_):  # "no" would be true
+            raise ValueError(f"flip must be true or false, got {flip!r}")
+        self.image_shape, self.flip, self.shift, self.noise = tuple(image_shape), bool(flip), int(shift), float(noise)
 
     def check(self, n_features: int, name: str = "X", source: str = "Augment") -> None:
         """Refuse data whose examples (``n_features`` values each) are not images of ``image_shape``,
