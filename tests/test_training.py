@@ -218,6 +218,13 @@ def test_diagnose_verdicts_and_history_json(tmp_path):
     history.save(tmp_path / "h.json")
     assert json.loads((tmp_path / "h.json").read_text())["best_epoch"] == 1
     assert xdl.History.load(tmp_path / "h.json")["dev_accuracy"] == [0.8]
+    history.records[0]["gap"] = np.float32(0.25)  # a callback's own NumPy number
+    assert xdl.History.load(history.save(tmp_path / "h.json"))[0]["gap"] == 0.25
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="is not a history History.save wrote"):
+        xdl.History.load(tmp_path / "bad.json")
+    with pytest.raises(ValueError, match="best_epoch is 3, but no record is of that epoch"):
+        xdl.History(history.records, best_epoch=3).final()
 
 
 def test_learning_curves_png(tmp_path):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xdl.files import atomic_write
+from xdl.files import atomic_write, check_writable_dir
 
 
 def summary(results: dict) -> list[dict]:
@@ -65,8 +65,9 @@ def profile(results: dict) -> tuple[list[str], np.ndarray, dict[str, np.ndarray]
 
 
 def write(results: dict, directory) -> list[Path]:
-    """results.json, results.md, curves-<problem>.png per problem and profile.png in ``directory``."""
-    directory = Path(directory)
+    """results.json, results.md, curves-<problem>.png per problem and profile.png in ``directory``
+    (made if needed)."""
+    directory = check_writable_dir(directory, "directory")
     files = [atomic_write(directory / "results.json", lambda f: json.dump(results, f, indent=1), binary=False),
              atomic_write(directory / "results.md", lambda f: f.write(markdown(results) + "\n"), binary=False)]
     from xdl.plots import pyplot, save_figure

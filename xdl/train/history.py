@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from xdl.files import atomic_write
 
 COLUMNS = ("epoch", "train_cost", "train_accuracy", "dev_cost", "dev_accuracy", "lr", "seconds")
@@ -51,7 +53,10 @@ class History:
         if not self.records:
             raise ValueError("History is empty: no epoch was trained")
         if self.best_epoch is not None:
-            return next(r for r in self.records if r["epoch"] == self.best_epoch)
+            best = [r for r in self.records if r.get("epoch") == self.best_epoch]
+            if not best:
+                raise ValueError(f"History: best_epoch is {self.best_epoch}, but no record is of that epoch")
+            return best[0]
         return self.records[-1]
 
     def to_dict(self) -> dict:
@@ -63,13 +68,26 @@ class History:
         return cls(data["records"], data.get("stopped_epoch"), data.get("best_epoch"), data.get("diverged"))
 
     def save(self, path) -> Path:
-        """Write the history as JSON, atomically (temporary file + rename)."""
-        return atomic_write(path, lambda f: json.dump(self.to_dict(), f, indent=1), binary=False)
+        """Write the history as JSON, atomically (temporary file + rename); NumPy numbers in the
+        records (a callback's own) are written as the numbers they hold."""
+        return atomic_write(path, lambda f: json.dump(self.to_dict(), f, indent=1, default=_number), binary=False)
 
     @classmethod
     def load(cls, path) -> History:
         with open(path) as f:
-            return cls.from_dict(json.load(f))
+            data = json.load(f)
+        if not (isinstance(data, dict) and isinstance(data.get("records"), list)
+                and all(isinstance(r, dict) for r in data["records"])):
+            raise ValueError(f"History.load: {str(path)!r} is not a history History.save wrote "
+                             '(expected {"records": [{...}, ...], ...})')
+        return cls.from_dict(data)
 
     def __repr__(self) -> str:
         return f"History({len(self)} epochs, stopped_epoch={self.stopped_epoch}, best_epoch={self.best_epoch})"
+
+
+def _number(value):
+    """A NumPy scalar as its Python number, for ``json.dump`` (anything else is still refused)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"a history record holds {type(value).__name__} {value!r}, which JSON cannot hold")
