@@ -103,6 +103,7 @@ def test_a_diverging_trial_is_recorded_and_the_search_goes_on(data):
                          execution=execution)
         failed = [t for t in study.trials if t.status == "failed"]
         assert failed and all("diverged" in t.error for t in failed), execution
+        assert not any(t.error.startswith("model ") for t in failed)  # a batch's place is no trial's name
         assert study.best.params["lr"] == 0.05
 
 

@@ -125,4 +125,6 @@ def _legend(ax) -> None:
 def _g(value) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "—"
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
+    if isinstance(value, float):  # 1,733 steps, not 1.73e+03
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+    return str(value)

@@ -444,7 +444,9 @@ def train_group(configs, X, y, dev, seed, standardize=None, progress=False, call
                        standardize=standardize, callbacks=callbacks, progress=progress,
                        capture="auto" if configs[0].capture else False)
     seconds = (time.perf_counter() - start) / len(configs)  # each trial's share of the batch
-    return [(r.history, r.status, r.error) for r in results], seconds
+    # "model k diverged: …" names the place in the batch; the study names the trial itself
+    return [(r.history, r.status, r.error and r.error.removeprefix(f"model {k} ")) for k, r in enumerate(results)], \
+        seconds
 
 
 def _n_classes(y, dev) -> int:

@@ -251,7 +251,8 @@ def _check_range(low, high) -> None:
         if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating) or not math.isfinite(v):
             raise ValueError(f"bounds must be finite numbers, got [{low!r}, {high!r}]")
     if not low < high:
-        raise ValueError(f"low must be < high, got [{low}, {high}]")
+        same = f"; for the one value, give it without a kind (key = {low})" if low == high else ""
+        raise ValueError(f"low must be < high, got [{low}, {high}]{same}")
 
 
 def python_value(v):
