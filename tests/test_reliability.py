@@ -218,7 +218,7 @@ def test_a_signal_mid_epoch_then_resume_ends_with_the_same_weights(tmp_path, sig
     with pytest.raises(Interrupted) as stop:
         first.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
     assert stop.value.signal_name == sig.name and (stop.value.epoch, stop.value.step) == (2, 5)
-    assert f"in epoch 2 after step 5" in str(stop.value) and str(tmp_path / "checkpoint.npz") in str(stop.value)
+    assert "in epoch 2 after step 5" in str(stop.value) and str(tmp_path / "checkpoint.npz") in str(stop.value)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
 
     resumed = trainer_for(epochs=4, augment=SignalAtStep(at_call=-1), callbacks=[Checkpoint(tmp_path, every=None)])

@@ -54,7 +54,7 @@ def check_rate(value, what: str, dtype=np.float32) -> float:
     if not info.smallest_subnormal <= rate <= info.max:  # NaN fails too
         raise ValueError(f"{what} is {value!r}: a learning rate must be a number in {info.dtype}'s positive "
                          f"range [{info.smallest_subnormal:.3g}, {info.max:.3g}]")
-    return float(value)
+    return rate
 
 
 def check_lr(lr):
