@@ -164,7 +164,8 @@ def test_a_diverged_run_says_how_to_go_on_and_does(tmp_path, capsys):
     (out / "control.toml").write_text("lr = 1e30\n")
     with np.errstate(all="ignore"):
         assert main(["train", *FAST, "--out", str(out)]) == 1
-    err = capsys.readouterr().err
+    printed, err = capsys.readouterr()
+    assert "note: control.toml at epoch 1: lr = 1e+30 from epoch 2" in printed  # said as it was applied
     assert "training diverged" in err and f"into '{out / 'control.toml'}'" in err
     assert f"with --resume {out / 'checkpoints'} (its state after epoch 1)" in err
     # resumed into another directory and diverging before it saves: the way on is still the first one's

@@ -23,6 +23,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 import xdl
 from xdl.backend import BACKEND_NAMES, BackendError, environment_backend
@@ -199,8 +200,9 @@ def train(config: TrainConfig, args=None) -> int:
         model = config.build_model(X.shape[1], n_classes, Standardizer().fit(parts.X_train).layer())
         print(f"model: {_describe(model)}; optimizer {config.optimizer}, lr {config.lr:g}, "
               f"schedule {config.schedule}")
-        trainer = config.build_trainer(model, callbacks=[Control(out), Checkpoint(out / "checkpoints",
-                                                                                  every=config.checkpoint_every or None)])
+        control = Control(out, report=lambda note: tqdm.write(f"note: {note}"))  # the babysitter sees it now
+        trainer = config.build_trainer(model, callbacks=[control, Checkpoint(out / "checkpoints",
+                                                                             every=config.checkpoint_every or None)])
         reason = trainer.eager_reason()
         print("steps: captured as CUDA graphs (one per batch shape)" if reason is None else f"steps: eager ({reason})")
         start = time.perf_counter()
@@ -243,8 +245,6 @@ def train(config: TrainConfig, args=None) -> int:
 def _note_once():
     """A `warnings.showwarning` that prints each distinct message once, as a ``note:`` line above
     the progress bar."""
-    from tqdm import tqdm
-
     shown = set()
 
     def show(message, category, filename, lineno, file=None, line=None):

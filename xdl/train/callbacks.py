@@ -221,12 +221,13 @@ class Control(Callback):
     (the way on after a rate that diverged; ``control-applied-resume-<n>.toml``). A file that does
     not parse or holds another key is left unapplied (renamed ``control-rejected-….toml`` at once),
     noted, and reported as a warning: training goes on. A batch of models (`fit_many`) takes
-    ``stop`` only: its rates are one per model."""
+    ``stop`` only: its rates are one per model. ``report``: called with the note of each file
+    applied, as it is (``xdl train`` prints it)."""
 
     order = 50  # after early stopping, before checkpoints (which then save what was applied)
 
-    def __init__(self, directory):
-        self.directory = Path(directory)
+    def __init__(self, directory, report=None):
+        self.directory, self.report = Path(directory), report
         self.lr = None  # the rate set by hand, if any
         self.notes: list[str] = []
         self._on_resume: str | None = None  # the note of a file applied on resuming, for the first epoch's record
@@ -304,6 +305,8 @@ class Control(Callback):
             done.append("stop")
         note = f"{CONTROL_FILE} {when}: " + (", ".join(done) or "nothing to apply")
         self.notes.append(note)
+        if self.report is not None:
+            self.report(note)
         self._pending = _Applied(note, f"control-applied-{suffix}.toml", content)
         if not any(isinstance(cb, Checkpoint) for cb in trainer.callbacks):
             self._settle()  # no checkpoint will hold it: nothing to wait for
