@@ -416,3 +416,17 @@ def test_without_a_checkpoint_an_applied_control_file_is_renamed_at_once(tmp_pat
     trainer = make_trainer(None, epochs=3, callbacks=[WriteControl(run, 1, "lr = 0.01\n"), Control(run)])
     trainer.fit(parts.X_train, parts.y_train)
     assert [p.name for p in run.glob("control*.toml")] == ["control-applied-epoch-1.toml"]
+
+
+def test_with_augmentation_the_input_scaling_is_measured_on_augmented_examples():
+    """A nearly blank pixel's clean spread is tiny; the ink a shift moves into it would be hundreds
+    of standard deviations out. Measured on augmented copies too, the scaling keeps it in range."""
+    X, _ = xdl.datasets.digits()
+    clean = xdl.config.TrainConfig().build_standardize(X)
+    shifted = xdl.config.TrainConfig(augment_shift=1).build_standardize(X)
+    rng = np.random.default_rng(1)
+    batch = xdl.config.TrainConfig(augment_shift=1).build_augment()(X[:256].copy(), rng)
+    worst = {name: float(np.abs(layer(batch).numpy()).max()) for name, layer in (("clean", clean), ("shifted", shifted))}
+    assert worst["clean"] > 100 and worst["shifted"] < 40, worst
+    again = xdl.config.TrainConfig(augment_shift=1).build_standardize(X)  # seeded: the same scaling every run
+    np.testing.assert_array_equal(again.scale, shifted.scale)

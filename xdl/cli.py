@@ -197,7 +197,7 @@ def train(config: TrainConfig, args=None) -> int:
         n_classes = int(y.max()) + 1
         print(f"dataset {config.dataset}: {len(parts.X_train)} train / {len(parts.X_dev)} dev / "
               f"{len(parts.X_test)} test examples, {X.shape[1]} features, {n_classes} classes")
-        model = config.build_model(X.shape[1], n_classes, Standardizer().fit(parts.X_train).layer())
+        model = config.build_model(X.shape[1], n_classes, config.build_standardize(parts.X_train))
         print(f"model: {_describe(model)}; optimizer {config.optimizer}, lr {config.lr:g}, "
               f"schedule {config.schedule}")
         control = Control(out, report=lambda note: tqdm.write(f"note: {note}"))  # the babysitter sees it now
@@ -382,7 +382,7 @@ def tune(config: TrainConfig, args) -> int:
             study = search(parts.X_train, parts.y_train, (parts.X_dev, parts.y_dev), space, trials=args.trials,
                            strategy=args.strategy, execution=args.execution, rounds=args.rounds, seed=config.seed,
                            base=config, directory=out, resume=args.tune_resume,
-                           standardize=Standardizer().fit(parts.X_train).layer(), progress=config.progress_bar,
+                           standardize=config.build_standardize(parts.X_train), progress=config.progress_bar,
                            scheduler=args.scheduler, halving=args.halving, min_epochs=args.min_epochs)
         except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM (the running trial's Trainer stopped at a step)
             signal_name = getattr(stop, "signal_name", "SIGINT")
