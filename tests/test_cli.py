@@ -117,7 +117,18 @@ def test_unwritable_output_directory_fails_before_training(tmp_path, capsys):
         locked.chmod(0o700)
 
 
+def test_gradcheck_passes_a_correct_model_whose_small_gradients_read_as_rounding(capsys):
+    """tanh with the normal init: the biases' gradients are ~1e-8, their differences at ε = 1e-7
+    ~4e-3 (rounding); checked again at 100·ε they agree, and the check passes, naming each."""
+    assert main(["gradcheck", "--dataset", "moons", "--hidden", "5", "3", "--activation", "tanh", "--init", "normal",
+                 "--no-batch-norm", "--dropout", "0"]) == 0
+    printed = capsys.readouterr().out
+    assert "(great)" in printed and "rounding" in printed and "0.bias" not in printed and ".bias (agrees" in printed
+
+
 def test_gradcheck_command(capsys):
+    assert main(["gradcheck", "--dataset", "moons", "--hidden", "4", "--dropout", "0.3"]) == 0
+    assert "dropout is off while checking" in capsys.readouterr().out
     assert main(["gradcheck", "--dataset", "moons", "--hidden", "5", "3", "--l2", "0.1"]) == 0
     text = capsys.readouterr().out
     assert "gradient check: difference" in text and "(great)" in text
