@@ -211,6 +211,19 @@ def test_a_failed_checkpoint_write_says_how_to_go_on(tmp_path, capsys, disk_full
     assert json.loads((out / "history.json").read_text())["records"][-1]["epoch"] == 3
 
 
+def test_a_stop_says_who_stopped_the_run(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "control.toml").write_text("stop = true\n")
+    assert main(["train", *FAST, "--epochs", "20", "--out", str(out)]) == 0
+    assert "stopped early at epoch 1: control.toml at epoch 1" in capsys.readouterr().out  # not "did not improve"
+    assert json.loads((out / "report.json").read_text())["stopped_by"] == "control.toml at epoch 1"
+    assert main(["train", *FAST, "--epochs", "40", "--patience", "2", "--lr", "0.5", "--schedule", "none",
+                 "--out", str(tmp_path / "early")]) == 0
+    printed = capsys.readouterr().out
+    assert "stopped early at epoch" in printed and ": dev cost did not improve for 2 epochs" in printed
+
+
 def test_a_rejected_control_file_is_noted_once_while_the_run_goes_on(tmp_path, capsys):
     out = tmp_path / "run"
     out.mkdir()

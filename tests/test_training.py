@@ -271,7 +271,7 @@ def test_control_file_changes_the_rate_and_stops_and_a_resume_replays_it(tmp_pat
                            callbacks=[WriteControl(run, 2, "lr = 0.0005\n"), Control(run)])
     history = trainer.fit(parts.X_train, parts.y_train)
     assert history["lr"][:2] == [schedule(0), schedule(1)] and history["lr"][2:] == [5e-4] * 4
-    assert history[1]["control"] == "control.toml at epoch 2: lr = 0.0005 from epoch 3"
+    assert history[1]["control"] == "control.toml at epoch 2: lr = 0.0005 from epoch 3 in the schedule's place"
     assert (run / "control-applied-epoch-2.toml").is_file() and not (run / "control.toml").exists()
 
     # interrupted after epoch 4 (a checkpoint of the first 4 epochs), then resumed: the rate set by

@@ -238,7 +238,7 @@ def train(config: TrainConfig, args=None) -> int:
         diagnosis = diagnose({"train_accuracy": metrics["train"]["accuracy"],
                               "dev_accuracy": metrics["dev"]["accuracy"]}, base_error=config.base_error)
         files = _write_outputs(out, model, history, config, metrics, diagnosis)
-    _report(history, metrics, diagnosis, seconds, files, config)
+    _report(history, metrics, diagnosis, seconds, files)
     return 0
 
 
@@ -300,7 +300,8 @@ def _describe(model) -> str:
 def _write_outputs(out: Path, model, history, config, metrics, diagnosis) -> list[str]:
     files = [xdl.save(model, out / "model.npz"), history.save(out / "history.json")]
     report = {"config": dataclasses.asdict(config), "metrics": metrics, "diagnosis": dataclasses.asdict(diagnosis),
-              "epochs": len(history), "stopped_epoch": history.stopped_epoch, "best_epoch": history.best_epoch}
+              "epochs": len(history), "stopped_epoch": history.stopped_epoch, "stopped_by": history.stopped_by,
+              "best_epoch": history.best_epoch}
     files.append(atomic_write(out / "report.json", lambda f: json.dump(report, f, indent=1), binary=False))
     try:
         from xdl.plots import plot_history
@@ -311,11 +312,10 @@ def _write_outputs(out: Path, model, history, config, metrics, diagnosis) -> lis
     return [str(f) for f in files]
 
 
-def _report(history, metrics, diagnosis, seconds, files, config) -> None:
+def _report(history, metrics, diagnosis, seconds, files) -> None:
     epochs = len(history)
     if history.stopped_epoch:
-        print(f"stopped early at epoch {history.stopped_epoch}: dev cost did not improve for "
-              f"{config.patience} epochs")
+        print(f"stopped early at epoch {history.stopped_epoch}: {history.stopped_by or 'a callback stopped it'}")
     if history.best_epoch:
         print(f"weights restored from epoch {history.best_epoch} (lowest dev cost)")
     print("accuracy: " + "  ".join(f"{name} {m['accuracy']:.2%}" for name, m in metrics.items()))

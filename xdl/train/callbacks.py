@@ -118,6 +118,7 @@ class EarlyStopping(Callback):
             self.wait += 1
             if self.wait >= self.patience:
                 trainer.stop_training = True
+                trainer.history.stopped_by = f"{self.monitor.replace('_', ' ')} did not improve for {self.wait} epochs"
 
     def on_train_end(self, trainer) -> None:
         if self.restore_best and self.best_state is not None:
@@ -297,11 +298,13 @@ class Control(Callback):
             return note
         done = []
         if lr is not None:
+            replaced = " in the schedule's place" if getattr(trainer, "schedule", None) is not None else ""
             self.lr = float(lr)
             self._set_lr(trainer, self.lr)
-            done.append(f"lr = {self.lr:g} from {starts}")
+            done.append(f"lr = {self.lr:g} from {starts}{replaced}")
         if wanted.get("stop"):
             trainer.stop_training = True
+            trainer.history.stopped_by = f"{CONTROL_FILE} {when}"
             done.append("stop")
         note = f"{CONTROL_FILE} {when}: " + (", ".join(done) or "nothing to apply")
         self.notes.append(note)

@@ -15,7 +15,8 @@ COLUMNS = ("epoch", "train_cost", "train_accuracy", "dev_cost", "dev_accuracy", 
 class History:
     """Per-epoch records: ``epoch`` (from 1), train/dev cost and accuracy (None where not measured),
     the learning rate, and seconds. ``stopped_epoch`` is set when a callback stopped the run early,
-    ``best_epoch`` when early stopping restored that epoch's weights, ``diverged`` (a message
+    ``stopped_by`` to why (the callback's words), ``best_epoch`` when early stopping restored that
+    epoch's weights, ``diverged`` (a message
     naming the epoch and step) when a model of `xdl.train.fit_many` diverged and was stopped.
 
     >>> h = History([{"epoch": 1, "dev_cost": 0.5}, {"epoch": 2, "dev_cost": 0.4}])
@@ -24,9 +25,9 @@ class History:
     """
 
     def __init__(self, records=(), stopped_epoch: int | None = None, best_epoch: int | None = None,
-                 diverged: str | None = None):
+                 diverged: str | None = None, stopped_by: str | None = None):
         self.records = [dict(r) for r in records]
-        self.stopped_epoch = stopped_epoch
+        self.stopped_epoch, self.stopped_by = stopped_epoch, stopped_by
         self.best_epoch = best_epoch
         self.diverged = diverged
 
@@ -60,12 +61,13 @@ class History:
         return self.records[-1]
 
     def to_dict(self) -> dict:
-        return {"records": self.records, "stopped_epoch": self.stopped_epoch, "best_epoch": self.best_epoch,
-                "diverged": self.diverged}
+        return {"records": self.records, "stopped_epoch": self.stopped_epoch, "stopped_by": self.stopped_by,
+                "best_epoch": self.best_epoch, "diverged": self.diverged}
 
     @classmethod
     def from_dict(cls, data: dict) -> History:
-        return cls(data["records"], data.get("stopped_epoch"), data.get("best_epoch"), data.get("diverged"))
+        return cls(data["records"], data.get("stopped_epoch"), data.get("best_epoch"), data.get("diverged"),
+                   data.get("stopped_by"))
 
     def save(self, path) -> Path:
         """Write the history as JSON, atomically (temporary file + rename); NumPy numbers in the

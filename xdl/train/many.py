@@ -410,7 +410,7 @@ class ManyTrainer:
         if self.status[k] != "training":
             return
         self.status[k] = status
-        self.histories[k].stopped_epoch = self.epoch
+        self.histories[k].stopped_epoch, self.histories[k].stopped_by = self.epoch, f"{status} by a callback"
         self.optimizer.freeze(k)
         self._kept["final"][k] = self.model.row(k)
 
@@ -427,6 +427,7 @@ class ManyTrainer:
             if state["wait"] >= patience:
                 self.status[k] = "stopped"
                 self.histories[k].stopped_epoch = record["epoch"]
+                self.histories[k].stopped_by = f"dev cost did not improve for {state['wait']} epochs"
 
     @no_grad()
     def _evaluate(self, X, y, batch_size: int = 1024, captured: bool = False) -> dict:
