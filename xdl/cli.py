@@ -200,6 +200,9 @@ def train(config: TrainConfig, args=None) -> int:
         model = config.build_model(X.shape[1], n_classes, config.build_standardize(parts.X_train))
         print(f"model: {_describe(model)}; optimizer {config.optimizer}, lr {config.lr:g}, "
               f"schedule {config.schedule}")
+        if config.augment_flip and config.dataset == "digits":
+            print("note: --augment-flip mirrors digits left to right, and a mirrored 2 or 7 is no digit; "
+                  "shifts and noise keep the label")
         control = Control(out, report=lambda note: tqdm.write(f"note: {note}"))  # the babysitter sees it now
         trainer = config.build_trainer(model, callbacks=[control, Checkpoint(out / "checkpoints",
                                                                              every=config.checkpoint_every or None)])
