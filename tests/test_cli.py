@@ -211,6 +211,11 @@ def test_a_failed_checkpoint_write_says_how_to_go_on(tmp_path, capsys, disk_full
     assert json.loads((out / "history.json").read_text())["records"][-1]["epoch"] == 3
 
 
+def test_flipping_digits_is_noted(tmp_path, capsys):
+    assert main(["train", "--epochs", "1", "--augment-flip", "--no-progress", "--out", str(tmp_path)]) == 0
+    assert "note: --augment-flip mirrors digits" in capsys.readouterr().out
+
+
 def test_a_stop_says_who_stopped_the_run(tmp_path, capsys):
     out = tmp_path / "run"
     out.mkdir()
