@@ -194,6 +194,25 @@ def test_a_standardizer_instead_of_its_layer_is_refused_before_the_directory_is_
     assert not (tmp_path / "d").exists()
 
 
+@pytest.mark.parametrize("execution", ["sequential", "batched"])
+def test_fit_scales_each_trials_inputs_as_xdl_train_would(monkeypatch, execution):
+    """A space that searches augmentation: each trial's scaling is measured as its own xdl train
+    run's would be (on augmented copies where it augments), so best.toml trains what was scored."""
+    X, y = xdl.datasets.digits()
+    s = split(X[:500], y[:500], seed=0)
+    fitted = []
+    build = TrainConfig.build_standardize
+    monkeypatch.setattr(TrainConfig, "build_standardize",
+                        lambda self, X_train: fitted.append(self.augment_shift) or build(self, X_train))
+    base = TrainConfig(dataset="digits", hidden=[16], epochs=1, patience=0, progress=False)
+    study = tune(s.X_train, s.y_train, (s.X_dev, s.y_dev), {"augment_shift": {"choice": [0, 1]}}, trials=2,
+                 strategy="grid", base=base, execution=execution, standardize="fit")
+    assert sorted(fitted) == [0, 1] and len(study.trials) == 2
+    with pytest.raises(ValueError, match='standardize must be a Standardize layer, "fit" or None'):
+        tune(s.X_train, s.y_train, (s.X_dev, s.y_dev), {"augment_shift": {"choice": [0, 1]}}, trials=2,
+             base=base, standardize="yes")
+
+
 def test_a_grid_larger_than_the_trials_is_sampled_evenly_not_cut():
     space = Space.from_dict({"hidden": {"choice": [[8], [16], [64]]}, "optimizer": {"choice": ["adam", "sgd"]}})
     points = space.grid(4)  # of 6

@@ -387,7 +387,7 @@ def tune(config: TrainConfig, args) -> int:
             study = search(parts.X_train, parts.y_train, (parts.X_dev, parts.y_dev), space, trials=args.trials,
                            strategy=args.strategy, execution=args.execution, rounds=args.rounds, seed=config.seed,
                            base=config, directory=out, resume=args.tune_resume,
-                           standardize=config.build_standardize(parts.X_train), progress=config.progress_bar,
+                           standardize="fit", progress=config.progress_bar,  # each trial's, as xdl train fits it
                            scheduler=args.scheduler, halving=args.halving, min_epochs=args.min_epochs)
         except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM (the running trial's Trainer stopped at a step)
             signal_name = getattr(stop, "signal_name", "SIGINT")

@@ -62,8 +62,10 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
     processes: call it from a script under ``if __name__ == "__main__":``), or over the cluster
     whose scheduler is at ``scheduler``. ``halving=η`` stops poor trials early at the rungs
     min_epochs·ηʳ (`xdl.tune.pruning`: asynchronous successive halving; such trials are "pruned").
-    ``dtype``: the models' (float64 makes every execution agree to rounding). Every argument is
-    checked before anything is trained or written. Returns the `Study`; ``study.best`` is the best trial.
+    ``dtype``: the models' (float64 makes every execution agree to rounding). ``standardize``: a
+    `xdl.nn.Standardize` layer every model starts with, "fit" for each trial's own fitted on ``X``
+    as `TrainConfig.build_standardize` does (on augmented copies too, where the trial augments),
+    or None. Every argument is checked before anything is trained or written. Returns the `Study`; ``study.best`` is the best trial.
 
     >>> import xdl
     >>> from xdl.config import TrainConfig
@@ -79,7 +81,10 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
                                                      directory, resume, halving, min_epochs, dtype,
                                                      scheduler=scheduler)
     X, y, dev = _check_data(X, y, dev, dtype)
-    check_standardize(standardize, int(np.prod(X.shape[1:])))
+    if isinstance(standardize, str) and standardize != "fit":
+        raise ValueError(f'standardize must be a Standardize layer, "fit" or None, got {standardize!r}')
+    if not isinstance(standardize, str):
+        check_standardize(standardize, int(np.prod(X.shape[1:])))
     if directory is not None:
         check_writable_dir(directory, "directory")  # created only now that every argument has passed
     train = {"sequential": _sequential, "batched": _batched, "dask": _dask}[execution]
@@ -352,6 +357,10 @@ class _Search:
     eta: int | None
     dtype: str
 
+    def standardize_for(self, config: TrainConfig):
+        """The Standardize layer a model of ``config`` starts with (`tune`'s ``standardize``)."""
+        return config.build_standardize(self.X) if isinstance(self.standardize, str) else self.standardize
+
     def batch_pruning(self) -> list:
         """A `BatchPruning` with the rung values recorded so far, if the search halves."""
         return [BatchPruning(recorded_at(self.study, self.rungs), self.eta)] if self.rungs else []
@@ -369,7 +378,7 @@ def _sequential(todo, round_, search: _Search) -> None:
         if config is None:
             continue
         seed_backend(config.seed)
-        model = config.build_model(int(np.prod(X.shape[1:])), _n_classes(y, dev), search.standardize)
+        model = config.build_model(int(np.prod(X.shape[1:])), _n_classes(y, dev), search.standardize_for(config))
         model.astype(search.dtype)
         pruning = Pruning(recorded_at(study, search.rungs), search.eta) if search.rungs else None
         trainer = config.build_trainer(model, callbacks=[pruning] if pruning else [])
@@ -390,8 +399,10 @@ def _sequential(todo, round_, search: _Search) -> None:
 def _batched(todo, round_, search: _Search) -> None:
     """Caviar: the trials that share shapes trained together by `fit_many`, a group at a time."""
     for group in _groups(todo, round_, search.base, search.study):
-        outcomes, seconds = train_group([c for _, _, c in group], search.X, search.y, search.dev, search.base.seed,
-                                        search.standardize, search.progress, search.batch_pruning(), search.dtype)
+        configs = [c for _, _, c in group]  # they share their augmentation (`SHARED`), so one scaling
+        outcomes, seconds = train_group(configs, search.X, search.y, search.dev, search.base.seed,
+                                        search.standardize_for(configs[0]), search.progress, search.batch_pruning(),
+                                        search.dtype)
         search.study.add([_trial(number, round_, params, *outcome, seconds) for (number, params, _), outcome in
                           zip(group, outcomes)])
 
@@ -409,7 +420,8 @@ def _dask(todo, round_, search: _Search) -> None:
         groups = _groups(todo, round_, search.base, search.study, parts=workers)
         data = client.scatter([search.X, search.y, search.dev], broadcast=True)
         pruning = search.batch_pruning()  # the rung values recorded before this round
-        futures = {client.submit(train_group, [c for _, _, c in group], *data, search.base.seed, search.standardize,
+        futures = {client.submit(train_group, [c for _, _, c in group], *data, search.base.seed,
+                                 search.standardize_for(group[0][2]),
                                  False, pruning, search.dtype, pure=False, retries=2): group for group in groups}
         for future in distributed.as_completed(futures):
             outcomes, seconds = future.result()
