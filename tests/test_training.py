@@ -430,3 +430,23 @@ def test_with_augmentation_the_input_scaling_is_measured_on_augmented_examples()
     assert worst["clean"] > 100 and worst["shifted"] < 40, worst
     again = xdl.config.TrainConfig(augment_shift=1).build_standardize(X)  # seeded: the same scaling every run
     np.testing.assert_array_equal(again.scale, shifted.scale)
+
+
+def test_a_stop_is_reported_for_the_fit_that_stopped_and_forgotten_when_training_goes_on(tmp_path):
+    from xdl.train import Control
+
+    parts = moons_parts(300)
+    run = tmp_path / "run"
+    run.mkdir()
+
+    def trainer(epochs):
+        return make_trainer(None, epochs=epochs, callbacks=[Control(run), Checkpoint(run / "ck")])
+
+    (run / "control.toml").write_text("stop = true\n")
+    first = trainer(6).fit(parts.X_train, parts.y_train)
+    assert (first.stopped_epoch, first.stopped_by) == (1, "control.toml at epoch 1")
+    resumed = trainer(3).fit(parts.X_train, parts.y_train, resume=run / "ck")  # the checkpoint held that stop
+    assert len(resumed) == 3 and (resumed.stopped_epoch, resumed.stopped_by) == (None, None)
+    (run / "control.toml").write_text("stop = true\n")
+    again = trainer(6).fit(parts.X_train, parts.y_train, resume=run / "ck")  # read on resuming: no epoch runs
+    assert len(again) == 3 and (again.stopped_epoch, again.stopped_by) == (3, "control.toml on resuming (before epoch 4)")

@@ -232,6 +232,11 @@ class Trainer:
             self.load_checkpoint(Path(resume) / CHECKPOINT_FILE)
         for cb in self.callbacks:
             cb.on_train_begin(self)
+        # this fit's stop, if any, is the one to report: one from before (a checkpoint's, a first
+        # fit's) is over once training goes on; a callback may stop it here already (a stop read on resuming)
+        self.history.stopped_epoch = self.epoch if self.stop_training else None
+        if not self.stop_training:
+            self.history.stopped_by = None
         if self.augment is None:  # batches are then cut on the device: one transfer, not one per batch
             backend = self.model.backend
             X, y = backend.asarray(X), backend.asarray(y)
