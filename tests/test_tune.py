@@ -215,9 +215,12 @@ def test_fit_scales_each_trials_inputs_as_xdl_train_would(monkeypatch, execution
 
 def test_a_grid_larger_than_the_trials_is_sampled_evenly_not_cut():
     space = Space.from_dict({"hidden": {"choice": [[8], [16], [64]]}, "optimizer": {"choice": ["adam", "sgd"]}})
-    points = space.grid(4)  # of 6
+    points = space.grid(4)  # of 6: every value of every axis, none twice
     assert len(points) == 4 and {tuple(p["hidden"]) for p in points} == {(8,), (16,), (64,)}
+    assert {p["optimizer"] for p in points} == {"adam", "sgd"} and len({str(p) for p in points}) == 4
     assert len(space.grid(6)) == len(space.grid(60)) == 6
+    wide = Space.from_dict({"hidden": {"choice": [[4], [8], [16], [32]]}, "optimizer": {"choice": ["adam", "sgd"]}})
+    assert {p["optimizer"] for p in wide.grid(4)} == {"adam", "sgd"}  # even strides gave adam only
 
 
 def test_a_space_of_tuples_resumes(data, tmp_path):

@@ -230,13 +230,30 @@ class Space:
     def grid(self, n: int) -> list[dict]:
         """Up to ``n`` points of a grid of ⌊n^(1/d)⌋ values per range (d dimensions) and every
         choice: fewer than ``n`` when that is all the grid has; when the choices make it larger,
-        ``n`` points spread evenly over it (not its first ``n``, which would leave choices out)."""
+        ``n`` of its points that go through every value of every axis where ``n`` allows (not its
+        first ``n``, which would leave choices out)."""
         per = max(1, int(math.floor(n ** (1 / max(len(self.dimensions), 1)) + 1e-9)))
         axes = [[(name, v) for v in d.grid(per)] for name, d in self.dimensions.items()]
         points = [dict(self.fixed)]
         for axis in axes:
             points = [{**p, name: v} for p in points for name, v in axis]
-        return points if len(points) <= n else [points[i * len(points) // n] for i in range(n)]
+        if len(points) <= n:
+            return points
+        # too many: the diagonal first (point i takes value i mod |axis| on every axis, so each axis
+        # goes through all its values), then the grid in order, until n
+        sizes, chosen = [len(axis) for axis in axes], {}
+        for i in range(len(points)):
+            index = 0
+            for size in sizes:  # the grid's order: the first axis outermost
+                index = index * size + i % size
+            chosen.setdefault(index, None)
+            if len(chosen) == n:
+                break
+        for index in range(len(points)):
+            if len(chosen) == n:
+                break
+            chosen.setdefault(index, None)
+        return [points[index] for index in sorted(chosen)]
 
     def narrowed(self, boxes: dict[str, tuple[float, float]]) -> Space:
         return Space({name: d.narrowed(*boxes[name]) if name in boxes else d for name, d in self.dimensions.items()},
