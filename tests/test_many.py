@@ -384,4 +384,5 @@ def test_a_control_file_stops_a_batch_but_cannot_set_its_rates(digits, tmp_path)
     with xdl.use("numpy"):
         results = fit_many([small(), small(seed=2)], X, y, dev=dev, callbacks=[Control(tmp_path)])
     assert [len(r.history) for r in results] == [1, 1]
+    assert [r.history.stopped_by for r in results] == ["control.toml at epoch 1"] * 2
     assert (tmp_path / "control-applied-epoch-1.toml").is_file()

@@ -450,3 +450,15 @@ def test_a_stop_is_reported_for_the_fit_that_stopped_and_forgotten_when_training
     (run / "control.toml").write_text("stop = true\n")
     again = trainer(6).fit(parts.X_train, parts.y_train, resume=run / "ck")  # read on resuming: no epoch runs
     assert len(again) == 3 and (again.stopped_epoch, again.stopped_by) == (3, "control.toml on resuming (before epoch 4)")
+
+
+def test_a_checkpoint_holds_a_callbacks_numpy_numbers(tmp_path):
+    class Gap(xdl.train.Callback):
+        def on_epoch_end(self, trainer, record):
+            trainer.history.records[-1]["gap"] = np.float32(record["train_cost"])
+
+    parts = moons_parts(300)
+    trainer = make_trainer(None, epochs=2, callbacks=[Gap(), Checkpoint(tmp_path)])
+    trainer.fit(parts.X_train, parts.y_train)
+    saved = xdl.serialization.read_extra(tmp_path / "checkpoint.npz")[0]["history"]["records"]
+    assert [type(r["gap"]) for r in saved] == [float, float]

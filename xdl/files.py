@@ -10,6 +10,8 @@ import tempfile
 import tomllib
 from pathlib import Path
 
+import numpy as np
+
 
 def atomic_write(path, write, binary: bool = True) -> Path:
     """Call ``write(file)`` on a temporary file beside ``path``, fsync, then one rename over
@@ -91,6 +93,14 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True  # exists, owned by someone else
     return True
+
+
+def json_number(value):
+    """``json.dump``'s ``default`` for NumPy numbers (a callback's record may hold one): the Python
+    number it holds; anything else is still refused."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} {value!r} cannot be written as JSON")
 
 
 def check_directory_name(directory, what: str) -> Path:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xdl.files import atomic_write
+from xdl.files import atomic_write, json_number
 from xdl.nn import Module
 from xdl.nn.architecture import build, describe
 
@@ -41,7 +41,7 @@ def save(model: Module, path, extra: dict | None = None, extra_arrays: dict | No
     for name, array in (extra_arrays or {}).items():
         arrays[EXTRA_PREFIX + name] = np.asarray(array)
     header = {"format": FORMAT_VERSION, "architecture": architecture, "dtype": str(model.dtype), "extra": extra}
-    arrays[ARCHITECTURE_KEY] = np.array(json.dumps(header))
+    arrays[ARCHITECTURE_KEY] = np.array(json.dumps(header, default=json_number))  # a callback's NumPy numbers too
     return atomic_write(path, lambda f: np.savez(f, **arrays))
 
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-
-from xdl.files import atomic_write
+from xdl.files import atomic_write, json_number
 
 COLUMNS = ("epoch", "train_cost", "train_accuracy", "dev_cost", "dev_accuracy", "lr", "seconds")
 
@@ -72,7 +70,7 @@ class History:
     def save(self, path) -> Path:
         """Write the history as JSON, atomically (temporary file + rename); NumPy numbers in the
         records (a callback's own) are written as the numbers they hold."""
-        return atomic_write(path, lambda f: json.dump(self.to_dict(), f, indent=1, default=_number), binary=False)
+        return atomic_write(path, lambda f: json.dump(self.to_dict(), f, indent=1, default=json_number), binary=False)
 
     @classmethod
     def load(cls, path) -> History:
@@ -87,9 +85,3 @@ class History:
     def __repr__(self) -> str:
         return f"History({len(self)} epochs, stopped_epoch={self.stopped_epoch}, best_epoch={self.best_epoch})"
 
-
-def _number(value):
-    """A NumPy scalar as its Python number, for ``json.dump`` (anything else is still refused)."""
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"a history record holds {type(value).__name__} {value!r}, which JSON cannot hold")

@@ -410,7 +410,8 @@ class ManyTrainer:
         if self.status[k] != "training":
             return
         self.status[k] = status
-        self.histories[k].stopped_epoch, self.histories[k].stopped_by = self.epoch, f"{status} by a callback"
+        self.histories[k].stopped_epoch = self.epoch
+        self.histories[k].stopped_by = self.history.stopped_by or f"{status} by a callback"  # a control file's
         self.optimizer.freeze(k)
         self._kept["final"][k] = self.model.row(k)
 
