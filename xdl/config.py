@@ -273,7 +273,7 @@ class TrainConfig:
         augment = self.build_augment()
         if augment is None:
             return Standardizer().fit(X_train).layer()
-        rng = np.random.default_rng([self.seed, AUGMENTED_COPIES])
+        rng = np.random.default_rng([self.seed, 1 << 30])  # a stream of its own (epoch e shuffles with [seed, e])
         copies = [augment(np.array(X_train, dtype=np.float32), rng) for _ in range(AUGMENTED_COPIES)]
         return Standardizer().fit(np.concatenate([np.asarray(X_train, dtype=np.float32), *copies])).layer()
 

@@ -43,6 +43,8 @@ def plot_study(study, path, space=None) -> Path:
     against trials and against seconds. ``space``: a `Space` or its dict; None: the study's own."""
     from xdl.tune.space import Space
 
+    if isinstance(path, dict | Space):
+        raise TypeError("plot_study(study, path, space=None): the path comes second, the space third")
     plt = pyplot()
     trials = [t for t in study.trials if t.ok]
     if not trials:

@@ -3,7 +3,8 @@
 x' = (x − μ) / σ per feature, μ and σ from the training set only, then applied unchanged to dev,
 test and new data (a feature with σ = 0 is only centered). `Standardizer.layer` turns the fitted
 statistics into an `xdl.nn.Standardize` layer, so the model applies them itself and `xdl.save`
-stores them with the weights.
+stores them with the weights. A model trained on augmented examples sees other statistics than
+the clean set's: fit on augmented copies too (`xdl.config.TrainConfig.build_standardize` does).
 """
 
 from __future__ import annotations
