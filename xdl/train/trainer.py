@@ -33,7 +33,7 @@ import numpy as np
 from xdl import losses as _losses
 from xdl.backend import get_backend
 from xdl.data import Augment, batch_bounds, check_features, check_labels
-from xdl.data.validation import check_dev_pair
+from xdl.data.validation import check_dev_pair, check_int
 from xdl.nn import Module
 from xdl.optim import Optimizer
 from xdl.optim.optimizer import check_rate
@@ -80,14 +80,11 @@ class Trainer:
                  schedule=None, callbacks=(), augment=None, seed: int = 0, eval_train: bool = True,
                  progress: bool | None = None, run_info: dict | None = None, capture="auto"):
         _check_parts(model, loss, optimizer)
-        if not isinstance(batch_size, int | np.integer) or isinstance(batch_size, bool) or batch_size <= 0:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        if not isinstance(epochs, int | np.integer) or isinstance(epochs, bool) or epochs <= 0:
-            raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+        check_int(batch_size, "batch_size")
+        check_int(epochs, "epochs")
+        check_int(seed, "seed", low=0)
         if isinstance(l2, bool) or not isinstance(l2, int | float | np.number) or not 0 <= l2 < math.inf:
             raise ValueError(f"l2 must be a finite number ≥ 0, got {l2!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-            raise ValueError(f"seed must be an integer ≥ 0, got {seed!r}")
         if schedule is not None and not callable(schedule):
             raise TypeError(f"schedule must be a callable epoch → learning rate, got {schedule!r}")
         if schedule is not None and any(callable(g.settings["lr"]) for g in optimizer.groups):
