@@ -113,6 +113,17 @@ class Function:
         return out
 
 
+def _joined_dtype(x, reference: Tensor):
+    """The dtype a Python number (or list) takes beside ``reference``: the tensor's, so a float32
+    tensor stays float32 — but a fraction beside integers is no integer (t * 0.5 on int64 gives
+    float64, as NumPy's does), and a non-number keeps its own."""
+    kind = np.asarray(x).dtype
+    if not np.issubdtype(kind, np.number) or (np.issubdtype(kind, np.floating)
+                                              and not np.issubdtype(reference.dtype, np.floating)):
+        return None
+    return reference.dtype
+
+
 def _as_tensors(inputs, op: str) -> tuple[Tensor, ...]:
     """Wrap non-tensor inputs on the tensors' backend; refuse mixed backends."""
     reference = next((x for x in inputs if isinstance(x, Tensor)), None)
@@ -131,11 +142,9 @@ def _as_tensors(inputs, op: str) -> tuple[Tensor, ...]:
         elif backend.owns(x):
             out.append(Tensor(x, backend=backend))
         elif isinstance(x, int | float | np.generic):
-            dtype = reference.dtype if np.issubdtype(np.asarray(x).dtype, np.number) else None
-            out.append(Tensor(backend.scalar(x, dtype), backend=backend))
+            out.append(Tensor(backend.scalar(x, _joined_dtype(x, reference)), backend=backend))
         elif isinstance(x, list | tuple):
-            dtype = reference.dtype if np.issubdtype(np.asarray(x).dtype, np.number) else None
-            out.append(Tensor(backend.asarray(x, dtype=dtype), backend=backend))
+            out.append(Tensor(backend.asarray(x, dtype=_joined_dtype(x, reference)), backend=backend))
         elif isinstance(x, np.ndarray):
             raise TypeError(f"{op}: a NumPy array cannot be combined with a tensor on the {backend.name} backend")
         else:

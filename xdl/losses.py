@@ -91,6 +91,11 @@ class SoftmaxCrossEntropy(Loss):
         y = y.astype(dtype, copy=False)
         if not xp.all(xp.isfinite(y) & (y >= 0)):
             raise ValueError("SoftmaxCrossEntropy: one-hot (or soft) label rows must be finite and ≥ 0")
+        sums = y.sum(axis=1, dtype=np.float64)
+        if m and not xp.all(xp.abs(sums - 1) <= 1e-4):  # the gradient p − y holds for distributions only
+            raise ValueError(f"SoftmaxCrossEntropy: one-hot (or soft) label rows must sum to 1 (each a "
+                             f"distribution over the classes), got sums in [{float(sums.min()):g}, "
+                             f"{float(sums.max()):g}]")
         return y
 
     def compute(self, logits: Tensor, labels) -> Tensor:

@@ -65,8 +65,12 @@ class SoftmaxCrossEntropy(Function):
 
 @op(check=[Check((7, 3), args=(_LABELS,)), Check((7, 3), args=(np.eye(3)[_LABELS],))])
 def softmax_cross_entropy(logits, labels):
-    """Softmax cross-entropy of ``logits`` (m, C) against class indices (m,) or one-hot rows (m, C)."""
+    """Softmax cross-entropy of ``logits`` (m, C) against class indices (m,) or one-hot rows (m, C)
+    (shapes checked here; values by `xdl.losses.SoftmaxCrossEntropy`, once per data set)."""
     labels = logits.backend.asarray(labels, dtype=logits.dtype if np.ndim(labels) == 2 else None)
+    if logits.ndim != 2 or labels.shape not in ((logits.shape[0],), tuple(logits.shape)):
+        raise ValueError(f"softmax_cross_entropy: logits must be (m, C) and labels (m,) or (m, C), got logits "
+                         f"{tuple(logits.shape)} and labels {tuple(labels.shape)}")
     return SoftmaxCrossEntropy.apply(logits, labels=labels)
 
 
@@ -91,5 +95,10 @@ class SigmoidBinaryCrossEntropy(Function):
 
 @op(check=[Check((7,), args=((_LABELS > 0).astype(float),)), Check((7, 1), args=(_LABELS[:, None] / 2,))])
 def sigmoid_binary_cross_entropy(logits, labels):
-    """Sigmoid binary cross-entropy of ``logits`` against targets in [0, 1] of the same shape."""
-    return SigmoidBinaryCrossEntropy.apply(logits, labels=logits.backend.asarray(labels, dtype=logits.dtype))
+    """Sigmoid binary cross-entropy of ``logits`` against targets in [0, 1] of the same shape (not
+    broadcast: (m, 1) logits against (m,) targets would compare every pair)."""
+    labels = logits.backend.asarray(labels, dtype=logits.dtype)
+    if labels.shape != tuple(logits.shape):
+        raise ValueError(f"sigmoid_binary_cross_entropy: targets of shape {tuple(labels.shape)} for logits of shape "
+                         f"{tuple(logits.shape)}: give them the same shape (xdl.losses.BinaryCrossEntropy does)")
+    return SigmoidBinaryCrossEntropy.apply(logits, labels=labels)
