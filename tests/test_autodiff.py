@@ -167,6 +167,36 @@ def test_gradcheck_flags_wrong_backward_and_names_the_input(backend, rng):
     assert "b" in str(result)
 
 
+class TwiceWithoutTuple(Function):
+    """y = 2a·b, whose backward returns one bare array for two inputs."""
+
+    def forward(self, a, b):
+        return 2 * a * b
+
+    def backward(self, gy):
+        return gy * 2
+
+
+class SummedShape(Function):
+    """y = a (2,), whose backward returns a scalar (a forgotten broadcast)."""
+
+    def forward(self, a):
+        return a * 1
+
+    def backward(self, gy):
+        return (gy.sum(),)
+
+
+def test_a_custom_backward_must_give_one_gradient_of_each_inputs_shape():
+    a = xdl.tensor([1.0, 2.0], requires_grad=True)
+    b = xdl.tensor([3.0, 4.0], requires_grad=True)
+    with pytest.raises(TypeError, match=r"TwiceWithoutTuple.backward returned a ndarray; expected a tuple of 2"):
+        TwiceWithoutTuple.apply(a, b).sum().backward()
+    with pytest.raises(ValueError, match=r"SummedShape.backward: the gradient of input 0 has shape \(\), the input \(2,\)"):
+        SummedShape.apply(a).sum().backward()
+    assert a.grad is None and b.grad is None  # nothing accumulated from a broken backward
+
+
 class ForgottenGradient(Function):
     """y = x², whose backward forgets the gradient (returns zeros)."""
 

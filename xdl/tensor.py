@@ -139,7 +139,7 @@ class Tensor:
                 node._accumulate(g)
                 continue
             fn = node._fn
-            for inp, gi in zip(fn.inputs, fn.backward(g)):
+            for inp, gi in zip(fn.inputs, _checked_grads(fn, fn.backward(g))):
                 if gi is None or not inp.requires_grad:
                     continue
                 key = id(inp)
@@ -209,6 +209,21 @@ def from_dlpack(obj) -> Tensor:
     device_type, _ = obj.__dlpack_device__()
     backend = _backend.backend_for_dlpack(device_type)
     return Tensor(backend.xp.from_dlpack(obj), backend=backend)
+
+
+def _checked_grads(fn, grads) -> tuple:
+    """A Function's backward gives one gradient per input, each of that input's shape (None for
+    one without): a custom backward that does not would corrupt ``.grad`` without a word."""
+    name = type(fn).__name__
+    if not isinstance(grads, tuple | list) or len(grads) != len(fn.inputs):
+        got = f"{len(grads)} gradients" if isinstance(grads, tuple | list) else f"a {type(grads).__name__}"
+        raise TypeError(f"{name}.backward returned {got}; expected a tuple of {len(fn.inputs)} (one per input of "
+                        "forward, None for one without a gradient)")
+    for i, (inp, gi) in enumerate(zip(fn.inputs, grads)):
+        if gi is not None and tuple(np.shape(gi)) != tuple(inp.shape):
+            raise ValueError(f"{name}.backward: the gradient of input {i} has shape {tuple(np.shape(gi))}, the input "
+                             f"{tuple(inp.shape)}")
+    return grads
 
 
 def to_numpy(x) -> np.ndarray:
