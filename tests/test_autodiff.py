@@ -5,6 +5,7 @@ import copy
 import importlib
 import re
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -185,6 +186,14 @@ class SummedShape(Function):
 
     def backward(self, gy):
         return (gy.sum(),)
+
+
+def test_a_zeroth_power_has_a_zero_gradient_at_zero():
+    x = xdl.tensor([0.0, 2.0], requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        (x ** 0.0).sum().backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 0.0])  # was [nan, 0]
 
 
 def test_a_custom_backward_must_give_one_gradient_of_each_inputs_shape():

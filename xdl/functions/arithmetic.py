@@ -122,7 +122,10 @@ class Pow(Binary):
         return self.y
 
     def backward(self, gy):
-        ga = gy * self.b * self.a ** (self.b - 1) if self.needs_grad[0] else None
+        ga = None
+        if self.needs_grad[0]:  # where b = 0, a^0 is constant: 0, not 0·0^(−1) = NaN at a = 0
+            with np.errstate(divide="ignore", invalid="ignore"):  # the branch where() leaves out
+                ga = gy * self.xp.where(self.b == 0, 0, self.b * self.a ** (self.b - 1))
         gb = gy * self.y * self.xp.log(self.a) if self.needs_grad[1] else None
         return self.grads(ga, gb)
 
