@@ -8,7 +8,7 @@ from xdl.functions.registry import Check, op
 
 
 @op(name="matmul", methods=("__matmul__",), reflected=("__rmatmul__",),
-    check=[Check((3, 4), (4, 2)), Check((2, 3, 4), (4, 5)), Check((4,), (4, 3)), Check((3, 4), (4,))])
+    check=[Check((3, 4), (4, 2)), Check((2, 3, 4), (4, 5)), Check((4,), (4, 3)), Check((3, 4), (4,)), Check((4,), (4,))])
 class MatMul(Function):
     """Y = A·B;  ∂L/∂A = ∂L/∂Y·Bᵀ,  ∂L/∂B = Aᵀ·∂L/∂Y (summed over broadcast batch axes)."""
 
@@ -31,9 +31,11 @@ class MatMul(Function):
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
         g2 = gy
-        if a.ndim == 1:
+        if a.ndim == 1 and b.ndim == 1:  # a dot product: gy is 0-d
+            g2 = gy.reshape(1, 1)
+        elif a.ndim == 1:
             g2 = g2[..., None, :]
-        if b.ndim == 1:
+        elif b.ndim == 1:
             g2 = g2[..., None]
         ga = gb = None
         if self.needs_grad[0]:

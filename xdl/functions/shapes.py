@@ -42,6 +42,8 @@ class Transpose(Function):
     axes: object = None
 
     def forward(self, x):
+        if self.axes and any(not -x.ndim <= a < x.ndim for a in self.axes):  # a % ndim would wrap 5 onto 1
+            raise ValueError(f"transpose: axes {self.axes} out of range for a {x.ndim}-d tensor")
         self.perm = tuple(range(x.ndim))[::-1] if not self.axes else tuple(a % x.ndim for a in self.axes)
         if sorted(self.perm) != list(range(x.ndim)):
             raise ValueError(f"transpose: axes {self.axes} are not a permutation of a {x.ndim}-d tensor's axes")
