@@ -360,8 +360,11 @@ def test_binary_and_squared_targets_are_checked(backend):
         BinaryCrossEntropy()(z, [2, -1])
     with pytest.raises(ValueError, match="targets contain NaN or Inf"):
         xdl.losses.MeanSquaredError()(z, [0.0, np.nan])
-    with pytest.raises(ValueError, match="3 targets for outputs of shape"):
+    with pytest.raises(ValueError, match=r"targets of shape \(3,\) for outputs of shape \(2,\)"):
         BinaryCrossEntropy()(z, [0, 1, 1])
+    with pytest.raises(ValueError, match=r"targets of shape \(3, 2\) for outputs of shape \(2, 3\)"):
+        xdl.losses.MeanSquaredError()(xdl.tensor(np.zeros((2, 3))), np.zeros((3, 2)))  # was compared in memory order
+    assert float(xdl.losses.MeanSquaredError()(xdl.tensor(np.zeros((4, 1))), np.ones(4)).numpy()) == 1.0  # (m,) for (m, 1)
 
 
 def test_predict_and_evaluate_refuse_non_finite_input(backend):

@@ -106,8 +106,9 @@ def _targets_like(targets, shape, backend, dtype, loss: str):
     """``targets`` as a finite array of ``backend``, ``dtype`` and ``shape`` (same number of elements)."""
     y = _as_array(targets, backend, f"{loss}: targets")
     size = int(np.prod(shape))
-    if y.size != size:
-        raise ValueError(f"{loss}: {y.size} targets for outputs of shape {tuple(shape)}")
+    squeezed = tuple(n for n in shape if n != 1)
+    if y.size != size or tuple(n for n in y.shape if n != 1) != squeezed:  # (m,) for (m, 1) is fine; (3, 2) for (2, 3) is not
+        raise ValueError(f"{loss}: targets of shape {tuple(y.shape)} for outputs of shape {tuple(shape)}")
     y = y.astype(dtype, copy=False).reshape(shape)
     if not backend.xp.isfinite(y).all():  # bool() of a device array: one host read
         raise ValueError(f"{loss}: targets contain NaN or Inf")
