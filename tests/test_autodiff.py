@@ -188,6 +188,18 @@ class SummedShape(Function):
         return (gy.sum(),)
 
 
+def test_truth_and_length_of_tensors_as_numpys():
+    assert bool(xdl.tensor(1.0)) and not bool(xdl.tensor([0.0]))  # [0.0] was true (its length)
+    with pytest.raises(ValueError, match="the truth of a tensor of 2 elements is ambiguous"):
+        bool(xdl.tensor([1.0, 2.0]))
+    with pytest.raises(TypeError, match=r"len\(\) of a 0-d tensor"):
+        len(xdl.tensor(1.0))
+    with pytest.raises(ValueError, match=r"SoftmaxCrossEntropy needs logits of shape \(m, C\), got \(2,\)"):
+        xdl.losses.SoftmaxCrossEntropy()(xdl.tensor([1.0, 2.0]), [0, 1])
+    with pytest.raises(ValueError, match="l2: the model has no weights"):
+        xdl.losses.l2(xdl.nn.Sequential(xdl.nn.ReLU()), 0.1)
+
+
 def test_a_zeroth_power_has_a_zero_gradient_at_zero():
     x = xdl.tensor([0.0, 2.0], requires_grad=True)
     with warnings.catch_warnings():

@@ -67,6 +67,8 @@ class SoftmaxCrossEntropy(Loss):
     rows (m, C)."""
 
     def prepare(self, labels, shape, backend, dtype):
+        if len(shape) != 2:
+            raise ValueError(f"SoftmaxCrossEntropy needs logits of shape (m, C), got {tuple(shape)}")
         m, n_classes = shape
         if n_classes < 2:  # the softmax of one logit is 1: a cost of 0 and no gradient, whatever the data
             raise ValueError(f"SoftmaxCrossEntropy needs 2 or more outputs, the model gives {n_classes}; for one "
@@ -153,6 +155,8 @@ def l2(model, lambd: float, m: int = 1) -> Tensor:
     if lambd < 0 or m <= 0:
         raise ValueError(f"l2: lambd must be ≥ 0 and m > 0, got lambd={lambd}, m={m}")
     weights = _weights(model)
+    if not weights:
+        raise ValueError("l2: the model has no weights to penalize")
     total = sum(((w * w).sum() for w in weights[1:]), (weights[0] * weights[0]).sum())
     return total * (lambd / (2 * m))
 
@@ -162,5 +166,7 @@ def l1(model, lambd: float, m: int = 1) -> Tensor:
     if lambd < 0 or m <= 0:
         raise ValueError(f"l1: lambd must be ≥ 0 and m > 0, got lambd={lambd}, m={m}")
     weights = _weights(model)
+    if not weights:
+        raise ValueError("l1: the model has no weights to penalize")
     total = sum((w.abs().sum() for w in weights[1:]), weights[0].abs().sum())
     return total * (lambd / m)

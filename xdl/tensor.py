@@ -85,7 +85,16 @@ class Tensor:
     is_leaf = property(lambda self: self._fn is None)
 
     def __len__(self) -> int:
+        if not self.shape:
+            raise TypeError("len() of a 0-d tensor (it has no first axis)")
         return self.shape[0]
+
+    def __bool__(self) -> bool:
+        """The truth of a one-element tensor (a host sync); more elements are ambiguous, as NumPy's."""
+        if self.size != 1:
+            raise ValueError(f"the truth of a tensor of {self.size} elements is ambiguous; use .numpy().any() "
+                             "or .all()")
+        return bool(self.item())
 
     def __repr__(self) -> str:
         grad = ", requires_grad=True" if self.requires_grad else ""
