@@ -200,6 +200,13 @@ def test_truth_and_length_of_tensors_as_numpys():
         xdl.losses.l2(xdl.nn.Sequential(xdl.nn.ReLU()), 0.1)
 
 
+def test_a_cast_to_integers_is_detached_and_an_initializer_must_keep_the_shape():
+    y = xdl.tensor([1.5, 2.5], requires_grad=True).astype(np.int64)
+    assert y.dtype == np.int64 and not y.requires_grad  # integers have no gradient
+    with pytest.raises(ValueError, match=r"Dense: init gave an array of shape \(3,\), the weight is \(2, 2\)"):
+        xdl.nn.Dense(2, 2, init=lambda shape: np.zeros(3))
+
+
 def test_a_zeroth_power_has_a_zero_gradient_at_zero():
     x = xdl.tensor([0.0, 2.0], requires_grad=True)
     with warnings.catch_warnings():

@@ -115,5 +115,9 @@ class Cast(Function):
 
 @op(methods=("astype",), check=[Check((3, 4), args=(np.float64,))])
 def cast(x, dtype):
-    """A copy of ``x`` converted to ``dtype`` (differentiable: the gradient is cast back)."""
-    return Cast.apply(x, dtype=np.dtype(dtype))
+    """A copy of ``x`` converted to ``dtype`` (differentiable: the gradient is cast back; to an
+    integer or bool dtype, detached: such values have no gradient, as PyTorch's)."""
+    dtype = np.dtype(dtype)
+    if not np.issubdtype(dtype, np.floating):
+        return Tensor(x.data.astype(dtype), backend=x.backend)
+    return Cast.apply(x, dtype=dtype)

@@ -30,7 +30,11 @@ class Dense(Module):
         self.in_features, self.out_features = int(in_features), int(out_features)
         self.config = {"in_features": self.in_features, "out_features": self.out_features,
                        "init": init if isinstance(init, str) else getattr(init, "__name__", "custom"), "bias": bias}
-        self.add_parameter("weight", initializers.get(init)((self.in_features, self.out_features)), "weight", dtype)
+        shape = (self.in_features, self.out_features)
+        weight = initializers.get(init)(shape)
+        if np.shape(weight) != shape:  # an initializer of one's own that forgot the shape it was asked for
+            raise ValueError(f"Dense: init gave an array of shape {np.shape(weight)}, the weight is {shape}")
+        self.add_parameter("weight", weight, "weight", dtype)
         self.bias = None
         if bias:
             self.add_parameter("bias", np.zeros(self.out_features), "bias", dtype)
