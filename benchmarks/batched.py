@@ -28,6 +28,7 @@ import numpy as np
 import xdl
 from xdl.config import TrainConfig
 from xdl.data import Standardizer, split
+from xdl.bench.timing import faster
 from xdl.hostmemory import keep_freed_memory
 from xdl.train import fit_many
 
@@ -176,12 +177,6 @@ def torch_fused(torch, k, X, y, epochs, device, capture: bool) -> float:
     return timed_epochs(torch, len(X), epochs, device, step)
 
 
-def faster(sequential: float, batched: float) -> str:
-    """The batched run against the sequential ones: "2.0× faster" or "1.4× slower"."""
-    ratio = sequential / batched
-    return f"{ratio:.1f}× faster" if ratio >= 1 else f"{1 / ratio:.1f}× slower"
-
-
 def _sync(torch, device):
     if device == "cuda":
         torch.cuda.synchronize()
@@ -227,10 +222,10 @@ def main(argv=None) -> None:
         seconds = xdl_batched(k, X, y, epochs)
         rate = k * epochs / seconds
         row = [str(k), f"{seconds / epochs * 1e3:.1f}", f"{rate:.0f}", f"{rate / (epochs / one_xdl):.2f}×",
-               faster(k * one_xdl, seconds)]
+               faster(k * one_xdl, seconds, 1)]
         if torch:
             fused = torch_fused(torch, k, X, y, epochs, device, capture=False)
-            row += [faster(k * one_torch, seconds), f"{fused / epochs * 1e3:.1f}"]
+            row += [faster(k * one_torch, seconds, 1), f"{fused / epochs * 1e3:.1f}"]
             if gpu:
                 graph = torch_fused(torch, k, X, y, epochs, device, capture=True)
                 row += [f"{graph / epochs * 1e3:.1f}", f"{seconds / graph:.2f}"]

@@ -172,7 +172,7 @@ def test_the_batched_training_benchmark_runs_and_reports_each_k(capsys, monkeypa
     batched = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(batched)
     monkeypatch.setattr(batched, "keep_freed_memory", lambda: False)  # as conftest does for the xdl command
-    assert batched.faster(3.0, 1.5) == "2.0× faster" and batched.faster(1.0, 1.4) == "1.4× slower"
+    assert batched.faster(3.0, 1.5, 1) == "2.0× faster" and batched.faster(1.0, 1.4, 1) == "1.4× slower"
     batched.main(["--models", "1", "2", "--epochs", "1", "--sequential", "1", "--no-torch"])
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and line[2].isdigit()]
     assert [row.split(" | ")[0] for row in rows] == ["| 1", "| 2"]

@@ -21,7 +21,7 @@ import numpy as np
 import xdl
 from xdl.backend import Backend
 from xdl.bench.steps import STEP_SHAPES, format_step_table, main_job_seconds_per_epoch, step_rows
-from xdl.bench.timing import time_call, torch_on
+from xdl.bench.timing import faster, time_call, torch_on
 
 
 @dataclass
@@ -255,7 +255,7 @@ def format_table(rows: list[Row], copy: Row) -> str:
         naive = next((r for r in group if r.impl == "naive xp"), None)
         torch = next((r for r in group if r.impl.startswith("torch")), None)
         for r in group:
-            vs_naive = f"{naive.seconds / r.seconds:.2f}× faster" if naive and r is not naive else ""
+            vs_naive = faster(naive.seconds, r.seconds) if naive and r is not naive else ""
             vs_torch = f"{r.seconds / torch.seconds:.2f}× torch's time" if torch and r is not torch else ""
             lines.append(f"| {case} | {r.impl} | {_duration(r.seconds)} | {r.gbps:.0f} | "
                          f"{100 * r.gbps / copy.gbps:.0f}% | {vs_naive} | {vs_torch} |")
@@ -293,6 +293,8 @@ def report(quick: bool = False, json_path=None) -> None:
           f"{platform.processor() or platform.machine()}")
     print(f"measured copy bandwidth: {copy.gbps:.0f} GB/s (bytes read + written)\n")
     print(format_table(rows, copy))
+    if torch_on(backend)[0] is None:
+        print("\n(PyTorch not installed here, or not on this device: the vs torch column is empty)")
 
     steps = step_rows(backend, STEP_SHAPES[:2] if quick else STEP_SHAPES)
     print("\n## train step (forward, loss, backward, Adam update)\n")

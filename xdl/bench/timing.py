@@ -28,6 +28,12 @@ def time_call(fn, synchronize, min_time: float = 0.2, repeat: int = 7) -> float:
     return statistics.median(samples)
 
 
+def faster(baseline: float, seconds: float, digits: int = 2) -> str:
+    """``seconds`` against the ``baseline``'s: "2.00× faster" or "1.40× slower" (never "0.71× faster")."""
+    ratio = baseline / seconds
+    return f"{ratio:.{digits}f}× faster" if ratio >= 1 else f"{1 / ratio:.{digits}f}× slower"
+
+
 def torch_on(backend):
     """(torch, device, synchronize) on the backend's kind of device, or Nones without PyTorch."""
     try:
