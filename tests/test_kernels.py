@@ -49,8 +49,8 @@ def test_softmax_cross_entropy_kernels_match_the_reference(gpu, rng, m, classes,
     z = (5 * rng.standard_normal((m, classes))).astype(dtype)
     labels = rng.integers(0, classes, m)
     rows, probs = gpu.ops.softmax_cross_entropy_forward(gpu.asarray(z), gpu.asarray(labels))
-    ref_rows, ref_probs = ref.softmax_cross_entropy_forward(z.copy(), labels)
-    assert relative_error(rows.get(), ref_rows) < 10 * TOLERANCE[dtype]
+    plain_rows, ref_probs = ref.softmax_cross_entropy_forward(z.copy(), labels)
+    assert relative_error(rows.get(), plain_rows) < 10 * TOLERANCE[dtype]
     assert relative_error(probs.get(), ref_probs) < 10 * TOLERANCE[dtype]
     gy = np.asarray(0.7, dtype=dtype)
     got = gpu.ops.softmax_cross_entropy_backward(probs, gpu.asarray(labels), gpu.asarray(gy))
@@ -68,7 +68,7 @@ def test_softmax_cross_entropy_kernels_match_the_reference(gpu, rng, m, classes,
                                                                                   np.ones(3, dtype), 3))
     # what the kernel does not take falls back to the reference: int32 labels, a transposed z
     rows, _ = gpu.ops.softmax_cross_entropy_forward(gpu.asarray(np.asfortranarray(z)), gpu.asarray(labels.astype(np.int32)))
-    assert relative_error(rows.get(), ref_rows) < 10 * TOLERANCE[dtype]
+    assert relative_error(rows.get(), plain_rows) < 10 * TOLERANCE[dtype]  # the unstacked rows
 
 
 def test_softmax_cross_entropy_kernel_gives_nan_for_a_label_out_of_range(gpu):
@@ -153,7 +153,7 @@ def test_fit_many_on_the_gpu_matches_alone_and_numpy(gpu):
     X = ((X - X.mean(axis=0)) / (X.std(axis=0) + 1.0)).astype(np.float32)
     X, y, dev = X[:640], y[:640], (X[640:900], y[640:900])
     configs = [TrainConfig(seed=3, lr=lr, dropout=rate, hidden=[64, 32], epochs=3, patience=0, schedule="none",
-                           progress=False) for lr, rate in ((3e-3, 0.2), (1e-3, 0.4), (1e-2, 0.0))]
+                           progress=False) for lr, rate in ((3e-3, 0.2), (1e-3, 0.4), (1e-2, 0.1))]
     with xdl.use("cupy"):
         results = fit_many(configs, X, y, dev=dev, seed=3)
         for config, result in zip(configs, results):
@@ -182,7 +182,10 @@ def test_dropout_kernel_draws_the_reference_mask_bit_for_bit(gpu, rng, n, dtype,
     got, nothing = gpu.ops.dropout_forward(gpu.asarray(host), 0.3, *key,
                                            steps_done=None if counter is None else gpu.asarray(steps_done))
     assert nothing is None
-    np.testing.assert_array_equal(got.get().view(np.uint8), want.view(np.uint8))
+    # equal values, NaN where NaN (its payload is the device's: CUDA's canonical NaN, not NumPy's) and
+    # −0 where −0
+    np.testing.assert_array_equal(got.get(), want)
+    assert (np.signbit(got.get()) == np.signbit(want))[~np.isnan(want)].all()
     gy = rng.standard_normal(n).astype(dtype)
     back = gpu.ops.dropout_backward(gpu.asarray(gy), None, 0.3, *key,
                                     steps_done=None if counter is None else gpu.asarray(steps_done))

@@ -55,11 +55,11 @@ def _as_array(targets, backend, name: str):
     """``targets`` (Tensor, list, any backend's array) as a real-valued array of ``backend``."""
     data = targets.data if isinstance(targets, Tensor) else targets
     if not backend.owns(data):
-        data = backend.asarray(np.asarray(array_to_numpy(data)))
+        data = np.asarray(array_to_numpy(data))  # checked on the host: CuPy has no string or object arrays
     if not (np.issubdtype(data.dtype, np.integer) or np.issubdtype(data.dtype, np.floating)
             or data.dtype == np.bool_):
         raise TypeError(f"{name} must hold real numbers, got dtype {data.dtype}")
-    return data
+    return backend.asarray(data)
 
 
 class SoftmaxCrossEntropy(Loss):
