@@ -36,8 +36,7 @@ SCHEDULE_OPTIONS = {"none": (), "inverse_time": ("lr", "decay_rate"), "exponenti
                     "cosine": ("lr", "epochs")}  # the options each schedule reads
 SCHEDULES = tuple(SCHEDULE_OPTIONS)
 AUGMENTED_COPIES = 4  # augmented copies of the training set the input scaling is measured on
-# the rates an update can hold in float32 (the default dtype): a smaller one is 0, a larger one inf
-FLOAT32_RATES = (float(np.finfo(np.float32).smallest_subnormal), float(np.finfo(np.float32).max))
+FLOAT32_RATES = optim.optimizer.rate_range(np.float32)  # the models' default dtype
 # Options a --resume may change: the rest describe the run and must match its checkpoint.
 RESUME_MAY_CHANGE = ("epochs", "patience", "base_error", "backend", "precision", "capture", "out", "checkpoint_every",
                      "resume", "progress")

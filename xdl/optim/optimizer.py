@@ -42,18 +42,24 @@ def check_non_negative(name, value):
         raise ValueError(f"{name} must be a finite number ≥ 0, got {value!r}")
 
 
-def check_rate(value, what: str, dtype=np.float32) -> float:
-    """A learning rate a step can use: a real number within ``dtype``'s positive range (the update
-    holds it in the parameters' dtype, where a smaller one is 0 and a larger one inf)."""
+def rate_range(dtype=np.float32) -> tuple[float, float]:
+    """The learning rates an update in ``dtype`` can hold: a smaller one is 0 there, a larger one inf."""
     info = np.finfo(dtype)
+    return float(info.smallest_subnormal), float(info.max)
+
+
+def check_rate(value, what: str, dtype=np.float32) -> float:
+    """A learning rate a step can use: a real number within `rate_range` of ``dtype`` (the update
+    holds it in the parameters' dtype)."""
+    low, high = rate_range(dtype)
     try:
         rate = float(value) if isinstance(value, int | float | np.integer | np.floating) and \
             not isinstance(value, bool) else math.nan
     except OverflowError:  # an int beyond any float
         rate = math.inf
-    if not info.smallest_subnormal <= rate <= info.max:  # NaN fails too
-        raise ValueError(f"{what} is {value!r}: a learning rate must be a number in {info.dtype}'s positive "
-                         f"range [{info.smallest_subnormal:.3g}, {info.max:.3g}]")
+    if not low <= rate <= high:  # NaN fails too
+        raise ValueError(f"{what} is {value!r}: a learning rate must be a number in {np.dtype(dtype)}'s positive "
+                         f"range [{low:.3g}, {high:.3g}]")
     return rate
 
 
