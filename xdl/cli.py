@@ -285,7 +285,12 @@ def _interrupted(stop: Interrupted, trainer, out: Path) -> int:
         trainer.history.save(out / "history.json")
     print(f"\nxdl train: {stop}", file=sys.stderr)
     print(f"to continue, {_resume_command(trainer)}", file=sys.stderr)
-    return 128 + signal.Signals[stop.signal_name].value  # the shell's code for death by that signal
+    return _signal_status(stop.signal_name)
+
+
+def _signal_status(signal_name: str) -> int:
+    """The exit status a shell gives a process that died of that signal (130 for SIGINT)."""
+    return 128 + signal.Signals[signal_name].value
 
 
 def _resume_command(trainer) -> str:
@@ -394,7 +399,7 @@ def tune(config: TrainConfig, args) -> int:
             print(f"\nxdl tune: interrupted by {signal_name}; the trials that finished are in "
                   f"{str(out / TRIALS_FILE)!r}; to continue (the unfinished trials start again), run the same "
                   "command with --resume", file=sys.stderr)
-            return 128 + signal.Signals[signal_name].value
+            return _signal_status(signal_name)
     print(study.table(args.top))
     best = study.best
     if best is None:
