@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every check that needs the GPU, in one call on a lent machine, each step under its own time limit
-# (together under 9 minutes), logs under $OUT (default gpu-logs/):
+# (together under 10 minutes), logs under $OUT (default gpu-logs/):
 #
 #   bash benchmarks/gpu_checks.sh            # tests, then the speed tables for benchmarks/RESULTS.md
 #
@@ -28,4 +28,5 @@ step gpu-tests 240 python3 -m pytest -m gpu -q -p no:cacheprovider -rfE --durati
 tests=$?
 step report 180 env XDL_BACKEND=cupy python3 benchmarks/report.py --json "$out/report.json"
 step batched 100 env XDL_BACKEND=cupy python3 benchmarks/batched.py
+step profile 50 env XDL_BACKEND=cupy python3 benchmarks/profile_step.py
 exit $tests

@@ -65,40 +65,84 @@ __host__ __device__ __forceinline__ unsigned keep_bits(u64 group, u64 seed, u64 
     return bits;
 }
 
-// output[i] = input[i]·(kept ? scale : 0) over [0, n), one thread per 16 consecutive elements (one
-// Philox block), grid-stride.
+// Threads and elements: a warp takes a chunk of 512 consecutive mask elements (32 Philox blocks): lane
+// l draws block ⌊first/16⌋ + l, then the warp walks the chunk in coalesced steps (lane l on elements
+// 32r + l of step r, or on 16-byte packs when the host says the buffers are aligned), each lane
+// taking the keep bits of its element's block from the lane that drew them (__shfl_sync). (One
+// thread over its own 16 consecutive elements put a warp's loads 64 bytes apart: a sixth of copy
+// bandwidth.) Loops are grid-stride over chunks; a chunk's loop bounds are the same for the whole
+// warp, so every lane reaches each shuffle.
+#define CHUNK 512  // mask elements per warp and chunk: 32 lanes × 16 elements per Philox block
+#define FULL_WARP 0xFFFFFFFFu
+
+template <typename T>
+struct alignas(16) Pack {
+    T x[16 / sizeof(T)];
+};
+
+// output[i] = input[i]·(kept ? scale : 0) over [0, n).
 template <typename T>
 __global__ void dropout_apply(const T* input, T* output, long long n, int threshold, double scale, long long seed,
-                              long long stream, long long step, const long long* steps_done) {
+                              long long stream, long long step, const long long* steps_done, int vectorized) {
+    constexpr int W = 16 / sizeof(T);  // elements per 16-byte pack
     const T kept = T(scale), dropped = T(0);
     const u64 key_step = (u64)step + (u64)steps_done[0];
-    const long long groups = (n + 15) / 16;
-    for (long long j = (long long)blockIdx.x * blockDim.x + threadIdx.x; j < groups;
-         j += (long long)gridDim.x * blockDim.x) {
-        const unsigned bits = keep_bits((u64)j, (u64)seed, (u64)stream, key_step, threshold);
-        const long long first = 16 * j, count = n - first < 16 ? n - first : 16;
-        for (int e = 0; e < count; ++e) output[first + e] = input[first + e] * ((bits >> e) & 1u ? kept : dropped);
+    const int lane = threadIdx.x & 31;
+    const long long warps = (long long)gridDim.x * blockDim.x / 32;
+    for (long long chunk = ((long long)blockIdx.x * blockDim.x + threadIdx.x) / 32; chunk * CHUNK < n;
+         chunk += warps) {
+        const long long first = chunk * CHUNK, group = first / 16 + lane;
+        const unsigned bits = 16 * group < n ? keep_bits((u64)group, (u64)seed, (u64)stream, key_step, threshold) : 0u;
+        if (vectorized && first + CHUNK <= n) {
+            const Pack<T>* in = reinterpret_cast<const Pack<T>*>(input + first);
+            Pack<T>* out = reinterpret_cast<Pack<T>*>(output + first);
+#pragma unroll
+            for (int r = 0; r < CHUNK / (32 * W); ++r) {
+                const int e = (32 * r + lane) * W;  // a pack lies inside one block: W divides 16
+                const unsigned mine = __shfl_sync(FULL_WARP, bits, e / 16) >> (e % 16);
+                Pack<T> v = in[32 * r + lane];
+#pragma unroll
+                for (int w = 0; w < W; ++w) v.x[w] = v.x[w] * ((mine >> w) & 1u ? kept : dropped);
+                out[32 * r + lane] = v;
+            }
+        } else {
+#pragma unroll 4
+            for (int r = 0; r < CHUNK / 32; ++r) {
+                const int e = 32 * r + lane;
+                const unsigned mine = __shfl_sync(FULL_WARP, bits, e / 16);
+                const long long i = first + e;
+                if (i < n) output[i] = input[i] * ((mine >> (e % 16)) & 1u ? kept : dropped);
+            }
+        }
     }
 }
 
 // K stacked models (activations (B, K, C), row-major): model k's slice input[:, k, :] is dropped with
 // model k's own key and rate, exactly the mask it draws alone over its (B, C) activations:
-// element (b, k, c) is element b·C + c of model k's draw. Per-model values are arrays of K.
+// element (b, k, c) is element b·C + c of model k's draw. Per-model values are arrays of K; grid.y
+// is the model. Chunks as above over model k's B·C elements (coalesced within each run of C).
 template <typename T>
 __global__ void stacked_dropout_apply(const T* input, T* output, long long rows, int models, long long cols,
                                       const int* threshold, const double* scale, const long long* seed,
                                       long long stream, long long step, const long long* steps_done) {
-    const int k = blockIdx.y;
+    const int k = blockIdx.y, lane = threadIdx.x & 31;
     const T kept = T(scale[k]), dropped = T(0);
     const u64 key_step = (u64)step + (u64)steps_done[0];
-    const long long n = rows * cols, groups = (n + 15) / 16;
-    for (long long j = (long long)blockIdx.x * blockDim.x + threadIdx.x; j < groups;
-         j += (long long)gridDim.x * blockDim.x) {
-        const unsigned bits = keep_bits((u64)j, (u64)seed[k], (u64)stream, key_step, threshold[k]);
-        const long long first = 16 * j, count = n - first < 16 ? n - first : 16;
-        for (int e = 0; e < count; ++e) {
-            const long long i = first + e, at = (i / cols * models + k) * cols + i % cols;
-            output[at] = input[at] * ((bits >> e) & 1u ? kept : dropped);
+    const long long n = rows * cols, warps = (long long)gridDim.x * blockDim.x / 32;
+    for (long long chunk = ((long long)blockIdx.x * blockDim.x + threadIdx.x) / 32; chunk * CHUNK < n;
+         chunk += warps) {
+        const long long first = chunk * CHUNK, group = first / 16 + lane;
+        const unsigned bits =
+            16 * group < n ? keep_bits((u64)group, (u64)seed[k], (u64)stream, key_step, threshold[k]) : 0u;
+#pragma unroll 4
+        for (int r = 0; r < CHUNK / 32; ++r) {
+            const int e = 32 * r + lane;
+            const unsigned mine = __shfl_sync(FULL_WARP, bits, e / 16);
+            const long long i = first + e;
+            if (i < n) {
+                const long long at = (i / cols * models + k) * cols + i % cols;
+                output[at] = input[at] * ((mine >> (e % 16)) & 1u ? kept : dropped);
+            }
         }
     }
 }

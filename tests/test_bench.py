@@ -2,6 +2,7 @@
 optimizer from a file, failures recorded, the command line."""
 
 import json
+import re
 import warnings
 
 import pytest
@@ -177,3 +178,22 @@ def test_the_batched_training_benchmark_runs_and_reports_each_k(capsys, monkeypa
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and line[2].isdigit()]
     assert [row.split(" | ")[0] for row in rows] == ["| 1", "| 2"]
     assert all(("faster" in row) != ("slower" in row) for row in rows)
+
+
+def test_the_step_profile_reports_host_and_wall_time_and_the_functions_behind_them(capsys, monkeypatch):
+    """benchmarks/profile_step.py (not collected by the suite) on its small step."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "benchmarks" / "profile_step.py"
+    spec = importlib.util.spec_from_file_location("profile_step", path)
+    profile_step = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(profile_step)
+    monkeypatch.setattr(profile_step, "keep_freed_memory", lambda: False)
+    profile_step.main(["--quick", "--steps", "3", "--top", "5"])
+    out = capsys.readouterr().out
+    assert re.search(r"## B=32, 64→2×32→10: wall \d+ µs per step, host \d+ µs per step \(\d+% of wall\)", out), out
+    assert "function calls" in out and "Ordered by: internal time" in out and "/xdl/" in out.replace("\\", "/")
+    with pytest.raises(SystemExit):
+        profile_step.main(["--steps", "0"])
+    assert "--steps and --top must be ≥ 1, got 0 and 30" in capsys.readouterr().err

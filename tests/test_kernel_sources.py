@@ -369,3 +369,57 @@ def test_a_missing_cublas_is_said_once_and_products_fall_back(monkeypatch):
         warnings.simplefilter("error")  # said once: later products neither retry nor warn
         assert ops._cublas() is None and ops._cublas() is None
     assert len(attempts) == 1
+
+
+def test_cublas_gemm_computes_each_layout_with_its_own_plan():
+    """`Cublas.gemm` keeps the plan of each layout it has seen (an eager step asks the same ones
+    every time): a call runs the column-major GEMM its own layout needs — a transposed operand of
+    the same shape, a stack, another dtype are no cache hit — and refuses mixed dtypes."""
+    import ctypes
+
+    from xdl.cuda.cublas import Cublas
+
+    def address(array):
+        return array.__array_interface__["data"][0]
+
+    arrays = {}  # address -> (flat buffer, offset) of every array handed to gemm
+
+    def gemm(handle, opa, opb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc):
+        (fa, a0), (fb, b0), (fc, c0) = arrays[A], arrays[B], arrays[C]
+        column_major_gemm(opa, opb, m, n, k, alpha._obj.value, fa[a0:], lda, fb[b0:], ldb, beta._obj.value,
+                          fc[c0:], ldc)
+        return 0
+
+    def batched(handle, opa, opb, m, n, k, alpha, A, lda, sa, B, ldb, sb, beta, C, ldc, sc, count):
+        (fa, a0), (fb, b0), (fc, c0) = arrays[A], arrays[B], arrays[C]
+        for i in range(count):
+            column_major_gemm(opa, opb, m, n, k, alpha._obj.value, fa[a0 + i * sa:], lda, fb[b0 + i * sb:], ldb,
+                              beta._obj.value, fc[c0 + i * sc:], ldc)
+        return 0
+
+    class Library:
+        cublasSgemm_v2 = cublasDgemm_v2 = staticmethod(gemm)
+        cublasSgemmStridedBatched = cublasDgemmStridedBatched = staticmethod(batched)
+
+    cublas = object.__new__(Cublas)
+    cublas.lib, cublas.address, cublas.handle, cublas._plans = Library(), address, None, {}
+    cublas._scalars = {(single, accumulate): (t(1.0), t(float(accumulate)))
+                       for single, t in ((True, ctypes.c_float), (False, ctypes.c_double)) for accumulate in (0, 1)}
+    rng = np.random.default_rng(0)
+    cases = [(rng.standard_normal((4, 3)), rng.standard_normal((3, 5))),
+             (rng.standard_normal((4, 3)), rng.standard_normal((5, 3)).T),  # same shapes, b transposed
+             (rng.standard_normal((4, 3)), rng.standard_normal((3, 5))),  # the first layout again
+             (rng.standard_normal((3, 4)).T, rng.standard_normal((3, 5))),
+             (rng.standard_normal((2, 4, 3)), rng.standard_normal((2, 3, 5))),
+             (rng.standard_normal((4, 3)).astype(np.float32), rng.standard_normal((3, 5)).astype(np.float32))]
+    for a, b in cases * 2:
+        for accumulate in (False, True):
+            c = rng.standard_normal((*a.shape[:-1], b.shape[-1])).astype(a.dtype)
+            want = a @ b + (c if accumulate else 0)
+            for x in (a, b, c):
+                arrays[address(x)] = as_buffer(x)
+            assert cublas.gemm(a, b, c, accumulate)
+            np.testing.assert_allclose(c, want, rtol=1e-6 if a.dtype == np.float32 else 1e-12)
+    assert len(cublas._plans) == 5  # one per distinct layout (the third case is the first's)
+    a, b = cases[0]
+    assert not cublas.gemm(a, b.astype(np.float32), np.empty((4, 5)))  # mixed dtypes: cupy.matmul serves

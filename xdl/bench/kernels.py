@@ -21,7 +21,7 @@ import numpy as np
 import xdl
 from xdl.backend import Backend
 from xdl.bench.steps import STEP_SHAPES, format_step_table, main_job_seconds_per_epoch, step_rows
-from xdl.bench.timing import faster, time_call, torch_on
+from xdl.bench.timing import faster, time_call, time_calls, torch_on
 
 
 @dataclass
@@ -46,7 +46,7 @@ class Case:
     impls: dict[str, tuple[Callable[[], object], Callable[[], None]]] = field(default_factory=dict)
 
     def rows(self) -> list[Row]:
-        return [Row(self.name, impl, time_call(fn, sync), self.bytes) for impl, (fn, sync) in self.impls.items()]
+        return [Row(self.name, impl, seconds, self.bytes) for impl, seconds in time_calls(self.impls).items()]
 
 
 def copy_bandwidth(backend: Backend, nbytes: int) -> Row:

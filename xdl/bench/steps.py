@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import xdl
-from xdl.bench.timing import time_call, torch_on
+from xdl.bench.timing import time_calls, torch_on
 from xdl.losses import SoftmaxCrossEntropy
 
 STEP_SHAPES = ((128, 784, 256, 3), (512, 784, 1024, 4), (4096, 784, 2048, 4))  # batch, inputs, width, layers
@@ -102,17 +102,22 @@ def step_rows(backend, shapes=STEP_SHAPES) -> list[StepRow]:
     rows = []
     for (batch, features, width, layers), precision in cases:
         name = f"B={batch}, {features}→{layers}×{width}→10" + (" tf32" if precision == "tf32" else "")
-        with xdl.use(backend.name, precision=precision):
+        with xdl.use(backend.name, precision=precision):  # the xdl steps run at this precision when called
+            calls = {}
             for captured in (False, True) if gpu else (False,):
                 fn = xdl_step(backend, batch, features, width, layers, captured)
-                rows.append(StepRow(name, "xdl captured" if captured else "xdl eager",
-                                    time_call(fn, backend.synchronize), fn.nodes() if captured else None))
-        if torch is not None:
-            for captured in (False, True) if gpu else (False,):
-                fn = torch_step(torch, device, batch, features, width, layers, captured, precision == "tf32")
-                rows.append(StepRow(name, "torch graph" if captured else "torch eager", time_call(fn, sync)))
-            if device == "cuda":
-                torch.backends.cuda.matmul.allow_tf32 = False
+                calls["xdl captured" if captured else "xdl eager"] = (fn, backend.synchronize)
+            if torch is not None:  # torch's TF32 switch is global: set here, for its steps' calls below
+                for captured in (False, True) if gpu else (False,):
+                    fn = torch_step(torch, device, batch, features, width, layers, captured, precision == "tf32")
+                    calls["torch graph" if captured else "torch eager"] = (fn, sync)
+            try:
+                seconds = time_calls(calls)  # in turn: the ratios hold if the machine drifts
+            finally:
+                if device == "cuda":
+                    torch.backends.cuda.matmul.allow_tf32 = False
+        rows += [StepRow(name, impl, seconds[impl], fn.nodes() if impl == "xdl captured" else None)
+                 for impl, (fn, _) in calls.items()]
     return rows
 
 

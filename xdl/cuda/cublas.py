@@ -177,6 +177,7 @@ class Cublas:
                "cublasSetWorkspace_v2")
         self.precision = None
         self.set_precision(precision)
+        self._plans = {}  # layouts of (a, b, c) -> GemmPlan or None: an eager step asks the same ones every time
         # α = 1 and β ∈ {0, 1} as host values of each precision (read by cuBLAS at the call)
         self._scalars = {(single, accumulate): (t(1.0), t(float(accumulate)))
                          for single, t in ((True, ctypes.c_float), (False, ctypes.c_double))
@@ -192,8 +193,14 @@ class Cublas:
     def gemm(self, a, b, c, accumulate: bool = False) -> bool:
         """``c = a @ b`` (``c += a @ b`` when ``accumulate``) for float32/float64 matrices or stacks
         of them; False (nothing launched) when a layout does not fit (`gemm_plan`)."""
-        plan = gemm_plan(a, b, c)
-        if plan is None or not a.dtype == b.dtype == c.dtype or a.dtype not in (np.float32, np.float64):
+        layouts = (a.dtype, b.dtype, c.dtype, a.shape, b.shape, c.shape, a.strides, b.strides, c.strides)
+        plan = self._plans.get(layouts, False)
+        if plan is False:
+            if len(self._plans) >= 4096:
+                self._plans.clear()
+            plan = self._plans[layouts] = gemm_plan(a, b, c) \
+                if a.dtype == b.dtype == c.dtype and a.dtype in (np.float32, np.float64) else None
+        if plan is None:
             return False
         single = a.dtype == np.float32
         alpha, beta = self._scalars[(single, bool(accumulate))]

@@ -197,6 +197,7 @@ class CupyOps(NumpyOps):
         steps_done = self._steps_done(steps_done)
         models = arguments.get("models", 1)
         groups = -(-source.size // models // 16)  # a thread per Philox block: 16 elements of one model
+        # (a warp per 512 consecutive elements of one model: random.cu)
         blocks = max(1, min((groups + THREADS - 1) // THREADS, -(-self.sm_count * 16 // models)))
         output = self.xp.empty_like(source)
         kernel("random.cu", name, source.dtype)((blocks, models), (THREADS,), output=output, steps_done=steps_done,
@@ -219,7 +220,8 @@ class CupyOps(NumpyOps):
     def _dropout(self, source, rate, seed, stream, step, steps_done):
         return self._dropout_launch("dropout_apply", source, steps_done, {}, input=source, n=source.size,
                                     threshold=math.ceil(rate * 2**LANE_BITS), scale=1.0 / (1.0 - rate),
-                                    seed=_int64(seed), stream=_int64(stream), step=_int64(step))
+                                    seed=_int64(seed), stream=_int64(stream), step=_int64(step),
+                                    vectorized=int(self._aligned(source)))  # the output is a new allocation
 
     def stacked_dropout_forward(self, x, rates, seeds, stream, step, steps_done=None):
         if not self._dropout_supported(x, steps_done) or x.ndim != 3 or x.shape[1] > MAX_GRID_Y:

@@ -1,0 +1,73 @@
+"""Where an eager training step's host time goes: for the small steps of the train-step table
+(`xdl.bench.steps`), the wall time per step (device synchronized), the host time per step (the
+calls returning, the device left to finish), and the functions that take the host time (cProfile,
+by own time). A step whose host time is its wall time is host-bound: launches and Python decide it.
+
+    PYTHONPATH=$PWD XDL_BACKEND=cupy python benchmarks/profile_step.py          # on a GPU
+    PYTHONPATH=$PWD python benchmarks/profile_step.py --quick                   # a small step, on the CPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import time
+
+import xdl
+from xdl.bench.steps import STEP_SHAPES, xdl_step
+from xdl.hostmemory import keep_freed_memory
+
+QUICK_SHAPE = (32, 64, 32, 2)  # batch, inputs, width, layers: all framework, next to no arithmetic
+
+
+def host_and_wall(step, synchronize, steps: int) -> tuple[float, float]:
+    """(host, wall) seconds per step over ``steps`` back-to-back calls."""
+    synchronize()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    host = time.perf_counter() - start
+    synchronize()
+    return host / steps, (time.perf_counter() - start) / steps
+
+
+def profile(step, synchronize, steps: int, top: int) -> str:
+    """The ``top`` functions by own time over ``steps`` calls, per step."""
+    profiler = cProfile.Profile()
+    synchronize()
+    profiler.enable()
+    for _ in range(steps):
+        step()
+    synchronize()
+    profiler.disable()
+    text = io.StringIO()
+    pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(top)
+    return text.getvalue()
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=200, help="steps timed and profiled per shape (default 200)")
+    parser.add_argument("--top", type=int, default=30, help="functions listed per shape (default 30)")
+    parser.add_argument("--quick", action="store_true", help=f"one small step {QUICK_SHAPE} instead of the "
+                        "table's two smallest")
+    args = parser.parse_args(argv)
+    if args.steps < 1 or args.top < 1:
+        parser.error(f"--steps and --top must be ≥ 1, got {args.steps} and {args.top}")
+    keep_freed_memory()  # as the xdl command does
+    backend = xdl.current_backend()
+    print(f"# eager step host profile — backend {backend.name}, device {backend.device_name()}\n")
+    for batch, features, width, layers in [QUICK_SHAPE] if args.quick else STEP_SHAPES[:2]:
+        step = xdl_step(backend, batch, features, width, layers, captured=False)
+        for _ in range(10):  # warm-up: kernels compiled, plans and pools filled
+            step()
+        host, wall = host_and_wall(step, backend.synchronize, args.steps)
+        print(f"## B={batch}, {features}→{layers}×{width}→10: wall {wall * 1e6:.0f} µs per step, "
+              f"host {host * 1e6:.0f} µs per step ({host / wall:.0%} of wall)\n")
+        print(profile(step, backend.synchronize, args.steps, args.top))
+
+
+if __name__ == "__main__":
+    main()
