@@ -226,6 +226,39 @@ def test_batch_norm_momentum_and_statistics_per_model():
         np.testing.assert_allclose(stacked.model(k).layers[1].running_var, m.layers[1].running_var, rtol=1e-12)
 
 
+
+def test_models_built_on_the_host_stack_onto_another_backend(backend):
+    """`stack(models, backend)`: the K models' weights and statistics land on ``backend`` in one
+    upload (what fit_many does with models built on the host), and compute what each computes."""
+    models = []
+    with xdl.use("numpy"):
+        for s in (1, 2, 3):
+            xdl.seed(s)
+            m = xdl.nn.mlp(5, [6], 3, batch_norm=True, standardize=xdl.nn.Standardize(5, np.arange(5), np.ones(5)))
+            m.layers[2].running_mean[...] = s  # statistics of its own, carried over too
+            models.append(m.astype(np.float64).eval())
+    stacked = stack(models, backend).eval()
+    assert backend.owns(stacked.data) and backend.owns(stacked.grad)
+    assert all(backend.owns(array) for _, array in stacked.named_buffers())
+    x = np.random.default_rng(0).normal(size=(9, 5))
+    out = stacked(backend.asarray(x)).numpy()
+    taken_out = [stacked.model(k) for k in range(3)]  # ordinary models on the stack's backend
+    with xdl.use("numpy"):
+        for m, back, k in zip(models, taken_out, range(3)):
+            np.testing.assert_allclose(out[:, k], m(x).numpy(), rtol=1e-12)
+            for name, value in m.state_dict().items():
+                np.testing.assert_array_equal(backend.to_numpy(getattr_path(back, name)), value, err_msg=name)
+
+
+def getattr_path(module, name: str):
+    """The array at a state-dict name ("2.running_mean", "0.weight") of ``module``."""
+    *path, last = name.split(".")
+    for part in path:
+        module = getattr(module, part)
+    value = getattr(module, last)
+    return value.data if isinstance(value, xdl.Tensor) else value
+
+
 # -- bad input -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("other, match", [
     (dict(hidden=[24]), r"hidden is \[24\] in configs\[1\] but \[24, 16\] in configs\[0\]"),

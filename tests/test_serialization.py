@@ -90,6 +90,23 @@ def test_a_model_made_with_an_initializer_of_ones_own_loads_without_it(tmp_path)
     assert xdl.nn.describe(loaded) == xdl.nn.describe(model)  # the name kept: saved again, compared on resume
 
 
+
+def test_build_without_initializing_draws_nothing_and_keeps_the_description():
+    """`build(description, initialize=False)`: zero weights for a state about to be loaded (what
+    `xdl.load` and `Stacked.model` build), the same description, no host draws; by default a
+    fresh model is initialized (and still leaves the host stream alone)."""
+    xdl.seed(3)
+    model = xdl.nn.mlp(4, [5], 2, batch_norm=True)
+    description = xdl.nn.describe(model)
+    state = xdl.backend.host_rng().bit_generator.state
+    empty = xdl.nn.build(description, initialize=False)
+    assert xdl.nn.describe(empty) == description
+    assert all(not p.numpy().any() for p in empty.parameters("weight"))
+    fresh = xdl.nn.build(description)
+    assert all(p.numpy().any() for p in fresh.parameters("weight"))
+    assert xdl.backend.host_rng().bit_generator.state == state
+
+
 def test_load_state_dict_takes_tensors_and_lists_and_skips_other_names_when_not_strict():
     model = xdl.nn.Sequential(xdl.nn.Dense(2, 2))
     state = model.state_dict()

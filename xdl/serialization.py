@@ -94,7 +94,7 @@ def load(path, model: Module | None = None) -> Module:
         if header.get("architecture") is None:
             raise ValueError(f"load: {str(path)!r} holds a custom model; pass model= to load its state into it")
         try:
-            model = build(header["architecture"])
+            model = build(header["architecture"], initialize=False)  # the saved state goes in
             if np.dtype(header["dtype"]) != model.dtype:
                 model.astype(header["dtype"])
         except (TypeError, ValueError, KeyError, AttributeError) as e:

@@ -31,26 +31,31 @@ def describe(module: Module) -> dict:
     return {"class": name, "config": dict(module.config)}
 
 
-def build(description: dict) -> Module:
-    """A fresh module from `describe`'s output (the host random stream is left untouched)."""
+def build(description: dict, initialize: bool = True) -> Module:
+    """A fresh module from `describe`'s output (the host random stream is left untouched).
+
+    ``initialize=False`` leaves the weights at zero, drawing nothing: for a state about to be
+    loaded into it (`xdl.load`, `Stacked.model`)."""
     state = host_rng().bit_generator.state  # building draws initial weights we are about to overwrite
     try:
-        return _build(description)
+        return _build(description, initialize)
     finally:
         host_rng().bit_generator.state = state
 
 
-def _build(description: dict) -> Module:
+def _build(description: dict, initialize: bool) -> Module:
     name = description.get("class")
     if name == "Sequential":
-        return Sequential(*[_build(d) for d in description["layers"]])
+        return Sequential(*[_build(d, initialize) for d in description["layers"]])
     if name not in LAYERS:
         raise ValueError(f"unknown layer class {name!r} in the saved architecture")
     config = description.get("config", {})
-    if config.get("init", "he") in INITIALIZERS:
+    init = config.get("init")
+    if init is None or (initialize and init in INITIALIZERS):
         return LAYERS[name](**config)
-    # a user's own initializer function is recorded by name only; the weights it drew are what `load`
-    # puts in, so any initializer builds the layer, which keeps the name (its description stays the same)
+    # zeros in place of the initializer, which keeps its name (the description stays the same): not
+    # initializing, or a user's own initializer function, recorded by name only (the weights it drew
+    # are what `load` puts in)
     layer = LAYERS[name](**{**config, "init": "zeros"})
-    layer.config["init"] = config["init"]
+    layer.config["init"] = init
     return layer

@@ -205,17 +205,17 @@ class Module:
         Everything is checked before anything is written, so a mismatch changes nothing.
         """
         targets = dict(self.named_parameters())
-        buffers = {name: None for name, _ in self.named_buffers()}
-        expected = set(targets) | set(buffers)
+        shapes = {name: tuple(p.shape) for name, p in targets.items()} | \
+            {name: tuple(array.shape) for name, array in self.named_buffers()}  # no copy of the current state
+        expected = set(shapes)
         missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
         if strict and (missing or unexpected):
             raise ValueError(f"state does not match the model: missing {missing}, unexpected {unexpected}")
         state = {name: to_numpy(value) for name, value in state.items() if name in expected}
-        current = self.state_dict()
         for name in state:
-            if state[name].shape != current[name].shape:
+            if state[name].shape != shapes[name]:
                 raise ValueError(f"parameter {name!r}: saved shape {state[name].shape} "
-                                 f"does not match the model's {current[name].shape}")
+                                 f"does not match the model's {shapes[name]}")
         backend = self.backend
         for name, p in targets.items():
             if name in state:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from xdl import functions as F
+from xdl.backend import array_to_numpy, use
 from xdl.nn.architecture import build, describe
 from xdl.nn.layers import BatchNorm, Dense, Dropout, LeakyReLU, ReLU, Sigmoid, Softmax, Standardize, Tanh
 from xdl.nn.module import Module
@@ -94,9 +95,10 @@ class Stacked(Sequential):
         current state or from ``row`` (a `row` copy taken earlier)."""
         row = self.row(k) if row is None else row
         to_numpy, state, at = self.backend.to_numpy, {}, 0
+        data = to_numpy(row["data"])  # one copy to the host, then views of it
         for name, p in self.flat_order():  # the row's layout: the ordinary model's flat buffer
             size = int(np.prod(p.shape[1:]))
-            state[name] = to_numpy(row["data"][at:at + size]).reshape(p.shape[1:])
+            state[name] = data[at:at + size].reshape(p.shape[1:])
             at += size
         for (name, _), array in zip(self.named_buffers(), row["buffers"]):
             state[name] = to_numpy(array)
@@ -107,7 +109,7 @@ class Stacked(Sequential):
         current weights and statistics (or those of ``row``): ``xdl.save``-able, ``predict``-able."""
         if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 0 <= k < self.n_models:
             raise IndexError(f"model {k!r}: a stack of {self.n_models} models has models 0 to {self.n_models - 1}")
-        model = build(self.descriptions[k])
+        model = build(self.descriptions[k], initialize=False)  # model_state's weights go in
         model.astype(self.dtype)
         model.load_state_dict(self.model_state(k, row))
         return model
@@ -127,10 +129,13 @@ class Stacked(Sequential):
         return f"Stacked({self.n_models} models,\n{inner}\n)"
 
 
-def stack(models) -> Stacked:
+def stack(models, backend=None) -> Stacked:
     """One `Stacked` model from K ordinary models of the same architecture (only their initial
     weights, dropout rates and batch-norm momenta may differ); their current weights and
-    statistics are copied in. A `StackError` names the first difference."""
+    statistics are copied in. A `StackError` names the first difference.
+
+    ``backend`` (a `Backend`; default the models'): where the stack lives. Models built on the
+    host and stacked onto the GPU cost one upload of the (K, P) buffer, not one per parameter."""
     models = list(models)
     if not models:
         raise StackError("stack: no models (K = 0)")
@@ -139,28 +144,32 @@ def stack(models) -> Stacked:
     dtypes = {np.dtype(m.dtype) for m in models}
     if len(dtypes) > 1:
         raise StackError(f"stack: the models have different dtypes ({', '.join(sorted(map(str, dtypes)))})")
-    first, backend = models[0], models[0].backend
+    first, source = models[0], models[0].backend
+    backend = backend or source
     order = first.flat_order()
     offsets, at = {}, 0
     for name, p in order:
         offsets[name], at = at, at + p.size
     n_weights = sum(p.size for _, p in order if p.role == "weight")
-    data = backend.xp.empty((len(models), at), dtype=first.dtype)
-    grad = backend.xp.zeros_like(data)
+    data = source.xp.empty((len(models), at), dtype=first.dtype)  # assembled where the models are
     for k, model in enumerate(models):
         for name, p in model.flat_order():
             data[k, offsets[name]:offsets[name] + p.size] = p.data.reshape(-1)
+    if backend is not source:
+        data = backend.asarray(source.to_numpy(data))
+    grad = backend.xp.zeros_like(data)
 
     def view(buffer, name, p):  # (K, *p.shape), a view of the rows of ``buffer``
         return buffer[:, offsets[name]:offsets[name] + p.size].reshape(len(models), *p.shape)
 
     layers = []
-    for i, layer in enumerate(first.layers):
-        named = {n.split(".", 1)[1]: p for n, p in order if n.split(".", 1)[0] == str(i)}
-        params = {n: _parameter(view(data, f"{i}.{n}", p), view(grad, f"{i}.{n}", p), p, n, backend)
-                  for n, p in named.items()}
-        same = [m.layers[i] for m in models]
-        layers.append(_stacked_layer(layer, same, params, backend))
+    with use(backend.name):  # the stacked layers' buffers are made on the stack's backend
+        for i, layer in enumerate(first.layers):
+            named = {n.split(".", 1)[1]: p for n, p in order if n.split(".", 1)[0] == str(i)}
+            params = {n: _parameter(view(data, f"{i}.{n}", p), view(grad, f"{i}.{n}", p), p, n, backend)
+                      for n, p in named.items()}
+            same = [m.layers[i] for m in models]
+            layers.append(_stacked_layer(layer, same, params))
     return Stacked(layers, data, grad, n_weights, descriptions)
 
 
@@ -170,17 +179,20 @@ def _parameter(data, grad, like, name, backend) -> Parameter:
     return p
 
 
-def _stacked_layer(layer, same: list, params: dict, backend):
+def _stacked_layer(layer, same: list, params: dict):
+    """The stacked form of ``layer`` (the first model's; ``same``: every model's), on ``params``;
+    the layers' statistics are read on the host, whatever backend holds them."""
     if isinstance(layer, Dense):
         return StackedDense(params["weight"], params.get("bias"))
     if isinstance(layer, BatchNorm):
-        return StackedBatchNorm(params["gamma"], params["beta"], [m.running_mean for m in same],
-                                [m.running_var for m in same], [m.momentum for m in same], layer.eps)
+        means, variances = (np.stack([array_to_numpy(getattr(m, name)) for m in same])
+                            for name in ("running_mean", "running_var"))
+        return StackedBatchNorm(params["gamma"], params["beta"], means, variances, [m.momentum for m in same], layer.eps)
     if isinstance(layer, Dropout):
         return StackedDropout([m.rate for m in same])
     if isinstance(layer, Standardize):
-        return StackedStandardize(np.stack([backend.to_numpy(m.mean) for m in same]),
-                                  np.stack([backend.to_numpy(m.scale) for m in same]), layer.mean.dtype)
+        return StackedStandardize(np.stack([array_to_numpy(m.mean) for m in same]),
+                                  np.stack([array_to_numpy(m.scale) for m in same]), layer.mean.dtype)
     if isinstance(layer, ELEMENTWISE):
         return type(layer)(**layer.config)
     raise StackError(f"stack: {type(layer).__name__} layers cannot be stacked yet")
@@ -207,11 +219,11 @@ class StackedBatchNorm(Module):
     min_batch = 2
 
     def __init__(self, gamma, beta, running_means, running_vars, momenta, eps):
+        """``running_means``/``running_vars``: (K, C) host arrays; ``momenta``: K numbers."""
         super().__init__()
         self.gamma, self.beta = gamma, beta
-        to_numpy = gamma.backend.to_numpy
-        self.add_buffer("running_mean", np.stack([to_numpy(a) for a in running_means]), gamma.dtype)
-        self.add_buffer("running_var", np.stack([to_numpy(a) for a in running_vars]), gamma.dtype)
+        self.add_buffer("running_mean", running_means, gamma.dtype)
+        self.add_buffer("running_var", running_vars, gamma.dtype)
         momenta = np.asarray(momenta, dtype=np.float64)
         # one value per column of the (B, K·C) matrix, on the device once (a captured step copies
         # nothing from the host), or one number when every model has the same

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from xdl import functions as F
-from xdl.backend import current_backend
+from xdl.backend import current_backend, use
 from xdl.backend import seed as seed_backend
 from xdl.config import TrainConfig
 from xdl.data import batch_bounds, check_features, check_labels
@@ -169,10 +169,11 @@ class ManyTrainer:
     # -- building -----------------------------------------------------------------------------
     def _build(self, n_features: int, n_classes: int, standardize) -> None:
         models = []
-        for c in self.configs:
-            seed_backend(c.seed)  # model k starts exactly as it would alone
-            models.append(c.build_model(n_features, n_classes, standardize).astype(self.dtype))
-        self.model = stack(models)
+        with use("numpy"):  # the K models on the host (initial weights are host draws on any
+            for c in self.configs:  # backend), then one upload of the stack: not K × their parameters
+                seed_backend(c.seed)  # model k starts exactly as it would alone
+                models.append(c.build_model(n_features, n_classes, standardize).astype(self.dtype))
+        self.model = stack(models, current_backend())
         self.optimizer = StackedOptimizer(self.model, [c.build_optimizer(m) for c, m in zip(self.configs, models)])
         self._l2 = np.array([c.l2 for c in self.configs])
         self._l2_cache = {}  # batch size -> _l2_scales
