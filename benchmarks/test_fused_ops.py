@@ -67,7 +67,7 @@ def test_other_optimizers(benchmark, backend, rule, impl):
     run_case(benchmark, case, _impl_name(case, impl))
 
 
-@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("impl", [*IMPLS, "xdl layer"])  # the kernels, and the same through bn(x)
 @pytest.mark.parametrize("mode", ["train fwd", "train fwd+bwd", "inference"])
 @pytest.mark.parametrize("shape", [(1024, 1024), (8192, 4096), (65536, 1024)], ids=lambda s: f"{s[0]}x{s[1]}")
 def test_batchnorm(benchmark, backend, shape, mode, impl):

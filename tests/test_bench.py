@@ -1,5 +1,6 @@
 """Optimizer benchmarking: the protocol, determinism, the course's order on moons, a user's own
-optimizer from a file, failures recorded, the command line."""
+optimizer from a file, failures recorded, the command line; and the speed benchmarks' own code
+(batched training, the step profile, the kernel cases) at their smallest."""
 
 import json
 import re
@@ -7,6 +8,7 @@ import warnings
 
 import pytest
 
+import xdl
 from xdl import cli
 from xdl.bench import benchmark, markdown, profile, write
 from xdl.bench.report import crashes
@@ -197,3 +199,20 @@ def test_the_step_profile_reports_host_and_wall_time_and_the_functions_behind_th
     with pytest.raises(SystemExit):
         profile_step.main(["--steps", "0"])
     assert "--steps and --top must be ≥ 1, got 0 and 30" in capsys.readouterr().err
+
+
+def test_batch_norm_cases_time_the_public_api_beside_the_kernels():
+    """Each batch-norm case runs the kernels directly and through `xdl.nn.BatchNorm` (``bn(x)``,
+    ``bn(x).backward(dy)``); the report gives the public API's time over the kernels'."""
+    from xdl.bench.kernels import LAYER_IMPL, api_overhead, batchnorm_case
+
+    backend = xdl.backend.get_backend("numpy")
+    rows = []
+    for mode in ("train fwd", "train fwd+bwd", "inference"):
+        case = batchnorm_case(backend, mode, 64, 32)
+        assert list(case.impls)[:3] == ["xdl kernels", LAYER_IMPL, "naive xp"]
+        rows += case.rows()
+    line = api_overhead(rows)
+    assert re.fullmatch(r"batch norm through the public API \(bn\(x\), bn\(x\)\.backward\(dy\)\) vs the kernels "
+                        r"alone: train fwd 64x32 [\d.]+×, train fwd\+bwd 64x32 [\d.]+×, inference 64x32 [\d.]+×", line)
+    assert api_overhead([]).endswith("no case")

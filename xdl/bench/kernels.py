@@ -5,7 +5,8 @@ suites in ``benchmarks/`` time the same cases.
 Each case counts the fewest bytes its op must move (every input read once, every output written
 once): fp32 Adam 28 B/parameter, SGD 12, Momentum and RMSprop 20; batch-norm forward and inference
 8 B/element, forward+backward 20; dropout forward+backward 16 (its mask is recomputed, not stored);
-ReLU forward+backward 20 (x → y, then ∂L/∂y and y → ∂L/∂x).
+ReLU forward+backward 20 (x → y, then ∂L/∂y and y → ∂L/∂x). Batch norm is also timed through the
+public API (``bn(x)``, ``bn(x).backward(dy)``): what autodiff adds to its kernels.
 """
 
 from __future__ import annotations
@@ -139,8 +140,12 @@ def optimizer_case(backend: Backend, rule: str, n: int | None = None, shapes=Non
 
 
 # -- batch-norm cases ---------------------------------------------------------------------
+LAYER_IMPL = "xdl layer: bn(x)"  # the same work through `xdl.nn.BatchNorm` and autodiff
+
+
 def batchnorm_case(backend: Backend, mode: str, n: int, c: int) -> Case:
-    """mode: "train fwd", "train fwd+bwd" or "inference"."""
+    """mode: "train fwd", "train fwd+bwd" or "inference": the kernels called directly, the same
+    through the public API (``bn(x)``, ``bn(x).backward(dy)``), naive xp and PyTorch."""
     xp, ops = backend.xp, backend.ops
     rng = backend.rng
     x = rng.standard_normal((n, c), dtype=xp.float32)
@@ -168,7 +173,18 @@ def batchnorm_case(backend: Backend, mode: str, n: int, c: int) -> Case:
             return gamma * inv / n * (n * dy - dbeta - x_hat * dgamma)
         return y
 
+    with xdl.use(backend.name):
+        layer = xdl.nn.BatchNorm(c, momentum=0.9)
+    layer.train(mode != "inference")
+    inputs = xdl.Tensor(x, backend=backend)
+
+    def layer_fn():  # the public API, autodiff and all: what a user's model runs
+        y = layer(inputs)
+        if mode == "train fwd+bwd":
+            y.backward(dy)
+
     case.impls["xdl kernels"] = (xdl_fn, backend.synchronize)
+    case.impls[LAYER_IMPL] = (layer_fn, backend.synchronize)
     case.impls["naive xp"] = (naive_fn, backend.synchronize)
     torch, device, sync = torch_on(backend)
     if torch is not None:
@@ -262,6 +278,15 @@ def format_table(rows: list[Row], copy: Row) -> str:
     return "\n".join(lines)
 
 
+def api_overhead(rows: list[Row]) -> str:
+    """One line: each batch-norm case's time through the public API over the kernels' own."""
+    kernels = {r.case: r.seconds for r in rows if r.impl == "xdl kernels"}
+    ratios = [f"{r.case.removeprefix('batchnorm ')} {r.seconds / kernels[r.case]:.2f}×" for r in rows
+              if r.impl == LAYER_IMPL and r.case in kernels]
+    return "batch norm through the public API (bn(x), bn(x).backward(dy)) vs the kernels alone: " + \
+        (", ".join(ratios) or "no case")
+
+
 def _duration(s: float) -> str:
     return f"{s * 1e3:.3f} ms" if s >= 1e-3 else f"{s * 1e6:.1f} µs"
 
@@ -293,6 +318,7 @@ def report(quick: bool = False, json_path=None) -> None:
           f"{platform.processor() or platform.machine()}")
     print(f"measured copy bandwidth: {copy.gbps:.0f} GB/s (bytes read + written)\n")
     print(format_table(rows, copy))
+    print("\n" + api_overhead(rows))
     if torch_on(backend)[0] is None:
         print("\n(PyTorch not installed here, or not on this device: the vs torch column is empty)")
 
