@@ -1,5 +1,7 @@
 """Layers and models: gradients, initialization, batch norm, dropout, the flat buffer."""
 
+import weakref
+
 import numpy as np
 import pytest
 
@@ -209,6 +211,77 @@ def test_parameters_stay_views_into_flat_buffer(backend, rng):
     # weights come first, so weights and the rest are two contiguous ranges
     roles = [p.role for p in sorted(model.parameters(), key=lambda p: p._flat[1])]
     assert roles == sorted(roles, key=lambda r: r != "weight")
+
+
+
+class CopyingHost(xdl.backend.NumpyBackend):
+    """A second host backend whose arrays are copies of its own: a stand-in for another device."""
+
+    def __init__(self):
+        super().__init__(0)
+        self._made = {}  # id -> weak reference of each array made here
+
+    def asarray(self, data, dtype=None):
+        array = np.array(data, dtype=dtype, copy=True)
+        self._made[id(array)] = weakref.ref(array)
+        return array
+
+    def owns(self, array) -> bool:
+        while isinstance(array, np.ndarray) and array.base is not None:
+            array = array.base
+        made = self._made.get(id(array))
+        return made is not None and made() is array
+
+
+@pytest.mark.parametrize("target", ["stand-in", "backend"])
+def test_a_model_moves_to_another_backend_with_its_values_and_gradients(backend, rng, target):
+    """``model.to(backend)``: each parameter a view of one flat buffer there (one copy, not one per
+    parameter), values, gradients and batch-norm statistics kept, the model computing what it did;
+    an optimizer made before the move refuses to step, one made after trains."""
+    with xdl.use("numpy"):
+        model = xdl.nn.mlp(4, [6, 5], 3, batch_norm=True)
+    X = rng.standard_normal((16, 4)).astype(np.float32)
+    model.eval()
+    with xdl.use("numpy"):
+        before = model(X).numpy()
+    for p in model.parameters():
+        p.grad[...] = rng.standard_normal(p.shape)
+    state, grads = model.state_dict(), [p.grad.copy() for p in model.parameters()]
+    stale = xdl.optim.SGD(model, lr=0.1)
+    other = CopyingHost() if target == "stand-in" else backend
+    assert model.to(other) is model and model.backend is other
+    flat = model.parameters()[0]._flat[0]
+    assert other.owns(flat.data) and other.owns(flat.grad) and flat.size == sum(p.size for p in model.parameters())
+    for p, g in zip(model.parameters(), grads):
+        assert p.backend is other and p._flat[0] is flat and other.owns(p.data) and other.owns(p.grad)
+        np.testing.assert_array_equal(other.to_numpy(p.grad), g)
+    assert all(other.owns(a) for _, a in model.named_buffers())
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, state[name], err_msg=name)
+    if other is not xdl.backend.get_backend("numpy"):  # moved: the old optimizer would update the old copies
+        with pytest.raises(RuntimeError, match="the parameters moved to new storage"):
+            stale.step()
+    if target == "backend":  # a real backend runs the model there
+        with xdl.use(backend.name):
+            np.testing.assert_allclose(model(backend.asarray(X)).numpy(), before, rtol=1e-5, atol=1e-6)
+            model.train()
+            manual_sgd(model, X, rng.integers(0, 3, 16), SoftmaxCrossEntropy(), lr=0.1, steps=2)
+        assert not np.array_equal(backend.to_numpy(flat.data), np.concatenate(
+            [state[name].ravel() for name, _ in model.flat_order()]))  # trained in the moved buffer
+
+
+def test_moving_or_converting_to_what_a_model_has_changes_nothing(backend):
+    model = xdl.nn.mlp(4, [6], 3, batch_norm=True)
+    arrays = [p.data for p in model.parameters()] + [a for _, a in model.named_buffers()]
+    assert model.to(backend) is model and model.astype(model.dtype) is model
+    assert [p.data for p in model.parameters()] + [a for _, a in model.named_buffers()] == arrays
+    with pytest.raises(TypeError, match=r"to: backend must be a backend name \(numpy, cupy, auto\) or an xdl Backend, "
+                                        r"got 3"):
+        model.to(3)
+    with pytest.raises(ValueError, match=r"unknown backend 'cuda'; expected one of numpy, cupy, auto"):
+        model.to("cuda")
+    with pytest.raises(TypeError, match=r"a Stacked model cannot move: .* stack\(models, backend\)"):
+        xdl.nn.stack([model]).to(backend)
 
 
 def test_predict_in_batches(backend, rng):

@@ -30,6 +30,9 @@ def test_round_trip_is_exact(backend, rng, tmp_path):
         assert np.array_equal(a[k], b[k]), k
     assert np.array_equal(model.predict_proba(X), loaded.predict_proba(X))
     assert repr(loaded) == repr(model)
+    assert loaded.backend is backend and all(backend.owns(a) for _, a in loaded.named_buffers())
+    flat = loaded.parameters()[0]._flat[0]  # one buffer there, every parameter a view of it
+    assert all(p._flat[0] is flat for p in loaded.parameters()) and backend.owns(flat.data)
 
 
 def test_round_trip_float64(backend, rng, tmp_path):

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from xdl.backend import array_to_numpy
+
 
 @dataclass
 class FlatBuffer:
@@ -59,6 +61,41 @@ def flat_views(params) -> list[FlatBuffer]:
         run = _contiguous_run(group)
         out.extend([run] if run is not None else pack(group))
     return out
+
+
+def move(params, backend) -> list[FlatBuffer]:
+    """Place ``params`` on ``backend`` in flat buffers there (one per dtype), values and gradients
+    kept: where a dtype's parameters fill one buffer (or a run of it) back to back, in any order
+    given, it goes over in one copy and they become views of the copy, as they lay; otherwise each
+    goes alone and they are packed anew on ``backend``."""
+    out = []
+    for group in _by_dtype(params).values():
+        places = {id((getattr(p, "_flat", None) or (None,))[0]) for p in group}
+        if len(places) == 1 and getattr(group[0], "_flat", None) is not None:
+            group = sorted(group, key=lambda p: p._flat[1])  # as they lie in their one buffer
+        run = _contiguous_run(group)
+        if run is None:
+            for p in group:
+                p.data, p.grad, p._flat = _copy_to(backend, p.data), _copy_to(backend, p.grad), None
+                p.backend = backend
+            out.extend(pack(group))
+            continue
+        flat = FlatBuffer(_copy_to(backend, run.data), _copy_to(backend, run.grad), list(group))
+        offset = 0
+        for p in group:
+            end = offset + p.size
+            p.data, p.grad = flat.data[offset:end].reshape(p.shape), flat.grad[offset:end].reshape(p.shape)
+            p._flat, p.backend = (flat, offset), backend
+            offset = end
+        out.append(flat)
+    return out
+
+
+def _copy_to(backend, array):
+    """``array`` (of any backend, or None) as an array of ``backend``: one copy."""
+    if array is None:
+        return None
+    return array if backend.owns(array) else backend.asarray(array_to_numpy(array))
 
 
 def _contiguous_run(group):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from xdl.backend import current_backend, use
 from xdl.files import atomic_write, json_number
 from xdl.nn import Module
 from xdl.nn.architecture import build, describe
@@ -86,6 +87,7 @@ def load(path, model: Module | None = None) -> Module:
     saved state copied into ``model`` (which must have the same parameter names and shapes)."""
     header, state = _read(path)
     state = {k: v for k, v in state.items() if not k.startswith(EXTRA_PREFIX)}
+    target = None  # where a model built here goes once filled: the current backend
     if model is None:
         if (header.get("extra") or {}).get("many"):
             raise ValueError(f"load: {str(path)!r} is a checkpoint of fit_many, K models in one stack, not one "
@@ -93,14 +95,14 @@ def load(path, model: Module | None = None) -> Module:
                              ".model is an ordinary model (xdl.save it)")
         if header.get("architecture") is None:
             raise ValueError(f"load: {str(path)!r} holds a custom model; pass model= to load its state into it")
+        target = current_backend()
         try:
-            model = build(header["architecture"], initialize=False)  # the saved state goes in
-            if np.dtype(header["dtype"]) != model.dtype:
-                model.astype(header["dtype"])
+            with use("numpy"):  # built and filled on the host, then moved in one copy per buffer
+                model = build(header["architecture"], initialize=False).astype(header["dtype"])
         except (TypeError, ValueError, KeyError, AttributeError) as e:
             raise ValueError(f"load: {str(path)!r} describes a model xdl cannot build ({type(e).__name__}: {e})") from None
     try:
         model.load_state_dict(state)
     except ValueError as e:
         raise ValueError(f"load: {str(path)!r} does not fit the model: {e}") from None
-    return model
+    return model if target is None else model.to(target)

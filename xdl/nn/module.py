@@ -17,7 +17,7 @@ import numpy as np
 
 from xdl import backend as _backend
 from xdl.data.validation import check_features
-from xdl.flat import pack
+from xdl.flat import move, pack
 from xdl.functions.classification import softmax_array
 from xdl.functions.elementwise import sigmoid_array
 from xdl.tensor import Parameter, Tensor, no_grad, tensor, to_numpy
@@ -178,9 +178,35 @@ class Module:
         if state.get("_owns_flat"):
             self.flatten()
 
+    def to(self, backend) -> Module:
+        """Move parameters and buffers to ``backend`` ("numpy", "cupy", "auto" or a `Backend`) in
+        place, as PyTorch's ``model.to(device)``; values and gradients kept. A model's flat buffer
+        goes over in one copy, its parameters views of it again. Make the optimizer after moving:
+        one made before holds the old storage (its step refuses).
+
+        >>> import xdl
+        >>> model = xdl.nn.mlp(3, [4], 2)
+        >>> model.to("numpy").backend.name
+        'numpy'
+        """
+        target = _backend.get_backend(backend) if isinstance(backend, str) else backend
+        if not isinstance(target, _backend.Backend):
+            raise TypeError(f"to: backend must be a backend name ({', '.join(_backend.BACKEND_NAMES)}) or an "
+                            f"xdl Backend, got {backend!r}")
+        move([p for _, p in self.flat_order() if p.backend is not target], target)
+        for prefix, module in self.named_modules():
+            for name in module._buffers:
+                array = getattr(module, name)
+                if not target.owns(array):
+                    object.__setattr__(module, name, target.asarray(_backend.array_to_numpy(array)))
+        return self
+
     def astype(self, dtype) -> Module:
-        """Convert parameters and buffers to ``dtype`` in place (e.g. float64 for gradient checking)."""
+        """Convert parameters and buffers to ``dtype`` in place (e.g. float64 for gradient checking);
+        nothing to do when they have it."""
         dtype = np.dtype(dtype)
+        if all(p.dtype == dtype for p in self.parameters()) and all(a.dtype == dtype for _, a in self.named_buffers()):
+            return self
         for p in self.parameters():
             p.data, p.grad, p._flat = p.data.astype(dtype), None, None
         for prefix, module in self.named_modules():

@@ -109,10 +109,17 @@ class Stacked(Sequential):
         current weights and statistics (or those of ``row``): ``xdl.save``-able, ``predict``-able."""
         if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 0 <= k < self.n_models:
             raise IndexError(f"model {k!r}: a stack of {self.n_models} models has models 0 to {self.n_models - 1}")
-        model = build(self.descriptions[k], initialize=False)  # model_state's weights go in
-        model.astype(self.dtype)
-        model.load_state_dict(self.model_state(k, row))
-        return model
+        state = self.model_state(k, row)
+        with use("numpy"):  # built and filled on the host, then moved in one copy per buffer
+            model = build(self.descriptions[k], initialize=False).astype(self.dtype)
+            model.load_state_dict(state)
+        return model.to(self.backend)
+
+    def to(self, backend):
+        """Refused: a stack's parameters are views of its (K, P) buffer; `stack(models, backend)`
+        places a stack where it is to live."""
+        raise TypeError("a Stacked model cannot move: stack the models onto the backend instead, "
+                        "stack(models, backend)")
 
     def row(self, k: int) -> dict:
         """A copy of everything model k holds (its parameter row and statistics), for `set_row`."""
