@@ -8,7 +8,8 @@
 // row: coalesced, 16-byte loads. Reductions keep T accumulators (fp32 for fp32, fp64 for fp64).
 //
 //   training forward:  bn_stats → bn_normalize          (x read twice, y written once)
-//                      or, up to SMALL_ROWS rows, bn_forward_small (one launch; the second read hits cache)
+//                      or, for few rows (SHORT_ROWS; up to SMALL_ROWS when the features fill the GPU),
+//                      bn_forward_small (one launch; the second read hits cache)
 //   backward:          bn_backward_reduce → bn_backward_dx (dy and x read twice, dx written once)
 //   inference:         bn_inference                      (x read once, y written once)
 //

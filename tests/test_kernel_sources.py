@@ -182,10 +182,15 @@ def test_cupy_ops_launch_every_kernel_with_arguments_its_binding_accepts(monkeyp
         assert launches[-1].startswith("softmax_ce_forward")
         ops.softmax_cross_entropy_backward(probs, labels[:10], np.broadcast_to(np.ones((), dtype), (3,)), 3)
         assert launches[-1].startswith("softmax_ce_backward")  # a sum's stride-0 gradient, made contiguous
-        for n, c in ((16, 8), (4099, 64)):  # the one-launch forward, then stats + normalize
+        # the one-launch forward (few rows; or up to 2048 rows over features that fill the 4 SMs
+        # here), else stats + normalize
+        for n, c, forward in ((16, 8, ["bn_forward_small"]), (600, 128, ["bn_forward_small"]),
+                              (600, 64, ["bn_stats", "bn_normalize"]), (4099, 64, ["bn_stats", "bn_normalize"])):
             x, dy = rng.standard_normal((n, c)).astype(dtype), rng.standard_normal((n, c)).astype(dtype)
             gamma, beta, rm, rv = (np.ones(c, dtype) for _ in range(4))
+            before = len(launches)
             y, mean, inv_std = ops.batchnorm_train_forward(x, gamma, beta, rm, rv, 0.9, 1e-5)
+            assert [e.split("<")[0] for e in launches[before:]] == forward, (n, c)
             ops.batchnorm_backward(dy, x, gamma, mean, inv_std)
             ops.batchnorm_inference(x, gamma, beta, rm, rv, 1e-5)
         x = rng.standard_normal((33, 3, 7)).astype(dtype)

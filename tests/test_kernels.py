@@ -288,7 +288,10 @@ def test_tf32_precision_is_the_backends_and_restored(gpu, rng):
 
 # up to 2048 rows: the one-launch forward; above, odd widths take the scalar path and widths
 # divisible by 4 the 16-byte one (two column blocks for 132)
-BN_SHAPES = [(2, 1), (7, 3), (1023, 7), (2048, 1000), (4099, 33), (1 << 12, 1027), (3001, 132), (8195, 1024)]
+# one launch (bn_forward_small): up to 256 rows, or up to 2048 when the features fill the GPU (600, 6401);
+# the two-kernel path otherwise
+BN_SHAPES = [(2, 1), (7, 3), (256, 5), (600, 6401), (1023, 7), (2048, 1000), (4099, 33), (1 << 12, 1027),
+             (3001, 132), (8195, 1024)]
 BN_TOLERANCE = {np.float32: 1e-5, np.float64: 1e-12}
 
 
