@@ -9,8 +9,9 @@ ReLU → Dropout 0.3 → Dense 10, Adam (lr 3e-3 spread over the K models), batc
 training rows of the standardized digits (17 steps per epoch), a fixed number of epochs and no
 early stopping. xdl's whole runs also build the models, measure the train set in evaluation mode
 after every epoch (what its history records) and hand the K models back; the PyTorch runs train
-only, so every whole-run ratio is conservative for xdl. The steady column is the like-for-like
-one: the median epoch's training steps (the trainer's own timing), as the PyTorch peers are timed.
+only, so every ratio is conservative for xdl. The steady column leaves out the run's setup: the
+median epoch after the first (compilation, capture) as the trainer times it — its steps and its
+evaluation of the train set — like the PyTorch peers' epochs, whose setup and capture are not timed.
 
     PYTHONPATH=$PWD python benchmarks/batched.py            # K = 1, 8, 64, 256; 30 epochs
     PYTHONPATH=$PWD python benchmarks/batched.py --quick    # K = 1, 16; 3 epochs (a CPU in minutes)
@@ -55,8 +56,8 @@ def synchronize():
 
 
 def steady_epoch(history) -> float:
-    """Median seconds of an epoch's training steps after the first (compilation, capture), as the
-    trainer timed them: what the PyTorch peers' per-epoch times measure too."""
+    """Median seconds of an epoch after the first (compilation, capture), as the trainer timed it
+    (its steps and its evaluation of the train set)."""
     return statistics.median(r["seconds"] for r in (history.records[1:] or history.records))
 
 
@@ -220,11 +221,11 @@ def main(argv=None) -> None:
     print(f"# batched training — {datetime.date.today()} — backend {backend.name}, device {backend.device_name()}, "
           f"{platform.processor() or platform.machine()}")
     print(f"{len(X)} rows, batch 64, {epochs} epochs; one model alone: xdl Trainer {one_xdl / epochs * 1e3:.1f} ms "
-          f"per epoch over the whole run (built, trained), {one_steady * 1e3:.1f} ms per epoch of training steps"
+          f"per epoch over the whole run (built, trained), {one_steady * 1e3:.1f} ms per steady epoch"
           + (f"; PyTorch eager {one_torch / epochs * 1e3:.1f} ms per epoch" if torch else "") + "\n")
     print("Whole run: fit_many building, training and handing back the K models, per epoch. Steady: the median "
-          "epoch's training steps after the first, as the PyTorch peers are timed (their setup and capture left "
-          "out).\n")
+          "epoch after the first (training steps and the train set's evaluation), as the PyTorch peers' epochs are "
+          "timed without their setup and capture (they train only).\n")
     header = ["K", "xdl batched ms/epoch, whole run", "steady", "model-epochs/s", "× one xdl model's rate",
               "vs K sequential xdl"]
     if torch:

@@ -1,6 +1,6 @@
 """Where an eager training step's host time goes: for the small steps of the train-step table
-(`xdl.bench.steps`), the wall time per step (device synchronized), the host time per step (the
-calls returning, the device left to finish), and the functions that take the host time (cProfile,
+(`xdl.bench.steps`), the wall time per step (back to back, device synchronized), the host time per
+step (a call returning, from an idle device), and the functions that take the host time (cProfile,
 by own time). A step whose host time is its wall time is host-bound: launches and Python decide it.
 
     PYTHONPATH=$PWD XDL_BACKEND=cupy python benchmarks/profile_step.py          # on a GPU
@@ -13,6 +13,7 @@ import argparse
 import cProfile
 import io
 import pstats
+import statistics
 import time
 
 import xdl
@@ -23,14 +24,21 @@ QUICK_SHAPE = (32, 64, 32, 2)  # batch, inputs, width, layers: all framework, ne
 
 
 def host_and_wall(step, synchronize, steps: int) -> tuple[float, float]:
-    """(host, wall) seconds per step over ``steps`` back-to-back calls."""
+    """(host, wall) seconds per step: the median time a call takes to return with the device idle
+    before it (so a full launch queue cannot hold the host up), and the time per step of
+    ``steps`` back-to-back calls, the device synchronized at the end."""
+    host = []
+    for _ in range(steps):
+        synchronize()
+        start = time.perf_counter()
+        step()
+        host.append(time.perf_counter() - start)
     synchronize()
     start = time.perf_counter()
     for _ in range(steps):
         step()
-    host = time.perf_counter() - start
     synchronize()
-    return host / steps, (time.perf_counter() - start) / steps
+    return statistics.median(host), (time.perf_counter() - start) / steps
 
 
 def profile(step, synchronize, steps: int, top: int) -> str:

@@ -1,5 +1,7 @@
 """Shared fixtures: `backend` runs a test on numpy, and on cupy (marker ``gpu``) where a GPU answers."""
 
+import weakref
+
 import numpy as np
 import pytest
 
@@ -70,3 +72,23 @@ class OtherBackend(NumpyBackend):
     """A second backend with its own identity (NumPy underneath), for the mixed-backend errors."""
 
     name = "otherlib"
+
+
+class CopyingHost(NumpyBackend):
+    """A second host backend whose arrays are copies of its own: a stand-in for another device."""
+
+    def __init__(self):
+        super().__init__(0)
+        self._made = {}  # id -> weak reference of each array made here
+
+    def asarray(self, data, dtype=None):
+        array = np.array(data, dtype=dtype, copy=True)
+        self._made[id(array)] = weakref.ref(array)
+        return array
+
+    def owns(self, array) -> bool:
+        while isinstance(array, np.ndarray) and array.base is not None:
+            array = array.base
+        made = self._made.get(id(array))
+        return made is not None and made() is array
+

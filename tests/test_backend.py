@@ -7,7 +7,7 @@ import pytest
 
 import xdl
 from xdl.backend import BackendError, get_backend
-from conftest import OtherBackend, cupy_available
+from conftest import CopyingHost, OtherBackend, cupy_available
 
 
 def run_python(code, **env):
@@ -139,3 +139,19 @@ def test_mixing_numpy_and_cupy_tensors():
     with pytest.raises(TypeError, match=r"numpy and cupy"):
         a * b
     assert get_backend("cupy").device_name().startswith("cuda:")
+
+
+def test_thread_backend_holds_in_this_thread_only_and_is_restored():
+    """How xdl's own code builds on the host without switching the process's backend (`use`),
+    which other threads may be using."""
+    import threading
+
+    from xdl.backend import current_backend, thread_backend
+
+    before, other, seen = current_backend(), CopyingHost(), {}
+    with thread_backend(other):
+        assert current_backend() is other
+        worker = threading.Thread(target=lambda: seen.update(backend=current_backend()))
+        worker.start()
+        worker.join()
+    assert seen["backend"] is before and current_backend() is before

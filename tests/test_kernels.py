@@ -195,6 +195,24 @@ def test_dropout_kernel_draws_the_reference_mask_bit_for_bit(gpu, rng, n, dtype,
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dropout_kernel_unaligned_and_with_more_chunks_than_warps(gpu, rng, dtype):
+    """An input one element off 16-byte alignment (the scalar path over whole 512-element chunks)
+    and one with more chunks than the grid has warps (each warp loops over several): both equal
+    the reference, forward and backward."""
+    from xdl.cuda.ops import THREADS
+
+    key, ref = (11, 3, 77), NumpyOps(xdl.backend.get_backend("numpy"))
+    many = 2 * gpu.ops.sm_count * 16 * THREADS * 16 + 5  # twice the elements the capped grid's warps take at once
+    shifted, large = rng.standard_normal(4 * 512 + 9).astype(dtype), rng.standard_normal(many).astype(dtype)
+    for host, device in ((shifted[1:], gpu.asarray(shifted)[1:]), (large, gpu.asarray(large))):
+        assert device.flags.c_contiguous
+        want, saved = ref.dropout_forward(host, 0.4, *key)
+        got, _ = gpu.ops.dropout_forward(device, 0.4, *key)
+        np.testing.assert_array_equal(got.get(), want)
+        np.testing.assert_array_equal(gpu.ops.dropout_backward(device, None, 0.4, *key).get(),
+                                      ref.dropout_backward(host, saved, 0.4, *key))
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(1, 1, 1), (7, 3, 5), (64, 16, 256), (1023, 2, 17)])
 def test_stacked_dropout_kernel_draws_each_models_own_mask(gpu, rng, shape, dtype):
     b, k, c = shape

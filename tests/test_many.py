@@ -14,6 +14,7 @@ import xdl
 import xdl.cli
 from xdl.config import TrainConfig
 from xdl.nn import StackError, stack
+from conftest import CopyingHost
 from xdl.optim import StackedOptimizer
 from xdl.train import Callback, Checkpoint, Interrupted, fit_many
 from xdl.train.many import check_shared
@@ -227,9 +228,12 @@ def test_batch_norm_momentum_and_statistics_per_model():
 
 
 
-def test_models_built_on_the_host_stack_onto_another_backend(backend):
+@pytest.mark.parametrize("target", ["stand-in", "backend"])
+def test_models_built_on_the_host_stack_onto_another_backend(backend, target):
     """`stack(models, backend)`: the K models' weights and statistics land on ``backend`` in one
-    upload (what fit_many does with models built on the host), and compute what each computes."""
+    upload (what fit_many does with models built on the host), and compute what each computes,
+    whichever backend is current; each model taken back out lives there too."""
+    backend = CopyingHost() if target == "stand-in" else backend
     models = []
     with xdl.use("numpy"):
         for s in (1, 2, 3):
@@ -238,11 +242,12 @@ def test_models_built_on_the_host_stack_onto_another_backend(backend):
             m.layers[2].running_mean[...] = s  # statistics of its own, carried over too
             models.append(m.astype(np.float64).eval())
     stacked = stack(models, backend).eval()
-    assert backend.owns(stacked.data) and backend.owns(stacked.grad)
+    assert backend.owns(stacked.data) and stacked.backend is backend
     assert all(backend.owns(array) for _, array in stacked.named_buffers())
     x = np.random.default_rng(0).normal(size=(9, 5))
     out = stacked(backend.asarray(x)).numpy()
     taken_out = [stacked.model(k) for k in range(3)]  # ordinary models on the stack's backend
+    assert all(m.backend is backend and backend.owns(m.parameters()[0]._flat[0].data) for m in taken_out)
     with xdl.use("numpy"):
         for m, back, k in zip(models, taken_out, range(3)):
             np.testing.assert_allclose(out[:, k], m(x).numpy(), rtol=1e-12)

@@ -1,14 +1,12 @@
 """Layers and models: gradients, initialization, batch norm, dropout, the flat buffer."""
 
-import weakref
-
 import numpy as np
 import pytest
 
 import xdl
 from xdl.losses import BinaryCrossEntropy, MeanSquaredError, SoftmaxCrossEntropy, l1, l2
 from xdl.nn import BatchNorm, Dense, Dropout, LeakyReLU, ReLU, Sequential, Sigmoid, Softmax, Tanh
-from conftest import t64
+from conftest import CopyingHost, t64
 
 
 def f64(layer):
@@ -214,25 +212,6 @@ def test_parameters_stay_views_into_flat_buffer(backend, rng):
 
 
 
-class CopyingHost(xdl.backend.NumpyBackend):
-    """A second host backend whose arrays are copies of its own: a stand-in for another device."""
-
-    def __init__(self):
-        super().__init__(0)
-        self._made = {}  # id -> weak reference of each array made here
-
-    def asarray(self, data, dtype=None):
-        array = np.array(data, dtype=dtype, copy=True)
-        self._made[id(array)] = weakref.ref(array)
-        return array
-
-    def owns(self, array) -> bool:
-        while isinstance(array, np.ndarray) and array.base is not None:
-            array = array.base
-        made = self._made.get(id(array))
-        return made is not None and made() is array
-
-
 @pytest.mark.parametrize("target", ["stand-in", "backend"])
 def test_a_model_moves_to_another_backend_with_its_values_and_gradients(backend, rng, target):
     """``model.to(backend)``: each parameter a view of one flat buffer there (one copy, not one per
@@ -261,27 +240,41 @@ def test_a_model_moves_to_another_backend_with_its_values_and_gradients(backend,
     if other is not xdl.backend.get_backend("numpy"):  # moved: the old optimizer would update the old copies
         with pytest.raises(RuntimeError, match="the parameters moved to new storage"):
             stale.step()
-    if target == "backend":  # a real backend runs the model there
-        with xdl.use(backend.name):
-            np.testing.assert_allclose(model(backend.asarray(X)).numpy(), before, rtol=1e-5, atol=1e-6)
-            model.train()
-            manual_sgd(model, X, rng.integers(0, 3, 16), SoftmaxCrossEntropy(), lr=0.1, steps=2)
-        assert not np.array_equal(backend.to_numpy(flat.data), np.concatenate(
-            [state[name].ravel() for name, _ in model.flat_order()]))  # trained in the moved buffer
+    # used where it now lives, whichever backend is current (the inputs follow the model)
+    with xdl.use("numpy"):
+        np.testing.assert_allclose(model.predict_outputs(X), before, rtol=1e-5, atol=1e-6)
+        model.train()
+        y = rng.integers(0, 3, 16)
+        history = xdl.train.Trainer(model, SoftmaxCrossEntropy(), xdl.optim.Adam(model, lr=0.01), epochs=2,
+                                    batch_size=8, progress=False).fit(X, y)
+    assert len(history.records) == 2 and model.backend is other
+    assert not np.array_equal(other.to_numpy(model.parameters()[0]._flat[0].data), np.concatenate(
+        [state[name].ravel() for name, _ in model.flat_order()]))  # trained in the moved buffer
 
 
 def test_moving_or_converting_to_what_a_model_has_changes_nothing(backend):
     model = xdl.nn.mlp(4, [6], 3, batch_norm=True)
     arrays = [p.data for p in model.parameters()] + [a for _, a in model.named_buffers()]
     assert model.to(backend) is model and model.astype(model.dtype) is model
-    assert [p.data for p in model.parameters()] + [a for _, a in model.named_buffers()] == arrays
-    with pytest.raises(TypeError, match=r"to: backend must be a backend name \(numpy, cupy, auto\) or an xdl Backend, "
-                                        r"got 3"):
+    assert all(a is b for a, b in zip([p.data for p in model.parameters()] + [a for _, a in model.named_buffers()],
+                                      arrays, strict=True))
+    assert model.to(backend.device_type) is model
+    assert all(a is b for a, b in zip([p.data for p in model.parameters()], arrays))
+    with pytest.raises(TypeError, match=r"to: backend must be a backend name \(numpy, cupy, auto\), a device kind "
+                                        r"\(cpu, cuda\) or an xdl Backend, got 3$"):
         model.to(3)
-    with pytest.raises(ValueError, match=r"unknown backend 'cuda'; expected one of numpy, cupy, auto"):
-        model.to("cuda")
+    with pytest.raises(TypeError, match=r"got <class 'numpy.float64'> \(a dtype: model.astype\(...\) converts a model\)"):
+        model.to(np.float64)
+    with pytest.raises(TypeError, match=r"to: 'float64' is a dtype; model.astype\('float64'\) converts a model"):
+        model.to("float64")
+    with pytest.raises(ValueError, match=r"unknown backend 'gpu'; expected one of numpy, cupy, auto"):
+        model.to("gpu")
+    stacked = xdl.nn.stack([model])
     with pytest.raises(TypeError, match=r"a Stacked model cannot move: .* stack\(models, backend\)"):
-        xdl.nn.stack([model]).to(backend)
+        stacked.to(backend)
+    assert stacked.astype(np.float32) is stacked
+    with pytest.raises(TypeError, match=r"a Stacked model cannot change dtype \(float32 → float64\)"):
+        stacked.astype(np.float64)
 
 
 def test_predict_in_batches(backend, rng):

@@ -94,15 +94,22 @@ def test_a_model_made_with_an_initializer_of_ones_own_loads_without_it(tmp_path)
 
 
 
-def test_build_without_initializing_draws_nothing_and_keeps_the_description():
+def test_build_without_initializing_draws_nothing_and_keeps_the_description(monkeypatch):
     """`build(description, initialize=False)`: zero weights for a state about to be loaded (what
-    `xdl.load` and `Stacked.model` build), the same description, no host draws; by default a
-    fresh model is initialized (and still leaves the host stream alone)."""
+    `xdl.load` and `Stacked.model` build), the same description, no initializer called; by
+    default a fresh model is initialized (and still leaves the host stream alone)."""
     xdl.seed(3)
     model = xdl.nn.mlp(4, [5], 2, batch_norm=True)
     description = xdl.nn.describe(model)
     state = xdl.backend.host_rng().bit_generator.state
+    he = xdl.init.INITIALIZERS["he"]
+
+    def not_called(shape):
+        raise AssertionError("an initializer ran for weights about to be overwritten")
+
+    monkeypatch.setitem(xdl.init.INITIALIZERS, "he", not_called)
     empty = xdl.nn.build(description, initialize=False)
+    monkeypatch.setitem(xdl.init.INITIALIZERS, "he", he)
     assert xdl.nn.describe(empty) == description
     assert all(not p.numpy().any() for p in empty.parameters("weight"))
     fresh = xdl.nn.build(description)

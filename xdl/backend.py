@@ -33,6 +33,7 @@ import contextlib
 import importlib
 import os
 import re
+import threading
 
 import numpy as np
 
@@ -102,6 +103,10 @@ class Backend:
     def owns(self, array) -> bool:
         """Whether ``array`` is an array of this backend."""
         return isinstance(array, self.xp.ndarray)
+
+    def own(self, array):
+        """``array`` (of any backend) as an array of this one: itself if it is one, else a copy."""
+        return array if self.owns(array) else self.asarray(array_to_numpy(array))
 
     def seed(self, seed: int | None) -> None:
         """Reseed this backend's generator."""
@@ -380,9 +385,11 @@ def dot_node_kinds(dot: str) -> dict[str, int] | None:
 BACKENDS = {cls.name: cls for cls in (NumpyBackend, CupyBackend)}
 PRECISIONS = ("float32", "tf32")  # of float32 matrix products (Backend.precision)
 BACKEND_NAMES = (*BACKENDS, "auto")
+DEVICE_BACKENDS = {cls.device_type: cls.name for cls in BACKENDS.values()}  # "cpu", "cuda": PyTorch's words
 _backends: dict[str, Backend] = {}
 _current: Backend | None = None
 _seed: int | None = None
+_thread = threading.local()  # .backend: this thread's own current backend (`thread_backend`), over _current
 
 
 def _cupy_or_reason():
@@ -414,6 +421,9 @@ def get_backend(name: str) -> Backend:
 def current_backend() -> Backend:
     """The backend new tensors are created on."""
     global _current
+    own = getattr(_thread, "backend", None)
+    if own is not None:
+        return own
     if _current is None:
         _current = get_backend(environment_backend() or "auto")
     return _current
@@ -452,6 +462,19 @@ class use:
         global _current
         _current = self._previous
         self.backend.precision = self._previous_precision
+
+
+@contextlib.contextmanager
+def thread_backend(backend: Backend):
+    """Within the block, in this thread only, ``backend`` is current: how xdl's own code builds a
+    model on the host (or anywhere) without touching the backend `use` set for the process, which
+    other threads may be using."""
+    previous = getattr(_thread, "backend", None)
+    _thread.backend = backend
+    try:
+        yield backend
+    finally:
+        _thread.backend = previous
 
 
 def seed(n: int | None) -> None:

@@ -2,18 +2,17 @@
 per dtype.
 
 So ``zero_grad`` is one fill, an optimizer step is one kernel launch over a buffer, and a
-checkpoint is a few arrays. Parameters are placed once (by a model, or by an optimizer for a
-group that is not already a contiguous run) and then updated in place, never rebound.
+checkpoint is a few arrays. Parameters are placed by a model, by an optimizer for a group that is
+not already a contiguous run, or anew when a model changes dtype or backend (`pack`, `move`);
+updates write in place and never rebind them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from xdl.backend import array_to_numpy
 
-
-@dataclass
+@dataclass(eq=False)  # one buffer is one place: compared by identity, never array by array
 class FlatBuffer:
     """``data`` and ``grad``: 1-D arrays of one dtype; ``params`` are views into them, in order."""
 
@@ -76,11 +75,11 @@ def move(params, backend) -> list[FlatBuffer]:
         run = _contiguous_run(group)
         if run is None:
             for p in group:
-                p.data, p.grad, p._flat = _copy_to(backend, p.data), _copy_to(backend, p.grad), None
+                p.data, p.grad, p._flat = backend.own(p.data), None if p.grad is None else backend.own(p.grad), None
                 p.backend = backend
             out.extend(pack(group))
             continue
-        flat = FlatBuffer(_copy_to(backend, run.data), _copy_to(backend, run.grad), list(group))
+        flat = FlatBuffer(backend.own(run.data), backend.own(run.grad), list(group))
         offset = 0
         for p in group:
             end = offset + p.size
@@ -89,13 +88,6 @@ def move(params, backend) -> list[FlatBuffer]:
             offset = end
         out.append(flat)
     return out
-
-
-def _copy_to(backend, array):
-    """``array`` (of any backend, or None) as an array of ``backend``: one copy."""
-    if array is None:
-        return None
-    return array if backend.owns(array) else backend.asarray(array_to_numpy(array))
 
 
 def _contiguous_run(group):

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from xdl.backend import current_backend, use
+from xdl.backend import current_backend
 from xdl.files import atomic_write, json_number
 from xdl.nn import Module
-from xdl.nn.architecture import build, describe
+from xdl.nn.architecture import build_on_host, describe
 
 ARCHITECTURE_KEY = "__xdl_architecture__"
 FORMAT_VERSION = 1
@@ -97,8 +97,7 @@ def load(path, model: Module | None = None) -> Module:
             raise ValueError(f"load: {str(path)!r} holds a custom model; pass model= to load its state into it")
         target = current_backend()
         try:
-            with use("numpy"):  # built and filled on the host, then moved in one copy per buffer
-                model = build(header["architecture"], initialize=False).astype(header["dtype"])
+            model = build_on_host(header["architecture"], header["dtype"])  # filled there, then moved
         except (TypeError, ValueError, KeyError, AttributeError) as e:
             raise ValueError(f"load: {str(path)!r} describes a model xdl cannot build ({type(e).__name__}: {e})") from None
     try:

@@ -188,8 +188,9 @@ class Parameter(Tensor):
         return f"Parameter({label}shape={self.shape}, dtype={self.dtype}, backend={self.backend.name})"
 
 
-def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
-    """A tensor on the current backend from a list, scalar, NumPy/CuPy array or Tensor.
+def tensor(data, requires_grad: bool = False, dtype=None, backend=None) -> Tensor:
+    """A tensor on ``backend`` (a `Backend`; default the current one) from a list, scalar,
+    NumPy/CuPy array or Tensor.
 
     Without ``dtype``, floating arrays keep theirs and Python floats become float32; integers
     stay integers (int64 from Python ints: class labels) and booleans booleans, as in PyTorch.
@@ -201,7 +202,7 @@ def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
     """
     if isinstance(data, Tensor):
         data = data.data
-    backend = _backend.current_backend()
+    backend = backend or _backend.current_backend()
     if not backend.owns(data) and not isinstance(data, np.ndarray | np.generic | list | tuple | int | float):
         data = _backend.array_to_numpy(data)
     dtype = _default_dtype(data) if dtype is None else np.dtype(dtype)

@@ -10,7 +10,7 @@ it can be stored as JSON beside the weights (`xdl.save`) and compared (a resume,
 
 from __future__ import annotations
 
-from xdl.backend import host_rng
+from xdl.backend import get_backend, host_rng, thread_backend
 from xdl.init import INITIALIZERS
 from xdl.nn.layers import BatchNorm, Dense, Dropout, LeakyReLU, ReLU, Sigmoid, Softmax, Standardize, Tanh
 from xdl.nn.module import Module
@@ -41,6 +41,14 @@ def build(description: dict, initialize: bool = True) -> Module:
         return _build(description, initialize)
     finally:
         host_rng().bit_generator.state = state
+
+
+def build_on_host(description: dict, dtype) -> Module:
+    """A model of ``description`` on the numpy backend, in ``dtype``, its weights left at zero
+    (nothing drawn): for a state to be loaded into it there, and the model then moved where it is
+    to live (`Module.to`, one copy per flat buffer) — not one copy per parameter and state."""
+    with thread_backend(get_backend("numpy")):
+        return build(description, initialize=False).astype(dtype)
 
 
 def _build(description: dict, initialize: bool) -> Module:

@@ -25,6 +25,14 @@ from xdl.tensor import Parameter, Tensor, no_grad, tensor, to_numpy
 ROLES = ("weight", "bias", "scale", "shift")
 
 
+def _is_dtype(value) -> bool:
+    try:
+        np.dtype(value)
+    except TypeError:
+        return False
+    return value is not None
+
+
 class Module:
     """Base class: subclasses set attributes in ``__init__`` and implement ``forward``.
 
@@ -95,13 +103,14 @@ class Module:
 
     @property
     def dtype(self):
-        params = self.parameters()
-        return params[0].dtype if params else np.dtype(np.float32)
+        for _, p in self.named_parameters():  # the first one's: no list of them all
+            return p.dtype
+        return np.dtype(np.float32)
 
     @property
     def backend(self):
         """The backend the module's parameters (or buffers) live on; the current one if it has none."""
-        for p in self.parameters():
+        for _, p in self.named_parameters():
             return p.backend
         for _, array in self.named_buffers():
             return _backend.backend_of(array)
@@ -146,8 +155,8 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not implement forward")
 
     def __call__(self, x) -> Tensor:
-        if not isinstance(x, Tensor):
-            x = tensor(x, dtype=self.dtype)
+        if not isinstance(x, Tensor):  # made where the model lives, whatever backend is current
+            x = tensor(x, dtype=self.dtype, backend=self.backend)
         elif x.dtype.kind != "f":  # integer or boolean input: compute in the model's dtype
             x = x.astype(self.dtype)
         return self.forward(x)
@@ -179,31 +188,40 @@ class Module:
             self.flatten()
 
     def to(self, backend) -> Module:
-        """Move parameters and buffers to ``backend`` ("numpy", "cupy", "auto" or a `Backend`) in
-        place, as PyTorch's ``model.to(device)``; values and gradients kept. A model's flat buffer
-        goes over in one copy, its parameters views of it again. Make the optimizer after moving:
+        """Move parameters and buffers to ``backend`` in place, as PyTorch's ``model.to(device)``:
+        a backend name ("numpy", "cupy", "auto"), a device kind ("cpu", "cuda") or a `Backend`.
+        Values and gradients are kept; the parameters end as views of one flat buffer there, each
+        buffer copied over in one piece (values, then gradients). Make the optimizer after moving:
         one made before holds the old storage (its step refuses).
 
         >>> import xdl
         >>> model = xdl.nn.mlp(3, [4], 2)
-        >>> model.to("numpy").backend.name
+        >>> model.to("cpu").backend.name
         'numpy'
         """
-        target = _backend.get_backend(backend) if isinstance(backend, str) else backend
+        if isinstance(backend, str):
+            if backend not in _backend.BACKEND_NAMES and backend not in _backend.DEVICE_BACKENDS and _is_dtype(backend):
+                raise TypeError(f"to: {backend!r} is a dtype; model.astype({backend!r}) converts a model, to() moves "
+                                "it between backends")
+            target = _backend.get_backend(_backend.DEVICE_BACKENDS.get(backend, backend))
+        else:
+            target = backend
         if not isinstance(target, _backend.Backend):
-            raise TypeError(f"to: backend must be a backend name ({', '.join(_backend.BACKEND_NAMES)}) or an "
-                            f"xdl Backend, got {backend!r}")
-        move([p for _, p in self.flat_order() if p.backend is not target], target)
+            hint = " (a dtype: model.astype(...) converts a model)" if _is_dtype(backend) else ""
+            raise TypeError(f"to: backend must be a backend name ({', '.join(_backend.BACKEND_NAMES)}), a device "
+                            f"kind ({', '.join(_backend.DEVICE_BACKENDS)}) or an xdl Backend, got {backend!r}{hint}")
+        params = [p for _, p in self.flat_order()]
+        if any(p.backend is not target for p in params):  # all of them, so they end in one buffer there
+            move(params, target)
         for prefix, module in self.named_modules():
             for name in module._buffers:
-                array = getattr(module, name)
-                if not target.owns(array):
-                    object.__setattr__(module, name, target.asarray(_backend.array_to_numpy(array)))
+                object.__setattr__(module, name, target.own(getattr(module, name)))
         return self
 
     def astype(self, dtype) -> Module:
-        """Convert parameters and buffers to ``dtype`` in place (e.g. float64 for gradient checking);
-        nothing to do when they have it."""
+        """Convert parameters and buffers to ``dtype`` in place (e.g. float64 for gradient checking):
+        the parameters are packed anew in one flat buffer, their gradients zero. When everything
+        has that dtype already, nothing changes (values, gradients and places kept)."""
         dtype = np.dtype(dtype)
         if all(p.dtype == dtype for p in self.parameters()) and all(a.dtype == dtype for _, a in self.named_buffers()):
             return self

@@ -25,8 +25,8 @@ from __future__ import annotations
 import numpy as np
 
 from xdl import functions as F
-from xdl.backend import array_to_numpy, use
-from xdl.nn.architecture import build, describe
+from xdl.backend import array_to_numpy, thread_backend
+from xdl.nn.architecture import build_on_host, describe
 from xdl.nn.layers import BatchNorm, Dense, Dropout, LeakyReLU, ReLU, Sigmoid, Softmax, Standardize, Tanh
 from xdl.nn.module import Module
 from xdl.nn.sequential import Sequential
@@ -91,8 +91,8 @@ class Stacked(Sequential):
 
     # -- one model at a time ------------------------------------------------------------------
     def model_state(self, k: int, row: dict | None = None) -> dict[str, np.ndarray]:
-        """Model k's state dict, named as its ordinary model names it (NumPy copies), from its
-        current state or from ``row`` (a `row` copy taken earlier)."""
+        """Model k's state dict, named as its ordinary model names it (NumPy arrays: views of one
+        host copy of the row), from its current state or from ``row`` (a `row` copy taken earlier)."""
         row = self.row(k) if row is None else row
         to_numpy, state, at = self.backend.to_numpy, {}, 0
         data = to_numpy(row["data"])  # one copy to the host, then views of it
@@ -109,10 +109,8 @@ class Stacked(Sequential):
         current weights and statistics (or those of ``row``): ``xdl.save``-able, ``predict``-able."""
         if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 0 <= k < self.n_models:
             raise IndexError(f"model {k!r}: a stack of {self.n_models} models has models 0 to {self.n_models - 1}")
-        state = self.model_state(k, row)
-        with use("numpy"):  # built and filled on the host, then moved in one copy per buffer
-            model = build(self.descriptions[k], initialize=False).astype(self.dtype)
-            model.load_state_dict(state)
+        model = build_on_host(self.descriptions[k], self.dtype)
+        model.load_state_dict(self.model_state(k, row))
         return model.to(self.backend)
 
     def to(self, backend):
@@ -120,6 +118,14 @@ class Stacked(Sequential):
         places a stack where it is to live."""
         raise TypeError("a Stacked model cannot move: stack the models onto the backend instead, "
                         "stack(models, backend)")
+
+    def astype(self, dtype):
+        """Itself when it has ``dtype``; another is refused, as `to` (converting would cut the
+        parameters from the (K, P) buffer): stack models of that dtype."""
+        if np.dtype(dtype) == self.data.dtype:
+            return self
+        raise TypeError(f"a Stacked model cannot change dtype ({self.data.dtype} → {np.dtype(dtype)}): its parameters "
+                        "are views of its (K, P) buffer; stack models of that dtype (fit_many(..., dtype=...))")
 
     def row(self, k: int) -> dict:
         """A copy of everything model k holds (its parameter row and statistics), for `set_row`."""
@@ -162,15 +168,14 @@ def stack(models, backend=None) -> Stacked:
     for k, model in enumerate(models):
         for name, p in model.flat_order():
             data[k, offsets[name]:offsets[name] + p.size] = p.data.reshape(-1)
-    if backend is not source:
-        data = backend.asarray(source.to_numpy(data))
+    data = backend.own(data)  # one upload when the models are elsewhere
     grad = backend.xp.zeros_like(data)
 
     def view(buffer, name, p):  # (K, *p.shape), a view of the rows of ``buffer``
         return buffer[:, offsets[name]:offsets[name] + p.size].reshape(len(models), *p.shape)
 
     layers = []
-    with use(backend.name):  # the stacked layers' buffers are made on the stack's backend
+    with thread_backend(backend):  # the stacked layers' buffers are made on the stack's backend
         for i, layer in enumerate(first.layers):
             named = {n.split(".", 1)[1]: p for n, p in order if n.split(".", 1)[0] == str(i)}
             params = {n: _parameter(view(data, f"{i}.{n}", p), view(grad, f"{i}.{n}", p), p, n, backend)

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from xdl import functions as F
-from xdl.backend import current_backend, use
+from xdl.backend import current_backend, get_backend, thread_backend
 from xdl.backend import seed as seed_backend
 from xdl.config import TrainConfig
 from xdl.data import batch_bounds, check_features, check_labels
@@ -169,8 +169,8 @@ class ManyTrainer:
     # -- building -----------------------------------------------------------------------------
     def _build(self, n_features: int, n_classes: int, standardize) -> None:
         models = []
-        with use("numpy"):  # the K models on the host (initial weights are host draws on any
-            for c in self.configs:  # backend), then one upload of the stack: not K × their parameters
+        with thread_backend(get_backend("numpy")):  # the K models on the host (initial weights are host
+            for c in self.configs:  # draws on any backend), then one upload of the stack, not K × each parameter
                 seed_backend(c.seed)  # model k starts exactly as it would alone
                 models.append(c.build_model(n_features, n_classes, standardize).astype(self.dtype))
         self.model = stack(models, current_backend())
@@ -336,9 +336,9 @@ class ManyTrainer:
                 self._partial = {"costs": backend.to_numpy(costs[:step + 1]).tolist(),
                                  "seconds": seconds_before + time.perf_counter() - start}
                 stop_for_signal(self, signals.received)
-        seconds = seconds_before + time.perf_counter() - start
         train = self._evaluate(X, y_device, captured=captured)
         dev_metrics = self._evaluate(*dev, captured=captured) if dev is not None else None
+        seconds = seconds_before + time.perf_counter() - start  # the whole epoch, as Trainer times one
         self.epoch, self.step = e + 1, 0
         return self._end_epoch(train, dev_metrics, rates, seconds)
 
