@@ -365,3 +365,46 @@ def test_a_weight_gradient_added_into_its_buffer_sums_every_use(backend):
     np.testing.assert_allclose(backend.to_numpy(w.grad), want, rtol=1e-12)
     total.backward()
     np.testing.assert_allclose(backend.to_numpy(w.grad), 2 * want, rtol=1e-12)
+
+
+def test_what_a_pytorch_user_reaches_for_on_a_tensor(backend):
+    """abs(t), min, clamp/clip, flatten/squeeze/unsqueeze, cat/stack (gradient-checked in the
+    table), and argmax/argmin/tolist (integer answers, no gradient): each as NumPy computes it."""
+    a = np.array([[1.5, -2.0, 0.25], [3.0, 0.5, -1.0]], dtype=np.float32)
+    t = xdl.tensor(a, requires_grad=True)
+    np.testing.assert_array_equal(abs(t).numpy(), np.abs(a))
+    assert t.min().item() == -2.0 and t.min(axis=1).tolist() == [-2.0, -1.0]
+    np.testing.assert_array_equal(t.clamp(min=0).numpy(), np.clip(a, 0, None))
+    np.testing.assert_array_equal(t.clip(-1, 1).numpy(), np.clip(a, -1, 1))
+    assert t.flatten().shape == (6,) and t.unsqueeze(1).shape == (2, 1, 3) and t.unsqueeze(-1).shape == (2, 3, 1)
+    assert t.unsqueeze(0).squeeze().shape == (2, 3) and t.reshape(2, 1, 3).squeeze(1).shape == (2, 3)
+    np.testing.assert_array_equal(xdl.cat([t, t], axis=1).numpy(), np.concatenate([a, a], axis=1))
+    np.testing.assert_array_equal(xdl.stack(t, t).numpy(), np.stack([a, a]))
+    assert t.argmax().item() == 3 and t.argmax(axis=1).tolist() == [0, 0] and t.argmin(axis=0).tolist() == [0, 0, 1]
+    found = t.argmax(axis=0, keepdims=True)
+    assert found.dtype == np.int64 and found.shape == (1, 3) and not found.requires_grad
+    assert t.tolist() == a.tolist() and t.sum().tolist() == pytest.approx(float(a.sum()))
+    xdl.cat([t.clamp(max=1.0), t.min(axis=0, keepdims=True)]).sum().backward()  # a gradient through each
+    np.testing.assert_array_equal(backend.to_numpy(t.grad), (a <= 1.0).astype(np.float32) + (a == a.min(axis=0)))
+
+
+def test_the_tensor_helpers_name_a_bad_argument(backend):
+    t = xdl.tensor(np.ones((2, 3), np.float32))
+    with pytest.raises(ValueError, match=r"clamp: give min, max or both"):
+        t.clamp()
+    with pytest.raises(ValueError, match=r"clamp: min 1.0 is above max -1.0"):
+        t.clamp(1, -1)
+    with pytest.raises(ValueError, match=r"squeeze: axis 1 of a tensor of shape \(2, 3\) is not of length 1"):
+        t.squeeze(1)
+    with pytest.raises(ValueError, match=r"unsqueeze: axis 3 is out of range for a 2-d tensor"):
+        t.unsqueeze(3)
+    with pytest.raises(ValueError, match=r"flatten: start_axis 1 comes after end_axis 0"):
+        t.flatten(1, 0)
+    with pytest.raises(ValueError, match=r"cat: no tensors to join"):
+        xdl.cat([])
+    with pytest.raises(ValueError, match=r"argmax: axis must be an integer in \[-2, 2\), got 2"):
+        t.argmax(axis=2)
+    with pytest.raises(ValueError, match=r"argmin of an empty tensor"):
+        xdl.tensor(np.zeros((0,), np.float32)).argmin()
+    with pytest.raises(ValueError, match=r"min of an empty tensor"):
+        xdl.tensor(np.zeros((0,), np.float32)).min()

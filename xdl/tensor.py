@@ -111,6 +111,28 @@ class Tensor:
             raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
         return self.numpy().reshape(()).item()
 
+    def tolist(self):
+        """The values as (nested) Python lists, or one number for a 0-d tensor (syncs with the device)."""
+        return self.numpy().tolist()
+
+    def argmax(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
+        """Indices of the largest values along ``axis`` (of the flattened tensor by default; the
+        first on ties), as NumPy's: an int64 tensor, without a gradient."""
+        return self._index_of("argmax", axis, keepdims)
+
+    def argmin(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
+        """Indices of the smallest values along ``axis``, as `argmax`."""
+        return self._index_of("argmin", axis, keepdims)
+
+    def _index_of(self, which: str, axis, keepdims: bool) -> Tensor:
+        if self.size == 0:
+            raise ValueError(f"{which} of an empty tensor")
+        if axis is not None and (isinstance(axis, bool) or not isinstance(axis, int | np.integer)
+                                 or not -self.ndim <= axis < self.ndim):
+            raise ValueError(f"{which}: axis must be an integer in [{-self.ndim}, {self.ndim}), got {axis!r}")
+        found = getattr(self.data, which)(axis=axis, keepdims=bool(keepdims))
+        return Tensor(self.backend.xp.asarray(found, dtype=np.int64), backend=self.backend)
+
     def detach(self) -> Tensor:
         """The same data, cut from the graph (no copy)."""
         return Tensor(self.data, backend=self.backend)

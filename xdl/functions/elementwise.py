@@ -53,7 +53,7 @@ class Sqrt(Function):
         return (gy / (2 * self.y),)
 
 
-@op(method=True, check=SHAPES, domain="nonzero")
+@op(method=True, methods=("__abs__",), check=SHAPES, domain="nonzero")
 class Abs(Function):
     """y = |x|;  ∂y/∂x = sign(x) (0 at 0)"""
 
@@ -63,6 +63,30 @@ class Abs(Function):
 
     def backward(self, gy):
         return (gy * self.xp.sign(self.x),)
+
+
+@op(methods=("clamp", "clip"), check=[Check((3, 4), min=-0.5, max=0.5), Check((3, 4), min=0.25),
+                                       Check((2, 3, 2), max=-0.25)])
+class Clamp(Function):
+    """y = min(max(x, min), max) (either bound may be None);  ∂y/∂x = 1 where min ≤ x ≤ max, else 0"""
+
+    min: float = None
+    max: float = None
+
+    def forward(self, x):
+        if self.min is None and self.max is None:
+            raise ValueError("clamp: give min, max or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"clamp: min {self.min} is above max {self.max}")
+        self.inside = self.xp.ones(x.shape, dtype=bool)
+        if self.min is not None:
+            self.inside &= x >= self.min
+        if self.max is not None:
+            self.inside &= x <= self.max
+        return self.xp.clip(x, self.min, self.max).astype(x.dtype, copy=False)
+
+    def backward(self, gy):
+        return (gy * self.inside,)
 
 
 @op(method=True, check=SHAPES)

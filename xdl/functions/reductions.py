@@ -1,4 +1,4 @@
-"""Reductions over axes: sum, mean, max (with ``keepdims``)."""
+"""Reductions over axes: sum, mean, max, min (with ``keepdims``)."""
 
 from __future__ import annotations
 
@@ -61,17 +61,33 @@ class Mean(Reduction):
         return (self.xp.broadcast_to(self.expand(gy) / self.count, self.x_shape),)
 
 
-@op(method=True, check=AXES)
-class Max(Reduction):
-    """y = maxₐₓᵢₛ x;  the gradient goes to the maximal elements, split evenly between ties"""
+class Extreme(Reduction):
+    """The largest (`Max`) or smallest (`Min`) value over the axes; the gradient goes to the
+    elements that reach it, split evenly between ties."""
 
     def reduce(self, x):
         if x.size == 0:
-            raise ValueError("max of an empty tensor")
-        y = x.max(axis=self.axes, keepdims=True)
+            raise ValueError(f"{type(self).__name__.lower()} of an empty tensor")
+        y = self.extreme(x, axis=self.axes, keepdims=True)
         self.mask = x == y
         return y if self.keepdims else y.reshape(tuple(n for i, n in enumerate(x.shape) if i not in self.axes))
 
     def backward(self, gy):
         share = self.mask / self.mask.sum(axis=self.axes, keepdims=True)
         return (share.astype(gy.dtype) * self.expand(gy),)
+
+
+@op(method=True, check=AXES)
+class Max(Extreme):
+    """y = maxₐₓᵢₛ x;  the gradient goes to the maximal elements, split evenly between ties"""
+
+    def extreme(self, x, **kwargs):
+        return x.max(**kwargs)
+
+
+@op(method=True, check=AXES)
+class Min(Extreme):
+    """y = minₐₓᵢₛ x;  the gradient goes to the minimal elements, split evenly between ties"""
+
+    def extreme(self, x, **kwargs):
+        return x.min(**kwargs)

@@ -1,4 +1,5 @@
-"""Shape functions: reshape, transpose, indexing, dtype cast."""
+"""Shape functions: reshape (and flatten, squeeze, unsqueeze), transpose, joining (cat, stack),
+indexing, dtype cast."""
 
 from __future__ import annotations
 
@@ -34,6 +35,86 @@ class Reshape(Function):
 def reshape(x, *shape):
     """y = x viewed with a new shape (``reshape(x, 2, 3)`` or ``reshape(x, (2, 3))``, −1 inferred)."""
     return Reshape.apply(x, shape=_shape_args(shape))
+
+
+@op(method=True, check=[Check((2, 3, 4)), Check((2, 3, 4), start_axis=1), Check((2, 3, 4, 2), args=(1, 2))])
+def flatten(x, start_axis=0, end_axis=-1):
+    """y = x with axes ``start_axis`` … ``end_axis`` merged into one (all of them by default)."""
+    n = x.ndim
+    if not (-n <= start_axis < max(n, 1) and -n <= end_axis < max(n, 1)):
+        raise ValueError(f"flatten: axes {start_axis}, {end_axis} are out of range for a {n}-d tensor")
+    start, end = start_axis % max(n, 1), end_axis % max(n, 1)
+    if start > end:
+        raise ValueError(f"flatten: start_axis {start_axis} comes after end_axis {end_axis}")
+    return Reshape.apply(x, shape=(*x.shape[:start], -1, *x.shape[end + 1:]) if n else (1,))
+
+
+@op(method=True, check=[Check((3, 1, 4, 1)), Check((3, 1, 4), axis=1)])
+def squeeze(x, axis=None):
+    """y = x without its length-1 axes (all of them, or ``axis``, which must have length 1)."""
+    if axis is None:
+        shape = tuple(m for m in x.shape if m != 1)
+    else:
+        if not -x.ndim <= axis < x.ndim or x.shape[axis] != 1:
+            raise ValueError(f"squeeze: axis {axis} of a tensor of shape {x.shape} is not of length 1")
+        shape = tuple(m for i, m in enumerate(x.shape) if i != axis % x.ndim)
+    return Reshape.apply(x, shape=shape)
+
+
+@op(method=True, check=[Check((3, 4), args=(0,)), Check((3, 4), args=(-1,))])
+def unsqueeze(x, axis):
+    """y = x with a new length-1 axis at ``axis`` (as NumPy's ``expand_dims``)."""
+    if not -x.ndim - 1 <= axis <= x.ndim:
+        raise ValueError(f"unsqueeze: axis {axis} is out of range for a {x.ndim}-d tensor (−{x.ndim + 1} to {x.ndim})")
+    at = axis % (x.ndim + 1)
+    return Reshape.apply(x, shape=(*x.shape[:at], 1, *x.shape[at:]))
+
+
+class Concatenate(Function):
+    """y = the inputs joined along an existing axis;  ∂L/∂xᵢ = ∂L/∂y's slice of input i"""
+
+    axis: int = 0
+
+    def forward(self, *xs):
+        self.bounds = np.cumsum([0] + [x.shape[self.axis] for x in xs])
+        return self.xp.concatenate(xs, axis=self.axis)
+
+    def backward(self, gy):
+        return tuple(self.xp.take(gy, self.xp.arange(a, b), axis=self.axis)
+                     for a, b in zip(self.bounds[:-1], self.bounds[1:]))
+
+
+class Stack(Function):
+    """y = the inputs joined along a new axis;  ∂L/∂xᵢ = ∂L/∂y at index i of that axis"""
+
+    axis: int = 0
+
+    def forward(self, *xs):
+        return self.xp.stack(xs, axis=self.axis)
+
+    def backward(self, gy):
+        return tuple(self.xp.take(gy, i, axis=self.axis) for i in range(gy.shape[self.axis]))
+
+
+def _joined(name: str, tensors) -> tuple:
+    """``f([a, b])`` and ``f(a, b)`` alike; at least one tensor."""
+    if len(tensors) == 1 and isinstance(tensors[0], list | tuple):
+        tensors = tuple(tensors[0])
+    if not tensors:
+        raise ValueError(f"{name}: no tensors to join")
+    return tensors
+
+
+@op(check=[Check((2, 3), (4, 3)), Check((2, 3), (2, 1), (2, 2), axis=1)])
+def cat(*tensors, axis=0):
+    """The tensors joined along ``axis`` (``cat([a, b])`` or ``cat(a, b)``), as NumPy's concatenate."""
+    return Concatenate.apply(*_joined("cat", tensors), axis=axis)
+
+
+@op(check=[Check((2, 3), (2, 3)), Check((2, 3), (2, 3), (2, 3), axis=-1)])
+def stack(*tensors, axis=0):
+    """The tensors (of one shape) joined along a new axis ``axis`` (``stack([a, b])`` or ``stack(a, b)``)."""
+    return Stack.apply(*_joined("stack", tensors), axis=axis)
 
 
 class Transpose(Function):
