@@ -402,6 +402,13 @@ def test_the_tensor_helpers_name_a_bad_argument(backend):
         t.flatten(1, 0)
     with pytest.raises(ValueError, match=r"cat: no tensors to join"):
         xdl.cat([])
+    with pytest.raises(ValueError, match=r"cat: the tensors must have the same shape but along axis 0, got \(2, 3\), "
+                                         r"\(2, 2\)"):
+        xdl.cat(t, t[:, :2])
+    with pytest.raises(ValueError, match=r"stack: the tensors must have the same shape, got \(2, 3\), \(3,\)"):
+        xdl.stack(t, t[0])
+    with pytest.raises(ValueError, match=r"stack: axis 3 is out of range for 3-d results"):
+        xdl.stack(t, t, axis=3)
     with pytest.raises(ValueError, match=r"argmax: axis must be an integer in \[-2, 2\), got 2"):
         t.argmax(axis=2)
     with pytest.raises(ValueError, match=r"argmin of an empty tensor"):

@@ -76,12 +76,14 @@ class Concatenate(Function):
     axis: int = 0
 
     def forward(self, *xs):
+        _check_joined("cat", xs, self.axis, new_axis=False)
+        y = self.xp.concatenate(xs, axis=self.axis)
+        self.before = (slice(None),) * (self.axis % y.ndim)  # the axes ahead of the joined one
         self.bounds = np.cumsum([0] + [x.shape[self.axis] for x in xs])
-        return self.xp.concatenate(xs, axis=self.axis)
+        return y
 
     def backward(self, gy):
-        return tuple(self.xp.take(gy, self.xp.arange(a, b), axis=self.axis)
-                     for a, b in zip(self.bounds[:-1], self.bounds[1:]))
+        return tuple(gy[(*self.before, slice(a, b))] for a, b in zip(self.bounds[:-1], self.bounds[1:]))
 
 
 class Stack(Function):
@@ -90,10 +92,26 @@ class Stack(Function):
     axis: int = 0
 
     def forward(self, *xs):
-        return self.xp.stack(xs, axis=self.axis)
+        _check_joined("stack", xs, self.axis, new_axis=True)
+        y = self.xp.stack(xs, axis=self.axis)
+        self.before = (slice(None),) * (self.axis % y.ndim)
+        return y
 
     def backward(self, gy):
-        return tuple(self.xp.take(gy, i, axis=self.axis) for i in range(gy.shape[self.axis]))
+        return tuple(gy[(*self.before, i)] for i in range(gy.shape[len(self.before)]))
+
+
+def _check_joined(name: str, xs, axis: int, new_axis: bool) -> None:
+    """The shapes fit together: equal (stack), or equal but along ``axis`` (cat); ``axis`` in range."""
+    ndim = xs[0].ndim + new_axis
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"{name}: axis {axis} is out of range for {ndim}-d results")
+    shapes = [tuple(x.shape) for x in xs]
+    drop = None if new_axis else axis % ndim
+    if any(len(s) != len(shapes[0]) or [n for i, n in enumerate(s) if i != drop] !=
+           [n for i, n in enumerate(shapes[0]) if i != drop] for s in shapes):
+        what = "the same shape" if new_axis else f"the same shape but along axis {axis}"
+        raise ValueError(f"{name}: the tensors must have {what}, got {', '.join(map(str, shapes))}")
 
 
 def _joined(name: str, tensors) -> tuple:
