@@ -69,8 +69,8 @@ def move(params, backend) -> list[FlatBuffer]:
     goes alone and they are packed anew on ``backend``."""
     out = []
     for group in _by_dtype(params).values():
-        places = {id((getattr(p, "_flat", None) or (None,))[0]) for p in group}
-        if len(places) == 1 and getattr(group[0], "_flat", None) is not None:
+        buffers = {id(p._flat[0]) if getattr(p, "_flat", None) else None for p in group}
+        if len(buffers) == 1 and None not in buffers:
             group = sorted(group, key=lambda p: p._flat[1])  # as they lie in their one buffer
         run = _contiguous_run(group)
         if run is None:
