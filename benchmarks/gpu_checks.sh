@@ -29,4 +29,5 @@ tests=$?
 step report 180 env XDL_BACKEND=cupy python3 benchmarks/report.py --json "$out/report.json"
 step batched 100 env XDL_BACKEND=cupy python3 benchmarks/batched.py
 step profile 50 env XDL_BACKEND=cupy python3 benchmarks/profile_step.py
+step bn-paths 20 env XDL_BACKEND=cupy python3 benchmarks/bn_paths.py
 exit $tests

@@ -216,3 +216,17 @@ def test_batch_norm_cases_time_the_public_api_beside_the_kernels():
     assert re.fullmatch(r"batch norm through the public API \(bn\(x\), bn\(x\)\.backward\(dy\)\) vs the kernels "
                         r"alone: train fwd 64x32 [\d.]+×, train fwd\+bwd 64x32 [\d.]+×, inference 64x32 [\d.]+×", line)
     assert api_overhead([]).endswith("no case")
+
+
+def test_the_batch_norm_paths_script_needs_a_gpu_and_says_so():
+    """benchmarks/bn_paths.py (not collected by the suite) compares CUDA kernels: on the CPU it
+    says how to run it, before any work."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "benchmarks" / "bn_paths.py"
+    spec = importlib.util.spec_from_file_location("bn_paths", path)
+    bn_paths = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bn_paths)
+    with xdl.use("numpy"), pytest.raises(SystemExit, match="run it with XDL_BACKEND=cupy on a GPU"):
+        bn_paths.main()

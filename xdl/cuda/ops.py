@@ -360,10 +360,7 @@ class CupyOps(NumpyOps):
         n, c = x.shape
         block, y = (BLOCK_X, BLOCK_Y), xp.empty((n, c), dtype=dt)
         common = dict(x=x, n_rows=n, n_cols=c)
-        # One launch for host-bound sizes, but it has one block per BLOCK_X features, each walking
-        # every row twice: fewer blocks than SMs over long columns leave the GPU idle (1024×1024 took
-        # 44 µs, 1.2× torch's time, on the H200), where the two-kernel path spreads the rows.
-        if n <= SHORT_ROWS or (n <= SMALL_ROWS and -(-c // BLOCK_X) >= self.sm_count):
+        if self.forward_in_one_launch(n, c):
             stats = xp.empty((2, c), dtype=dt)  # μ, 1/√(σ² + ε)
             kernel("batchnorm.cu", "bn_forward_small", dt, 1)(
                 (-(-c // BLOCK_X), 1), block, **common, y=y, stats=stats, gamma=gamma, beta=beta,
@@ -378,6 +375,14 @@ class CupyOps(NumpyOps):
         grid, rows = self._bn_grid(normalize, n, c, vec, reduction=False)
         normalize(grid, block, **common, y=y, rows_per_block=rows, stats=stats, gamma=gamma, beta=beta)
         return y, stats[0], stats[1]
+
+    def forward_in_one_launch(self, n_rows: int, n_cols: int) -> bool:
+        """Whether the training forward of (n_rows, n_cols) is one launch (`bn_forward_small`): for
+        host-bound sizes, but that kernel has one block per BLOCK_X features, each walking every
+        row twice, so fewer blocks than SMs over long columns leave the GPU idle (1024×1024 took
+        44 µs, 1.2× torch's time, on the H200) where stats + normalize spread the rows
+        (`benchmarks/bn_paths.py` times both)."""
+        return n_rows <= SHORT_ROWS or (n_rows <= SMALL_ROWS and -(-n_cols // BLOCK_X) >= self.sm_count)
 
     def batchnorm_backward(self, dy, x, gamma, mean, inv_std):
         if not self._bn_supported(x, gamma, mean, inv_std) or dy.dtype != x.dtype:
