@@ -8,7 +8,8 @@
 //
 // The same kernel applies dropout forward (x → y) and backward (∂L/∂y → ∂L/∂x): output = input·d·scale
 // with d the keep mask and scale = 1/(1 − rate), computed as input·(d ? scale : 0) so that a dropped
-// NaN stays NaN and a dropped −x gives −0, as NumPy's input·mask does.
+// NaN stays NaN and a dropped −x gives −0, as NumPy's input·mask does. ReLU followed by dropout is
+// one kernel each way too (relu_dropout_forward, relu_dropout_backward), bit for bit the pair's.
 //
 // The step of the key is `step + steps_done[0]`: `steps_done` is a counter in device memory, so a
 // captured step (CUDA graph) that advances the counter draws a new mask on every replay.
@@ -80,69 +81,129 @@ struct alignas(16) Pack {
     T x[16 / sizeof(T)];
 };
 
-// output[i] = input[i]·(kept ? scale : 0) over [0, n).
-template <typename T>
-__global__ void dropout_apply(const T* input, T* output, long long n, int threshold, double scale, long long seed,
-                              long long stream, long long step, const long long* steps_done, int vectorized) {
-    constexpr int W = 16 / sizeof(T);  // elements per 16-byte pack
-    const T kept = T(scale), dropped = T(0);
-    const u64 key_step = (u64)step + (u64)steps_done[0];
+// Calls op.one(i, kept) for every element i of [0, n) of the draw keyed by (seed, stream, key_step),
+// or op.pack(q, bits) for the q-th 16-byte pack (bit w: element W·q + w kept) where `vectorized`.
+template <typename T, typename Op>
+__device__ __forceinline__ void for_each_masked(long long n, u64 seed, u64 stream, u64 key_step, int threshold,
+                                                int vectorized, const Op& op) {
+    constexpr int W = 16 / sizeof(T);  // elements per 16-byte pack: a pack lies inside one block (W divides 16)
     const int lane = threadIdx.x & 31;
     const long long warps = (long long)gridDim.x * blockDim.x / 32;
     for (long long chunk = ((long long)blockIdx.x * blockDim.x + threadIdx.x) / 32; chunk * CHUNK < n;
          chunk += warps) {
         const long long first = chunk * CHUNK, group = first / 16 + lane;
-        const unsigned bits = 16 * group < n ? keep_bits((u64)group, (u64)seed, (u64)stream, key_step, threshold) : 0u;
+        const unsigned bits = 16 * group < n ? keep_bits((u64)group, seed, stream, key_step, threshold) : 0u;
         if (vectorized && first + CHUNK <= n) {
-            const Pack<T>* in = reinterpret_cast<const Pack<T>*>(input + first);
-            Pack<T>* out = reinterpret_cast<Pack<T>*>(output + first);
 #pragma unroll
             for (int r = 0; r < CHUNK / (32 * W); ++r) {
-                const int e = (32 * r + lane) * W;  // a pack lies inside one block: W divides 16
-                const unsigned mine = __shfl_sync(FULL_WARP, bits, e / 16) >> (e % 16);
-                Pack<T> v = in[32 * r + lane];
-#pragma unroll
-                for (int w = 0; w < W; ++w) v.x[w] = v.x[w] * ((mine >> w) & 1u ? kept : dropped);
-                out[32 * r + lane] = v;
+                const int e = (32 * r + lane) * W;
+                op.pack(first / W + 32 * r + lane, __shfl_sync(FULL_WARP, bits, e / 16) >> (e % 16));
             }
         } else {
 #pragma unroll 4
             for (int r = 0; r < CHUNK / 32; ++r) {
                 const int e = 32 * r + lane;
                 const unsigned mine = __shfl_sync(FULL_WARP, bits, e / 16);
-                const long long i = first + e;
-                if (i < n) output[i] = input[i] * ((mine >> (e % 16)) & 1u ? kept : dropped);
+                if (first + e < n) op.one(first + e, (mine >> (e % 16)) & 1u);
             }
         }
     }
 }
 
+// y = max(x, 0) as activation.cu's relu_forward (NumPy's maximum: NaN kept, −0 and −∞ give +0).
+template <typename T>
+__device__ __forceinline__ T relu_of(T v) { return (v > T(0) || v != v) ? v : T(0); }
+
+// output = f(input)·(kept ? scale : 0), f the identity (dropout) or ReLU (ReLU then dropout) — a
+// product, so that a dropped NaN stays NaN and a dropped −x gives −0, as NumPy's input·mask does.
+template <typename T, bool RELU>
+struct KeptScaled {
+    const T* input;
+    T* output;
+    T scale;
+    __device__ __forceinline__ T of(T v, unsigned kept) const { return (RELU ? relu_of(v) : v) * (kept ? scale : T(0)); }
+    __device__ __forceinline__ void one(long long i, unsigned kept) const { output[i] = of(input[i], kept); }
+    __device__ __forceinline__ void pack(long long q, unsigned bits) const {
+        Pack<T> v = reinterpret_cast<const Pack<T>*>(input)[q];
+#pragma unroll
+        for (int w = 0; w < 16 / (int)sizeof(T); ++w) v.x[w] = of(v.x[w], (bits >> w) & 1u);
+        reinterpret_cast<Pack<T>*>(output)[q] = v;
+    }
+};
+
+// ∂L/∂x of ReLU then dropout, from the forward's output y: (∂L/∂y·(kept ? scale : 0))·[y > 0], the
+// dropout's backward then relu_backward's product (where kept, y > 0 exactly where ReLU's output is;
+// where dropped, the first factor is ±0 or NaN and the second cannot change it).
+template <typename T>
+struct ReluDropoutGradient {
+    const T* gy;
+    const T* y;
+    T* output;
+    T scale;
+    __device__ __forceinline__ T of(T g, T out, unsigned kept) const {
+        return (g * (kept ? scale : T(0))) * T(out > T(0));
+    }
+    __device__ __forceinline__ void one(long long i, unsigned kept) const { output[i] = of(gy[i], y[i], kept); }
+    __device__ __forceinline__ void pack(long long q, unsigned bits) const {
+        Pack<T> g = reinterpret_cast<const Pack<T>*>(gy)[q];
+        const Pack<T> out = reinterpret_cast<const Pack<T>*>(y)[q];
+#pragma unroll
+        for (int w = 0; w < 16 / (int)sizeof(T); ++w) g.x[w] = of(g.x[w], out.x[w], (bits >> w) & 1u);
+        reinterpret_cast<Pack<T>*>(output)[q] = g;
+    }
+};
+
+// output[i] = input[i]·(kept ? scale : 0) over [0, n): dropout forward (x → y) and backward
+// (∂L/∂y → ∂L/∂x) alike.
+template <typename T>
+__global__ void dropout_apply(const T* input, T* output, long long n, int threshold, double scale, long long seed,
+                              long long stream, long long step, const long long* steps_done, int vectorized) {
+    for_each_masked<T>(n, (u64)seed, (u64)stream, (u64)step + (u64)steps_done[0], threshold, vectorized,
+                       KeptScaled<T, false>{input, output, T(scale)});
+}
+
+// output = ReLU(input)·(kept ? scale : 0): ReLU then dropout in one pass (`xdl.nn.Sequential` runs
+// a ReLU layer followed by a keyed Dropout layer so), bit for bit the two kernels' result.
+template <typename T>
+__global__ void relu_dropout_forward(const T* input, T* output, long long n, int threshold, double scale,
+                                     long long seed, long long stream, long long step, const long long* steps_done,
+                                     int vectorized) {
+    for_each_masked<T>(n, (u64)seed, (u64)stream, (u64)step + (u64)steps_done[0], threshold, vectorized,
+                       KeptScaled<T, true>{input, output, T(scale)});
+}
+
+// Its backward: output = (gy·(kept ? scale : 0))·[y > 0], y the forward's output.
+template <typename T>
+__global__ void relu_dropout_backward(const T* gy, const T* y, T* output, long long n, int threshold, double scale,
+                                      long long seed, long long stream, long long step, const long long* steps_done,
+                                      int vectorized) {
+    for_each_masked<T>(n, (u64)seed, (u64)stream, (u64)step + (u64)steps_done[0], threshold, vectorized,
+                       ReluDropoutGradient<T>{gy, y, output, T(scale)});
+}
+
 // K stacked models (activations (B, K, C), row-major): model k's slice input[:, k, :] is dropped with
 // model k's own key and rate, exactly the mask it draws alone over its (B, C) activations:
 // element (b, k, c) is element b·C + c of model k's draw. Per-model values are arrays of K; grid.y
-// is the model. Chunks as above over model k's B·C elements (coalesced within each run of C).
+// is the model. Chunks as above over model k's B·C elements (coalesced within each run of C; no
+// packs: a model's elements are not contiguous).
+template <typename T>
+struct StackedKeptScaled {
+    const T* input;
+    T* output;
+    T scale;
+    long long models, cols, k;
+    __device__ __forceinline__ void one(long long i, unsigned kept) const {
+        const long long at = (i / cols * models + k) * cols + i % cols;
+        output[at] = input[at] * (kept ? scale : T(0));
+    }
+    __device__ __forceinline__ void pack(long long, unsigned) const {}  // never called: vectorized is 0
+};
+
 template <typename T>
 __global__ void stacked_dropout_apply(const T* input, T* output, long long rows, int models, long long cols,
                                       const int* threshold, const double* scale, const long long* seed,
                                       long long stream, long long step, const long long* steps_done) {
-    const int k = blockIdx.y, lane = threadIdx.x & 31;
-    const T kept = T(scale[k]), dropped = T(0);
-    const u64 key_step = (u64)step + (u64)steps_done[0];
-    const long long n = rows * cols, warps = (long long)gridDim.x * blockDim.x / 32;
-    for (long long chunk = ((long long)blockIdx.x * blockDim.x + threadIdx.x) / 32; chunk * CHUNK < n;
-         chunk += warps) {
-        const long long first = chunk * CHUNK, group = first / 16 + lane;
-        const unsigned bits =
-            16 * group < n ? keep_bits((u64)group, (u64)seed[k], (u64)stream, key_step, threshold[k]) : 0u;
-#pragma unroll 4
-        for (int r = 0; r < CHUNK / 32; ++r) {
-            const int e = 32 * r + lane;
-            const unsigned mine = __shfl_sync(FULL_WARP, bits, e / 16);
-            const long long i = first + e;
-            if (i < n) {
-                const long long at = (i / cols * models + k) * cols + i % cols;
-                output[at] = input[at] * ((mine >> (e % 16)) & 1u ? kept : dropped);
-            }
-        }
-    }
+    const int k = blockIdx.y;
+    for_each_masked<T>(rows * cols, (u64)seed[k], (u64)stream, (u64)step + (u64)steps_done[0], threshold[k], 0,
+                       StackedKeptScaled<T>{input, output, T(scale[k]), models, cols, k});
 }

@@ -197,6 +197,10 @@ def test_cupy_ops_launch_every_kernel_with_arguments_its_binding_accepts(monkeyp
         y, saved = ops.dropout_forward(x, 0.3, 2**64 - 1, 4, 17)
         assert saved is None and y.shape == x.shape
         ops.dropout_backward(x, saved, 0.3, 2**64 - 1, 4, 17, steps_done=np.zeros(1, np.int64))
+        y, saved = ops.relu_dropout_forward(x, 0.3, 5, 4, 17)
+        assert saved is None and launches[-1].startswith("relu_dropout_forward")
+        ops.relu_dropout_backward(x, y, saved, 0.3, 5, 4, 17, steps_done=np.zeros(1, np.int64))
+        assert launches[-1].startswith("relu_dropout_backward")
         y, saved = ops.stacked_dropout_forward(x, [0.1, 0.0, 0.5], [1, 2**63, 3], 4, 17)
         ops.stacked_dropout_backward(x, saved, [0.1, 0.0, 0.5], [1, 2**63, 3], 4, 17)
     a, b = rng.standard_normal((5, 3)), rng.standard_normal((3, 4))

@@ -213,6 +213,30 @@ def test_dropout_kernel_unaligned_and_with_more_chunks_than_warps(gpu, rng, dtyp
                                       ref.dropout_backward(host, saved, 0.4, *key))
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [7, 1023, (1 << 20) + 3])
+@pytest.mark.parametrize("offset", [0, 1], ids=["aligned", "unaligned"])
+def test_relu_dropout_kernels_are_the_pair_bit_for_bit(gpu, rng, n, dtype, offset):
+    """ReLU then dropout in one kernel each way equals the reference pair exactly: NaN, ±0 and ±∞
+    included (a dropped ∞ gives NaN, a dropped −x gives −0, as the pair's products do)."""
+    host = rng.standard_normal(n + offset).astype(dtype)
+    host[::5], host[1::7], host[2::11], host[3::13] = np.nan, -0.0, np.inf, -np.inf
+    gy = rng.standard_normal(n + offset).astype(dtype)
+    gy[4::17] = np.inf
+    key, ref = (2**64 - 3, 4, 1000), NumpyOps(xdl.backend.get_backend("numpy"))
+    want, saved = ref.relu_dropout_forward(host[offset:], 0.3, *key)
+    pair, _ = ref.dropout_forward(ref.relu_forward(host[offset:]), 0.3, *key)
+    np.testing.assert_array_equal(want, pair)  # the reference is the pair
+    x = gpu.asarray(host)[offset:]
+    got, nothing = gpu.ops.relu_dropout_forward(x, 0.3, *key)
+    assert nothing is None
+    np.testing.assert_array_equal(got.get(), want)
+    assert (np.signbit(got.get()) == np.signbit(want))[~np.isnan(want)].all()
+    back = gpu.ops.relu_dropout_backward(gpu.asarray(gy)[offset:], got, None, 0.3, *key)
+    want_back = ref.relu_dropout_backward(gy[offset:], want, saved, 0.3, *key)
+    np.testing.assert_array_equal(back.get(), want_back)
+    assert (np.signbit(back.get()) == np.signbit(want_back))[~np.isnan(want_back)].all()
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(1, 1, 1), (7, 3, 5), (64, 16, 256), (1023, 2, 17)])
 def test_stacked_dropout_kernel_draws_each_models_own_mask(gpu, rng, shape, dtype):
     b, k, c = shape

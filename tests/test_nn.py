@@ -277,6 +277,45 @@ def test_moving_or_converting_to_what_a_model_has_changes_nothing(backend):
         stacked.astype(np.float64)
 
 
+
+def test_a_relu_before_a_keyed_dropout_runs_as_one_op_with_the_pairs_values(backend, rng, monkeypatch):
+    """Under a key (a Trainer's), `Sequential` runs ReLU → Dropout as `relu_dropout` (one node, one
+    kernel each way on the GPU): outputs, weight gradients and batch-norm statistics bit for bit
+    those of the two layers run one after the other; without a key, or in evaluation, no fusion."""
+    import xdl.nn.sequential
+
+    X = rng.standard_normal((32, 6)).astype(np.float32)
+
+    def run(fuse: bool, key: bool = True, training: bool = True):
+        xdl.seed(3)
+        model = xdl.nn.mlp(6, [8, 5], 3, batch_norm=True, dropout=0.3).train(training)
+        if key:
+            model.set_random_key(7, step=11)
+        with monkeypatch.context() as m:
+            if not fuse:
+                m.setattr(xdl.nn.sequential, "_fused", lambda layer, after: False)
+            out = model(X)
+            nodes = []
+            node = out
+            while node._fn is not None:  # the chain of nodes back to the input
+                nodes.append(type(node._fn).__name__)
+                node = node._fn.inputs[0]
+            if training:
+                (out * out).sum().backward()
+        return out.numpy(), [p.grad.copy() if training else None for p in model.parameters()], \
+            model.state_dict(), nodes
+
+    fused, pair = run(True), run(False)
+    assert fused[3].count("ReLUDropout") == 2 and "ReLUDropout" not in pair[3] and "Dropout" in pair[3]
+    np.testing.assert_array_equal(fused[0], pair[0])
+    for a, b in zip(fused[1], pair[1]):
+        np.testing.assert_array_equal(backend.to_numpy(a), backend.to_numpy(b))
+    for name in fused[2]:
+        np.testing.assert_array_equal(fused[2][name], pair[2][name], err_msg=name)
+    assert "ReLUDropout" not in run(True, key=False)[3]  # the backend's generator: dropout as it is
+    assert "ReLUDropout" not in run(True, training=False)[3]
+
+
 def test_predict_in_batches(backend, rng):
     model = Sequential(Dense(4, 3))
     X = rng.standard_normal((10, 4)).astype(np.float32)

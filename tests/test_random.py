@@ -97,3 +97,25 @@ def test_the_dropout_kernel_draws_the_reference_masks(tmp_path):
     for (group, seed, stream, step, rate), bits in zip(cases, run.stdout.split(), strict=True):
         mask = keep_mask((16 * (group + 1),), rate, seed, stream, step)[16 * group:]
         assert [bool(int(bits) >> e & 1) for e in range(16)] == mask.tolist(), (group, seed, stream, step, rate)
+
+
+def test_relu_then_dropout_as_one_op_is_the_pair_bit_for_bit():
+    """`relu_dropout`'s backward reads its own output y where the pair's ReLU reads its: equal where
+    a unit is kept (y > 0 exactly where ReLU's output is) and unable to matter where it is dropped
+    (the gradient is ±0 or NaN there already). NaN, ±0 and ±∞ included, signs of zeros too."""
+    from xdl.ops import NumpyOps
+
+    ops, rng = NumpyOps(xdl.backend.get_backend("numpy")), np.random.default_rng(5)
+    x, gy = rng.standard_normal(4000), rng.standard_normal(4000)
+    x[::5], x[1::7], x[2::11], x[3::13] = np.nan, -0.0, np.inf, -np.inf
+    gy[4::17], gy[5::19], gy[6::23] = np.inf, -np.inf, np.nan
+    key = (9, 2, 31)
+    with np.errstate(invalid="ignore"):  # ∞·0: NaN on purpose
+        relu = ops.relu_forward(x)
+        pair, saved = ops.dropout_forward(relu, 0.4, *key)
+        pair_grad = ops.relu_backward(ops.dropout_backward(gy, saved, 0.4, *key), relu)
+        y, saved = ops.relu_dropout_forward(x, 0.4, *key)
+        grad = ops.relu_dropout_backward(gy, y, saved, 0.4, *key)
+    for got, want in ((y, pair), (grad, pair_grad)):
+        np.testing.assert_array_equal(got, want)
+        assert (np.signbit(got) == np.signbit(want))[~np.isnan(want)].all()

@@ -218,11 +218,25 @@ class CupyOps(NumpyOps):
             return super().dropout_backward(gy, saved, rate, seed, stream, step, steps_done)
         return self._dropout(self.xp.ascontiguousarray(gy), rate, seed, stream, step, steps_done)
 
-    def _dropout(self, source, rate, seed, stream, step, steps_done):
-        return self._dropout_launch("dropout_apply", source, steps_done, {}, input=source, n=source.size,
+    def _dropout(self, source, rate, seed, stream, step, steps_done, name="dropout_apply", **arrays):
+        """One launch of a mask-applying kernel of random.cu over ``source``'s elements (its
+        ``input``, or the ``arrays`` it names)."""
+        arrays = arrays or {"input": source}
+        return self._dropout_launch(name, source, steps_done, {}, **arrays, n=source.size,
                                     threshold=math.ceil(rate * 2**LANE_BITS), scale=1.0 / (1.0 - rate),
                                     seed=_int64(seed), stream=_int64(stream), step=_int64(step),
-                                    vectorized=int(self._aligned(source)))  # the output is a new allocation
+                                    vectorized=int(self._aligned(*arrays.values())))  # the output: a new allocation
+
+    def relu_dropout_forward(self, x, rate, seed, stream, step, steps_done=None):
+        if not self._dropout_supported(x, steps_done):
+            return super().relu_dropout_forward(x, rate, seed, stream, step, steps_done)
+        return self._dropout(x, rate, seed, stream, step, steps_done, "relu_dropout_forward"), None
+
+    def relu_dropout_backward(self, gy, y, saved, rate, seed, stream, step, steps_done=None):
+        if saved is not None:  # the forward fell back to the reference and kept its mask
+            return super().relu_dropout_backward(gy, y, saved, rate, seed, stream, step, steps_done)
+        gy = self.xp.ascontiguousarray(gy, dtype=y.dtype)  # y is what the kernel wrote: contiguous, float
+        return self._dropout(gy, rate, seed, stream, step, steps_done, "relu_dropout_backward", gy=gy, y=y)
 
     def stacked_dropout_forward(self, x, rates, seeds, stream, step, steps_done=None):
         if not self._dropout_supported(x, steps_done) or x.ndim != 3 or x.shape[1] > MAX_GRID_Y:

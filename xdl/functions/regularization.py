@@ -77,3 +77,28 @@ def dropout(x, rate: float, training: bool = True, mask=None, key=None):
     else:
         mask = x.backend.rng.random(x.shape, dtype=x.dtype) >= rate
     return Dropout.apply(x, mask=mask, rate=rate)
+
+
+class ReLUDropout(Function):
+    """y = max(x, 0)·d/(1 − rate), ReLU then dropout keyed by ``key`` as one node (one kernel each
+    way on the GPU);  ∂L/∂x = ∂L/∂y·d/(1 − rate)·[y > 0]. Bit for bit what `relu` then `dropout`
+    give: `xdl.nn.Sequential` runs a ReLU layer followed by a keyed Dropout layer so."""
+
+    rate: float
+    key: object
+
+    def forward(self, x):
+        self.y, self.saved = self.backend.ops.relu_dropout_forward(x, self.rate, *self.key)
+        return self.y
+
+    def backward(self, gy):
+        return (self.backend.ops.relu_dropout_backward(gy, self.y, self.saved, self.rate, *self.key),)
+
+
+@op(domain="nonzero", check=[Check((6, 5), args=(0.3, (3, 1, 7))), Check((2, 3, 40), args=(0.5, (0, 4, 2**40)))])
+def relu_dropout(x, rate: float, key):
+    """``dropout(relu(x), rate, key=key)`` as one op: the mask keyed by ``key`` = (seed, stream,
+    step[, steps_done]) as `dropout` draws it; the same values and gradients, fewer launches."""
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"relu_dropout: rate must be in [0, 1), got {rate}")
+    return ReLUDropout.apply(x, rate=rate, key=tuple(key))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from xdl.nn.layers import Sigmoid, Softmax
+from xdl import functions as F
+from xdl.nn.layers import Dropout, ReLU, Sigmoid, Softmax
 from xdl.nn.module import Module
 
 
@@ -28,8 +29,14 @@ class Sequential(Module):
         self.flatten()
 
     def forward(self, x):
-        for layer in self.layers:
-            x = layer(x)
+        layers, i = self.layers, 0
+        while i < len(layers):
+            if i + 1 < len(layers) and _fused(layers[i], layers[i + 1]):
+                x = F.relu_dropout(x, layers[i + 1].rate, layers[i + 1].random_key)  # one op for the pair
+                i += 2
+            else:
+                x = layers[i](x)
+                i += 1
         return x
 
     def __getitem__(self, i):
@@ -44,3 +51,10 @@ class Sequential(Module):
     def __repr__(self) -> str:
         inner = ",\n".join(f"  ({i}) {layer!r}" for i, layer in enumerate(self.layers))
         return f"Sequential(\n{inner}\n)"
+
+
+def _fused(layer, after) -> bool:
+    """Whether ``layer`` then ``after`` run as one op: a ReLU before a keyed dropout in training
+    (what a Trainer runs), whose pair `relu_dropout` computes bit for bit in one kernel each way."""
+    return (type(layer) is ReLU and type(after) is Dropout and after.training and after.rate > 0.0
+            and after.random_key is not None)

@@ -115,6 +115,16 @@ class NumpyOps:
         """∂L/∂x = ∂L/∂y·d·(1/(1 − rate)), the mask of the forward with the same key."""
         return gy * saved
 
+    def relu_dropout_forward(self, x, rate, seed, stream, step, steps_done=None):
+        """Dropout of ReLU(x), keyed as `dropout_forward`: (y, saved). One kernel on the GPU."""
+        return self.dropout_forward(self.relu_forward(x), rate, seed, stream, step, steps_done)
+
+    def relu_dropout_backward(self, gy, y, saved, rate, seed, stream, step, steps_done=None):
+        """∂L/∂x of `relu_dropout_forward` from its output y: dropout's backward, then ReLU's at y
+        (where a unit was kept, y > 0 exactly where ReLU's output is; where dropped, the gradient
+        is ±0 or NaN already and the ReLU factor cannot change it): the pair's result, bit for bit."""
+        return self.relu_backward(self.dropout_backward(gy, saved, rate, seed, stream, step, steps_done), y)
+
     def stacked_dropout_mask(self, shape, rates, seeds, stream, step):
         """K models' keep masks stacked on axis 1, (B, K, …) from a per-model ``shape`` (B, …):
         model k's is ``dropout_mask(shape, rates[k], seeds[k], stream, step)``."""
