@@ -121,7 +121,9 @@ struct KeptScaled {
     const T* input;
     T* output;
     T scale;
-    __device__ __forceinline__ T of(T v, unsigned kept) const { return (RELU ? relu_of(v) : v) * (kept ? scale : T(0)); }
+    __device__ __forceinline__ T of(T v, unsigned kept) const {
+        return (RELU ? relu_of(v) : v) * (kept ? scale : T(0));
+    }
     __device__ __forceinline__ void one(long long i, unsigned kept) const { output[i] = of(input[i], kept); }
     __device__ __forceinline__ void pack(long long q, unsigned bits) const {
         Pack<T> v = reinterpret_cast<const Pack<T>*>(input)[q];
