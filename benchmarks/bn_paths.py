@@ -40,6 +40,7 @@ def main() -> None:
                 return run, backend.synchronize
 
             seconds = time_calls({"one": forced(1 << 40, 1 << 40), "two": forced(0, 0)})
+            cuda_ops.SHORT_ROWS, cuda_ops.SMALL_ROWS = rule  # the next shape's `picks` reads the rule
             print(f"| {n} × {c} | {seconds['one'] * 1e6:.1f} µs | {seconds['two'] * 1e6:.1f} µs | "
                   f"{faster(seconds['two'], seconds['one'])} | {picks} |")
     finally:

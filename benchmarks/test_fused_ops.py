@@ -10,7 +10,8 @@ Every call is followed by the device synchronization of its implementation, so G
 import pytest
 
 import xdl
-from xdl.bench.kernels import MLP_SHAPES, batchnorm_case, dropout_case, optimizer_case, relu_case
+from xdl.bench.kernels import (MLP_SHAPES, batchnorm_case, dropout_case, optimizer_case, relu_case,
+                               relu_dropout_case)
 from xdl.bench.steps import STEP_SHAPES, torch_step, xdl_step
 from xdl.bench.timing import torch_on
 
@@ -79,7 +80,8 @@ def test_batchnorm(benchmark, backend, shape, mode, impl):
 
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("shape", [(1024, 1024), (8192, 4096)], ids=lambda s: f"{s[0]}x{s[1]}")
-@pytest.mark.parametrize("make_case", [dropout_case, relu_case], ids=["dropout", "relu"])
+@pytest.mark.parametrize("make_case", [dropout_case, relu_case, relu_dropout_case], ids=["dropout", "relu",
+                                                                                     "relu_dropout"])
 def test_elementwise(benchmark, backend, make_case, shape, impl):
     if not _gpu(backend) and shape != (1024, 1024):
         pytest.skip("large elementwise cases are GPU-sized")

@@ -134,8 +134,9 @@ struct KeptScaled {
 };
 
 // ∂L/∂x of ReLU then dropout, from the forward's output y: (∂L/∂y·(kept ? scale : 0))·[y > 0], the
-// dropout's backward then relu_backward's product (where kept, y > 0 exactly where ReLU's output is;
-// where dropped, the first factor is ±0 or NaN and the second cannot change it).
+// dropout's backward then relu_backward's product (where kept, y > 0 exactly where ReLU's output is —
+// scale ≥ 1, and no flush-to-zero in these compile options keeps a subnormal positive; where dropped,
+// the first factor is ±0 or NaN and the second cannot change it).
 template <typename T>
 struct ReluDropoutGradient {
     const T* gy;

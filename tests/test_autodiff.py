@@ -376,6 +376,9 @@ def test_what_a_pytorch_user_reaches_for_on_a_tensor(backend):
     assert t.min().item() == -2.0 and t.min(axis=1).tolist() == [-2.0, -1.0]
     np.testing.assert_array_equal(t.clamp(min=0).numpy(), np.clip(a, 0, None))
     np.testing.assert_array_equal(t.clip(-1, 1).numpy(), np.clip(a, -1, 1))
+    big = xdl.tensor([0, 5, 10, 2**53 + 1])  # integers clamp exactly; a fraction makes them floats, as NumPy's
+    assert big.clamp(1).tolist() == [1, 5, 10, 2**53 + 1] and big.clamp(1).dtype == np.int64
+    assert big.clamp(max=0.5).dtype == np.float64 and t.clamp(np.float64(0)).dtype == np.float32
     assert t.flatten().shape == (6,) and t.unsqueeze(1).shape == (2, 1, 3) and t.unsqueeze(-1).shape == (2, 3, 1)
     assert t.unsqueeze(0).squeeze().shape == (2, 3) and t.reshape(2, 1, 3).squeeze(1).shape == (2, 3)
     np.testing.assert_array_equal(xdl.cat([t, t], axis=1).numpy(), np.concatenate([a, a], axis=1))
@@ -384,6 +387,14 @@ def test_what_a_pytorch_user_reaches_for_on_a_tensor(backend):
     found = t.argmax(axis=0, keepdims=True)
     assert found.dtype == np.int64 and found.shape == (1, 3) and not found.requires_grad
     assert t.tolist() == a.tolist() and t.sum().tolist() == pytest.approx(float(a.sum()))
+    assert xdl.cat((t, t), 1).shape == (2, 6) and xdl.stack([t, t], -1).shape == (2, 3, 2)  # f(sequence, axis)
+    assert t.reshape(1, 2, 1, 3).squeeze((0, -2)).shape == (2, 3)
+    assert xdl.flatten(xdl.tensor(3.0)).shape == (1,) and xdl.tensor(np.zeros((0, 3, 4))).flatten(1).shape == (0, 12)
+    nan = xdl.tensor([[1.0, np.nan, 3.0], [4.0, 5.0, 6.0]], requires_grad=True)
+    nan.max(axis=1).sum().backward()  # a NaN is the maximum: the gradient goes to it, as PyTorch's
+    np.testing.assert_array_equal(backend.to_numpy(nan.grad), [[0, 1, 0], [0, 0, 1]])
+    empty = xdl.tensor(np.zeros((0, 3), np.float32))  # reducing a non-empty axis of an empty tensor: empty
+    assert empty.min(axis=1).shape == (0,) and empty.argmax(axis=1).shape == (0,)
     xdl.cat([t.clamp(max=1.0), t.min(axis=0, keepdims=True)]).sum().backward()  # a gradient through each
     np.testing.assert_array_equal(backend.to_numpy(t.grad), (a <= 1.0).astype(np.float32) + (a == a.min(axis=0)))
 
@@ -392,26 +403,34 @@ def test_the_tensor_helpers_name_a_bad_argument(backend):
     t = xdl.tensor(np.ones((2, 3), np.float32))
     with pytest.raises(ValueError, match=r"clamp: give min, max or both"):
         t.clamp()
-    with pytest.raises(ValueError, match=r"clamp: min 1.0 is above max -1.0"):
+    with pytest.raises(ValueError, match=r"clamp: min 1 is above max -1"):
         t.clamp(1, -1)
-    with pytest.raises(ValueError, match=r"squeeze: axis 1 of a tensor of shape \(2, 3\) is not of length 1"):
+    with pytest.raises(TypeError, match=r"clamp: max must be a number or None, got 'a'"):
+        t.clamp(0, "a")
+    with pytest.raises(ValueError, match=r"squeeze: axis 1 of a tensor of shape \(2, 3\) has length 3, not 1"):
         t.squeeze(1)
-    with pytest.raises(ValueError, match=r"unsqueeze: axis 3 is out of range for a 2-d tensor"):
+    with pytest.raises(ValueError, match=r"squeeze: axis 5 is out of range for a 2-d tensor \(-2 to 1\)"):
+        t.squeeze(5)
+    with pytest.raises(ValueError, match=r"unsqueeze: axis 3 is out of range for a 3-d tensor \(-3 to 2\)"):
         t.unsqueeze(3)
     with pytest.raises(ValueError, match=r"flatten: start_axis 1 comes after end_axis 0"):
         t.flatten(1, 0)
     with pytest.raises(ValueError, match=r"cat: no tensors to join"):
         xdl.cat([])
+    with pytest.raises(TypeError, match=r"cat: axis must be an integer, got None"):
+        xdl.cat(t, t, axis=None)
     with pytest.raises(ValueError, match=r"cat: the tensors must have the same shape but along axis 0, got \(2, 3\), "
                                          r"\(2, 2\)"):
         xdl.cat(t, t[:, :2])
     with pytest.raises(ValueError, match=r"stack: the tensors must have the same shape, got \(2, 3\), \(3,\)"):
         xdl.stack(t, t[0])
-    with pytest.raises(ValueError, match=r"stack: axis 3 is out of range for 3-d results"):
+    with pytest.raises(ValueError, match=r"stack: axis 3 is out of range for 3-d results \(-3 to 2\)"):
         xdl.stack(t, t, axis=3)
     with pytest.raises(ValueError, match=r"argmax: axis must be an integer in \[-2, 2\), got 2"):
         t.argmax(axis=2)
-    with pytest.raises(ValueError, match=r"argmin of an empty tensor"):
+    with pytest.raises(ValueError, match=r"a 0-d tensor has none: leave axis out"):
+        t.sum().argmax(axis=0)
+    with pytest.raises(ValueError, match=r"argmin over an empty axis \(of a tensor of shape \(0,\)\)"):
         xdl.tensor(np.zeros((0,), np.float32)).argmin()
-    with pytest.raises(ValueError, match=r"min of an empty tensor"):
+    with pytest.raises(ValueError, match=r"min over an empty axis \(of a tensor of shape \(0,\)\): it has no value"):
         xdl.tensor(np.zeros((0,), np.float32)).min()

@@ -235,6 +235,10 @@ def test_relu_dropout_kernels_are_the_pair_bit_for_bit(gpu, rng, n, dtype, offse
     want_back = ref.relu_dropout_backward(gy[offset:], want, saved, 0.3, *key)
     np.testing.assert_array_equal(back.get(), want_back)
     assert (np.signbit(back.get()) == np.signbit(want_back))[~np.isnan(want_back)].all()
+    if dtype == np.float32:  # a float64 gradient into the float32 op: as the pair on the GPU computes it
+        gy64 = gpu.asarray(gy[offset:].astype(np.float64))
+        pair = gpu.ops.relu_backward(gpu.ops.dropout_backward(gy64, None, 0.3, *key), got)
+        np.testing.assert_array_equal(gpu.ops.relu_dropout_backward(gy64, got, None, 0.3, *key).get(), pair.get())
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(1, 1, 1), (7, 3, 5), (64, 16, 256), (1023, 2, 17)])

@@ -125,11 +125,12 @@ class Tensor:
         return self._index_of("argmin", axis, keepdims)
 
     def _index_of(self, which: str, axis, keepdims: bool) -> Tensor:
-        if self.size == 0:
-            raise ValueError(f"{which} of an empty tensor")
         if axis is not None and (isinstance(axis, bool) or not isinstance(axis, int | np.integer)
                                  or not -self.ndim <= axis < self.ndim):
-            raise ValueError(f"{which}: axis must be an integer in [{-self.ndim}, {self.ndim}), got {axis!r}")
+            hint = " (a 0-d tensor has none: leave axis out)" if self.ndim == 0 else ""
+            raise ValueError(f"{which}: axis must be an integer in [{-self.ndim}, {self.ndim}), got {axis!r}{hint}")
+        if self.size == 0 and (axis is None or self.shape[axis] == 0):
+            raise ValueError(f"{which} over an empty axis (of a tensor of shape {self.shape}): it has no value")
         found = getattr(self.data, which)(axis=axis, keepdims=bool(keepdims))
         return Tensor(self.backend.xp.asarray(found, dtype=np.int64), backend=self.backend)
 

@@ -5,7 +5,7 @@ suites in ``benchmarks/`` time the same cases.
 Each case counts the fewest bytes its op must move (every input read once, every output written
 once): fp32 Adam 28 B/parameter, SGD 12, Momentum and RMSprop 20; batch-norm forward and inference
 8 B/element, forward+backward 20; dropout forward+backward 16 (its mask is recomputed, not stored);
-ReLU forward+backward 20 (x → y, then ∂L/∂y and y → ∂L/∂x). Batch norm is also timed through the
+ReLU forward+backward 20 (x → y, then ∂L/∂y and y → ∂L/∂x), and ReLU then dropout as one op 20 too. Batch norm is also timed through the
 public API (``bn(x)``, ``bn(x).backward(dy)``): what autodiff adds to its kernels.
 """
 
@@ -235,6 +235,41 @@ def dropout_case(backend: Backend, n: int, c: int, rate: float = 0.3) -> Case:
     return case
 
 
+def relu_dropout_case(backend: Backend, n: int, c: int, rate: float = 0.3) -> Case:
+    """Forward + backward of ReLU then dropout on (n, c) as one op (what a Trainer's model runs): x → y,
+    then ∂L/∂y and y → ∂L/∂x, the mask drawn in the kernel both times: 20 B/element. Beside it the
+    pair run as two ops each way, naive xp and PyTorch's relu then dropout."""
+    xp, ops, rng = backend.xp, backend.ops, backend.rng
+    x, gy = rng.standard_normal((n, c), dtype=xp.float32), rng.standard_normal((n, c), dtype=xp.float32)
+    case = Case(f"relu+dropout fwd+bwd {n}x{c}", 20 * n * c)
+    key = (0, 1, 2)
+
+    def fused():
+        y, saved = ops.relu_dropout_forward(x, rate, *key)
+        ops.relu_dropout_backward(gy, y, saved, rate, *key)
+
+    def pair():
+        r = ops.relu_forward(x)
+        y, saved = ops.dropout_forward(r, rate, *key)
+        ops.relu_backward(ops.dropout_backward(gy, saved, rate, *key), r)
+
+    def naive_fn():
+        scaled = (rng.random((n, c), dtype=xp.float32) >= rate).astype(xp.float32) * (1 / (1 - rate))
+        y = xp.maximum(x, 0) * scaled
+        return y, gy * scaled * (y > 0)
+
+    case.impls["xdl kernels"] = (fused, backend.synchronize)
+    case.impls["xdl relu, dropout"] = (pair, backend.synchronize)
+    case.impls["naive xp"] = (naive_fn, backend.synchronize)
+    torch, device, sync = torch_on(backend)
+    if torch is not None:
+        tx = torch.randn(n, c, device=device, requires_grad=True)
+        tgy = torch.randn(n, c, device=device)
+        F = torch.nn.functional
+        case.impls["torch"] = (lambda: F.dropout(F.relu(tx), rate, training=True).backward(tgy), sync)
+    return case
+
+
 def relu_case(backend: Backend, n: int, c: int) -> Case:
     """Forward + backward of ReLU on (n, c): one kernel each way, the backward reading the forward's
     output instead of a stored mask: x, y, ∂L/∂y, y, ∂L/∂x — 20 B/element."""
@@ -312,6 +347,8 @@ def report(quick: bool = False, json_path=None) -> None:
         rows += dropout_case(backend, n, c).rows()
     for n, c in shapes:
         rows += relu_case(backend, n, c).rows()
+    for n, c in shapes:
+        rows += relu_dropout_case(backend, n, c).rows()
 
     device = backend.device_name()
     print(f"# xdl benchmark report — {datetime.date.today()} — backend {backend.name}, device {device}, "

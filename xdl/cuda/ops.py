@@ -235,7 +235,9 @@ class CupyOps(NumpyOps):
     def relu_dropout_backward(self, gy, y, saved, rate, seed, stream, step, steps_done=None):
         if saved is not None:  # the forward fell back to the reference and kept its mask
             return super().relu_dropout_backward(gy, y, saved, rate, seed, stream, step, steps_done)
-        gy = self.xp.ascontiguousarray(gy, dtype=y.dtype)  # y is what the kernel wrote: contiguous, float
+        if gy.dtype != y.dtype:  # (a float64 gradient into a float32 model) as the pair computes it
+            return self.relu_backward(self.dropout_backward(gy, None, rate, seed, stream, step, steps_done), y)
+        gy = self.xp.ascontiguousarray(gy)  # y is what the kernel wrote: contiguous, float
         return self._dropout(gy, rate, seed, stream, step, steps_done, "relu_dropout_backward", gy=gy, y=y)
 
     def stacked_dropout_forward(self, x, rates, seeds, stream, step, steps_done=None):

@@ -1,6 +1,8 @@
-"""Elementwise functions: exp, log, sqrt, abs, tanh, sigmoid, relu, leaky_relu."""
+"""Elementwise functions: exp, log, sqrt, abs, clamp, tanh, sigmoid, relu, leaky_relu."""
 
 from __future__ import annotations
+
+import numpy as np
 
 from xdl.function import Function
 from xdl.functions.registry import Check, op
@@ -65,28 +67,44 @@ class Abs(Function):
         return (gy * self.xp.sign(self.x),)
 
 
-@op(methods=("clamp", "clip"), check=[Check((3, 4), min=-0.5, max=0.5), Check((3, 4), min=0.25),
-                                       Check((2, 3, 2), max=-0.25)])
 class Clamp(Function):
-    """y = min(max(x, min), max) (either bound may be None);  ∂y/∂x = 1 where min ≤ x ≤ max, else 0"""
+    """y = min(max(x, low), high) (either bound may be None);  ∂y/∂x = 1 where low ≤ x ≤ high, else 0"""
 
-    min: float = None
-    max: float = None
+    low: object = None
+    high: object = None
 
     def forward(self, x):
-        if self.min is None and self.max is None:
-            raise ValueError("clamp: give min, max or both")
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"clamp: min {self.min} is above max {self.max}")
         self.inside = self.xp.ones(x.shape, dtype=bool)
-        if self.min is not None:
-            self.inside &= x >= self.min
-        if self.max is not None:
-            self.inside &= x <= self.max
-        return self.xp.clip(x, self.min, self.max).astype(x.dtype, copy=False)
+        if self.low is not None:
+            self.inside &= x >= self.low
+        if self.high is not None:
+            self.inside &= x <= self.high
+        return self.xp.clip(x, self.low, self.high)  # NumPy's dtype rules: a fraction makes integers floats
 
     def backward(self, gy):
         return (gy * self.inside,)
+
+
+def _bound(value, name: str):
+    """A clamp bound as a Python number (an int stays an int: integers are clamped exactly)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise TypeError(f"clamp: {name} must be a number or None, got {value!r}")
+    return int(value) if isinstance(value, int | np.integer) else float(value)
+
+
+@op(methods=("clamp", "clip"), check=[Check((3, 4), args=(-0.5, 0.5)), Check((3, 4), min=0.25),
+                                       Check((2, 3, 2), max=-0.25)])
+def clamp(x, min=None, max=None):  # noqa: A002 - PyTorch's names
+    """y = x limited to [min, max] (either may be None), as PyTorch's ``clamp``;  ∂y/∂x = 1
+    inside, 0 outside. Integer bounds clamp an integer tensor exactly; a fraction makes it float."""
+    low, high = _bound(min, "min"), _bound(max, "max")
+    if low is None and high is None:
+        raise ValueError("clamp: give min, max or both")
+    if low is not None and high is not None and low > high:
+        raise ValueError(f"clamp: min {low} is above max {high}")
+    return Clamp.apply(x, low=low, high=high)
 
 
 @op(method=True, check=SHAPES)

@@ -66,10 +66,11 @@ class Extreme(Reduction):
     elements that reach it, split evenly between ties."""
 
     def reduce(self, x):
-        if x.size == 0:
-            raise ValueError(f"{type(self).__name__.lower()} of an empty tensor")
+        if any(x.shape[a] == 0 for a in self.axes) or (x.ndim == 0 and x.size == 0):
+            raise ValueError(f"{type(self).__name__.lower()} over an empty axis (of a tensor of shape {x.shape}): "
+                             "it has no value")
         y = self.extreme(x, axis=self.axes, keepdims=True)
-        self.mask = x == y
+        self.mask = (x == y) | (self.xp.isnan(x) & self.xp.isnan(y))  # a NaN is the extreme: it takes the gradient
         return y if self.keepdims else y.reshape(tuple(n for i, n in enumerate(x.shape) if i not in self.axes))
 
     def backward(self, gy):

@@ -37,36 +37,47 @@ def reshape(x, *shape):
     return Reshape.apply(x, shape=_shape_args(shape))
 
 
+def _axis(value, ndim: int, name: str, what: str = "axis") -> int:
+    """``value`` as an axis in [0, ndim), or an error naming the function and the range."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"{name}: {what} must be an integer, got {value!r}")
+    if not -ndim <= value < ndim:
+        raise ValueError(f"{name}: {what} {value} is out of range for a {ndim}-d tensor ({-ndim} to {ndim - 1})")
+    return int(value) % ndim
+
+
 @op(method=True, check=[Check((2, 3, 4)), Check((2, 3, 4), start_axis=1), Check((2, 3, 4, 2), args=(1, 2))])
 def flatten(x, start_axis=0, end_axis=-1):
-    """y = x with axes ``start_axis`` … ``end_axis`` merged into one (all of them by default)."""
-    n = x.ndim
-    if not (-n <= start_axis < max(n, 1) and -n <= end_axis < max(n, 1)):
-        raise ValueError(f"flatten: axes {start_axis}, {end_axis} are out of range for a {n}-d tensor")
-    start, end = start_axis % max(n, 1), end_axis % max(n, 1)
+    """y = x with axes ``start_axis`` … ``end_axis`` merged into one (all of them by default; a 0-d
+    tensor becomes one element)."""
+    ndim = max(x.ndim, 1)  # a 0-d tensor as a 1-d one of one element
+    start, end = _axis(start_axis, ndim, "flatten", "start_axis"), _axis(end_axis, ndim, "flatten", "end_axis")
     if start > end:
         raise ValueError(f"flatten: start_axis {start_axis} comes after end_axis {end_axis}")
-    return Reshape.apply(x, shape=(*x.shape[:start], -1, *x.shape[end + 1:]) if n else (1,))
+    shape = x.shape if x.ndim else (1,)
+    merged = int(np.prod(shape[start:end + 1]))  # not −1: an empty tensor's axis cannot be inferred
+    return Reshape.apply(x, shape=(*shape[:start], merged, *shape[end + 1:]))
 
 
-@op(method=True, check=[Check((3, 1, 4, 1)), Check((3, 1, 4), axis=1)])
+@op(method=True, check=[Check((3, 1, 4, 1)), Check((3, 1, 4), axis=1), Check((3, 1, 4, 1), axis=(1, -1))])
 def squeeze(x, axis=None):
-    """y = x without its length-1 axes (all of them, or ``axis``, which must have length 1)."""
+    """y = x without its length-1 axes: all of them, or those of ``axis`` (an axis or a tuple of
+    them, each of length 1, as NumPy's)."""
     if axis is None:
-        shape = tuple(m for m in x.shape if m != 1)
+        drop = {i for i, m in enumerate(x.shape) if m == 1}
     else:
-        if not -x.ndim <= axis < x.ndim or x.shape[axis] != 1:
-            raise ValueError(f"squeeze: axis {axis} of a tensor of shape {x.shape} is not of length 1")
-        shape = tuple(m for i, m in enumerate(x.shape) if i != axis % x.ndim)
-    return Reshape.apply(x, shape=shape)
+        drop = {_axis(a, x.ndim, "squeeze") for a in (axis if isinstance(axis, tuple | list) else (axis,))}
+        longer = sorted(a for a in drop if x.shape[a] != 1)
+        if longer:
+            raise ValueError(f"squeeze: axis {longer[0]} of a tensor of shape {x.shape} has length "
+                             f"{x.shape[longer[0]]}, not 1")
+    return Reshape.apply(x, shape=tuple(m for i, m in enumerate(x.shape) if i not in drop))
 
 
 @op(method=True, check=[Check((3, 4), args=(0,)), Check((3, 4), args=(-1,))])
 def unsqueeze(x, axis):
     """y = x with a new length-1 axis at ``axis`` (as NumPy's ``expand_dims``)."""
-    if not -x.ndim - 1 <= axis <= x.ndim:
-        raise ValueError(f"unsqueeze: axis {axis} is out of range for a {x.ndim}-d tensor (−{x.ndim + 1} to {x.ndim})")
-    at = axis % (x.ndim + 1)
+    at = _axis(axis, x.ndim + 1, "unsqueeze")
     return Reshape.apply(x, shape=(*x.shape[:at], 1, *x.shape[at:]))
 
 
@@ -105,7 +116,7 @@ def _check_joined(name: str, xs, axis: int, new_axis: bool) -> None:
     """The shapes fit together: equal (stack), or equal but along ``axis`` (cat); ``axis`` in range."""
     ndim = xs[0].ndim + new_axis
     if not -ndim <= axis < ndim:
-        raise ValueError(f"{name}: axis {axis} is out of range for {ndim}-d results")
+        raise ValueError(f"{name}: axis {axis} is out of range for {ndim}-d results ({-ndim} to {ndim - 1})")
     shapes = [tuple(x.shape) for x in xs]
     drop = None if new_axis else axis % ndim
     if any(len(s) != len(shapes[0]) or [n for i, n in enumerate(s) if i != drop] !=
@@ -114,25 +125,33 @@ def _check_joined(name: str, xs, axis: int, new_axis: bool) -> None:
         raise ValueError(f"{name}: the tensors must have {what}, got {', '.join(map(str, shapes))}")
 
 
-def _joined(name: str, tensors) -> tuple:
-    """``f([a, b])`` and ``f(a, b)`` alike; at least one tensor."""
-    if len(tensors) == 1 and isinstance(tensors[0], list | tuple):
-        tensors = tuple(tensors[0])
+def _joined(name: str, tensors, axis) -> tuple:
+    """(tensors, axis) of ``f([a, b], axis)``, ``f([a, b], axis=…)`` and ``f(a, b, axis=…)`` alike."""
+    if len(tensors) == 2 and isinstance(tensors[0], list | tuple) and not isinstance(tensors[1], Tensor):
+        tensors, axis = tensors[0], tensors[1]  # NumPy's and PyTorch's f(sequence, axis)
+    elif len(tensors) == 1 and isinstance(tensors[0], list | tuple):
+        tensors = tensors[0]
     if not tensors:
         raise ValueError(f"{name}: no tensors to join")
-    return tensors
+    if isinstance(axis, bool) or not isinstance(axis, int | np.integer):
+        raise TypeError(f"{name}: axis must be an integer, got {axis!r}")
+    return tuple(tensors), int(axis)
 
 
 @op(check=[Check((2, 3), (4, 3)), Check((2, 3), (2, 1), (2, 2), axis=1)])
 def cat(*tensors, axis=0):
-    """The tensors joined along ``axis`` (``cat([a, b])`` or ``cat(a, b)``), as NumPy's concatenate."""
-    return Concatenate.apply(*_joined("cat", tensors), axis=axis)
+    """The tensors joined along ``axis`` (``cat([a, b], 1)``, ``cat(a, b, axis=1)``), as NumPy's
+    concatenate."""
+    tensors, axis = _joined("cat", tensors, axis)
+    return Concatenate.apply(*tensors, axis=axis)
 
 
 @op(check=[Check((2, 3), (2, 3)), Check((2, 3), (2, 3), (2, 3), axis=-1)])
 def stack(*tensors, axis=0):
-    """The tensors (of one shape) joined along a new axis ``axis`` (``stack([a, b])`` or ``stack(a, b)``)."""
-    return Stack.apply(*_joined("stack", tensors), axis=axis)
+    """The tensors (of one shape) joined along a new axis ``axis`` (``stack([a, b], 1)``,
+    ``stack(a, b, axis=1)``)."""
+    tensors, axis = _joined("stack", tensors, axis)
+    return Stack.apply(*tensors, axis=axis)
 
 
 class Transpose(Function):
