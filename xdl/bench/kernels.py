@@ -227,11 +227,7 @@ def dropout_case(backend: Backend, n: int, c: int, rate: float = 0.3) -> Case:
 
     case.impls["xdl kernels"] = (xdl_fn, backend.synchronize)
     case.impls["naive xp"] = (naive_fn, backend.synchronize)
-    torch, device, sync = torch_on(backend)
-    if torch is not None:
-        tx = torch.randn(n, c, device=device, requires_grad=True)
-        tgy = torch.randn(n, c, device=device)
-        case.impls["torch"] = (lambda: torch.nn.functional.dropout(tx, rate, training=True).backward(tgy), sync)
+    _torch_forward_backward(case, backend, n, c, lambda F, tx: F.dropout(tx, rate, training=True))
     return case
 
 
@@ -261,13 +257,18 @@ def relu_dropout_case(backend: Backend, n: int, c: int, rate: float = 0.3) -> Ca
     case.impls["xdl kernels"] = (fused, backend.synchronize)
     case.impls["xdl relu, dropout"] = (pair, backend.synchronize)
     case.impls["naive xp"] = (naive_fn, backend.synchronize)
+    _torch_forward_backward(case, backend, n, c, lambda F, tx: F.dropout(F.relu(tx), rate, training=True))
+    return case
+
+
+def _torch_forward_backward(case: Case, backend: Backend, n: int, c: int, forward) -> None:
+    """Add PyTorch's ``forward(torch.nn.functional, x)`` on an (n, c) input, then its backward, to
+    ``case`` (when PyTorch is there)."""
     torch, device, sync = torch_on(backend)
     if torch is not None:
         tx = torch.randn(n, c, device=device, requires_grad=True)
         tgy = torch.randn(n, c, device=device)
-        F = torch.nn.functional
-        case.impls["torch"] = (lambda: F.dropout(F.relu(tx), rate, training=True).backward(tgy), sync)
-    return case
+        case.impls["torch"] = (lambda: forward(torch.nn.functional, tx).backward(tgy), sync)
 
 
 def relu_case(backend: Backend, n: int, c: int) -> Case:
@@ -283,11 +284,7 @@ def relu_case(backend: Backend, n: int, c: int) -> Case:
 
     case.impls["xdl kernels"] = (lambda: ops.relu_backward(gy, ops.relu_forward(x)), backend.synchronize)
     case.impls["naive xp"] = (naive_fn, backend.synchronize)
-    torch, device, sync = torch_on(backend)
-    if torch is not None:
-        tx = torch.randn(n, c, device=device, requires_grad=True)
-        tgy = torch.randn(n, c, device=device)
-        case.impls["torch"] = (lambda: torch.relu(tx).backward(tgy), sync)
+    _torch_forward_backward(case, backend, n, c, lambda F, tx: F.relu(tx))
     return case
 
 
