@@ -5,8 +5,9 @@ suites in ``benchmarks/`` time the same cases.
 Each case counts the fewest bytes its op must move (every input read once, every output written
 once): fp32 Adam 28 B/parameter, SGD 12, Momentum and RMSprop 20; batch-norm forward and inference
 8 B/element, forward+backward 20; dropout forward+backward 16 (its mask is recomputed, not stored);
-ReLU forward+backward 20 (x → y, then ∂L/∂y and y → ∂L/∂x), and ReLU then dropout as one op 20 too. Batch norm is also timed through the
-public API (``bn(x)``, ``bn(x).backward(dy)``): what autodiff adds to its kernels.
+ReLU forward+backward 20 (x → y, then ∂L/∂y and y → ∂L/∂x), and ReLU then dropout as one op 20 too.
+Batch norm is also timed through the public API (``bn(x)``, ``bn(x).backward(dy)``): what autodiff
+adds to its kernels.
 """
 
 from __future__ import annotations

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 from xdl.function import Function
 from xdl.functions.registry import Check, op
+from xdl.functions.shapes import check_axis
 
 AXES = [Check((3, 4)), Check((3, 4), axis=0), Check((3, 4), axis=1, keepdims=True), Check((2, 3, 4), axis=(0, 2))]
 
 
-def _axes(axis, ndim) -> tuple[int, ...]:
+def _axes(axis, ndim, name: str) -> tuple[int, ...]:
+    """The reduced axes (all for None), in [0, ndim), sorted."""
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, int) else tuple(axis)
-    for a in axes:
-        if not -ndim <= a < ndim:
-            raise ValueError(f"axis {a} is out of range for a tensor with {ndim} dimensions")
-    return tuple(sorted(a % ndim for a in axes))
+    return tuple(sorted(check_axis(a, ndim, name) for a in ((axis,) if isinstance(axis, int) else axis)))
 
 
 class Reduction(Function):
@@ -25,7 +23,7 @@ class Reduction(Function):
     keepdims: bool = False
 
     def forward(self, x):
-        self.axes = _axes(self.axis, x.ndim)
+        self.axes = _axes(self.axis, x.ndim, type(self).__name__.lower())
         self.x_shape = x.shape
         return self.reduce(x)
 

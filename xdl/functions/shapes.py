@@ -37,7 +37,7 @@ def reshape(x, *shape):
     return Reshape.apply(x, shape=_shape_args(shape))
 
 
-def _axis(value, ndim: int, name: str, what: str = "axis") -> int:
+def check_axis(value, ndim: int, name: str, what: str = "axis") -> int:
     """``value`` as an axis in [0, ndim), or an error naming the function and the range."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
         raise TypeError(f"{name}: {what} must be an integer, got {value!r}")
@@ -51,7 +51,8 @@ def flatten(x, start_axis=0, end_axis=-1):
     """y = x with axes ``start_axis`` … ``end_axis`` merged into one (all of them by default; a 0-d
     tensor becomes one element)."""
     ndim = max(x.ndim, 1)  # a 0-d tensor as a 1-d one of one element
-    start, end = _axis(start_axis, ndim, "flatten", "start_axis"), _axis(end_axis, ndim, "flatten", "end_axis")
+    start = check_axis(start_axis, ndim, "flatten", "start_axis")
+    end = check_axis(end_axis, ndim, "flatten", "end_axis")
     if start > end:
         raise ValueError(f"flatten: start_axis {start_axis} comes after end_axis {end_axis}")
     shape = x.shape if x.ndim else (1,)
@@ -66,7 +67,7 @@ def squeeze(x, axis=None):
     if axis is None:
         drop = {i for i, m in enumerate(x.shape) if m == 1}
     else:
-        drop = {_axis(a, x.ndim, "squeeze") for a in (axis if isinstance(axis, tuple | list) else (axis,))}
+        drop = {check_axis(a, x.ndim, "squeeze") for a in (axis if isinstance(axis, tuple | list) else (axis,))}
         longer = sorted(a for a in drop if x.shape[a] != 1)
         if longer:
             raise ValueError(f"squeeze: axis {longer[0]} of a tensor of shape {x.shape} has length "
@@ -77,7 +78,7 @@ def squeeze(x, axis=None):
 @op(method=True, check=[Check((3, 4), args=(0,)), Check((3, 4), args=(-1,))])
 def unsqueeze(x, axis):
     """y = x with a new length-1 axis at ``axis`` (as NumPy's ``expand_dims``)."""
-    at = _axis(axis, x.ndim + 1, "unsqueeze")
+    at = check_axis(axis, x.ndim + 1, "unsqueeze")
     return Reshape.apply(x, shape=(*x.shape[:at], 1, *x.shape[at:]))
 
 
