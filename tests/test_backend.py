@@ -88,6 +88,30 @@ def test_seed_makes_runs_repeatable(backend):
     assert np.array_equal(h, xdl.backend.host_rng().standard_normal(3))
 
 
+def test_a_seeded_generator_is_made_when_first_drawn_from(backend):
+    """Seeding costs nothing until a draw (on a GPU making one sets up states on the device)."""
+    xdl.seed(7)
+    assert backend._rng is None
+    first = backend.to_numpy(backend.rng.random(3))
+    assert np.array_equal(first, backend.to_numpy(backend.xp.random.default_rng(7).random(3)))
+
+
+def test_thread_seed_keys_this_threads_host_draws_only():
+    import threading
+    xdl.seed(3)
+    process = xdl.backend.host_rng()
+    with xdl.backend.thread_seed(7):
+        inside = xdl.backend.host_rng().standard_normal(3)
+        other = []
+        worker = threading.Thread(target=lambda: other.append(xdl.backend.host_rng()))
+        worker.start()
+        worker.join()
+        assert other == [process]  # another thread keeps the process's generator
+    assert np.array_equal(inside, np.random.default_rng(7).standard_normal(3))
+    assert xdl.backend.host_rng() is process
+    assert np.array_equal(process.standard_normal(3), np.random.default_rng(3).standard_normal(3))  # not drawn from
+
+
 def test_to_numpy_of_tensor_and_array(backend):
     t = xdl.tensor([[1.0, 2.0]])
     assert isinstance(xdl.to_numpy(t), np.ndarray)

@@ -212,6 +212,42 @@ def test_each_result_is_an_ordinary_model(digits, tmp_path):
         assert type(result.model).__name__ == "Sequential"
 
 
+def test_a_result_takes_its_model_out_when_first_read(digits, monkeypatch):
+    """results() builds no model: a search keeping histories pays for none, a user keeping the best
+    pays for one; each is the batch's final state even if the batch trains on, and pickles whole."""
+    import pickle
+    X, y, dev = digits
+    with xdl.use("numpy"):
+        trainer = xdl.train.ManyTrainer([small(seed=1, epochs=2), small(seed=2, epochs=2)])
+        taken = []
+        real = xdl.nn.Stacked.model
+        monkeypatch.setattr(xdl.nn.Stacked, "model", lambda self, k, row=None: taken.append(k) or real(self, k, row))
+        results = trainer.fit(X, y, dev=dev)
+        assert taken == []
+        final = trainer.model.model_state(1)
+        trainer.model.data[...] = 0.0  # the stack changes after the results were made: they keep its end
+        model = results[1].model
+        assert taken == [1] and results[1].model is model and results[1].take_model is None
+        for name, value in model.state_dict().items():
+            np.testing.assert_array_equal(value, final[name])
+        copy = pickle.loads(pickle.dumps(results[0]))  # taken out first: the pickle holds an ordinary model
+        assert taken == [1, 0] and copy.take_model is None
+        assert (copy.model.predict(dev[0]) == results[0].model.predict(dev[0])).all()
+
+
+def test_fit_many_leaves_the_process_generators_alone(digits):
+    """Each model's weights come from its own seed in this thread: the user's seeded streams go on
+    as if fit_many had not run."""
+    X, y, dev = digits
+    with xdl.use("numpy") as backend:
+        xdl.seed(11)
+        fit_many([small(seed=1, epochs=1, dropout=0.2), small(seed=2, epochs=1, dropout=0.2)], X, y)
+        after = xdl.backend.host_rng().standard_normal(3), backend.rng.random(3)
+        xdl.seed(11)
+        assert np.array_equal(after[0], xdl.backend.host_rng().standard_normal(3))
+        assert np.array_equal(after[1], backend.rng.random(3))
+
+
 def test_batch_norm_momentum_and_statistics_per_model():
     models = []
     for s, momentum in ((1, 0.9), (2, 0.5)):

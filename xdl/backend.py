@@ -81,7 +81,7 @@ class Backend:
 
     def __init__(self, xp, seed: int | None = None):
         self.xp = xp
-        self.rng = xp.random.default_rng(seed)
+        self.seed(seed)
         self.precision = "float32"
         self._ops = None
 
@@ -109,8 +109,17 @@ class Backend:
         return array if self.owns(array) else self.asarray(array_to_numpy(array))
 
     def seed(self, seed: int | None) -> None:
-        """Reseed this backend's generator."""
-        self.rng = self.xp.random.default_rng(seed)
+        """Reseed this backend's generator. It is made when first drawn from: on a GPU making one
+        sets up its states on the device (CuPy's: a launch over 13 MB on an H100), which a seed
+        nothing draws from — each `fit_many` model's, most `Trainer` runs' — need not pay."""
+        self._rng, self._rng_seed = None, seed
+
+    @property
+    def rng(self):
+        """The generator `seed` keyed, made on first use."""
+        if self._rng is None:
+            self._rng = self.xp.random.default_rng(self._rng_seed)
+        return self._rng
 
     @property
     def ops(self):
@@ -389,7 +398,7 @@ DEVICE_BACKENDS = {cls.device_type: cls.name for cls in BACKENDS.values()}  # "c
 _backends: dict[str, Backend] = {}
 _current: Backend | None = None
 _seed: int | None = None
-_thread = threading.local()  # .backend: this thread's own current backend (`thread_backend`), over _current
+_thread = threading.local()  # .backend, .host_rng: this thread's own (`thread_backend`, `thread_seed`), over the process's
 
 
 def _cupy_or_reason():
@@ -495,8 +504,22 @@ _host_rng = np.random.default_rng()
 
 def host_rng() -> np.random.Generator:
     """The seeded host generator: weights are drawn here, so a seed gives the same initial
-    weights on every backend."""
-    return _host_rng
+    weights on every backend (this thread's own within `thread_seed`)."""
+    own = getattr(_thread, "host_rng", None)
+    return _host_rng if own is None else own
+
+
+@contextlib.contextmanager
+def thread_seed(n: int):
+    """Within the block, in this thread only, `host_rng` is a generator seeded with ``n``: a model
+    built there draws the weights it draws after ``xdl.seed(n)``, and the process's generators
+    (the user's, the devices') are left as they were."""
+    previous = getattr(_thread, "host_rng", None)
+    _thread.host_rng = np.random.default_rng(n)
+    try:
+        yield
+    finally:
+        _thread.host_rng = previous
 
 
 def backend_of(array) -> Backend:

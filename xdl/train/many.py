@@ -26,16 +26,17 @@ a model frozen by early stopping or divergence changes the step, which is then c
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from xdl import functions as F
-from xdl.backend import current_backend, get_backend, thread_backend
-from xdl.backend import seed as seed_backend
+from xdl.backend import current_backend, get_backend, thread_backend, thread_seed
 from xdl.config import TrainConfig
 from xdl.data import batch_bounds, check_features, check_labels
 from xdl.data.validation import MAX_CLASSES, check_dev_pair, check_int
@@ -63,13 +64,28 @@ class Result:
     """One configuration's outcome: ``model`` (an ordinary model: its best epoch's weights with
     early stopping, else its last good ones), ``history``, ``status`` — "completed" (ran its
     epochs), "stopped" (early stopping, or a callback's `ManyTrainer.stop_model`), "pruned" (a
-    search stopped it) or "failed" (diverged; ``error`` says where)."""
+    search stopped it) or "failed" (diverged; ``error`` says where).
+
+    ``model`` is taken out of the batch when first read: a search that keeps only the histories,
+    or a user who keeps only the best model, pays for one model, not K. Until then the results
+    hold the batch (its stacked model and one copy of its final state, shared by the K results);
+    pickling a result takes its model out first."""
 
     config: TrainConfig
-    model: Module
     history: History
     status: str
     error: str | None = None
+    take_model: Callable[[], Module] | None = field(default=None, repr=False, compare=False)
+
+    @functools.cached_property
+    def model(self) -> Module:
+        model, self.take_model = self.take_model(), None  # the batch's copy can go once every model is out
+        return model
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__, model=self.model)
+        state["take_model"] = None
+        return state
 
 
 def check_shared(configs) -> None:
@@ -171,8 +187,8 @@ class ManyTrainer:
         models = []
         with thread_backend(get_backend("numpy")):  # the K models on the host (initial weights are host
             for c in self.configs:  # draws on any backend), then one upload of the stack, not K × each parameter
-                seed_backend(c.seed)  # model k starts exactly as it would alone
-                models.append(c.build_model(n_features, n_classes, standardize).astype(self.dtype))
+                with thread_seed(c.seed):  # model k starts exactly as after xdl.seed(c.seed)
+                    models.append(c.build_model(n_features, n_classes, standardize).astype(self.dtype))
         self.model = stack(models, current_backend())
         self.optimizer = StackedOptimizer(self.model, [c.build_optimizer(m) for c, m in zip(self.configs, models)])
         self._l2 = np.array([c.l2 for c in self.configs])
@@ -206,8 +222,15 @@ class ManyTrainer:
         backend = self.model.backend if self.model is not None else current_backend()
         return self._captured.eager_reason(backend, self.configs[0].build_augment() is not None)
 
-    def _snapshot(self) -> dict:
-        return {"data": self.model.data.copy(), "buffers": [a.copy() for _, a in self.model.named_buffers()]}
+    def _snapshot(self, into: dict | None = None) -> dict:
+        """A copy of every model's state: new, or written over ``into`` (the epoch's copy reuses the
+        last one's memory: fresh pages for K models each epoch cost more than the copy)."""
+        if into is None:
+            return {"data": self.model.data.copy(), "buffers": [a.copy() for _, a in self.model.named_buffers()]}
+        into["data"][...] = self.model.data
+        for kept, (_, a) in zip(into["buffers"], self.model.named_buffers()):
+            kept[...] = a
+        return into
 
     # -- the loop -----------------------------------------------------------------------------
     def fit(self, X, y, dev=None, n_classes=None, standardize=None, resume=None) -> list[Result]:
@@ -392,7 +415,7 @@ class ManyTrainer:
             if self.status[k] != "training":
                 self.optimizer.freeze(k)
                 self._kept["final"][k] = self.model.row(k)
-        self._good = self._snapshot()
+        self._good = self._snapshot(into=self._good)
         if "training" not in self.status:
             self.stop_training = True  # every model is done: callbacks see the run's end (a Checkpoint saves)
         active = [k for k in range(self.n_models) if self.status[k] != "failed" and self.histories[k].records
@@ -459,17 +482,20 @@ class ManyTrainer:
     # -- results ------------------------------------------------------------------------------
     def results(self) -> list[Result]:
         """One `Result` per configuration: model k with its best epoch's weights under early
-        stopping (as `EarlyStopping` restores them), else its last good ones."""
+        stopping (as `EarlyStopping` restores them), else its last good ones — each taken out of
+        the batch when first read (`Result.model`)."""
+        now = self._snapshot()  # one copy of the batch as it ends, for the models still in place
         out = []
         for k, config in enumerate(self.configs):
             history, best, final = self.histories[k], self._kept["best"][k], self._kept["final"][k]
-            model = self.model.model(k, best if best is not None else final)
+            row = best if best is not None else final if final is not None else \
+                {"data": now["data"][k], "buffers": [a[k] for a in now["buffers"]]}
             if best is not None:
                 history.best_epoch = self._stopping[k]["best_epoch"]
             status = "completed" if self.status[k] == "training" else self.status[k]
-            out.append(Result(config, model, history, status, self.errors[k]))
+            out.append(Result(config, history, status, self.errors[k],
+                              take_model=functools.partial(self.model.model, k, row)))
         return out
-
 
     # -- checkpoints --------------------------------------------------------------------------
     def save_checkpoint(self, path) -> Path:
