@@ -168,6 +168,45 @@ def test_a_flag_is_passed_as_it_is_and_never_held_as_a_number(backend):
         opt.add_param_group({"params": [xdl.tensor([2.0], requires_grad=True)], "nesterov": 1})
 
 
+def test_param_groups_read_and_set_each_groups_settings_as_pytorchs_do(backend):
+    """``for g in opt.param_groups: g["lr"] = …`` changes the next step as ``opt.lr = …`` does, per
+    group; a bad value or name is refused before anything changes."""
+    model = Sequential(Dense(3, 4), BatchNorm(4), Dense(4, 2))
+    twin = Sequential(Dense(3, 4), BatchNorm(4), Dense(4, 2))
+    twin.load_state_dict(model.state_dict())
+    opt = Adam(param_groups(model, weight_decay=0.1), lr=0.01)
+    reference = Adam(param_groups(twin, weight_decay=0.1), lr=0.01)
+    groups = opt.param_groups
+    assert [len(g["params"]) for g in groups] == [2, 4] and groups[0]["params"][0] is opt.groups[0].params[0]
+    assert [g["weight_decay"] for g in groups] == [0.1, 0.0] and list(groups[0]) == ["params", *opt.groups[0].settings]
+    x = xdl.tensor(np.random.default_rng(0).standard_normal((5, 3)))
+    for m, o in ((model, opt), (twin, reference)):  # a step at the first rates
+        o.zero_grad()
+        (m(x) ** 2).sum().backward()
+        o.step()
+    groups[1]["lr"] = 0.5  # the biases' and BN's group only
+    reference.groups[1].settings["lr"] = 0.5
+    for m, o in ((model, opt), (twin, reference)):
+        o.zero_grad()
+        (m(x) ** 2).sum().backward()
+        o.step()
+    assert opt.lr == 0.01 and opt.groups[1].settings["lr"] == 0.5
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, twin.state_dict()[name])
+    before = dict(opt.groups[0].settings)
+    with pytest.raises(ValueError, match=r"beta1 must be in \[0, 1\)"):
+        groups[0]["beta1"] = 1.0
+    with pytest.raises(ValueError, match="lr must be a finite number > 0"):
+        groups[0]["lr"] = -1.0
+    with pytest.raises(KeyError, match="Adam has no setting 'betas'"):
+        groups[0]["betas"] = (0.9, 0.99)
+    with pytest.raises(TypeError, match="add_param_group"):
+        groups[0]["params"] = []
+    with pytest.raises(TypeError, match="cannot be removed"):
+        del groups[0]["lr"]
+    assert opt.groups[0].settings == before
+
+
 def test_mixed_backends_fail_at_construction(backend):
     other = OtherBackend()
     a = xdl.tensor([1.0], requires_grad=True)

@@ -18,6 +18,7 @@ rate of the moment it is replayed and counts Adam's t on, as an eager step does.
 from __future__ import annotations
 
 import math
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -178,6 +179,28 @@ class Optimizer(StepCount):
         return [p for g in self.groups for p in g.params]
 
     @property
+    def param_groups(self) -> list[GroupSettings]:
+        """The groups as PyTorch's ``opt.param_groups`` shows them: each a mapping of ``"params"``
+        and the group's settings. Setting one (``for g in opt.param_groups: g["lr"] = 1e-4``) is
+        checked as the constructor checks it and takes effect now, as ``opt.lr = …`` does."""
+        return [GroupSettings(self, g) for g in self.groups]
+
+    def _set(self, group: ParamGroup, name: str, value) -> None:
+        """Change one setting of ``group`` (`GroupSettings`): checked first, then held for the update."""
+        if name == "params":
+            raise TypeError("a group's params cannot be replaced; add parameters with add_param_group")
+        if name not in group.settings:
+            raise KeyError(f"{type(self).__name__} has no setting {name!r} (its settings: {', '.join(group.settings)})")
+        settings = {**group.settings, name: value}
+        check_lr(settings["lr"])
+        self.check_settings(settings)
+        if name in group.held_names[1:] and not _is_number(value):  # held on the device as a number
+            raise ValueError(f"{name} must be a number, got {value!r}")
+        group.settings[name] = value
+        _bind_hyperparameters(group)
+        self._hold(group, self.current_lr(group))  # now: a captured step reads it at its next replay
+
+    @property
     def lr(self):
         """The learning rate (of the first group); setting it changes every group's."""
         return self.groups[0].settings["lr"] if self.groups else self.defaults["lr"]
@@ -330,6 +353,34 @@ class Optimizer(StepCount):
         for g in self.groups:
             _bind_hyperparameters(g)
             self._hold(g, self.current_lr(g))
+
+
+class GroupSettings(MutableMapping):
+    """One parameter group of an `Optimizer` as a mapping (`Optimizer.param_groups`): ``"params"``
+    (a new list of its parameters) and each setting; a setting written here is the group's."""
+
+    def __init__(self, optimizer: Optimizer, group: ParamGroup):
+        self._optimizer, self._group = optimizer, group
+
+    def __getitem__(self, name):
+        return list(self._group.params) if name == "params" else self._group.settings[name]
+
+    def __setitem__(self, name, value) -> None:
+        self._optimizer._set(self._group, name, value)
+
+    def __delitem__(self, name) -> None:
+        raise TypeError(f"an optimizer group's settings cannot be removed (tried {name!r}); set a new value instead")
+
+    def __iter__(self):
+        yield "params"
+        yield from self._group.settings
+
+    def __len__(self) -> int:
+        return 1 + len(self._group.settings)
+
+    def __repr__(self) -> str:
+        settings = ", ".join(f"{name!r}: {value!r}" for name, value in self._group.settings.items())
+        return f"{{'params': [{len(self._group.params)} parameters], {settings}}}"
 
 
 def _is_number(value) -> bool:
