@@ -79,13 +79,15 @@ class Result:
 
     @functools.cached_property
     def model(self) -> Module:
+        if self.take_model is None:
+            raise AttributeError("this Result was made without a model (take_model=None)")
         model, self.take_model = self.take_model(), None  # the batch's copy can go once every model is out
         return model
 
     def __getstate__(self) -> dict:
-        state = dict(self.__dict__, model=self.model)
-        state["take_model"] = None
-        return state
+        if self.take_model is not None:
+            self.model  # noqa: B018 - taken out now: the pickle holds an ordinary model, not the batch
+        return self.__dict__
 
 
 def check_shared(configs) -> None:
