@@ -195,10 +195,14 @@ def test_cupy_ops_launch_every_kernel_with_arguments_its_binding_accepts(monkeyp
             ops.batchnorm_inference(x, gamma, beta, rm, rv, 1e-5)
         x = rng.standard_normal((33, 3, 7)).astype(dtype)
         y, saved = ops.dropout_forward(x, 0.3, 2**64 - 1, 4, 17)
-        assert saved is None and y.shape == x.shape
+        assert saved == xdl.cuda.ops.Recomputed(x.dtype) and y.shape == x.shape  # the mask is drawn again
         ops.dropout_backward(x, saved, 0.3, 2**64 - 1, 4, 17, steps_done=np.zeros(1, np.int64))
+        other = np.float32 if dtype == np.float64 else np.float64
+        before = len(launches)  # a gradient of another dtype: the forward's scaled mask made, then multiplied
+        assert ops.dropout_backward(x.astype(other), saved, 0.3, 2**64 - 1, 4, 17).dtype == np.result_type(dtype, other)
+        assert launches[before:] == [f"dropout_apply<{xdl.cuda.source.C_TYPES[np.dtype(dtype)]}>"]
         y, saved = ops.relu_dropout_forward(x, 0.3, 5, 4, 17)
-        assert saved is None and launches[-1].startswith("relu_dropout_forward")
+        assert saved == xdl.cuda.ops.Recomputed(x.dtype) and launches[-1].startswith("relu_dropout_forward")
         ops.relu_dropout_backward(x, y, saved, 0.3, 5, 4, 17, steps_done=np.zeros(1, np.int64))
         assert launches[-1].startswith("relu_dropout_backward")
         y, saved = ops.stacked_dropout_forward(x, [0.1, 0.0, 0.5], [1, 2**63, 3], 4, 17)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import xdl
+from xdl.cuda.ops import Recomputed
 from xdl.ops import NumpyOps
 from conftest import cupy_available
 
@@ -181,17 +182,23 @@ def test_dropout_kernel_draws_the_reference_mask_bit_for_bit(gpu, rng, n, dtype,
     steps_done = None if counter is None else np.array([counter], np.int64)
     ref = NumpyOps(xdl.backend.get_backend("numpy"))
     want, saved = ref.dropout_forward(host, 0.3, *key, steps_done=steps_done)
-    got, nothing = gpu.ops.dropout_forward(gpu.asarray(host), 0.3, *key,
-                                           steps_done=None if counter is None else gpu.asarray(steps_done))
-    assert nothing is None
+    got, recomputed = gpu.ops.dropout_forward(gpu.asarray(host), 0.3, *key,
+                                              steps_done=None if counter is None else gpu.asarray(steps_done))
+    assert recomputed == Recomputed(np.dtype(dtype))  # no mask kept: the backward draws it again
     # equal values, NaN where NaN (its payload is the device's: CUDA's canonical NaN, not NumPy's) and
     # −0 where −0
     np.testing.assert_array_equal(got.get(), want)
     assert (np.signbit(got.get()) == np.signbit(want))[~np.isnan(want)].all()
     gy = rng.standard_normal(n).astype(dtype)
-    back = gpu.ops.dropout_backward(gpu.asarray(gy), None, 0.3, *key,
+    back = gpu.ops.dropout_backward(gpu.asarray(gy), recomputed, 0.3, *key,
                                     steps_done=None if counter is None else gpu.asarray(steps_done))
     np.testing.assert_array_equal(back.get(), ref.dropout_backward(gy, saved, 0.3, *key))
+    other = gy.astype(np.float64 if dtype == np.float32 else np.float32)  # a gradient of another dtype
+    back = gpu.ops.dropout_backward(gpu.asarray(other), recomputed, 0.3, *key,
+                                    steps_done=None if counter is None else gpu.asarray(steps_done))
+    want_back = ref.dropout_backward(other, saved, 0.3, *key)  # times the scale rounded to the forward's dtype
+    assert back.dtype == want_back.dtype
+    np.testing.assert_array_equal(back.get(), want_back)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -207,9 +214,9 @@ def test_dropout_kernel_unaligned_and_with_more_chunks_than_warps(gpu, rng, dtyp
     for host, device in ((shifted[1:], gpu.asarray(shifted)[1:]), (large, gpu.asarray(large))):
         assert device.flags.c_contiguous
         want, saved = ref.dropout_forward(host, 0.4, *key)
-        got, _ = gpu.ops.dropout_forward(device, 0.4, *key)
+        got, recomputed = gpu.ops.dropout_forward(device, 0.4, *key)
         np.testing.assert_array_equal(got.get(), want)
-        np.testing.assert_array_equal(gpu.ops.dropout_backward(device, None, 0.4, *key).get(),
+        np.testing.assert_array_equal(gpu.ops.dropout_backward(device, recomputed, 0.4, *key).get(),
                                       ref.dropout_backward(host, saved, 0.4, *key))
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -227,18 +234,20 @@ def test_relu_dropout_kernels_are_the_pair_bit_for_bit(gpu, rng, n, dtype, offse
     pair, _ = ref.dropout_forward(ref.relu_forward(host[offset:]), 0.3, *key)
     np.testing.assert_array_equal(want, pair)  # the reference is the pair
     x = gpu.asarray(host)[offset:]
-    got, nothing = gpu.ops.relu_dropout_forward(x, 0.3, *key)
-    assert nothing is None
+    got, recomputed = gpu.ops.relu_dropout_forward(x, 0.3, *key)
+    assert recomputed == Recomputed(np.dtype(dtype))
     np.testing.assert_array_equal(got.get(), want)
     assert (np.signbit(got.get()) == np.signbit(want))[~np.isnan(want)].all()
-    back = gpu.ops.relu_dropout_backward(gpu.asarray(gy)[offset:], got, None, 0.3, *key)
+    back = gpu.ops.relu_dropout_backward(gpu.asarray(gy)[offset:], got, recomputed, 0.3, *key)
     want_back = ref.relu_dropout_backward(gy[offset:], want, saved, 0.3, *key)
     np.testing.assert_array_equal(back.get(), want_back)
     assert (np.signbit(back.get()) == np.signbit(want_back))[~np.isnan(want_back)].all()
-    if dtype == np.float32:  # a float64 gradient into the float32 op: as the pair on the GPU computes it
-        gy64 = gpu.asarray(gy[offset:].astype(np.float64))
-        pair = gpu.ops.relu_backward(gpu.ops.dropout_backward(gy64, None, 0.3, *key), got)
-        np.testing.assert_array_equal(gpu.ops.relu_dropout_backward(gy64, got, None, 0.3, *key).get(), pair.get())
+    if dtype == np.float32:  # a float64 gradient into the float32 op: as the reference pair computes it
+        gy64 = gy[offset:].astype(np.float64)
+        want_back = ref.relu_dropout_backward(gy64, want, saved, 0.3, *key)
+        back = gpu.ops.relu_dropout_backward(gpu.asarray(gy64), got, recomputed, 0.3, *key)
+        assert back.dtype == np.float64
+        np.testing.assert_array_equal(back.get(), want_back)
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(1, 1, 1), (7, 3, 5), (64, 16, 256), (1023, 2, 17)])
@@ -249,13 +258,16 @@ def test_stacked_dropout_kernel_draws_each_models_own_mask(gpu, rng, shape, dtyp
     seeds = [(7 + 1000 * i) % 2**64 for i in range(k)]
     ref = NumpyOps(xdl.backend.get_backend("numpy"))
     want, saved = ref.stacked_dropout_forward(host, rates, seeds, 2, 31)
-    got, nothing = gpu.ops.stacked_dropout_forward(gpu.asarray(host), rates, seeds, 2, 31)
+    got, recomputed = gpu.ops.stacked_dropout_forward(gpu.asarray(host), rates, seeds, 2, 31)
     np.testing.assert_array_equal(got.get(), want)
     for i in range(k):  # model i's slice is what it draws alone
         alone, _ = ref.dropout_forward(np.ascontiguousarray(host[:, i]), rates[i], seeds[i], 2, 31)
         np.testing.assert_array_equal(got.get()[:, i], alone)
-    back = gpu.ops.stacked_dropout_backward(gpu.asarray(host), None, rates, seeds, 2, 31)
+    back = gpu.ops.stacked_dropout_backward(gpu.asarray(host), recomputed, rates, seeds, 2, 31)
     np.testing.assert_array_equal(back.get(), ref.stacked_dropout_backward(host, saved, rates, seeds, 2, 31))
+    other = host.astype(np.float64 if dtype == np.float32 else np.float32)  # a gradient of another dtype
+    back = gpu.ops.stacked_dropout_backward(gpu.asarray(other), recomputed, rates, seeds, 2, 31)
+    np.testing.assert_array_equal(back.get(), ref.stacked_dropout_backward(other, saved, rates, seeds, 2, 31))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -27,6 +28,15 @@ ELEMENTWISE_ROWS = 32  # rows per block of the batch-norm elementwise passes: ma
 MAX_GRID_Y = 65535
 MAX_CLASSES = 1024  # the softmax cross-entropy kernel's widest row (a thread loops over a row three times)
 FLOAT_TYPES = (DTYPES["float"], DTYPES["double"])  # the T the kernels are instantiated for
+
+
+@dataclass(frozen=True)
+class Recomputed:
+    """What a dropout forward run in its kernel keeps for the backward: not the mask (the backward
+    draws it again from the key) but its dtype, the forward's — the reference keeps mask·1/(1 − rate)
+    in that dtype, so a gradient of another dtype is multiplied by values rounded to it."""
+
+    dtype: np.dtype
 
 
 class CupyOps(NumpyOps):
@@ -211,11 +221,13 @@ class CupyOps(NumpyOps):
     def dropout_forward(self, x, rate, seed, stream, step, steps_done=None):
         if not self._dropout_supported(x, steps_done):
             return super().dropout_forward(x, rate, seed, stream, step, steps_done)
-        return self._dropout(x, rate, seed, stream, step, steps_done), None
+        return self._dropout(x, rate, seed, stream, step, steps_done), Recomputed(x.dtype)
 
     def dropout_backward(self, gy, saved, rate, seed, stream, step, steps_done=None):
-        if saved is not None:  # the forward fell back to the reference and kept its mask
+        if not isinstance(saved, Recomputed):  # the forward fell back to the reference and kept its mask
             return super().dropout_backward(gy, saved, rate, seed, stream, step, steps_done)
+        if gy.dtype != saved.dtype:  # the reference's gy·(mask·scale in the forward's dtype): that mask made
+            return gy * self._dropout(self.xp.ones(gy.shape, saved.dtype), rate, seed, stream, step, steps_done)
         return self._dropout(self.xp.ascontiguousarray(gy), rate, seed, stream, step, steps_done)
 
     def _dropout(self, source, rate, seed, stream, step, steps_done, name="dropout_apply", **arrays):
@@ -230,24 +242,27 @@ class CupyOps(NumpyOps):
     def relu_dropout_forward(self, x, rate, seed, stream, step, steps_done=None):
         if not self._dropout_supported(x, steps_done):
             return super().relu_dropout_forward(x, rate, seed, stream, step, steps_done)
-        return self._dropout(x, rate, seed, stream, step, steps_done, "relu_dropout_forward"), None
+        return self._dropout(x, rate, seed, stream, step, steps_done, "relu_dropout_forward"), Recomputed(x.dtype)
 
     def relu_dropout_backward(self, gy, y, saved, rate, seed, stream, step, steps_done=None):
-        if saved is not None:  # the forward fell back to the reference and kept its mask
+        if not isinstance(saved, Recomputed):  # the forward fell back to the reference and kept its mask
             return super().relu_dropout_backward(gy, y, saved, rate, seed, stream, step, steps_done)
-        if gy.dtype != y.dtype:  # (a float64 gradient into a float32 model) as the pair computes it
-            return self.relu_backward(self.dropout_backward(gy, None, rate, seed, stream, step, steps_done), y)
+        if gy.dtype != y.dtype:  # (a float64 gradient into a float32 model) as the reference pair computes it
+            return self.relu_backward(self.dropout_backward(gy, saved, rate, seed, stream, step, steps_done), y)
         gy = self.xp.ascontiguousarray(gy)  # y is what the kernel wrote: contiguous, float
         return self._dropout(gy, rate, seed, stream, step, steps_done, "relu_dropout_backward", gy=gy, y=y)
 
     def stacked_dropout_forward(self, x, rates, seeds, stream, step, steps_done=None):
         if not self._dropout_supported(x, steps_done) or x.ndim != 3 or x.shape[1] > MAX_GRID_Y:
             return super().stacked_dropout_forward(x, rates, seeds, stream, step, steps_done)
-        return self._stacked_dropout(x, rates, seeds, stream, step, steps_done), None
+        return self._stacked_dropout(x, rates, seeds, stream, step, steps_done), Recomputed(x.dtype)
 
     def stacked_dropout_backward(self, gy, saved, rates, seeds, stream, step, steps_done=None):
-        if saved is not None:
+        if not isinstance(saved, Recomputed):
             return super().stacked_dropout_backward(gy, saved, rates, seeds, stream, step, steps_done)
+        if gy.dtype != saved.dtype:  # as `dropout_backward`: the reference's product with the forward's dtype
+            return gy * self._stacked_dropout(self.xp.ones(gy.shape, saved.dtype), rates, seeds, stream, step,
+                                              steps_done)
         return self._stacked_dropout(self.xp.ascontiguousarray(gy), rates, seeds, stream, step, steps_done)
 
     def _stacked_dropout(self, source, rates, seeds, stream, step, steps_done):
