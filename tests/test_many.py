@@ -76,6 +76,24 @@ def test_eight_models_batched_end_with_the_weights_each_ends_with_alone_float64(
             assert result.history["dev_accuracy"] == history["dev_accuracy"]
 
 
+def test_models_sharing_a_standardize_layer_are_built_as_alone(digits):
+    """The K models are built in worker threads around one Standardize layer (as `xdl train`
+    gives them): each starts and ends as it does alone, in float64, with the layer's statistics."""
+    X, y, dev = digits
+    scaler = xdl.data.Standardizer().fit(X)
+    configs = [small(seed=s, lr=lr, epochs=2) for s, lr in ((1, 3e-3), (2, 1e-2), (3, 1e-3))]
+    with xdl.use("numpy"):
+        results = fit_many(configs, X, y, dev=dev, seed=2, dtype="float64", standardize=scaler.layer())
+        for config, result in zip(configs, results):
+            xdl.seed(config.seed)
+            model = config.build_model(X.shape[1], 10, scaler.layer()).astype(np.float64)
+            trainer = config.build_trainer(model)
+            trainer.seed = 2
+            trainer.fit(X, y, dev=dev)
+            assert result.model.layers[0].mean.dtype == np.float64
+            assert_same_weights(result.model, model, 1e-10)
+
+
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov", "rmsprop", "adamw"])
 def test_every_update_rule_batched_equals_alone(digits, optimizer):
     X, y, dev = digits

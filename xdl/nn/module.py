@@ -229,7 +229,8 @@ class Module:
             p.data, p.grad, p._flat = p.data.astype(dtype), None, None
         for prefix, module in self.named_modules():
             for name in module._buffers:
-                object.__setattr__(module, name, getattr(module, name).astype(dtype))
+                if getattr(module, name).dtype != dtype:  # one of that dtype stays as it is (and where it is)
+                    object.__setattr__(module, name, getattr(module, name).astype(dtype))
         self.flatten()
         return self
 

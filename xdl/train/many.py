@@ -28,8 +28,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -186,12 +188,8 @@ class ManyTrainer:
 
     # -- building -----------------------------------------------------------------------------
     def _build(self, n_features: int, n_classes: int, standardize) -> None:
-        models = []
-        with thread_backend(get_backend("numpy")):  # the K models on the host (initial weights are host
-            for c in self.configs:  # draws on any backend), then one upload of the stack, not K × each parameter
-                with thread_seed(c.seed):  # model k starts exactly as after xdl.seed(c.seed)
-                    models.append(c.build_model(n_features, n_classes, standardize).astype(self.dtype))
-        self.model = stack(models, current_backend())
+        models = self._build_on_host(n_features, n_classes, standardize)
+        self.model = stack(models, current_backend())  # one upload of the stack, not K × each parameter
         self.optimizer = StackedOptimizer(self.model, [c.build_optimizer(m) for c, m in zip(self.configs, models)])
         self._l2 = np.array([c.l2 for c in self.configs])
         self._l2_cache = {}  # batch size -> _l2_scales
@@ -207,6 +205,23 @@ class ManyTrainer:
         # state (a frozen model still runs forward, so its batch-norm statistics would drift)
         self._kept = {"best": [None] * k, "final": [None] * k}
         self._good = self._snapshot()  # every model's state at the end of its last good epoch
+
+    def _build_on_host(self, n_features: int, n_classes: int, standardize) -> list[Module]:
+        """The K models on the host (initial weights are host draws on any backend), model k
+        exactly as after ``xdl.seed(configs[k].seed)``: built in worker threads, each with its own
+        generator (`thread_seed`), as NumPy draws without holding the GIL."""
+        host = get_backend("numpy")
+        if standardize is not None:
+            standardize.astype(self.dtype)  # the K models share it: converted once here, never by a worker
+
+        def build(config):
+            with thread_backend(host), thread_seed(config.seed):
+                return config.build_model(n_features, n_classes, standardize).astype(self.dtype)
+
+        if len(self.configs) == 1:
+            return [build(self.configs[0])]
+        with ThreadPoolExecutor(min(len(self.configs), os.cpu_count() or 1)) as pool:
+            return list(pool.map(build, self.configs))
 
     def _l2_scales(self, m: int) -> list:
         """Per weight, the (K, 1, …) device column λ_k/(2m) for batches of ``m`` (made once per size)."""
