@@ -110,6 +110,11 @@ def test_thread_seed_keys_this_threads_host_draws_only():
     assert np.array_equal(inside, np.random.default_rng(7).standard_normal(3))
     assert xdl.backend.host_rng() is process
     assert np.array_equal(process.standard_normal(3), np.random.default_rng(3).standard_normal(3))  # not drawn from
+    for bad in (-1, 1.5, True, "7"):
+        with pytest.raises(ValueError, match=r"seed must be an integer ≥ 0 or None, got"):
+            with xdl.backend.thread_seed(bad):
+                pass
+    assert xdl.backend.host_rng() is process
 
 
 def test_to_numpy_of_tensor_and_array(backend):

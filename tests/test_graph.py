@@ -127,10 +127,10 @@ def weights(backend, model):
     return np.concatenate([backend.to_numpy(p.data).ravel() for p in model.parameters()])
 
 
-def trainer(capture, epochs=3, dropout=0.2, lr=0.01, **kwargs):
+def trainer(capture, epochs=3, dropout=0.2, lr=0.01, optimizer=None, **kwargs):
     xdl.seed(0)
     model = xdl.nn.mlp(2, [32, 16], 2, batch_norm=True, dropout=dropout)
-    opt = xdl.optim.Adam(model, lr=lr)
+    opt = optimizer(model) if optimizer is not None else xdl.optim.Adam(model, lr=lr)
     return Trainer(model, SoftmaxCrossEntropy(), opt, batch_size=50, epochs=epochs, seed=3, progress=False,
                    capture=capture, **kwargs)
 
@@ -238,6 +238,31 @@ def test_changing_lr_between_epochs_changes_a_captured_run_as_an_eager_one(backe
             captured_trainer(monkeypatch, backend, callbacks=[Halve()])
         tr.fit(s.X_train, s.y_train)
         assert how == "eager" or tr.eager_reason() is None
+        ends[how] = weights(backend, tr.model)
+    np.testing.assert_array_equal(ends["captured"], ends["eager"])
+
+
+def test_a_flag_set_through_param_groups_captures_the_step_again(backend, monkeypatch):
+    """Nesterov's flag is compiled into the update, not held on the device: setting it between
+    epochs counts the optimizer's version, so a captured run captures its step again and ends as
+    the eager run (the emulation asserts no graph is replayed past its version)."""
+    from xdl.train import Callback
+
+    class Toggle(Callback):
+        def on_epoch_end(self, trainer, record):
+            for group in trainer.optimizer.param_groups:
+                group["nesterov"] = not group["nesterov"]
+
+    def momentum(model):
+        return xdl.optim.Momentum(model, lr=0.05, beta=0.9)
+
+    s = moons()
+    ends = {}
+    for how in ("eager", "captured"):
+        tr = trainer(False, optimizer=momentum, callbacks=[Toggle()]) if how == "eager" else \
+            captured_trainer(monkeypatch, backend, optimizer=momentum, callbacks=[Toggle()])
+        tr.fit(s.X_train, s.y_train)
+        assert tr.optimizer.version == 3 and (how == "eager" or tr.eager_reason() is None)
         ends[how] = weights(backend, tr.model)
     np.testing.assert_array_equal(ends["captured"], ends["eager"])
 

@@ -232,25 +232,45 @@ def test_each_result_is_an_ordinary_model(digits, tmp_path):
 
 def test_a_result_takes_its_model_out_when_first_read(digits, monkeypatch):
     """results() builds no model: a search keeping histories pays for none, a user keeping the best
-    pays for one; each is the batch's final state even if the batch trains on, and pickles whole."""
+    pays for one. Results asked for mid-run keep the batch as it was then; a copy of a result
+    (dataclasses.replace) and a pickled one hold the same model."""
     import pickle
+
+    from xdl.train import Callback
+
     X, y, dev = digits
+    taken, early = [], {}
+
+    class ResultsAfterTheFirstEpoch(Callback):
+        def on_epoch_end(self, trainer, record):
+            if trainer.epoch == 1:  # every model still training: their rows come from the batch as it is
+                early["results"], early["state"] = trainer.results(), trainer.model.model_state(1)
+
     with xdl.use("numpy"):
-        trainer = xdl.train.ManyTrainer([small(seed=1, epochs=2), small(seed=2, epochs=2)])
-        taken = []
         real = xdl.nn.Stacked.model
         monkeypatch.setattr(xdl.nn.Stacked, "model", lambda self, k, row=None: taken.append(k) or real(self, k, row))
-        results = trainer.fit(X, y, dev=dev)
+        results = fit_many([small(seed=1, epochs=3), small(seed=2, epochs=3)], X, y, dev=dev,
+                           callbacks=[ResultsAfterTheFirstEpoch()])
         assert taken == []
-        final = trainer.model.model_state(1)
-        trainer.model.data[...] = 0.0  # the stack changes after the results were made: they keep its end
-        model = results[1].model
-        assert taken == [1] and results[1].model is model and results[1].take_model is None
+        model = early["results"][1].model  # read after two more epochs trained the batch on
+        assert taken == [1] and early["results"][1].model is model
         for name, value in model.state_dict().items():
-            np.testing.assert_array_equal(value, final[name])
+            np.testing.assert_array_equal(value, early["state"][name])
+        assert dataclasses.replace(early["results"][1], status="pruned").model is model
         copy = pickle.loads(pickle.dumps(results[0]))  # taken out first: the pickle holds an ordinary model
-        assert taken == [1, 0] and copy.take_model is None
+        assert taken == [1, 0]
         assert (copy.model.predict(dev[0]) == results[0].model.predict(dev[0])).all()
+        assert not np.array_equal(results[1].model.state_dict()["0.weight"], model.state_dict()["0.weight"])
+
+
+def test_fit_many_leaves_the_callers_standardize_layer_as_it_is(digits):
+    X, y, dev = digits
+    layer = xdl.data.Standardizer().fit(X).layer()
+    mean = layer.mean
+    with xdl.use("numpy"):
+        results = fit_many([small(seed=1, epochs=1)], X, y, standardize=layer, dtype="float64")
+    assert layer.mean is mean and layer.mean.dtype == np.float32  # the models got a float64 copy
+    assert results[0].model.layers[0].mean.dtype == np.float64
 
 
 def test_fit_many_leaves_the_process_generators_alone(digits):

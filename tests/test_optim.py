@@ -184,7 +184,9 @@ def test_param_groups_read_and_set_each_groups_settings_as_pytorchs_do(backend):
         o.zero_grad()
         (m(x) ** 2).sum().backward()
         o.step()
-    groups[1]["lr"] = 0.5  # the biases' and BN's group only
+    groups[1]["lr"] = 0.5  # the biases' and BN's group only: held on the device at once, before any step
+    assert backend.to_numpy(opt.groups[1].held)[0] == 0.5 and backend.to_numpy(opt.groups[0].held)[0] == 0.01
+    assert opt.version == 0  # a held number: a captured step reads it, nothing to capture again
     reference.groups[1].settings["lr"] = 0.5
     for m, o in ((model, opt), (twin, reference)):
         o.zero_grad()
@@ -200,11 +202,16 @@ def test_param_groups_read_and_set_each_groups_settings_as_pytorchs_do(backend):
         groups[0]["lr"] = -1.0
     with pytest.raises(KeyError, match="Adam has no setting 'betas'"):
         groups[0]["betas"] = (0.9, 0.99)
+    with pytest.raises(KeyError, match=r"Adam has no setting 'momentum' \(its settings: params, lr, beta1"):
+        groups[0]["momentum"]
+    assert isinstance(groups[0]["params"], tuple)  # appending to it would add nothing: it cannot be appended to
     with pytest.raises(TypeError, match="add_param_group"):
         groups[0]["params"] = []
     with pytest.raises(TypeError, match="cannot be removed"):
         del groups[0]["lr"]
     assert opt.groups[0].settings == before
+    groups[0]["lr"] = schedules.inverse_time(0.01, 1.0)  # read on the host: a captured step is made again
+    assert opt.version == 1 and opt.current_lr(opt.groups[0]) == 0.01 / (1 + 2)  # two steps taken
 
 
 def test_mixed_backends_fail_at_construction(backend):

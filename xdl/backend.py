@@ -81,6 +81,7 @@ class Backend:
 
     def __init__(self, xp, seed: int | None = None):
         self.xp = xp
+        self._rng_lock = threading.Lock()
         self.seed(seed)
         self.precision = "float32"
         self._ops = None
@@ -112,14 +113,20 @@ class Backend:
         """Reseed this backend's generator. It is made when first drawn from: on a GPU making one
         sets up its states on the device (CuPy's: a launch over 13 MB on an H100), which a seed
         nothing draws from — each `fit_many` model's, most `Trainer` runs' — need not pay."""
-        self._rng, self._rng_seed = None, seed
+        with self._rng_lock:
+            self._rng, self._rng_seed = None, seed
 
     @property
     def rng(self):
-        """The generator `seed` keyed, made on first use."""
-        if self._rng is None:
-            self._rng = self.xp.random.default_rng(self._rng_seed)
-        return self._rng
+        """The generator `seed` keyed, made on first use (once: threads drawing first at the same
+        time share one stream, as they would have shared one made up front)."""
+        rng = self._rng
+        if rng is None:
+            with self._rng_lock:
+                if self._rng is None:
+                    self._rng = self.xp.random.default_rng(self._rng_seed)
+                rng = self._rng
+        return rng
 
     @property
     def ops(self):
@@ -490,8 +497,7 @@ def seed(n: int | None) -> None:
     """Make runs repeatable: seeds the host generator used for initialization and shuffling,
     and every backend's device generator (dropout masks, noise). ``n``: an integer ≥ 0, or None
     for fresh entropy."""
-    if n is not None and (isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0):
-        raise ValueError(f"seed must be an integer ≥ 0 or None, got {n!r}")
+    check_seed(n)
     global _seed, _host_rng
     _seed = n
     _host_rng = np.random.default_rng(n)
@@ -509,11 +515,18 @@ def host_rng() -> np.random.Generator:
     return _host_rng if own is None else own
 
 
+def check_seed(n) -> None:
+    """``n`` is a seed: an integer ≥ 0, or None (fresh entropy); else ValueError naming it."""
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0):
+        raise ValueError(f"seed must be an integer ≥ 0 or None, got {n!r}")
+
+
 @contextlib.contextmanager
-def thread_seed(n: int):
+def thread_seed(n: int | None):
     """Within the block, in this thread only, `host_rng` is a generator seeded with ``n``: a model
     built there draws the weights it draws after ``xdl.seed(n)``, and the process's generators
     (the user's, the devices') are left as they were."""
+    check_seed(n)
     previous = getattr(_thread, "host_rng", None)
     _thread.host_rng = np.random.default_rng(n)
     try:

@@ -115,6 +115,7 @@ class Optimizer(StepCount):
     ``check_settings`` and apply their rule in ``update``."""
 
     state_names: tuple[str, ...] = ()
+    version = 0  # counts changes a captured step cannot read from the device (a flag, a schedule): `_set`
 
     def __init__(self, params=None, check_finite: bool = False, **defaults):
         """``params``: parameters, a model, or a list of group dicts ``{"params": [...], "lr": ...}``;
@@ -181,24 +182,36 @@ class Optimizer(StepCount):
     @property
     def param_groups(self) -> list[GroupSettings]:
         """The groups as PyTorch's ``opt.param_groups`` shows them: each a mapping of ``"params"``
-        and the group's settings. Setting one (``for g in opt.param_groups: g["lr"] = 1e-4``) is
-        checked as the constructor checks it and takes effect now, as ``opt.lr = …`` does."""
+        (a tuple) and the group's settings. Setting one (``for g in opt.param_groups: g["lr"] =
+        1e-4``) is checked as the constructor checks it and takes effect at the next step, as
+        ``opt.lr = …`` does."""
         return [GroupSettings(self, g) for g in self.groups]
 
     def _set(self, group: ParamGroup, name: str, value) -> None:
-        """Change one setting of ``group`` (`GroupSettings`): checked first, then held for the update."""
+        """Change one setting of ``group`` (``opt.lr``, `GroupSettings`): checked first, then held
+        for the update. A number held on the device is rewritten there at once (a captured step
+        reads it at its next replay); a flag or a schedule counts a ``version`` (a loop that
+        captured its step captures it again)."""
         if name == "params":
             raise TypeError("a group's params cannot be replaced; add parameters with add_param_group")
-        if name not in group.settings:
-            raise KeyError(f"{type(self).__name__} has no setting {name!r} (its settings: {', '.join(group.settings)})")
+        self.setting_name(group, name)
         settings = {**group.settings, name: value}
         check_lr(settings["lr"])
         self.check_settings(settings)
         if name in group.held_names[1:] and not _is_number(value):  # held on the device as a number
             raise ValueError(f"{name} must be a number, got {value!r}")
+        if name not in group.held_names or callable(value) or callable(group.settings[name]):
+            self.version += 1  # read on the host when the step is built: a captured one would keep the old
         group.settings[name] = value
         _bind_hyperparameters(group)
-        self._hold(group, self.current_lr(group))  # now: a captured step reads it at its next replay
+        self._hold(group, self.current_lr(group))
+
+    def setting_name(self, group: ParamGroup, name: str) -> str:
+        """``name`` if ``group`` has that setting, else a KeyError listing the ones it has."""
+        if name not in group.settings:
+            raise KeyError(f"{type(self).__name__} has no setting {name!r} (its settings: params, "
+                           f"{', '.join(group.settings)})")
+        return name
 
     @property
     def lr(self):
@@ -210,8 +223,7 @@ class Optimizer(StepCount):
         check_lr(value)
         self.defaults["lr"] = value
         for g in self.groups:
-            g.settings["lr"] = value
-            self._hold(g, self.current_lr(g))  # now: a captured step reads it at its next replay
+            self._set(g, "lr", value)
 
     def current_lr(self, group: ParamGroup | None = None) -> float:
         """The rate the next step uses (a schedule is evaluated at t, the steps taken so far)."""
@@ -357,13 +369,15 @@ class Optimizer(StepCount):
 
 class GroupSettings(MutableMapping):
     """One parameter group of an `Optimizer` as a mapping (`Optimizer.param_groups`): ``"params"``
-    (a new list of its parameters) and each setting; a setting written here is the group's."""
+    (a tuple of its parameters) and each setting; a setting written here is the group's."""
 
     def __init__(self, optimizer: Optimizer, group: ParamGroup):
         self._optimizer, self._group = optimizer, group
 
     def __getitem__(self, name):
-        return list(self._group.params) if name == "params" else self._group.settings[name]
+        if name == "params":
+            return tuple(self._group.params)  # not a list: appending to it would add nothing
+        return self._group.settings[self._optimizer.setting_name(self._group, name)]
 
     def __setitem__(self, name, value) -> None:
         self._optimizer._set(self._group, name, value)

@@ -25,6 +25,7 @@ a model frozen by early stopping or divergence changes the step, which is then c
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import math
@@ -69,9 +70,11 @@ class Result:
     search stopped it) or "failed" (diverged; ``error`` says where).
 
     ``model`` is taken out of the batch when first read: a search that keeps only the histories,
-    or a user who keeps only the best model, pays for one model, not K. Until then the results
-    hold the batch (its stacked model and one copy of its final state, shared by the K results);
-    pickling a result takes its model out first."""
+    or a user who keeps only the best model, pays for one model, not K. Until then a result holds
+    the batch's stacked model and a copy of its own state (kept when it stopped, or taken when
+    the results were asked for); a copy of the result (``dataclasses.replace``) made after its
+    model was read shares it; pickling takes it out first. ``model`` is not a dataclass field: results compare by their
+    configuration, history, status and error."""
 
     config: TrainConfig
     history: History
@@ -83,13 +86,19 @@ class Result:
     def model(self) -> Module:
         if self.take_model is None:
             raise AttributeError("this Result was made without a model (take_model=None)")
-        model, self.take_model = self.take_model(), None  # the batch's copy can go once every model is out
+        model = self.take_model()
+        self.take_model = functools.partial(_given, model)  # the batch can go; a copy of the result has it too
         return model
 
     def __getstate__(self) -> dict:
         if self.take_model is not None:
             self.model  # noqa: B018 - taken out now: the pickle holds an ordinary model, not the batch
         return self.__dict__
+
+
+def _given(model: Module) -> Module:
+    """What a `Result`'s ``take_model`` is once its model was taken out: that model."""
+    return model
 
 
 def check_shared(configs) -> None:
@@ -211,8 +220,8 @@ class ManyTrainer:
         exactly as after ``xdl.seed(configs[k].seed)``: built in worker threads, each with its own
         generator (`thread_seed`), as NumPy draws without holding the GIL."""
         host = get_backend("numpy")
-        if standardize is not None:
-            standardize.astype(self.dtype)  # the K models share it: converted once here, never by a worker
+        if standardize is not None:  # the K models share it: converted once here (a copy: the caller's stays
+            standardize = copy.deepcopy(standardize).astype(self.dtype)  # as it is), never by a worker
 
         def build(config):
             with thread_backend(host), thread_seed(config.seed):
@@ -220,7 +229,7 @@ class ManyTrainer:
 
         if len(self.configs) == 1:
             return [build(self.configs[0])]
-        with ThreadPoolExecutor(min(len(self.configs), os.cpu_count() or 1)) as pool:
+        with ThreadPoolExecutor(min(len(self.configs), _usable_cpus())) as pool:
             return list(pool.map(build, self.configs))
 
     def _l2_scales(self, m: int) -> list:
@@ -501,12 +510,14 @@ class ManyTrainer:
         """One `Result` per configuration: model k with its best epoch's weights under early
         stopping (as `EarlyStopping` restores them), else its last good ones — each taken out of
         the batch when first read (`Result.model`)."""
-        now = self._snapshot()  # one copy of the batch as it ends, for the models still in place
+        now = None  # one copy of the batch as it is, for models still training (results asked mid-run)
         out = []
         for k, config in enumerate(self.configs):
             history, best, final = self.histories[k], self._kept["best"][k], self._kept["final"][k]
-            row = best if best is not None else final if final is not None else \
-                {"data": now["data"][k], "buffers": [a[k] for a in now["buffers"]]}
+            row = best if best is not None else final
+            if row is None:
+                now = now or self._snapshot()
+                row = {"data": now["data"][k], "buffers": [a[k] for a in now["buffers"]]}
             if best is not None:
                 history.best_epoch = self._stopping[k]["best_epoch"]
             status = "completed" if self.status[k] == "training" else self.status[k]
@@ -601,6 +612,12 @@ def _listed(items, name: str, what: str) -> list:
         return list(items)
     except TypeError:  # None, or one object where a list was meant: say which argument
         raise TypeError(f"{name} must be a list of {what} instances, got {items!r}") from None
+
+
+def _usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, where the OS says), not the machine's."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity is not None else os.cpu_count() or 1
 
 
 def _described(config: TrainConfig) -> dict:

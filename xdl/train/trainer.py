@@ -287,7 +287,7 @@ class Trainer:
         for step in range(self.step, steps):
             idx = order[bounds[step][0]:bounds[step][1]]
             if captured and self._captured.failure is None:
-                cost, hits = self._captured.step(self._train_step, X, y, idx)
+                cost, hits = self._captured.step(self._train_step, X, y, idx, version=self.optimizer.version)
             else:
                 Xb, yb = X[idx], y[idx]
                 if self.augment is not None:
