@@ -405,7 +405,7 @@ DEVICE_BACKENDS = {cls.device_type: cls.name for cls in BACKENDS.values()}  # "c
 _backends: dict[str, Backend] = {}
 _current: Backend | None = None
 _seed: int | None = None
-_thread = threading.local()  # .backend, .host_rng: this thread's own (`thread_backend`, `thread_seed`), over the process's
+_thread = threading.local()  # .backend, .host_rng: this thread's own (`thread_backend`, `thread_seed`)
 
 
 def _cupy_or_reason():

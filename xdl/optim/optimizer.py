@@ -194,7 +194,7 @@ class Optimizer(StepCount):
         captured its step captures it again)."""
         if name == "params":
             raise TypeError("a group's params cannot be replaced; add parameters with add_param_group")
-        self.setting_name(group, name)
+        self._setting_name(group, name)
         settings = {**group.settings, name: value}
         check_lr(settings["lr"])
         self.check_settings(settings)
@@ -206,7 +206,7 @@ class Optimizer(StepCount):
         _bind_hyperparameters(group)
         self._hold(group, self.current_lr(group))
 
-    def setting_name(self, group: ParamGroup, name: str) -> str:
+    def _setting_name(self, group: ParamGroup, name: str) -> str:
         """``name`` if ``group`` has that setting, else a KeyError listing the ones it has."""
         if name not in group.settings:
             raise KeyError(f"{type(self).__name__} has no setting {name!r} (its settings: params, "
@@ -377,7 +377,7 @@ class GroupSettings(MutableMapping):
     def __getitem__(self, name):
         if name == "params":
             return tuple(self._group.params)  # not a list: appending to it would add nothing
-        return self._group.settings[self._optimizer.setting_name(self._group, name)]
+        return self._group.settings[self._optimizer._setting_name(self._group, name)]
 
     def __setitem__(self, name, value) -> None:
         self._optimizer._set(self._group, name, value)

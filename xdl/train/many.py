@@ -73,8 +73,8 @@ class Result:
     or a user who keeps only the best model, pays for one model, not K. Until then a result holds
     the batch's stacked model and a copy of its own state (kept when it stopped, or taken when
     the results were asked for); a copy of the result (``dataclasses.replace``) made after its
-    model was read shares it; pickling takes it out first. ``model`` is not a dataclass field: results compare by their
-    configuration, history, status and error."""
+    model was read shares it; pickling takes it out first. ``model`` is not a dataclass field:
+    results compare by their configuration, history, status and error."""
 
     config: TrainConfig
     history: History
