@@ -523,9 +523,12 @@ def digits_part(m=420):
 
 
 @pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
-def test_a_captured_batch_interrupted_mid_epoch_resumes_as_an_uninterrupted_eager_one(monkeypatch, tmp_path):
+@pytest.mark.parametrize("eval_train", [True, False])
+def test_a_captured_batch_interrupted_mid_epoch_resumes_as_an_uninterrupted_eager_one(monkeypatch, tmp_path,
+                                                                                     eval_train):
     """The dropout key's step counter starts a resumed epoch at its step: the masks, and so the
-    weights, are those of a run never stopped."""
+    weights, are those of a run never stopped; without the train set's evaluation, the epoch's
+    step costs and hits carry over too."""
     from xdl.config import TrainConfig
     from xdl.train import Checkpoint, Interrupted
     from xdl.train.many import ManyTrainer
@@ -534,7 +537,7 @@ def test_a_captured_batch_interrupted_mid_epoch_resumes_as_an_uninterrupted_eage
     configs = [TrainConfig(seed=s, lr=lr, hidden=[24, 16], epochs=3, patience=0, dropout=0.2, progress=False)
                for s, lr in ((1, 3e-3), (2, 1e-2))]
     with xdl.use("numpy"):
-        straight = ManyTrainer(configs, seed=5, capture=False).fit(X, y)
+        straight = ManyTrainer(configs, seed=5, capture=False, eval_train=eval_train).fit(X, y)
         replays = 0
         original = EmulatedGraph.__call__
 
@@ -546,18 +549,19 @@ def test_a_captured_batch_interrupted_mid_epoch_resumes_as_an_uninterrupted_eage
             return original(graph)
 
         monkeypatch.setattr(EmulatedGraph, "__call__", interrupting)
-        first = ManyTrainer(configs, seed=5, callbacks=[Checkpoint(tmp_path, every=None)])
+        first = ManyTrainer(configs, seed=5, callbacks=[Checkpoint(tmp_path, every=None)], eval_train=eval_train)
         emulated_capture(monkeypatch, first)
         with pytest.raises(Interrupted) as stop:
             first.fit(X, y)
         assert (stop.value.epoch, stop.value.step) == (2, 3)
-        resumed = ManyTrainer(configs, seed=5, callbacks=[Checkpoint(tmp_path, every=None)])
+        resumed = ManyTrainer(configs, seed=5, callbacks=[Checkpoint(tmp_path, every=None)], eval_train=eval_train)
         emulated_capture(monkeypatch, resumed)
         results = resumed.fit(X, y, resume=tmp_path)
     for a, b in zip(straight, results):
         for name, value in a.model.state_dict().items():
             np.testing.assert_array_equal(b.model.state_dict()[name], value, err_msg=name)
         assert a.history["train_cost"] == b.history["train_cost"]
+        assert a.history["train_accuracy"] == b.history["train_accuracy"]
 
 
 def test_fit_many_names_a_bad_capture_and_refuses_capture_true_on_the_cpu_before_work():

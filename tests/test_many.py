@@ -140,6 +140,32 @@ def test_float32_batched_ends_where_alone_ends(digits):
             assert_same_weights(result.model, alone(config, X, y, dev, seed=0, dtype=np.float32)[0], 1e-6)
 
 
+def test_without_the_train_sets_evaluation_each_history_is_that_of_a_trainer_doing_the_same(digits, tmp_path):
+    """eval_train=False, as Trainer's: the train cost and accuracy are each model's step costs and
+    hits over the epoch; the weights are those of the run that evaluates; a resume keeps the choice."""
+    X, y, dev = digits
+    configs = [small(seed=1, lr=3e-3), small(seed=2, lr=1e-2, l2=0.3)]
+    with xdl.use("numpy"):
+        evaluated = fit_many(configs, X, y, dev=dev, seed=4, dtype="float64")
+        results = fit_many(configs, X, y, dev=dev, seed=4, dtype="float64", eval_train=False,
+                           callbacks=[Checkpoint(tmp_path)])
+        for config, result, other in zip(configs, results, evaluated):
+            xdl.seed(config.seed)
+            model = config.build_model(X.shape[1], 10).astype(np.float64)
+            trainer = config.build_trainer(model)
+            trainer.seed, trainer.eval_train = 4, False
+            history = trainer.fit(X, y, dev=dev)
+            assert_same_weights(result.model, model, 1e-10)
+            assert_same_weights(result.model, other.model, 0.0)
+            np.testing.assert_allclose(result.history["train_cost"], history["train_cost"], rtol=1e-12)
+            assert result.history["train_accuracy"] == history["train_accuracy"]
+            assert result.history["train_cost"] != other.history["train_cost"]  # running averages, not a pass
+        with pytest.raises(ValueError, match=r"resume: eval_train differs from the checkpoint's \(False, now True\)"):
+            fit_many(configs, X, y, dev=dev, seed=4, dtype="float64", resume=tmp_path)
+        with pytest.raises(TypeError, match="eval_train must be True or False, got 'no'"):
+            fit_many(configs, X, y, eval_train="no")
+
+
 def test_per_model_early_stopping_keeps_each_models_best_epoch(digits):
     X, y, dev = digits
     configs = [small(seed=1, lr=0.05, patience=2, epochs=30), small(seed=2, lr=1e-3, patience=3, epochs=12)]

@@ -117,7 +117,7 @@ def check_shared(configs) -> None:
 
 def fit_many(configs, X, y, dev=None, seed: int = 0, dtype="float32", n_classes: int | None = None,
              standardize=None, callbacks=(), resume=None, progress: bool | None = False,
-             capture="auto") -> list[Result]:
+             capture="auto", eval_train: bool = True) -> list[Result]:
     """Fit the `TrainConfig` s ``configs`` at once on ``(X, y)`` and return one `Result` each.
 
     ``dev``: ``(X_dev, y_dev)``, needed when a configuration has ``patience`` > 0 (early stopping
@@ -128,6 +128,9 @@ def fit_many(configs, X, y, dev=None, seed: int = 0, dtype="float32", n_classes:
     default. ``callbacks`` see the batch (`ManyTrainer`): a `Checkpoint` keeps the whole batch
     resumable and ``resume=directory`` continues it exactly. ``capture``: as `Trainer`'s — on a
     GPU the batch's step is one CUDA graph per batch size ("auto": where it can, `eager_reason`).
+    ``eval_train``: as `Trainer`'s — each model's train cost and accuracy measured in evaluation
+    mode on the whole training set after each epoch; False: the running averages of its steps
+    (no pass over the training set: an epoch is its steps and the dev set's evaluation).
 
     >>> import xdl
     >>> from xdl.config import TrainConfig
@@ -137,7 +140,8 @@ def fit_many(configs, X, y, dev=None, seed: int = 0, dtype="float32", n_classes:
     >>> [r.status for r in results], len(results[2].history)
     (['completed', 'completed', 'completed'], 2)
     """
-    trainer = ManyTrainer(configs, seed=seed, dtype=dtype, callbacks=callbacks, progress=progress, capture=capture)
+    trainer = ManyTrainer(configs, seed=seed, dtype=dtype, callbacks=callbacks, progress=progress, capture=capture,
+                          eval_train=eval_train)
     return trainer.fit(X, y, dev=dev, n_classes=n_classes, standardize=standardize, resume=resume)
 
 
@@ -148,7 +152,7 @@ class ManyTrainer:
     number still training) and ``histories`` (one `History` per model)."""
 
     def __init__(self, configs, seed: int = 0, dtype="float32", callbacks=(), progress: bool | None = False,
-                 capture="auto"):
+                 capture="auto", eval_train: bool = True):
         configs = [configs] if isinstance(configs, TrainConfig) else _listed(configs, "configs", "TrainConfig")
         if not configs:
             raise ValueError("configs: no configurations (K = 0); give at least one TrainConfig")
@@ -158,6 +162,8 @@ class ManyTrainer:
             c.validate(f"configs[{k}]")  # its options' types and values (one set after construction too)
         check_shared(configs)
         check_int(seed, "seed", low=0)
+        if not isinstance(eval_train, bool | np.bool_):
+            raise TypeError(f"eval_train must be True or False, got {eval_train!r}")
         try:
             dtype = np.dtype(dtype) if dtype is not None else None  # np.dtype(None) is float64: not a default here
         except TypeError:
@@ -169,7 +175,7 @@ class ManyTrainer:
             if not isinstance(cb, Callback):
                 raise TypeError(f"callbacks must be xdl.train.Callback instances, got {cb!r}")
         self._captured = CapturedSteps(capture)  # the graphs of the captured steps (its backend: the model's)
-        self.configs, self.seed, self.dtype = configs, int(seed), dtype
+        self.configs, self.seed, self.dtype, self.eval_train = configs, int(seed), dtype, bool(eval_train)
         self.callbacks = sorted(callbacks, key=lambda cb: cb.order)
         self.progress = progress
         self.batch_size = configs[0].batch_size
@@ -298,6 +304,7 @@ class ManyTrainer:
         if self.model is None:
             self._build(X.shape[1], n_classes, standardize)
         self._provenance = {"configs": [_described(c) for c in self.configs], "seed": self.seed,
+                            "eval_train": self.eval_train,
                             "dtype": str(self.dtype), "data": data_digest(X, y),
                             "dev": data_digest(*dev) if dev is not None else None}
         self.stop_training, self.resumed = False, resume is not None
@@ -349,9 +356,12 @@ class ManyTrainer:
         rates = np.array([float(s(e)) if s is not None else c.lr for c, s in zip(self.configs, self._schedules)])
         self.optimizer.set_lr(rates)
         costs = xp.zeros((steps, k), dtype=np.float64)  # each step's cost per model, on the device
+        correct = None if self.eval_train else xp.zeros(k, dtype=np.int64)  # the epoch's hits per model
         seconds_before = 0.0
         if self._partial is not None:  # resuming mid-epoch
             costs[:self.step] = backend.asarray(np.asarray(self._partial["costs"], dtype=np.float64))
+            if correct is not None:
+                correct[...] = backend.asarray(np.asarray(self._partial["correct"], dtype=np.int64))
             seconds_before = float(self._partial["seconds"])
             self._partial = None
         order = np.random.default_rng([self.seed, e]).permutation(len(X))  # as Trainer shuffles epoch e
@@ -367,15 +377,17 @@ class ManyTrainer:
             idx = order[bounds[step][0]:bounds[step][1]]
             if captured and self._captured.failure is None:
                 self._l2_scales(len(idx))  # made before a capture: they outlive its graph
-                cost = self._captured.step(self._train_step, X, y, idx, version=self.optimizer.version)
+                cost, hits = self._captured.step(self._train_step, X, y, idx, version=self.optimizer.version)
             else:
                 Xb, yb = X[idx], y[idx]
                 if self._augment is not None:  # on the host, as Trainer does
                     Xb = backend.asarray(self._augment(Xb, np.random.default_rng([self.seed, e, step])))
                     yb = backend.asarray(yb)
                 model.set_random_key(seeds, e * steps + step)
-                cost = self._train_step(Xb, yb)
+                cost, hits = self._train_step(Xb, yb)
             costs[step] = cost
+            if hits is not None:
+                correct += hits
             self.step = step + 1
             bar.update(1)
             if backend.host_sync_is_cheap or step + 1 == steps or signals.received:
@@ -383,24 +395,32 @@ class ManyTrainer:
                 checked = step + 1
             if signals.received and step + 1 < steps:
                 self._partial = {"costs": backend.to_numpy(costs[:step + 1]).tolist(),
+                                 "correct": None if correct is None else backend.to_numpy(correct).tolist(),
                                  "seconds": seconds_before + time.perf_counter() - start}
                 stop_for_signal(self, signals.received)
-        train = self._evaluate(X, y_device, captured=captured)
+        if self.eval_train:
+            train = self._evaluate(X, y_device, captured=captured)
+        else:  # as Trainer's: each model's step costs weighted by their batch sizes, and its hits
+            sizes = np.array([b - a for a, b in bounds], dtype=np.float64)
+            train = {"cost": (backend.to_numpy(costs).T @ sizes / len(X)).tolist(),
+                     "accuracy": (backend.to_numpy(correct) / len(X)).tolist()}
         dev_metrics = self._evaluate(*dev, captured=captured) if dev is not None else None
         seconds = seconds_before + time.perf_counter() - start  # the whole epoch, as Trainer times one
         self.epoch, self.step = e + 1, 0
         return self._end_epoch(train, dev_metrics, rates, seconds)
 
     def _train_step(self, Xb, yb):
-        """One step of the K models on a batch: their costs, a (K,) device array."""
+        """One step of the K models on a batch: (their costs, their correct counts or None), (K,)
+        device arrays."""
         self.optimizer.zero_grad()
-        cost = F.stacked_softmax_cross_entropy(self.model(Xb), yb)  # (K,): each model's mean cost
+        out = self.model(Xb)
+        cost = F.stacked_softmax_cross_entropy(out, yb)  # (K,): each model's mean cost
         total = cost.sum()
         if self._l2.any():
             total = total + _l2_penalty(self.model, self._l2_scales(len(Xb)))
         total.backward()
         self.optimizer.step()
-        return cost.data
+        return cost.data, None if self.eval_train else _hits(out.data, yb)
 
     def _check_costs(self, costs, start: int, stop: int) -> None:
         """Fail every training model whose cost in steps [start, stop) is not finite."""
@@ -489,8 +509,7 @@ class ManyTrainer:
 
         def batch(Xb, yb):
             out = self.model(Xb)
-            return (F.stacked_softmax_cross_entropy(out, yb).data * len(yb),
-                    (out.data.argmax(axis=2) == yb[:, None]).sum(axis=0))
+            return F.stacked_softmax_cross_entropy(out, yb).data * len(yb), _hits(out.data, yb)
 
         with self.model.evaluating():
             for i in range(0, len(X), batch_size):
@@ -566,8 +585,8 @@ class ManyTrainer:
                 if then.get(key) != now[key]:
                     raise ValueError(f"resume: configs[{k}].{key} is {now[key]!r}, the checkpoint's was {then.get(key)!r}; "
                                      "a batch resumes with the configurations it was made with")
-        for key in ("seed", "dtype", "data", "dev"):
-            if saved[key] != self._provenance[key]:
+        for key in ("seed", "dtype", "data", "dev", "eval_train"):
+            if saved.get(key, True) != self._provenance[key]:  # (eval_train: True in checkpoints from before it)
                 raise ValueError(f"resume: {key} differs from the checkpoint's ({saved[key]!r}, now "
                                  f"{self._provenance[key]!r})")
         if len(extra["callbacks"]) != len(self.callbacks):
@@ -612,6 +631,11 @@ def _listed(items, name: str, what: str) -> list:
         return list(items)
     except TypeError:  # None, or one object where a list was meant: say which argument
         raise TypeError(f"{name} must be a list of {what} instances, got {items!r}") from None
+
+
+def _hits(logits, labels):
+    """Each model's correct predictions: logits (B, K, C), class indices (B,) → (K,)."""
+    return (logits.argmax(axis=2) == labels[:, None]).sum(axis=0)
 
 
 def _usable_cpus() -> int:
