@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import platform
 import statistics
 import time
@@ -204,6 +205,7 @@ def main(argv=None) -> None:
     parser.add_argument("--epochs", type=int, help="epochs per run (default 30; quick: 3)")
     parser.add_argument("--sequential", type=int, default=2, help="runs timed for the sequential estimates")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch peers")
+    parser.add_argument("--json", help="also write the figures to this JSON file (benchmarks/acceptance.py reads it)")
     args = parser.parse_args(argv)
     ks = args.models or ([1, 16] if args.quick else [1, 8, 64, 256])
     epochs = args.epochs or (3 if args.quick else 30)
@@ -240,19 +242,28 @@ def main(argv=None) -> None:
             ["torch fused graph ms/epoch", "xdl training only / torch graph"] if gpu else [])
     print("| " + " | ".join(header) + " |")
     print("|" + "---:|" * len(header))
+    figures = {"date": str(datetime.date.today()), "device": backend.device_name(), "epochs": epochs,
+               "one_xdl_seconds": one_xdl, "one_torch_seconds": one_torch, "rows": []}
     for k in ks:
         seconds, steady, setup = xdl_batched(k, X, y, epochs)
         training = xdl_batched(k, X, y, epochs, eval_train=False)[1]
         rate = k * epochs / seconds
+        figures["rows"].append({"k": k, "seconds": seconds, "setup_seconds": setup, "steady_seconds_per_epoch": steady,
+                                "training_seconds_per_epoch": training})
         row = [str(k), f"{seconds / epochs * 1e3:.1f}", f"{setup * 1e3:.0f}", f"{steady * 1e3:.1f}",
                f"{training * 1e3:.1f}", f"{rate:.0f}", f"{rate / (epochs / one_xdl):.2f}×", faster(k * one_xdl, seconds, 1)]
         if torch:
             fused = torch_fused(torch, k, X, y, epochs, device, capture=False)
             row += [faster(k * one_torch, seconds, 1), f"{fused / epochs * 1e3:.1f}"]
+            figures["rows"][-1]["torch_fused_eager_seconds"] = fused
             if gpu:
                 graph = torch_fused(torch, k, X, y, epochs, device, capture=True)
                 row += [f"{graph / epochs * 1e3:.1f}", f"{training / (graph / epochs):.2f}"]
+                figures["rows"][-1]["torch_fused_graph_seconds"] = graph
         print("| " + " | ".join(row) + " |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(figures, f, indent=1)
 
 
 if __name__ == "__main__":

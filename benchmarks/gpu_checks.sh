@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every check that needs the GPU, in one call on a lent machine, each step under its own time limit
-# (together under 10 minutes), logs under $OUT (default gpu-logs/):
+# (together under 10 minutes), logs under $OUT (default gpu-logs/), ending with issues 12 and 13's
+# acceptance points judged from the run's figures (benchmarks/acceptance.py):
 #
 #   bash benchmarks/gpu_checks.sh            # tests, then the speed tables for benchmarks/RESULTS.md
 #
@@ -24,10 +25,12 @@ step() {  # step NAME SECONDS COMMAND...: run it, its output to $out/NAME.log, a
 
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >"$out/summary.txt" 2>&1
 python3 -c "import cupy, sys; print('python', sys.version.split()[0], 'cupy', cupy.__version__)" >>"$out/summary.txt" 2>&1
-step gpu-tests 240 python3 -m pytest -m gpu -q -p no:cacheprovider -rfE --durations=10
+step gpu-tests 220 python3 -m pytest -m gpu -q -p no:cacheprovider -rfE --durations=10
 tests=$?
 step report 180 env XDL_BACKEND=cupy python3 benchmarks/report.py --json "$out/report.json"
-step batched 100 env XDL_BACKEND=cupy python3 benchmarks/batched.py
+step batched 110 env XDL_BACKEND=cupy python3 benchmarks/batched.py --json "$out/batched.json"
 step profile 50 env XDL_BACKEND=cupy python3 benchmarks/profile_step.py
 step bn-paths 20 env XDL_BACKEND=cupy python3 benchmarks/bn_paths.py
+step acceptance 10 python3 benchmarks/acceptance.py "$out/report.json" "$out/batched.json"  # issues 12, 13: met?
+cat "$out/acceptance.log"
 exit $tests

@@ -165,7 +165,7 @@ def test_bad_rates_and_seeds_are_named_in_python_too():
         benchmark(["quadratic"], ["adam"], seed=-1)
 
 
-def test_the_batched_training_benchmark_runs_and_reports_each_k(capsys, monkeypatch):
+def test_the_batched_training_benchmark_runs_and_reports_each_k(capsys, monkeypatch, tmp_path):
     """benchmarks/batched.py (not collected by the suite) at its smallest: a table row per K."""
     import importlib.util
     from pathlib import Path
@@ -176,10 +176,69 @@ def test_the_batched_training_benchmark_runs_and_reports_each_k(capsys, monkeypa
     spec.loader.exec_module(batched)
     monkeypatch.setattr(batched, "keep_freed_memory", lambda: False)  # as conftest does for the xdl command
     assert batched.faster(3.0, 1.5, 1) == "2.0× faster" and batched.faster(1.0, 1.4, 1) == "1.4× slower"
-    batched.main(["--models", "1", "2", "--epochs", "1", "--sequential", "1", "--no-torch"])
+    figures = tmp_path / "batched.json"
+    batched.main(["--models", "1", "2", "--epochs", "1", "--sequential", "1", "--no-torch", "--json", str(figures)])
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and line[2].isdigit()]
     assert [row.split(" | ")[0] for row in rows] == ["| 1", "| 2"]
     assert all(("faster" in row) != ("slower" in row) for row in rows)
+    written = json.loads(figures.read_text())
+    assert written["epochs"] == 1 and written["one_xdl_seconds"] > 0 and written["one_torch_seconds"] is None
+    assert [r["k"] for r in written["rows"]] == [1, 2]
+    assert all(r["seconds"] > r["setup_seconds"] >= 0 and r["training_seconds_per_epoch"] > 0 for r in written["rows"])
+
+
+def load_benchmark_script(name, monkeypatch):
+    """A script of benchmarks/ (not a package) as a module, registered while the test runs."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", Path(__file__).parents[1] / "benchmarks" /
+                                                  f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_acceptance_summary_judges_each_point_from_the_run_and_says_what_is_missing(tmp_path, capsys,
+                                                                                       monkeypatch):
+    """benchmarks/acceptance.py on made-up figures: each bound applied as the issues write it."""
+    acceptance = load_benchmark_script("acceptance", monkeypatch)
+    steps = []
+    for case, xdl_eager, captured, torch_eager, graph in (
+            ("B=128, 784→3×256→10", 2.0, 0.16, 2.1, 0.2), ("B=512, 784→4×1024→10", 3.0, 0.6, 2.2, 0.64),
+            ("B=4096, 784→4×2048→10", 8.4, 7.9, 8.0, 7.8), ("B=4096, 784→4×2048→10 tf32", 2.8, 2.7, 2.3, 2.1)):
+        steps += [{"case": case, "impl": impl, "seconds": t / 1e3} for impl, t in
+                  (("xdl eager", xdl_eager), ("xdl captured", captured), ("torch eager", torch_eager),
+                   ("torch graph", graph))]
+    rows = [{"case": "batchnorm train fwd 65536x1024", "impl": impl, "seconds": t} for impl, t in
+            (("xdl kernels", 1.0), ("xdl layer: bn(x)", 1.05))]
+    report = {"steps": steps, "rows": rows, "main_job_seconds_per_epoch": {"cupy": 0.0028, "numpy": 0.0206}}
+    batched = {"epochs": 30, "one_xdl_seconds": 0.09, "one_torch_seconds": 0.74,
+               "rows": [{"k": 64, "seconds": 0.25, "training_seconds_per_epoch": 0.005,
+                         "torch_fused_graph_seconds": 0.144}]}
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    (tmp_path / "batched.json").write_text(json.dumps(batched))
+    points = acceptance.main([str(tmp_path / "report.json"), str(tmp_path / "batched.json")])
+    verdicts = {p.what: p.met for p in points}
+    assert verdicts["captured step / torch's whole-step graph, B=128"] is True  # 0.8
+    assert verdicts["captured step / torch's whole-step graph, B=512"] is False  # 0.94
+    assert [verdicts[f"eager step / torch eager, B={b}"] for b in (128, 512, 4096)] == [True, False, False]
+    assert verdicts["B=4096, xdl's faster step / torch eager"] is True  # captured 7.9 vs 8.0
+    assert verdicts["B=4096 tf32, xdl's faster step / torch eager (allow_tf32)"] is False
+    assert verdicts["main job per epoch on the GPU"] is True
+    assert verdicts["main job, the CPU's epoch / the GPU's (faster on the GPU)"] is True
+    assert verdicts["train fwd 65536x1024 through the public API / the kernels"] is True  # 1.05
+    assert verdicts["train fwd+bwd 65536x1024 through the public API / the kernels"] is None  # not in the run
+    assert verdicts["K = 64: model-epochs per second over one model's, whole runs"] is True  # 64·0.09/0.25 = 23
+    assert verdicts["K = 64: times faster than 64 sequential PyTorch eager runs"] is True  # 64·0.74/0.25 = 189
+    assert verdicts["K = 64 steady epoch, training only / the hand-fused PyTorch graph's epoch"] is False  # 5 vs 4.8
+    out = capsys.readouterr().out
+    assert "- [NOT met] issue 12: captured step / torch's whole-step graph, B=512: 0.937× (≤ 0.9×)" in out
+    assert "- [no figure] issue 12: train fwd+bwd 65536x1024 through the public API / the kernels (≤ 1.1×)" in out
+    points = acceptance.main([str(tmp_path / "missing.json"), str(tmp_path / "batched.json")])  # a failed step
+    assert "missing.json" in capsys.readouterr().out and all(p.met is None for p in points if p.issue == 12)
 
 
 def test_the_step_profile_reports_host_and_wall_time_and_the_functions_behind_them(capsys, monkeypatch):

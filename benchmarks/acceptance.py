@@ -1,0 +1,116 @@
+"""The GPU acceptance points of issues 12 (the step on the device) and 13 (K models batched), read
+from one run's figures: each point, what was measured, and whether it is met.
+
+    python3 benchmarks/acceptance.py gpu-logs/report.json gpu-logs/batched.json
+
+``report.json`` is what ``benchmarks/report.py --json`` writes, ``batched.json`` what
+``benchmarks/batched.py --json`` writes (both made by ``benchmarks/gpu_checks.sh``). A point whose
+figure is missing from the files (a step that failed, PyTorch absent) says so instead of a verdict.
+The verdict compares the figure with the issue's bound as written; the figures themselves go into
+``benchmarks/RESULTS.md`` by hand, with the run's context.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+
+STEP_CASES = {128: "B=128, 784→3×256→10", 512: "B=512, 784→4×1024→10", 4096: "B=4096, 784→4×2048→10"}
+BN_CASES = ("batchnorm train fwd 65536x1024", "batchnorm train fwd+bwd 65536x1024")
+LAYER_IMPL, KERNEL_IMPL = "xdl layer: bn(x)", "xdl kernels"  # as xdl.bench.kernels names them
+BATCHED_K = 64
+
+
+COMPARE = {"≤": float.__le__, "≥": float.__ge__, ">": float.__gt__}
+
+
+@dataclass
+class Point:
+    """One acceptance point: ``figure`` (None: not in the files) ``op`` ``bound``."""
+
+    issue: int
+    what: str
+    figure: float | None
+    op: str
+    bound: float
+    unit: str = "×"
+
+    @property
+    def met(self) -> bool | None:
+        return None if self.figure is None else COMPARE[self.op](float(self.figure), float(self.bound))
+
+    def line(self) -> str:
+        wanted = f"{self.op} {self.bound:g}{self.unit}"
+        if self.figure is None:
+            return f"- [no figure] issue {self.issue}: {self.what} ({wanted})"
+        return f"- [{'met' if self.met else 'NOT met'}] issue {self.issue}: {self.what}: {self.figure:.3g}{self.unit} " \
+               f"({wanted})"
+
+
+def ratio(numerator, denominator) -> float | None:
+    return None if numerator is None or denominator is None else numerator / denominator
+
+
+def step_points(report: dict) -> list[Point]:
+    """Issue 12: the train-step table, the main job, batch norm through the public API."""
+    seconds = {(r["case"], r["impl"]): r["seconds"] for r in report.get("steps", [])}
+
+    def step(batch, impl, tf32=False):
+        return seconds.get((STEP_CASES[batch] + (" tf32" if tf32 else ""), impl))
+
+    points = [Point(12, f"captured step / torch's whole-step graph, B={b}",
+                    ratio(step(b, "xdl captured"), step(b, "torch graph")), "≤", 0.9) for b in (128, 512)]
+    points += [Point(12, f"eager step / torch eager, B={b}", ratio(step(b, "xdl eager"), step(b, "torch eager")),
+                     "≤", 1.0) for b in (128, 512, 4096)]
+    for tf32 in (False, True):
+        ours = [s for s in (step(4096, "xdl captured", tf32), step(4096, "xdl eager", tf32)) if s is not None]
+        points.append(Point(12, "B=4096" + (" tf32" if tf32 else "") + ", xdl's faster step / torch eager"
+                            + (" (allow_tf32)" if tf32 else ""),
+                            ratio(min(ours, default=None), step(4096, "torch eager", tf32)), "≤", 1.0))
+    epochs = report.get("main_job_seconds_per_epoch", {})
+    gpu = epochs.get("cupy")
+    points.append(Point(12, "main job per epoch on the GPU", None if gpu is None else gpu * 1e3, "≤", 10.0, " ms"))
+    points.append(Point(12, "main job, the CPU's epoch / the GPU's (faster on the GPU)",
+                        ratio(epochs.get("numpy"), gpu), ">", 1.0))
+    rows = {(r["case"], r["impl"]): r["seconds"] for r in report.get("rows", [])}
+    points += [Point(12, f"{case.removeprefix('batchnorm ')} through the public API / the kernels",
+                     ratio(rows.get((case, LAYER_IMPL)), rows.get((case, KERNEL_IMPL))), "≤", 1.1) for case in BN_CASES]
+    return points
+
+
+def batched_points(batched: dict) -> list[Point]:
+    """Issue 13: K = 64 against one model, 64 sequential PyTorch runs and the hand-fused graph."""
+    row = next((r for r in batched.get("rows", []) if r["k"] == BATCHED_K), {})
+    epochs, one = batched.get("epochs"), batched.get("one_xdl_seconds")
+    whole = row.get("seconds")
+    rate = None if None in (whole, one) else (BATCHED_K / whole) / (1 / one)  # model-epochs/s over one model's
+    torch_one = batched.get("one_torch_seconds")
+    graph = row.get("torch_fused_graph_seconds")
+    return [Point(13, "K = 64: model-epochs per second over one model's, whole runs", rate, "≥", 20.0),
+            Point(13, "K = 64: times faster than 64 sequential PyTorch eager runs",
+                  None if None in (whole, torch_one) else BATCHED_K * torch_one / whole, "≥", 100.0),
+            Point(13, "K = 64 steady epoch, training only / the hand-fused PyTorch graph's epoch",
+                  ratio(row.get("training_seconds_per_epoch"), None if None in (graph, epochs) else graph / epochs),
+                  "≤", 1.0)]
+
+
+def main(argv=None) -> list[Point]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("report", help="report.json (benchmarks/report.py --json)")
+    parser.add_argument("batched", help="batched.json (benchmarks/batched.py --json)")
+    args = parser.parse_args(argv)
+    points = []
+    for path, read in ((args.report, step_points), (args.batched, batched_points)):
+        try:
+            with open(path) as f:
+                points += read(json.load(f))
+        except (OSError, ValueError) as e:  # a step that failed left no file, or half of one
+            print(f"({path}: {e}; its points have no figure)")
+            points += read({})
+    print("\n".join(p.line() for p in points))
+    return points
+
+
+if __name__ == "__main__":
+    main()
