@@ -151,13 +151,23 @@ def test_param_groups_skip_decay_on_biases_and_bn(backend):
 
 @pytest.mark.parametrize("kwargs,match", [
     (dict(lr=0.0), "lr must be a finite number > 0"), (dict(lr=-1), "lr must be"),
+    (dict(lr=True), "lr must be a finite number > 0, got True"), (dict(lr=10**400), "lr must be a finite number"),
+    (dict(lr="0.1"), "lr must be"), (dict(beta1=True), r"beta1 must be in \[0, 1\), got True"),
     (dict(beta1=1.0), r"beta1 must be in \[0, 1\)"), (dict(beta2=-0.1), "beta2 must be in"),
     (dict(eps=0.0), "eps must be a finite number > 0"), (dict(weight_decay=-1.0), "weight_decay must be"),
+    (dict(weight_decay=float("nan")), "weight_decay must be"),
 ])
 def test_bad_hyperparameters_fail_at_construction(backend, kwargs, match):
     w = xdl.tensor([1.0], requires_grad=True)
     with pytest.raises(ValueError, match=match):
         Adam([w], **kwargs)
+
+
+def test_numpy_numbers_are_numbers_and_a_flag_is_checked_not_converted(backend):
+    w = xdl.tensor([1.0], requires_grad=True)
+    assert Adam([w], lr=np.int64(1), weight_decay=np.int64(0)).lr == 1
+    with pytest.raises(ValueError, match="nesterov must be True or False, got 'no'"):
+        Momentum([w], nesterov="no")  # bool("no") is True: a flag is checked, never converted
 
 
 def test_a_flag_is_passed_as_it_is_and_never_held_as_a_number(backend):
@@ -209,7 +219,15 @@ def test_param_groups_read_and_set_each_groups_settings_as_pytorchs_do(backend):
         groups[0]["params"] = []
     with pytest.raises(TypeError, match="cannot be removed"):
         del groups[0]["lr"]
-    assert opt.groups[0].settings == before
+    with pytest.raises(KeyError, match="Adam has no setting 'betas'"):
+        groups[0].update(lr=0.5, betas=(0.9, 0.9))  # checked as a whole: the lr is not written either
+    with pytest.raises(ValueError, match=r"beta1 must be in \[0, 1\)"):
+        groups[0].update({"lr": 0.7, "beta1": 1.5})
+    assert opt.groups[0].settings == before and backend.to_numpy(opt.groups[0].held)[0] == 0.01
+    groups[0].update({"beta1": 0.8}, eps=1e-6)
+    assert (opt.groups[0].settings["beta1"], opt.groups[0].settings["eps"]) == (0.8, 1e-6)
+    before = dict(opt.groups[0].settings)
+    assert isinstance(opt.param_groups, tuple)  # groups are added with add_param_group, not by appending
     groups[0]["lr"] = schedules.inverse_time(0.01, 1.0)  # read on the host: a captured step is made again
     assert opt.version == 1 and opt.current_lr(opt.groups[0]) == 0.01 / (1 + 2)  # two steps taken
 
@@ -246,6 +264,19 @@ def test_state_dict_round_trip_continues_identically(backend, rng):
         return w.numpy()
 
     assert np.array_equal(run(split=None), run(split=4))
+
+
+def test_a_state_with_settings_the_optimizer_would_refuse_is_refused_before_anything_changes(backend):
+    w = xdl.tensor(np.linspace(-1, 1, 5), requires_grad=True)
+    opt = Adam([w], lr=0.05)
+    for name, value, match in (("beta1", 7.0, r"group 0: beta1 must be in \[0, 1\), got 7.0"),
+                               ("betas", (0.9, 0.9), r"settings \['betas'\] that Adam does not take"),
+                               ("lr", -1.0, "group 0: lr must be a finite number > 0")):
+        saved = opt.state_dict()
+        saved["settings"][0][name] = value
+        with pytest.raises(ValueError, match=match):
+            opt.load_state_dict(saved)
+        assert opt.groups[0].settings == {"lr": 0.05, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0}
 
 
 def test_chunked_reference_equals_naive_expressions(rng):

@@ -28,18 +28,29 @@ from xdl.graph import host_effect, require_not_capturing
 from xdl.tensor import Tensor
 
 
+def _real(value) -> float:
+    """A real number (Python or NumPy, not a bool) as a float (an int beyond floats: inf); NaN for
+    anything else, which every range check below then refuses."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.integer | np.floating):
+        return math.nan
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf
+
+
 def check_positive(name, value):
-    if not isinstance(value, int | float | np.floating) or not value > 0 or not np.isfinite(value):
+    if not 0 < _real(value) < math.inf:
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
 
 
 def check_beta(name, value):
-    if not isinstance(value, int | float | np.floating) or not 0.0 <= value < 1.0:
+    if not 0.0 <= _real(value) < 1.0:
         raise ValueError(f"{name} must be in [0, 1), got {value!r}")
 
 
 def check_non_negative(name, value):
-    if not isinstance(value, int | float | np.floating) or not value >= 0 or not np.isfinite(value):
+    if not 0 <= _real(value) < math.inf:
         raise ValueError(f"{name} must be a finite number ≥ 0, got {value!r}")
 
 
@@ -180,29 +191,32 @@ class Optimizer(StepCount):
         return [p for g in self.groups for p in g.params]
 
     @property
-    def param_groups(self) -> list[GroupSettings]:
+    def param_groups(self) -> tuple[GroupSettings, ...]:
         """The groups as PyTorch's ``opt.param_groups`` shows them: each a mapping of ``"params"``
         (a tuple) and the group's settings. Setting one (``for g in opt.param_groups: g["lr"] =
         1e-4``) is checked as the constructor checks it and takes effect at the next step, as
-        ``opt.lr = …`` does."""
-        return [GroupSettings(self, g) for g in self.groups]
+        ``opt.lr = …`` does. (A tuple: groups are added with `add_param_group`.)"""
+        return tuple(GroupSettings(self, g) for g in self.groups)
 
-    def _set(self, group: ParamGroup, name: str, value) -> None:
-        """Change one setting of ``group`` (``opt.lr``, `GroupSettings`): checked first, then held
-        for the update. A number held on the device is rewritten there at once (a captured step
-        reads it at its next replay); a flag or a schedule counts a ``version`` (a loop that
-        captured its step captures it again)."""
-        if name == "params":
+    def _set(self, group: ParamGroup, changes: dict) -> None:
+        """Change settings of ``group`` (``opt.lr``, `GroupSettings`): all checked first (a refused
+        one changes nothing), then held for the update. A number held on the device is rewritten
+        there at once (a captured step reads it at its next replay); a flag or a schedule counts a
+        ``version`` (a loop that captured its step captures it again)."""
+        if "params" in changes:
             raise TypeError("a group's params cannot be replaced; add parameters with add_param_group")
-        self._setting_name(group, name)
-        settings = {**group.settings, name: value}
+        for name in changes:
+            self._setting_name(group, name)
+        settings = {**group.settings, **changes}
         check_lr(settings["lr"])
         self.check_settings(settings)
-        if name in group.held_names[1:] and not _is_number(value):  # held on the device as a number
-            raise ValueError(f"{name} must be a number, got {value!r}")
-        if name not in group.held_names or callable(value) or callable(group.settings[name]):
+        for name, value in changes.items():
+            if name in group.held_names[1:] and not _is_number(value):  # held on the device as a number
+                raise ValueError(f"{name} must be a number, got {value!r}")
+        if any(name not in group.held_names or callable(value) or callable(group.settings[name])
+               for name, value in changes.items()):
             self.version += 1  # read on the host when the step is built: a captured one would keep the old
-        group.settings[name] = value
+        group.settings.update(changes)
         _bind_hyperparameters(group)
         self._hold(group, self.current_lr(group))
 
@@ -223,7 +237,7 @@ class Optimizer(StepCount):
         check_lr(value)
         self.defaults["lr"] = value
         for g in self.groups:
-            self._set(g, "lr", value)
+            self._set(g, {"lr": value})
 
     def current_lr(self, group: ParamGroup | None = None) -> float:
         """The rate the next step uses (a schedule is evaluated at t, the steps taken so far)."""
@@ -351,6 +365,17 @@ class Optimizer(StepCount):
                     if tuple(np.shape(sv[k])) != tuple(a.shape):
                         raise ValueError(f"optimizer state {k!r} of group {gi} has shape {tuple(np.shape(sv[k]))}, "
                                          f"this optimizer's is {tuple(a.shape)}")
+        for gi, (g, saved) in enumerate(zip(self.groups, state.get("settings", ()))):
+            unknown = sorted(set(saved) - set(g.settings))
+            if unknown:
+                raise ValueError(f"optimizer state of group {gi} has settings {unknown} that {type(self).__name__} "
+                                 f"does not take (its settings: {', '.join(g.settings)})")
+            settings = {**g.settings, **saved}
+            try:  # the constructor's checks: a hand-edited or foreign state is refused before a step uses it
+                check_lr(settings["lr"])
+                self.check_settings(settings)
+            except ValueError as e:
+                raise ValueError(f"optimizer state of group {gi}: {e}") from None
 
     def load_state_dict(self, state: dict) -> None:
         """Restore from `state_dict`; everything is checked (`check_state_dict`) before anything
@@ -380,7 +405,11 @@ class GroupSettings(MutableMapping):
         return self._group.settings[self._optimizer._setting_name(self._group, name)]
 
     def __setitem__(self, name, value) -> None:
-        self._optimizer._set(self._group, name, value)
+        self._optimizer._set(self._group, {name: value})
+
+    def update(self, other=(), /, **changes) -> None:
+        """Set several settings at once: all are checked before any is written."""
+        self._optimizer._set(self._group, {**dict(other), **changes})
 
     def __delitem__(self, name) -> None:
         raise TypeError(f"an optimizer group's settings cannot be removed (tried {name!r}); set a new value instead")

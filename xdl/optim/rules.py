@@ -23,7 +23,7 @@ class Momentum(Optimizer):
     state_names = ("v",)
 
     def __init__(self, params=None, lr=0.01, beta=0.9, nesterov=False, weight_decay=0.0, check_finite=False):
-        super().__init__(params, check_finite, lr=lr, beta=beta, nesterov=bool(nesterov), weight_decay=weight_decay)
+        super().__init__(params, check_finite, lr=lr, beta=beta, nesterov=nesterov, weight_decay=weight_decay)
 
     def check_settings(self, s):
         super().check_settings(s)

@@ -62,7 +62,7 @@ SHARED = ("dataset", "hidden", "activation", "batch_norm", "batch_size", "optimi
 IGNORED = ("backend", "out", "checkpoint_every", "resume", "progress", "base_error", "capture")
 
 
-@dataclass
+@dataclass(eq=False)  # a record of one run: compared by identity, as its model and history are
 class Result:
     """One configuration's outcome: ``model`` (an ordinary model: its best epoch's weights with
     early stopping, else its last good ones), ``history``, ``status`` — "completed" (ran its
@@ -73,14 +73,14 @@ class Result:
     or a user who keeps only the best model, pays for one model, not K. Until then a result holds
     the batch's stacked model and a copy of its own state (kept when it stopped, or taken when
     the results were asked for); a copy of the result (``dataclasses.replace``) made after its
-    model was read shares it; pickling takes it out first. ``model`` is not a dataclass field:
-    results compare by their configuration, history, status and error."""
+    model was read shares it; pickling takes it out first. Results compare by identity, as the
+    runs they record."""
 
     config: TrainConfig
     history: History
     status: str
     error: str | None = None
-    take_model: Callable[[], Module] | None = field(default=None, repr=False, compare=False)
+    take_model: Callable[[], Module] | None = field(default=None, repr=False)
 
     @functools.cached_property
     def model(self) -> Module:

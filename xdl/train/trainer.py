@@ -96,7 +96,9 @@ class Trainer:
         self.model, self.loss, self.optimizer = model, loss, optimizer
         self.l2, self.batch_size, self.epochs, self.schedule = float(l2), int(batch_size), int(epochs), schedule
         self.callbacks = sorted(callbacks, key=lambda cb: cb.order)
-        self.augment, self.seed, self.eval_train, self.progress = augment, int(seed), eval_train, progress
+        if not isinstance(eval_train, bool | np.bool_):
+            raise TypeError(f"eval_train must be True or False, got {eval_train!r}")
+        self.augment, self.seed, self.eval_train, self.progress = augment, int(seed), bool(eval_train), progress
         self.run_info = dict(run_info or {})
         self._captured = CapturedSteps(capture, model.backend)  # the graphs of the captured steps
         self._settings = [dict(g.settings) for g in optimizer.groups]  # as given: a schedule changes lr later
