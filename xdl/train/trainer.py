@@ -93,11 +93,11 @@ class Trainer:
         for cb in callbacks:
             if not isinstance(cb, Callback):
                 raise TypeError(f"callbacks must be xdl.train.Callback instances, got {cb!r}")
+        if not isinstance(eval_train, bool | np.bool_):
+            raise TypeError(f"eval_train must be True or False, got {eval_train!r}")
         self.model, self.loss, self.optimizer = model, loss, optimizer
         self.l2, self.batch_size, self.epochs, self.schedule = float(l2), int(batch_size), int(epochs), schedule
         self.callbacks = sorted(callbacks, key=lambda cb: cb.order)
-        if not isinstance(eval_train, bool | np.bool_):
-            raise TypeError(f"eval_train must be True or False, got {eval_train!r}")
         self.augment, self.seed, self.eval_train, self.progress = augment, int(seed), bool(eval_train), progress
         self.run_info = dict(run_info or {})
         self._captured = CapturedSteps(capture, model.backend)  # the graphs of the captured steps
