@@ -64,11 +64,7 @@ def check_rate(value, what: str, dtype=np.float32) -> float:
     """A learning rate a step can use: a real number within `rate_range` of ``dtype`` (the update
     holds it in the parameters' dtype)."""
     low, high = rate_range(dtype)
-    try:
-        rate = float(value) if isinstance(value, int | float | np.integer | np.floating) and \
-            not isinstance(value, bool) else math.nan
-    except OverflowError:  # an int beyond any float
-        rate = math.inf
+    rate = _real(value)
     if not low <= rate <= high:  # NaN fails too
         raise ValueError(f"{what} is {value!r}: a learning rate must be a number in {np.dtype(dtype)}'s positive "
                          f"range [{low:.3g}, {high:.3g}]")
