@@ -407,10 +407,24 @@ def test_a_last_batch_of_one_is_merged_once_with_batch_norm(backend):
     trainer = trainer_for(epochs=2, augment=Count())
     with pytest.warns(UserWarning, match=r"last batch of each epoch would have 1 example.*merged.*\(33 examples\)") as w:
         trainer.fit(X, y)
-    assert len([x for x in w if "last batch" in str(x.message)]) == 1
+    assert [x.filename for x in w if "last batch" in str(x.message)] == [__file__]  # once, at the caller's line
     assert seen == [32, 32, 33] * 2  # every example in every epoch
     with pytest.raises(ValueError, match="training set has 1 example.*batches of at least 2"):
         trainer_for(epochs=1).fit(X[:1], y[:1])
+
+
+def test_fit_many_warns_of_a_merged_last_batch_as_the_trainer_does():
+    from xdl.config import TrainConfig
+    from xdl.train import fit_many
+
+    s = moons()
+    X, y = s.X_train[:97], s.y_train[:97]
+    config = TrainConfig(dataset="moons", hidden=(8,), epochs=1, batch_size=32, patience=0, progress=False)
+    with pytest.warns(UserWarning, match=r"last batch of each epoch would have 1 example.*\(33 examples\)") as w:
+        fit_many([config, config], X, y)
+    assert [x.filename for x in w if "last batch" in str(x.message)] == [__file__]  # the caller's line
+    with pytest.raises(ValueError, match="training set has 1 example.*batches of at least 2"):
+        fit_many([config], X[:1], y[:1])
 
 
 def test_the_command_trains_with_a_remainder_of_one(tmp_path, capsys):

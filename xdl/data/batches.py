@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 
 import numpy as np
@@ -39,6 +40,22 @@ def batch_bounds(m: int, batch_size: int, min_size: int = 1) -> list[tuple[int, 
     bounds = [(start, min(start + batch_size, m)) for start in range(0, m, batch_size)]
     if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < min_size:
         bounds[-2:] = [(bounds[-2][0], m)]
+    return bounds
+
+
+def training_batches(m: int, batch_size: int, min_size: int = 1, stacklevel: int = 2) -> list[tuple[int, int]]:
+    """`batch_bounds` of a training set of ``m`` examples, checked for a model that needs batches
+    of ``min_size`` (batch norm: 2): ValueError when the whole set is smaller, and a warning (once,
+    when the run is planned; ``stacklevel`` as `warnings.warn`'s, from this function's caller)
+    when the last batch is merged into the one before it."""
+    if m < min_size:
+        raise ValueError(f"the training set has {m} example(s); batch norm needs batches of at least {min_size}")
+    bounds = batch_bounds(m, batch_size, min_size)
+    last = m % batch_size
+    if 0 < last < min_size and m > batch_size:
+        warnings.warn(f"the last batch of each epoch would have {last} example(s), too few for batch norm; "
+                      f"it is merged into the batch before it ({bounds[-1][1] - bounds[-1][0]} examples)",
+                      stacklevel=stacklevel + 1)
     return bounds
 
 

@@ -41,7 +41,7 @@ import numpy as np
 from xdl import functions as F
 from xdl.backend import current_backend, get_backend, thread_backend, thread_seed
 from xdl.config import TrainConfig
-from xdl.data import batch_bounds, check_features, check_labels
+from xdl.data import check_features, check_labels, training_batches
 from xdl.data.validation import MAX_CLASSES, check_dev_pair, check_int
 from xdl.nn import Module, Standardize, stack
 from xdl.optim.stacked import StackedOptimizer
@@ -344,10 +344,7 @@ class ManyTrainer:
 
     def _batches(self, m: int) -> list[tuple[int, int]]:
         min_size = 2 if self.configs[0].batch_norm else 1
-        if m < min_size:
-            raise ValueError(f"the training set has {m} example(s); the models (batch norm) need batches of at "
-                             f"least {min_size}")
-        return batch_bounds(m, self.batch_size, min_size)
+        return training_batches(m, self.batch_size, min_size, stacklevel=4)  # warns the caller of fit_many
 
     def _train_epoch(self, X, y, y_device, dev, bounds, bar, signals) -> dict:
         model, backend = self.model, self.model.backend

@@ -32,7 +32,7 @@ import numpy as np
 
 from xdl import losses as _losses
 from xdl.backend import get_backend
-from xdl.data import Augment, batch_bounds, check_features, check_labels
+from xdl.data import Augment, check_features, check_labels, training_batches
 from xdl.data.validation import check_dev_pair, check_int
 from xdl.nn import Module
 from xdl.optim import Optimizer
@@ -175,16 +175,7 @@ class Trainer:
         if self.batch_size < min_size:
             raise ValueError(f"batch_size={self.batch_size} is smaller than the model can train on: batch norm "
                              f"needs batches of at least {min_size}")
-        if m < min_size:
-            raise ValueError(f"the training set has {m} example(s); the model (batch norm) needs batches of at "
-                             f"least {min_size}")
-        bounds = batch_bounds(m, self.batch_size, min_size)
-        last = m - (m // self.batch_size) * self.batch_size
-        if 0 < last < min_size and len(bounds) > 0:
-            warnings.warn(f"the last batch of each epoch would have {last} example(s), too few for batch norm; "
-                          f"it is merged into the batch before it ({bounds[-1][1] - bounds[-1][0]} examples)",
-                          stacklevel=3)
-        return bounds
+        return training_batches(m, self.batch_size, min_size, stacklevel=3)  # warns the caller of fit
 
     def _check_rates(self, steps: int) -> None:
         """Every learning rate the planned run will use is within the model dtype's positive range
