@@ -595,6 +595,14 @@ def test_the_stacked_optimizers_values_reach_the_device_at_once_and_not_within_a
     version = opt.version
     opt.freeze(1)
     assert held()[names.index("lr")].tolist() == [0.5, 0.0, 0.7] and opt.version == version + 1
+    for k, lr, error in ((3, 0.1, IndexError), (True, 0.1, IndexError), (1, -0.1, ValueError)):
+        with pytest.raises(error, match="unfreeze: model True|unfreeze: model 3|lr"):
+            opt.unfreeze(k, lr)
+    assert opt.frozen.tolist() == [False, True, False]  # nothing changed by a refused call
+    opt.unfreeze(1, 0.25)
+    assert held()[names.index("lr")].tolist() == [0.5, 0.25, 0.7] and opt.version == version + 2
+    assert not opt.frozen.any()
+    opt.freeze(1)
     state = opt.state_dict()
     state["t"], state["settings"][0]["lr"] = 9, [0.1, 0.0, 0.1]
     opt.load_state_dict(state)

@@ -498,16 +498,50 @@ class StopAt(Callback):
             trainer.stop_training = True
 
 
-def test_a_callback_that_stops_the_batch_stops_every_model_and_resume_refuses_other_epochs(digits, tmp_path):
+def test_a_callback_that_stops_the_batch_stops_every_model(digits):
     X, y, dev = digits
     with xdl.use("numpy"):
         results = fit_many([small(seed=1), small(seed=2)], X, y, dev=dev, callbacks=[StopAt(2)])
         assert [(r.status, r.history.stopped_epoch, len(r.history)) for r in results] == [("stopped", 2, 2)] * 2
-        fit_many([small(seed=1, epochs=2)], X, y, dev=dev, callbacks=[Checkpoint(tmp_path, every=None)])
-        assert (tmp_path / "checkpoint.npz").is_file()  # written when the last model finished
-        with pytest.raises(ValueError, match=r"configs\[0\]\.epochs is 4, the checkpoint's was 2"):
-            fit_many([small(seed=1, epochs=4)], X, y, dev=dev, callbacks=[Checkpoint(tmp_path, every=None)],
-                     resume=tmp_path)
+
+
+def test_a_resume_trains_completed_models_on_when_given_more_epochs(digits, tmp_path):
+    """As ``xdl train --resume --epochs``: a batch that completed 2 epochs, resumed with 4, ends where a
+    straight 4-epoch batch ends; a model that completed before the batch's last epoch cannot catch
+    up, a finished batch resumed as it was has nothing to train, and only epochs and patience change."""
+    X, y, dev = digits
+
+    def run(epochs, resume=None, **change):
+        configs = [small(seed=1, epochs=epochs[0], dropout=0.2, schedule="inverse_time", decay_rate=0.3),
+                   small(**{"seed": 2, "epochs": epochs[1], "lr": 1e-2, "dropout": 0.1, **change})]
+        return fit_many(configs, X, y, dev=dev, seed=3, dtype="float64", resume=resume,
+                        callbacks=[Checkpoint(tmp_path, every=None)])
+
+    with xdl.use("numpy"):
+        straight = fit_many([small(seed=1, epochs=4, dropout=0.2, schedule="inverse_time", decay_rate=0.3),
+                             small(seed=2, epochs=3, lr=1e-2, dropout=0.1)], X, y, dev=dev, seed=3, dtype="float64")
+        run((2, 2))
+        with pytest.raises(ValueError, match=r"resume: every model .* has finished .*nothing is left to train"):
+            run((2, 2), resume=tmp_path)
+        with pytest.raises(ValueError, match=r"resume: configs\[1\]\.lr is 0\.02, the checkpoint's was 0\.01; .*only their "
+                                             r"epochs and patience may change"):
+            run((4, 3), resume=tmp_path, lr=2e-2)
+        with pytest.raises(ValueError, match=r"configs\[1\]\.patience: .* cannot be switched on or off"):
+            run((4, 3), resume=tmp_path, patience=2)
+        resumed = run((4, 3), resume=tmp_path)
+        for a, b in zip(straight, resumed):
+            assert a.status == b.status == "completed" and len(b.history) == len(a.history)
+            assert_same_weights(a.model, b.model, 0.0)
+            assert a.history["dev_cost"] == b.history["dev_cost"]
+        # model 1 completed at epoch 3, the batch went on to 4: it cannot train on in step with model 0
+        with pytest.raises(ValueError, match=r"configs\[1\]\.epochs is 5, but model 1 completed its 3 epochs before "
+                                             r"the batch's epoch 4"):
+            run((6, 5), resume=tmp_path)
+        fit_many([small(seed=1, epochs=4, schedule="cosine")], X, y, dev=dev, seed=3,
+                 callbacks=[Checkpoint(tmp_path / "cosine", every=None)])
+        with pytest.raises(ValueError, match=r"configs\[0\]\.epochs: .*cosine schedule .* spans 4 epochs"):
+            fit_many([small(seed=1, epochs=6, schedule="cosine")], X, y, dev=dev, seed=3,
+                     callbacks=[Checkpoint(tmp_path / "cosine", every=None)], resume=tmp_path / "cosine")
 
 
 def test_a_control_file_stops_a_batch_but_cannot_set_its_rates(digits, tmp_path):

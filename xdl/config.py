@@ -231,30 +231,39 @@ class TrainConfig:
                        progress=self.progress_bar, run_info={"config": dataclasses.asdict(self)},
                        capture="auto" if self.capture else False)
 
-    def check_resume(self, saved: dict, where: str, epochs_done: int) -> None:
+    def check_resume(self, saved: dict, where: str, epochs_done: int, option=None) -> None:
         """Raise ValueError naming the first option that differs from ``saved`` (the options of the
         run that wrote the checkpoint in ``where``, after ``epochs_done`` epochs) among those that
-        describe the run."""
+        describe the run. Only `RESUME_MAY_CHANGE` may differ, and of them ``epochs`` only upwards
+        (not under a cosine schedule, which spans them) and ``patience`` not between 0 and more.
+        ``option(name)`` names an option as the caller knows it (default: the command's flag)."""
+        option = option or _flag
         if self.epochs <= epochs_done:  # nothing left to train
-            raise ValueError(f"--epochs: the checkpoint in {where!r} has trained {epochs_done} epochs and this run "
-                             f"has --epochs {self.epochs}: nothing is left to train; ask for more than {epochs_done}")
+            raise ValueError(f"{option('epochs')}: the checkpoint in {where!r} has trained {epochs_done} epochs and "
+                             f"this run has {option('epochs')} {self.epochs}: nothing is left to train; ask for more "
+                             f"than {epochs_done}")
         if self.schedule == "cosine" and saved.get("epochs") != self.epochs:
-            raise ValueError(f"--epochs: the cosine schedule of the checkpoint in {where!r} spans {saved.get('epochs')} "
-                             f"epochs, this run has {self.epochs}; it cannot change on a resume")
+            raise ValueError(f"{option('epochs')}: the cosine schedule of the checkpoint in {where!r} spans "
+                             f"{saved.get('epochs')} epochs, this run has {self.epochs}; it cannot change on a resume")
         if (saved.get("patience", 0) == 0) != (self.patience == 0):
-            raise ValueError(f"--patience: the checkpoint in {where!r} was made with {saved.get('patience')!r}, this run "
-                             f"has {self.patience!r}; early stopping (patience > 0) cannot be switched on or off on "
-                             "a resume, only its patience changed")
+            raise ValueError(f"{option('patience')}: the checkpoint in {where!r} was made with {saved.get('patience')!r}, "
+                             f"this run has {self.patience!r}; early stopping (patience > 0) cannot be switched on or "
+                             "off on a resume, only its patience changed")
+        changed = self.first_change(saved)
+        if changed is not None:
+            name, then, now = changed
+            raise ValueError(f"{option(name)}: the checkpoint in {where!r} was made with {_shown(then)}, this run has "
+                             f"{_shown(now)}; resume with the same options (only "
+                             f"{', '.join(option(k) for k in RESUME_MAY_CHANGE if k != 'resume')} may change), "
+                             "or start a new run without resuming")
+
+    def first_change(self, saved: dict) -> tuple[str, object, object] | None:
+        """(name, saved value, this value) of the first option outside `RESUME_MAY_CHANGE` that
+        differs from ``saved`` (a checkpoint's options), or None: what a resume must keep."""
         for f in dataclasses.fields(self):
-            if f.name in RESUME_MAY_CHANGE or f.name not in saved:
-                continue
-            then, now = saved[f.name], getattr(self, f.name)
-            if then != now:
-                flag = "--" + f.name.replace("_", "-")
-                raise ValueError(f"{flag}: the checkpoint in {where!r} was made with {_shown(then)}, this run has "
-                                 f"{_shown(now)}; resume with the same options (only "
-                                 f"{', '.join('--' + k.replace('_', '-') for k in RESUME_MAY_CHANGE if k != 'resume')}"
-                                 " may change), or start a new run without --resume")
+            if f.name not in RESUME_MAY_CHANGE and f.name in saved and saved[f.name] != getattr(self, f.name):
+                return f.name, saved[f.name], getattr(self, f.name)
+        return None
 
     def build_augment(self):
         if not (self.augment_shift or self.augment_noise or self.augment_flip):
@@ -275,6 +284,11 @@ class TrainConfig:
         rng = np.random.default_rng([self.seed, 1 << 30])  # a stream of its own (epoch e shuffles with [seed, e])
         copies = [augment(np.array(X_train, dtype=np.float32), rng) for _ in range(AUGMENTED_COPIES)]
         return Standardizer().fit(np.concatenate([np.asarray(X_train, dtype=np.float32), *copies])).layer()
+
+
+def _flag(name: str) -> str:
+    """An option as ``xdl train`` spells it: ``--decay-rate``."""
+    return "--" + name.replace("_", "-")
 
 
 def _shown(value) -> str:

@@ -8,11 +8,12 @@ columns for all K models in one call of the rule's fused update — one kernel l
 with each model's values (`xdl.ops.optim`). The optimizer state is (K, P) buffers alike.
 
 A model can be frozen (`freeze`): its learning rate becomes 0 and its gradient row is zeroed
-before each update, so the shared update leaves its weights exactly as they are.
+before each update, so the shared update leaves its weights exactly as they are (`unfreeze`
+lets it train on).
 
 As `xdl.optim.Optimizer`, the values an update reads live in device memory, so a captured step
 (`xdl.cuda_graph`) reads the current ones: each region's K values per hyperparameter (``held``,
-rewritten when `set_lr`, `freeze` or a resume changes them) and the step count (``steps_done``).
+rewritten when `set_lr`, `freeze`, `unfreeze` or a resume changes them) and the step count (``steps_done``).
 Freezing changes which rows the step zeroes: ``version`` counts such changes, and a loop that
 captured its step captures it again.
 """
@@ -148,6 +149,18 @@ class StackedOptimizer(StepCount):
         if clear_state:
             for a in self._state.values():
                 a[k] = 0
+
+    def unfreeze(self, k: int, lr: float) -> None:
+        """Update model k again, at rate ``lr`` (its state as `freeze` left it): a resumed batch
+        trains a model that had completed its epochs for the epochs added."""
+        if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 0 <= k < self.n_models:
+            raise IndexError(f"unfreeze: model {k!r} is not one of the {self.n_models} models (0 to {self.n_models - 1})")
+        check_lr(float(lr))
+        self._frozen[k] = False
+        self._frozen_changed()
+        for region in self.regions:
+            region.settings["lr"][k] = float(lr)
+            self._hold(region)
 
     def _frozen_changed(self) -> None:
         self._frozen_rows = self.model.backend.asarray(np.flatnonzero(self._frozen)) if self._frozen.any() else None

@@ -126,7 +126,9 @@ def fit_many(configs, X, y, dev=None, seed: int = 0, dtype="float32", n_classes:
     ``n_classes``: the output width (default: the largest label + 1; at most `MAX_CLASSES`). ``standardize``: a
     `xdl.nn.Standardize` layer each model starts with (as ``xdl train`` builds them); none by
     default. ``callbacks`` see the batch (`ManyTrainer`): a `Checkpoint` keeps the whole batch
-    resumable and ``resume=directory`` continues it exactly. ``capture``: as `Trainer`'s — on a
+    resumable and ``resume=directory`` continues it exactly — with the same configurations, but for
+    their epochs and patience: as ``xdl train --resume``, a model still training may be given more
+    epochs, and one that completed its epochs at the checkpoint trains on when given more. ``capture``: as `Trainer`'s — on a
     GPU the batch's step is one CUDA graph per batch size ("auto": where it can, `eager_reason`).
     ``eval_train``: as `Trainer`'s — each model's train cost and accuracy measured in evaluation
     mode on the whole training set after each epoch; False: the running averages of its steps
@@ -350,7 +352,7 @@ class ManyTrainer:
         model, backend = self.model, self.model.backend
         xp, e, steps, k = backend.xp, self.epoch, len(bounds), self.n_models
         start = time.perf_counter()
-        rates = np.array([float(s(e)) if s is not None else c.lr for c, s in zip(self.configs, self._schedules)])
+        rates = self._rates(e)
         self.optimizer.set_lr(rates)
         costs = xp.zeros((steps, k), dtype=np.float64)  # each step's cost per model, on the device
         correct = None if self.eval_train else xp.zeros(k, dtype=np.int64)  # the epoch's hits per model
@@ -405,6 +407,10 @@ class ManyTrainer:
         seconds = seconds_before + time.perf_counter() - start  # the whole epoch, as Trainer times one
         self.epoch, self.step = e + 1, 0
         return self._end_epoch(train, dev_metrics, rates, seconds)
+
+    def _rates(self, epoch: int) -> np.ndarray:
+        """The K models' learning rates in epoch ``epoch`` (from 0): their schedules', or their lr."""
+        return np.array([float(s(epoch)) if s is not None else c.lr for c, s in zip(self.configs, self._schedules)])
 
     def _train_step(self, Xb, yb):
         """One step of the K models on a batch: (their costs, their correct counts or None), (K,)
@@ -577,11 +583,12 @@ class ManyTrainer:
         saved = extra["provenance"]
         if len(saved["configs"]) != self.n_models:
             raise ValueError(f"resume: the checkpoint holds {len(saved['configs'])} models, this run has {self.n_models}")
-        for k, (then, now) in enumerate(zip(saved["configs"], self._provenance["configs"])):
-            for key in now:
-                if then.get(key) != now[key]:
-                    raise ValueError(f"resume: configs[{k}].{key} is {now[key]!r}, the checkpoint's was {then.get(key)!r}; "
-                                     "a batch resumes with the configurations it was made with")
+        for k, (then, now) in enumerate(zip(saved["configs"], self.configs)):
+            changed = now.first_change({key: value for key, value in then.items() if key not in IGNORED})
+            if changed is not None:
+                raise ValueError(f"resume: configs[{k}].{changed[0]} is {changed[2]!r}, the checkpoint's was "
+                                 f"{changed[1]!r}; a batch resumes with the configurations it was made with "
+                                 "(only their epochs and patience may change)")
         for key in ("seed", "dtype", "data", "dev", "eval_train"):
             if saved.get(key, True) != self._provenance[key]:  # (eval_train: True in checkpoints from before it)
                 raise ValueError(f"resume: {key} differs from the checkpoint's ({saved[key]!r}, now "
@@ -589,6 +596,7 @@ class ManyTrainer:
         if len(extra["callbacks"]) != len(self.callbacks):
             raise ValueError(f"resume: the checkpoint has {len(extra['callbacks'])} callbacks' state, this run has "
                              f"{len(self.callbacks)} callbacks")
+        trains_on = self._trains_on(extra, path)
         opt = dict(extra["optimizer"], state={name[len("optimizer/"):]: a for name, a in arrays.items()
                                                if name.startswith("optimizer/")})
         self.optimizer.check_state_dict(opt)  # everything checked before anything is written
@@ -611,7 +619,30 @@ class ManyTrainer:
         self.histories = [History.from_dict(h) for h in extra["histories"]]
         self.history = History.from_dict(extra["history"])
         self.epoch, self.step, self._partial = int(extra["epoch"]), int(extra["step"]), extra["partial"]
+        for k in trains_on:  # completed at this epoch, given more epochs now
+            self.status[k], self._kept["final"][k] = "training", None
+            self.optimizer.unfreeze(k, self._rates(self.epoch)[k])
         self.last_checkpoint, self.last_checkpoint_at = path, (self.epoch, self.step)
+
+    def _trains_on(self, extra: dict, path: Path) -> list[int]:
+        """Check each model's epochs and patience against the checkpoint's (`TrainConfig.check_resume`'s
+        rules: epochs only up, patience not switched on or off); return the models that had completed
+        their epochs and train on (given more, at the batch's epoch: in step with the others)."""
+        saved, epoch, trains_on = extra["provenance"]["configs"], int(extra["epoch"]), []
+        for k, (status, config) in enumerate(zip(extra["status"], self.configs)):
+            done = len(extra["histories"][k]["records"])
+            if status == "completed" and config.epochs != saved[k]["epochs"]:
+                if done != epoch or int(extra["step"]):
+                    raise ValueError(f"resume: configs[{k}].epochs is {config.epochs}, but model {k} completed its "
+                                     f"{done} epochs before the batch's epoch {epoch + 1 if extra['step'] else epoch}: "
+                                     "it can only train on in step with the others; keep its epochs")
+                trains_on.append(k)
+            if status == "training" or k in trains_on:
+                config.check_resume(saved[k], str(path), done, option=lambda name, k=k: f"configs[{k}].{name}")
+        if "training" not in extra["status"] and not trains_on:
+            raise ValueError(f"resume: every model of the checkpoint in {str(path)!r} has finished (completed, "
+                             "stopped or failed); nothing is left to train: raise the epochs of a completed model")
+        return trains_on
 
 
 def check_standardize(standardize, n_features: int) -> None:
