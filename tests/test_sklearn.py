@@ -91,3 +91,32 @@ def test_unfitted_and_continuous_targets_are_refused():
         MLPClassifier().fit(X, np.linspace(0, 1, len(X)))
     with pytest.raises(ValueError, match="Input X contains NaN"):
         MLPClassifier(epochs=2).fit(X, y).predict(np.full((1, 2), np.nan))
+
+
+def test_warm_start_trains_the_fitted_network_on_as_scikit_learns():
+    """warm_start=True: a second fit starts from the first one's weights (with a new optimizer), so
+    two fits of 5 epochs each count 10 and start the second from where the first ended; a change
+    of architecture or classes is refused before any training."""
+    X, y = labelled_moons()
+    clf = MLPClassifier(hidden=(16,), lr=1e-2, epochs=5, warm_start=True, backend="numpy").fit(X, y)
+    first = {name: a.copy() for name, a in clf.model_.state_dict().items()}
+    model = clf.model_
+    clf.fit(X, y)
+    assert clf.model_ is model and clf.n_iter_ == 10 and len(clf.loss_curve_) == 10 and len(clf.history_) == 5
+    assert clf.loss_curve_[5] < clf.loss_curve_[0]  # it went on from the first fit's weights
+    # the same second fit from the first's weights, by hand: a Trainer on a copy of them
+    cold = MLPClassifier(hidden=(16,), lr=1e-2, epochs=5, backend="numpy").fit(X, y)
+    cold.model_.load_state_dict(first)
+    cold.warm_start = True
+    cold.fit(X, y)
+    for name, a in clf.model_.state_dict().items():
+        np.testing.assert_array_equal(a, cold.model_.state_dict()[name])
+    for change, message in (({"hidden": (8,)}, r"made with hidden=\[16\]; hidden is now \[8\]"),
+                            ({"warm_start": "yes"}, "warm_start must be True or False, got 'yes'")):
+        with pytest.raises(ValueError, match=message):
+            clf.set_params(**change).fit(X, y)
+        clf.set_params(hidden=(16,), warm_start=True)
+    with pytest.raises(ValueError, match=r"whose classes are \['left', 'right'\]; y has \['a', 'b'\]"):
+        clf.fit(X, np.where(y == "left", "a", "b"))
+    assert clf.n_iter_ == 10 and clf.model_ is model  # nothing trained by the refused fits
+    assert MLPClassifier(hidden=(16,), epochs=2, warm_start=False).fit(X, y).fit(X, y).n_iter_ == 2

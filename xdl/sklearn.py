@@ -22,22 +22,28 @@ from xdl.config import TrainConfig
 from xdl.data import Standardizer, split
 
 
+ARCHITECTURE = ("hidden", "activation", "batch_norm", "dropout")  # the options a fitted network is made of
+
+
 class MLPClassifier(ClassifierMixin, BaseEstimator):
     """A fully connected classifier trained with mini-batches (see `xdl.config.TrainConfig` for
     the meaning of each hyperparameter; ``hidden`` may be one size, as scikit-learn's
     ``hidden_layer_sizes``). ``early_stopping``: hold out ``validation_fraction`` of the training
-    data as a dev set and stop after ``patience`` epochs without improvement. Fitted: ``model_``,
-    ``history_``, ``classes_``, ``n_iter_`` (epochs trained) and ``loss_curve_`` (the training cost
-    of each)."""
+    data as a dev set and stop after ``patience`` epochs without improvement. ``warm_start``: as
+    scikit-learn's, a second ``fit`` trains the fitted network on (with a new optimizer) instead of
+    a new one — its architecture options and classes must stay as they were. Fitted: ``model_``,
+    ``history_`` (of the last ``fit``), ``classes_``, ``n_iter_`` (epochs trained, over warm starts
+    too) and ``loss_curve_`` (the training cost of each)."""
 
     def __init__(self, hidden=(100,), activation="relu", batch_norm=False, dropout=0.0, l2=0.0,
                  optimizer="adam", lr=1e-3, batch_size=64, epochs=100, schedule="none", decay_rate=0.05,
-                 early_stopping=False, validation_fraction=0.1, patience=10, backend="auto", seed=0):
+                 early_stopping=False, validation_fraction=0.1, patience=10, backend="auto", seed=0,
+                 warm_start=False):
         self.hidden, self.activation, self.batch_norm, self.dropout, self.l2 = hidden, activation, batch_norm, dropout, l2
         self.optimizer, self.lr, self.batch_size, self.epochs = optimizer, lr, batch_size, epochs
         self.schedule, self.decay_rate = schedule, decay_rate
         self.early_stopping, self.validation_fraction, self.patience = early_stopping, validation_fraction, patience
-        self.backend, self.seed = backend, seed
+        self.backend, self.seed, self.warm_start = backend, seed, warm_start
 
     def _config(self) -> TrainConfig:
         """The hyperparameters as a `TrainConfig`: every one checked, by name, before any work."""
@@ -58,11 +64,20 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, X, y):
         config = self._config()
-        X, y = validate_data(self, X, y, dtype=(np.float32, np.float64))
+        if not isinstance(self.warm_start, bool | np.bool_):
+            raise ValueError(f"MLPClassifier: warm_start must be True or False, got {self.warm_start!r}")
+        warm = bool(self.warm_start) and hasattr(self, "model_")
+        if warm:
+            self._check_warm_start(config)
+        X, y = validate_data(self, X, y, dtype=(np.float32, np.float64), reset=not warm)
         check_classification_targets(y)  # continuous targets are not classes
-        self.classes_, y_index = np.unique(y, return_inverse=True)
-        if len(self.classes_) < 2:
-            raise ValueError(f"y has one class ({self.classes_[0]!r}); a classifier needs at least two")
+        classes, y_index = np.unique(y, return_inverse=True)
+        if len(classes) < 2:
+            raise ValueError(f"y has one class ({classes[0]!r}); a classifier needs at least two")
+        if warm and not np.array_equal(classes, self.classes_):
+            raise ValueError(f"MLPClassifier: warm_start trains the fitted network on, whose classes are "
+                             f"{self.classes_.tolist()}; y has {classes.tolist()}")
+        self.classes_ = classes
         dev = None
         if self.early_stopping:
             n_dev = int(round(float(self.validation_fraction) * len(X)))
@@ -72,14 +87,26 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                                  f"and {len(X) - n_dev} for training; each needs at least 1 (training 2)")
             parts = split(X, y_index, dev=float(self.validation_fraction), test=0, seed=config.seed)
             X, y_index, dev = parts.X_train, parts.y_train, (parts.X_dev, parts.y_dev)
-        with xdl.use(config.backend):
+        with xdl.use(config.backend) as backend:
             xdl.seed(config.seed)
-            self.model_ = config.build_model(X.shape[1], len(self.classes_), Standardizer().fit(X).layer())
+            if warm:  # the fitted network, its input scaling too, on this fit's backend
+                self.model_.to(backend)
+            else:
+                self.model_ = config.build_model(X.shape[1], len(self.classes_), Standardizer().fit(X).layer())
+                self.n_iter_, self.loss_curve_ = 0, []
             self.trainer_ = config.build_trainer(self.model_)
             self.history_ = self.trainer_.fit(X, y_index, dev=dev)
-        self.n_iter_ = len(self.history_)  # epochs trained, as scikit-learn's MLPClassifier
-        self.loss_curve_ = list(self.history_["train_cost"])
+        self._architecture_ = {key: getattr(config, key) for key in ARCHITECTURE}
+        self.n_iter_ += len(self.history_)  # epochs trained, as scikit-learn's MLPClassifier
+        self.loss_curve_ += list(self.history_["train_cost"])
         return self
+
+    def _check_warm_start(self, config: TrainConfig) -> None:
+        """A warm start trains the fitted network: the options that made it must not have changed."""
+        for key, fitted in getattr(self, "_architecture_", {}).items():
+            if getattr(config, key) != fitted:
+                raise ValueError(f"MLPClassifier: warm_start trains the fitted network on, made with {key}={fitted!r}; "
+                                 f"{key} is now {getattr(config, key)!r} (set warm_start=False to fit a new one)")
 
     def predict_proba(self, X) -> np.ndarray:
         check_is_fitted(self, "model_")
