@@ -126,10 +126,11 @@ def fit_many(configs, X, y, dev=None, seed: int = 0, dtype="float32", n_classes:
     ``n_classes``: the output width (default: the largest label + 1; at most `MAX_CLASSES`). ``standardize``: a
     `xdl.nn.Standardize` layer each model starts with (as ``xdl train`` builds them); none by
     default. ``callbacks`` see the batch (`ManyTrainer`): a `Checkpoint` keeps the whole batch
-    resumable and ``resume=directory`` continues it exactly — with the same configurations, but for
-    their epochs and patience: as ``xdl train --resume``, a model still training may be given more
-    epochs, and one that completed its epochs at the checkpoint trains on when given more. ``capture``: as `Trainer`'s — on a
-    GPU the batch's step is one CUDA graph per batch size ("auto": where it can, `eager_reason`).
+    resumable and ``resume=directory`` continues it exactly — with the same configurations but for
+    their epochs and patience (as ``xdl train --resume``): a model still training may be given more
+    epochs, and one that completed its epochs at the checkpoint trains on when given more.
+    ``capture``: as `Trainer`'s — on a GPU the batch's step is one CUDA graph per batch size
+    ("auto": where it can, `eager_reason`).
     ``eval_train``: as `Trainer`'s — each model's train cost and accuracy measured in evaluation
     mode on the whole training set after each epoch; False: the running averages of its steps
     (no pass over the training set: an epoch is its steps and the dev set's evaluation).
