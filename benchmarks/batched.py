@@ -34,6 +34,7 @@ import numpy as np
 import xdl
 from xdl.config import TrainConfig
 from xdl.data import Standardizer, split
+from xdl.files import atomic_write
 from xdl.bench.timing import faster
 from xdl.hostmemory import keep_freed_memory
 from xdl.train import fit_many
@@ -261,9 +262,8 @@ def main(argv=None) -> None:
                 row += [f"{graph / epochs * 1e3:.1f}", f"{training / (graph / epochs):.2f}"]
                 figures["rows"][-1]["torch_fused_graph_seconds"] = graph
         print("| " + " | ".join(row) + " |")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(figures, f, indent=1)
+        if args.json:  # after each K: a run stopped by a time limit keeps what it measured
+            atomic_write(args.json, lambda f: json.dump(figures, f, indent=1), binary=False)
 
 
 if __name__ == "__main__":

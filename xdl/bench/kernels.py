@@ -24,6 +24,7 @@ import xdl
 from xdl.backend import Backend
 from xdl.bench.steps import STEP_SHAPES, format_step_table, main_job_seconds_per_epoch, step_rows
 from xdl.bench.timing import faster, time_call, time_calls, torch_on
+from xdl.files import atomic_write
 
 
 @dataclass
@@ -330,25 +331,33 @@ def report(quick: bool = False, json_path=None) -> None:
     backend = xdl.current_backend()
     xdl.seed(0)
     gpu = backend.device_type == "cuda"
+    device = backend.device_name()
     copy = copy_bandwidth(backend, (1 << 30) if gpu else (1 << 28))
-    rows = []
+    rows, steps, epochs = [], [], {}
+
+    def measured(new_rows=()):
+        """Add rows and write the JSON with everything measured so far: a run stopped by a time
+        limit keeps its figures (the file is replaced whole, never left half written)."""
+        rows.extend(new_rows)
+        if json_path:
+            figures = {"date": str(datetime.date.today()), "device": device, "copy_gbps": copy.gbps,
+                       "rows": [r.__dict__ | {"gbps": r.gbps} for r in rows],
+                       "steps": [r.__dict__ for r in steps], "main_job_seconds_per_epoch": epochs}
+            atomic_write(json_path, lambda f: json.dump(figures, f, indent=1), binary=False)
+
     for n in ([1_000_000, 10_000_000] + ([] if quick else [100_000_000])):
-        rows += optimizer_case(backend, "adam", n).rows()
-    rows += optimizer_case(backend, "adam", shapes=MLP_SHAPES).rows()
+        measured(optimizer_case(backend, "adam", n).rows())
+    measured(optimizer_case(backend, "adam", shapes=MLP_SHAPES).rows())
     for rule in ("adamw", "sgd", "momentum", "rmsprop"):
-        rows += optimizer_case(backend, rule, 10_000_000).rows()
+        measured(optimizer_case(backend, rule, 10_000_000).rows())
     shapes = [(1024, 1024), (8192, 4096)] + ([] if quick else [(65536, 1024)])
     for mode in ("train fwd", "train fwd+bwd", "inference"):
         for n, c in shapes:
-            rows += batchnorm_case(backend, mode, n, c).rows()
-    for n, c in shapes:
-        rows += dropout_case(backend, n, c).rows()
-    for n, c in shapes:
-        rows += relu_case(backend, n, c).rows()
-    for n, c in shapes:
-        rows += relu_dropout_case(backend, n, c).rows()
+            measured(batchnorm_case(backend, mode, n, c).rows())
+    for case in (dropout_case, relu_case, relu_dropout_case):
+        for n, c in shapes:
+            measured(case(backend, n, c).rows())
 
-    device = backend.device_name()
     print(f"# xdl benchmark report — {datetime.date.today()} — backend {backend.name}, device {device}, "
           f"{platform.processor() or platform.machine()}")
     print(f"measured copy bandwidth: {copy.gbps:.0f} GB/s (bytes read + written)\n")
@@ -357,16 +366,15 @@ def report(quick: bool = False, json_path=None) -> None:
     if torch_on(backend)[0] is None:
         print("\n(PyTorch not installed here, or not on this device: the vs torch column is empty)")
 
-    steps = step_rows(backend, STEP_SHAPES[:2] if quick else STEP_SHAPES)
+    for case_rows in step_rows(backend, STEP_SHAPES[:2] if quick else STEP_SHAPES):
+        steps.extend(case_rows)
+        measured()
     print("\n## train step (forward, loss, backward, Adam update)\n")
     print(format_step_table(steps))
-    epochs = {backend.name: main_job_seconds_per_epoch(backend.name)}
+    epochs[backend.name] = main_job_seconds_per_epoch(backend.name)
+    measured()
     if gpu:
         epochs["numpy"] = main_job_seconds_per_epoch("numpy")
+        measured()
     print("\nmain job (xdl train defaults, digits), median time per epoch: "
           + ", ".join(f"{name} {1e3 * s:.1f} ms" for name, s in epochs.items()))
-    if json_path:
-        with open(json_path, "w") as f:
-            json.dump({"date": str(datetime.date.today()), "device": device, "copy_gbps": copy.gbps,
-                       "rows": [r.__dict__ | {"gbps": r.gbps} for r in rows],
-                       "steps": [r.__dict__ for r in steps], "main_job_seconds_per_epoch": epochs}, f, indent=1)

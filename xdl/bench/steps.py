@@ -11,6 +11,7 @@ by host overhead (launches and Python per step), large ones by the matrix produc
 from __future__ import annotations
 
 import statistics
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -93,13 +94,12 @@ def torch_step(torch, device, batch, features, width, layers, captured: bool, tf
     return graph.replay
 
 
-def step_rows(backend, shapes=STEP_SHAPES) -> list[StepRow]:
+def step_rows(backend, shapes=STEP_SHAPES) -> Iterator[list[StepRow]]:
     """Seconds per step of each implementation for each shape (and, on a GPU, the largest shape
-    again with TF32 matrix products on both sides)."""
+    again with TF32 matrix products on both sides): the rows of each case as it is measured."""
     gpu = backend.supports_graphs
     torch, device, sync = torch_on(backend)
     cases = [(shape, "float32") for shape in shapes] + ([(shapes[-1], "tf32")] if gpu else [])
-    rows = []
     for (batch, features, width, layers), precision in cases:
         name = f"B={batch}, {features}→{layers}×{width}→10" + (" tf32" if precision == "tf32" else "")
         with xdl.use(backend.name, precision=precision):  # the xdl steps run at this precision when called
@@ -116,9 +116,8 @@ def step_rows(backend, shapes=STEP_SHAPES) -> list[StepRow]:
             finally:
                 if device == "cuda":
                     torch.backends.cuda.matmul.allow_tf32 = False
-        rows += [StepRow(name, impl, seconds[impl], fn.nodes() if impl == "xdl captured" else None)
-                 for impl, (fn, _) in calls.items()]
-    return rows
+        yield [StepRow(name, impl, seconds[impl], fn.nodes() if impl == "xdl captured" else None)
+               for impl, (fn, _) in calls.items()]
 
 
 def main_job_seconds_per_epoch(backend_name: str, epochs: int = 20) -> float:
