@@ -27,7 +27,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >"$out/summ
 python3 -c "import cupy, sys; print('python', sys.version.split()[0], 'cupy', cupy.__version__)" >>"$out/summary.txt" 2>&1
 # -v: a line per test as it ends, so a step stopped by its limit still says how each test went
 # (the H200 run of 2026-12-04 took 114 s for 433 tests; there are about 500 now)
-step gpu-tests 260 python3 -m pytest -m gpu -v -p no:cacheprovider -rfE --durations=10
+step gpu-tests 250 python3 -m pytest -m gpu -v -p no:cacheprovider -rfE --durations=10
 tests=$?
 # the two tables write their JSON after each case: a step stopped by its limit keeps its figures
 # (that run: report 28 s, batched 22 s)
@@ -35,6 +35,7 @@ step report 150 env XDL_BACKEND=cupy python3 benchmarks/report.py --json "$out/r
 step batched 90 env XDL_BACKEND=cupy python3 benchmarks/batched.py --json "$out/batched.json"
 step profile 45 env XDL_BACKEND=cupy python3 benchmarks/profile_step.py
 step bn-paths 20 env XDL_BACKEND=cupy python3 benchmarks/bn_paths.py
+step batched-vs-alone 15 env XDL_BACKEND=cupy python3 benchmarks/batched_vs_alone.py  # where float32 K parts from 1
 step acceptance 10 python3 benchmarks/acceptance.py "$out/report.json" "$out/batched.json"  # issues 12, 13: met?
 cat "$out/acceptance.log"
 exit $tests
