@@ -2,6 +2,7 @@
 each case asserts the message names the argument or option and that nothing in memory or on disk
 was lost or half-changed."""
 
+import importlib.util
 import json
 import os
 import signal
@@ -405,7 +406,7 @@ def test_a_last_batch_of_one_is_merged_once_with_batch_norm(backend):
             return Xb
 
     trainer = trainer_for(epochs=2, augment=Count())
-    with pytest.warns(UserWarning, match=r"last batch of each epoch would have 1 example.*merged.*\(33 examples\)") as w:
+    with pytest.warns(UserWarning, match=r"last batch of each epoch would have 1 example.*merged.*\(33 examples; another batch_size") as w:
         trainer.fit(X, y)
     assert [x.filename for x in w if "last batch" in str(x.message)] == [__file__]  # once, at the caller's line
     assert seen == [32, 32, 33] * 2  # every example in every epoch
@@ -413,16 +414,25 @@ def test_a_last_batch_of_one_is_merged_once_with_batch_norm(backend):
         trainer_for(epochs=1).fit(X[:1], y[:1])
 
 
-def test_fit_many_warns_of_a_merged_last_batch_as_the_trainer_does():
+def test_every_loop_warns_of_a_merged_last_batch_at_the_users_line():
+    """fit_many, ManyTrainer.fit and MLPClassifier.fit warn as Trainer.fit does, each attributed
+    to the line that called into xdl (`xdl.caller.warn_caller`), however deep the warning is made."""
     from xdl.config import TrainConfig
-    from xdl.train import fit_many
+    from xdl.train import ManyTrainer, fit_many
 
     s = moons()
     X, y = s.X_train[:97], s.y_train[:97]
     config = TrainConfig(dataset="moons", hidden=(8,), epochs=1, batch_size=32, patience=0, progress=False)
-    with pytest.warns(UserWarning, match=r"last batch of each epoch would have 1 example.*\(33 examples\)") as w:
-        fit_many([config, config], X, y)
-    assert [x.filename for x in w if "last batch" in str(x.message)] == [__file__]  # the caller's line
+    calls = [lambda: fit_many([config, config], X, y), lambda: ManyTrainer([config, config]).fit(X, y)]
+    if importlib.util.find_spec("sklearn") is not None:
+        from xdl.sklearn import MLPClassifier
+
+        calls.append(lambda: MLPClassifier(hidden=8, epochs=1, batch_size=32, batch_norm=True).fit(X, y))
+    for call in calls:
+        with pytest.warns(UserWarning, match=r"last batch of each epoch would have 1 example.*\(33 examples; ") as w:
+            call()
+        assert [(x.filename, x.lineno) for x in w if "last batch" in str(x.message)] == [
+            (__file__, call.__code__.co_firstlineno)]  # this file's line that called into xdl
     with pytest.raises(ValueError, match="training set has 1 example.*batches of at least 2"):
         fit_many([config], X[:1], y[:1])
 
@@ -705,3 +715,30 @@ def test_a_config_file_that_is_not_toml_text_or_spells_an_option_twice_is_named(
         TrainConfig.from_toml(binary)
     with pytest.raises(IsADirectoryError, match=r"--config: '.*' is a directory, not a TOML file"):
         TrainConfig.from_toml(tmp_path)
+
+
+def test_resume_names_a_bad_value_and_takes_the_checkpoint_file_too(tmp_path):
+    """``resume=``: the directory a Checkpoint wrote to or its file, in both loops; another value is
+    refused, naming ``resume``, before anything is trained."""
+    from xdl.config import TrainConfig
+    from xdl.train import fit_many
+
+    s = moons()
+    straight = trainer_for(epochs=4)
+    straight.fit(s.X_train, s.y_train)
+    first = trainer_for(epochs=2, callbacks=[Checkpoint(tmp_path)])
+    first.fit(s.X_train, s.y_train)
+    for bad, error, message in ((123, TypeError, "resume must be the directory a Checkpoint wrote to .* got 123"),
+                                (True, TypeError, "got True"), ("", ValueError, "resume: '' names no directory")):
+        trainer = trainer_for(epochs=4, callbacks=[Checkpoint(tmp_path)])
+        with pytest.raises(error, match=message):
+            trainer.fit(s.X_train, s.y_train, resume=bad)
+        assert trainer.epoch == 0 and trainer.optimizer.t == 0
+        with pytest.raises(error, match=message):
+            fit_many([TrainConfig(dataset="moons", hidden=(8,), epochs=1, patience=0)], s.X_train, s.y_train,
+                     resume=bad)
+    resumed = trainer_for(epochs=4, callbacks=[Checkpoint(tmp_path)])
+    resumed.fit(s.X_train, s.y_train, resume=tmp_path / "checkpoint.npz")  # the file itself
+    assert state_of(resumed).keys() == state_of(straight).keys()
+    for name, value in state_of(straight).items():
+        np.testing.assert_array_equal(state_of(resumed)[name], value)

@@ -94,15 +94,15 @@ def test_unfitted_and_continuous_targets_are_refused():
 
 
 def test_warm_start_trains_the_fitted_network_on_as_scikit_learns():
-    """warm_start=True: a second fit starts from the first one's weights (with a new optimizer), so
-    two fits of 5 epochs each count 10 and start the second from where the first ended; a change
-    of architecture or classes is refused before any training."""
+    """warm_start=True: a second fit starts from the first one's weights (with a new optimizer): the
+    loss curve goes on from where the first ended (n_iter_ counts this fit's epochs, as scikit-learn's);
+    a change of architecture or classes is refused before any training."""
     X, y = labelled_moons()
     clf = MLPClassifier(hidden=(16,), lr=1e-2, epochs=5, warm_start=True, backend="numpy").fit(X, y)
     first = {name: a.copy() for name, a in clf.model_.state_dict().items()}
     model = clf.model_
     clf.fit(X, y)
-    assert clf.model_ is model and clf.n_iter_ == 10 and len(clf.loss_curve_) == 10 and len(clf.history_) == 5
+    assert clf.model_ is model and clf.n_iter_ == 5 and len(clf.loss_curve_) == 10 and len(clf.history_) == 5
     assert clf.loss_curve_[5] < clf.loss_curve_[0]  # it went on from the first fit's weights
     # the same second fit from the first's weights, by hand: a Trainer on a copy of them
     cold = MLPClassifier(hidden=(16,), lr=1e-2, epochs=5, backend="numpy").fit(X, y)
@@ -118,5 +118,30 @@ def test_warm_start_trains_the_fitted_network_on_as_scikit_learns():
         clf.set_params(hidden=(16,), warm_start=True)
     with pytest.raises(ValueError, match=r"whose classes are \['left', 'right'\]; y has \['a', 'b'\]"):
         clf.fit(X, np.where(y == "left", "a", "b"))
-    assert clf.n_iter_ == 10 and clf.model_ is model  # nothing trained by the refused fits
-    assert MLPClassifier(hidden=(16,), epochs=2, warm_start=False).fit(X, y).fit(X, y).n_iter_ == 2
+    assert len(clf.loss_curve_) == 10 and clf.model_ is model  # nothing trained by the refused fits
+    assert len(MLPClassifier(hidden=(16,), epochs=2, warm_start=False).fit(X, y).fit(X, y).loss_curve_) == 2
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy's overflow warnings of the diverging run
+def test_a_fit_that_fails_leaves_the_estimator_as_it_was():
+    """A diverging fit (or any failure) keeps the fitted network and attributes from before — also
+    when a warm start trains that network in place — or leaves an unfitted estimator unfitted."""
+    X, y = labelled_moons()
+    diverging = dict(lr=1e6, optimizer="sgd")
+    clf = MLPClassifier(hidden=(16,), lr=1e-2, epochs=3, backend="numpy").fit(X, y)
+    before = {name: a.copy() for name, a in clf.model_.state_dict().items()}
+    attributes = {k: v for k, v in vars(clf).items() if k.endswith("_")}
+    score = clf.score(X, y)
+    for warm in (False, True):
+        with pytest.raises(FloatingPointError, match="training diverged"):
+            clf.set_params(warm_start=warm, **diverging).fit(X, y)
+        assert {k: v for k, v in vars(clf).items() if k.endswith("_")}.keys() == attributes.keys()
+        assert clf.model_ is attributes["model_"] and clf.loss_curve_ == attributes["loss_curve_"]
+        for name, a in clf.model_.state_dict().items():
+            np.testing.assert_array_equal(a, before[name])
+        assert clf.score(X, y) == score
+    fresh = MLPClassifier(hidden=(16,), epochs=3, backend="numpy", **diverging)
+    with pytest.raises(FloatingPointError):
+        fresh.fit(X, y)
+    with pytest.raises(NotFittedError):
+        fresh.predict(X)

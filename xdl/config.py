@@ -234,8 +234,9 @@ class TrainConfig:
     def check_resume(self, saved: dict, where: str, epochs_done: int, option=None) -> None:
         """Raise ValueError naming the first option that differs from ``saved`` (the options of the
         run that wrote the checkpoint in ``where``, after ``epochs_done`` epochs) among those that
-        describe the run. Only `RESUME_MAY_CHANGE` may differ, and of them ``epochs`` only upwards
-        (not under a cosine schedule, which spans them) and ``patience`` not between 0 and more.
+        describe the run. Only `RESUME_MAY_CHANGE` may differ, and of them ``epochs`` only to more
+        than the checkpoint has trained (and not under a cosine schedule, which spans them) and
+        ``patience`` not between 0 and more.
         ``option(name)`` names an option as the caller knows it (default: the command's flag)."""
         option = option or _flag
         if self.epochs <= epochs_done:  # nothing left to train

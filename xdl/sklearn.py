@@ -30,10 +30,12 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     the meaning of each hyperparameter; ``hidden`` may be one size, as scikit-learn's
     ``hidden_layer_sizes``). ``early_stopping``: hold out ``validation_fraction`` of the training
     data as a dev set and stop after ``patience`` epochs without improvement. ``warm_start``: as
-    scikit-learn's, a second ``fit`` trains the fitted network on (with a new optimizer) instead of
-    a new one — its architecture options and classes must stay as they were. Fitted: ``model_``,
-    ``history_`` (of the last ``fit``), ``classes_``, ``n_iter_`` (epochs trained, over warm starts
-    too) and ``loss_curve_`` (the training cost of each)."""
+    scikit-learn's, a second ``fit`` trains the fitted network on instead of a new one (with a new
+    optimizer, and early stopping looking for the best epoch of this fit) — its architecture options
+    and classes must stay as they were. Fitted: ``model_``, ``history_`` and ``n_iter_`` (the epochs
+    trained by the last ``fit``), ``classes_`` and ``loss_curve_`` (the training cost of each epoch,
+    over warm starts too). A ``fit`` that fails — bad input, a diverging run — leaves the estimator
+    as it was: the network and attributes of the fit before, or unfitted."""
 
     def __init__(self, hidden=(100,), activation="relu", batch_norm=False, dropout=0.0, l2=0.0,
                  optimizer="adam", lr=1e-3, batch_size=64, epochs=100, schedule="none", decay_rate=0.05,
@@ -63,6 +65,19 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             "progress": False}, source="MLPClassifier")
 
     def fit(self, X, y):
+        before = dict(self.__dict__)
+        model = before.get("model_")
+        weights = None if model is None else {name: np.array(a, copy=True) for name, a in model.state_dict().items()}
+        try:
+            return self._fit(X, y)
+        except BaseException:  # Ctrl-C too: the estimator stays as it was
+            if weights is not None:  # a warm start trains the fitted network in place
+                model.load_state_dict(weights)
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+
+    def _fit(self, X, y):
         config = self._config()
         if not isinstance(self.warm_start, bool | np.bool_):
             raise ValueError(f"MLPClassifier: warm_start must be True or False, got {self.warm_start!r}")
@@ -93,12 +108,12 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 self.model_.to(backend)
             else:
                 self.model_ = config.build_model(X.shape[1], len(self.classes_), Standardizer().fit(X).layer())
-                self.n_iter_, self.loss_curve_ = 0, []
+                self.loss_curve_ = []
             self.trainer_ = config.build_trainer(self.model_)
             self.history_ = self.trainer_.fit(X, y_index, dev=dev)
         self._architecture_ = {key: getattr(config, key) for key in ARCHITECTURE}
-        self.n_iter_ += len(self.history_)  # epochs trained, as scikit-learn's MLPClassifier
-        self.loss_curve_ += list(self.history_["train_cost"])
+        self.n_iter_ = len(self.history_)  # this fit's epochs, as scikit-learn's MLPClassifier
+        self.loss_curve_ = self.loss_curve_ + list(self.history_["train_cost"])  # a new list: `before`'s stays
         return self
 
     def _check_warm_start(self, config: TrainConfig) -> None:

@@ -8,11 +8,11 @@ kernels do not take. Only launch geometry is decided here.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
+from xdl.caller import warn_caller
 from xdl.cuda.cublas import Cublas
 from xdl.cuda.kernels import kernel
 from xdl.cuda.source import DTYPES, SOURCES
@@ -98,8 +98,8 @@ class CupyOps(NumpyOps):
             return Cublas(self.xp, stream, self.address)
         except (OSError, ImportError, AttributeError) as e:  # no libcublas to load (a CUDA error propagates)
             self._cublas_error = e
-            warnings.warn(f"xdl: cuBLAS could not be loaded through ctypes ({e}); matrix products run through "
-                          "cupy.matmul, which cannot be captured in a CUDA graph", RuntimeWarning, stacklevel=2)
+            warn_caller(f"xdl: cuBLAS could not be loaded through ctypes ({e}); matrix products run through "
+                        "cupy.matmul, which cannot be captured in a CUDA graph", RuntimeWarning)
             return None
 
     def _aligned(self, *arrays) -> bool:

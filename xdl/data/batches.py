@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 
 import numpy as np
 
 from xdl.backend import backend_of
+from xdl.caller import warn_caller
 
 
 def minibatches(X, y, batch_size: int, shuffle: bool = True, seed=None,
@@ -43,19 +43,18 @@ def batch_bounds(m: int, batch_size: int, min_size: int = 1) -> list[tuple[int, 
     return bounds
 
 
-def training_batches(m: int, batch_size: int, min_size: int = 1, stacklevel: int = 2) -> list[tuple[int, int]]:
+def training_batches(m: int, batch_size: int, min_size: int = 1) -> list[tuple[int, int]]:
     """`batch_bounds` of a training set of ``m`` examples, checked for a model that needs batches
     of ``min_size`` (batch norm: 2): ValueError when the whole set is smaller, and a warning (once,
-    when the run is planned; ``stacklevel`` as `warnings.warn`'s, from this function's caller)
-    when the last batch is merged into the one before it."""
+    when the run is planned, at the user's line) when the last batch is merged into the one before it."""
     if m < min_size:
         raise ValueError(f"the training set has {m} example(s); batch norm needs batches of at least {min_size}")
     bounds = batch_bounds(m, batch_size, min_size)
     last = m % batch_size
     if 0 < last < min_size and m > batch_size:
-        warnings.warn(f"the last batch of each epoch would have {last} example(s), too few for batch norm; "
-                      f"it is merged into the batch before it ({bounds[-1][1] - bounds[-1][0]} examples)",
-                      stacklevel=stacklevel + 1)
+        warn_caller(f"the last batch of each epoch would have {last} example(s), too few for batch norm; it is "
+                    f"merged into the batch before it ({bounds[-1][1] - bounds[-1][0]} examples; another batch_size "
+                    "avoids it)")
     return bounds
 
 

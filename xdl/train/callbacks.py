@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import tomllib
 from dataclasses import dataclass
-import warnings
 from pathlib import Path
 
 import numpy as np
 
+from xdl.caller import warn_caller
 from xdl.files import check_writable_dir
 from xdl.optim.optimizer import Optimizer, check_rate
 from xdl.serialization import save
@@ -22,6 +23,18 @@ from xdl.train.interrupt import Interrupted
 
 CHECKPOINT_FILE = "checkpoint.npz"  # the last good, resumable state
 BEST_FILE = "best.npz"  # the state of the best epoch by the monitored metric
+
+
+def resume_path(resume) -> Path:
+    """The checkpoint file a loop's ``resume=`` names: the `CHECKPOINT_FILE` in the directory a
+    `Checkpoint` wrote to, or that file itself. Anything else is refused, naming ``resume``."""
+    if isinstance(resume, bool) or not isinstance(resume, str | os.PathLike):
+        raise TypeError(f"resume must be the directory a Checkpoint wrote to (a str or path) or None, got {resume!r}")
+    if not os.fspath(resume):
+        raise ValueError("resume: '' names no directory; give the directory a Checkpoint wrote to, or None to "
+                         "start afresh")
+    path = Path(resume)
+    return path if path.is_file() else path / CHECKPOINT_FILE
 
 
 def position(epoch: int, step: int) -> str:
@@ -291,7 +304,7 @@ class Control(Callback):
                 raise ValueError(f"stop must be true or false, got {wanted['stop']!r}")
         except (OSError, ValueError, tomllib.TOMLDecodeError) as e:  # UnicodeDecodeError is a ValueError
             note = f"{CONTROL_FILE} {when} not applied: {e}"
-            warnings.warn(note, stacklevel=3)  # the babysitter should see it, not only the history
+            warn_caller(note)  # the babysitter should see it, not only the history
             with contextlib.suppress(OSError):  # it changed nothing: renamed now, not once a checkpoint is written
                 self.path.replace(self.directory / f"control-rejected-{suffix}.toml")
             self.notes.append(note)

@@ -14,11 +14,11 @@ rest eagerly (the warm-up already did the batch's step), under ``capture=True`` 
 
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 
 from xdl.backend import CaptureError
+from xdl.caller import warn_caller
 from xdl.graph import cuda_graph
 
 CAPTURE_VALUES = ("auto", True, False)
@@ -121,7 +121,7 @@ class CapturedSteps:
             if self.capture is True:
                 raise
             self.failure = str(e)
-            warnings.warn(f"steps run eagerly from here on: {e}", stacklevel=5)
+            warn_caller(f"steps run eagerly from here on: {e}")
             return e.warmup_result
         self._graphs[key] = (graph, inputs, version)  # replaces (and drops) a graph of another version
         return graph.warmup_result  # the warm-up did the work: the capture ran nothing

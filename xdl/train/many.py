@@ -47,7 +47,7 @@ from xdl.nn import Module, Standardize, stack
 from xdl.optim.stacked import StackedOptimizer
 from xdl.serialization import load, read_extra
 from xdl.tensor import Tensor, no_grad
-from xdl.train.callbacks import (CHECKPOINT_FILE, Callback, check_checkpoint_kind, position, stop_for_signal,
+from xdl.train.callbacks import (Callback, check_checkpoint_kind, position, resume_path, stop_for_signal,
                                  write_checkpoint)
 from xdl.train.captured import CapturedSteps, loop_capture
 from xdl.train.history import History
@@ -126,12 +126,11 @@ def fit_many(configs, X, y, dev=None, seed: int = 0, dtype="float32", n_classes:
     ``n_classes``: the output width (default: the largest label + 1; at most `MAX_CLASSES`). ``standardize``: a
     `xdl.nn.Standardize` layer each model starts with (as ``xdl train`` builds them); none by
     default. ``callbacks`` see the batch (`ManyTrainer`): a `Checkpoint` keeps the whole batch
-    resumable and ``resume=directory`` continues it exactly — with the same configurations but for
-    their epochs and patience (as ``xdl train --resume``): a model still training may be given more
-    epochs, and one that completed its epochs at the checkpoint trains on when given more.
-    ``capture``: as `Trainer`'s — on a GPU the batch's step is one CUDA graph per batch size
-    ("auto": where it can, `eager_reason`).
-    ``eval_train``: as `Trainer`'s — each model's train cost and accuracy measured in evaluation
+    resumable and ``resume=directory`` (or its checkpoint file) continues it exactly — with the same
+    configurations but for their epochs and patience (as ``xdl train --resume``): a model still
+    training may be given more epochs, and one that completed its epochs at the checkpoint trains on
+    when given more. ``capture``: as `Trainer`'s — on a GPU the batch's step is one CUDA graph per
+    batch size ("auto": where it can, `eager_reason`). ``eval_train``: as `Trainer`'s — each model's train cost and accuracy measured in evaluation
     mode on the whole training set after each epoch; False: the running averages of its steps
     (no pass over the training set: an epoch is its steps and the dev set's evaluation).
 
@@ -269,6 +268,7 @@ class ManyTrainer:
 
     # -- the loop -----------------------------------------------------------------------------
     def fit(self, X, y, dev=None, n_classes=None, standardize=None, resume=None) -> list[Result]:
+        checkpoint = None if resume is None else resume_path(resume)
         reason = self.eager_reason()
         if self.capture is True and reason is not None:
             raise ValueError(f"capture=True, but the batch's steps cannot be captured: {reason}")
@@ -312,7 +312,7 @@ class ManyTrainer:
                             "dev": data_digest(*dev) if dev is not None else None}
         self.stop_training, self.resumed = False, resume is not None
         if resume is not None:
-            self.load_checkpoint(Path(resume) / CHECKPOINT_FILE)
+            self.load_checkpoint(checkpoint)
         for cb in self.callbacks:
             cb.on_train_begin(self)
         backend = self.model.backend
@@ -347,7 +347,7 @@ class ManyTrainer:
 
     def _batches(self, m: int) -> list[tuple[int, int]]:
         min_size = 2 if self.configs[0].batch_norm else 1
-        return training_batches(m, self.batch_size, min_size, stacklevel=4)  # warns the caller of fit_many
+        return training_batches(m, self.batch_size, min_size)
 
     def _train_epoch(self, X, y, y_device, dev, bounds, bar, signals) -> dict:
         model, backend = self.model, self.model.backend
@@ -583,7 +583,7 @@ class ManyTrainer:
         check_checkpoint_kind(extra, path, many=True)
         saved = extra["provenance"]
         if len(saved["configs"]) != self.n_models:
-            raise ValueError(f"resume: the checkpoint holds {len(saved['configs'])} models, this run has {self.n_models}")
+            raise ValueError(f"resume: the checkpoint holds {len(saved['configs'])} models, configs has {self.n_models}")
         for k, (then, now) in enumerate(zip(saved["configs"], self.configs)):
             changed = now.first_change({key: value for key, value in then.items() if key not in IGNORED})
             if changed is not None:
@@ -627,8 +627,9 @@ class ManyTrainer:
 
     def _trains_on(self, extra: dict, path: Path) -> list[int]:
         """Check each model's epochs and patience against the checkpoint's (`TrainConfig.check_resume`'s
-        rules: epochs only up, patience not switched on or off); return the models that had completed
-        their epochs and train on (given more, at the batch's epoch: in step with the others)."""
+        rules: epochs more than it has trained, patience not switched on or off); return the models
+        that had completed their epochs and train on (given more, at the batch's epoch: in step with
+        the others)."""
         saved, epoch, trains_on = extra["provenance"]["configs"], int(extra["epoch"]), []
         for k, (status, config) in enumerate(zip(extra["status"], self.configs)):
             done = len(extra["histories"][k]["records"])
@@ -642,7 +643,8 @@ class ManyTrainer:
                 config.check_resume(saved[k], str(path), done, option=lambda name, k=k: f"configs[{k}].{name}")
         if "training" not in extra["status"] and not trains_on:
             raise ValueError(f"resume: every model of the checkpoint in {str(path)!r} has finished (completed, "
-                             "stopped or failed); nothing is left to train: raise the epochs of a completed model")
+                             "stopped or failed); nothing is left to train: raise the epochs of a completed model "
+                             "(one without a cosine schedule, which spans its epochs)")
         return trains_on
 
 

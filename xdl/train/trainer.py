@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 
 from xdl import losses as _losses
 from xdl.backend import get_backend
+from xdl.caller import warn_caller
 from xdl.data import Augment, check_features, check_labels, training_batches
 from xdl.data.validation import check_dev_pair, check_int
 from xdl.nn import Module
@@ -40,7 +40,7 @@ from xdl.optim.optimizer import check_rate
 from xdl.serialization import load, read_extra
 from xdl.tensor import no_grad, to_numpy
 from xdl.train import provenance
-from xdl.train.callbacks import (CHECKPOINT_FILE, Callback, Checkpoint, check_checkpoint_kind, position,
+from xdl.train.callbacks import (Callback, Checkpoint, check_checkpoint_kind, position, resume_path,
                                  stop_for_signal, write_checkpoint)
 from xdl.train.captured import CapturedSteps, loop_capture
 from xdl.train.history import History
@@ -175,7 +175,7 @@ class Trainer:
         if self.batch_size < min_size:
             raise ValueError(f"batch_size={self.batch_size} is smaller than the model can train on: batch norm "
                              f"needs batches of at least {min_size}")
-        return training_batches(m, self.batch_size, min_size, stacklevel=3)  # warns the caller of fit
+        return training_batches(m, self.batch_size, min_size)
 
     def _check_rates(self, steps: int) -> None:
         """Every learning rate the planned run will use is within the model dtype's positive range
@@ -197,13 +197,14 @@ class Trainer:
         trainer; one whose epochs are all trained refuses: raise ``epochs``, or make a new Trainer).
 
         ``dev``: ``(X_dev, y_dev)`` for dev metrics (needed by EarlyStopping on dev_cost).
-        ``resume``: a directory with a checkpoint written by `Checkpoint`: continue that run
+        ``resume``: the directory a `Checkpoint` wrote to (or its checkpoint file): continue that run
         (it must have been made with the same model, loss, optimizer, settings, seed, data and
         callback types; what differs is named before anything changes).
 
         Ctrl-C or SIGTERM finishes the current step, writes a resumable checkpoint (with a
         `Checkpoint` callback) and raises `xdl.train.Interrupted`, which says where it is.
         """
+        checkpoint = None if resume is None else resume_path(resume)
         reason = self.eager_reason()
         if self.capture is True and reason is not None:
             raise ValueError(f"capture=True, but this run's steps cannot be captured: {reason}")
@@ -219,7 +220,7 @@ class Trainer:
         self._provenance_record = _provenance(self, X, y, dev) if resume is not None or checkpointing else None
         self.stop_training, self.resumed = False, resume is not None
         if resume is not None:
-            self.load_checkpoint(Path(resume) / CHECKPOINT_FILE)
+            self.load_checkpoint(checkpoint)
         for cb in self.callbacks:
             cb.on_train_begin(self)
         # this fit's stop, if any, is the one to report: one from before (a checkpoint's, a first
@@ -427,8 +428,8 @@ class Trainer:
             if extra.get("provenance") is not None:
                 provenance.verify(extra["provenance"], self._provenance_record, path)
             else:
-                warnings.warn(f"resume: {str(path)!r} was written by an older xdl and records nothing of the run "
-                              "that made it; it is resumed unchecked", stacklevel=3)
+                warn_caller(f"resume: {str(path)!r} was written by an older xdl and records nothing of the run that "
+                            "made it; it is resumed unchecked")
         done = int(extra["epoch"])
         if done >= self.epochs:  # nothing left to train: it would return at once
             raise ValueError(f"resume: the checkpoint has trained {done} epochs and this run has epochs="

@@ -1,0 +1,23 @@
+"""`warn_caller`: a warning that points at the user's line, however deep in xdl it is raised.
+
+`warnings.warn`'s ``stacklevel`` counts frames, so a fixed level is right for one call path only
+(``fit_many`` → ``ManyTrainer.fit`` → … is one frame deeper than ``ManyTrainer.fit`` called
+directly). This walks out of the package instead, as Python 3.12's ``skip_file_prefixes`` does.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+
+PACKAGE = str(Path(__file__).resolve().parent) + "/"
+
+
+def warn_caller(message: str, category: type[Warning] = UserWarning) -> None:
+    """Warn with ``message``, attributed to the first frame outside the xdl package (the code that
+    called into xdl: a script, a test, scikit-learn calling an estimator's ``fit``)."""
+    frame, level = sys._getframe(1), 2  # stacklevel 2: warn_caller's caller
+    while frame is not None and str(Path(frame.f_code.co_filename).resolve()).startswith(PACKAGE):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
