@@ -6,6 +6,7 @@ import pytest
 sklearn = pytest.importorskip("sklearn")
 
 import pickle  # noqa: E402
+import warnings  # noqa: E402
 
 from sklearn.base import clone  # noqa: E402
 from sklearn.exceptions import NotFittedError  # noqa: E402
@@ -145,3 +146,37 @@ def test_a_fit_that_fails_leaves_the_estimator_as_it_was():
         fresh.fit(X, y)
     with pytest.raises(NotFittedError):
         fresh.predict(X)
+
+
+def test_partial_fit_is_an_epoch_at_a_time_of_the_same_run():
+    """Three partial_fit calls on the same data end where fit with epochs=3 ends (the trainer goes on
+    from where it stopped: the shuffle, the dropout masks and the optimizer state of one run);
+    labels outside ``classes`` and a first call without them are refused; a failed call changes
+    nothing, so the run goes on as if it had not been made."""
+    X, y = labelled_moons()
+    options = dict(hidden=(16,), lr=1e-2, dropout=0.2, backend="numpy")
+    whole = MLPClassifier(epochs=3, **options).fit(X, y)
+    steps = MLPClassifier(epochs=99, **options)  # epochs: fit's; partial_fit trains one per call
+    with pytest.raises(ValueError, match="the first partial_fit needs classes"):
+        steps.partial_fit(X, y)
+    with pytest.raises(ValueError, match=r"y holds \['right'\], not among the classes \['left', 'up'\]"):
+        steps.partial_fit(X, y, classes=["left", "up"])
+    assert not hasattr(steps, "model_")
+    for _ in range(3):
+        steps.partial_fit(X, y, classes=["left", "right"])
+    assert steps.n_iter_ == 3 and steps.loss_curve_ == whole.loss_curve_
+    for name, a in whole.model_.state_dict().items():
+        np.testing.assert_array_equal(steps.model_.state_dict()[name], a)
+    with pytest.raises(ValueError, match="X has 3 features, but MLPClassifier is expecting 2"):
+        steps.partial_fit(np.hstack([X, X[:, :1]]), y)
+    with pytest.raises(ValueError, match=r"classes is \['left'\], the network's classes are"):
+        steps.partial_fit(X, y, classes=["left"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # NumPy's overflow warnings of the diverging epoch
+        with pytest.raises(FloatingPointError):
+            steps.set_params(lr=1e6, optimizer="sgd").partial_fit(X, y)
+    steps.set_params(lr=1e-2, optimizer="adam").partial_fit(X, y)  # as if the failed call had not been made
+    whole.set_params(epochs=4).fit(X, y)
+    assert steps.n_iter_ == 4 and steps.loss_curve_ == whole.loss_curve_
+    for name, a in whole.model_.state_dict().items():
+        np.testing.assert_array_equal(steps.model_.state_dict()[name], a)

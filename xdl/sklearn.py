@@ -1,4 +1,4 @@
-"""`MLPClassifier`: an xdl network as a scikit-learn estimator (``fit``/``predict``/
+"""`MLPClassifier`: an xdl network as a scikit-learn estimator (``fit``/``partial_fit``/``predict``/
 ``predict_proba``/``score``; usable in `Pipeline`, `GridSearchCV` and `RandomizedSearchCV`).
 
 Needs scikit-learn (``pip install 'xdl[sklearn]'``). Inputs are checked with scikit-learn's own
@@ -7,6 +7,9 @@ be any values (``classes_`` maps them). A fitted estimator pickles (the trainer 
 """
 
 from __future__ import annotations
+
+import copy
+import dataclasses
 
 import numpy as np
 
@@ -20,6 +23,7 @@ except ImportError:
 import xdl
 from xdl.config import TrainConfig
 from xdl.data import Standardizer, split
+from xdl.train.history import History
 
 
 ARCHITECTURE = ("hidden", "activation", "batch_norm", "dropout")  # the options a fitted network is made of
@@ -65,14 +69,35 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             "progress": False}, source="MLPClassifier")
 
     def fit(self, X, y):
+        return self._atomically(self._fit, X, y)
+
+    def partial_fit(self, X, y, classes=None):
+        """One epoch over ``(X, y)``, going on from the fitted network and its optimizer (scikit-learn's
+        incremental learning; after `fit` too). The first call needs ``classes``: every label ``y``
+        will ever hold. The network's input scaling is measured on the first call's ``X``;
+        ``early_stopping`` does not apply (there is no held-out set of a stream); an option changed
+        between calls (``lr``, ``optimizer``, …) takes effect with a new optimizer. ``n_iter_`` and
+        ``loss_curve_`` count every epoch of the calls."""
+        return self._atomically(self._partial_fit, X, y, classes)
+
+    def _atomically(self, fit, *args):
+        """``fit(*args)``; when it fails — bad input, a diverging run, Ctrl-C — the estimator is put
+        back as it was: its attributes, its network's weights and its trainer's position and optimizer
+        state (a warm start and `partial_fit` train them in place)."""
         before = dict(self.__dict__)
-        model = before.get("model_")
+        model, trainer = before.get("model_"), before.get("trainer_")
         weights = None if model is None else {name: np.array(a, copy=True) for name, a in model.state_dict().items()}
+        position = None if trainer is None else (dict(trainer.__dict__), copy.deepcopy(trainer.history.to_dict()),
+                                                 trainer.optimizer.state_dict())
         try:
-            return self._fit(X, y)
-        except BaseException:  # Ctrl-C too: the estimator stays as it was
-            if weights is not None:  # a warm start trains the fitted network in place
+            return fit(*args)
+        except BaseException:
+            if weights is not None:
                 model.load_state_dict(weights)
+            if position is not None:
+                attributes, history, optimizer = position
+                trainer.__dict__.update(attributes, history=History.from_dict(history))
+                trainer.optimizer.load_state_dict(optimizer)
             self.__dict__.clear()
             self.__dict__.update(before)
             raise
@@ -109,11 +134,55 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             else:
                 self.model_ = config.build_model(X.shape[1], len(self.classes_), Standardizer().fit(X).layer())
                 self.loss_curve_ = []
-            self.trainer_ = config.build_trainer(self.model_)
+            self.trainer_, self._trainer_options_ = config.build_trainer(self.model_), _training(config)
             self.history_ = self.trainer_.fit(X, y_index, dev=dev)
         self._architecture_ = {key: getattr(config, key) for key in ARCHITECTURE}
         self.n_iter_ = len(self.history_)  # this fit's epochs, as scikit-learn's MLPClassifier
         self.loss_curve_ = self.loss_curve_ + list(self.history_["train_cost"])  # a new list: `before`'s stays
+        return self
+
+    def _partial_fit(self, X, y, classes):
+        config = dataclasses.replace(self._config(), patience=0)  # no early stopping on a stream
+        first = not hasattr(self, "model_")
+        if first and classes is None:
+            raise ValueError("MLPClassifier: the first partial_fit needs classes, every label y will ever hold "
+                             "(e.g. classes=np.unique(y_all))")
+        if first:
+            known = np.unique(np.asarray(classes))
+            if len(known) < 2:
+                raise ValueError(f"MLPClassifier: classes holds {len(known)} class(es); a classifier needs at least two")
+        else:
+            self._check_warm_start(config)
+            known = self.classes_
+            if classes is not None and not np.array_equal(np.unique(np.asarray(classes)), known):
+                raise ValueError(f"MLPClassifier: classes is {np.unique(np.asarray(classes)).tolist()}, the network's "
+                                 f"classes are {known.tolist()}")
+        X, y = validate_data(self, X, y, dtype=(np.float32, np.float64), reset=first)
+        check_classification_targets(y)
+        unknown = np.setdiff1d(y, known)
+        if len(unknown):
+            raise ValueError(f"MLPClassifier: y holds {unknown.tolist()}, not among the classes {known.tolist()}")
+        y_index = np.searchsorted(known, y)
+        with xdl.use(config.backend) as backend:
+            if first:
+                xdl.seed(config.seed)
+                self.classes_, self.loss_curve_, self.n_iter_ = known, [], 0
+                self.model_ = config.build_model(X.shape[1], len(known), Standardizer().fit(X).layer())
+            else:
+                self.model_.to(backend)
+            trainer = getattr(self, "trainer_", None)
+            if trainer is None or trainer.model is not self.model_ or self._trainer_options_ != _training(config):
+                # a new trainer (and optimizer) for changed options, its epochs counted on from the last
+                epoch = 0 if trainer is None or trainer.model is not self.model_ else trainer.epoch
+                self.trainer_ = config.build_trainer(self.model_)
+                self.trainer_.epoch, self._trainer_options_ = epoch, _training(config)
+            self.trainer_.epochs = self.trainer_.epoch + 1
+            before = len(self.trainer_.history)
+            history = self.trainer_.fit(X, y_index)
+        self._architecture_ = {key: getattr(config, key) for key in ARCHITECTURE}
+        self.history_ = history
+        self.n_iter_ = getattr(self, "n_iter_", 0) + len(history) - before
+        self.loss_curve_ = self.loss_curve_ + list(history["train_cost"][before:])
         return self
 
     def _check_warm_start(self, config: TrainConfig) -> None:
@@ -138,3 +207,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         state = dict(self.__dict__)
         state.pop("trainer_", None)
         return state
+
+
+def _training(config: TrainConfig) -> dict:
+    """The options a trainer is built with, but for its number of epochs (`partial_fit` counts them)."""
+    return {key: value for key, value in dataclasses.asdict(config).items() if key != "epochs"}
