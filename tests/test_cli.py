@@ -257,9 +257,11 @@ def test_xdl_backend_picks_the_backend_unless_a_flag_does(tmp_path, capsys, monk
 def test_small_slips_get_a_pointed_answer(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", *FAST, "--out", str(out)]) == 0
-    for given in (out, out / "checkpoints" / "checkpoint.npz"):  # the run's directory, the file itself
-        assert main(["train", *FAST, "--out", str(out), "--resume", str(given)]) == 1
-        assert f"did you mean --resume {out / 'checkpoints'}?" in capsys.readouterr().err
+    assert main(["train", *FAST, "--out", str(out), "--resume", str(out)]) == 1  # the run's directory
+    assert f"did you mean --resume {out / 'checkpoints'}?" in capsys.readouterr().err
+    # the checkpoint file itself is taken as its directory is (here: with nothing left to train)
+    assert main(["train", *FAST, "--out", str(out), "--resume", str(out / "checkpoints" / "checkpoint.npz")]) == 1
+    assert "nothing is left to train" in capsys.readouterr().err
     assert main(["bench"]) == 2  # no benchmark named: the bench command's own help
     assert "usage: xdl bench" in capsys.readouterr().out
     assert main(["tune", "--scheduler", "tcp://127.0.0.1:8786", "--out", str(tmp_path / "t")]) == 1

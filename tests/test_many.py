@@ -524,7 +524,7 @@ def test_a_resume_trains_completed_models_on_when_given_more_epochs(digits, tmp_
         with pytest.raises(ValueError, match=r"resume: every model .* has finished .*nothing is left to train"):
             run((2, 2), resume=tmp_path)
         with pytest.raises(ValueError, match=r"resume: configs\[1\]\.lr is 0\.02, the checkpoint's was 0\.01; .*only their "
-                                             r"epochs and patience may change"):
+                                             r"epochs, patience, precision may change"):
             run((4, 3), resume=tmp_path, lr=2e-2)
         with pytest.raises(ValueError, match=r"configs\[1\]\.patience: .* cannot be switched on or off"):
             run((4, 3), resume=tmp_path, patience=2)

@@ -742,3 +742,23 @@ def test_resume_names_a_bad_value_and_takes_the_checkpoint_file_too(tmp_path):
     assert state_of(resumed).keys() == state_of(straight).keys()
     for name, value in state_of(straight).items():
         np.testing.assert_array_equal(state_of(resumed)[name], value)
+
+
+def test_a_warning_made_deep_in_xdl_points_at_the_users_line(monkeypatch):
+    """`warn_caller` walks out of the package through generated op functions too (compiled under
+    a name in the package), and never counts a <string>, <stdin> or <doctest> frame as xdl's."""
+    from xdl.caller import in_package, warn_caller
+    from xdl.ops import NumpyOps
+
+    # a matmul that warns, as code of the package (a file name in it) would
+    source = "def matmul(self, *args, **kwargs):\n    warn_caller('a product was made')\n    return base(self, *args, **kwargs)\n"
+    scope = {"warn_caller": warn_caller, "base": NumpyOps.matmul}
+    exec(compile(source, str(Path(xdl.__file__).parent / "ops" / "<warning matmul>"), "exec"), scope)
+    monkeypatch.setattr(NumpyOps, "matmul", scope["matmul"])
+    model, x = xdl.nn.mlp(2, [4], 2), xdl.tensor(np.ones((3, 2), np.float32), backend=xdl.backend.get_backend("numpy"))
+    with pytest.warns(UserWarning, match="a product was made") as w:
+        line = sys._getframe().f_lineno + 1
+        model(x)
+    assert {(x.filename, x.lineno) for x in w} == {(__file__, line)}
+    assert not any(in_package(name) for name in ("<string>", "<stdin>", "<doctest xdl.tensor[0]>", __file__))
+    assert in_package(xdl.__file__) and in_package(str(Path(xdl.__file__).parent / "functions" / "<op linear>"))

@@ -180,3 +180,41 @@ def test_partial_fit_is_an_epoch_at_a_time_of_the_same_run():
     assert steps.n_iter_ == 4 and steps.loss_curve_ == whole.loss_curve_
     for name, a in whole.model_.state_dict().items():
         np.testing.assert_array_equal(steps.model_.state_dict()[name], a)
+
+
+def test_partial_fit_goes_on_exactly_after_a_failed_call_and_after_pickling(monkeypatch):
+    """With the same options, a call that fails mid-epoch (Ctrl-C after two updates) puts the trainer's position and
+    optimizer state back, and a pickled estimator keeps them: either way four epochs end where
+    four uninterrupted calls end. Under a cosine schedule ``epochs`` is an option (it spans them)."""
+    X, y = labelled_moons()
+    options = dict(hidden=(16,), lr=1e-2, dropout=0.2, backend="numpy")
+    straight = MLPClassifier(**options)
+    for _ in range(4):
+        straight.partial_fit(X, y, classes=["left", "right"])
+    broken = MLPClassifier(**options)
+    for i in range(4):
+        broken.partial_fit(X, y, classes=["left", "right"])
+        if i == 1:
+            rule = type(broken.trainer_.optimizer)
+            original, updates = rule.step, []
+
+            def step(self):  # two updates of the same trainer in place, then Ctrl-C
+                if len(updates) == 2:
+                    raise KeyboardInterrupt
+                updates.append(original(self))
+
+            monkeypatch.setattr(rule, "step", step)
+            with pytest.raises(KeyboardInterrupt):
+                broken.partial_fit(X, y)
+            monkeypatch.undo()
+            broken = pickle.loads(pickle.dumps(broken))
+    assert broken.n_iter_ == 4 and broken.loss_curve_ == straight.loss_curve_
+    for name, a in straight.model_.state_dict().items():
+        np.testing.assert_array_equal(broken.model_.state_dict()[name], a)
+    cosine = MLPClassifier(epochs=2, schedule="cosine", **options)
+    for _ in range(2):
+        cosine.partial_fit(X, y, classes=["left", "right"])
+    with pytest.raises(ValueError, match=r"schedule\(2\)"):  # the schedule's two epochs are spent
+        cosine.partial_fit(X, y)
+    cosine.set_params(epochs=4).partial_fit(X, y)  # a new schedule over 4 epochs, at its third
+    assert cosine.n_iter_ == 3

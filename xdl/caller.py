@@ -7,17 +7,26 @@ directly). This walks out of the package instead, as Python 3.12's ``skip_file_p
 
 from __future__ import annotations
 
+import functools
+import os
 import sys
 import warnings
-from pathlib import Path
 
-PACKAGE = str(Path(__file__).resolve().parent) + "/"
+PACKAGE = os.path.join(os.path.realpath(os.path.dirname(__file__)), "")  # with its trailing separator
 
 
 def warn_caller(message: str, category: type[Warning] = UserWarning) -> None:
     """Warn with ``message``, attributed to the first frame outside the xdl package (the code that
-    called into xdl: a script, a test, scikit-learn calling an estimator's ``fit``)."""
+    called into xdl: a script, a test, a doctest, scikit-learn calling an estimator's ``fit``)."""
     frame, level = sys._getframe(1), 2  # stacklevel 2: warn_caller's caller
-    while frame is not None and str(Path(frame.f_code.co_filename).resolve()).startswith(PACKAGE):
+    while frame is not None and in_package(frame.f_code.co_filename):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, category, stacklevel=level)
+
+
+@functools.lru_cache(maxsize=1024)
+def in_package(filename: str) -> bool:
+    """Whether code of ``filename`` is xdl's. Names in angle brackets (``<string>``, ``<doctest …>``,
+    ``<stdin>``) are no files: they are the user's, so code xdl generates is compiled under the
+    name of the module that generates it."""
+    return not filename.startswith("<") and os.path.realpath(filename).startswith(PACKAGE)

@@ -35,7 +35,7 @@ from xdl.files import atomic_write, check_directory_name, check_writable_dir
 from xdl.hostmemory import keep_freed_memory
 from xdl.serialization import read_extra
 from xdl.train import BEST_FILE, CHECKPOINT_FILE, Checkpoint, Control, Interrupted
-from xdl.train.callbacks import check_checkpoint_kind, position
+from xdl.train.callbacks import check_checkpoint_kind, position, resume_path
 
 GRADCHECK_EXAMPLES = 16
 USER_ERRORS = (ValueError, TypeError, OSError, ImportError, FloatingPointError, BackendError)
@@ -260,7 +260,7 @@ def _note_once():
 
 def _check_resume(config: TrainConfig) -> None:
     """The checkpoint exists, is a training checkpoint, and was made with the same options."""
-    path = Path(config.resume) / CHECKPOINT_FILE
+    path = resume_path(config.resume)  # the directory, or the checkpoint file itself
     if not path.is_file():
         given = Path(config.resume)
         meant = next((p for p in (given / "checkpoints", given.parent) if (p / CHECKPOINT_FILE).is_file()), None)

@@ -69,7 +69,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             "progress": False}, source="MLPClassifier")
 
     def fit(self, X, y):
-        return self._atomically(self._fit, X, y)
+        warm = isinstance(self.warm_start, bool | np.bool_) and bool(self.warm_start) and hasattr(self, "model_")
+        return self._atomically(warm, self._fit, X, y)
 
     def partial_fit(self, X, y, classes=None):
         """One epoch over ``(X, y)``, going on from the fitted network and its optimizer (scikit-learn's
@@ -77,16 +78,17 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         will ever hold. The network's input scaling is measured on the first call's ``X``;
         ``early_stopping`` does not apply (there is no held-out set of a stream); an option changed
         between calls (``lr``, ``optimizer``, …) takes effect with a new optimizer. ``n_iter_`` and
-        ``loss_curve_`` count every epoch of the calls."""
-        return self._atomically(self._partial_fit, X, y, classes)
+        ``loss_curve_`` count every epoch of the calls. A pickled estimator goes on where it was (its
+        epoch count and optimizer state are pickled with it)."""
+        return self._atomically(hasattr(self, "model_"), self._partial_fit, X, y, classes)
 
-    def _atomically(self, fit, *args):
+    def _atomically(self, in_place: bool, fit, *args):
         """``fit(*args)``; when it fails — bad input, a diverging run, Ctrl-C — the estimator is put
-        back as it was: its attributes, its network's weights and its trainer's position and optimizer
-        state (a warm start and `partial_fit` train them in place)."""
+        back as it was: its attributes and, when the call trains the fitted network ``in_place`` (a
+        warm start, `partial_fit`), its weights and its trainer's position and optimizer state."""
         before = dict(self.__dict__)
-        model, trainer = before.get("model_"), before.get("trainer_")
-        weights = None if model is None else {name: np.array(a, copy=True) for name, a in model.state_dict().items()}
+        model, trainer = before.get("model_"), before.get("trainer_") if in_place else None
+        weights = None if not in_place else {name: np.array(a, copy=True) for name, a in model.state_dict().items()}
         position = None if trainer is None else (dict(trainer.__dict__), copy.deepcopy(trainer.history.to_dict()),
                                                  trainer.optimizer.state_dict())
         try:
@@ -108,7 +110,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"MLPClassifier: warm_start must be True or False, got {self.warm_start!r}")
         warm = bool(self.warm_start) and hasattr(self, "model_")
         if warm:
-            self._check_warm_start(config)
+            self._check_architecture(config, "warm_start trains the fitted network on", "set warm_start=False")
         X, y = validate_data(self, X, y, dtype=(np.float32, np.float64), reset=not warm)
         check_classification_targets(y)  # continuous targets are not classes
         classes, y_index = np.unique(y, return_inverse=True)
@@ -135,6 +137,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 self.model_ = config.build_model(X.shape[1], len(self.classes_), Standardizer().fit(X).layer())
                 self.loss_curve_ = []
             self.trainer_, self._trainer_options_ = config.build_trainer(self.model_), _training(config)
+            self.__dict__.pop("_trainer_position_", None)  # a pickled partial_fit's: this fit starts its own run
             self.history_ = self.trainer_.fit(X, y_index, dev=dev)
         self._architecture_ = {key: getattr(config, key) for key in ARCHITECTURE}
         self.n_iter_ = len(self.history_)  # this fit's epochs, as scikit-learn's MLPClassifier
@@ -152,7 +155,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             if len(known) < 2:
                 raise ValueError(f"MLPClassifier: classes holds {len(known)} class(es); a classifier needs at least two")
         else:
-            self._check_warm_start(config)
+            self._check_architecture(config, "partial_fit trains the fitted network on", "call fit")
             known = self.classes_
             if classes is not None and not np.array_equal(np.unique(np.asarray(classes)), known):
                 raise ValueError(f"MLPClassifier: classes is {np.unique(np.asarray(classes)).tolist()}, the network's "
@@ -170,12 +173,14 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 self.model_ = config.build_model(X.shape[1], len(known), Standardizer().fit(X).layer())
             else:
                 self.model_.to(backend)
-            trainer = getattr(self, "trainer_", None)
-            if trainer is None or trainer.model is not self.model_ or self._trainer_options_ != _training(config):
-                # a new trainer (and optimizer) for changed options, its epochs counted on from the last
-                epoch = 0 if trainer is None or trainer.model is not self.model_ else trainer.epoch
+            trainer, same = getattr(self, "trainer_", None), getattr(self, "_trainer_options_", None) == _training(config)
+            if trainer is None or not same:  # a new trainer: the epochs counted on, the optimizer too if it can
+                pickled = self.__dict__.pop("_trainer_position_", None) if trainer is None else None
                 self.trainer_ = config.build_trainer(self.model_)
-                self.trainer_.epoch, self._trainer_options_ = epoch, _training(config)
+                self.trainer_.epoch = trainer.epoch if trainer is not None else pickled["epoch"] if pickled else 0
+                if pickled and same:
+                    self.trainer_.optimizer.load_state_dict(pickled["optimizer"])
+                self._trainer_options_ = _training(config)
             self.trainer_.epochs = self.trainer_.epoch + 1
             before = len(self.trainer_.history)
             history = self.trainer_.fit(X, y_index)
@@ -185,12 +190,12 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.loss_curve_ = self.loss_curve_ + list(history["train_cost"][before:])
         return self
 
-    def _check_warm_start(self, config: TrainConfig) -> None:
-        """A warm start trains the fitted network: the options that made it must not have changed."""
+    def _check_architecture(self, config: TrainConfig, why: str, instead: str) -> None:
+        """A call that trains the fitted network on: the options that made it must not have changed."""
         for key, fitted in getattr(self, "_architecture_", {}).items():
             if getattr(config, key) != fitted:
-                raise ValueError(f"MLPClassifier: warm_start trains the fitted network on, made with {key}={fitted!r}; "
-                                 f"{key} is now {getattr(config, key)!r} (set warm_start=False to fit a new one)")
+                raise ValueError(f"MLPClassifier: {why}, made with {key}={fitted!r}; {key} is now "
+                                 f"{getattr(config, key)!r} ({instead} to fit a new one)")
 
     def predict_proba(self, X) -> np.ndarray:
         check_is_fitted(self, "model_")
@@ -202,13 +207,17 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         return self.classes_[proba.argmax(axis=1)]
 
     def __getstate__(self) -> dict:
-        """Pickles (and ``joblib.dump``s) without the trainer: the model, classes and history are
-        what a fitted estimator needs."""
+        """Pickles (and ``joblib.dump``s) without the trainer — the model, classes and history are
+        what a fitted estimator needs —, keeping its epoch count and optimizer state for `partial_fit`."""
         state = dict(self.__dict__)
-        state.pop("trainer_", None)
+        trainer = state.pop("trainer_", None)
+        if trainer is not None:
+            state["_trainer_position_"] = {"epoch": trainer.epoch, "optimizer": trainer.optimizer.state_dict()}
         return state
 
 
 def _training(config: TrainConfig) -> dict:
-    """The options a trainer is built with, but for its number of epochs (`partial_fit` counts them)."""
-    return {key: value for key, value in dataclasses.asdict(config).items() if key != "epochs"}
+    """The options a trainer is built with, but for its number of epochs (`partial_fit` counts them)
+    — unless a cosine schedule spans them."""
+    return {key: value for key, value in dataclasses.asdict(config).items()
+            if key != "epochs" or config.schedule == "cosine"}

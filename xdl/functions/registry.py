@@ -28,6 +28,7 @@ Declaring a `Function` subclass (or a plain function built on one) with ``@op`` 
 from __future__ import annotations
 
 import inspect
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -193,7 +194,9 @@ def public_function(cls: type[Function], name: str):
         lines.append(f"    if {n} is None: return _apply({call})")
         call = call.replace(", **settings", "") + f", {n}" + (", **settings" if body else "")
     lines.append(f"    return _apply({call})")
-    exec("\n".join(lines), env)  # noqa: S102 - names come from the class's own declarations
+    # named as a file of this folder (none exists): its frames are xdl's, not a user's <string> (`xdl.caller`)
+    source = compile("\n".join(lines), os.path.join(os.path.dirname(__file__), f"<op {name}>"), "exec")
+    exec(source, env)  # noqa: S102 - names come from the class's own declarations
     fn = env[name]
     fn.__doc__, fn.__module__ = cls.__doc__, cls.__module__
     return fn

@@ -40,7 +40,7 @@ import numpy as np
 
 from xdl import functions as F
 from xdl.backend import current_backend, get_backend, thread_backend, thread_seed
-from xdl.config import TrainConfig
+from xdl.config import RESUME_MAY_CHANGE, TrainConfig
 from xdl.data import check_features, check_labels, training_batches
 from xdl.data.validation import MAX_CLASSES, check_dev_pair, check_int
 from xdl.nn import Module, Standardize, stack
@@ -127,9 +127,9 @@ def fit_many(configs, X, y, dev=None, seed: int = 0, dtype="float32", n_classes:
     `xdl.nn.Standardize` layer each model starts with (as ``xdl train`` builds them); none by
     default. ``callbacks`` see the batch (`ManyTrainer`): a `Checkpoint` keeps the whole batch
     resumable and ``resume=directory`` (or its checkpoint file) continues it exactly — with the same
-    configurations but for their epochs and patience (as ``xdl train --resume``): a model still
-    training may be given more epochs, and one that completed its epochs at the checkpoint trains on
-    when given more. ``capture``: as `Trainer`'s — on a GPU the batch's step is one CUDA graph per
+    configurations but for their epochs and patience (and precision; as ``xdl train --resume``): a
+    model still training may be given more epochs, and one that completed its epochs at the
+    checkpoint trains on when given more. ``capture``: as `Trainer`'s — on a GPU the batch's step is one CUDA graph per
     batch size ("auto": where it can, `eager_reason`). ``eval_train``: as `Trainer`'s — each model's train cost and accuracy measured in evaluation
     mode on the whole training set after each epoch; False: the running averages of its steps
     (no pass over the training set: an epoch is its steps and the dev set's evaluation).
@@ -585,11 +585,11 @@ class ManyTrainer:
         if len(saved["configs"]) != self.n_models:
             raise ValueError(f"resume: the checkpoint holds {len(saved['configs'])} models, configs has {self.n_models}")
         for k, (then, now) in enumerate(zip(saved["configs"], self.configs)):
-            changed = now.first_change({key: value for key, value in then.items() if key not in IGNORED})
+            changed = now.first_change(then)  # (the saved configs leave `IGNORED` out)
             if changed is not None:
                 raise ValueError(f"resume: configs[{k}].{changed[0]} is {changed[2]!r}, the checkpoint's was "
-                                 f"{changed[1]!r}; a batch resumes with the configurations it was made with "
-                                 "(only their epochs and patience may change)")
+                                 f"{changed[1]!r}; a batch resumes with the configurations it was made with (only "
+                                 f"their {', '.join(key for key in RESUME_MAY_CHANGE if key in then)} may change)")
         for key in ("seed", "dtype", "data", "dev", "eval_train"):
             if saved.get(key, True) != self._provenance[key]:  # (eval_train: True in checkpoints from before it)
                 raise ValueError(f"resume: {key} differs from the checkpoint's ({saved[key]!r}, now "
