@@ -82,6 +82,9 @@ def test_a_users_optimizer_from_a_file_takes_part_and_a_crash_is_recorded(tmp_pa
     assert (tmp_path / "profile.png").is_file() and (tmp_path / "curves-digits.png").is_file()
     assert json.loads((tmp_path / "results.json").read_text())["problems"].keys() == {"quadratic", "digits"}
     assert len(files) == 5
+    # written again over it, with one problem: no figure of the replaced results stays
+    write(dict(results, problems={"quadratic": results["problems"]["quadratic"]}), tmp_path)
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == ["curves-quadratic.png", "profile.png"]
     assert crashes(results) == ["Broken on quadratic: 2 of 2 runs crashed; first: RuntimeError: this update rule is "
                                 "broken", "Broken on digits: 2 of 2 runs crashed; first: RuntimeError: this update "
                                 "rule is broken"]
@@ -318,3 +321,28 @@ def test_on_the_cpu_one_batched_step_is_bitwise_each_models_step_alone(dtype, mo
     assert all(values[0] == values[2] == 0 for _, values in rows)
     # (Adam's first step is lr·sign(g) to rounding: the updated values may agree again)
     assert all(values[1] > 0 for what, values in rows if not what.endswith("after the update"))
+
+
+def test_ctrl_c_during_the_benchmark_writes_the_pairs_it_finished(tmp_path, capsys, monkeypatch):
+    """Interrupted in its second optimizer, `xdl bench optimizers` writes the first one's results
+    (marked interrupted) and exits 130; interrupted before any pair finished, it writes nothing."""
+    from xdl.bench import protocol
+
+    run, calls = protocol.run, []
+
+    def interrupted_at_the_fourth(*args, **kwargs):  # sgd: 2 trials + 1 seed; then adam's first trial
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return run(*args, **kwargs)
+
+    monkeypatch.setattr(protocol, "run", interrupted_at_the_fourth)
+    command = ["bench", "optimizers", "--problem", "quadratic", "--optimizer", "sgd", "adam", "--seeds", "1",
+               "--trials", "2"]
+    assert cli.main([*command, "--out", str(tmp_path / "b")]) == 130
+    assert "the 1 (problem, optimizer) pair finished are written" in capsys.readouterr().err
+    written = json.loads((tmp_path / "b" / "results.json").read_text())
+    assert written["interrupted"] is True and list(written["problems"]["quadratic"]) == ["sgd"]
+    calls[:] = [1, 1, 1]  # the next call is the fourth: before any pair finished
+    assert cli.main([*command, "--out", str(tmp_path / "c")]) == 130
+    assert "what it was doing is not saved" in capsys.readouterr().err and not (tmp_path / "c" / "results.json").exists()

@@ -1,5 +1,6 @@
 """Hyperparameter search: sampling on each scale, coarse to fine, resumable studies, bad input, CLI."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -92,6 +93,8 @@ def test_a_resumed_search_skips_finished_trials(data, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"^resume: .* made with trials 5, this one has 6; seed 0, this one has 1\. "
                                          r"Resuming continues the same search; for another .* use a new directory"):
         tune(X, y, dev, space, trials=6, base=BASE, directory=tmp_path, resume=True, seed=1)
+    with pytest.raises(ValueError, match=r"made with base\.epochs 2, this one has 3\. Resuming"):  # the one option
+        tune(X, y, dev, space, trials=5, base=dataclasses.replace(BASE, epochs=3), directory=tmp_path, resume=True)
 
 
 def test_a_diverging_trial_is_recorded_and_the_search_goes_on(data):
@@ -356,6 +359,26 @@ def test_killing_xdl_tune_then_resume_skips_the_finished_trials(tmp_path, how):
             assert t == done[t["number"]]  # kept as written, not trained again
 
 
+def test_ctrl_c_before_a_trial_is_saved_says_there_is_nothing_to_resume(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "search"
+    command = [sys.executable, "-u", "-m", "xdl.cli", "tune", "--trials", "2", "--execution", "sequential", "--epochs",
+               "100000", "--patience", "0", "--no-progress", "--backend", "numpy", "--out", str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        while "tune: backend numpy" not in process.stdout.readline():  # until the search starts its first trial
+            assert process.poll() is None, process.communicate()[1]
+        process.send_signal(signal.SIGINT)
+        err = process.communicate(timeout=60)[1]
+    finally:
+        process.kill()  # never left training its 100,000 epochs
+    assert process.returncode == 130 and "before a trial was saved; nothing to continue" in err, err
+    assert "--resume" not in err.replace("without --resume", "") and not (out / "trials.json").exists()
+
+
 @pytest.mark.parametrize("execution", ["sequential", "batched"])
 def test_successive_halving_prunes_poor_trials_at_rungs(data, execution):
     X, y, dev = data
@@ -489,3 +512,15 @@ def test_array_likes_and_a_missing_directory_are_fine(data, tmp_path):
                  trials=1, base=BASE, directory=tmp_path / "new" / "study")
     assert len(json.loads((tmp_path / "new" / "study" / "trials.json").read_text())["trials"]) == 1
     assert study.best is not None
+
+
+def test_a_dask_scheduler_that_does_not_answer_is_named(data, monkeypatch, tmp_path):
+    import xdl.tune.search
+
+    pytest.importorskip("dask.distributed")
+    X, y, dev = data
+    monkeypatch.setattr(xdl.tune.search, "CONNECT_SECONDS", 0.5)
+    with pytest.raises(OSError, match=r"scheduler: no Dask scheduler answered at 'tcp://127\.0\.0\.1:1' within 0\.5 s"):
+        tune(X, y, dev, None, trials=2, base=BASE, execution="dask", scheduler="tcp://127.0.0.1:1",
+             directory=tmp_path / "study")
+    assert not (tmp_path / "study" / "trials.json").exists()

@@ -56,8 +56,8 @@ def main(argv=None) -> int:
         print(f"xdl {args.command}: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # before or after training (during it, the Trainer stops cleanly)
-        print(f"\nxdl {args.command}: interrupted outside the training loop; every file already written "
-              "is complete (writes are atomic)", file=sys.stderr)
+        print(f"\nxdl {args.command}: interrupted; every file it had written is complete (writes are atomic), "
+              "what it was doing is not saved", file=sys.stderr)
         return 130
 
 
@@ -396,9 +396,13 @@ def tune(config: TrainConfig, args) -> int:
                            scheduler=args.scheduler, halving=args.halving, min_epochs=args.min_epochs)
         except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM (the running trial's Trainer stopped at a step)
             signal_name = getattr(stop, "signal_name", "SIGINT")
-            print(f"\nxdl tune: interrupted by {signal_name}; the trials that finished are in "
-                  f"{str(out / TRIALS_FILE)!r}; to continue (the unfinished trials start again), run the same "
-                  "command with --resume", file=sys.stderr)
+            if (out / TRIALS_FILE).is_file():
+                print(f"\nxdl tune: interrupted by {signal_name}; the trials that finished are in "
+                      f"{str(out / TRIALS_FILE)!r}; to continue (the unfinished trials start again), run the same "
+                      "command with --resume", file=sys.stderr)
+            else:
+                print(f"\nxdl tune: interrupted by {signal_name} before a trial was saved; nothing to continue: run "
+                      "the same command again (without --resume)", file=sys.stderr)
             return _signal_status(signal_name)
     print(study.table(args.top))
     best = study.best
@@ -420,7 +424,7 @@ def tune(config: TrainConfig, args) -> int:
 # -- xdl bench ----------------------------------------------------------------------------------
 def bench_optimizers(config, args) -> int:
     """Run the optimizer benchmark and write its files."""
-    from xdl.bench import PROBLEMS, QUICK, benchmark, check_options, markdown, write
+    from xdl.bench import PROBLEMS, QUICK, benchmark_steps, check_options, markdown, write
     from xdl.bench.report import crashes
 
     optimizers = args.optimizers or (["sgd", "momentum", "rmsprop", "adam"] if args.quick else
@@ -436,9 +440,21 @@ def bench_optimizers(config, args) -> int:
         check_writable_dir(out, "--out")  # made only now that the options and the backend are good
         print(f"xdl {xdl.__version__} bench optimizers: backend {backend.name} on {backend.device_name()}; "
               f"{len(optimizers)} optimizers × {len(problems)} problems, {trials} lr trials, {seeds} seeds")
-        results = benchmark(problems, optimizers, seeds=seeds, trials=trials, seed=args.seed, quick=args.quick,
-                            lr=args.lr, batched=args.batched,
-                            progress=lambda what: print(f"  {what}", file=sys.stderr))
+        steps = benchmark_steps(problems, optimizers, seeds=seeds, trials=trials, seed=args.seed, quick=args.quick,
+                                lr=args.lr, batched=args.batched, progress=lambda what: print(f"  {what}", file=sys.stderr))
+        results = None
+        try:
+            for results in steps:
+                pass
+        except KeyboardInterrupt:  # what was measured is written, and said to be partial
+            done = [(p, o) for p, per in (results or {}).get("problems", {}).items() for o in per]
+            if not done:
+                raise
+            results["interrupted"] = True
+            files = write(results, out)
+            print(f"\nxdl bench: interrupted; the {len(done)} (problem, optimizer) pair{'s' * (len(done) != 1)} "
+                  f"finished are written ({', '.join(str(f) for f in files)}); the rest was not run", file=sys.stderr)
+            return 130
     files = write(results, out)
     print(markdown(results))
     print(f"\n{time.perf_counter() - start:.1f} s; wrote {', '.join(str(f) for f in files)}")

@@ -19,6 +19,7 @@ import importlib
 import importlib.util
 import math
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -206,6 +207,17 @@ def benchmark(problems, optimizers, seeds: int = 3, trials: int = 8, seed: int =
     ``batched``: train a search's trials at once with `xdl.train.fit_many` where the problem and
     the optimizer allow it (softmax outputs, an xdl rule); None: on a GPU only. Every argument is
     checked first (`check_options`)."""
+    results = None
+    for results in benchmark_steps(problems, optimizers, seeds, trials, seed, quick, lr, progress, batched):
+        pass
+    return results
+
+
+def benchmark_steps(problems, optimizers, seeds: int = 3, trials: int = 8, seed: int = 0, quick: bool = False,
+                    lr: float | None = None, progress=None, batched: bool | None = None) -> Iterator[dict]:
+    """`benchmark`, yielding its results as they grow: once before the first (problem, optimizer)
+    pair and after each (the same dict, holding the pairs done), so a caller stopped part way
+    keeps what was measured."""
     names = list(problems)
     build = check_options(names, optimizers, seeds, trials, seed, lr)
     rates = (10.0 ** np.random.default_rng(seed).uniform(*np.log10(LR_RANGE), trials)).tolist()
@@ -213,10 +225,10 @@ def benchmark(problems, optimizers, seeds: int = 3, trials: int = 8, seed: int =
         batched = xdl.current_backend().device_type == "cuda"
     results = {"seed": seed, "quick": quick, "seeds": seeds, "trials": trials, "lr": lr, "batched": batched,
                "problems": {}}
+    yield results
     for name in names:
         problem = PROBLEMS[name]
         data = classification_data(name) if problem.kind == "classification" else None
-        per_problem = results["problems"][name] = {}
         for opt_name, make in build.items():
             if progress:
                 progress(f"{name}: {opt_name}")
@@ -230,5 +242,5 @@ def benchmark(problems, optimizers, seeds: int = 3, trials: int = 8, seed: int =
             good = [s for s in search if s["status"] == "completed" and math.isfinite(s["score"])]
             best = lr if lr is not None else (max(good, key=lambda s: s["score"])["lr"] if good else None)
             runs = [] if best is None else [run(problem, make, best, seed + 1 + i, quick, data) for i in range(seeds)]
-            per_problem[opt_name] = {"search": search, "lr": best, "runs": runs}
-    return results
+            results["problems"].setdefault(name, {})[opt_name] = {"search": search, "lr": best, "runs": runs}
+            yield results

@@ -66,16 +66,26 @@ def profile(results: dict) -> tuple[list[str], np.ndarray, dict[str, np.ndarray]
 
 def write(results: dict, directory) -> list[Path]:
     """results.json, results.md, curves-<problem>.png per problem and profile.png in ``directory``
-    (made if needed)."""
+    (made if needed). A benchmark written there before is replaced whole: its figures that this
+    one does not draw again are removed, so no figure describes other results."""
     directory = check_writable_dir(directory, "directory")
     files = [atomic_write(directory / "results.json", lambda f: json.dump(results, f, indent=1), binary=False),
              atomic_write(directory / "results.md", lambda f: f.write(markdown(results) + "\n"), binary=False)]
+    files += _figures(results, directory)
+    for stale in {*directory.glob("curves-*.png"), directory / "profile.png"} - set(files):
+        stale.unlink(missing_ok=True)
+    return files
+
+
+def _figures(results: dict, directory: Path) -> list[Path]:
+    """The curves of each problem and the performance profile, when matplotlib is there."""
     from xdl.plots import pyplot, save_figure
 
     try:
         plt = pyplot()
     except ImportError:  # the plot extra is not installed: the table and the JSON are written
-        return files
+        return []
+    files = []
     for problem, per in results["problems"].items():
         fig, ax = plt.subplots(figsize=(6, 4))
         for i, (name, entry) in enumerate(per.items()):

@@ -40,6 +40,7 @@ from xdl.tune.study import TRIALS_FILE, Study, Trial, read_trials
 
 STRATEGIES = ("random", "grid", "coarse_to_fine", "tpe")
 EXECUTIONS = ("sequential", "batched", "dask")
+CONNECT_SECONDS = 10  # how long a search waits for the Dask scheduler it is given
 SHRINK = 0.5  # coarse to fine: each round's box is this fraction of the previous one's width
 ROUNDS = 2  # coarse_to_fine and tpe: rounds by default (fewer when there are fewer trials)
 # Options a search holds for all its trials, which a space therefore may not set: every trial
@@ -415,7 +416,12 @@ def _dask(todo, round_, search: _Search) -> None:
     distributed = _distributed()
     cluster = None if search.scheduler else distributed.LocalCluster(threads_per_worker=1, processes=True,
                                                                      dashboard_address=None)
-    with distributed.Client(search.scheduler or cluster) as client:
+    try:
+        client = distributed.Client(search.scheduler or cluster, timeout=CONNECT_SECONDS)
+    except OSError as e:  # distributed's TimeoutError and refused connections
+        raise OSError(f"scheduler: no Dask scheduler answered at {search.scheduler!r} within {CONNECT_SECONDS} s "
+                      f"({e}); start one (dask scheduler) or leave scheduler out for a local cluster") from None
+    with client:
         workers = max(1, len(client.scheduler_info()["workers"]))
         groups = _groups(todo, round_, search.base, search.study, parts=workers)
         data = client.scatter([search.X, search.y, search.dev], broadcast=True)

@@ -58,8 +58,7 @@ class Study:
             saved, trials = read_trials(path)
         except ValueError as e:
             raise ValueError(f"{who}: {e}") from None
-        differences = [f"{key} {saved.get(key)!r}, this one has {now!r}" for key, now in meta.items()
-                       if saved.get(key) != now]
+        differences = _differences(saved, meta)
         if differences:
             # a study's points are drawn for its number of trials (and rounds): more trials make another study
             raise ValueError(f"{who}: the search in {str(directory)!r} was made with {'; '.join(differences)}. "
@@ -153,3 +152,16 @@ def _toml(value) -> str:
 
 def _short(value) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def _differences(saved: dict, now: dict, prefix: str = "") -> list[str]:
+    """``"key <saved>, this one has <now>"`` for each key whose value differs, looking into nested
+    dicts (a base configuration names its one changed option, not its whole self twice)."""
+    out = []
+    for key, value in now.items():
+        then = saved.get(key)
+        if isinstance(then, dict) and isinstance(value, dict):
+            out += _differences(then, value, f"{prefix}{key}.")
+        elif then != value:
+            out.append(f"{prefix}{key} {then!r}, this one has {value!r}")
+    return out
