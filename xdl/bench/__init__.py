@@ -6,5 +6,5 @@ from xdl.bench.problems import PROBLEMS, QUICK, Problem
 from xdl.bench.protocol import OPTIMIZERS, benchmark, benchmark_steps, check_options, load_optimizer
 from xdl.bench.report import markdown, profile, summary, write
 
-__all__ = ["OPTIMIZERS", "PROBLEMS", "Problem", "QUICK", "benchmark", "benchmark_steps", "check_options", "load_optimizer", "markdown",
-           "profile", "summary", "write"]
+__all__ = ["OPTIMIZERS", "PROBLEMS", "Problem", "QUICK", "benchmark", "benchmark_steps", "check_options",
+           "load_optimizer", "markdown", "profile", "summary", "write"]

@@ -419,6 +419,9 @@ def _dask(todo, round_, search: _Search) -> None:
     try:
         client = distributed.Client(search.scheduler or cluster, timeout=CONNECT_SECONDS)
     except OSError as e:  # distributed's TimeoutError and refused connections
+        if cluster is not None:  # our own cluster did not answer: not the user's address to name
+            cluster.close()
+            raise
         raise OSError(f"scheduler: no Dask scheduler answered at {search.scheduler!r} within {CONNECT_SECONDS} s "
                       f"({e}); start one (dask scheduler) or leave scheduler out for a local cluster") from None
     with client:
