@@ -346,3 +346,5 @@ def test_ctrl_c_during_the_benchmark_writes_the_pairs_it_finished(tmp_path, caps
     calls[:] = [1, 1, 1]  # the next call is the fourth: before any pair finished
     assert cli.main([*command, "--out", str(tmp_path / "c")]) == 130
     assert "what it was doing is not saved" in capsys.readouterr().err and not (tmp_path / "c" / "results.json").exists()
+    assert cli.main([*command, "--lr", "0.1", "--out", str(tmp_path / "d")]) == 1  # --trials with --lr: refused
+    assert "--trials is the budget of the learning-rate search, which --lr skips" in capsys.readouterr().err

@@ -94,8 +94,9 @@ def test_bad_config_files_are_named(tmp_path, capsys, text, message):
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--batch-size", "0"], "batch_size must be ≥ 1"), (["--epochs", "-1"], "epochs must be ≥ 1"),
-    (["--dropout", "1.5"], "dropout must be in [0, 1)"), (["--augment-shift", "1"], "image datasets"),
+    (["--batch-size", "0"], "--batch-size must be ≥ 1"), (["--epochs", "-1"], "--epochs must be ≥ 1"),
+    (["--dropout", "1.5"], "--dropout must be in [0, 1)"), (["--augment-shift", "1"], "image datasets"),
+    (["--beta1", "1.5"], "--beta1 must be in [0, 1), got 1.5"), (["--decay-every", "0"], "--decay-every must be ≥ 1"),
 ])
 def test_bad_flags_are_named(tmp_path, capsys, flags, message):
     assert main(["train", "--dataset", "moons", *flags, "--out", str(tmp_path / "o")]) == 1
@@ -283,3 +284,11 @@ def test_empty_out_or_config_and_a_bad_resume_are_refused_before_anything_is_mad
     assert main(["train", *FAST, "--out", "run", "--resume", ""]) == 1  # not a fresh run in disguise
     assert "--resume: expected a checkpoint directory, got ''" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_out_that_is_a_file_is_named(tmp_path, capsys):
+    (tmp_path / "afile").write_text("mine")
+    for command in (["train", "--epochs", "1", "--no-progress"], ["tune", "--trials", "1", "--epochs", "1"]):
+        assert main([*command, "--out", str(tmp_path / "afile")]) == 1
+        assert f"{str(tmp_path / 'afile')!r} is a file, not a directory" in capsys.readouterr().err
+    assert (tmp_path / "afile").read_text() == "mine"

@@ -154,7 +154,10 @@ def test_bad_search_arguments(data):
     for kwargs, match in ((dict(trials=0), r"trials must be a positive integer, got 0"),
                           (dict(strategy="bayes"), r"strategy must be one of"),
                           (dict(execution="gpu"), r"execution must be one of"),
-                          (dict(rounds=9, trials=4), r"rounds must be an integer in \[1, trials\]")):
+                          (dict(rounds=9, trials=4, strategy="coarse_to_fine"),
+                           r"rounds must be an integer in \[1, trials\]"),
+                          (dict(rounds=2), r"rounds is for the strategies that search in rounds .*'random' draws"),
+                          (dict(min_epochs=3), r"min_epochs is the first rung of halving, .* give both, or neither")):
         with pytest.raises(ValueError, match=match):
             tune(X, y, dev, {"lr": {"log_uniform": [1e-3, 1e-1]}}, base=BASE, **kwargs)
 
@@ -499,7 +502,7 @@ def test_search_arguments_are_checked_before_any_trial(data, tmp_path, monkeypat
             (dict(halving=2, min_epochs=2), ValueError, r"min_epochs \(2\) must be below base.epochs \(2\) with halving"),
             (dict(directory=""), ValueError, r"directory must name a directory"),
             (dict(resume=True, directory=None), ValueError, r"resume=True needs the directory"),
-            (dict(directory=tmp_path / "afile"), PermissionError, r"directory '.*afile' cannot be created")):
+            (dict(directory=tmp_path / "afile"), NotADirectoryError, r"directory '.*afile' is a file, not a directory")):
         arguments = dict(X=X, y=y, dev=dev, space=space, trials=2, base=BASE, directory=tmp_path / "new") | kwargs
         with pytest.raises(error, match=match):
             tune(arguments.pop("X"), arguments.pop("y"), arguments.pop("dev"), **arguments)

@@ -15,6 +15,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import re
 import shlex
 import signal
 import sys
@@ -27,7 +28,7 @@ from tqdm import tqdm
 
 import xdl
 from xdl.backend import BACKEND_NAMES, BackendError, environment_backend
-from xdl.config import TrainConfig
+from xdl.config import TrainConfig, flag_of
 from xdl.data import Standardizer, split
 from xdl.diagnose import diagnose
 from xdl.losses import SoftmaxCrossEntropy, l2
@@ -159,7 +160,7 @@ def _add_options(parser: argparse.ArgumentParser, skip=()) -> None:
     for f in dataclasses.fields(TrainConfig):
         if f.name in skip:
             continue
-        flag, default = "--" + f.name.replace("_", "-"), getattr(defaults, f.name)
+        flag, default = flag_of(f.name), getattr(defaults, f.name)
         kwargs = {"help": f.metadata.get("help", ""), "dest": f.name}
         if f.type == "bool":
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
@@ -180,7 +181,10 @@ def config_from_args(args) -> TrainConfig:
         flags["backend"] = environment_backend()
     if args.config is not None:  # --config '' is an error (no such file), not no file
         return TrainConfig.from_toml(args.config, overrides=flags)
-    return TrainConfig.from_dict(flags, source="command line")
+    try:
+        return TrainConfig.from_dict(flags, source="command line")
+    except (TypeError, ValueError) as e:  # "command line: beta1 must be …" names the flag: "--beta1 must be …"
+        raise type(e)(re.sub(r"^command line: (\w+)", lambda m: flag_of(m.group(1)), str(e), count=1)) from None
 
 
 # -- xdl train ----------------------------------------------------------------------------------
@@ -432,6 +436,8 @@ def bench_optimizers(config, args) -> int:
     problems = args.problems or (list(QUICK) if args.quick else list(PROBLEMS))
     seeds = (3 if args.quick else 5) if args.seeds is None else args.seeds  # a 0 given is refused, not replaced
     trials = (8 if args.quick else 16) if args.trials is None else args.trials
+    if args.lr is not None and args.trials is not None:  # it would be ignored
+        raise ValueError("--trials is the budget of the learning-rate search, which --lr skips; give one of them")
     # every option before the directory is made (benchmark checks them again; a user's rule is loaded once)
     check_options(problems, optimizers, seeds, trials, args.seed, args.lr)
     out = check_directory_name(args.out, "--out")

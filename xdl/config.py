@@ -238,7 +238,7 @@ class TrainConfig:
         than the checkpoint has trained (and not under a cosine schedule, which spans them) and
         ``patience`` not between 0 and more.
         ``option(name)`` names an option as the caller knows it (default: the command's flag)."""
-        option = option or _flag
+        option = option or flag_of
         if self.epochs <= epochs_done:  # nothing left to train
             raise ValueError(f"{option('epochs')}: the checkpoint in {where!r} has trained {epochs_done} epochs and "
                              f"this run has {option('epochs')} {self.epochs}: nothing is left to train; ask for more "
@@ -287,7 +287,7 @@ class TrainConfig:
         return Standardizer().fit(np.concatenate([np.asarray(X_train, dtype=np.float32), *copies])).layer()
 
 
-def _flag(name: str) -> str:
+def flag_of(name: str) -> str:
     """An option as ``xdl train`` spells it: ``--decay-rate``."""
     return "--" + name.replace("_", "-")
 

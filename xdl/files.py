@@ -115,6 +115,8 @@ def check_writable_dir(directory, what: str) -> Path:
     """Create ``directory`` if needed; fail now, before any training, if it cannot be written.
     ``what`` names it in the error ("output directory")."""
     directory = check_directory_name(directory, what)
+    if directory.exists() and not directory.is_dir():
+        raise NotADirectoryError(f"{what} {str(directory)!r} is a file, not a directory")
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as e:

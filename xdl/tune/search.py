@@ -147,6 +147,9 @@ def check_search(space=None, trials=32, strategy="random", execution="sequential
     elif scheduler is not None:  # it would be ignored
         raise ValueError(f"{name('scheduler')} is the address of a Dask scheduler, for {name('execution')} dask; "
                          f"this search's {name('execution')} is {execution!r}")
+    if rounds is not None and strategy in ("random", "grid"):  # it would be ignored
+        raise ValueError(f"{name('rounds')} is for the strategies that search in rounds (coarse_to_fine, tpe); "
+                         f"{strategy!r} draws its {name('trials')} at once")
     # unset: the default, capped by trials, so that random and grid (which ignore rounds) take any trials
     rounds = min(ROUNDS, trials) if rounds is None else \
         check_int(rounds, name("rounds"), high=trials,
@@ -156,6 +159,9 @@ def check_search(space=None, trials=32, strategy="random", execution="sequential
         halving = check_int(halving, name("halving"), low=2,
                             expected="an integer η ≥ 2 (keep the top 1/η at each rung)")
     min_epochs = check_int(min_epochs, name("min_epochs"))
+    if halving is None and min_epochs != 1:  # it would be ignored
+        raise ValueError(f"{name('min_epochs')} is the first rung of {name('halving')}, which this search does not "
+                         "use; give both, or neither")
     if halving is not None and min_epochs >= base.epochs:
         raise ValueError(f"{name('min_epochs')} ({min_epochs}) must be below {name('base.epochs')} ({base.epochs}) "
                          f"with {name('halving')}: its first rung would come at or after the last epoch, so no trial "
