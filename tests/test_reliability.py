@@ -142,14 +142,14 @@ def test_checkpoints_keep_the_last_and_the_best_epoch(tmp_path):
 
 # -- options checked before any work -----------------------------------------------------------
 @pytest.mark.parametrize("flags, message", [
-    (["--base-error", "2", "--epochs", "40"], "base_error must be in [0, 1)"),
-    (["--schedule", "step", "--decay-factor", "0"], "decay_factor must be a finite number > 0, got 0.0"),
-    (["--decay-base", "-1"], "decay_base must be a finite number > 0, got -1.0"),
+    (["--base-error", "2", "--epochs", "40"], "--base-error must be in [0, 1)"),
+    (["--schedule", "step", "--decay-factor", "0"], "--decay-factor must be a finite number > 0, got 0.0"),
+    (["--decay-base", "-1"], "--decay-base must be a finite number > 0, got -1.0"),
     (["--schedule", "step", "--decay-factor", "1e-200", "--epochs", "200"],
      "schedule 'step' (lr=0.003, decay_factor=1e-200, decay_every=10) gives lr 3e-203 at epoch 11 of 200; "
      "the rate must stay in float32's positive range"),
-    (["--beta1", "1"], "beta1 must be in [0, 1)"),
-    (["--eps", "0"], "eps must be a finite number > 0"),
+    (["--beta1", "1"], "--beta1 must be in [0, 1)"),
+    (["--eps", "0"], "--eps must be a finite number > 0"),
 ])
 def test_options_are_checked_before_any_work(tmp_path, capsys, flags, message):
     from xdl.cli import main
@@ -622,7 +622,7 @@ def test_resume_options_that_may_change_only_in_some_ways(tmp_path, capsys, firs
 
 @pytest.mark.parametrize("flags, message", [
     (["--seed", "-1"], "seed must be ≥ 0"),
-    (["--batch-size", "1"], "batch_size must be ≥ 2 with batch_norm"),
+    (["--batch-size", "1"], "--batch-size must be ≥ 2 with batch_norm"),
 ])
 def test_more_options_checked_before_work(tmp_path, capsys, flags, message):
     from xdl.cli import main
