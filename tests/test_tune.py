@@ -1,6 +1,7 @@
 """Hyperparameter search: sampling on each scale, coarse to fine, resumable studies, bad input, CLI."""
 
 import dataclasses
+import importlib.util
 import json
 
 import numpy as np
@@ -383,7 +384,7 @@ def test_ctrl_c_before_a_trial_is_saved_says_there_is_nothing_to_resume(tmp_path
 
 
 @pytest.mark.parametrize("execution", ["sequential", "batched"])
-def test_successive_halving_prunes_poor_trials_at_rungs(data, execution):
+def test_successive_halving_prunes_poor_trials_at_rungs(data, execution, tmp_path):
     X, y, dev = data
     base = TrainConfig(hidden=[16], epochs=8, patience=0, progress=False)
     study = tune(X, y, dev, {"lr": {"log_uniform": [1e-5, 1e-1]}}, trials=8, base=base, execution=execution,
@@ -392,6 +393,10 @@ def test_successive_halving_prunes_poor_trials_at_rungs(data, execution):
     assert pruned and all(t.epochs in (1, 2, 4) for t in pruned)
     assert sum(t.epochs for t in study.trials) < 8 * 8  # epochs saved
     assert study.best.status == "completed" and study.best.epochs == 8
+    if importlib.util.find_spec("matplotlib") is not None:  # pruned trials drawn hollow, with their own legend entry
+        from xdl.plots import plot_study
+
+        assert plot_study(study, tmp_path / "trials.png").read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(ValueError, match=r"halving must be an integer η ≥ 2"):
         tune(X, y, dev, {"lr": {"log_uniform": [1e-5, 1e-1]}}, trials=2, base=base, halving=1)
 

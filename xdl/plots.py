@@ -4,6 +4,7 @@ hyperparameter search's trials."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -39,8 +40,9 @@ def plot_history(history, path, smoothing: float = 0.6) -> Path:
 def plot_study(study, path, space=None) -> Path:
     """Save a search's trials as a PNG at ``path``: dev accuracy against each searched
     hyperparameter on its own scale (log axes for log-uniform ones, 1 − β on a log axis for
-    one_minus_log, one column per choice), a colour per round; and the best dev accuracy so far
-    against trials and against seconds. ``space``: a `Space` or its dict; None: the study's own."""
+    one_minus_log, one column per choice), a colour per round, a pruned trial hollow (its accuracy
+    is its last rung's); and the best dev accuracy so far against trials and against seconds.
+    ``space``: a `Space` or its dict; None: the study's own."""
     from xdl.tune.space import Space
 
     if isinstance(path, dict | Space):
@@ -56,20 +58,23 @@ def plot_study(study, path, space=None) -> Path:
     colors = plt.get_cmap("tab10")
     for ax, name in zip(axes[0], names):
         d = space.dimensions[name]
-        for r in sorted({t.round for t in trials}):
-            chosen = [t for t in trials if t.round == r]
+        for r, pruned in itertools.product(sorted({t.round for t in trials}), (False, True)):
+            chosen = [t for t in trials if t.round == r and (t.status == "pruned") == pruned]
             x = [t.params[name] for t in chosen]
             if d.kind == "one_minus_log":
                 x = [1 - v for v in x]
             elif d.kind == "choice":
                 x = [d.values.index(v) for v in x]
-            ax.scatter(x, [t.dev_accuracy for t in chosen], s=14, color=colors(r % 10), label=f"round {r + 1}")
+            if chosen:
+                ax.scatter(x, [t.dev_accuracy for t in chosen], s=14, edgecolors=colors(r % 10),
+                           facecolors="none" if pruned else colors(r % 10),
+                           label=f"round {r + 1}" + (", pruned" if pruned else ""))
         if d.kind in ("log_uniform", "one_minus_log"):
             ax.set_xscale("log")
         if d.kind == "choice":
             ax.set_xticks(range(len(d.values)), [str(v) for v in d.values], rotation=20)
         ax.set(xlabel=f"1 − {name}" if d.kind == "one_minus_log" else name, ylabel="dev accuracy", title=name)
-    if len({t.round for t in trials}) > 1:
+    if len({t.round for t in trials}) > 1 or any(t.status == "pruned" for t in trials):
         axes[0][0].legend()
     ordered = sorted(study.trials, key=lambda t: t.number)
     best, so_far, seconds, elapsed = 0.0, [], [], 0.0
