@@ -363,6 +363,32 @@ def test_killing_xdl_tune_then_resume_skips_the_finished_trials(tmp_path, how):
             assert t == done[t["number"]]  # kept as written, not trained again
 
 
+def test_xdl_tune_resume_takes_the_study_options_from_its_directory(tmp_path, capsys):
+    out = tmp_path / "study"
+    options = ["--trials", "3", "--strategy", "coarse_to_fine", "--halving", "2", "--seed", "3", *TINY[:2],
+               "--epochs", "2", *TINY[4:]]
+    assert cli.main(["tune", *options, "--out", str(out)]) == 0
+    whole = json.loads((out / "trials.json").read_text())
+    cut = {**whole, "trials": whole["trials"][:1]}  # as if stopped after the first trial
+    (out / "trials.json").write_text(json.dumps(cut))
+    capsys.readouterr()
+    assert cli.main(["tune", "--resume", "--out", str(out)]) == 0  # no other flag: the study's options
+    assert f"3 trials, coarse_to_fine, batched; resuming the study in {str(out)!r} (1 trial saved)" in \
+        capsys.readouterr().out
+    resumed = json.loads((out / "trials.json").read_text())
+    assert resumed["meta"] == whole["meta"]
+    key = ("number", "round", "params", "status", "epochs", "dev_accuracy")
+    assert [{k: t[k] for k in key} for t in resumed["trials"]] == [{k: t[k] for k in key} for t in whole["trials"]]
+    for flags, named in ((["--trials", "4"], "trials 3, this one has 4"),
+                         (["--strategy", "random"], "strategy 'coarse_to_fine', this one has 'random'"),
+                         (["--epochs", "3"], "base.epochs 2, this one has 3")):
+        assert cli.main(["tune", "--resume", "--out", str(out), *flags]) == 1  # a given option must match
+        assert named in capsys.readouterr().err
+    (out / "trials.json").write_text(json.dumps({**whole, "meta": {**whole["meta"], "base": {"epochs": -1}}}))
+    assert cli.main(["tune", "--resume", "--out", str(out)]) == 1
+    assert f"--resume: the base options of the study in {str(out)!r}: epochs must be" in capsys.readouterr().err
+
+
 def test_ctrl_c_before_a_trial_is_saved_says_there_is_nothing_to_resume(tmp_path):
     import signal
     import subprocess

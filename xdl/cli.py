@@ -124,26 +124,32 @@ def _add_tune_options(parser: argparse.ArgumentParser) -> None:
     from xdl.tune import EXECUTIONS, STRATEGIES
 
     group = parser.add_argument_group("search")
-    group.add_argument("--space", metavar="FILE.toml", help="the search space (default: lr, beta1, l2, dropout, hidden)")
-    group.add_argument("--trials", type=int, default=32, help="number of trials")
-    group.add_argument("--strategy", choices=STRATEGIES, default="random",
-                       help="how points are chosen (tpe: Optuna's, with the tune extra)")
+    # the options a study keeps are unset unless given: --resume takes the saved study's (Keras Tuner's
+    # reload), so a resumed search needs only --out; one given that differs from the study's is refused
+    saved = argparse.SUPPRESS
+    group.add_argument("--space", metavar="FILE.toml",
+                       help="the search space (default: lr, beta1, l2, dropout, hidden; on --resume, the study's)")
+    group.add_argument("--trials", type=int, default=saved, help="number of trials (default: 32)")
+    group.add_argument("--strategy", choices=STRATEGIES, default=saved,
+                       help="how points are chosen (tpe: Optuna's, with the tune extra; default: random)")
     group.add_argument("--rounds", type=int,
                        help="coarse_to_fine and tpe: number of rounds (batches of points); unset: 2, or --trials if "
                             "fewer")
     group.add_argument("--execution", choices=EXECUTIONS, default="batched",
                        help="one trial at a time, the trials that share shapes trained together, or such "
-                            "batches spread over Dask workers (tune extra)")
+                            "batches spread over Dask workers (tune extra); not kept by the study: a resumed "
+                            "search may run another way")
     group.add_argument("--halving", metavar="ETA", type=int,
                        help="stop poor trials early: keep the top 1/ETA at epochs min-epochs·ETA^r (ASHA)")
-    group.add_argument("--min-epochs", type=int, default=1,
-                       help="with --halving: the first rung, in epochs (below --epochs)")
+    group.add_argument("--min-epochs", type=int, default=saved,
+                       help="with --halving: the first rung, in epochs (below --epochs; default: 1)")
     group.add_argument("--scheduler", metavar="ADDRESS",
                        help="execution dask: the scheduler of a running cluster (default: a local one)")
     group.add_argument("--out", dest="tune_out", metavar="DIR", default="xdl-tune",
                        help="directory of trials.json, trials.png and best.toml")
     group.add_argument("--resume", dest="tune_resume", action="store_true",
-                       help="continue the search in --out, skipping finished trials")
+                       help="continue the search in --out, skipping finished trials; the options not given are "
+                            "the study's (its space, trials, strategy, rounds, halving and base configuration)")
     group.add_argument("--top", type=int, default=10, help="rows of the printed table (≥ 1)")
 
 
@@ -179,12 +185,29 @@ def config_from_args(args) -> TrainConfig:
         raise ValueError("--resume: expected a checkpoint directory, got ''")
     if "backend" not in flags and environment_backend():  # as pip's: a flag, the environment, a config file
         flags["backend"] = environment_backend()
+    saved = _resumed_study(args)[0].get("base", {})  # xdl tune --resume: under the file and the flags
     if args.config is not None:  # --config '' is an error (no such file), not no file
-        return TrainConfig.from_toml(args.config, overrides=flags)
+        return TrainConfig.from_toml(args.config, overrides=flags, defaults=saved)
     try:
-        return TrainConfig.from_dict(flags, source="command line")
+        return TrainConfig.from_dict({**saved, **flags}, source="command line")
     except (TypeError, ValueError) as e:  # "command line: beta1 must be …" names the flag: "--beta1 must be …"
         raise type(e)(re.sub(r"^command line: (\w+)", lambda m: flag_of(m.group(1)), str(e), count=1)) from None
+
+
+def _resumed_study(args) -> tuple[dict, list]:
+    """``xdl tune --resume``: the meta (its base options checked) and the trials of the study in
+    ``--out``; otherwise ({}, [])."""
+    if not getattr(args, "tune_resume", False):
+        return {}, []
+    from xdl.tune.study import saved_study
+
+    directory = check_directory_name(args.tune_out, "--out")
+    meta, trials = saved_study(directory, "--resume")
+    if not (isinstance(meta.get("base"), dict) and isinstance(meta.get("space"), dict)):
+        raise ValueError(f"--resume: the study in {str(directory)!r} keeps no base options or space (was it written "
+                         "by xdl tune?)")
+    TrainConfig.from_dict(meta["base"], source=f"--resume: the base options of the study in {str(directory)!r}")
+    return meta, trials
 
 
 # -- xdl train ----------------------------------------------------------------------------------
@@ -371,16 +394,25 @@ def tune(config: TrainConfig, args) -> int:
     from xdl.tune.study import TRIALS_FILE
 
     # every option first, named by its flag: before any data is loaded or directory made (search checks again)
-    space = Space.from_toml(args.space) if args.space else None
-    searched = check_search(space, args.trials, args.strategy, args.execution, args.rounds, config.seed, config,
-                            args.tune_out, args.tune_resume, args.halving, args.min_epochs, flags=True,
-                            scheduler=args.scheduler)[0]
+    saved, saved_trials = _resumed_study(args)  # --resume: what is not given is the study's
+
+    def option(name, default=None):
+        given = getattr(args, name, None)
+        return given if given is not None else saved.get(name, default)
+
+    space = Space.from_toml(args.space) if args.space else \
+        Space.from_dict(saved["space"], source="--resume: the study's space") if saved else None
+    trials, strategy, halving, min_epochs = option("trials", 32), option("strategy", "random"), option("halving"), \
+        option("min_epochs", 1)
+    rounds = args.rounds if args.rounds is not None or strategy in ("random", "grid") else saved.get("rounds")
+    searched = check_search(space, trials, strategy, args.execution, rounds, config.seed, config, args.tune_out,
+                            args.tune_resume, halving, min_epochs, flags=True, scheduler=args.scheduler)[0]
     check_int(args.top, "--top")
     overridden = [f"--{name.replace('_', '-')}" for name in searched.spec() if hasattr(args, name)]
     if overridden:
         print(f"note: {', '.join(overridden)} {'is' if len(overridden) == 1 else 'are'} searched: the space's "
               "values take the place of what the command line gives")
-    planned = len(searched.grid(args.trials)) if args.strategy == "grid" else args.trials
+    planned = len(searched.grid(trials)) if strategy == "grid" else trials
     out = Path(args.tune_out)
     with xdl.use(config.backend, precision=config.precision) as backend:
         check_writable_dir(out, "--out")  # made only now that the options and the backend are good
@@ -388,22 +420,24 @@ def tune(config: TrainConfig, args) -> int:
         parts = split(X, y, seed=config.seed)
         print(f"xdl {xdl.__version__} tune: backend {backend.name} on {backend.device_name()}; dataset "
               f"{config.dataset}: {len(parts.X_train)} train / {len(parts.X_dev)} dev examples; {planned} trials, "
-              f"{args.strategy}, {args.execution}" + (f" (the grid {args.trials} trials allow: every choice, the "
-                                                      "same number of values in each range)"
-                                                      if planned != args.trials else ""))
+              f"{strategy}, {args.execution}" + (f" (the grid {trials} trials allow: every choice, the same number "
+                                                 "of values in each range)" if planned != trials else "")
+              + (f"; resuming the study in {str(out)!r} ({len(saved_trials)} trial{'s' * (len(saved_trials) != 1)} "
+                 "saved)" if args.tune_resume else ""))
         start = time.perf_counter()
         try:
-            study = search(parts.X_train, parts.y_train, (parts.X_dev, parts.y_dev), space, trials=args.trials,
-                           strategy=args.strategy, execution=args.execution, rounds=args.rounds, seed=config.seed,
+            study = search(parts.X_train, parts.y_train, (parts.X_dev, parts.y_dev), space, trials=trials,
+                           strategy=strategy, execution=args.execution, rounds=rounds, seed=config.seed,
                            base=config, directory=out, resume=args.tune_resume,
                            standardize="fit", progress=config.progress_bar,  # each trial's, as xdl train fits it
-                           scheduler=args.scheduler, halving=args.halving, min_epochs=args.min_epochs)
+                           scheduler=args.scheduler, halving=halving, min_epochs=min_epochs)
         except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM (the running trial's Trainer stopped at a step)
             signal_name = getattr(stop, "signal_name", "SIGINT")
             if (out / TRIALS_FILE).is_file():
                 print(f"\nxdl tune: interrupted by {signal_name}; the trials that finished are in "
                       f"{str(out / TRIALS_FILE)!r}; to continue (the unfinished trials start again), run the same "
-                      "command with --resume", file=sys.stderr)
+                      f"command with --resume (the study keeps its options: xdl tune --resume --out "
+                      f"{shlex.quote(str(out))} is enough)", file=sys.stderr)
             else:
                 print(f"\nxdl tune: interrupted by {signal_name} before a trial was saved; nothing to continue: run "
                       "the same command again (without --resume)", file=sys.stderr)

@@ -89,15 +89,16 @@ class TrainConfig:
 
     # -- reading and checking -----------------------------------------------------------------
     @classmethod
-    def from_toml(cls, path, overrides: dict | None = None) -> TrainConfig:
-        """Defaults, then the TOML file's keys, then ``overrides``; every value checked."""
+    def from_toml(cls, path, overrides: dict | None = None, defaults: dict | None = None) -> TrainConfig:
+        """``defaults`` (else the fields' own), then the TOML file's keys, then ``overrides``; every
+        value checked."""
         data = read_toml(path, "--config")
         spelled = {}
         for key in data:  # batch_size and batch-size are one option: both in a file is a slip
             first = spelled.setdefault(key.replace("-", "_"), key)
             if first != key:
                 raise ValueError(f"config file {str(path)!r}: {first!r} and {key!r} are the same option; keep one")
-        return cls.from_dict({**data, **(overrides or {})}, source=f"config file {str(path)!r}")
+        return cls.from_dict({**(defaults or {}), **data, **(overrides or {})}, source=f"config file {str(path)!r}")
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "config") -> TrainConfig:

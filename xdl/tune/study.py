@@ -51,13 +51,7 @@ class Study:
     def resume(cls, meta: dict, directory, who: str = "resume") -> Study:
         """The study in ``directory``, after checking it was made by the same search (every
         difference is named; ``who`` names the argument in errors: ``--resume`` for the command)."""
-        path = Path(directory) / TRIALS_FILE
-        if not path.is_file():
-            raise FileNotFoundError(f"{who}: no {TRIALS_FILE} in {str(directory)!r} to continue")
-        try:
-            saved, trials = read_trials(path)
-        except ValueError as e:
-            raise ValueError(f"{who}: {e}") from None
+        saved, trials = saved_study(directory, who)
         differences = _differences(saved, meta)
         if differences:
             # a study's points are drawn for its number of trials (and rounds): more trials make another study
@@ -124,6 +118,17 @@ class Study:
         values = {k: v for k, v in dataclasses.asdict(self.best_config()).items() if k not in ("resume",)}
         text = "".join(f"{k} = {_toml(v)}\n" for k, v in values.items())
         return atomic_write(self.directory / BEST_FILE, lambda f: f.write(text), binary=False)
+
+
+def saved_study(directory, who: str = "resume") -> tuple[dict, list[Trial]]:
+    """The meta and the trials of the study saved in ``directory``, for a resume (errors name ``who``)."""
+    path = Path(directory) / TRIALS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{who}: no {TRIALS_FILE} in {str(directory)!r} to continue")
+    try:
+        return read_trials(path)
+    except ValueError as e:
+        raise ValueError(f"{who}: {e}") from None
 
 
 def read_trials(path) -> tuple[dict, list[Trial]]:
