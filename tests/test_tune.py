@@ -409,6 +409,42 @@ def test_ctrl_c_before_a_trial_is_saved_says_there_is_nothing_to_resume(tmp_path
     assert "--resume" not in err.replace("without --resume", "") and not (out / "trials.json").exists()
 
 
+def test_ctrl_c_in_a_batched_group_keeps_the_trials_that_had_ended(data, tmp_path, monkeypatch):
+    import os
+    import signal
+
+    from xdl.train import Callback, Interrupted
+    from xdl.tune import search
+
+    class InterruptAfter(Callback):  # Ctrl-C at the end of the group's second epoch
+        def on_epoch_end(self, trainer, record):
+            if trainer.epoch == 2:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(search._Search, "batch_pruning", lambda self: [InterruptAfter()])
+    X, y, dev = data
+    space = {"lr": {"choice": [1e-3, 1e30]}, "epochs": {"choice": [1, 4]}}  # lr 1e30 diverges in its first epoch
+    out = tmp_path / "study"
+    with xdl.use("numpy"), pytest.raises(Interrupted) as stop:
+        tune(X, y, dev, space, trials=4, strategy="grid", execution="batched", base=BASE, directory=out)
+    assert stop.value.signal_name == "SIGINT"
+    kept = {t["number"]: t for t in json.loads((out / "trials.json").read_text())["trials"]}
+    # the two that diverged and the 1-epoch one that completed are kept; the 4-epoch one trains again on resume
+    assert sorted((t["params"]["lr"], t["params"]["epochs"], t["status"]) for t in kept.values()) == \
+        [(1e-3, 1, "completed"), (1e30, 1, "failed"), (1e30, 4, "failed")]
+    assert all(t["seconds"] > 0 for t in kept.values())
+    monkeypatch.undo()
+    with xdl.use("numpy"):
+        study = tune(X, y, dev, space, trials=4, strategy="grid", execution="batched", base=BASE, directory=out,
+                     resume=True)
+    assert [t.number for t in study.trials] == [0, 1, 2, 3]
+    assert [(t.params["lr"], t.params["epochs"], t.status) for t in study.trials if t.number not in kept] == \
+        [(1e-3, 4, "completed")]
+    for t in study.trials:
+        if t.number in kept:
+            assert dataclasses.asdict(t) == kept[t.number]  # not trained again
+
+
 @pytest.mark.parametrize("execution", ["sequential", "batched"])
 def test_successive_halving_prunes_poor_trials_at_rungs(data, execution, tmp_path):
     X, y, dev = data

@@ -33,7 +33,8 @@ from xdl.config import TrainConfig
 from xdl.data import check_features, check_labels
 from xdl.data.validation import check_dev_pair, check_int
 from xdl.files import check_directory_name, check_writable_dir
-from xdl.train.many import IGNORED, SHARED, check_standardize, fit_many
+from xdl.train.interrupt import Interrupted
+from xdl.train.many import IGNORED, SHARED, ManyTrainer, check_standardize
 from xdl.tune.pruning import BatchPruning, Pruning, recorded_at, rungs
 from xdl.tune.space import DEFAULT_SPACE, Space, python_value
 from xdl.tune.study import TRIALS_FILE, Study, Trial, read_trials
@@ -407,9 +408,16 @@ def _batched(todo, round_, search: _Search) -> None:
     """Caviar: the trials that share shapes trained together by `fit_many`, a group at a time."""
     for group in _groups(todo, round_, search.base, search.study):
         configs = [c for _, _, c in group]  # they share their augmentation (`SHARED`), so one scaling
-        outcomes, seconds = train_group(configs, search.X, search.y, search.dev, search.base.seed,
-                                        search.standardize_for(configs[0]), search.progress, search.batch_pruning(),
-                                        search.dtype)
+        start = time.perf_counter()
+        try:
+            outcomes, seconds = train_group(configs, search.X, search.y, search.dev, search.base.seed,
+                                            search.standardize_for(configs[0]), search.progress,
+                                            search.batch_pruning(), search.dtype)
+        except Interrupted as stop:  # the trials that had ended (pruned, stopped, diverged) are kept
+            seconds = (time.perf_counter() - start) / len(configs)  # each one's share, as train_group's
+            search.study.add([_trial(group[k][0], round_, group[k][1], *outcome, seconds)
+                              for k, outcome in stop.ended.items()])
+            raise
         search.study.add([_trial(number, round_, params, *outcome, seconds) for (number, params, _), outcome in
                           zip(group, outcomes)])
 
@@ -467,13 +475,22 @@ def train_group(configs, X, y, dev, seed, standardize=None, progress=False, call
     """Train ``configs`` together (`fit_many`): ([(history, status, error)] per config, seconds per
     trial) — what a search records; a plain function, so a Dask worker can run it."""
     start = time.perf_counter()
-    results = fit_many(configs, X, y, dev=dev, seed=seed, dtype=dtype, n_classes=_n_classes(y, dev),
-                       standardize=standardize, callbacks=callbacks, progress=progress,
-                       capture="auto" if configs[0].capture else False)
-    seconds = (time.perf_counter() - start) / len(configs)  # each trial's share of the batch
-    # "model k diverged: …" names the place in the batch; the study names the trial itself
-    return [(r.history, r.status, r.error and r.error.removeprefix(f"model {k} ")) for k, r in enumerate(results)], \
-        seconds
+    trainer = ManyTrainer(configs, seed=seed, dtype=dtype, callbacks=callbacks, progress=progress,
+                          capture="auto" if configs[0].capture else False)
+    try:
+        results = trainer.fit(X, y, dev=dev, n_classes=_n_classes(y, dev), standardize=standardize)
+    except Interrupted as stop:  # Ctrl-C: the trials that had ended go with it (``ended``: index -> outcome)
+        ended = [k for k, status in enumerate(trainer.status) if status != "training"]
+        outcomes = _outcomes(trainer.results())
+        stop.ended = {k: outcomes[k] for k in ended}
+        raise
+    return _outcomes(results), (time.perf_counter() - start) / len(configs)  # each trial's share of the batch
+
+
+def _outcomes(results) -> list[tuple]:
+    """(history, status, error) of each `fit_many` result; "model k diverged: …" names the place in
+    the batch, the study names the trial itself."""
+    return [(r.history, r.status, r.error and r.error.removeprefix(f"model {k} ")) for k, r in enumerate(results)]
 
 
 def _n_classes(y, dev) -> int:
