@@ -189,6 +189,68 @@ def test_a_second_fit_goes_on_with_the_run_and_says_when_there_is_nothing_left()
     assert trainer.fit(s.X_train, s.y_train)["epoch"] == [1, 2, 3]
 
 
+class HalveLrAt(xdl.train.Callback):
+    """Halves the optimizer's rate at the end of epoch ``epoch`` (as a plateau rule would)."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_end(self, trainer, record):
+        if record["epoch"] == self.epoch:
+            trainer.optimizer.lr /= 2
+
+
+def test_a_resume_keeps_the_rate_the_run_had_set(tmp_path):
+    s = moons_parts()
+    straight = make_trainer(None, optimizer="gd", lr=0.1, epochs=5, callbacks=[HalveLrAt(2)])
+    straight.fit(s.X_train, s.y_train)
+    first = make_trainer(None, optimizer="gd", lr=0.1, epochs=3, callbacks=[HalveLrAt(2), Checkpoint(tmp_path)])
+    first.fit(s.X_train, s.y_train)
+    resumed = make_trainer(None, optimizer="gd", lr=0.1, epochs=5, callbacks=[HalveLrAt(2), Checkpoint(tmp_path)])
+    history = resumed.fit(s.X_train, s.y_train, resume=tmp_path)
+    assert history["lr"] == straight.history["lr"] == [0.1, 0.1, 0.05, 0.05, 0.05]  # was 0.1 again after the resume
+    for (name, a), (_, b) in zip(straight.model.state_dict().items(), resumed.model.state_dict().items()):
+        np.testing.assert_array_equal(a, b, err_msg=name)
+
+
+def test_a_later_fit_of_the_run_keeps_its_best_checkpoint_and_early_stopping_state(tmp_path):
+    s = moons_parts()
+    dev = (s.X_dev, s.y_dev)
+    stopping = EarlyStopping(patience=50)
+    trainer = make_trainer(None, lr=1e-2, epochs=4, callbacks=[stopping, Checkpoint(tmp_path)])
+    trainer.fit(s.X_train, s.y_train, dev=dev)
+    best, best_epoch = stopping.best, stopping.best_epoch
+    best_file = (tmp_path / "best.npz").read_bytes()
+    trainer.optimizer.lr = 50.0  # training on at a rate that makes every later epoch worse
+    trainer.epochs = 6
+    history = trainer.fit(s.X_train, s.y_train, dev=dev)
+    assert min(history["dev_cost"][4:]) > -best  # (best is sign-adjusted: the lowest dev cost)
+    assert (tmp_path / "best.npz").read_bytes() == best_file  # was replaced by epoch 5's, before
+    assert stopping.best_epoch == best_epoch == history.best_epoch  # restored the run's best, not this fit's
+    assert stopping.best == best
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda d: EarlyStopping(monitor="dev_acuracy"), r"EarlyStopping: monitor must be one of dev_cost, dev_accuracy"),
+    (lambda d: Checkpoint(d, monitor="dev_acc"), r"Checkpoint: monitor must be one of .*got 'dev_acc'"),
+    (lambda d: Checkpoint(d, monitor=None), r"Checkpoint: monitor must be one of .*got None"),
+    (lambda d: EarlyStopping(min_delta="0.1"), r"EarlyStopping: min_delta must be a number ≥ 0, got '0.1'"),
+    (lambda d: Checkpoint(123), r"Checkpoint: directory must be a non-empty str or path, got 123"),
+])
+def test_callback_arguments_are_checked_where_they_are_made(tmp_path, make, match):
+    with pytest.raises((TypeError, ValueError), match=match):
+        make(tmp_path)
+
+
+def test_a_checkpoint_file_name_taken_by_a_directory_is_refused_before_training(tmp_path):
+    (tmp_path / "checkpoint.npz").mkdir()
+    s = moons_parts()
+    trainer = make_trainer(None, epochs=2, callbacks=[Checkpoint(tmp_path)])
+    with pytest.raises(IsADirectoryError, match=r"checkpoint.npz' is a directory"):
+        trainer.fit(s.X_train, s.y_train)
+    assert trainer.epoch == 0
+
+
 def test_two_schedules_are_refused():
     xdl.seed(0)
     model = xdl.nn.mlp(2, [4], 2)

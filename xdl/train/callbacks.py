@@ -23,6 +23,22 @@ from xdl.train.interrupt import Interrupted
 
 CHECKPOINT_FILE = "checkpoint.npz"  # the last good, resumable state
 BEST_FILE = "best.npz"  # the state of the best epoch by the monitored metric
+MONITORED = ("dev_cost", "dev_accuracy", "train_cost", "train_accuracy")  # the History columns a callback can watch
+
+
+def check_monitor(monitor, who: str) -> str:
+    """``monitor`` if it is one of `MONITORED`, else a ValueError naming ``who`` (a typo would
+    watch nothing: caught before any epoch trains)."""
+    if monitor not in MONITORED:
+        raise ValueError(f"{who}: monitor must be one of {', '.join(MONITORED)}, got {monitor!r}")
+    return monitor
+
+
+def continues_run(trainer) -> bool:
+    """Whether this fit goes on with a run — a resume, or a later ``fit`` of the same trainer (after
+    Ctrl-C, a stop, or with more epochs) — rather than starting one: callbacks then keep their state,
+    so the run goes on as if it had never stopped."""
+    return bool(trainer.resumed or trainer.epoch or trainer.step)
 
 
 def resume_path(resume) -> Path:
@@ -97,15 +113,18 @@ class EarlyStopping(Callback):
 
     ``monitor``: a History column, "dev_cost" by default (minimized; accuracies are maximized).
     ``restore_best``: at the end of training, put back the weights of the best epoch (also when
-    the run went to its last epoch), and record it as ``history.best_epoch``.
+    the run went to its last epoch), and record it as ``history.best_epoch``. A later ``fit`` of
+    the same trainer goes on with the run's best and wait (patience starts afresh after a stop of
+    its own: that fit was asked to train on).
     """
 
     def __init__(self, monitor: str = "dev_cost", patience: int = 5, min_delta: float = 0.0,
                  restore_best: bool = True):
         if not isinstance(patience, int) or patience < 1:
             raise ValueError(f"EarlyStopping: patience must be a positive integer, got {patience!r}")
-        if min_delta < 0:
-            raise ValueError(f"EarlyStopping: min_delta must be ≥ 0, got {min_delta}")
+        if isinstance(min_delta, bool) or not isinstance(min_delta, int | float) or not min_delta >= 0:
+            raise ValueError(f"EarlyStopping: min_delta must be a number ≥ 0, got {min_delta!r}")
+        check_monitor(monitor, "EarlyStopping")
         self.monitor, self.patience, self.min_delta, self.restore_best = monitor, patience, float(min_delta), restore_best
         self.sign = -1.0 if "accuracy" in monitor else 1.0  # compare sign·value, smaller is better
         self._reset()
@@ -114,8 +133,10 @@ class EarlyStopping(Callback):
         self.best, self.best_epoch, self.wait, self.best_state = math.inf, None, 0, None
 
     def on_train_begin(self, trainer) -> None:
-        if not trainer.resumed:
+        if not continues_run(trainer):
             self._reset()
+        elif self.wait >= self.patience:  # it stopped the run, and training goes on: patience anew
+            self.wait = 0
 
     def on_epoch_end(self, trainer, record: dict) -> None:
         value = record.get(self.monitor)
@@ -166,6 +187,9 @@ class Checkpoint(Callback):
     def __init__(self, directory, every: int | None = 1, monitor: str = "dev_cost"):
         if every is not None and (not isinstance(every, int) or isinstance(every, bool) or every < 1):
             raise ValueError(f"Checkpoint: every must be a positive integer or None, got {every!r}")
+        if not isinstance(directory, str | os.PathLike) or not os.fspath(directory):
+            raise TypeError(f"Checkpoint: directory must be a non-empty str or path, got {directory!r}")
+        check_monitor(monitor, "Checkpoint")
         self.directory, self.every, self.monitor = Path(directory), every, monitor
         self.best = None  # the best monitored value so far (sign-adjusted: smaller is better)
 
@@ -179,7 +203,10 @@ class Checkpoint(Callback):
 
     def on_train_begin(self, trainer) -> None:
         check_writable_dir(self.directory, "Checkpoint directory")
-        if not trainer.resumed:
+        for path in (self.path, self.best_path):  # found now, not when the first epoch's state is written
+            if path.is_dir():
+                raise IsADirectoryError(f"Checkpoint: {str(path)!r} is a directory; the checkpoint is written there")
+        if not continues_run(trainer):  # a later fit of the same run keeps its best: best.npz is the run's
             self.best = None
         elif self.best_path.is_file():
             trainer.best_checkpoint = self.best_path

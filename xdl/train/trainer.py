@@ -411,8 +411,12 @@ class Trainer:
             state, cb_arrays = cb.state_dict()
             callbacks.append(state)
             arrays.update({f"callback/{i}/{k}": v for k, v in cb_arrays.items()})
+        # the groups' settings as they are now (an lr a callback or `opt.lr = …` set is the run's); a
+        # per-step schedule is code, not state: the resuming optimizer's own is used
+        settings = [{k: v for k, v in group.items() if not callable(v)} for group in opt["settings"]]
         extra = {"epoch": self.epoch, "step": self.step, "partial": self._partial, "optimizer_t": opt["t"],
-                 "optimizer": opt["class"], "history": self.history.to_dict(), "callbacks": callbacks,
+                 "optimizer": opt["class"], "optimizer_settings": settings,
+                 "history": self.history.to_dict(), "callbacks": callbacks,
                  "seed": self.seed, "provenance": self._provenance_record, "run_info": self.run_info}
         return write_checkpoint(self.model, path, at, extra, arrays)
 
@@ -446,8 +450,11 @@ class Trainer:
             why = (f"it was made with {made_with}, this run uses {opt['class']}" if made_with != opt["class"] else
                    f"the file is damaged or was edited (the run that wrote it used {made_with} too)")
             raise ValueError(f"resume: {str(path)!r} has no optimizer state {e.args[0]!r}: {why}") from None
+        saved_settings = extra.get("optimizer_settings") or [{}] * len(opt["settings"])  # none: an older file
+        settings = [{**now, **{k: v for k, v in then.items() if not callable(now.get(k))}}
+                    for now, then in zip(opt["settings"], saved_settings)]
         saved_opt = {"class": extra.get("optimizer", opt["class"]), "t": extra["optimizer_t"],
-                     "settings": opt["settings"], "state": state}
+                     "settings": settings, "state": state}
         self.optimizer.check_state_dict(saved_opt)
         load(path, model=self.model)  # checks every name and shape before writing
         self.optimizer.load_state_dict(saved_opt)
