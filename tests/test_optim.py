@@ -381,3 +381,58 @@ def test_a_bad_rate_in_one_group_stops_the_step_before_any_group_moves():
         opt.step()
     for name, value in model.state_dict().items():
         np.testing.assert_array_equal(value, before[name])
+
+
+def test_an_optimizer_of_a_model_uses_its_buffer_as_it_is_so_other_optimizers_of_it_coexist():
+    xdl.seed(0)
+    model = Sequential(Dense(2, 8), BatchNorm(8), Dense(8, 3))
+    flat = model.parameters()[0]._flat[0]
+    adam = Adam(model, lr=1e-2)  # the model's parameters in their own order; the buffer holds weights first
+    assert all(p._flat[0] is flat for p in model.parameters())  # no copy: it was repacked in that order, before
+    adamw = AdamW(param_groups(model, 1e-2), lr=1e-2)  # two ranges of the same buffer
+    (model(np.arange(8.0).reshape(4, 2)) ** 2).sum().backward()
+    adam.step()
+    adamw.zero_grad()  # both still hold the model's parameters
+    adam.zero_grad()
+
+
+def test_an_optimizer_state_saved_in_the_given_order_is_laid_out_as_the_buffer_holds_it():
+    """A state saved without a layout (an xdl whose buffers kept the order parameters were given
+    in) is rearranged to the buffer's order (weights first) when loaded."""
+    xdl.seed(0)
+    model = Sequential(Dense(2, 4), Dense(4, 3))
+    opt = Adam(model, lr=1e-2)
+    for _ in range(3):
+        opt.zero_grad()
+        (model(np.arange(8.0).reshape(4, 2)) ** 3).sum().backward()
+        opt.step()
+    state = opt.state_dict()
+    assert state["layout"] == [[[0, 2, 1, 3]]]  # w0, w1, b0, b1 of the given (w0, b0, w1, b1)
+    sizes = [p.size for p in model.parameters()]
+    old = {**state, "layout": None}
+    pieces = {}
+    for name, array in state["state"][0][0].items():  # as the older xdl wrote it: w0, b0, w1, b1
+        parts = np.split(array, np.cumsum([sizes[i] for i in (0, 2, 1, 3)])[:-1])
+        pieces[name] = np.concatenate([parts[j] for j in (0, 2, 1, 3)])
+    old["state"] = [[pieces]]
+    fresh = Adam(model, lr=1e-2)
+    fresh.load_state_dict(old)
+    for name, array in fresh.state_dict()["state"][0][0].items():
+        np.testing.assert_array_equal(array, state["state"][0][0][name], err_msg=name)
+    with pytest.raises(ValueError, match=r"optimizer state of group 0 lays its parameters out as \[\[0, 1\]\]"):
+        fresh.load_state_dict({**state, "layout": [[[0, 1]]]})
+
+
+def test_a_frozen_parameter_is_left_out_of_a_models_optimizer_and_named_when_given():
+    xdl.seed(0)
+    model = Sequential(Dense(2, 4), Dense(4, 3))
+    model.layers[0].weight.requires_grad = False
+    frozen = model.layers[0].weight.numpy().copy()
+    opt = AdamW(model, lr=1e-2)  # weight decay would move it, were it in
+    opt.zero_grad()
+    (model(np.arange(8.0).reshape(4, 2)) ** 2).sum().backward()
+    opt.step()
+    np.testing.assert_array_equal(model.layers[0].weight.numpy(), frozen)
+    assert len(opt.parameters()) == 3
+    with pytest.raises(TypeError, match=r"params\[0\] must be a tensor that requires grad.*a frozen parameter"):
+        Adam(model.parameters(), lr=1e-2)

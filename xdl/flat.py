@@ -52,12 +52,13 @@ def pack(params) -> list[FlatBuffer]:
 def flat_views(params) -> list[FlatBuffer]:
     """Flat buffers covering exactly ``params``, one per dtype.
 
-    Where the parameters of a dtype already sit back to back in one buffer, in this order, the
-    result is a view of that range (no copy); otherwise they are packed anew.
+    Where the parameters of a dtype already sit back to back in one buffer, in any order given
+    (a model's ``parameters()`` list its layers' weights and biases in turn; its buffer holds the
+    weights first), the result is a view of that range (no copy); otherwise they are packed anew.
     """
     out = []
     for group in _by_dtype(params).values():
-        run = _contiguous_run(group)
+        run = _contiguous_run(_buffer_order(group))
         out.extend([run] if run is not None else pack(group))
     return out
 
@@ -69,9 +70,7 @@ def move(params, backend) -> list[FlatBuffer]:
     goes alone and they are packed anew on ``backend``."""
     out = []
     for group in _by_dtype(params).values():
-        buffers = {id(p._flat[0]) if getattr(p, "_flat", None) else None for p in group}
-        if len(buffers) == 1 and None not in buffers:
-            group = sorted(group, key=lambda p: p._flat[1])  # as they lie in their one buffer
+        group = _buffer_order(group)
         run = _contiguous_run(group)
         if run is None:
             for p in group:
@@ -88,6 +87,14 @@ def move(params, backend) -> list[FlatBuffer]:
             offset = end
         out.append(flat)
     return out
+
+
+def _buffer_order(group) -> list:
+    """``group`` as its parameters lie in their one flat buffer; as given if they lie in several."""
+    buffers = {id(p._flat[0]) if getattr(p, "_flat", None) else None for p in group}
+    if len(buffers) == 1 and None not in buffers:
+        return sorted(group, key=lambda p: p._flat[1])
+    return list(group)
 
 
 def _contiguous_run(group):

@@ -160,7 +160,9 @@ class Optimizer(StepCount):
             raise ValueError("an optimizer parameter group needs at least one parameter")
         for i, p in enumerate(params):
             if not isinstance(p, Tensor) or not p.requires_grad:
-                raise TypeError(f"params[{i}] must be a tensor that requires grad, got {p!r}")
+                frozen = isinstance(p, Tensor) and " (a frozen parameter: give the model, whose frozen ones are " \
+                                                   "left out, or only the parameters that train)"
+                raise TypeError(f"params[{i}] must be a tensor that requires grad, got {p!r}{frozen or ''}")
         backends = {id(p.backend): p.backend.name for p in [*params, *self.parameters()]}
         if len(backends) > 1:
             raise ValueError(f"parameters of mixed backends ({' and '.join(sorted(backends.values()))}) "
@@ -331,13 +333,15 @@ class Optimizer(StepCount):
     # -- checkpoints ----------------------------------------------------------------------
     def state_dict(self) -> dict:
         """The optimizer's class, step count, hyperparameters (a schedule is kept as-is: it is
-        code) and NumPy copies of the state buffers."""
+        code), NumPy copies of the state buffers and their ``layout``: per buffer, the group's
+        parameters in the order they lie in it (indices into the group's ``params``)."""
         return {
             "class": type(self).__name__,
             "t": self.t,
             "settings": [dict(g.settings) for g in self.groups],
             "state": [[{k: flat.params[0].backend.to_numpy(a).copy() for k, a in st.items()}
                        for flat, st in zip(g.flats, g.state)] for g in self.groups],
+            "layout": [_layout(g) for g in self.groups],
         }
 
     def check_state_dict(self, state: dict) -> None:
@@ -361,6 +365,11 @@ class Optimizer(StepCount):
                     if tuple(np.shape(sv[k])) != tuple(a.shape):
                         raise ValueError(f"optimizer state {k!r} of group {gi} has shape {tuple(np.shape(sv[k]))}, "
                                          f"this optimizer's is {tuple(a.shape)}")
+        for gi, (g, layout) in enumerate(zip(self.groups, state.get("layout") or [None] * len(self.groups))):
+            then, now = layout or _given_order(g), _layout(g)
+            if [sorted(indices) for indices in then] != [sorted(indices) for indices in now]:
+                raise ValueError(f"optimizer state of group {gi} lays its parameters out as {then}, this optimizer's "
+                                 f"buffers hold {now}")
         for gi, (g, saved) in enumerate(zip(self.groups, state.get("settings", ()))):
             unknown = sorted(set(saved) - set(g.settings))
             if unknown:
@@ -377,11 +386,12 @@ class Optimizer(StepCount):
         """Restore from `state_dict`; everything is checked (`check_state_dict`) before anything
         is written."""
         self.check_state_dict(state)
-        for g, saved, settings in zip(self.groups, state["state"], state["settings"]):
+        layouts = state.get("layout") or [None] * len(self.groups)
+        for g, saved, settings, layout in zip(self.groups, state["state"], state["settings"], layouts):
             g.settings.update(settings)
-            for flat, st, sv in zip(g.flats, g.state, saved):
+            for flat, st, sv, then in zip(g.flats, g.state, saved, layout or _given_order(g)):
                 for k, a in st.items():
-                    a[...] = flat.params[0].backend.asarray(sv[k])
+                    a[...] = flat.params[0].backend.asarray(_relaid(sv[k], then, g, flat))
         self.t = int(state["t"])
         for g in self.groups:
             _bind_hyperparameters(g)
@@ -432,9 +442,42 @@ def _bind_hyperparameters(group: ParamGroup) -> None:
     group.hyperparameters = {**group.settings, **{name: group.held[i:i + 1] for i, name in enumerate(group.held_names)}}
 
 
+def _layout(group: ParamGroup) -> list[list[int]]:
+    """Per flat buffer of ``group``: the indices (into ``group.params``) of its parameters, in the
+    order they lie in it."""
+    return [_layout_of(group, flat) for flat in group.flats]
+
+
+def _given_order(group: ParamGroup) -> list[list[int]]:
+    """The layout of a state saved without one (by an xdl whose buffers kept the order the
+    parameters were given in): each buffer's parameters in ``group.params``' order."""
+    return [sorted(indices) for indices in _layout(group)]
+
+
+def _relaid(array, then: list[int], group: ParamGroup, flat):
+    """A saved state ``array`` laid out as ``then`` (indices into ``group.params``), rearranged to
+    lie as ``flat`` holds them now (a copy only where the orders differ)."""
+    now = _layout_of(group, flat)
+    if list(then) == now:
+        return array
+    pieces, offset = {}, 0
+    for i in then:
+        size = group.params[i].size
+        pieces[i], offset = array[offset:offset + size], offset + size
+    return np.concatenate([pieces[i] for i in now])
+
+
+def _layout_of(group: ParamGroup, flat) -> list[int]:
+    """The indices (into ``group.params``) of ``flat``'s parameters, in the order they lie in it."""
+    index = {id(p): i for i, p in enumerate(group.params)}
+    return [index[id(p)] for p in flat.params]
+
+
 def _as_groups(params) -> list[dict]:
     if hasattr(params, "parameters") and callable(params.parameters):
-        params = params.parameters()
+        # a model's parameters that train: a frozen one (requires_grad False) is left out, as
+        # PyTorch's optimizers skip the parameters that get no gradient
+        params = [p for p in params.parameters() if p.requires_grad]
     if isinstance(params, Tensor):
         raise TypeError("params must be an iterable of tensors (wrap a single tensor in a list)")
     params = list(params)

@@ -415,7 +415,7 @@ class Trainer:
         # per-step schedule is code, not state: the resuming optimizer's own is used
         settings = [{k: v for k, v in group.items() if not callable(v)} for group in opt["settings"]]
         extra = {"epoch": self.epoch, "step": self.step, "partial": self._partial, "optimizer_t": opt["t"],
-                 "optimizer": opt["class"], "optimizer_settings": settings,
+                 "optimizer": opt["class"], "optimizer_settings": settings, "optimizer_layout": opt["layout"],
                  "history": self.history.to_dict(), "callbacks": callbacks,
                  "seed": self.seed, "provenance": self._provenance_record, "run_info": self.run_info}
         return write_checkpoint(self.model, path, at, extra, arrays)
@@ -454,7 +454,7 @@ class Trainer:
         settings = [{**now, **{k: v for k, v in then.items() if not callable(now.get(k))}}
                     for now, then in zip(opt["settings"], saved_settings)]
         saved_opt = {"class": extra.get("optimizer", opt["class"]), "t": extra["optimizer_t"],
-                     "settings": settings, "state": state}
+                     "settings": settings, "state": state, "layout": extra.get("optimizer_layout")}
         self.optimizer.check_state_dict(saved_opt)
         load(path, model=self.model)  # checks every name and shape before writing
         self.optimizer.load_state_dict(saved_opt)
