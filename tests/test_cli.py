@@ -192,6 +192,51 @@ def test_a_diverged_run_says_how_to_go_on_and_does(tmp_path, capsys):
     assert "lr = 0.01 from epoch 2" in json.loads((out / "history.json").read_text())["records"][1]["control"]
 
 
+def test_a_new_run_never_replaces_an_unfinished_runs_checkpoint_and_a_resume_says_what_it_resumes(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "control.toml").write_text("lr = 1e30\n")  # diverges in epoch 2: the checkpoint holds epoch 1
+    with np.errstate(all="ignore"):
+        assert main(["train", *FAST, "--out", str(out)]) == 1
+    saved = (out / "checkpoints" / "checkpoint.npz").read_bytes()
+    capsys.readouterr()
+    assert main(["train", *FAST, "--out", str(out)]) == 1  # the same command, without --resume
+    assert (f"--out {str(out)!r} holds an unfinished run (its checkpoint: after epoch 1 of 3): continue it with "
+            f"--resume {out / 'checkpoints'}, or give another --out" in capsys.readouterr().err)
+    assert (out / "checkpoints" / "checkpoint.npz").read_bytes() == saved
+    (out / "control.toml").write_text("lr = 0.01\n")
+    assert main(["train", *FAST, "--out", str(out), "--resume", str(out / "checkpoints")]) == 0
+    assert f"resuming {str(out / 'checkpoints' / 'checkpoint.npz')!r}: its state after epoch 1, to epoch 3" in \
+        capsys.readouterr().out
+    assert main(["train", *FAST, "--out", str(out)]) == 0  # a finished run's files are replaced, as by a rerun
+
+
+def test_a_finished_run_keeps_a_checkpoint_to_go_on_from_with_more_epochs(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", *FAST, "--checkpoint-every", "0", "--patience", "0", "--out", str(out)]) == 0
+    assert (out / "checkpoints" / "checkpoint.npz").is_file()  # written at the last epoch
+    more = [*FAST[:-3], "--epochs", "5", "--no-progress", "--patience", "0"]
+    assert main(["train", *more, "--checkpoint-every", "0", "--out", str(out), "--resume",
+                 str(out / "checkpoints")]) == 0
+    assert json.loads((out / "history.json").read_text())["records"][-1]["epoch"] == 5
+    # its files load back as the README says
+    X, y = xdl.datasets.load("moons")
+    for name in ("model.npz", "checkpoints/best.npz", "checkpoints/checkpoint.npz"):
+        assert xdl.load(out / name).predict(X[:4]).shape == (4,)
+    assert xdl.train.History.load(out / "history.json")["epoch"] == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["gradcheck", "--resume", "somewhere"], "--resume: xdl gradcheck checks a freshly initialized model"),
+    (["train", "--config", ""], "--config: expected a TOML file, got ''"),
+    (["train", "--augment-noise", "0.1", "--dataset", "moons"], "error: augmentation applies to image datasets"),
+])
+def test_option_errors_say_what_was_typed(tmp_path, monkeypatch, capsys, argv, message):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 1
+    assert message in capsys.readouterr().err
+
+
 def test_a_run_diverging_before_any_checkpoint_leaves_no_empty_checkpoint_directory(tmp_path, capsys):
     out = tmp_path / "run"
     with np.errstate(all="ignore"):

@@ -251,6 +251,26 @@ def test_a_checkpoint_file_name_taken_by_a_directory_is_refused_before_training(
     assert trainer.epoch == 0
 
 
+class OverflowRunningVariance(xdl.train.Callback):
+    """Sets the batch norm's running variance to Inf at the end of epoch 1: the costs stay finite
+    (x/√∞ = 0), as when a growing rate makes it overflow."""
+
+    def on_epoch_end(self, trainer, record):
+        if record["epoch"] == 1:
+            trainer.model.layers[1].running_var[...] = np.inf
+
+
+def test_a_state_that_became_non_finite_stops_the_run_without_a_checkpoint_to_write(tmp_path):
+    s = moons_parts()
+    trainer = make_trainer(None, epochs=4, callbacks=[OverflowRunningVariance()])
+    with pytest.raises(FloatingPointError, match=r"training diverged: 1\.running_var became NaN or Inf in epoch 2"):
+        trainer.fit(s.X_train, s.y_train)
+    assert trainer.history["epoch"] == [1]  # the bad epoch is not recorded as one trained
+    assert trainer.history.diverged == "1.running_var became NaN or Inf in epoch 2"
+    trainer.history.save(tmp_path / "history.json")
+    assert json.loads((tmp_path / "history.json").read_text())["diverged"] == trainer.history.diverged
+
+
 def test_two_schedules_are_refused():
     xdl.seed(0)
     model = xdl.nn.mlp(2, [4], 2)

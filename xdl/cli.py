@@ -39,7 +39,7 @@ from xdl.train import BEST_FILE, CHECKPOINT_FILE, Checkpoint, Control, Interrupt
 from xdl.train.callbacks import check_checkpoint_kind, position, resume_path
 
 GRADCHECK_EXAMPLES = 16
-USER_ERRORS = (ValueError, TypeError, OSError, ImportError, FloatingPointError, BackendError)
+USER_ERRORS = (ValueError, TypeError, OSError, ImportError, FloatingPointError, BackendError, MemoryError)
 
 
 def main(argv=None) -> int:
@@ -191,7 +191,9 @@ def config_from_args(args) -> TrainConfig:
     try:
         return TrainConfig.from_dict({**saved, **flags}, source="command line")
     except (TypeError, ValueError) as e:  # "command line: beta1 must be …" names the flag: "--beta1 must be …"
-        raise type(e)(re.sub(r"^command line: (\w+)", lambda m: flag_of(m.group(1)), str(e), count=1)) from None
+        options = {f.name for f in dataclasses.fields(TrainConfig)}  # (not the first word of any message)
+        raise type(e)(re.sub(r"^command line: (\w+)", lambda m: flag_of(m.group(1)) if m.group(1) in options
+                             else m.group(1), str(e), count=1)) from None
 
 
 def _resumed_study(args) -> tuple[dict, list]:
@@ -213,12 +215,15 @@ def _resumed_study(args) -> tuple[dict, list]:
 # -- xdl train ----------------------------------------------------------------------------------
 def train(config: TrainConfig, args=None) -> int:
     out = Path(config.out)
-    if config.resume:
-        _check_resume(config)
-    check_writable_dir(out, "output directory")  # before any work, after every check: fail fast, make nothing
+    resuming = _check_resume(config) if config.resume else None
+    if not config.resume:
+        _check_no_unfinished_run(out)
     with xdl.use(config.backend, precision=config.precision) as backend:
+        check_writable_dir(out, "output directory")  # before any work, after every check: fail fast, make nothing
         xdl.seed(config.seed)
         print(f"xdl {xdl.__version__}: backend {backend.name} on {backend.device_name()}{_precision_note(backend)}")
+        if resuming:
+            print(resuming)
         X, y = xdl.datasets.load(config.dataset)
         parts = split(X, y, seed=config.seed)
         n_classes = int(y.max()) + 1
@@ -285,8 +290,28 @@ def _note_once():
     return show
 
 
-def _check_resume(config: TrainConfig) -> None:
-    """The checkpoint exists, is a training checkpoint, and was made with the same options."""
+def _check_no_unfinished_run(out: Path) -> None:
+    """A new run in ``out`` replaces the files of the run there: refused while that run is
+    unfinished (interrupted, or stopped by a divergence: its checkpoint is the way on), naming how
+    to continue it; a finished run's files are replaced, as by any rerun."""
+    path = out / "checkpoints" / CHECKPOINT_FILE
+    if not path.is_file():
+        return
+    try:
+        extra, _ = read_extra(path)
+        epochs, done, step = extra["run_info"]["config"]["epochs"], int(extra["epoch"]), int(extra.get("step", 0))
+        stopped = extra["history"].get("stopped_epoch") is not None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return  # no run can continue from it: nothing to keep
+    if done < epochs and not stopped:
+        raise FileExistsError(f"--out {str(out)!r} holds an unfinished run (its checkpoint: {position(done, step)} of "
+                              f"{epochs}): continue it with --resume {shlex.quote(str(path.parent))}, or give another "
+                              f"--out; to start afresh there, remove {str(path.parent)!r} first")
+
+
+def _check_resume(config: TrainConfig) -> str:
+    """The checkpoint exists, is a training checkpoint, and was made with the same options; what
+    is resumed, for the run's log."""
     path = resume_path(config.resume)  # the directory, or the checkpoint file itself
     if not path.is_file():
         given = Path(config.resume)
@@ -303,6 +328,9 @@ def _check_resume(config: TrainConfig) -> None:
     saved = (extra.get("run_info") or {}).get("config")
     if saved:
         config.check_resume(saved, config.resume, int(extra["epoch"]))
+    stopped = (extra.get("history") or {}).get("stopped_epoch")
+    return (f"resuming {str(path)!r}: its state {position(int(extra['epoch']), int(extra.get('step', 0)))}, to epoch "
+            f"{config.epochs}" + (f" (the run had stopped at epoch {stopped}; it trains on)" if stopped else ""))
 
 
 def _interrupted(stop: Interrupted, trainer, out: Path) -> int:
@@ -363,6 +391,9 @@ def _report(history, metrics, diagnosis, seconds, files) -> None:
 # -- xdl gradcheck ------------------------------------------------------------------------------
 def gradcheck(config: TrainConfig, args=None) -> int:
     """Gradient-check J = cost (+ L2) of the configured model on a small batch, in float64."""
+    if config.resume:  # it would be ignored: the check is of a model as the options build it
+        raise ValueError("--resume: xdl gradcheck checks a freshly initialized model of these options, not a "
+                         "checkpoint's (--resume is xdl train's)")
     with xdl.use(config.backend, precision=config.precision) as backend:
         xdl.seed(config.seed)
         X, y = xdl.datasets.load(config.dataset)

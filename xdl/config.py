@@ -82,8 +82,8 @@ class TrainConfig:
                                "step needs the host, or with --no-capture, steps run eagerly)")
     seed: int = _opt(0, "random seed (split, initialization, shuffling, dropout)")
     out: str = _opt("xdl-run", "output directory (model, history, curves)")
-    checkpoint_every: int = _opt(1, "write a resumable checkpoint every this many epochs (0: only when "
-                                    "interrupted); the best epoch's is kept beside it")
+    checkpoint_every: int = _opt(1, "write a resumable checkpoint every this many epochs and at the last (0: "
+                                    "only at the last, or when stopped); the best epoch's is kept beside it")
     resume: str = _opt("", "continue the run whose checkpoint is in this directory")
     progress: bool = _opt(True, "progress bar (shown on a terminal only)")
 

@@ -128,6 +128,8 @@ def check_writable_dir(directory, what: str) -> Path:
 
 def read_toml(path, option: str) -> dict:
     """The TOML file at ``path``; a missing or malformed file is an error naming ``option``."""
+    if not str(path):  # Path('') is the current directory: not what was typed
+        raise ValueError(f"{option}: expected a TOML file, got ''")
     path = Path(path)
     try:
         with path.open("rb") as f:

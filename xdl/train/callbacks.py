@@ -171,8 +171,9 @@ class Checkpoint(Callback):
     """Keep the run's last good state and its best one in ``directory``, each written atomically
     (an interrupted save leaves the previous file intact):
 
-    * ``checkpoint.npz`` — the whole training state every ``every`` epochs (None: only when the
-      run stops early or is interrupted by Ctrl-C/SIGTERM, then mid-epoch);
+    * ``checkpoint.npz`` — the whole training state every ``every`` epochs and at the run's last
+      (None: only then, or when the run stops early or is interrupted by Ctrl-C/SIGTERM, then
+      mid-epoch), so a finished run can be resumed with more epochs;
       ``Trainer.fit(..., resume=directory)`` continues from it;
     * ``best.npz`` — the same, at the epoch with the best ``monitor`` value so far ("dev_cost" by
       default, "train_cost" when the run has no dev set; accuracies are maximized).
@@ -221,7 +222,8 @@ class Checkpoint(Callback):
             except BaseException:
                 self.best = previous
                 raise
-        if (self.every and record["epoch"] % self.every == 0) or trainer.stop_training:
+        if (self.every and record["epoch"] % self.every == 0) or trainer.stop_training or \
+                record["epoch"] >= trainer.epochs:
             self.save_resumable(trainer)
 
     def save_resumable(self, trainer) -> Path:

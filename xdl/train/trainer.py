@@ -226,6 +226,7 @@ class Trainer:
         # this fit's stop, if any, is the one to report: one from before (a checkpoint's, a first
         # fit's) is over once training goes on; a callback may stop it here already (a stop read on resuming)
         self.history.stopped_epoch = self.epoch if self.stop_training else None
+        self.history.diverged = None  # (a divergence a fit before reported is over too: it trains from a good state)
         if not self.stop_training:
             self.history.stopped_by = None
         if self.augment is None:  # batches are then cut on the device: one transfer, not one per batch
@@ -343,6 +344,7 @@ class Trainer:
                     if any(isinstance(cb, Checkpoint) for cb in self.callbacks)
                     else "no checkpoint holds a good state (a Checkpoint callback keeps one)"]
         kept = "; ".join(kept)
+        self.history.diverged = what  # history.json says so, not only the error
         return FloatingPointError(f"training diverged: {what}; {kept}; try a smaller learning rate")
 
     def _check_costs(self, backend, costs, start: int, stop: int) -> None:
@@ -352,12 +354,17 @@ class Trainer:
             raise self._diverged(f"the cost became {values[bad[0]]} at epoch {self.epoch + 1}, step {start + bad[0] + 1}")
 
     def _check_record(self, record: dict, steps: int) -> None:
-        """The epoch-end costs decide early stopping and checkpoints: they must be finite."""
+        """The epoch-end costs decide early stopping and checkpoints: they must be finite, and so
+        must the state (a batch norm's running variance can overflow while the costs stay finite;
+        one host read per flat buffer)."""
         for key in ("train_cost", "dev_cost"):
             value = record.get(key)
             if value is not None and not math.isfinite(value):
                 raise self._diverged(f"the {key.replace('_', ' ')} became {value} at the end of epoch "
                                      f"{record['epoch']} (after step {steps})")
+        bad = _non_finite_state(self.model)
+        if bad:
+            raise self._diverged(f"{', '.join(bad)} became NaN or Inf in epoch {record['epoch']}")
 
 
     # -- evaluation ---------------------------------------------------------------------------
