@@ -281,7 +281,7 @@ def test_a_rejected_control_file_is_noted_once_while_the_run_goes_on(tmp_path, c
     (out / "control.toml").write_text("lr = -1\n")  # read at epoch 1's end, rejected, training goes on
     assert main(["train", *FAST, "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert printed.count("note: control.toml at epoch 1 not applied: lr is -1: a learning rate must be a number") == 1
+    assert printed.count("note: control.toml at epoch 1 not applied: lr is -1: a learning rate must be 0 or a number") == 1
     assert printed.index("note: control.toml") < printed.index("accuracy:")
     assert (out / "control-rejected-epoch-1.toml").is_file()
 

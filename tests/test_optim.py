@@ -150,8 +150,8 @@ def test_param_groups_skip_decay_on_biases_and_bn(backend):
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    (dict(lr=0.0), "lr must be a finite number > 0"), (dict(lr=-1), "lr must be"),
-    (dict(lr=True), "lr must be a finite number > 0, got True"), (dict(lr=10**400), "lr must be a finite number"),
+    (dict(lr=-1e-3), "lr must be a finite number ≥ 0, got -0.001"), (dict(lr=-1), "lr must be"),
+    (dict(lr=True), "lr must be a finite number ≥ 0, got True"), (dict(lr=10**400), "lr must be a finite number"),
     (dict(lr="0.1"), "lr must be"), (dict(beta1=True), r"beta1 must be in \[0, 1\), got True"),
     (dict(beta1=1.0), r"beta1 must be in \[0, 1\)"), (dict(beta2=-0.1), "beta2 must be in"),
     (dict(eps=0.0), "eps must be a finite number > 0"), (dict(weight_decay=-1.0), "weight_decay must be"),
@@ -208,7 +208,7 @@ def test_param_groups_read_and_set_each_groups_settings_as_pytorchs_do(backend):
     before = dict(opt.groups[0].settings)
     with pytest.raises(ValueError, match=r"beta1 must be in \[0, 1\)"):
         groups[0]["beta1"] = 1.0
-    with pytest.raises(ValueError, match="lr must be a finite number > 0"):
+    with pytest.raises(ValueError, match="lr must be a finite number ≥ 0"):
         groups[0]["lr"] = -1.0
     with pytest.raises(KeyError, match="Adam has no setting 'betas'"):
         groups[0]["betas"] = (0.9, 0.99)
@@ -271,7 +271,7 @@ def test_a_state_with_settings_the_optimizer_would_refuse_is_refused_before_anyt
     opt = Adam([w], lr=0.05)
     for name, value, match in (("beta1", 7.0, r"group 0: beta1 must be in \[0, 1\), got 7.0"),
                                ("betas", (0.9, 0.9), r"settings \['betas'\] that Adam does not take"),
-                               ("lr", -1.0, "group 0: lr must be a finite number > 0")):
+                               ("lr", -1.0, "group 0: lr must be a finite number ≥ 0")):
         saved = opt.state_dict()
         saved["settings"][0][name] = value
         with pytest.raises(ValueError, match=match):
@@ -377,7 +377,7 @@ def test_a_bad_rate_in_one_group_stops_the_step_before_any_group_moves():
                {"params": model.layers[1].parameters(), "lr": lambda t: 1e-50}])  # 0 in float32
     (model(np.ones((4, 2))) ** 2).sum().backward()
     before = model.state_dict()
-    with pytest.raises(ValueError, match=r"the lr at step 1 \(group 1\) is 1e-50: .*float32's positive range"):
+    with pytest.raises(ValueError, match=r"the lr at step 1 \(group 1\) is 1e-50: .*0 or a number in float32's positive range"):
         opt.step()
     for name, value in model.state_dict().items():
         np.testing.assert_array_equal(value, before[name])
@@ -436,3 +436,32 @@ def test_a_frozen_parameter_is_left_out_of_a_models_optimizer_and_named_when_giv
     assert len(opt.parameters()) == 3
     with pytest.raises(TypeError, match=r"params\[0\] must be a tensor that requires grad.*a frozen parameter"):
         Adam(model.parameters(), lr=1e-2)
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: schedules.inverse_time(1e-2, -1.0), r"decay_rate must be a finite number ≥ 0, got -1.0"),
+    (lambda: schedules.exponential(1e-2, -0.5), r"base must be a finite number > 0, got -0.5"),
+    (lambda: schedules.inverse_sqrt(1e-2, 0), r"k must be a finite number > 0, got 0"),
+    (lambda: schedules.staircase(1e-2, -1.0, 2), r"decay_rate must be a finite number ≥ 0"),
+    (lambda: schedules.step_decay(1e-2, factor=0.0), r"factor must be a finite number > 0, got 0.0"),
+    (lambda: schedules.cosine(1e-2, 10, min_lr=-1), r"min_lr must be a finite number ≥ 0, got -1"),
+    (lambda: schedules.cosine(1e-2, 10, min_lr=1.0), r"min_lr must be at most lr0 \(0.01\), got 1.0"),
+])
+def test_a_schedule_refuses_arguments_that_make_no_rate_where_it_is_made(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_a_cosine_schedule_reaches_zero_and_holds_it_as_pytorchs_does():
+    xdl.seed(0)
+    model = Sequential(Dense(2, 4), Dense(4, 2))
+    X, y = np.random.default_rng(0).standard_normal((32, 2)), np.arange(32) % 2
+    trainer = xdl.train.Trainer(model, xdl.losses.SoftmaxCrossEntropy(), SGD(model, lr=0.1), epochs=4,
+                                schedule=schedules.cosine(0.1, total=2), progress=False)
+    history = trainer.fit(X, y)
+    assert history["lr"] == pytest.approx([0.1, 0.05, 0.0, 0.0])
+    weights = model.state_dict()
+    trainer.epochs = 5
+    trainer.fit(X, y)  # at rate 0: no step moves the weights
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, weights[name])

@@ -165,7 +165,7 @@ def test_trainer_checks_every_planned_learning_rate_first():
     s = moons(100)
     trainer = trainer_for(epochs=10, schedule=lambda epoch: 0.01 - 0.002 * epoch)
     before = state_of(trainer)
-    with pytest.raises(ValueError, match=r"schedule\(5\) \(the rate of epoch 6\) is 0.0"):
+    with pytest.raises(ValueError, match=r"schedule\(6\) \(the rate of epoch 7\) is -0.002"):
         trainer.fit(s.X_train, s.y_train)
     assert_same_state(before, state_of(trainer))
     xdl.seed(0)

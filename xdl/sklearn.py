@@ -166,6 +166,12 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         if len(unknown):
             raise ValueError(f"MLPClassifier: y holds {unknown.tolist()}, not among the classes {known.tolist()}")
         y_index = np.searchsorted(known, y)
+        trainer = getattr(self, "trainer_", None)
+        done = 0 if first else trainer.epoch if trainer is not None else \
+            self.__dict__.get("_trainer_position_", {}).get("epoch", 0)
+        if config.schedule == "cosine" and done >= config.epochs:  # it would train at its end's rate, 0
+            raise ValueError(f"MLPClassifier: the cosine schedule spans epochs={config.epochs}, all trained: its rate "
+                             "is 0 from here on; raise epochs (set_params(epochs=...)) to train on")
         with xdl.use(config.backend) as backend:
             if first:
                 xdl.seed(config.seed)
@@ -173,7 +179,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 self.model_ = config.build_model(X.shape[1], len(known), Standardizer().fit(X).layer())
             else:
                 self.model_.to(backend)
-            trainer, same = getattr(self, "trainer_", None), getattr(self, "_trainer_options_", None) == _training(config)
+            same = getattr(self, "_trainer_options_", None) == _training(config)
             if trainer is None or not same:  # a new trainer: the epochs counted on, the optimizer too if it can
                 pickled = self.__dict__.pop("_trainer_position_", None) if trainer is None else None
                 self.trainer_ = config.build_trainer(self.model_)

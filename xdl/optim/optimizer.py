@@ -55,25 +55,27 @@ def check_non_negative(name, value):
 
 
 def rate_range(dtype=np.float32) -> tuple[float, float]:
-    """The learning rates an update in ``dtype`` can hold: a smaller one is 0 there, a larger one inf."""
+    """The positive learning rates an update in ``dtype`` can hold: a smaller one is 0 there (which
+    a rate meant to be 0 says as 0), a larger one inf."""
     info = np.finfo(dtype)
     return float(info.smallest_subnormal), float(info.max)
 
 
 def check_rate(value, what: str, dtype=np.float32) -> float:
-    """A learning rate a step can use: a real number within `rate_range` of ``dtype`` (the update
-    holds it in the parameters' dtype)."""
+    """A learning rate a step can use: 0 (no step: where a cosine schedule ends, as PyTorch allows)
+    or a real number within `rate_range` of ``dtype`` (the update holds it in the parameters'
+    dtype: a smaller positive one would be 0 by accident)."""
     low, high = rate_range(dtype)
     rate = _real(value)
-    if not low <= rate <= high:  # NaN fails too
-        raise ValueError(f"{what} is {value!r}: a learning rate must be a number in {np.dtype(dtype)}'s positive "
-                         f"range [{low:.3g}, {high:.3g}]")
+    if not (rate == 0 or low <= rate <= high):  # NaN fails too
+        raise ValueError(f"{what} is {value!r}: a learning rate must be 0 or a number in {np.dtype(dtype)}'s "
+                         f"positive range [{low:.3g}, {high:.3g}]")
     return rate
 
 
 def check_lr(lr):
     if not callable(lr):
-        check_positive("lr", lr)
+        check_non_negative("lr", lr)  # 0: a frozen group, or a schedule's end (PyTorch's rule: lr ≥ 0)
 
 
 @dataclass

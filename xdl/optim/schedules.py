@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 
-from xdl.optim.optimizer import check_positive
+from xdl.optim.optimizer import check_non_negative, check_positive
 
 
 def _named(fn, text):
@@ -27,24 +27,28 @@ def _named(fn, text):
 def inverse_time(lr0: float, decay_rate: float):
     """α = α₀ / (1 + decay_rate·count)"""
     check_positive("lr0", lr0)
+    check_non_negative("decay_rate", decay_rate)  # a negative one reaches 1/0 at count 1/|decay_rate|
     return _named(lambda count: lr0 / (1.0 + decay_rate * count), f"inverse_time({lr0}, {decay_rate})")
 
 
 def exponential(lr0: float, base: float = 0.95):
     """α = α₀·base^count"""
     check_positive("lr0", lr0)
+    check_positive("base", base)  # (above 1 it grows, as PyTorch's ExponentialLR with γ > 1)
     return _named(lambda count: lr0 * base**count, f"exponential({lr0}, {base})")
 
 
 def inverse_sqrt(lr0: float, k: float = 1.0):
     """α = α₀·k/√count (count 0 is treated as 1)"""
     check_positive("lr0", lr0)
+    check_positive("k", k)
     return _named(lambda count: lr0 * k / math.sqrt(max(count, 1)), f"inverse_sqrt({lr0}, {k})")
 
 
 def staircase(lr0: float, decay_rate: float, interval: int):
     """α = α₀ / (1 + decay_rate·⌊count/interval⌋)"""
     check_positive("lr0", lr0)
+    check_non_negative("decay_rate", decay_rate)
     check_positive("interval", interval)
     return _named(lambda count: lr0 / (1.0 + decay_rate * (count // interval)),
                   f"staircase({lr0}, {decay_rate}, {interval})")
@@ -53,14 +57,19 @@ def staircase(lr0: float, decay_rate: float, interval: int):
 def step_decay(lr0: float, factor: float = 0.5, every: int = 10):
     """α = α₀·factor^⌊count/every⌋ (multiply by ``factor`` every ``every`` counts)"""
     check_positive("lr0", lr0)
+    check_positive("factor", factor)
     check_positive("every", every)
     return _named(lambda count: lr0 * factor ** (count // every), f"step_decay({lr0}, {factor}, {every})")
 
 
 def cosine(lr0: float, total: int, min_lr: float = 0.0):
-    """α = min_lr + (α₀ − min_lr)·(1 + cos(π·min(count, total)/total))/2"""
+    """α = min_lr + (α₀ − min_lr)·(1 + cos(π·min(count, total)/total))/2 (from α₀ down to min_lr,
+    default 0, held after ``total`` counts)"""
     check_positive("lr0", lr0)
     check_positive("total", total)
+    check_non_negative("min_lr", min_lr)
+    if min_lr > lr0:
+        raise ValueError(f"min_lr must be at most lr0 ({lr0!r}), got {min_lr!r}")
     return _named(lambda count: min_lr + (lr0 - min_lr) * (1 + math.cos(math.pi * min(count, total) / total)) / 2,
                   f"cosine({lr0}, {total}, {min_lr})")
 
