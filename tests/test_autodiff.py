@@ -349,6 +349,36 @@ def test_tensor_constructor_dtypes(backend):
     assert xdl.tensor([[1.5]]).item() == 1.5
 
 
+def test_tensor_converts_to_python_numbers_and_numpy(backend):
+    """As PyTorch's: float(), int() and a format spec take a one-element tensor; np.asarray takes any,
+    from the device too."""
+    loss = xdl.tensor([[1.25]], requires_grad=True).sum()
+    assert float(loss) == 1.25 and type(float(loss)) is float
+    assert int(xdl.tensor([-2.7])) == -2 and int(xdl.tensor([3])) == 3  # toward zero, as int(-2.7)
+    assert f"{loss:.3f}" == "1.250" and f"{xdl.tensor([7]):>3d}" == "  7"
+    t = xdl.tensor([[1.0, 2.0], [3.0, 4.0]])
+    assert f"{t}" == str(t) == repr(t)  # without a spec: as every object
+    for convert, message in ((float, "float\\(\\) needs a tensor with one element, got shape \\(2, 2\\)"),
+                             (int, "int\\(\\) needs a tensor with one element"),
+                             (xdl.Tensor.item, "item\\(\\) needs a tensor with one element")):
+        with pytest.raises(ValueError, match=message):
+            convert(t)
+    with pytest.raises(TypeError, match="format spec '.3f' needs a tensor with one element, got shape \\(2, 2\\)"):
+        f"{t:.3f}"
+    array = np.asarray(t)
+    assert array.dtype == np.float32 and array.tolist() == [[1.0, 2.0], [3.0, 4.0]]
+    assert np.asarray(t, dtype=np.float64).dtype == np.float64
+    copied = np.array(t)  # a copy, whatever the backend: writing it leaves the tensor alone
+    copied[0, 0] = 9.0
+    assert t.tolist()[0][0] == 1.0
+    assert np.asarray([xdl.tensor(1.0), xdl.tensor(2.0)]).tolist() == [1.0, 2.0]
+    if backend.device_type == "cpu":
+        assert np.shares_memory(np.asarray(t), t.data)  # no copy where none is needed
+    else:
+        with pytest.raises(ValueError, match="on the device"):
+            np.asarray(t, copy=False)
+
+
 def test_a_weight_gradient_added_into_its_buffer_sums_every_use(backend):
     """`linear` adds ∂L/∂W straight into W's existing .grad (a flat buffer view): a weight used
     twice, plus a penalty on it, still gets the sum of the three terms, and a second backward adds."""

@@ -34,6 +34,36 @@ def test_split_is_a_seeded_stratified_partition(rng):
     assert not np.array_equal(split(X, y, seed=4).X_dev, s.X_dev)
 
 
+def test_split_stratifies_labels_of_any_type(rng):
+    X = rng.standard_normal((100, 2))
+    y = np.repeat([0, 1], [90, 10])
+    s = split(X, y, seed=1)
+    names = np.array(["common", "rare"])[y]  # sort as the integers do: the same classes, so the same split
+    onehot = np.eye(2)[y]  # rows: the class of their argmax
+    for labels in (names, names.astype(object), onehot, 0.9 * onehot + 0.05, y[:, None], y.astype(np.float32), y == 1):
+        t = split(X, labels, seed=1)
+        for a, b in zip(s[::2], t[::2]):
+            np.testing.assert_array_equal(a, b)
+    for seed in range(5):
+        t = split(X, names, seed=seed)
+        assert (t.y_dev == "rare").sum() == (t.y_test == "rare").sum() == 2
+    with pytest.raises(ValueError, match="stratify needs labels that can be sorted.*stratify=False"):
+        split(X, np.array(["a", None] * 50, dtype=object))
+    assert len(split(X, np.array(["a", None] * 50, dtype=object), stratify=False).X_dev) == 20
+    targets = rng.standard_normal(100)  # a regression's: no classes, shuffled as with stratify=False
+    for a, b in zip(split(X, targets, seed=1), split(X, targets, seed=1, stratify=False)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_split_of_integer_labels_is_pinned():
+    # scripts and tests rely on the exact split of integer labels: a change to how classes are found
+    # must leave it as it was
+    X = np.arange(20.0).reshape(10, 2)
+    s = split(X, np.array([0, 0, 0, 0, 0, 0, 1, 1, 2, 2]), dev=0.2, test=0.2, seed=0)
+    np.testing.assert_array_equal(s.X_dev[:, 0] // 2, [7, 4])
+    np.testing.assert_array_equal(s.X_test[:, 0] // 2, [5, 9])
+
+
 def test_standardizer_uses_training_statistics_only(rng):
     train = rng.normal(5, 3, (500, 4))
     train[:, 3] = 7.0  # a constant feature is only centered

@@ -184,8 +184,73 @@ def test_dropout_keeps_fraction_and_expectation(backend):
     assert np.allclose(y[y != 0], 1 / 0.7)
     layer.eval()
     assert np.array_equal(layer(x).numpy(), x)
-    with pytest.raises(ValueError, match="rate must be in"):
+    with pytest.raises(ValueError, match="rate must be a number in"):
         Dropout(1.0)
+
+
+MLP_ERRORS = [
+    (dict(hidden=32), r"mlp: hidden must be a non-empty list of positive integers.*got 32 \(one hidden layer of 32: \[32\]\)"),
+    (dict(hidden=[3.7]), r"mlp: hidden must be a non-empty list of positive integers.*got \[3.7\]"),
+    (dict(hidden=[]), r"mlp: hidden must be a non-empty list"),
+    (dict(hidden="32"), r"mlp: hidden must be .*got '32'"),
+    (dict(hidden=[4, True]), r"mlp: hidden must be .*got \[4, True\]"),
+    (dict(hidden=[4, 0]), r"mlp: hidden must be .*got \[4, 0\]"),
+    (dict(dropout="0.5"), r"mlp: dropout must be a number in \[0, 1\) \(the drop probability\), got '0.5'"),
+    (dict(dropout=1.0), r"mlp: dropout must be a number in \[0, 1\)"),
+    (dict(n_features=4.0), r"mlp: n_features must be a positive integer, got 4.0"),
+    (dict(n_outputs=0), r"mlp: n_outputs must be a positive integer, got 0"),
+    (dict(activation=["relu"]), r"activation must be one of relu, .*got \['relu'\]"),
+    (dict(standardize=xdl.nn.Standardize(5)), r"mlp: standardize must be a Standardize layer of 4 features"),
+]
+
+
+@pytest.mark.parametrize("change, message", MLP_ERRORS, ids=[repr(change) for change, _ in MLP_ERRORS])
+def test_mlp_checks_its_arguments_before_drawing_weights(change, message):
+    xdl.seed(0)
+    with pytest.raises(ValueError, match=message):
+        xdl.nn.mlp(**(dict(n_features=4, hidden=[3], n_outputs=2) | change))
+    first = xdl.nn.mlp(4, [3], 2)[0].weight.numpy()
+    xdl.seed(0)
+    assert np.array_equal(first, xdl.nn.mlp(4, [3], 2)[0].weight.numpy())  # the failed call drew nothing
+
+
+def test_mlp_takes_sizes_as_any_sequence_of_integers():
+    for hidden in ([3, 2], (3, np.int64(2)), np.array([3, 2]), range(3, 1, -1)):
+        model = xdl.nn.mlp(4, hidden, 2, dropout=np.float32(0.5))
+        assert [layer.out_features for layer in model.layers if isinstance(layer, Dense)] == [3, 2, 2]
+        assert model[2].rate == 0.5
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: Dropout("0.5"), r"Dropout: rate must be a number in \[0, 1\) \(the drop probability\), got '0.5'"),
+    (lambda: Dropout(float("nan")), r"Dropout: rate must be a number in \[0, 1\).*got nan"),
+    (lambda: Dropout(True), r"Dropout: rate must be .*got True"),
+    (lambda: Dense(True, 2), r"Dense: in_features must be a positive integer, got True"),
+    (lambda: Dense(2, 2.0), r"Dense: out_features must be a positive integer, got 2.0"),
+    (lambda: Dense(2, 2, dtype=np.int32), r"Dense: dtype must be a floating dtype \(float32, float64\) or None"),
+    (lambda: Dense(2, 2, dtype="float99"), r"Dense: dtype must be a floating dtype.*got 'float99'"),
+    (lambda: BatchNorm(3, momentum="0.9"), r"BatchNorm: momentum must be a number in \[0, 1\), got '0.9'"),
+    (lambda: BatchNorm(3, momentum=1.0), r"BatchNorm: momentum must be a number in \[0, 1\), got 1.0"),
+    (lambda: BatchNorm(3, eps=float("inf")), r"BatchNorm: eps must be a finite number > 0, got inf"),
+    (lambda: BatchNorm(3, eps=0), r"BatchNorm: eps must be a finite number > 0, got 0"),
+    (lambda: BatchNorm(np.True_), r"BatchNorm: features must be a positive integer"),
+    (lambda: BatchNorm(3, dtype="int64"), r"BatchNorm: dtype must be a floating dtype"),
+    (lambda: LeakyReLU("0.1"), r"LeakyReLU: slope must be a finite number, got '0.1'"),
+    (lambda: LeakyReLU(float("nan")), r"LeakyReLU: slope must be a finite number, got nan"),
+    (lambda: xdl.nn.Standardize(2, mean=[0.0, np.nan]), r"Standardize: mean must be finite, and scale finite and > 0"),
+    (lambda: xdl.nn.Standardize(2, scale=[1.0, np.inf]), r"Standardize: mean must be finite, and scale finite"),
+    (lambda: xdl.nn.Standardize(2, scale=[1.0, 2.0, 3.0]), r"Standardize: mean and scale must be \(2,\), got \(2,\) and \(3,\)"),
+    (lambda: xdl.nn.Standardize(True), r"Standardize: features must be a positive integer, got True"),
+])
+def test_layer_arguments_are_checked_with_named_errors(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_layer_arguments_keep_accepting_numbers_of_any_kind():
+    assert Dropout(0).rate == 0.0 and Dropout(np.float32(0.25)).rate == 0.25
+    assert BatchNorm(np.int64(3), momentum=np.float32(0.5), eps=1).config == {"features": 3, "momentum": 0.5, "eps": 1.0}
+    assert LeakyReLU(-2).slope == -2.0 and Dense(np.int32(2), 3, dtype="float64").weight.dtype == np.float64
 
 
 def test_parameters_stay_views_into_flat_buffer(backend, rng):
@@ -326,5 +391,8 @@ def test_predict_in_batches(backend, rng):
     binary = Sequential(Dense(4, 1))
     p = binary.predict_proba(X)
     assert p.shape == (10, 2) and np.allclose(p.sum(1), 1)
+    none = X[:0]  # no rows: the shapes of no predictions, not of nothing
+    assert model.predict_proba(none).shape == model.predict_outputs(none).shape == (0, 3)
+    assert model.predict(none).shape == (0,) and binary.predict_proba(none).shape == (0, 2)
     with pytest.raises(ValueError, match=r"Dense\(4→3\): expected input of shape \(m, 4\), got \(10, 5\)"):
         model.predict(np.ones((10, 5)))

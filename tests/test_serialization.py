@@ -1,4 +1,5 @@
 import os
+import re
 
 import numpy as np
 import pytest
@@ -83,6 +84,18 @@ def test_save_errors(backend, tmp_path):
         xdl.load(tmp_path / "bad.npz")
     with pytest.raises(FileNotFoundError, match="no such file"):
         xdl.load(tmp_path / "absent.npz")
+
+
+def test_save_to_a_directory_is_refused_before_any_work(tmp_path, monkeypatch):
+    model = Sequential(Dense(2, 2))
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / "m.npz").write_bytes(b"kept")
+    monkeypatch.setattr(Sequential, "state_dict", lambda self: pytest.fail("save serialized the model"))
+    with pytest.raises(IsADirectoryError, match=re.escape(f"save: {str(runs)!r} is a directory; name the model file in it")):
+        xdl.save(model, runs)
+    assert os.listdir(tmp_path) == ["runs"] and os.listdir(runs) == ["m.npz"]  # no temporary left anywhere
+    assert (runs / "m.npz").read_bytes() == b"kept"
 
 
 def test_a_model_made_with_an_initializer_of_ones_own_loads_without_it(tmp_path):

@@ -34,6 +34,8 @@ def save(model: Module, path, extra: dict | None = None, extra_arrays: dict | No
     if not isinstance(model, Module):
         raise TypeError(f"save: model must be an xdl Module, got {type(model).__name__}")
     path = Path(path)
+    if path.is_dir():  # else found only at the final rename, after all the work, naming the temporary file
+        raise IsADirectoryError(f"save: {str(path)!r} is a directory; name the model file in it")
     try:
         architecture = describe(model)
     except TypeError:

@@ -101,14 +101,44 @@ class Tensor:
         body = np.array2string(self.numpy(), separator=", ", prefix="tensor(")
         return f"tensor({body}, dtype={self.dtype}, backend={self.backend.name}{grad})"
 
+    def __format__(self, spec: str) -> str:
+        """With a format spec, a one-element tensor formats as its value (``f"{loss:.3f}"``); without
+        one, any tensor as `repr` (``format(t, "") == str(t)``, as for every Python object)."""
+        if not spec:
+            return str(self)
+        if self.size != 1:
+            raise TypeError(f"format spec {spec!r} needs a tensor with one element, got shape {self.shape}")
+        return format(self.item(), spec)
+
+    def __float__(self) -> float:
+        """``float(t)``: the value of a one-element tensor, as PyTorch's (a host sync)."""
+        return float(self._value("float()"))
+
+    def __int__(self) -> int:
+        """``int(t)``: the value of a one-element tensor, a fraction truncated toward zero (as ``int(2.7)``)."""
+        return int(self._value("int()"))
+
     def numpy(self) -> np.ndarray:
         """The values as a NumPy array (a device-to-host copy on cupy)."""
         return self.backend.to_numpy(self.data)
 
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        """The values for NumPy (``np.asarray(t)``): on the CPU the data itself unless a copy is
+        asked for; from a device a copy, so ``copy=False`` is refused there."""
+        array = self.numpy()
+        shared = array is self.data
+        if copy is False and not shared:
+            raise ValueError("np.asarray(copy=False): the tensor's data is on the device, so NumPy gets a copy; "
+                             "leave copy out")
+        return np.array(array, dtype=dtype, copy=copy if shared else None)
+
     def item(self) -> float:
         """The value of a one-element tensor as a Python number (syncs with the device)."""
+        return self._value("item()")
+
+    def _value(self, what: str):
         if self.size != 1:
-            raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
+            raise ValueError(f"{what} needs a tensor with one element, got shape {self.shape}")
         return self.numpy().reshape(()).item()
 
     def tolist(self):

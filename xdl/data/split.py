@@ -12,6 +12,7 @@ from typing import NamedTuple
 import numpy as np
 
 from xdl.data.validation import check_features
+from xdl.tensor import to_numpy
 
 LARGE = 1_000_000  # above this many examples, dev and test are fixed-size
 LARGE_HOLDOUT = 10_000
@@ -47,7 +48,11 @@ def split(X, y, dev=None, test=None, seed: int = 0, stratify: bool = True) -> Sp
     """Shuffle and split into train, dev and test (dev and test from the same distribution).
 
     ``dev``/``test``: fractions or counts (default: 20% each up to 1M examples, else 10,000 each).
-    ``stratify`` keeps each class's share in every part (for class labels).
+    ``stratify`` keeps each class's share in every part. The classes are the distinct values of 1-D
+    labels of any type (integers, strings, booleans, whole-number floats…, as scikit-learn's
+    ``train_test_split(stratify=y)``), and of 2-D ones the argmax of each row (one-hot or soft rows:
+    the class xdl reads in them; one column: its values). Continuous targets (floats that are not
+    all whole numbers: a regression's) are just shuffled.
 
     >>> import numpy as np
     >>> s = split(np.zeros((100, 3)), np.arange(100) % 2)
@@ -55,27 +60,40 @@ def split(X, y, dev=None, test=None, seed: int = 0, stratify: bool = True) -> Sp
     ([60, 20, 20], 10)
     """
     X = check_features(X)
-    y = np.asarray(y)
-    if len(y) != len(X):
-        raise ValueError(f"X has {len(X)} examples but y has {len(y)} (they must have the same length)")
+    y = to_numpy(y)
+    if y.shape[:1] != (len(X),):
+        raise ValueError(f"X has {len(X)} examples but y has {len(y) if y.ndim else 0} "
+                         "(they must have the same length)")
     m = len(X)
     n_dev, n_test = holdout_sizes(m, dev, test)
     rng = np.random.default_rng(seed)
-    if stratify and y.ndim == 1 and np.issubdtype(y.dtype, np.integer):
-        order = _stratified_order(y, rng)
-    else:
-        order = rng.permutation(m)
+    classes = _classes(y) if stratify else None
+    order = _stratified_order(classes, rng) if classes is not None else rng.permutation(m)
     # In stratified order the classes are interleaved, so consecutive runs keep the class shares.
     dev_idx, test_idx, train_idx = np.split(order, [n_dev, n_dev + n_test])
     return Split(X[train_idx], y[train_idx], X[dev_idx], y[dev_idx], X[test_idx], y[test_idx])
 
 
-def _stratified_order(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _classes(y: np.ndarray) -> np.ndarray | None:
+    """Each example's class, numbered in the sorted order of the labels (as `split` reads them);
+    None for continuous targets, which have no classes to keep the shares of."""
+    rows = y.reshape(len(y), -1)
+    labels = rows[:, 0] if rows.shape[1] == 1 else rows.argmax(axis=1)
+    if np.issubdtype(labels.dtype, np.floating) and not np.array_equal(labels, np.round(labels)):
+        return None
+    try:
+        return np.unique(labels, return_inverse=True)[1]
+    except TypeError:  # labels of mixed types (None among strings) have no order to number them by
+        raise ValueError(f"y: stratify needs labels that can be sorted (all numbers or all strings), got dtype "
+                         f"{y.dtype}; pass stratify=False to split without it") from None
+
+
+def _stratified_order(classes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A permutation in which every prefix holds each class in proportion to its frequency: each
     example gets the key (rank within its shuffled class + U(0,1)) / class size, sorted."""
-    keys = np.empty(len(y))
-    for label in np.unique(y):
-        idx = np.flatnonzero(y == label)
-        rank = rng.permutation(len(idx))
-        keys[idx] = (rank + rng.uniform(size=len(idx))) / len(idx)
+    keys = np.empty(len(classes))
+    sizes = np.bincount(classes)
+    members = np.split(np.argsort(classes, kind="stable"), np.cumsum(sizes)[:-1])  # each class's, in index order
+    for idx, n in zip(members, sizes):
+        keys[idx] = (rng.permutation(n) + rng.uniform(size=n)) / n
     return np.argsort(keys, kind="stable")

@@ -23,6 +23,14 @@ def check_int(value, name: str, low: int = 1, high: int | None = None, expected:
     return int(value)
 
 
+def check_number(value, name: str, expected: str, accept) -> float:
+    """``value`` as a float if it is a real number (not a bool or a string) that ``accept`` takes;
+    else a ValueError naming ``name`` and what was ``expected``."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating) or not accept(value):
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+    return float(value)
+
+
 def check_dev_pair(dev, why: str = "") -> tuple:
     """``dev`` as the pair (X_dev, y_dev); else a ValueError naming it, what it got, and ``why``
     it is needed (": trials are compared on the dev set")."""

@@ -6,7 +6,24 @@ import numpy as np
 
 from xdl import functions as F
 from xdl import init as initializers
+from xdl.data.validation import check_int, check_number
 from xdl.nn.module import Module
+
+
+def check_rate(rate, name: str) -> float:
+    """A dropout rate: a number in [0, 1) (`check_number`)."""
+    return check_number(rate, name, "a number in [0, 1) (the drop probability)", lambda r: 0 <= r < 1)
+
+
+def check_dtype(dtype, name: str):
+    """``dtype`` if it is None (float32, the default) or a floating dtype; else a ValueError naming ``name``."""
+    try:
+        floating = dtype is None or np.issubdtype(np.dtype(dtype), np.floating)
+    except TypeError:  # not a dtype at all
+        floating = False
+    if not floating:
+        raise ValueError(f"{name} must be a floating dtype (float32, float64) or None, got {dtype!r}")
+    return dtype
 
 
 class Dense(Module):
@@ -24,10 +41,9 @@ class Dense(Module):
 
     def __init__(self, in_features: int, out_features: int, init="he", bias: bool = True, dtype=None):
         super().__init__()
-        for arg, value in (("in_features", in_features), ("out_features", out_features)):
-            if not isinstance(value, int | np.integer) or value < 1:
-                raise ValueError(f"Dense: {arg} must be a positive integer, got {value!r}")
-        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.in_features = check_int(in_features, "Dense: in_features")
+        self.out_features = check_int(out_features, "Dense: out_features")
+        check_dtype(dtype, "Dense: dtype")
         self.config = {"in_features": self.in_features, "out_features": self.out_features,
                        "init": init if isinstance(init, str) else getattr(init, "__name__", "custom"), "bias": bias}
         shape = (self.in_features, self.out_features)
@@ -58,7 +74,7 @@ class LeakyReLU(Module):
 
     def __init__(self, slope: float = 0.01):
         super().__init__()
-        self.slope = float(slope)
+        self.slope = check_number(slope, "LeakyReLU: slope", "a finite number", np.isfinite)
         self.config = {"slope": self.slope}
 
     def forward(self, x):
@@ -98,9 +114,7 @@ class Dropout(Module):
 
     def __init__(self, rate: float):
         super().__init__()
-        if not 0.0 <= rate < 1.0:
-            raise ValueError(f"Dropout: rate must be in [0, 1) (the drop probability), got {rate}")
-        self.rate = float(rate)
+        self.rate = check_rate(rate, "Dropout: rate")
         self.config = {"rate": self.rate}
         self.random_key = None  # (seed, stream, step), set by Module.set_random_key
 
@@ -121,13 +135,10 @@ class BatchNorm(Module):
 
     def __init__(self, features: int, momentum: float = 0.9, eps: float = 1e-5, dtype=None):
         super().__init__()
-        if not isinstance(features, int | np.integer) or features < 1:
-            raise ValueError(f"BatchNorm: features must be a positive integer, got {features!r}")
-        if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"BatchNorm: momentum must be in [0, 1), got {momentum}")
-        if not eps > 0:
-            raise ValueError(f"BatchNorm: eps must be > 0, got {eps}")
-        self.features, self.momentum, self.eps = int(features), float(momentum), float(eps)
+        self.features = check_int(features, "BatchNorm: features")
+        self.momentum = check_number(momentum, "BatchNorm: momentum", "a number in [0, 1)", lambda b: 0 <= b < 1)
+        self.eps = check_number(eps, "BatchNorm: eps", "a finite number > 0", lambda e: 0 < e < np.inf)
+        check_dtype(dtype, "BatchNorm: dtype")
         self.config = {"features": self.features, "momentum": self.momentum, "eps": self.eps}
         self.add_parameter("gamma", np.ones(features), "scale", dtype)
         self.add_parameter("beta", np.zeros(features), "shift", dtype)
@@ -148,14 +159,15 @@ class Standardize(Module):
 
     def __init__(self, features: int, mean=None, scale=None, dtype=None):
         super().__init__()
-        if not isinstance(features, int | np.integer) or features < 1:
-            raise ValueError(f"Standardize: features must be a positive integer, got {features!r}")
-        self.features = int(features)
+        self.features = check_int(features, "Standardize: features")
+        check_dtype(dtype, "Standardize: dtype")
         self.config = {"features": self.features}
         mean = np.zeros(features) if mean is None else np.asarray(mean, dtype=np.float64)
         scale = np.ones(features) if scale is None else np.asarray(scale, dtype=np.float64)
-        if mean.shape != (features,) or scale.shape != (features,) or not (scale > 0).all():
-            raise ValueError(f"Standardize: mean and scale must be ({features},) with scale > 0")
+        if mean.shape != (features,) or scale.shape != (features,):
+            raise ValueError(f"Standardize: mean and scale must be ({features},), got {mean.shape} and {scale.shape}")
+        if not (np.isfinite(mean).all() and np.isfinite(scale).all() and (scale > 0).all()):
+            raise ValueError("Standardize: mean must be finite, and scale finite and > 0")
         self.add_buffer("mean", mean, dtype)
         self.add_buffer("scale", scale, dtype)
 

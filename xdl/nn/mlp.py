@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from xdl.nn.layers import BatchNorm, Dense, Dropout, LeakyReLU, ReLU, Sigmoid, Standardize, Tanh
+import numpy as np
+
+from xdl.data.validation import check_int
+from xdl.nn.layers import BatchNorm, Dense, Dropout, LeakyReLU, ReLU, Sigmoid, Standardize, Tanh, check_rate
 from xdl.nn.sequential import Sequential
 
 ACTIVATIONS = {"relu": ReLU, "leaky_relu": LeakyReLU, "tanh": Tanh, "sigmoid": Sigmoid}
@@ -18,11 +21,22 @@ def mlp(n_features: int, hidden, n_outputs: int, activation: str = "relu", init:
     >>> mlp(64, [32, 16], 10, batch_norm=True, dropout=0.1)[0]
     Dense(in_features=64, out_features=32, init='he', bias=False)
     """
-    if activation not in ACTIVATIONS:
+    # all checked before the first layer draws its weights from the host generator
+    check_int(n_features, "mlp: n_features")
+    check_int(n_outputs, "mlp: n_outputs")
+    hidden = hidden.tolist() if isinstance(hidden, np.ndarray) else hidden
+    if not isinstance(hidden, list | tuple | range) or len(hidden) == 0 \
+            or any(isinstance(h, bool) or not isinstance(h, int | np.integer) or h < 1 for h in hidden):
+        hint = f" (one hidden layer of {hidden}: [{hidden}])" if isinstance(hidden, int | np.integer) else ""
+        raise ValueError(f"mlp: hidden must be a non-empty list of positive integers, a size per hidden layer, "
+                         f"got {hidden!r}{hint}")
+    if not isinstance(activation, str) or activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
+    check_rate(dropout, "mlp: dropout")
+    if standardize is not None and not (isinstance(standardize, Standardize) and standardize.features == n_features):
+        raise ValueError(f"mlp: standardize must be a Standardize layer of {n_features} features (or None), got "
+                         f"{standardize!r}")
     hidden = [int(h) for h in hidden]
-    if any(h < 1 for h in hidden):
-        raise ValueError(f"hidden layer sizes must be positive integers, got {hidden}")
     layers = [standardize] if standardize is not None else []
     width = n_features
     for size in hidden:

@@ -283,9 +283,9 @@ class Module:
         if not isinstance(batch_size, int | np.integer) or batch_size <= 0:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         X = check_features(_backend.array_to_numpy(X), "X")
-        with self.evaluating():
-            outs = [self(X[i:i + batch_size]).numpy() for i in range(0, len(X), batch_size)]
-        return np.concatenate(outs) if outs else np.zeros((0,))
+        with self.evaluating():  # no rows: one empty batch, so the result has the outputs' width
+            outs = [self(X[i:i + batch_size]).numpy() for i in range(0, max(len(X), 1), batch_size)]
+        return np.concatenate(outs)
 
     def predict_proba(self, X, batch_size: int = 1024) -> np.ndarray:
         """Class probabilities (m, C); a single-output (binary) model gives columns [1 − p, p]."""
