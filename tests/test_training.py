@@ -271,6 +271,27 @@ def test_a_state_that_became_non_finite_stops_the_run_without_a_checkpoint_to_wr
     assert json.loads((tmp_path / "history.json").read_text())["diverged"] == trainer.history.diverged
 
 
+@pytest.mark.parametrize("bad, match", [
+    (dict(callbacks=EarlyStopping()), r"callbacks must be a list .*got one: callbacks=\[<"),
+    (dict(augment="flip"), r"augment must be a callable \(X_batch, rng\) -> X_batch.*got 'flip'"),
+])
+def test_trainer_parts_of_the_wrong_kind_are_named(bad, match):
+    xdl.seed(0)
+    model = xdl.nn.mlp(2, [8], 2)
+    with pytest.raises(TypeError, match=match):
+        Trainer(model, SoftmaxCrossEntropy(), Adam(model), **bad)
+
+
+def test_an_epoch_schedule_over_groups_with_rates_of_their_own_is_refused():
+    xdl.seed(0)
+    model = xdl.nn.mlp(2, [8], 2)
+    groups = [{"params": model.parameters("weight"), "lr": 1e-3}, {"params": model.parameters("bias"), "lr": 1e-1}]
+    with pytest.raises(ValueError, match=r"schedule: it sets every group's rate .*rates of their own \(0.001, 0.1\)"):
+        Trainer(model, SoftmaxCrossEntropy(), xdl.optim.SGD(groups, lr=1e-2),
+                schedule=xdl.optim.schedules.exponential(1e-2, 0.5))
+    Trainer(model, SoftmaxCrossEntropy(), xdl.optim.SGD(groups, lr=1e-2))  # without one, each keeps its own
+
+
 def test_two_schedules_are_refused():
     xdl.seed(0)
     model = xdl.nn.mlp(2, [4], 2)

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 import xdl
 from xdl.backend import BACKEND_NAMES, BackendError, environment_backend
-from xdl.config import TrainConfig, flag_of
+from xdl.config import TrainConfig, flag_of, unread_options
 from xdl.data import Standardizer, split
 from xdl.diagnose import diagnose
 from xdl.losses import SoftmaxCrossEntropy, l2
@@ -215,6 +215,10 @@ def _resumed_study(args) -> tuple[dict, list]:
 # -- xdl train ----------------------------------------------------------------------------------
 def train(config: TrainConfig, args=None) -> int:
     out = Path(config.out)
+    unread = unread_options(config, [f.name for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)])
+    if unread:  # a flag typed for nothing (a config file may hold every option: best.toml does)
+        raise ValueError(f"{flag_of(unread[0])} is not read by --optimizer {config.optimizer} or --schedule "
+                         f"{config.schedule}: it would be ignored; leave it out")
     resuming = _check_resume(config) if config.resume else None
     if not config.resume:
         _check_no_unfinished_run(out)

@@ -31,6 +31,8 @@ OPTIMIZERS = {
     "adam": lambda params, c: optim.Adam(params, lr=c.lr, beta1=c.beta1, beta2=c.beta2, eps=c.eps),
     "adamw": lambda params, c: optim.AdamW(params, lr=c.lr, beta1=c.beta1, beta2=c.beta2, eps=c.eps),
 }
+OPTIMIZER_OPTIONS = {"sgd": (), "momentum": ("beta1",), "nesterov": ("beta1",), "rmsprop": ("beta1", "eps"),
+                     "adam": ("beta1", "beta2", "eps"), "adamw": ("beta1", "beta2", "eps")}  # what each reads, lr aside
 SCHEDULE_OPTIONS = {"none": (), "inverse_time": ("lr", "decay_rate"), "exponential": ("lr", "decay_base"),
                     "staircase": ("lr", "decay_rate", "decay_every"), "step": ("lr", "decay_factor", "decay_every"),
                     "cosine": ("lr", "epochs")}  # the options each schedule reads
@@ -41,6 +43,15 @@ FLOAT32_RATES = optim.optimizer.rate_range(np.float32)  # the models' default dt
 RESUME_MAY_CHANGE = ("epochs", "patience", "base_error", "backend", "precision", "capture", "out", "checkpoint_every",
                      "resume", "progress")
 IMAGE_SHAPES = {"digits": (8, 8)}  # datasets whose examples are images (augmentation applies)
+
+
+def unread_options(config: TrainConfig, given) -> list[str]:
+    """The options among ``given`` (names) that belong to an optimizer or a schedule, but not to
+    ``config``'s (``--beta2`` with sgd, ``--decay-rate`` with no schedule): they would be ignored."""
+    reads = {*OPTIMIZER_OPTIONS[config.optimizer], *SCHEDULE_OPTIONS[config.schedule]}
+    tied = {name for names in (*OPTIMIZER_OPTIONS.values(), *SCHEDULE_OPTIONS.values()) for name in names}
+    tied -= {"lr", "epochs"}  # read by every run
+    return [name for name in given if name in tied and name not in reads]
 
 
 def _opt(default, help: str, choices=None):

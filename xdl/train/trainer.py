@@ -90,6 +90,16 @@ class Trainer:
         if schedule is not None and any(callable(g.settings["lr"]) for g in optimizer.groups):
             raise ValueError("schedule: the optimizer's lr is already a per-step schedule; the epoch schedule would "
                              "replace it for good. Give one of them: a per-step lr, or Trainer(schedule=...)")
+        rates = sorted({g.settings["lr"] for g in optimizer.groups}) if schedule is not None else ()
+        if len(rates) > 1:  # the schedule would set them all alike
+            raise ValueError(f"schedule: it sets every group's rate to schedule(epoch), and the optimizer's groups have "
+                             f"rates of their own ({', '.join(f'{r:g}' for r in rates)}); give each group a per-step "
+                             "schedule as its lr (xdl.optim.schedules), or one rate to all")
+        if isinstance(callbacks, Callback):
+            raise TypeError(f"callbacks must be a list of xdl.train.Callback instances, got one: callbacks=[{callbacks!r}]")
+        if augment is not None and not callable(augment):
+            raise TypeError(f"augment must be a callable (X_batch, rng) -> X_batch, e.g. xdl.data.Augment, got "
+                            f"{augment!r}")
         for cb in callbacks:
             if not isinstance(cb, Callback):
                 raise TypeError(f"callbacks must be xdl.train.Callback instances, got {cb!r}")
