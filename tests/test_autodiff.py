@@ -260,6 +260,19 @@ def test_gradcheck_restores_inputs_and_accepts_argumentless_fn(backend, rng):
     assert np.array_equal(backend.to_numpy(w.grad), np.full(4, 5.0))
 
 
+def test_gradcheck_leaves_batch_norms_running_statistics_as_they_were(backend, rng):
+    xdl.seed(0)
+    model = xdl.nn.mlp(3, [5], 2, batch_norm=True).astype(np.float64)
+    X = rng.standard_normal((8, 3)) * 4 + 2
+    before = {name: backend.to_numpy(a).copy() for name, a in model.named_buffers()}
+    result = xdl.gradcheck(lambda: xdl.losses.SoftmaxCrossEntropy()(model(X), np.arange(8) % 2), model.parameters())
+    assert result.passed
+    for name, a in model.named_buffers():  # were moved by each of the check's many forward passes
+        np.testing.assert_array_equal(backend.to_numpy(a), before[name], err_msg=name)
+    model(X)  # outside a check, training updates them as ever
+    assert not np.array_equal(backend.to_numpy(model.layers[1].running_mean), before["1.running_mean"])
+
+
 def test_gradcheck_rejects_float32(backend):
     w = xdl.tensor([1.0, 2.0], requires_grad=True)
     with pytest.raises(TypeError, match="float64"):

@@ -19,7 +19,8 @@ float64 (in float32 the differences drown in rounding). The inputs are perturbed
     result = xdl.gradcheck(lambda: loss(model(X), y), model.parameters())
 
 Dropout is switched off while checking (a random mask would make J(θ) a different function on
-every call); everything else, batch norm's batch statistics included, runs as in training.
+every call); everything else, batch norm's batch statistics included, runs as in training, but
+batch norm's running statistics are left as they were: a check changes no model.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from xdl.functions.batchnorm import running_statistics_kept
 from xdl.functions.regularization import dropout_disabled
 from xdl.tensor import Tensor, no_grad
 
@@ -133,7 +135,7 @@ def gradcheck(fn, inputs, eps: float = 1e-7) -> GradcheckResult:
         raise ValueError(f"gradcheck: eps must be > 0, got {eps}")
     call = _caller(fn, inputs)
 
-    with dropout_disabled():
+    with dropout_disabled(), running_statistics_kept():
         cost, analytic = _backprop_gradients(call, inputs)
         numeric = [_numeric_gradient(call, t, eps) for t in inputs]
         per_input = [relative_difference(a, n) for a, n in zip(analytic, numeric)]

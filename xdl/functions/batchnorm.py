@@ -3,10 +3,26 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from xdl.function import Function
 from xdl.functions.registry import Check, op
+
+_statistics_kept = False
+
+
+@contextlib.contextmanager
+def running_statistics_kept():
+    """Within this block batch norm in training leaves its running statistics as they are
+    (momentum 1): gradient checking calls the model many times and must not change it."""
+    global _statistics_kept
+    previous, _statistics_kept = _statistics_kept, True
+    try:
+        yield
+    finally:
+        _statistics_kept = previous
 
 
 class BatchNormTrain(Function):
@@ -61,6 +77,8 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training=True, momentu
     running ones otherwise."""
     backend = x.backend
     running_mean, running_var = backend.asarray(running_mean), backend.asarray(running_var)
+    if _statistics_kept:
+        momentum = 1.0  # running = 1·running + 0·batch
     momentum = float(momentum) if np.ndim(momentum) == 0 else backend.asarray(momentum, dtype=x.dtype)
     if training:
         return BatchNormTrain.apply(x, gamma, beta, running_mean=running_mean, running_var=running_var,
