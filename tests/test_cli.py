@@ -230,6 +230,7 @@ def test_a_finished_run_keeps_a_checkpoint_to_go_on_from_with_more_epochs(tmp_pa
     (["gradcheck", "--resume", "somewhere"], "--resume: xdl gradcheck checks a freshly initialized model"),
     (["train", "--config", ""], "--config: expected a TOML file, got ''"),
     (["train", "--augment-noise", "0.1", "--dataset", "moons"], "error: augmentation applies to image datasets"),
+    (["train", "--augment-shift", "8"], "--augment-shift must be below the images' side (digits: 8×8), got 8"),
     (["train", "--optimizer", "sgd", "--beta2", "0.1"], "--beta2 is not read by --optimizer sgd or --schedule "
                                                        "inverse_time: it would be ignored"),
     (["train", "--schedule", "none", "--decay-every", "3"], "--decay-every is not read by --optimizer adam or "

@@ -143,3 +143,10 @@ def test_load_state_dict_takes_tensors_and_lists_and_skips_other_names_when_not_
     assert model.state_dict()["0.weight"].sum() == 4 and model.state_dict()["0.bias"].sum() == state["0.bias"].sum()
     with pytest.raises(ValueError, match=r"parameter '0.weight': saved shape \(3, 2\)"):
         model.load_state_dict({"0.weight": np.ones((3, 2))}, strict=False)  # shapes still checked
+
+
+def test_saving_an_optimizer_says_where_its_state_goes(tmp_path):
+    model = xdl.nn.mlp(2, [3], 2)
+    with pytest.raises(TypeError, match=r"got Adam; an optimizer's state is opt.state_dict\(\)"):
+        xdl.save(xdl.optim.Adam(model), tmp_path / "opt.npz")
+    assert not (tmp_path / "opt.npz").exists()

@@ -174,6 +174,9 @@ class TrainConfig:
         if augments and self.dataset not in IMAGE_SHAPES:
             raise ValueError(f"{source}: augmentation applies to image datasets ({', '.join(IMAGE_SHAPES)}), "
                              f"not {self.dataset!r}")
+        if augments and self.augment_shift >= min(IMAGE_SHAPES[self.dataset]):  # (as Augment checks it, later)
+            raise ValueError(f"{source}: augment_shift must be below the images' side ({self.dataset}: "
+                             f"{'×'.join(map(str, IMAGE_SHAPES[self.dataset]))}), got {self.augment_shift}")
 
     def _check_schedule(self, source: str) -> None:
         """The schedule gives a finite rate > 0 at every epoch of the planned run (checked now, not

@@ -18,6 +18,7 @@ from xdl.backend import current_backend
 from xdl.files import atomic_write, json_number
 from xdl.nn import Module
 from xdl.nn.architecture import build_on_host, describe
+from xdl.optim.optimizer import Optimizer
 
 ARCHITECTURE_KEY = "__xdl_architecture__"
 FORMAT_VERSION = 1
@@ -32,7 +33,10 @@ def save(model: Module, path, extra: dict | None = None, extra_arrays: dict | No
     returns them).
     """
     if not isinstance(model, Module):
-        raise TypeError(f"save: model must be an xdl Module, got {type(model).__name__}")
+        optimizer = isinstance(model, Optimizer)
+        raise TypeError(f"save: model must be an xdl Module, got {type(model).__name__}" + (
+            "; an optimizer's state is opt.state_dict() (pickle it), and a Trainer's Checkpoint keeps it with the "
+            "model" if optimizer else ""))
     path = Path(path)
     if path.is_dir():  # else found only at the final rename, after all the work, naming the temporary file
         raise IsADirectoryError(f"save: {str(path)!r} is a directory; name the model file in it")
