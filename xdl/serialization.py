@@ -33,10 +33,9 @@ def save(model: Module, path, extra: dict | None = None, extra_arrays: dict | No
     returns them).
     """
     if not isinstance(model, Module):
-        optimizer = isinstance(model, Optimizer)
-        raise TypeError(f"save: model must be an xdl Module, got {type(model).__name__}" + (
-            "; an optimizer's state is opt.state_dict() (pickle it), and a Trainer's Checkpoint keeps it with the "
-            "model" if optimizer else ""))
+        hint = ("; an optimizer's state is opt.state_dict() (pickle it), and a Trainer's Checkpoint keeps it with "
+                "the model") if isinstance(model, Optimizer) else ""
+        raise TypeError(f"save: model must be an xdl Module, got {type(model).__name__}{hint}")
     path = Path(path)
     if path.is_dir():  # else found only at the final rename, after all the work, naming the temporary file
         raise IsADirectoryError(f"save: {str(path)!r} is a directory; name the model file in it")
