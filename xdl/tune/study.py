@@ -48,6 +48,24 @@ class Study:
         self.directory = Path(directory) if directory is not None else None
 
     @classmethod
+    def load(cls, directory) -> Study:
+        """The study saved in ``directory`` (its ``trials.json``), to look at in Python — ``best``,
+        ``table()``, ``best_config()`` — as Optuna's ``load_study``; nothing is trained or written.
+
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as directory:
+        ...     saved = Study({"space": {}, "base": {"epochs": 3}}, directory)
+        ...     saved.add([Trial(0, 0, {"lr": 0.01}, "completed", dev_accuracy=0.9, dev_cost=0.3, epochs=3)])
+        ...     loaded = Study.load(directory)
+        >>> loaded.best.params, loaded.best_config().lr
+        ({'lr': 0.01}, 0.01)
+        """
+        meta, trials = saved_study(directory, "Study.load")
+        study = cls(meta, directory)
+        study.trials = trials
+        return study
+
+    @classmethod
     def resume(cls, meta: dict, directory, who: str = "resume") -> Study:
         """The study in ``directory``, after checking it was made by the same search (every
         difference is named; ``who`` names the argument in errors: ``--resume`` for the command)."""
@@ -124,7 +142,7 @@ def saved_study(directory, who: str = "resume") -> tuple[dict, list[Trial]]:
     """The meta and the trials of the study saved in ``directory``, for a resume (errors name ``who``)."""
     path = Path(directory) / TRIALS_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{who}: no {TRIALS_FILE} in {str(directory)!r} to continue")
+        raise FileNotFoundError(f"{who}: no {TRIALS_FILE} in {str(directory)!r}")
     try:
         return read_trials(path)
     except ValueError as e:
