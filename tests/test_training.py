@@ -458,6 +458,13 @@ def test_a_control_file_read_on_resuming_stays_until_the_run_goes_on(tmp_path, m
     with pytest.warns(UserWarning, match=r"lr is 1e-50: a learning rate must be 0 or a number in float32's positive range \[1.4e-45, 3.4e\+38\]"):
         trainer(5).fit(parts.X_train, parts.y_train, resume=run / "checkpoints")
 
+    (run / "control.toml").write_text("lr = 0.001\nstop = true\n")  # a rate for when the run goes on, and a stop
+    history = trainer(7).fit(parts.X_train, parts.y_train, resume=run / "checkpoints")
+    assert len(history) == 5 and not (run / "control.toml").exists()  # renamed once a checkpoint held it
+    history = trainer(7).fit(parts.X_train, parts.y_train, resume=run / "checkpoints")
+    assert history["lr"][5:] == [0.001, 0.001]  # was the schedule's again: the rate went with the file
+    assert "lr = 0.001 from epoch 6, stop" in history[4]["control"]
+
 
 def test_a_control_file_applied_at_an_epoch_whose_checkpoint_failed_is_applied_again_on_resuming(
         tmp_path, disk_full_from):

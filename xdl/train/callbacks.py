@@ -261,7 +261,8 @@ class Control(Callback):
     `Checkpoint` callback; so a run stopped before then — a failed checkpoint write, a divergence —
     finds the file again on resuming). A resumed run first replays the rate set before (its state
     goes into checkpoints), then applies a file written while it was stopped before its first step
-    (the way on after a rate that diverged; ``control-applied-resume-<n>.toml``). A file that does
+    (the way on after a rate that diverged; ``control-applied-resume-<n>.toml``; with ``stop``, no
+    epoch runs, so a checkpoint is written then, holding a rate given with it). A file that does
     not parse or holds another key is left unapplied (renamed ``control-rejected-….toml`` at once),
     noted, and reported as a warning: training goes on. A batch of models (`fit_many`) takes
     ``stop`` only: its rates are one per model. ``report``: called with the note of each file
@@ -290,6 +291,11 @@ class Control(Callback):
         upcoming = trainer.epoch + 1
         starts = f"step {trainer.step + 1} of epoch {upcoming}" if trainer.step else f"epoch {upcoming}"
         self._on_resume = self._apply(trainer, f"on resuming (before {starts})", f"resume-{upcoming}", starts)
+        if trainer.stop_training and self._on_resume is not None:  # a stop: no epoch will run, and write a checkpoint
+            self._note_with_last_epoch(trainer)
+            for cb in trainer.callbacks:  # so one holds what was applied (a rate with the stop) now
+                if isinstance(cb, Checkpoint):
+                    cb.save_resumable(trainer)
 
     def on_epoch_end(self, trainer, record: dict) -> None:
         epoch = record["epoch"]
@@ -303,11 +309,16 @@ class Control(Callback):
         self._settle()  # the checkpoint holds what was applied
 
     def on_train_end(self, trainer) -> None:
-        if self._on_resume is not None and trainer.history.records:  # no epoch ran (a stop read on resuming)
+        self._note_with_last_epoch(trainer)  # no epoch ran (a stop read on resuming)
+        self._settle()  # the run is over: nothing left to resume at an earlier state
+
+    def _note_with_last_epoch(self, trainer) -> None:
+        """The note of a file applied on resuming, added to the last epoch's record (when no epoch of
+        this fit took it)."""
+        if self._on_resume is not None and trainer.history.records:
             last = trainer.history.records[-1]
             last["control"] = "; ".join(filter(None, (last.get("control"), self._on_resume)))
         self._on_resume = None
-        self._settle()  # the run is over: nothing left to resume at an earlier state
 
     def _apply(self, trainer, when: str, suffix: str, starts: str) -> str | None:
         """Read and apply the control file if there is one; return its note (None: none, or the

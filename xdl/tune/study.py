@@ -139,7 +139,8 @@ class Study:
 
 
 def saved_study(directory, who: str = "resume") -> tuple[dict, list[Trial]]:
-    """The meta and the trials of the study saved in ``directory``, for a resume (errors name ``who``)."""
+    """The meta and the trials of the study saved in ``directory`` (a resume's, `Study.load`'s;
+    errors name ``who``)."""
     path = Path(directory) / TRIALS_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{who}: no {TRIALS_FILE} in {str(directory)!r}")
