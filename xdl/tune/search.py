@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -428,8 +429,11 @@ def _dask(todo, round_, search: _Search) -> None:
     `fit_many`; a batch lost with its worker is run again elsewhere by Dask, and each result is
     recorded once, as it arrives."""
     distributed = _distributed()
+    # quiet: its workers' logs as a Ctrl-C closes them are not the user's news (the search says what it kept;
+    # a trial's error reaches the search through its future)
     cluster = None if search.scheduler else distributed.LocalCluster(threads_per_worker=1, processes=True,
-                                                                     dashboard_address=None)
+                                                                     dashboard_address=None,
+                                                                     silence_logs=logging.CRITICAL)
     try:
         client = distributed.Client(search.scheduler or cluster, timeout=CONNECT_SECONDS)
     except OSError as e:  # distributed's TimeoutError and refused connections
@@ -438,20 +442,27 @@ def _dask(todo, round_, search: _Search) -> None:
             raise
         raise OSError(f"scheduler: no Dask scheduler answered at {search.scheduler!r} within {CONNECT_SECONDS} s "
                       f"({e}); start one (dask scheduler) or leave scheduler out for a local cluster") from None
-    with client:
-        workers = max(1, len(client.scheduler_info()["workers"]))
-        groups = _groups(todo, round_, search.base, search.study, parts=workers)
-        data = client.scatter([search.X, search.y, search.dev], broadcast=True)
-        pruning = search.batch_pruning()  # the rung values recorded before this round
-        futures = {client.submit(train_group, [c for _, _, c in group], *data, search.base.seed,
-                                 search.standardize_for(group[0][2]),
-                                 False, pruning, search.dtype, pure=False, retries=2): group for group in groups}
-        for future in distributed.as_completed(futures):
-            outcomes, seconds = future.result()
-            search.study.add([_trial(number, round_, params, *outcome, seconds) for (number, params, _), outcome in
-                              zip(futures[future], outcomes)])
-    if cluster is not None:
-        cluster.close()
+    try:
+        _dask_rounds(client, todo, round_, search, distributed)
+    finally:  # a Ctrl-C too: closed in order, not killed at exit with a traceback per worker
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _dask_rounds(client, todo, round_, search: _Search, distributed) -> None:
+    """Submit the round's batches to ``client``'s workers and record each result as it arrives."""
+    workers = max(1, len(client.scheduler_info()["workers"]))
+    groups = _groups(todo, round_, search.base, search.study, parts=workers)
+    data = client.scatter([search.X, search.y, search.dev], broadcast=True)
+    pruning = search.batch_pruning()  # the rung values recorded before this round
+    futures = {client.submit(train_group, [c for _, _, c in group], *data, search.base.seed,
+                             search.standardize_for(group[0][2]),
+                             False, pruning, search.dtype, pure=False, retries=2): group for group in groups}
+    for future in distributed.as_completed(futures):
+        outcomes, seconds = future.result()
+        search.study.add([_trial(number, round_, params, *outcome, seconds) for (number, params, _), outcome in
+                          zip(futures[future], outcomes)])
 
 
 def _groups(todo, round_, base, study, parts: int = 1) -> list[list]:
