@@ -387,6 +387,7 @@ def test_tensor_converts_to_python_numbers_and_numpy(backend):
     assert np.asarray([xdl.tensor(1.0), xdl.tensor(2.0)]).tolist() == [1.0, 2.0]
     if backend.device_type == "cpu":
         assert np.shares_memory(np.asarray(t), t.data)  # no copy where none is needed
+        assert np.asarray(t.sum(), copy=False) == 10.0  # a reduction's data, a NumPy scalar, too
     else:
         with pytest.raises(ValueError, match="on the device"):
             np.asarray(t, copy=False)

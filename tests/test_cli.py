@@ -185,7 +185,8 @@ def test_a_diverged_run_says_how_to_go_on_and_does(tmp_path, capsys):
     other.mkdir()
     (other / "control.toml").write_text("lr = 1e30\n")
     with np.errstate(all="ignore"):
-        assert main(["train", *FAST, "--out", str(other), "--resume", str(out / "checkpoints")]) == 1
+        more = [*FAST[:-3], "--epochs", "4", "--no-progress"]
+    assert main(["train", *more, "--out", str(other), "--resume", str(out / "checkpoints")]) == 1
     assert f"with --resume {out / 'checkpoints'} (its state after epoch 1)" in capsys.readouterr().err
     (out / "control.toml").write_text("lr = 0.01\n")
     assert main(["train", *FAST, "--out", str(out), "--resume", str(out / "checkpoints")]) == 0
@@ -208,6 +209,12 @@ def test_a_new_run_never_replaces_an_unfinished_runs_checkpoint_and_a_resume_say
     assert main(["train", *FAST, "--out", str(out), "--resume", str(out / "checkpoints")]) == 0
     assert f"resuming {str(out / 'checkpoints' / 'checkpoint.npz')!r}: its state after epoch 1, to epoch 3" in \
         capsys.readouterr().out
+    other = tmp_path / "other"  # an unfinished run elsewhere is not replaced by a resume into its directory
+    (other / "checkpoints").mkdir(parents=True)
+    (other / "checkpoints" / "checkpoint.npz").write_bytes(saved)
+    more = [*FAST[:-3], "--epochs", "4", "--no-progress"]
+    assert main(["train", *more, "--out", str(other), "--resume", str(out / "checkpoints")]) == 1
+    assert f"--out {str(other)!r} holds an unfinished run" in capsys.readouterr().err
     assert main(["train", *FAST, "--out", str(out)]) == 0  # a finished run's files are replaced, as by a rerun
 
 
@@ -230,7 +237,7 @@ def test_a_finished_run_keeps_a_checkpoint_to_go_on_from_with_more_epochs(tmp_pa
     (["gradcheck", "--resume", "somewhere"], "--resume: xdl gradcheck checks a freshly initialized model"),
     (["train", "--config", ""], "--config: expected a TOML file, got ''"),
     (["train", "--augment-noise", "0.1", "--dataset", "moons"], "error: augmentation applies to image datasets"),
-    (["train", "--augment-shift", "8"], "--augment-shift must be below the images' side (digits: 8×8), got 8"),
+    (["train", "--augment-shift", "8"], "--augment-shift must be an integer in [0, 8), got 8"),
     (["train", "--optimizer", "sgd", "--beta2", "0.1"], "--beta2 is not read by --optimizer sgd or --schedule "
                                                        "inverse_time: it would be ignored"),
     (["train", "--schedule", "none", "--decay-every", "3"], "--decay-every is not read by --optimizer adam or "

@@ -436,6 +436,12 @@ def test_a_frozen_parameter_is_left_out_of_a_models_optimizer_and_named_when_giv
     assert len(opt.parameters()) == 3
     with pytest.raises(TypeError, match=r"params\[0\] must be a tensor that requires grad.*a frozen parameter"):
         Adam(model.parameters(), lr=1e-2)
+    decayed = AdamW(param_groups(model, 1e-2), lr=1e-2)  # the weight-decay split leaves it out too
+    assert [len(g["params"]) for g in decayed.param_groups] == [1, 2]
+    for p in model.parameters():
+        p.requires_grad = False
+    with pytest.raises(ValueError, match=r"every parameter of the model is frozen"):
+        Adam(model, lr=1e-2)
 
 
 @pytest.mark.parametrize("make, match", [

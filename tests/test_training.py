@@ -242,6 +242,11 @@ def test_callback_arguments_are_checked_where_they_are_made(tmp_path, make, matc
         make(tmp_path)
 
 
+def test_callback_numbers_may_be_numpy_numbers():
+    assert EarlyStopping(min_delta=np.float32(0.01)).min_delta == pytest.approx(0.01)
+    assert EarlyStopping(min_delta=np.int64(0)).min_delta == 0.0
+
+
 def test_a_checkpoint_file_name_taken_by_a_directory_is_refused_before_training(tmp_path):
     (tmp_path / "checkpoint.npz").mkdir()
     s = moons_parts()

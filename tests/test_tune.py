@@ -443,6 +443,12 @@ def test_ctrl_c_in_a_batched_group_keeps_the_trials_that_had_ended(data, tmp_pat
     for t in study.trials:
         if t.number in kept:
             assert dataclasses.asdict(t) == kept[t.number]  # not trained again
+    # a first group stopped before any of its trials ended leaves no study (nothing to resume)
+    monkeypatch.setattr(search._Search, "batch_pruning", lambda self: [InterruptAfter()])
+    with xdl.use("numpy"), pytest.raises(Interrupted):
+        tune(X, y, dev, {"lr": {"choice": [1e-3, 1e-2]}}, trials=2, strategy="grid", execution="batched",
+             base=dataclasses.replace(BASE, epochs=4), directory=tmp_path / "none")
+    assert not (tmp_path / "none" / "trials.json").exists()
 
 
 @pytest.mark.parametrize("execution", ["sequential", "batched"])

@@ -220,7 +220,8 @@ def train(config: TrainConfig, args=None) -> int:
         raise ValueError(f"{flag_of(unread[0])} is not read by --optimizer {config.optimizer} or --schedule "
                          f"{config.schedule}: it would be ignored; leave it out")
     resuming = _check_resume(config) if config.resume else None
-    if not config.resume:
+    own = out / "checkpoints" / CHECKPOINT_FILE
+    if not config.resume or resume_path(config.resume).resolve() != own.resolve():  # (a resume into another --out)
         _check_no_unfinished_run(out)
     with xdl.use(config.backend, precision=config.precision) as backend:
         check_writable_dir(out, "output directory")  # before any work, after every check: fail fast, make nothing
@@ -296,10 +297,11 @@ def _note_once():
 
 def _check_no_unfinished_run(out: Path) -> None:
     """A new run in ``out`` replaces the files of the run there: refused while that run is
-    unfinished (interrupted, or stopped by a divergence: its checkpoint is the way on), naming how
-    to continue it; a finished run's files are replaced, as by any rerun."""
-    path = out / "checkpoints" / CHECKPOINT_FILE
-    if not path.is_file():
+    unfinished (interrupted, or stopped by a divergence: its checkpoint is the way on, and no
+    report.json was written after it), naming how to continue it; a finished run's files are
+    replaced, as by any rerun."""
+    path, report = out / "checkpoints" / CHECKPOINT_FILE, out / "report.json"
+    if not path.is_file() or (report.is_file() and report.stat().st_mtime >= path.stat().st_mtime):
         return
     try:
         extra, _ = read_extra(path)

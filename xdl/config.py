@@ -22,17 +22,18 @@ from xdl.nn import ACTIVATIONS, mlp
 from xdl.train.callbacks import EarlyStopping
 from xdl.train.trainer import Trainer
 
-# name -> (params, config) -> optimizer: the `optimizer` option's choices and how each is built
+# name -> (the options it reads besides lr, (params, config) -> optimizer): the `optimizer` option's
+# choices, what each reads (an option typed for another is refused) and how each is built
 OPTIMIZERS = {
-    "sgd": lambda params, c: optim.SGD(params, lr=c.lr),
-    "momentum": lambda params, c: optim.Momentum(params, lr=c.lr, beta=c.beta1),
-    "nesterov": lambda params, c: optim.Momentum(params, lr=c.lr, beta=c.beta1, nesterov=True),
-    "rmsprop": lambda params, c: optim.RMSprop(params, lr=c.lr, beta=c.beta1, eps=c.eps),
-    "adam": lambda params, c: optim.Adam(params, lr=c.lr, beta1=c.beta1, beta2=c.beta2, eps=c.eps),
-    "adamw": lambda params, c: optim.AdamW(params, lr=c.lr, beta1=c.beta1, beta2=c.beta2, eps=c.eps),
+    "sgd": ((), lambda params, c: optim.SGD(params, lr=c.lr)),
+    "momentum": (("beta1",), lambda params, c: optim.Momentum(params, lr=c.lr, beta=c.beta1)),
+    "nesterov": (("beta1",), lambda params, c: optim.Momentum(params, lr=c.lr, beta=c.beta1, nesterov=True)),
+    "rmsprop": (("beta1", "eps"), lambda params, c: optim.RMSprop(params, lr=c.lr, beta=c.beta1, eps=c.eps)),
+    "adam": (("beta1", "beta2", "eps"),
+             lambda params, c: optim.Adam(params, lr=c.lr, beta1=c.beta1, beta2=c.beta2, eps=c.eps)),
+    "adamw": (("beta1", "beta2", "eps"),
+              lambda params, c: optim.AdamW(params, lr=c.lr, beta1=c.beta1, beta2=c.beta2, eps=c.eps)),
 }
-OPTIMIZER_OPTIONS = {"sgd": (), "momentum": ("beta1",), "nesterov": ("beta1",), "rmsprop": ("beta1", "eps"),
-                     "adam": ("beta1", "beta2", "eps"), "adamw": ("beta1", "beta2", "eps")}  # what each reads, lr aside
 SCHEDULE_OPTIONS = {"none": (), "inverse_time": ("lr", "decay_rate"), "exponential": ("lr", "decay_base"),
                     "staircase": ("lr", "decay_rate", "decay_every"), "step": ("lr", "decay_factor", "decay_every"),
                     "cosine": ("lr", "epochs")}  # the options each schedule reads
@@ -48,8 +49,8 @@ IMAGE_SHAPES = {"digits": (8, 8)}  # datasets whose examples are images (augment
 def unread_options(config: TrainConfig, given) -> list[str]:
     """The options among ``given`` (names) that belong to an optimizer or a schedule, but not to
     ``config``'s (``--beta2`` with sgd, ``--decay-rate`` with no schedule): they would be ignored."""
-    reads = {*OPTIMIZER_OPTIONS[config.optimizer], *SCHEDULE_OPTIONS[config.schedule]}
-    tied = {name for names in (*OPTIMIZER_OPTIONS.values(), *SCHEDULE_OPTIONS.values()) for name in names}
+    reads = {*OPTIMIZERS[config.optimizer][0], *SCHEDULE_OPTIONS[config.schedule]}
+    tied = {name for names in (*(r for r, _ in OPTIMIZERS.values()), *SCHEDULE_OPTIONS.values()) for name in names}
     tied -= {"lr", "epochs"}  # read by every run
     return [name for name in given if name in tied and name not in reads]
 
@@ -174,9 +175,10 @@ class TrainConfig:
         if augments and self.dataset not in IMAGE_SHAPES:
             raise ValueError(f"{source}: augmentation applies to image datasets ({', '.join(IMAGE_SHAPES)}), "
                              f"not {self.dataset!r}")
-        if augments and self.augment_shift >= min(IMAGE_SHAPES[self.dataset]):  # (as Augment checks it, later)
-            raise ValueError(f"{source}: augment_shift must be below the images' side ({self.dataset}: "
-                             f"{'×'.join(map(str, IMAGE_SHAPES[self.dataset]))}), got {self.augment_shift}")
+        try:  # Augment's own checks against the dataset's images (a shift below their side), now
+            self.build_augment()
+        except ValueError as e:  # "shift must be …": the option is augment_shift
+            raise ValueError(f"{source}: augment_{e}") from None
 
     def _check_schedule(self, source: str) -> None:
         """The schedule gives a finite rate > 0 at every epoch of the planned run (checked now, not
@@ -222,7 +224,7 @@ class TrainConfig:
         """The optimizer named by ``optimizer`` (an `OPTIMIZERS` entry) over ``model``; weight decay
         goes to the weights only (`xdl.optim.param_groups`)."""
         params = optim.param_groups(model, self.weight_decay) if self.weight_decay else model
-        return OPTIMIZERS[self.optimizer](params, self)
+        return OPTIMIZERS[self.optimizer][1](params, self)
 
     def build_schedule(self):
         """epochs completed (0 for the first epoch) → learning rate, or None for a constant rate."""

@@ -124,13 +124,13 @@ class Tensor:
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         """The values for NumPy (``np.asarray(t)``): on the CPU the data itself unless a copy is
-        asked for; from a device a copy, so ``copy=False`` is refused there."""
-        array = self.numpy()
-        shared = array is self.data
-        if copy is False and not shared:
-            raise ValueError("np.asarray(copy=False): the tensor's data is on the device, so NumPy gets a copy; "
-                             "leave copy out")
-        return np.array(array, dtype=dtype, copy=copy if shared else None)
+        asked for (or ``dtype`` needs one); from a device a copy, so ``copy=False`` is refused there."""
+        if self.backend.device_type != "cpu":
+            if copy is False:
+                raise ValueError("np.asarray(copy=False): the tensor's data is on the device, so NumPy gets a copy; "
+                                 "leave copy out")
+            return np.asarray(self.numpy(), dtype=dtype)
+        return np.array(self.data, dtype=dtype, copy=True) if copy else np.asarray(self.data, dtype=dtype)
 
     def item(self) -> float:
         """The value of a one-element tensor as a Python number (syncs with the device)."""

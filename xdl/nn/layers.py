@@ -10,7 +10,7 @@ from xdl.data.validation import check_int, check_number
 from xdl.nn.module import Module
 
 
-def check_rate(rate, name: str) -> float:
+def check_drop_rate(rate, name: str) -> float:
     """A dropout rate: a number in [0, 1) (`check_number`)."""
     return check_number(rate, name, "a number in [0, 1) (the drop probability)", lambda r: 0 <= r < 1)
 
@@ -114,7 +114,7 @@ class Dropout(Module):
 
     def __init__(self, rate: float):
         super().__init__()
-        self.rate = check_rate(rate, "Dropout: rate")
+        self.rate = check_drop_rate(rate, "Dropout: rate")
         self.config = {"rate": self.rate}
         self.random_key = None  # (seed, stream, step), set by Module.set_random_key
 

@@ -475,11 +475,20 @@ def _layout_of(group: ParamGroup, flat) -> list[int]:
     return [index[id(p)] for p in flat.params]
 
 
+def _trainable(model) -> list:
+    """``model``'s parameters that train: a frozen one (requires_grad False) is left out, as
+    PyTorch's optimizers skip the parameters that get no gradient; all frozen is an error."""
+    params = model.parameters()
+    training = [p for p in params if p.requires_grad]
+    if params and not training:
+        raise ValueError("every parameter of the model is frozen (requires_grad False): an optimizer of it would "
+                         "train nothing")
+    return training
+
+
 def _as_groups(params) -> list[dict]:
     if hasattr(params, "parameters") and callable(params.parameters):
-        # a model's parameters that train: a frozen one (requires_grad False) is left out, as
-        # PyTorch's optimizers skip the parameters that get no gradient
-        params = [p for p in params.parameters() if p.requires_grad]
+        params = _trainable(params)
     if isinstance(params, Tensor):
         raise TypeError("params must be an iterable of tensors (wrap a single tensor in a list)")
     params = list(params)
@@ -489,10 +498,9 @@ def _as_groups(params) -> list[dict]:
 
 
 def param_groups(model, weight_decay: float) -> list[dict]:
-    """Two groups: weights with ``weight_decay``, and biases/BN γ, β without (the usual split)."""
-    weights = model.parameters("weight")
-    others = [p for p in model.parameters() if p.role != "weight"]
-    groups = [{"params": weights, "weight_decay": weight_decay}]
-    if others:
-        groups.append({"params": others, "weight_decay": 0.0})
-    return groups
+    """Two groups: weights with ``weight_decay``, and biases/BN γ, β without (the usual split) —
+    of the parameters that train (a frozen one is left out, as by ``Optimizer(model)``)."""
+    training = _trainable(model)
+    groups = [{"params": [p for p in training if p.role == "weight"], "weight_decay": weight_decay},
+              {"params": [p for p in training if p.role != "weight"], "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from xdl.caller import warn_caller
+from xdl.data.validation import check_number
 from xdl.files import check_writable_dir
 from xdl.optim.optimizer import Optimizer, check_rate
 from xdl.serialization import save
@@ -122,8 +123,7 @@ class EarlyStopping(Callback):
                  restore_best: bool = True):
         if not isinstance(patience, int) or patience < 1:
             raise ValueError(f"EarlyStopping: patience must be a positive integer, got {patience!r}")
-        if isinstance(min_delta, bool) or not isinstance(min_delta, int | float) or not min_delta >= 0:
-            raise ValueError(f"EarlyStopping: min_delta must be a number ≥ 0, got {min_delta!r}")
+        check_number(min_delta, "EarlyStopping: min_delta", "a number ≥ 0", lambda d: 0 <= d < math.inf)
         check_monitor(monitor, "EarlyStopping")
         self.monitor, self.patience, self.min_delta, self.restore_best = monitor, patience, float(min_delta), restore_best
         self.sign = -1.0 if "accuracy" in monitor else 1.0  # compare sign·value, smaller is better

@@ -416,8 +416,9 @@ def _batched(todo, round_, search: _Search) -> None:
                                             search.batch_pruning(), search.dtype)
         except Interrupted as stop:  # the trials that had ended (pruned, stopped, diverged) are kept
             seconds = (time.perf_counter() - start) / len(configs)  # each one's share, as train_group's
-            search.study.add([_trial(group[k][0], round_, group[k][1], *outcome, seconds)
-                              for k, outcome in stop.ended.items()])
+            if stop.ended:  # (none: nothing to add, and a first group leaves no study to resume)
+                search.study.add([_trial(group[k][0], round_, group[k][1], *outcome, seconds)
+                                  for k, outcome in stop.ended.items()])
             raise
         search.study.add([_trial(number, round_, params, *outcome, seconds) for (number, params, _), outcome in
                           zip(group, outcomes)])
