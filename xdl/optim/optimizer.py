@@ -162,9 +162,9 @@ class Optimizer(StepCount):
             raise ValueError("an optimizer parameter group needs at least one parameter")
         for i, p in enumerate(params):
             if not isinstance(p, Tensor) or not p.requires_grad:
-                frozen = isinstance(p, Tensor) and " (a frozen parameter: give the model, whose frozen ones are " \
-                                                   "left out, or only the parameters that train)"
-                raise TypeError(f"params[{i}] must be a tensor that requires grad, got {p!r}{frozen or ''}")
+                hint = (" (a frozen parameter: give the model, whose frozen ones are left out, or only the "
+                        "parameters that train)") if isinstance(p, Tensor) else ""
+                raise TypeError(f"params[{i}] must be a tensor that requires grad, got {p!r}{hint}")
         backends = {id(p.backend): p.backend.name for p in [*params, *self.parameters()]}
         if len(backends) > 1:
             raise ValueError(f"parameters of mixed backends ({' and '.join(sorted(backends.values()))}) "
