@@ -204,3 +204,15 @@ def test_unknown_dataset_and_missing_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
     with pytest.raises(ImportError, match=r"pip install 'xdl\[data\]'"):
         xdl.datasets.digits()
+
+
+def test_yes_no_labels_are_classes_0_and_1():
+    from xdl.data import check_labels
+
+    assert check_labels(np.array([True, False, True]), 3).tolist() == [1, 0, 1]
+    X, y = xdl.datasets.moons(200, noise=0.2, seed=0)
+    xdl.seed(0)
+    model = xdl.nn.mlp(2, [8], 1)
+    trainer = xdl.train.Trainer(model, xdl.losses.BinaryCrossEntropy(), xdl.optim.Adam(model, lr=1e-2), epochs=2,
+                                progress=False)
+    assert len(trainer.fit(X, y == 1)) == 2

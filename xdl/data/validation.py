@@ -84,6 +84,8 @@ def check_labels(y, m: int, name: str = "y", n_classes: int | None = None) -> np
         return y
     if y.ndim != 1:
         raise ValueError(f"{name} must be (m,) class indices or (m, C) one-hot rows, got shape {y.shape}")
+    if y.dtype == np.bool_:  # a yes/no label: classes 0 and 1 (as Keras takes it)
+        y = y.astype(np.int64)
     if not np.issubdtype(y.dtype, np.integer):
         if not (np.issubdtype(y.dtype, np.floating) and np.isfinite(y).all() and np.all(y == np.round(y))):
             raise ValueError(f"{name} must hold integer class indices, got dtype {y.dtype}")
