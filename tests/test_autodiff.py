@@ -478,3 +478,101 @@ def test_the_tensor_helpers_name_a_bad_argument(backend):
         xdl.tensor(np.zeros((0,), np.float32)).argmin()
     with pytest.raises(ValueError, match=r"min over an empty axis \(of a tensor of shape \(0,\)\): it has no value"):
         xdl.tensor(np.zeros((0,), np.float32)).min()
+
+
+def test_no_grad_nests_and_is_the_calling_threads():
+    import threading
+
+    @xdl.no_grad()
+    def depth(n):  # one instance, re-entered: each exit restores what its entry found
+        return depth(n - 1) if n else xdl.is_grad_enabled()
+
+    assert depth(3) is False and xdl.is_grad_enabled()
+    seen, inside, leave = [], threading.Event(), threading.Event()
+
+    def other():
+        with xdl.no_grad():
+            inside.set()
+            leave.wait(10)
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    inside.wait(10)
+    seen.append(xdl.is_grad_enabled())  # another thread's block: this one still records
+    w = xdl.tensor([1.0], requires_grad=True)
+    seen.append((w * 2).requires_grad)
+    leave.set()
+    thread.join()
+    assert seen == [True, True]
+
+
+def test_in_place_updates_as_pytorchs():
+    w = xdl.tensor([1.0, 2.0], requires_grad=True)
+    (w * w).sum().backward()
+    with xdl.no_grad():
+        same = w
+        w -= 0.25 * w.grad  # the manual SGD step: written into w
+        w *= 2
+    assert w is same and w.requires_grad and w.is_leaf and w.tolist() == [1.0, 2.0]
+    with pytest.raises(RuntimeError, match=r"-= on a leaf tensor that requires grad .*xdl.no_grad"):
+        w -= 1.0
+    total = xdl.tensor(0.0)
+    for x in (w, w * 3):
+        total += x.sum()  # recorded: a new node each time, the graph goes through
+    total.backward()
+    assert w.grad.tolist() == [2.0 + 4.0, 4.0 + 4.0]  # 2w from before (w was [1, 2]), then 1 + 3
+    r = xdl.tensor([1.0, 2.0]).sum()
+    r /= 2  # a reduction's 0-d data
+    assert float(r) == 1.5 and r.dtype == np.float32
+
+
+def test_iterating_a_tensor_gives_its_rows_and_a_0d_one_is_refused():
+    t = xdl.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    rows = list(t)
+    assert [r.tolist() for r in rows] == [[1.0, 2.0], [3.0, 4.0]]
+    (rows[1] * 2).sum().backward()
+    assert t.grad.tolist() == [[0.0, 0.0], [2.0, 2.0]]
+    with pytest.raises(TypeError, match="iteration over a 0-d tensor"):
+        list(xdl.tensor(1.0))
+
+
+class CubeReturningATensor(Function):
+    """y = x³, whose backward returns a Tensor, not a tuple (PyTorch's habit)."""
+
+    def forward(self, x):
+        self.x = x
+        return x ** 3
+
+    def backward(self, gy):
+        return xdl.tensor(3 * self.x ** 2 * gy)
+
+
+def test_a_custom_backward_may_return_tensors_and_one_input_s_gradient_alone():
+    x = xdl.tensor([1.0, 2.0], requires_grad=True)
+    CubeReturningATensor.apply(x).sum().backward()
+    assert x.grad.tolist() == [3.0, 12.0]
+
+
+def test_the_exponents_gradient_is_zero_where_the_base_is_zero():
+    base = xdl.tensor([0.0, 2.0])
+    p = xdl.tensor([1.5, 1.5], requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        (base ** p).sum().backward()
+    np.testing.assert_allclose(p.grad, [0.0, 2.0 ** 1.5 * np.log(2.0)], rtol=1e-6)  # was [nan, …]
+
+
+@pytest.mark.parametrize("x, w, b", [((5, 4), (4, 3), (1, 3)), ((5, 4), (4, 3), (5, 3)), ((2, 5, 4), (4, 3), None),
+                                     ((5, 4), (5, 3), None)])
+def test_linear_refuses_shapes_it_would_get_wrong(x, w, b):
+    args = [xdl.tensor(np.ones(x)), xdl.tensor(np.ones(w), requires_grad=True)]
+    args += [xdl.tensor(np.ones(b), requires_grad=True)] if b else []
+    with pytest.raises(ValueError, match=r"linear: expected X \(m, n_in\) · W \(n_in, n_out\) \+ b \(n_out,\), got X"):
+        xdl.linear(*args)
+
+
+def test_a_reductions_axis_may_be_a_numpy_integer_and_is_named_otherwise():
+    t = xdl.tensor(np.ones((2, 3)))
+    assert t.sum(axis=np.int64(1)).shape == (2,) and t.max(axis=np.int32(0)).shape == (3,)
+    with pytest.raises(TypeError, match=r"sum: axis must be an integer, got 1.0"):
+        t.sum(axis=1.0)

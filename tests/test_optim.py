@@ -471,3 +471,26 @@ def test_a_cosine_schedule_reaches_zero_and_holds_it_as_pytorchs_does():
     trainer.fit(X, y)  # at rate 0: no step moves the weights
     for name, value in model.state_dict().items():
         np.testing.assert_array_equal(value, weights[name])
+
+
+def test_gradients_set_to_none_and_data_rebound_by_hand_are_written_back_into_the_flat_buffer():
+    """PyTorch's loops: ``p.grad = None`` before backward (set_to_none), ``p.data = array``; the
+    update reads the flat buffers, so they go back there (they were ignored: no step moved)."""
+    xdl.seed(0)
+    model = Sequential(Dense(2, 3), Dense(3, 1))
+    X, y = np.random.default_rng(0).standard_normal((16, 2)), np.ones((16, 1))
+    opt = SGD(model, lr=0.1)
+    model.layers[0].weight.data = np.zeros((2, 3), dtype=np.float32)  # a fresh start, by hand
+    for _ in range(3):
+        for p in model.parameters():
+            p.grad = None
+        ((model(X) - y) ** 2).mean().backward()
+        opt.step()
+    weight = model.layers[0].weight
+    assert np.shares_memory(weight.data, weight._flat[0].data) and np.shares_memory(weight.grad, weight._flat[0].grad)
+    assert np.abs(weight.numpy()).sum() > 0  # it trained from zeros
+    opt.zero_grad(set_to_none=True)  # PyTorch's keyword: zeroed, as the buffer is read whole
+    assert not np.any(weight.grad)
+    weight.data = np.zeros((3, 2), dtype=np.float32)
+    with pytest.raises(ValueError, match=r"weight.data was rebound to shape \(3, 2\); the parameter's shape is \(2, 3\)"):
+        opt.step()

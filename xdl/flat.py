@@ -104,7 +104,7 @@ def _contiguous_run(group):
     flat, start = first
     offset = start
     for p in group:
-        if getattr(p, "_flat", None) != (flat, offset) or not _is_view_of(p, flat, offset):
+        if getattr(p, "_flat", None) != (flat, offset) or not is_view_of(p, flat, offset):
             return None
         offset += p.size
     if start == 0 and offset == flat.size:
@@ -112,7 +112,7 @@ def _contiguous_run(group):
     return FlatBuffer(flat.data[start:offset], flat.grad[start:offset], list(group))
 
 
-def _is_view_of(p, flat, offset) -> bool:
+def is_view_of(p, flat, offset) -> bool:
     """Whether p.data/p.grad still point at ``flat`` (nobody rebound them)."""
     address, at = p.backend.address, offset * flat.data.dtype.itemsize
     return (address(p.data) == address(flat.data) + at

@@ -16,30 +16,33 @@ array([6.], dtype=float32)
 from __future__ import annotations
 
 import contextlib
+import threading
 
 import numpy as np
 
 from xdl import backend as _backend
 
-_grad_enabled = True
+_grad_mode = threading.local()  # per thread, as PyTorch's: ``enabled`` and the ``saved`` modes of open blocks
 
 
 def is_grad_enabled() -> bool:
-    """Whether operations on tensors record a graph."""
-    return _grad_enabled
+    """Whether operations on tensors record a graph (in this thread)."""
+    return getattr(_grad_mode, "enabled", True)
 
 
 class no_grad(contextlib.ContextDecorator):
-    """Context manager (and decorator) under which no graph is recorded: inference, updates."""
+    """Context manager (and decorator) under which no graph is recorded: inference, updates. The
+    mode is the calling thread's, and blocks nest — a decorated function may call itself, or
+    another: each exit restores what its entry found."""
 
     def __enter__(self):
-        global _grad_enabled
-        self._previous = _grad_enabled
-        _grad_enabled = False
+        if not hasattr(_grad_mode, "saved"):
+            _grad_mode.saved = []
+        _grad_mode.saved.append(is_grad_enabled())  # on the thread, not this object: one instance decorates
+        _grad_mode.enabled = False                   # a function that may be re-entered
 
     def __exit__(self, *exc):
-        global _grad_enabled
-        _grad_enabled = self._previous
+        _grad_mode.enabled = _grad_mode.saved.pop()
 
 
 def _default_dtype(data):
@@ -88,6 +91,45 @@ class Tensor:
         if not self.shape:
             raise TypeError("len() of a 0-d tensor (it has no first axis)")
         return self.shape[0]
+
+    def __iter__(self):
+        """The tensors along the first axis (each a graph node, as indexing makes them)."""
+        if not self.shape:
+            raise TypeError("iteration over a 0-d tensor (it has no first axis)")
+        return (self[i] for i in range(self.shape[0]))
+
+    # -- in-place updates: ``p -= lr * p.grad`` under no_grad, as PyTorch's ----------------------
+    def __iadd__(self, other):
+        return self._in_place(other, "add", "+=")
+
+    def __isub__(self, other):
+        return self._in_place(other, "subtract", "-=")
+
+    def __imul__(self, other):
+        return self._in_place(other, "multiply", "*=")
+
+    def __itruediv__(self, other):
+        return self._in_place(other, "divide", "/=")
+
+    def _in_place(self, other, ufunc: str, symbol: str):
+        """``self ∘= other``: written into ``self.data`` (views of it, a parameter's place in a flat
+        buffer, see it) when no graph is recorded; while one is, a new node as ``self ∘ other``
+        (``total += cost`` builds the sum) — but a leaf that requires grad is refused, as by
+        PyTorch: changing it in place would change what the graph's backward reads."""
+        value = other.data if isinstance(other, Tensor) else other
+        recording = is_grad_enabled() and (self.requires_grad or getattr(other, "requires_grad", False))
+        if recording:
+            if self._fn is None and self.requires_grad:
+                raise RuntimeError(f"{symbol} on a leaf tensor that requires grad while gradients are recorded: an "
+                                   "update of a parameter goes under `with xdl.no_grad():` (as in PyTorch)")
+            return {"add": Tensor.__add__, "subtract": Tensor.__sub__, "multiply": Tensor.__mul__,
+                    "divide": Tensor.__truediv__}[ufunc](self, other)
+        xp = self.backend.xp
+        if isinstance(self.data, xp.ndarray):  # (a reduction's 0-d result may be a NumPy scalar: rebound)
+            getattr(xp, ufunc)(self.data, value, out=self.data)
+        else:
+            self.data = getattr(xp, ufunc)(self.data, value).astype(self.dtype)
+        return self
 
     def __bool__(self) -> bool:
         """The truth of a one-element tensor (a host sync); more elements are ambiguous, as NumPy's."""
@@ -280,6 +322,10 @@ def _checked_grads(fn, grads) -> tuple:
     if type(fn).__module__.startswith("xdl."):  # xdl's own: each checked by its gradcheck row, not per step
         return grads
     name = type(fn).__name__
+    if len(fn.inputs) == 1 and hasattr(grads, "shape"):  # one input's gradient alone, as PyTorch allows
+        grads = (grads,)
+    if isinstance(grads, tuple | list):  # Tensors (PyTorch's habit) stand for their arrays
+        grads = tuple(g.data if isinstance(g, Tensor) else g for g in grads)
     if not isinstance(grads, tuple | list) or len(grads) != len(fn.inputs):
         got = f"{len(grads)} gradients" if isinstance(grads, tuple | list) else f"a {type(grads).__name__}"
         raise TypeError(f"{name}.backward returned {got}; expected a tuple of {len(fn.inputs)} (one per input of "

@@ -53,6 +53,10 @@ class Linear(Function):
     """
 
     def forward(self, x, w, b=None):
+        if x.ndim != 2 or w.ndim != 2 or x.shape[1] != w.shape[0] or (b is not None and b.shape != w.shape[1:]):
+            bias = "" if b is None else f" + b {tuple(b.shape)}"
+            raise ValueError(f"linear: expected X (m, n_in) · W (n_in, n_out) + b (n_out,), got X {tuple(x.shape)} · "
+                             f"W {tuple(w.shape)}{bias}")
         self.x, self.w = x, w
         y = self.backend.ops.matmul(x, w)
         if b is not None:

@@ -13,7 +13,8 @@ def _axes(axis, ndim, name: str) -> tuple[int, ...]:
     """The reduced axes (all for None), in [0, ndim), sorted."""
     if axis is None:
         return tuple(range(ndim))
-    return tuple(sorted(check_axis(a, ndim, name) for a in ((axis,) if isinstance(axis, int) else axis)))
+    axes = axis if isinstance(axis, tuple | list) else (axis,)  # one axis of any kind is checked as one
+    return tuple(sorted(check_axis(a, ndim, name) for a in axes))
 
 
 class Reduction(Function):

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from xdl.flat import flat_views
+from xdl.flat import flat_views, is_view_of
 from xdl.graph import host_effect, require_not_capturing
 from xdl.tensor import Tensor
 
@@ -89,6 +89,7 @@ class ParamGroup:
     held_values: tuple = ()  # what `held` holds now (compared on the host, rewritten on a change)
     hyperparameters: dict = field(default_factory=dict)  # settings with each number as its view of `held`
     placed: list = field(default_factory=list)  # each parameter's place (`p._flat`) when the group was made
+    views: list = field(default_factory=list)  # each parameter's (data, grad) views of it, as last checked
 
 
 class StepCount:
@@ -178,7 +179,8 @@ class Optimizer(StepCount):
         flats = flat_views(params)
         xp = params[0].backend.xp
         state = [{name: xp.zeros_like(f.data) for name in self.state_names} for f in flats]
-        group = ParamGroup(params, settings, flats, state, placed=[p._flat for p in params])
+        group = ParamGroup(params, settings, flats, state, placed=[p._flat for p in params],
+                           views=[(p.data, p.grad) for p in params])
         group.held_names = ("lr", *sorted(k for k, v in settings.items() if k != "lr" and _is_number(v)))
         group.held = xp.zeros(len(group.held_names), dtype=np.float64)
         _bind_hyperparameters(group)
@@ -245,7 +247,10 @@ class Optimizer(StepCount):
         return float(lr(self.t)) if callable(lr) else float(lr)
 
     # -- the loop -------------------------------------------------------------------------
-    def zero_grad(self) -> None:
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Zero every gradient. ``set_to_none`` (PyTorch's) is accepted and changes nothing: the
+        gradients are views of one flat buffer, which a fused update reads whole, so they are
+        zeroed either way (one fill per buffer)."""
         self.check_placed()
         for g in self.groups:
             for flat in g.flats:
@@ -269,14 +274,19 @@ class Optimizer(StepCount):
     def check_placed(self) -> None:
         """The parameters still live in the buffers this optimizer updates: once moved (packing
         gives each a new place, `xdl.flat.pack`), it would update the old storage and the model
-        would never change."""
-        for g in self.groups:
-            for p, place in zip(g.params, g.placed):
+        would never change. A ``.data`` or ``.grad`` rebound by hand (PyTorch's ``p.grad = None``
+        loop, ``p.data = array``) is written back into its place (`_reattach`)."""
+        for g_index, g in enumerate(self.groups):
+            for i, (p, place) in enumerate(zip(g.params, g.placed)):
                 if p._flat is not place:
                     raise RuntimeError(f"{type(self).__name__}: the parameters moved to new storage after this "
                                        "optimizer was made (model.astype(...), the model placed inside another or "
                                        "unpickled, or another optimizer packing part of them): it would update the "
                                        f"old copies; make the optimizer after that, e.g. {type(self).__name__}(model)")
+                if p.data is not g.views[i][0] or p.grad is not g.views[i][1]:  # (identity: cheap every step)
+                    if not is_view_of(p, *place):
+                        _reattach(p, *g.views[i], getattr(p, "name", None) or f"params[{i}] of group {g_index}")
+                    g.views[i] = (p.data, p.grad)  # new views of the same place
 
     def _hold(self, g: ParamGroup, lr: float) -> dict:
         """The group's hyperparameters as the update reads them, ``held`` rewritten when a value
@@ -442,6 +452,24 @@ def _is_number(value) -> bool:
 def _bind_hyperparameters(group: ParamGroup) -> None:
     """What an update reads: the group's settings, each number as its view of ``held``."""
     group.hyperparameters = {**group.settings, **{name: group.held[i:i + 1] for i, name in enumerate(group.held_names)}}
+
+
+def _reattach(p, data_view, grad_view, name: str) -> None:
+    """``p.data``/``p.grad`` rebound by hand, written into their views of the flat buffers and bound
+    to them again: the update reads and writes those buffers, not what was bound. A gradient set
+    to None counts as zero (the fused update reads every one; PyTorch would skip the parameter)."""
+    for attribute, view in (("data", data_view), ("grad", grad_view)):
+        value = getattr(p, attribute)
+        if value is view:
+            continue
+        if value is None:
+            view.fill(0)
+        elif tuple(value.shape) != tuple(view.shape):
+            raise ValueError(f"{name}.{attribute} was rebound to shape {tuple(value.shape)}; the parameter's shape is "
+                             f"{tuple(view.shape)} (a parameter's shape is fixed once an optimizer holds it)")
+        else:
+            view[...] = p.backend.asarray(value)
+        setattr(p, attribute, view)
 
 
 def _layout(group: ParamGroup) -> list[list[int]]:
