@@ -576,3 +576,22 @@ def test_a_reductions_axis_may_be_a_numpy_integer_and_is_named_otherwise():
     assert t.sum(axis=np.int64(1)).shape == (2,) and t.max(axis=np.int32(0)).shape == (3,)
     with pytest.raises(TypeError, match=r"sum: axis must be an integer, got 1.0"):
         t.sum(axis=1.0)
+
+
+class ScaledByItsInit(Function):
+    """y = k·x with k set by the Function's own __init__ (no settings passed to apply)."""
+
+    def __init__(self):
+        self.k = 3.0
+
+    def forward(self, x):
+        return self.k * x
+
+    def backward(self, gy):
+        return (self.k * gy,)
+
+
+def test_a_custom_functions_own_init_runs_without_settings():
+    x = xdl.tensor([1.0, 2.0], requires_grad=True)
+    ScaledByItsInit.apply(x).sum().backward()  # (its __init__ was skipped: 'no attribute k')
+    assert x.grad.tolist() == [3.0, 3.0]

@@ -39,6 +39,7 @@ class Function:
     fields: dict = {}  # setting name -> default (REQUIRED when none); filled per subclass
     _float_fields: frozenset = frozenset()  # settings annotated ``float``, converted to Python floats
     _required: frozenset = frozenset()  # settings without a default
+    _own_init = False  # a subclass defines __init__: it runs on every apply
     inputs = ()
     needs_grad = ()
     backend = None  # the inputs' Backend, set by apply before forward
@@ -55,6 +56,7 @@ class Function:
                         floats.add(name)
         cls.fields, cls._float_fields = fields, frozenset(floats)
         cls._required = frozenset(name for name, default in fields.items() if default is REQUIRED)
+        cls._own_init = any("__init__" in vars(klass) for klass in cls.__mro__[:cls.__mro__.index(Function)])
 
     def __init__(self, **settings):
         if not settings.keys() <= self.fields.keys():
@@ -99,8 +101,9 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs, **settings) -> Tensor:
-        # Without settings to set or check, skip __init__: this runs once per operation.
-        fn = cls(**settings) if settings or cls._required else object.__new__(cls)
+        # Without settings to set or check (or an __init__ of the subclass's own), skip __init__:
+        # this runs once per operation.
+        fn = cls(**settings) if settings or cls._required or cls._own_init else object.__new__(cls)
         tensors = _as_tensors(inputs, cls.__name__)
         record = is_grad_enabled() and any(t.requires_grad for t in tensors)
         fn.needs_grad = tuple(record and t.requires_grad for t in tensors)
