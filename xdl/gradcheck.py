@@ -12,8 +12,9 @@ over all elements: < 1e-7 great, < 1e-5 ok, < 1e-3 suspect, otherwise a bug. The
 figure can hide one input's bug behind larger gradients elsewhere, so an input whose own
 difference is a bug fails the check too — unless that is rounding: its gradients below what a
 finite difference resolves, about |J|·2⁻⁵²/ε (J's rounding over the step; an L2 term that makes J
-huge, say), or its difference no bug with a step `RECHECK` times larger. The result says which. The inputs must be
-float64 (in float32 the differences drown in rounding). The inputs are perturbed *in place*, so
+huge, say), or its difference no bug with a step `RECHECK` times larger. The result says which,
+and the overall figure leaves such inputs out. The inputs must be float64 (in float32 the
+differences drown in rounding). The inputs are perturbed *in place*, so
 ``fn`` may ignore its arguments and read the same tensors elsewhere — a model's parameters::
 
     result = xdl.gradcheck(lambda: loss(model(X), y), model.parameters())
