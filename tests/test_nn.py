@@ -1,5 +1,7 @@
 """Layers and models: gradients, initialization, batch norm, dropout, the flat buffer."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -396,3 +398,192 @@ def test_predict_in_batches(backend, rng):
     assert model.predict(none).shape == (0,) and binary.predict_proba(none).shape == (0, 2)
     with pytest.raises(ValueError, match=r"Dense\(4→3\): expected input of shape \(m, 4\), got \(10, 5\)"):
         model.predict(np.ones((10, 5)))
+
+
+class Direct(xdl.nn.Module):
+    """Parameters assigned as attributes, as a PyTorch user writes them."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = xdl.Parameter(np.ones((3, 2), dtype=np.float32))
+        self.b = xdl.Parameter(np.zeros(2, dtype=np.float32))
+
+    def forward(self, x):
+        return x @ self.w + self.b
+
+
+def test_a_parameter_assigned_directly_gets_a_role_from_its_shape(backend):
+    """ndim ≥ 2: a "weight" (decayed, first in the flat buffer); a vector or a scalar: a "bias";
+    a role given before assigning is kept, an unknown one refused."""
+    model = Direct()
+    assert (model.w.role, model.b.role) == ("weight", "bias") and model.parameters("weight") == [model.w]
+    model.b.data[...] = 10
+    assert l2(model, 1.0, m=1).item() == pytest.approx(3.0)  # Σw² / 2: the bias is not penalized
+    assert Direct().astype(np.float64).dtype == np.float64 and Direct().to(backend).backend is backend
+    wrapped = Sequential(Direct())
+    assert [n for n, _ in wrapped.flat_order()] == ["0.w", "0.b"]
+    explicit = xdl.Parameter(np.ones((2, 2), dtype=np.float32))
+    explicit.role = "scale"
+    model.s = explicit
+    assert model.s.role == "scale"
+    odd = xdl.Parameter(np.ones(2, dtype=np.float32))
+    odd.role = "gain"
+    with pytest.raises(ValueError, match=r"Direct.g: role must be one of \('weight', 'bias', 'scale', 'shift'\), "
+                                         r"got 'gain'"):
+        model.g = odd
+    assert "g" not in dict(model.named_parameters()) and not hasattr(model, "g")
+
+
+class Holder(xdl.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.add_parameter("w", np.ones(2), "weight")
+        self.sub = Dense(2, 2)
+        self.add_buffer("count", np.zeros(1), np.int64)
+
+    def forward(self, x):
+        return self.sub(x * self.w)
+
+
+def test_a_registered_name_is_reassigned_or_removed_as_in_pytorch(backend):
+    """A parameter's name takes a Parameter or None, a submodule's a Module or None (TypeError
+    naming it, nothing changed); None or del unregisters."""
+    m = Holder()
+    w = m.w
+    with pytest.raises(TypeError, match=r"cannot assign a Tensor to Holder.w, a registered parameter: expected an "
+                                        r"xdl.Parameter, or None to remove it \(to change its values"):
+        m.w = xdl.tensor([5.0, 5.0], requires_grad=True)
+    with pytest.raises(TypeError, match=r"cannot assign a int to Holder.sub, a registered submodule: expected an "
+                                        r"xdl.nn.Module, or None to remove it$"):
+        m.sub = 3
+    assert m.w is w and list(m.state_dict()) == ["w", "sub.weight", "sub.bias", "count"]
+    m.w = xdl.Parameter(backend.asarray(np.full(2, 5.0, dtype=np.float32)))  # a Parameter replaces it
+    assert m.state_dict()["w"].tolist() == [5.0, 5.0] and m.parameters()[0] is m.w
+    m.sub = None
+    assert m.sub is None and [n for n, _ in m.named_parameters()] == ["w"]
+    del m.w
+    del m.count
+    assert not m.parameters() and not list(m.named_buffers()) and not hasattr(m, "w")
+    m.sub = Dense(2, 2)
+    m.sub = ReLU()  # a module replaces a module
+    assert list(m.state_dict()) == []
+    with pytest.raises(AttributeError):
+        del m.w
+
+
+def test_a_model_that_owns_a_flat_buffer_packs_anew_when_its_parameters_change(backend):
+    """Its parameters stay views of one buffer, without those that left; an optimizer made before
+    refuses to step (it holds the old storage), one made after trains them all."""
+    model = Holder()
+    model.flatten()
+    stale = xdl.optim.SGD(model, lr=0.1)
+    model.extra = xdl.Parameter(backend.asarray(np.ones((2, 3), dtype=np.float32)))
+    buffer = model.parameters()[0]._flat[0]
+    assert buffer.size == 2 + 4 + 2 + 6 and all(p._flat[0] is buffer for p in model.parameters())
+    assert [n for n, _ in model.flat_order()][:3] == ["w", "extra", "sub.weight"] and model.extra.role == "weight"
+    with pytest.raises(RuntimeError, match="moved to new storage"):
+        stale.step()
+    model.sub = None
+    buffer = model.parameters()[0]._flat[0]
+    assert buffer.size == 2 + 6 and all(p._flat[0] is buffer for p in model.parameters())
+    opt = xdl.optim.SGD(model, lr=0.1)
+    before = model.extra.numpy().copy()
+    (model.extra.sum() + model.w.sum()).backward()
+    opt.step()
+    np.testing.assert_allclose(model.extra.numpy(), before - 0.1)
+
+
+def test_astype_converts_only_floating_state_and_refuses_other_dtypes(backend):
+    model = Holder()
+    model.add_buffer("mask", np.ones(2), bool)
+    model.add_buffer("mean", np.zeros(2))
+    assert model.astype(np.float64) is model and model.dtype == np.float64
+    assert {n: str(a.dtype) for n, a in model.named_buffers()} == {"count": "int64", "mask": "bool", "mean": "float64"}
+    for dtype in (np.int32, "int64", bool, None, "float99"):
+        with pytest.raises(ValueError, match=rf"astype: dtype must be a floating dtype \(float32, float64\), "
+                                             rf"got {re.escape(repr(dtype))}$"):
+            model.astype(dtype)
+    assert model.dtype == np.float64 and model.mean.dtype == np.float64  # refused before any change
+
+
+class Pair(xdl.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = Dense(2, 2)
+
+    def forward(self, xy, scale=1.0):
+        x, y = xy
+        return self.fc(x) * scale + y
+
+
+class Table(xdl.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.add_parameter("table", np.arange(30.0).reshape(10, 3), "weight")
+
+    def forward(self, idx):
+        return self.table[idx]
+
+
+def test_call_passes_tensors_and_structures_through_and_converts_only_array_likes(backend, rng):
+    """A tuple or list of Tensors keeps the graph; extra arguments reach forward; integer inputs
+    stay integers (indices); floating array-likes become the model's dtype."""
+    enc = Dense(2, 2)
+    h = enc(np.ones((1, 2), dtype=np.float32))
+    Pair()((h, h), scale=2.0).sum().backward()
+    assert enc.weight.grad is not None and np.abs(backend.to_numpy(enc.weight.grad)).sum() > 0  # the graph kept
+    assert Pair()([h, h], 3.0).shape == (1, 2)
+
+    class Two(xdl.nn.Module):
+        def forward(self, x, y, *, z):
+            return x + y + z
+
+    assert Two()(xdl.tensor([1.0]), xdl.tensor([2.0]), z=xdl.tensor([3.0])).tolist() == [6.0]
+    np.testing.assert_array_equal(Table()(np.array([1, 2])).numpy(), [[3, 4, 5], [6, 7, 8]])
+    np.testing.assert_array_equal(Table()(xdl.tensor([9])).numpy(), [[27, 28, 29]])
+    model = Dense(2, 1, dtype=np.float64)
+    x = model([[0.1, 0.7]])  # read as float64 by NumPy, not through float32
+    assert x.dtype == np.float64 and x.item() == pytest.approx(float(np.array([0.1, 0.7]) @ model.weight.numpy()[:, 0]),
+                                                               rel=1e-15)
+    assert Dense(2, 1)(rng.standard_normal((3, 2))).dtype == np.float32
+    for layer in (Dense(2, 2), BatchNorm(2), xdl.nn.Standardize(2)):  # integer features: in the layer's dtype
+        assert layer(np.array([[1, 2], [3, 4]])).dtype == np.float32
+    with pytest.raises(TypeError, match=r"Dropout\(0.5\): expected a floating input, got int64; convert it with "
+                                        r"x.astype\(model.dtype\)"):
+        Dropout(0.5)(np.array([[1, 2], [3, 4]]))
+    with pytest.raises(TypeError, match=r"Dense\(2→2\): expected a Tensor input, got a tuple"):
+        Dense(2, 2)((h, h))
+
+
+def test_a_slice_of_a_sequential_is_a_sequential_of_the_same_layers(backend):
+    """As PyTorch's: the layers shared, and the model's parameters left where they are."""
+    model = three_layer_model()
+    optimizer = xdl.optim.SGD(model, lr=0.1)
+    buffer = model.parameters()[0]._flat[0]
+    part = model[1:4]
+    assert type(part) is Sequential and len(part) == 3 and all(a is b for a, b in zip(part.layers, model.layers[1:4]))
+    assert type(model[-1]) is Dense and type(model[::2]) is Sequential
+    assert [id(p) for p in part.parameters()] == [id(model[1].gamma), id(model[1].beta)]
+    assert all(p._flat[0] is buffer for p in model.parameters())
+    optimizer.step()  # still in place: nothing moved
+    model.eval()
+    x = np.ones((4, 4), dtype=np.float32)
+    np.testing.assert_array_equal(model[3:](model[:3](x)).numpy(), model(x).numpy())
+
+
+def test_a_module_that_skips_super_init_is_told_to_call_it():
+    class NoSuper(xdl.nn.Module):
+        def __init__(self):
+            self.size = 2  # a plain attribute is fine, as in PyTorch
+            self.fc = Dense(2, 2)
+
+    message = r"NoSuper: call Module.__init__\(\) \(super\(\).__init__\(\)\) before assigning parameters or submodules"
+    with pytest.raises(AttributeError, match=message):
+        NoSuper()
+
+    class NoSuperBuffer(xdl.nn.Module):
+        def __init__(self):
+            self.add_buffer("count", np.zeros(1))
+
+    with pytest.raises(AttributeError, match=message.replace("NoSuper", "NoSuperBuffer")):
+        NoSuperBuffer()

@@ -7,7 +7,8 @@ import numpy as np
 from xdl import functions as F
 from xdl import init as initializers
 from xdl.data.validation import check_int, check_number
-from xdl.nn.module import Module
+from xdl.nn.module import Module, check_dtype
+from xdl.tensor import Tensor
 
 
 def check_drop_rate(rate, name: str) -> float:
@@ -15,15 +16,20 @@ def check_drop_rate(rate, name: str) -> float:
     return check_number(rate, name, "a number in [0, 1) (the drop probability)", lambda r: 0 <= r < 1)
 
 
-def check_dtype(dtype, name: str):
-    """``dtype`` if it is None (float32, the default) or a floating dtype; else a ValueError naming ``name``."""
-    try:
-        floating = dtype is None or np.issubdtype(np.dtype(dtype), np.floating)
-    except TypeError:  # not a dtype at all
-        floating = False
-    if not floating:
-        raise ValueError(f"{name} must be a floating dtype (float32, float64) or None, got {dtype!r}")
-    return dtype
+def check_input(x, layer: str, features: int | None = None, rows: str = "m", dtype=None) -> Tensor:
+    """``x`` if it is a floating Tensor (of shape (rows, features) where ``features`` is given);
+    an integer or boolean one cast to ``dtype``, a layer's own (integer features, pixel values:
+    `Module.__call__` keeps them as they are, for a layer that reads indices); else an error
+    naming ``layer`` and what it expected."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{layer}: expected a Tensor input, got a {type(x).__name__}")
+    if features is not None and (x.ndim != 2 or x.shape[1] != features):
+        raise ValueError(f"{layer}: expected input of shape ({rows}, {features}), got {x.shape}")
+    if x.dtype.kind == "f":
+        return x
+    if dtype is None:
+        raise TypeError(f"{layer}: expected a floating input, got {x.dtype}; convert it with x.astype(model.dtype)")
+    return x.astype(dtype)
 
 
 class Dense(Module):
@@ -56,9 +62,8 @@ class Dense(Module):
             self.add_parameter("bias", np.zeros(self.out_features), "bias", dtype)
 
     def forward(self, x):
-        if x.ndim != 2 or x.shape[1] != self.in_features:
-            raise ValueError(f"Dense({self.in_features}→{self.out_features}): expected input of shape "
-                             f"(m, {self.in_features}), got {x.shape}")
+        x = check_input(x, f"Dense({self.in_features}→{self.out_features})", self.in_features,
+                        dtype=self.weight.dtype)
         return F.linear(x, self.weight, self.bias)
 
 
@@ -119,6 +124,7 @@ class Dropout(Module):
         self.random_key = None  # (seed, stream, step), set by Module.set_random_key
 
     def forward(self, x):
+        check_input(x, f"Dropout({self.rate})")
         return F.dropout(x, self.rate, training=self.training, key=self.random_key)
 
 
@@ -146,8 +152,7 @@ class BatchNorm(Module):
         self.add_buffer("running_var", np.ones(features), dtype)
 
     def forward(self, x):
-        if x.ndim != 2 or x.shape[1] != self.features:
-            raise ValueError(f"BatchNorm({self.features}): expected input of shape (N, {self.features}), got {x.shape}")
+        x = check_input(x, f"BatchNorm({self.features})", self.features, "N", self.gamma.dtype)
         return F.batch_norm(x, self.gamma, self.beta, self.running_mean, self.running_var,
                             training=self.training, momentum=self.momentum, eps=self.eps)
 
@@ -172,7 +177,5 @@ class Standardize(Module):
         self.add_buffer("scale", scale, dtype)
 
     def forward(self, x):
-        if x.ndim != 2 or x.shape[1] != self.features:
-            raise ValueError(f"Standardize({self.features}): expected input of shape (N, {self.features}), "
-                             f"got {x.shape}")
+        x = check_input(x, f"Standardize({self.features})", self.features, "N", self.mean.dtype)
         return (x - self.mean) / self.scale

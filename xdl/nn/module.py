@@ -5,8 +5,12 @@ its non-learned state with `Module.add_buffer`; a model places all parameters as
 buffer per dtype (`Module.flatten`), weights first, so the usual optimizer groups (with and without
 weight decay) are contiguous ranges of it.
 
-Parameter roles: ``"weight"`` (penalized by L2/L1 and weight decay), ``"bias"``, ``"scale"`` (BN γ),
-``"shift"`` (BN β).
+Parameter roles: ``"weight"`` (penalized by L2/L1 and weight decay, first in the flat buffer),
+``"bias"``, ``"scale"`` (BN γ), ``"shift"`` (BN β). A `Parameter` assigned as an attribute
+(``self.w = xdl.Parameter(...)``) keeps a role it was given (``p.role = "bias"`` before assigning);
+without one it gets one from its shape, the usual convention for weight decay (PyTorch's and
+Keras' recipes decay matrices and kernels, not vectors): ndim ≥ 2 is a ``"weight"``, a vector or a
+scalar a ``"bias"``.
 """
 
 from __future__ import annotations
@@ -23,6 +27,25 @@ from xdl.functions.elementwise import sigmoid_array
 from xdl.tensor import Parameter, Tensor, no_grad, tensor, to_numpy
 
 ROLES = ("weight", "bias", "scale", "shift")
+NO_INIT = "call Module.__init__() (super().__init__()) before assigning parameters or submodules"
+
+
+def check_dtype(dtype, name: str, allow_none: bool = True):
+    """``dtype`` if it is a floating dtype (or None where ``allow_none``: float32, a layer's
+    default); else a ValueError naming ``name``."""
+    try:
+        floating = np.issubdtype(np.dtype(dtype), np.floating) if dtype is not None else allow_none
+    except TypeError:  # not a dtype at all
+        floating = False
+    if not floating:
+        raise ValueError(f"{name} must be a floating dtype (float32, float64){' or None' if allow_none else ''}, "
+                         f"got {dtype!r}")
+    return dtype
+
+
+def _holds_tensor(items) -> bool:
+    """Whether the list or tuple ``items`` holds a Tensor, at any depth."""
+    return any(isinstance(v, Tensor) or isinstance(v, list | tuple) and _holds_tensor(v) for v in items)
 
 
 def _is_dtype(value) -> bool:
@@ -36,7 +59,9 @@ def _is_dtype(value) -> bool:
 class Module:
     """Base class: subclasses set attributes in ``__init__`` and implement ``forward``.
 
-    Attributes that are `Parameter`s or `Module`s are registered automatically, as in PyTorch.
+    Attributes that are `Parameter`s or `Module`s are registered automatically, as in PyTorch (call
+    ``super().__init__()`` first); assigning None to a registered name, or ``del``, unregisters it,
+    and assigning anything else to a parameter's or submodule's name is a TypeError.
     ``self.config`` (the constructor arguments) makes a module saveable by `xdl.save`.
     ``min_batch``: the smallest training batch the module can learn from (2 for batch norm);
     ``draws_random``: whether its training forward draws random numbers (dropout).
@@ -53,11 +78,60 @@ class Module:
         object.__setattr__(self, "config", {})
 
     def __setattr__(self, name, value):
-        if isinstance(value, Parameter):
-            self._parameters[name] = value
-        elif isinstance(value, Module):
-            self._modules[name] = value
+        if isinstance(value, Parameter | Module):
+            changed = self._register(name, value)
+        else:
+            parameters, modules = self.__dict__.get("_parameters", {}), self.__dict__.get("_modules", {})
+            if value is not None and (name in parameters or name in modules):  # PyTorch's rule
+                kind, expected = ("parameter", "an xdl.Parameter") if name in parameters else \
+                    ("submodule", "an xdl.nn.Module")
+                hint = f" (to change its values, write them in place: <module>.{name}.data[...] = values)" \
+                    if kind == "parameter" else ""
+                raise TypeError(f"cannot assign a {type(value).__name__} to {type(self).__name__}.{name}, a "
+                                f"registered {kind}: expected {expected}, or None to remove it{hint}")
+            changed = value is None and self._unregister(name)
         object.__setattr__(self, name, value)
+        if changed:
+            self._repack()
+
+    def __delattr__(self, name):
+        object.__delattr__(self, name)  # no such attribute: AttributeError, nothing changed
+        if self._unregister(name):
+            self._repack()
+
+    def _register(self, name: str, value) -> bool:
+        """Register ``value`` (a Parameter or a Module) as ``name``, in place of whatever the name
+        held; whether the registration changed. A parameter without a role gets one (module doc)."""
+        if "_parameters" not in self.__dict__:
+            raise AttributeError(f"{type(self).__name__}: {NO_INIT}")
+        registry = self._parameters if isinstance(value, Parameter) else self._modules
+        if registry.get(name) is value:
+            return False
+        if registry is self._parameters:
+            role = getattr(value, "role", None)
+            if role is None:
+                role = "weight" if value.ndim >= 2 else "bias"
+            elif role not in ROLES:
+                raise ValueError(f"{type(self).__name__}.{name}: role must be one of {ROLES}, got {role!r}")
+            value.role = role
+        self._unregister(name)  # a parameter may replace a submodule or a buffer, and so on
+        registry[name] = value
+        return True
+
+    def _unregister(self, name: str) -> bool:
+        """Forget ``name`` as a parameter, submodule or buffer; whether a parameter or a submodule
+        left (what the flat buffer is made of)."""
+        self.__dict__.get("_buffers", {}).pop(name, None)  # a name is in one registry at most
+        return any(self.__dict__.get(key, {}).pop(name, None) is not None for key in ("_parameters", "_modules"))
+
+    def _repack(self) -> None:
+        """After a parameter or submodule came or went: a module that owns a flat buffer packs its
+        parameters anew, so they stay views of one buffer per dtype and none that left stays in it
+        (an optimizer made before then refuses to step, as after `astype`, rather than update
+        parameters the module no longer has). A change inside a child of such a module leaves the
+        new parameters outside the buffer: everything still works (an optimizer packs its groups)."""
+        if self.__dict__.get("_owns_flat"):
+            self.flatten()
 
     # -- declaring state ------------------------------------------------------------------
     def add_parameter(self, name: str, values: np.ndarray, role: str, dtype=None) -> Parameter:
@@ -72,7 +146,11 @@ class Module:
 
     def add_buffer(self, name: str, values: np.ndarray, dtype=None):
         """Create non-learned state ``name`` (e.g. running statistics) on the current backend."""
+        if "_buffers" not in self.__dict__:
+            raise AttributeError(f"{type(self).__name__}: {NO_INIT}")
         array = _backend.current_backend().asarray(np.asarray(values, dtype=dtype or np.float32))
+        if self._unregister(name):  # it was a parameter or a submodule: now a buffer only
+            self._repack()
         self._buffers[name] = True
         object.__setattr__(self, name, array)
         return array
@@ -151,15 +229,21 @@ class Module:
                 module.random_key = None if seed is None else (int(seed), stream, int(step), *extra)
 
     # -- computing ------------------------------------------------------------------------
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} does not implement forward")
 
-    def __call__(self, x) -> Tensor:
-        if not isinstance(x, Tensor):  # made where the model lives, whatever backend is current
-            x = tensor(x, dtype=self.dtype, backend=self.backend)
-        elif x.dtype.kind != "f":  # integer or boolean input: compute in the model's dtype
-            x = x.astype(self.dtype)
-        return self.forward(x)
+    def __call__(self, x, *args, **kwargs):
+        """``forward(x, *args, **kwargs)``. An array-like ``x`` (a NumPy or CuPy array, a list of
+        numbers) becomes a Tensor where the model lives, whatever backend is current — a floating
+        one in the model's dtype, an integer or boolean one as it is (indices stay indices); a
+        Tensor, a tuple or a list holding Tensors, and the other arguments reach forward as given
+        (converting them would cut the graph)."""
+        if not isinstance(x, Tensor) and (hasattr(x, "__array__") or hasattr(x, "__dlpack__")
+                                          or isinstance(x, list) and not _holds_tensor(x)):
+            if not isinstance(getattr(x, "dtype", None), np.dtype):  # a list, a DataFrame, another library's
+                x = _backend.array_to_numpy(x)  # tensor: as NumPy reads it (floats stay float64 until cast)
+            x = tensor(x, dtype=self.dtype if x.dtype.kind == "f" else None, backend=self.backend)
+        return self.forward(x, *args, **kwargs)
 
     def zero_grad(self) -> None:
         """Set every gradient to zero, in place (gradients stay views into the flat buffer)."""
@@ -219,18 +303,21 @@ class Module:
         return self
 
     def astype(self, dtype) -> Module:
-        """Convert parameters and buffers to ``dtype`` in place (e.g. float64 for gradient checking):
-        the parameters are packed anew in one flat buffer, their gradients zero. When everything
-        has that dtype already, nothing changes (values, gradients and places kept)."""
-        dtype = np.dtype(dtype)
-        if all(p.dtype == dtype for p in self.parameters()) and all(a.dtype == dtype for _, a in self.named_buffers()):
+        """Convert the parameters and the floating buffers to ``dtype`` (a floating dtype) in place,
+        e.g. float64 for gradient checking; integer and boolean buffers (counters, masks) keep
+        theirs, as in PyTorch. The parameters are packed anew in one flat buffer, their gradients
+        zero. When everything floating has that dtype already, nothing changes (values, gradients
+        and places kept)."""
+        dtype = np.dtype(check_dtype(dtype, "astype: dtype", allow_none=False))
+        buffers = [(module, name) for _, module in self.named_modules() for name in module._buffers
+                   if getattr(module, name).dtype.kind == "f"]
+        if all(p.dtype == dtype for p in self.parameters()) and all(getattr(m, n).dtype == dtype for m, n in buffers):
             return self
         for p in self.parameters():
             p.data, p.grad, p._flat = p.data.astype(dtype), None, None
-        for prefix, module in self.named_modules():
-            for name in module._buffers:
-                if getattr(module, name).dtype != dtype:  # one of that dtype stays as it is (and where it is)
-                    object.__setattr__(module, name, getattr(module, name).astype(dtype))
+        for module, name in buffers:
+            if getattr(module, name).dtype != dtype:  # one of that dtype stays as it is (and where it is)
+                object.__setattr__(module, name, getattr(module, name).astype(dtype))
         self.flatten()
         return self
 

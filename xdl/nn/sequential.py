@@ -24,9 +24,14 @@ class Sequential(Module):
         for i, layer in enumerate(layers):
             if not isinstance(layer, Module):
                 raise TypeError(f"Sequential: layer {i} is a {type(layer).__name__}, expected an xdl.nn.Module")
+        self._hold(layers)
+        self.flatten()
+
+    def _hold(self, layers) -> None:
+        """Register ``layers`` as the submodules "0", "1", … and keep them in order."""
+        for i, layer in enumerate(layers):
             setattr(self, str(i), layer)
         self.layers = list(layers)
-        self.flatten()
 
     def forward(self, x):
         layers, i = self.layers, 0
@@ -40,6 +45,14 @@ class Sequential(Module):
         return x
 
     def __getitem__(self, i):
+        """Layer ``i``; a slice is a Sequential of those layers, shared with this model (as in
+        PyTorch). It owns no flat buffer: packing them anew would move this model's parameters out
+        of its buffer, and an optimizer of this model would refuse to step."""
+        if isinstance(i, slice):
+            part = Sequential.__new__(Sequential)
+            Module.__init__(part)
+            part._hold(self.layers[i])
+            return part
         return self.layers[i]
 
     def __len__(self) -> int:
