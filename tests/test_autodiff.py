@@ -601,3 +601,15 @@ def test_gradcheck_passes_a_gradient_that_is_zero_and_reads_only_rounding():
     x = xdl.tensor(np.random.default_rng(0).normal(size=(5, 3)), requires_grad=True)
     result = xdl.gradcheck(lambda: (x / x).sum(), [x])  # ∂/∂x of a constant: 0, the numeric one J's rounding
     assert result.passed and result.verdict == "great", str(result)  # was "bug" (difference 1.0)
+
+
+def test_tensor_copies_the_callers_array_as_torch_tensor_and_shares_it_when_asked(backend):
+    source = backend.xp.asarray(np.array([1.0, 2.0], dtype=np.float32))
+    copied, shared = xdl.tensor(source), xdl.tensor(source, copy=False)
+    copied.data[0] = 9.0
+    assert backend.to_numpy(source).tolist() == [1.0, 2.0]  # the caller's array untouched
+    shared.data[1] = 7.0
+    assert backend.to_numpy(source).tolist() == [1.0, 7.0]  # torch.as_tensor's sharing
+    again = xdl.tensor(copied)
+    again.data[0] = 0.0
+    assert copied.tolist()[0] == 9.0

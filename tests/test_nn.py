@@ -587,3 +587,17 @@ def test_a_module_that_skips_super_init_is_told_to_call_it():
 
     with pytest.raises(AttributeError, match=message.replace("NoSuper", "NoSuperBuffer")):
         NoSuperBuffer()
+
+
+def test_a_modules_state_is_its_own_copy_of_the_values_given():
+    values = np.ones(4, dtype=np.float32)
+
+    class Own(xdl.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.add_parameter("w", values, "weight")
+            self.add_buffer("counts", values)
+
+    module = Own()
+    module.load_state_dict({"w": np.zeros(4), "counts": np.zeros(4)})
+    assert values.tolist() == [1.0] * 4  # was zeroed through the shared memory

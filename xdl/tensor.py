@@ -283,14 +283,16 @@ class Parameter(Tensor):
         return f"Parameter({label}shape={self.shape}, dtype={self.dtype}, backend={self.backend.name})"
 
 
-def tensor(data, requires_grad: bool = False, dtype=None, backend=None) -> Tensor:
+def tensor(data, requires_grad: bool = False, dtype=None, backend=None, copy: bool = True) -> Tensor:
     """A tensor on ``backend`` (a `Backend`; default the current one) from a list, scalar,
     NumPy/CuPy array or Tensor.
 
     Without ``dtype``, floating arrays keep theirs and Python floats become float32; integers
     stay integers (int64 from Python ints: class labels) and booleans booleans, as in PyTorch.
-    Only floating tensors can require a gradient. Data on another backend is copied over (for a
-    zero-copy exchange use `xdl.from_dlpack`).
+    Only floating tensors can require a gradient. The data is copied, as by ``torch.tensor``: a
+    later write to either leaves the other alone; ``copy=False`` shares an array of the backend
+    and dtype asked for (``torch.as_tensor``; `Tensor` (array) wraps one as it is). Data on another
+    backend is copied over (for a zero-copy exchange use `xdl.from_dlpack`).
 
     >>> tensor([1.5, 2.0]).dtype, tensor([3, 1]).dtype, tensor(np.zeros(2)).dtype
     (dtype('float32'), dtype('int64'), dtype('float64'))
@@ -303,7 +305,10 @@ def tensor(data, requires_grad: bool = False, dtype=None, backend=None) -> Tenso
     dtype = _default_dtype(data) if dtype is None else np.dtype(dtype)
     if requires_grad and not np.issubdtype(dtype, np.floating):
         raise TypeError(f"tensor: only floating tensors can require a gradient, got dtype {dtype}")
-    return Tensor(backend.asarray(data, dtype=dtype), requires_grad=requires_grad, backend=backend)
+    array = backend.asarray(data, dtype=dtype)
+    if copy and array is data:  # the caller's own array (asarray made no new one)
+        array = array.copy()
+    return Tensor(array, requires_grad=requires_grad, backend=backend)
 
 
 def from_dlpack(obj) -> Tensor:

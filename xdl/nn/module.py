@@ -135,20 +135,22 @@ class Module:
 
     # -- declaring state ------------------------------------------------------------------
     def add_parameter(self, name: str, values: np.ndarray, role: str, dtype=None) -> Parameter:
-        """Create parameter ``name`` on the current backend from host ``values``."""
+        """Create parameter ``name`` on the current backend from host ``values`` (copied: the
+        module owns its state, and the caller's array is never written)."""
         if role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}, got {role!r}")
         backend = _backend.current_backend()
-        p = Parameter(backend.asarray(np.asarray(values, dtype=dtype or np.float32)), backend=backend, name=name)
+        p = Parameter(backend.asarray(np.array(values, dtype=dtype or np.float32)), backend=backend, name=name)
         p.role = role
         setattr(self, name, p)
         return p
 
     def add_buffer(self, name: str, values: np.ndarray, dtype=None):
-        """Create non-learned state ``name`` (e.g. running statistics) on the current backend."""
+        """Create non-learned state ``name`` (e.g. running statistics) on the current backend from
+        ``values`` (copied, as a parameter's)."""
         if "_buffers" not in self.__dict__:
             raise AttributeError(f"{type(self).__name__}: {NO_INIT}")
-        array = _backend.current_backend().asarray(np.asarray(values, dtype=dtype or np.float32))
+        array = _backend.current_backend().asarray(np.array(values, dtype=dtype or np.float32))
         if self._unregister(name):  # it was a parameter or a submodule: now a buffer only
             self._repack()
         self._buffers[name] = True
@@ -242,7 +244,7 @@ class Module:
                                           or isinstance(x, list) and not _holds_tensor(x)):
             if not isinstance(getattr(x, "dtype", None), np.dtype):  # a list, a DataFrame, another library's
                 x = _backend.array_to_numpy(x)  # tensor: as NumPy reads it (floats stay float64 until cast)
-            x = tensor(x, dtype=self.dtype if x.dtype.kind == "f" else None, backend=self.backend)
+            x = tensor(x, dtype=self.dtype if x.dtype.kind == "f" else None, backend=self.backend, copy=False)
         return self.forward(x, *args, **kwargs)
 
     def zero_grad(self) -> None:

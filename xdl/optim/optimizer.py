@@ -281,7 +281,8 @@ class Optimizer(StepCount):
                 if p._flat is not place:
                     raise RuntimeError(f"{type(self).__name__}: the parameters moved to new storage after this "
                                        "optimizer was made (model.astype(...), the model placed inside another or "
-                                       "unpickled, or another optimizer packing part of them): it would update the "
+                                       "unpickled, a parameter or submodule assigned to it or removed, or another "
+                                       "optimizer packing part of them): it would update the "
                                        f"old copies; make the optimizer after that, e.g. {type(self).__name__}(model)")
                 if p.data is not g.views[i][0] or p.grad is not g.views[i][1]:  # (identity: cheap every step)
                     if not is_view_of(p, *place):
