@@ -455,14 +455,15 @@ def tune(config: TrainConfig, args) -> int:
         check_writable_dir(out, "--out")  # made only now that the options and the backend are good
         X, y = xdl.datasets.load(config.dataset)
         parts = split(X, y, seed=config.seed)
-        print(f"xdl {xdl.__version__} tune: backend {backend.name} on {backend.device_name()}; dataset "
-              f"{config.dataset}: {len(parts.X_train)} train / {len(parts.X_dev)} dev examples; {planned} trials, "
-              f"{strategy}, {args.execution}" + (f" (the grid {trials} trials allow: every choice, the same number "
-                                                 "of values in each range)" if planned != trials else "")
-              + (f"; resuming the study in {str(out)!r} ({len(saved_trials)} trial{'s' * (len(saved_trials) != 1)} "
-                 "saved)" if args.tune_resume else ""))
         start = time.perf_counter()
-        try:
+        try:  # (the header too: a Ctrl-C just after it is the search's, with its message)
+            print(f"xdl {xdl.__version__} tune: backend {backend.name} on {backend.device_name()}; dataset "
+                  f"{config.dataset}: {len(parts.X_train)} train / {len(parts.X_dev)} dev examples; {planned} "
+                  f"trials, {strategy}, {args.execution}"
+                  + (f" (the grid {trials} trials allow: every choice, the same number of values in each range)"
+                     if planned != trials else "")
+                  + (f"; resuming the study in {str(out)!r} ({len(saved_trials)} "
+                     f"trial{'s' * (len(saved_trials) != 1)} saved)" if args.tune_resume else ""))
             study = search(parts.X_train, parts.y_train, (parts.X_dev, parts.y_dev), space, trials=trials,
                            strategy=strategy, execution=args.execution, rounds=rounds, seed=config.seed,
                            base=config, directory=out, resume=args.tune_resume,
