@@ -601,3 +601,22 @@ def test_a_modules_state_is_its_own_copy_of_the_values_given():
     module = Own()
     module.load_state_dict({"w": np.zeros(4), "counts": np.zeros(4)})
     assert values.tolist() == [1.0] * 4  # was zeroed through the shared memory
+
+
+def test_a_sequential_layer_is_replaced_by_index_and_never_removed_out_of_step():
+    model = three_layer_model()
+    model[-1] = Dense(4, 7)  # the forward runs the new layer, the registry holds it
+    assert model(np.ones((2, 4), dtype=np.float32)).shape == (2, 7)
+    assert model.layers[6] is model._modules["6"]
+    for remove in (lambda: delattr(model, "1"), lambda: model.__delitem__(1)):
+        with pytest.raises(TypeError, match="Sequential: layer 1 cannot be removed"):
+            remove()
+    with pytest.raises(TypeError, match="Sequential: layer 1 must be an xdl.nn.Module, got NoneType"):
+        model[1] = None
+    assert len(model) == 7
+
+
+def test_integer_and_tuple_inputs_of_built_in_models_compute_in_their_dtype():
+    assert xdl.nn.Dense(2, 3)(((1.0, 2.0), (3.0, 4.0))).shape == (2, 3)  # a tuple of rows, as a list
+    stacked = xdl.nn.stack([xdl.nn.mlp(2, [3], 2), xdl.nn.mlp(2, [3], 2)])
+    assert stacked(np.array([[1, 2]])).dtype == np.float32  # was float64 from integer features

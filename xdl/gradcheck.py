@@ -13,7 +13,8 @@ figure can hide one input's bug behind larger gradients elsewhere, so an input w
 difference is a bug fails the check too — unless that is rounding: its gradients below what a
 finite difference resolves, about |J|·2⁻⁵²/ε (J's rounding over the step; an L2 term that makes J
 huge, say), or its difference no bug with a step `RECHECK` times larger. The result says which,
-and the overall figure leaves such inputs out. The inputs must be float64 (in float32 the
+and the overall figure leaves such inputs out (with none left, nothing was checked: the verdict is
+"inconclusive"). The inputs must be float64 (in float32 the
 differences drown in rounding). The inputs are perturbed *in place*, so
 ``fn`` may ignore its arguments and read the same tensors elsewhere — a model's parameters::
 
@@ -70,7 +71,8 @@ class GradcheckResult:
 
     @property
     def passed(self) -> bool:
-        """True unless the verdict is "bug" or "suspect", or an input hides a bug (`hidden_bug`)."""
+        """True unless the verdict is "bug", "suspect" or "inconclusive", or an input hides a bug
+        (`hidden_bug`)."""
         return self.verdict in ("great", "ok") and not self.hidden_bug
 
     def __str__(self) -> str:
@@ -119,7 +121,8 @@ def gradcheck(fn, inputs, eps: float = 1e-7) -> GradcheckResult:
     Returns
     -------
     GradcheckResult
-        ``difference``, ``verdict`` ("great", "ok", "suspect", "bug"), ``worst`` (which input,
+        ``difference``, ``verdict`` ("great", "ok", "suspect", "bug"; "inconclusive" when no
+        input's gradients are large enough for finite differences to check), ``worst`` (which input,
         which element) and ``per_input`` differences.
     """
     names = list(inputs) if isinstance(inputs, dict) else None
@@ -162,18 +165,20 @@ def gradcheck(fn, inputs, eps: float = 1e-7) -> GradcheckResult:
                                       f"ε = {RECHECK * eps:g})")
 
     # the verdict is on the inputs finite differences resolve: the others' difference is rounding
-    # (a gradient that is 0, as of x/x, made J's rounding read as a bug)
+    # (a gradient that is 0, as of x/x, made J's rounding read as a bug); with none, nothing was
+    # checked: "inconclusive", which does not pass
     kept = [k for k in range(len(inputs)) if resolved[k]]
-    g = np.concatenate([analytic[k].ravel() for k in kept] or [np.zeros(0)])
-    g_num = np.concatenate([numeric[k].ravel() for k in kept] or [np.zeros(0)])
+    candidates = kept or list(range(len(inputs)))
+    g = np.concatenate([analytic[k].ravel() for k in candidates])
+    g_num = np.concatenate([numeric[k].ravel() for k in candidates])
     difference = relative_difference(g, g_num)
-    candidates = [k for k in range(len(inputs)) if resolved[k]] or list(range(len(inputs)))
     i = max(candidates, key=lambda k: per_input[k])
     element = np.unravel_index(int(np.argmax(np.abs(analytic[i] - numeric[i]))), analytic[i].shape)
     element = tuple(int(k) for k in element)
     worst = Worst(i, names[i], element, float(analytic[i][element]),
                   float(numeric[i][element]), per_input[i], resolved[i])
-    return GradcheckResult(difference, verdict_for(difference), worst, per_input, resolution, unresolved)
+    return GradcheckResult(difference, verdict_for(difference) if kept else "inconclusive", worst, per_input,
+                           resolution, unresolved)
 
 
 def _label(name: str | None, position: int) -> str:

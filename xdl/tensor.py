@@ -22,12 +22,20 @@ import numpy as np
 
 from xdl import backend as _backend
 
-_grad_mode = threading.local()  # per thread, as PyTorch's: ``enabled`` and the ``saved`` modes of open blocks
+class _GradMode(threading.local):
+    """Per thread, as PyTorch's: ``enabled``, and the ``saved`` modes of the open `no_grad` blocks
+    (set up on each thread's first use, so a read is one attribute: it runs for every op)."""
+
+    def __init__(self):
+        self.enabled, self.saved = True, []
+
+
+_grad_mode = _GradMode()
 
 
 def is_grad_enabled() -> bool:
     """Whether operations on tensors record a graph (in this thread)."""
-    return getattr(_grad_mode, "enabled", True)
+    return _grad_mode.enabled
 
 
 class no_grad(contextlib.ContextDecorator):
@@ -36,9 +44,7 @@ class no_grad(contextlib.ContextDecorator):
     another: each exit restores what its entry found."""
 
     def __enter__(self):
-        if not hasattr(_grad_mode, "saved"):
-            _grad_mode.saved = []
-        _grad_mode.saved.append(is_grad_enabled())  # on the thread, not this object: one instance decorates
+        _grad_mode.saved.append(_grad_mode.enabled)  # on the thread, not this object: one instance decorates
         _grad_mode.enabled = False                   # a function that may be re-entered
 
     def __exit__(self, *exc):
@@ -113,23 +119,24 @@ class Tensor:
 
     def _in_place(self, other, ufunc: str, symbol: str):
         """``self ∘= other``: written into ``self.data`` (views of it, a parameter's place in a flat
-        buffer, see it) when no graph is recorded; while one is, a new node as ``self ∘ other``
-        (``total += cost`` builds the sum) — but a leaf that requires grad is refused, as by
-        PyTorch: changing it in place would change what the graph's backward reads."""
-        value = other.data if isinstance(other, Tensor) else other
-        recording = is_grad_enabled() and (self.requires_grad or getattr(other, "requires_grad", False))
-        if recording:
+        buffer, see it) under `no_grad` on a leaf — the update of a parameter, as PyTorch's; a leaf
+        that requires grad is refused while gradients are recorded (the graph reads it). Elsewhere
+        a new tensor ``self ∘ other`` (``total += cost`` builds the sum), as before: xdl keeps no
+        version counters, so a write into a tensor a graph saved would corrupt its backward."""
+        if is_grad_enabled():
             if self._fn is None and self.requires_grad:
                 raise RuntimeError(f"{symbol} on a leaf tensor that requires grad while gradients are recorded: an "
                                    "update of a parameter goes under `with xdl.no_grad():` (as in PyTorch)")
-            return {"add": Tensor.__add__, "subtract": Tensor.__sub__, "multiply": Tensor.__mul__,
-                    "divide": Tensor.__truediv__}[ufunc](self, other)
-        xp = self.backend.xp
-        if isinstance(self.data, xp.ndarray):  # (a reduction's 0-d result may be a NumPy scalar: rebound)
-            getattr(xp, ufunc)(self.data, value, out=self.data)
-        else:
-            self.data = getattr(xp, ufunc)(self.data, value).astype(self.dtype)
-        return self
+        elif self._fn is None:
+            value = other.data if isinstance(other, Tensor) else other
+            xp = self.backend.xp
+            if isinstance(self.data, xp.ndarray):  # (a reduction's 0-d result may be a NumPy scalar: rebound)
+                getattr(xp, ufunc)(self.data, value, out=self.data)
+            else:
+                self.data = getattr(xp, ufunc)(self.data, value).astype(self.dtype)
+            return self
+        return {"add": Tensor.__add__, "subtract": Tensor.__sub__, "multiply": Tensor.__mul__,
+                "divide": Tensor.__truediv__}[ufunc](self, other)
 
     def __bool__(self) -> bool:
         """The truth of a one-element tensor (a host sync); more elements are ambiguous, as NumPy's."""
@@ -306,7 +313,7 @@ def tensor(data, requires_grad: bool = False, dtype=None, backend=None, copy: bo
     if requires_grad and not np.issubdtype(dtype, np.floating):
         raise TypeError(f"tensor: only floating tensors can require a gradient, got dtype {dtype}")
     array = backend.asarray(data, dtype=dtype)
-    if copy and array is data:  # the caller's own array (asarray made no new one)
+    if copy and backend.owns(data) and array.dtype == data.dtype:  # the caller's memory (a memmap's too)
         array = array.copy()
     return Tensor(array, requires_grad=requires_grad, backend=backend)
 

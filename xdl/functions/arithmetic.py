@@ -112,8 +112,8 @@ class Divide(Binary):
 @op(methods=("__pow__",), reflected=("__rpow__",), domain=("positive", "real"),
     check=[Check((3, 4), (4,)), Check((5,), (1,))])
 class Pow(Binary):
-    """y = a^b;  ∂y/∂a = b·a^(b−1), ∂y/∂b = y·ln a (defined for a > 0; 0 at a = 0, its limit for b > 0,
-    as PyTorch gives it: a ReLU output to a learnt power)"""
+    """y = a^b;  ∂y/∂a = b·a^(b−1), ∂y/∂b = y·ln a (defined for a > 0; 0 at a = 0 where b ≥ 0, its
+    limit, as PyTorch masks it: a ReLU output to a learnt power)"""
 
     verb = "power"
 
@@ -130,7 +130,7 @@ class Pow(Binary):
         gb = None
         if self.needs_grad[1]:
             with np.errstate(divide="ignore", invalid="ignore"):  # ln 0 = −∞, which where() leaves out
-                gb = gy * self.xp.where(self.a == 0, 0, self.y * self.xp.log(self.a))
+                gb = gy * self.xp.where((self.a == 0) & (self.b >= 0), 0, self.y * self.xp.log(self.a))
         return self.grads(ga, gb)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from xdl.function import Function
 from xdl.functions.registry import Check, op
 from xdl.functions.shapes import check_axis
@@ -13,7 +15,8 @@ def _axes(axis, ndim, name: str) -> tuple[int, ...]:
     """The reduced axes (all for None), in [0, ndim), sorted."""
     if axis is None:
         return tuple(range(ndim))
-    axes = axis if isinstance(axis, tuple | list) else (axis,)  # one axis of any kind is checked as one
+    # a sequence of axes (tuple, list, range, array), else one axis (of any kind: checked as one)
+    axes = (axis,) if isinstance(axis, int | np.integer) or not hasattr(axis, "__iter__") else axis
     return tuple(sorted(check_axis(a, ndim, name) for a in axes))
 
 

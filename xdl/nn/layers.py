@@ -16,20 +16,24 @@ def check_drop_rate(rate, name: str) -> float:
     return check_number(rate, name, "a number in [0, 1) (the drop probability)", lambda r: 0 <= r < 1)
 
 
-def check_input(x, layer: str, features: int | None = None, rows: str = "m", dtype=None) -> Tensor:
+def check_input(x, layer, features: int | None = None, rows: str = "m", dtype=None) -> Tensor:
     """``x`` if it is a floating Tensor (of shape (rows, features) where ``features`` is given);
     an integer or boolean one cast to ``dtype``, a layer's own (integer features, pixel values:
     `Module.__call__` keeps them as they are, for a layer that reads indices); else an error
-    naming ``layer`` and what it expected."""
+    naming the layer (``layer()``: its name, made only for the message — this runs every call)."""
     if not isinstance(x, Tensor):
-        raise TypeError(f"{layer}: expected a Tensor input, got a {type(x).__name__}")
+        raise TypeError(f"{layer()}: expected a Tensor input, got a {type(x).__name__}")
     if features is not None and (x.ndim != 2 or x.shape[1] != features):
-        raise ValueError(f"{layer}: expected input of shape ({rows}, {features}), got {x.shape}")
-    if x.dtype.kind == "f":
-        return x
-    if dtype is None:
-        raise TypeError(f"{layer}: expected a floating input, got {x.dtype}; convert it with x.astype(model.dtype)")
-    return x.astype(dtype)
+        raise ValueError(f"{layer()}: expected input of shape ({rows}, {features}), got {x.shape}")
+    if dtype is None and x.dtype.kind != "f":
+        raise TypeError(f"{layer()}: expected a floating input, got {x.dtype}; convert it with x.astype(model.dtype)")
+    return as_floating(x, dtype)
+
+
+def as_floating(x: Tensor, dtype) -> Tensor:
+    """``x``, or an integer or boolean ``x`` cast to ``dtype``: a layer that computes in floats takes
+    integer features (pixel values) in its own dtype."""
+    return x if x.dtype.kind == "f" else x.astype(dtype)
 
 
 class Dense(Module):
@@ -62,7 +66,7 @@ class Dense(Module):
             self.add_parameter("bias", np.zeros(self.out_features), "bias", dtype)
 
     def forward(self, x):
-        x = check_input(x, f"Dense({self.in_features}→{self.out_features})", self.in_features,
+        x = check_input(x, lambda: f"Dense({self.in_features}→{self.out_features})", self.in_features,
                         dtype=self.weight.dtype)
         return F.linear(x, self.weight, self.bias)
 
@@ -124,7 +128,7 @@ class Dropout(Module):
         self.random_key = None  # (seed, stream, step), set by Module.set_random_key
 
     def forward(self, x):
-        check_input(x, f"Dropout({self.rate})")
+        check_input(x, lambda: f"Dropout({self.rate})")
         return F.dropout(x, self.rate, training=self.training, key=self.random_key)
 
 
@@ -152,7 +156,7 @@ class BatchNorm(Module):
         self.add_buffer("running_var", np.ones(features), dtype)
 
     def forward(self, x):
-        x = check_input(x, f"BatchNorm({self.features})", self.features, "N", self.gamma.dtype)
+        x = check_input(x, lambda: f"BatchNorm({self.features})", self.features, "N", self.gamma.dtype)
         return F.batch_norm(x, self.gamma, self.beta, self.running_mean, self.running_var,
                             training=self.training, momentum=self.momentum, eps=self.eps)
 
@@ -177,5 +181,5 @@ class Standardize(Module):
         self.add_buffer("scale", scale, dtype)
 
     def forward(self, x):
-        x = check_input(x, f"Standardize({self.features})", self.features, "N", self.mean.dtype)
+        x = check_input(x, lambda: f"Standardize({self.features})", self.features, "N", self.mean.dtype)
         return (x - self.mean) / self.scale

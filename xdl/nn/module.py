@@ -44,8 +44,12 @@ def check_dtype(dtype, name: str, allow_none: bool = True):
 
 
 def _holds_tensor(items) -> bool:
-    """Whether the list or tuple ``items`` holds a Tensor, at any depth."""
-    return any(isinstance(v, Tensor) or isinstance(v, list | tuple) and _holds_tensor(v) for v in items)
+    """Whether the list or tuple ``items`` holds Tensors: its first element is one, or holds them
+    (a structure of tensors, not numbers; only the first is looked at: a big list of rows is read
+    by NumPy, not walked in Python)."""
+    while isinstance(items, list | tuple) and items:
+        items = items[0]
+    return isinstance(items, Tensor)
 
 
 def _is_dtype(value) -> bool:
@@ -235,13 +239,14 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not implement forward")
 
     def __call__(self, x, *args, **kwargs):
-        """``forward(x, *args, **kwargs)``. An array-like ``x`` (a NumPy or CuPy array, a list of
-        numbers) becomes a Tensor where the model lives, whatever backend is current — a floating
-        one in the model's dtype, an integer or boolean one as it is (indices stay indices); a
-        Tensor, a tuple or a list holding Tensors, and the other arguments reach forward as given
-        (converting them would cut the graph)."""
+        """``forward(x, *args, **kwargs)``. An array-like ``x`` (a NumPy or CuPy array, a list or
+        tuple of numbers) becomes a Tensor where the model lives, whatever backend is current — a
+        floating one in the model's dtype, an integer or boolean one as it is (indices stay
+        indices; xdl's float layers cast them to their dtype); a Tensor, a tuple or a list holding
+        Tensors, and the other arguments reach forward as given (converting them would cut the
+        graph)."""
         if not isinstance(x, Tensor) and (hasattr(x, "__array__") or hasattr(x, "__dlpack__")
-                                          or isinstance(x, list) and not _holds_tensor(x)):
+                                          or isinstance(x, list | tuple) and not _holds_tensor(x)):
             if not isinstance(getattr(x, "dtype", None), np.dtype):  # a list, a DataFrame, another library's
                 x = _backend.array_to_numpy(x)  # tensor: as NumPy reads it (floats stay float64 until cast)
             x = tensor(x, dtype=self.dtype if x.dtype.kind == "f" else None, backend=self.backend, copy=False)

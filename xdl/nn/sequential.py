@@ -55,6 +55,28 @@ class Sequential(Module):
             return part
         return self.layers[i]
 
+    def __setitem__(self, i: int, layer) -> None:
+        """``model[i] = layer`` replaces layer ``i`` (as PyTorch's)."""
+        setattr(self, str(range(len(self.layers))[i]), layer)
+
+    def __setattr__(self, name, value):
+        held = "layers" in self.__dict__ and name.isdigit() and int(name) < len(self.layers)
+        if held and not isinstance(value, Module):  # refused before anything changes
+            raise TypeError(f"Sequential: layer {name} must be an xdl.nn.Module, got {type(value).__name__} (a layer "
+                            "cannot be removed: the others' numbers would change; build a new Sequential)")
+        super().__setattr__(name, value)
+        if held:  # the forward runs what is registered
+            self.layers[int(name)] = value
+
+    def __delitem__(self, i) -> None:
+        delattr(self, str(i))
+
+    def __delattr__(self, name):
+        if "layers" in self.__dict__ and name.isdigit():
+            raise TypeError(f"Sequential: layer {name} cannot be removed (the others' numbers would change); build a "
+                            "new Sequential of the layers to keep")
+        super().__delattr__(name)
+
     def __len__(self) -> int:
         return len(self.layers)
 

@@ -27,7 +27,8 @@ import numpy as np
 from xdl import functions as F
 from xdl.backend import array_to_numpy, thread_backend
 from xdl.nn.architecture import build_on_host, describe
-from xdl.nn.layers import BatchNorm, Dense, Dropout, LeakyReLU, ReLU, Sigmoid, Softmax, Standardize, Tanh
+from xdl.nn.layers import (BatchNorm, Dense, Dropout, LeakyReLU, ReLU, Sigmoid, Softmax, Standardize, Tanh,
+                           as_floating)
 from xdl.nn.module import Module
 from xdl.nn.sequential import Sequential
 from xdl.tensor import Parameter, Tensor
@@ -219,7 +220,7 @@ class StackedDense(Module):
         self.in_features, self.out_features = weight.shape[1], weight.shape[2]
 
     def forward(self, x):
-        return F.stacked_linear(x, self.weight, self.bias)
+        return F.stacked_linear(as_floating(x, self.weight.dtype), self.weight, self.bias)
 
     def __repr__(self) -> str:
         return f"StackedDense({self.weight.shape[0]} × {self.in_features}→{self.out_features})"
@@ -294,4 +295,4 @@ class StackedStandardize(Module):
 
     def forward(self, x):
         b, c = x.shape
-        return (x.reshape(b, 1, c) - self.mean) / self.scale
+        return (as_floating(x, self.mean.dtype).reshape(b, 1, c) - self.mean) / self.scale

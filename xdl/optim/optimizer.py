@@ -260,6 +260,7 @@ class Optimizer(StepCount):
         """Apply one update to every group (nothing is written if a checked gradient is not finite,
         or if a group's rate is outside its dtype's positive range: every rate is checked first)."""
         self.check_placed()
+        self._write_back_rebound()
         if self.check_finite:
             require_not_capturing("check_finite=True (it reads every gradient on the host)")
             self._check_finite()
@@ -274,20 +275,26 @@ class Optimizer(StepCount):
     def check_placed(self) -> None:
         """The parameters still live in the buffers this optimizer updates: once moved (packing
         gives each a new place, `xdl.flat.pack`), it would update the old storage and the model
-        would never change. A ``.data`` or ``.grad`` rebound by hand (PyTorch's ``p.grad = None``
-        loop, ``p.data = array``) is written back into its place (`_reattach`)."""
-        for g_index, g in enumerate(self.groups):
-            for i, (p, place) in enumerate(zip(g.params, g.placed)):
+        would never change."""
+        for g in self.groups:
+            for p, place in zip(g.params, g.placed):
                 if p._flat is not place:
                     raise RuntimeError(f"{type(self).__name__}: the parameters moved to new storage after this "
                                        "optimizer was made (model.astype(...), the model placed inside another or "
                                        "unpickled, a parameter or submodule assigned to it or removed, or another "
                                        "optimizer packing part of them): it would update the "
                                        f"old copies; make the optimizer after that, e.g. {type(self).__name__}(model)")
-                if p.data is not g.views[i][0] or p.grad is not g.views[i][1]:  # (identity: cheap every step)
-                    if not is_view_of(p, *place):
-                        _reattach(p, *g.views[i], getattr(p, "name", None) or f"params[{i}] of group {g_index}")
-                    g.views[i] = (p.data, p.grad)  # new views of the same place
+
+    def _write_back_rebound(self) -> None:
+        """A ``.data`` or ``.grad`` rebound by hand since the last step (PyTorch's ``p.grad = None``
+        loop, ``p.data = array``) written back into its place (`_reattach`): the update reads and
+        writes the flat buffers. One identity test per parameter per step."""
+        for g_index, g in enumerate(self.groups):
+            for i, (p, (data, grad)) in enumerate(zip(g.params, g.views)):
+                if p.data is not data or p.grad is not grad:
+                    if not is_view_of(p, *p._flat):
+                        _reattach(p, data, grad, getattr(p, "name", None) or f"params[{i}] of group {g_index}")
+                    g.views[i] = (p.data, p.grad)  # (new views of the same place, or the old ones again)
 
     def _hold(self, g: ParamGroup, lr: float) -> dict:
         """The group's hyperparameters as the update reads them, ``held`` rewritten when a value
