@@ -22,6 +22,7 @@ import numpy as np
 
 from xdl import backend as _backend
 
+
 class _GradMode(threading.local):
     """Per thread, as PyTorch's: ``enabled``, and the ``saved`` modes of the open `no_grad` blocks
     (set up on each thread's first use, so a read is one attribute: it runs for every op)."""
