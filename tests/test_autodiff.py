@@ -656,3 +656,14 @@ def test_a_negative_exponent_of_zero_keeps_its_infinite_gradient_as_pytorchs():
 def test_a_reductions_axes_may_be_any_sequence():
     t = xdl.tensor(np.ones((2, 3, 4)))
     assert t.sum(axis=range(2)).shape == (4,) and t.sum(axis=np.array([0, 2])).shape == (3,)
+
+
+def test_a_tensor_made_by_an_op_pickles_without_its_graph():
+    import copy
+    import pickle
+
+    w = xdl.tensor([1.0, 2.0], requires_grad=True)
+    y = w * 2  # its Function holds the backend's array module, which does not pickle
+    for again in (pickle.loads(pickle.dumps(y)), copy.deepcopy(y)):
+        assert again.tolist() == [2.0, 4.0] and again.is_leaf and again.requires_grad
+    assert not y.is_leaf  # the original keeps its graph

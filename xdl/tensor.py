@@ -87,6 +87,11 @@ class Tensor:
         self.grad = None
         self._fn = None  # the Function that produced this tensor, if any
 
+    def __getstate__(self) -> dict:
+        """A pickled (or deep-copied) tensor keeps its values and flags, not the graph that made it
+        (its Function holds the backend's array module): a module that caches an activation pickles."""
+        return {**self.__dict__, "_fn": None}
+
     # -- array facts ----------------------------------------------------------------------
     shape = property(lambda self: tuple(self.data.shape))
     dtype = property(lambda self: self.data.dtype)
