@@ -112,18 +112,18 @@ class Tensor:
 
     # -- in-place updates: ``p -= lr * p.grad`` under no_grad, as PyTorch's ----------------------
     def __iadd__(self, other):
-        return self._in_place(other, "add", "+=")
+        return self._in_place(other, "add", "+=", Tensor.__add__)
 
     def __isub__(self, other):
-        return self._in_place(other, "subtract", "-=")
+        return self._in_place(other, "subtract", "-=", Tensor.__sub__)
 
     def __imul__(self, other):
-        return self._in_place(other, "multiply", "*=")
+        return self._in_place(other, "multiply", "*=", Tensor.__mul__)
 
     def __itruediv__(self, other):
-        return self._in_place(other, "divide", "/=")
+        return self._in_place(other, "divide", "/=", Tensor.__truediv__)
 
-    def _in_place(self, other, ufunc: str, symbol: str):
+    def _in_place(self, other, ufunc: str, symbol: str, recorded):
         """``self ∘= other``: written into ``self.data`` (views of it, a parameter's place in a flat
         buffer, see it) under `no_grad` on a leaf — the update of a parameter, as PyTorch's; a leaf
         that requires grad is refused while gradients are recorded (the graph reads it). Elsewhere
@@ -141,8 +141,7 @@ class Tensor:
             else:
                 self.data = getattr(xp, ufunc)(self.data, value).astype(self.dtype)
             return self
-        return {"add": Tensor.__add__, "subtract": Tensor.__sub__, "multiply": Tensor.__mul__,
-                "divide": Tensor.__truediv__}[ufunc](self, other)
+        return recorded(self, other)  # the op itself (Tensor.__add__, …: declared in xdl.functions)
 
     def __bool__(self) -> bool:
         """The truth of a one-element tensor (a host sync); more elements are ambiguous, as NumPy's."""

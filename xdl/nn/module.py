@@ -140,9 +140,8 @@ class Module:
     # -- declaring state ------------------------------------------------------------------
     def add_parameter(self, name: str, values: np.ndarray, role: str, dtype=None) -> Parameter:
         """Create parameter ``name`` on the current backend from host ``values`` (copied: the
-        module owns its state, and the caller's array is never written)."""
-        if role not in ROLES:
-            raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+        module owns its state, and the caller's array is never written); ``role`` is checked where it
+        is registered (`_register`), as an assigned parameter's."""
         backend = _backend.current_backend()
         p = Parameter(backend.asarray(np.array(values, dtype=dtype or np.float32)), backend=backend, name=name)
         p.role = role
