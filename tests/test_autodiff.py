@@ -667,3 +667,23 @@ def test_a_tensor_made_by_an_op_pickles_without_its_graph():
     for again in (pickle.loads(pickle.dumps(y)), copy.deepcopy(y)):
         assert again.tolist() == [2.0, 4.0] and again.is_leaf and again.requires_grad
     assert not y.is_leaf  # the original keeps its graph
+
+
+def test_softmax_along_any_axis_as_torchs_dim(backend, rng):
+    x = t64(backend, rng.standard_normal((2, 3, 4)))
+    for axis in (0, 1, -1):
+        y = backend.to_numpy(xdl.softmax(x, axis=axis).data)
+        assert np.allclose(y.sum(axis=axis), 1.0)
+    assert np.array_equal(backend.to_numpy(x.softmax().data), backend.to_numpy(xdl.softmax(x, axis=2).data))
+    one = t64(backend, 3.0)
+    y = xdl.softmax(one)
+    y.backward()
+    assert float(y) == 1.0 and float(one.grad) == 0.0
+    with pytest.raises(ValueError, match="softmax: axis 3 is out of range"):
+        xdl.softmax(x, axis=3)
+
+
+def test_gradcheck_takes_one_tensor_as_its_only_input(backend, rng):
+    x = t64(backend, rng.standard_normal((3, 4)))
+    result = xdl.gradcheck(lambda t: (t * t).sum(), x)  # not its rows, as iterating it would give
+    assert result.verdict == "great" and len(result.per_input) == 1

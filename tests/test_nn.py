@@ -16,8 +16,8 @@ def f64(layer):
 
 
 @pytest.mark.parametrize("make", [lambda: Dense(4, 3), lambda: Dense(4, 3, bias=False), ReLU, lambda: LeakyReLU(0.2),
-                                  Tanh, Sigmoid, Softmax], ids=["dense", "dense_nobias", "relu", "leaky", "tanh",
-                                                                 "sigmoid", "softmax"])
+                                  Tanh, Sigmoid, Softmax, lambda: Softmax(axis=0)],
+                         ids=["dense", "dense_nobias", "relu", "leaky", "tanh", "sigmoid", "softmax", "softmax_axis0"])
 def test_layer_gradients(backend, rng, make):
     layer = f64(make())
     x = t64(backend, rng.uniform(0.1, 1.5, (5, 4)) * rng.choice([-1, 1], (5, 4)))
@@ -247,6 +247,13 @@ def test_mlp_takes_sizes_as_any_sequence_of_integers():
 def test_layer_arguments_are_checked_with_named_errors(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+def test_softmax_layer_takes_an_axis_and_keeps_it_in_its_description():
+    assert Softmax().config == {"axis": -1} and Softmax(np.int64(0)).axis == 0
+    assert xdl.nn.architecture.build({"class": "Softmax"}).axis == -1  # described before it had one
+    with pytest.raises(TypeError, match=r"Softmax: axis must be an integer, got 1.5"):
+        Softmax(1.5)
 
 
 def test_layer_arguments_keep_accepting_numbers_of_any_kind():

@@ -111,7 +111,7 @@ def gradcheck(fn, inputs, eps: float = 1e-7) -> GradcheckResult:
     ----------
     fn : callable
         ``fn(*inputs)`` (or ``fn()``) returns a one-element tensor J.
-    inputs : sequence of Tensor, or a dict name → Tensor
+    inputs : Tensor, sequence of Tensor, or a dict name → Tensor
         float64 tensors to differentiate with respect to (perturbed in place, restored after);
         a dict's names (``dict(model.named_parameters())``) name them in the result, else each
         tensor's ``name``.
@@ -125,6 +125,8 @@ def gradcheck(fn, inputs, eps: float = 1e-7) -> GradcheckResult:
         input's gradients are large enough for finite differences to check), ``worst`` (which input,
         which element) and ``per_input`` differences.
     """
+    if isinstance(inputs, Tensor):  # one input (as torch.autograd.gradcheck takes it), not its rows
+        inputs = (inputs,)
     names = list(inputs) if isinstance(inputs, dict) else None
     inputs = list(inputs.values()) if isinstance(inputs, dict) else list(inputs)
     names = names or [getattr(t, "name", None) for t in inputs]

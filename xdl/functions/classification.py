@@ -12,26 +12,32 @@ import numpy as np
 from xdl.function import Function
 from xdl.functions.elementwise import sigmoid_array
 from xdl.functions.registry import Check, op
+from xdl.functions.shapes import check_axis
 
 
-def softmax_array(xp, z):
-    """softmax(z)ᵢ = e^(zᵢ − max z) / Σⱼ e^(zⱼ − max z) along the last axis (shifted: no overflow)."""
-    e = z - z.max(axis=-1, keepdims=True)
+def softmax_array(xp, z, axis=-1):
+    """softmax(z)ᵢ = e^(zᵢ − max z) / Σⱼ e^(zⱼ − max z) along ``axis`` (shifted: no overflow)."""
+    e = z - z.max(axis=axis, keepdims=True)
     xp.exp(e, out=e)
-    e /= e.sum(axis=-1, keepdims=True)
+    e /= e.sum(axis=axis, keepdims=True)
     return e
 
 
-@op(method=True, check=[Check((5, 3)), Check((2, 3, 4))])
+@op(method=True, check=[Check((5, 3)), Check((2, 3, 4)), Check((2, 3, 4), axis=1)])
 class Softmax(Function):
-    """y = softmax(z) along the last axis;  ∂L/∂z = y ⊙ (∂L/∂y − Σⱼ ∂L/∂yⱼ·yⱼ)"""
+    """y = softmax(z) along ``axis`` (the last by default; PyTorch's ``dim``);
+    ∂L/∂z = y ⊙ (∂L/∂y − Σⱼ ∂L/∂yⱼ·yⱼ), the sum along the same axis"""
+
+    axis: int = -1
 
     def forward(self, z):
-        self.y = softmax_array(self.xp, z)
+        self.axis = check_axis(self.axis, max(z.ndim, 1), "softmax")  # a 0-d z as one element: y = 1
+        self.y = softmax_array(self.xp, z.reshape(z.shape or (1,)), self.axis).reshape(z.shape)
         return self.y
 
     def backward(self, gy):
-        return (self.y * (gy - (gy * self.y).sum(axis=-1, keepdims=True)),)
+        y = self.y.reshape(self.y.shape or (1,))
+        return ((y * (gy.reshape(y.shape) - (gy * y).sum(axis=self.axis, keepdims=True))).reshape(gy.shape),)
 
 
 _LABELS = np.array([0, 2, 1, 1, 0, 2, 2])

@@ -105,10 +105,18 @@ class Sigmoid(Module):
 
 
 class Softmax(Module):
-    """y = softmax(x) along the last axis. For training, prefer logits with SoftmaxCrossEntropy."""
+    """y = softmax(x) along ``axis`` (the last by default). For training, prefer logits with
+    SoftmaxCrossEntropy."""
+
+    def __init__(self, axis: int = -1):
+        super().__init__()
+        if isinstance(axis, bool) or not isinstance(axis, int | np.integer):
+            raise TypeError(f"Softmax: axis must be an integer, got {axis!r}")
+        self.axis = int(axis)
+        self.config = {"axis": self.axis}
 
     def forward(self, x):
-        return F.softmax(x)
+        return F.softmax(x, axis=self.axis)
 
 
 class Dropout(Module):
