@@ -72,10 +72,14 @@ def test_softmax_cross_entropy_kernels_match_the_reference(gpu, rng, m, classes,
     assert relative_error(rows.get(), plain_rows) < 10 * TOLERANCE[dtype]  # the unstacked rows
 
 
-def test_softmax_cross_entropy_kernel_gives_nan_for_a_label_out_of_range(gpu):
-    z = gpu.asarray(np.zeros((3, 4), np.float32))
-    rows, _ = gpu.ops.softmax_cross_entropy_forward(z, gpu.asarray(np.array([0, 4, -1])))
+def test_softmax_cross_entropy_kernel_gives_nan_for_a_label_out_of_range_as_the_reference(gpu):
+    z, labels, gy = np.zeros((3, 4), np.float32), np.array([0, 4, -1]), np.float32(1.0)
+    rows, probs = gpu.ops.softmax_cross_entropy_forward(gpu.asarray(z), gpu.asarray(labels))
     assert np.isnan(rows.get()[1:]).all() and rows.get()[0] == np.float32(np.log(4))
+    ref_rows, ref_probs = xdl.ops.activation.softmax_cross_entropy_forward(np, z.copy(), labels)
+    np.testing.assert_array_equal(rows.get(), ref_rows)
+    got = gpu.ops.softmax_cross_entropy_backward(probs, gpu.asarray(labels), gpu.asarray(gy))
+    np.testing.assert_array_equal(got.get(), xdl.ops.activation.softmax_cross_entropy_backward(np, ref_probs, labels, gy))
 
 
 UPDATES = {

@@ -348,6 +348,16 @@ def test_softmax_labels_are_checked_in_every_form(backend, labels, message, form
         SoftmaxCrossEntropy()(logits, y)
 
 
+def test_the_functional_op_makes_a_label_out_of_range_a_nan_never_another_class(backend):
+    # the loss classes above check labels once per data set; the op leaves them unchecked (a check
+    # per call would be a device sync) and gives what the GPU kernel gives, on every backend
+    logits = xdl.tensor([[0.0, 1.0, 2.0], [2.0, 1.0, 0.0]], requires_grad=True)
+    for bad in ([0, -1], [3, 0]):
+        assert np.isnan(float(xdl.softmax_cross_entropy(logits, np.array(bad))))
+    stacked = xdl.stacked_softmax_cross_entropy(xdl.tensor(np.zeros((2, 2, 3))), np.array([0, -1]))
+    assert np.isnan(backend.to_numpy(stacked.data)).all()
+
+
 def test_integer_tensors_stay_integer_labels(backend):
     logits = xdl.tensor([[0.0, 1.0], [1.0, 0.0]])
     y = xdl.tensor(np.array([1, 0]))

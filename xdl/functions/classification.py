@@ -72,7 +72,8 @@ class SoftmaxCrossEntropy(Function):
 @op(check=[Check((7, 3), args=(_LABELS,)), Check((7, 3), args=(np.eye(3)[_LABELS],))])
 def softmax_cross_entropy(logits, labels):
     """Softmax cross-entropy of ``logits`` (m, C) against class indices (m,) or one-hot rows (m, C)
-    (shapes checked here; values by `xdl.losses.SoftmaxCrossEntropy`, once per data set)."""
+    (shapes checked here; values by `xdl.losses.SoftmaxCrossEntropy`, once per data set: here a
+    class index outside [0, C) gives that row a NaN loss, as the GPU kernel does)."""
     labels = logits.backend.asarray(labels, dtype=logits.dtype if np.ndim(labels) == 2 else None)
     if logits.ndim != 2 or labels.shape not in ((logits.shape[0],), tuple(logits.shape)):
         raise ValueError(f"softmax_cross_entropy: logits must be (m, C) and labels (m,) or (m, C), got logits "

@@ -14,6 +14,10 @@ Softmax cross-entropy of logits z (m, C) against class indices y (m,), row by ro
     ℓ = log Σ_j e^(s_j) − s_y            J = (1/m) Σ_i ℓ_i
     ∂J/∂z = (p − onehot(y))·(∂L/∂J/m)
 
+A label outside [0, C) (the functional op does not check its labels: the loss classes do, once
+per data set) makes its row's loss NaN and subtracts nothing in the backward — as the kernel,
+which must never read out of bounds, and never wrapping −1 round to the last class.
+
 K stacked models (``models`` = K): z is (B·K, C), row b·K + k model k's logits for example b, the
 labels (B,) shared; each model's mean J_k = (1/B) Σ_b ℓ_(b·K+k) has its own incoming gradient
 ∂L/∂J_k, so ∂J/∂z of row b·K + k is (p − onehot(y_b))·(∂L/∂J_k/B).
@@ -30,14 +34,18 @@ def relu_backward(xp, gy, y):
     return gy * (y > 0)
 
 
-def _row_labels(xp, labels, models: int):
-    return labels if models == 1 else xp.repeat(labels, models)  # row b·K + k: example b's label
+def _row_labels(xp, labels, models: int, classes: int):
+    """(each row's label, or 0 where it is outside [0, C); whether it is inside)."""
+    rows = labels if models == 1 else xp.repeat(labels, models)  # row b·K + k: example b's label
+    valid = (rows >= 0) & (rows < classes)
+    return xp.where(valid, rows, 0), valid
 
 
 def softmax_cross_entropy_forward(xp, z, labels, models: int = 1):
     """(each row's loss ℓ (m,), the probabilities p (m, C)) for class indices ``labels``."""
     shifted = z - z.max(axis=-1, keepdims=True)
-    picked = shifted[xp.arange(z.shape[0]), _row_labels(xp, labels, models)]
+    rows, valid = _row_labels(xp, labels, models, z.shape[1])
+    picked = xp.where(valid, shifted[xp.arange(z.shape[0]), rows], xp.asarray(xp.nan, dtype=z.dtype))
     probs = xp.exp(shifted, out=shifted)
     total = probs.sum(axis=-1, keepdims=True)
     probs /= total
@@ -48,7 +56,8 @@ def softmax_cross_entropy_backward(xp, probs, labels, gy, models: int = 1):
     """∂J/∂z = (p − onehot(labels))·(gy/m) for the mean loss J and its incoming gradient ``gy``
     (0-d; K values, one per model, for ``models`` = K)."""
     g = probs.copy()
-    g[xp.arange(g.shape[0]), _row_labels(xp, labels, models)] -= 1
+    rows, valid = _row_labels(xp, labels, models, g.shape[1])
+    g[xp.arange(g.shape[0]), rows] -= valid
     if models == 1:
         g *= gy / g.shape[0]
     else:
