@@ -225,6 +225,16 @@ def test_a_custom_backward_must_give_one_gradient_of_each_inputs_shape():
     assert a.grad is None and b.grad is None  # nothing accumulated from a broken backward
 
 
+class TwoOutputs(Function):
+    def forward(self, x):
+        return x * 2, x * 3
+
+
+def test_a_custom_forward_must_give_one_array():
+    with pytest.raises(TypeError, match=r"TwoOutputs.forward returned a tuple: a Function has one output"):
+        TwoOutputs.apply(xdl.tensor([1.0, 2.0], requires_grad=True))
+
+
 class ForgottenGradient(Function):
     """y = x², whose backward forgets the gradient (returns zeros)."""
 

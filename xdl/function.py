@@ -109,7 +109,11 @@ class Function:
         fn.needs_grad = tuple(record and t.requires_grad for t in tensors)
         fn.backend = tensors[0].backend
         fn.xp = fn.backend.xp
-        out = Tensor(fn.forward(*(t.data for t in tensors)), requires_grad=record, backend=fn.backend)
+        y = fn.forward(*(t.data for t in tensors))
+        if isinstance(y, tuple | list):
+            raise TypeError(f"{cls.__name__}.forward returned a {type(y).__name__}: a Function has one output, "
+                            "an array (write one Function per output)")
+        out = Tensor(y, requires_grad=record, backend=fn.backend)
         if record:
             fn.inputs = tensors
             out._fn = fn
