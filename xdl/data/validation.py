@@ -31,6 +31,14 @@ def check_number(value, name: str, expected: str, accept) -> float:
     return float(value)
 
 
+def check_bool(value, name: str) -> bool:
+    """``value`` if it is True or False (a NumPy bool too); else a ValueError naming ``name`` — a
+    string "no" or the number 0 would otherwise be read as a truth value."""
+    if not isinstance(value, bool | np.bool_):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 def check_dev_pair(dev, why: str = "") -> tuple:
     """``dev`` as the pair (X_dev, y_dev); else a ValueError naming it, what it got, and ``why``
     it is needed (": trials are compared on the dev set")."""
