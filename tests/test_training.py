@@ -577,3 +577,20 @@ def test_a_checkpoint_holds_a_callbacks_numpy_numbers(tmp_path):
     trainer.fit(parts.X_train, parts.y_train)
     saved = xdl.serialization.read_extra(tmp_path / "checkpoint.npz")[0]["history"]["records"]
     assert [type(r["gap"]) for r in saved] == [float, float]
+
+
+def test_the_l2_penalty_of_a_last_smaller_batch_is_the_others(backend):
+    # λ/(2m) with m its own size made a last batch of 1 decay the weights 64 times as hard: with
+    # lr·λ = 1 it zeroed them (the course's m is fixed over a run; Keras and PyTorch do not scale by it)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((129, 4)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    norms = []
+    for n in (128, 129):
+        xdl.seed(0)
+        model = xdl.nn.mlp(4, [8], 2)
+        Trainer(model, SoftmaxCrossEntropy(), xdl.optim.SGD(model, lr=0.1), batch_size=64, epochs=3, l2=10.0,
+                progress=False).fit(X[:n], y[:n])
+        norms.append(np.linalg.norm(model[0].weight.numpy()))
+    assert norms[1] == pytest.approx(norms[0], rel=0.25)  # one more example: another shuffle; was 0.0004 of it
+    assert xdl.train.trainer.penalty_examples(64, 129) == 64 and xdl.train.trainer.penalty_examples(64, 10) == 10

@@ -53,7 +53,7 @@ from xdl.train.captured import CapturedSteps, loop_capture
 from xdl.train.history import History
 from xdl.train.interrupt import SignalFlag
 from xdl.train.provenance import data_digest
-from xdl.train.trainer import _progress_bar
+from xdl.train.trainer import _progress_bar, penalty_examples
 
 # Options the K configurations must share: they change shapes, the batches, or the update rule.
 SHARED = ("dataset", "hidden", "activation", "batch_norm", "batch_size", "optimizer", "augment_shift", "augment_noise",
@@ -209,7 +209,7 @@ class ManyTrainer:
         self.model = stack(models, current_backend())  # one upload of the stack, not K × each parameter
         self.optimizer = StackedOptimizer(self.model, [c.build_optimizer(m) for c, m in zip(self.configs, models)])
         self._l2 = np.array([c.l2 for c in self.configs])
-        self._l2_cache = {}  # batch size -> _l2_scales
+        self._l2_cache = {}  # m -> _l2_scales
         self._schedules = [c.build_schedule() for c in self.configs]
         self._augment = self.configs[0].build_augment()
         self._captured.backend = self.model.backend
@@ -241,7 +241,7 @@ class ManyTrainer:
             return list(pool.map(build, self.configs))
 
     def _l2_scales(self, m: int) -> list:
-        """Per weight, the (K, 1, …) device column λ_k/(2m) for batches of ``m`` (made once per size)."""
+        """Per weight, the (K, 1, …) device column λ_k/(2m) for m = `penalty_examples` (made once per m)."""
         cache = self._l2_cache
         if m not in cache:
             backend = self.model.backend
@@ -304,6 +304,7 @@ class ManyTrainer:
         if dev is not None:
             dev = (dev[0].reshape(len(dev[0]), -1).astype(self.dtype, copy=False), dev[1])
         bounds = self._batches(len(X))
+        self._penalty_m = penalty_examples(self.batch_size, len(X))
         if self.model is None:
             self._build(X.shape[1], n_classes, standardize)
         self._provenance = {"configs": [_described(c) for c in self.configs], "seed": self.seed,
@@ -376,7 +377,7 @@ class ManyTrainer:
         for step in range(self.step, steps):
             idx = order[bounds[step][0]:bounds[step][1]]
             if captured and self._captured.failure is None:
-                self._l2_scales(len(idx))  # made before a capture: they outlive its graph
+                self._l2_scales(self._penalty_m)  # made before a capture: they outlive its graph
                 cost, hits = self._captured.step(self._train_step, X, y, idx, version=self.optimizer.version)
             else:
                 Xb, yb = X[idx], y[idx]
@@ -421,7 +422,7 @@ class ManyTrainer:
         cost = F.stacked_softmax_cross_entropy(out, yb)  # (K,): each model's mean cost
         total = cost.sum()
         if self._l2.any():
-            total = total + _l2_penalty(self.model, self._l2_scales(len(Xb)))
+            total = total + _l2_penalty(self.model, self._l2_scales(self._penalty_m))
         total.backward()
         self.optimizer.step()
         return cost.data, None if self.eval_train else _hits(out.data, yb)

@@ -51,10 +51,18 @@ REFRESH_STEPS = 20  # the progress bar shows the running cost every this many st
 PRECHECKED_RATES = 100_000  # rates checked before training, per kind (epoch schedule, step schedule)
 
 
+def penalty_examples(batch_size: int, m: int) -> int:
+    """The m of the L2 penalty λ/(2m)·Σ‖W‖² at every step of a run on m examples: the batch size (m
+    when smaller). A last, smaller batch gets the penalty of the others: dividing by its own size
+    (1 when m mod B = 1) made that step decay the weights B times as hard (to 0 at lr·λ = 1)."""
+    return min(batch_size, m)
+
+
 class Trainer:
     """Train ``model`` on ``loss`` with ``optimizer`` in mini-batches.
 
-    ``l2``: λ of the penalty λ/(2m)·Σ‖W‖² added to each batch's cost (m = batch size).
+    ``l2``: λ of the penalty λ/(2m)·Σ‖W‖² added to each batch's cost (m = `penalty_examples`: the
+    batch size, the same at every step).
     ``schedule``: epochs completed → learning rate, set at the start of each epoch (so the first
     epoch uses schedule(0), as every count in `xdl.optim.schedules`); for a per-step schedule give
     the optimizer lr=schedule. Either is evaluated over the planned run before training (its first
@@ -225,6 +233,7 @@ class Trainer:
         if dev is not None:
             dev = self._check(*check_dev_pair(dev), name="_dev")
         bounds = self._batches(len(X))
+        self._penalty_m = penalty_examples(self.batch_size, len(X))
         self._check_rates(len(bounds))
         checkpointing = any(isinstance(cb, Checkpoint) for cb in self.callbacks)
         self._provenance_record = _provenance(self, X, y, dev) if resume is not None or checkpointing else None
@@ -333,7 +342,7 @@ class Trainer:
         self.optimizer.zero_grad()
         out = self.model(Xb)
         cost = self._step_loss(out, yb)
-        total = cost + _losses.l2(self.model, self.l2, m=len(Xb)) if self.l2 else cost
+        total = cost + _losses.l2(self.model, self.l2, m=self._penalty_m) if self.l2 else cost
         total.backward()
         self.optimizer.step()
         hits = None
