@@ -313,12 +313,18 @@ def test_diagnose_verdicts_and_history_json(tmp_path):
     assert xdl.diagnose({"train_accuracy": 0.97, "dev_accuracy": 0.96}, base_error=0.02).verdict == "good"
     assert "below the base error 20.00%" in xdl.diagnose({"train_accuracy": 0.85, "dev_accuracy": 0.85},
                                                           base_error=0.2).next_steps[0]
-    for bad, match in (({"train_accuracy": float("nan"), "dev_accuracy": 0.9}, r"train_accuracy must be in \[0, 1\]"),
-                       ({"train_accuracy": 1.5, "dev_accuracy": 0.9}, r"train_accuracy must be in \[0, 1\]")):
+    # gaps of exactly the tolerance are not high, whatever the accuracies' rounding (1 − 0.98 > 0.02)
+    assert xdl.diagnose({"train_accuracy": 0.98, "dev_accuracy": 0.96}).verdict == "good"
+    assert xdl.diagnose({"train_accuracy": 0.93, "dev_accuracy": 0.91}, base_error=0.05).verdict == "good"
+    for bad, match in (({"train_accuracy": float("nan"), "dev_accuracy": 0.9}, r"train_accuracy must be a number in \[0, 1\]"),
+                       ({"train_accuracy": 1.5, "dev_accuracy": 0.9}, r"train_accuracy must be a number in \[0, 1\]"),
+                       ({"train_accuracy": 0.9, "dev_accuracy": "0.9"}, r"dev_accuracy must be a number in \[0, 1\], got '0.9'")):
         with pytest.raises(ValueError, match=match):
             xdl.diagnose(bad)
-    with pytest.raises(ValueError, match=r"tolerance must be in \[0, 1\)"):
+    with pytest.raises(ValueError, match=r"tolerance must be a number in \[0, 1\)"):
         xdl.diagnose({"train_accuracy": 0.9, "dev_accuracy": 0.9}, tolerance=float("nan"))
+    with pytest.raises(ValueError, match=r"base_error must be a number in \[0, 1\), got None"):
+        xdl.diagnose({"train_accuracy": 0.9, "dev_accuracy": 0.9}, base_error=None)
     with pytest.raises(TypeError, match="diagnose takes a History or a record dict"):
         xdl.diagnose([0.9, 0.8])
     history = xdl.History([{"epoch": 1, "train_accuracy": 0.9, "dev_accuracy": 0.8}], best_epoch=1)

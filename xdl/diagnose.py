@@ -10,6 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from xdl.data.validation import check_number
+
+# Accuracies are ratios of counts: 1 − 0.98 − 0 is 0.020000000000000018 in floats. A gap counts as
+# high only beyond the tolerance by more than such rounding, so equal gaps get equal verdicts.
+ROUNDING = 1e-9
+
 NEXT_STEPS = {
     "high bias": [
         "train a bigger network (more hidden units or layers)",
@@ -49,28 +55,26 @@ class Diagnosis:
 def diagnose(history, base_error: float = 0.0, tolerance: float = 0.02) -> Diagnosis:
     """Diagnose a `History` (or a record dict with train/dev accuracy).
 
-    A gap counts as high when it exceeds ``tolerance`` (absolute error; 0.02 = two points).
+    A gap counts as high when it exceeds ``tolerance`` (absolute error; 0.02 = two points; a gap of
+    exactly two points is not high, whatever the rounding of the accuracies).
 
     >>> d = diagnose({"train_accuracy": 0.85, "dev_accuracy": 0.84}, base_error=0.01)
     >>> d.verdict, round(d.avoidable_bias, 2)
     ('high bias', 0.14)
     """
-    if not 0 <= base_error < 1:  # NaN fails too
-        raise ValueError(f"base_error must be in [0, 1), got {base_error}")
-    if not 0 <= tolerance < 1:
-        raise ValueError(f"tolerance must be in [0, 1) (an error rate), got {tolerance}")
+    base_error = check_number(base_error, "base_error", "a number in [0, 1)", lambda b: 0 <= b < 1)
+    tolerance = check_number(tolerance, "tolerance", "a number in [0, 1) (an error rate)", lambda t: 0 <= t < 1)
     record = history.final() if hasattr(history, "final") else history
     if not isinstance(record, dict):
         raise TypeError(f"diagnose takes a History or a record dict with train and dev accuracy, got "
                         f"{type(record).__name__}")
     if record.get("train_accuracy") is None or record.get("dev_accuracy") is None:
         raise ValueError("diagnose needs train and dev accuracy: fit a classifier with dev=(X_dev, y_dev)")
-    for name in ("train_accuracy", "dev_accuracy"):
-        if not 0 <= record[name] <= 1:
-            raise ValueError(f"{name} must be in [0, 1], got {record[name]}")
-    train_error, dev_error = 1 - record["train_accuracy"], 1 - record["dev_accuracy"]
+    train_accuracy, dev_accuracy = (check_number(record[name], name, "a number in [0, 1]", lambda a: 0 <= a <= 1)
+                                    for name in ("train_accuracy", "dev_accuracy"))
+    train_error, dev_error = 1 - train_accuracy, 1 - dev_accuracy
     bias, variance = train_error - base_error, dev_error - train_error
-    high_bias, high_variance = bias > tolerance, variance > tolerance
+    high_bias, high_variance = bias > tolerance + ROUNDING, variance > tolerance + ROUNDING
     verdict = ("high bias and high variance" if high_bias and high_variance else "high bias" if high_bias
                else "high variance" if high_variance else "good")
     steps = list(NEXT_STEPS[verdict])
