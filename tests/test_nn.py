@@ -109,6 +109,20 @@ def test_l2_penalty_value_covers_weights_only(backend):
     assert l1(model, lambd=0.5, m=4).item() == pytest.approx(0.5 / 4 * 12)
 
 
+@pytest.mark.parametrize("penalty", [l1, l2])
+@pytest.mark.parametrize("args, error, match", [
+    ((float("nan"),), ValueError, r"lambd must be a finite number ≥ 0, got nan"),
+    ((float("inf"),), ValueError, r"lambd must be a finite number ≥ 0, got inf"),
+    (("0.1",), ValueError, r"lambd must be a finite number ≥ 0, got '0.1'"),
+    ((0.1, 0), ValueError, r"m must be a number > 0"),
+])
+def test_penalty_arguments_are_checked_by_name(penalty, args, error, match):
+    with pytest.raises(error, match=f"{penalty.__name__}: {match}"):
+        penalty(Sequential(Dense(2, 2)), *args)
+    with pytest.raises(TypeError, match=f"{penalty.__name__}: expected a model or a list of its parameters, got str"):
+        penalty("model", 0.1)
+
+
 def manual_sgd(model, X, y, loss, lr, steps):
     for _ in range(steps):
         model.zero_grad()

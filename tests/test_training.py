@@ -349,6 +349,15 @@ def test_learning_curves_png(tmp_path):
 
     path = plot_history(history, tmp_path / "curves.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    import matplotlib.pyplot as plt
+
+    for bad, match in ((1.5, r"plot_history: smoothing must be a number in \[0, 1\).*got 1.5"),
+                       ("0.6", r"plot_history: smoothing must be .*got '0.6'")):
+        with pytest.raises(ValueError, match=match):
+            plot_history(history, tmp_path / "bad.png", smoothing=bad)
+    with pytest.raises(OSError):
+        plot_history(history, tmp_path / "no such directory" / "curves.png")
+    assert not plt.get_fignums()  # a failed call leaves no figure open
 
 
 def test_standardized_digits_model_learns(backend):

@@ -16,10 +16,13 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from xdl import functions as F
 from xdl.backend import array_to_numpy
+from xdl.data.validation import check_number
 from xdl.graph import require_not_capturing
 from xdl.tensor import Tensor
 
@@ -147,26 +150,30 @@ def _weights(model_or_params):
     return [p for p in params if getattr(p, "role", "weight") == "weight"]
 
 
+def _penalized(model, lambd, m, name: str) -> list:
+    """The weights a penalty ``name`` covers, once λ and m are checked (named, before any work)."""
+    check_number(lambd, f"{name}: lambd", "a finite number ≥ 0", lambda v: 0 <= v < math.inf)
+    check_number(m, f"{name}: m", "a number > 0 (the examples the cost averages over)", lambda v: 0 < v < math.inf)
+    if not hasattr(model, "parameters") and not isinstance(model, list | tuple):
+        raise TypeError(f"{name}: expected a model or a list of its parameters, got {type(model).__name__}")
+    weights = _weights(model)
+    if not weights:
+        raise ValueError(f"{name}: the model has no weights to penalize")
+    return weights
+
+
 def l2(model, lambd: float, m: int = 1) -> Tensor:
     """λ/(2m)·Σ‖W‖²_F over the model's weights; its gradient adds (λ/m)·W to each weight's.
 
     ``m`` is the number of examples the cost averages over (the mini-batch size in training).
     """
-    if lambd < 0 or m <= 0:
-        raise ValueError(f"l2: lambd must be ≥ 0 and m > 0, got lambd={lambd}, m={m}")
-    weights = _weights(model)
-    if not weights:
-        raise ValueError("l2: the model has no weights to penalize")
+    weights = _penalized(model, lambd, m, "l2")
     total = sum(((w * w).sum() for w in weights[1:]), (weights[0] * weights[0]).sum())
     return total * (lambd / (2 * m))
 
 
 def l1(model, lambd: float, m: int = 1) -> Tensor:
     """λ/m·Σ|W| over the model's weights (drives weights to exactly zero: sparse models)."""
-    if lambd < 0 or m <= 0:
-        raise ValueError(f"l1: lambd must be ≥ 0 and m > 0, got lambd={lambd}, m={m}")
-    weights = _weights(model)
-    if not weights:
-        raise ValueError("l1: the model has no weights to penalize")
+    weights = _penalized(model, lambd, m, "l1")
     total = sum((w.abs().sum() for w in weights[1:]), weights[0].abs().sum())
     return total * (lambd / m)

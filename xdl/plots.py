@@ -8,14 +8,18 @@ import itertools
 import json
 from pathlib import Path
 
+from xdl.data.validation import check_number
 from xdl.ewa import ewa
 
 
 def plot_history(history, path, smoothing: float = 0.6) -> Path:
-    """Save the curves of a `History` as a PNG at ``path``; ``smoothing`` is the EWA's β (0: none)."""
-    plt = pyplot()
+    """Save the curves of a `History` as an image at ``path`` (the format its suffix names: .png,
+    .pdf, .svg, …); ``smoothing`` is the EWA's β (0: none)."""
+    smoothing = check_number(smoothing, "plot_history: smoothing", "a number in [0, 1) (the EWA's β)",
+                             lambda b: 0 <= b < 1)
     if not len(history):
         raise ValueError("plot_history: the history is empty")
+    plt = pyplot()
     epochs = history["epoch"]
     panels = [("cost", "cost"), ("accuracy", "accuracy")]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
@@ -38,7 +42,7 @@ def plot_history(history, path, smoothing: float = 0.6) -> Path:
 
 
 def plot_study(study, path, space=None) -> Path:
-    """Save a search's trials as a PNG at ``path``: dev accuracy against each searched
+    """Save a search's trials as an image at ``path`` (as `plot_history`): dev accuracy against each searched
     hyperparameter on its own scale (log axes for log-uniform ones, 1 − β on a log axis for
     one_minus_log, one column per choice), a colour per round, a pruned trial hollow (its accuracy
     is its last rung's); and the best dev accuracy so far against trials and against seconds.
@@ -103,9 +107,12 @@ def pyplot():
 
 
 def save_figure(plt, fig, path) -> Path:
-    """Lay out, write ``fig`` as a PNG at ``path`` and close it."""
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    """Lay out, write ``fig`` at ``path`` (in the format its suffix names) and close it — also when
+    writing fails, so a failed call leaves no figure open."""
+    try:
+        fig.tight_layout()
+        path = Path(path)
+        fig.savefig(path, dpi=100)
+    finally:
+        plt.close(fig)
     return path
