@@ -697,3 +697,7 @@ def test_gradcheck_takes_one_tensor_as_its_only_input(backend, rng):
     x = t64(backend, rng.standard_normal((3, 4)))
     result = xdl.gradcheck(lambda t: (t * t).sum(), x)  # not its rows, as iterating it would give
     assert result.verdict == "great" and len(result.per_input) == 1
+    with pytest.raises(TypeError, match=r"gradcheck: inputs must be a Tensor, a sequence of Tensors .*got NoneType"):
+        xdl.gradcheck(lambda t: t.sum(), None)
+    with pytest.raises(ValueError, match=r"gradcheck: eps must be a finite number > 0 .*got '1e-7'"):
+        xdl.gradcheck(lambda t: t.sum(), x, eps="1e-7")

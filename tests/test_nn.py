@@ -215,7 +215,8 @@ MLP_ERRORS = [
     (dict(dropout=1.0), r"mlp: dropout must be a number in \[0, 1\)"),
     (dict(n_features=4.0), r"mlp: n_features must be a positive integer, got 4.0"),
     (dict(n_outputs=0), r"mlp: n_outputs must be a positive integer, got 0"),
-    (dict(activation=["relu"]), r"activation must be one of relu, .*got \['relu'\]"),
+    (dict(activation=["relu"]), r"mlp: activation must be one of relu, .*got \['relu'\]"),
+    (dict(batch_norm="no"), r"mlp: batch_norm must be True or False, got 'no'"),
     (dict(standardize=xdl.nn.Standardize(5)), r"mlp: standardize must be a Standardize layer of 4 features"),
 ]
 
@@ -243,6 +244,7 @@ def test_mlp_takes_sizes_as_any_sequence_of_integers():
     (lambda: Dropout(True), r"Dropout: rate must be .*got True"),
     (lambda: Dense(True, 2), r"Dense: in_features must be a positive integer, got True"),
     (lambda: Dense(2, 2.0), r"Dense: out_features must be a positive integer, got 2.0"),
+    (lambda: Dense(2, 2, bias="False"), r"Dense: bias must be True or False, got 'False'"),
     (lambda: Dense(2, 2, dtype=np.int32), r"Dense: dtype must be a floating dtype \(float32, float64\) or None"),
     (lambda: Dense(2, 2, dtype="float99"), r"Dense: dtype must be a floating dtype.*got 'float99'"),
     (lambda: BatchNorm(3, momentum="0.9"), r"BatchNorm: momentum must be a number in \[0, 1\), got '0.9'"),

@@ -452,6 +452,9 @@ def test_a_frozen_parameter_is_left_out_of_a_models_optimizer_and_named_when_giv
     (lambda: schedules.step_decay(1e-2, factor=0.0), r"factor must be a finite number > 0, got 0.0"),
     (lambda: schedules.cosine(1e-2, 10, min_lr=-1), r"min_lr must be a finite number ≥ 0, got -1"),
     (lambda: schedules.cosine(1e-2, 10, min_lr=1.0), r"min_lr must be at most lr0 \(0.01\), got 1.0"),
+    (lambda: schedules.warmup(-1, 3), r"warmup: schedule .* must be a finite number > 0, got -1"),
+    (lambda: schedules.warmup("abc", 3), r"warmup: schedule .* must be a finite number > 0, got 'abc'"),
+    (lambda: Adam(None, lr=1e-2).step(), r"Adam.step: the optimizer has no parameters"),
 ])
 def test_a_schedule_refuses_arguments_that_make_no_rate_where_it_is_made(make, match):
     with pytest.raises(ValueError, match=match):

@@ -28,10 +28,12 @@ batch norm's running statistics are left as they were: a check changes no model.
 from __future__ import annotations
 
 import inspect
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from xdl.data.validation import check_number
 from xdl.functions.batchnorm import running_statistics_kept
 from xdl.functions.regularization import dropout_disabled
 from xdl.tensor import Tensor, no_grad
@@ -127,6 +129,9 @@ def gradcheck(fn, inputs, eps: float = 1e-7) -> GradcheckResult:
     """
     if isinstance(inputs, Tensor):  # one input (as torch.autograd.gradcheck takes it), not its rows
         inputs = (inputs,)
+    if isinstance(inputs, str) or not hasattr(inputs, "__iter__"):
+        raise TypeError(f"gradcheck: inputs must be a Tensor, a sequence of Tensors or a dict name → Tensor, "
+                        f"got {type(inputs).__name__}")
     names = list(inputs) if isinstance(inputs, dict) else None
     inputs = list(inputs.values()) if isinstance(inputs, dict) else list(inputs)
     names = names or [getattr(t, "name", None) for t in inputs]
@@ -137,8 +142,8 @@ def gradcheck(fn, inputs, eps: float = 1e-7) -> GradcheckResult:
             raise TypeError(f"gradcheck: inputs[{i}] is a {type(t).__name__}, expected an xdl.Tensor")
         if t.dtype != np.float64:
             raise TypeError(f"gradcheck: inputs[{i}] is {t.dtype}; gradient checking needs float64 tensors")
-    if not eps > 0:
-        raise ValueError(f"gradcheck: eps must be > 0, got {eps}")
+    eps = check_number(eps, "gradcheck: eps", "a finite number > 0 (the finite-difference step)",
+                       lambda e: 0 < e < math.inf)
     call = _caller(fn, inputs)
 
     with dropout_disabled(), running_statistics_kept():

@@ -6,7 +6,7 @@ import numpy as np
 
 from xdl import functions as F
 from xdl import init as initializers
-from xdl.data.validation import check_int, check_number
+from xdl.data.validation import check_bool, check_int, check_number
 from xdl.nn.module import Module, check_dtype
 from xdl.tensor import Tensor
 
@@ -54,6 +54,7 @@ class Dense(Module):
         self.in_features = check_int(in_features, "Dense: in_features")
         self.out_features = check_int(out_features, "Dense: out_features")
         check_dtype(dtype, "Dense: dtype")
+        bias = check_bool(bias, "Dense: bias")
         self.config = {"in_features": self.in_features, "out_features": self.out_features,
                        "init": init if isinstance(init, str) else getattr(init, "__name__", "custom"), "bias": bias}
         shape = (self.in_features, self.out_features)

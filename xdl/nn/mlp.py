@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from xdl.data.validation import check_int
+from xdl.data.validation import check_bool, check_int
 from xdl.nn.layers import BatchNorm, Dense, Dropout, LeakyReLU, ReLU, Sigmoid, Standardize, Tanh, check_drop_rate
 from xdl.nn.sequential import Sequential
 
@@ -31,8 +31,9 @@ def mlp(n_features: int, hidden, n_outputs: int, activation: str = "relu", init:
         raise ValueError(f"mlp: hidden must be a non-empty list of positive integers, a size per hidden layer, "
                          f"got {hidden!r}{hint}")
     if not isinstance(activation, str) or activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
+        raise ValueError(f"mlp: activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
     check_drop_rate(dropout, "mlp: dropout")
+    check_bool(batch_norm, "mlp: batch_norm")
     if standardize is not None and not (isinstance(standardize, Standardize) and standardize.features == n_features):
         raise ValueError(f"mlp: standardize must be a Standardize layer of {n_features} features (or None), got "
                          f"{standardize!r}")

@@ -259,6 +259,9 @@ class Optimizer(StepCount):
     def step(self) -> None:
         """Apply one update to every group (nothing is written if a checked gradient is not finite,
         or if a group's rate is outside its dtype's positive range: every rate is checked first)."""
+        if not self.groups:
+            raise ValueError(f"{type(self).__name__}.step: the optimizer has no parameters; give it the model or its "
+                             "parameters when made (or add_param_group), or use minimize(cost_fn, params)")
         self.check_placed()
         self._write_back_rebound()
         if self.check_finite:

@@ -78,6 +78,8 @@ def warmup(schedule, steps: int):
     """Linear warm-up: α = base(count)·min(1, (count + 1)/steps), where base is a schedule or a
     constant: the first of ``steps`` counts uses base/steps, count steps − 1 and later the base."""
     check_positive("steps", steps)
+    if not callable(schedule):
+        check_positive("warmup: schedule (a schedule, or the constant rate to warm up to)", schedule)
     base = schedule if callable(schedule) else (lambda count: schedule)
     return _named(lambda count: base(count) * min(1.0, (count + 1) / steps),
                   f"warmup({getattr(schedule, '__name__', schedule)}, {steps})")
