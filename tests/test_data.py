@@ -77,8 +77,31 @@ def test_standardizer_uses_training_statistics_only(rng):
     layer = s.layer()
     np.testing.assert_allclose(xdl.to_numpy(layer(xdl.tensor(other.astype(np.float32))).data),
                                s.transform(other), rtol=1e-5, atol=1e-6)
-    with pytest.raises(ValueError, match="4"):
+    with pytest.raises(ValueError, match=r"^X has 5 features; the Standardizer was fitted on 4$"):
         s.transform(rng.normal(size=(3, 5)))
+
+
+def test_standardizer_inverse_transform_checks_its_input():
+    s = Standardizer().fit(np.array([[1.0], [2.0]]))  # μ = 1.5, σ = 0.5
+    np.testing.assert_array_equal(s.inverse_transform(np.array([[0], [1]])), [[1.5], [2.0]])  # not truncated to ints
+    with pytest.raises(ValueError, match=r"^X has 2 features; the Standardizer was fitted on 1$"):
+        s.inverse_transform(np.zeros((3, 2)))
+    with pytest.raises(ValueError, match=r"^X must be 2-D \(examples, features\), got shape \(1,\)"):
+        s.inverse_transform(np.zeros(1))
+    with pytest.raises(RuntimeError, match="call fit"):
+        Standardizer().inverse_transform(np.zeros((1, 1)))
+
+
+def test_a_feature_constant_up_to_rounding_is_only_centered():
+    """0.1 + 0.2 and 0.3 differ in their last bit: a variance within the rounding error of computing
+    it (σ² ≤ m·ε·σ² + (m·ε·μ)²) is a constant's, as in scikit-learn's StandardScaler — not a
+    feature blown up to ±1.155. A real spread, however small next to the mean, is kept."""
+    X = np.array([[0.1 + 0.2, 5.0], [0.3, 5.0], [0.3, 5.0 + 1e-9], [0.3, 5.0]])
+    s = Standardizer().fit(X)
+    assert s.scale[0] == 1.0 and s.scale[1] == pytest.approx(np.std(X[:, 1]))
+    z = s.transform(X)
+    assert np.abs(z[:, 0]).max() < 1e-15
+    np.testing.assert_allclose(z[:, 1], [-1 / np.sqrt(3), -1 / np.sqrt(3), np.sqrt(3), -1 / np.sqrt(3)], rtol=1e-6)
 
 
 def test_standardize_layer_is_saved_with_the_model(tmp_path, rng):
@@ -96,15 +119,33 @@ def test_minibatches_shuffle_partition_and_keep_the_last_batch():
     assert sorted(order) == list(range(10)) and list(order) != list(range(10))
     assert all(np.array_equal(xb[:, 0], yb) for xb, yb in batches)  # rows stay with their labels
     assert [list(yb) for _, yb in minibatches(X, y, 5, shuffle=False)] == [list(range(5)), list(range(5, 10))]
-    for bad in (0, -1, 2.5):
-        with pytest.raises(ValueError, match="batch_size"):
-            list(minibatches(X, y, bad))
+    for bad in (0, -1, 2.5, True):  # True is no batch size of 1
+        with pytest.raises(ValueError, match="^batch_size must be a positive integer"):
+            minibatches(X, y, bad)  # refused at the call, not at the first batch
+
+
+def test_minibatches_check_min_size_and_take_lists():
+    X, y = np.arange(10)[:, None], np.arange(10)
+    assert [len(b) for b, _ in minibatches(X, y, 3, min_size=2)] == [3, 3, 4]  # the last, 1, merged
+    with pytest.raises(ValueError, match=r"^min_size \(3\) must be at most batch_size \(2\)"):
+        minibatches(X, y, 2, min_size=3)  # every batch of 2 would be below it ([2, 2, 2, 4] before)
+    batches = list(minibatches(X.tolist(), y.tolist(), 4, shuffle=False))
+    assert [yb.tolist() for _, yb in batches] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    assert isinstance(batches[0][0], np.ndarray)
+    with pytest.raises(TypeError, match=r"^y must be a NumPy or CuPy array \(or a list of examples\), got dict"):
+        minibatches(X, {"labels": y}, 4)
+    with pytest.raises(ValueError, match="^shuffle must be True or False, got 'no'"):
+        minibatches(X, y, 4, shuffle="no")
 
 
 def test_one_hot():
     np.testing.assert_array_equal(one_hot([2, 0], 3), [[0, 0, 1], [1, 0, 0]])
     with pytest.raises(ValueError, match=r"\[0, 3\)"):
         one_hot([3], 3)
+    assert one_hot(np.array([], dtype=int), 3).shape == one_hot([], 3).shape == (0, 3)
+    with pytest.raises(ValueError, match="^one_hot: y is empty, so the number of classes cannot be read from it; "
+                                         "pass n_classes"):
+        one_hot(np.array([], dtype=int))
 
 
 @pytest.mark.parametrize("options, message", [
@@ -116,6 +157,27 @@ def test_augment_options_are_checked(options, message):
     with pytest.raises(ValueError, match=message):
         Augment((8, 8), **options)
     assert Augment((8, 8), shift=np.int64(1)).shift == 1
+
+
+def test_augment_checks_image_shape_when_made_and_the_batch_when_called():
+    for shape in ((4.0, 4.0), (4, 0), (4,), 16, (True, 4)):
+        with pytest.raises(ValueError, match=r"^image_shape must be \(height, width\), two positive integers"):
+            Augment(shape, shift=1)
+    assert Augment([np.int64(4), 4]).image_shape == (4, 4)
+    with pytest.raises(ValueError, match=r"^Augment sees examples as 3×3 images, so X must have 9 features, got 16"):
+        Augment((3, 3), flip=True)(np.zeros((2, 16)), np.random.default_rng(0))
+
+
+def test_augment_gives_integer_images_back_as_floats():
+    """uint8 pixels plus noise: floats (as Keras's augmentation layers compute), not noise truncated
+    to integers and wrapped around (10 − 11 was 255)."""
+    images = np.full((200, 4), 10, dtype=np.uint8)
+    noisy = Augment((2, 2), noise=2.0)(images, np.random.default_rng(0))
+    assert noisy.dtype == np.float32 and noisy.min() < 9 and noisy.max() < 20
+    assert abs(noisy.mean() - 10) < 0.2 and abs(noisy.std() - 2) < 0.2
+    shifted = Augment((2, 2), shift=1)(images, np.random.default_rng(0))
+    assert shifted.dtype == np.float32 and set(np.unique(shifted)) <= {0.0, 10.0}
+    assert Augment((2, 2), noise=0.1)(images.astype(np.float64), np.random.default_rng(0)).dtype == np.float64
 
 
 def test_augment_flips_shifts_and_adds_noise():

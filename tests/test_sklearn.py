@@ -6,7 +6,9 @@ import pytest
 sklearn = pytest.importorskip("sklearn")
 
 import pickle  # noqa: E402
+import threading  # noqa: E402
 import warnings  # noqa: E402
+from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 
 from sklearn.base import clone  # noqa: E402
 from sklearn.exceptions import NotFittedError  # noqa: E402
@@ -16,6 +18,7 @@ from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 import xdl  # noqa: E402
+from xdl.backend import get_backend, host_rng  # noqa: E402
 from xdl.sklearn import MLPClassifier  # noqa: E402
 
 
@@ -59,8 +62,10 @@ def test_early_stopping_and_bad_input():
     X, y = labelled_moons()
     clf = MLPClassifier(hidden=(16,), epochs=200, early_stopping=True, patience=3, lr=0.05).fit(X, y)
     assert clf.history_.stopped_epoch is not None and len(clf.history_) < 200
-    with pytest.raises(ValueError, match="y has one class"):
+    with pytest.raises(ValueError, match=r"^MLPClassifier: y has one class \(0\.0\)"):  # as given, not np.float64(0.0)
         MLPClassifier().fit(X, np.zeros(len(X)))
+    with pytest.raises(ValueError, match=r"^MLPClassifier: y has one class \('left'\)"):
+        MLPClassifier().fit(X, np.full(len(X), "left"))
     with pytest.raises(ValueError, match=r"inconsistent numbers of samples: \[400, 399\]"):
         MLPClassifier().fit(X, y[:-1])
     with pytest.raises(ValueError, match="optimizer must be one of"):
@@ -218,3 +223,100 @@ def test_partial_fit_goes_on_exactly_after_a_failed_call_and_after_pickling(monk
         cosine.partial_fit(X, y)
     cosine.set_params(epochs=4).partial_fit(X, y)  # a new schedule over 4 epochs, at its third
     assert cosine.n_iter_ == 3
+
+
+def test_fits_in_threads_draw_from_generators_of_their_own():
+    """Fits running at once in threads (joblib's threading backend, a ThreadPoolExecutor) give the
+    weights of a fit made alone: each draws from a generator of its own keyed by ``seed`` — the
+    initial weights; the dev split, the shuffles and the dropout masks are keyed by it too. And a
+    fit leaves the process's generators as they were: the user's next draws are those of ``xdl.seed``."""
+    X, y = labelled_moons()
+    options = dict(hidden=(16, 16), epochs=2, dropout=0.2, early_stopping=True, patience=1, backend="numpy")
+    alone = MLPClassifier(**options).fit(X, y).model_.state_dict()
+    barrier, draw = threading.Barrier(2, timeout=60), xdl.init.host_rng
+
+    def in_turn():  # each weight of one fit is drawn when the other fit draws one: the draws interleave
+        barrier.wait()
+        return draw()
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(xdl.init, "host_rng", in_turn)
+        with ThreadPoolExecutor(2) as pool:
+            fits = list(pool.map(lambda _: MLPClassifier(**options).fit(X, y), range(2)))
+    for fit in fits:
+        for name, a in fit.model_.state_dict().items():
+            np.testing.assert_array_equal(a, alone[name])
+    xdl.seed(123)
+    expected = host_rng().random(), get_backend("numpy").rng.random()
+    xdl.seed(123)
+    MLPClassifier(**options).fit(X, y)
+    assert (host_rng().random(), get_backend("numpy").rng.random()) == expected
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_a_large_offset_keeps_the_small_spread_float32_would_erase(early_stopping):
+    """x·0.01 + 1e6 is one value in float32 (its steps there are 0.0625): the estimator standardizes
+    in float64 before the cast, so it learns what it learns from x (it scored 0.5 on two classes).
+    ``model_`` alone standardizes raw inputs itself (its first layer holds the statistics)."""
+    X, y = labelled_moons()
+    options = dict(hidden=(16,), lr=1e-2, epochs=20, early_stopping=early_stopping, patience=3, backend="numpy")
+    plain = MLPClassifier(**options).fit(X, y)
+    offset = X.astype(np.float64) * 0.01 + 1e6
+    assert len(np.unique(offset[:, 0].astype(np.float32))) == 1
+    clf = MLPClassifier(**options).fit(offset, y)
+    assert clf.score(offset, y) == plain.score(X, y) > 0.9
+    np.testing.assert_allclose(clf.predict_proba(offset), plain.predict_proba(X), atol=1e-4)
+    np.testing.assert_allclose(plain.model_.predict_proba(X), plain.predict_proba(X), atol=1e-5)
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(early_stopping="no"), "early_stopping must be True or False, got 'no'"),  # "no" read as True
+    (dict(batch_norm=1), "batch_norm must be True or False, got 1"),
+    (dict(warm_start="yes"), "warm_start must be True or False, got 'yes'"),
+    (dict(patience=-3), "patience must be a positive integer, got -3"),  # with early stopping off too
+    (dict(patience=0, early_stopping=True), "patience must be a positive integer, got 0"),  # held out, never stopped
+    (dict(validation_fraction=5), r"validation_fraction must be in \(0, 1\), got 5"),
+    (dict(lr=-1), "lr must be a finite number > 0"),
+])
+def test_every_parameter_is_checked_on_every_fit(options, message):
+    X, y = labelled_moons()
+    for fit in (lambda clf: clf.fit(X, y), lambda clf: clf.partial_fit(X, y, classes=["left", "right"])):
+        clf = MLPClassifier(epochs=1, **options)
+        with pytest.raises(ValueError, match="^MLPClassifier: " + message):
+            fit(clf)
+        assert not hasattr(clf, "model_")
+
+
+def test_predict_checks_its_input_as_fit_does():
+    """A value float32 cannot hold is refused by predict, predict_proba, predict_log_proba and score
+    with fit's message — not a cast's overflow warning and then "X contains NaN or Inf" about an X
+    that has none; so is one that standardizes beyond it (a feature whose training spread was tiny)."""
+    X, y = labelled_moons()
+    clf = MLPClassifier(hidden=(8,), epochs=2, backend="numpy").fit(X, y)
+    huge = X.astype(np.float64)
+    huge[3, 1] = 1e39
+    beyond = r"^MLPClassifier: X has values beyond the range of float32.*example 3, feature 1: 1e\+39\); scale the data"
+    tiny = np.column_stack([X, np.arange(len(X)) * 1e-45])  # a spread of about 1e-43
+    narrow = MLPClassifier(hidden=(8,), epochs=2, backend="numpy").fit(tiny, y)
+    far = tiny[:2].copy()
+    far[1, 2] = 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=beyond):
+            MLPClassifier(epochs=1).fit(huge, y)
+        for method in (clf.predict, clf.predict_proba, clf.predict_log_proba, lambda X: clf.score(X, y)):
+            with pytest.raises(ValueError, match=beyond):
+                method(huge)
+        with pytest.raises(ValueError, match=r"^MLPClassifier: X's example 1, feature 2 \(1\) lies .* training "
+                                             r"standard deviations .* beyond the range of float32"):
+            narrow.predict(far)
+        assert narrow.predict(tiny[:2]).shape == (2,)
+
+
+def test_predict_log_proba_is_the_log_of_predict_proba():
+    X, y = labelled_moons()
+    clf = MLPClassifier(hidden=(8,), epochs=5, backend="numpy").fit(X, y)
+    log_proba, proba = clf.predict_log_proba(X), clf.predict_proba(X)
+    assert log_proba.dtype == np.float64 and log_proba.shape == (len(X), 2)
+    np.testing.assert_array_equal(log_proba, np.log(proba.astype(np.float64)))
+    np.testing.assert_array_equal(clf.classes_[log_proba.argmax(axis=1)], clf.predict(X))

@@ -1,9 +1,15 @@
 """`MLPClassifier`: an xdl network as a scikit-learn estimator (``fit``/``partial_fit``/``predict``/
-``predict_proba``/``score``; usable in `Pipeline`, `GridSearchCV` and `RandomizedSearchCV`).
+``predict_proba``/``predict_log_proba``/``score``; usable in `Pipeline`, `GridSearchCV` and
+`RandomizedSearchCV`).
 
 Needs scikit-learn (``pip install 'xdl[sklearn]'``). Inputs are checked with scikit-learn's own
-``validate_data`` and standardized with the training statistics inside the network; labels may
-be any values (``classes_`` maps them). A fitted estimator pickles (the trainer is left out).
+``validate_data`` and standardized with the training statistics: by the estimator in float64,
+before the cast to the network's float32 (a feature with a large offset and a small spread — x·0.01
++ 1e6 — keeps it), and by the `Standardize` layer that ``model_`` starts with, so the network alone
+(``xdl.save(clf.model_)``) takes raw inputs too. Labels may be any values (``classes_`` maps them).
+A fit draws from generators of its own, keyed by ``seed`` (fits in threads at once give the fits
+made one by one; the process's generators are left alone). A fitted estimator pickles (the trainer
+is left out).
 """
 
 from __future__ import annotations
@@ -20,26 +26,30 @@ try:
 except ImportError:
     raise ImportError("xdl.sklearn needs scikit-learn ≥ 1.6: pip install 'xdl[sklearn]'") from None
 
-import xdl
+from xdl.backend import get_backend, thread_backend, thread_seed
 from xdl.config import TrainConfig
 from xdl.data import Standardizer, split
+from xdl.data.validation import check_bool, check_int, check_number
 from xdl.train.history import History
 
 
 ARCHITECTURE = ("hidden", "activation", "batch_norm", "dropout")  # the options a fitted network is made of
+NETWORK_DTYPE = np.dtype(np.float32)  # the dtype of the layers `TrainConfig.build_model` makes (xdl's default)
 
 
 class MLPClassifier(ClassifierMixin, BaseEstimator):
     """A fully connected classifier trained with mini-batches (see `xdl.config.TrainConfig` for
     the meaning of each hyperparameter; ``hidden`` may be one size, as scikit-learn's
     ``hidden_layer_sizes``). ``early_stopping``: hold out ``validation_fraction`` of the training
-    data as a dev set and stop after ``patience`` epochs without improvement. ``warm_start``: as
+    data as a dev set and stop after ``patience`` (≥ 1) epochs without improvement. ``warm_start``: as
     scikit-learn's, a second ``fit`` trains the fitted network on instead of a new one (with a new
     optimizer, and early stopping looking for the best epoch of this fit) — its architecture options
     and classes must stay as they were. Fitted: ``model_``, ``history_`` and ``n_iter_`` (the epochs
     trained by the last ``fit``), ``classes_`` and ``loss_curve_`` (the training cost of each epoch,
-    over warm starts too). A ``fit`` that fails — bad input, a diverging run — leaves the estimator
-    as it was: the network and attributes of the fit before, or unfitted."""
+    over warm starts too). ``model_`` starts with a `Standardize` layer holding the training
+    statistics; the estimator itself standardizes in float64 and runs the layers after it (module
+    docstring). A ``fit`` that fails — bad input, a diverging run — leaves the estimator as it was:
+    the network and attributes of the fit before, or unfitted."""
 
     def __init__(self, hidden=(100,), activation="relu", batch_norm=False, dropout=0.0, l2=0.0,
                  optimizer="adam", lr=1e-3, batch_size=64, epochs=100, schedule="none", decay_rate=0.05,
@@ -52,15 +62,19 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.backend, self.seed, self.warm_start = backend, seed, warm_start
 
     def _config(self) -> TrainConfig:
-        """The hyperparameters as a `TrainConfig`: every one checked, by name, before any work."""
+        """The hyperparameters as a `TrainConfig`: every constructor parameter checked, by name, on
+        every fit and partial_fit (as scikit-learn's ``_parameter_constraints``), before any work."""
+        for name in ("batch_norm", "early_stopping", "warm_start"):  # strictly: "no" and 0 are no switches
+            check_bool(getattr(self, name), f"MLPClassifier: {name}")
+        # ≥ 1 whether or not early stopping is on: patience=0 would hold out a dev set and never stop
+        check_int(self.patience, "MLPClassifier: patience")
+        check_number(self.validation_fraction, "MLPClassifier: validation_fraction", "in (0, 1)",
+                     lambda fraction: 0 < fraction < 1)
         hidden = self.hidden
         if isinstance(hidden, int | np.integer) and not isinstance(hidden, bool):  # one layer, as scikit-learn's
             hidden = [hidden]
         elif isinstance(hidden, list | tuple | np.ndarray):
             hidden = list(hidden)
-        fraction = self.validation_fraction
-        if isinstance(fraction, bool) or not isinstance(fraction, int | float | np.number) or not 0 < fraction < 1:
-            raise ValueError(f"MLPClassifier: validation_fraction must be in (0, 1), got {fraction!r}")
         return TrainConfig.from_dict({
             "hidden": hidden, "activation": self.activation, "batch_norm": self.batch_norm, "dropout": self.dropout,
             "l2": self.l2, "optimizer": self.optimizer, "lr": self.lr, "batch_size": self.batch_size,
@@ -106,16 +120,15 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     def _fit(self, X, y):
         config = self._config()
-        if not isinstance(self.warm_start, bool | np.bool_):
-            raise ValueError(f"MLPClassifier: warm_start must be True or False, got {self.warm_start!r}")
         warm = bool(self.warm_start) and hasattr(self, "model_")
         if warm:
             self._check_architecture(config, "warm_start trains the fitted network on", "set warm_start=False")
         X, y = validate_data(self, X, y, dtype=(np.float32, np.float64), reset=not warm)
         check_classification_targets(y)  # continuous targets are not classes
         classes, y_index = np.unique(y, return_inverse=True)
-        if len(classes) < 2:
-            raise ValueError(f"y has one class ({classes[0]!r}); a classifier needs at least two")
+        if len(classes) < 2:  # the class as given (0.0, 'a'), not as NumPy spells its scalar
+            raise ValueError(f"MLPClassifier: y has one class ({classes.tolist()[0]!r}); a classifier needs at least "
+                             "two")
         if warm and not np.array_equal(classes, self.classes_):
             raise ValueError(f"MLPClassifier: warm_start trains the fitted network on, whose classes are "
                              f"{self.classes_.tolist()}; y has {classes.tolist()}")
@@ -129,14 +142,20 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                                  f"and {len(X) - n_dev} for training; each needs at least 1 (training 2)")
             parts = split(X, y_index, dev=float(self.validation_fraction), test=0, seed=config.seed)
             X, y_index, dev = parts.X_train, parts.y_train, (parts.X_dev, parts.y_dev)
-        with xdl.use(config.backend) as backend:
-            xdl.seed(config.seed)
+        # the network's input scaling: measured on this training set, or the fitted network's on a warm start
+        scaler = self._input_scaler() if warm else Standardizer().fit(X)
+        dtype = self.model_.dtype if warm else NETWORK_DTYPE
+        X = _network_input(X, scaler, dtype)
+        if dev is not None:
+            dev = (_network_input(dev[0], scaler, dtype), dev[1])
+        with thread_backend(get_backend(config.backend)) as backend, thread_seed(config.seed):
             if warm:  # the fitted network, its input scaling too, on this fit's backend
                 self.model_.to(backend)
             else:
-                self.model_ = config.build_model(X.shape[1], len(self.classes_), Standardizer().fit(X).layer())
+                self._scaler_ = scaler
+                self.model_ = config.build_model(X.shape[1], len(self.classes_), scaler.layer())
                 self.loss_curve_ = []
-            self.trainer_, self._trainer_options_ = config.build_trainer(self.model_), _training(config)
+            self.trainer_, self._trainer_options_ = config.build_trainer(_network(self.model_)), _training(config)
             self.__dict__.pop("_trainer_position_", None)  # a pickled partial_fit's: this fit starts its own run
             self.history_ = self.trainer_.fit(X, y_index, dev=dev)
         self._architecture_ = {key: getattr(config, key) for key in ARCHITECTURE}
@@ -172,17 +191,18 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         if config.schedule == "cosine" and done >= config.epochs:  # it would train at its end's rate, 0
             raise ValueError(f"MLPClassifier: the cosine schedule spans epochs={config.epochs}, all trained: its rate "
                              "is 0 from here on; raise epochs (set_params(epochs=...)) to train on")
-        with xdl.use(config.backend) as backend:
+        scaler = Standardizer().fit(X) if first else self._input_scaler()  # measured on the first call's X
+        X = _network_input(X, scaler, NETWORK_DTYPE if first else self.model_.dtype)
+        with thread_backend(get_backend(config.backend)) as backend, thread_seed(config.seed):
             if first:
-                xdl.seed(config.seed)
-                self.classes_, self.loss_curve_, self.n_iter_ = known, [], 0
-                self.model_ = config.build_model(X.shape[1], len(known), Standardizer().fit(X).layer())
+                self.classes_, self.loss_curve_, self.n_iter_, self._scaler_ = known, [], 0, scaler
+                self.model_ = config.build_model(X.shape[1], len(known), scaler.layer())
             else:
                 self.model_.to(backend)
             same = getattr(self, "_trainer_options_", None) == _training(config)
             if trainer is None or not same:  # a new trainer: the epochs counted on, the optimizer too if it can
                 pickled = self.__dict__.pop("_trainer_position_", None) if trainer is None else None
-                self.trainer_ = config.build_trainer(self.model_)
+                self.trainer_ = config.build_trainer(_network(self.model_))
                 self.trainer_.epoch = trainer.epoch if trainer is not None else pickled["epoch"] if pickled else 0
                 if pickled and same:
                     self.trainer_.optimizer.load_state_dict(pickled["optimizer"])
@@ -204,13 +224,33 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                                  f"{getattr(config, key)!r} ({instead} to fit a new one)")
 
     def predict_proba(self, X) -> np.ndarray:
+        """P(class | x), (m, C), columns in the order of ``classes_``; in the network's dtype, whose
+        precision they have (a float32 product's last digits differ with the batch it is in)."""
         check_is_fitted(self, "model_")
         X = validate_data(self, X, reset=False, dtype=(np.float32, np.float64))
-        return self.model_.predict_proba(X.astype(self.model_.dtype, copy=False))
+        return _network(self.model_).predict_proba(_network_input(X, self._input_scaler(), self.model_.dtype))
+
+    def predict_log_proba(self, X) -> np.ndarray:
+        """log P(class | x): the log of `predict_proba` (as scikit-learn's MLPClassifier), taken in
+        float64 so it orders the classes as the probabilities do; −inf where a probability rounds to
+        0, without a divide-by-zero warning."""
+        proba = self.predict_proba(X)  # checks that the estimator is fitted, first
+        with np.errstate(divide="ignore"):
+            return np.log(proba, dtype=np.float64)
 
     def predict(self, X) -> np.ndarray:
         proba = self.predict_proba(X)  # checks that the estimator is fitted, first
         return self.classes_[proba.argmax(axis=1)]
+
+    def _input_scaler(self) -> Standardizer:
+        """The float64 statistics the fitted network's inputs are standardized with; for an estimator
+        pickled before they were kept, those its `Standardize` layer holds."""
+        scaler = self.__dict__.get("_scaler_")
+        if scaler is None:
+            layer, scaler = self.model_[0], Standardizer()
+            scaler.mean, scaler.scale = (layer.backend.to_numpy(a).astype(np.float64)
+                                         for a in (layer.mean, layer.scale))
+        return scaler
 
     def __getstate__(self) -> dict:
         """Pickles (and ``joblib.dump``s) without the trainer — the model, classes and history are
@@ -227,3 +267,33 @@ def _training(config: TrainConfig) -> dict:
     — unless a cosine schedule spans them."""
     return {key: value for key, value in dataclasses.asdict(config).items()
             if key != "epochs" or config.schedule == "cosine"}
+
+
+def _network(model):
+    """The network after its first layer, the `Standardize` one (a view sharing its layers): what
+    the estimator trains and runs on the inputs it standardizes itself (`_network_input`)."""
+    return model[1:]
+
+
+def _network_input(X: np.ndarray, scaler: Standardizer, dtype) -> np.ndarray:
+    """``X`` as the network after its `Standardize` layer takes it: z = (x − μ)/σ computed in
+    float64, then cast to the network's ``dtype``. Cast first, a feature with a large offset and a
+    small spread would lose the spread (x·0.01 + 1e6 in float32 comes in steps of 0.0625). Checked
+    first, with no overflow warning: x must fit in ``dtype`` (the `Standardize` layer of ``model_``
+    takes raw x in it, and fit refuses what it could not), and so must z."""
+    high = np.finfo(dtype).max
+    if np.finfo(X.dtype).max > high and len(X) and np.abs(X).max() > high:
+        i, j = np.argwhere(np.abs(X) > high)[0]
+        raise ValueError(f"MLPClassifier: X has values beyond the range of {np.dtype(dtype)}, the dtype the network "
+                         f"computes in (±{high:.3g}; first at example {i}, feature {j}: {X[i, j]:.6g}); "
+                         "scale the data")
+    with np.errstate(over="ignore", invalid="ignore"):
+        Z = X - scaler.mean
+        Z /= scaler.scale
+    beyond = ~(np.abs(Z) <= high)
+    if beyond.any():
+        i, j = np.argwhere(beyond)[0]
+        raise ValueError(f"MLPClassifier: X's example {i}, feature {j} ({X[i, j]:.6g}) lies {Z[i, j]:.3g} training "
+                         f"standard deviations (σ = {scaler.scale[j]:.3g}) from the training mean, beyond the range "
+                         f"of {np.dtype(dtype)}, the dtype the network computes in (±{high:.3g}); scale the data")
+    return Z.astype(dtype)

@@ -21,15 +21,17 @@ class Augment:
     """
 
     def __init__(self, image_shape: tuple[int, int], flip: bool = False, shift: int = 0, noise: float = 0.0):
-        if len(image_shape) != 2 or min(image_shape) < 1:
-            raise ValueError(f"image_shape must be (height, width), got {image_shape!r}")
+        if not (isinstance(image_shape, tuple | list) and len(image_shape) == 2 and all(
+                isinstance(n, int | np.integer) and not isinstance(n, bool) and n >= 1 for n in image_shape)):
+            raise ValueError(f"image_shape must be (height, width), two positive integers, got {image_shape!r}")
         if isinstance(shift, bool) or not isinstance(shift, int | np.integer) or not 0 <= shift < min(image_shape):
             raise ValueError(f"shift must be an integer in [0, {min(image_shape)}), got {shift!r}")
         if isinstance(noise, bool) or not isinstance(noise, int | float | np.number) or not 0 <= noise < np.inf:
             raise ValueError(f"noise must be a finite number ≥ 0, got {noise!r}")
         if not isinstance(flip, bool | np.bool_):  # "no" would be true
             raise ValueError(f"flip must be true or false, got {flip!r}")
-        self.image_shape, self.flip, self.shift, self.noise = tuple(image_shape), bool(flip), int(shift), float(noise)
+        self.image_shape = tuple(int(n) for n in image_shape)
+        self.flip, self.shift, self.noise = bool(flip), int(shift), float(noise)
 
     def check(self, n_features: int, name: str = "X", source: str = "Augment") -> None:
         """Refuse data whose examples (``n_features`` values each) are not images of ``image_shape``,
@@ -40,8 +42,17 @@ class Augment:
                              f"got {n_features}")
 
     def __call__(self, X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """An augmented copy of the batch ``X`` (m, H·W) or (m, H, W), drawn from ``rng``. Floating
+        ``X`` keeps its dtype; integer (uint8 pixels) or boolean ``X`` comes back as float32, as
+        Keras's augmentation layers compute in floats: noise is fractional and may go below 0 or
+        past 255, which an integer copy would truncate and wrap around."""
+        X = np.asarray(X)
+        if X.ndim < 2:
+            raise ValueError(f"Augment: X must be a batch of images, (m, H·W) or (m, H, W), got shape {X.shape}")
+        self.check(int(np.prod(X.shape[1:])))
         h, w = self.image_shape
-        images = np.array(X, copy=True).reshape(len(X), h, w)
+        dtype = X.dtype if np.issubdtype(X.dtype, np.floating) else np.float32
+        images = np.array(X, dtype=dtype, copy=True).reshape(len(X), h, w)
         if self.flip:
             mirrored = rng.random(len(X)) < 0.5
             images[mirrored] = images[mirrored, :, ::-1]

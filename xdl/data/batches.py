@@ -8,13 +8,16 @@ import numpy as np
 
 from xdl.backend import backend_of
 from xdl.caller import warn_caller
+from xdl.data.validation import check_bool, check_int
 
 
 def minibatches(X, y, batch_size: int, shuffle: bool = True, seed=None,
                 min_size: int = 1) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yield ``(X_batch, y_batch)``: shuffle (with ``seed``, an int or a NumPy Generator), then
-    partition into batches of ``batch_size``; the last, smaller batch is kept, merged into the
-    one before it when it has fewer than ``min_size`` examples (batch norm needs 2).
+    """An iterator of ``(X_batch, y_batch)``: shuffle (with ``seed``, an int or a NumPy Generator),
+    then partition into batches of ``batch_size``; the last, smaller batch is kept, merged into the
+    one before it when it has fewer than ``min_size`` examples (batch norm needs 2; ``min_size``
+    ≤ ``batch_size``, as every other batch has ``batch_size``). ``X`` and ``y``: arrays of any
+    backend (each indexed where it lives), or lists (read as NumPy arrays).
 
     >>> import numpy as np
     >>> [len(b) for b, _ in minibatches(np.zeros((10, 2)), np.zeros(10), 4)]
@@ -22,21 +25,34 @@ def minibatches(X, y, batch_size: int, shuffle: bool = True, seed=None,
     >>> [len(b) for b, _ in minibatches(np.zeros((9, 2)), np.zeros(9), 4, min_size=2)]
     [4, 5]
     """
-    if not isinstance(batch_size, int | np.integer) or batch_size <= 0:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    X, y = _indexable(X, "X"), _indexable(y, "y")  # all checked at the call, not at the first batch
+    _check_sizes(batch_size, min_size)
+    check_bool(shuffle, "shuffle")
     if len(X) != len(y):
         raise ValueError(f"X has {len(X)} examples but y has {len(y)} (they must have the same length)")
-    m = len(X)
-    order = np.random.default_rng(seed).permutation(m) if shuffle else np.arange(m)
-    if not isinstance(X, np.ndarray):  # a device array: index it with a device copy of the order
-        order = backend_of(X).asarray(order)
-    for start, stop in batch_bounds(m, batch_size, min_size):
-        idx = order[start:stop]
-        yield X[idx], y[idx]
+    order = np.random.default_rng(seed).permutation(len(X)) if shuffle else np.arange(len(X))
+    return _batches(X, y, order, batch_bounds(len(X), batch_size, min_size))
+
+
+def _batches(X, y, order: np.ndarray, bounds) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    order_X, order_y = _order_for(X, order), _order_for(y, order)
+    for start, stop in bounds:
+        yield X[order_X[start:stop]], y[order_y[start:stop]]
+
+
+def _check_sizes(batch_size, min_size) -> None:
+    """``batch_size`` and ``min_size`` are positive integers (a bool is no size) with ``min_size`` ≤
+    ``batch_size``: a larger one would leave every full batch below the smallest the model takes."""
+    check_int(batch_size, "batch_size")
+    check_int(min_size, "min_size")
+    if min_size > batch_size:
+        raise ValueError(f"min_size ({min_size}) must be at most batch_size ({batch_size}): every batch of "
+                         f"batch_size examples would be smaller than min_size")
 
 
 def batch_bounds(m: int, batch_size: int, min_size: int = 1) -> list[tuple[int, int]]:
     """(start, stop) of each batch `minibatches` yields for ``m`` examples."""
+    _check_sizes(batch_size, min_size)
     bounds = [(start, min(start + batch_size, m)) for start in range(0, m, batch_size)]
     if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < min_size:
         bounds[-2:] = [(bounds[-2][0], m)]
@@ -58,17 +74,46 @@ def training_batches(m: int, batch_size: int, min_size: int = 1) -> list[tuple[i
     return bounds
 
 
+def _indexable(a, name: str):
+    """``a`` as an array `minibatches` can index: a backend's array as it is, a list or tuple as a
+    NumPy array; else a TypeError naming ``name``."""
+    if isinstance(a, list | tuple):
+        try:
+            a = np.asarray(a)
+        except ValueError:  # NumPy's words for a ragged list name neither the argument nor the fix
+            raise ValueError(f"{name} must be a rectangular array (every example of the same shape); got a ragged "
+                             "sequence") from None
+    try:
+        backend_of(a)
+    except TypeError:
+        raise TypeError(f"{name} must be a NumPy or CuPy array (or a list of examples), "
+                        f"got {type(a).__name__}") from None
+    if a.ndim == 0:
+        raise ValueError(f"{name} must hold examples along its first axis, got a 0-d array")
+    return a
+
+
+def _order_for(a, order: np.ndarray):
+    """``order`` where ``a`` lives: a device array is indexed with a device copy of it."""
+    return order if isinstance(a, np.ndarray) else backend_of(a).asarray(order)
+
+
 def one_hot(y, n_classes: int | None = None, dtype=np.float32) -> np.ndarray:
-    """(m,) class indices → (m, n_classes) rows with a single 1.
+    """(m,) class indices → (m, n_classes) rows with a single 1. Without ``n_classes`` it is the
+    largest label + 1, which an empty ``y`` does not have: pass it.
 
     >>> one_hot([0, 2], 3)
     array([[1., 0., 0.],
            [0., 0., 1.]], dtype=float32)
     """
     y = np.asarray(y)
+    if y.size == 0 and y.ndim == 1:  # [] reads as float64; an empty label vector has no wrong dtype
+        y = y.astype(np.int64)
     if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
         raise ValueError(f"one_hot: y must be (m,) integer class indices, got shape {y.shape} and dtype {y.dtype}")
-    n_classes = int(y.max()) + 1 if n_classes is None else n_classes
+    if n_classes is None and y.size == 0:
+        raise ValueError("one_hot: y is empty, so the number of classes cannot be read from it; pass n_classes")
+    n_classes = int(y.max()) + 1 if n_classes is None else check_int(n_classes, "one_hot: n_classes")
     if y.size and (y.min() < 0 or y.max() >= n_classes):
         raise ValueError(f"one_hot: labels must be in [0, {n_classes}), got values in [{y.min()}, {y.max()}]")
     out = np.zeros((len(y), n_classes), dtype=dtype)

@@ -1,10 +1,12 @@
 """`Standardizer`: input normalization with the training set's statistics.
 
 x' = (x − μ) / σ per feature, μ and σ from the training set only, then applied unchanged to dev,
-test and new data (a feature with σ = 0 is only centered). `Standardizer.layer` turns the fitted
-statistics into an `xdl.nn.Standardize` layer, so the model applies them itself and `xdl.save`
-stores them with the weights. A model trained on augmented examples sees other statistics than
-the clean set's: fit on augmented copies too (`xdl.config.TrainConfig.build_standardize` does).
+test and new data. A feature that is constant — up to the rounding of the float64 arithmetic
+that measures it — is only centered (see `Standardizer.fit`). `Standardizer.layer` turns the
+fitted statistics into an `xdl.nn.Standardize` layer, so the model applies them itself and
+`xdl.save` stores them with the weights. A model trained on augmented examples sees other
+statistics than the clean set's: fit on augmented copies too
+(`xdl.config.TrainConfig.build_standardize` does).
 """
 
 from __future__ import annotations
@@ -25,25 +27,41 @@ class Standardizer:
         self.mean = self.scale = None
 
     def fit(self, X) -> Standardizer:
+        """μ and σ of each feature of ``X`` (m examples), computed in float64. A feature counts as
+        constant, σ = 1 (centered only), when its variance is within the rounding error of the
+        two-pass algorithm that computes it (Chan, Golub & LeVeque), with ε float64's machine epsilon:
+
+            σ² ≤ m·ε·σ² + (m·ε·μ)²
+
+        so a column of 0.1 + 0.2 and 0.3 (which differ in their last bit) is not blown up to ±1
+        (as scikit-learn's StandardScaler decides)."""
         X = check_features(X).reshape(len(X), -1)
-        if len(X) == 0:
+        m = len(X)
+        if m == 0:
             raise ValueError("Standardizer.fit: X has no examples")
-        self.mean = X.mean(axis=0, dtype=np.float64)
-        std = X.std(axis=0, dtype=np.float64)
-        self.scale = np.where(std > 0, std, 1.0)
+        with np.errstate(over="ignore", invalid="ignore"):  # values near float64's limit: refused below
+            mean = X.mean(axis=0, dtype=np.float64)
+            var = X.var(axis=0, dtype=np.float64)
+        if not (np.isfinite(mean).all() and np.isfinite(var).all()):
+            feature = int(np.flatnonzero(~(np.isfinite(mean) & np.isfinite(var)))[0])
+            raise ValueError(f"Standardizer.fit: the spread of X's feature {feature} overflows float64; scale the data")
+        eps = np.finfo(np.float64).eps
+        constant = var <= m * eps * var + (m * eps * mean) ** 2
+        self.mean, self.scale = mean, np.where(constant, 1.0, np.sqrt(var))
         return self
 
     def transform(self, X) -> np.ndarray:
-        self._check_fitted()
-        X = check_features(X, n_features=len(self.mean))
+        """(X − μ) / σ, in ``X``'s floating dtype (float32 for integers)."""
+        X = self._checked(X)
         return ((X.reshape(len(X), -1) - self.mean) / self.scale).astype(X.dtype).reshape(X.shape)
 
     def fit_transform(self, X) -> np.ndarray:
         return self.fit(X).transform(X)
 
     def inverse_transform(self, X) -> np.ndarray:
-        self._check_fitted()
-        X = np.asarray(X)
+        """X·σ + μ: standardized values back in the data's units, in ``X``'s floating dtype (float32
+        for integers: standardized values are fractions)."""
+        X = self._checked(X)
         return (X.reshape(len(X), -1) * self.scale + self.mean).astype(X.dtype).reshape(X.shape)
 
     def layer(self, dtype=None):
@@ -52,6 +70,16 @@ class Standardizer:
 
         self._check_fitted()
         return Standardize(len(self.mean), mean=self.mean, scale=self.scale, dtype=dtype)
+
+    def _checked(self, X) -> np.ndarray:
+        """``X`` checked (`check_features`: 2-D or more, numbers, finite) with as many features as
+        the statistics have; else a ValueError saying so."""
+        self._check_fitted()
+        X = check_features(X)
+        n = int(np.prod(X.shape[1:]))
+        if n != len(self.mean):
+            raise ValueError(f"X has {n} features; the Standardizer was fitted on {len(self.mean)}")
+        return X
 
     def _check_fitted(self):
         if self.mean is None:
