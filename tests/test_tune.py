@@ -3,6 +3,7 @@
 import dataclasses
 import importlib.util
 import json
+import re
 
 import numpy as np
 import pytest
@@ -92,7 +93,8 @@ def test_a_resumed_search_skips_finished_trials(data, tmp_path, monkeypatch):
     assert [t.params for t in resumed.trials] == [t.params for t in full.trials]
     np.testing.assert_allclose([t.dev_cost for t in resumed.trials], [t.dev_cost for t in full.trials], rtol=1e-6)
     with pytest.raises(ValueError, match=r"^resume: .* made with trials 5, this one has 6; seed 0, this one has 1\. "
-                                         r"Resuming continues the same search; for another .* use a new directory"):
+                                         r"Resuming continues the same search: its saved trials were made that way, "
+                                         r"and the rest must be made alike .*; for another .* use a new directory"):
         tune(X, y, dev, space, trials=6, base=BASE, directory=tmp_path, resume=True, seed=1)
     with pytest.raises(ValueError, match=r"made with base\.epochs 2, this one has 3\. Resuming"):  # the one option
         tune(X, y, dev, space, trials=5, base=dataclasses.replace(BASE, epochs=3), directory=tmp_path, resume=True)
@@ -108,6 +110,11 @@ def test_a_diverging_trial_is_recorded_and_the_search_goes_on(data):
         failed = [t for t in study.trials if t.status == "failed"]
         assert failed and all("diverged" in t.error for t in failed), execution
         assert not any(t.error.startswith("model ") for t in failed)  # a batch's place is no trial's name
+        # one wording in every execution: where it diverged, without a Trainer's advice about a Checkpoint
+        # callback or fit_many's about the state it keeps — the search keeps no model
+        for t in failed:
+            assert re.fullmatch(r"diverged: the (train )?cost became \S+ at (the end of )?epoch \d+, (after )?step "
+                                r"\d+\)?", t.error), (execution, t.error)
         assert study.best.params["lr"] == 0.05
 
 
@@ -118,6 +125,8 @@ def test_a_diverging_trial_is_recorded_and_the_search_goes_on(data):
     ({"learning_rate": {"log_uniform": [1e-4, 1]}}, r"unknown hyperparameter 'learning_rate'"),
     ({"beta1": {"one_minus_log": [0.9, 1.0]}}, r"beta1: one_minus_log samples β in \[low, high\] ⊂ \[0, 1\)"),
     ({"lr": {"log_uniform": [1e-4]}}, r"lr: log_uniform takes \[low, high\]"),
+    ({"hidden": {"choice": 5}}, r"hidden: choice takes a list of values, got 5 \(int\)"),
+    ({"optimizer": {"choice": "adam"}}, r"optimizer: choice takes a list of values, got 'adam' \(str\)"),
 ])
 def test_bad_spaces_name_the_key(spec, match):
     with pytest.raises(ValueError, match=match):
@@ -356,6 +365,10 @@ def test_killing_xdl_tune_then_resume_skips_the_finished_trials(tmp_path, how):
     done = {t["number"]: t for t in json.loads((out / "trials.json").read_text())["trials"]}
     result = subprocess.run(command + ["--resume"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
+    if how == "SIGKILL":  # it had no chance to let go of --out: the resume takes its lock over, and says so
+        assert f"note: took over {str(out / 'search.lock')!r} from process {process.pid} on" in result.stdout, \
+            result.stdout
+    assert not (out / "search.lock").exists()
     trials = json.loads((out / "trials.json").read_text())["trials"]
     assert [t["number"] for t in trials] == list(range(6))
     for t in trials:
@@ -428,6 +441,7 @@ def test_ctrl_c_in_a_batched_group_keeps_the_trials_that_had_ended(data, tmp_pat
     with xdl.use("numpy"), pytest.raises(Interrupted) as stop:
         tune(X, y, dev, space, trials=4, strategy="grid", execution="batched", base=BASE, directory=out)
     assert stop.value.signal_name == "SIGINT"
+    assert not (out / "search.lock").exists()  # the directory is let go at a Ctrl-C too
     kept = {t["number"]: t for t in json.loads((out / "trials.json").read_text())["trials"]}
     # the two that diverged and the 1-epoch one that completed are kept; the 4-epoch one trains again on resume
     assert sorted((t["params"]["lr"], t["params"]["epochs"], t["status"]) for t in kept.values()) == \
@@ -575,7 +589,9 @@ def test_search_arguments_are_checked_before_any_trial(data, tmp_path, monkeypat
             (dict(halving=2, min_epochs=2), ValueError, r"min_epochs \(2\) must be below base.epochs \(2\) with halving"),
             (dict(directory=""), ValueError, r"directory must name a directory"),
             (dict(resume=True, directory=None), ValueError, r"resume=True needs the directory"),
-            (dict(directory=tmp_path / "afile"), NotADirectoryError, r"directory '.*afile' is a file, not a directory")):
+            (dict(directory=tmp_path / "afile"), NotADirectoryError, r"directory '.*afile' is a file, not a directory"),
+            (dict(directory=123), TypeError, r"directory must be a path \(str or os.PathLike\), got 123 \(int\)"),
+            (dict(progress="x"), ValueError, r"progress must be True or False, got 'x'")):
         arguments = dict(X=X, y=y, dev=dev, space=space, trials=2, base=BASE, directory=tmp_path / "new") | kwargs
         with pytest.raises(error, match=match):
             tune(arguments.pop("X"), arguments.pop("y"), arguments.pop("dev"), **arguments)
@@ -599,4 +615,251 @@ def test_a_dask_scheduler_that_does_not_answer_is_named(data, monkeypatch, tmp_p
     with pytest.raises(OSError, match=r"scheduler: no Dask scheduler answered at 'tcp://127\.0\.0\.1:1' within 0\.5 s"):
         tune(X, y, dev, None, trials=2, base=BASE, execution="dask", scheduler="tcp://127.0.0.1:1",
              directory=tmp_path / "study")
-    assert not (tmp_path / "study" / "trials.json").exists()
+    assert not (tmp_path / "study").exists()  # connected to before anything was made
+
+
+def test_dask_takes_a_connected_client_and_sends_every_round_to_it(data):
+    """A ``distributed.Client`` as ``scheduler``: used for every round of a coarse-to-fine search
+    (the data scattered once, not again under the same keys) and left open, as the caller's."""
+    distributed = pytest.importorskip("dask.distributed")
+    X, y, dev = data
+    arguments = dict(space={"lr": {"log_uniform": [1e-3, 1e-1]}}, trials=4, strategy="coarse_to_fine", rounds=2,
+                     base=dataclasses.replace(BASE, epochs=1), dtype="float64")
+    here = tune(X, y, dev, execution="batched", **arguments)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as \
+            cluster, distributed.Client(cluster, set_as_default=False) as client:
+        scattered, scatter = [], client.scatter
+        client.scatter = lambda *a, **k: scattered.append(a) or scatter(*a, **k)
+        there = tune(X, y, dev, execution="dask", scheduler=client, **arguments)
+        assert client.status == "running" and len(scattered) == 1
+    assert [(t.round, t.params, t.dev_accuracy) for t in there.trials] == \
+        [(t.round, t.params, t.dev_accuracy) for t in here.trials]
+
+
+def test_xdl_tune_names_a_scheduler_that_does_not_answer_before_making_anything(monkeypatch, tmp_path, capsys):
+    import xdl.tune.search
+
+    pytest.importorskip("dask.distributed")
+    monkeypatch.setattr(xdl.tune.search, "CONNECT_SECONDS", 0.5)
+    out = tmp_path / "study"
+    for address, message in (("tcp://127.0.0.1:1", "--scheduler: no Dask scheduler answered at 'tcp://127.0.0.1:1' "
+                                                    "within 0.5 s"),
+                             ("nonsense", "--scheduler must be a Dask scheduler's address (tcp://host:8786), got "
+                                          "'nonsense'")):
+        assert cli.main(["tune", *TINY, "--execution", "dask", "--scheduler", address, "--out", str(out)]) == 1
+        printed = capsys.readouterr()
+        assert message in printed.err, printed.err
+        assert "tune: backend" not in printed.out and not out.exists()
+
+
+# -- one search at a time in a directory (as Optuna's DuplicatedStudyError) -----------------------
+def test_a_second_search_into_a_running_searchs_directory_is_refused_and_no_trial_is_lost(data, tmp_path,
+                                                                                           monkeypatch, capsys):
+    """While a search runs, another one into its directory — new or resumed, in Python or from the
+    command line — is refused before any work, naming the directory and the process holding it;
+    the running search keeps every trial, and lets the directory go at its end."""
+    import os
+    import socket
+    import threading
+
+    from xdl.tune import StudyInUseError, search
+
+    X, y, dev = data
+    space = {"lr": {"log_uniform": [1e-3, 1e-1]}}
+    out = tmp_path / "study"
+    inside, tried = threading.Event(), threading.Event()
+    sequential = search._sequential
+
+    def first_waits(todo, round_, running):  # the first search, holding the directory, until the others tried
+        inside.set()
+        assert tried.wait(60)
+        sequential(todo, round_, running)
+
+    monkeypatch.setattr(search, "_sequential", first_waits)
+    result = {}
+    first = threading.Thread(target=lambda: result.update(study=tune(X, y, dev, space, trials=2, base=BASE,
+                                                                     directory=out)))
+    first.start()
+    try:
+        assert inside.wait(60)
+        holder = f"is in use by another search: process {os.getpid()} on {socket.gethostname()}, running since"
+        for resume in (False, True):
+            with pytest.raises(StudyInUseError, match=rf"^directory {re.escape(repr(str(out)))} {re.escape(holder)}"):
+                tune(X, y, dev, space, trials=2, base=BASE, directory=out, resume=resume)
+        for resume in ([], ["--resume"]):
+            assert cli.main(["tune", *TINY, "--trials", "2", *resume, "--out", str(out)]) == 1
+            printed = capsys.readouterr()
+            assert f"--out {str(out)!r} {holder}" in printed.err, printed.err
+            assert "tune: backend" not in printed.out  # before the data was loaded
+    finally:
+        tried.set()
+        first.join(60)
+    assert len(result["study"].trials) == 2
+    assert len(json.loads((out / "trials.json").read_text())["trials"]) == 2
+    assert not (out / "search.lock").exists()
+    monkeypatch.undo()
+    assert len(tune(X, y, dev, space, trials=2, base=BASE, directory=out, resume=True).trials) == 2
+
+
+def test_a_search_lets_its_directory_go_after_an_error_and_takes_over_a_killed_ones(data, tmp_path, monkeypatch):
+    from xdl.tune import search
+    from xdl.tune.lock import LOCK_FILE
+
+    X, y, dev = data
+    space = {"lr": {"log_uniform": [1e-3, 1e-1]}}
+    monkeypatch.setattr(search, "_sequential", lambda *a: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        tune(X, y, dev, space, trials=1, base=BASE, directory=tmp_path)
+    assert not (tmp_path / LOCK_FILE).exists()
+    monkeypatch.undo()
+    # the file a killed search leaves: its process is gone, so nothing holds the file's lock
+    (tmp_path / LOCK_FILE).write_text(json.dumps({"pid": 4242, "host": "elsewhere", "started": "yesterday"}))
+    with pytest.warns(UserWarning, match=r"took over '.*search\.lock' from process 4242 on elsewhere \(since "
+                                         r"yesterday\), which is gone"):
+        study = tune(X, y, dev, space, trials=1, base=BASE, directory=tmp_path)
+    assert len(study.trials) == 1 and not (tmp_path / LOCK_FILE).exists()
+
+
+# -- the best trial trained to its end ------------------------------------------------------------
+def _study_of(directory, *trials):
+    """A study of these trials, as a search into ``directory`` returns it (not saved yet)."""
+    from xdl.tune import Study
+
+    study = Study({"space": {"lr": {"log_uniform": [1e-3, 1e-1]}}, "base": {"hidden": [8], "epochs": 4}}, directory)
+    study.trials = list(trials)
+    return study
+
+
+def test_the_best_trial_is_one_that_trained_to_its_end_never_a_pruned_one(tmp_path, monkeypatch, capsys):
+    """As Optuna's best_trial: a pruned trial's accuracy is of fewer epochs (ASHA may prune one
+    that beats, at its rung, what the others reach at the end); an early-stopped one did end."""
+    import xdl.tune
+    from xdl.tune import Trial
+
+    out = tmp_path / "study"
+    trials = [Trial(0, 0, {"lr": 0.01}, "completed", dev_accuracy=0.80, dev_cost=0.5, epochs=4),
+              Trial(1, 0, {"lr": 0.02}, "pruned", dev_accuracy=0.95, dev_cost=0.2, epochs=2),
+              Trial(2, 0, {"lr": 0.03}, "stopped", dev_accuracy=0.85, dev_cost=0.4, epochs=3),
+              Trial(3, 0, {"lr": 0.04}, "failed", error="diverged: the cost became inf at epoch 1, step 2")]
+    study = _study_of(out, *trials)
+    assert study.best.number == 2 and [t.number for t in study.ranked()] == [2, 0]
+    assert study.best_config().lr == 0.03
+    table = study.table()
+    assert [row.split("|")[2].strip() for row in table.splitlines()[2:] if row.startswith("| ")] == ["2", "0"]
+    assert "1 trial(s) pruned (stopped early at a rung, not ranked)" in table
+    # the command's "best:" line and best.toml
+    monkeypatch.setattr(xdl.tune, "tune", lambda *a, **k: study)
+    assert cli.main(["tune", *TINY, "--trials", "4", "--out", str(out)]) == 0
+    assert "best: trial 2, dev accuracy 0.8500" in capsys.readouterr().out
+    assert "lr = 0.03\n" in (out / "best.toml").read_text()
+    # none trained to the end: no best, and the command says why
+    study = _study_of(tmp_path / "none", trials[1], trials[3])
+    assert study.best is None
+    with pytest.raises(ValueError, match=r"no trial trained to the end \(pruned and failed ones do not count\)"):
+        study.best_config()
+    assert cli.main(["tune", *TINY, "--trials", "2", "--out", str(tmp_path / "none")]) == 1
+    assert "no trial trained to the end (pruned and failed trials do not count)" in capsys.readouterr().err
+
+
+def test_tpe_tells_optuna_a_pruned_trial_as_pruned(data, monkeypatch):
+    """Optuna's ask-and-tell for a pruned trial: its values reported per epoch, told
+    TrialState.PRUNED without a value (Optuna takes its last report as it); TPE ranks such trials
+    below the completed ones."""
+    optuna = pytest.importorskip("optuna")
+    made = []
+    create_study = optuna.create_study
+    monkeypatch.setattr(optuna, "create_study", lambda *a, **k: made.append(create_study(*a, **k)) or made[-1])
+    X, y, dev = data
+    study = tune(X, y, dev, {"lr": {"log_uniform": [1e-5, 1e-1]}}, trials=8, strategy="tpe", rounds=2,
+                 base=dataclasses.replace(BASE, epochs=4), halving=2, execution="batched")
+    told, state = made[0].trials, optuna.trial.TrialState
+    assert any(t.status == "pruned" for t in study.trials) and any(t.status == "completed" for t in study.trials)
+    assert [t.state for t in told] == [state.PRUNED if t.status == "pruned" else state.COMPLETE for t in study.trials]
+    for ours, theirs in zip(study.trials, told):
+        assert theirs.value == ours.dev_accuracy  # a pruned one's: its last report, at the rung it stopped
+        if ours.status == "pruned":
+            assert theirs.last_step == ours.epochs < 4
+
+
+# -- spaces: every key's own value named, Dimension objects in a dict, a Space checked as a dict --
+def test_a_value_that_cannot_be_trained_is_named_not_another_key(data):
+    X, y, dev = data
+    with pytest.raises(ValueError, match=r"^space: init = 'random' cannot be trained: init must be one of"):
+        tune(X, y, dev, {"dropout": 0.1, "init": "random"}, trials=1, base=BASE)
+    with pytest.raises(ValueError, match=r"^space: the fixed values batch_norm = True, batch_size = 1 cannot be "
+                                         r"trained together: batch_size must be ≥ 2 with batch_norm"):
+        tune(X, y, dev, {"batch_norm": True, "batch_size": 1}, trials=1,
+             base=dataclasses.replace(BASE, batch_norm=False))
+
+
+def test_a_dict_may_hold_dimension_objects_as_optuna_takes_distributions(data):
+    from xdl.tune import Choice
+
+    X, y, dev = data
+    space = {"lr": LogUniform(1e-3, 1e-1), "hidden": Choice([[8], [16]]), "dropout": 0.1}
+    study = tune(X, y, dev, space, trials=2, base=dataclasses.replace(BASE, epochs=1), execution="batched")
+    assert study.meta["space"] == {"lr": {"log_uniform": [1e-3, 1e-1]}, "hidden": {"choice": [[8], [16]]},
+                                   "dropout": 0.1}
+    assert all(1e-3 <= t.params["lr"] <= 1e-1 and t.params["dropout"] == 0.1 for t in study.trials)
+
+
+def test_a_space_object_is_checked_as_a_dict_is():
+    empty = r"^space: a search space is a non-empty table of hyperparameters, got \{\}$"
+    for make in (lambda: Space({}), lambda: Space.from_dict({})):
+        with pytest.raises(ValueError, match=empty):
+            make()
+    with pytest.raises(TypeError, match=r"^space: lr must be a Dimension \(Uniform, LogUniform, OneMinusLog, "
+                                        r"IntUniform, Choice\), got \(0.001, 0.1\) \(tuple\); a range names its "
+                                        r"scale, LogUniform\(low, high\) say, and a value every trial shares goes in "
+                                        r"fixed=\{'lr': value\}"):
+        Space({"lr": (1e-3, 1e-1)})
+    for make in (lambda: Space({"learning_rate": LogUniform(1e-3, 1e-1)}),
+                 lambda: Space({}, fixed={"learning_rate": 0.1})):
+        with pytest.raises(ValueError, match=r"^space: unknown hyperparameter 'learning_rate'; known: dataset"):
+            make()
+    with pytest.raises(ValueError, match=r"^space: lr is both searched and fixed; give it once"):
+        Space({"lr": LogUniform(1e-3, 1e-1)}, fixed={"lr": 0.01})
+    with pytest.raises(TypeError, match=r"^space: fixed must be a dict of hyperparameter names, got list"):
+        Space({"lr": LogUniform(1e-3, 1e-1)}, fixed=[("dropout", 0.1)])
+
+
+# -- a resume compares what changes the trials' results, and only that ------------------------------
+def test_a_resume_compares_what_changes_the_trials_results_and_only_that(data, tmp_path, capsys):
+    X, y, dev = data
+    space = {"lr": {"log_uniform": [1e-3, 1e-1]}}
+    base = dataclasses.replace(BASE, epochs=1)
+    tune(X, y, dev, space, trials=1, base=base, directory=tmp_path)
+    # how a step runs, what a search does not use, and the base value of an option the space sets: no result changes
+    for changed in (dict(capture=False), dict(backend="numpy"), dict(base_error=0.1), dict(lr=0.01)):
+        again = tune(X, y, dev, space, trials=1, base=dataclasses.replace(base, **changed), directory=tmp_path,
+                     resume=True)
+        assert len(again.trials) == 1
+    # what the trials' results depend on: refused, named
+    for kwargs, named in ((dict(dtype="float64"), "dtype 'float32', this one has 'float64'"),
+                          (dict(base=dataclasses.replace(base, l2=0.5)), "base.l2 0.0, this one has 0.5"),
+                          (dict(X=X[:-1], y=y[:-1]), "data.train.examples 300, this one has 299"),
+                          (dict(standardize="fit"), "standardize None, this one has 'fit'")):
+        arguments = dict(X=X, y=y, base=base) | kwargs
+        with pytest.raises(ValueError, match=re.escape(f"made with {named}")):
+            tune(arguments.pop("X"), arguments.pop("y"), dev, space, trials=1, directory=tmp_path, resume=True,
+                 **arguments)
+    # the command: the default space searches lr, so --lr changes no trial (and the note says so)
+    out = tmp_path / "cli"
+    assert cli.main(["tune", *TINY, "--trials", "1", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert cli.main(["tune", "--resume", "--out", str(out), "--lr", "0.01"]) == 0
+    assert "note: --lr is searched: the space's values take the place of what the command line gives" in \
+        capsys.readouterr().out
+    assert cli.main(["tune", "--resume", "--out", str(out), "--batch-size", "32"]) == 1
+    assert "made with base.batch_size 64, this one has 32. Resuming continues the same search: its saved trials " \
+           "were made that way" in capsys.readouterr().err
+
+
+def test_python_m_xdl_runs_the_xdl_command():
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "xdl", "tune", "--help"], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: xdl tune") and "TPE (Optuna's)" in " ".join(result.stdout.split())

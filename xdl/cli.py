@@ -69,8 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", dest="command")
     for name, run, text in (("train", train, "train a model and report train/dev/test accuracy and a diagnosis"),
                             ("gradcheck", gradcheck, "check the model's backprop gradients numerically"),
-                            ("tune", tune, "search hyperparameters: random, grid or coarse to fine; one trial at a "
-                                           "time or batched; the options below set the base configuration")):
+                            ("tune", tune, "search hyperparameters: random, grid, coarse to fine or TPE (Optuna's); "
+                                           "one trial at a time, batched, or over Dask workers; the options "
+                                           "below set the base configuration")):
         sub = commands.add_parser(name, help=text, description=text,
                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         sub.add_argument("--config", metavar="FILE.toml", help="read options from a TOML file (flags override it)")
@@ -201,9 +202,11 @@ def _resumed_study(args) -> tuple[dict, list]:
     ``--out``; otherwise ({}, [])."""
     if not getattr(args, "tune_resume", False):
         return {}, []
+    from xdl.tune.lock import check_not_in_use
     from xdl.tune.study import saved_study
 
     directory = check_directory_name(args.tune_out, "--out")
+    check_not_in_use(directory, "--out")  # a running search's study: say so, not what its file holds now
     meta, trials = saved_study(directory, "--resume")
     if not (isinstance(meta.get("base"), dict) and isinstance(meta.get("space"), dict)):
         raise ValueError(f"--resume: the study in {str(directory)!r} keeps no base options or space (was it written "
@@ -427,7 +430,7 @@ def tune(config: TrainConfig, args) -> int:
     ``trials.json`` and ``best.toml`` in ``--out``."""
     from xdl.tune import Space, tune as search
     from xdl.data.validation import check_int
-    from xdl.tune.search import check_search
+    from xdl.tune.search import check_search, connect
     from xdl.tune.study import TRIALS_FILE
 
     # every option first, named by its flag: before any data is loaded or directory made (search checks again)
@@ -451,8 +454,12 @@ def tune(config: TrainConfig, args) -> int:
               "values take the place of what the command line gives")
     planned = len(searched.grid(trials)) if strategy == "grid" else trials
     out = Path(args.tune_out)
-    with xdl.use(config.backend, precision=config.precision) as backend:
-        check_writable_dir(out, "--out")  # made only now that the options and the backend are good
+    with xdl.use(config.backend, precision=config.precision) as backend, contextlib.ExitStack() as held:
+        scheduler = args.scheduler
+        if args.execution == "dask" and scheduler is not None:  # the cluster answers before anything is made
+            scheduler = connect(scheduler, "--scheduler")
+            held.callback(scheduler.close)
+        check_writable_dir(out, "--out")  # made only now that the options, the backend and the cluster are good
         X, y = xdl.datasets.load(config.dataset)
         parts = split(X, y, seed=config.seed)
         start = time.perf_counter()
@@ -464,11 +471,14 @@ def tune(config: TrainConfig, args) -> int:
                      if planned != trials else "")
                   + (f"; resuming the study in {str(out)!r} ({len(saved_trials)} "
                      f"trial{'s' * (len(saved_trials) != 1)} saved)" if args.tune_resume else ""))
-            study = search(parts.X_train, parts.y_train, (parts.X_dev, parts.y_dev), space, trials=trials,
-                           strategy=strategy, execution=args.execution, rounds=rounds, seed=config.seed,
-                           base=config, directory=out, resume=args.tune_resume,
-                           standardize="fit", progress=config.progress_bar,  # each trial's, as xdl train fits it
-                           scheduler=args.scheduler, halving=halving, min_epochs=min_epochs)
+            with warnings.catch_warnings():
+                warnings.simplefilter("always")
+                warnings.showwarning = _note_once()  # a lock taken over from a killed search, say
+                study = search(parts.X_train, parts.y_train, (parts.X_dev, parts.y_dev), space, trials=trials,
+                               strategy=strategy, execution=args.execution, rounds=rounds, seed=config.seed,
+                               base=config, directory=out, resume=args.tune_resume,
+                               standardize="fit", progress=config.progress_bar,  # each trial's, as xdl train's
+                               scheduler=scheduler, halving=halving, min_epochs=min_epochs)
         except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM (the running trial's Trainer stopped at a step)
             signal_name = getattr(stop, "signal_name", "SIGINT")
             if (out / TRIALS_FILE).is_file():
@@ -483,7 +493,8 @@ def tune(config: TrainConfig, args) -> int:
     print(study.table(args.top))
     best = study.best
     if best is None:
-        print("no trial trained to the end; see trials.json for the reasons", file=sys.stderr)
+        print("no trial trained to the end (pruned and failed trials do not count); see trials.json for the "
+              "reasons", file=sys.stderr)
         return 1
     path = study.write_best()
     try:

@@ -20,22 +20,29 @@ Each trial is ``base`` (a `TrainConfig`) with the point's values; its model star
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
+import os
+import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from xdl.backend import seed as seed_backend
+from xdl.caller import warn_caller
 from xdl.config import TrainConfig
 from xdl.data import check_features, check_labels
-from xdl.data.validation import check_dev_pair, check_int
+from xdl.data.validation import check_bool, check_dev_pair, check_int
 from xdl.files import check_directory_name, check_writable_dir
+from xdl.tensor import to_numpy
 from xdl.train.interrupt import Interrupted
 from xdl.train.many import IGNORED, SHARED, ManyTrainer, check_standardize
+from xdl.train.provenance import data_digest
+from xdl.tune.lock import DirectoryLock, check_not_in_use, took_over_note
 from xdl.tune.pruning import BatchPruning, Pruning, recorded_at, rungs
 from xdl.tune.space import DEFAULT_SPACE, Space, python_value
 from xdl.tune.study import TRIALS_FILE, Study, Trial, read_trials
@@ -49,11 +56,17 @@ ROUNDS = 2  # coarse_to_fine and tpe: rounds by default (fewer when there are fe
 # trains on the data the search was given, on its backend and precision; the rest describe a
 # command's run, not a model (`fit_many` ignores them too).
 NOT_SEARCHED = ("dataset", "precision", *IGNORED)
+# Base options a resumed search may change, as it may change its execution: they change no trial's
+# result beyond rounding — how a step runs (a captured step computes what an eager one does; another
+# backend, the same float32 arithmetic in another order) — or nothing a search does (it writes no
+# checkpoint and diagnoses nothing). The rest shape each trial, and so does precision (tf32 products
+# are float32 ones with a 10-bit mantissa), dtype and the data: a resume mixing them is refused.
+RESUME_MAY_CHANGE = ("backend", "capture", "checkpoint_every", "base_error")
 
 
 def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", execution: str = "sequential",
          rounds: int | None = None, seed: int = 0, base: TrainConfig | None = None, directory=None,
-         resume: bool = False, standardize=None, progress: bool | None = False, scheduler: str | None = None,
+         resume: bool = False, standardize=None, progress: bool | None = False, scheduler=None,
          halving: int | None = None, min_epochs: int = 1, dtype="float32") -> Study:
     """Search ``space`` (a `Space`, a dict, or None for `DEFAULT_SPACE`) with ``trials`` trials,
     training on ``(X, y)`` and scoring on ``dev = (X_dev, y_dev)`` by the dev accuracy each model
@@ -68,7 +81,15 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
     ``dtype``: the models' (float64 makes every execution agree to rounding). ``standardize``: a
     `xdl.nn.Standardize` layer every model starts with, "fit" for each trial's own fitted on ``X``
     as `TrainConfig.build_standardize` does (on augmented copies too, where the trial augments),
-    or None. Every argument is checked before anything is trained or written. Returns the `Study`; ``study.best`` is the best trial.
+    or None. ``scheduler``: an address (connected to before anything is made: one where no scheduler
+    answers is an error) or a connected ``distributed.Client`` (used, and left open). ``progress``:
+    True, False, or None for a bar on a terminal only. Every argument is checked before anything is
+    trained or written. While it runs, the search holds ``directory`` alone (`xdl.tune.lock`): a
+    second search there, new or resumed, is refused (`StudyInUseError`, naming the holder). A
+    resume compares what makes each trial's result — the space, trials, strategy, rounds, seed,
+    halving, dtype, the data, ``standardize`` and every base option but `RESUME_MAY_CHANGE` and those
+    the space sets — with the saved study's. Returns the `Study`; ``study.best`` is the best trial
+    that trained to its end.
 
     >>> import xdl
     >>> from xdl.config import TrainConfig
@@ -88,34 +109,103 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
         raise ValueError(f'standardize must be a Standardize layer, "fit" or None, got {standardize!r}')
     if not isinstance(standardize, str):
         check_standardize(standardize, int(np.prod(X.shape[1:])))
-    if directory is not None:
-        check_writable_dir(directory, "directory")  # created only now that every argument has passed
+    if progress is not None:  # a string "no" would be a truth value
+        check_bool(progress, "progress")
+    meta = {**study.meta, "standardize": _standardize_record(standardize),
+            "data": json.loads(json.dumps({"train": data_digest(X, y), "dev": data_digest(*dev)}))}
+    # a scheduler given by address is connected to now, before anything is made: a wrong one fails here
+    client = connect(scheduler) if execution == "dask" and isinstance(scheduler, str) else None
+    search = _Search(base, X, y, dev, study, standardize, progress, scheduler if client is None else client,
+                     rungs(min_epochs, halving, base.epochs) if halving else [], halving, dtype,
+                     owned=[client] if client is not None else [])
     train = {"sequential": _sequential, "batched": _batched, "dask": _dask}[execution]
-    search = _Search(base, X, y, dev, study, standardize, progress, scheduler,
-                     rungs(min_epochs, halving, base.epochs) if halving else [], halving, dtype)
-    number = 0
-    for round_, points in _rounds(space, trials, strategy, rounds, seed, study):
-        done = study.finished()
-        todo = []
-        for params in points:
-            params = json.loads(json.dumps(params))  # as trials.json holds them (a choice's tuples as lists)
-            if number in done and done[number].params != params:
-                raise ValueError(f"resume: trial {number} of the saved study has {done[number].params}, this "
-                                 f"search draws {params}; the space or seed changed")
-            if number not in done:
-                todo.append((number, params))
-            number += 1
-        if todo:
-            train(todo, round_, search)
+    try:
+        with _holding(directory):
+            # read again, now that no other search can write it: what one saved since the check is in it
+            study = search.study = _study(meta, directory, resume, lambda param: param, False, _unchanging(space))
+            number = 0
+            for round_, points in _rounds(space, trials, strategy, rounds, seed, study):
+                done = study.finished()
+                todo = []
+                for params in points:
+                    params = json.loads(json.dumps(params))  # as trials.json holds them (a choice's tuples as lists)
+                    if number in done and done[number].params != params:
+                        raise ValueError(f"resume: trial {number} of the saved study has {done[number].params}, "
+                                         f"this search draws {params}; the space or seed changed")
+                    if number not in done:
+                        todo.append((number, params))
+                    number += 1
+                if todo:
+                    train(todo, round_, search)
+    finally:  # a Ctrl-C too: Dask's clients and workers closed in order, not killed at exit
+        search.close()
     return study
+
+
+def connect(scheduler: str, who: str = "scheduler"):
+    """A ``distributed.Client`` of the Dask scheduler at ``scheduler``, connected now (within
+    `CONNECT_SECONDS`); an address where none answers is an OSError naming ``who`` (the argument:
+    ``--scheduler`` for the command), raised before a search makes anything."""
+    distributed = _distributed()
+    _check_address(scheduler, who)
+    try:
+        return distributed.Client(scheduler, timeout=CONNECT_SECONDS, set_as_default=False)
+    except OSError as e:  # distributed's TimeoutError and refused connections
+        raise OSError(f"{who}: no Dask scheduler answered at {scheduler!r} within {CONNECT_SECONDS} s ({e}); "
+                      f"start one (dask scheduler) or leave {who} out for a local cluster") from None
+
+
+def _check_address(scheduler: str, who: str) -> None:
+    """``scheduler`` has the form of a Dask address (checked without a Client: one made for a
+    malformed address takes seconds to give up when it is collected)."""
+    from distributed.comm import get_address_host_port, parse_address
+    from distributed.comm.registry import get_backend
+
+    try:
+        scheme = parse_address(scheduler)[0]
+        get_backend(scheme)
+        if scheme in ("tcp", "tls", "ws", "wss"):  # host:port (ucx and inproc say theirs otherwise)
+            get_address_host_port(scheduler)
+    except ValueError as e:
+        raise ValueError(f"{who} must be a Dask scheduler's address (tcp://host:8786), got {scheduler!r} "
+                         f"({e})") from None
+
+
+@contextlib.contextmanager
+def _holding(directory):
+    """``directory`` (made now, if needed) held by this search alone while the block runs, and let
+    go after it however it ends (an error, a Ctrl-C); nothing for a search that keeps no directory."""
+    if directory is None:
+        yield
+        return
+    check_writable_dir(directory, "directory")  # created only now that every argument has passed
+    with DirectoryLock(directory, "directory") as lock:
+        if lock.took_over:
+            warn_caller(took_over_note(lock))
+        yield
+
+
+def _unchanging(space: Space) -> tuple[str, ...]:
+    """The meta's keys a resume does not compare: base options that change no trial's result
+    (`RESUME_MAY_CHANGE`), and those the space sets — every trial takes the space's value, so the
+    base's is never used (``xdl tune --resume --lr 0.01`` with a space that searches lr)."""
+    return tuple(f"base.{key}" for key in (*RESUME_MAY_CHANGE, *space.spec()))
+
+
+def _standardize_record(standardize):
+    """What the meta keeps of ``standardize``: "fit", None, or a given layer's statistics' digest."""
+    if standardize is None or isinstance(standardize, str):
+        return standardize
+    return {"layer": data_digest(to_numpy(standardize.mean), to_numpy(standardize.scale))["sha1"]}
 
 
 def check_search(space=None, trials=32, strategy="random", execution="sequential", rounds=None, seed=0, base=None,
                  directory=None, resume=False, halving=None, min_epochs=1, dtype="float32", flags=False,
                  scheduler=None):
-    """Check `tune`'s arguments other than the data — nothing is read but a saved study, nothing
-    is written — and return (space, base, rounds, dtype, study): the `Space`, the checked base,
-    the number of rounds, the dtype's name and the `Study` to continue (``resume``) or to start.
+    """Check `tune`'s arguments other than the data — nothing is read but a saved study and whether
+    a running search holds ``directory`` (`check_not_in_use`), nothing is written — and return
+    (space, base, rounds, dtype, study): the `Space`, the checked base, the number of rounds, the
+    dtype's name and the `Study` to continue (``resume``) or to start.
     ``flags``: name the ``xdl tune`` flags in errors (``--min-epochs``), not the parameters, so
     the command can check its options before it loads any data."""
     def name(param: str) -> str:
@@ -145,7 +235,12 @@ def check_search(space=None, trials=32, strategy="random", execution="sequential
     if strategy == "tpe":
         _optuna()  # missing extras fail now, not once the directory is made
     if execution == "dask":
-        _distributed()
+        distributed = _distributed()
+        if scheduler is not None and not isinstance(scheduler, str | distributed.Client):
+            raise TypeError(f"{name('scheduler')} must be a Dask scheduler's address (tcp://host:8786) or a "
+                            f"distributed.Client, got {scheduler!r} ({type(scheduler).__name__})")
+        if isinstance(scheduler, str):
+            _check_address(scheduler, name("scheduler"))
     elif scheduler is not None:  # it would be ignored
         raise ValueError(f"{name('scheduler')} is the address of a Dask scheduler, for {name('execution')} dask; "
                          f"this search's {name('execution')} is {execution!r}")
@@ -175,20 +270,23 @@ def check_search(space=None, trials=32, strategy="random", execution="sequential
     if dtype not in (np.float32, np.float64):  # what fit_many trains in; float16 would overflow
         raise ValueError(f"dtype must be float32 or float64, got {dtype}")
     meta = {"space": space.spec(), "trials": trials, "strategy": strategy, "rounds": rounds, "seed": seed,
-            "base": _options(base), "halving": halving, "min_epochs": min_epochs}
+            "base": _options(base), "halving": halving, "min_epochs": min_epochs, "dtype": str(dtype)}
     meta = json.loads(json.dumps(meta))  # as trials.json holds it (tuples as lists), so a resume compares alike
-    return space, base, rounds, str(dtype), _study(meta, directory, resume, name, flags)
+    if directory is not None and str(directory):  # a running search's directory: said before anything else
+        check_not_in_use(_directory(directory, name), name("directory"))
+    return space, base, rounds, str(dtype), _study(meta, directory, resume, name, flags, _unchanging(space))
 
 
-def _study(meta: dict, directory, resume: bool, name, flags: bool) -> Study:
-    """The saved study to continue, or a new one for a directory that holds none (never overwrite
-    a user's results)."""
+def _study(meta: dict, directory, resume: bool, name, flags: bool, unchanging=()) -> Study:
+    """The saved study to continue (its meta compared but for the keys in ``unchanging``), or a
+    new one for a directory that holds none (never overwrite a user's results). (`check_search`
+    has refused a directory a running search holds; `tune` calls this again once it holds it.)"""
     if directory is not None:
-        check_directory_name(directory, name("directory"))
+        check_directory_name(_directory(directory, name), name("directory"))
     if resume:
         if directory is None:
             raise ValueError("resume=True needs the directory of the study to continue")
-        return Study.resume(meta, directory, name("resume"))
+        return Study.resume(meta, directory, name("resume"), unchanging)
     path = None if directory is None else Path(directory) / TRIALS_FILE
     if path is not None and path.exists():
         try:
@@ -200,6 +298,14 @@ def _study(meta: dict, directory, resume: bool, name, flags: bool) -> Study:
                               f"trial{'' if n == 1 else 's'}: pass {'--resume' if flags else 'resume=True'} "
                               f"to continue it, or another {name('directory')}")
     return Study(meta, directory)
+
+
+def _directory(directory, name):
+    """``directory`` if it is a path (a str or an os.PathLike), else a TypeError naming it."""
+    if not isinstance(directory, str | os.PathLike):
+        raise TypeError(f"{name('directory')} must be a path (str or os.PathLike), got {directory!r} "
+                        f"({type(directory).__name__})")
+    return directory
 
 
 def _check_data(X, y, dev, dtype: str):
@@ -256,8 +362,8 @@ def _round_sizes(trials: int, rounds: int) -> list[int]:
 
 def _tpe(space: Space, trials: int, rounds: int, seed: int, study: Study):
     """Rounds of points asked of an Optuna study (TPE, seeded), each told its trials' dev accuracy
-    (failed ones as failed) from ``study`` before the next round is asked — so a resumed search,
-    whose finished trials are in ``study``, asks the same points again."""
+    (pruned ones as pruned, failed ones as failed) from ``study`` before the next round is asked —
+    so a resumed search, whose finished trials are in ``study``, asks the same points again."""
     optuna = _optuna()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     asker = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
@@ -273,8 +379,16 @@ def _tpe(space: Space, trials: int, rounds: int, seed: int, study: Study):
         finished = study.finished()
         for i, t in enumerate(asked):
             result = finished.get(number + i)
-            if result is not None and result.ok:
+            if result is not None and result.complete:
                 asker.tell(t, result.dev_accuracy)
+            elif result is not None and result.status == "pruned":
+                # as a pruned Optuna trial: its dev accuracies reported per epoch, told PRUNED with no
+                # value (Optuna takes the last report as it; TPE ranks pruned trials below completed
+                # ones, by how far they got and then that value)
+                for epoch, value in enumerate(result.curves.get("dev_accuracy", ()), 1):
+                    if value is not None:
+                        t.report(value, epoch)
+                asker.tell(t, state=optuna.trial.TrialState.PRUNED)
             else:
                 asker.tell(t, state=optuna.trial.TrialState.FAIL)
         number += n
@@ -313,9 +427,14 @@ def _check_space_values(space: Space, base: TrainConfig, name) -> None:
     """Every value the space can give makes a valid configuration: each fixed value, each choice
     and both ends of each range (every option's own check is a range or a set, so the ends stand
     for what lies between), with ``base``'s other options — or, where it fails with them, with
-    another searched option at one of its values (batch_size 1 beside a searched batch_norm).
+    the space's fixed values, and with another searched option at one of its values beside them
+    (batch_size 1 beside a searched batch_norm); then the fixed values together. An error names
+    the key whose value is at fault: a value is tried with the base alone first, and that try's
+    error is the one told (not another fixed value's, which fails every try that holds it).
     Refused before any trial is spent."""
     candidates = {key: d.values if d.kind == "choice" else list(d.bounds) for key, d in space.dimensions.items()}
+    options = _options(base)
+    beside = [dict(space.fixed)] + [{**space.fixed, other: v} for other, values in candidates.items() for v in values]
     checks = []  # (option, value, what the value is, advice)
     for key, value in space.fixed.items():
         advice = (f"; to search it, give its kind: {key} = {{log_uniform = [low, high]}} (or uniform, "
@@ -324,17 +443,27 @@ def _check_space_values(space: Space, base: TrainConfig, name) -> None:
     for key, d in space.dimensions.items():
         checks += [(key, value, f" (of {d.kind} {d.spec()[d.kind]})", "") for value in candidates[key]]
     for key, value, what, advice in checks:
-        partners = [{}] + [{other: v} for other, values in candidates.items() if other != key for v in values]
-        errors = []
-        for partner in partners:
-            try:
-                TrainConfig.from_dict({**_options(base), **space.fixed, **partner, key: value}, source="")
-                break
-            except (TypeError, ValueError) as e:
-                errors.append(e)
-        else:
-            raise ValueError(f"{name('space')}: {key} = {value!r}{what} cannot be trained: "
-                             f"{str(errors[0]).removeprefix(': ')}{advice}") from None
+        error = _first_error(options, [{}, *({k: v for k, v in b.items() if k != key} for b in beside)], {key: value})
+        if error is not None:
+            raise ValueError(f"{name('space')}: {key} = {value!r}{what} cannot be trained: {error}{advice}")
+    if len(space.fixed) > 1:  # each is fine beside the base; together too?
+        error = _first_error(options, beside, {})
+        if error is not None:
+            values = ", ".join(f"{key} = {value!r}" for key, value in space.fixed.items())
+            raise ValueError(f"{name('space')}: the fixed values {values} cannot be trained together: {error}")
+
+
+def _first_error(options: dict, tries: list[dict], values: dict) -> str | None:
+    """None if ``options`` with one of ``tries`` and ``values`` make a valid configuration, else
+    the first try's error."""
+    errors = []
+    for other in tries:
+        try:
+            TrainConfig.from_dict({**options, **other, **values}, source="")
+            return None
+        except (TypeError, ValueError) as e:
+            errors.append(str(e).removeprefix(": "))
+    return errors[0]
 
 
 def _options(config: TrainConfig) -> dict:
@@ -361,10 +490,33 @@ class _Search:
     study: Study
     standardize: object
     progress: bool | None
-    scheduler: str | None
+    scheduler: object  # a connected distributed.Client, or None: a LocalCluster's, at the first batch
     rungs: list[int]
     eta: int | None
     dtype: str
+    owned: list = field(default_factory=list)  # what `close` closes: Dask clients and clusters this search made
+    scattered: list | None = None  # X, y and dev on the Dask workers, once the first batch is sent
+
+    def dask_client(self):
+        """The Dask client batches go to: ``scheduler``'s, or one of a `LocalCluster` (one worker
+        process per core) started at the first batch and kept for the search's later rounds."""
+        if self.scheduler is None:
+            distributed = _distributed()
+            # quiet: its workers' logs as a Ctrl-C closes them are not the user's news (the search says what
+            # it kept; a trial's error reaches the search through its future)
+            cluster = distributed.LocalCluster(threads_per_worker=1, processes=True, dashboard_address=None,
+                                               silence_logs=logging.CRITICAL)
+            self.owned.append(cluster)
+            self.scheduler = distributed.Client(cluster, timeout=CONNECT_SECONDS, set_as_default=False)
+            self.owned.append(self.scheduler)
+        return self.scheduler
+
+    def close(self) -> None:
+        """Let go of the data on the workers; close the clients and clusters the search made, the
+        last made first."""
+        self.scattered = None
+        while self.owned:
+            self.owned.pop().close()
 
     def standardize_for(self, config: TrainConfig):
         """The Standardize layer a model of ``config`` starts with (`tune`'s ``standardize``)."""
@@ -394,8 +546,9 @@ def _sequential(todo, round_, search: _Search) -> None:
         trainer.progress = search.progress  # the running trial's own bar, with its live costs
         try:
             history = trainer.fit(X, y, dev=dev)
-        except FloatingPointError as e:
-            study.add([_trial(number, round_, params, trainer.history, "failed", str(e),
+        except FloatingPointError as e:  # (history.diverged: where, without the advice for a run of its own)
+            error = _diverged(trainer.history.diverged) if trainer.history.diverged else str(e)
+            study.add([_trial(number, round_, params, trainer.history, "failed", error,
                               time.perf_counter() - start)])
         else:
             status = "completed" if history.stopped_epoch is None else \
@@ -425,42 +578,26 @@ def _batched(todo, round_, search: _Search) -> None:
 
 
 def _dask(todo, round_, search: _Search) -> None:
-    """Caviar spread over Dask workers (a `LocalCluster` of one worker per core, or the scheduler
-    at ``search.scheduler``): each worker trains batches of trials that share shapes with
-    `fit_many`; a batch lost with its worker is run again elsewhere by Dask, and each result is
-    recorded once, as it arrives."""
-    distributed = _distributed()
-    # quiet: its workers' logs as a Ctrl-C closes them are not the user's news (the search says what it kept;
-    # a trial's error reaches the search through its future)
-    cluster = None if search.scheduler else distributed.LocalCluster(threads_per_worker=1, processes=True,
-                                                                     dashboard_address=None,
-                                                                     silence_logs=logging.CRITICAL)
-    try:
-        client = distributed.Client(search.scheduler or cluster, timeout=CONNECT_SECONDS)
-    except OSError as e:  # distributed's TimeoutError and refused connections
-        if cluster is not None:  # our own cluster did not answer: not the user's address to name
-            cluster.close()
-            raise
-        raise OSError(f"scheduler: no Dask scheduler answered at {search.scheduler!r} within {CONNECT_SECONDS} s "
-                      f"({e}); start one (dask scheduler) or leave scheduler out for a local cluster") from None
-    try:
-        _dask_rounds(client, todo, round_, search, distributed)
-    finally:  # a Ctrl-C too: closed in order, not killed at exit with a traceback per worker
-        client.close()
-        if cluster is not None:
-            cluster.close()
+    """Caviar spread over Dask workers (`_Search.dask_client`: a `LocalCluster` of one worker per
+    core, or the scheduler the search was given): each worker trains batches of trials that share
+    shapes with `fit_many`; a batch lost with its worker is run again elsewhere by Dask, and each
+    result is recorded once, as it arrives."""
+    _dask_rounds(search.dask_client(), todo, round_, search, _distributed())
 
 
 def _dask_rounds(client, todo, round_, search: _Search, distributed) -> None:
     """Submit the round's batches to ``client``'s workers and record each result as it arrives."""
     workers = max(1, len(client.scheduler_info()["workers"]))
     groups = _groups(todo, round_, search.base, search.study, parts=workers)
-    data = client.scatter([search.X, search.y, search.dev], broadcast=True)
+    if search.scattered is None:  # once per search: scattered again, the data would take the keys of the last
+        # round's futures, and their release would drop it under the new ones ("lost dependencies")
+        search.scattered = client.scatter([search.X, search.y, search.dev], broadcast=True)
+    data = search.scattered
     pruning = search.batch_pruning()  # the rung values recorded before this round
     futures = {client.submit(train_group, [c for _, _, c in group], *data, search.base.seed,
                              search.standardize_for(group[0][2]),
                              False, pruning, search.dtype, pure=False, retries=2): group for group in groups}
-    for future in distributed.as_completed(futures):
+    for future in distributed.as_completed(futures, loop=client.loop):  # (the client is no default one)
         outcomes, seconds = future.result()
         search.study.add([_trial(number, round_, params, *outcome, seconds) for (number, params, _), outcome in
                           zip(futures[future], outcomes)])
@@ -500,9 +637,29 @@ def train_group(configs, X, y, dev, seed, standardize=None, progress=False, call
 
 
 def _outcomes(results) -> list[tuple]:
-    """(history, status, error) of each `fit_many` result; "model k diverged: …" names the place in
-    the batch, the study names the trial itself."""
-    return [(r.history, r.status, r.error and r.error.removeprefix(f"model {k} ")) for k, r in enumerate(results)]
+    """(history, status, error) of each `fit_many` result, a divergence worded as a sequential
+    trial's (`_diverged`): "model k diverged: …; it keeps its state after epoch n" names the place
+    in the batch and a model the study does not keep."""
+    out = []
+    for k, r in enumerate(results):
+        error = r.error
+        if error:
+            batched = BATCH_DIVERGED.fullmatch(error)
+            error = _diverged(batched["what"]) if batched else error.removeprefix(f"model {k} ")
+        out.append((r.history, r.status, error))
+    return out
+
+
+# how `fit_many` words a model that diverged (`ManyTrainer._fail`)
+BATCH_DIVERGED = re.compile(r"model \d+ diverged: (?P<what>.*); it keeps its (?:initial state|state after epoch \d+)",
+                            re.DOTALL)
+
+
+def _diverged(what: str) -> str:
+    """A diverged trial's error, the same in every execution: where its cost or state became
+    non-finite (its curves end at its last good epoch). Neither a checkpoint (a Trainer's
+    advice) nor a kept state (fit_many's) is news in a search, which keeps no model."""
+    return f"diverged: {what}"
 
 
 def _n_classes(y, dev) -> int:

@@ -11,7 +11,8 @@ exponent, not the value):
     choice(v₀, …, vₙ₋₁)   x = v[⌊t⌋],          t ~ U[0, n)
 
 Narrowing (coarse to fine) takes a box in the transformed scale. A space is a dict
-``name -> dimension or fixed value``, written as a dict or a TOML table::
+``name -> dimension or fixed value`` — a dimension as a table (``{"log_uniform": [low, high]}``) or
+an object (``LogUniform(low, high)``, as Optuna takes its distributions) — or a TOML table::
 
     [lr]
     log_uniform = [1e-4, 1e-1]
@@ -149,6 +150,8 @@ class Choice(Dimension):
     kind = "choice"
 
     def __init__(self, values):
+        if not isinstance(values, list | tuple):  # a string would be its letters, a number no list at all
+            raise ValueError(f"choice takes a list of values, got {values!r} ({type(values).__name__})")
         values = list(values)
         if not values:
             raise ValueError("choice needs at least one value")
@@ -174,27 +177,51 @@ class Choice(Dimension):
 
 
 KINDS = {d.kind: d for d in (Uniform, LogUniform, OneMinusLog, IntUniform)}
+DIMENSIONS = (*KINDS.values(), Choice)
 
 
 class Space:
-    """``name -> Dimension`` (searched) and ``name -> value`` (fixed), checked against the
-    `xdl.config.TrainConfig` options when ``options`` (their names) is given."""
+    """``name -> Dimension`` (searched) and ``name -> value`` (fixed): at least one of them, each
+    name a `xdl.config.TrainConfig` option (or one of ``options``, their names, when given).
 
-    def __init__(self, dimensions: dict[str, Dimension], fixed: dict | None = None):
-        self.dimensions, self.fixed = dict(dimensions), dict(fixed or {})
+    >>> Space({"lr": LogUniform(1e-4, 1e-1)}, fixed={"dropout": 0.2}).spec()
+    {'dropout': 0.2, 'lr': {'log_uniform': [0.0001, 0.1]}}
+    """
+
+    def __init__(self, dimensions: dict[str, Dimension], fixed: dict | None = None, *, source: str = "space",
+                 options=None):
+        fixed = {} if fixed is None else fixed
+        for argument, given in (("dimensions", dimensions), ("fixed", fixed)):
+            if not isinstance(given, dict):
+                raise TypeError(f"{source}: {argument} must be a dict of hyperparameter names, got "
+                                f"{type(given).__name__}")
+        _check_not_empty({**dimensions, **fixed}, source)
+        for name, d in dimensions.items():
+            _check_name(name, source, options)
+            if not isinstance(d, Dimension):  # a range given as a bare pair: which scale is not said
+                raise TypeError(f"{source}: {name} must be a Dimension ({', '.join(c.__name__ for c in DIMENSIONS)}), "
+                                f"got {d!r} ({type(d).__name__}); a range names its scale, LogUniform(low, high) "
+                                f"say, and a value every trial shares goes in fixed={{{name!r}: value}}")
+        for name in fixed:
+            _check_name(name, source, options)
+            if name in dimensions:
+                raise ValueError(f"{source}: {name} is both searched and fixed; give it once")
+        self.dimensions, self.fixed, self.options = dict(dimensions), dict(fixed), options
 
     @classmethod
     def from_dict(cls, spec: dict, source: str = "space", options=None) -> Space:
-        if not isinstance(spec, dict) or not spec:
+        """The space a table describes: ``name -> {kind: [low, high]}`` or ``{"choice": [...]}``
+        (searched), a `Dimension` (searched: as Optuna takes its distributions), or a value
+        (fixed)."""
+        if not isinstance(spec, dict):
             raise ValueError(f"{source}: a search space is a non-empty table of hyperparameters, got {spec!r}")
-        if options is None:
-            from xdl.config import TrainConfig
-
-            options = [f.name for f in dataclasses.fields(TrainConfig)]
+        _check_not_empty(spec, source)
         dimensions, fixed = {}, {}
         for name, entry in spec.items():
-            if name not in options:
-                raise ValueError(f"{source}: unknown hyperparameter {name!r}; known: {', '.join(options)}")
+            _check_name(name, source, options)
+            if isinstance(entry, Dimension):
+                dimensions[name] = entry
+                continue
             if not isinstance(entry, dict):
                 fixed[name] = entry
                 continue
@@ -213,7 +240,7 @@ class Space:
                     raise ValueError(f"unknown kind {kind!r}; known: {', '.join([*KINDS, 'choice'])}")
             except (TypeError, ValueError) as e:
                 raise ValueError(f"{source}: {name}: {e}") from None
-        return cls(dimensions, fixed)
+        return cls(dimensions, fixed, source=source, options=options)
 
     @classmethod
     def from_toml(cls, path, options=None) -> Space:
@@ -257,10 +284,25 @@ class Space:
 
     def narrowed(self, boxes: dict[str, tuple[float, float]]) -> Space:
         return Space({name: d.narrowed(*boxes[name]) if name in boxes else d for name, d in self.dimensions.items()},
-                     self.fixed)
+                     self.fixed, options=self.options)
 
     def __repr__(self) -> str:
         return f"Space({self.dimensions}, fixed={self.fixed})"
+
+
+def _check_not_empty(entries: dict, source: str) -> None:
+    if not entries:  # every trial would be the base configuration: one training run, not a search
+        raise ValueError(f"{source}: a search space is a non-empty table of hyperparameters, got {{}}")
+
+
+def _check_name(name, source: str, options) -> None:
+    """``name`` is one of ``options`` (default: the `TrainConfig` options)."""
+    if options is None:
+        from xdl.config import TrainConfig
+
+        options = [f.name for f in dataclasses.fields(TrainConfig)]
+    if name not in options:
+        raise ValueError(f"{source}: unknown hyperparameter {name!r}; known: {', '.join(options)}")
 
 
 def _check_range(low, high) -> None:

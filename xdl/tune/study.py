@@ -36,7 +36,16 @@ class Trial:
 
     @property
     def ok(self) -> bool:
+        """It trained and has a dev record (a pruned trial's is its last rung's)."""
         return self.status != "failed" and self.dev_accuracy is not None
+
+    @property
+    def complete(self) -> bool:
+        """It trained to its own end — its epochs, or early stopping — as Optuna's COMPLETE: only
+        such trials compete for the best. A pruned trial stopped at a rung, where its accuracy is
+        one of fewer epochs than the others' (ASHA can prune a trial that beats, at epoch 27 of
+        30, what the completed ones reached at 30)."""
+        return self.status in ("completed", "stopped") and self.dev_accuracy is not None
 
 
 class Study:
@@ -66,16 +75,20 @@ class Study:
         return study
 
     @classmethod
-    def resume(cls, meta: dict, directory, who: str = "resume") -> Study:
-        """The study in ``directory``, after checking it was made by the same search (every
-        difference is named; ``who`` names the argument in errors: ``--resume`` for the command)."""
+    def resume(cls, meta: dict, directory, who: str = "resume", unchanging=()) -> Study:
+        """The study in ``directory``, after checking it was made by the same search: every key of
+        ``meta`` the saved study holds must be equal, but those named in ``unchanging`` (dotted:
+        ``base.capture``), which change no trial's result (every difference is named; ``who``
+        names the argument in errors: ``--resume`` for the command). A key the saved study lacks
+        (written by an older xdl) is not compared: nothing says what it was."""
         saved, trials = saved_study(directory, who)
-        differences = _differences(saved, meta)
+        differences = _differences(saved, meta, skip=set(unchanging))
         if differences:
             # a study's points are drawn for its number of trials (and rounds): more trials make another study
             raise ValueError(f"{who}: the search in {str(directory)!r} was made with {'; '.join(differences)}. "
-                             "Resuming continues the same search; for another (more trials, say), use a new "
-                             "directory")
+                             "Resuming continues the same search: its saved trials were made that way, and the "
+                             "rest must be made alike to be compared with them; for another search (more trials, "
+                             "say), use a new directory")
         study = cls(meta, directory)
         study.trials = trials
         return study
@@ -96,11 +109,14 @@ class Study:
         return {t.number: t for t in self.trials}
 
     def ranked(self) -> list[Trial]:
-        """Trials that trained, best first: higher dev accuracy, then lower dev cost."""
-        return sorted((t for t in self.trials if t.ok), key=lambda t: (-t.dev_accuracy, t.dev_cost))
+        """Trials that trained to their end (`Trial.complete`: not pruned, not failed), best first:
+        higher dev accuracy, then lower dev cost."""
+        return sorted((t for t in self.trials if t.complete), key=lambda t: (-t.dev_accuracy, t.dev_cost))
 
     @property
     def best(self) -> Trial | None:
+        """The best trial that trained to its end (as Optuna's ``best_trial``, a pruned one never
+        is), or None when none did (every trial failed or was pruned)."""
         ranked = self.ranked()
         return ranked[0] if ranked else None
 
@@ -113,6 +129,9 @@ class Study:
             values = [_short(t.params.get(n)) for n in names]
             rows.append(f"| {rank} | {t.number} | {t.dev_accuracy:.4f} | {t.dev_cost:.4f} | {t.epochs} | {t.status} | "
                         + " | ".join(values) + " |")
+        pruned = [t for t in self.trials if t.status == "pruned"]
+        if pruned:  # not ranked: each one's accuracy is of the epochs it had when stopped
+            rows.append(f"\n{len(pruned)} trial(s) pruned (stopped early at a rung, not ranked)")
         failed = [t for t in self.trials if t.status == "failed"]
         if failed:
             rows.append(f"\n{len(failed)} trial(s) failed; first: trial {failed[0].number}: {failed[0].error}")
@@ -124,7 +143,8 @@ class Study:
         from xdl.config import TrainConfig
 
         if self.best is None:
-            raise ValueError("no trial trained to the end: there is no best configuration (table() says why)")
+            raise ValueError("no trial trained to the end (pruned and failed ones do not count): there is no best "
+                             "configuration (table() says why)")
         return TrainConfig.from_dict({**self.meta["base"], **self.best.params}, source=f"trial {self.best.number}")
 
     def write_best(self) -> Path:
@@ -178,14 +198,20 @@ def _short(value) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
-def _differences(saved: dict, now: dict, prefix: str = "") -> list[str]:
+def _differences(saved: dict, now: dict, skip=frozenset(), prefix: str = "") -> list[str]:
     """``"key <saved>, this one has <now>"`` for each key whose value differs, looking into nested
-    dicts (a base configuration names its one changed option, not its whole self twice)."""
+    dicts (a base configuration names its one changed option, not its whole self twice); dotted
+    keys in ``skip`` are not compared, nor a key of the meta or of its base options that only one
+    side holds (a study an older xdl wrote has no record of it; a check made before the data is
+    known has none of the data's) — deeper, in the space say, a key only one side has differs."""
     out = []
-    for key, value in now.items():
-        then = saved.get(key)
+    for key in [*now, *(k for k in saved if k not in now)]:
+        name = f"{prefix}{key}"
+        if name in skip or ((key not in saved or key not in now) and prefix in ("", "base.")):
+            continue
+        then, value = saved.get(key), now.get(key)
         if isinstance(then, dict) and isinstance(value, dict):
-            out += _differences(then, value, f"{prefix}{key}.")
+            out += _differences(then, value, skip, f"{name}.")
         elif then != value:
-            out.append(f"{prefix}{key} {then!r}, this one has {value!r}")
+            out.append(f"{name} {then!r}, this one has {value!r}")
     return out
