@@ -497,3 +497,15 @@ def test_gradients_set_to_none_and_data_rebound_by_hand_are_written_back_into_th
     weight.data = np.zeros((3, 2), dtype=np.float32)
     with pytest.raises(ValueError, match=r"weight.data was rebound to shape \(3, 2\); the parameter's shape is \(2, 3\)"):
         opt.step()
+
+
+def test_a_configured_adamw_decays_the_weights_by_weight_decay_and_nothing_else():
+    # AdamW's own default (0.01, PyTorch's) on every parameter made TrainConfig's weight_decay = 0 decay
+    # batch norm's γ and β and the biases too
+    from xdl.config import TrainConfig
+
+    model = xdl.nn.mlp(4, [3], 2, batch_norm=True)
+    plain = TrainConfig(optimizer="adamw", weight_decay=0.0).build_optimizer(model)
+    assert [g["weight_decay"] for g in plain.param_groups] == [0.0]
+    decayed = TrainConfig(optimizer="adamw", weight_decay=0.05).build_optimizer(model)
+    assert [(len(g["params"]), g["weight_decay"]) for g in decayed.param_groups] == [(2, 0.05), (3, 0.0)]

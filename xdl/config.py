@@ -31,8 +31,11 @@ OPTIMIZERS = {
     "rmsprop": (("beta1", "eps"), lambda params, c: optim.RMSprop(params, lr=c.lr, beta=c.beta1, eps=c.eps)),
     "adam": (("beta1", "beta2", "eps"),
              lambda params, c: optim.Adam(params, lr=c.lr, beta1=c.beta1, beta2=c.beta2, eps=c.eps)),
+    # weight_decay=0: the decay is `weight_decay`'s, on the weights only (`build_optimizer`'s groups) —
+    # not AdamW's own default of 0.01 on every parameter, batch norm's γ and β and the biases too
     "adamw": (("beta1", "beta2", "eps"),
-              lambda params, c: optim.AdamW(params, lr=c.lr, beta1=c.beta1, beta2=c.beta2, eps=c.eps)),
+              lambda params, c: optim.AdamW(params, lr=c.lr, beta1=c.beta1, beta2=c.beta2, eps=c.eps,
+                                            weight_decay=0.0)),
 }
 SCHEDULE_OPTIONS = {"none": (), "inverse_time": ("lr", "decay_rate"), "exponential": ("lr", "decay_base"),
                     "staircase": ("lr", "decay_rate", "decay_every"), "step": ("lr", "decay_factor", "decay_every"),
