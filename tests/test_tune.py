@@ -863,3 +863,16 @@ def test_python_m_xdl_runs_the_xdl_command():
                             timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage: xdl tune") and "TPE (Optuna's)" in " ".join(result.stdout.split())
+
+
+def test_the_best_so_far_curve_ranks_as_study_best_pruned_trials_left_out():
+    from xdl.plots import best_so_far
+    from xdl.tune.study import Trial
+
+    trials = [Trial(2, 0, {}, "completed", dev_accuracy=0.8, seconds=1.0),
+              Trial(0, 0, {}, "pruned", dev_accuracy=0.95, seconds=0.5),  # at a rung: fewer epochs
+              Trial(1, 0, {}, "failed", error="diverged", seconds=0.25),
+              Trial(3, 0, {}, "stopped", dev_accuracy=0.9, seconds=2.0)]
+    so_far, seconds = best_so_far(trials)
+    assert np.isnan(so_far[:2]).all() and so_far[2:] == [0.8, 0.9]
+    assert seconds == [0.5, 0.75, 1.75, 3.75]

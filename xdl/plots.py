@@ -45,7 +45,8 @@ def plot_study(study, path, space=None) -> Path:
     """Save a search's trials as an image at ``path`` (as `plot_history`): dev accuracy against each searched
     hyperparameter on its own scale (log axes for log-uniform ones, 1 − β on a log axis for
     one_minus_log, one column per choice), a colour per round, a pruned trial hollow (its accuracy
-    is its last rung's); and the best dev accuracy so far against trials and against seconds.
+    is its last rung's); and the best dev accuracy so far (of trials that trained to their end, as
+    ``study.best``) against trials and against seconds.
     ``space``: a `Space` or its dict; None: the study's own."""
     from xdl.tune.space import Space
 
@@ -80,18 +81,26 @@ def plot_study(study, path, space=None) -> Path:
         ax.set(xlabel=f"1 − {name}" if d.kind == "one_minus_log" else name, ylabel="dev accuracy", title=name)
     if len({t.round for t in trials}) > 1 or any(t.status == "pruned" for t in trials):
         axes[0][0].legend()
-    ordered = sorted(study.trials, key=lambda t: t.number)
-    best, so_far, seconds, elapsed = 0.0, [], [], 0.0
-    for t in ordered:
-        best = max(best, t.dev_accuracy if t.ok else 0.0)
-        elapsed += t.seconds
-        so_far.append(best)
-        seconds.append(elapsed)
-    axes[0][-2].step(range(1, len(ordered) + 1), so_far, where="post")
+    so_far, seconds = best_so_far(study.trials)
+    axes[0][-2].step(range(1, len(so_far) + 1), so_far, where="post")
     axes[0][-2].set(xlabel="trials", ylabel="best dev accuracy so far", title="best so far")
     axes[0][-1].step(seconds, so_far, where="post")
     axes[0][-1].set(xlabel="seconds of training", ylabel="best dev accuracy so far", title="best so far")
     return save_figure(plt, fig, path)
+
+
+def best_so_far(trials) -> tuple[list[float], list[float]]:
+    """In trial order: the best dev accuracy so far, ranked as `Study.best` ranks (trials that trained
+    to their end: a pruned one's accuracy is of fewer epochs; NaN before the first of them), and the
+    seconds of training so far."""
+    best, so_far, seconds, elapsed = float("nan"), [], [], 0.0
+    for t in sorted(trials, key=lambda t: t.number):
+        if t.complete and not t.dev_accuracy <= best:  # (NaN: the first)
+            best = t.dev_accuracy
+        elapsed += t.seconds
+        so_far.append(best)
+        seconds.append(elapsed)
+    return so_far, seconds
 
 
 def pyplot():
