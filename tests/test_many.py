@@ -558,3 +558,59 @@ def test_a_control_file_stops_a_batch_but_cannot_set_its_rates(digits, tmp_path)
     assert [len(r.history) for r in results] == [1, 1]
     assert [r.history.stopped_by for r in results] == ["control.toml at epoch 1"] * 2
     assert (tmp_path / "control-applied-epoch-1.toml").is_file()
+
+
+def test_a_model_whose_state_becomes_non_finite_fails_as_alone_while_its_costs_stay_finite(digits):
+    """A running variance that overflows (the dev cost stays finite: in evaluation β is the output)
+    and weights made infinite by the last step of an epoch fail the model, as a Trainer fails."""
+    X, y, dev = digits
+    with xdl.use("numpy"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        config = small(seed=1, batch_norm=True, epochs=2, lr=1e-3)
+        huge = fit_many([config], X * 1e19, y, dev=(dev[0] * 1e19, dev[1]), dtype="float32")[0]
+        assert huge.status == "failed" and "running_var became NaN or Inf in epoch 1" in huge.error
+        with pytest.raises(FloatingPointError, match=r"running_var became NaN or Inf in epoch 1"):
+            alone(config, X * 1e19, y, (dev[0] * 1e19, dev[1]), seed=0, dtype=np.float32)
+        one_step = dict(optimizer="sgd", batch_norm=False, batch_size=len(X), epochs=1)
+        good, blown = fit_many([small(seed=1, lr=1e-2, **one_step), small(seed=1, lr=3e38, **one_step)], X * 100, y,
+                               dtype="float32", eval_train=False)
+    assert good.status == "completed" and blown.status == "failed"
+    assert "weight" in blown.error and "became NaN or Inf in epoch 1" in blown.error
+    assert all(np.isfinite(a).all() for a in blown.model.state_dict().values())  # its initial state, kept
+
+
+class RaiseAt(Callback):
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_end(self, trainer, record):
+        if record["epoch"] == self.epoch:
+            raise RuntimeError("stop here")
+
+
+def test_a_resume_refuses_other_callback_types_or_classes_before_anything_changes(digits, tmp_path):
+    X, y, dev = digits
+    configs = [small(seed=1, epochs=2), small(seed=2, epochs=2)]
+    with xdl.use("numpy"):
+        fit_many(configs, X, y, dev=dev, callbacks=[xdl.train.Control(tmp_path / "control"), Checkpoint(tmp_path)])
+        longer = [dataclasses.replace(c, epochs=4) for c in configs]
+        trainer = xdl.train.ManyTrainer(longer, callbacks=[xdl.train.EarlyStopping(restore_best=False),
+                                                           Checkpoint(tmp_path)])
+        with pytest.raises(ValueError, match=r"resume: callbacks was \['Control', 'Checkpoint'\] in the checkpoint's "
+                                             r"run, this run has \['EarlyStopping', 'Checkpoint'\]"):
+            trainer.fit(X, y, dev=dev, resume=tmp_path)
+        assert trainer.epoch == 0 and trainer.optimizer.t == 0  # nothing loaded
+        with pytest.raises(ValueError, match=r"resume: n_classes was 10 in the checkpoint's run, this run has 12"):
+            fit_many(longer, X, y, dev=dev, n_classes=12, resume=tmp_path,
+                     callbacks=[xdl.train.Control(tmp_path / "control"), Checkpoint(tmp_path)])
+
+
+def test_early_stopping_restoring_the_batch_is_refused_and_an_unfinished_model_says_training(digits):
+    X, y, dev = digits
+    with pytest.raises(ValueError, match=r"EarlyStopping\(restore_best=True\) would put the whole batch back.*"
+                                         r"TrainConfig\(patience=...\)"):
+        xdl.train.ManyTrainer([small(seed=1)], callbacks=[xdl.train.EarlyStopping()])
+    trainer = xdl.train.ManyTrainer([small(seed=1), small(seed=2)], callbacks=[RaiseAt(2)])
+    with xdl.use("numpy"), pytest.raises(RuntimeError, match="stop here"):
+        trainer.fit(X, y, dev=dev)
+    assert [(r.status, len(r.history)) for r in trainer.results()] == [("training", 2)] * 2  # not "completed"

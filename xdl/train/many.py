@@ -47,8 +47,8 @@ from xdl.nn import Module, Standardize, stack
 from xdl.optim.stacked import StackedOptimizer
 from xdl.serialization import load, read_extra
 from xdl.tensor import Tensor, no_grad
-from xdl.train.callbacks import (Callback, check_checkpoint_kind, position, resume_path, stop_for_signal,
-                                 write_checkpoint)
+from xdl.train.callbacks import (Callback, EarlyStopping, check_checkpoint_kind, position, resume_path,
+                                 stop_for_signal, write_checkpoint)
 from xdl.train.captured import CapturedSteps, loop_capture
 from xdl.train.history import History
 from xdl.train.interrupt import SignalFlag
@@ -67,7 +67,8 @@ class Result:
     """One configuration's outcome: ``model`` (an ordinary model: its best epoch's weights with
     early stopping, else its last good ones), ``history``, ``status`` — "completed" (ran its
     epochs), "stopped" (early stopping, or a callback's `ManyTrainer.stop_model`), "pruned" (a
-    search stopped it) or "failed" (diverged; ``error`` says where).
+    search stopped it), "failed" (diverged; ``error`` says where) or "training" (the batch ended
+    before this model did — Ctrl-C, an error —, or the results were asked mid-run: a resume goes on).
 
     ``model`` is taken out of the batch when first read: a search that keeps only the histories,
     or a user who keeps only the best model, pays for one model, not K. Until then a result holds
@@ -176,6 +177,12 @@ class ManyTrainer:
         for cb in callbacks:
             if not isinstance(cb, Callback):
                 raise TypeError(f"callbacks must be xdl.train.Callback instances, got {cb!r}")
+            if isinstance(cb, EarlyStopping) and cb.restore_best:  # its restore would miss the results
+                raise ValueError("callbacks: EarlyStopping(restore_best=True) would put the whole batch back at the "
+                                 "epoch the batch's best model was best at, not each model at its own: give each "
+                                 "config a patience (TrainConfig(patience=...)) for per-model early stopping, "
+                                 "which keeps each model's best epoch, or EarlyStopping(restore_best=False) to stop "
+                                 "the batch")
         self._captured = CapturedSteps(capture)  # the graphs of the captured steps (its backend: the model's)
         self.configs, self.seed, self.dtype, self.eval_train = configs, int(seed), dtype, bool(eval_train)
         self.callbacks = sorted(callbacks, key=lambda cb: cb.order)
@@ -308,8 +315,8 @@ class ManyTrainer:
         if self.model is None:
             self._build(X.shape[1], n_classes, standardize)
         self._provenance = {"configs": [_described(c) for c in self.configs], "seed": self.seed,
-                            "eval_train": self.eval_train,
-                            "dtype": str(self.dtype), "data": data_digest(X, y),
+                            "eval_train": self.eval_train, "callbacks": [type(cb).__name__ for cb in self.callbacks],
+                            "dtype": str(self.dtype), "n_classes": int(n_classes), "data": data_digest(X, y),
                             "dev": data_digest(*dev) if dev is not None else None}
         self.stop_training, self.resumed = False, resume is not None
         if resume is not None:
@@ -449,8 +456,12 @@ class ManyTrainer:
 
     def _end_epoch(self, train: dict, dev: dict | None, rates, seconds: float) -> dict:
         """Record each training model's epoch, apply early stopping and the epoch limits."""
+        non_finite = self._non_finite_state()
         for k in range(self.n_models):
             if self.status[k] != "training":
+                continue
+            if k in non_finite:  # (a running variance can overflow while the costs stay finite)
+                self._fail(k, f"{', '.join(non_finite[k])} became NaN or Inf in epoch {self.epoch}")
                 continue
             record = {"epoch": self.epoch, "train_cost": train["cost"][k], "train_accuracy": train["accuracy"][k],
                       "dev_cost": dev["cost"][k] if dev else None, "dev_accuracy": dev["accuracy"][k] if dev else None}
@@ -478,6 +489,17 @@ class ManyTrainer:
             record[key] = self.histories[best][-1][key] if best is not None else None
         record["seconds"] = seconds
         return record
+
+    def _non_finite_state(self) -> dict[int, list[str]]:
+        """Model k → the names of its parameters and buffers holding NaN or Inf, for each training
+        model that has any (as `Trainer` checks its model's state each epoch: one host read of a
+        (K,) flag per array, the names looked up only for a model that has one)."""
+        backend, training = self.model.backend, np.array([s == "training" for s in self.status])
+        arrays = [("", self.model.data), *self.model.named_buffers()]
+        flags = [backend.to_numpy(backend.xp.isfinite(a.reshape(self.n_models, -1)).all(axis=1)) for _, a in arrays]
+        bad = np.flatnonzero(training & ~np.logical_and.reduce(flags))
+        named = [(name, p.data) for name, p in self.model.named_parameters()] + list(self.model.named_buffers())
+        return {int(k): [name for name, a in named if not bool(backend.xp.isfinite(a[k]).all())] for k in bad}
 
     def stop_model(self, k: int, status: str = "stopped") -> None:
         """Stop model k after this epoch, as early stopping does (a callback's way to prune it):
@@ -544,8 +566,7 @@ class ManyTrainer:
                 row = {"data": now["data"][k], "buffers": [a[k] for a in now["buffers"]]}
             if best is not None:
                 history.best_epoch = self._stopping[k]["best_epoch"]
-            status = "completed" if self.status[k] == "training" else self.status[k]
-            out.append(Result(config, history, status, self.errors[k],
+            out.append(Result(config, history, self.status[k], self.errors[k],
                               take_model=functools.partial(self.model.model, k, row)))
         return out
 
@@ -595,6 +616,12 @@ class ManyTrainer:
             if saved.get(key, True) != self._provenance[key]:  # (eval_train: True in checkpoints from before it)
                 raise ValueError(f"resume: {key} differs from the checkpoint's ({saved[key]!r}, now "
                                  f"{self._provenance[key]!r})")
+        # callbacks by type (as a Trainer's run compares them: each loads the state of its own kind),
+        # and the output width; a checkpoint from before they were recorded is read without them
+        for key in ("callbacks", "n_classes"):
+            if saved.get(key, self._provenance[key]) != self._provenance[key]:
+                raise ValueError(f"resume: {key} was {saved[key]!r} in the checkpoint's run, this run has "
+                                 f"{self._provenance[key]!r}")
         if len(extra["callbacks"]) != len(self.callbacks):
             raise ValueError(f"resume: the checkpoint has {len(extra['callbacks'])} callbacks' state, this run has "
                              f"{len(self.callbacks)} callbacks")
