@@ -312,19 +312,23 @@ def test_fit_many_leaves_the_process_generators_alone(digits):
         assert np.array_equal(after[1], backend.rng.random(3))
 
 
-def test_batch_norm_momentum_and_statistics_per_model():
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_batch_norm_momentum_and_statistics_per_model(dtype):
+    """Each model's running statistics are the bits it keeps alone, float32 too: the factors m, 1 − m
+    and (1 − m)·n/(n − 1) are rounded from float64 once, as a Python float momentum's are."""
     models = []
-    for s, momentum in ((1, 0.9), (2, 0.5)):
+    for s, momentum in ((1, 0.9), (2, 0.5), (3, 0.99)):
         xdl.seed(s)
         m = xdl.nn.mlp(5, [6], 3, batch_norm=True)
         m.layers[1].momentum = momentum
-        models.append(m.astype(np.float64))
+        models.append(m.astype(dtype))
     stacked = stack(models)
-    x = np.random.default_rng(0).normal(size=(9, 5))
+    x = np.random.default_rng(0).normal(size=(9, 5)).astype(dtype)
     out = stacked(x).numpy()
     for k, m in enumerate(models):
-        np.testing.assert_allclose(out[:, k], m(x).numpy(), rtol=1e-12)
-        np.testing.assert_allclose(stacked.model(k).layers[1].running_var, m.layers[1].running_var, rtol=1e-12)
+        np.testing.assert_allclose(out[:, k], m(x).numpy(), rtol=1e-12 if dtype == np.float64 else 1e-6)
+        for name in ("running_mean", "running_var"):
+            np.testing.assert_array_equal(getattr(stacked.model(k).layers[1], name), getattr(m.layers[1], name))
 
 
 

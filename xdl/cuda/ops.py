@@ -16,7 +16,7 @@ from xdl.caller import warn_caller
 from xdl.cuda.cublas import Cublas
 from xdl.cuda.kernels import kernel
 from xdl.cuda.source import DTYPES, SOURCES
-from xdl.ops import NumpyOps
+from xdl.ops import NumpyOps, batchnorm
 from xdl.ops.random import LANE_BITS
 
 THREADS = 256  # threads per block of the optimizer updates (grid-stride loops: any value works)
@@ -380,11 +380,8 @@ class CupyOps(NumpyOps):
             return super().batchnorm_train_forward(x, gamma, beta, running_mean, running_var, momentum, eps)
         if getattr(momentum, "ndim", 0):  # one momentum per feature (stacked models): the kernels take one
             y, mean, inv_std = self.batchnorm_train_forward(x, gamma, beta, running_mean, running_var, 1.0, eps)
-            running_var_batch = (1.0 / (inv_std * inv_std) - eps) * (x.shape[0] / (x.shape[0] - 1))  # unbiased σ²
-            running_mean *= momentum
-            running_mean += (1.0 - momentum) * mean
-            running_var *= momentum
-            running_var += (1.0 - momentum) * running_var_batch
+            var = 1.0 / (inv_std * inv_std) - eps  # the batch's biased σ², from what the kernels return
+            batchnorm.update_running_statistics(running_mean, running_var, mean, var, momentum, x.shape[0])
             return y, mean, inv_std
         xp, dt = self.xp, x.dtype
         x = xp.ascontiguousarray(x)

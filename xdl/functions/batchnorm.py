@@ -79,7 +79,9 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training=True, momentu
     running_mean, running_var = backend.asarray(running_mean), backend.asarray(running_var)
     if _statistics_kept:
         momentum = 1.0  # running = 1·running + 0·batch
-    momentum = float(momentum) if np.ndim(momentum) == 0 else backend.asarray(momentum, dtype=x.dtype)
+    # per feature: float64, as a Python float is — the factors derived from it are rounded to x's dtype
+    # once (`xdl.ops.batchnorm`), so each stacked model's statistics are those it keeps alone
+    momentum = float(momentum) if np.ndim(momentum) == 0 else backend.asarray(momentum, dtype=np.float64)
     if training:
         return BatchNormTrain.apply(x, gamma, beta, running_mean=running_mean, running_var=running_var,
                                     momentum=momentum, eps=eps)

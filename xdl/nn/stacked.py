@@ -241,7 +241,7 @@ class StackedBatchNorm(Module):
         # one value per column of the (B, K·C) matrix, on the device once (a captured step copies
         # nothing from the host), or one number when every model has the same
         self.momentum = float(momenta[0]) if (momenta == momenta[0]).all() else \
-            gamma.backend.asarray(np.repeat(momenta, gamma.shape[1]), dtype=gamma.dtype)
+            gamma.backend.asarray(np.repeat(momenta, gamma.shape[1]))  # float64: `xdl.functions.batch_norm`
         self.eps = float(eps)
 
     def forward(self, x):

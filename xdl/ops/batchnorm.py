@@ -40,11 +40,25 @@ def batchnorm_train_forward(xp, x, gamma, beta, running_mean, running_var, momen
     y *= inv_std
     y *= gamma
     y += beta
-    running_mean *= momentum
-    running_mean += (1.0 - momentum) * mean
-    running_var *= momentum
-    running_var += ((1.0 - momentum) * n / (n - 1)) * var
+    update_running_statistics(running_mean, running_var, mean, var, momentum, n)
     return y, mean, inv_std
+
+
+def update_running_statistics(running_mean, running_var, mean, var, momentum, n: int) -> None:
+    """running_mean ← m·running_mean + (1 − m)·μ;  running_var ← m·running_var + (1 − m)·n/(n − 1)·σ²
+    (σ² the batch's biased variance of n rows), in place. ``momentum`` m is a Python float or a float64
+    array (one per feature): each factor is computed in float64 and rounded to the statistics' dtype
+    once, so a feature's update is the same bits for either."""
+    running_mean *= _rounded(momentum, running_mean)
+    running_mean += _rounded(1.0 - momentum, running_mean) * mean
+    running_var *= _rounded(momentum, running_var)
+    running_var += _rounded((1.0 - momentum) * n / (n - 1), running_var) * var
+
+
+def _rounded(factor, like):
+    """A float64 factor as it meets ``like``: a Python float as is (NumPy rounds it to the array's
+    dtype), an array cast to that dtype here."""
+    return factor.astype(like.dtype, copy=False) if hasattr(factor, "astype") else factor
 
 
 def batchnorm_backward(xp, dy, x, gamma, mean, inv_std):
