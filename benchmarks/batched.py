@@ -5,7 +5,7 @@ over the batch axis per model, one fused Adam over the stacked tensors, eager an
 captured as one CUDA graph per batch shape.
 
 The model is ``xdl train``'s default: 64 → Dense 256 → BN → ReLU → Dropout 0.3 → Dense 128 → BN →
-ReLU → Dropout 0.3 → Dense 10, Adam (lr 3e-3 spread over the K models), batch 64, on the 1078
+ReLU → Dropout 0.3 → Dense 10, Adam (lr 3e-3 spread over the K models), batch 64, on the 1079
 training rows of the standardized digits (17 steps per epoch), a fixed number of epochs and no
 early stopping. xdl's whole runs also build the models, measure the train set in evaluation mode
 after every epoch (what its history records) and hand back the best model (a result's model is
@@ -17,15 +17,15 @@ evaluation of the train set — like the PyTorch peers' epochs, whose setup and 
     PYTHONPATH=$PWD python benchmarks/batched.py            # K = 1, 8, 64, 256; 30 epochs
     PYTHONPATH=$PWD python benchmarks/batched.py --quick    # K = 1, 16; 3 epochs (a CPU in minutes)
 
-Sequential times are measured on ``--sequential`` runs (default 2) and multiplied by K.
+Sequential times are measured on ``--sequential`` runs (default 2) and multiplied by K. Every
+argument is checked before any work (``--json``'s directory too); the header and the JSON say what
+produced the figures (`xdl.bench.environment`).
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import platform
 import statistics
 import time
 
@@ -34,7 +34,10 @@ import numpy as np
 import xdl
 from xdl.config import TrainConfig
 from xdl.data import Standardizer, split
+from xdl.data.validation import check_int
 from xdl.files import atomic_write
+from xdl.bench.environment import environment, headline
+from xdl.bench.output import check_output_file
 from xdl.bench.timing import faster
 from xdl.hostmemory import keep_freed_memory
 from xdl.train import fit_many
@@ -208,8 +211,15 @@ def main(argv=None) -> None:
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch peers")
     parser.add_argument("--json", help="also write the figures to this JSON file (benchmarks/acceptance.py reads it)")
     args = parser.parse_args(argv)
-    ks = args.models or ([1, 16] if args.quick else [1, 8, 64, 256])
-    epochs = args.epochs or (3 if args.quick else 30)
+    try:  # every argument before any work: a 0 given is refused, not replaced by the default
+        ks = [check_int(k, "--models") for k in args.models] if args.models is not None else \
+            ([1, 16] if args.quick else [1, 8, 64, 256])
+        epochs = check_int(args.epochs, "--epochs") if args.epochs is not None else (3 if args.quick else 30)
+        check_int(args.sequential, "--sequential")
+        if args.json is not None:
+            check_output_file(args.json, "--json")
+    except (ValueError, OSError) as e:
+        parser.error(str(e))
     keep_freed_memory()  # as the xdl command does
 
     backend = xdl.current_backend()
@@ -226,8 +236,8 @@ def main(argv=None) -> None:
     one_xdl, one_steady = min(xdl_one(X, y, epochs) for _ in range(args.sequential))
     one_torch = min(torch_one(torch, X, y, epochs, device) for _ in range(args.sequential)) if torch else None
 
-    print(f"# batched training — {datetime.date.today()} — backend {backend.name}, device {backend.device_name()}, "
-          f"{platform.processor() or platform.machine()}")
+    env = environment(backend)
+    print(f"# batched training — {headline(env)}")
     print(f"{len(X)} rows, batch 64, {epochs} epochs; one model alone: xdl Trainer {one_xdl / epochs * 1e3:.1f} ms "
           f"per epoch over the whole run (built, trained), {one_steady * 1e3:.1f} ms per steady epoch"
           + (f"; PyTorch eager {one_torch / epochs * 1e3:.1f} ms per epoch" if torch else "") + "\n")
@@ -243,7 +253,8 @@ def main(argv=None) -> None:
             ["torch fused graph ms/epoch", "xdl training only / torch graph"] if gpu else [])
     print("| " + " | ".join(header) + " |")
     print("|" + "---:|" * len(header))
-    figures = {"date": str(datetime.date.today()), "device": backend.device_name(), "epochs": epochs,
+    figures = {"date": env["date"][:10], "device": env["device"], "environment": env, "epochs": epochs,
+               "sequential": args.sequential,
                "one_xdl_seconds": one_xdl, "one_torch_seconds": one_torch, "rows": []}
     for k in ks:
         seconds, steady, setup = xdl_batched(k, X, y, epochs)

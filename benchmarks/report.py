@@ -19,4 +19,4 @@ if __name__ == "__main__":
     parser.add_argument("--json", help="also write the rows to this JSON file")
     args = parser.parse_args()
     keep_freed_memory()  # as the xdl command does
-    report(args.quick, args.json)
+    report(args.quick, args.json, json_flag="--json")  # a path it cannot write: refused before any case

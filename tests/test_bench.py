@@ -17,8 +17,9 @@ from xdl.bench.report import crashes
 
 
 def without_times(value):
+    """``value`` less what differs between two runs of one benchmark: times, and the environment's date."""
     if isinstance(value, dict):
-        return {k: without_times(v) for k, v in value.items() if "seconds" not in k}
+        return {k: without_times(v) for k, v in value.items() if "seconds" not in k and k != "environment"}
     if isinstance(value, list):
         return [without_times(v) for v in value]
     return value
@@ -136,9 +137,9 @@ def test_cli_bench_optimizers(tmp_path, capsys):
 def test_a_batched_search_gives_the_records_of_one_run_at_a_time():
     """fit_many trains the trials at once; every record is the one-at-a-time run's, apart from times
     (and the test cost's last digits: it is summed in another order)."""
-    one = benchmark(["digits"], ["adam", "momentum"], seeds=1, trials=4, quick=True, batched=False)
-    many = benchmark(["digits"], ["adam", "momentum"], seeds=1, trials=4, quick=True, batched=True)
-    for name in ("adam", "momentum"):
+    one = benchmark(["digits"], ["adam", "momentum", "adamw"], seeds=1, trials=4, quick=True, batched=False)
+    many = benchmark(["digits"], ["adam", "momentum", "adamw"], seeds=1, trials=4, quick=True, batched=True)
+    for name in ("adam", "momentum", "adamw"):  # adamw: decay on the weights only in both
         a, b = one["problems"]["digits"][name]["search"], many["problems"]["digits"][name]["search"]
         for x, y in zip(a, b):
             assert x.pop("test_cost") == pytest.approx(y.pop("test_cost"), rel=1e-6)
@@ -343,8 +344,204 @@ def test_ctrl_c_during_the_benchmark_writes_the_pairs_it_finished(tmp_path, caps
     assert "the 1 (problem, optimizer) pair finished are written" in capsys.readouterr().err
     written = json.loads((tmp_path / "b" / "results.json").read_text())
     assert written["interrupted"] is True and list(written["problems"]["quadratic"]) == ["sgd"]
+    assert "**Interrupted**: the benchmark was stopped after 1 of 2 (problem, optimizer) pairs" in \
+        (tmp_path / "b" / "results.md").read_text()  # the Markdown says it too, not only the JSON
     calls[:] = [1, 1, 1]  # the next call is the fourth: before any pair finished
     assert cli.main([*command, "--out", str(tmp_path / "c")]) == 130
     assert "what it was doing is not saved" in capsys.readouterr().err and not (tmp_path / "c" / "results.json").exists()
     assert cli.main([*command, "--lr", "0.1", "--out", str(tmp_path / "d")]) == 1  # --trials with --lr: refused
     assert "--trials is the budget of the learning-rate search, which --lr skips" in capsys.readouterr().err
+
+
+# -- what the results say, and how they count ---------------------------------------------------
+def test_results_say_what_produced_them_in_the_json_and_the_markdown(tmp_path):
+    """Backend, device, CPU, versions and date; the lr range, each problem's budget and target; the
+    same record (one function) atop results.md."""
+    from xdl.bench.environment import headline
+
+    results = benchmark(["quadratic", "circles"], ["adam"], seeds=1, trials=2, quick=True)
+    write(results, tmp_path)
+    written = json.loads((tmp_path / "results.json").read_text())
+    env = written["environment"]
+    assert env["backend"] == "numpy" and env["device"] == "cpu" and env["cpu"] and env["cpu_count"] >= 1
+    assert env["xdl"] == xdl.__version__ and env["numpy"] == np.__version__ and "cupy" in env and "torch" in env
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", env["date"])
+    assert written["lr_range"] == [1e-4, 1.0] and written["planned"] == {"problems": ["quadratic", "circles"],
+                                                                         "optimizers": ["adam"]}
+    assert written["budgets"]["quadratic"] == {"kind": "function", "budget": 300, "unit": "steps", "batch_size": None,
+                                               "target": 1e-4, "target_of": "f(x) ≤ target"}
+    assert written["budgets"]["circles"]["unit"] == "epochs" and written["budgets"]["circles"]["budget"] == 100
+    md = (tmp_path / "results.md").read_text()
+    assert md.startswith("# xdl bench optimizers\n") and headline(env) in md
+    assert "quadratic 300 steps, f(x) ≤ 0.0001; circles 100 epochs of batch 64, dev accuracy ≥ 0.95" in md
+    assert "log-uniform random search over [0.0001, 1], the same 2 rates for every optimizer" in md
+    assert md.index("- seconds to target:") < md.index("| problem |")
+
+
+def test_the_kernels_json_says_what_produced_it_and_checks_its_path_first(tmp_path, monkeypatch, capsys):
+    """`xdl bench kernels --json`: backend, --quick, the environment (CPU model) in the file; a path
+    it cannot write is refused naming --json before any case runs."""
+    from xdl.bench import kernels
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("work started")
+
+    monkeypatch.setattr(kernels, "copy_bandwidth", no_work)
+    missing, directory = tmp_path / "no_such_dir" / "k.json", tmp_path
+    assert cli.main(["bench", "kernels", "--quick", "--backend", "numpy", "--json", str(missing)]) == 1
+    assert f"--json '{missing}': directory '{missing.parent}' does not exist" in capsys.readouterr().err
+    assert cli.main(["bench", "kernels", "--quick", "--backend", "numpy", "--json", str(directory)]) == 1
+    assert f"--json '{directory}' is a directory; name a file" in capsys.readouterr().err
+    with pytest.raises(FileNotFoundError, match="json_path"):  # in Python, the argument is named
+        kernels.report(True, missing)
+
+    # the cases cut to one tiny one: what the JSON holds, not what it measures
+    tiny = kernels.Row("device copy", "xp.copyto", 1e-3, 10**6)
+    monkeypatch.setattr(kernels, "copy_bandwidth", lambda backend, nbytes: tiny)
+    monkeypatch.setattr(kernels, "optimizer_case", lambda backend, rule, n=None, shapes=None: kernels.Case("c", 1))
+    for name in ("batchnorm_case", "dropout_case", "relu_case", "relu_dropout_case"):
+        monkeypatch.setattr(kernels, name, lambda backend, *args: kernels.Case("c", 1))
+    monkeypatch.setattr(kernels, "step_rows", lambda backend, shapes: iter([]))
+    monkeypatch.setattr(kernels, "main_job_seconds_per_epoch", lambda name: 0.01)
+    path = tmp_path / "k.json"
+    assert cli.main(["bench", "kernels", "--quick", "--backend", "numpy", "--json", str(path)]) == 0
+    written = json.loads(path.read_text())
+    assert written["backend"] == "numpy" and written["quick"] is True and written["device"] == "cpu"
+    assert written["environment"]["cpu"] and written["environment"]["backend"] == "numpy"
+    assert re.search(r"^# xdl benchmark report \(--quick\) — .* backend numpy \(float32 products\) on cpu; "
+                     r"CPU .+ × \d+", capsys.readouterr().out, re.M)
+
+
+def test_the_kernels_table_names_xdls_update_by_what_it_is_on_the_backend():
+    """One launch over the flat buffer on a GPU; on NumPy a chunked loop, and said so."""
+    from types import SimpleNamespace
+
+    from xdl.bench.kernels import fused_update_label, optimizer_case
+
+    case = optimizer_case(xdl.backend.get_backend("numpy"), "sgd", 1000, with_naive=False)
+    assert list(case.impls)[0] == "xdl (NumPy, chunked loop)"
+    assert fused_update_label(SimpleNamespace(device_type="cuda")) == "xdl fused (1 launch)"
+
+
+def test_steps_are_a_first_class_measure_and_the_seconds_leave_evaluation_out(tmp_path):
+    """A steps profile beside the seconds one; a model's seconds are its steps' (the evaluation
+    passes are timed apart); the output says what the seconds include."""
+    results = benchmark(["quadratic", "circles"], ["sgd", "adam"], seeds=2, trials=1, quick=True, lr=0.05)
+    run = results["problems"]["circles"]["adam"]["runs"][0]
+    assert run["evaluation_seconds"] > 0 and run["steps_to_target"] % 10 == 0  # 10 steps an epoch, counted at its end
+    problems, taus, by_steps = profile(results)
+    assert problems == ["quadratic", "circles"] and set(by_steps) == {"sgd", "adam"}
+    assert set(profile(results, "seconds")[2]) == {"sgd", "adam"}
+    with pytest.raises(ValueError, match="by must be one of steps, seconds, got 'time'"):
+        profile(results, "time")
+    md = markdown(results)
+    assert "| steps to target | s to target |" in md
+    assert "a model's mini-batch steps only, the evaluation of train and dev after each epoch left out" in md
+    assert "one sample per run" in md
+
+
+def test_a_function_runs_seeds_start_from_drawn_points_and_are_recorded():
+    """Seeds are replicates: each function run starts near the standard start, drawn from its seed;
+    every record has its seed."""
+    from xdl.bench.problems import START_NOISE, function_start
+
+    results = benchmark(["quadratic"], ["adam"], seeds=3, trials=1, quick=True, lr=0.01)
+    runs = results["problems"]["quadratic"]["adam"]["runs"]
+    assert [r["seed"] for r in runs] == [1, 2, 3] and len({r["final_cost"] for r in runs}) == 3
+    assert len({r["curve"][0] for r in runs}) == 3  # f(x₀): three starts
+    start = function_start("quadratic", 2)
+    assert 0 < np.abs(start - 1).max() < 6 * START_NOISE
+    assert "drawn from the run's seed" in markdown(results)
+
+
+def test_a_run_far_above_its_start_is_diverged_and_counted(monkeypatch):
+    """f at 1e4 × f(x₀) is divergence, not a "completed" run ending at 1e243; a model's train cost
+    is held to 1e4 × ln C, in one run and in a batched search alike."""
+    from xdl.bench import protocol
+    from xdl.bench.report import summary
+
+    results = benchmark(["quadratic"], ["sgd"], seeds=2, trials=1, quick=True, lr=0.05)  # lr·λ_max = 5: unstable
+    runs = results["problems"]["quadratic"]["sgd"]["runs"]
+    assert all(r["status"] == "diverged" and re.search(r"f \S+ at step \d+, above 1e4 × f\(x₀\) = ", r["error"])
+               and max(r["curve"][:-1]) <= 1e4 * r["curve"][0] < r["curve"][-1] for r in runs)
+    row = summary(results)[0]
+    assert row["diverged"] == 2 and row["mean"] is None and "| 2 / 0 |" in markdown(results)
+
+    monkeypatch.setattr(protocol, "DIVERGENCE_FACTOR", 1e-3)  # any model's cost is now "far above" ln C
+    for batched in (False, True):
+        entry = benchmark(["circles"], ["adam"], seeds=1, trials=2, quick=True, batched=batched)
+        entry = entry["problems"]["circles"]["adam"]
+        assert [s["status"] for s in entry["search"]] == ["diverged", "diverged"] and entry["runs"] == []
+        assert re.fullmatch(r"train cost \S+ at epoch 1, above 1e-03 × ln 2 = 0.000693", entry["search"][0]["error"])
+
+
+def test_the_spread_is_the_sample_sd_over_the_seeds_and_says_so():
+    from xdl.bench.report import summary
+
+    def entry(values):
+        return {"lr": 0.1, "search": [], "runs": [{"status": "completed", "final_cost": v, "steps_to_target": None,
+                                                   "seconds_to_target": None} for v in values]}
+
+    results = {"seeds": 3, "problems": {"quadratic": {"a": entry([1.0, 2.0, 3.0]), "b": entry([2.0])}}}
+    rows = summary(results)
+    assert rows[0]["sd"] == pytest.approx(1.0) and rows[0]["n"] == 3  # ddof 0 would be 0.816
+    assert rows[1]["sd"] is None and rows[1]["n"] == 1
+    md = markdown(results)
+    assert "| final (mean ± sd over 3 seeds) |" in md
+    assert "| final cost 2 ± 1 |" in md and "| final cost 2 (n = 1) |" in md
+
+
+def test_adamw_decays_weights_only_and_the_results_say_what_each_optimizer_decayed():
+    """The bench's AdamW: 0.01 on weights, none on biases and batch norm's γ and β, none on a
+    function's x (no weights: the minimum stays where the target is measured)."""
+    from xdl.bench import OPTIMIZERS
+    from xdl.bench.protocol import optimizer_record
+
+    model = xdl.nn.mlp(4, [8], 3, batch_norm=True)
+    groups = optimizer_record(OPTIMIZERS["adamw"](model, 0.01))["groups"]
+    assert [(g["parameters"], g["weight_decay"]) for g in groups] == [("weights", 0.01), ("others", 0.0)]
+    assert groups[1]["tensors"] == len(model.parameters()) - groups[0]["tensors"] > 0
+    x = xdl.tensor(np.ones(3), requires_grad=True)
+    assert [(g["parameters"], g["weight_decay"]) for g in optimizer_record(OPTIMIZERS["adamw"]([x], 0.01))["groups"]] \
+        == [("others", 0.0)]
+    results = benchmark(["quadratic", "circles"], ["adam", "adamw"], seeds=1, trials=1, quick=True, lr=0.01)
+    built = results["problems"]["circles"]["adamw"]["optimizer"]
+    assert built["class"] == "AdamW" and built["decoupled_decay"] is True
+    assert results["problems"]["quadratic"]["adamw"]["optimizer"]["groups"][0]["weight_decay"] == 0.0
+    assert "- weight decay: adamw 0.01 on weights (decoupled); adam: none — biases, batch norm's γ and β and a " \
+           "function's x (not weights) are not decayed" in markdown(results)
+
+
+def test_an_optimizer_or_problem_named_twice_is_refused_and_a_given_lr_is_said_to_skip_the_search(tmp_path, capsys):
+    out = tmp_path / "b"
+    for flags, message in ((["--optimizer", "sgd", "sgd"], "--optimizer 'sgd' is given twice; name each once"),
+                           (["--problem", "quadratic", "quadratic"], "--problem 'quadratic' is given twice")):
+        command = ["bench", "optimizers", "--problem", "quadratic", "--optimizer", "sgd", *flags]
+        assert cli.main([*command, "--out", str(out)]) == 1
+        assert message in capsys.readouterr().err and not out.exists()
+    assert cli.main(["bench", "optimizers", "--quick", "--problem", "quadratic", "--optimizer", "sgd", "--seeds", "1",
+                     "--lr", "0.01", "--backend", "numpy", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "1 optimizer × 1 problem, no lr search (every optimizer at --lr 0.01), 1 seed" in printed
+    assert "lr trials" not in printed and "- learning rate: no search: every optimizer at lr 0.01" in printed
+    assert json.loads((out / "results.json").read_text())["trials"] is None
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--models", "1", "0"], "--models must be a positive integer, got 0"),
+    (["--sequential", "0"], "--sequential must be a positive integer, got 0"),
+    (["--epochs", "0"], "--epochs must be a positive integer, got 0"),
+    (["--json", "/nonexistent_d/b.json"], "--json '/nonexistent_d/b.json': directory '/nonexistent_d' does not exist"),
+    (["--json", "."], "--json '.' is a directory"),
+])
+def test_the_batched_benchmark_refuses_bad_arguments_before_any_work(flags, message, monkeypatch, capsys):
+    batched = load_benchmark_script("batched", monkeypatch)
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("work started")
+
+    monkeypatch.setattr(batched, "digits_training_set", no_work)
+    monkeypatch.setattr(batched, "xdl_batched", no_work)
+    with pytest.raises(SystemExit) as stopped:
+        batched.main(["--no-torch", *flags])
+    assert stopped.value.code == 2 and message in capsys.readouterr().err

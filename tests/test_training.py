@@ -48,8 +48,9 @@ def test_history_records_every_epoch(backend):
     history = trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
     assert history["epoch"] == [1, 2, 3, 4]
     np.testing.assert_allclose(history["lr"], [0.01 / (1 + e) for e in range(4)])
-    for key in ("train_cost", "train_accuracy", "dev_cost", "dev_accuracy", "seconds"):
+    for key in ("train_cost", "train_accuracy", "dev_cost", "dev_accuracy", "seconds", "step_seconds"):
         assert all(np.isfinite(v) for v in history[key]), key
+    assert all(0 < steps < whole for steps, whole in zip(history["step_seconds"], history["seconds"]))  # evaluation apart
     assert history["train_cost"][-1] < history["train_cost"][0]
     final = trainer.evaluate(s.X_dev, s.y_dev)
     assert final == {"cost": pytest.approx(history[-1]["dev_cost"]), "accuracy": history[-1]["dev_accuracy"]}

@@ -527,8 +527,10 @@ def bench_optimizers(config, args) -> int:
     start = time.perf_counter()
     with xdl.use(args.backend) as backend:
         check_writable_dir(out, "--out")  # made only now that the options and the backend are good
+        search = f"no lr search (every optimizer at --lr {args.lr:g})" if args.lr is not None else f"{trials} lr trials"
         print(f"xdl {xdl.__version__} bench optimizers: backend {backend.name} on {backend.device_name()}; "
-              f"{len(optimizers)} optimizers × {len(problems)} problems, {trials} lr trials, {seeds} seeds")
+              f"{_count(len(optimizers), 'optimizer')} × {_count(len(problems), 'problem')}, {search}, "
+              f"{_count(seeds, 'seed')}")
         steps = benchmark_steps(problems, optimizers, seeds=seeds, trials=trials, seed=args.seed, quick=args.quick,
                                 lr=args.lr, batched=args.batched, progress=lambda what: print(f"  {what}", file=sys.stderr))
         results = None
@@ -553,11 +555,19 @@ def bench_optimizers(config, args) -> int:
     return 1 if crashed else 0
 
 
+def _count(n: int, noun: str) -> str:
+    """``n`` and the noun, plural unless n is 1: "1 seed", "3 seeds"."""
+    return f"{n} {noun}{'s' * (n != 1)}"
+
+
 def bench_kernels(config, args) -> int:
     from xdl.bench.kernels import report
+    from xdl.bench.output import check_output_file
 
+    if args.json is not None:  # before any work: the report runs for minutes, and writes after its first case
+        check_output_file(args.json, "--json")
     with xdl.use(args.backend):
-        report(args.quick, args.json)
+        report(args.quick, args.json, json_flag="--json")
     return 0
 
 

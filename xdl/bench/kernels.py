@@ -12,9 +12,7 @@ adds to its kernels.
 
 from __future__ import annotations
 
-import datetime
 import json
-import platform
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -22,6 +20,8 @@ import numpy as np
 
 import xdl
 from xdl.backend import Backend
+from xdl.bench.environment import environment, headline
+from xdl.bench.output import check_output_file
 from xdl.bench.steps import STEP_SHAPES, format_step_table, main_job_seconds_per_epoch, step_rows
 from xdl.bench.timing import faster, time_call, time_calls, torch_on
 from xdl.files import atomic_write
@@ -120,6 +120,12 @@ def _torch_optimizer(torch, device, rule, tensors):
     return opt.step, ("fused" if fused and rule != "rmsprop" else "foreach")
 
 
+def fused_update_label(backend: Backend) -> str:
+    """What xdl's update is on ``backend``: one kernel launch over the flat buffer on a GPU; on the
+    CPU the NumPy reference, which walks the buffer in cache-sized chunks (`xdl.ops.optim`)."""
+    return "xdl fused (1 launch)" if backend.device_type == "cuda" else "xdl (NumPy, chunked loop)"
+
+
 def optimizer_case(backend: Backend, rule: str, n: int | None = None, shapes=None, with_naive=True) -> Case:
     """xdl's fused update over one flat buffer vs naive xp vs torch (one tensor, or ``shapes``)."""
     xp = backend.xp
@@ -130,7 +136,7 @@ def optimizer_case(backend: Backend, rule: str, n: int | None = None, shapes=Non
     p, g = rng.standard_normal(total, dtype=xp.float32), rng.standard_normal(total, dtype=xp.float32)
     state = [xp.zeros(total, dtype=xp.float32) for _ in range(2)]
     case = Case(name, OPT_BYTES[rule] * total)
-    case.impls["xdl fused (1 launch)"] = (_flat_update(backend, rule, p, g, state), backend.synchronize)
+    case.impls[fused_update_label(backend)] = (_flat_update(backend, rule, p, g, state), backend.synchronize)
     if with_naive:
         case.impls["naive xp"] = (_naive_update(xp, rule, p, g, state), backend.synchronize)
     torch, device, sync = torch_on(backend)
@@ -325,13 +331,17 @@ def _duration(s: float) -> str:
     return f"{s * 1e3:.3f} ms" if s >= 1e-3 else f"{s * 1e6:.1f} µs"
 
 
-def report(quick: bool = False, json_path=None) -> None:
+def report(quick: bool = False, json_path=None, json_flag: str = "json_path") -> None:
     """Print one table of every case on the current backend (``quick``: without the 100M-parameter
-    and largest batch-norm cases); ``json_path``: also write the rows there."""
+    and largest batch-norm cases) under a line saying what produced it (`environment`);
+    ``json_path``: also write the rows and that record there — checked before any work, an error
+    naming ``json_flag`` (the command's "--json")."""
+    if json_path is not None:
+        json_path = check_output_file(json_path, json_flag)
     backend = xdl.current_backend()
+    env = environment(backend)
     xdl.seed(0)
     gpu = backend.device_type == "cuda"
-    device = backend.device_name()
     copy = copy_bandwidth(backend, (1 << 30) if gpu else (1 << 28))
     rows, steps, epochs = [], [], {}
 
@@ -339,8 +349,9 @@ def report(quick: bool = False, json_path=None) -> None:
         """Add rows and write the JSON with everything measured so far: a run stopped by a time
         limit keeps its figures (the file is replaced whole, never left half written)."""
         rows.extend(new_rows)
-        if json_path:
-            figures = {"date": str(datetime.date.today()), "device": device, "copy_gbps": copy.gbps,
+        if json_path:  # (date and device also at the top, where readers of older files find them)
+            figures = {"date": env["date"][:10], "device": env["device"], "backend": env["backend"], "quick": quick,
+                       "environment": env, "copy_gbps": copy.gbps,
                        "rows": [r.__dict__ | {"gbps": r.gbps} for r in rows],
                        "steps": [r.__dict__ for r in steps], "main_job_seconds_per_epoch": epochs}
             atomic_write(json_path, lambda f: json.dump(figures, f, indent=1), binary=False)
@@ -358,8 +369,7 @@ def report(quick: bool = False, json_path=None) -> None:
         for n, c in shapes:
             measured(case(backend, n, c).rows())
 
-    print(f"# xdl benchmark report — {datetime.date.today()} — backend {backend.name}, device {device}, "
-          f"{platform.processor() or platform.machine()}")
+    print(f"# xdl benchmark report{' (--quick)' if quick else ''} — {headline(env)}")
     print(f"measured copy bandwidth: {copy.gbps:.0f} GB/s (bytes read + written)\n")
     print(format_table(rows, copy))
     print("\n" + api_overhead(rows))

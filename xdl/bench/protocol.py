@@ -3,9 +3,11 @@
 For each (problem, optimizer): the learning rate is tuned by log-uniform random search over
 [1e-4, 1] with ``trials`` runs (seeded: every optimizer tries the same rates), scored by the final
 dev accuracy (classification) or the final value (functions); the best rate is then trained with
-``seeds`` seeds. Each run records its curve (per epoch, or per step for functions), the final
-train/test accuracy and cost, and the steps and seconds to the problem's target (None when it is
-never reached). A run that diverges or raises is recorded with its status and reason, never fatal.
+``seeds`` seeds. Each run records its seed, its curve (per epoch, or per step for functions), the
+final train/test accuracy and cost, and the steps and seconds to the problem's target (None when
+it is never reached). A run that diverges or raises is recorded with its status and reason, never
+fatal. What each column means — what the seconds include, when a run has diverged, where a
+function run starts, which parameters are decayed — is `DEFINITIONS`, written with the results.
 
 Optimizers are the `xdl.optim.Optimizer` classes by name (`OPTIMIZERS`), or a user's own
 ``module:Name`` / ``path/to/file.py:Name`` (`load_optimizer`): a subclass of `Optimizer` with the
@@ -25,9 +27,11 @@ from pathlib import Path
 import numpy as np
 
 import xdl
-from xdl.bench.problems import PROBLEMS, Problem, build_model, classification_data, function_cost
+from xdl.bench.environment import environment
+from xdl.bench.problems import (PROBLEMS, START_NOISE, Problem, build_model, classification_data, function_cost,
+                                function_start)
 from xdl.losses import BinaryCrossEntropy, SoftmaxCrossEntropy
-from xdl.optim import SGD, Adam, AdamW, Momentum, Optimizer, RMSprop
+from xdl.optim import SGD, Adam, AdamW, Momentum, Optimizer, RMSprop, param_groups
 from xdl.config import OPTIMIZERS as CONFIG_OPTIMIZERS
 from xdl.config import TrainConfig
 from xdl.data import batch_bounds
@@ -35,15 +39,61 @@ from xdl.data.validation import check_int
 from xdl.tensor import no_grad
 from xdl.train import Callback, Trainer, fit_many
 
+# The weight decay each rule is benchmarked with (the rest: none): AdamW's usual 0.01 (PyTorch's
+# default), on weights only — decay on batch norm's γ and β or a bias pulls them to 0 for no
+# regularizing gain, and on a function's x it moves the minimum the target is measured against.
+WEIGHT_DECAY = {"adamw": 0.01}
+
+
+def decayed_groups(params, weight_decay: float) -> list[dict]:
+    """``params`` (a model, or a list of tensors) as optimizer groups: the weights with
+    ``weight_decay`` and every other parameter (biases, batch norm's γ and β, a function's x —
+    which has no role) without, as `xdl.optim.param_groups` splits a model."""
+    if hasattr(params, "parameters") and callable(params.parameters):
+        return param_groups(params, weight_decay)
+    params = list(params)
+    groups = [{"params": [p for p in params if getattr(p, "role", None) == "weight"], "weight_decay": weight_decay},
+              {"params": [p for p in params if getattr(p, "role", None) != "weight"], "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]
+
+
 OPTIMIZERS = {
     "sgd": lambda params, lr: SGD(params, lr=lr),
     "momentum": lambda params, lr: Momentum(params, lr=lr, beta=0.9),
     "nesterov": lambda params, lr: Momentum(params, lr=lr, beta=0.9, nesterov=True),
     "rmsprop": lambda params, lr: RMSprop(params, lr=lr),
     "adam": lambda params, lr: Adam(params, lr=lr),
-    "adamw": lambda params, lr: AdamW(params, lr=lr),
+    "adamw": lambda params, lr: AdamW(decayed_groups(params, WEIGHT_DECAY["adamw"]), lr=lr, weight_decay=0.0),
 }
 LR_RANGE = (1e-4, 1.0)
+# A run has diverged when its cost is no longer finite or has risen this far above where it started:
+# an optimizer that multiplied the cost by 10⁴ is not converging, and left to run it reaches inf —
+# or, on a budget too short to get there, would end "completed" at f = 1e243.
+DIVERGENCE_FACTOR = 1e4
+
+
+def _factor() -> str:
+    """`DIVERGENCE_FACTOR` as a reader takes it in: "1e4", not "10000"."""
+    return f"{DIVERGENCE_FACTOR:.0e}".replace("e+0", "e").replace("e+", "e")
+
+
+DEFINITIONS = {  # written into results.json and atop results.md: what each figure is
+    "final": "the last value over the seeds that completed, mean ± sd (the sample standard deviation, ddof 1): a "
+             "model's test accuracy after its last epoch, a function's f(x) after its last step",
+    "steps to target": "median, over the seeds that reached the target, of the optimizer steps until then: a "
+                       "function's updates until f ≤ target; a model's mini-batch steps to the end of the first "
+                       "epoch whose dev accuracy ≥ target (counted at epoch ends)",
+    "seconds to target": "median, over the same seeds, of the wall-clock seconds of those steps (one sample per run, "
+                         "so less steady than the steps): a function's steps (f, its gradient, the update, f read on "
+                         "the host); a model's mini-batch steps only, the evaluation of train and dev after each "
+                         "epoch left out",
+    "diverged": f"the cost became NaN or infinite, or rose above {_factor()} × where it started — f(x₀) "
+                "for a function (checked at every step); ln C, the cost of a uniform guess over C classes, for a "
+                "model's train cost (checked after every epoch); a diverged run is counted, its figures are not",
+    "starts": f"a function run starts at the problem's standard start + {START_NOISE:g}·z, z ~ N(0, I) drawn from "
+              "the run's seed (so seeds are replicates, not copies of one deterministic run); a model run starts "
+              "from its seed's initial weights and shuffles, on fixed data splits",
+}
 
 
 @functools.cache  # a user's file runs once per process, however often its options are checked
@@ -87,24 +137,51 @@ def builders(names) -> dict:
     return out
 
 
-class _Curve(Callback):
-    """Records, per epoch, the steps and seconds so far (to find when the target was reached)."""
+def optimizer_record(opt) -> dict:
+    """What an optimizer was built with, for the results: its class, whether its decay is
+    decoupled (AdamW's p ← p·(1 − lr·wd)) and each group's settings but the rate (the run's ``lr``)
+    with the parameters it holds — "weights", "others" (biases, γ, β, a function's x) or "all"."""
+    groups = []
+    for group in opt.param_groups:
+        roles = {getattr(p, "role", None) for p in group["params"]}
+        holds = "weights" if roles == {"weight"} else "all" if "weight" in roles else "others"
+        settings = {name: _plain(value) for name, value in group.items() if name not in ("params", "lr")}
+        groups.append({"parameters": holds, "tensors": len(group["params"]), **settings})
+    return {"class": type(opt).__name__, "decoupled_decay": bool(getattr(opt, "decoupled", False)), "groups": groups}
 
-    def __init__(self, steps_per_epoch: int):
-        self.steps_per_epoch, self.seconds, self.start = steps_per_epoch, [], None
 
-    def on_train_begin(self, trainer):
-        self.start = time.perf_counter()
+def _plain(value):
+    """A setting as JSON holds it (a NumPy number as a Python one; a schedule or object by its repr)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    return value if isinstance(value, bool | int | float | str | type(None)) else repr(value)
+
+
+class _DivergenceCheck(Callback):
+    """Stops a run, as diverged, whose train cost rose above `DIVERGENCE_FACTOR` × ln C (the cost of
+    a uniform guess over C classes: where a classifier starts, near enough); a non-finite cost the
+    Trainer stops itself."""
+
+    def __init__(self, classes: int):
+        self.classes, self.limit = classes, DIVERGENCE_FACTOR * math.log(classes)
 
     def on_epoch_end(self, trainer, record):
-        self.seconds.append(time.perf_counter() - self.start)
+        cost = record["train_cost"]
+        if cost > self.limit:
+            raise FloatingPointError(_far_above("train cost", cost, f"epoch {record['epoch']}",
+                                                f"ln {self.classes}", self.limit))
+
+
+def _far_above(what: str, value: float, where: str, start: str, limit: float) -> str:
+    return f"{what} {value:.3g} at {where}, above {_factor()} × {start} = {limit:.3g}"
 
 
 def run(problem: Problem, build, lr: float, seed: int, quick: bool, data=None) -> dict:
-    """One training run: its status, curve, final metrics, steps and seconds to the target."""
+    """One training run: its status, curve, final metrics, steps and seconds to the target, and
+    the optimizer's settings (``"optimizer"``, `optimizer_record`)."""
     xdl.seed(seed)
     try:
-        return _function_run(problem, build, lr, quick) if problem.kind == "function" else \
+        return _function_run(problem, build, lr, seed, quick) if problem.kind == "function" else \
             _classification_run(problem, build, lr, seed, quick, data)
     except FloatingPointError as e:
         return {"lr": lr, "seed": seed, "status": "diverged", "error": str(e)}
@@ -112,57 +189,74 @@ def run(problem: Problem, build, lr: float, seed: int, quick: bool, data=None) -
         return {"lr": lr, "seed": seed, "status": "crashed", "error": f"{type(e).__name__}: {e}"}
 
 
-def _function_run(problem, build, lr, quick) -> dict:
-    start, cost = function_cost(problem.name)
-    x = xdl.tensor(start.astype(np.float64), requires_grad=True)
+def _function_run(problem, build, lr, seed, quick) -> dict:
+    _, cost = function_cost(problem.name)
+    x = xdl.tensor(function_start(problem.name, seed), requires_grad=True)
     opt = build([x], lr)
-    values, reached, seconds, t0 = [], None, None, time.perf_counter()
+    record = {"lr": lr, "seed": seed, "optimizer": optimizer_record(opt)}
+    budget = problem.steps(quick)
+    values, reached, seconds, limit, t0 = [], None, None, None, time.perf_counter()
     with np.errstate(over="ignore", invalid="ignore"):  # a diverging run is caught by its value below
-        for step in range(problem.steps(quick)):
-            opt.zero_grad()
+        for step in range(budget + 1):  # f after `step` updates; the last one is only measured
             value = cost(x)
-            value.backward()
-            opt.step()
             v = float(value.item())
             values.append(v)
-            if not math.isfinite(v):
-                return {"lr": lr, "status": "diverged", "error": f"f became {v} at step {step + 1}", "curve": values}
+            if limit is None:
+                limit = DIVERGENCE_FACTOR * abs(v)
+            if not math.isfinite(v) or v > limit:
+                error = f"f became {v} at step {step}" if not math.isfinite(v) else \
+                    _far_above("f", v, f"step {step}", "f(x₀)", limit)
+                return record | {"status": "diverged", "error": error, "curve": values}
             if reached is None and v <= problem.target:
-                reached, seconds = step + 1, time.perf_counter() - t0
-        final = float(cost(x).item())
-    return {"lr": lr, "status": "completed", "final_cost": final, "score": -final, "steps_to_target": reached,
-            "seconds_to_target": seconds, "seconds": time.perf_counter() - t0, "curve": values}
+                reached, seconds = step, time.perf_counter() - t0
+            if step == budget:
+                break
+            opt.zero_grad()
+            value.backward()
+            opt.step()
+    return record | {"status": "completed", "final_cost": v, "score": -v, "steps_to_target": reached,
+                     "seconds_to_target": seconds, "seconds": time.perf_counter() - t0, "curve": values}
 
 
 def _classification_run(problem, build, lr, seed, quick, data) -> dict:
     X_train, y_train, X_dev, y_dev, X_test, y_test = data
     model = build_model(problem, X_train.shape[1])
-    loss = BinaryCrossEntropy() if problem.details["outputs"] == 1 else SoftmaxCrossEntropy()
+    outputs = problem.details["outputs"]
+    loss = BinaryCrossEntropy() if outputs == 1 else SoftmaxCrossEntropy()
     opt = build(model, lr)
-    steps_per_epoch = max(1, len(X_train) // problem.batch_size)
-    curve = _Curve(steps_per_epoch)
+    record = {"lr": lr, "seed": seed, "optimizer": optimizer_record(opt)}
     trainer = Trainer(model, loss, opt, batch_size=problem.batch_size, epochs=problem.steps(quick), seed=seed,
-                      callbacks=[curve], progress=False)
+                      callbacks=[_DivergenceCheck(max(outputs, 2))], progress=False)
     history = trainer.fit(X_train, y_train, dev=(X_dev, y_dev))
+    # the training steps' seconds, as the trainer times them apart from each epoch's evaluation passes
+    steps_so_far = np.cumsum(history["step_seconds"]).tolist()
     test = trainer.evaluate(X_test, y_test)
     hit = next((i for i, a in enumerate(history["dev_accuracy"]) if a >= problem.target), None)
-    return {"lr": lr, "seed": seed, "status": "completed", "train_accuracy": history[-1]["train_accuracy"],
-            "dev_accuracy": history[-1]["dev_accuracy"], "test_accuracy": test["accuracy"], "test_cost": test["cost"],
-            "score": history[-1]["dev_accuracy"],
-            "steps_to_target": None if hit is None else (hit + 1) * len(trainer._batches(len(X_train))),
-            "seconds_to_target": None if hit is None else curve.seconds[hit], "seconds": curve.seconds[-1],
-            "curve": history["dev_accuracy"]}
+    return record | {
+        "status": "completed", "train_accuracy": history[-1]["train_accuracy"],
+        "dev_accuracy": history[-1]["dev_accuracy"], "test_accuracy": test["accuracy"], "test_cost": test["cost"],
+        "score": history[-1]["dev_accuracy"],
+        "steps_to_target": None if hit is None else (hit + 1) * len(trainer._batches(len(X_train))),
+        "seconds_to_target": None if hit is None else steps_so_far[hit], "seconds": steps_so_far[-1],
+        "evaluation_seconds": sum(history["seconds"]) - steps_so_far[-1], "curve": history["dev_accuracy"]}
 
 
 def batched_runs(problem: Problem, optimizer: str, rates, seed: int, quick: bool, data) -> list[dict]:
     """The runs of ``rates`` trained at once (`fit_many`, one model per rate, all from ``seed``):
-    the same records as `run` gives one by one (to float rounding; seconds are the batch's)."""
+    the same records as `run` gives one by one (to float rounding), but for time: ``batch_seconds``,
+    the whole batch's wall clock (the K trials' steps and their evaluations), and no seconds to the
+    target — which no summary reads from a search."""
     X_train, y_train, X_dev, y_dev, X_test, y_test = data
     d = problem.details
     configs = [TrainConfig(hidden=d["hidden"], activation=d["activation"], batch_norm=d.get("batch_norm", False),
                            dropout=0.0, optimizer=optimizer, lr=float(r), schedule="none", epochs=problem.steps(quick),
-                           patience=0, batch_size=problem.batch_size, seed=seed, progress=False) for r in rates]
+                           patience=0, batch_size=problem.batch_size, seed=seed, progress=False,
+                           weight_decay=WEIGHT_DECAY.get(optimizer, 0.0))  # on weights only, as `run`'s
+               for r in rates]
+    limit = DIVERGENCE_FACTOR * math.log(max(d["outputs"], 2))
+    began = time.perf_counter()
     results = fit_many(configs, X_train, y_train, dev=(X_dev, y_dev), seed=seed, n_classes=d["outputs"])
+    batch_seconds = time.perf_counter() - began
     steps = len(batch_bounds(len(X_train), problem.batch_size, 2 if d.get("batch_norm") else 1))
     out = []
     for r, result in zip(rates, results):
@@ -170,18 +264,22 @@ def batched_runs(problem: Problem, optimizer: str, rates, seed: int, quick: bool
         if result.status == "failed":
             out.append({"lr": float(r), "seed": seed, "status": "diverged", "error": result.error})
             continue
+        far = next((rec for rec in history.records if rec["train_cost"] > limit), None)
+        if far is not None:  # `run` stops there (`_DivergenceCheck`); fit_many trained on: the same verdict
+            out.append({"lr": float(r), "seed": seed, "status": "diverged",
+                        "error": _far_above("train cost", far["train_cost"], f"epoch {far['epoch']}",
+                                            f"ln {max(d['outputs'], 2)}", limit)})
+            continue
         with no_grad(), result.model.evaluating():
             logits = result.model(X_test)
             test_cost = float(SoftmaxCrossEntropy()(logits, y_test).item())
-        seconds = np.cumsum(history["seconds"]).tolist()
         hit = next((i for i, a in enumerate(history["dev_accuracy"]) if a >= problem.target), None)
         out.append({"lr": float(r), "seed": seed, "status": "completed",
                     "train_accuracy": history[-1]["train_accuracy"], "dev_accuracy": history[-1]["dev_accuracy"],
                     "test_accuracy": float((logits.numpy().argmax(axis=1) == y_test).mean()), "test_cost": test_cost,
                     "score": history[-1]["dev_accuracy"],
                     "steps_to_target": None if hit is None else (hit + 1) * steps,
-                    "seconds_to_target": None if hit is None else seconds[hit], "seconds": seconds[-1],
-                    "curve": history["dev_accuracy"]})
+                    "batch_seconds": batch_seconds, "curve": history["dev_accuracy"]})
     return out
 
 
@@ -192,6 +290,10 @@ def check_options(problems, optimizers, seeds: int = 3, trials: int = 8, seed: i
     unknown = [p for p in problems if p not in PROBLEMS]
     if unknown:
         raise ValueError(f"--problem {unknown[0]!r}: unknown; known: {', '.join(PROBLEMS)}")
+    for flag, names in (("--problem", problems), ("--optimizer", optimizers)):
+        twice = next((name for i, name in enumerate(names) if name in names[:i]), None)
+        if twice is not None:  # one row would hold one of them: the table would count what was not run
+            raise ValueError(f"{flag} {twice!r} is given twice; name each once")
     for what, value, low in (("seeds", seeds, 1), ("trials", trials, 1), ("seed", seed, 0)):
         check_int(value, f"--{what}", low=low)
     if lr is not None and (isinstance(lr, bool) or not isinstance(lr, int | float | np.integer | np.floating)
@@ -203,7 +305,10 @@ def check_options(problems, optimizers, seeds: int = 3, trials: int = 8, seed: i
 def benchmark(problems, optimizers, seeds: int = 3, trials: int = 8, seed: int = 0, quick: bool = False,
               lr: float | None = None, progress=None, batched: bool | None = None) -> dict:
     """Run the protocol; returns ``{"problems": {problem: {optimizer: {"search": [...], "lr": best,
-    "runs": [...]}}}}``. ``lr``: skip the search and use this rate for every optimizer.
+    "runs": [...], "optimizer": its settings as built}}}}`` beside what produced them
+    (``"environment"``), the options, the lr range, each problem's budget and target (``"budgets"``)
+    and what each figure means (``"definitions"``). ``lr``: skip the search and use this rate for
+    every optimizer.
     ``batched``: train a search's trials at once with `xdl.train.fit_many` where the problem and
     the optimizer allow it (softmax outputs, an xdl rule); None: on a GPU only. Every argument is
     checked first (`check_options`)."""
@@ -218,13 +323,17 @@ def benchmark_steps(problems, optimizers, seeds: int = 3, trials: int = 8, seed:
     """`benchmark`, yielding its results as they grow: once before the first (problem, optimizer)
     pair and after each (the same dict, holding the pairs done), so a caller stopped part way
     keeps what was measured."""
-    names = list(problems)
+    names, optimizers = list(problems), list(optimizers)
     build = check_options(names, optimizers, seeds, trials, seed, lr)
     rates = (10.0 ** np.random.default_rng(seed).uniform(*np.log10(LR_RANGE), trials)).tolist()
     if batched is None:  # where the device allows: a GPU, on which K small models cost about one
         batched = xdl.current_backend().device_type == "cuda"
-    results = {"seed": seed, "quick": quick, "seeds": seeds, "trials": trials, "lr": lr, "batched": batched,
-               "problems": {}}
+    results = {"environment": environment(xdl.current_backend()),
+               "seed": seed, "quick": quick, "seeds": seeds, "trials": None if lr is not None else trials, "lr": lr,
+               "lr_range": None if lr is not None else list(LR_RANGE), "batched": batched,
+               "planned": {"problems": names, "optimizers": list(build)},
+               "budgets": {name: budget(PROBLEMS[name], quick) for name in names},
+               "definitions": DEFINITIONS, "problems": {}}
     yield results
     for name in names:
         problem = PROBLEMS[name]
@@ -242,5 +351,15 @@ def benchmark_steps(problems, optimizers, seeds: int = 3, trials: int = 8, seed:
             good = [s for s in search if s["status"] == "completed" and math.isfinite(s["score"])]
             best = lr if lr is not None else (max(good, key=lambda s: s["score"])["lr"] if good else None)
             runs = [] if best is None else [run(problem, make, best, seed + 1 + i, quick, data) for i in range(seeds)]
-            results["problems"].setdefault(name, {})[opt_name] = {"search": search, "lr": best, "runs": runs}
+            built = [r.pop("optimizer") for r in [*runs, *search] if "optimizer" in r]  # the same but for lr
+            results["problems"].setdefault(name, {})[opt_name] = {"search": search, "lr": best, "runs": runs,
+                                                                  "optimizer": built[0] if built else None}
             yield results
+
+
+def budget(problem: Problem, quick: bool) -> dict:
+    """A problem's budget and target as the results state them."""
+    function = problem.kind == "function"
+    return {"kind": problem.kind, "budget": problem.steps(quick), "unit": "steps" if function else "epochs",
+            "batch_size": None if function else problem.batch_size, "target": problem.target,
+            "target_of": "f(x) ≤ target" if function else "dev accuracy ≥ target"}

@@ -1,6 +1,9 @@
-"""What `xdl bench optimizers` writes: a Markdown table, the JSON of every run, a PNG of the curves
-per problem, and a performance profile (Dolan & Moré 2002): for each optimizer, the fraction of
-problems on which its median seconds-to-target is within a factor τ of the best optimizer's."""
+"""What `xdl bench optimizers` writes: a Markdown table under a header that says what produced it
+and what each column means, the JSON of every run, a PNG of the curves per problem, and
+performance profiles (Dolan & Moré 2002): for each optimizer, the fraction of problems on which its
+median steps to the target — and, beside it, its median seconds — is within a factor τ of the best
+optimizer's. Steps come first: they are exact and the same on every machine, while seconds are one
+wall-clock sample per run."""
 
 from __future__ import annotations
 
@@ -10,12 +13,17 @@ from pathlib import Path
 
 import numpy as np
 
+from xdl.bench.environment import headline
 from xdl.files import atomic_write, check_writable_dir
+
+PROFILE_MEASURES = {"steps": "steps to target", "seconds": "seconds to target"}
 
 
 def summary(results: dict) -> list[dict]:
-    """One row per (problem, optimizer): the tuned lr, mean ± std of the final metric over the
-    seeds, the median steps and seconds to the target, and how many runs failed."""
+    """One row per (problem, optimizer): the tuned lr; the final metric's mean and sample standard
+    deviation (ddof 1; None below 2 runs) over the ``n`` seeds that completed; the median steps and
+    seconds to the target over those that reached it; how many runs diverged and crashed (search
+    and seeds together)."""
     rows = []
     for problem, per in results["problems"].items():
         for name, entry in per.items():
@@ -24,38 +32,109 @@ def summary(results: dict) -> list[dict]:
             values = np.array([r[key] for r in runs], dtype=np.float64)
             train = [r["train_accuracy"] for r in runs if "train_accuracy" in r]
             reached = [r for r in runs if r["steps_to_target"] is not None]
+            every = [*entry["search"], *entry["runs"]]
             rows.append({
-                "problem": problem, "optimizer": name, "lr": entry["lr"], "metric": key,
+                "problem": problem, "optimizer": name, "lr": entry["lr"], "metric": key, "n": len(values),
                 "mean": float(values.mean()) if len(values) else None,
-                "std": float(values.std()) if len(values) else None,
+                "sd": float(values.std(ddof=1)) if len(values) > 1 else None,
                 "train_accuracy": float(np.mean(train)) if train else None,
                 "reached": f"{len(reached)}/{len(entry['runs'])}",
                 "steps_to_target": float(np.median([r["steps_to_target"] for r in reached])) if reached else None,
                 "seconds_to_target": float(np.median([r["seconds_to_target"] for r in reached])) if reached else None,
-                "failed": len(entry["runs"]) - len(runs) + sum(s["status"] != "completed" for s in entry["search"]),
+                "diverged": sum(r["status"] == "diverged" for r in every),
+                "crashed": sum(r["status"] == "crashed" for r in every),
             })
     return rows
 
 
 def markdown(results: dict) -> str:
-    lines = ["| problem | optimizer | lr | final (mean ± std) | train accuracy | reached target | steps to target | "
-             "s to target | diverged or crashed (search + runs) |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    """results.md: what produced the results and how (environment, protocol, budgets, what each
+    column means; a run stopped part way says so), then the table."""
+    seeds = results.get("seeds")
+    lines = header(results) + [
+        f"| problem | optimizer | lr | final (mean ± sd over {seeds} seed{'s' * (seeds != 1)}) | train accuracy | "
+        "reached target | steps to target | s to target | diverged / crashed (search + runs) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in summary(results):
-        final = "—" if r["mean"] is None else f"{r['metric'].replace('_', ' ')} {r['mean']:.4g} ± {r['std']:.2g}"
+        final = "—" if r["mean"] is None else f"{r['metric'].replace('_', ' ')} {r['mean']:.4g}" + \
+            (f" ± {r['sd']:.2g}" if r["sd"] is not None else "") + (f" (n = {r['n']})" if r["n"] != seeds else "")
         lines.append(f"| {r['problem']} | {r['optimizer']} | {_g(r['lr'])} | {final} | {_g(r['train_accuracy'])} | "
-                     f"{r['reached']} | {_g(r['steps_to_target'])} | {_g(r['seconds_to_target'])} | {r['failed']} |")
+                     f"{r['reached']} | {_g(r['steps_to_target'])} | {_g(r['seconds_to_target'])} | "
+                     f"{r['diverged']} / {r['crashed']} |")
     return "\n".join(lines)
 
 
-def profile(results: dict) -> tuple[list[str], np.ndarray, dict[str, np.ndarray]]:
-    """(problems, τ values, optimizer → fraction of problems within τ of the best seconds-to-target)."""
+def header(results: dict) -> list[str]:
+    """The lines above the table: a title, the environment, an interruption, then the protocol
+    and the definitions, one bullet each."""
+    lines = ["# xdl bench optimizers", ""]
+    if results.get("environment"):
+        lines += [headline(results["environment"]), ""]
+    if results.get("interrupted"):
+        planned = results.get("planned", {})
+        total = len(planned.get("problems", ())) * len(planned.get("optimizers", ()))
+        done = sum(len(per) for per in results["problems"].values())
+        lines += [f"**Interrupted**: the benchmark was stopped after {done} of {total or '?'} (problem, optimizer) "
+                  "pairs; the table holds only those, and the rest were not run.", ""]
+    if results.get("lr") is not None:
+        search = f"no search: every optimizer at lr {results['lr']:g}, {results.get('seeds')} seeds"
+    else:
+        low, high = results.get("lr_range") or (None, None)
+        search = (f"log-uniform random search over [{_g(low)}, {_g(high)}], the same {results.get('trials')} rates "
+                  f"for every optimizer (from seed {results.get('seed')}), the best by final dev accuracy (a "
+                  f"function: final f); then {results.get('seeds')} seeds at that rate (seed {results.get('seed')} "
+                  "+ 1, + 2, …)")
+    lines.append(f"- learning rate: {search}")
+    budgets = results.get("budgets") or {}
+    if budgets:
+        lines.append("- budgets and targets" + (" (--quick)" if results.get("quick") else "") + ": " + "; ".join(
+            f"{name} {b['budget']:,} {b['unit']}" + (f" of batch {b['batch_size']}" if b.get("batch_size") else "")
+            + ", " + b["target_of"].replace("target", f"{b['target']:g}") for name, b in budgets.items()))
+    decay = _decay_line(results)
+    if decay:
+        lines.append(f"- weight decay: {decay}")
+    for term, meaning in (results.get("definitions") or {}).items():
+        lines.append(f"- {term}: {meaning}")
+    return lines + [""]
+
+
+def _decay_line(results: dict) -> str:
+    """Each optimizer's weight decay as its runs were built: "adamw 0.01 on weights (decoupled);
+    sgd, adam: none — …"."""
+    decayed, built = {}, {}
+    for per in results["problems"].values():
+        for name, entry in per.items():
+            record = entry.get("optimizer")
+            if record is None:
+                continue
+            built.setdefault(name, record)
+            for group in record["groups"]:
+                if group.get("weight_decay"):
+                    decayed.setdefault(name, {})[(group["weight_decay"], group["parameters"])] = record
+    if not built:
+        return ""
+    parts = [f"{name} " + ", ".join(f"{wd:g} on {where}" for wd, where in by) +
+             (" (decoupled)" if next(iter(by.values()))["decoupled_decay"] else "") for name, by in decayed.items()]
+    plain = [name for name in built if name not in decayed]
+    if plain:
+        parts.append(f"{', '.join(plain)}: none")
+    weights_only = all(where == "weights" for by in decayed.values() for _, where in by)
+    return "; ".join(parts) + (" — biases, batch norm's γ and β and a function's x (not weights) are not decayed"
+                               if decayed and weights_only else "")
+
+
+def profile(results: dict, by: str = "steps") -> tuple[list[str], np.ndarray, dict[str, np.ndarray]]:
+    """(problems, τ values, optimizer → fraction of problems within τ of the best median steps to
+    the target — or, ``by="seconds"``, seconds)."""
+    if by not in PROFILE_MEASURES:
+        raise ValueError(f"by must be one of {', '.join(PROFILE_MEASURES)}, got {by!r}")
     rows = summary(results)
     problems = list(results["problems"])
     names = list(dict.fromkeys(r["optimizer"] for r in rows))
     times = np.full((len(problems), len(names)), np.inf)
     for r in rows:
-        if r["seconds_to_target"] is not None:
-            times[problems.index(r["problem"]), names.index(r["optimizer"])] = max(r["seconds_to_target"], 1e-9)
+        if r[f"{by}_to_target"] is not None:  # (0 steps: the start was on target; ratios need > 0)
+            times[problems.index(r["problem"]), names.index(r["optimizer"])] = max(r[f"{by}_to_target"], 1e-9)
     best = times.min(axis=1, keepdims=True)
     with np.errstate(invalid="ignore"):  # a problem no optimizer solved: inf/inf, every ratio ∞
         ratios = np.where(np.isfinite(best), times / best, np.inf)
@@ -88,24 +167,27 @@ def _figures(results: dict, directory: Path) -> list[Path]:
     files = []
     for problem, per in results["problems"].items():
         fig, ax = plt.subplots(figsize=(6, 4))
+        function = any("final_cost" in r for e in per.values() for r in e["runs"])
+        first = 0 if function else 1  # a function's curve starts at f(x₀), after 0 steps; a model's after epoch 1
         for i, (name, entry) in enumerate(per.items()):
             for j, r in enumerate(x for x in entry["runs"] if "curve" in x):
-                ax.plot(np.arange(1, len(r["curve"]) + 1), r["curve"], color=plt.get_cmap("tab10")(i % 10),
+                ax.plot(np.arange(first, len(r["curve"]) + first), r["curve"], color=plt.get_cmap("tab10")(i % 10),
                         alpha=0.6, label=name if j == 0 else None)
-        function = any("final_cost" in r for e in per.values() for r in e["runs"])
         if function:
             ax.set_yscale("log")
         ax.set(xlabel="step" if function else "epoch", ylabel="f(x)" if function else "dev accuracy", title=problem)
         _legend(ax)
         files.append(save_figure(plt, fig, directory / f"curves-{problem}.png"))
-    _, taus, fractions = profile(results)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name, fraction in fractions.items():
-        ax.step(taus, fraction, where="post", label=name)
-    ax.set_xscale("log")
-    ax.set(xlabel="τ (factor of the best seconds to target)", ylabel="fraction of problems", ylim=(0, 1.05),
-           title="performance profile")
-    _legend(ax)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for ax, (by, measure) in zip(axes, PROFILE_MEASURES.items()):
+        _, taus, fractions = profile(results, by)
+        for name, fraction in fractions.items():
+            ax.step(taus, fraction, where="post", label=name)
+        ax.set_xscale("log")
+        ax.set(xlabel=f"τ (factor of the best median {measure})", ylim=(0, 1.05),
+               title=f"performance profile: {measure}" + (" (one sample per run)" if by == "seconds" else ""))
+        _legend(ax)
+    axes[0].set_ylabel("fraction of problems")
     files.append(save_figure(plt, fig, directory / "profile.png"))
     return files
 

@@ -7,12 +7,13 @@ from pathlib import Path
 
 from xdl.files import atomic_write, json_number
 
-COLUMNS = ("epoch", "train_cost", "train_accuracy", "dev_cost", "dev_accuracy", "lr", "seconds")
+COLUMNS = ("epoch", "train_cost", "train_accuracy", "dev_cost", "dev_accuracy", "lr", "seconds", "step_seconds")
 
 
 class History:
     """Per-epoch records: ``epoch`` (from 1), train/dev cost and accuracy (None where not measured),
-    the learning rate, and seconds. ``stopped_epoch`` is set when a callback stopped the run early,
+    the learning rate, ``seconds`` (the epoch's, its evaluation passes included) and ``step_seconds``
+    (its training steps' alone). ``stopped_epoch`` is set when a callback stopped the run early,
     ``stopped_by`` to why (the callback's words), ``best_epoch`` when early stopping restored that
     epoch's weights, ``diverged`` (a message
     naming the epoch and step) when a model of `xdl.train.fit_many` diverged and was stopped.

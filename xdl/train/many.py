@@ -406,6 +406,7 @@ class ManyTrainer:
                                  "correct": None if correct is None else backend.to_numpy(correct).tolist(),
                                  "seconds": seconds_before + time.perf_counter() - start}
                 stop_for_signal(self, signals.received)
+        step_seconds = seconds_before + time.perf_counter() - start  # (the last step's cost check synced)
         if self.eval_train:
             train = self._evaluate(X, y_device, captured=captured)
         else:  # as Trainer's: each model's step costs weighted by their batch sizes, and its hits
@@ -415,7 +416,7 @@ class ManyTrainer:
         dev_metrics = self._evaluate(*dev, captured=captured) if dev is not None else None
         seconds = seconds_before + time.perf_counter() - start  # the whole epoch, as Trainer times one
         self.epoch, self.step = e + 1, 0
-        return self._end_epoch(train, dev_metrics, rates, seconds)
+        return self._end_epoch(train, dev_metrics, rates, seconds, step_seconds)
 
     def _rates(self, epoch: int) -> np.ndarray:
         """The K models' learning rates in epoch ``epoch`` (from 0): their schedules', or their lr."""
@@ -454,7 +455,7 @@ class ManyTrainer:
         self.model.set_row(k, good)
         self._kept["final"][k] = good
 
-    def _end_epoch(self, train: dict, dev: dict | None, rates, seconds: float) -> dict:
+    def _end_epoch(self, train: dict, dev: dict | None, rates, seconds: float, step_seconds: float) -> dict:
         """Record each training model's epoch, apply early stopping and the epoch limits."""
         non_finite = self._non_finite_state()
         for k in range(self.n_models):
@@ -469,7 +470,7 @@ class ManyTrainer:
             if bad:
                 self._fail(k, f"the {bad[0].replace('_', ' ')} became {record[bad[0]]} at the end of epoch {self.epoch}")
                 continue
-            record.update(lr=float(rates[k]), seconds=seconds)
+            record.update(lr=float(rates[k]), seconds=seconds, step_seconds=step_seconds)
             self.histories[k].append(record)
             self._early_stopping(k, record)
             if self.status[k] == "training" and self.epoch >= self.configs[k].epochs:
@@ -487,7 +488,7 @@ class ManyTrainer:
         record = {"epoch": self.epoch, "active": self.status.count("training"), "best_model": best}
         for key in ("train_cost", "train_accuracy", "dev_cost", "dev_accuracy"):
             record[key] = self.histories[best][-1][key] if best is not None else None
-        record["seconds"] = seconds
+        record.update(seconds=seconds, step_seconds=step_seconds)
         return record
 
     def _non_finite_state(self) -> dict[int, list[str]]:

@@ -322,6 +322,7 @@ class Trainer:
                 stop_for_signal(self, signals.received)
             if bar.disable is False and (step + 1) % REFRESH_STEPS == 0:
                 bar.set_postfix(cost=f"{float(costs[step]):.4f}", refresh=False)
+        step_seconds = seconds_before + time.perf_counter() - start  # (the last step's cost check synced)
         record = {"epoch": e + 1}
         if self.eval_train:
             record.update(_prefixed("train", self._evaluate(X, y, captured=captured)))
@@ -334,6 +335,7 @@ class Trainer:
         self._check_record(record, steps)
         record["lr"] = lr
         record["seconds"] = seconds_before + time.perf_counter() - start
+        record["step_seconds"] = step_seconds
         self.epoch, self.step = e + 1, 0
         return record
 
