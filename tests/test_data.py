@@ -150,7 +150,7 @@ def test_one_hot():
 
 @pytest.mark.parametrize("options, message", [
     (dict(noise=float("nan")), "noise must be a finite number ≥ 0, got nan"),
-    (dict(flip="no"), "flip must be true or false, got 'no'"),  # a truthy string was a flip
+    (dict(flip="no"), "flip must be True or False, got 'no'"),  # a truthy string was a flip
     (dict(shift=True), r"shift must be an integer in \[0, 8\), got True"),
 ])
 def test_augment_options_are_checked(options, message):

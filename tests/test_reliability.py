@@ -651,7 +651,7 @@ def test_trainer_and_seed_arguments_are_checked():
     with pytest.raises(ValueError, match="seed must be an integer ≥ 0 or None"):
         xdl.seed(-1)
     for bad in ("no", None, 1):  # a truthy string would evaluate, None would not: refused, as fit_many does
-        with pytest.raises(TypeError, match=f"eval_train must be True or False, got {bad!r}"):
+        with pytest.raises(ValueError, match=f"eval_train must be True or False, got {bad!r}"):
             Trainer(model, SoftmaxCrossEntropy(), SGD(model), eval_train=bad)
     s = moons(100)
     with pytest.raises(ValueError, match="batch_size=1 is smaller than the model can train on"):

@@ -154,7 +154,7 @@ def _penalized(model, lambd, m, name: str) -> list:
     """The weights a penalty ``name`` covers, once λ and m are checked (named, before any work)."""
     check_number(lambd, f"{name}: lambd", "a finite number ≥ 0", lambda v: 0 <= v < math.inf)
     check_number(m, f"{name}: m", "a number > 0 (the examples the cost averages over)", lambda v: 0 < v < math.inf)
-    if not hasattr(model, "parameters") and not isinstance(model, list | tuple):
+    if not hasattr(model, "parameters") and (isinstance(model, str) or not hasattr(model, "__iter__")):
         raise TypeError(f"{name}: expected a model or a list of its parameters, got {type(model).__name__}")
     weights = _weights(model)
     if not weights:

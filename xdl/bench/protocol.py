@@ -45,25 +45,13 @@ from xdl.train import Callback, Trainer, fit_many
 WEIGHT_DECAY = {"adamw": 0.01}
 
 
-def decayed_groups(params, weight_decay: float) -> list[dict]:
-    """``params`` (a model, or a list of tensors) as optimizer groups: the weights with
-    ``weight_decay`` and every other parameter (biases, batch norm's γ and β, a function's x —
-    which has no role) without, as `xdl.optim.param_groups` splits a model."""
-    if hasattr(params, "parameters") and callable(params.parameters):
-        return param_groups(params, weight_decay)
-    params = list(params)
-    groups = [{"params": [p for p in params if getattr(p, "role", None) == "weight"], "weight_decay": weight_decay},
-              {"params": [p for p in params if getattr(p, "role", None) != "weight"], "weight_decay": 0.0}]
-    return [g for g in groups if g["params"]]
-
-
 OPTIMIZERS = {
     "sgd": lambda params, lr: SGD(params, lr=lr),
     "momentum": lambda params, lr: Momentum(params, lr=lr, beta=0.9),
     "nesterov": lambda params, lr: Momentum(params, lr=lr, beta=0.9, nesterov=True),
     "rmsprop": lambda params, lr: RMSprop(params, lr=lr),
     "adam": lambda params, lr: Adam(params, lr=lr),
-    "adamw": lambda params, lr: AdamW(decayed_groups(params, WEIGHT_DECAY["adamw"]), lr=lr, weight_decay=0.0),
+    "adamw": lambda params, lr: AdamW(param_groups(params, WEIGHT_DECAY["adamw"]), lr=lr, weight_decay=0.0),
 }
 LR_RANGE = (1e-4, 1.0)
 # A run has diverged when its cost is no longer finite or has risen this far above where it started:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from xdl.data.validation import check_bool
+
 
 class Augment:
     """Random horizontal flips, shifts of up to ``shift`` pixels (zero fill) and Gaussian noise.
@@ -15,6 +17,8 @@ class Augment:
     ``shift``: integer pixels in each direction; ``noise``: standard deviation added to every value.
 
     >>> import numpy as np
+
+from xdl.data.validation import check_bool
     >>> aug = Augment(image_shape=(2, 2), flip=True)
     >>> aug(np.arange(4.0).reshape(1, 4), np.random.default_rng(1)).shape
     (1, 4)
@@ -28,8 +32,7 @@ class Augment:
             raise ValueError(f"shift must be an integer in [0, {min(image_shape)}), got {shift!r}")
         if isinstance(noise, bool) or not isinstance(noise, int | float | np.number) or not 0 <= noise < np.inf:
             raise ValueError(f"noise must be a finite number ≥ 0, got {noise!r}")
-        if not isinstance(flip, bool | np.bool_):  # "no" would be true
-            raise ValueError(f"flip must be true or false, got {flip!r}")
+        check_bool(flip, "flip")  # "no" would be true
         self.image_shape = tuple(int(n) for n in image_shape)
         self.flip, self.shift, self.noise = bool(flip), int(shift), float(noise)
 

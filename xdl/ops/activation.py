@@ -25,6 +25,8 @@ labels (B,) shared; each model's mean J_k = (1/B) Σ_b ℓ_(b·K+k) has its own 
 
 from __future__ import annotations
 
+import numpy as np
+
 
 def relu_forward(xp, x):
     return xp.maximum(x, 0)
@@ -45,7 +47,7 @@ def softmax_cross_entropy_forward(xp, z, labels, models: int = 1):
     """(each row's loss ℓ (m,), the probabilities p (m, C)) for class indices ``labels``."""
     shifted = z - z.max(axis=-1, keepdims=True)
     rows, valid = _row_labels(xp, labels, models, z.shape[1])
-    picked = xp.where(valid, shifted[xp.arange(z.shape[0]), rows], xp.asarray(xp.nan, dtype=z.dtype))
+    picked = xp.where(valid, shifted[xp.arange(z.shape[0]), rows], z.dtype.type(np.nan))  # a scalar: nothing uploaded
     probs = xp.exp(shifted, out=shifted)
     total = probs.sum(axis=-1, keepdims=True)
     probs /= total

@@ -538,8 +538,9 @@ def _as_groups(params) -> list[dict]:
 
 def param_groups(model, weight_decay: float) -> list[dict]:
     """Two groups: weights with ``weight_decay``, and biases/BN γ, β without (the usual split) —
-    of the parameters that train (a frozen one is left out, as by ``Optimizer(model)``)."""
-    training = _trainable(model)
-    groups = [{"params": [p for p in training if p.role == "weight"], "weight_decay": weight_decay},
-              {"params": [p for p in training if p.role != "weight"], "weight_decay": 0.0}]
+    of a model's parameters that train (a frozen one is left out, as by ``Optimizer(model)``), or
+    of a list of tensors (one without a role — a function's x — is no weight)."""
+    training = _trainable(model) if hasattr(model, "parameters") and callable(model.parameters) else list(model)
+    groups = [{"params": [p for p in training if getattr(p, "role", None) == "weight"], "weight_decay": weight_decay},
+              {"params": [p for p in training if getattr(p, "role", None) != "weight"], "weight_decay": 0.0}]
     return [g for g in groups if g["params"]]

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import numpy as np
-
+from xdl.data.validation import check_bool
 from xdl.optim.optimizer import Optimizer, check_beta, check_positive
 
 
@@ -28,8 +27,7 @@ class Momentum(Optimizer):
     def check_settings(self, s):
         super().check_settings(s)
         check_beta("beta", s["beta"])
-        if not isinstance(s["nesterov"], bool | np.bool_):
-            raise ValueError(f"nesterov must be True or False, got {s['nesterov']!r}")
+        check_bool(s["nesterov"], "nesterov")
 
     def update(self, flat, state, h, step, steps_done=None):
         flat.params[0].backend.ops.momentum_update(flat.data, flat.grad, state["v"], h["lr"], h["beta"], h["nesterov"],

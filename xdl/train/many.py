@@ -42,7 +42,7 @@ from xdl import functions as F
 from xdl.backend import current_backend, get_backend, thread_backend, thread_seed
 from xdl.config import RESUME_MAY_CHANGE, TrainConfig
 from xdl.data import check_features, check_labels, training_batches
-from xdl.data.validation import MAX_CLASSES, check_dev_pair, check_int
+from xdl.data.validation import MAX_CLASSES, check_bool, check_dev_pair, check_int
 from xdl.nn import Module, Standardize, stack
 from xdl.optim.stacked import StackedOptimizer
 from xdl.serialization import load, read_extra
@@ -165,8 +165,7 @@ class ManyTrainer:
             c.validate(f"configs[{k}]")  # its options' types and values (one set after construction too)
         check_shared(configs)
         check_int(seed, "seed", low=0)
-        if not isinstance(eval_train, bool | np.bool_):
-            raise TypeError(f"eval_train must be True or False, got {eval_train!r}")
+        check_bool(eval_train, "eval_train")
         try:
             dtype = np.dtype(dtype) if dtype is not None else None  # np.dtype(None) is float64: not a default here
         except TypeError:
@@ -416,7 +415,7 @@ class ManyTrainer:
         dev_metrics = self._evaluate(*dev, captured=captured) if dev is not None else None
         seconds = seconds_before + time.perf_counter() - start  # the whole epoch, as Trainer times one
         self.epoch, self.step = e + 1, 0
-        return self._end_epoch(train, dev_metrics, rates, seconds, step_seconds)
+        return self._end_epoch(train, dev_metrics, rates, steps, seconds, step_seconds)
 
     def _rates(self, epoch: int) -> np.ndarray:
         """The K models' learning rates in epoch ``epoch`` (from 0): their schedules', or their lr."""
@@ -448,27 +447,30 @@ class ManyTrainer:
         kept = len(self.histories[k])
         self.errors[k] = f"model {k} diverged: {what}; it keeps its state after epoch {kept}" if kept else \
             f"model {k} diverged: {what}; it keeps its initial state"
-        self.histories[k].diverged = self.errors[k]
+        self.histories[k].diverged = what  # where, as a Trainer's history says it
         self.status[k] = "failed"
         self.optimizer.freeze(k, clear_state=True)  # its state may hold NaN
         good = {"data": self._good["data"][k].copy(), "buffers": [a[k].copy() for a in self._good["buffers"]]}
         self.model.set_row(k, good)
         self._kept["final"][k] = good
 
-    def _end_epoch(self, train: dict, dev: dict | None, rates, seconds: float, step_seconds: float) -> dict:
+    def _end_epoch(self, train: dict, dev: dict | None, rates, steps: int, seconds: float,
+                   step_seconds: float) -> dict:
         """Record each training model's epoch, apply early stopping and the epoch limits."""
         non_finite = self._non_finite_state()
         for k in range(self.n_models):
             if self.status[k] != "training":
                 continue
-            if k in non_finite:  # (a running variance can overflow while the costs stay finite)
-                self._fail(k, f"{', '.join(non_finite[k])} became NaN or Inf in epoch {self.epoch}")
-                continue
             record = {"epoch": self.epoch, "train_cost": train["cost"][k], "train_accuracy": train["accuracy"][k],
                       "dev_cost": dev["cost"][k] if dev else None, "dev_accuracy": dev["accuracy"][k] if dev else None}
+            # the checks of `Trainer._check_record`, in its order and words
             bad = [key for key in ("train_cost", "dev_cost") if record[key] is not None and not math.isfinite(record[key])]
             if bad:
-                self._fail(k, f"the {bad[0].replace('_', ' ')} became {record[bad[0]]} at the end of epoch {self.epoch}")
+                self._fail(k, f"the {bad[0].replace('_', ' ')} became {record[bad[0]]} at the end of epoch "
+                              f"{self.epoch} (after step {steps})")
+                continue
+            if k in non_finite:  # (a running variance can overflow while the costs stay finite)
+                self._fail(k, f"{', '.join(non_finite[k])} became NaN or Inf in epoch {self.epoch}")
                 continue
             record.update(lr=float(rates[k]), seconds=seconds, step_seconds=step_seconds)
             self.histories[k].append(record)
@@ -613,16 +615,14 @@ class ManyTrainer:
                 raise ValueError(f"resume: configs[{k}].{changed[0]} is {changed[2]!r}, the checkpoint's was "
                                  f"{changed[1]!r}; a batch resumes with the configurations it was made with (only "
                                  f"their {', '.join(key for key in RESUME_MAY_CHANGE if key in then)} may change)")
-        for key in ("seed", "dtype", "data", "dev", "eval_train"):
-            if saved.get(key, True) != self._provenance[key]:  # (eval_train: True in checkpoints from before it)
-                raise ValueError(f"resume: {key} differs from the checkpoint's ({saved[key]!r}, now "
-                                 f"{self._provenance[key]!r})")
-        # callbacks by type (as a Trainer's run compares them: each loads the state of its own kind),
-        # and the output width; a checkpoint from before they were recorded is read without them
-        for key in ("callbacks", "n_classes"):
-            if saved.get(key, self._provenance[key]) != self._provenance[key]:
-                raise ValueError(f"resume: {key} was {saved[key]!r} in the checkpoint's run, this run has "
-                                 f"{self._provenance[key]!r}")
+        # the callbacks by type, as a Trainer's run compares them (each loads the state of its own kind);
+        # a checkpoint from before a key was recorded: eval_train was True, callbacks and n_classes unknown
+        before = {"eval_train": True, "callbacks": self._provenance["callbacks"],
+                  "n_classes": self._provenance["n_classes"]}
+        for key in ("seed", "dtype", "data", "dev", "eval_train", "callbacks", "n_classes"):
+            then = saved[key] if key in saved else before[key]
+            if then != self._provenance[key]:
+                raise ValueError(f"resume: {key} differs from the checkpoint's ({then!r}, now {self._provenance[key]!r})")
         if len(extra["callbacks"]) != len(self.callbacks):
             raise ValueError(f"resume: the checkpoint has {len(extra['callbacks'])} callbacks' state, this run has "
                              f"{len(self.callbacks)} callbacks")

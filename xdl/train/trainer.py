@@ -33,7 +33,7 @@ from xdl import losses as _losses
 from xdl.backend import get_backend
 from xdl.caller import warn_caller
 from xdl.data import Augment, check_features, check_labels, training_batches
-from xdl.data.validation import check_dev_pair, check_int
+from xdl.data.validation import check_bool, check_dev_pair, check_int
 from xdl.nn import Module
 from xdl.optim import Optimizer
 from xdl.optim.optimizer import check_rate
@@ -111,8 +111,7 @@ class Trainer:
         for cb in callbacks:
             if not isinstance(cb, Callback):
                 raise TypeError(f"callbacks must be xdl.train.Callback instances, got {cb!r}")
-        if not isinstance(eval_train, bool | np.bool_):
-            raise TypeError(f"eval_train must be True or False, got {eval_train!r}")
+        check_bool(eval_train, "eval_train")
         self.model, self.loss, self.optimizer = model, loss, optimizer
         self.l2, self.batch_size, self.epochs, self.schedule = float(l2), int(batch_size), int(epochs), schedule
         self.callbacks = sorted(callbacks, key=lambda cb: cb.order)

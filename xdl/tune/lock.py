@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import datetime
 import errno
-import fcntl
 import json
 import os
 import socket
@@ -103,15 +102,17 @@ def check_not_in_use(directory, who: str = "directory") -> None:
     nothing, so that a command can say so before it loads any data (`DirectoryLock.acquire`
     decides, later)."""
     path = Path(directory) / LOCK_FILE
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except (FileNotFoundError, NotADirectoryError):
-        return
+    try:  # read-write: an exclusive lock on a read-only descriptor fails on NFS (flock emulated by fcntl)
+        fd = os.open(path, os.O_RDWR)
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return  # nothing to look at, or not ours to look at: `DirectoryLock.acquire` decides
     try:
         try:
             _lock(fd)
         except StudyInUseError:
             raise StudyInUseError(in_use(directory, who, _holder(fd))) from None
+        except OSError:
+            return  # a file system that cannot lock it for a look: `acquire` decides
     finally:
         os.close(fd)  # (a lock taken for the look goes with it)
 
@@ -138,6 +139,8 @@ def _lock(fd: int, tries: int = 1) -> None:
     """An exclusive flock on ``fd``, or `StudyInUseError` (a bare one: the caller names it) after
     ``tries`` attempts `LOOK_SECONDS` apart. flock, not fcntl's record locks: those do not exclude a
     second open of the file by the same process, which two searches in two threads would be."""
+    import fcntl  # POSIX: imported here, so that importing xdl.tune (every command's parser does) works anywhere
+
     for attempt in range(tries):
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

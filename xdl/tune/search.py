@@ -25,7 +25,6 @@ import dataclasses
 import json
 import logging
 import os
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -638,21 +637,8 @@ def train_group(configs, X, y, dev, seed, standardize=None, progress=False, call
 
 def _outcomes(results) -> list[tuple]:
     """(history, status, error) of each `fit_many` result, a divergence worded as a sequential
-    trial's (`_diverged`): "model k diverged: …; it keeps its state after epoch n" names the place
-    in the batch and a model the study does not keep."""
-    out = []
-    for k, r in enumerate(results):
-        error = r.error
-        if error:
-            batched = BATCH_DIVERGED.fullmatch(error)
-            error = _diverged(batched["what"]) if batched else error.removeprefix(f"model {k} ")
-        out.append((r.history, r.status, error))
-    return out
-
-
-# how `fit_many` words a model that diverged (`ManyTrainer._fail`)
-BATCH_DIVERGED = re.compile(r"model \d+ diverged: (?P<what>.*); it keeps its (?:initial state|state after epoch \d+)",
-                            re.DOTALL)
+    trial's (`_diverged`, from ``history.diverged``: where, without the batch's place and state)."""
+    return [(r.history, r.status, _diverged(r.history.diverged) if r.history.diverged else r.error) for r in results]
 
 
 def _diverged(what: str) -> str:
