@@ -36,6 +36,15 @@ def _allocator_left_alone(monkeypatch):
     monkeypatch.setattr(xdl.cli, "keep_freed_memory", lambda: False)
 
 
+@pytest.fixture(autouse=True)
+def _control_files_written_whole(monkeypatch):
+    """A control file a test writes is whole at once: read at the next epoch's end, not left to settle
+    (`Control` leaves a file modified within `SETTLE_SECONDS` for later; its own test checks that)."""
+    import xdl.train.callbacks
+
+    monkeypatch.setattr(xdl.train.callbacks, "SETTLE_SECONDS", 0.0)
+
+
 @pytest.fixture
 def disk_full_from(monkeypatch):
     """``disk_full_from(n)``: from the n-th file write on (counted from this call), every write fails

@@ -65,6 +65,10 @@ def test_train_writes_model_history_report_and_curves(tmp_path, capsys):
     assert main(["train", *FAST[:-3], "--epochs", "5", "--no-progress", "--out", str(out), "--checkpoint-every", "1",
                  "--resume", str(out / "checkpoints")]) == 0
     assert len(json.loads((out / "history.json").read_text())["records"]) == 5
+    assert "holds a finished run" not in capsys.readouterr().out  # (a resume goes on with it)
+    # a new run there replaces the finished one's files, and says so
+    assert main(["train", *FAST, "--out", str(out)]) == 0
+    assert f"note: --out {str(out)!r} holds a finished run; this run replaces its files" in capsys.readouterr().out
 
 
 def test_config_file_sets_options_and_flags_override_it(tmp_path, capsys):

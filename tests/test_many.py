@@ -598,7 +598,7 @@ def test_a_resume_refuses_other_callback_types_or_classes_before_anything_change
     X, y, dev = digits
     configs = [small(seed=1, epochs=2), small(seed=2, epochs=2)]
     with xdl.use("numpy"):
-        fit_many(configs, X, y, dev=dev, callbacks=[xdl.train.Control(tmp_path / "control"), Checkpoint(tmp_path)])
+        fit_many(configs, X, y, dev=dev, callbacks=[xdl.train.Control(tmp_path), Checkpoint(tmp_path)])
         longer = [dataclasses.replace(c, epochs=4) for c in configs]
         trainer = xdl.train.ManyTrainer(longer, callbacks=[xdl.train.EarlyStopping(restore_best=False),
                                                            Checkpoint(tmp_path)])
@@ -608,7 +608,7 @@ def test_a_resume_refuses_other_callback_types_or_classes_before_anything_change
         assert trainer.epoch == 0 and trainer.optimizer.t == 0  # nothing loaded
         with pytest.raises(ValueError, match=r"resume: n_classes differs from the checkpoint's \(10, now 12\)"):
             fit_many(longer, X, y, dev=dev, n_classes=12, resume=tmp_path,
-                     callbacks=[xdl.train.Control(tmp_path / "control"), Checkpoint(tmp_path)])
+                     callbacks=[xdl.train.Control(tmp_path), Checkpoint(tmp_path)])
 
 
 def test_early_stopping_restoring_the_batch_is_refused_and_an_unfinished_model_says_training(digits):

@@ -262,8 +262,8 @@ def test_ctrl_c_on_the_command_then_resume_gives_the_uninterrupted_weights(tmp_p
     (dict(activation="tanh"), "the model differs from the checkpoint's at layer 2: checkpoint ReLU(), this run Tanh()"),
     (dict(dropout=0.3), "layer 3: checkpoint Dropout(rate=0.2), this run Dropout(rate=0.3)"),
     (dict(lr=0.02), "optimizer setting 'lr' (group 0) was 0.01 in the checkpoint, this run has 0.02"),
-    (dict(callbacks=[EarlyStopping()]), "callbacks was ['Checkpoint'] in the checkpoint, this run has "
-                                        "['EarlyStopping', 'Checkpoint']"),
+    (dict(callbacks=[EarlyStopping(monitor="train_cost")]),
+     "callbacks was ['Checkpoint'] in the checkpoint, this run has ['EarlyStopping', 'Checkpoint']"),
     (dict(data_seed=1), "the train data differ from the checkpoint's"),
     (dict(l2=0.1), "l2 was 0.0 in the checkpoint, this run has 0.1"),
 ])

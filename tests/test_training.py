@@ -9,7 +9,7 @@ import xdl
 from xdl.data import Standardizer, split
 from xdl.losses import SoftmaxCrossEntropy
 from xdl.optim import Adam
-from xdl.train import Checkpoint, EarlyStopping, Trainer
+from xdl.train import Callback, Checkpoint, EarlyStopping, Trainer
 
 
 def moons_parts(m=1000, seed=0):
@@ -465,6 +465,7 @@ def test_a_control_file_read_on_resuming_stays_until_the_run_goes_on(tmp_path, m
         trainer(4).fit(parts.X_train, parts.y_train, resume=run / "checkpoints")
     assert (run / "control.toml").read_text() == "lr = 0.002\n"  # still there for the next try
     monkeypatch.undo()
+    monkeypatch.setattr(xdl.train.callbacks, "SETTLE_SECONDS", 0.0)  # (undone with the rest: conftest's)
     history = trainer(4).fit(parts.X_train, parts.y_train, resume=run / "checkpoints")
     assert history[2]["control"] == "control.toml on resuming (before epoch 3): lr = 0.002 from epoch 3"
     assert history["lr"][2:] == [0.002, 0.002] and not (run / "control.toml").exists()
@@ -610,3 +611,67 @@ def test_the_l2_penalty_of_a_last_smaller_batch_is_the_others(backend):
         norms.append(np.linalg.norm(model[0].weight.numpy()))
     assert norms[1] == pytest.approx(norms[0], rel=0.25)  # one more example: another shuffle; was 0.0004 of it
     assert xdl.train.trainer.penalty_examples(64, 129) == 64 and xdl.train.trainer.penalty_examples(64, 10) == 10
+
+
+def test_a_later_fit_after_restoring_the_best_goes_on_from_the_runs_last_weights():
+    """As the uninterrupted run: the best weights restored at the first fit's end are put back to
+    the run's last before it trains on (its optimizer state is the last epoch's)."""
+    s = moons_parts(300)
+    straight = make_trainer(None, lr=0.05, epochs=8, callbacks=[EarlyStopping(patience=20)])
+    straight.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    twice = make_trainer(None, lr=0.05, epochs=4, callbacks=[EarlyStopping(patience=20)])
+    twice.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    twice.epochs = 8
+    history = twice.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    assert history["dev_cost"] == straight.history["dev_cost"]
+    for a, b in zip(twice.model.parameters(), straight.model.parameters()):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+class Adds(Callback):
+    def on_epoch_end(self, trainer, record):
+        record["gap"] = record["dev_cost"] - record["train_cost"]
+
+
+def test_what_a_callback_adds_to_the_record_is_in_the_history_as_keras_logs(tmp_path):
+    s = moons_parts(300)
+    history = make_trainer(None, epochs=2, callbacks=[Adds()]).fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    assert history["gap"] == [r["dev_cost"] - r["train_cost"] for r in history.records]
+    assert xdl.History.load(history.save(tmp_path / "h.json"))["gap"] == history["gap"]
+    with pytest.raises(ValueError, match=r"History.load: .* is not a history History.save wrote"):
+        xdl.History.load(xdl.save(xdl.nn.mlp(2, [3], 2), tmp_path / "model.npz"))
+
+
+def test_early_stopping_on_a_dev_metric_without_dev_is_refused_before_any_epoch():
+    s = moons_parts(300)
+    trainer = make_trainer(None, epochs=3, callbacks=[EarlyStopping()])
+    with pytest.raises(ValueError, match=r"EarlyStopping monitors 'dev_cost', which this run does not measure"):
+        trainer.fit(s.X_train, s.y_train)
+    assert trainer.epoch == 0 and len(trainer.history) == 0
+
+
+def test_a_control_file_is_read_once_it_has_settled_and_its_arguments_are_checked(tmp_path, monkeypatch):
+    """A file modified within SETTLE_SECONDS may be half-written ("lr = 0.00" of "lr = 0.0005"): it
+    waits for a later epoch's end; lr = 0 is refused (it would freeze the run; --lr refuses it too)."""
+    from xdl.train import Control
+
+    monkeypatch.setattr(xdl.train.callbacks, "SETTLE_SECONDS", 3600.0)  # never settled in this test
+    s = moons_parts(300)
+    (tmp_path / "control.toml").write_text("lr = 0.00")
+    history = make_trainer(None, epochs=2, callbacks=[Control(tmp_path)]).fit(s.X_train, s.y_train)
+    assert "control" not in history.records[-1] and history["lr"] == [1e-3, 1e-3]
+    monkeypatch.setattr(xdl.train.callbacks, "SETTLE_SECONDS", 0.0)
+    with pytest.warns(UserWarning, match=r"control.toml at epoch 1 not applied: lr must be > 0, got 0.0"):
+        history = make_trainer(None, epochs=2, callbacks=[Control(tmp_path)]).fit(s.X_train, s.y_train)
+    assert history["lr"] == [1e-3, 1e-3] and (tmp_path / "control-rejected-epoch-1.toml").exists()
+    for bad, error, match in ((None, TypeError, "Control: directory must be a path"),
+                              (5, TypeError, "Control: directory must be a path"),
+                              (tmp_path / "typo", ValueError, r"Control: directory .*typo' does not exist")):
+        with pytest.raises(error, match=match):
+            Control(bad)
+    with pytest.raises(TypeError, match=r"Control: report must be a function"):
+        Control(tmp_path, report="x")
+    with pytest.raises(ValueError, match=r"EarlyStopping: restore_best must be True or False, got 'no'"):
+        EarlyStopping(restore_best="no")
+    with pytest.raises(ValueError, match=r"EarlyStopping: patience must be a positive integer, got True"):
+        EarlyStopping(patience=True)

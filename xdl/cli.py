@@ -224,14 +224,17 @@ def train(config: TrainConfig, args=None) -> int:
                          f"{config.schedule}: it would be ignored; leave it out")
     resuming = _check_resume(config) if config.resume else None
     own = out / "checkpoints" / CHECKPOINT_FILE
+    replacing = None
     if not config.resume or resume_path(config.resume).resolve() != own.resolve():  # (a resume into another --out)
-        _check_no_unfinished_run(out)
+        replacing = _check_no_unfinished_run(out)
     with xdl.use(config.backend, precision=config.precision) as backend:
         check_writable_dir(out, "output directory")  # before any work, after every check: fail fast, make nothing
         xdl.seed(config.seed)
         print(f"xdl {xdl.__version__}: backend {backend.name} on {backend.device_name()}{_precision_note(backend)}")
         if resuming:
             print(resuming)
+        if replacing:
+            print(replacing)
         X, y = xdl.datasets.load(config.dataset)
         parts = split(X, y, seed=config.seed)
         n_classes = int(y.max()) + 1
@@ -298,24 +301,29 @@ def _note_once():
     return show
 
 
-def _check_no_unfinished_run(out: Path) -> None:
+def _check_no_unfinished_run(out: Path) -> str | None:
     """A new run in ``out`` replaces the files of the run there: refused while that run is
     unfinished (interrupted, or stopped by a divergence: its checkpoint is the way on, and no
     report.json was written after it), naming how to continue it; a finished run's files are
-    replaced, as by any rerun."""
+    replaced, as by any rerun — the note returned says so (None: no run there)."""
     path, report = out / "checkpoints" / CHECKPOINT_FILE, out / "report.json"
-    if not path.is_file() or (report.is_file() and report.stat().st_mtime >= path.stat().st_mtime):
-        return
+    replaced = (f"note: --out {str(out)!r} holds a finished run; this run replaces its files (model, history, "
+                f"checkpoints) — give another --out to keep them")
+    if not path.is_file():
+        return None
+    if report.is_file() and report.stat().st_mtime >= path.stat().st_mtime:
+        return replaced
     try:
         extra, _ = read_extra(path)
         epochs, done, step = extra["run_info"]["config"]["epochs"], int(extra["epoch"]), int(extra.get("step", 0))
         stopped = extra["history"].get("stopped_epoch") is not None
     except (ValueError, KeyError, TypeError, AttributeError):
-        return  # no run can continue from it: nothing to keep
+        return None  # no run can continue from it: nothing to keep
     if done < epochs and not stopped:
         raise FileExistsError(f"--out {str(out)!r} holds an unfinished run (its checkpoint: {position(done, step)} of "
                               f"{epochs}): continue it with --resume {shlex.quote(str(path.parent))}, or give another "
                               f"--out; to start afresh there, remove {str(path.parent)!r} first")
+    return replaced  # (stopped early, or diverged and finished: its epochs are done)
 
 
 def _check_resume(config: TrainConfig) -> str:

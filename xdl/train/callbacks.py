@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from xdl.caller import warn_caller
-from xdl.data.validation import check_number
+from xdl.data.validation import check_bool, check_int, check_number
 from xdl.files import check_writable_dir
 from xdl.optim.optimizer import Optimizer, check_rate
 from xdl.serialization import save
@@ -115,14 +116,14 @@ class EarlyStopping(Callback):
     ``monitor``: a History column, "dev_cost" by default (minimized; accuracies are maximized).
     ``restore_best``: at the end of training, put back the weights of the best epoch (also when
     the run went to its last epoch), and record it as ``history.best_epoch``. A later ``fit`` of
-    the same trainer goes on with the run's best and wait (patience starts afresh after a stop of
-    its own: that fit was asked to train on).
+    the same trainer goes on with the run: from its last weights (put back over the best), with its
+    best and wait (patience starts afresh after a stop of its own: that fit was asked to train on).
     """
 
     def __init__(self, monitor: str = "dev_cost", patience: int = 5, min_delta: float = 0.0,
                  restore_best: bool = True):
-        if not isinstance(patience, int) or patience < 1:
-            raise ValueError(f"EarlyStopping: patience must be a positive integer, got {patience!r}")
+        check_int(patience, "EarlyStopping: patience")
+        check_bool(restore_best, "EarlyStopping: restore_best")
         check_number(min_delta, "EarlyStopping: min_delta", "a number ≥ 0", lambda d: 0 <= d < math.inf)
         check_monitor(monitor, "EarlyStopping")
         self.monitor, self.patience, self.min_delta, self.restore_best = monitor, patience, float(min_delta), restore_best
@@ -131,11 +132,16 @@ class EarlyStopping(Callback):
 
     def _reset(self):
         self.best, self.best_epoch, self.wait, self.best_state = math.inf, None, 0, None
+        self.run_state = None  # the run's last weights, when the best were restored over them
 
     def on_train_begin(self, trainer) -> None:
         if not continues_run(trainer):
             self._reset()
-        elif self.wait >= self.patience:  # it stopped the run, and training goes on: patience anew
+            return
+        if self.run_state is not None and not trainer.resumed:  # (a resume has the checkpoint's)
+            trainer.model.load_state_dict(self.run_state)  # the run goes on from where it was, not from its best
+        self.run_state = None
+        if self.wait >= self.patience:  # it stopped the run, and training goes on: patience anew
             self.wait = 0
 
     def on_epoch_end(self, trainer, record: dict) -> None:
@@ -156,6 +162,7 @@ class EarlyStopping(Callback):
 
     def on_train_end(self, trainer) -> None:
         if self.restore_best and self.best_state is not None:
+            self.run_state = trainer.model.state_dict()  # for a later fit of the run (`on_train_begin`)
             trainer.model.load_state_dict(self.best_state)
             trainer.history.best_epoch = self.best_epoch
 
@@ -242,6 +249,8 @@ class Checkpoint(Callback):
 
 
 CONTROL_FILE = "control.toml"
+# a control file modified this recently is left for a later epoch's end: it may be half-written
+SETTLE_SECONDS = 0.5
 
 
 @dataclass
@@ -266,11 +275,20 @@ class Control(Callback):
     not parse or holds another key is left unapplied (renamed ``control-rejected-….toml`` at once),
     noted, and reported as a warning: training goes on. A batch of models (`fit_many`) takes
     ``stop`` only: its rates are one per model. ``report``: called with the note of each file
-    applied, as it is (``xdl train`` prints it)."""
+    applied, as it is (``xdl train`` prints it). A file modified less than `SETTLE_SECONDS` ago is
+    read at a later epoch's end (it may be half-written); write it whole (or to another name, then
+    ``mv``) for it to apply at the next."""
 
     order = 50  # after early stopping, before checkpoints (which then save what was applied)
 
     def __init__(self, directory, report=None):
+        if isinstance(directory, bool) or not isinstance(directory, str | os.PathLike) or not os.fspath(directory):
+            raise TypeError(f"Control: directory must be a path (str or os.PathLike) of the directory to read "
+                            f"{CONTROL_FILE} from, got {directory!r}")
+        if not Path(directory).is_dir():  # a typo would watch a file that is never there
+            raise ValueError(f"Control: directory {os.fspath(directory)!r} does not exist (make it, or give the run's)")
+        if report is not None and not callable(report):
+            raise TypeError(f"Control: report must be a function taking each note (print, say) or None, got {report!r}")
         self.directory, self.report = Path(directory), report
         self.lr = None  # the rate set by hand, if any
         self.notes: list[str] = []
@@ -326,6 +344,9 @@ class Control(Callback):
         renamed at once and reported as a warning."""
         if not self.path.is_file():  # a directory of that name is not a control file
             return None
+        with contextlib.suppress(OSError):  # (gone meanwhile: read below, and said so)
+            if time.time() - self.path.stat().st_mtime < SETTLE_SECONDS:
+                return None  # being written, perhaps: a half-written "lr = 0.00" read as 0; a later epoch reads it
         try:
             content = self.path.read_bytes()
             if self._pending is not None and content == self._pending.content:
@@ -338,8 +359,10 @@ class Control(Callback):
             if lr is not None and not isinstance(trainer.optimizer, Optimizer):
                 raise ValueError("lr: a batch of models (fit_many) has a rate per model; a control file can stop "
                                  "it, not set its rates")
-            if lr is not None:
+            if lr is not None:  # > 0, as the command's --lr: a rate of 0 would freeze the run
                 check_rate(lr, "lr", trainer.model.dtype)
+                if not lr > 0:
+                    raise ValueError(f"lr must be > 0, got {lr!r} (to end the run, write stop = true)")
             if not isinstance(wanted.get("stop", False), bool):
                 raise ValueError(f"stop must be true or false, got {wanted['stop']!r}")
         except (OSError, ValueError, tomllib.TOMLDecodeError) as e:  # UnicodeDecodeError is a ValueError

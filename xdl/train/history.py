@@ -75,8 +75,11 @@ class History:
 
     @classmethod
     def load(cls, path) -> History:
-        with open(path) as f:
-            data = json.load(f)
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+        except (UnicodeDecodeError, json.JSONDecodeError):  # a checkpoint, a model file: not text at all
+            data = None
         if not (isinstance(data, dict) and isinstance(data.get("records"), list)
                 and all(isinstance(r, dict) for r in data["records"])):
             raise ValueError(f"History.load: {str(path)!r} is not a history History.save wrote "

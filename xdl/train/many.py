@@ -336,6 +336,7 @@ class ManyTrainer:
                 while self.epoch < self.epochs and not self.stop_training and "training" in self.status:
                     record = self._train_epoch(X, y, y_device, dev, bounds, bar, signals)
                     self.history.append(record)
+                    record = self.history.records[-1]  # what a callback adds to it is in the history
                     for cb in self.callbacks:
                         cb.on_epoch_end(self, record)
                     if self.stop_training:  # a callback stopped the batch: as early stopping, per model
