@@ -616,6 +616,10 @@ def test_early_stopping_restoring_the_batch_is_refused_and_an_unfinished_model_s
     with pytest.raises(ValueError, match=r"EarlyStopping\(restore_best=True\) would put the whole batch back.*"
                                          r"TrainConfig\(patience=...\)"):
         xdl.train.ManyTrainer([small(seed=1)], callbacks=[xdl.train.EarlyStopping()])
+    stopping = xdl.train.ManyTrainer([small(seed=1)], callbacks=[xdl.train.EarlyStopping(restore_best=False)])
+    with pytest.raises(ValueError, match=r"EarlyStopping monitors 'dev_cost', which this run does not measure"):
+        stopping.fit(X, y)  # no dev: refused before any epoch, as by a Trainer
+    assert stopping.epoch == 0 and stopping.model is None
     trainer = xdl.train.ManyTrainer([small(seed=1), small(seed=2)], callbacks=[RaiseAt(2)])
     with xdl.use("numpy"), pytest.raises(RuntimeError, match="stop here"):
         trainer.fit(X, y, dev=dev)

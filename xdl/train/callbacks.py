@@ -36,6 +36,15 @@ def check_monitor(monitor, who: str) -> str:
     return monitor
 
 
+def check_dev_measured(callbacks, dev) -> None:
+    """An `EarlyStopping` on a dev metric needs ``dev``: refused before any epoch without it (it
+    would fail at the first epoch's end)."""
+    for cb in callbacks:
+        if dev is None and isinstance(cb, EarlyStopping) and cb.monitor.startswith("dev_"):
+            raise ValueError(f"EarlyStopping monitors {cb.monitor!r}, which this run does not measure: pass "
+                             "dev=(X_dev, y_dev) to fit for dev metrics (or monitor a train one)")
+
+
 def continues_run(trainer) -> bool:
     """Whether this fit goes on with a run — a resume, or a later ``fit`` of the same trainer (after
     Ctrl-C, a stop, or with more epochs) — rather than starting one: callbacks then keep their state,

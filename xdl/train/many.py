@@ -47,8 +47,8 @@ from xdl.nn import Module, Standardize, stack
 from xdl.optim.stacked import StackedOptimizer
 from xdl.serialization import load, read_extra
 from xdl.tensor import Tensor, no_grad
-from xdl.train.callbacks import (Callback, EarlyStopping, check_checkpoint_kind, position, resume_path,
-                                 stop_for_signal, write_checkpoint)
+from xdl.train.callbacks import (Callback, EarlyStopping, check_checkpoint_kind, check_dev_measured, position,
+                                 resume_path, stop_for_signal, write_checkpoint)
 from xdl.train.captured import CapturedSteps, loop_capture
 from xdl.train.history import History
 from xdl.train.interrupt import SignalFlag
@@ -301,6 +301,7 @@ class ManyTrainer:
               or not observed <= n_classes <= MAX_CLASSES):
             raise ValueError(f"n_classes must be an integer in [{observed}, {MAX_CLASSES}] (from the largest label + 1 "
                              f"to MAX_CLASSES), got {n_classes!r}")
+        check_dev_measured(self.callbacks, dev)
         needs_dev = [k for k, c in enumerate(self.configs) if c.patience]
         if needs_dev and dev is None:
             raise ValueError(f"configs[{needs_dev[0]}] has patience {self.configs[needs_dev[0]].patience}: early "

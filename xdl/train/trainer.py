@@ -40,7 +40,7 @@ from xdl.optim.optimizer import check_rate
 from xdl.serialization import load, read_extra
 from xdl.tensor import no_grad, to_numpy
 from xdl.train import provenance
-from xdl.train.callbacks import (Callback, Checkpoint, EarlyStopping, check_checkpoint_kind, position,
+from xdl.train.callbacks import (Callback, Checkpoint, check_checkpoint_kind, check_dev_measured, position,
                                  resume_path, stop_for_signal, write_checkpoint)
 from xdl.train.captured import CapturedSteps, loop_capture
 from xdl.train.history import History
@@ -231,11 +231,7 @@ class Trainer:
         X, y = self._check(X, y)
         if dev is not None:
             dev = self._check(*check_dev_pair(dev), name="_dev")
-        else:
-            for cb in self.callbacks:
-                if isinstance(cb, EarlyStopping) and cb.monitor.startswith("dev_"):
-                    raise ValueError(f"EarlyStopping monitors {cb.monitor!r}, which this run does not measure: pass "
-                                     "dev=(X_dev, y_dev) to fit for dev metrics (or monitor a train one)")
+        check_dev_measured(self.callbacks, dev)
         bounds = self._batches(len(X))
         self._penalty_m = penalty_examples(self.batch_size, len(X))
         self._check_rates(len(bounds))
