@@ -37,7 +37,7 @@ from xdl.data import Standardizer, split
 from xdl.data.validation import check_int
 from xdl.files import atomic_write
 from xdl.bench.environment import environment, headline
-from xdl.bench.output import check_output_file
+from xdl.files import check_output_file
 from xdl.bench.timing import faster
 from xdl.hostmemory import keep_freed_memory
 from xdl.train import fit_many

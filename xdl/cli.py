@@ -570,7 +570,7 @@ def _count(n: int, noun: str) -> str:
 
 def bench_kernels(config, args) -> int:
     from xdl.bench.kernels import report
-    from xdl.bench.output import check_output_file
+    from xdl.files import check_output_file
 
     if args.json is not None:  # before any work: the report runs for minutes, and writes after its first case
         check_output_file(args.json, "--json")

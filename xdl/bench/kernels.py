@@ -21,10 +21,9 @@ import numpy as np
 import xdl
 from xdl.backend import Backend
 from xdl.bench.environment import environment, headline
-from xdl.bench.output import check_output_file
 from xdl.bench.steps import STEP_SHAPES, format_step_table, main_job_seconds_per_epoch, step_rows
 from xdl.bench.timing import faster, time_call, time_calls, torch_on
-from xdl.files import atomic_write
+from xdl.files import atomic_write, check_output_file
 
 
 @dataclass

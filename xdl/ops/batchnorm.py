@@ -49,10 +49,11 @@ def update_running_statistics(running_mean, running_var, mean, var, momentum, n:
     (σ² the batch's biased variance of n rows), in place. ``momentum`` m is a Python float or a float64
     array (one per feature): each factor is computed in float64 and rounded to the statistics' dtype
     once, so a feature's update is the same bits for either."""
-    running_mean *= _rounded(momentum, running_mean)
-    running_mean += _rounded(1.0 - momentum, running_mean) * mean
-    running_var *= _rounded(momentum, running_var)
-    running_var += _rounded((1.0 - momentum) * n / (n - 1), running_var) * var
+    kept, rest = _rounded(momentum, running_mean), 1.0 - momentum  # each factor made once (per-feature: launches)
+    running_mean *= kept
+    running_mean += _rounded(rest, running_mean) * mean
+    running_var *= kept
+    running_var += _rounded(rest * n / (n - 1), running_var) * var
 
 
 def _rounded(factor, like):

@@ -500,9 +500,10 @@ class ManyTrainer:
         model that has any (as `Trainer` checks its model's state each epoch: one host read of a
         (K,) flag per array, the names looked up only for a model that has one)."""
         backend, training = self.model.backend, np.array([s == "training" for s in self.status])
-        arrays = [("", self.model.data), *self.model.named_buffers()]
-        flags = [backend.to_numpy(backend.xp.isfinite(a.reshape(self.n_models, -1)).all(axis=1)) for _, a in arrays]
-        bad = np.flatnonzero(training & ~np.logical_and.reduce(flags))
+        arrays = [self.model.data, *(a for _, a in self.model.named_buffers())]
+        xp = backend.xp  # one host read: every array's (K,) flags stacked on the device
+        finite = backend.to_numpy(xp.stack([xp.isfinite(a.reshape(self.n_models, -1)).all(axis=1) for a in arrays]))
+        bad = np.flatnonzero(training & ~finite.all(axis=0))
         named = [(name, p.data) for name, p in self.model.named_parameters()] + list(self.model.named_buffers())
         return {int(k): [name for name, a in named if not bool(backend.xp.isfinite(a[k]).all())] for k in bad}
 

@@ -496,13 +496,16 @@ class Trainer:
 
 
 def _non_finite_state(model) -> list[str]:
-    """Names of the parameters and buffers holding NaN or Inf (one host read per flat buffer)."""
-    xp = model.backend.xp
-    flats = {id(p._flat[0]): p._flat[0] for p in model.parameters() if getattr(p, "_flat", None)}
-    suspects = list(model.named_parameters()) if any(not bool(xp.isfinite(f.data).all()) for f in flats.values()) \
-        else [(n, p) for n, p in model.named_parameters() if not getattr(p, "_flat", None)]
-    arrays = [(n, p.data) for n, p in suspects] + list(model.named_buffers())
-    return [name for name, a in arrays if not bool(xp.isfinite(a).all())]
+    """Names of the parameters and buffers holding NaN or Inf: one host read of a flag per flat
+    buffer, parameter outside one and buffer; the names looked up only when a flag is down."""
+    backend, xp = model.backend, model.backend.xp
+    flats = {id(p._flat[0]): p._flat[0].data for p in model.parameters() if getattr(p, "_flat", None)}
+    checked = [*flats.values(), *(p.data for p in model.parameters() if not getattr(p, "_flat", None)),
+               *(a for _, a in model.named_buffers())]
+    if not checked or backend.to_numpy(xp.stack([xp.isfinite(a).all() for a in checked])).all():
+        return []
+    named = [(n, p.data) for n, p in model.named_parameters()] + list(model.named_buffers())
+    return [name for name, a in named if not bool(xp.isfinite(a).all())]
 
 
 def _provenance(trainer, X, y, dev) -> dict:
