@@ -88,7 +88,7 @@ def softplus_recipe() -> str:
     text = (Path(__file__).resolve().parents[1] / "ARCHITECTURE.md").read_text()
     recipe = text.split("### Add a differentiable function", 1)[1]
     code = re.search(r"```python\n(.*?)```", recipe, re.S).group(1)
-    return "from xdl.function import Function\nfrom xdl.functions import Check, op\n\n" + code
+    return code  # its imports included: the block is the whole module
 
 
 def test_one_declaration_makes_a_public_method_and_checked_function(backend, rng, tmp_path, monkeypatch):
@@ -701,3 +701,11 @@ def test_gradcheck_takes_one_tensor_as_its_only_input(backend, rng):
         xdl.gradcheck(lambda t: t.sum(), None)
     with pytest.raises(ValueError, match=r"gradcheck: eps must be a finite number > 0 .*got '1e-7'"):
         xdl.gradcheck(lambda t: t.sum(), x, eps="1e-7")
+
+
+def test_gradcheck_names_parameters_that_share_a_name_by_position(rng):
+    model = xdl.nn.mlp(3, [4], 2).astype(np.float64)
+    X = rng.standard_normal((5, 3))
+    result = xdl.gradcheck(lambda: WrongSquare.apply(model(X)).sum(), model.parameters())
+    # each layer has a "bias": the name alone said not which
+    assert result.verdict == "bug" and re.fullmatch(r"input \d \((weight|bias)\)", result.worst.name)

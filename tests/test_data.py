@@ -132,7 +132,7 @@ def test_minibatches_check_min_size_and_take_lists():
     batches = list(minibatches(X.tolist(), y.tolist(), 4, shuffle=False))
     assert [yb.tolist() for _, yb in batches] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
     assert isinstance(batches[0][0], np.ndarray)
-    with pytest.raises(TypeError, match=r"^y must be a NumPy or CuPy array \(or a list of examples\), got dict"):
+    with pytest.raises(TypeError, match=r"^y must be a NumPy or CuPy array \(or a list of examples, a pandas frame\), got dict"):
         minibatches(X, {"labels": y}, 4)
     with pytest.raises(ValueError, match="^shuffle must be True or False, got 'no'"):
         minibatches(X, y, 4, shuffle="no")
@@ -254,7 +254,7 @@ def test_mnist1d_gives_the_examples_asked_for_or_says_why_not():
     for m in (7, 1234):  # it drew 0 (a crash) or 1230
         with pytest.raises(ValueError, match=f"mnist1d: m must be a multiple of 10 .*got {m}"):
             xdl.datasets.mnist1d(m)
-    with pytest.raises(ValueError, match="mnist1d: seed must be an integer, got None"):
+    with pytest.raises(ValueError, match=r"mnist1d: seed must be an integer in \[0, 2\*\*32\), got None"):
         xdl.datasets.mnist1d(30, seed=None)
 
 
@@ -278,3 +278,85 @@ def test_yes_no_labels_are_classes_0_and_1():
     trainer = xdl.train.Trainer(model, xdl.losses.BinaryCrossEntropy(), xdl.optim.Adam(model, lr=1e-2), epochs=2,
                                 progress=False)
     assert len(trainer.fit(X, y == 1)) == 2
+
+
+# -- found by a data scientist trying the data tools --------------------------------------------
+def test_a_stratified_split_refuses_a_class_of_one_example_as_scikit_learn_does():
+    X, y = np.zeros((31, 2)), np.array([0, 1, 2] * 10 + [3])
+    with pytest.raises(ValueError, match=r"^y: class 3 has only 1 example; a stratified split needs at least 2"):
+        split(X, y)  # its one example went to dev: a model built from train had no class 3
+    assert 3 in split(X, y, stratify=False).y_train.tolist() + split(X, y, stratify=False).y_dev.tolist() + \
+        split(X, y, stratify=False).y_test.tolist()
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"stratify": "yes"}, "split: stratify must be True or False, got 'yes'"),
+    ({"stratify": 0}, "split: stratify must be True or False, got 0"),
+    ({"seed": "a"}, "split: seed must be an integer ≥ 0, got 'a'"),
+    ({"seed": -1}, "split: seed must be an integer ≥ 0, got -1")])
+def test_split_names_a_bad_argument(kwargs, message):
+    with pytest.raises(ValueError, match="^" + message.replace("(", r"\(").replace(")", r"\)")):
+        split(np.zeros((10, 2)), np.arange(10) % 2, **kwargs)
+
+
+def test_split_names_nan_labels_and_no_examples():
+    y = np.arange(10.0) % 2
+    y[4] = np.nan
+    with pytest.raises(ValueError, match=r"^y contains NaN or Inf \(first at example 4\)"):
+        split(np.zeros((10, 2)), y)  # stratification went off without a word, the NaN kept
+    with pytest.raises(ValueError, match="^X has no examples to split"):
+        split(np.zeros((0, 2)), np.zeros(0))
+    with pytest.raises(ValueError, match="^Standardizer.fit: X has no examples"):
+        Standardizer().fit(np.zeros((0, 3)))
+
+
+class FrameLike:
+    """What minibatches sees of a pandas DataFrame: an object NumPy reads through ``__array__``."""
+
+    def __init__(self, values):
+        self.values = values
+
+    def __array__(self, dtype=None, copy=None):
+        return np.asarray(self.values, dtype=dtype)
+
+    def __len__(self):
+        return len(self.values)
+
+
+def test_minibatches_take_array_likes_and_check_the_seed():
+    X, y = np.arange(20.0).reshape(10, 2), np.arange(10)
+    batches = list(minibatches(FrameLike(X), FrameLike(y), 4, seed=0))
+    assert [len(b) for b, _ in batches] == [4, 4, 2] and all(isinstance(b, np.ndarray) for b, _ in batches)
+    assert sorted(np.concatenate([yb for _, yb in batches]).tolist()) == list(range(10))
+    for seed in ("a", -1, 1.5):
+        with pytest.raises(ValueError, match="^seed must be None, an integer ≥ 0 or a NumPy Generator"):
+            minibatches(X, y, 4, seed=seed)
+
+
+def test_augment_names_an_rng_that_is_no_generator():
+    aug = Augment(image_shape=(2, 2), noise=0.1)
+    for rng in (0, None):
+        with pytest.raises(TypeError, match="^Augment: rng must be a NumPy Generator"):
+            aug(np.zeros((1, 4)), rng)
+    assert "from xdl" not in Augment.__doc__  # a source line once sat in its example
+
+
+def test_one_hot_reads_yes_no_labels_and_refuses_a_width_beyond_max_classes():
+    assert one_hot(np.array([True, False])).tolist() == [[0.0, 1.0], [1.0, 0.0]]
+    with pytest.raises(ValueError, match="^one_hot: y has class index 1000000000; the number of classes must be at "
+                                         "most MAX_CLASSES"):
+        one_hot([10**9])  # a (1, 10⁹) float32 array: 4 GB of zeros
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda: xdl.datasets.moons(noise=-1), "moons: noise must be a finite number ≥ 0, got -1"),
+    (lambda: xdl.datasets.moons(noise=float("nan")), "moons: noise must be a finite number ≥ 0, got nan"),
+    (lambda: xdl.datasets.circles(noise="a"), "circles: noise must be a finite number ≥ 0, got 'a'"),
+    (lambda: xdl.datasets.circles(factor="a"), "circles: factor must be in (0, 1), got 'a'"),
+    (lambda: xdl.datasets.spirals(seed=-1), "spirals: seed must be an integer ≥ 0, got -1"),
+    (lambda: xdl.datasets.spirals(m=5, classes=10), "spirals: classes=10 arms need at least as many examples, got m=5"),
+    (lambda: xdl.datasets.moons(m=1.5), "m (number of examples) must be an integer ≥ 2, got 1.5")])
+def test_dataset_arguments_are_named(call, message):
+    with pytest.raises(ValueError, match="^" + message.replace("(", r"\(").replace(")", r"\)")):
+        call()
+    assert xdl.datasets.spirals(m=8, classes=np.int64(4))[1].max() == 3  # a NumPy integer is an integer

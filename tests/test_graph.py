@@ -299,12 +299,18 @@ def test_auto_runs_eagerly_where_a_step_needs_the_host_and_says_why(setup, reaso
         assert opt.t == 0  # refused before any work
 
 
-def test_auto_runs_eagerly_where_the_loss_checks_targets_per_batch(monkeypatch):
+def test_a_model_of_no_declared_width_is_captured_its_targets_shaped_once(monkeypatch):
+    """A model of the user's own (no ``out_features``): the Trainer learns its output shape from a
+    forward pass of one example, so its targets are prepared once and its steps can be captured."""
     with xdl.use("numpy"):
         monkeypatch.setattr(xdl.backend.NumpyBackend, "supports_graphs", True)
-        monkeypatch.setattr(xdl.train.trainer, "_output_width", lambda model: None)  # a model of unknown width
         tr = trainer("auto")
-        assert "the loss checks each batch's targets on the host" in tr.eager_reason()
+        for _, module in tr.model.named_modules():
+            module.__dict__.pop("out_features", None)
+        assert tr.eager_reason() is None
+        s = moons(200)
+        X, y = tr._check(s.X_train, s.y_train)
+        assert y.dtype == np.int64 and tr._step_loss == tr.loss.compute
 
 
 def test_capture_true_on_the_cpu_is_refused_before_any_work():

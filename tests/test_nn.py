@@ -643,3 +643,46 @@ def test_integer_and_tuple_inputs_of_built_in_models_compute_in_their_dtype():
     assert xdl.nn.Dense(2, 3)(((1.0, 2.0), (3.0, 4.0))).shape == (2, 3)  # a tuple of rows, as a list
     stacked = xdl.nn.stack([xdl.nn.mlp(2, [3], 2), xdl.nn.mlp(2, [3], 2)])
     assert stacked(np.array([[1, 2]])).dtype == np.float32  # was float64 from integer features
+
+
+# -- found by comparing with PyTorch --------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sigmoid_keeps_its_relative_precision_for_negative_inputs(backend, dtype):
+    z = np.linspace(-60, 30, 9001).astype(dtype)
+    exact = 1 / (1 + np.exp(-z.astype(np.longdouble)))
+    for y in (xdl.sigmoid(xdl.tensor(backend.asarray(z))).numpy(),  # the function, the layer and the loss's
+              Sigmoid()(xdl.tensor(backend.asarray(z))).numpy()):
+        assert y.dtype == dtype and (y > 0).all()  # (1 + tanh(z/2))/2 was 0 from z = −20 in float32
+        assert float(np.max(np.abs(y - exact) / exact)) < 4 * np.finfo(dtype).eps
+    z = t64(backend, [-30.0, -20.0, 0.0, 20.0])
+    BinaryCrossEntropy()(z, np.zeros(4)).backward()
+    expected = 1 / (1 + np.exp(-np.array([-30.0, -20.0, 0.0, 20.0]))) / 4
+    np.testing.assert_allclose(backend.to_numpy(z.grad), expected, rtol=1e-14)
+
+
+def test_soft_label_rows_within_the_tolerance_get_their_costs_own_gradient(backend, rng):
+    z = rng.standard_normal((6, 4))
+    labels = rng.dirichlet(np.ones(4), size=6) * (1 + 5e-5)  # sums 1 + 5e-5: accepted as rounding
+    result = xdl.gradcheck(lambda z: SoftmaxCrossEntropy()(z, labels), t64(backend, z))
+    assert result.difference < 1e-7  # the gradient p − y was not the derivative of −Σ y log p for them
+    normalized = labels / labels.sum(axis=1, keepdims=True)
+    assert SoftmaxCrossEntropy()(t64(backend, z), labels).item() == pytest.approx(
+        SoftmaxCrossEntropy()(t64(backend, z), normalized).item(), rel=1e-14)
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid"])
+def test_mlp_draws_every_layer_with_the_init_asked_for(activation):
+    model = xdl.nn.mlp(4, [5], 3, activation=activation, init="glorot")
+    assert [layer.config["init"] for layer in model if isinstance(layer, Dense)] == ["glorot", "glorot"]
+
+
+def test_every_layer_is_rebuildable_and_exported():
+    """ARCHITECTURE.md's layer recipe: a layer class of `xdl/nn/layers.py` is in `LAYERS` (so a
+    saved model holding it is rebuilt) and in `xdl.nn`."""
+    import inspect
+
+    from xdl.nn import layers
+
+    classes = {name for name, cls in inspect.getmembers(layers, inspect.isclass)
+               if issubclass(cls, xdl.nn.Module) and cls.__module__ == layers.__name__}
+    assert classes and classes <= set(xdl.nn.LAYERS) and classes <= set(xdl.nn.__all__)

@@ -772,3 +772,129 @@ def test_a_warning_made_deep_in_xdl_points_at_the_users_line(monkeypatch):
     assert {(x.filename, x.lineno) for x in w} == {(__file__, line)}
     assert not any(in_package(name) for name in ("<string>", "<stdin>", "<doctest xdl.tensor[0]>", __file__))
     assert in_package(xdl.__file__) and in_package(str(Path(xdl.__file__).parent / "functions" / "<op linear>"))
+
+
+# -- a data scientist's tasks beyond digits (regression, binary and multi-label, custom data) ---
+def test_a_regression_model_predicts_values_and_keeps_saying_so_after_a_save(tmp_path):
+    X, y = regression_data()
+    xdl.seed(0)
+    model = xdl.nn.mlp(3, [16], 1)
+    Trainer(model, xdl.losses.MeanSquaredError(), Adam(model, lr=0.01), epochs=20, batch_size=32,
+            progress=False).fit(X, y)
+    assert model.predicts == "values"
+    predictions = model.predict(X)  # its outputs, (m,) for one: not the classes a logit > 0 would give
+    assert predictions.shape == (len(X),) and np.array_equal(predictions, model.predict_outputs(X).ravel())
+    with pytest.raises(ValueError, match="predict_proba: this model predicts values"):
+        model.predict_proba(X)
+    loaded = xdl.load(xdl.save(model, tmp_path / "regression.npz"))
+    assert loaded.predicts == "values" and np.array_equal(loaded.predict(X), predictions)
+
+
+def test_multi_label_binary_cross_entropy_measures_each_label_and_predicts_them():
+    X, y = regression_data()
+    labels = np.stack([y > 0, X[:, 0] > 0], axis=1).astype(np.float32)  # two yes/no labels per example
+    xdl.seed(0)
+    model = xdl.nn.mlp(3, [16], 2)
+    trainer = Trainer(model, BinaryCrossEntropy(), Adam(model, lr=0.01), epochs=30, batch_size=32, progress=False)
+    history = trainer.fit(X, labels)
+    logits = model.predict_outputs(X)
+    share = float(((logits > 0) == (labels > 0.5)).mean())  # Keras's binary accuracy
+    assert history[-1]["train_accuracy"] == pytest.approx(share, abs=1e-12) and share > 0.9
+    assert trainer.evaluate(X, labels)["accuracy"] == pytest.approx(share, abs=1e-12)
+    p = model.predict_proba(X)  # each label's probability (not a softmax across them)
+    assert p.shape == (len(X), 2) and np.allclose(p, 1 / (1 + np.exp(-logits.astype(np.float64))), rtol=1e-5)
+    assert np.array_equal(model.predict(X), (logits > 0).astype(np.int64))
+
+
+def test_binary_cross_entropy_takes_soft_labels_in_either_shape_and_counts_their_nearer_class():
+    X, y = regression_data()
+    soft = 1 / (1 + np.exp(-2 * y))  # probabilities, not 0/1
+    accuracies = []
+    for labels in (soft, soft[:, None]):
+        xdl.seed(0)
+        model = xdl.nn.mlp(3, [16], 1)
+        trainer = Trainer(model, BinaryCrossEntropy(), Adam(model, lr=0.01), epochs=10, batch_size=32,
+                          progress=False)
+        record = trainer.fit(X, labels)[-1]
+        right = float(((model.predict_outputs(X).ravel() > 0) == (soft > 0.5)).mean())
+        assert record["train_accuracy"] == pytest.approx(right, abs=1e-12) and right > 0.8
+        accuracies.append(record["train_accuracy"])
+    assert accuracies[0] == accuracies[1]
+    with pytest.raises(ValueError, match=r"^y: BinaryCrossEntropy: labels must be in \[0, 1\]"):
+        Trainer(model, BinaryCrossEntropy(), SGD(model), progress=False).fit(X, (y > 0) * 2)
+
+
+@pytest.mark.parametrize("callback", [EarlyStopping(monitor="dev_accuracy", restore_best=False),
+                                      Checkpoint("unused", monitor="dev_accuracy")])
+def test_monitoring_an_accuracy_a_regression_does_not_measure_is_refused_before_any_step(callback):
+    X, y = regression_data()
+    xdl.seed(0)
+    model = xdl.nn.mlp(3, [8], 1)
+    opt = Adam(model, lr=0.01)
+    trainer = Trainer(model, xdl.losses.MeanSquaredError(), opt, epochs=3, progress=False, callbacks=[callback])
+    with pytest.raises(ValueError, match=f"{type(callback).__name__} monitors 'dev_accuracy', but this run's loss "
+                                         "measures no accuracy"):
+        trainer.fit(X[:150], y[:150], dev=(X[150:], y[150:]))
+    assert opt.t == 0 and trainer.epoch == 0
+
+
+class NoDeclaredWidth(xdl.nn.Module):
+    """A model of a user's own: parameters of its own, no ``out_features`` anywhere."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = xdl.Parameter(np.random.default_rng(0).standard_normal((2, 2)).astype(np.float32) * 0.1)
+
+    def forward(self, x):
+        return x @ self.w
+
+
+def test_a_model_of_no_declared_width_has_every_label_checked_before_its_first_step():
+    s = moons(200)
+    model = NoDeclaredWidth()
+    opt = Adam(model, lr=0.01)
+    y = s.y_train.copy()
+    y[-1] = 5  # the last batch's: found at step 8 of the first epoch before
+    trainer = Trainer(model, SoftmaxCrossEntropy(), opt, epochs=2, batch_size=16, progress=False)
+    with pytest.raises(ValueError, match=r"^y has class index 5, outside the model's 2 classes \[0, 2\)"):
+        trainer.fit(s.X_train, y)
+    assert opt.t == 0 and trainer.step == 0
+    assert len(trainer.fit(s.X_train, s.y_train)) == 2 and opt.t == 2 * -(-len(y) // 16)
+    targets = s.X_train[:, 0].copy()
+    targets[3] = np.nan
+    model = NoDeclaredWidth()
+    model.w = xdl.Parameter(np.zeros((2, 1), dtype=np.float32))
+    with pytest.raises(ValueError, match="y: MeanSquaredError: targets contain NaN or Inf"):
+        Trainer(model, xdl.losses.MeanSquaredError(), SGD(model), progress=False).fit(s.X_train, targets)
+
+
+def test_labels_that_are_missing_nan_or_of_another_length_are_named():
+    s = moons(200)
+    trainer = trainer_for(epochs=1)
+    with pytest.raises(TypeError, match="^y is None; fit needs the labels"):
+        trainer.fit(s.X_train, None)
+    y = s.y_train.astype(float)
+    y[3] = np.nan
+    with pytest.raises(ValueError, match=r"^y must hold integer class indices, got NaN or Inf \(first at example 3\)"):
+        trainer.fit(s.X_train, y)
+    with pytest.raises(ValueError, match=r"\(X_dev and y_dev must have the same length\)"):
+        trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev[:-1]))
+    X, targets = regression_data()
+    model = xdl.nn.mlp(3, [8], 1)
+    with pytest.raises(ValueError, match=r"^y: MeanSquaredError: targets have values beyond float32's range"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # and no overflow warning from the check itself
+            Trainer(model, xdl.losses.MeanSquaredError(), SGD(model), progress=False).fit(X, targets * 1e38)
+
+
+def test_numbers_held_as_objects_are_features_as_scikit_learn_reads_them():
+    s = moons(200)
+    X = s.X_train.astype(object)  # a pandas frame of nullable Int64 columns reads so
+    history = trainer_for(epochs=1).fit(X, s.y_train)
+    assert len(history) == 1
+    X[0, 0] = None  # a missing value: NaN, as scikit-learn reads it
+    with pytest.raises(ValueError, match=r"X contains NaN or Inf \(first at example 0, feature 0\)"):
+        trainer_for(epochs=1).fit(X, s.y_train)
+    X[0, 0] = "a"
+    with pytest.raises(TypeError, match=r"X must hold numbers, got dtype object holding values that are not \(strings\?\)"):
+        trainer_for(epochs=1).fit(X, s.y_train)

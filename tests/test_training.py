@@ -675,3 +675,11 @@ def test_a_control_file_is_read_once_it_has_settled_and_its_arguments_are_checke
         EarlyStopping(restore_best="no")
     with pytest.raises(ValueError, match=r"EarlyStopping: patience must be a positive integer, got True"):
         EarlyStopping(patience=True)
+
+
+def test_diagnose_notes_a_dev_error_far_below_the_training_error():
+    d = xdl.diagnose({"train_accuracy": 0.80, "dev_accuracy": 0.95})
+    assert d.next_steps[0].startswith("the dev error is 15.00% below the training error: check that dev and train "
+                                      "come from the same distribution")
+    assert not any("below the training error" in s for s in xdl.diagnose({"train_accuracy": 0.95,
+                                                                           "dev_accuracy": 0.96}).next_steps)

@@ -14,17 +14,27 @@ Each returns ``(X, y)``: float32 features (m, n) and int64 labels (m,).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+from xdl.data.validation import check_int, check_number
 
 
 def _check_m(m):
-    if not isinstance(m, int | np.integer) or m < 2:
-        raise ValueError(f"m (number of examples) must be an integer ≥ 2, got {m!r}")
+    check_int(m, "m (number of examples)", low=2)
+
+
+def _checked(noise, seed, name: str) -> None:
+    """``noise`` (a standard deviation) and ``seed``, checked before anything is drawn."""
+    check_number(noise, f"{name}: noise", "a finite number ≥ 0", lambda v: math.isfinite(v) and v >= 0)
+    check_int(seed, f"{name}: seed", low=0)
 
 
 def moons(m: int = 1000, noise: float = 0.2, seed: int = 0):
     """Two interleaved half circles with Gaussian noise of standard deviation ``noise``."""
     _check_m(m)
+    _checked(noise, seed, "moons")
     rng = np.random.default_rng(seed)
     label = np.arange(m) % 2
     t = rng.uniform(0, np.pi, m)
@@ -37,8 +47,8 @@ def moons(m: int = 1000, noise: float = 0.2, seed: int = 0):
 def circles(m: int = 1000, noise: float = 0.1, factor: float = 0.5, seed: int = 0):
     """Class 0 on the unit circle, class 1 on a circle of radius ``factor``, plus noise."""
     _check_m(m)
-    if not 0 < factor < 1:
-        raise ValueError(f"factor must be in (0, 1), got {factor}")
+    _checked(noise, seed, "circles")
+    check_number(factor, "circles: factor", "in (0, 1)", lambda v: 0 < v < 1)
     rng = np.random.default_rng(seed)
     label = np.arange(m) % 2
     t = rng.uniform(0, 2 * np.pi, m)
@@ -50,8 +60,10 @@ def circles(m: int = 1000, noise: float = 0.1, factor: float = 0.5, seed: int = 
 def spirals(m: int = 1000, classes: int = 3, noise: float = 0.2, seed: int = 0):
     """``classes`` spiral arms: radius grows along each arm, angle noise ``noise``."""
     _check_m(m)
-    if not isinstance(classes, int) or classes < 2:
-        raise ValueError(f"classes must be an integer ≥ 2, got {classes!r}")
+    _checked(noise, seed, "spirals")
+    check_int(classes, "spirals: classes", low=2)
+    if classes > m:  # each arm needs an example
+        raise ValueError(f"spirals: classes={classes} arms need at least as many examples, got m={m}")
     rng = np.random.default_rng(seed)
     label = np.arange(m) % classes
     r = rng.uniform(0.05, 1, m)
@@ -80,8 +92,7 @@ def mnist1d(m: int = 5000, seed: int = 42):
     _check_m(m)
     if m % 10:  # make_dataset draws as many of each of the 10 digits
         raise ValueError(f"mnist1d: m must be a multiple of 10 (as many examples of each digit), got {m}")
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
-        raise ValueError(f"mnist1d: seed must be an integer, got {seed!r}")
+    check_int(seed, "mnist1d: seed", low=0, high=2**32 - 1, expected="an integer in [0, 2**32)")  # NumPy's global seed
     args = get_dataset_args()
     args.num_samples, args.seed = int(m), int(seed)
     state = np.random.get_state()  # make_dataset seeds NumPy's global generator; leave it as it was

@@ -81,4 +81,8 @@ def diagnose(history, base_error: float = 0.0, tolerance: float = 0.02) -> Diagn
     if bias < -tolerance:  # the base error is meant to be the best achievable
         steps.insert(0, f"the training error is below the base error {base_error:.2%}: the base error should be the "
                         "best any model reaches (e.g. human-level); lower it")
+    if variance < -tolerance - ROUNDING:  # dev better than train by more than chance usually explains
+        steps.insert(0, f"the dev error is {-variance:.2%} below the training error: check that dev and train come "
+                        "from the same distribution (the dev set may be easier, or overlap the training set), and "
+                        "that the training error is measured in evaluation mode (dropout off)")
     return Diagnosis(train_error, dev_error, base_error, bias, variance, verdict, steps)

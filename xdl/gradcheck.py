@@ -116,7 +116,7 @@ def gradcheck(fn, inputs, eps: float = 1e-7) -> GradcheckResult:
     inputs : Tensor, sequence of Tensor, or a dict name → Tensor
         float64 tensors to differentiate with respect to (perturbed in place, restored after);
         a dict's names (``dict(model.named_parameters())``) name them in the result, else each
-        tensor's ``name``.
+        tensor's ``name`` (with its position when several share it: ``input 3 (bias)``).
     eps : float
         The finite-difference step ε.
 
@@ -134,7 +134,9 @@ def gradcheck(fn, inputs, eps: float = 1e-7) -> GradcheckResult:
                         f"got {type(inputs).__name__}")
     names = list(inputs) if isinstance(inputs, dict) else None
     inputs = list(inputs.values()) if isinstance(inputs, dict) else list(inputs)
-    names = names or [getattr(t, "name", None) for t in inputs]
+    if names is None:  # the tensors' own names; one several share (each layer's "bias") with its position
+        names = [getattr(t, "name", None) for t in inputs]
+        names = [f"input {i} ({name})" if name and names.count(name) > 1 else name for i, name in enumerate(names)]
     if not inputs:
         raise ValueError("gradcheck: inputs is empty; pass the tensors to differentiate with respect to")
     for i, t in enumerate(inputs):

@@ -34,8 +34,12 @@ class Loss:
     outputs of a given shape and returns them as an array of the given backend (shaped, typed);
     device arrays cost one reduction and one host read. `check` is `prepare` for the outputs at
     hand. A caller that prepared a whole data set once (`xdl.train.Trainer`) calls `compute` per
-    batch and pays nothing per step.
+    batch and pays nothing per step. ``predicts``: what a model trained on the loss predicts (one of
+    `xdl.nn.module.PREDICTIONS`; a `Trainer` sets the model's ``predicts`` from it, which its
+    ``predict`` follows).
     """
+
+    predicts: str | None = None
 
     def __call__(self, outputs: Tensor, targets) -> Tensor:
         return self.compute(outputs, self.check(outputs, targets))
@@ -67,7 +71,10 @@ def _as_array(targets, backend, name: str):
 
 class SoftmaxCrossEntropy(Loss):
     """Softmax + cross-entropy of logits (m, C) against class indices (m,) or one-hot (or soft)
-    rows (m, C)."""
+    rows (m, C), each a distribution: rows that sum to 1 within 1e-4 (float rounding) are divided
+    by their sums, so the cost and its gradient (p − y)/m are of the same labels."""
+
+    predicts = "classes"
 
     def prepare(self, labels, shape, backend, dtype):
         if len(shape) != 2:
@@ -101,7 +108,9 @@ class SoftmaxCrossEntropy(Loss):
             raise ValueError(f"SoftmaxCrossEntropy: one-hot (or soft) label rows must sum to 1 (each a "
                              f"distribution over the classes), got sums in [{float(sums.min()):g}, "
                              f"{float(sums.max()):g}]")
-        return y
+        # rows within the tolerance made exact distributions, so the gradient p − y is the cost's own
+        # (−Σ y log p has p·Σy − y); one-hot rows divide by an exact 1 and stay as they are
+        return (y / sums[:, None]).astype(dtype, copy=False)
 
     def compute(self, logits: Tensor, labels) -> Tensor:
         return F.softmax_cross_entropy(logits, labels)
@@ -114,14 +123,21 @@ def _targets_like(targets, shape, backend, dtype, loss: str):
     squeezed = tuple(n for n in shape if n != 1)
     if y.size != size or tuple(n for n in y.shape if n != 1) != squeezed:  # (m,) for (m, 1) is fine; (3, 2) for (2, 3) is not
         raise ValueError(f"{loss}: targets of shape {tuple(y.shape)} for outputs of shape {tuple(shape)}")
-    y = y.astype(dtype, copy=False).reshape(shape)
-    if not backend.xp.isfinite(y).all():  # bool() of a device array: one host read
+    xp = backend.xp
+    if y.dtype.kind == "f" and not xp.isfinite(y).all():  # bool() of a device array: one host read
         raise ValueError(f"{loss}: targets contain NaN or Inf")
-    return y
+    high = float(np.finfo(dtype).max)  # a Python float: compared to a float32 one, 1e39 would overflow
+    if y.size and y.dtype.kind == "f" and np.finfo(y.dtype).max > high and float(xp.abs(y).max()) > high:
+        raise ValueError(f"{loss}: targets have values beyond {np.dtype(dtype)}'s range ±{high:.3g} (max |y| = "
+                         f"{float(xp.abs(y).max()):.3g}); scale them, or train in a wider dtype")
+    return y.astype(dtype, copy=False).reshape(shape)
 
 
 class BinaryCrossEntropy(Loss):
-    """Sigmoid + binary cross-entropy of logits (m,) or (m, 1) against 0/1 (or soft, in [0, 1]) labels."""
+    """Sigmoid + binary cross-entropy of logits against 0/1 (or soft, in [0, 1]) labels of the same
+    shape: (m,) or (m, 1) for one yes/no label, (m, k) for k labels at once (multi-label)."""
+
+    predicts = "labels"
 
     def prepare(self, labels, shape, backend, dtype):
         y = _targets_like(labels, shape, backend, dtype, "BinaryCrossEntropy")
@@ -135,7 +151,9 @@ class BinaryCrossEntropy(Loss):
 
 
 class MeanSquaredError(Loss):
-    """Mean of squared differences over all elements."""
+    """Mean of squared differences over all elements (a regression: the model predicts values)."""
+
+    predicts = "values"
 
     def prepare(self, targets, shape, backend, dtype):
         return _targets_like(targets, shape, backend, dtype, "MeanSquaredError")

@@ -18,6 +18,7 @@ from xdl.backend import current_backend
 from xdl.files import atomic_write, json_number
 from xdl.nn import Module
 from xdl.nn.architecture import build_on_host, describe
+from xdl.nn.module import PREDICTIONS
 from xdl.optim.optimizer import Optimizer
 
 ARCHITECTURE_KEY = "__xdl_architecture__"
@@ -46,7 +47,8 @@ def save(model: Module, path, extra: dict | None = None, extra_arrays: dict | No
     arrays = model.state_dict()
     for name, array in (extra_arrays or {}).items():
         arrays[EXTRA_PREFIX + name] = np.asarray(array)
-    header = {"format": FORMAT_VERSION, "architecture": architecture, "dtype": str(model.dtype), "extra": extra}
+    header = {"format": FORMAT_VERSION, "architecture": architecture, "dtype": str(model.dtype),
+              "predicts": model.predicts, "extra": extra}
     arrays[ARCHITECTURE_KEY] = np.array(json.dumps(header, default=json_number))  # a callback's NumPy numbers too
     return atomic_write(path, lambda f: np.savez(f, **arrays))
 
@@ -105,8 +107,13 @@ def load(path, model: Module | None = None) -> Module:
             model = build_on_host(header["architecture"], header["dtype"])  # filled there, then moved
         except (TypeError, ValueError, KeyError, AttributeError) as e:
             raise ValueError(f"load: {str(path)!r} describes a model xdl cannot build ({type(e).__name__}: {e})") from None
+    predicts = header.get("predicts")  # absent from files of xdl before it: classes, as they were read
+    if predicts is not None and predicts not in PREDICTIONS:
+        raise ValueError(f"load: {str(path)!r} is damaged: its model predicts {predicts!r}, not one of {PREDICTIONS}")
     try:
         model.load_state_dict(state)
     except ValueError as e:
         raise ValueError(f"load: {str(path)!r} does not fit the model: {e}") from None
+    if predicts is not None:
+        model.predicts = predicts
     return model if target is None else model.to(target)

@@ -31,7 +31,7 @@ from xdl.bench.environment import environment
 from xdl.bench.problems import (PROBLEMS, START_NOISE, Problem, build_model, classification_data, function_cost,
                                 function_start)
 from xdl.losses import BinaryCrossEntropy, SoftmaxCrossEntropy
-from xdl.optim import SGD, Adam, AdamW, Momentum, Optimizer, RMSprop, param_groups
+from xdl.optim import Optimizer, param_groups
 from xdl.config import OPTIMIZERS as CONFIG_OPTIMIZERS
 from xdl.config import TrainConfig
 from xdl.data import batch_bounds
@@ -45,14 +45,15 @@ from xdl.train import Callback, Trainer, fit_many
 WEIGHT_DECAY = {"adamw": 0.01}
 
 
-OPTIMIZERS = {
-    "sgd": lambda params, lr: SGD(params, lr=lr),
-    "momentum": lambda params, lr: Momentum(params, lr=lr, beta=0.9),
-    "nesterov": lambda params, lr: Momentum(params, lr=lr, beta=0.9, nesterov=True),
-    "rmsprop": lambda params, lr: RMSprop(params, lr=lr),
-    "adam": lambda params, lr: Adam(params, lr=lr),
-    "adamw": lambda params, lr: AdamW(param_groups(params, WEIGHT_DECAY["adamw"]), lr=lr, weight_decay=0.0),
-}
+def _configured(name: str, params, lr: float) -> Optimizer:
+    """The rule ``name`` as the xdl command builds it (`xdl.config.OPTIMIZERS`, the one table of
+    rules by name) with its default hyperparameters, at rate ``lr``; decayed by `WEIGHT_DECAY` on
+    the weights only."""
+    decay = WEIGHT_DECAY.get(name)
+    return CONFIG_OPTIMIZERS[name][1](param_groups(params, decay) if decay else params, TrainConfig(lr=lr))
+
+
+OPTIMIZERS = {name: functools.partial(_configured, name) for name in CONFIG_OPTIMIZERS}  # (params, lr) -> Optimizer
 LR_RANGE = (1e-4, 1.0)
 # A run has diverged when its cost is no longer finite or has risen this far above where it started:
 # an optimizer that multiplied the cost by 10⁴ is not converging, and left to run it reaches inf —

@@ -17,8 +17,6 @@ class Augment:
     ``shift``: integer pixels in each direction; ``noise``: standard deviation added to every value.
 
     >>> import numpy as np
-
-from xdl.data.validation import check_bool
     >>> aug = Augment(image_shape=(2, 2), flip=True)
     >>> aug(np.arange(4.0).reshape(1, 4), np.random.default_rng(1)).shape
     (1, 4)
@@ -49,6 +47,8 @@ from xdl.data.validation import check_bool
         ``X`` keeps its dtype; integer (uint8 pixels) or boolean ``X`` comes back as float32, as
         Keras's augmentation layers compute in floats: noise is fractional and may go below 0 or
         past 255, which an integer copy would truncate and wrap around."""
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(f"Augment: rng must be a NumPy Generator (np.random.default_rng(seed)), got {rng!r}")
         X = np.asarray(X)
         if X.ndim < 2:
             raise ValueError(f"Augment: X must be a batch of images, (m, H·W) or (m, H, W), got shape {X.shape}")

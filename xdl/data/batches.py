@@ -8,7 +8,7 @@ import numpy as np
 
 from xdl.backend import backend_of
 from xdl.caller import warn_caller
-from xdl.data.validation import check_bool, check_int
+from xdl.data.validation import MAX_CLASSES, check_bool, check_int
 
 
 def minibatches(X, y, batch_size: int, shuffle: bool = True, seed=None,
@@ -28,6 +28,8 @@ def minibatches(X, y, batch_size: int, shuffle: bool = True, seed=None,
     X, y = _indexable(X, "X"), _indexable(y, "y")  # all checked at the call, not at the first batch
     _check_sizes(batch_size, min_size)
     check_bool(shuffle, "shuffle")
+    if not (seed is None or isinstance(seed, np.random.Generator)):
+        check_int(seed, "seed", low=0, expected="None, an integer ≥ 0 or a NumPy Generator")
     if len(X) != len(y):
         raise ValueError(f"X has {len(X)} examples but y has {len(y)} (they must have the same length)")
     order = np.random.default_rng(seed).permutation(len(X)) if shuffle else np.arange(len(X))
@@ -86,8 +88,10 @@ def _indexable(a, name: str):
     try:
         backend_of(a)
     except TypeError:
-        raise TypeError(f"{name} must be a NumPy or CuPy array (or a list of examples), "
-                        f"got {type(a).__name__}") from None
+        if not hasattr(a, "__array__"):
+            raise TypeError(f"{name} must be a NumPy or CuPy array (or a list of examples, a pandas frame), "
+                            f"got {type(a).__name__}") from None
+        a = np.asarray(a)  # array-likes that convert (a pandas DataFrame or Series): as NumPy arrays
     if a.ndim == 0:
         raise ValueError(f"{name} must hold examples along its first axis, got a 0-d array")
     return a
@@ -107,13 +111,17 @@ def one_hot(y, n_classes: int | None = None, dtype=np.float32) -> np.ndarray:
            [0., 0., 1.]], dtype=float32)
     """
     y = np.asarray(y)
-    if y.size == 0 and y.ndim == 1:  # [] reads as float64; an empty label vector has no wrong dtype
+    if (y.size == 0 and y.ndim == 1) or y.dtype == np.bool_:  # [] reads as float64; a yes/no label is 0/1
         y = y.astype(np.int64)
     if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
         raise ValueError(f"one_hot: y must be (m,) integer class indices, got shape {y.shape} and dtype {y.dtype}")
     if n_classes is None and y.size == 0:
         raise ValueError("one_hot: y is empty, so the number of classes cannot be read from it; pass n_classes")
-    n_classes = int(y.max()) + 1 if n_classes is None else check_int(n_classes, "one_hot: n_classes")
+    if n_classes is None and int(y.max()) >= MAX_CLASSES:  # (m, 10⁹) rows would be gigabytes of zeros
+        raise ValueError(f"one_hot: y has class index {y.max()}; the number of classes must be at most "
+                         f"MAX_CLASSES = {MAX_CLASSES}")
+    n_classes = int(y.max()) + 1 if n_classes is None else check_int(n_classes, "one_hot: n_classes",
+                                                                     high=MAX_CLASSES)
     if y.size and (y.min() < 0 or y.max() >= n_classes):
         raise ValueError(f"one_hot: labels must be in [0, {n_classes}), got values in [{y.min()}, {y.max()}]")
     out = np.zeros((len(y), n_classes), dtype=dtype)

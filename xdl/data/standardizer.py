@@ -35,10 +35,11 @@ class Standardizer:
 
         so a column of 0.1 + 0.2 and 0.3 (which differ in their last bit) is not blown up to ±1
         (as scikit-learn's StandardScaler decides)."""
-        X = check_features(X).reshape(len(X), -1)
+        X = check_features(X)
         m = len(X)
         if m == 0:
             raise ValueError("Standardizer.fit: X has no examples")
+        X = X.reshape(m, -1)
         with np.errstate(over="ignore", invalid="ignore"):  # values near float64's limit: refused below
             mean = X.mean(axis=0, dtype=np.float64)
             var = X.var(axis=0, dtype=np.float64)

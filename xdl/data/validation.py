@@ -61,6 +61,12 @@ def check_features(X, name: str = "X", n_features: int | None = None, dtype=None
         raise ValueError(f"{name} must be 2-D (examples, features), got shape {X.shape}")
     if 0 in X.shape[1:]:
         raise ValueError(f"{name} has no features, got shape {X.shape}")
+    if X.dtype == object:  # numbers held as objects (a pandas frame of nullable Int64 columns), None as NaN: as scikit-learn
+        try:
+            X = X.astype(np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"{name} must hold numbers, got dtype object holding values that are not (strings?)") \
+                from None
     if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)
             or X.dtype == np.bool_):
         raise TypeError(f"{name} must hold numbers, got dtype {X.dtype}")
@@ -80,14 +86,16 @@ def check_features(X, name: str = "X", n_features: int | None = None, dtype=None
     return X
 
 
-def check_labels(y, m: int, name: str = "y", n_classes: int | None = None) -> np.ndarray:
+def check_labels(y, m: int, name: str = "y", n_classes: int | None = None, x_name: str = "X") -> np.ndarray:
     """``y`` (array-like, any backend's array or a Tensor) as (m,) integer class indices in
     [0, n_classes) — or, with no ``n_classes`` (the labels will set it), below `MAX_CLASSES` — or
-    (m, C) one-hot rows, a NumPy array."""
+    (m, C) one-hot rows, a NumPy array; ``x_name`` names the examples' array."""
+    if y is None:
+        raise TypeError(f"{name} is None; give the class labels of {x_name}")
     y = to_numpy(y)
     if y.shape[:1] != (m,):
         raise ValueError(f"{name} has {y.shape[0] if y.ndim else 0} labels for {m} examples "
-                         f"(X and {name} must have the same length)")
+                         f"({x_name} and {name} must have the same length)")
     if y.ndim == 2:
         return y
     if y.ndim != 1:
@@ -95,7 +103,10 @@ def check_labels(y, m: int, name: str = "y", n_classes: int | None = None) -> np
     if y.dtype == np.bool_:  # a yes/no label: classes 0 and 1 (as Keras takes it)
         y = y.astype(np.int64)
     if not np.issubdtype(y.dtype, np.integer):
-        if not (np.issubdtype(y.dtype, np.floating) and np.isfinite(y).all() and np.all(y == np.round(y))):
+        if np.issubdtype(y.dtype, np.floating) and not np.isfinite(y).all():
+            raise ValueError(f"{name} must hold integer class indices, got NaN or Inf (first at example "
+                             f"{int(np.flatnonzero(~np.isfinite(y))[0])})")
+        if not (np.issubdtype(y.dtype, np.floating) and np.all(y == np.round(y))):
             raise ValueError(f"{name} must hold integer class indices, got dtype {y.dtype}")
     # bounds checked on the values as given, before a cast to int64 could wrap them (uint64, 1e30)
     if m and y.min() < 0:

@@ -15,7 +15,8 @@ def mlp(n_features: int, hidden, n_outputs: int, activation: str = "relu", init:
         batch_norm: bool = False, dropout: float = 0.0, standardize: Standardize | None = None) -> Sequential:
     """[Standardize] → (Dense → [BatchNorm] → activation → [Dropout]) per hidden size → Dense.
 
-    With batch norm the hidden Dense layers have no bias (β does its job). The output layer gives
+    Every Dense layer draws its weights with ``init``. With batch norm the hidden Dense layers have
+    no bias (β does its job). The output layer gives
     logits: pair it with `SoftmaxCrossEntropy` (n_outputs = classes) or `BinaryCrossEntropy` (1).
 
     >>> mlp(64, [32, 16], 10, batch_norm=True, dropout=0.1)[0]
@@ -48,6 +49,5 @@ def mlp(n_features: int, hidden, n_outputs: int, activation: str = "relu", init:
         if dropout:
             layers.append(Dropout(dropout))
         width = size
-    out_init = "xavier" if activation in ("tanh", "sigmoid") else init
-    layers.append(Dense(width, n_outputs, init=out_init))
+    layers.append(Dense(width, n_outputs, init=init))
     return Sequential(*layers)

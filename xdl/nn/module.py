@@ -5,8 +5,10 @@ its non-learned state with `Module.add_buffer`; a model places all parameters as
 buffer per dtype (`Module.flatten`), weights first, so the usual optimizer groups (with and without
 weight decay) are contiguous ranges of it.
 
-Parameter roles: ``"weight"`` (penalized by L2/L1 and weight decay, first in the flat buffer),
-``"bias"``, ``"scale"`` (BN γ), ``"shift"`` (BN β). A `Parameter` assigned as an attribute
+Parameter roles: ``"weight"`` (penalized by L2/L1, decayed by the weight-decay group of
+`xdl.optim.param_groups`, first in the flat buffer),
+``"bias"``, ``"scale"`` (BN γ), ``"shift"`` (BN β) — an optimizer's own ``weight_decay``
+decays every parameter of its group, as PyTorch's does. A `Parameter` assigned as an attribute
 (``self.w = xdl.Parameter(...)``) keeps a role it was given (``p.role = "bias"`` before assigning);
 without one it gets one from its shape, the usual convention for weight decay (PyTorch's and
 Keras' recipes decay matrices and kernels, not vectors): ndim ≥ 2 is a ``"weight"``, a vector or a
@@ -27,6 +29,9 @@ from xdl.functions.elementwise import sigmoid_array
 from xdl.tensor import Parameter, Tensor, no_grad, tensor, to_numpy
 
 ROLES = ("weight", "bias", "scale", "shift")
+# what a model's outputs predict (``Module.predicts``, a loss's ``predicts``): one class per row
+# (softmax), a yes/no label per output (sigmoid), or values (a regression)
+PREDICTIONS = ("classes", "labels", "values")
 NO_INIT = "call Module.__init__() (super().__init__()) before assigning parameters or submodules"
 
 
@@ -73,6 +78,7 @@ class Module:
 
     min_batch = 1
     draws_random = False
+    predicts = None  # what its outputs predict, set by a Trainer from its loss (`PREDICTIONS`); None: classes
 
     def __init__(self):
         object.__setattr__(self, "_parameters", {})
@@ -381,16 +387,35 @@ class Module:
         return np.concatenate(outs)
 
     def predict_proba(self, X, batch_size: int = 1024) -> np.ndarray:
-        """Class probabilities (m, C); a single-output (binary) model gives columns [1 − p, p]."""
+        """Class probabilities (m, C); a single-output (binary) model gives columns [1 − p, p]; a
+        model trained with `BinaryCrossEntropy` on k > 1 outputs (``predicts == "labels"``: a
+        multi-label model) each label's probability, (m, k), as scikit-learn's. A regression's
+        model has none (ValueError)."""
+        return self._probabilities(self.predict_outputs(X, batch_size))
+
+    def predict(self, X, batch_size: int = 1024) -> np.ndarray:
+        """The model's predictions by what it was trained for (``predicts``, which a `Trainer` sets
+        from its loss): class indices (m,) — argmax, or logit > 0 for one output — the (m, k) 0/1
+        labels of a multi-label model, or a regression's values (its outputs; (m,) for one)."""
         out = self.predict_outputs(X, batch_size)
+        if self.predicts == "values":
+            return out.reshape(-1) if out.ndim == 2 and out.shape[1] == 1 else out
+        p = self._probabilities(out)
+        return (p > 0.5).astype(np.int64) if self._multi_label(out) else p.argmax(axis=1)
+
+    def _multi_label(self, out) -> bool:
+        return self.predicts == "labels" and out.ndim == 2 and out.shape[1] > 1
+
+    def _probabilities(self, out: np.ndarray) -> np.ndarray:
+        if self.predicts == "values":
+            raise ValueError("predict_proba: this model predicts values (it was trained on a regression loss), not "
+                             "class probabilities; predict(X) gives its predictions")
+        if self._multi_label(out):
+            return out if self.outputs_probabilities() else sigmoid_array(np, out)
         if out.ndim == 1 or out.shape[1] == 1:
             p = out.reshape(-1) if self.outputs_probabilities() else sigmoid_array(np, out.reshape(-1))
             return np.stack([1 - p, p], axis=1)
         return out if self.outputs_probabilities() else softmax_array(np, out.astype(np.float64)).astype(out.dtype)
-
-    def predict(self, X, batch_size: int = 1024) -> np.ndarray:
-        """Predicted class indices (m,)."""
-        return self.predict_proba(X, batch_size).argmax(axis=1)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config.items())

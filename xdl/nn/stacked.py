@@ -112,6 +112,7 @@ class Stacked(Sequential):
             raise IndexError(f"model {k!r}: a stack of {self.n_models} models has models 0 to {self.n_models - 1}")
         model = build_on_host(self.descriptions[k], self.dtype)
         model.load_state_dict(self.model_state(k, row))
+        model.predicts = self.predicts
         return model.to(self.backend)
 
     def to(self, backend):

@@ -76,7 +76,9 @@ class Adam(Optimizer):
 
 
 class AdamW(Adam):
-    """Adam with decoupled weight decay: p ← p·(1 − lr·wd) before the Adam step (Loshchilov & Hutter)."""
+    """Adam with decoupled weight decay: p ← p·(1 − lr·wd) before the Adam step (Loshchilov & Hutter),
+    on every parameter of a group, as PyTorch's (``AdamW(param_groups(model, wd))`` decays the
+    weights only, not biases or batch norm's γ and β)."""
 
     decoupled = True
 

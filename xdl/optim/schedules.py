@@ -1,7 +1,8 @@
 """Learning-rate schedules: plain ``count -> lr`` callables (optax style).
 
 ``count`` is always 0-based: the number of steps (or epochs) completed before the one the rate is
-for, so the first step or epoch uses ``schedule(0)``, which is α₀ for every decay. Pass a schedule
+for, so the first step or epoch uses ``schedule(0)``: α₀ for every decay (a warm-up starts
+below α₀, and `inverse_sqrt` at α₀·k, as their formulas say). Pass a schedule
 as an optimizer's ``lr`` to decay per step, or as `Trainer`'s ``schedule`` to decay per epoch
 (``opt.lr = schedule(epoch)`` at the start of each epoch) — the formula is the same, only the
 count differs.

@@ -36,10 +36,15 @@ def check_monitor(monitor, who: str) -> str:
     return monitor
 
 
-def check_dev_measured(callbacks, dev) -> None:
-    """An `EarlyStopping` on a dev metric needs ``dev``: refused before any epoch without it (it
-    would fail at the first epoch's end)."""
+def check_monitored(callbacks, dev, accuracy: bool) -> None:
+    """What the callbacks monitor is measured by the run, checked before any epoch: an
+    `EarlyStopping` on a dev metric needs ``dev`` (it would fail at the first epoch's end), and an
+    accuracy needs a loss that has one (``accuracy``: a classification's; a `Checkpoint` would keep
+    the best train cost instead, saying nothing)."""
     for cb in callbacks:
+        if isinstance(cb, EarlyStopping | Checkpoint) and "accuracy" in cb.monitor and not accuracy:
+            raise ValueError(f"{type(cb).__name__} monitors {cb.monitor!r}, but this run's loss measures no "
+                             "accuracy (it is not a classification's): monitor dev_cost or train_cost")
         if dev is None and isinstance(cb, EarlyStopping) and cb.monitor.startswith("dev_"):
             raise ValueError(f"EarlyStopping monitors {cb.monitor!r}, which this run does not measure: pass "
                              "dev=(X_dev, y_dev) to fit for dev metrics (or monitor a train one)")

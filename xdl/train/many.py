@@ -47,7 +47,7 @@ from xdl.nn import Module, Standardize, stack
 from xdl.optim.stacked import StackedOptimizer
 from xdl.serialization import load, read_extra
 from xdl.tensor import Tensor, no_grad
-from xdl.train.callbacks import (Callback, EarlyStopping, check_checkpoint_kind, check_dev_measured, position,
+from xdl.train.callbacks import (Callback, EarlyStopping, check_checkpoint_kind, check_monitored, position,
                                  resume_path, stop_for_signal, write_checkpoint)
 from xdl.train.captured import CapturedSteps, loop_capture
 from xdl.train.history import History
@@ -290,7 +290,7 @@ class ManyTrainer:
             dev_X = check_features(dev[0], "X_dev", int(np.prod(X.shape[1:])), dtype=self.dtype)
             if len(dev_X) == 0:
                 raise ValueError("X_dev has no examples")
-            dev = (dev_X, check_labels(dev[1], len(dev_X), "y_dev"))
+            dev = (dev_X, check_labels(dev[1], len(dev_X), "y_dev", x_name="X_dev"))
             if dev[1].ndim != 1:
                 raise ValueError("y_dev must be (m,) class indices for fit_many")
             dev = (dev[0], dev[1].astype(np.int64, copy=False))
@@ -301,7 +301,7 @@ class ManyTrainer:
               or not observed <= n_classes <= MAX_CLASSES):
             raise ValueError(f"n_classes must be an integer in [{observed}, {MAX_CLASSES}] (from the largest label + 1 "
                              f"to MAX_CLASSES), got {n_classes!r}")
-        check_dev_measured(self.callbacks, dev)
+        check_monitored(self.callbacks, dev, accuracy=True)
         needs_dev = [k for k, c in enumerate(self.configs) if c.patience]
         if needs_dev and dev is None:
             raise ValueError(f"configs[{needs_dev[0]}] has patience {self.configs[needs_dev[0]].patience}: early "
@@ -321,6 +321,7 @@ class ManyTrainer:
         self.stop_training, self.resumed = False, resume is not None
         if resume is not None:
             self.load_checkpoint(checkpoint)
+        self.model.predicts = "classes"  # each model taken out predicts classes (a softmax cross-entropy)
         for cb in self.callbacks:
             cb.on_train_begin(self)
         backend = self.model.backend

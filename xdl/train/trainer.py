@@ -40,7 +40,7 @@ from xdl.optim.optimizer import check_rate
 from xdl.serialization import load, read_extra
 from xdl.tensor import no_grad, to_numpy
 from xdl.train import provenance
-from xdl.train.callbacks import (Callback, Checkpoint, check_checkpoint_kind, check_dev_measured, position,
+from xdl.train.callbacks import (Callback, Checkpoint, check_checkpoint_kind, check_monitored, position,
                                  resume_path, stop_for_signal, write_checkpoint)
 from xdl.train.captured import CapturedSteps, loop_capture
 from xdl.train.history import History
@@ -135,39 +135,50 @@ class Trainer:
     def classification(self) -> bool:
         return isinstance(self.loss, CLASSIFICATION)
 
+    @property
+    def _each_output(self) -> bool:
+        """Whether each output is a label of its own (binary cross-entropy), for the accuracy."""
+        return isinstance(self.loss, _losses.BinaryCrossEntropy)
+
     def _check(self, X, y, name: str = ""):
         """X and y as host arrays for the model: X checked and flattened to (m, features) in the
-        model's dtype, y checked and, for an xdl loss and a model whose output width is known,
-        shaped for the outputs once (`Loss.prepare`), so the steps call `Loss.compute` unchecked."""
+        model's dtype, y checked and, for an xdl loss, shaped for the outputs once (`Loss.prepare`),
+        so the steps call `Loss.compute` unchecked — a bad label is named now, not at its batch."""
         X = check_features(X, f"X{name}", _input_features(self.model), dtype=self.model.dtype)
         if len(X) == 0:
             raise ValueError(f"X{name} has no examples")
-        if self.classification:
-            n_out = _output_width(self.model)
-            y = check_labels(y, len(X), f"y{name}", n_classes=max(n_out, 2) if n_out else None)
-            if isinstance(self.loss, _losses.BinaryCrossEntropy) and y.ndim == 1 and len(y) and y.max() > 1:
-                raise ValueError(f"y{name} has class index {y.max()}; BinaryCrossEntropy needs 0/1 labels")
+        if y is None:
+            raise TypeError(f"y{name} is None; fit needs the labels (or targets) of X{name}")
+        X = X.reshape(len(X), -1).astype(self.model.dtype, copy=False)
+        if isinstance(self.augment, Augment):  # images of its shape: a mismatch named now, not at a batch
+            self.augment.check(X.shape[1], f"X{name}", "augment")
+        shape = (len(X), *self._output_shape(X)) if isinstance(self.loss, _losses.Loss) else None
+        if isinstance(self.loss, _losses.SoftmaxCrossEntropy):  # class indices, in the checks' own words
+            n_out = shape[1] if len(shape) == 2 else None
+            y = check_labels(y, len(X), f"y{name}", n_classes=max(n_out, 2) if n_out else None, x_name=f"X{name}")
         else:
             y = to_numpy(y)
             if y.ndim == 0 or len(y) != len(X):
                 raise ValueError(f"X{name} has {len(X)} examples but y{name} has {len(y) if y.ndim else 0} "
                                  "(they must have the same length)")
-        X = X.reshape(len(X), -1).astype(self.model.dtype, copy=False)
-        if isinstance(self.augment, Augment):  # images of its shape: a mismatch named now, not at a batch
-            self.augment.check(X.shape[1], f"X{name}", "augment")
-        n_out = _output_width(self.model)
-        if isinstance(self.loss, _losses.Loss) and n_out is not None:
+        if shape is not None:
             try:
-                y = self.loss.prepare(y, (len(X), n_out), get_backend("numpy"), self.model.dtype)
+                y = self.loss.prepare(y, shape, get_backend("numpy"), self.model.dtype)
             except (TypeError, ValueError) as e:
                 raise type(e)(f"y{name}: {e}") from None
         return X, y
 
+    @no_grad()
+    def _output_shape(self, X) -> tuple:
+        """The shape of the model's output for one example, from a forward pass of X's first one in
+        evaluation mode (which changes nothing): what the targets are shaped for."""
+        with self.model.evaluating():
+            return tuple(self.model(X[:1]).shape[1:])
+
     @property
     def _step_loss(self):
-        """The per-batch loss: `Loss.compute` when `_check` prepared the targets, else the loss."""
-        prepared = isinstance(self.loss, _losses.Loss) and _output_width(self.model) is not None
-        return self.loss.compute if prepared else self.loss
+        """The per-batch loss: `Loss.compute` (`_check` prepared the targets), else the loss."""
+        return self.loss.compute if isinstance(self.loss, _losses.Loss) else self.loss
 
     capture = loop_capture
 
@@ -182,8 +193,6 @@ class Trainer:
             return "the optimizer's lr is a per-step schedule computed on the host"
         if self.optimizer.check_finite:
             return "check_finite reads every gradient on the host"
-        if isinstance(self.loss, _losses.Loss) and _output_width(self.model) is None:
-            return "the loss checks each batch's targets on the host (the model's output width is not known)"
         return None
 
     def _batches(self, m: int) -> list[tuple[int, int]]:
@@ -231,7 +240,7 @@ class Trainer:
         X, y = self._check(X, y)
         if dev is not None:
             dev = self._check(*check_dev_pair(dev), name="_dev")
-        check_dev_measured(self.callbacks, dev)
+        check_monitored(self.callbacks, dev, accuracy=self.classification)
         bounds = self._batches(len(X))
         self._penalty_m = penalty_examples(self.batch_size, len(X))
         self._check_rates(len(bounds))
@@ -240,6 +249,8 @@ class Trainer:
         self.stop_training, self.resumed = False, resume is not None
         if resume is not None:
             self.load_checkpoint(checkpoint)
+        if getattr(self.loss, "predicts", None) is not None:  # what model.predict gives: classes, labels, values
+            self.model.predicts = self.loss.predicts
         for cb in self.callbacks:
             cb.on_train_begin(self)
         # this fit's stop, if any, is the one to report: one from before (a checkpoint's, a first
@@ -284,11 +295,11 @@ class Trainer:
             self.optimizer.lr = float(rate)
         lr = self.optimizer.current_lr()
         costs = xp.zeros(steps, dtype=np.float64)  # each step's mean cost, kept on the device
-        correct = xp.zeros((), dtype=np.int64)
+        correct = xp.zeros((), dtype=np.float64)  # (a multi-label example counts its share of right labels)
         seconds_before = 0.0
         if self._partial is not None:  # resuming mid-epoch
             costs[:self.step] = backend.asarray(np.asarray(self._partial["costs"], dtype=np.float64))
-            correct += int(self._partial["correct"])
+            correct += float(self._partial["correct"])
             seconds_before = float(self._partial["seconds"])
             self._partial = None
         order = np.random.default_rng([self.seed, e]).permutation(len(X))  # the shuffle of epoch e
@@ -318,7 +329,7 @@ class Trainer:
                 self._check_costs(backend, costs, checked, step + 1)
                 checked = step + 1
             if signals.received and step + 1 < steps:
-                self._partial = {"costs": backend.to_numpy(costs[:step + 1]).tolist(), "correct": int(correct),
+                self._partial = {"costs": backend.to_numpy(costs[:step + 1]).tolist(), "correct": float(correct),
                                  "seconds": seconds_before + time.perf_counter() - start}
                 stop_for_signal(self, signals.received)
             if bar.disable is False and (step + 1) % REFRESH_STEPS == 0:
@@ -330,7 +341,7 @@ class Trainer:
         else:
             sizes = np.array([b - a for a, b in bounds], dtype=np.float64)
             record["train_cost"] = float(backend.to_numpy(costs) @ sizes) / len(X)
-            record["train_accuracy"] = int(correct) / len(X) if self.classification else None
+            record["train_accuracy"] = float(correct) / len(X) if self.classification else None
         record.update(_prefixed("dev", self._evaluate(*dev, captured=captured)) if dev is not None
                       else {"dev_cost": None, "dev_accuracy": None})
         self._check_record(record, steps)
@@ -350,7 +361,7 @@ class Trainer:
         self.optimizer.step()
         hits = None
         if self.classification and not self.eval_train:
-            hits = _correct(self.model.backend.xp, out.data, self.model.backend.asarray(yb))
+            hits = _correct(self.model.backend.xp, out.data, self.model.backend.asarray(yb), self._each_output)
         return cost.data, hits
 
     # -- stopping -----------------------------------------------------------------------------
@@ -403,12 +414,13 @@ class Trainer:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         backend = self.model.backend
         xp = backend.xp
-        cost_sum, correct = xp.zeros((), dtype=np.float64), xp.zeros((), dtype=np.int64)
+        cost_sum, correct = xp.zeros((), dtype=np.float64), xp.zeros((), dtype=np.float64)
         step_loss = self._step_loss
 
         def batch(Xb, yb):
             out = self.model(Xb)
-            return step_loss(out, yb).data * len(yb), _correct(xp, out.data, yb) if self.classification else None
+            hits = _correct(xp, out.data, yb, self._each_output) if self.classification else None
+            return step_loss(out, yb).data * len(yb), hits
 
         with self.model.evaluating():
             for i in range(0, len(X), batch_size):
@@ -421,7 +433,7 @@ class Trainer:
                 if hits is not None:
                     correct += hits
         m = max(len(X), 1)
-        return {"cost": float(cost_sum) / m, "accuracy": int(correct) / m if self.classification else None}
+        return {"cost": float(cost_sum) / m, "accuracy": float(correct) / m if self.classification else None}
 
     # -- checkpoints --------------------------------------------------------------------------
     def save_checkpoint(self, path) -> Path:
@@ -537,8 +549,14 @@ def _check_parts(model, loss, optimizer) -> None:
 
 
 
-def _correct(xp, out, labels):
-    """Number of correct predictions: argmax for several outputs, logit > 0 for one."""
+def _correct(xp, out, labels, each_output: bool):
+    """Number of correct predictions: argmax for several outputs, logit > 0 for one. With
+    ``each_output`` (binary cross-entropy) each output is a yes/no label, right when logit > 0 is
+    target > 0.5 (a soft target counts as its nearer class), and an example counts the share of its
+    labels that are right (Keras's binary accuracy)."""
+    if each_output:
+        right = (out > 0) == (labels > 0.5)
+        return right.reshape(len(right), -1).mean(axis=1, dtype=np.float64).sum()
     if labels.ndim == 2 and labels.shape[1] > 1:  # one-hot rows
         labels = labels.argmax(axis=1)
     pred = out.argmax(axis=1) if out.ndim == 2 and out.shape[1] > 1 else (out.reshape(-1) > 0)
@@ -560,14 +578,6 @@ def _input_features(model) -> int | None:
             if isinstance(getattr(module, attr, None), int):
                 return getattr(module, attr)
     return None
-
-
-def _output_width(model) -> int | None:
-    width = None
-    for _, module in model.named_modules():
-        if isinstance(getattr(module, "out_features", None), int):
-            width = module.out_features
-    return width
 
 
 def _progress_bar(enabled: bool | None, total: int):

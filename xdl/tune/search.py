@@ -315,7 +315,7 @@ def _check_data(X, y, dev, dtype: str):
     y = check_labels(y, len(X), "y")
     dev = check_dev_pair(dev, ": trials are compared on the dev set")
     X_dev = check_features(dev[0], "X_dev", int(np.prod(X.shape[1:])), dtype=dtype)
-    y_dev = check_labels(dev[1], len(X_dev), "y_dev")
+    y_dev = check_labels(dev[1], len(X_dev), "y_dev", x_name="X_dev")
     for label, labels in (("y", y), ("y_dev", y_dev)):
         if labels.ndim != 1 or not len(labels):
             raise ValueError(f"{label} must be (m,) class indices with m ≥ 1, got shape {labels.shape}")
