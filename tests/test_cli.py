@@ -3,8 +3,10 @@
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -297,7 +299,7 @@ def test_a_rejected_control_file_is_noted_once_while_the_run_goes_on(tmp_path, c
     (out / "control.toml").write_text("lr = -1\n")  # read at epoch 1's end, rejected, training goes on
     assert main(["train", *FAST, "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert printed.count("note: control.toml at epoch 1 not applied: lr is -1: a learning rate must be 0 or a number") == 1
+    assert printed.count("note: control.toml at epoch 1 not applied: lr is -1: a learning rate must be a number") == 1
     assert printed.index("note: control.toml") < printed.index("accuracy:")
     assert (out / "control-rejected-epoch-1.toml").is_file()
 
@@ -321,9 +323,10 @@ def test_small_slips_get_a_pointed_answer(tmp_path, capsys):
     assert main(["train", *FAST, "--out", str(out)]) == 0
     assert main(["train", *FAST, "--out", str(out), "--resume", str(out)]) == 1  # the run's directory
     assert f"did you mean --resume {out / 'checkpoints'}?" in capsys.readouterr().err
-    # the checkpoint file itself is taken as its directory is (here: with nothing left to train)
-    assert main(["train", *FAST, "--out", str(out), "--resume", str(out / "checkpoints" / "checkpoint.npz")]) == 1
-    assert "nothing is left to train" in capsys.readouterr().err
+    # the checkpoint file itself is taken as its directory is (here: with nothing left to train, the run's
+    # outputs written again, as they were)
+    assert main(["train", *FAST, "--out", str(out), "--resume", str(out / "checkpoints" / "checkpoint.npz")]) == 0
+    assert "nothing to train; it ends as it ended" in capsys.readouterr().out
     assert main(["bench"]) == 2  # no benchmark named: the bench command's own help
     assert "usage: xdl bench" in capsys.readouterr().out
     assert main(["tune", "--scheduler", "tcp://127.0.0.1:8786", "--out", str(tmp_path / "t")]) == 1
@@ -353,3 +356,119 @@ def test_an_out_that_is_a_file_is_named(tmp_path, capsys):
         assert main([*command, "--out", str(tmp_path / "afile")]) == 1
         assert f"{str(tmp_path / 'afile')!r} is a file, not a directory" in capsys.readouterr().err
     assert (tmp_path / "afile").read_text() == "mine"
+
+
+# -- found by a newcomer with bad input, and a user who cannot lose work ---------------------------
+def test_a_flag_given_beside_a_config_file_is_named_as_the_flag(tmp_path, capsys):
+    config = tmp_path / "ok.toml"
+    config.write_text("epochs = 1\n")
+    assert main(["train", "--config", str(config), "--epochs", "0", "--out", str(tmp_path / "run")]) == 1
+    assert "error: --epochs must be ≥ 1, got 0" in capsys.readouterr().err
+    config.write_text("epochs = 0\n")
+    assert main(["train", "--config", str(config), "--out", str(tmp_path / "run")]) == 1
+    assert f"config file {str(config)!r}: epochs must be ≥ 1, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_bench_refuses_a_rate_or_a_rule_no_run_can_use_before_any_work(tmp_path, capsys):
+    out = tmp_path / "bench"
+    assert main(["bench", "optimizers", "--lr", "1e39", "--problem", "quadratic", "--out", str(out)]) == 1
+    assert "--lr must be a number in float32's positive range" in capsys.readouterr().err
+    for source, message in (("x = (\n", "cannot load it: running .*broken.py raised SyntaxError"),
+                            ("raise SystemExit(3)\n", "cannot load it: running .*broken.py raised SystemExit: 3"),
+                            ("from xdl.optim import Optimizer\nclass X(Optimizer):\n    pass\n",
+                             r"X has no update of its own \(NotImplementedError\)"),
+                            ("from xdl.optim import SGD\nclass X(SGD):\n    def __init__(self, params):\n"
+                             "        super().__init__(params)\n", r"X\(params, lr=...\) cannot be made \(TypeError")):
+        (tmp_path / "broken.py").write_text(source)
+        assert main(["bench", "optimizers", "--optimizer", f"{tmp_path / 'broken.py'}:X", "--problem", "quadratic",
+                     "--out", str(out)]) == 1
+        assert re.search(message, capsys.readouterr().err)
+    assert not out.exists()
+
+
+def test_tune_refuses_what_it_would_ignore(tmp_path, capsys):
+    out = str(tmp_path / "t")
+    assert main(["tune", "--space", "", "--out", out]) == 1
+    assert "--space: expected a TOML file, got ''" in capsys.readouterr().err
+    assert main(["tune", "--optimizer", "sgd", "--beta2", "0.5", "--out", out]) == 1
+    assert "--beta2 is not read by --optimizer sgd" in capsys.readouterr().err
+    config = tmp_path / "c.toml"
+    config.write_text('resume = "nowhere"\n')
+    assert main(["tune", "--config", str(config), "--out", out]) == 1
+    assert "--config: resume = 'nowhere' continues an xdl train run" in capsys.readouterr().err
+    assert not (tmp_path / "t").exists()
+    from xdl.tune.search import check_search
+    space = check_search(None, 4, "random", "sequential", None, 0, TrainConfig(optimizer="sgd"), None, False)[0]
+    assert "beta1" not in space.spec() and "lr" in space.spec()  # SGD reads no β1: not searched by default
+
+
+@pytest.mark.parametrize("out", [" ", "a\nb"])
+def test_an_output_directory_of_blanks_or_control_characters_is_refused(tmp_path, capsys, out):
+    assert main(["train", *FAST, "--out", str(tmp_path / out)]) == 1
+    assert "--out must name a directory, got" in capsys.readouterr().err and list(tmp_path.iterdir()) == []
+
+
+def test_a_json_file_under_a_file_is_named_as_such(tmp_path):
+    (tmp_path / "f").write_text("")
+    with pytest.raises(NotADirectoryError, match=r"--json '.*/f/k.json': '.*/f' is a file, not a directory"):
+        xdl.files.check_output_file(tmp_path / "f" / "k.json", "--json")
+
+
+def test_a_failed_command_leaves_no_empty_output_directory_of_its_own(tmp_path, capsys):
+    out = tmp_path / "run"  # diverges at epoch 1, before any checkpoint
+    assert main(["train", *FAST, "--optimizer", "sgd", "--lr", "1e30", "--no-batch-norm", "--schedule", "none",
+                 "--out", str(out)]) == 1
+    assert "diverged" in capsys.readouterr().err and not out.exists()
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    assert main(["train", *FAST, "--optimizer", "sgd", "--lr", "1e30", "--no-batch-norm", "--schedule", "none",
+                 "--out", str(kept)]) == 1
+    assert kept.is_dir()  # one the user made stays
+
+
+def test_sigterm_stops_a_command_as_ctrl_c_does():
+    import signal
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(xdl.cli.Terminated) as stop:
+        with xdl.cli._terminate_as_interrupt():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # (the handler raises first)
+    assert stop.value.signal_name == "SIGTERM" and isinstance(stop.value, KeyboardInterrupt)
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_an_early_stopped_run_killed_before_its_outputs_is_finished_by_resume_as_it_ended(tmp_path, capsys):
+    out = tmp_path / "run"
+    options = ["--dataset", "moons", "--hidden", "8", "--epochs", "60", "--patience", "2", "--no-progress",
+               "--out", str(out)]
+    assert main(["train", *options]) == 0
+    first = xdl.load(out / "model.npz").state_dict()
+    stopped = json.loads((out / "report.json").read_text())["stopped_epoch"]
+    assert stopped is not None and stopped < 60
+    (out / "report.json").unlink()  # killed while writing its outputs
+    (out / "model.npz").unlink()
+    capsys.readouterr()
+    assert main(["train", *options]) == 1  # a new run there would replace it
+    assert "training is over but whose outputs were not all written" in capsys.readouterr().err
+    assert main(["train", *options, "--resume", str(out / "checkpoints")]) == 0
+    printed = capsys.readouterr()
+    assert "nothing to train; it ends as it ended" in printed.out + printed.err
+    again = xdl.load(out / "model.npz").state_dict()
+    assert all(np.array_equal(first[k], again[k]) for k in first)  # not trained on past its stop
+    assert json.loads((out / "report.json").read_text())["stopped_epoch"] == stopped
+
+
+def test_a_new_run_never_replaces_a_best_epoch_no_checkpoint_continues(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", *FAST, "--out", str(out)]) == 0
+    (out / "report.json").unlink()
+    (out / "checkpoints" / "checkpoint.npz").write_bytes(b"damaged")
+    assert main(["train", *FAST, "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "holds a checkpoint no run can continue from" in err and "best.npz' may still hold" in err
+    (out / "checkpoints" / "checkpoint.npz").unlink()
+    assert main(["train", *FAST, "--out", str(out)]) == 1
+    assert f"--resume {out / 'checkpoints' / 'best.npz'} --out OTHER" in capsys.readouterr().err
+    assert (out / "checkpoints" / "best.npz").is_file()

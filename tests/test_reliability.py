@@ -606,18 +606,19 @@ def test_resuming_the_same_trainer_with_a_schedule_and_old_or_short_checkpoints(
     trainer.augment = SignalAtStep(at_call=-1)
     assert trainer.fit(s.X_train, s.y_train, resume=tmp_path)["epoch"] == [1, 2, 3, 4]  # lr moved; settings did not
     short = trainer_for(epochs=2, schedule=schedule, callbacks=[Checkpoint(tmp_path)], augment=SignalAtStep(-1))
-    with pytest.raises(ValueError, match="the checkpoint has trained 4 epochs and this run has epochs=2: nothing is left to train"):
+    with pytest.raises(ValueError, match="the checkpoint has trained 4 epochs and this run has epochs=2: it cannot train fewer"):
         short.fit(s.X_train, s.y_train, resume=tmp_path)
     same = trainer_for(epochs=4, schedule=schedule, callbacks=[Checkpoint(tmp_path)], augment=SignalAtStep(-1))
-    with pytest.raises(ValueError, match="has trained 4 epochs and this run has epochs=4: .*ask for more than 4"):
-        same.fit(s.X_train, s.y_train, resume=tmp_path)  # a finished run: it trained nothing, silently, before
+    with pytest.warns(UserWarning, match=r"resume: the checkpoint's run is over \(its 4 epochs trained\): nothing to "
+                                         "train; it ends as it ended"):  # (a run killed after its end), and says so
+        assert same.fit(s.X_train, s.y_train, resume=tmp_path)["epoch"] == [1, 2, 3, 4]
 
 
 @pytest.mark.parametrize("first, then, message", [
     (["--schedule", "cosine", "--epochs", "3"], ["--schedule", "cosine", "--epochs", "6"],
      "--epochs: the cosine schedule of the checkpoint"),
     (["--patience", "15"], ["--patience", "0"], "--patience: the checkpoint in"),
-    (["--epochs", "3"], ["--epochs", "2"], "--epochs: the checkpoint in .* has trained 3 epochs and this run has --epochs 2: nothing is left"),
+    (["--epochs", "3"], ["--epochs", "2"], "--epochs: the checkpoint in .* has trained 3 epochs and this run has --epochs 2: a run cannot train fewer"),
 ])
 def test_resume_options_that_may_change_only_in_some_ways(tmp_path, capsys, first, then, message):
     from xdl.cli import main
@@ -898,3 +899,73 @@ def test_numbers_held_as_objects_are_features_as_scikit_learn_reads_them():
     X[0, 0] = "a"
     with pytest.raises(TypeError, match=r"X must hold numbers, got dtype object holding values that are not \(strings\?\)"):
         trainer_for(epochs=1).fit(X, s.y_train)
+
+
+# -- found by a user who cannot lose work ----------------------------------------------------------
+def test_files_are_written_where_a_link_points_and_a_failed_write_names_the_file(tmp_path, monkeypatch):
+    model = xdl.nn.mlp(2, [3], 2)
+    target = xdl.save(model, tmp_path / "real.npz")
+    (tmp_path / "link.npz").symlink_to(target)
+    xdl.save(xdl.nn.mlp(2, [3], 2), tmp_path / "link.npz")
+    assert (tmp_path / "link.npz").is_symlink() and xdl.load(tmp_path / "link.npz") is not None
+    with pytest.raises(ValueError, match="save: the path is ''"):
+        xdl.save(model, "")
+    before = target.read_bytes()
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError, match=r"No space left on device: '.*real.npz'"):
+        xdl.save(model, target)
+    assert target.read_bytes() == before
+
+
+def test_a_plot_is_written_atomically(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from xdl.plots import plot_history
+
+    history = trainer_for(epochs=2).fit(moons(200).X_train, moons(200).y_train)
+    path = plot_history(history, tmp_path / "curves.png")
+    before = path.read_bytes()
+    monkeypatch.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(28, "No space left on device")))
+    with pytest.raises(OSError, match="No space left on device: '.*curves.png'"):
+        plot_history(history, path)
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["curves.png"]
+
+
+@pytest.mark.parametrize("header_change,match", [
+    ({"format": True}, "damaged or not an xdl model file"), ({"format": -5}, "damaged or not an xdl model file"),
+    ({"extra": "hi"}, "damaged or not an xdl model file"), ({"format": 99}, "has format 99")])
+def test_a_model_file_with_a_header_not_xdls_is_named(tmp_path, header_change, match):
+    path = xdl.save(xdl.nn.mlp(2, [3], 2), tmp_path / "m.npz")
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files}
+    header = json.loads(str(arrays["__xdl_architecture__"]))
+    arrays["__xdl_architecture__"] = np.array(json.dumps({**header, **header_change}))
+    np.savez(path, **arrays)
+    with pytest.raises(ValueError, match=match):
+        xdl.load(path)
+
+
+def test_a_resume_refuses_other_augmentation_or_evaluation_of_the_train_set(tmp_path):
+    s = moons()
+    trainer_for(epochs=2, callbacks=[Checkpoint(tmp_path)]).fit(s.X_train, s.y_train)
+    with pytest.raises(ValueError, match="resume: augment was None in the checkpoint"):
+        trainer_for(epochs=3, callbacks=[Checkpoint(tmp_path)], augment=lambda X, rng: X).fit(
+            s.X_train, s.y_train, resume=tmp_path)
+    with pytest.raises(ValueError, match="resume: eval_train was True in the checkpoint, this run has False"):
+        trainer_for(epochs=3, callbacks=[Checkpoint(tmp_path)], eval_train=False).fit(
+            s.X_train, s.y_train, resume=tmp_path)
+
+
+def test_a_control_file_written_just_before_a_resume_is_waited_for_and_applied(tmp_path, monkeypatch):
+    from xdl.train import Control
+
+    s = moons()
+    trainer_for(epochs=2, callbacks=[Control(tmp_path), Checkpoint(tmp_path)]).fit(s.X_train, s.y_train)
+    monkeypatch.setattr(xdl.train.callbacks, "SETTLE_SECONDS", 0.3)
+    (tmp_path / "control.toml").write_text("lr = 0.0123")  # just now: not settled yet
+    history = trainer_for(epochs=3, callbacks=[Control(tmp_path), Checkpoint(tmp_path)]).fit(
+        s.X_train, s.y_train, resume=tmp_path)
+    assert history["lr"][-1] == 0.0123 and (tmp_path / "control-applied-resume-3.toml").exists()

@@ -15,6 +15,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import os
 import re
 import shlex
 import signal
@@ -49,17 +50,62 @@ def main(argv=None) -> int:
         (args.command_parser if hasattr(args, "command_parser") else parser).print_help()
         return 2
     keep_freed_memory()  # this process is ours: reuse freed host memory step after step
+    out = getattr(args, "out", None)
+    made_out = out is not None and str(out) != "" and not Path(out).exists()  # a directory this command makes
+    status = 1
     try:
-        if getattr(args, "backend", "") is None:  # the bench commands' --backend, not given
-            args.backend = environment_backend() or "auto"
-        return args.run(config_from_args(args) if hasattr(args, "config") else None, args)
+        with _terminate_as_interrupt():
+            if getattr(args, "backend", "") is None:  # the bench commands' --backend, not given
+                args.backend = environment_backend() or "auto"
+            status = args.run(config_from_args(args) if hasattr(args, "config") else None, args)
+            return status
+    except BrokenPipeError:  # `xdl train | head`: the reader has gone, as for any command of a pipe
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # (Python's flush at exit would fail)
+        return 1
     except USER_ERRORS as e:
         print(f"xdl {args.command}: error: {e}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:  # before or after training (during it, the Trainer stops cleanly)
-        print(f"\nxdl {args.command}: interrupted; every file it had written is complete (writes are atomic), "
-              "what it was doing is not saved", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:  # before or after training (during it, the Trainer stops cleanly)
+        signal_name = getattr(stop, "signal_name", "SIGINT")
+        print(f"\nxdl {args.command}: interrupted by {signal_name}; every file it had written is complete (writes "
+              "are atomic), what it was doing is not saved", file=sys.stderr)
+        return _signal_status(signal_name)
+    finally:
+        if made_out and status != 0:  # a failed command leaves no empty directory of its own behind
+            _remove_empty_tree(Path(out))
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the command is, as Ctrl-C's KeyboardInterrupt: the same clean stop."""
+
+    signal_name = "SIGTERM"
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """While the command runs, SIGTERM stops it as Ctrl-C does (a Trainer's `SignalFlag` takes both
+    over while it trains); the handler before is put back after."""
+    def terminate(signum, frame):
+        raise Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, terminate)
+    except ValueError:  # not the main thread: signals are not ours to handle
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _remove_empty_tree(directory: Path) -> None:
+    """Remove ``directory`` and the directories in it if none holds a file (bottom up: a directory
+    that is not empty stays, and so does everything above it)."""
+    for path, _, _ in os.walk(directory, topdown=False):
+        with contextlib.suppress(OSError):
+            os.rmdir(path)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--config", metavar="FILE.toml", help="read options from a TOML file (flags override it)")
         if name == "tune":
             _add_tune_options(sub)
-        _add_options(sub, skip=("resume", "out") if name == "tune" else ())
+        # (a search writes no checkpoints, and its --out and --resume are the study's)
+        _add_options(sub, skip=("resume", "out", "checkpoint_every") if name == "tune" else ())
         sub.set_defaults(run=run)
     bench = commands.add_parser("bench", help="benchmark optimizers on fixed problems",
                                 description="benchmark optimizers on fixed problems")
@@ -177,7 +224,19 @@ def _add_options(parser: argparse.ArgumentParser, skip=()) -> None:
             kwargs.update(nargs="+", type=int, metavar="N")
         else:
             kwargs.update(type={"int": int, "float": float, "str": str}[f.type], choices=f.metadata.get("choices"))
-        parser.add_argument(flag, default=argparse.SUPPRESS, **kwargs | {"help": f"{kwargs['help']} (default: {default})"})
+        shown = default if default != "" else "none"  # (an empty --resume: none, not a blank)
+        parser.add_argument(flag, default=argparse.SUPPRESS, **kwargs | {"help": f"{kwargs['help']} (default: {shown})"})
+
+
+def _check_flags_read(config: TrainConfig, args, searched=()) -> None:
+    """A flag of an optimizer or a schedule that ``config``'s do not read (``--beta2`` with sgd) is
+    refused: it would be ignored — unless the search space sets the optimizer or the schedule."""
+    if {"optimizer", "schedule"} & set(searched):
+        return
+    unread = unread_options(config, [f.name for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)])
+    if unread:  # a flag typed for nothing (a config file may hold every option: best.toml does)
+        raise ValueError(f"{flag_of(unread[0])} is not read by --optimizer {config.optimizer} or --schedule "
+                         f"{config.schedule}: it would be ignored; leave it out")
 
 
 def config_from_args(args) -> TrainConfig:
@@ -187,14 +246,21 @@ def config_from_args(args) -> TrainConfig:
     if "backend" not in flags and environment_backend():  # as pip's: a flag, the environment, a config file
         flags["backend"] = environment_backend()
     saved = _resumed_study(args)[0].get("base", {})  # xdl tune --resume: under the file and the flags
-    if args.config is not None:  # --config '' is an error (no such file), not no file
-        return TrainConfig.from_toml(args.config, overrides=flags, defaults=saved)
+    source = "command line" if args.config is None else f"config file {str(args.config)!r}"
     try:
-        return TrainConfig.from_dict({**saved, **flags}, source="command line")
-    except (TypeError, ValueError) as e:  # "command line: beta1 must be …" names the flag: "--beta1 must be …"
-        options = {f.name for f in dataclasses.fields(TrainConfig)}  # (not the first word of any message)
-        raise type(e)(re.sub(r"^command line: (\w+)", lambda m: flag_of(m.group(1)) if m.group(1) in options
-                             else m.group(1), str(e), count=1)) from None
+        if args.config is not None:  # --config '' is an error (no such file), not no file
+            return TrainConfig.from_toml(args.config, overrides=flags, defaults=saved)
+        return TrainConfig.from_dict({**saved, **flags}, source=source)
+    except (TypeError, ValueError) as e:  # "command line: beta1 must be …" names the flag: "--beta1 must be …",
+        named = re.match(rf"^{re.escape(source)}: (\w+)", str(e))  # as does an option given as a flag beside a file
+        if named is None:
+            raise
+        word, rest = named.group(1), str(e)[named.end():]
+        if word in flags or (args.config is None and word in {f.name for f in dataclasses.fields(TrainConfig)}):
+            raise type(e)(flag_of(word) + rest) from None  # (no message starts with an option's name otherwise)
+        if args.config is None:  # "command line: augmentation applies to …": the words alone
+            raise type(e)(word + rest) from None
+        raise
 
 
 def _resumed_study(args) -> tuple[dict, list]:
@@ -218,17 +284,14 @@ def _resumed_study(args) -> tuple[dict, list]:
 # -- xdl train ----------------------------------------------------------------------------------
 def train(config: TrainConfig, args=None) -> int:
     out = Path(config.out)
-    unread = unread_options(config, [f.name for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)])
-    if unread:  # a flag typed for nothing (a config file may hold every option: best.toml does)
-        raise ValueError(f"{flag_of(unread[0])} is not read by --optimizer {config.optimizer} or --schedule "
-                         f"{config.schedule}: it would be ignored; leave it out")
+    _check_flags_read(config, args)
     resuming = _check_resume(config) if config.resume else None
     own = out / "checkpoints" / CHECKPOINT_FILE
     replacing = None
     if not config.resume or resume_path(config.resume).resolve() != own.resolve():  # (a resume into another --out)
         replacing = _check_no_unfinished_run(out)
     with xdl.use(config.backend, precision=config.precision) as backend:
-        check_writable_dir(out, "output directory")  # before any work, after every check: fail fast, make nothing
+        check_writable_dir(out, "--out")  # before any work, after every check: fail fast, make nothing
         xdl.seed(config.seed)
         print(f"xdl {xdl.__version__}: backend {backend.name} on {backend.device_name()}{_precision_note(backend)}")
         if resuming:
@@ -260,6 +323,13 @@ def train(config: TrainConfig, args=None) -> int:
                                       resume=config.resume or None)
         except Interrupted as stop:
             return _interrupted(stop, trainer, out)
+        except KeyboardInterrupt as stop:  # a second signal, before the step finished: the last checkpoint stands
+            if trainer.last_checkpoint is None:
+                raise
+            signal_name = getattr(stop, "signal_name", "SIGINT")
+            print(f"\nxdl train: interrupted by {signal_name} again, before the step finished; the last checkpoint "
+                  f"stands: to continue, {_resume_command(trainer)}", file=sys.stderr)
+            return _signal_status(signal_name)
         except FloatingPointError as e:
             if len(trainer.history):
                 trainer.history.save(out / "history.json")  # the good epochs, for the curves
@@ -278,12 +348,22 @@ def train(config: TrainConfig, args=None) -> int:
                 raise OSError(f"{e}; once the directory can be written, {_resume_command(trainer)}") from None
             raise
         seconds = time.perf_counter() - start
-        metrics = {name: trainer.evaluate(Xp, yp) for name, Xp, yp in
-                   (("train", parts.X_train, parts.y_train), ("dev", parts.X_dev, parts.y_dev),
-                    ("test", parts.X_test, parts.y_test))}
-        diagnosis = diagnose({"train_accuracy": metrics["train"]["accuracy"],
-                              "dev_accuracy": metrics["dev"]["accuracy"]}, base_error=config.base_error)
-        files = _write_outputs(out, model, history, config, metrics, diagnosis)
+        try:
+            metrics = {name: trainer.evaluate(Xp, yp) for name, Xp, yp in
+                       (("train", parts.X_train, parts.y_train), ("dev", parts.X_dev, parts.y_dev),
+                        ("test", parts.X_test, parts.y_test))}
+            diagnosis = diagnose({"train_accuracy": metrics["train"]["accuracy"],
+                                  "dev_accuracy": metrics["dev"]["accuracy"]}, base_error=config.base_error)
+            files = _write_outputs(out, model, history, config, metrics, diagnosis)
+            files += [str(p) for p in dict.fromkeys((trainer.last_checkpoint, trainer.best_checkpoint)) if p]
+        except (KeyboardInterrupt, OSError) as e:  # the training is done and saved: say how to get the rest
+            if trainer.last_checkpoint is None:
+                raise
+            stop = getattr(e, "signal_name", "SIGINT") if isinstance(e, KeyboardInterrupt) else None
+            what = f"interrupted by {stop}" if stop else f"{e}"
+            print(f"\nxdl train: {what} while writing the run's outputs; its training is over and kept in "
+                  f"{str(trainer.last_checkpoint)!r}: to write them, {_resume_command(trainer)}", file=sys.stderr)
+            return _signal_status(stop) if stop else 1
     _report(history, metrics, diagnosis, seconds, files)
     return 0
 
@@ -303,27 +383,38 @@ def _note_once():
 
 def _check_no_unfinished_run(out: Path) -> str | None:
     """A new run in ``out`` replaces the files of the run there: refused while that run is
-    unfinished (interrupted, or stopped by a divergence: its checkpoint is the way on, and no
-    report.json was written after it), naming how to continue it; a finished run's files are
-    replaced, as by any rerun — the note returned says so (None: no run there)."""
-    path, report = out / "checkpoints" / CHECKPOINT_FILE, out / "report.json"
-    replaced = (f"note: --out {str(out)!r} holds a finished run; this run replaces its files (model, history, "
-                f"checkpoints) — give another --out to keep them")
-    if not path.is_file():
+    unfinished — interrupted or stopped by a divergence (its checkpoint is the way on), over but
+    killed before all its outputs were written, or holding states no run can continue from (a
+    damaged checkpoint, a best.npz alone) — naming how to go on; a finished run's files (its
+    report.json written after its last checkpoint) are replaced, as by any rerun: the note returned
+    says so (None: no run there)."""
+    checkpoints, report = out / "checkpoints", out / "report.json"
+    path, best = checkpoints / CHECKPOINT_FILE, checkpoints / BEST_FILE
+    saved = [p for p in (path, best) if p.is_file()]
+    if not saved:
         return None
-    if report.is_file() and report.stat().st_mtime >= path.stat().st_mtime:
-        return replaced
+    if report.is_file() and report.stat().st_mtime >= max(p.stat().st_mtime for p in saved):
+        return (f"note: --out {str(out)!r} holds a finished run; this run replaces its files (model, history, "
+                f"checkpoints) — give another --out to keep them")
+    afresh = f"or give another --out; to start afresh there, remove {str(checkpoints)!r} first"
+    if not path.is_file():  # killed before its first checkpoint.npz, or --checkpoint-every 0
+        raise FileExistsError(f"--out {str(out)!r} holds a run's best epoch ({str(best)!r}) but no checkpoint to "
+                              f"continue the run from: continue from its best epoch into another directory with "
+                              f"--resume {shlex.quote(str(best))} --out OTHER, {afresh}")
     try:
         extra, _ = read_extra(path)
         epochs, done, step = extra["run_info"]["config"]["epochs"], int(extra["epoch"]), int(extra.get("step", 0))
         stopped = extra["history"].get("stopped_epoch") is not None
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return None  # no run can continue from it: nothing to keep
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        kept = f"; {str(best)!r} may still hold the best epoch's state" if best.is_file() else ""
+        raise FileExistsError(f"--out {str(out)!r} holds a checkpoint no run can continue from ({e}){kept}: "
+                              f"{afresh}") from None
     if done < epochs and not stopped:
         raise FileExistsError(f"--out {str(out)!r} holds an unfinished run (its checkpoint: {position(done, step)} of "
-                              f"{epochs}): continue it with --resume {shlex.quote(str(path.parent))}, or give another "
-                              f"--out; to start afresh there, remove {str(path.parent)!r} first")
-    return replaced  # (stopped early, or diverged and finished: its epochs are done)
+                              f"{epochs}): continue it with --resume {shlex.quote(str(path.parent))}, {afresh}")
+    raise FileExistsError(f"--out {str(out)!r} holds a run whose training is over but whose outputs were not all "
+                          f"written after it (it was stopped while writing them): --resume "
+                          f"{shlex.quote(str(path.parent))} writes them, {afresh}")
 
 
 def _check_resume(config: TrainConfig) -> str:
@@ -346,8 +437,10 @@ def _check_resume(config: TrainConfig) -> str:
     if saved:
         config.check_resume(saved, config.resume, int(extra["epoch"]))
     stopped = (extra.get("history") or {}).get("stopped_epoch")
+    trains_on = stopped and saved and config.patience > saved.get("patience", 0)  # (else it stays stopped: a note)
     return (f"resuming {str(path)!r}: its state {position(int(extra['epoch']), int(extra.get('step', 0)))}, to epoch "
-            f"{config.epochs}" + (f" (the run had stopped at epoch {stopped}; it trains on)" if stopped else ""))
+            f"{config.epochs}" + (f" (the run had stopped early at epoch {stopped}; with --patience {config.patience} "
+                                  "it trains on)" if trains_on else ""))
 
 
 def _interrupted(stop: Interrupted, trainer, out: Path) -> int:
@@ -442,13 +535,16 @@ def tune(config: TrainConfig, args) -> int:
     from xdl.tune.study import TRIALS_FILE
 
     # every option first, named by its flag: before any data is loaded or directory made (search checks again)
+    if config.resume:  # a --config file's (the flag is the study's switch): it would be ignored
+        raise ValueError(f"--config: resume = {config.resume!r} continues an xdl train run; xdl tune continues a "
+                         "study with --resume (a switch, the study in --out)")
     saved, saved_trials = _resumed_study(args)  # --resume: what is not given is the study's
 
     def option(name, default=None):
         given = getattr(args, name, None)
         return given if given is not None else saved.get(name, default)
 
-    space = Space.from_toml(args.space) if args.space else \
+    space = Space.from_toml(args.space) if args.space is not None else \
         Space.from_dict(saved["space"], source="--resume: the study's space") if saved else None
     trials, strategy, halving, min_epochs = option("trials", 32), option("strategy", "random"), option("halving"), \
         option("min_epochs", 1)
@@ -456,6 +552,7 @@ def tune(config: TrainConfig, args) -> int:
     searched = check_search(space, trials, strategy, args.execution, rounds, config.seed, config, args.tune_out,
                             args.tune_resume, halving, min_epochs, flags=True, scheduler=args.scheduler)[0]
     check_int(args.top, "--top")
+    _check_flags_read(config, args, searched=searched.spec())
     overridden = [f"--{name.replace('_', '-')}" for name in searched.spec() if hasattr(args, name)]
     if overridden:
         print(f"note: {', '.join(overridden)} {'is' if len(overridden) == 1 else 'are'} searched: the space's "
@@ -545,15 +642,17 @@ def bench_optimizers(config, args) -> int:
         try:
             for results in steps:
                 pass
-        except KeyboardInterrupt:  # what was measured is written, and said to be partial
+        except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: what was measured is written, and said to be partial
             done = [(p, o) for p, per in (results or {}).get("problems", {}).items() for o in per]
             if not done:
                 raise
             results["interrupted"] = True
             files = write(results, out)
-            print(f"\nxdl bench: interrupted; the {len(done)} (problem, optimizer) pair{'s' * (len(done) != 1)} "
-                  f"finished are written ({', '.join(str(f) for f in files)}); the rest was not run", file=sys.stderr)
-            return 130
+            signal_name = getattr(stop, "signal_name", "SIGINT")
+            print(f"\nxdl bench: interrupted by {signal_name}; the {len(done)} (problem, optimizer) "
+                  f"pair{'s' * (len(done) != 1)} finished are written ({', '.join(str(f) for f in files)}); the rest "
+                  "was not run", file=sys.stderr)
+            return _signal_status(signal_name)
     files = write(results, out)
     print(markdown(results))
     print(f"\n{time.perf_counter() - start:.1f} s; wrote {', '.join(str(f) for f in files)}")

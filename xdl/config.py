@@ -99,7 +99,8 @@ class TrainConfig:
     out: str = _opt("xdl-run", "output directory (model, history, curves)")
     checkpoint_every: int = _opt(1, "write a resumable checkpoint every this many epochs and at the last (0: "
                                     "only at the last, or when stopped); the best epoch's is kept beside it")
-    resume: str = _opt("", "continue the run whose checkpoint is in this directory")
+    resume: str = _opt("", "continue a run from its checkpoints: the directory (OUT/checkpoints) or its "
+                           "checkpoint.npz")
     progress: bool = _opt(True, "progress bar (shown on a terminal only)")
 
     # -- reading and checking -----------------------------------------------------------------
@@ -220,8 +221,11 @@ class TrainConfig:
         return None if self.progress else False
 
     def build_model(self, n_features: int, n_classes: int, standardize=None):
-        return mlp(n_features, self.hidden, n_classes, activation=self.activation, init=self.init,
-                   batch_norm=self.batch_norm, dropout=self.dropout, standardize=standardize)
+        try:
+            return mlp(n_features, self.hidden, n_classes, activation=self.activation, init=self.init,
+                       batch_norm=self.batch_norm, dropout=self.dropout, standardize=standardize)
+        except MemoryError as e:  # NumPy's words name an array's shape, not the option that asked for it
+            raise MemoryError(f"hidden {self.hidden}: the model's weights do not fit in memory ({e})") from None
 
     def build_optimizer(self, model):
         """The optimizer named by ``optimizer`` (an `OPTIMIZERS` entry) over ``model``; weight decay
@@ -254,15 +258,15 @@ class TrainConfig:
     def check_resume(self, saved: dict, where: str, epochs_done: int, option=None) -> None:
         """Raise ValueError naming the first option that differs from ``saved`` (the options of the
         run that wrote the checkpoint in ``where``, after ``epochs_done`` epochs) among those that
-        describe the run. Only `RESUME_MAY_CHANGE` may differ, and of them ``epochs`` only to more
-        than the checkpoint has trained (and not under a cosine schedule, which spans them) and
+        describe the run. Only `RESUME_MAY_CHANGE` may differ, and of them ``epochs`` only to as many
+        as the checkpoint has trained or more (and not under a cosine schedule, which spans them) and
         ``patience`` not between 0 and more.
         ``option(name)`` names an option as the caller knows it (default: the command's flag)."""
         option = option or flag_of
-        if self.epochs <= epochs_done:  # nothing left to train
+        if self.epochs < epochs_done:  # (as many: the run is over, and ends as it ended)
             raise ValueError(f"{option('epochs')}: the checkpoint in {where!r} has trained {epochs_done} epochs and "
-                             f"this run has {option('epochs')} {self.epochs}: nothing is left to train; ask for more "
-                             f"than {epochs_done}")
+                             f"this run has {option('epochs')} {self.epochs}: a run cannot train fewer; ask for "
+                             f"{epochs_done} (to end it as it ended) or more")
         if self.schedule == "cosine" and saved.get("epochs") != self.epochs:
             raise ValueError(f"{option('epochs')}: the cosine schedule of the checkpoint in {where!r} spans "
                              f"{saved.get('epochs')} epochs, this run has {self.epochs}; it cannot change on a resume")

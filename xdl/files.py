@@ -26,7 +26,13 @@ def atomic_write(path, write, binary: bool = True) -> Path:
     >>> target.read_text()
     '{"ok": true}'
     """
+    if isinstance(path, str) and not path:  # Path('') is the current directory
+        raise ValueError("save: the path is ''; name the file to write")
     path = Path(path)
+    if path.is_dir():  # found now, not at the rename (which would name the temporary file)
+        raise IsADirectoryError(f"save: {str(path)!r} is a directory; name the file to write")
+    if path.is_symlink():  # the file it points to is what the caller means (the link stays a link)
+        path = Path(os.path.realpath(path))
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise FileNotFoundError(f"save: directory {str(directory)!r} does not exist")
@@ -46,9 +52,11 @@ def atomic_write(path, write, binary: bool = True) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.errno is not None and e.filename in (None, tmp):  # a full disk: name the file
+            raise type(e)(e.errno, e.strerror, str(path)) from None
         raise
     return path
 
@@ -105,9 +113,14 @@ def json_number(value):
 
 def check_directory_name(directory, what: str) -> Path:
     """``directory`` as a Path; '' is refused, naming ``what``: Path('') is the current directory,
-    which a run would fill with its files unasked."""
-    if not str(directory):
+    which a run would fill with its files unasked — and so is a name of blanks or with a control
+    character (a stray quote or newline in a script), which no one means."""
+    name = str(directory)
+    if not name:
         raise ValueError(f"{what} must name a directory, got ''")
+    last = Path(name).name  # ('' for '.' and '/': names of directories, not blanks)
+    if not name.strip() or (last and not last.strip()) or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise ValueError(f"{what} must name a directory, got {name!r} (blank, or with a control character)")
     return Path(directory)
 
 
@@ -137,6 +150,8 @@ def check_output_file(path, what: str) -> Path:
         raise IsADirectoryError(f"{what} {str(path)!r} is a directory; name a file (in it, say "
                                 f"{str(path / 'x.json')!r})")
     directory = path.parent
+    if directory.exists() and not directory.is_dir():
+        raise NotADirectoryError(f"{what} {str(path)!r}: {str(directory)!r} is a file, not a directory")
     if not directory.is_dir():
         raise FileNotFoundError(f"{what} {str(path)!r}: directory {str(directory)!r} does not exist")
     if not os.access(directory, os.W_OK | os.X_OK):

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from xdl.data.validation import check_number
+from xdl.files import atomic_write
 from xdl.ewa import ewa
 
 
@@ -121,7 +122,8 @@ def save_figure(plt, fig, path) -> Path:
     try:
         fig.tight_layout()
         path = Path(path)
-        fig.savefig(path, dpi=100)
+        # atomically, as every file xdl writes: a full disk leaves the previous figure whole
+        atomic_write(path, lambda f: fig.savefig(f, dpi=100, format=path.suffix[1:] or "png"))
     finally:
         plt.close(fig)
     return path

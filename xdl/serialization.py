@@ -37,6 +37,8 @@ def save(model: Module, path, extra: dict | None = None, extra_arrays: dict | No
         hint = ("; an optimizer's state is opt.state_dict() (pickle it), and a Trainer's Checkpoint keeps it with "
                 "the model") if isinstance(model, Optimizer) else ""
         raise TypeError(f"save: model must be an xdl Module, got {type(model).__name__}{hint}")
+    if isinstance(path, str) and not path:  # Path('') is the current directory
+        raise ValueError("save: the path is ''; name the model file to write")
     path = Path(path)
     if path.is_dir():  # else found only at the final rename, after all the work, naming the temporary file
         raise IsADirectoryError(f"save: {str(path)!r} is a directory; name the model file in it")
@@ -83,9 +85,13 @@ def _read(path) -> tuple[dict, dict[str, np.ndarray]]:
         reason = "it holds pickled objects, which xdl files never do" if "pickle" in str(e) else f"{type(e).__name__}: {e}"
         raise ValueError(f"load: {str(path)!r} is damaged or not an xdl model file ({reason})") from None
     version = header.get("format") if isinstance(header, dict) else None
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
         raise ValueError(f"load: {str(path)!r} has format {version!r}; this xdl reads formats up to {FORMAT_VERSION} "
                          "(was it written by a newer xdl?)")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1 \
+            or not isinstance(header.get("extra") or {}, dict):
+        raise ValueError(f"load: {str(path)!r} is damaged or not an xdl model file (its header is not xdl's: "
+                         f"format {version!r})")
     return header, state
 
 
@@ -107,6 +113,8 @@ def load(path, model: Module | None = None) -> Module:
             model = build_on_host(header["architecture"], header["dtype"])  # filled there, then moved
         except (TypeError, ValueError, KeyError, AttributeError) as e:
             raise ValueError(f"load: {str(path)!r} describes a model xdl cannot build ({type(e).__name__}: {e})") from None
+        except MemoryError as e:  # (a damaged header's sizes, or a model too large for this machine)
+            raise MemoryError(f"load: the model {str(path)!r} describes does not fit in memory ({e})") from None
     predicts = header.get("predicts")  # absent from files of xdl before it: classes, as they were read
     if predicts is not None and predicts not in PREDICTIONS:
         raise ValueError(f"load: {str(path)!r} is damaged: its model predicts {predicts!r}, not one of {PREDICTIONS}")

@@ -32,10 +32,11 @@ from xdl.bench.problems import (PROBLEMS, START_NOISE, Problem, build_model, cla
                                 function_start)
 from xdl.losses import BinaryCrossEntropy, SoftmaxCrossEntropy
 from xdl.optim import Optimizer, param_groups
+from xdl.optim.optimizer import rate_range
 from xdl.config import OPTIMIZERS as CONFIG_OPTIMIZERS
 from xdl.config import TrainConfig
 from xdl.data import batch_bounds
-from xdl.data.validation import check_int
+from xdl.data.validation import check_int, check_number
 from xdl.tensor import no_grad
 from xdl.train import Callback, Trainer, fit_many
 
@@ -104,8 +105,27 @@ def load_optimizer(spec: str):
         cls = getattr(module, name)
     except (ImportError, FileNotFoundError, AttributeError) as e:
         raise ValueError(f"--optimizer {spec!r}: cannot load it ({e})") from None
+    except (Exception, SystemExit) as e:  # the user's file itself fails: its error, not a traceback through xdl
+        raise ValueError(f"--optimizer {spec!r}: cannot load it: running {where} raised {type(e).__name__}: {e}") \
+            from None
     if not (isinstance(cls, type) and issubclass(cls, Optimizer)):
         raise ValueError(f"--optimizer {spec!r}: {name} must be a subclass of xdl.optim.Optimizer")
+    # one step on a throwaway parameter: a class no run could make, or one with no update (abstract),
+    # is refused now, not in every run; a rule whose update fails is benchmarked, its runs recorded as crashed
+    x = xdl.Parameter(np.ones(3))
+    try:
+        opt = cls([x], lr=1e-3)
+    except Exception as e:
+        raise ValueError(f"--optimizer {spec!r}: {name}(params, lr=...) cannot be made "
+                         f"({type(e).__name__}{f': {e}' if str(e) else ''})") from None
+    try:
+        (x * x).sum().backward()
+        opt.step()
+    except NotImplementedError:
+        raise ValueError(f"--optimizer {spec!r}: {name} has no update of its own (NotImplementedError): a rule "
+                         "subclasses xdl.optim.Optimizer and defines update(...)") from None
+    except Exception:
+        pass
     return lambda params, lr: cls(params, lr=lr)
 
 
@@ -285,9 +305,10 @@ def check_options(problems, optimizers, seeds: int = 3, trials: int = 8, seed: i
             raise ValueError(f"{flag} {twice!r} is given twice; name each once")
     for what, value, low in (("seeds", seeds, 1), ("trials", trials, 1), ("seed", seed, 0)):
         check_int(value, f"--{what}", low=low)
-    if lr is not None and (isinstance(lr, bool) or not isinstance(lr, int | float | np.integer | np.floating)
-                           or not math.isfinite(lr) or lr <= 0):  # a rate ≤ 0 or NaN only diverges
-        raise ValueError(f"--lr must be a finite number > 0, got {lr!r}")
+    if lr is not None:  # > 0 (0 trains nothing), and one float32's models can hold: else every run fails
+        low, high = rate_range(np.float32)
+        check_number(lr, "--lr", f"a number in float32's positive range [{low:.3g}, {high:.3g}]",
+                     lambda rate: low <= rate <= high)
     return builders(optimizers)
 
 

@@ -61,15 +61,15 @@ def rate_range(dtype=np.float32) -> tuple[float, float]:
     return float(info.smallest_subnormal), float(info.max)
 
 
-def check_rate(value, what: str, dtype=np.float32) -> float:
-    """A learning rate a step can use: 0 (no step: where a cosine schedule ends, as PyTorch allows)
-    or a real number within `rate_range` of ``dtype`` (the update holds it in the parameters'
-    dtype: a smaller positive one would be 0 by accident)."""
+def check_rate(value, what: str, dtype=np.float32, zero: bool = True) -> float:
+    """A learning rate a step can use: 0 where ``zero`` allows it (no step: where a cosine schedule
+    ends, as PyTorch allows) or a real number within `rate_range` of ``dtype`` (the update holds it
+    in the parameters' dtype: a smaller positive one would be 0 by accident)."""
     low, high = rate_range(dtype)
     rate = _real(value)
-    if not (rate == 0 or low <= rate <= high):  # NaN fails too
-        raise ValueError(f"{what} is {value!r}: a learning rate must be 0 or a number in {np.dtype(dtype)}'s "
-                         f"positive range [{low:.3g}, {high:.3g}]")
+    if not ((zero and rate == 0) or low <= rate <= high):  # NaN fails too
+        raise ValueError(f"{what} is {value!r}: a learning rate must be {'0 or ' if zero else ''}a number in "
+                         f"{np.dtype(dtype)}'s positive range [{low:.3g}, {high:.3g}]")
     return rate
 
 

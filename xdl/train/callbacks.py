@@ -99,7 +99,8 @@ def write_checkpoint(model, path, when: str, extra: dict, arrays: dict) -> Path:
         return save(model, path, extra=extra, extra_arrays=arrays)
     except OSError as e:
         kept = f"; {str(path)!r} holds what it held before" if path.is_file() else ""
-        raise OSError(f"writing the checkpoint {str(path)!r} {when} failed: {e}{kept}") from e
+        why = e.strerror if e.filename == str(path) and e.strerror else e  # (the path is named here)
+        raise OSError(f"writing the checkpoint {str(path)!r} {when} failed: {why}{kept}") from e
 
 
 class Callback:
@@ -155,8 +156,13 @@ class EarlyStopping(Callback):
         if self.run_state is not None and not trainer.resumed:  # (a resume has the checkpoint's)
             trainer.model.load_state_dict(self.run_state)  # the run goes on from where it was, not from its best
         self.run_state = None
-        if self.wait >= self.patience:  # it stopped the run, and training goes on: patience anew
-            self.wait = 0
+        if self.wait >= self.patience:
+            if trainer.resumed:  # a run resumed from its stop stays stopped, as it ended (its best restored at
+                trainer.stop_training = True  # the end); a larger patience trains on
+                trainer.history.stopped_by = (f"{self.monitor.replace('_', ' ')} did not improve for {self.wait} "
+                                              "epochs")
+            else:  # a later fit of the run after it stopped: training goes on, patience anew (as Keras's fit)
+                self.wait = 0
 
     def on_epoch_end(self, trainer, record: dict) -> None:
         value = record.get(self.monitor)
@@ -265,6 +271,7 @@ class Checkpoint(Callback):
 CONTROL_FILE = "control.toml"
 # a control file modified this recently is left for a later epoch's end: it may be half-written
 SETTLE_SECONDS = 0.5
+SETTLE_WAITS = 20  # on resuming, a control file still changing is waited for this many times SETTLE_SECONDS at most
 
 
 @dataclass
@@ -290,8 +297,8 @@ class Control(Callback):
     noted, and reported as a warning: training goes on. A batch of models (`fit_many`) takes
     ``stop`` only: its rates are one per model. ``report``: called with the note of each file
     applied, as it is (``xdl train`` prints it). A file modified less than `SETTLE_SECONDS` ago is
-    read at a later epoch's end (it may be half-written); write it whole (or to another name, then
-    ``mv``) for it to apply at the next."""
+    read at a later epoch's end (it may be half-written; on resuming, it is waited for); write it
+    whole (or to another name, then ``mv``) for it to apply at the next."""
 
     order = 50  # after early stopping, before checkpoints (which then save what was applied)
 
@@ -322,7 +329,8 @@ class Control(Callback):
             self._set_lr(trainer, self.lr)
         upcoming = trainer.epoch + 1
         starts = f"step {trainer.step + 1} of epoch {upcoming}" if trainer.step else f"epoch {upcoming}"
-        self._on_resume = self._apply(trainer, f"on resuming (before {starts})", f"resume-{upcoming}", starts)
+        self._on_resume = self._apply(trainer, f"on resuming (before {starts})", f"resume-{upcoming}", starts,
+                                      wait=True)
         if trainer.stop_training and self._on_resume is not None:  # a stop: no epoch will run, and write a checkpoint
             self._note_with_last_epoch(trainer)
             for cb in trainer.callbacks:  # so one holds what was applied (a rate with the stop) now
@@ -352,15 +360,22 @@ class Control(Callback):
             last["control"] = "; ".join(filter(None, (last.get("control"), self._on_resume)))
         self._on_resume = None
 
-    def _apply(self, trainer, when: str, suffix: str, starts: str) -> str | None:
+    def _apply(self, trainer, when: str, suffix: str, starts: str, wait: bool = False) -> str | None:
         """Read and apply the control file if there is one; return its note (None: none, or the
         file applied already and waiting for a checkpoint). A rejected one changed nothing: it is
-        renamed at once and reported as a warning."""
+        renamed at once and reported as a warning. ``wait``: for a file that has not settled, wait
+        until it has (on resuming: the file written just before is for the run's first step)."""
         if not self.path.is_file():  # a directory of that name is not a control file
             return None
-        with contextlib.suppress(OSError):  # (gone meanwhile: read below, and said so)
-            if time.time() - self.path.stat().st_mtime < SETTLE_SECONDS:
-                return None  # being written, perhaps: a half-written "lr = 0.00" read as 0; a later epoch reads it
+        for _ in range(SETTLE_WAITS if wait else 1):
+            with contextlib.suppress(OSError):  # (gone meanwhile: read below, and said so)
+                age = time.time() - self.path.stat().st_mtime
+                if age >= SETTLE_SECONDS:
+                    break
+                if wait:
+                    time.sleep(SETTLE_SECONDS - age)
+        else:  # being written, perhaps: a half-written "lr = 0.00" read as 0; a later epoch reads it
+            return None
         try:
             content = self.path.read_bytes()
             if self._pending is not None and content == self._pending.content:
@@ -374,9 +389,9 @@ class Control(Callback):
                 raise ValueError("lr: a batch of models (fit_many) has a rate per model; a control file can stop "
                                  "it, not set its rates")
             if lr is not None:  # > 0, as the command's --lr: a rate of 0 would freeze the run
-                check_rate(lr, "lr", trainer.model.dtype)
-                if not lr > 0:
+                if not isinstance(lr, bool) and lr == 0:
                     raise ValueError(f"lr must be > 0, got {lr!r} (to end the run, write stop = true)")
+                check_rate(lr, "lr", trainer.model.dtype, zero=False)
             if not isinstance(wanted.get("stop", False), bool):
                 raise ValueError(f"stop must be true or false, got {wanted['stop']!r}")
         except (OSError, ValueError, tomllib.TOMLDecodeError) as e:  # UnicodeDecodeError is a ValueError

@@ -12,6 +12,7 @@ import hashlib
 
 import numpy as np
 
+from xdl.data.augment import Augment
 from xdl.nn.architecture import describe
 
 
@@ -50,6 +51,9 @@ def record(trainer, data: dict) -> dict:
         "l2": trainer.l2,
         "schedule": _setting(trainer.schedule) if trainer.schedule is not None else None,
         "callbacks": [type(cb).__name__ for cb in trainer.callbacks],
+        "augment": None if trainer.augment is None else  # xdl's with its settings, a function by its name
+        repr(trainer.augment) if isinstance(trainer.augment, Augment) else _setting(trainer.augment),
+        "eval_train": trainer.eval_train,
         "data": data,
     }
 
@@ -58,7 +62,7 @@ def verify(saved: dict, current: dict, path) -> None:
     """Raise ValueError naming the first fact of ``current`` that differs from ``saved``."""
     for key, now in current.items():
         then = saved.get(key)
-        if then == now:
+        if then == now or key not in saved:  # (a fact an older xdl did not record: not checked)
             continue
         if key == "architecture" and then and now and isinstance(then.get("layers"), list):
             layers = list(zip(then["layers"], now.get("layers", [])))

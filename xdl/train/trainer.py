@@ -253,6 +253,11 @@ class Trainer:
             self.model.predicts = self.loss.predicts
         for cb in self.callbacks:
             cb.on_train_begin(self)
+        # a run killed after its end (its checkpoint's stop or epochs; not a stop asked for on resuming)
+        if resume is not None and (self.epoch >= self.epochs or self.stop_training and self.history.stopped_epoch):
+            why = self.history.stopped_by or f"its {self.epoch} epochs trained"
+            warn_caller(f"resume: the checkpoint's run is over ({why}): nothing to train; it ends as it ended — "
+                        "raise epochs (or patience) to train on")
         # this fit's stop, if any, is the one to report: one from before (a checkpoint's, a first
         # fit's) is over once training goes on; a callback may stop it here already (a stop read on resuming)
         self.history.stopped_epoch = self.epoch if self.stop_training else None
@@ -271,6 +276,8 @@ class Trainer:
                     self.history.append(record)
                     record = self.history.records[-1]  # what a callback adds to it is in the history
                     for cb in self.callbacks:
+                        if self.stop_training:  # stopped by one before: a Checkpoint's state records it
+                            self.history.stopped_epoch = record["epoch"]
                         cb.on_epoch_end(self, record)
                     if self.stop_training:
                         self.history.stopped_epoch = record["epoch"]
@@ -476,9 +483,10 @@ class Trainer:
                 warn_caller(f"resume: {str(path)!r} was written by an older xdl and records nothing of the run that "
                             "made it; it is resumed unchecked")
         done = int(extra["epoch"])
-        if done >= self.epochs:  # nothing left to train: it would return at once
+        if done > self.epochs:
             raise ValueError(f"resume: the checkpoint has trained {done} epochs and this run has epochs="
-                             f"{self.epochs}: nothing is left to train; ask for more than {done}")
+                             f"{self.epochs}: it cannot train fewer; ask for {done} (to end the run as it ended) "
+                             "or more")
         if len(extra["callbacks"]) != len(self.callbacks):
             raise ValueError(f"resume: the checkpoint has {len(extra['callbacks'])} callbacks' state, "
                              f"this trainer has {len(self.callbacks)} callbacks")

@@ -33,7 +33,7 @@ import numpy as np
 
 from xdl.backend import seed as seed_backend
 from xdl.caller import warn_caller
-from xdl.config import TrainConfig
+from xdl.config import TrainConfig, unread_options
 from xdl.data import check_features, check_labels
 from xdl.data.validation import check_bool, check_dev_pair, check_int
 from xdl.files import check_directory_name, check_writable_dir
@@ -67,7 +67,8 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
          rounds: int | None = None, seed: int = 0, base: TrainConfig | None = None, directory=None,
          resume: bool = False, standardize=None, progress: bool | None = False, scheduler=None,
          halving: int | None = None, min_epochs: int = 1, dtype="float32") -> Study:
-    """Search ``space`` (a `Space`, a dict, or None for `DEFAULT_SPACE`) with ``trials`` trials,
+    """Search ``space`` (a `Space`, a dict, or None for `DEFAULT_SPACE` less what ``base``'s optimizer
+    and schedule do not read) with ``trials`` trials,
     training on ``(X, y)`` and scoring on ``dev = (X_dev, y_dev)`` by the dev accuracy each model
     ends with. ``rounds``: coarse_to_fine and tpe (default 2, or ``trials`` if fewer). ``grid``
     trains up to ``trials`` points (`Space.grid`: ⌊trials^(1/d)⌋ values per range, every choice).
@@ -216,7 +217,9 @@ def check_search(space=None, trials=32, strategy="random", execution="sequential
     if not isinstance(base, TrainConfig):
         raise TypeError(f"base must be a TrainConfig, got {type(base).__name__}")
     base.validate("base")  # its fields may have been set after it was made
-    space = space if isinstance(space, Space) else Space.from_dict(DEFAULT_SPACE if space is None else space)
+    if space is None:  # the default, less what the base's optimizer and schedule do not read (β1 for SGD)
+        space = {k: v for k, v in DEFAULT_SPACE.items() if k not in unread_options(base, DEFAULT_SPACE)}
+    space = space if isinstance(space, Space) else Space.from_dict(space)
     fixed = next((key for key in NOT_SEARCHED if key in space.spec()), None)
     if fixed in ("out", "resume"):  # in xdl tune, --out and --resume are the study's, not a trial's
         raise ValueError(f"{name('space')}: {fixed} cannot be in a search space: trials keep no run directory of "
