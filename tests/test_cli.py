@@ -472,3 +472,17 @@ def test_a_new_run_never_replaces_a_best_epoch_no_checkpoint_continues(tmp_path,
     assert main(["train", *FAST, "--out", str(out)]) == 1
     assert f"--resume {out / 'checkpoints' / 'best.npz'} --out OTHER" in capsys.readouterr().err
     assert (out / "checkpoints" / "best.npz").is_file()
+
+
+def test_a_run_holds_its_out_alone_while_it_runs(tmp_path, capsys):
+    from xdl.lock import RUN, DirectoryLock
+
+    out = tmp_path / "run"
+    out.mkdir()
+    with DirectoryLock(out, "--out", RUN):  # another run at work there (a second process, say)
+        assert main(["train", *FAST, "--out", str(out)]) == 1
+        assert main(["train", *FAST, "--out", str(out), "--resume", str(out / "checkpoints")]) == 1
+    err = capsys.readouterr().err
+    assert err.count(f"--out {str(out)!r} is in use by another run: process {os.getpid()}") == 2
+    assert "two would each write their checkpoints over the other's" in err
+    assert main(["train", *FAST, "--out", str(out)]) == 0 and not (out / "run.lock").exists()

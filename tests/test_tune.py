@@ -705,7 +705,9 @@ def test_a_second_search_into_a_running_searchs_directory_is_refused_and_no_tria
 
 def test_a_search_lets_its_directory_go_after_an_error_and_takes_over_a_killed_ones(data, tmp_path, monkeypatch):
     from xdl.tune import search
-    from xdl.tune.lock import LOCK_FILE
+    from xdl.lock import SEARCH
+
+    LOCK_FILE = SEARCH.lock_file
 
     X, y, dev = data
     space = {"lr": {"log_uniform": [1e-3, 1e-1]}}

@@ -35,6 +35,7 @@ from xdl.diagnose import diagnose
 from xdl.losses import SoftmaxCrossEntropy, l2
 from xdl.files import atomic_write, check_directory_name, check_writable_dir
 from xdl.hostmemory import keep_freed_memory
+from xdl.lock import RUN, DirectoryLock, check_not_in_use, took_over_note
 from xdl.serialization import read_extra
 from xdl.train import BEST_FILE, CHECKPOINT_FILE, Checkpoint, Control, Interrupted
 from xdl.train.callbacks import check_checkpoint_kind, position, resume_path
@@ -268,7 +269,6 @@ def _resumed_study(args) -> tuple[dict, list]:
     ``--out``; otherwise ({}, [])."""
     if not getattr(args, "tune_resume", False):
         return {}, []
-    from xdl.tune.lock import check_not_in_use
     from xdl.tune.study import saved_study
 
     directory = check_directory_name(args.tune_out, "--out")
@@ -285,19 +285,23 @@ def _resumed_study(args) -> tuple[dict, list]:
 def train(config: TrainConfig, args=None) -> int:
     out = Path(config.out)
     _check_flags_read(config, args)
+    check_not_in_use(out, "--out", RUN)  # a look: a run at work there is named before anything else
     resuming = _check_resume(config) if config.resume else None
     own = out / "checkpoints" / CHECKPOINT_FILE
     replacing = None
     if not config.resume or resume_path(config.resume).resolve() != own.resolve():  # (a resume into another --out)
         replacing = _check_no_unfinished_run(out)
-    with xdl.use(config.backend, precision=config.precision) as backend:
+    with xdl.use(config.backend, precision=config.precision) as backend, contextlib.ExitStack() as held:
         check_writable_dir(out, "--out")  # before any work, after every check: fail fast, make nothing
+        lock = held.enter_context(DirectoryLock(out, "--out", RUN))  # one run at a time writes its checkpoints
         xdl.seed(config.seed)
         print(f"xdl {xdl.__version__}: backend {backend.name} on {backend.device_name()}{_precision_note(backend)}")
         if resuming:
             print(resuming)
         if replacing:
             print(replacing)
+        if lock.took_over:
+            print(f"note: {took_over_note(lock)}")
         X, y = xdl.datasets.load(config.dataset)
         parts = split(X, y, seed=config.seed)
         n_classes = int(y.max()) + 1

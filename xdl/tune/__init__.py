@@ -2,7 +2,7 @@
 / TPE strategies, trials one at a time, batched (`xdl.train.fit_many`) or on Dask workers, a
 resumable `Study` that one search at a time holds (`StudyInUseError` for a second)."""
 
-from xdl.tune.lock import StudyInUseError
+from xdl.lock import DirectoryInUseError as StudyInUseError  # another search holds the study
 from xdl.tune.search import EXECUTIONS, STRATEGIES, tune, zoom
 from xdl.tune.space import (DEFAULT_SPACE, Choice, Dimension, IntUniform, LogUniform, OneMinusLog, Space,
                             Uniform)

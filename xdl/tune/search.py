@@ -41,7 +41,7 @@ from xdl.tensor import to_numpy
 from xdl.train.interrupt import Interrupted
 from xdl.train.many import IGNORED, SHARED, ManyTrainer, check_standardize
 from xdl.train.provenance import data_digest
-from xdl.tune.lock import DirectoryLock, check_not_in_use, took_over_note
+from xdl.lock import DirectoryLock, check_not_in_use, took_over_note
 from xdl.tune.pruning import BatchPruning, Pruning, recorded_at, rungs
 from xdl.tune.space import DEFAULT_SPACE, Space, python_value
 from xdl.tune.study import TRIALS_FILE, Study, Trial, read_trials
@@ -84,7 +84,7 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
     or None. ``scheduler``: an address (connected to before anything is made: one where no scheduler
     answers is an error) or a connected ``distributed.Client`` (used, and left open). ``progress``:
     True, False, or None for a bar on a terminal only. Every argument is checked before anything is
-    trained or written. While it runs, the search holds ``directory`` alone (`xdl.tune.lock`): a
+    trained or written. While it runs, the search holds ``directory`` alone (`xdl.lock`): a
     second search there, new or resumed, is refused (`StudyInUseError`, naming the holder). A
     resume compares what makes each trial's result — the space, trials, strategy, rounds, seed,
     halving, dtype, the data, ``standardize`` and every base option but `RESUME_MAY_CHANGE` and those
