@@ -320,3 +320,12 @@ def test_predict_log_proba_is_the_log_of_predict_proba():
     assert log_proba.dtype == np.float64 and log_proba.shape == (len(X), 2)
     np.testing.assert_array_equal(log_proba, np.log(proba.astype(np.float64)))
     np.testing.assert_array_equal(clf.classes_[log_proba.argmax(axis=1)], clf.predict(X))
+
+
+def test_seed_none_draws_a_new_seed_each_fit_and_leaves_numpys_generator_alone():
+    X, y = xdl.datasets.moons(200)
+    state = np.random.get_state()[1].copy()
+    fits = [MLPClassifier(hidden=8, epochs=2, seed=None).fit(X, y) for _ in range(2)]
+    weights = [next(iter(f.model_.state_dict().values())) for f in fits]
+    assert not np.array_equal(weights[0], weights[1]) and np.array_equal(np.random.get_state()[1], state)
+    assert all(isinstance(f.trainer_.seed, int) for f in fits)

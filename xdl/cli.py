@@ -41,6 +41,8 @@ from xdl.train import BEST_FILE, CHECKPOINT_FILE, Checkpoint, Control, Interrupt
 from xdl.train.callbacks import check_checkpoint_kind, position, resume_path
 
 GRADCHECK_EXAMPLES = 16
+# the options a gradient check reads (the model, its cost, the data, the seed, where it runs); a flag of another is noted
+GRADCHECK_READS = ("dataset", "hidden", "activation", "init", "batch_norm", "dropout", "l2", "seed", "backend")
 USER_ERRORS = (ValueError, TypeError, OSError, ImportError, FloatingPointError, BackendError, MemoryError)
 
 
@@ -127,8 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
         # (a search writes no checkpoints, and its --out and --resume are the study's)
         _add_options(sub, skip=("resume", "out", "checkpoint_every") if name == "tune" else ())
         sub.set_defaults(run=run)
-    bench = commands.add_parser("bench", help="benchmark optimizers on fixed problems",
-                                description="benchmark optimizers on fixed problems")
+    bench = commands.add_parser("bench", help="benchmark optimizers on fixed problems, or the fused kernels",
+                                description="benchmark optimizers on fixed problems (optimizers), or the fused "
+                                            "kernels' speed (kernels)")
     bench.set_defaults(command_parser=bench)
     kinds = bench.add_subparsers(title="benchmarks", dest="benchmark")
     sub = kinds.add_parser("optimizers",  # each help says its default: some depend on --quick
@@ -520,7 +523,13 @@ def gradcheck(config: TrainConfig, args=None) -> int:
             j = loss(model(X), y)
             return j + l2(model, config.l2, m=len(X)) if config.l2 else j
 
-        print(f"xdl gradcheck: backend {backend.name}; {_describe(model)}; {len(X)} examples of {config.dataset}")
+        print(f"xdl gradcheck: backend {backend.name}; {_describe(model)}; {len(X)} examples of {config.dataset}; "
+              "two evaluations of J per parameter")
+        ignored = [flag_of(f.name) for f in dataclasses.fields(TrainConfig)
+                   if hasattr(args, f.name) and f.name not in GRADCHECK_READS]
+        if ignored:  # (a --config file may hold every option: only flags typed for this command are named)
+            print(f"note: {', '.join(ignored)} {'does' if len(ignored) == 1 else 'do'} not change a gradient check (it "
+                  "checks J of the model these options build, at its initial weights): ignored")
         if config.dropout:
             print("dropout is off while checking: a random mask would make J another function at every call")
         result = xdl.gradcheck(cost, dict(model.named_parameters()))  # "2.bias", not "bias" thrice

@@ -49,7 +49,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     over warm starts too). ``model_`` starts with a `Standardize` layer holding the training
     statistics; the estimator itself standardizes in float64 and runs the layers after it (module
     docstring). A ``fit`` that fails — bad input, a diverging run — leaves the estimator as it was:
-    the network and attributes of the fit before, or unfitted."""
+    the network and attributes of the fit before, or unfitted. ``seed``: an integer makes every fit
+    the same (the default, 0); None draws a new seed at each fit, as scikit-learn's
+    ``random_state=None``."""
 
     def __init__(self, hidden=(100,), activation="relu", batch_norm=False, dropout=0.0, l2=0.0,
                  optimizer="adam", lr=1e-3, batch_size=64, epochs=100, schedule="none", decay_rate=0.05,
@@ -79,7 +81,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             "hidden": hidden, "activation": self.activation, "batch_norm": self.batch_norm, "dropout": self.dropout,
             "l2": self.l2, "optimizer": self.optimizer, "lr": self.lr, "batch_size": self.batch_size,
             "epochs": self.epochs, "schedule": self.schedule, "decay_rate": self.decay_rate,
-            "patience": self.patience if self.early_stopping else 0, "backend": self.backend, "seed": self.seed,
+            "patience": self.patience if self.early_stopping else 0, "backend": self.backend,
+            # None: a new seed each fit, from the OS (scikit-learn's random_state=None), not from NumPy's global state
+            "seed": int(np.random.default_rng().integers(2**31)) if self.seed is None else self.seed,
             "progress": False}, source="MLPClassifier")
 
     def fit(self, X, y):
