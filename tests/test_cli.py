@@ -451,7 +451,8 @@ def test_an_early_stopped_run_killed_before_its_outputs_is_finished_by_resume_as
     (out / "model.npz").unlink()
     capsys.readouterr()
     assert main(["train", *options]) == 1  # a new run there would replace it
-    assert "training is over but whose outputs were not all written" in capsys.readouterr().err
+    assert "holds a run that was over (dev cost did not improve for 2 epochs) but whose outputs were not all " \
+           "written" in capsys.readouterr().err
     assert main(["train", *options, "--resume", str(out / "checkpoints")]) == 0
     printed = capsys.readouterr()
     assert "nothing to train; it ends as it ended" in printed.out + printed.err

@@ -1,5 +1,7 @@
 """xdl.data and xdl.datasets: splits, standardization, mini-batches, one-hot, augmentation, inputs."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -284,9 +286,13 @@ def test_yes_no_labels_are_classes_0_and_1():
 def test_a_stratified_split_refuses_a_class_of_one_example_as_scikit_learn_does():
     X, y = np.zeros((31, 2)), np.array([0, 1, 2] * 10 + [3])
     with pytest.raises(ValueError, match=r"^y: class 3 has only 1 example; a stratified split needs at least 2"):
-        split(X, y)  # its one example went to dev: a model built from train had no class 3
-    assert 3 in split(X, y, stratify=False).y_train.tolist() + split(X, y, stratify=False).y_dev.tolist() + \
-        split(X, y, stratify=False).y_test.tolist()
+        split(X, y, stratify=True)  # its one example went to dev: a model built from train had no class 3
+    with pytest.warns(UserWarning, match=r"class 3 has only 1 example; .*: split without stratifying"):
+        shuffled = split(X, y)  # the default: said, and shuffled
+    assert np.array_equal(shuffled.y_train, split(X, y, stratify=False).y_train)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # all distinct (a regression's whole numbers): no classes, nothing to say
+        assert len(split(np.zeros((50, 2)), np.arange(50.0)).y_train) == 30
 
 
 @pytest.mark.parametrize("kwargs,message", [

@@ -299,18 +299,33 @@ def test_auto_runs_eagerly_where_a_step_needs_the_host_and_says_why(setup, reaso
         assert opt.t == 0  # refused before any work
 
 
-def test_a_model_of_no_declared_width_is_captured_its_targets_shaped_once(monkeypatch):
-    """A model of the user's own (no ``out_features``): the Trainer learns its output shape from a
-    forward pass of one example, so its targets are prepared once and its steps can be captured."""
+class HeadFirst(xdl.nn.Module):
+    """A model of a user's own whose last registered layer is not its last: 16 wide, outputs 2."""
+
+    def __init__(self):
+        super().__init__()
+        self.head = xdl.nn.Dense(16, 2)
+        self.body = xdl.nn.Dense(2, 16)
+
+    def forward(self, x):
+        return self.head(self.body(x).relu())
+
+
+def test_targets_are_shaped_for_the_models_real_output_and_its_steps_captured(monkeypatch):
+    """The Trainer reads the output's shape from a forward pass of one example — not from the last
+    layer that declares a width (16 here, which shaped nothing right) — so the targets are
+    prepared once and the steps can be captured."""
     with xdl.use("numpy"):
         monkeypatch.setattr(xdl.backend.NumpyBackend, "supports_graphs", True)
-        tr = trainer("auto")
-        for _, module in tr.model.named_modules():
-            module.__dict__.pop("out_features", None)
+        xdl.seed(0)
+        model = HeadFirst()
+        tr = Trainer(model, SoftmaxCrossEntropy(), xdl.optim.Adam(model), epochs=2, progress=False, capture="auto")
         assert tr.eager_reason() is None
         s = moons(200)
         X, y = tr._check(s.X_train, s.y_train)
-        assert y.dtype == np.int64 and tr._step_loss == tr.loss.compute
+        assert tr._output_shape(X) == (2,) and y.dtype == np.int64 and tr._step_loss == tr.loss.compute
+        with pytest.raises(ValueError, match=r"^y has class index 2, outside the model's 2 classes"):
+            tr._check(s.X_train, np.where(s.y_train == 1, 2, 0))
 
 
 def test_capture_true_on_the_cpu_is_refused_before_any_work():

@@ -53,14 +53,15 @@ def main(argv=None) -> int:
         (args.command_parser if hasattr(args, "command_parser") else parser).print_help()
         return 2
     keep_freed_memory()  # this process is ours: reuse freed host memory step after step
-    out = getattr(args, "out", None)
-    made_out = out is not None and str(out) != "" and not Path(out).exists()  # a directory this command makes
-    status = 1
+    made_out, status = None, 1  # the output directory this command makes, if it makes one
     try:
         with _terminate_as_interrupt():
             if getattr(args, "backend", "") is None:  # the bench commands' --backend, not given
                 args.backend = environment_backend() or "auto"
-            status = args.run(config_from_args(args) if hasattr(args, "config") else None, args)
+            config = config_from_args(args) if hasattr(args, "config") else None
+            out = _output_directory(args, config)
+            made_out = out if out is not None and str(out) and not Path(out).exists() else None
+            status = args.run(config, args)
             return status
     except BrokenPipeError:  # `xdl train | head`: the reader has gone, as for any command of a pipe
         with contextlib.suppress(OSError):
@@ -70,13 +71,23 @@ def main(argv=None) -> int:
         print(f"xdl {args.command}: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as stop:  # before or after training (during it, the Trainer stops cleanly)
-        signal_name = getattr(stop, "signal_name", "SIGINT")
+        signal_name = _signal_of(stop)
         print(f"\nxdl {args.command}: interrupted by {signal_name}; every file it had written is complete (writes "
               "are atomic), what it was doing is not saved", file=sys.stderr)
         return _signal_status(signal_name)
     finally:
-        if made_out and status != 0:  # a failed command leaves no empty directory of its own behind
-            _remove_empty_tree(Path(out))
+        if made_out is not None and status != 0:  # a failed command leaves no empty directory of its own behind
+            _remove_empty_tree(Path(made_out))
+
+
+def _output_directory(args, config):
+    """Where the command writes: a search's study (``xdl tune --out``), a run's output directory
+    (its options', from a flag or a config file), or a benchmark's ``--out``; None: nowhere."""
+    if hasattr(args, "tune_out"):
+        return args.tune_out
+    if config is not None and args.command == "train":
+        return config.out
+    return getattr(args, "out", None)
 
 
 class Terminated(KeyboardInterrupt):
@@ -333,7 +344,7 @@ def train(config: TrainConfig, args=None) -> int:
         except KeyboardInterrupt as stop:  # a second signal, before the step finished: the last checkpoint stands
             if trainer.last_checkpoint is None:
                 raise
-            signal_name = getattr(stop, "signal_name", "SIGINT")
+            signal_name = _signal_of(stop)
             print(f"\nxdl train: interrupted by {signal_name} again, before the step finished; the last checkpoint "
                   f"stands: to continue, {_resume_command(trainer)}", file=sys.stderr)
             return _signal_status(signal_name)
@@ -366,7 +377,7 @@ def train(config: TrainConfig, args=None) -> int:
         except (KeyboardInterrupt, OSError) as e:  # the training is done and saved: say how to get the rest
             if trainer.last_checkpoint is None:
                 raise
-            stop = getattr(e, "signal_name", "SIGINT") if isinstance(e, KeyboardInterrupt) else None
+            stop = _signal_of(e) if isinstance(e, KeyboardInterrupt) else None
             what = f"interrupted by {stop}" if stop else f"{e}"
             print(f"\nxdl train: {what} while writing the run's outputs; its training is over and kept in "
                   f"{str(trainer.last_checkpoint)!r}: to write them, {_resume_command(trainer)}", file=sys.stderr)
@@ -391,20 +402,21 @@ def _note_once():
 def _check_no_unfinished_run(out: Path) -> str | None:
     """A new run in ``out`` replaces the files of the run there: refused while that run is
     unfinished — interrupted or stopped by a divergence (its checkpoint is the way on), over but
-    killed before all its outputs were written, or holding states no run can continue from (a
+    stopped before all its outputs were written, or holding states no run can continue from (a
     damaged checkpoint, a best.npz alone) — naming how to go on; a finished run's files (its
-    report.json written after its last checkpoint) are replaced, as by any rerun: the note returned
-    says so (None: no run there)."""
-    checkpoints, report = out / "checkpoints", out / "report.json"
+    report.json, written last, of as many epochs as its checkpoint) are replaced, as by any rerun:
+    the note returned says so (None: no run there)."""
+    checkpoints = out / "checkpoints"
     path, best = checkpoints / CHECKPOINT_FILE, checkpoints / BEST_FILE
-    saved = [p for p in (path, best) if p.is_file()]
-    if not saved:
+    if not (path.is_file() or best.is_file()):
         return None
-    if report.is_file() and report.stat().st_mtime >= max(p.stat().st_mtime for p in saved):
-        return (f"note: --out {str(out)!r} holds a finished run; this run replaces its files (model, history, "
+    replaced = (f"note: --out {str(out)!r} holds a finished run; this run replaces its files (model, history, "
                 f"checkpoints) — give another --out to keep them")
+    reported = _reported_epochs(out / "report.json")
     afresh = f"or give another --out; to start afresh there, remove {str(checkpoints)!r} first"
     if not path.is_file():  # killed before its first checkpoint.npz, or --checkpoint-every 0
+        if reported is not None:
+            return replaced
         raise FileExistsError(f"--out {str(out)!r} holds a run's best epoch ({str(best)!r}) but no checkpoint to "
                               f"continue the run from: continue from its best epoch into another directory with "
                               f"--resume {shlex.quote(str(best))} --out OTHER, {afresh}")
@@ -416,12 +428,25 @@ def _check_no_unfinished_run(out: Path) -> str | None:
         kept = f"; {str(best)!r} may still hold the best epoch's state" if best.is_file() else ""
         raise FileExistsError(f"--out {str(out)!r} holds a checkpoint no run can continue from ({e}){kept}: "
                               f"{afresh}") from None
+    if reported == done and not step:  # its outputs were written after its last checkpoint
+        return replaced
     if done < epochs and not stopped:
         raise FileExistsError(f"--out {str(out)!r} holds an unfinished run (its checkpoint: {position(done, step)} of "
                               f"{epochs}): continue it with --resume {shlex.quote(str(path.parent))}, {afresh}")
-    raise FileExistsError(f"--out {str(out)!r} holds a run whose training is over but whose outputs were not all "
+    why = extra["history"].get("stopped_by") or f"its {done} epochs trained"
+    raise FileExistsError(f"--out {str(out)!r} holds a run that was over ({why}) but whose outputs were not all "
                           f"written after it (it was stopped while writing them): --resume "
-                          f"{shlex.quote(str(path.parent))} writes them, {afresh}")
+                          f"{shlex.quote(str(path.parent))} goes on from there (a run over by its epochs or early "
+                          f"stopping ends as it ended, writing them), {afresh}")
+
+
+def _reported_epochs(report: Path) -> int | None:
+    """The epochs a run's report.json says it trained, or None: no report (or none xdl wrote)."""
+    try:
+        epochs = json.loads(report.read_text()).get("epochs")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return epochs if isinstance(epochs, int) and not isinstance(epochs, bool) else None
 
 
 def _check_resume(config: TrainConfig) -> str:
@@ -460,6 +485,11 @@ def _interrupted(stop: Interrupted, trainer, out: Path) -> int:
     return _signal_status(stop.signal_name)
 
 
+def _signal_of(stop: KeyboardInterrupt) -> str:
+    """The signal that stopped the command: SIGTERM (`Terminated`, a Trainer's `Interrupted`) or Ctrl-C."""
+    return getattr(stop, "signal_name", "SIGINT")
+
+
 def _signal_status(signal_name: str) -> int:
     """The exit status a shell gives a process that died of that signal (130 for SIGINT)."""
     return 128 + signal.Signals[signal_name].value
@@ -479,16 +509,17 @@ def _describe(model) -> str:
 
 def _write_outputs(out: Path, model, history, config, metrics, diagnosis) -> list[str]:
     files = [xdl.save(model, out / "model.npz"), history.save(out / "history.json")]
-    report = {"config": dataclasses.asdict(config), "metrics": metrics, "diagnosis": dataclasses.asdict(diagnosis),
-              "epochs": len(history), "stopped_epoch": history.stopped_epoch, "stopped_by": history.stopped_by,
-              "best_epoch": history.best_epoch}
-    files.append(atomic_write(out / "report.json", lambda f: json.dump(report, f, indent=1), binary=False))
     try:
         from xdl.plots import plot_history
 
         files.append(plot_history(history, out / "curves.png"))
     except ImportError as e:
         files.append(f"(no curves.png: {e})")
+    report = {"config": dataclasses.asdict(config), "metrics": metrics, "diagnosis": dataclasses.asdict(diagnosis),
+              "epochs": len(history), "stopped_epoch": history.stopped_epoch, "stopped_by": history.stopped_by,
+              "best_epoch": history.best_epoch}
+    # last: a report of the run's epochs says its outputs are all written (`_check_no_unfinished_run`)
+    files.append(atomic_write(out / "report.json", lambda f: json.dump(report, f, indent=1), binary=False))
     return [str(f) for f in files]
 
 
@@ -598,7 +629,7 @@ def tune(config: TrainConfig, args) -> int:
                                standardize="fit", progress=config.progress_bar,  # each trial's, as xdl train's
                                scheduler=scheduler, halving=halving, min_epochs=min_epochs)
         except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM (the running trial's Trainer stopped at a step)
-            signal_name = getattr(stop, "signal_name", "SIGINT")
+            signal_name = _signal_of(stop)
             if (out / TRIALS_FILE).is_file():
                 print(f"\nxdl tune: interrupted by {signal_name}; the trials that finished are in "
                       f"{str(out / TRIALS_FILE)!r}; to continue (the unfinished trials start again), run the same "
@@ -661,7 +692,7 @@ def bench_optimizers(config, args) -> int:
                 raise
             results["interrupted"] = True
             files = write(results, out)
-            signal_name = getattr(stop, "signal_name", "SIGINT")
+            signal_name = _signal_of(stop)
             print(f"\nxdl bench: interrupted by {signal_name}; the {len(done)} (problem, optimizer) "
                   f"pair{'s' * (len(done) != 1)} finished are written ({', '.join(str(f) for f in files)}); the rest "
                   "was not run", file=sys.stderr)

@@ -33,7 +33,7 @@ from pathlib import Path
 
 
 @dataclass(frozen=True)
-class Holder:
+class LockKind:
     """What holds a directory: its lock file, its name in messages, and why two cannot share one
     (``{who}``: the argument naming the directory)."""
 
@@ -42,10 +42,10 @@ class Holder:
     why: str
 
 
-SEARCH = Holder("search.lock", "search", "A study takes one search at a time — two would each rewrite trials.json "
+SEARCH = LockKind("search.lock", "search", "A study takes one search at a time — two would each rewrite trials.json "
                 "from their own trials; wait for that one to end (then resume adds to what it saved), or use "
                 "another {who}")
-RUN = Holder("run.lock", "run", "A directory takes one training run at a time — two would each write their "
+RUN = LockKind("run.lock", "run", "A directory takes one training run at a time — two would each write their "
              "checkpoints over the other's; wait for that one to end (or stop it: Ctrl-C, or stop = true in its "
              "control.toml), or use another {who}")
 # `check_not_in_use` holds the lock for the instant of a look: a holder starting then tries again
@@ -59,14 +59,14 @@ class DirectoryInUseError(FileExistsError):
 
 
 class DirectoryLock:
-    """The exclusive hold of a ``holder`` (`SEARCH`, `RUN`) on ``directory`` (which must exist):
+    """The exclusive hold of a ``kind`` of holder (`SEARCH`, `RUN`) on ``directory`` (which must exist):
     `acquire` takes it or raises `DirectoryInUseError` naming ``who`` (the argument: ``directory``,
     ``--out``) and the holder; `release` gives it back. ``took_over``: the holder of a lock left
     behind by a process that is gone (its pid and host), when `acquire` took that one over."""
 
-    def __init__(self, directory, who: str = "directory", holder: Holder = SEARCH):
-        self.directory, self.who, self.holder = Path(directory), who, holder
-        self.path = self.directory / holder.lock_file
+    def __init__(self, directory, who: str = "directory", kind: LockKind = SEARCH):
+        self.directory, self.who, self.kind = Path(directory), who, kind
+        self.path = self.directory / kind.lock_file
         self.took_over: dict | None = None
         self._fd: int | None = None
 
@@ -76,11 +76,11 @@ class DirectoryLock:
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
-                _lock(fd, tries=LOOK_TRIES)
+                locked = _lock(fd, tries=LOOK_TRIES)
             except DirectoryInUseError:
                 holder = _holder(fd)
                 os.close(fd)
-                raise DirectoryInUseError(in_use(self.directory, self.who, holder, self.holder)) from None
+                raise DirectoryInUseError(in_use(self.directory, self.who, holder, self.kind)) from None
             except BaseException:
                 os.close(fd)
                 raise
@@ -90,7 +90,7 @@ class DirectoryLock:
                 break
             os.close(fd)
         left = _holder(fd)  # a holder still named in the file had no chance to remove it (killed)
-        self.took_over = left if left and left.get("pid") != os.getpid() else None
+        self.took_over = left if locked and left and left.get("pid") != os.getpid() else None
         me = {"pid": os.getpid(), "host": socket.gethostname(),
               "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}
         os.ftruncate(fd, 0)
@@ -117,11 +117,11 @@ class DirectoryLock:
         self.release()
 
 
-def check_not_in_use(directory, who: str = "directory", holder: Holder = SEARCH) -> None:
-    """Raise `DirectoryInUseError` if a running ``holder`` holds ``directory`` — a look only,
+def check_not_in_use(directory, who: str = "directory", kind: LockKind = SEARCH) -> None:
+    """Raise `DirectoryInUseError` if a running holder of that ``kind`` holds ``directory`` — a look only,
     taking nothing, so that a command can say so before it loads any data (`DirectoryLock.acquire`
     decides, later)."""
-    path = Path(directory) / holder.lock_file
+    path = Path(directory) / kind.lock_file
     try:  # read-write: an exclusive lock on a read-only descriptor fails on NFS (flock emulated by fcntl)
         fd = os.open(path, os.O_RDWR)
     except (FileNotFoundError, NotADirectoryError, PermissionError):
@@ -130,14 +130,14 @@ def check_not_in_use(directory, who: str = "directory", holder: Holder = SEARCH)
         try:
             _lock(fd)
         except DirectoryInUseError:
-            raise DirectoryInUseError(in_use(directory, who, _holder(fd), holder)) from None
+            raise DirectoryInUseError(in_use(directory, who, _holder(fd), kind)) from None
         except OSError:
             return  # a file system that cannot lock it for a look: `acquire` decides
     finally:
         os.close(fd)  # (a lock taken for the look goes with it)
 
 
-def in_use(directory, who: str, holder: dict | None, kind: Holder = SEARCH) -> str:
+def in_use(directory, who: str, holder: dict | None, kind: LockKind = SEARCH) -> str:
     path = Path(directory) / kind.lock_file
     if holder:
         named = f"process {holder.get('pid')} on {holder.get('host')}, running since {holder.get('started')}"
@@ -151,23 +151,24 @@ def took_over_note(lock: DirectoryLock) -> str:
     """What a search or run says when it took over a lock left behind."""
     holder = lock.took_over
     return (f"took over {str(lock.path)!r} from process {holder.get('pid')} on {holder.get('host')} (since "
-            f"{holder.get('started')}), which is gone: that {lock.holder.noun} ended without letting the directory go "
+            f"{holder.get('started')}), which is gone: that {lock.kind.noun} ended without letting the directory go "
             "(killed?)")
 
 
-def _lock(fd: int, tries: int = 1) -> None:
-    """An exclusive flock on ``fd``, or `DirectoryInUseError` (a bare one: the caller names it) after
-    ``tries`` attempts `LOOK_SECONDS` apart. flock, not fcntl's record locks: those do not exclude a
-    second open of the file by the same process, which two searches in two threads would be."""
+def _lock(fd: int, tries: int = 1) -> bool:
+    """An exclusive flock on ``fd`` (True), or `DirectoryInUseError` (a bare one: the caller names
+    it) after ``tries`` attempts `LOOK_SECONDS` apart; False where the system has no flock (nothing
+    is locked). flock, not fcntl's record locks: those do not exclude a second open of the file by
+    the same process, which two searches in two threads would be."""
     try:  # POSIX: imported here, so that importing xdl works anywhere
         import fcntl
     except ImportError:  # (Windows) no flock to hold: the directory is not locked
-        return
+        return False
 
     for attempt in range(tries):
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
+            return True
         except OSError as e:
             if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 raise

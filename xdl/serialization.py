@@ -39,6 +39,8 @@ def save(model: Module, path, extra: dict | None = None, extra_arrays: dict | No
         raise TypeError(f"save: model must be an xdl Module, got {type(model).__name__}{hint}")
     if isinstance(path, str) and not path:  # Path('') is the current directory
         raise ValueError("save: the path is ''; name the model file to write")
+    if model.predicts is not None and model.predicts not in PREDICTIONS:  # (load would call the file damaged)
+        raise ValueError(f"save: model.predicts must be one of {PREDICTIONS} or None, got {model.predicts!r}")
     path = Path(path)
     if path.is_dir():  # else found only at the final rename, after all the work, naming the temporary file
         raise IsADirectoryError(f"save: {str(path)!r} is a directory; name the model file in it")

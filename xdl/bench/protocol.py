@@ -51,7 +51,8 @@ def _configured(name: str, params, lr: float) -> Optimizer:
     rules by name) with its default hyperparameters, at rate ``lr``; decayed by `WEIGHT_DECAY` on
     the weights only."""
     decay = WEIGHT_DECAY.get(name)
-    return CONFIG_OPTIMIZERS[name][1](param_groups(params, decay) if decay else params, TrainConfig(lr=lr))
+    settings = TrainConfig(lr=lr, schedule="none")  # (the rate checked as a constant one: the protocol's)
+    return CONFIG_OPTIMIZERS[name][1](param_groups(params, decay) if decay else params, settings)
 
 
 OPTIMIZERS = {name: functools.partial(_configured, name) for name in CONFIG_OPTIMIZERS}  # (params, lr) -> Optimizer

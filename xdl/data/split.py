@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from xdl.caller import warn_caller
 from xdl.data.validation import check_bool, check_features, check_int
 from xdl.tensor import to_numpy
 
@@ -44,13 +45,15 @@ def holdout_sizes(m: int, dev=None, test=None) -> tuple[int, int]:
     return sizes[0], sizes[1]
 
 
-def split(X, y, dev=None, test=None, seed: int = 0, stratify: bool = True) -> Split:
+def split(X, y, dev=None, test=None, seed: int = 0, stratify: bool | None = None) -> Split:
     """Shuffle and split into train, dev and test (dev and test from the same distribution).
 
     ``dev``/``test``: fractions or counts (default: 20% each up to 1M examples, else 10,000 each).
-    ``stratify`` keeps each class's share in every part (each class needs 2 examples or more, as
-    scikit-learn's: a class of one would be missing from train or from the held-out parts). The
-    classes are the distinct values of 1-D
+    ``stratify`` keeps each class's share in every part: True asks for it (each class needs 2
+    examples or more, as scikit-learn's: a class of one would be missing from train or from the
+    held-out parts); None, the default, stratifies where every class has 2 or more, and otherwise
+    shuffles — saying so when some class has just one (labels all distinct are no classes: an
+    id, a regression's whole numbers); False shuffles. The classes are the distinct values of 1-D
     labels of any type (integers, strings, booleans, whole-number floats…, as scikit-learn's
     ``train_test_split(stratify=y)``), and of 2-D ones the argmax of each row (one-hot or soft rows:
     the class xdl reads in them; one column: its values). Continuous targets (floats that are not
@@ -64,7 +67,8 @@ def split(X, y, dev=None, test=None, seed: int = 0, stratify: bool = True) -> Sp
     X = check_features(X)
     y = to_numpy(y)
     check_int(seed, "split: seed", low=0)
-    check_bool(stratify, "split: stratify")
+    if stratify is not None:
+        check_bool(stratify, "split: stratify")
     if y.shape[:1] != (len(X),):
         raise ValueError(f"X has {len(X)} examples but y has {len(y) if y.ndim else 0} "
                          "(they must have the same length)")
@@ -76,13 +80,18 @@ def split(X, y, dev=None, test=None, seed: int = 0, stratify: bool = True) -> Sp
     m = len(X)
     n_dev, n_test = holdout_sizes(m, dev, test)
     rng = np.random.default_rng(seed)
-    classes = _classes(y) if stratify else None
-    if classes is not None and np.bincount(classes).min() < 2:
-        lone = y.reshape(len(y), -1)[int(np.flatnonzero(np.bincount(classes)[classes] < 2)[0])]
+    classes = _classes(y) if stratify is not False else None
+    counts = np.bincount(classes) if classes is not None else None
+    if counts is not None and counts.min() < 2:
+        lone = y.reshape(len(y), -1)[int(np.flatnonzero(counts[classes] < 2)[0])]
         label = repr(lone[:1].tolist()[0]) if len(lone) == 1 else f"{int(lone.argmax())} (the argmax of its row)"
-        raise ValueError(f"y: class {label} has only 1 example; a stratified split needs at least 2 of each class "
-                         "(one would be missing from train or from dev and test): pass stratify=False to split "
-                         "without it, or gather more examples of it")
+        why = (f"y: class {label} has only 1 example; a stratified split needs at least 2 of each class (one would "
+               "be missing from train or from dev and test)")
+        if stratify:
+            raise ValueError(f"{why}: pass stratify=False to split without it, or gather more examples of it")
+        if counts.max() > 1:  # (labels all distinct are no classes: nothing to say)
+            warn_caller(f"{why}: split without stratifying (stratify=True refuses it)")
+        classes = None
     order = _stratified_order(classes, rng) if classes is not None else rng.permutation(m)
     # In stratified order the classes are interleaved, so consecutive runs keep the class shares.
     dev_idx, test_idx, train_idx = np.split(order, [n_dev, n_dev + n_test])

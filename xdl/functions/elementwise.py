@@ -10,16 +10,19 @@ from xdl.functions.registry import Check, op
 SHAPES = [Check((3, 4)), Check((2, 3, 2))]
 
 
-def sigmoid_array(xp, z, out=None):
-    """σ(z) = 1/(1 + e⁻ᶻ), as 1/(1 + e) for z ≥ 0 and e/(1 + e) for z < 0 with e = e^−|z| ∈ (0, 1]:
-    it never overflows, and σ of a negative z keeps its relative precision (σ(−20) ≈ 2.06e-9 in
-    float32, where (1 + tanh(z/2))/2 cancels to 0). Into ``out``."""
+def sigmoid_array(xp, z):
+    """σ(z) = 1/(1 + e⁻ᶻ), as r = 1/(1 + e) for z ≥ 0 and e·r below, with e = e^−|z| ∈ (0, 1]: it
+    never overflows, and σ of a negative z keeps its relative precision (σ(−20) ≈ 2.06e-9 in
+    float32, where (1 + tanh(z/2))/2 cancels to 0). Arrays only in the `where` (no Python
+    constant to upload in a captured step)."""
+    if z.dtype.kind != "f":  # integers and booleans: σ in float64, as exp gives them
+        z = z.astype(np.float64)
     e = xp.abs(z)
     xp.negative(e, out=e)
     xp.exp(e, out=e)
-    numerator = xp.where(z >= 0, 1, e)
-    e += 1
-    return xp.divide(numerator, e, out=out)
+    r = e + 1
+    xp.reciprocal(r, out=r)
+    return xp.where(z >= 0, r, e * r)
 
 
 @op(method=True, check=SHAPES)

@@ -17,7 +17,8 @@ def mlp(n_features: int, hidden, n_outputs: int, activation: str = "relu", init:
 
     Every Dense layer draws its weights with ``init``. With batch norm the hidden Dense layers have
     no bias (β does its job). The output layer gives
-    logits: pair it with `SoftmaxCrossEntropy` (n_outputs = classes) or `BinaryCrossEntropy` (1).
+    logits: pair it with `SoftmaxCrossEntropy` (n_outputs = classes) or `BinaryCrossEntropy` (1, or
+    one per label of a multi-label task).
 
     >>> mlp(64, [32, 16], 10, batch_norm=True, dropout=0.1)[0]
     Dense(in_features=64, out_features=32, init='he', bias=False)

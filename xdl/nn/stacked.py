@@ -184,7 +184,10 @@ def stack(models, backend=None) -> Stacked:
                       for n, p in named.items()}
             same = [m.layers[i] for m in models]
             layers.append(_stacked_layer(layer, same, params))
-    return Stacked(layers, data, grad, n_weights, descriptions)
+    stacked = Stacked(layers, data, grad, n_weights, descriptions)
+    kinds = {m.predicts for m in models}
+    stacked.predicts = kinds.pop() if len(kinds) == 1 else None  # what each model taken out predicts
+    return stacked
 
 
 def _parameter(data, grad, like, name, backend) -> Parameter:

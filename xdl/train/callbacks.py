@@ -133,6 +133,8 @@ class EarlyStopping(Callback):
     the run went to its last epoch), and record it as ``history.best_epoch``. A later ``fit`` of
     the same trainer goes on with the run: from its last weights (put back over the best), with its
     best and wait (patience starts afresh after a stop of its own: that fit was asked to train on).
+    A run resumed from a checkpoint of its stop stays stopped, ending as it ended, unless the
+    patience is now larger than the epochs it waited.
     """
 
     def __init__(self, monitor: str = "dev_cost", patience: int = 5, min_delta: float = 0.0,
@@ -157,12 +159,13 @@ class EarlyStopping(Callback):
             trainer.model.load_state_dict(self.run_state)  # the run goes on from where it was, not from its best
         self.run_state = None
         if self.wait >= self.patience:
-            if trainer.resumed:  # a run resumed from its stop stays stopped, as it ended (its best restored at
-                trainer.stop_training = True  # the end); a larger patience trains on
-                trainer.history.stopped_by = (f"{self.monitor.replace('_', ' ')} did not improve for {self.wait} "
-                                              "epochs")
-            else:  # a later fit of the run after it stopped: training goes on, patience anew (as Keras's fit)
+            if trainer.resumed:  # a run resumed from a stop of its own stays stopped, ending as it ended (its
+                trainer.stop_training, trainer.history.stopped_by = True, self._reason()  # best restored)
+            else:  # a later fit of the run after it stopped: it trains on, patience anew (as Keras's fit)
                 self.wait = 0
+
+    def _reason(self) -> str:
+        return f"{self.monitor.replace('_', ' ')} did not improve for {self.wait} epochs"
 
     def on_epoch_end(self, trainer, record: dict) -> None:
         value = record.get(self.monitor)
@@ -177,8 +180,7 @@ class EarlyStopping(Callback):
         else:
             self.wait += 1
             if self.wait >= self.patience:
-                trainer.stop_training = True
-                trainer.history.stopped_by = f"{self.monitor.replace('_', ' ')} did not improve for {self.wait} epochs"
+                trainer.stop_training, trainer.history.stopped_by = True, self._reason()
 
     def on_train_end(self, trainer) -> None:
         if self.restore_best and self.best_state is not None:
@@ -368,12 +370,12 @@ class Control(Callback):
         if not self.path.is_file():  # a directory of that name is not a control file
             return None
         for _ in range(SETTLE_WAITS if wait else 1):
-            with contextlib.suppress(OSError):  # (gone meanwhile: read below, and said so)
+            with contextlib.suppress(OSError):  # (gone meanwhile: nothing to apply)
                 age = time.time() - self.path.stat().st_mtime
                 if age >= SETTLE_SECONDS:
                     break
-                if wait:
-                    time.sleep(SETTLE_SECONDS - age)
+                if wait:  # (an mtime in the future, another clock's: waited for SETTLE_SECONDS at a time)
+                    time.sleep(min(SETTLE_SECONDS, SETTLE_SECONDS - age))
         else:  # being written, perhaps: a half-written "lr = 0.00" read as 0; a later epoch reads it
             return None
         try:

@@ -34,7 +34,7 @@ from xdl.backend import get_backend
 from xdl.caller import warn_caller
 from xdl.data import Augment, check_features, check_labels, training_batches
 from xdl.data.validation import check_bool, check_dev_pair, check_int
-from xdl.nn import Module
+from xdl.nn import Module, Sequential
 from xdl.optim import Optimizer
 from xdl.optim.optimizer import check_rate
 from xdl.serialization import load, read_extra
@@ -46,7 +46,6 @@ from xdl.train.captured import CapturedSteps, loop_capture
 from xdl.train.history import History
 from xdl.train.interrupt import SignalFlag
 
-CLASSIFICATION = (_losses.SoftmaxCrossEntropy, _losses.BinaryCrossEntropy)
 REFRESH_STEPS = 20  # the progress bar shows the running cost every this many steps (one host sync)
 PRECHECKED_RATES = 100_000  # rates checked before training, per kind (epoch schedule, step schedule)
 
@@ -133,12 +132,13 @@ class Trainer:
     # -- inputs -------------------------------------------------------------------------------
     @property
     def classification(self) -> bool:
-        return isinstance(self.loss, CLASSIFICATION)
+        """Whether the loss trains a classifier, whose accuracy is measured (`Loss.predicts`)."""
+        return getattr(self.loss, "predicts", None) in ("classes", "labels")
 
     @property
     def _each_output(self) -> bool:
-        """Whether each output is a label of its own (binary cross-entropy), for the accuracy."""
-        return isinstance(self.loss, _losses.BinaryCrossEntropy)
+        """Whether each output is a yes/no label of its own (binary cross-entropy), for the accuracy."""
+        return getattr(self.loss, "predicts", None) == "labels"
 
     def _check(self, X, y, name: str = ""):
         """X and y as host arrays for the model: X checked and flattened to (m, features) in the
@@ -225,7 +225,10 @@ class Trainer:
         ``dev``: ``(X_dev, y_dev)`` for dev metrics (needed by EarlyStopping on dev_cost).
         ``resume``: the directory a `Checkpoint` wrote to (or its checkpoint file): continue that run
         (it must have been made with the same model, loss, optimizer, settings, seed, data and
-        callback types; what differs is named before anything changes).
+        callback types; what differs is named before anything changes). A checkpoint of a run that
+        was over — its epochs trained, or stopped early by `EarlyStopping` — trains nothing and
+        ends as the run ended (a run killed after its end), warning so; a run a control file
+        stopped goes on.
 
         Ctrl-C or SIGTERM finishes the current step, writes a resumable checkpoint (with a
         `Checkpoint` callback) and raises `xdl.train.Interrupted`, which says where it is.
@@ -581,10 +584,14 @@ def _postfix(record: dict) -> dict:
 
 
 def _input_features(model) -> int | None:
-    for _, module in model.named_modules():
-        for attr in ("in_features", "features"):
-            if isinstance(getattr(module, attr, None), int):
-                return getattr(module, attr)
+    """The width the model's first layer takes, where the first layer is known: a `Sequential`'s
+    (nested ones too) or a layer's own. A model of the user's own may call its layers in any order
+    (not the order they were registered in): its first forward pass tells (`Trainer._output_shape`)."""
+    while isinstance(model, Sequential) and len(model.layers):
+        model = model.layers[0]
+    for attr in ("in_features", "features"):
+        if isinstance(getattr(model, attr, None), int):
+            return getattr(model, attr)
     return None
 
 
