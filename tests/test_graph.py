@@ -636,3 +636,20 @@ def test_the_stacked_optimizers_values_reach_the_device_at_once_and_not_within_a
             opt.step()
     finally:
         xdl.graph._effects = None
+
+
+def test_a_captured_multi_label_run_measures_each_label_as_an_eager_one(backend, monkeypatch):
+    """Binary cross-entropy over two yes/no labels per example: the per-label accuracy counted
+    inside the captured step (eval_train off) and in the captured evaluation, as eagerly."""
+    s = moons()
+    two = lambda X, y: np.stack([y, X[:, 0] > 0.5], axis=1).astype(np.float32)  # noqa: E731
+    runs = {}
+    for how in ("eager", "captured"):
+        tr = trainer(False if how == "eager" else "auto", eval_train=False)
+        tr.loss = xdl.losses.BinaryCrossEntropy()
+        if how == "captured" and backend.name == "numpy":
+            emulated_capture(monkeypatch, tr)
+        history = tr.fit(s.X_train, two(s.X_train, s.y_train), dev=(s.X_dev, two(s.X_dev, s.y_dev)))
+        assert how == "eager" or tr.eager_reason() is None
+        runs[how] = [{k: v for k, v in r.items() if k not in ("seconds", "step_seconds")} for r in history.records]
+    assert runs["captured"] == runs["eager"] and 0.5 < runs["eager"][-1]["dev_accuracy"] <= 1

@@ -969,3 +969,65 @@ def test_a_control_file_written_just_before_a_resume_is_waited_for_and_applied(t
     history = trainer_for(epochs=3, callbacks=[Control(tmp_path), Checkpoint(tmp_path)]).fit(
         s.X_train, s.y_train, resume=tmp_path)
     assert history["lr"][-1] == 0.0123 and (tmp_path / "control-applied-resume-3.toml").exists()
+
+
+# -- found by a researcher reproducing results -----------------------------------------------------
+@pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
+def test_a_mid_epoch_resume_under_a_per_step_schedule_records_the_epochs_rate(tmp_path):
+    s = moons()
+    schedule = lambda: xdl.optim.schedules.inverse_time(3e-3, 0.01)  # noqa: E731 (per step: the optimizer's lr)
+
+    def trainer(augment, callbacks=()):
+        xdl.seed(0)
+        model = xdl.nn.mlp(2, [16], 2)
+        return Trainer(model, SoftmaxCrossEntropy(), Adam(model, lr=schedule()), epochs=3, batch_size=32,
+                       augment=augment, callbacks=list(callbacks), progress=False)
+
+    straight = trainer(SignalAtStep(at_call=-1)).fit(s.X_train, s.y_train)
+    with pytest.raises(Interrupted):
+        trainer(SignalAtStep(at_call=17), [Checkpoint(tmp_path, every=None)]).fit(s.X_train, s.y_train)
+    resumed = trainer(SignalAtStep(at_call=-1), [Checkpoint(tmp_path, every=None)]).fit(
+        s.X_train, s.y_train, resume=tmp_path)
+    assert resumed["lr"] == straight["lr"]  # the resumed epoch's was the rate of the step it resumed at
+
+
+def test_a_fit_stopped_inside_a_step_cannot_be_gone_on_with_only_resumed(tmp_path):
+    class StopInside:  # a second Ctrl-C: the KeyboardInterrupt no signal handler caught, inside a step
+        calls = 0
+
+        def __call__(self, X, rng):
+            self.calls += 1
+            if self.calls == 5:
+                raise KeyboardInterrupt
+            return X
+
+    s = moons()
+    trainer = trainer_for(epochs=2, augment=StopInside(), callbacks=[Checkpoint(tmp_path)])
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit(s.X_train, s.y_train)
+    with pytest.raises(RuntimeError, match="last fit was stopped inside a step .* resume from its last checkpoint"):
+        trainer.fit(s.X_train, s.y_train)  # its update may have been applied: going on would apply it twice
+
+
+def test_searching_the_seed_is_refused_and_a_sequential_search_leaves_the_generators_alone():
+    from xdl.backend import host_rng
+    from xdl.tune import tune
+
+    s = moons()
+    with pytest.raises(ValueError, match="space: seed cannot be in a search space"):
+        tune(s.X_train, s.y_train, (s.X_dev, s.y_dev), {"seed": {"choice": [7, 8]}}, trials=2)
+    xdl.seed(100)
+    before = host_rng().bit_generator.state
+    tune(s.X_train, s.y_train, (s.X_dev, s.y_dev), {"lr": {"log_uniform": [1e-3, 1e-2]}}, trials=1,
+         base=xdl.config.TrainConfig(hidden=[8], epochs=1, progress=False), execution="sequential")
+    assert host_rng().bit_generator.state == before
+
+
+def test_loading_a_model_touches_no_generator(tmp_path, monkeypatch):
+    path = xdl.save(xdl.nn.mlp(2, [3], 2), tmp_path / "m.npz")
+
+    def no_draws():
+        raise AssertionError("load drew from (or rewound) the host generator another thread may be drawing from")
+
+    monkeypatch.setattr(xdl.nn.architecture, "host_rng", no_draws)
+    assert xdl.load(path) is not None

@@ -15,10 +15,16 @@ Each returns ``(X, y)``: float32 features (m, n) and int64 labels (m,).
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 
 from xdl.data.validation import check_int, check_number
+
+
+# mnist1d's generator is NumPy's global one: calls in threads at once take turns (a thread of the user's
+# drawing from np.random meanwhile would still see it seeded)
+_GLOBAL_GENERATOR = threading.Lock()
 
 
 def _check_m(m):
@@ -84,7 +90,9 @@ def digits():
 
 def mnist1d(m: int = 5000, seed: int = 42):
     """MNIST-1D (Greydanus 2020): 40-sample 1-D signals of 10 digit templates, generated here
-    with ``mnist1d.data.make_dataset`` (never downloaded); train and test parts joined."""
+    with ``mnist1d.data.make_dataset`` (never downloaded); train and test parts joined. That
+    function seeds NumPy's global generator: calls take turns, and the generator is put back as
+    it was (a thread drawing from ``np.random`` meanwhile sees it seeded)."""
     try:
         from mnist1d.data import get_dataset_args, make_dataset
     except ImportError:
@@ -95,11 +103,12 @@ def mnist1d(m: int = 5000, seed: int = 42):
     check_int(seed, "mnist1d: seed", low=0, high=2**32 - 1, expected="an integer in [0, 2**32)")  # NumPy's global seed
     args = get_dataset_args()
     args.num_samples, args.seed = int(m), int(seed)
-    state = np.random.get_state()  # make_dataset seeds NumPy's global generator; leave it as it was
-    try:
-        data = make_dataset(args)
-    finally:
-        np.random.set_state(state)
+    with _GLOBAL_GENERATOR:  # make_dataset seeds NumPy's global generator: one call at a time, and leave it
+        state = np.random.get_state()  # as it was
+        try:
+            data = make_dataset(args)
+        finally:
+            np.random.set_state(state)
     X = np.concatenate([data["x"], data["x_test"]]).astype(np.float32)
     y = np.concatenate([data["y"], data["y_test"]]).astype(np.int64)
     return X, y

@@ -34,8 +34,11 @@ def describe(module: Module) -> dict:
 def build(description: dict, initialize: bool = True) -> Module:
     """A fresh module from `describe`'s output (the host random stream is left untouched).
 
-    ``initialize=False`` leaves the weights at zero, drawing nothing: for a state about to be
-    loaded into it (`xdl.load`, `Stacked.model`)."""
+    ``initialize=False`` leaves the weights at zero, drawing nothing and touching no generator
+    (another thread may be drawing from it): for a state about to be loaded into it (`xdl.load`,
+    `Stacked.model`)."""
+    if not initialize:
+        return _build(description, initialize)
     state = host_rng().bit_generator.state  # building draws initial weights we are about to overwrite
     try:
         return _build(description, initialize)

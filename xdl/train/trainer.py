@@ -127,6 +127,7 @@ class Trainer:
         self.last_checkpoint_at: tuple[int, int] | None = None  # its (epochs completed, steps into the next)
         self.best_checkpoint: Path | None = None  # the best epoch's state, by the Checkpoint's monitor
         self._partial = None  # the current epoch's progress: step costs, correct count, seconds
+        self._mid_step = False  # a step began and was not counted (an exception inside it: a second Ctrl-C)
         self._provenance_record = None  # what checkpoints of this fit record (provenance.record)
 
     # -- inputs -------------------------------------------------------------------------------
@@ -237,6 +238,10 @@ class Trainer:
         reason = self.eager_reason()
         if self.capture is True and reason is not None:
             raise ValueError(f"capture=True, but this run's steps cannot be captured: {reason}")
+        if resume is None and self._mid_step:  # its update may or may not have been applied: no exact way on
+            raise RuntimeError("fit: this trainer's last fit was stopped inside a step (a second Ctrl-C, or an "
+                               "error raised in it), so where its run is cannot be known: resume from its last "
+                               "checkpoint (fit(..., resume=its directory)), or make a new Trainer")
         if resume is None and self.epoch >= self.epochs:  # it would return at once, training nothing
             raise ValueError(f"fit: this trainer has trained all its {self.epochs} epochs; fit trains the remaining "
                              "epochs of its run: raise trainer.epochs to train on, or make a new Trainer")
@@ -311,6 +316,7 @@ class Trainer:
             costs[:self.step] = backend.asarray(np.asarray(self._partial["costs"], dtype=np.float64))
             correct += float(self._partial["correct"])
             seconds_before = float(self._partial["seconds"])
+            lr = self._partial.get("lr", lr)  # the epoch's: the rate of its first step (a per-step schedule's too)
             self._partial = None
         order = np.random.default_rng([self.seed, e]).permutation(len(X))  # the shuffle of epoch e
         if not isinstance(X, np.ndarray):
@@ -321,6 +327,7 @@ class Trainer:
             self.model.set_random_key(self.seed, 0, steps_done=self._captured.start_epoch(e * steps + self.step))
         self.model.train()
         for step in range(self.step, steps):
+            self._mid_step = True  # until the step is counted: an exception before leaves the run between steps
             idx = order[bounds[step][0]:bounds[step][1]]
             if captured and self._captured.failure is None:
                 cost, hits = self._captured.step(self._train_step, X, y, idx, version=self.optimizer.version)
@@ -334,13 +341,14 @@ class Trainer:
             if hits is not None:
                 correct += hits
             self.step = step + 1
+            self._mid_step = False
             bar.update(1)
             if backend.host_sync_is_cheap or step + 1 == steps or signals.received:
                 self._check_costs(backend, costs, checked, step + 1)
                 checked = step + 1
             if signals.received and step + 1 < steps:
                 self._partial = {"costs": backend.to_numpy(costs[:step + 1]).tolist(), "correct": float(correct),
-                                 "seconds": seconds_before + time.perf_counter() - start}
+                                 "seconds": seconds_before + time.perf_counter() - start, "lr": lr}
                 stop_for_signal(self, signals.received)
             if bar.disable is False and (step + 1) % REFRESH_STEPS == 0:
                 bar.set_postfix(cost=f"{float(costs[step]):.4f}", refresh=False)
@@ -515,6 +523,7 @@ class Trainer:
             cb.load_state_dict(cb_state, {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
         self.history = History.from_dict(extra["history"])
         self.epoch, self.step, self._partial = int(extra["epoch"]), int(extra.get("step", 0)), extra.get("partial")
+        self._mid_step = False
         self.last_checkpoint, self.last_checkpoint_at = path, (self.epoch, self.step)
 
 

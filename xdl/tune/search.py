@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xdl.backend import seed as seed_backend
+from xdl.backend import thread_seed
 from xdl.caller import warn_caller
 from xdl.config import TrainConfig, unread_options
 from xdl.data import check_features, check_labels
@@ -52,9 +52,10 @@ CONNECT_SECONDS = 10  # how long a search waits for the Dask scheduler it is giv
 SHRINK = 0.5  # coarse to fine: each round's box is this fraction of the previous one's width
 ROUNDS = 2  # coarse_to_fine and tpe: rounds by default (fewer when there are fewer trials)
 # Options a search holds for all its trials, which a space therefore may not set: every trial
-# trains on the data the search was given, on its backend and precision; the rest describe a
-# command's run, not a model (`fit_many` ignores them too).
-NOT_SEARCHED = ("dataset", "precision", *IGNORED)
+# trains on the data the search was given, split and shuffled by its seed (a trial of another seed
+# would be another split's, which its best.toml could not reproduce), on its backend and precision;
+# the rest describe a command's run, not a model (`fit_many` ignores them too).
+NOT_SEARCHED = ("dataset", "precision", "seed", *IGNORED)
 # Base options a resumed search may change, as it may change its execution: they change no trial's
 # result beyond rounding — how a step runs (a captured step computes what an eager one does; another
 # backend, the same float32 arithmetic in another order) — or nothing a search does (it writes no
@@ -78,7 +79,9 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
     processes: call it from a script under ``if __name__ == "__main__":``), or over the cluster
     whose scheduler is at ``scheduler``. ``halving=η`` stops poor trials early at the rungs
     min_epochs·ηʳ (`xdl.tune.pruning`: asynchronous successive halving; such trials are "pruned").
-    ``dtype``: the models' (float64 makes every execution agree to rounding). ``standardize``: a
+    ``dtype``: the models' (float64 makes every execution agree to rounding — but for ``halving``,
+    whose asynchronous promotions depend on the order in which trials reach a rung: another
+    execution, or a resume, may prune others). ``standardize``: a
     `xdl.nn.Standardize` layer every model starts with, "fit" for each trial's own fitted on ``X``
     as `TrainConfig.build_standardize` does (on augmented copies too, where the trial augments),
     or None. ``scheduler``: an address (connected to before anything is made: one where no scheduler
@@ -540,8 +543,8 @@ def _sequential(todo, round_, search: _Search) -> None:
         config = _config_or_failure(search.base, number, round_, params, study)
         if config is None:
             continue
-        seed_backend(config.seed)
-        model = config.build_model(int(np.prod(X.shape[1:])), _n_classes(y, dev), search.standardize_for(config))
+        with thread_seed(config.seed):  # its weights as after xdl.seed(seed); the process's generators left alone
+            model = config.build_model(int(np.prod(X.shape[1:])), _n_classes(y, dev), search.standardize_for(config))
         model.astype(search.dtype)
         pruning = Pruning(recorded_at(study, search.rungs), search.eta) if search.rungs else None
         trainer = config.build_trainer(model, callbacks=[pruning] if pruning else [])
