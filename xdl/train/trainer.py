@@ -232,7 +232,8 @@ class Trainer:
         stopped goes on.
 
         Ctrl-C or SIGTERM finishes the current step, writes a resumable checkpoint (with a
-        `Checkpoint` callback) and raises `xdl.train.Interrupted`, which says where it is.
+        `Checkpoint` callback) and raises `xdl.train.Interrupted`, which says where it is; a second
+        one stops it inside a step, after which only a resume from the checkpoint goes on.
         """
         checkpoint = None if resume is None else resume_path(resume)
         reason = self.eager_reason()
