@@ -1031,3 +1031,83 @@ def test_loading_a_model_touches_no_generator(tmp_path, monkeypatch):
 
     monkeypatch.setattr(xdl.nn.architecture, "host_rng", no_draws)
     assert xdl.load(path) is not None
+
+
+# -- found by a Keras user porting a workflow --------------------------------------------------------
+@pytest.mark.parametrize("last,loss", [(xdl.nn.Softmax, SoftmaxCrossEntropy), (xdl.nn.Sigmoid, BinaryCrossEntropy)])
+def test_a_probability_output_with_a_loss_of_logits_is_refused_where_made(last, loss):
+    model = xdl.nn.Sequential(xdl.nn.Dense(2, 4), xdl.nn.ReLU(), xdl.nn.Dense(4, 2 if last is xdl.nn.Softmax else 1),
+                              last())
+    with pytest.raises(ValueError, match=f"model: it ends in {last.__name__}, so its outputs are probabilities, "
+                                         f"and {loss.__name__} takes logits"):
+        Trainer(model, loss(), Adam(model), progress=False)
+
+
+def test_keras_habits_are_named_where_they_would_do_nothing():
+    class EpochBegin(xdl.train.Callback):
+        def on_epoch_begin(self, trainer):  # a Keras hook
+            pass
+
+    model = xdl.nn.mlp(2, [4], 2)
+    with pytest.raises(TypeError, match=r"EpochBegin.on_epoch_begin is no hook of xdl's Callback"):
+        Trainer(model, SoftmaxCrossEntropy(), Adam(model), callbacks=[EpochBegin()], progress=False)
+    with pytest.raises(TypeError, match=r"schedule must take one argument, the epochs completed"):
+        Trainer(model, SoftmaxCrossEntropy(), Adam(model), schedule=lambda epoch, lr: lr, progress=False)
+    with pytest.raises(TypeError, match="load_state_dict: state must be a dict name → array"):
+        model.load_state_dict([p.numpy() for p in model.parameters()])
+    s = moons(200)
+    trainer = Trainer(model, SoftmaxCrossEntropy(), Adam(model), epochs=1, progress=False)
+    model[0].weight.requires_grad = False  # frozen after its optimizer was made: Adam would move it still
+    with pytest.raises(ValueError, match=r"optimizer: it was made when 0.weight trained, and it is frozen now"):
+        trainer.fit(s.X_train, s.y_train)
+
+
+def test_a_call_takes_kerass_training_flag_and_keeps_the_modules_mode():
+    xdl.seed(0)
+    model = xdl.nn.mlp(2, [8], 2, batch_norm=True, dropout=0.5)
+    X = np.random.default_rng(0).standard_normal((16, 2))
+    model.train()
+    inference = model(X, training=False).numpy()
+    assert model.training and np.array_equal(inference, model.predict_outputs(X))
+    model.eval()
+    model(X, training=True)
+    assert not model.training
+    with pytest.raises(ValueError, match="training must be True or False"):
+        model(X, training="no")
+
+
+def test_a_history_column_a_callback_adds_later_and_membership_read_as_keras_does():
+    class FromEpochTwo(xdl.train.Callback):
+        def on_epoch_end(self, trainer, record):
+            if record["epoch"] >= 2:
+                trainer.history.records[-1]["note"] = "two"
+
+    s = moons(200)
+    history = trainer_for(epochs=3, callbacks=[FromEpochTwo()]).fit(s.X_train, s.y_train)
+    assert history["note"] == [None, "two", "two"] and "note" in history.columns and "dev_cost" in history
+    assert "nothing" not in history
+
+
+def test_a_checkpoint_without_dev_keeps_the_best_of_the_train_counterpart(tmp_path):
+    s = moons(200)
+    trainer = trainer_for(epochs=4, callbacks=[Checkpoint(tmp_path, monitor="dev_accuracy")])
+    history = trainer.fit(s.X_train, s.y_train)
+    best = int(np.argmax(history["train_accuracy"])) + 1  # (the first of equals)
+    assert xdl.serialization.read_extra(tmp_path / "best.npz")[0]["epoch"] == best
+
+
+def test_a_later_fit_goes_on_from_weights_the_user_loaded_after_a_restore():
+    s = moons()
+    trainer = trainer_for(epochs=3, callbacks=[EarlyStopping(patience=1)])
+    trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    mine = {name: np.zeros_like(a) for name, a in trainer.model.state_dict().items()}
+    trainer.model.load_state_dict(mine)
+    trainer.epochs, seen = 4, []
+
+    class Seen(xdl.train.Callback):
+        def on_train_begin(self, t):
+            seen.append(t.model.state_dict())
+
+    trainer.callbacks.append(Seen())
+    trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    assert all(not a.any() for a in seen[0].values())

@@ -22,7 +22,7 @@ import contextlib
 import numpy as np
 
 from xdl import backend as _backend
-from xdl.data.validation import check_features
+from xdl.data.validation import check_bool, check_features
 from xdl.flat import move, pack
 from xdl.functions.classification import softmax_array
 from xdl.functions.elementwise import sigmoid_array
@@ -243,13 +243,22 @@ class Module:
     def forward(self, x, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} does not implement forward")
 
-    def __call__(self, x, *args, **kwargs):
+    def __call__(self, x, *args, training: bool | None = None, **kwargs):
         """``forward(x, *args, **kwargs)``. An array-like ``x`` (a NumPy or CuPy array, a list or
         tuple of numbers) becomes a Tensor where the model lives, whatever backend is current — a
         floating one in the model's dtype, an integer or boolean one as it is (indices stay
         indices; xdl's float layers cast them to their dtype); a Tensor, a tuple or a list holding
         Tensors, and the other arguments reach forward as given (converting them would cut the
-        graph)."""
+        graph). ``training`` (Keras's): True or False runs this call in training or evaluation
+        mode, and the module goes back to the mode it was in (None: the mode it is in)."""
+        if training is not None:
+            check_bool(training, "training")
+            was_training = self.training
+            self.train(training)
+            try:
+                return self(x, *args, **kwargs)
+            finally:
+                self.train(was_training)
         if not isinstance(x, Tensor) and (hasattr(x, "__array__") or hasattr(x, "__dlpack__")
                                           or isinstance(x, list | tuple) and not _holds_tensor(x)):
             if not isinstance(getattr(x, "dtype", None), np.dtype):  # a list, a DataFrame, another library's
@@ -348,6 +357,9 @@ class Module:
 
         Everything is checked before anything is written, so a mismatch changes nothing.
         """
+        if not isinstance(state, dict):  # Keras's set_weights(list) habit, say
+            raise TypeError(f"load_state_dict: state must be a dict name → array, as state_dict() gives, got "
+                            f"{type(state).__name__}")
         targets = dict(self.named_parameters())
         shapes = {name: tuple(p.shape) for name, p in targets.items()} | \
             {name: tuple(array.shape) for name, array in self.named_buffers()}  # no copy of the current state

@@ -44,7 +44,8 @@ def check_monitored(callbacks, dev, accuracy: bool) -> None:
     for cb in callbacks:
         if isinstance(cb, EarlyStopping | Checkpoint) and "accuracy" in cb.monitor and not accuracy:
             raise ValueError(f"{type(cb).__name__} monitors {cb.monitor!r}, but this run's loss measures no "
-                             "accuracy (it is not a classification's): monitor dev_cost or train_cost")
+                             "accuracy (it is not a classification's: an xdl Loss whose predicts is 'classes' or "
+                             "'labels', as SoftmaxCrossEntropy and its subclasses): monitor dev_cost or train_cost")
         if dev is None and isinstance(cb, EarlyStopping) and cb.monitor.startswith("dev_"):
             raise ValueError(f"EarlyStopping monitors {cb.monitor!r}, which this run does not measure: pass "
                              "dev=(X_dev, y_dev) to fit for dev metrics (or monitor a train one)")
@@ -125,14 +126,20 @@ class Callback:
     def load_state_dict(self, state: dict, arrays: dict[str, np.ndarray]) -> None: ...
 
 
+def _same_state(a: dict, b: dict | None) -> bool:
+    """Whether two state dicts hold the same arrays, bit for bit."""
+    return b is not None and a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
 class EarlyStopping(Callback):
     """Stop when ``monitor`` has not improved by more than ``min_delta`` for ``patience`` epochs.
 
     ``monitor``: a History column, "dev_cost" by default (minimized; accuracies are maximized).
     ``restore_best``: at the end of training, put back the weights of the best epoch (also when
     the run went to its last epoch), and record it as ``history.best_epoch``. A later ``fit`` of
-    the same trainer goes on with the run: from its last weights (put back over the best), with its
-    best and wait (patience starts afresh after a stop of its own: that fit was asked to train on).
+    the same trainer goes on with the run: from its last weights (put back over the best, unless
+    weights of the user's own were loaded since), with its best and wait (patience starts afresh
+    after a stop of its own: that fit was asked to train on).
     A run resumed from a checkpoint of its stop stays stopped, ending as it ended, unless the
     patience is now larger than the epochs it waited.
     """
@@ -155,8 +162,11 @@ class EarlyStopping(Callback):
         if not continues_run(trainer):
             self._reset()
             return
-        if self.run_state is not None and not trainer.resumed:  # (a resume has the checkpoint's)
-            trainer.model.load_state_dict(self.run_state)  # the run goes on from where it was, not from its best
+        if self.run_state is not None and not trainer.resumed and _same_state(trainer.model.state_dict(),
+                                                                              self.best_state):
+            # the run goes on from where it was, not from its best — unless the user has put weights of
+            # their own in since (a resume has the checkpoint's)
+            trainer.model.load_state_dict(self.run_state)
         self.run_state = None
         if self.wait >= self.patience:
             if trainer.resumed:  # a run resumed from a stop of its own stays stopped, ending as it ended (its
@@ -205,7 +215,8 @@ class Checkpoint(Callback):
       mid-epoch), so a finished run can be resumed with more epochs;
       ``Trainer.fit(..., resume=directory)`` continues from it;
     * ``best.npz`` — the same, at the epoch with the best ``monitor`` value so far ("dev_cost" by
-      default, "train_cost" when the run has no dev set; accuracies are maximized).
+      default; a dev metric's train counterpart when the run has no dev set, "train_cost" for
+      "dev_cost"; accuracies are maximized).
 
     A `Trainer`'s are also model files: ``xdl.load(path)`` gives the model (a `fit_many` batch's
     hold its K models as one stack: each result's ``model`` is the ordinary one). The Trainer checks every cost
@@ -242,7 +253,8 @@ class Checkpoint(Callback):
             trainer.best_checkpoint = self.best_path
 
     def on_epoch_end(self, trainer, record: dict) -> None:
-        monitor = self.monitor if record.get(self.monitor) is not None else "train_cost"
+        # without dev (or its metric), the train set's counterpart: dev_accuracy → train_accuracy
+        monitor = self.monitor if record.get(self.monitor) is not None else self.monitor.replace("dev_", "train_")
         score = (-1.0 if "accuracy" in monitor else 1.0) * record[monitor]
         if self.best is None or score < self.best:
             previous, self.best = self.best, score  # saved with the state, so best.npz knows its own score

@@ -34,12 +34,22 @@ class History:
         self.records.append(dict(record))
 
     def __getitem__(self, key):
-        """A column by name (list over epochs), or a record by index."""
+        """A column by name (list over epochs; None in an epoch that did not record it, as a
+        column a callback adds from some epoch on), or a record by index."""
         if isinstance(key, str):
-            if self.records and key not in self.records[0]:
-                raise KeyError(f"History has no column {key!r}; columns: {', '.join(self.records[0])}")
+            if self.records and key not in self.columns:
+                raise KeyError(f"History has no column {key!r}; columns: {', '.join(self.columns)}")
             return [r.get(key) for r in self.records]
         return self.records[key]
+
+    @property
+    def columns(self) -> list[str]:
+        """Every key any epoch recorded, in the order they first appear (Keras's history.history keys)."""
+        return list(dict.fromkeys(k for r in self.records for k in r))
+
+    def __contains__(self, key) -> bool:
+        """``"dev_cost" in history``: whether a column of that name was recorded (a record, too)."""
+        return key in self.columns if isinstance(key, str) else key in self.records
 
     def __len__(self) -> int:
         return len(self.records)

@@ -23,6 +23,7 @@ the host (augmentation, a per-step lr schedule, ``check_finite``), and `eager_re
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from pathlib import Path
@@ -63,7 +64,8 @@ class Trainer:
     ``l2``: λ of the penalty λ/(2m)·Σ‖W‖² added to each batch's cost (m = `penalty_examples`: the
     batch size, the same at every step).
     ``schedule``: epochs completed → learning rate, set at the start of each epoch (so the first
-    epoch uses schedule(0), as every count in `xdl.optim.schedules`); for a per-step schedule give
+    epoch uses schedule(0), as every count in `xdl.optim.schedules`; a callback that sets the rate
+    itself clears ``trainer.schedule``, as `Control` does, or the next epoch sets it back); for a per-step schedule give
     the optimizer lr=schedule. Either is evaluated over the planned run before training (its first
     `PRECHECKED_RATES` epochs or steps, so a run of 10⁹ epochs starts at once): a rate outside the
     model dtype's positive range (0 or inf in the update) fails then, naming the epoch or step, and
@@ -94,6 +96,14 @@ class Trainer:
             raise ValueError(f"l2 must be a finite number ≥ 0, got {l2!r}")
         if schedule is not None and not callable(schedule):
             raise TypeError(f"schedule must be a callable epoch → learning rate, got {schedule!r}")
+        if schedule is not None and not _takes_one_argument(schedule):
+            raise TypeError(f"schedule must take one argument, the epochs completed (epoch → learning rate, as "
+                            f"xdl.optim.schedules' do), got {schedule!r} (a Keras schedule(epoch, lr)?)")
+        if getattr(loss, "predicts", None) in ("classes", "labels") and model.outputs_probabilities():
+            raise ValueError(f"model: it ends in {type(model.layers[-1]).__name__}, so its outputs are probabilities, "
+                             f"and {type(loss).__name__} takes logits (it applies the "
+                             f"{'softmax' if loss.predicts == 'classes' else 'sigmoid'} itself, stably): remove the "
+                             "last layer (predict_proba applies it)")
         if schedule is not None and any(callable(g.settings["lr"]) for g in optimizer.groups):
             raise ValueError("schedule: the optimizer's lr is already a per-step schedule; the epoch schedule would "
                              "replace it for good. Give one of them: a per-step lr, or Trainer(schedule=...)")
@@ -110,6 +120,11 @@ class Trainer:
         for cb in callbacks:
             if not isinstance(cb, Callback):
                 raise TypeError(f"callbacks must be xdl.train.Callback instances, got {cb!r}")
+            unknown = sorted(name for name in dir(type(cb)) if name.startswith("on_") and not hasattr(Callback, name))
+            if unknown:  # a Keras hook (on_epoch_begin, on_batch_end) would never be called
+                raise TypeError(f"callbacks: {type(cb).__name__}.{unknown[0]} is no hook of xdl's Callback, which has "
+                                f"{', '.join(n for n in dir(Callback) if n.startswith('on_'))}: it would never be "
+                                "called")
         check_bool(eval_train, "eval_train")
         self.model, self.loss, self.optimizer = model, loss, optimizer
         self.l2, self.batch_size, self.epochs, self.schedule = float(l2), int(batch_size), int(epochs), schedule
@@ -239,6 +254,11 @@ class Trainer:
         reason = self.eager_reason()
         if self.capture is True and reason is not None:
             raise ValueError(f"capture=True, but this run's steps cannot be captured: {reason}")
+        held = {id(p) for p in self.optimizer.parameters()}
+        frozen = [name for name, p in self.model.named_parameters() if not p.requires_grad and id(p) in held]
+        if frozen:  # its update would move them still (momentum, decay), as a Keras model needs compile() again
+            raise ValueError(f"optimizer: it was made when {frozen[0]} trained, and it is frozen now (requires_grad "
+                             f"False): make the optimizer again (Optimizer(model) leaves frozen parameters out)")
         if resume is None and self._mid_step:  # its update may or may not have been applied: no exact way on
             raise RuntimeError("fit: this trainer's last fit was stopped inside a step (a second Ctrl-C, or an "
                                "error raised in it), so where its run is cannot be known: resume from its last "
@@ -591,6 +611,17 @@ def _prefixed(prefix: str, metrics: dict) -> dict:
 def _postfix(record: dict) -> dict:
     keys = ("train_cost", "dev_cost", "dev_accuracy")
     return {k: f"{record[k]:.4f}" for k in keys if record.get(k) is not None}
+
+
+def _takes_one_argument(fn) -> bool:
+    """Whether ``fn`` can be called with one positional argument (True when that cannot be told)."""
+    try:
+        inspect.signature(fn).bind(0)
+    except TypeError:
+        return False
+    except ValueError:  # no signature to read (a builtin)
+        return True
+    return True
 
 
 def _input_features(model) -> int | None:
