@@ -545,3 +545,13 @@ def test_the_batched_benchmark_refuses_bad_arguments_before_any_work(flags, mess
     with pytest.raises(SystemExit) as stopped:
         batched.main(["--no-torch", *flags])
     assert stopped.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_problem_whose_data_needs_a_missing_package_is_named_before_any_work(monkeypatch, tmp_path, capsys):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "sklearn" else real(name, *a))
+    assert cli.main(["bench", "optimizers", "--quick", "--out", str(tmp_path / "b")]) == 1  # its problems: digits too
+    assert "--problem digits: the digits dataset needs scikit-learn: pip install 'xdl[data]'" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()

@@ -366,3 +366,29 @@ def test_dataset_arguments_are_named(call, message):
     with pytest.raises(ValueError, match="^" + message.replace("(", r"\(").replace(")", r"\)")):
         call()
     assert xdl.datasets.spirals(m=8, classes=np.int64(4))[1].max() == 3  # a NumPy integer is an integer
+
+
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(m=st.integers(3, 300), classes=st.integers(1, 5), dev=st.floats(0.05, 0.4), test=st.floats(0.0, 0.4),
+       seed=st.integers(0, 2**31))
+def test_a_split_is_a_partition_that_keeps_class_shares(m, classes, dev, test, seed):
+    """Whatever the sizes: every example in exactly one part, dev and test their asked sizes, and
+    (stratified) each class's count in a part within two of its share (the stratified order keeps
+    every prefix's shares: dev is one, train the rest of one, test the difference of two)."""
+    hypothesis.assume(dev + test < 0.9)
+    y = np.arange(m) % classes
+    X = np.arange(m, dtype=np.float64)[:, None]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (a class of one, when m < 2·classes: shuffled, said)
+        s = split(X, y, dev=dev, test=test, seed=seed)
+    ids = np.concatenate([s.X_train[:, 0], s.X_dev[:, 0], s.X_test[:, 0]])
+    assert sorted(ids.tolist()) == list(range(m))
+    assert len(s.X_dev) == max(round(dev * m), 1) and len(s.X_test) == (max(round(test * m), 1) if test else 0)
+    if np.bincount(y).min() >= 2:
+        for part in (s.y_train, s.y_dev, s.y_test):
+            expected = np.bincount(y, minlength=classes) * len(part) / m
+            assert np.all(np.abs(np.bincount(part, minlength=classes) - expected) <= 2 + 1e-9)

@@ -24,3 +24,21 @@ def test_wheel_ships_every_kernel_source(tmp_path):
     for file in SOURCES:
         assert f"xdl/_kernels/{file}" in names, file
     assert "xdl/cuda/source.py" in names and not any(n.startswith(("tests/", "benchmarks/")) for n in names)
+    import xdl
+
+    assert wheel.name.startswith(f"xdl-{xdl.__version__}-")  # the version is written once, in xdl/__init__.py
+    assert any(n.endswith(".dist-info/licenses/LICENSE") or n.endswith(".dist-info/LICENSE") for n in names)
+
+
+def test_the_sdist_carries_what_its_own_tests_read(tmp_path):
+    pytest.importorskip("build")
+    result = subprocess.run([sys.executable, "-m", "build", "--sdist", "--outdir", str(tmp_path), str(ROOT)],
+                            capture_output=True, text=True)
+    if result.returncode and "Could not find a version" in result.stderr + result.stdout:
+        pytest.skip("the build backend cannot be installed here (no package index)")
+    assert result.returncode == 0, result.stderr[-2000:]
+    import tarfile
+
+    (sdist,) = tmp_path.glob("xdl-*.tar.gz")
+    names = {name.split("/", 1)[1] for name in tarfile.open(sdist).getnames() if "/" in name}
+    assert {"ARCHITECTURE.md", "README.md", "LICENSE", ".ci/run", "kernels/optim.cu", "tests/test_readme.py"} <= names

@@ -700,6 +700,8 @@ def bench_optimizers(config, args) -> int:
     files = write(results, out)
     print(markdown(results))
     print(f"\n{time.perf_counter() - start:.1f} s; wrote {', '.join(str(f) for f in files)}")
+    if not any(Path(f).suffix == ".png" for f in files):  # as xdl train says of its curves
+        print("(no curves or profile figures: plots need matplotlib: pip install 'xdl[plot]')")
     crashed = crashes(results)
     for line in crashed:  # a bug in an optimizer's code, unlike a divergence: the command fails
         print(f"xdl bench: {line}", file=sys.stderr)

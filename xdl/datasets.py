@@ -83,7 +83,7 @@ def digits():
     try:
         from sklearn.datasets import load_digits
     except ImportError:
-        raise ImportError("the digits dataset needs scikit-learn: pip install 'xdl[data]'") from None
+        raise ImportError(f"{NEEDS['digits'][1]}: pip install 'xdl[data]'") from None
     data = load_digits()
     return data.data.astype(np.float32), data.target.astype(np.int64)
 
@@ -96,7 +96,7 @@ def mnist1d(m: int = 5000, seed: int = 42):
     try:
         from mnist1d.data import get_dataset_args, make_dataset
     except ImportError:
-        raise ImportError("the mnist1d dataset needs the mnist1d package: pip install 'xdl[data]'") from None
+        raise ImportError(f"{NEEDS['mnist1d'][1]}: pip install 'xdl[data]'") from None
     _check_m(m)
     if m % 10:  # make_dataset draws as many of each of the 10 digits
         raise ValueError(f"mnist1d: m must be a multiple of 10 (as many examples of each digit), got {m}")
@@ -115,6 +115,18 @@ def mnist1d(m: int = 5000, seed: int = 42):
 
 
 DATASETS = {"digits": digits, "moons": moons, "circles": circles, "spirals": spirals, "mnist1d": mnist1d}
+# the data sets that need a package of the ``data`` extra: the module, and what to install
+NEEDS = {"digits": ("sklearn", "the digits dataset needs scikit-learn"),
+         "mnist1d": ("mnist1d", "the mnist1d dataset needs the mnist1d package")}
+
+
+def check_available(name: str) -> None:
+    """Raise the ImportError `load(name)` would for a missing package, naming the extra to install,
+    without loading anything: for a command to say so before its work, not after it."""
+    import importlib.util
+
+    if name in NEEDS and importlib.util.find_spec(NEEDS[name][0]) is None:
+        raise ImportError(f"{NEEDS[name][1]}: pip install 'xdl[data]'")
 
 
 def load(name: str):

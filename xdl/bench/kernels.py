@@ -380,6 +380,11 @@ def report(quick: bool = False, json_path=None, json_flag: str = "json_path") ->
         measured()
     print("\n## train step (forward, loss, backward, Adam update)\n")
     print(format_step_table(steps))
+    try:
+        xdl.datasets.check_available("digits")
+    except ImportError as e:  # the rest of the report stands without it
+        print(f"\nmain job (xdl train defaults, digits): not measured — {e}")
+        return
     epochs[backend.name] = main_job_seconds_per_epoch(backend.name)
     measured()
     if gpu:

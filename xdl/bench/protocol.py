@@ -300,6 +300,11 @@ def check_options(problems, optimizers, seeds: int = 3, trials: int = 8, seed: i
     unknown = [p for p in problems if p not in PROBLEMS]
     if unknown:
         raise ValueError(f"--problem {unknown[0]!r}: unknown; known: {', '.join(PROBLEMS)}")
+    for name in problems:  # a data set's package missing is said now, not after the other problems ran
+        try:
+            xdl.datasets.check_available(name)
+        except ImportError as e:
+            raise ImportError(f"--problem {name}: {e} (or leave {name} out: --problem ...)") from None
     for flag, names in (("--problem", problems), ("--optimizer", optimizers)):
         twice = next((name for i, name in enumerate(names) if name in names[:i]), None)
         if twice is not None:  # one row would hold one of them: the table would count what was not run
