@@ -12,14 +12,20 @@ from xdl.cuda.source import SOURCES
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_wheel_ships_every_kernel_source(tmp_path):
+def built(kind: str, directory: Path) -> Path:
+    """The ``kind`` ("wheel" or "sdist") `python -m build` makes of the repository, in ``directory``."""
     pytest.importorskip("build")
-    result = subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(tmp_path), str(ROOT)],
+    result = subprocess.run([sys.executable, "-m", "build", f"--{kind}", "--outdir", str(directory), str(ROOT)],
                             capture_output=True, text=True)
     if result.returncode and "Could not find a version" in result.stderr + result.stdout:
         pytest.skip("the build backend cannot be installed here (no package index)")
     assert result.returncode == 0, result.stderr[-2000:]
-    (wheel,) = tmp_path.glob("xdl-*.whl")
+    (made,) = directory.glob("xdl-*.whl" if kind == "wheel" else "xdl-*.tar.gz")
+    return made
+
+
+def test_wheel_ships_every_kernel_source(tmp_path):
+    wheel = built("wheel", tmp_path)
     names = set(zipfile.ZipFile(wheel).namelist())
     for file in SOURCES:
         assert f"xdl/_kernels/{file}" in names, file
@@ -31,14 +37,7 @@ def test_wheel_ships_every_kernel_source(tmp_path):
 
 
 def test_the_sdist_carries_what_its_own_tests_read(tmp_path):
-    pytest.importorskip("build")
-    result = subprocess.run([sys.executable, "-m", "build", "--sdist", "--outdir", str(tmp_path), str(ROOT)],
-                            capture_output=True, text=True)
-    if result.returncode and "Could not find a version" in result.stderr + result.stdout:
-        pytest.skip("the build backend cannot be installed here (no package index)")
-    assert result.returncode == 0, result.stderr[-2000:]
     import tarfile
 
-    (sdist,) = tmp_path.glob("xdl-*.tar.gz")
-    names = {name.split("/", 1)[1] for name in tarfile.open(sdist).getnames() if "/" in name}
+    names = {name.split("/", 1)[1] for name in tarfile.open(built("sdist", tmp_path)).getnames() if "/" in name}
     assert {"ARCHITECTURE.md", "README.md", "LICENSE", ".ci/run", "kernels/optim.cu", "tests/test_readme.py"} <= names
