@@ -41,7 +41,8 @@ from xdl.train import BEST_FILE, CHECKPOINT_FILE, Checkpoint, Control, Interrupt
 from xdl.train.callbacks import check_checkpoint_kind, position, resume_path
 
 GRADCHECK_EXAMPLES = 16
-# the options a gradient check reads (the model, its cost, the data, the seed, where it runs); a flag of another is noted
+# the options a gradient check reads (the model, its cost, the data, the seed, where it runs); another's
+# flag is noted as ignored
 GRADCHECK_READS = ("dataset", "hidden", "activation", "init", "batch_norm", "dropout", "l2", "seed", "backend")
 USER_ERRORS = (ValueError, TypeError, OSError, ImportError, FloatingPointError, BackendError, MemoryError)
 
@@ -240,7 +241,8 @@ def _add_options(parser: argparse.ArgumentParser, skip=()) -> None:
         else:
             kwargs.update(type={"int": int, "float": float, "str": str}[f.type], choices=f.metadata.get("choices"))
         shown = default if default != "" else "none"  # (an empty --resume: none, not a blank)
-        parser.add_argument(flag, default=argparse.SUPPRESS, **kwargs | {"help": f"{kwargs['help']} (default: {shown})"})
+        parser.add_argument(flag, default=argparse.SUPPRESS,
+                            **kwargs | {"help": f"{kwargs['help']} (default: {shown})"})
 
 
 def _check_flags_read(config: TrainConfig, args, searched=()) -> None:

@@ -61,7 +61,8 @@ def check_features(X, name: str = "X", n_features: int | None = None, dtype=None
         raise ValueError(f"{name} must be 2-D (examples, features), got shape {X.shape}")
     if 0 in X.shape[1:]:
         raise ValueError(f"{name} has no features, got shape {X.shape}")
-    if X.dtype == object:  # numbers held as objects (a pandas frame of nullable Int64 columns), None as NaN: as scikit-learn
+    if X.dtype == object:  # numbers held as objects (a pandas frame of nullable Int64 columns); None as NaN, as
+        # scikit-learn reads them
         try:
             X = X.astype(np.float64)
         except (TypeError, ValueError):

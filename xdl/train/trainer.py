@@ -65,8 +65,8 @@ class Trainer:
     batch size, the same at every step).
     ``schedule``: epochs completed → learning rate, set at the start of each epoch (so the first
     epoch uses schedule(0), as every count in `xdl.optim.schedules`; a callback that sets the rate
-    itself clears ``trainer.schedule``, as `Control` does, or the next epoch sets it back); for a per-step schedule give
-    the optimizer lr=schedule. Either is evaluated over the planned run before training (its first
+    itself clears ``trainer.schedule``, as `Control` does, or the next epoch sets it back); for a
+    per-step schedule give the optimizer lr=schedule. Either is evaluated over the planned run before training (its first
     `PRECHECKED_RATES` epochs or steps, so a run of 10⁹ epochs starts at once): a rate outside the
     model dtype's positive range (0 or inf in the update) fails then, naming the epoch or step, and
     one beyond those when it comes. An epoch schedule beside a per-step one is refused.
