@@ -1111,3 +1111,56 @@ def test_a_later_fit_goes_on_from_weights_the_user_loaded_after_a_restore():
     trainer.callbacks.append(Seen())
     trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
     assert all(not a.any() for a in seen[0].values())
+
+
+def test_the_keras_checks_leave_users_own_names_and_modes_alone():
+    class Helper(xdl.train.Callback):
+        on_gpu = False  # (a name of the user's own that starts as a hook does)
+
+        def on_improvement(self):
+            pass
+
+    model = xdl.nn.mlp(2, [4], 2, batch_norm=True)
+    Trainer(model, SoftmaxCrossEntropy(), Adam(model), callbacks=[Helper()], progress=False)  # accepted
+    model.train()
+    model[1].eval()  # a batch norm kept in evaluation while the rest trains
+    model(np.zeros((3, 2)), training=False)
+    assert model.training and not model[1].training
+
+    class ReadsIt(xdl.nn.Module):
+        def forward(self, x, training=False):
+            self.seen = (training, self.training)
+            return x
+
+    reads = ReadsIt()
+    reads(np.zeros((1, 2)), training=True)
+    assert reads.seen == (True, True) and reads.training  # (its mode as before: training)
+
+
+def test_a_forward_pass_after_a_restore_does_not_read_as_weights_of_the_users_own():
+    s = moons()
+    trainer = trainer_for(epochs=3, callbacks=[EarlyStopping(patience=1)])
+    trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    run_state = trainer.callbacks[0].run_state
+    trainer.model(s.X_dev)  # in training mode: batch norm's running statistics move, the weights do not
+    trainer.epochs, seen = 4, []
+
+    class Seen(xdl.train.Callback):
+        def on_train_begin(self, t):
+            seen.append(t.model.state_dict())
+
+    trainer.callbacks.append(Seen())
+    trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    assert all(np.array_equal(seen[0][name], run_state[name]) for name, _ in trainer.model.named_parameters())
+
+
+def test_a_fit_stopped_at_an_epochs_end_cannot_be_gone_on_with_only_resumed(monkeypatch):
+    s = moons()
+    trainer = trainer_for(epochs=2, eval_train=False)
+    real = Trainer._evaluate
+    monkeypatch.setattr(Trainer, "_evaluate", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))  # a second Ctrl-C in the dev evaluation
+    monkeypatch.setattr(Trainer, "_evaluate", real)
+    with pytest.raises(RuntimeError, match="stopped inside a step or an epoch's end"):
+        trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))  # its epoch's costs are gone: it read 0.0

@@ -304,7 +304,7 @@ def check_options(problems, optimizers, seeds: int = 3, trials: int = 8, seed: i
         try:
             xdl.datasets.check_available(name)
         except ImportError as e:
-            raise ImportError(f"--problem {name}: {e} (or leave {name} out: --problem ...)") from None
+            raise ImportError(f"--problem {name}: {e} (or leave {name} out of the problems)") from None
     for flag, names in (("--problem", problems), ("--optimizer", optimizers)):
         twice = next((name for i, name in enumerate(names) if name in names[:i]), None)
         if twice is not None:  # one row would hold one of them: the table would count what was not run

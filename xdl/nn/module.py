@@ -18,6 +18,8 @@ scalar a ``"bias"``.
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 
 import numpy as np
 
@@ -29,6 +31,15 @@ from xdl.functions.elementwise import sigmoid_array
 from xdl.tensor import Parameter, Tensor, no_grad, tensor, to_numpy
 
 ROLES = ("weight", "bias", "scale", "shift")
+
+
+@functools.cache
+def _takes_training(forward) -> bool:
+    """Whether a ``forward`` takes a ``training`` keyword (Keras's call signature)."""
+    try:
+        return "training" in inspect.signature(forward).parameters
+    except (TypeError, ValueError):
+        return False
 # what a model's outputs predict (``Module.predicts``, a loss's ``predicts``): one class per row
 # (softmax), a yes/no label per output (sigmoid), or values (a regression)
 PREDICTIONS = ("classes", "labels", "values")
@@ -218,13 +229,21 @@ class Module:
 
     @contextlib.contextmanager
     def evaluating(self):
-        """Evaluation mode for the block, then back to the mode the module was in."""
-        was_training = self.training
-        self.eval()
+        """Evaluation mode for the block, then back to the mode each module was in."""
+        with self.mode(False):
+            yield self
+
+    @contextlib.contextmanager
+    def mode(self, training: bool):
+        """Training (True) or evaluation (False) mode for the block, then back to the mode each
+        module was in (a batch norm kept in evaluation while the rest trains stays so)."""
+        modes = [(module, module.training) for _, module in self.named_modules()]
+        self.train(training)
         try:
             yield self
         finally:
-            self.train(was_training)
+            for module, was_training in modes:
+                object.__setattr__(module, "training", was_training)
 
     def set_random_key(self, seed: int | None, step: int = 0, steps_done=None) -> None:
         """Key the random draws of the next training forward passes by (seed, step): the module at
@@ -250,21 +269,21 @@ class Module:
         indices; xdl's float layers cast them to their dtype); a Tensor, a tuple or a list holding
         Tensors, and the other arguments reach forward as given (converting them would cut the
         graph). ``training`` (Keras's): True or False runs this call in training or evaluation
-        mode, and the module goes back to the mode it was in (None: the mode it is in)."""
+        mode, and each module goes back to the mode it was in (None: the mode it is in); a forward
+        of the user's own that takes ``training`` gets it too."""
         if training is not None:
             check_bool(training, "training")
-            was_training = self.training
-            self.train(training)
-            try:
-                return self(x, *args, **kwargs)
-            finally:
-                self.train(was_training)
+            if _takes_training(type(self).forward):
+                kwargs["training"] = training
         if not isinstance(x, Tensor) and (hasattr(x, "__array__") or hasattr(x, "__dlpack__")
                                           or isinstance(x, list | tuple) and not _holds_tensor(x)):
             if not isinstance(getattr(x, "dtype", None), np.dtype):  # a list, a DataFrame, another library's
                 x = _backend.array_to_numpy(x)  # tensor: as NumPy reads it (floats stay float64 until cast)
             x = tensor(x, dtype=self.dtype if x.dtype.kind == "f" else None, backend=self.backend, copy=False)
-        return self.forward(x, *args, **kwargs)
+        if training is None:
+            return self.forward(x, *args, **kwargs)
+        with self.mode(training):
+            return self.forward(x, *args, **kwargs)
 
     def zero_grad(self) -> None:
         """Set every gradient to zero, in place (gradients stay views into the flat buffer)."""

@@ -126,9 +126,11 @@ class Callback:
     def load_state_dict(self, state: dict, arrays: dict[str, np.ndarray]) -> None: ...
 
 
-def _same_state(a: dict, b: dict | None) -> bool:
-    """Whether two state dicts hold the same arrays, bit for bit."""
-    return b is not None and a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+def _same_parameters(model, state: dict | None) -> bool:
+    """Whether ``model``'s parameters are those of ``state``, bit for bit (its buffers aside: a forward
+    pass in training mode moves batch norm's running statistics)."""
+    return state is not None and all(name in state and np.array_equal(p.numpy(), state[name])
+                                     for name, p in model.named_parameters())
 
 
 class EarlyStopping(Callback):
@@ -162,8 +164,7 @@ class EarlyStopping(Callback):
         if not continues_run(trainer):
             self._reset()
             return
-        if self.run_state is not None and not trainer.resumed and _same_state(trainer.model.state_dict(),
-                                                                              self.best_state):
+        if self.run_state is not None and not trainer.resumed and _same_parameters(trainer.model, self.best_state):
             # the run goes on from where it was, not from its best — unless the user has put weights of
             # their own in since (a resume has the checkpoint's)
             trainer.model.load_state_dict(self.run_state)

@@ -47,6 +47,11 @@ from xdl.train.captured import CapturedSteps, loop_capture
 from xdl.train.history import History
 from xdl.train.interrupt import SignalFlag
 
+# Keras's callback hooks that xdl's Callback has not (a method of that name would never be called)
+FOREIGN_HOOKS = frozenset({"on_epoch_begin", "on_batch_begin", "on_batch_end", "on_train_batch_begin",
+                           "on_train_batch_end", "on_test_begin", "on_test_end", "on_test_batch_begin",
+                           "on_test_batch_end", "on_predict_begin", "on_predict_end", "on_predict_batch_begin",
+                           "on_predict_batch_end"})
 REFRESH_STEPS = 20  # the progress bar shows the running cost every this many steps (one host sync)
 PRECHECKED_RATES = 100_000  # rates checked before training, per kind (epoch schedule, step schedule)
 
@@ -100,7 +105,8 @@ class Trainer:
             raise TypeError(f"schedule must take one argument, the epochs completed (epoch → learning rate, as "
                             f"xdl.optim.schedules' do), got {schedule!r} (a Keras schedule(epoch, lr)?)")
         if getattr(loss, "predicts", None) in ("classes", "labels") and model.outputs_probabilities():
-            raise ValueError(f"model: it ends in {type(model.layers[-1]).__name__}, so its outputs are probabilities, "
+            last = model.layers[-1] if getattr(model, "layers", None) else model
+            raise ValueError(f"model: it ends in {type(last).__name__}, so its outputs are probabilities, "
                              f"and {type(loss).__name__} takes logits (it applies the "
                              f"{'softmax' if loss.predicts == 'classes' else 'sigmoid'} itself, stably): remove the "
                              "last layer (predict_proba applies it)")
@@ -120,9 +126,9 @@ class Trainer:
         for cb in callbacks:
             if not isinstance(cb, Callback):
                 raise TypeError(f"callbacks must be xdl.train.Callback instances, got {cb!r}")
-            unknown = sorted(name for name in dir(type(cb)) if name.startswith("on_") and not hasattr(Callback, name))
-            if unknown:  # a Keras hook (on_epoch_begin, on_batch_end) would never be called
-                raise TypeError(f"callbacks: {type(cb).__name__}.{unknown[0]} is no hook of xdl's Callback, which has "
+            foreign = sorted(FOREIGN_HOOKS & set(dir(type(cb))))
+            if foreign:  # a Keras hook would never be called
+                raise TypeError(f"callbacks: {type(cb).__name__}.{foreign[0]} is no hook of xdl's Callback, which has "
                                 f"{', '.join(n for n in dir(Callback) if n.startswith('on_'))}: it would never be "
                                 "called")
         check_bool(eval_train, "eval_train")
@@ -142,7 +148,7 @@ class Trainer:
         self.last_checkpoint_at: tuple[int, int] | None = None  # its (epochs completed, steps into the next)
         self.best_checkpoint: Path | None = None  # the best epoch's state, by the Checkpoint's monitor
         self._partial = None  # the current epoch's progress: step costs, correct count, seconds
-        self._mid_step = False  # a step began and was not counted (an exception inside it: a second Ctrl-C)
+        self._mid_step = False  # inside an epoch that no record or stop has closed (a second Ctrl-C, an error)
         self._provenance_record = None  # what checkpoints of this fit record (provenance.record)
 
     # -- inputs -------------------------------------------------------------------------------
@@ -260,9 +266,9 @@ class Trainer:
             raise ValueError(f"optimizer: it was made when {frozen[0]} trained, and it is frozen now (requires_grad "
                              f"False): make the optimizer again (Optimizer(model) leaves frozen parameters out)")
         if resume is None and self._mid_step:  # its update may or may not have been applied: no exact way on
-            raise RuntimeError("fit: this trainer's last fit was stopped inside a step (a second Ctrl-C, or an "
-                               "error raised in it), so where its run is cannot be known: resume from its last "
-                               "checkpoint (fit(..., resume=its directory)), or make a new Trainer")
+            raise RuntimeError("fit: this trainer's last fit was stopped inside a step or an epoch's end (a second "
+                               "Ctrl-C, or an error raised there), so where its run is cannot be known: resume from "
+                               "its last checkpoint (fit(..., resume=its directory)), or make a new Trainer")
         if resume is None and self.epoch >= self.epochs:  # it would return at once, training nothing
             raise ValueError(f"fit: this trainer has trained all its {self.epochs} epochs; fit trains the remaining "
                              "epochs of its run: raise trainer.epochs to train on, or make a new Trainer")
@@ -347,8 +353,10 @@ class Trainer:
         if captured:  # the dropout key's step, counted on by each step on the device
             self.model.set_random_key(self.seed, 0, steps_done=self._captured.start_epoch(e * steps + self.step))
         self.model.train()
+        # from the epoch's first step until its record (or a stop's `_partial`): an exception in between
+        # leaves the run where no fit can go on exactly
+        self._mid_step = True
         for step in range(self.step, steps):
-            self._mid_step = True  # until the step is counted: an exception before leaves the run between steps
             idx = order[bounds[step][0]:bounds[step][1]]
             if captured and self._captured.failure is None:
                 cost, hits = self._captured.step(self._train_step, X, y, idx, version=self.optimizer.version)
@@ -362,7 +370,6 @@ class Trainer:
             if hits is not None:
                 correct += hits
             self.step = step + 1
-            self._mid_step = False
             bar.update(1)
             if backend.host_sync_is_cheap or step + 1 == steps or signals.received:
                 self._check_costs(backend, costs, checked, step + 1)
@@ -370,6 +377,7 @@ class Trainer:
             if signals.received and step + 1 < steps:
                 self._partial = {"costs": backend.to_numpy(costs[:step + 1]).tolist(), "correct": float(correct),
                                  "seconds": seconds_before + time.perf_counter() - start, "lr": lr}
+                self._mid_step = False
                 stop_for_signal(self, signals.received)
             if bar.disable is False and (step + 1) % REFRESH_STEPS == 0:
                 bar.set_postfix(cost=f"{float(costs[step]):.4f}", refresh=False)
@@ -387,7 +395,7 @@ class Trainer:
         record["lr"] = lr
         record["seconds"] = seconds_before + time.perf_counter() - start
         record["step_seconds"] = step_seconds
-        self.epoch, self.step = e + 1, 0
+        self.epoch, self.step, self._mid_step = e + 1, 0, False
         return record
 
     def _train_step(self, Xb, yb):

@@ -227,6 +227,11 @@ def check_search(space=None, trials=32, strategy="random", execution="sequential
     if fixed in ("out", "resume"):  # in xdl tune, --out and --resume are the study's, not a trial's
         raise ValueError(f"{name('space')}: {fixed} cannot be in a search space: trials keep no run directory of "
                          f"their own (the study's directory is {name('directory')})")
+    if fixed == "seed":
+        raise ValueError(f"{name('space')}: seed cannot be in a search space: the search splits and shuffles the data "
+                         f"by its own seed ({name('base.seed')}), so a trial of another would be of another split, "
+                         "which its best.toml could not reproduce; to measure the spread over seeds, train the best "
+                         "configuration with several (xdl bench optimizers reports it per optimizer)")
     if fixed:  # a trial would be recorded with the value but trained without it
         raise ValueError(f"{name('space')}: {fixed} cannot be in a search space: it is the same for every trial "
                          f"(the data, the backend and the run's options are the search's); set it as "
