@@ -1096,23 +1096,6 @@ def test_a_checkpoint_without_dev_keeps_the_best_of_the_train_counterpart(tmp_pa
     assert xdl.serialization.read_extra(tmp_path / "best.npz")[0]["epoch"] == best
 
 
-def test_a_later_fit_goes_on_from_weights_the_user_loaded_after_a_restore():
-    s = moons()
-    trainer = trainer_for(epochs=3, callbacks=[EarlyStopping(patience=1)])
-    trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
-    mine = {name: np.zeros_like(a) for name, a in trainer.model.state_dict().items()}
-    trainer.model.load_state_dict(mine)
-    trainer.epochs, seen = 4, []
-
-    class Seen(xdl.train.Callback):
-        def on_train_begin(self, t):
-            seen.append(t.model.state_dict())
-
-    trainer.callbacks.append(Seen())
-    trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
-    assert all(not a.any() for a in seen[0].values())
-
-
 def test_the_keras_checks_leave_users_own_names_and_modes_alone():
     class Helper(xdl.train.Callback):
         on_gpu = False  # (a name of the user's own that starts as a hook does)
@@ -1137,12 +1120,13 @@ def test_the_keras_checks_leave_users_own_names_and_modes_alone():
     assert reads.seen == (True, True) and reads.training  # (its mode as before: training)
 
 
-def test_a_forward_pass_after_a_restore_does_not_read_as_weights_of_the_users_own():
+def state_at_a_later_fit(between):
+    """A run restored to its best by `EarlyStopping`, ``between(trainer)``, then a later fit: the
+    trainer and its model's state when that fit begins."""
     s = moons()
     trainer = trainer_for(epochs=3, callbacks=[EarlyStopping(patience=1)])
     trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
-    run_state = trainer.callbacks[0].run_state
-    trainer.model(s.X_dev)  # in training mode: batch norm's running statistics move, the weights do not
+    between(trainer)
     trainer.epochs, seen = 4, []
 
     class Seen(xdl.train.Callback):
@@ -1151,7 +1135,24 @@ def test_a_forward_pass_after_a_restore_does_not_read_as_weights_of_the_users_ow
 
     trainer.callbacks.append(Seen())
     trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
-    assert all(np.array_equal(seen[0][name], run_state[name]) for name, _ in trainer.model.named_parameters())
+    return trainer, seen[0]
+
+
+def test_a_later_fit_goes_on_from_weights_the_user_loaded_after_a_restore():
+    _, state = state_at_a_later_fit(lambda t: t.model.load_state_dict(
+        {name: np.zeros_like(a) for name, a in t.model.state_dict().items()}))
+    assert all(not a.any() for a in state.values())
+
+
+def test_a_forward_pass_after_a_restore_does_not_read_as_weights_of_the_users_own():
+    kept = {}
+
+    def forward(trainer):
+        kept.update(trainer.callbacks[0].run_state)  # the run's last weights, which a later fit goes on from
+        trainer.model(moons().X_dev)  # in training mode: batch norm's running statistics move, the weights do not
+
+    trainer, state = state_at_a_later_fit(forward)
+    assert all(np.array_equal(state[name], kept[name]) for name, _ in trainer.model.named_parameters())
 
 
 def test_a_fit_stopped_at_an_epochs_end_cannot_be_gone_on_with_only_resumed(monkeypatch):
