@@ -127,9 +127,11 @@ def _targets_like(targets, shape, backend, dtype, loss: str):
     if y.dtype.kind == "f" and not xp.isfinite(y).all():  # bool() of a device array: one host read
         raise ValueError(f"{loss}: targets contain NaN or Inf")
     high = float(np.finfo(dtype).max)  # a Python float: compared to a float32 one, 1e39 would overflow
-    if y.size and y.dtype.kind == "f" and np.finfo(y.dtype).max > high and float(xp.abs(y).max()) > high:
-        raise ValueError(f"{loss}: targets have values beyond {np.dtype(dtype)}'s range ±{high:.3g} (max |y| = "
-                         f"{float(xp.abs(y).max()):.3g}); scale them, or train in a wider dtype")
+    if y.size and y.dtype.kind == "f" and np.finfo(y.dtype).max > high:
+        largest = float(xp.abs(y).max())  # (one reduction and host read, for the check and its message)
+        if largest > high:
+            raise ValueError(f"{loss}: targets have values beyond {np.dtype(dtype)}'s range ±{high:.3g} (max |y| = "
+                             f"{largest:.3g}); scale them, or train in a wider dtype")
     return y.astype(dtype, copy=False).reshape(shape)
 
 

@@ -628,7 +628,7 @@ def _takes_one_argument(fn) -> bool:
     except TypeError:
         return False
     except ValueError:  # no signature to read (a builtin)
-        return True
+        pass
     return True
 
 
