@@ -43,6 +43,8 @@ SCHEDULE_OPTIONS = {"none": (), "inverse_time": ("lr", "decay_rate"), "exponenti
 SCHEDULES = tuple(SCHEDULE_OPTIONS)
 AUGMENTED_COPIES = 4  # augmented copies of the training set the input scaling is measured on
 FLOAT32_RATES = optim.optimizer.rate_range(np.float32)  # the models' default dtype
+# Options that describe a command line's run (where and how it runs, what it shows), not a model.
+RUN_OPTIONS = ("backend", "out", "checkpoint_every", "resume", "progress", "base_error", "capture")
 # Options a --resume may change: the rest describe the run and must match its checkpoint.
 RESUME_MAY_CHANGE = ("epochs", "patience", "base_error", "backend", "precision", "capture", "out", "checkpoint_every",
                      "resume", "progress")

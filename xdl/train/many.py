@@ -40,7 +40,8 @@ import numpy as np
 
 from xdl import functions as F
 from xdl.backend import current_backend, get_backend, thread_backend, thread_seed
-from xdl.config import RESUME_MAY_CHANGE, TrainConfig
+from xdl.caller import warn_caller
+from xdl.config import RESUME_MAY_CHANGE, RUN_OPTIONS, TrainConfig
 from xdl.data import check_features, check_labels, training_batches
 from xdl.data.validation import MAX_CLASSES, check_bool, check_dev_pair, check_int
 from xdl.nn import Module, Standardize, stack
@@ -58,8 +59,7 @@ from xdl.train.trainer import _progress_bar, penalty_examples
 # Options the K configurations must share: they change shapes, the batches, or the update rule.
 SHARED = ("dataset", "hidden", "activation", "batch_norm", "batch_size", "optimizer", "augment_shift", "augment_noise",
           "augment_flip")
-# Options that describe the command line's run, not a model: fit_many ignores them.
-IGNORED = ("backend", "out", "checkpoint_every", "resume", "progress", "base_error", "capture")
+IGNORED = RUN_OPTIONS  # they describe the command line's run, not a model: fit_many ignores them
 
 
 @dataclass(eq=False)  # a record of one run: compared by identity, as its model and history are
@@ -130,7 +130,8 @@ def fit_many(configs, X, y, dev=None, seed: int = 0, dtype="float32", n_classes:
     resumable and ``resume=directory`` (or its checkpoint file) continues it exactly — with the same
     configurations but for their epochs and patience (and precision; as ``xdl train --resume``): a
     model still training may be given more epochs, and one that completed its epochs at the
-    checkpoint trains on when given more. ``capture``: as `Trainer`'s — on a GPU the batch's step is one CUDA graph per
+    checkpoint trains on when given more (a batch whose every model has finished ends as it ended,
+    with a warning). ``capture``: as `Trainer`'s — on a GPU the batch's step is one CUDA graph per
     batch size ("auto": where it can, `eager_reason`). ``eval_train``: as `Trainer`'s — each model's train cost and accuracy measured in evaluation
     mode on the whole training set after each epoch; False: the running averages of its steps
     (no pass over the training set: an epoch is its steps and the dev set's evaluation).
@@ -674,10 +675,10 @@ class ManyTrainer:
                 trains_on.append(k)
             if status == "training" or k in trains_on:
                 config.check_resume(saved[k], str(path), done, option=lambda name, k=k: f"configs[{k}].{name}")
-        if "training" not in extra["status"] and not trains_on:
-            raise ValueError(f"resume: every model of the checkpoint in {str(path)!r} has finished (completed, "
-                             "stopped or failed); nothing is left to train: raise the epochs of a completed model "
-                             "(one without a cosine schedule, which spans its epochs)")
+        if "training" not in extra["status"] and not trains_on:  # as a Trainer's run over: it ends as it ended
+            warn_caller(f"resume: every model of the checkpoint in {str(path)!r} has finished (completed, stopped "
+                        "or failed): nothing to train; the batch ends as it ended — raise the epochs of a completed "
+                        "model (one without a cosine schedule, which spans its epochs) to train it on")
         return trains_on
 
 

@@ -39,11 +39,11 @@ from xdl.data.validation import check_bool, check_dev_pair, check_int
 from xdl.files import check_directory_name, check_writable_dir
 from xdl.tensor import to_numpy
 from xdl.train.interrupt import Interrupted
-from xdl.train.many import IGNORED, SHARED, ManyTrainer, check_standardize
+from xdl.train.many import SHARED, ManyTrainer, check_standardize
 from xdl.train.provenance import data_digest
 from xdl.lock import DirectoryLock, check_not_in_use, took_over_note
 from xdl.tune.pruning import BatchPruning, Pruning, recorded_at, rungs
-from xdl.tune.space import DEFAULT_SPACE, Space, python_value
+from xdl.tune.space import DEFAULT_SPACE, NOT_SEARCHED, Space, python_value
 from xdl.tune.study import TRIALS_FILE, Study, Trial, read_trials
 
 STRATEGIES = ("random", "grid", "coarse_to_fine", "tpe")
@@ -51,11 +51,6 @@ EXECUTIONS = ("sequential", "batched", "dask")
 CONNECT_SECONDS = 10  # how long a search waits for the Dask scheduler it is given
 SHRINK = 0.5  # coarse to fine: each round's box is this fraction of the previous one's width
 ROUNDS = 2  # coarse_to_fine and tpe: rounds by default (fewer when there are fewer trials)
-# Options a search holds for all its trials, which a space therefore may not set: every trial
-# trains on the data the search was given, split and shuffled by its seed (a trial of another seed
-# would be another split's, which its best.toml could not reproduce), on its backend and precision;
-# the rest describe a command's run, not a model (`fit_many` ignores them too).
-NOT_SEARCHED = ("dataset", "precision", "seed", *IGNORED)
 # Base options a resumed search may change, as it may change its execution: they change no trial's
 # result beyond rounding — how a step runs (a captured step computes what an eager one does; another
 # backend, the same float32 arithmetic in another order) — or nothing a search does (it writes no

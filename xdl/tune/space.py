@@ -35,7 +35,14 @@ import math
 
 import numpy as np
 
+from xdl.config import RUN_OPTIONS
 from xdl.files import read_toml
+
+# Options a search holds for all its trials, which a space therefore may not set: every trial
+# trains on the data the search was given, split and shuffled by its seed (a trial of another seed
+# would be another split's, which its best.toml could not reproduce), on its backend and precision;
+# the rest describe a command's run, not a model (`fit_many` ignores them too).
+NOT_SEARCHED = ("dataset", "precision", "seed", *RUN_OPTIONS)
 
 
 class Dimension:
@@ -296,11 +303,14 @@ def _check_not_empty(entries: dict, source: str) -> None:
 
 
 def _check_name(name, source: str, options) -> None:
-    """``name`` is one of ``options`` (default: the `TrainConfig` options)."""
+    """``name`` is one of ``options`` (default: the `TrainConfig` options; an unknown one is told
+    those a search may vary, not `NOT_SEARCHED`, which the search refuses with its reason)."""
     if options is None:
         from xdl.config import TrainConfig
 
         options = [f.name for f in dataclasses.fields(TrainConfig)]
+        if name not in options:
+            options = [o for o in options if o not in NOT_SEARCHED]
     if name not in options:
         raise ValueError(f"{source}: unknown hyperparameter {name!r}; known: {', '.join(options)}")
 
