@@ -188,6 +188,20 @@ class SummedShape(Function):
         return (gy.sum(),)
 
 
+def test_requires_grad_is_a_flag_of_floating_tensors_however_it_is_set(backend):
+    """As PyTorch's: only a floating tensor (or parameter) learns; a string is no flag."""
+    t = xdl.tensor([1.0, 2.0])
+    t.requires_grad = True
+    assert t.requires_grad is True
+    with pytest.raises(TypeError, match="requires_grad must be True or False, got 'yes'"):
+        t.requires_grad = "yes"
+    with pytest.raises(TypeError, match="only floating tensors can require a gradient, got dtype int64"):
+        xdl.tensor([1, 2]).requires_grad = True  # its gradients would be integers
+    with pytest.raises(TypeError, match="Parameter: a parameter is a floating array .* got dtype int64"):
+        xdl.Parameter(backend.asarray(np.array([1, 2])))
+    assert t.requires_grad is True and not xdl.tensor([1, 2]).requires_grad
+
+
 def test_truth_and_length_of_tensors_as_numpys():
     assert bool(xdl.tensor(1.0)) and not bool(xdl.tensor([0.0]))  # [0.0] was true (its length)
     with pytest.raises(ValueError, match="the truth of a tensor of 2 elements is ambiguous"):
@@ -398,6 +412,8 @@ def test_tensor_converts_to_python_numbers_and_numpy(backend):
     if backend.device_type == "cpu":
         assert np.shares_memory(np.asarray(t), t.data)  # no copy where none is needed
         assert np.asarray(t.sum(), copy=False) == 10.0  # a reduction's data, a NumPy scalar, too
+        with pytest.raises(ValueError, match="a tensor of float32 as float64 needs a copy"):
+            np.asarray(t, dtype=np.float64, copy=False)  # as NumPy 2 refuses it
     else:
         with pytest.raises(ValueError, match="on the device"):
             np.asarray(t, copy=False)
@@ -451,6 +467,22 @@ def test_what_a_pytorch_user_reaches_for_on_a_tensor(backend):
     assert empty.min(axis=1).shape == (0,) and empty.argmax(axis=1).shape == (0,)
     xdl.cat([t.clamp(max=1.0), t.min(axis=0, keepdims=True)]).sum().backward()  # a gradient through each
     np.testing.assert_array_equal(backend.to_numpy(t.grad), (a <= 1.0).astype(np.float32) + (a == a.min(axis=0)))
+
+
+def test_comparisons_are_elementwise_as_numpys(backend):
+    """``pred == y`` is the accuracy line of every PyTorch user: a bool tensor, not whether the two
+    are one object (it read False for equal values); a tensor stays hashable by identity."""
+    a = np.array([[1.5, -2.0, 0.25], [3.0, 0.5, -1.0]], dtype=np.float32)
+    t = xdl.tensor(a, requires_grad=True)
+    for got, want in ((t == xdl.tensor(a), a == a), (t != 0.5, a != 0.5), (t < 1, a < 1), (t <= 0.25, a <= 0.25),
+                      (t > [0, 0, 0], a > 0), (t >= t, a >= a), (1 > t, 1 > a)):
+        assert got.dtype == np.bool_ and not got.requires_grad
+        np.testing.assert_array_equal(got.numpy(), want)
+    labels = backend.asarray(np.array([0, 0]))  # an array of the backend, as arithmetic takes
+    assert (t.argmax(axis=1) == labels).numpy().mean() == 1.0
+    assert (t == None) is False and (t != "t") is True and {t: 1}[t] == 1  # noqa: E711 — Python's answer
+    with pytest.raises(TypeError, match="not supported between instances of 'Tensor' and 'NoneType'"):
+        t < None
 
 
 def test_the_tensor_helpers_name_a_bad_argument(backend):

@@ -51,6 +51,27 @@ def test_unknown_backend_names_the_choices():
     assert "XDL_BACKEND='jax'" in out.stderr
 
 
+def test_every_backend_argument_takes_what_model_to_takes():
+    """A name, a device kind ("cpu") or a Backend, wherever a backend is asked for; anything else a
+    TypeError naming the function (a string reached `.owns` deep inside, or broke the tensor later)."""
+    numpy_backend = get_backend("numpy")
+    with xdl.use("cpu") as by_kind, xdl.use(numpy_backend) as given:
+        assert by_kind is given is numpy_backend is xdl.current_backend()
+    for backend in ("numpy", "cpu", numpy_backend):
+        assert xdl.tensor([1.0], backend=backend).backend is numpy_backend
+        assert xdl.Tensor(np.ones(2), backend=backend).backend is numpy_backend
+    assert xdl.nn.stack([xdl.nn.mlp(2, [3], 2)], backend="cpu").backend is numpy_backend
+    for make, name in ((lambda b: xdl.tensor([1.0], backend=b), "tensor"), (lambda b: xdl.Tensor(np.ones(2), backend=b),
+                       "Tensor"), (xdl.use, "use"), (lambda b: xdl.nn.stack([xdl.nn.mlp(2, [3], 2)], backend=b), "stack")):
+        with pytest.raises(ValueError, match=rf"^{name}: unknown backend 'gpu'; expected one of numpy, cupy, auto or a "
+                                             r"device kind \(cpu, cuda\)$"):
+            make("gpu")
+        with pytest.raises(TypeError, match=rf"^{name}: backend must be a backend name .* got 0$"):
+            make(0)
+    with pytest.raises(TypeError, match=r"^use: backend must be a backend name .* got None$"):
+        xdl.use(None)  # (elsewhere None is the default)
+
+
 def test_use_as_context_manager_restores_previous():
     with xdl.use("numpy"):
         before = xdl.current_backend()
@@ -69,6 +90,9 @@ def test_precision_is_checked_set_and_restored():
         assert b.precision == "tf32"
         a = np.random.default_rng(0).standard_normal((9, 9)).astype(np.float32)
         np.testing.assert_array_equal(b.ops.matmul(a, a), a @ a)  # the CPU has no TF32: still exact
+    assert numpy_backend.precision == "float32"
+    with pytest.raises(ValueError, match=r"precision must be one of float32, tf32, got 'TF32'"):
+        numpy_backend.precision = "TF32"  # set directly: checked too
     assert numpy_backend.precision == "float32"
 
 

@@ -63,9 +63,15 @@ def test_adam_reading_its_step_from_the_counter_matches_the_host_step(backend):
 
 
 # -- xdl.cuda_graph ---------------------------------------------------------------------------------
-def test_cuda_graph_on_the_cpu_says_it_needs_cupy():
-    with xdl.use("numpy"), pytest.raises(CaptureError, match="CUDA graphs need the cupy backend"):
-        xdl.cuda_graph(lambda: None)
+def test_cuda_graph_on_the_cpu_says_it_needs_cupy_before_anything_runs():
+    calls = []
+    with xdl.use("numpy"), pytest.raises(CaptureError, match="CUDA graphs need the cupy backend") as refused:
+        xdl.cuda_graph(lambda: calls.append(1), warmup=2)
+    assert calls == [] and refused.value.warmup_result is None  # the caller calls its step itself
+    with pytest.raises(CaptureError, match="on the numpy backend call the step itself"):
+        xdl.cuda_graph(lambda: None, backend="cpu")  # backend as model.to takes it
+    with pytest.raises(TypeError, match=r"cuda_graph: backend must be a backend name .* got 0$"):
+        xdl.cuda_graph(lambda: None, backend=0)
 
 
 @pytest.mark.parametrize("warmup", [-1, 1.5, True])

@@ -353,8 +353,10 @@ def test_moving_or_converting_to_what_a_model_has_changes_nothing(backend):
     with pytest.raises(TypeError, match=r"to: backend must be a backend name \(numpy, cupy, auto\), a device kind "
                                         r"\(cpu, cuda\) or an xdl Backend, got 3$"):
         model.to(3)
-    with pytest.raises(TypeError, match=r"got <class 'numpy.float64'> \(a dtype: model.astype\(...\) converts a model\)"):
+    with pytest.raises(TypeError, match=r"to: <class 'numpy.float64'> is a dtype; model.astype\('float64'\) converts"):
         model.to(np.float64)
+    with pytest.raises(TypeError, match=r"to: backend must be .* got <class 'xdl.backend.NumpyBackend'>$"):
+        model.to(xdl.NumpyBackend)  # the class, not a backend (NumPy takes any class for the object dtype)
     with pytest.raises(TypeError, match=r"to: 'float64' is a dtype; model.astype\('float64'\) converts a model"):
         model.to("float64")
     with pytest.raises(ValueError, match=r"unknown backend 'gpu'; expected one of numpy, cupy, auto"):
@@ -455,6 +457,22 @@ def test_a_parameter_assigned_directly_gets_a_role_from_its_shape(backend):
                                          r"got 'gain'"):
         model.g = odd
     assert "g" not in dict(model.named_parameters()) and not hasattr(model, "g")
+    with pytest.raises(ValueError, match=r"parameters: role must be one of weight, bias, scale, shift or None, got "
+                                         r"'gain'"):
+        model.parameters("gain")  # it gave [] for any word
+    with pytest.raises(ValueError, match=r"got True \(PyTorch's recurse"):
+        model.parameters(True)
+
+
+def test_modes_and_strictness_are_true_or_false():
+    """A string or 0 is no mode: ``model.train("no")`` left ``training == "no"`` (truthy: dropout on)."""
+    model = xdl.nn.mlp(2, [3], 2, dropout=0.5)
+    for bad in ("no", 0, None):
+        with pytest.raises(ValueError, match=r"train: mode must be True or False, got "):
+            model.train(bad)
+    assert model.training is True and model.train(np.bool_(False)).training is False
+    with pytest.raises(ValueError, match=r"load_state_dict: strict must be True or False, got 'no'"):
+        model.load_state_dict(model.state_dict(), strict="no")
 
 
 class Holder(xdl.nn.Module):

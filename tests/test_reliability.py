@@ -703,10 +703,24 @@ def test_file_names_with_glob_characters_and_kept_permissions(tmp_path):
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600  # replacing a file keeps its permissions
 
 
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root may write any file")
+def test_a_write_protected_file_is_not_replaced(tmp_path):
+    """As ``open`` (and ``torch.save``) refuse it: the rename of an atomic write would replace it."""
+    path = xdl.save(xdl.nn.mlp(2, [3], 2), tmp_path / "kept.npz")
+    before = path.read_bytes()
+    os.chmod(path, 0o444)
+    with pytest.raises(PermissionError, match=r"save: '.*kept.npz' is write-protected"):
+        xdl.save(xdl.nn.mlp(2, [4], 2), path)
+    assert path.read_bytes() == before
+
+
 def test_load_names_the_file_when_the_model_does_not_fit(tmp_path):
     path = xdl.save(xdl.nn.mlp(2, [3], 2), tmp_path / "m.npz")
     with pytest.raises(ValueError, match=r"load: '.*m.npz' does not fit the model: parameter"):
         xdl.load(path, model=xdl.nn.mlp(2, [5], 2))
+    with pytest.raises(TypeError, match=r"load: model must be an xdl Module to load the state into \(or None\), "
+                                        r"got 'm.npz'"):
+        xdl.load(path, model="m.npz")
     np.savez(tmp_path / "odd.npz", __xdl_architecture__=np.array(json.dumps(
         {"format": 1, "architecture": {"class": "Dense", "config": {"in_features": "two"}}, "dtype": "float32"})))
     with pytest.raises(ValueError, match="odd.npz' describes a model xdl cannot build"):
@@ -1060,6 +1074,17 @@ def test_keras_habits_are_named_where_they_would_do_nothing():
     model[0].weight.requires_grad = False  # frozen after its optimizer was made: Adam would move it still
     with pytest.raises(ValueError, match=r"optimizer: it was made when 0.weight trained, and it is frozen now"):
         trainer.fit(s.X_train, s.y_train)
+    optimizer = Adam(model)  # made while 0.weight is frozen: it leaves it out
+    model[0].weight.requires_grad = True  # and unfrozen (fine-tuning): it would get gradients and no update
+    with pytest.raises(ValueError, match=r"optimizer: it was made when 0.weight was frozen, which it left out, and it "
+                                         r"trains now"):
+        Trainer(model, SoftmaxCrossEntropy(), optimizer, epochs=1, progress=False).fit(s.X_train, s.y_train)
+    optimizer.add_param_group({"params": [model[0].weight]})  # given to it: it trains
+    before = model[0].weight.numpy().copy()
+    Trainer(model, SoftmaxCrossEntropy(), optimizer, epochs=1, progress=False).fit(s.X_train, s.y_train)
+    assert not np.array_equal(before, model[0].weight.numpy())
+    head = Adam(model[2].parameters())  # an optimizer of some parameters only, as PyTorch's: the rest stay
+    Trainer(model, SoftmaxCrossEntropy(), head, epochs=1, progress=False).fit(s.X_train, s.y_train)
 
 
 def test_a_call_takes_kerass_training_flag_and_keeps_the_modules_mode():

@@ -86,6 +86,16 @@ class Backend:
         self.precision = "float32"
         self._ops = None
 
+    @property
+    def precision(self) -> str:
+        return self._precision
+
+    @precision.setter
+    def precision(self, value: str) -> None:
+        if value not in PRECISIONS:  # (read by every float32 product: a typo would pass as exact float32)
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {value!r}")
+        self._precision = value
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(device={self.device_name()!r})"
 
@@ -434,6 +444,21 @@ def get_backend(name: str) -> Backend:
     return _backends[name]
 
 
+def resolve_backend(backend, caller: str) -> Backend:
+    """``backend`` as a `Backend`: one already, a backend name ("numpy", "cupy", "auto") or a
+    device kind ("cpu", "cuda": PyTorch's words), as every ``backend`` argument takes it; else
+    an error naming ``caller`` (the function whose argument it is)."""
+    if isinstance(backend, Backend):
+        return backend
+    if isinstance(backend, str) and (backend in BACKEND_NAMES or backend in DEVICE_BACKENDS):
+        return get_backend(DEVICE_BACKENDS.get(backend, backend))
+    if isinstance(backend, str):
+        raise ValueError(f"{caller}: unknown backend {backend!r}; expected one of {', '.join(BACKEND_NAMES)} "
+                         f"or a device kind ({', '.join(DEVICE_BACKENDS)})")
+    raise TypeError(f"{caller}: backend must be a backend name ({', '.join(BACKEND_NAMES)}), a device kind "
+                    f"({', '.join(DEVICE_BACKENDS)}) or an xdl Backend, got {backend!r}")
+
+
 def current_backend() -> Backend:
     """The backend new tensors are created on."""
     global _current
@@ -454,18 +479,19 @@ def environment_backend() -> str | None:
 
 
 class use:
-    """Switch the current backend: ``xdl.use("numpy")`` now, or ``with xdl.use("cupy"): ...``.
+    """Switch the current backend: ``xdl.use("numpy")`` now, or ``with xdl.use("cupy"): ...``
+    (a backend name, a device kind "cpu"/"cuda", or a `Backend`: ``xdl.use(model.backend)``).
 
     ``precision`` ("float32" or "tf32") sets how the backend computes float32 matrix products
     (`Backend.precision`); None leaves it as it is. Used as a context manager it restores the
     previous backend and precision on exit.
     """
 
-    def __init__(self, name: str, precision: str | None = None):
+    def __init__(self, name, precision: str | None = None):
         global _current
-        if precision is not None and precision not in PRECISIONS:
+        if precision is not None and precision not in PRECISIONS:  # before anything changes
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        self.backend = get_backend(name)
+        self.backend = resolve_backend(name, "use")
         self._previous, self._previous_precision = _current, self.backend.precision
         if precision is not None:
             self.backend.precision = precision

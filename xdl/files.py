@@ -17,7 +17,8 @@ def atomic_write(path, write, binary: bool = True) -> Path:
     """Call ``write(file)`` on a temporary file beside ``path``, fsync, then one rename over
     ``path``: readers see the old file or the new one, never a partial one, and an interrupted
     write leaves the old file as it was. Permissions are those ``open`` would give: the old file's
-    when it is replaced, else what the umask gives a new file. Temporaries that a killed writer
+    when it is replaced (a write-protected one is refused, as ``open`` refuses it), else what the
+    umask gives a new file. Temporaries that a killed writer
     left beside ``path`` are removed.
 
     >>> import json, tempfile, pathlib
@@ -38,6 +39,8 @@ def atomic_write(path, write, binary: bool = True) -> Path:
         raise FileNotFoundError(f"save: directory {str(directory)!r} does not exist")
     if not os.access(directory, os.W_OK):
         raise PermissionError(f"save: directory {str(directory)!r} is not writable")
+    if path.exists() and not os.access(path, os.W_OK):  # open() would refuse it (the rename would not)
+        raise PermissionError(f"save: {str(path)!r} is write-protected; make it writable, or save elsewhere")
     remove_stale_temporaries(path)
     prefix = _temporary_prefix(path)
     fd, tmp = tempfile.mkstemp(prefix=f"{prefix}{os.getpid()}.", suffix=".tmp", dir=directory)

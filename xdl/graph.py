@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from xdl.backend import CaptureError, current_backend
+from xdl.backend import CaptureError, current_backend, resolve_backend
 
 _effects: list | None = None  # the host effects of the capture in progress (None: not capturing)
 
@@ -78,7 +78,9 @@ def cuda_graph(fn, backend=None, warmup: int = 1) -> CudaGraph:
     graph on ``backend`` (default: the current one), after ``warmup`` real calls.
 
     A failed capture raises `CaptureError` (its ``warmup_result`` is the last warm-up's) and
-    leaves nothing recording; the warm-up calls stay done.
+    leaves nothing recording; the warm-up calls stay done. A backend without CUDA graphs (NumPy:
+    ``backend.supports_graphs`` is False) raises it before ``fn`` runs at all (``warmup_result``
+    None): call ``fn`` itself there.
     """
     global _effects
     if isinstance(warmup, bool) or not isinstance(warmup, int | np.integer) or warmup < 0:
@@ -87,7 +89,12 @@ def cuda_graph(fn, backend=None, warmup: int = 1) -> CudaGraph:
         raise TypeError(f"cuda_graph: fn must be callable, got {fn!r}")
     if _effects is not None:
         raise CaptureError("cuda_graph: a capture is already recording (captures do not nest)")
-    backend = backend or current_backend()
+    backend = current_backend() if backend is None else resolve_backend(backend, "cuda_graph")
+    if not backend.supports_graphs:  # refused before anything runs: the caller calls fn itself
+        error = CaptureError(f"cuda_graph: CUDA graphs need the cupy backend; on the {backend.name} backend call "
+                             "the step itself")
+        error.warmup_result = None
+        raise error
     with backend.graph_scope() as recorder:
         warmup_result = None
         for _ in range(int(warmup)):

@@ -100,6 +100,8 @@ def _read(path) -> tuple[dict, dict[str, np.ndarray]]:
 def load(path, model: Module | None = None) -> Module:
     """Read a file written by `save`: a new model built from the saved architecture, or the
     saved state copied into ``model`` (which must have the same parameter names and shapes)."""
+    if model is not None and not isinstance(model, Module):
+        raise TypeError(f"load: model must be an xdl Module to load the state into (or None), got {model!r}")
     header, state = _read(path)
     state = {k: v for k, v in state.items() if not k.startswith(EXTRA_PREFIX)}
     target = None  # where a model built here goes once filled: the current backend

@@ -81,11 +81,26 @@ class Tensor:
     __array_ufunc__ = None  # make NumPy scalars/arrays defer to our reflected operators
 
     def __init__(self, data, requires_grad: bool = False, backend=None):
-        self.backend = backend if backend is not None else _backend.backend_of(data)
+        self.backend = _backend.backend_of(data) if backend is None else \
+            backend if isinstance(backend, _backend.Backend) else _backend.resolve_backend(backend, "Tensor")
         self.data = data
-        self.requires_grad = bool(requires_grad)
+        self._requires_grad = bool(requires_grad)  # (an op's output: its inputs' flag, unchecked)
         self.grad = None
         self._fn = None  # the Function that produced this tensor, if any
+
+    @property
+    def requires_grad(self) -> bool:
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value) -> None:
+        """Set by a user (freezing a parameter, say): True or False, and True only for a floating
+        tensor (an integer one would get integer gradients), as PyTorch's."""
+        if not isinstance(value, bool | np.bool_):
+            raise TypeError(f"requires_grad must be True or False, got {value!r}")
+        if value and not np.issubdtype(self.dtype, np.floating):
+            raise TypeError(f"only floating tensors can require a gradient, got dtype {self.dtype}")
+        self._requires_grad = bool(value)
 
     def __getstate__(self) -> dict:
         """A pickled (or deep-copied) tensor keeps its values and flags, not the graph that made it
@@ -184,6 +199,9 @@ class Tensor:
                 raise ValueError("np.asarray(copy=False): the tensor's data is on the device, so NumPy gets a copy; "
                                  "leave copy out")
             return np.asarray(self.numpy(), dtype=dtype)
+        if copy is False and dtype is not None and np.dtype(dtype) != self.dtype:  # as NumPy 2 refuses it
+            raise ValueError(f"np.asarray(copy=False): a tensor of {self.dtype} as {np.dtype(dtype)} needs a copy; "
+                             "leave copy out")
         return np.array(self.data, dtype=dtype, copy=True) if copy else np.asarray(self.data, dtype=dtype)
 
     def item(self) -> float:
@@ -217,6 +235,39 @@ class Tensor:
             raise ValueError(f"{which} over an empty axis (of a tensor of shape {self.shape}): it has no value")
         found = getattr(self.data, which)(axis=axis, keepdims=bool(keepdims))
         return Tensor(self.backend.xp.asarray(found, dtype=np.int64), backend=self.backend)
+
+    # -- comparisons: elementwise, as NumPy's and PyTorch's: a bool tensor, without a gradient ----
+    def __eq__(self, other):
+        return self._compare(other, "equal", "==")
+
+    def __ne__(self, other):
+        return self._compare(other, "not_equal", "!=")
+
+    def __lt__(self, other):
+        return self._compare(other, "less", "<")
+
+    def __le__(self, other):
+        return self._compare(other, "less_equal", "<=")
+
+    def __gt__(self, other):
+        return self._compare(other, "greater", ">")
+
+    def __ge__(self, other):
+        return self._compare(other, "greater_equal", ">=")
+
+    __hash__ = object.__hash__  # a tensor is its own key (as PyTorch's): == compares values, not tensors
+
+    def _compare(self, other, ufunc: str, symbol: str) -> Tensor:
+        """``self symbol other`` elementwise (a Python number, a list, a tensor or array of this
+        backend): the operands wrapped as arithmetic wraps them (`xdl.function`). Anything else
+        (None, a string) is Python's to answer: ``t == None`` is False, ``t < None`` a TypeError."""
+        from xdl.function import _as_tensors  # (xdl.function builds on Tensor)
+
+        if not isinstance(other, Tensor | int | float | list | tuple | np.generic | np.ndarray) \
+                and not self.backend.owns(other):
+            return NotImplemented
+        a, b = _as_tensors((self, other), symbol)
+        return Tensor(getattr(self.backend.xp, ufunc)(a.data, b.data), backend=self.backend)
 
     def detach(self) -> Tensor:
         """The same data, cut from the graph (no copy)."""
@@ -287,6 +338,9 @@ class Parameter(Tensor):
     """
 
     def __init__(self, data, backend=None, name: str | None = None):
+        if not np.issubdtype(getattr(data, "dtype", np.float64), np.floating):  # (not an array: Tensor says)
+            raise TypeError(f"Parameter: a parameter is a floating array (it learns by gradients), got dtype "
+                            f"{data.dtype}; convert it, as xdl.tensor(data, dtype='float32').data")
         super().__init__(data, requires_grad=True, backend=backend)
         self.name = name
 
@@ -311,7 +365,7 @@ def tensor(data, requires_grad: bool = False, dtype=None, backend=None, copy: bo
     """
     if isinstance(data, Tensor):
         data = data.data
-    backend = backend or _backend.current_backend()
+    backend = _backend.current_backend() if backend is None else _backend.resolve_backend(backend, "tensor")
     if not backend.owns(data) and not isinstance(data, np.ndarray | np.generic | list | tuple | int | float):
         data = _backend.array_to_numpy(data)
     dtype = _default_dtype(data) if dtype is None else np.dtype(dtype)

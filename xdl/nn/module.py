@@ -69,11 +69,13 @@ def _holds_tensor(items) -> bool:
 
 
 def _is_dtype(value) -> bool:
+    """Whether ``value`` names a dtype ("float64", np.float32, float) — not any class, which NumPy
+    would take as the object dtype."""
     try:
-        np.dtype(value)
+        dtype = np.dtype(value)
     except TypeError:
         return False
-    return value is not None
+    return value is not None and (dtype != object or value is object or value in ("O", "object"))
 
 
 class Module:
@@ -194,6 +196,10 @@ class Module:
 
     def parameters(self, role: str | None = None) -> list[Parameter]:
         """All parameters, or those of one role ("weight", "bias", "scale", "shift")."""
+        if role is not None and (not isinstance(role, str) or role not in ROLES):
+            recurse = " (PyTorch's recurse: xdl's parameters are always every module's)" \
+                if isinstance(role, bool) else ""
+            raise ValueError(f"parameters: role must be one of {', '.join(ROLES)} or None, got {role!r}{recurse}")
         return [p for _, p in self.named_parameters() if role is None or p.role == role]
 
     def named_buffers(self):
@@ -218,7 +224,8 @@ class Module:
 
     # -- modes ----------------------------------------------------------------------------
     def train(self, mode: bool = True) -> Module:
-        """Training mode: batch statistics in batch norm, dropout active."""
+        """Training mode: batch statistics in batch norm, dropout active (``mode`` False: `eval`)."""
+        mode = check_bool(mode, "train: mode")  # "no" or 0 would read as a mode, neither True nor False
         for _, module in self.named_modules():
             object.__setattr__(module, "training", mode)
         return self
@@ -323,17 +330,10 @@ class Module:
         >>> model.to("cpu").backend.name
         'numpy'
         """
-        if isinstance(backend, str):
-            if backend not in _backend.BACKEND_NAMES and backend not in _backend.DEVICE_BACKENDS and _is_dtype(backend):
-                raise TypeError(f"to: {backend!r} is a dtype; model.astype({backend!r}) converts a model, to() moves "
-                                "it between backends")
-            target = _backend.get_backend(_backend.DEVICE_BACKENDS.get(backend, backend))
-        else:
-            target = backend
-        if not isinstance(target, _backend.Backend):
-            hint = " (a dtype: model.astype(...) converts a model)" if _is_dtype(backend) else ""
-            raise TypeError(f"to: backend must be a backend name ({', '.join(_backend.BACKEND_NAMES)}), a device "
-                            f"kind ({', '.join(_backend.DEVICE_BACKENDS)}) or an xdl Backend, got {backend!r}{hint}")
+        if not isinstance(backend, _backend.Backend) and _is_dtype(backend):
+            raise TypeError(f"to: {backend!r} is a dtype; model.astype({np.dtype(backend).name!r}) converts a model, "
+                            "to() moves it between backends")
+        target = _backend.resolve_backend(backend, "to")
         params = [p for _, p in self.flat_order()]
         if any(p.backend is not target for p in params):  # all of them, so they end in one buffer there
             move(params, target)
@@ -376,6 +376,7 @@ class Module:
 
         Everything is checked before anything is written, so a mismatch changes nothing.
         """
+        strict = check_bool(strict, "load_state_dict: strict")
         if not isinstance(state, dict):  # Keras's set_weights(list) habit, say
             raise TypeError(f"load_state_dict: state must be a dict name → array, as state_dict() gives, got "
                             f"{type(state).__name__}")

@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from xdl import functions as F
-from xdl.backend import array_to_numpy, thread_backend
+from xdl.backend import array_to_numpy, resolve_backend, thread_backend
 from xdl.nn.architecture import build_on_host, describe
 from xdl.nn.layers import (BatchNorm, Dense, Dropout, LeakyReLU, ReLU, Sigmoid, Softmax, Standardize, Tanh,
                            as_floating)
@@ -149,7 +149,7 @@ def stack(models, backend=None) -> Stacked:
     weights, dropout rates and batch-norm momenta may differ); their current weights and
     statistics are copied in. A `StackError` names the first difference.
 
-    ``backend`` (a `Backend`; default the models'): where the stack lives. Models built on the
+    ``backend`` (a `Backend` or its name; default the models'): where the stack lives. Models built on the
     host and stacked onto the GPU cost one upload of the (K, P) buffer, not one per parameter."""
     models = list(models)
     if not models:
@@ -160,7 +160,7 @@ def stack(models, backend=None) -> Stacked:
     if len(dtypes) > 1:
         raise StackError(f"stack: the models have different dtypes ({', '.join(sorted(map(str, dtypes)))})")
     first, source = models[0], models[0].backend
-    backend = backend or source
+    backend = source if backend is None else resolve_backend(backend, "stack")
     order = first.flat_order()
     offsets, at = {}, 0
     for name, p in order:

@@ -142,6 +142,8 @@ class Optimizer(StepCount):
         self.groups: list[ParamGroup] = []
         self._t = 0
         self.steps_done = None  # made with the first group, on its backend
+        # the frozen parameters `Optimizer(model)` left out: one unfrozen later gets no update (`Trainer` refuses)
+        self.left_out = {id(p) for p in params.parameters() if not p.requires_grad} if _is_model(params) else set()
         if params is not None:
             for group in _as_groups(params):
                 self.add_param_group(group)
@@ -283,7 +285,7 @@ class Optimizer(StepCount):
             for p, place in zip(g.params, g.placed):
                 if p._flat is not place:
                     raise RuntimeError(f"{type(self).__name__}: the parameters moved to new storage after this "
-                                       "optimizer was made (model.astype(...), the model placed inside another or "
+                                       "optimizer was made (model.to(...), model.astype(...), the model placed inside another or "
                                        "unpickled, a parameter or submodule assigned to it or removed, or another "
                                        "optimizer packing part of them): it would update the "
                                        f"old copies; make the optimizer after that, e.g. {type(self).__name__}(model)")
@@ -525,8 +527,12 @@ def _trainable(model) -> list:
     return training
 
 
+def _is_model(params) -> bool:
+    return hasattr(params, "parameters") and callable(params.parameters)
+
+
 def _as_groups(params) -> list[dict]:
-    if hasattr(params, "parameters") and callable(params.parameters):
+    if _is_model(params):
         params = _trainable(params)
     if isinstance(params, Tensor):
         raise TypeError("params must be an iterable of tensors (wrap a single tensor in a list)")
@@ -540,7 +546,7 @@ def param_groups(model, weight_decay: float) -> list[dict]:
     """Two groups: weights with ``weight_decay``, and biases/BN γ, β without (the usual split) —
     of a model's parameters that train (a frozen one is left out, as by ``Optimizer(model)``), or
     of a list of tensors (one without a role — a function's x — is no weight)."""
-    training = _trainable(model) if hasattr(model, "parameters") and callable(model.parameters) else list(model)
+    training = _trainable(model) if _is_model(model) else list(model)
     groups = [{"params": [p for p in training if getattr(p, "role", None) == "weight"], "weight_decay": weight_decay},
               {"params": [p for p in training if getattr(p, "role", None) != "weight"], "weight_decay": 0.0}]
     return [g for g in groups if g["params"]]

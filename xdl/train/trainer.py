@@ -265,6 +265,12 @@ class Trainer:
         if frozen:  # its update would move them still (momentum, decay), as a Keras model needs compile() again
             raise ValueError(f"optimizer: it was made when {frozen[0]} trained, and it is frozen now (requires_grad "
                              f"False): make the optimizer again (Optimizer(model) leaves frozen parameters out)")
+        unfrozen = [name for name, p in self.model.named_parameters()
+                    if p.requires_grad and id(p) in self.optimizer.left_out and id(p) not in held]
+        if unfrozen:  # it would get gradients and never an update (PyTorch's optimizer holds every parameter)
+            raise ValueError(f"optimizer: it was made when {unfrozen[0]} was frozen, which it left out, and it trains "
+                             "now (requires_grad True): make the optimizer again, or give it the parameter with "
+                             "optimizer.add_param_group({'params': [...]})")
         if resume is None and self._mid_step:  # its update may or may not have been applied: no exact way on
             raise RuntimeError("fit: this trainer's last fit was stopped inside a step or an epoch's end (a second "
                                "Ctrl-C, or an error raised there), so where its run is cannot be known: resume from "
