@@ -16,6 +16,15 @@ def run_python(code, **env):
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full_env)
 
 
+def test_the_larger_submodules_load_on_first_use():
+    """``import xdl`` then ``xdl.tune.tune(...)``, as the README writes it (it was an AttributeError),
+    without importing them, or what they need, before."""
+    out = run_python("import sys, xdl; print('xdl.tune' in sys.modules, 'optuna' in sys.modules); "
+                     "print(xdl.tune.tune.__module__, xdl.sklearn.MLPClassifier.__name__)")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "False", "xdl.tune.search", "MLPClassifier"]
+
+
 def test_import_does_not_import_cupy():
     out = run_python("import sys, xdl; print('cupy' in sys.modules)", XDL_BACKEND="auto")
     assert out.returncode == 0, out.stderr

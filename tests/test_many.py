@@ -472,9 +472,14 @@ def test_out_of_range_and_oversized_data_is_named_before_any_work(digits):
         labels[0] = label
         with pytest.raises(ValueError, match=rf"^y has class index {label}; .*at most MAX_CLASSES = {2**20}"):
             fit_many([small()], X, labels)
-    for n_classes in (10**10, True, 9):
-        with pytest.raises(ValueError, match=rf"^n_classes must be an integer in \[10, {2**20}\]"):
+    for n_classes in (10**10, True, 0):
+        with pytest.raises(ValueError, match=rf"^n_classes must be an integer in \[1, {2**20}\]"):
             fit_many([small()], X, y, n_classes=n_classes)
+    with pytest.raises(ValueError, match=r"^y has class index 9, outside n_classes=9 classes \[0, 9\)$"):
+        fit_many([small()], X, y, n_classes=9)
+    dev_labels = np.where(y == 9, 12, y)  # the dev set's labels are the ones that do not fit: named
+    with pytest.raises(ValueError, match=r"^y_dev has class index 12, outside n_classes=10 classes \[0, 10\)$"):
+        fit_many([small()], X, y, dev=(X, dev_labels), n_classes=10)
 
 
 def test_missing_or_misshapen_arguments_are_named(digits):

@@ -75,6 +75,27 @@ def test_adam_minimize_parabola(backend, with_params_at):
     assert abs(last) < 1e-4  # float32: 25 − 50 + 25 rounds at ~2e-6
 
 
+def test_a_group_added_later_counts_its_own_adam_steps(backend):
+    """Its moments start at 0 when it joins, so its bias corrections count from there (PyTorch keeps
+    a step per parameter): its first update is lr·sign(g), not 2.5 lr after 1000 steps of another
+    group; a state_dict keeps where each group started."""
+    a, b = xdl.tensor([1.0], requires_grad=True), xdl.tensor([5.0], requires_grad=True)
+    opt = Adam(lr=0.01)
+    opt.minimize(lambda: (a * a).sum(), [a], steps=1000)
+    opt.minimize(lambda: (b * b).sum(), [b], steps=1)
+    assert 5.0 - b.item() == pytest.approx(0.01, rel=1e-4)  # (float32 at 5: an ulp is 5e-7)
+    state = opt.state_dict()
+    assert state["t"] == 1001 and state["first_steps"] == [0, 1000]
+    twin_a, twin_b = xdl.tensor([a.item()], requires_grad=True), xdl.tensor([b.item()], requires_grad=True)
+    twin = Adam([{"params": [twin_a]}, {"params": [twin_b]}], lr=0.01)
+    twin.load_state_dict(state)
+    for optimizer, p in ((opt, b), (twin, twin_b)):
+        optimizer.zero_grad()
+        (p * p).sum().backward()
+        optimizer.step()
+    assert twin_b.item() == b.item()
+
+
 TABLE_PROBLEMS = {
     "parabola": (lambda w: ((w - 3.0) ** 2).sum(), np.array([0.0, 0.0]), np.array([3.0, 3.0])),
     "rosenbrock": (lambda w: (1 - w[0]) ** 2 + 100 * (w[1] - w[0] ** 2) ** 2, np.array([-1.0, 1.0]),

@@ -14,7 +14,7 @@ from xdl import cli
 from xdl.config import TrainConfig
 from xdl.data import split
 from xdl.train import Trainer
-from xdl.tune import LogUniform, OneMinusLog, Space, tune, zoom
+from xdl.tune import Choice, LogUniform, OneMinusLog, Space, Uniform, tune, zoom
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +54,63 @@ def test_zoom_keeps_the_best_point_in_a_smaller_box():
         assert d.box[1] - d.box[0] < old.box[1] - old.box[0], name
         assert d.box[0] <= d.coordinate(best[name]) <= d.box[1], name
     assert all(1e-4 <= t["lr"] <= 1 for t in narrow.sample(np.random.default_rng(0), 200))
+
+
+def test_a_narrowed_space_says_what_it_samples():
+    """Its spec (what a study records and a resume compares) and repr are of the narrowed bounds
+    (they kept the full ones); a choice keeps ``shrink`` of its values, each as likely (a 4-way one
+    kept 3 at 25/50/25), an integer range whole integers; a grid names no integer twice."""
+    fine = zoom(Space.from_dict({"lr": LogUniform(1e-4, 1e-1)}), {"lr": 0.05}, shrink=0.1)
+    low, high = fine.spec()["lr"]["log_uniform"]
+    assert 0.03 < low < 0.05 < high < 0.08 and f"log_uniform({low!r}, {high!r})" in repr(fine)
+    assert all(low <= t["lr"] <= high for t in fine.sample(np.random.default_rng(0), 100))
+    four = Space.from_dict({"activation": {"choice": ["relu", "tanh", "sigmoid", "leaky_relu"]}})
+    assert zoom(four, {"activation": "tanh"}).spec() == {"activation": {"choice": ["tanh", "sigmoid"]}}
+    assert zoom(four, {"activation": "leaky_relu"}).spec() == {"activation": {"choice": ["sigmoid", "leaky_relu"]}}
+    ints = Space.from_dict({"decay_every": {"int_uniform": [1, 10]}})
+    narrow = zoom(ints, {"decay_every": 5})
+    assert narrow.spec() == {"decay_every": {"int_uniform": [3, 7]}}
+    counts = np.bincount([t["decay_every"] for t in narrow.sample(np.random.default_rng(0), 5000)])[3:]
+    assert len(counts) == 5 and counts.min() > 900  # each of the five as likely
+    assert zoom(Space.from_dict({"decay_every": {"int_uniform": [1, 2]}}), {"decay_every": 2}).grid(4) == \
+        [{"decay_every": 2}]
+    assert [t["decay_every"] for t in ints.grid(30)] == list(range(1, 11))  # no value twice ([1, 2, 2, 3] for 4 of 1–3)
+    assert Space.from_dict({"decay_every": {"int_uniform": [1, 3]}}).grid(4) == [{"decay_every": v} for v in (1, 2, 3)]
+
+
+def test_a_space_draws_the_same_points_in_any_key_order_and_a_choice_of_tuples_as_a_study_reads_it():
+    a = Space({"lr": LogUniform(1e-3, 1e-1), "dropout": Uniform(0.1, 0.4)})
+    b = Space({"dropout": Uniform(0.1, 0.4), "lr": LogUniform(1e-3, 1e-1)})
+    assert a.sample(np.random.default_rng(5), 4) == b.sample(np.random.default_rng(5), 4)
+    hidden = Space({"hidden": Choice([(32,), (64,)])})  # read back from trials.json as lists
+    assert hidden.spec() == {"hidden": {"choice": [[32], [64]]}}
+    assert zoom(hidden, {"hidden": [64]}).spec() == zoom(hidden, {"hidden": (64,)}).spec() == \
+        {"hidden": {"choice": [[64]]}}
+
+
+def test_a_coarse_to_fine_study_resumes_whichever_round_found_its_best():
+    """Each round zooms around the best of the rounds before it: a resumed study holds the later
+    rounds' trials too, which must not move the box (a later round's best made the resume draw
+    other points and refuse: "the space or seed changed")."""
+    from xdl.tune.search import _rounds
+    from xdl.tune.study import Study, Trial
+
+    space = Space({"lr": LogUniform(1e-4, 1e-1), "hidden": Choice([[8], [16], [32]])})
+
+    def run(study):
+        drawn = []
+        for round_, points in _rounds(space, 9, "coarse_to_fine", 3, 0, study):
+            for params in points:
+                number = len(drawn)
+                drawn.append(params)
+                if number not in study.finished():  # each later trial better than every earlier one
+                    study.trials.append(Trial(number, round_, params, "completed", dev_accuracy=number / 10,
+                                              dev_cost=1.0))
+        return drawn
+
+    study = Study({})
+    first = run(study)
+    assert run(study) == first  # resumed with all nine trials saved
 
 
 def test_coarse_to_fine_samples_the_second_round_around_the_first_rounds_best(data):
@@ -443,6 +500,8 @@ def test_ctrl_c_in_a_batched_group_keeps_the_trials_that_had_ended(data, tmp_pat
     with xdl.use("numpy"), pytest.raises(Interrupted) as stop:
         tune(X, y, dev, space, trials=4, strategy="grid", execution="batched", base=BASE, directory=out)
     assert stop.value.signal_name == "SIGINT"
+    assert str(stop.value) == f"search interrupted by SIGINT; its 3 finished trials are in {str(out / 'trials.json')!r}: " \
+                              "the same call with resume=True continues the search (the unfinished trials start again)"
     assert not (out / "search.lock").exists()  # the directory is let go at a Ctrl-C too
     kept = {t["number"]: t for t in json.loads((out / "trials.json").read_text())["trials"]}
     # the two that diverged and the 1-epoch one that completed are kept; the 4-epoch one trains again on resume
@@ -461,7 +520,8 @@ def test_ctrl_c_in_a_batched_group_keeps_the_trials_that_had_ended(data, tmp_pat
             assert dataclasses.asdict(t) == kept[t.number]  # not trained again
     # a first group stopped before any of its trials ended leaves no study (nothing to resume)
     monkeypatch.setattr(search._Search, "batch_pruning", lambda self: [InterruptAfter()])
-    with xdl.use("numpy"), pytest.raises(Interrupted):
+    with xdl.use("numpy"), pytest.raises(Interrupted, match=r"^search interrupted by SIGINT; no trial had finished: "
+                                                           r"nothing was saved$"):
         tune(X, y, dev, {"lr": {"choice": [1e-3, 1e-2]}}, trials=2, strategy="grid", execution="batched",
              base=dataclasses.replace(BASE, epochs=4), directory=tmp_path / "none")
     assert not (tmp_path / "none" / "trials.json").exists()

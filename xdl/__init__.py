@@ -24,6 +24,18 @@ from xdl.train import History, Trainer
 
 __version__ = "0.1.0"
 
+# imported on first use (``xdl.tune.tune(...)`` after ``import xdl``, as ``scipy.stats``): they are
+# larger, or need extras (Optuna, matplotlib, scikit-learn), and training does without them
+LAZY_SUBMODULES = ("bench", "config", "plots", "sklearn", "tune")
+
+
+def __getattr__(name: str):
+    if name in LAZY_SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"xdl.{name}")
+    raise AttributeError(f"module 'xdl' has no attribute {name!r}")
+
 
 __all__ = [
     "Backend", "BackendError", "CaptureError", "CudaGraph", "CupyBackend", "Function", "History", "NumpyBackend", "Parameter", "Tensor",

@@ -20,7 +20,7 @@ step counter (`xdl.nn.Module.set_random_key`).
 ...     xdl.cuda_graph(lambda: None)
 Traceback (most recent call last):
     ...
-xdl.backend.CaptureError: CUDA graphs need the cupy backend; the numpy backend runs each step as it comes
+xdl.backend.CaptureError: cuda_graph: CUDA graphs need the cupy backend; on the numpy backend call the step itself
 """
 
 from __future__ import annotations

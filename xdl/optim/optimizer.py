@@ -90,6 +90,7 @@ class ParamGroup:
     hyperparameters: dict = field(default_factory=dict)  # settings with each number as its view of `held`
     placed: list = field(default_factory=list)  # each parameter's place (`p._flat`) when the group was made
     views: list = field(default_factory=list)  # each parameter's (data, grad) views of it, as last checked
+    first_step: int = 0  # the optimizer's steps when the group was added: its own count (Adam's t) starts there
 
 
 class StepCount:
@@ -107,6 +108,8 @@ class StepCount:
     @t.setter
     def t(self, value: int) -> None:
         self._t = int(value)
+        for g in getattr(self, "groups", ()):  # (a count set back below a group's start starts it there)
+            g.first_step = min(g.first_step, self._t)
         if self.steps_done is not None:
             self.steps_done.fill(self._t)
 
@@ -182,7 +185,7 @@ class Optimizer(StepCount):
         xp = params[0].backend.xp
         state = [{name: xp.zeros_like(f.data) for name in self.state_names} for f in flats]
         group = ParamGroup(params, settings, flats, state, placed=[p._flat for p in params],
-                           views=[(p.data, p.grad) for p in params])
+                           views=[(p.data, p.grad) for p in params], first_step=self._t)
         group.held_names = ("lr", *sorted(k for k, v in settings.items() if k != "lr" and _is_number(v)))
         group.held = xp.zeros(len(group.held_names), dtype=np.float64)
         _bind_hyperparameters(group)
@@ -274,7 +277,8 @@ class Optimizer(StepCount):
         for g, lr in zip(self.groups, rates):
             h = self._hold(g, lr)
             for flat, state in zip(g.flats, g.state):
-                self.update(flat, state, h, 1, self.steps_done)  # Adam's t = 1 + steps taken
+                # Adam's t = 1 + the steps this group took (its moments are as old: PyTorch counts per parameter)
+                self.update(flat, state, h, 1 - g.first_step, self.steps_done)
         self._count_on()
 
     def check_placed(self) -> None:
@@ -363,6 +367,7 @@ class Optimizer(StepCount):
         return {
             "class": type(self).__name__,
             "t": self.t,
+            "first_steps": [g.first_step for g in self.groups],
             "settings": [dict(g.settings) for g in self.groups],
             "state": [[{k: flat.params[0].backend.to_numpy(a).copy() for k, a in st.items()}
                        for flat, st in zip(g.flats, g.state)] for g in self.groups],
@@ -376,7 +381,7 @@ class Optimizer(StepCount):
         if saved_class is not None and saved_class != type(self).__name__:
             raise ValueError(f"optimizer state is {saved_class}'s, this optimizer is {type(self).__name__}: "
                              "their state buffers mean different things")
-        if len(state["state"]) != len(self.groups):
+        if len(state["state"]) != len(self.groups) or len(state.get("first_steps", self.groups)) != len(self.groups):
             raise ValueError(f"optimizer state has {len(state['state'])} groups, this optimizer {len(self.groups)}")
         for gi, (g, saved) in enumerate(zip(self.groups, state["state"])):
             if len(saved) != len(g.flats):
@@ -418,7 +423,8 @@ class Optimizer(StepCount):
                 for k, a in st.items():
                     a[...] = flat.params[0].backend.asarray(_relaid(sv[k], then, g, flat))
         self.t = int(state["t"])
-        for g in self.groups:
+        for g, first in zip(self.groups, state.get("first_steps", [0] * len(self.groups))):  # (older states: 0)
+            g.first_step = int(first)
             _bind_hyperparameters(g)
             self._hold(g, self.current_lr(g))
 

@@ -299,9 +299,12 @@ class ManyTrainer:
         if n_classes is None:
             n_classes = max(observed, 2)
         elif (isinstance(n_classes, bool) or not isinstance(n_classes, int | np.integer)
-              or not observed <= n_classes <= MAX_CLASSES):
-            raise ValueError(f"n_classes must be an integer in [{observed}, {MAX_CLASSES}] (from the largest label + 1 "
-                             f"to MAX_CLASSES), got {n_classes!r}")
+              or not 1 <= n_classes <= MAX_CLASSES):
+            raise ValueError(f"n_classes must be an integer in [1, {MAX_CLASSES}] (MAX_CLASSES), got {n_classes!r}")
+        elif observed > n_classes:  # the labels that do not fit, named
+            name = "y" if y.max() + 1 == observed else "y_dev"
+            raise ValueError(f"{name} has class index {observed - 1}, outside n_classes={n_classes} classes "
+                             f"[0, {n_classes})")
         check_monitored(self.callbacks, dev, accuracy=True)
         needs_dev = [k for k, c in enumerate(self.configs) if c.patience]
         if needs_dev and dev is None:

@@ -24,6 +24,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -135,9 +136,24 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
                     number += 1
                 if todo:
                     train(todo, round_, search)
+    except Interrupted as stop:  # its words are a trainer's (a checkpoint): a search keeps its study instead
+        stop.args = (f"search interrupted by {stop.signal_name}; {_kept(search.study, directory)}",)
+        raise
     finally:  # a Ctrl-C too: Dask's clients and workers closed in order, not killed at exit
         search.close()
     return study
+
+
+def _kept(study: Study, directory) -> str:
+    """What an interrupted search leaves: its finished trials, where a resume finds them."""
+    n = len(study.trials)
+    if directory is None:
+        return (f"its {n} finished trial{'s' * (n != 1)} went with it (no directory was given: "
+                "tune(..., directory=...) keeps a search's trials)") if n else "no trial had finished"
+    if not n:
+        return "no trial had finished: nothing was saved"
+    return (f"its {n} finished trial{'s are' if n != 1 else ' is'} in {str(Path(directory) / TRIALS_FILE)!r}: the "
+            "same call with resume=True continues the search (the unfinished trials start again)")
 
 
 def connect(scheduler: str, who: str = "scheduler"):
@@ -352,13 +368,14 @@ def _rounds(space: Space, trials: int, strategy: str, rounds: int, seed: int, st
     elif strategy == "tpe":
         yield from _tpe(space, trials, rounds, seed, study)
     else:  # coarse to fine
-        current = space
+        current, drawn = space, 0
         for r, n in enumerate(_round_sizes(trials, rounds)):
             yield r, current.sample(np.random.default_rng([seed, r]), n)
-            best = study.best
-            if best is None:
+            drawn += n
+            ranked = study.ranked(below=drawn)  # the rounds so far (a resumed study holds later ones too)
+            if not ranked:
                 continue  # every trial failed: search the same box again
-            current = zoom(current, best.params)
+            current = zoom(current, ranked[0].params)
 
 
 def _round_sizes(trials: int, rounds: int) -> list[int]:
@@ -406,9 +423,12 @@ def zoom(space: Space, center: dict, shrink: float = SHRINK) -> Space:
     for name, d in space.dimensions.items():
         low, high = d.box
         width = (high - low) * shrink
-        if d.kind == "choice":
-            width = max(1.0, np.ceil(width))
-        start = min(max(d.coordinate(center[name]) - width / 2, low), high - width)
+        if d.kind == "choice":  # whole values: the centre's and those beside it, ``shrink`` of them (at least 1)
+            width = max(1, math.ceil(width))
+            start = math.floor(d.coordinate(center[name])) - (width - 1) // 2
+        else:
+            start = d.coordinate(center[name]) - width / 2
+        start = min(max(start, low), high - width)
         boxes[name] = (start, start + width)
     return space.narrowed(boxes)
 

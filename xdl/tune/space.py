@@ -73,18 +73,17 @@ class Dimension:
         return [python_value(v) for v in self.value(self.low + (np.arange(n) + 0.5) * (self.high - self.low) / n)]
 
     def narrowed(self, low: float, high: float) -> Dimension:
-        """The same dimension over the box [low, high] of its transformed scale (within its own)."""
-        copy = object.__new__(type(self))
-        copy.__dict__.update(self.__dict__)
-        copy.low, copy.high = max(low, self.low), min(high, self.high)
-        return copy
+        """The same kind of dimension over the box [low, high] of its transformed scale (within its
+        own), with the bounds it then has in its own units: what its `spec` (a study's record) says."""
+        low, high = max(low, self.low), min(high, self.high)
+        return type(self)(*sorted(python_value(v) for v in self.value(np.array([low, high]))))
 
     def spec(self) -> dict:
         """The dimension as a space table entry: ``{kind: [low, high]}`` in its own units."""
         return {self.kind: list(self.bounds)}
 
     def __repr__(self) -> str:
-        return f"{self.kind}{tuple(next(iter(self.spec().values())))}"
+        return f"{self.kind}({', '.join(map(repr, next(iter(self.spec().values()))))})"
 
 
 class Uniform(Dimension):
@@ -152,6 +151,23 @@ class IntUniform(Dimension):
     def coordinate(self, x) -> float:
         return float(x)
 
+    def grid(self, n: int) -> list:
+        """``n`` integers evenly spaced, or every integer of the range when it has no more than ``n``
+        (no value twice)."""
+        low, high = self.bounds
+        return list(range(low, high + 1)) if high - low + 1 <= n else super().grid(n)
+
+    def narrowed(self, low: float, high: float) -> Dimension:
+        """The integers whose cells lie mostly in the box [low, high] (at least the one nearest its
+        centre), each as likely: an `IntUniform` of them, or of one value."""
+        first, last = max(math.ceil(low), self.bounds[0]), min(math.floor(high), self.bounds[1])
+        if first > last:
+            first = last = int(np.clip(round((low + high) / 2), *self.bounds))
+        copy = object.__new__(IntUniform)  # (one value: no range a user could give, which is refused)
+        Dimension.__init__(copy, first - 0.5, last + 0.5)
+        copy.bounds = (int(first), int(last))
+        return copy
+
 
 class Choice(Dimension):
     kind = "choice"
@@ -159,7 +175,7 @@ class Choice(Dimension):
     def __init__(self, values):
         if not isinstance(values, list | tuple):  # a string would be its letters, a number no list at all
             raise ValueError(f"choice takes a list of values, got {values!r} ({type(values).__name__})")
-        values = list(values)
+        values = [_as_json(v) for v in values]  # as a study stores them: (32,) is read back as [32]
         if not values:
             raise ValueError("choice needs at least one value")
         super().__init__(0.0, float(len(values)))
@@ -177,10 +193,25 @@ class Choice(Dimension):
         return self.values[first:last]
 
     def coordinate(self, x) -> float:
-        return self.values.index(x) + 0.5
+        return self.values.index(_as_json(x)) + 0.5
+
+    def narrowed(self, low: float, high: float) -> Dimension:
+        """The values whose cells lie mostly in the box [low, high] (at least the one at its
+        centre), each as likely."""
+        first, last = max(math.ceil(low - 0.5), 0), min(math.floor(high - 0.5), len(self.values) - 1)
+        if first > last:
+            first = last = int(np.clip(math.floor((low + high) / 2), 0, len(self.values) - 1))
+        return Choice(self.values[first:last + 1])
 
     def spec(self):
         return {self.kind: self.values}
+
+
+def _as_json(value):
+    """``value`` as JSON gives it back: tuples as lists, NumPy numbers as Python's."""
+    if isinstance(value, list | tuple):
+        return [_as_json(v) for v in value]
+    return python_value(value)
 
 
 KINDS = {d.kind: d for d in (Uniform, LogUniform, OneMinusLog, IntUniform)}
@@ -257,8 +288,9 @@ class Space:
         return {**self.fixed, **{name: d.spec() for name, d in self.dimensions.items()}}
 
     def sample(self, rng: np.random.Generator, n: int) -> list[dict]:
-        """``n`` points, each dimension drawn as a vector (one call per dimension)."""
-        columns = {name: d.sample(rng, n) for name, d in self.dimensions.items()}
+        """``n`` points, each dimension drawn as a vector (one call per dimension, in the order of
+        their names: the same space written in another order draws the same points)."""
+        columns = {name: self.dimensions[name].sample(rng, n) for name in sorted(self.dimensions)}
         return [{**self.fixed, **{name: columns[name][i] for name in columns}} for i in range(n)]
 
     def grid(self, n: int) -> list[dict]:
@@ -267,7 +299,7 @@ class Space:
         ``n`` of its points that go through every value of every axis where ``n`` allows (not its
         first ``n``, which would leave choices out)."""
         per = max(1, int(math.floor(n ** (1 / max(len(self.dimensions), 1)) + 1e-9)))
-        axes = [[(name, v) for v in d.grid(per)] for name, d in self.dimensions.items()]
+        axes = [[(name, v) for v in self.dimensions[name].grid(per)] for name in sorted(self.dimensions)]
         points = [dict(self.fixed)]
         for axis in axes:
             points = [{**p, name: v} for p in points for name, v in axis]

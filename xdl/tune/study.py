@@ -108,10 +108,13 @@ class Study:
     def finished(self) -> dict[int, Trial]:
         return {t.number: t for t in self.trials}
 
-    def ranked(self) -> list[Trial]:
+    def ranked(self, below: int | None = None) -> list[Trial]:
         """Trials that trained to their end (`Trial.complete`: not pruned, not failed), best first:
-        higher dev accuracy, then lower dev cost."""
-        return sorted((t for t in self.trials if t.complete), key=lambda t: (-t.dev_accuracy, t.dev_cost))
+        higher dev accuracy, then lower dev cost, then the earlier trial. ``below``: of the trials
+        numbered below it only (what a search in rounds knew after them: a resumed one holds later
+        rounds' trials too)."""
+        return sorted((t for t in self.trials if t.complete and (below is None or t.number < below)),
+                      key=lambda t: (-t.dev_accuracy, t.dev_cost, t.number))
 
     @property
     def best(self) -> Trial | None:
