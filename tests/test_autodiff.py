@@ -42,6 +42,7 @@ def check_row(backend, rng, name, check):
     inputs = [t64(backend, SAMPLERS[domain](rng, shape)) for domain, shape in zip(check.domains(spec.domain),
                                                                                    check.shapes)]
     args, kwargs = copy.deepcopy(check.args), copy.deepcopy(check.kwargs)  # ops may update state in place
+    kwargs = {k: backend.asarray(v) if isinstance(v, np.ndarray) else v for k, v in kwargs.items()}  # (on its device)
     weights = t64(backend, rng.standard_normal(spec.fn(*inputs, *args, **kwargs).shape), requires_grad=False)
     return xdl.gradcheck(lambda *xs: (spec.fn(*xs, *args, **kwargs) * weights).sum(), inputs)
 
@@ -483,6 +484,35 @@ def test_comparisons_are_elementwise_as_numpys(backend):
     assert (t == None) is False and (t != "t") is True and {t: 1}[t] == 1  # noqa: E711 — Python's answer
     with pytest.raises(TypeError, match="not supported between instances of 'Tensor' and 'NoneType'"):
         t < None
+
+
+def test_dropout_and_batch_norm_check_what_their_layers_check(backend):
+    """The functions a course exercise calls directly: a mask that is no keep mask (D = rand(...)
+    without the comparison scaled x by it), running statistics that cannot be updated in place (a
+    list was copied and its update lost), an ε that is 0 in x's dtype, a momentum outside [0, 1),
+    a string flag, an array that is no tensor."""
+    x = xdl.tensor(np.ones((4, 2), np.float32))
+    gamma, beta = xdl.tensor(np.ones(2, np.float32)), xdl.tensor(np.zeros(2, np.float32))
+    stats = lambda: (backend.asarray(np.zeros(2, np.float32)), backend.asarray(np.ones(2, np.float32)))  # noqa: E731
+    with pytest.raises(TypeError, match=r"dropout: mask must be boolean \(True = keep\), got dtype float64"):
+        xdl.dropout(x, 0.2, mask=np.full((4, 2), 0.9))
+    with pytest.raises(ValueError, match="dropout: training must be True or False, got 'False'"):
+        xdl.dropout(x, 0.2, training="False")
+    for function in (lambda a: xdl.dropout(a, 0.5), lambda a: xdl.batch_norm(a, gamma, beta, *stats())):
+        with pytest.raises(TypeError, match=r"x must be an xdl Tensor \(xdl.tensor\(array\)\), got ndarray"):
+            function(np.ones((4, 2), np.float32))
+    with pytest.raises(TypeError, match=r"batch_norm: running_mean must be a floating array of the \w+ backend of "
+                                        r"shape \(2,\) \(it is updated in place\), got list"):
+        xdl.batch_norm(x, gamma, beta, [0.0, 0.0], stats()[1])
+    with pytest.raises(TypeError, match=r"running_var must be .* got \w+ of shape \(3,\)"):
+        xdl.batch_norm(x, gamma, beta, stats()[0], backend.asarray(np.ones(3, np.float32)))
+    with pytest.raises(ValueError, match=r"batch_norm: eps must be a finite number > 0 in float32, got 1e-50"):
+        xdl.batch_norm(x, gamma, beta, *stats(), eps=1e-50)
+    with pytest.raises(ValueError, match=r"batch_norm: momentum must be in \[0, 1\), got -1.0"):
+        xdl.batch_norm(x, gamma, beta, *stats(), momentum=-1.0)
+    mean, var = stats()
+    xdl.batch_norm(xdl.tensor(np.arange(8, dtype=np.float32).reshape(4, 2)), gamma, beta, mean, var)
+    assert backend.to_numpy(mean).tolist() == pytest.approx([0.3, 0.4])  # updated in place: 0.1 × the batch mean
 
 
 def test_the_tensor_helpers_name_a_bad_argument(backend):

@@ -319,6 +319,24 @@ def test_ewa_bias_correction():
     raw = xdl.ewa.ewa(values, 0.9, bias_correction=False)
     assert raw[0] == pytest.approx(0.5) and raw[-1] == pytest.approx(5 * (1 - 0.9**20))
     assert math.isclose(xdl.ewa.EWA(0.5).update(4.0), 4.0)
+    vectors = np.stack([values, 2 * values], axis=1)  # a sequence of vectors: each averaged elementwise
+    np.testing.assert_allclose(xdl.ewa.ewa(vectors, 0.9), np.stack([xdl.ewa.ewa(values), xdl.ewa.ewa(2 * values)], 1))
+    with pytest.raises(ValueError, match="EWA: bias_correction must be True or False, got 'no'"):
+        xdl.ewa.EWA(0.9, bias_correction="no")  # a string was read as true
+
+
+def test_an_eps_that_is_0_in_the_parameters_dtype_is_refused(backend):
+    """Positive in Python, 0 in float32: √v + ε = 0 and 0/0 where a gradient is 0 (NaN weights)."""
+    w = xdl.tensor(np.array([1.0, 2.0], np.float32), requires_grad=True)
+    for make in (lambda: Adam([w], eps=1e-50), lambda: RMSprop([w], eps=1e-50)):
+        with pytest.raises(ValueError, match=r"eps is 1e-50, 0 in float32 \(the parameters' dtype\): it must be at "
+                                             r"least 1.4e-45 there"):
+            make()
+    opt = Adam([w])
+    with pytest.raises(ValueError, match="eps is 1e-50, 0 in float32"):
+        opt.param_groups[0]["eps"] = 1e-50
+    assert opt.param_groups[0]["eps"] == 1e-8
+    Adam([xdl.tensor(np.array([1.0, 2.0]), requires_grad=True)], eps=1e-50)  # float64 holds it
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

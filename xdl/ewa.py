@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from xdl.data.validation import check_bool, check_number
+
 
 class EWA:
     """Running EWA: ``update(x)`` returns the current (optionally bias-corrected) average."""
 
     def __init__(self, beta: float = 0.9, bias_correction: bool = True):
-        if not 0.0 <= beta < 1.0:
-            raise ValueError(f"EWA: beta must be in [0, 1), got {beta}")
-        self.beta, self.bias_correction = beta, bias_correction
+        beta = check_number(beta, "EWA: beta", "a number in [0, 1)", lambda b: 0.0 <= b < 1.0)
+        self.beta, self.bias_correction = beta, check_bool(bias_correction, "EWA: bias_correction")
         self.value, self.t = 0.0, 0
 
     def update(self, x):
@@ -37,6 +38,10 @@ class EWA:
 
 
 def ewa(values, beta: float = 0.9, bias_correction: bool = True) -> np.ndarray:
-    """The EWA of a sequence, one value per input value."""
+    """The EWA of a sequence, one value per input value: of a (T,) sequence a (T,) array, of a
+    (T, …) array — a sequence of vectors, each averaged elementwise — a (T, …) array."""
     average = EWA(beta, bias_correction)
-    return np.array([average.update(float(x)) for x in values])
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim == 0:
+        raise ValueError("ewa: values must be a sequence (the first axis is time), got one number")
+    return np.array([average.update(x) for x in values]).reshape(values.shape)

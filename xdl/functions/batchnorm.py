@@ -9,6 +9,7 @@ import numpy as np
 
 from xdl.function import Function
 from xdl.functions.registry import Check, op
+from xdl.tensor import Tensor
 
 _statistics_kept = False
 
@@ -69,14 +70,29 @@ class BatchNormInference(Function):
 _STATS = dict(running_mean=np.array([0.5, -1.0, 2.0]), running_var=np.array([0.5, 2.0, 1.5]))
 
 
+def _described(array) -> str:
+    shape, dtype = getattr(array, "shape", None), getattr(array, "dtype", None)
+    return f"{type(array).__name__}" + (f" of shape {tuple(shape)} and dtype {dtype}" if shape is not None else "")
+
+
 @op(domain=("real", "positive", "real"),
     check=[Check((6, 3), (3,), (3,), **_STATS), Check((6, 3), (3,), (3,), training=False, **_STATS)])
 def batch_norm(x, gamma, beta, running_mean, running_var, training=True, momentum=0.9, eps=1e-5):
     """Batch norm of tensor ``x`` (N, C): batch statistics in training (``running_mean`` and
     ``running_var`` are updated in place with ``momentum``, a number or one per feature), the
     running ones otherwise."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"batch_norm: x must be an xdl Tensor (xdl.tensor(array)), got {type(x).__name__}")
     backend = x.backend
-    running_mean, running_var = backend.asarray(running_mean), backend.asarray(running_var)
+    for name, stat in (("running_mean", running_mean), ("running_var", running_var)):
+        # updated in place: a list (or another backend's array) would be copied, and the update lost
+        if not backend.owns(stat) or not np.issubdtype(stat.dtype, np.floating) or stat.shape != x.shape[1:]:
+            raise TypeError(f"batch_norm: {name} must be a floating array of the {backend.name} backend of shape "
+                            f"{x.shape[1:]} (it is updated in place), got {_described(stat)}")
+    if not (0 < eps < np.inf and x.dtype.type(eps) > 0):  # ε in x's dtype: 0 there is 1/√0 on a constant feature
+        raise ValueError(f"batch_norm: eps must be a finite number > 0 in {x.dtype}, got {eps!r}")
+    if np.ndim(momentum) == 0 and not 0 <= momentum < 1:
+        raise ValueError(f"batch_norm: momentum must be in [0, 1), got {momentum!r}")
     if _statistics_kept:
         momentum = 1.0  # running = 1·running + 0·batch
     # per feature: float64, as a Python float is — the factors derived from it are rounded to x's dtype

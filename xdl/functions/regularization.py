@@ -7,6 +7,7 @@ import contextlib
 
 import numpy as np
 
+from xdl.data.validation import check_bool
 from xdl.function import Function
 from xdl.functions.registry import Check, op
 from xdl.tensor import Tensor
@@ -64,13 +65,19 @@ def dropout(x, rate: float, training: bool = True, mask=None, key=None):
     else a draw from the backend's seeded generator. A fixed mask or key makes dropout
     deterministic, so gradient checking keeps it; otherwise gradient checking turns it off.
     """
+    if not isinstance(x, Tensor):
+        raise TypeError(f"dropout: x must be an xdl Tensor (xdl.tensor(array)), got {type(x).__name__}")
     if not 0.0 <= rate < 1.0:
         raise ValueError(f"dropout: rate must be in [0, 1), got {rate}")
+    check_bool(training, "dropout: training")  # a string "False" would be true
     if not training or rate == 0.0 or (mask is None and key is None and _disabled):
         return x
     if mask is not None:
         if tuple(mask.shape) != x.shape:
             raise ValueError(f"dropout: mask shape {tuple(mask.shape)} does not match input shape {x.shape}")
+        if mask.dtype != np.bool_:  # the course's slip: D = rand(...) without "< keep_prob" scales x by it
+            raise TypeError(f"dropout: mask must be boolean (True = keep), got dtype {mask.dtype}; a keep mask is "
+                            "rand(...) >= rate")
         mask = x.backend.asarray(mask.data if isinstance(mask, Tensor) else mask)
     elif key is not None:
         return Dropout.apply(x, rate=rate, key=tuple(key))

@@ -73,6 +73,16 @@ def check_rate(value, what: str, dtype=np.float32, zero: bool = True) -> float:
     return rate
 
 
+def _check_eps_in(settings: dict, flats) -> None:
+    """A setting ``eps`` (Adam's, RMSprop's ε) stays > 0 in the dtype the update holds it in: one
+    that rounds to 0 there makes √v + ε = 0 and 0/0 = NaN wherever a gradient is 0."""
+    eps = settings.get("eps")
+    for flat in flats if _is_number(eps) else ():
+        if flat.data.dtype.type(eps) == 0:
+            raise ValueError(f"eps is {eps!r}, 0 in {flat.data.dtype} (the parameters' dtype): it must be at least "
+                             f"{float(np.finfo(flat.data.dtype).smallest_subnormal):.3g} there")
+
+
 def check_lr(lr):
     if not callable(lr):
         check_non_negative("lr", lr)  # 0: a frozen group, or a schedule's end (PyTorch's rule: lr ≥ 0)
@@ -182,6 +192,7 @@ class Optimizer(StepCount):
         check_lr(settings["lr"])
         self.check_settings(settings)
         flats = flat_views(params)
+        _check_eps_in(settings, flats)
         xp = params[0].backend.xp
         state = [{name: xp.zeros_like(f.data) for name in self.state_names} for f in flats]
         group = ParamGroup(params, settings, flats, state, placed=[p._flat for p in params],
@@ -217,6 +228,7 @@ class Optimizer(StepCount):
         settings = {**group.settings, **changes}
         check_lr(settings["lr"])
         self.check_settings(settings)
+        _check_eps_in(settings, group.flats)
         for name, value in changes.items():
             if name in group.held_names[1:] and not _is_number(value):  # held on the device as a number
                 raise ValueError(f"{name} must be a number, got {value!r}")
@@ -409,6 +421,7 @@ class Optimizer(StepCount):
             try:  # the constructor's checks: a hand-edited or foreign state is refused before a step uses it
                 check_lr(settings["lr"])
                 self.check_settings(settings)
+                _check_eps_in(settings, g.flats)
             except ValueError as e:
                 raise ValueError(f"optimizer state of group {gi}: {e}") from None
 
