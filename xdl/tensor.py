@@ -258,16 +258,22 @@ class Tensor:
     __hash__ = object.__hash__  # a tensor is its own key (as PyTorch's): == compares values, not tensors
 
     def _compare(self, other, ufunc: str, symbol: str) -> Tensor:
-        """``self symbol other`` elementwise (a Python number, a list, a tensor or array of this
-        backend): the operands wrapped as arithmetic wraps them (`xdl.function`). Anything else
-        (None, a string) is Python's to answer: ``t == None`` is False, ``t < None`` a TypeError."""
-        from xdl.function import _as_tensors  # (xdl.function builds on Tensor)
-
-        if not isinstance(other, Tensor | int | float | list | tuple | np.generic | np.ndarray) \
-                and not self.backend.owns(other):
+        """``self symbol other`` elementwise, with a Python number, a list, or a tensor or array of
+        this backend. Anything else (None, a string) is Python's to answer: ``t == None`` is False,
+        ``t < None`` a TypeError."""
+        if isinstance(other, Tensor):
+            if other.backend is not self.backend:
+                raise TypeError(f"{symbol}: cannot compare tensors of different backends ({self.backend.name} and "
+                                f"{other.backend.name})")
+            other = other.data
+        elif isinstance(other, list | tuple):
+            other = self.backend.asarray(other)
+        elif isinstance(other, np.ndarray) and not self.backend.owns(other):
+            raise TypeError(f"{symbol}: a NumPy array cannot be compared with a tensor on the {self.backend.name} "
+                            "backend")
+        elif not isinstance(other, int | float | np.generic) and not self.backend.owns(other):
             return NotImplemented
-        a, b = _as_tensors((self, other), symbol)
-        return Tensor(getattr(self.backend.xp, ufunc)(a.data, b.data), backend=self.backend)
+        return Tensor(getattr(self.backend.xp, ufunc)(self.data, other), backend=self.backend)
 
     def detach(self) -> Tensor:
         """The same data, cut from the graph (no copy)."""
