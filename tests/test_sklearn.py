@@ -277,14 +277,35 @@ def test_a_large_offset_keeps_the_small_spread_float32_would_erase(early_stoppin
     (dict(patience=0, early_stopping=True), "patience must be a positive integer, got 0"),  # held out, never stopped
     (dict(validation_fraction=5), r"validation_fraction must be in \(0, 1\), got 5"),
     (dict(lr=-1), "lr must be a finite number > 0"),
+    (dict(lr="bogus"), "lr must be"), (dict(batch_size=2.0), "batch_size must be"),  # wrong types: ValueErrors too
 ])
 def test_every_parameter_is_checked_on_every_fit(options, message):
     X, y = labelled_moons()
     for fit in (lambda clf: clf.fit(X, y), lambda clf: clf.partial_fit(X, y, classes=["left", "right"])):
         clf = MLPClassifier(epochs=1, **options)
-        with pytest.raises(ValueError, match="^MLPClassifier: " + message):
+        with pytest.raises(ValueError, match="^MLPClassifier: " + message) as refused:
             fit(clf)
+        assert isinstance(refused.value, TypeError)  # both, as scikit-learn's InvalidParameterError
         assert not hasattr(clf, "model_")
+
+
+def test_integer_features_are_standardized_in_float64_and_predicting_in_threads_switches_no_mode():
+    """Integers (timestamps, ids beyond 2**24) are taken as float64, as scikit-learn's MLP takes them
+    (float32 first erased a small spread on a large offset: it scored 0.5); and predictions from
+    several threads at once are those made one by one, with dropout and batch norm in the network
+    (each call switched the model to evaluation and back, so one call ran in another's training mode)."""
+    i = np.arange(64)
+    X, y = (2**30 + i)[:, None], (i >= 32).astype(int)
+    clf = MLPClassifier(hidden=16, epochs=200, lr=1e-2, backend="numpy").fit(X.astype(np.int64), y)
+    assert clf.score(X.astype(np.int64), y) == clf.score(X.astype(np.float64), y) == 1.0
+    X, y = labelled_moons()
+    clf = MLPClassifier(hidden=(32,), epochs=2, dropout=0.3, batch_norm=True, backend="numpy").fit(X, y)
+    chunks = np.array_split(np.arange(len(X)), 20) * 4
+    alone = [clf.predict_proba(X[c]) for c in chunks]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda c: clf.predict_proba(X[c]), chunks))
+    for a, b in zip(alone, together):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_predict_checks_its_input_as_fit_does():

@@ -37,6 +37,11 @@ ARCHITECTURE = ("hidden", "activation", "batch_norm", "dropout")  # the options 
 NETWORK_DTYPE = np.dtype(np.float32)  # the dtype of the layers `TrainConfig.build_model` makes (xdl's default)
 
 
+class InvalidParameterError(ValueError, TypeError):
+    """A constructor parameter of the estimator is invalid: both a ValueError and a TypeError, as
+    scikit-learn's error of the same name (``except ValueError`` catches every bad parameter)."""
+
+
 class MLPClassifier(ClassifierMixin, BaseEstimator):
     """A fully connected classifier trained with mini-batches (see `xdl.config.TrainConfig` for
     the meaning of each hyperparameter; ``hidden`` may be one size, as scikit-learn's
@@ -65,7 +70,14 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     def _config(self) -> TrainConfig:
         """The hyperparameters as a `TrainConfig`: every constructor parameter checked, by name, on
-        every fit and partial_fit (as scikit-learn's ``_parameter_constraints``), before any work."""
+        every fit and partial_fit (as scikit-learn's ``_parameter_constraints``), before any work;
+        a bad one is an `InvalidParameterError`, both a ValueError and a TypeError, as scikit-learn's."""
+        try:
+            return self._checked_config()
+        except (TypeError, ValueError) as e:
+            raise InvalidParameterError(str(e)) from None
+
+    def _checked_config(self) -> TrainConfig:
         for name in ("batch_norm", "early_stopping", "warm_start"):  # strictly: "no" and 0 are no switches
             check_bool(getattr(self, name), f"MLPClassifier: {name}")
         # ≥ 1 whether or not early stopping is on: patience=0 would hold out a dev set and never stop
@@ -97,7 +109,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         ``early_stopping`` does not apply (there is no held-out set of a stream); an option changed
         between calls (``lr``, ``optimizer``, …) takes effect with a new optimizer. ``n_iter_`` and
         ``loss_curve_`` count every epoch of the calls. A pickled estimator goes on where it was (its
-        epoch count and optimizer state are pickled with it)."""
+        epoch count and optimizer state are pickled with it). The schedule runs on over the calls'
+        epochs: a cosine one spans ``epochs`` and is refused beyond them (its rate is 0 there)."""
         return self._atomically(hasattr(self, "model_"), self._partial_fit, X, y, classes)
 
     def _atomically(self, in_place: bool, fit, *args):
@@ -127,7 +140,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         warm = bool(self.warm_start) and hasattr(self, "model_")
         if warm:
             self._check_architecture(config, "warm_start trains the fitted network on", "set warm_start=False")
-        X, y = validate_data(self, X, y, dtype=(np.float32, np.float64), reset=not warm)
+        X, y = validate_data(self, X, y, dtype=(np.float64, np.float32), reset=not warm)
         check_classification_targets(y)  # continuous targets are not classes
         classes, y_index = np.unique(y, return_inverse=True)
         if len(classes) < 2:  # the class as given (0.0, 'a'), not as NumPy spells its scalar
@@ -162,6 +175,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             self.trainer_, self._trainer_options_ = config.build_trainer(_network(self.model_)), _training(config)
             self.__dict__.pop("_trainer_position_", None)  # a pickled partial_fit's: this fit starts its own run
             self.history_ = self.trainer_.fit(X, y_index, dev=dev)
+            self.model_.eval()  # what predicting reads, switched by no call (see predict_proba)
         self._architecture_ = {key: getattr(config, key) for key in ARCHITECTURE}
         self.n_iter_ = len(self.history_)  # this fit's epochs, as scikit-learn's MLPClassifier
         self.loss_curve_ = self.loss_curve_ + list(self.history_["train_cost"])  # a new list: `before`'s stays
@@ -183,7 +197,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             if classes is not None and not np.array_equal(np.unique(np.asarray(classes)), known):
                 raise ValueError(f"MLPClassifier: classes is {np.unique(np.asarray(classes)).tolist()}, the network's "
                                  f"classes are {known.tolist()}")
-        X, y = validate_data(self, X, y, dtype=(np.float32, np.float64), reset=first)
+        X, y = validate_data(self, X, y, dtype=(np.float64, np.float32), reset=first)
         check_classification_targets(y)
         unknown = np.setdiff1d(y, known)
         if len(unknown):
@@ -214,6 +228,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             self.trainer_.epochs = self.trainer_.epoch + 1
             before = len(self.trainer_.history)
             history = self.trainer_.fit(X, y_index)
+            self.model_.eval()  # what predicting reads, switched by no call (see predict_proba)
         self._architecture_ = {key: getattr(config, key) for key in ARCHITECTURE}
         self.history_ = history
         self.n_iter_ = getattr(self, "n_iter_", 0) + len(history) - before
@@ -229,9 +244,12 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X) -> np.ndarray:
         """P(class | x), (m, C), columns in the order of ``classes_``; in the network's dtype, whose
-        precision they have (a float32 product's last digits differ with the batch it is in)."""
+        precision they have (a float32 product's last digits differ with the batch it is in). Safe
+        from several threads at once: a fit leaves ``model_`` in evaluation mode, so predicting
+        switches no mode (a model switched to evaluation and back by each call would let one call
+        see another's training mode: dropout and batch statistics)."""
         check_is_fitted(self, "model_")
-        X = validate_data(self, X, reset=False, dtype=(np.float32, np.float64))
+        X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
         return _network(self.model_).predict_proba(_network_input(X, self._input_scaler(), self.model_.dtype))
 
     def predict_log_proba(self, X) -> np.ndarray:

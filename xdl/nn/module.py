@@ -410,7 +410,10 @@ class Module:
     @no_grad()
     def predict_outputs(self, X, batch_size: int = 1024) -> np.ndarray:
         """Forward ``X`` (m, n_features) in evaluation mode, in batches, as a NumPy array.
-        ``X`` must be finite: a NaN row has no prediction (it is refused, naming the row)."""
+        ``X`` must be finite: a NaN row has no prediction (it is refused, naming the row). The
+        model is in evaluation for the call and back in its mode after it: to predict from several
+        threads at once, call ``model.eval()`` first (one thread's call would otherwise see another
+        switch it back to training)."""
         if not isinstance(batch_size, int | np.integer) or batch_size <= 0:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         X = check_features(_backend.array_to_numpy(X), "X")
