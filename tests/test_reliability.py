@@ -1190,3 +1190,132 @@ def test_a_fit_stopped_at_an_epochs_end_cannot_be_gone_on_with_only_resumed(monk
     monkeypatch.setattr(Trainer, "_evaluate", real)
     with pytest.raises(RuntimeError, match="stopped inside a step or an epoch's end"):
         trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))  # its epoch's costs are gone: it read 0.0
+
+
+# -- callbacks of the user's own: their errors and state ------------------------------------------
+class RaiseAt(Callback):
+    def __init__(self, epoch):
+        self.epoch, self.armed = epoch, True
+
+    def on_epoch_end(self, trainer, record):
+        if self.armed and record["epoch"] == self.epoch:
+            raise ValueError("a bug in my logger")
+
+
+def callback_trainer(callbacks, epochs=4):
+    xdl.seed(0)
+    model = xdl.nn.mlp(2, [8], 2)
+    return Trainer(model, SoftmaxCrossEntropy(), Adam(model, lr=1e-2), epochs=epochs, callbacks=callbacks,
+                   progress=False)
+
+
+def test_an_error_in_a_callback_at_an_epochs_end_leaves_only_a_resume(tmp_path):
+    """The epoch's record was taken and some callbacks had not seen it (EarlyStopping, Checkpoint): a
+    later fit went on from the next epoch as if they had, restoring the wrong best epoch."""
+    s = moons(200)
+    raising = RaiseAt(2)
+    trainer = callback_trainer([raising, Checkpoint(tmp_path)])
+    with pytest.raises(ValueError, match="a bug in my logger"):
+        trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    raising.armed = False
+    with pytest.raises(RuntimeError, match=r"stopped inside a step or an epoch's end \(.*a callback's too\)"):
+        trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    history = trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev), resume=tmp_path)  # from epoch 1's checkpoint
+    straight = callback_trainer([RaiseAt(99), Checkpoint(tmp_path / "straight")])
+    assert history["dev_cost"] == straight.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))["dev_cost"]
+
+
+class Counting(Callback):
+    def __init__(self, fails=False):
+        self.seen, self.fails = 0, fails
+
+    def on_epoch_end(self, trainer, record):
+        self.seen += 1
+
+    def state_dict(self):
+        return {"seen": self.seen}, {}
+
+    def load_state_dict(self, state, arrays):
+        if self.fails:
+            raise KeyError("seen_renamed")
+        self.seen = state["seen"]
+
+
+def test_a_resume_a_callback_fails_is_named_and_leaves_only_a_resume(tmp_path):
+    s = moons(200)
+    callback_trainer([Counting(), Checkpoint(tmp_path)], epochs=2).fit(s.X_train, s.y_train)
+    failing = Counting(fails=True)
+    trainer = callback_trainer([failing, Checkpoint(tmp_path)])
+    with pytest.raises(ValueError, match=r"resume: Counting.load_state_dict\(state, arrays\) failed on the "
+                                         r"checkpoint's state \{'seen': 2\}: KeyError: 'seen_renamed'"):
+        trainer.fit(s.X_train, s.y_train, resume=tmp_path)
+    with pytest.raises(RuntimeError, match="its resume failed partway"):  # the model holds the checkpoint's weights
+        trainer.fit(s.X_train, s.y_train)
+    failing.fails = False
+    trainer.fit(s.X_train, s.y_train, resume=tmp_path)
+    assert failing.seen == 4 and trainer.epoch == 4
+
+
+def test_a_new_run_is_refused_over_an_unfinished_runs_checkpoint(tmp_path):
+    """As ``xdl train`` refuses it: a fit without resume= wrote its first epoch over the checkpoint
+    of an interrupted run. A finished run's checkpoint is replaced, as by any rerun."""
+    s = moons(200)
+    callback_trainer([RaiseAt(99), Checkpoint(tmp_path)], epochs=2).fit(s.X_train, s.y_train)
+    before = (tmp_path / "checkpoint.npz").read_bytes()
+    callback_trainer([RaiseAt(99), Checkpoint(tmp_path)], epochs=2).fit(s.X_train, s.y_train)  # over: replaced
+    raising = RaiseAt(2)
+    with pytest.raises(ValueError, match="a bug in my logger"):  # stopped after epoch 1's checkpoint
+        callback_trainer([raising, Checkpoint(tmp_path)], epochs=4).fit(s.X_train, s.y_train)
+    kept = (tmp_path / "checkpoint.npz").read_bytes()
+    assert kept != before
+    with pytest.raises(FileExistsError, match=r"Checkpoint: '.*' holds the checkpoint of an unfinished run \(after "
+                                              r"epoch 1 of 4\): fit\(\.\.\., resume='.*'\) continues it"):
+        callback_trainer([RaiseAt(99), Checkpoint(tmp_path)]).fit(s.X_train, s.y_train)
+    assert (tmp_path / "checkpoint.npz").read_bytes() == kept
+
+
+def test_a_callbacks_state_and_record_are_checked_and_named(tmp_path):
+    """Lightning habits: a state_dict of one dict, a non-JSON value, an array in the record, its hook
+    names — each named where it happens, not as an unpacking error at the first checkpoint."""
+    s = moons(200)
+
+    class OneDict(Callback):
+        def state_dict(self):
+            return {"seen": 1, "best": 2.0}
+
+    class Unwritable(Callback):
+        def state_dict(self):
+            return {"classes": {1, 2}}, {}
+
+    class ArrayColumn(Callback):
+        def on_epoch_end(self, trainer, record):
+            record["f1"] = np.array([0.5, 0.7])
+
+    class LightningHook(Callback):
+        def on_train_epoch_end(self, trainer, module):
+            pass
+
+    for callback, message in ((OneDict(), r"OneDict.state_dict must return a pair \(a dict of JSON values, a dict "
+                                          r"of NumPy arrays\).* got dict"),
+                              (Unwritable(), r"Unwritable.state_dict: its first dict is written as JSON")):
+        with pytest.raises(TypeError, match=message):
+            callback_trainer([callback, Checkpoint(tmp_path / type(callback).__name__)], epochs=1).fit(s.X_train,
+                                                                                                        s.y_train)
+    with pytest.raises(TypeError, match=r"the record of epoch 1 holds 'f1' = array\(\[0.5, 0.7\]\) \(ndarray\): a "
+                                        r"column holds numbers"):
+        callback_trainer([ArrayColumn()], epochs=1).fit(s.X_train, s.y_train)
+    with pytest.raises(TypeError, match=r"LightningHook.on_train_epoch_end is no hook of xdl's Callback"):
+        callback_trainer([LightningHook()])
+
+
+def test_a_stop_of_the_users_own_callback_is_named_and_a_resume_goes_on(tmp_path):
+    s = moons(200)
+
+    class StopAt(Callback):
+        def on_epoch_end(self, trainer, record):
+            trainer.stop_training = trainer.stop_training or record["epoch"] == 2
+
+    history = callback_trainer([StopAt(), Checkpoint(tmp_path)]).fit(s.X_train, s.y_train)
+    assert (history.stopped_epoch, history.stopped_by, len(history)) == (2, "stopped by StopAt", 2)
+    resumed = callback_trainer([StopAt(), Checkpoint(tmp_path)]).fit(s.X_train, s.y_train, resume=tmp_path)
+    assert (len(resumed), resumed.stopped_epoch, resumed.stopped_by) == (4, None, None)  # (only EarlyStopping's stays)

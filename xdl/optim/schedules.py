@@ -77,7 +77,10 @@ def cosine(lr0: float, total: int, min_lr: float = 0.0):
 
 def warmup(schedule, steps: int):
     """Linear warm-up: α = base(count)·min(1, (count + 1)/steps), where base is a schedule or a
-    constant: the first of ``steps`` counts uses base/steps, count steps − 1 and later the base."""
+    constant: the first of ``steps`` counts uses base/steps, count steps − 1 and later the base.
+    It multiplies the base's own rate at each count: ``warmup(cosine(α₀, T), w)`` peaks below α₀ (the
+    cosine has decayed over the w counts); for a decay that starts after the warm-up, as Keras's
+    ``CosineDecay(warmup_steps=w)``, shift the base: ``warmup(lambda count: base(max(count - w, 0)), w)``."""
     check_positive("steps", steps)
     if not callable(schedule):
         check_positive("warmup: schedule (a schedule, or the constant rate to warm up to)", schedule)

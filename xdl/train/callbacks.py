@@ -7,6 +7,7 @@ continues exactly where the interrupted one stopped.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import time
@@ -18,9 +19,9 @@ import numpy as np
 
 from xdl.caller import warn_caller
 from xdl.data.validation import check_bool, check_int, check_number
-from xdl.files import check_writable_dir
+from xdl.files import check_writable_dir, json_number
 from xdl.optim.optimizer import Optimizer, check_rate
-from xdl.serialization import save
+from xdl.serialization import read_extra, save
 from xdl.train.interrupt import Interrupted
 
 CHECKPOINT_FILE = "checkpoint.npz"  # the last good, resumable state
@@ -76,6 +77,24 @@ def position(epoch: int, step: int) -> str:
     return f"after step {step} of epoch {epoch + 1}" if step else f"after epoch {epoch}"
 
 
+def unfinished_run(path) -> str | None:
+    """Where the run whose checkpoint is ``path`` stands if it is unfinished — interrupted, stopped
+    by a divergence, models of a batch still training: a resume goes on from it — else None (over
+    by its epochs or a stop, no file, or one no run could continue from)."""
+    try:
+        extra, _ = read_extra(path)
+        epoch, step = int(extra["epoch"]), int(extra.get("step", 0))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if step:
+        return position(epoch, step)
+    if extra.get("many"):
+        training = list(extra.get("status", ())).count("training")
+        return f"{training} of its models still training {position(epoch, 0)}" if training else None
+    epochs, stopped = extra.get("epochs"), (extra.get("history") or {}).get("stopped_epoch") is not None
+    return f"{position(epoch, 0)} of {epochs}" if isinstance(epochs, int) and epoch < epochs and not stopped else None
+
+
 def check_checkpoint_kind(extra: dict | None, path, many: bool, who: str = "resume") -> None:
     """``extra`` (`read_extra` of ``path``) is a checkpoint of one `Trainer` run (``many`` False)
     or of a `fit_many` batch (True); else raise naming what the file is and what resumes it."""
@@ -106,7 +125,16 @@ def write_checkpoint(model, path, when: str, extra: dict, arrays: dict) -> Path:
 
 class Callback:
     """Override what you need. ``order``: callbacks run by increasing order (checkpoints last, so
-    they save the other callbacks' state of the same epoch)."""
+    they save the other callbacks' state of the same epoch).
+
+    A callback with state of its own keeps it across a resume through ``state_dict()`` — a pair
+    (a dict of JSON values, a dict of NumPy arrays), stored in each checkpoint — and
+    ``load_state_dict(state, arrays)``, called with that pair when a run resumes, before
+    ``on_train_begin``. What a callback changed in the trainer (``trainer.schedule = None``, a
+    rate it set) is not part of the checkpoint: it sets it again in ``on_train_begin`` when
+    ``trainer.resumed``, from its own state. A value a callback adds to the epoch's ``record`` is a
+    number (or another JSON value): it becomes a column of the history.
+    """
 
     order = 0
 
@@ -124,6 +152,42 @@ class Callback:
         return {}, {}
 
     def load_state_dict(self, state: dict, arrays: dict[str, np.ndarray]) -> None: ...
+
+
+def callback_state(cb) -> tuple[dict, dict]:
+    """``cb.state_dict()``, checked when a checkpoint is written: a callback's mistake named (a
+    Lightning-style state_dict returns one dict), not an unpacking error or a JSON one elsewhere."""
+    result, name = cb.state_dict(), f"{type(cb).__name__}.state_dict"
+    if not (isinstance(result, tuple) and len(result) == 2 and all(isinstance(part, dict) for part in result)):
+        raise TypeError(f"{name} must return a pair (a dict of JSON values, a dict of NumPy arrays), as "
+                        f"xdl's Callback.state_dict does; got {type(result).__name__} {result!r:.80}")
+    try:
+        json.dumps(result[0], default=json_number)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{name}: its first dict is written as JSON (numbers, strings, lists, dicts; arrays go in "
+                        f"the second): {e}") from None
+    return result
+
+
+def load_callback_state(cb, state: dict, arrays: dict) -> None:
+    """``cb.load_state_dict(state, arrays)`` on resuming, its failure named as the callback's."""
+    try:
+        cb.load_state_dict(state, arrays)
+    except Exception as e:
+        raise ValueError(f"resume: {type(cb).__name__}.load_state_dict(state, arrays) failed on the checkpoint's "
+                         f"state {state!r:.120}: {type(e).__name__}: {e}") from e
+
+
+def check_record(record: dict) -> None:
+    """Each value of an epoch's record is JSON (what the history and the checkpoint write): a
+    column a callback added as an array is named now, not as a checkpoint that cannot be written."""
+    for column, value in record.items():
+        try:
+            json.dumps(value, default=json_number)
+        except (TypeError, ValueError):
+            raise TypeError(f"the record of epoch {record.get('epoch')} holds {column!r} = {value!r:.80} "
+                            f"({type(value).__name__}): a column holds numbers (or other JSON values): add "
+                            "float(value)") from None
 
 
 def _same_parameters(model, state: dict | None) -> bool:
@@ -249,6 +313,11 @@ class Checkpoint(Callback):
             if path.is_dir():
                 raise IsADirectoryError(f"Checkpoint: {str(path)!r} is a directory; the checkpoint is written there")
         if not continues_run(trainer):  # a later fit of the same run keeps its best: best.npz is the run's
+            unfinished = unfinished_run(self.path)
+            if unfinished is not None:  # a new run would write over the state that goes on with it
+                raise FileExistsError(f"Checkpoint: {str(self.directory)!r} holds the checkpoint of an unfinished run "
+                                      f"({unfinished}): fit(..., resume={str(self.directory)!r}) continues it; to start "
+                                      f"afresh there, remove {str(self.path)!r} first, or checkpoint elsewhere")
             self.best = None
         elif self.best_path.is_file():
             trainer.best_checkpoint = self.best_path

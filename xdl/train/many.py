@@ -48,8 +48,9 @@ from xdl.nn import Module, Standardize, stack
 from xdl.optim.stacked import StackedOptimizer
 from xdl.serialization import load, read_extra
 from xdl.tensor import Tensor, no_grad
-from xdl.train.callbacks import (Callback, EarlyStopping, check_checkpoint_kind, check_monitored, position,
-                                 resume_path, stop_for_signal, write_checkpoint)
+from xdl.train.callbacks import (Callback, EarlyStopping, callback_state, check_checkpoint_kind, check_monitored,
+                                 check_record, load_callback_state, position, resume_path, stop_for_signal,
+                                 write_checkpoint)
 from xdl.train.captured import CapturedSteps, loop_capture
 from xdl.train.history import History
 from xdl.train.interrupt import SignalFlag
@@ -345,6 +346,7 @@ class ManyTrainer:
                     record = self.history.records[-1]  # what a callback adds to it is in the history
                     for cb in self.callbacks:
                         cb.on_epoch_end(self, record)
+                    check_record(record)
                     if self.stop_training:  # a callback stopped the batch: as early stopping, per model
                         for k, status in enumerate(self.status):
                             if status == "training":
@@ -597,7 +599,7 @@ class ManyTrainer:
                     arrays.update({f"{kind}/{k}/buffer/{i}": to_numpy(a) for i, a in enumerate(row["buffers"])})
         callbacks = []
         for i, cb in enumerate(self.callbacks):
-            state, cb_arrays = cb.state_dict()
+            state, cb_arrays = callback_state(cb)
             callbacks.append(state)
             arrays.update({f"callback/{i}/{name}": v for name, v in cb_arrays.items()})
         extra = {"many": True, "epoch": self.epoch, "step": self.step, "partial": self._partial, "optimizer": opt,
@@ -652,7 +654,7 @@ class ManyTrainer:
         self._stopping = [dict(s, best=float(s["best"])) for s in extra["stopping"]]
         for i, (cb, cb_state) in enumerate(zip(self.callbacks, extra["callbacks"])):
             prefix = f"callback/{i}/"
-            cb.load_state_dict(cb_state, {n[len(prefix):]: v for n, v in arrays.items() if n.startswith(prefix)})
+            load_callback_state(cb, cb_state, {n[len(prefix):]: v for n, v in arrays.items() if n.startswith(prefix)})
         self.status, self.errors = list(extra["status"]), list(extra["errors"])
         self.histories = [History.from_dict(h) for h in extra["histories"]]
         self.history = History.from_dict(extra["history"])

@@ -41,8 +41,9 @@ from xdl.optim.optimizer import check_rate
 from xdl.serialization import load, read_extra
 from xdl.tensor import no_grad, to_numpy
 from xdl.train import provenance
-from xdl.train.callbacks import (Callback, Checkpoint, check_checkpoint_kind, check_monitored, position,
-                                 resume_path, stop_for_signal, write_checkpoint)
+from xdl.train.callbacks import (Callback, Checkpoint, callback_state, check_checkpoint_kind, check_monitored,
+                                 check_record, load_callback_state, position, resume_path, stop_for_signal,
+                                 write_checkpoint)
 from xdl.train.captured import CapturedSteps, loop_capture
 from xdl.train.history import History
 from xdl.train.interrupt import SignalFlag
@@ -51,7 +52,12 @@ from xdl.train.interrupt import SignalFlag
 FOREIGN_HOOKS = frozenset({"on_epoch_begin", "on_batch_begin", "on_batch_end", "on_train_batch_begin",
                            "on_train_batch_end", "on_test_begin", "on_test_end", "on_test_batch_begin",
                            "on_test_batch_end", "on_predict_begin", "on_predict_end", "on_predict_batch_begin",
-                           "on_predict_batch_end"})
+                           "on_predict_batch_end",
+                           # Lightning's: its on_train_end takes (trainer, module), xdl's (trainer) alone
+                           "on_fit_start", "on_fit_end", "on_train_start", "on_train_epoch_start", "on_train_epoch_end",
+                           "on_validation_start", "on_validation_end", "on_validation_epoch_start",
+                           "on_validation_epoch_end", "on_save_checkpoint", "on_load_checkpoint", "on_exception",
+                           "on_before_backward", "on_after_backward", "on_before_optimizer_step"})
 REFRESH_STEPS = 20  # the progress bar shows the running cost every this many steps (one host sync)
 PRECHECKED_RATES = 100_000  # rates checked before training, per kind (epoch schedule, step schedule)
 
@@ -249,8 +255,9 @@ class Trainer:
         (it must have been made with the same model, loss, optimizer, settings, seed, data and
         callback types; what differs is named before anything changes). A checkpoint of a run that
         was over — its epochs trained, or stopped early by `EarlyStopping` — trains nothing and
-        ends as the run ended (a run killed after its end), warning so; a run a control file
-        stopped goes on.
+        ends as the run ended (a run killed after its end), warning so; a run a control file or a
+        callback of your own stopped goes on (unless the callback stops it again: only
+        `EarlyStopping`'s stop is part of the run's state).
 
         Ctrl-C or SIGTERM finishes the current step, writes a resumable checkpoint (with a
         `Checkpoint` callback) and raises `xdl.train.Interrupted`, which says where it is; a second
@@ -273,7 +280,8 @@ class Trainer:
                              "optimizer.add_param_group({'params': [...]})")
         if resume is None and self._mid_step:  # its update may or may not have been applied: no exact way on
             raise RuntimeError("fit: this trainer's last fit was stopped inside a step or an epoch's end (a second "
-                               "Ctrl-C, or an error raised there), so where its run is cannot be known: resume from "
+                               "Ctrl-C, or an error raised there, a callback's too) or its resume failed partway, so "
+                               "where its run is cannot be known: resume from "
                                "its last checkpoint (fit(..., resume=its directory)), or make a new Trainer")
         if resume is None and self.epoch >= self.epochs:  # it would return at once, training nothing
             raise ValueError(f"fit: this trainer has trained all its {self.epochs} epochs; fit trains the remaining "
@@ -319,9 +327,14 @@ class Trainer:
                     for cb in self.callbacks:
                         if self.stop_training:  # stopped by one before: a Checkpoint's state records it
                             self.history.stopped_epoch = record["epoch"]
+                        stopped = self.stop_training
                         cb.on_epoch_end(self, record)
+                        if self.stop_training and not stopped and self.history.stopped_by is None:
+                            self.history.stopped_by = f"stopped by {type(cb).__name__}"  # (EarlyStopping says why)
+                    check_record(record)
                     if self.stop_training:
                         self.history.stopped_epoch = record["epoch"]
+                    self._mid_step = False  # the epoch is closed: its record taken and every callback run on it
                     bar.set_postfix(_postfix(record), refresh=False)
                     if signals.received and self.epoch < self.epochs and not self.stop_training:
                         stop_for_signal(self, signals.received)
@@ -401,7 +414,7 @@ class Trainer:
         record["lr"] = lr
         record["seconds"] = seconds_before + time.perf_counter() - start
         record["step_seconds"] = step_seconds
-        self.epoch, self.step, self._mid_step = e + 1, 0, False
+        self.epoch, self.step = e + 1, 0  # (`_mid_step` until the callbacks have run on the record)
         return record
 
     def _train_step(self, Xb, yb):
@@ -502,13 +515,14 @@ class Trainer:
                   for f, state in enumerate(group) for name, a in state.items()}
         callbacks = []
         for i, cb in enumerate(self.callbacks):
-            state, cb_arrays = cb.state_dict()
+            state, cb_arrays = callback_state(cb)
             callbacks.append(state)
             arrays.update({f"callback/{i}/{k}": v for k, v in cb_arrays.items()})
         # the groups' settings as they are now (an lr a callback or `opt.lr = …` set is the run's); a
         # per-step schedule is code, not state: the resuming optimizer's own is used
         settings = [{k: v for k, v in group.items() if not callable(v)} for group in opt["settings"]]
-        extra = {"epoch": self.epoch, "step": self.step, "partial": self._partial, "optimizer_t": opt["t"],
+        extra = {"epoch": self.epoch, "epochs": self.epochs, "step": self.step, "partial": self._partial,
+                 "optimizer_t": opt["t"],
                  "optimizer": opt["class"], "optimizer_settings": settings, "optimizer_layout": opt["layout"],
                  "history": self.history.to_dict(), "callbacks": callbacks,
                  "seed": self.seed, "provenance": self._provenance_record, "run_info": self.run_info}
@@ -551,11 +565,14 @@ class Trainer:
         saved_opt = {"class": extra.get("optimizer", opt["class"]), "t": extra["optimizer_t"],
                      "settings": settings, "state": state, "layout": extra.get("optimizer_layout")}
         self.optimizer.check_state_dict(saved_opt)
+        # from here the trainer holds part of the checkpoint's state until the end: a failure on the way
+        # (a callback's load_state_dict) leaves it where only a resume goes on (`_mid_step`)
+        self._mid_step = True
         load(path, model=self.model)  # checks every name and shape before writing
         self.optimizer.load_state_dict(saved_opt)
         for i, (cb, cb_state) in enumerate(zip(self.callbacks, extra["callbacks"])):
             prefix = f"callback/{i}/"
-            cb.load_state_dict(cb_state, {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
+            load_callback_state(cb, cb_state, {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
         self.history = History.from_dict(extra["history"])
         self.epoch, self.step, self._partial = int(extra["epoch"]), int(extra.get("step", 0)), extra.get("partial")
         self._mid_step = False
