@@ -1111,6 +1111,7 @@ def test_a_history_column_a_callback_adds_later_and_membership_read_as_keras_doe
     history = trainer_for(epochs=3, callbacks=[FromEpochTwo()]).fit(s.X_train, s.y_train)
     assert history["note"] == [None, "two", "two"] and "note" in history.columns and "dev_cost" in history
     assert "nothing" not in history
+    assert history.history["note"] == [None, "two", "two"] and list(history.history) == history.columns  # Keras's
 
 
 def test_a_checkpoint_without_dev_keeps_the_best_of_the_train_counterpart(tmp_path):

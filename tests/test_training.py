@@ -235,6 +235,7 @@ def test_a_later_fit_of_the_run_keeps_its_best_checkpoint_and_early_stopping_sta
     (lambda d: EarlyStopping(monitor="dev_acuracy"), r"EarlyStopping: monitor must be one of dev_cost, dev_accuracy"),
     (lambda d: Checkpoint(d, monitor="dev_acc"), r"Checkpoint: monitor must be one of .*got 'dev_acc'"),
     (lambda d: Checkpoint(d, monitor=None), r"Checkpoint: monitor must be one of .*got None"),
+    (lambda d: EarlyStopping(monitor="val_loss"), r"got 'val_loss' \(Keras's 'val_loss' is 'dev_cost' here\)"),
     (lambda d: EarlyStopping(min_delta="0.1"), r"EarlyStopping: min_delta must be a number ≥ 0, got '0.1'"),
     (lambda d: Checkpoint(123), r"Checkpoint: directory must be a non-empty str or path, got 123"),
 ])

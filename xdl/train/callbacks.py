@@ -29,11 +29,17 @@ BEST_FILE = "best.npz"  # the state of the best epoch by the monitored metric
 MONITORED = ("dev_cost", "dev_accuracy", "train_cost", "train_accuracy")  # the History columns a callback can watch
 
 
+KERAS_MONITORS = {"val_loss": "dev_cost", "val_accuracy": "dev_accuracy", "val_acc": "dev_accuracy",
+                  "loss": "train_cost", "accuracy": "train_accuracy", "acc": "train_accuracy"}
+
+
 def check_monitor(monitor, who: str) -> str:
     """``monitor`` if it is one of `MONITORED`, else a ValueError naming ``who`` (a typo would
     watch nothing: caught before any epoch trains)."""
     if monitor not in MONITORED:
-        raise ValueError(f"{who}: monitor must be one of {', '.join(MONITORED)}, got {monitor!r}")
+        keras = KERAS_MONITORS.get(monitor) if isinstance(monitor, str) else None
+        hint = f" (Keras's {monitor!r} is {keras!r} here)" if keras else ""
+        raise ValueError(f"{who}: monitor must be one of {', '.join(MONITORED)}, got {monitor!r}{hint}")
     return monitor
 
 

@@ -47,6 +47,11 @@ class History:
         """Every key any epoch recorded, in the order they first appear (Keras's history.history keys)."""
         return list(dict.fromkeys(k for r in self.records for k in r))
 
+    @property
+    def history(self) -> dict[str, list]:
+        """Every column as a list over the epochs (Keras's ``history.history``)."""
+        return {column: self[column] for column in self.columns}
+
     def __contains__(self, key) -> bool:
         """``"dev_cost" in history``: whether a column of that name was recorded (a record, too)."""
         return key in self.columns if isinstance(key, str) else key in self.records
