@@ -82,6 +82,7 @@ def test_a_space_draws_the_same_points_in_any_key_order_and_a_choice_of_tuples_a
     a = Space({"lr": LogUniform(1e-3, 1e-1), "dropout": Uniform(0.1, 0.4)})
     b = Space({"dropout": Uniform(0.1, 0.4), "lr": LogUniform(1e-3, 1e-1)})
     assert a.sample(np.random.default_rng(5), 4) == b.sample(np.random.default_rng(5), 4)
+    assert a.sample(np.random.default_rng(5), 9)[:4] == a.sample(np.random.default_rng(5), 4)  # more draw on
     hidden = Space({"hidden": Choice([(32,), (64,)])})  # read back from trials.json as lists
     assert hidden.spec() == {"hidden": {"choice": [[32], [64]]}}
     assert zoom(hidden, {"hidden": [64]}).spec() == zoom(hidden, {"hidden": (64,)}).spec() == \
@@ -149,12 +150,19 @@ def test_a_resumed_search_skips_finished_trials(data, tmp_path, monkeypatch):
     assert len(fits) == 3
     assert [t.params for t in resumed.trials] == [t.params for t in full.trials]
     np.testing.assert_allclose([t.dev_cost for t in resumed.trials], [t.dev_cost for t in full.trials], rtol=1e-6)
-    with pytest.raises(ValueError, match=r"^resume: .* made with trials 5, this one has 6; seed 0, this one has 1\. "
+    with pytest.raises(ValueError, match=r"^resume: .* made with seed 0, this one has 1\. "
                                          r"Resuming continues the same search: its saved trials were made that way, "
                                          r"and the rest must be made alike .*; for another .* use a new directory"):
         tune(X, y, dev, space, trials=6, base=BASE, directory=tmp_path, resume=True, seed=1)
     with pytest.raises(ValueError, match=r"made with base\.epochs 2, this one has 3\. Resuming"):  # the one option
         tune(X, y, dev, space, trials=5, base=dataclasses.replace(BASE, epochs=3), directory=tmp_path, resume=True)
+    # a random search may be given more trials, as Optuna's study.optimize called again: its first five are its own
+    more = tune(X, y, dev, space, trials=7, base=BASE, execution="sequential", directory=tmp_path, resume=True)
+    assert len(fits) == 5 and [t.params for t in more.trials[:5]] == [t.params for t in full.trials]
+    assert json.loads((tmp_path / "trials.json").read_text())["meta"]["trials"] == 7
+    with pytest.raises(ValueError, match=r"^trials is 6, but the study in .* holds trials up to number 6: a random "
+                                         r"search resumes with at least as many trials"):
+        tune(X, y, dev, space, trials=6, base=BASE, directory=tmp_path, resume=True)
 
 
 def test_a_diverging_trial_is_recorded_and_the_search_goes_on(data):

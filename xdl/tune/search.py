@@ -65,7 +65,7 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
          resume: bool = False, standardize=None, progress: bool | None = False, scheduler=None,
          halving: int | None = None, min_epochs: int = 1, dtype="float32") -> Study:
     """Search ``space`` (a `Space`, a dict, or None for `DEFAULT_SPACE` less what ``base``'s optimizer
-    and schedule do not read) with ``trials`` trials,
+    and schedule do not read; what it searches takes the place of ``base``'s value) with ``trials`` trials,
     training on ``(X, y)`` and scoring on ``dev = (X_dev, y_dev)`` by the dev accuracy each model
     ends with. ``rounds``: coarse_to_fine and tpe (default 2, or ``trials`` if fewer). ``grid``
     trains up to ``trials`` points (`Space.grid`: ⌊trials^(1/d)⌋ values per range, every choice).
@@ -121,7 +121,8 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
     try:
         with _holding(directory):
             # read again, now that no other search can write it: what one saved since the check is in it
-            study = search.study = _study(meta, directory, resume, lambda param: param, False, _unchanging(space))
+            study = search.study = _study(meta, directory, resume, lambda param: param, False,
+                                          _unchanging(space, strategy))
             number = 0
             for round_, points in _rounds(space, trials, strategy, rounds, seed, study):
                 done = study.finished()
@@ -199,11 +200,14 @@ def _holding(directory):
         yield
 
 
-def _unchanging(space: Space) -> tuple[str, ...]:
+def _unchanging(space: Space, strategy: str) -> tuple[str, ...]:
     """The meta's keys a resume does not compare: base options that change no trial's result
     (`RESUME_MAY_CHANGE`), and those the space sets — every trial takes the space's value, so the
-    base's is never used (``xdl tune --resume --lr 0.01`` with a space that searches lr)."""
-    return tuple(f"base.{key}" for key in (*RESUME_MAY_CHANGE, *space.spec()))
+    base's is never used (``xdl tune --resume --lr 0.01`` with a space that searches lr); and a
+    random search's trials: its first n points are the same however many are drawn (`Space.sample`),
+    so it may be given more (as Optuna's ``study.optimize`` called again)."""
+    grows = ("trials",) if strategy == "random" else ()
+    return (*(f"base.{key}" for key in (*RESUME_MAY_CHANGE, *space.spec())), *grows)
 
 
 def _standardize_record(standardize):
@@ -295,7 +299,8 @@ def check_search(space=None, trials=32, strategy="random", execution="sequential
     meta = json.loads(json.dumps(meta))  # as trials.json holds it (tuples as lists), so a resume compares alike
     if directory is not None and str(directory):  # a running search's directory: said before anything else
         check_not_in_use(_directory(directory, name), name("directory"))
-    return space, base, rounds, str(dtype), _study(meta, directory, resume, name, flags, _unchanging(space))
+    return space, base, rounds, str(dtype), _study(meta, directory, resume, name, flags,
+                                                   _unchanging(space, strategy))
 
 
 def _study(meta: dict, directory, resume: bool, name, flags: bool, unchanging=()) -> Study:
@@ -307,7 +312,13 @@ def _study(meta: dict, directory, resume: bool, name, flags: bool, unchanging=()
     if resume:
         if directory is None:
             raise ValueError("resume=True needs the directory of the study to continue")
-        return Study.resume(meta, directory, name("resume"), unchanging)
+        study = Study.resume(meta, directory, name("resume"), unchanging)
+        saved = max((t.number + 1 for t in study.trials), default=0)
+        if saved > meta["trials"]:  # (a random search's may grow, not shrink: its saved trials would be left out)
+            raise ValueError(f"{name('trials')} is {meta['trials']}, but the study in {str(directory)!r} holds "
+                             f"trials up to number {saved - 1}: a random search resumes with at least as many "
+                             "trials (more draw on where it stopped)")
+        return study
     path = None if directory is None else Path(directory) / TRIALS_FILE
     if path is not None and path.exists():
         try:

@@ -288,9 +288,12 @@ class Space:
         return {**self.fixed, **{name: d.spec() for name, d in self.dimensions.items()}}
 
     def sample(self, rng: np.random.Generator, n: int) -> list[dict]:
-        """``n`` points, each dimension drawn as a vector (one call per dimension, in the order of
-        their names: the same space written in another order draws the same points)."""
-        columns = {name: self.dimensions[name].sample(rng, n) for name in sorted(self.dimensions)}
+        """``n`` points, each dimension drawn as a vector from a stream of its own (``rng``'s children,
+        in the order of the names: the same space written in another order draws the same points,
+        and the first k of n points are the k points drawn alone)."""
+        names = sorted(self.dimensions)
+        streams = rng.spawn(len(names))
+        columns = {name: self.dimensions[name].sample(stream, n) for name, stream in zip(names, streams)}
         return [{**self.fixed, **{name: columns[name][i] for name in columns}} for i in range(n)]
 
     def grid(self, n: int) -> list[dict]:
