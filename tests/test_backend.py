@@ -143,8 +143,8 @@ def test_thread_seed_keys_this_threads_host_draws_only():
     assert np.array_equal(inside, np.random.default_rng(7).standard_normal(3))
     assert xdl.backend.host_rng() is process
     assert np.array_equal(process.standard_normal(3), np.random.default_rng(3).standard_normal(3))  # not drawn from
-    for bad in (-1, 1.5, True, "7"):
-        with pytest.raises(ValueError, match=r"seed must be an integer ≥ 0 or None, got"):
+    for bad in (-1, 1.5, True, "7", 2**64):  # (2**64 would key dropout masks as 0 does)
+        with pytest.raises(ValueError, match=r"seed must be an integer in \[0, 2\*\*64\) or None, got"):
             with xdl.backend.thread_seed(bad):
                 pass
     assert xdl.backend.host_rng() is process

@@ -541,10 +541,13 @@ def host_rng() -> np.random.Generator:
     return _host_rng if own is None else own
 
 
+SEEDS = 2**64  # seeds are below it: a dropout mask's key holds one in 64 bits (`xdl.ops.random`), as PyTorch's
+
+
 def check_seed(n) -> None:
-    """``n`` is a seed: an integer ≥ 0, or None (fresh entropy); else ValueError naming it."""
-    if n is not None and (isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0):
-        raise ValueError(f"seed must be an integer ≥ 0 or None, got {n!r}")
+    """``n`` is a seed: an integer in [0, 2⁶⁴), or None (fresh entropy); else ValueError naming it."""
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int | np.integer) or not 0 <= n < SEEDS):
+        raise ValueError(f"seed must be an integer in [0, 2**64) or None, got {n!r}")
 
 
 @contextlib.contextmanager

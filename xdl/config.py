@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from xdl import optim
-from xdl.backend import BACKEND_NAMES, PRECISIONS
+from xdl.backend import BACKEND_NAMES, PRECISIONS, SEEDS
 from xdl.data import Augment, Standardizer
 from xdl.datasets import DATASETS
 from xdl.files import check_directory_name, read_toml
@@ -152,6 +152,8 @@ class TrainConfig:
         for name in ("patience", "augment_shift", "checkpoint_every", "seed"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{source}: {name} must be ≥ 0, got {getattr(self, name)}")
+        if self.seed >= SEEDS:  # a dropout mask's key holds it in 64 bits: 2**64 would draw seed 0's masks
+            raise ValueError(f"{source}: seed must be below 2**64, got {self.seed}")
         if self.batch_norm and self.batch_size < 2:
             raise ValueError(f"{source}: batch_size must be ≥ 2 with batch_norm (a batch of one has no variance), "
                              f"got {self.batch_size}")

@@ -125,9 +125,9 @@ def _joined_dtype(x, reference: Tensor):
     tensor stays float32 — but a fraction beside integers is no integer (t * 0.5 on int64 gives
     float64, as NumPy's does), and a non-number keeps its own."""
     kind = np.asarray(x).dtype
-    if not np.issubdtype(kind, np.number) or (np.issubdtype(kind, np.floating)
-                                              and not np.issubdtype(reference.dtype, np.floating)):
-        return None
+    if not np.issubdtype(kind, np.number) or reference.dtype == np.bool_ or (
+            np.issubdtype(kind, np.floating) and not np.issubdtype(reference.dtype, np.floating)):
+        return None  # (a number beside booleans is no boolean: t + 1 counts, as NumPy's and PyTorch's)
     return reference.dtype
 
 

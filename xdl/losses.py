@@ -92,6 +92,9 @@ class SoftmaxCrossEntropy(Loss):
                 if y.dtype == np.bool_ or not xp.all(xp.isfinite(y) & (y == xp.round(y))):
                     raise ValueError(f"SoftmaxCrossEntropy: labels must be class indices (integers), "
                                      f"got dtype {y.dtype} with values that are not (finite) integers")
+                if y.size and (float(y.min()) < 0 or float(y.max()) >= n_classes):  # before a cast that would wrap
+                    raise ValueError(f"SoftmaxCrossEntropy: labels must be class indices in [0, {n_classes}), "
+                                     f"got values in [{float(y.min()):g}, {float(y.max()):g}]")
                 y = y.astype(xp.int64)
             if y.size and (int(y.min()) < 0 or int(y.max()) >= n_classes):
                 raise ValueError(f"SoftmaxCrossEntropy: labels must be class indices in [0, {n_classes}), "

@@ -375,6 +375,8 @@ def tensor(data, requires_grad: bool = False, dtype=None, backend=None, copy: bo
     if not backend.owns(data) and not isinstance(data, np.ndarray | np.generic | list | tuple | int | float):
         data = _backend.array_to_numpy(data)
     dtype = _default_dtype(data) if dtype is None else np.dtype(dtype)
+    if not (np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer) or dtype == np.bool_):
+        raise TypeError(f"tensor: dtype {dtype} is not supported (real numbers, integers or booleans)")
     if requires_grad and not np.issubdtype(dtype, np.floating):
         raise TypeError(f"tensor: only floating tensors can require a gradient, got dtype {dtype}")
     array = backend.asarray(data, dtype=dtype)

@@ -51,7 +51,8 @@ def check_dev_pair(dev, why: str = "") -> tuple:
 def check_features(X, name: str = "X", n_features: int | None = None, dtype=None) -> np.ndarray:
     """``X`` (array-like, any backend's array or a Tensor) as a floating (m, n_features, …) NumPy
     array with only finite values; with ``dtype`` (the model's), values it can hold (a float64
-    1e39 would become inf in float32)."""
+    1e39 would become inf in float32). Integers and booleans become the model's dtype (float32
+    without one), or float64 where float32 would round them (beyond 2²⁴)."""
     try:
         X = to_numpy(X)
     except ValueError:  # NumPy's words for a ragged list ("inhomogeneous shape") name neither X nor the fix
@@ -71,8 +72,12 @@ def check_features(X, name: str = "X", n_features: int | None = None, dtype=None
     if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)
             or X.dtype == np.bool_):
         raise TypeError(f"{name} must hold numbers, got dtype {X.dtype}")
-    if not np.issubdtype(X.dtype, np.floating):
-        X = X.astype(np.float32)
+    if not np.issubdtype(X.dtype, np.floating):  # integers, booleans: in the model's dtype, or a float one exactly
+        target = np.promote_types(dtype, np.float32) if dtype is not None else np.dtype(np.float32)
+        if target == np.float32 and X.size and np.issubdtype(X.dtype, np.integer) and \
+                max(int(X.max()), -int(X.min())) > 2**24:  # beyond float32's integers (ids, timestamps)
+            target = np.dtype(np.float64)
+        X = X.astype(target)
     if n_features is not None and X.shape[1:] != (n_features,) and int(np.prod(X.shape[1:])) != n_features:
         raise ValueError(f"{name} has {int(np.prod(X.shape[1:]))} features, the model expects {n_features}")
     if not np.isfinite(X).all():

@@ -55,7 +55,9 @@ class SoftmaxCrossEntropy(Function):
             rows, self.probs = self.backend.ops.softmax_cross_entropy_forward(z, self.labels)
             return xp.asarray(rows.mean(), dtype=z.dtype)
         shifted = z - z.max(axis=-1, keepdims=True)
-        picked = (shifted * self.labels).sum(axis=-1)
+        # Σⱼ yᵢⱼ zᵢⱼ over the labelled classes only: 0·(−inf) (a logit far below the row's largest) is no NaN
+        with np.errstate(invalid="ignore"):  # (the products of those are left out)
+            picked = xp.where(self.labels != 0, shifted * self.labels, 0).sum(axis=-1)
         self.probs = xp.exp(shifted, out=shifted)
         total = self.probs.sum(axis=-1, keepdims=True)
         self.probs /= total
@@ -78,6 +80,9 @@ def softmax_cross_entropy(logits, labels):
     if logits.ndim != 2 or labels.shape not in ((logits.shape[0],), tuple(logits.shape)):
         raise ValueError(f"softmax_cross_entropy: logits must be (m, C) and labels (m,) or (m, C), got logits "
                          f"{tuple(logits.shape)} and labels {tuple(labels.shape)}")
+    if labels.ndim == 1 and not np.issubdtype(labels.dtype, np.integer):
+        raise TypeError(f"softmax_cross_entropy: class indices must be integers, got dtype {labels.dtype} "
+                        "(xdl.losses.SoftmaxCrossEntropy takes whole numbers of any dtype)")
     return SoftmaxCrossEntropy.apply(logits, labels=labels)
 
 

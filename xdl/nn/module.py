@@ -47,14 +47,15 @@ NO_INIT = "call Module.__init__() (super().__init__()) before assigning paramete
 
 
 def check_dtype(dtype, name: str, allow_none: bool = True):
-    """``dtype`` if it is a floating dtype (or None where ``allow_none``: float32, a layer's
-    default); else a ValueError naming ``name``."""
+    """``dtype`` if it is float32 or float64 (or None where ``allow_none``: float32, a layer's
+    default) — what the kernels and the optimizers' rate checks are made for (float16 overflows
+    at 65504, and no kernel takes it) — else a ValueError naming ``name``."""
     try:
-        floating = np.issubdtype(np.dtype(dtype), np.floating) if dtype is not None else allow_none
+        floating = np.dtype(dtype) in (np.float32, np.float64) if dtype is not None else allow_none
     except TypeError:  # not a dtype at all
         floating = False
     if not floating:
-        raise ValueError(f"{name} must be a floating dtype (float32, float64){' or None' if allow_none else ''}, "
+        raise ValueError(f"{name} must be float32 or float64{' or None' if allow_none else ''}, "
                          f"got {dtype!r}")
     return dtype
 
@@ -392,6 +393,10 @@ class Module:
             if state[name].shape != shapes[name]:
                 raise ValueError(f"parameter {name!r}: saved shape {state[name].shape} "
                                  f"does not match the model's {shapes[name]}")
+            kind = state[name].dtype
+            if not (kind == np.bool_ or np.issubdtype(kind, np.integer) or np.issubdtype(kind, np.floating)):
+                raise TypeError(f"load_state_dict: {name!r} holds {kind} values; a state holds real numbers "
+                                "(a complex one would lose its imaginary part, a string be parsed)")
         backend = self.backend
         for name, p in targets.items():
             if name in state:
@@ -416,7 +421,7 @@ class Module:
         switch it back to training)."""
         if not isinstance(batch_size, int | np.integer) or batch_size <= 0:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        X = check_features(_backend.array_to_numpy(X), "X")
+        X = check_features(_backend.array_to_numpy(X), "X", dtype=self.dtype)  # values it can hold, as fit's
         with self.evaluating():  # no rows: one empty batch, so the result has the outputs' width
             outs = [self(X[i:i + batch_size]).numpy() for i in range(0, max(len(X), 1), batch_size)]
         return np.concatenate(outs)

@@ -284,8 +284,10 @@ class Optimizer(StepCount):
         if self.check_finite:
             require_not_capturing("check_finite=True (it reads every gradient on the host)")
             self._check_finite()
-        rates = [check_rate(self.current_lr(g), f"the lr at step {self.t + 1} (group {i})", g.flats[0].data.dtype)
-                 if g.flats else 0.0 for i, g in enumerate(self.groups)]  # every group's, before any update
+        # every group's, before any update; in the narrowest dtype of its buffers (each holds the rate)
+        rates = [check_rate(self.current_lr(g), f"the lr at step {self.t + 1} (group {i})",
+                            min((f.data.dtype for f in g.flats), key=lambda dtype: dtype.itemsize))
+                 if g.flats else 0.0 for i, g in enumerate(self.groups)]
         for g, lr in zip(self.groups, rates):
             h = self._hold(g, lr)
             for flat, state in zip(g.flats, g.state):

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from xdl import functions as F
-from xdl.backend import current_backend, get_backend, thread_backend, thread_seed
+from xdl.backend import SEEDS, current_backend, get_backend, thread_backend, thread_seed
 from xdl.caller import warn_caller
 from xdl.config import RESUME_MAY_CHANGE, RUN_OPTIONS, TrainConfig
 from xdl.data import check_features, check_labels, training_batches
@@ -166,7 +166,7 @@ class ManyTrainer:
                 raise TypeError(f"configs[{k}] must be a TrainConfig, got {type(c).__name__}")
             c.validate(f"configs[{k}]")  # its options' types and values (one set after construction too)
         check_shared(configs)
-        check_int(seed, "seed", low=0)
+        check_int(seed, "seed", low=0, high=SEEDS - 1, expected="an integer in [0, 2**64)")
         check_bool(eval_train, "eval_train")
         try:
             dtype = np.dtype(dtype) if dtype is not None else None  # np.dtype(None) is float64: not a default here

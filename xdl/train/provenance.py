@@ -1,9 +1,10 @@
 """Provenance: what a training checkpoint was made with, and the check a resume makes against it.
 
 A checkpoint records the run's provenance — the model's architecture, the loss, the optimizer
-and its settings, the trainer's seed, batch size, L2 and schedule, the callbacks by type, and a
-digest of the training and dev data — and `verify` compares it with the run about to resume,
-naming the first thing that differs with both values, before anything in memory changes.
+and its settings, the trainer's seed, batch size, L2 and schedule, the callbacks by type, the
+model's dtype, and a digest of the training and dev data — and `verify` compares it with the run
+about to resume, naming the first thing that differs with both values, before anything in memory
+changes.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ def record(trainer, data: dict) -> dict:
         "augment": None if trainer.augment is None else  # xdl's with its settings, a function by its name
         repr(trainer.augment) if isinstance(trainer.augment, Augment) else _setting(trainer.augment),
         "eval_train": trainer.eval_train,
+        "dtype": str(trainer.model.dtype),  # (before the data, whose digest is of them in it)
         "data": data,
     }
 

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from xdl import losses as _losses
-from xdl.backend import get_backend
+from xdl.backend import SEEDS, get_backend
 from xdl.caller import warn_caller
 from xdl.data import Augment, check_features, check_labels, training_batches
 from xdl.data.validation import check_bool, check_dev_pair, check_int
@@ -102,7 +102,7 @@ class Trainer:
         _check_parts(model, loss, optimizer)
         check_int(batch_size, "batch_size")
         check_int(epochs, "epochs")
-        check_int(seed, "seed", low=0)
+        check_int(seed, "seed", low=0, high=SEEDS - 1, expected="an integer in [0, 2**64)")
         if isinstance(l2, bool) or not isinstance(l2, int | float | np.number) or not 0 <= l2 < math.inf:
             raise ValueError(f"l2 must be a finite number ≥ 0, got {l2!r}")
         if schedule is not None and not callable(schedule):
