@@ -494,18 +494,24 @@ def test_dropout_and_batch_norm_check_what_their_layers_check(backend):
     x = xdl.tensor(np.ones((4, 2), np.float32))
     gamma, beta = xdl.tensor(np.ones(2, np.float32)), xdl.tensor(np.zeros(2, np.float32))
     stats = lambda: (backend.asarray(np.zeros(2, np.float32)), backend.asarray(np.ones(2, np.float32)))  # noqa: E731
-    with pytest.raises(TypeError, match=r"dropout: mask must be boolean \(True = keep\), got dtype float64"):
+    with pytest.raises(ValueError, match=r"dropout: mask must be a keep mask, boolean or of 0s and 1s \(1 = keep\)"):
         xdl.dropout(x, 0.2, mask=np.full((4, 2), 0.9))
+    course = (np.arange(8).reshape(4, 2) % 3 != 0).astype(int)  # D = (D < keep_prob).astype(int)
+    np.testing.assert_array_equal(xdl.dropout(x, 0.5, mask=course).numpy(), course * 2.0)
     with pytest.raises(ValueError, match="dropout: training must be True or False, got 'False'"):
         xdl.dropout(x, 0.2, training="False")
     for function in (lambda a: xdl.dropout(a, 0.5), lambda a: xdl.batch_norm(a, gamma, beta, *stats())):
         with pytest.raises(TypeError, match=r"x must be an xdl Tensor \(xdl.tensor\(array\)\), got ndarray"):
             function(np.ones((4, 2), np.float32))
-    with pytest.raises(TypeError, match=r"batch_norm: running_mean must be a floating array of the \w+ backend of "
-                                        r"shape \(2,\) \(it is updated in place\), got list"):
+    with pytest.raises(TypeError, match=r"batch_norm: running_mean must be a floating array \(or tensor\) of the \w+ "
+                                        r"backend \(it is updated in place\), got list"):
         xdl.batch_norm(x, gamma, beta, [0.0, 0.0], stats()[1])
-    with pytest.raises(TypeError, match=r"running_var must be .* got \w+ of shape \(3,\)"):
+    with pytest.raises(ValueError, match=r"batch_norm: running_var must have shape \(2,\) \(x's features\), got \(3,\)"):
         xdl.batch_norm(x, gamma, beta, stats()[0], backend.asarray(np.ones(3, np.float32)))
+    with pytest.raises(TypeError, match=r"batch_norm: x must be floating, got dtype int64"):
+        xdl.batch_norm(xdl.tensor(np.ones((4, 2), np.int64)), gamma, beta, *stats())
+    with pytest.raises(TypeError, match=r"batch_norm: eps must be a number, got '1e-5'"):
+        xdl.batch_norm(x, gamma, beta, *stats(), eps="1e-5")
     with pytest.raises(ValueError, match=r"batch_norm: eps must be a finite number > 0 in float32, got 1e-50"):
         xdl.batch_norm(x, gamma, beta, *stats(), eps=1e-50)
     with pytest.raises(ValueError, match=r"batch_norm: momentum must be in \[0, 1\), got -1.0"):
@@ -513,6 +519,9 @@ def test_dropout_and_batch_norm_check_what_their_layers_check(backend):
     mean, var = stats()
     xdl.batch_norm(xdl.tensor(np.arange(8, dtype=np.float32).reshape(4, 2)), gamma, beta, mean, var)
     assert backend.to_numpy(mean).tolist() == pytest.approx([0.3, 0.4])  # updated in place: 0.1 × the batch mean
+    mean, var = (xdl.tensor(s) for s in stats())  # tensors, as PyTorch's F.batch_norm takes them
+    xdl.batch_norm(xdl.tensor(np.arange(8, dtype=np.float32).reshape(4, 2)), gamma, beta, mean, var)
+    assert mean.tolist() == pytest.approx([0.3, 0.4])
 
 
 def test_the_tensor_helpers_name_a_bad_argument(backend):

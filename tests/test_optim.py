@@ -548,3 +548,35 @@ def test_a_configured_adamw_decays_the_weights_by_weight_decay_and_nothing_else(
     assert [g["weight_decay"] for g in plain.param_groups] == [0.0]
     decayed = TrainConfig(optimizer="adamw", weight_decay=0.05).build_optimizer(model)
     assert [(len(g["params"]), g["weight_decay"]) for g in decayed.param_groups] == [(2, 0.05), (3, 0.0)]
+
+
+def test_a_checkpoint_keeps_where_each_group_started(tmp_path):
+    """A group added after some steps counts its own Adam steps; a Trainer's checkpoint keeps that,
+    so a resumed run ends where a straight one does (it started every group at 0)."""
+    from xdl.losses import SoftmaxCrossEntropy
+    from xdl.train import Checkpoint, Trainer
+
+    X, y = xdl.datasets.moons(120, seed=0)
+
+    def trainer(epochs, directory, warm_steps):
+        xdl.seed(0)
+        model = xdl.nn.mlp(2, [8], 2)
+        optimizer = Adam(model[0].parameters(), lr=1e-2)
+        for _ in range(warm_steps):  # the first layer alone, then the head joins
+            optimizer.zero_grad()
+            (model(X) ** 2).mean().backward()
+            optimizer.step()
+        optimizer.add_param_group({"params": model[2].parameters()})
+        return Trainer(model, SoftmaxCrossEntropy(), optimizer, epochs=epochs, callbacks=[Checkpoint(directory)],
+                       progress=False)
+
+    straight = trainer(2, tmp_path / "straight", 5)
+    straight.fit(X, y)
+    assert [g.first_step for g in straight.optimizer.groups] == [0, 5]
+    first = trainer(1, tmp_path / "resumed", 5)
+    first.fit(X, y)
+    resumed = trainer(2, tmp_path / "resumed", 5)
+    resumed.fit(X, y, resume=tmp_path / "resumed")
+    assert [g.first_step for g in resumed.optimizer.groups] == [0, 5]
+    for a, b in zip(straight.model.parameters(), resumed.model.parameters()):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())

@@ -156,6 +156,13 @@ def test_a_resumed_search_skips_finished_trials(data, tmp_path, monkeypatch):
         tune(X, y, dev, space, trials=6, base=BASE, directory=tmp_path, resume=True, seed=1)
     with pytest.raises(ValueError, match=r"made with base\.epochs 2, this one has 3\. Resuming"):  # the one option
         tune(X, y, dev, space, trials=5, base=dataclasses.replace(BASE, epochs=3), directory=tmp_path, resume=True)
+    older = json.loads((tmp_path / "trials.json").read_text())
+    del older["meta"]["sampling"]  # a study an older xdl drew (in the space's order, from one stream)
+    (tmp_path / "older").mkdir()
+    (tmp_path / "older" / "trials.json").write_text(json.dumps(older))
+    with pytest.raises(ValueError, match=r"^resume: the study in .* was drawn by another xdl \(sampling 1, this one "
+                                         r"draws by 2"):
+        tune(X, y, dev, space, trials=5, base=BASE, directory=tmp_path / "older", resume=True)
     # a random search may be given more trials, as Optuna's study.optimize called again: its first five are its own
     more = tune(X, y, dev, space, trials=7, base=BASE, execution="sequential", directory=tmp_path, resume=True)
     assert len(fits) == 5 and [t.params for t in more.trials[:5]] == [t.params for t in full.trials]

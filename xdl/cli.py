@@ -38,7 +38,7 @@ from xdl.hostmemory import keep_freed_memory
 from xdl.lock import RUN, DirectoryLock, check_not_in_use, took_over_note
 from xdl.serialization import read_extra
 from xdl.train import BEST_FILE, CHECKPOINT_FILE, Checkpoint, Control, Interrupted
-from xdl.train.callbacks import check_checkpoint_kind, position, resume_path
+from xdl.train.callbacks import check_checkpoint_kind, position, resume_path, unfinished_run
 
 GRADCHECK_EXAMPLES = 16
 # the options a gradient check reads (the model, its cost, the data, the seed, where it runs); another's
@@ -424,17 +424,17 @@ def _check_no_unfinished_run(out: Path) -> str | None:
                               f"--resume {shlex.quote(str(best))} --out OTHER, {afresh}")
     try:
         extra, _ = read_extra(path)
-        epochs, done, step = extra["run_info"]["config"]["epochs"], int(extra["epoch"]), int(extra.get("step", 0))
-        stopped = extra["history"].get("stopped_epoch") is not None
+        done, step = int(extra["epoch"]), int(extra.get("step", 0))
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         kept = f"; {str(best)!r} may still hold the best epoch's state" if best.is_file() else ""
         raise FileExistsError(f"--out {str(out)!r} holds a checkpoint no run can continue from ({e}){kept}: "
                               f"{afresh}") from None
     if reported == done and not step:  # its outputs were written after its last checkpoint
         return replaced
-    if done < epochs and not stopped:
-        raise FileExistsError(f"--out {str(out)!r} holds an unfinished run (its checkpoint: {position(done, step)} of "
-                              f"{epochs}): continue it with --resume {shlex.quote(str(path.parent))}, {afresh}")
+    unfinished = unfinished_run(path)  # (the rule a Checkpoint refuses a new run by, in Python)
+    if unfinished is not None:
+        raise FileExistsError(f"--out {str(out)!r} holds an unfinished run (its checkpoint: {unfinished}): continue "
+                              f"it with --resume {shlex.quote(str(path.parent))}, {afresh}")
     why = extra["history"].get("stopped_by") or f"its {done} epochs trained"
     raise FileExistsError(f"--out {str(out)!r} holds a run that was over ({why}) but whose outputs were not all "
                           f"written after it (it was stopped while writing them): --resume "

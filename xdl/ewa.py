@@ -41,7 +41,11 @@ def ewa(values, beta: float = 0.9, bias_correction: bool = True) -> np.ndarray:
     """The EWA of a sequence, one value per input value: of a (T,) sequence a (T,) array, of a
     (T, …) array — a sequence of vectors, each averaged elementwise — a (T, …) array."""
     average = EWA(beta, bias_correction)
-    values = np.asarray(values, dtype=np.float64)
+    values = np.asarray(values)
+    if not (np.issubdtype(values.dtype, np.integer) or np.issubdtype(values.dtype, np.floating)
+            or values.dtype == np.bool_):  # (None would become NaN, a string be parsed)
+        raise TypeError(f"ewa: values must be real numbers, got dtype {values.dtype}")
+    values = values.astype(np.float64, copy=False)
     if values.ndim == 0:
         raise ValueError("ewa: values must be a sequence (the first axis is time), got one number")
     return np.array([average.update(x) for x in values]).reshape(values.shape)

@@ -105,8 +105,8 @@ class Function:
         # this runs once per operation.
         fn = cls(**settings) if settings or cls._required or cls._own_init else object.__new__(cls)
         tensors = _as_tensors(inputs, cls.__name__)
-        record = is_grad_enabled() and any(t.requires_grad for t in tensors)
-        fn.needs_grad = tuple(record and t.requires_grad for t in tensors)
+        record = is_grad_enabled() and any(t._requires_grad for t in tensors)  # (the flag itself: once per op)
+        fn.needs_grad = tuple(record and t._requires_grad for t in tensors)
         fn.backend = tensors[0].backend
         fn.xp = fn.backend.xp
         y = fn.forward(*(t.data for t in tensors))

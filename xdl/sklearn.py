@@ -37,9 +37,11 @@ ARCHITECTURE = ("hidden", "activation", "batch_norm", "dropout")  # the options 
 NETWORK_DTYPE = np.dtype(np.float32)  # the dtype of the layers `TrainConfig.build_model` makes (xdl's default)
 
 
-class InvalidParameterError(ValueError, TypeError):
-    """A constructor parameter of the estimator is invalid: both a ValueError and a TypeError, as
-    scikit-learn's error of the same name (``except ValueError`` catches every bad parameter)."""
+try:  # scikit-learn's own, so an ``except`` on it catches ours; both a ValueError and a TypeError
+    from sklearn.utils._param_validation import InvalidParameterError
+except ImportError:  # (a private module: where a release moves it, one of the same bases)
+    class InvalidParameterError(ValueError, TypeError):
+        """A constructor parameter of the estimator is invalid."""
 
 
 class MLPClassifier(ClassifierMixin, BaseEstimator):

@@ -74,15 +74,22 @@ class Tensor:
         A raw array of ``backend`` (use `xdl.tensor` to build one from anything array-like).
     requires_grad : bool
         Whether ``backward`` should compute a gradient for this tensor.
-    backend : Backend, optional
-        Defaults to the backend that owns ``data``.
+    backend : Backend or str, optional
+        The `Backend` that owns ``data`` (or its name, or a device kind); defaults to it.
     """
 
     __array_ufunc__ = None  # make NumPy scalars/arrays defer to our reflected operators
 
     def __init__(self, data, requires_grad: bool = False, backend=None):
-        self.backend = _backend.backend_of(data) if backend is None else \
-            backend if isinstance(backend, _backend.Backend) else _backend.resolve_backend(backend, "Tensor")
+        if backend is None:
+            backend = _backend.backend_of(data)
+        elif not isinstance(backend, _backend.Backend):  # a name: a user's call (an op passes its Backend)
+            backend = _backend.resolve_backend(backend, "Tensor")
+            if not backend.owns(data):
+                raise TypeError(f"Tensor: data must be an array of the {backend.name} backend (Tensor wraps it as it "
+                                f"is), got {type(data).__name__}; xdl.tensor(data, backend={backend.name!r}) copies it "
+                                "there")
+        self.backend = backend
         self.data = data
         self._requires_grad = bool(requires_grad)  # (an op's output: its inputs' flag, unchecked)
         self.grad = None
@@ -106,6 +113,13 @@ class Tensor:
         """A pickled (or deep-copied) tensor keeps its values and flags, not the graph that made it
         (its Function holds the backend's array module): a module that caches an activation pickles."""
         return {**self.__dict__, "_fn": None}
+
+    def __setstate__(self, state: dict) -> None:
+        """An older pickle's flag (``requires_grad``, before it was checked where set) read as today's."""
+        if "requires_grad" in state:
+            state = dict(state)
+            state["_requires_grad"] = bool(state.pop("requires_grad"))
+        self.__dict__.update(state)
 
     # -- array facts ----------------------------------------------------------------------
     shape = property(lambda self: tuple(self.data.shape))
@@ -313,7 +327,7 @@ class Tensor:
                 continue
             fn = node._fn
             for inp, gi in zip(fn.inputs, _checked_grads(fn, fn.backward(g))):
-                if gi is None or not inp.requires_grad:
+                if gi is None or not inp._requires_grad:
                     continue
                 key = id(inp)
                 grads[key] = gi if key not in grads else grads[key] + gi
@@ -356,8 +370,8 @@ class Parameter(Tensor):
 
 
 def tensor(data, requires_grad: bool = False, dtype=None, backend=None, copy: bool = True) -> Tensor:
-    """A tensor on ``backend`` (a `Backend`; default the current one) from a list, scalar,
-    NumPy/CuPy array or Tensor.
+    """A tensor on ``backend`` (a `Backend`, its name or a device kind; default the current one)
+    from a list, scalar, NumPy/CuPy array or Tensor.
 
     Without ``dtype``, floating arrays keep theirs and Python floats become float32; integers
     stay integers (int64 from Python ints: class labels) and booleans booleans, as in PyTorch.
@@ -434,5 +448,5 @@ def _reverse_topological(root: Tensor) -> list[Tensor]:
         seen.add(id(node))
         stack.append((node, True))
         if node._fn is not None:
-            stack.extend((inp, False) for inp in node._fn.inputs if inp.requires_grad and id(inp) not in seen)
+            stack.extend((inp, False) for inp in node._fn.inputs if inp._requires_grad and id(inp) not in seen)
     return order[::-1]

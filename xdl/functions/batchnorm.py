@@ -79,25 +79,38 @@ def _described(array) -> str:
     check=[Check((6, 3), (3,), (3,), **_STATS), Check((6, 3), (3,), (3,), training=False, **_STATS)])
 def batch_norm(x, gamma, beta, running_mean, running_var, training=True, momentum=0.9, eps=1e-5):
     """Batch norm of tensor ``x`` (N, C): batch statistics in training (``running_mean`` and
-    ``running_var`` are updated in place with ``momentum``, a number or one per feature), the
-    running ones otherwise."""
+    ``running_var`` — arrays of x's backend, or tensors — are updated in place with ``momentum``, a
+    number in [0, 1) or one per feature), the running ones otherwise; ``eps`` > 0 in x's dtype."""
     if not isinstance(x, Tensor):
         raise TypeError(f"batch_norm: x must be an xdl Tensor (xdl.tensor(array)), got {type(x).__name__}")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise TypeError(f"batch_norm: x must be floating, got dtype {x.dtype}")
+    running_mean, running_var = (s.data if isinstance(s, Tensor) else s for s in (running_mean, running_var))
     backend = x.backend
     for name, stat in (("running_mean", running_mean), ("running_var", running_var)):
         # updated in place: a list (or another backend's array) would be copied, and the update lost
-        if not backend.owns(stat) or not np.issubdtype(stat.dtype, np.floating) or stat.shape != x.shape[1:]:
-            raise TypeError(f"batch_norm: {name} must be a floating array of the {backend.name} backend of shape "
-                            f"{x.shape[1:]} (it is updated in place), got {_described(stat)}")
+        if not backend.owns(stat) or not np.issubdtype(stat.dtype, np.floating):
+            raise TypeError(f"batch_norm: {name} must be a floating array (or tensor) of the {backend.name} backend "
+                            f"(it is updated in place), got {_described(stat)}")
+        if stat.shape != x.shape[1:]:
+            raise ValueError(f"batch_norm: {name} must have shape {x.shape[1:]} (x's features), got {stat.shape}")
+    if isinstance(eps, bool) or not isinstance(eps, int | float | np.integer | np.floating):
+        raise TypeError(f"batch_norm: eps must be a number, got {eps!r}")
     if not (0 < eps < np.inf and x.dtype.type(eps) > 0):  # ε in x's dtype: 0 there is 1/√0 on a constant feature
         raise ValueError(f"batch_norm: eps must be a finite number > 0 in {x.dtype}, got {eps!r}")
     if np.ndim(momentum) == 0 and not 0 <= momentum < 1:
         raise ValueError(f"batch_norm: momentum must be in [0, 1), got {momentum!r}")
+    return layer_batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, eps)
+
+
+def layer_batch_norm(x, gamma, beta, running_mean, running_var, training: bool, momentum, eps: float):
+    """`batch_norm` without its checks, as a layer calls it at every forward: the layer checked its
+    settings when it was made, and the running statistics are its own buffers."""
     if _statistics_kept:
         momentum = 1.0  # running = 1·running + 0·batch
     # per feature: float64, as a Python float is — the factors derived from it are rounded to x's dtype
     # once (`xdl.ops.batchnorm`), so each stacked model's statistics are those it keeps alone
-    momentum = float(momentum) if np.ndim(momentum) == 0 else backend.asarray(momentum, dtype=np.float64)
+    momentum = float(momentum) if np.ndim(momentum) == 0 else x.backend.asarray(momentum, dtype=np.float64)
     if training:
         return BatchNormTrain.apply(x, gamma, beta, running_mean=running_mean, running_var=running_var,
                                     momentum=momentum, eps=eps)

@@ -59,7 +59,7 @@ _CHECK_MASK = np.random.default_rng(0).random((6, 5)) >= 0.3
 def dropout(x, rate: float, training: bool = True, mask=None, key=None):
     """Inverted dropout of tensor ``x`` dropping each unit with probability ``rate``.
 
-    The keep mask is ``mask`` (boolean, ``x``'s shape, True = keep) when given; else, with
+    The keep mask is ``mask`` (``x``'s shape, True or 1 = keep) when given; else, with
     ``key = (seed, stream, step)``, the counter-based draw `xdl.ops.random.keep_mask` (the same on
     every backend, a pure function of the key: what `xdl.nn.Dropout` uses under a Trainer);
     else a draw from the backend's seeded generator. A fixed mask or key makes dropout
@@ -75,10 +75,12 @@ def dropout(x, rate: float, training: bool = True, mask=None, key=None):
     if mask is not None:
         if tuple(mask.shape) != x.shape:
             raise ValueError(f"dropout: mask shape {tuple(mask.shape)} does not match input shape {x.shape}")
-        if mask.dtype != np.bool_:  # the course's slip: D = rand(...) without "< keep_prob" scales x by it
-            raise TypeError(f"dropout: mask must be boolean (True = keep), got dtype {mask.dtype}; a keep mask is "
-                            "rand(...) >= rate")
         mask = x.backend.asarray(mask.data if isinstance(mask, Tensor) else mask)
+        if mask.dtype != np.bool_:  # 0/1, the course's (D < keep_prob).astype(int); not D = rand(...) itself,
+            if not bool(((mask == 0) | (mask == 1)).all()):  # which would scale x by it
+                raise ValueError("dropout: mask must be a keep mask, boolean or of 0s and 1s (1 = keep), got other "
+                                 "values; a keep mask is rand(...) >= rate")
+            mask = mask != 0
     elif key is not None:
         return Dropout.apply(x, rate=rate, key=tuple(key))
     else:

@@ -7,6 +7,7 @@ import numpy as np
 from xdl import functions as F
 from xdl import init as initializers
 from xdl.data.validation import check_bool, check_int, check_number
+from xdl.functions.batchnorm import layer_batch_norm
 from xdl.nn.module import Module, check_dtype
 from xdl.tensor import Tensor
 
@@ -156,8 +157,9 @@ class BatchNorm(Module):
         super().__init__()
         self.features = check_int(features, "BatchNorm: features")
         self.momentum = check_number(momentum, "BatchNorm: momentum", "a number in [0, 1)", lambda b: 0 <= b < 1)
-        self.eps = check_number(eps, "BatchNorm: eps", "a finite number > 0", lambda e: 0 < e < np.inf)
         check_dtype(dtype, "BatchNorm: dtype")
+        self.eps = check_number(eps, "BatchNorm: eps", f"a finite number > 0 in {np.dtype(dtype or np.float32)}",
+                                lambda e: 0 < e < np.inf and np.dtype(dtype or np.float32).type(e) > 0)
         self.config = {"features": self.features, "momentum": self.momentum, "eps": self.eps}
         self.add_parameter("gamma", np.ones(features), "scale", dtype)
         self.add_parameter("beta", np.zeros(features), "shift", dtype)
@@ -166,8 +168,8 @@ class BatchNorm(Module):
 
     def forward(self, x):
         x = check_input(x, lambda: f"BatchNorm({self.features})", self.features, "N", self.gamma.dtype)
-        return F.batch_norm(x, self.gamma, self.beta, self.running_mean, self.running_var,
-                            training=self.training, momentum=self.momentum, eps=self.eps)
+        return layer_batch_norm(x, self.gamma, self.beta, self.running_mean, self.running_var, self.training,
+                                self.momentum, self.eps)
 
 
 class Standardize(Module):

@@ -26,6 +26,7 @@ import numpy as np
 
 from xdl import functions as F
 from xdl.backend import array_to_numpy, resolve_backend, thread_backend
+from xdl.functions.batchnorm import layer_batch_norm
 from xdl.nn.architecture import build_on_host, describe
 from xdl.nn.layers import (BatchNorm, Dense, Dropout, LeakyReLU, ReLU, Sigmoid, Softmax, Standardize, Tanh,
                            as_floating)
@@ -250,9 +251,9 @@ class StackedBatchNorm(Module):
 
     def forward(self, x):
         b, k, c = x.shape
-        y = F.batch_norm(x.reshape(b, k * c), self.gamma.reshape(k * c), self.beta.reshape(k * c),
-                         self.running_mean.reshape(k * c), self.running_var.reshape(k * c), training=self.training,
-                         momentum=self.momentum, eps=self.eps)
+        y = layer_batch_norm(x.reshape(b, k * c), self.gamma.reshape(k * c), self.beta.reshape(k * c),
+                             self.running_mean.reshape(k * c), self.running_var.reshape(k * c), self.training,
+                             self.momentum, self.eps)
         return y.reshape(b, k, c)
 
     def __repr__(self) -> str:

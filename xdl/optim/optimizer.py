@@ -395,8 +395,11 @@ class Optimizer(StepCount):
         if saved_class is not None and saved_class != type(self).__name__:
             raise ValueError(f"optimizer state is {saved_class}'s, this optimizer is {type(self).__name__}: "
                              "their state buffers mean different things")
-        if len(state["state"]) != len(self.groups) or len(state.get("first_steps", self.groups)) != len(self.groups):
+        if len(state["state"]) != len(self.groups):
             raise ValueError(f"optimizer state has {len(state['state'])} groups, this optimizer {len(self.groups)}")
+        if len(state.get("first_steps", self.groups)) != len(self.groups):
+            raise ValueError(f"optimizer state has {len(state['first_steps'])} groups' first steps, this optimizer "
+                             f"{len(self.groups)} groups")
         for gi, (g, saved) in enumerate(zip(self.groups, state["state"])):
             if len(saved) != len(g.flats):
                 raise ValueError(f"optimizer state of group {gi} has {len(saved)} buffers per dtype, "

@@ -97,7 +97,8 @@ def unfinished_run(path) -> str | None:
     if extra.get("many"):
         training = list(extra.get("status", ())).count("training")
         return f"{training} of its models still training {position(epoch, 0)}" if training else None
-    epochs, stopped = extra.get("epochs"), (extra.get("history") or {}).get("stopped_epoch") is not None
+    epochs = extra.get("epochs", ((extra.get("run_info") or {}).get("config") or {}).get("epochs"))  # (older: xdl train's)
+    stopped = (extra.get("history") or {}).get("stopped_epoch") is not None
     return f"{position(epoch, 0)} of {epochs}" if isinstance(epochs, int) and epoch < epochs and not stopped else None
 
 
@@ -184,16 +185,17 @@ def load_callback_state(cb, state: dict, arrays: dict) -> None:
                          f"state {state!r:.120}: {type(e).__name__}: {e}") from e
 
 
-def check_record(record: dict) -> None:
-    """Each value of an epoch's record is JSON (what the history and the checkpoint write): a
-    column a callback added as an array is named now, not as a checkpoint that cannot be written."""
+def check_record(record: dict, cb) -> None:
+    """Each value of an epoch's record is JSON (what the history and the checkpoint write), after
+    callback ``cb`` ran on it: a column it added as an array is named now, with it, not as a
+    checkpoint that cannot be written."""
     for column, value in record.items():
         try:
             json.dumps(value, default=json_number)
         except (TypeError, ValueError):
             raise TypeError(f"the record of epoch {record.get('epoch')} holds {column!r} = {value!r:.80} "
-                            f"({type(value).__name__}): a column holds numbers (or other JSON values): add "
-                            "float(value)") from None
+                            f"({type(value).__name__}) after {type(cb).__name__}.on_epoch_end: a column holds "
+                            "numbers (or other JSON values): add float(value)") from None
 
 
 def _same_parameters(model, state: dict | None) -> bool:
@@ -291,7 +293,10 @@ class Checkpoint(Callback):
 
     A `Trainer`'s are also model files: ``xdl.load(path)`` gives the model (a `fit_many` batch's
     hold its K models as one stack: each result's ``model`` is the ordinary one). The Trainer checks every cost
-    before a checkpoint is written, so a diverging run never overwrites a good one.
+    before a checkpoint is written, so a diverging run never overwrites a good one; and a new run
+    (a fit that is neither a resume nor a later fit of the same trainer) is refused in a directory
+    whose checkpoint is of an unfinished run (`unfinished_run`), as ``xdl train`` refuses it: a
+    finished run's files are replaced.
     """
 
     order = 100

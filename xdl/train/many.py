@@ -346,7 +346,7 @@ class ManyTrainer:
                     record = self.history.records[-1]  # what a callback adds to it is in the history
                     for cb in self.callbacks:
                         cb.on_epoch_end(self, record)
-                    check_record(record)
+                        check_record(record, cb)  # before a later one (a Checkpoint) writes it
                     if self.stop_training:  # a callback stopped the batch: as early stopping, per model
                         for k, status in enumerate(self.status):
                             if status == "training":

@@ -253,10 +253,11 @@ class Trainer:
         ``dev``: ``(X_dev, y_dev)`` for dev metrics (needed by EarlyStopping on dev_cost).
         ``resume``: the directory a `Checkpoint` wrote to (or its checkpoint file): continue that run
         (it must have been made with the same model, loss, optimizer, settings, seed, data and
-        callback types; what differs is named before anything changes). A checkpoint of a run that
-        was over — its epochs trained, or stopped early by `EarlyStopping` — trains nothing and
-        ends as the run ended (a run killed after its end), warning so; a run a control file or a
-        callback of your own stopped goes on (unless the callback stops it again: only
+        callback types; what differs is named before anything changes). A fit that starts a run is
+        refused where its `Checkpoint` would write over an unfinished run's checkpoint. A checkpoint
+        of a run that was over — its epochs trained, or stopped early by `EarlyStopping` — trains
+        nothing and ends as the run ended (a run killed after its end), warning so; a run a control
+        file or a callback of your own stopped goes on (unless the callback stops it again: only
         `EarlyStopping`'s stop is part of the run's state).
 
         Ctrl-C or SIGTERM finishes the current step, writes a resumable checkpoint (with a
@@ -329,9 +330,9 @@ class Trainer:
                             self.history.stopped_epoch = record["epoch"]
                         stopped = self.stop_training
                         cb.on_epoch_end(self, record)
+                        check_record(record, cb)  # before a later one (a Checkpoint) writes it
                         if self.stop_training and not stopped and self.history.stopped_by is None:
                             self.history.stopped_by = f"stopped by {type(cb).__name__}"  # (EarlyStopping says why)
-                    check_record(record)
                     if self.stop_training:
                         self.history.stopped_epoch = record["epoch"]
                     self._mid_step = False  # the epoch is closed: its record taken and every callback run on it
@@ -522,7 +523,7 @@ class Trainer:
         # per-step schedule is code, not state: the resuming optimizer's own is used
         settings = [{k: v for k, v in group.items() if not callable(v)} for group in opt["settings"]]
         extra = {"epoch": self.epoch, "epochs": self.epochs, "step": self.step, "partial": self._partial,
-                 "optimizer_t": opt["t"],
+                 "optimizer_t": opt["t"], "optimizer_first_steps": opt["first_steps"],
                  "optimizer": opt["class"], "optimizer_settings": settings, "optimizer_layout": opt["layout"],
                  "history": self.history.to_dict(), "callbacks": callbacks,
                  "seed": self.seed, "provenance": self._provenance_record, "run_info": self.run_info}
@@ -563,12 +564,13 @@ class Trainer:
         settings = [{**now, **{k: v for k, v in then.items() if not callable(now.get(k))}}
                     for now, then in zip(opt["settings"], saved_settings)]
         saved_opt = {"class": extra.get("optimizer", opt["class"]), "t": extra["optimizer_t"],
+                     "first_steps": extra.get("optimizer_first_steps", [0] * len(opt["settings"])),  # (older: 0)
                      "settings": settings, "state": state, "layout": extra.get("optimizer_layout")}
         self.optimizer.check_state_dict(saved_opt)
+        load(path, model=self.model)  # checks every name and shape before writing
         # from here the trainer holds part of the checkpoint's state until the end: a failure on the way
         # (a callback's load_state_dict) leaves it where only a resume goes on (`_mid_step`)
         self._mid_step = True
-        load(path, model=self.model)  # checks every name and shape before writing
         self.optimizer.load_state_dict(saved_opt)
         for i, (cb, cb_state) in enumerate(zip(self.callbacks, extra["callbacks"])):
             prefix = f"callback/{i}/"

@@ -44,8 +44,8 @@ from xdl.train.many import SHARED, ManyTrainer, check_standardize
 from xdl.train.provenance import data_digest
 from xdl.lock import DirectoryLock, check_not_in_use, took_over_note
 from xdl.tune.pruning import BatchPruning, Pruning, recorded_at, rungs
-from xdl.tune.space import DEFAULT_SPACE, NOT_SEARCHED, Space, python_value
-from xdl.tune.study import TRIALS_FILE, Study, Trial, read_trials
+from xdl.tune.space import DEFAULT_SPACE, NOT_SEARCHED, SAMPLING, Space, python_value
+from xdl.tune.study import TRIALS_FILE, Study, Trial, read_trials, saved_study
 
 STRATEGIES = ("random", "grid", "coarse_to_fine", "tpe")
 EXECUTIONS = ("sequential", "batched", "dask")
@@ -295,7 +295,8 @@ def check_search(space=None, trials=32, strategy="random", execution="sequential
     if dtype not in (np.float32, np.float64):  # what fit_many trains in; float16 would overflow
         raise ValueError(f"dtype must be float32 or float64, got {dtype}")
     meta = {"space": space.spec(), "trials": trials, "strategy": strategy, "rounds": rounds, "seed": seed,
-            "base": _options(base), "halving": halving, "min_epochs": min_epochs, "dtype": str(dtype)}
+            "base": _options(base), "halving": halving, "min_epochs": min_epochs, "dtype": str(dtype),
+            "sampling": SAMPLING}
     meta = json.loads(json.dumps(meta))  # as trials.json holds it (tuples as lists), so a resume compares alike
     if directory is not None and str(directory):  # a running search's directory: said before anything else
         check_not_in_use(_directory(directory, name), name("directory"))
@@ -312,6 +313,11 @@ def _study(meta: dict, directory, resume: bool, name, flags: bool, unchanging=()
     if resume:
         if directory is None:
             raise ValueError("resume=True needs the directory of the study to continue")
+        drawn = saved_study(directory, name("resume"))[0].get("sampling")
+        if drawn != meta["sampling"]:  # (an older study has none: nothing to compare in Study.resume)
+            raise ValueError(f"{name('resume')}: the study in {str(directory)!r} was drawn by another xdl (sampling "
+                             f"{drawn or 1}, this one draws by {meta['sampling']}: `Space.sample`), so its trials "
+                             f"cannot be drawn alike to go on; run the search in a new {name('directory')}")
         study = Study.resume(meta, directory, name("resume"), unchanging)
         saved = max((t.number + 1 for t in study.trials), default=0)
         if saved > meta["trials"]:  # (a random search's may grow, not shrink: its saved trials would be left out)
@@ -402,7 +408,7 @@ def _tpe(space: Space, trials: int, rounds: int, seed: int, study: Study):
     asker = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
     distributions = {name: optuna.distributions.CategoricalDistribution(list(range(len(d.values))))
                      if d.kind == "choice" else optuna.distributions.FloatDistribution(*d.box)
-                     for name, d in space.dimensions.items()}
+                     for name, d in sorted(space.dimensions.items())}  # in name order, as `Space.sample` draws
     number = 0
     for r, n in enumerate(_round_sizes(trials, rounds)):
         asked = [asker.ask(distributions) for _ in range(n)]

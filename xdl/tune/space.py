@@ -35,7 +35,7 @@ import math
 
 import numpy as np
 
-from xdl.config import RUN_OPTIONS
+from xdl.config import RUN_OPTIONS, TrainConfig
 from xdl.files import read_toml
 
 # Options a search holds for all its trials, which a space therefore may not set: every trial
@@ -43,6 +43,9 @@ from xdl.files import read_toml
 # would be another split's, which its best.toml could not reproduce), on its backend and precision;
 # the rest describe a command's run, not a model (`fit_many` ignores them too).
 NOT_SEARCHED = ("dataset", "precision", "seed", *RUN_OPTIONS)
+# How `Space.sample` draws (a study records it: its points are drawn alike on a resume only by the
+# same): 1, dimensions in the space's order from one stream; 2, in name order, each from a stream of its own.
+SAMPLING = 2
 
 
 class Dimension:
@@ -341,8 +344,6 @@ def _check_name(name, source: str, options) -> None:
     """``name`` is one of ``options`` (default: the `TrainConfig` options; an unknown one is told
     those a search may vary, not `NOT_SEARCHED`, which the search refuses with its reason)."""
     if options is None:
-        from xdl.config import TrainConfig
-
         options = [f.name for f in dataclasses.fields(TrainConfig)]
         if name not in options:
             options = [o for o in options if o not in NOT_SEARCHED]
