@@ -13,7 +13,7 @@ import xdl
 from xdl import cli
 from xdl.config import TrainConfig
 from xdl.bench import benchmark, markdown, profile, write
-from xdl.bench.report import crashes
+from xdl.bench.report import crashes, summary
 
 
 def without_times(value):
@@ -108,6 +108,45 @@ def test_two_optimizers_of_one_name_are_refused(tmp_path):
         (tmp_path / where / "rules.py").write_text(USER_OPTIMIZER)
     with pytest.raises(ValueError, match=r"another optimizer in this benchmark is also named 'SignSGD'"):
         benchmark(["quadratic"], [f"{tmp_path / d / 'rules.py'}:SignSGD" for d in ("a", "b")], seeds=1, trials=1)
+    (tmp_path / "named.py").write_text(USER_OPTIMIZER + "\n\nclass sgd(SignSGD):\n    pass\n")
+    for order in ((f"{tmp_path / 'named.py'}:sgd", "sgd"), ("sgd", f"{tmp_path / 'named.py'}:sgd")):
+        with pytest.raises(ValueError, match=r"also named 'sgd'"):  # the user's was replaced by the built-in's
+            benchmark(["quadratic"], list(order), seeds=1, trials=1)
+
+
+def test_a_search_ranks_ties_by_a_stated_rule_and_says_when_its_best_rate_is_at_an_edge():
+    """Equal dev accuracies (100 examples move it by 0.01) were decided by the order the rates were
+    drawn; now by the fewer steps to the target, then the smaller rate. A best rate that is the
+    largest drawn is said: the range may end below the optimizer's best."""
+    from xdl.bench.protocol import _ranking
+
+    trials = [{"score": 0.96, "steps_to_target": 1240, "lr": 0.179}, {"score": 0.96, "steps_to_target": 500, "lr": 0.448},
+              {"score": 0.95, "steps_to_target": 100, "lr": 0.9}, {"score": 0.96, "steps_to_target": 500, "lr": 0.3}]
+    assert max(trials, key=_ranking)["lr"] == 0.3
+    results = benchmark(["quadratic"], ["sgd"], seeds=1, trials=4, quick=True)
+    entry = results["problems"]["quadratic"]["sgd"]
+    rates = [t["lr"] for t in entry["search"]]
+    assert entry["lr_at_edge"] == ("largest" if entry["lr"] == max(rates) else
+                                   "smallest" if entry["lr"] == min(rates) else None)
+    entry["lr_at_edge"] = "largest"
+    assert "**the best rate is the largest or smallest drawn** for sgd on quadratic (largest)" in markdown(results)
+
+
+def test_the_steps_to_target_count_every_seed_and_a_profile_only_problems_every_optimizer_ran():
+    """A target one seed of three reached is not reached (the median over the seeds, a seed that
+    never reached it counting as ∞); an interrupted benchmark's last problem, which some optimizers
+    never ran, is left out of the profiles (they were scored as failing it)."""
+    runs = [{"status": "completed", "steps_to_target": 40, "seconds_to_target": 0.1, "test_accuracy": 0.9,
+             "train_accuracy": 1.0}, *[{"status": "completed", "steps_to_target": None, "seconds_to_target": None,
+                                        "test_accuracy": 0.5, "train_accuracy": 0.6}] * 2]
+    entry = {"search": [], "runs": runs, "lr": 0.1}
+    results = {"problems": {"moons": {"sgd": entry, "adam": dict(entry, runs=runs[:1] * 3)},
+                            "digits": {"sgd": dict(entry, runs=runs[:1] * 3)}}}
+    rows = {(r["problem"], r["optimizer"]): r for r in summary(results)}
+    assert rows["moons", "sgd"]["steps_to_target"] is None and rows["moons", "sgd"]["reached"] == "1/3"
+    assert rows["moons", "adam"]["steps_to_target"] == 40
+    problems, _, fractions = profile(results)
+    assert problems == ["moons"] and fractions["adam"][0] == 1.0 and fractions["sgd"][-1] == 0.0
 
 
 def test_bad_input_is_named():
@@ -121,6 +160,14 @@ def test_bad_input_is_named():
         benchmark(["quadratic"], ["json:dumps"])
     with pytest.raises(ValueError, match=r"--seeds must be a positive integer"):
         benchmark(["quadratic"], ["adam"], seeds=0)
+    with pytest.raises(ValueError, match=r"--seed 18446744073709551615 with --seeds 3: .* below 2\*\*64"):
+        benchmark(["quadratic"], ["adam"], seed=2**64 - 1)  # (it failed after the search, at seed 2**64)
+    with pytest.raises(TypeError, match=r"--problem: a list of names, got 'quadratic'"):
+        benchmark("quadratic", ["adam"])  # a string was its letters: "--problem 'q': unknown"
+    with pytest.raises(ValueError, match=r"--optimizer: no names given"):
+        benchmark(["quadratic"], [])
+    with pytest.raises(ValueError, match=r"quick must be True or False, got 'no'"):
+        benchmark(["quadratic"], ["adam"], quick="no")
 
 
 def test_cli_bench_optimizers(tmp_path, capsys):
@@ -341,11 +388,14 @@ def test_ctrl_c_during_the_benchmark_writes_the_pairs_it_finished(tmp_path, caps
     command = ["bench", "optimizers", "--problem", "quadratic", "--optimizer", "sgd", "adam", "--seeds", "1",
                "--trials", "2"]
     assert cli.main([*command, "--out", str(tmp_path / "b")]) == 130
-    assert "the 1 (problem, optimizer) pair finished are written" in capsys.readouterr().err
+    assert "the 1 (problem, optimizer) pair that finished is written" in capsys.readouterr().err
     written = json.loads((tmp_path / "b" / "results.json").read_text())
     assert written["interrupted"] is True and list(written["problems"]["quadratic"]) == ["sgd"]
     assert "**Interrupted**: the benchmark was stopped after 1 of 2 (problem, optimizer) pairs" in \
         (tmp_path / "b" / "results.md").read_text()  # the Markdown says it too, not only the JSON
+    assert cli.main([*command, "--out", str(tmp_path / "b")]) == 1  # its pair would be lost: no resume
+    assert "--out '" in (err := capsys.readouterr().err) and "holds an interrupted benchmark (1 pair measured" in err
+    assert list(json.loads((tmp_path / "b" / "results.json").read_text())["problems"]["quadratic"]) == ["sgd"]
     calls[:] = [1, 1, 1]  # the next call is the fourth: before any pair finished
     assert cli.main([*command, "--out", str(tmp_path / "c")]) == 130
     assert "what it was doing is not saved" in capsys.readouterr().err and not (tmp_path / "c" / "results.json").exists()
@@ -458,7 +508,6 @@ def test_a_run_far_above_its_start_is_diverged_and_counted(monkeypatch):
     """f at 1e4 × f(x₀) is divergence, not a "completed" run ending at 1e243; a model's train cost
     is held to 1e4 × ln C, in one run and in a batched search alike."""
     from xdl.bench import protocol
-    from xdl.bench.report import summary
 
     results = benchmark(["quadratic"], ["sgd"], seeds=2, trials=1, quick=True, lr=0.05)  # lr·λ_max = 5: unstable
     runs = results["problems"]["quadratic"]["sgd"]["runs"]

@@ -675,9 +675,12 @@ def bench_optimizers(config, args) -> int:
     # every option before the directory is made (benchmark checks them again; a user's rule is loaded once)
     check_options(problems, optimizers, seeds, trials, args.seed, args.lr)
     out = check_directory_name(args.out, "--out")
+    replaced = _check_no_interrupted_benchmark(out)
     start = time.perf_counter()
     with xdl.use(args.backend) as backend:
         check_writable_dir(out, "--out")  # made only now that the options and the backend are good
+        if replaced:
+            print(replaced)
         search = f"no lr search (every optimizer at --lr {args.lr:g})" if args.lr is not None else f"{trials} lr trials"
         print(f"xdl {xdl.__version__} bench optimizers: backend {backend.name} on {backend.device_name()}; "
               f"{_count(len(optimizers), 'optimizer')} × {_count(len(problems), 'problem')}, {search}, "
@@ -695,9 +698,9 @@ def bench_optimizers(config, args) -> int:
             results["interrupted"] = True
             files = write(results, out)
             signal_name = _signal_of(stop)
-            print(f"\nxdl bench: interrupted by {signal_name}; the {len(done)} (problem, optimizer) "
-                  f"pair{'s' * (len(done) != 1)} finished are written ({', '.join(str(f) for f in files)}); the rest "
-                  "was not run", file=sys.stderr)
+            print(f"\nxdl bench: interrupted by {signal_name}; the {_count(len(done), '(problem, optimizer) pair')} "
+                  f"that finished {'is' if len(done) == 1 else 'are'} written ({', '.join(str(f) for f in files)}); "
+                  "the rest was not run", file=sys.stderr)
             return _signal_status(signal_name)
     files = write(results, out)
     print(markdown(results))
@@ -708,6 +711,22 @@ def bench_optimizers(config, args) -> int:
     for line in crashed:  # a bug in an optimizer's code, unlike a divergence: the command fails
         print(f"xdl bench: {line}", file=sys.stderr)
     return 1 if crashed else 0
+
+
+def _check_no_interrupted_benchmark(out: Path) -> str | None:
+    """A benchmark replaces the one in ``out``: refused where that one was interrupted (its pairs
+    would be lost, and a benchmark has no resume), a note where it finished (None: none there)."""
+    try:
+        earlier = json.loads((out / "results.json").read_text())
+    except (OSError, ValueError):  # none there (or not a benchmark's): nothing of ours to keep
+        return None
+    if not isinstance(earlier, dict) or "problems" not in earlier:
+        return None
+    done = sum(len(per) for per in earlier["problems"].values()) if isinstance(earlier["problems"], dict) else 0
+    if earlier.get("interrupted"):
+        raise FileExistsError(f"--out {str(out)!r} holds an interrupted benchmark ({_count(done, 'pair')} measured; "
+                              "a benchmark cannot be resumed): give another --out, or remove it to start afresh there")
+    return f"note: --out {str(out)!r} holds a benchmark ({_count(done, 'pair')}); this one replaces its files"
 
 
 def _count(n: int, noun: str) -> str:

@@ -2,7 +2,8 @@
 (`xdl bench optimizers`' results.json and results.md, `xdl bench kernels`' header and ``--json``,
 ``benchmarks/batched.py``): date and time, xdl, Python, NumPy and (where installed) CuPy and
 PyTorch versions, the backend, its matrix-product precision and device, the CPU model and count,
-and the operating system. A figure without these cannot be compared with another.
+the BLAS threads and the machine's load, and the operating system. A figure without these cannot
+be compared with another.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ def environment(backend) -> dict:
         "device": backend.device_name(),
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
+        "blas_threads": blas_threads(),
+        "load": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,  # other work on the machine, 1 min
         "os": platform.platform(),
     }
 
@@ -52,8 +55,26 @@ def headline(env: dict) -> str:
     """
     libraries = [f"Python {env['python']}", f"NumPy {env['numpy']}"]
     libraries += [f"{name} {env[key]}" for key, name in (("cupy", "CuPy"), ("torch", "PyTorch")) if env.get(key)]
+    machine = [f"{env['blas_threads']} BLAS threads" if env.get("blas_threads") else None,
+               f"load {env['load']:.1f}" if env.get("load") is not None else None]
+    machine = f" ({', '.join(m for m in machine if m)})" if any(machine) else ""
     return (f"{env['date']} — xdl {env['xdl']}, backend {env['backend']} ({env['precision']} products) on "
-            f"{env['device']}; CPU {env['cpu']} × {env['cpu_count']}; {', '.join(libraries)}; {env['os']}")
+            f"{env['device']}; CPU {env['cpu']} × {env['cpu_count']}{machine}; {', '.join(libraries)}; {env['os']}")
+
+
+def blas_threads() -> int | None:
+    """The threads NumPy's BLAS runs a matrix product on (threadpoolctl's count, where it is
+    installed; else the environment's OPENBLAS/MKL/OMP_NUM_THREADS; else None): what a CPU's
+    product rates depend on, with the machine's load."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        for name in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
+            if os.environ.get(name, "").isdigit():
+                return int(os.environ[name])
+        return None
+    counts = [pool["num_threads"] for pool in threadpool_info() if pool.get("user_api") == "blas"]
+    return counts[0] if counts else None
 
 
 @functools.cache

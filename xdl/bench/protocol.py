@@ -36,7 +36,8 @@ from xdl.optim.optimizer import rate_range
 from xdl.config import OPTIMIZERS as CONFIG_OPTIMIZERS
 from xdl.config import TrainConfig
 from xdl.data import batch_bounds
-from xdl.data.validation import check_int, check_number
+from xdl.backend import SEEDS
+from xdl.data.validation import check_bool, check_int, check_number
 from xdl.tensor import no_grad
 from xdl.train import Callback, Trainer, fit_many
 
@@ -71,10 +72,11 @@ def _factor() -> str:
 DEFINITIONS = {  # written into results.json and atop results.md: what each figure is
     "final": "the last value over the seeds that completed, mean ± sd (the sample standard deviation, ddof 1): a "
              "model's test accuracy after its last epoch, a function's f(x) after its last step",
-    "steps to target": "median, over the seeds that reached the target, of the optimizer steps until then: a "
-                       "function's updates until f ≤ target; a model's mini-batch steps to the end of the first "
-                       "epoch whose dev accuracy ≥ target (counted at epoch ends)",
-    "seconds to target": "median, over the same seeds, of the wall-clock seconds of those steps (one sample per run, "
+    "steps to target": "median, over the seeds, of the optimizer steps until the target (a seed that never "
+                       "reached it counting as ∞: none when half of them or more never did): a function's updates "
+                       "until f ≤ target; a model's mini-batch steps to the end of the first epoch whose dev "
+                       "accuracy ≥ target (counted at epoch ends)",
+    "seconds to target": "median, over the seeds alike, of the wall-clock seconds of those steps (one sample per run, "
                          "so less steady than the steps): a function's steps (f, its gradient, the update, f read on "
                          "the host); a model's mini-batch steps only, the evaluation of train and dev after each "
                          "epoch left out",
@@ -134,16 +136,13 @@ def builders(names) -> dict:
     """name → builder for known names and ``module:Name`` specs (named by their class name)."""
     out = {}
     for name in names:
-        if name in OPTIMIZERS:
-            out[name] = OPTIMIZERS[name]
-        elif ":" in name:
-            label = name.rpartition(":")[2]
-            if label in out:  # results are keyed by the class name: one would replace the other
-                raise ValueError(f"--optimizer {name!r}: another optimizer in this benchmark is also named {label!r}; "
-                                 "give its class another name")
-            out[label] = load_optimizer(name)
-        else:
+        if name not in OPTIMIZERS and ":" not in name:
             raise ValueError(f"--optimizer {name!r}: unknown; known: {', '.join(OPTIMIZERS)}, or module:Name")
+        label = name if name in OPTIMIZERS else name.rpartition(":")[2]
+        if label in out:  # results are keyed by the name: one would replace the other, in either order
+            raise ValueError(f"--optimizer {name!r}: another optimizer in this benchmark is also named {label!r}; "
+                             "give its class another name")
+        out[label] = OPTIMIZERS[name] if name in OPTIMIZERS else load_optimizer(name)
     return out
 
 
@@ -297,6 +296,11 @@ def check_options(problems, optimizers, seeds: int = 3, trials: int = 8, seed: i
                   lr: float | None = None) -> dict:
     """Raise ValueError naming the flag (``--seeds``) of the first bad option; return name →
     builder of ``optimizers`` (a user's rule loaded, so a bad one fails before any work)."""
+    for flag, names in (("--problem", problems), ("--optimizer", optimizers)):
+        if isinstance(names, str) or not isinstance(names, list | tuple):  # a string would be its letters
+            raise TypeError(f"{flag}: a list of names, got {names!r}")
+        if not names:
+            raise ValueError(f"{flag}: no names given; a benchmark needs at least one")
     unknown = [p for p in problems if p not in PROBLEMS]
     if unknown:
         raise ValueError(f"--problem {unknown[0]!r}: unknown; known: {', '.join(PROBLEMS)}")
@@ -311,6 +315,9 @@ def check_options(problems, optimizers, seeds: int = 3, trials: int = 8, seed: i
             raise ValueError(f"{flag} {twice!r} is given twice; name each once")
     for what, value, low in (("seeds", seeds, 1), ("trials", trials, 1), ("seed", seed, 0)):
         check_int(value, f"--{what}", low=low)
+    if seed + seeds >= SEEDS:  # the runs' seeds are seed + 1 … seed + seeds: each a seed xdl takes
+        raise ValueError(f"--seed {seed} with --seeds {seeds}: the runs are seeded {seed} + 1 … {seed} + {seeds}, "
+                         f"which must stay below 2**64; give a smaller --seed")
     if lr is not None:  # > 0 (0 trains nothing), and one float32's models can hold: else every run fails
         low, high = rate_range(np.float32)
         check_number(lr, "--lr", f"a number in float32's positive range [{low:.3g}, {high:.3g}]",
@@ -339,8 +346,11 @@ def benchmark_steps(problems, optimizers, seeds: int = 3, trials: int = 8, seed:
     """`benchmark`, yielding its results as they grow: once before the first (problem, optimizer)
     pair and after each (the same dict, holding the pairs done), so a caller stopped part way
     keeps what was measured."""
-    names, optimizers = list(problems), list(optimizers)
-    build = check_options(names, optimizers, seeds, trials, seed, lr)
+    build = check_options(problems, optimizers, seeds, trials, seed, lr)
+    names = list(problems)
+    check_bool(quick, "quick")
+    if batched is not None:
+        check_bool(batched, "batched")
     rates = (10.0 ** np.random.default_rng(seed).uniform(*np.log10(LR_RANGE), trials)).tolist()
     if batched is None:  # where the device allows: a GPU, on which K small models cost about one
         batched = xdl.current_backend().device_type == "cuda"
@@ -365,12 +375,23 @@ def benchmark_steps(problems, optimizers, seeds: int = 3, trials: int = 8, seed:
             else:
                 search = [run(problem, make, r, seed, quick, data) for r in rates]
             good = [s for s in search if s["status"] == "completed" and math.isfinite(s["score"])]
-            best = lr if lr is not None else (max(good, key=lambda s: s["score"])["lr"] if good else None)
+            best = lr if lr is not None else (max(good, key=_ranking)["lr"] if good else None)
             runs = [] if best is None else [run(problem, make, best, seed + 1 + i, quick, data) for i in range(seeds)]
             built = [r.pop("optimizer") for r in [*runs, *search] if "optimizer" in r]  # the same but for lr
-            results["problems"].setdefault(name, {})[opt_name] = {"search": search, "lr": best, "runs": runs,
-                                                                  "optimizer": built[0] if built else None}
+            results["problems"].setdefault(name, {})[opt_name] = {
+                "search": search, "lr": best, "runs": runs, "optimizer": built[0] if built else None,
+                # a best rate that is the largest (smallest) drawn: a wider range may hold a better one
+                "lr_at_edge": None if lr is not None or best is None or len(rates) < 3 else
+                "largest" if best == max(rates) else "smallest" if best == min(rates) else None}
             yield results
+
+
+def _ranking(trial: dict) -> tuple:
+    """How a search's trials are ordered (the best is the largest): the score; among equal scores
+    (a dev accuracy of 100 examples moves by 0.01), the fewer steps to the target, then the smaller
+    rate — a stated rule, not the order the rates were drawn in."""
+    steps = trial["steps_to_target"]
+    return trial["score"], -(math.inf if steps is None else steps), -trial["lr"]
 
 
 def budget(problem: Problem, quick: bool) -> dict:

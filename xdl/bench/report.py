@@ -22,8 +22,9 @@ PROFILE_MEASURES = {"steps": "steps to target", "seconds": "seconds to target"}
 def summary(results: dict) -> list[dict]:
     """One row per (problem, optimizer): the tuned lr; the final metric's mean and sample standard
     deviation (ddof 1; None below 2 runs) over the ``n`` seeds that completed; the median steps and
-    seconds to the target over those that reached it; how many runs diverged and crashed (search
-    and seeds together)."""
+    seconds to the target over every seed, one that did not reach it counting as never (so None
+    unless more than half of them reached it: a target reached once in three seeds is not
+    reached); how many runs diverged and crashed (search and seeds together)."""
     rows = []
     for problem, per in results["problems"].items():
         for name, entry in per.items():
@@ -39,12 +40,20 @@ def summary(results: dict) -> list[dict]:
                 "sd": float(values.std(ddof=1)) if len(values) > 1 else None,
                 "train_accuracy": float(np.mean(train)) if train else None,
                 "reached": f"{len(reached)}/{len(entry['runs'])}",
-                "steps_to_target": float(np.median([r["steps_to_target"] for r in reached])) if reached else None,
-                "seconds_to_target": float(np.median([r["seconds_to_target"] for r in reached])) if reached else None,
+                "steps_to_target": _median_to_target(entry["runs"], "steps_to_target"),
+                "seconds_to_target": _median_to_target(entry["runs"], "seconds_to_target"),
                 "diverged": sum(r["status"] == "diverged" for r in every),
                 "crashed": sum(r["status"] == "crashed" for r in every),
             })
     return rows
+
+
+def _median_to_target(runs: list[dict], key: str) -> float | None:
+    """The median of ``key`` over ``runs``, a run that did not reach the target (or did not
+    complete) as ∞; None where that median is ∞ (half the runs or more never reached it)."""
+    values = [r[key] if r["status"] == "completed" and r["steps_to_target"] is not None else math.inf for r in runs]
+    median = float(np.median(values)) if values else math.inf
+    return median if math.isfinite(median) else None
 
 
 def markdown(results: dict) -> str:
@@ -82,9 +91,14 @@ def header(results: dict) -> list[str]:
         low, high = results.get("lr_range") or (None, None)
         search = (f"log-uniform random search over [{_g(low)}, {_g(high)}], the same {results.get('trials')} rates "
                   f"for every optimizer (from seed {results.get('seed')}), the best by final dev accuracy (a "
-                  f"function: final f); then {results.get('seeds')} seeds at that rate (seed {results.get('seed')} "
-                  "+ 1, + 2, …)")
+                  f"function: final f; among equals, the fewer steps to the target, then the smaller rate); then "
+                  f"{results.get('seeds')} seeds at that rate (seed {results.get('seed')} + 1, + 2, …)")
     lines.append(f"- learning rate: {search}")
+    edges = [f"{name} on {problem} ({entry['lr_at_edge']})" for problem, per in results["problems"].items()
+             for name, entry in per.items() if entry.get("lr_at_edge")]
+    if edges:
+        lines.append(f"- **the best rate is the largest or smallest drawn** for {', '.join(edges)}: a better one may "
+                     "lie beyond the range (a larger --trials, or --lr, tries others)")
     budgets = results.get("budgets") or {}
     if budgets:
         lines.append("- budgets and targets" + (" (--quick)" if results.get("quick") else "") + ": " + "; ".join(
@@ -129,8 +143,10 @@ def profile(results: dict, by: str = "steps") -> tuple[list[str], np.ndarray, di
     if by not in PROFILE_MEASURES:
         raise ValueError(f"by must be one of {', '.join(PROFILE_MEASURES)}, got {by!r}")
     rows = summary(results)
-    problems = list(results["problems"])
     names = list(dict.fromkeys(r["optimizer"] for r in rows))
+    # the problems every optimizer ran on (an interrupted benchmark's last one lacks some: not theirs to fail)
+    problems = [p for p, per in results["problems"].items() if len(per) == len(names)]
+    rows = [r for r in rows if r["problem"] in problems]
     times = np.full((len(problems), len(names)), np.inf)
     for r in rows:
         if r[f"{by}_to_target"] is not None:  # (0 steps: the start was on target; ratios need > 0)
