@@ -158,7 +158,7 @@ def test_bad_input_is_named():
         benchmark(["quadratic"], ["nowhere.py:Rule"])
     with pytest.raises(ValueError, match=r"must be a subclass of xdl.optim.Optimizer"):
         benchmark(["quadratic"], ["json:dumps"])
-    with pytest.raises(ValueError, match=r"--seeds must be a positive integer"):
+    with pytest.raises(ValueError, match=r"--seeds must be an integer in \[1, 100,000\]"):
         benchmark(["quadratic"], ["adam"], seeds=0)
     with pytest.raises(ValueError, match=r"--seed 18446744073709551615 with --seeds 3: .* below 2\*\*64"):
         benchmark(["quadratic"], ["adam"], seed=2**64 - 1)  # (it failed after the search, at seed 2**64)
@@ -194,8 +194,9 @@ def test_a_batched_search_gives_the_records_of_one_run_at_a_time():
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--seeds", "0"], "--seeds must be a positive integer, got 0"),
-    (["--trials", "0"], "--trials must be a positive integer, got 0"),
+    (["--seeds", "0"], "--seeds must be an integer in [1, 100,000], got 0"),
+    (["--trials", "0"], "--trials must be an integer in [1, 100,000], got 0"),
+    (["--seeds", str(2**64)], "--seeds must be an integer in [1, 100,000], got 18446744073709551616"),
     (["--lr", "-1"], "--lr must be a number in float32's positive range [1.4e-45, 3.4e+38], got -1.0"),
     (["--lr", "nan"], "--lr must be a number in float32's positive range [1.4e-45, 3.4e+38], got nan"),
     (["--seed", "-1"], "--seed must be an integer ≥ 0, got -1"),

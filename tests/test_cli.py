@@ -52,7 +52,7 @@ def test_help_lists_commands_and_every_option(capsys):
         assert "--config" in text and "default: digits" in text
 
 
-def test_train_writes_model_history_report_and_curves(tmp_path, capsys):
+def test_train_writes_model_history_report_and_curves(tmp_path, capsys, monkeypatch):
     out = tmp_path / "run"
     assert main(["train", *FAST, "--out", str(out), "--checkpoint-every", "1"]) == 0
     text = capsys.readouterr().out
@@ -71,6 +71,24 @@ def test_train_writes_model_history_report_and_curves(tmp_path, capsys):
     # a new run there replaces the finished one's files, and says so
     assert main(["train", *FAST, "--out", str(out)]) == 0
     assert f"note: --out {str(out)!r} holds a finished run; this run replaces its files" in capsys.readouterr().out
+    # the replaced run's report goes at once: a replacing run stopped before its own report is no finished run
+    from xdl.train import Trainer
+
+    epoch, epochs = Trainer._train_epoch, []
+
+    def killed_in_its_fourth_epoch(self, *args, **kwargs):  # after epoch 3's checkpoint, as a kill would stop it
+        epochs.append(1)
+        if len(epochs) == 4:
+            raise KeyboardInterrupt
+        return epoch(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "_train_epoch", killed_in_its_fourth_epoch)
+    assert main(["train", *FAST, "--epochs", "6", "--seed", "5", "--out", str(out), "--checkpoint-every", "1"]) != 0
+    monkeypatch.undo()
+    capsys.readouterr()
+    assert not (out / "report.json").exists()  # (the earlier run's, left, said 3 epochs: this run looked over at 3)
+    assert main(["train", *FAST, "--out", str(out)]) == 1
+    assert "holds an unfinished run (its checkpoint: after epoch 3 of 6)" in capsys.readouterr().err
 
 
 def test_config_file_sets_options_and_flags_override_it(tmp_path, capsys):

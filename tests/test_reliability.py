@@ -149,6 +149,7 @@ def test_checkpoints_keep_the_last_and_the_best_epoch(tmp_path):
      "schedule 'step' (lr=0.003, decay_factor=1e-200, decay_every=10) gives lr 3e-203 at epoch 11 of 200; "
      "the rate must stay in float32's positive range"),
     (["--beta1", "1"], "--beta1 must be in [0, 1)"),
+    (["--hidden", str(2**63)], "--hidden must be a non-empty list of sizes in [1, 1,048,576], got [9223372036854775808]"),
     (["--eps", "0"], "--eps must be a finite number > 0"),
 ])
 def test_options_are_checked_before_any_work(tmp_path, capsys, flags, message):

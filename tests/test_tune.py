@@ -214,7 +214,7 @@ def test_bad_spaces_name_the_key(spec, match):
                                                   r"trained: optimizer must be one of sgd"),
     ({"epochs": {"int_uniform": [0, 2]}}, r"epochs = 0 \(of int_uniform \[0, 2\]\) cannot be trained: epochs must be ≥ 1"),
     ({"dropout": {"uniform": [-0.5, 0.5]}}, r"dropout = -0.5 \(of uniform .*dropout must be in \[0, 1\)"),
-    ({"hidden": {"choice": [[8], [0]]}}, r"hidden = \[0\] .*non-empty list of positive sizes"),
+    ({"hidden": {"choice": [[8], [0]]}}, r"hidden = \[0\] .*non-empty list of sizes in \[1, 1,048,576\]"),
 ])
 def test_values_a_space_can_give_are_checked_before_any_trial(data, tmp_path, space, match):
     X, y, dev = data
@@ -235,7 +235,7 @@ def test_values_valid_alone_but_not_together_fail_their_trials_only(data):
 
 def test_bad_search_arguments(data):
     X, y, dev = data
-    for kwargs, match in ((dict(trials=0), r"trials must be a positive integer, got 0"),
+    for kwargs, match in ((dict(trials=0), r"trials must be an integer in \[1, 1,000,000\], got 0"),
                           (dict(strategy="bayes"), r"strategy must be one of"),
                           (dict(execution="gpu"), r"execution must be one of"),
                           (dict(rounds=9, trials=4, strategy="coarse_to_fine"),
@@ -260,7 +260,7 @@ def test_cli_tune_writes_a_best_config_that_xdl_train_accepts(tmp_path, capsys):
     assert cli.main(["train", "--config", str(out / "best.toml"), "--epochs", "1", "--out", str(tmp_path / "run"),
                      "--no-progress"]) == 0
     assert cli.main(["tune", "--trials", "0", "--out", str(out)]) == 1
-    assert "--trials must be a positive integer" in capsys.readouterr().err
+    assert "--trials must be an integer in [1, 1,000,000]" in capsys.readouterr().err
 
 
 def test_the_best_configuration_is_the_best_trials_on_the_searchs_base(data, tmp_path):
@@ -610,7 +610,8 @@ def test_one_trial_needs_no_rounds_for_strategies_that_ignore_them(tmp_path, str
      "--min-epochs (10) must be below --epochs (2) with --halving"),
     (["--top", "-1"], "--top must be a positive integer, got -1"),
     (["--top", "0"], "--top must be a positive integer, got 0"),
-    (["--trials", "0"], "--trials must be a positive integer, got 0"),
+    (["--trials", "0"], "--trials must be an integer in [1, 1,000,000], got 0"),
+    (["--strategy", "grid", "--trials", str(2**64)], "--trials must be an integer in [1, 1,000,000], got 1844"),
 ])
 def test_bad_tune_options_are_named_by_flag_before_any_work(tmp_path, capsys, flags, message):
     out = tmp_path / "tz"

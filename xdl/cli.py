@@ -38,7 +38,7 @@ from xdl.hostmemory import keep_freed_memory
 from xdl.lock import RUN, DirectoryLock, check_not_in_use, took_over_note
 from xdl.serialization import read_extra
 from xdl.train import BEST_FILE, CHECKPOINT_FILE, Checkpoint, Control, Interrupted
-from xdl.train.callbacks import check_checkpoint_kind, position, resume_path, unfinished_run
+from xdl.train.callbacks import CONTROL_FILE, check_checkpoint_kind, position, resume_path, unfinished_run
 
 GRADCHECK_EXAMPLES = 16
 # the options a gradient check reads (the model, its cost, the data, the seed, where it runs); another's
@@ -316,6 +316,8 @@ def train(config: TrainConfig, args=None) -> int:
             print(resuming)
         if replacing:
             print(replacing)
+            # the replaced run's report: left there, it would make this run, killed before its own, look finished
+            (out / "report.json").unlink(missing_ok=True)
         if lock.took_over:
             print(f"note: {took_over_note(lock)}")
         X, y = xdl.datasets.load(config.dataset)
@@ -381,8 +383,13 @@ def train(config: TrainConfig, args=None) -> int:
                 raise
             stop = _signal_of(e) if isinstance(e, KeyboardInterrupt) else None
             what = f"interrupted by {stop}" if stop else f"{e}"
-            print(f"\nxdl train: {what} while writing the run's outputs; its training is over and kept in "
-                  f"{str(trainer.last_checkpoint)!r}: to write them, {_resume_command(trainer)}", file=sys.stderr)
+            kept = f"its training is over and kept in {str(trainer.last_checkpoint)!r}"
+            if (history.stopped_by or "").startswith(CONTROL_FILE):  # a resume trains on after a control stop
+                print(f"\nxdl train: {what} while writing the run's outputs; {kept} (stopped by {CONTROL_FILE}: "
+                      f"xdl.load gives its model; {_resume_command(trainer)} trains on from there)", file=sys.stderr)
+            else:
+                print(f"\nxdl train: {what} while writing the run's outputs; {kept}: to write them, "
+                      f"{_resume_command(trainer)}", file=sys.stderr)
             return _signal_status(stop) if stop else 1
     _report(history, metrics, diagnosis, seconds, files)
     return 0
@@ -534,7 +541,7 @@ def _report(history, metrics, diagnosis, seconds, files) -> None:
     print("accuracy: " + "  ".join(f"{name} {m['accuracy']:.2%}" for name, m in metrics.items()))
     print(f"diagnosis: {diagnosis}")
     per_epoch = np.mean(history["seconds"]) if epochs else 0.0  # all epochs, resumed runs included
-    print(f"time: {epochs} epochs, this run {seconds:.1f} s ({1000 * per_epoch:.0f} ms per epoch)")
+    print(f"time: {_count(epochs, 'epoch')}, this run {seconds:.1f} s ({1000 * per_epoch:.0f} ms per epoch)")
     print("files written:\n" + "\n".join(f"  {f}" for f in files))
 
 

@@ -43,6 +43,7 @@ SCHEDULE_OPTIONS = {"none": (), "inverse_time": ("lr", "decay_rate"), "exponenti
 SCHEDULES = tuple(SCHEDULE_OPTIONS)
 AUGMENTED_COPIES = 4  # augmented copies of the training set the input scaling is measured on
 FLOAT32_RATES = optim.optimizer.rate_range(np.float32)  # the models' default dtype
+MAX_WIDTH = 2**20  # a hidden layer's units at most (2**20 × 2**20 float32 weights are 4 TiB already)
 # Options that describe a command line's run (where and how it runs, what it shows), not a model.
 RUN_OPTIONS = ("backend", "out", "checkpoint_every", "resume", "progress", "base_error", "capture")
 # Options a --resume may change: the rest describe the run and must match its checkpoint.
@@ -157,8 +158,9 @@ class TrainConfig:
         if self.batch_norm and self.batch_size < 2:
             raise ValueError(f"{source}: batch_size must be ≥ 2 with batch_norm (a batch of one has no variance), "
                              f"got {self.batch_size}")
-        if not self.hidden or min(self.hidden) < 1:
-            raise ValueError(f"{source}: hidden must be a non-empty list of positive sizes, got {self.hidden}")
+        if not self.hidden or min(self.hidden) < 1 or max(self.hidden) > MAX_WIDTH:
+            raise ValueError(f"{source}: hidden must be a non-empty list of sizes in [1, {MAX_WIDTH:,}], got "
+                             f"{self.hidden}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"{source}: dropout must be in [0, 1), got {self.dropout}")
         for name in ("lr", "eps", "decay_base", "decay_factor"):

@@ -45,6 +45,7 @@ from xdl.train import Callback, Trainer, fit_many
 # default), on weights only — decay on batch norm's γ and β or a bias pulls them to 0 for no
 # regularizing gain, and on a function's x it moves the minimum the target is measured against.
 WEIGHT_DECAY = {"adamw": 0.01}
+MAX_RUNS = 100_000  # --seeds and --trials at most, each (2**64 was an array of that many rates, after the header)
 
 
 def _configured(name: str, params, lr: float) -> Optimizer:
@@ -313,8 +314,10 @@ def check_options(problems, optimizers, seeds: int = 3, trials: int = 8, seed: i
         twice = next((name for i, name in enumerate(names) if name in names[:i]), None)
         if twice is not None:  # one row would hold one of them: the table would count what was not run
             raise ValueError(f"{flag} {twice!r} is given twice; name each once")
-    for what, value, low in (("seeds", seeds, 1), ("trials", trials, 1), ("seed", seed, 0)):
-        check_int(value, f"--{what}", low=low)
+    for what, value, low, high in (("seeds", seeds, 1, MAX_RUNS), ("trials", trials, 1, MAX_RUNS),
+                                   ("seed", seed, 0, None)):
+        check_int(value, f"--{what}", low=low, high=high,
+                  expected=f"an integer in [{low}, {high:,}]" if high else None)
     if seed + seeds >= SEEDS:  # the runs' seeds are seed + 1 … seed + seeds: each a seed xdl takes
         raise ValueError(f"--seed {seed} with --seeds {seeds}: the runs are seeded {seed} + 1 … {seed} + {seeds}, "
                          f"which must stay below 2**64; give a smaller --seed")

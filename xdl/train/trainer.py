@@ -306,8 +306,9 @@ class Trainer:
         # a run killed after its end (its checkpoint's stop or epochs; not a stop asked for on resuming)
         if resume is not None and (self.epoch >= self.epochs or self.stop_training and self.history.stopped_epoch):
             why = self.history.stopped_by or f"its {self.epoch} epochs trained"
+            more = "patience" if self.stop_training and self.history.stopped_epoch else "epochs"  # (early stopping's)
             warn_caller(f"resume: the checkpoint's run is over ({why}): nothing to train; it ends as it ended — "
-                        "raise epochs (or patience) to train on")
+                        f"raise {more} to train on")
         # this fit's stop, if any, is the one to report: one from before (a checkpoint's, a first
         # fit's) is over once training goes on; a callback may stop it here already (a stop read on resuming)
         self.history.stopped_epoch = self.epoch if self.stop_training else None

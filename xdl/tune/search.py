@@ -52,6 +52,7 @@ EXECUTIONS = ("sequential", "batched", "dask")
 CONNECT_SECONDS = 10  # how long a search waits for the Dask scheduler it is given
 SHRINK = 0.5  # coarse to fine: each round's box is this fraction of the previous one's width
 ROUNDS = 2  # coarse_to_fine and tpe: rounds by default (fewer when there are fewer trials)
+MAX_TRIALS = 1_000_000  # a search's trials at most (a grid of 2**64 was built point by point, without end)
 # Base options a resumed search may change, as it may change its execution: they change no trial's
 # result beyond rounding — how a step runs (a captured step computes what an eager one does; another
 # backend, the same float32 arithmetic in another order) — or nothing a search does (it writes no
@@ -123,6 +124,8 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
             # read again, now that no other search can write it: what one saved since the check is in it
             study = search.study = _study(meta, directory, resume, lambda param: param, False,
                                           _unchanging(space, strategy))
+            if resume:  # its meta as this search's at once (more trials: a Ctrl-C before the next trial keeps them)
+                study.save()
             number = 0
             for round_, points in _rounds(space, trials, strategy, rounds, seed, study):
                 done = study.finished()
@@ -252,7 +255,7 @@ def check_search(space=None, trials=32, strategy="random", execution="sequential
                          f"(the data, the backend and the run's options are the search's); set it as "
                          f"{name('base.' + fixed)}")
     _check_space_values(space, base, name)
-    trials = check_int(trials, name("trials"))
+    trials = check_int(trials, name("trials"), high=MAX_TRIALS, expected=f"an integer in [1, {MAX_TRIALS:,}]")
     if strategy not in STRATEGIES:
         raise ValueError(f"{name('strategy')} must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
     if execution not in EXECUTIONS:

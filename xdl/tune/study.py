@@ -87,8 +87,8 @@ class Study:
             # a study's points are drawn for its number of trials (and rounds): more trials make another study
             raise ValueError(f"{who}: the search in {str(directory)!r} was made with {'; '.join(differences)}. "
                              "Resuming continues the same search: its saved trials were made that way, and the "
-                             "rest must be made alike to be compared with them; for another search (more trials, "
-                             "say), use a new directory")
+                             "rest must be made alike to be compared with them (a random search may be given more "
+                             "trials); for another search, use a new directory")
         study = cls(meta, directory)
         study.trials = trials
         return study
