@@ -434,10 +434,10 @@ def test_a_json_file_under_a_file_is_named_as_such(tmp_path):
 
 
 def test_a_failed_command_leaves_no_empty_output_directory_of_its_own(tmp_path, capsys):
-    out = tmp_path / "run"  # diverges at epoch 1, before any checkpoint
+    out = tmp_path / "nest" / "a" / "run"  # diverges at epoch 1, before any checkpoint
     assert main(["train", *FAST, "--optimizer", "sgd", "--lr", "1e30", "--no-batch-norm", "--schedule", "none",
                  "--out", str(out)]) == 1
-    assert "diverged" in capsys.readouterr().err and not out.exists()
+    assert "diverged" in capsys.readouterr().err and not (tmp_path / "nest").exists()  # (nest/a was left)
     kept = tmp_path / "kept"
     kept.mkdir()
     assert main(["train", *FAST, "--optimizer", "sgd", "--lr", "1e30", "--no-batch-norm", "--schedule", "none",

@@ -61,7 +61,7 @@ def main(argv=None) -> int:
                 args.backend = environment_backend() or "auto"
             config = config_from_args(args) if hasattr(args, "config") else None
             out = _output_directory(args, config)
-            made_out = out if out is not None and str(out) and not Path(out).exists() else None
+            made_out = _first_missing(Path(out)) if out is not None and str(out) else None
             status = args.run(config, args)
             return status
     except BrokenPipeError:  # `xdl train | head`: the reader has gone, as for any command of a pipe
@@ -113,6 +113,15 @@ def _terminate_as_interrupt():
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The outermost directory of ``path`` that does not exist yet (``--out a/b/c`` with none of them
+    there: ``a``), which the command would make; None when ``path`` exists."""
+    missing = None
+    while not path.exists() and path != path.parent:
+        missing, path = path, path.parent
+    return missing
 
 
 def _remove_empty_tree(directory: Path) -> None:
