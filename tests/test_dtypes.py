@@ -80,3 +80,21 @@ def test_a_groups_rate_is_checked_in_its_narrowest_dtype():
     (model(np.ones((1, 2))).sum()).backward()
     with pytest.raises(ValueError, match=r"the lr at step 1 \(group 0\) is 1e-300: .* float32's positive range"):
         optimizer.step()
+
+
+def test_a_float16_model_file_loads_as_float32_and_a_narrowed_batch_norm_checks_its_eps(tmp_path):
+    """Layers are float32 or float64 now: a float16 file (an older xdl made such layers) is loaded
+    converted, with a warning, not refused; a BatchNorm whose eps `astype` made 0 is refused."""
+    import json
+
+    path = xdl.save(xdl.nn.mlp(2, [3], 2), tmp_path / "m.npz")
+    arrays = dict(np.load(path))
+    header = json.loads(str(arrays["__xdl_architecture__"]))
+    arrays = {k: v.astype(np.float16) if v.dtype == np.float32 else v for k, v in arrays.items()}
+    arrays["__xdl_architecture__"] = np.array(json.dumps({**header, "dtype": "float16"}))
+    np.savez(tmp_path / "half.npz", **arrays)
+    with pytest.warns(UserWarning, match=r"holds a float16 model; .* it is loaded as float32"):
+        assert xdl.load(tmp_path / "half.npz").dtype == np.float32
+    narrowed = xdl.nn.BatchNorm(2, eps=1e-50, dtype=np.float64).astype(np.float32)
+    with pytest.raises(ValueError, match=r"BatchNorm: eps 1e-50 is 0 in float32"):
+        narrowed(np.ones((4, 2), np.float32))

@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 import xdl
 from xdl.backend import BACKEND_NAMES, BackendError, environment_backend
-from xdl.config import TrainConfig, flag_of, unread_options
+from xdl.config import RUN_OPTIONS, TrainConfig, flag_of, unread_options
 from xdl.data import Standardizer, split
 from xdl.diagnose import diagnose
 from xdl.losses import SoftmaxCrossEntropy, l2
@@ -325,8 +325,6 @@ def train(config: TrainConfig, args=None) -> int:
             print(resuming)
         if replacing:
             print(replacing)
-            # the replaced run's report: left there, it would make this run, killed before its own, look finished
-            (out / "report.json").unlink(missing_ok=True)
         if lock.took_over:
             print(f"note: {took_over_note(lock)}")
         X, y = xdl.datasets.load(config.dataset)
@@ -430,7 +428,7 @@ def _check_no_unfinished_run(out: Path) -> str | None:
         return None
     replaced = (f"note: --out {str(out)!r} holds a finished run; this run replaces its files (model, history, "
                 f"checkpoints) — give another --out to keep them")
-    reported = _reported_epochs(out / "report.json")
+    reported = _reported_run(out / "report.json")
     afresh = f"or give another --out; to start afresh there, remove {str(checkpoints)!r} first"
     if not path.is_file():  # killed before its first checkpoint.npz, or --checkpoint-every 0
         if reported is not None:
@@ -445,8 +443,8 @@ def _check_no_unfinished_run(out: Path) -> str | None:
         kept = f"; {str(best)!r} may still hold the best epoch's state" if best.is_file() else ""
         raise FileExistsError(f"--out {str(out)!r} holds a checkpoint no run can continue from ({e}){kept}: "
                               f"{afresh}") from None
-    if reported == done and not step:  # its outputs were written after its last checkpoint
-        return replaced
+    if reported == (done, _model_options((extra.get("run_info") or {}).get("config") or {})) and not step:  # its outputs, written after
+        return replaced  # its last checkpoint (a report of another run before it, left there, is not)
     unfinished = unfinished_run(path)  # (the rule a Checkpoint refuses a new run by, in Python)
     if unfinished is not None:
         raise FileExistsError(f"--out {str(out)!r} holds an unfinished run (its checkpoint: {unfinished}): continue "
@@ -458,13 +456,21 @@ def _check_no_unfinished_run(out: Path) -> str | None:
                           f"stopping ends as it ended, writing them), {afresh}")
 
 
-def _reported_epochs(report: Path) -> int | None:
-    """The epochs a run's report.json says it trained, or None: no report (or none xdl wrote)."""
+def _reported_run(report: Path) -> tuple[int, dict] | None:
+    """The epochs a run's report.json says it trained and the options of its model and training
+    (`_model_options`), or None: no report (or none xdl wrote)."""
     try:
-        epochs = json.loads(report.read_text()).get("epochs")
-    except (OSError, ValueError, AttributeError):
+        data = json.loads(report.read_text())
+        epochs, options = data.get("epochs"), _model_options(data["config"])
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
         return None
-    return epochs if isinstance(epochs, int) and not isinstance(epochs, bool) else None
+    return (epochs, options) if isinstance(epochs, int) and not isinstance(epochs, bool) else None
+
+
+def _model_options(config: dict) -> dict:
+    """A run's options but those of the command's run (where it writes, its resume, …): what tells
+    one run from another."""
+    return {key: value for key, value in config.items() if key not in RUN_OPTIONS}
 
 
 def _check_resume(config: TrainConfig) -> str:

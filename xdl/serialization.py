@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from xdl.backend import current_backend
+from xdl.caller import warn_caller
 from xdl.files import atomic_write, json_number
 from xdl.nn import Module
 from xdl.nn.architecture import build_on_host, describe
@@ -97,6 +98,9 @@ def _read(path) -> tuple[dict, dict[str, np.ndarray]]:
     return header, state
 
 
+NARROWER_OR_WIDER = {"float16": "float32", "longdouble": "float64", "float128": "float64", "float96": "float64"}
+
+
 def load(path, model: Module | None = None) -> Module:
     """Read a file written by `save`: a new model built from the saved architecture, or the
     saved state copied into ``model`` (which must have the same parameter names and shapes)."""
@@ -113,8 +117,13 @@ def load(path, model: Module | None = None) -> Module:
         if header.get("architecture") is None:
             raise ValueError(f"load: {str(path)!r} holds a custom model; pass model= to load its state into it")
         target = current_backend()
+        dtype = header.get("dtype")
+        if dtype in NARROWER_OR_WIDER:  # saved by an xdl that made such layers: converted, and said, not lost
+            warn_caller(f"load: {str(path)!r} holds a {dtype} model; xdl's layers are float32 or float64: it is "
+                        f"loaded as {NARROWER_OR_WIDER[dtype]}")
+            dtype = NARROWER_OR_WIDER[dtype]
         try:
-            model = build_on_host(header["architecture"], header["dtype"])  # filled there, then moved
+            model = build_on_host(header["architecture"], dtype)  # filled there, then moved
         except (TypeError, ValueError, KeyError, AttributeError) as e:
             raise ValueError(f"load: {str(path)!r} describes a model xdl cannot build ({type(e).__name__}: {e})") from None
         except MemoryError as e:  # (a damaged header's sizes, or a model too large for this machine)

@@ -297,9 +297,11 @@ def check_options(problems, optimizers, seeds: int = 3, trials: int = 8, seed: i
                   lr: float | None = None) -> dict:
     """Raise ValueError naming the flag (``--seeds``) of the first bad option; return name →
     builder of ``optimizers`` (a user's rule loaded, so a bad one fails before any work)."""
+    if isinstance(problems, str) or isinstance(optimizers, str):  # a string would be its letters
+        raise TypeError(f"{'--problem' if isinstance(problems, str) else '--optimizer'}: a list of names, got "
+                        f"{problems if isinstance(problems, str) else optimizers!r}")
+    problems, optimizers = list(problems), list(optimizers)  # (any iterable of names: PROBLEMS' keys too)
     for flag, names in (("--problem", problems), ("--optimizer", optimizers)):
-        if isinstance(names, str) or not isinstance(names, list | tuple):  # a string would be its letters
-            raise TypeError(f"{flag}: a list of names, got {names!r}")
         if not names:
             raise ValueError(f"{flag}: no names given; a benchmark needs at least one")
     unknown = [p for p in problems if p not in PROBLEMS]
@@ -318,7 +320,7 @@ def check_options(problems, optimizers, seeds: int = 3, trials: int = 8, seed: i
                                    ("seed", seed, 0, None)):
         check_int(value, f"--{what}", low=low, high=high,
                   expected=f"an integer in [{low}, {high:,}]" if high else None)
-    if seed + seeds >= SEEDS:  # the runs' seeds are seed + 1 … seed + seeds: each a seed xdl takes
+    if int(seed) + int(seeds) >= SEEDS:  # (Python's integers: a NumPy int64 near 2**63 would wrap)  # the runs' seeds are seed + 1 … seed + seeds: each a seed xdl takes
         raise ValueError(f"--seed {seed} with --seeds {seeds}: the runs are seeded {seed} + 1 … {seed} + {seeds}, "
                          f"which must stay below 2**64; give a smaller --seed")
     if lr is not None:  # > 0 (0 trains nothing), and one float32's models can hold: else every run fails
@@ -349,8 +351,9 @@ def benchmark_steps(problems, optimizers, seeds: int = 3, trials: int = 8, seed:
     """`benchmark`, yielding its results as they grow: once before the first (problem, optimizer)
     pair and after each (the same dict, holding the pairs done), so a caller stopped part way
     keeps what was measured."""
+    problems, optimizers = (list(names) if not isinstance(names, str) else names for names in (problems, optimizers))
     build = check_options(problems, optimizers, seeds, trials, seed, lr)
-    names = list(problems)
+    names = problems
     check_bool(quick, "quick")
     if batched is not None:
         check_bool(batched, "batched")

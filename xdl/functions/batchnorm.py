@@ -105,7 +105,10 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training=True, momentu
 
 def layer_batch_norm(x, gamma, beta, running_mean, running_var, training: bool, momentum, eps: float):
     """`batch_norm` without its checks, as a layer calls it at every forward: the layer checked its
-    settings when it was made, and the running statistics are its own buffers."""
+    settings when it was made, and the running statistics are its own buffers — but for its eps in
+    x's dtype, which ``model.astype`` may have narrowed (one comparison for any usual ε)."""
+    if eps < 1e-30 and not x.dtype.type(eps) > 0:  # (float32 holds every ε ≥ 1e-30)
+        raise ValueError(f"BatchNorm: eps {eps!r} is 0 in {x.dtype}: 1/√(0 + ε) on a constant feature")
     if _statistics_kept:
         momentum = 1.0  # running = 1·running + 0·batch
     # per feature: float64, as a Python float is — the factors derived from it are rounded to x's dtype

@@ -344,7 +344,7 @@ class Module:
         return self
 
     def astype(self, dtype) -> Module:
-        """Convert the parameters and the floating buffers to ``dtype`` (a floating dtype) in place,
+        """Convert the parameters and the floating buffers to ``dtype`` (float32 or float64) in place,
         e.g. float64 for gradient checking; integer and boolean buffers (counters, masks) keep
         theirs, as in PyTorch. The parameters are packed anew in one flat buffer, their gradients
         zero. When everything floating has that dtype already, nothing changes (values, gradients

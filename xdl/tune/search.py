@@ -317,7 +317,8 @@ def _study(meta: dict, directory, resume: bool, name, flags: bool, unchanging=()
         if directory is None:
             raise ValueError("resume=True needs the directory of the study to continue")
         drawn = saved_study(directory, name("resume"))[0].get("sampling")
-        if drawn != meta["sampling"]:  # (an older study has none: nothing to compare in Study.resume)
+        if drawn != meta["sampling"] and meta["strategy"] != "grid":  # (a grid draws nothing; an older study has
+            # no sampling: Study.resume would not compare it)
             raise ValueError(f"{name('resume')}: the study in {str(directory)!r} was drawn by another xdl (sampling "
                              f"{drawn or 1}, this one draws by {meta['sampling']}: `Space.sample`), so its trials "
                              f"cannot be drawn alike to go on; run the search in a new {name('directory')}")
