@@ -167,6 +167,10 @@ def test_a_resumed_search_skips_finished_trials(data, tmp_path, monkeypatch):
     more = tune(X, y, dev, space, trials=7, base=BASE, execution="sequential", directory=tmp_path, resume=True)
     assert len(fits) == 5 and [t.params for t in more.trials[:5]] == [t.params for t in full.trials]
     assert json.loads((tmp_path / "trials.json").read_text())["meta"]["trials"] == 7
+    monkeypatch.setattr(Trainer, "fit", lambda self, *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):  # stopped before its first new trial: the study says 9 already
+        tune(X, y, dev, space, trials=9, base=BASE, execution="sequential", directory=tmp_path, resume=True)
+    assert json.loads((tmp_path / "trials.json").read_text())["meta"]["trials"] == 9
     with pytest.raises(ValueError, match=r"^trials is 6, but the study in .* holds trials up to number 6: a random "
                                          r"search resumes with at least as many trials"):
         tune(X, y, dev, space, trials=6, base=BASE, directory=tmp_path, resume=True)
