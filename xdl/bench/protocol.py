@@ -297,9 +297,9 @@ def check_options(problems, optimizers, seeds: int = 3, trials: int = 8, seed: i
                   lr: float | None = None) -> dict:
     """Raise ValueError naming the flag (``--seeds``) of the first bad option; return name →
     builder of ``optimizers`` (a user's rule loaded, so a bad one fails before any work)."""
-    if isinstance(problems, str) or isinstance(optimizers, str):  # a string would be its letters
-        raise TypeError(f"{'--problem' if isinstance(problems, str) else '--optimizer'}: a list of names, got "
-                        f"{problems if isinstance(problems, str) else optimizers!r}")
+    for flag, names in (("--problem", problems), ("--optimizer", optimizers)):
+        if isinstance(names, str):  # a string would be its letters
+            raise TypeError(f"{flag}: a list of names, got {names!r}")
     problems, optimizers = list(problems), list(optimizers)  # (any iterable of names: PROBLEMS' keys too)
     for flag, names in (("--problem", problems), ("--optimizer", optimizers)):
         if not names:
@@ -320,7 +320,7 @@ def check_options(problems, optimizers, seeds: int = 3, trials: int = 8, seed: i
                                    ("seed", seed, 0, None)):
         check_int(value, f"--{what}", low=low, high=high,
                   expected=f"an integer in [{low}, {high:,}]" if high else None)
-    if int(seed) + int(seeds) >= SEEDS:  # (Python's integers: a NumPy int64 near 2**63 would wrap)  # the runs' seeds are seed + 1 … seed + seeds: each a seed xdl takes
+    if int(seed) + int(seeds) >= SEEDS:  # the runs' seeds, seed + 1 … seed + seeds (Python's ints: no int64 wrap)
         raise ValueError(f"--seed {seed} with --seeds {seeds}: the runs are seeded {seed} + 1 … {seed} + {seeds}, "
                          f"which must stay below 2**64; give a smaller --seed")
     if lr is not None:  # > 0 (0 trains nothing), and one float32's models can hold: else every run fails
@@ -351,9 +351,8 @@ def benchmark_steps(problems, optimizers, seeds: int = 3, trials: int = 8, seed:
     """`benchmark`, yielding its results as they grow: once before the first (problem, optimizer)
     pair and after each (the same dict, holding the pairs done), so a caller stopped part way
     keeps what was measured."""
-    problems, optimizers = (list(names) if not isinstance(names, str) else names for names in (problems, optimizers))
-    build = check_options(problems, optimizers, seeds, trials, seed, lr)
-    names = problems
+    names = problems if isinstance(problems, str) else list(problems)  # (read twice: an iterable once)
+    build = check_options(names, optimizers, seeds, trials, seed, lr)
     check_bool(quick, "quick")
     if batched is not None:
         check_bool(batched, "batched")
