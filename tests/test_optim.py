@@ -580,3 +580,147 @@ def test_a_checkpoint_keeps_where_each_group_started(tmp_path):
     assert [g.first_step for g in resumed.optimizer.groups] == [0, 5]
     for a, b in zip(straight.model.parameters(), resumed.model.parameters()):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+@pytest.mark.parametrize("copy_of", [lambda o: __import__("copy").deepcopy(o),
+                                     lambda o: __import__("pickle").loads(__import__("pickle").dumps(o))])
+def test_a_copied_optimizer_updates_its_own_copies(copy_of):
+    """A copy copies views apart; the copy's parameters are made views of its buffers again, so its
+    step moves them (it read a zero gradient and wrote into a buffer nothing read) and its held
+    hyperparameters are the ones it writes. A group over part of a model's buffer too."""
+    q = xdl.Parameter(np.ones(3))
+    copied = copy_of(SGD([q], lr=0.1))
+    q2 = copied.groups[0].params[0]
+    copied.zero_grad()
+    q2.grad[...] = 1.0
+    copied.step()
+    np.testing.assert_allclose(q2.numpy(), 0.9)
+    np.testing.assert_array_equal(q.numpy(), 1.0)  # the original's parameter is not the copy's
+    copied.lr = 0.5  # held where the update reads it
+    copied.step()
+    np.testing.assert_allclose(q2.numpy(), 0.4)
+
+    xdl.seed(0)
+    model = xdl.nn.mlp(4, [5], 3).astype("float64")
+    part = copy_of(Adam(model[2].parameters(), lr=0.1))
+    params = part.groups[0].params
+    for p in params:
+        p.grad[...] = 1.0
+    before = [p.numpy().copy() for p in params]
+    part.step()
+    for p, b in zip(params, before):
+        np.testing.assert_allclose(p.numpy(), b - 0.1, rtol=1e-6)
+
+
+def test_a_copy_of_model_and_optimizer_together_is_refused_at_step():
+    """The model's copy places its parameters anew: the optimizer's copy says so, not a silent no-op."""
+    import copy
+
+    xdl.seed(0)
+    model = xdl.nn.mlp(4, [5], 3)
+    _, optimizer = copy.deepcopy((model, Adam(model)))
+    with pytest.raises(RuntimeError, match="moved to new storage"):
+        optimizer.step()
+
+
+def _adam_after_steps(n=3):
+    p = xdl.Parameter(np.ones(3))
+    optimizer = Adam([p], lr=0.1)
+    for _ in range(n):
+        optimizer.zero_grad()
+        p.grad[...] = 1.0
+        optimizer.step()
+    return optimizer
+
+
+@pytest.mark.parametrize("edit, match", [
+    ({"t": "abc"}, "t .*integer ≥ 0"), ({"t": -3}, "t .*integer ≥ 0"), ({"t": 2.7}, "t .*integer"),
+    ({"t": True}, "t .*integer"), ({"first_steps": [99]}, r"first_steps\[0\].*\[0, t = 3\]"),
+    ({"first_steps": ["x"]}, r"first_steps\[0\]"), ({"first_steps": [0, 0]}, "2 groups' first_steps"),
+    ({"settings": []}, "0 groups' settings"), ({"t": None, "drop": "t"}, "with 't', 'state' and 'settings'"),
+])
+def test_load_state_dict_checks_the_step_count_before_writing(edit, match):
+    """Adam's t = 1 − first_step + t must be ≥ 1 (1 − β₂ᵗ < 0 gave a complex square root at the next
+    step); a refused state changes nothing, its moments and settings included."""
+    import copy
+
+    state = copy.deepcopy(_adam_after_steps().state_dict())
+    state["settings"][0]["lr"] = 0.5
+    state.update({k: v for k, v in edit.items() if k != "drop"})
+    state.pop(edit.get("drop"), None)
+    fresh = _adam_after_steps(0)
+    with pytest.raises(ValueError, match=match):
+        fresh.load_state_dict(state)
+    assert fresh.t == 0 and fresh.lr == 0.1
+    np.testing.assert_array_equal(fresh.groups[0].state[0]["m"], 0.0)
+
+
+def test_a_refused_rate_changes_nothing():
+    """A Keras-style schedule(epoch, lr), or one that returns no number, is refused where it is set:
+    by ``opt.lr``, a group's ``lr`` or a new group's; the optimizer steps on as before."""
+    p = xdl.Parameter(np.ones(3))
+    optimizer = SGD([p], lr=0.1)
+    with pytest.raises(TypeError, match="schedule of one argument"):
+        optimizer.lr = lambda epoch, lr: lr * 0.9
+    with pytest.raises(TypeError, match="returned None at count 0"):
+        optimizer.param_groups[0]["lr"] = lambda count: None
+    with pytest.raises(TypeError, match="returned None at count 0"):
+        optimizer.lr = lambda count: None
+    b = xdl.Parameter(np.ones(2))
+    with pytest.raises(TypeError, match="schedule of one argument"):
+        optimizer.add_param_group({"params": [b], "lr": lambda epoch, lr: lr})
+    assert optimizer.lr == 0.1 and len(optimizer.groups) == 1 and optimizer.defaults["lr"] == 0.1
+    optimizer.add_param_group({"params": [b], "lr": 0.01})  # b was not left half-added
+    optimizer.zero_grad()
+    p.grad[...] = 1.0
+    optimizer.step()
+    np.testing.assert_allclose(p.numpy(), 0.9)
+
+
+def test_a_refused_group_moves_no_parameter():
+    """Every check runs before a group's parameters are placed: a refused group (eps 0 in float32)
+    leaves the model's buffer, and the optimizer already over it, as they were."""
+    X, y = np.random.default_rng(0).standard_normal((40, 4)).astype(np.float32), np.arange(40) % 3
+    xdl.seed(0)
+    model = xdl.nn.mlp(4, [5], 3)
+    first = Adam(model, lr=0.01)
+    params = model.parameters()
+    with pytest.raises(ValueError, match="eps is 1e-50, 0 in float32"):
+        Adam([params[0], params[3]], eps=1e-50)  # not back to back: would be packed anew
+    first.zero_grad()
+    xdl.losses.SoftmaxCrossEntropy()(model(X), y).backward()
+    first.step()  # still over the model's buffer
+
+
+@pytest.mark.parametrize("make, key, hint", [
+    (lambda g: Momentum(g, lr=0.1), "momentum", "PyTorch's 'momentum' is beta here"),
+    (lambda g: Adam(g), "betas", "PyTorch's 'betas' is beta1 and beta2 here"),
+    (lambda g: SGD(g), "lr_typo", "its settings: lr, weight_decay"),
+])
+def test_a_group_key_the_optimizer_does_not_take_is_refused(make, key, hint):
+    """A key kept and never read would train with the default (PyTorch's names for xdl's settings)."""
+    with pytest.raises(ValueError, match=f"settings \\['{key}'\\].*{hint}"):
+        make([{"params": [xdl.Parameter(np.ones(3))], key: 0.5}])
+
+
+def test_a_parameter_twice_in_a_group_and_flags_that_are_no_bools_are_refused():
+    w = xdl.Parameter(np.ones(3))
+    with pytest.raises(ValueError, match="appears twice in the group"):
+        SGD([w, w], lr=0.1)
+    with pytest.raises(ValueError, match="check_finite must be True or False, got 'no'"):
+        SGD([w], check_finite="no")
+    with pytest.raises(ValueError, match="set_to_none must be True or False"):
+        SGD([w]).zero_grad(set_to_none="x")
+
+
+def test_growing_schedules_reach_inf_not_an_overflow_error():
+    """Beyond floats a growing schedule gives inf (as float math does), which the optimizer names."""
+    assert schedules.exponential(0.1, 1.5)(2000) == math.inf
+    assert schedules.step_decay(0.1, 2, 1)(5000) == math.inf
+    assert schedules.exponential(0.1, 0.5)(5000) == 0.0
+    p = xdl.Parameter(np.ones(3))
+    optimizer = SGD([p], lr=schedules.exponential(0.1, 1.5))
+    optimizer.t = 2000
+    with pytest.raises(ValueError, match="the lr at step 2001 .* is inf"):
+        optimizer.step()
+    np.testing.assert_array_equal(p.numpy(), 1.0)

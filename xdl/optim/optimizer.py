@@ -17,13 +17,15 @@ rate of the moment it is replayed and counts Adam's t on, as an eager step does.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from xdl.flat import flat_views, is_view_of
+from xdl.data.validation import check_bool
+from xdl.flat import FlatBuffer, flat_views, is_view_of
 from xdl.graph import host_effect, require_not_capturing
 from xdl.tensor import Tensor
 
@@ -73,19 +75,53 @@ def check_rate(value, what: str, dtype=np.float32, zero: bool = True) -> float:
     return rate
 
 
-def _check_eps_in(settings: dict, flats) -> None:
-    """A setting ``eps`` (Adam's, RMSprop's ε) stays > 0 in the dtype the update holds it in: one
-    that rounds to 0 there makes √v + ε = 0 and 0/0 = NaN wherever a gradient is 0."""
+def _check_eps_in(settings: dict, dtypes) -> None:
+    """A setting ``eps`` (Adam's, RMSprop's ε) stays > 0 in the ``dtypes`` the update holds it in
+    (the parameters'): one that rounds to 0 there makes √v + ε = 0 and 0/0 = NaN wherever a gradient is 0."""
     eps = settings.get("eps")
-    for flat in flats if _is_number(eps) else ():
-        if flat.data.dtype.type(eps) == 0:
-            raise ValueError(f"eps is {eps!r}, 0 in {flat.data.dtype} (the parameters' dtype): it must be at least "
-                             f"{float(np.finfo(flat.data.dtype).smallest_subnormal):.3g} there")
+    for dtype in dtypes if _is_number(eps) else ():
+        if np.dtype(dtype).type(eps) == 0:
+            raise ValueError(f"eps is {eps!r}, 0 in {np.dtype(dtype)} (the parameters' dtype): it must be at least "
+                             f"{float(np.finfo(dtype).smallest_subnormal):.3g} there")
 
 
 def check_lr(lr):
+    """A rate a group can hold: a number ≥ 0 (0: a frozen group, or a schedule's end; PyTorch's rule)
+    or a schedule ``count -> lr`` of one argument."""
     if not callable(lr):
-        check_non_negative("lr", lr)  # 0: a frozen group, or a schedule's end (PyTorch's rule: lr ≥ 0)
+        check_non_negative("lr", lr)
+    elif not takes_one_argument(lr):
+        raise TypeError(f"lr must be a number or a schedule of one argument, the steps taken (count → learning rate, "
+                        f"as xdl.optim.schedules' are), got {lr!r} (a Keras schedule(epoch, lr)?)")
+
+
+def takes_one_argument(fn) -> bool:
+    """Whether ``fn`` can be called with one positional argument (True when that cannot be told)."""
+    try:
+        inspect.signature(fn).bind(0)
+    except TypeError:
+        return False
+    except ValueError:  # no signature to read (a builtin)
+        pass
+    return True
+
+
+def rate_at(lr, count: int) -> float:
+    """The rate ``lr`` gives the step after ``count`` steps: the number itself, or a schedule's
+    value at ``count`` (beyond floats: inf, which `check_rate` names). A schedule that returns no
+    number is named here, before the rate is held anywhere."""
+    if not callable(lr):
+        return float(lr)
+    try:
+        value = lr(count)
+    except OverflowError:  # a growing schedule's far end in Python's float or int arithmetic
+        return math.inf
+    if isinstance(value, np.ndarray) and value.shape == ():
+        value = value[()]
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.integer | np.floating):
+        raise TypeError(f"the lr schedule {getattr(lr, '__name__', lr)!r} returned {value!r} at count {count}; "
+                        "a schedule returns a number")
+    return _real(value)
 
 
 @dataclass
@@ -151,7 +187,7 @@ class Optimizer(StepCount):
         check_lr(defaults["lr"])
         self.check_settings(defaults)
         self.defaults = defaults
-        self.check_finite = bool(check_finite)
+        self.check_finite = check_bool(check_finite, "check_finite")
         self.groups: list[ParamGroup] = []
         self._t = 0
         self.steps_done = None  # made with the first group, on its backend
@@ -160,6 +196,26 @@ class Optimizer(StepCount):
         if params is not None:
             for group in _as_groups(params):
                 self.add_param_group(group)
+
+    def __setstate__(self, state: dict) -> None:
+        """A copy (pickle, deepcopy) copies every array apart, views too: each parameter's data and
+        grad are made views of its flat buffer again, a group's run of a larger buffer a view of it,
+        and the held hyperparameters views of ``held``, so the copy updates its own parameters (as
+        a copied PyTorch optimizer does). A group whose parameters a copied model placed anew is
+        left as it is: `check_placed` refuses it (the model's copy no longer shares them)."""
+        self.__dict__.update(state)
+        for g in self.groups:
+            if all(p._flat is place for p, place in zip(g.params, g.placed)):
+                for i, (p, (data, grad)) in enumerate(zip(g.params, g.views)):
+                    flat, offset = p._flat
+                    views = tuple(a[offset:offset + p.size].reshape(p.shape) for a in (flat.data, flat.grad))
+                    if p.data is data:  # (one rebound by hand stays so: the next step writes it back)
+                        p.data = views[0]
+                    if p.grad is grad:
+                        p.grad = views[1]
+                    g.views[i] = views
+                g.flats = [_viewed_again(flat) for flat in g.flats]
+            _bind_hyperparameters(g)
 
     # -- hooks for subclasses -------------------------------------------------------------
     def check_settings(self, settings: dict) -> None:
@@ -173,6 +229,11 @@ class Optimizer(StepCount):
 
     # -- groups ---------------------------------------------------------------------------
     def add_param_group(self, group: dict) -> None:
+        """Add a group: ``{"params": [...]}`` and any of the optimizer's settings (``"lr"``, …) for
+        it, the others the constructor's. Everything is checked before the parameters are placed in
+        a flat buffer (which may move them) or the group is added."""
+        if not isinstance(group, dict) or "params" not in group:
+            raise TypeError(f"a parameter group must be a dict with 'params' (and settings), got {group!r}")
         params = list(group["params"])
         if not params:
             raise ValueError("an optimizer parameter group needs at least one parameter")
@@ -188,11 +249,15 @@ class Optimizer(StepCount):
         known = {id(p) for p in self.parameters()}
         if any(id(p) in known for p in params):
             raise ValueError("a parameter appears in more than one group")
+        if len({id(p) for p in params}) < len(params):
+            raise ValueError("a parameter appears twice in the group (it would be updated twice per step)")
+        self._check_setting_names(group)
         settings = {**self.defaults, **{k: v for k, v in group.items() if k != "params"}}
         check_lr(settings["lr"])
         self.check_settings(settings)
+        _check_eps_in(settings, {p.dtype for p in params})
+        lr = rate_at(settings["lr"], self.t)
         flats = flat_views(params)
-        _check_eps_in(settings, flats)
         xp = params[0].backend.xp
         state = [{name: xp.zeros_like(f.data) for name in self.state_names} for f in flats]
         group = ParamGroup(params, settings, flats, state, placed=[p._flat for p in params],
@@ -203,7 +268,17 @@ class Optimizer(StepCount):
         if self.steps_done is None:
             self.steps_done = xp.full(1, self._t, dtype=np.int64)
         self.groups.append(group)
-        self._hold(group, self.current_lr(group))
+        self._hold(group, lr)
+
+    def _check_setting_names(self, group: dict) -> None:
+        """A group's keys are ``params`` and the optimizer's settings: another (PyTorch's name
+        for one of them, a typo) would be kept and never read."""
+        unknown = sorted(k for k in group if k != "params" and k not in self.defaults)
+        if unknown:
+            said = {"momentum": "beta", "betas": "beta1 and beta2", "alpha": "beta"}
+            hints = "".join(f"; PyTorch's {k!r} is {said[k]} here" for k in unknown if k in said)
+            raise ValueError(f"a parameter group has settings {unknown} that {type(self).__name__} does not take "
+                             f"(its settings: {', '.join(self.defaults)}){hints}")
 
     def parameters(self) -> list:
         return [p for g in self.groups for p in g.params]
@@ -228,16 +303,17 @@ class Optimizer(StepCount):
         settings = {**group.settings, **changes}
         check_lr(settings["lr"])
         self.check_settings(settings)
-        _check_eps_in(settings, group.flats)
+        _check_eps_in(settings, [f.data.dtype for f in group.flats])
         for name, value in changes.items():
             if name in group.held_names[1:] and not _is_number(value):  # held on the device as a number
                 raise ValueError(f"{name} must be a number, got {value!r}")
+        lr = rate_at(settings["lr"], self.t)
         if any(name not in group.held_names or callable(value) or callable(group.settings[name])
                for name, value in changes.items()):
             self.version += 1  # read on the host when the step is built: a captured one would keep the old
         group.settings.update(changes)
         _bind_hyperparameters(group)
-        self._hold(group, self.current_lr(group))
+        self._hold(group, lr)
 
     def _setting_name(self, group: ParamGroup, name: str) -> str:
         """``name`` if ``group`` has that setting, else a KeyError listing the ones it has."""
@@ -254,20 +330,21 @@ class Optimizer(StepCount):
     @lr.setter
     def lr(self, value) -> None:
         check_lr(value)
+        rate_at(value, self.t)  # a schedule that returns no number is refused before any group holds it
         self.defaults["lr"] = value
         for g in self.groups:
             self._set(g, {"lr": value})
 
     def current_lr(self, group: ParamGroup | None = None) -> float:
         """The rate the next step uses (a schedule is evaluated at t, the steps taken so far)."""
-        lr = (group or self.groups[0]).settings["lr"] if self.groups else self.defaults["lr"]
-        return float(lr(self.t)) if callable(lr) else float(lr)
+        return rate_at((group or self.groups[0]).settings["lr"] if self.groups else self.defaults["lr"], self.t)
 
     # -- the loop -------------------------------------------------------------------------
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Zero every gradient. ``set_to_none`` (PyTorch's) is accepted and changes nothing: the
         gradients are views of one flat buffer, which a fused update reads whole, so they are
         zeroed either way (one fill per buffer)."""
+        check_bool(set_to_none, "set_to_none")
         self.check_placed()
         for g in self.groups:
             for flat in g.flats:
@@ -391,15 +468,24 @@ class Optimizer(StepCount):
     def check_state_dict(self, state: dict) -> None:
         """Raise ValueError unless ``state`` (from `state_dict`) fits this optimizer: the same
         class, groups, buffers and shapes. Nothing is changed."""
+        if not isinstance(state, dict) or not {"t", "state", "settings"} <= set(state):
+            raise ValueError("optimizer state must be a dict from state_dict() (with 't', 'state' and 'settings'), "
+                             f"got {_keys_of(state)}")
         saved_class = state.get("class")
         if saved_class is not None and saved_class != type(self).__name__:
             raise ValueError(f"optimizer state is {saved_class}'s, this optimizer is {type(self).__name__}: "
                              "their state buffers mean different things")
-        if len(state["state"]) != len(self.groups):
-            raise ValueError(f"optimizer state has {len(state['state'])} groups, this optimizer {len(self.groups)}")
-        if len(state.get("first_steps", self.groups)) != len(self.groups):
-            raise ValueError(f"optimizer state has {len(state['first_steps'])} groups' first steps, this optimizer "
-                             f"{len(self.groups)} groups")
+        t = state["t"]
+        if not _is_int(t) or t < 0:
+            raise ValueError(f"optimizer state's t (the steps taken) must be an integer ≥ 0, got {t!r}")
+        for name in ("state", "settings", "first_steps"):
+            if name in state and len(state[name]) != len(self.groups):
+                raise ValueError(f"optimizer state has {len(state[name])} groups' {name}, this optimizer "
+                                 f"{len(self.groups)} groups")
+        for gi, first in enumerate(state.get("first_steps", ())):
+            if not _is_int(first) or not 0 <= first <= t:  # Adam's t counts from a group's first step
+                raise ValueError(f"optimizer state's first_steps[{gi}] (the step group {gi} was added at) must be an "
+                                 f"integer in [0, t = {t}], got {first!r}")
         for gi, (g, saved) in enumerate(zip(self.groups, state["state"])):
             if len(saved) != len(g.flats):
                 raise ValueError(f"optimizer state of group {gi} has {len(saved)} buffers per dtype, "
@@ -426,8 +512,9 @@ class Optimizer(StepCount):
             try:  # the constructor's checks: a hand-edited or foreign state is refused before a step uses it
                 check_lr(settings["lr"])
                 self.check_settings(settings)
-                _check_eps_in(settings, g.flats)
-            except ValueError as e:
+                _check_eps_in(settings, [f.data.dtype for f in g.flats])
+                rate_at(settings["lr"], t)
+            except (TypeError, ValueError) as e:
                 raise ValueError(f"optimizer state of group {gi}: {e}") from None
 
     def load_state_dict(self, state: dict) -> None:
@@ -481,6 +568,14 @@ class GroupSettings(MutableMapping):
         return f"{{'params': [{len(self._group.params)} parameters], {settings}}}"
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
+
+
+def _keys_of(value) -> str:
+    return f"a dict of {sorted(map(str, value))}" if isinstance(value, dict) else type(value).__name__
+
+
 def _is_number(value) -> bool:
     """A numeric setting (held on the device), not a flag (``nesterov``: passed as it is)."""
     return isinstance(value, int | float | np.number) and not isinstance(value, bool | np.bool_)
@@ -507,6 +602,15 @@ def _reattach(p, data_view, grad_view, name: str) -> None:
         else:
             view[...] = p.backend.asarray(value)
         setattr(p, attribute, view)
+
+
+def _viewed_again(flat: FlatBuffer) -> FlatBuffer:
+    """A copied group ``flat``: its parameters' whole buffer, or the run of it they fill (a copy
+    of a view is an array of its own)."""
+    whole, start = flat.params[0]._flat
+    if whole is flat:
+        return flat
+    return FlatBuffer(whole.data[start:start + flat.size], whole.grad[start:start + flat.size], flat.params)
 
 
 def _layout(group: ParamGroup) -> list[list[int]]:

@@ -20,6 +20,15 @@ import math
 from xdl.optim.optimizer import check_non_negative, check_positive
 
 
+def _power(base: float, exponent) -> float:
+    """base^exponent as a float: inf beyond floats (a growing schedule's far end, where Python's
+    float power raises; the optimizer then names the rate as out of range)."""
+    try:
+        return float(base) ** exponent
+    except OverflowError:
+        return math.inf
+
+
 def _named(fn, text):
     fn.__name__ = fn.__qualname__ = text
     return fn
@@ -36,7 +45,7 @@ def exponential(lr0: float, base: float = 0.95):
     """α = α₀·base^count"""
     check_positive("lr0", lr0)
     check_positive("base", base)  # (above 1 it grows, as PyTorch's ExponentialLR with γ > 1)
-    return _named(lambda count: lr0 * base**count, f"exponential({lr0}, {base})")
+    return _named(lambda count: lr0 * _power(base, count), f"exponential({lr0}, {base})")
 
 
 def inverse_sqrt(lr0: float, k: float = 1.0):
@@ -60,7 +69,7 @@ def step_decay(lr0: float, factor: float = 0.5, every: int = 10):
     check_positive("lr0", lr0)
     check_positive("factor", factor)
     check_positive("every", every)
-    return _named(lambda count: lr0 * factor ** (count // every), f"step_decay({lr0}, {factor}, {every})")
+    return _named(lambda count: lr0 * _power(factor, count // every), f"step_decay({lr0}, {factor}, {every})")
 
 
 def cosine(lr0: float, total: int, min_lr: float = 0.0):
