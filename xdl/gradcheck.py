@@ -10,19 +10,24 @@ and the verdict is on
 
 over all elements: < 1e-7 great, < 1e-5 ok, < 1e-3 suspect, otherwise a bug. The overall
 figure can hide one input's bug behind larger gradients elsewhere, so an input whose own
-difference is a bug fails the check too — unless that is rounding: its gradients below what a
-finite difference resolves, about |J|·2⁻⁵²/ε (J's rounding over the step; an L2 term that makes J
-huge, say), or its difference no bug with a step `RECHECK` times larger. The result says which,
-and the overall figure leaves such inputs out (with none left, nothing was checked: the verdict is
-"inconclusive"). The inputs must be float64 (in float32 the
-differences drown in rounding). The inputs are perturbed *in place*, so
+difference is a bug fails the check too — unless that is rounding. Such an input is checked again
+with a step `RECHECK` times larger, where J's rounding over the step (|J|·2⁻⁵²/ε: an L2 term that
+makes J huge, say) is `RECHECK` times smaller and a wrong backward pass stays as wrong: its
+difference is rounding when its gradients stay below 10·|J|·2⁻⁵²/(RECHECK·ε) there too, or when
+it agrees there (no bug, and 10 times closer). The result says which, and the overall figure
+leaves such inputs out (with none left, nothing was checked: the verdict is "inconclusive").
+
+The inputs must be float64, and so must J (in float32 the differences drown in rounding); J and
+both gradients must be finite — a NaN or an infinity raises a ValueError naming where. An input of
+no elements is skipped. The inputs are perturbed *in place* (and restored, whatever happens), so
 ``fn`` may ignore its arguments and read the same tensors elsewhere — a model's parameters::
 
     result = xdl.gradcheck(lambda: loss(model(X), y), model.parameters())
 
 Dropout is switched off while checking (a random mask would make J(θ) a different function on
 every call); everything else, batch norm's batch statistics included, runs as in training, but
-batch norm's running statistics are left as they were: a check changes no model.
+batch norm's running statistics are left as they were, and so is every ``.grad`` the check's
+backward pass reaches (a model's other parameters too): a check changes no model.
 """
 
 from __future__ import annotations
@@ -33,10 +38,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from xdl.data.validation import check_number
+from xdl.data.validation import check_int, check_number
 from xdl.functions.batchnorm import running_statistics_kept
 from xdl.functions.regularization import dropout_disabled
-from xdl.tensor import Tensor, no_grad
+from xdl.tensor import Tensor, reverse_topological, no_grad
 
 VERDICTS = ((1e-7, "great"), (1e-5, "ok"), (1e-3, "suspect"))
 RECHECK = 100  # an input that reads as a bug is checked again with a step this many times larger
@@ -87,8 +92,9 @@ class GradcheckResult:
                      "gradients elsewhere; check that input's backward pass")
         if self.unresolved:
             text += (f"\nnote: the differences of {', '.join(self.unresolved)} are rounding: their gradients are "
-                     f"too small for finite differences at this cost (J's rounding over ε: |J|·2⁻⁵²/ε ≈ "
-                     f"{self.resolution:.1e}); a smaller cost (less L2, fewer examples) checks them closer")
+                     f"too small for finite differences at this cost (J's rounding over the step, |J|·2⁻⁵²/ε, "
+                     f"is ≈ {self.resolution:.1e} at ε and {self.resolution / RECHECK:.1e} at {RECHECK}·ε, where "
+                     "those marked agree); a smaller cost (less L2, fewer examples) checks them closer")
         return text
 
 
@@ -101,24 +107,29 @@ def verdict_for(difference: float) -> str:
 
 
 def relative_difference(g, g_num) -> float:
-    """‖g − g̃‖ / (‖g‖ + ‖g̃‖), 0 when both vanish."""
+    """‖g − g̃‖ / (‖g‖ + ‖g̃‖), 0 when both vanish (NaN where either holds a NaN: no agreement)."""
     denominator = np.linalg.norm(g) + np.linalg.norm(g_num)
-    return float(np.linalg.norm(g - g_num) / denominator) if denominator > 0 else 0.0
+    return 0.0 if denominator == 0 else float(np.linalg.norm(g - g_num) / denominator)
 
 
-def gradcheck(fn, inputs, eps: float = 1e-7) -> GradcheckResult:
+def gradcheck(fn, inputs, eps: float = 1e-7, elements: int | None = None) -> GradcheckResult:
     """Compare ``fn``'s backprop gradient with two-sided finite differences.
 
     Parameters
     ----------
     fn : callable
-        ``fn(*inputs)`` (or ``fn()``) returns a one-element tensor J.
+        ``fn(*inputs)`` (or ``fn()``, when it takes no arguments) returns a one-element float64
+        tensor J.
     inputs : Tensor, sequence of Tensor, or a dict name → Tensor
         float64 tensors to differentiate with respect to (perturbed in place, restored after);
         a dict's names (``dict(model.named_parameters())``) name them in the result, else each
         tensor's ``name`` (with its position when several share it: ``input 3 (bias)``).
     eps : float
         The finite-difference step ε.
+    elements : int, optional
+        Check at most this many elements of each input, drawn at random (the same ones on every
+        call), for a model too large to check whole: two evaluations of J per element checked.
+        None (the default) checks every element.
 
     Returns
     -------
@@ -127,6 +138,8 @@ def gradcheck(fn, inputs, eps: float = 1e-7) -> GradcheckResult:
         input's gradients are large enough for finite differences to check), ``worst`` (which input,
         which element) and ``per_input`` differences.
     """
+    if not callable(fn):
+        raise TypeError(f"gradcheck: fn must be callable (a function returning the cost J), got {type(fn).__name__}")
     if isinstance(inputs, Tensor):  # one input (as torch.autograd.gradcheck takes it), not its rows
         inputs = (inputs,)
     if isinstance(inputs, str) or not hasattr(inputs, "__iter__"):
@@ -144,48 +157,57 @@ def gradcheck(fn, inputs, eps: float = 1e-7) -> GradcheckResult:
             raise TypeError(f"gradcheck: inputs[{i}] is a {type(t).__name__}, expected an xdl.Tensor")
         if t.dtype != np.float64:
             raise TypeError(f"gradcheck: inputs[{i}] is {t.dtype}; gradient checking needs float64 tensors")
+    # an input of no elements has nothing to check: skipped, as torch.autograd.gradcheck does
+    checked = [k for k, t in enumerate(inputs) if t.size]
+    if not checked:
+        raise ValueError("gradcheck: every input is empty (0 elements): there is no gradient to check")
     eps = check_number(eps, "gradcheck: eps", "a finite number > 0 (the finite-difference step)",
                        lambda e: 0 < e < math.inf)
+    if elements is not None:
+        check_int(elements, "gradcheck: elements", expected="a positive integer (elements checked per input) or None")
     call = _caller(fn, inputs)
+    labels = [_label(name, k) for k, name in enumerate(names)]
+    # each input's elements to check, as flat indices: all, or a sample the same on every call
+    sample = np.random.default_rng(0)
+    chosen = [np.arange(t.size) if elements is None or t.size <= elements
+              else np.sort(sample.choice(t.size, elements, replace=False)) for t in inputs]
 
     with dropout_disabled(), running_statistics_kept():
-        cost, analytic = _backprop_gradients(call, inputs)
-        numeric = [_numeric_gradient(call, t, eps) for t in inputs]
+        cost, analytic = _backprop_gradients(call, inputs, labels)
+        analytic = [a.ravel()[c] for a, c in zip(analytic, chosen)]
+        numeric = [_numeric_gradient(call, t, c, eps, label) for t, c, label in zip(inputs, chosen, labels)]
         per_input = [relative_difference(a, n) for a, n in zip(analytic, numeric)]
         resolution = abs(cost) * float(np.finfo(np.float64).eps) / eps
-        # An input whose own difference reads as a bug is checked on its own only where finite
-        # differences resolve its gradients: clear of J's rounding, and still a bug at RECHECK·ε
-        # (where rounding is RECHECK times smaller; a wrong backward pass stays wrong).
-        unresolved, resolved = [], []
-        for k, (a, n, t) in enumerate(zip(analytic, numeric, inputs)):
-            largest = max(np.abs(a).max(initial=0.0), np.abs(n).max(initial=0.0))
+        # An input whose own difference reads as a bug is checked again at RECHECK·ε, where J's
+        # rounding over the step is RECHECK times smaller and a wrong backward pass stays as wrong.
+        # Its difference is rounding if its gradients are below what even that step resolves (10×
+        # its resolution), or if it agrees there (no bug, and 10× closer); else it is a bug.
+        resolved, unresolved = [True] * len(inputs), []
+        for k in checked:
             if verdict_for(per_input[k]) != "bug":
-                resolved.append(True)
-            elif largest < 10 * resolution:
-                resolved.append(False)
-                unresolved.append(_label(names[k], k))
-            else:  # rounding shrinks RECHECK times at the larger step; a wrong backward pass stays wrong
-                coarser = _numeric_gradient(call, t, RECHECK * eps)
-                again = relative_difference(a, coarser)
-                resolved.append(verdict_for(again) == "bug" or again > per_input[k] / 10)
-                if not resolved[-1]:  # the check of this input is the one at the larger step
-                    numeric[k], per_input[k] = coarser, again
-                    unresolved.append(f"{_label(names[k], k)} (agrees to {again:.1e} at "
-                                      f"ε = {RECHECK * eps:g})")
+                continue
+            coarser = _numeric_gradient(call, inputs[k], chosen[k], RECHECK * eps, labels[k])
+            again = relative_difference(analytic[k], coarser)
+            if max(np.abs(analytic[k]).max(), np.abs(coarser).max()) < 10 * resolution / RECHECK:
+                resolved[k] = False
+                unresolved.append(labels[k])
+            elif verdict_for(again) != "bug" and again <= per_input[k] / 10:
+                resolved[k] = False  # the check of this input is the one at the larger step
+                numeric[k], per_input[k] = coarser, again
+                unresolved.append(f"{labels[k]} (agrees to {again:.1e} at ε = {RECHECK * eps:g})")
 
     # the verdict is on the inputs finite differences resolve: the others' difference is rounding
     # (a gradient that is 0, as of x/x, made J's rounding read as a bug); with none, nothing was
     # checked: "inconclusive", which does not pass
-    kept = [k for k in range(len(inputs)) if resolved[k]]
-    candidates = kept or list(range(len(inputs)))
-    g = np.concatenate([analytic[k].ravel() for k in candidates])
-    g_num = np.concatenate([numeric[k].ravel() for k in candidates])
+    kept = [k for k in checked if resolved[k]]
+    candidates = kept or checked
+    g = np.concatenate([analytic[k] for k in candidates])  # (each the chosen elements, flat)
+    g_num = np.concatenate([numeric[k] for k in candidates])
     difference = relative_difference(g, g_num)
     i = max(candidates, key=lambda k: per_input[k])
-    element = np.unravel_index(int(np.argmax(np.abs(analytic[i] - numeric[i]))), analytic[i].shape)
-    element = tuple(int(k) for k in element)
-    worst = Worst(i, names[i], element, float(analytic[i][element]),
-                  float(numeric[i][element]), per_input[i], resolved[i])
+    j = int(np.argmax(np.abs(analytic[i] - numeric[i])))
+    element = tuple(int(k) for k in np.unravel_index(chosen[i][j], inputs[i].shape))
+    worst = Worst(i, names[i], element, float(analytic[i][j]), float(numeric[i][j]), per_input[i], resolved[i])
     return GradcheckResult(difference, verdict_for(difference) if kept else "inconclusive", worst, per_input,
                            resolution, unresolved)
 
@@ -195,54 +217,104 @@ def _label(name: str | None, position: int) -> str:
 
 
 def _caller(fn, inputs):
-    """``fn`` called with the inputs if it takes them, else with no arguments."""
+    """``fn`` called with the inputs if it takes them, else with no arguments. Refused where it
+    takes neither, or where it takes both because the inputs would fill parameters with defaults
+    (``def J(X=X, y=y)``: J(W) would compute with X = W)."""
     try:
-        inspect.signature(fn).bind(*inputs)
-        return lambda: fn(*inputs)
-    except TypeError:
-        return fn
+        signature = inspect.signature(fn)
     except ValueError:  # builtins without a signature
         return lambda: fn(*inputs)
+    try:
+        bound = signature.bind(*inputs)
+    except TypeError:
+        bound = None
+    try:
+        signature.bind()
+        takes_none = True
+    except TypeError:
+        takes_none = False
+    # named by its parameters alone: a default's repr may be a whole data set
+    parameters = (str(p.replace(default=p.empty, annotation=p.empty)) for p in signature.parameters.values())
+    shown = f"{getattr(fn, '__name__', 'fn')}({', '.join(parameters)})"
+    n = f"{len(inputs)} input{'s' if len(inputs) > 1 else ''}"
+    if bound is None and not takes_none:
+        raise TypeError(f"gradcheck: fn {shown} takes neither the {n} (fn(*inputs)) nor no arguments (fn())")
+    if bound is None:
+        return fn
+    defaulted = [name for name in bound.arguments if signature.parameters[name].default is not inspect.Parameter.empty]
+    if takes_none and defaulted:
+        raise TypeError(f"gradcheck: fn {shown} could be called with the {n} or with none: gradcheck would pass "
+                        f"the inputs in place of the defaults of {', '.join(defaulted)}; take no parameters to read "
+                        "the inputs elsewhere (lambda: J()), or one per input without a default (lambda W, b: ...)")
+    return lambda: fn(*inputs)
 
 
 def _scalar(out) -> float:
     if not isinstance(out, Tensor) or out.size != 1:
         raise ValueError(f"gradcheck: fn must return a one-element tensor, got {type(out).__name__} "
                          f"{getattr(out, 'shape', '')}")
+    if out.dtype != np.float64:  # float32's rounding (~1e-7·|J|) over ε swamps any gradient
+        raise TypeError(f"gradcheck: fn returned J in {out.dtype}; the check needs J computed in float64 (a model "
+                        "or a constant in another dtype rounds it: cast the model with .astype(np.float64))")
     return float(out.numpy().reshape(()))
 
 
-def _backprop_gradients(call, inputs) -> tuple[float, list[np.ndarray]]:
-    """J and d J / d input for each input, leaving each input's ``.grad`` as it was."""
-    saved = [(t.requires_grad, None if t.grad is None else t.grad.copy()) for t in inputs]
-    for t in inputs:
-        t.requires_grad = True
-        if t.grad is not None:
-            t.grad[...] = 0  # in place: .grad may be a view into a flat buffer
+def _backprop_gradients(call, inputs, labels) -> tuple[float, list[np.ndarray]]:
+    """J and d J / d input for each input, leaving every leaf's ``.grad`` as it was: the inputs',
+    and those of the other leaves the backward pass reaches (the rest of a model's parameters)."""
+    flags = [t.requires_grad for t in inputs]
     try:
+        for t in inputs:
+            t.requires_grad = True
         out = call()
         cost = _scalar(out)
-        out.backward()
-        return cost, [np.zeros(t.shape) if t.grad is None else t.backend.to_numpy(t.grad).astype(np.float64).copy()
-                for t in inputs]
+        if not math.isfinite(cost):
+            raise ValueError(f"gradcheck: J is {cost} at the inputs given: the cost must be finite to check its "
+                             "gradient (a log or a division outside its domain?)")
+        leaves = {id(t): t for t in inputs}
+        leaves.update((id(node), node) for node in reverse_topological(out) if node._fn is None)
+        saved = [(t, t.grad, None if t.grad is None else t.grad.copy()) for t in leaves.values()]
+        try:
+            for t in inputs:
+                if t.grad is not None:
+                    t.grad[...] = 0  # in place: .grad may be a view into a flat buffer
+            out.backward()
+            grads = [np.zeros(t.shape) if t.grad is None else t.backend.to_numpy(t.grad).astype(np.float64)
+                     for t in inputs]
+        finally:
+            for t, grad, values in saved:
+                t.grad = grad  # the array it had (a view into a flat buffer), with its values
+                if grad is not None:
+                    grad[...] = values
     finally:
-        for t, (requires, grad) in zip(inputs, saved):
+        for t, requires in zip(inputs, flags):
             t.requires_grad = requires
-            if grad is None:
-                t.grad = None
-            else:
-                t.grad[...] = grad
+    for g, label in zip(grads, labels):
+        if not np.isfinite(g).all():
+            index = tuple(int(k) for k in np.argwhere(~np.isfinite(g))[0])
+            raise ValueError(f"gradcheck: backprop's gradient of {label} is {g[index]} at {index} (J = {cost:.6e} is "
+                             "finite): a backward pass gives a non-finite value there — a bug, or a point where "
+                             "J's gradient is infinite (move the input off it)")
+    return cost, grads
 
 
 @no_grad()
-def _numeric_gradient(call, t: Tensor, eps: float) -> np.ndarray:
-    grad = np.zeros(t.shape)
-    for index in np.ndindex(*t.shape):
+def _numeric_gradient(call, t: Tensor, chosen: np.ndarray, eps: float, label: str) -> np.ndarray:
+    """g̃ at the ``chosen`` elements of ``t`` (flat indices), in their order."""
+    grad = np.zeros(len(chosen))
+    for k, flat in enumerate(chosen):
+        index = tuple(int(i) for i in np.unravel_index(flat, t.shape))
         original = t.data[index].copy()
-        t.data[index] = original + eps
-        plus = _scalar(call())
-        t.data[index] = original - eps
-        minus = _scalar(call())
-        t.data[index] = original  # restore exactly, not by adding ε back
-        grad[index] = (plus - minus) / (2 * eps)
+        try:
+            t.data[index] = original + eps
+            plus = _scalar(call())
+            t.data[index] = original - eps
+            minus = _scalar(call())
+        finally:  # an error or Ctrl-C mid-way leaves no input perturbed
+            t.data[index] = original  # restore exactly, not by adding ε back
+        if not (math.isfinite(plus) and math.isfinite(minus)):
+            raise ValueError(f"gradcheck: J is not finite at {label} {index} ± ε (ε = {eps:g}): J(+ε) = {plus}, "
+                             f"J(−ε) = {minus}; the cost must be finite around the inputs (an input at the edge of "
+                             "a log's or a division's domain?)")
+        grad[k] = (plus - minus) / (2 * eps)
     return grad

@@ -22,17 +22,22 @@ he        2/n_in              ReLU networks (He et al.)
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from xdl.backend import host_rng
+from xdl.data.validation import check_int, check_number
 
 
-def _fans(shape) -> tuple[int, int]:
-    if len(shape) < 1:
-        raise ValueError(f"cannot initialize a weight of shape {shape}")
-    n_in = shape[0]
-    n_out = shape[1] if len(shape) > 1 else 1
-    return n_in, n_out
+def _fans(shape, name: str) -> tuple[int, int]:
+    """(n_in, n_out) of a weight ``shape`` (n_out = 1 for a vector), a tuple of positive integers: a
+    zero fan would divide by 0, and an int is no shape to read fans from."""
+    if not isinstance(shape, tuple | list) or not shape:
+        raise ValueError(f"{name}: shape must be a tuple of positive integers (n_in, n_out), got {shape!r}")
+    sizes = [check_int(size, f"{name}: shape[{i}]", expected="a positive integer (a dimension of the weight)")
+             for i, size in enumerate(shape)]
+    return sizes[0], sizes[1] if len(sizes) > 1 else 1
 
 
 def zeros(shape) -> np.ndarray:
@@ -42,8 +47,7 @@ def zeros(shape) -> np.ndarray:
 
 def normal(scale: float = 0.01):
     """An initializer drawing N(0, 1)·scale."""
-    if not scale >= 0:
-        raise ValueError(f"normal: scale must be ≥ 0, got {scale}")
+    check_number(scale, "normal: scale", "a finite number ≥ 0", lambda s: 0 <= s < math.inf)
 
     def init(shape) -> np.ndarray:
         return host_rng().standard_normal(shape) * scale
@@ -54,19 +58,19 @@ def normal(scale: float = 0.01):
 
 def xavier(shape) -> np.ndarray:
     """N(0, 1/n_in)."""
-    n_in, _ = _fans(shape)
+    n_in, _ = _fans(shape, "xavier")
     return host_rng().standard_normal(shape) * np.sqrt(1.0 / n_in)
 
 
 def glorot(shape) -> np.ndarray:
     """N(0, 2/(n_in + n_out))."""
-    n_in, n_out = _fans(shape)
+    n_in, n_out = _fans(shape, "glorot")
     return host_rng().standard_normal(shape) * np.sqrt(2.0 / (n_in + n_out))
 
 
 def he(shape) -> np.ndarray:
     """N(0, 2/n_in)."""
-    n_in, _ = _fans(shape)
+    n_in, _ = _fans(shape, "he")
     return host_rng().standard_normal(shape) * np.sqrt(2.0 / n_in)
 
 
@@ -77,6 +81,6 @@ def get(init):
     """An initializer from a name ("he", "xavier", "glorot", "zeros", "normal") or a callable."""
     if callable(init):
         return init
-    if init not in INITIALIZERS:
+    if not isinstance(init, str) or init not in INITIALIZERS:  # (a list is no key: unhashable)
         raise ValueError(f"unknown initializer {init!r}; expected one of {', '.join(INITIALIZERS)} or a callable")
     return INITIALIZERS[init]

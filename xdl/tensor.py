@@ -318,7 +318,7 @@ class Tensor:
             if grad.shape != self.data.shape:
                 raise ValueError(f"backward(): gradient shape {grad.shape} does not match tensor shape {self.shape}")
         grads = {id(self): grad}
-        for node in _reverse_topological(self):
+        for node in reverse_topological(self):
             g = grads.pop(id(node), None)
             if g is None:
                 continue
@@ -435,7 +435,7 @@ def to_numpy(x) -> np.ndarray:
     return _backend.array_to_numpy(x.data if isinstance(x, Tensor) else x)
 
 
-def _reverse_topological(root: Tensor) -> list[Tensor]:
+def reverse_topological(root: Tensor) -> list[Tensor]:
     """Nodes reachable from ``root``, each after every node that consumes it."""
     order, seen, stack = [], set(), [(root, False)]
     while stack:

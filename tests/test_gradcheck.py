@@ -1,0 +1,258 @@
+"""Gradient checking's edges: non-finite values, small gradients, what a check leaves as it was,
+its checks before work and the sample of elements; the initializers' and diagnose's checks."""
+
+import math
+
+import numpy as np
+import pytest
+
+import xdl
+from xdl.function import Function
+from xdl.gradcheck import RECHECK, relative_difference
+from xdl.nn import BatchNorm, Dense, Sequential, Tanh
+from conftest import t64
+
+
+class NanSquare(Function):
+    """y = x², with a backward that gives NaN."""
+
+    def forward(self, x):
+        self.x = x
+        return x * x
+
+    def backward(self, gy):
+        return (gy * self.x * np.nan,)
+
+
+class InfSquare(Function):
+    """y = x², with a backward that gives +inf at its first element."""
+
+    def forward(self, x):
+        self.x = x
+        return x * x
+
+    def backward(self, gy):
+        g = 2 * gy * self.x
+        g[0] = np.inf
+        return (g,)
+
+
+class DoubledHalfSquare(Function):
+    """y = x²/2, with a backward twice too large (2x instead of x)."""
+
+    def forward(self, x):
+        self.x = x
+        return x * x / 2
+
+    def backward(self, gy):
+        return (2 * gy * self.x,)
+
+
+class TripledSquare(Function):
+    """y = x², with a backward of 3x instead of 2x."""
+
+    def forward(self, x):
+        self.x = x
+        return x * x
+
+    def backward(self, gy):
+        return (3 * self.x * gy,)
+
+
+# -- 1. NaN and Inf are refused, not read as agreement -------------------------------------------
+def test_gradcheck_refuses_a_non_finite_gradient_or_cost_naming_where(backend):
+    x = t64(backend, [1.0, 2.0, 3.0])
+    x.name = "x"
+    before = x.numpy().copy()
+    # each read as difference 0, "great", passed: the NaN made ‖g‖ + ‖g̃‖ > 0 false
+    with pytest.raises(ValueError, match=r"gradcheck: backprop's gradient of x is nan at \(0,\)"):
+        xdl.gradcheck(lambda t: NanSquare.apply(t).sum(), x)
+    with pytest.raises(ValueError, match=r"gradcheck: backprop's gradient of x is inf at \(0,\)"):
+        xdl.gradcheck(lambda t: InfSquare.apply(t).sum(), x)
+    with np.errstate(invalid="ignore"), pytest.raises(ValueError, match=r"gradcheck: J is nan at the inputs given"):
+        xdl.gradcheck(lambda t: (t - 5.0).log().sum(), x)
+    # finite at x, not at x₀ − ε: log of a negative number
+    with np.errstate(invalid="ignore"), \
+            pytest.raises(ValueError, match=r"gradcheck: J is not finite at x \(0,\) ± ε"):
+        xdl.gradcheck(lambda t: (t - (1.0 - 1e-8)).log().sum(), x)
+    np.testing.assert_array_equal(x.numpy(), before)
+    assert math.isnan(relative_difference(np.array([np.nan]), np.array([1.0])))  # no agreement, not 0
+
+
+# -- 2. a wrong backward on small gradients is a bug, rounding stays rounding --------------------
+def test_gradcheck_catches_a_wrong_backward_whose_gradients_are_a_few_resolutions_large(backend):
+    rng = np.random.default_rng(0)
+    a, b = t64(backend, rng.standard_normal(50)), t64(backend, rng.uniform(0.2, 0.5, 5) * 1e-3)
+    a.name, b.name = "a", "b"
+    # J ≈ 5e4 makes ε = 1e-7 resolve gradients to ~1e-4: b's (3e-4, backprop's 2× too large) sat
+    # within 10 resolutions and was called rounding without a second look
+    result = xdl.gradcheck(lambda x, y: 1000 * (x * x).sum() + DoubledHalfSquare.apply(y).sum(), [a, b])
+    assert result.per_input[1] > 0.3 and result.unresolved == [], str(result)
+    assert result.hidden_bug and not result.passed and result.worst.name == "b"
+    # gradients (≈ 2..7) three resolutions above J's rounding at ε (|J| = 1e9): a bug at RECHECK·ε
+    x = t64(backend, np.random.default_rng(0).normal(size=(5, 3)))
+    wrong = xdl.gradcheck(lambda: TripledSquare.apply(x).sum() + 1e9, [x])
+    assert wrong.verdict == "bug" and not wrong.passed and wrong.unresolved == [], str(wrong)
+    # ... and inconclusive only where J's rounding drowns them even at RECHECK·ε
+    drowned = xdl.gradcheck(lambda: TripledSquare.apply(x).sum() + 1e12, [x])
+    assert drowned.verdict == "inconclusive" and not drowned.passed
+    assert f"{drowned.resolution / RECHECK:.1e} at {RECHECK}·ε" in str(drowned)
+
+
+def test_gradcheck_still_reads_a_bias_before_batch_norm_as_rounding(backend, rng):
+    """Batch norm subtracts the batch mean: the bias before it has gradient 0, which finite
+    differences see as J's rounding at any step."""
+    xdl.seed(0)
+    model = Sequential(Dense(3, 4), BatchNorm(4), Tanh(), Dense(4, 2)).astype(np.float64)
+    X, y = rng.standard_normal((8, 3)), np.arange(8) % 2
+    loss = xdl.losses.SoftmaxCrossEntropy()
+    result = xdl.gradcheck(lambda: loss(model(X), y) + xdl.losses.l2(model, 0.5, m=8), dict(model.named_parameters()))
+    assert result.passed and result.verdict == "great" and result.unresolved == ["0.bias"], str(result)
+
+
+# -- 3. a check changes no gradient, of its inputs or of any other leaf ---------------------------
+def test_gradcheck_leaves_the_gradients_of_the_other_parameters_as_they_were(backend, rng):
+    xdl.seed(0)
+    X, y = rng.standard_normal((8, 3)), np.arange(8) % 2
+    loss = xdl.losses.SoftmaxCrossEntropy()
+    model = Sequential(Dense(3, 4), Tanh(), Dense(4, 2)).astype(np.float64)
+    model.zero_grad()
+    loss(model(X), y).backward()  # a training step's gradients, before its update
+    grads = {name: backend.to_numpy(p.grad).copy() for name, p in model.named_parameters()}
+    views = {name: p.grad for name, p in model.named_parameters()}
+    scale = xdl.tensor(backend.asarray(np.array([2.0])), requires_grad=True)  # a leaf with no .grad yet
+    result = xdl.gradcheck(lambda: loss(model(X) * scale, y), {"0.weight": dict(model.named_parameters())["0.weight"]})
+    assert result.passed
+    for name, p in model.named_parameters():  # were doubled: the check's backward added into them
+        np.testing.assert_array_equal(backend.to_numpy(p.grad), grads[name], err_msg=name)
+        assert p.grad is views[name]  # still the view into the flat gradient buffer
+    assert scale.grad is None
+
+
+# -- 4. an input is restored whatever stops the check --------------------------------------------
+@pytest.mark.parametrize("error", [KeyboardInterrupt, MemoryError])
+def test_gradcheck_restores_its_input_when_fn_raises_mid_check(backend, error):
+    x = t64(backend, [1.0, 2.0, 3.0])
+    calls = {"n": 0}
+
+    def cost(t):
+        calls["n"] += 1
+        if calls["n"] == 3:  # the second evaluation of the numeric pass: x₀ − ε (Ctrl-C, say)
+            raise error
+        return (t * t).sum()
+
+    with pytest.raises(error):
+        xdl.gradcheck(cost, x, eps=1e-3)
+    np.testing.assert_array_equal(x.numpy(), [1.0, 2.0, 3.0])  # was left at 0.999
+
+
+# -- 5. checks before work -----------------------------------------------------------------------
+def test_gradcheck_checks_fn_before_any_work(backend):
+    x = t64(backend, [1.0, 2.0])
+    with pytest.raises(TypeError, match=r"gradcheck: fn must be callable \(a function returning the cost J\), got int"):
+        xdl.gradcheck(3, x)
+    with pytest.raises(TypeError, match=r"gradcheck: fn <lambda>\(a, b\) takes neither the 1 input .* nor no "
+                                        r"arguments"):
+        xdl.gradcheck(lambda a, b: a.sum(), x)
+    X, calls = np.ones((4, 2)), []
+
+    def J(X=X, scale=1.0):  # meant as J(): the defaults bind the data, the inputs are read as they are
+        calls.append(X)
+        return (xdl.tensor(X) @ x).sum() * scale
+
+    with pytest.raises(TypeError, match=r"gradcheck: fn J\(X, scale\) could be called with the 1 input or with "
+                                        r"none: gradcheck would pass the inputs in place of the defaults of X"):
+        xdl.gradcheck(J, x)
+    assert calls == []  # (it computed J with X = x, and failed inside)
+    assert xdl.gradcheck(lambda: J(), x).passed  # what the message says to write
+    assert xdl.gradcheck(lambda *xs: (xs[0] ** 3).sum(), x).passed  # *args take the inputs
+    assert xdl.gradcheck(lambda t, power=3: (t ** power).sum(), x).passed  # the inputs fill no default
+
+
+def test_gradcheck_refuses_a_cost_computed_in_float32(backend):
+    x = t64(backend, [1.0, 2.0])
+    # was a flat "bug": float32's rounding over ε
+    with pytest.raises(TypeError, match=r"gradcheck: fn returned J in float32; the check needs J computed in "
+                                        r"float64"):
+        xdl.gradcheck(lambda t: (t.astype(np.float32) ** 2).sum(), x)
+
+
+def test_gradcheck_skips_an_empty_input_as_torch_and_refuses_only_empty_ones(backend):
+    empty, x = t64(backend, np.zeros((0, 3))), t64(backend, [1.0, 2.0])
+    result = xdl.gradcheck(lambda e, t: e.sum() + TripledSquare.apply(t).sum(), [empty, x])
+    assert result.verdict == "bug" and result.worst.input == 1 and result.per_input[0] == 0.0  # (was: argmax of
+    assert xdl.gradcheck(lambda e, t: e.sum() + (t * t).sum(), [empty, x]).passed              # an empty sequence)
+    with pytest.raises(ValueError, match=r"gradcheck: every input is empty \(0 elements\)"):
+        xdl.gradcheck(lambda e: e.sum(), empty)
+
+
+# -- 8. a sample of elements for large inputs ----------------------------------------------------
+def test_gradcheck_checks_a_sample_of_elements_when_asked(backend, rng):
+    x = t64(backend, rng.standard_normal((40, 30)))
+    calls = {"n": 0}
+
+    def cost(t):
+        calls["n"] += 1
+        return (t.tanh() * t).sum()
+
+    result = xdl.gradcheck(cost, x, elements=6)
+    assert result.passed and calls["n"] == 1 + 2 * 6  # the backprop pass, two evaluations per element
+    wrong = xdl.gradcheck(lambda t: TripledSquare.apply(t).sum(), x, elements=6)
+    i, j = wrong.worst.index
+    assert wrong.verdict == "bug" and wrong.worst.analytic == pytest.approx(3 * float(x.numpy()[i, j]))
+    again = xdl.gradcheck(lambda t: TripledSquare.apply(t).sum(), x, elements=6)
+    assert again.worst.index == wrong.worst.index  # the same sample on every call
+    calls["n"] = 0
+    assert xdl.gradcheck(cost, t64(backend, [1.0, 2.0]), elements=6).passed and calls["n"] == 1 + 2 * 2  # all of it
+    with pytest.raises(ValueError, match=r"gradcheck: elements must be a positive integer .* or None, got 0"):
+        xdl.gradcheck(cost, x, elements=0)
+
+
+# -- 6. initializers ------------------------------------------------------------------------------
+@pytest.mark.parametrize("scale", [float("inf"), float("nan"), -1.0, "a", None, True])
+def test_normal_init_takes_a_finite_scale_at_least_zero(scale):
+    with pytest.raises(ValueError, match=r"normal: scale must be a finite number ≥ 0, got"):
+        xdl.init.normal(scale)
+
+
+@pytest.mark.parametrize("name", ["he", "xavier", "glorot"])
+def test_fan_based_inits_take_a_shape_of_positive_integers(name):
+    init = getattr(xdl.init, name)
+    for shape, match in (((0, 3), r"shape\[0\] must be a positive integer \(a dimension of the weight\), got 0"),
+                         ((3, 0), r"shape\[1\] must be a positive integer .*got 0"),
+                         ((3, 2.0), r"shape\[1\] must be a positive integer .*got 2.0"),
+                         (5, r"shape must be a tuple of positive integers \(n_in, n_out\), got 5"),
+                         ((), r"shape must be a tuple of positive integers \(n_in, n_out\), got \(\)")):
+        with pytest.raises(ValueError, match=f"{name}: {match}"):  # were ZeroDivisionError, TypeError: no len
+            init(shape)
+    assert init((4, 3)).shape == (4, 3) and init([5]).shape == (5,)
+
+
+def test_init_get_names_an_unknown_initializer_of_any_type():
+    for bad in (["he"], {"he": 1}, None, 3):
+        with pytest.raises(ValueError, match=r"unknown initializer .*; expected one of zeros, normal"):
+            xdl.init.get(bad)
+    assert xdl.init.get("he") is xdl.init.he
+
+
+# -- 7. diagnose: the larger gap first ------------------------------------------------------------
+def test_diagnose_names_the_clearly_larger_gap_as_the_course_does():
+    # the course's Bayes 7.5 %, train 8 %, dev 10 %: focus on variance (2 % against 0.5 %)
+    d = xdl.diagnose({"train_accuracy": 0.92, "dev_accuracy": 0.90}, base_error=0.075)
+    assert d.verdict == "good"  # neither gap above the 2-point tolerance
+    assert d.next_steps[0] == "work on the variance first: 2.00% against an avoidable bias of 0.50%"
+    assert "more training data" in d.next_steps[1] and not any("close" in s for s in d.next_steps)
+    # human 1 %, train 8 %, dev 10 %: bias (7 % against 2 %), the verdict's steps as they were
+    d = xdl.diagnose({"train_accuracy": 0.92, "dev_accuracy": 0.90}, base_error=0.01)
+    assert d.verdict == "high bias" and d.next_steps[0].startswith("train a bigger network")
+    # both high: the larger one's steps first (they were the bias's, whatever the gaps)
+    d = xdl.diagnose({"train_accuracy": 0.80, "dev_accuracy": 0.60}, base_error=0.10)
+    assert d.verdict == "high bias and high variance"
+    assert d.next_steps[0] == "work on the variance first: 20.00% against an avoidable bias of 10.00%"
+    assert d.next_steps[1].startswith("get more training data")
+    # neither at least twice the other: no gap named (and exactly twice is: 20 % against 10 %, above)
+    for train, dev, base in ((0.98, 0.96, 0.0), (0.85, 0.75, 0.0), (0.999, 0.998, 0.0)):
+        d = xdl.diagnose({"train_accuracy": train, "dev_accuracy": dev}, base_error=base)
+        assert not any(s.startswith("work on") for s in d.next_steps), (train, dev, d.next_steps)
+    assert xdl.diagnose({"train_accuracy": 0.98, "dev_accuracy": 0.96}).next_steps == [
+        "check the model on the test set, or lower the base error you aim for"]
