@@ -413,7 +413,7 @@ def test_bad_arguments_are_named_before_any_work(digits):
     opt = StackedOptimizer(stacked, optimizers)
     with pytest.raises(ValueError, match=r"lr: 3 values for a stack of 2 models"):
         opt.set_lr([0.1, 0.2, 0.3])
-    with pytest.raises(ValueError, match=r"lr must be a finite number ≥ 0"):
+    with pytest.raises(ValueError, match=r"lr of model 1 must be a finite number ≥ 0, got -1.0"):
         opt.set_lr([0.1, -1.0])
     with pytest.raises(StackError, match=r"no models \(K = 0\)"):
         stack([])

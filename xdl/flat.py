@@ -4,7 +4,8 @@ per dtype.
 So ``zero_grad`` is one fill, an optimizer step is one kernel launch over a buffer, and a
 checkpoint is a few arrays. Parameters are placed by a model, by an optimizer for a group that is
 not already a contiguous run, or anew when a model changes dtype or backend (`pack`, `move`);
-updates write in place and never rebind them.
+updates write in place and never rebind them. A stacked model's parameters, views of its (K, P)
+buffer, are never packed (`check_packable`).
 """
 
 from __future__ import annotations
@@ -25,12 +26,29 @@ class FlatBuffer:
         return int(self.data.size)
 
 
+def check_packable(params) -> None:
+    """Raise TypeError if one of ``params`` lives in a stacked model's (K, P) buffer (it carries
+    ``_stacked``, set by `xdl.nn.stack`): packed anew it would be cut off from that buffer, which
+    the stack's ``zero_grad``, ``model(k)``, ``row``/``set_row`` and `StackedOptimizer` read and
+    write — they would then act on stale arrays while the copy trains. Nothing is changed."""
+    for p in params:
+        if getattr(p, "_stacked", False):
+            raise TypeError(f"parameter {getattr(p, 'name', None)!r} of shape {tuple(p.shape)} belongs to a Stacked "
+                            "model (xdl.nn.stack): its values are a view of the stack's (K, P) buffer, which an "
+                            "ordinary optimizer or an enclosing model would copy it out of; train a Stacked with "
+                            "xdl.optim.StackedOptimizer (or xdl.train.fit_many), and use it alone, not inside "
+                            "another model")
+
+
 def pack(params) -> list[FlatBuffer]:
     """Move ``params`` into new flat buffers, one per dtype, keeping their order and values.
 
     Each parameter's ``data`` and ``grad`` become views into the buffers (a missing gradient
-    becomes zeros), and the parameter records where it lives (``p._flat``).
+    becomes zeros), and the parameter records where it lives (``p._flat``). A stacked model's
+    parameter is refused before any is moved (`check_packable`).
     """
+    params = list(params)
+    check_packable(params)
     buffers = []
     for dtype, group in _by_dtype(params).items():
         backend = group[0].backend
@@ -54,8 +72,11 @@ def flat_views(params) -> list[FlatBuffer]:
 
     Where the parameters of a dtype already sit back to back in one buffer, in any order given
     (a model's ``parameters()`` list its layers' weights and biases in turn; its buffer holds the
-    weights first), the result is a view of that range (no copy); otherwise they are packed anew.
+    weights first), the result is a view of that range (no copy); otherwise they are packed anew
+    (a stacked model's parameter is refused first, `check_packable`: it is never in such a range).
     """
+    params = list(params)
+    check_packable(params)
     out = []
     for group in _by_dtype(params).values():
         run = _contiguous_run(_buffer_order(group))
@@ -67,7 +88,10 @@ def move(params, backend) -> list[FlatBuffer]:
     """Place ``params`` on ``backend`` in flat buffers there (one per dtype), values and gradients
     kept: where a dtype's parameters fill one buffer (or a run of it) back to back, in any order
     given, it goes over in one copy and they become views of the copy, as they lay; otherwise each
-    goes alone and they are packed anew on ``backend``."""
+    goes alone and they are packed anew on ``backend``. A stacked model's parameter is refused
+    before any is moved (`check_packable`)."""
+    params = list(params)
+    check_packable(params)
     out = []
     for group in _by_dtype(params).values():
         group = _buffer_order(group)

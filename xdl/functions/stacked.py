@@ -108,9 +108,15 @@ def stacked_dropout(x, rates, key):
 
 @op(check=[Check((5, 3, 3), args=(_LABELS,)), Check((5, 1, 3), args=(_LABELS,))])
 def stacked_softmax_cross_entropy(logits, labels):
-    """Each of K models' softmax cross-entropy: logits (B, K, C), class indices (B,) → (K,)."""
+    """Each of K models' softmax cross-entropy: logits (B, K, C), class indices (B,) → (K,) (shapes
+    and dtype checked here; values by `xdl.train.fit_many`, once per data set, as
+    `softmax_cross_entropy`'s: a class index outside [0, C) gives that row a NaN loss, as the GPU
+    kernel does, with no host read a captured step could not make)."""
     labels = logits.backend.asarray(labels)
-    if labels.ndim != 1 or labels.shape[0] != logits.shape[0]:
-        raise ValueError(f"stacked_softmax_cross_entropy: labels of shape {tuple(labels.shape)} for logits "
-                         f"{logits.shape}; expected ({logits.shape[0]},) class indices")
+    if logits.ndim != 3 or labels.shape != (logits.shape[0],):
+        raise ValueError(f"stacked_softmax_cross_entropy: logits must be (B, K, C) and labels (B,) class indices, "
+                         f"got logits {tuple(logits.shape)} and labels {tuple(labels.shape)}")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise TypeError(f"stacked_softmax_cross_entropy: class indices must be integers, got dtype {labels.dtype} "
+                        "(fit_many takes whole numbers of any dtype)")
     return StackedSoftmaxCrossEntropy.apply(logits, labels=labels)

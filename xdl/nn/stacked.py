@@ -113,6 +113,9 @@ class Stacked(Sequential):
             raise IndexError(f"model {k!r}: a stack of {self.n_models} models has models 0 to {self.n_models - 1}")
         model = build_on_host(self.descriptions[k], self.dtype)
         model.load_state_dict(self.model_state(k, row))
+        stacked = dict(self.named_parameters())
+        for name, p in model.named_parameters():  # frozen where the stack's is (as the models were)
+            p.requires_grad = stacked[name].requires_grad
         model.predicts = self.predicts
         return model.to(self.backend)
 
@@ -146,20 +149,36 @@ class Stacked(Sequential):
 
 
 def stack(models, backend=None) -> Stacked:
-    """One `Stacked` model from K ordinary models of the same architecture (only their initial
-    weights, dropout rates and batch-norm momenta may differ); their current weights and
-    statistics are copied in. A `StackError` names the first difference.
+    """One `Stacked` model from K ordinary models of the same architecture (`Sequential` models on
+    one backend; only their initial weights, dropout rates and batch-norm momenta may differ); their
+    current weights and statistics are copied in, and a parameter frozen in all of them stays
+    frozen. A `StackError` names the first difference.
 
     ``backend`` (a `Backend` or its name; default the models'): where the stack lives. Models built on the
     host and stacked onto the GPU cost one upload of the (K, P) buffer, not one per parameter."""
     models = list(models)
     if not models:
         raise StackError("stack: no models (K = 0)")
+    for k, m in enumerate(models):  # row k is model k's flat buffer: the layout of a Sequential's layers
+        if not isinstance(m, Sequential) or isinstance(m, Stacked):
+            raise StackError(f"stack: models[{k}] is a {type(m).__name__}; stack takes ordinary Sequential models "
+                             "(xdl.nn.Sequential, as xdl.nn.mlp builds them), even for one layer")
     descriptions = [describe(m) for m in models]
     check_stackable(descriptions)
     dtypes = {np.dtype(m.dtype) for m in models}
     if len(dtypes) > 1:
         raise StackError(f"stack: the models have different dtypes ({', '.join(sorted(map(str, dtypes)))})")
+    for k, m in enumerate(models[1:], 1):  # the (K, P) buffer is assembled with one array library
+        if m.backend is not models[0].backend:
+            raise StackError(f"stack: model {k} lives on backend {m.backend.name!r}, model 0 on "
+                             f"{models[0].backend.name!r}; move them to one first (model.to(...))")
+    frozen = [{name for name, p in m.named_parameters() if not p.requires_grad} for m in models]
+    for k, names in enumerate(frozen[1:], 1):  # one stacked parameter trains for all K models or for none
+        if names != frozen[0]:
+            name = sorted(names ^ frozen[0])[0]
+            raise StackError(f"stack: parameter {name} is {'frozen' if name in names else 'trainable'} in model {k}, "
+                             f"{'frozen' if name in frozen[0] else 'trainable'} in model 0 (requires_grad); a stacked "
+                             "parameter is frozen in every model or in none")
     first, source = models[0], models[0].backend
     backend = source if backend is None else resolve_backend(backend, "stack")
     order = first.flat_order()
@@ -192,8 +211,11 @@ def stack(models, backend=None) -> Stacked:
 
 
 def _parameter(data, grad, like, name, backend) -> Parameter:
+    """A stacked parameter: (K, …) views of the stack's buffers, with ``like``'s role and
+    requires_grad (a frozen one stays frozen), marked as the stack's (`xdl.flat.check_packable`
+    refuses to pack it out of the buffer)."""
     p = Parameter(data, backend=backend, name=name)
-    p.grad, p.role = grad, like.role
+    p.grad, p.role, p.requires_grad, p._stacked = grad, like.role, like.requires_grad, True
     return p
 
 
@@ -290,7 +312,8 @@ class StackedDropout(Module):
 
 
 class StackedStandardize(Module):
-    """K standardizations of a shared input: x (B, C) → (B, K, C), model k's (x − mean[k]) / scale[k]."""
+    """K standardizations: model k's (x − mean[k]) / scale[k], of a shared input x (B, C) or of
+    its own x[:, k] of an input (B, K, C); → (B, K, C)."""
 
     def __init__(self, means, scales, dtype):
         super().__init__()
@@ -299,5 +322,9 @@ class StackedStandardize(Module):
         self.add_buffer("scale", scales, dtype)
 
     def forward(self, x):
-        b, c = x.shape
-        return (as_floating(x, self.mean.dtype).reshape(b, 1, c) - self.mean) / self.scale
+        k, c = self.mean.shape
+        if x.shape[1:] not in ((c,), (k, c)):
+            raise ValueError(f"StackedStandardize: input of shape {tuple(x.shape)}; expected (B, {c}) or (B, {k}, {c}) "
+                             f"for {k} models of {c} features")
+        x = as_floating(x, self.mean.dtype)
+        return ((x.reshape(x.shape[0], 1, c) if x.ndim == 2 else x) - self.mean) / self.scale

@@ -5,7 +5,10 @@ buffer, weights in columns [0, n_weights), biases and batch-norm γ, β after th
 brings its own optimizer (the same rule, e.g. all `Adam`, with its own lr, β's, ε and weight
 decay); the stacked optimizer keeps each hyperparameter as K values and updates a whole region of
 columns for all K models in one call of the rule's fused update — one kernel launch on the GPU —
-with each model's values (`xdl.ops.optim`). The optimizer state is (K, P) buffers alike.
+with each model's values (`xdl.ops.optim`). The optimizer state is (K, P) buffers alike. So each
+model's optimizer must hold all of its model's parameters, with at most one set of settings for
+the weights and one for the rest (as `param_groups` splits them), and no ``check_finite``; a stack
+with a frozen parameter has none: what the shared update cannot represent is refused, by name.
 
 A model can be frozen (`freeze`): its learning rate becomes 0 and its gradient row is zeroed
 before each update, so the shared update leaves its weights exactly as they are (`unfreeze`
@@ -20,12 +23,15 @@ captured its step captures it again.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from xdl.data.validation import check_bool, check_int
 from xdl.graph import require_not_capturing
-from xdl.optim.optimizer import Optimizer, StepCount, _is_number, check_lr
+from xdl.optim.optimizer import (Optimizer, StepCount, _check_eps_in, _is_number, _real,
+                                 check_non_negative)
 
 
 @dataclass
@@ -55,22 +61,36 @@ class StackedOptimizer(StepCount):
         if len(optimizers) != stacked.n_models:
             raise ValueError(f"optimizers: {len(optimizers)} optimizers for a stack of {stacked.n_models} models; "
                              "give one per model")
+        for k, o in enumerate(optimizers):
+            if not isinstance(o, Optimizer):
+                raise TypeError(f"optimizers[{k}] is a {type(o).__name__}, expected an xdl.optim.Optimizer")
         rules = {type(o).__name__ for o in optimizers}
         if len(rules) > 1:
             raise ValueError(f"optimizers: the models' optimizers must be one class, got {', '.join(sorted(rules))}")
+        # the update runs over whole (K, P) rows: every parameter of every model trains
+        frozen = [name for name, p in stacked.flat_order() if not p.requires_grad]
+        if frozen:
+            raise ValueError(f"stacked: parameter(s) {', '.join(frozen)} are frozen (requires_grad False); a stacked "
+                             "optimizer updates every parameter of every model, so it cannot leave them as they are: "
+                             "stack models with no frozen parameter")
         for k, o in enumerate(optimizers):
             if o.t:
                 raise ValueError(f"optimizers[{k}] has taken {o.t} steps; stack fresh optimizers")
             if any(callable(g.settings["lr"]) for g in o.groups):
                 raise ValueError(f"optimizers[{k}] has a per-step lr schedule; stacked models take their rates "
                                  "per epoch (set_lr)")
+            if o.check_finite:
+                raise ValueError(f"optimizers[{k}] has check_finite=True, which a stacked optimizer does not do "
+                                 "(fit_many checks each model's costs and state every epoch, and fails a model that "
+                                 "diverged alone); make it with check_finite=False")
+            _check_covers(stacked, o, k)
+        split = [_settings_of(o, k) for k, o in enumerate(optimizers)]  # (weights', others') per model
+        weights, others = [w for w, _ in split], [o for _, o in split]
         self.model, self.rule, self._t, self.version = stacked, optimizers[0], 0, 0
         self.state_names = self.rule.state_names
         xp, n_weights = stacked.backend.xp, stacked.n_weights
         self._state = {name: xp.zeros_like(stacked.data) for name in self.state_names}
         self.steps_done = xp.zeros(1, dtype=np.int64)  # the step count on the device (Adam's t − 1)
-        weights = [_settings_of(o, "weight") for o in optimizers]
-        others = [_settings_of(o, "other") for o in optimizers]
         if weights == others or n_weights == stacked.data.shape[1]:  # one region: one launch per step
             bounds = [(0, stacked.data.shape[1], weights)]
         else:
@@ -101,6 +121,29 @@ class StackedOptimizer(StepCount):
         return _Region(self.model.data[:, cols], self.model.grad[:, cols], [self.model.parameters()[0]], settings,
                        state, held, None, hyperparameters)
 
+    def _check_saved_settings(self, region: _Region, saved, what: str) -> None:
+        """Raise ValueError unless ``saved`` holds ``region``'s settings, each number K values that
+        model k's optimizer would take (the checks of its constructor)."""
+        if not isinstance(saved, dict) or set(saved) != set(region.settings):
+            raise ValueError(f"{what} must hold {', '.join(region.settings)}, got {saved!r}")
+        per_model = [{} for _ in range(self.n_models)]
+        for name, value in saved.items():
+            if isinstance(region.settings[name], np.ndarray):  # K numbers
+                if not isinstance(value, list | tuple) or len(value) != self.n_models:
+                    raise ValueError(f"{what}: {name} must be {self.n_models} values (one per model), got {value!r}")
+                for settings, v in zip(per_model, value):
+                    settings[name] = v
+            else:  # a flag the K models share
+                for settings in per_model:
+                    settings[name] = value
+        for k, settings in enumerate(per_model):
+            try:
+                check_non_negative("lr", settings["lr"])  # a number: stacked rates are set per epoch, no schedule
+                self.rule.check_settings(settings)
+                _check_eps_in(settings, [region.data.dtype])
+            except ValueError as e:
+                raise ValueError(f"{what}, model {k}: {e}") from None
+
     def _hold(self, region: _Region) -> dict:
         """The region's hyperparameters as the update reads them, ``held`` rewritten when a value
         changed (a host→device copy: at a new epoch's rates, never within a captured step)."""
@@ -123,14 +166,15 @@ class StackedOptimizer(StepCount):
 
     def set_lr(self, lr) -> None:
         """Set the K learning rates (frozen models keep 0); a number sets every model's."""
-        values = np.broadcast_to(np.asarray(lr, dtype=np.float64), (self.n_models,)) if np.ndim(lr) == 0 \
-            else np.asarray(lr, dtype=np.float64)
-        if values.shape != (self.n_models,):
-            raise ValueError(f"lr: {values.size} values for a stack of {self.n_models} models")
+        values = [lr] * self.n_models if np.ndim(lr) == 0 else list(lr)
+        if len(values) != self.n_models:
+            raise ValueError(f"lr: {len(values)} values for a stack of {self.n_models} models")
         for k, value in enumerate(values):
             if not self._frozen[k]:
-                check_lr(float(value))
-        values = np.where(self._frozen, 0.0, values)
+                check_non_negative(f"lr of model {k}", value)
+            elif math.isnan(_real(value)):  # not used (a frozen model's rate is 0), but not None or a bool either
+                raise ValueError(f"lr of model {k} must be a number, got {value!r}")
+        values = np.where(self._frozen, 0.0, np.array(values, dtype=np.float64))
         for region in self.regions:
             region.settings["lr"] = values.copy()
             self._hold(region)  # now: a captured step reads it at its next replay
@@ -155,7 +199,7 @@ class StackedOptimizer(StepCount):
         trains a model that had completed its epochs for the epochs added."""
         if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 0 <= k < self.n_models:
             raise IndexError(f"unfreeze: model {k!r} is not one of the {self.n_models} models (0 to {self.n_models - 1})")
-        check_lr(float(lr))
+        check_non_negative(f"lr of model {k}", lr)
         self._frozen[k] = False
         self._frozen_changed()
         for region in self.regions:
@@ -196,29 +240,68 @@ class StackedOptimizer(StepCount):
         for name, a in self._state.items():
             a[...] = self.model.backend.asarray(state["state"][name])
         for region, saved in zip(self.regions, state["settings"]):
-            region.settings.update({k: (np.asarray(v, dtype=np.float64) if isinstance(v, list) else v)
-                                    for k, v in saved.items()})
+            per_model = {name for name, v in region.settings.items() if isinstance(v, np.ndarray)}
+            region.settings.update({name: np.array(v, dtype=np.float64) if name in per_model else v
+                                    for name, v in saved.items()})
             self._hold(region)
-        self._frozen = np.asarray(state["frozen"], dtype=bool)
+        self._frozen = np.array(state["frozen"], dtype=bool)
         self._frozen_changed()
         self.t = int(state["t"])
 
     def check_state_dict(self, state: dict) -> None:
-        """Raise ValueError unless ``state`` fits: the same rule, regions and shapes. Nothing changes."""
+        """Raise ValueError unless ``state`` fits: the same rule, regions and shapes, K frozen flags,
+        each setting K values the models' optimizers would take (`Optimizer.check_settings`), a
+        step count ≥ 0. Nothing changes."""
+        if not isinstance(state, dict):
+            raise TypeError(f"optimizer state must be a dict, as state_dict() gives, got {type(state).__name__}")
         if state.get("class") != type(self.rule).__name__:
             raise ValueError(f"optimizer state is {state.get('class')}'s, this one is {type(self.rule).__name__}")
-        if len(state["settings"]) != len(self.regions) or set(state["state"]) != set(self._state):
+        missing = sorted({"t", "frozen", "settings", "state"} - set(state))
+        if missing:
+            raise ValueError(f"optimizer state has no {', '.join(missing)}")
+        check_int(state["t"], "optimizer state t", low=0, expected="an integer ≥ 0 (the steps taken)")
+        frozen, k = state["frozen"], self.n_models
+        if not isinstance(frozen, list | tuple) or len(frozen) != k:
+            raise ValueError(f"optimizer state frozen must be {k} flags (one per model), got {frozen!r}")
+        for i, flag in enumerate(frozen):
+            check_bool(flag, f"optimizer state frozen[{i}]")
+        if not isinstance(state["settings"], list | tuple) or len(state["settings"]) != len(self.regions) \
+                or set(state["state"]) != set(self._state):
             raise ValueError("optimizer state does not fit this stacked optimizer (regions or buffers differ)")
+        for i, (region, saved) in enumerate(zip(self.regions, state["settings"])):
+            self._check_saved_settings(region, saved, f"optimizer state settings[{i}]")
         for name, a in self._state.items():
             if tuple(np.shape(state["state"][name])) != a.shape:
                 raise ValueError(f"optimizer state {name!r} has shape {np.shape(state['state'][name])}, "
                                  f"this one {a.shape}")
 
 
-def _settings_of(optimizer: Optimizer, role: str) -> dict:
-    """An optimizer's settings for its weights (``role="weight"``) or its other parameters."""
-    want = {id(p) for p in optimizer.parameters() if (p.role == "weight") == (role == "weight")}
-    for g in optimizer.groups:
-        if any(id(p) in want for p in g.params):
-            return {name: value for name, value in g.settings.items()}
-    return dict(optimizer.groups[0].settings)
+def _check_covers(stacked, optimizer: Optimizer, k: int) -> None:
+    """Raise ValueError unless ``optimizer`` (``optimizers[k]``) holds every parameter of a model
+    of the stack's architecture: the stacked update covers each model's whole row, so an optimizer
+    of part of its model (a layer to fine-tune) would be silently widened to all of it."""
+    params, want = optimizer.parameters(), [p for _, p in stacked.flat_order()]
+    if sorted(tuple(p.shape) for p in params) != sorted(tuple(p.shape[1:]) for p in want):
+        raise ValueError(f"optimizers[{k}] holds {len(params)} parameters ({sum(p.size for p in params)} values), a "
+                         f"model of the stack {len(want)} ({stacked.data.shape[1]} values): a stacked optimizer "
+                         "updates every parameter of every model; give each model an optimizer of all of its "
+                         f"parameters ({type(optimizer).__name__}(model), or xdl.optim.param_groups(model, ...))")
+
+
+def _settings_of(optimizer: Optimizer, k: int) -> tuple[dict, dict]:
+    """``optimizers[k]``'s settings for its weights and for its other parameters (biases,
+    batch-norm γ, β): the stacked update holds one set of each per model, so the groups holding
+    one kind must agree (ValueError naming them otherwise)."""
+    found = {}  # kind -> (group index, settings)
+    for i, g in enumerate(optimizer.groups):
+        held = {"weights" if p.role == "weight" else "other parameters" for p in g.params}
+        for kind in [kind for kind in ("weights", "other parameters") if kind in held]:
+            j, first = found.setdefault(kind, (i, g.settings))
+            if first != g.settings:
+                name = next(n for n in g.settings if g.settings[n] != first.get(n))
+                raise ValueError(f"optimizers[{k}]: groups {j} and {i} both hold {kind}, with {name} "
+                                 f"{first.get(name)!r} and {g.settings[name]!r}; a stacked optimizer keeps one set "
+                                 "of settings per model for the weights and one for the other parameters (biases, "
+                                 "batch-norm γ, β), as xdl.optim.param_groups splits them")
+    weights = found.get("weights", found.get("other parameters"))[1]
+    return dict(weights), dict(found.get("other parameters", (None, weights))[1])

@@ -38,12 +38,12 @@ from pathlib import Path
 
 import numpy as np
 
-from xdl import functions as F
 from xdl.backend import SEEDS, current_backend, get_backend, thread_backend, thread_seed
 from xdl.caller import warn_caller
 from xdl.config import RESUME_MAY_CHANGE, RUN_OPTIONS, TrainConfig
 from xdl.data import check_features, check_labels, training_batches
 from xdl.data.validation import MAX_CLASSES, check_bool, check_dev_pair, check_int
+from xdl.functions.stacked import stacked_softmax_cross_entropy
 from xdl.nn import Module, Standardize, stack
 from xdl.optim.stacked import StackedOptimizer
 from xdl.serialization import load, read_extra
@@ -61,6 +61,7 @@ from xdl.train.trainer import _progress_bar, penalty_examples
 SHARED = ("dataset", "hidden", "activation", "batch_norm", "batch_size", "optimizer", "augment_shift", "augment_noise",
           "augment_flip")
 IGNORED = RUN_OPTIONS  # they describe the command line's run, not a model: fit_many ignores them
+STOP_STATUSES = ("stopped", "pruned")  # what `ManyTrainer.stop_model` may say a stopped model's result is
 
 
 @dataclass(eq=False)  # a record of one run: compared by identity, as its model and history are
@@ -435,7 +436,7 @@ class ManyTrainer:
         device arrays."""
         self.optimizer.zero_grad()
         out = self.model(Xb)
-        cost = F.stacked_softmax_cross_entropy(out, yb)  # (K,): each model's mean cost
+        cost = stacked_softmax_cross_entropy(out, yb)  # (K,): each model's mean cost (labels checked by fit)
         total = cost.sum()
         if self._l2.any():
             total = total + _l2_penalty(self.model, self._l2_scales(self._penalty_m))
@@ -516,7 +517,12 @@ class ManyTrainer:
 
     def stop_model(self, k: int, status: str = "stopped") -> None:
         """Stop model k after this epoch, as early stopping does (a callback's way to prune it):
-        it is frozen with its state kept; its result says ``status``."""
+        it is frozen with its state kept; its result says ``status`` (one of `STOP_STATUSES`).
+        Both are checked before anything changes; a model already stopped stays as it is."""
+        k = check_int(k, "stop_model: k", low=0, high=self.n_models - 1,
+                      expected=f"a model's index, an integer in [0, {self.n_models - 1}]")
+        if status not in STOP_STATUSES:
+            raise ValueError(f"stop_model: status must be one of {', '.join(map(repr, STOP_STATUSES))}, got {status!r}")
         if self.status[k] != "training":
             return
         self.status[k] = status
@@ -549,7 +555,7 @@ class ManyTrainer:
 
         def batch(Xb, yb):
             out = self.model(Xb)
-            return F.stacked_softmax_cross_entropy(out, yb).data * len(yb), _hits(out.data, yb)
+            return stacked_softmax_cross_entropy(out, yb).data * len(yb), _hits(out.data, yb)
 
         with self.model.evaluating():
             for i in range(0, len(X), batch_size):

@@ -1,0 +1,277 @@
+"""The stacked models' API at its edges (`xdl.nn.stack`, `StackedOptimizer`, `stacked_softmax_cross_entropy`,
+`ManyTrainer.stop_model`): what it cannot do is refused by name, before anything changes."""
+
+import re
+
+import numpy as np
+import pytest
+
+import xdl
+from conftest import OtherBackend
+from xdl.config import TrainConfig
+from xdl.flat import pack
+from xdl.nn import Dense, Module, Sequential, StackError, stack
+from xdl.optim import SGD, Adam, Momentum, StackedOptimizer, param_groups
+from xdl.train import Callback, fit_many
+
+RNG = np.random.default_rng(0)
+X, Y = RNG.standard_normal((32, 4)), RNG.integers(0, 3, 32)
+
+
+def models(k=2, dtype=np.float64):
+    out = []
+    for seed in range(k):
+        xdl.seed(seed)
+        out.append(xdl.nn.mlp(4, [8], 3).astype(dtype))
+    return out
+
+
+def step(stacked, optimizer):
+    optimizer.zero_grad()
+    xdl.stacked_softmax_cross_entropy(stacked(X), Y).sum().backward()
+    optimizer.step()
+
+
+def assert_still_stacked(stacked):
+    """Every parameter is still a view of the stack's (K, P) buffer, and a step of a stacked optimizer
+    moves what `model(k)` takes out (nothing was copied out of the buffer)."""
+    assert all(np.shares_memory(p.data, stacked.data) and np.shares_memory(p.grad, stacked.grad)
+               for p in stacked.parameters())
+    step(stacked, StackedOptimizer(stacked, [SGD(m, lr=0.5) for m in models(stacked.n_models)]))
+    with stacked.evaluating():
+        out = stacked(X).numpy()
+    for k in range(stacked.n_models):
+        np.testing.assert_allclose(stacked.model(k).eval()(X).numpy(), out[:, k], rtol=1e-12)
+
+
+# -- finding 1: a stack's parameters are never packed out of its buffer -------------------------
+@pytest.mark.parametrize("use", [
+    lambda st: SGD(st, lr=0.1),
+    lambda st: Adam([{"params": st.parameters()[:1]}], lr=0.1),
+    lambda st: Sequential(st),
+    lambda st: Sequential(Dense(4, 4), st),
+    lambda st: pack(st.parameters()),
+])
+def test_an_ordinary_optimizer_or_an_enclosing_model_is_refused_and_the_stack_stays_whole(use):
+    stacked = stack(models())
+    before = [(p.data, p.grad) for p in stacked.parameters()]
+    with pytest.raises(TypeError, match=r"belongs to a Stacked model .*xdl.optim.StackedOptimizer .*not inside "
+                                        r"another model"):
+        use(stacked)
+    assert all(p.data is data and p.grad is grad for p, (data, grad) in zip(stacked.parameters(), before))
+    assert_still_stacked(stacked)
+
+
+def test_a_module_holding_a_stack_is_not_moved_half_way():
+    class Holder(Module):
+        def __init__(self, stacked):
+            super().__init__()
+            self.stacked = stacked
+
+    stacked = stack(models())
+    holder = Holder(stacked)
+    with pytest.raises(TypeError, match=r"belongs to a Stacked model"):
+        holder.to(OtherBackend())
+    assert all(p.backend is stacked.backend for p in stacked.parameters())
+    assert_still_stacked(stacked)
+
+
+# -- finding 2: the per-model optimizers' parameters, groups, flags; frozen parameters ---------
+def by_name(model):
+    return dict(model.named_parameters())
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda m: SGD([{"params": [by_name(m)["0.weight"]], "lr": 0.0},
+                    {"params": [by_name(m)["2.weight"], by_name(m)["0.bias"], by_name(m)["2.bias"]], "lr": 1.0}]),
+     r"optimizers\[0\]: groups 0 and 1 both hold weights, with lr 0.0 and 1.0; .* one for the other parameters"),
+    (lambda m: SGD([{"params": [by_name(m)["0.weight"], by_name(m)["0.bias"]], "lr": 0.001},
+                    {"params": [by_name(m)["2.weight"], by_name(m)["2.bias"]], "lr": 1.0}], lr=0.1),
+     r"optimizers\[0\]: groups 0 and 1 both hold weights, with lr 0.001 and 1.0"),
+    (lambda m: SGD([by_name(m)["2.weight"], by_name(m)["2.bias"]], lr=0.5),
+     r"optimizers\[0\] holds 2 parameters \(27 values\), a model of the stack 4 \(67 values\): .*\(SGD\(model\)"),
+    (lambda m: SGD(m, lr=0.1, check_finite=True), r"optimizers\[0\] has check_finite=True"),
+])
+def test_what_a_stacked_optimizer_cannot_represent_is_refused(make, match):
+    ms = models()
+    stacked = stack(ms)
+    with pytest.raises(ValueError, match=match):
+        StackedOptimizer(stacked, [make(m) for m in ms])
+
+
+def test_groups_that_split_weights_from_the_rest_or_agree_are_taken_as_each_model_alone():
+    def layered(m):  # per layer, with the same settings: one region
+        p = by_name(m)
+        return Momentum([{"params": [p["0.weight"], p["0.bias"]]}, {"params": [p["2.weight"], p["2.bias"]]}], lr=0.1)
+
+    for make, regions in ((layered, 1), (lambda m: Momentum(param_groups(m, 0.01), lr=0.1), 2)):
+        ms = models()
+        stacked = stack(ms)
+        together = StackedOptimizer(stacked, [make(m) for m in ms])
+        assert len(together.regions) == regions
+        alone = [make(m) for m in ms]
+        for _ in range(3):
+            step(stacked, together)
+            for m, opt in zip(ms, alone):
+                opt.zero_grad()
+                xdl.losses.SoftmaxCrossEntropy()(m(X), Y).backward()
+                opt.step()
+        for k, m in enumerate(ms):
+            for (name, a), b in zip(stacked.model(k).named_parameters(), m.parameters()):
+                np.testing.assert_allclose(a.data, b.data, rtol=1e-12, atol=1e-15, err_msg=name)
+
+
+def test_a_frozen_parameter_stays_frozen_in_the_stack_and_a_stacked_optimizer_refuses_it():
+    ms = models()
+    for m in ms:
+        m.layers[0].weight.requires_grad = False
+    stacked = stack(ms)
+    assert not stacked.layers[0].weight.requires_grad and stacked.layers[2].weight.requires_grad
+    assert [p.requires_grad for p in stacked.model(1).parameters()] == [p.requires_grad for p in ms[1].parameters()]
+    with pytest.raises(ValueError, match=r"stacked: parameter\(s\) 0.weight are frozen \(requires_grad False\)"):
+        StackedOptimizer(stacked, [SGD(m, lr=0.1) for m in ms])
+    ms[1].layers[0].weight.requires_grad = True
+    with pytest.raises(StackError, match=r"parameter 0.weight is trainable in model 1, frozen in model 0"):
+        stack(ms)
+
+
+# -- finding 3: stop_model's arguments ------------------------------------------------------------
+class StopAt(Callback):
+    def __init__(self, k, status):
+        self.k, self.status, self.seen = k, status, None
+
+    def on_epoch_end(self, trainer, record):
+        if trainer.epoch == 1:
+            with pytest.raises(ValueError) as error:
+                trainer.stop_model(self.k, self.status)
+            self.seen = (str(error.value), list(trainer.status), trainer.optimizer.frozen.tolist())
+
+
+@pytest.mark.parametrize("k, status, match", [
+    (-1, "stopped", r"stop_model: k must be a model's index, an integer in \[0, 1\], got -1"),
+    (2, "stopped", r"got 2"),
+    (True, "stopped", r"got True"),
+    (1, "training", r"stop_model: status must be one of 'stopped', 'pruned', got 'training'"),
+    (1, "bogus", r"got 'bogus'"),
+])
+def test_stop_model_checks_its_arguments_before_anything_changes(k, status, match):
+    X, y = xdl.datasets.digits()
+    stop = StopAt(k, status)
+    config = dict(hidden=[8], epochs=3, patience=0, progress=False)
+    results = fit_many([TrainConfig(seed=0, **config), TrainConfig(seed=1, **config)], X[:200], y[:200],
+                       callbacks=[stop])
+    message, statuses, frozen = stop.seen
+    assert re.search(match, message)
+    assert statuses == ["training", "training"] and frozen == [False, False]
+    assert [r.status for r in results] == ["completed", "completed"]
+    assert [len(r.history) for r in results] == [3, 3]
+
+
+# -- finding 4: a stacked optimizer's state is checked whole before any of it is written ----------
+def adam_state():
+    ms = models(3, np.float32)
+    stacked = stack(ms)
+    opt = StackedOptimizer(stacked, [Adam(m, lr=0.01) for m in ms])
+    return opt, opt.state_dict()
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda sd: dict(sd, frozen=[True]), r"optimizer state frozen must be 3 flags \(one per model\), got \[True\]"),
+    (lambda sd: dict(sd, frozen=[1, 0, 0]), r"optimizer state frozen\[0\] must be True or False, got 1"),
+    (lambda sd: dict(sd, t=-3), r"optimizer state t must be an integer ≥ 0 \(the steps taken\), got -3"),
+    (lambda sd: dict(sd, t=2.5), r"optimizer state t must be an integer ≥ 0"),
+    (lambda sd: dict(sd, settings=[{**sd["settings"][0], "lr": [np.nan, 0.1, 0.1]}]),
+     r"optimizer state settings\[0\], model 0: lr must be a finite number ≥ 0, got nan"),
+    (lambda sd: dict(sd, settings=[{**sd["settings"][0], "lr": [0.1]}]),
+     r"optimizer state settings\[0\]: lr must be 3 values \(one per model\), got \[0.1\]"),
+    (lambda sd: dict(sd, settings=[{**sd["settings"][0], "beta2": [0.9, 0.9, 1.5]}]),
+     r"optimizer state settings\[0\], model 2: beta2 must be in \[0, 1\)"),
+    (lambda sd: dict(sd, settings=[{**sd["settings"][0], "eps": [1e-8, 1e-60, 1e-8]}]),
+     r"optimizer state settings\[0\], model 1: eps is 1e-60, 0 in float32"),
+    (lambda sd: dict(sd, settings=[{k: v for k, v in sd["settings"][0].items() if k != "eps"}]),
+     r"optimizer state settings\[0\] must hold lr, beta1, beta2, eps, weight_decay"),
+    (lambda sd: {k: v for k, v in sd.items() if k != "frozen"}, r"optimizer state has no frozen"),
+])
+def test_a_bad_state_is_refused_before_anything_is_written(change, match):
+    opt, state = adam_state()
+    opt.freeze(1)
+    opt._state["m"][...] = 7  # what a half-done load would overwrite first
+    with pytest.raises(ValueError, match=match):
+        opt.load_state_dict(change(state))
+    assert (opt._state["m"] == 7).all() and opt.t == 0
+    assert opt.frozen.tolist() == [False, True, False] and opt.lr.tolist() == [0.01, 0.0, 0.01]
+
+
+def test_a_good_state_loads_whole():
+    opt, state = adam_state()
+    opt.load_state_dict(dict(state, t=4, frozen=[False, True, False],
+                             settings=[{**state["settings"][0], "lr": (0.1, 0.0, 0.3)}]))
+    assert opt.t == 4 and opt.frozen.tolist() == [False, True, False] and opt.lr.tolist() == [0.1, 0.0, 0.3]
+
+
+# -- finding 9: set_lr names the model and refuses what is no rate ---------------------------------
+@pytest.mark.parametrize("rates, match", [
+    ([0.1, None], r"lr of model 1 must be a finite number ≥ 0, got None"),
+    ([True, 0.1], r"lr of model 0 must be a finite number ≥ 0, got True"),
+    ([0.1, np.nan], r"lr of model 1 must be a finite number ≥ 0, got nan"),
+    ("0.1", r"lr of model 0 must be a finite number ≥ 0, got '0.1'"),
+])
+def test_set_lr_names_the_model_and_the_value(rates, match):
+    ms = models()
+    opt = StackedOptimizer(stack(ms), [SGD(m, lr=0.1) for m in ms])
+    with pytest.raises(ValueError, match=match):
+        opt.set_lr(rates)
+    assert opt.lr.tolist() == [0.1, 0.1]
+    opt.freeze(0)
+    with pytest.raises(ValueError, match=r"lr of model 0 must be a number, got None"):
+        opt.set_lr([None, 0.2])
+
+
+# -- findings 5, 6: what stack takes ---------------------------------------------------------------
+@pytest.mark.parametrize("make, match", [
+    (lambda: [Dense(2, 3), Dense(2, 3)], r"stack: models\[0\] is a Dense; stack takes ordinary Sequential models"),
+    (lambda: [Dense(2, 3)], r"stack: models\[0\] is a Dense"),
+    (lambda: [Sequential(Dense(2, 3)), Dense(2, 3)], r"stack: models\[1\] is a Dense"),
+    (lambda: [stack(models())], r"stack: models\[0\] is a Stacked"),
+    (lambda: [xdl.nn.mlp(4, [8], 3), xdl.nn.mlp(4, [8], 3).to(OtherBackend())],
+     r"stack: model 1 lives on backend 'otherlib', model 0 on 'numpy'"),
+])
+def test_stack_refuses_what_it_cannot_stack_by_name(make, match):
+    with pytest.raises(StackError, match=match):
+        stack(make())
+
+
+# -- finding 7: a standardizing stack takes each model's own input ---------------------------------
+def test_a_standardizing_stack_takes_a_shared_or_a_per_model_input():
+    layer = xdl.data.Standardizer().fit(RNG.random((10, 4))).layer()
+    ms = [xdl.nn.mlp(4, [8], 3, standardize=layer) for _ in range(2)]
+    stacked = stack(ms).eval()
+    per_model = RNG.random((5, 2, 4)).astype(np.float32)
+    out = stacked(per_model).numpy()
+    for k, m in enumerate(ms):
+        np.testing.assert_allclose(out[:, k], m.eval()(per_model[:, k]).numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(stacked(per_model[:, 0]).numpy()[:, 1], ms[1](per_model[:, 0]).numpy(), rtol=1e-5,
+                               atol=1e-6)
+    for shape in ((5, 3, 4), (5, 5)):
+        with pytest.raises(ValueError, match=r"StackedStandardize: input of shape .*; expected \(B, 4\) or "
+                                             r"\(B, 2, 4\)"):
+            stacked(np.ones(shape, np.float32))
+
+
+# -- the stacked loss checks shapes and dtype as the single-model op does -----------------------
+@pytest.mark.parametrize("labels, error, match", [
+    ([0.5, 1, 2, 0], TypeError, r"class indices must be integers, got dtype float64"),
+    ([[0, 1, 0]] * 4, ValueError, r"labels \(B,\) class indices, got logits \(4, 2, 3\) and labels \(4, 3\)"),
+    ([0, 1], ValueError, r"got logits \(4, 2, 3\) and labels \(2,\)"),
+])
+def test_stacked_softmax_cross_entropy_checks_its_labels_shape_and_dtype(labels, error, match):
+    logits = xdl.tensor(RNG.standard_normal((4, 2, 3)))
+    with pytest.raises(error, match=r"stacked_softmax_cross_entropy: .*" + match):
+        xdl.stacked_softmax_cross_entropy(logits, labels)
+
+
+def test_stacked_softmax_cross_entropy_is_each_model_s_single_loss():
+    logits = xdl.tensor(RNG.standard_normal((4, 2, 3)))
+    expected = [xdl.softmax_cross_entropy(logits[:, k], np.array([0, 1, 2, 1])).item() for k in range(2)]
+    for labels in ([0, 1, 2, 1], np.array([0, 1, 2, 1], np.uint8)):
+        np.testing.assert_allclose(xdl.stacked_softmax_cross_entropy(logits, labels).numpy(), expected, rtol=1e-12)
