@@ -708,3 +708,14 @@ def test_every_layer_is_rebuildable_and_exported():
     classes = {name for name, cls in inspect.getmembers(layers, inspect.isclass)
                if issubclass(cls, xdl.nn.Module) and cls.__module__ == layers.__name__}
     assert classes and classes <= set(xdl.nn.LAYERS) and classes <= set(xdl.nn.__all__)
+
+
+def test_load_state_dict_returns_the_keys_it_left_out_as_pytorch_does():
+    plain, normed = xdl.nn.mlp(4, [8], 2), xdl.nn.mlp(4, [8], 2, batch_norm=True)
+    missing, unexpected = plain.load_state_dict(normed.state_dict(), strict=False)
+    assert missing and set(missing) == set(plain.state_dict()) - set(normed.state_dict())
+    assert set(unexpected) == set(normed.state_dict()) - set(plain.state_dict())
+    result = plain.load_state_dict(plain.state_dict())
+    assert result.missing_keys == [] and result.unexpected_keys == []
+    with pytest.raises(ValueError, match=r"buffer '1.running_mean': saved shape \(3,\)"):
+        normed.load_state_dict({**normed.state_dict(), "1.running_mean": np.zeros(3)})

@@ -328,7 +328,7 @@ def test_predict_checks_its_input_as_fit_does():
         for method in (clf.predict, clf.predict_proba, clf.predict_log_proba, lambda X: clf.score(X, y)):
             with pytest.raises(ValueError, match=beyond):
                 method(huge)
-        with pytest.raises(ValueError, match=r"^MLPClassifier: X's example 1, feature 2 \(1\) lies .* training "
+        with pytest.raises(ValueError, match=r"^MLPClassifier: X's example 1, feature 2 \(1\) lies .* "
                                              r"standard deviations .* beyond the range of float32"):
             narrow.predict(far)
         assert narrow.predict(tiny[:2]).shape == (2,)

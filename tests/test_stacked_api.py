@@ -275,3 +275,24 @@ def test_stacked_softmax_cross_entropy_is_each_model_s_single_loss():
     expected = [xdl.softmax_cross_entropy(logits[:, k], np.array([0, 1, 2, 1])).item() for k in range(2)]
     for labels in ([0, 1, 2, 1], np.array([0, 1, 2, 1], np.uint8)):
         np.testing.assert_allclose(xdl.stacked_softmax_cross_entropy(logits, labels).numpy(), expected, rtol=1e-12)
+
+
+def test_a_stack_assigned_into_a_model_or_a_model_holding_one_converted_is_refused_first():
+    """An owning model would pack the stack's parameters into its buffer: refused before the stack is
+    registered (the model keeps its layer) or any parameter converted."""
+    st = stack([xdl.nn.mlp(4, [8], 3) for _ in range(2)])
+    outer = xdl.nn.mlp(4, [8], 3)
+    first = outer.layers[0]
+    with pytest.raises(TypeError, match="belongs to a Stacked"):
+        outer[0] = st
+    assert outer.layers[0] is first and "0" in outer._modules and outer._modules["0"] is first
+
+    class Holder(xdl.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+    holder = Holder(st)
+    with pytest.raises(TypeError, match="belongs to a Stacked"):
+        holder.astype(np.float64)
+    assert st.dtype == np.float32 and all(np.shares_memory(p.data, st.data) for p in st.parameters())

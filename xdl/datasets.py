@@ -14,7 +14,6 @@ Each returns ``(X, y)``: float32 features (m, n) and int64 labels (m,).
 
 from __future__ import annotations
 
-import math
 import threading
 
 import numpy as np
@@ -31,9 +30,16 @@ def _check_m(m):
     check_int(m, "m (number of examples)", low=2)
 
 
+# The largest noise (a standard deviation) the generators take: a normal draw made from 53-bit uniforms
+# stays within ±40 (−ln 2⁻⁵³ ≈ 37), so a coordinate, at most 2 + 40·noise, stays finite in float32
+# (±3.4e38), and a spiral's angle in float64. (A useful noise is below 1, the data's scale.)
+MAX_NOISE = 1e36
+
+
 def _checked(noise, seed, name: str) -> None:
     """``noise`` (a standard deviation) and ``seed``, checked before anything is drawn."""
-    check_number(noise, f"{name}: noise", "a finite number ≥ 0", lambda v: math.isfinite(v) and v >= 0)
+    check_number(noise, f"{name}: noise", f"a number in [0, {MAX_NOISE:g}] (beyond, X would overflow float32)",
+                 lambda v: 0 <= v <= MAX_NOISE)
     check_int(seed, f"{name}: seed", low=0)
 
 
@@ -131,6 +137,6 @@ def check_available(name: str) -> None:
 
 def load(name: str):
     """``(X, y)`` of a dataset by name (one of `DATASETS`) with its defaults."""
-    if name not in DATASETS:
+    if not isinstance(name, str) or name not in DATASETS:  # (a list is no key: unhashable)
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     return DATASETS[name]()

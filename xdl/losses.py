@@ -130,7 +130,8 @@ def _targets_like(targets, shape, backend, dtype, loss: str):
     if y.dtype.kind == "f" and not xp.isfinite(y).all():  # bool() of a device array: one host read
         raise ValueError(f"{loss}: targets contain NaN or Inf")
     high = float(np.finfo(dtype).max)  # a Python float: compared to a float32 one, 1e39 would overflow
-    if y.size and y.dtype.kind == "f" and np.finfo(y.dtype).max > high:
+    # the two dtypes' ranges compared (``high`` beside a float16 scalar would be cast to float16: an overflow warning)
+    if y.size and y.dtype.kind == "f" and np.finfo(y.dtype).max > np.finfo(dtype).max:
         largest = float(xp.abs(y).max())  # (one reduction and host read, for the check and its message)
         if largest > high:
             raise ValueError(f"{loss}: targets have values beyond {np.dtype(dtype)}'s range ±{high:.3g} (max |y| = "

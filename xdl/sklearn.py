@@ -29,7 +29,7 @@ except ImportError:
 from xdl.backend import get_backend, thread_backend, thread_seed
 from xdl.config import TrainConfig
 from xdl.data import Standardizer, split
-from xdl.data.validation import check_bool, check_int, check_number
+from xdl.data.validation import check_bool, check_int, check_number, standardized
 from xdl.train.history import History
 
 
@@ -301,23 +301,14 @@ def _network(model):
 
 def _network_input(X: np.ndarray, scaler: Standardizer, dtype) -> np.ndarray:
     """``X`` as the network after its `Standardize` layer takes it: z = (x − μ)/σ computed in
-    float64, then cast to the network's ``dtype``. Cast first, a feature with a large offset and a
-    small spread would lose the spread (x·0.01 + 1e6 in float32 comes in steps of 0.0625). Checked
-    first, with no overflow warning: x must fit in ``dtype`` (the `Standardize` layer of ``model_``
-    takes raw x in it, and fit refuses what it could not), and so must z."""
+    float64 from the estimator's float64 statistics, then cast to the network's ``dtype``
+    (`xdl.data.validation.standardized`, which refuses a z beyond it). Checked first, with no
+    overflow warning: x must fit in ``dtype`` too (the `Standardize` layer of ``model_`` takes raw
+    x in it, and fit refuses what it could not)."""
     high = np.finfo(dtype).max
     if np.finfo(X.dtype).max > high and len(X) and np.abs(X).max() > high:
         i, j = np.argwhere(np.abs(X) > high)[0]
         raise ValueError(f"MLPClassifier: X has values beyond the range of {np.dtype(dtype)}, the dtype the network "
                          f"computes in (±{high:.3g}; first at example {i}, feature {j}: {X[i, j]:.6g}); "
                          "scale the data")
-    with np.errstate(over="ignore", invalid="ignore"):
-        Z = X - scaler.mean
-        Z /= scaler.scale
-    beyond = ~(np.abs(Z) <= high)
-    if beyond.any():
-        i, j = np.argwhere(beyond)[0]
-        raise ValueError(f"MLPClassifier: X's example {i}, feature {j} ({X[i, j]:.6g}) lies {Z[i, j]:.3g} training "
-                         f"standard deviations (σ = {scaler.scale[j]:.3g}) from the training mean, beyond the range "
-                         f"of {np.dtype(dtype)}, the dtype the network computes in (±{high:.3g}); scale the data")
-    return Z.astype(dtype)
+    return standardized(X, scaler.mean, scaler.scale, dtype, "MLPClassifier: X")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from xdl.data.validation import check_bool
+from xdl.data.validation import check_bool, check_int, check_number
 
 
 class Augment:
@@ -26,10 +26,8 @@ class Augment:
         if not (isinstance(image_shape, tuple | list) and len(image_shape) == 2 and all(
                 isinstance(n, int | np.integer) and not isinstance(n, bool) and n >= 1 for n in image_shape)):
             raise ValueError(f"image_shape must be (height, width), two positive integers, got {image_shape!r}")
-        if isinstance(shift, bool) or not isinstance(shift, int | np.integer) or not 0 <= shift < min(image_shape):
-            raise ValueError(f"shift must be an integer in [0, {min(image_shape)}), got {shift!r}")
-        if isinstance(noise, bool) or not isinstance(noise, int | float | np.number) or not 0 <= noise < np.inf:
-            raise ValueError(f"noise must be a finite number ≥ 0, got {noise!r}")
+        check_int(shift, "shift", low=0, high=min(image_shape) - 1, expected=f"an integer in [0, {min(image_shape)})")
+        check_number(noise, "noise", "a finite number ≥ 0", lambda v: 0 <= v < np.inf)  # real: not a complex one
         check_bool(flip, "flip")  # "no" would be true
         self.image_shape = tuple(int(n) for n in image_shape)
         self.flip, self.shift, self.noise = bool(flip), int(shift), float(noise)

@@ -54,6 +54,7 @@ def _check_sizes(batch_size, min_size) -> None:
 
 def batch_bounds(m: int, batch_size: int, min_size: int = 1) -> list[tuple[int, int]]:
     """(start, stop) of each batch `minibatches` yields for ``m`` examples."""
+    check_int(m, "m (number of examples)", low=0)
     _check_sizes(batch_size, min_size)
     bounds = [(start, min(start + batch_size, m)) for start in range(0, m, batch_size)]
     if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < min_size:
@@ -65,9 +66,9 @@ def training_batches(m: int, batch_size: int, min_size: int = 1) -> list[tuple[i
     """`batch_bounds` of a training set of ``m`` examples, checked for a model that needs batches
     of ``min_size`` (batch norm: 2): ValueError when the whole set is smaller, and a warning (once,
     when the run is planned, at the user's line) when the last batch is merged into the one before it."""
+    bounds = batch_bounds(m, batch_size, min_size)  # (its arguments checked first)
     if m < min_size:
         raise ValueError(f"the training set has {m} example(s); batch norm needs batches of at least {min_size}")
-    bounds = batch_bounds(m, batch_size, min_size)
     last = m % batch_size
     if 0 < last < min_size and m > batch_size:
         warn_caller(f"the last batch of each epoch would have {last} example(s), too few for batch norm; it is "
@@ -115,6 +116,8 @@ def one_hot(y, n_classes: int | None = None, dtype=np.float32) -> np.ndarray:
         y = y.astype(np.int64)
     if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
         raise ValueError(f"one_hot: y must be (m,) integer class indices, got shape {y.shape} and dtype {y.dtype}")
+    if y.size and y.min() < 0:
+        raise ValueError(f"one_hot: y has negative class indices (min {y.min()})")
     if n_classes is None and y.size == 0:
         raise ValueError("one_hot: y is empty, so the number of classes cannot be read from it; pass n_classes")
     if n_classes is None and int(y.max()) >= MAX_CLASSES:  # (m, 10⁹) rows would be gigabytes of zeros
@@ -122,7 +125,7 @@ def one_hot(y, n_classes: int | None = None, dtype=np.float32) -> np.ndarray:
                          f"MAX_CLASSES = {MAX_CLASSES}")
     n_classes = int(y.max()) + 1 if n_classes is None else check_int(n_classes, "one_hot: n_classes",
                                                                      high=MAX_CLASSES)
-    if y.size and (y.min() < 0 or y.max() >= n_classes):
+    if y.size and y.max() >= n_classes:
         raise ValueError(f"one_hot: labels must be in [0, {n_classes}), got values in [{y.min()}, {y.max()}]")
     out = np.zeros((len(y), n_classes), dtype=dtype)
     out[np.arange(len(y)), y] = 1

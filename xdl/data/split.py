@@ -57,7 +57,8 @@ def split(X, y, dev=None, test=None, seed: int = 0, stratify: bool | None = None
     labels of any type (integers, strings, booleans, whole-number floats…, as scikit-learn's
     ``train_test_split(stratify=y)``), and of 2-D ones the argmax of each row (one-hot or soft rows:
     the class xdl reads in them; one column: its values). Continuous targets (floats that are not
-    all whole numbers: a regression's) are just shuffled.
+    all whole numbers, in rows that are not distributions: a regression's) are just shuffled. NaN
+    or Inf in ``y`` (a float one or one of objects) is refused, naming the example.
 
     >>> import numpy as np
     >>> s = split(np.zeros((100, 3)), np.arange(100) % 2)
@@ -65,6 +66,8 @@ def split(X, y, dev=None, test=None, seed: int = 0, stratify: bool | None = None
     ([60, 20, 20], 10)
     """
     X = check_features(X)
+    if y is None:
+        raise TypeError("y is None; split needs the labels (or targets) of X")
     y = to_numpy(y)
     check_int(seed, "split: seed", low=0)
     if stratify is not None:
@@ -74,9 +77,9 @@ def split(X, y, dev=None, test=None, seed: int = 0, stratify: bool | None = None
                          "(they must have the same length)")
     if len(X) == 0:
         raise ValueError("X has no examples to split")
-    if y.dtype.kind in "fc" and not np.isfinite(y).all():
-        bad = int(np.flatnonzero(~np.isfinite(y.reshape(len(y), -1)).all(axis=1))[0])
-        raise ValueError(f"y contains NaN or Inf (first at example {bad})")
+    finite = _finite(y.reshape(len(y), -1)).all(axis=1)
+    if not finite.all():
+        raise ValueError(f"y contains NaN or Inf (first at example {int(np.flatnonzero(~finite)[0])})")
     m = len(X)
     n_dev, n_test = holdout_sizes(m, dev, test)
     rng = np.random.default_rng(seed)
@@ -98,18 +101,37 @@ def split(X, y, dev=None, test=None, seed: int = 0, stratify: bool | None = None
     return Split(X[train_idx], y[train_idx], X[dev_idx], y[dev_idx], X[test_idx], y[test_idx])
 
 
+def _finite(values: np.ndarray) -> np.ndarray:
+    """Which ``values`` are not NaN or ±Inf: floats are checked, other values (integers, strings,
+    None) are finite. An object array (a pandas column) is looked into: NumPy cannot order a NaN
+    among its labels, so each NaN would be a class of its own."""
+    if values.dtype.kind in "fc":
+        return np.isfinite(values)
+    if values.dtype != object:
+        return np.ones(values.shape, dtype=bool)
+    return ~np.frompyfunc(lambda v: isinstance(v, float | complex | np.inexact) and not np.isfinite(v), 1, 1)(
+        values).astype(bool)
+
+
 def _classes(y: np.ndarray) -> np.ndarray | None:
     """Each example's class, numbered in the sorted order of the labels (as `split` reads them);
-    None for continuous targets, which have no classes to keep the shares of."""
+    None for continuous targets, which have no classes to keep the shares of: floats that are not
+    all whole numbers, but for rows that are distributions (one-hot or soft labels)."""
     rows = y.reshape(len(y), -1)
-    labels = rows[:, 0] if rows.shape[1] == 1 else rows.argmax(axis=1)
-    if np.issubdtype(labels.dtype, np.floating) and not np.array_equal(labels, np.round(labels)):
+    if rows.dtype.kind == "f" and not np.array_equal(rows, np.round(rows)) and not _distributions(rows):
         return None
+    labels = rows[:, 0] if rows.shape[1] == 1 else rows.argmax(axis=1)
     try:
         return np.unique(labels, return_inverse=True)[1]
     except TypeError:  # labels of mixed types (None among strings) have no order to number them by
         raise ValueError(f"y: stratify needs labels that can be sorted (all numbers or all strings), got dtype "
                          f"{y.dtype}; pass stratify=False to split without it") from None
+
+
+def _distributions(rows: np.ndarray) -> bool:
+    """Whether each of several columns' rows is a distribution over classes (≥ 0, summing to 1
+    within `SoftmaxCrossEntropy`'s 1e-4): soft labels, whose class is their argmax."""
+    return rows.shape[1] > 1 and bool((rows >= 0).all()) and bool((np.abs(rows.sum(axis=1) - 1) <= 1e-4).all())
 
 
 def _stratified_order(classes: np.ndarray, rng: np.random.Generator) -> np.ndarray:

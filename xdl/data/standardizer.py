@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from xdl.data.validation import check_features
+from xdl.data.validation import cast_within, check_features, standardized
 
 
 class Standardizer:
@@ -39,7 +39,7 @@ class Standardizer:
         m = len(X)
         if m == 0:
             raise ValueError("Standardizer.fit: X has no examples")
-        X = X.reshape(m, -1)
+        X = _rows(X)
         with np.errstate(over="ignore", invalid="ignore"):  # values near float64's limit: refused below
             mean = X.mean(axis=0, dtype=np.float64)
             var = X.var(axis=0, dtype=np.float64)
@@ -52,18 +52,27 @@ class Standardizer:
         return self
 
     def transform(self, X) -> np.ndarray:
-        """(X − μ) / σ, in ``X``'s floating dtype (float32 for integers)."""
+        """(X − μ) / σ, computed in float64 and returned in ``X``'s floating dtype (float32 for
+        integers); a value beyond that dtype's range is refused, naming its example and feature."""
         X = self._checked(X)
-        return ((X.reshape(len(X), -1) - self.mean) / self.scale).astype(X.dtype).reshape(X.shape)
+        return standardized(_rows(X), self.mean, self.scale, X.dtype, "Standardizer.transform: X").reshape(X.shape)
 
     def fit_transform(self, X) -> np.ndarray:
         return self.fit(X).transform(X)
 
     def inverse_transform(self, X) -> np.ndarray:
-        """X·σ + μ: standardized values back in the data's units, in ``X``'s floating dtype (float32
-        for integers: standardized values are fractions)."""
+        """X·σ + μ: standardized values back in the data's units, computed in float64 and returned in
+        ``X``'s floating dtype (float32 for integers: standardized values are fractions); a value
+        beyond that dtype's range is refused, naming its example and feature."""
         X = self._checked(X)
-        return (X.reshape(len(X), -1) * self.scale + self.mean).astype(X.dtype).reshape(X.shape)
+        Z = _rows(X)
+        with np.errstate(over="ignore", invalid="ignore"):  # refused by cast_within, by name
+            values = Z * self.scale + self.mean
+
+        def where(i, j):
+            return (f"Standardizer.inverse_transform: X's example {i}, feature {j} ({Z[i, j]:.6g}) becomes "
+                    f"{values[i, j]:.6g}")
+        return cast_within(values, X.dtype, where).reshape(X.shape)
 
     def layer(self, dtype=None):
         """An `xdl.nn.Standardize` layer holding these statistics."""
@@ -85,3 +94,8 @@ class Standardizer:
     def _check_fitted(self):
         if self.mean is None:
             raise RuntimeError("Standardizer: call fit(X_train) first")
+
+
+def _rows(X: np.ndarray) -> np.ndarray:
+    """``X`` (m, n_features, …) as (m, features): an empty batch too (NumPy cannot infer a −1 axis of 0 rows)."""
+    return X.reshape(len(X), int(np.prod(X.shape[1:])))

@@ -53,6 +53,9 @@ def check_features(X, name: str = "X", n_features: int | None = None, dtype=None
     array with only finite values; with ``dtype`` (the model's), values it can hold (a float64
     1e39 would become inf in float32). Integers and booleans become the model's dtype (float32
     without one), or float64 where float32 would round them (beyond 2²⁴)."""
+    if hasattr(X, "toarray") and hasattr(X, "nnz"):  # NumPy reads a scipy.sparse matrix as one 0-d object
+        raise TypeError(f"{name} is a sparse matrix ({type(X).__name__}), which xdl does not take: pass a dense "
+                        f"array, {name}.toarray()")
     try:
         X = to_numpy(X)
     except ValueError:  # NumPy's words for a ragged list ("inhomogeneous shape") name neither X nor the fix
@@ -123,3 +126,27 @@ def check_labels(y, m: int, name: str = "y", n_classes: int | None = None, x_nam
         raise ValueError(f"{name} has class index {y.max()}; the number of classes must be at most "
                          f"MAX_CLASSES = {MAX_CLASSES}")
     return y if np.issubdtype(y.dtype, np.integer) else y.astype(np.int64)
+
+
+def standardized(X: np.ndarray, mean: np.ndarray, scale: np.ndarray, dtype, name: str = "X") -> np.ndarray:
+    """z = (x − mean) / scale per feature of ``X`` (m, n), computed in float64 and returned in
+    ``dtype``. Cast first, a feature with a large offset and a small spread would lose the spread
+    (1e6 + 0.01·noise comes in float32 steps of 0.0625). A z beyond ``dtype``'s range (it would be
+    inf) is refused, naming ``name``'s example and feature."""
+    mean, scale = np.asarray(mean, dtype=np.float64), np.asarray(scale, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):  # refused below, by name
+        Z = X - mean  # (float64: the statistics are)
+        Z /= scale
+    return cast_within(Z, dtype, lambda i, j: f"{name}'s example {i}, feature {j} ({X[i, j]:.6g}) lies {Z[i, j]:.3g} "
+                                              f"standard deviations (σ = {scale[j]:.3g}) from the mean")
+
+
+def cast_within(values: np.ndarray, dtype, where) -> np.ndarray:
+    """``values`` (m, n) cast to ``dtype``; a ValueError when one is beyond its range (the cast
+    would make it inf, silently), the first described by ``where(example, feature)``."""
+    high = np.finfo(dtype).max
+    beyond = ~(np.abs(values) <= high)  # (NaN too)
+    if beyond.any():
+        i, j = np.argwhere(beyond)[0]
+        raise ValueError(f"{where(i, j)}, beyond the range of {np.dtype(dtype)} (±{high:.3g}); scale the data")
+    return values.astype(dtype)

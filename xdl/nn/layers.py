@@ -6,7 +6,7 @@ import numpy as np
 
 from xdl import functions as F
 from xdl import init as initializers
-from xdl.data.validation import check_bool, check_int, check_number
+from xdl.data.validation import check_bool, check_int, check_number, standardized
 from xdl.functions.batchnorm import layer_batch_norm
 from xdl.nn.module import Module, check_dtype
 from xdl.tensor import Tensor
@@ -194,3 +194,13 @@ class Standardize(Module):
     def forward(self, x):
         x = check_input(x, lambda: f"Standardize({self.features})", self.features, "N", self.mean.dtype)
         return (x - self.mean) / self.scale
+
+    def host_forward(self, X: np.ndarray, name: str = "X") -> np.ndarray:
+        """forward on the host inputs ``X`` (m, features) before their cast to the layer's dtype:
+        (x − mean) / scale computed in float64 from the layer's statistics, then cast (`standardized`:
+        a result beyond the dtype's range is refused, naming the example and feature). What
+        `Module.network_input` runs for a model that starts with this layer."""
+        if X.shape[1] != self.features:
+            raise ValueError(f"{name} has {X.shape[1]} features, the model expects {self.features}")
+        mean, scale = (self.backend.to_numpy(a) for a in (self.mean, self.scale))
+        return standardized(X, mean, scale, self.mean.dtype, name)

@@ -20,12 +20,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+from typing import NamedTuple
 
 import numpy as np
 
 from xdl import backend as _backend
-from xdl.data.validation import check_bool, check_features
-from xdl.flat import move, pack
+from xdl.data.validation import check_bool, check_features, check_int
+from xdl.flat import check_packable, move, pack
 from xdl.functions.classification import softmax_array
 from xdl.functions.elementwise import sigmoid_array
 from xdl.tensor import Parameter, Tensor, no_grad, tensor, to_numpy
@@ -79,6 +80,14 @@ def _is_dtype(value) -> bool:
     return value is not None and (dtype != object or value is object or value in ("O", "object"))
 
 
+class LoadedKeys(NamedTuple):
+    """What `Module.load_state_dict` left out (PyTorch's ``_IncompatibleKeys``): the model's names
+    the state lacks, and the state's names the model lacks."""
+
+    missing_keys: list
+    unexpected_keys: list
+
+
 class Module:
     """Base class: subclasses set attributes in ``__init__`` and implement ``forward``.
 
@@ -87,11 +96,14 @@ class Module:
     and assigning anything else to a parameter's or submodule's name is a TypeError.
     ``self.config`` (the constructor arguments) makes a module saveable by `xdl.save`.
     ``min_batch``: the smallest training batch the module can learn from (2 for batch norm);
-    ``draws_random``: whether its training forward draws random numbers (dropout).
+    ``draws_random``: whether its training forward draws random numbers (dropout);
+    ``host_forward(X, name)``: its forward on a host (m, features) array before the cast to its
+    dtype, where a layer has one (`Standardize`; see `network_input`).
     """
 
     min_batch = 1
     draws_random = False
+    host_forward = None  # a layer that can run on the host, before the inputs' cast, defines it (`network_input`)
     predicts = None  # what its outputs predict, set by a Trainer from its loss (`PREDICTIONS`); None: classes
 
     def __init__(self):
@@ -103,6 +115,8 @@ class Module:
 
     def __setattr__(self, name, value):
         if isinstance(value, Parameter | Module):
+            if self.__dict__.get("_owns_flat"):  # packed into this module's buffer next: refused before registering
+                check_packable(value.parameters() if isinstance(value, Module) else [value])
             changed = self._register(name, value)
         else:
             parameters, modules = self.__dict__.get("_parameters", {}), self.__dict__.get("_modules", {})
@@ -354,6 +368,7 @@ class Module:
                    if getattr(module, name).dtype.kind == "f"]
         if all(p.dtype == dtype for p in self.parameters()) and all(getattr(m, n).dtype == dtype for m, n in buffers):
             return self
+        check_packable(self.parameters())  # a stack's parameters: refused before any is converted
         for p in self.parameters():
             p.data, p.grad, p._flat = p.data.astype(dtype), None, None
         for module, name in buffers:
@@ -370,10 +385,12 @@ class Module:
             state[name] = self.backend.to_numpy(array).copy()
         return state
 
-    def load_state_dict(self, state: dict, strict: bool = True) -> None:
+    def load_state_dict(self, state: dict, strict: bool = True) -> LoadedKeys:
         """Copy values in place from ``state`` (arrays of any backend, or Tensors): names and shapes
         must match exactly; with ``strict=False`` (as PyTorch's), names on one side only are
-        skipped, shapes still checked.
+        skipped, shapes still checked. Returns ``(missing_keys, unexpected_keys)`` as PyTorch's
+        does: the model's names the state lacks and the state's the model lacks (both empty when
+        strict).
 
         Everything is checked before anything is written, so a mismatch changes nothing.
         """
@@ -391,8 +408,8 @@ class Module:
         state = {name: to_numpy(value) for name, value in state.items() if name in expected}
         for name in state:
             if state[name].shape != shapes[name]:
-                raise ValueError(f"parameter {name!r}: saved shape {state[name].shape} "
-                                 f"does not match the model's {shapes[name]}")
+                raise ValueError(f"{'parameter' if name in targets else 'buffer'} {name!r}: saved shape "
+                                 f"{state[name].shape} does not match the model's {shapes[name]}")
             kind = state[name].dtype
             if not (kind == np.bool_ or np.issubdtype(kind, np.integer) or np.issubdtype(kind, np.floating)):
                 raise TypeError(f"load_state_dict: {name!r} holds {kind} values; a state holds real numbers "
@@ -406,24 +423,48 @@ class Module:
                 if prefix + name in state:
                     array = getattr(module, name)
                     array[...] = backend.asarray(state[prefix + name].astype(array.dtype, copy=False))
+        return LoadedKeys(missing, unexpected)
 
     # -- prediction -----------------------------------------------------------------------
     def outputs_probabilities(self) -> bool:
         """Whether forward already ends in a softmax/sigmoid (so predict_proba must not add one)."""
         return False
 
+    def network_input(self, X, name: str = "X", n_features: int | None = None, on_host: bool = True):
+        """``(inputs, network)``: ``X`` checked (`check_features`: numbers, finite, values the model's
+        dtype can hold, ``n_features`` of them) as a (m, features) NumPy array in the model's dtype,
+        and the module that computes the model's outputs from it — what `predict` and
+        `xdl.train.Trainer` run. A model whose forward starts with a layer that has a host form
+        (``host_forward``: a `Standardize` first in a `Sequential`) has that layer applied here,
+        before the cast, and ``network`` is the model after it (sharing its layers): cast first, a
+        feature with a large offset and a small spread would lose the spread (1e6 + 0.01·noise comes
+        in float32 steps of 0.0625). ``on_host=False`` leaves it in the network (a Trainer whose
+        batches are augmented on the raw values first)."""
+        X = check_features(X, name, n_features, dtype=self.dtype)
+        X = X.reshape(len(X), int(np.prod(X.shape[1:])))  # (an empty X too: NumPy infers no −1 axis of 0 rows)
+        first = self._host_layer() if on_host else None
+        if first is None:
+            return X.astype(self.dtype, copy=False), self
+        return first.host_forward(X, name), self[1:]
+
+    def _host_layer(self):
+        """The layer `network_input` applies on the host, or None: a model of one's own may call its
+        layers in any order, so it runs whole (`Sequential` names its first layer, where it has a
+        host form)."""
+        return None
+
     @no_grad()
     def predict_outputs(self, X, batch_size: int = 1024) -> np.ndarray:
-        """Forward ``X`` (m, n_features) in evaluation mode, in batches, as a NumPy array.
-        ``X`` must be finite: a NaN row has no prediction (it is refused, naming the row). The
-        model is in evaluation for the call and back in its mode after it: to predict from several
-        threads at once, call ``model.eval()`` first (one thread's call would otherwise see another
-        switch it back to training)."""
-        if not isinstance(batch_size, int | np.integer) or batch_size <= 0:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        X = check_features(_backend.array_to_numpy(X), "X", dtype=self.dtype)  # values it can hold, as fit's
+        """Forward ``X`` (m, n_features, …: flattened, as a Trainer takes it) in evaluation mode, in
+        batches, as a NumPy array; a leading `Standardize` layer is applied in float64 before the
+        cast to the model's dtype (`network_input`). ``X`` must be finite: a NaN row has no
+        prediction (it is refused, naming the row). The model is in evaluation for the call and
+        back in its mode after it: to predict from several threads at once, call ``model.eval()``
+        first (one thread's call would otherwise see another switch it back to training)."""
+        check_int(batch_size, "batch_size")
+        X, network = self.network_input(X)  # values the model's dtype can hold, as fit's
         with self.evaluating():  # no rows: one empty batch, so the result has the outputs' width
-            outs = [self(X[i:i + batch_size]).numpy() for i in range(0, max(len(X), 1), batch_size)]
+            outs = [network(X[i:i + batch_size]).numpy() for i in range(0, max(len(X), 1), batch_size)]
         return np.concatenate(outs)
 
     def predict_proba(self, X, batch_size: int = 1024) -> np.ndarray:

@@ -44,6 +44,12 @@ class Sequential(Module):
                 i += 1
         return x
 
+    def _host_layer(self):
+        """The first layer, where it has a host form (`Module.network_input`: a `Standardize`) and
+        this model runs its layers in order (a subclass with its own forward runs whole)."""
+        runs_in_order = type(self).forward is Sequential.forward
+        return self.layers[0] if runs_in_order and self.layers and self.layers[0].host_forward is not None else None
+
     def __getitem__(self, i):
         """Layer ``i``; a slice is a Sequential of those layers, shared with this model (as in
         PyTorch). It owns no flat buffer: packing them anew would move this model's parameters out

@@ -312,14 +312,20 @@ class ManyTrainer:
         if needs_dev and dev is None:
             raise ValueError(f"configs[{needs_dev[0]}] has patience {self.configs[needs_dev[0]].patience}: early "
                              "stopping watches the dev cost, so pass dev=(X_dev, y_dev) (or set patience 0)")
-        X = X.reshape(len(X), -1).astype(self.dtype, copy=False)
+        X = X.reshape(len(X), -1)
         self._check_width(X.shape[1], standardize)
+        # as `Module.network_input` for one model: a shared Standardize layer applied in float64 before
+        # the cast (a large offset with a small spread keeps its spread), the steps run the rest
+        host_layer = None if standardize is None or self.configs[0].build_augment() is not None else \
+            copy.deepcopy(standardize).astype(self.dtype)  # its statistics as each model holds them
+        X = self._network_input(X, host_layer, "X")
         if dev is not None:
-            dev = (dev[0].reshape(len(dev[0]), -1).astype(self.dtype, copy=False), dev[1])
+            dev = (self._network_input(dev[0].reshape(len(dev[0]), -1), host_layer, "X_dev"), dev[1])
         bounds = self._batches(len(X))
         self._penalty_m = penalty_examples(self.batch_size, len(X))
         if self.model is None:
             self._build(X.shape[1], n_classes, standardize)
+        self._network = self.model if host_layer is None else self.model[1:]  # (sharing its layers)
         self._provenance = {"configs": [_described(c) for c in self.configs], "seed": self.seed,
                             "eval_train": self.eval_train, "callbacks": [type(cb).__name__ for cb in self.callbacks],
                             "dtype": str(self.dtype), "n_classes": int(n_classes), "data": data_digest(X, y),
@@ -361,6 +367,10 @@ class ManyTrainer:
         for cb in self.callbacks:
             cb.on_train_end(self)
         return self.results()
+
+    def _network_input(self, X, host_layer, name: str):
+        """``X`` (m, features) in the models' dtype, standardized first by ``host_layer`` if given."""
+        return X.astype(self.dtype, copy=False) if host_layer is None else host_layer.host_forward(X, name)
 
     def _batches(self, m: int) -> list[tuple[int, int]]:
         min_size = 2 if self.configs[0].batch_norm else 1
@@ -435,7 +445,7 @@ class ManyTrainer:
         """One step of the K models on a batch: (their costs, their correct counts or None), (K,)
         device arrays."""
         self.optimizer.zero_grad()
-        out = self.model(Xb)
+        out = self._network(Xb)
         cost = stacked_softmax_cross_entropy(out, yb)  # (K,): each model's mean cost (labels checked by fit)
         total = cost.sum()
         if self._l2.any():
@@ -554,7 +564,7 @@ class ManyTrainer:
         cost_sum, correct = xp.zeros(k, dtype=np.float64), xp.zeros(k, dtype=np.int64)
 
         def batch(Xb, yb):
-            out = self.model(Xb)
+            out = self._network(Xb)
             return stacked_softmax_cross_entropy(out, yb).data * len(yb), _hits(out.data, yb)
 
         with self.model.evaluating():

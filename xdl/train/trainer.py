@@ -23,7 +23,6 @@ the host (augmentation, a per-step lr schedule, ``check_finite``), and `eager_re
 
 from __future__ import annotations
 
-import inspect
 import math
 import time
 from pathlib import Path
@@ -33,11 +32,11 @@ import numpy as np
 from xdl import losses as _losses
 from xdl.backend import SEEDS, get_backend
 from xdl.caller import warn_caller
-from xdl.data import Augment, check_features, check_labels, training_batches
+from xdl.data import Augment, check_labels, training_batches
 from xdl.data.validation import check_bool, check_dev_pair, check_int
 from xdl.nn import Module, Sequential
 from xdl.optim import Optimizer
-from xdl.optim.optimizer import check_rate
+from xdl.optim.optimizer import check_rate, takes_one_argument
 from xdl.serialization import load, read_extra
 from xdl.tensor import no_grad, to_numpy
 from xdl.train import provenance
@@ -107,7 +106,7 @@ class Trainer:
             raise ValueError(f"l2 must be a finite number ≥ 0, got {l2!r}")
         if schedule is not None and not callable(schedule):
             raise TypeError(f"schedule must be a callable epoch → learning rate, got {schedule!r}")
-        if schedule is not None and not _takes_one_argument(schedule):
+        if schedule is not None and not takes_one_argument(schedule):
             raise TypeError(f"schedule must take one argument, the epochs completed (epoch → learning rate, as "
                             f"xdl.optim.schedules' do), got {schedule!r} (a Keras schedule(epoch, lr)?)")
         if getattr(loss, "predicts", None) in ("classes", "labels") and model.outputs_probabilities():
@@ -139,6 +138,7 @@ class Trainer:
                                 "called")
         check_bool(eval_train, "eval_train")
         self.model, self.loss, self.optimizer = model, loss, optimizer
+        self._network = model  # what the steps run on the checked inputs: set by `_check`
         self.l2, self.batch_size, self.epochs, self.schedule = float(l2), int(batch_size), int(epochs), schedule
         self.callbacks = sorted(callbacks, key=lambda cb: cb.order)
         self.augment, self.seed, self.eval_train, self.progress = augment, int(seed), bool(eval_train), progress
@@ -170,14 +170,18 @@ class Trainer:
 
     def _check(self, X, y, name: str = ""):
         """X and y as host arrays for the model: X checked and flattened to (m, features) in the
-        model's dtype, y checked and, for an xdl loss, shaped for the outputs once (`Loss.prepare`),
-        so the steps call `Loss.compute` unchecked — a bad label is named now, not at its batch."""
-        X = check_features(X, f"X{name}", _input_features(self.model), dtype=self.model.dtype)
+        model's dtype — a leading `Standardize` layer applied to it in float64 first, unless batches
+        are augmented (`Module.network_input`; ``self._network``, what the steps and evaluations
+        run, is then the model after that layer) —, y checked and, for an xdl loss, shaped for the
+        outputs once (`Loss.prepare`), so the steps call `Loss.compute` unchecked — a bad label is
+        named now, not at its batch."""
+        # augmentation sees the raw values, as the model's own Standardize layer then does
+        X, self._network = self.model.network_input(X, f"X{name}", _input_features(self.model),
+                                                    on_host=self.augment is None)
         if len(X) == 0:
             raise ValueError(f"X{name} has no examples")
         if y is None:
             raise TypeError(f"y{name} is None; fit needs the labels (or targets) of X{name}")
-        X = X.reshape(len(X), -1).astype(self.model.dtype, copy=False)
         if isinstance(self.augment, Augment):  # images of its shape: a mismatch named now, not at a batch
             self.augment.check(X.shape[1], f"X{name}", "augment")
         shape = (len(X), *self._output_shape(X)) if isinstance(self.loss, _losses.Loss) else None
@@ -201,7 +205,7 @@ class Trainer:
         """The shape of the model's output for one example, from a forward pass of X's first one in
         evaluation mode (which changes nothing): what the targets are shaped for."""
         with self.model.evaluating():
-            return tuple(self.model(X[:1]).shape[1:])
+            return tuple(self._network(X[:1]).shape[1:])
 
     @property
     def _step_loss(self):
@@ -422,7 +426,7 @@ class Trainer:
     def _train_step(self, Xb, yb):
         """One step on a batch: (its mean cost, its correct count or None) as device arrays."""
         self.optimizer.zero_grad()
-        out = self.model(Xb)
+        out = self._network(Xb)
         cost = self._step_loss(out, yb)
         total = cost + _losses.l2(self.model, self.l2, m=self._penalty_m) if self.l2 else cost
         total.backward()
@@ -472,21 +476,20 @@ class Trainer:
     @no_grad()
     def evaluate(self, X, y, batch_size: int = 1024) -> dict:
         """Cost (data loss) and accuracy (classification) of the model in evaluation mode."""
+        check_int(batch_size, "batch_size")
         return self._evaluate(*self._check(X, y), batch_size)
 
     def _evaluate(self, X, y, batch_size: int = 1024, captured: bool = False) -> dict:
         """Cost and accuracy in evaluation mode. ``captured`` (within a fit whose steps are
         captured, X and y on the device): each batch's forward pass is a graph per batch shape,
         the batch copied into its input arrays (`CapturedSteps.call`)."""
-        if not isinstance(batch_size, int | np.integer) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         backend = self.model.backend
         xp = backend.xp
         cost_sum, correct = xp.zeros((), dtype=np.float64), xp.zeros((), dtype=np.float64)
         step_loss = self._step_loss
 
         def batch(Xb, yb):
-            out = self.model(Xb)
+            out = self._network(Xb)
             hits = _correct(xp, out.data, yb, self._each_output) if self.classification else None
             return step_loss(out, yb).data * len(yb), hits
 
@@ -645,17 +648,6 @@ def _prefixed(prefix: str, metrics: dict) -> dict:
 def _postfix(record: dict) -> dict:
     keys = ("train_cost", "dev_cost", "dev_accuracy")
     return {k: f"{record[k]:.4f}" for k in keys if record.get(k) is not None}
-
-
-def _takes_one_argument(fn) -> bool:
-    """Whether ``fn`` can be called with one positional argument (True when that cannot be told)."""
-    try:
-        inspect.signature(fn).bind(0)
-    except TypeError:
-        return False
-    except ValueError:  # no signature to read (a builtin)
-        pass
-    return True
 
 
 def _input_features(model) -> int | None:

@@ -1,0 +1,240 @@
+"""Inputs at the data boundary: a model's leading Standardize layer applied before the cast to its
+dtype, and the checks of split, Standardizer, one_hot, Augment, batch_bounds, the datasets and the
+losses' targets (found by a tester: each test failed before its fix)."""
+
+import re
+import warnings
+
+import numpy as np
+import pytest
+
+import xdl
+from xdl.data import Augment, Standardizer, batch_bounds, one_hot, split
+from xdl.losses import MeanSquaredError, SoftmaxCrossEntropy
+from xdl.train import Trainer
+
+
+def offset_data(m=1000):
+    """One feature at 1e6 with a spread of 0.01 (float32 holds 1e6 in steps of 0.0625): its sign
+    around 1e6 is the class."""
+    X = 1e6 + 0.01 * np.random.default_rng(0).normal(size=(m, 1))
+    return X, (X[:, 0] > 1e6).astype(np.int64)
+
+
+def standardized_model(X, dropout=0.0):
+    xdl.seed(0)
+    return xdl.nn.mlp(X.shape[1], [8], 2, dropout=dropout, standardize=Standardizer().fit(X).layer())
+
+
+def test_a_leading_standardize_layer_keeps_a_large_offset_with_a_small_spread(backend):
+    """README's workflow (``mlp(..., standardize=Standardizer().fit(X).layer())``): fit, evaluate
+    and predict cast X to float32 before the layer subtracted the mean, so the feature came as
+    1e6 ± a step of 0.0625 and the model learned nothing (accuracy 0.53); standardized first, 0.996."""
+    X, y = offset_data()
+    model = standardized_model(X)
+    trainer = Trainer(model, SoftmaxCrossEntropy(), xdl.optim.Adam(model, lr=1e-2), epochs=30, progress=False)
+    history = trainer.fit(X, y)
+    assert history.final()["train_accuracy"] > 0.95
+    assert trainer.evaluate(X, y)["accuracy"] > 0.95
+    assert (model.predict(X) == y).mean() > 0.95
+    # the layer's own statistics, applied in float64, then the cast: what the rest of the model sees
+    layer = model[0]
+    mean, scale = (backend.to_numpy(a).astype(np.float64) for a in (layer.mean, layer.scale))
+    z = ((X - mean) / scale).astype(np.float32)
+    np.testing.assert_array_equal(model.predict_outputs(X), model[1:].predict_outputs(z))
+
+
+def test_a_standardized_input_beyond_the_models_dtype_is_refused_naming_it():
+    model = xdl.nn.mlp(2, [4], 2, standardize=xdl.nn.Standardize(2, mean=[0.0, 0.0], scale=[1.0, 1e-30]))
+    with pytest.raises(ValueError, match=r"^X's example 1, feature 1 \(1e\+10\) lies 1e\+40 standard deviations "
+                                         r"\(σ = 1e-30\) from the mean, beyond the range of float32"):
+        model.predict(np.array([[0.0, 0.0], [0.0, 1e10]]))  # inf in the layer: NaN outputs, silently
+
+
+def test_a_captured_run_of_a_standardized_model_ends_with_the_eager_runs_weights(backend, monkeypatch):
+    from test_graph import emulated_capture, weights
+
+    X, y = offset_data(300)
+    runs = []
+    for capture in (False, "auto"):
+        model = standardized_model(X, dropout=0.2)
+        trainer = Trainer(model, SoftmaxCrossEntropy(), xdl.optim.Adam(model, lr=1e-2), batch_size=64, epochs=2,
+                          seed=3, progress=False, capture=capture)
+        if capture and backend.name == "numpy":
+            emulated_capture(monkeypatch, trainer)
+        assert (trainer.eager_reason() is None) == bool(capture)
+        history = trainer.fit(X, y, dev=(X[:50], y[:50]))
+        runs.append((weights(backend, model), history["dev_cost"]))
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    assert runs[0][1] == runs[1][1]
+
+
+def test_augmentation_sees_the_raw_values_the_models_standardize_layer_takes(backend):
+    seen = []
+
+    def augment(Xb, rng):
+        seen.append(float(np.abs(np.asarray(Xb)).max()))
+        return Xb
+
+    X = np.random.default_rng(0).uniform(0, 16, (64, 4))  # pixel values, standardized by the model
+    y = np.arange(64) % 2
+    model = standardized_model(X)
+    trainer = Trainer(model, SoftmaxCrossEntropy(), xdl.optim.Adam(model), batch_size=32, epochs=1, progress=False,
+                      augment=augment)
+    trainer.fit(X, y)
+    assert min(seen) > 8  # raw pixels (standardized ones stay below 2)
+
+
+def test_predict_flattens_examples_as_fit_does():
+    X = np.random.default_rng(0).normal(size=(5, 2, 3))
+    model = xdl.nn.mlp(6, [4], 3)
+    np.testing.assert_array_equal(model.predict(X), model.predict(X.reshape(5, 6)))
+    np.testing.assert_array_equal(model.predict_proba(X), model.predict_proba(X.reshape(5, 6)))
+    assert model.predict(np.zeros((0, 2, 3))).shape == (0,)
+
+
+@pytest.mark.parametrize("labels", [[0, 1, np.nan, 1] * 5, ["a", "b", np.nan, "b"] * 5])
+def test_split_refuses_nan_among_labels_of_objects(labels):
+    """A pandas object column with NaN: NumPy cannot order a NaN, so each one was a class of its
+    own (and the warning named a class of one that was not) — or strings stopped stratifying."""
+    with pytest.raises(ValueError, match=r"^y contains NaN or Inf \(first at example 2\)"):
+        split(np.zeros((20, 2)), np.array(labels, dtype=object))
+    assert len(split(np.zeros((20, 2)), np.array(["a", None] * 10, dtype=object), stratify=False).y_dev) == 4
+
+
+def test_split_shuffles_two_dimensional_continuous_targets():
+    """(m, 2) regression targets: no classes (their argmax was taken as one), as the docstring says;
+    rows that are distributions (soft labels) still stratify by their argmax."""
+    rng = np.random.default_rng(0)
+    X, targets = rng.normal(size=(100, 2)), rng.normal(size=(100, 2))
+    for a, b in zip(split(X, targets, seed=1), split(X, targets, seed=1, stratify=False)):
+        np.testing.assert_array_equal(a, b)
+    soft = np.eye(2)[np.repeat([0, 1], [90, 10])] * 0.8 + 0.1
+    assert (split(X, soft, seed=1).y_dev.argmax(axis=1) == 1).sum() == 2  # 10% of 20, kept
+
+
+def test_standardizer_takes_an_empty_batch():
+    s = Standardizer().fit(np.arange(8.0).reshape(2, 4))
+    for shape in ((0, 4), (0, 2, 2)):
+        empty = np.zeros(shape, dtype=np.float32)
+        assert s.transform(empty).shape == s.inverse_transform(empty).shape == shape
+        assert s.transform(empty).dtype == np.float32
+
+
+def test_standardizer_refuses_a_result_beyond_the_inputs_dtype():
+    s = Standardizer().fit(np.array([[0.0, 0.0], [0.001, 1.0]]))  # σ = 0.0005 and 0.5
+    with pytest.raises(ValueError, match=r"^Standardizer.transform: X's example 1, feature 0 \(60000\) lies 1.2e\+08 "
+                                         r"standard deviations \(σ = 0.0005\) from the mean, beyond the range of "
+                                         r"float16 \(±6.55e\+04\)"):
+        s.transform(np.array([[0, 0], [60000, 0]], dtype=np.float16))  # inf, with a RuntimeWarning only
+    with pytest.raises(ValueError, match=r"^Standardizer.inverse_transform: X's example 0, feature 1 \(60000\) "
+                                         r"becomes 3.00005e\+10, beyond the range of float16"):
+        Standardizer().fit(np.array([[0.0, 0.0], [0.0, 1e6]])).inverse_transform(
+            np.array([[0, 60000]], dtype=np.float16))
+    assert s.transform(np.array([[0, 0]], dtype=np.float16)).dtype == np.float16
+
+
+def test_sparse_matrices_are_named_with_the_way_out():
+    sparse = pytest.importorskip("scipy.sparse")
+    X, y = sparse.csr_matrix(np.eye(4)), np.arange(4) % 2
+    model = xdl.nn.mlp(4, [3], 2)
+    trainer = Trainer(model, SoftmaxCrossEntropy(), xdl.optim.Adam(model), progress=False)
+    for call in (lambda: split(X, y), lambda: Standardizer().fit(X), lambda: trainer.fit(X, y),
+                 lambda: model.predict(X)):
+        with pytest.raises(TypeError, match=r"^X is a sparse matrix \(csr_matrix\), which xdl does not take: pass a "
+                                            r"dense array, X.toarray\(\)"):
+            call()
+
+
+def test_float16_targets_raise_no_overflow_warning():
+    X, y = np.zeros((8, 2), dtype=np.float32), np.linspace(0, 1, 8).astype(np.float16)
+    model = xdl.nn.mlp(2, [4], 1)
+    trainer = Trainer(model, MeanSquaredError(), xdl.optim.Adam(model), epochs=1, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "overflow encountered in cast": the check cast 3.4e38 to float16
+        trainer.fit(X, y)
+        assert MeanSquaredError().prepare(y, (8,), model.backend, np.float32).dtype == np.float32
+
+
+def test_split_of_no_labels_says_y_is_none():
+    with pytest.raises(TypeError, match="^y is None; split needs the labels"):
+        split(np.zeros((4, 2)), None)  # "y has 0 examples"
+
+
+def test_one_hot_names_a_negative_class_index():
+    with pytest.raises(ValueError, match=r"^one_hot: y has negative class indices \(min -1\)$"):
+        one_hot([-1, 0])  # "labels must be in [0, 1)"
+    with pytest.raises(ValueError, match=r"^one_hot: y has negative class indices \(min -2\)$"):
+        one_hot([-2, 0], 3)
+
+
+def test_augment_noise_must_be_a_real_number():
+    with pytest.raises(ValueError, match=re.escape("noise must be a finite number ≥ 0, got np.complex128(1+2j)")):
+        Augment((2, 2), noise=np.complex128(1 + 2j))  # its imaginary part was dropped, with a warning
+    assert Augment((2, 2), noise=np.float32(0.5)).noise == 0.5
+
+
+@pytest.mark.parametrize("args, message", [
+    ((-5, 3), "m (number of examples) must be an integer ≥ 0, got -5"),  # gave []
+    ((2.5, 3), "m (number of examples) must be an integer ≥ 0, got 2.5"),  # a bare TypeError
+    ((5, 0), "batch_size must be a positive integer, got 0"),
+    ((5, 2.0), "batch_size must be a positive integer, got 2.0")])
+def test_batch_bounds_checks_its_arguments(args, message):
+    with pytest.raises(ValueError, match="^" + re.escape(message)):
+        batch_bounds(*args)
+    assert batch_bounds(0, 3) == [] and batch_bounds(np.int64(5), 3) == [(0, 3), (3, 5)]
+
+
+@pytest.mark.parametrize("batch_size", [True, 0, 2.0, "8"])
+def test_evaluate_and_predict_check_their_batch_size(batch_size):
+    X, y = np.zeros((4, 2)), np.zeros(4, dtype=np.int64)
+    model = xdl.nn.mlp(2, [4], 2)
+    trainer = Trainer(model, SoftmaxCrossEntropy(), xdl.optim.Adam(model), progress=False)
+    message = "^batch_size must be a positive integer, got " + re.escape(repr(batch_size))
+    for call in (lambda: trainer.evaluate(X, y, batch_size=batch_size),
+                 lambda: model.predict(X, batch_size=batch_size)):  # True ran batches of 1
+        with pytest.raises(ValueError, match=message):
+            call()
+
+
+def test_datasets_name_an_unknown_name_of_any_type_and_a_noise_beyond_float32():
+    with pytest.raises(ValueError, match=r"^unknown dataset \['moons'\]; choose one of"):
+        xdl.datasets.load(["moons"])  # TypeError: unhashable type
+    for make in (xdl.datasets.moons, xdl.datasets.circles, xdl.datasets.spirals):
+        with pytest.raises(ValueError, match=r"noise must be a number in \[0, 1e\+36\]"):
+            make(10, noise=1e40)  # X was inf (moons, circles) after the float32 cast
+        assert np.isfinite(make(10, noise=1e36)[0]).all()
+
+
+def test_a_sequential_of_its_own_forward_runs_whole_its_standardize_layer_included():
+    """Only a model that runs its layers in order has its first layer applied on the host: a
+    subclass with its own forward (a residual) would lose what it adds around them."""
+
+    class Residual(xdl.nn.Sequential):
+        def forward(self, x):
+            return x[:, :2] + super().forward(x)
+
+    standardize = xdl.nn.Standardize(2, mean=[1.0, 2.0], scale=[2.0, 4.0])
+    model = Residual(standardize, xdl.nn.Dense(2, 2))
+    X = np.array([[3.0, 6.0], [1.0, 2.0]])
+    inputs, network = model.network_input(X)
+    assert network is model
+    np.testing.assert_array_equal(inputs, X.astype(np.float32))
+    with model.evaluating():
+        expected = model(X.astype(np.float32)).numpy()
+    np.testing.assert_array_equal(model.predict_outputs(X), expected)
+
+
+def test_fit_many_standardizes_its_input_before_the_cast_as_one_model_does():
+    """fit_many's shared Standardize layer loses no spread either: each of its models learns the
+    offset feature, and predicts from raw X as the Trainer's model does."""
+    from xdl.config import TrainConfig
+    from xdl.train import fit_many
+
+    X, y = offset_data(400)
+    configs = [TrainConfig(hidden=[8], batch_norm=False, dropout=0.0, lr=lr, epochs=20, patience=0, seed=0)
+               for lr in (1e-2, 3e-2)]
+    results = fit_many(configs, X, y, standardize=Standardizer().fit(X).layer())
+    for result in results:
+        assert result.history.final()["train_accuracy"] > 0.95
+        assert (result.model.predict(X) == y).mean() > 0.95
