@@ -13,7 +13,7 @@ import pytest
 
 import xdl
 import xdl.cli
-from xdl.cli import main
+from xdl.cli import GRADCHECK_SKIPS, main
 from xdl.config import TrainConfig
 
 FAST = ["--dataset", "moons", "--hidden", "8", "--epochs", "3", "--no-progress"]
@@ -47,9 +47,36 @@ def test_help_lists_commands_and_every_option(capsys):
         with pytest.raises(SystemExit):
             main([command, "--help"])
         text = capsys.readouterr().out
-        for f in dataclasses.fields(TrainConfig):
-            assert "--" + f.name.replace("_", "-") in text, f.name
-        assert "--config" in text and "default: digits" in text
+        for f in dataclasses.fields(TrainConfig):  # gradcheck trains nothing: a run's options are not its flags
+            offered = command == "train" or f.name not in GRADCHECK_SKIPS
+            flag = re.escape("--" + f.name.replace("_", "-"))
+            assert bool(re.search(rf"(?<![\w-]){flag}(?![\w-])", text)) == offered, f.name
+        assert "--config" in text and "default: digits" in text and "(default: None)" not in text
+    with pytest.raises(SystemExit):
+        main(["tune", "--help"])
+    text = capsys.readouterr().out
+    assert "(default: None)" not in text and "a local one) (default" not in text  # one default each, shown once
+
+
+def test_argparse_errors_are_one_line_as_the_command_s_own(capsys):
+    for argv, said in ((["train", "--epochs", "abc"], "argument --epochs: invalid int value: 'abc'"),
+                       (["gradcheck", "--resume", "x"], "unrecognized arguments: --resume x")):
+        with pytest.raises(SystemExit) as stopped:
+            main(argv)
+        assert stopped.value.code == 2
+        err = capsys.readouterr().err
+        assert err == f"xdl {argv[0]}: error: {said} (see xdl {argv[0]} --help)\n"
+
+
+def test_a_resume_with_no_out_goes_on_in_the_run_s_directory(tmp_path, capsys, monkeypatch):
+    """--resume RUN/checkpoints alone writes RUN's files (it wrote ./xdl-run's, and RUN stayed unfinished)."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", *FAST, "--epochs", "2", "--out", "runA"]) == 0
+    before = json.loads((tmp_path / "runA" / "history.json").read_text())["records"]
+    assert main(["train", *FAST, "--epochs", "3", "--resume", "runA/checkpoints"]) == 0
+    assert not (tmp_path / "xdl-run").exists()
+    records = json.loads((tmp_path / "runA" / "history.json").read_text())["records"]
+    assert len(before) == 2 and [r["epoch"] for r in records] == [1, 2, 3]
 
 
 def test_train_writes_model_history_report_and_curves(tmp_path, capsys, monkeypatch):
@@ -258,7 +285,6 @@ def test_a_finished_run_keeps_a_checkpoint_to_go_on_from_with_more_epochs(tmp_pa
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["gradcheck", "--resume", "somewhere"], "--resume: xdl gradcheck checks a freshly initialized model"),
     (["train", "--config", ""], "--config: expected a TOML file, got ''"),
     (["train", "--augment-noise", "0.1", "--dataset", "moons"], "error: augmentation applies to image datasets"),
     (["train", "--augment-shift", "8"], "--augment-shift must be an integer in [0, 8), got 8"),

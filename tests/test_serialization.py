@@ -1,3 +1,5 @@
+import io
+import json
 import os
 import re
 
@@ -92,7 +94,7 @@ def test_save_to_a_directory_is_refused_before_any_work(tmp_path, monkeypatch):
     runs.mkdir()
     (runs / "m.npz").write_bytes(b"kept")
     monkeypatch.setattr(Sequential, "state_dict", lambda self: pytest.fail("save serialized the model"))
-    with pytest.raises(IsADirectoryError, match=re.escape(f"save: {str(runs)!r} is a directory; name the model file in it")):
+    with pytest.raises(IsADirectoryError, match=re.escape(f"save: {str(runs)!r} is a directory; name the file to write")):
         xdl.save(model, runs)
     assert os.listdir(tmp_path) == ["runs"] and os.listdir(runs) == ["m.npz"]  # no temporary left anywhere
     assert (runs / "m.npz").read_bytes() == b"kept"
@@ -150,3 +152,131 @@ def test_saving_an_optimizer_says_where_its_state_goes(tmp_path):
     with pytest.raises(TypeError, match=r"got Adam; an optimizer's state is opt.state_dict\(\)"):
         xdl.save(xdl.optim.Adam(model), tmp_path / "opt.npz")
     assert not (tmp_path / "opt.npz").exists()
+
+
+# -- what a saved model keeps, and files that are refused -------------------------------------------
+def rewrite(path, change) -> None:
+    """Change the header (and arrays) of the xdl file at ``path`` in place: ``change(header, arrays)``."""
+    with np.load(path) as data:
+        arrays = dict(data)
+    header = json.loads(str(arrays[serialization.ARCHITECTURE_KEY]))
+    change(header, arrays)
+    arrays[serialization.ARCHITECTURE_KEY] = np.array(json.dumps(header))
+    np.savez(path, **arrays)
+
+
+class Residual(Sequential):
+    def forward(self, x):
+        return x + super().forward(x)
+
+
+def test_a_sequential_subclass_is_a_custom_model_as_a_dense_subclass_is(tmp_path):
+    """It was saved as a plain Sequential, which reloads computing something else."""
+    X = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
+    model = Residual(Dense(4, 4), ReLU(), Dense(4, 4))
+    path = xdl.save(model, tmp_path / "residual.npz")
+    with pytest.raises(ValueError, match="holds a custom model; pass model="):
+        xdl.load(path)
+    loaded = xdl.load(path, model=Residual(Dense(4, 4), ReLU(), Dense(4, 4)))
+    np.testing.assert_array_equal(loaded.predict_outputs(X), model.predict_outputs(X))
+    with pytest.raises(TypeError, match="cannot describe custom module Residual"):
+        xdl.nn.describe(model)
+
+
+def test_extra_that_load_could_not_read_is_refused_before_the_file_is_replaced(tmp_path):
+    model = xdl.nn.mlp(2, [3], 2)
+    path = xdl.save(model, tmp_path / "m.npz")
+    before = path.read_bytes()
+    cases = [({"extra_arrays": {"note": np.array(["a", None], dtype=object)}}, TypeError,
+              r"extra_arrays\['note'\] holds Python objects \(dtype object\)"),
+             ({"extra_arrays": {"ragged": [[1, 2], [3]]}}, ValueError, r"extra_arrays\['ragged'\] is not an array"),
+             ({"extra_arrays": [np.ones(2)]}, TypeError, r"extra_arrays must be a dict name \(str\) → array, or None, got list"),
+             ({"extra_arrays": {1: np.ones(2)}}, TypeError, "extra_arrays must be a dict .* got a dict with a name that is not a str"),
+             ({"extra": [1, 2]}, TypeError, "extra must be a dict of JSON values or None, got list"),
+             ({"extra": {"x": object()}}, TypeError, "extra must be a dict of JSON values.*object")]
+    for kwargs, error, match in cases:
+        with pytest.raises(error, match=f"^save: {match}"):
+            xdl.save(model, path, **kwargs)
+        assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["m.npz"]
+    xdl.save(model, path, extra={"epoch": np.int64(3)}, extra_arrays={"names": np.array(["a", "b"]), "t": xdl.tensor([1.0])})
+    extra, arrays = serialization.read_extra(path)
+    assert extra == {"epoch": 3} and arrays["names"].tolist() == ["a", "b"] and arrays["t"].tolist() == [1.0]
+
+
+@pytest.mark.parametrize("damage", [
+    lambda d: (d.rfind(b"PK\x01\x02") + 6, 99),  # central directory: needs zip version 9.9 (NotImplementedError)
+    lambda d: (d.rfind(b"PK\x01\x02") + 8, d[d.rfind(b"PK\x01\x02") + 8] | 1),  # "encrypted" (RuntimeError)
+    lambda d: (d.rfind(b"PK\x01\x02") + 10, 99),  # compression method 99 (NotImplementedError)
+], ids=["version", "encrypted", "compression"])
+def test_a_damaged_zip_header_is_a_damaged_file(tmp_path, damage):
+    path = xdl.save(xdl.nn.mlp(2, [3], 2), tmp_path / "m.npz")
+    data = bytearray(path.read_bytes())
+    offset, value = damage(data)
+    data[offset] = value
+    path.write_bytes(bytes(data))
+    for read in (xdl.load, serialization.read_extra):
+        with pytest.raises(ValueError, match=r"load: '.*m.npz' is damaged or not an xdl model file \((NotImplemented|Runtime)Error"):
+            read(path)
+
+
+def test_a_state_of_complex_or_string_values_names_the_file(tmp_path):
+    path = xdl.save(xdl.nn.mlp(2, [3], 2), tmp_path / "m.npz")
+    for bad in (np.ones((2, 3), np.complex64), np.full((2, 3), "1.0")):
+        rewrite(path, lambda header, arrays: arrays.update({"0.weight": bad}))
+        for model in (None, xdl.nn.mlp(2, [3], 2)):
+            with pytest.raises(ValueError, match=rf"load: '.*m.npz' does not fit the model: load_state_dict: '0.weight' "
+                                                 rf"holds {bad.dtype} values"):
+                xdl.load(path, model=model)
+
+
+def test_frozen_parameters_and_evaluation_mode_are_kept(tmp_path):
+    """As torch.save(model) keeps requires_grad and the mode, Keras trainable; a model loaded into is
+    left as it is (load_state_dict, load_weights); an older file loads trainable, training."""
+    model = xdl.nn.mlp(4, [5], 2, batch_norm=True, dropout=0.5)
+    model[0].weight.requires_grad = False
+    model.eval()
+    model[1].train()  # a batch norm training while the rest evaluates: kept per module
+    path = xdl.save(model, tmp_path / "m.npz")
+    loaded = xdl.load(path)
+    assert [p.requires_grad for p in loaded.parameters()] == [p.requires_grad for p in model.parameters()]
+    assert [m.training for _, m in loaded.named_modules()] == [m.training for _, m in model.named_modules()]
+    assert not loaded.training and loaded[1].training and not loaded[0].weight.requires_grad
+    into = xdl.nn.mlp(4, [5], 2, batch_norm=True, dropout=0.5)
+    xdl.load(path, model=into)
+    assert into.training and all(p.requires_grad for p in into.parameters())
+
+    def older(header, arrays):
+        del header["frozen"], header["evaluating"]
+
+    rewrite(path, older)
+    old = xdl.load(path)
+    assert all(m.training for _, m in old.named_modules()) and all(p.requires_grad for p in old.parameters())
+    rewrite(path, lambda header, arrays: header.update(frozen=["9.weight"]))
+    with pytest.raises(ValueError, match=r"load: '.*m.npz' is damaged: its 'frozen' entry \['9.weight'\] does not "
+                                         r"name the model's parameters"):
+        xdl.load(path)
+
+
+def test_a_model_of_float32_and_float64_layers_comes_back_so(backend, tmp_path):
+    X = np.random.default_rng(0).standard_normal((6, 4))
+    for model in (Sequential(Dense(4, 4), BatchNorm(4), ReLU(), Dense(4, 2, dtype="float64")),
+                  Sequential(Dense(4, 4, dtype="float64"), BatchNorm(4), ReLU(), Dense(4, 2))):
+        model.eval()
+        loaded = xdl.load(xdl.save(model, tmp_path / "mixed.npz"))
+        assert [a.dtype for a in loaded.state_dict().values()] == [a.dtype for a in model.state_dict().values()]
+        np.testing.assert_array_equal(loaded.predict_outputs(X), model.predict_outputs(X))
+        flats = {p.dtype: p._flat[0] for p in loaded.parameters()}  # one buffer per dtype, each parameter a view
+        assert len(flats) == 2 and all(p._flat[0] is flats[p.dtype] for p in loaded.parameters())
+        assert loaded.backend is backend
+
+
+def test_a_path_is_a_file_name(tmp_path):
+    model = Sequential(Dense(2, 2))
+    with pytest.raises(ValueError, match="^load: the path is ''; name the file"):
+        xdl.load("")  # (it was "'.' is a directory")
+    with pytest.raises(TypeError, match=r"^load: path must be a file name \(str or os.PathLike\), got BytesIO "
+                                        r"\(file objects are not supported"):
+        xdl.load(io.BytesIO(xdl.save(model, tmp_path / "m.npz").read_bytes()))
+    with pytest.raises(TypeError, match=r"^save: path must be a file name \(str or os.PathLike\), got NoneType"):
+        xdl.save(model, None)

@@ -1,12 +1,14 @@
-"""The ``xdl`` command.
+"""The xdl command.
 
     xdl train                      train the default model on digits, write model, history, curves
     xdl train --config run.toml    options from a TOML file (flags given as well override it)
+    xdl train --resume xdl-run/checkpoints   continue an interrupted run where it stopped
     xdl gradcheck                  check backprop's gradients of the model the same options build
     xdl tune --trials 64           search hyperparameters (the options set the base configuration)
+    xdl bench optimizers --quick   compare optimizers, each at its own tuned learning rate
 
-Every option of `xdl.config.TrainConfig` is a flag (``--batch-size 32``, ``--no-batch-norm``) and
-a TOML key (``batch_size = 32``).
+Every option of a training run (xdl.config.TrainConfig) is a flag (--batch-size 32,
+--no-batch-norm) and a TOML key (batch_size = 32).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from xdl.config import RUN_OPTIONS, TrainConfig, flag_of, unread_options
 from xdl.data import Standardizer, split
 from xdl.diagnose import diagnose
 from xdl.losses import SoftmaxCrossEntropy, l2
-from xdl.files import atomic_write, check_directory_name, check_writable_dir
+from xdl.files import atomic_write, check_directory_name, check_writable_dir, read_toml
 from xdl.hostmemory import keep_freed_memory
 from xdl.lock import RUN, DirectoryLock, check_not_in_use, took_over_note
 from xdl.serialization import read_extra
@@ -44,6 +46,8 @@ GRADCHECK_EXAMPLES = 16
 # the options a gradient check reads (the model, its cost, the data, the seed, where it runs); another's
 # flag is noted as ignored
 GRADCHECK_READS = ("dataset", "hidden", "activation", "init", "batch_norm", "dropout", "l2", "seed", "backend")
+# the options of a training run, which xdl gradcheck does not offer as flags (a --config file's are ignored)
+GRADCHECK_SKIPS = ("resume", "out", "checkpoint_every", "epochs", "patience", "progress", "capture")
 USER_ERRORS = (ValueError, TypeError, OSError, ImportError, FloatingPointError, BackendError, MemoryError)
 
 
@@ -132,9 +136,30 @@ def _remove_empty_tree(directory: Path) -> None:
             os.rmdir(path)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, its errors one line as the command's own (its usage block is ``--help``'s)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def parse_args(self, args=None, namespace=None):
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:  # named by the command they were given to, not by xdl
+            getattr(parsed, "command_parser", self).error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """An option's default in its help, unless it has none or its help says it already."""
+
+    def _get_help_string(self, action):
+        if action.default is None or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="xdl", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(prog="xdl", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"xdl {xdl.__version__}")
     commands = parser.add_subparsers(title="commands", dest="command")
     for name, run, text in (("train", train, "train a model and report train/dev/test accuracy and a diagnosis"),
@@ -142,14 +167,14 @@ def build_parser() -> argparse.ArgumentParser:
                             ("tune", tune, "search hyperparameters: random, grid, coarse to fine or TPE (Optuna's); "
                                            "one trial at a time, batched, or over Dask workers; the options "
                                            "below set the base configuration")):
-        sub = commands.add_parser(name, help=text, description=text,
-                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        sub = commands.add_parser(name, help=text, description=text, formatter_class=_Help)
         sub.add_argument("--config", metavar="FILE.toml", help="read options from a TOML file (flags override it)")
         if name == "tune":
             _add_tune_options(sub)
-        # (a search writes no checkpoints, and its --out and --resume are the study's)
-        _add_options(sub, skip=("resume", "out", "checkpoint_every") if name == "tune" else ())
-        sub.set_defaults(run=run)
+        # (a search writes no checkpoints, and its --out and --resume are the study's; a gradient
+        # check trains nothing: a run's options would be ignored)
+        _add_options(sub, skip={"tune": ("resume", "out", "checkpoint_every"), "gradcheck": GRADCHECK_SKIPS}.get(name, ()))
+        sub.set_defaults(run=run, command_parser=sub)
     bench = commands.add_parser("bench", help="benchmark optimizers on fixed problems, or the fused kernels",
                                 description="benchmark optimizers on fixed problems (optimizers), or the fused "
                                             "kernels' speed (kernels)")
@@ -162,14 +187,14 @@ def build_parser() -> argparse.ArgumentParser:
                                        "random search), train the best with N seeds, and write results.md, "
                                        "results.json, curves-<problem>.png and profile.png")
     _add_bench_options(sub)
-    sub.set_defaults(run=bench_optimizers)
+    sub.set_defaults(run=bench_optimizers, command_parser=sub)
     sub = kinds.add_parser("kernels", help="the fused ops' speed: time, GB/s, %% of copy bandwidth, ratios to "
                                            "naive xp and PyTorch (benchmarks/report.py)",
                            description="the fused ops' speed on the current backend")
     sub.add_argument("--quick", action="store_true", help="skip the 100M-parameter and largest BN cases")
     sub.add_argument("--json", metavar="FILE", help="also write the rows to this JSON file")
     sub.add_argument("--backend", choices=BACKEND_NAMES, help="array backend (default: XDL_BACKEND, else auto)")
-    sub.set_defaults(run=bench_kernels)
+    sub.set_defaults(run=bench_kernels, command_parser=sub)
     return parser
 
 
@@ -271,6 +296,9 @@ def config_from_args(args) -> TrainConfig:
         raise ValueError("--resume: expected a checkpoint directory, got ''")
     if "backend" not in flags and environment_backend():  # as pip's: a flag, the environment, a config file
         flags["backend"] = environment_backend()
+    if flags.get("resume") and "out" not in flags and (args.config is None or "out" not in read_toml(args.config,
+                                                                                                      "--config")):
+        flags["out"] = _run_directory(flags["resume"])  # a resumed run goes on where it was (Keras's BackupAndRestore)
     saved = _resumed_study(args)[0].get("base", {})  # xdl tune --resume: under the file and the flags
     source = "command line" if args.config is None else f"config file {str(args.config)!r}"
     try:
@@ -287,6 +315,14 @@ def config_from_args(args) -> TrainConfig:
         if args.config is None:  # "command line: augmentation applies to …": the words alone
             raise type(e)(word + rest) from None
         raise
+
+
+def _run_directory(resume: str) -> str:
+    """The --out of a run resumed from ``resume`` with no --out given: the directory its checkpoints
+    lie in (OUT/checkpoints), where its files are to be written; the default where the checkpoint
+    lies elsewhere (a best.npz copied apart)."""
+    checkpoints = Path(resume).parent if Path(resume).is_file() else Path(resume)
+    return str(checkpoints.parent) if checkpoints.name == "checkpoints" else TrainConfig().out
 
 
 def _resumed_study(args) -> tuple[dict, list]:

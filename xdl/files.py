@@ -4,6 +4,8 @@ them), and reading a TOML file named by an option."""
 from __future__ import annotations
 
 import glob
+import hashlib
+import io
 import os
 import stat
 import tempfile
@@ -13,13 +15,68 @@ from pathlib import Path
 import numpy as np
 
 
+def check_path(path, what: str) -> Path:
+    """``path`` as a Path when it names a file: a str, bytes or os.PathLike. Anything else is a
+    TypeError naming ``what`` (the function), before any work: ``open`` would take an int as a file
+    descriptor (``0`` would read stdin, and close it), and a file object or None would fail deep
+    inside; '' is a ValueError (``Path('')`` is the current directory).
+
+    >>> check_path(None, "load")
+    Traceback (most recent call last):
+    ...
+    TypeError: load: path must be a file name (str or os.PathLike), got NoneType
+    """
+    if not isinstance(path, str | bytes | os.PathLike):
+        stream = " (file objects are not supported: pass the file's name)" if hasattr(path, "read") or \
+            hasattr(path, "write") else ""
+        raise TypeError(f"{what}: path must be a file name (str or os.PathLike), got {type(path).__name__}{stream}")
+    path = os.fsdecode(path)
+    if not path:
+        raise ValueError(f"{what}: the path is ''; name the file")
+    return Path(path)
+
+
+def check_target(path, what: str = "save") -> Path:
+    """Where `atomic_write` writes ``path``: checked before any work (the caller's too), every error
+    naming ``what`` and the path. A character device or a pipe (``/dev/null``, a FIFO another process
+    reads) is written into, as ``open`` writes it: it has no contents to keep whole, and a rename
+    would put a regular file in its place; another kind of file that is not a regular one (a block
+    device, a socket) is refused — a model written over a disk is never what was meant. A symbolic
+    link gives the file it points to (the link stays a link)."""
+    path = check_path(path, what)
+    try:
+        mode = os.stat(path).st_mode  # (through a link)
+    except OSError:
+        mode = None
+    if mode is not None and stat.S_ISDIR(mode):  # found now, not at the rename (which would name the temporary)
+        raise IsADirectoryError(f"{what}: {str(path)!r} is a directory; name the file to write")
+    if _written_in_place(path):
+        return path
+    if mode is not None and not stat.S_ISREG(mode):
+        raise ValueError(f"{what}: {str(path)!r} is not a regular file (a block device or a socket); name a file")
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        if directory.exists():
+            raise NotADirectoryError(f"{what}: {str(path)!r}: {str(directory)!r} is a file, not a directory")
+        raise FileNotFoundError(f"{what}: directory {str(directory)!r} does not exist")
+    if not os.access(directory, os.W_OK):
+        raise PermissionError(f"{what}: directory {str(directory)!r} is not writable")
+    if mode is not None and not os.access(path, os.W_OK):  # open() would refuse it (the rename would not)
+        raise PermissionError(f"{what}: {str(path)!r} is write-protected; make it writable, or save elsewhere")
+    return path
+
+
 def atomic_write(path, write, binary: bool = True) -> Path:
     """Call ``write(file)`` on a temporary file beside ``path``, fsync, then one rename over
     ``path``: readers see the old file or the new one, never a partial one, and an interrupted
     write leaves the old file as it was. Permissions are those ``open`` would give: the old file's
     when it is replaced (a write-protected one is refused, as ``open`` refuses it), else what the
     umask gives a new file. Temporaries that a killed writer
-    left beside ``path`` are removed.
+    left beside ``path`` are removed. ``path`` is checked first (`check_target`): a character
+    device or a pipe is written into directly, as ``open`` would. Errors name ``path``, never the
+    temporary file.
 
     >>> import json, tempfile, pathlib
     >>> target = pathlib.Path(tempfile.mkdtemp()) / "report.json"
@@ -27,24 +84,17 @@ def atomic_write(path, write, binary: bool = True) -> Path:
     >>> target.read_text()
     '{"ok": true}'
     """
-    if isinstance(path, str) and not path:  # Path('') is the current directory
-        raise ValueError("save: the path is ''; name the file to write")
-    path = Path(path)
-    if path.is_dir():  # found now, not at the rename (which would name the temporary file)
-        raise IsADirectoryError(f"save: {str(path)!r} is a directory; name the file to write")
-    if path.is_symlink():  # the file it points to is what the caller means (the link stays a link)
-        path = Path(os.path.realpath(path))
+    path = check_target(path)
+    if _written_in_place(path):
+        buffered = io.BufferedWriter(_InOrder(path, "w"))
+        with buffered if binary else io.TextIOWrapper(buffered) as f:  # (what open() builds)
+            write(f)
+        return path
     directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise FileNotFoundError(f"save: directory {str(directory)!r} does not exist")
-    if not os.access(directory, os.W_OK):
-        raise PermissionError(f"save: directory {str(directory)!r} is not writable")
-    if path.exists() and not os.access(path, os.W_OK):  # open() would refuse it (the rename would not)
-        raise PermissionError(f"save: {str(path)!r} is write-protected; make it writable, or save elsewhere")
     remove_stale_temporaries(path)
-    prefix = _temporary_prefix(path)
-    fd, tmp = tempfile.mkstemp(prefix=f"{prefix}{os.getpid()}.", suffix=".tmp", dir=directory)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f"{_temporary_prefix(path)}{os.getpid()}.", suffix=".tmp", dir=directory)
         try:  # mkstemp makes 0600; a saved file is like any other
             mode = stat.S_IMODE(os.stat(path).st_mode)
         except FileNotFoundError:
@@ -56,16 +106,55 @@ def atomic_write(path, write, binary: bool = True) -> Path:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as e:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
-        if isinstance(e, OSError) and e.errno is not None and e.filename in (None, tmp):  # a full disk: name the file
-            raise type(e)(e.errno, e.strerror, str(path)) from None
+        if isinstance(e, OSError) and e.errno is not None and (tmp is None or e.filename in (None, tmp)):
+            raise type(e)(e.errno, e.strerror, str(path)) from None  # a full disk: name the file, not the temporary
         raise
     return path
 
 
+class _InOrder(io.FileIO):
+    """A device or a pipe, written from start to end: it has no position to seek to. (/dev/null
+    says it has one, always 0, which np.savez's zipfile would take for its entries' offsets; where
+    there is none, zipfile, and matplotlib, write in order.)"""
+
+    def seekable(self) -> bool:
+        return False
+
+    def seek(self, *args):
+        raise io.UnsupportedOperation("seek")
+
+    def tell(self):
+        raise io.UnsupportedOperation("tell")
+
+
+def _written_in_place(path) -> bool:
+    """Whether ``path`` is a character device or a pipe (through a link): written into, not replaced."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)
+
+
+# what mkstemp adds to the prefix: the writer's pid (pid_max is at most 2²², 7 digits), ".", 8 random
+# characters and ".tmp"; with room to spare
+_TEMPORARY_TAIL = 24
+
+
 def _temporary_prefix(path: Path) -> str:
-    return f".{path.name}."
+    """``.<name>.``, which says whose temporary it is — or, for a name so long that the temporary's
+    would pass the file system's limit (a long but legal name), ``.<hash of the name>.``: as much the
+    target's own, and of fixed length."""
+    prefix = f".{path.name}."
+    try:
+        longest = os.pathconf(path.parent if str(path.parent) else ".", "PC_NAME_MAX")
+    except (OSError, ValueError):
+        longest = 255  # (NAME_MAX on Linux's file systems)
+    if len(os.fsencode(prefix)) + _TEMPORARY_TAIL <= longest:
+        return prefix
+    return f".{hashlib.sha256(os.fsencode(path.name)).hexdigest()[:16]}."
 
 
 def _umask() -> int:

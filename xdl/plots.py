@@ -6,40 +6,90 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
+import numbers
+from os import PathLike
 from pathlib import Path
 
 from xdl.data.validation import check_number
-from xdl.files import atomic_write
 from xdl.ewa import ewa
+from xdl.files import atomic_write, check_target
+from xdl.train.history import History
+
+
+CURVES = ("train_cost", "dev_cost", "train_accuracy", "dev_accuracy", "lr")  # the History columns drawn
 
 
 def plot_history(history, path, smoothing: float = 0.6) -> Path:
     """Save the curves of a `History` as an image at ``path`` (the format its suffix names: .png,
-    .pdf, .svg, …); ``smoothing`` is the EWA's β (0: none)."""
+    .pdf, .svg, …; none: PNG); ``smoothing`` is the EWA's β (0: none).
+
+    A curve is drawn at the epochs that recorded it (a dev set measured in some epochs: those), and
+    smoothed over its finite values, as TensorBoard smooths (one NaN epoch leaves a gap, not NaN
+    ever after); a column the history lacks is left out. Every argument is checked before anything
+    is drawn, and a failure leaves no figure open."""
+    if not isinstance(history, History):
+        raise TypeError(f"plot_history(history, path): history must be an xdl History (what Trainer.fit returns, "
+                        f"or History.load(...)), got {type(history).__name__}{_other_plot(history)}")
     smoothing = check_number(smoothing, "plot_history: smoothing", "a number in [0, 1) (the EWA's β)",
                              lambda b: 0 <= b < 1)
+    path = figure_path(path, "plot_history")
     if not len(history):
         raise ValueError("plot_history: the history is empty")
+    columns = _columns(history)
     plt = pyplot()
-    epochs = history["epoch"]
-    panels = [("cost", "cost"), ("accuracy", "accuracy")]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    for ax, (metric, label) in zip(axes, panels):
-        for split, color in (("train", "tab:blue"), ("dev", "tab:orange")):
-            values = history[f"{split}_{metric}"]
-            if any(v is None for v in values):
-                continue
-            ax.plot(epochs, values, color=color, alpha=0.3 if smoothing else 1.0, label=f"{split}")
-            if smoothing:
-                ax.plot(epochs, ewa(values, smoothing), color=color, label=f"{split} (EWA β={smoothing})")
-        ax.set(xlabel="epoch", ylabel=label, title=label)
-        ax.legend()
-    axes[2].plot(epochs, history["lr"], color="tab:green")
-    axes[2].set(xlabel="epoch", ylabel="learning rate", title="learning rate")
-    for ax in axes:
-        if history.best_epoch is not None:
-            ax.axvline(history.best_epoch, color="gray", linestyle=":", linewidth=1)
-    return save_figure(plt, fig, path)
+    try:
+        for ax, metric in zip(axes, ("cost", "accuracy")):
+            for split, color in (("train", "tab:blue"), ("dev", "tab:orange")):
+                _curve(ax, columns["epoch"], columns[f"{split}_{metric}"], color, split, smoothing)
+            ax.set(xlabel="epoch", ylabel=metric, title=metric)
+            if ax.lines:
+                ax.legend()
+        _curve(axes[2], columns["epoch"], columns["lr"], "tab:green", None, 0)
+        axes[2].set(xlabel="epoch", ylabel="learning rate", title="learning rate")
+        for ax in axes:
+            if history.best_epoch is not None:
+                ax.axvline(history.best_epoch, color="gray", linestyle=":", linewidth=1)
+        return save_figure(plt, fig, path)
+    finally:
+        plt.close(fig)  # (save_figure closes it too; this, when drawing fails)
+
+
+def _other_plot(value) -> str:
+    """A hint for a wrong first argument of a plot: the arguments swapped, or the other plot's."""
+    from xdl.tune.study import Study
+
+    if isinstance(value, str | PathLike):
+        return "; the arguments are (history, path)"
+    return "; a search's trials are plot_study(study, path)" if isinstance(value, Study) else ""
+
+
+def _columns(history) -> dict[str, list]:
+    """The epochs and the plotted columns of ``history`` (None in an epoch that did not record one),
+    checked before a figure is made: every epoch numbered, every value a number or None, something to
+    plot."""
+    columns = {name: [record.get(name) for record in history] for name in ("epoch", *CURVES)}
+    for name, values in columns.items():
+        for i, value in enumerate(values):
+            if not (isinstance(value, numbers.Real) or (value is None and name != "epoch")):
+                raise ValueError(f"plot_history: record {i} has {name} {value!r}, expected a number"
+                                 + ("" if name == "epoch" else " or None"))
+    if all(value is None for name in CURVES for value in columns[name]):
+        raise ValueError(f"plot_history: the history has none of the columns drawn ({', '.join(CURVES)})")
+    return columns
+
+
+def _curve(ax, epochs, values, color, label, smoothing) -> None:
+    """``values`` against ``epochs`` where recorded, and their EWA over the finite ones (β = ``smoothing``)."""
+    points = [(e, v) for e, v in zip(epochs, values) if v is not None]
+    if not points:
+        return
+    ax.plot(*zip(*points), color=color, alpha=0.3 if smoothing else 1.0, label=label)
+    finite = [(e, v) for e, v in points if math.isfinite(v)]
+    if smoothing and finite:
+        x, y = zip(*finite)
+        ax.plot(x, ewa(y, smoothing), color=color, label=f"{label} (EWA β={smoothing})")
 
 
 def plot_study(study, path, space=None) -> Path:
@@ -50,19 +100,36 @@ def plot_study(study, path, space=None) -> Path:
     ``study.best``) against trials and against seconds.
     ``space``: a `Space` or its dict; None: the study's own."""
     from xdl.tune.space import Space
+    from xdl.tune.study import Study
 
     if isinstance(path, dict | Space):
         raise TypeError("plot_study(study, path, space=None): the path comes second, the space third")
-    plt = pyplot()
+    if not isinstance(study, Study):
+        swapped = "; the arguments are (study, path)" if isinstance(study, str | PathLike) else \
+            "; a History's curves are plot_history(history, path)" if isinstance(study, History) else ""
+        raise TypeError(f"plot_study(study, path): study must be an xdl.tune Study (what tune returns, or "
+                        f"Study.load(directory)), got {type(study).__name__}{swapped}")
+    path = figure_path(path, "plot_study")
     trials = [t for t in study.trials if t.ok]
     if not trials:
         raise ValueError("plot_study: no trial trained to the end")
     spec = study.meta["space"] if space is None else space.spec() if isinstance(space, Space) else space
     space = Space.from_dict(json.loads(json.dumps(spec)))  # as the trials hold their values (tuples as lists)
-    names = list(space.dimensions)
-    fig, axes = plt.subplots(1, len(names) + 2, figsize=(3.6 * (len(names) + 2), 3.4), squeeze=False)
+    columns = len(space.dimensions) + 2
+    plt = pyplot()
+    fig, axes = plt.subplots(1, columns, figsize=(3.6 * columns, 3.4), squeeze=False)
+    try:
+        _draw_study(plt, axes, space, trials, study.trials)
+        return save_figure(plt, fig, path)
+    finally:
+        plt.close(fig)  # (save_figure closes it too; this, when drawing fails)
+
+
+def _draw_study(plt, axes, space, trials, every_trial) -> None:
+    """`plot_study`'s panels: ``trials`` (those that trained to their end) against each hyperparameter
+    of ``space``; the best so far of ``every_trial``."""
     colors = plt.get_cmap("tab10")
-    for ax, name in zip(axes[0], names):
+    for ax, name in zip(axes[0], space.dimensions):
         d = space.dimensions[name]
         for r, pruned in itertools.product(sorted({t.round for t in trials}), (False, True)):
             chosen = [t for t in trials if t.round == r and (t.status == "pruned") == pruned]
@@ -82,12 +149,11 @@ def plot_study(study, path, space=None) -> Path:
         ax.set(xlabel=f"1 − {name}" if d.kind == "one_minus_log" else name, ylabel="dev accuracy", title=name)
     if len({t.round for t in trials}) > 1 or any(t.status == "pruned" for t in trials):
         axes[0][0].legend()
-    so_far, seconds = best_so_far(study.trials)
+    so_far, seconds = best_so_far(every_trial)
     axes[0][-2].step(range(1, len(so_far) + 1), so_far, where="post")
     axes[0][-2].set(xlabel="trials", ylabel="best dev accuracy so far", title="best so far")
     axes[0][-1].step(seconds, so_far, where="post")
     axes[0][-1].set(xlabel="seconds of training", ylabel="best dev accuracy so far", title="best so far")
-    return save_figure(plt, fig, path)
 
 
 def best_so_far(trials) -> tuple[list[float], list[float]]:
@@ -116,14 +182,32 @@ def pyplot():
     return plt
 
 
+def figure_path(path, what: str) -> Path:
+    """``path`` checked before anything is drawn: a file that can be written (`check_target`), its
+    suffix a format matplotlib writes (none: PNG); ``what`` (the function) names it in the error."""
+    path = check_target(path, what)
+    pyplot()  # (matplotlib, or the ImportError naming the extra)
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    supported = FigureCanvasBase.get_supported_filetypes()
+    if _format(path) not in supported:
+        raise ValueError(f"{what}: {str(path)!r} names the format {_format(path)!r}, which matplotlib does not write; "
+                         f"use one of .{', .'.join(sorted(supported))} (or no suffix: PNG)")
+    return path
+
+
+def _format(path: Path) -> str:
+    return path.suffix[1:].lower() or "png"
+
+
 def save_figure(plt, fig, path) -> Path:
     """Lay out, write ``fig`` at ``path`` (in the format its suffix names) and close it — also when
     writing fails, so a failed call leaves no figure open."""
     try:
+        path = figure_path(path, "save_figure")
         fig.tight_layout()
-        path = Path(path)
         # atomically, as every file xdl writes: a full disk leaves the previous figure whole
-        atomic_write(path, lambda f: fig.savefig(f, dpi=100, format=path.suffix[1:] or "png"))
+        atomic_write(path, lambda f: fig.savefig(f, dpi=100, format=_format(path)))
     finally:
         plt.close(fig)
     return path

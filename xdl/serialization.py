@@ -16,11 +16,12 @@ import numpy as np
 
 from xdl.backend import current_backend
 from xdl.caller import warn_caller
-from xdl.files import atomic_write, json_number
+from xdl.files import atomic_write, check_path, check_target, json_number
 from xdl.nn import Module
 from xdl.nn.architecture import build_on_host, describe
 from xdl.nn.module import PREDICTIONS
 from xdl.optim.optimizer import Optimizer
+from xdl.tensor import to_numpy
 
 ARCHITECTURE_KEY = "__xdl_architecture__"
 FORMAT_VERSION = 1
@@ -30,32 +31,65 @@ EXTRA_PREFIX = "extra/"  # arrays stored beside the model (e.g. optimizer state 
 def save(model: Module, path, extra: dict | None = None, extra_arrays: dict | None = None) -> Path:
     """Write ``model`` (architecture + parameters + buffers) to ``path`` atomically.
 
-    ``extra`` (JSON-able) and ``extra_arrays`` (name → array) ride along in the same file, e.g. a
-    training checkpoint's optimizer state; `load` reads the model and ignores them (`read_extra`
-    returns them).
+    Kept with it, as ``torch.save(model)`` keeps them: each parameter's dtype (a model may mix
+    float32 and float64 layers), which parameters are frozen (``requires_grad`` False: Keras's
+    ``trainable``) and which modules are in evaluation mode (``model.eval()``); `load` gives them
+    back to the model it builds. A custom model (a Module of your own, a subclass of a layer or of
+    Sequential) is saved by its state: load it with ``model=``.
+
+    ``extra`` (a dict of JSON values: numbers, strings, lists, dicts, None) and ``extra_arrays``
+    (name → array of numbers, strings or booleans: an object array would need pickle) ride along in
+    the same file, e.g. a training checkpoint's optimizer state; `load` reads the model and ignores
+    them (`read_extra` returns them). ``path`` is a file name (str or os.PathLike), not a file
+    object; ``/dev/null`` and pipes are written into as ``open`` would.
     """
     if not isinstance(model, Module):
         hint = ("; an optimizer's state is opt.state_dict() (pickle it), and a Trainer's Checkpoint keeps it with "
                 "the model") if isinstance(model, Optimizer) else ""
         raise TypeError(f"save: model must be an xdl Module, got {type(model).__name__}{hint}")
-    if isinstance(path, str) and not path:  # Path('') is the current directory
-        raise ValueError("save: the path is ''; name the model file to write")
+    check_target(path, "save")  # (a directory, a missing one, ...) before any work; written by atomic_write
     if model.predicts is not None and model.predicts not in PREDICTIONS:  # (load would call the file damaged)
         raise ValueError(f"save: model.predicts must be one of {PREDICTIONS} or None, got {model.predicts!r}")
-    path = Path(path)
-    if path.is_dir():  # else found only at the final rename, after all the work, naming the temporary file
-        raise IsADirectoryError(f"save: {str(path)!r} is a directory; name the model file in it")
+    if extra is not None and not isinstance(extra, dict):  # (load would call the file damaged)
+        raise TypeError(f"save: extra must be a dict of JSON values or None, got {type(extra).__name__}")
+    extra_arrays = _extra_arrays(extra_arrays)
     try:
         architecture = describe(model)
     except TypeError:
         architecture = None
-    arrays = model.state_dict()
-    for name, array in (extra_arrays or {}).items():
-        arrays[EXTRA_PREFIX + name] = np.asarray(array)
+    arrays = {**model.state_dict(), **extra_arrays}
     header = {"format": FORMAT_VERSION, "architecture": architecture, "dtype": str(model.dtype),
-              "predicts": model.predicts, "extra": extra}
-    arrays[ARCHITECTURE_KEY] = np.array(json.dumps(header, default=json_number))  # a callback's NumPy numbers too
+              "predicts": model.predicts, "extra": extra,
+              "frozen": [name for name, p in model.named_parameters() if not p.requires_grad],
+              "evaluating": [prefix.rstrip(".") for prefix, m in model.named_modules() if not m.training]}
+    try:
+        text = json.dumps(header, default=json_number)  # a callback's NumPy numbers too
+    except (TypeError, ValueError) as e:  # (the rest of the header is xdl's own: always JSON)
+        raise TypeError(f"save: extra must be a dict of JSON values (numbers, strings, lists, dicts, None): "
+                        f"{e}") from None
+    arrays[ARCHITECTURE_KEY] = np.array(text)
     return atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def _extra_arrays(extra_arrays) -> dict[str, np.ndarray]:
+    """``extra_arrays`` as NumPy arrays `load` can read, under their names in the file: no object
+    array (np.savez would pickle it, and load refuses pickles)."""
+    if extra_arrays is None:
+        return {}
+    if not isinstance(extra_arrays, dict) or not all(isinstance(name, str) for name in extra_arrays):
+        got = "a dict with a name that is not a str" if isinstance(extra_arrays, dict) else type(extra_arrays).__name__
+        raise TypeError(f"save: extra_arrays must be a dict name (str) → array, or None, got {got}")
+    arrays = {}
+    for name, array in extra_arrays.items():
+        try:
+            array = to_numpy(array)
+        except (TypeError, ValueError) as e:  # (a ragged list)
+            raise ValueError(f"save: extra_arrays[{name!r}] is not an array: {e}") from None
+        if array.dtype.hasobject:
+            raise TypeError(f"save: extra_arrays[{name!r}] holds Python objects (dtype {array.dtype}); an xdl file "
+                            "holds arrays of numbers, strings or booleans, never pickles")
+        arrays[EXTRA_PREFIX + name] = array
+    return arrays
 
 
 def read_extra(path) -> tuple[dict | None, dict[str, np.ndarray]]:
@@ -69,7 +103,7 @@ def _read(path) -> tuple[dict, dict[str, np.ndarray]]:
     """The header and arrays of an xdl file; anything else (not an .npz, an .npz without the xdl
     header, a damaged or truncated file, pickled arrays, a newer format) is a ValueError naming the
     file."""
-    path = Path(path)
+    path = check_path(path, "load")
     if path.is_dir():
         raise IsADirectoryError(f"load: {str(path)!r} is a directory; name the model file in it")
     if not path.is_file():
@@ -84,7 +118,9 @@ def _read(path) -> tuple[dict, dict[str, np.ndarray]]:
             state = {k: data[k] for k in data.files if k != ARCHITECTURE_KEY}
     except LookupError as e:
         raise ValueError(f"load: {str(path)!r} is not an xdl model file ({e.args[0]})") from None
-    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as e:  # ValueError: pickled or bad JSON
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile, NotImplementedError, RuntimeError) as e:
+        # ValueError: pickled or bad JSON; NotImplementedError, RuntimeError: zipfile's "zip file version 9.9",
+        # "compression method not supported", "is encrypted" (a damaged header's bits: xdl writes none of them)
         reason = "it holds pickled objects, which xdl files never do" if "pickle" in str(e) else f"{type(e).__name__}: {e}"
         raise ValueError(f"load: {str(path)!r} is damaged or not an xdl model file ({reason})") from None
     version = header.get("format") if isinstance(header, dict) else None
@@ -103,9 +139,16 @@ NARROWER_OR_WIDER = {"float16": "float32", "longdouble": "float64", "float128": 
 
 def load(path, model: Module | None = None) -> Module:
     """Read a file written by `save`: a new model built from the saved architecture, or the
-    saved state copied into ``model`` (which must have the same parameter names and shapes)."""
+    saved state copied into ``model`` (which must have the same parameter names and shapes).
+
+    A model built here is as it was saved, as ``torch.load`` gives back a saved model: its
+    parameters' dtypes, its frozen parameters and its modules' training or evaluation mode (a file
+    of an xdl from before they were kept: all trainable, in training mode). Loaded into ``model``,
+    only values are copied, as PyTorch's ``load_state_dict`` and Keras's ``load_weights`` copy them:
+    that model keeps its own dtypes, frozen parameters and mode."""
     if model is not None and not isinstance(model, Module):
         raise TypeError(f"load: model must be an xdl Module to load the state into (or None), got {model!r}")
+    path = check_path(path, "load")
     header, state = _read(path)
     state = {k: v for k, v in state.items() if not k.startswith(EXTRA_PREFIX)}
     target = None  # where a model built here goes once filled: the current backend
@@ -128,13 +171,51 @@ def load(path, model: Module | None = None) -> Module:
             raise ValueError(f"load: {str(path)!r} describes a model xdl cannot build ({type(e).__name__}: {e})") from None
         except MemoryError as e:  # (a damaged header's sizes, or a model too large for this machine)
             raise MemoryError(f"load: the model {str(path)!r} describes does not fit in memory ({e})") from None
+        _restore_dtypes(model, state)
+        _restore_flags(model, header, path)
     predicts = header.get("predicts")  # absent from files of xdl before it: classes, as they were read
     if predicts is not None and predicts not in PREDICTIONS:
         raise ValueError(f"load: {str(path)!r} is damaged: its model predicts {predicts!r}, not one of {PREDICTIONS}")
     try:
         model.load_state_dict(state)
-    except ValueError as e:
+    except (ValueError, TypeError) as e:  # (TypeError: complex or string values)
         raise ValueError(f"load: {str(path)!r} does not fit the model: {e}") from None
     if predicts is not None:
         model.predicts = predicts
     return model if target is None else model.to(target)
+
+
+def _restore_dtypes(model: Module, state: dict) -> None:
+    """Each parameter and floating buffer of a model just built (all in the header's dtype) in the
+    float32 or float64 it was saved in — a model may mix them (`Dense(..., dtype=)`), and the
+    architecture does not say — the parameters packed anew, one flat buffer per dtype."""
+    def saved(name, array):
+        dtype = state[name].dtype if name in state else array.dtype  # (a missing one: load_state_dict says)
+        return dtype if dtype.name in ("float32", "float64") and array.dtype.kind == "f" else array.dtype
+
+    repack = False
+    for name, p in model.named_parameters():
+        if (dtype := saved(name, p.data)) != p.dtype:
+            p.data, repack = p.data.astype(dtype), True
+    modules = dict(model.named_modules())
+    for name, array in list(model.named_buffers()):
+        if (dtype := saved(name, array)) != array.dtype:
+            owner, _, attribute = name.rpartition(".")
+            setattr(modules[f"{owner}." if owner else ""], attribute, array.astype(dtype))
+    if repack:
+        model.flatten()
+
+
+def _restore_flags(model: Module, header: dict, path) -> None:
+    """The frozen parameters and the modules in evaluation mode of a model just built, as saved."""
+    parameters = dict(model.named_parameters())
+    modules = {prefix.rstrip("."): module for prefix, module in model.named_modules()}
+    frozen, evaluating = header.get("frozen", []), header.get("evaluating", [])  # (older files: neither)
+    for key, names, known in (("frozen", frozen, parameters), ("evaluating", evaluating, modules)):
+        if not isinstance(names, list) or not all(isinstance(name, str) and name in known for name in names):
+            raise ValueError(f"load: {str(path)!r} is damaged: its {key!r} entry {names!r:.200} does not name the "
+                             "model's " + ("parameters" if known is parameters else "modules"))
+    for name in frozen:
+        parameters[name].requires_grad = False
+    for name in evaluating:
+        modules[name].training = False

@@ -23,7 +23,7 @@ LAYERS = {cls.__name__: cls for cls in (BatchNorm, Dense, Dropout, LeakyReLU, Re
 def describe(module: Module) -> dict:
     """The architecture of ``module`` as plain data (layer classes and constructor arguments)."""
     name = type(module).__name__
-    if isinstance(module, Sequential):
+    if type(module) is Sequential:  # a subclass (its own forward, say) is a custom module, as a Dense subclass is
         return {"class": "Sequential", "layers": [describe(layer) for layer in module.layers]}
     if LAYERS.get(name) is not type(module):
         raise TypeError(f"cannot describe custom module {name}: save its state_dict() and rebuild it in code, "

@@ -160,7 +160,7 @@ def stack(models, backend=None) -> Stacked:
     if not models:
         raise StackError("stack: no models (K = 0)")
     for k, m in enumerate(models):  # row k is model k's flat buffer: the layout of a Sequential's layers
-        if not isinstance(m, Sequential) or isinstance(m, Stacked):
+        if type(m) is not Sequential:  # (a subclass has its own forward, which the stack would not run)
             raise StackError(f"stack: models[{k}] is a {type(m).__name__}; stack takes ordinary Sequential models "
                              "(xdl.nn.Sequential, as xdl.nn.mlp builds them), even for one layer")
     descriptions = [describe(m) for m in models]

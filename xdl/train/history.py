@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from xdl.files import atomic_write, json_number
+from xdl.files import atomic_write, check_path, json_number
 
 COLUMNS = ("epoch", "train_cost", "train_accuracy", "dev_cost", "dev_accuracy", "lr", "seconds", "step_seconds")
 
@@ -85,11 +85,19 @@ class History:
 
     def save(self, path) -> Path:
         """Write the history as JSON, atomically (temporary file + rename); NumPy numbers in the
-        records (a callback's own) are written as the numbers they hold."""
+        records (a callback's own) are written as the numbers they hold. A NaN or an infinity is
+        written as Python's ``json`` writes it (``NaN``, ``Infinity``: JavaScript's names, which
+        Python's json, pandas and most JSON readers take, a strict one refuses), so that `load`
+        gives back every record as it was: JSON's null is None here, a value not measured. (A
+        `Trainer`'s history holds none: a run stops before an epoch with a non-finite cost is
+        recorded; a callback's own column may.)"""
+        check_path(path, "History.save")
         return atomic_write(path, lambda f: json.dump(self.to_dict(), f, indent=1, default=json_number), binary=False)
 
     @classmethod
     def load(cls, path) -> History:
+        """The history `save` wrote at ``path`` (a file name: str or os.PathLike)."""
+        path = check_path(path, "History.load")  # (open() would take an int as a file descriptor: 0 is stdin)
         try:
             with open(path, encoding="utf-8") as f:
                 data = json.load(f)

@@ -1,0 +1,231 @@
+"""Files xdl writes and reads by name: atomic writes (`xdl.files`), History files, figures."""
+
+import io
+import math
+import os
+import socket
+import stat
+
+import numpy as np
+import pytest
+
+import xdl
+from xdl import files, plots
+from xdl.train import History
+from xdl.tune.study import Study
+
+
+def history(**columns):
+    """A History of three epochs; ``columns`` replace whole columns (a list per name)."""
+    records = [{"epoch": e, "train_cost": 1.0 / e, "train_accuracy": 0.5 + e / 10, "dev_cost": 1.2 / e,
+                "dev_accuracy": 0.4 + e / 10, "lr": 1e-3, "seconds": 0.1, "step_seconds": 0.05} for e in (1, 2, 3)]
+    for name, values in columns.items():
+        for record, value in zip(records, values):
+            record[name] = value
+    return History(records)
+
+
+def model():
+    return xdl.nn.mlp(2, [3], 2)  # its file is a few kB: it fits in a pipe's buffer
+
+
+def read_pipe(fd) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 1 << 16):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+# -- what a path may be ----------------------------------------------------------------------------
+@pytest.mark.parametrize("bad", [None, 3, io.BytesIO(), 1.5], ids=["None", "int", "BytesIO", "float"])
+def test_every_reader_and_writer_takes_a_file_name_and_says_so(tmp_path, bad):
+    writers = {"save": lambda p: xdl.save(model(), p), "load": xdl.load, "History.save": history().save,
+               "History.load": History.load, "plot_history": lambda p: plots.plot_history(history(), p)}
+    for what, call in writers.items():
+        with pytest.raises(TypeError, match=rf"^{what}: path must be a file name \(str or os.PathLike\), got "
+                                            rf"{type(bad).__name__}"):
+            call(bad)
+    with open(tmp_path / "f.npz", "wb") as f, pytest.raises(TypeError, match="file objects are not supported"):
+        xdl.save(model(), f)
+    assert os.listdir(tmp_path) == ["f.npz"] and (tmp_path / "f.npz").read_bytes() == b""
+
+
+def test_a_file_descriptor_is_not_a_path_history_load_leaves_it_open(tmp_path):
+    """open() takes an int as a file descriptor: History.load(0) read stdin and closed fd 0."""
+    path = history().save(tmp_path / "h.json")
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        with pytest.raises(TypeError, match="History.load: path must be a file name"):
+            History.load(fd)
+        os.fstat(fd)  # still open
+    finally:
+        os.close(fd)
+
+
+def test_an_empty_path_is_refused_by_readers_as_by_writers():
+    for call, what in ((xdl.load, "load"), (History.load, "History.load")):
+        with pytest.raises(ValueError, match=f"^{what}: the path is ''; name the file"):
+            call("")
+
+
+def test_bytes_names_are_names(tmp_path):
+    path = xdl.save(model(), os.fsencode(tmp_path / "m.npz"))
+    assert xdl.load(os.fsencode(path)).state_dict().keys() == model().state_dict().keys()
+
+
+def test_saving_under_a_regular_file_says_it_is_a_file(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    for call in (lambda p: xdl.save(model(), p), history().save):
+        with pytest.raises(NotADirectoryError, match=r"'.*afile' is a file, not a directory"):
+            call(tmp_path / "afile" / "m.npz")
+    assert (tmp_path / "afile").read_text() == "x"
+
+
+# -- devices and pipes -------------------------------------------------------------------------
+def test_a_pipe_is_written_into_never_replaced(tmp_path):
+    """As open() writes it (``torch.save`` to a FIFO another process reads): the rename of an atomic
+    write put a regular file in the pipe's place."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    saved = model()
+    for write, read in ((lambda: xdl.save(saved, fifo), lambda p: xdl.load(p)),
+                        (lambda: history().save(fifo), History.load)):
+        reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # a reader there: the writer's open does not wait
+        try:
+            assert write() == fifo
+            data = read_pipe(reader)
+        finally:
+            os.close(reader)
+        assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+        copy = tmp_path / "copy"
+        copy.write_bytes(data)
+        assert read(copy) is not None
+        copy.unlink()
+    assert sorted(os.listdir(tmp_path)) == ["pipe"]  # no temporary left
+
+
+def test_a_character_device_is_written_into_never_replaced(tmp_path):
+    """``xdl.save(model, "/dev/null")`` (timing a save) replaced /dev/null with a file. Here a private
+    null device under tmp_path, where the system lets us make one."""
+    null = tmp_path / "null"
+    try:
+        os.mknod(null, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+        with open(null, "wb") as f:
+            f.write(b"")
+    except OSError:
+        pytest.skip("cannot make a character device here (unprivileged)")
+    assert xdl.save(model(), null) == null
+    history().save(null)
+    assert plots.plot_history(history(), null) == null
+    assert stat.S_ISCHR(os.stat(null).st_mode) and sorted(os.listdir(tmp_path)) == ["null"]
+
+
+def test_a_socket_is_refused_naming_it(tmp_path):
+    path = tmp_path / "s"
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(str(path))
+        with pytest.raises(ValueError, match=r"save: '.*s' is not a regular file"):
+            xdl.save(model(), path)
+        assert stat.S_ISSOCK(os.stat(path).st_mode)
+
+
+# -- long names ----------------------------------------------------------------------------------
+def test_a_long_but_legal_name_is_saved_and_its_stale_temporaries_found(tmp_path):
+    """The temporary's name was the target's plus ~20 characters: too long for a legal long name."""
+    path = tmp_path / ("m" * 251 + ".npz")  # 255 bytes: the longest name
+    stale = tmp_path / f"{files._temporary_prefix(path)}999999999.abcdefgh.tmp"  # a dead writer's
+    stale.write_bytes(b"x")
+    assert len(stale.name) < 64
+    saved = model()
+    assert xdl.save(saved, path) == path
+    np.testing.assert_array_equal(xdl.load(path).state_dict()["0.weight"], saved.state_dict()["0.weight"])
+    assert os.listdir(tmp_path) == [path.name]
+    assert History.load(history().save(tmp_path / ("h" * 250 + ".json")))["epoch"] == [1, 2, 3]
+
+
+def test_a_name_too_long_is_reported_against_the_target_never_the_temporary(tmp_path):
+    path = tmp_path / ("m" * 300 + ".npz")
+    with pytest.raises(OSError) as error:
+        xdl.save(model(), path)
+    assert error.value.filename == str(path) and "too long" in str(error.value)
+    assert os.listdir(tmp_path) == []
+
+
+# -- History files ---------------------------------------------------------------------------------
+def test_a_history_comes_back_as_saved_non_finite_values_and_none_apart(tmp_path):
+    """NaN and ±infinity are written as Python's json writes them (so they come back, and JSON's null
+    stays None: a value not measured); a file of an older xdl reads as before."""
+    h = history(train_cost=[float("nan"), 0.5, 0.4], dev_cost=[float("inf"), -float("inf"), None])
+    loaded = History.load(h.save(tmp_path / "h.json"))
+    assert math.isnan(loaded["train_cost"][0]) and loaded["train_cost"][1:] == [0.5, 0.4]
+    assert loaded["dev_cost"] == [float("inf"), -float("inf"), None]
+    (tmp_path / "old.json").write_text('{"records": [{"epoch": 1, "train_cost": NaN}], "best_epoch": null}')
+    assert math.isnan(History.load(tmp_path / "old.json")["train_cost"][0])
+
+
+# -- figures -------------------------------------------------------------------------------------
+def drawn(monkeypatch, **columns) -> dict:
+    """plot_history's lines of a history with ``columns``, by panel title and label."""
+    figures = []
+    monkeypatch.setattr(plots, "save_figure", lambda plt, fig, path: figures.append(fig) or path)
+    plots.plot_history(history(**columns), "unused.png")
+    return {(ax.get_title(), line.get_label()): (list(line.get_xdata()), list(line.get_ydata()))
+            for ax in figures[0].axes for line in ax.lines}
+
+
+def test_a_curve_is_drawn_at_the_epochs_that_recorded_it(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    lines = drawn(monkeypatch, dev_cost=[None, 0.6, 0.4])
+    assert lines[("cost", "dev")] == ([2, 3], [0.6, 0.4])  # the whole dev curve was dropped
+    assert lines[("cost", "dev (EWA β=0.6)")][0] == [2, 3]
+
+
+def test_smoothing_goes_on_after_a_nan_epoch(monkeypatch, tmp_path):
+    """As TensorBoard smooths: over the finite values (the EWA was NaN from the NaN epoch on)."""
+    monkeypatch.chdir(tmp_path)
+    lines = drawn(monkeypatch, train_cost=[1.0, float("nan"), 0.5])
+    x, y = lines[("cost", "train (EWA β=0.6)")]
+    assert x == [1, 3] and np.allclose(y, xdl.ewa.ewa([1.0, 0.5], 0.6))
+
+
+def test_bad_arguments_are_refused_before_anything_is_drawn(tmp_path, monkeypatch):
+    def no_figure(*args, **kwargs):
+        raise AssertionError("a figure was made")
+
+    monkeypatch.setattr(plots.pyplot(), "subplots", no_figure)
+    h, study = history(), Study({"space": {}})
+    cases = [(lambda: plots.plot_history(str(tmp_path / "p.png"), h), TypeError, r"got str; the arguments are \(history, path\)"),
+             (lambda: plots.plot_history({"epoch": [1]}, tmp_path / "p.png"), TypeError, "must be an xdl History.*got dict"),
+             (lambda: plots.plot_history(study, tmp_path / "p.png"), TypeError, r"got Study; a search's trials are plot_study"),
+             (lambda: plots.plot_study(str(tmp_path / "s.png"), study), TypeError, r"got str; the arguments are \(study, path\)"),
+             (lambda: plots.plot_study(None, tmp_path / "s.png"), TypeError, "study must be an xdl.tune Study.*got NoneType"),
+             (lambda: plots.plot_history(h, tmp_path / "p.xyz"), ValueError, "names the format 'xyz', which matplotlib does not write"),
+             (lambda: plots.plot_history(h, tmp_path / "missing" / "p.png"), FileNotFoundError, "does not exist"),
+             (lambda: plots.plot_history(history(train_cost=["x", 1, 1]), tmp_path / "p.png"), ValueError,
+              "record 0 has train_cost 'x', expected a number or None"),
+             (lambda: plots.plot_history(History([{"epoch": 1, "gap": 0.1}]), tmp_path / "p.png"), ValueError,
+              "none of the columns drawn")]
+    for call, error, match in cases:
+        with pytest.raises(error, match=match):
+            call()
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_plot_that_fails_while_drawing_leaves_no_figure_open(tmp_path, monkeypatch):
+    plt = plots.pyplot()
+    plt.close("all")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("drawing failed")
+
+    monkeypatch.setattr(plots, "ewa", broken)
+    with pytest.raises(RuntimeError, match="drawing failed"):
+        plots.plot_history(history(), tmp_path / "p.png")
+    assert plt.get_fignums() == [] and os.listdir(tmp_path) == []
+
+
+def test_a_history_without_some_columns_is_plotted_with_those_it_has(tmp_path):
+    """A History made by hand (only a dev cost, no learning rate): a KeyError after the figure was made."""
+    path = plots.plot_history(History([{"epoch": 1, "dev_cost": 0.5}, {"epoch": 2, "dev_cost": 0.4}]),
+                              tmp_path / "p.png")
+    assert path.read_bytes()[:4] == b"\x89PNG" and plots.pyplot().get_fignums() == []
