@@ -517,7 +517,8 @@ def _check_resume(config: TrainConfig) -> str:
         given = Path(config.resume)
         meant = next((p for p in (given / "checkpoints", given.parent) if (p / CHECKPOINT_FILE).is_file()), None)
         hint = f"; did you mean --resume {shlex.quote(str(meant))}?" if meant is not None else ""
-        raise FileNotFoundError(f"--resume: no checkpoint {CHECKPOINT_FILE} in {config.resume!r}{hint}")
+        where = f"in {config.resume!r}" if given.is_dir() else f"at {config.resume!r} (no such directory)"
+        raise FileNotFoundError(f"--resume: no checkpoint {CHECKPOINT_FILE} {where}{hint}")
     try:
         extra, _ = read_extra(path)
     except ValueError as e:

@@ -13,16 +13,16 @@ Declaring a `Function` subclass (or a plain function built on one) with ``@op`` 
 >>> from xdl.function import REQUIRED, Function
 >>> from xdl.functions import Check, op
 >>> @op(method=True, check=[Check((3, 4))])
-... class Softsign(Function):
+... class ExampleSoftsign(Function):  # (a name of its own: the example must not take one an op may want)
 ...     '''y = x/(1 + |x|);  ∂y/∂x = 1/(1 + |x|)²'''
 ...     def forward(self, x):
 ...         self.d = 1 + self.xp.abs(x)
 ...         return x / self.d
 ...     def backward(self, gy):
 ...         return (gy / (self.d * self.d),)
->>> xdl.softsign(xdl.tensor([1.0, -3.0])).numpy().tolist(), xdl.tensor([1.0]).softsign().item()
+>>> xdl.example_softsign(xdl.tensor([1.0, -3.0])).numpy().tolist(), xdl.tensor([1.0]).example_softsign().item()
 ([0.5, -0.75], 0.5)
->>> xdl.functions.registry.remove("softsign")  # (undo the example)
+>>> xdl.functions.registry.remove("example_softsign")  # (undo the example)
 """
 
 from __future__ import annotations
