@@ -217,3 +217,15 @@ def test_thread_backend_holds_in_this_thread_only_and_is_restored():
         worker.start()
         worker.join()
     assert seen["backend"] is before and current_backend() is before
+
+
+def test_xdl_backend_and_thread_backend_take_device_kinds_and_names_as_use_does():
+    out = run_python("import xdl; print(xdl.current_backend().name)", XDL_BACKEND="cpu")
+    assert out.returncode == 0 and out.stdout.strip() == "numpy"
+    from xdl.backend import thread_backend
+
+    with thread_backend("numpy"):
+        assert xdl.tensor([1.0]).backend.name == "numpy"
+    with pytest.raises(ValueError, match="thread_backend: unknown backend 'jax'"):
+        with thread_backend("jax"):
+            pass

@@ -400,3 +400,13 @@ def test_a_split_is_a_partition_that_keeps_class_shares(m, classes, dev, test, s
         for part in (s.y_train, s.y_dev, s.y_test):
             expected = np.bincount(y, minlength=classes) * len(part) / m
             assert np.all(np.abs(np.bincount(part, minlength=classes) - expected) <= 2 + 1e-9)
+
+
+def test_minibatches_without_a_seed_follow_xdl_seed_as_pytorch_s_shuffling_follows_manual_seed():
+    from xdl.data import minibatches
+
+    def order():
+        xdl.seed(0)
+        return [b.tolist() for _, b in minibatches(np.zeros((10, 2)), np.arange(10), 4)]
+
+    assert order() == order()

@@ -14,11 +14,14 @@ from xdl.losses import MeanSquaredError, SoftmaxCrossEntropy
 from xdl.train import Trainer
 
 
-def offset_data(m=1000):
-    """One feature at 1e6 with a spread of 0.01 (float32 holds 1e6 in steps of 0.0625): its sign
-    around 1e6 is the class."""
-    X = 1e6 + 0.01 * np.random.default_rng(0).normal(size=(m, 1))
-    return X, (X[:, 0] > 1e6).astype(np.int64)
+OFFSET = 1e6 + 0.031  # float32 holds numbers near 1e6 in steps of 0.0625: this mean would be off by 0.031
+
+
+def offset_data(m=1000, spread=0.001):
+    """One feature at ``OFFSET`` with a spread far below float32's step there: its sign around
+    ``OFFSET`` is the class."""
+    X = OFFSET + spread * np.random.default_rng(0).normal(size=(m, 1))
+    return X, (X[:, 0] > OFFSET).astype(np.int64)
 
 
 def standardized_model(X, dropout=0.0):
@@ -26,10 +29,12 @@ def standardized_model(X, dropout=0.0):
     return xdl.nn.mlp(X.shape[1], [8], 2, dropout=dropout, standardize=Standardizer().fit(X).layer())
 
 
-def test_a_leading_standardize_layer_keeps_a_large_offset_with_a_small_spread(backend):
+def test_a_leading_standardize_layer_keeps_a_large_offset_with_a_small_spread(backend, tmp_path):
     """README's workflow (``mlp(..., standardize=Standardizer().fit(X).layer())``): fit, evaluate
     and predict cast X to float32 before the layer subtracted the mean, so the feature came as
-    1e6 ± a step of 0.0625 and the model learned nothing (accuracy 0.53); standardized first, 0.996."""
+    1e6 ± a step of 0.0625 and the model learned nothing (accuracy 0.53); the layer's statistics
+    in float32 put the mean 0.031 off, 31 spreads (0.53 again). Standardized in float64 from
+    float64 statistics, as `Standardizer.transform` does: 0.99."""
     X, y = offset_data()
     model = standardized_model(X)
     trainer = Trainer(model, SoftmaxCrossEntropy(), xdl.optim.Adam(model, lr=1e-2), epochs=30, progress=False)
@@ -39,9 +44,12 @@ def test_a_leading_standardize_layer_keeps_a_large_offset_with_a_small_spread(ba
     assert (model.predict(X) == y).mean() > 0.95
     # the layer's own statistics, applied in float64, then the cast: what the rest of the model sees
     layer = model[0]
-    mean, scale = (backend.to_numpy(a).astype(np.float64) for a in (layer.mean, layer.scale))
-    z = ((X - mean) / scale).astype(np.float32)
+    assert layer.mean.dtype == layer.scale.dtype == np.float64 and model.astype(np.float32)[0].mean.dtype == np.float64
+    z = Standardizer().fit(X).transform(X).astype(np.float32)  # (the same statistics, the same arithmetic)
     np.testing.assert_array_equal(model.predict_outputs(X), model[1:].predict_outputs(z))
+    restored = xdl.load(xdl.save(model, tmp_path / "m.npz"))
+    assert restored[0].mean.dtype == np.float64
+    np.testing.assert_array_equal(restored.predict_outputs(X), model.predict_outputs(X))
 
 
 def test_a_standardized_input_beyond_the_models_dtype_is_refused_naming_it():
@@ -217,7 +225,7 @@ def test_a_sequential_of_its_own_forward_runs_whole_its_standardize_layer_includ
     standardize = xdl.nn.Standardize(2, mean=[1.0, 2.0], scale=[2.0, 4.0])
     model = Residual(standardize, xdl.nn.Dense(2, 2))
     X = np.array([[3.0, 6.0], [1.0, 2.0]])
-    inputs, network = model.network_input(X)
+    inputs, network = model.network_input(model.checked_input(X))
     assert network is model
     np.testing.assert_array_equal(inputs, X.astype(np.float32))
     with model.evaluating():
@@ -238,3 +246,46 @@ def test_fit_many_standardizes_its_input_before_the_cast_as_one_model_does():
     for result in results:
         assert result.history.final()["train_accuracy"] > 0.95
         assert (result.model.predict(X) == y).mean() > 0.95
+
+
+def test_a_resume_standardizes_with_the_checkpoint_s_statistics_and_knows_its_data(tmp_path):
+    """The data digest is over the data as given (not as a model's statistics standardize it: a
+    checkpoint of an earlier xdl, or a model made with placeholder statistics, resumes), and the
+    host standardization uses the statistics the checkpoint restored."""
+    from xdl.train import Checkpoint
+
+    X, y = offset_data(300)
+
+    def trainer(model, epochs, checkpoint=True):
+        return Trainer(model, SoftmaxCrossEntropy(), xdl.optim.Adam(model, lr=1e-2), epochs=epochs, progress=False,
+                       callbacks=[Checkpoint(tmp_path / "run")] if checkpoint else [])
+
+    trainer(standardized_model(X), 3).fit(X, y)
+    straight = trainer(standardized_model(X), 6, checkpoint=False)
+    straight.fit(X, y)
+    xdl.seed(0)
+    placeholder = xdl.nn.mlp(1, [8], 2, standardize=xdl.nn.Standardize(1))  # statistics from the checkpoint
+    resumed = trainer(placeholder, 6)
+    resumed.fit(X, y, resume=tmp_path / "run")
+    assert placeholder[0].mean[0] == straight.model[0].mean[0]
+    for a, b in zip(straight.model.parameters(), placeholder.parameters()):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_a_standardize_subclass_with_its_own_forward_runs_in_the_network():
+    class Clipped(xdl.nn.Standardize):
+        def forward(self, x):
+            return super().forward(x).clip(-1.0, 1.0)
+
+    model = xdl.nn.Sequential(Clipped(1, mean=[0.0], scale=[1.0]))
+    X = np.array([[5.0]])
+    assert model.network_input(model.checked_input(X))[1] is model
+    assert model.predict_outputs(X)[0, 0] == 1.0
+
+
+def test_mlp_classifier_s_model_predicts_as_the_classifier():
+    from xdl.sklearn import MLPClassifier
+
+    X, y = offset_data(400)
+    clf = MLPClassifier(hidden=(8,), epochs=30, lr=1e-2, backend="numpy").fit(X, y)
+    np.testing.assert_array_equal(clf.model_.predict(X), clf.predict(X))

@@ -256,3 +256,9 @@ def test_diagnose_names_the_clearly_larger_gap_as_the_course_does():
         assert not any(s.startswith("work on") for s in d.next_steps), (train, dev, d.next_steps)
     assert xdl.diagnose({"train_accuracy": 0.98, "dev_accuracy": 0.96}).next_steps == [
         "check the model on the test set, or lower the base error you aim for"]
+
+
+def test_diagnose_sends_a_model_with_tiny_gaps_to_the_test_set():
+    for train, dev in ((0.997, 0.997), (1.0, 0.999)):
+        d = xdl.diagnose({"train_accuracy": train, "dev_accuracy": dev})
+        assert d.verdict == "good" and d.next_steps[0].startswith("check the model on the test set")

@@ -719,3 +719,36 @@ def test_load_state_dict_returns_the_keys_it_left_out_as_pytorch_does():
     assert result.missing_keys == [] and result.unexpected_keys == []
     with pytest.raises(ValueError, match=r"buffer '1.running_mean': saved shape \(3,\)"):
         normed.load_state_dict({**normed.state_dict(), "1.running_mean": np.zeros(3)})
+
+
+def test_predict_from_several_threads_at_once_is_each_alone():
+    """Interleaved mode switches put back each other's modes: some batches ran in training mode,
+    dropout on and batch norm's running statistics moved; the calls take turns now."""
+    import threading
+
+    xdl.seed(0)
+    model = xdl.nn.mlp(4, [16], 3, batch_norm=True, dropout=0.5)  # left in training mode, as after a fit
+    X = np.random.default_rng(0).standard_normal((50, 4)).astype(np.float32)
+    expected, stats = model.predict_outputs(X, batch_size=10), model.state_dict()
+    wrong = []
+
+    def predict():
+        for _ in range(50):
+            if not np.array_equal(model.predict_outputs(X, batch_size=10), expected):
+                wrong.append(1)
+
+    import sys
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch often: mode switches interleave at once
+    try:
+        threads = [threading.Thread(target=predict) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert not wrong and model.training
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, stats[name])

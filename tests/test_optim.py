@@ -612,15 +612,23 @@ def test_a_copied_optimizer_updates_its_own_copies(copy_of):
         np.testing.assert_allclose(p.numpy(), b - 0.1, rtol=1e-6)
 
 
-def test_a_copy_of_model_and_optimizer_together_is_refused_at_step():
-    """The model's copy places its parameters anew: the optimizer's copy says so, not a silent no-op."""
-    import copy
-
+@pytest.mark.parametrize("copy_of", [lambda o: __import__("copy").deepcopy(o),
+                                     lambda o: __import__("pickle").loads(__import__("pickle").dumps(o))])
+def test_a_model_and_its_optimizer_copied_together_train_as_the_originals(copy_of):
+    """A snapshot of the training state (PyTorch's deepcopy((model, opt))): the copies share their
+    buffers again, and a step of each pair gives the same weights."""
+    X, y = np.random.default_rng(0).standard_normal((20, 4)).astype(np.float32), np.arange(20) % 3
     xdl.seed(0)
-    model = xdl.nn.mlp(4, [5], 3)
-    _, optimizer = copy.deepcopy((model, Adam(model)))
-    with pytest.raises(RuntimeError, match="moved to new storage"):
-        optimizer.step()
+    model = xdl.nn.mlp(4, [5], 3, batch_norm=True)
+    optimizer = Adam(model, lr=0.01)
+    pairs = [(model, optimizer), copy_of((model, optimizer))]
+    for m, o in pairs:
+        o.zero_grad()
+        xdl.losses.SoftmaxCrossEntropy()(m(X), y).backward()
+        o.step()
+    for a, b in zip(pairs[0][0].parameters(), pairs[1][0].parameters()):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert all(np.shares_memory(p.data, pairs[1][1].groups[0].flats[0].data) for p in pairs[1][0].parameters())
 
 
 def _adam_after_steps(n=3):

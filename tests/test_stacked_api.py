@@ -296,3 +296,15 @@ def test_a_stack_assigned_into_a_model_or_a_model_holding_one_converted_is_refus
     with pytest.raises(TypeError, match="belongs to a Stacked"):
         holder.astype(np.float64)
     assert st.dtype == np.float32 and all(np.shares_memory(p.data, st.data) for p in st.parameters())
+
+
+@pytest.mark.parametrize("copy_of", [lambda o: __import__("copy").deepcopy(o),
+                                     lambda o: __import__("pickle").loads(__import__("pickle").dumps(o))])
+def test_a_copied_stack_s_parameters_are_views_of_its_buffers(copy_of):
+    st = stack([xdl.nn.mlp(4, [8], 3) for _ in range(2)])
+    copied = copy_of(st)
+    assert all(np.shares_memory(p.data, copied.data) and np.shares_memory(p.grad, copied.grad)
+               for p in copied.parameters())
+    np.testing.assert_array_equal(copied.data, st.data)
+    X = np.ones((5, 4), np.float32)
+    np.testing.assert_array_equal(copied.model(1).predict_outputs(X), st.model(1).predict_outputs(X))

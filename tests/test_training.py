@@ -684,3 +684,40 @@ def test_diagnose_notes_a_dev_error_far_below_the_training_error():
                                       "come from the same distribution")
     assert not any("below the training error" in s for s in xdl.diagnose({"train_accuracy": 0.95,
                                                                            "dev_accuracy": 0.96}).next_steps)
+
+
+def test_a_second_fit_into_a_checkpoint_directory_in_use_is_refused(tmp_path):
+    """Two fits checkpointing into one directory (threads of one process, or two processes) would
+    write their checkpoints over each other's: the second is refused while the first runs, naming it
+    — a resume of the running one too — and the directory is free again once the first ends."""
+    import threading
+
+    from xdl.lock import DirectoryInUseError
+    from xdl.train import Callback, Checkpoint
+
+    X, y = xdl.datasets.moons(120, seed=0)
+    started, finish = threading.Event(), threading.Event()
+
+    class Hold(Callback):
+        def on_epoch_end(self, trainer, record):
+            started.set()
+            finish.wait(30)
+
+    def trainer(*callbacks):
+        xdl.seed(0)
+        model = xdl.nn.mlp(2, [8], 2)
+        return Trainer(model, xdl.losses.SoftmaxCrossEntropy(), xdl.optim.Adam(model, lr=1e-2), epochs=2,
+                       progress=False, callbacks=[Checkpoint(tmp_path), *callbacks])
+
+    first = threading.Thread(target=trainer(Hold()).fit, args=(X, y))
+    first.start()
+    try:
+        assert started.wait(30)
+        for resume in (None, tmp_path):
+            with pytest.raises(DirectoryInUseError, match="Checkpoint directory .* is in use by another run"):
+                trainer().fit(X, y, resume=resume)
+    finally:
+        finish.set()
+        first.join(30)
+    with pytest.warns(UserWarning, match="nothing to train"):  # free again (its run over)
+        assert trainer(Hold()).fit(X, y, resume=tmp_path).records[-1]["epoch"] == 2

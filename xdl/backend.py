@@ -471,10 +471,13 @@ def current_backend() -> Backend:
 
 
 def environment_backend() -> str | None:
-    """The backend ``XDL_BACKEND`` names (checked), or None when it is unset or empty."""
+    """The backend ``XDL_BACKEND`` names (checked; a device kind, "cpu" or "cuda", as `use` takes
+    it, is its backend's name), or None when it is unset or empty."""
     env = os.environ.get("XDL_BACKEND", "").strip().lower()
+    env = DEVICE_BACKENDS.get(env, env)
     if env and env not in BACKEND_NAMES:
-        raise ValueError(f"XDL_BACKEND={env!r} is not a backend; expected one of {', '.join(BACKEND_NAMES)}")
+        raise ValueError(f"XDL_BACKEND={env!r} is not a backend; expected one of {', '.join(BACKEND_NAMES)} or a "
+                         f"device kind ({', '.join(DEVICE_BACKENDS)})")
     return env or None
 
 
@@ -508,9 +511,10 @@ class use:
 
 @contextlib.contextmanager
 def thread_backend(backend: Backend):
-    """Within the block, in this thread only, ``backend`` is current: how xdl's own code builds a
-    model on the host (or anywhere) without touching the backend `use` set for the process, which
-    other threads may be using."""
+    """Within the block, in this thread only, ``backend`` (a `Backend`, or a name or device kind as
+    `use` takes) is current: how xdl's own code builds a model on the host (or anywhere) without
+    touching the backend `use` set for the process, which other threads may be using."""
+    backend = resolve_backend(backend, "thread_backend")
     previous = getattr(_thread, "backend", None)
     _thread.backend = backend
     try:

@@ -296,9 +296,10 @@ def config_from_args(args) -> TrainConfig:
         raise ValueError("--resume: expected a checkpoint directory, got ''")
     if "backend" not in flags and environment_backend():  # as pip's: a flag, the environment, a config file
         flags["backend"] = environment_backend()
-    if flags.get("resume") and "out" not in flags and (args.config is None or "out" not in read_toml(args.config,
-                                                                                                      "--config")):
-        flags["out"] = _run_directory(flags["resume"])  # a resumed run goes on where it was (Keras's BackupAndRestore)
+    in_file = read_toml(args.config, "--config") if args.config is not None else {}
+    resume = flags.get("resume", in_file.get("resume"))
+    if resume and isinstance(resume, str) and "out" not in flags and "out" not in in_file:
+        flags["out"] = _run_directory(resume)  # a resumed run goes on where it was (Keras's BackupAndRestore)
     saved = _resumed_study(args)[0].get("base", {})  # xdl tune --resume: under the file and the flags
     source = "command line" if args.config is None else f"config file {str(args.config)!r}"
     try:

@@ -61,8 +61,9 @@ def diagnose(history, base_error: float = 0.0, tolerance: float = 0.02) -> Diagn
     exactly two points is not high, whatever the rounding of the accuracies). The next steps are
     the verdict's. Where both gaps are high, or neither is ("good"), the course's rule says which to
     work on first: the larger gap, when it is at least `CLEARLY_LARGER` (2) times the other (a
-    negative gap counting as 0) — named first, its steps first; a "good" model with no gap clearly
-    larger is to be checked on the test set.
+    negative gap counting as 0) and, for a "good" model, more than half ``tolerance`` (a gap of a
+    few tenths of a point is no work) — named first, its steps first; a "good" model with no such
+    gap is to be checked on the test set.
 
     >>> d = diagnose({"train_accuracy": 0.85, "dev_accuracy": 0.84}, base_error=0.01)
     >>> d.verdict, round(d.avoidable_bias, 2)
@@ -87,7 +88,7 @@ def diagnose(history, base_error: float = 0.0, tolerance: float = 0.02) -> Diagn
     verdict = ("high bias and high variance" if high_bias and high_variance else "high bias" if high_bias
                else "high variance" if high_variance else "good")
     steps = list(NEXT_STEPS[verdict])
-    if verdict in ("good", "high bias and high variance"):
+    if verdict == "high bias and high variance" or verdict == "good" and max(bias, variance) > tolerance / 2:
         steps = _larger_gap_first(bias, variance) or steps
     if bias < -tolerance:  # the base error is meant to be the best achievable
         steps.insert(0, f"the training error is below the base error {base_error:.2%}: the base error should be the "

@@ -113,6 +113,26 @@ def move(params, backend) -> list[FlatBuffer]:
     return out
 
 
+def view_again(params) -> bool:
+    """After a copy (pickle, deepcopy), which copies every array apart, views too: each of
+    ``params`` made a view of the buffer it was placed in again, its values (and gradient) written
+    there first — so a model and an optimizer copied together still share their buffers. False, and
+    nothing changed, where a parameter has no place, its buffer does not list it (placed anew) or
+    cannot be written (a read-only memory map: joblib's)."""
+    places = [getattr(p, "_flat", None) for p in params]
+    if any(place is None or not any(q is p for q in place[0].params) for p, place in zip(params, places)):
+        return False
+    if not all(getattr(a.flags, "writeable", True) for flat, _ in places for a in (flat.data, flat.grad)):
+        return False
+    for p, (flat, offset) in zip(params, places):
+        end = offset + p.size
+        data, grad = flat.data[offset:end].reshape(p.shape), flat.grad[offset:end].reshape(p.shape)
+        data[...] = p.data  # (the same values, unless one was rebound by hand before the copy)
+        grad[...] = 0 if p.grad is None else p.grad
+        p.data, p.grad = data, grad
+    return True
+
+
 def _buffer_order(group) -> list:
     """``group`` as its parameters lie in their one flat buffer; as given if they lie in several."""
     buffers = {id(p._flat[0]) if getattr(p, "_flat", None) else None for p in group}

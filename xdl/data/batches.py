@@ -6,15 +6,16 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from xdl.backend import backend_of
+from xdl.backend import backend_of, host_rng
 from xdl.caller import warn_caller
 from xdl.data.validation import MAX_CLASSES, check_bool, check_int
 
 
 def minibatches(X, y, batch_size: int, shuffle: bool = True, seed=None,
                 min_size: int = 1) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """An iterator of ``(X_batch, y_batch)``: shuffle (with ``seed``, an int or a NumPy Generator),
-    then partition into batches of ``batch_size``; the last, smaller batch is kept, merged into the
+    """An iterator of ``(X_batch, y_batch)``: shuffle (with ``seed``, an int or a NumPy Generator;
+    None draws from the host generator `xdl.seed` seeds, as PyTorch's shuffling follows
+    ``torch.manual_seed``), then partition into batches of ``batch_size``; the last, smaller batch is kept, merged into the
     one before it when it has fewer than ``min_size`` examples (batch norm needs 2; ``min_size``
     ≤ ``batch_size``, as every other batch has ``batch_size``). ``X`` and ``y``: arrays of any
     backend (each indexed where it lives), or lists (read as NumPy arrays).
@@ -32,7 +33,8 @@ def minibatches(X, y, batch_size: int, shuffle: bool = True, seed=None,
         check_int(seed, "seed", low=0, expected="None, an integer ≥ 0 or a NumPy Generator")
     if len(X) != len(y):
         raise ValueError(f"X has {len(X)} examples but y has {len(y)} (they must have the same length)")
-    order = np.random.default_rng(seed).permutation(len(X)) if shuffle else np.arange(len(X))
+    rng = host_rng() if seed is None else np.random.default_rng(seed)
+    order = rng.permutation(len(X)) if shuffle else np.arange(len(X))
     return _batches(X, y, order, batch_bounds(len(X), batch_size, min_size))
 
 

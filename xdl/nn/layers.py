@@ -175,32 +175,39 @@ class BatchNorm(Module):
 class Standardize(Module):
     """x' = (x − mean) / scale per feature, with statistics fitted on the training set (see
     `xdl.data.Standardizer`); kept as buffers, so the model normalizes its own inputs and `xdl.save`
-    stores the statistics with the weights."""
+    stores the statistics with the weights. The statistics stay float64 in a model of any dtype
+    (`float64_buffers`), and x' is computed in float64 and returned in x's floating dtype (an
+    integer x in ``dtype``'s, float32 by default): in float32 a mean of 1e6 would be off by up to
+    0.03, more than the spread of a feature measured to 1e-3."""
+
+    float64_buffers = ("mean", "scale")
+    integer_dtype = np.dtype(np.float32)  # an integer x is cast to it (as by the other layers); (a layer pickled before)
 
     def __init__(self, features: int, mean=None, scale=None, dtype=None):
         super().__init__()
         self.features = check_int(features, "Standardize: features")
         check_dtype(dtype, "Standardize: dtype")
         self.config = {"features": self.features}
+        self.integer_dtype = np.dtype(dtype or np.float32)
         mean = np.zeros(features) if mean is None else np.asarray(mean, dtype=np.float64)
         scale = np.ones(features) if scale is None else np.asarray(scale, dtype=np.float64)
         if mean.shape != (features,) or scale.shape != (features,):
             raise ValueError(f"Standardize: mean and scale must be ({features},), got {mean.shape} and {scale.shape}")
         if not (np.isfinite(mean).all() and np.isfinite(scale).all() and (scale > 0).all()):
             raise ValueError("Standardize: mean must be finite, and scale finite and > 0")
-        self.add_buffer("mean", mean, dtype)
-        self.add_buffer("scale", scale, dtype)
+        self.add_buffer("mean", mean, np.float64)
+        self.add_buffer("scale", scale, np.float64)
 
     def forward(self, x):
-        x = check_input(x, lambda: f"Standardize({self.features})", self.features, "N", self.mean.dtype)
-        return (x - self.mean) / self.scale
+        x = check_input(x, lambda: f"Standardize({self.features})", self.features, "N", self.integer_dtype)
+        return ((x - self.mean) / self.scale).astype(x.dtype)
 
-    def host_forward(self, X: np.ndarray, name: str = "X") -> np.ndarray:
-        """forward on the host inputs ``X`` (m, features) before their cast to the layer's dtype:
-        (x − mean) / scale computed in float64 from the layer's statistics, then cast (`standardized`:
-        a result beyond the dtype's range is refused, naming the example and feature). What
-        `Module.network_input` runs for a model that starts with this layer."""
+    def host_forward(self, X: np.ndarray, dtype, name: str = "X") -> np.ndarray:
+        """forward on host inputs ``X`` (m, features), returned in ``dtype`` (the network's):
+        (x − mean) / scale in float64, then cast (`standardized`: a result beyond ``dtype``'s range
+        is refused, naming the example and feature). What `Module.network_input` runs for a model
+        that starts with this layer."""
         if X.shape[1] != self.features:
             raise ValueError(f"{name} has {X.shape[1]} features, the model expects {self.features}")
         mean, scale = (self.backend.to_numpy(a) for a in (self.mean, self.scale))
-        return standardized(X, mean, scale, self.mean.dtype, name)
+        return standardized(X, mean, scale, dtype, name)

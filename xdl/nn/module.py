@@ -20,13 +20,15 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import threading
+import weakref
 from typing import NamedTuple
 
 import numpy as np
 
 from xdl import backend as _backend
 from xdl.data.validation import check_bool, check_features, check_int
-from xdl.flat import check_packable, move, pack
+from xdl.flat import check_packable, move, pack, view_again
 from xdl.functions.classification import softmax_array
 from xdl.functions.elementwise import sigmoid_array
 from xdl.tensor import Parameter, Tensor, no_grad, tensor, to_numpy
@@ -80,6 +82,19 @@ def _is_dtype(value) -> bool:
     return value is not None and (dtype != object or value is object or value in ("O", "object"))
 
 
+_MODE_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # module → the lock of its `Module.mode` blocks
+_MODE_LOCKS_LOCK = threading.Lock()
+
+
+def _mode_lock(module) -> threading.RLock:
+    """``module``'s lock for `Module.mode` (reentrant: an evaluation inside a fit's evaluation)."""
+    with _MODE_LOCKS_LOCK:
+        lock = _MODE_LOCKS.get(module)
+        if lock is None:
+            lock = _MODE_LOCKS[module] = threading.RLock()
+        return lock
+
+
 class LoadedKeys(NamedTuple):
     """What `Module.load_state_dict` left out (PyTorch's ``_IncompatibleKeys``): the model's names
     the state lacks, and the state's names the model lacks."""
@@ -97,13 +112,16 @@ class Module:
     ``self.config`` (the constructor arguments) makes a module saveable by `xdl.save`.
     ``min_batch``: the smallest training batch the module can learn from (2 for batch norm);
     ``draws_random``: whether its training forward draws random numbers (dropout);
-    ``host_forward(X, name)``: its forward on a host (m, features) array before the cast to its
-    dtype, where a layer has one (`Standardize`; see `network_input`).
+    ``host_forward(X, dtype, name)``: its forward on a host (m, features) array, cast to the
+    network's ``dtype`` after, where a layer has one (`Standardize`; see `network_input`);
+    ``float64_buffers``: the buffers it keeps in float64 in a model of any dtype (`Standardize`'s
+    statistics).
     """
 
     min_batch = 1
     draws_random = False
     host_forward = None  # a layer that can run on the host, before the inputs' cast, defines it (`network_input`)
+    float64_buffers: tuple[str, ...] = ()  # buffers kept in float64 whatever the module's dtype (`astype` leaves them)
     predicts = None  # what its outputs predict, set by a Trainer from its loss (`PREDICTIONS`); None: classes
 
     def __init__(self):
@@ -258,14 +276,18 @@ class Module:
     @contextlib.contextmanager
     def mode(self, training: bool):
         """Training (True) or evaluation (False) mode for the block, then back to the mode each
-        module was in (a batch norm kept in evaluation while the rest trains stays so)."""
-        modes = [(module, module.training) for _, module in self.named_modules()]
-        self.train(training)
-        try:
-            yield self
-        finally:
-            for module, was_training in modes:
-                object.__setattr__(module, "training", was_training)
+        module was in (a batch norm kept in evaluation while the rest trains stays so). One thread
+        at a time holds a model's block (a second waits): two threads' blocks interleaved would each
+        put back the mode the other had set — `predict` from several threads would run some batches
+        in training mode, dropout on and batch norm's running statistics moved."""
+        with _mode_lock(self):
+            modes = [(module, module.training) for _, module in self.named_modules()]
+            self.train(training)
+            try:
+                yield self
+            finally:
+                for module, was_training in modes:
+                    object.__setattr__(module, "training", was_training)
 
     def set_random_key(self, seed: int | None, step: int = 0, steps_done=None) -> None:
         """Key the random draws of the next training forward passes by (seed, step): the module at
@@ -327,10 +349,11 @@ class Module:
         return pack(ordered) if ordered else []
 
     def __setstate__(self, state: dict) -> None:
-        """Unpickling copies every array apart: a model that owned a flat buffer places its
-        parameters in a new one, so they are views of one buffer again."""
+        """Unpickling (or a deep copy) copies every array apart: a model that owned a flat buffer
+        makes its parameters views of its buffer's copy again (an optimizer copied with it then
+        updates them: `Optimizer.__setstate__`), or places them in a new one where they had moved."""
         self.__dict__.update(state)
-        if state.get("_owns_flat"):
+        if state.get("_owns_flat") and not view_again([p for _, p in self.flat_order()]):
             self.flatten()
 
     def to(self, backend) -> Module:
@@ -365,7 +388,7 @@ class Module:
         and places kept)."""
         dtype = np.dtype(check_dtype(dtype, "astype: dtype", allow_none=False))
         buffers = [(module, name) for _, module in self.named_modules() for name in module._buffers
-                   if getattr(module, name).dtype.kind == "f"]
+                   if getattr(module, name).dtype.kind == "f" and name not in module.float64_buffers]
         if all(p.dtype == dtype for p in self.parameters()) and all(getattr(m, n).dtype == dtype for m, n in buffers):
             return self
         check_packable(self.parameters())  # a stack's parameters: refused before any is converted
@@ -430,22 +453,26 @@ class Module:
         """Whether forward already ends in a softmax/sigmoid (so predict_proba must not add one)."""
         return False
 
-    def network_input(self, X, name: str = "X", n_features: int | None = None, on_host: bool = True):
-        """``(inputs, network)``: ``X`` checked (`check_features`: numbers, finite, values the model's
-        dtype can hold, ``n_features`` of them) as a (m, features) NumPy array in the model's dtype,
-        and the module that computes the model's outputs from it — what `predict` and
-        `xdl.train.Trainer` run. A model whose forward starts with a layer that has a host form
-        (``host_forward``: a `Standardize` first in a `Sequential`) has that layer applied here,
-        before the cast, and ``network`` is the model after it (sharing its layers): cast first, a
-        feature with a large offset and a small spread would lose the spread (1e6 + 0.01·noise comes
-        in float32 steps of 0.0625). ``on_host=False`` leaves it in the network (a Trainer whose
-        batches are augmented on the raw values first)."""
+    def checked_input(self, X, name: str = "X", n_features: int | None = None) -> np.ndarray:
+        """``X`` checked (`check_features`: numbers, finite, values the model's dtype can hold,
+        ``n_features`` of them) and flattened to a (m, features) NumPy array, not yet cast to the
+        model's dtype (a float64 X stays float64: `network_input` casts it)."""
         X = check_features(X, name, n_features, dtype=self.dtype)
-        X = X.reshape(len(X), int(np.prod(X.shape[1:])))  # (an empty X too: NumPy infers no −1 axis of 0 rows)
+        return X.reshape(len(X), int(np.prod(X.shape[1:])))  # (an empty X too: NumPy infers no −1 axis of 0 rows)
+
+    def network_input(self, X, name: str = "X", on_host: bool = True):
+        """``(inputs, network)`` for a `checked_input` ``X``: the inputs in the model's dtype and the
+        module that computes the model's outputs from them — what `predict` and `xdl.train.Trainer`
+        run. A model whose forward starts with a layer that has a host form (``host_forward``: a
+        `Standardize` first in a `Sequential`) has that layer applied here, in float64 and before
+        the cast, and ``network`` is the model after it (sharing its layers): cast first, a feature
+        with a large offset and a small spread would lose the spread (1e6 + 0.01·noise comes in
+        float32 steps of 0.0625). ``on_host=False`` leaves it in the network (a Trainer whose
+        batches are augmented on the raw values first)."""
         first = self._host_layer() if on_host else None
         if first is None:
             return X.astype(self.dtype, copy=False), self
-        return first.host_forward(X, name), self[1:]
+        return first.host_forward(X, self.dtype, name), self[1:]
 
     def _host_layer(self):
         """The layer `network_input` applies on the host, or None: a model of one's own may call its
@@ -459,10 +486,11 @@ class Module:
         batches, as a NumPy array; a leading `Standardize` layer is applied in float64 before the
         cast to the model's dtype (`network_input`). ``X`` must be finite: a NaN row has no
         prediction (it is refused, naming the row). The model is in evaluation for the call and
-        back in its mode after it: to predict from several threads at once, call ``model.eval()``
-        first (one thread's call would otherwise see another switch it back to training)."""
+        back in its mode after it; calls from several threads take turns (`mode`). A model that
+        trains in another thread meanwhile would be switched to evaluation under its steps: predict
+        from a copy (``copy.deepcopy(model)``), or between epochs from a callback."""
         check_int(batch_size, "batch_size")
-        X, network = self.network_input(X)  # values the model's dtype can hold, as fit's
+        X, network = self.network_input(self.checked_input(X))  # values the model's dtype can hold, as fit's
         with self.evaluating():  # no rows: one empty batch, so the result has the outputs' width
             outs = [network(X[i:i + batch_size]).numpy() for i in range(0, max(len(X), 1), batch_size)]
         return np.concatenate(outs)

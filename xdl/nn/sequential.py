@@ -48,7 +48,7 @@ class Sequential(Module):
         """The first layer, where it has a host form (`Module.network_input`: a `Standardize`) and
         this model runs its layers in order (a subclass with its own forward runs whole)."""
         runs_in_order = type(self).forward is Sequential.forward
-        return self.layers[0] if runs_in_order and self.layers and self.layers[0].host_forward is not None else None
+        return self.layers[0] if runs_in_order and self.layers and _has_host_form(self.layers[0]) else None
 
     def __getitem__(self, i):
         """Layer ``i``; a slice is a Sequential of those layers, shared with this model (as in
@@ -92,6 +92,13 @@ class Sequential(Module):
     def __repr__(self) -> str:
         inner = ",\n".join(f"  ({i}) {layer!r}" for i, layer in enumerate(self.layers))
         return f"Sequential(\n{inner}\n)"
+
+
+def _has_host_form(layer) -> bool:
+    """Whether ``layer``'s ``host_forward`` is its forward's: defined by the class whose ``forward``
+    it runs (a subclass with its own forward, a clipped standardization, has none)."""
+    defining = next(cls for cls in type(layer).__mro__ if "forward" in vars(cls))
+    return "host_forward" in vars(defining) and layer.host_forward is not None
 
 
 def _fused(layer, after) -> bool:

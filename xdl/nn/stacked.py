@@ -26,6 +26,7 @@ import numpy as np
 
 from xdl import functions as F
 from xdl.backend import array_to_numpy, resolve_backend, thread_backend
+from xdl.data.validation import standardized
 from xdl.functions.batchnorm import layer_batch_norm
 from xdl.nn.architecture import build_on_host, describe
 from xdl.nn.layers import (BatchNorm, Dense, Dropout, LeakyReLU, ReLU, Sigmoid, Softmax, Standardize, Tanh,
@@ -77,6 +78,22 @@ class Stacked(Sequential):
 
     def __len__(self) -> int:
         return len(self.layers)
+
+    def __setstate__(self, state: dict) -> None:
+        """A copy (pickle, deepcopy) copies every array apart, views too: each stacked parameter is
+        made a (K, …) view of the copied (K, P) buffers again (its values written there first), in
+        the row's layout (`model_state`'s)."""
+        Module.__setstate__(self, state)
+        for name in ("data", "grad"):  # (a read-only memory map, joblib's: the stack's own copy)
+            if not getattr(getattr(self, name).flags, "writeable", True):
+                object.__setattr__(self, name, getattr(self, name).copy())
+        at = 0
+        for _, p in self.flat_order():
+            size = int(np.prod(p.shape[1:]))
+            data, grad = (a[:, at:at + size].reshape(p.shape) for a in (self.data, self.grad))
+            data[...] = p.data
+            grad[...] = 0 if p.grad is None else p.grad
+            p.data, p.grad, at = data, grad, at + size
 
     def zero_grad(self) -> None:
         self.grad.fill(0)
@@ -232,7 +249,7 @@ def _stacked_layer(layer, same: list, params: dict):
         return StackedDropout([m.rate for m in same])
     if isinstance(layer, Standardize):
         return StackedStandardize(np.stack([array_to_numpy(m.mean) for m in same]),
-                                  np.stack([array_to_numpy(m.scale) for m in same]), layer.mean.dtype)
+                                  np.stack([array_to_numpy(m.scale) for m in same]))
     if isinstance(layer, ELEMENTWISE):
         return type(layer)(**layer.config)
     raise StackError(f"stack: {type(layer).__name__} layers cannot be stacked yet")
@@ -313,18 +330,32 @@ class StackedDropout(Module):
 
 class StackedStandardize(Module):
     """K standardizations: model k's (x − mean[k]) / scale[k], of a shared input x (B, C) or of
-    its own x[:, k] of an input (B, K, C); → (B, K, C)."""
+    its own x[:, k] of an input (B, K, C); → (B, K, C). As `Standardize`, in float64 from float64
+    statistics, returned in x's floating dtype."""
 
-    def __init__(self, means, scales, dtype):
+    float64_buffers = ("mean", "scale")
+
+    def __init__(self, means, scales):
         super().__init__()
         self.features = means.shape[1]
-        self.add_buffer("mean", means, dtype)
-        self.add_buffer("scale", scales, dtype)
+        self.add_buffer("mean", means, np.float64)
+        self.add_buffer("scale", scales, np.float64)
 
     def forward(self, x):
         k, c = self.mean.shape
         if x.shape[1:] not in ((c,), (k, c)):
             raise ValueError(f"StackedStandardize: input of shape {tuple(x.shape)}; expected (B, {c}) or (B, {k}, {c}) "
                              f"for {k} models of {c} features")
-        x = as_floating(x, self.mean.dtype)
-        return ((x.reshape(x.shape[0], 1, c) if x.ndim == 2 else x) - self.mean) / self.scale
+        x = as_floating(x, np.float64)
+        return (((x.reshape(x.shape[0], 1, c) if x.ndim == 2 else x) - self.mean) / self.scale).astype(x.dtype)
+
+    def host_forward(self, X: np.ndarray, dtype, name: str = "X") -> np.ndarray:
+        """forward on host inputs ``X`` (B, C), in float64, cast to ``dtype``: (B, C) where the K
+        models share their statistics (`xdl.train.fit_many`'s: one standardization of X, which the
+        stacked dense layer takes as every model's input), else (B, K, C)."""
+        if X.shape[1] != self.features:
+            raise ValueError(f"{name} has {X.shape[1]} features, the models expect {self.features}")
+        mean, scale = (self.backend.to_numpy(a) for a in (self.mean, self.scale))
+        if (mean == mean[0]).all() and (scale == scale[0]).all():
+            return standardized(X, mean[0], scale[0], dtype, name)
+        return np.stack([standardized(X, m, s, dtype, name) for m, s in zip(mean, scale)], axis=1)

@@ -279,6 +279,22 @@ class EarlyStopping(Callback):
         self.best_state = dict(arrays) or None
 
 
+@contextlib.contextmanager
+def checkpoint_directories_held(callbacks):
+    """Within the block, the directory of each `Checkpoint` among ``callbacks`` is held by this fit
+    alone (`xdl.lock.RUN`, as ``xdl train`` holds its ``--out``): a second fit into it — in another
+    thread or process, resumed or not — is refused before it reads or writes anything, naming the
+    holder; two would each write their checkpoints over the other's."""
+    from xdl.lock import RUN, DirectoryLock
+
+    with contextlib.ExitStack() as held:
+        for cb in callbacks:
+            if isinstance(cb, Checkpoint):
+                check_writable_dir(cb.directory, "Checkpoint directory")
+                held.enter_context(DirectoryLock(cb.directory, "Checkpoint directory", RUN))
+        yield
+
+
 class Checkpoint(Callback):
     """Keep the run's last good state and its best one in ``directory``, each written atomically
     (an interrupted save leaves the previous file intact):

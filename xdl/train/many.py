@@ -49,6 +49,7 @@ from xdl.optim.stacked import StackedOptimizer
 from xdl.serialization import load, read_extra
 from xdl.tensor import Tensor, no_grad
 from xdl.train.callbacks import (Callback, EarlyStopping, callback_state, check_checkpoint_kind, check_monitored,
+                                 checkpoint_directories_held,
                                  check_record, load_callback_state, position, resume_path, stop_for_signal,
                                  write_checkpoint)
 from xdl.train.captured import CapturedSteps, loop_capture
@@ -314,63 +315,62 @@ class ManyTrainer:
                              "stopping watches the dev cost, so pass dev=(X_dev, y_dev) (or set patience 0)")
         X = X.reshape(len(X), -1)
         self._check_width(X.shape[1], standardize)
-        # as `Module.network_input` for one model: a shared Standardize layer applied in float64 before
-        # the cast (a large offset with a small spread keeps its spread), the steps run the rest
-        host_layer = None if standardize is None or self.configs[0].build_augment() is not None else \
-            copy.deepcopy(standardize).astype(self.dtype)  # its statistics as each model holds them
-        X = self._network_input(X, host_layer, "X")
         if dev is not None:
-            dev = (self._network_input(dev[0].reshape(len(dev[0]), -1), host_layer, "X_dev"), dev[1])
+            dev = (dev[0].reshape(len(dev[0]), -1), dev[1])
         bounds = self._batches(len(X))
         self._penalty_m = penalty_examples(self.batch_size, len(X))
         if self.model is None:
             self._build(X.shape[1], n_classes, standardize)
-        self._network = self.model if host_layer is None else self.model[1:]  # (sharing its layers)
         self._provenance = {"configs": [_described(c) for c in self.configs], "seed": self.seed,
                             "eval_train": self.eval_train, "callbacks": [type(cb).__name__ for cb in self.callbacks],
-                            "dtype": str(self.dtype), "n_classes": int(n_classes), "data": data_digest(X, y),
-                            "dev": data_digest(*dev) if dev is not None else None}
+                            "dtype": str(self.dtype), "n_classes": int(n_classes),
+                            "data": data_digest(X.astype(self.dtype, copy=False), y),  # (the data as given)
+                            "dev": data_digest(dev[0].astype(self.dtype, copy=False), dev[1]) if dev is not None
+                            else None}
         self.stop_training, self.resumed = False, resume is not None
-        if resume is not None:
-            self.load_checkpoint(checkpoint)
-        self.model.predicts = "classes"  # each model taken out predicts classes (a softmax cross-entropy)
-        for cb in self.callbacks:
-            cb.on_train_begin(self)
-        backend = self.model.backend
-        if self._augment is None:
-            X, y = backend.asarray(X), backend.asarray(y)
-        y_device = backend.asarray(y)
-        if dev is not None:
-            dev = (backend.asarray(dev[0]), backend.asarray(dev[1]))
-        bar = _progress_bar(self.progress, total=(self.epochs - self.epoch) * len(bounds) - self.step)
-        try:
-            # a model that diverges is marked failed and the others go on: NumPy's overflow warnings
-            # from its rows would only be noise beside its status and error
-            with SignalFlag() as signals, np.errstate(over="ignore", invalid="ignore"):
-                while self.epoch < self.epochs and not self.stop_training and "training" in self.status:
-                    record = self._train_epoch(X, y, y_device, dev, bounds, bar, signals)
-                    self.history.append(record)
-                    record = self.history.records[-1]  # what a callback adds to it is in the history
-                    for cb in self.callbacks:
-                        cb.on_epoch_end(self, record)
-                        check_record(record, cb)  # before a later one (a Checkpoint) writes it
-                    if self.stop_training:  # a callback stopped the batch: as early stopping, per model
-                        for k, status in enumerate(self.status):
-                            if status == "training":
-                                self.stop_model(k)
-                    if signals.received and self.epoch < self.epochs and "training" in self.status:
-                        stop_for_signal(self, signals.received)
-        finally:
-            bar.close()
-            self.model.set_random_key(None)
-            self._captured.clear()  # a next fit captures again
-        for cb in self.callbacks:
-            cb.on_train_end(self)
-        return self.results()
-
-    def _network_input(self, X, host_layer, name: str):
-        """``X`` (m, features) in the models' dtype, standardized first by ``host_layer`` if given."""
-        return X.astype(self.dtype, copy=False) if host_layer is None else host_layer.host_forward(X, name)
+        with checkpoint_directories_held(self.callbacks):  # (a resume's reads included)
+            if resume is not None:
+                self.load_checkpoint(checkpoint)
+            # as the Trainer: a leading Standardize applied on the host in float64 with the statistics the
+            # models hold (a resumed run's), the steps running the rest; not where batches are augmented
+            on_host = self._augment is None
+            X, self._network = self.model.network_input(X, "X", on_host=on_host)
+            if dev is not None:
+                dev = (self.model.network_input(dev[0], "X_dev", on_host=on_host)[0], dev[1])
+            self.model.predicts = "classes"  # each model taken out predicts classes (a softmax cross-entropy)
+            for cb in self.callbacks:
+                cb.on_train_begin(self)
+            backend = self.model.backend
+            if self._augment is None:
+                X, y = backend.asarray(X), backend.asarray(y)
+            y_device = backend.asarray(y)
+            if dev is not None:
+                dev = (backend.asarray(dev[0]), backend.asarray(dev[1]))
+            bar = _progress_bar(self.progress, total=(self.epochs - self.epoch) * len(bounds) - self.step)
+            try:
+                # a model that diverges is marked failed and the others go on: NumPy's overflow warnings
+                # from its rows would only be noise beside its status and error
+                with SignalFlag() as signals, np.errstate(over="ignore", invalid="ignore"):
+                    while self.epoch < self.epochs and not self.stop_training and "training" in self.status:
+                        record = self._train_epoch(X, y, y_device, dev, bounds, bar, signals)
+                        self.history.append(record)
+                        record = self.history.records[-1]  # what a callback adds to it is in the history
+                        for cb in self.callbacks:
+                            cb.on_epoch_end(self, record)
+                            check_record(record, cb)  # before a later one (a Checkpoint) writes it
+                        if self.stop_training:  # a callback stopped the batch: as early stopping, per model
+                            for k, status in enumerate(self.status):
+                                if status == "training":
+                                    self.stop_model(k)
+                        if signals.received and self.epoch < self.epochs and "training" in self.status:
+                            stop_for_signal(self, signals.received)
+            finally:
+                bar.close()
+                self.model.set_random_key(None)
+                self._captured.clear()  # a next fit captures again
+            for cb in self.callbacks:
+                cb.on_train_end(self)
+            return self.results()
 
     def _batches(self, m: int) -> list[tuple[int, int]]:
         min_size = 2 if self.configs[0].batch_norm else 1

@@ -41,6 +41,7 @@ from xdl.serialization import load, read_extra
 from xdl.tensor import no_grad, to_numpy
 from xdl.train import provenance
 from xdl.train.callbacks import (Callback, Checkpoint, callback_state, check_checkpoint_kind, check_monitored,
+                                 checkpoint_directories_held,
                                  check_record, load_callback_state, position, resume_path, stop_for_signal,
                                  write_checkpoint)
 from xdl.train.captured import CapturedSteps, loop_capture
@@ -138,7 +139,7 @@ class Trainer:
                                 "called")
         check_bool(eval_train, "eval_train")
         self.model, self.loss, self.optimizer = model, loss, optimizer
-        self._network = model  # what the steps run on the checked inputs: set by `_check`
+        self._network = model  # what the steps run on their inputs: set by `_network_inputs`
         self.l2, self.batch_size, self.epochs, self.schedule = float(l2), int(batch_size), int(epochs), schedule
         self.callbacks = sorted(callbacks, key=lambda cb: cb.order)
         self.augment, self.seed, self.eval_train, self.progress = augment, int(seed), bool(eval_train), progress
@@ -169,15 +170,11 @@ class Trainer:
         return getattr(self.loss, "predicts", None) == "labels"
 
     def _check(self, X, y, name: str = ""):
-        """X and y as host arrays for the model: X checked and flattened to (m, features) in the
-        model's dtype — a leading `Standardize` layer applied to it in float64 first, unless batches
-        are augmented (`Module.network_input`; ``self._network``, what the steps and evaluations
-        run, is then the model after that layer) —, y checked and, for an xdl loss, shaped for the
-        outputs once (`Loss.prepare`), so the steps call `Loss.compute` unchecked — a bad label is
-        named now, not at its batch."""
-        # augmentation sees the raw values, as the model's own Standardize layer then does
-        X, self._network = self.model.network_input(X, f"X{name}", _input_features(self.model),
-                                                    on_host=self.augment is None)
+        """X and y as host arrays for the model: X checked and flattened to (m, features)
+        (`Module.checked_input`; not yet the network's inputs: `_network_inputs`), y checked and,
+        for an xdl loss, shaped for the outputs once (`Loss.prepare`), so the steps call
+        `Loss.compute` unchecked — a bad label is named now, not at its batch."""
+        X = self.model.checked_input(X, f"X{name}", _input_features(self.model))
         if len(X) == 0:
             raise ValueError(f"X{name} has no examples")
         if y is None:
@@ -201,11 +198,19 @@ class Trainer:
         return X, y
 
     @no_grad()
+    def _network_inputs(self, X, name: str = ""):
+        """`_check`'s X as the steps and evaluations take it, ``self._network`` set to what runs on
+        it (`Module.network_input`: a leading `Standardize` layer applied in float64 before the
+        cast, with the statistics the model holds now — a resumed run's —, unless batches are
+        augmented: augmentation sees the raw values, as the model's own layer then does)."""
+        X, self._network = self.model.network_input(X, f"X{name}", on_host=self.augment is None)
+        return X
+
     def _output_shape(self, X) -> tuple:
         """The shape of the model's output for one example, from a forward pass of X's first one in
         evaluation mode (which changes nothing): what the targets are shaped for."""
         with self.model.evaluating():
-            return tuple(self._network(X[:1]).shape[1:])
+            return tuple(self.model(X[:1].astype(self.model.dtype)).shape[1:])
 
     @property
     def _step_loss(self):
@@ -266,7 +271,10 @@ class Trainer:
 
         Ctrl-C or SIGTERM finishes the current step, writes a resumable checkpoint (with a
         `Checkpoint` callback) and raises `xdl.train.Interrupted`, which says where it is; a second
-        one stops it inside a step, after which only a resume from the checkpoint goes on.
+        one stops it inside a step, after which only a resume from the checkpoint goes on. (Python
+        delivers signals to the main thread: a fit in another thread runs on through them; stop it
+        with a callback's ``trainer.stop_training = True``, or a `Control` file's ``stop = true``.)
+        Each `Checkpoint` directory is this fit's alone while it runs (`checkpoint_directories_held`).
         """
         checkpoint = None if resume is None else resume_path(resume)
         reason = self.eager_reason()
@@ -301,56 +309,60 @@ class Trainer:
         checkpointing = any(isinstance(cb, Checkpoint) for cb in self.callbacks)
         self._provenance_record = _provenance(self, X, y, dev) if resume is not None or checkpointing else None
         self.stop_training, self.resumed = False, resume is not None
-        if resume is not None:
-            self.load_checkpoint(checkpoint)
-        if getattr(self.loss, "predicts", None) is not None:  # what model.predict gives: classes, labels, values
-            self.model.predicts = self.loss.predicts
-        for cb in self.callbacks:
-            cb.on_train_begin(self)
-        # a run killed after its end (its checkpoint's stop or epochs; not a stop asked for on resuming)
-        if resume is not None and (self.epoch >= self.epochs or self.stop_training and self.history.stopped_epoch):
-            why = self.history.stopped_by or f"its {self.epoch} epochs trained"
-            more = "patience" if self.stop_training and self.history.stopped_epoch else "epochs"  # (early stopping's)
-            warn_caller(f"resume: the checkpoint's run is over ({why}): nothing to train; it ends as it ended — "
-                        f"raise {more} to train on")
-        # this fit's stop, if any, is the one to report: one from before (a checkpoint's, a first
-        # fit's) is over once training goes on; a callback may stop it here already (a stop read on resuming)
-        self.history.stopped_epoch = self.epoch if self.stop_training else None
-        self.history.diverged = None  # (a divergence a fit before reported is over too: it trains from a good state)
-        if not self.stop_training:
-            self.history.stopped_by = None
-        if self.augment is None:  # batches are then cut on the device: one transfer, not one per batch
-            backend = self.model.backend
-            X, y = backend.asarray(X), backend.asarray(y)
-            dev = (backend.asarray(dev[0]), backend.asarray(dev[1])) if dev is not None else None
-        bar = _progress_bar(self.progress, total=(self.epochs - self.epoch) * len(bounds) - self.step)
-        try:
-            with SignalFlag() as signals:
-                while self.epoch < self.epochs and not self.stop_training:
-                    record = self._train_epoch(X, y, dev, bounds, bar, signals)
-                    self.history.append(record)
-                    record = self.history.records[-1]  # what a callback adds to it is in the history
-                    for cb in self.callbacks:
-                        if self.stop_training:  # stopped by one before: a Checkpoint's state records it
+        with checkpoint_directories_held(self.callbacks):  # (a resume's reads included)
+            if resume is not None:
+                self.load_checkpoint(checkpoint)
+            X = self._network_inputs(X)
+            if dev is not None:
+                dev = (self._network_inputs(dev[0], "_dev"), dev[1])
+            if getattr(self.loss, "predicts", None) is not None:  # what model.predict gives: classes, labels, values
+                self.model.predicts = self.loss.predicts
+            for cb in self.callbacks:
+                cb.on_train_begin(self)
+            # a run killed after its end (its checkpoint's stop or epochs; not a stop asked for on resuming)
+            if resume is not None and (self.epoch >= self.epochs or self.stop_training and self.history.stopped_epoch):
+                why = self.history.stopped_by or f"its {self.epoch} epochs trained"
+                more = "patience" if self.stop_training and self.history.stopped_epoch else "epochs"  # (early stopping's)
+                warn_caller(f"resume: the checkpoint's run is over ({why}): nothing to train; it ends as it ended — "
+                            f"raise {more} to train on")
+            # this fit's stop, if any, is the one to report: one from before (a checkpoint's, a first
+            # fit's) is over once training goes on; a callback may stop it here already (a stop read on resuming)
+            self.history.stopped_epoch = self.epoch if self.stop_training else None
+            self.history.diverged = None  # (a divergence a fit before reported is over too: it trains from a good state)
+            if not self.stop_training:
+                self.history.stopped_by = None
+            if self.augment is None:  # batches are then cut on the device: one transfer, not one per batch
+                backend = self.model.backend
+                X, y = backend.asarray(X), backend.asarray(y)
+                dev = (backend.asarray(dev[0]), backend.asarray(dev[1])) if dev is not None else None
+            bar = _progress_bar(self.progress, total=(self.epochs - self.epoch) * len(bounds) - self.step)
+            try:
+                with SignalFlag() as signals:
+                    while self.epoch < self.epochs and not self.stop_training:
+                        record = self._train_epoch(X, y, dev, bounds, bar, signals)
+                        self.history.append(record)
+                        record = self.history.records[-1]  # what a callback adds to it is in the history
+                        for cb in self.callbacks:
+                            if self.stop_training:  # stopped by one before: a Checkpoint's state records it
+                                self.history.stopped_epoch = record["epoch"]
+                            stopped = self.stop_training
+                            cb.on_epoch_end(self, record)
+                            check_record(record, cb)  # before a later one (a Checkpoint) writes it
+                            if self.stop_training and not stopped and self.history.stopped_by is None:
+                                self.history.stopped_by = f"stopped by {type(cb).__name__}"  # (EarlyStopping says why)
+                        if self.stop_training:
                             self.history.stopped_epoch = record["epoch"]
-                        stopped = self.stop_training
-                        cb.on_epoch_end(self, record)
-                        check_record(record, cb)  # before a later one (a Checkpoint) writes it
-                        if self.stop_training and not stopped and self.history.stopped_by is None:
-                            self.history.stopped_by = f"stopped by {type(cb).__name__}"  # (EarlyStopping says why)
-                    if self.stop_training:
-                        self.history.stopped_epoch = record["epoch"]
-                    self._mid_step = False  # the epoch is closed: its record taken and every callback run on it
-                    bar.set_postfix(_postfix(record), refresh=False)
-                    if signals.received and self.epoch < self.epochs and not self.stop_training:
-                        stop_for_signal(self, signals.received)
-        finally:
-            bar.close()
-            self.model.set_random_key(None)  # a loop of the user's own after fit draws fresh masks
-            self._captured.clear()  # a next fit captures again
-        for cb in self.callbacks:
-            cb.on_train_end(self)
-        return self.history
+                        self._mid_step = False  # the epoch is closed: its record taken and every callback run on it
+                        bar.set_postfix(_postfix(record), refresh=False)
+                        if signals.received and self.epoch < self.epochs and not self.stop_training:
+                            stop_for_signal(self, signals.received)
+            finally:
+                bar.close()
+                self.model.set_random_key(None)  # a loop of the user's own after fit draws fresh masks
+                self._captured.clear()  # a next fit captures again
+            for cb in self.callbacks:
+                cb.on_train_end(self)
+            return self.history
 
     def _train_epoch(self, X, y, dev, bounds, bar, signals) -> dict:
         backend, xp = self.model.backend, self.model.backend.xp
@@ -477,7 +489,8 @@ class Trainer:
     def evaluate(self, X, y, batch_size: int = 1024) -> dict:
         """Cost (data loss) and accuracy (classification) of the model in evaluation mode."""
         check_int(batch_size, "batch_size")
-        return self._evaluate(*self._check(X, y), batch_size)
+        X, y = self._check(X, y)
+        return self._evaluate(self._network_inputs(X), y, batch_size)
 
     def _evaluate(self, X, y, batch_size: int = 1024, captured: bool = False) -> dict:
         """Cost and accuracy in evaluation mode. ``captured`` (within a fit whose steps are
@@ -599,7 +612,11 @@ def _non_finite_state(model) -> list[str]:
 
 
 def _provenance(trainer, X, y, dev) -> dict:
-    data = {"train": provenance.data_digest(X, y), "dev": provenance.data_digest(*dev) if dev is not None else None}
+    """The run's record, its data digests over `_check`'s X in the model's dtype (the data as given,
+    not as a model's statistics standardize it: a run's digest is the same resumed or not)."""
+    dtype = trainer.model.dtype
+    data = {"train": provenance.data_digest(X.astype(dtype, copy=False), y),
+            "dev": provenance.data_digest(dev[0].astype(dtype, copy=False), dev[1]) if dev is not None else None}
     return provenance.record(trainer, data)
 
 
