@@ -11,6 +11,7 @@ from xdl.function import Function
 from xdl.gradcheck import RECHECK, relative_difference
 from xdl.nn import BatchNorm, Dense, Sequential, Tanh
 from conftest import t64
+from test_autodiff import WrongSquare  # y = x², its backward 3x instead of 2x
 
 
 class NanSquare(Function):
@@ -48,17 +49,6 @@ class DoubledHalfSquare(Function):
         return (2 * gy * self.x,)
 
 
-class TripledSquare(Function):
-    """y = x², with a backward of 3x instead of 2x."""
-
-    def forward(self, x):
-        self.x = x
-        return x * x
-
-    def backward(self, gy):
-        return (3 * self.x * gy,)
-
-
 # -- 1. NaN and Inf are refused, not read as agreement -------------------------------------------
 def test_gradcheck_refuses_a_non_finite_gradient_or_cost_naming_where(backend):
     x = t64(backend, [1.0, 2.0, 3.0])
@@ -91,10 +81,10 @@ def test_gradcheck_catches_a_wrong_backward_whose_gradients_are_a_few_resolution
     assert result.hidden_bug and not result.passed and result.worst.name == "b"
     # gradients (≈ 2..7) three resolutions above J's rounding at ε (|J| = 1e9): a bug at RECHECK·ε
     x = t64(backend, np.random.default_rng(0).normal(size=(5, 3)))
-    wrong = xdl.gradcheck(lambda: TripledSquare.apply(x).sum() + 1e9, [x])
+    wrong = xdl.gradcheck(lambda: WrongSquare.apply(x).sum() + 1e9, [x])
     assert wrong.verdict == "bug" and not wrong.passed and wrong.unresolved == [], str(wrong)
     # ... and inconclusive only where J's rounding drowns them even at RECHECK·ε
-    drowned = xdl.gradcheck(lambda: TripledSquare.apply(x).sum() + 1e12, [x])
+    drowned = xdl.gradcheck(lambda: WrongSquare.apply(x).sum() + 1e12, [x])
     assert drowned.verdict == "inconclusive" and not drowned.passed
     assert f"{drowned.resolution / RECHECK:.1e} at {RECHECK}·ε" in str(drowned)
 
@@ -179,7 +169,7 @@ def test_gradcheck_refuses_a_cost_computed_in_float32(backend):
 
 def test_gradcheck_skips_an_empty_input_as_torch_and_refuses_only_empty_ones(backend):
     empty, x = t64(backend, np.zeros((0, 3))), t64(backend, [1.0, 2.0])
-    result = xdl.gradcheck(lambda e, t: e.sum() + TripledSquare.apply(t).sum(), [empty, x])
+    result = xdl.gradcheck(lambda e, t: e.sum() + WrongSquare.apply(t).sum(), [empty, x])
     assert result.verdict == "bug" and result.worst.input == 1 and result.per_input[0] == 0.0  # (was: argmax of
     assert xdl.gradcheck(lambda e, t: e.sum() + (t * t).sum(), [empty, x]).passed              # an empty sequence)
     with pytest.raises(ValueError, match=r"gradcheck: every input is empty \(0 elements\)"):
@@ -197,10 +187,10 @@ def test_gradcheck_checks_a_sample_of_elements_when_asked(backend, rng):
 
     result = xdl.gradcheck(cost, x, elements=6)
     assert result.passed and calls["n"] == 1 + 2 * 6  # the backprop pass, two evaluations per element
-    wrong = xdl.gradcheck(lambda t: TripledSquare.apply(t).sum(), x, elements=6)
+    wrong = xdl.gradcheck(lambda t: WrongSquare.apply(t).sum(), x, elements=6)
     i, j = wrong.worst.index
     assert wrong.verdict == "bug" and wrong.worst.analytic == pytest.approx(3 * float(x.numpy()[i, j]))
-    again = xdl.gradcheck(lambda t: TripledSquare.apply(t).sum(), x, elements=6)
+    again = xdl.gradcheck(lambda t: WrongSquare.apply(t).sum(), x, elements=6)
     assert again.worst.index == wrong.worst.index  # the same sample on every call
     calls["n"] = 0
     assert xdl.gradcheck(cost, t64(backend, [1.0, 2.0]), elements=6).passed and calls["n"] == 1 + 2 * 2  # all of it
