@@ -308,3 +308,19 @@ def test_a_copied_stack_s_parameters_are_views_of_its_buffers(copy_of):
     np.testing.assert_array_equal(copied.data, st.data)
     X = np.ones((5, 4), np.float32)
     np.testing.assert_array_equal(copied.model(1).predict_outputs(X), st.model(1).predict_outputs(X))
+
+
+@pytest.mark.parametrize("copy_of", [lambda o: __import__("copy").deepcopy(o),
+                                     lambda o: __import__("pickle").loads(__import__("pickle").dumps(o))])
+def test_a_stack_and_its_optimizer_copied_together_train_as_the_originals(copy_of):
+    from xdl.optim import Adam, StackedOptimizer
+
+    models = [xdl.nn.mlp(4, [8], 3) for _ in range(2)]
+    st = stack(models)
+    pairs = [(st, StackedOptimizer(st, [Adam(m, lr=lr) for m, lr in zip(models, (1e-2, 3e-2))]))]
+    pairs.append(copy_of(pairs[0]))
+    for s, o in pairs:
+        s.grad[...] = 1.0
+        o.step()
+    np.testing.assert_array_equal(pairs[1][0].data, pairs[0][0].data)
+    assert not np.array_equal(pairs[1][0].data, stack(models).data)  # (it moved)

@@ -199,8 +199,10 @@ def _restore_dtypes(model: Module, state: dict) -> None:
             p.data, repack = p.data.astype(dtype), True
     modules = dict(model.named_modules())
     for name, array in list(model.named_buffers()):
+        owner, _, attribute = name.rpartition(".")
+        if attribute in modules[f"{owner}." if owner else ""].float64_buffers:
+            continue  # float64 in a model of any dtype (an older file's float32 values are widened)
         if (dtype := saved(name, array)) != array.dtype:
-            owner, _, attribute = name.rpartition(".")
             setattr(modules[f"{owner}." if owner else ""], attribute, array.astype(dtype))
     if repack:
         model.flatten()

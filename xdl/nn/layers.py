@@ -177,8 +177,8 @@ class Standardize(Module):
     `xdl.data.Standardizer`); kept as buffers, so the model normalizes its own inputs and `xdl.save`
     stores the statistics with the weights. The statistics stay float64 in a model of any dtype
     (`float64_buffers`), and x' is computed in float64 and returned in x's floating dtype (an
-    integer x in ``dtype``'s, float32 by default): in float32 a mean of 1e6 would be off by up to
-    0.03, more than the spread of a feature measured to 1e-3."""
+    integer x's: ``dtype``, float32 by default, which `astype` leaves): in float32 a mean of 1e6
+    would be off by up to 0.03, more than the spread of a feature measured to 1e-3."""
 
     float64_buffers = ("mean", "scale")
     integer_dtype = np.dtype(np.float32)  # an integer x is cast to it (as by the other layers); (a layer pickled before)
@@ -187,7 +187,7 @@ class Standardize(Module):
         super().__init__()
         self.features = check_int(features, "Standardize: features")
         check_dtype(dtype, "Standardize: dtype")
-        self.config = {"features": self.features}
+        self.config = {"features": self.features, **({"dtype": np.dtype(dtype).name} if dtype is not None else {})}
         self.integer_dtype = np.dtype(dtype or np.float32)
         mean = np.zeros(features) if mean is None else np.asarray(mean, dtype=np.float64)
         scale = np.ones(features) if scale is None else np.asarray(scale, dtype=np.float64)

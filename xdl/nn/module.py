@@ -21,7 +21,6 @@ import contextlib
 import functools
 import inspect
 import threading
-import weakref
 from typing import NamedTuple
 
 import numpy as np
@@ -82,17 +81,22 @@ def _is_dtype(value) -> bool:
     return value is not None and (dtype != object or value is object or value in ("O", "object"))
 
 
-_MODE_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # module → the lock of its `Module.mode` blocks
-_MODE_LOCKS_LOCK = threading.Lock()
+_evaluation = threading.local()  # this thread's `evaluating_here`: every module read as in evaluation
 
 
-def _mode_lock(module) -> threading.RLock:
-    """``module``'s lock for `Module.mode` (reentrant: an evaluation inside a fit's evaluation)."""
-    with _MODE_LOCKS_LOCK:
-        lock = _MODE_LOCKS.get(module)
-        if lock is None:
-            lock = _MODE_LOCKS[module] = threading.RLock()
-        return lock
+@contextlib.contextmanager
+def evaluating_here():
+    """Every module in evaluation mode for the block, in this thread only: the modules' own flags
+    are left as they are, so another thread predicting with the same model, or training it, sees
+    its own mode (switching the shared flags, two threads' blocks put back each other's modes: some
+    batches ran in training mode, dropout on and batch norm's running statistics moved). How
+    `Module.predict_outputs` runs."""
+    before = getattr(_evaluation, "on", False)
+    _evaluation.on = True
+    try:
+        yield
+    finally:
+        _evaluation.on = before
 
 
 class LoadedKeys(NamedTuple):
@@ -276,18 +280,26 @@ class Module:
     @contextlib.contextmanager
     def mode(self, training: bool):
         """Training (True) or evaluation (False) mode for the block, then back to the mode each
-        module was in (a batch norm kept in evaluation while the rest trains stays so). One thread
-        at a time holds a model's block (a second waits): two threads' blocks interleaved would each
-        put back the mode the other had set — `predict` from several threads would run some batches
-        in training mode, dropout on and batch norm's running statistics moved."""
-        with _mode_lock(self):
-            modes = [(module, module.training) for _, module in self.named_modules()]
-            self.train(training)
-            try:
-                yield self
-            finally:
-                for module, was_training in modes:
-                    object.__setattr__(module, "training", was_training)
+        module was in (a batch norm kept in evaluation while the rest trains stays so). It sets the
+        modules' flags, which every thread reads: to predict beside another thread's use of the
+        model, `evaluating_here` (what ``predict`` does)."""
+        modes = [(module, module.__dict__.get("training", True)) for _, module in self.named_modules()]
+        self.train(training)
+        try:
+            yield self
+        finally:
+            for module, was_training in modes:
+                object.__setattr__(module, "training", was_training)
+
+    @property
+    def training(self) -> bool:
+        """Whether the module runs in training mode (dropout on, batch norm's batch statistics):
+        its flag (`train`, `eval`), read as False in a thread within `evaluating_here`."""
+        return self.__dict__.get("training", True) and not getattr(_evaluation, "on", False)
+
+    @training.setter
+    def training(self, value: bool) -> None:
+        self.__dict__["training"] = value
 
     def set_random_key(self, seed: int | None, step: int = 0, steps_done=None) -> None:
         """Key the random draws of the next training forward passes by (seed, step): the module at
@@ -387,6 +399,10 @@ class Module:
         zero. When everything floating has that dtype already, nothing changes (values, gradients
         and places kept)."""
         dtype = np.dtype(check_dtype(dtype, "astype: dtype", allow_none=False))
+        for _, module in self.named_modules():  # (widened where an older pickle held them in float32)
+            for name in module.float64_buffers:
+                if getattr(module, name).dtype != np.float64:
+                    object.__setattr__(module, name, getattr(module, name).astype(np.float64))
         buffers = [(module, name) for _, module in self.named_modules() for name in module._buffers
                    if getattr(module, name).dtype.kind == "f" and name not in module.float64_buffers]
         if all(p.dtype == dtype for p in self.parameters()) and all(getattr(m, n).dtype == dtype for m, n in buffers):
@@ -485,13 +501,12 @@ class Module:
         """Forward ``X`` (m, n_features, …: flattened, as a Trainer takes it) in evaluation mode, in
         batches, as a NumPy array; a leading `Standardize` layer is applied in float64 before the
         cast to the model's dtype (`network_input`). ``X`` must be finite: a NaN row has no
-        prediction (it is refused, naming the row). The model is in evaluation for the call and
-        back in its mode after it; calls from several threads take turns (`mode`). A model that
-        trains in another thread meanwhile would be switched to evaluation under its steps: predict
-        from a copy (``copy.deepcopy(model)``), or between epochs from a callback."""
+        prediction (it is refused, naming the row). The model runs in evaluation for the call, in
+        this thread only (`evaluating_here`): its modes are left as they are, so threads may predict
+        with one model at once, or beside its training."""
         check_int(batch_size, "batch_size")
         X, network = self.network_input(self.checked_input(X))  # values the model's dtype can hold, as fit's
-        with self.evaluating():  # no rows: one empty batch, so the result has the outputs' width
+        with evaluating_here():  # no rows: one empty batch, so the result has the outputs' width
             outs = [network(X[i:i + batch_size]).numpy() for i in range(0, max(len(X), 1), batch_size)]
         return np.concatenate(outs)
 

@@ -346,7 +346,7 @@ class StackedStandardize(Module):
         if x.shape[1:] not in ((c,), (k, c)):
             raise ValueError(f"StackedStandardize: input of shape {tuple(x.shape)}; expected (B, {c}) or (B, {k}, {c}) "
                              f"for {k} models of {c} features")
-        x = as_floating(x, np.float64)
+        x = as_floating(x, np.float32)  # (an integer x as `Standardize` takes it by default)
         return (((x.reshape(x.shape[0], 1, c) if x.ndim == 2 else x) - self.mean) / self.scale).astype(x.dtype)
 
     def host_forward(self, X: np.ndarray, dtype, name: str = "X") -> np.ndarray:

@@ -101,6 +101,20 @@ class StackedOptimizer(StepCount):
         for region in self.regions:
             self._hold(region)
 
+    def __setstate__(self, state: dict) -> None:
+        """A copy (pickle, deepcopy) copies every array apart, views too: each region's columns of
+        the model's and the state's (K, P) buffers, and its held settings, are made views again — of
+        the model copied with it, which it then trains (as `Optimizer.__setstate__`)."""
+        self.__dict__.update(state)
+        start = 0
+        for region in self.regions:
+            cols, start = slice(start, start + region.data.shape[1]), start + region.data.shape[1]
+            region.data, region.grad = self.model.data[:, cols], self.model.grad[:, cols]
+            region.params = [self.model.parameters()[0]]
+            region.state = {name: a[:, cols] for name, a in self._state.items()}
+            numbers = [name for name, value in region.settings.items() if isinstance(value, np.ndarray)]
+            region.hyperparameters = {**region.settings, **{name: region.held[i] for i, name in enumerate(numbers)}}
+
     def _region(self, start, stop, per_model: list[dict]) -> _Region:
         settings = {}
         for name in per_model[0]:

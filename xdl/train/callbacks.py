@@ -285,13 +285,25 @@ def checkpoint_directories_held(callbacks):
     alone (`xdl.lock.RUN`, as ``xdl train`` holds its ``--out``): a second fit into it — in another
     thread or process, resumed or not — is refused before it reads or writes anything, naming the
     holder; two would each write their checkpoints over the other's."""
+    import errno
+
     from xdl.lock import RUN, DirectoryLock
 
+    directories = [cb.directory for cb in callbacks if isinstance(cb, Checkpoint)]
+    resolved = [d.resolve() for d in directories]
+    if len(set(resolved)) < len(resolved):  # they would write over each other's files
+        twice = next(d for d, r in zip(directories, resolved) if resolved.count(r) > 1)
+        raise ValueError(f"callbacks: two Checkpoint callbacks write into {str(twice)!r}; give each its own directory")
     with contextlib.ExitStack() as held:
-        for cb in callbacks:
-            if isinstance(cb, Checkpoint):
-                check_writable_dir(cb.directory, "Checkpoint directory")
-                held.enter_context(DirectoryLock(cb.directory, "Checkpoint directory", RUN))
+        for directory in directories:
+            check_writable_dir(directory, "Checkpoint directory")
+            try:
+                held.enter_context(DirectoryLock(directory, "Checkpoint directory", RUN))
+            except OSError as e:
+                if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP):  # (in use: refused, as meant)
+                    raise
+                warn_caller(f"Checkpoint directory {str(directory)!r}: its file system takes no locks ({e.strerror}); "
+                            "this fit goes on without holding it, so make sure no other fit writes there")
         yield
 
 

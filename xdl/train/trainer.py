@@ -197,7 +197,6 @@ class Trainer:
                 raise type(e)(f"y{name}: {e}") from None
         return X, y
 
-    @no_grad()
     def _network_inputs(self, X, name: str = ""):
         """`_check`'s X as the steps and evaluations take it, ``self._network`` set to what runs on
         it (`Module.network_input`: a leading `Standardize` layer applied in float64 before the
@@ -206,6 +205,7 @@ class Trainer:
         X, self._network = self.model.network_input(X, f"X{name}", on_host=self.augment is None)
         return X
 
+    @no_grad()
     def _output_shape(self, X) -> tuple:
         """The shape of the model's output for one example, from a forward pass of X's first one in
         evaluation mode (which changes nothing): what the targets are shaped for."""
