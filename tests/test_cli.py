@@ -532,3 +532,29 @@ def test_a_run_holds_its_out_alone_while_it_runs(tmp_path, capsys):
     assert err.count(f"--out {str(out)!r} is in use by another run: process {os.getpid()}") == 2
     assert "two would each write their checkpoints over the other's" in err
     assert main(["train", *FAST, "--out", str(out)]) == 0 and not (out / "run.lock").exists()
+
+
+def test_a_second_benchmark_in_one_out_is_refused(tmp_path, capsys):
+    from xdl.lock import BENCH, DirectoryLock
+
+    (tmp_path / "B").mkdir()
+    with DirectoryLock(tmp_path / "B", "--out", BENCH):
+        assert main(["bench", "optimizers", "--quick", "--out", str(tmp_path / "B")]) == 1
+    assert "--out" in (err := capsys.readouterr().err) and "is in use by another benchmark" in err
+
+
+def test_best_toml_leaves_where_a_run_writes_to_the_run(tmp_path):
+    """A --config best.toml --resume RUN/checkpoints went on in best.toml's out (xdl-run), not in RUN."""
+    from xdl.tune.study import Study
+
+    assert main(["tune", *FAST[:4], "--epochs", "2", "--trials", "2", "--no-progress", "--out", str(tmp_path / "T")]) == 0
+    text = (tmp_path / "T" / "best.toml").read_text()
+    assert "\nout =" not in "\n" + text and "resume" not in text
+    assert Study.load(tmp_path / "T").best_config().out == "xdl-run"
+
+
+def test_a_resume_into_another_out_says_so(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", *FAST, "--epochs", "2", "--out", "R"]) == 0
+    assert main(["train", *FAST, "--epochs", "3", "--resume", "R/checkpoints", "--out", "S"]) == 0
+    assert "the rest of the run goes to --out 'S', not to 'R'" in capsys.readouterr().out

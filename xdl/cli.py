@@ -37,7 +37,7 @@ from xdl.diagnose import diagnose
 from xdl.losses import SoftmaxCrossEntropy, l2
 from xdl.files import atomic_write, check_directory_name, check_writable_dir, read_toml
 from xdl.hostmemory import keep_freed_memory
-from xdl.lock import RUN, DirectoryLock, check_not_in_use, took_over_note
+from xdl.lock import BENCH, RUN, DirectoryLock, check_not_in_use, took_over_note
 from xdl.serialization import read_extra
 from xdl.train import BEST_FILE, CHECKPOINT_FILE, Checkpoint, Control, Interrupted
 from xdl.train.callbacks import CONTROL_FILE, check_checkpoint_kind, position, resume_path, unfinished_run
@@ -349,6 +349,9 @@ def train(config: TrainConfig, args=None) -> int:
     _check_flags_read(config, args)
     check_not_in_use(out, "--out", RUN)  # a look: a run at work there is named before anything else
     resuming = _check_resume(config) if config.resume else None
+    elsewhere = Path(_run_directory(config.resume)) if config.resume else out
+    if elsewhere.resolve() != out.resolve() and resume_path(config.resume).parent.name == "checkpoints":
+        resuming += f"; the rest of the run goes to --out {str(out)!r}, not to {str(elsewhere)!r}"
     own = out / "checkpoints" / CHECKPOINT_FILE
     replacing = None
     if not config.resume or resume_path(config.resume).resolve() != own.resolve():  # (a resume into another --out)
@@ -393,7 +396,7 @@ def train(config: TrainConfig, args=None) -> int:
             if trainer.last_checkpoint is None:
                 raise
             signal_name = _signal_of(stop)
-            print(f"\nxdl train: interrupted by {signal_name} again, before the step finished; the last checkpoint "
+            print(f"\nxdl train: interrupted by {signal_name} before the step finished; the last checkpoint "
                   f"stands: to continue, {_resume_command(trainer)}", file=sys.stderr)
             return _signal_status(signal_name)
         except FloatingPointError as e:
@@ -518,6 +521,9 @@ def _check_resume(config: TrainConfig) -> str:
         given = Path(config.resume)
         meant = next((p for p in (given / "checkpoints", given.parent) if (p / CHECKPOINT_FILE).is_file()), None)
         hint = f"; did you mean --resume {shlex.quote(str(meant))}?" if meant is not None else ""
+        if meant is None and (given / BEST_FILE).is_file():  # killed before its first checkpoint.npz
+            hint = (f"; it holds a best epoch: --resume {shlex.quote(str(given / BEST_FILE))} --out OTHER continues "
+                    "from it")
         where = f"in {config.resume!r}" if given.is_dir() else f"at {config.resume!r} (no such directory)"
         raise FileNotFoundError(f"--resume: no checkpoint {CHECKPOINT_FILE} {where}{hint}")
     try:
@@ -735,10 +741,12 @@ def bench_optimizers(config, args) -> int:
     # every option before the directory is made (benchmark checks them again; a user's rule is loaded once)
     check_options(problems, optimizers, seeds, trials, args.seed, args.lr)
     out = check_directory_name(args.out, "--out")
+    check_not_in_use(out, "--out", BENCH)  # a benchmark at work there is named before anything else
     replaced = _check_no_interrupted_benchmark(out)
     start = time.perf_counter()
-    with xdl.use(args.backend) as backend:
+    with xdl.use(args.backend) as backend, contextlib.ExitStack() as held:
         check_writable_dir(out, "--out")  # made only now that the options and the backend are good
+        held.enter_context(DirectoryLock(out, "--out", BENCH))  # two would write their results over each other's
         if replaced:
             print(replaced)
         search = f"no lr search (every optimizer at --lr {args.lr:g})" if args.lr is not None else f"{trials} lr trials"

@@ -1,5 +1,5 @@
-"""`DirectoryLock`: a search (`xdl tune`) or a training run (`xdl train`) holds its directory
-alone while it runs.
+"""`DirectoryLock`: a search (`xdl tune`), a training run (`xdl train`, a fit's `Checkpoint`
+directory) or a benchmark (`xdl bench optimizers`) holds its directory alone while it runs.
 
 Two searches writing one ``trials.json`` would each rewrite it from their own list of trials, and
 the last writer's list would be all that is left; two runs in one ``--out`` would each write their
@@ -48,6 +48,8 @@ SEARCH = LockKind("search.lock", "search", "A study takes one search at a time �
 RUN = LockKind("run.lock", "run", "A directory takes one training run at a time — two would each write their "
              "checkpoints over the other's; wait for that one to end (or stop it: Ctrl-C, or stop = true in its "
              "control.toml), or use another {who}")
+BENCH = LockKind("bench.lock", "benchmark", "A directory takes one benchmark at a time — two would each write their "
+               "results over the other's; wait for that one to end, or use another {who}")
 # `check_not_in_use` holds the lock for the instant of a look: a holder starting then tries again
 # (LOOK_TRIES attempts LOOK_SECONDS apart) rather than take the look for a holder at work
 LOOK_TRIES, LOOK_SECONDS = 5, 0.02

@@ -151,12 +151,13 @@ class Study:
         return TrainConfig.from_dict({**self.meta["base"], **self.best.params}, source=f"trial {self.best.number}")
 
     def write_best(self) -> Path:
-        """``best.toml`` in the study's directory: every option of `best_config`, for ``xdl train
-        --config`` (its ``out`` the default)."""
+        """``best.toml`` in the study's directory: every option of `best_config` but where a run
+        writes (``out``: the default, or ``--out``; a ``--resume`` with it goes on in its run's
+        directory) and what it resumes, for ``xdl train --config``."""
         if self.directory is None:
             raise ValueError("write_best: this study keeps no directory (tune(..., directory=...)); "
                              "best_config() gives the configuration")
-        values = {k: v for k, v in dataclasses.asdict(self.best_config()).items() if k not in ("resume",)}
+        values = {k: v for k, v in dataclasses.asdict(self.best_config()).items() if k not in ("resume", "out")}
         text = "".join(f"{k} = {_toml(v)}\n" for k, v in values.items())
         return atomic_write(self.directory / BEST_FILE, lambda f: f.write(text), binary=False)
 
