@@ -558,3 +558,19 @@ def test_a_resume_into_another_out_says_so(tmp_path, capsys, monkeypatch):
     assert main(["train", *FAST, "--epochs", "2", "--out", "R"]) == 0
     assert main(["train", *FAST, "--epochs", "3", "--resume", "R/checkpoints", "--out", "S"]) == 0
     assert "the rest of the run goes to --out 'S', not to 'R'" in capsys.readouterr().out
+
+
+def test_a_second_search_in_one_out_is_refused_by_its_flag_before_any_output(tmp_path, capsys):
+    from xdl.lock import SEARCH, DirectoryLock
+
+    (tmp_path / "T").mkdir()
+    with DirectoryLock(tmp_path / "T", "directory", SEARCH):
+        assert main(["tune", *FAST[:4], "--trials", "2", "--out", str(tmp_path / "T")]) == 1
+    captured = capsys.readouterr()
+    assert "--out" in captured.err and "is in use by another search" in captured.err and captured.out == ""
+
+
+def test_gradcheck_refuses_a_config_file_s_resume_naming_the_file_s_key(tmp_path, capsys):
+    (tmp_path / "r.toml").write_text('resume = "somewhere"\n')
+    assert main(["gradcheck", "--config", str(tmp_path / "r.toml")]) == 1
+    assert "--config: resume = 'somewhere' continues an xdl train run" in capsys.readouterr().err

@@ -607,9 +607,9 @@ def _report(history, metrics, diagnosis, seconds, files) -> None:
 # -- xdl gradcheck ------------------------------------------------------------------------------
 def gradcheck(config: TrainConfig, args=None) -> int:
     """Gradient-check J = cost (+ L2) of the configured model on a small batch, in float64."""
-    if config.resume:  # it would be ignored: the check is of a model as the options build it
-        raise ValueError("--resume: xdl gradcheck checks a freshly initialized model of these options, not a "
-                         "checkpoint's (--resume is xdl train's)")
+    if config.resume:  # (a --config file's: it has no such flag) it would be ignored
+        raise ValueError(f"--config: resume = {config.resume!r} continues an xdl train run; xdl gradcheck checks a "
+                         "freshly initialized model of these options, not a checkpoint's")
     with xdl.use(config.backend, precision=config.precision) as backend:
         xdl.seed(config.seed)
         X, y = xdl.datasets.load(config.dataset)
@@ -671,6 +671,7 @@ def tune(config: TrainConfig, args) -> int:
               "values take the place of what the command line gives")
     planned = len(searched.grid(trials)) if strategy == "grid" else trials
     out = Path(args.tune_out)
+    check_not_in_use(out, "--out")  # a search at work there is named before anything else (as xdl train's)
     with xdl.use(config.backend, precision=config.precision) as backend, contextlib.ExitStack() as held:
         scheduler = args.scheduler
         if args.execution == "dask" and scheduler is not None:  # the cluster answers before anything is made
