@@ -172,7 +172,8 @@ def test_a_trainer_needs_instances_and_an_optimizer_of_its_model():
     one_output = xdl.nn.mlp(2, [4], 1)
     with pytest.raises(ValueError, match="SoftmaxCrossEntropy needs 2 or more outputs, the model gives 1; .*Binary"):
         Trainer(one_output, SoftmaxCrossEntropy(), Adam(one_output), progress=False).fit(np.zeros((8, 2)), np.zeros(8))
-    assert Trainer(model, lambda outputs, labels: (outputs * outputs).mean(), Adam(model)).loss  # a loss of one's own
+    with pytest.warns(UserWarning, match="model.predict will give classes"):  # (it says nothing of that)
+        assert Trainer(model, lambda outputs, labels: (outputs * outputs).mean(), Adam(model)).loss  # one's own
     frozen = Adam(model.layers[-1])  # part of the model (the rest frozen) is fine
     assert Trainer(model, SoftmaxCrossEntropy(), frozen).optimizer is frozen
 
@@ -721,3 +722,60 @@ def test_a_second_fit_into_a_checkpoint_directory_in_use_is_refused(tmp_path):
         first.join(30)
     with pytest.warns(UserWarning, match="nothing to train"):  # free again (its run over)
         assert trainer(Hold()).fit(X, y, resume=tmp_path).records[-1]["epoch"] == 2
+
+
+def test_a_loss_function_of_one_s_own_gets_targets_shaped_as_the_outputs():
+    """(m,) targets against (m, 1) outputs broadcast to (m, m) in the function's arithmetic: the run
+    trained on another objective (dev cost 4.7 against 0.008) and its accuracy was another's."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 3)).astype(np.float32)
+    y = X @ np.array([1.0, -2.0, 0.5], np.float32)
+
+    def squared(outputs, targets):
+        assert outputs.shape == targets.shape
+        d = outputs - targets
+        return (d * d).mean()
+
+    squared.predicts = "values"
+    costs = []
+    for loss in (xdl.losses.MeanSquaredError(), squared):
+        xdl.seed(0)
+        model = xdl.nn.mlp(3, [16], 1)
+        history = Trainer(model, loss, Adam(model, lr=1e-2), epochs=5, progress=False).fit(X, y, dev=(X, y))
+        costs.append(history.final()["dev_cost"])
+    assert costs[1] == pytest.approx(costs[0], rel=1e-5)
+
+
+def test_a_loss_function_is_checked_before_the_run():
+    X, y = xdl.datasets.moons(60, seed=0)
+    xdl.seed(0)
+    model = xdl.nn.mlp(2, [4], 1)
+
+    def per_example(outputs, targets):
+        return ((outputs - targets) ** 2).sum(axis=1)
+
+    per_example.predicts = "values"
+    trainer = Trainer(model, per_example, Adam(model), epochs=1, progress=False)
+    with pytest.raises(TypeError, match=r"loss: per_example\(outputs, labels\) returned a tensor of shape \(2,\)"):
+        trainer.fit(X, y)
+    trainer.loss.predicts = "values"
+    trainer.loss = xdl.losses.MeanSquaredError()
+    assert trainer.fit(X, y).final()["epoch"] == 1  # (the refused fit left it usable)
+
+    def said_wrong(outputs, targets):
+        return ((outputs - targets) ** 2).mean()
+
+    said_wrong.predicts = "value"
+    with pytest.raises(ValueError, match=r"loss.predicts must be one of .* got 'value'"):
+        Trainer(model, said_wrong, Adam(model))
+    with pytest.warns(UserWarning, match="model.predict will give classes"):
+        Trainer(model, lambda outputs, targets: ((outputs - targets) ** 2).mean(), Adam(model))
+
+
+def test_a_model_ending_in_a_model_that_ends_in_a_sigmoid_is_refused_with_binary_cross_entropy():
+    from xdl.nn import Dense, Sequential, Sigmoid
+
+    model = Sequential(Sequential(Dense(5, 8), xdl.nn.ReLU(), Dense(8, 1), Sigmoid()))
+    assert model.outputs_probabilities()
+    with pytest.raises(ValueError, match="it ends in Sigmoid, so its outputs are probabilities"):
+        Trainer(model, xdl.losses.BinaryCrossEntropy(), Adam(model))

@@ -46,7 +46,8 @@ GRADCHECK_EXAMPLES = 16
 # the options a gradient check reads (the model, its cost, the data, the seed, where it runs); another's
 # flag is noted as ignored
 GRADCHECK_READS = ("dataset", "hidden", "activation", "init", "batch_norm", "dropout", "l2", "seed", "backend")
-# the options of a training run, which xdl gradcheck does not offer as flags (a --config file's are ignored)
+# the options of a training run, which xdl gradcheck does not offer as flags (a --config file's are ignored,
+# but resume, which is refused)
 GRADCHECK_SKIPS = ("resume", "out", "checkpoint_every", "epochs", "patience", "progress", "capture")
 USER_ERRORS = (ValueError, TypeError, OSError, ImportError, FloatingPointError, BackendError, MemoryError)
 
@@ -298,8 +299,9 @@ def config_from_args(args) -> TrainConfig:
         flags["backend"] = environment_backend()
     in_file = read_toml(args.config, "--config") if args.config is not None else {}
     resume = flags.get("resume", in_file.get("resume"))
-    if resume and isinstance(resume, str) and "out" not in flags and "out" not in in_file:
-        flags["out"] = _run_directory(resume)  # a resumed run goes on where it was (Keras's BackupAndRestore)
+    if resume and isinstance(resume, str) and "out" not in flags and "out" not in in_file \
+            and (run := _run_directory(resume)) is not None:
+        flags["out"] = str(run)  # a resumed run goes on where it was (Keras's BackupAndRestore)
     saved = _resumed_study(args)[0].get("base", {})  # xdl tune --resume: under the file and the flags
     source = "command line" if args.config is None else f"config file {str(args.config)!r}"
     try:
@@ -318,12 +320,11 @@ def config_from_args(args) -> TrainConfig:
         raise
 
 
-def _run_directory(resume: str) -> str:
-    """The --out of a run resumed from ``resume`` with no --out given: the directory its checkpoints
-    lie in (OUT/checkpoints), where its files are to be written; the default where the checkpoint
-    lies elsewhere (a best.npz copied apart)."""
-    checkpoints = Path(resume).parent if Path(resume).is_file() else Path(resume)
-    return str(checkpoints.parent) if checkpoints.name == "checkpoints" else TrainConfig().out
+def _run_directory(resume) -> Path | None:
+    """The directory of the run whose checkpoints ``resume`` names (OUT of OUT/checkpoints), where
+    a resume with no --out writes; None where the checkpoint lies elsewhere (a best.npz copied apart)."""
+    checkpoints = resume_path(resume).parent
+    return checkpoints.parent if checkpoints.name == "checkpoints" else None
 
 
 def _resumed_study(args) -> tuple[dict, list]:
@@ -349,9 +350,9 @@ def train(config: TrainConfig, args=None) -> int:
     _check_flags_read(config, args)
     check_not_in_use(out, "--out", RUN)  # a look: a run at work there is named before anything else
     resuming = _check_resume(config) if config.resume else None
-    elsewhere = Path(_run_directory(config.resume)) if config.resume else out
-    if elsewhere.resolve() != out.resolve() and resume_path(config.resume).parent.name == "checkpoints":
-        resuming += f"; the rest of the run goes to --out {str(out)!r}, not to {str(elsewhere)!r}"
+    run_dir = _run_directory(config.resume) if config.resume else None
+    if run_dir is not None and run_dir.resolve() != out.resolve():
+        resuming += f"; the rest of the run goes to --out {str(out)!r}, not to {str(run_dir)!r}"
     own = out / "checkpoints" / CHECKPOINT_FILE
     replacing = None
     if not config.resume or resume_path(config.resume).resolve() != own.resolve():  # (a resume into another --out)

@@ -86,7 +86,7 @@ def atomic_write(path, write, binary: bool = True) -> Path:
     """
     path = check_target(path)
     if _written_in_place(path):
-        buffered = io.BufferedWriter(_InOrder(path, "w"))
+        buffered = io.BufferedWriter(_Unseekable(path, "w"))
         with buffered if binary else io.TextIOWrapper(buffered) as f:  # (what open() builds)
             write(f)
         return path
@@ -114,7 +114,7 @@ def atomic_write(path, write, binary: bool = True) -> Path:
     return path
 
 
-class _InOrder(io.FileIO):
+class _Unseekable(io.FileIO):
     """A device or a pipe, written from start to end: it has no position to seek to. (/dev/null
     says it has one, always 0, which np.savez's zipfile would take for its entries' offsets; where
     there is none, zipfile, and matplotlib, write in order.)"""

@@ -113,6 +113,12 @@ def move(params, backend) -> list[FlatBuffer]:
     return out
 
 
+def views_of(p) -> tuple:
+    """``p``'s (data, grad) views of the flat buffer it is placed in (``p._flat``)."""
+    flat, offset = p._flat
+    return tuple(a[offset:offset + p.size].reshape(p.shape) for a in (flat.data, flat.grad))
+
+
 def view_again(params) -> bool:
     """After a copy (pickle, deepcopy), which copies every array apart, views too: each of
     ``params`` made a view of the buffer it was placed in again, its values (and gradient) written
@@ -124,9 +130,8 @@ def view_again(params) -> bool:
         return False
     if not all(getattr(a.flags, "writeable", True) for flat, _ in places for a in (flat.data, flat.grad)):
         return False
-    for p, (flat, offset) in zip(params, places):
-        end = offset + p.size
-        data, grad = flat.data[offset:end].reshape(p.shape), flat.grad[offset:end].reshape(p.shape)
+    for p in params:
+        data, grad = views_of(p)
         data[...] = p.data  # (the same values, unless one was rebound by hand before the copy)
         grad[...] = 0 if p.grad is None else p.grad
         p.data, p.grad = data, grad

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from xdl.data.validation import cast_within, check_features, standardized
+from xdl.data.validation import cast_within, check_features, rows, standardized
 
 
 class Standardizer:
@@ -39,7 +39,7 @@ class Standardizer:
         m = len(X)
         if m == 0:
             raise ValueError("Standardizer.fit: X has no examples")
-        X = _rows(X)
+        X = rows(X)
         with np.errstate(over="ignore", invalid="ignore"):  # values near float64's limit: refused below
             mean = X.mean(axis=0, dtype=np.float64)
             var = X.var(axis=0, dtype=np.float64)
@@ -55,7 +55,7 @@ class Standardizer:
         """(X − μ) / σ, computed in float64 and returned in ``X``'s floating dtype (float32 for
         integers); a value beyond that dtype's range is refused, naming its example and feature."""
         X = self._checked(X)
-        return standardized(_rows(X), self.mean, self.scale, X.dtype, "Standardizer.transform: X").reshape(X.shape)
+        return standardized(rows(X), self.mean, self.scale, X.dtype, "Standardizer.transform: X").reshape(X.shape)
 
     def fit_transform(self, X) -> np.ndarray:
         return self.fit(X).transform(X)
@@ -65,7 +65,7 @@ class Standardizer:
         ``X``'s floating dtype (float32 for integers: standardized values are fractions); a value
         beyond that dtype's range is refused, naming its example and feature."""
         X = self._checked(X)
-        Z = _rows(X)
+        Z = rows(X)
         with np.errstate(over="ignore", invalid="ignore"):  # refused by cast_within, by name
             values = Z * self.scale + self.mean
 
@@ -95,7 +95,3 @@ class Standardizer:
         if self.mean is None:
             raise RuntimeError("Standardizer: call fit(X_train) first")
 
-
-def _rows(X: np.ndarray) -> np.ndarray:
-    """``X`` (m, n_features, …) as (m, features): an empty batch too (NumPy cannot infer a −1 axis of 0 rows)."""
-    return X.reshape(len(X), int(np.prod(X.shape[1:])))

@@ -128,6 +128,12 @@ def check_labels(y, m: int, name: str = "y", n_classes: int | None = None, x_nam
     return y if np.issubdtype(y.dtype, np.integer) else y.astype(np.int64)
 
 
+def rows(X: np.ndarray) -> np.ndarray:
+    """``X`` (m, n_features, …) as (m, features): an empty batch too (NumPy cannot infer a −1 axis
+    of 0 rows)."""
+    return X.reshape(len(X), int(np.prod(X.shape[1:])))
+
+
 def standardized(X: np.ndarray, mean: np.ndarray, scale: np.ndarray, dtype, name: str = "X") -> np.ndarray:
     """z = (x − mean) / scale per feature of ``X`` (m, n), computed in float64 and returned in
     ``dtype``. Cast first, a feature with a large offset and a small spread would lose the spread

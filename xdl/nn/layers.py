@@ -181,7 +181,6 @@ class Standardize(Module):
     would be off by up to 0.03, more than the spread of a feature measured to 1e-3."""
 
     float64_buffers = ("mean", "scale")
-    integer_dtype = np.dtype(np.float32)  # an integer x is cast to it (as by the other layers); (a layer pickled before)
 
     def __init__(self, features: int, mean=None, scale=None, dtype=None):
         super().__init__()
@@ -197,6 +196,13 @@ class Standardize(Module):
             raise ValueError("Standardize: mean must be finite, and scale finite and > 0")
         self.add_buffer("mean", mean, np.float64)
         self.add_buffer("scale", scale, np.float64)
+
+    def __setstate__(self, state: dict) -> None:
+        """A layer an older xdl pickled: its statistics widened to float64, integers cast to float32."""
+        super().__setstate__(state)
+        self.__dict__.setdefault("integer_dtype", np.dtype(np.float32))
+        for name in self.float64_buffers:
+            object.__setattr__(self, name, getattr(self, name).astype(np.float64, copy=False))
 
     def forward(self, x):
         x = check_input(x, lambda: f"Standardize({self.features})", self.features, "N", self.integer_dtype)

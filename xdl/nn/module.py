@@ -26,7 +26,7 @@ from typing import NamedTuple
 import numpy as np
 
 from xdl import backend as _backend
-from xdl.data.validation import check_bool, check_features, check_int
+from xdl.data.validation import check_bool, check_features, check_int, rows
 from xdl.flat import check_packable, move, pack, view_again
 from xdl.functions.classification import softmax_array
 from xdl.functions.elementwise import sigmoid_array
@@ -399,10 +399,6 @@ class Module:
         zero. When everything floating has that dtype already, nothing changes (values, gradients
         and places kept)."""
         dtype = np.dtype(check_dtype(dtype, "astype: dtype", allow_none=False))
-        for _, module in self.named_modules():  # (widened where an older pickle held them in float32)
-            for name in module.float64_buffers:
-                if getattr(module, name).dtype != np.float64:
-                    object.__setattr__(module, name, getattr(module, name).astype(np.float64))
         buffers = [(module, name) for _, module in self.named_modules() for name in module._buffers
                    if getattr(module, name).dtype.kind == "f" and name not in module.float64_buffers]
         if all(p.dtype == dtype for p in self.parameters()) and all(getattr(m, n).dtype == dtype for m, n in buffers):
@@ -473,8 +469,7 @@ class Module:
         """``X`` checked (`check_features`: numbers, finite, values the model's dtype can hold,
         ``n_features`` of them) and flattened to a (m, features) NumPy array, not yet cast to the
         model's dtype (a float64 X stays float64: `network_input` casts it)."""
-        X = check_features(X, name, n_features, dtype=self.dtype)
-        return X.reshape(len(X), int(np.prod(X.shape[1:])))  # (an empty X too: NumPy infers no −1 axis of 0 rows)
+        return rows(check_features(X, name, n_features, dtype=self.dtype))
 
     def network_input(self, X, name: str = "X", on_host: bool = True):
         """``(inputs, network)`` for a `checked_input` ``X``: the inputs in the model's dtype and the

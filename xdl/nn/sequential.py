@@ -87,7 +87,9 @@ class Sequential(Module):
         return len(self.layers)
 
     def outputs_probabilities(self) -> bool:
-        return bool(self.layers) and isinstance(self.layers[-1], Softmax | Sigmoid)
+        """Whether the last layer is a softmax or a sigmoid (or a model that ends in one)."""
+        return bool(self.layers) and (isinstance(self.layers[-1], Softmax | Sigmoid)
+                                      or self.layers[-1].outputs_probabilities())
 
     def __repr__(self) -> str:
         inner = ",\n".join(f"  ({i}) {layer!r}" for i, layer in enumerate(self.layers))

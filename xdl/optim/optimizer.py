@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from xdl.data.validation import check_bool
-from xdl.flat import FlatBuffer, flat_views, is_view_of
+from xdl.data.validation import check_bool, check_int
+from xdl.flat import FlatBuffer, flat_views, is_view_of, views_of
 from xdl.graph import host_effect, require_not_capturing
 from xdl.tensor import Tensor
 
@@ -118,7 +118,7 @@ def rate_at(lr, count: int) -> float:
         return math.inf
     if isinstance(value, np.ndarray) and value.shape == ():
         value = value[()]
-    if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.integer | np.floating):
+    if not _is_number(value):
         raise TypeError(f"the lr schedule {getattr(lr, '__name__', lr)!r} returned {value!r} at count {count}; "
                         "a schedule returns a number")
     return _real(value)
@@ -207,14 +207,13 @@ class Optimizer(StepCount):
         for g in self.groups:
             if all(p._flat is place for p, place in zip(g.params, g.placed)):
                 for i, (p, (data, grad)) in enumerate(zip(g.params, g.views)):
-                    flat, offset = p._flat
-                    views = tuple(a[offset:offset + p.size].reshape(p.shape) for a in (flat.data, flat.grad))
+                    views = views_of(p)
                     if p.data is data:  # (one rebound by hand stays so: the next step writes it back)
                         p.data = views[0]
                     if p.grad is grad:
                         p.grad = views[1]
                     g.views[i] = views
-                g.flats = [_viewed_again(flat) for flat in g.flats]
+                g.flats = [_group_view(flat) for flat in g.flats]
             _bind_hyperparameters(g)
 
     # -- hooks for subclasses -------------------------------------------------------------
@@ -253,10 +252,7 @@ class Optimizer(StepCount):
             raise ValueError("a parameter appears twice in the group (it would be updated twice per step)")
         self._check_setting_names(group)
         settings = {**self.defaults, **{k: v for k, v in group.items() if k != "params"}}
-        check_lr(settings["lr"])
-        self.check_settings(settings)
-        _check_eps_in(settings, {p.dtype for p in params})
-        lr = rate_at(settings["lr"], self.t)
+        lr = self._checked_rate(settings, {p.dtype for p in params}, self.t)
         flats = flat_views(params)
         xp = params[0].backend.xp
         state = [{name: xp.zeros_like(f.data) for name in self.state_names} for f in flats]
@@ -301,19 +297,25 @@ class Optimizer(StepCount):
         for name in changes:
             self._setting_name(group, name)
         settings = {**group.settings, **changes}
-        check_lr(settings["lr"])
-        self.check_settings(settings)
-        _check_eps_in(settings, [f.data.dtype for f in group.flats])
         for name, value in changes.items():
             if name in group.held_names[1:] and not _is_number(value):  # held on the device as a number
                 raise ValueError(f"{name} must be a number, got {value!r}")
-        lr = rate_at(settings["lr"], self.t)
+        lr = self._checked_rate(settings, [f.data.dtype for f in group.flats], self.t)
         if any(name not in group.held_names or callable(value) or callable(group.settings[name])
                for name, value in changes.items()):
             self.version += 1  # read on the host when the step is built: a captured one would keep the old
         group.settings.update(changes)
         _bind_hyperparameters(group)
         self._hold(group, lr)
+
+    def _checked_rate(self, settings: dict, dtypes, t: int) -> float:
+        """A group's ``settings`` checked as the constructor checks them, for parameters of
+        ``dtypes``; the rate its step after ``t`` steps uses (a schedule evaluated: one that returns
+        no number is refused now)."""
+        check_lr(settings["lr"])
+        self.check_settings(settings)
+        _check_eps_in(settings, dtypes)
+        return rate_at(settings["lr"], t)
 
     def _setting_name(self, group: ParamGroup, name: str) -> str:
         """``name`` if ``group`` has that setting, else a KeyError listing the ones it has."""
@@ -330,10 +332,10 @@ class Optimizer(StepCount):
     @lr.setter
     def lr(self, value) -> None:
         check_lr(value)
-        rate_at(value, self.t)  # a schedule that returns no number is refused before any group holds it
-        self.defaults["lr"] = value
+        rate_at(value, self.t)  # (refused before any group holds it: each group's check is the same)
         for g in self.groups:
             self._set(g, {"lr": value})
+        self.defaults["lr"] = value
 
     def current_lr(self, group: ParamGroup | None = None) -> float:
         """The rate the next step uses (a schedule is evaluated at t, the steps taken so far)."""
@@ -475,17 +477,14 @@ class Optimizer(StepCount):
         if saved_class is not None and saved_class != type(self).__name__:
             raise ValueError(f"optimizer state is {saved_class}'s, this optimizer is {type(self).__name__}: "
                              "their state buffers mean different things")
-        t = state["t"]
-        if not _is_int(t) or t < 0:
-            raise ValueError(f"optimizer state's t (the steps taken) must be an integer ≥ 0, got {t!r}")
+        t = check_int(state["t"], "optimizer state's t (the steps taken)", low=0)
         for name in ("state", "settings", "first_steps"):
             if name in state and len(state[name]) != len(self.groups):
                 raise ValueError(f"optimizer state has {len(state[name])} groups' {name}, this optimizer "
                                  f"{len(self.groups)} groups")
-        for gi, first in enumerate(state.get("first_steps", ())):
-            if not _is_int(first) or not 0 <= first <= t:  # Adam's t counts from a group's first step
-                raise ValueError(f"optimizer state's first_steps[{gi}] (the step group {gi} was added at) must be an "
-                                 f"integer in [0, t = {t}], got {first!r}")
+        for gi, first in enumerate(state.get("first_steps", ())):  # Adam's t counts from a group's first step
+            check_int(first, f"optimizer state's first_steps[{gi}] (the step group {gi} was added at)", low=0,
+                      high=t, expected=f"an integer in [0, t = {t}]")
         for gi, (g, saved) in enumerate(zip(self.groups, state["state"])):
             if len(saved) != len(g.flats):
                 raise ValueError(f"optimizer state of group {gi} has {len(saved)} buffers per dtype, "
@@ -510,10 +509,7 @@ class Optimizer(StepCount):
                                  f"does not take (its settings: {', '.join(g.settings)})")
             settings = {**g.settings, **saved}
             try:  # the constructor's checks: a hand-edited or foreign state is refused before a step uses it
-                check_lr(settings["lr"])
-                self.check_settings(settings)
-                _check_eps_in(settings, [f.data.dtype for f in g.flats])
-                rate_at(settings["lr"], t)
+                self._checked_rate(settings, [f.data.dtype for f in g.flats], t)
             except (TypeError, ValueError) as e:
                 raise ValueError(f"optimizer state of group {gi}: {e}") from None
 
@@ -568,10 +564,6 @@ class GroupSettings(MutableMapping):
         return f"{{'params': [{len(self._group.params)} parameters], {settings}}}"
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
-
-
 def _keys_of(value) -> str:
     return f"a dict of {sorted(map(str, value))}" if isinstance(value, dict) else type(value).__name__
 
@@ -604,7 +596,7 @@ def _reattach(p, data_view, grad_view, name: str) -> None:
         setattr(p, attribute, view)
 
 
-def _viewed_again(flat: FlatBuffer) -> FlatBuffer:
+def _group_view(flat: FlatBuffer) -> FlatBuffer:
     """A copied group ``flat``: its parameters' whole buffer, or the run of it they fill (a copy
     of a view is an array of its own)."""
     whole, start = flat.params[0]._flat

@@ -263,9 +263,9 @@ class StackedOptimizer(StepCount):
         self.t = int(state["t"])
 
     def check_state_dict(self, state: dict) -> None:
-        """Raise ValueError unless ``state`` fits: the same rule, regions and shapes, K frozen flags,
-        each setting K values the models' optimizers would take (`Optimizer.check_settings`), a
-        step count ≥ 0. Nothing changes."""
+        """Raise ValueError (a TypeError for a non-dict) unless ``state`` fits: the same rule, regions
+        and shapes, K frozen flags, each setting K values the models' optimizers would take
+        (`Optimizer.check_settings`), a step count ≥ 0. Nothing changes."""
         if not isinstance(state, dict):
             raise TypeError(f"optimizer state must be a dict, as state_dict() gives, got {type(state).__name__}")
         if state.get("class") != type(self.rule).__name__:

@@ -35,10 +35,11 @@ from xdl.caller import warn_caller
 from xdl.data import Augment, check_labels, training_batches
 from xdl.data.validation import check_bool, check_dev_pair, check_int
 from xdl.nn import Module, Sequential
+from xdl.nn.module import PREDICTIONS
 from xdl.optim import Optimizer
 from xdl.optim.optimizer import check_rate, takes_one_argument
 from xdl.serialization import load, read_extra
-from xdl.tensor import no_grad, to_numpy
+from xdl.tensor import Tensor, no_grad, to_numpy
 from xdl.train import provenance
 from xdl.train.callbacks import (Callback, Checkpoint, callback_state, check_checkpoint_kind, check_monitored,
                                  checkpoint_directories_held,
@@ -110,8 +111,18 @@ class Trainer:
         if schedule is not None and not takes_one_argument(schedule):
             raise TypeError(f"schedule must take one argument, the epochs completed (epoch → learning rate, as "
                             f"xdl.optim.schedules' do), got {schedule!r} (a Keras schedule(epoch, lr)?)")
-        if getattr(loss, "predicts", None) in ("classes", "labels") and model.outputs_probabilities():
-            last = model.layers[-1] if getattr(model, "layers", None) else model
+        predicts = getattr(loss, "predicts", None)
+        if predicts is not None and predicts not in PREDICTIONS:  # (xdl.save would refuse it, after the run)
+            raise ValueError(f"loss.predicts must be one of {PREDICTIONS} (what model.predict then gives) or None, "
+                             f"got {predicts!r}")
+        if not isinstance(loss, _losses.Loss) and predicts is None:  # what predict will give, said before the run
+            warn_caller(f"loss: {getattr(loss, '__name__', type(loss).__name__)} says nothing of what the model "
+                        "predicts, so model.predict will give classes (each row's argmax); set its predicts to "
+                        "'values' (a regression) or 'labels' (yes/no per output), as xdl's losses say it")
+        if isinstance(loss, _losses.Loss) and predicts in ("classes", "labels") and model.outputs_probabilities():
+            last = model
+            while getattr(last, "layers", None):  # (the innermost last layer: a model may end in a model)
+                last = last.layers[-1]
             raise ValueError(f"model: it ends in {type(last).__name__}, so its outputs are probabilities, "
                              f"and {type(loss).__name__} takes logits (it applies the "
                              f"{'softmax' if loss.predicts == 'classes' else 'sigmoid'} itself, stably): remove the "
@@ -139,7 +150,7 @@ class Trainer:
                                 "called")
         check_bool(eval_train, "eval_train")
         self.model, self.loss, self.optimizer = model, loss, optimizer
-        self._network = model  # what the steps run on their inputs: set by `_network_inputs`
+        self._network = model  # what the steps run on their inputs (`Module.network_input`, set by fit)
         self.l2, self.batch_size, self.epochs, self.schedule = float(l2), int(batch_size), int(epochs), schedule
         self.callbacks = sorted(callbacks, key=lambda cb: cb.order)
         self.augment, self.seed, self.eval_train, self.progress = augment, int(seed), bool(eval_train), progress
@@ -171,7 +182,7 @@ class Trainer:
 
     def _check(self, X, y, name: str = ""):
         """X and y as host arrays for the model: X checked and flattened to (m, features)
-        (`Module.checked_input`; not yet the network's inputs: `_network_inputs`), y checked and,
+        (`Module.checked_input`; not yet the network's inputs, made by fit), y checked and,
         for an xdl loss, shaped for the outputs once (`Loss.prepare`), so the steps call
         `Loss.compute` unchecked — a bad label is named now, not at its batch."""
         X = self.model.checked_input(X, f"X{name}", _input_features(self.model))
@@ -181,7 +192,7 @@ class Trainer:
             raise TypeError(f"y{name} is None; fit needs the labels (or targets) of X{name}")
         if isinstance(self.augment, Augment):  # images of its shape: a mismatch named now, not at a batch
             self.augment.check(X.shape[1], f"X{name}", "augment")
-        shape = (len(X), *self._output_shape(X)) if isinstance(self.loss, _losses.Loss) else None
+        shape = (len(X), *self._output_shape(X))
         if isinstance(self.loss, _losses.SoftmaxCrossEntropy):  # class indices, in the checks' own words
             n_out = shape[1] if len(shape) == 2 else None
             y = check_labels(y, len(X), f"y{name}", n_classes=max(n_out, 2) if n_out else None, x_name=f"X{name}")
@@ -190,20 +201,29 @@ class Trainer:
             if y.ndim == 0 or len(y) != len(X):
                 raise ValueError(f"X{name} has {len(X)} examples but y{name} has {len(y) if y.ndim else 0} "
                                  "(they must have the same length)")
-        if shape is not None:
+        if isinstance(self.loss, _losses.Loss):
             try:
                 y = self.loss.prepare(y, shape, get_backend("numpy"), self.model.dtype)
             except (TypeError, ValueError) as e:
                 raise type(e)(f"y{name}: {e}") from None
+        else:  # a function of (outputs, labels): targets with the outputs' shape, as Keras lines y_true up with
+            if y.shape != shape and y.size == math.prod(shape):  # y_pred — (m,) against (m, 1) would broadcast
+                y = y.reshape(shape)  # to (m, m) in the function's arithmetic, silently
+            self._check_loss_value(X, y)
         return X, y
 
-    def _network_inputs(self, X, name: str = ""):
-        """`_check`'s X as the steps and evaluations take it, ``self._network`` set to what runs on
-        it (`Module.network_input`: a leading `Standardize` layer applied in float64 before the
-        cast, with the statistics the model holds now — a resumed run's —, unless batches are
-        augmented: augmentation sees the raw values, as the model's own layer then does)."""
-        X, self._network = self.model.network_input(X, f"X{name}", on_host=self.augment is None)
-        return X
+    @no_grad()
+    def _check_loss_value(self, X, y) -> None:
+        """A loss function of one's own gives one number for a batch (its mean over it): one made
+        per example (Keras's per-sample form), or a float, is named now — found at the first step's
+        backward pass, it would leave the run inside a step."""
+        with self.model.evaluating():
+            value = self.loss(self.model(X[:2].astype(self.model.dtype)), y[:2])
+        if not (isinstance(value, Tensor) and value.size == 1):
+            got = f"a tensor of shape {value.shape}" if isinstance(value, Tensor) else f"a {type(value).__name__}"
+            raise TypeError(f"loss: {getattr(self.loss, '__name__', type(self.loss).__name__)}(outputs, labels) "
+                            f"returned {got}; it must return the batch's cost as a one-element xdl tensor (the mean "
+                            "over the batch, as xdl's losses and Keras's reductions give)")
 
     @no_grad()
     def _output_shape(self, X) -> tuple:
@@ -312,9 +332,13 @@ class Trainer:
         with checkpoint_directories_held(self.callbacks):  # (a resume's reads included)
             if resume is not None:
                 self.load_checkpoint(checkpoint)
-            X = self._network_inputs(X)
+            # the network's inputs (`Module.network_input`): a leading Standardize applied on the host with
+            # the statistics the model holds now (a resumed run's) — unless batches are augmented: augmentation
+            # sees the raw values, as the model's own layer then does
+            on_host = self.augment is None
+            X, self._network = self.model.network_input(X, "X", on_host=on_host)
             if dev is not None:
-                dev = (self._network_inputs(dev[0], "_dev"), dev[1])
+                dev = (self.model.network_input(dev[0], "X_dev", on_host=on_host)[0], dev[1])
             if getattr(self.loss, "predicts", None) is not None:  # what model.predict gives: classes, labels, values
                 self.model.predicts = self.loss.predicts
             for cb in self.callbacks:
@@ -490,7 +514,8 @@ class Trainer:
         """Cost (data loss) and accuracy (classification) of the model in evaluation mode."""
         check_int(batch_size, "batch_size")
         X, y = self._check(X, y)
-        return self._evaluate(self._network_inputs(X), y, batch_size)
+        X, self._network = self.model.network_input(X, on_host=self.augment is None)
+        return self._evaluate(X, y, batch_size)
 
     def _evaluate(self, X, y, batch_size: int = 1024, captured: bool = False) -> dict:
         """Cost and accuracy in evaluation mode. ``captured`` (within a fit whose steps are
