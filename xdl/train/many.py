@@ -56,7 +56,7 @@ from xdl.train.captured import CapturedSteps, loop_capture
 from xdl.train.history import History
 from xdl.train.interrupt import SignalFlag
 from xdl.train.provenance import data_digest
-from xdl.train.trainer import _progress_bar, penalty_examples
+from xdl.train.trainer import _progress_bar, network_data, penalty_examples
 
 # Options the K configurations must share: they change shapes, the batches, or the update rule.
 SHARED = ("dataset", "hidden", "activation", "batch_norm", "batch_size", "optimizer", "augment_shift", "augment_noise",
@@ -331,12 +331,7 @@ class ManyTrainer:
         with checkpoint_directories_held(self.callbacks):  # (a resume's reads included)
             if resume is not None:
                 self.load_checkpoint(checkpoint)
-            # as the Trainer: a leading Standardize applied on the host in float64 with the statistics the
-            # models hold (a resumed run's), the steps running the rest; not where batches are augmented
-            on_host = self._augment is None
-            X, self._network = self.model.network_input(X, "X", on_host=on_host)
-            if dev is not None:
-                dev = (self.model.network_input(dev[0], "X_dev", on_host=on_host)[0], dev[1])
+            X, dev, self._network = network_data(self.model, X, dev, on_host=self._augment is None)
             self.model.predicts = "classes"  # each model taken out predicts classes (a softmax cross-entropy)
             for cb in self.callbacks:
                 cb.on_train_begin(self)

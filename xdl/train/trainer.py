@@ -332,13 +332,7 @@ class Trainer:
         with checkpoint_directories_held(self.callbacks):  # (a resume's reads included)
             if resume is not None:
                 self.load_checkpoint(checkpoint)
-            # the network's inputs (`Module.network_input`): a leading Standardize applied on the host with
-            # the statistics the model holds now (a resumed run's) — unless batches are augmented: augmentation
-            # sees the raw values, as the model's own layer then does
-            on_host = self.augment is None
-            X, self._network = self.model.network_input(X, "X", on_host=on_host)
-            if dev is not None:
-                dev = (self.model.network_input(dev[0], "X_dev", on_host=on_host)[0], dev[1])
+            X, dev, self._network = network_data(self.model, X, dev, on_host=self.augment is None)
             if getattr(self.loss, "predicts", None) is not None:  # what model.predict gives: classes, labels, values
                 self.model.predicts = self.loss.predicts
             for cb in self.callbacks:
@@ -634,6 +628,17 @@ def _non_finite_state(model) -> list[str]:
         return []
     named = [(n, p.data) for n, p in model.named_parameters()] + list(model.named_buffers())
     return [name for name, a in named if not bool(xp.isfinite(a).all())]
+
+
+def network_data(model, X, dev, on_host: bool):
+    """``(X, dev, network)``: a run's checked X and dev pair as the network's inputs, and the module
+    that runs on them (`Module.network_input`: a leading Standardize applied on the host with the
+    statistics the model holds now — a resumed run's —, unless ``on_host`` is False: batches
+    augmented on the host see the raw values, as the model's own layer then does)."""
+    X, network = model.network_input(X, "X", on_host=on_host)
+    if dev is not None:
+        dev = (model.network_input(dev[0], "X_dev", on_host=on_host)[0], dev[1])
+    return X, dev, network
 
 
 def _provenance(trainer, X, y, dev) -> dict:
