@@ -229,3 +229,18 @@ def test_a_history_without_some_columns_is_plotted_with_those_it_has(tmp_path):
     path = plots.plot_history(History([{"epoch": 1, "dev_cost": 0.5}, {"epoch": 2, "dev_cost": 0.4}]),
                               tmp_path / "p.png")
     assert path.read_bytes()[:4] == b"\x89PNG" and plots.pyplot().get_fignums() == []
+
+
+def test_a_regression_s_history_is_plotted_without_an_empty_accuracy_panel(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+
+    from xdl.plots import plot_history
+    from xdl.train import History
+
+    history = History([{"epoch": e, "train_cost": 1.0 / e, "dev_cost": 1.2 / e, "train_accuracy": None,
+                        "dev_accuracy": None, "lr": 0.01} for e in (1, 2, 3)])
+    shown, original = [], plt.subplots
+    monkeypatch.setattr(plt, "subplots", lambda *a, **kw: shown.append(a) or original(*a, **kw))
+    plot_history(history, tmp_path / "h.png")
+    assert shown == [(1, 2)] and (tmp_path / "h.png").is_file()  # cost and learning rate

@@ -1323,3 +1323,8 @@ def test_a_stop_of_the_users_own_callback_is_named_and_a_resume_goes_on(tmp_path
     assert (history.stopped_epoch, history.stopped_by, len(history)) == (2, "stopped by StopAt", 2)
     resumed = callback_trainer([StopAt(), Checkpoint(tmp_path)]).fit(s.X_train, s.y_train, resume=tmp_path)
     assert (len(resumed), resumed.stopped_epoch, resumed.stopped_by) == (4, None, None)  # (only EarlyStopping's stays)
+
+
+def test_softmax_cross_entropy_reads_boolean_labels_as_classes_0_and_1():
+    loss, out = SoftmaxCrossEntropy(), xdl.tensor(np.array([[1.0, 0.0], [0.0, 1.0], [2.0, 0.0]]))
+    assert loss(out, np.array([True, False, True])).item() == loss(out, np.array([1, 0, 1])).item()

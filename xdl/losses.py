@@ -85,11 +85,13 @@ class SoftmaxCrossEntropy(Loss):
                              "output and 0/1 labels use BinaryCrossEntropy")
         y = _as_array(labels, backend, "SoftmaxCrossEntropy: labels")
         xp = backend.xp
+        if y.dtype == np.bool_:  # False and True are classes 0 and 1 (as `check_labels` reads them)
+            y = y.astype(np.int64)
         if y.ndim == 1:
             if y.shape[0] != m:
                 raise ValueError(f"SoftmaxCrossEntropy: {y.shape[0]} labels for {m} examples")
             if not np.issubdtype(y.dtype, np.integer):
-                if y.dtype == np.bool_ or not xp.all(xp.isfinite(y) & (y == xp.round(y))):
+                if not xp.all(xp.isfinite(y) & (y == xp.round(y))):
                     raise ValueError(f"SoftmaxCrossEntropy: labels must be class indices (integers), "
                                      f"got dtype {y.dtype} with values that are not (finite) integers")
                 if y.size and (float(y.min()) < 0 or float(y.max()) >= n_classes):  # before a cast that would wrap

@@ -26,7 +26,8 @@ def plot_history(history, path, smoothing: float = 0.6) -> Path:
 
     A curve is drawn at the epochs that recorded it (a dev set measured in some epochs: those), and
     smoothed over its finite values, as TensorBoard smooths (one NaN epoch leaves a gap, not NaN
-    ever after); a column the history lacks is left out. Every argument is checked before anything
+    ever after); a column the history lacks is left out, and a panel none of its columns fill (a
+    regression's accuracy). Every argument is checked before anything
     is drawn, and a failure leaves no figure open."""
     if not isinstance(history, History):
         raise TypeError(f"plot_history(history, path): history must be an xdl History (what Trainer.fit returns, "
@@ -37,17 +38,20 @@ def plot_history(history, path, smoothing: float = 0.6) -> Path:
     if not len(history):
         raise ValueError("plot_history: the history is empty")
     columns = _columns(history)
+    # (a regression records no accuracy: no empty panel for it)
+    metrics = [metric for metric in ("cost", "accuracy")
+               if any(v is not None for split in ("train", "dev") for v in columns[f"{split}_{metric}"])]
     plt = pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    fig, axes = plt.subplots(1, len(metrics) + 1, figsize=(4.3 * (len(metrics) + 1), 3.8))
     try:
-        for ax, metric in zip(axes, ("cost", "accuracy")):
+        for ax, metric in zip(axes, metrics):
             for split, color in (("train", "tab:blue"), ("dev", "tab:orange")):
                 _curve(ax, columns["epoch"], columns[f"{split}_{metric}"], color, split, smoothing)
             ax.set(xlabel="epoch", ylabel=metric, title=metric)
             if ax.lines:
                 ax.legend()
-        _curve(axes[2], columns["epoch"], columns["lr"], "tab:green", None, 0)
-        axes[2].set(xlabel="epoch", ylabel="learning rate", title="learning rate")
+        _curve(axes[-1], columns["epoch"], columns["lr"], "tab:green", None, 0)
+        axes[-1].set(xlabel="epoch", ylabel="learning rate", title="learning rate")
         for ax in axes:
             if history.best_epoch is not None:
                 ax.axvline(history.best_epoch, color="gray", linestyle=":", linewidth=1)
