@@ -68,7 +68,7 @@ def check_target(path, what: str = "save") -> Path:
     return path
 
 
-def atomic_write(path, write, binary: bool = True) -> Path:
+def atomic_write(path, write, binary: bool = True, what: str = "save") -> Path:
     """Call ``write(file)`` on a temporary file beside ``path``, fsync, then one rename over
     ``path``: readers see the old file or the new one, never a partial one, and an interrupted
     write leaves the old file as it was. Permissions are those ``open`` would give: the old file's
@@ -76,7 +76,7 @@ def atomic_write(path, write, binary: bool = True) -> Path:
     umask gives a new file. Temporaries that a killed writer
     left beside ``path`` are removed. ``path`` is checked first (`check_target`): a character
     device or a pipe is written into directly, as ``open`` would. Errors name ``path``, never the
-    temporary file.
+    temporary file; ``what`` names the caller in them ("save").
 
     >>> import json, tempfile, pathlib
     >>> target = pathlib.Path(tempfile.mkdtemp()) / "report.json"
@@ -84,7 +84,7 @@ def atomic_write(path, write, binary: bool = True) -> Path:
     >>> target.read_text()
     '{"ok": true}'
     """
-    path = check_target(path)
+    path = check_target(path, what)
     if _written_in_place(path):
         buffered = io.BufferedWriter(_Unseekable(path, "w"))
         with buffered if binary else io.TextIOWrapper(buffered) as f:  # (what open() builds)

@@ -22,7 +22,7 @@ import numpy as np
 
 from xdl import functions as F
 from xdl.backend import array_to_numpy
-from xdl.data.validation import check_number
+from xdl.data.validation import DISTRIBUTION_TOLERANCE, check_number
 from xdl.graph import require_not_capturing
 from xdl.tensor import Tensor
 
@@ -109,7 +109,7 @@ class SoftmaxCrossEntropy(Loss):
         if not xp.all(xp.isfinite(y) & (y >= 0)):
             raise ValueError("SoftmaxCrossEntropy: one-hot (or soft) label rows must be finite and ≥ 0")
         sums = y.sum(axis=1, dtype=np.float64)
-        if m and not xp.all(xp.abs(sums - 1) <= 1e-4):  # the gradient p − y holds for distributions only
+        if m and not xp.all(xp.abs(sums - 1) <= DISTRIBUTION_TOLERANCE):  # the gradient p − y holds for distributions only
             raise ValueError(f"SoftmaxCrossEntropy: one-hot (or soft) label rows must sum to 1 (each a "
                              f"distribution over the classes), got sums in [{float(sums.min()):g}, "
                              f"{float(sums.max()):g}]")

@@ -12,7 +12,7 @@ from typing import NamedTuple
 import numpy as np
 
 from xdl.caller import warn_caller
-from xdl.data.validation import check_bool, check_features, check_int
+from xdl.data.validation import DISTRIBUTION_TOLERANCE, check_bool, check_features, check_int
 from xdl.tensor import to_numpy
 
 LARGE = 1_000_000  # above this many examples, dev and test are fixed-size
@@ -130,8 +130,10 @@ def _classes(y: np.ndarray) -> np.ndarray | None:
 
 def _distributions(rows: np.ndarray) -> bool:
     """Whether each of several columns' rows is a distribution over classes (≥ 0, summing to 1
-    within `SoftmaxCrossEntropy`'s 1e-4): soft labels, whose class is their argmax."""
-    return rows.shape[1] > 1 and bool((rows >= 0).all()) and bool((np.abs(rows.sum(axis=1) - 1) <= 1e-4).all())
+    within `DISTRIBUTION_TOLERANCE`, as `SoftmaxCrossEntropy` reads them): soft labels, whose class is
+    their argmax."""
+    return rows.shape[1] > 1 and bool((rows >= 0).all()) and \
+        bool((np.abs(rows.sum(axis=1) - 1) <= DISTRIBUTION_TOLERANCE).all())
 
 
 def _stratified_order(classes: np.ndarray, rng: np.random.Generator) -> np.ndarray:

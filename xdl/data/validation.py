@@ -81,8 +81,8 @@ def check_features(X, name: str = "X", n_features: int | None = None, dtype=None
                 max(int(X.max()), -int(X.min())) > 2**24:  # beyond float32's integers (ids, timestamps)
             target = np.dtype(np.float64)
         X = X.astype(target)
-    if n_features is not None and X.shape[1:] != (n_features,) and int(np.prod(X.shape[1:])) != n_features:
-        raise ValueError(f"{name} has {int(np.prod(X.shape[1:]))} features, the model expects {n_features}")
+    if n_features is not None and X.shape[1:] != (n_features,):
+        check_width(int(np.prod(X.shape[1:])), n_features, name)
     if not np.isfinite(X).all():
         bad = np.argwhere(~np.isfinite(X.reshape(len(X), -1)))[0]
         raise ValueError(f"{name} contains NaN or Inf (first at example {bad[0]}, feature {bad[1]})")
@@ -126,6 +126,16 @@ def check_labels(y, m: int, name: str = "y", n_classes: int | None = None, x_nam
         raise ValueError(f"{name} has class index {y.max()}; the number of classes must be at most "
                          f"MAX_CLASSES = {MAX_CLASSES}")
     return y if np.issubdtype(y.dtype, np.integer) else y.astype(np.int64)
+
+
+# rows of class probabilities (soft labels) sum to 1 within this (float rounding), as SoftmaxCrossEntropy reads them
+DISTRIBUTION_TOLERANCE = 1e-4
+
+
+def check_width(width: int, n_features: int, name: str = "X", expects: str = "the model expects") -> None:
+    """A ValueError naming ``name`` unless its examples have ``n_features`` features (``width``)."""
+    if width != n_features:
+        raise ValueError(f"{name} has {width} features, {expects} {n_features}")
 
 
 def rows(X: np.ndarray) -> np.ndarray:

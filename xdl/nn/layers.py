@@ -6,7 +6,7 @@ import numpy as np
 
 from xdl import functions as F
 from xdl import init as initializers
-from xdl.data.validation import check_bool, check_int, check_number, standardized
+from xdl.data.validation import check_bool, check_int, check_number, check_width, standardized
 from xdl.functions.batchnorm import layer_batch_norm
 from xdl.nn.module import Module, check_dtype
 from xdl.tensor import Tensor
@@ -213,7 +213,6 @@ class Standardize(Module):
         (x − mean) / scale in float64, then cast (`standardized`: a result beyond ``dtype``'s range
         is refused, naming the example and feature). What `Module.network_input` runs for a model
         that starts with this layer."""
-        if X.shape[1] != self.features:
-            raise ValueError(f"{name} has {X.shape[1]} features, the model expects {self.features}")
+        check_width(X.shape[1], self.features, name)
         mean, scale = (self.backend.to_numpy(a) for a in (self.mean, self.scale))
         return standardized(X, mean, scale, dtype, name)

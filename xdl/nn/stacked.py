@@ -26,7 +26,7 @@ import numpy as np
 
 from xdl import functions as F
 from xdl.backend import array_to_numpy, resolve_backend, thread_backend
-from xdl.data.validation import standardized
+from xdl.data.validation import check_width, standardized
 from xdl.functions.batchnorm import layer_batch_norm
 from xdl.nn.architecture import build_on_host, describe
 from xdl.nn.layers import (BatchNorm, Dense, Dropout, LeakyReLU, ReLU, Sigmoid, Softmax, Standardize, Tanh,
@@ -87,13 +87,16 @@ class Stacked(Sequential):
         for name in ("data", "grad"):  # (a read-only memory map, joblib's: the stack's own copy)
             if not getattr(getattr(self, name).flags, "writeable", True):
                 object.__setattr__(self, name, getattr(self, name).copy())
-        at = 0
-        for _, p in self.flat_order():
-            size = int(np.prod(p.shape[1:]))
-            data, grad = (a[:, at:at + size].reshape(p.shape) for a in (self.data, self.grad))
+        columns = self._columns()
+        for name, p in self.flat_order():
+            data, grad = (a[:, columns[name]].reshape(p.shape) for a in (self.data, self.grad))
             data[...] = p.data
             grad[...] = 0 if p.grad is None else p.grad
-            p.data, p.grad, at = data, grad, at + size
+            p.data, p.grad = data, grad
+
+    def _columns(self) -> dict[str, slice]:
+        """Each parameter's columns of a row (`row_columns`: the ordinary model's flat buffer)."""
+        return row_columns((name, int(np.prod(p.shape[1:]))) for name, p in self.flat_order())
 
     def zero_grad(self) -> None:
         self.grad.fill(0)
@@ -113,12 +116,10 @@ class Stacked(Sequential):
         """Model k's state dict, named as its ordinary model names it (NumPy arrays: views of one
         host copy of the row), from its current state or from ``row`` (a `row` copy taken earlier)."""
         row = self.row(k) if row is None else row
-        to_numpy, state, at = self.backend.to_numpy, {}, 0
+        to_numpy, state, columns = self.backend.to_numpy, {}, self._columns()
         data = to_numpy(row["data"])  # one copy to the host, then views of it
-        for name, p in self.flat_order():  # the row's layout: the ordinary model's flat buffer
-            size = int(np.prod(p.shape[1:]))
-            state[name] = data[at:at + size].reshape(p.shape[1:])
-            at += size
+        for name, p in self.flat_order():
+            state[name] = data[columns[name]].reshape(p.shape[1:])
         for (name, _), array in zip(self.named_buffers(), row["buffers"]):
             state[name] = to_numpy(array)
         return state
@@ -199,19 +200,18 @@ def stack(models, backend=None) -> Stacked:
     first, source = models[0], models[0].backend
     backend = source if backend is None else resolve_backend(backend, "stack")
     order = first.flat_order()
-    offsets, at = {}, 0
-    for name, p in order:
-        offsets[name], at = at, at + p.size
+    columns = row_columns((name, p.size) for name, p in order)
     n_weights = sum(p.size for _, p in order if p.role == "weight")
-    data = source.xp.empty((len(models), at), dtype=first.dtype)  # assembled where the models are
+    width = sum(p.size for _, p in order)
+    data = source.xp.empty((len(models), width), dtype=first.dtype)  # assembled where the models are
     for k, model in enumerate(models):
         for name, p in model.flat_order():
-            data[k, offsets[name]:offsets[name] + p.size] = p.data.reshape(-1)
+            data[k, columns[name]] = p.data.reshape(-1)
     data = backend.own(data)  # one upload when the models are elsewhere
     grad = backend.xp.zeros_like(data)
 
     def view(buffer, name, p):  # (K, *p.shape), a view of the rows of ``buffer``
-        return buffer[:, offsets[name]:offsets[name] + p.size].reshape(len(models), *p.shape)
+        return buffer[:, columns[name]].reshape(len(models), *p.shape)
 
     layers = []
     with thread_backend(backend):  # the stacked layers' buffers are made on the stack's backend
@@ -225,6 +225,15 @@ def stack(models, backend=None) -> Stacked:
     kinds = {m.predicts for m in models}
     stacked.predicts = kinds.pop() if len(kinds) == 1 else None  # what each model taken out predicts
     return stacked
+
+
+def row_columns(sizes) -> dict[str, slice]:
+    """name → its columns of a stacked (K, P) row, for ``(name, size)`` pairs in the row's order —
+    an ordinary model's flat buffer order (`Module.flat_order`): what row k holds of model k."""
+    columns, at = {}, 0
+    for name, size in sizes:
+        columns[name], at = slice(at, at + size), at + size
+    return columns
 
 
 def _parameter(data, grad, like, name, backend) -> Parameter:
@@ -353,8 +362,7 @@ class StackedStandardize(Module):
         """forward on host inputs ``X`` (B, C), in float64, cast to ``dtype``: (B, C) where the K
         models share their statistics (`xdl.train.fit_many`'s: one standardization of X, which the
         stacked dense layer takes as every model's input), else (B, K, C)."""
-        if X.shape[1] != self.features:
-            raise ValueError(f"{name} has {X.shape[1]} features, the models expect {self.features}")
+        check_width(X.shape[1], self.features, name, "the models expect")
         mean, scale = (self.backend.to_numpy(a) for a in (self.mean, self.scale))
         if (mean == mean[0]).all() and (scale == scale[0]).all():
             return standardized(X, mean[0], scale[0], dtype, name)

@@ -109,11 +109,7 @@ class StackedOptimizer(StepCount):
         start = 0
         for region in self.regions:
             cols, start = slice(start, start + region.data.shape[1]), start + region.data.shape[1]
-            region.data, region.grad = self.model.data[:, cols], self.model.grad[:, cols]
-            region.params = [self.model.parameters()[0]]
-            region.state = {name: a[:, cols] for name, a in self._state.items()}
-            numbers = [name for name, value in region.settings.items() if isinstance(value, np.ndarray)]
-            region.hyperparameters = {**region.settings, **{name: region.held[i] for i, name in enumerate(numbers)}}
+            self._bind(region, cols)
 
     def _region(self, start, stop, per_model: list[dict]) -> _Region:
         settings = {}
@@ -127,13 +123,19 @@ class StackedOptimizer(StepCount):
                                  "stacked models share one update rule")
             else:
                 settings[name] = values[0]
-        cols = slice(start, stop)
-        state = {name: a[:, cols] for name, a in self._state.items()}
         numbers = [name for name, value in settings.items() if isinstance(value, np.ndarray)]
         held = self.model.backend.xp.zeros((len(numbers), self.model.n_models), dtype=np.float64)
-        hyperparameters = {**settings, **{name: held[i] for i, name in enumerate(numbers)}}
-        return _Region(self.model.data[:, cols], self.model.grad[:, cols], [self.model.parameters()[0]], settings,
-                       state, held, None, hyperparameters)
+        return self._bind(_Region(None, None, [], settings, {}, held), slice(start, stop))
+
+    def _bind(self, region: _Region, cols: slice) -> _Region:
+        """``region`` made views of columns ``cols``: of the model's and the state's (K, P) buffers,
+        and its numeric settings of the rows of ``held`` (what the update reads)."""
+        region.data, region.grad = self.model.data[:, cols], self.model.grad[:, cols]
+        region.params = [self.model.parameters()[0]]
+        region.state = {name: a[:, cols] for name, a in self._state.items()}
+        numbers = [name for name, value in region.settings.items() if isinstance(value, np.ndarray)]
+        region.hyperparameters = {**region.settings, **{name: region.held[i] for i, name in enumerate(numbers)}}
+        return region
 
     def _check_saved_settings(self, region: _Region, saved, what: str) -> None:
         """Raise ValueError unless ``saved`` holds ``region``'s settings, each number K values that

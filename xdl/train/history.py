@@ -91,8 +91,8 @@ class History:
         gives back every record as it was: JSON's null is None here, a value not measured. (A
         `Trainer`'s history holds none: a run stops before an epoch with a non-finite cost is
         recorded; a callback's own column may.)"""
-        check_path(path, "History.save")
-        return atomic_write(path, lambda f: json.dump(self.to_dict(), f, indent=1, default=json_number), binary=False)
+        return atomic_write(path, lambda f: json.dump(self.to_dict(), f, indent=1, default=json_number), binary=False,
+                            what="History.save")
 
     @classmethod
     def load(cls, path) -> History:
