@@ -331,6 +331,20 @@ def test_the_command_names_the_option_a_resume_changes(tmp_path, capsys, flags, 
     assert (tmp_path / "checkpoints" / "checkpoint.npz").read_bytes() == ckpt_before
 
 
+def test_a_resume_takes_the_runs_own_options_unless_given_again(tmp_path, capsys):
+    from xdl.cli import main
+
+    run = ["train", "--dataset", "moons", "--hidden", "8", "--lr", "0.02", "--optimizer", "momentum",
+           "--patience", "0", "--no-progress"]
+    assert main([*run, "--epochs", "3", "--out", str(tmp_path / "straight")]) == 0
+    assert main([*run, "--epochs", "1", "--out", str(tmp_path / "run")]) == 0
+    # nothing but --resume and what may change: the checkpoint's dataset, layers, optimizer and lr
+    assert main(["train", "--resume", str(tmp_path / "run" / "checkpoints"), "--epochs", "3", "--no-progress"]) == 0
+    a, b = xdl.load(tmp_path / "straight" / "model.npz"), xdl.load(tmp_path / "run" / "model.npz")
+    assert_same_state(a.state_dict(), b.state_dict())
+    assert json.loads((tmp_path / "run" / "report.json").read_text())["config"]["hidden"] == [8]
+
+
 # -- labels and inputs ------------------------------------------------------------------------
 @pytest.mark.parametrize("labels, message", [
     ([0, -1], r"class indices in \[0, 3\), got values in \[-1, 0\]"),

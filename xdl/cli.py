@@ -302,7 +302,8 @@ def config_from_args(args) -> TrainConfig:
     if resume and isinstance(resume, str) and "out" not in flags and "out" not in in_file \
             and (run := _run_directory(resume)) is not None:
         flags["out"] = str(run)  # a resumed run goes on where it was (Keras's BackupAndRestore)
-    saved = _resumed_study(args)[0].get("base", {})  # xdl tune --resume: under the file and the flags
+    # a resumed run's or study's own options, under the file and the flags: a resume needs no option again
+    saved = _resumed_study(args)[0].get("base", {}) or (_resumed_run(resume) if args.command == "train" else {})
     source = "command line" if args.config is None else f"config file {str(args.config)!r}"
     try:
         if args.config is not None:  # --config '' is an error (no such file), not no file
@@ -325,6 +326,21 @@ def _run_directory(resume) -> Path | None:
     a resume with no --out writes; None where the checkpoint lies elsewhere (a best.npz copied apart)."""
     checkpoints = resume_path(resume).parent
     return checkpoints.parent if checkpoints.name == "checkpoints" else None
+
+
+def _resumed_run(resume) -> dict:
+    """``xdl train --resume``: the options of the run whose checkpoint ``resume`` names, but for the
+    command's own (`RUN_OPTIONS`: where it writes, its backend, …) — the resumed run's unless given
+    again (Keras Tuner's reload); {} where there is none to read (the resume's check says why)."""
+    if not isinstance(resume, str) or not resume:
+        return {}
+    try:
+        extra, _ = read_extra(resume_path(resume))
+        saved = (extra.get("run_info") or {}).get("config")
+    except (OSError, ValueError, AttributeError, TypeError):
+        return {}
+    options = {f.name for f in dataclasses.fields(TrainConfig)} - set(RUN_OPTIONS)
+    return {key: value for key, value in saved.items() if key in options} if isinstance(saved, dict) else {}
 
 
 def _resumed_study(args) -> tuple[dict, list]:

@@ -103,7 +103,7 @@ class TrainConfig:
     checkpoint_every: int = _opt(1, "write a resumable checkpoint every this many epochs and at the last (0: "
                                     "only at the last, or when stopped); the best epoch's is kept beside it")
     resume: str = _opt("", "continue a run from its checkpoints: the directory (OUT/checkpoints) or its "
-                           "checkpoint.npz")
+                           "checkpoint.npz; options not given again are the run's")
     progress: bool = _opt(True, "progress bar (shown on a terminal only)")
 
     # -- reading and checking -----------------------------------------------------------------
