@@ -752,3 +752,92 @@ def test_predict_from_several_threads_at_once_is_each_alone():
     assert not wrong and model.training
     for name, value in model.state_dict().items():
         np.testing.assert_array_equal(value, stats[name])
+
+
+# -- a model of one's own, as a PyTorch user writes it ------------------------------------------
+class _SigmoidHead(xdl.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.dense, self.out = Dense(2, 1), Sigmoid()
+
+    def forward(self, x):
+        return self.out(self.dense(x))
+
+
+def test_a_model_of_ones_own_ending_in_a_sigmoid_predicts_its_probabilities_once():
+    model = _SigmoidHead()
+    model.dense.weight.data[...] = [[5.0], [0.0]]
+    X = np.random.default_rng(0).normal(size=(200, 2)).astype(np.float32)
+    p = model(X).numpy().ravel()
+    np.testing.assert_allclose(model.predict_proba(X)[:, 1], p, rtol=1e-6)  # not σ(σ(z))
+    np.testing.assert_array_equal(model.predict(X), (p > 0.5).astype(int))
+    with pytest.raises(ValueError, match="it ends in Sigmoid, so its outputs are probabilities.*override its "
+                                         "outputs_probabilities"):
+        xdl.train.Trainer(model, BinaryCrossEntropy(), xdl.optim.SGD(model))
+
+
+def test_modules_in_a_list_are_said_to_be_unregistered():
+    class Blocks(xdl.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.blocks = [Dense(3, 3), Dense(3, 3)]
+
+    with pytest.warns(UserWarning, match="Blocks.blocks: a list of modules or parameters is not registered"):
+        Blocks()
+
+
+def test_predict_names_a_forward_that_returns_more_than_one_tensor():
+    class Pair(xdl.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.dense = Dense(3, 2)
+
+        def forward(self, x):
+            return self.dense(x), x
+
+    with pytest.raises(TypeError, match="forward returned a tuple; predict needs one xdl Tensor"):
+        Pair().predict(np.ones((2, 3), np.float32))
+
+
+def test_modules_are_named_as_pytorch_names_them_and_nested_reprs_indent():
+    model = Sequential(Sequential(Dense(2, 2), ReLU()), Dense(2, 1))
+    assert [name for name, _ in model.named_modules()] == ["", "0", "0.0", "0.1", "1"]
+    assert dict(model.named_modules())["0.0"] is model[0][0]
+    assert [name for name, _ in model.named_parameters()] == ["0.0.weight", "0.0.bias", "1.weight", "1.bias"]
+    assert "\n    (0) Dense(in_features=2" in repr(model)
+
+
+@pytest.mark.parametrize("index, error", [(slice(2, 3), TypeError), (True, TypeError), (3, IndexError)])
+def test_a_layer_is_replaced_by_its_index_only(index, error):
+    model = xdl.nn.mlp(3, [4], 2)
+    names = [name for name, _ in model.named_parameters()]
+    with pytest.raises(error, match="Sequential: "):
+        model[index] = Dense(4, 2)
+    assert [name for name, _ in model.named_parameters()] == names and len(model) == 3
+
+
+def test_load_state_dict_names_a_value_that_is_no_array_or_does_not_fit_the_dtype():
+    model = xdl.nn.mlp(3, [4], 2)
+    state, before = model.state_dict(), model.state_dict()
+    with pytest.raises(TypeError, match="'0.weight' holds 'abc'; a state holds arrays of real numbers"):
+        model.load_state_dict({**state, "0.weight": "abc"})
+    with pytest.raises(ValueError, match=r"'0.weight' holds values in \[1e\+39, 1e\+39\], beyond what the model's "
+                                         "float32 holds"):
+        model.load_state_dict({**state, "0.weight": np.full((3, 4), 1e39)})
+    for name, array in model.state_dict().items():
+        np.testing.assert_array_equal(array, before[name])
+
+
+def test_build_draws_a_scaled_normal_again_and_refuses_an_initializer_it_cannot():
+    model = Sequential(Dense(3, 4, init=xdl.init.normal(0.5)), ReLU())
+    assert repr(model[0]) == "Dense(in_features=3, out_features=4, init='normal(0.5)', bias=True)"
+    xdl.seed(0)
+    rebuilt = xdl.nn.build(xdl.nn.describe(model))
+    assert 0.3 < float(rebuilt[0].weight.numpy().std()) < 0.7  # drawn, not zeros
+
+    def mine(shape):
+        return np.ones(shape)
+
+    with pytest.raises(ValueError, match="init 'mine', an initializer of one's own kept by name only"):
+        xdl.nn.build(xdl.nn.describe(Sequential(Dense(3, 4, init=mine))))
+    assert xdl.nn.build(xdl.nn.describe(Sequential(Dense(3, 4, init=mine))), initialize=False)[0].weight.numpy().sum() == 0

@@ -483,6 +483,32 @@ def test_a_frozen_parameter_is_left_out_of_a_models_optimizer_and_named_when_giv
         Adam(model, lr=1e-2)
 
 
+def test_a_step_refuses_a_parameter_frozen_or_unfrozen_since_the_optimizer_was_made():
+    def step(model, opt):
+        opt.zero_grad()
+        (model(np.arange(8.0).reshape(4, 2)) ** 2).sum().backward()
+        opt.step()
+
+    xdl.seed(0)
+    model = Sequential(Dense(2, 4), Dense(4, 3))
+    opt = Adam(model, lr=0.1)
+    step(model, opt)
+    model.layers[0].weight.requires_grad = False  # momentum would still move it
+    before = [p.numpy().copy() for p in model.parameters()]
+    with pytest.raises(ValueError, match=r"made when a parameter of shape \(2, 4\) trained, and it is frozen now"):
+        step(model, opt)
+    for p, b in zip(model.parameters(), before):
+        np.testing.assert_array_equal(p.numpy(), b)  # nothing updated
+    model.layers[0].weight.requires_grad = True
+    step(model, opt)  # as it was made: it trains on
+
+    model.layers[0].weight.requires_grad = False
+    frozen_out = Adam(model, lr=0.1)  # made without it
+    model.layers[0].weight.requires_grad = True  # fine-tuning it: it would get gradients and never an update
+    with pytest.raises(ValueError, match="was frozen, which it left out, and it trains now"):
+        step(model, frozen_out)
+
+
 @pytest.mark.parametrize("make, match", [
     (lambda: schedules.inverse_time(1e-2, -1.0), r"decay_rate must be a finite number ≥ 0, got -1.0"),
     (lambda: schedules.exponential(1e-2, -0.5), r"base must be a finite number > 0, got -0.5"),

@@ -280,3 +280,24 @@ def test_a_path_is_a_file_name(tmp_path):
         xdl.load(io.BytesIO(xdl.save(model, tmp_path / "m.npz").read_bytes()))
     with pytest.raises(TypeError, match=r"^save: path must be a file name \(str or os.PathLike\), got NoneType"):
         xdl.save(model, None)
+
+
+@pytest.mark.parametrize("change", ["shared layer", "bias removed", "attribute added"])
+def test_a_model_whose_state_its_layers_do_not_describe_is_saved_as_ones_own(tmp_path, change):
+    from xdl.nn import Dense, ReLU, Sequential
+
+    if change == "shared layer":
+        layer = Dense(3, 3)
+        model = Sequential(layer, ReLU(), layer)
+    else:
+        model = xdl.nn.mlp(3, [4], 2)
+        if change == "bias removed":
+            model[0].bias = None
+        else:
+            model.aux = Dense(4, 1)
+    with pytest.warns(UserWarning, match="save: the model's state differs from what its layers describe"):
+        xdl.save(model, tmp_path / "m.npz")
+    with pytest.raises(ValueError, match="holds a custom model; pass model="):
+        xdl.load(tmp_path / "m.npz")
+    state = xdl.load(tmp_path / "m.npz", model=model).state_dict()
+    assert state.keys() == model.state_dict().keys()

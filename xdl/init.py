@@ -23,6 +23,7 @@ he        2/n_in              ReLU networks (He et al.)
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 
@@ -78,9 +79,27 @@ INITIALIZERS = {"zeros": zeros, "normal": normal(), "xavier": xavier, "glorot": 
 
 
 def get(init):
-    """An initializer from a name ("he", "xavier", "glorot", "zeros", "normal") or a callable."""
+    """An initializer from a name ("he", "xavier", "glorot", "zeros", "normal", or "normal(0.5)":
+    `normal`'s name for a scale, as a layer records it) or a callable."""
     if callable(init):
         return init
+    scale = re.fullmatch(r"normal\((.+)\)", init) if isinstance(init, str) else None
+    if scale is not None:
+        try:
+            return normal(float(scale.group(1)))
+        except ValueError:
+            pass  # (not a number, or out of range: named below)
     if not isinstance(init, str) or init not in INITIALIZERS:  # (a list is no key: unhashable)
-        raise ValueError(f"unknown initializer {init!r}; expected one of {', '.join(INITIALIZERS)} or a callable")
+        raise ValueError(f"unknown initializer {init!r}; expected one of {', '.join(INITIALIZERS)}, 'normal(scale)' "
+                         "or a callable")
     return INITIALIZERS[init]
+
+
+def is_named(init) -> bool:
+    """Whether ``init`` (a layer's recorded init) names an initializer `get` makes: not a function
+    of one's own, which a description keeps by name only."""
+    try:
+        get(init)
+    except ValueError:
+        return False
+    return isinstance(init, str)

@@ -57,11 +57,17 @@ def save(model: Module, path, extra: dict | None = None, extra_arrays: dict | No
         architecture = describe(model)
     except TypeError:
         architecture = None
-    arrays = {**model.state_dict(), **extra_arrays}
+    state = model.state_dict()
+    if architecture is not None and (differs := _rebuilt_differs(architecture, state)) is not None:
+        warn_caller(f"save: the model's state differs from what its layers describe ({differs}: a layer used twice, a "
+                    "bias set to None, an attribute or buffer added, …), so load could not rebuild it: it is saved as "
+                    "a model of one's own, which xdl.load(path, model=...) loads into a model made in code")
+        architecture = None
+    arrays = {**state, **extra_arrays}
     header = {"format": FORMAT_VERSION, "architecture": architecture, "dtype": str(model.dtype),
               "predicts": model.predicts, "extra": extra,
               "frozen": [name for name, p in model.named_parameters() if not p.requires_grad],
-              "evaluating": [prefix.rstrip(".") for prefix, m in model.named_modules() if not m.training]}
+              "evaluating": [prefix for prefix, m in model.named_modules() if not m.training]}
     try:
         text = json.dumps(header, default=json_number)  # a callback's NumPy numbers too
     except (TypeError, ValueError) as e:  # (the rest of the header is xdl's own: always JSON)
@@ -69,6 +75,22 @@ def save(model: Module, path, extra: dict | None = None, extra_arrays: dict | No
                         f"{e}") from None
     arrays[ARCHITECTURE_KEY] = np.array(text)
     return atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def _rebuilt_differs(architecture: dict, state: dict) -> str | None:
+    """What the model `load` would build from ``architecture`` lacks or has beyond ``state`` (names
+    and shapes: the first difference in words), or None where it would take the state as it is."""
+    try:
+        rebuilt = build_on_host(architecture, np.float32)  # zeros, nothing drawn
+    except (TypeError, ValueError) as e:  # (a layer's config it no longer takes)
+        return f"its layers cannot be built again: {e}"
+    shapes = {name: tuple(p.shape) for name, p in rebuilt.named_parameters()} | \
+        {name: tuple(array.shape) for name, array in rebuilt.named_buffers()}
+    missing, extra = sorted(set(shapes) - set(state)), sorted(set(state) - set(shapes))
+    if missing or extra:
+        return f"the state {'has ' + ', '.join(extra) if extra else 'lacks ' + ', '.join(missing)}"[:200]
+    shaped = next((name for name in state if tuple(state[name].shape) != shapes[name]), None)
+    return None if shaped is None else f"{shaped} is {tuple(state[shaped].shape)}, its layer's {shapes[shaped]}"
 
 
 def _extra_arrays(extra_arrays) -> dict[str, np.ndarray]:
@@ -200,10 +222,10 @@ def _restore_dtypes(model: Module, state: dict) -> None:
     modules = dict(model.named_modules())
     for name, array in list(model.named_buffers()):
         owner, _, attribute = name.rpartition(".")
-        if attribute in modules[f"{owner}." if owner else ""].float64_buffers:
+        if attribute in modules[owner].float64_buffers:
             continue  # float64 in a model of any dtype (an older file's float32 values are widened)
         if (dtype := saved(name, array)) != array.dtype:
-            setattr(modules[f"{owner}." if owner else ""], attribute, array.astype(dtype))
+            setattr(modules[owner], attribute, array.astype(dtype))
     if repack:
         model.flatten()
 
@@ -211,7 +233,7 @@ def _restore_dtypes(model: Module, state: dict) -> None:
 def _restore_flags(model: Module, header: dict, path) -> None:
     """The frozen parameters and the modules in evaluation mode of a model just built, as saved."""
     parameters = dict(model.named_parameters())
-    modules = {prefix.rstrip("."): module for prefix, module in model.named_modules()}
+    modules = dict(model.named_modules())
     frozen, evaluating = header.get("frozen", []), header.get("evaluating", [])  # (older files: neither)
     for key, names, known in (("frozen", frozen, parameters), ("evaluating", evaluating, modules)):
         if not isinstance(names, list) or not all(isinstance(name, str) and name in known for name in names):

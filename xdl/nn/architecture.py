@@ -11,7 +11,7 @@ it can be stored as JSON beside the weights (`xdl.save`) and compared (a resume,
 from __future__ import annotations
 
 from xdl.backend import get_backend, host_rng, thread_backend
-from xdl.init import INITIALIZERS
+from xdl.init import is_named
 from xdl.nn.layers import BatchNorm, Dense, Dropout, LeakyReLU, ReLU, Sigmoid, Softmax, Standardize, Tanh
 from xdl.nn.module import Module
 from xdl.nn.sequential import Sequential
@@ -62,11 +62,14 @@ def _build(description: dict, initialize: bool) -> Module:
         raise ValueError(f"unknown layer class {name!r} in the saved architecture")
     config = description.get("config", {})
     init = config.get("init")
-    if init is None or (initialize and init in INITIALIZERS):
+    if init is None or (initialize and is_named(init)):
         return LAYERS[name](**config)
-    # zeros in place of the initializer, which keeps its name (the description stays the same): not
-    # initializing, or a user's own initializer function, recorded by name only (the weights it drew
-    # are what `load` puts in)
+    if initialize:  # zeros would train as one unit repeated (no symmetry broken), and nothing would say so
+        raise ValueError(f"build: a {name} layer was made with init {init!r}, an initializer of one's own kept by "
+                         "name only, which cannot be drawn again: build(..., initialize=False) and load its weights, "
+                         "or make the layer in code with that initializer")
+    # zeros in place of the initializer, which keeps its name (the description stays the same): the
+    # weights are about to be loaded (`load`, `Stacked.model`)
     layer = LAYERS[name](**{**config, "init": "zeros"})
     layer.config["init"] = init
     return layer

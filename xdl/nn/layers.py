@@ -105,6 +105,9 @@ class Sigmoid(Module):
     def forward(self, x):
         return F.sigmoid(x)
 
+    def outputs_probabilities(self) -> bool:
+        return True
+
 
 class Softmax(Module):
     """y = softmax(x) along ``axis`` (the last by default). For training, prefer logits with
@@ -119,6 +122,9 @@ class Softmax(Module):
 
     def forward(self, x):
         return F.softmax(x, axis=self.axis)
+
+    def outputs_probabilities(self) -> bool:
+        return True
 
 
 class Dropout(Module):

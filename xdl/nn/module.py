@@ -26,6 +26,7 @@ from typing import NamedTuple
 import numpy as np
 
 from xdl import backend as _backend
+from xdl.caller import warn_caller
 from xdl.data.validation import check_bool, check_features, check_int, rows
 from xdl.flat import check_packable, move, pack, view_again
 from xdl.functions.classification import softmax_array
@@ -33,6 +34,24 @@ from xdl.functions.elementwise import sigmoid_array
 from xdl.tensor import Parameter, Tensor, no_grad, tensor, to_numpy
 
 ROLES = ("weight", "bias", "scale", "shift")
+
+
+def _check_fits(values: np.ndarray, dtype, name: str) -> None:
+    """Refuse ``values`` whose finite numbers ``dtype`` cannot hold (1e39 into float32 would be inf;
+    300 into an int8 buffer would wrap), naming the state's entry ``name``."""
+    dtype = np.dtype(dtype)
+    if dtype.kind not in "fiu" or values.size == 0 or values.dtype == dtype:
+        return
+    limits = np.finfo(dtype) if dtype.kind == "f" else np.iinfo(dtype)
+    finite = values[np.isfinite(values)] if values.dtype.kind == "f" else values
+    if finite.size and (finite.max() > limits.max or finite.min() < limits.min):
+        raise ValueError(f"load_state_dict: {name!r} holds values in [{finite.min()}, {finite.max()}], beyond what "
+                         f"the model's {dtype} holds ([{limits.min}, {limits.max}])")
+
+
+def dotted(prefix: str, name: str) -> str:
+    """A name inside the module named ``prefix`` ('' for the top): 'body' + 'weight' → 'body.weight'."""
+    return f"{prefix}.{name}" if prefix else name
 
 
 @functools.cache
@@ -99,6 +118,14 @@ def evaluating_here():
         _evaluation.on = before
 
 
+def _one_output(out) -> np.ndarray:
+    """A forward's result as predict reads it: one Tensor, as a NumPy array."""
+    if not isinstance(out, Tensor):
+        raise TypeError(f"predict: the model's forward returned a {type(out).__name__}; predict needs one xdl Tensor "
+                        "of outputs (m, outputs) — return the outputs alone, or call the model itself")
+    return out.numpy()
+
+
 class LoadedKeys(NamedTuple):
     """What `Module.load_state_dict` left out (PyTorch's ``_IncompatibleKeys``): the model's names
     the state lacks, and the state's names the model lacks."""
@@ -113,7 +140,11 @@ class Module:
     Attributes that are `Parameter`s or `Module`s are registered automatically, as in PyTorch (call
     ``super().__init__()`` first); assigning None to a registered name, or ``del``, unregisters it,
     and assigning anything else to a parameter's or submodule's name is a TypeError.
-    ``self.config`` (the constructor arguments) makes a module saveable by `xdl.save`.
+    ``self.config`` (the constructor arguments) is what `xdl.nn.describe` records and the repr
+    shows; `xdl.load` rebuilds xdl's own layers from it (`xdl.nn.LAYERS`), and a module of one's own
+    is saved by its state and loaded into a model made in code (``xdl.load(path, model=...)``).
+    Modules held in a list, tuple or dict are not registered (as in PyTorch, where ModuleList is
+    for that): hold them in a `xdl.nn.Sequential`, or assign each as an attribute.
     ``min_batch``: the smallest training batch the module can learn from (2 for batch norm);
     ``draws_random``: whether its training forward draws random numbers (dropout);
     ``host_forward(X, dtype, name)``: its forward on a host (m, features) array, cast to the
@@ -150,6 +181,11 @@ class Module:
                 raise TypeError(f"cannot assign a {type(value).__name__} to {type(self).__name__}.{name}, a "
                                 f"registered {kind}: expected {expected}, or None to remove it{hint}")
             changed = value is None and self._unregister(name)
+            if isinstance(value, list | tuple | dict) and any(
+                    isinstance(item, Parameter | Module) for item in (value.values() if isinstance(value, dict) else value)):
+                warn_caller(f"{type(self).__name__}.{name}: a {type(value).__name__} of modules or parameters is not "
+                            "registered: they would not train, be saved or switch modes with the model; hold them in "
+                            "an xdl.nn.Sequential, or assign each as an attribute")
         object.__setattr__(self, name, value)
         if changed:
             self._repack()
@@ -218,9 +254,11 @@ class Module:
 
     # -- walking the tree -----------------------------------------------------------------
     def named_modules(self, prefix: str = ""):
+        """(dotted name, module) pairs, depth first, this module first under ``prefix`` ('': the
+        top), named as PyTorch names them: '', 'body', 'body.0'."""
         yield prefix, self
         for name, child in self._modules.items():
-            yield from child.named_modules(f"{prefix}{name}.")
+            yield from child.named_modules(dotted(prefix, name))
 
     def named_parameters(self):
         """(dotted name, parameter) pairs, depth first, each parameter once."""
@@ -229,7 +267,7 @@ class Module:
             for name, p in module._parameters.items():
                 if id(p) not in seen:
                     seen.add(id(p))
-                    yield prefix + name, p
+                    yield dotted(prefix, name), p
 
     def parameters(self, role: str | None = None) -> list[Parameter]:
         """All parameters, or those of one role ("weight", "bias", "scale", "shift")."""
@@ -242,7 +280,7 @@ class Module:
     def named_buffers(self):
         for prefix, module in self.named_modules():
             for name in module._buffers:
-                yield prefix + name, getattr(module, name)
+                yield dotted(prefix, name), getattr(module, name)
 
     @property
     def dtype(self):
@@ -387,7 +425,7 @@ class Module:
         params = [p for _, p in self.flat_order()]
         if any(p.backend is not target for p in params):  # all of them, so they end in one buffer there
             move(params, target)
-        for prefix, module in self.named_modules():
+        for _, module in self.named_modules():
             for name in module._buffers:
                 object.__setattr__(module, name, target.own(getattr(module, name)))
         return self
@@ -440,30 +478,42 @@ class Module:
         missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
         if strict and (missing or unexpected):
             raise ValueError(f"state does not match the model: missing {missing}, unexpected {unexpected}")
-        state = {name: to_numpy(value) for name, value in state.items() if name in expected}
+        given, state = state, {name: to_numpy(value) for name, value in state.items() if name in expected}
+        dtypes = {name: p.dtype for name, p in targets.items()} | {name: a.dtype for name, a in self.named_buffers()}
         for name in state:
+            kind = state[name].dtype
+            if not (kind == np.bool_ or np.issubdtype(kind, np.integer) or np.issubdtype(kind, np.floating)):
+                what = f"{kind} values" if isinstance(given[name], np.ndarray | Tensor) else \
+                    f"{given[name]!r:.60}"
+                raise TypeError(f"load_state_dict: {name!r} holds {what}; a state holds arrays of real numbers "
+                                "(a complex one would lose its imaginary part, a string be parsed)")
             if state[name].shape != shapes[name]:
                 raise ValueError(f"{'parameter' if name in targets else 'buffer'} {name!r}: saved shape "
                                  f"{state[name].shape} does not match the model's {shapes[name]}")
-            kind = state[name].dtype
-            if not (kind == np.bool_ or np.issubdtype(kind, np.integer) or np.issubdtype(kind, np.floating)):
-                raise TypeError(f"load_state_dict: {name!r} holds {kind} values; a state holds real numbers "
-                                "(a complex one would lose its imaginary part, a string be parsed)")
+            _check_fits(state[name], dtypes[name], name)
         backend = self.backend
         for name, p in targets.items():
             if name in state:
                 p.data[...] = backend.asarray(state[name].astype(p.dtype, copy=False))
         for prefix, module in self.named_modules():
             for name in module._buffers:
-                if prefix + name in state:
+                if dotted(prefix, name) in state:
                     array = getattr(module, name)
-                    array[...] = backend.asarray(state[prefix + name].astype(array.dtype, copy=False))
+                    array[...] = backend.asarray(state[dotted(prefix, name)].astype(array.dtype, copy=False))
         return LoadedKeys(missing, unexpected)
 
     # -- prediction -----------------------------------------------------------------------
     def outputs_probabilities(self) -> bool:
-        """Whether forward already ends in a softmax/sigmoid (so predict_proba must not add one)."""
-        return False
+        """Whether forward already ends in a softmax/sigmoid (so predict_proba must not add one, and
+        a loss that takes logits refuses the model). A model of one's own is taken to end in its
+        last registered submodule, as PyTorch models are written (``self.out = Sigmoid()`` last in
+        ``__init__``): override this where its forward ends otherwise."""
+        last = self.last_submodule()
+        return last is not None and last.outputs_probabilities()
+
+    def last_submodule(self):
+        """The submodule registered last (a `Sequential`'s last layer), or None for a leaf layer."""
+        return next(reversed(self._modules.values()), None)
 
     def checked_input(self, X, name: str = "X", n_features: int | None = None) -> np.ndarray:
         """``X`` checked (`check_features`: numbers, finite, values the model's dtype can hold,
@@ -502,7 +552,7 @@ class Module:
         check_int(batch_size, "batch_size")
         X, network = self.network_input(self.checked_input(X))  # values the model's dtype can hold, as fit's
         with evaluating_here():  # no rows: one empty batch, so the result has the outputs' width
-            outs = [network(X[i:i + batch_size]).numpy() for i in range(0, max(len(X), 1), batch_size)]
+            outs = [_one_output(network(X[i:i + batch_size])) for i in range(0, max(len(X), 1), batch_size)]
         return np.concatenate(outs)
 
     def predict_proba(self, X, batch_size: int = 1024) -> np.ndarray:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from xdl import functions as F
-from xdl.nn.layers import Dropout, ReLU, Sigmoid, Softmax
+from xdl.nn.layers import Dropout, ReLU
 from xdl.nn.module import Module
 
 
@@ -31,7 +33,7 @@ class Sequential(Module):
         """Register ``layers`` as the submodules "0", "1", … and keep them in order."""
         for i, layer in enumerate(layers):
             setattr(self, str(i), layer)
-        self.layers = list(layers)
+        object.__setattr__(self, "layers", list(layers))  # (registered one by one above: a list is not)
 
     def forward(self, x):
         layers, i = self.layers, 0
@@ -62,7 +64,13 @@ class Sequential(Module):
         return self.layers[i]
 
     def __setitem__(self, i: int, layer) -> None:
-        """``model[i] = layer`` replaces layer ``i`` (as PyTorch's)."""
+        """``model[i] = layer`` replaces layer ``i`` (as PyTorch's: one layer, by its index)."""
+        if isinstance(i, bool) or not isinstance(i, int | np.integer):
+            raise TypeError(f"Sequential: model[i] = layer takes one layer's index i (an int), got {i!r}; build a "
+                            "new Sequential to replace several layers")
+        if not -len(self.layers) <= i < len(self.layers):
+            raise IndexError(f"Sequential: layer {i} of {len(self.layers)} (indices {-len(self.layers)} to "
+                             f"{len(self.layers) - 1}); a layer cannot be added this way: build a new Sequential")
         setattr(self, str(range(len(self.layers))[i]), layer)
 
     def __setattr__(self, name, value):
@@ -86,13 +94,11 @@ class Sequential(Module):
     def __len__(self) -> int:
         return len(self.layers)
 
-    def outputs_probabilities(self) -> bool:
-        """Whether the last layer is a softmax or a sigmoid (or a model that ends in one)."""
-        return bool(self.layers) and (isinstance(self.layers[-1], Softmax | Sigmoid)
-                                      or self.layers[-1].outputs_probabilities())
+    def last_submodule(self):
+        return self.layers[-1] if self.layers else None
 
     def __repr__(self) -> str:
-        inner = ",\n".join(f"  ({i}) {layer!r}" for i, layer in enumerate(self.layers))
+        inner = ",\n".join(f"  ({i}) " + repr(layer).replace("\n", "\n  ") for i, layer in enumerate(self.layers))
         return f"Sequential(\n{inner}\n)"
 
 

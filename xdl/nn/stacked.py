@@ -71,7 +71,7 @@ class Stacked(Sequential):
         Module.__init__(self)
         for i, layer in enumerate(layers):
             setattr(self, str(i), layer)
-        self.layers = list(layers)
+        object.__setattr__(self, "layers", list(layers))  # (registered one by one above: a list is not)
         object.__setattr__(self, "data", data)
         object.__setattr__(self, "grad", grad)
         self.n_models, self.n_weights, self.descriptions = data.shape[0], int(n_weights), descriptions

@@ -191,8 +191,8 @@ class Optimizer(StepCount):
         self.groups: list[ParamGroup] = []
         self._t = 0
         self.steps_done = None  # made with the first group, on its backend
-        # the frozen parameters `Optimizer(model)` left out: one unfrozen later gets no update (`Trainer` refuses)
-        self.left_out = {id(p) for p in params.parameters() if not p.requires_grad} if _is_model(params) else set()
+        # the frozen parameters `Optimizer(model)` left out: one unfrozen later would get no update (`check_trainable`)
+        self.left_out = [p for p in params.parameters() if not p.requires_grad] if _is_model(params) else []
         if params is not None:
             for group in _as_groups(params):
                 self.add_param_group(group)
@@ -359,6 +359,7 @@ class Optimizer(StepCount):
             raise ValueError(f"{type(self).__name__}.step: the optimizer has no parameters; give it the model or its "
                              "parameters when made (or add_param_group), or use minimize(cost_fn, params)")
         self.check_placed()
+        self.check_trainable()
         self._write_back_rebound()
         if self.check_finite:
             require_not_capturing("check_finite=True (it reads every gradient on the host)")
@@ -386,6 +387,26 @@ class Optimizer(StepCount):
                                        "unpickled, a parameter or submodule assigned to it or removed, or another "
                                        "optimizer packing part of them): it would update the "
                                        f"old copies; make the optimizer after that, e.g. {type(self).__name__}(model)")
+
+    def check_trainable(self, names: dict | None = None) -> None:
+        """Refuse to update when a parameter was frozen or unfrozen (``requires_grad``) since this
+        optimizer was made: a frozen one it holds would still move (momentum, weight decay, one
+        update over its flat buffer), and one `Optimizer(model)` left out frozen would get gradients
+        and never an update — as a Keras model needs ``compile()`` again. ``names``: id → the
+        model's name for each parameter, for the message."""
+        def name(p):
+            return (names or {}).get(id(p)) or f"a parameter of shape {tuple(p.shape)}"
+
+        frozen = next((p for g in self.groups for p in g.params if not p.requires_grad), None)
+        if frozen is not None:
+            raise ValueError(f"optimizer: it was made when {name(frozen)} trained, and it is frozen now (requires_grad "
+                             f"False): make the optimizer again (Optimizer(model) leaves frozen parameters out)")
+        held = {id(p) for p in self.parameters()} if self.left_out else ()
+        unfrozen = next((p for p in self.left_out if p.requires_grad and id(p) not in held), None)
+        if unfrozen is not None:  # (PyTorch's optimizer holds every parameter, frozen or not)
+            raise ValueError(f"optimizer: it was made when {name(unfrozen)} was frozen, which it left out, and it "
+                             "trains now (requires_grad True): make the optimizer again, or give it the parameter with "
+                             "optimizer.add_param_group({'params': [...]})")
 
     def _write_back_rebound(self) -> None:
         """A ``.data`` or ``.grad`` rebound by hand since the last step (PyTorch's ``p.grad = None``

@@ -121,12 +121,13 @@ class Trainer:
                         "'values' (a regression) or 'labels' (yes/no per output), as xdl's losses say it")
         if isinstance(loss, _losses.Loss) and predicts in ("classes", "labels") and model.outputs_probabilities():
             last = model
-            while getattr(last, "layers", None):  # (the innermost last layer: a model may end in a model)
-                last = last.layers[-1]
+            while last.last_submodule() is not None:  # (the innermost last layer: a model may end in a model)
+                last = last.last_submodule()
             raise ValueError(f"model: it ends in {type(last).__name__}, so its outputs are probabilities, "
                              f"and {type(loss).__name__} takes logits (it applies the "
                              f"{'softmax' if loss.predicts == 'classes' else 'sigmoid'} itself, stably): remove the "
-                             "last layer (predict_proba applies it)")
+                             "last layer (predict_proba applies it), or, for a model of your own whose forward does "
+                             "not end in it, override its outputs_probabilities()")
         if schedule is not None and any(callable(g.settings["lr"]) for g in optimizer.groups):
             raise ValueError("schedule: the optimizer's lr is already a per-step schedule; the epoch schedule would "
                              "replace it for good. Give one of them: a per-step lr, or Trainer(schedule=...)")
@@ -300,17 +301,7 @@ class Trainer:
         reason = self.eager_reason()
         if self.capture is True and reason is not None:
             raise ValueError(f"capture=True, but this run's steps cannot be captured: {reason}")
-        held = {id(p) for p in self.optimizer.parameters()}
-        frozen = [name for name, p in self.model.named_parameters() if not p.requires_grad and id(p) in held]
-        if frozen:  # its update would move them still (momentum, decay), as a Keras model needs compile() again
-            raise ValueError(f"optimizer: it was made when {frozen[0]} trained, and it is frozen now (requires_grad "
-                             f"False): make the optimizer again (Optimizer(model) leaves frozen parameters out)")
-        unfrozen = [name for name, p in self.model.named_parameters()
-                    if p.requires_grad and id(p) in self.optimizer.left_out and id(p) not in held]
-        if unfrozen:  # it would get gradients and never an update (PyTorch's optimizer holds every parameter)
-            raise ValueError(f"optimizer: it was made when {unfrozen[0]} was frozen, which it left out, and it trains "
-                             "now (requires_grad True): make the optimizer again, or give it the parameter with "
-                             "optimizer.add_param_group({'params': [...]})")
+        self.optimizer.check_trainable({id(p): name for name, p in self.model.named_parameters()})
         if resume is None and self._mid_step:  # its update may or may not have been applied: no exact way on
             raise RuntimeError("fit: this trainer's last fit was stopped inside a step or an epoch's end (a second "
                                "Ctrl-C, or an error raised there, a callback's too) or its resume failed partway, so "
