@@ -486,8 +486,8 @@ def test_missing_or_misshapen_arguments_are_named(digits):
     X, y, _ = digits
     with pytest.raises(TypeError, match=r"^configs must be a list of TrainConfig instances, got None"):
         fit_many(None, X, y)
-    with pytest.raises(TypeError, match=r"^callbacks must be a list of xdl.train.Callback instances, got None"):
-        fit_many([small()], X, y, callbacks=None)
+    with pytest.raises(TypeError, match=r"^callbacks must be a list of xdl.train.Callback instances, got 5"):
+        fit_many([small()], X, y, callbacks=5)  # (None is none, as Keras's fit and the Trainer take it)
     with pytest.raises(ValueError, match=r"^dtype must be float32 or float64, got None"):
         fit_many([small()], X, y, dtype=None)
     with pytest.raises(TypeError, match=r"^standardize must be an xdl.nn.Standardize layer or None, got 5"):

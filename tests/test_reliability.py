@@ -1342,3 +1342,129 @@ def test_a_stop_of_the_users_own_callback_is_named_and_a_resume_goes_on(tmp_path
 def test_softmax_cross_entropy_reads_boolean_labels_as_classes_0_and_1():
     loss, out = SoftmaxCrossEntropy(), xdl.tensor(np.array([[1.0, 0.0], [0.0, 1.0], [2.0, 0.0]]))
     assert loss(out, np.array([True, False, True])).item() == loss(out, np.array([1, 0, 1])).item()
+
+
+# -- the training loop as Keras users drive it ----------------------------------------------------
+def test_callbacks_given_as_a_generator_run_and_none_means_none():
+    s = moons(200)
+    stopping = EarlyStopping(monitor="train_cost", patience=1)
+    xdl.seed(0)
+    model = xdl.nn.mlp(2, [16], 2)
+
+    def make(callbacks):
+        return Trainer(model, SoftmaxCrossEntropy(), SGD(model, lr=0.3), epochs=60, callbacks=callbacks, progress=False)
+
+    trainer = make(filter(None, [stopping, None]))
+    assert trainer.callbacks == [stopping]  # (the check read the filter once; sorting it found nothing left)
+    assert len(trainer.fit(s.X_train, s.y_train)) < 60
+    assert make(None).callbacks == []
+
+
+def test_a_resume_refuses_a_callback_that_monitors_another_metric(tmp_path):
+    s = moons(200)
+    trainer_for(epochs=2, callbacks=[EarlyStopping(monitor="dev_accuracy"), Checkpoint(tmp_path)]).fit(
+        s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    other = trainer_for(epochs=4, callbacks=[EarlyStopping(monitor="dev_cost"), Checkpoint(tmp_path)])
+    before = state_of(other)
+    with pytest.raises(ValueError, match=r"monitors was \['dev_accuracy', 'dev_cost'\] in the checkpoint, this run "
+                                         r"has \['dev_cost', 'dev_cost'\]"):
+        other.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev), resume=tmp_path)
+    assert_same_state(before, state_of(other))
+
+
+class BlowUpAfter(Callback):
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_end(self, trainer, record):
+        if record["epoch"] == self.epoch:
+            trainer.optimizer.lr = 1e30
+
+
+def test_a_diverged_run_puts_back_its_best_weights_and_a_nan_model_predicts_nothing():
+    s = moons(200)
+    stopping = EarlyStopping(monitor="train_cost", patience=5)
+    trainer = trainer_for(epochs=10, callbacks=[stopping, BlowUpAfter(3)], optimizer=SGD, lr=0.1, dropout=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        with pytest.raises(FloatingPointError, match=r"the model holds its best epoch's weights again \(epoch 3, "
+                                                     r"EarlyStopping's\)"):
+            trainer.fit(s.X_train, s.y_train)
+    assert_same_state(trainer.model.state_dict(), stopping.best_state)
+    assert trainer.history.best_epoch == 3
+    assert trainer.evaluate(s.X_train, s.y_train)["cost"] == pytest.approx(min(trainer.history["train_cost"]), rel=1e-5)
+
+    broken = trainer_for(epochs=1)
+    broken.model[0].weight.data[...] = np.nan
+    with pytest.raises(ValueError, match=r"predict: the model's outputs are NaN or Inf for 40 of 40 rows"):
+        broken.model.predict(s.X_dev[:40])
+    with pytest.raises(ValueError, match=r"evaluate: the model holds NaN or Inf in 0.weight"):
+        broken.evaluate(s.X_dev, s.y_dev)
+
+
+def test_a_later_fit_starts_from_weights_the_user_loaded_even_the_best_ones(tmp_path):
+    s = moons(200)
+    seen = {}
+
+    class StartWeights(Callback):
+        def on_train_begin(self, trainer):
+            seen["w"] = trainer.model.state_dict()
+
+    trainer = trainer_for(epochs=40, lr=0.05, callbacks=[EarlyStopping(patience=2), StartWeights(),
+                                                          Checkpoint(tmp_path)])
+    trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    assert trainer.history.stopped_epoch is not None
+    xdl.load(tmp_path / "best.npz", model=trainer.model)  # to fine-tune from the best epoch
+    loaded = trainer.model.state_dict()
+    trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    assert_same_state(seen["w"], loaded)
+
+
+@pytest.mark.parametrize("run_info, message", [
+    ({"started": object()}, "run_info must hold JSON values"), ({1, 2}, "run_info must be a dict of JSON values")])
+def test_run_info_is_checked_when_the_trainer_is_made(run_info, message):
+    with pytest.raises(TypeError, match=message):
+        trainer_for(run_info=run_info)
+
+
+def test_a_run_whose_callback_cleared_its_schedule_resumes_from_its_checkpoint(tmp_path):
+    s = moons(200)
+
+    class Drop(Callback):  # the Trainer's documented way: set the rate, clear trainer.schedule
+        def on_epoch_end(self, trainer, record):
+            if record["epoch"] == 2:
+                trainer.schedule, trainer.optimizer.lr = None, 0.001
+
+    def make(epochs):
+        return trainer_for(epochs=epochs, schedule=lambda e: 0.01, callbacks=[Drop(), Checkpoint(tmp_path)])
+
+    trainer = make(3)
+    trainer.fit(s.X_train, s.y_train)
+    trainer.epochs = 5
+    trainer.fit(s.X_train, s.y_train)  # its checkpoints still record the schedule the run was made with
+    assert len(make(6).fit(s.X_train, s.y_train, resume=tmp_path)) == 6
+
+
+def test_a_fit_after_a_mid_epoch_stop_refuses_other_data():
+    s = moons(300)
+    trainer = trainer_for(epochs=3, augment=SignalAtStep(at_call=9))
+    with pytest.raises(Interrupted):
+        trainer.fit(s.X_train, s.y_train)
+    assert trainer.step == 3
+    with pytest.raises(ValueError, match=r"stopped in epoch 2 after step 3 of an epoch over 180 examples, and X has "
+                                         "20: give it the same data"):
+        trainer.fit(s.X_train[:20], s.y_train[:20])
+    assert len(trainer.fit(s.X_train, s.y_train)) == 3
+
+
+def test_the_augmentation_and_schedules_are_checked_as_the_users_own_code():
+    s = moons(200)
+    with pytest.raises(ValueError, match=r"augment returned NaN or Inf in the batch of epoch 1, step 1"):
+        trainer_for(augment=lambda X, rng: X * np.nan).fit(s.X_train, s.y_train)
+    with pytest.raises(ValueError, match=r"augment returned ndarray \(2,\) for a batch of shape \(32, 2\)"):
+        trainer_for(augment=lambda X, rng: X[0, :3]).fit(s.X_train, s.y_train)
+    with pytest.raises(TypeError, match="augment must be a callable"):
+        trainer_for(augment=lambda X: X)
+    with pytest.raises(ValueError, match=r"schedule\(2\) \(the rate of epoch 3\): the schedule raised IndexError"):
+        trainer_for(epochs=3, schedule=lambda e: [0.1, 0.05][e]).fit(s.X_train, s.y_train)
+    assert Checkpoint("somewhere", every=np.int64(2)).every == 2

@@ -23,6 +23,15 @@ def check_int(value, name: str, low: int = 1, high: int | None = None, expected:
     return int(value)
 
 
+def check_list(items, name: str, what: str) -> list:
+    """``items`` as a list (a generator or a ``filter`` read once, here), or a TypeError naming
+    ``name``: None, or one object where a list of ``what`` was meant."""
+    try:
+        return list(items)
+    except TypeError:
+        raise TypeError(f"{name} must be a list of {what} instances, got {items!r}") from None
+
+
 def check_number(value, name: str, expected: str, accept) -> float:
     """``value`` as a float if it is a real number (not a bool or a string) that ``accept`` takes;
     else a ValueError naming ``name`` and what was ``expected``."""

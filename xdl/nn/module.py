@@ -500,6 +500,8 @@ class Module:
                 if dotted(prefix, name) in state:
                     array = getattr(module, name)
                     array[...] = backend.asarray(state[dotted(prefix, name)].astype(array.dtype, copy=False))
+        # counted, so that a callback tells a load of the user's from its own (`EarlyStopping`)
+        object.__setattr__(self, "_state_loads", self.__dict__.get("_state_loads", 0) + 1)
         return LoadedKeys(missing, unexpected)
 
     # -- prediction -----------------------------------------------------------------------
@@ -552,8 +554,14 @@ class Module:
         check_int(batch_size, "batch_size")
         X, network = self.network_input(self.checked_input(X))  # values the model's dtype can hold, as fit's
         with evaluating_here():  # no rows: one empty batch, so the result has the outputs' width
-            outs = [_one_output(network(X[i:i + batch_size])) for i in range(0, max(len(X), 1), batch_size)]
-        return np.concatenate(outs)
+            outs = np.concatenate([_one_output(network(X[i:i + batch_size]))
+                                   for i in range(0, max(len(X), 1), batch_size)])
+        finite = np.isfinite(outs).reshape(len(outs), outs[0].size if len(outs) else 0).all(axis=1)
+        if not finite.all():  # (argmax would call a NaN row class 0)
+            raise ValueError(f"predict: the model's outputs are NaN or Inf for {int((~finite).sum())} of {len(outs)} "
+                             f"rows (the first: row {int(np.argmin(finite))}): its state holds NaN or Inf (a diverged "
+                             "run's?), or its outputs overflow its dtype")
+        return outs
 
     def predict_proba(self, X, batch_size: int = 1024) -> np.ndarray:
         """Class probabilities (m, C); a single-output (binary) model gives columns [1 − p, p]; a

@@ -90,15 +90,15 @@ def check_lr(lr):
     or a schedule ``count -> lr`` of one argument."""
     if not callable(lr):
         check_non_negative("lr", lr)
-    elif not takes_one_argument(lr):
+    elif not takes_arguments(lr):
         raise TypeError(f"lr must be a number or a schedule of one argument, the steps taken (count → learning rate, "
                         f"as xdl.optim.schedules' are), got {lr!r} (a Keras schedule(epoch, lr)?)")
 
 
-def takes_one_argument(fn) -> bool:
-    """Whether ``fn`` can be called with one positional argument (True when that cannot be told)."""
+def takes_arguments(fn, count: int = 1) -> bool:
+    """Whether ``fn`` can be called with ``count`` positional arguments (True when that cannot be told)."""
     try:
-        inspect.signature(fn).bind(0)
+        inspect.signature(fn).bind(*range(count))
     except TypeError:
         return False
     except ValueError:  # no signature to read (a builtin)

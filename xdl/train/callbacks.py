@@ -198,6 +198,11 @@ def check_record(record: dict, cb) -> None:
                             "numbers (or other JSON values): add float(value)") from None
 
 
+def _loads(model) -> int:
+    """How many times ``model.load_state_dict`` wrote into the model (`xdl.load(path, model=)` too)."""
+    return model.__dict__.get("_state_loads", 0)
+
+
 def _same_parameters(model, state: dict | None) -> bool:
     """Whether ``model``'s parameters are those of ``state``, bit for bit (its buffers aside: a forward
     pass in training mode moves batch norm's running statistics)."""
@@ -231,14 +236,16 @@ class EarlyStopping(Callback):
     def _reset(self):
         self.best, self.best_epoch, self.wait, self.best_state = math.inf, None, 0, None
         self.run_state = None  # the run's last weights, when the best were restored over them
+        self._loads_at_end = None  # the model's count of loads after that restore (`_loads`)
 
     def on_train_begin(self, trainer) -> None:
         if not continues_run(trainer):
             self._reset()
             return
-        if self.run_state is not None and not trainer.resumed and _same_parameters(trainer.model, self.best_state):
+        if self.run_state is not None and not trainer.resumed and _loads(trainer.model) == self._loads_at_end \
+                and _same_parameters(trainer.model, self.best_state):
             # the run goes on from where it was, not from its best — unless the user has put weights of
-            # their own in since (a resume has the checkpoint's)
+            # their own in since, loaded (even the best again) or written (a resume has the checkpoint's)
             trainer.model.load_state_dict(self.run_state)
         self.run_state = None
         if self.wait >= self.patience:
@@ -269,6 +276,7 @@ class EarlyStopping(Callback):
         if self.restore_best and self.best_state is not None:
             self.run_state = trainer.model.state_dict()  # for a later fit of the run (`on_train_begin`)
             trainer.model.load_state_dict(self.best_state)
+            self._loads_at_end = _loads(trainer.model)
             trainer.history.best_epoch = self.best_epoch
 
     def state_dict(self):
@@ -330,8 +338,8 @@ class Checkpoint(Callback):
     order = 100
 
     def __init__(self, directory, every: int | None = 1, monitor: str = "dev_cost"):
-        if every is not None and (not isinstance(every, int) or isinstance(every, bool) or every < 1):
-            raise ValueError(f"Checkpoint: every must be a positive integer or None, got {every!r}")
+        if every is not None:
+            every = check_int(every, "Checkpoint: every", expected="a positive integer or None")
         if not isinstance(directory, str | os.PathLike) or not os.fspath(directory):
             raise TypeError(f"Checkpoint: directory must be a non-empty str or path, got {directory!r}")
         check_monitor(monitor, "Checkpoint")

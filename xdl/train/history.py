@@ -12,7 +12,8 @@ COLUMNS = ("epoch", "train_cost", "train_accuracy", "dev_cost", "dev_accuracy", 
 
 class History:
     """Per-epoch records: ``epoch`` (from 1), train/dev cost and accuracy (None where not measured),
-    the learning rate, ``seconds`` (the epoch's, its evaluation passes included) and ``step_seconds``
+    ``lr`` (the rate of the epoch's first step, of the optimizer's first parameter group — every
+    group's under an epoch schedule), ``seconds`` (the epoch's, its evaluation passes included) and ``step_seconds``
     (its training steps' alone). ``stopped_epoch`` is set when a callback stopped the run early,
     ``stopped_by`` to why (the callback's words), ``best_epoch`` when early stopping restored that
     epoch's weights, ``diverged`` (a message

@@ -42,7 +42,7 @@ from xdl.backend import SEEDS, current_backend, get_backend, thread_backend, thr
 from xdl.caller import warn_caller
 from xdl.config import RESUME_MAY_CHANGE, RUN_OPTIONS, TrainConfig
 from xdl.data import check_features, check_labels, training_batches
-from xdl.data.validation import MAX_CLASSES, check_bool, check_dev_pair, check_int
+from xdl.data.validation import MAX_CLASSES, check_bool, check_dev_pair, check_int, check_list
 from xdl.functions.stacked import stacked_softmax_cross_entropy
 from xdl.nn import Module, Standardize, stack
 from xdl.optim.stacked import StackedOptimizer
@@ -160,7 +160,7 @@ class ManyTrainer:
 
     def __init__(self, configs, seed: int = 0, dtype="float32", callbacks=(), progress: bool | None = False,
                  capture="auto", eval_train: bool = True):
-        configs = [configs] if isinstance(configs, TrainConfig) else _listed(configs, "configs", "TrainConfig")
+        configs = [configs] if isinstance(configs, TrainConfig) else check_list(configs, "configs", "TrainConfig")
         if not configs:
             raise ValueError("configs: no configurations (K = 0); give at least one TrainConfig")
         for k, c in enumerate(configs):
@@ -176,7 +176,7 @@ class ManyTrainer:
             raise TypeError(f"dtype must be a floating dtype name, got {dtype!r}") from None
         if dtype not in (np.float32, np.float64):
             raise ValueError(f"dtype must be float32 or float64, got {dtype}")
-        callbacks = _listed(callbacks, "callbacks", "xdl.train.Callback")
+        callbacks = check_list(() if callbacks is None else callbacks, "callbacks", "xdl.train.Callback")
         for cb in callbacks:
             if not isinstance(cb, Callback):
                 raise TypeError(f"callbacks must be xdl.train.Callback instances, got {cb!r}")
@@ -705,13 +705,6 @@ def check_standardize(standardize, n_features: int) -> None:
         raise TypeError(f"standardize must be an xdl.nn.Standardize layer{hint} or None, got {standardize!r}")
     if standardize is not None and standardize.features != n_features:
         raise ValueError(f"standardize has {standardize.features} features, X has {n_features}")
-
-
-def _listed(items, name: str, what: str) -> list:
-    try:
-        return list(items)
-    except TypeError:  # None, or one object where a list was meant: say which argument
-        raise TypeError(f"{name} must be a list of {what} instances, got {items!r}") from None
 
 
 def _hits(logits, labels):

@@ -50,8 +50,11 @@ def record(trainer, data: dict) -> dict:
         "seed": trainer.seed,
         "batch_size": trainer.batch_size,
         "l2": trainer.l2,
-        "schedule": _setting(trainer.schedule) if trainer.schedule is not None else None,
+        # as given: a callback that sets the rate itself clears trainer.schedule, for a later fit too
+        "schedule": _setting(trainer._given_schedule) if trainer._given_schedule is not None else None,
         "callbacks": [type(cb).__name__ for cb in trainer.callbacks],
+        # what each callback's saved best was measured on (another monitor's best would decide the stop)
+        "monitors": [cb.monitor if isinstance(getattr(cb, "monitor", None), str) else None for cb in trainer.callbacks],
         "augment": None if trainer.augment is None else  # xdl's with its settings, a function by its name
         repr(trainer.augment) if isinstance(trainer.augment, Augment) else _setting(trainer.augment),
         "eval_train": trainer.eval_train,

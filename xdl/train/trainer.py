@@ -23,6 +23,7 @@ the host (augmentation, a per-step lr schedule, ``check_finite``), and `eager_re
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from pathlib import Path
@@ -33,15 +34,16 @@ from xdl import losses as _losses
 from xdl.backend import SEEDS, get_backend
 from xdl.caller import warn_caller
 from xdl.data import Augment, check_labels, training_batches
-from xdl.data.validation import check_bool, check_dev_pair, check_int
+from xdl.data.validation import check_bool, check_dev_pair, check_int, check_list
+from xdl.files import json_number
 from xdl.nn import Module, Sequential
 from xdl.nn.module import PREDICTIONS
 from xdl.optim import Optimizer
-from xdl.optim.optimizer import check_rate, takes_one_argument
+from xdl.optim.optimizer import check_rate, takes_arguments
 from xdl.serialization import load, read_extra
 from xdl.tensor import Tensor, no_grad, to_numpy
 from xdl.train import provenance
-from xdl.train.callbacks import (Callback, Checkpoint, callback_state, check_checkpoint_kind, check_monitored,
+from xdl.train.callbacks import (Callback, Checkpoint, EarlyStopping, callback_state, check_checkpoint_kind, check_monitored,
                                  checkpoint_directories_held,
                                  check_record, load_callback_state, position, resume_path, stop_for_signal,
                                  write_checkpoint)
@@ -61,6 +63,41 @@ FOREIGN_HOOKS = frozenset({"on_epoch_begin", "on_batch_begin", "on_batch_end", "
                            "on_before_backward", "on_after_backward", "on_before_optimizer_step"})
 REFRESH_STEPS = 20  # the progress bar shows the running cost every this many steps (one host sync)
 PRECHECKED_RATES = 100_000  # rates checked before training, per kind (epoch schedule, step schedule)
+
+
+def _augmented(augment, Xb: np.ndarray, rng, epoch: int, step: int) -> np.ndarray:
+    """``augment(Xb, rng)``, checked: a batch of Xb's shape, finite (a NaN it made would be called
+    a divergence, and the learning rate blamed)."""
+    out = augment(Xb, rng)
+    if not isinstance(out, np.ndarray) or out.shape != Xb.shape:
+        raise ValueError(f"augment returned {type(out).__name__} {getattr(out, 'shape', '')} for a batch of shape "
+                         f"{Xb.shape} (epoch {epoch + 1}, step {step + 1}): it must return the batch's shape")
+    if not np.isfinite(out).all():
+        raise ValueError(f"augment returned NaN or Inf in the batch of epoch {epoch + 1}, step {step + 1}")
+    return out
+
+
+def _called(schedule, count: int, what: str):
+    """``schedule(count)``, its failure named as ``what`` (a list of rates run out: a bare IndexError
+    from somewhere in the run's checks, before)."""
+    try:
+        return schedule(count)
+    except Exception as e:  # (the user's function: any error it raises)
+        raise ValueError(f"{what}: the schedule raised {type(e).__name__}: {e}") from e
+
+
+def _checked_run_info(run_info) -> dict:
+    """A copy of ``run_info``, a dict of JSON values (what a checkpoint stores), or an error naming
+    it now — not at the first checkpoint, after an epoch trained."""
+    if run_info is None:
+        return {}
+    if not isinstance(run_info, dict):
+        raise TypeError(f"run_info must be a dict of JSON values or None, got {type(run_info).__name__}")
+    try:
+        json.dumps(run_info, default=json_number)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"run_info must hold JSON values (numbers, strings, lists, dicts, None): {e}") from None
+    return dict(run_info)
 
 
 def penalty_examples(batch_size: int, m: int) -> int:
@@ -108,7 +145,7 @@ class Trainer:
             raise ValueError(f"l2 must be a finite number ≥ 0, got {l2!r}")
         if schedule is not None and not callable(schedule):
             raise TypeError(f"schedule must be a callable epoch → learning rate, got {schedule!r}")
-        if schedule is not None and not takes_one_argument(schedule):
+        if schedule is not None and not takes_arguments(schedule):
             raise TypeError(f"schedule must take one argument, the epochs completed (epoch → learning rate, as "
                             f"xdl.optim.schedules' do), got {schedule!r} (a Keras schedule(epoch, lr)?)")
         predicts = getattr(loss, "predicts", None)
@@ -138,7 +175,8 @@ class Trainer:
                              "schedule as its lr (xdl.optim.schedules), or one rate to all")
         if isinstance(callbacks, Callback):
             raise TypeError(f"callbacks must be a list of xdl.train.Callback instances, got one: callbacks=[{callbacks!r}]")
-        if augment is not None and not callable(augment):
+        callbacks = check_list(() if callbacks is None else callbacks, "callbacks", "xdl.train.Callback")  # (read once)
+        if augment is not None and not (callable(augment) and takes_arguments(augment, 2)):
             raise TypeError(f"augment must be a callable (X_batch, rng) -> X_batch, e.g. xdl.data.Augment, got "
                             f"{augment!r}")
         for cb in callbacks:
@@ -153,9 +191,10 @@ class Trainer:
         self.model, self.loss, self.optimizer = model, loss, optimizer
         self._network = model  # what the steps run on their inputs (`Module.network_input`, set by fit)
         self.l2, self.batch_size, self.epochs, self.schedule = float(l2), int(batch_size), int(epochs), schedule
+        self._given_schedule = schedule  # what the run was made with (a checkpoint records it)
         self.callbacks = sorted(callbacks, key=lambda cb: cb.order)
         self.augment, self.seed, self.eval_train, self.progress = augment, int(seed), bool(eval_train), progress
-        self.run_info = dict(run_info or {})
+        self.run_info = _checked_run_info(run_info)
         self._captured = CapturedSteps(capture, model.backend)  # the graphs of the captured steps
         self._settings = [dict(g.settings) for g in optimizer.groups]  # as given: a schedule changes lr later
         self.history = History()
@@ -265,12 +304,14 @@ class Trainer:
         """Every learning rate the planned run will use is within the model dtype's positive range
         (`check_rate`; checked now, up to `PRECHECKED_RATES` of each kind; a later bad one when it comes)."""
         for epoch in range(min(self.epochs, PRECHECKED_RATES)) if self.schedule is not None else ():
-            check_rate(self.schedule(epoch), f"schedule({epoch}) (the rate of epoch {epoch + 1})", self.model.dtype)
+            what = f"schedule({epoch}) (the rate of epoch {epoch + 1})"
+            check_rate(_called(self.schedule, epoch, what), what, self.model.dtype)
         for g, group in enumerate(self.optimizer.groups):
             lr = group.settings["lr"]
             if callable(lr):
                 for t in range(min(self.epochs * steps, PRECHECKED_RATES)):
-                    check_rate(lr(t), f"the optimizer's lr schedule at step {t} (group {g})", self.model.dtype)
+                    what = f"the optimizer's lr schedule at step {t} (group {g})"
+                    check_rate(_called(lr, t, what), what, self.model.dtype)
             elif self.schedule is None:  # a constant rate (an epoch schedule replaces it)
                 check_rate(lr, f"the optimizer's lr (group {g})", self.model.dtype)
 
@@ -311,6 +352,10 @@ class Trainer:
             raise ValueError(f"fit: this trainer has trained all its {self.epochs} epochs; fit trains the remaining "
                              "epochs of its run: raise trainer.epochs to train on, or make a new Trainer")
         X, y = self._check(X, y)
+        if resume is None and self._partial is not None and self._partial.get("examples", len(X)) != len(X):
+            raise ValueError(f"fit: this trainer's last fit stopped in epoch {self.epoch + 1} after step {self.step} of "
+                             f"an epoch over {self._partial['examples']} examples, and X has {len(X)}: give it the same "
+                             "data to finish that epoch, or make a new Trainer")
         if dev is not None:
             dev = self._check(*check_dev_pair(dev), name="_dev")
         check_monitored(self.callbacks, dev, accuracy=self.classification)
@@ -409,7 +454,7 @@ class Trainer:
             else:
                 Xb, yb = X[idx], y[idx]
                 if self.augment is not None:
-                    Xb = self.augment(Xb, np.random.default_rng([self.seed, e, step]))
+                    Xb = _augmented(self.augment, Xb, np.random.default_rng([self.seed, e, step]), e, step)
                 self.model.set_random_key(self.seed, e * steps + step)
                 cost, hits = self._train_step(Xb, yb)
             costs[step] = cost
@@ -422,7 +467,8 @@ class Trainer:
                 checked = step + 1
             if signals.received and step + 1 < steps:
                 self._partial = {"costs": backend.to_numpy(costs[:step + 1]).tolist(), "correct": float(correct),
-                                 "seconds": seconds_before + time.perf_counter() - start, "lr": lr}
+                                 "seconds": seconds_before + time.perf_counter() - start, "lr": lr,
+                                 "examples": len(X)}
                 self._mid_step = False
                 stop_for_signal(self, signals.received)
             if bar.disable is False and (step + 1) % REFRESH_STEPS == 0:
@@ -469,6 +515,12 @@ class Trainer:
             kept = ["no good state was saved yet (its Checkpoint callback had not written one)"
                     if any(isinstance(cb, Checkpoint) for cb in self.callbacks)
                     else "no checkpoint holds a good state (a Checkpoint callback keeps one)"]
+        best = next((cb for cb in self.callbacks if isinstance(cb, EarlyStopping) and cb.restore_best
+                     and cb.best_state is not None), None)
+        if best is not None:  # as Keras's restore_best_weights on a NaN stop: the model is not left holding NaN
+            self.model.load_state_dict(best.best_state)
+            self.history.best_epoch = best.best_epoch
+            kept.append(f"the model holds its best epoch's weights again (epoch {best.best_epoch}, EarlyStopping's)")
         kept = "; ".join(kept)
         self.history.diverged = what  # history.json says so, not only the error
         return FloatingPointError(f"training diverged: {what}; {kept}; try a smaller learning rate")
@@ -496,9 +548,15 @@ class Trainer:
     # -- evaluation ---------------------------------------------------------------------------
     @no_grad()
     def evaluate(self, X, y, batch_size: int = 1024) -> dict:
-        """Cost (data loss) and accuracy (classification) of the model in evaluation mode."""
+        """Cost (data loss) and accuracy (classification) of the model in evaluation mode; a model
+        whose state holds NaN or Inf (a diverged run's) is refused, naming where — its outputs
+        would be NaN, and NaN rows counted as class 0."""
         check_int(batch_size, "batch_size")
         X, y = self._check(X, y)
+        bad = _non_finite_state(self.model)
+        if bad:
+            raise ValueError(f"evaluate: the model holds NaN or Inf in {', '.join(bad[:3])}"
+                             f"{', …' if len(bad) > 3 else ''} (a diverged run's state?): load a good state first")
         X, self._network = self.model.network_input(X, on_host=self.augment is None)
         return self._evaluate(X, y, batch_size)
 
