@@ -212,8 +212,8 @@ def test_bad_spaces_name_the_key(spec, match):
 
 
 @pytest.mark.parametrize("space, match", [
-    ({"lr": (1e-4, 1e-1)}, r"space: lr = \(0.0001, 0.1\) cannot be trained: lr must be a number, got \(0.0001, 0.1\) "
-                           r"\(tuple\); to search it, give its kind: lr = \{log_uniform = \[low, high\]\}"),
+    ({"lr": (1e-4, 1e-1)}, r"space: lr = \[0.0001, 0.1\] cannot be trained: lr must be a number, got \[0.0001, 0.1\] "
+                           r"\(list\); to search it, give its kind: lr = \{log_uniform = \[low, high\]\}"),
     ({"optimizer": {"choice": ["adam", "bogus"]}}, r"optimizer = 'bogus' \(of choice \['adam', 'bogus'\]\) cannot be "
                                                   r"trained: optimizer must be one of sgd"),
     ({"epochs": {"int_uniform": [0, 2]}}, r"epochs = 0 \(of int_uniform \[0, 2\]\) cannot be trained: epochs must be ≥ 1"),
@@ -564,6 +564,58 @@ def test_successive_halving_prunes_poor_trials_at_rungs(data, execution, tmp_pat
         tune(X, y, dev, {"lr": {"log_uniform": [1e-5, 1e-1]}}, trials=2, base=base, halving=1)
 
 
+def test_halving_puts_its_rungs_below_the_epochs_the_space_gives_and_never_prunes_a_last_epoch(data):
+    X, y, dev = data
+    space = {"epochs": {"choice": [2, 8]}, "lr": {"log_uniform": [1e-2, 1e-1]}}
+    study = tune(X, y, dev, space, trials=12, base=BASE, halving=2, min_epochs=1)  # BASE trains 2 epochs
+    pruned = [t for t in study.trials if t.status == "pruned"]
+    assert any(t.epochs == 4 for t in pruned)  # a rung at 4: the space's 8 epochs, not the base's 2
+    assert all(t.epochs < t.params["epochs"] for t in pruned)  # one at its own last epoch has ended
+    assert {t.epochs for t in study.trials if t.status == "completed"} <= {2, 8}
+    tune(X, y, dev, {"epochs": 8, "lr": 0.01}, trials=1, base=BASE, halving=2, min_epochs=2)  # below 8: taken
+
+
+def test_a_random_search_of_one_trial_is_given_more_on_resume(data, tmp_path):
+    X, y, dev = data
+    tune(X, y, dev, {"lr": {"log_uniform": [1e-3, 1e-1]}}, trials=1, base=BASE, directory=tmp_path)
+    study = tune(X, y, dev, {"lr": {"log_uniform": [1e-3, 1e-1]}}, trials=3, base=BASE, directory=tmp_path,
+                 resume=True)  # (its rounds, 1 then 2, are no setting of a random search)
+    assert len(study.trials) == 3
+
+
+def test_a_space_of_options_the_optimizer_does_not_read_is_refused(data):
+    X, y, dev = data
+    base = dataclasses.replace(BASE, optimizer="sgd", schedule="none")
+    with pytest.raises(ValueError, match=r"space: beta1 is not read by optimizer 'sgd' or schedule 'none'"):
+        tune(X, y, dev, {"beta1": {"one_minus_log": [0.8, 0.999]}}, trials=2, base=base)
+    tune(X, y, dev, {"beta1": {"one_minus_log": [0.8, 0.999]}, "optimizer": {"choice": ["sgd", "adam"]}},
+         trials=1, base=base)  # read by some trials: taken
+
+
+def test_search_arguments_of_numpy_types_are_taken_and_others_named(data, tmp_path):
+    X, y, dev = data
+    study = tune(X, y, dev, {"lr": np.float32(0.01), "batch_size": np.int64(32), "dropout": Uniform(0, 0.4)},
+                 trials=1, base=BASE)
+    assert study.trials[0].params["batch_size"] == 32
+    with pytest.raises(ValueError, match="resume must be True or False"):
+        tune(X, y, dev, {"lr": 0.01}, trials=1, base=BASE, directory=tmp_path, resume="no")
+    with pytest.raises(ValueError, match=r"int_uniform bounds must be within ±2\*\*53"):
+        Space.from_dict({"patience": {"int_uniform": [1, 10**19]}})
+    space = Space({"lr": LogUniform(1e-4, 1e-1), "hidden": Choice([[8], [16]])})
+    with pytest.raises(ValueError, match=r"zoom: shrink must be a number in \(0, 1\], got -1"):
+        zoom(space, {"lr": 1e-2, "hidden": [8]}, -1)
+    with pytest.raises(ValueError, match=r"zoom: center's hidden is \[64\], not a value"):
+        zoom(space, {"lr": 1e-2, "hidden": [64]})
+    with pytest.raises(ValueError, match=r"zoom: center's lr is 1.0, not a value"):
+        zoom(space, {"lr": 1.0, "hidden": [8]})
+    with pytest.raises(ValueError, match="table: k must be a positive integer, got -1"):
+        study.table(-1)
+    with pytest.raises(ValueError, match="X has 1 example: batch norm needs batches of at least 2"):
+        tune(X[:1], y[:1], dev, {"lr": 0.01}, trials=1, base=dataclasses.replace(BASE, batch_norm=True),
+             directory=tmp_path / "one")
+    assert not (tmp_path / "one").exists()
+
+
 # -- input checked before any work, naming the argument (the flag on the command line) -------------
 TINY = ["--dataset", "moons", "--epochs", "1", "--hidden", "8", "--no-progress"]
 
@@ -611,7 +663,7 @@ def test_one_trial_needs_no_rounds_for_strategies_that_ignore_them(tmp_path, str
     (["--halving", "0"], "--halving must be an integer η ≥ 2"),
     (["--halving", "2", "--min-epochs", "0"], "--min-epochs must be a positive integer, got 0"),
     (["--trials", "4", "--epochs", "2", "--halving", "3", "--min-epochs", "10"],
-     "--min-epochs (10) must be below --epochs (2) with --halving"),
+     "--min-epochs (10) must be below the most epochs a trial trains (2: --epochs or the space's) with --halving"),
     (["--top", "-1"], "--top must be a positive integer, got -1"),
     (["--top", "0"], "--top must be a positive integer, got 0"),
     (["--trials", "0"], "--trials must be an integer in [1, 1,000,000], got 0"),
@@ -668,7 +720,7 @@ def test_search_arguments_are_checked_before_any_trial(data, tmp_path, monkeypat
             (dict(dev=(dev[0],)), ValueError, r"dev must be a pair \(X_dev, y_dev\).*tuple of length 1"),
             (dict(dev=(dev[0][:, :3], dev[1])), ValueError, r"X_dev has 3 features"),
             (dict(dtype="float16", execution="sequential"), ValueError, r"dtype must be float32 or float64"),
-            (dict(halving=2, min_epochs=2), ValueError, r"min_epochs \(2\) must be below base.epochs \(2\) with halving"),
+            (dict(halving=2, min_epochs=2), ValueError, r"min_epochs \(2\) must be below the most epochs a trial trains \(2: base.epochs"),
             (dict(directory=""), ValueError, r"directory must name a directory"),
             (dict(resume=True, directory=None), ValueError, r"resume=True needs the directory"),
             (dict(directory=tmp_path / "afile"), NotADirectoryError, r"directory '.*afile' is a file, not a directory"),
@@ -961,3 +1013,10 @@ def test_the_best_so_far_curve_ranks_as_study_best_pruned_trials_left_out():
     so_far, seconds = best_so_far(trials)
     assert np.isnan(so_far[:2]).all() and so_far[2:] == [0.8, 0.9]
     assert seconds == [0.5, 0.75, 1.75, 3.75]
+
+
+def test_a_space_setting_checkpoint_every_is_told_a_search_writes_no_checkpoints(data):
+    X, y, dev = data
+    with pytest.raises(ValueError, match="checkpoint_every cannot be in a search space: a search's trials write no "
+                                         "checkpoints"):
+        tune(X, y, dev, {"checkpoint_every": 2, "lr": 0.01}, trials=1, base=BASE)

@@ -100,7 +100,7 @@ def plot_study(study, path, space=None) -> Path:
     """Save a search's trials as an image at ``path`` (as `plot_history`): dev accuracy against each searched
     hyperparameter on its own scale (log axes for log-uniform ones, 1 − β on a log axis for
     one_minus_log, one column per choice), a colour per round, a pruned trial hollow (its accuracy
-    is its last rung's); and the best dev accuracy so far (of trials that trained to their end, as
+    is of the epochs it had when stopped); and the best dev accuracy so far (of trials that trained to their end, as
     ``study.best``) against trials and against seconds.
     ``space``: a `Space` or its dict; None: the study's own."""
     from xdl.tune.space import Space

@@ -17,7 +17,8 @@ from xdl.train.callbacks import Callback
 
 
 def rungs(min_epochs: int, eta: int, max_epochs: int) -> list[int]:
-    """The epochs at which trials are compared: min_epochs·ηʳ below ``max_epochs``."""
+    """The epochs at which trials are compared: min_epochs·ηʳ below ``max_epochs`` (the most any
+    trial trains; a trial is compared at those below its own epochs)."""
     out, epoch = [], min_epochs
     while epoch < max_epochs:
         out.append(epoch)
@@ -47,8 +48,9 @@ class Pruning(Callback):
         self.recorded, self.eta, self.pruned_at = recorded, eta, None
 
     def on_epoch_end(self, trainer, record):
-        epoch = record["epoch"]
-        if epoch in self.recorded and not goes_on(record["dev_accuracy"], self.recorded[epoch], self.eta):
+        epoch = record["epoch"]  # (a trial at its last epoch has ended, not been stopped early)
+        if epoch in self.recorded and epoch < trainer.epochs \
+                and not goes_on(record["dev_accuracy"], self.recorded[epoch], self.eta):
             trainer.stop_training, self.pruned_at = True, epoch
 
 
@@ -68,5 +70,6 @@ class BatchPruning(Callback):
         earlier = self.recorded[epoch]
         for k, value in here.items():
             peers = earlier + [v for j, v in here.items() if j != k]
-            if trainer.status[k] == "training" and not goes_on(value, peers, self.eta):
+            if trainer.status[k] == "training" and epoch < trainer.configs[k].epochs \
+                    and not goes_on(value, peers, self.eta):
                 trainer.stop_model(k, "pruned")

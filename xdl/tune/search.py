@@ -36,7 +36,7 @@ from xdl.backend import thread_seed
 from xdl.caller import warn_caller
 from xdl.config import TrainConfig, unread_options
 from xdl.data import check_features, check_labels
-from xdl.data.validation import check_bool, check_dev_pair, check_int
+from xdl.data.validation import check_bool, check_dev_pair, check_int, check_number
 from xdl.files import check_directory_name, check_writable_dir
 from xdl.tensor import to_numpy
 from xdl.train.interrupt import Interrupted
@@ -44,7 +44,7 @@ from xdl.train.many import SHARED, ManyTrainer, check_standardize
 from xdl.train.provenance import data_digest
 from xdl.lock import DirectoryLock, check_not_in_use, took_over_note
 from xdl.tune.pruning import BatchPruning, Pruning, recorded_at, rungs
-from xdl.tune.space import DEFAULT_SPACE, NOT_SEARCHED, SAMPLING, Space, python_value
+from xdl.tune.space import DEFAULT_SPACE, NOT_SEARCHED, SAMPLING, Space, as_json, python_value
 from xdl.tune.study import TRIALS_FILE, Study, Trial, read_trials, saved_study
 
 STRATEGIES = ("random", "grid", "coarse_to_fine", "tpe")
@@ -105,6 +105,8 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
                                                      directory, resume, halving, min_epochs, dtype,
                                                      scheduler=scheduler)
     X, y, dev = _check_data(X, y, dev, dtype)
+    if len(X) < 2 and (base.batch_norm or "batch_norm" in space.spec()):  # named now, not by each trial
+        raise ValueError(f"X has {len(X)} example: batch norm needs batches of at least 2")
     if isinstance(standardize, str) and standardize != "fit":
         raise ValueError(f'standardize must be a Standardize layer, "fit" or None, got {standardize!r}')
     if not isinstance(standardize, str):
@@ -116,7 +118,7 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
     # a scheduler given by address is connected to now, before anything is made: a wrong one fails here
     client = connect(scheduler) if execution == "dask" and isinstance(scheduler, str) else None
     search = _Search(base, X, y, dev, study, standardize, progress, scheduler if client is None else client,
-                     rungs(min_epochs, halving, base.epochs) if halving else [], halving, dtype,
+                     rungs(min_epochs, halving, largest_epochs(space, base)) if halving else [], halving, dtype,
                      owned=[client] if client is not None else [])
     train = {"sequential": _sequential, "batched": _batched, "dask": _dask}[execution]
     try:
@@ -210,7 +212,8 @@ def _unchanging(space: Space, strategy: str) -> tuple[str, ...]:
     random search's trials: its first n points are the same however many are drawn (`Space.sample`),
     so it may be given more (as Optuna's ``study.optimize`` called again)."""
     grows = ("trials",) if strategy == "random" else ()
-    return (*(f"base.{key}" for key in (*RESUME_MAY_CHANGE, *space.spec())), *grows)
+    ignored = ("rounds",) if strategy in ("random", "grid") else ()  # (derived from trials, and not read)
+    return (*(f"base.{key}" for key in (*RESUME_MAY_CHANGE, *space.spec())), *grows, *ignored)
 
 
 def _standardize_record(standardize):
@@ -250,11 +253,15 @@ def check_search(space=None, trials=32, strategy="random", execution="sequential
                          f"by its own seed ({name('base.seed')}), so a trial of another would be of another split, "
                          "which its best.toml could not reproduce; to measure the spread over seeds, train the best "
                          "configuration with several (xdl bench optimizers reports it per optimizer)")
+    if fixed == "checkpoint_every":  # (no flag or option of a search sets it)
+        raise ValueError(f"{name('space')}: checkpoint_every cannot be in a search space: a search's trials write "
+                         "no checkpoints (the study keeps each trial's result as it ends)")
     if fixed:  # a trial would be recorded with the value but trained without it
         raise ValueError(f"{name('space')}: {fixed} cannot be in a search space: it is the same for every trial "
                          f"(the data, the backend and the run's options are the search's); set it as "
                          f"{name('base.' + fixed)}")
     _check_space_values(space, base, name)
+    _check_space_read(space, base, name)
     trials = check_int(trials, name("trials"), high=MAX_TRIALS, expected=f"an integer in [1, {MAX_TRIALS:,}]")
     if strategy not in STRATEGIES:
         raise ValueError(f"{name('strategy')} must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
@@ -287,10 +294,11 @@ def check_search(space=None, trials=32, strategy="random", execution="sequential
     if halving is None and min_epochs != 1:  # it would be ignored
         raise ValueError(f"{name('min_epochs')} is the first rung of {name('halving')}, which this search does not "
                          "use; give both, or neither")
-    if halving is not None and min_epochs >= base.epochs:
-        raise ValueError(f"{name('min_epochs')} ({min_epochs}) must be below {name('base.epochs')} ({base.epochs}) "
-                         f"with {name('halving')}: its first rung would come at or after the last epoch, so no trial "
-                         "could be stopped early")
+    if halving is not None and min_epochs >= largest_epochs(space, base):
+        raise ValueError(f"{name('min_epochs')} ({min_epochs}) must be below the most epochs a trial trains "
+                         f"({largest_epochs(space, base)}: {name('base.epochs')} or the space's) with {name('halving')}: "
+                         "its first rung would come at or after the last epoch, so no trial could be stopped early")
+    resume = check_bool(resume, name("resume"))
     try:
         dtype = np.dtype(dtype)
     except TypeError:
@@ -439,7 +447,14 @@ def _tpe(space: Space, trials: int, rounds: int, seed: int, study: Study):
 
 def zoom(space: Space, center: dict, shrink: float = SHRINK) -> Space:
     """``space`` narrowed, in every dimension's own scale, to a box ``shrink`` times as wide
-    around ``center`` (moved inside the old box where it would cross an edge)."""
+    around ``center`` (moved inside the old box where it would cross an edge). ``shrink`` in
+    (0, 1]; ``center`` holds a value of every dimension, within it (a trial's params)."""
+    check_number(shrink, "zoom: shrink", "a number in (0, 1]", lambda v: 0 < v <= 1)
+    if not isinstance(center, dict):
+        raise TypeError(f"zoom: center must be a dict of the space's values (a trial's params), got {center!r}")
+    for key, d in space.dimensions.items():
+        if not _holds(d, center.get(key)):
+            raise ValueError(f"zoom: center's {key} is {center.get(key)!r}, not a value of the space's {d!r}")
     boxes = {}
     for name, d in space.dimensions.items():
         low, high = d.box
@@ -452,6 +467,19 @@ def zoom(space: Space, center: dict, shrink: float = SHRINK) -> Space:
         start = min(max(start, low), high - width)
         boxes[name] = (start, start + width)
     return space.narrowed(boxes)
+
+
+def _holds(d, value) -> bool:
+    """Whether ``value`` is one of dimension ``d``'s: a choice's value, or a number in its range."""
+    if d.kind == "choice":
+        return as_json(value) in d.values
+    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+        return False
+    try:
+        t = d.coordinate(value)
+    except (ValueError, OverflowError):  # (a log of a number ≤ 0)
+        return False
+    return math.isfinite(t) and d.box[0] <= t <= d.box[1]
 
 
 def trial_config(base: TrainConfig, params: dict, source: str) -> TrainConfig:
@@ -467,6 +495,31 @@ def _config_or_failure(base: TrainConfig, number: int, round_: int, params: dict
     except (TypeError, ValueError) as e:
         study.add([_trial(number, round_, params, error=str(e))])
         return None
+
+
+def largest_epochs(space: Space, base: TrainConfig) -> int:
+    """The most epochs a trial of the search trains: the space's (fixed, a choice's largest, a
+    range's top) where it sets them, else the base's — where the rungs of halving may lie."""
+    if "epochs" in space.fixed:
+        return int(space.fixed["epochs"])
+    d = space.dimensions.get("epochs")
+    if d is None:
+        return base.epochs
+    return int(max(d.values if d.kind == "choice" else d.bounds))
+
+
+def _check_space_read(space: Space, base: TrainConfig, name) -> None:
+    """Refuse a searched or fixed option that the trials' optimizer and schedule do not read (β2
+    beside SGD): every trial would be the same run in it. Where the space searches the optimizer or
+    the schedule, what is read differs from trial to trial: nothing is refused."""
+    if {"optimizer", "schedule"} & set(space.dimensions):
+        return
+    config = dataclasses.replace(base, **{k: v for k, v in space.fixed.items() if k in ("optimizer", "schedule")})
+    unread = unread_options(config, space.spec())
+    if unread:
+        raise ValueError(f"{name('space')}: {unread[0]} is not read by optimizer {config.optimizer!r} or schedule "
+                         f"{config.schedule!r}: every trial would be the same run in it; leave it out, or search "
+                         "the optimizer or schedule too")
 
 
 def _check_space_values(space: Space, base: TrainConfig, name) -> None:

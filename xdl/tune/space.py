@@ -144,6 +144,8 @@ class IntUniform(Dimension):
     def __init__(self, low: int, high: int):
         if not all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in (low, high)):
             raise ValueError(f"int_uniform needs integer bounds, got [{low!r}, {high!r}]")
+        if not all(-2**53 <= v <= 2**53 for v in (low, high)):  # (drawn in float64, then rounded)
+            raise ValueError(f"int_uniform bounds must be within ±2**53, got [{low}, {high}]")
         _check_range(low, high)
         super().__init__(low - 0.5, high + 0.5)
         self.bounds = (int(low), int(high))
@@ -178,7 +180,7 @@ class Choice(Dimension):
     def __init__(self, values):
         if not isinstance(values, list | tuple):  # a string would be its letters, a number no list at all
             raise ValueError(f"choice takes a list of values, got {values!r} ({type(values).__name__})")
-        values = [_as_json(v) for v in values]  # as a study stores them: (32,) is read back as [32]
+        values = [as_json(v) for v in values]  # as a study stores them: (32,) is read back as [32]
         if not values:
             raise ValueError("choice needs at least one value")
         super().__init__(0.0, float(len(values)))
@@ -196,7 +198,7 @@ class Choice(Dimension):
         return self.values[first:last]
 
     def coordinate(self, x) -> float:
-        return self.values.index(_as_json(x)) + 0.5
+        return self.values.index(as_json(x)) + 0.5
 
     def narrowed(self, low: float, high: float) -> Dimension:
         """The values whose cells lie mostly in the box [low, high] (at least the one at its
@@ -210,10 +212,12 @@ class Choice(Dimension):
         return {self.kind: self.values}
 
 
-def _as_json(value):
-    """``value`` as JSON gives it back: tuples as lists, NumPy numbers as Python's."""
+def as_json(value):
+    """``value`` as JSON gives it back: tuples and NumPy arrays as lists, NumPy numbers as Python's."""
+    if isinstance(value, np.ndarray) and value.ndim:
+        value = list(value)
     if isinstance(value, list | tuple):
-        return [_as_json(v) for v in value]
+        return [as_json(v) for v in value]
     return python_value(value)
 
 
@@ -247,7 +251,8 @@ class Space:
             _check_name(name, source, options)
             if name in dimensions:
                 raise ValueError(f"{source}: {name} is both searched and fixed; give it once")
-        self.dimensions, self.fixed, self.options = dict(dimensions), dict(fixed), options
+        # fixed values as a study stores them (JSON): NumPy numbers and arrays as Python's
+        self.dimensions, self.fixed, self.options = dict(dimensions), {k: as_json(v) for k, v in fixed.items()}, options
 
     @classmethod
     def from_dict(cls, spec: dict, source: str = "space", options=None) -> Space:

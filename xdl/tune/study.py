@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from xdl.data.validation import check_int
 from xdl.files import atomic_write
 
 TRIALS_FILE = "trials.json"
@@ -36,7 +37,8 @@ class Trial:
 
     @property
     def ok(self) -> bool:
-        """It trained and has a dev record (a pruned trial's is its last rung's)."""
+        """It trained and has a dev record (a pruned trial's is of the epochs it had when stopped at a
+        rung: the model it ended with, the best epoch's where early stopping put that back)."""
         return self.status != "failed" and self.dev_accuracy is not None
 
     @property
@@ -125,6 +127,7 @@ class Study:
 
     def table(self, k: int = 10) -> str:
         """The top ``k`` trials as a Markdown table."""
+        k = check_int(k, "table: k")
         names = sorted({n for t in self.trials for n in t.params})
         rows = ["| rank | trial | dev accuracy | dev cost | epochs | status | " + " | ".join(names) + " |",
                 "|" + "---:|" * (6 + len(names))]
