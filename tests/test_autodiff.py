@@ -112,6 +112,22 @@ def test_one_declaration_makes_a_public_method_and_checked_function(backend, rng
     assert not hasattr(xdl.Tensor, "softplus") and "softplus" not in REGISTRY
 
 
+def test_the_readme_says_which_functions_are_tensor_methods():
+    """README said every differentiable function is also a Tensor method: 20 of them are not."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    sentence = text.split("Layers, losses and gradient checking by hand (", 1)[1].split("):\n", 1)[0]
+    for method in re.findall(r"`t\.(\w+)\(", sentence):
+        assert hasattr(xdl.Tensor, method), method
+    functions_only = sentence.split("are operators;", 1)[1]
+    named = set(re.findall(r"`(\w+)`", functions_only))
+    for name, spec in REGISTRY.items():
+        if spec.methods or spec.reflected:
+            assert name not in named, name
+        else:  # named, or one of the kinds the sentence names
+            assert name in named or ("cross_entropy" in name and "cross-entropies" in functions_only) or \
+                (name.startswith("stacked_") and "stacked ones" in functions_only), name
+
+
 def test_settings_are_declared_and_unknown_ones_refused(backend):
     x = xdl.tensor([[-1.0, 2.0]])
     assert xdl.leaky_relu(x, slope=0.5).numpy().tolist() == [[-0.5, 2.0]]
@@ -200,6 +216,11 @@ def test_requires_grad_is_a_flag_of_floating_tensors_however_it_is_set(backend):
         xdl.tensor([1, 2]).requires_grad = True  # its gradients would be integers
     with pytest.raises(TypeError, match="Parameter: a parameter is a floating array .* got dtype int64"):
         xdl.Parameter(backend.asarray(np.array([1, 2])))
+    with pytest.raises(TypeError, match="Tensor: only floating tensors can require a gradient, got dtype int64"):
+        xdl.Tensor(backend.asarray(np.array([1, 2])), requires_grad=True)  # was accepted, its gradient truncated
+    with pytest.raises(TypeError, match="Tensor: requires_grad must be True or False, got 'yes'"):
+        xdl.Tensor(backend.asarray(np.array([1.0])), requires_grad="yes")
+    assert xdl.Tensor(backend.asarray(np.array([1.0])), requires_grad=np.bool_(True)).requires_grad is True
     assert t.requires_grad is True and not xdl.tensor([1, 2]).requires_grad
 
 
@@ -350,12 +371,44 @@ def test_backward_of_non_scalar_needs_gradient(backend):
     assert backend.to_numpy(w.grad).tolist() == [2.0, 20.0]
 
 
+def test_a_tensor_given_to_backward_is_cast_to_the_outputs_dtype_as_an_array_is(backend):
+    x = xdl.tensor(np.arange(8, dtype=np.float32).reshape(4, 2), requires_grad=True)
+    gamma = xdl.tensor(np.ones(2, np.float32), requires_grad=True)
+    beta = xdl.tensor(np.zeros(2, np.float32), requires_grad=True)
+    stats = (backend.asarray(np.zeros(2, np.float32)), backend.asarray(np.ones(2, np.float32)))
+    y = xdl.batch_norm(x, gamma, beta, *stats)
+    y.backward(xdl.tensor(np.array([[1, 0], [0, 2], [3, 0], [0, 4]])))  # int64: batch norm's backward crashed
+    from_tensor = [backend.to_numpy(t.grad) for t in (x, gamma, beta)]
+    assert all(g.dtype == np.float32 for g in from_tensor)
+    for t in (x, gamma, beta):
+        t.grad = None
+    y.backward([[1, 0], [0, 2], [3, 0], [0, 4]])  # a list was cast already
+    for g, t in zip(from_tensor, (x, gamma, beta)):
+        np.testing.assert_array_equal(g, backend.to_numpy(t.grad))
+
+
 def test_float64_scalars_keep_float32(backend):
     w = xdl.tensor([1.0, 2.0])
     assert (w * np.float64(2.0)).dtype == np.float32
     assert (np.float64(2.0) * w).dtype == np.float32
     assert (w + 1e-300).dtype == np.float32
     assert (w ** 2).dtype == np.float32
+
+
+def test_a_python_int_beyond_int64_is_a_number_in_the_tensors_dtype(backend):
+    """NumPy holds 2**64 as an object: the product was an object tensor whose backward crashed."""
+    v = xdl.tensor([1.0, 2.0], requires_grad=True)
+    y = v * 2**64
+    assert y.dtype == np.float32 and y.tolist() == [2.0**64, 2.0**65]
+    y.sum().backward()
+    assert v.grad.dtype == np.float32 and backend.to_numpy(v.grad).tolist() == [2.0**64, 2.0**64]
+    with np.errstate(over="ignore"):
+        assert (v * 2**200).tolist() == [np.inf, np.inf]  # beyond float32's range: inf, as NumPy's
+    with pytest.raises(OverflowError):  # as NumPy's, for integers
+        xdl.tensor([1, 2]) * 2**64
+    with pytest.raises(OverflowError):
+        xdl.tensor([True]) + 2**64
+    assert (xdl.tensor([True]) + 1).dtype == np.int64 and (xdl.tensor([True]) + True).dtype == np.bool_
 
 
 def test_shape_errors_name_the_shapes(backend):
@@ -412,7 +465,7 @@ def test_tensor_converts_to_python_numbers_and_numpy(backend):
     assert np.asarray([xdl.tensor(1.0), xdl.tensor(2.0)]).tolist() == [1.0, 2.0]
     if backend.device_type == "cpu":
         assert np.shares_memory(np.asarray(t), t.data)  # no copy where none is needed
-        assert np.asarray(t.sum(), copy=False) == 10.0  # a reduction's data, a NumPy scalar, too
+        assert np.asarray(t.sum(), copy=False) == 10.0  # a reduction's 0-d data too
         with pytest.raises(ValueError, match="a tensor of float32 as float64 needs a copy"):
             np.asarray(t, dtype=np.float64, copy=False)  # as NumPy 2 refuses it
     else:
@@ -514,7 +567,8 @@ def test_dropout_and_batch_norm_check_what_their_layers_check(backend):
         xdl.batch_norm(x, gamma, beta, *stats(), eps="1e-5")
     with pytest.raises(ValueError, match=r"batch_norm: eps must be a finite number > 0 in float32, got 1e-50"):
         xdl.batch_norm(x, gamma, beta, *stats(), eps=1e-50)
-    with pytest.raises(ValueError, match=r"batch_norm: momentum must be in \[0, 1\), got -1.0"):
+    with pytest.raises(ValueError, match=r"batch_norm: momentum must be a number in \[0, 1\), or one per feature, "
+                                         r"got -1.0"):
         xdl.batch_norm(x, gamma, beta, *stats(), momentum=-1.0)
     mean, var = stats()
     xdl.batch_norm(xdl.tensor(np.arange(8, dtype=np.float32).reshape(4, 2)), gamma, beta, mean, var)
@@ -522,6 +576,63 @@ def test_dropout_and_batch_norm_check_what_their_layers_check(backend):
     mean, var = (xdl.tensor(s) for s in stats())  # tensors, as PyTorch's F.batch_norm takes them
     xdl.batch_norm(xdl.tensor(np.arange(8, dtype=np.float32).reshape(4, 2)), gamma, beta, mean, var)
     assert mean.tolist() == pytest.approx([0.3, 0.4])
+
+
+def test_batch_norm_refuses_a_scale_or_shift_not_one_per_feature_and_checks_every_momentum(backend):
+    """A 0-d or (1, C) γ was broadcast in the forward and got a (C,) gradient, a wrong length a raw
+    NumPy error; a momentum per feature was not range-checked, and training="False" read as true."""
+    x = xdl.tensor(np.arange(12, dtype=np.float32).reshape(4, 3))
+    ones, zeros = xdl.tensor(np.ones(3, np.float32)), xdl.tensor(np.zeros(3, np.float32))
+    stats = lambda: (backend.asarray(np.zeros(3, np.float32)), backend.asarray(np.ones(3, np.float32)))  # noqa: E731
+    for gamma, shape in ((xdl.tensor(np.float32(1.0), requires_grad=True), r"\(\)"),
+                         (xdl.tensor(np.ones((1, 3), np.float32), requires_grad=True), r"\(1, 3\)"),
+                         (xdl.tensor(np.ones(2, np.float32)), r"\(2,\)")):
+        with pytest.raises(ValueError, match=rf"batch_norm: gamma must have shape \(3,\) \(x's features\), "
+                                             rf"got {shape}"):
+            xdl.batch_norm(x, gamma, zeros, *stats())
+    with pytest.raises(ValueError, match=r"batch_norm: beta must have shape \(3,\) \(x's features\), got \(\)"):
+        xdl.batch_norm(x, ones, 0.0, *stats())
+    mean, var = stats()
+    for momentum in (np.array([0.5, 2.0, 0.1]), [0.9, np.nan, 0.9], np.array([0.9, 0.9]), np.array(["a", "b", "c"])):
+        with pytest.raises(ValueError, match=r"batch_norm: momentum must be a number in \[0, 1\), or one per feature, "
+                                             r"of shape \(3,\) and each in \[0, 1\); got"):
+            xdl.batch_norm(x, ones, zeros, mean, var, momentum=momentum)
+    with pytest.raises(ValueError, match=r"batch_norm: momentum must be .*got '0.9'"):
+        xdl.batch_norm(x, ones, zeros, mean, var, momentum="0.9")
+    with pytest.raises(ValueError, match=r"batch_norm: training must be True or False, got 'False'"):
+        xdl.batch_norm(x, ones, zeros, mean, var, training="False")
+    assert backend.to_numpy(mean).tolist() == [0.0, 0.0, 0.0]  # refused before the update
+    y = xdl.batch_norm(x, ones, zeros, mean, var, training=np.bool_(True), momentum=np.array([0.0, 0.5, 0.9]))
+    assert y.shape == (4, 3) and backend.to_numpy(mean).tolist() == pytest.approx([4.5, 2.75, 0.65])  # per feature
+    xdl.batch_norm(x, ones, zeros, mean, var, momentum=np.array(0.5))  # a 0-d array is a number
+
+
+def test_sigmoid_and_binary_cross_entropy_of_a_0d_tensor(backend):
+    """NumPy's abs of a 0-d array is a scalar, which sigmoid's ``out=`` could not write into (a
+    TypeError, in the loss's backward too)."""
+    z = xdl.tensor(np.array(0.5), requires_grad=True)
+    y = z.sigmoid()
+    assert y.shape == () and float(y) == pytest.approx(1 / (1 + np.exp(-0.5)))
+    y.backward()
+    assert float(z.grad) == pytest.approx(float(y) * (1 - float(y)))
+    z.grad = None
+    xdl.sigmoid_binary_cross_entropy(z, 1.0).backward()
+    assert float(z.grad) == pytest.approx(1 / (1 + np.exp(-0.5)) - 1.0)
+
+
+def test_0d_results_and_gradients_are_arrays_of_the_backend(backend):
+    """NumPy's 0-d results are scalars: a gradient that was one could not be zeroed in place
+    (``grad[...] = 0``, as gradcheck does), nor an output written with ``out=``."""
+    s = xdl.tensor(np.array(0.7), requires_grad=True)
+    x = xdl.tensor(np.ones((2, 3)), requires_grad=True)
+    for y in (s.exp(), s * s, x.sum(), x[0, 1], x.max()):
+        assert isinstance(y.data, backend.xp.ndarray) and y.shape == ()
+    (s * s).backward()
+    assert isinstance(s.grad, backend.xp.ndarray) and s.grad.shape == () and float(s.grad) == pytest.approx(1.4)
+    s.grad[...] = 0
+    assert float(s.grad) == 0.0
+    result = xdl.gradcheck(lambda t: t.exp(), [xdl.tensor(np.array(0.7))])
+    assert result.verdict == "great", str(result)
 
 
 def test_the_tensor_helpers_name_a_bad_argument(backend):
@@ -559,6 +670,51 @@ def test_the_tensor_helpers_name_a_bad_argument(backend):
         xdl.tensor(np.zeros((0,), np.float32)).argmin()
     with pytest.raises(ValueError, match=r"min over an empty axis \(of a tensor of shape \(0,\)\): it has no value"):
         xdl.tensor(np.zeros((0,), np.float32)).min()
+
+
+def test_empty_selections_numpy_bools_and_dropouts_arguments_as_numpy_and_the_layers_take_them(backend):
+    """x[[]] (an IndexError: the empty list read as float64), keepdims=np.bool_(True) (NumPy's own
+    TypeError), a rate "0.5" (a raw comparison error), a key of the wrong form (missing arguments
+    deep in the op) and softmax along an axis of length 0 (a zero-size reduction error)."""
+    x = xdl.tensor(np.arange(12, dtype=np.float64).reshape(3, 4), requires_grad=True)
+    for index, shape in (([], (0, 4)), ([[]], (1, 0, 4)), (([], 1), (0,)), (([], []), (0,))):
+        assert x[index].shape == np.zeros((3, 4))[index].shape == shape
+    x[[]].sum().backward()
+    assert backend.to_numpy(x.grad).tolist() == np.zeros((3, 4)).tolist()
+    assert x.mean(axis=0, keepdims=np.bool_(True)).shape == (1, 4) and x.sum(keepdims=np.True_).shape == (1, 1)
+    with pytest.raises(TypeError, match=r"Sum: setting 'keepdims' must be True or False, got 'yes'"):
+        x.sum(axis=0, keepdims="yes")
+    with pytest.raises(ValueError, match=r"dropout: rate must be a number in \[0, 1\) \(the drop probability\), "
+                                         r"got '0.5'"):
+        xdl.dropout(x, "0.5")
+    with pytest.raises(ValueError, match=r"relu_dropout: rate must be a number in \[0, 1\) .*got 1.0"):
+        xdl.relu_dropout(x, 1.0, (1, 2, 3))
+    for key in ((1,), (1, 2, 3.5), 7, (1, 2, 3, 4, 5)):
+        with pytest.raises(ValueError, match=r"dropout: key must be \(seed, stream, step\) of integers, or \(seed, "
+                                             r"stream, step, steps_done\) with the backend's step counter, got"):
+            xdl.dropout(x, 0.5, key=key)
+    with pytest.raises(ValueError, match=r"relu_dropout: key must be \(seed, stream, step\) of integers"):
+        xdl.relu_dropout(x, 0.5, [1, 2])
+    assert np.array_equal(xdl.dropout(x, np.float32(0.5), key=[3, 1, np.int64(7)]).numpy(),
+                          xdl.dropout(x, 0.5, key=(3, 1, 7)).numpy())
+    for shape, axis in (((3, 0), -1), ((3, 0), 0), ((2, 0, 4), 1)):
+        z = t64(backend, np.zeros(shape))
+        y = xdl.softmax(z, axis=axis)
+        assert y.shape == shape
+        y.sum().backward()
+        assert z.grad.shape == shape
+
+
+def test_the_cross_entropies_refuse_targets_that_require_grad(backend):
+    """Distillation through soft targets: the targets were detached without a word, their gradient
+    never computed."""
+    z = xdl.tensor(np.zeros((2, 3)), requires_grad=True)
+    teacher = xdl.tensor(np.ones((2, 3)), requires_grad=True).softmax()
+    for loss in (xdl.softmax_cross_entropy, xdl.sigmoid_binary_cross_entropy):
+        with pytest.raises(ValueError, match=rf"{loss.__name__}: labels is a tensor that requires grad, but the loss "
+                                             r"has no gradient with respect to its targets .*labels.detach\(\)"):
+            loss(z, teacher)
+        assert loss(z, teacher.detach()).shape == ()  # fixed targets, as ever
 
 
 def test_no_grad_nests_and_is_the_calling_threads():
@@ -650,6 +806,15 @@ def test_linear_refuses_shapes_it_would_get_wrong(x, w, b):
     args += [xdl.tensor(np.ones(b), requires_grad=True)] if b else []
     with pytest.raises(ValueError, match=r"linear: expected X \(m, n_in\) · W \(n_in, n_out\) \+ b \(n_out,\), got X"):
         xdl.linear(*args)
+
+
+@pytest.mark.parametrize("b", [(2,), (1, 2), (3, 1), (5, 3, 2)])
+def test_stacked_linear_refuses_a_bias_that_is_not_one_row_per_model(b):
+    x, w = xdl.tensor(np.ones((5, 4))), xdl.tensor(np.ones((3, 4, 2)), requires_grad=True)
+    bias = xdl.tensor(np.ones(b), requires_grad=True)  # broadcast, it got a (3, 2) gradient
+    with pytest.raises(ValueError, match=rf"stacked_linear: bias {re.escape(str(b))} does not fit weights \(3, 4, 2\) "
+                                         r"\(expected \(K, n_out\) = \(3, 2\)\)"):
+        xdl.stacked_linear(x, w, bias)
 
 
 def test_a_reductions_axis_may_be_a_numpy_integer_and_is_named_otherwise():

@@ -159,6 +159,17 @@ def test_gradcheck_checks_fn_before_any_work(backend):
     assert xdl.gradcheck(lambda t, power=3: (t ** power).sum(), x).passed  # the inputs fill no default
 
 
+def test_gradcheck_refuses_an_input_that_is_no_leaf_naming_it(backend):
+    x = t64(backend, [1.0, 2.0])
+    scaled = x * 1.0  # was checked: backprop 0 (a non-leaf gets no .grad), read as a "bug"
+    with pytest.raises(ValueError, match=r"gradcheck: inputs\[1\] \(w\) is the result of an operation \(Multiply\), "
+                                         r"not a leaf tensor: .*t.detach\(\)"):
+        xdl.gradcheck(lambda a, b: (a * b).sum(), {"x": x, "w": scaled})
+    with pytest.raises(ValueError, match=r"gradcheck: inputs\[0\] is the result of an operation"):
+        xdl.gradcheck(lambda t: (t * t).sum(), [scaled])
+    assert xdl.gradcheck(lambda t: (t * t).sum(), [scaled.detach()]).passed  # what the message says to pass
+
+
 def test_gradcheck_refuses_a_cost_computed_in_float32(backend):
     x = t64(backend, [1.0, 2.0])
     # was a flat "bug": float32's rounding over ε

@@ -841,3 +841,10 @@ def test_build_draws_a_scaled_normal_again_and_refuses_an_initializer_it_cannot(
     with pytest.raises(ValueError, match="init 'mine', an initializer of one's own kept by name only"):
         xdl.nn.build(xdl.nn.describe(Sequential(Dense(3, 4, init=mine))))
     assert xdl.nn.build(xdl.nn.describe(Sequential(Dense(3, 4, init=mine))), initialize=False)[0].weight.numpy().sum() == 0
+
+
+@pytest.mark.parametrize("loss", [SoftmaxCrossEntropy(), BinaryCrossEntropy(), MeanSquaredError()])
+def test_a_loss_refuses_targets_that_require_grad(loss):
+    teacher = xdl.tensor(np.full((4, 2), 0.5), requires_grad=True)  # a distillation's soft targets
+    with pytest.raises(ValueError, match=r"is a tensor that requires grad.*\.detach\(\) for fixed targets"):
+        loss(xdl.tensor(np.zeros((4, 2))), teacher)

@@ -16,12 +16,13 @@ A new operation is one small subclass; its settings are declared as annotated cl
 
 ``apply`` refuses settings the class does not declare, turns Python scalars into arrays of the
 tensors' dtype (so a float64 scalar never turns float32 arrays into float64), refuses to mix
-backends, and records the node only when some input requires a gradient and `xdl.no_grad` is not
-active. ``backward`` returns one gradient per input, in input order, ``None`` for inputs that need
-none (``self.needs_grad[i]`` says which do) or whose gradient it added into
-`gradient_buffer`. Class constants that are not settings carry no
-annotation; settings annotated ``float`` arrive as Python floats. To make the function public (``xdl.scale``, ``Tensor.scale``, the gradient-check
-table), declare it with `xdl.functions.op`.
+backends, records the node only when some input requires a gradient and `xdl.no_grad` is not
+active, and makes the output's data an array of the backend (a 0-d one for a NumPy scalar).
+``backward`` returns one gradient per input, in input order, ``None`` for inputs that need none
+(``self.needs_grad[i]`` says which do) or whose gradient it added into `gradient_buffer`. Class
+constants that are not settings carry no annotation; settings annotated ``float`` arrive as Python
+floats, ``bool`` ones as Python bools (a NumPy bool converted). To make the function public
+(``xdl.scale``, ``Tensor.scale``, the gradient-check table), declare it with `xdl.functions.op`.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ REQUIRED = inspect.Parameter.empty  # the default of a setting the caller must g
 class Function:
     fields: dict = {}  # setting name -> default (REQUIRED when none); filled per subclass
     _float_fields: frozenset = frozenset()  # settings annotated ``float``, converted to Python floats
+    _bool_fields: frozenset = frozenset()  # settings annotated ``bool``: True or False (a NumPy bool converted)
     _required: frozenset = frozenset()  # settings without a default
     _own_init = False  # a subclass defines __init__: it runs on every apply
     inputs = ()
@@ -47,14 +49,16 @@ class Function:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        fields, floats = {}, set()
+        fields, floats, bools = {}, set(), set()
         for klass in reversed(cls.__mro__):
             if issubclass(klass, Function) and klass is not Function:
                 for name, annotation in inspect.get_annotations(klass).items():
                     fields[name] = klass.__dict__.get(name, fields.get(name, REQUIRED))
                     if annotation in ("float", float):
                         floats.add(name)
-        cls.fields, cls._float_fields = fields, frozenset(floats)
+                    elif annotation in ("bool", bool):
+                        bools.add(name)
+        cls.fields, cls._float_fields, cls._bool_fields = fields, frozenset(floats), frozenset(bools)
         cls._required = frozenset(name for name, default in fields.items() if default is REQUIRED)
         cls._own_init = any("__init__" in vars(klass) for klass in cls.__mro__[:cls.__mro__.index(Function)])
 
@@ -73,6 +77,13 @@ class Function:
                 if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
                     raise TypeError(f"{type(self).__name__}: setting {name!r} must be a number, got {value!r}")
                 settings[name] = float(value)
+        for name in self._bool_fields:
+            value = settings.get(name)
+            if value is not None and type(value) is not bool:
+                # a NumPy bool as Python's (NumPy's own keepdims= refuses one); a 0 or "no" is no flag
+                if not isinstance(value, np.bool_):
+                    raise TypeError(f"{type(self).__name__}: setting {name!r} must be True or False, got {value!r}")
+                settings[name] = bool(value)
         self.__dict__.update(settings)
 
     def forward(self, *xs):
@@ -110,9 +121,11 @@ class Function:
         fn.backend = tensors[0].backend
         fn.xp = fn.backend.xp
         y = fn.forward(*(t.data for t in tensors))
-        if isinstance(y, tuple | list):
-            raise TypeError(f"{cls.__name__}.forward returned a {type(y).__name__}: a Function has one output, "
-                            "an array (write one Function per output)")
+        if not isinstance(y, fn.xp.ndarray):
+            if isinstance(y, tuple | list):
+                raise TypeError(f"{cls.__name__}.forward returned a {type(y).__name__}: a Function has one output, "
+                                "an array (write one Function per output)")
+            y = fn.xp.asarray(y)  # NumPy's 0-d results (a sum, x[0, 1]) are scalars, which no `out=` or [...] writes
         out = Tensor(y, requires_grad=record, backend=fn.backend)
         if record:
             fn.inputs = tensors
@@ -123,7 +136,11 @@ class Function:
 def _joined_dtype(x, reference: Tensor):
     """The dtype a Python number (or list) takes beside ``reference``: the tensor's, so a float32
     tensor stays float32 — but a fraction beside integers is no integer (t * 0.5 on int64 gives
-    float64, as NumPy's does), and a non-number keeps its own."""
+    float64, as NumPy's does), and a non-number keeps its own. A Python int of any size is an integer
+    (NumPy holds 2**64 as an object, which no backward computes with): in a float tensor's dtype
+    (inf beyond float32's range, as NumPy's), else an int64 that NumPy refuses when it overflows."""
+    if type(x) is int:  # (not a bool: True beside booleans stays one)
+        return reference.dtype if reference.dtype != np.bool_ else np.dtype(np.int64)
     kind = np.asarray(x).dtype
     if not np.issubdtype(kind, np.number) or reference.dtype == np.bool_ or (
             np.issubdtype(kind, np.floating) and not np.issubdtype(reference.dtype, np.floating)):

@@ -121,7 +121,8 @@ def gradcheck(fn, inputs, eps: float = 1e-7, elements: int | None = None) -> Gra
         ``fn(*inputs)`` (or ``fn()``, when it takes no arguments) returns a one-element float64
         tensor J.
     inputs : Tensor, sequence of Tensor, or a dict name → Tensor
-        float64 tensors to differentiate with respect to (perturbed in place, restored after);
+        float64 leaf tensors (not results of operations) to differentiate with respect to
+        (perturbed in place, restored after);
         a dict's names (``dict(model.named_parameters())``) name them in the result, else each
         tensor's ``name`` (with its position when several share it: ``input 3 (bias)``).
     eps : float
@@ -145,10 +146,10 @@ def gradcheck(fn, inputs, eps: float = 1e-7, elements: int | None = None) -> Gra
     if isinstance(inputs, str) or not hasattr(inputs, "__iter__"):
         raise TypeError(f"gradcheck: inputs must be a Tensor, a sequence of Tensors or a dict name → Tensor, "
                         f"got {type(inputs).__name__}")
-    names = list(inputs) if isinstance(inputs, dict) else None
+    keys = list(inputs) if isinstance(inputs, dict) else None
     inputs = list(inputs.values()) if isinstance(inputs, dict) else list(inputs)
-    if names is None:  # the tensors' own names; one several share (each layer's "bias") with its position
-        names = [getattr(t, "name", None) for t in inputs]
+    names = keys or [getattr(t, "name", None) for t in inputs]
+    if keys is None:  # the tensors' own names; one several share (each layer's "bias") with its position
         names = [f"input {i} ({name})" if name and names.count(name) > 1 else name for i, name in enumerate(names)]
     if not inputs:
         raise ValueError("gradcheck: inputs is empty; pass the tensors to differentiate with respect to")
@@ -157,6 +158,11 @@ def gradcheck(fn, inputs, eps: float = 1e-7, elements: int | None = None) -> Gra
             raise TypeError(f"gradcheck: inputs[{i}] is a {type(t).__name__}, expected an xdl.Tensor")
         if t.dtype != np.float64:
             raise TypeError(f"gradcheck: inputs[{i}] is {t.dtype}; gradient checking needs float64 tensors")
+        if not t.is_leaf:  # backprop gives leaves their gradients: this one's would read 0, a "bug"
+            own = keys[i] if keys else getattr(t, "name", None)
+            raise ValueError(f"gradcheck: inputs[{i}]{f' ({own})' if own else ''} is the result of an "
+                             f"operation ({type(t._fn).__name__}), not a leaf tensor: check with respect to a leaf, "
+                             "t.detach() (with t.requires_grad = True where your own code backpropagates to it)")
     # an input of no elements has nothing to check: skipped, as torch.autograd.gradcheck does
     checked = [k for k, t in enumerate(inputs) if t.size]
     if not checked:

@@ -59,7 +59,12 @@ class Loss:
 
 
 def _as_array(targets, backend, name: str):
-    """``targets`` (Tensor, list, any backend's array) as a real-valued array of ``backend``."""
+    """``targets`` (Tensor, list, any backend's array) as a real-valued array of ``backend``; a
+    Tensor that requires grad is refused: the loss is constant in its targets, so a teacher's soft
+    targets would be detached without a word."""
+    if isinstance(targets, Tensor) and targets.requires_grad:
+        raise ValueError(f"{name} is a tensor that requires grad, but the loss has no gradient with respect to its "
+                         f"targets (they are constants here); pass {name.rsplit(': ', 1)[-1]}.detach() for fixed targets")
     data = targets.data if isinstance(targets, Tensor) else targets
     if not backend.owns(data):
         data = np.asarray(array_to_numpy(data))  # checked on the host: CuPy has no string or object arrays

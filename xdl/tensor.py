@@ -89,9 +89,14 @@ class Tensor:
                 raise TypeError(f"Tensor: data must be an array of the {backend.name} backend (Tensor wraps it as it "
                                 f"is), got {type(data).__name__}; xdl.tensor(data, backend={backend.name!r}) copies it "
                                 "there")
+        if requires_grad is not False:  # as the setter and `tensor` check it (an op's output: a bool, one test)
+            if not isinstance(requires_grad, bool | np.bool_):
+                raise TypeError(f"Tensor: requires_grad must be True or False, got {requires_grad!r}")
+            if requires_grad and data.dtype.kind != "f":  # its gradients would be integers
+                raise TypeError(f"Tensor: only floating tensors can require a gradient, got dtype {data.dtype}")
         self.backend = backend
         self.data = data
-        self._requires_grad = bool(requires_grad)  # (an op's output: its inputs' flag, unchecked)
+        self._requires_grad = bool(requires_grad)  # (an op's output: its inputs' flag)
         self.grad = None
         self._fn = None  # the Function that produced this tensor, if any
 
@@ -165,7 +170,7 @@ class Tensor:
         elif self._fn is None:
             value = other.data if isinstance(other, Tensor) else other
             xp = self.backend.xp
-            if isinstance(self.data, xp.ndarray):  # (a reduction's 0-d result may be a NumPy scalar: rebound)
+            if isinstance(self.data, xp.ndarray):  # (a tensor made of a NumPy scalar: rebound)
                 getattr(xp, ufunc)(self.data, value, out=self.data)
             else:
                 self.data = getattr(xp, ufunc)(self.data, value).astype(self.dtype)
@@ -314,7 +319,8 @@ class Tensor:
                 raise RuntimeError(f"backward() without a gradient needs a one-element tensor, got shape {self.shape}")
             grad = xp.ones(self.data.shape, dtype=self.dtype)
         else:
-            grad = grad.data if isinstance(grad, Tensor) else self.backend.asarray(grad, dtype=self.dtype)
+            # in the output's dtype, a Tensor's too (an integer gradient crashed batch norm's backward)
+            grad = self.backend.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
             if grad.shape != self.data.shape:
                 raise ValueError(f"backward(): gradient shape {grad.shape} does not match tensor shape {self.shape}")
         grads = {id(self): grad}
@@ -336,7 +342,8 @@ class Tensor:
         if g.dtype != self.dtype:
             g = g.astype(self.dtype)
         if self.grad is None:
-            self.grad = g.copy()
+            # a copy, and an array: NumPy's 0-d gradients are scalars, which ``grad[...] = 0`` cannot write
+            self.grad = self.backend.xp.array(g, order="C")  # (as g.copy() lays it out)
         else:
             self.grad += g  # in place: .grad may be a view into a flat gradient buffer
 

@@ -7,9 +7,10 @@ import contextlib
 
 import numpy as np
 
+from xdl.data.validation import check_bool, check_number
 from xdl.function import Function
 from xdl.functions.registry import Check, op
-from xdl.tensor import Tensor
+from xdl.tensor import Tensor, to_numpy
 
 _statistics_kept = False
 
@@ -85,6 +86,12 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training=True, momentu
         raise TypeError(f"batch_norm: x must be an xdl Tensor (xdl.tensor(array)), got {type(x).__name__}")
     if not np.issubdtype(x.dtype, np.floating):
         raise TypeError(f"batch_norm: x must be floating, got dtype {x.dtype}")
+    check_bool(training, "batch_norm: training")  # a string "False" would be true
+    for name, param in (("gamma", gamma), ("beta", beta)):
+        # one per feature: a 0-d or (1, C) γ would be broadcast in the forward but get a (C,) gradient
+        shape = tuple(np.shape(param))
+        if shape != x.shape[1:]:
+            raise ValueError(f"batch_norm: {name} must have shape {x.shape[1:]} (x's features), got {shape}")
     running_mean, running_var = (s.data if isinstance(s, Tensor) else s for s in (running_mean, running_var))
     backend = x.backend
     for name, stat in (("running_mean", running_mean), ("running_var", running_var)):
@@ -98,9 +105,23 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training=True, momentu
         raise TypeError(f"batch_norm: eps must be a number, got {eps!r}")
     if not (0 < eps < np.inf and x.dtype.type(eps) > 0):  # ε in x's dtype: 0 there is 1/√0 on a constant feature
         raise ValueError(f"batch_norm: eps must be a finite number > 0 in {x.dtype}, got {eps!r}")
-    if np.ndim(momentum) == 0 and not 0 <= momentum < 1:
-        raise ValueError(f"batch_norm: momentum must be in [0, 1), got {momentum!r}")
+    _check_momentum(momentum, x.shape[1:])
     return layer_batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, eps)
+
+
+def _check_momentum(momentum, features: tuple) -> None:
+    """``momentum``: a number in [0, 1), or one per feature (``features``, x's), each in [0, 1) — read
+    on the host (the public function's check: a layer checked its own when it was made)."""
+    if np.ndim(momentum) == 0:  # a number (a 0-d array's value, read on the host)
+        value = to_numpy(momentum)[()] if hasattr(momentum, "shape") else momentum
+        check_number(value, "batch_norm: momentum", "a number in [0, 1), or one per feature", lambda m: 0 <= m < 1)
+        return
+    values = to_numpy(momentum)
+    if values.shape != features or values.dtype == np.bool_ or not np.issubdtype(values.dtype, np.number) \
+            or not ((values >= 0) & (values < 1)).all():  # (a NaN is in no range)
+        shown = f": {values.tolist()}" if values.size <= 8 else ""
+        raise ValueError(f"batch_norm: momentum must be a number in [0, 1), or one per feature, of shape {features} "
+                         f"and each in [0, 1); got {_described(momentum)}{shown}")
 
 
 def layer_batch_norm(x, gamma, beta, running_mean, running_var, training: bool, momentum, eps: float):

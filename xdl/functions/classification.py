@@ -13,10 +13,14 @@ from xdl.function import Function
 from xdl.functions.elementwise import sigmoid_array
 from xdl.functions.registry import Check, op
 from xdl.functions.shapes import check_axis
+from xdl.tensor import Tensor
 
 
 def softmax_array(xp, z, axis=-1):
-    """softmax(z)ᵢ = e^(zᵢ − max z) / Σⱼ e^(zⱼ − max z) along ``axis`` (shifted: no overflow)."""
+    """softmax(z)ᵢ = e^(zᵢ − max z) / Σⱼ e^(zⱼ − max z) along ``axis`` (shifted: no overflow); an
+    empty z's is empty (along an axis of length 0 the max has no value to shift by)."""
+    if z.size == 0:
+        return xp.empty_like(z)
     e = z - z.max(axis=axis, keepdims=True)
     xp.exp(e, out=e)
     e /= e.sum(axis=axis, keepdims=True)
@@ -41,6 +45,15 @@ class Softmax(Function):
 
 
 _LABELS = np.array([0, 2, 1, 1, 0, 2, 2])
+
+
+def _refuse_learned_targets(labels, name: str, argument: str) -> None:
+    """The targets are a setting, not an input: a tensor of them that requires grad (a teacher's soft
+    targets in distillation) would be detached without a word, its gradient never computed."""
+    if isinstance(labels, Tensor) and labels.requires_grad:
+        raise ValueError(f"{name}: {argument} is a tensor that requires grad, but the loss has no gradient with "
+                         f"respect to its targets (they are constants here); pass {argument}.detach() for fixed "
+                         "targets")
 
 
 class SoftmaxCrossEntropy(Function):
@@ -76,6 +89,7 @@ def softmax_cross_entropy(logits, labels):
     """Softmax cross-entropy of ``logits`` (m, C) against class indices (m,) or one-hot rows (m, C)
     (shapes checked here; values by `xdl.losses.SoftmaxCrossEntropy`, once per data set: here a
     class index outside [0, C) gives that row a NaN loss, as the GPU kernel does)."""
+    _refuse_learned_targets(labels, "softmax_cross_entropy", "labels")
     labels = logits.backend.asarray(labels, dtype=logits.dtype if np.ndim(labels) == 2 else None)
     if logits.ndim != 2 or labels.shape not in ((logits.shape[0],), tuple(logits.shape)):
         raise ValueError(f"softmax_cross_entropy: logits must be (m, C) and labels (m,) or (m, C), got logits "
@@ -109,6 +123,7 @@ class SigmoidBinaryCrossEntropy(Function):
 def sigmoid_binary_cross_entropy(logits, labels):
     """Sigmoid binary cross-entropy of ``logits`` against targets in [0, 1] of the same shape (not
     broadcast: (m, 1) logits against (m,) targets would compare every pair)."""
+    _refuse_learned_targets(labels, "sigmoid_binary_cross_entropy", "labels")
     labels = logits.backend.asarray(labels, dtype=logits.dtype)
     if labels.shape != tuple(logits.shape):
         raise ValueError(f"sigmoid_binary_cross_entropy: targets of shape {tuple(labels.shape)} for logits of shape "

@@ -14,7 +14,10 @@ def sigmoid_array(xp, z):
     """σ(z) = 1/(1 + e⁻ᶻ), as r = 1/(1 + e) for z ≥ 0 and e·r below, with e = e^−|z| ∈ (0, 1]: it
     never overflows, and σ of a negative z keeps its relative precision (σ(−20) ≈ 2.06e-9 in
     float32, where (1 + tanh(z/2))/2 cancels to 0). Arrays only in the `where` (no Python
-    constant to upload in a captured step)."""
+    constant to upload in a captured step). A 0-d z as one element: NumPy's abs of a 0-d array is a
+    scalar, which ``out=`` cannot write into."""
+    if z.ndim == 0:
+        return sigmoid_array(xp, z.reshape(1)).reshape(())
     if z.dtype.kind != "f":  # integers and booleans: σ in float64, as exp gives them
         z = z.astype(np.float64)
     e = xp.abs(z)

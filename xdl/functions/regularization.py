@@ -7,7 +7,7 @@ import contextlib
 
 import numpy as np
 
-from xdl.data.validation import check_bool
+from xdl.data.validation import check_bool, check_number
 from xdl.function import Function
 from xdl.functions.registry import Check, op
 from xdl.tensor import Tensor
@@ -67,9 +67,10 @@ def dropout(x, rate: float, training: bool = True, mask=None, key=None):
     """
     if not isinstance(x, Tensor):
         raise TypeError(f"dropout: x must be an xdl Tensor (xdl.tensor(array)), got {type(x).__name__}")
-    if not 0.0 <= rate < 1.0:
-        raise ValueError(f"dropout: rate must be in [0, 1), got {rate}")
+    rate = _checked_rate(rate, "dropout")
     check_bool(training, "dropout: training")  # a string "False" would be true
+    if key is not None:
+        key = _checked_key(key, "dropout")
     if not training or rate == 0.0 or (mask is None and key is None and _disabled):
         return x
     if mask is not None:
@@ -82,7 +83,7 @@ def dropout(x, rate: float, training: bool = True, mask=None, key=None):
                                  "values; a keep mask is rand(...) >= rate")
             mask = mask != 0
     elif key is not None:
-        return Dropout.apply(x, rate=rate, key=tuple(key))
+        return Dropout.apply(x, rate=rate, key=key)
     else:
         mask = x.backend.rng.random(x.shape, dtype=x.dtype) >= rate
     return Dropout.apply(x, mask=mask, rate=rate)
@@ -108,6 +109,20 @@ class ReLUDropout(Function):
 def relu_dropout(x, rate: float, key):
     """``dropout(relu(x), rate, key=key)`` as one op: the mask keyed by ``key`` = (seed, stream,
     step[, steps_done]) as `dropout` draws it; the same values and gradients, fewer launches."""
-    if not 0.0 <= rate < 1.0:
-        raise ValueError(f"relu_dropout: rate must be in [0, 1), got {rate}")
-    return ReLUDropout.apply(x, rate=rate, key=tuple(key))
+    return ReLUDropout.apply(x, rate=_checked_rate(rate, "relu_dropout"), key=_checked_key(key, "relu_dropout"))
+
+
+def _checked_rate(rate, name: str) -> float:
+    """A drop rate: a number in [0, 1) (a string "0.5" was a raw comparison TypeError)."""
+    return check_number(rate, f"{name}: rate", "a number in [0, 1) (the drop probability)", lambda r: 0 <= r < 1)
+
+
+def _checked_key(key, name: str) -> tuple:
+    """A mask's key as a tuple (seed, stream, step[, steps_done]): three integers, then (a captured
+    step's) the backend's step counter — a key of another form failed inside the op, naming none
+    of it. Every forward of a keyed layer runs this: no more than a look at each part."""
+    if not (isinstance(key, tuple | list) and len(key) in (3, 4)
+            and all(isinstance(k, int | np.integer) and not isinstance(k, bool) for k in key[:3])):
+        raise ValueError(f"{name}: key must be (seed, stream, step) of integers, or (seed, stream, step, steps_done) "
+                         f"with the backend's step counter, got {key!r}")
+    return tuple(key)

@@ -211,7 +211,10 @@ def getitem(x, index):
     def raw(i):
         if isinstance(i, Tensor):
             return i.data
-        if isinstance(i, list) or (isinstance(i, np.ndarray) and not x.backend.owns(i)):
+        if isinstance(i, list):  # an empty one ([] or [[]]) an integer index, as NumPy reads it, not float64's
+            array = x.backend.asarray(i)
+            return array.astype(np.int64) if array.size == 0 else array
+        if isinstance(i, np.ndarray) and not x.backend.owns(i):
             return x.backend.asarray(i)
         return i
 

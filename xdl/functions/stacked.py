@@ -30,6 +30,9 @@ class StackedLinear(Function):
         if w.ndim != 3 or x.shape[-1] != w.shape[1] or (x.ndim == 3 and x.shape[1] != w.shape[0]):
             raise ValueError(f"stacked_linear: input {tuple(x.shape)} does not fit weights {tuple(w.shape)} "
                              "(expected (B, K, n_in) or (B, n_in) for (K, n_in, n_out))")
+        if b is not None and b.shape != (w.shape[0], w.shape[2]):  # broadcast, it would get a (K, n_out) gradient
+            raise ValueError(f"stacked_linear: bias {tuple(b.shape)} does not fit weights {tuple(w.shape)} "
+                             f"(expected (K, n_out) = {(w.shape[0], w.shape[2])})")
         self.x, self.w = x, w
         xp = self.xp
         per_model = x.transpose(1, 0, 2) if x.ndim == 3 else x  # (K, B, n_in), or (B, n_in) broadcast
