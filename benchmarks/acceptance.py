@@ -5,7 +5,9 @@ from one run's figures: each point, what was measured, and whether it is met.
 
 ``report.json`` is what ``benchmarks/report.py --json`` writes, ``batched.json`` what
 ``benchmarks/batched.py --json`` writes (both made by ``benchmarks/gpu_checks.sh``). A point whose
-figure is missing from the files (a step that failed, PyTorch absent) says so instead of a verdict.
+figure is missing from the files (a step that failed, PyTorch absent) says so instead of a verdict;
+a file that is not what its place names (the two given in the other order, another JSON) is a usage
+error naming it, before any point.
 The verdict compares the figure with the issue's bound as written; the figures themselves go into
 ``benchmarks/RESULTS.md`` by hand, with the run's context.
 """
@@ -23,6 +25,9 @@ BATCHED_K = 64
 
 
 COMPARE = {"≤": float.__le__, "≥": float.__ge__, ">": float.__gt__}
+KINDS = {"report": "report.py", "batched": "batched.py"}  # the benchmark whose --json writes each file
+JSON_TYPES = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean",
+              type(None): "null"}  # what a file holds instead of an object, as JSON names it
 
 
 @dataclass
@@ -95,20 +100,79 @@ def batched_points(batched: dict) -> list[Point]:
                   "≤", 1.0)]
 
 
+def is_seconds(value) -> bool:
+    """A time as the benchmarks write it: a number > 0, or null where it was not measured."""
+    return value is None or isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
+def rows_problem(figures: dict, key: str, names: dict, times: tuple) -> str | None:
+    """Why ``figures[key]`` (where present) is not a list of rows with each of ``names`` (name →
+    type) and, where present, the ``times`` (`is_seconds`), or None."""
+    rows = figures.get(key, [])
+    if isinstance(rows, list) and all(isinstance(r, dict) and all(type(r.get(n)) is kind for n, kind in names.items())
+                                      and all(is_seconds(r.get(time)) for time in times) for r in rows):
+        return None
+    return f"its {key!r} are not rows of {', '.join(names)} and seconds"
+
+
+def report_problem(report) -> str | None:
+    """Why ``report`` (a file's JSON) is not what benchmarks/report.py --json writes, or None. A
+    figure may be missing (a run stopped partway): only what the points read, where it is there."""
+    if not isinstance(report, dict):
+        return f"it holds {JSON_TYPES[type(report)]}, not an object"
+    epochs = report.get("main_job_seconds_per_epoch", {})
+    if not isinstance(epochs, dict) or not all(is_seconds(v) for v in epochs.values()):
+        return "its 'main_job_seconds_per_epoch' is not seconds by backend"
+    return rows_problem(report, "steps", {"case": str, "impl": str}, ("seconds",)) or \
+        rows_problem(report, "rows", {"case": str, "impl": str}, ("seconds",))
+
+
+def batched_problem(batched) -> str | None:
+    """Why ``batched`` (a file's JSON) is not what benchmarks/batched.py --json writes, or None (as
+    `report_problem`)."""
+    if not isinstance(batched, dict):
+        return f"it holds {JSON_TYPES[type(batched)]}, not an object"
+    if batched.get("epochs") is not None and (type(batched["epochs"]) is not int or batched["epochs"] < 1):
+        return f"its 'epochs' is {batched['epochs']!r}, not a number of epochs"
+    if not all(is_seconds(batched.get(key)) for key in ("one_xdl_seconds", "one_torch_seconds")):
+        return "its 'one_xdl_seconds' and 'one_torch_seconds' are not seconds"
+    return rows_problem(batched, "rows", {"k": int}, ("seconds", "training_seconds_per_epoch",
+                                                      "torch_fused_graph_seconds"))
+
+
+PROBLEMS = {"report": report_problem, "batched": batched_problem}
+
+
+def file_problem(kind: str, path: str, figures) -> str | None:
+    """None if ``figures``, read from ``path``, is the ``kind`` of file expected there; else one line
+    saying which file is not what it should be — and that it is the other kind, where it reads so."""
+    why = PROBLEMS[kind](figures)
+    if why is None:
+        return None
+    other = next(k for k in KINDS if k != kind)
+    swapped = isinstance(figures, dict) and figures and PROBLEMS[other](figures) is None
+    return (f"{path} is not a {KINDS[kind]} JSON (what benchmarks/{KINDS[kind]} --json writes): {why}"
+            + (f"; it reads as a {KINDS[other]} JSON (the two files given in the other order?)" if swapped else ""))
+
+
 def main(argv=None) -> list[Point]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("report", help="report.json (benchmarks/report.py --json)")
     parser.add_argument("batched", help="batched.json (benchmarks/batched.py --json)")
     args = parser.parse_args(argv)
-    points = []
-    for path, read in ((args.report, step_points), (args.batched, batched_points)):
+    read, notes = {}, []
+    for kind, path in (("report", args.report), ("batched", args.batched)):
         try:
             with open(path) as f:
-                points += read(json.load(f))
+                read[kind] = json.load(f)
         except (OSError, ValueError) as e:  # a step that failed left no file, or half of one
-            print(f"({path}: {e}; its points have no figure)")
-            points += read({})
-    print("\n".join(p.line() for p in points))
+            notes.append(f"({path}: {e}; its points have no figure)")
+            read[kind] = {}
+        problem = file_problem(kind, path, read[kind])
+        if problem is not None:  # before any output (a KeyError or AttributeError deep in a reader, else)
+            parser.error(problem)
+    points = step_points(read["report"]) + batched_points(read["batched"])
+    print("\n".join([*notes, *(p.line() for p in points)]))
     return points
 
 

@@ -4,19 +4,36 @@
 
     PYTHONPATH=$PWD python benchmarks/report.py            # everything
     PYTHONPATH=$PWD python benchmarks/report.py --quick    # CPU-sized subset
+
+``--json``'s path and the backend are checked before any work: either refused is a usage error.
 """
 
 from __future__ import annotations
 
 import argparse
 
+import xdl
 from xdl.bench.kernels import report
+from xdl.files import check_output_file
 from xdl.hostmemory import keep_freed_memory
 
-if __name__ == "__main__":
+
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="skip the 100M-parameter and largest BN cases")
     parser.add_argument("--json", help="also write the rows to this JSON file")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    # before any work: a path it cannot write, or a backend this machine lacks (XDL_BACKEND=cupy without
+    # a GPU), is a usage error of one line naming it, not a traceback
+    try:
+        if args.json is not None:
+            check_output_file(args.json, "--json")
+        xdl.current_backend()
+    except (ValueError, OSError, xdl.BackendError) as e:
+        parser.error(str(e))
     keep_freed_memory()  # as the xdl command does
-    report(args.quick, args.json, json_flag="--json")  # a path it cannot write: refused before any case
+    report(args.quick, args.json, json_flag="--json")
+
+
+if __name__ == "__main__":
+    main()

@@ -232,8 +232,13 @@ def test_the_batched_training_benchmark_runs_and_reports_each_k(capsys, monkeypa
     assert batched.faster(3.0, 1.5, 1) == "2.0× faster" and batched.faster(1.0, 1.4, 1) == "1.4× slower"
     figures = tmp_path / "batched.json"
     batched.main(["--models", "1", "2", "--epochs", "1", "--sequential", "1", "--no-torch", "--json", str(figures)])
-    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    lines = capsys.readouterr().out.splitlines()
+    rows = [line for line in lines if line.startswith("| ") and line[2].isdigit()]
     assert [row.split(" | ")[0] for row in rows] == ["| 1", "| 2"]
+    # one column per figure: "× one xdl model's rate" was "vs K sequential xdl" again (k·one / seconds both)
+    header = next(line for line in lines if line.startswith("| K |"))
+    assert header.split(" | ")[-2:] == ["model-epochs/s", "vs K sequential xdl |"]
+    assert all(row.count(" | ") == header.count(" | ") for row in rows)
     assert all(("faster" in row) != ("slower" in row) for row in rows)
     written = json.loads(figures.read_text())
     assert written["epochs"] == 1 and written["one_xdl_seconds"] > 0 and written["one_torch_seconds"] is None
@@ -293,6 +298,71 @@ def test_the_acceptance_summary_judges_each_point_from_the_run_and_says_what_is_
     assert "- [no figure] issue 12: train fwd+bwd 65536x1024 through the public API / the kernels (≤ 1.1×)" in out
     points = acceptance.main([str(tmp_path / "missing.json"), str(tmp_path / "batched.json")])  # a failed step
     assert "missing.json" in capsys.readouterr().out and all(p.met is None for p in points if p.issue == 12)
+
+
+def test_the_acceptance_summary_names_a_file_that_is_not_the_one_its_place_takes(tmp_path, capsys, monkeypatch):
+    """The two files in the other order crashed with KeyError 'case', a JSON array with AttributeError:
+    now one usage line names the file, what it should be and — given swapped — what it reads as."""
+    acceptance = load_benchmark_script("acceptance", monkeypatch)
+    report = {"steps": [{"case": "B=128, 784→3×256→10", "impl": "xdl eager", "seconds": 0.002}],
+              "rows": [], "main_job_seconds_per_epoch": {"numpy": 0.02}}
+    batched = {"epochs": 30, "one_xdl_seconds": 0.09, "one_torch_seconds": None, "rows": [{"k": 64, "seconds": 0.25}]}
+    for name, figures in (("rq.json", report), ("b.json", batched), ("list.json", [1, 2]),
+                          ("text.json", "report"), ("k.json", dict(batched, rows=[{"k": "64", "seconds": 0.25}])),
+                          ("zero.json", dict(batched, one_xdl_seconds=0))):
+        (tmp_path / name).write_text(json.dumps(figures))
+    for files, message in (
+            (("b.json", "rq.json"), r"b.json is not a report.py JSON \(what benchmarks/report.py --json writes\): its "
+                                    r"'rows' are not rows of case, impl and seconds; it reads as a batched.py JSON "
+                                    r"\(the two files given in the other order\?\)"),
+            (("rq.json", "list.json"), r"list.json is not a batched.py JSON .*: it holds an array, not an object"),
+            (("text.json", "b.json"), r"text.json is not a report.py JSON .*: it holds a string, not an object"),
+            (("rq.json", "k.json"), r"k.json is not a batched.py JSON .*: its 'rows' are not rows of k and seconds$"),
+            (("rq.json", "zero.json"), r"zero.json .*: its 'one_xdl_seconds' and 'one_torch_seconds' are not seconds")):
+        with pytest.raises(SystemExit) as stopped:
+            acceptance.main([str(tmp_path / f) for f in files])
+        printed = capsys.readouterr()
+        assert stopped.value.code == 2 and printed.out == ""
+        assert re.search(": error: " + re.escape(str(tmp_path)) + "/" + message, printed.err, re.M), \
+            printed.err
+    points = acceptance.main([str(tmp_path / "rq.json"), str(tmp_path / "b.json")])  # in order, figures missing
+    assert sum(p.figure is None for p in points) == len(points) - 1 and "[no figure]" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--json", "/nonexistent_d/x.json"], "--json '/nonexistent_d/x.json': directory '/nonexistent_d' does not exist"),
+    (["--json", "."], "--json '.' is a directory; name a file"),
+    (["--json", ""], "--json must name a file, got ''"),
+])
+def test_the_kernel_report_script_refuses_a_path_it_cannot_write_in_one_line(flags, message, monkeypatch, capsys):
+    """benchmarks/report.py printed a traceback; now a usage error, as batched.py's, before any work."""
+    script = load_benchmark_script("report", monkeypatch)
+    monkeypatch.setattr(script, "report", lambda *args, **kwargs: pytest.fail("work started"))
+    monkeypatch.setattr(script, "keep_freed_memory", lambda: False)
+    with pytest.raises(SystemExit) as stopped:
+        script.main(["--quick", *flags])
+    assert stopped.value.code == 2 and f": error: {message}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name, work", [("report", "report"), ("profile_step", "xdl_step"),
+                                        ("batched", "digits_training_set")])
+@pytest.mark.parametrize("backend, message", [("cupy", "backend 'cupy' is unavailable: "),
+                                              ("jax", "XDL_BACKEND='jax' is not a backend; expected one of")])
+def test_the_speed_scripts_refuse_a_backend_this_machine_lacks_in_one_line(name, work, backend, message, monkeypatch,
+                                                                          capsys):
+    """XDL_BACKEND=cupy without a GPU (or a name that is no backend): a usage error, not a traceback."""
+    from conftest import cupy_available
+
+    if backend == "cupy" and cupy_available():
+        pytest.skip("a GPU is present: cupy works")
+    script = load_benchmark_script(name, monkeypatch)
+    monkeypatch.setattr(script, work, lambda *args, **kwargs: pytest.fail("work started"))
+    monkeypatch.setattr(script, "keep_freed_memory", lambda: False)
+    monkeypatch.setattr(xdl.backend, "_current", None)  # as in a fresh process: XDL_BACKEND is read
+    monkeypatch.setenv("XDL_BACKEND", backend)
+    with pytest.raises(SystemExit) as stopped:
+        script.main(["--quick"])
+    assert stopped.value.code == 2 and f": error: {message}" in capsys.readouterr().err
 
 
 def test_the_step_profile_reports_host_and_wall_time_and_the_functions_behind_them(capsys, monkeypatch):

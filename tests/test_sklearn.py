@@ -19,6 +19,7 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 import xdl  # noqa: E402
 from xdl.backend import get_backend, host_rng  # noqa: E402
+from xdl.config import TrainConfig  # noqa: E402
 from xdl.sklearn import MLPClassifier  # noqa: E402
 
 
@@ -278,6 +279,13 @@ def test_a_large_offset_keeps_the_small_spread_float32_would_erase(early_stoppin
     (dict(validation_fraction=5), r"validation_fraction must be in \(0, 1\), got 5"),
     (dict(lr=-1), "lr must be a finite number > 0"),
     (dict(lr="bogus"), "lr must be"), (dict(batch_size=2.0), "batch_size must be"),  # wrong types: ValueErrors too
+    # a schedule's setting another schedule reads only: it would be ignored (as ``xdl train --decay-rate`` is refused)
+    (dict(schedule="exponential", decay_rate=0.5), r"decay_rate=0.5 is not read by schedule='exponential' .*"
+                                                   r"read by schedule inverse_time, staircase"),
+    (dict(decay_rate=0.5), r"decay_rate=0.5 is not read by schedule='none'"),  # (the default schedule)
+    (dict(schedule="cosine", decay_factor=0.1), r"decay_factor=0.1 is not read by schedule='cosine'"),
+    (dict(schedule="step", decay_base=0.5), r"decay_base=0.5 is not read by schedule='step'"),
+    (dict(schedule="inverse_time", decay_every=3), r"decay_every=3 is not read by schedule='inverse_time'"),
 ])
 def test_every_parameter_is_checked_on_every_fit(options, message):
     X, y = labelled_moons()
@@ -350,3 +358,46 @@ def test_seed_none_draws_a_new_seed_each_fit_and_leaves_numpys_generator_alone()
     weights = [next(iter(f.model_.state_dict().values())) for f in fits]
     assert not np.array_equal(weights[0], weights[1]) and np.array_equal(np.random.get_state()[1], state)
     assert all(isinstance(f.trainer_.seed, int) for f in fits)
+
+
+def test_each_schedules_own_settings_are_parameters_read_by_the_fit():
+    """decay_base (exponential), decay_factor and decay_every (step, staircase) were not parameters:
+    those schedules ran at TrainConfig's values whatever was asked; their defaults are TrainConfig's."""
+    X, y = labelled_moons()
+    defaults = MLPClassifier().get_params()
+    settings = ("decay_rate", "decay_base", "decay_every", "decay_factor")
+    assert {name: defaults[name] for name in settings} == {name: getattr(TrainConfig, name) for name in settings}
+    options = dict(hidden=(8,), lr=0.1, epochs=2, backend="numpy")
+    for schedule, settings, rates in (("exponential", dict(decay_base=0.5), [0.1, 0.05, 0.025]),
+                                      ("step", dict(decay_factor=0.1, decay_every=2), [0.1, 0.1, 0.01]),
+                                      ("staircase", dict(decay_rate=1.0, decay_every=2), [0.1, 0.1, 0.05])):
+        clf = clone(MLPClassifier(schedule=schedule, **settings, **options)).fit(X, y)
+        assert [clf.trainer_.schedule(epoch) for epoch in range(3)] == pytest.approx(rates)
+
+
+def test_partial_fit_goes_on_with_the_fitted_optimizer_under_seed_none_and_after_early_stopping():
+    """seed=None drew a new seed at every call, and fit(early_stopping=True) made its trainer with a
+    patience partial_fit has not: either way each partial_fit made a new trainer, Adam's moments and
+    step count lost (t read 7 7 7 7, not 7 14 21 28). The seed is drawn once per fitted estimator — a
+    fit draws anew, a pickle keeps it —; after early stopping partial_fit trains on without it."""
+    X, y = labelled_moons()  # 400 examples: 7 steps of 64 an epoch
+    options = dict(hidden=(8,), lr=1e-2, backend="numpy")
+    stream = MLPClassifier(seed=None, **options)
+    counts = []
+    for _ in range(4):
+        stream.partial_fit(X, y, classes=["left", "right"])
+        counts.append(stream.trainer_.optimizer.t)
+    assert counts == [7, 14, 21, 28]
+    stream = pickle.loads(pickle.dumps(stream)).partial_fit(X, y)
+    assert stream.trainer_.optimizer.t == 35 and stream.n_iter_ == 5
+    seed = stream.trainer_.seed
+    stream.set_params(epochs=2).fit(X, y)  # a new run, with a seed of its own, which partial_fit goes on with
+    trainer = stream.trainer_
+    assert trainer.seed != seed and stream.partial_fit(X, y).trainer_ is trainer and trainer.optimizer.t == 21
+    stopped = MLPClassifier(epochs=200, early_stopping=True, patience=1, **options).fit(X, y)
+    trainer, steps, epochs = stopped.trainer_, stopped.trainer_.optimizer.t, stopped.n_iter_
+    assert stopped.history_.stopped_epoch is not None
+    stopped.partial_fit(X, y)  # (its early stopping would refuse a call without a held-out set)
+    assert stopped.trainer_ is trainer and trainer.optimizer.t == steps + 7
+    assert stopped.n_iter_ == epochs + 1 and len(stopped.loss_curve_) == epochs + 1
+    assert pickle.loads(pickle.dumps(stopped)).partial_fit(X, y).trainer_.optimizer.t == steps + 14

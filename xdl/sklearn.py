@@ -27,13 +27,15 @@ except ImportError:
     raise ImportError("xdl.sklearn needs scikit-learn ≥ 1.6: pip install 'xdl[sklearn]'") from None
 
 from xdl.backend import get_backend, thread_backend, thread_seed
-from xdl.config import TrainConfig
+from xdl.config import SCHEDULE_OPTIONS, TrainConfig, unread_options
 from xdl.data import Standardizer, split
 from xdl.data.validation import check_bool, check_int, check_number, standardized
+from xdl.train.callbacks import EarlyStopping
 from xdl.train.history import History
 
 
 ARCHITECTURE = ("hidden", "activation", "batch_norm", "dropout")  # the options a fitted network is made of
+SCHEDULE_SETTINGS = ("decay_rate", "decay_base", "decay_every", "decay_factor")  # each read by some schedules only
 NETWORK_DTYPE = np.dtype(np.float32)  # the dtype of the layers `TrainConfig.build_model` makes (xdl's default)
 
 
@@ -58,28 +60,46 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     docstring). A ``fit`` that fails — bad input, a diverging run — leaves the estimator as it was:
     the network and attributes of the fit before, or unfitted. ``seed``: an integer makes every fit
     the same (the default, 0); None draws a new seed at each fit, as scikit-learn's
-    ``random_state=None``."""
+    ``random_state=None`` (`partial_fit` goes on with the fitted estimator's). ``schedule``'s
+    settings, with `TrainConfig`'s defaults: ``decay_rate`` (inverse_time, staircase), ``decay_base``
+    (exponential), ``decay_factor`` (step), ``decay_every`` (staircase, step); one the schedule does
+    not read must stay at its default (it would be ignored: refused, as ``xdl train`` refuses it)."""
 
+    # decay_base, decay_every and decay_factor last: arguments given by position keep their meaning
     def __init__(self, hidden=(100,), activation="relu", batch_norm=False, dropout=0.0, l2=0.0,
                  optimizer="adam", lr=1e-3, batch_size=64, epochs=100, schedule="none", decay_rate=0.05,
                  early_stopping=False, validation_fraction=0.1, patience=10, backend="auto", seed=0,
-                 warm_start=False):
+                 warm_start=False, decay_base=0.95, decay_every=10, decay_factor=0.5):
         self.hidden, self.activation, self.batch_norm, self.dropout, self.l2 = hidden, activation, batch_norm, dropout, l2
         self.optimizer, self.lr, self.batch_size, self.epochs = optimizer, lr, batch_size, epochs
-        self.schedule, self.decay_rate = schedule, decay_rate
+        self.schedule, self.decay_rate, self.decay_base = schedule, decay_rate, decay_base
+        self.decay_every, self.decay_factor = decay_every, decay_factor
         self.early_stopping, self.validation_fraction, self.patience = early_stopping, validation_fraction, patience
         self.backend, self.seed, self.warm_start = backend, seed, warm_start
 
-    def _config(self) -> TrainConfig:
+    def _config(self, going_on: bool = False) -> TrainConfig:
         """The hyperparameters as a `TrainConfig`: every constructor parameter checked, by name, on
         every fit and partial_fit (as scikit-learn's ``_parameter_constraints``), before any work;
-        a bad one is an `InvalidParameterError`, both a ValueError and a TypeError, as scikit-learn's."""
+        a bad one is an `InvalidParameterError`, both a ValueError and a TypeError, as scikit-learn's.
+        ``going_on``: the call trains the fitted estimator's run on (`partial_fit`; see `_run_seed`)."""
         try:
-            return self._checked_config()
+            return self._checked_config(going_on)
         except (TypeError, ValueError) as e:
             raise InvalidParameterError(str(e)) from None
 
-    def _checked_config(self) -> TrainConfig:
+    def _run_seed(self, going_on: bool) -> int:
+        """``seed``; for None, a new one from the OS (scikit-learn's random_state=None; NumPy's global
+        state is left alone) — but a call that goes on with the fitted estimator's run keeps the seed
+        its trainer was made with: drawn anew, it would differ from the trainer's, and a new trainer
+        would drop the optimizer's state at every `partial_fit` (so a seed is drawn once per fitted
+        estimator; a `fit` draws anew)."""
+        if self.seed is not None:
+            return self.seed
+        if going_on and "_trainer_options_" in self.__dict__:  # (pickled with the estimator)
+            return self._trainer_options_["seed"]
+        return int(np.random.default_rng().integers(2**31))
+
+    def _checked_config(self, going_on: bool) -> TrainConfig:
         for name in ("batch_norm", "early_stopping", "warm_start"):  # strictly: "no" and 0 are no switches
             check_bool(getattr(self, name), f"MLPClassifier: {name}")
         # ≥ 1 whether or not early stopping is on: patience=0 would hold out a dev set and never stop
@@ -91,14 +111,15 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             hidden = [hidden]
         elif isinstance(hidden, list | tuple | np.ndarray):
             hidden = list(hidden)
-        return TrainConfig.from_dict({
+        config = TrainConfig.from_dict({
             "hidden": hidden, "activation": self.activation, "batch_norm": self.batch_norm, "dropout": self.dropout,
             "l2": self.l2, "optimizer": self.optimizer, "lr": self.lr, "batch_size": self.batch_size,
-            "epochs": self.epochs, "schedule": self.schedule, "decay_rate": self.decay_rate,
+            "epochs": self.epochs, "schedule": self.schedule,
+            **{name: getattr(self, name) for name in SCHEDULE_SETTINGS},
             "patience": self.patience if self.early_stopping else 0, "backend": self.backend,
-            # None: a new seed each fit, from the OS (scikit-learn's random_state=None), not from NumPy's global state
-            "seed": int(np.random.default_rng().integers(2**31)) if self.seed is None else self.seed,
-            "progress": False}, source="MLPClassifier")
+            "seed": self._run_seed(going_on), "progress": False}, source="MLPClassifier")
+        _check_schedule_settings(config)
+        return config
 
     def fit(self, X, y):
         warm = isinstance(self.warm_start, bool | np.bool_) and bool(self.warm_start) and hasattr(self, "model_")
@@ -108,8 +129,10 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         """One epoch over ``(X, y)``, going on from the fitted network and its optimizer (scikit-learn's
         incremental learning; after `fit` too). The first call needs ``classes``: every label ``y``
         will ever hold. The network's input scaling is measured on the first call's ``X``;
-        ``early_stopping`` does not apply (there is no held-out set of a stream); an option changed
-        between calls (``lr``, ``optimizer``, …) takes effect with a new optimizer. ``n_iter_`` and
+        ``early_stopping`` does not apply (there is no held-out set of a stream: after a ``fit`` with it,
+        the calls go on from the network it kept, with its optimizer, without stopping); the seed is the
+        fitted estimator's (``seed=None`` draws one per fitted estimator); an option changed between
+        calls (``lr``, ``optimizer``, ``seed``, …) takes effect with a new optimizer. ``n_iter_`` and
         ``loss_curve_`` count every epoch of the calls. A pickled estimator goes on where it was (its
         epoch count and optimizer state are pickled with it). The schedule runs on over the calls'
         epochs: a cosine one spans ``epochs`` and is refused beyond them (its rate is 0 there)."""
@@ -184,7 +207,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def _partial_fit(self, X, y, classes):
-        config = dataclasses.replace(self._config(), patience=0)  # no early stopping on a stream
+        config = dataclasses.replace(self._config(going_on=True), patience=0)  # no early stopping on a stream
         first = not hasattr(self, "model_")
         if first and classes is None:
             raise ValueError("MLPClassifier: the first partial_fit needs classes, every label y will ever hold "
@@ -227,6 +250,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 if pickled and same:
                     self.trainer_.optimizer.load_state_dict(pickled["optimizer"])
                 self._trainer_options_ = _training(config)
+            else:  # fit's trainer goes on without its early stopping: a stream has no held-out set to watch (a new
+                # list: a failed call puts the trainer's back)
+                self.trainer_.callbacks = [cb for cb in trainer.callbacks if not isinstance(cb, EarlyStopping)]
             self.trainer_.epochs = self.trainer_.epoch + 1
             before = len(self.trainer_.history)
             history = self.trainer_.fit(X, y_index)
@@ -286,11 +312,26 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         return state
 
 
+def _check_schedule_settings(config: TrainConfig) -> None:
+    """A schedule setting changed from its default that ``config``'s schedule does not read (decay_rate
+    with exponential) is refused, naming it: it would be ignored (`xdl.config.unread_options`, as
+    ``xdl train`` refuses the flag)."""
+    default = lambda name: getattr(TrainConfig, name)  # noqa: E731 (a dataclass field's default, as a class attribute)
+    unread = unread_options(config, [name for name in SCHEDULE_SETTINGS if getattr(config, name) != default(name)])
+    if unread:
+        name = unread[0]
+        readers = [schedule for schedule, reads in SCHEDULE_OPTIONS.items() if name in reads]
+        raise ValueError(f"MLPClassifier: {name}={getattr(config, name)!r} is not read by schedule={config.schedule!r} "
+                         f"(it would be ignored); it is read by schedule {', '.join(readers)}: leave {name} at its "
+                         f"default, {default(name)!r}, or choose one of those")
+
+
 def _training(config: TrainConfig) -> dict:
-    """The options a trainer is built with, but for its number of epochs (`partial_fit` counts them)
-    — unless a cosine schedule spans them."""
+    """The options a trainer is built with, but for those `partial_fit` goes on through: its number
+    of epochs (it counts them) — unless a cosine schedule spans them — and ``patience`` (`fit`'s early
+    stopping, which `partial_fit` sets to 0 and leaves out of a trainer it goes on with)."""
     return {key: value for key, value in dataclasses.asdict(config).items()
-            if key != "epochs" or config.schedule == "cosine"}
+            if key != "patience" and (key != "epochs" or config.schedule == "cosine")}
 
 
 def _network(model):
