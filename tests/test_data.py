@@ -410,3 +410,44 @@ def test_minibatches_without_a_seed_follow_xdl_seed_as_pytorch_s_shuffling_follo
         return [b.tolist() for _, b in minibatches(np.zeros((10, 2)), np.arange(10), 4)]
 
     assert order() == order()
+
+
+def test_split_returns_the_rows_of_x_as_they_are():
+    X = (np.arange(10, dtype=np.int64) + 2**60 + 1).reshape(10, 1)  # beyond float64's whole numbers
+    s = split(X, np.arange(10) % 2)
+    assert s.X_train.dtype == np.int64 and set(s.X_train[:, 0].tolist()) <= set(X[:, 0].tolist())
+    assert split(np.zeros((10, 4), np.uint8), np.arange(10) % 2).X_dev.dtype == np.uint8
+
+
+def test_a_failed_ewa_update_leaves_the_average_as_it_was():
+    from xdl.ewa import EWA
+
+    average = EWA(0.9)
+    average.update(5.0)
+    for bad in ("x", None, [1, "a"]):
+        with pytest.raises(TypeError, match="EWA.update: x must be a real number or an array of them"):
+            average.update(bad)
+    assert average.t == 1 and average.update(5.0) == pytest.approx(5.0)
+
+
+def test_diagnosis_at_exact_thresholds_does_not_depend_on_rounding():
+    from xdl import diagnose
+
+    def first_step(train, dev, base):
+        return diagnose({"train_accuracy": train, "dev_accuracy": dev}, base_error=base).next_steps[0]
+
+    # a variance of exactly half the tolerance (1 point) and a train error exactly 2 points below the base
+    assert len({first_step(t / 100, (t - 1) / 100, 1 - t / 100)[:30] for t in range(10, 95)}) == 1
+    assert not any(first_step(a, a, round(1 - a - 0.02, 10)).startswith("the training error is below the base")
+                   for a in (0.92, 0.95, 0.5))
+
+
+def test_warmup_and_initializers_check_what_they_are_given():
+    from xdl.optim import schedules
+
+    with pytest.raises(TypeError, match=r"warmup: schedule must take one argument.*Keras schedule\(epoch, lr\)"):
+        schedules.warmup(lambda epoch, lr: lr, 3)
+    for make in (xdl.init.zeros, xdl.init.normal(0.1)):
+        for shape in ((True, 3), (2.0, 3), (0, 3)):
+            with pytest.raises(ValueError, match=r"shape\[0\] must be a positive integer"):
+                make(shape)

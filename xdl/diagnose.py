@@ -88,9 +88,9 @@ def diagnose(history, base_error: float = 0.0, tolerance: float = 0.02) -> Diagn
     verdict = ("high bias and high variance" if high_bias and high_variance else "high bias" if high_bias
                else "high variance" if high_variance else "good")
     steps = list(NEXT_STEPS[verdict])
-    if verdict == "high bias and high variance" or verdict == "good" and max(bias, variance) > tolerance / 2:
+    if verdict == "high bias and high variance" or verdict == "good" and max(bias, variance) > tolerance / 2 + ROUNDING:
         steps = _larger_gap_first(bias, variance) or steps
-    if bias < -tolerance:  # the base error is meant to be the best achievable
+    if bias < -tolerance - ROUNDING:  # the base error is meant to be the best achievable
         steps.insert(0, f"the training error is below the base error {base_error:.2%}: the base error should be the "
                         "best any model reaches (e.g. human-level); lower it")
     if variance < -tolerance - ROUNDING:  # dev better than train by more than chance usually explains

@@ -43,6 +43,7 @@ def _fans(shape, name: str) -> tuple[int, int]:
 
 def zeros(shape) -> np.ndarray:
     """All zeros."""
+    _fans(shape, "zeros")  # a shape of positive integers, as the others take
     return np.zeros(shape)
 
 
@@ -51,6 +52,7 @@ def normal(scale: float = 0.01):
     check_number(scale, "normal: scale", "a finite number ≥ 0", lambda s: 0 <= s < math.inf)
 
     def init(shape) -> np.ndarray:
+        _fans(shape, "normal")  # a shape of positive integers, as the others take
         return host_rng().standard_normal(shape) * scale
 
     init.__name__ = f"normal({scale})"

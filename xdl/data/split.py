@@ -49,7 +49,11 @@ def split(X, y, dev=None, test=None, seed: int = 0, stratify: bool | None = None
     """Shuffle and split into train, dev and test (dev and test from the same distribution).
 
     ``dev``/``test``: fractions or counts (default: 20% each up to 1M examples, else 10,000 each).
-    ``stratify`` keeps each class's share in every part: True asks for it (each class needs 2
+    X's rows are returned as they are (its dtype: integers stay integers).
+    ``stratify`` keeps each class's share in every part — to within two examples of a part's exact
+    share (the parts are cut from one order that interleaves the shuffled classes; scikit-learn's
+    allocation comes within one, a different partition that checkpoints of runs already made
+    would not resume with): True asks for it (each class needs 2
     examples or more, as scikit-learn's: a class of one would be missing from train or from the
     held-out parts); None, the default, stratifies where every class has 2 or more, and otherwise
     shuffles — saying so when some class has just one (labels all distinct are no classes: an
@@ -65,7 +69,8 @@ def split(X, y, dev=None, test=None, seed: int = 0, stratify: bool | None = None
     >>> [len(part) for part in s[::2]], int(s.y_dev.sum())
     ([60, 20, 20], 10)
     """
-    X = check_features(X)
+    check_features(X)  # (checked; the rows returned are X's own, in its dtype, as train_test_split's)
+    X = to_numpy(X)
     if y is None:
         raise TypeError("y is None; split needs the labels (or targets) of X")
     y = to_numpy(y)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 
-from xdl.optim.optimizer import check_non_negative, check_positive
+from xdl.optim.optimizer import check_non_negative, check_positive, takes_arguments
 
 
 def _power(base: float, exponent) -> float:
@@ -93,6 +93,9 @@ def warmup(schedule, steps: int):
     check_positive("steps", steps)
     if not callable(schedule):
         check_positive("warmup: schedule (a schedule, or the constant rate to warm up to)", schedule)
+    elif not takes_arguments(schedule):  # (it would fail inside the warm-up, at the optimizer's first rate)
+        raise TypeError(f"warmup: schedule must take one argument, the count (count → rate, as xdl.optim.schedules' "
+                        f"do), got {schedule!r} (a Keras schedule(epoch, lr)?)")
     base = schedule if callable(schedule) else (lambda count: schedule)
     return _named(lambda count: base(count) * min(1.0, (count + 1) / steps),
                   f"warmup({getattr(schedule, '__name__', schedule)}, {steps})")
