@@ -495,7 +495,7 @@ def test_a_step_refuses_a_parameter_frozen_or_unfrozen_since_the_optimizer_was_m
     step(model, opt)
     model.layers[0].weight.requires_grad = False  # momentum would still move it
     before = [p.numpy().copy() for p in model.parameters()]
-    with pytest.raises(ValueError, match=r"made when a parameter of shape \(2, 4\) trained, and it is frozen now"):
+    with pytest.raises(ValueError, match=r"made when 0.weight trained, and it is frozen now"):
         step(model, opt)
     for p, b in zip(model.parameters(), before):
         np.testing.assert_array_equal(p.numpy(), b)  # nothing updated
@@ -758,3 +758,81 @@ def test_growing_schedules_reach_inf_not_an_overflow_error():
     with pytest.raises(ValueError, match="the lr at step 2001 .* is inf"):
         optimizer.step()
     np.testing.assert_array_equal(p.numpy(), 1.0)
+
+
+def test_a_lone_tensor_is_one_parameter_and_a_set_or_a_non_leaf_is_refused():
+    w = xdl.tensor(np.ones(3), requires_grad=True)
+    opt = SGD([{"params": w}], lr=0.1)  # PyTorch takes a lone tensor there
+    for _ in range(3):
+        opt.zero_grad()
+        (w * w).sum().backward()
+        opt.step()
+    np.testing.assert_allclose(w.numpy(), 0.8**3)  # w ← w − 0.1·2w
+    v = xdl.tensor([3.0, 1.0], requires_grad=True)
+    SGD(lr=0.1).minimize(lambda: (v * v).sum(), v, steps=5)
+    np.testing.assert_allclose(v.numpy(), [3 * 0.8**5, 0.8**5], rtol=1e-6)  # (float32)
+    with pytest.raises(TypeError, match=r"params\[0\] is the result of an operation \(Multiply\), not a leaf"):
+        SGD([xdl.tensor(np.ones(2), requires_grad=True) * 2], lr=0.1)
+    with pytest.raises(TypeError, match="an ordered collection of tensors .* not a set"):
+        Adam({w}, lr=0.1)
+
+
+def test_a_state_of_parameters_listed_in_another_order_is_refused():
+    a, b = xdl.tensor(np.zeros(4), requires_grad=True), xdl.tensor(np.zeros(2), requires_grad=True)
+    opt = Adam([a, b], lr=0.1)
+    a.grad[...], b.grad[...] = 1, -1
+    opt.step()
+    swapped = Adam([xdl.tensor(np.zeros(2), requires_grad=True), xdl.tensor(np.zeros(4), requires_grad=True)], lr=0.1)
+    with pytest.raises(ValueError, match=r"of shapes \[\[4\], \[2\]\], this optimizer's are \[\[2\], \[4\]\]"):
+        swapped.load_state_dict(opt.state_dict())
+    assert swapped.t == 0
+
+
+def test_zero_grad_zeroes_a_gradient_rebound_by_hand_and_t_is_checked():
+    w = xdl.tensor(np.ones(3), requires_grad=True)
+    opt = SGD([w], lr=0.1)
+    w.grad = np.full(3, 100.0)
+    opt.zero_grad()
+    np.testing.assert_array_equal(w.grad, 0)
+    (w * 1.0).sum().backward()
+    opt.step()
+    np.testing.assert_allclose(w.numpy(), 0.9)
+    for bad in (-3, 2.7, "3", True):
+        with pytest.raises(ValueError, match=r"t \(the steps taken\) must be an integer ≥ 0"):
+            opt.t = bad
+    assert opt.t == 1
+
+
+def test_an_optimizer_with_a_schedule_pickles():
+    import pickle
+
+    w = xdl.tensor(np.ones(3), requires_grad=True)
+    opt = Adam([w], lr=schedules.warmup(schedules.cosine(1e-3, 1000), 10))
+    w.grad[...] = 1
+    opt.step()
+    copy = pickle.loads(pickle.dumps(opt))
+    assert repr(copy.lr) == "warmup(cosine(0.001, 1000, 0.0), 10)" and copy.lr(5) == opt.lr(5)
+    assert pickle.loads(pickle.dumps(opt.state_dict()))["t"] == 1
+
+
+def test_a_refused_optimizer_moves_no_parameter_and_names_come_from_the_model():
+    xdl.seed(0)
+    model = Sequential(Dense(4, 5), Dense(5, 3))
+    named = dict(model.named_parameters())
+    adam = Adam(model, lr=0.01)
+    with pytest.raises(ValueError, match="PyTorch's 'momentum' is beta here"):
+        SGD([{"params": [named["0.weight"], named["0.bias"]]}, {"params": [named["1.weight"]], "momentum": 0.9}],
+            lr=0.1)
+    adam.zero_grad()  # its parameters were not packed away by the refused optimizer's first group
+    named["0.weight"].requires_grad = False
+    decayed = AdamW(param_groups(model, 0.01), lr=0.01)
+    named["0.weight"].requires_grad = True
+    with pytest.raises(ValueError, match="made when 0.weight was frozen, which it left out"):
+        decayed.step()
+    checked = SGD(model, lr=0.1, check_finite=True)
+    checked.zero_grad()
+    (model(np.array([[np.nan, 0, 0, 0]])) ** 2).sum().backward()
+    with pytest.raises(FloatingPointError, match=r"in parameter\(s\) 0.weight, 1.weight, 0.bias"):
+        checked.step()
+    with pytest.raises(ValueError, match="lr is 1e\\+39: a learning rate must be 0 or a number in float32's"):
+        checked.param_groups[0]["lr"] = 1e39

@@ -153,7 +153,7 @@ class StepCount:
 
     @t.setter
     def t(self, value: int) -> None:
-        self._t = int(value)
+        self._t = check_int(value, "t (the steps taken)", low=0)
         for g in getattr(self, "groups", ()):  # (a count set back below a group's start starts it there)
             g.first_step = min(g.first_step, self._t)
         if self.steps_done is not None:
@@ -191,10 +191,20 @@ class Optimizer(StepCount):
         self.groups: list[ParamGroup] = []
         self._t = 0
         self.steps_done = None  # made with the first group, on its backend
-        # the frozen parameters `Optimizer(model)` left out: one unfrozen later would get no update (`check_trainable`)
-        self.left_out = [p for p in params.parameters() if not p.requires_grad] if _is_model(params) else []
+        # the frozen parameters `Optimizer(model)` (or `param_groups(model)`) left out: one unfrozen later
+        # would get no update (`check_trainable`)
+        self.left_out = [p for p in params.parameters() if not p.requires_grad] if _is_model(params) else \
+            list(getattr(params, "left_out", ()))
+        # a model's names for its parameters, for messages (`_check_finite`, `check_trainable`): pairs,
+        # which a copy (pickle, deepcopy) keeps with the copied parameters
+        self._named = [(p, name) for name, p in params.named_parameters()] if _is_model(params) else \
+            list(getattr(params, "named", ()))
         if params is not None:
-            for group in _as_groups(params):
+            groups = _as_groups(params)
+            seen = set()
+            for group in groups:  # every group checked before any is placed (placing may move parameters)
+                self._checked_group(group, seen)
+            for group in groups:
                 self.add_param_group(group)
 
     def __setstate__(self, state: dict) -> None:
@@ -231,28 +241,7 @@ class Optimizer(StepCount):
         """Add a group: ``{"params": [...]}`` and any of the optimizer's settings (``"lr"``, …) for
         it, the others the constructor's. Everything is checked before the parameters are placed in
         a flat buffer (which may move them) or the group is added."""
-        if not isinstance(group, dict) or "params" not in group:
-            raise TypeError(f"a parameter group must be a dict with 'params' (and settings), got {group!r}")
-        params = list(group["params"])
-        if not params:
-            raise ValueError("an optimizer parameter group needs at least one parameter")
-        for i, p in enumerate(params):
-            if not isinstance(p, Tensor) or not p.requires_grad:
-                hint = (" (a frozen parameter: give the model, whose frozen ones are left out, or only the "
-                        "parameters that train)") if isinstance(p, Tensor) else ""
-                raise TypeError(f"params[{i}] must be a tensor that requires grad, got {p!r}{hint}")
-        backends = {id(p.backend): p.backend.name for p in [*params, *self.parameters()]}
-        if len(backends) > 1:
-            raise ValueError(f"parameters of mixed backends ({' and '.join(sorted(backends.values()))}) "
-                             "cannot share an optimizer")
-        known = {id(p) for p in self.parameters()}
-        if any(id(p) in known for p in params):
-            raise ValueError("a parameter appears in more than one group")
-        if len({id(p) for p in params}) < len(params):
-            raise ValueError("a parameter appears twice in the group (it would be updated twice per step)")
-        self._check_setting_names(group)
-        settings = {**self.defaults, **{k: v for k, v in group.items() if k != "params"}}
-        lr = self._checked_rate(settings, {p.dtype for p in params}, self.t)
+        params, settings, lr = self._checked_group(group)
         flats = flat_views(params)
         xp = params[0].backend.xp
         state = [{name: xp.zeros_like(f.data) for name in self.state_names} for f in flats]
@@ -265,6 +254,39 @@ class Optimizer(StepCount):
             self.steps_done = xp.full(1, self._t, dtype=np.int64)
         self.groups.append(group)
         self._hold(group, lr)
+
+    def _checked_group(self, group: dict, seen: set | None = None) -> tuple[list, dict, float]:
+        """(params, settings, lr) of a group dict, checked as `add_param_group` takes it — its
+        parameters (a lone tensor is one), in no other group (nor among ``seen``'s ids, which it
+        adds to: the groups given with it), its settings — changing nothing."""
+        if not isinstance(group, dict) or "params" not in group:
+            raise TypeError(f"a parameter group must be a dict with 'params' (and settings), got {group!r}")
+        params = _parameter_list(group["params"], "a group's params")
+        if not params:
+            raise ValueError("an optimizer parameter group needs at least one parameter")
+        for i, p in enumerate(params):
+            if not isinstance(p, Tensor) or not p.requires_grad:
+                hint = (" (a frozen parameter: give the model, whose frozen ones are left out, or only the "
+                        "parameters that train)") if isinstance(p, Tensor) else ""
+                raise TypeError(f"params[{i}] must be a tensor that requires grad, got {p!r}{hint}")
+            if not p.is_leaf:  # its .grad is never filled: it would not train, and nothing would say so
+                raise TypeError(f"params[{i}] is the result of an operation ({type(p._fn).__name__}), not a leaf "
+                                "tensor: an optimizer updates leaves (PyTorch: can't optimize a non-leaf Tensor)")
+        backends = {id(p.backend): p.backend.name for p in [*params, *self.parameters()]}
+        if len(backends) > 1:
+            raise ValueError(f"parameters of mixed backends ({' and '.join(sorted(backends.values()))}) "
+                             "cannot share an optimizer")
+        known = {id(p) for p in self.parameters()} | (seen if seen is not None else set())
+        if any(id(p) in known for p in params):
+            raise ValueError("a parameter appears in more than one group")
+        if len({id(p) for p in params}) < len(params):
+            raise ValueError("a parameter appears twice in the group (it would be updated twice per step)")
+        self._check_setting_names(group)
+        settings = {**self.defaults, **{k: v for k, v in group.items() if k != "params"}}
+        lr = self._checked_rate(settings, {p.dtype for p in params}, self.t)
+        if seen is not None:
+            seen.update(id(p) for p in params)
+        return params, settings, lr
 
     def _check_setting_names(self, group: dict) -> None:
         """A group's keys are ``params`` and the optimizer's settings: another (PyTorch's name
@@ -315,7 +337,11 @@ class Optimizer(StepCount):
         check_lr(settings["lr"])
         self.check_settings(settings)
         _check_eps_in(settings, dtypes)
-        return rate_at(settings["lr"], t)
+        rate = rate_at(settings["lr"], t)
+        if not callable(settings["lr"]) and dtypes:  # a number the step would refuse: refused now (a schedule's
+            # later rates are checked as they come)
+            check_rate(rate, "lr", min(map(np.dtype, dtypes), key=lambda dtype: dtype.itemsize))
+        return rate
 
     def _setting_name(self, group: ParamGroup, name: str) -> str:
         """``name`` if ``group`` has that setting, else a KeyError listing the ones it has."""
@@ -348,6 +374,7 @@ class Optimizer(StepCount):
         zeroed either way (one fill per buffer)."""
         check_bool(set_to_none, "set_to_none")
         self.check_placed()
+        self._write_back_rebound()  # a .grad rebound by hand is zeroed too (it is written back first)
         for g in self.groups:
             for flat in g.flats:
                 flat.grad.fill(0)
@@ -388,6 +415,10 @@ class Optimizer(StepCount):
                                        "optimizer packing part of them): it would update the "
                                        f"old copies; make the optimizer after that, e.g. {type(self).__name__}(model)")
 
+    def names(self) -> dict[int, str]:
+        """id → the model's name of each parameter, for an optimizer made of a model (else empty)."""
+        return {id(p): name for p, name in self.__dict__.get("_named", ())}
+
     def check_trainable(self, names: dict | None = None) -> None:
         """Refuse to update when a parameter was frozen or unfrozen (``requires_grad``) since this
         optimizer was made: a frozen one it holds would still move (momentum, weight decay, one
@@ -395,7 +426,7 @@ class Optimizer(StepCount):
         and never an update — as a Keras model needs ``compile()`` again. ``names``: id → the
         model's name for each parameter, for the message."""
         def name(p):
-            return (names or {}).get(id(p)) or f"a parameter of shape {tuple(p.shape)}"
+            return (names or self.names()).get(id(p)) or f"a parameter of shape {tuple(p.shape)}"
 
         frozen = next((p for g in self.groups for p in g.params if not p.requires_grad), None)
         if frozen is not None:
@@ -438,8 +469,8 @@ class Optimizer(StepCount):
             for flat in g.flats:
                 xp = flat.params[0].backend.xp
                 if not bool(xp.isfinite(flat.grad).all()):
-                    bad = [getattr(p, "name", None) or f"#{i}" for i, p in enumerate(flat.params)
-                           if not bool(xp.isfinite(p.grad).all())]
+                    bad = [self.names().get(id(p)) or getattr(p, "name", None) or f"#{i}"
+                           for i, p in enumerate(flat.params) if not bool(xp.isfinite(p.grad).all())]
                     raise FloatingPointError(
                         f"non-finite gradient (NaN or Inf) in parameter(s) {', '.join(bad)} before step {self.t + 1}; "
                         "the weights were left unchanged")
@@ -460,6 +491,7 @@ class Optimizer(StepCount):
             raise ValueError(f"minimize: steps must be a positive integer, got {steps!r}")
         if params is not None:
             known = {id(p) for p in self.parameters()}
+            params = _trainable(params) if _is_model(params) else _parameter_list(params, "minimize: params")
             new = [p for p in params if id(p) not in known]
             if new:
                 self.add_param_group({"params": new})
@@ -486,6 +518,7 @@ class Optimizer(StepCount):
             "state": [[{k: flat.params[0].backend.to_numpy(a).copy() for k, a in st.items()}
                        for flat, st in zip(g.flats, g.state)] for g in self.groups],
             "layout": [_layout(g) for g in self.groups],
+            "shapes": [[list(p.shape) for p in g.params] for g in self.groups],
         }
 
     def check_state_dict(self, state: dict) -> None:
@@ -518,6 +551,13 @@ class Optimizer(StepCount):
                     if tuple(np.shape(sv[k])) != tuple(a.shape):
                         raise ValueError(f"optimizer state {k!r} of group {gi} has shape {tuple(np.shape(sv[k]))}, "
                                          f"this optimizer's is {tuple(a.shape)}")
+        for gi, (g, shapes) in enumerate(zip(self.groups, state.get("shapes") or [])):  # (older states: none)
+            now = [list(p.shape) for p in g.params]
+            if [list(shape) for shape in shapes] != now:
+                i = next((i for i, (a, b) in enumerate(zip(shapes, now)) if list(a) != b), min(len(shapes), len(now)))
+                raise ValueError(f"optimizer state of group {gi} is of parameters of shapes {shapes}, this optimizer's "
+                                 f"are {now} (first differing at params[{i}]: listed in another order?): each "
+                                 "parameter's state would go to another")
         for gi, (g, layout) in enumerate(zip(self.groups, state.get("layout") or [None] * len(self.groups))):
             then, now = layout or _given_order(g), _layout(g)
             if [sorted(indices) for indices in then] != [sorted(indices) for indices in now]:
@@ -677,17 +717,42 @@ def _as_groups(params) -> list[dict]:
         params = _trainable(params)
     if isinstance(params, Tensor):
         raise TypeError("params must be an iterable of tensors (wrap a single tensor in a list)")
-    params = list(params)
+    params = _parameter_list(params, "params")
     if params and isinstance(params[0], dict):
         return params
     return [{"params": params}]
+
+
+def _parameter_list(params, name: str) -> list:
+    """``params`` as a list: a lone tensor is one (iterated, it would be its rows, index results that
+    never train), a set is refused (its order changes between runs: a saved state would go to other
+    parameters on loading, as PyTorch refuses it)."""
+    if isinstance(params, Tensor):
+        return [params]
+    if isinstance(params, set | frozenset):
+        raise TypeError(f"{name} must be an ordered collection of tensors (a list), not a set: a set's order changes "
+                        "between runs, and a saved optimizer state would be loaded into other parameters")
+    return list(params)
+
+
+class ParamGroups(list):
+    """`param_groups`' groups, the frozen parameters of the model it left out (``left_out``), which
+    the optimizer made of them refuses to see train later (`Optimizer.check_trainable`), and the
+    model's (parameter, name) pairs (``named``, for messages)."""
+
+    left_out: list = []
+    named: list = []
 
 
 def param_groups(model, weight_decay: float) -> list[dict]:
     """Two groups: weights with ``weight_decay``, and biases/BN γ, β without (the usual split) —
     of a model's parameters that train (a frozen one is left out, as by ``Optimizer(model)``), or
     of a list of tensors (one without a role — a function's x — is no weight)."""
-    training = _trainable(model) if _is_model(model) else list(model)
+    training = _trainable(model) if _is_model(model) else _parameter_list(model, "param_groups: model")
     groups = [{"params": [p for p in training if getattr(p, "role", None) == "weight"], "weight_decay": weight_decay},
               {"params": [p for p in training if getattr(p, "role", None) != "weight"], "weight_decay": 0.0}]
-    return [g for g in groups if g["params"]]
+    result = ParamGroups(g for g in groups if g["params"])
+    if _is_model(model):
+        result.left_out = [p for p in model.parameters() if not p.requires_grad]
+        result.named = [(p, name) for name, p in model.named_parameters()]
+    return result

@@ -29,30 +29,68 @@ def _power(base: float, exponent) -> float:
         return math.inf
 
 
-def _named(fn, text):
-    fn.__name__ = fn.__qualname__ = text
-    return fn
+class Schedule:
+    """A schedule of this module: ``schedule(count) = formula(count, *args)``, named as it was made
+    (``cosine(0.001, 1000, 0.0)``: its repr, and what a checkpoint records). A small object, not a
+    closure, so that an optimizer holding one pickles (its ``state_dict`` too)."""
+
+    def __init__(self, name: str, formula, *args):
+        self.__name__, self.formula, self.args = name, formula, args
+
+    def __call__(self, count):
+        return self.formula(count, *self.args)
+
+    def __repr__(self) -> str:
+        return self.__name__
+
+
+def _inverse_time(count, lr0, decay_rate):
+    return lr0 / (1.0 + decay_rate * count)
+
+
+def _exponential(count, lr0, base):
+    return lr0 * _power(base, count)
+
+
+def _inverse_sqrt(count, lr0, k):
+    return lr0 * k / math.sqrt(max(count, 1))
+
+
+def _staircase(count, lr0, decay_rate, interval):
+    return lr0 / (1.0 + decay_rate * (count // interval))
+
+
+def _step_decay(count, lr0, factor, every):
+    return lr0 * _power(factor, count // every)
+
+
+def _cosine(count, lr0, total, min_lr):
+    return min_lr + (lr0 - min_lr) * (1 + math.cos(math.pi * min(count, total) / total)) / 2
+
+
+def _warmup(count, base, steps):
+    return (base(count) if callable(base) else base) * min(1.0, (count + 1) / steps)
 
 
 def inverse_time(lr0: float, decay_rate: float):
     """α = α₀ / (1 + decay_rate·count)"""
     check_positive("lr0", lr0)
     check_non_negative("decay_rate", decay_rate)  # a negative one reaches 1/0 at count 1/|decay_rate|
-    return _named(lambda count: lr0 / (1.0 + decay_rate * count), f"inverse_time({lr0}, {decay_rate})")
+    return Schedule(f"inverse_time({lr0}, {decay_rate})", _inverse_time, lr0, decay_rate)
 
 
 def exponential(lr0: float, base: float = 0.95):
     """α = α₀·base^count"""
     check_positive("lr0", lr0)
     check_positive("base", base)  # (above 1 it grows, as PyTorch's ExponentialLR with γ > 1)
-    return _named(lambda count: lr0 * _power(base, count), f"exponential({lr0}, {base})")
+    return Schedule(f"exponential({lr0}, {base})", _exponential, lr0, base)
 
 
 def inverse_sqrt(lr0: float, k: float = 1.0):
     """α = α₀·k/√count (count 0 is treated as 1)"""
     check_positive("lr0", lr0)
     check_positive("k", k)
-    return _named(lambda count: lr0 * k / math.sqrt(max(count, 1)), f"inverse_sqrt({lr0}, {k})")
+    return Schedule(f"inverse_sqrt({lr0}, {k})", _inverse_sqrt, lr0, k)
 
 
 def staircase(lr0: float, decay_rate: float, interval: int):
@@ -60,8 +98,7 @@ def staircase(lr0: float, decay_rate: float, interval: int):
     check_positive("lr0", lr0)
     check_non_negative("decay_rate", decay_rate)
     check_positive("interval", interval)
-    return _named(lambda count: lr0 / (1.0 + decay_rate * (count // interval)),
-                  f"staircase({lr0}, {decay_rate}, {interval})")
+    return Schedule(f"staircase({lr0}, {decay_rate}, {interval})", _staircase, lr0, decay_rate, interval)
 
 
 def step_decay(lr0: float, factor: float = 0.5, every: int = 10):
@@ -69,7 +106,7 @@ def step_decay(lr0: float, factor: float = 0.5, every: int = 10):
     check_positive("lr0", lr0)
     check_positive("factor", factor)
     check_positive("every", every)
-    return _named(lambda count: lr0 * _power(factor, count // every), f"step_decay({lr0}, {factor}, {every})")
+    return Schedule(f"step_decay({lr0}, {factor}, {every})", _step_decay, lr0, factor, every)
 
 
 def cosine(lr0: float, total: int, min_lr: float = 0.0):
@@ -80,8 +117,7 @@ def cosine(lr0: float, total: int, min_lr: float = 0.0):
     check_non_negative("min_lr", min_lr)
     if min_lr > lr0:
         raise ValueError(f"min_lr must be at most lr0 ({lr0!r}), got {min_lr!r}")
-    return _named(lambda count: min_lr + (lr0 - min_lr) * (1 + math.cos(math.pi * min(count, total) / total)) / 2,
-                  f"cosine({lr0}, {total}, {min_lr})")
+    return Schedule(f"cosine({lr0}, {total}, {min_lr})", _cosine, lr0, total, min_lr)
 
 
 def warmup(schedule, steps: int):
@@ -96,6 +132,4 @@ def warmup(schedule, steps: int):
     elif not takes_arguments(schedule):  # (it would fail inside the warm-up, at the optimizer's first rate)
         raise TypeError(f"warmup: schedule must take one argument, the count (count → rate, as xdl.optim.schedules' "
                         f"do), got {schedule!r} (a Keras schedule(epoch, lr)?)")
-    base = schedule if callable(schedule) else (lambda count: schedule)
-    return _named(lambda count: base(count) * min(1.0, (count + 1) / steps),
-                  f"warmup({getattr(schedule, '__name__', schedule)}, {steps})")
+    return Schedule(f"warmup({getattr(schedule, '__name__', schedule)}, {steps})", _warmup, schedule, steps)
