@@ -633,3 +633,111 @@ def test_early_stopping_restoring_the_batch_is_refused_and_an_unfinished_model_s
     with xdl.use("numpy"), pytest.raises(RuntimeError, match="stop here"):
         trainer.fit(X, y, dev=dev)
     assert [(r.status, len(r.history)) for r in trainer.results()] == [("training", 2)] * 2  # not "completed"
+
+
+# -- a batch driven as a user drives it -----------------------------------------------------------
+def test_a_batch_whose_last_training_models_diverge_returns_its_results_with_callbacks(digits, tmp_path):
+    X, y, dev = digits
+    from xdl.train import EarlyStopping
+
+    configs = [small(epochs=2, optimizer="sgd", lr=0.1),  # completes; the other diverges after it
+               small(epochs=6, optimizer="sgd", lr=0.1, schedule="exponential", decay_base=100.0)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for callbacks in ([Checkpoint(tmp_path / "c")], [EarlyStopping(patience=3, restore_best=False)]):
+            results = fit_many(configs, X, y, dev=dev, callbacks=callbacks)
+            assert [r.status for r in results] == ["completed", "failed"]
+
+
+def test_a_stack_predicts_each_models_classes(rng):
+    models = []
+    for seed in (1, 2, 3):
+        xdl.seed(seed)
+        models.append(xdl.nn.mlp(4, [8], 5))
+    stacked = stack(models)
+    X = rng.standard_normal((6, 4)).astype(np.float32)
+    np.testing.assert_array_equal(stacked.predict(X), np.stack([m.predict(X) for m in models], axis=1))
+    np.testing.assert_allclose(stacked.predict_proba(X)[:, 2], models[2].predict_proba(X), rtol=1e-6)
+
+
+def test_seeds_beyond_int64_beside_small_ones_draw_their_own_masks():
+    from xdl.nn import Dense, Dropout, Sequential
+
+    models = []
+    for _ in range(2):
+        xdl.seed(0)
+        models.append(Sequential(Dense(3, 8), Dropout(0.5)).astype(np.float64))
+    stacked = stack(models)
+    stacked.set_random_key([5, 2**63 + 7], 0)
+    out = stacked(np.ones((2, 3))).numpy()
+    models[1].set_random_key(2**63 + 7, 0)
+    np.testing.assert_array_equal(out[:, 1], models[1](np.ones((2, 3))).numpy())
+
+
+def test_a_later_fit_of_a_batch_has_the_trainers_guards(digits):
+    from xdl.train.many import ManyTrainer
+
+    X, y, dev = digits
+    batch = ManyTrainer([small(epochs=2), small(epochs=2, seed=1)])
+    batch.fit(X, y)
+    with pytest.raises(ValueError, match="every model of this batch has ended"):
+        batch.fit(X, y)
+
+    class StopOnce(Callback):
+        stopped = False
+
+        def on_epoch_end(self, trainer, record):
+            if not self.stopped:
+                self.stopped = True
+                raise Interrupted("SIGINT", 1, 0)  # raised at the epoch's end: where its run is, unknown
+
+    other = ManyTrainer([small(epochs=3)], callbacks=[StopOnce()])
+    with pytest.raises(Interrupted):
+        other.fit(X, y, n_classes=10)
+    with pytest.raises(RuntimeError, match="stopped inside a step or an epoch's end"):
+        other.fit(X, y)
+    other._mid_step = False  # (as if it had stopped between epochs)
+    with pytest.raises(ValueError, match=r"n_classes differs from the one this batch was built with by its first fit "
+                                         r"\(10\)"):
+        other.fit(X, y, n_classes=12)
+    with pytest.raises(ValueError, match="progress must be True or False"):
+        ManyTrainer([small()], progress="no")
+
+
+class ResultsAt(Callback):
+    def __init__(self, epoch):
+        self.epoch, self.results = epoch, None
+
+    def on_epoch_end(self, trainer, record):
+        if record["epoch"] == self.epoch:
+            self.results = trainer.results()
+
+
+def test_results_taken_mid_run_keep_the_history_they_had(digits):
+    X, y, dev = digits
+    taken = ResultsAt(2)
+    fit_many([small(epochs=4)], X, y, callbacks=[taken])
+    assert len(taken.results[0].history) == 2
+
+
+def test_a_resume_with_no_more_epochs_completes_and_standardize_is_compared(digits, tmp_path):
+    X, y, dev = digits
+    from xdl.data import Standardizer
+
+    layer = Standardizer().fit(X).layer()
+
+    class StopAt(Callback):
+        order = 200  # after the Checkpoint wrote epoch 2
+
+        def on_epoch_end(self, trainer, record):
+            if record["epoch"] == 2:
+                raise Interrupted("SIGINT", 3, 0, "stopped for the test")
+
+    with pytest.raises(Interrupted):
+        fit_many([small(epochs=5)], X, y, standardize=layer, callbacks=[StopAt(), Checkpoint(tmp_path)])
+    with pytest.raises(ValueError, match="resume: standardize differs from the checkpoint's"):
+        fit_many([small(epochs=5)], X, y, callbacks=[StopAt(), Checkpoint(tmp_path)], resume=tmp_path)
+    with pytest.warns(UserWarning, match="the checkpoint's run is over"):
+        results = fit_many([small(epochs=2)], X, y, standardize=layer, callbacks=[StopAt(), Checkpoint(tmp_path)],
+                           resume=tmp_path)
+    assert results[0].status == "completed"

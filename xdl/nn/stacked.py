@@ -27,6 +27,7 @@ import numpy as np
 from xdl import functions as F
 from xdl.backend import array_to_numpy, resolve_backend, thread_backend
 from xdl.data.validation import check_width, standardized
+from xdl.functions.classification import softmax_array
 from xdl.functions.batchnorm import layer_batch_norm
 from xdl.nn.architecture import build_on_host, describe
 from xdl.nn.layers import (BatchNorm, Dense, Dropout, LeakyReLU, ReLU, Sigmoid, Softmax, Standardize, Tanh,
@@ -105,7 +106,10 @@ class Stacked(Sequential):
         """Key the dropout masks of the next training passes: ``seed`` is one seed per model (model
         k then draws the masks it would draw alone keyed by ``seed[k]``), or None for the backend's
         generator. ``steps_done``: a step counter in device memory, as `Module.set_random_key`."""
-        seeds = None if seed is None else [int(s) for s in np.broadcast_to(np.asarray(seed), (self.n_models,))]
+        # (one seed for all, or one each; each as a Python int: NumPy would make 5 beside 2**63 + 7 a float)
+        seeds = None if seed is None else [int(seed)] * self.n_models if np.ndim(seed) == 0 else [int(s) for s in seed]
+        if seeds is not None and len(seeds) != self.n_models:
+            raise ValueError(f"set_random_key: seed must be one seed or {self.n_models} (one per model), got {len(seeds)}")
         extra = () if steps_done is None else (steps_done,)
         for stream, (_, module) in enumerate(self.named_modules()):
             if module.draws_random:
@@ -136,6 +140,20 @@ class Stacked(Sequential):
             p.requires_grad = stacked[name].requires_grad
         model.predicts = self.predicts
         return model.to(self.backend)
+
+    def predict_proba(self, X, batch_size: int = 1024) -> np.ndarray:
+        """Each model's class probabilities, (m, K, C): a softmax over each model's outputs (which
+        a stack ends in, where its models do, is not applied again). Classifiers of classes only:
+        take a model of another kind out (`model`) to predict with it."""
+        if self.predicts not in (None, "classes"):
+            raise ValueError(f"predict_proba: a stack predicts each model's classes; these models predict "
+                             f"{self.predicts}: take one out, stacked.model(k), and predict with it")
+        out = self.predict_outputs(X, batch_size)
+        return out if self.outputs_probabilities() else softmax_array(np, out.astype(np.float64)).astype(out.dtype)
+
+    def predict(self, X, batch_size: int = 1024) -> np.ndarray:
+        """Each model's classes, (m, K): the argmax over its own outputs (not over the models)."""
+        return self.predict_proba(X, batch_size).argmax(axis=-1)
 
     def to(self, backend):
         """Refused: a stack's parameters are views of its (K, P) buffer; `stack(models, backend)`

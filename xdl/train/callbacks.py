@@ -259,6 +259,8 @@ class EarlyStopping(Callback):
 
     def on_epoch_end(self, trainer, record: dict) -> None:
         value = record.get(self.monitor)
+        if value is None and record.get("best_model", 0) is None:
+            return  # an epoch of `fit_many` in which no model trained to its end (the last ones diverged)
         if value is None:
             raise ValueError(f"EarlyStopping monitors {self.monitor!r}, which this run does not measure "
                              "(pass dev=(X_dev, y_dev) to fit for dev metrics)")
@@ -372,8 +374,9 @@ class Checkpoint(Callback):
     def on_epoch_end(self, trainer, record: dict) -> None:
         # without dev (or its metric), the train set's counterpart: dev_accuracy → train_accuracy
         monitor = self.monitor if record.get(self.monitor) is not None else self.monitor.replace("dev_", "train_")
-        score = (-1.0 if "accuracy" in monitor else 1.0) * record[monitor]
-        if self.best is None or score < self.best:
+        # (none measured: an epoch of `fit_many` in which no model trained to its end — its state is still saved)
+        score = None if record.get(monitor) is None else (-1.0 if "accuracy" in monitor else 1.0) * record[monitor]
+        if score is not None and (self.best is None or score < self.best):
             previous, self.best = self.best, score  # saved with the state, so best.npz knows its own score
             try:  # best.npz first: checkpoint.npz never records a best that best.npz does not hold
                 trainer.best_checkpoint = trainer.save_checkpoint(self.best_path)

@@ -47,7 +47,7 @@ from xdl.functions.stacked import stacked_softmax_cross_entropy
 from xdl.nn import Module, Standardize, stack
 from xdl.optim.stacked import StackedOptimizer
 from xdl.serialization import load, read_extra
-from xdl.tensor import Tensor, no_grad
+from xdl.tensor import Tensor, no_grad, to_numpy
 from xdl.train.callbacks import (Callback, EarlyStopping, callback_state, check_checkpoint_kind, check_monitored,
                                  checkpoint_directories_held,
                                  check_record, load_callback_state, position, resume_path, stop_for_signal,
@@ -170,6 +170,8 @@ class ManyTrainer:
         check_shared(configs)
         check_int(seed, "seed", low=0, high=SEEDS - 1, expected="an integer in [0, 2**64)")
         check_bool(eval_train, "eval_train")
+        if progress is not None:  # (a string "no" would be a truth value: a bar)
+            check_bool(progress, "progress")
         try:
             dtype = np.dtype(dtype) if dtype is not None else None  # np.dtype(None) is float64: not a default here
         except TypeError:
@@ -198,6 +200,8 @@ class ManyTrainer:
         self.stop_training = self.resumed = False
         self.last_checkpoint = self.last_checkpoint_at = self.best_checkpoint = None
         self._partial = None
+        self._mid_step = False  # inside an epoch that no record or stop has closed (as `Trainer`'s)
+        self._built_with = None  # (n_classes, standardize's statistics) the first fit built the batch with
 
     def _check_width(self, n_features: int, standardize) -> None:
         """What sees each example before the first layer takes X's width: the Standardize layer, and
@@ -279,6 +283,14 @@ class ManyTrainer:
     # -- the loop -----------------------------------------------------------------------------
     def fit(self, X, y, dev=None, n_classes=None, standardize=None, resume=None) -> list[Result]:
         checkpoint = None if resume is None else resume_path(resume)
+        if resume is None and self._mid_step:  # as `Trainer.fit`: its update may or may not have been applied
+            raise RuntimeError("fit: this batch's last fit was stopped inside a step or an epoch's end (a second "
+                               "Ctrl-C, or an error raised there) or its resume failed partway, so where its run is "
+                               "cannot be known: resume from its last checkpoint (resume=its directory), or make a "
+                               "new ManyTrainer")
+        if resume is None and self.model is not None and "training" not in self.status:
+            raise ValueError("fit: every model of this batch has ended (its epochs, early stopping or a divergence): "
+                             "fit trains the rest of its run; make a new ManyTrainer (or fit_many) to train more")
         reason = self.eager_reason()
         if self.capture is True and reason is not None:
             raise ValueError(f"capture=True, but the batch's steps cannot be captured: {reason}")
@@ -315,22 +327,35 @@ class ManyTrainer:
                              "stopping watches the dev cost, so pass dev=(X_dev, y_dev) (or set patience 0)")
         X = X.reshape(len(X), -1)
         self._check_width(X.shape[1], standardize)
+        built_with = (int(n_classes), _standardize_digest(standardize))
+        if self._built_with is not None and built_with != self._built_with:  # the batch is built by its first fit
+            what = "n_classes" if built_with[0] != self._built_with[0] else "standardize"
+            raise ValueError(f"fit: {what} differs from the one this batch was built with by its first fit "
+                             f"({self._built_with[0] if what == 'n_classes' else 'another layer or none'}); a later "
+                             "fit goes on with the same batch: give the same, or make a new ManyTrainer")
+        if resume is None and self._partial is not None and self._partial.get("examples", len(X)) != len(X):
+            raise ValueError(f"fit: this batch's last fit stopped in epoch {self.epoch + 1} after step {self.step} of "
+                             f"an epoch over {self._partial['examples']} examples, and X has {len(X)}: give it the "
+                             "same data to finish that epoch, or make a new ManyTrainer")
         if dev is not None:
             dev = (dev[0].reshape(len(dev[0]), -1), dev[1])
         bounds = self._batches(len(X))
         self._penalty_m = penalty_examples(self.batch_size, len(X))
         if self.model is None:
             self._build(X.shape[1], n_classes, standardize)
+            self._built_with = built_with
         self._provenance = {"configs": [_described(c) for c in self.configs], "seed": self.seed,
                             "eval_train": self.eval_train, "callbacks": [type(cb).__name__ for cb in self.callbacks],
-                            "dtype": str(self.dtype), "n_classes": int(n_classes),
+                            "dtype": str(self.dtype), "n_classes": int(n_classes), "standardize": built_with[1],
                             "data": data_digest(X.astype(self.dtype, copy=False), y),  # (the data as given)
                             "dev": data_digest(dev[0].astype(self.dtype, copy=False), dev[1]) if dev is not None
                             else None}
         self.stop_training, self.resumed = False, resume is not None
         with checkpoint_directories_held(self.callbacks):  # (a resume's reads included)
             if resume is not None:
+                self._mid_step = True  # (a failure partway leaves part of the checkpoint's state in)
                 self.load_checkpoint(checkpoint)
+                self._mid_step = False
             X, dev, self._network = network_data(self.model, X, dev, on_host=self._augment is None)
             self.model.predicts = "classes"  # each model taken out predicts classes (a softmax cross-entropy)
             for cb in self.callbacks:
@@ -357,6 +382,7 @@ class ManyTrainer:
                             for k, status in enumerate(self.status):
                                 if status == "training":
                                     self.stop_model(k)
+                        self._mid_step = False  # the epoch is closed: its record taken and every callback run on it
                         if signals.received and self.epoch < self.epochs and "training" in self.status:
                             stop_for_signal(self, signals.received)
             finally:
@@ -395,6 +421,7 @@ class ManyTrainer:
         if captured:  # the dropout key's step, counted on by each step on the device
             model.set_random_key(seeds, 0, steps_done=self._captured.start_epoch(e * steps + self.step))
         model.train()
+        self._mid_step = True
         for step in range(self.step, steps):
             idx = order[bounds[step][0]:bounds[step][1]]
             if captured and self._captured.failure is None:
@@ -418,7 +445,8 @@ class ManyTrainer:
             if signals.received and step + 1 < steps:
                 self._partial = {"costs": backend.to_numpy(costs[:step + 1]).tolist(),
                                  "correct": None if correct is None else backend.to_numpy(correct).tolist(),
-                                 "seconds": seconds_before + time.perf_counter() - start}
+                                 "seconds": seconds_before + time.perf_counter() - start, "examples": len(X)}
+                self._mid_step = False
                 stop_for_signal(self, signals.received)
         step_seconds = seconds_before + time.perf_counter() - start  # (the last step's cost check synced)
         if self.eval_train:
@@ -459,9 +487,10 @@ class ManyTrainer:
 
     def _fail(self, k: int, what: str) -> None:
         """Stop model k for good: its state goes back to the end of its last good epoch."""
-        kept = len(self.histories[k])
-        self.errors[k] = f"model {k} diverged: {what}; it keeps its state after epoch {kept}" if kept else \
-            f"model {k} diverged: {what}; it keeps its initial state"
+        kept, best = len(self.histories[k]), self._stopping[k].get("best_epoch") if self._kept["best"][k] else None
+        self.errors[k] = (f"model {k} diverged: {what}; its result holds its best epoch's weights (epoch {best})"
+                          if best is not None else f"model {k} diverged: {what}; it keeps its state after epoch {kept}"
+                          if kept else f"model {k} diverged: {what}; it keeps its initial state")
         self.histories[k].diverged = what  # where, as a Trainer's history says it
         self.status[k] = "failed"
         self.optimizer.freeze(k, clear_state=True)  # its state may hold NaN
@@ -588,6 +617,8 @@ class ManyTrainer:
             if row is None:
                 now = now or self._snapshot()
                 row = {"data": now["data"][k], "buffers": [a[k] for a in now["buffers"]]}
+            if self.status[k] == "training":  # a result taken mid-run: its history as it is now, not the live one
+                history = History.from_dict(history.to_dict())
             if best is not None:
                 history.best_epoch = self._stopping[k]["best_epoch"]
             out.append(Result(config, history, self.status[k], self.errors[k],
@@ -640,7 +671,8 @@ class ManyTrainer:
         # a checkpoint from before a key was recorded: eval_train was True, callbacks and n_classes unknown
         before = {"eval_train": True, "callbacks": self._provenance["callbacks"],
                   "n_classes": self._provenance["n_classes"]}
-        for key in ("seed", "dtype", "data", "dev", "eval_train", "callbacks", "n_classes"):
+        before["standardize"] = self._provenance["standardize"]
+        for key in ("seed", "dtype", "data", "dev", "eval_train", "callbacks", "n_classes", "standardize"):
             then = saved[key] if key in saved else before[key]
             if then != self._provenance[key]:
                 raise ValueError(f"resume: {key} differs from the checkpoint's ({then!r}, now {self._provenance[key]!r})")
@@ -673,6 +705,15 @@ class ManyTrainer:
         for k in trains_on:  # completed at this epoch, given more epochs now
             self.status[k], self._kept["final"][k] = "training", None
             self.optimizer.unfreeze(k, self._rates(self.epoch)[k])
+        ended = [k for k, c in enumerate(self.configs)  # resumed with no more epochs than it has trained
+                 if self.status[k] == "training" and not self.step and len(self.histories[k]) >= c.epochs]
+        for k in ended:
+            self.status[k] = "completed"
+            self.optimizer.freeze(k)
+            self._kept["final"][k] = self.model.row(k)
+        if ended and "training" not in self.status:
+            warn_caller(f"resume: the checkpoint's run is over (every model has trained its epochs): nothing to "
+                        "train; it ends as it ended — give the configs more epochs to train on")
         self.last_checkpoint, self.last_checkpoint_at = path, (self.epoch, self.step)
 
     def _trains_on(self, extra: dict, path: Path) -> list[int]:
@@ -696,6 +737,13 @@ class ManyTrainer:
                         "or failed): nothing to train; the batch ends as it ended — raise the epochs of a completed "
                         "model (one without a cosine schedule, which spans its epochs) to train it on")
         return trains_on
+
+
+def _standardize_digest(standardize) -> str | None:
+    """What a batch's provenance records of its ``standardize`` layer: its statistics' digest, or None."""
+    if standardize is None:
+        return None
+    return data_digest(to_numpy(standardize.mean), to_numpy(standardize.scale))["sha1"]
 
 
 def check_standardize(standardize, n_features: int) -> None:

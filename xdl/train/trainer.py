@@ -188,6 +188,8 @@ class Trainer:
                                 f"{', '.join(n for n in dir(Callback) if n.startswith('on_'))}: it would never be "
                                 "called")
         check_bool(eval_train, "eval_train")
+        if progress is not None:  # (a string "no" would be a truth value: a bar)
+            check_bool(progress, "progress")
         self.model, self.loss, self.optimizer = model, loss, optimizer
         self._network = model  # what the steps run on their inputs (`Module.network_input`, set by fit)
         self.l2, self.batch_size, self.epochs, self.schedule = float(l2), int(batch_size), int(epochs), schedule
