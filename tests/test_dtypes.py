@@ -76,7 +76,9 @@ def test_a_groups_rate_is_checked_in_its_narrowest_dtype():
     """A float64 layer first and a float32 one after: 1e-300 was checked in float64 only, and the
     float32 parameters took a rate of exactly 0."""
     model = xdl.nn.Sequential(xdl.nn.Dense(2, 3, dtype=np.float64), xdl.nn.Dense(3, 2))
-    optimizer = SGD(model, lr=1e-300)
+    with pytest.raises(ValueError, match=r"lr is 1e-300: .* float32's positive range"):  # refused when set
+        SGD(model, lr=1e-300)
+    optimizer = SGD(model, lr=lambda t: 1e-300)  # a schedule's rates: checked as each comes
     (model(np.ones((1, 2))).sum()).backward()
     with pytest.raises(ValueError, match=r"the lr at step 1 \(group 0\) is 1e-300: .* float32's positive range"):
         optimizer.step()
