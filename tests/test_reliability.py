@@ -329,18 +329,47 @@ def test_the_command_names_the_option_a_resume_changes(tmp_path, capsys, flags, 
     assert (tmp_path / "checkpoints" / "checkpoint.npz").read_bytes() == ckpt_before
 
 
-def test_a_resume_takes_the_runs_own_options_unless_given_again(tmp_path, capsys):
+def test_a_resume_takes_the_runs_own_options_unless_given_again(tmp_path, capsys, monkeypatch):
     from xdl.cli import main
 
     run = ["train", "--dataset", "moons", "--hidden", "8", "--lr", "0.02", "--optimizer", "momentum",
-           "--patience", "0", "--no-progress"]
+           "--patience", "0", "--base-error", "0.05", "--checkpoint-every", "2", "--no-progress"]
     assert main([*run, "--epochs", "3", "--out", str(tmp_path / "straight")]) == 0
     assert main([*run, "--epochs", "1", "--out", str(tmp_path / "run")]) == 0
-    # nothing but --resume and what may change: the checkpoint's dataset, layers, optimizer and lr
-    assert main(["train", "--resume", str(tmp_path / "run" / "checkpoints"), "--epochs", "3", "--no-progress"]) == 0
+    # nothing but --resume and what may change: the checkpoint's dataset, layers, optimizer, lr, base error
+    # and checkpoint interval (from inside the checkpoints directory: --resume . names the run's)
+    monkeypatch.chdir(tmp_path / "run" / "checkpoints")
+    assert main(["train", "--resume", ".", "--epochs", "3", "--no-progress"]) == 0
     a, b = xdl.load(tmp_path / "straight" / "model.npz"), xdl.load(tmp_path / "run" / "model.npz")
     assert_same_state(a.state_dict(), b.state_dict())
-    assert json.loads((tmp_path / "run" / "report.json").read_text())["config"]["hidden"] == [8]
+    config = json.loads((tmp_path / "run" / "report.json").read_text())["config"]
+    assert (config["hidden"], config["base_error"], config["checkpoint_every"]) == ([8], 0.05, 2)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes")
+def test_a_config_read_from_a_pipe_is_used(tmp_path):
+    import threading
+
+    from xdl.cli import main
+
+    pipe = tmp_path / "config.toml"
+    os.mkfifo(pipe)
+    writer = threading.Thread(target=lambda: pipe.write_text('dataset = "moons"\nhidden = [3]\nepochs = 1\n'))
+    writer.start()
+    assert main(["train", "--config", str(pipe), "--no-progress", "--out", str(tmp_path / "run")]) == 0
+    writer.join()
+    config = json.loads((tmp_path / "run" / "report.json").read_text())["config"]
+    assert (config["dataset"], config["hidden"]) == ("moons", [3])  # (read twice, the second read found it empty)
+
+
+def test_a_classifier_whose_cost_rose_far_above_its_start_has_diverged():
+    s = moons(200)
+    trainer = trainer_for(epochs=20, optimizer=SGD, lr=200.0, dropout=0.0)  # finite, 10¹²-sized costs
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        with pytest.raises(FloatingPointError, match=r"the train cost became \S+ at the end of epoch \d+, above "
+                                                     r"1e4 × ln C = 6.93e\+03"):
+            trainer.fit(s.X_train, s.y_train)
 
 
 # -- labels and inputs ------------------------------------------------------------------------
@@ -1466,3 +1495,12 @@ def test_the_augmentation_and_schedules_are_checked_as_the_users_own_code():
     with pytest.raises(ValueError, match=r"schedule\(2\) \(the rate of epoch 3\): the schedule raised IndexError"):
         trainer_for(epochs=3, schedule=lambda e: [0.1, 0.05][e]).fit(s.X_train, s.y_train)
     assert Checkpoint("somewhere", every=np.int64(2)).every == 2
+
+
+def test_a_run_resumed_into_another_directory_brings_its_best_epoch_along(tmp_path):
+    s = moons(200)
+    trainer_for(epochs=2, callbacks=[Checkpoint(tmp_path / "a")]).fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    resumed = trainer_for(epochs=2, callbacks=[Checkpoint(tmp_path / "b")])  # over: it ends as it ended, there
+    with pytest.warns(UserWarning, match="the checkpoint's run is over"):
+        resumed.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev), resume=tmp_path / "a")
+    assert (tmp_path / "b" / "best.npz").is_file() and resumed.best_checkpoint == tmp_path / "b" / "best.npz"

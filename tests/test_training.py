@@ -223,7 +223,7 @@ def test_a_later_fit_of_the_run_keeps_its_best_checkpoint_and_early_stopping_sta
     trainer.fit(s.X_train, s.y_train, dev=dev)
     best, best_epoch = stopping.best, stopping.best_epoch
     best_file = (tmp_path / "best.npz").read_bytes()
-    trainer.optimizer.lr = 50.0  # training on at a rate that makes every later epoch worse
+    trainer.optimizer.lr = 5.0  # training on at a rate that makes every later epoch worse
     trainer.epochs = 6
     history = trainer.fit(s.X_train, s.y_train, dev=dev)
     assert min(history["dev_cost"][4:]) > -best  # (best is sign-adjusted: the lowest dev cost)
@@ -660,8 +660,11 @@ def test_a_control_file_is_read_once_it_has_settled_and_its_arguments_are_checke
     monkeypatch.setattr(xdl.train.callbacks, "SETTLE_SECONDS", 3600.0)  # never settled in this test
     s = moons_parts(300)
     (tmp_path / "control.toml").write_text("lr = 0.00")
-    history = make_trainer(None, epochs=2, callbacks=[Control(tmp_path)]).fit(s.X_train, s.y_train)
+    with pytest.warns(UserWarning, match="not applied, set aside as control-unread-end-2.toml"):
+        history = make_trainer(None, epochs=2, callbacks=[Control(tmp_path)]).fit(s.X_train, s.y_train)
     assert "control" not in history.records[-1] and history["lr"] == [1e-3, 1e-3]
+    assert not (tmp_path / "control.toml").exists()  # so no later run in this directory obeys it at its start
+    (tmp_path / "control.toml").write_text("lr = 0.00")
     monkeypatch.setattr(xdl.train.callbacks, "SETTLE_SECONDS", 0.0)
     with pytest.warns(UserWarning, match=r"control.toml at epoch 1 not applied: lr must be > 0, got 0.0"):
         history = make_trainer(None, epochs=2, callbacks=[Control(tmp_path)]).fit(s.X_train, s.y_train)

@@ -307,7 +307,7 @@ def config_from_args(args) -> TrainConfig:
     source = "command line" if args.config is None else f"config file {str(args.config)!r}"
     try:
         if args.config is not None:  # --config '' is an error (no such file), not no file
-            return TrainConfig.from_toml(args.config, overrides=flags, defaults=saved)
+            return TrainConfig.from_toml(args.config, overrides=flags, defaults=saved, data=in_file)
         return TrainConfig.from_dict({**saved, **flags}, source=source)
     except (TypeError, ValueError) as e:  # "command line: beta1 must be …" names the flag: "--beta1 must be …",
         named = re.match(rf"^{re.escape(source)}: (\w+)", str(e))  # as does an option given as a flag beside a file
@@ -325,13 +325,16 @@ def _run_directory(resume) -> Path | None:
     """The directory of the run whose checkpoints ``resume`` names (OUT of OUT/checkpoints), where
     a resume with no --out writes; None where the checkpoint lies elsewhere (a best.npz copied apart)."""
     checkpoints = resume_path(resume).parent
+    if checkpoints.name != "checkpoints":  # (--resume . from inside it names it too: resolved)
+        checkpoints = checkpoints.resolve()
     return checkpoints.parent if checkpoints.name == "checkpoints" else None
 
 
 def _resumed_run(resume) -> dict:
-    """``xdl train --resume``: the options of the run whose checkpoint ``resume`` names, but for the
-    command's own (`RUN_OPTIONS`: where it writes, its backend, …) — the resumed run's unless given
-    again (Keras Tuner's reload); {} where there is none to read (the resume's check says why)."""
+    """``xdl train --resume``: the options of the run whose checkpoint ``resume`` names — its base
+    error, checkpoint interval and capture too — but for this command's place and machine (where it
+    writes, what it resumes, the backend, a progress bar on this terminal): the resumed run's unless
+    given again (Keras Tuner's reload); {} where there is none to read (the resume's check says why)."""
     if not isinstance(resume, str) or not resume:
         return {}
     try:
@@ -339,7 +342,7 @@ def _resumed_run(resume) -> dict:
         saved = (extra.get("run_info") or {}).get("config")
     except (OSError, ValueError, AttributeError, TypeError):
         return {}
-    options = {f.name for f in dataclasses.fields(TrainConfig)} - set(RUN_OPTIONS)
+    options = {f.name for f in dataclasses.fields(TrainConfig)} - {"out", "resume", "backend", "progress"}
     return {key: value for key, value in saved.items() if key in options} if isinstance(saved, dict) else {}
 
 

@@ -108,10 +108,11 @@ class TrainConfig:
 
     # -- reading and checking -----------------------------------------------------------------
     @classmethod
-    def from_toml(cls, path, overrides: dict | None = None, defaults: dict | None = None) -> TrainConfig:
+    def from_toml(cls, path, overrides: dict | None = None, defaults: dict | None = None,
+                  data: dict | None = None) -> TrainConfig:
         """``defaults`` (else the fields' own), then the TOML file's keys, then ``overrides``; every
-        value checked."""
-        data = read_toml(path, "--config")
+        value checked. ``data``: the file's keys, read already (a pipe, ``<(...)``, reads once)."""
+        data = read_toml(path, "--config") if data is None else data
         spelled = {}
         for key in data:  # batch_size and batch-size are one option: both in a file is a slip
             first = spelled.setdefault(key.replace("-", "_"), key)

@@ -39,7 +39,8 @@ from xdl.data import batch_bounds
 from xdl.backend import SEEDS
 from xdl.data.validation import check_bool, check_int, check_number
 from xdl.tensor import no_grad
-from xdl.train import Callback, Trainer, fit_many
+from xdl.train import Trainer, fit_many
+from xdl.train.trainer import DIVERGENCE_FACTOR, divergence_factor
 
 # The weight decay each rule is benchmarked with (the rest: none): AdamW's usual 0.01 (PyTorch's
 # default), on weights only — decay on batch norm's γ and β or a bias pulls them to 0 for no
@@ -59,15 +60,12 @@ def _configured(name: str, params, lr: float) -> Optimizer:
 
 OPTIMIZERS = {name: functools.partial(_configured, name) for name in CONFIG_OPTIMIZERS}  # (params, lr) -> Optimizer
 LR_RANGE = (1e-4, 1.0)
-# A run has diverged when its cost is no longer finite or has risen this far above where it started:
-# an optimizer that multiplied the cost by 10⁴ is not converging, and left to run it reaches inf —
-# or, on a budget too short to get there, would end "completed" at f = 1e243.
-DIVERGENCE_FACTOR = 1e4
+# A run has diverged when its cost is no longer finite or has risen this far above where it started
+# (the Trainer's rule for a classifier, which the function problems follow too): an optimizer that
+# multiplied the cost by 10⁴ is not converging, and left to run it reaches inf — or, on a budget too
+# short to get there, would end "completed" at f = 1e243.
 
 
-def _factor() -> str:
-    """`DIVERGENCE_FACTOR` as a reader takes it in: "1e4", not "10000"."""
-    return f"{DIVERGENCE_FACTOR:.0e}".replace("e+0", "e").replace("e+", "e")
 
 
 DEFINITIONS = {  # written into results.json and atop results.md: what each figure is
@@ -81,7 +79,7 @@ DEFINITIONS = {  # written into results.json and atop results.md: what each figu
                          "so less steady than the steps): a function's steps (f, its gradient, the update, f read on "
                          "the host); a model's mini-batch steps only, the evaluation of train and dev after each "
                          "epoch left out",
-    "diverged": f"the cost became NaN or infinite, or rose above {_factor()} × where it started — f(x₀) "
+    "diverged": f"the cost became NaN or infinite, or rose above {divergence_factor()} × where it started — f(x₀) "
                 "for a function (checked at every step); ln C, the cost of a uniform guess over C classes, for a "
                 "model's train cost (checked after every epoch); a diverged run is counted, its figures are not",
     "starts": f"a function run starts at the problem's standard start + {START_NOISE:g}·z, z ~ N(0, I) drawn from "
@@ -167,23 +165,8 @@ def _plain(value):
     return value if isinstance(value, bool | int | float | str | type(None)) else repr(value)
 
 
-class _DivergenceCheck(Callback):
-    """Stops a run, as diverged, whose train cost rose above `DIVERGENCE_FACTOR` × ln C (the cost of
-    a uniform guess over C classes: where a classifier starts, near enough); a non-finite cost the
-    Trainer stops itself."""
-
-    def __init__(self, classes: int):
-        self.classes, self.limit = classes, DIVERGENCE_FACTOR * math.log(classes)
-
-    def on_epoch_end(self, trainer, record):
-        cost = record["train_cost"]
-        if cost > self.limit:
-            raise FloatingPointError(_far_above("train cost", cost, f"epoch {record['epoch']}",
-                                                f"ln {self.classes}", self.limit))
-
-
 def _far_above(what: str, value: float, where: str, start: str, limit: float) -> str:
-    return f"{what} {value:.3g} at {where}, above {_factor()} × {start} = {limit:.3g}"
+    return f"{what} {value:.3g} at {where}, above {divergence_factor()} × {start} = {limit:.3g}"
 
 
 def run(problem: Problem, build, lr: float, seed: int, quick: bool, data=None) -> dict:
@@ -236,7 +219,7 @@ def _classification_run(problem, build, lr, seed, quick, data) -> dict:
     opt = build(model, lr)
     record = {"lr": lr, "seed": seed, "optimizer": optimizer_record(opt)}
     trainer = Trainer(model, loss, opt, batch_size=problem.batch_size, epochs=problem.steps(quick), seed=seed,
-                      callbacks=[_DivergenceCheck(max(outputs, 2))], progress=False)
+                      progress=False)  # (it stops a run whose cost rose above DIVERGENCE_FACTOR × ln C itself)
     history = trainer.fit(X_train, y_train, dev=(X_dev, y_dev))
     # the training steps' seconds, as the trainer times them apart from each epoch's evaluation passes
     steps_so_far = np.cumsum(history["step_seconds"]).tolist()
@@ -263,7 +246,6 @@ def batched_runs(problem: Problem, optimizer: str, rates, seed: int, quick: bool
                            patience=0, batch_size=problem.batch_size, seed=seed, progress=False,
                            weight_decay=WEIGHT_DECAY.get(optimizer, 0.0))  # on weights only, as `run`'s
                for r in rates]
-    limit = DIVERGENCE_FACTOR * math.log(max(d["outputs"], 2))
     began = time.perf_counter()
     results = fit_many(configs, X_train, y_train, dev=(X_dev, y_dev), seed=seed, n_classes=d["outputs"])
     batch_seconds = time.perf_counter() - began
@@ -271,14 +253,8 @@ def batched_runs(problem: Problem, optimizer: str, rates, seed: int, quick: bool
     out = []
     for r, result in zip(rates, results):
         history = result.history
-        if result.status == "failed":
+        if result.status == "failed":  # (a cost not finite, or above DIVERGENCE_FACTOR × ln C: as `run`'s Trainer)
             out.append({"lr": float(r), "seed": seed, "status": "diverged", "error": result.error})
-            continue
-        far = next((rec for rec in history.records if rec["train_cost"] > limit), None)
-        if far is not None:  # `run` stops there (`_DivergenceCheck`); fit_many trained on: the same verdict
-            out.append({"lr": float(r), "seed": seed, "status": "diverged",
-                        "error": _far_above("train cost", far["train_cost"], f"epoch {far['epoch']}",
-                                            f"ln {max(d['outputs'], 2)}", limit)})
             continue
         with no_grad(), result.model.evaluating():
             logits = result.model(X_test)

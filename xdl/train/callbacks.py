@@ -19,7 +19,7 @@ import numpy as np
 
 from xdl.caller import warn_caller
 from xdl.data.validation import check_bool, check_int, check_number
-from xdl.files import check_writable_dir, json_number
+from xdl.files import atomic_write, check_writable_dir, json_number
 from xdl.optim.optimizer import Optimizer, check_rate
 from xdl.serialization import read_extra, save
 from xdl.train.interrupt import Interrupted
@@ -370,6 +370,12 @@ class Checkpoint(Callback):
             self.best = None
         elif self.best_path.is_file():
             trainer.best_checkpoint = self.best_path
+        elif trainer.resumed and trainer.last_checkpoint is not None:  # resumed into another directory: the run's
+            # best so far comes along (else this one's best.npz would appear only at a new best)
+            best = Path(trainer.last_checkpoint).parent / BEST_FILE
+            if best.is_file():
+                content = best.read_bytes()
+                trainer.best_checkpoint = atomic_write(self.best_path, lambda f: f.write(content), what="Checkpoint")
 
     def on_epoch_end(self, trainer, record: dict) -> None:
         # without dev (or its metric), the train set's counterpart: dev_accuracy → train_accuracy
@@ -485,6 +491,13 @@ class Control(Callback):
     def on_train_end(self, trainer) -> None:
         self._note_with_last_epoch(trainer)  # no epoch ran (a stop read on resuming)
         self._settle()  # the run is over: nothing left to resume at an earlier state
+        if self.path.is_file():  # written during the last epoch (or not settled at its end): never read — set
+            # aside and said, so that a later run in this directory does not obey it at its first epoch
+            aside = self.directory / f"control-unread-end-{trainer.epoch}.toml"
+            with contextlib.suppress(OSError):
+                self.path.replace(aside)
+                warn_caller(f"{CONTROL_FILE} came after the run's last epoch had begun: not applied, set aside as "
+                            f"{aside.name}")
 
     def _note_with_last_epoch(self, trainer) -> None:
         """The note of a file applied on resuming, added to the last epoch's record (when no epoch of

@@ -44,6 +44,7 @@ from xdl.config import RESUME_MAY_CHANGE, RUN_OPTIONS, TrainConfig
 from xdl.data import check_features, check_labels, training_batches
 from xdl.data.validation import MAX_CLASSES, check_bool, check_dev_pair, check_int, check_list
 from xdl.functions.stacked import stacked_softmax_cross_entropy
+from xdl.losses import SoftmaxCrossEntropy
 from xdl.nn import Module, Standardize, stack
 from xdl.optim.stacked import StackedOptimizer
 from xdl.serialization import load, read_extra
@@ -56,7 +57,7 @@ from xdl.train.captured import CapturedSteps, loop_capture
 from xdl.train.history import History
 from xdl.train.interrupt import SignalFlag
 from xdl.train.provenance import data_digest
-from xdl.train.trainer import _progress_bar, network_data, penalty_examples
+from xdl.train.trainer import _progress_bar, cost_limit, far_above, network_data, penalty_examples
 
 # Options the K configurations must share: they change shapes, the batches, or the update rule.
 SHARED = ("dataset", "hidden", "activation", "batch_norm", "batch_size", "optimizer", "augment_shift", "augment_noise",
@@ -344,6 +345,7 @@ class ManyTrainer:
         if self.model is None:
             self._build(X.shape[1], n_classes, standardize)
             self._built_with = built_with
+        self._cost_limit = cost_limit(SoftmaxCrossEntropy(), int(n_classes))  # (as a Trainer's of one model)
         self._provenance = {"configs": [_described(c) for c in self.configs], "seed": self.seed,
                             "eval_train": self.eval_train, "callbacks": [type(cb).__name__ for cb in self.callbacks],
                             "dtype": str(self.dtype), "n_classes": int(n_classes), "standardize": built_with[1],
@@ -515,6 +517,9 @@ class ManyTrainer:
                 continue
             if k in non_finite:  # (a running variance can overflow while the costs stay finite)
                 self._fail(k, f"{', '.join(non_finite[k])} became NaN or Inf in epoch {self.epoch}")
+                continue
+            if record["train_cost"] > self._cost_limit:  # finite, but far above where a classifier starts
+                self._fail(k, far_above(record["train_cost"], self.epoch, self._cost_limit))
                 continue
             record.update(lr=float(rates[k]), seconds=seconds, step_seconds=step_seconds)
             self.histories[k].append(record)

@@ -63,6 +63,33 @@ FOREIGN_HOOKS = frozenset({"on_epoch_begin", "on_batch_begin", "on_batch_end", "
                            "on_before_backward", "on_after_backward", "on_before_optimizer_step"})
 REFRESH_STEPS = 20  # the progress bar shows the running cost every this many steps (one host sync)
 PRECHECKED_RATES = 100_000  # rates checked before training, per kind (epoch schedule, step schedule)
+# A classifier's run has diverged when its train cost is no longer finite or has risen this far above
+# ln C, the cost of a uniform guess over C classes (where it starts, near enough): one that multiplied
+# it by 10⁴ is not converging, and would otherwise end "completed" at a cost of 10¹², its last
+# checkpoint called good.
+DIVERGENCE_FACTOR = 1e4
+
+
+def cost_limit(loss, outputs: int) -> float | None:
+    """The train cost above which a run of xdl's classification ``loss`` on ``outputs`` outputs has
+    diverged (`DIVERGENCE_FACTOR` × ln C; ln 2 per label for binary cross-entropy), or None (a
+    regression's or a loss of one's own: no start to measure from)."""
+    if isinstance(loss, _losses.SoftmaxCrossEntropy):
+        return DIVERGENCE_FACTOR * math.log(max(outputs, 2))
+    if isinstance(loss, _losses.BinaryCrossEntropy):
+        return DIVERGENCE_FACTOR * math.log(2)
+    return None
+
+
+def divergence_factor() -> str:
+    """`DIVERGENCE_FACTOR` as a reader takes it in: "1e4", not "10000" or "1e+04"."""
+    return f"{DIVERGENCE_FACTOR:.0e}".replace("e+0", "e").replace("e+", "e")
+
+
+def far_above(cost: float, epoch: int, limit: float) -> str:
+    """Where a classifier's train cost rose above its `cost_limit`, in words."""
+    return (f"the train cost became {cost:.3g} at the end of epoch {epoch}, above {divergence_factor()} × ln C = "
+            f"{limit:.3g} (a classifier starts near ln C)")
 
 
 def _augmented(augment, Xb: np.ndarray, rng, epoch: int, step: int) -> np.ndarray:
@@ -235,6 +262,7 @@ class Trainer:
         if isinstance(self.augment, Augment):  # images of its shape: a mismatch named now, not at a batch
             self.augment.check(X.shape[1], f"X{name}", "augment")
         shape = (len(X), *self._output_shape(X))
+        self._cost_limit = cost_limit(self.loss, int(np.prod(shape[1:])))
         if isinstance(self.loss, _losses.SoftmaxCrossEntropy):  # class indices, in the checks' own words
             n_out = shape[1] if len(shape) == 2 else None
             y = check_labels(y, len(X), f"y{name}", n_classes=max(n_out, 2) if n_out else None, x_name=f"X{name}")
@@ -542,6 +570,9 @@ class Trainer:
             if value is not None and not math.isfinite(value):
                 raise self._diverged(f"the {key.replace('_', ' ')} became {value} at the end of epoch "
                                      f"{record['epoch']} (after step {steps})")
+        limit = getattr(self, "_cost_limit", None)
+        if limit is not None and record["train_cost"] > limit:  # finite, but far above where a classifier starts
+            raise self._diverged(far_above(record["train_cost"], record["epoch"], limit))
         bad = _non_finite_state(self.model)
         if bad:
             raise self._diverged(f"{', '.join(bad)} became NaN or Inf in epoch {record['epoch']}")
