@@ -244,3 +244,17 @@ def test_a_regression_s_history_is_plotted_without_an_empty_accuracy_panel(tmp_p
     monkeypatch.setattr(plt, "subplots", lambda *a, **kw: shown.append(a) or original(*a, **kw))
     plot_history(history, tmp_path / "h.png")
     assert shown == [(1, 2)] and (tmp_path / "h.png").is_file()  # cost and learning rate
+
+
+def test_a_toml_file_that_cannot_be_read_is_named(tmp_path, monkeypatch):
+    from xdl.files import read_toml
+
+    path = tmp_path / "run.toml"
+    path.write_text("epochs = 2\n")
+
+    def failing_open(self, *args, **kwargs):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(type(path), "open", failing_open)
+    with pytest.raises(OSError, match=r"^--config: cannot read '.*run.toml': Input/output error$"):
+        read_toml(path, "--config")

@@ -501,8 +501,8 @@ def _check_no_unfinished_run(out: Path) -> str | None:
         done, step = int(extra["epoch"]), int(extra.get("step", 0))
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         kept = f"; {str(best)!r} may still hold the best epoch's state" if best.is_file() else ""
-        raise FileExistsError(f"--out {str(out)!r} holds a checkpoint no run can continue from ({e}){kept}: "
-                              f"{afresh}") from None
+        raise FileExistsError(f"--out {str(out)!r} holds a checkpoint no run can continue from ({e}){kept}: give "
+                              f"another --out; to start afresh there, remove {str(checkpoints)!r} first") from None
     if reported == (done, _model_options((extra.get("run_info") or {}).get("config") or {})) and not step:  # its outputs, written after
         return replaced  # its last checkpoint (a report of another run before it, left there, is not)
     unfinished = unfinished_run(path)  # (the rule a Checkpoint refuses a new run by, in Python)

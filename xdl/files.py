@@ -265,3 +265,5 @@ def read_toml(path, option: str) -> dict:
         raise ValueError(f"{option} {str(path)!r} is not valid TOML: {e}") from None
     except IsADirectoryError:
         raise IsADirectoryError(f"{option}: {str(path)!r} is a directory, not a TOML file") from None
+    except OSError as e:  # (permission, an I/O error: named, not a bare "[Errno 5] Input/output error")
+        raise type(e)(f"{option}: cannot read {str(path)!r}: {e.strerror or e}") from None
