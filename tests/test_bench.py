@@ -472,6 +472,8 @@ def test_ctrl_c_during_the_benchmark_writes_the_pairs_it_finished(tmp_path, caps
     assert "what it was doing is not saved" in capsys.readouterr().err and not (tmp_path / "c" / "results.json").exists()
     assert cli.main([*command, "--lr", "0.1", "--out", str(tmp_path / "d")]) == 1  # --trials with --lr: refused
     assert "--trials is the budget of the learning-rate search, which --lr skips" in capsys.readouterr().err
+    assert cli.main(["bench", "optimizers", "--quick", "--lr", "0.1", "--batched", "--out", str(tmp_path / "e")]) == 1
+    assert "--batched trains a learning-rate search's trials at once, which --lr skips" in capsys.readouterr().err
 
 
 # -- what the results say, and how they count ---------------------------------------------------

@@ -759,6 +759,8 @@ def bench_optimizers(config, args) -> int:
     trials = (8 if args.quick else 16) if args.trials is None else args.trials
     if args.lr is not None and args.trials is not None:  # it would be ignored
         raise ValueError("--trials is the budget of the learning-rate search, which --lr skips; give one of them")
+    if args.lr is not None and args.batched is not None:  # (so would this: it batches a search's trials)
+        raise ValueError("--batched trains a learning-rate search's trials at once, which --lr skips; give one of them")
     # every option before the directory is made (benchmark checks them again; a user's rule is loaded once)
     check_options(problems, optimizers, seeds, trials, args.seed, args.lr)
     out = check_directory_name(args.out, "--out")
