@@ -584,7 +584,7 @@ def test_a_run_far_above_its_start_is_diverged_and_counted(monkeypatch):
 
     results = benchmark(["quadratic"], ["sgd"], seeds=2, trials=1, quick=True, lr=0.05)  # lr·λ_max = 5: unstable
     runs = results["problems"]["quadratic"]["sgd"]["runs"]
-    assert all(r["status"] == "diverged" and re.search(r"f \S+ at step \d+, above 1e4 × f\(x₀\) = ", r["error"])
+    assert all(r["status"] == "diverged" and re.search(r"f became \S+ at step \d+, above 1e4 × f\(x₀\) = ", r["error"])
                and max(r["curve"][:-1]) <= 1e4 * r["curve"][0] < r["curve"][-1] for r in runs)
     row = summary(results)[0]
     assert row["diverged"] == 2 and row["mean"] is None and "| 2 / 0 |" in markdown(results)
@@ -594,7 +594,7 @@ def test_a_run_far_above_its_start_is_diverged_and_counted(monkeypatch):
         entry = benchmark(["circles"], ["adam"], seeds=1, trials=2, quick=True, batched=batched)
         entry = entry["problems"]["circles"]["adam"]
         assert [s["status"] for s in entry["search"]] == ["diverged", "diverged"] and entry["runs"] == []
-        assert re.search(r"the train cost became \S+ at the end of epoch 1, above 1e-03 × ln C = 0.000693",
+        assert re.search(r"the train cost became \S+ at the end of epoch 1, above 1e-03 × ln C \(where a classifier starts\) = 0.000693",
                          entry["search"][0]["error"])
 
 

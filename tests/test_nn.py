@@ -771,9 +771,22 @@ def test_a_model_of_ones_own_ending_in_a_sigmoid_predicts_its_probabilities_once
     p = model(X).numpy().ravel()
     np.testing.assert_allclose(model.predict_proba(X)[:, 1], p, rtol=1e-6)  # not σ(σ(z))
     np.testing.assert_array_equal(model.predict(X), (p > 0.5).astype(int))
-    with pytest.raises(ValueError, match="it ends in Sigmoid, so its outputs are probabilities.*override its "
-                                         "outputs_probabilities"):
-        xdl.train.Trainer(model, BinaryCrossEntropy(), xdl.optim.SGD(model))
+    trainer = xdl.train.Trainer(model, BinaryCrossEntropy(), xdl.optim.SGD(model), progress=False)
+    with pytest.raises(ValueError, match="its forward ends in a sigmoid, so its outputs are probabilities"):
+        trainer.fit(X, (X[:, 0] > 0).astype(int))  # read from its forward pass, before any step
+
+    class SigmoidInside(xdl.nn.Module):  # a sigmoid registered last, used in the middle: its outputs are logits
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2, self.act = Dense(2, 8), Dense(8, 3), Sigmoid()
+
+        def forward(self, x):
+            return self.fc2(self.act(self.fc1(x)))
+
+    inside = SigmoidInside()
+    np.testing.assert_allclose(inside.predict_proba(X).sum(axis=1), 1, rtol=1e-6)
+    xdl.train.Trainer(inside, SoftmaxCrossEntropy(), xdl.optim.SGD(inside), epochs=1, progress=False).fit(
+        X, np.arange(200) % 3)
 
 
 def test_modules_in_a_list_are_said_to_be_unregistered():

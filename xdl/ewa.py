@@ -28,9 +28,8 @@ class EWA:
     def update(self, x):
         """v_t = β·v_{t−1} + (1 − β)·x: ``x`` a real number or array of them (else an error naming
         it, the average as it was)."""
-        values = np.asarray(x)
-        if values.dtype == np.bool_ or not (np.issubdtype(values.dtype, np.integer)
-                                            or np.issubdtype(values.dtype, np.floating)):
+        kind = x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype  # (a device array: its dtype, no copy)
+        if kind == np.bool_ or not (np.issubdtype(kind, np.integer) or np.issubdtype(kind, np.floating)):
             raise TypeError(f"EWA.update: x must be a real number or an array of them, got {x!r:.60}")
         value = self.beta * self.value + (1.0 - self.beta) * x  # computed first: a failure leaves t as it was
         self.value, self.t = value, self.t + 1

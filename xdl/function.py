@@ -127,6 +127,7 @@ class Function:
                                 "an array (write one Function per output)")
             y = fn.xp.asarray(y)  # NumPy's 0-d results (a sum, x[0, 1]) are scalars, which no `out=` or [...] writes
         out = Tensor(y, requires_grad=record, backend=fn.backend)
+        out.made_by = cls  # (without a graph too: `predict` reads whether a model's outputs are probabilities)
         if record:
             fn.inputs = tensors
             out._fn = fn

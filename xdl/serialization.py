@@ -8,6 +8,7 @@ leaves the previous file as it was.
 
 from __future__ import annotations
 
+import functools
 import json
 import zipfile
 from pathlib import Path
@@ -81,16 +82,23 @@ def _rebuilt_differs(architecture: dict, state: dict) -> str | None:
     """What the model `load` would build from ``architecture`` lacks or has beyond ``state`` (names
     and shapes: the first difference in words), or None where it would take the state as it is."""
     try:
-        rebuilt = build_on_host(architecture, np.float32)  # zeros, nothing drawn
+        shapes = dict(_rebuilt_shapes(json.dumps(architecture, sort_keys=True)))
     except (TypeError, ValueError) as e:  # (a layer's config it no longer takes)
         return f"its layers cannot be built again: {e}"
-    shapes = {name: tuple(p.shape) for name, p in rebuilt.named_parameters()} | \
-        {name: tuple(array.shape) for name, array in rebuilt.named_buffers()}
     missing, extra = sorted(set(shapes) - set(state)), sorted(set(state) - set(shapes))
     if missing or extra:
         return f"the state {'has ' + ', '.join(extra) if extra else 'lacks ' + ', '.join(missing)}"[:200]
     shaped = next((name for name in state if tuple(state[name].shape) != shapes[name]), None)
     return None if shaped is None else f"{shaped} is {tuple(state[shaped].shape)}, its layer's {shapes[shaped]}"
+
+
+@functools.lru_cache(maxsize=64)
+def _rebuilt_shapes(architecture: str) -> tuple:
+    """(name, shape) of each parameter and buffer of the model `load` builds from ``architecture``
+    (its JSON): built once per architecture (zeros, nothing drawn), not at every checkpoint."""
+    rebuilt = build_on_host(json.loads(architecture), np.float32)
+    return tuple((name, tuple(p.shape)) for name, p in rebuilt.named_parameters()) + \
+        tuple((name, tuple(array.shape)) for name, array in rebuilt.named_buffers())
 
 
 def _extra_arrays(extra_arrays) -> dict[str, np.ndarray]:

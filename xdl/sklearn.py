@@ -27,7 +27,7 @@ except ImportError:
     raise ImportError("xdl.sklearn needs scikit-learn ≥ 1.6: pip install 'xdl[sklearn]'") from None
 
 from xdl.backend import get_backend, thread_backend, thread_seed
-from xdl.config import SCHEDULE_OPTIONS, TrainConfig, unread_options
+from xdl.config import SCHEDULE_OPTIONS, TrainConfig
 from xdl.data import Standardizer, split
 from xdl.data.validation import check_bool, check_int, check_number, standardized
 from xdl.train.callbacks import EarlyStopping
@@ -35,7 +35,9 @@ from xdl.train.history import History
 
 
 ARCHITECTURE = ("hidden", "activation", "batch_norm", "dropout")  # the options a fitted network is made of
-SCHEDULE_SETTINGS = ("decay_rate", "decay_base", "decay_every", "decay_factor")  # each read by some schedules only
+# the schedules' own settings, each read by some schedules only (by the others ignored, as scikit-learn's
+# estimators ignore a solver's setting under another solver: a grid may cross them)
+SCHEDULE_SETTINGS = tuple(sorted({name for reads in SCHEDULE_OPTIONS.values() for name in reads} - {"lr", "epochs"}))
 NETWORK_DTYPE = np.dtype(np.float32)  # the dtype of the layers `TrainConfig.build_model` makes (xdl's default)
 
 
@@ -61,9 +63,10 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     the network and attributes of the fit before, or unfitted. ``seed``: an integer makes every fit
     the same (the default, 0); None draws a new seed at each fit, as scikit-learn's
     ``random_state=None`` (`partial_fit` goes on with the fitted estimator's). ``schedule``'s
-    settings, with `TrainConfig`'s defaults: ``decay_rate`` (inverse_time, staircase), ``decay_base``
-    (exponential), ``decay_factor`` (step), ``decay_every`` (staircase, step); one the schedule does
-    not read must stay at its default (it would be ignored: refused, as ``xdl train`` refuses it)."""
+    settings, with `TrainConfig`'s defaults: ``decay_rate`` (read by inverse_time and staircase
+    only), ``decay_base`` (exponential only), ``decay_factor`` (step only), ``decay_every``
+    (staircase and step only); under another schedule each is ignored, as scikit-learn's
+    ``MLPClassifier`` ignores ``momentum`` unless ``solver="sgd"`` (so a grid may cross them)."""
 
     # decay_base, decay_every and decay_factor last: arguments given by position keep their meaning
     def __init__(self, hidden=(100,), activation="relu", batch_norm=False, dropout=0.0, l2=0.0,
@@ -118,7 +121,6 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             **{name: getattr(self, name) for name in SCHEDULE_SETTINGS},
             "patience": self.patience if self.early_stopping else 0, "backend": self.backend,
             "seed": self._run_seed(going_on), "progress": False}, source="MLPClassifier")
-        _check_schedule_settings(config)
         return config
 
     def fit(self, X, y):
@@ -310,20 +312,6 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         if trainer is not None:
             state["_trainer_position_"] = {"epoch": trainer.epoch, "optimizer": trainer.optimizer.state_dict()}
         return state
-
-
-def _check_schedule_settings(config: TrainConfig) -> None:
-    """A schedule setting changed from its default that ``config``'s schedule does not read (decay_rate
-    with exponential) is refused, naming it: it would be ignored (`xdl.config.unread_options`, as
-    ``xdl train`` refuses the flag)."""
-    default = lambda name: getattr(TrainConfig, name)  # noqa: E731 (a dataclass field's default, as a class attribute)
-    unread = unread_options(config, [name for name in SCHEDULE_SETTINGS if getattr(config, name) != default(name)])
-    if unread:
-        name = unread[0]
-        readers = [schedule for schedule, reads in SCHEDULE_OPTIONS.items() if name in reads]
-        raise ValueError(f"MLPClassifier: {name}={getattr(config, name)!r} is not read by schedule={config.schedule!r} "
-                         f"(it would be ignored); it is read by schedule {', '.join(readers)}: leave {name} at its "
-                         f"default, {default(name)!r}, or choose one of those")
 
 
 def _training(config: TrainConfig) -> dict:

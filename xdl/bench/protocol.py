@@ -40,7 +40,7 @@ from xdl.backend import SEEDS
 from xdl.data.validation import check_bool, check_int, check_number
 from xdl.tensor import no_grad
 from xdl.train import Trainer, fit_many
-from xdl.train.trainer import DIVERGENCE_FACTOR, divergence_factor
+from xdl.train.trainer import DIVERGENCE_FACTOR, divergence_factor, far_above
 
 # The weight decay each rule is benchmarked with (the rest: none): AdamW's usual 0.01 (PyTorch's
 # default), on weights only — decay on batch norm's γ and β or a bias pulls them to 0 for no
@@ -60,12 +60,6 @@ def _configured(name: str, params, lr: float) -> Optimizer:
 
 OPTIMIZERS = {name: functools.partial(_configured, name) for name in CONFIG_OPTIMIZERS}  # (params, lr) -> Optimizer
 LR_RANGE = (1e-4, 1.0)
-# A run has diverged when its cost is no longer finite or has risen this far above where it started
-# (the Trainer's rule for a classifier, which the function problems follow too): an optimizer that
-# multiplied the cost by 10⁴ is not converging, and left to run it reaches inf — or, on a budget too
-# short to get there, would end "completed" at f = 1e243.
-
-
 
 
 DEFINITIONS = {  # written into results.json and atop results.md: what each figure is
@@ -165,10 +159,6 @@ def _plain(value):
     return value if isinstance(value, bool | int | float | str | type(None)) else repr(value)
 
 
-def _far_above(what: str, value: float, where: str, start: str, limit: float) -> str:
-    return f"{what} {value:.3g} at {where}, above {divergence_factor()} × {start} = {limit:.3g}"
-
-
 def run(problem: Problem, build, lr: float, seed: int, quick: bool, data=None) -> dict:
     """One training run: its status, curve, final metrics, steps and seconds to the target, and
     the optimizer's settings (``"optimizer"``, `optimizer_record`)."""
@@ -194,11 +184,11 @@ def _function_run(problem, build, lr, seed, quick) -> dict:
             value = cost(x)
             v = float(value.item())
             values.append(v)
-            if limit is None:
+            if limit is None:  # (the Trainer's rule for a classifier's cost: a function's, from f(x₀))
                 limit = DIVERGENCE_FACTOR * abs(v)
             if not math.isfinite(v) or v > limit:
                 error = f"f became {v} at step {step}" if not math.isfinite(v) else \
-                    _far_above("f", v, f"step {step}", "f(x₀)", limit)
+                    far_above("f", v, f"step {step}", "f(x₀)", limit)
                 return record | {"status": "diverged", "error": error, "curve": values}
             if reached is None and v <= problem.target:
                 reached, seconds = step, time.perf_counter() - t0

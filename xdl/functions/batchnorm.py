@@ -110,16 +110,18 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training=True, momentu
 
 
 def _check_momentum(momentum, features: tuple) -> None:
-    """``momentum``: a number in [0, 1), or one per feature (``features``, x's), each in [0, 1) — read
-    on the host (the public function's check: a layer checked its own when it was made)."""
+    """``momentum``: a number in [0, 1), or one per feature (``features``, x's), each in [0, 1) — a
+    host array's values read, a device array's shape and dtype only (the public function's check: a
+    layer checked its own when it was made)."""
     if np.ndim(momentum) == 0:  # a number (a 0-d array's value, read on the host)
         value = to_numpy(momentum)[()] if hasattr(momentum, "shape") else momentum
         check_number(value, "batch_norm: momentum", "a number in [0, 1), or one per feature", lambda m: 0 <= m < 1)
         return
-    values = to_numpy(momentum)
+    on_host = isinstance(momentum, np.ndarray | list | tuple)  # a device array's values are not read: no sync,
+    values = to_numpy(momentum) if on_host else momentum     # nothing a captured step could not do
     if values.shape != features or values.dtype == np.bool_ or not np.issubdtype(values.dtype, np.number) \
-            or not ((values >= 0) & (values < 1)).all():  # (a NaN is in no range)
-        shown = f": {values.tolist()}" if values.size <= 8 else ""
+            or (on_host and not ((values >= 0) & (values < 1)).all()):  # (a NaN is in no range)
+        shown = f": {values.tolist()}" if on_host and values.size <= 8 else ""
         raise ValueError(f"batch_norm: momentum must be a number in [0, 1), or one per feature, of shape {features} "
                          f"and each in [0, 1); got {_described(momentum)}{shown}")
 

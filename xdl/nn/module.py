@@ -29,7 +29,9 @@ from xdl import backend as _backend
 from xdl.caller import warn_caller
 from xdl.data.validation import check_bool, check_features, check_int, rows
 from xdl.flat import check_packable, move, pack, view_again
+from xdl.functions.classification import Softmax as SoftmaxOp
 from xdl.functions.classification import softmax_array
+from xdl.functions.elementwise import Sigmoid as SigmoidOp
 from xdl.functions.elementwise import sigmoid_array
 from xdl.tensor import Parameter, Tensor, no_grad, tensor, to_numpy
 
@@ -118,12 +120,22 @@ def evaluating_here():
         _evaluation.on = before
 
 
-def _one_output(out) -> np.ndarray:
-    """A forward's result as predict reads it: one Tensor, as a NumPy array."""
+def _one_output(out) -> Tensor:
+    """A forward's result as predict reads it: one Tensor."""
     if not isinstance(out, Tensor):
         raise TypeError(f"predict: the model's forward returned a {type(out).__name__}; predict needs one xdl Tensor "
                         "of outputs (m, outputs) — return the outputs alone, or call the model itself")
-    return out.numpy()
+    return out
+
+
+# the ops whose outputs are probabilities: a forward that ends in one needs no softmax or sigmoid after
+PROBABILITY_OPS = (SigmoidOp, SoftmaxOp)
+
+
+def ends_in_probability(out: Tensor) -> bool:
+    """Whether the op that made ``out`` (`Function.apply` marks it, with grad or without) is a
+    softmax or a sigmoid: a model's forward that ends in one outputs probabilities."""
+    return getattr(out, "made_by", None) in PROBABILITY_OPS
 
 
 class LoadedKeys(NamedTuple):
@@ -506,16 +518,15 @@ class Module:
 
     # -- prediction -----------------------------------------------------------------------
     def outputs_probabilities(self) -> bool:
-        """Whether forward already ends in a softmax/sigmoid (so predict_proba must not add one, and
-        a loss that takes logits refuses the model). A model of one's own is taken to end in its
-        last registered submodule, as PyTorch models are written (``self.out = Sigmoid()`` last in
-        ``__init__``): override this where its forward ends otherwise."""
-        last = self.last_submodule()
-        return last is not None and last.outputs_probabilities()
+        """Whether the module says its forward ends in a softmax/sigmoid (the `Sigmoid` and
+        `Softmax` layers, a `Sequential` that ends in one; a model of one's own may override it).
+        Where it does not say, `predict_proba` reads it from the forward pass itself: outputs an op
+        of `PROBABILITY_OPS` made are not passed through another."""
+        return False
 
     def last_submodule(self):
-        """The submodule registered last (a `Sequential`'s last layer), or None for a leaf layer."""
-        return next(reversed(self._modules.values()), None)
+        """The layer the module's forward ends in, where it says (a `Sequential`'s last), or None."""
+        return None
 
     def checked_input(self, X, name: str = "X", n_features: int | None = None) -> np.ndarray:
         """``X`` checked (`check_features`: numbers, finite, values the model's dtype can hold,
@@ -543,7 +554,6 @@ class Module:
         host form)."""
         return None
 
-    @no_grad()
     def predict_outputs(self, X, batch_size: int = 1024) -> np.ndarray:
         """Forward ``X`` (m, n_features, …: flattened, as a Trainer takes it) in evaluation mode, in
         batches, as a NumPy array; a leading `Standardize` layer is applied in float64 before the
@@ -551,48 +561,62 @@ class Module:
         prediction (it is refused, naming the row). The model runs in evaluation for the call, in
         this thread only (`evaluating_here`): its modes are left as they are, so threads may predict
         with one model at once, or beside its training."""
+        return self._forward_all(X, batch_size)[0]
+
+    @no_grad()
+    def _forward_all(self, X, batch_size: int) -> tuple[np.ndarray, bool]:
+        """Forward ``X`` (m, n_features, …: flattened, as a Trainer takes it) in evaluation mode, in
+        batches, as a NumPy array; a leading `Standardize` layer is applied in float64 before the
+        cast to the model's dtype (`network_input`). ``X`` must be finite: a NaN row has no
+        prediction (it is refused, naming the row). The model runs in evaluation for the call, in
+        this thread only (`evaluating_here`): its modes are left as they are, so threads may predict
+        with one model at once, or beside its training."""
+        """`predict_outputs`' (outputs, whether they are probabilities: said by the model, or made by
+        a softmax or sigmoid op last)."""
         check_int(batch_size, "batch_size")
         X, network = self.network_input(self.checked_input(X))  # values the model's dtype can hold, as fit's
         with evaluating_here():  # no rows: one empty batch, so the result has the outputs' width
-            outs = np.concatenate([_one_output(network(X[i:i + batch_size]))
-                                   for i in range(0, max(len(X), 1), batch_size)])
+            batches = [_one_output(network(X[i:i + batch_size])) for i in range(0, max(len(X), 1), batch_size)]
+        probabilities = self.outputs_probabilities() or ends_in_probability(batches[-1])
+        outs = np.concatenate([b.numpy() for b in batches])
         finite = np.isfinite(outs).reshape(len(outs), outs[0].size if len(outs) else 0).all(axis=1)
         if not finite.all():  # (argmax would call a NaN row class 0)
             raise ValueError(f"predict: the model's outputs are NaN or Inf for {int((~finite).sum())} of {len(outs)} "
                              f"rows (the first: row {int(np.argmin(finite))}): its state holds NaN or Inf (a diverged "
                              "run's?), or its outputs overflow its dtype")
-        return outs
+        return outs, probabilities
 
     def predict_proba(self, X, batch_size: int = 1024) -> np.ndarray:
         """Class probabilities (m, C); a single-output (binary) model gives columns [1 − p, p]; a
         model trained with `BinaryCrossEntropy` on k > 1 outputs (``predicts == "labels"``: a
         multi-label model) each label's probability, (m, k), as scikit-learn's. A regression's
         model has none (ValueError)."""
-        return self._probabilities(self.predict_outputs(X, batch_size))
+        return self._probabilities(*self._forward_all(X, batch_size))
 
     def predict(self, X, batch_size: int = 1024) -> np.ndarray:
         """The model's predictions by what it was trained for (``predicts``, which a `Trainer` sets
         from its loss): class indices (m,) — argmax, or logit > 0 for one output — the (m, k) 0/1
         labels of a multi-label model, or a regression's values (its outputs; (m,) for one)."""
-        out = self.predict_outputs(X, batch_size)
+        out, probabilities = self._forward_all(X, batch_size)
         if self.predicts == "values":
             return out.reshape(-1) if out.ndim == 2 and out.shape[1] == 1 else out
-        p = self._probabilities(out)
+        p = self._probabilities(out, probabilities)
         return (p > 0.5).astype(np.int64) if self._multi_label(out) else p.argmax(axis=1)
 
     def _multi_label(self, out) -> bool:
         return self.predicts == "labels" and out.ndim == 2 and out.shape[1] > 1
 
-    def _probabilities(self, out: np.ndarray) -> np.ndarray:
+    def _probabilities(self, out: np.ndarray, probabilities: bool) -> np.ndarray:
+        """Class probabilities from the outputs ``out``: as they are where they are ``probabilities``."""
         if self.predicts == "values":
             raise ValueError("predict_proba: this model predicts values (it was trained on a regression loss), not "
                              "class probabilities; predict(X) gives its predictions")
         if self._multi_label(out):
-            return out if self.outputs_probabilities() else sigmoid_array(np, out)
+            return out if probabilities else sigmoid_array(np, out)
         if out.ndim == 1 or out.shape[1] == 1:
-            p = out.reshape(-1) if self.outputs_probabilities() else sigmoid_array(np, out.reshape(-1))
+            p = out.reshape(-1) if probabilities else sigmoid_array(np, out.reshape(-1))
             return np.stack([1 - p, p], axis=1)
-        return out if self.outputs_probabilities() else softmax_array(np, out.astype(np.float64)).astype(out.dtype)
+        return out if probabilities else softmax_array(np, out.astype(np.float64)).astype(out.dtype)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config.items())

@@ -97,6 +97,10 @@ class Sequential(Module):
     def last_submodule(self):
         return self.layers[-1] if self.layers else None
 
+    def outputs_probabilities(self) -> bool:
+        """Whether the last layer is a softmax or a sigmoid (or a model that ends in one)."""
+        return bool(self.layers) and self.layers[-1].outputs_probabilities()
+
     def __repr__(self) -> str:
         inner = ",\n".join(f"  ({i}) " + repr(layer).replace("\n", "\n  ") for i, layer in enumerate(self.layers))
         return f"Sequential(\n{inner}\n)"

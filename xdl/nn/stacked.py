@@ -148,8 +148,8 @@ class Stacked(Sequential):
         if self.predicts not in (None, "classes"):
             raise ValueError(f"predict_proba: a stack predicts each model's classes; these models predict "
                              f"{self.predicts}: take one out, stacked.model(k), and predict with it")
-        out = self.predict_outputs(X, batch_size)
-        return out if self.outputs_probabilities() else softmax_array(np, out.astype(np.float64)).astype(out.dtype)
+        out, probabilities = self._forward_all(X, batch_size)
+        return out if probabilities else softmax_array(np, out.astype(np.float64)).astype(out.dtype)
 
     def predict(self, X, batch_size: int = 1024) -> np.ndarray:
         """Each model's classes, (m, K): the argmax over its own outputs (not over the models)."""

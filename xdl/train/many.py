@@ -44,7 +44,6 @@ from xdl.config import RESUME_MAY_CHANGE, RUN_OPTIONS, TrainConfig
 from xdl.data import check_features, check_labels, training_batches
 from xdl.data.validation import MAX_CLASSES, check_bool, check_dev_pair, check_int, check_list
 from xdl.functions.stacked import stacked_softmax_cross_entropy
-from xdl.losses import SoftmaxCrossEntropy
 from xdl.nn import Module, Standardize, stack
 from xdl.optim.stacked import StackedOptimizer
 from xdl.serialization import load, read_extra
@@ -345,7 +344,7 @@ class ManyTrainer:
         if self.model is None:
             self._build(X.shape[1], n_classes, standardize)
             self._built_with = built_with
-        self._cost_limit = cost_limit(SoftmaxCrossEntropy(), int(n_classes))  # (as a Trainer's of one model)
+        self._cost_limit = cost_limit(int(n_classes))  # (as a Trainer's of one model)
         self._provenance = {"configs": [_described(c) for c in self.configs], "seed": self.seed,
                             "eval_train": self.eval_train, "callbacks": [type(cb).__name__ for cb in self.callbacks],
                             "dtype": str(self.dtype), "n_classes": int(n_classes), "standardize": built_with[1],
@@ -519,7 +518,8 @@ class ManyTrainer:
                 self._fail(k, f"{', '.join(non_finite[k])} became NaN or Inf in epoch {self.epoch}")
                 continue
             if record["train_cost"] > self._cost_limit:  # finite, but far above where a classifier starts
-                self._fail(k, far_above(record["train_cost"], self.epoch, self._cost_limit))
+                self._fail(k, far_above("the train cost", record["train_cost"], f"the end of epoch {self.epoch}",
+                                        "ln C (where a classifier starts)", self._cost_limit))
                 continue
             record.update(lr=float(rates[k]), seconds=seconds, step_seconds=step_seconds)
             self.histories[k].append(record)

@@ -37,7 +37,7 @@ from xdl.data import Augment, check_labels, training_batches
 from xdl.data.validation import check_bool, check_dev_pair, check_int, check_list
 from xdl.files import json_number
 from xdl.nn import Module, Sequential
-from xdl.nn.module import PREDICTIONS
+from xdl.nn.module import PREDICTIONS, ends_in_probability
 from xdl.optim import Optimizer
 from xdl.optim.optimizer import check_rate, takes_arguments
 from xdl.serialization import load, read_extra
@@ -70,14 +70,19 @@ PRECHECKED_RATES = 100_000  # rates checked before training, per kind (epoch sch
 DIVERGENCE_FACTOR = 1e4
 
 
-def cost_limit(loss, outputs: int) -> float | None:
-    """The train cost above which a run of xdl's classification ``loss`` on ``outputs`` outputs has
-    diverged (`DIVERGENCE_FACTOR` × ln C; ln 2 per label for binary cross-entropy), or None (a
-    regression's or a loss of one's own: no start to measure from)."""
+def cost_limit(classes: int) -> float:
+    """The train cost above which a classifier's run over ``classes`` classes has diverged:
+    `DIVERGENCE_FACTOR` × ln C (C = 2 for each label of a binary cross-entropy)."""
+    return DIVERGENCE_FACTOR * math.log(max(classes, 2))
+
+
+def _cost_limit_of(loss, output_shape: tuple) -> float | None:
+    """`cost_limit` for xdl's classification losses (softmax cross-entropy over the outputs, or a
+    binary one per label); None for a regression's or a loss of one's own: no start to measure from."""
     if isinstance(loss, _losses.SoftmaxCrossEntropy):
-        return DIVERGENCE_FACTOR * math.log(max(outputs, 2))
+        return cost_limit(int(np.prod(output_shape)))
     if isinstance(loss, _losses.BinaryCrossEntropy):
-        return DIVERGENCE_FACTOR * math.log(2)
+        return cost_limit(2)
     return None
 
 
@@ -86,20 +91,23 @@ def divergence_factor() -> str:
     return f"{DIVERGENCE_FACTOR:.0e}".replace("e+0", "e").replace("e+", "e")
 
 
-def far_above(cost: float, epoch: int, limit: float) -> str:
-    """Where a classifier's train cost rose above its `cost_limit`, in words."""
-    return (f"the train cost became {cost:.3g} at the end of epoch {epoch}, above {divergence_factor()} × ln C = "
-            f"{limit:.3g} (a classifier starts near ln C)")
+def far_above(what: str, value: float, where: str, start: str, limit: float) -> str:
+    """A cost that rose above `DIVERGENCE_FACTOR` × where it started (``start``, whose multiple is
+    ``limit``), in words: "the train cost became 1.1e+04 at the end of epoch 5, above 1e4 × ln C = …"."""
+    return f"{what} became {value:.3g} at {where}, above {divergence_factor()} × {start} = {limit:.3g}"
 
 
-def _augmented(augment, Xb: np.ndarray, rng, epoch: int, step: int) -> np.ndarray:
-    """``augment(Xb, rng)``, checked: a batch of Xb's shape, finite (a NaN it made would be called
-    a divergence, and the learning rate blamed)."""
+def _augmented(augment, Xb: np.ndarray, rng, epoch: int, step: int, backend) -> np.ndarray:
+    """``augment(Xb, rng)``, checked: an array (the host's, or ``backend``'s) of the batch's shape,
+    finite (a NaN it made would be called a divergence, and the learning rate blamed)."""
     out = augment(Xb, rng)
-    if not isinstance(out, np.ndarray) or out.shape != Xb.shape:
-        raise ValueError(f"augment returned {type(out).__name__} {getattr(out, 'shape', '')} for a batch of shape "
-                         f"{Xb.shape} (epoch {epoch + 1}, step {step + 1}): it must return the batch's shape")
-    if not np.isfinite(out).all():
+    if not (isinstance(out, np.ndarray) or backend.owns(out)):
+        raise TypeError(f"augment returned a {type(out).__name__} for the batch of epoch {epoch + 1}, step "
+                        f"{step + 1}: it must return an array of the batch's shape {Xb.shape}")
+    if out.shape != Xb.shape:
+        raise ValueError(f"augment returned shape {out.shape} for a batch of shape {Xb.shape} (epoch {epoch + 1}, "
+                         f"step {step + 1}): it must return the batch's shape")
+    if not bool((np if isinstance(out, np.ndarray) else backend.xp).isfinite(out).all()):
         raise ValueError(f"augment returned NaN or Inf in the batch of epoch {epoch + 1}, step {step + 1}")
     return out
 
@@ -190,8 +198,7 @@ class Trainer:
             raise ValueError(f"model: it ends in {type(last).__name__}, so its outputs are probabilities, "
                              f"and {type(loss).__name__} takes logits (it applies the "
                              f"{'softmax' if loss.predicts == 'classes' else 'sigmoid'} itself, stably): remove the "
-                             "last layer (predict_proba applies it), or, for a model of your own whose forward does "
-                             "not end in it, override its outputs_probabilities()")
+                             "last layer (predict_proba applies it)")
         if schedule is not None and any(callable(g.settings["lr"]) for g in optimizer.groups):
             raise ValueError("schedule: the optimizer's lr is already a per-step schedule; the epoch schedule would "
                              "replace it for good. Give one of them: a per-step lr, or Trainer(schedule=...)")
@@ -237,6 +244,7 @@ class Trainer:
         self._partial = None  # the current epoch's progress: step costs, correct count, seconds
         self._mid_step = False  # inside an epoch that no record or stop has closed (a second Ctrl-C, an error)
         self._provenance_record = None  # what checkpoints of this fit record (provenance.record)
+        self._cost_limit = None  # the train cost above which this fit has diverged (`cost_limit`), set by fit
 
     # -- inputs -------------------------------------------------------------------------------
     @property
@@ -262,7 +270,6 @@ class Trainer:
         if isinstance(self.augment, Augment):  # images of its shape: a mismatch named now, not at a batch
             self.augment.check(X.shape[1], f"X{name}", "augment")
         shape = (len(X), *self._output_shape(X))
-        self._cost_limit = cost_limit(self.loss, int(np.prod(shape[1:])))
         if isinstance(self.loss, _losses.SoftmaxCrossEntropy):  # class indices, in the checks' own words
             n_out = shape[1] if len(shape) == 2 else None
             y = check_labels(y, len(X), f"y{name}", n_classes=max(n_out, 2) if n_out else None, x_name=f"X{name}")
@@ -300,7 +307,13 @@ class Trainer:
         """The shape of the model's output for one example, from a forward pass of X's first one in
         evaluation mode (which changes nothing): what the targets are shaped for."""
         with self.model.evaluating():
-            return tuple(self.model(X[:1].astype(self.model.dtype)).shape[1:])
+            out = self.model(X[:1].astype(self.model.dtype))
+        if isinstance(self.loss, _losses.Loss) and self.classification and ends_in_probability(out):
+            raise ValueError(f"model: its forward ends in a {out.made_by.__name__.lower()}, so its outputs are "
+                             f"probabilities, and {type(self.loss).__name__} takes logits (it applies the "
+                             f"{'softmax' if self.loss.predicts == 'classes' else 'sigmoid'} itself, stably): leave "
+                             "it out of the forward (predict_proba applies it)")
+        return tuple(out.shape[1:])
 
     @property
     def _step_loss(self):
@@ -382,6 +395,7 @@ class Trainer:
             raise ValueError(f"fit: this trainer has trained all its {self.epochs} epochs; fit trains the remaining "
                              "epochs of its run: raise trainer.epochs to train on, or make a new Trainer")
         X, y = self._check(X, y)
+        self._cost_limit = _cost_limit_of(self.loss, self._output_shape(X[:1]))
         if resume is None and self._partial is not None and self._partial.get("examples", len(X)) != len(X):
             raise ValueError(f"fit: this trainer's last fit stopped in epoch {self.epoch + 1} after step {self.step} of "
                              f"an epoch over {self._partial['examples']} examples, and X has {len(X)}: give it the same "
@@ -451,6 +465,9 @@ class Trainer:
     def _train_epoch(self, X, y, dev, bounds, bar, signals) -> dict:
         backend, xp = self.model.backend, self.model.backend.xp
         e, steps = self.epoch, len(bounds)
+        # a parameter a callback froze or unfroze: refused here, on the host (a captured step replays
+        # without running the optimizer's own check in its step)
+        self.optimizer.check_trainable({id(p): name for name, p in self.model.named_parameters()})
         start = time.perf_counter()
         if self.schedule is not None:
             rate = self.schedule(e)
@@ -484,7 +501,7 @@ class Trainer:
             else:
                 Xb, yb = X[idx], y[idx]
                 if self.augment is not None:
-                    Xb = _augmented(self.augment, Xb, np.random.default_rng([self.seed, e, step]), e, step)
+                    Xb = _augmented(self.augment, Xb, np.random.default_rng([self.seed, e, step]), e, step, backend)
                 self.model.set_random_key(self.seed, e * steps + step)
                 cost, hits = self._train_step(Xb, yb)
             costs[step] = cost
@@ -570,9 +587,10 @@ class Trainer:
             if value is not None and not math.isfinite(value):
                 raise self._diverged(f"the {key.replace('_', ' ')} became {value} at the end of epoch "
                                      f"{record['epoch']} (after step {steps})")
-        limit = getattr(self, "_cost_limit", None)
+        limit = self._cost_limit
         if limit is not None and record["train_cost"] > limit:  # finite, but far above where a classifier starts
-            raise self._diverged(far_above(record["train_cost"], record["epoch"], limit))
+            raise self._diverged(far_above("the train cost", record["train_cost"], f"the end of epoch {record['epoch']}",
+                                           "ln C (where a classifier starts)", limit))
         bad = _non_finite_state(self.model)
         if bad:
             raise self._diverged(f"{', '.join(bad)} became NaN or Inf in epoch {record['epoch']}")
