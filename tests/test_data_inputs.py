@@ -291,3 +291,31 @@ def test_mlp_classifier_s_model_predicts_as_the_classifier():
     X, y = offset_data(400)
     clf = MLPClassifier(hidden=(8,), epochs=30, lr=1e-2, backend="numpy").fit(X, y)
     np.testing.assert_array_equal(clf.model_.predict(X), clf.predict(X))
+
+
+def test_inputs_users_bring_end_to_end():
+    """n_classes = 1 learned nothing and reported 100%; integer features beyond 2**24 were rounded by
+    a Standardize layer called directly; timedelta64 features failed on a raw error."""
+    import warnings
+
+    from xdl.data import Standardizer
+    from xdl.train import fit_many
+
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    with pytest.raises(ValueError, match=r"n_classes must be an integer in \[2, "):
+        fit_many([xdl.config.TrainConfig(hidden=[4], epochs=1, patience=0, batch_norm=False)], X,
+                 np.zeros(40, int), n_classes=1)
+    big = (2**30 + np.random.default_rng(0).integers(0, 200, size=(50, 2))).astype(np.int64)
+    layer = Standardizer().fit(big).layer()
+    np.testing.assert_allclose(layer(xdl.tensor(big)).numpy(), layer.host_forward(big, np.float32), rtol=1e-6)
+    with pytest.raises(TypeError, match=r"X holds timedelta64\[s\] durations or dates"):
+        xdl.data.split(np.arange(20, dtype="m8[s]").reshape(10, 2), np.arange(10) % 2)
+    model = xdl.nn.mlp(4, [8], 2)
+    trainer = xdl.train.Trainer(model, xdl.losses.SoftmaxCrossEntropy(), xdl.optim.Adam(model, lr=1e-2), epochs=2,
+                                progress=False)
+    unscaled = np.random.default_rng(0).normal(size=(60, 4)) * 1e20
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        with pytest.raises(FloatingPointError, match="at the first epoch already: if the cost started that high, the "
+                                                     "inputs' scale is the cause"):
+            trainer.fit(unscaled, (unscaled[:, 0] > 0).astype(int))

@@ -473,7 +473,7 @@ def test_out_of_range_and_oversized_data_is_named_before_any_work(digits):
         with pytest.raises(ValueError, match=rf"^y has class index {label}; .*at most MAX_CLASSES = {2**20}"):
             fit_many([small()], X, labels)
     for n_classes in (10**10, True, 0):
-        with pytest.raises(ValueError, match=rf"^n_classes must be an integer in \[1, {2**20}\]"):
+        with pytest.raises(ValueError, match=rf"^n_classes must be an integer in \[2, {2**20}\]"):
             fit_many([small()], X, y, n_classes=n_classes)
     with pytest.raises(ValueError, match=r"^y has class index 9, outside n_classes=9 classes \[0, 9\)$"):
         fit_many([small()], X, y, n_classes=9)

@@ -301,3 +301,38 @@ def test_a_model_whose_state_its_layers_do_not_describe_is_saved_as_ones_own(tmp
         xdl.load(tmp_path / "m.npz")
     state = xdl.load(tmp_path / "m.npz", model=model).state_dict()
     assert state.keys() == model.state_dict().keys()
+
+
+def test_what_a_user_keeps_comes_back_as_it_ran(tmp_path):
+    """Settings changed after construction were saved as made; a longdouble recursed; a parameter
+    named as np.savez's argument was dropped; a user's extra 'many' made the file a fit_many one."""
+    from xdl.nn import BatchNorm, Dense, Dropout, LeakyReLU, Sequential
+
+    xdl.seed(0)
+    model = Sequential(Dense(3, 4), BatchNorm(4), LeakyReLU(), Dropout(0.5), Dense(4, 2))
+    model[2].slope, model[1].eps, model[3].rate, model[1].momentum = 0.3, 0.5, 0.1, 0.5  # PyTorch's model[3].p = 0.1
+    assert repr(model[3]) == "Dropout(rate=0.1)"
+    loaded = xdl.load(xdl.save(model, tmp_path / "m.npz"))
+    assert (loaded[2].slope, loaded[1].eps, loaded[3].rate, loaded[1].momentum) == (0.3, 0.5, 0.1, 0.5)
+    X = np.random.default_rng(0).normal(size=(4, 3)) * 5
+    np.testing.assert_array_equal(model.predict_outputs(X), loaded.predict_outputs(X))
+
+    xdl.save(Sequential(Dense(2, 2)), tmp_path / "x.npz", extra={"a": np.longdouble(1), "many": "compared"})
+    assert isinstance(xdl.load(tmp_path / "x.npz"), Sequential)
+
+    class Gate(xdl.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.add_parameter("allow_pickle", np.ones(2), "scale")
+
+    with pytest.raises(ValueError, match="named 'allow_pickle', a name the .npz writer takes as its own argument"):
+        xdl.save(Gate(), tmp_path / "g.npz")
+    assert not (tmp_path / "g.npz").exists()
+
+
+def test_a_history_of_the_rate_alone_plots(tmp_path):
+    pytest.importorskip("matplotlib")
+    from xdl.plots import plot_history
+
+    history = xdl.train.History([{"epoch": i, "lr": 0.1} for i in (1, 2, 3)])
+    assert plot_history(history, tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"

@@ -1020,3 +1020,12 @@ def test_a_space_setting_checkpoint_every_is_told_a_search_writes_no_checkpoints
     with pytest.raises(ValueError, match="checkpoint_every cannot be in a search space: a search's trials write no "
                                          "checkpoints"):
         tune(X, y, dev, {"checkpoint_every": 2, "lr": 0.01}, trials=1, base=BASE)
+
+
+def test_a_study_resumes_on_the_same_data_given_in_another_shape_or_label_dtype(data, tmp_path):
+    X, y, dev = data
+    space = {"lr": {"log_uniform": [1e-3, 1e-1]}}
+    tune(X, y, dev, space, trials=1, base=BASE, directory=tmp_path)
+    study = tune(X.reshape(-1, 8, 8), y.astype(np.int32), dev, space, trials=2, base=BASE, directory=tmp_path,
+                 resume=True)
+    assert len(study.trials) == 2

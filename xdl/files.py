@@ -199,7 +199,11 @@ def json_number(value):
     """``json.dump``'s ``default`` for NumPy numbers (a callback's record may hold one): the Python
     number it holds; anything else is still refused."""
     if isinstance(value, np.generic):
-        return value.item()
+        item = value.item()
+        if not isinstance(item, np.generic):
+            return item
+        if isinstance(item, np.floating | np.integer):  # a longdouble's item is itself (json would ask again)
+            return float(item) if isinstance(item, np.floating) else int(item)
     raise TypeError(f"{type(value).__name__} {value!r} cannot be written as JSON")
 
 

@@ -42,7 +42,8 @@ def plot_history(history, path, smoothing: float = 0.6) -> Path:
     metrics = [metric for metric in ("cost", "accuracy")
                if any(v is not None for split in ("train", "dev") for v in columns[f"{split}_{metric}"])]
     plt = pyplot()
-    fig, axes = plt.subplots(1, len(metrics) + 1, figsize=(4.3 * (len(metrics) + 1), 3.8))
+    fig, axes = plt.subplots(1, len(metrics) + 1, figsize=(4.3 * (len(metrics) + 1), 3.8), squeeze=False)
+    axes = axes[0]  # (one panel, the learning rate's alone: an array of one, not an Axes)
     try:
         for ax, metric in zip(axes, metrics):
             for split, color in (("train", "tab:blue"), ("dev", "tab:orange")):

@@ -54,15 +54,20 @@ def save(model: Module, path, extra: dict | None = None, extra_arrays: dict | No
     if extra is not None and not isinstance(extra, dict):  # (load would call the file damaged)
         raise TypeError(f"save: extra must be a dict of JSON values or None, got {type(extra).__name__}")
     extra_arrays = _extra_arrays(extra_arrays)
+    names = {name for name, _ in model.named_parameters()} | {name for name, _ in model.named_buffers()}
+    clash = sorted(names & {"file", "allow_pickle"})  # np.savez's own keywords: one would be dropped or refused
+    if clash:
+        raise ValueError(f"save: the model has a parameter or buffer named {clash[0]!r}, a name the .npz writer takes "
+                         "as its own argument: rename it (a submodule's, 'layer.file', is fine)")
     try:
         architecture = describe(model)
     except TypeError:
         architecture = None
     state = model.state_dict()
     if architecture is not None and (differs := _rebuilt_differs(architecture, state)) is not None:
-        warn_caller(f"save: the model's state differs from what its layers describe ({differs}: a layer used twice, a "
-                    "bias set to None, an attribute or buffer added, …), so load could not rebuild it: it is saved as "
-                    "a model of one's own, which xdl.load(path, model=...) loads into a model made in code")
+        warn_caller(f"save: the model's state differs from what its layers describe ({differs}), so load could not "
+                    "rebuild it: it is saved as a model of one's own, which xdl.load(path, model=...) loads into a "
+                    "model made in code")
         architecture = None
     arrays = {**state, **extra_arrays}
     header = {"format": FORMAT_VERSION, "architecture": architecture, "dtype": str(model.dtype),
@@ -87,7 +92,8 @@ def _rebuilt_differs(architecture: dict, state: dict) -> str | None:
         return f"its layers cannot be built again: {e}"
     missing, extra = sorted(set(shapes) - set(state)), sorted(set(state) - set(shapes))
     if missing or extra:
-        return f"the state {'has ' + ', '.join(extra) if extra else 'lacks ' + ', '.join(missing)}"[:200]
+        return (f"the state {'has ' + ', '.join(extra) if extra else 'lacks ' + ', '.join(missing)}"[:200]
+                + ": a layer used twice, a bias set to None, an attribute or buffer added, …")
     shaped = next((name for name in state if tuple(state[name].shape) != shapes[name]), None)
     return None if shaped is None else f"{shaped} is {tuple(state[shaped].shape)}, its layer's {shapes[shaped]}"
 
@@ -183,7 +189,7 @@ def load(path, model: Module | None = None) -> Module:
     state = {k: v for k, v in state.items() if not k.startswith(EXTRA_PREFIX)}
     target = None  # where a model built here goes once filled: the current backend
     if model is None:
-        if (header.get("extra") or {}).get("many"):
+        if (header.get("extra") or {}).get("many") is True and "provenance" in header["extra"]:  # (fit_many's own)
             raise ValueError(f"load: {str(path)!r} is a checkpoint of fit_many, K models in one stack, not one "
                              "model: fit_many(..., resume=its directory) continues it, and each of its results' "
                              ".model is an ordinary model (xdl.save it)")

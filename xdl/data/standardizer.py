@@ -62,7 +62,8 @@ class Standardizer:
 
     def inverse_transform(self, X) -> np.ndarray:
         """X·σ + μ: standardized values back in the data's units, computed in float64 and returned in
-        ``X``'s floating dtype (float32 for integers: standardized values are fractions); a value
+        ``X``'s floating dtype (for integers float32, or float64 beyond 2**24, where float32 would round
+        them: standardized values are fractions); a value
         beyond that dtype's range is refused, naming its example and feature."""
         X = self._checked(X)
         Z = rows(X)

@@ -81,6 +81,9 @@ def check_features(X, name: str = "X", n_features: int | None = None, dtype=None
         except (TypeError, ValueError):
             raise TypeError(f"{name} must hold numbers, got dtype object holding values that are not (strings?)") \
                 from None
+    if X.dtype.kind in "mM":  # (NumPy counts a timedelta64 among its integers; its unit is no number's)
+        raise TypeError(f"{name} holds {X.dtype} durations or dates: convert them to numbers in a unit first, "
+                        f"e.g. {name} / np.timedelta64(1, 's')")
     if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)
             or X.dtype == np.bool_):
         raise TypeError(f"{name} must hold numbers, got dtype {X.dtype}")

@@ -28,7 +28,7 @@ def describe(module: Module) -> dict:
     if LAYERS.get(name) is not type(module):
         raise TypeError(f"cannot describe custom module {name}: save its state_dict() and rebuild it in code, "
                         "or pass model= to xdl.load")
-    return {"class": name, "config": dict(module.config)}
+    return {"class": name, "config": module.current_config()}
 
 
 def build(description: dict, initialize: bool = True) -> Module:

@@ -211,8 +211,11 @@ class Standardize(Module):
             object.__setattr__(self, name, getattr(self, name).astype(np.float64, copy=False))
 
     def forward(self, x):
-        x = check_input(x, lambda: f"Standardize({self.features})", self.features, "N", self.integer_dtype)
-        return ((x - self.mean) / self.scale).astype(x.dtype)
+        # integers (beyond 2**24, float32 rounds them) in float64 first, as the host form computes it
+        dtype = self.integer_dtype if isinstance(x, Tensor) and x.dtype.kind != "f" else None
+        x = check_input(x, lambda: f"Standardize({self.features})", self.features, "N",
+                        np.float64 if dtype is not None else self.integer_dtype)
+        return ((x - self.mean) / self.scale).astype(dtype or x.dtype)
 
     def host_forward(self, X: np.ndarray, dtype, name: str = "X") -> np.ndarray:
         """forward on host inputs ``X`` (m, features), returned in ``dtype`` (the network's):

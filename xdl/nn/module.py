@@ -120,6 +120,15 @@ def evaluating_here():
         _evaluation.on = before
 
 
+def _setting_now(attribute, made_with):
+    """A constructor setting's value now: its attribute where that is a plain value (a number, a
+    string, a flag), else the value it was made with (a bias kept as a Parameter, statistics)."""
+    if isinstance(attribute, bool | int | float | str | np.bool_ | np.number) and \
+            isinstance(made_with, bool | int | float | str | np.bool_ | np.number):
+        return attribute.item() if isinstance(attribute, np.generic) else attribute
+    return made_with
+
+
 def _one_output(out) -> Tensor:
     """A forward's result as predict reads it: one Tensor."""
     if not isinstance(out, Tensor):
@@ -618,6 +627,12 @@ class Module:
             return np.stack([1 - p, p], axis=1)
         return out if probabilities else softmax_array(np, out.astype(np.float64)).astype(out.dtype)
 
+    def current_config(self) -> dict:
+        """``config`` as the module holds it now: a setting kept as an attribute of its name is read
+        again (``model[3].rate = 0.1`` after construction, PyTorch's ``model[3].p = 0.1``, is what
+        `xdl.nn.describe`, `xdl.save` and the repr say, not the rate it was made with)."""
+        return {key: _setting_now(self.__dict__.get(key, value), value) for key, value in self.config.items()}
+
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.config.items())
+        args = ", ".join(f"{k}={v!r}" for k, v in self.current_config().items())
         return f"{type(self).__name__}({args})"

@@ -314,8 +314,8 @@ class ManyTrainer:
         if n_classes is None:
             n_classes = max(observed, 2)
         elif (isinstance(n_classes, bool) or not isinstance(n_classes, int | np.integer)
-              or not 1 <= n_classes <= MAX_CLASSES):
-            raise ValueError(f"n_classes must be an integer in [1, {MAX_CLASSES}] (MAX_CLASSES), got {n_classes!r}")
+              or not 2 <= n_classes <= MAX_CLASSES):  # (one output of a softmax is always 1: nothing is learned)
+            raise ValueError(f"n_classes must be an integer in [2, {MAX_CLASSES}] (MAX_CLASSES), got {n_classes!r}")
         elif observed > n_classes:  # the labels that do not fit, named
             name = "y" if y.max() + 1 == observed else "y_dev"
             raise ValueError(f"{name} has class index {observed - 1}, outside n_classes={n_classes} classes "

@@ -589,8 +589,10 @@ class Trainer:
                                      f"{record['epoch']} (after step {steps})")
         limit = self._cost_limit
         if limit is not None and record["train_cost"] > limit:  # finite, but far above where a classifier starts
+            first = ("; at the first epoch already: if the cost started that high, the inputs' scale is the cause, not "
+                     "the rate (standardize them: xdl.data.Standardizer)") if record["epoch"] == 1 else ""
             raise self._diverged(far_above("the train cost", record["train_cost"], f"the end of epoch {record['epoch']}",
-                                           "ln C (where a classifier starts)", limit))
+                                           "ln C (where a classifier starts)", limit) + first)
         bad = _non_finite_state(self.model)
         if bad:
             raise self._diverged(f"{', '.join(bad)} became NaN or Inf in epoch {record['epoch']}")

@@ -36,7 +36,7 @@ from xdl.backend import thread_seed
 from xdl.caller import warn_caller
 from xdl.config import TrainConfig, unread_options
 from xdl.data import check_features, check_labels
-from xdl.data.validation import check_bool, check_dev_pair, check_int, check_number
+from xdl.data.validation import check_bool, check_dev_pair, check_int, check_number, rows
 from xdl.files import check_directory_name, check_writable_dir
 from xdl.tensor import to_numpy
 from xdl.train.interrupt import Interrupted
@@ -114,7 +114,7 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
     if progress is not None:  # a string "no" would be a truth value
         check_bool(progress, "progress")
     meta = {**study.meta, "standardize": _standardize_record(standardize),
-            "data": json.loads(json.dumps({"train": data_digest(X, y), "dev": data_digest(*dev)}))}
+            "data": json.loads(json.dumps({"train": _digest(X, y), "dev": _digest(*dev)}))}
     # a scheduler given by address is connected to now, before anything is made: a wrong one fails here
     client = connect(scheduler) if execution == "dask" and isinstance(scheduler, str) else None
     search = _Search(base, X, y, dev, study, standardize, progress, scheduler if client is None else client,
@@ -748,5 +748,14 @@ def _diverged(what: str) -> str:
     return f"diverged: {what}"
 
 
+def _digest(X, y) -> dict:
+    """The data's digest as a study keeps it: X's rows (an image set flattened, as the models take
+    it) and y as class indices (int64), so the same data given in another shape or label dtype
+    resumes (X in its checked dtype, as studies made before kept it)."""
+    return data_digest(rows(X), y.astype(np.int64, copy=False))
+
+
 def _n_classes(y, dev) -> int:
-    return int(max(np.max(y), np.max(dev[1]))) + 1
+    """The output width: the largest label + 1, at least 2 (as `fit_many`'s: one output of a softmax
+    is always 1)."""
+    return max(int(max(np.max(y), np.max(dev[1]))) + 1, 2)
