@@ -861,3 +861,21 @@ def test_a_loss_refuses_targets_that_require_grad(loss):
     teacher = xdl.tensor(np.full((4, 2), 0.5), requires_grad=True)  # a distillation's soft targets
     with pytest.raises(ValueError, match=r"is a tensor that requires grad.*\.detach\(\) for fixed targets"):
         loss(xdl.tensor(np.zeros((4, 2))), teacher)
+
+
+def test_calling_a_model_on_float64_standardizes_as_predict_does_and_stack_names_a_layer_of_ones_own():
+    from xdl.data import Standardizer
+    from xdl.nn import StackError, stack
+
+    xdl.seed(0)
+    X = np.random.default_rng(0).standard_normal((1000, 1)) * 0.01 + 1e6  # its spread is lost in float32
+    model = xdl.nn.mlp(1, [8], 2, standardize=Standardizer().fit(X).layer()).eval()
+    np.testing.assert_array_equal(model(X[:3]).numpy(), model.predict_outputs(X[:3]))
+
+    class Twice(xdl.nn.Module):
+        def forward(self, x):
+            return x * 2
+
+    with pytest.raises(StackError, match="models\\[0\\] has a Twice layer, which cannot be stacked"):
+        stack([Sequential(Dense(2, 3), Twice()) for _ in range(2)])
+    assert callable(xdl.hostmemory.keep_freed_memory)  # (README's spelling, after import xdl alone)

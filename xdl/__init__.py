@@ -11,6 +11,8 @@ Every differentiable function is also here: ``xdl.tanh(w)``, ``xdl.matmul(a, b)`
 declaration in `xdl.functions` exports its function to this module too).
 """
 
+import builtins
+
 from xdl import data, datasets, ewa, functions, init, losses, nn, optim
 from xdl.backend import (Backend, BackendError, CaptureError, CupyBackend, NumpyBackend, current_backend, seed,
                          use)
@@ -26,7 +28,7 @@ __version__ = "0.1.0"
 
 # imported on first use (``xdl.tune.tune(...)`` after ``import xdl``, as ``scipy.stats``): they are
 # larger, or need extras (Optuna, matplotlib, scikit-learn), and training does without them
-LAZY_SUBMODULES = ("bench", "config", "plots", "sklearn", "tune")
+LAZY_SUBMODULES = ("bench", "config", "hostmemory", "ops", "plots", "sklearn", "tune")
 
 
 def __getattr__(name: str):
@@ -41,5 +43,5 @@ __all__ = [
     "Backend", "BackendError", "CaptureError", "CudaGraph", "CupyBackend", "Function", "History", "NumpyBackend", "Parameter", "Tensor",
     "Trainer", "cuda_graph", "current_backend", "data", "datasets", "diagnose", "ewa", "from_dlpack", "functions", "gradcheck",
     "init", "is_grad_enabled", "load", "losses", "nn", "no_grad", "optim", "save", "seed", "tensor", "to_numpy",
-    "use", *functions.REGISTRY,
+    "use", *(name for name in functions.REGISTRY if not hasattr(builtins, name)),  # (xdl.sum, not a star's sum)
 ]

@@ -81,7 +81,8 @@ class TrainConfig:
     eps: float = _opt(1e-8, "ε of RMSprop and Adam")
     weight_decay: float = _opt(0.0, "weight decay on weights (decoupled for adamw)")
     schedule: str = _opt("inverse_time", "learning-rate schedule over epochs", SCHEDULES)
-    decay_rate: float = _opt(0.05, "inverse_time and staircase: α0/(1 + decay_rate·epoch), epoch from 0")
+    decay_rate: float = _opt(0.05, "inverse_time: α0/(1 + decay_rate·epoch), epoch from 0; staircase: "
+                                   "α0/(1 + decay_rate·⌊epoch/decay_every⌋)")
     decay_base: float = _opt(0.95, "exponential: α0·decay_base^epoch (> 0)")
     decay_every: int = _opt(10, "staircase interval and step period, in epochs")
     decay_factor: float = _opt(0.5, "step: multiply α by this (> 0) every decay_every epochs")

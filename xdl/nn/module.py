@@ -390,15 +390,20 @@ class Module:
             check_bool(training, "training")
             if _takes_training(type(self).forward):
                 kwargs["training"] = training
+        network = self
         if not isinstance(x, Tensor) and (hasattr(x, "__array__") or hasattr(x, "__dlpack__")
                                           or isinstance(x, list | tuple) and not _holds_tensor(x)):
             if not isinstance(getattr(x, "dtype", None), np.dtype):  # a list, a DataFrame, another library's
                 x = _backend.array_to_numpy(x)  # tensor: as NumPy reads it (floats stay float64 until cast)
+            first = self._host_layer() if isinstance(x, np.ndarray) and x.ndim == 2 and x.dtype != self.dtype \
+                and x.dtype.kind in "fiu" else None
+            if first is not None:  # a leading Standardize applied in float64 before the cast, as predict does
+                x, network = first.host_forward(x, self.dtype), self[1:]
             x = tensor(x, dtype=self.dtype if x.dtype.kind == "f" else None, backend=self.backend, copy=False)
         if training is None:
-            return self.forward(x, *args, **kwargs)
+            return network.forward(x, *args, **kwargs)
         with self.mode(training):
-            return self.forward(x, *args, **kwargs)
+            return network.forward(x, *args, **kwargs)
 
     def zero_grad(self) -> None:
         """Set every gradient to zero, in place (gradients stay views into the flat buffer)."""

@@ -199,6 +199,11 @@ def stack(models, backend=None) -> Stacked:
         if type(m) is not Sequential:  # (a subclass has its own forward, which the stack would not run)
             raise StackError(f"stack: models[{k}] is a {type(m).__name__}; stack takes ordinary Sequential models "
                              "(xdl.nn.Sequential, as xdl.nn.mlp builds them), even for one layer")
+    for k, m in enumerate(models):  # a layer of one's own has no description, nor a stacked form
+        own = next((layer for layer in m.layers if not _stackable_kind(layer)), None)
+        if own is not None:
+            raise StackError(f"stack: models[{k}] has a {type(own).__name__} layer, which cannot be stacked (xdl's "
+                             "layers only: Dense, BatchNorm, Dropout, Standardize and the activations)")
     descriptions = [describe(m) for m in models]
     check_stackable(descriptions)
     dtypes = {np.dtype(m.dtype) for m in models}
@@ -252,6 +257,11 @@ def row_columns(sizes) -> dict[str, slice]:
     for name, size in sizes:
         columns[name], at = slice(at, at + size), at + size
     return columns
+
+
+def _stackable_kind(layer) -> bool:
+    """Whether ``layer`` is one of xdl's layers `_stacked_layer` has a stacked form of."""
+    return type(layer) in (Dense, BatchNorm, Dropout, Standardize, *ELEMENTWISE)
 
 
 def _parameter(data, grad, like, name, backend) -> Parameter:
