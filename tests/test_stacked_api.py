@@ -324,3 +324,21 @@ def test_a_stack_and_its_optimizer_copied_together_train_as_the_originals(copy_o
         o.step()
     np.testing.assert_array_equal(pairs[1][0].data, pairs[0][0].data)
     assert not np.array_equal(pairs[1][0].data, stack(models).data)  # (it moved)
+
+
+def test_a_stack_runs_its_layers_settings_as_they_are_now_and_standardizes_integers_in_float64():
+    from xdl.data import Standardizer
+    from xdl.nn import Dense, LeakyReLU, Sequential, stack
+
+    models = []
+    for _ in range(2):
+        xdl.seed(0)
+        models.append(Sequential(Dense(3, 4), LeakyReLU(0.01), Dense(4, 2)))
+    for m in models:
+        m[1].slope = 0.5  # (the stack was built with the slope it was made with)
+    x = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
+    np.testing.assert_allclose(stack(models)(x).numpy()[:, 0], models[0](x).numpy(), rtol=1e-6)
+    big = (2**25 + np.arange(12).reshape(4, 3)).astype(np.int64)
+    model = xdl.nn.mlp(3, [4], 2, standardize=Standardizer().fit(big).layer())
+    np.testing.assert_allclose(stack([model])(xdl.tensor(big)).numpy()[:, 0], model(xdl.tensor(big)).numpy(),
+                               rtol=1e-5)

@@ -11,8 +11,6 @@ Every differentiable function is also here: ``xdl.tanh(w)``, ``xdl.matmul(a, b)`
 declaration in `xdl.functions` exports its function to this module too).
 """
 
-import builtins
-
 from xdl import data, datasets, ewa, functions, init, losses, nn, optim
 from xdl.backend import (Backend, BackendError, CaptureError, CupyBackend, NumpyBackend, current_backend, seed,
                          use)
@@ -43,5 +41,5 @@ __all__ = [
     "Backend", "BackendError", "CaptureError", "CudaGraph", "CupyBackend", "Function", "History", "NumpyBackend", "Parameter", "Tensor",
     "Trainer", "cuda_graph", "current_backend", "data", "datasets", "diagnose", "ewa", "from_dlpack", "functions", "gradcheck",
     "init", "is_grad_enabled", "load", "losses", "nn", "no_grad", "optim", "save", "seed", "tensor", "to_numpy",
-    "use", *(name for name in functions.REGISTRY if not hasattr(builtins, name)),  # (xdl.sum, not a star's sum)
+    "use", *functions.star_exports(),
 ]

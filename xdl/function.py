@@ -125,7 +125,8 @@ class Function:
             if isinstance(y, tuple | list):
                 raise TypeError(f"{cls.__name__}.forward returned a {type(y).__name__}: a Function has one output, "
                                 "an array (write one Function per output)")
-            y = fn.xp.asarray(y)  # NumPy's 0-d results (a sum, x[0, 1]) are scalars, which no `out=` or [...] writes
+            y = fn.backend.asarray(y)  # NumPy's 0-d results (a sum, x[0, 1]) are scalars, which no `out=` or [...]
+            # writes (through the backend: a host value uploaded during a capture is refused by name)
         out = Tensor(y, requires_grad=record, backend=fn.backend)
         out.made_by = cls  # (without a graph too: `predict` reads whether a model's outputs are probabilities)
         if record:

@@ -83,6 +83,11 @@ def save(model: Module, path, extra: dict | None = None, extra_arrays: dict | No
     return atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
+def is_many_checkpoint(extra: dict | None) -> bool:
+    """Whether a file's ``extra`` is a `fit_many` checkpoint's (its own marker, not a user's key)."""
+    return isinstance(extra, dict) and extra.get("many") is True and "provenance" in extra
+
+
 def _rebuilt_differs(architecture: dict, state: dict) -> str | None:
     """What the model `load` would build from ``architecture`` lacks or has beyond ``state`` (names
     and shapes: the first difference in words), or None where it would take the state as it is."""
@@ -189,7 +194,7 @@ def load(path, model: Module | None = None) -> Module:
     state = {k: v for k, v in state.items() if not k.startswith(EXTRA_PREFIX)}
     target = None  # where a model built here goes once filled: the current backend
     if model is None:
-        if (header.get("extra") or {}).get("many") is True and "provenance" in header["extra"]:  # (fit_many's own)
+        if is_many_checkpoint(header.get("extra")):
             raise ValueError(f"load: {str(path)!r} is a checkpoint of fit_many, K models in one stack, not one "
                              "model: fit_many(..., resume=its directory) continues it, and each of its results' "
                              ".model is an ordinary model (xdl.save it)")

@@ -17,7 +17,7 @@ from xdl.functions import (  # noqa: F401 - importing a module runs its declarat
     shapes,
     stacked,
 )
-from xdl.functions.registry import REGISTRY, Check, OpSpec, op
+from xdl.functions.registry import REGISTRY, Check, OpSpec, op, star_exports
 
 
-__all__ = ["REGISTRY", "Check", "OpSpec", "op", *REGISTRY]
+__all__ = ["REGISTRY", "Check", "OpSpec", "op", *star_exports()]

@@ -113,8 +113,13 @@ def _check_momentum(momentum, features: tuple) -> None:
     """``momentum``: a number in [0, 1), or one per feature (``features``, x's), each in [0, 1) — a
     host array's values read, a device array's shape and dtype only (the public function's check: a
     layer checked its own when it was made)."""
-    if np.ndim(momentum) == 0:  # a number (a 0-d array's value, read on the host)
-        value = to_numpy(momentum)[()] if hasattr(momentum, "shape") else momentum
+    if np.ndim(momentum) == 0:  # a number (a host 0-d array's value read; a device one's dtype only)
+        if hasattr(momentum, "shape") and not isinstance(momentum, np.ndarray | np.generic):
+            if not np.issubdtype(momentum.dtype, np.floating):
+                raise ValueError(f"batch_norm: momentum must be a number in [0, 1), or one per feature; got "
+                                 f"{_described(momentum)}")
+            return
+        value = momentum[()] if hasattr(momentum, "shape") else momentum
         check_number(value, "batch_norm: momentum", "a number in [0, 1), or one per feature", lambda m: 0 <= m < 1)
         return
     on_host = isinstance(momentum, np.ndarray | list | tuple)  # a device array's values are not read: no sync,

@@ -27,6 +27,8 @@ Declaring a `Function` subclass (or a plain function built on one) with ``@op`` 
 
 from __future__ import annotations
 
+import builtins as _builtins
+
 import inspect
 import os
 import re
@@ -79,6 +81,12 @@ class OpSpec:
 
 
 REGISTRY: dict[str, OpSpec] = {}
+
+
+def star_exports() -> list[str]:
+    """The declared functions a star import takes: all but those a builtin has (sum, max, min, abs,
+    pow), which it would shadow — they stay ``xdl.sum``, ``xdl.functions.max``, ``t.sum()``."""
+    return [name for name in REGISTRY if not hasattr(_builtins, name)]
 NAMESPACES = ("xdl.functions", "xdl")  # the modules every op is exported from
 
 

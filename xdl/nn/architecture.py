@@ -25,10 +25,16 @@ def describe(module: Module) -> dict:
     name = type(module).__name__
     if type(module) is Sequential:  # a subclass (its own forward, say) is a custom module, as a Dense subclass is
         return {"class": "Sequential", "layers": [describe(layer) for layer in module.layers]}
-    if LAYERS.get(name) is not type(module):
+    if not is_xdl_layer(module):
         raise TypeError(f"cannot describe custom module {name}: save its state_dict() and rebuild it in code, "
                         "or pass model= to xdl.load")
     return {"class": name, "config": module.current_config()}
+
+
+def is_xdl_layer(module: Module) -> bool:
+    """Whether ``module`` is one of xdl's layers (`LAYERS`), not a module of one's own or a subclass
+    (whose forward or settings a description would not hold)."""
+    return LAYERS.get(type(module).__name__) is type(module)
 
 
 def build(description: dict, initialize: bool = True) -> Module:

@@ -161,8 +161,8 @@ class Module:
     Attributes that are `Parameter`s or `Module`s are registered automatically, as in PyTorch (call
     ``super().__init__()`` first); assigning None to a registered name, or ``del``, unregisters it,
     and assigning anything else to a parameter's or submodule's name is a TypeError.
-    ``self.config`` (the constructor arguments) is what `xdl.nn.describe` records and the repr
-    shows; `xdl.load` rebuilds xdl's own layers from it (`xdl.nn.LAYERS`), and a module of one's own
+    ``self.config`` (the constructor arguments; a setting kept as an attribute of its name is read
+    again, `current_config`) is what `xdl.nn.describe` records and the repr shows; `xdl.load` rebuilds xdl's own layers from it (`xdl.nn.LAYERS`), and a module of one's own
     is saved by its state and loaded into a model made in code (``xdl.load(path, model=...)``).
     Modules held in a list, tuple or dict are not registered (as in PyTorch, where ModuleList is
     for that): hold them in a `xdl.nn.Sequential`, or assign each as an attribute.
@@ -381,7 +381,9 @@ class Module:
         """``forward(x, *args, **kwargs)``. An array-like ``x`` (a NumPy or CuPy array, a list or
         tuple of numbers) becomes a Tensor where the model lives, whatever backend is current — a
         floating one in the model's dtype, an integer or boolean one as it is (indices stay
-        indices; xdl's float layers cast them to their dtype); a Tensor, a tuple or a list holding
+        indices; xdl's float layers cast them to their dtype); for a model that starts with a
+        `Standardize` (`network_input`'s), that layer takes it as given — in float64 where it is
+        float64 or integers — and its output is cast to the model's dtype; a Tensor, a tuple or a list holding
         Tensors, and the other arguments reach forward as given (converting them would cut the
         graph). ``training`` (Keras's): True or False runs this call in training or evaluation
         mode, and each module goes back to the mode it was in (None: the mode it is in); a forward
@@ -395,11 +397,13 @@ class Module:
                                           or isinstance(x, list | tuple) and not _holds_tensor(x)):
             if not isinstance(getattr(x, "dtype", None), np.dtype):  # a list, a DataFrame, another library's
                 x = _backend.array_to_numpy(x)  # tensor: as NumPy reads it (floats stay float64 until cast)
-            first = self._host_layer() if isinstance(x, np.ndarray) and x.ndim == 2 and x.dtype != self.dtype \
-                and x.dtype.kind in "fiu" else None
-            if first is not None:  # a leading Standardize applied in float64 before the cast, as predict does
-                x, network = first.host_forward(x, self.dtype), self[1:]
-            x = tensor(x, dtype=self.dtype if x.dtype.kind == "f" else None, backend=self.backend, copy=False)
+            first = self._host_layer()
+            if first is None:
+                x = tensor(x, dtype=self.dtype if x.dtype.kind == "f" else None, backend=self.backend, copy=False)
+            else:  # a leading Standardize takes the input as given (float64 kept: it computes in float64), then
+                # the cast, as `predict` does (cast first, 1e6 + 0.01·noise would lose its spread)
+                x = first(tensor(x, backend=self.backend, copy=False))
+                x, network = (x if x.dtype == self.dtype else x.astype(self.dtype)), self[1:]
         if training is None:
             return network.forward(x, *args, **kwargs)
         with self.mode(training):
@@ -589,10 +593,12 @@ class Module:
         a softmax or sigmoid op last)."""
         check_int(batch_size, "batch_size")
         X, network = self.network_input(self.checked_input(X))  # values the model's dtype can hold, as fit's
+        outs = []
         with evaluating_here():  # no rows: one empty batch, so the result has the outputs' width
-            batches = [_one_output(network(X[i:i + batch_size])) for i in range(0, max(len(X), 1), batch_size)]
-        probabilities = self.outputs_probabilities() or ends_in_probability(batches[-1])
-        outs = np.concatenate([b.numpy() for b in batches])
+            for i in range(0, max(len(X), 1), batch_size):  # each batch to the host as it comes (device memory
+                outs.append((last := _one_output(network(X[i:i + batch_size]))).numpy())  # for one batch only)
+        probabilities = self.outputs_probabilities() or ends_in_probability(last)
+        outs = np.concatenate(outs)
         finite = np.isfinite(outs).reshape(len(outs), outs[0].size if len(outs) else 0).all(axis=1)
         if not finite.all():  # (argmax would call a NaN row class 0)
             raise ValueError(f"predict: the model's outputs are NaN or Inf for {int((~finite).sum())} of {len(outs)} "

@@ -29,7 +29,7 @@ from xdl.backend import array_to_numpy, resolve_backend, thread_backend
 from xdl.data.validation import check_width, standardized
 from xdl.functions.classification import softmax_array
 from xdl.functions.batchnorm import layer_batch_norm
-from xdl.nn.architecture import build_on_host, describe
+from xdl.nn.architecture import build_on_host, describe, is_xdl_layer
 from xdl.nn.layers import (BatchNorm, Dense, Dropout, LeakyReLU, ReLU, Sigmoid, Softmax, Standardize, Tanh,
                            as_floating)
 from xdl.nn.module import Module
@@ -200,10 +200,10 @@ def stack(models, backend=None) -> Stacked:
             raise StackError(f"stack: models[{k}] is a {type(m).__name__}; stack takes ordinary Sequential models "
                              "(xdl.nn.Sequential, as xdl.nn.mlp builds them), even for one layer")
     for k, m in enumerate(models):  # a layer of one's own has no description, nor a stacked form
-        own = next((layer for layer in m.layers if not _stackable_kind(layer)), None)
+        own = next((layer for layer in m.layers if not is_xdl_layer(layer)), None)
         if own is not None:
             raise StackError(f"stack: models[{k}] has a {type(own).__name__} layer, which cannot be stacked (xdl's "
-                             "layers only: Dense, BatchNorm, Dropout, Standardize and the activations)")
+                             "layers only)")
     descriptions = [describe(m) for m in models]
     check_stackable(descriptions)
     dtypes = {np.dtype(m.dtype) for m in models}
@@ -259,11 +259,6 @@ def row_columns(sizes) -> dict[str, slice]:
     return columns
 
 
-def _stackable_kind(layer) -> bool:
-    """Whether ``layer`` is one of xdl's layers `_stacked_layer` has a stacked form of."""
-    return type(layer) in (Dense, BatchNorm, Dropout, Standardize, *ELEMENTWISE)
-
-
 def _parameter(data, grad, like, name, backend) -> Parameter:
     """A stacked parameter: (K, …) views of the stack's buffers, with ``like``'s role and
     requires_grad (a frozen one stays frozen), marked as the stack's (`xdl.flat.check_packable`
@@ -288,7 +283,7 @@ def _stacked_layer(layer, same: list, params: dict):
         return StackedStandardize(np.stack([array_to_numpy(m.mean) for m in same]),
                                   np.stack([array_to_numpy(m.scale) for m in same]))
     if isinstance(layer, ELEMENTWISE):
-        return type(layer)(**layer.config)
+        return type(layer)(**layer.current_config())
     raise StackError(f"stack: {type(layer).__name__} layers cannot be stacked yet")
 
 
@@ -383,8 +378,9 @@ class StackedStandardize(Module):
         if x.shape[1:] not in ((c,), (k, c)):
             raise ValueError(f"StackedStandardize: input of shape {tuple(x.shape)}; expected (B, {c}) or (B, {k}, {c}) "
                              f"for {k} models of {c} features")
-        x = as_floating(x, np.float32)  # (an integer x as `Standardize` takes it by default)
-        return (((x.reshape(x.shape[0], 1, c) if x.ndim == 2 else x) - self.mean) / self.scale).astype(x.dtype)
+        dtype = np.dtype(np.float32) if x.dtype.kind != "f" else x.dtype  # (integers: float32 out, as `Standardize`'s)
+        x = as_floating(x, np.float64)  # integers in float64 first (float32 rounds them beyond 2**24)
+        return (((x.reshape(x.shape[0], 1, c) if x.ndim == 2 else x) - self.mean) / self.scale).astype(dtype)
 
     def host_forward(self, X: np.ndarray, dtype, name: str = "X") -> np.ndarray:
         """forward on host inputs ``X`` (B, C), in float64, cast to ``dtype``: (B, C) where the K

@@ -21,7 +21,7 @@ from xdl.caller import warn_caller
 from xdl.data.validation import check_bool, check_int, check_number
 from xdl.files import atomic_write, check_writable_dir, json_number
 from xdl.optim.optimizer import Optimizer, check_rate
-from xdl.serialization import read_extra, save
+from xdl.serialization import is_many_checkpoint, read_extra, save
 from xdl.train.interrupt import Interrupted
 
 CHECKPOINT_FILE = "checkpoint.npz"  # the last good, resumable state
@@ -94,7 +94,7 @@ def unfinished_run(path) -> str | None:
         return None
     if step:
         return position(epoch, step)
-    if extra.get("many"):
+    if is_many_checkpoint(extra):
         training = list(extra.get("status", ())).count("training")
         return f"{training} of its models still training {position(epoch, 0)}" if training else None
     epochs = extra.get("epochs", ((extra.get("run_info") or {}).get("config") or {}).get("epochs"))  # (older: xdl train's)
@@ -106,7 +106,7 @@ def check_checkpoint_kind(extra: dict | None, path, many: bool, who: str = "resu
     """``extra`` (`read_extra` of ``path``) is a checkpoint of one `Trainer` run (``many`` False)
     or of a `fit_many` batch (True); else raise naming what the file is and what resumes it."""
     extra = extra or {}
-    if extra.get("many"):
+    if is_many_checkpoint(extra):
         found, fits = "a checkpoint of fit_many (a batch of models; fit_many(..., resume=...) continues it)", many
     elif "optimizer_t" in extra:
         found, fits = ("a checkpoint of one Trainer run (Trainer.fit(..., resume=...) or xdl train --resume "

@@ -107,7 +107,8 @@ def _augmented(augment, Xb: np.ndarray, rng, epoch: int, step: int, backend) -> 
     if out.shape != Xb.shape:
         raise ValueError(f"augment returned shape {out.shape} for a batch of shape {Xb.shape} (epoch {epoch + 1}, "
                          f"step {step + 1}): it must return the batch's shape")
-    if not bool((np if isinstance(out, np.ndarray) else backend.xp).isfinite(out).all()):
+    on_host = isinstance(out, np.ndarray)  # (a device batch is read only where a read is cheap: no sync per step)
+    if (on_host or backend.host_sync_is_cheap) and not bool((np if on_host else backend.xp).isfinite(out).all()):
         raise ValueError(f"augment returned NaN or Inf in the batch of epoch {epoch + 1}, step {step + 1}")
     return out
 
@@ -590,7 +591,8 @@ class Trainer:
         limit = self._cost_limit
         if limit is not None and record["train_cost"] > limit:  # finite, but far above where a classifier starts
             first = ("; at the first epoch already: if the cost started that high, the inputs' scale is the cause, not "
-                     "the rate (standardize them: xdl.data.Standardizer)") if record["epoch"] == 1 else ""
+                     "the rate (standardize them: xdl.data.Standardizer)") \
+                if record["epoch"] == 1 and self._network is self.model else ""  # (no leading Standardize)
             raise self._diverged(far_above("the train cost", record["train_cost"], f"the end of epoch {record['epoch']}",
                                            "ln C (where a classifier starts)", limit) + first)
         bad = _non_finite_state(self.model)

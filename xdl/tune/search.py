@@ -751,7 +751,8 @@ def _diverged(what: str) -> str:
 def _digest(X, y) -> dict:
     """The data's digest as a study keeps it: X's rows (an image set flattened, as the models take
     it) and y as class indices (int64), so the same data given in another shape or label dtype
-    resumes (X in its checked dtype, as studies made before kept it)."""
+    resumes. (A study of flat X and int64 labels, xdl tune's, has the digest it had before; one
+    made with image-shaped X or other label dtypes before this rule does not resume.)"""
     return data_digest(rows(X), y.astype(np.int64, copy=False))
 
 
