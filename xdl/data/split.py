@@ -69,8 +69,8 @@ def split(X, y, dev=None, test=None, seed: int = 0, stratify: bool | None = None
     >>> [len(part) for part in s[::2]], int(s.y_dev.sum())
     ([60, 20, 20], 10)
     """
-    X = to_numpy(X)  # (one copy of a device array)
-    check_features(X)  # (checked; the rows returned are X's own, in its dtype, as train_test_split's)
+    check_features(X)  # (checked first, as given: a sparse matrix named; the rows returned are X's own, in its
+    X = to_numpy(X)    # dtype, as train_test_split's)
     if y is None:
         raise TypeError("y is None; split needs the labels (or targets) of X")
     y = to_numpy(y)
