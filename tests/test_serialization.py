@@ -336,3 +336,14 @@ def test_a_history_of_the_rate_alone_plots(tmp_path):
 
     history = xdl.train.History([{"epoch": i, "lr": 0.1} for i in (1, 2, 3)])
     assert plot_history(history, tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_reading_back_names_what_is_wrong_with_the_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="History.load: no such file"):
+        xdl.train.History.load(tmp_path / "missing.json")
+    with pytest.raises(IsADirectoryError, match="History.load: .* is a directory"):
+        xdl.train.History.load(tmp_path)
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp_path / "pipe")
+        with pytest.raises(ValueError, match="load: .*pipe' is not a regular file"):
+            xdl.load(tmp_path / "pipe")

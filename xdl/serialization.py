@@ -148,6 +148,8 @@ def _read(path) -> tuple[dict, dict[str, np.ndarray]]:
     if path.is_dir():
         raise IsADirectoryError(f"load: {str(path)!r} is a directory; name the model file in it")
     if not path.is_file():
+        if path.exists():  # (a pipe, a device: np.load reads no archive from them)
+            raise ValueError(f"load: {str(path)!r} is not a regular file (a pipe or a device?); name an .npz file")
         raise FileNotFoundError(f"load: no such file {str(path)!r}")
     if not zipfile.is_zipfile(path):
         raise ValueError(f"load: {str(path)!r} is not an xdl model file (not an .npz archive, or a damaged one)")

@@ -104,6 +104,11 @@ class History:
                 data = json.load(f)
         except (UnicodeDecodeError, json.JSONDecodeError):  # a checkpoint, a model file: not text at all
             data = None
+        except FileNotFoundError:
+            raise FileNotFoundError(f"History.load: no such file {str(path)!r}") from None
+        except IsADirectoryError:
+            raise IsADirectoryError(f"History.load: {str(path)!r} is a directory; name the history file in it "
+                                    "(history.json)") from None
         if not (isinstance(data, dict) and isinstance(data.get("records"), list)
                 and all(isinstance(r, dict) for r in data["records"])):
             raise ValueError(f"History.load: {str(path)!r} is not a history History.save wrote "
