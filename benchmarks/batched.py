@@ -37,7 +37,7 @@ from xdl.config import TrainConfig
 from xdl.data import Standardizer, split
 from xdl.data.validation import check_int
 from xdl.files import atomic_write
-from xdl.bench.environment import environment, headline
+from xdl.bench.environment import checked_backend, environment, headline
 from xdl.files import check_output_file
 from xdl.bench.timing import faster
 from xdl.hostmemory import keep_freed_memory
@@ -219,9 +219,9 @@ def main(argv=None) -> None:
         check_int(args.sequential, "--sequential")
         if args.json is not None:
             check_output_file(args.json, "--json")
-        backend = xdl.current_backend()  # one XDL_BACKEND names that this machine lacks (cupy without a GPU)
-    except (ValueError, OSError, xdl.BackendError) as e:
+    except (ValueError, OSError) as e:
         parser.error(str(e))
+    backend = checked_backend(parser)  # (XDL_BACKEND=cupy without a GPU: one line naming it, not a traceback)
     keep_freed_memory()  # as the xdl command does
 
     gpu = backend.device_type == "cuda"

@@ -16,7 +16,7 @@ import pstats
 import statistics
 import time
 
-import xdl
+from xdl.bench.environment import checked_backend
 from xdl.bench.steps import STEP_SHAPES, xdl_step
 from xdl.hostmemory import keep_freed_memory
 
@@ -64,10 +64,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.steps < 1 or args.top < 1:
         parser.error(f"--steps and --top must be ≥ 1, got {args.steps} and {args.top}")
-    try:  # a backend this machine lacks (XDL_BACKEND=cupy without a GPU): one line naming it, not a traceback
-        backend = xdl.current_backend()
-    except (ValueError, xdl.BackendError) as e:
-        parser.error(str(e))
+    backend = checked_backend(parser)  # (XDL_BACKEND=cupy without a GPU: one line naming it, not a traceback)
     keep_freed_memory()  # as the xdl command does
     print(f"# eager step host profile — backend {backend.name}, device {backend.device_name()}\n")
     for batch, features, width, layers in [QUICK_SHAPE] if args.quick else STEP_SHAPES[:2]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-import xdl
+from xdl.bench.environment import checked_backend
 from xdl.bench.kernels import report
 from xdl.files import check_output_file
 from xdl.hostmemory import keep_freed_memory
@@ -25,12 +25,12 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     # before any work: a path it cannot write, or a backend this machine lacks (XDL_BACKEND=cupy without
     # a GPU), is a usage error of one line naming it, not a traceback
-    try:
-        if args.json is not None:
+    if args.json is not None:
+        try:
             check_output_file(args.json, "--json")
-        xdl.current_backend()
-    except (ValueError, OSError, xdl.BackendError) as e:
-        parser.error(str(e))
+        except (ValueError, OSError) as e:
+            parser.error(str(e))
+    checked_backend(parser)
     keep_freed_memory()  # as the xdl command does
     report(args.quick, args.json, json_flag="--json")
 

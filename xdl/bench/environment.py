@@ -20,6 +20,15 @@ import numpy as np
 import xdl
 
 
+def checked_backend(parser):
+    """The current backend, or a one-line usage error of ``parser`` (argparse's) naming why there is
+    none — XDL_BACKEND=cupy on a machine without a GPU — as a benchmark script checks before any work."""
+    try:
+        return xdl.current_backend()
+    except (ValueError, xdl.BackendError) as e:
+        parser.error(str(e))
+
+
 def environment(backend) -> dict:
     """The facts about this process and machine that a benchmark's figures depend on (JSON-able).
     ``cupy`` and ``torch`` are None where not installed; they are looked up without importing them."""

@@ -40,9 +40,11 @@ def check_number(value, name: str, expected: str, accept) -> float:
     return float(value)
 
 
-def check_bool(value, name: str) -> bool:
-    """``value`` if it is True or False (a NumPy bool too); else a ValueError naming ``name`` — a
-    string "no" or the number 0 would otherwise be read as a truth value."""
+def check_bool(value, name: str, allow_none: bool = False) -> bool | None:
+    """``value`` if it is True or False (a NumPy bool too; None too where ``allow_none``); else a
+    ValueError naming ``name`` — a string "no" or the number 0 would otherwise be read as a truth value."""
+    if value is None and allow_none:
+        return None
     if not isinstance(value, bool | np.bool_):
         raise ValueError(f"{name} must be True or False, got {value!r}")
     return bool(value)

@@ -588,6 +588,27 @@ class Control(Callback):
         self.lr, self.notes = state.get("lr"), list(state.get("notes", []))
 
 
+def check_goes_on(trainer, who: str, maker: str) -> None:
+    """A later fit of ``trainer`` (``who``: "trainer" or "batch", made by ``maker``) refused where
+    its last one stopped inside a step or an epoch's end: its update may or may not have been
+    applied, so where the run is cannot be known."""
+    if trainer._mid_step:
+        raise RuntimeError(f"fit: this {who}'s last fit was stopped inside a step or an epoch's end (a second Ctrl-C, "
+                           "or an error raised there, a callback's too) or its resume failed partway, so where its "
+                           "run is cannot be known: resume from its last checkpoint (fit(..., resume=its directory)), "
+                           f"or make a new {maker}")
+
+
+def check_same_examples(trainer, examples: int, who: str, maker: str) -> None:
+    """A later fit of ``trainer`` that finishes an epoch a stop cut short takes as many examples as
+    that epoch had (its shuffle and its steps are of those)."""
+    partial = trainer._partial
+    if partial is not None and partial.get("examples", examples) != examples:
+        raise ValueError(f"fit: this {who}'s last fit stopped in epoch {trainer.epoch + 1} after step {trainer.step} "
+                         f"of an epoch over {partial['examples']} examples, and X has {examples}: give it the same "
+                         f"data to finish that epoch, or make a new {maker}")
+
+
 def stop_for_signal(trainer, signal_name: str):
     """Write a resumable checkpoint through every `Checkpoint` of ``trainer`` (a `Trainer` or a
     `xdl.train.ManyTrainer`), then raise `Interrupted`, which says where the run stopped."""

@@ -48,7 +48,7 @@ from xdl.nn import Module, Standardize, stack
 from xdl.optim.stacked import StackedOptimizer
 from xdl.serialization import load, read_extra
 from xdl.tensor import Tensor, no_grad, to_numpy
-from xdl.train.callbacks import (Callback, EarlyStopping, callback_state, check_checkpoint_kind, check_monitored,
+from xdl.train.callbacks import (Callback, EarlyStopping, callback_state, check_goes_on, check_same_examples, check_checkpoint_kind, check_monitored,
                                  checkpoint_directories_held,
                                  check_record, load_callback_state, position, resume_path, stop_for_signal,
                                  write_checkpoint)
@@ -170,8 +170,7 @@ class ManyTrainer:
         check_shared(configs)
         check_int(seed, "seed", low=0, high=SEEDS - 1, expected="an integer in [0, 2**64)")
         check_bool(eval_train, "eval_train")
-        if progress is not None:  # (a string "no" would be a truth value: a bar)
-            check_bool(progress, "progress")
+        check_bool(progress, "progress", allow_none=True)  # (a string "no" would be a truth value: a bar)
         try:
             dtype = np.dtype(dtype) if dtype is not None else None  # np.dtype(None) is float64: not a default here
         except TypeError:
@@ -283,11 +282,8 @@ class ManyTrainer:
     # -- the loop -----------------------------------------------------------------------------
     def fit(self, X, y, dev=None, n_classes=None, standardize=None, resume=None) -> list[Result]:
         checkpoint = None if resume is None else resume_path(resume)
-        if resume is None and self._mid_step:  # as `Trainer.fit`: its update may or may not have been applied
-            raise RuntimeError("fit: this batch's last fit was stopped inside a step or an epoch's end (a second "
-                               "Ctrl-C, or an error raised there) or its resume failed partway, so where its run is "
-                               "cannot be known: resume from its last checkpoint (resume=its directory), or make a "
-                               "new ManyTrainer")
+        if resume is None:
+            check_goes_on(self, "batch", "ManyTrainer")
         if resume is None and self.model is not None and "training" not in self.status:
             raise ValueError("fit: every model of this batch has ended (its epochs, early stopping or a divergence): "
                              "fit trains the rest of its run; make a new ManyTrainer (or fit_many) to train more")
@@ -333,10 +329,8 @@ class ManyTrainer:
             raise ValueError(f"fit: {what} differs from the one this batch was built with by its first fit "
                              f"({self._built_with[0] if what == 'n_classes' else 'another layer or none'}); a later "
                              "fit goes on with the same batch: give the same, or make a new ManyTrainer")
-        if resume is None and self._partial is not None and self._partial.get("examples", len(X)) != len(X):
-            raise ValueError(f"fit: this batch's last fit stopped in epoch {self.epoch + 1} after step {self.step} of "
-                             f"an epoch over {self._partial['examples']} examples, and X has {len(X)}: give it the "
-                             "same data to finish that epoch, or make a new ManyTrainer")
+        if resume is None:
+            check_same_examples(self, len(X), "batch", "ManyTrainer")
         if dev is not None:
             dev = (dev[0].reshape(len(dev[0]), -1), dev[1])
         bounds = self._batches(len(X))
@@ -717,7 +711,7 @@ class ManyTrainer:
             self.optimizer.freeze(k)
             self._kept["final"][k] = self.model.row(k)
         if ended and "training" not in self.status:
-            warn_caller(f"resume: the checkpoint's run is over (every model has trained its epochs): nothing to "
+            warn_caller("resume: the checkpoint's run is over (every model has trained its epochs): nothing to "
                         "train; it ends as it ended — give the configs more epochs to train on")
         self.last_checkpoint, self.last_checkpoint_at = path, (self.epoch, self.step)
 

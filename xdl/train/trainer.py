@@ -43,7 +43,7 @@ from xdl.optim.optimizer import check_rate, takes_arguments
 from xdl.serialization import load, read_extra
 from xdl.tensor import Tensor, no_grad, to_numpy
 from xdl.train import provenance
-from xdl.train.callbacks import (Callback, Checkpoint, EarlyStopping, callback_state, check_checkpoint_kind, check_monitored,
+from xdl.train.callbacks import (Callback, Checkpoint, EarlyStopping, check_goes_on, check_same_examples, callback_state, check_checkpoint_kind, check_monitored,
                                  checkpoint_directories_held,
                                  check_record, load_callback_state, position, resume_path, stop_for_signal,
                                  write_checkpoint)
@@ -223,8 +223,7 @@ class Trainer:
                                 f"{', '.join(n for n in dir(Callback) if n.startswith('on_'))}: it would never be "
                                 "called")
         check_bool(eval_train, "eval_train")
-        if progress is not None:  # (a string "no" would be a truth value: a bar)
-            check_bool(progress, "progress")
+        check_bool(progress, "progress", allow_none=True)  # (a string "no" would be a truth value: a bar)
         self.model, self.loss, self.optimizer = model, loss, optimizer
         self._network = model  # what the steps run on their inputs (`Module.network_input`, set by fit)
         self.l2, self.batch_size, self.epochs, self.schedule = float(l2), int(batch_size), int(epochs), schedule
@@ -387,20 +386,15 @@ class Trainer:
         if self.capture is True and reason is not None:
             raise ValueError(f"capture=True, but this run's steps cannot be captured: {reason}")
         self.optimizer.check_trainable({id(p): name for name, p in self.model.named_parameters()})
-        if resume is None and self._mid_step:  # its update may or may not have been applied: no exact way on
-            raise RuntimeError("fit: this trainer's last fit was stopped inside a step or an epoch's end (a second "
-                               "Ctrl-C, or an error raised there, a callback's too) or its resume failed partway, so "
-                               "where its run is cannot be known: resume from "
-                               "its last checkpoint (fit(..., resume=its directory)), or make a new Trainer")
+        if resume is None:
+            check_goes_on(self, "trainer", "Trainer")
         if resume is None and self.epoch >= self.epochs:  # it would return at once, training nothing
             raise ValueError(f"fit: this trainer has trained all its {self.epochs} epochs; fit trains the remaining "
                              "epochs of its run: raise trainer.epochs to train on, or make a new Trainer")
         X, y = self._check(X, y)
         self._cost_limit = _cost_limit_of(self.loss, self._output_shape(X[:1]))
-        if resume is None and self._partial is not None and self._partial.get("examples", len(X)) != len(X):
-            raise ValueError(f"fit: this trainer's last fit stopped in epoch {self.epoch + 1} after step {self.step} of "
-                             f"an epoch over {self._partial['examples']} examples, and X has {len(X)}: give it the same "
-                             "data to finish that epoch, or make a new Trainer")
+        if resume is None:
+            check_same_examples(self, len(X), "trainer", "Trainer")
         if dev is not None:
             dev = self._check(*check_dev_pair(dev), name="_dev")
         check_monitored(self.callbacks, dev, accuracy=self.classification)

@@ -111,8 +111,7 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
         raise ValueError(f'standardize must be a Standardize layer, "fit" or None, got {standardize!r}')
     if not isinstance(standardize, str):
         check_standardize(standardize, int(np.prod(X.shape[1:])))
-    if progress is not None:  # a string "no" would be a truth value
-        check_bool(progress, "progress")
+    check_bool(progress, "progress", allow_none=True)  # (a string "no" would be a truth value)
     meta = {**study.meta, "standardize": _standardize_record(standardize),
             "data": json.loads(json.dumps({"train": _digest(X, y), "dev": _digest(*dev)}))}
     # a scheduler given by address is connected to now, before anything is made: a wrong one fails here
