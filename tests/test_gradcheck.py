@@ -187,6 +187,20 @@ def test_gradcheck_skips_an_empty_input_as_torch_and_refuses_only_empty_ones(bac
         xdl.gradcheck(lambda e: e.sum(), empty)
 
 
+def test_gradcheck_divides_by_the_step_an_input_of_large_magnitude_took(backend):
+    w = t64(backend, [0.5, -1.0, 2.0, 0.3, 1.5])
+    for magnitude in (1e7, 1e8, 1e9):  # ε is no whole number of ulps there: was "inconclusive", blaming J's size
+        x = t64(backend, magnitude + np.arange(5.0))
+        result = xdl.gradcheck(lambda t: ((t - magnitude) * w).sum(), x)
+        assert result.verdict == "great" and not result.unresolved, (magnitude, result)
+    x = t64(backend, 1e10 + np.arange(5.0))  # θ ± ε rounds back to θ: was a "bug" (numeric 0)
+    with pytest.raises(ValueError, match=r"gradcheck: input 0 \(0,\) is 1e\+10, where θ ± ε rounds back to θ in "
+                                         r"float64 \(ε = 1e-07\): give an eps of at least 1\.91e-06"):
+        xdl.gradcheck(lambda t: ((t - 1e10) * w).sum(), x)
+    assert xdl.gradcheck(lambda t: ((t - 1e10) * w).sum(), x, eps=1e-4).passed  # what the message says to give
+    assert float(x.numpy()[0]) == 1e10  # restored
+
+
 # -- 8. a sample of elements for large inputs ----------------------------------------------------
 def test_gradcheck_checks_a_sample_of_elements_when_asked(backend, rng):
     x = t64(backend, rng.standard_normal((40, 30)))

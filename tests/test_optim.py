@@ -170,6 +170,17 @@ def test_param_groups_skip_decay_on_biases_and_bn(backend):
     assert all(p._flat[0] is buffer for p in model.parameters())
 
 
+def test_param_groups_and_l2_read_tensors_without_a_role_alike(backend):
+    """A matrix is a weight, a vector a bias, as a module registers them (param_groups put every plain
+    tensor in the undecayed group, a decay asked for and silently dropped; l2 penalized all)."""
+    W, b = xdl.tensor(np.ones((2, 2)), requires_grad=True), xdl.tensor(np.ones(2), requires_grad=True)
+    groups = param_groups([W, b], 0.1)
+    assert [([id(p) for p in g["params"]], g["weight_decay"]) for g in groups] == [([id(W)], 0.1), ([id(b)], 0.0)]
+    assert xdl.losses.l2([W, b], 1.0).item() == 2.0  # λ/2·‖W‖², not b's
+    alone = xdl.Parameter(backend.asarray(np.ones((3, 2))))  # no module gave it a role
+    assert param_groups([alone], 0.1)[0]["weight_decay"] == 0.1 and xdl.losses.l2([alone], 2.0).item() == 6.0
+
+
 @pytest.mark.parametrize("kwargs,match", [
     (dict(lr=-1e-3), "lr must be a finite number ≥ 0, got -0.001"), (dict(lr=-1), "lr must be"),
     (dict(lr=True), "lr must be a finite number ≥ 0, got True"), (dict(lr=10**400), "lr must be a finite number"),
@@ -727,7 +738,11 @@ def test_a_refused_group_moves_no_parameter():
 
 
 @pytest.mark.parametrize("make, key, hint", [
-    (lambda g: Momentum(g, lr=0.1), "momentum", "PyTorch's 'momentum' is beta here"),
+    (lambda g: Momentum(g, lr=0.1), "momentum", r"PyTorch's 'momentum' is beta here, but its SGD\(lr, momentum=β\) "
+                                                r"is Momentum\(lr=lr/\(1 − β\), beta=β\)"),
+    (lambda g: SGD(g), "momentum", r"PyTorch's 'momentum' is xdl.optim.Momentum's beta"),
+    (lambda g: RMSprop(g), "alpha", "PyTorch's 'alpha' is beta here"),
+    (lambda g: RMSprop(g), "momentum", "PyTorch's 'momentum' is not in RMSprop here"),  # (was: "is beta here")
     (lambda g: Adam(g), "betas", "PyTorch's 'betas' is beta1 and beta2 here"),
     (lambda g: SGD(g), "lr_typo", "its settings: lr, weight_decay"),
 ])
@@ -735,6 +750,21 @@ def test_a_group_key_the_optimizer_does_not_take_is_refused(make, key, hint):
     """A key kept and never read would train with the default (PyTorch's names for xdl's settings)."""
     with pytest.raises(ValueError, match=f"settings \\['{key}'\\].*{hint}"):
         make([{"params": [xdl.Parameter(np.ones(3))], key: 0.5}])
+
+
+def test_momentum_takes_pytorchs_sgd_steps_at_lr_over_one_minus_beta():
+    """What the hint for PyTorch's 'momentum' says: SGD(lr, momentum=β), b ← β·b + g, p ← p − lr·b."""
+    rng = np.random.default_rng(0)
+    grads = rng.standard_normal((20, 3))
+    w = xdl.Parameter(np.zeros(3))
+    opt = Momentum([w], lr=0.1 / (1 - 0.9), beta=0.9)
+    p, b = np.zeros(3), np.zeros(3)
+    for g in grads:
+        w.grad[...] = g
+        opt.step()
+        b = 0.9 * b + g
+        p -= 0.1 * b
+    np.testing.assert_allclose(w.numpy(), p, rtol=1e-12, atol=1e-12)
 
 
 def test_a_parameter_twice_in_a_group_and_flags_that_are_no_bools_are_refused():
@@ -820,7 +850,7 @@ def test_a_refused_optimizer_moves_no_parameter_and_names_come_from_the_model():
     model = Sequential(Dense(4, 5), Dense(5, 3))
     named = dict(model.named_parameters())
     adam = Adam(model, lr=0.01)
-    with pytest.raises(ValueError, match="PyTorch's 'momentum' is beta here"):
+    with pytest.raises(ValueError, match="PyTorch's 'momentum' is xdl.optim.Momentum's beta"):
         SGD([{"params": [named["0.weight"], named["0.bias"]]}, {"params": [named["1.weight"]], "momentum": 0.9}],
             lr=0.1)
     adam.zero_grad()  # its parameters were not packed away by the refused optimizer's first group

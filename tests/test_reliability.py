@@ -145,9 +145,9 @@ def test_checkpoints_keep_the_last_and_the_best_epoch(tmp_path):
     (["--base-error", "2", "--epochs", "40"], "--base-error must be in [0, 1)"),
     (["--schedule", "step", "--decay-factor", "0"], "--decay-factor must be a finite number > 0, got 0.0"),
     (["--decay-base", "-1"], "--decay-base must be a finite number > 0, got -1.0"),
-    (["--schedule", "step", "--decay-factor", "1e-200", "--epochs", "200"],
-     "schedule 'step' (lr=0.003, decay_factor=1e-200, decay_every=10) gives lr 3e-203 at epoch 11 of 200; "
-     "the rate must stay in float32's positive range"),
+    (["--schedule", "step", "--decay-factor", "1e30", "--epochs", "200"],
+     "schedule 'step' (lr=0.003, decay_factor=1e+30, decay_every=10) gives lr 3e+57 at epoch 21 of 200; "
+     "the rate must stay at most 3.4e+38, float32's largest number"),
     (["--beta1", "1"], "--beta1 must be in [0, 1)"),
     (["--hidden", str(2**63)], "--hidden must be a non-empty list of sizes in [1, 1,048,576], got [9223372036854775808]"),
     (["--eps", "0"], "--eps must be a finite number > 0"),
@@ -179,10 +179,26 @@ def test_trainer_checks_every_planned_learning_rate_first():
         SGD(model, lr=1e-50)
 
 
+def test_a_schedule_that_decays_below_float32s_smallest_rate_runs_at_0_as_pytorchs():
+    """Refused up front before (an exponential decay over many epochs), while one reaching exactly 0
+    ran; a rate that small is 0 in the update either way. A first rate that small stays refused."""
+    s = moons(100)
+    trainer = trainer_for(epochs=3, schedule=lambda epoch: 0.01 if epoch == 0 else 1e-46)
+    trainer.fit(s.X_train, s.y_train)
+    assert trainer.history["lr"] == [0.01, 0.0, 0.0]
+    xdl.seed(0)
+    model = xdl.nn.mlp(2, [4], 2)
+    per_step = Trainer(model, SoftmaxCrossEntropy(), SGD(model, lr=lambda t: 0.1 * 1e-25 ** t), epochs=2, progress=False)
+    per_step.fit(s.X_train, s.y_train)  # steps 2 on: 1e-26, 1e-51 (0 in float32), …
+    with pytest.raises(ValueError, match=r"schedule\(0\) \(the rate of epoch 1\) is 1e-46: a learning rate must be"):
+        trainer_for(epochs=3, schedule=lambda epoch: 1e-46).fit(s.X_train, s.y_train)
+
+
 def test_a_run_of_any_length_starts_at_once_and_a_late_bad_rate_stops_it_when_it_comes(monkeypatch):
     started = time.perf_counter()
-    with pytest.raises(ValueError, match=r"gives lr 1.08e-45 at epoch 142 of 1000000000000000"):
-        xdl.config.TrainConfig(epochs=10**15, schedule="exponential", decay_base=0.5)  # 0.003·0.5¹⁴¹: below float32's smallest
+    with pytest.raises(ValueError, match=r"gives lr 5.23e\+38 at epoch 138 of 1000000000000000"):
+        xdl.config.TrainConfig(epochs=10**15, schedule="exponential", decay_base=2.0)  # 0.003·2¹³⁷: beyond float32's largest
+    assert xdl.config.TrainConfig(epochs=10**15, schedule="exponential", decay_base=0.5).epochs == 10**15  # decays to 0
     assert xdl.config.TrainConfig(epochs=10**15).epochs == 10**15
     assert time.perf_counter() - started < 1  # bisected, not one call per epoch
     monkeypatch.setattr(xdl.train.trainer, "PRECHECKED_RATES", 3)

@@ -70,7 +70,8 @@ class TrainConfig:
     dataset: str = _opt("digits", "dataset to train on", tuple(DATASETS))
     hidden: list[int] = field(default_factory=lambda: [256, 128], metadata={"help": "hidden layer sizes"})
     activation: str = _opt("relu", "hidden activation", tuple(ACTIVATIONS))
-    init: str = _opt("he", "weight initialization", tuple(k for k in INITIALIZERS if k != "zeros"))
+    init: str = _opt("he", "weight initialization (he: N(0, 2/n_in); xavier: N(0, 1/n_in), the course's; glorot: "
+                     "N(0, 2/(n_in + n_out)), PyTorch's xavier_normal_)", tuple(k for k in INITIALIZERS if k != "zeros"))
     batch_norm: bool = _opt(True, "batch norm after each hidden Dense layer")
     dropout: float = _opt(0.3, "dropout rate after each hidden activation (0: none)")
     l2: float = _opt(0.0, "L2 penalty λ (cost + λ/2m·Σ‖W‖²)")
@@ -193,8 +194,9 @@ class TrainConfig:
             raise ValueError(f"{source}: augment_{e}") from None
 
     def _check_schedule(self, source: str) -> None:
-        """The schedule gives a finite rate > 0 at every epoch of the planned run (checked now, not
-        at the epoch where it would fail)."""
+        """The schedule gives a rate float32 holds at every epoch of the planned run (checked now,
+        not at the epoch where it would fail); one that decays below float32's smallest positive
+        number is 0 there and runs (the Trainer's rule, `check_rate`), one that grows to inf not."""
         schedule = self.build_schedule()
         if schedule is None:
             return
@@ -206,8 +208,8 @@ class TrainConfig:
             except OverflowError:  # factor ** (a huge count)
                 return math.inf
 
-        def bad(epoch):  # 0 or inf once the update holds it in float32
-            return not FLOAT32_RATES[0] <= rate(epoch) <= FLOAT32_RATES[1]
+        def bad(epoch):  # inf once the update holds it in float32
+            return not rate(epoch) <= FLOAT32_RATES[1]
 
         # With the options validate allows, every schedule is monotone in the epoch and epoch 0's rate
         # is lr, so a bad rate stays bad once reached: check the last epoch, and if it is bad, bisect
@@ -219,8 +221,8 @@ class TrainConfig:
             middle = (first + last) // 2
             first, last = (first, middle) if bad(middle) else (middle + 1, last)
         raise ValueError(f"{source}: schedule {self.schedule!r} ({options}) gives lr {rate(first):.3g} at epoch "
-                         f"{first + 1} of {self.epochs}; the rate must stay in float32's positive range "
-                         f"[{FLOAT32_RATES[0]:.3g}, {FLOAT32_RATES[1]:.3g}]")
+                         f"{first + 1} of {self.epochs}; the rate must stay at most {FLOAT32_RATES[1]:.3g}, float32's "
+                         "largest number")
 
     # -- building -----------------------------------------------------------------------------
     @property

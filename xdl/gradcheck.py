@@ -4,6 +4,9 @@ For each element θᵢ of each input,
 
     g̃ᵢ = (J(θ + ε·eᵢ) − J(θ − ε·eᵢ)) / (2ε)
 
+(over the step θᵢ ± ε takes in float64: 2ε only where ε is a whole number of θᵢ's ulps; an input
+so large that θᵢ ± ε rounds back to θᵢ is refused, naming the ε it needs)
+
 and the verdict is on
 
     difference = ‖g − g̃‖₂ / (‖g‖₂ + ‖g̃‖₂)
@@ -313,14 +316,19 @@ def _numeric_gradient(call, t: Tensor, chosen: np.ndarray, eps: float, label: st
         original = t.data[index].copy()
         try:
             t.data[index] = original + eps
-            plus = _scalar(call())
+            above, plus = float(t.data[index]), _scalar(call())
             t.data[index] = original - eps
-            minus = _scalar(call())
+            below, minus = float(t.data[index]), _scalar(call())
         finally:  # an error or Ctrl-C mid-way leaves no input perturbed
             t.data[index] = original  # restore exactly, not by adding ε back
         if not (math.isfinite(plus) and math.isfinite(minus)):
             raise ValueError(f"gradcheck: J is not finite at {label} {index} ± ε (ε = {eps:g}): J(+ε) = {plus}, "
                              f"J(−ε) = {minus}; the cost must be finite around the inputs (an input at the edge of "
                              "a log's or a division's domain?)")
-        grad[k] = (plus - minus) / (2 * eps)
+        if above == below:
+            raise ValueError(f"gradcheck: {label} {index} is {float(original):.6g}, where θ ± ε rounds back to θ in "
+                             f"float64 (ε = {eps:g}): give an eps of at least {float(np.spacing(original)):.3g} there, "
+                             "or inputs of a smaller magnitude")
+        # over the step θ ± ε actually took: it is 2ε only where ε is a whole number of θ's ulps
+        grad[k] = (plus - minus) / (above - below)
     return grad

@@ -9,8 +9,10 @@ name      variance            use
 zeros     0                   biases; for weights it fails to break symmetry (every unit
                               of a layer stays identical)
 normal    scale²              the course's "random": ``normal(0.01)``; ``normal(10)`` explodes
-xavier    1/n_in              tanh networks
-glorot    2/(n_in + n_out)    tanh/sigmoid networks (Glorot & Bengio)
+xavier    1/n_in              tanh networks: the course's "Xavier" (LeCun normal; not
+                              PyTorch's ``xavier_normal_``, which is ``glorot`` here)
+glorot    2/(n_in + n_out)    tanh/sigmoid networks (Glorot & Bengio; PyTorch's
+                              ``xavier_normal_``, Keras's ``glorot_normal``)
 he        2/n_in              ReLU networks (He et al.)
 ========  ==================  ===========================================================
 
@@ -60,7 +62,8 @@ def normal(scale: float = 0.01):
 
 
 def xavier(shape) -> np.ndarray:
-    """N(0, 1/n_in)."""
+    """N(0, 1/n_in): the course's "Xavier" initialization, LeCun normal (PyTorch's and Keras's
+    Xavier/Glorot normal, N(0, 2/(n_in + n_out)), is `glorot`)."""
     n_in, _ = _fans(shape, "xavier")
     return host_rng().standard_normal(shape) * np.sqrt(1.0 / n_in)
 

@@ -24,7 +24,7 @@ from xdl import functions as F
 from xdl.backend import array_to_numpy
 from xdl.data.validation import DISTRIBUTION_TOLERANCE, check_number
 from xdl.graph import require_not_capturing
-from xdl.tensor import Tensor
+from xdl.tensor import Tensor, role_of
 
 
 class Loss:
@@ -178,7 +178,7 @@ class MeanSquaredError(Loss):
 
 def _weights(model_or_params):
     params = model_or_params.parameters() if hasattr(model_or_params, "parameters") else list(model_or_params)
-    return [p for p in params if getattr(p, "role", "weight") == "weight"]
+    return [p for p in params if role_of(p) == "weight"]
 
 
 def _penalized(model, lambd, m, name: str) -> list:

@@ -376,6 +376,15 @@ class Parameter(Tensor):
         return f"Parameter({label}shape={self.shape}, dtype={self.dtype}, backend={self.backend.name})"
 
 
+def role_of(p) -> str:
+    """A parameter's role ("weight", "bias", "scale", "shift"): the one it was given — a module gives
+    one to each it registers — else by its shape, as a module would: a matrix or more is a weight,
+    a vector or a scalar a bias. Penalties (`xdl.losses.l2`) and weight decay
+    (`xdl.optim.param_groups`) cover the weights."""
+    role = getattr(p, "role", None)
+    return role if role is not None else "weight" if p.ndim >= 2 else "bias"
+
+
 def tensor(data, requires_grad: bool = False, dtype=None, backend=None, copy: bool = True) -> Tensor:
     """A tensor on ``backend`` (a `Backend`, its name or a device kind; default the current one)
     from a list, scalar, NumPy/CuPy array or Tensor.

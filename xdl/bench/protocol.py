@@ -38,7 +38,7 @@ from xdl.config import TrainConfig
 from xdl.data import batch_bounds
 from xdl.backend import SEEDS
 from xdl.data.validation import check_bool, check_int, check_number
-from xdl.tensor import no_grad
+from xdl.tensor import no_grad, role_of
 from xdl.train import Trainer, fit_many
 from xdl.train.trainer import DIVERGENCE_FACTOR, divergence_factor, far_above
 
@@ -145,7 +145,7 @@ def optimizer_record(opt) -> dict:
     with the parameters it holds — "weights", "others" (biases, γ, β, a function's x) or "all"."""
     groups = []
     for group in opt.param_groups:
-        roles = {getattr(p, "role", None) for p in group["params"]}
+        roles = {role_of(p) for p in group["params"]}
         holds = "weights" if roles == {"weight"} else "all" if "weight" in roles else "others"
         settings = {name: _plain(value) for name, value in group.items() if name not in ("params", "lr")}
         groups.append({"parameters": holds, "tensors": len(group["params"]), **settings})

@@ -33,7 +33,7 @@ from xdl.functions.classification import Softmax as SoftmaxOp
 from xdl.functions.classification import softmax_array
 from xdl.functions.elementwise import Sigmoid as SigmoidOp
 from xdl.functions.elementwise import sigmoid_array
-from xdl.tensor import Parameter, Tensor, no_grad, tensor, to_numpy
+from xdl.tensor import Parameter, Tensor, no_grad, role_of, tensor, to_numpy
 
 ROLES = ("weight", "bias", "scale", "shift")
 
@@ -225,10 +225,8 @@ class Module:
         if registry.get(name) is value:
             return False
         if registry is self._parameters:
-            role = getattr(value, "role", None)
-            if role is None:
-                role = "weight" if value.ndim >= 2 else "bias"
-            elif role not in ROLES:
+            role = role_of(value)
+            if role not in ROLES:
                 raise ValueError(f"{type(self).__name__}.{name}: role must be one of {ROLES}, got {role!r}")
             value.role = role
         self._unregister(name)  # a parameter may replace a submodule or a buffer, and so on

@@ -27,7 +27,7 @@ import numpy as np
 from xdl.data.validation import check_bool, check_int
 from xdl.flat import FlatBuffer, flat_views, is_view_of, views_of
 from xdl.graph import host_effect, require_not_capturing
-from xdl.tensor import Tensor
+from xdl.tensor import Tensor, role_of
 
 
 def _real(value) -> float:
@@ -63,12 +63,16 @@ def rate_range(dtype=np.float32) -> tuple[float, float]:
     return float(info.smallest_subnormal), float(info.max)
 
 
-def check_rate(value, what: str, dtype=np.float32, zero: bool = True) -> float:
+def check_rate(value, what: str, dtype=np.float32, zero: bool = True, decayed: bool = False) -> float:
     """A learning rate a step can use: 0 where ``zero`` allows it (no step: where a cosine schedule
     ends, as PyTorch allows) or a real number within `rate_range` of ``dtype`` (the update holds it
-    in the parameters' dtype: a smaller positive one would be 0 by accident)."""
+    in the parameters' dtype: a smaller positive one would be 0 by accident). A schedule's rate
+    past its first count (``decayed``) that fell below that range is 0, as the update holds it: an
+    exponential decay's far epochs run, as PyTorch runs them."""
     low, high = rate_range(dtype)
     rate = _real(value)
+    if decayed and zero and 0 < rate < low:
+        return 0.0
     if not ((zero and rate == 0) or low <= rate <= high):  # NaN fails too
         raise ValueError(f"{what} is {value!r}: a learning rate must be {'0 or ' if zero else ''}a number in "
                          f"{np.dtype(dtype)}'s positive range [{low:.3g}, {high:.3g}]")
@@ -174,6 +178,7 @@ class Optimizer(StepCount):
     ``check_settings`` and apply their rule in ``update``."""
 
     state_names: tuple[str, ...] = ()
+    pytorch_names: dict[str, str] = {}  # a PyTorch setting of the same rule → what it is here (for messages)
     version = 0  # counts changes a captured step cannot read from the device (a flag, a schedule): `_set`
 
     def __init__(self, params=None, check_finite: bool = False, **defaults):
@@ -293,8 +298,7 @@ class Optimizer(StepCount):
         for one of them, a typo) would be kept and never read."""
         unknown = sorted(k for k in group if k != "params" and k not in self.defaults)
         if unknown:
-            said = {"momentum": "beta", "betas": "beta1 and beta2", "alpha": "beta"}
-            hints = "".join(f"; PyTorch's {k!r} is {said[k]} here" for k in unknown if k in said)
+            hints = "".join(f"; PyTorch's {k!r} is {self.pytorch_names[k]}" for k in unknown if k in self.pytorch_names)
             raise ValueError(f"a parameter group has settings {unknown} that {type(self).__name__} does not take "
                              f"(its settings: {', '.join(self.defaults)}){hints}")
 
@@ -393,7 +397,8 @@ class Optimizer(StepCount):
             self._check_finite()
         # every group's, before any update; in the narrowest dtype of its buffers (each holds the rate)
         rates = [check_rate(self.current_lr(g), f"the lr at step {self.t + 1} (group {i})",
-                            min((f.data.dtype for f in g.flats), key=lambda dtype: dtype.itemsize))
+                            min((f.data.dtype for f in g.flats), key=lambda dtype: dtype.itemsize),
+                            decayed=callable(g.settings["lr"]) and self.t > 0)
                  if g.flats else 0.0 for i, g in enumerate(self.groups)]
         for g, lr in zip(self.groups, rates):
             h = self._hold(g, lr)
@@ -747,10 +752,11 @@ class ParamGroups(list):
 def param_groups(model, weight_decay: float) -> list[dict]:
     """Two groups: weights with ``weight_decay``, and biases/BN γ, β without (the usual split) —
     of a model's parameters that train (a frozen one is left out, as by ``Optimizer(model)``), or
-    of a list of tensors (one without a role — a function's x — is no weight)."""
+    of a list of tensors (one without a role is a weight if it is a matrix, as `xdl.tensor.role_of`
+    and `xdl.losses.l2` read it)."""
     training = _trainable(model) if _is_model(model) else _parameter_list(model, "param_groups: model")
-    groups = [{"params": [p for p in training if getattr(p, "role", None) == "weight"], "weight_decay": weight_decay},
-              {"params": [p for p in training if getattr(p, "role", None) != "weight"], "weight_decay": 0.0}]
+    groups = [{"params": [p for p in training if role_of(p) == "weight"], "weight_decay": weight_decay},
+              {"params": [p for p in training if role_of(p) != "weight"], "weight_decay": 0.0}]
     result = ParamGroups(g for g in groups if g["params"])
     if _is_model(model):
         result.left_out = [p for p in model.parameters() if not p.requires_grad]

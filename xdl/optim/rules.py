@@ -9,6 +9,9 @@ from xdl.optim.optimizer import Optimizer, check_beta, check_positive
 class SGD(Optimizer):
     """p ← p − lr·(g + wd·p)"""
 
+    pytorch_names = {"momentum": "xdl.optim.Momentum's beta (PyTorch's SGD(lr, momentum=β) is Momentum(lr=lr/(1 − β), "
+                                 "beta=β))"}
+
     def __init__(self, params=None, lr=0.01, weight_decay=0.0, check_finite=False):
         super().__init__(params, check_finite, lr=lr, weight_decay=weight_decay)
 
@@ -17,9 +20,15 @@ class SGD(Optimizer):
 
 
 class Momentum(Optimizer):
-    """v ← β·v + (1 − β)·g;  p ← p − lr·v  (the EWA form; Nesterov steps along β·v + (1 − β)·g)"""
+    """v ← β·v + (1 − β)·g;  p ← p − lr·v  (the EWA form; Nesterov steps along β·v + (1 − β)·g).
+
+    PyTorch's SGD(lr, momentum=β) keeps b ← β·b + g, 1/(1 − β) times this v: it takes the steps of
+    Momentum(lr=lr/(1 − β), beta=β)."""
 
     state_names = ("v",)
+    # v here is (1 − β) times PyTorch's buffer b ← β·b + g: the same steps take lr/(1 − β)
+    pytorch_names = {"momentum": "beta here, but its SGD(lr, momentum=β) is Momentum(lr=lr/(1 − β), beta=β): v here "
+                                 "is β·v + (1 − β)·g, PyTorch's buffer β·b + g"}
 
     def __init__(self, params=None, lr=0.01, beta=0.9, nesterov=False, weight_decay=0.0, check_finite=False):
         super().__init__(params, check_finite, lr=lr, beta=beta, nesterov=nesterov, weight_decay=weight_decay)
@@ -38,6 +47,7 @@ class RMSprop(Optimizer):
     """s ← β·s + (1 − β)·g²;  p ← p − lr·g/(√s + ε)"""
 
     state_names = ("s",)
+    pytorch_names = {"alpha": "beta here", "momentum": "not in RMSprop here (use Adam for momentum with RMSprop's scaling)"}
 
     def __init__(self, params=None, lr=0.001, beta=0.9, eps=1e-8, weight_decay=0.0, check_finite=False):
         super().__init__(params, check_finite, lr=lr, beta=beta, eps=eps, weight_decay=weight_decay)
@@ -57,6 +67,7 @@ class Adam(Optimizer):
     with m̂ = m/(1 − β₁ᵗ), v̂ = v/(1 − β₂ᵗ). ``weight_decay`` is coupled L2 (g ← g + wd·p)."""
 
     state_names = ("m", "v")
+    pytorch_names = {"betas": "beta1 and beta2 here"}
     decoupled = False
 
     def __init__(self, params=None, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,

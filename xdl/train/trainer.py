@@ -348,13 +348,13 @@ class Trainer:
         (`check_rate`; checked now, up to `PRECHECKED_RATES` of each kind; a later bad one when it comes)."""
         for epoch in range(min(self.epochs, PRECHECKED_RATES)) if self.schedule is not None else ():
             what = f"schedule({epoch}) (the rate of epoch {epoch + 1})"
-            check_rate(_called(self.schedule, epoch, what), what, self.model.dtype)
+            check_rate(_called(self.schedule, epoch, what), what, self.model.dtype, decayed=epoch > 0)
         for g, group in enumerate(self.optimizer.groups):
             lr = group.settings["lr"]
             if callable(lr):
                 for t in range(min(self.epochs * steps, PRECHECKED_RATES)):
                     what = f"the optimizer's lr schedule at step {t} (group {g})"
-                    check_rate(_called(lr, t, what), what, self.model.dtype)
+                    check_rate(_called(lr, t, what), what, self.model.dtype, decayed=t > 0)
             elif self.schedule is None:  # a constant rate (an epoch schedule replaces it)
                 check_rate(lr, f"the optimizer's lr (group {g})", self.model.dtype)
 
@@ -465,9 +465,9 @@ class Trainer:
         self.optimizer.check_trainable({id(p): name for name, p in self.model.named_parameters()})
         start = time.perf_counter()
         if self.schedule is not None:
-            rate = self.schedule(e)
-            check_rate(rate, f"schedule({e}) (the rate of epoch {e + 1})", self.model.dtype)  # beyond PRECHECKED_RATES
-            self.optimizer.lr = float(rate)
+            rate = check_rate(self.schedule(e), f"schedule({e}) (the rate of epoch {e + 1})", self.model.dtype,
+                              decayed=e > 0)  # beyond PRECHECKED_RATES too
+            self.optimizer.lr = rate
         lr = self.optimizer.current_lr()
         costs = xp.zeros(steps, dtype=np.float64)  # each step's mean cost, kept on the device
         correct = xp.zeros((), dtype=np.float64)  # (a multi-label example counts its share of right labels)
