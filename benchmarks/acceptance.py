@@ -7,15 +7,18 @@ from one run's figures: each point, what was measured, and whether it is met.
 ``benchmarks/batched.py --json`` writes (both made by ``benchmarks/gpu_checks.sh``). A point whose
 figure is missing from the files (a step that failed, PyTorch absent) says so instead of a verdict;
 a file that is not what its place names (the two given in the other order, another JSON) is a usage
-error naming it, before any point.
-The verdict compares the figure with the issue's bound as written; the figures themselves go into
-``benchmarks/RESULTS.md`` by hand, with the run's context.
+error naming it, before any point; a file measured elsewhere than on a GPU (its ``environment``'s
+backend is not cupy) gives no figure, and one whose run stopped early (``complete`` false) is named.
+The verdict compares the figure with the issue's bound as written; the exit status is 0 only when
+every point is met. The figures themselves go into ``benchmarks/RESULTS.md`` by hand, with the
+run's context.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import dataclass
 
 STEP_CASES = {128: "B=128, 784→3×256→10", 512: "B=512, 784→4×1024→10", 4096: "B=4096, 784→4×2048→10"}
@@ -115,11 +118,24 @@ def rows_problem(figures: dict, key: str, names: dict, times: tuple) -> str | No
     return f"its {key!r} are not rows of {', '.join(names)} and seconds"
 
 
+def keys_problem(figures, keys: tuple) -> str | None:
+    """Why ``figures`` is not an object with each of ``keys`` (what its benchmark writes from its
+    first figure on), its ``environment`` naming a backend, or None."""
+    if not isinstance(figures, dict):
+        return f"it holds {JSON_TYPES[type(figures)]}, not an object"
+    missing = [key for key in keys if key not in figures]
+    if missing:
+        return f"it has no {', '.join(map(repr, missing))}"
+    if not isinstance(figures["environment"], dict) or not isinstance(figures["environment"].get("backend"), str):
+        return "its 'environment' names no backend"
+    return None
+
+
 def report_problem(report) -> str | None:
     """Why ``report`` (a file's JSON) is not what benchmarks/report.py --json writes, or None. A
     figure may be missing (a run stopped partway): only what the points read, where it is there."""
-    if not isinstance(report, dict):
-        return f"it holds {JSON_TYPES[type(report)]}, not an object"
+    if why := keys_problem(report, ("environment", "rows", "steps")):
+        return why
     epochs = report.get("main_job_seconds_per_epoch", {})
     if not isinstance(epochs, dict) or not all(is_seconds(v) for v in epochs.values()):
         return "its 'main_job_seconds_per_epoch' is not seconds by backend"
@@ -130,8 +146,8 @@ def report_problem(report) -> str | None:
 def batched_problem(batched) -> str | None:
     """Why ``batched`` (a file's JSON) is not what benchmarks/batched.py --json writes, or None (as
     `report_problem`)."""
-    if not isinstance(batched, dict):
-        return f"it holds {JSON_TYPES[type(batched)]}, not an object"
+    if why := keys_problem(batched, ("environment", "epochs", "rows")):
+        return why
     if batched.get("epochs") is not None and (type(batched["epochs"]) is not int or batched["epochs"] < 1):
         return f"its 'epochs' is {batched['epochs']!r}, not a number of epochs"
     if not all(is_seconds(batched.get(key)) for key in ("one_xdl_seconds", "one_torch_seconds")):
@@ -150,7 +166,7 @@ def file_problem(kind: str, path: str, figures) -> str | None:
     if why is None:
         return None
     other = next(k for k in KINDS if k != kind)
-    swapped = isinstance(figures, dict) and figures and PROBLEMS[other](figures) is None
+    swapped = PROBLEMS[other](figures) is None
     return (f"{path} is not a {KINDS[kind]} JSON (what benchmarks/{KINDS[kind]} --json writes): {why}"
             + (f"; it reads as a {KINDS[other]} JSON (the two files given in the other order?)" if swapped else ""))
 
@@ -168,13 +184,21 @@ def main(argv=None) -> list[Point]:
         except (OSError, ValueError) as e:  # a step that failed left no file, or half of one
             notes.append(f"({path}: {e}; its points have no figure)")
             read[kind] = {}
+            continue
         problem = file_problem(kind, path, read[kind])
         if problem is not None:  # before any output (a KeyError or AttributeError deep in a reader, else)
             parser.error(problem)
+        env = read[kind]["environment"]
+        if env["backend"] != "cupy":  # the points are the GPU's: a CPU run's figures would judge them
+            notes.append(f"({path}: measured on backend {env['backend']} ({env.get('device')}), not on a GPU; its "
+                         "points have no figure)")
+            read[kind] = {}
+        elif read[kind].get("complete") is False:
+            notes.append(f"({path}: its run stopped before its end; the points it had not reached have no figure)")
     points = step_points(read["report"]) + batched_points(read["batched"])
     print("\n".join([*notes, *(p.line() for p in points)]))
     return points
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(0 if all(point.met for point in main()) else 1)  # a point not met, or without a figure: 1

@@ -256,7 +256,7 @@ def main(argv=None) -> None:
     print("| " + " | ".join(header) + " |")
     print("|" + "---:|" * len(header))
     figures = {"date": env["date"][:10], "device": env["device"], "environment": env, "epochs": epochs,
-               "sequential": args.sequential,
+               "sequential": args.sequential, "complete": False,  # until the last K's row is in
                "one_xdl_seconds": one_xdl, "one_torch_seconds": one_torch, "rows": []}
     for k in ks:
         seconds, steady, setup = xdl_batched(k, X, y, epochs)
@@ -275,6 +275,7 @@ def main(argv=None) -> None:
                 row += [f"{graph / epochs * 1e3:.1f}", f"{training / (graph / epochs):.2f}"]
                 figures["rows"][-1]["torch_fused_graph_seconds"] = graph
         print("| " + " | ".join(row) + " |")
+        figures["complete"] = k == ks[-1]
         if args.json:  # after each K: a run stopped by a time limit keeps what it measured
             atomic_write(args.json, lambda f: json.dump(figures, f, indent=1), binary=False)
 

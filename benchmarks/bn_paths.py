@@ -8,17 +8,21 @@ spread over the GPU), each forced, on the shapes the rule in `xdl.cuda.ops` deci
 
 from __future__ import annotations
 
-import xdl
+import argparse
+
+from xdl.bench.environment import checked_backend
 from xdl.bench.timing import faster, time_calls
 
 SHAPES = [(64, 256), (128, 256), (256, 1024), (512, 1024), (1024, 1024), (2048, 1000), (600, 6401), (64, 16384),
           (2048, 4096)]
 
 
-def main() -> None:
-    backend = xdl.current_backend()
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.parse_args(argv)  # no options: --help says what it does, anything else is refused, before any work
+    backend = checked_backend(parser)
     if backend.device_type != "cuda":
-        raise SystemExit("bn_paths.py compares CUDA kernels: run it with XDL_BACKEND=cupy on a GPU")
+        parser.error("it compares CUDA kernels: run it with XDL_BACKEND=cupy on a GPU")
     from xdl.cuda import ops as cuda_ops
 
     xp, ops, rule = backend.xp, backend.ops, (cuda_ops.SHORT_ROWS, cuda_ops.SMALL_ROWS)

@@ -24,9 +24,11 @@ QUICK_SHAPE = (32, 64, 32, 2)  # batch, inputs, width, layers: all framework, ne
 
 
 def host_and_wall(step, synchronize, steps: int) -> tuple[float, float]:
-    """(host, wall) seconds per step: the median time a call takes to return with the device idle
-    before it (so a full launch queue cannot hold the host up), and the time per step of
-    ``steps`` back-to-back calls, the device synchronized at the end."""
+    """(host, wall) seconds per step, both the median of ``steps`` calls (a call preempted by other
+    work on the machine moves neither): the time a call takes to return with the device idle before
+    it (so a full launch queue cannot hold the host up), and the time a call takes back to back,
+    after as many calls again that fill the launch queue — where a device slower than the host then
+    holds each call to its own pace. On the CPU the two are the same time."""
     host = []
     for _ in range(steps):
         synchronize()
@@ -34,11 +36,15 @@ def host_and_wall(step, synchronize, steps: int) -> tuple[float, float]:
         step()
         host.append(time.perf_counter() - start)
     synchronize()
-    start = time.perf_counter()
-    for _ in range(steps):
+    for _ in range(steps):  # the queue filled (a device slower than the host is behind by now)
         step()
+    wall = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        step()
+        wall.append(time.perf_counter() - start)
     synchronize()
-    return statistics.median(host), (time.perf_counter() - start) / steps
+    return statistics.median(host), statistics.median(wall)
 
 
 def profile(step, synchronize, steps: int, top: int) -> str:

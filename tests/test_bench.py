@@ -4,7 +4,10 @@ optimizer from a file, failures recorded, the command line; and the speed benchm
 
 import json
 import re
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -86,6 +89,9 @@ def test_a_users_optimizer_from_a_file_takes_part_and_a_crash_is_recorded(tmp_pa
     # written again over it, with one problem: no figure of the replaced results stays
     write(dict(results, problems={"quadratic": results["problems"]["quadratic"]}), tmp_path)
     assert sorted(p.name for p in tmp_path.glob("*.png")) == ["curves-quadratic.png", "profile.png"]
+    (tmp_path / "curves-mine.png").write_bytes(b"a user's figure")  # no benchmark drew it: kept (was removed)
+    write(dict(results, problems={"quadratic": results["problems"]["quadratic"]}), tmp_path)
+    assert (tmp_path / "curves-mine.png").read_bytes() == b"a user's figure"
     assert crashes(results) == ["Broken on quadratic: 2 of 2 runs crashed; first: RuntimeError: this update rule is "
                                 "broken", "Broken on digits: 2 of 2 runs crashed; first: RuntimeError: this update "
                                 "rule is broken"]
@@ -100,6 +106,25 @@ def test_the_command_fails_naming_a_crashed_optimizer_and_still_writes_its_files
     assert "xdl bench: Broken on quadratic: 2 of 2 runs crashed; first: RuntimeError: this update rule is broken" \
         in capsys.readouterr().err
     assert (tmp_path / "b" / "results.json").is_file() and (tmp_path / "b" / "curves-quadratic.png").is_file()
+
+
+def test_a_directory_holding_results_no_benchmark_wrote_is_refused_before_any_work(tmp_path, capsys):
+    """A user's results.json was replaced and their curves-*.png removed, without a word."""
+    out = tmp_path / "proj"
+    out.mkdir()
+    (out / "results.json").write_text('{"my": "experiment"}')
+    (out / "curves-lossplot.png").write_bytes(b"png")
+    command = ["bench", "optimizers", "--problem", "quadratic", "--optimizer", "sgd", "--seeds", "1", "--trials", "1"]
+    assert cli.main([*command, "--out", str(out)]) == 1
+    assert f"--out {str(out)!r} holds results.json that no benchmark wrote" in capsys.readouterr().err
+    assert (out / "results.json").read_text() == '{"my": "experiment"}' and (out / "curves-lossplot.png").exists()
+    (out / "results.json").unlink()
+    (out / "results.md").write_text("# my notes")
+    assert cli.main([*command, "--out", str(out)]) == 1
+    assert "holds results.md that no benchmark wrote" in capsys.readouterr().err
+    with pytest.raises(FileExistsError, match="directory .* holds results.md that no benchmark wrote"):
+        write({"problems": {}}, out)  # in Python too
+    assert (out / "results.md").read_text() == "# my notes"
 
 
 def test_two_optimizers_of_one_name_are_refused(tmp_path):
@@ -152,8 +177,8 @@ def test_the_steps_to_target_count_every_seed_and_a_profile_only_problems_every_
 def test_bad_input_is_named():
     with pytest.raises(ValueError, match=r"--problem 'mnist': unknown"):
         benchmark(["mnist"], ["adam"])
-    with pytest.raises(ValueError, match=r"--optimizer 'adagrad': unknown"):
-        benchmark(["quadratic"], ["adagrad"])
+    with pytest.raises(ValueError, match=r"--optimizer 'no_such_rule': unknown"):
+        benchmark(["quadratic"], ["no_such_rule"])
     with pytest.raises(ValueError, match=r"--optimizer 'nowhere.py:Rule': cannot load it"):
         benchmark(["quadratic"], ["nowhere.py:Rule"])
     with pytest.raises(ValueError, match=r"must be a subclass of xdl.optim.Optimizer"):
@@ -222,8 +247,6 @@ def test_bad_rates_and_seeds_are_named_in_python_too():
 def test_the_batched_training_benchmark_runs_and_reports_each_k(capsys, monkeypatch, tmp_path):
     """benchmarks/batched.py (not collected by the suite) at its smallest: a table row per K."""
     import importlib.util
-    from pathlib import Path
-
     path = Path(__file__).parents[1] / "benchmarks" / "batched.py"
     spec = importlib.util.spec_from_file_location("batched_benchmark", path)
     batched = importlib.util.module_from_spec(spec)
@@ -242,16 +265,13 @@ def test_the_batched_training_benchmark_runs_and_reports_each_k(capsys, monkeypa
     assert all(("faster" in row) != ("slower" in row) for row in rows)
     written = json.loads(figures.read_text())
     assert written["epochs"] == 1 and written["one_xdl_seconds"] > 0 and written["one_torch_seconds"] is None
-    assert [r["k"] for r in written["rows"]] == [1, 2]
+    assert [r["k"] for r in written["rows"]] == [1, 2] and written["complete"] is True
     assert all(r["seconds"] > r["setup_seconds"] >= 0 and r["training_seconds_per_epoch"] > 0 for r in written["rows"])
 
 
 def load_benchmark_script(name, monkeypatch):
     """A script of benchmarks/ (not a package) as a module, registered while the test runs."""
     import importlib.util
-    import sys
-    from pathlib import Path
-
     spec = importlib.util.spec_from_file_location(f"benchmark_{name}", Path(__file__).parents[1] / "benchmarks" /
                                                   f"{name}.py")
     module = importlib.util.module_from_spec(spec)
@@ -273,8 +293,10 @@ def test_the_acceptance_summary_judges_each_point_from_the_run_and_says_what_is_
                    ("torch graph", graph))]
     rows = [{"case": "batchnorm train fwd 65536x1024", "impl": impl, "seconds": t} for impl, t in
             (("xdl kernels", 1.0), ("xdl layer: bn(x)", 1.05))]
-    report = {"steps": steps, "rows": rows, "main_job_seconds_per_epoch": {"cupy": 0.0028, "numpy": 0.0206}}
-    batched = {"epochs": 30, "one_xdl_seconds": 0.09, "one_torch_seconds": 0.74,
+    on_gpu = {"backend": "cupy", "device": "NVIDIA H100 80GB HBM3"}
+    report = {"environment": on_gpu, "steps": steps, "rows": rows,
+              "main_job_seconds_per_epoch": {"cupy": 0.0028, "numpy": 0.0206}}
+    batched = {"environment": on_gpu, "epochs": 30, "one_xdl_seconds": 0.09, "one_torch_seconds": 0.74,
                "rows": [{"k": 64, "seconds": 0.25, "training_seconds_per_epoch": 0.005,
                          "torch_fused_graph_seconds": 0.144}]}
     (tmp_path / "report.json").write_text(json.dumps(report))
@@ -298,25 +320,41 @@ def test_the_acceptance_summary_judges_each_point_from_the_run_and_says_what_is_
     assert "- [no figure] issue 12: train fwd+bwd 65536x1024 through the public API / the kernels (≤ 1.1×)" in out
     points = acceptance.main([str(tmp_path / "missing.json"), str(tmp_path / "batched.json")])  # a failed step
     assert "missing.json" in capsys.readouterr().out and all(p.met is None for p in points if p.issue == 12)
+    # a CPU run's figures judge no GPU point (a K = 64 rate on numpy read as "NOT met"); a partial run is named
+    (tmp_path / "cpu.json").write_text(json.dumps(dict(batched, environment={"backend": "numpy", "device": "cpu"})))
+    (tmp_path / "partial.json").write_text(json.dumps(dict(report, complete=False)))
+    points = acceptance.main([str(tmp_path / "partial.json"), str(tmp_path / "cpu.json")])
+    out = capsys.readouterr().out
+    assert f"({tmp_path / 'cpu.json'}: measured on backend numpy (cpu), not on a GPU; its points have no figure)" in out
+    assert "partial.json: its run stopped before its end" in out
+    assert all(p.met is None for p in points if p.issue == 13) and any(p.met for p in points if p.issue == 12)
+    script = Path(__file__).parents[1] / "benchmarks" / "acceptance.py"
+    ran = subprocess.run([sys.executable, str(script), str(tmp_path / "report.json"), str(tmp_path / "batched.json")],
+                         capture_output=True, text=True)
+    assert ran.returncode == 1 and "[NOT met]" in ran.stdout  # was 0 whatever the verdicts
 
 
 def test_the_acceptance_summary_names_a_file_that_is_not_the_one_its_place_takes(tmp_path, capsys, monkeypatch):
     """The two files in the other order crashed with KeyError 'case', a JSON array with AttributeError:
     now one usage line names the file, what it should be and — given swapped — what it reads as."""
     acceptance = load_benchmark_script("acceptance", monkeypatch)
-    report = {"steps": [{"case": "B=128, 784→3×256→10", "impl": "xdl eager", "seconds": 0.002}],
+    on_gpu = {"backend": "cupy", "device": "NVIDIA H100 80GB HBM3"}
+    report = {"environment": on_gpu, "steps": [{"case": "B=128, 784→3×256→10", "impl": "xdl eager", "seconds": 0.002}],
               "rows": [], "main_job_seconds_per_epoch": {"numpy": 0.02}}
-    batched = {"epochs": 30, "one_xdl_seconds": 0.09, "one_torch_seconds": None, "rows": [{"k": 64, "seconds": 0.25}]}
-    for name, figures in (("rq.json", report), ("b.json", batched), ("list.json", [1, 2]),
+    batched = {"environment": on_gpu, "epochs": 30, "one_xdl_seconds": 0.09, "one_torch_seconds": None,
+               "rows": [{"k": 64, "seconds": 0.25}]}
+    for name, figures in (("rq.json", report), ("b.json", batched), ("list.json", [1, 2]), ("other.json", {"foo": 1}),
                           ("text.json", "report"), ("k.json", dict(batched, rows=[{"k": "64", "seconds": 0.25}])),
                           ("zero.json", dict(batched, one_xdl_seconds=0))):
         (tmp_path / name).write_text(json.dumps(figures))
     for files, message in (
-            (("b.json", "rq.json"), r"b.json is not a report.py JSON \(what benchmarks/report.py --json writes\): its "
-                                    r"'rows' are not rows of case, impl and seconds; it reads as a batched.py JSON "
-                                    r"\(the two files given in the other order\?\)"),
+            (("b.json", "rq.json"), r"b.json is not a report.py JSON \(what benchmarks/report.py --json writes\): it "
+                                    r"has no 'steps'; it reads as a batched.py JSON \(the two files given in the other "
+                                    r"order\?\)"),
             (("rq.json", "list.json"), r"list.json is not a batched.py JSON .*: it holds an array, not an object"),
             (("text.json", "b.json"), r"text.json is not a report.py JSON .*: it holds a string, not an object"),
+            (("other.json", "b.json"), r"other.json is not a report.py JSON .*: it has no 'environment', 'rows', "
+                                       r"'steps'$"),  # (was read as a report with every figure missing)
             (("rq.json", "k.json"), r"k.json is not a batched.py JSON .*: its 'rows' are not rows of k and seconds$"),
             (("rq.json", "zero.json"), r"zero.json .*: its 'one_xdl_seconds' and 'one_torch_seconds' are not seconds")):
         with pytest.raises(SystemExit) as stopped:
@@ -368,8 +406,6 @@ def test_the_speed_scripts_refuse_a_backend_this_machine_lacks_in_one_line(name,
 def test_the_step_profile_reports_host_and_wall_time_and_the_functions_behind_them(capsys, monkeypatch):
     """benchmarks/profile_step.py (not collected by the suite) on its small step."""
     import importlib.util
-    from pathlib import Path
-
     path = Path(__file__).parents[1] / "benchmarks" / "profile_step.py"
     spec = importlib.util.spec_from_file_location("profile_step", path)
     profile_step = importlib.util.module_from_spec(spec)
@@ -401,18 +437,18 @@ def test_batch_norm_cases_time_the_public_api_beside_the_kernels():
     assert api_overhead([]).endswith("no case")
 
 
-def test_the_batch_norm_paths_script_needs_a_gpu_and_says_so():
+def test_the_batch_norm_paths_script_needs_a_gpu_and_says_so(capsys, monkeypatch):
     """benchmarks/bn_paths.py (not collected by the suite) compares CUDA kernels: on the CPU it
-    says how to run it, before any work."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).parents[1] / "benchmarks" / "bn_paths.py"
-    spec = importlib.util.spec_from_file_location("bn_paths", path)
-    bn_paths = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bn_paths)
-    with xdl.use("numpy"), pytest.raises(SystemExit, match="run it with XDL_BACKEND=cupy on a GPU"):
-        bn_paths.main()
+    says how to run it, before any work; --help says what it does (it took no arguments at all:
+    --help, on a GPU, ran the whole benchmark)."""
+    bn_paths = load_benchmark_script("bn_paths", monkeypatch)
+    for argv, code in (([], 2), (["--bogus"], 2), (["--help"], 0)):
+        with xdl.use("numpy"), pytest.raises(SystemExit) as stopped:
+            bn_paths.main(argv)
+        assert stopped.value.code == code
+    printed = capsys.readouterr()
+    assert "error: it compares CUDA kernels: run it with XDL_BACKEND=cupy on a GPU" in printed.err
+    assert "unrecognized arguments: --bogus" in printed.err and "Which batch-norm training forward" in printed.out
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -531,6 +567,7 @@ def test_the_kernels_json_says_what_produced_it_and_checks_its_path_first(tmp_pa
     written = json.loads(path.read_text())
     assert written["backend"] == "numpy" and written["quick"] is True and written["device"] == "cpu"
     assert written["environment"]["cpu"] and written["environment"]["backend"] == "numpy"
+    assert written["complete"] is True  # (False in the files written after each case before the last)
     assert re.search(r"^# xdl benchmark report \(--quick\) — .* backend numpy \(float32 products\) on cpu; "
                      r"CPU .+ × \d+", capsys.readouterr().out, re.M)
 
@@ -575,6 +612,20 @@ def test_a_function_runs_seeds_start_from_drawn_points_and_are_recorded():
     start = function_start("quadratic", 2)
     assert 0 < np.abs(start - 1).max() < 6 * START_NOISE
     assert "drawn from the run's seed" in markdown(results)
+
+
+def test_the_timed_seeds_follow_an_untimed_run_where_the_search_ran_none_alone(monkeypatch):
+    """With --lr (or a batched search) the first seed paid the process's first calls: 30–70% slower
+    here, which ranked two optimizers by their order. Where the search ran them alone, no extra run."""
+    from xdl.bench import protocol
+
+    seeds_run, run = [], protocol.run
+    monkeypatch.setattr(protocol, "run", lambda *args: seeds_run.append(args[3]) or run(*args))
+    benchmark(["quadratic"], ["adam", "sgd"], seeds=2, trials=2, quick=True, lr=0.01)
+    assert seeds_run == [0, 1, 2] * 2  # the untimed one at the search's seed, then the seeds' 1, 2
+    seeds_run.clear()
+    benchmark(["quadratic"], ["adam"], seeds=2, trials=2, quick=True)
+    assert seeds_run == [0, 0, 1, 2]  # the two search trials, then the seeds
 
 
 def test_a_run_far_above_its_start_is_diverged_and_counted(monkeypatch):

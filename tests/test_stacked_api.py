@@ -241,6 +241,23 @@ def test_stack_refuses_what_it_cannot_stack_by_name(make, match):
         stack(make())
 
 
+@pytest.mark.parametrize("axis", [-1, 1, 0, -2])
+def test_a_stacked_softmax_normalizes_each_models_own_axis(axis):
+    """Softmax(axis=1) normalized across the K models in a stack (its activations are (B, K, C)):
+    each model's outputs summed to 1.84, the models' to 1."""
+    X = RNG.random((3, 4)).astype(np.float32)
+    ms = []
+    for seed in (1, 2):
+        xdl.seed(seed)
+        ms.append(Sequential(Dense(4, 3), xdl.nn.Softmax(axis=axis)))
+    out = stack(ms)(X).numpy()
+    for k, m in enumerate(ms):
+        np.testing.assert_allclose(out[:, k], m(X).numpy(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(StackError, match=r"stack: Softmax\(axis=2\): a model's activations here are \(batch, "
+                                         r"features\), axis 0 or 1"):
+        stack([Sequential(Dense(4, 3), xdl.nn.Softmax(axis=2)) for _ in range(2)])
+
+
 # -- finding 7: a standardizing stack takes each model's own input ---------------------------------
 def test_a_standardizing_stack_takes_a_shared_or_a_per_model_input():
     layer = xdl.data.Standardizer().fit(RNG.random((10, 4))).layer()

@@ -917,6 +917,31 @@ def test_tpe_tells_optuna_a_pruned_trial_as_pruned(data, monkeypatch):
             assert theirs.last_step == ours.epochs < 4
 
 
+def test_tpe_draws_only_its_first_round_at_random(data, monkeypatch):
+    """TPE's startup is the first round: with Optuna's default 10, a search of under 20 trials in two
+    rounds asked every point of the random sampler, TPE never."""
+    optuna = pytest.importorskip("optuna")
+    drawn = []
+    random_draw = optuna.samplers.RandomSampler.sample_independent
+    monkeypatch.setattr(optuna.samplers.RandomSampler, "sample_independent",
+                        lambda self, *a, **k: drawn.append(a[2]) or random_draw(self, *a, **k))
+    X, y, dev = data
+    tune(X, y, dev, {"lr": {"log_uniform": [1e-5, 1e-1]}}, trials=8, strategy="tpe", rounds=2, base=BASE,
+         execution="batched")
+    assert drawn == ["lr"] * 4
+
+
+def test_a_search_of_fixed_values_only_and_one_minus_log_bounds_on_1_minus_beta_are_refused(data):
+    X, y, dev = data
+    with pytest.raises(ValueError, match=r"^space: trials=3 of a space that searches nothing .*: lr, dropout are "
+                                         r"fixed, so every trial would be the same run"):
+        tune(X, y, dev, {"lr": 0.01, "dropout": 0.1}, trials=3, base=BASE)  # trained the same run 3 times
+    with pytest.raises(ValueError, match=r"beta1: one_minus_log takes bounds on β, .*: \[0.001, 0.1\] would search "
+                                         r"β below 0.1, .*for 1 − β in \[0.001, 0.1\] write \[0.9, 0.999\]"):
+        Space.from_dict({"beta1": {"one_minus_log": [1e-3, 1e-1]}})  # sampled β ≈ 0.001–0.1: no momentum
+    assert Space.from_dict({"beta1": {"one_minus_log": [0.0, 0.9]}}).dimensions["beta1"].bounds == (0.0, 0.9)
+
+
 # -- spaces: every key's own value named, Dimension objects in a dict, a Space checked as a dict --
 def test_a_value_that_cannot_be_trained_is_named_not_another_key(data):
     X, y, dev = data

@@ -806,14 +806,14 @@ def bench_optimizers(config, args) -> int:
 
 def _check_no_interrupted_benchmark(out: Path) -> str | None:
     """A benchmark replaces the one in ``out``: refused where that one was interrupted (its pairs
-    would be lost, and a benchmark has no resume), a note where it finished (None: none there)."""
-    try:
-        earlier = json.loads((out / "results.json").read_text())
-    except (OSError, ValueError):  # none there (or not a benchmark's): nothing of ours to keep
+    would be lost, and a benchmark has no resume) or where results there are no benchmark's
+    (`earlier_results`), a note where it finished (None: none there)."""
+    from xdl.bench.report import earlier_results
+
+    earlier = earlier_results(out, "--out")
+    if earlier is None:
         return None
-    if not isinstance(earlier, dict) or "problems" not in earlier:
-        return None
-    done = sum(len(per) for per in earlier["problems"].values()) if isinstance(earlier["problems"], dict) else 0
+    done = sum(len(per) for per in earlier["problems"].values())
     if earlier.get("interrupted"):
         raise FileExistsError(f"--out {str(out)!r} holds an interrupted benchmark ({_count(done, 'pair')} measured; "
                               "a benchmark cannot be resumed): give another --out, or remove it to start afresh there")

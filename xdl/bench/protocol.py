@@ -72,7 +72,9 @@ DEFINITIONS = {  # written into results.json and atop results.md: what each figu
     "seconds to target": "median, over the seeds alike, of the wall-clock seconds of those steps (one sample per run, "
                          "so less steady than the steps): a function's steps (f, its gradient, the update, f read on "
                          "the host); a model's mini-batch steps only, the evaluation of train and dev after each "
-                         "epoch left out",
+                         "epoch left out; the seeds run after the search's runs of the same optimizer, or after one "
+                         "untimed run where the search trained batched or did not run (a first run pays for first "
+                         "calls: caches, and on a GPU kernel compilation and capture)",
     "diverged": f"the cost became NaN or infinite, or rose above {divergence_factor()} × where it started — f(x₀) "
                 "for a function (checked at every step); ln C, the cost of a uniform guess over C classes, for a "
                 "model's train cost (checked after every epoch); a diverged run is counted, its figures are not",
@@ -338,15 +340,18 @@ def benchmark_steps(problems, optimizers, seeds: int = 3, trials: int = 8, seed:
         for opt_name, make in build.items():
             if progress:
                 progress(f"{name}: {opt_name}")
+            warmed = False  # whether the search ran this optimizer's model alone (`run`) already
             if lr is not None:
                 search = []
             elif batched and opt_name in CONFIG_OPTIMIZERS and problem.kind == "classification" \
                     and problem.details["outputs"] > 1:
                 search = batched_runs(problem, opt_name, rates, seed, quick, data)
             else:
-                search = [run(problem, make, r, seed, quick, data) for r in rates]
+                search, warmed = [run(problem, make, r, seed, quick, data) for r in rates], True
             good = [s for s in search if s["status"] == "completed" and math.isfinite(s["score"])]
             best = lr if lr is not None else (max(good, key=_ranking)["lr"] if good else None)
+            if best is not None and not warmed:  # untimed: a first run pays for first calls (DEFINITIONS)
+                run(problem, make, best, seed, quick, data)
             runs = [] if best is None else [run(problem, make, best, seed + 1 + i, quick, data) for i in range(seeds)]
             built = [r.pop("optimizer") for r in [*runs, *search] if "optimizer" in r]  # the same but for lr
             results["problems"].setdefault(name, {})[opt_name] = {

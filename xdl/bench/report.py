@@ -159,15 +159,40 @@ def profile(results: dict, by: str = "steps") -> tuple[list[str], np.ndarray, di
     return problems, taus, {n: (ratios[:, i][:, None] <= taus[None, :]).mean(axis=0) for i, n in enumerate(names)}
 
 
+RESULT_FILES = ("results.json", "results.md")
+
+
+def earlier_results(directory: Path, what: str = "directory") -> dict | None:
+    """The results of the benchmark written in ``directory`` before (None: none there). A
+    results.json or results.md there that no benchmark wrote is refused: a benchmark would write
+    over a user's file."""
+    try:
+        earlier = json.loads((directory / "results.json").read_text())
+    except FileNotFoundError:
+        earlier = None
+    except (OSError, ValueError):  # unreadable, or no JSON
+        earlier = {}
+    if earlier is None and not (directory / "results.md").exists():
+        return None
+    if not isinstance(earlier, dict) or not isinstance(earlier.get("problems"), dict):
+        held = [name for name in RESULT_FILES if (directory / name).exists()]
+        raise FileExistsError(f"{what} {str(directory)!r} holds {' and '.join(held)} that no benchmark wrote (a "
+                              "benchmark would write over them): give another directory")
+    return earlier
+
+
 def write(results: dict, directory) -> list[Path]:
     """results.json, results.md, curves-<problem>.png per problem and profile.png in ``directory``
     (made if needed). A benchmark written there before is replaced whole: its figures that this
-    one does not draw again are removed, so no figure describes other results."""
+    one does not draw again are removed, so no figure describes other results (a directory that
+    holds results no benchmark wrote is refused, `earlier_results`)."""
     directory = check_writable_dir(directory, "directory")
+    earlier = earlier_results(directory)
+    drawn = set() if earlier is None else {directory / f"curves-{p}.png" for p in earlier["problems"]}
     files = [atomic_write(directory / "results.json", lambda f: json.dump(results, f, indent=1), binary=False),
              atomic_write(directory / "results.md", lambda f: f.write(markdown(results) + "\n"), binary=False)]
     files += _figures(results, directory)
-    for stale in {*directory.glob("curves-*.png"), directory / "profile.png"} - set(files):
+    for stale in {*drawn, directory / "profile.png"} - set(files) if earlier is not None else ():
         stale.unlink(missing_ok=True)
     return files
 

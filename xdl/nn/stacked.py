@@ -36,7 +36,7 @@ from xdl.nn.module import Module
 from xdl.nn.sequential import Sequential
 from xdl.tensor import Parameter, Tensor
 
-ELEMENTWISE = (ReLU, LeakyReLU, Tanh, Sigmoid, Softmax)  # act on the last axis or elementwise: shared as they are
+ELEMENTWISE = (ReLU, LeakyReLU, Tanh, Sigmoid, Softmax)  # elementwise, or Softmax along an axis: shared
 PER_MODEL = {"Dropout": ("rate",), "BatchNorm": ("momentum",), "Dense": ("init",)}  # may differ between models
 
 
@@ -282,6 +282,11 @@ def _stacked_layer(layer, same: list, params: dict):
     if isinstance(layer, Standardize):
         return StackedStandardize(np.stack([array_to_numpy(m.mean) for m in same]),
                                   np.stack([array_to_numpy(m.scale) for m in same]))
+    if isinstance(layer, Softmax):  # its axis counts a model's (B, C) axes; stacked they are (B, K, C)
+        if layer.axis not in (-2, -1, 0, 1):
+            raise StackError(f"stack: Softmax(axis={layer.axis}): a model's activations here are (batch, features), "
+                             "axis 0 or 1 (-2 or -1)")
+        return Softmax(axis=-1 if layer.axis in (-1, 1) else 0)
     if isinstance(layer, ELEMENTWISE):
         return type(layer)(**layer.current_config())
     raise StackError(f"stack: {type(layer).__name__} layers cannot be stacked yet")

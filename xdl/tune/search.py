@@ -9,13 +9,14 @@ Strategies (each yields rounds of points; a later round may look at the study):
                      ``shrink`` times the previous box's width in every dimension's own scale
     tpe              Optuna's TPE sampler through its ask-and-tell interface (the ``tune`` extra),
                      in every dimension's transformed scale; ``rounds`` batches of asks, each batch
-                     told its results before the next is asked
+                     told its results before the next is asked: the first drawn at random (TPE's
+                     startup trials), each later one by TPE from the results so far
 
 Executions: "sequential" trains one trial at a time with `Trainer` (the course's panda);
 "batched" trains the trials that share shapes together with `xdl.train.fit_many` (caviar);
 "dask" sends such batches to Dask workers (one machine's cores, or a cluster).
 Each trial is ``base`` (a `TrainConfig`) with the point's values; its model starts from
-``base.seed`` unless the space searches ``seed``, and all trials see the same batches.
+``base.seed`` (no space searches ``seed``), and all trials see the same batches.
 """
 
 from __future__ import annotations
@@ -68,7 +69,9 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
     """Search ``space`` (a `Space`, a dict, or None for `DEFAULT_SPACE` less what ``base``'s optimizer
     and schedule do not read; what it searches takes the place of ``base``'s value) with ``trials`` trials,
     training on ``(X, y)`` and scoring on ``dev = (X_dev, y_dev)`` by the dev accuracy each model
-    ends with. ``rounds``: coarse_to_fine and tpe (default 2, or ``trials`` if fewer). ``grid``
+    ends with. ``seed`` seeds the strategy's draws; every trial's model and batches come from
+    ``base.seed``. ``rounds``: coarse_to_fine and tpe (default 2, or ``trials`` if fewer; tpe's
+    first round is drawn at random, TPE's startup, and each later one by TPE). ``grid``
     trains up to ``trials`` points (`Space.grid`: ⌊trials^(1/d)⌋ values per range, every choice).
     ``directory``: where the study keeps ``trials.json`` (created if needed; ``resume=True``
     continues the study there, and a new search refuses a directory that holds one).
@@ -248,9 +251,9 @@ def check_search(space=None, trials=32, strategy="random", execution="sequential
         raise ValueError(f"{name('space')}: {fixed} cannot be in a search space: trials keep no run directory of "
                          f"their own (the study's directory is {name('directory')})")
     if fixed == "seed":
-        raise ValueError(f"{name('space')}: seed cannot be in a search space: the search splits and shuffles the data "
-                         f"by its own seed ({name('base.seed')}), so a trial of another would be of another split, "
-                         "which its best.toml could not reproduce; to measure the spread over seeds, train the best "
+        raise ValueError(f"{name('space')}: seed cannot be in a search space: every trial's model and batches come "
+                         f"from the search's {name('base.seed')}, so that trials differ by their hyperparameters alone "
+                         "(xdl tune splits the data by it too); to measure the spread over seeds, train the best "
                          "configuration with several (xdl bench optimizers reports it per optimizer)")
     if fixed == "checkpoint_every":  # (no flag or option of a search sets it)
         raise ValueError(f"{name('space')}: checkpoint_every cannot be in a search space: a search's trials write "
@@ -262,6 +265,10 @@ def check_search(space=None, trials=32, strategy="random", execution="sequential
     _check_space_values(space, base, name)
     _check_space_read(space, base, name)
     trials = check_int(trials, name("trials"), high=MAX_TRIALS, expected=f"an integer in [1, {MAX_TRIALS:,}]")
+    if not space.dimensions and trials > 1:
+        raise ValueError(f"{name('space')}: {name('trials')}={trials} of a space that searches nothing (a range or a "
+                         f"choice): {', '.join(space.fixed)} {'is' if len(space.fixed) == 1 else 'are'} fixed, so every "
+                         "trial would be the same run; give one trial, or a hyperparameter to search")
     if strategy not in STRATEGIES:
         raise ValueError(f"{name('strategy')} must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
     if execution not in EXECUTIONS:
@@ -416,7 +423,11 @@ def _tpe(space: Space, trials: int, rounds: int, seed: int, study: Study):
     so a resumed search, whose finished trials are in ``study``, asks the same points again."""
     optuna = _optuna()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    asker = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+    # TPE draws at random until it has n_startup_trials results (Optuna's default 10): the first round,
+    # so that every later round is TPE's (a round is asked before any of its results is told)
+    startup = _round_sizes(trials, rounds)[0]
+    asker = optuna.create_study(direction="maximize",
+                                sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup))
     distributions = {name: optuna.distributions.CategoricalDistribution(list(range(len(d.values))))
                      if d.kind == "choice" else optuna.distributions.FloatDistribution(*d.box)
                      for name, d in sorted(space.dimensions.items())}  # in name order, as `Space.sample` draws

@@ -122,6 +122,9 @@ class LogUniform(Dimension):
 
 
 class OneMinusLog(Dimension):
+    """β in [low, high] with 1 − β log-uniform: the bounds are β's (``[0.9, 0.999]`` draws 1 − β
+    between 10⁻³ and 10⁻¹)."""
+
     kind = "one_minus_log"
 
     def __init__(self, low: float, high: float):
@@ -282,6 +285,11 @@ class Space:
                     if not isinstance(args, list | tuple) or len(args) != 2:
                         raise ValueError(f"{kind} takes [low, high], got {args!r}")
                     dimensions[name] = KINDS[kind](*args)
+                    if kind == "one_minus_log" and args[1] < 0.5:  # the course's 1 − β range, written as β's
+                        raise ValueError(f"one_minus_log takes bounds on β, and draws 1 − β log-uniformly between "
+                                         f"1 − high and 1 − low: {list(args)} would search β below {args[1]}, hardly "
+                                         f"an average; for 1 − β in {list(args)} write "
+                                         f"[{1 - args[1]:g}, {1 - args[0]:g}]")
                 else:
                     raise ValueError(f"unknown kind {kind!r}; known: {', '.join([*KINDS, 'choice'])}")
             except (TypeError, ValueError) as e:
