@@ -721,20 +721,27 @@ def test_load_state_dict_returns_the_keys_it_left_out_as_pytorch_does():
         normed.load_state_dict({**normed.state_dict(), "1.running_mean": np.zeros(3)})
 
 
-def test_predict_from_several_threads_at_once_is_each_alone():
+@pytest.mark.parametrize("call", ["predict", "evaluate", "training=False"])
+def test_predict_from_several_threads_at_once_is_each_alone(call):
     """Interleaved mode switches put back each other's modes: some batches ran in training mode,
-    dropout on and batch norm's running statistics moved; the calls take turns now."""
+    dropout on and batch norm's running statistics moved; each call's mode is its thread's now
+    (Trainer.evaluate and Keras's model(x, training=False) switched the shared flags still)."""
     import threading
 
     xdl.seed(0)
     model = xdl.nn.mlp(4, [16], 3, batch_norm=True, dropout=0.5)  # left in training mode, as after a fit
     X = np.random.default_rng(0).standard_normal((50, 4)).astype(np.float32)
-    expected, stats = model.predict_outputs(X, batch_size=10), model.state_dict()
+    y = np.arange(50) % 3
+    trainer = xdl.train.Trainer(model, xdl.losses.SoftmaxCrossEntropy(), xdl.optim.SGD(model), progress=False)
+    run = {"predict": lambda: model.predict_outputs(X, batch_size=10),
+           "evaluate": lambda: trainer.evaluate(X, y, batch_size=10)["cost"],
+           "training=False": lambda: model(X, training=False).numpy()}[call]
+    expected, stats = run(), model.state_dict()
     wrong = []
 
     def predict():
         for _ in range(50):
-            if not np.array_equal(model.predict_outputs(X, batch_size=10), expected):
+            if not np.array_equal(run(), expected):
                 wrong.append(1)
 
     import sys
@@ -752,6 +759,17 @@ def test_predict_from_several_threads_at_once_is_each_alone():
     assert not wrong and model.training
     for name, value in model.state_dict().items():
         np.testing.assert_array_equal(value, stats[name])
+
+
+def test_a_call_in_training_mode_leaves_the_models_flags_as_they_are():
+    xdl.seed(0)
+    model = xdl.nn.mlp(4, [8], 3, batch_norm=True, dropout=0.5).eval()
+    X = np.ones((6, 4), np.float32)
+    model(X, training=True)  # batch statistics, dropout: in this call only
+    assert not any(m.training for _, m in model.named_modules())
+    with xdl.nn.module.mode_here(True):
+        assert model.training and model[1].training
+    assert not model.training
 
 
 # -- a model of one's own, as a PyTorch user writes it ------------------------------------------

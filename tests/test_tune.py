@@ -1054,3 +1054,32 @@ def test_a_study_resumes_on_the_same_data_given_in_another_shape_or_label_dtype(
     study = tune(X.reshape(-1, 8, 8), y.astype(np.int32), dev, space, trials=2, base=BASE, directory=tmp_path,
                  resume=True)
     assert len(study.trials) == 2
+
+
+def test_the_local_clusters_workers_start_with_ctrl_c_ignored_and_the_handler_comes_back(monkeypatch):
+    """A terminal's Ctrl-C goes to the whole process group: every Dask worker printed its own
+    KeyboardInterrupt traceback before the search's message. Workers inherit an ignored SIGINT."""
+    import signal
+    import threading
+    import types
+
+    from xdl.tune import search
+
+    seen = []
+
+    def cluster(**kwargs):
+        seen.append(signal.getsignal(signal.SIGINT))
+        return types.SimpleNamespace(close=lambda: None)
+
+    fake = types.SimpleNamespace(LocalCluster=cluster, Client=lambda *a, **k: types.SimpleNamespace(close=lambda: None))
+    monkeypatch.setattr(search, "_distributed", lambda: fake)
+    handler = signal.getsignal(signal.SIGINT)
+    made = search._Search.__new__(search._Search)
+    made.scheduler, made.owned = None, []
+    made.dask_client()
+    assert seen == [signal.SIG_IGN] and signal.getsignal(signal.SIGINT) is handler
+    made.close()
+    elsewhere = threading.Thread(target=lambda: search._interrupts_ignored().__enter__())
+    elsewhere.start()  # (no handler can be set outside the main thread: nothing changes there)
+    elsewhere.join()
+    assert signal.getsignal(signal.SIGINT) is handler

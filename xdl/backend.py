@@ -487,7 +487,9 @@ class use:
 
     ``precision`` ("float32" or "tf32") sets how the backend computes float32 matrix products
     (`Backend.precision`); None leaves it as it is. Used as a context manager it restores the
-    previous backend and precision on exit.
+    previous backend and precision on exit. Both are the whole process's, every thread's (as
+    ``torch.set_default_device``'s): two threads' overlapping blocks restore each other's; a
+    backend for one thread alone is `thread_backend`'s.
     """
 
     def __init__(self, name, precision: str | None = None):

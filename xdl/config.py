@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from xdl import optim
-from xdl.backend import BACKEND_NAMES, PRECISIONS, SEEDS
+from xdl.backend import BACKEND_NAMES, PRECISIONS, SEEDS, thread_seed
 from xdl.data import Augment, Standardizer
 from xdl.datasets import DATASETS
 from xdl.files import check_directory_name, read_toml
@@ -231,9 +231,13 @@ class TrainConfig:
         return None if self.progress else False
 
     def build_model(self, n_features: int, n_classes: int, standardize=None):
+        """The MLP these options describe, its weights drawn as after ``xdl.seed(self.seed)`` (from a
+        generator of this call's own: the process's are left as they were, and two builds, or
+        builds in threads, give the same model)."""
         try:
-            return mlp(n_features, self.hidden, n_classes, activation=self.activation, init=self.init,
-                       batch_norm=self.batch_norm, dropout=self.dropout, standardize=standardize)
+            with thread_seed(self.seed):
+                return mlp(n_features, self.hidden, n_classes, activation=self.activation, init=self.init,
+                           batch_norm=self.batch_norm, dropout=self.dropout, standardize=standardize)
         except MemoryError as e:  # NumPy's words name an array's shape, not the option that asked for it
             raise MemoryError(f"hidden {self.hidden}: the model's weights do not fit in memory ({e})") from None
 

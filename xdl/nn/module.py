@@ -102,22 +102,28 @@ def _is_dtype(value) -> bool:
     return value is not None and (dtype != object or value is object or value in ("O", "object"))
 
 
-_evaluation = threading.local()  # this thread's `evaluating_here`: every module read as in evaluation
+_mode_here = threading.local()  # this thread's `mode_here`: every module read in that mode (None: its own flag)
 
 
 @contextlib.contextmanager
-def evaluating_here():
-    """Every module in evaluation mode for the block, in this thread only: the modules' own flags
-    are left as they are, so another thread predicting with the same model, or training it, sees
-    its own mode (switching the shared flags, two threads' blocks put back each other's modes: some
-    batches ran in training mode, dropout on and batch norm's running statistics moved). How
-    `Module.predict_outputs` runs."""
-    before = getattr(_evaluation, "on", False)
-    _evaluation.on = True
+def mode_here(training: bool):
+    """Every module in training (True) or evaluation (False) mode for the block, in this thread
+    only: the modules' own flags are left as they are, so another thread predicting with the same
+    model, or training it, sees its own mode (switching the shared flags, two threads' blocks put
+    back each other's modes: some batches ran in training mode, dropout on and batch norm's running
+    statistics moved). How `Module.predict_outputs`, ``model(x, training=...)`` and the Trainer's
+    evaluations run."""
+    before = getattr(_mode_here, "training", None)
+    _mode_here.training = training
     try:
         yield
     finally:
-        _evaluation.on = before
+        _mode_here.training = before
+
+
+def evaluating_here():
+    """Every module in evaluation mode for the block, in this thread only (`mode_here`)."""
+    return mode_here(False)
 
 
 def _setting_now(attribute, made_with):
@@ -338,8 +344,8 @@ class Module:
     def mode(self, training: bool):
         """Training (True) or evaluation (False) mode for the block, then back to the mode each
         module was in (a batch norm kept in evaluation while the rest trains stays so). It sets the
-        modules' flags, which every thread reads: to predict beside another thread's use of the
-        model, `evaluating_here` (what ``predict`` does)."""
+        modules' flags, which every thread reads: beside another thread's use of the model,
+        `mode_here` (what ``predict`` and ``model(x, training=...)`` do)."""
         modes = [(module, module.__dict__.get("training", True)) for _, module in self.named_modules()]
         self.train(training)
         try:
@@ -351,8 +357,9 @@ class Module:
     @property
     def training(self) -> bool:
         """Whether the module runs in training mode (dropout on, batch norm's batch statistics):
-        its flag (`train`, `eval`), read as False in a thread within `evaluating_here`."""
-        return self.__dict__.get("training", True) and not getattr(_evaluation, "on", False)
+        its flag (`train`, `eval`), or in a thread within `mode_here`, that block's mode."""
+        here = getattr(_mode_here, "training", None)
+        return self.__dict__.get("training", True) if here is None else here
 
     @training.setter
     def training(self, value: bool) -> None:
@@ -384,8 +391,8 @@ class Module:
         float64 or integers — and its output is cast to the model's dtype; a Tensor, a tuple or a list holding
         Tensors, and the other arguments reach forward as given (converting them would cut the
         graph). ``training`` (Keras's): True or False runs this call in training or evaluation
-        mode, and each module goes back to the mode it was in (None: the mode it is in); a forward
-        of the user's own that takes ``training`` gets it too."""
+        mode, in this thread only (`mode_here`: the modules' flags are left as they are; None: the
+        mode each is in); a forward of the user's own that takes ``training`` gets it too."""
         if training is not None:
             check_bool(training, "training")
             if _takes_training(type(self).forward):
@@ -404,7 +411,7 @@ class Module:
                 x, network = (x if x.dtype == self.dtype else x.astype(self.dtype)), self[1:]
         if training is None:
             return network.forward(x, *args, **kwargs)
-        with self.mode(training):
+        with mode_here(training):
             return network.forward(x, *args, **kwargs)
 
     def zero_grad(self) -> None:

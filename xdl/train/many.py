@@ -38,13 +38,14 @@ from pathlib import Path
 
 import numpy as np
 
-from xdl.backend import SEEDS, current_backend, get_backend, thread_backend, thread_seed
+from xdl.backend import SEEDS, current_backend, get_backend, thread_backend
 from xdl.caller import warn_caller
 from xdl.config import RESUME_MAY_CHANGE, RUN_OPTIONS, TrainConfig
 from xdl.data import check_features, check_labels, training_batches
 from xdl.data.validation import MAX_CLASSES, check_bool, check_dev_pair, check_int, check_list
 from xdl.functions.stacked import stacked_softmax_cross_entropy
 from xdl.nn import Module, Standardize, stack
+from xdl.nn.module import evaluating_here
 from xdl.optim.stacked import StackedOptimizer
 from xdl.serialization import load, read_extra
 from xdl.tensor import Tensor, no_grad, to_numpy
@@ -239,13 +240,13 @@ class ManyTrainer:
     def _build_on_host(self, n_features: int, n_classes: int, standardize) -> list[Module]:
         """The K models on the host (initial weights are host draws on any backend), model k
         exactly as after ``xdl.seed(configs[k].seed)``: built in worker threads, each with its own
-        generator (`thread_seed`), as NumPy draws without holding the GIL."""
+        generator (`TrainConfig.build_model`'s), as NumPy draws without holding the GIL."""
         host = get_backend("numpy")
         if standardize is not None:  # the K models share it: converted once here (a copy: the caller's stays
             standardize = copy.deepcopy(standardize).astype(self.dtype)  # as it is), never by a worker
 
         def build(config):
-            with thread_backend(host), thread_seed(config.seed):
+            with thread_backend(host):
                 return config.build_model(n_features, n_classes, standardize).astype(self.dtype)
 
         if len(self.configs) == 1:
@@ -590,7 +591,7 @@ class ManyTrainer:
             out = self._network(Xb)
             return stacked_softmax_cross_entropy(out, yb).data * len(yb), _hits(out.data, yb)
 
-        with self.model.evaluating():
+        with evaluating_here():
             for i in range(0, len(X), batch_size):
                 Xb, yb = X[i:i + batch_size], y[i:i + batch_size]
                 if captured and self._captured.failure is None:

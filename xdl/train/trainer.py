@@ -37,7 +37,7 @@ from xdl.data import Augment, check_labels, training_batches
 from xdl.data.validation import check_bool, check_dev_pair, check_int, check_list
 from xdl.files import json_number
 from xdl.nn import Module, Sequential
-from xdl.nn.module import PREDICTIONS, ends_in_probability
+from xdl.nn.module import PREDICTIONS, ends_in_probability, evaluating_here
 from xdl.optim import Optimizer
 from xdl.optim.optimizer import check_rate, takes_arguments
 from xdl.serialization import load, read_extra
@@ -294,7 +294,7 @@ class Trainer:
         """A loss function of one's own gives one number for a batch (its mean over it): one made
         per example (Keras's per-sample form), or a float, is named now — found at the first step's
         backward pass, it would leave the run inside a step."""
-        with self.model.evaluating():
+        with evaluating_here():
             value = self.loss(self.model(X[:2].astype(self.model.dtype)), y[:2])
         if not (isinstance(value, Tensor) and value.size == 1):
             got = f"a tensor of shape {value.shape}" if isinstance(value, Tensor) else f"a {type(value).__name__}"
@@ -306,7 +306,7 @@ class Trainer:
     def _output_shape(self, X) -> tuple:
         """The shape of the model's output for one example, from a forward pass of X's first one in
         evaluation mode (which changes nothing): what the targets are shaped for."""
-        with self.model.evaluating():
+        with evaluating_here():
             out = self.model(X[:1].astype(self.model.dtype))
         if isinstance(self.loss, _losses.Loss) and self.classification and ends_in_probability(out):
             raise ValueError(f"model: its forward ends in a {out.made_by.__name__.lower()}, so its outputs are "
@@ -597,8 +597,9 @@ class Trainer:
     # -- evaluation ---------------------------------------------------------------------------
     @no_grad()
     def evaluate(self, X, y, batch_size: int = 1024) -> dict:
-        """Cost (data loss) and accuracy (classification) of the model in evaluation mode; a model
-        whose state holds NaN or Inf (a diverged run's) is refused, naming where — its outputs
+        """Cost (data loss) and accuracy (classification) of the model in evaluation mode, in this
+        thread only (`xdl.nn.module.mode_here`: another thread may predict with the model, or train
+        it, meanwhile); a model whose state holds NaN or Inf (a diverged run's) is refused, naming where — its outputs
         would be NaN, and NaN rows counted as class 0."""
         check_int(batch_size, "batch_size")
         X, y = self._check(X, y)
@@ -623,7 +624,7 @@ class Trainer:
             hits = _correct(xp, out.data, yb, self._each_output) if self.classification else None
             return step_loss(out, yb).data * len(yb), hits
 
-        with self.model.evaluating():
+        with evaluating_here():
             for i in range(0, len(X), batch_size):
                 Xb, yb = X[i:i + batch_size], backend.asarray(y[i:i + batch_size])
                 if captured and self._captured.failure is None:

@@ -27,13 +27,14 @@ import json
 import logging
 import math
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from xdl.backend import thread_seed
 from xdl.caller import warn_caller
 from xdl.config import TrainConfig, unread_options
 from xdl.data import check_features, check_labels
@@ -150,6 +151,22 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
     finally:  # a Ctrl-C too: Dask's clients and workers closed in order, not killed at exit
         search.close()
     return study
+
+
+@contextlib.contextmanager
+def _interrupts_ignored():
+    """SIGINT ignored while processes are started, which inherit that (a terminal's Ctrl-C goes to
+    its whole process group: each Dask worker printed its own KeyboardInterrupt traceback before the
+    search's message); the handler put back after. Outside the main thread, where no handler can be
+    set, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _kept(study: Study, directory) -> str:
@@ -613,8 +630,10 @@ class _Search:
             distributed = _distributed()
             # quiet: its workers' logs as a Ctrl-C closes them are not the user's news (the search says what
             # it kept; a trial's error reaches the search through its future)
-            cluster = distributed.LocalCluster(threads_per_worker=1, processes=True, dashboard_address=None,
-                                               silence_logs=logging.CRITICAL)
+            with _interrupts_ignored():  # a terminal's Ctrl-C reaches the workers too: the search closes them
+                # (one pressed while the cluster starts, a few seconds, is lost: press it again)
+                cluster = distributed.LocalCluster(threads_per_worker=1, processes=True, dashboard_address=None,
+                                                   silence_logs=logging.CRITICAL)
             self.owned.append(cluster)
             self.scheduler = distributed.Client(cluster, timeout=CONNECT_SECONDS, set_as_default=False)
             self.owned.append(self.scheduler)
@@ -647,8 +666,7 @@ def _sequential(todo, round_, search: _Search) -> None:
         config = _config_or_failure(search.base, number, round_, params, study)
         if config is None:
             continue
-        with thread_seed(config.seed):  # its weights as after xdl.seed(seed); the process's generators left alone
-            model = config.build_model(int(np.prod(X.shape[1:])), _n_classes(y, dev), search.standardize_for(config))
+        model = config.build_model(int(np.prod(X.shape[1:])), _n_classes(y, dev), search.standardize_for(config))
         model.astype(search.dtype)
         pruning = Pruning(recorded_at(study, search.rungs), search.eta) if search.rungs else None
         trainer = config.build_trainer(model, callbacks=[pruning] if pruning else [])
