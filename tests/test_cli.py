@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -318,6 +319,81 @@ def test_a_failed_checkpoint_write_says_how_to_go_on(tmp_path, capsys, disk_full
     disk_full_from(None)
     assert main(["train", *FAST, "--out", str(out), "--patience", "0", "--resume", str(out / "checkpoints")]) == 0
     assert json.loads((out / "history.json").read_text())["records"][-1]["epoch"] == 3
+
+
+def test_a_failed_first_checkpoint_leaves_no_lone_best_and_the_same_command_runs_again(tmp_path, capsys,
+                                                                                       disk_full_from):
+    """Epoch 1's best.npz written, its checkpoint.npz not: the best was left alone, and the same
+    command was refused ("a run's best epoch but no checkpoint")."""
+    out = tmp_path / "run"
+    disk_full_from(2)
+    assert main(["train", *FAST, "--out", str(out)]) == 1
+    assert f"writing the checkpoint '{out / 'checkpoints' / 'checkpoint.npz'}' after epoch 1 failed" in \
+        capsys.readouterr().err
+    assert not (out / "checkpoints").exists()
+    disk_full_from(None)
+    assert main(["train", *FAST, "--out", str(out)]) == 0
+
+
+def test_out_of_memory_while_writing_a_checkpoint_is_said_as_a_failed_write(tmp_path, capsys, monkeypatch):
+    """A MemoryError in a checkpoint's write printed "xdl train: error:" and nothing else."""
+    import xdl.serialization
+
+    savez, calls = xdl.serialization.np.savez, []
+
+    def savez_out_of_memory(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:  # epoch 2's checkpoint.npz
+            raise MemoryError()
+        return savez(*args, **kwargs)
+
+    monkeypatch.setattr(xdl.serialization.np, "savez", savez_out_of_memory)
+    out = tmp_path / "run"
+    assert main(["train", *FAST, "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert f"writing the checkpoint '{out / 'checkpoints' / 'checkpoint.npz'}' after epoch 2 failed: out of memory; " \
+           f"'{out / 'checkpoints' / 'checkpoint.npz'}' holds what it held before" in err
+    assert f"--resume {out / 'checkpoints'} (its state after epoch 1)" in err
+
+
+def test_a_history_that_cannot_be_written_leaves_the_way_on_said(tmp_path, capsys, monkeypatch):
+    """A divergence's or an interruption's message (and its --resume) was replaced by history.json's
+    write error; so was a checkpoint's by the lock file's, in a directory made read-only."""
+    import signal
+
+    import xdl.lock
+    import xdl.train.history
+
+    def no_room(*args, **kwargs):
+        raise OSError(28, "No space left on device", "history.json")
+
+    monkeypatch.setattr(xdl.train.history.History, "save", no_room)
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "control.toml").write_text("lr = 1e30\n")  # diverges in epoch 2: the checkpoint holds epoch 1
+    with np.errstate(all="ignore"):
+        assert main(["train", *FAST, "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "note: the history was not written: [Errno 28] No space left on device" in err
+    assert "training diverged" in err and f"with --resume {out / 'checkpoints'} (its state after epoch 1)" in err
+
+    class SignalAfterEpoch(xdl.train.Callback):
+        def on_epoch_end(self, trainer, record):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    build = xdl.config.TrainConfig.build_trainer
+    monkeypatch.setattr(xdl.config.TrainConfig, "build_trainer",
+                        lambda self, model, callbacks=(): build(self, model, [*callbacks, SignalAfterEpoch()]))
+    assert main(["train", *FAST, "--out", str(tmp_path / "other")]) == 130
+    err = capsys.readouterr().err
+    assert "xdl train: training interrupted by SIGINT" in err and "to continue, run the same command" in err
+
+    unlink = Path.unlink
+    monkeypatch.setattr(Path, "unlink", lambda self, *a, **k: (_ for _ in ()).throw(PermissionError(13, "denied"))
+                        if self.name == "run.lock" else unlink(self, *a, **k))
+    (tmp_path / "locked").mkdir()
+    lock = xdl.lock.DirectoryLock(tmp_path / "locked", "--out", xdl.lock.RUN).acquire()
+    lock.release()  # the file stays (its holder gone: the next takes it over); no error in place of the run's
 
 
 def test_flipping_digits_is_noted(tmp_path, capsys):

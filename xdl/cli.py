@@ -414,27 +414,25 @@ def train(config: TrainConfig, args=None) -> int:
             return _interrupted(stop, trainer, out)
         except KeyboardInterrupt as stop:  # a second signal, before the step finished: the last checkpoint stands
             if trainer.last_checkpoint is None:
+                _without_a_lone_best(trainer, out)
                 raise
             signal_name = _signal_of(stop)
             print(f"\nxdl train: interrupted by {signal_name} before the step finished; the last checkpoint "
                   f"stands: to continue, {_resume_command(trainer)}", file=sys.stderr)
             return _signal_status(signal_name)
         except FloatingPointError as e:
-            if len(trainer.history):
-                trainer.history.save(out / "history.json")  # the good epochs, for the curves
+            _keep_history(trainer, out)
             if trainer.last_checkpoint is None:
-                with contextlib.suppress(OSError):  # nothing was saved: no empty checkpoints/ left to puzzle over
-                    (out / "checkpoints").rmdir()
+                _without_a_lone_best(trainer, out)
                 raise
             # the way on from the last good state, whose rate (maybe set by hand) is the one that diverged
             raise FloatingPointError(f"{e}: to do so from the last good state, write `lr = …` into "
                                      f"{str(out / 'control.toml')!r} and {_resume_command(trainer)}") from None
         except OSError as e:  # a checkpoint could not be written: training stopped there
-            if len(trainer.history):
-                with contextlib.suppress(OSError):  # the good epochs, for the curves (the disk may be full)
-                    trainer.history.save(out / "history.json")
+            _keep_history(trainer, out)
             if trainer.last_checkpoint is not None:
                 raise OSError(f"{e}; once the directory can be written, {_resume_command(trainer)}") from None
+            _without_a_lone_best(trainer, out)
             raise
         seconds = time.perf_counter() - start
         try:
@@ -445,11 +443,11 @@ def train(config: TrainConfig, args=None) -> int:
                                   "dev_accuracy": metrics["dev"]["accuracy"]}, base_error=config.base_error)
             files = _write_outputs(out, model, history, config, metrics, diagnosis)
             files += [str(p) for p in dict.fromkeys((trainer.last_checkpoint, trainer.best_checkpoint)) if p]
-        except (KeyboardInterrupt, OSError) as e:  # the training is done and saved: say how to get the rest
-            if trainer.last_checkpoint is None:
+        except (KeyboardInterrupt, OSError, MemoryError) as e:  # the training is done and saved: say how to get
+            if trainer.last_checkpoint is None:                    # the rest
                 raise
             stop = _signal_of(e) if isinstance(e, KeyboardInterrupt) else None
-            what = f"interrupted by {stop}" if stop else f"{e}"
+            what = f"interrupted by {stop}" if stop else f"{e}" if isinstance(e, OSError) else f"out of memory ({e})"
             kept = f"its training is over and kept in {str(trainer.last_checkpoint)!r}"
             if (history.stopped_by or "").startswith(CONTROL_FILE):  # a resume trains on after a control stop
                 print(f"\nxdl train: {what} while writing the run's outputs; {kept} (stopped by {CONTROL_FILE}: "
@@ -566,11 +564,30 @@ def _check_resume(config: TrainConfig) -> str:
 def _interrupted(stop: Interrupted, trainer, out: Path) -> int:
     """Ctrl-C or SIGTERM: the Trainer finished its step and wrote the checkpoint; keep the history
     too and say how to continue."""
-    if len(trainer.history):
-        trainer.history.save(out / "history.json")
+    _keep_history(trainer, out)
     print(f"\nxdl train: {stop}", file=sys.stderr)
     print(f"to continue, {_resume_command(trainer)}", file=sys.stderr)
     return _signal_status(stop.signal_name)
+
+
+def _keep_history(trainer, out: Path) -> None:
+    """A stopped run's good epochs in history.json, for the curves; a failed write (the disk may be
+    full) is a note beside the message that says how to go on, not in its place."""
+    if len(trainer.history):
+        try:
+            trainer.history.save(out / "history.json")
+        except OSError as e:
+            print(f"note: the history was not written: {e}", file=sys.stderr)
+
+
+def _without_a_lone_best(trainer, out: Path) -> None:
+    """A run stopped before its first checkpoint leaves no best.npz alone (the same command would be
+    refused: a best epoch, but no checkpoint to continue from) nor an empty checkpoints/ (a new run
+    holds no other: `_check_no_unfinished_run`)."""
+    with contextlib.suppress(OSError):
+        if trainer.best_checkpoint is not None:
+            trainer.best_checkpoint.unlink(missing_ok=True)
+        (out / "checkpoints").rmdir()
 
 
 def _signal_of(stop: KeyboardInterrupt) -> str:

@@ -22,6 +22,7 @@ xdl.lock.DirectoryInUseError: directory '...' is in use by another search: proce
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import errno
 import json
@@ -108,7 +109,10 @@ class DirectoryLock:
         fd, self._fd = self._fd, None
         try:
             if _same_file(fd, self.path):
-                self.path.unlink()
+                # a directory made read-only meanwhile keeps the file: the next holder takes it over (its
+                # holder is gone), and the error that stopped the run, if one did, is the one said
+                with contextlib.suppress(OSError):
+                    self.path.unlink()
         finally:
             os.close(fd)  # the flock goes with it
 

@@ -124,9 +124,10 @@ def write_checkpoint(model, path, when: str, extra: dict, arrays: dict) -> Path:
     path = Path(path)
     try:
         return save(model, path, extra=extra, extra_arrays=arrays)
-    except OSError as e:
+    except (OSError, MemoryError) as e:  # (out of memory while writing: said as a failed write, the file named)
         kept = f"; {str(path)!r} holds what it held before" if path.is_file() else ""
-        why = e.strerror if e.filename == str(path) and e.strerror else e  # (the path is named here)
+        why = (e.strerror if e.filename == str(path) and e.strerror else e) if isinstance(e, OSError) \
+            else f"out of memory ({e})" if str(e) else "out of memory"  # (the path is named here)
         raise OSError(f"writing the checkpoint {str(path)!r} {when} failed: {why}{kept}") from e
 
 
