@@ -745,6 +745,16 @@ def test_no_grad_nests_and_is_the_calling_threads():
     assert seen == [True, True]
 
 
+def test_an_in_place_update_of_a_read_only_array_shared_by_copy_false_is_named(tmp_path):
+    np.save(tmp_path / "w.npy", np.ones(3))
+    w = xdl.tensor(np.load(tmp_path / "w.npy", mmap_mode="r"), copy=False, requires_grad=True)
+    (w * w).sum().backward()
+    with xdl.no_grad(), pytest.raises(ValueError, match=r"-= on a tensor whose array is read-only \(made with "
+                                                        r"copy=False of a read-only or memory-mapped array"):
+        w -= 0.1 * w.grad  # was NumPy's "output array is read-only", from inside xdl
+    assert w.tolist() == [1.0, 1.0, 1.0]
+
+
 def test_in_place_updates_as_pytorchs():
     w = xdl.tensor([1.0, 2.0], requires_grad=True)
     (w * w).sum().backward()

@@ -631,8 +631,6 @@ def test_the_timed_seeds_follow_an_untimed_run_where_the_search_ran_none_alone(m
 def test_a_run_far_above_its_start_is_diverged_and_counted(monkeypatch):
     """f at 1e4 × f(x₀) is divergence, not a "completed" run ending at 1e243; a model's train cost
     is held to 1e4 × ln C, in one run and in a batched search alike."""
-    from xdl.bench import protocol
-
     results = benchmark(["quadratic"], ["sgd"], seeds=2, trials=1, quick=True, lr=0.05)  # lr·λ_max = 5: unstable
     runs = results["problems"]["quadratic"]["sgd"]["runs"]
     assert all(r["status"] == "diverged" and re.search(r"f became \S+ at step \d+, above 1e4 × f\(x₀\) = ", r["error"])

@@ -54,6 +54,16 @@ def test_a_leading_standardize_layer_keeps_a_large_offset_with_a_small_spread(ba
     np.testing.assert_array_equal(restored.predict_outputs(X), model.predict_outputs(X))
 
 
+def test_calling_a_standardizing_model_on_float16_gives_what_predict_gives():
+    """The leading Standardize ran in float16, X's dtype, and its output was rounded there before the
+    cast: 1.4e-3 from predict_outputs on inputs near 1000."""
+    X = (1000 + 3 * np.random.default_rng(0).standard_normal((200, 4))).astype(np.float16)
+    model = xdl.nn.Sequential(Standardizer().fit(X).layer(), xdl.nn.Dense(4, 2))
+    out = model(X)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(xdl.to_numpy(out), model.predict_outputs(X))
+
+
 def test_a_standardized_input_beyond_the_models_dtype_is_refused_naming_it():
     model = xdl.nn.mlp(2, [4], 2, standardize=xdl.nn.Standardize(2, mean=[0.0, 0.0], scale=[1.0, 1e-30]))
     with pytest.raises(ValueError, match=r"^X's example 1, feature 1 \(1e\+10\) lies 1e\+40 standard deviations "
@@ -319,3 +329,25 @@ def test_inputs_users_bring_end_to_end():
         with pytest.raises(FloatingPointError, match="at the first epoch already: if the cost started that high, the "
                                                      "inputs' scale is the cause"):
             trainer.fit(unscaled, (unscaled[:, 0] > 0).astype(int))
+
+
+def test_integer_labels_held_as_objects_train_as_the_integers_do():
+    """What np.asarray gives for a pandas nullable Int64 column: refused ("got dtype object") by
+    Trainer.fit, fit_many and tune, while X of objects and split took it."""
+    from xdl.data.validation import check_labels
+
+    labels = np.array([0, 1, 2, 1] * 5, dtype=object)
+    np.testing.assert_array_equal(check_labels(labels, 20), labels.astype(np.int64))
+    X = np.random.default_rng(0).standard_normal((20, 3)).astype(np.float32)
+    fitted = []
+    for y in (labels, labels.astype(np.int64)):
+        xdl.seed(0)
+        model = xdl.nn.mlp(3, [4], 3)
+        xdl.train.Trainer(model, xdl.losses.SoftmaxCrossEntropy(), xdl.optim.SGD(model), epochs=2,
+                          progress=False).fit(X, y)
+        fitted.append(model.state_dict())
+    for name, value in fitted[0].items():
+        np.testing.assert_array_equal(value, fitted[1][name])
+    with pytest.raises(ValueError, match=r"y must hold integer class indices, got dtype object holding values that "
+                                         r"are not numbers \(strings\? map them to 0 … C − 1 first"):
+        check_labels(np.array(["cat", "dog"], dtype=object), 2)

@@ -87,6 +87,28 @@ def test_host_effects_run_now_outside_a_capture_and_are_kept_for_replays_inside(
     xdl.graph.require_not_capturing("anything")  # not capturing: nothing to refuse
 
 
+def test_a_capture_records_its_own_threads_effects_only():
+    """A step of another thread (a prediction, a Trainer.evaluate beside a captured training) was
+    refused as if captured, or its host effects (an optimizer's step count) went to the graph."""
+    import threading
+
+    xdl.graph._capture.effects = recorded = []  # as while this thread records a step
+    seen = []
+
+    def elsewhere():
+        seen.append(xdl.graph.capturing())
+        xdl.graph.host_effect(lambda: seen.append("ran"))
+        xdl.graph.require_not_capturing("a loss check")
+
+    try:
+        worker = threading.Thread(target=elsewhere)
+        worker.start()
+        worker.join()
+        assert seen == [False, "ran"] and recorded == [] and xdl.graph.capturing()
+    finally:
+        xdl.graph._capture.effects = None
+
+
 @pytest.mark.gpu
 def test_a_captured_user_step_replays_with_new_inputs_and_counts_the_optimizer_steps():
     from tests.conftest import cupy_available
@@ -149,11 +171,11 @@ class EmulatedGraph:
 
     def __call__(self):
         assert self.version(), "replayed a graph captured before a model was frozen"
-        xdl.graph._effects = []  # the replayed work's host effects are the graph's, run below
+        xdl.graph._capture.effects = []  # the replayed work's host effects are the graph's, run below
         try:
             out = self.fn()
         finally:
-            xdl.graph._effects = None
+            xdl.graph._capture.effects = None
         for effect in self.effects:
             effect()
         for target, value in zip(self.result, out):  # a replay writes the arrays of the capture
@@ -184,14 +206,14 @@ def emulated_capture(monkeypatch, tr):
             warmup_result = fn()
         saved = [a.copy() for a in written_arrays()]
         effects = []
-        xdl.graph._effects = effects
+        xdl.graph._capture.effects = effects
         try:
             result = fn()
         except CaptureError as error:
             error.warmup_result = warmup_result
             raise
         finally:
-            xdl.graph._effects = None
+            xdl.graph._capture.effects = None
             for a, s in zip(written_arrays(), saved):
                 a[...] = s
         result = tuple(None if r is None else np.array(r) for r in result)
@@ -458,7 +480,7 @@ def test_a_graphs_pool_lives_with_it_and_caches_made_in_its_warm_up_do_not_come_
 
 def test_a_losss_check_of_its_targets_inside_a_capture_is_refused_naming_the_way_out(monkeypatch):
     logits = xdl.tensor(np.zeros((2, 3), np.float32))
-    monkeypatch.setattr(xdl.graph, "_effects", [])  # as while xdl.cuda_graph records a step
+    monkeypatch.setattr(xdl.graph._capture, "effects", [], raising=False)  # as while xdl.cuda_graph records a step
     with pytest.raises(CaptureError, match=r"SoftmaxCrossEntropy's check .* loss.compute"):
         SoftmaxCrossEntropy()(logits, [0, 2])
 
@@ -635,13 +657,13 @@ def test_the_stacked_optimizers_values_reach_the_device_at_once_and_not_within_a
     state["t"], state["settings"][0]["lr"] = 9, [0.1, 0.0, 0.1]
     opt.load_state_dict(state)
     assert held()[names.index("lr")].tolist() == [0.1, 0.0, 0.1] and int(backend.to_numpy(opt.steps_done)[0]) == 9
-    xdl.graph._effects = []  # as inside a capture
+    xdl.graph._capture.effects = []  # as inside a capture
     try:
         opt.regions[0].settings["lr"] = np.array([0.2, 0.0, 0.2])
         with pytest.raises(CaptureError, match="change of the stacked models' hyperparameters"):
             opt.step()
     finally:
-        xdl.graph._effects = None
+        xdl.graph._capture.effects = None
 
 
 def test_a_captured_multi_label_run_measures_each_label_as_an_eager_one(backend, monkeypatch):

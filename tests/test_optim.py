@@ -520,6 +520,31 @@ def test_a_step_refuses_a_parameter_frozen_or_unfrozen_since_the_optimizer_was_m
         step(model, frozen_out)
 
 
+def test_a_trainer_refuses_a_parameter_that_came_after_its_optimizer_was_made_of_the_model():
+    """An untied weight (or a parameter assigned into a child) was never trained, silently: the
+    optimizer made of the model did not hold it. One replaced is named as replaced."""
+    X, y = np.random.default_rng(0).standard_normal((64, 4)).astype(np.float32), np.arange(64) % 3
+    first, second = Dense(4, 4), Dense(4, 4)
+    second.weight = first.weight  # tied
+    model = Sequential(first, xdl.nn.ReLU(), second, xdl.nn.ReLU(), Dense(4, 3))
+    opt = Adam(model, lr=1e-2)
+    model[2].weight = xdl.Parameter(model[0].weight.numpy().copy())  # untied
+    trainer = xdl.train.Trainer(model, xdl.losses.SoftmaxCrossEntropy(), opt, batch_size=32, epochs=1,
+                                progress=False)
+    with pytest.raises(ValueError, match=r"optimizer: it was made of the model's parameters, and 2.weight came since "
+                                         r"\(a layer or parameter assigned, a tied weight untied\)"):
+        trainer.fit(X, y)
+    opt.add_param_group({"params": [model[2].weight]})  # what the message offers
+    trainer.fit(X, y)
+    assert Adam([model[0].weight], lr=1e-2).names() == {}  # one made of parameters holds what it was given
+    replaced = Sequential(Dense(4, 8), xdl.nn.ReLU(), Dense(8, 3))
+    opt = Adam(replaced)
+    replaced[2].weight = xdl.Parameter(np.ones((8, 3), np.float32))
+    with pytest.raises(ValueError, match=r"1 of its 4 parameters are not the model's \(2.weight replaced or removed "
+                                         r"since it was made\)"):
+        xdl.train.Trainer(replaced, xdl.losses.SoftmaxCrossEntropy(), opt)
+
+
 @pytest.mark.parametrize("make, match", [
     (lambda: schedules.inverse_time(1e-2, -1.0), r"decay_rate must be a finite number ≥ 0, got -1.0"),
     (lambda: schedules.exponential(1e-2, -0.5), r"base must be a finite number > 0, got -0.5"),

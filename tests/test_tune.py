@@ -1054,6 +1054,9 @@ def test_a_study_resumes_on_the_same_data_given_in_another_shape_or_label_dtype(
     study = tune(X.reshape(-1, 8, 8), y.astype(np.int32), dev, space, trials=2, base=BASE, directory=tmp_path,
                  resume=True)
     assert len(study.trials) == 2
+    for again in (X.astype(np.float32), X.astype(">f4")):  # the models' float32 values: was "data.train.sha1 …"
+        study = tune(again, y, dev, space, trials=len(study.trials) + 1, base=BASE, directory=tmp_path, resume=True)
+    assert len(study.trials) == 4
 
 
 def test_the_local_clusters_workers_start_with_ctrl_c_ignored_and_the_handler_comes_back(monkeypatch):

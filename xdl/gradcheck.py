@@ -327,7 +327,7 @@ def _numeric_gradient(call, t: Tensor, chosen: np.ndarray, eps: float, label: st
                              "a log's or a division's domain?)")
         if above == below:
             raise ValueError(f"gradcheck: {label} {index} is {float(original):.6g}, where θ ± ε rounds back to θ in "
-                             f"float64 (ε = {eps:g}): give an eps of at least {float(np.spacing(original)):.3g} there, "
+                             f"float64 (ε = {eps:g}): give an eps of at least {np.spacing(float(original)):.3g} there, "
                              "or inputs of a smaller magnitude")
         # over the step θ ± ε actually took: it is 2ε only where ε is a whole number of θ's ulps
         grad[k] = (plus - minus) / (above - below)

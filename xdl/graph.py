@@ -25,29 +25,38 @@ xdl.backend.CaptureError: cuda_graph: CUDA graphs need the cupy backend; on the 
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from xdl.backend import CaptureError, current_backend, resolve_backend
 
-_effects: list | None = None  # the host effects of the capture in progress (None: not capturing)
+_capture = threading.local()  # this thread's capture in progress: ``effects``, its host effects (None: none)
+_one_capture = threading.Lock()  # captures share their backend's graph stream: one at a time in the process
+
+
+def _effects() -> list | None:
+    return getattr(_capture, "effects", None)
 
 
 def capturing() -> bool:
-    """Whether a `cuda_graph` capture is recording now."""
-    return _effects is not None
+    """Whether a `cuda_graph` capture is recording now, in this thread (another thread's own work,
+    a prediction beside a training, is not recorded)."""
+    return _effects() is not None
 
 
 def host_effect(fn) -> None:
     """Call ``fn()`` now — or, while a step is being captured, after every replay of its graph."""
-    if _effects is None:
+    effects = _effects()
+    if effects is None:
         fn()
     else:
-        _effects.append(fn)
+        effects.append(fn)
 
 
 def require_not_capturing(what: str) -> None:
     """Raise `CaptureError` if a capture is recording: ``what`` cannot be replayed."""
-    if _effects is not None:
+    if _effects() is not None:
         raise CaptureError(f"cannot capture {what}")
 
 
@@ -82,12 +91,11 @@ def cuda_graph(fn, backend=None, warmup: int = 1) -> CudaGraph:
     ``backend.supports_graphs`` is False) raises it before ``fn`` runs at all (``warmup_result``
     None): call ``fn`` itself there.
     """
-    global _effects
     if isinstance(warmup, bool) or not isinstance(warmup, int | np.integer) or warmup < 0:
         raise ValueError(f"cuda_graph: warmup must be an integer ≥ 0, got {warmup!r}")
     if not callable(fn):
         raise TypeError(f"cuda_graph: fn must be callable, got {fn!r}")
-    if _effects is not None:
+    if _effects() is not None:
         raise CaptureError("cuda_graph: a capture is already recording (captures do not nest)")
     backend = current_backend() if backend is None else resolve_backend(backend, "cuda_graph")
     if not backend.supports_graphs:  # refused before anything runs: the caller calls fn itself
@@ -95,19 +103,19 @@ def cuda_graph(fn, backend=None, warmup: int = 1) -> CudaGraph:
                              "the step itself")
         error.warmup_result = None
         raise error
-    with backend.graph_scope() as recorder:
+    with _one_capture, backend.graph_scope() as recorder:  # (another thread's capture: after it ends)
         warmup_result = None
         for _ in range(int(warmup)):
             warmup_result = fn()
         effects, graph, failure = [], None, None
-        _effects = effects
+        _capture.effects = effects
         try:
             recorder.begin()
             result = fn()
         except Exception as e:  # what the step did that a capture cannot record
             failure = e
         finally:
-            _effects = None
+            _capture.effects = None
             try:
                 if recorder.capturing():
                     graph = recorder.end()  # ends a failed capture too: the stream must not stay recording

@@ -170,6 +170,9 @@ class Tensor:
         elif self._fn is None:
             value = other.data if isinstance(other, Tensor) else other
             xp = self.backend.xp
+            if not getattr(getattr(self.data, "flags", None), "writeable", True):  # NumPy's "output array is read-only"
+                raise ValueError(f"{symbol} on a tensor whose array is read-only (made with copy=False of a read-only "
+                                 "or memory-mapped array, which it shares): make it with copy=True to update it")
             if isinstance(self.data, xp.ndarray):  # (a tensor made of a NumPy scalar: rebound)
                 getattr(xp, ufunc)(self.data, value, out=self.data)
             else:

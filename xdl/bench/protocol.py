@@ -74,7 +74,7 @@ DEFINITIONS = {  # written into results.json and atop results.md: what each figu
                          "the host); a model's mini-batch steps only, the evaluation of train and dev after each "
                          "epoch left out; the seeds run after the search's runs of the same optimizer, or after one "
                          "untimed run where the search trained batched or did not run (a first run pays for first "
-                         "calls: caches, and on a GPU kernel compilation and capture)",
+                         "calls: caches, and on a GPU kernel compilation; each run's capture of its step is its own)",
     "diverged": f"the cost became NaN or infinite, or rose above {divergence_factor()} × where it started — f(x₀) "
                 "for a function (checked at every step); ln C, the cost of a uniform guess over C classes, for a "
                 "model's train cost (checked after every epoch); a diverged run is counted, its figures are not",

@@ -135,6 +135,13 @@ def check_labels(y, m: int, name: str = "y", n_classes: int | None = None, x_nam
         raise ValueError(f"{name} must be (m,) class indices or (m, C) one-hot rows, got shape {y.shape}")
     if y.dtype == np.bool_:  # a yes/no label: classes 0 and 1 (as Keras takes it)
         y = y.astype(np.int64)
+    if y.dtype == object:  # numbers held as objects (a pandas nullable Int64 column), read as X's are
+        try:
+            y = y.astype(np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must hold integer class indices, got dtype object holding values that are not "
+                             "numbers (strings? map them to 0 … C − 1 first, as xdl.sklearn's estimator does)") \
+                from None
     if not np.issubdtype(y.dtype, np.integer):
         if np.issubdtype(y.dtype, np.floating) and not np.isfinite(y).all():
             raise ValueError(f"{name} must hold integer class indices, got NaN or Inf (first at example "

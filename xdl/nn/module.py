@@ -106,9 +106,10 @@ _mode_here = threading.local()  # this thread's `mode_here`: every module read i
 
 
 @contextlib.contextmanager
-def mode_here(training: bool):
+def mode_here(training: bool | None):
     """Every module in training (True) or evaluation (False) mode for the block, in this thread
-    only: the modules' own flags are left as they are, so another thread predicting with the same
+    only (None: each in the mode its flag says, as outside any such block — how a fit trains,
+    whatever block it is called in): the modules' own flags are left as they are, so another thread predicting with the same
     model, or training it, sees its own mode (switching the shared flags, two threads' blocks put
     back each other's modes: some batches ran in training mode, dropout on and batch norm's running
     statistics moved). How `Module.predict_outputs`, ``model(x, training=...)`` and the Trainer's
@@ -405,9 +406,11 @@ class Module:
             first = self._host_layer()
             if first is None:
                 x = tensor(x, dtype=self.dtype if x.dtype.kind == "f" else None, backend=self.backend, copy=False)
-            else:  # a leading Standardize takes the input as given (float64 kept: it computes in float64), then
-                # the cast, as `predict` does (cast first, 1e6 + 0.01·noise would lose its spread)
-                x = first(tensor(x, backend=self.backend, copy=False))
+            else:  # a leading Standardize takes the input as given (float64 kept: it computes in float64; float16
+                # widened to the model's dtype, its result's), then the cast, as `predict` does (cast first,
+                # 1e6 + 0.01·noise would lose its spread)
+                wide = np.promote_types(x.dtype, self.dtype) if x.dtype.kind == "f" else None
+                x = first(tensor(x, dtype=wide, backend=self.backend, copy=False))
                 x, network = (x if x.dtype == self.dtype else x.astype(self.dtype)), self[1:]
         if training is None:
             return network.forward(x, *args, **kwargs)

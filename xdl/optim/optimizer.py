@@ -424,12 +424,17 @@ class Optimizer(StepCount):
         """id → the model's name of each parameter, for an optimizer made of a model (else empty)."""
         return {id(p): name for p, name in self.__dict__.get("_named", ())}
 
-    def check_trainable(self, names: dict | None = None) -> None:
+    def check_trainable(self, named: list | None = None) -> None:
         """Refuse to update when a parameter was frozen or unfrozen (``requires_grad``) since this
         optimizer was made: a frozen one it holds would still move (momentum, weight decay, one
         update over its flat buffer), and one `Optimizer(model)` left out frozen would get gradients
-        and never an update — as a Keras model needs ``compile()`` again. ``names``: id → the
-        model's name for each parameter, for the message."""
+        and never an update — as a Keras model needs ``compile()`` again. ``named``: the model's
+        (name, parameter) pairs now (`Trainer` gives them), for the message — and, for an optimizer
+        made of a whole model (``Optimizer(model)``, ``param_groups(model)``), to refuse a parameter
+        that trains and that it does not hold: one that came since (a layer assigned into a child,
+        a tied weight untied) would get gradients and never an update."""
+        names = {id(p): n for n, p in named} if named is not None else None
+
         def name(p):
             return (names or self.names()).get(id(p)) or f"a parameter of shape {tuple(p.shape)}"
 
@@ -443,6 +448,14 @@ class Optimizer(StepCount):
             raise ValueError(f"optimizer: it was made when {name(unfrozen)} was frozen, which it left out, and it "
                              "trains now (requires_grad True): make the optimizer again, or give it the parameter with "
                              "optimizer.add_param_group({'params': [...]})")
+        if named is not None and self.names():  # made of a whole model: it holds every parameter that trains
+            held = {id(p) for p in self.parameters()}
+            new = next((n for n, p in named if p.requires_grad and id(p) not in held), None)
+            if new is not None:
+                raise ValueError(f"optimizer: it was made of the model's parameters, and {new} came since (a layer or "
+                                 "parameter assigned, a tied weight untied): it would get gradients and never an "
+                                 "update; make the optimizer again, or give it the parameter with "
+                                 "optimizer.add_param_group({'params': [...]})")
 
     def _write_back_rebound(self) -> None:
         """A ``.data`` or ``.grad`` rebound by hand since the last step (PyTorch's ``p.grad = None``

@@ -45,7 +45,8 @@ from xdl.data import check_features, check_labels, training_batches
 from xdl.data.validation import MAX_CLASSES, check_bool, check_dev_pair, check_int, check_list
 from xdl.functions.stacked import stacked_softmax_cross_entropy
 from xdl.nn import Module, Standardize, stack
-from xdl.nn.module import evaluating_here
+from xdl.nn.module import evaluating_here, mode_here
+from xdl.optim.optimizer import check_rate
 from xdl.optim.stacked import StackedOptimizer
 from xdl.serialization import load, read_extra
 from xdl.tensor import Tensor, no_grad, to_numpy
@@ -347,7 +348,9 @@ class ManyTrainer:
                             "dev": data_digest(dev[0].astype(self.dtype, copy=False), dev[1]) if dev is not None
                             else None}
         self.stop_training, self.resumed = False, resume is not None
-        with checkpoint_directories_held(self.callbacks):  # (a resume's reads included)
+        # (the modules' own modes, which the fit sets: a fit called within model(x, training=False), say,
+        # would train, and capture its step, in evaluation mode)
+        with checkpoint_directories_held(self.callbacks), mode_here(None):  # (a resume's reads included)
             if resume is not None:
                 self._mid_step = True  # (a failure partway leaves part of the checkpoint's state in)
                 self.load_checkpoint(checkpoint)
@@ -457,8 +460,11 @@ class ManyTrainer:
         return self._end_epoch(train, dev_metrics, rates, steps, seconds, step_seconds)
 
     def _rates(self, epoch: int) -> np.ndarray:
-        """The K models' learning rates in epoch ``epoch`` (from 0): their schedules', or their lr."""
-        return np.array([float(s(epoch)) if s is not None else c.lr for c, s in zip(self.configs, self._schedules)])
+        """The K models' learning rates in epoch ``epoch`` (from 0): their schedules', or their lr — a
+        schedule's that decayed below the dtype's smallest positive number as 0, as `Trainer` holds it."""
+        return np.array([check_rate(float(s(epoch)), f"model {k}'s rate in epoch {epoch + 1}", self.dtype,
+                                    decayed=epoch > 0) if s is not None else c.lr
+                         for k, (c, s) in enumerate(zip(self.configs, self._schedules))])
 
     def _train_step(self, Xb, yb):
         """One step of the K models on a batch: (their costs, their correct counts or None), (K,)

@@ -37,7 +37,7 @@ from xdl.data import Augment, check_labels, training_batches
 from xdl.data.validation import check_bool, check_dev_pair, check_int, check_list
 from xdl.files import json_number
 from xdl.nn import Module, Sequential
-from xdl.nn.module import PREDICTIONS, ends_in_probability, evaluating_here
+from xdl.nn.module import PREDICTIONS, ends_in_probability, evaluating_here, mode_here
 from xdl.optim import Optimizer
 from xdl.optim.optimizer import check_rate, takes_arguments
 from xdl.serialization import load, read_extra
@@ -385,7 +385,7 @@ class Trainer:
         reason = self.eager_reason()
         if self.capture is True and reason is not None:
             raise ValueError(f"capture=True, but this run's steps cannot be captured: {reason}")
-        self.optimizer.check_trainable({id(p): name for name, p in self.model.named_parameters()})
+        self.optimizer.check_trainable(list(self.model.named_parameters()))
         if resume is None:
             check_goes_on(self, "trainer", "Trainer")
         if resume is None and self.epoch >= self.epochs:  # it would return at once, training nothing
@@ -404,7 +404,9 @@ class Trainer:
         checkpointing = any(isinstance(cb, Checkpoint) for cb in self.callbacks)
         self._provenance_record = _provenance(self, X, y, dev) if resume is not None or checkpointing else None
         self.stop_training, self.resumed = False, resume is not None
-        with checkpoint_directories_held(self.callbacks):  # (a resume's reads included)
+        # (the modules' own modes, which the fit sets: a fit called within model(x, training=False), say,
+        # would train, and capture its step, in evaluation mode)
+        with checkpoint_directories_held(self.callbacks), mode_here(None):  # (a resume's reads included)
             if resume is not None:
                 self.load_checkpoint(checkpoint)
             X, dev, self._network = network_data(self.model, X, dev, on_host=self.augment is None)
@@ -462,7 +464,7 @@ class Trainer:
         e, steps = self.epoch, len(bounds)
         # a parameter a callback froze or unfroze: refused here, on the host (a captured step replays
         # without running the optimizer's own check in its step)
-        self.optimizer.check_trainable({id(p): name for name, p in self.model.named_parameters()})
+        self.optimizer.check_trainable(list(self.model.named_parameters()))
         start = time.perf_counter()
         if self.schedule is not None:
             rate = check_rate(self.schedule(e), f"schedule({e}) (the rate of epoch {e + 1})", self.model.dtype,
@@ -767,9 +769,12 @@ def _check_parts(model, loss, optimizer) -> None:
         raise ValueError(f"optimizer holds no parameters; make it from the model, e.g. {type(optimizer).__name__}(model)")
     foreign = [p for p in held if id(p) not in own]
     if foreign:
-        raise ValueError(f"optimizer: {len(foreign)} of its {len(held)} parameters are not the model's "
-                         f"(an optimizer made for another model?); make it from this one, e.g. "
-                         f"{type(optimizer).__name__}(model)")
+        named = optimizer.names()  # its names when it was made of a model: which of them the model lost
+        gone = [named[id(p)] for p in foreign if id(p) in named]
+        why = (f"{', '.join(gone[:3])}{', …' if len(gone) > 3 else ''} replaced or removed since it was made"
+               if gone else "an optimizer made for another model?")
+        raise ValueError(f"optimizer: {len(foreign)} of its {len(held)} parameters are not the model's ({why}); "
+                         f"make it from this one, e.g. {type(optimizer).__name__}(model)")
 
 
 

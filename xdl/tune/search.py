@@ -117,7 +117,7 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
         check_standardize(standardize, int(np.prod(X.shape[1:])))
     check_bool(progress, "progress", allow_none=True)  # (a string "no" would be a truth value)
     meta = {**study.meta, "standardize": _standardize_record(standardize),
-            "data": json.loads(json.dumps({"train": _digest(X, y), "dev": _digest(*dev)}))}
+            "data": json.loads(json.dumps({"train": _digest(X, y, dtype), "dev": _digest(*dev, dtype)}))}
     # a scheduler given by address is connected to now, before anything is made: a wrong one fails here
     client = connect(scheduler) if execution == "dask" and isinstance(scheduler, str) else None
     search = _Search(base, X, y, dev, study, standardize, progress, scheduler if client is None else client,
@@ -776,12 +776,14 @@ def _diverged(what: str) -> str:
     return f"diverged: {what}"
 
 
-def _digest(X, y) -> dict:
-    """The data's digest as a study keeps it: X's rows (an image set flattened, as the models take
-    it) and y as class indices (int64), so the same data given in another shape or label dtype
-    resumes. (A study of flat X and int64 labels, xdl tune's, has the digest it had before; one
-    made with image-shaped X or other label dtypes before this rule does not resume.)"""
-    return data_digest(rows(X), y.astype(np.int64, copy=False))
+def _digest(X, y, dtype: str) -> dict:
+    """The data's digest as a study keeps it: X's rows (an image set flattened) in the models'
+    ``dtype``, as they take them, and y as class indices (int64) — as `Trainer` and `fit_many`
+    compare the data of a resume: the same data given in another shape, float dtype, byte order or
+    label dtype resumes. (A study of flat float32 X and int64 labels, xdl tune's, has the digest it
+    had before; one made with X of another dtype, image-shaped X or other label dtypes before these
+    rules does not resume.)"""
+    return data_digest(rows(X).astype(dtype, copy=False), y.astype(np.int64, copy=False))
 
 
 def _n_classes(y, dev) -> int:
