@@ -372,6 +372,30 @@ def test_moving_or_converting_to_what_a_model_has_changes_nothing(backend):
 
 
 
+@pytest.mark.parametrize("fused", [False, True])
+def test_a_dropout_called_twice_in_a_forward_pass_draws_two_masks_under_a_key(backend, fused, monkeypatch):
+    """A Dropout reused after two layers drew the same mask at both calls under a Trainer's key (two
+    thirds of the units kept where a quarter should be); now a mask per call, the same ones at every
+    pass of the same step, and the first call's the mask it always drew."""
+    drop = Dropout(0.5)
+    X = np.ones((200, 50), np.float32)
+    xdl.seed(0)
+    model = Sequential(Dense(50, 50), ReLU(), drop, Dense(50, 50), ReLU(), drop) if fused else Sequential(drop, drop)
+    model.set_random_key(0, step=3)
+    first = model(X).numpy()
+    assert np.array_equal(model(X).numpy(), first)  # a pass again: the same masks
+    if not fused:
+        assert abs((first != 0).mean() - 0.25) < 0.02  # was 0.50: one mask twice
+        once = drop(X).numpy() != 0  # a pass of the layer alone: its first call's key, the one it is given
+        np.testing.assert_array_equal(once, xdl.functions.dropout(xdl.tensor(X), 0.5, key=drop.random_key).numpy() != 0)
+    else:
+        seen, relu_dropout = [], xdl.functions.relu_dropout
+        monkeypatch.setattr(xdl.nn.sequential.F, "relu_dropout",
+                            lambda x, rate, key: seen.append(key) or relu_dropout(x, rate, key))
+        model(X)
+        assert seen[0] == drop.random_key and seen[1][1] == drop.random_key[1] + xdl.nn.module.REPEAT_STREAMS
+
+
 def test_a_relu_before_a_keyed_dropout_runs_as_one_op_with_the_pairs_values(backend, rng, monkeypatch):
     """Under a key (a Trainer's), `Sequential` runs ReLU → Dropout as `relu_dropout` (one node, one
     kernel each way on the GPU): outputs, weight gradients and batch-norm statistics bit for bit

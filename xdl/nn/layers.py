@@ -132,7 +132,8 @@ class Dropout(Module):
     scales the kept ones by 1/(1 − rate); the identity in evaluation.
 
     Masks come from the key `Module.set_random_key` gave (a pure function of seed, layer and step:
-    how `Trainer` runs it), or else from the backend's seeded generator.
+    how `Trainer` runs it; a layer called twice in one forward pass draws a mask per call,
+    `Module.draw_key`), or else from the backend's seeded generator.
     """
 
     draws_random = True
@@ -145,7 +146,8 @@ class Dropout(Module):
 
     def forward(self, x):
         check_input(x, lambda: f"Dropout({self.rate})")
-        return F.dropout(x, self.rate, training=self.training, key=self.random_key)
+        training = self.training
+        return F.dropout(x, self.rate, training=training, key=self.draw_key() if training else self.random_key)
 
 
 class BatchNorm(Module):

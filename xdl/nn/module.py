@@ -102,6 +102,8 @@ def _is_dtype(value) -> bool:
     return value is not None and (dtype != object or value is object or value in ("O", "object"))
 
 
+_passes = threading.local()  # this thread's forward passes: ``depth`` of nested calls, ``number`` of the outermost
+REPEAT_STREAMS = 2**32  # a module's n-th draw in one forward pass is keyed by stream + n·this (`draw_key`)
 _mode_here = threading.local()  # this thread's `mode_here`: every module read in that mode (None: its own flag)
 
 
@@ -378,6 +380,21 @@ class Module:
         for stream, (_, module) in enumerate(self.named_modules()):
             if module.draws_random:
                 module.random_key = None if seed is None else (int(seed), stream, int(step), *extra)
+                module.__dict__["_draws"] = (None, -1)  # (forward pass, draws in it): none yet
+
+    def draw_key(self):
+        """The key of this module's next draw in training: ``random_key`` at its first call in a
+        forward pass (an outermost `__call__`), and at its n-th call there the key with stream +
+        n·`REPEAT_STREAMS` — a Dropout applied after two layers draws two masks, as PyTorch's
+        would, each still a pure function of (seed, layer, call, step), eager or captured."""
+        key = self.random_key
+        if key is None:
+            return None
+        number = getattr(_passes, "number", 0)
+        seen, calls = self.__dict__.get("_draws", (None, -1))
+        calls = calls + 1 if seen == number else 0
+        self.__dict__["_draws"] = (number, calls)
+        return key if not calls else (key[0], key[1] + calls * REPEAT_STREAMS, *key[2:])
 
     # -- computing ------------------------------------------------------------------------
     def forward(self, x, *args, **kwargs):
@@ -412,10 +429,17 @@ class Module:
                 wide = np.promote_types(x.dtype, self.dtype) if x.dtype.kind == "f" else None
                 x = first(tensor(x, dtype=wide, backend=self.backend, copy=False))
                 x, network = (x if x.dtype == self.dtype else x.astype(self.dtype)), self[1:]
-        if training is None:
-            return network.forward(x, *args, **kwargs)
-        with mode_here(training):
-            return network.forward(x, *args, **kwargs)
+        depth = getattr(_passes, "depth", 0)
+        if not depth:  # an outermost call: a forward pass of its own (`draw_key` counts a module's draws in it)
+            _passes.number = getattr(_passes, "number", 0) + 1
+        _passes.depth = depth + 1
+        try:
+            if training is None:
+                return network.forward(x, *args, **kwargs)
+            with mode_here(training):
+                return network.forward(x, *args, **kwargs)
+        finally:
+            _passes.depth = depth
 
     def zero_grad(self) -> None:
         """Set every gradient to zero, in place (gradients stay views into the flat buffer)."""

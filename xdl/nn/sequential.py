@@ -39,7 +39,7 @@ class Sequential(Module):
         layers, i = self.layers, 0
         while i < len(layers):
             if i + 1 < len(layers) and _fused(layers[i], layers[i + 1]):
-                x = F.relu_dropout(x, layers[i + 1].rate, layers[i + 1].random_key)  # one op for the pair
+                x = F.relu_dropout(x, layers[i + 1].rate, layers[i + 1].draw_key())  # one op for the pair
                 i += 2
             else:
                 x = layers[i](x)
