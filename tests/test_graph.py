@@ -87,6 +87,20 @@ def test_host_effects_run_now_outside_a_capture_and_are_kept_for_replays_inside(
     xdl.graph.require_not_capturing("anything")  # not capturing: nothing to refuse
 
 
+def test_a_capture_started_within_another_ones_warm_up_is_refused_not_waited_for(monkeypatch):
+    """The inner call waited for the lock the outer one held: forever."""
+    import contextlib
+    import types
+
+    recorder = types.SimpleNamespace(begin=lambda: None, capturing=lambda: False, end=lambda: None)
+    fake = types.SimpleNamespace(supports_graphs=True, captured_constants=lambda: [],
+                                 graph_scope=contextlib.contextmanager(lambda: (yield recorder)))
+    monkeypatch.setattr(xdl.graph, "current_backend", lambda: fake)
+    with pytest.raises(CaptureError, match=r"a capture is already recording \(captures do not nest\)"):
+        xdl.graph.cuda_graph(lambda: xdl.graph.cuda_graph(lambda: None))
+    assert not xdl.graph._one_capture.locked() and not xdl.graph._capture.scope
+
+
 def test_a_capture_records_its_own_threads_effects_only():
     """A step of another thread (a prediction, a Trainer.evaluate beside a captured training) was
     refused as if captured, or its host effects (an optimizer's step count) went to the graph."""

@@ -372,6 +372,27 @@ def test_moving_or_converting_to_what_a_model_has_changes_nothing(backend):
 
 
 
+def test_an_attribute_named_as_a_module_method_or_a_dotted_name_is_refused():
+    """self.flatten = Flatten() (PyTorch's quickstart) shadowed Module.flatten: astype failed half way,
+    the model left converted and unplaced; a dotted name made two state_dict keys one."""
+    class Net(xdl.nn.Module):
+        def __init__(self, name, value):
+            super().__init__()
+            setattr(self, name, value)
+
+    for name in ("flatten", "predict", "mode"):
+        with pytest.raises(AttributeError, match=rf"Net.{name}: '{name}' is a method of xdl.nn.Module, which xdl calls "
+                                                 rf"on every model; name the attribute otherwise \(e.g. '{name}_'\)"):
+            Net(name, Dense(4, 3))
+    for name, value in (("a.weight", xdl.Parameter(np.ones((2, 2), np.float32))), ("", Dense(2, 2))):
+        with pytest.raises(ValueError, match=r"Net: the name of a parameter, submodule or buffer cannot contain '\.' "
+                                             rf"or be empty .*got '{re.escape(name)}'"):
+            Net(name, value)
+    with pytest.raises(ValueError, match=r"cannot contain '\.'"):
+        Dense(2, 2).add_buffer("a.b", np.zeros(2))
+    Net("flatten_", Dense(4, 3)).astype(np.float64)  # what the message offers
+
+
 @pytest.mark.parametrize("fused", [False, True])
 def test_a_dropout_called_twice_in_a_forward_pass_draws_two_masks_under_a_key(backend, fused, monkeypatch):
     """A Dropout reused after two layers drew the same mask at both calls under a Trainer's key (two

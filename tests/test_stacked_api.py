@@ -227,6 +227,21 @@ def test_set_lr_names_the_model_and_the_value(rates, match):
         opt.set_lr([None, 0.2])
 
 
+def test_stack_refuses_a_model_sharing_layers_or_parameters():
+    """KeyError 'weight' from inside stack, before; a Dropout used twice was stacked as two, its
+    masks not those the model draws alone (a mask per call)."""
+    layer, drop = Dense(3, 3), xdl.nn.Dropout(0.5)
+    with pytest.raises(StackError, match=r"stack: models\[0\]'s layer 2 shares itself with layer 0 \(a layer used "
+                                         r"twice, a tied weight\)"):
+        stack([Sequential(layer, xdl.nn.ReLU(), layer)])
+    with pytest.raises(StackError, match=r"layer 3 shares itself with layer 1"):
+        stack([Sequential(Dense(3, 3), drop, Dense(3, 3), drop)])
+    tied = Dense(3, 3)
+    tied.weight = layer.weight
+    with pytest.raises(StackError, match=r"layer 2 shares its parameters with layer 0"):
+        stack([Sequential(layer, xdl.nn.ReLU(), tied)])
+
+
 # -- findings 5, 6: what stack takes ---------------------------------------------------------------
 @pytest.mark.parametrize("make, match", [
     (lambda: [Dense(2, 3), Dense(2, 3)], r"stack: models\[0\] is a Dense; stack takes ordinary Sequential models"),

@@ -323,8 +323,10 @@ class CupyBackend(Backend):
     def release_graph_memory(self) -> None:
         """Free the blocks of dropped graphs' pools. A pool whose blocks are still in use (an
         array a graph returned, still held) is kept until they are not: dropping a CuPy pool frees
-        the memory of its live blocks under them. Nothing is freed while a capture records."""
-        if self._retired_pools and not self.capturing():
+        the memory of its live blocks under them. Nothing is freed while a capture records, on
+        this thread's stream or (another thread's) on the graph stream."""
+        recording = self.capturing() or self._graph_stream is not None and self._graph_stream.is_capturing()
+        if self._retired_pools and not recording:
             for pool in self._retired_pools:
                 pool.free_all_blocks()
             self._retired_pools[:] = [pool for pool in self._retired_pools if pool.used_bytes()]

@@ -181,6 +181,8 @@ def gradcheck(fn, inputs, eps: float = 1e-7, elements: int | None = None) -> Gra
     chosen = [np.arange(t.size) if elements is None or t.size <= elements
               else np.sort(sample.choice(t.size, elements, replace=False)) for t in inputs]
 
+    for t, c, label in zip(inputs, chosen, labels):
+        _check_step(t, c, eps, label)
     with dropout_disabled(), running_statistics_kept():
         cost, analytic = _backprop_gradients(call, inputs, labels)
         analytic = [a.ravel()[c] for a, c in zip(analytic, chosen)]
@@ -307,6 +309,19 @@ def _backprop_gradients(call, inputs, labels) -> tuple[float, list[np.ndarray]]:
     return cost, grads
 
 
+def _check_step(t: Tensor, chosen: np.ndarray, eps: float, label: str) -> None:
+    """Every chosen element θ of ``t`` moves by ±``eps`` in float64 (at 1e10, θ ± 1e-7 is θ: its
+    numeric gradient would read 0); else a ValueError naming the first that does not."""
+    theta = t.backend.to_numpy(t.data).reshape(-1)[chosen]
+    stuck = np.flatnonzero(theta + eps == theta - eps)
+    if stuck.size:
+        index = tuple(int(i) for i in np.unravel_index(chosen[stuck[0]], t.shape))
+        value = float(theta[stuck[0]])
+        raise ValueError(f"gradcheck: {label} {index} is {value:.6g}, where θ ± ε rounds back to θ in float64 "
+                         f"(ε = {eps:g}): give an eps of at least {np.spacing(value):.3g} there, or inputs of a "
+                         "smaller magnitude")
+
+
 @no_grad()
 def _numeric_gradient(call, t: Tensor, chosen: np.ndarray, eps: float, label: str) -> np.ndarray:
     """g̃ at the ``chosen`` elements of ``t`` (flat indices), in their order."""
@@ -325,10 +340,7 @@ def _numeric_gradient(call, t: Tensor, chosen: np.ndarray, eps: float, label: st
             raise ValueError(f"gradcheck: J is not finite at {label} {index} ± ε (ε = {eps:g}): J(+ε) = {plus}, "
                              f"J(−ε) = {minus}; the cost must be finite around the inputs (an input at the edge of "
                              "a log's or a division's domain?)")
-        if above == below:
-            raise ValueError(f"gradcheck: {label} {index} is {float(original):.6g}, where θ ± ε rounds back to θ in "
-                             f"float64 (ε = {eps:g}): give an eps of at least {np.spacing(float(original)):.3g} there, "
-                             "or inputs of a smaller magnitude")
-        # over the step θ ± ε actually took: it is 2ε only where ε is a whole number of θ's ulps
+        # over the step θ ± ε actually took: it is 2ε only where ε is a whole number of θ's ulps (one that
+        # rounds back to θ is refused before any work: `_check_step`)
         grad[k] = (plus - minus) / (above - below)
     return grad

@@ -25,6 +25,7 @@ xdl.backend.CaptureError: cuda_graph: CUDA graphs need the cupy backend; on the 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import numpy as np
@@ -37,6 +38,16 @@ _one_capture = threading.Lock()  # captures share their backend's graph stream: 
 
 def _effects() -> list | None:
     return getattr(_capture, "effects", None)
+
+
+@contextlib.contextmanager
+def _scope():
+    """This thread within a `cuda_graph` call, warm-up and recording: a call inside is refused."""
+    _capture.scope = True
+    try:
+        yield
+    finally:
+        _capture.scope = False
 
 
 def capturing() -> bool:
@@ -95,7 +106,7 @@ def cuda_graph(fn, backend=None, warmup: int = 1) -> CudaGraph:
         raise ValueError(f"cuda_graph: warmup must be an integer ≥ 0, got {warmup!r}")
     if not callable(fn):
         raise TypeError(f"cuda_graph: fn must be callable, got {fn!r}")
-    if _effects() is not None:
+    if getattr(_capture, "scope", False):  # (its warm-up too: the lock below is this thread's already)
         raise CaptureError("cuda_graph: a capture is already recording (captures do not nest)")
     backend = current_backend() if backend is None else resolve_backend(backend, "cuda_graph")
     if not backend.supports_graphs:  # refused before anything runs: the caller calls fn itself
@@ -103,7 +114,7 @@ def cuda_graph(fn, backend=None, warmup: int = 1) -> CudaGraph:
                              "the step itself")
         error.warmup_result = None
         raise error
-    with _one_capture, backend.graph_scope() as recorder:  # (another thread's capture: after it ends)
+    with _one_capture, _scope(), backend.graph_scope() as recorder:  # (another thread's capture: after it ends)
         warmup_result = None
         for _ in range(int(warmup)):
             warmup_result = fn()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import itertools
 import threading
 from typing import NamedTuple
 
@@ -103,6 +104,7 @@ def _is_dtype(value) -> bool:
 
 
 _passes = threading.local()  # this thread's forward passes: ``depth`` of nested calls, ``number`` of the outermost
+_PASS_NUMBERS = itertools.count(1)  # process-wide: two threads' passes never share a number (`draw_key`)
 REPEAT_STREAMS = 2**32  # a module's n-th draw in one forward pass is keyed by stream + n·this (`draw_key`)
 _mode_here = threading.local()  # this thread's `mode_here`: every module read in that mode (None: its own flag)
 
@@ -122,6 +124,19 @@ def mode_here(training: bool | None):
         yield
     finally:
         _mode_here.training = before
+
+
+def _check_attribute_name(module, name: str, value, buffer: bool = False) -> None:
+    """``name`` may hold ``value`` on ``module``: not a method of `Module` (xdl calls ``flatten``,
+    ``mode``, ``predict``, … on every model: one shadowed by a layer broke ``astype`` half way), and,
+    for a parameter, submodule or buffer, a name without "." (state_dict joins names with it: two
+    would share one key, and one be dropped)."""
+    if inspect.isfunction(getattr(Module, name, None)):
+        raise AttributeError(f"{type(module).__name__}.{name}: {name!r} is a method of xdl.nn.Module, which xdl "
+                             f"calls on every model; name the attribute otherwise (e.g. {name + '_'!r})")
+    if (buffer or isinstance(value, Parameter | Module)) and ("." in name or not name):
+        raise ValueError(f"{type(module).__name__}: the name of a parameter, submodule or buffer cannot contain '.' "
+                         f"or be empty (state_dict joins names with '.'), got {name!r}")
 
 
 def evaluating_here():
@@ -197,6 +212,7 @@ class Module:
         object.__setattr__(self, "config", {})
 
     def __setattr__(self, name, value):
+        _check_attribute_name(self, name, value)
         if isinstance(value, Parameter | Module):
             if self.__dict__.get("_owns_flat"):  # packed into this module's buffer next: refused before registering
                 check_packable(value.parameters() if isinstance(value, Module) else [value])
@@ -273,6 +289,7 @@ class Module:
         ``values`` (copied, as a parameter's)."""
         if "_buffers" not in self.__dict__:
             raise AttributeError(f"{type(self).__name__}: {NO_INIT}")
+        _check_attribute_name(self, name, None, buffer=True)
         array = _backend.current_backend().asarray(np.array(values, dtype=dtype or np.float32))
         if self._unregister(name):  # it was a parameter or a submodule: now a buffer only
             self._repack()
@@ -387,7 +404,7 @@ class Module:
         forward pass (an outermost `__call__`), and at its n-th call there the key with stream +
         n·`REPEAT_STREAMS` — a Dropout applied after two layers draws two masks, as PyTorch's
         would, each still a pure function of (seed, layer, call, step), eager or captured."""
-        key = self.random_key
+        key = getattr(self, "random_key", None)  # (a layer of one's own sets none before a key is given)
         if key is None:
             return None
         number = getattr(_passes, "number", 0)
@@ -409,8 +426,10 @@ class Module:
         float64 or integers — and its output is cast to the model's dtype; a Tensor, a tuple or a list holding
         Tensors, and the other arguments reach forward as given (converting them would cut the
         graph). ``training`` (Keras's): True or False runs this call in training or evaluation
-        mode, in this thread only (`mode_here`: the modules' flags are left as they are; None: the
-        mode each is in); a forward of the user's own that takes ``training`` gets it too."""
+        mode, in this thread only (`mode_here`: every module the call runs — another model called
+        inside a forward of one's own too, as Keras passes ``training`` down —, their flags left as
+        they are; None: the mode each is in); a forward of the user's own that takes ``training``
+        gets it too."""
         if training is not None:
             check_bool(training, "training")
             if _takes_training(type(self).forward):
@@ -431,7 +450,7 @@ class Module:
                 x, network = (x if x.dtype == self.dtype else x.astype(self.dtype)), self[1:]
         depth = getattr(_passes, "depth", 0)
         if not depth:  # an outermost call: a forward pass of its own (`draw_key` counts a module's draws in it)
-            _passes.number = getattr(_passes, "number", 0) + 1
+            _passes.number = next(_PASS_NUMBERS)
         _passes.depth = depth + 1
         try:
             if training is None:

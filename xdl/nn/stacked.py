@@ -204,6 +204,15 @@ def stack(models, backend=None) -> Stacked:
         if own is not None:
             raise StackError(f"stack: models[{k}] has a {type(own).__name__} layer, which cannot be stacked (xdl's "
                              "layers only)")
+    for k, m in enumerate(models):  # a stacked layer is one position's: a layer used twice (its parameters, its
+        seen = {}                   # dropout's draws per call) or a tied weight has no stacked form
+        for i, layer in enumerate(m.layers):
+            for part in (layer, *layer.parameters()):
+                if id(part) in seen:
+                    what = "itself" if part is layer else "its parameters"
+                    raise StackError(f"stack: models[{k}]'s layer {i} shares {what} with layer {seen[id(part)]} (a "
+                                     "layer used twice, a tied weight): stacked models share nothing between layers")
+                seen[id(part)] = i
     descriptions = [describe(m) for m in models]
     check_stackable(descriptions)
     dtypes = {np.dtype(m.dtype) for m in models}

@@ -204,6 +204,8 @@ class Optimizer(StepCount):
         # which a copy (pickle, deepcopy) keeps with the copied parameters
         self._named = [(p, name) for name, p in params.named_parameters()] if _is_model(params) else \
             list(getattr(params, "named", ()))
+        # the model it was made of, whole (`check_trainable`: a parameter that came to it since); None: of parameters
+        self._made_of = params if _is_model(params) else getattr(params, "made_of", None)
         if params is not None:
             groups = _as_groups(params)
             seen = set()
@@ -424,15 +426,16 @@ class Optimizer(StepCount):
         """id → the model's name of each parameter, for an optimizer made of a model (else empty)."""
         return {id(p): name for p, name in self.__dict__.get("_named", ())}
 
-    def check_trainable(self, named: list | None = None) -> None:
+    def check_trainable(self, model=None) -> None:
         """Refuse to update when a parameter was frozen or unfrozen (``requires_grad``) since this
         optimizer was made: a frozen one it holds would still move (momentum, weight decay, one
         update over its flat buffer), and one `Optimizer(model)` left out frozen would get gradients
-        and never an update — as a Keras model needs ``compile()`` again. ``named``: the model's
-        (name, parameter) pairs now (`Trainer` gives them), for the message — and, for an optimizer
-        made of a whole model (``Optimizer(model)``, ``param_groups(model)``), to refuse a parameter
-        that trains and that it does not hold: one that came since (a layer assigned into a child,
-        a tied weight untied) would get gradients and never an update."""
+        and never an update — as a Keras model needs ``compile()`` again. ``model`` (`Trainer` gives
+        its own): its names for the message — and, where this optimizer was made of that model
+        whole (``Optimizer(model)``, ``param_groups(model)``), a parameter of it that trains and
+        that the optimizer does not hold is refused: one that came since (a layer assigned into a
+        child, a tied weight untied) would get gradients and never an update."""
+        named = list(model.named_parameters()) if model is not None else None
         names = {id(p): n for n, p in named} if named is not None else None
 
         def name(p):
@@ -448,7 +451,7 @@ class Optimizer(StepCount):
             raise ValueError(f"optimizer: it was made when {name(unfrozen)} was frozen, which it left out, and it "
                              "trains now (requires_grad True): make the optimizer again, or give it the parameter with "
                              "optimizer.add_param_group({'params': [...]})")
-        if named is not None and self.names():  # made of a whole model: it holds every parameter that trains
+        if model is not None and self.__dict__.get("_made_of") is model:  # it holds every one that trains
             held = {id(p) for p in self.parameters()}
             new = next((n for n, p in named if p.requires_grad and id(p) not in held), None)
             if new is not None:
@@ -755,11 +758,12 @@ def _parameter_list(params, name: str) -> list:
 
 class ParamGroups(list):
     """`param_groups`' groups, the frozen parameters of the model it left out (``left_out``), which
-    the optimizer made of them refuses to see train later (`Optimizer.check_trainable`), and the
-    model's (parameter, name) pairs (``named``, for messages)."""
+    the optimizer made of them refuses to see train later (`Optimizer.check_trainable`), the
+    model's (parameter, name) pairs (``named``, for messages) and the model (``made_of``)."""
 
     left_out: list = []
     named: list = []
+    made_of = None  # the model, when the groups are all of its parameters that train
 
 
 def param_groups(model, weight_decay: float) -> list[dict]:
@@ -774,4 +778,5 @@ def param_groups(model, weight_decay: float) -> list[dict]:
     if _is_model(model):
         result.left_out = [p for p in model.parameters() if not p.requires_grad]
         result.named = [(p, name) for name, p in model.named_parameters()]
+        result.made_of = model
     return result

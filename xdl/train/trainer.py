@@ -385,7 +385,7 @@ class Trainer:
         reason = self.eager_reason()
         if self.capture is True and reason is not None:
             raise ValueError(f"capture=True, but this run's steps cannot be captured: {reason}")
-        self.optimizer.check_trainable(list(self.model.named_parameters()))
+        self.optimizer.check_trainable(self.model)
         if resume is None:
             check_goes_on(self, "trainer", "Trainer")
         if resume is None and self.epoch >= self.epochs:  # it would return at once, training nothing
@@ -464,7 +464,7 @@ class Trainer:
         e, steps = self.epoch, len(bounds)
         # a parameter a callback froze or unfroze: refused here, on the host (a captured step replays
         # without running the optimizer's own check in its step)
-        self.optimizer.check_trainable(list(self.model.named_parameters()))
+        self.optimizer.check_trainable(self.model)
         start = time.perf_counter()
         if self.schedule is not None:
             rate = check_rate(self.schedule(e), f"schedule({e}) (the rate of epoch {e + 1})", self.model.dtype,
