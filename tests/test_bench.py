@@ -638,7 +638,14 @@ def test_a_run_far_above_its_start_is_diverged_and_counted(monkeypatch):
     row = summary(results)[0]
     assert row["diverged"] == 2 and row["mean"] is None and "| 2 / 0 |" in markdown(results)
 
-    monkeypatch.setattr(xdl.train.trainer, "DIVERGENCE_FACTOR", 1e-3)  # any model's cost is "far above" ln C now
+    monkeypatch.setattr(xdl.train.trainer, "DIVERGENCE_FACTOR", 1e-3)  # any model's cost is "far above" ln C now,
+    rule = xdl.train.trainer.diverged_cost                              # and above its start
+
+    def above_the_limit(value, limit, start, where):
+        return rule(value, limit, None, where)
+
+    monkeypatch.setattr(xdl.train.trainer, "diverged_cost", above_the_limit)
+    monkeypatch.setattr(xdl.train.many, "diverged_cost", above_the_limit)
     for batched in (False, True):  # (the Trainer's rule, and fit_many's per model: the bench's verdict)
         entry = benchmark(["circles"], ["adam"], seeds=1, trials=2, quick=True, batched=batched)
         entry = entry["problems"]["circles"]["adam"]

@@ -419,6 +419,14 @@ def test_split_returns_the_rows_of_x_as_they_are():
     assert split(np.zeros((10, 4), np.uint8), np.arange(10) % 2).X_dev.dtype == np.uint8
 
 
+def test_ewa_takes_lists_and_names_a_ragged_sequence():
+    from xdl.ewa import EWA, ewa
+
+    np.testing.assert_array_equal(EWA(0.9).update([1, 2]), [1.0, 2.0])  # was list × float: a TypeError
+    with pytest.raises(ValueError, match=r"ewa: values must be rectangular \(every item of the same shape\)"):
+        ewa([[1, 2], [3]])
+
+
 def test_a_failed_ewa_update_leaves_the_average_as_it_was():
     from xdl.ewa import EWA
 

@@ -179,6 +179,10 @@ def test_param_groups_and_l2_read_tensors_without_a_role_alike(backend):
     assert xdl.losses.l2([W, b], 1.0).item() == 2.0  # λ/2·‖W‖², not b's
     alone = xdl.Parameter(backend.asarray(np.ones((3, 2))))  # no module gave it a role
     assert param_groups([alone], 0.1)[0]["weight_decay"] == 0.1 and xdl.losses.l2([alone], 2.0).item() == 6.0
+    column = xdl.Parameter(backend.asarray(np.ones((3, 1))), role="bias")  # the course's b: (n, 1), a matrix
+    assert xdl.losses.l2([alone, column], 2.0).item() == 6.0 and param_groups([column], 0.1)[0]["weight_decay"] == 0.0
+    with pytest.raises(ValueError, match=r"Parameter: role must be one of weight, bias, scale, shift or None, got 'b'"):
+        xdl.Parameter(np.ones(2), role="b")
 
 
 @pytest.mark.parametrize("kwargs,match", [

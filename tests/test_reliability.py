@@ -388,6 +388,28 @@ def test_a_classifier_whose_cost_rose_far_above_its_start_has_diverged():
             trainer.fit(s.X_train, s.y_train)
 
 
+def test_a_classifier_that_starts_far_above_ln_c_and_falls_trains_on(tmp_path):
+    """The course's large initialization (×30): a first step at 2.8e4, falling; it was called
+    diverged at epoch 1 (8.8e3 > 1e4 × ln 2) and the input scale or the rate blamed. It diverges
+    only above where it started, and a resume knows where that was."""
+    from xdl.nn import Dense, ReLU, Sequential
+
+    X, y = xdl.datasets.circles(300, noise=0.05, factor=0.8, seed=1)
+
+    def trainer(epochs, callbacks=()):
+        xdl.seed(3)
+        model = Sequential(Dense(2, 10, init="normal(30)"), ReLU(), Dense(10, 5, init="normal(30)"), ReLU(),
+                           Dense(5, 1, init="normal(30)"))
+        return Trainer(model, BinaryCrossEntropy(), SGD(model, lr=0.01), batch_size=300, epochs=epochs,
+                       progress=False, callbacks=list(callbacks))
+
+    history = trainer(3, [Checkpoint(tmp_path)]).fit(X, y)
+    assert history["train_cost"][0] > 6.93e3 and history["train_cost"] == sorted(history["train_cost"], reverse=True)
+    resumed = trainer(6, [Checkpoint(tmp_path)])
+    resumed.fit(X, y, resume=tmp_path)  # epochs 4–6 above 1e4 × ln 2 still, below its start
+    assert len(resumed.history) == 6 and resumed._start_cost > 2e4
+
+
 # -- labels and inputs ------------------------------------------------------------------------
 @pytest.mark.parametrize("labels, message", [
     ([0, -1], r"class indices in \[0, 3\), got values in \[-1, 0\]"),

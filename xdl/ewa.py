@@ -28,6 +28,8 @@ class EWA:
     def update(self, x):
         """v_t = β·v_{t−1} + (1 − β)·x: ``x`` a real number or array of them (else an error naming
         it, the average as it was)."""
+        if isinstance(x, list | tuple):  # a list averages as the array it holds (list × float is no arithmetic)
+            x = _real_array(x, "EWA.update: x")
         kind = x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype  # (a device array: its dtype, no copy)
         if kind == np.bool_ or not (np.issubdtype(kind, np.integer) or np.issubdtype(kind, np.floating)):
             raise TypeError(f"EWA.update: x must be a real number or an array of them, got {x!r:.60}")
@@ -42,11 +44,19 @@ class EWA:
         return self.value / (1.0 - self.beta**self.t)
 
 
+def _real_array(values, name: str) -> np.ndarray:
+    """``values`` as a NumPy array; a ragged sequence named (NumPy's "inhomogeneous shape" names none)."""
+    try:
+        return np.asarray(values)
+    except ValueError:
+        raise ValueError(f"{name} must be rectangular (every item of the same shape), got a ragged sequence") from None
+
+
 def ewa(values, beta: float = 0.9, bias_correction: bool = True) -> np.ndarray:
     """The EWA of a sequence, one value per input value: of a (T,) sequence a (T,) array, of a
     (T, …) array — a sequence of vectors, each averaged elementwise — a (T, …) array."""
     average = EWA(beta, bias_correction)
-    values = np.asarray(values)
+    values = _real_array(values, "ewa: values")
     if not (np.issubdtype(values.dtype, np.integer) or np.issubdtype(values.dtype, np.floating)
             or values.dtype == np.bool_):  # (None would become NaN, a string be parsed)
         raise TypeError(f"ewa: values must be real numbers, got dtype {values.dtype}")

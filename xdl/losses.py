@@ -196,7 +196,10 @@ def _penalized(model, lambd, m, name: str) -> list:
 def l2(model, lambd: float, m: int = 1) -> Tensor:
     """λ/(2m)·Σ‖W‖²_F over the model's weights; its gradient adds (λ/m)·W to each weight's.
 
-    ``m`` is the number of examples the cost averages over (the mini-batch size in training).
+    ``m`` is the number of examples the cost averages over (the mini-batch size in training). Of a
+    list of parameters, the weights are those whose role says so, or without one those of two axes
+    or more (`xdl.tensor.role_of`): a course-layout bias of shape (n, 1) says
+    ``xdl.Parameter(b, role="bias")``.
     """
     weights = _penalized(model, lambd, m, "l2")
     total = sum(((w * w).sum() for w in weights[1:]), (weights[0] * weights[0]).sum())

@@ -358,6 +358,9 @@ class Tensor:
         return self.transpose()
 
 
+ROLES = ("weight", "bias", "scale", "shift")  # a parameter's roles: penalties and weight decay cover the weights
+
+
 class Parameter(Tensor):
     """A leaf tensor a model learns; ``requires_grad`` is always on.
 
@@ -367,12 +370,19 @@ class Parameter(Tensor):
     True
     """
 
-    def __init__(self, data, backend=None, name: str | None = None):
+    def __init__(self, data, backend=None, name: str | None = None, role: str | None = None):
+        """``role`` ("weight", "bias", "scale", "shift"; None: by its shape, `role_of`): what
+        penalties and weight decay read — a course-layout bias of shape (n, 1) is a matrix, so a
+        weight by its shape, unless it says ``role="bias"``."""
         if not np.issubdtype(getattr(data, "dtype", np.float64), np.floating):  # (not an array: Tensor says)
             raise TypeError(f"Parameter: a parameter is a floating array (it learns by gradients), got dtype "
                             f"{data.dtype}; convert it, as xdl.tensor(data, dtype='float32').data")
+        if role is not None and role not in ROLES:
+            raise ValueError(f"Parameter: role must be one of {', '.join(ROLES)} or None, got {role!r}")
         super().__init__(data, requires_grad=True, backend=backend)
         self.name = name
+        if role is not None:
+            self.role = role
 
     def __repr__(self) -> str:
         label = f"{self.name}: " if self.name else ""

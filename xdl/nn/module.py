@@ -34,9 +34,8 @@ from xdl.functions.classification import Softmax as SoftmaxOp
 from xdl.functions.classification import softmax_array
 from xdl.functions.elementwise import Sigmoid as SigmoidOp
 from xdl.functions.elementwise import sigmoid_array
-from xdl.tensor import Parameter, Tensor, no_grad, role_of, tensor, to_numpy
+from xdl.tensor import ROLES, Parameter, Tensor, no_grad, role_of, tensor, to_numpy
 
-ROLES = ("weight", "bias", "scale", "shift")
 
 
 def _check_fits(values: np.ndarray, dtype, name: str) -> None:

@@ -58,7 +58,7 @@ from xdl.train.captured import CapturedSteps, loop_capture
 from xdl.train.history import History
 from xdl.train.interrupt import SignalFlag
 from xdl.train.provenance import data_digest
-from xdl.train.trainer import _progress_bar, cost_limit, far_above, network_data, penalty_examples
+from xdl.train.trainer import _progress_bar, cost_limit, diverged_cost, network_data, penalty_examples
 
 # Options the K configurations must share: they change shapes, the batches, or the update rule.
 SHARED = ("dataset", "hidden", "activation", "batch_norm", "batch_size", "optimizer", "augment_shift", "augment_noise",
@@ -200,6 +200,7 @@ class ManyTrainer:
         self.epoch = self.step = 0
         self.stop_training = self.resumed = False
         self.last_checkpoint = self.last_checkpoint_at = self.best_checkpoint = None
+        self._start_costs = None  # each model's first step's cost (`diverged_cost`), from the first epoch's end
         self._partial = None
         self._mid_step = False  # inside an epoch that no record or stop has closed (as `Trainer`'s)
         self._built_with = None  # (n_classes, standardize's statistics) the first fit built the batch with
@@ -456,6 +457,8 @@ class ManyTrainer:
                      "accuracy": (backend.to_numpy(correct) / len(X)).tolist()}
         dev_metrics = self._evaluate(*dev, captured=captured) if dev is not None else None
         seconds = seconds_before + time.perf_counter() - start  # the whole epoch, as Trainer times one
+        if e == 0:  # each model's first step's cost (`diverged_cost`)
+            self._start_costs = backend.to_numpy(costs[0]).tolist()
         self.epoch, self.step = e + 1, 0
         return self._end_epoch(train, dev_metrics, rates, steps, seconds, step_seconds)
 
@@ -518,9 +521,10 @@ class ManyTrainer:
             if k in non_finite:  # (a running variance can overflow while the costs stay finite)
                 self._fail(k, f"{', '.join(non_finite[k])} became NaN or Inf in epoch {self.epoch}")
                 continue
-            if record["train_cost"] > self._cost_limit:  # finite, but far above where a classifier starts
-                self._fail(k, far_above("the train cost", record["train_cost"], f"the end of epoch {self.epoch}",
-                                        "ln C (where a classifier starts)", self._cost_limit))
+            why = diverged_cost(record["train_cost"], self._cost_limit, None if self._start_costs is None else
+                                self._start_costs[k], f"the end of epoch {self.epoch}")
+            if why is not None:  # finite, but far above where a classifier starts and where this one started
+                self._fail(k, why)
                 continue
             record.update(lr=float(rates[k]), seconds=seconds, step_seconds=step_seconds)
             self.histories[k].append(record)
@@ -653,7 +657,7 @@ class ManyTrainer:
         extra = {"many": True, "epoch": self.epoch, "step": self.step, "partial": self._partial, "optimizer": opt,
                  "status": self.status, "errors": self.errors, "histories": [h.to_dict() for h in self.histories],
                  "history": self.history.to_dict(), "callbacks": callbacks, "provenance": self._provenance,
-                 "stopping": self._stopping}
+                 "stopping": self._stopping, "start_costs": self._start_costs}
         return write_checkpoint(self.model, path, position(self.epoch, self.step), extra, arrays)
 
     def load_checkpoint(self, path) -> None:
@@ -708,6 +712,7 @@ class ManyTrainer:
         self.histories = [History.from_dict(h) for h in extra["histories"]]
         self.history = History.from_dict(extra["history"])
         self.epoch, self.step, self._partial = int(extra["epoch"]), int(extra["step"]), extra["partial"]
+        self._start_costs = extra.get("start_costs")  # (None from an older checkpoint: the limit alone decides)
         for k in trains_on:  # completed at this epoch, given more epochs now
             self.status[k], self._kept["final"][k] = "training", None
             self.optimizer.unfreeze(k, self._rates(self.epoch)[k])

@@ -64,9 +64,9 @@ FOREIGN_HOOKS = frozenset({"on_epoch_begin", "on_batch_begin", "on_batch_end", "
 REFRESH_STEPS = 20  # the progress bar shows the running cost every this many steps (one host sync)
 PRECHECKED_RATES = 100_000  # rates checked before training, per kind (epoch schedule, step schedule)
 # A classifier's run has diverged when its train cost is no longer finite or has risen this far above
-# ln C, the cost of a uniform guess over C classes (where it starts, near enough): one that multiplied
-# it by 10⁴ is not converging, and would otherwise end "completed" at a cost of 10¹², its last
-# checkpoint called good.
+# ln C, the cost of a uniform guess over C classes (where it starts, near enough), and above its own
+# first step's cost: one that multiplied it by 10⁴ is not converging, and would otherwise end
+# "completed" at a cost of 10¹², its last checkpoint called good (`diverged_cost`).
 DIVERGENCE_FACTOR = 1e4
 
 
@@ -95,6 +95,16 @@ def far_above(what: str, value: float, where: str, start: str, limit: float) -> 
     """A cost that rose above `DIVERGENCE_FACTOR` × where it started (``start``, whose multiple is
     ``limit``), in words: "the train cost became 1.1e+04 at the end of epoch 5, above 1e4 × ln C = …"."""
     return f"{what} became {value:.3g} at {where}, above {divergence_factor()} × {start} = {limit:.3g}"
+
+
+def diverged_cost(value: float, limit: float, start: float | None, where: str) -> str | None:
+    """Why a classifier's train cost ``value`` at ``where`` says its run diverged, or None: above
+    ``limit`` (`cost_limit`) and above ``start``, its first step's cost — a run that began higher
+    (a large initialization) and falls has not diverged (None: not known, a run of an older checkpoint)."""
+    if value <= limit or start is not None and value <= start:
+        return None
+    return far_above("the train cost", value, where, "ln C (where a classifier starts)", limit) + \
+        (f" and its first step's cost, {start:.3g}" if start is not None and start > limit else "")
 
 
 def _augmented(augment, Xb: np.ndarray, rng, epoch: int, step: int, backend) -> np.ndarray:
@@ -245,6 +255,7 @@ class Trainer:
         self._mid_step = False  # inside an epoch that no record or stop has closed (a second Ctrl-C, an error)
         self._provenance_record = None  # what checkpoints of this fit record (provenance.record)
         self._cost_limit = None  # the train cost above which this fit has diverged (`cost_limit`), set by fit
+        self._start_cost = None  # the run's first step's cost (`diverged_cost`), known from its first epoch's end
 
     # -- inputs -------------------------------------------------------------------------------
     @property
@@ -518,6 +529,13 @@ class Trainer:
             if bar.disable is False and (step + 1) % REFRESH_STEPS == 0:
                 bar.set_postfix(cost=f"{float(costs[step]):.4f}", refresh=False)
         step_seconds = seconds_before + time.perf_counter() - start  # (the last step's cost check synced)
+        if e == 0:
+            self._start_cost = float(backend.to_numpy(costs[:1])[0])
+            if self._cost_limit is not None and self._start_cost > self._cost_limit:  # it trains on: said once
+                warn_caller(far_above("the first step's cost", self._start_cost, "epoch 1",
+                                      "ln C (where a classifier starts)", self._cost_limit)
+                            + ": inputs far from unit scale (standardize them: xdl.data.Standardizer) or a large "
+                              "initialization; the run diverges only if its cost rises above that start")
         record = {"epoch": e + 1}
         if self.eval_train:
             record.update(_prefixed("train", self._evaluate(X, y, captured=captured)))
@@ -584,13 +602,13 @@ class Trainer:
             if value is not None and not math.isfinite(value):
                 raise self._diverged(f"the {key.replace('_', ' ')} became {value} at the end of epoch "
                                      f"{record['epoch']} (after step {steps})")
-        limit = self._cost_limit
-        if limit is not None and record["train_cost"] > limit:  # finite, but far above where a classifier starts
-            first = ("; at the first epoch already: if the cost started that high, the inputs' scale is the cause, not "
-                     "the rate (standardize them: xdl.data.Standardizer)") \
+        why = None if self._cost_limit is None else \
+            diverged_cost(record["train_cost"], self._cost_limit, self._start_cost, f"the end of epoch {record['epoch']}")
+        if why is not None:  # finite, but far above where a classifier starts, and above where this one started
+            first = ("; in the first epoch already: unstandardized inputs make steps that large as a large rate does "
+                     "(standardize them: xdl.data.Standardizer)") \
                 if record["epoch"] == 1 and self._network is self.model else ""  # (no leading Standardize)
-            raise self._diverged(far_above("the train cost", record["train_cost"], f"the end of epoch {record['epoch']}",
-                                           "ln C (where a classifier starts)", limit) + first)
+            raise self._diverged(why + first)
         bad = _non_finite_state(self.model)
         if bad:
             raise self._diverged(f"{', '.join(bad)} became NaN or Inf in epoch {record['epoch']}")
@@ -663,7 +681,8 @@ class Trainer:
                  "optimizer_t": opt["t"], "optimizer_first_steps": opt["first_steps"],
                  "optimizer": opt["class"], "optimizer_settings": settings, "optimizer_layout": opt["layout"],
                  "history": self.history.to_dict(), "callbacks": callbacks,
-                 "seed": self.seed, "provenance": self._provenance_record, "run_info": self.run_info}
+                 "seed": self.seed, "provenance": self._provenance_record, "run_info": self.run_info,
+                 "start_cost": self._start_cost}
         return write_checkpoint(self.model, path, at, extra, arrays)
 
     def load_checkpoint(self, path) -> None:
@@ -714,6 +733,7 @@ class Trainer:
             load_callback_state(cb, cb_state, {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
         self.history = History.from_dict(extra["history"])
         self.epoch, self.step, self._partial = int(extra["epoch"]), int(extra.get("step", 0)), extra.get("partial")
+        self._start_cost = extra.get("start_cost")  # (None from an older checkpoint: the limit alone decides)
         self._mid_step = False
         self.last_checkpoint, self.last_checkpoint_at = path, (self.epoch, self.step)
 
