@@ -261,6 +261,20 @@ def test_mnist1d_gives_the_examples_asked_for_or_says_why_not():
         xdl.datasets.mnist1d(30, seed=None)
 
 
+def test_mnist1d_leaves_numpys_and_pythons_generators_as_they_were():
+    """mnist1d seeds both: Python's random was left at seed 42 (every draw after it the same)."""
+    import random
+
+    pytest.importorskip("mnist1d")
+    random.seed(1)
+    np.random.seed(1)
+    expected = random.random(), np.random.random()
+    random.seed(1)
+    np.random.seed(1)
+    xdl.datasets.mnist1d(30)
+    assert (random.random(), np.random.random()) == expected
+
+
 def test_unknown_dataset_and_missing_extra(monkeypatch):
     with pytest.raises(ValueError, match="choose one of"):
         xdl.datasets.load("cifar")

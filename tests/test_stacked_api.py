@@ -307,6 +307,11 @@ def test_stacked_softmax_cross_entropy_is_each_model_s_single_loss():
     expected = [xdl.softmax_cross_entropy(logits[:, k], np.array([0, 1, 2, 1])).item() for k in range(2)]
     for labels in ([0, 1, 2, 1], np.array([0, 1, 2, 1], np.uint8)):
         np.testing.assert_allclose(xdl.stacked_softmax_cross_entropy(logits, labels).numpy(), expected, rtol=1e-12)
+    # bit for bit, in float32 too, at a batch long enough for NumPy's pairwise sums (a column's sum differed by
+    # an ulp: the costs fit_many and a batched search record differed from each model's alone)
+    z, y = (3 * RNG.standard_normal((1024, 3, 10))).astype(np.float32), RNG.integers(0, 10, 1024)
+    alone = [xdl.softmax_cross_entropy(xdl.tensor(np.ascontiguousarray(z[:, k])), y).item() for k in range(3)]
+    assert xdl.stacked_softmax_cross_entropy(xdl.tensor(z), y).numpy().tolist() == alone
 
 
 def test_a_stack_assigned_into_a_model_or_a_model_holding_one_converted_is_refused_first():

@@ -14,6 +14,7 @@ Each returns ``(X, y)``: float32 features (m, n) and int64 labels (m,).
 
 from __future__ import annotations
 
+import random
 import threading
 
 import numpy as np
@@ -97,8 +98,8 @@ def digits():
 def mnist1d(m: int = 5000, seed: int = 42):
     """MNIST-1D (Greydanus 2020): 40-sample 1-D signals of 10 digit templates, generated here
     with ``mnist1d.data.make_dataset`` (never downloaded); train and test parts joined. That
-    function seeds NumPy's global generator: calls take turns, and the generator is put back as
-    it was (a thread drawing from ``np.random`` meanwhile sees it seeded)."""
+    function seeds NumPy's global generator and Python's ``random``: calls take turns, and both
+    are put back as they were (a thread drawing from them meanwhile sees them seeded)."""
     try:
         from mnist1d.data import get_dataset_args, make_dataset
     except ImportError:
@@ -109,12 +110,13 @@ def mnist1d(m: int = 5000, seed: int = 42):
     check_int(seed, "mnist1d: seed", low=0, high=2**32 - 1, expected="an integer in [0, 2**32)")  # NumPy's global seed
     args = get_dataset_args()
     args.num_samples, args.seed = int(m), int(seed)
-    with _GLOBAL_GENERATOR:  # make_dataset seeds NumPy's global generator: one call at a time, and leave it
-        state = np.random.get_state()  # as it was
+    with _GLOBAL_GENERATOR:  # make_dataset seeds NumPy's global generator and Python's: one call at a time,
+        state, python_state = np.random.get_state(), random.getstate()  # and leave them as they were
         try:
             data = make_dataset(args)
         finally:
             np.random.set_state(state)
+            random.setstate(python_state)
     X = np.concatenate([data["x"], data["x_test"]]).astype(np.float32)
     y = np.concatenate([data["y"], data["y_test"]]).astype(np.int64)
     return X, y

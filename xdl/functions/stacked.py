@@ -69,7 +69,10 @@ class StackedSoftmaxCrossEntropy(Function):
         # the (B·K, C) rows of the fused op (one kernel on the GPU), model k's every K-th row
         b, k, c = z.shape
         rows, self.probs = self.backend.ops.softmax_cross_entropy_forward(z.reshape(b * k, c), self.labels, k)
-        return rows.reshape(b, k).mean(axis=0).astype(z.dtype, copy=False)
+        # each model's B rows summed as one model's loss sums them (NumPy: pairwise along a contiguous row;
+        # down a column of (B, K) it adds one row at a time, and the costs a run records differ from alone)
+        per_model = self.xp.ascontiguousarray(rows.reshape(b, k).T)
+        return per_model.mean(axis=1).astype(z.dtype, copy=False)
 
     def backward(self, gy):
         b, k = self.probs.shape[0] // gy.shape[0], gy.shape[0]

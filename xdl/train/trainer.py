@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from xdl import losses as _losses
-from xdl.backend import SEEDS, get_backend
+from xdl.backend import SEEDS, get_backend, host_rng
 from xdl.caller import warn_caller
 from xdl.data import Augment, check_labels, training_batches
 from xdl.data.validation import check_bool, check_dev_pair, check_int, check_list
@@ -166,6 +166,9 @@ class Trainer:
     model dtype's positive range (0 or inf in the update) fails then, naming the epoch or step, and
     one beyond those when it comes. An epoch schedule beside a per-step one is refused.
     ``augment``: called as ``augment(X_batch, rng)`` on each training batch (e.g. `xdl.data.Augment`).
+    ``seed``: the run's shuffles, dropout masks and augmentation are pure functions of it and of the
+    position in the run; None (the default) draws it from the generator `xdl.seed` seeds, as
+    PyTorch's shuffling follows ``torch.manual_seed`` (``trainer.seed`` says which it drew).
     ``eval_train``: measure train cost/accuracy in evaluation mode on the whole training set after
     each epoch (comparable with dev, for bias/variance); False: the running averages of the epoch.
     ``progress``: a tqdm bar; None shows it only on a terminal.
@@ -181,12 +184,13 @@ class Trainer:
     """
 
     def __init__(self, model, loss, optimizer, l2: float = 0.0, batch_size: int = 64, epochs: int = 10,
-                 schedule=None, callbacks=(), augment=None, seed: int = 0, eval_train: bool = True,
+                 schedule=None, callbacks=(), augment=None, seed: int | None = None, eval_train: bool = True,
                  progress: bool | None = None, run_info: dict | None = None, capture="auto"):
         _check_parts(model, loss, optimizer)
         check_int(batch_size, "batch_size")
         check_int(epochs, "epochs")
-        check_int(seed, "seed", low=0, high=SEEDS - 1, expected="an integer in [0, 2**64)")
+        if seed is not None:
+            check_int(seed, "seed", low=0, high=SEEDS - 1, expected="an integer in [0, 2**64) or None")
         if isinstance(l2, bool) or not isinstance(l2, int | float | np.number) or not 0 <= l2 < math.inf:
             raise ValueError(f"l2 must be a finite number ≥ 0, got {l2!r}")
         if schedule is not None and not callable(schedule):
@@ -239,9 +243,11 @@ class Trainer:
         self.l2, self.batch_size, self.epochs, self.schedule = float(l2), int(batch_size), int(epochs), schedule
         self._given_schedule = schedule  # what the run was made with (a checkpoint records it)
         self.callbacks = sorted(callbacks, key=lambda cb: cb.order)
-        self.augment, self.seed, self.eval_train, self.progress = augment, int(seed), bool(eval_train), progress
         self.run_info = _checked_run_info(run_info)
         self._captured = CapturedSteps(capture, model.backend)  # the graphs of the captured steps
+        if seed is None:  # every check passed: the generator moves for a Trainer that is made only
+            seed = int(host_rng().integers(SEEDS, dtype=np.uint64))
+        self.augment, self.seed, self.eval_train, self.progress = augment, int(seed), bool(eval_train), progress
         self._settings = [dict(g.settings) for g in optimizer.groups]  # as given: a schedule changes lr later
         self.history = History()
         self.epoch = 0  # epochs completed
