@@ -95,10 +95,10 @@ def test_train_writes_model_history_report_and_curves(tmp_path, capsys, monkeypa
     assert main(["train", *FAST[:-3], "--epochs", "5", "--no-progress", "--out", str(out), "--checkpoint-every", "1",
                  "--resume", str(out / "checkpoints")]) == 0
     assert len(json.loads((out / "history.json").read_text())["records"]) == 5
-    assert "holds a finished run" not in capsys.readouterr().out  # (a resume goes on with it)
+    assert "holds a finished run" not in "".join(capsys.readouterr())  # (a resume goes on with it)
     # a new run there replaces the finished one's files, and says so
     assert main(["train", *FAST, "--out", str(out)]) == 0
-    assert f"note: --out {str(out)!r} holds a finished run; this run replaces its files" in capsys.readouterr().out
+    assert f"note: --out {str(out)!r} holds a finished run; this run replaces its files" in capsys.readouterr().err
     # the replaced run's report, left there, does not make a replacing run killed at its epoch count finished
     from xdl.train import Trainer
 
@@ -229,7 +229,7 @@ def test_a_diverged_run_says_how_to_go_on_and_does(tmp_path, capsys):
     with np.errstate(all="ignore"):
         assert main(["train", *FAST, "--out", str(out)]) == 1
     printed, err = capsys.readouterr()
-    assert "note: control.toml at epoch 1: lr = 1e+30 from epoch 2" in printed  # said as it was applied
+    assert "note: control.toml at epoch 1: lr = 1e+30 from epoch 2" in err  # said as it was applied (notes: stderr)
     assert "training diverged" in err and f"into '{out / 'control.toml'}'" in err
     assert f"with --resume {out / 'checkpoints'} (its state after epoch 1)" in err
     # resumed into another directory and diverging before it saves: the way on is still the first one's
@@ -260,7 +260,7 @@ def test_a_new_run_never_replaces_an_unfinished_runs_checkpoint_and_a_resume_say
     (out / "control.toml").write_text("lr = 0.01\n")
     assert main(["train", *FAST, "--out", str(out), "--resume", str(out / "checkpoints")]) == 0
     assert f"resuming {str(out / 'checkpoints' / 'checkpoint.npz')!r}: its state after epoch 1, to epoch 3" in \
-        capsys.readouterr().out
+        capsys.readouterr().err
     other = tmp_path / "other"  # an unfinished run elsewhere is not replaced by a resume into its directory
     (other / "checkpoints").mkdir(parents=True)
     (other / "checkpoints" / "checkpoint.npz").write_bytes(saved)
@@ -398,7 +398,7 @@ def test_a_history_that_cannot_be_written_leaves_the_way_on_said(tmp_path, capsy
 
 def test_flipping_digits_is_noted(tmp_path, capsys):
     assert main(["train", "--epochs", "1", "--augment-flip", "--no-progress", "--out", str(tmp_path)]) == 0
-    assert "note: --augment-flip mirrors digits" in capsys.readouterr().out
+    assert "note: --augment-flip mirrors digits" in capsys.readouterr().err
 
 
 def test_a_stop_says_who_stopped_the_run(tmp_path, capsys):
@@ -419,9 +419,9 @@ def test_a_rejected_control_file_is_noted_once_while_the_run_goes_on(tmp_path, c
     out.mkdir()
     (out / "control.toml").write_text("lr = -1\n")  # read at epoch 1's end, rejected, training goes on
     assert main(["train", *FAST, "--out", str(out)]) == 0
-    printed = capsys.readouterr().out
-    assert printed.count("note: control.toml at epoch 1 not applied: lr is -1: a learning rate must be a number") == 1
-    assert printed.index("note: control.toml") < printed.index("accuracy:")
+    printed, err = capsys.readouterr()
+    assert err.count("note: control.toml at epoch 1 not applied: lr is -1: a learning rate must be a number") == 1
+    assert "note:" not in printed and "accuracy:" in printed  # notes on stderr, the results on stdout
     assert (out / "control-rejected-epoch-1.toml").is_file()
 
 
@@ -447,7 +447,7 @@ def test_small_slips_get_a_pointed_answer(tmp_path, capsys):
     # the checkpoint file itself is taken as its directory is (here: with nothing left to train, the run's
     # outputs written again, as they were)
     assert main(["train", *FAST, "--out", str(out), "--resume", str(out / "checkpoints" / "checkpoint.npz")]) == 0
-    assert "nothing to train; it ends as it ended" in capsys.readouterr().out
+    assert "nothing to train; it ends as it ended" in capsys.readouterr().err
     assert main(["bench"]) == 2  # no benchmark named: the bench command's own help
     assert "usage: xdl bench" in capsys.readouterr().out
     assert main(["tune", "--scheduler", "tcp://127.0.0.1:8786", "--out", str(tmp_path / "t")]) == 1
@@ -633,7 +633,7 @@ def test_a_resume_into_another_out_says_so(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["train", *FAST, "--epochs", "2", "--out", "R"]) == 0
     assert main(["train", *FAST, "--epochs", "3", "--resume", "R/checkpoints", "--out", "S"]) == 0
-    assert "the rest of the run goes to --out 'S', not to 'R'" in capsys.readouterr().out
+    assert "the rest of the run goes to --out 'S', not to 'R'" in capsys.readouterr().err
 
 
 def test_a_second_search_in_one_out_is_refused_by_its_flag_before_any_output(tmp_path, capsys):
@@ -650,3 +650,35 @@ def test_gradcheck_refuses_a_config_file_s_resume_naming_the_file_s_key(tmp_path
     (tmp_path / "r.toml").write_text('resume = "somewhere"\n')
     assert main(["gradcheck", "--config", str(tmp_path / "r.toml")]) == 1
     assert "--config: resume = 'somewhere' continues an xdl train run" in capsys.readouterr().err
+
+
+def test_a_home_shorthand_or_a_second_config_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    """out = "~/runs" in a TOML file made a directory named '~' here; a second --config replaced the
+    first, unread."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "c.toml").write_text('dataset = "moons"\nout = "~/runs/a"\n')
+    assert main(["train", "--config", "c.toml"]) == 1
+    assert "config file 'c.toml': out '~/runs/a' starts with '~', which nothing expands here" in capsys.readouterr().err
+    assert main(["train", *FAST, "--out=~/x"]) == 1 and "--out '~/x' starts with '~'" in capsys.readouterr().err
+    (tmp_path / "b.toml").write_text('dataset = "circles"\n')
+    with pytest.raises(SystemExit) as stopped:
+        main(["train", "--config", "c.toml", "--config", "b.toml"])
+    assert stopped.value.code == 2 and "--config given twice ('c.toml' and 'b.toml')" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.toml", "c.toml"]
+
+
+def test_notes_go_to_stderr_and_a_closed_stderr_or_a_reader_gone_stops_nothing(tmp_path):
+    """Notes on stdout mixed with the results (and a reader of stdout gone stopped a run, blaming its
+    directory); with stderr closed the progress bar failed the run; `| true` ended in status 120."""
+    base = [sys.executable, "-m", "xdl", "train", "--dataset", "moons", "--hidden", "8", "--epochs", "3"]
+    command = [*base, "--no-progress", "--out", str(tmp_path / "run")]
+    assert subprocess.run(command, capture_output=True).returncode == 0
+    again = subprocess.run(command, capture_output=True, text=True)
+    assert "note: --out" in again.stderr and "note:" not in again.stdout and "accuracy" in again.stdout
+    closed = subprocess.run([*base, "--out", str(tmp_path / "closed")], stdout=subprocess.PIPE,  # (a bar if it can)
+                            stderr=subprocess.DEVNULL, text=True, preexec_fn=lambda: os.close(2))
+    assert closed.returncode == 0 and (tmp_path / "closed" / "model.npz").is_file()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # (stdout buffered: flushed at the end)
+    piped = subprocess.run(f"{subprocess.list2cmdline([*base, '--out', str(tmp_path / 'piped')])} | true",
+                           shell=True, capture_output=True, text=True, env=env)
+    assert "Exception ignored" not in piped.stderr and (tmp_path / "piped" / "model.npz").is_file()

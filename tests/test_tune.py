@@ -331,8 +331,8 @@ def test_a_space_of_tuples_resumes(data, tmp_path):
 
 def test_cli_tune_says_what_the_space_replaces_and_how_many_trials_a_grid_runs(tmp_path, capsys):
     assert cli.main(["tune", *TINY, "--trials", "5", "--strategy", "grid", "--hidden", "8", "--out", str(tmp_path)]) == 0
-    printed = capsys.readouterr().out
-    assert "note: --hidden is searched: the space's values take the place of what the command line gives" in printed
+    printed, err = capsys.readouterr()
+    assert "note: --hidden is searched: the space's values take the place of what the command line gives" in err
     assert "3 trials, grid, batched (the grid 5 trials allow" in printed  # 4 ranges at their middles × 3 hidden choices
     assert len(json.loads((tmp_path / "trials.json").read_text())["trials"]) == 3
 
@@ -444,8 +444,8 @@ def test_killing_xdl_tune_then_resume_skips_the_finished_trials(tmp_path, how):
     result = subprocess.run(command + ["--resume"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     if how == "SIGKILL":  # it had no chance to let go of --out: the resume takes its lock over, and says so
-        assert f"note: took over {str(out / 'search.lock')!r} from process {process.pid} on" in result.stdout, \
-            result.stdout
+        assert f"note: took over {str(out / 'search.lock')!r} from process {process.pid} on" in result.stderr, \
+            result.stderr
     assert not (out / "search.lock").exists()
     trials = json.loads((out / "trials.json").read_text())["trials"]
     assert [t["number"] for t in trials] == list(range(6))
@@ -1011,7 +1011,7 @@ def test_a_resume_compares_what_changes_the_trials_results_and_only_that(data, t
     capsys.readouterr()
     assert cli.main(["tune", "--resume", "--out", str(out), "--lr", "0.01"]) == 0
     assert "note: --lr is searched: the space's values take the place of what the command line gives" in \
-        capsys.readouterr().out
+        capsys.readouterr().err
     assert cli.main(["tune", "--resume", "--out", str(out), "--batch-size", "32"]) == 1
     assert "made with base.batch_size 64, this one has 32. Resuming continues the same search: its saved trials " \
            "were made that way" in capsys.readouterr().err
@@ -1086,3 +1086,23 @@ def test_the_local_clusters_workers_start_with_ctrl_c_ignored_and_the_handler_co
     elsewhere.start()  # (no handler can be set outside the main thread: nothing changes there)
     elsewhere.join()
     assert signal.getsignal(signal.SIGINT) is handler
+
+
+def test_xdl_tune_writes_its_files_before_a_reader_of_its_table_can_stop_it(tmp_path, monkeypatch):
+    """`xdl tune … | head`: the table's print met the closed pipe first, and best.toml and trials.png
+    were never written (status 1, no word)."""
+    import io
+    import os
+
+    class ClosedAfterTheHeader(io.StringIO):
+        def write(self, text):
+            if "| rank |" in text:
+                raise BrokenPipeError(32, "Broken pipe")
+            return super().write(text)
+
+        def fileno(self):
+            return os.open(os.devnull, os.O_WRONLY)
+
+    monkeypatch.setattr("sys.stdout", ClosedAfterTheHeader())
+    assert cli.main(["tune", *TINY, "--trials", "2", "--out", str(tmp_path)]) == 1
+    assert (tmp_path / "best.toml").is_file() and (tmp_path / "trials.json").is_file()

@@ -54,7 +54,11 @@ USER_ERRORS = (ValueError, TypeError, OSError, ImportError, FloatingPointError, 
 
 def main(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit:  # --help, --version, a usage error: what they printed goes out now, or quietly nowhere
+        _flush_stdout()
+        raise
     if not hasattr(args, "run"):  # a command without its subcommand (xdl bench) gets that command's help
         (args.command_parser if hasattr(args, "command_parser") else parser).print_help()
         return 2
@@ -68,10 +72,10 @@ def main(argv=None) -> int:
             out = _output_directory(args, config)
             made_out = _first_missing(Path(out)) if out is not None and str(out) else None
             status = args.run(config, args)
+            sys.stdout.flush()  # here, where a reader gone is caught (at exit, Python's flush would fail: status 120)
             return status
     except BrokenPipeError:  # `xdl train | head`: the reader has gone, as for any command of a pipe
-        with contextlib.suppress(OSError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # (Python's flush at exit would fail)
+        _flush_stdout()
         return 1
     except USER_ERRORS as e:
         print(f"xdl {args.command}: error: {e}", file=sys.stderr)
@@ -84,6 +88,25 @@ def main(argv=None) -> int:
     finally:
         if made_out is not None and status != 0:  # a failed command leaves no empty directory of its own behind
             _remove_empty_tree(Path(made_out))
+
+
+class _Once(argparse.Action):
+    """An option given at most once (argparse keeps the last: a first ``--config`` was silently unread)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if getattr(namespace, self.dest, None) is not None:
+            parser.error(f"{option_string} given twice ({getattr(namespace, self.dest)!r} and {values!r}): give one")
+        setattr(namespace, self.dest, values)
+
+
+def _flush_stdout() -> None:
+    """Flush stdout; where its reader has gone, point it at /dev/null so that Python's flush at exit
+    does not fail (an "Exception ignored" and status 120 after the command's own)."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _output_directory(args, config):
@@ -169,7 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
                                            "one trial at a time, batched, or over Dask workers; the options "
                                            "below set the base configuration")):
         sub = commands.add_parser(name, help=text, description=text, formatter_class=_Help)
-        sub.add_argument("--config", metavar="FILE.toml", help="read options from a TOML file (flags override it)")
+        sub.add_argument("--config", metavar="FILE.toml", action=_Once,
+                         help="read options from a TOML file (flags override it)")
         if name == "tune":
             _add_tune_options(sub)
         # (a search writes no checkpoints, and its --out and --resume are the study's; a gradient
@@ -382,11 +406,11 @@ def train(config: TrainConfig, args=None) -> int:
         xdl.seed(config.seed)
         print(f"xdl {xdl.__version__}: backend {backend.name} on {backend.device_name()}{_precision_note(backend)}")
         if resuming:
-            print(resuming)
+            _note(resuming)
         if replacing:
-            print(replacing)
+            _note(replacing)
         if lock.took_over:
-            print(f"note: {took_over_note(lock)}")
+            _note(f"note: {took_over_note(lock)}")
         X, y = xdl.datasets.load(config.dataset)
         parts = split(X, y, seed=config.seed)
         n_classes = int(y.max()) + 1
@@ -396,9 +420,9 @@ def train(config: TrainConfig, args=None) -> int:
         print(f"model: {_describe(model)}; optimizer {config.optimizer}, lr {config.lr:g}, "
               f"schedule {config.schedule}")
         if config.augment_flip and config.dataset == "digits":
-            print("note: --augment-flip mirrors digits left to right, and a mirrored 2 or 7 is no digit; "
+            _note("note: --augment-flip mirrors digits left to right, and a mirrored 2 or 7 is no digit; "
                   "shifts and noise keep the label")
-        control = Control(out, report=lambda note: tqdm.write(f"note: {note}"))  # the babysitter sees it now
+        control = Control(out, report=lambda note: _note(f"note: {note}"))  # the babysitter sees it now
         trainer = config.build_trainer(model, callbacks=[control, Checkpoint(out / "checkpoints",
                                                                              every=config.checkpoint_every or None)])
         reason = trainer.eager_reason()
@@ -460,6 +484,12 @@ def train(config: TrainConfig, args=None) -> int:
     return 0
 
 
+def _note(text: str) -> None:
+    """A note for the person running the command: on stderr, above a progress bar, so that stdout
+    holds the results a script reads (and a reader of stdout gone, ``| head``, stops no run)."""
+    tqdm.write(text, file=sys.stderr)
+
+
 def _note_once():
     """A `warnings.showwarning` that prints each distinct message once, as a ``note:`` line above
     the progress bar."""
@@ -468,7 +498,7 @@ def _note_once():
     def show(message, category, filename, lineno, file=None, line=None):
         if str(message) not in shown:
             shown.add(str(message))
-            tqdm.write(f"note: {message}")
+            _note(f"note: {message}")
 
     return show
 
@@ -664,7 +694,7 @@ def gradcheck(config: TrainConfig, args=None) -> int:
         ignored = [flag_of(f.name) for f in dataclasses.fields(TrainConfig)
                    if hasattr(args, f.name) and f.name not in GRADCHECK_READS]
         if ignored:  # (a --config file may hold every option: only flags typed for this command are named)
-            print(f"note: {', '.join(ignored)} {'does' if len(ignored) == 1 else 'do'} not change a gradient check (it "
+            _note(f"note: {', '.join(ignored)} {'does' if len(ignored) == 1 else 'do'} not change a gradient check (it "
                   "checks J of the model these options build, at its initial weights): ignored")
         if config.dropout:
             print("dropout is off while checking: a random mask would make J another function at every call")
@@ -704,7 +734,7 @@ def tune(config: TrainConfig, args) -> int:
     _check_flags_read(config, args, searched=searched.spec())
     overridden = [f"--{name.replace('_', '-')}" for name in searched.spec() if hasattr(args, name)]
     if overridden:
-        print(f"note: {', '.join(overridden)} {'is' if len(overridden) == 1 else 'are'} searched: the space's "
+        _note(f"note: {', '.join(overridden)} {'is' if len(overridden) == 1 else 'are'} searched: the space's "
               "values take the place of what the command line gives")
     planned = len(searched.grid(trials)) if strategy == "grid" else trials
     out = Path(args.tune_out)
@@ -745,19 +775,20 @@ def tune(config: TrainConfig, args) -> int:
                 print(f"\nxdl tune: interrupted by {signal_name} before a trial was saved; nothing to continue: run "
                       "the same command again (without --resume)", file=sys.stderr)
             return _signal_status(signal_name)
-    print(study.table(args.top))
     best = study.best
+    if best is not None:  # the files first: a reader of stdout gone (| head) stops the printing, not them
+        path = study.write_best()
+        try:
+            from xdl.plots import plot_study
+
+            picture = f" and {plot_study(study, out / 'trials.png')}"
+        except ImportError as e:
+            picture = f" (no trials.png: {e})"
+    print(study.table(args.top))
     if best is None:
         print("no trial trained to the end (pruned and failed trials do not count); see trials.json for the "
               "reasons", file=sys.stderr)
         return 1
-    path = study.write_best()
-    try:
-        from xdl.plots import plot_study
-
-        picture = f" and {plot_study(study, out / 'trials.png')}"
-    except ImportError as e:
-        picture = f" (no trials.png: {e})"
     print(f"\nbest: trial {best.number}, dev accuracy {best.dev_accuracy:.4f}; {time.perf_counter() - start:.1f} s")
     print(f"wrote {out / 'trials.json'}, {path}{picture}; train it with: xdl train --config {shlex.quote(str(path))}")
     return 0
@@ -788,7 +819,7 @@ def bench_optimizers(config, args) -> int:
         check_writable_dir(out, "--out")  # made only now that the options and the backend are good
         held.enter_context(DirectoryLock(out, "--out", BENCH))  # two would write their results over each other's
         if replaced:
-            print(replaced)
+            _note(replaced)
         search = f"no lr search (every optimizer at --lr {args.lr:g})" if args.lr is not None else f"{trials} lr trials"
         print(f"xdl {xdl.__version__} bench optimizers: backend {backend.name} on {backend.device_name()}; "
               f"{_count(len(optimizers), 'optimizer')} × {_count(len(problems), 'problem')}, {search}, "

@@ -15,7 +15,7 @@ from xdl import optim
 from xdl.backend import BACKEND_NAMES, PRECISIONS, SEEDS, thread_seed
 from xdl.data import Augment, Standardizer
 from xdl.datasets import DATASETS
-from xdl.files import check_directory_name, read_toml
+from xdl.files import check_directory_name, check_no_tilde, read_toml
 from xdl.init import INITIALIZERS
 from xdl.losses import SoftmaxCrossEntropy
 from xdl.nn import ACTIVATIONS, mlp
@@ -175,6 +175,7 @@ class TrainConfig:
                 raise ValueError(f"{source}: {name} must be in float32's positive range [{low:.3g}, {high:.3g}], "
                                  f"got {getattr(self, name)}")
         check_directory_name(self.out, f"{source}: out")
+        check_no_tilde(str(self.resume), f"{source}: resume")
         for name in ("l2", "weight_decay", "augment_noise", "decay_rate"):
             if not math.isfinite(getattr(self, name)) or getattr(self, name) < 0:
                 raise ValueError(f"{source}: {name} must be a finite number ≥ 0, got {getattr(self, name)}")

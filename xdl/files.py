@@ -207,6 +207,15 @@ def json_number(value):
     raise TypeError(f"{type(value).__name__} {value!r} cannot be written as JSON")
 
 
+def check_no_tilde(name: str, what: str) -> None:
+    """A path starting with '~' is refused, naming ``what``: nothing expands it here (a shell does at
+    the start of a word only — not in a TOML value, nor after ``--out=``), and a directory named
+    '~' made in the current one looks like the home directory (``rm -rf ~`` to clean it up)."""
+    if name.startswith("~"):
+        raise ValueError(f"{what} {name!r} starts with '~', which nothing expands here: give the path itself "
+                         f"({os.path.expanduser(name)!r}?)")
+
+
 def check_directory_name(directory, what: str) -> Path:
     """``directory`` as a Path; '' is refused, naming ``what``: Path('') is the current directory,
     which a run would fill with its files unasked — and so is a name of blanks or with a control
@@ -214,6 +223,7 @@ def check_directory_name(directory, what: str) -> Path:
     name = str(directory)
     if not name:
         raise ValueError(f"{what} must name a directory, got ''")
+    check_no_tilde(name, what)
     last = Path(name).name  # ('' for '.' and '/': names of directories, not blanks)
     if not name.strip() or (last and not last.strip()) or any(ord(c) < 32 or ord(c) == 127 for c in name):
         raise ValueError(f"{what} must name a directory, got {name!r} (blank, or with a control character)")

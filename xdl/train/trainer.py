@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -840,7 +841,11 @@ def _input_features(model) -> int | None:
 
 
 def _progress_bar(enabled: bool | None, total: int):
+    """A tqdm bar on stderr: ``enabled`` None shows it on a terminal only — none where stderr is
+    closed (``2>&-``: tqdm's own check would write to None and fail the run)."""
     from tqdm.auto import tqdm
 
+    if sys.stderr is None or not hasattr(sys.stderr, "isatty"):
+        enabled = False
     return tqdm(total=total, unit="batch", disable=None if enabled is None else not enabled, leave=False,
                 dynamic_ncols=True)
