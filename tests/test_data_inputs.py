@@ -326,7 +326,7 @@ def test_inputs_users_bring_end_to_end():
     unscaled = np.random.default_rng(0).normal(size=(60, 4)) * 1e20
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        with pytest.warns(UserWarning, match=r"the first step's cost became \S+ at epoch 1, above 1e4 × ln C .*: inputs "
+        with pytest.warns(UserWarning, match=r"the run started at a cost of \S+, above 1e4 × ln C .*: inputs "
                                              r"far from unit scale \(standardize them: xdl.data.Standardizer\)"):
             trainer.fit(unscaled, (unscaled[:, 0] > 0).astype(int))  # (it trains on: it did not rise above its start)
 

@@ -756,3 +756,18 @@ def test_a_resume_with_no_more_epochs_completes_and_standardize_is_compared(digi
         results = fit_many([small(epochs=2)], X, y, standardize=layer, callbacks=[StopAt(), Checkpoint(tmp_path)],
                            resume=tmp_path)
     assert results[0].status == "completed"
+
+
+def test_each_models_start_is_kept_in_the_checkpoint_and_read_on_resuming(digits, tmp_path):
+    """Where each model started (its first epoch's mean step cost) decides its divergence with the
+    limit: a resume reads it back (a checkpoint without it falls back to the limit alone)."""
+    from xdl.serialization import read_extra
+
+    X, y, dev = digits
+    configs = [small(seed=s, lr=lr, epochs=2) for s, lr in ((1, 3e-3), (2, 1e-2))]
+    fit_many(configs, X, y, dev=dev, seed=3, eval_train=False, callbacks=[Checkpoint(tmp_path)])
+    starts = read_extra(tmp_path / "checkpoint.npz")[0]["start_costs"]
+    assert len(starts) == 2 and all(0 < s < 10 for s in starts)  # near ln 10, where a classifier starts
+    more = [dataclasses.replace(c, epochs=3) for c in configs]
+    fit_many(more, X, y, dev=dev, seed=3, eval_train=False, callbacks=[Checkpoint(tmp_path)], resume=tmp_path)
+    assert read_extra(tmp_path / "checkpoint.npz")[0]["start_costs"] == starts

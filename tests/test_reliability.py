@@ -406,8 +406,32 @@ def test_a_classifier_that_starts_far_above_ln_c_and_falls_trains_on(tmp_path):
     history = trainer(3, [Checkpoint(tmp_path)]).fit(X, y)
     assert history["train_cost"][0] > 6.93e3 and history["train_cost"] == sorted(history["train_cost"], reverse=True)
     resumed = trainer(6, [Checkpoint(tmp_path)])
-    resumed.fit(X, y, resume=tmp_path)  # epochs 4–6 above 1e4 × ln 2 still, below its start
-    assert len(resumed.history) == 6 and resumed._start_cost > 2e4
+    resumed.fit(X, y, resume=tmp_path)  # a resume knows where the run started
+    assert len(resumed.history) == 6 and resumed._start_cost > 8e3
+    for batch_size in (1, 7):  # one example's cost says little (0, or 4 times the mean): the epoch's mean decides
+        model = trainer(1).model
+        Trainer(model, BinaryCrossEntropy(), SGD(model, lr=1e-7), batch_size=batch_size, epochs=1, seed=1,
+                progress=False).fit(X, y)
+
+
+def test_a_checkpoint_from_before_starts_were_kept_resumes_on_the_limit_alone(tmp_path):
+    import json
+
+    s = moons(100)
+    first = trainer_for(epochs=2, callbacks=[Checkpoint(tmp_path)])
+    first.fit(s.X_train, s.y_train)
+    path = tmp_path / "checkpoint.npz"
+    from xdl.serialization import ARCHITECTURE_KEY
+
+    with np.load(path, allow_pickle=False) as saved:
+        arrays = dict(saved)
+    header = json.loads(str(arrays[ARCHITECTURE_KEY]))
+    del header["extra"]["start_cost"]  # as an older xdl wrote it
+    arrays[ARCHITECTURE_KEY] = np.array(json.dumps(header))
+    np.savez(path, **arrays)
+    resumed = trainer_for(epochs=3, callbacks=[Checkpoint(tmp_path)])
+    resumed.fit(s.X_train, s.y_train, resume=tmp_path)
+    assert resumed._start_cost is None and len(resumed.history) == 3
 
 
 # -- labels and inputs ------------------------------------------------------------------------

@@ -1094,6 +1094,8 @@ def test_xdl_tune_writes_its_files_before_a_reader_of_its_table_can_stop_it(tmp_
     import io
     import os
 
+    devnull = os.open(os.devnull, os.O_WRONLY)
+
     class ClosedAfterTheHeader(io.StringIO):
         def write(self, text):
             if "| rank |" in text:
@@ -1101,8 +1103,9 @@ def test_xdl_tune_writes_its_files_before_a_reader_of_its_table_can_stop_it(tmp_
             return super().write(text)
 
         def fileno(self):
-            return os.open(os.devnull, os.O_WRONLY)
+            return devnull
 
     monkeypatch.setattr("sys.stdout", ClosedAfterTheHeader())
     assert cli.main(["tune", *TINY, "--trials", "2", "--out", str(tmp_path)]) == 1
     assert (tmp_path / "best.toml").is_file() and (tmp_path / "trials.json").is_file()
+    os.close(devnull)

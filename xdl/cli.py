@@ -53,6 +53,8 @@ USER_ERRORS = (ValueError, TypeError, OSError, ImportError, FloatingPointError, 
 
 
 def main(argv=None) -> int:
+    if sys.stderr is None:  # closed (2>&-): notes, errors and bars go nowhere, not to stdout (print's fallback)
+        sys.stderr = open(os.devnull, "w")
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -88,6 +90,7 @@ def main(argv=None) -> int:
     finally:
         if made_out is not None and status != 0:  # a failed command leaves no empty directory of its own behind
             _remove_empty_tree(Path(made_out))
+        _flush_stdout()  # (every way out: a reader gone makes no status 120 at exit)
 
 
 class _Once(argparse.Action):
@@ -697,7 +700,7 @@ def gradcheck(config: TrainConfig, args=None) -> int:
             _note(f"note: {', '.join(ignored)} {'does' if len(ignored) == 1 else 'do'} not change a gradient check (it "
                   "checks J of the model these options build, at its initial weights): ignored")
         if config.dropout:
-            print("dropout is off while checking: a random mask would make J another function at every call")
+            _note("note: dropout is off while checking: a random mask would make J another function at every call")
         result = xdl.gradcheck(cost, dict(model.named_parameters()))  # "2.bias", not "bias" thrice
     print(result)
     return 0 if result.passed else 1
@@ -776,15 +779,17 @@ def tune(config: TrainConfig, args) -> int:
                       "the same command again (without --resume)", file=sys.stderr)
             return _signal_status(signal_name)
     best = study.best
-    if best is not None:  # the files first: a reader of stdout gone (| head) stops the printing, not them
-        path = study.write_best()
-        try:
-            from xdl.plots import plot_study
+    try:
+        if best is not None:  # the files first: a reader of stdout gone (| head) stops the printing, not them
+            path = study.write_best()
+            try:
+                from xdl.plots import plot_study
 
-            picture = f" and {plot_study(study, out / 'trials.png')}"
-        except ImportError as e:
-            picture = f" (no trials.png: {e})"
-    print(study.table(args.top))
+                picture = f" and {plot_study(study, out / 'trials.png')}"
+            except ImportError as e:
+                picture = f" (no trials.png: {e})"
+    finally:  # (the table, a failed write's too)
+        print(study.table(args.top))
     if best is None:
         print("no trial trained to the end (pruned and failed trials do not count); see trials.json for the "
               "reasons", file=sys.stderr)
@@ -845,7 +850,7 @@ def bench_optimizers(config, args) -> int:
     print(markdown(results))
     print(f"\n{time.perf_counter() - start:.1f} s; wrote {', '.join(str(f) for f in files)}")
     if not any(Path(f).suffix == ".png" for f in files):  # as xdl train says of its curves
-        print("(no curves or profile figures: plots need matplotlib: pip install 'xdl[plot]')")
+        _note("note: no curves or profile figures: plots need matplotlib: pip install 'xdl[plot]'")
     crashed = crashes(results)
     for line in crashed:  # a bug in an optimizer's code, unlike a divergence: the command fails
         print(f"xdl bench: {line}", file=sys.stderr)

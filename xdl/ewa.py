@@ -26,8 +26,8 @@ class EWA:
         self.value, self.t = 0.0, 0
 
     def update(self, x):
-        """v_t = β·v_{t−1} + (1 − β)·x: ``x`` a real number or array of them (else an error naming
-        it, the average as it was)."""
+        """v_t = β·v_{t−1} + (1 − β)·x: ``x`` a real number or array (or list) of them (else an error
+        naming it, the average as it was)."""
         if isinstance(x, list | tuple):  # a list averages as the array it holds (list × float is no arithmetic)
             x = _real_array(x, "EWA.update: x")
         kind = x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype  # (a device array: its dtype, no copy)

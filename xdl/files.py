@@ -219,7 +219,8 @@ def check_no_tilde(name: str, what: str) -> None:
 def check_directory_name(directory, what: str) -> Path:
     """``directory`` as a Path; '' is refused, naming ``what``: Path('') is the current directory,
     which a run would fill with its files unasked — and so is a name of blanks or with a control
-    character (a stray quote or newline in a script), which no one means."""
+    character (a stray quote or newline in a script), which no one means, and one starting with '~'
+    (`check_no_tilde`)."""
     name = str(directory)
     if not name:
         raise ValueError(f"{what} must name a directory, got ''")

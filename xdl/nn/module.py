@@ -9,7 +9,7 @@ Parameter roles: ``"weight"`` (penalized by L2/L1, decayed by the weight-decay g
 `xdl.optim.param_groups`, first in the flat buffer),
 ``"bias"``, ``"scale"`` (BN γ), ``"shift"`` (BN β) — an optimizer's own ``weight_decay``
 decays every parameter of its group, as PyTorch's does. A `Parameter` assigned as an attribute
-(``self.w = xdl.Parameter(...)``) keeps a role it was given (``p.role = "bias"`` before assigning);
+(``self.w = xdl.Parameter(...)``) keeps a role it was given (``xdl.Parameter(b, role="bias")``);
 without one it gets one from its shape, the usual convention for weight decay (PyTorch's and
 Keras' recipes decay matrices and kernels, not vectors): ndim ≥ 2 is a ``"weight"``, a vector or a
 scalar a ``"bias"``.
@@ -35,7 +35,6 @@ from xdl.functions.classification import softmax_array
 from xdl.functions.elementwise import Sigmoid as SigmoidOp
 from xdl.functions.elementwise import sigmoid_array
 from xdl.tensor import ROLES, Parameter, Tensor, no_grad, role_of, tensor, to_numpy
-
 
 
 def _check_fits(values: np.ndarray, dtype, name: str) -> None:

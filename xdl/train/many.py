@@ -58,7 +58,8 @@ from xdl.train.captured import CapturedSteps, loop_capture
 from xdl.train.history import History
 from xdl.train.interrupt import SignalFlag
 from xdl.train.provenance import data_digest
-from xdl.train.trainer import _progress_bar, cost_limit, diverged_cost, network_data, penalty_examples
+from xdl.train.trainer import (_progress_bar, cost_limit, diverged_cost, network_data, penalty_examples,
+                               start_cost)
 
 # Options the K configurations must share: they change shapes, the batches, or the update rule.
 SHARED = ("dataset", "hidden", "activation", "batch_norm", "batch_size", "optimizer", "augment_shift", "augment_noise",
@@ -128,7 +129,9 @@ def fit_many(configs, X, y, dev=None, seed: int = 0, dtype="float32", n_classes:
 
     ``dev``: ``(X_dev, y_dev)``, needed when a configuration has ``patience`` > 0 (early stopping
     on the dev cost, as ``xdl train``). ``seed``: the mini-batch order, shared by the K models (a
-    `Trainer`'s seed also keys its dropout masks; here each model's come from its config's seed).
+    `Trainer`'s seed also keys its dropout masks; here each model's come from its config's seed) —
+    0 unless given, as the K configurations' own seeds are (a `Trainer` without one draws it from
+    `xdl.seed`'s generator).
     ``n_classes``: the output width (default: the largest label + 1; at most `MAX_CLASSES`). ``standardize``: a
     `xdl.nn.Standardize` layer each model starts with (as ``xdl train`` builds them); none by
     default. ``callbacks`` see the batch (`ManyTrainer`): a `Checkpoint` keeps the whole batch
@@ -200,7 +203,7 @@ class ManyTrainer:
         self.epoch = self.step = 0
         self.stop_training = self.resumed = False
         self.last_checkpoint = self.last_checkpoint_at = self.best_checkpoint = None
-        self._start_costs = None  # each model's first step's cost (`diverged_cost`), from the first epoch's end
+        self._start_costs = None  # where each model started (`start_cost`), from the first epoch's end
         self._partial = None
         self._mid_step = False  # inside an epoch that no record or stop has closed (as `Trainer`'s)
         self._built_with = None  # (n_classes, standardize's statistics) the first fit built the batch with
@@ -457,8 +460,8 @@ class ManyTrainer:
                      "accuracy": (backend.to_numpy(correct) / len(X)).tolist()}
         dev_metrics = self._evaluate(*dev, captured=captured) if dev is not None else None
         seconds = seconds_before + time.perf_counter() - start  # the whole epoch, as Trainer times one
-        if e == 0:  # each model's first step's cost (`diverged_cost`)
-            self._start_costs = backend.to_numpy(costs[0]).tolist()
+        if e == 0:  # where each model started (`start_cost`)
+            self._start_costs = start_cost(backend.to_numpy(costs), bounds).tolist()
         self.epoch, self.step = e + 1, 0
         return self._end_epoch(train, dev_metrics, rates, steps, seconds, step_seconds)
 

@@ -65,15 +65,16 @@ FOREIGN_HOOKS = frozenset({"on_epoch_begin", "on_batch_begin", "on_batch_end", "
 REFRESH_STEPS = 20  # the progress bar shows the running cost every this many steps (one host sync)
 PRECHECKED_RATES = 100_000  # rates checked before training, per kind (epoch schedule, step schedule)
 # A classifier's run has diverged when its train cost is no longer finite or has risen this far above
-# ln C, the cost of a uniform guess over C classes (where it starts, near enough), and above its own
-# first step's cost: one that multiplied it by 10⁴ is not converging, and would otherwise end
+# ln C, the cost of a uniform guess over C classes (where it starts, near enough), and above where it
+# started (`start_cost`): one that multiplied it by 10⁴ is not converging, and would otherwise end
 # "completed" at a cost of 10¹², its last checkpoint called good (`diverged_cost`).
 DIVERGENCE_FACTOR = 1e4
 
 
 def cost_limit(classes: int) -> float:
-    """The train cost above which a classifier's run over ``classes`` classes has diverged:
-    `DIVERGENCE_FACTOR` × ln C (C = 2 for each label of a binary cross-entropy)."""
+    """`DIVERGENCE_FACTOR` × ln C (C = 2 for each label of a binary cross-entropy): the train cost
+    above which a classifier's run over ``classes`` classes has diverged, where it started below it
+    (`diverged_cost`)."""
     return DIVERGENCE_FACTOR * math.log(max(classes, 2))
 
 
@@ -98,14 +99,24 @@ def far_above(what: str, value: float, where: str, start: str, limit: float) -> 
     return f"{what} became {value:.3g} at {where}, above {divergence_factor()} × {start} = {limit:.3g}"
 
 
+def start_cost(costs: np.ndarray, bounds) -> np.ndarray | float:
+    """Where a run started (`diverged_cost`): its first epoch's mean step cost, weighted by the
+    batches' sizes (``costs``: (steps,), or (steps, K) for K models; ``bounds``: the batches) — not
+    its first step's, which says little of a batch of one example (0, or 4 times the mean)."""
+    sizes = np.array([b - a for a, b in bounds], dtype=np.float64)
+    mean = np.tensordot(sizes, costs, axes=1) / sizes.sum()
+    return float(mean) if np.ndim(mean) == 0 else mean
+
+
 def diverged_cost(value: float, limit: float, start: float | None, where: str) -> str | None:
     """Why a classifier's train cost ``value`` at ``where`` says its run diverged, or None: above
-    ``limit`` (`cost_limit`) and above ``start``, its first step's cost — a run that began higher
-    (a large initialization) and falls has not diverged (None: not known, a run of an older checkpoint)."""
+    ``limit`` (`cost_limit`) and above ``start`` (`start_cost`, where the run started) — a run that
+    began higher (a large initialization) and falls has not diverged (None: not known, a run of an
+    older checkpoint)."""
     if value <= limit or start is not None and value <= start:
         return None
     return far_above("the train cost", value, where, "ln C (where a classifier starts)", limit) + \
-        (f" and its first step's cost, {start:.3g}" if start is not None and start > limit else "")
+        (f" and its first epoch's cost, {start:.3g}" if start is not None and start > limit else "")
 
 
 def _augmented(augment, Xb: np.ndarray, rng, epoch: int, step: int, backend) -> np.ndarray:
@@ -168,8 +179,9 @@ class Trainer:
     one beyond those when it comes. An epoch schedule beside a per-step one is refused.
     ``augment``: called as ``augment(X_batch, rng)`` on each training batch (e.g. `xdl.data.Augment`).
     ``seed``: the run's shuffles, dropout masks and augmentation are pure functions of it and of the
-    position in the run; None (the default) draws it from the generator `xdl.seed` seeds, as
-    PyTorch's shuffling follows ``torch.manual_seed`` (``trainer.seed`` says which it drew).
+    position in the run; None (the default) draws it at the first fit from the generator `xdl.seed`
+    seeds, as PyTorch's shuffling follows ``torch.manual_seed`` (``trainer.seed`` then says which),
+    and a resume takes its checkpoint's (a drawn seed is no setting to compare).
     ``eval_train``: measure train cost/accuracy in evaluation mode on the whole training set after
     each epoch (comparable with dev, for bias/variance); False: the running averages of the epoch.
     ``progress``: a tqdm bar; None shows it only on a terminal.
@@ -246,9 +258,9 @@ class Trainer:
         self.callbacks = sorted(callbacks, key=lambda cb: cb.order)
         self.run_info = _checked_run_info(run_info)
         self._captured = CapturedSteps(capture, model.backend)  # the graphs of the captured steps
-        if seed is None:  # every check passed: the generator moves for a Trainer that is made only
-            seed = int(host_rng().integers(SEEDS, dtype=np.uint64))
-        self.augment, self.seed, self.eval_train, self.progress = augment, int(seed), bool(eval_train), progress
+        self._seed_drawn = seed is None  # drawn at the first fit, or a resume's checkpoint's (`_take_seed`)
+        self.augment, self.eval_train, self.progress = augment, bool(eval_train), progress
+        self.seed = None if seed is None else int(seed)
         self._settings = [dict(g.settings) for g in optimizer.groups]  # as given: a schedule changes lr later
         self.history = History()
         self.epoch = 0  # epochs completed
@@ -262,7 +274,18 @@ class Trainer:
         self._mid_step = False  # inside an epoch that no record or stop has closed (a second Ctrl-C, an error)
         self._provenance_record = None  # what checkpoints of this fit record (provenance.record)
         self._cost_limit = None  # the train cost above which this fit has diverged (`cost_limit`), set by fit
-        self._start_cost = None  # the run's first step's cost (`diverged_cost`), known from its first epoch's end
+        self._start_cost = None  # where the run started (`start_cost`), known from its first epoch's end
+
+    def _take_seed(self, checkpoint) -> None:
+        """A seed drawn, not given: a resume's is its checkpoint's (its run drew it; a process of its
+        own draws another), a first fit's the next draw of `xdl.seed`'s generator."""
+        if not getattr(self, "_seed_drawn", False):  # (a Trainer pickled before seeds were drawn: given)
+            return
+        saved = read_extra(checkpoint)[0].get("seed") if checkpoint is not None and Path(checkpoint).is_file() else None
+        if saved is not None:  # (no file: `load_checkpoint` says so)
+            self.seed = int(saved)
+        elif self.seed is None:
+            self.seed = int(host_rng().integers(SEEDS, dtype=np.uint64))
 
     # -- inputs -------------------------------------------------------------------------------
     @property
@@ -420,6 +443,7 @@ class Trainer:
         self._penalty_m = penalty_examples(self.batch_size, len(X))
         self._check_rates(len(bounds))
         checkpointing = any(isinstance(cb, Checkpoint) for cb in self.callbacks)
+        self._take_seed(checkpoint)  # (every check passed: the generator moves for a fit that runs)
         self._provenance_record = _provenance(self, X, y, dev) if resume is not None or checkpointing else None
         self.stop_training, self.resumed = False, resume is not None
         # (the modules' own modes, which the fit sets: a fit called within model(x, training=False), say,
@@ -537,12 +561,13 @@ class Trainer:
                 bar.set_postfix(cost=f"{float(costs[step]):.4f}", refresh=False)
         step_seconds = seconds_before + time.perf_counter() - start  # (the last step's cost check synced)
         if e == 0:
-            self._start_cost = float(backend.to_numpy(costs[:1])[0])
+            self._start_cost = start_cost(backend.to_numpy(costs), bounds)
             if self._cost_limit is not None and self._start_cost > self._cost_limit:  # it trains on: said once
-                warn_caller(far_above("the first step's cost", self._start_cost, "epoch 1",
-                                      "ln C (where a classifier starts)", self._cost_limit)
-                            + ": inputs far from unit scale (standardize them: xdl.data.Standardizer) or a large "
-                              "initialization; the run diverges only if its cost rises above that start")
+                inputs = "inputs far from unit scale (standardize them: xdl.data.Standardizer) or " \
+                    if self._network is self.model else ""  # (no leading Standardize)
+                warn_caller(f"the run started at a cost of {self._start_cost:.3g}, above {divergence_factor()} × ln C "
+                            f"(where a classifier starts) = {self._cost_limit:.3g}: {inputs}a large initialization; "
+                            "it diverges only if its cost rises above where it started")
         record = {"epoch": e + 1}
         if self.eval_train:
             record.update(_prefixed("train", self._evaluate(X, y, captured=captured)))
@@ -610,7 +635,8 @@ class Trainer:
                 raise self._diverged(f"the {key.replace('_', ' ')} became {value} at the end of epoch "
                                      f"{record['epoch']} (after step {steps})")
         why = None if self._cost_limit is None else \
-            diverged_cost(record["train_cost"], self._cost_limit, self._start_cost, f"the end of epoch {record['epoch']}")
+            diverged_cost(record["train_cost"], self._cost_limit, getattr(self, "_start_cost", None),
+                          f"the end of epoch {record['epoch']}")  # (a Trainer pickled before starts were kept: none)
         if why is not None:  # finite, but far above where a classifier starts, and above where this one started
             first = ("; in the first epoch already: unstandardized inputs make steps that large as a large rate does "
                      "(standardize them: xdl.data.Standardizer)") \
