@@ -116,13 +116,13 @@ def test_a_directory_holding_results_no_benchmark_wrote_is_refused_before_any_wo
     (out / "curves-lossplot.png").write_bytes(b"png")
     command = ["bench", "optimizers", "--problem", "quadratic", "--optimizer", "sgd", "--seeds", "1", "--trials", "1"]
     assert cli.main([*command, "--out", str(out)]) == 1
-    assert f"--out {str(out)!r} holds results.json that no benchmark wrote" in capsys.readouterr().err
+    assert f"--out {str(out)!r} holds results.json that no optimizer benchmark wrote" in capsys.readouterr().err
     assert (out / "results.json").read_text() == '{"my": "experiment"}' and (out / "curves-lossplot.png").exists()
     (out / "results.json").unlink()
     (out / "results.md").write_text("# my notes")
     assert cli.main([*command, "--out", str(out)]) == 1
-    assert "holds results.md that no benchmark wrote" in capsys.readouterr().err
-    with pytest.raises(FileExistsError, match="directory .* holds results.md that no benchmark wrote"):
+    assert "holds results.md that no optimizer benchmark wrote" in capsys.readouterr().err
+    with pytest.raises(FileExistsError, match="directory .* holds results.md that no optimizer benchmark wrote"):
         write({"problems": {}}, out)  # in Python too
     assert (out / "results.md").read_text() == "# my notes"
 
@@ -734,3 +734,32 @@ def test_a_problem_whose_data_needs_a_missing_package_is_named_before_any_work(m
     assert cli.main(["bench", "optimizers", "--quick", "--out", str(tmp_path / "b")]) == 1  # its problems: digits too
     assert "--problem digits: the digits dataset needs scikit-learn: pip install 'xdl[data]'" in capsys.readouterr().err
     assert not (tmp_path / "b").exists()
+
+
+def test_a_benchmark_whose_files_cannot_be_written_still_prints_its_results(tmp_path, capsys, monkeypatch):
+    """A full disk at results.json lost the whole benchmark (no resume), its table unprinted; and a
+    write failing after results.json left the old figures beside a results.json that disowned them."""
+    import xdl.files
+
+    replace = xdl.files.os.replace
+
+    def full_at(name):
+        def failing(source, target, *args, **kwargs):
+            if str(target).endswith(name):
+                raise OSError(28, "No space left on device", str(target))
+            return replace(source, target, *args, **kwargs)
+        return failing
+
+    command = ["bench", "optimizers", "--problem", "quadratic", "--optimizer", "sgd", "--seeds", "1", "--trials", "1",
+               "--out", str(tmp_path / "b")]
+    monkeypatch.setattr(xdl.files.os, "replace", full_at("results.json"))
+    assert cli.main(command) == 1
+    printed = capsys.readouterr()
+    assert "| quadratic | sgd |" in printed.out and "No space left on device" in printed.err
+    monkeypatch.setattr(xdl.files.os, "replace", replace)
+    results = benchmark(["quadratic"], ["sgd"], seeds=1, trials=1, quick=True)
+    write(results, tmp_path / "c")
+    monkeypatch.setattr(xdl.files.os, "replace", full_at("results.md"))
+    with pytest.raises(OSError):
+        write(dict(results, quick=False), tmp_path / "c")
+    assert json.loads((tmp_path / "c" / "results.json").read_text())["quick"] is True  # the earlier one, whole

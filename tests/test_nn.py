@@ -391,6 +391,11 @@ def test_an_attribute_named_as_a_module_method_or_a_dotted_name_is_refused():
     with pytest.raises(ValueError, match=r"cannot contain '\.'"):
         Dense(2, 2).add_buffer("a.b", np.zeros(2))
     Net("flatten_", Dense(4, 3)).astype(np.float64)  # what the message offers
+    wrapped = Dense(2, 2)
+    plain = wrapped.forward
+    wrapped.forward = lambda x: plain(x) * 2  # an instance's forward wrapped, as in PyTorch: __call__ runs it
+    np.testing.assert_allclose(wrapped(np.ones((1, 2), np.float32)).numpy(), 2 * plain(xdl.tensor(np.ones((1, 2),
+                               np.float32))).numpy())
 
 
 @pytest.mark.parametrize("fused", [False, True])

@@ -408,10 +408,13 @@ def test_a_classifier_that_starts_far_above_ln_c_and_falls_trains_on(tmp_path):
     resumed = trainer(6, [Checkpoint(tmp_path)])
     resumed.fit(X, y, resume=tmp_path)  # a resume knows where the run started
     assert len(resumed.history) == 6 and resumed._start_cost > 8e3
-    for batch_size in (1, 7):  # one example's cost says little (0, or 4 times the mean): the epoch's mean decides
-        model = trainer(1).model
-        Trainer(model, BinaryCrossEntropy(), SGD(model, lr=1e-7), batch_size=batch_size, epochs=1, seed=1,
-                progress=False).fit(X, y)
+    model = trainer(1).model  # batches of 64: the first one's cost near the epoch's
+    Trainer(model, BinaryCrossEntropy(), SGD(model, lr=0.01), batch_size=64, epochs=2, seed=1, progress=False).fit(X, y)
+    xdl.seed(0)
+    model = xdl.nn.mlp(2, [32, 32], 2)  # Adam at lr 100 blows up within its first epoch: a start of 0.7, not its mean
+    with pytest.raises(FloatingPointError, match=r"the train cost became \S+ at the end of epoch 1, above 1e4 × ln C"):
+        Trainer(model, SoftmaxCrossEntropy(), xdl.optim.Adam(model, lr=100.0), epochs=3, batch_size=32, seed=0,
+                progress=False).fit(*xdl.datasets.moons(m=400, noise=0.2, seed=0))
 
 
 def test_a_checkpoint_from_before_starts_were_kept_resumes_on_the_limit_alone(tmp_path):

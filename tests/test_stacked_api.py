@@ -240,6 +240,10 @@ def test_stack_refuses_a_model_sharing_layers_or_parameters():
     tied.weight = layer.weight
     with pytest.raises(StackError, match=r"layer 2 shares its parameters with layer 0"):
         stack([Sequential(layer, xdl.nn.ReLU(), tied)])
+    relu = xdl.nn.ReLU()  # a stateless activation used twice (one self.relu, as PyTorch code has it): stacked
+    models = [Sequential(Dense(3, 4), relu, Dense(4, 4), relu, Dense(4, 2)) for _ in range(2)]
+    X = RNG.random((5, 3)).astype(np.float32)
+    np.testing.assert_allclose(stack(models)(X).numpy()[:, 1], models[1](X).numpy(), rtol=1e-5, atol=1e-6)
 
 
 # -- findings 5, 6: what stack takes ---------------------------------------------------------------

@@ -804,3 +804,27 @@ def test_a_trainers_shuffles_and_masks_follow_xdl_seed_unless_given_a_seed():
     assert given[0][0] == given[1][0] == 7 and np.array_equal(given[0][1], given[1][1])
     with pytest.raises(ValueError, match=r"seed must be an integer in \[0, 2\*\*64\) or None, got -1"):
         run(1, seed=-1)
+
+
+def test_a_drawn_seed_is_the_checkpoints_on_resuming_and_a_refused_resume_leaves_it_undrawn(tmp_path):
+    """A new process draws another seed: its resume was refused as another run's. A resume refused
+    for another reason kept the checkpoint's seed for a later fresh fit."""
+    X, y = xdl.datasets.moons(200)
+
+    def trainer(epochs):
+        model = xdl.nn.mlp(2, [8], 2, dropout=0.2)
+        return Trainer(model, SoftmaxCrossEntropy(), Adam(model), epochs=epochs, progress=False,
+                       callbacks=[Checkpoint(tmp_path)])
+
+    first = trainer(2)
+    first.fit(X, y)
+    xdl.seed(None)  # as a new process: the generator elsewhere
+    resumed = trainer(3)
+    resumed.fit(X, y, resume=tmp_path)
+    assert resumed.seed == first.seed and len(resumed.history) == 3
+    model = xdl.nn.mlp(2, [8], 2)
+    xdl.save(model, tmp_path / "model.npz")
+    refused = Trainer(model, SoftmaxCrossEntropy(), Adam(model), epochs=2, progress=False)
+    with pytest.raises(ValueError, match="is a model file, not a training checkpoint"):
+        refused.fit(X, y, resume=tmp_path / "model.npz")  # (an AttributeError, before)
+    assert refused.seed is None

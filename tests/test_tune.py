@@ -1109,3 +1109,28 @@ def test_xdl_tune_writes_its_files_before_a_reader_of_its_table_can_stop_it(tmp_
     assert cli.main(["tune", *TINY, "--trials", "2", "--out", str(tmp_path)]) == 1
     assert (tmp_path / "best.toml").is_file() and (tmp_path / "trials.json").is_file()
     os.close(devnull)
+
+
+def test_a_failed_write_of_xdl_tune_says_what_is_kept_and_how_to_go_on(tmp_path, capsys, monkeypatch):
+    """A full disk at trials.json or best.toml printed the bare OSError: nothing said the trials were
+    kept or that --resume continues."""
+    import xdl.files
+
+    replace, writes = xdl.files.os.replace, []
+
+    def full_at_the_second_trials_json(source, target, *args, **kwargs):
+        if str(target).endswith("trials.json"):
+            writes.append(target)
+            if len(writes) == 2:
+                raise OSError(28, "No space left on device", str(target))
+        return replace(source, target, *args, **kwargs)
+
+    monkeypatch.setattr(xdl.files.os, "replace", full_at_the_second_trials_json)
+    out = tmp_path / "study"
+    command = ["tune", *TINY, "--trials", "3", "--execution", "sequential", "--out", str(out)]
+    assert cli.main(command) == 1
+    assert (f"No space left on device: '{out / 'trials.json'}'; the trials saved are in '{out / 'trials.json'}': once "
+            f"the directory can be written, continue with xdl tune --resume --out {out}") in capsys.readouterr().err
+    monkeypatch.setattr(xdl.files.os, "replace", replace)
+    assert cli.main(["tune", "--resume", "--out", str(out)]) == 0
+    assert len(json.loads((out / "trials.json").read_text())["trials"]) == 3

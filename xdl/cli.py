@@ -79,8 +79,8 @@ def main(argv=None) -> int:
     except BrokenPipeError:  # `xdl train | head`: the reader has gone, as for any command of a pipe
         _flush_stdout()
         return 1
-    except USER_ERRORS as e:
-        print(f"xdl {args.command}: error: {e}", file=sys.stderr)
+    except USER_ERRORS as e:  # (a MemoryError may say nothing: its name then)
+        print(f"xdl {args.command}: error: {str(e) or type(e).__name__}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as stop:  # before or after training (during it, the Trainer stops cleanly)
         signal_name = _signal_of(stop)
@@ -455,6 +455,8 @@ def train(config: TrainConfig, args=None) -> int:
             # the way on from the last good state, whose rate (maybe set by hand) is the one that diverged
             raise FloatingPointError(f"{e}: to do so from the last good state, write `lr = …` into "
                                      f"{str(out / 'control.toml')!r} and {_resume_command(trainer)}") from None
+        except BrokenPipeError:  # a reader of stdout or stderr gone (`2>&1 | head`): no directory to blame
+            raise
         except OSError as e:  # a checkpoint could not be written: training stopped there
             _keep_history(trainer, out)
             if trainer.last_checkpoint is not None:
@@ -623,6 +625,16 @@ def _without_a_lone_best(trainer, out: Path) -> None:
         (out / "checkpoints").rmdir()
 
 
+def _tune_way_on(out: Path) -> str:
+    """What a search stopped by a failed write keeps, and how to go on from it."""
+    from xdl.tune.study import TRIALS_FILE
+
+    if not (out / TRIALS_FILE).is_file():
+        return "no trial was saved: once the directory can be written, run the same command again"
+    return (f"the trials saved are in {str(out / TRIALS_FILE)!r}: once the directory can be written, continue with "
+            f"xdl tune --resume --out {shlex.quote(str(out))}")
+
+
 def _signal_of(stop: KeyboardInterrupt) -> str:
     """The signal that stopped the command: SIGTERM (`Terminated`, a Trainer's `Interrupted`) or Ctrl-C."""
     return getattr(stop, "signal_name", "SIGINT")
@@ -778,6 +790,10 @@ def tune(config: TrainConfig, args) -> int:
                 print(f"\nxdl tune: interrupted by {signal_name} before a trial was saved; nothing to continue: run "
                       "the same command again (without --resume)", file=sys.stderr)
             return _signal_status(signal_name)
+        except BrokenPipeError:  # a reader gone: no file to blame
+            raise
+        except (OSError, MemoryError) as e:  # trials.json could not be written (a full disk): the search stopped
+            raise OSError(f"{str(e) or type(e).__name__}; {_tune_way_on(out)}") from None
     best = study.best
     try:
         if best is not None:  # the files first: a reader of stdout gone (| head) stops the printing, not them
@@ -788,8 +804,12 @@ def tune(config: TrainConfig, args) -> int:
                 picture = f" and {plot_study(study, out / 'trials.png')}"
             except ImportError as e:
                 picture = f" (no trials.png: {e})"
-    finally:  # (the table, a failed write's too)
+    except BrokenPipeError:
+        raise
+    except (OSError, MemoryError) as e:  # best.toml or trials.png: the trials are all in trials.json
         print(study.table(args.top))
+        raise OSError(f"{str(e) or type(e).__name__}; {_tune_way_on(out)}") from None
+    print(study.table(args.top))
     if best is None:
         print("no trial trained to the end (pruned and failed trials do not count); see trials.json for the "
               "reasons", file=sys.stderr)
@@ -846,8 +866,10 @@ def bench_optimizers(config, args) -> int:
                   f"that finished {'is' if len(done) == 1 else 'are'} written ({', '.join(str(f) for f in files)}); "
                   "the rest was not run", file=sys.stderr)
             return _signal_status(signal_name)
-    files = write(results, out)
-    print(markdown(results))
+    try:
+        files = write(results, out)
+    finally:  # (a failed write, a full disk: the results are printed still — a benchmark has no resume)
+        print(markdown(results))
     print(f"\n{time.perf_counter() - start:.1f} s; wrote {', '.join(str(f) for f in files)}")
     if not any(Path(f).suffix == ".png" for f in files):  # as xdl train says of its curves
         _note("note: no curves or profile figures: plots need matplotlib: pip install 'xdl[plot]'")

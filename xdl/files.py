@@ -212,8 +212,10 @@ def check_no_tilde(name: str, what: str) -> None:
     the start of a word only — not in a TOML value, nor after ``--out=``), and a directory named
     '~' made in the current one looks like the home directory (``rm -rf ~`` to clean it up)."""
     if name.startswith("~"):
+        home = os.path.expanduser(name)
+        meant = f"{home!r}?, or " if home != name else ""
         raise ValueError(f"{what} {name!r} starts with '~', which nothing expands here: give the path itself "
-                         f"({os.path.expanduser(name)!r}?)")
+                         f"({meant}{'./' + name!r} for a directory of that name here)")
 
 
 def check_directory_name(directory, what: str) -> Path:

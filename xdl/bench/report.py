@@ -176,8 +176,8 @@ def earlier_results(directory: Path, what: str = "directory") -> dict | None:
         return None
     if not isinstance(earlier, dict) or not isinstance(earlier.get("problems"), dict):
         held = [name for name in RESULT_FILES if (directory / name).exists()]
-        raise FileExistsError(f"{what} {str(directory)!r} holds {' and '.join(held)} that no benchmark wrote (a "
-                              "benchmark would write over them): give another directory")
+        raise FileExistsError(f"{what} {str(directory)!r} holds {' and '.join(held)} that no optimizer benchmark "
+                              "wrote (this one would write over them): give another directory")
     return earlier
 
 
@@ -189,12 +189,13 @@ def write(results: dict, directory) -> list[Path]:
     directory = check_writable_dir(directory, "directory")
     earlier = earlier_results(directory)
     drawn = set() if earlier is None else {directory / f"curves-{p}.png" for p in earlier["problems"]}
-    files = [atomic_write(directory / "results.json", lambda f: json.dump(results, f, indent=1), binary=False),
-             atomic_write(directory / "results.md", lambda f: f.write(markdown(results) + "\n"), binary=False)]
+    files = [atomic_write(directory / "results.md", lambda f: f.write(markdown(results) + "\n"), binary=False)]
     files += _figures(results, directory)
     for stale in {*drawn, directory / "profile.png"} - set(files) if earlier is not None else ():
         stale.unlink(missing_ok=True)
-    return files
+    # results.json last: it says what the directory's figures are (`earlier_results`), so a write that fails
+    # before it leaves the earlier one, whose figures the next write removes
+    return [atomic_write(directory / "results.json", lambda f: json.dump(results, f, indent=1), binary=False), *files]
 
 
 def _figures(results: dict, directory: Path) -> list[Path]:

@@ -129,7 +129,8 @@ def _check_attribute_name(module, name: str, value, buffer: bool = False) -> Non
     ``mode``, ``predict``, … on every model: one shadowed by a layer broke ``astype`` half way), and,
     for a parameter, submodule or buffer, a name without "." (state_dict joins names with it: two
     would share one key, and one be dropped)."""
-    if inspect.isfunction(getattr(Module, name, None)):
+    if name != "forward" and inspect.isfunction(getattr(Module, name, None)):  # (an instance's forward wrapped:
+        # `__call__` runs it, as PyTorch's does)
         raise AttributeError(f"{type(module).__name__}.{name}: {name!r} is a method of xdl.nn.Module, which xdl "
                              f"calls on every model; name the attribute otherwise (e.g. {name + '_'!r})")
     if (buffer or isinstance(value, Parameter | Module)) and ("." in name or not name):

@@ -204,10 +204,11 @@ def stack(models, backend=None) -> Stacked:
         if own is not None:
             raise StackError(f"stack: models[{k}] has a {type(own).__name__} layer, which cannot be stacked (xdl's "
                              "layers only)")
-    for k, m in enumerate(models):  # a stacked layer is one position's: a layer used twice (its parameters, its
-        seen = {}                   # dropout's draws per call) or a tied weight has no stacked form
+    for k, m in enumerate(models):  # a stacked layer is one position's: a layer with state used twice (its
+        seen = {}                   # parameters, its dropout's draws per call) or a tied weight has no stacked form
         for i, layer in enumerate(m.layers):
-            for part in (layer, *layer.parameters()):
+            stateful = layer.draws_random or bool(layer.parameters()) or any(True for _ in layer.named_buffers())
+            for part in ((layer,) if stateful else ()) + tuple(layer.parameters()):
                 if id(part) in seen:
                     what = "itself" if part is layer else "its parameters"
                     raise StackError(f"stack: models[{k}]'s layer {i} shares {what} with layer {seen[id(part)]} (a "

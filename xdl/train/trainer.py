@@ -100,12 +100,15 @@ def far_above(what: str, value: float, where: str, start: str, limit: float) -> 
 
 
 def start_cost(costs: np.ndarray, bounds) -> np.ndarray | float:
-    """Where a run started (`diverged_cost`): its first epoch's mean step cost, weighted by the
-    batches' sizes (``costs``: (steps,), or (steps, K) for K models; ``bounds``: the batches) — not
-    its first step's, which says little of a batch of one example (0, or 4 times the mean)."""
+    """Where a run started (`diverged_cost`), from its first epoch's step costs (``costs``: (steps,),
+    or (steps, K) for K models; ``bounds``: the batches): the smaller of its first step's cost, at
+    the initial weights, and the epoch's mean step cost (weighted by the batches' sizes) — the
+    mean of a run that blew up within the epoch is its blow-up's (Adam at lr 100: 8.8e6, where it
+    started at 0.7), and one small batch's cost may be far below the mean (a batch of one example
+    at a large initialization: 0, where the mean is 2.8e4; such a run is judged by the limit alone)."""
     sizes = np.array([b - a for a, b in bounds], dtype=np.float64)
-    mean = np.tensordot(sizes, costs, axes=1) / sizes.sum()
-    return float(mean) if np.ndim(mean) == 0 else mean
+    start = np.minimum(costs[0], np.tensordot(sizes, costs, axes=1) / sizes.sum())
+    return float(start) if np.ndim(start) == 0 else start
 
 
 def diverged_cost(value: float, limit: float, start: float | None, where: str) -> str | None:
@@ -258,7 +261,7 @@ class Trainer:
         self.callbacks = sorted(callbacks, key=lambda cb: cb.order)
         self.run_info = _checked_run_info(run_info)
         self._captured = CapturedSteps(capture, model.backend)  # the graphs of the captured steps
-        self._seed_drawn = seed is None  # drawn at the first fit, or a resume's checkpoint's (`_take_seed`)
+        self._seed_drawn = seed is None  # drawn at the first fit (`_take_seed`), or a resume's checkpoint's
         self.augment, self.eval_train, self.progress = augment, bool(eval_train), progress
         self.seed = None if seed is None else int(seed)
         self._settings = [dict(g.settings) for g in optimizer.groups]  # as given: a schedule changes lr later
@@ -276,15 +279,10 @@ class Trainer:
         self._cost_limit = None  # the train cost above which this fit has diverged (`cost_limit`), set by fit
         self._start_cost = None  # where the run started (`start_cost`), known from its first epoch's end
 
-    def _take_seed(self, checkpoint) -> None:
-        """A seed drawn, not given: a resume's is its checkpoint's (its run drew it; a process of its
-        own draws another), a first fit's the next draw of `xdl.seed`'s generator."""
-        if not getattr(self, "_seed_drawn", False):  # (a Trainer pickled before seeds were drawn: given)
-            return
-        saved = read_extra(checkpoint)[0].get("seed") if checkpoint is not None and Path(checkpoint).is_file() else None
-        if saved is not None:  # (no file: `load_checkpoint` says so)
-            self.seed = int(saved)
-        elif self.seed is None:
+    def _take_seed(self) -> None:
+        """A seed to be drawn (none given, and no checkpoint's taken: `load_checkpoint`): the next
+        draw of `xdl.seed`'s generator."""
+        if self.seed is None:
             self.seed = int(host_rng().integers(SEEDS, dtype=np.uint64))
 
     # -- inputs -------------------------------------------------------------------------------
@@ -443,7 +441,8 @@ class Trainer:
         self._penalty_m = penalty_examples(self.batch_size, len(X))
         self._check_rates(len(bounds))
         checkpointing = any(isinstance(cb, Checkpoint) for cb in self.callbacks)
-        self._take_seed(checkpoint)  # (every check passed: the generator moves for a fit that runs)
+        if resume is None:  # (every check passed: the generator moves for a fit that runs)
+            self._take_seed()
         self._provenance_record = _provenance(self, X, y, dev) if resume is not None or checkpointing else None
         self.stop_training, self.resumed = False, resume is not None
         # (the modules' own modes, which the fit sets: a fit called within model(x, training=False), say,
@@ -451,6 +450,7 @@ class Trainer:
         with checkpoint_directories_held(self.callbacks), mode_here(None):  # (a resume's reads included)
             if resume is not None:
                 self.load_checkpoint(checkpoint)
+                self._take_seed()  # (a checkpoint of an xdl that kept no seed)
             X, dev, self._network = network_data(self.model, X, dev, on_host=self.augment is None)
             if getattr(self.loss, "predicts", None) is not None:  # what model.predict gives: classes, labels, values
                 self.model.predicts = self.loss.predicts
@@ -715,7 +715,7 @@ class Trainer:
                  "optimizer": opt["class"], "optimizer_settings": settings, "optimizer_layout": opt["layout"],
                  "history": self.history.to_dict(), "callbacks": callbacks,
                  "seed": self.seed, "provenance": self._provenance_record, "run_info": self.run_info,
-                 "start_cost": self._start_cost}
+                 "start_cost": getattr(self, "_start_cost", None)}  # (a Trainer pickled before starts were kept)
         return write_checkpoint(self.model, path, at, extra, arrays)
 
     def load_checkpoint(self, path) -> None:
@@ -726,6 +726,11 @@ class Trainer:
             raise FileNotFoundError(f"resume: no checkpoint at {str(path)!r}")
         extra, arrays = read_extra(path)
         check_checkpoint_kind(extra, path, many=False)
+        # a seed this trainer was to draw is the run's own, its checkpoint's (a process of its own draws another):
+        # compared as that, taken once every check passed
+        drawn = getattr(self, "_seed_drawn", False) and extra.get("seed") is not None
+        if drawn and self._provenance_record is not None:
+            self._provenance_record = dict(self._provenance_record, seed=int(extra["seed"]))
         if self._provenance_record is not None:
             if extra.get("provenance") is not None:
                 provenance.verify(extra["provenance"], self._provenance_record, path)
@@ -767,6 +772,8 @@ class Trainer:
         self.history = History.from_dict(extra["history"])
         self.epoch, self.step, self._partial = int(extra["epoch"]), int(extra.get("step", 0)), extra.get("partial")
         self._start_cost = extra.get("start_cost")  # (None from an older checkpoint: the limit alone decides)
+        if drawn:
+            self.seed = int(extra["seed"])
         self._mid_step = False
         self.last_checkpoint, self.last_checkpoint_at = path, (self.epoch, self.step)
 
