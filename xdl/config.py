@@ -71,7 +71,8 @@ class TrainConfig:
     hidden: list[int] = field(default_factory=lambda: [256, 128], metadata={"help": "hidden layer sizes"})
     activation: str = _opt("relu", "hidden activation", tuple(ACTIVATIONS))
     init: str = _opt("he", "weight initialization (he: N(0, 2/n_in); xavier: N(0, 1/n_in), the course's; glorot: "
-                     "N(0, 2/(n_in + n_out)), PyTorch's xavier_normal_)", tuple(k for k in INITIALIZERS if k != "zeros"))
+                     "N(0, 2/(n_in + n_out)), PyTorch's xavier_normal_)",
+                     tuple(k for k in INITIALIZERS if k != "zeros"))
     batch_norm: bool = _opt(True, "batch norm after each hidden Dense layer")
     dropout: float = _opt(0.3, "dropout rate after each hidden activation (0: none)")
     l2: float = _opt(0.0, "L2 penalty λ (cost + λ/2m·Σ‖W‖²)")

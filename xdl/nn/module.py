@@ -111,11 +111,11 @@ _mode_here = threading.local()  # this thread's `mode_here`: every module read i
 def mode_here(training: bool | None):
     """Every module in training (True) or evaluation (False) mode for the block, in this thread
     only (None: each in the mode its flag says, as outside any such block — how a fit trains,
-    whatever block it is called in): the modules' own flags are left as they are, so another thread predicting with the same
-    model, or training it, sees its own mode (switching the shared flags, two threads' blocks put
-    back each other's modes: some batches ran in training mode, dropout on and batch norm's running
-    statistics moved). How `Module.predict_outputs`, ``model(x, training=...)`` and the Trainer's
-    evaluations run."""
+    whatever block it is called in): the modules' own flags are left as they are, so another
+    thread predicting with the same model, or training it, sees its own mode (switching the shared
+    flags, two threads' blocks put back each other's modes: some batches ran in training mode,
+    dropout on and batch norm's running statistics moved). How `Module.predict_outputs`,
+    ``model(x, training=...)`` and the Trainer's evaluations run."""
     before = getattr(_mode_here, "training", None)
     _mode_here.training = training
     try:

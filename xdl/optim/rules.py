@@ -9,8 +9,8 @@ from xdl.optim.optimizer import Optimizer, check_beta, check_positive
 class SGD(Optimizer):
     """p ← p − lr·(g + wd·p)"""
 
-    pytorch_names = {"momentum": "xdl.optim.Momentum's beta (PyTorch's SGD(lr, momentum=β) is Momentum(lr=lr/(1 − β), "
-                                 "beta=β))"}
+    pytorch_names = {"momentum": "xdl.optim.Momentum's beta (PyTorch's SGD(lr, momentum=β) is "
+                                 "Momentum(lr=lr/(1 − β), beta=β))"}
 
     def __init__(self, params=None, lr=0.01, weight_decay=0.0, check_finite=False):
         super().__init__(params, check_finite, lr=lr, weight_decay=weight_decay)
@@ -27,8 +27,8 @@ class Momentum(Optimizer):
 
     state_names = ("v",)
     # v here is (1 − β) times PyTorch's buffer b ← β·b + g: the same steps take lr/(1 − β)
-    pytorch_names = {"momentum": "beta here, but its SGD(lr, momentum=β) is Momentum(lr=lr/(1 − β), beta=β): v here "
-                                 "is β·v + (1 − β)·g, PyTorch's buffer β·b + g"}
+    pytorch_names = {"momentum": "beta here, but its SGD(lr, momentum=β) is Momentum(lr=lr/(1 − β), beta=β): "
+                                 "v here is β·v + (1 − β)·g, PyTorch's buffer β·b + g"}
 
     def __init__(self, params=None, lr=0.01, beta=0.9, nesterov=False, weight_decay=0.0, check_finite=False):
         super().__init__(params, check_finite, lr=lr, beta=beta, nesterov=nesterov, weight_decay=weight_decay)
@@ -47,7 +47,8 @@ class RMSprop(Optimizer):
     """s ← β·s + (1 − β)·g²;  p ← p − lr·g/(√s + ε)"""
 
     state_names = ("s",)
-    pytorch_names = {"alpha": "beta here", "momentum": "not in RMSprop here (use Adam for momentum with RMSprop's scaling)"}
+    pytorch_names = {"alpha": "beta here",
+                     "momentum": "not in RMSprop here (use Adam for momentum with RMSprop's scaling)"}
 
     def __init__(self, params=None, lr=0.001, beta=0.9, eps=1e-8, weight_decay=0.0, check_finite=False):
         super().__init__(params, check_finite, lr=lr, beta=beta, eps=eps, weight_decay=weight_decay)

@@ -283,9 +283,10 @@ def check_search(space=None, trials=32, strategy="random", execution="sequential
     _check_space_read(space, base, name)
     trials = check_int(trials, name("trials"), high=MAX_TRIALS, expected=f"an integer in [1, {MAX_TRIALS:,}]")
     if not space.dimensions and trials > 1:
+        verb = "is" if len(space.fixed) == 1 else "are"
         raise ValueError(f"{name('space')}: {name('trials')}={trials} of a space that searches nothing (a range or a "
-                         f"choice): {', '.join(space.fixed)} {'is' if len(space.fixed) == 1 else 'are'} fixed, so every "
-                         "trial would be the same run; give one trial, or a hyperparameter to search")
+                         f"choice): {', '.join(space.fixed)} {verb} fixed, so every trial would be the same run; give "
+                         "one trial, or a hyperparameter to search")
     if strategy not in STRATEGIES:
         raise ValueError(f"{name('strategy')} must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
     if execution not in EXECUTIONS:

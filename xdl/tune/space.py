@@ -286,9 +286,9 @@ class Space:
                         raise ValueError(f"{kind} takes [low, high], got {args!r}")
                     dimensions[name] = KINDS[kind](*args)
                     if kind == "one_minus_log" and args[1] < 0.5:  # the course's 1 − β range, written as β's
-                        raise ValueError(f"one_minus_log takes bounds on β, and draws 1 − β log-uniformly between "
-                                         f"1 − high and 1 − low: {list(args)} would search β below {args[1]}, hardly "
-                                         f"an average; for 1 − β in {list(args)} write "
+                        raise ValueError(f"one_minus_log takes bounds on β, and draws 1 − β log-uniformly "
+                                         f"between 1 − high and 1 − low: {list(args)} would search β below "
+                                         f"{args[1]}, hardly an average; for 1 − β in {list(args)} write "
                                          f"[{1 - args[1]:g}, {1 - args[0]:g}]")
                 else:
                     raise ValueError(f"unknown kind {kind!r}; known: {', '.join([*KINDS, 'choice'])}")
