@@ -682,3 +682,14 @@ def test_notes_go_to_stderr_and_a_closed_stderr_or_a_reader_gone_stops_nothing(t
     piped = subprocess.run(f"{subprocess.list2cmdline([*base, '--out', str(tmp_path / 'piped')])} | true",
                            shell=True, capture_output=True, text=True, env=env)
     assert "Exception ignored" not in piped.stderr and (tmp_path / "piped" / "model.npz").is_file()
+
+
+def test_the_device_kinds_xdl_backend_takes_are_taken_by_the_flag_and_the_config_file(tmp_path, capsys):
+    """XDL_BACKEND=cpu was taken, --backend cpu refused by argparse and backend = "cpu" by the config."""
+    assert main(["train", *FAST, "--backend", "cpu", "--out", str(tmp_path / "a")]) == 0
+    (tmp_path / "c.toml").write_text('backend = "cpu"\n')
+    assert main(["train", *FAST, "--config", str(tmp_path / "c.toml"), "--out", str(tmp_path / "b")]) == 0
+    from xdl.sklearn import MLPClassifier
+
+    X, y = xdl.datasets.moons(120)
+    assert MLPClassifier(hidden=[4], epochs=1, backend="cpu").fit(X, y).predict(X).shape == (120,)

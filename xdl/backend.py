@@ -414,6 +414,7 @@ BACKENDS = {cls.name: cls for cls in (NumpyBackend, CupyBackend)}
 PRECISIONS = ("float32", "tf32")  # of float32 matrix products (Backend.precision)
 BACKEND_NAMES = (*BACKENDS, "auto")
 DEVICE_BACKENDS = {cls.device_type: cls.name for cls in BACKENDS.values()}  # "cpu", "cuda": PyTorch's words
+BACKEND_CHOICES = (*BACKEND_NAMES, *DEVICE_BACKENDS)  # what a backend option takes (`resolve_backend`), as XDL_BACKEND
 _backends: dict[str, Backend] = {}
 _current: Backend | None = None
 _seed: int | None = None

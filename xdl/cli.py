@@ -30,7 +30,7 @@ import numpy as np
 from tqdm import tqdm
 
 import xdl
-from xdl.backend import BACKEND_NAMES, BackendError, environment_backend
+from xdl.backend import BACKEND_CHOICES, BackendError, environment_backend
 from xdl.config import RUN_OPTIONS, TrainConfig, flag_of, unread_options
 from xdl.data import Standardizer, split
 from xdl.diagnose import diagnose
@@ -221,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
                            description="the fused ops' speed on the current backend")
     sub.add_argument("--quick", action="store_true", help="skip the 100M-parameter and largest BN cases")
     sub.add_argument("--json", metavar="FILE", help="also write the rows to this JSON file")
-    sub.add_argument("--backend", choices=BACKEND_NAMES, help="array backend (default: XDL_BACKEND, else auto)")
+    sub.add_argument("--backend", choices=BACKEND_CHOICES, help="array backend (default: XDL_BACKEND, else auto)")
     sub.set_defaults(run=bench_kernels, command_parser=sub)
     return parser
 
@@ -242,7 +242,7 @@ def _add_bench_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the search and the runs (default 0)")
     parser.add_argument("--batched", action=argparse.BooleanOptionalAction, default=None,
                         help="train each lr search's trials at once (fit_many) where possible (default: on a GPU)")
-    parser.add_argument("--backend", choices=BACKEND_NAMES, help="array backend (default: XDL_BACKEND, else auto)")
+    parser.add_argument("--backend", choices=BACKEND_CHOICES, help="array backend (default: XDL_BACKEND, else auto)")
     parser.add_argument("--out", default="xdl-bench", help="output directory (default xdl-bench)")
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from xdl import optim
-from xdl.backend import BACKEND_NAMES, PRECISIONS, SEEDS, thread_seed
+from xdl.backend import BACKEND_CHOICES, PRECISIONS, SEEDS, thread_seed
 from xdl.data import Augment, Standardizer
 from xdl.datasets import DATASETS
 from xdl.files import check_directory_name, check_no_tilde, read_toml
@@ -95,8 +95,8 @@ class TrainConfig:
     augment_noise: float = _opt(0.0, "image datasets: Gaussian noise of this standard deviation")
     augment_flip: bool = _opt(False, "image datasets: random left-right flips")
     base_error: float = _opt(0.0, "base (e.g. human-level) error for the bias/variance diagnosis")
-    backend: str = _opt("auto", "array backend (auto: cupy if a GPU answers, else numpy; "
-                                        "XDL_BACKEND, when set, takes the place of a config file's)", BACKEND_NAMES)
+    backend: str = _opt("auto", "array backend (auto: cupy if a GPU answers, else numpy; cpu, cuda: numpy, cupy; "
+                                        "XDL_BACKEND, when set, takes the place of a config file's)", BACKEND_CHOICES)
     precision: str = _opt("float32", "float32 matrix products on a GPU: float32 (exact) or tf32 (tensor cores, "
                                      "as PyTorch's allow_tf32); the CPU stays exact", PRECISIONS)
     capture: bool = _opt(True, "on a GPU, capture each training step as a CUDA graph and replay it (where a "

@@ -26,7 +26,7 @@ try:
 except ImportError:
     raise ImportError("xdl.sklearn needs scikit-learn ≥ 1.6: pip install 'xdl[sklearn]'") from None
 
-from xdl.backend import get_backend, thread_backend, thread_seed
+from xdl.backend import resolve_backend, thread_backend, thread_seed
 from xdl.config import SCHEDULE_OPTIONS, TrainConfig
 from xdl.data import Standardizer, split
 from xdl.data.validation import check_bool, check_int, check_number, standardized
@@ -192,7 +192,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         X = _network_input(X, scaler, dtype)
         if dev is not None:
             dev = (_network_input(dev[0], scaler, dtype), dev[1])
-        with thread_backend(get_backend(config.backend)) as backend, thread_seed(config.seed):
+        with thread_backend(resolve_backend(config.backend, "MLPClassifier: backend")) as backend, thread_seed(config.seed):
             if warm:  # the fitted network, its input scaling too, on this fit's backend
                 self.model_.to(backend)
             else:
@@ -238,7 +238,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                              "is 0 from here on; raise epochs (set_params(epochs=...)) to train on")
         scaler = Standardizer().fit(X) if first else self._input_scaler()  # measured on the first call's X
         X = _network_input(X, scaler, NETWORK_DTYPE if first else self.model_.dtype)
-        with thread_backend(get_backend(config.backend)) as backend, thread_seed(config.seed):
+        with thread_backend(resolve_backend(config.backend, "MLPClassifier: backend")) as backend, thread_seed(config.seed):
             if first:
                 self.classes_, self.loss_curve_, self.n_iter_, self._scaler_ = known, [], 0, scaler
                 self.model_ = config.build_model(X.shape[1], len(known), scaler.layer())
