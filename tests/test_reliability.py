@@ -194,6 +194,20 @@ def test_a_schedule_that_decays_below_float32s_smallest_rate_runs_at_0_as_pytorc
         trainer_for(epochs=3, schedule=lambda epoch: 1e-46).fit(s.X_train, s.y_train)
 
 
+def test_a_schedule_returning_a_0d_array_is_a_rate_to_the_trainer_as_to_the_optimizer():
+    """np.where(e < 5, 0.1, 0.01) is array(0.1): the optimizer took it, the Trainer refused it as
+    outside float32's positive range; None was refused as outside it too."""
+    s = moons(100)
+    schedule = lambda count: np.where(count < 2, 0.1, 0.01)  # noqa: E731
+    assert trainer_for(epochs=3, schedule=schedule).fit(s.X_train, s.y_train)["lr"] == [0.1, 0.1, 0.01]
+    xdl.seed(0)
+    model = xdl.nn.mlp(2, [4], 2)
+    Trainer(model, SoftmaxCrossEntropy(), SGD(model, lr=schedule), epochs=1, progress=False).fit(s.X_train, s.y_train)
+    with pytest.raises(TypeError, match=r"the lr schedule '<lambda>' returned None at count 0; a schedule returns a "
+                                        r"number"):
+        trainer_for(epochs=2, schedule=lambda e: None).fit(s.X_train, s.y_train)
+
+
 def test_a_run_of_any_length_starts_at_once_and_a_late_bad_rate_stops_it_when_it_comes(monkeypatch):
     started = time.perf_counter()
     with pytest.raises(ValueError, match=r"gives lr 5.23e\+38 at epoch 138 of 1000000000000000"):

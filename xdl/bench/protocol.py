@@ -77,7 +77,7 @@ DEFINITIONS = {  # written into results.json and atop results.md: what each figu
                          "calls: caches, and on a GPU kernel compilation; each run's capture of its step is its own)",
     "diverged": f"the cost became NaN or infinite, or rose above {divergence_factor()} × where it started — f(x₀) "
                 "for a function (checked at every step); ln C, the cost of a uniform guess over C classes, for a "
-                "model's train cost (checked after every epoch; and above where it started, as the Trainer "
+                "model's train cost (checked after every epoch; and 10 × where it started, as the Trainer "
                 "checks it); a diverged run is counted, its figures are not",
     "starts": f"a function run starts at the problem's standard start + {START_NOISE:g}·z, z ~ N(0, I) drawn from "
               "the run's seed (so seeds are replicates, not copies of one deterministic run); a model run starts "

@@ -120,11 +120,17 @@ def rate_at(lr, count: int) -> float:
         value = lr(count)
     except OverflowError:  # a growing schedule's far end in Python's float or int arithmetic
         return math.inf
+    return scheduled_rate(value, lr, count)
+
+
+def scheduled_rate(value, schedule, count: int) -> float:
+    """``value``, what ``schedule`` returned at ``count``, as a rate: a number, or a 0-d array of one
+    (``np.where(e < 5, 0.1, 0.01)``); anything else is named."""
     if isinstance(value, np.ndarray) and value.shape == ():
         value = value[()]
     if not _is_number(value):
-        raise TypeError(f"the lr schedule {getattr(lr, '__name__', lr)!r} returned {value!r} at count {count}; "
-                        "a schedule returns a number")
+        raise TypeError(f"the lr schedule {getattr(schedule, '__name__', schedule)!r} returned {value!r} at count "
+                        f"{count}; a schedule returns a number")
     return _real(value)
 
 

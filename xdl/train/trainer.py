@@ -40,7 +40,7 @@ from xdl.files import json_number
 from xdl.nn import Module, Sequential
 from xdl.nn.module import PREDICTIONS, ends_in_probability, evaluating_here, mode_here
 from xdl.optim import Optimizer
-from xdl.optim.optimizer import check_rate, takes_arguments
+from xdl.optim.optimizer import check_rate, scheduled_rate, takes_arguments
 from xdl.serialization import load, read_extra
 from xdl.tensor import Tensor, no_grad, to_numpy
 from xdl.train import provenance
@@ -65,8 +65,8 @@ FOREIGN_HOOKS = frozenset({"on_epoch_begin", "on_batch_begin", "on_batch_end", "
 REFRESH_STEPS = 20  # the progress bar shows the running cost every this many steps (one host sync)
 PRECHECKED_RATES = 100_000  # rates checked before training, per kind (epoch schedule, step schedule)
 # A classifier's run has diverged when its train cost is no longer finite or has risen this far above
-# ln C, the cost of a uniform guess over C classes (where it starts, near enough), and above where it
-# started (`start_cost`): one that multiplied it by 10⁴ is not converging, and would otherwise end
+# ln C, the cost of a uniform guess over C classes (where it starts, near enough), and to 10 × where it
+# started (`start_cost`, `START_FACTOR`): one that multiplied it by 10⁴ is not converging, and would otherwise end
 # "completed" at a cost of 10¹², its last checkpoint called good (`diverged_cost`).
 DIVERGENCE_FACTOR = 1e4
 
@@ -111,15 +111,20 @@ def start_cost(costs: np.ndarray, bounds) -> np.ndarray | float:
     return float(start) if np.ndim(start) == 0 else start
 
 
+START_FACTOR = 10  # a run that began above the limit has diverged once its cost is this many times its start
+
+
 def diverged_cost(value: float, limit: float, start: float | None, where: str) -> str | None:
     """Why a classifier's train cost ``value`` at ``where`` says its run diverged, or None: above
-    ``limit`` (`cost_limit`) and above ``start`` (`start_cost`, where the run started) — a run that
-    began higher (a large initialization) and falls has not diverged (None: not known, a run of an
-    older checkpoint)."""
-    if value <= limit or start is not None and value <= start:
+    ``limit`` (`cost_limit`) and above `START_FACTOR` × ``start`` (`start_cost`, where the run
+    started) — a run that began higher (a large initialization) and falls, or wavers as its cost
+    measured another way (the whole train set's, in evaluation) reads, has not diverged (None: not
+    known, a run of an older checkpoint)."""
+    started = START_FACTOR * start if start is not None else 0.0
+    if value <= max(limit, started):
         return None
     return far_above("the train cost", value, where, "ln C (where a classifier starts)", limit) + \
-        (f" and its first epoch's cost, {start:.3g}" if start is not None and start > limit else "")
+        (f" and {START_FACTOR} × where the run started, {start:.3g}" if started > limit else "")
 
 
 def _augmented(augment, Xb: np.ndarray, rng, epoch: int, step: int, backend) -> np.ndarray:
@@ -142,9 +147,12 @@ def _called(schedule, count: int, what: str):
     """``schedule(count)``, its failure named as ``what`` (a list of rates run out: a bare IndexError
     from somewhere in the run's checks, before)."""
     try:
-        return schedule(count)
+        value = schedule(count)
+    except OverflowError:  # a growing schedule's far end in Python's float or int arithmetic
+        return math.inf
     except Exception as e:  # (the user's function: any error it raises)
         raise ValueError(f"{what}: the schedule raised {type(e).__name__}: {e}") from e
+    return scheduled_rate(value, schedule, count)  # (a 0-d array of a number is that number)
 
 
 def _checked_run_info(run_info) -> dict:
@@ -509,7 +517,8 @@ class Trainer:
         self.optimizer.check_trainable(self.model)
         start = time.perf_counter()
         if self.schedule is not None:
-            rate = check_rate(self.schedule(e), f"schedule({e}) (the rate of epoch {e + 1})", self.model.dtype,
+            what = f"schedule({e}) (the rate of epoch {e + 1})"
+            rate = check_rate(_called(self.schedule, e, what), what, self.model.dtype,
                               decayed=e > 0)  # beyond PRECHECKED_RATES too
             self.optimizer.lr = rate
         lr = self.optimizer.current_lr()
@@ -567,7 +576,7 @@ class Trainer:
                     if self._network is self.model else ""  # (no leading Standardize)
                 warn_caller(f"the run started at a cost of {self._start_cost:.3g}, above {divergence_factor()} × ln C "
                             f"(where a classifier starts) = {self._cost_limit:.3g}: {inputs}a large initialization; "
-                            "it diverges only if its cost rises above where it started")
+                            f"it diverges only if its cost rises to {START_FACTOR} times where it started")
         record = {"epoch": e + 1}
         if self.eval_train:
             record.update(_prefixed("train", self._evaluate(X, y, captured=captured)))
