@@ -422,6 +422,15 @@ def test_a_classifier_that_starts_far_above_ln_c_and_falls_trains_on(tmp_path):
     resumed = trainer(6, [Checkpoint(tmp_path)])
     resumed.fit(X, y, resume=tmp_path)  # a resume knows where the run started
     assert len(resumed.history) == 6 and resumed._start_cost > 8e3
+    xdl.seed(0)  # a falling run's end-of-epoch cost over the whole train set above its start from the step costs:
+    wide = xdl.nn.Sequential(xdl.nn.Dense(64, 10))  # 4.33e4 against 4.24e4 (it was stopped, the inputs blamed)
+    with xdl.no_grad():
+        for p in wide.parameters():
+            p.data[...] *= 30000
+    digits, labels = xdl.datasets.digits()
+    for seed in (0, 2, 3):
+        Trainer(wide, SoftmaxCrossEntropy(), SGD(wide, lr=1.0), epochs=2, batch_size=64, seed=seed,
+                progress=False).fit(digits / 16, labels)
     model = trainer(1).model  # batches of 64: the first one's cost near the epoch's
     Trainer(model, BinaryCrossEntropy(), SGD(model, lr=0.01), batch_size=64, epochs=2, seed=1, progress=False).fit(X, y)
     xdl.seed(0)
