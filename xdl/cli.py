@@ -76,9 +76,8 @@ def main(argv=None) -> int:
             status = args.run(config, args)
             sys.stdout.flush()  # here, where a reader gone is caught (at exit, Python's flush would fail: status 120)
             return status
-    except BrokenPipeError:  # `xdl train | head`: the reader has gone, as for any command of a pipe
-        _flush_stdout()
-        return 1
+    except BrokenPipeError:  # `xdl train | head`: the reader has gone, as for any command of a pipe (stdout
+        return 1               # goes to /dev/null below)
     except USER_ERRORS as e:  # (a MemoryError may say nothing: its name then)
         print(f"xdl {args.command}: error: {str(e) or type(e).__name__}", file=sys.stderr)
         return 1
@@ -612,7 +611,7 @@ def _keep_history(trainer, out: Path) -> None:
         try:
             trainer.history.save(out / "history.json")
         except OSError as e:
-            print(f"note: the history was not written: {e}", file=sys.stderr)
+            _note(f"note: the history was not written: {e}")
 
 
 def _without_a_lone_best(trainer, out: Path) -> None:
@@ -625,14 +624,22 @@ def _without_a_lone_best(trainer, out: Path) -> None:
         (out / "checkpoints").rmdir()
 
 
-def _tune_way_on(out: Path) -> str:
-    """What a search stopped by a failed write keeps, and how to go on from it."""
+@contextlib.contextmanager
+def _search_writes(out: Path):
+    """A search's files written within: one that fails (a full disk) says what is kept and how to go
+    on from it; a reader of stdout gone is no file to blame."""
     from xdl.tune.study import TRIALS_FILE
 
-    if not (out / TRIALS_FILE).is_file():
-        return "no trial was saved: once the directory can be written, run the same command again"
-    return (f"the trials saved are in {str(out / TRIALS_FILE)!r}: once the directory can be written, continue with "
-            f"xdl tune --resume --out {shlex.quote(str(out))}")
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except (OSError, MemoryError) as e:
+        kept = "no trial was saved: once the directory can be written, run the same command again" \
+            if not (out / TRIALS_FILE).is_file() else \
+            (f"the trials saved are in {str(out / TRIALS_FILE)!r}: once the directory can be written, continue "
+             f"with xdl tune --resume --out {shlex.quote(str(out))}")
+        raise OSError(f"{str(e) or type(e).__name__}; {kept}") from None
 
 
 def _signal_of(stop: KeyboardInterrupt) -> str:
@@ -774,11 +781,12 @@ def tune(config: TrainConfig, args) -> int:
             with warnings.catch_warnings():
                 warnings.simplefilter("always")
                 warnings.showwarning = _note_once()  # a lock taken over from a killed search, say
-                study = search(parts.X_train, parts.y_train, (parts.X_dev, parts.y_dev), space, trials=trials,
-                               strategy=strategy, execution=args.execution, rounds=rounds, seed=config.seed,
-                               base=config, directory=out, resume=args.tune_resume,
-                               standardize="fit", progress=config.progress_bar,  # each trial's, as xdl train's
-                               scheduler=scheduler, halving=halving, min_epochs=min_epochs)
+                with _search_writes(out):  # trials.json (a full disk: the search stops there)
+                    study = search(parts.X_train, parts.y_train, (parts.X_dev, parts.y_dev), space, trials=trials,
+                                   strategy=strategy, execution=args.execution, rounds=rounds, seed=config.seed,
+                                   base=config, directory=out, resume=args.tune_resume,
+                                   standardize="fit", progress=config.progress_bar,  # each trial's, as xdl train's
+                                   scheduler=scheduler, halving=halving, min_epochs=min_epochs)
         except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM (the running trial's Trainer stopped at a step)
             signal_name = _signal_of(stop)
             if (out / TRIALS_FILE).is_file():
@@ -790,26 +798,19 @@ def tune(config: TrainConfig, args) -> int:
                 print(f"\nxdl tune: interrupted by {signal_name} before a trial was saved; nothing to continue: run "
                       "the same command again (without --resume)", file=sys.stderr)
             return _signal_status(signal_name)
-        except BrokenPipeError:  # a reader gone: no file to blame
-            raise
-        except (OSError, MemoryError) as e:  # trials.json could not be written (a full disk): the search stopped
-            raise OSError(f"{str(e) or type(e).__name__}; {_tune_way_on(out)}") from None
     best = study.best
     try:
-        if best is not None:  # the files first: a reader of stdout gone (| head) stops the printing, not them
-            path = study.write_best()
-            try:
-                from xdl.plots import plot_study
+        with _search_writes(out):  # best.toml, trials.png: the files first, as a reader of stdout gone (| head)
+            if best is not None:   # stops the printing, not them
+                path = study.write_best()
+                try:
+                    from xdl.plots import plot_study
 
-                picture = f" and {plot_study(study, out / 'trials.png')}"
-            except ImportError as e:
-                picture = f" (no trials.png: {e})"
-    except BrokenPipeError:
-        raise
-    except (OSError, MemoryError) as e:  # best.toml or trials.png: the trials are all in trials.json
+                    picture = f" and {plot_study(study, out / 'trials.png')}"
+                except ImportError as e:
+                    picture = f" (no trials.png: {e})"
+    finally:  # (the table, a failed write's too: the trials are all in trials.json)
         print(study.table(args.top))
-        raise OSError(f"{str(e) or type(e).__name__}; {_tune_way_on(out)}") from None
-    print(study.table(args.top))
     if best is None:
         print("no trial trained to the end (pruned and failed trials do not count); see trials.json for the "
               "reasons", file=sys.stderr)

@@ -110,27 +110,27 @@ def takes_arguments(fn, count: int = 1) -> bool:
     return True
 
 
-def rate_at(lr, count: int) -> float:
+def rate_at(lr, count: int, what: str | None = None) -> float:
     """The rate ``lr`` gives the step after ``count`` steps: the number itself, or a schedule's
-    value at ``count`` (beyond floats: inf, which `check_rate` names). A schedule that returns no
-    number is named here, before the rate is held anywhere."""
+    value at ``count`` — a number, or a 0-d array of one (``np.where(e < 5, 0.1, 0.01)``); beyond
+    floats: inf, which `check_rate` names. A schedule that returns no number is named here, before
+    the rate is held anywhere; ``what``: the rate's name, to say with any error the schedule raises
+    (a list of rates run out: a bare IndexError from somewhere in a run's checks)."""
     if not callable(lr):
         return float(lr)
     try:
         value = lr(count)
     except OverflowError:  # a growing schedule's far end in Python's float or int arithmetic
         return math.inf
-    return scheduled_rate(value, lr, count)
-
-
-def scheduled_rate(value, schedule, count: int) -> float:
-    """``value``, what ``schedule`` returned at ``count``, as a rate: a number, or a 0-d array of one
-    (``np.where(e < 5, 0.1, 0.01)``); anything else is named."""
+    except Exception as e:  # (the user's function: any error it raises)
+        if what is None:
+            raise
+        raise ValueError(f"{what}: the schedule raised {type(e).__name__}: {e}") from e
     if isinstance(value, np.ndarray) and value.shape == ():
         value = value[()]
     if not _is_number(value):
-        raise TypeError(f"the lr schedule {getattr(schedule, '__name__', schedule)!r} returned {value!r} at count "
-                        f"{count}; a schedule returns a number")
+        raise TypeError(f"the lr schedule {getattr(lr, '__name__', lr)!r} returned {value!r} at count {count}; "
+                        "a schedule returns a number")
     return _real(value)
 
 

@@ -40,7 +40,7 @@ from xdl.files import json_number
 from xdl.nn import Module, Sequential
 from xdl.nn.module import PREDICTIONS, ends_in_probability, evaluating_here, mode_here
 from xdl.optim import Optimizer
-from xdl.optim.optimizer import check_rate, scheduled_rate, takes_arguments
+from xdl.optim.optimizer import check_rate, rate_at, takes_arguments
 from xdl.serialization import load, read_extra
 from xdl.tensor import Tensor, no_grad, to_numpy
 from xdl.train import provenance
@@ -141,18 +141,6 @@ def _augmented(augment, Xb: np.ndarray, rng, epoch: int, step: int, backend) -> 
     if (on_host or backend.host_sync_is_cheap) and not bool((np if on_host else backend.xp).isfinite(out).all()):
         raise ValueError(f"augment returned NaN or Inf in the batch of epoch {epoch + 1}, step {step + 1}")
     return out
-
-
-def _called(schedule, count: int, what: str):
-    """``schedule(count)``, its failure named as ``what`` (a list of rates run out: a bare IndexError
-    from somewhere in the run's checks, before)."""
-    try:
-        value = schedule(count)
-    except OverflowError:  # a growing schedule's far end in Python's float or int arithmetic
-        return math.inf
-    except Exception as e:  # (the user's function: any error it raises)
-        raise ValueError(f"{what}: the schedule raised {type(e).__name__}: {e}") from e
-    return scheduled_rate(value, schedule, count)  # (a 0-d array of a number is that number)
 
 
 def _checked_run_info(run_info) -> dict:
@@ -395,13 +383,13 @@ class Trainer:
         (`check_rate`; checked now, up to `PRECHECKED_RATES` of each kind; a later bad one when it comes)."""
         for epoch in range(min(self.epochs, PRECHECKED_RATES)) if self.schedule is not None else ():
             what = f"schedule({epoch}) (the rate of epoch {epoch + 1})"
-            check_rate(_called(self.schedule, epoch, what), what, self.model.dtype, decayed=epoch > 0)
+            check_rate(rate_at(self.schedule, epoch, what), what, self.model.dtype, decayed=epoch > 0)
         for g, group in enumerate(self.optimizer.groups):
             lr = group.settings["lr"]
             if callable(lr):
                 for t in range(min(self.epochs * steps, PRECHECKED_RATES)):
                     what = f"the optimizer's lr schedule at step {t} (group {g})"
-                    check_rate(_called(lr, t, what), what, self.model.dtype, decayed=t > 0)
+                    check_rate(rate_at(lr, t, what), what, self.model.dtype, decayed=t > 0)
             elif self.schedule is None:  # a constant rate (an epoch schedule replaces it)
                 check_rate(lr, f"the optimizer's lr (group {g})", self.model.dtype)
 
@@ -518,7 +506,7 @@ class Trainer:
         start = time.perf_counter()
         if self.schedule is not None:
             what = f"schedule({e}) (the rate of epoch {e + 1})"
-            rate = check_rate(_called(self.schedule, e, what), what, self.model.dtype,
+            rate = check_rate(rate_at(self.schedule, e, what), what, self.model.dtype,
                               decayed=e > 0)  # beyond PRECHECKED_RATES too
             self.optimizer.lr = rate
         lr = self.optimizer.current_lr()
