@@ -128,6 +128,25 @@ def test_config_file_sets_options_and_flags_override_it(tmp_path, capsys):
     assert report["config"]["epochs"] == 1 and report["config"]["hidden"] == [4] and report["config"]["lr"] == 1.0
 
 
+def test_the_courses_initialization_experiment_runs_from_the_command_line(tmp_path, capsys):
+    """zeros and normal(SCALE) are the course's first two initializations: the layers took them, the
+    options refused them (only Python could run the experiment)."""
+    zeros, large = tmp_path / "zeros", tmp_path / "large"
+    assert main(["train", *FAST, "--init", "zeros", "--out", str(zeros)]) == 0
+    assert main(["train", *FAST, "--init", "normal(10)", "--out", str(large)]) == 0
+    assert json.loads((large / "report.json").read_text())["config"]["init"] == "normal(10)"
+    weights = {name: xdl.load(out / "model.npz").state_dict() for name, out in (("zeros", zeros), ("large", large))}
+    hidden = [key for key in weights["zeros"] if key.endswith("weight")][:-1]
+    assert all(np.all(weights["zeros"][key] == 0) for key in hidden)  # no symmetry broken: nothing learned there
+    assert np.std(xdl.nn.mlp(2, [64], 2, init="normal(10)", batch_norm=False)[0].weight.numpy()) > 5
+    capsys.readouterr()
+    for bad in ("random", "normal(-1)", "normal(inf)", "normal(x)"):
+        assert main(["train", *FAST, "--init", bad, "--out", str(tmp_path / "bad")]) == 1
+        assert (f"--init must be one of zeros, normal, xavier, glorot, he or normal(SCALE) with a finite SCALE ≥ 0, "
+                f"got {bad!r}") in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+
+
 @pytest.mark.parametrize("text, message", [
     ('dataset = "moons"\nlearning_rate = 0.1\n', "unknown key 'learning_rate'"),
     ('epochs = "ten"\n', "epochs must be an integer, got 'ten'"),

@@ -16,7 +16,7 @@ from xdl.backend import BACKEND_CHOICES, PRECISIONS, SEEDS, thread_seed
 from xdl.data import Augment, Standardizer
 from xdl.datasets import DATASETS
 from xdl.files import check_directory_name, check_no_tilde, read_toml
-from xdl.init import INITIALIZERS
+from xdl.init import INITIALIZERS, is_named
 from xdl.losses import SoftmaxCrossEntropy
 from xdl.nn import ACTIVATIONS, mlp
 from xdl.train.callbacks import EarlyStopping
@@ -71,8 +71,8 @@ class TrainConfig:
     hidden: list[int] = field(default_factory=lambda: [256, 128], metadata={"help": "hidden layer sizes"})
     activation: str = _opt("relu", "hidden activation", tuple(ACTIVATIONS))
     init: str = _opt("he", "weight initialization (he: N(0, 2/n_in); xavier: N(0, 1/n_in), the course's; glorot: "
-                     "N(0, 2/(n_in + n_out)), PyTorch's xavier_normal_)",
-                     tuple(k for k in INITIALIZERS if k != "zeros"))
+                     "N(0, 2/(n_in + n_out)), PyTorch's xavier_normal_; normal(SCALE): N(0, SCALE²), the course's "
+                     "random, normal = normal(0.01); zeros: no symmetry broken, nothing learned)")
     batch_norm: bool = _opt(True, "batch norm after each hidden Dense layer")
     dropout: float = _opt(0.3, "dropout rate after each hidden activation (0: none)")
     l2: float = _opt(0.0, "L2 penalty λ (cost + λ/2m·Σ‖W‖²)")
@@ -151,6 +151,9 @@ class TrainConfig:
             if choices and getattr(self, f.name) not in choices:
                 raise ValueError(f"{source}: {f.name} must be one of {', '.join(choices)}, "
                                  f"got {getattr(self, f.name)!r}")
+        if not is_named(self.init):  # (a name, not a choice: normal(SCALE) takes any scale ≥ 0)
+            raise ValueError(f"{source}: init must be one of {', '.join(INITIALIZERS)} or normal(SCALE) with a "
+                             f"finite SCALE ≥ 0, got {self.init!r}")
         for name in ("batch_size", "epochs", "decay_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{source}: {name} must be ≥ 1, got {getattr(self, name)}")
