@@ -785,6 +785,27 @@ def test_a_group_key_the_optimizer_does_not_take_is_refused(make, key, hint):
         make([{"params": [xdl.Parameter(np.ones(3))], key: 0.5}])
 
 
+@pytest.mark.parametrize("make, key, hint", [
+    (lambda m: SGD(m, lr=0.1, momentum=0.9), "momentum", r"PyTorch's 'momentum' is xdl.optim.Momentum's beta"),
+    (lambda m: Adam(m, betas=(0.9, 0.99)), "betas", "PyTorch's 'betas' is beta1 and beta2 here"),
+    (lambda m: AdamW(m, betas=(0.9, 0.99)), "betas", "PyTorch's 'betas' is beta1 and beta2 here"),
+    (lambda m: RMSprop(m, alpha=0.99), "alpha", "PyTorch's 'alpha' is beta here"),
+    (lambda m: SGD(m, nesterov=True), "nesterov", r"PyTorch's 'nesterov' is a flag of xdl.optim.Momentum \(Momentum\(lr, beta, nesterov=True"),
+    (lambda m: Adam(m, amsgrad=True), "amsgrad", "PyTorch's 'amsgrad' is not offered here"),
+])
+def test_a_pytorch_keyword_a_constructor_does_not_take_says_what_it_is_here(make, key, hint):
+    """``SGD(model.parameters(), lr=0.1, momentum=0.9)`` as PyTorch spells it: Python's TypeError
+    named the keyword but not that Momentum is the rule (a group's key said so already)."""
+    model = xdl.nn.mlp(3, [4], 2)
+    before = model.state_dict()
+    with pytest.raises(TypeError, match=f"got an unexpected keyword argument '{key}'; {hint}"):
+        make(model)
+    for name, value in model.state_dict().items():  # refused before the parameters were placed
+        np.testing.assert_array_equal(value, before[name])
+    with pytest.raises(TypeError, match="unexpected keyword argument 'foo'$"):  # no hint to give: Python's words
+        SGD(model, foo=1)
+
+
 def test_momentum_takes_pytorchs_sgd_steps_at_lr_over_one_minus_beta():
     """What the hint for PyTorch's 'momentum' says: SGD(lr, momentum=β), b ← β·b + g, p ← p − lr·b."""
     rng = np.random.default_rng(0)

@@ -17,6 +17,7 @@ rate of the moment it is replayed and counts Adam's t on, as an eager step does.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 from collections.abc import MutableMapping
@@ -179,6 +180,25 @@ class StepCount:
         self._t += 1
 
 
+def _hinting_pytorch_names(init):
+    """``init`` refusing, before it runs, a keyword it does not take that PyTorch's optimizers do
+    (the class's ``pytorch_names``), with what it is here."""
+    taken = inspect.signature(init).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in taken.values()):
+        return init
+
+    @functools.wraps(init)
+    def checked(self, *args, **kwargs):
+        names = type(self).pytorch_names
+        for key in kwargs:
+            if key not in taken and key in names:
+                raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {key!r}; PyTorch's "
+                                f"{key!r} is {names[key]}")
+        init(self, *args, **kwargs)
+
+    return checked
+
+
 class Optimizer(StepCount):
     """Base class. Subclasses set ``state_names``, validate their hyperparameters in
     ``check_settings`` and apply their rule in ``update``."""
@@ -219,6 +239,14 @@ class Optimizer(StepCount):
                 self._checked_group(group, seen)
             for group in groups:
                 self.add_param_group(group)
+
+    def __init_subclass__(cls, **kwargs):
+        """A rule's constructor given a PyTorch keyword it does not take (``SGD(m, momentum=0.9)``,
+        ``Adam(m, betas=…)``) says what that setting is here, as a group's key does: Python's
+        "unexpected keyword argument" would not."""
+        super().__init_subclass__(**kwargs)
+        if "__init__" in vars(cls):
+            cls.__init__ = _hinting_pytorch_names(cls.__init__)
 
     def __setstate__(self, state: dict) -> None:
         """A copy (pickle, deepcopy) copies every array apart, views too: each parameter's data and

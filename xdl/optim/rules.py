@@ -10,7 +10,8 @@ class SGD(Optimizer):
     """p ← p − lr·(g + wd·p)"""
 
     pytorch_names = {"momentum": "xdl.optim.Momentum's beta (PyTorch's SGD(lr, momentum=β) is "
-                                 "Momentum(lr=lr/(1 − β), beta=β))"}
+                                 "Momentum(lr=lr/(1 − β), beta=β))",
+                     "nesterov": "a flag of xdl.optim.Momentum (Momentum(lr, beta, nesterov=True))"}
 
     def __init__(self, params=None, lr=0.01, weight_decay=0.0, check_finite=False):
         super().__init__(params, check_finite, lr=lr, weight_decay=weight_decay)
@@ -68,7 +69,7 @@ class Adam(Optimizer):
     with m̂ = m/(1 − β₁ᵗ), v̂ = v/(1 − β₂ᵗ). ``weight_decay`` is coupled L2 (g ← g + wd·p)."""
 
     state_names = ("m", "v")
-    pytorch_names = {"betas": "beta1 and beta2 here"}
+    pytorch_names = {"betas": "beta1 and beta2 here", "amsgrad": "not offered here"}
     decoupled = False
 
     def __init__(self, params=None, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
