@@ -957,3 +957,105 @@ def test_gradcheck_names_parameters_that_share_a_name_by_position(rng):
     result = xdl.gradcheck(lambda: WrongSquare.apply(model(X)).sum(), model.parameters())
     # each layer has a "bias": the name alone said not which
     assert result.verdict == "bug" and re.fullmatch(r"input \d \((weight|bias)\)", result.worst.name)
+
+
+def test_no_grad_decorates_a_generator_step_by_step_and_without_parentheses():
+    """As PyTorch's: a decorated generator's body runs under the block between its yields (the
+    block was left when the call made the generator: its steps recorded graphs), and the caller's
+    code between them does not; ``@xdl.no_grad`` without parentheses decorates too (a TypeError)."""
+    w = xdl.tensor([1.0, 2.0], requires_grad=True)
+
+    @xdl.no_grad()
+    def predictions(n):
+        for i in range(n):
+            sent = yield (w * i).requires_grad, xdl.is_grad_enabled()
+            assert sent is None and not xdl.is_grad_enabled()
+        return "done"
+
+    steps = predictions(2)
+    assert next(steps) == (False, False) and xdl.is_grad_enabled()  # the caller's mode between the steps
+    assert (w * 2).requires_grad and next(steps) == (False, False)
+    with pytest.raises(StopIteration) as stop:
+        next(steps)
+    assert stop.value.value == "done" and xdl.is_grad_enabled()
+
+    @xdl.no_grad()
+    def catching():
+        try:
+            yield 1
+        except KeyError:
+            yield xdl.is_grad_enabled()  # a thrown exception is handled under the block
+
+    steps = catching()
+    next(steps)
+    assert steps.throw(KeyError()) is False and xdl.is_grad_enabled()
+    steps.close()
+
+    @xdl.no_grad
+    def double(x):
+        return x * 2
+
+    assert double(w).tolist() == [2.0, 4.0] and not double(w).requires_grad and xdl.is_grad_enabled()
+    with pytest.raises(TypeError, match=r"no_grad takes no arguments .*got False"):
+        xdl.no_grad(False)  # (torch.set_grad_enabled's argument)
+
+
+def test_a_power_in_place_is_an_in_place_update_as_the_other_operators():
+    """``w **= 2`` fell back to ``w = w ** 2``: under no_grad the parameter kept its values and the
+    name was bound to a detached copy; while recording, a leaf that requires grad went unrefused."""
+    w = xdl.tensor([2.0, 3.0], requires_grad=True)
+    same = w
+    with xdl.no_grad():
+        w **= 2
+    assert w is same and w.requires_grad and w.is_leaf and same.tolist() == [4.0, 9.0]
+    with pytest.raises(RuntimeError, match=r"\*\*= on a leaf tensor that requires grad"):
+        w **= 2
+    y = w * 1.0
+    y **= 0.5  # not a leaf: a new node, as ``total += cost``
+    y.sum().backward()
+    np.testing.assert_allclose(w.grad, 0.5 / np.sqrt([4.0, 9.0]))
+
+
+def test_a_numpy_integer_beside_an_integer_tensor_is_taken_as_the_python_int_it_holds():
+    """NumPy casts its own scalars to a narrower integer without a check: int32 + np.int64(2**40)
+    added 0 and uint8 + np.int64(300) added 44, where the same Python ints are refused."""
+    small = xdl.tensor(np.array([1, 2], dtype=np.int32))
+    for big in (2**40, np.int64(2**40)):
+        with pytest.raises(OverflowError, match="out of bounds for int32"):
+            small + big
+    with pytest.raises(OverflowError, match="out of bounds for uint8"):
+        xdl.tensor(np.array([1], dtype=np.uint8)) + np.int64(300)
+    assert (small + np.int64(3)).tolist() == [4, 5] and (small + np.int64(3)).dtype == np.int32
+    assert (xdl.tensor([1.0]) * np.int64(3)).dtype == np.float32  # beside floats, as before
+    assert (xdl.tensor([True]) + np.int8(2)).dtype == np.int8  # beside booleans, NumPy's
+
+
+def test_tensor_of_a_list_says_xdl_tensor_makes_one():
+    """``torch.Tensor([1.0, 2.0])``'s habit read "expected a numpy or cupy array, got list"."""
+    with pytest.raises(TypeError, match=r"Tensor: data must be an array .*got list; xdl.tensor\(data\) makes one"):
+        xdl.Tensor([1.0, 2.0])
+
+
+def test_backward_takes_pytorchs_retain_graph_the_graph_being_kept_anyway():
+    """``loss.backward(retain_graph=True)``, as PyTorch code calls it, was a TypeError."""
+    w = xdl.tensor([1.0, 2.0], requires_grad=True)
+    loss = (w * w).sum()
+    loss.backward(retain_graph=True)
+    loss.backward(retain_graph=False)  # kept all the same: the second accumulates
+    np.testing.assert_allclose(w.grad, [4.0, 8.0])
+    with pytest.raises(ValueError, match="retain_graph must be True or False, got 'yes'"):
+        loss.backward(retain_graph="yes")
+    np.testing.assert_allclose(w.grad, [4.0, 8.0])
+
+
+def test_a_matrix_transposed_on_pytorchs_axes_is_refused_not_kept_as_it_is():
+    """``W.transpose(0, 1)``, PyTorch's transpose of a matrix, is NumPy's identity permutation: it
+    returned W unchanged; the swap on more axes named no PyTorch reading."""
+    w = xdl.tensor(np.arange(6.0).reshape(2, 3))
+    for axes in ((0, 1), (-2, -1)):
+        with pytest.raises(ValueError, match=r"keep a matrix as it is \(PyTorch's transpose\(dim0, dim1\) swaps"):
+            w.transpose(*axes)
+    assert w.transpose(1, 0).shape == w.T.shape == (3, 2)
+    with pytest.raises(ValueError, match=r"not a permutation of a 3-d tensor's axes \(PyTorch's"):
+        xdl.tensor(np.zeros((2, 3, 4))).transpose(1, 2)
+    assert xdl.tensor(np.zeros((2, 3, 4))).transpose(0, 2, 1).shape == (2, 4, 3)

@@ -16,6 +16,8 @@ array([6.], dtype=float32)
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import threading
 
 import numpy as np
@@ -42,7 +44,51 @@ def is_grad_enabled() -> bool:
 class no_grad(contextlib.ContextDecorator):
     """Context manager (and decorator) under which no graph is recorded: inference, updates. The
     mode is the calling thread's, and blocks nest — a decorated function may call itself, or
-    another: each exit restores what its entry found."""
+    another: each exit restores what its entry found. As PyTorch's, it decorates with or without
+    parentheses (``@no_grad()``, ``@no_grad``), and a decorated generator records nothing while
+    it runs — each step between its yields, not only the call that makes it."""
+
+    def __new__(cls, func=None):
+        """``no_grad(f)`` (the bare ``@no_grad``) is ``no_grad()(f)``: it was a TypeError."""
+        instance = super().__new__(cls)
+        if func is not None and not callable(func):
+            raise TypeError(f"no_grad takes no arguments (or, as a bare decorator, the function it decorates), got "
+                            f"{func!r}")
+        return instance if func is None else instance(func)
+
+    def __init__(self, func=None):
+        pass
+
+    def __call__(self, func):
+        """``func`` run under this block; a generator function's body runs under it from one yield to
+        the next (ContextDecorator's wrapper left the block when the call returned the generator, and
+        the body ran — at the caller's next() — recording a graph)."""
+        if not inspect.isgeneratorfunction(func):
+            return super().__call__(func)
+
+        @functools.wraps(func)
+        def generator(*args, **kwargs):
+            steps = func(*args, **kwargs)
+            try:
+                with self:  # each step of the body under the block; the caller's code between them not
+                    value = steps.send(None)
+                while True:
+                    try:
+                        sent = yield value
+                    except GeneratorExit:
+                        with self:
+                            steps.close()
+                        raise
+                    except BaseException as error:  # thrown in: the body handles it, under the block
+                        with self:
+                            value = steps.throw(error)
+                    else:
+                        with self:
+                            value = steps.send(sent)
+            except StopIteration as stop:
+                return stop.value
+
+        return generator
 
     def __enter__(self):
         _grad_mode.saved.append(_grad_mode.enabled)  # on the thread, not this object: one instance decorates
@@ -82,7 +128,11 @@ class Tensor:
 
     def __init__(self, data, requires_grad: bool = False, backend=None):
         if backend is None:
-            backend = _backend.backend_of(data)
+            try:
+                backend = _backend.backend_of(data)
+            except TypeError:  # (was "expected a numpy or cupy array, got list": torch.Tensor([1.0, 2.0])'s habit)
+                raise TypeError(f"Tensor: data must be an array of a backend (Tensor wraps it as it is), got "
+                                f"{type(data).__name__}; xdl.tensor(data) makes one from a list or a number") from None
         elif not isinstance(backend, _backend.Backend):  # a name: a user's call (an op passes its Backend)
             backend = _backend.resolve_backend(backend, "Tensor")
             if not backend.owns(data):
@@ -156,6 +206,11 @@ class Tensor:
 
     def __itruediv__(self, other):
         return self._in_place(other, "divide", "/=", Tensor.__truediv__)
+
+    def __ipow__(self, other):
+        # as the others: without it Python ran ``w = w ** 2``, which under no_grad left a parameter as it
+        # was and bound its name to a detached copy (and on a leaf that requires grad went unrefused)
+        return self._in_place(other, "power", "**=", Tensor.__pow__)
 
     def _in_place(self, other, ufunc: str, symbol: str, recorded):
         """``self ∘= other``: written into ``self.data`` (views of it, a parameter's place in a flat
@@ -309,11 +364,15 @@ class Tensor:
         return self.data.__dlpack_device__()
 
     # -- autodiff -------------------------------------------------------------------------
-    def backward(self, grad=None) -> None:
+    def backward(self, grad=None, retain_graph: bool | None = None) -> None:
         """Accumulate d(self)/d(leaf) into ``leaf.grad`` for every leaf that requires grad.
 
         ``grad`` defaults to 1 for a one-element tensor; otherwise pass dL/d(self).
+        ``retain_graph`` is taken as PyTorch's code passes it: the graph is always kept here (a
+        second ``backward`` accumulates again), so either value does the same.
         """
+        if retain_graph is not None and not isinstance(retain_graph, bool | np.bool_):
+            raise ValueError(f"retain_graph must be True or False, got {retain_graph!r}")
         if not self.requires_grad:
             raise RuntimeError("backward() on a tensor that does not require grad (no leaf in its graph does)")
         xp = self.backend.xp

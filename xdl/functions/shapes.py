@@ -164,8 +164,15 @@ class Transpose(Function):
         if self.axes and any(not -x.ndim <= a < x.ndim for a in self.axes):  # a % ndim would wrap 5 onto 1
             raise ValueError(f"transpose: axes {self.axes} out of range for a {x.ndim}-d tensor")
         self.perm = tuple(range(x.ndim))[::-1] if not self.axes else tuple(a % x.ndim for a in self.axes)
+        # two axes are PyTorch's transpose(dim0, dim1), a swap: a permutation here (NumPy's), so on a
+        # matrix (0, 1) would silently keep it as it is, and on more axes it is no permutation
+        swap = " (PyTorch's transpose(dim0, dim1) swaps two axes; here the axes are NumPy's: the whole order)"
         if sorted(self.perm) != list(range(x.ndim)):
-            raise ValueError(f"transpose: axes {self.axes} are not a permutation of a {x.ndim}-d tensor's axes")
+            raise ValueError(f"transpose: axes {self.axes} are not a permutation of a {x.ndim}-d tensor's axes"
+                             + (swap if len(self.axes) == 2 else ""))
+        if x.ndim == 2 and self.perm == (0, 1):
+            raise ValueError(f"transpose: axes {self.axes} keep a matrix as it is{swap}: .T or transpose(1, 0) "
+                             "transposes it")
         return x.transpose(self.perm)
 
     def backward(self, gy):
