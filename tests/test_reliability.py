@@ -1406,6 +1406,20 @@ def test_a_new_run_is_refused_over_an_unfinished_runs_checkpoint(tmp_path):
     assert (tmp_path / "checkpoint.npz").read_bytes() == kept
 
 
+def test_a_new_run_is_refused_over_a_checkpoint_that_cannot_be_read(tmp_path):
+    """As ``xdl train`` refuses it: a damaged checkpoint.npz (truncated from outside) let a new run
+    start there, and its first best epoch wrote over the best.npz beside it."""
+    s = moons(200)
+    callback_trainer([RaiseAt(99), Checkpoint(tmp_path)], epochs=2).fit(s.X_train, s.y_train)
+    path = tmp_path / "checkpoint.npz"
+    path.write_bytes(path.read_bytes()[:100])
+    best = (tmp_path / "best.npz").read_bytes()
+    with pytest.raises(FileExistsError, match=r"Checkpoint: '.*' holds a checkpoint no run can continue from \(.*\); "
+                                              r"'.*best.npz' may still hold the best epoch's state: to start afresh"):
+        callback_trainer([RaiseAt(99), Checkpoint(tmp_path)]).fit(s.X_train, s.y_train)
+    assert (tmp_path / "best.npz").read_bytes() == best and len(path.read_bytes()) == 100
+
+
 def test_a_callbacks_state_and_record_are_checked_and_named(tmp_path):
     """Lightning habits: a state_dict of one dict, a non-JSON value, an array in the record, its hook
     names — each named where it happens, not as an unpacking error at the first checkpoint."""

@@ -347,3 +347,58 @@ def test_reading_back_names_what_is_wrong_with_the_path(tmp_path):
         os.mkfifo(tmp_path / "pipe")
         with pytest.raises(ValueError, match="load: .*pipe' is not a regular file"):
             xdl.load(tmp_path / "pipe")
+
+
+def test_load_state_dict_takes_any_mapping_as_pytorchs_does(tmp_path):
+    """A state is a mapping name → array, as torch's load_state_dict takes it: np.load of the file
+    np.savez(path, **model.state_dict()) wrote is one (an NpzFile, not a dict), and loads."""
+    import types
+
+    model, other = xdl.nn.mlp(3, [4], 2, batch_norm=True), xdl.nn.mlp(3, [4], 2, batch_norm=True)
+    np.savez(tmp_path / "w.npz", **model.state_dict())
+    with np.load(tmp_path / "w.npz") as state:
+        assert other.load_state_dict(state) == ([], [])
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(other.state_dict()[name], value)
+    assert other.load_state_dict(types.MappingProxyType(model.state_dict())) == ([], [])
+    with pytest.raises(TypeError, match="state must be a dict name → array"):
+        other.load_state_dict(list(model.state_dict().values()))  # (Keras's set_weights habit: still refused)
+
+
+def test_an_array_too_large_for_memory_names_the_file(tmp_path):
+    """A damaged array header (a shape of 2²³ × 2²³: 256 TiB, beyond any address space) is read before
+    the data it would check: the allocation fails, and the error names the file, as a damaged file's
+    always does."""
+    import zipfile
+
+    path = xdl.save(xdl.nn.Sequential(Dense(4, 8)), tmp_path / "m.npz")
+    with zipfile.ZipFile(path) as z:
+        members = {name: z.read(name) for name in z.namelist()}
+    weight = members["0.weight.npy"]
+    header = weight[:weight.index(b"\n")]
+    damaged = header.replace(b"(4, 8)", b"(8388608, 8388608)").rstrip()  # (its padding takes the longer shape)
+    assert len(damaged) <= len(header)
+    members["0.weight.npy"] = damaged.ljust(len(header)) + weight[len(header):]
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    for read in (xdl.load, serialization.read_extra):
+        with pytest.raises(MemoryError, match=r"load: '.*m.npz' holds an array that does not fit in memory"):
+            read(path)
+
+
+def test_a_header_whose_dtype_is_not_a_name_is_damaged(tmp_path):
+    path = xdl.save(xdl.nn.mlp(2, [3], 2), tmp_path / "m.npz")
+    rewrite(path, lambda header, arrays: header.update(dtype=["float32"]))
+    with pytest.raises(ValueError, match=r"load: '.*m.npz' is damaged or not an xdl model file \(its header"):
+        xdl.load(path)
+
+
+def test_saving_a_state_dict_or_the_arguments_swapped_says_what_save_takes(tmp_path):
+    """torch.save(model.state_dict(), path)'s habit, and (path, model): "must be an xdl Module, got dict"."""
+    model = xdl.nn.mlp(2, [3], 2)
+    with pytest.raises(TypeError, match=r"got dict; xdl.save\(model, path\) saves the model with its state"):
+        xdl.save(model.state_dict(), tmp_path / "m.npz")
+    with pytest.raises(TypeError, match=r"got PosixPath; the model comes first: xdl.save\(model, path\)"):
+        xdl.save(tmp_path / "m.npz", model)
+    assert not list(tmp_path.iterdir())

@@ -46,7 +46,10 @@ def save(model: Module, path, extra: dict | None = None, extra_arrays: dict | No
     """
     if not isinstance(model, Module):
         hint = ("; an optimizer's state is opt.state_dict() (pickle it), and a Trainer's Checkpoint keeps it with "
-                "the model") if isinstance(model, Optimizer) else ""
+                "the model") if isinstance(model, Optimizer) else \
+            ("; xdl.save(model, path) saves the model with its state (torch.save(model.state_dict())'s habit), and "
+             "xdl.load(path, model=m) loads it into m") if isinstance(model, dict) else \
+            "; the model comes first: xdl.save(model, path)" if isinstance(path, Module) else ""
         raise TypeError(f"save: model must be an xdl Module, got {type(model).__name__}{hint}")
     check_target(path, "save")  # (a directory, a missing one, ...) before any work; written by atomic_write
     if model.predicts is not None and model.predicts not in PREDICTIONS:  # (load would call the file damaged)
@@ -161,6 +164,11 @@ def _read(path) -> tuple[dict, dict[str, np.ndarray]]:
             state = {k: data[k] for k in data.files if k != ARCHITECTURE_KEY}
     except LookupError as e:
         raise ValueError(f"load: {str(path)!r} is not an xdl model file ({e.args[0]})") from None
+    except MemoryError as e:  # an array's header asks for more than there is: a damaged file (a flipped bit of a
+        # shape; read before the data it would check) or a model too large here — named, as `load` names a model
+        # it cannot build
+        raise MemoryError(f"load: {str(path)!r} holds an array that does not fit in memory ({e}): a damaged file, "
+                          "or a model too large for this machine") from None
     except (OSError, EOFError, ValueError, zipfile.BadZipFile, NotImplementedError, RuntimeError) as e:
         # ValueError: pickled or bad JSON; NotImplementedError, RuntimeError: zipfile's "zip file version 9.9",
         # "compression method not supported", "is encrypted" (a damaged header's bits: xdl writes none of them)
@@ -171,7 +179,7 @@ def _read(path) -> tuple[dict, dict[str, np.ndarray]]:
         raise ValueError(f"load: {str(path)!r} has format {version!r}; this xdl reads formats up to {FORMAT_VERSION} "
                          "(was it written by a newer xdl?)")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1 \
-            or not isinstance(header.get("extra") or {}, dict):
+            or not isinstance(header.get("extra") or {}, dict) or not isinstance(header.get("dtype", ""), str):
         raise ValueError(f"load: {str(path)!r} is damaged or not an xdl model file (its header is not xdl's: "
                          f"format {version!r})")
     return header, state

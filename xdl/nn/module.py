@@ -22,6 +22,7 @@ import functools
 import inspect
 import itertools
 import threading
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import numpy as np
@@ -539,18 +540,22 @@ class Module:
         return state
 
     def load_state_dict(self, state: dict, strict: bool = True) -> LoadedKeys:
-        """Copy values in place from ``state`` (arrays of any backend, or Tensors): names and shapes
-        must match exactly; with ``strict=False`` (as PyTorch's), names on one side only are
-        skipped, shapes still checked. Returns ``(missing_keys, unexpected_keys)`` as PyTorch's
+        """Copy values in place from ``state`` (a mapping, as PyTorch's: a dict, or ``np.load`` of
+        what ``np.savez(path, **model.state_dict())`` wrote; arrays of any backend, or Tensors):
+        names and shapes must match exactly; with ``strict=False`` (as PyTorch's), names on one side
+        only are skipped, shapes still checked. Returns ``(missing_keys, unexpected_keys)`` as PyTorch's
         does: the model's names the state lacks and the state's the model lacks (both empty when
         strict).
 
         Everything is checked before anything is written, so a mismatch changes nothing.
         """
         strict = check_bool(strict, "load_state_dict: strict")
-        if not isinstance(state, dict):  # Keras's set_weights(list) habit, say
+        if not isinstance(state, Mapping):  # Keras's set_weights(list) habit, say
             raise TypeError(f"load_state_dict: state must be a dict name → array, as state_dict() gives, got "
                             f"{type(state).__name__}")
+        # any mapping, as PyTorch's takes: np.load of an np.savez(path, **model.state_dict()) is one (an
+        # NpzFile, read once here), and is not a dict
+        state = dict(state)
         targets = dict(self.named_parameters())
         shapes = {name: tuple(p.shape) for name, p in targets.items()} | \
             {name: tuple(array.shape) for name, array in self.named_buffers()}  # no copy of the current state

@@ -363,6 +363,7 @@ class Checkpoint(Callback):
             if path.is_dir():
                 raise IsADirectoryError(f"Checkpoint: {str(path)!r} is a directory; the checkpoint is written there")
         if not continues_run(trainer):  # a later fit of the same run keeps its best: best.npz is the run's
+            self._check_readable()
             unfinished = unfinished_run(self.path)
             if unfinished is not None:  # a new run would write over the state that goes on with it
                 raise FileExistsError(f"Checkpoint: {str(self.directory)!r} holds the checkpoint of an unfinished run "
@@ -377,6 +378,20 @@ class Checkpoint(Callback):
             if best.is_file():
                 content = best.read_bytes()
                 trainer.best_checkpoint = atomic_write(self.best_path, lambda f: f.write(content), what="Checkpoint")
+
+    def _check_readable(self) -> None:
+        """A checkpoint there that cannot be read (damaged from outside: xdl's writes are atomic) is
+        refused, as ``xdl train`` refuses it: no run can continue from it, but the best.npz beside it
+        may hold the best epoch's state, which a new run would write over."""
+        if not self.path.is_file():
+            return
+        try:
+            read_extra(self.path)
+        except (ValueError, KeyError, TypeError) as e:
+            kept = f"; {str(self.best_path)!r} may still hold the best epoch's state" if self.best_path.is_file() else ""
+            raise FileExistsError(f"Checkpoint: {str(self.directory)!r} holds a checkpoint no run can continue from "
+                                  f"({e}){kept}: to start afresh there, remove {str(self.path)!r} first, or "
+                                  "checkpoint elsewhere") from None
 
     def on_epoch_end(self, trainer, record: dict) -> None:
         # without dev (or its metric), the train set's counterpart: dev_accuracy → train_accuracy
