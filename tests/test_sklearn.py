@@ -5,7 +5,9 @@ import pytest
 
 sklearn = pytest.importorskip("sklearn")
 
+import os  # noqa: E402
 import pickle  # noqa: E402
+import signal  # noqa: E402
 import threading  # noqa: E402
 import warnings  # noqa: E402
 from concurrent.futures import ThreadPoolExecutor  # noqa: E402
@@ -21,6 +23,7 @@ import xdl  # noqa: E402
 from xdl.backend import get_backend, host_rng  # noqa: E402
 from xdl.config import TrainConfig  # noqa: E402
 from xdl.sklearn import MLPClassifier  # noqa: E402
+from xdl.train import Interrupted  # noqa: E402
 
 
 def labelled_moons():
@@ -396,3 +399,56 @@ def test_partial_fit_goes_on_with_the_fitted_optimizer_under_seed_none_and_after
     assert stopped.trainer_ is trainer and trainer.optimizer.t == steps + 7
     assert stopped.n_iter_ == epochs + 1 and len(stopped.loss_curve_) == epochs + 1
     assert pickle.loads(pickle.dumps(stopped)).partial_fit(X, y).trainer_.optimizer.t == steps + 14
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
+def test_ctrl_c_in_fit_keeps_the_network_trained_so_far(monkeypatch):
+    """Ctrl-C during a fit (here after 2 epochs of 7 steps and 3 steps of the third) put the estimator
+    back as it was — unfitted, or a warm start's network as before —, every epoch trained thrown
+    away; scikit-learn's MLPClassifier keeps them ("Training interrupted by user."). Now the
+    network of the finished steps is kept, fitted (n_iter_: the finished epochs), and Interrupted
+    is raised still, so a script stops."""
+    X, y = labelled_moons()  # 400 examples: 7 steps of 64 an epoch
+    options = dict(hidden=(16,), lr=1e-2, epochs=50, backend="numpy")
+    whole = MLPClassifier(**options).fit(X, y)
+    rule, updates = xdl.optim.Adam, []
+    original = rule.step
+
+    def step(self):  # Ctrl-C, as the 17th update runs
+        updates.append(original(self))
+        if len(updates) == 17:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    for warm in (False, True):
+        clf = MLPClassifier(**options).fit(X, y) if warm else MLPClassifier(**options)
+        before = {name: a.copy() for name, a in clf.model_.state_dict().items()} if warm else None
+        updates.clear()
+        monkeypatch.setattr(rule, "step", step)
+        with pytest.raises(Interrupted, match=r"^MLPClassifier: .* epoch 3; the network trained so far is kept"):
+            clf.set_params(warm_start=warm).fit(X, y)
+        monkeypatch.undo()
+        assert clf.n_iter_ == 2 and len(updates) == 17
+        np.testing.assert_array_equal(clf.predict(X), clf.classes_[clf.model_.predict(X.astype(np.float32))])
+        if warm:  # trained on from the weights before
+            assert len(clf.loss_curve_) == 52 and clf.loss_curve_[50] < clf.loss_curve_[0]
+            assert any(not np.array_equal(a, before[name]) for name, a in clf.model_.state_dict().items())
+        else:  # the epochs it finished are those of the uninterrupted fit
+            assert clf.loss_curve_ == whole.loss_curve_[:2]
+
+
+@pytest.mark.parametrize("classes, message", [
+    ({"left", "right"}, "must be a 1-D array-like of labels"),  # one object to NumPy: "classes holds 1 class(es)"
+    ("lr", "must be a 1-D array-like of labels"),
+    (np.array([["left", "right"], ["up", "down"]]), "must be a 1-D array-like of labels"),  # was flattened
+    ([None, "left", "right"], "must hold discrete labels of one kind"),  # was NumPy's sorting TypeError
+    ([0, 0.5, 1], "must hold discrete labels of one kind.*continuous"),  # as scikit-learn's unique_labels
+])
+def test_partial_fit_checks_classes_as_scikit_learn_does(classes, message):
+    X, y = labelled_moons()
+    clf = MLPClassifier(hidden=(8,), backend="numpy")
+    with pytest.raises(ValueError, match="^MLPClassifier: classes " + message):
+        clf.partial_fit(X, y, classes=classes)
+    assert not hasattr(clf, "model_")
+    clf.partial_fit(X, y, classes=["left", "right"])
+    with pytest.raises(ValueError, match="^MLPClassifier: classes " + message):  # on a later call too
+        clf.partial_fit(X, y, classes=classes)

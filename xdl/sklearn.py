@@ -32,6 +32,7 @@ from xdl.data import Standardizer, split
 from xdl.data.validation import check_bool, check_int, check_number, standardized
 from xdl.train.callbacks import EarlyStopping
 from xdl.train.history import History
+from xdl.train.interrupt import Interrupted
 
 
 ARCHITECTURE = ("hidden", "activation", "batch_norm", "dropout")  # the options a fitted network is made of
@@ -60,8 +61,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     over warm starts too). ``model_`` starts with a `Standardize` layer holding the training
     statistics; the estimator itself standardizes in float64 and runs the layers after it (module
     docstring). A ``fit`` that fails — bad input, a diverging run — leaves the estimator as it was:
-    the network and attributes of the fit before, or unfitted. ``seed``: an integer makes every fit
-    the same (the default, 0); None draws a new seed at each fit, as scikit-learn's
+    the network and attributes of the fit before, or unfitted; one stopped by Ctrl-C keeps the
+    network trained so far, fitted, and raises `xdl.train.Interrupted` (`fit`). ``seed``: an integer
+    makes every fit the same (the default, 0); None draws a new seed at each fit, as scikit-learn's
     ``random_state=None`` (`partial_fit` goes on with the fitted estimator's). ``schedule``'s
     settings, with `TrainConfig`'s defaults: ``decay_rate`` (read by inverse_time and staircase
     only), ``decay_base`` (exponential only), ``decay_factor`` (step only), ``decay_every``
@@ -124,8 +126,16 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         return config
 
     def fit(self, X, y):
+        """Train ``epochs`` epochs on ``(X, y)`` (class docstring). Ctrl-C (or SIGTERM) finishes the step
+        and keeps the network trained so far — with early stopping, its best epoch's — as a fitted
+        estimator (``n_iter_``: the epochs it finished), then raises `xdl.train.Interrupted`: as
+        scikit-learn's MLPClassifier keeps it, and Keras's and PyTorch's models hold it, rather than
+        throwing away hours of training (a second Ctrl-C, inside a step, leaves the estimator as it was)."""
         warm = isinstance(self.warm_start, bool | np.bool_) and bool(self.warm_start) and hasattr(self, "model_")
-        return self._atomically(warm, self._fit, X, y)
+        interrupted = self._atomically(warm, self._fit, X, y)
+        if interrupted is not None:
+            raise interrupted
+        return self
 
     def partial_fit(self, X, y, classes=None):
         """One epoch over ``(X, y)``, going on from the fitted network and its optimizer (scikit-learn's
@@ -141,9 +151,11 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         return self._atomically(hasattr(self, "model_"), self._partial_fit, X, y, classes)
 
     def _atomically(self, in_place: bool, fit, *args):
-        """``fit(*args)``; when it fails — bad input, a diverging run, Ctrl-C — the estimator is put
-        back as it was: its attributes and, when the call trains the fitted network ``in_place`` (a
-        warm start, `partial_fit`), its weights and its trainer's position and optimizer state."""
+        """``fit(*args)``; when it fails — bad input, a diverging run, Ctrl-C in `partial_fit` or
+        inside a step — the estimator is put back as it was (`fit`'s Ctrl-C between steps is
+        returned, not raised: its network is kept): its attributes and, when the call trains the
+        fitted network ``in_place`` (a warm start, `partial_fit`), its weights and its trainer's
+        position and optimizer state."""
         before = dict(self.__dict__)
         model, trainer = before.get("model_"), before.get("trainer_") if in_place else None
         weights = None if not in_place else {name: np.array(a, copy=True) for name, a in model.state_dict().items()}
@@ -201,12 +213,23 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 self.loss_curve_ = []
             self.trainer_, self._trainer_options_ = config.build_trainer(_network(self.model_)), _training(config)
             self.__dict__.pop("_trainer_position_", None)  # a pickled partial_fit's: this fit starts its own run
-            self.history_ = self.trainer_.fit(X, y_index, dev=dev)
+            interrupted = None
+            try:
+                self.history_ = self.trainer_.fit(X, y_index, dev=dev)
+            except Interrupted as stop:  # after a finished step: the network is whole, and kept (`fit`)
+                interrupted, self.history_ = stop, self.trainer_.history
+                for callback in self.trainer_.callbacks:  # the end the trainer skipped: the best epoch's weights
+                    if isinstance(callback, EarlyStopping):
+                        callback.on_train_end(self.trainer_)
             self.model_.eval()  # what predicting reads, switched by no call (see predict_proba)
         self._architecture_ = {key: getattr(config, key) for key in ARCHITECTURE}
         self.n_iter_ = len(self.history_)  # this fit's epochs, as scikit-learn's MLPClassifier
         self.loss_curve_ = self.loss_curve_ + list(self.history_["train_cost"])  # a new list: `before`'s stays
-        return self
+        if interrupted is not None:
+            interrupted.args = (f"MLPClassifier: training interrupted by {interrupted.signal_name} in epoch "
+                                f"{interrupted.epoch}; the network trained so far is kept, fitted (n_iter_="
+                                f"{self.n_iter_}: the epochs it finished)",)
+        return interrupted
 
     def _partial_fit(self, X, y, classes):
         config = dataclasses.replace(self._config(going_on=True), patience=0)  # no early stopping on a stream
@@ -215,14 +238,14 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError("MLPClassifier: the first partial_fit needs classes, every label y will ever hold "
                              "(e.g. classes=np.unique(y_all))")
         if first:
-            known = np.unique(np.asarray(classes))
+            known = _class_labels(classes)
             if len(known) < 2:
                 raise ValueError(f"MLPClassifier: classes holds {len(known)} class(es); a classifier needs at least two")
         else:
             self._check_architecture(config, "partial_fit trains the fitted network on", "call fit")
             known = self.classes_
-            if classes is not None and not np.array_equal(np.unique(np.asarray(classes)), known):
-                raise ValueError(f"MLPClassifier: classes is {np.unique(np.asarray(classes)).tolist()}, the network's "
+            if classes is not None and not np.array_equal(_class_labels(classes), known):
+                raise ValueError(f"MLPClassifier: classes is {_class_labels(classes).tolist()}, the network's "
                                  f"classes are {known.tolist()}")
         X, y = validate_data(self, X, y, dtype=(np.float64, np.float32), reset=first)
         check_classification_targets(y)
@@ -312,6 +335,26 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         if trainer is not None:
             state["_trainer_position_"] = {"epoch": trainer.epoch, "optimizer": trainer.optimizer.state_dict()}
         return state
+
+
+def _class_labels(classes) -> np.ndarray:
+    """`partial_fit`'s ``classes`` as its sorted distinct labels, checked as scikit-learn's
+    ``unique_labels`` checks them, naming the argument: a 1-D array-like (a set or a string is one
+    object to NumPy — it read as "classes holds 1 class(es)") of discrete labels of one kind
+    (continuous values refused; None among strings was NumPy's sorting TypeError)."""
+    try:
+        labels = np.asarray(classes)
+    except ValueError:  # a ragged list
+        labels = None
+    if labels is None or labels.ndim != 1:
+        raise ValueError(f"MLPClassifier: classes must be a 1-D array-like of labels (e.g. np.unique(y_all)), got "
+                         f"{classes!r:.80}")
+    try:
+        check_classification_targets(labels)
+        return np.unique(labels)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"MLPClassifier: classes must hold discrete labels of one kind, got {classes!r:.80} ({e})") \
+            from None
 
 
 def _training(config: TrainConfig) -> dict:
