@@ -425,7 +425,11 @@ def test_a_stop_says_who_stopped_the_run(tmp_path, capsys):
     out.mkdir()
     (out / "control.toml").write_text("stop = true\n")
     assert main(["train", *FAST, "--epochs", "20", "--out", str(out)]) == 0
-    assert "stopped early at epoch 1: control.toml at epoch 1" in capsys.readouterr().out  # not "did not improve"
+    printed = capsys.readouterr()
+    assert "stopped early at epoch 1: control.toml at epoch 1" in printed.out  # not "did not improve"
+    # one left from before (a finished run's) is obeyed: said as the run begins, not only when it stops it
+    assert printed.err.index("note: control.toml was there before this run began: it is read at epoch 1's end") < \
+        printed.err.index("note: control.toml at epoch 1: stop")
     assert json.loads((out / "report.json").read_text())["stopped_by"] == "control.toml at epoch 1"
     assert main(["train", *FAST, "--epochs", "40", "--patience", "2", "--lr", "0.5", "--schedule", "none",
                  "--out", str(tmp_path / "early")]) == 0

@@ -258,3 +258,17 @@ def test_a_toml_file_that_cannot_be_read_is_named(tmp_path, monkeypatch):
     monkeypatch.setattr(type(path), "open", failing_open)
     with pytest.raises(OSError, match=r"^--config: cannot read '.*run.toml': Input/output error$"):
         read_toml(path, "--config")
+
+
+def test_toml_with_a_byte_order_mark_is_read_and_another_encoding_named(tmp_path):
+    """Notepad's UTF-8 starts with a byte-order mark: "Invalid statement (at line 1, column 1)" for a
+    file that shows as ``epochs = 2``; PowerShell's UTF-16 read as a codec's words."""
+    from xdl.files import read_toml
+
+    path = tmp_path / "run.toml"
+    path.write_bytes(b"\xef\xbb\xbfepochs = 2\n")
+    assert read_toml(path, "--config") == {"epochs": 2}
+    path.write_bytes("epochs = 2\n".encode("utf-16"))
+    with pytest.raises(ValueError, match=r"^--config '.*run.toml' is not valid TOML: TOML is UTF-8 text, and this is "
+                                         r"not \(byte 0: invalid start byte\): save it as UTF-8$"):
+        read_toml(path, "--config")

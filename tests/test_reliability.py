@@ -344,6 +344,8 @@ def test_a_checkpoint_missing_an_optimizer_array_is_called_damaged(tmp_path):
     (["--optimizer", "rmsprop"], "was made with 'adam', this run has 'rmsprop'"),
     (["--activation", "tanh"], "--activation: the checkpoint in"),
     (["--hidden", "8", "4"], "--hidden: the checkpoint in '{ckpt}' was made with 8, this run has 8 4"),
+    (["--lr", "0.01"], "without resuming; to go on at another rate, write lr = 0.01 into control.toml in the run's "
+                       "output directory before resuming"),  # (the way the README gives, which the error did not)
 ])
 def test_the_command_names_the_option_a_resume_changes(tmp_path, capsys, flags, message):
     from xdl.cli import main

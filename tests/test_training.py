@@ -490,6 +490,78 @@ def test_a_control_file_read_on_resuming_stays_until_the_run_goes_on(tmp_path, m
     assert "lr = 0.001 from epoch 6, stop" in history[4]["control"]
 
 
+def test_a_control_file_with_a_byte_order_mark_is_applied(tmp_path):
+    """Notepad's UTF-8 (a byte-order mark first) was rejected: "Invalid statement (at line 1, column 1)"."""
+    from xdl.train import Control
+
+    parts = moons_parts(300)
+    trainer = make_trainer(None, epochs=3, callbacks=[WriteControl(tmp_path, 1, "\ufefflr = 0.0005\n"), Control(tmp_path)])
+    assert trainer.fit(parts.X_train, parts.y_train)["lr"][1:] == [5e-4, 5e-4]
+
+
+def test_a_later_fit_keeps_the_rate_set_by_hand_in_its_checkpoints(tmp_path):
+    """Callbacks keep their state in a later fit of the run (`continues_run`): the rate a control
+    file set goes on in the later fit (the schedule was cleared), so its checkpoints hold it too —
+    a resume from one replays it and ends as the uninterrupted run, not back on the schedule."""
+    from xdl.train import Control
+
+    parts = moons_parts(300)
+    schedule = xdl.optim.schedules.inverse_time(1e-2, 0.5)
+
+    class StopAt(Callback):
+        order = 200
+
+        def on_epoch_end(self, trainer, record):
+            trainer.stop_training = record["epoch"] == 6
+
+    def trainer(run, epochs, *extra):
+        return make_trainer(None, epochs=epochs, schedule=schedule,
+                            callbacks=[WriteControl(run, 2, "lr = 0.0005\n"), Control(run),
+                                       Checkpoint(run / "checkpoints"), *extra])
+
+    runs = []
+    for name, extra in (("whole", ()), ("stopped", (StopAt(),))):
+        run = tmp_path / name
+        run.mkdir()
+        first = trainer(run, 4, *extra)
+        first.fit(parts.X_train, parts.y_train)
+        first.epochs = 8
+        runs.append(first)
+        history = first.fit(parts.X_train, parts.y_train)  # a later fit: epochs 5 to 8 (6, stopped)
+    assert runs[0].history["lr"][2:] == [5e-4] * 6 and len(history) == 6
+    resumed = trainer(tmp_path / "stopped", 8, StopAt())
+    history = resumed.fit(parts.X_train, parts.y_train, resume=tmp_path / "stopped" / "checkpoints")
+    assert history["lr"] == runs[0].history["lr"]  # was schedule(6), schedule(7) after the resume
+    for a, b in zip(resumed.model.parameters(), runs[0].model.parameters()):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_a_rate_read_on_resuming_a_run_that_is_over_is_kept_for_the_resume_that_trains_on(tmp_path):
+    """A finished run resumed (to write its outputs) trains no epoch, so no epoch's checkpoint would
+    hold a rate its control file set: one is written then, as for a stop — else the file, renamed
+    "applied", would be gone and the next resume (more epochs) train at the schedule's rate."""
+    from xdl.train import Control
+
+    parts = moons_parts(300)
+    schedule = xdl.optim.schedules.inverse_time(1e-2, 0.5)
+    run = tmp_path / "run"
+    run.mkdir()
+
+    def trainer(epochs):
+        return make_trainer(None, epochs=epochs, schedule=schedule,
+                            callbacks=[Control(run), Checkpoint(run / "checkpoints")])
+
+    trainer(2).fit(parts.X_train, parts.y_train)
+    (run / "control.toml").write_text("lr = 0.0005\n")
+    with pytest.warns(UserWarning, match="the checkpoint's run is over"):
+        trainer(2).fit(parts.X_train, parts.y_train, resume=run / "checkpoints")  # nothing to train
+    assert (run / "control-applied-resume-3.toml").is_file()
+    history = trainer(4).fit(parts.X_train, parts.y_train, resume=run / "checkpoints")
+    assert history["lr"] == [schedule(0), schedule(1), 5e-4, 5e-4]  # was schedule(2), schedule(3): the rate lost
+    assert history[1]["control"] == "control.toml on resuming (before epoch 3): lr = 0.0005 from epoch 3 in the " \
+                                    "schedule's place"
+
+
 def test_a_control_file_applied_at_an_epoch_whose_checkpoint_failed_is_applied_again_on_resuming(
         tmp_path, disk_full_from):
     from xdl.train import Control
@@ -680,6 +752,39 @@ def test_a_control_file_is_read_once_it_has_settled_and_its_arguments_are_checke
         EarlyStopping(restore_best="no")
     with pytest.raises(ValueError, match=r"EarlyStopping: patience must be a positive integer, got True"):
         EarlyStopping(patience=True)
+
+
+def test_a_control_file_with_an_mtime_ahead_of_the_clock_is_read_once_it_has_not_changed(tmp_path, monkeypatch):
+    """Written from another machine whose clock is ahead (a network file system), the file's mtime
+    is in the future: settled once it is as a look SETTLE_SECONDS ago found it — not never (then set
+    aside at the end as if it had come during the last epoch), nor, on resuming, waited for in vain."""
+    import os
+    import time
+
+    from xdl.train import Control
+
+    monkeypatch.setattr(xdl.train.callbacks, "SETTLE_SECONDS", 0.05)
+    s = moons_parts(300)
+
+    class WriteAhead(Callback):  # the file of WriteControl, stamped an hour ahead
+        def on_epoch_end(self, trainer, record):
+            if record["epoch"] == 1:
+                (tmp_path / "control.toml").write_text("lr = 0.002\n")
+                ahead = time.time() + 3600
+                os.utime(tmp_path / "control.toml", (ahead, ahead))
+            time.sleep(0.06)  # each epoch's end SETTLE_SECONDS after the last one's
+
+    trainer = make_trainer(None, epochs=4, callbacks=[WriteAhead(), Control(tmp_path), Checkpoint(tmp_path / "ck")])
+    history = trainer.fit(s.X_train, s.y_train)
+    assert history["lr"] == [1e-3, 1e-3, 0.002, 0.002]  # seen at epoch 1's end, read at epoch 2's: was 1e-3 to the end
+    assert history[1]["control"] == "control.toml at epoch 2: lr = 0.002 from epoch 3"
+    (tmp_path / "control.toml").write_text("lr = 0.0005\n")
+    ahead = time.time() + 3600
+    os.utime(tmp_path / "control.toml", (ahead, ahead))
+    resumed = make_trainer(None, epochs=5, callbacks=[WriteAhead(), Control(tmp_path), Checkpoint(tmp_path / "ck")])
+    history = resumed.fit(s.X_train, s.y_train, resume=tmp_path / "ck")
+    assert history["lr"][4] == 0.0005  # a look, a wait, read: was waited for SETTLE_WAITS times, then left unread
+    assert (tmp_path / "control-applied-resume-5.toml").is_file()
 
 
 def test_diagnose_notes_a_dev_error_far_below_the_training_error():

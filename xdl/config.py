@@ -296,10 +296,13 @@ class TrainConfig:
         changed = self.first_change(saved)
         if changed is not None:
             name, then, now = changed
+            # a rate goes on changed through the run's control file (`xdl.train.Control`), read before the first step
+            rate = (f"; to go on at another rate, write lr = {_shown(now)} into control.toml in the run's output "
+                    "directory before resuming") if name == "lr" else ""
             raise ValueError(f"{option(name)}: the checkpoint in {where!r} was made with {_shown(then)}, this run has "
                              f"{_shown(now)}; resume with the same options (only "
                              f"{', '.join(option(k) for k in RESUME_MAY_CHANGE if k != 'resume')} may change), "
-                             "or start a new run without resuming")
+                             f"or start a new run without resuming{rate}")
 
     def first_change(self, saved: dict) -> tuple[str, object, object] | None:
         """(name, saved value, this value) of the first option outside `RESUME_MAY_CHANGE` that

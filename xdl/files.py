@@ -268,17 +268,29 @@ def check_output_file(path, what: str) -> Path:
     return path
 
 
+def parse_toml(content: bytes) -> dict:
+    """TOML from a file's bytes: UTF-8 text, with or without the byte-order mark Windows editors
+    write (tomllib read it as "Invalid statement (at line 1, column 1)"); other bytes (UTF-16, say)
+    are a ValueError saying TOML is UTF-8."""
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"TOML is UTF-8 text, and this is not (byte {e.start}: {e.reason}): save it as UTF-8") \
+            from None
+    return tomllib.loads(text)
+
+
 def read_toml(path, option: str) -> dict:
-    """The TOML file at ``path``; a missing or malformed file is an error naming ``option``."""
+    """The TOML file at ``path`` (`parse_toml`); a missing or malformed file is an error naming ``option``."""
     if not str(path):  # Path('') is the current directory: not what was typed
         raise ValueError(f"{option}: expected a TOML file, got ''")
     path = Path(path)
     try:
         with path.open("rb") as f:
-            return tomllib.load(f)
+            return parse_toml(f.read())
     except FileNotFoundError:
         raise FileNotFoundError(f"{option}: no such file {str(path)!r}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:  # TOML is UTF-8 text
+    except ValueError as e:  # (a TOMLDecodeError is one)
         raise ValueError(f"{option} {str(path)!r} is not valid TOML: {e}") from None
     except IsADirectoryError:
         raise IsADirectoryError(f"{option}: {str(path)!r} is a directory, not a TOML file") from None

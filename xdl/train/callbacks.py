@@ -11,7 +11,6 @@ import json
 import math
 import os
 import time
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import numpy as np
 
 from xdl.caller import warn_caller
 from xdl.data.validation import check_bool, check_int, check_number
-from xdl.files import atomic_write, check_writable_dir, json_number
+from xdl.files import atomic_write, check_writable_dir, json_number, parse_toml
 from xdl.optim.optimizer import Optimizer, check_rate
 from xdl.serialization import is_many_checkpoint, read_extra, save
 from xdl.train.interrupt import Interrupted
@@ -471,6 +470,7 @@ class Control(Callback):
         self.notes: list[str] = []
         self._on_resume: str | None = None  # the note of a file applied on resuming, for the first epoch's record
         self._pending: _Applied | None = None  # applied, not yet renamed
+        self._seen: tuple | None = None  # the control file's (mtime, size, inode) at a look, and when first seen so
 
     @property
     def path(self) -> Path:
@@ -478,16 +478,23 @@ class Control(Callback):
 
     def on_train_begin(self, trainer) -> None:
         self._on_resume, self._pending = None, None
-        if not trainer.resumed:
+        if not continues_run(trainer):
             self.lr, self.notes = None, []
+            if self.path.is_file() and self.report is not None:  # left from before (a finished run's, say): obeyed
+                self.report(f"{CONTROL_FILE} was there before this run began: it is read at epoch 1's end (remove it "
+                            "to train without it)")
             return
+        if not trainer.resumed:  # a later fit of the run: its rate set by hand is in place, and kept for the
+            return               # checkpoints it writes (a resume from them replays it)
         if self.lr is not None:  # replay: the resumed run keeps the rate set by hand
             self._set_lr(trainer, self.lr)
         upcoming = trainer.epoch + 1
         starts = f"step {trainer.step + 1} of epoch {upcoming}" if trainer.step else f"epoch {upcoming}"
         self._on_resume = self._apply(trainer, f"on resuming (before {starts})", f"resume-{upcoming}", starts,
                                       wait=True)
-        if trainer.stop_training and self._on_resume is not None:  # a stop: no epoch will run, and write a checkpoint
+        # no epoch will run — a stop, or a run whose epochs are all trained (resumed to write its outputs) —
+        # so a checkpoint is written now: else a rate applied here (its file renamed) would be gone at the next resume
+        if self._on_resume is not None and (trainer.stop_training or trainer.epoch >= trainer.epochs):
             self._note_with_last_epoch(trainer)
             for cb in trainer.callbacks:  # so one holds what was applied (a rate with the stop) now
                 if isinstance(cb, Checkpoint):
@@ -532,18 +539,18 @@ class Control(Callback):
             return None
         for _ in range(SETTLE_WAITS if wait else 1):
             with contextlib.suppress(OSError):  # (gone meanwhile: nothing to apply)
-                age = time.time() - self.path.stat().st_mtime
+                age = self._unchanged_for()
                 if age >= SETTLE_SECONDS:
                     break
-                if wait:  # (an mtime in the future, another clock's: waited for SETTLE_SECONDS at a time)
-                    time.sleep(min(SETTLE_SECONDS, SETTLE_SECONDS - age))
+                if wait:
+                    time.sleep(SETTLE_SECONDS - age)
         else:  # being written, perhaps: a half-written "lr = 0.00" read as 0; a later epoch reads it
             return None
         try:
             content = self.path.read_bytes()
             if self._pending is not None and content == self._pending.content:
                 return None
-            wanted = tomllib.loads(content.decode())
+            wanted = parse_toml(content)
             unknown = sorted(set(wanted) - {"lr", "stop"})
             if unknown:
                 raise ValueError(f"unknown key(s) {', '.join(unknown)} (known: lr, stop)")
@@ -557,7 +564,7 @@ class Control(Callback):
                 check_rate(lr, "lr", trainer.model.dtype, zero=False)
             if not isinstance(wanted.get("stop", False), bool):
                 raise ValueError(f"stop must be true or false, got {wanted['stop']!r}")
-        except (OSError, ValueError, tomllib.TOMLDecodeError) as e:  # UnicodeDecodeError is a ValueError
+        except (OSError, ValueError) as e:  # (a TOMLDecodeError is one, as parse_toml's not UTF-8)
             note = f"{CONTROL_FILE} {when} not applied: {e}"
             warn_caller(note)  # the babysitter should see it, not only the history
             with contextlib.suppress(OSError):  # it changed nothing: renamed now, not once a checkpoint is written
@@ -582,6 +589,17 @@ class Control(Callback):
         if not any(isinstance(cb, Checkpoint) for cb in trainer.callbacks):
             self._settle()  # no checkpoint will hold it: nothing to wait for
         return note
+
+    def _unchanged_for(self) -> float:
+        """Seconds the control file has not changed for: since its mtime, or — an mtime ahead of this
+        clock (written from another machine, over a network file system) — since the first look that
+        found it as it is now (mtime, size, inode). By the mtime alone, such a file would never have
+        settled: never read, then set aside at the run's end as come too late."""
+        status = self.path.stat()
+        seen, now = (status.st_mtime_ns, status.st_size, status.st_ino), time.monotonic()
+        if self._seen is None or self._seen[0] != seen:
+            self._seen = (seen, now)
+        return max(time.time() - status.st_mtime, now - self._seen[1])
 
     def _settle(self) -> None:
         """Rename the applied file, unless a new one has taken its place since (read as usual)."""
