@@ -651,6 +651,36 @@ def test_a_run_directory_in_the_space_is_refused_naming_the_studys(data, tmp_pat
            "directory is --out)" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("space, flag, said", [
+    ('optimizer = "sgd"\n', "--beta2", "--beta2 is not read by --space's optimizer = 'sgd' or --schedule inverse_time"),
+    ('schedule = "none"\n', "--decay-rate",
+     "--decay-rate is not read by --optimizer adam or --space's schedule = 'none'")])
+def test_a_flag_the_spaces_fixed_optimizer_or_schedule_does_not_read_is_refused(tmp_path, capsys, space, flag, said):
+    """A space's ``optimizer = "sgd"`` is every trial's optimizer: ``--beta2`` beside it is ignored as it is beside
+    ``--optimizer sgd``, which xdl train and xdl tune refuse (it was recorded in the base and best.toml, unused)."""
+    path = tmp_path / "space.toml"
+    path.write_text(space + "[lr]\nlog_uniform = [1e-3, 1e-1]\n")
+    options = ["--space", str(path), flag, "0.5", "--trials", "2", *TINY, "--out", str(tmp_path / "t")]
+    assert cli.main(["tune", *options]) == 1
+    assert f"{said}: it would be ignored; leave it out" in capsys.readouterr().err
+    assert not (tmp_path / "t").exists()
+
+
+@pytest.mark.parametrize("space, base, who", [
+    ({"augment_shift": Choice([0, 1]), "lr": Choice([1e-3, 1e-2])}, {}, "space: augment_shift"),
+    ({"lr": Choice([1e-3, 1e-2])}, {"augment_flip": True}, "base: augment_flip")])
+def test_augmentation_of_data_that_are_not_the_datasets_images_is_refused_before_any_trial(data, tmp_path, space,
+                                                                                              base, who):
+    """Augmentation sees X as images of base.dataset's shape (8×8 for digits): X of another width was named by
+    the first trial that augments ("augment sees …"), after the trials before it had trained."""
+    X, y, (X_dev, y_dev) = data
+    with pytest.raises(ValueError, match=rf"^{who} sees examples as 8×8 images \(base.dataset 'digits'\), so X must "
+                                         r"have 64 features, got 10"):
+        tune(X[:, :10], y, (X_dev[:, :10], y_dev), space, trials=4, strategy="grid",
+             base=dataclasses.replace(BASE, **base), directory=tmp_path / "s")
+    assert not (tmp_path / "s").exists()
+
+
 @pytest.mark.parametrize("strategy", ["random", "grid"])
 def test_one_trial_needs_no_rounds_for_strategies_that_ignore_them(tmp_path, strategy):
     assert cli.main(["tune", "--trials", "1", "--strategy", strategy, *TINY, "--out", str(tmp_path / "t")]) == 0

@@ -306,15 +306,21 @@ def _add_options(parser: argparse.ArgumentParser, skip=()) -> None:
                             **kwargs | {"help": f"{kwargs['help']} (default: {shown})"})
 
 
-def _check_flags_read(config: TrainConfig, args, searched=()) -> None:
+def _check_flags_read(config: TrainConfig, args, searched=(), fixed=None) -> None:
     """A flag of an optimizer or a schedule that ``config``'s do not read (``--beta2`` with sgd) is
-    refused: it would be ignored — unless the search space sets the optimizer or the schedule."""
+    refused: it would be ignored — unless the search space searches the optimizer or the schedule.
+    ``fixed``: the space's fixed values, which every trial takes in place of the flags' (a space's
+    ``optimizer = "sgd"`` leaves ``--beta2`` unread as ``--optimizer sgd`` does)."""
     if {"optimizer", "schedule"} & set(searched):
         return
+    set_by_space = {k: v for k, v in (fixed or {}).items() if k in ("optimizer", "schedule")}
+    config = dataclasses.replace(config, **set_by_space)
     unread = unread_options(config, [f.name for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)])
     if unread:  # a flag typed for nothing (a config file may hold every option: best.toml does)
-        raise ValueError(f"{flag_of(unread[0])} is not read by --optimizer {config.optimizer} or --schedule "
-                         f"{config.schedule}: it would be ignored; leave it out")
+        by = {k: f"--space's {k} = {getattr(config, k)!r}" if k in set_by_space else f"--{k} {getattr(config, k)}"
+              for k in ("optimizer", "schedule")}
+        raise ValueError(f"{flag_of(unread[0])} is not read by {by['optimizer']} or {by['schedule']}: it would be "
+                         "ignored; leave it out")
 
 
 def config_from_args(args) -> TrainConfig:
@@ -753,7 +759,7 @@ def tune(config: TrainConfig, args) -> int:
     searched = check_search(space, trials, strategy, args.execution, rounds, config.seed, config, args.tune_out,
                             args.tune_resume, halving, min_epochs, flags=True, scheduler=args.scheduler)[0]
     check_int(args.top, "--top")
-    _check_flags_read(config, args, searched=searched.spec())
+    _check_flags_read(config, args, searched=searched.dimensions, fixed=searched.fixed)
     overridden = [f"--{name.replace('_', '-')}" for name in searched.spec() if hasattr(args, name)]
     if overridden:
         _note(f"note: {', '.join(overridden)} {'is' if len(overridden) == 1 else 'are'} searched: the space's "

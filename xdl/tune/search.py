@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from xdl.caller import warn_caller
-from xdl.config import TrainConfig, unread_options
+from xdl.config import IMAGE_SHAPES, TrainConfig, unread_options
 from xdl.data import check_features, check_labels
 from xdl.data.validation import check_bool, check_dev_pair, check_int, check_number, rows
 from xdl.files import check_directory_name, check_writable_dir
@@ -109,6 +109,7 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
                                                      directory, resume, halving, min_epochs, dtype,
                                                      scheduler=scheduler)
     X, y, dev = _check_data(X, y, dev, dtype)
+    _check_augment_width(space, base, int(np.prod(X.shape[1:])))
     if len(X) < 2 and (base.batch_norm or "batch_norm" in space.spec()):  # named now, not by each trial
         raise ValueError(f"X has {len(X)} example: batch norm needs batches of at least 2")
     if isinstance(standardize, str) and standardize != "fit":
@@ -380,6 +381,25 @@ def _directory(directory, name):
         raise TypeError(f"{name('directory')} must be a path (str or os.PathLike), got {directory!r} "
                         f"({type(directory).__name__})")
     return directory
+
+
+def _check_augment_width(space: Space, base: TrainConfig, n_features: int) -> None:
+    """A trial that augments sees X's examples as images of ``base.dataset``'s shape (h × w):
+    where one can (the base's or the space's augment_* values), X must have h·w features — named
+    now, not by the first such trial, once the trials before it had trained."""
+    keys = ("augment_shift", "augment_noise", "augment_flip")
+    for key in keys:
+        if key in space.dimensions:
+            d = space.dimensions[key]
+            values, who = d.values if d.kind == "choice" else list(d.bounds), "space"
+        else:
+            values, who = ([space.fixed[key]], "space") if key in space.fixed else ([getattr(base, key)], "base")
+        if any(values) and base.dataset in IMAGE_SHAPES:  # (augmenting with another dataset: refused before)
+            h, w = IMAGE_SHAPES[base.dataset]
+            if n_features != h * w:
+                raise ValueError(f"{who}: {key} sees examples as {h}×{w} images (base.dataset {base.dataset!r}), "
+                                 f"so X must have {h * w} features, got {n_features}; leave augmentation out for "
+                                 "data of other shapes")
 
 
 def _check_data(X, y, dev, dtype: str):
