@@ -259,6 +259,9 @@ def test_cli_tune_writes_a_best_config_that_xdl_train_accepts(tmp_path, capsys):
     printed, err = capsys.readouterr()
     assert "batch/s" not in err  # progress bars on a terminal only, as xdl train's
     assert "| rank | trial | dev accuracy" in printed and "xdl train --config" in printed
+    # each trial as it ends, on stderr (a search under nohup said nothing until its end)
+    assert [line.split(" completed")[0] for line in err.splitlines() if line.startswith("trial ")] == \
+        ["trial 0", "trial 1", "trial 2"]
     assert len(json.loads((out / "trials.json").read_text())["trials"]) == 3
     assert (out / "trials.png").read_bytes()[:4] == b"\x89PNG"
     assert cli.main(["train", "--config", str(out / "best.toml"), "--epochs", "1", "--out", str(tmp_path / "run"),
@@ -1164,3 +1167,24 @@ def test_a_failed_write_of_xdl_tune_says_what_is_kept_and_how_to_go_on(tmp_path,
     monkeypatch.setattr(xdl.files.os, "replace", replace)
     assert cli.main(["tune", "--resume", "--out", str(out)]) == 0
     assert len(json.loads((out / "trials.json").read_text())["trials"]) == 3
+
+
+@pytest.mark.parametrize("execution", ["sequential", "batched"])
+def test_each_trial_is_reported_as_it_is_recorded_with_the_best_so_far(data, execution):
+    """As Optuna logs "Trial 3 finished with value … Best is trial 1": a batch's trials too, each
+    with the best among those before it."""
+    X, y, dev = data
+    lines = []
+    study = tune(X, y, dev, {"lr": {"log_uniform": [1e-3, 1e3]}}, trials=4, base=BASE, execution=execution,
+                 report=lines.append)
+    assert len(lines) == 4
+    best = None
+    for line, trial in zip(lines, sorted(study.trials, key=lambda t: t.number)):
+        assert line.startswith(trial.summary())
+        if trial.complete and (best is None or (-trial.dev_accuracy, trial.dev_cost) < (-best.dev_accuracy, best.dev_cost)):
+            best = trial
+        assert line.endswith(f"; best so far: trial {best.number} ({best.dev_accuracy:.4f})" if best else trial.summary())
+    failed = [t for t in study.trials if t.status == "failed"]  # lr 455: trial 0 diverges
+    assert failed and all(re.fullmatch(rf"trial {t.number} failed \(lr=[0-9.e+]+\): diverged: .*", t.summary()) for t in failed)
+    with pytest.raises(TypeError, match="report must be a function taking each trial's line"):
+        tune(X, y, dev, {"lr": {"log_uniform": [1e-3, 1]}}, trials=1, base=BASE, report="print")

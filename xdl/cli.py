@@ -792,7 +792,8 @@ def tune(config: TrainConfig, args) -> int:
                                    strategy=strategy, execution=args.execution, rounds=rounds, seed=config.seed,
                                    base=config, directory=out, resume=args.tune_resume,
                                    standardize="fit", progress=config.progress_bar,  # each trial's, as xdl train's
-                                   scheduler=scheduler, halving=halving, min_epochs=min_epochs)
+                                   scheduler=scheduler, halving=halving, min_epochs=min_epochs,
+                                   report=_note)  # each trial as it ends: a search under nohup says how it goes
         except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM (the running trial's Trainer stopped at a step)
             signal_name = _signal_of(stop)
             if (out / TRIALS_FILE).is_file():

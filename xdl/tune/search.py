@@ -66,7 +66,7 @@ RESUME_MAY_CHANGE = ("backend", "capture", "checkpoint_every", "base_error")
 def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", execution: str = "sequential",
          rounds: int | None = None, seed: int = 0, base: TrainConfig | None = None, directory=None,
          resume: bool = False, standardize=None, progress: bool | None = False, scheduler=None,
-         halving: int | None = None, min_epochs: int = 1, dtype="float32") -> Study:
+         halving: int | None = None, min_epochs: int = 1, dtype="float32", report=None) -> Study:
     """Search ``space`` (a `Space`, a dict, or None for `DEFAULT_SPACE` less what ``base``'s optimizer
     and schedule do not read; what it searches takes the place of ``base``'s value) with ``trials`` trials,
     training on ``(X, y)`` and scoring on ``dev = (X_dev, y_dev)`` by the dev accuracy each model
@@ -87,7 +87,9 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
     as `TrainConfig.build_standardize` does (on augmented copies too, where the trial augments),
     or None. ``scheduler``: an address (connected to before anything is made: one where no scheduler
     answers is an error) or a connected ``distributed.Client`` (used, and left open). ``progress``:
-    True, False, or None for a bar on a terminal only. Every argument is checked before anything is
+    True, False, or None for a bar on a terminal only. ``report``: called with a line for each trial
+    as it is recorded (`Trial.summary` and the best so far, as Optuna logs "Trial 3 finished …";
+    ``print``, say; ``xdl tune`` prints them on stderr), or None. Every argument is checked before anything is
     trained or written. While it runs, the search holds ``directory`` alone (`xdl.lock`): a
     second search there, new or resumed, is refused (`StudyInUseError`, naming the holder). A
     resume compares what makes each trial's result — the space, trials, strategy, rounds, seed,
@@ -117,6 +119,8 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
     if not isinstance(standardize, str):
         check_standardize(standardize, int(np.prod(X.shape[1:])))
     check_bool(progress, "progress", allow_none=True)  # (a string "no" would be a truth value)
+    if report is not None and not callable(report):
+        raise TypeError(f"report must be a function taking each trial's line (print, say) or None, got {report!r}")
     meta = {**study.meta, "standardize": _standardize_record(standardize),
             "data": json.loads(json.dumps({"train": _digest(X, y, dtype), "dev": _digest(*dev, dtype)}))}
     # a scheduler given by address is connected to now, before anything is made: a wrong one fails here
@@ -130,6 +134,7 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
             # read again, now that no other search can write it: what one saved since the check is in it
             study = search.study = _study(meta, directory, resume, lambda param: param, False,
                                           _unchanging(space, strategy))
+            study.report = report
             if resume:  # its meta as this search's at once (more trials: a Ctrl-C before the next trial keeps them)
                 study.save()
             number = 0

@@ -49,6 +49,15 @@ class Trial:
         30, what the completed ones reached at 30)."""
         return self.status in ("completed", "stopped") and self.dev_accuracy is not None
 
+    def summary(self) -> str:
+        """The trial in one line, as a search reports it when it is recorded (Optuna's "Trial 3
+        finished with value … and parameters …")."""
+        params = ", ".join(f"{k}={_short(v)}" for k, v in sorted(self.params.items()))
+        if not self.ok:
+            return f"trial {self.number} {self.status} ({params}): {self.error}"
+        return (f"trial {self.number} {self.status} after {self.epochs} epoch{'s' * (self.epochs != 1)} "
+                f"({self.seconds:.3g} s): dev accuracy {self.dev_accuracy:.4f}, dev cost {self.dev_cost:.4f}; {params}")
+
 
 class Study:
     """The trials of one search (``meta``: what made them — space, strategy, seed, base options —
@@ -57,6 +66,7 @@ class Study:
     def __init__(self, meta: dict, directory=None):
         self.meta, self.trials = dict(meta), []
         self.directory = Path(directory) if directory is not None else None
+        self.report = None  # called with each trial's line as it is recorded (`tune`'s report), or None
 
     @classmethod
     def load(cls, directory) -> Study:
@@ -96,10 +106,19 @@ class Study:
         return study
 
     def add(self, trials) -> None:
-        """Record finished ``trials`` (kept in trial-number order) and rewrite ``trials.json``."""
+        """Record finished ``trials`` (kept in trial-number order), rewrite ``trials.json``, and
+        report each (`Trial.summary`, with the best so far)."""
         self.trials.extend(trials)
         self.trials.sort(key=lambda t: t.number)
         self.save()
+        if self.report is not None:
+            reported = {id(t) for t in trials}
+            best = min((t for t in self.trials if t.complete and id(t) not in reported), key=_rank, default=None)
+            for trial in sorted(trials, key=lambda t: t.number):  # (a batch's: the best so far as each comes)
+                if trial.complete:
+                    best = min((t for t in (best, trial) if t is not None), key=_rank)
+                self.report(trial.summary() + (f"; best so far: trial {best.number} ({best.dev_accuracy:.4f})"
+                                               if best is not None else ""))
 
     def save(self) -> Path | None:
         if self.directory is None:
@@ -115,8 +134,7 @@ class Study:
         higher dev accuracy, then lower dev cost, then the earlier trial. ``below``: of the trials
         numbered below it only (what a search in rounds knew after them: a resumed one holds later
         rounds' trials too)."""
-        return sorted((t for t in self.trials if t.complete and (below is None or t.number < below)),
-                      key=lambda t: (-t.dev_accuracy, t.dev_cost, t.number))
+        return sorted((t for t in self.trials if t.complete and (below is None or t.number < below)), key=_rank)
 
     @property
     def best(self) -> Trial | None:
@@ -199,6 +217,11 @@ def _toml(value) -> str:
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml(v) for v in value) + "]"
     raise TypeError(f"cannot write {value!r} as TOML")
+
+
+def _rank(trial: Trial) -> tuple:
+    """Better trials first: higher dev accuracy, then lower dev cost, then the earlier trial."""
+    return -trial.dev_accuracy, trial.dev_cost, trial.number
 
 
 def _short(value) -> str:
