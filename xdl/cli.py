@@ -200,7 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
             _add_tune_options(sub)
         # (a search writes no checkpoints, and its --out and --resume are the study's; a gradient
         # check trains nothing: a run's options would be ignored)
-        _add_options(sub, skip={"tune": ("resume", "out", "checkpoint_every"), "gradcheck": GRADCHECK_SKIPS}.get(name, ()))
+        _add_options(sub, skip={"tune": ("resume", "out", "checkpoint_every"), "gradcheck": GRADCHECK_SKIPS}.get(name, ()),
+                     also={"tune": {"seed": "; and the strategy's draws of the trials' points"}}.get(name, {}))
         sub.set_defaults(run=run, command_parser=sub)
     bench = commands.add_parser("bench", help="benchmark optimizers on fixed problems, or the fused kernels",
                                 description="benchmark optimizers on fixed problems (optimizers), or the fused "
@@ -286,13 +287,15 @@ def _precision_note(backend) -> str:
     return "; tf32 has no effect on the CPU (exact float32)"
 
 
-def _add_options(parser: argparse.ArgumentParser, skip=()) -> None:
+def _add_options(parser: argparse.ArgumentParser, skip=(), also=None) -> None:
+    """A flag for each `TrainConfig` option but those in ``skip``; ``also``: option → words added to
+    its help (what it does in this command besides)."""
     defaults = TrainConfig()
     for f in dataclasses.fields(TrainConfig):
         if f.name in skip:
             continue
         flag, default = flag_of(f.name), getattr(defaults, f.name)
-        kwargs = {"help": f.metadata.get("help", ""), "dest": f.name}
+        kwargs = {"help": f.metadata.get("help", "") + (also or {}).get(f.name, ""), "dest": f.name}
         if f.type == "bool":
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
                                 **kwargs | {"help": f"{kwargs['help']} (default: {default})"})
