@@ -933,3 +933,87 @@ def test_a_drawn_seed_is_the_checkpoints_on_resuming_and_a_refused_resume_leaves
     with pytest.raises(ValueError, match="is a model file, not a training checkpoint"):
         refused.fit(X, y, resume=tmp_path / "model.npz")  # (an AttributeError, before)
     assert refused.seed is None
+
+
+def test_a_later_fit_on_other_data_measures_its_bests_anew(tmp_path):
+    """Fine-tuning with a second fit on new data (as a Keras user calls fit again): early stopping
+    and the best checkpoint compare this data's costs with each other, not with the best of data
+    the run no longer sees — which stopped the new fit after `patience` epochs while its dev cost fell,
+    and put back the first fit's weights, its training thrown away. A dev set given where the first
+    fit had none is other data too (best.npz kept a train cost no dev cost could beat)."""
+    s = moons_parts(600)
+    flipped = (s.X_train, 1 - s.y_train), (s.X_dev, 1 - s.y_dev)  # the new task: every label the other one
+    stopping = EarlyStopping(patience=2)
+    trainer = make_trainer(None, lr=1e-2, epochs=6, callbacks=[stopping])
+    trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    trainer.epochs += 6
+    history = trainer.fit(*flipped[0], dev=flipped[1])
+    assert len(history) == 12 and history.stopped_epoch is None  # its dev cost fell: stopped after 2, before
+    assert history.best_epoch > 6  # the model holds this fit's best, not the first fit's (was epoch 6)
+    assert trainer.evaluate(*flipped[1])["accuracy"] > 0.5
+
+    checkpoint = Checkpoint(tmp_path)
+    trainer = make_trainer(None, lr=1e-2, epochs=3, callbacks=[checkpoint])
+    trainer.fit(s.X_train, s.y_train)  # no dev: best.npz by the train cost
+    trainer.epochs = 5
+    history = trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))  # by the dev cost from here
+    best = xdl.serialization.read_extra(tmp_path / "best.npz")[0]
+    assert best["epoch"] == 3 + 1 + int(np.argmin(history["dev_cost"][3:]))  # was epoch 3's, by its train cost
+
+
+class KerasStop(Callback):
+    """Keras's idiom, ``self.model.stop_training = True``, written with xdl's trainer."""
+
+    def on_epoch_end(self, trainer, record):
+        if record["epoch"] == 2:
+            trainer.model.stop_training = True
+
+
+def test_keras_model_stop_training_set_by_a_callback_stops_the_run():
+    s = moons_parts(300)
+    trainer = make_trainer(None, epochs=5, callbacks=[KerasStop()])
+    with pytest.warns(UserWarning, match=r"KerasStop set trainer.model.stop_training .*trainer.stop_training"):
+        history = trainer.fit(s.X_train, s.y_train)  # trained all 5 epochs, silently, before
+    assert len(history) == 2 and history.stopped_epoch == 2 and "stop_training" not in vars(trainer.model)
+
+
+class KerasLogger(Callback):
+    def on_epoch_end(self, epoch, logs=None):  # Keras's signature: called with (trainer, record)
+        print(epoch, logs["val_loss"])
+
+
+def test_a_callback_with_keras_on_epoch_end_signature_is_refused_where_it_is_given():
+    """It would fail after the first epoch (a KeyError, or epoch the Trainer), leaving a trainer no
+    fit goes on with; named before any epoch instead."""
+    with pytest.raises(TypeError, match=r"KerasLogger.on_epoch_end\(self, epoch, logs=None\) is Keras's .*"
+                                        r"on_epoch_end\(self, trainer, record\)"):
+        make_trainer(None, callbacks=[KerasLogger()])
+
+
+class TakesStopBack(Callback):
+    """Keeps training whatever early stopping says (a minimum number of epochs)."""
+
+    def on_epoch_end(self, trainer, record):
+        trainer.stop_training = False
+
+
+def test_a_stop_a_later_callback_takes_back_is_not_recorded_as_the_runs_stop():
+    s = moons_parts(300)
+    trainer = make_trainer(None, lr=0.05, epochs=8, callbacks=[EarlyStopping(patience=1), TakesStopBack()])
+    history = trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    assert len(history) == 8  # it trained on to its last epoch
+    assert history.stopped_epoch is None and history.stopped_by is None  # was a stop at its last epoch, and its reason
+
+
+@pytest.mark.parametrize("name, value", [("epochs", "12"), ("epochs", 7.5), ("batch_size", 0), ("batch_size", "32")])
+def test_a_trainers_epochs_and_batch_size_set_by_hand_are_checked_at_fit(name, value):
+    """``trainer.epochs`` is how a later fit trains on (its docs say so): a float trained round it up,
+    a string failed in a comparison, batch_size 0 was said as batch norm's need."""
+    s = moons_parts(300)
+    trainer = make_trainer(None, epochs=2)
+    trainer.fit(s.X_train, s.y_train)
+    trainer.epochs = 4
+    setattr(trainer, name, value)
+    with pytest.raises(ValueError, match=rf"fit: trainer.{name} must be a positive integer, got {value!r}"):
+        trainer.fit(s.X_train, s.y_train)
+    assert trainer.epoch == 2

@@ -64,6 +64,15 @@ def continues_run(trainer) -> bool:
     return bool(trainer.resumed or trainer.epoch or trainer.step)
 
 
+def measures_other_data(trainer, monitor: str) -> bool:
+    """Whether this fit of ``trainer`` measures ``monitor`` on other data than the fit before it
+    (``trainer.data_changed``: a later fit fine-tuning on new data, or given a dev set the fit before
+    had not): a best kept from there is no yardstick here — early stopping compared the new dev
+    cost with the old data's best, stopped the new fit while its cost fell, and restored the old
+    fit's weights. Such a fit's bests start afresh, as Keras's fit starts its callbacks'."""
+    return monitor.split("_")[0] in getattr(trainer, "data_changed", ())
+
+
 def resume_path(resume) -> Path:
     """The checkpoint file a loop's ``resume=`` names: the `CHECKPOINT_FILE` in the directory a
     `Checkpoint` wrote to, or that file itself. Anything else is refused, naming ``resume``."""
@@ -213,12 +222,14 @@ def _same_parameters(model, state: dict | None) -> bool:
 class EarlyStopping(Callback):
     """Stop when ``monitor`` has not improved by more than ``min_delta`` for ``patience`` epochs.
 
-    ``monitor``: a History column, "dev_cost" by default (minimized; accuracies are maximized).
+    ``monitor``: one of `MONITORED` — the run's own columns, not one a callback adds — "dev_cost" by
+    default (minimized; accuracies are maximized).
     ``restore_best``: at the end of training, put back the weights of the best epoch (also when
     the run went to its last epoch), and record it as ``history.best_epoch``. A later ``fit`` of
     the same trainer goes on with the run: from its last weights (put back over the best, unless
     weights of the user's own were loaded since), with its best and wait (patience starts afresh
-    after a stop of its own: that fit was asked to train on).
+    after a stop of its own: that fit was asked to train on) — unless it measures the monitor on
+    other data (`measures_other_data`): then it starts afresh, from the weights the model holds.
     A run resumed from a checkpoint of its stop stays stopped, ending as it ended, unless the
     patience is now larger than the epochs it waited.
     """
@@ -239,8 +250,8 @@ class EarlyStopping(Callback):
         self._loads_at_end = None  # the model's count of loads after that restore (`_loads`)
 
     def on_train_begin(self, trainer) -> None:
-        if not continues_run(trainer):
-            self._reset()
+        if not continues_run(trainer) or measures_other_data(trainer, self.monitor):
+            self._reset()  # (a fit on other data trains on from the weights the model holds: the best, restored)
             return
         if self.run_state is not None and not trainer.resumed and _loads(trainer.model) == self._loads_at_end \
                 and _same_parameters(trainer.model, self.best_state):
@@ -369,6 +380,8 @@ class Checkpoint(Callback):
                                       f"({unfinished}): fit(..., resume={str(self.directory)!r}) continues it; to start "
                                       f"afresh there, remove {str(self.path)!r} first, or checkpoint elsewhere")
             self.best = None
+        elif measures_other_data(trainer, self.monitor):
+            self.best = None  # its first epoch replaces best.npz, kept until then
         elif self.best_path.is_file():
             trainer.best_checkpoint = self.best_path
         elif trainer.resumed and trainer.last_checkpoint is not None:  # resumed into another directory: the run's

@@ -23,6 +23,7 @@ the host (augmentation, a per-step lr schedule, ``check_finite``), and `eager_re
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import sys
@@ -243,6 +244,7 @@ class Trainer:
         for cb in callbacks:
             if not isinstance(cb, Callback):
                 raise TypeError(f"callbacks must be xdl.train.Callback instances, got {cb!r}")
+            _check_keras_signature(cb)
             foreign = sorted(FOREIGN_HOOKS & set(dir(type(cb))))
             if foreign:  # a Keras hook would never be called
                 raise TypeError(f"callbacks: {type(cb).__name__}.{foreign[0]} is no hook of xdl's Callback, which has "
@@ -274,6 +276,8 @@ class Trainer:
         self._provenance_record = None  # what checkpoints of this fit record (provenance.record)
         self._cost_limit = None  # the train cost above which this fit has diverged (`cost_limit`), set by fit
         self._start_cost = None  # where the run started (`start_cost`), known from its first epoch's end
+        self._measured_on = None  # the data digests of the last fit (`_digests`), where a callback keeps a best
+        self.data_changed = frozenset()  # the metrics this fit measures on other data than the one before (`_changed`)
 
     def _take_seed(self) -> None:
         """A seed to be drawn (none given, and no checkpoint's taken: `load_checkpoint`): the next
@@ -417,6 +421,8 @@ class Trainer:
         Each `Checkpoint` directory is this fit's alone while it runs (`checkpoint_directories_held`).
         """
         checkpoint = None if resume is None else resume_path(resume)
+        for name in ("epochs", "batch_size"):  # set by hand since (a later fit trains on by raising trainer.epochs)
+            check_int(getattr(self, name), f"fit: trainer.{name}")
         reason = self.eager_reason()
         if self.capture is True and reason is not None:
             raise ValueError(f"capture=True, but this run's steps cannot be captured: {reason}")
@@ -439,8 +445,12 @@ class Trainer:
         checkpointing = any(isinstance(cb, Checkpoint) for cb in self.callbacks)
         if resume is None:  # (every check passed: the generator moves for a fit that runs)
             self._take_seed()
-        self._provenance_record = _provenance(self, X, y, dev) if resume is not None or checkpointing else None
+        compared = checkpointing or any(isinstance(cb, EarlyStopping) for cb in self.callbacks)  # (bests kept)
+        data = _digests(self, X, y, dev) if resume is not None or compared else None
+        self._provenance_record = provenance.record(self, data) if resume is not None or checkpointing else None
         self.stop_training, self.resumed = False, resume is not None
+        self.data_changed = _changed(getattr(self, "_measured_on", None), data) if resume is None else frozenset()
+        self._measured_on = data
         # (the modules' own modes, which the fit sets: a fit called within model(x, training=False), say,
         # would train, and capture its step, in evaluation mode)
         with checkpoint_directories_held(self.callbacks), mode_here(None):  # (a resume's reads included)
@@ -476,15 +486,18 @@ class Trainer:
                         self.history.append(record)
                         record = self.history.records[-1]  # what a callback adds to it is in the history
                         for cb in self.callbacks:
-                            if self.stop_training:  # stopped by one before: a Checkpoint's state records it
-                                self.history.stopped_epoch = record["epoch"]
+                            # stopped by one before (a Checkpoint's state records it), or not: a stop a later
+                            # callback took back (trainer.stop_training = False) is no stop of the run
+                            self.history.stopped_epoch = record["epoch"] if self.stop_training else None
                             stopped = self.stop_training
                             cb.on_epoch_end(self, record)
                             check_record(record, cb)  # before a later one (a Checkpoint) writes it
+                            self._keras_stop(cb)
                             if self.stop_training and not stopped and self.history.stopped_by is None:
                                 self.history.stopped_by = f"stopped by {type(cb).__name__}"  # (EarlyStopping says why)
-                        if self.stop_training:
-                            self.history.stopped_epoch = record["epoch"]
+                            elif not self.stop_training:
+                                self.history.stopped_by = None
+                        self.history.stopped_epoch = record["epoch"] if self.stop_training else None
                         self._mid_step = False  # the epoch is closed: its record taken and every callback run on it
                         bar.set_postfix(_postfix(record), refresh=False)
                         if signals.received and self.epoch < self.epochs and not self.stop_training:
@@ -595,6 +608,15 @@ class Trainer:
         return cost.data, hits
 
     # -- stopping -----------------------------------------------------------------------------
+    def _keras_stop(self, cb) -> None:
+        """Keras's ``self.model.stop_training = True``, written as ``trainer.model.stop_training`` by
+        callback ``cb``: the run stops, as Keras's does, saying xdl's flag (set on the model, it was
+        an attribute nothing read: the run trained on to its last epoch)."""
+        if self.model.__dict__.pop("stop_training", None) is True:
+            warn_caller(f"{type(cb).__name__} set trainer.model.stop_training (Keras's model.stop_training): the run "
+                        "stops; xdl's flag is trainer.stop_training")
+            self.stop_training = True
+
     def _diverged(self, what: str) -> FloatingPointError:
         kept = []
         if self.last_checkpoint is not None:
@@ -799,13 +821,26 @@ def network_data(model, X, dev, on_host: bool):
     return X, dev, network
 
 
-def _provenance(trainer, X, y, dev) -> dict:
-    """The run's record, its data digests over `_check`'s X in the model's dtype (the data as given,
-    not as a model's statistics standardize it: a run's digest is the same resumed or not)."""
+def _digests(trainer, X, y, dev) -> dict:
+    """The data digests of a fit (`provenance.record`'s data), over `_check`'s X in the model's dtype
+    (the data as given, not as a model's statistics standardize it: a run's digest is the same
+    resumed or not)."""
     dtype = trainer.model.dtype
-    data = {"train": provenance.data_digest(X.astype(dtype, copy=False), y),
+    return {"train": provenance.data_digest(X.astype(dtype, copy=False), y),
             "dev": provenance.data_digest(dev[0].astype(dtype, copy=False), dev[1]) if dev is not None else None}
-    return provenance.record(trainer, data)
+
+
+def _changed(before: dict | None, now: dict | None) -> frozenset:
+    """The metrics' prefixes ("train", "dev") that a later fit measures on other data than the fit
+    before it (`_digests`; a dev metric without dev is measured on the train set, as `Checkpoint`
+    falls back): a best kept from there is no yardstick here (`xdl.train.callbacks.measures_other_data`)."""
+    if before is None or now is None:
+        return frozenset()
+
+    def measured_on(data, prefix):
+        return data[prefix] if prefix == "train" or data["dev"] is not None else ("train", data["train"])
+
+    return frozenset(p for p in ("train", "dev") if measured_on(before, p) != measured_on(now, p))
 
 
 def _check_parts(model, loss, optimizer) -> None:
@@ -833,6 +868,24 @@ def _check_parts(model, loss, optimizer) -> None:
         raise ValueError(f"optimizer: {len(foreign)} of its {len(held)} parameters are not the model's ({why}); "
                          f"make it from this one, e.g. {type(optimizer).__name__}(model)")
 
+
+
+def _check_keras_signature(cb) -> None:
+    """``cb.on_epoch_end`` takes (trainer, record), not Keras's (epoch, logs): called with the trainer
+    as its epoch, a Keras callback fails at the first epoch's end (``logs["val_loss"]``, ``epoch % 5``),
+    an error inside the epoch's end that leaves a trainer no fit goes on with; named here instead."""
+    hook = type(cb).on_epoch_end
+    if hook is Callback.on_epoch_end:
+        return
+    try:
+        names = list(inspect.signature(hook).parameters)
+    except (TypeError, ValueError):  # (a builtin, say: nothing to read)
+        return
+    if "logs" in names or names[1:2] == ["epoch"]:
+        raise TypeError(f"callbacks: {type(cb).__name__}.on_epoch_end{inspect.signature(hook)} is Keras's "
+                        "on_epoch_end(self, epoch, logs); xdl calls on_epoch_end(self, trainer, record): the record "
+                        "is the epoch's logs (record['epoch'], counted from 1; record['dev_cost'] is Keras's "
+                        "val_loss)")
 
 
 def _correct(xp, out, labels, each_output: bool):
