@@ -222,6 +222,22 @@ def test_diverging_models_do_not_stop_or_corrupt_the_others(digits):
         assert r.history["dev_cost"] == reference.history["dev_cost"]
 
 
+def test_a_model_that_completed_its_epochs_reads_no_rate_past_them(digits):
+    """Each config's schedule is checked over its own epochs (TrainConfig.validate); a model that
+    completed them is frozen while the batch trains on. Its schedule was still read there: a growing
+    one (α0·base^epoch, 1e-10 in its last epoch, 1e+50 in the batch's fifth) stopped the whole batch."""
+    X, y, dev = digits
+    growing = small(seed=1, schedule="exponential", decay_base=1e20, lr=1e-30, epochs=2)
+    longer = small(seed=2, epochs=5)
+    with xdl.use("numpy"):
+        together = fit_many([growing, longer], X, y, dev=dev)  # (float32's range: float64's holds 1e+50)
+        apart = [fit_many([config], X, y, dev=dev)[0] for config in (growing, longer)]
+    assert [r.status for r in together] == ["completed", "completed"]
+    for r, reference in zip(together, apart):
+        assert_same_weights(r.model, reference.model, 1e-6)
+        assert r.history["lr"] == reference.history["lr"]
+
+
 class InterruptAt(Callback):
     """Sends this process SIGINT at the end of epoch ``epoch`` (the first run only)."""
 
@@ -260,6 +276,23 @@ def test_checkpoint_and_resume_give_the_uninterrupted_result(digits, tmp_path):
             xdl.load(tmp_path / "checkpoint.npz")
         with pytest.raises(ValueError, match=r"--resume: .* is a checkpoint of fit_many"):
             xdl.cli._check_resume(dataclasses.replace(configs[0], resume=str(tmp_path)))
+
+
+def test_a_ctrl_c_without_a_checkpoint_keeps_the_k_models_trained_so_far(digits):
+    """A Trainer's model is trained in place, the caller's after a Ctrl-C; fit_many's caller holds no
+    trainer: Interrupted.results are the K results as they stood (model k after epoch e: as uninterrupted
+    after e epochs), not the whole batch's work lost."""
+    X, y, dev = digits
+    configs = [small(seed=1, epochs=6), small(seed=2, lr=1e-2, epochs=2)]
+    with xdl.use("numpy"):
+        with pytest.raises(Interrupted) as stop:
+            fit_many(configs, X, y, dev=dev, callbacks=[InterruptAt(3)])
+        assert stop.value.checkpoint is None and len(stop.value.results) == 2
+        assert [r.status for r in stop.value.results] == ["training", "completed"]
+        first_three = fit_many([dataclasses.replace(configs[0], epochs=3), configs[1]], X, y, dev=dev)
+        for kept, straight in zip(stop.value.results, first_three):
+            assert_same_weights(kept.model, straight.model, 0.0)
+            assert kept.history["dev_cost"] == straight.history["dev_cost"]
 
 
 def test_each_result_is_an_ordinary_model(digits, tmp_path):

@@ -56,7 +56,7 @@ from xdl.train.callbacks import (Callback, EarlyStopping, callback_state, check_
                                  write_checkpoint)
 from xdl.train.captured import CapturedSteps, loop_capture
 from xdl.train.history import History
-from xdl.train.interrupt import SignalFlag
+from xdl.train.interrupt import Interrupted, SignalFlag
 from xdl.train.provenance import data_digest
 from xdl.train.trainer import (_progress_bar, cost_limit, diverged_cost, network_data, penalty_examples,
                                start_cost)
@@ -140,7 +140,10 @@ def fit_many(configs, X, y, dev=None, seed: int = 0, dtype="float32", n_classes:
     model still training may be given more epochs, and one that completed its epochs at the
     checkpoint trains on when given more (a batch whose every model has finished ends as it ended,
     with a warning). ``capture``: as `Trainer`'s — on a GPU the batch's step is one CUDA graph per
-    batch size ("auto": where it can, `eager_reason`). ``eval_train``: as `Trainer`'s — each model's train cost and accuracy measured in evaluation
+    batch size ("auto": where it can, `eager_reason`). Ctrl-C or SIGTERM raises
+    `xdl.train.Interrupted` after the current step, as a `Trainer`'s fit does; its ``results`` are
+    the K results as they stood (a model still training says "training"), with or without a
+    `Checkpoint`. ``eval_train``: as `Trainer`'s — each model's train cost and accuracy measured in evaluation
     mode on the whole training set after each epoch; False: the running averages of its steps
     (no pass over the training set: an epoch is its steps and the dev set's evaluation).
 
@@ -154,7 +157,13 @@ def fit_many(configs, X, y, dev=None, seed: int = 0, dtype="float32", n_classes:
     """
     trainer = ManyTrainer(configs, seed=seed, dtype=dtype, callbacks=callbacks, progress=progress, capture=capture,
                           eval_train=eval_train)
-    return trainer.fit(X, y, dev=dev, n_classes=n_classes, standardize=standardize, resume=resume)
+    try:
+        return trainer.fit(X, y, dev=dev, n_classes=n_classes, standardize=standardize, resume=resume)
+    except Interrupted as stop:
+        # the caller holds no trainer to ask: the K results as they stood go with the exception (a Trainer's
+        # model, trained in place, is the caller's after a Ctrl-C; so is each of these — "training" unless ended)
+        stop.results = trainer.results()
+        raise
 
 
 class ManyTrainer:
@@ -467,10 +476,18 @@ class ManyTrainer:
 
     def _rates(self, epoch: int) -> np.ndarray:
         """The K models' learning rates in epoch ``epoch`` (from 0): their schedules', or their lr — a
-        schedule's that decayed below the dtype's smallest positive number as 0, as `Trainer` holds it."""
-        return np.array([check_rate(float(s(epoch)), f"model {k}'s rate in epoch {epoch + 1}", self.dtype,
-                                    decayed=epoch > 0) if s is not None else c.lr
-                         for k, (c, s) in enumerate(zip(self.configs, self._schedules))])
+        schedule's that decayed below the dtype's smallest positive number as 0, as `Trainer` holds it;
+        0 for a model no longer training (frozen: its schedule is not read past its own epochs, the
+        ones `TrainConfig.validate` checked it over — a growing one may leave float32's range later)."""
+        return np.array([self._rate(k, epoch) if self.status[k] == "training" else 0.0 for k in range(self.n_models)])
+
+    def _rate(self, k: int, epoch: int) -> float:
+        """Model k's learning rate in epoch ``epoch`` (from 0), as `_rates` gives a training model's."""
+        schedule = self._schedules[k]
+        if schedule is None:
+            return self.configs[k].lr
+        return check_rate(float(schedule(epoch)), f"model {k}'s rate in epoch {epoch + 1}", self.dtype,
+                          decayed=epoch > 0)
 
     def _train_step(self, Xb, yb):
         """One step of the K models on a batch: (their costs, their correct counts or None), (K,)
@@ -718,7 +735,7 @@ class ManyTrainer:
         self._start_costs = extra.get("start_costs")  # (None from an older checkpoint: the limit alone decides)
         for k in trains_on:  # completed at this epoch, given more epochs now
             self.status[k], self._kept["final"][k] = "training", None
-            self.optimizer.unfreeze(k, self._rates(self.epoch)[k])
+            self.optimizer.unfreeze(k, self._rate(k, self.epoch))
         ended = [k for k, c in enumerate(self.configs)  # resumed with no more epochs than it has trained
                  if self.status[k] == "training" and not self.step and len(self.histories[k]) >= c.epochs]
         for k in ended:
