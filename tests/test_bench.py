@@ -218,6 +218,25 @@ def test_a_batched_search_gives_the_records_of_one_run_at_a_time():
         assert without_times(a) == without_times(b)
 
 
+def test_a_searchs_rate_is_scored_by_the_accuracy_it_settled_at_not_its_last_epoch():
+    """On moons' 100 dev examples many rates ended at 0.96, and the tie went to the fewest steps: the
+    largest rate, whose accuracy swung (rmsprop's seeds at it then sat at 0.5). A rate is scored
+    by its mean over the last tenth of its epochs."""
+    from xdl.bench.protocol import _ranking, settled_accuracy
+
+    swinging = [0.5] * 90 + [0.96, 0.77, 0.96, 0.87, 0.96, 0.8, 0.96, 0.9, 0.85, 0.96]
+    settled = [0.5] * 20 + [0.95] * 70 + [0.96] * 10
+    assert settled_accuracy(swinging) == pytest.approx(np.mean(swinging[-10:]))
+    assert settled_accuracy(swinging) < settled_accuracy(settled) == pytest.approx(0.96)
+    assert settled_accuracy([0.7]) == 0.7 and settled_accuracy([0.1] * 11 + [0.9]) == pytest.approx(0.5)  # ⌈1.2⌉
+    trials = [{"score": settled_accuracy(c), "steps_to_target": steps, "lr": lr}
+              for c, steps, lr in ((swinging, 90, 0.448), (settled, 400, 0.0267))]
+    assert max(trials, key=_ranking)["lr"] == 0.0267  # the last epochs alone: a tie, won by the swinging rate
+    results = benchmark(["moons"], ["sgd"], seeds=1, trials=2, quick=True)
+    for trial in results["problems"]["moons"]["sgd"]["search"]:
+        assert trial["score"] == settled_accuracy(trial["curve"])
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--seeds", "0"], "--seeds must be an integer in [1, 100,000], got 0"),
     (["--trials", "0"], "--trials must be an integer in [1, 100,000], got 0"),

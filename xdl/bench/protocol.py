@@ -1,8 +1,8 @@
 """The protocol: every optimizer gets the same budget on every problem.
 
 For each (problem, optimizer): the learning rate is tuned by log-uniform random search over
-[1e-4, 1] with ``trials`` runs (seeded: every optimizer tries the same rates), scored by the final
-dev accuracy (classification) or the final value (functions); the best rate is then trained with
+[1e-4, 1] with ``trials`` runs (seeded: every optimizer tries the same rates), scored by the dev
+accuracy it settled at (classification: `settled_accuracy`) or the final value (functions); the best rate is then trained with
 ``seeds`` seeds. Each run records its seed, its curve (per epoch, or per step for functions), the
 final train/test accuracy and cost, and the steps and seconds to the problem's target (None when
 it is never reached). A run that diverges or raises is recorded with its status and reason, never
@@ -62,6 +62,18 @@ OPTIMIZERS = {name: functools.partial(_configured, name) for name in CONFIG_OPTI
 LR_RANGE = (1e-4, 1.0)
 
 
+SETTLED_FRACTION = 0.1  # a search's rate is scored by its dev accuracy over this last part of its epochs
+
+
+def settled_accuracy(curve) -> float:
+    """A model's score in the learning-rate search: its mean dev accuracy over the last
+    `SETTLED_FRACTION` of its epochs (at least one). On a dev set of 100 examples the last epoch
+    alone tied many rates, and a tie went to the fewest steps — the largest rate, whose accuracy
+    swung epoch to epoch: the seeds trained at it then fell short of what a rate that settled gives."""
+    tail = max(1, math.ceil(SETTLED_FRACTION * len(curve)))
+    return float(np.mean(curve[-tail:]))
+
+
 DEFINITIONS = {  # written into results.json and atop results.md: what each figure is
     "final": "the last value over the seeds that completed, mean ± sd (the sample standard deviation, ddof 1): a "
              "model's test accuracy after its last epoch, a function's f(x) after its last step",
@@ -79,6 +91,9 @@ DEFINITIONS = {  # written into results.json and atop results.md: what each figu
                 "for a function (checked at every step); ln C, the cost of a uniform guess over C classes, for a "
                 "model's train cost (checked after every epoch; and 10 × where it started, as the Trainer "
                 "checks it); a diverged run is counted, its figures are not",
+    "search score": "a rate's score in the learning-rate search: a model's mean dev accuracy over the last "
+                    f"{SETTLED_FRACTION:.0%} of its epochs (at least one), a function's final f — among equal "
+                    "scores, the fewer steps to the target, then the smaller rate",
     "starts": f"a function run starts at the problem's standard start + {START_NOISE:g}·z, z ~ N(0, I) drawn from "
               "the run's seed (so seeds are replicates, not copies of one deterministic run); a model run starts "
               "from its seed's initial weights and shuffles, on fixed data splits",
@@ -221,7 +236,7 @@ def _classification_run(problem, build, lr, seed, quick, data) -> dict:
     return record | {
         "status": "completed", "train_accuracy": history[-1]["train_accuracy"],
         "dev_accuracy": history[-1]["dev_accuracy"], "test_accuracy": test["accuracy"], "test_cost": test["cost"],
-        "score": history[-1]["dev_accuracy"],
+        "score": settled_accuracy(history["dev_accuracy"]),
         "steps_to_target": None if hit is None else (hit + 1) * len(trainer._batches(len(X_train))),
         "seconds_to_target": None if hit is None else steps_so_far[hit], "seconds": steps_so_far[-1],
         "evaluation_seconds": sum(history["seconds"]) - steps_so_far[-1], "curve": history["dev_accuracy"]}
@@ -256,7 +271,7 @@ def batched_runs(problem: Problem, optimizer: str, rates, seed: int, quick: bool
         out.append({"lr": float(r), "seed": seed, "status": "completed",
                     "train_accuracy": history[-1]["train_accuracy"], "dev_accuracy": history[-1]["dev_accuracy"],
                     "test_accuracy": float((logits.numpy().argmax(axis=1) == y_test).mean()), "test_cost": test_cost,
-                    "score": history[-1]["dev_accuracy"],
+                    "score": settled_accuracy(history["dev_accuracy"]),
                     "steps_to_target": None if hit is None else (hit + 1) * steps,
                     "batch_seconds": batch_seconds, "curve": history["dev_accuracy"]})
     return out
