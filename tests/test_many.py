@@ -4,6 +4,7 @@ divergence; checkpoints and exact resume; bad input named."""
 
 import dataclasses
 import os
+import re
 import signal
 import warnings
 
@@ -649,6 +650,28 @@ class RaiseAt(Callback):
     def on_epoch_end(self, trainer, record):
         if record["epoch"] == self.epoch:
             raise RuntimeError("stop here")
+
+
+def test_a_resume_says_a_stopped_model_stays_stopped_whatever_its_patience(digits, tmp_path):
+    """A Trainer's run stopped early trains on when resumed with a larger patience; a batch's model
+    stopped before the batch's end cannot train in step with the others: it stays stopped — said,
+    where the warning spoke only of raising the epochs of a completed model."""
+    X, y, dev = digits
+
+    def run(patience, resume=None):
+        configs = [small(seed=1, lr=0.5, schedule="none", epochs=12, patience=patience), small(seed=2, epochs=12)]
+        return fit_many(configs, X, y, dev=dev, seed=3, dtype="float64", resume=resume, callbacks=[Checkpoint(tmp_path)])
+
+    with xdl.use("numpy"):
+        first = run(1)
+        assert first[0].status == "stopped" and len(first[0].history) < 12
+        with pytest.warns(UserWarning) as said:
+            again = run(4, resume=tmp_path)
+    messages = [str(w.message) for w in said]
+    assert re.fullmatch(rf"resume: model 0 was stopped by early stopping after {len(first[0].history)} epochs; it "
+                        r"stays stopped .*configs\[0\]\.patience 4 is not applied to it", messages[0])
+    assert messages[1].startswith("resume: every model of the checkpoint") and len(messages) == 2
+    assert again[0].status == "stopped" and again[0].history["dev_cost"] == first[0].history["dev_cost"]
 
 
 def test_a_resume_refuses_other_callback_types_or_classes_before_anything_changes(digits, tmp_path):

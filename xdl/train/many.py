@@ -763,6 +763,10 @@ class ManyTrainer:
                 trains_on.append(k)
             if status == "training" or k in trains_on:
                 config.check_resume(saved[k], str(path), done, option=lambda name, k=k: f"configs[{k}].{name}")
+            elif status == "stopped" and config.patience > saved[k]["patience"]:  # (a Trainer's run trains on)
+                warn_caller(f"resume: model {k} was stopped by early stopping after {done} epochs; it stays stopped "
+                            f"(a model of a batch trains only in step with the others): configs[{k}].patience "
+                            f"{config.patience} is not applied to it")
         if "training" not in extra["status"] and not trains_on:  # as a Trainer's run over: it ends as it ended
             warn_caller(f"resume: every model of the checkpoint in {str(path)!r} has finished (completed, stopped "
                         "or failed): nothing to train; the batch ends as it ended — raise the epochs of a completed "
