@@ -1059,3 +1059,18 @@ def test_a_matrix_transposed_on_pytorchs_axes_is_refused_not_kept_as_it_is():
     with pytest.raises(ValueError, match=r"not a permutation of a 3-d tensor's axes \(PyTorch's"):
         xdl.tensor(np.zeros((2, 3, 4))).transpose(1, 2)
     assert xdl.tensor(np.zeros((2, 3, 4))).transpose(0, 2, 1).shape == (2, 4, 3)
+
+
+def test_softmax_and_the_losses_of_integer_outputs_are_float64_as_exp_is():
+    """exp, sigmoid and tanh of integers give float64; softmax failed in NumPy's out= (UFuncTypeError)
+    and the losses with "cannot convert float NaN to integer" or "not inexact"."""
+    z = np.array([[1, 2, 0], [0, 0, 3]])
+    expected = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(xdl.softmax(xdl.tensor(z)).numpy(), expected, rtol=1e-15)
+    assert xdl.softmax(xdl.tensor(z)).dtype == np.float64
+    cost = xdl.losses.SoftmaxCrossEntropy()(xdl.tensor(z), np.array([1, 2]))
+    assert cost.dtype == np.float64
+    np.testing.assert_allclose(cost.item(), -np.log(expected[[0, 1], [1, 2]]).mean(), rtol=1e-14)
+    bce = xdl.losses.BinaryCrossEntropy()(xdl.tensor([1, -2]), np.array([1, 0]))
+    np.testing.assert_allclose(bce.item(), np.mean(np.log1p(np.exp([-1.0, -2.0]))), rtol=1e-14)
+    assert xdl.losses.MeanSquaredError()(xdl.tensor([1, -2]), np.array([1, 0])).item() == 2.0

@@ -42,6 +42,8 @@ class Loss:
     predicts: str | None = None
 
     def __call__(self, outputs: Tensor, targets) -> Tensor:
+        if isinstance(outputs, Tensor) and outputs.dtype.kind != "f":  # integer outputs: a float64 loss, as exp's
+            outputs = outputs.astype(np.float64)
         return self.compute(outputs, self.check(outputs, targets))
 
     def check(self, outputs: Tensor, targets):

@@ -19,6 +19,8 @@ from xdl.tensor import Tensor
 def softmax_array(xp, z, axis=-1):
     """softmax(z)ᵢ = e^(zᵢ − max z) / Σⱼ e^(zⱼ − max z) along ``axis`` (shifted: no overflow); an
     empty z's is empty (along an axis of length 0 the max has no value to shift by)."""
+    if z.dtype.kind != "f":  # integers and booleans: in float64, as exp gives them (NumPy refused the out=)
+        z = z.astype(np.float64)
     if z.size == 0:
         return xp.empty_like(z)
     e = z - z.max(axis=axis, keepdims=True)
@@ -45,6 +47,12 @@ class Softmax(Function):
 
 
 _LABELS = np.array([0, 2, 1, 1, 0, 2, 2])
+
+
+def _floating(logits):
+    """Integer or boolean logits in float64, as exp gives them (a loss in their dtype failed: "cannot
+    convert float NaN to integer"); float ones as they are."""
+    return logits if logits.dtype.kind == "f" else logits.astype(np.float64)
 
 
 def _refuse_learned_targets(labels, name: str, argument: str) -> None:
@@ -90,6 +98,7 @@ def softmax_cross_entropy(logits, labels):
     (shapes checked here; values by `xdl.losses.SoftmaxCrossEntropy`, once per data set: here a
     class index outside [0, C) gives that row a NaN loss, as the GPU kernel does)."""
     _refuse_learned_targets(labels, "softmax_cross_entropy", "labels")
+    logits = _floating(logits)
     labels = logits.backend.asarray(labels, dtype=logits.dtype if np.ndim(labels) == 2 else None)
     if logits.ndim != 2 or labels.shape not in ((logits.shape[0],), tuple(logits.shape)):
         raise ValueError(f"softmax_cross_entropy: logits must be (m, C) and labels (m,) or (m, C), got logits "
@@ -124,6 +133,7 @@ def sigmoid_binary_cross_entropy(logits, labels):
     """Sigmoid binary cross-entropy of ``logits`` against targets in [0, 1] of the same shape (not
     broadcast: (m, 1) logits against (m,) targets would compare every pair)."""
     _refuse_learned_targets(labels, "sigmoid_binary_cross_entropy", "labels")
+    logits = _floating(logits)
     labels = logits.backend.asarray(labels, dtype=logits.dtype)
     if labels.shape != tuple(logits.shape):
         raise ValueError(f"sigmoid_binary_cross_entropy: targets of shape {tuple(labels.shape)} for logits of shape "
