@@ -1074,3 +1074,15 @@ def test_softmax_and_the_losses_of_integer_outputs_are_float64_as_exp_is():
     bce = xdl.losses.BinaryCrossEntropy()(xdl.tensor([1, -2]), np.array([1, 0]))
     np.testing.assert_allclose(bce.item(), np.mean(np.log1p(np.exp([-1.0, -2.0]))), rtol=1e-14)
     assert xdl.losses.MeanSquaredError()(xdl.tensor([1, -2]), np.array([1, 0])).item() == 2.0
+
+
+def test_requires_grad_of_a_result_is_not_switched_off_by_hand():
+    """``(w * 2).requires_grad = False`` cut the graph without a word; PyTorch refuses it: .detach()."""
+    w = xdl.tensor([1.0, 2.0], requires_grad=True)
+    y = w * 2
+    with pytest.raises(RuntimeError, match=r"leaf tensors only; this one is the result of an operation \(.*\.detach\(\)"):
+        y.requires_grad = False
+    y.requires_grad = True  # as it is: nothing changes
+    y.sum().backward()
+    np.testing.assert_array_equal(w.grad, [2.0, 2.0])
+    assert not y.detach().requires_grad

@@ -162,6 +162,10 @@ class Tensor:
             raise TypeError(f"requires_grad must be True or False, got {value!r}")
         if value and not np.issubdtype(self.dtype, np.floating):
             raise TypeError(f"only floating tensors can require a gradient, got dtype {self.dtype}")
+        if self._fn is not None and bool(value) != self._requires_grad:  # the flag follows its inputs: switched
+            # off, it cut the graph there without a word (PyTorch refuses it too)
+            raise RuntimeError("requires_grad can be changed on leaf tensors only; this one is the result of an "
+                               f"operation ({type(self._fn).__name__}): use .detach() for a tensor without a graph")
         self._requires_grad = bool(value)
 
     def __getstate__(self) -> dict:
