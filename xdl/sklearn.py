@@ -163,7 +163,10 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                                                  trainer.optimizer.state_dict())
         try:
             return fit(*args)
-        except BaseException:
+        except BaseException as e:
+            # where a run diverged (the Trainer's words speak of Checkpoint callbacks, which an estimator has not)
+            diverged = getattr(getattr(self.__dict__.get("trainer_"), "history", None), "diverged", None) \
+                if isinstance(e, FloatingPointError) else None
             if weights is not None:
                 model.load_state_dict(weights)
             if position is not None:
@@ -172,6 +175,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 trainer.optimizer.load_state_dict(optimizer)
             self.__dict__.clear()
             self.__dict__.update(before)
+            if diverged:
+                raise FloatingPointError(f"MLPClassifier: training diverged: {diverged}; the estimator is as it was "
+                                         "before this call; try a smaller lr") from None
             raise
 
     def _fit(self, X, y):
