@@ -190,6 +190,19 @@ def test_batchnorm_rejects_batch_of_one(backend):
     assert bn(np.ones((1, 3), dtype=np.float32)).shape == (1, 3)  # fine in evaluation
 
 
+def test_batchnorm_widens_a_float16_input_to_its_own_dtype(backend, rng):
+    """A float16 tensor into a float32 BatchNorm was normalized in float16: (x − μ)² overflowed at
+    65504, so the outputs were 0 and running_var inf for good (a Dense widens such an input by its
+    product). y = γ·(x − μ_B)/√(σ²_B + ε) + β, computed in the layer's dtype."""
+    bn = BatchNorm(3, momentum=0.0)
+    x = (300 * rng.standard_normal((64, 3))).astype(np.float16)
+    y = bn(xdl.tensor(backend.asarray(x)))
+    x64 = x.astype(np.float64)
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y.numpy(), (x64 - x64.mean(0)) / np.sqrt(x64.var(0) + 1e-5), atol=1e-5)
+    np.testing.assert_allclose(backend.to_numpy(bn.running_var), x64.var(0, ddof=1), rtol=1e-5)
+
+
 def test_dropout_keeps_fraction_and_expectation(backend):
     layer = Dropout(0.3)
     x = np.ones((1000, 1000), dtype=np.float32)
@@ -211,8 +224,8 @@ MLP_ERRORS = [
     (dict(hidden="32"), r"mlp: hidden must be .*got '32'"),
     (dict(hidden=[4, True]), r"mlp: hidden must be .*got \[4, True\]"),
     (dict(hidden=[4, 0]), r"mlp: hidden must be .*got \[4, 0\]"),
-    (dict(dropout="0.5"), r"mlp: dropout must be a number in \[0, 1\) \(the drop probability\), got '0.5'"),
-    (dict(dropout=1.0), r"mlp: dropout must be a number in \[0, 1\)"),
+    (dict(dropout="0.5"), r"mlp: dropout must be a number in \[0, 0.998046875\] \(the drop probability\), got '0.5'"),
+    (dict(dropout=1.0), r"mlp: dropout must be a number in \[0, 0.998046875\]"),
     (dict(n_features=4.0), r"mlp: n_features must be a positive integer, got 4.0"),
     (dict(n_outputs=0), r"mlp: n_outputs must be a positive integer, got 0"),
     (dict(activation=["relu"]), r"mlp: activation must be one of relu, .*got \['relu'\]"),
@@ -239,8 +252,8 @@ def test_mlp_takes_sizes_as_any_sequence_of_integers():
 
 
 @pytest.mark.parametrize("make, message", [
-    (lambda: Dropout("0.5"), r"Dropout: rate must be a number in \[0, 1\) \(the drop probability\), got '0.5'"),
-    (lambda: Dropout(float("nan")), r"Dropout: rate must be a number in \[0, 1\).*got nan"),
+    (lambda: Dropout("0.5"), r"Dropout: rate must be a number in \[0, 0.998046875\] \(the drop probability\), got '0.5'"),
+    (lambda: Dropout(float("nan")), r"Dropout: rate must be a number in \[0, 0.998046875\].*got nan"),
     (lambda: Dropout(True), r"Dropout: rate must be .*got True"),
     (lambda: Dense(True, 2), r"Dense: in_features must be a positive integer, got True"),
     (lambda: Dense(2, 2.0), r"Dense: out_features must be a positive integer, got 2.0"),
@@ -947,3 +960,36 @@ def test_calling_a_model_on_float64_standardizes_as_predict_does_and_stack_names
     with pytest.raises(StackError, match="models\\[0\\] has a Twice layer, which cannot be stacked"):
         stack([Sequential(Dense(2, 3), Twice()) for _ in range(2)])
     assert callable(xdl.hostmemory.keep_freed_memory)  # (README's spelling, after import xdl alone)
+
+
+@pytest.mark.parametrize("loss", [SoftmaxCrossEntropy(), BinaryCrossEntropy(), MeanSquaredError()])
+def test_a_loss_given_the_targets_first_names_its_argument_order(loss):
+    """loss(y_true, y_pred), Keras's order, said "'numpy.ndarray' object has no attribute 'backend'"."""
+    targets = np.zeros((2, 3))
+    for given in (targets, targets.tolist()):
+        with pytest.raises(TypeError, match=r"outputs must be an xdl Tensor, .*PyTorch's order .*got (ndarray|list)$"):
+            loss(given, xdl.tensor(targets))
+
+
+def test_a_drop_rate_nearer_1_than_the_masks_resolve_is_refused():
+    """Keyed masks keep a unit when its 16-bit draw reaches ⌈rate·2¹⁶⌉: at rate 0.9999 E[y] was 0.914·x,
+    and from 1 − 2⁻¹⁶ every unit dropped. Rates up to 1 − 2⁻⁹ keep E[y] = x within 1%."""
+    from xdl.ops.random import MAX_DROP_RATE
+
+    from xdl.ops.random import LANE_BITS
+
+    for rate in np.linspace(0, MAX_DROP_RATE, 1001):  # the rule's P(keep) against 1 − rate, up to the largest
+        kept = (2**LANE_BITS - np.ceil(rate * 2**LANE_BITS)) / 2**LANE_BITS
+        assert abs(kept / (1 - rate) - 1) < 0.01
+    d = xdl.nn.Dropout(MAX_DROP_RATE)  # the largest is taken, and keeps about 1 in 512
+    d.set_random_key(0, 0)
+    assert abs(d(xdl.tensor(np.ones((2000, 2000), np.float32))).numpy().mean() - 1) < 0.05
+    for make in (lambda: xdl.nn.Dropout(0.9999), lambda: xdl.nn.mlp(4, [3], 2, dropout=0.9999),
+                 lambda: xdl.config.TrainConfig(dropout=0.9999),
+                 lambda: xdl.functions.dropout(xdl.tensor(np.ones(4)), 0.9999)):
+        with pytest.raises(ValueError, match=r"must be .*\[0, 0.998046875\]"):
+            make()
+    layer = xdl.nn.Dropout(0.5)
+    layer.rate = 0.9999  # set by hand: checked where it is read
+    with pytest.raises(ValueError, match=r"dropout: rate must be a number in \[0, 0.998046875\]"):
+        layer(xdl.tensor(np.ones((2, 3))))

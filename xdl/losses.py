@@ -47,6 +47,11 @@ class Loss:
         return self.compute(outputs, self.check(outputs, targets))
 
     def check(self, outputs: Tensor, targets):
+        if not isinstance(outputs, Tensor):  # Keras's order, loss(y_true, y_pred): "'numpy.ndarray' object has no
+            # attribute 'backend'", or "'list' object has no attribute 'shape'", from inside the check
+            raise TypeError(f"{type(self).__name__}: outputs must be an xdl Tensor, the model's outputs, first: "
+                            f"loss(outputs, targets), PyTorch's order (Keras's is y_true first); got "
+                            f"{type(outputs).__name__}")
         # checking reads the targets on the host, which a CUDA graph cannot record
         require_not_capturing(
             f"{type(self).__name__}'s check of its targets (it reads them on the host): prepare them once "

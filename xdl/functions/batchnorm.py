@@ -134,7 +134,12 @@ def _check_momentum(momentum, features: tuple) -> None:
 def layer_batch_norm(x, gamma, beta, running_mean, running_var, training: bool, momentum, eps: float):
     """`batch_norm` without its checks, as a layer calls it at every forward: the layer checked its
     settings when it was made, and the running statistics are its own buffers — but for its eps in
-    x's dtype, which ``model.astype`` may have narrowed (one comparison for any usual ε)."""
+    x's dtype, which ``model.astype`` may have narrowed (one comparison for any usual ε). An x
+    narrower than the running statistics (a float16 tensor into a float32 layer) is widened to
+    their dtype first, as a Dense layer's product widens it."""
+    if x.dtype != running_mean.dtype and x.dtype.itemsize < running_mean.dtype.itemsize:
+        # computed in float16, (x − μ)² overflows at 65504: the outputs were 0 and running_var inf for good
+        x = x.astype(running_mean.dtype)
     if eps < 1e-30 and not x.dtype.type(eps) > 0:  # (float32 holds every ε ≥ 1e-30)
         raise ValueError(f"BatchNorm: eps {eps!r} is 0 in {x.dtype}: 1/√(0 + ε) on a constant feature")
     if _statistics_kept:

@@ -10,6 +10,7 @@ import numpy as np
 from xdl.data.validation import check_bool, check_number
 from xdl.function import Function
 from xdl.functions.registry import Check, op
+from xdl.ops.random import MAX_DROP_RATE
 from xdl.tensor import Tensor
 
 _disabled = False
@@ -67,7 +68,7 @@ def dropout(x, rate: float, training: bool = True, mask=None, key=None):
     """
     if not isinstance(x, Tensor):
         raise TypeError(f"dropout: x must be an xdl Tensor (xdl.tensor(array)), got {type(x).__name__}")
-    rate = _checked_rate(rate, "dropout")
+    rate = check_drop_rate(rate, "dropout: rate")
     check_bool(training, "dropout: training")  # a string "False" would be true
     if key is not None:
         key = _checked_key(key, "dropout")
@@ -109,12 +110,14 @@ class ReLUDropout(Function):
 def relu_dropout(x, rate: float, key):
     """``dropout(relu(x), rate, key=key)`` as one op: the mask keyed by ``key`` = (seed, stream,
     step[, steps_done]) as `dropout` draws it; the same values and gradients, fewer launches."""
-    return ReLUDropout.apply(x, rate=_checked_rate(rate, "relu_dropout"), key=_checked_key(key, "relu_dropout"))
+    return ReLUDropout.apply(x, rate=check_drop_rate(rate, "relu_dropout: rate"), key=_checked_key(key, "relu_dropout"))
 
 
-def _checked_rate(rate, name: str) -> float:
-    """A drop rate: a number in [0, 1) (a string "0.5" was a raw comparison TypeError)."""
-    return check_number(rate, f"{name}: rate", "a number in [0, 1) (the drop probability)", lambda r: 0 <= r < 1)
+def check_drop_rate(rate, name: str) -> float:
+    """A drop rate: a number in [0, `MAX_DROP_RATE`] (a string "0.5" was a raw comparison TypeError;
+    a rate nearer 1 than the masks' 16-bit draws resolve kept E[y] = x no more)."""
+    return check_number(rate, name, f"a number in [0, {MAX_DROP_RATE}] (the drop probability)",
+                        lambda r: 0 <= r <= MAX_DROP_RATE)
 
 
 def _checked_key(key, name: str) -> tuple:

@@ -8,13 +8,9 @@ from xdl import functions as F
 from xdl import init as initializers
 from xdl.data.validation import check_bool, check_int, check_number, check_width, standardized
 from xdl.functions.batchnorm import layer_batch_norm
+from xdl.functions.regularization import check_drop_rate
 from xdl.nn.module import Module, check_dtype
 from xdl.tensor import Tensor
-
-
-def check_drop_rate(rate, name: str) -> float:
-    """A dropout rate: a number in [0, 1) (`check_number`)."""
-    return check_number(rate, name, "a number in [0, 1) (the drop probability)", lambda r: 0 <= r < 1)
 
 
 def check_input(x, layer, features: int | None = None, rows: str = "m", dtype=None) -> Tensor:
