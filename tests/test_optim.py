@@ -145,6 +145,20 @@ def test_schedule_as_lr_is_evaluated_per_step(backend):
     assert w.item() == pytest.approx(1 - (1 + 1 / 2 + 1 / 3), rel=1e-6)
 
 
+@pytest.mark.parametrize("maker", [schedules.exponential, schedules.inverse_sqrt, schedules.cosine])
+def test_a_function_that_makes_a_schedule_given_as_one_is_named(backend, maker):
+    """lr=schedules.exponential (not exponential(0.1)) was called with the count as its α₀: "lr0 must be
+    a finite number > 0, got 0", of an lr0 never given (cosine: "a Keras schedule(epoch, lr)?")."""
+    model = Sequential(Dense(2, 2))
+    match = rf"is xdl.optim.schedules.{maker.__name__}, which makes a schedule: .* schedules.{maker.__name__}\(lr0"
+    with pytest.raises(TypeError, match=rf"^lr {match}"):
+        SGD(model, lr=maker)
+    with pytest.raises(TypeError, match=rf"^schedule {match}"):
+        xdl.train.Trainer(model, xdl.losses.SoftmaxCrossEntropy(), SGD(model), schedule=maker)
+    with pytest.raises(TypeError, match=rf"^warmup: schedule {match}"):
+        schedules.warmup(maker, 3)
+
+
 def test_manual_lr_change(backend):
     w = xdl.tensor([0.0], requires_grad=True)
     opt = SGD([w], lr=0.1)
@@ -154,6 +168,21 @@ def test_manual_lr_change(backend):
     opt.step()
     assert w.item() == pytest.approx(-0.11)
     assert opt.lr == 0.01
+
+
+def test_a_rate_one_group_refuses_changes_no_group(backend):
+    """opt.lr = 1e39: float64's group can hold it, float32's cannot (inf there). Refused, it is no
+    group's rate (the float64 group held it, and its next step moved its weights to −1e39)."""
+    a = xdl.Tensor(backend.asarray(np.ones(2)), requires_grad=True, backend=backend)
+    b = xdl.Tensor(backend.asarray(np.ones(2, dtype=np.float32)), requires_grad=True, backend=backend)
+    opt = SGD([{"params": [a]}, {"params": [b]}], lr=0.1)
+    with pytest.raises(ValueError, match=r"lr is 1e\+39: a learning rate must be 0 or a number in float32's"):
+        opt.lr = 1e39
+    assert [g.settings["lr"] for g in opt.groups] == [0.1, 0.1] and opt.lr == 0.1
+    a.grad[...] = 1.0
+    b.grad[...] = 1.0
+    opt.step()
+    assert a.numpy().tolist() == [0.9, 0.9]
 
 
 def test_param_groups_skip_decay_on_biases_and_bn(backend):

@@ -1,6 +1,7 @@
 """Trainer, History, callbacks, resume, diagnose and plots — through the public API."""
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -213,6 +214,67 @@ def test_a_resume_keeps_the_rate_the_run_had_set(tmp_path):
     assert history["lr"] == straight.history["lr"] == [0.1, 0.1, 0.05, 0.05, 0.05]  # was 0.1 again after the resume
     for (name, a), (_, b) in zip(straight.model.state_dict().items(), resumed.model.state_dict().items()):
         np.testing.assert_array_equal(a, b, err_msg=name)
+
+
+class SetLrAt(xdl.train.Callback):
+    """Sets the optimizer's rate to ``lr`` at the end of epoch ``epoch`` (in a per-step schedule's place)."""
+
+    def __init__(self, epoch, lr):
+        self.epoch, self.lr = epoch, lr
+
+    def on_epoch_end(self, trainer, record):
+        if record["epoch"] == self.epoch:
+            trainer.optimizer.lr = self.lr
+
+
+def test_a_resume_keeps_a_rate_set_in_a_per_step_schedules_place(tmp_path):
+    """lr = α₀·0.999ᵗ per step until epoch 2's end, 0.001 after: the checkpoint's 0.001 is the run's (a
+    resume went back to the schedule, 0.0098 at epoch 4, and ended with other weights)."""
+    s = moons_parts()
+
+    def make(epochs, callbacks=()):
+        return make_trainer(None, lr=xdl.optim.schedules.exponential(0.01, 0.999), epochs=epochs,
+                            callbacks=[SetLrAt(2, 0.001), *callbacks])
+
+    straight = make(5)
+    straight.fit(s.X_train, s.y_train)
+    make(3, [Checkpoint(tmp_path)]).fit(s.X_train, s.y_train)
+    resumed = make(5, [Checkpoint(tmp_path)])
+    history = resumed.fit(s.X_train, s.y_train, resume=tmp_path)
+    assert history["lr"][2:] == straight.history["lr"][2:] == [0.001] * 3
+    for (name, a), (_, b) in zip(straight.model.state_dict().items(), resumed.model.state_dict().items()):
+        np.testing.assert_array_equal(a, b, err_msg=name)
+
+
+def test_a_resume_says_a_schedule_set_during_the_run_is_not_in_its_checkpoint(tmp_path):
+    """opt.lr = schedule at epoch 2's end, in a constant's place: a schedule is code, not saved, and
+    the resume went back to the constructor's constant without a word — unless a callback sets it
+    again as the resumed run begins."""
+    s = moons_parts()
+    schedule = xdl.optim.schedules.exponential(0.01, 0.99)
+
+    class ScheduleFrom2(xdl.train.Callback):
+        def __init__(self, again):
+            self.again = again
+
+        def on_train_begin(self, trainer):
+            if self.again and trainer.epoch >= 2:
+                trainer.optimizer.lr = schedule
+
+        def on_epoch_end(self, trainer, record):
+            if record["epoch"] == 2:
+                trainer.optimizer.lr = schedule
+
+    make_trainer(None, lr=0.01, epochs=3, callbacks=[ScheduleFrom2(False), Checkpoint(tmp_path)]).fit(s.X_train,
+                                                                                                      s.y_train)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # set again as the run began: nothing to say
+        make_trainer(None, lr=0.01, epochs=4, callbacks=[ScheduleFrom2(True), Checkpoint(tmp_path / "other")]).fit(
+            s.X_train, s.y_train, resume=tmp_path)
+    with pytest.warns(UserWarning, match=r"resume: the run had a schedule as group 0's lr when '.*checkpoint.npz' "
+                                         r"was written .*the resumed run goes on at 0.01: set the schedule again"):
+        make_trainer(None, lr=0.01, epochs=4, callbacks=[ScheduleFrom2(False), Checkpoint(tmp_path)]).fit(
+            s.X_train, s.y_train, resume=tmp_path)
 
 
 def test_a_later_fit_of_the_run_keeps_its_best_checkpoint_and_early_stopping_state(tmp_path):

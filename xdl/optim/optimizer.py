@@ -95,9 +95,20 @@ def check_lr(lr):
     or a schedule ``count -> lr`` of one argument."""
     if not callable(lr):
         check_non_negative("lr", lr)
-    elif not takes_arguments(lr):
+        return
+    check_not_maker(lr, "lr")
+    if not takes_arguments(lr):
         raise TypeError(f"lr must be a number or a schedule of one argument, the steps taken (count → learning rate, "
                         f"as xdl.optim.schedules' are), got {lr!r} (a Keras schedule(epoch, lr)?)")
+
+
+def check_not_maker(fn, what: str) -> None:
+    """Refuse a function of `xdl.optim.schedules` that makes a schedule, given where a schedule is
+    taken (``lr=schedules.exponential``, not ``schedules.exponential(0.1)``): called with the count
+    as its α₀, it said "lr0 must be a finite number > 0, got 0", or the words of a Keras schedule."""
+    if getattr(fn, "makes_schedule", False):
+        raise TypeError(f"{what} is xdl.optim.schedules.{fn.__name__}, which makes a schedule: give the schedule it "
+                        f"makes, e.g. schedules.{fn.__name__}(lr0, ...)")
 
 
 def takes_arguments(fn, count: int = 1) -> bool:
@@ -398,7 +409,9 @@ class Optimizer(StepCount):
     @lr.setter
     def lr(self, value) -> None:
         check_lr(value)
-        rate_at(value, self.t)  # (refused before any group holds it: each group's check is the same)
+        rate_at(value, self.t)
+        for g in self.groups:  # every group's check before any holds it: groups of other dtypes hold other rates
+            self._checked_rate({**g.settings, "lr": value}, [f.data.dtype for f in g.flats], self.t)
         for g in self.groups:
             self._set(g, {"lr": value})
         self.defaults["lr"] = value

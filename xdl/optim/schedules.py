@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 
-from xdl.optim.optimizer import check_non_negative, check_positive, takes_arguments
+from xdl.optim.optimizer import check_non_negative, check_not_maker, check_positive, takes_arguments
 
 
 def _power(base: float, exponent) -> float:
@@ -72,6 +72,14 @@ def _warmup(count, base, steps):
     return (base(count) if callable(base) else base) * min(1.0, (count + 1) / steps)
 
 
+def _maker(fn):
+    """A function that makes a schedule, so marked: given in a schedule's place it is refused by
+    name (`xdl.optim.optimizer.check_not_maker`)."""
+    fn.makes_schedule = True
+    return fn
+
+
+@_maker
 def inverse_time(lr0: float, decay_rate: float):
     """α = α₀ / (1 + decay_rate·count)"""
     check_positive("lr0", lr0)
@@ -79,6 +87,7 @@ def inverse_time(lr0: float, decay_rate: float):
     return Schedule(f"inverse_time({lr0}, {decay_rate})", _inverse_time, lr0, decay_rate)
 
 
+@_maker
 def exponential(lr0: float, base: float = 0.95):
     """α = α₀·base^count"""
     check_positive("lr0", lr0)
@@ -86,6 +95,7 @@ def exponential(lr0: float, base: float = 0.95):
     return Schedule(f"exponential({lr0}, {base})", _exponential, lr0, base)
 
 
+@_maker
 def inverse_sqrt(lr0: float, k: float = 1.0):
     """α = α₀·k/√count (count 0 is treated as 1)"""
     check_positive("lr0", lr0)
@@ -93,6 +103,7 @@ def inverse_sqrt(lr0: float, k: float = 1.0):
     return Schedule(f"inverse_sqrt({lr0}, {k})", _inverse_sqrt, lr0, k)
 
 
+@_maker
 def staircase(lr0: float, decay_rate: float, interval: int):
     """α = α₀ / (1 + decay_rate·⌊count/interval⌋)"""
     check_positive("lr0", lr0)
@@ -101,6 +112,7 @@ def staircase(lr0: float, decay_rate: float, interval: int):
     return Schedule(f"staircase({lr0}, {decay_rate}, {interval})", _staircase, lr0, decay_rate, interval)
 
 
+@_maker
 def step_decay(lr0: float, factor: float = 0.5, every: int = 10):
     """α = α₀·factor^⌊count/every⌋ (multiply by ``factor`` every ``every`` counts)"""
     check_positive("lr0", lr0)
@@ -109,6 +121,7 @@ def step_decay(lr0: float, factor: float = 0.5, every: int = 10):
     return Schedule(f"step_decay({lr0}, {factor}, {every})", _step_decay, lr0, factor, every)
 
 
+@_maker
 def cosine(lr0: float, total: int, min_lr: float = 0.0):
     """α = min_lr + (α₀ − min_lr)·(1 + cos(π·min(count, total)/total))/2 (from α₀ down to min_lr,
     default 0, held after ``total`` counts)"""
@@ -120,6 +133,7 @@ def cosine(lr0: float, total: int, min_lr: float = 0.0):
     return Schedule(f"cosine({lr0}, {total}, {min_lr})", _cosine, lr0, total, min_lr)
 
 
+@_maker
 def warmup(schedule, steps: int):
     """Linear warm-up: α = base(count)·min(1, (count + 1)/steps), where base is a schedule or a
     constant: the first of ``steps`` counts uses base/steps, count steps − 1 and later the base.
@@ -129,7 +143,9 @@ def warmup(schedule, steps: int):
     check_positive("steps", steps)
     if not callable(schedule):
         check_positive("warmup: schedule (a schedule, or the constant rate to warm up to)", schedule)
-    elif not takes_arguments(schedule):  # (it would fail inside the warm-up, at the optimizer's first rate)
-        raise TypeError(f"warmup: schedule must take one argument, the count (count → rate, as xdl.optim.schedules' "
-                        f"do), got {schedule!r} (a Keras schedule(epoch, lr)?)")
+    else:
+        check_not_maker(schedule, "warmup: schedule")
+        if not takes_arguments(schedule):  # (it would fail inside the warm-up, at the optimizer's first rate)
+            raise TypeError(f"warmup: schedule must take one argument, the count (count → rate, as "
+                            f"xdl.optim.schedules' do), got {schedule!r} (a Keras schedule(epoch, lr)?)")
     return Schedule(f"warmup({getattr(schedule, '__name__', schedule)}, {steps})", _warmup, schedule, steps)

@@ -41,7 +41,7 @@ from xdl.files import json_number
 from xdl.nn import Module, Sequential
 from xdl.nn.module import PREDICTIONS, ends_in_probability, evaluating_here, mode_here
 from xdl.optim import Optimizer
-from xdl.optim.optimizer import check_rate, rate_at, takes_arguments
+from xdl.optim.optimizer import check_not_maker, check_rate, rate_at, takes_arguments
 from xdl.serialization import load, read_extra
 from xdl.tensor import Tensor, no_grad, to_numpy
 from xdl.train import provenance
@@ -208,6 +208,8 @@ class Trainer:
             raise ValueError(f"l2 must be a finite number ≥ 0, got {l2!r}")
         if schedule is not None and not callable(schedule):
             raise TypeError(f"schedule must be a callable epoch → learning rate, got {schedule!r}")
+        if schedule is not None:
+            check_not_maker(schedule, "schedule")
         if schedule is not None and not takes_arguments(schedule):
             raise TypeError(f"schedule must take one argument, the epochs completed (epoch → learning rate, as "
                             f"xdl.optim.schedules' do), got {schedule!r} (a Keras schedule(epoch, lr)?)")
@@ -462,6 +464,8 @@ class Trainer:
                 self.model.predicts = self.loss.predicts
             for cb in self.callbacks:
                 cb.on_train_begin(self)
+            if resume is not None:
+                self._check_schedules_set()
             # a run killed after its end (its checkpoint's stop or epochs; not a stop asked for on resuming)
             if resume is not None and (self.epoch >= self.epochs or self.stop_training and self.history.stopped_epoch):
                 why = self.history.stopped_by or f"its {self.epoch} epochs trained"
@@ -607,6 +611,19 @@ class Trainer:
             hits = _correct(self.model.backend.xp, out.data, self.model.backend.asarray(yb), self._each_output)
         return cost.data, hits
 
+    def _check_schedules_set(self) -> None:
+        """A setting that was a schedule when the resumed checkpoint was written (set during the run:
+        ``opt.lr = schedule``) and is not one now — no callback set it again — is said: a schedule is
+        code, not saved, and the run would go on at the rate the optimizer was made with, unsaid."""
+        path, scheduled = getattr(self, "_scheduled", (None, []))
+        for i, name in scheduled:
+            value = self.optimizer.groups[i].settings.get(name)
+            if not callable(value):
+                warn_caller(f"resume: the run had a schedule as group {i}'s {name} when {str(path)!r} was written (a "
+                            f"schedule is code, not saved); the resumed run goes on at {value!r}: set the schedule "
+                            "again as the run did (a callback's on_train_begin, say) to go on as it went")
+        self._scheduled = (None, [])
+
     # -- stopping -----------------------------------------------------------------------------
     def _keras_stop(self, cb) -> None:
         """Keras's ``self.model.stop_training = True``, written as ``trainer.model.stop_training`` by
@@ -732,6 +749,7 @@ class Trainer:
         extra = {"epoch": self.epoch, "epochs": self.epochs, "step": self.step, "partial": self._partial,
                  "optimizer_t": opt["t"], "optimizer_first_steps": opt["first_steps"],
                  "optimizer": opt["class"], "optimizer_settings": settings, "optimizer_layout": opt["layout"],
+                 "optimizer_scheduled": [sorted(k for k, v in group.items() if callable(v)) for group in opt["settings"]],
                  "history": self.history.to_dict(), "callbacks": callbacks,
                  "seed": self.seed, "provenance": self._provenance_record, "run_info": self.run_info,
                  "start_cost": getattr(self, "_start_cost", None)}  # (a Trainer pickled before starts were kept)
@@ -774,8 +792,14 @@ class Trainer:
                    f"the file is damaged or was edited (the run that wrote it used {made_with} too)")
             raise ValueError(f"resume: {str(path)!r} has no optimizer state {e.args[0]!r}: {why}") from None
         saved_settings = extra.get("optimizer_settings") or [{}] * len(opt["settings"])  # none: an older file
-        settings = [{**now, **{k: v for k, v in then.items() if not callable(now.get(k))}}
-                    for now, then in zip(opt["settings"], saved_settings)]
+        # the checkpoint's numbers are the run's as they were: a rate set in a per-step schedule's place too (the
+        # resumed run went back to the schedule); a schedule the run kept is code, not saved: the resuming
+        # optimizer's own is used
+        settings = [{**now, **then} for now, then in zip(opt["settings"], saved_settings)]
+        # settings that were schedules when the file was written (opt.lr = schedule during the run: code, not
+        # saved), checked once the callbacks' on_train_begin could set them again (`_check_schedules_set`)
+        self._scheduled = (path, [(i, name) for i, names in enumerate(extra.get("optimizer_scheduled") or [])
+                                  for name in names])
         saved_opt = {"class": extra.get("optimizer", opt["class"]), "t": extra["optimizer_t"],
                      "first_steps": extra.get("optimizer_first_steps", [0] * len(opt["settings"])),  # (older: 0)
                      "settings": settings, "state": state, "layout": extra.get("optimizer_layout")}
