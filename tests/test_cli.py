@@ -177,6 +177,23 @@ def test_bad_flags_are_named(tmp_path, capsys, flags, message):
     assert message in capsys.readouterr().err
 
 
+def test_a_run_from_zero_weights_is_sent_to_a_random_initialization_not_a_bigger_network(tmp_path, capsys):
+    """--init zeros: every unit of a layer starts, and stays, the same (the course's first lesson),
+    so the run's high bias is its initialization's. The next steps said "train a bigger network"
+    and "train longer", which learn no more from zeros; a random start comes first in their place.
+    A run from a random start is not told."""
+    assert main(["train", *FAST, "--init", "zeros", "--out", str(tmp_path / "zeros")]) == 0
+    printed = capsys.readouterr().out
+    report = json.loads((tmp_path / "zeros" / "report.json").read_text())["diagnosis"]
+    assert "high bias" in report["verdict"]
+    assert report["next_steps"][0].startswith("initialize the weights randomly (--init he; xavier for tanh): from "
+                                              "--init zeros every unit of a layer computes the same")
+    assert "next steps:\n  - initialize the weights randomly" in printed  # printed as written
+    assert not any(step.startswith(("train a bigger network", "train longer")) for step in report["next_steps"])
+    assert main(["train", *FAST, "--out", str(tmp_path / "he")]) == 0
+    assert "initialize the weights randomly" not in capsys.readouterr().out
+
+
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="needs POSIX permissions and a non-root user")
 def test_unwritable_output_directory_fails_before_training(tmp_path, capsys):
     locked = tmp_path / "locked"

@@ -178,6 +178,21 @@ def test_gradcheck_refuses_a_cost_computed_in_float32(backend):
         xdl.gradcheck(lambda t: (t.astype(np.float32) ** 2).sum(), x)
 
 
+def test_gradcheck_says_how_to_check_a_model_passed_as_it_is_or_in_float32(backend):
+    """The two first tries at checking a model: the model itself (as an optimizer takes it), and its
+    float32 parameters. The errors named only what was expected; they now say what to pass."""
+    model = Sequential(Dense(3, 2))
+    X, y = np.ones((4, 3)), np.array([0, 1, 0, 1])
+    cost = lambda: xdl.losses.SoftmaxCrossEntropy()(model(X), y)  # noqa: E731
+    with pytest.raises(TypeError, match=r"got Sequential; a model's are model.parameters\(\), or "
+                                        r"dict\(model.named_parameters\(\)\) to name them"):
+        xdl.gradcheck(cost, model)
+    with pytest.raises(TypeError, match=r"inputs\[0\] is float32; gradient checking needs float64 tensors \(a model's "
+                                        r"parameters: model.astype\(np.float64\) first"):
+        xdl.gradcheck(cost, model.parameters())
+    assert xdl.gradcheck(cost, model.astype(np.float64).parameters()).passed  # what the messages say to pass
+
+
 def test_gradcheck_skips_an_empty_input_as_torch_and_refuses_only_empty_ones(backend):
     empty, x = t64(backend, np.zeros((0, 3))), t64(backend, [1.0, 2.0])
     result = xdl.gradcheck(lambda e, t: e.sum() + WrongSquare.apply(t).sum(), [empty, x])
@@ -272,6 +287,16 @@ def test_diagnose_names_the_clearly_larger_gap_as_the_course_does():
         assert not any(s.startswith("work on") for s in d.next_steps), (train, dev, d.next_steps)
     assert xdl.diagnose({"train_accuracy": 0.98, "dev_accuracy": 0.96}).next_steps == [
         "check the model on the test set, or lower the base error you aim for"]
+
+
+def test_diagnose_names_the_smaller_gap_as_its_report_prints_it():
+    """A negative gap counts as 0 when the gaps are compared, but the step names it as it is: the
+    report's line above printed "avoidable bias -0.67%" and the step "an avoidable bias of 0.00%"."""
+    d = xdl.diagnose({"train_accuracy": 0.9767, "dev_accuracy": 0.965}, base_error=0.03)  # xdl train on moons
+    assert "avoidable bias -0.67%, variance 1.17%: good" in str(d)
+    assert d.next_steps[0] == "work on the variance first: 1.17% against an avoidable bias of -0.67%"
+    d = xdl.diagnose({"train_accuracy": 0.985, "dev_accuracy": 0.995})  # dev above train: a negative variance
+    assert d.next_steps[0] == "work on the avoidable bias first: 1.50% against a variance of -1.00%"
 
 
 def test_diagnose_sends_a_model_with_tiny_gaps_to_the_test_set():

@@ -186,6 +186,12 @@ def test_batchnorm_rejects_batch_of_one(backend):
     bn = BatchNorm(3)
     with pytest.raises(ValueError, match="at least 2 examples"):
         bn(np.ones((1, 3), dtype=np.float32))
+    # a trained model asked for one example's output in training mode (xdl.load keeps the mode it was
+    # saved in, as PyTorch's does): the error says how to predict
+    model = xdl.nn.mlp(2, [4], 2, batch_norm=True)
+    with pytest.raises(ValueError, match=r"got 1; to predict, use model.predict\(X\) or model\(X, training=False\)"):
+        model(np.ones((1, 2), dtype=np.float32))
+    assert model.predict(np.ones((1, 2), dtype=np.float32)).shape == (1,)
     bn.eval()
     assert bn(np.ones((1, 3), dtype=np.float32)).shape == (1, 3)  # fine in evaluation
 

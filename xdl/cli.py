@@ -33,15 +33,20 @@ import xdl
 from xdl.backend import BACKEND_CHOICES, BackendError, environment_backend
 from xdl.config import RUN_OPTIONS, TrainConfig, flag_of, unread_options
 from xdl.data import Standardizer, split
-from xdl.diagnose import diagnose
+from xdl.diagnose import NEXT_STEPS, diagnose
 from xdl.losses import SoftmaxCrossEntropy, l2
 from xdl.files import atomic_write, check_directory_name, check_writable_dir, read_toml
 from xdl.hostmemory import keep_freed_memory
+from xdl.init import starts_symmetric
 from xdl.lock import BENCH, RUN, DirectoryLock, check_not_in_use, took_over_note
 from xdl.serialization import read_extra
 from xdl.train import BEST_FILE, CHECKPOINT_FILE, Checkpoint, Control, Interrupted
 from xdl.train.callbacks import CONTROL_FILE, check_checkpoint_kind, position, resume_path, unfinished_run
 
+# The first next step of a high-bias run whose weights started equal (`xdl.init.starts_symmetric`)
+SYMMETRIC_START = ("initialize the weights randomly (--init he; xavier for tanh): from --init {init} every unit of "
+                   "a layer computes the same and gets the same gradient, so no bigger network or longer run learns "
+                   "more")
 GRADCHECK_EXAMPLES = 16
 # the options a gradient check reads (the model, its cost, the data, the seed, where it runs); another's
 # flag is noted as ignored
@@ -478,6 +483,11 @@ def train(config: TrainConfig, args=None) -> int:
                         ("test", parts.X_test, parts.y_test))}
             diagnosis = diagnose({"train_accuracy": metrics["train"]["accuracy"],
                                   "dev_accuracy": metrics["dev"]["accuracy"]}, base_error=config.base_error)
+            if starts_symmetric(config.init) and "high bias" in diagnosis.verdict:
+                # a bigger network or a longer run learns no more from weights that start equal: those
+                # steps give way to the one that helps
+                diagnosis.next_steps = [SYMMETRIC_START.format(init=config.init)] + [
+                    step for step in diagnosis.next_steps if step not in NEXT_STEPS["high bias"][:2]]
             files = _write_outputs(out, model, history, config, metrics, diagnosis)
             files += [str(p) for p in dict.fromkeys((trainer.last_checkpoint, trainer.best_checkpoint)) if p]
         except (KeyboardInterrupt, OSError, MemoryError) as e:  # the training is done and saved: say how to get

@@ -102,13 +102,15 @@ def diagnose(history, base_error: float = 0.0, tolerance: float = 0.02) -> Diagn
 
 def _larger_gap_first(bias: float, variance: float) -> list[str] | None:
     """The steps for the gap that is at least `CLEARLY_LARGER` times the other, saying so first;
-    None when neither is."""
-    gaps = {"avoidable bias": max(bias, 0.0), "variance": max(variance, 0.0)}
+    None when neither is. A negative gap counts as 0 in the comparison, but is named as it is: the
+    line above it in the report prints the same gap (−0.67%, not 0.00%)."""
+    signed = {"avoidable bias": bias, "variance": variance}
+    gaps = {name: max(gap, 0.0) for name, gap in signed.items()}
     (larger, x), (other, y) = sorted(gaps.items(), key=lambda item: -item[1])
     # (rounding: 2 × 5% may read 10.000000000000002%; two gaps of 0 name neither)
     if x + ROUNDING < CLEARLY_LARGER * y or x <= y + ROUNDING:
         return None
     article = {"avoidable bias": "an", "variance": "a"}
-    first = f"work on the {larger} first: {x:.2%} against {article[other]} {other} of {y:.2%}"
+    first = f"work on the {larger} first: {x:.2%} against {article[other]} {other} of {signed[other]:.2%}"
     ours, theirs = ("high bias", "high variance") if larger == "avoidable bias" else ("high variance", "high bias")
     return [first] + NEXT_STEPS[ours][:2] + NEXT_STEPS[theirs][:2]

@@ -147,8 +147,11 @@ def gradcheck(fn, inputs, eps: float = 1e-7, elements: int | None = None) -> Gra
     if isinstance(inputs, Tensor):  # one input (as torch.autograd.gradcheck takes it), not its rows
         inputs = (inputs,)
     if isinstance(inputs, str) or not hasattr(inputs, "__iter__"):
+        # (a model itself, as a PyTorch habit passes it to an optimizer: its parameters are what is meant)
+        model = "; a model's are model.parameters(), or dict(model.named_parameters()) to name them" \
+            if hasattr(inputs, "named_parameters") else ""
         raise TypeError(f"gradcheck: inputs must be a Tensor, a sequence of Tensors or a dict name → Tensor, "
-                        f"got {type(inputs).__name__}")
+                        f"got {type(inputs).__name__}{model}")
     keys = list(inputs) if isinstance(inputs, dict) else None
     inputs = list(inputs.values()) if isinstance(inputs, dict) else list(inputs)
     names = keys or [getattr(t, "name", None) for t in inputs]
@@ -160,7 +163,8 @@ def gradcheck(fn, inputs, eps: float = 1e-7, elements: int | None = None) -> Gra
         if not isinstance(t, Tensor):
             raise TypeError(f"gradcheck: inputs[{i}] is a {type(t).__name__}, expected an xdl.Tensor")
         if t.dtype != np.float64:
-            raise TypeError(f"gradcheck: inputs[{i}] is {t.dtype}; gradient checking needs float64 tensors")
+            raise TypeError(f"gradcheck: inputs[{i}] is {t.dtype}; gradient checking needs float64 tensors (a "
+                            "model's parameters: model.astype(np.float64) first, and float64 inputs X)")
         if not t.is_leaf:  # backprop gives leaves their gradients: this one's would read 0, a "bug"
             own = keys[i] if keys else getattr(t, "name", None)
             raise ValueError(f"gradcheck: inputs[{i}]{f' ({own})' if own else ''} is the result of an "

@@ -100,6 +100,24 @@ def get(init):
     return INITIALIZERS[init]
 
 
+def starts_symmetric(init) -> bool:
+    """Whether the initializer ``init`` (a name, or `zeros`) gives every weight the same value:
+    "zeros" or "normal(0)". Every unit of a layer then computes the same and gets the same
+    gradient, so the units stay the same however long they train (the course's "fails to break
+    symmetry"; with ReLU no weight moves at all).
+
+    >>> starts_symmetric("zeros"), starts_symmetric("normal(0.0)"), starts_symmetric("normal(10)")
+    (True, True, False)
+    """
+    if init is zeros or init == "zeros":
+        return True
+    scale = re.fullmatch(r"normal\((.+)\)", init) if isinstance(init, str) else None
+    try:
+        return scale is not None and float(scale.group(1)) == 0
+    except ValueError:  # (not a number: no initializer `get` makes)
+        return False
+
+
 def is_named(init) -> bool:
     """Whether ``init`` (a layer's recorded init) names an initializer `get` makes: not a function
     of one's own, which a description keeps by name only."""

@@ -39,8 +39,12 @@ class BatchNormTrain(Function):
         if x.ndim != 2:
             raise ValueError(f"batch norm expects an (N, C) input, got shape {tuple(x.shape)}")
         if x.shape[0] < 2:
+            # (most often a trained model asked for one example's output in training mode: say how to
+            # predict, as the evaluation mode's running statistics take any batch)
             raise ValueError(
-                f"batch norm in training needs a batch of at least 2 examples to estimate a variance, got {x.shape[0]}"
+                f"batch norm in training needs a batch of at least 2 examples to estimate a variance, got "
+                f"{x.shape[0]}; to predict, use model.predict(X) or model(X, training=False) (or model.eval() "
+                "first), which normalize with the running statistics"
             )
         y, self.mean, self.inv_std = self.backend.ops.batchnorm_train_forward(
             x, gamma, beta, self.running_mean, self.running_var, self.momentum, self.eps)
