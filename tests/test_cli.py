@@ -131,6 +131,16 @@ def test_config_file_sets_options_and_flags_override_it(tmp_path, capsys):
     assert report["config"]["epochs"] == 1 and report["config"]["hidden"] == [4] and report["config"]["lr"] == 1.0
 
 
+def test_gradcheck_checks_a_sample_of_each_parameter_when_asked(capsys):
+    """Every element of the default model's 51,210 took 5½ minutes here, silent after its header."""
+    assert main(["gradcheck", "--elements", "5"]) == 0
+    printed = capsys.readouterr().out
+    assert "two evaluations of J per element checked (40 elements: 5 or all of each parameter)" in printed
+    assert "(great)" in printed
+    assert main(["gradcheck", "--elements", "0"]) == 1
+    assert "--elements must be a positive integer (elements checked per parameter), got 0" in capsys.readouterr().err
+
+
 def test_the_courses_initialization_experiment_runs_from_the_command_line(tmp_path, capsys):
     """zeros and normal(SCALE) are the course's first two initializations: the layers took them, the
     options refused them (only Python could run the experiment)."""

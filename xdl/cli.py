@@ -33,6 +33,7 @@ import xdl
 from xdl.backend import BACKEND_CHOICES, BackendError, environment_backend
 from xdl.config import RUN_OPTIONS, TrainConfig, flag_of, unread_options
 from xdl.data import Standardizer, split
+from xdl.data.validation import check_int
 from xdl.diagnose import NEXT_STEPS, diagnose
 from xdl.losses import SoftmaxCrossEntropy, l2
 from xdl.files import atomic_write, check_directory_name, check_writable_dir, read_toml
@@ -203,6 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="read options from a TOML file (flags override it)")
         if name == "tune":
             _add_tune_options(sub)
+        if name == "gradcheck":  # (all of the default model's 51,210 take minutes on a laptop's CPU)
+            sub.add_argument("--elements", type=int, metavar="N",
+                             help="check N elements of each parameter, drawn at random (default: every element)")
         # (a search writes no checkpoints, and its --out and --resume are the study's; a gradient
         # check trains nothing: a run's options would be ignored)
         _add_options(sub, skip={"tune": ("resume", "out", "checkpoint_every"), "gradcheck": GRADCHECK_SKIPS}.get(name, ()),
@@ -718,6 +722,9 @@ def gradcheck(config: TrainConfig, args=None) -> int:
     if config.resume:  # (a --config file's: it has no such flag) it would be ignored
         raise ValueError(f"--config: resume = {config.resume!r} continues an xdl train run; xdl gradcheck checks a "
                          "freshly initialized model of these options, not a checkpoint's")
+    elements = getattr(args, "elements", None)
+    if elements is not None:
+        check_int(elements, "--elements", expected="a positive integer (elements checked per parameter)")
     with xdl.use(config.backend, precision=config.precision) as backend:
         xdl.seed(config.seed)
         X, y = xdl.datasets.load(config.dataset)
@@ -730,8 +737,11 @@ def gradcheck(config: TrainConfig, args=None) -> int:
             j = loss(model(X), y)
             return j + l2(model, config.l2, m=len(X)) if config.l2 else j
 
+        checked = sum(p.size if elements is None else min(p.size, elements) for p in model.parameters())
         print(f"xdl gradcheck: backend {backend.name}; {_describe(model)}; {len(X)} examples of {config.dataset}; "
-              "two evaluations of J per parameter")
+              f"two evaluations of J per element checked ({checked:,} "
+              + ("elements: every one; --elements N checks a sample)" if elements is None else
+                 f"elements: {elements:,} or all of each parameter)"))
         ignored = [flag_of(f.name) for f in dataclasses.fields(TrainConfig)
                    if hasattr(args, f.name) and f.name not in GRADCHECK_READS]
         if ignored:  # (a --config file may hold every option: only flags typed for this command are named)
@@ -739,7 +749,7 @@ def gradcheck(config: TrainConfig, args=None) -> int:
                   "checks J of the model these options build, at its initial weights): ignored")
         if config.dropout:
             _note("note: dropout is off while checking: a random mask would make J another function at every call")
-        result = xdl.gradcheck(cost, dict(model.named_parameters()))  # "2.bias", not "bias" thrice
+        result = xdl.gradcheck(cost, dict(model.named_parameters()), elements=elements)  # "2.bias", not "bias" thrice
     print(result)
     return 0 if result.passed else 1
 
@@ -750,7 +760,6 @@ def tune(config: TrainConfig, args) -> int:
     """Search around ``config`` on its dataset's train/dev split; print the top trials, write
     ``trials.json`` and ``best.toml`` in ``--out``."""
     from xdl.tune import Space, tune as search
-    from xdl.data.validation import check_int
     from xdl.tune.search import check_search, connect
     from xdl.tune.study import TRIALS_FILE
 
