@@ -292,6 +292,12 @@ def test_a_diverged_run_says_how_to_go_on_and_does(tmp_path, capsys):
     (out / "control.toml").write_text("lr = 0.01\n")
     assert main(["train", *FAST, "--out", str(out), "--resume", str(out / "checkpoints")]) == 0
     assert "lr = 0.01 from epoch 2" in json.loads((out / "history.json").read_text())["records"][1]["control"]
+    assert "goes on" not in capsys.readouterr().err  # replaced as the run resumed: nothing of 1e30 goes on
+    # resumed again (more epochs), with no new file: the summary names the options' rate, a note the one in force
+    assert main(["train", *FAST[:-3], "--epochs", "4", "--no-progress", "--out", str(out), "--resume",
+                 str(out / "checkpoints")]) == 0
+    assert "note: the rate control.toml set goes on: lr = 0.01, in place of the options' lr and schedule" in \
+        capsys.readouterr().err
 
 
 def test_a_new_run_never_replaces_an_unfinished_runs_checkpoint_and_a_resume_says_what_it_resumes(tmp_path, capsys):

@@ -499,12 +499,17 @@ class Control(Callback):
             return
         if not trainer.resumed:  # a later fit of the run: its rate set by hand is in place, and kept for the
             return               # checkpoints it writes (a resume from them replays it)
-        if self.lr is not None:  # replay: the resumed run keeps the rate set by hand
-            self._set_lr(trainer, self.lr)
+        replayed = self.lr
+        if replayed is not None:  # replay: the resumed run keeps the rate set by hand
+            self._set_lr(trainer, replayed)
         upcoming = trainer.epoch + 1
         starts = f"step {trainer.step + 1} of epoch {upcoming}" if trainer.step else f"epoch {upcoming}"
         self._on_resume = self._apply(trainer, f"on resuming (before {starts})", f"resume-{upcoming}", starts,
                                       wait=True)
+        if replayed is not None and self.lr == replayed and self.report is not None:  # (not replaced just now:
+            # xdl train's summary above names the options' lr and schedule, which it stands in place of)
+            self.report(f"the rate {CONTROL_FILE} set goes on: lr = {replayed!r}, in place of the options' lr and "
+                        "schedule")
         # no epoch will run — a stop, or a run whose epochs are all trained (resumed to write its outputs) —
         # so a checkpoint is written now: else a rate applied here (its file renamed) would be gone at the next resume
         if self._on_resume is not None and (trainer.stop_training or trainer.epoch >= trainer.epochs):
