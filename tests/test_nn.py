@@ -999,3 +999,75 @@ def test_a_drop_rate_nearer_1_than_the_masks_resolve_is_refused():
     layer.rate = 0.9999  # set by hand: checked where it is read
     with pytest.raises(ValueError, match=r"dropout: rate must be a number in \[0, 0.998046875\]"):
         layer(xdl.tensor(np.ones((2, 3))))
+
+
+# -- found by a PyTorch user porting a training loop ------------------------------------------------
+class _Net(xdl.nn.Module):
+    def __init__(self, head=None):
+        super().__init__()
+        self.body = Sequential(Dense(2, 4), ReLU())
+        self.head = head or Dense(4, 1)
+
+    def forward(self, x):
+        return self.head(self.body(x))
+
+
+@pytest.mark.parametrize("last, loss", [(Sigmoid, BinaryCrossEntropy), (Softmax, SoftmaxCrossEntropy)])
+def test_a_loss_of_logits_given_probabilities_in_a_loop_of_ones_own_is_refused(last, loss):
+    """nn.Sigmoid + nn.BCELoss, ported as Sigmoid + BinaryCrossEntropy: the cost of σ(σ(z)) is at least
+    log(1 + e⁻¹) for every positive label, so the loop trained worse and nothing said so (the Trainer
+    refused the model; a hand-written loop calls the loss alone)."""
+    model = _Net(Sequential(Dense(4, 2 if last is Softmax else 1), last()))
+    X, y = np.ones((4, 2), np.float32), np.array([0, 1, 1, 0])
+    with pytest.raises(ValueError, match=rf"^{loss.__name__}: the outputs come from a {last.__name__.lower()}, so "
+                                         rf"they are probabilities, and {loss.__name__} takes logits"):
+        loss()(model(X), y)
+    z = model.head[0](model.body(X))  # its logits: taken
+    assert np.isfinite(loss()(z, y).item()) and np.isfinite(MeanSquaredError()(model(X), np.ones((4, z.shape[1]))).item())
+
+
+def test_a_model_of_ones_own_prints_the_layers_it_holds():
+    """print(model) said ``_Net()``: none of its layers, which PyTorch's print lists."""
+    text = repr(_Net())
+    assert text.startswith("_Net(\n  (body): Sequential(\n    (0) Dense(in_features=2, out_features=4")
+    assert text.endswith("  )\n  (head): Dense(in_features=4, out_features=1, init='he', bias=True)\n)")
+    assert repr(Dense(2, 3)) == "Dense(in_features=2, out_features=3, init='he', bias=True)"  # a layer: one line
+
+
+def test_a_weight_is_initialized_by_item_assignment_under_no_grad(backend):
+    """``with torch.no_grad(): layer.weight[...] = w`` was "'Parameter' object does not support item
+    assignment"; it writes the parameter's place in the flat buffer, which the optimizer updates."""
+    model = _Net().to(backend)
+    optimizer = xdl.optim.SGD(model, lr=0.0)
+    w = np.arange(8, dtype=np.float64).reshape(2, 4)
+    with xdl.no_grad():
+        model.body[0].weight[...] = w  # a NumPy array, cast to the weight's dtype
+        model.body[0].bias[1:] = 0.5
+        model.head.weight[:, 0] = xdl.tensor(backend.asarray(np.ones(4, np.float32)))
+    optimizer.zero_grad()
+    optimizer.step()  # (the optimizer's buffers hold them: it checks its parameters are where it placed them)
+    np.testing.assert_array_equal(model.body[0].weight.numpy(), w)
+    np.testing.assert_array_equal(model.body[0].bias.numpy(), [0, 0.5, 0.5, 0.5])
+    np.testing.assert_array_equal(model.head.weight.numpy().ravel(), np.ones(4))
+    with pytest.raises(RuntimeError, match=r"only under `with xdl.no_grad\(\):` and on a leaf .*gradients are recorded"):
+        model.head.weight[0, 0] = 1.0
+    doubled = model.head.weight * 2  # recorded: its backward may read what it saved
+    with xdl.no_grad(), pytest.raises(RuntimeError, match=r"a result of an operation \(Multiply\)"):
+        doubled[0, 0] = 0.0
+    assert model.head.weight.numpy()[0, 0] == 1.0 and doubled.numpy()[0, 0] == 2.0
+
+
+def test_pytorch_names_that_xdl_spells_otherwise_say_its_spelling():
+    model, t = _Net(), xdl.tensor([1.0, 2.0])
+    for owner, name, spelling in [(model, "modules", "named_modules()"), (model, "double", "astype('float64')"),
+                                  (model, "register_buffer", "add_buffer(name, values)"),
+                                  (t, "numel", "the attribute size"), (t, "float", "astype(np.float32)"),
+                                  (t, "zero_", "an assignment under no_grad (with xdl.no_grad(): t[...] = values)")]:
+        with pytest.raises(AttributeError, match=rf"no attribute '{name}'; for PyTorch's {name}\(\), use "
+                                                 rf"{re.escape(spelling)}"):
+            getattr(owner, name)
+    with pytest.raises(AttributeError, match=r"^'_Net' object has no attribute 'nothing'$"):
+        model.nothing
+    t.data = [1.0]  # a property's own error is not hidden behind "no attribute 'shape'"
+    with pytest.raises(AttributeError, match="'list' object has no attribute 'shape'"):
+        t.shape

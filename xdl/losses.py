@@ -24,6 +24,7 @@ from xdl import functions as F
 from xdl.backend import array_to_numpy
 from xdl.data.validation import DISTRIBUTION_TOLERANCE, check_number
 from xdl.graph import require_not_capturing
+from xdl.nn.module import ends_in_probability
 from xdl.tensor import Tensor, role_of
 
 
@@ -52,6 +53,15 @@ class Loss:
             raise TypeError(f"{type(self).__name__}: outputs must be an xdl Tensor, the model's outputs, first: "
                             f"loss(outputs, targets), PyTorch's order (Keras's is y_true first); got "
                             f"{type(outputs).__name__}")
+        if self.predicts in ("classes", "labels") and ends_in_probability(outputs):
+            # PyTorch's nn.Sigmoid + nn.BCELoss habit in a loop of one's own: the cost of σ(σ(z)) never falls below
+            # log(1 + e⁻¹) per label and the gradient shrinks, a run that trains worse without a word (the Trainer
+            # refuses such a model where it is made; this is the same rule for a hand-written loop)
+            pytorch = "BCEWithLogitsLoss, not BCELoss" if self.predicts == "labels" else "CrossEntropyLoss"
+            raise ValueError(f"{type(self).__name__}: the outputs come from a {outputs.made_by.__name__.lower()}, so "
+                             f"they are probabilities, and {type(self).__name__} takes logits (it applies the "
+                             f"{'softmax' if self.predicts == 'classes' else 'sigmoid'} itself, stably: PyTorch's "
+                             f"{pytorch}): leave it out of the forward (predict_proba applies it)")
         # checking reads the targets on the host, which a CUDA graph cannot record
         require_not_capturing(
             f"{type(self).__name__}'s check of its targets (it reads them on the host): prepare them once "

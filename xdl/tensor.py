@@ -111,6 +111,26 @@ def _default_dtype(data):
     raise TypeError(f"tensor: data of dtype {dtype} is not supported (real numbers, integers or booleans)")
 
 
+# PyTorch's names for what a Tensor does under another name here: a habit that met a bare "no attribute
+# 'numel'" is told the way (`Tensor.__getattr__`)
+PYTORCH_NAMES = {
+    "numel": "the attribute size (NumPy's: the number of elements)",
+    "dim": "the attribute ndim",
+    "float": "astype(np.float32)",
+    "double": "astype(np.float64)",
+    "long": "astype(np.int64)",
+    "to": "astype(dtype) to convert, xdl.tensor(t, backend=...) to move",
+    "cpu": "numpy() (its values on the host)",
+    "view": "reshape(...)",
+    "clone": "xdl.tensor(t) (a copy, without a graph)",
+    "eq": "the operator ==",
+    "t": "the attribute T",
+    "requires_grad_": "the attribute: t.requires_grad = False",
+    **dict.fromkeys(("fill_", "zero_", "copy_", "normal_", "uniform_"), "an assignment under no_grad (with "
+                    "xdl.no_grad(): t[...] = values)"),
+}
+
+
 class Tensor:
     """An n-dimensional array on a backend, with optional gradient tracking.
 
@@ -149,6 +169,15 @@ class Tensor:
         self._requires_grad = bool(requires_grad)  # (an op's output: its inputs' flag)
         self.grad = None
         self._fn = None  # the Function that produced this tensor, if any
+
+    def __getattr__(self, name):
+        """Only for a name the tensor lacks (Python's lookup found nothing): PyTorch's name of what it
+        does under another here (`PYTORCH_NAMES`) says that name; any other is Python's own error (a
+        property's AttributeError raised again, not hidden behind "no attribute")."""
+        if name in PYTORCH_NAMES:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}; for PyTorch's "
+                                 f"{name}(), use {PYTORCH_NAMES[name]}")
+        return object.__getattribute__(self, name)
 
     @property
     def requires_grad(self) -> bool:
@@ -215,6 +244,29 @@ class Tensor:
         # as the others: without it Python ran ``w = w ** 2``, which under no_grad left a parameter as it
         # was and bound its name to a detached copy (and on a leaf that requires grad went unrefused)
         return self._in_place(other, "power", "**=", Tensor.__pow__)
+
+    def __setitem__(self, index, value) -> None:
+        """``t[index] = value`` written into ``t.data`` in place, under `no_grad` on a leaf — a
+        parameter's hand initialization, PyTorch's ``with torch.no_grad(): layer.weight[...] = w``
+        (its view of the flat buffer, which the optimizer updates, sees it). Elsewhere refused, naming
+        that way: xdl keeps no version counters, so a write into a tensor a recorded graph saved (an
+        input, an output) would corrupt its backward without a word."""
+        if is_grad_enabled() or self._fn is not None:
+            where = (f"a result of an operation ({type(self._fn).__name__}), whose graph may have saved it"
+                     if self._fn is not None else "gradients are recorded")
+            raise RuntimeError(f"t[...] = values writes into a tensor in place only under `with xdl.no_grad():` and "
+                               f"on a leaf (a parameter, a tensor made by xdl.tensor); here {where}")
+        if not getattr(getattr(self.data, "flags", None), "writeable", True):
+            raise ValueError("t[...] = values on a tensor whose array is read-only (made with copy=False of a "
+                             "read-only or memory-mapped array, which it shares): make it with copy=True to update it")
+        if isinstance(value, Tensor):
+            if value.backend is not self.backend:
+                raise TypeError(f"t[...] = values: values on the {value.backend.name} backend, the tensor on "
+                                f"{self.backend.name}")
+            value = value.data
+        elif not isinstance(value, int | float | np.generic) and not self.backend.owns(value):
+            value = self.backend.asarray(_backend.array_to_numpy(value))  # a list, a host array for a device tensor
+        self.data[index] = value
 
     def _in_place(self, other, ufunc: str, symbol: str, recorded):
         """``self ∘= other``: written into ``self.data`` (views of it, a parameter's place in a flat

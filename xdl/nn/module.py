@@ -171,6 +171,25 @@ def ends_in_probability(out: Tensor) -> bool:
     return getattr(out, "made_by", None) in PROBABILITY_OPS
 
 
+# PyTorch's names for what a Module does under another name here: a habit that met a bare "no attribute
+# 'modules'" is told the way (`Module.__getattr__`)
+PYTORCH_NAMES = {
+    "modules": "named_modules(), of (name, module) pairs: for _, m in model.named_modules()",
+    "children": "named_modules(), of (name, module) pairs, depth first",
+    "named_children": "named_modules(), of (name, module) pairs, depth first",
+    "apply": "a loop: for _, m in model.named_modules(): fn(m)",
+    "buffers": "named_buffers(), of (name, array) pairs",
+    "double": "astype('float64')",
+    "float": "astype('float32')",
+    "cuda": "to('cuda')",
+    "cpu": "to('cpu')",
+    "register_buffer": "add_buffer(name, values)",
+    "register_parameter": "add_parameter(name, values, role), or an attribute: self.name = xdl.Parameter(array)",
+    "add_module": "an attribute: setattr(self, name, module)",
+    "requires_grad_": "a loop: for p in model.parameters(): p.requires_grad = False",
+}
+
+
 class LoadedKeys(NamedTuple):
     """What `Module.load_state_dict` left out (PyTorch's ``_IncompatibleKeys``): the model's names
     the state lacks, and the state's names the model lacks."""
@@ -235,6 +254,15 @@ class Module:
         object.__setattr__(self, name, value)
         if changed:
             self._repack()
+
+    def __getattr__(self, name):
+        """Only for a name the module lacks (Python's lookup found nothing): PyTorch's name of what it
+        does under another here (`PYTORCH_NAMES`) says that name; any other is Python's own error (a
+        property's AttributeError raised again, not hidden behind "no attribute")."""
+        if name in PYTORCH_NAMES:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}; for PyTorch's "
+                                 f"{name}(), use {PYTORCH_NAMES[name]}")
+        return object.__getattribute__(self, name)
 
     def __delattr__(self, name):
         object.__delattr__(self, name)  # no such attribute: AttributeError, nothing changed
@@ -700,5 +728,13 @@ class Module:
         return {key: _setting_now(self.__dict__.get(key, value), value) for key, value in self.config.items()}
 
     def __repr__(self) -> str:
+        """``Name(setting=value, …)``; a module holding submodules lists them below, one per line, as
+        PyTorch prints a model (``(fc1): Dense(…)``): a model of one's own printed as ``Net()``, which
+        hid every layer it holds."""
         args = ", ".join(f"{k}={v!r}" for k, v in self.current_config().items())
-        return f"{type(self).__name__}({args})"
+        children = self.__dict__.get("_modules", {})
+        if not children:
+            return f"{type(self).__name__}({args})"
+        lines = [args] if args else []
+        lines += [f"({name}): " + repr(child).replace("\n", "\n  ") for name, child in children.items()]
+        return f"{type(self).__name__}(\n" + "".join(f"  {line}\n" for line in lines) + ")"
