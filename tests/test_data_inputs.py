@@ -351,3 +351,70 @@ def test_integer_labels_held_as_objects_train_as_the_integers_do():
     with pytest.raises(ValueError, match=r"y must hold integer class indices, got dtype object holding values that "
                                          r"are not numbers \(strings\? map them to 0 … C − 1 first"):
         check_labels(np.array(["cat", "dog"], dtype=object), 2)
+
+
+def test_labels_of_text_are_named_with_the_way_out_as_labels_of_objects_are():
+    """np.array(["cat", "dog"]) (or np.loadtxt(..., dtype=str)) was refused as "got dtype <U3",
+    while the same labels held as objects (a pandas column) were told how to map them."""
+    from xdl.data.validation import check_labels
+
+    for labels in (np.array(["cat", "dog"]), np.array([b"cat", b"dog"])):
+        with pytest.raises(ValueError, match=r"^y must hold integer class indices, got strings \(dtype [<|][US]3\): "
+                                             r"map them to 0 … C − 1 first"):
+            check_labels(labels, 2)
+
+
+def test_one_hot_takes_whole_number_labels_read_as_floats():
+    """np.loadtxt reads a CSV's label column as 0.0, 1.0, …: fit and split took them, one_hot (as
+    Keras's to_categorical does) refused them; fractions and NaN are still no class indices."""
+    np.testing.assert_array_equal(one_hot(np.array([2.0, 0.0]), 3), one_hot([2, 0], 3))
+    np.testing.assert_array_equal(one_hot(np.array([2.0, 0.0], dtype=np.float16)), one_hot([2, 0]))
+    for labels in (np.array([0.5, 1.0]), np.array([0.0, np.nan])):
+        with pytest.raises(ValueError, match=r"^one_hot: y must be \(m,\) integer class indices"):
+            one_hot(labels)
+    with pytest.raises(ValueError, match=r"^one_hot: y has negative class indices \(min -1.0\)"):
+        one_hot(np.array([-1.0, 1.0]))
+    with pytest.raises(ValueError, match="^one_hot: y has class index 1e\\+30; the number of classes must be at most"):
+        one_hot(np.array([1e30]))  # (compared as given: an int64 cast of it would wrap)
+
+
+def test_fit_many_takes_one_hot_labels_as_a_trainer_does():
+    """fit_many refused (m, C) one-hot rows ("y must be (m,) class indices for fit_many"), which
+    a Trainer's SoftmaxCrossEntropy takes: they name each example's class exactly. The rows' width is
+    the number of classes, a class no example has included; soft rows are still refused, named."""
+    from xdl.config import TrainConfig
+    from xdl.train import fit_many
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((40, 3)).astype(np.float32), np.arange(40) % 3
+    configs = [TrainConfig(hidden=[4], epochs=2, patience=0, batch_norm=False, seed=k) for k in range(2)]
+    by_index = fit_many(configs, X, y, dev=(X, y), n_classes=4)
+    by_row = fit_many(configs, X, np.eye(4)[y], dev=(X, np.eye(4, dtype=bool)[y]))  # class 3: in no example
+    for a, b in zip(by_index, by_row):
+        assert a.history.records[-1]["dev_cost"] == b.history.records[-1]["dev_cost"]
+        np.testing.assert_array_equal(a.model.predict(X), b.model.predict(X))
+    with pytest.raises(ValueError, match=r"^y must be \(m,\) class indices or \(m, C\) one-hot rows \(0s and a single "
+                                         r"1\) for fit_many, got shape \(40, 3\)"):
+        fit_many(configs, X, np.full((40, 3), 1 / 3))
+    with pytest.raises(ValueError, match=r"^y_dev's one-hot rows have 3 columns, y's 4"):
+        fit_many(configs, X, np.eye(4)[y], dev=(X, np.eye(3)[y]))
+    with pytest.raises(ValueError, match=r"^n_classes=5, but the one-hot label rows have 4 columns"):
+        fit_many(configs, X, np.eye(4)[y], n_classes=5)
+    with pytest.raises(ValueError, match=r"^y_dev has class index 4, outside the 4 classes the one-hot label rows "):
+        fit_many(configs, X, np.eye(4)[y], dev=(X, y + 2))
+
+
+def test_split_keeps_missing_values_for_filling_from_the_training_part():
+    """split refused X with a NaN ("X contains NaN or Inf"), as scikit-learn's train_test_split does
+    not: missing values had to be filled before the split, from every part's values — dev's and
+    test's leaking into train's. It splits them now; fit still refuses them."""
+    X = np.arange(40.0).reshape(20, 2)
+    X[3, 1] = np.nan
+    s = split(X, np.arange(20) % 2, seed=0)
+    assert sum(int(np.isnan(part).sum()) for part in (s.X_train, s.X_dev, s.X_test)) == 1
+    part = next(p for p in (s.X_train, s.X_dev, s.X_test) if np.isnan(p).any())
+    assert np.array_equal(part[np.isnan(part).any(axis=1)][0, 0], 6.0)  # row 3, kept as it was
+    model = xdl.nn.mlp(2, [4], 2)
+    with pytest.raises(ValueError, match=r"^X contains NaN or Inf"):
+        Trainer(model, SoftmaxCrossEntropy(), xdl.optim.SGD(model), epochs=1, progress=False).fit(
+            X, np.arange(20) % 2)

@@ -106,8 +106,9 @@ def _order_for(a, order: np.ndarray):
 
 
 def one_hot(y, n_classes: int | None = None, dtype=np.float32) -> np.ndarray:
-    """(m,) class indices → (m, n_classes) rows with a single 1. Without ``n_classes`` it is the
-    largest label + 1, which an empty ``y`` does not have: pass it.
+    """(m,) class indices (integers, or whole-number floats: a CSV's labels read by np.loadtxt) →
+    (m, n_classes) rows with a single 1. Without ``n_classes`` it is the largest label + 1, which an
+    empty ``y`` does not have: pass it.
 
     >>> one_hot([0, 2], 3)
     array([[1., 0., 0.],
@@ -116,7 +117,11 @@ def one_hot(y, n_classes: int | None = None, dtype=np.float32) -> np.ndarray:
     y = np.asarray(y)
     if (y.size == 0 and y.ndim == 1) or y.dtype == np.bool_:  # [] reads as float64; a yes/no label is 0/1
         y = y.astype(np.int64)
-    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+    # whole-number floats are class indices too (np.loadtxt reads a CSV's label column as 0.0, 1.0, …), as
+    # fit, split and Keras's to_categorical take them; bounds below are checked on the values as given
+    whole = y.ndim == 1 and np.issubdtype(y.dtype, np.floating) and bool(np.isfinite(y).all()) \
+        and bool(np.all(y == np.round(y)))
+    if y.ndim != 1 or not (np.issubdtype(y.dtype, np.integer) or whole):
         raise ValueError(f"one_hot: y must be (m,) integer class indices, got shape {y.shape} and dtype {y.dtype}")
     if y.size and y.min() < 0:
         raise ValueError(f"one_hot: y has negative class indices (min {y.min()})")
@@ -130,5 +135,5 @@ def one_hot(y, n_classes: int | None = None, dtype=np.float32) -> np.ndarray:
     if y.size and y.max() >= n_classes:
         raise ValueError(f"one_hot: labels must be in [0, {n_classes}), got values in [{y.min()}, {y.max()}]")
     out = np.zeros((len(y), n_classes), dtype=dtype)
-    out[np.arange(len(y)), y] = 1
+    out[np.arange(len(y)), y.astype(np.int64, copy=False)] = 1
     return out

@@ -49,11 +49,16 @@ def split(X, y, dev=None, test=None, seed: int = 0, stratify: bool | None = None
     """Shuffle and split into train, dev and test (dev and test from the same distribution).
 
     ``dev``/``test``: fractions or counts (default: 20% each up to 1M examples, else 10,000 each).
-    X's rows are returned as they are (its dtype: integers stay integers).
-    ``stratify`` keeps each class's share in every part — to within two examples of a part's exact
-    share (the parts are cut from one order that interleaves the shuffled classes; scikit-learn's
-    allocation comes within one, a different partition that checkpoints of runs already made
-    would not resume with): True asks for it (each class needs 2
+    X's rows are returned as they are (its dtype: integers stay integers; NaN, a missing value, too:
+    fill it from the training part, as scikit-learn's ``SimpleImputer().fit(X_train)``, before `fit`).
+    ``stratify`` keeps each class's share in every part — to within 1 + (C − 2)·p examples of a
+    class's exact share in dev and in train, and twice that in test, C the number of classes and p
+    the class's share of y (so within 1, 1 and 2 for two classes; under C − 1 and 2(C − 1) for any):
+    the parts are cut from one order that interleaves the shuffled classes, where a prefix holds
+    each class to within one of its share, and the classes' misses add up in the others' counts
+    (with many small classes beside a large one, the small ones may all miss a small test part;
+    scikit-learn's allocation comes within one, a different partition that checkpoints of runs
+    already made would not resume with). True asks for it (each class needs 2
     examples or more, as scikit-learn's: a class of one would be missing from train or from the
     held-out parts); None, the default, stratifies where every class has 2 or more, and otherwise
     shuffles — saying so when some class has just one (labels all distinct are no classes: an
@@ -69,8 +74,11 @@ def split(X, y, dev=None, test=None, seed: int = 0, stratify: bool | None = None
     >>> [len(part) for part in s[::2]], int(s.y_dev.sum())
     ([60, 20, 20], 10)
     """
-    check_features(X)  # (checked first, as given: a sparse matrix named; the rows returned are X's own, in its
-    X = to_numpy(X)    # dtype, as train_test_split's)
+    # (checked first, as given: a sparse matrix named; the rows returned are X's own, in its dtype, as
+    # train_test_split's). NaN and Inf pass, as there: missing values are filled after the split, from the
+    # training part alone (filled before, the dev and test values would leak into train's); fit refuses them
+    check_features(X, finite=False)
+    X = to_numpy(X)
     if y is None:
         raise TypeError("y is None; split needs the labels (or targets) of X")
     y = to_numpy(y)

@@ -59,11 +59,13 @@ def check_dev_pair(dev, why: str = "") -> tuple:
     return tuple(dev)
 
 
-def check_features(X, name: str = "X", n_features: int | None = None, dtype=None) -> np.ndarray:
+def check_features(X, name: str = "X", n_features: int | None = None, dtype=None,
+                   finite: bool = True) -> np.ndarray:
     """``X`` (array-like, any backend's array or a Tensor) as a floating (m, n_features, …) NumPy
     array with only finite values; with ``dtype`` (the model's), values it can hold (a float64
     1e39 would become inf in float32). Integers and booleans become the model's dtype (float32
-    without one), or float64 where float32 would round them (beyond 2²⁴)."""
+    without one), or float64 where float32 would round them (beyond 2²⁴). ``finite=False`` lets
+    NaN and Inf through (`split`: missing values are filled after it, from the training part)."""
     if hasattr(X, "toarray") and hasattr(X, "nnz"):  # NumPy reads a scipy.sparse matrix as one 0-d object
         raise TypeError(f"{name} is a sparse matrix ({type(X).__name__}), which xdl does not take: pass a dense "
                         f"array, {name}.toarray()")
@@ -95,7 +97,7 @@ def check_features(X, name: str = "X", n_features: int | None = None, dtype=None
         X = X.astype(target)
     if n_features is not None and X.shape[1:] != (n_features,):
         check_width(int(np.prod(X.shape[1:])), n_features, name)
-    if not np.isfinite(X).all():
+    if finite and not np.isfinite(X).all():
         bad = np.argwhere(~np.isfinite(X.reshape(len(X), -1)))[0]
         raise ValueError(f"{name} contains NaN or Inf (first at example {bad[0]}, feature {bad[1]})")
     if dtype is not None and np.issubdtype(X.dtype, np.floating) and np.finfo(X.dtype).max > np.finfo(dtype).max:
@@ -142,6 +144,10 @@ def check_labels(y, m: int, name: str = "y", n_classes: int | None = None, x_nam
             raise ValueError(f"{name} must hold integer class indices, got dtype object holding values that are not "
                              "numbers (strings? map them to 0 … C − 1 first, as xdl.sklearn's estimator does)") \
                 from None
+    if y.dtype.kind in "US":  # text ("cat", "dog"; np.loadtxt(..., dtype=str)): the way out that labels of
+        # objects are given, not only their dtype
+        raise ValueError(f"{name} must hold integer class indices, got strings (dtype {y.dtype}): map them to "
+                         "0 … C − 1 first, as xdl.sklearn's estimator does (np.unique(y, return_inverse=True)[1])")
     if not np.issubdtype(y.dtype, np.integer):
         if np.issubdtype(y.dtype, np.floating) and not np.isfinite(y).all():
             raise ValueError(f"{name} must hold integer class indices, got NaN or Inf (first at example "

@@ -108,6 +108,21 @@ def _given(model: Module) -> Module:
     return model
 
 
+def class_indices(y: np.ndarray, name: str) -> tuple[np.ndarray, int | None]:
+    """Checked labels ``y`` (`check_labels`) as (m,) int64 class indices, with the number of columns
+    of one-hot rows (None for indices): the K models' fused loss takes each example's class, and a
+    row of 0s and a single 1 names one exactly, as a `Trainer`'s SoftmaxCrossEntropy reads it
+    (Keras's categorical labels). Soft rows name no one class: refused, naming ``name``."""
+    if y.ndim == 1:
+        return y.astype(np.int64, copy=False), None
+    if not (y.shape[1] >= 2 and y.dtype.kind in "biuf" and bool(np.isin(y, (0, 1)).all())
+            and bool((y.sum(axis=1) == 1).all())):
+        raise ValueError(f"{name} must be (m,) class indices or (m, C) one-hot rows (0s and a single 1) for "
+                         f"fit_many, got shape {y.shape} and dtype {y.dtype}: its K models' loss takes each "
+                         "example's class, which soft rows do not name")
+    return y.argmax(axis=1).astype(np.int64), int(y.shape[1])
+
+
 def check_shared(configs) -> None:
     """Raise ValueError naming the first `SHARED` option (or dropout's placement) on which a
     configuration differs from ``configs[0]``, with both values."""
@@ -126,6 +141,9 @@ def fit_many(configs, X, y, dev=None, seed: int = 0, dtype="float32", n_classes:
              standardize=None, callbacks=(), resume=None, progress: bool | None = False,
              capture="auto", eval_train: bool = True) -> list[Result]:
     """Fit the `TrainConfig` s ``configs`` at once on ``(X, y)`` and return one `Result` each.
+
+    ``y`` (and ``y_dev``): (m,) class indices, or (m, C) one-hot rows, C classes (not soft rows: the
+    K models' fused loss takes each example's class).
 
     ``dev``: ``(X_dev, y_dev)``, needed when a configuration has ``patience`` > 0 (early stopping
     on the dev cost, as ``xdl train``). ``seed``: the mini-batch order, shared by the K models (a
@@ -309,19 +327,25 @@ class ManyTrainer:
         if len(X) == 0:
             raise ValueError("X has no examples")
         dev = check_dev_pair(dev) if dev is not None else None
-        y = check_labels(y, len(X), "y")
-        if y.ndim != 1:
-            raise ValueError("y must be (m,) class indices for fit_many")
-        y = y.astype(np.int64, copy=False)  # what the fused loss takes
+        y, width = class_indices(check_labels(y, len(X), "y"), "y")  # (m,) int64: what the fused loss takes
         if dev is not None:
             dev_X = check_features(dev[0], "X_dev", int(np.prod(X.shape[1:])), dtype=self.dtype)
             if len(dev_X) == 0:
                 raise ValueError("X_dev has no examples")
-            dev = (dev_X, check_labels(dev[1], len(dev_X), "y_dev", x_name="X_dev"))
-            if dev[1].ndim != 1:
-                raise ValueError("y_dev must be (m,) class indices for fit_many")
-            dev = (dev[0], dev[1].astype(np.int64, copy=False))
-        observed = int(max(y.max(), dev[1].max() if dev is not None and len(dev[1]) else 0)) + 1
+            dev_y, dev_width = class_indices(check_labels(dev[1], len(dev_X), "y_dev", x_name="X_dev"), "y_dev")
+            if width is not None and dev_width is not None and dev_width != width:
+                raise ValueError(f"y_dev's one-hot rows have {dev_width} columns, y's {width}: the same classes, "
+                                 "so as many columns")
+            width = width if width is not None else dev_width
+            dev = (dev_X, dev_y)
+        if width is not None and isinstance(n_classes, int | np.integer) and n_classes != width:  # (a bad one: below)
+            raise ValueError(f"n_classes={n_classes!r}, but the one-hot label rows have {width} columns (a class "
+                             "each): give as many, or leave n_classes out")
+        # one-hot rows say how many classes there are, seen or not (as a Trainer's model of that width takes them)
+        observed = max(int(max(y.max(), dev[1].max() if dev is not None and len(dev[1]) else 0)) + 1, width or 0)
+        if width is not None and observed > width:  # class indices beside them, beyond their columns
+            raise ValueError(f"{'y' if y.max() >= width else 'y_dev'} has class index {observed - 1}, outside the "
+                             f"{width} classes the one-hot label rows have [0, {width})")
         if n_classes is None:
             n_classes = max(observed, 2)
         elif (isinstance(n_classes, bool) or not isinstance(n_classes, int | np.integer)
