@@ -699,7 +699,9 @@ class Module:
     def predict(self, X, batch_size: int = 1024) -> np.ndarray:
         """The model's predictions by what it was trained for (``predicts``, which a `Trainer` sets
         from its loss): class indices (m,) — argmax, or logit > 0 for one output — the (m, k) 0/1
-        labels of a multi-label model, or a regression's values (its outputs; (m,) for one)."""
+        labels of a multi-label model, or a regression's values (its outputs; (m,) for one). A model
+        trained in a loop of one's own has no ``predicts`` (None: classes): set ``model.predicts =
+        "values"`` for a regression's (``"labels"`` for a multi-label model's)."""
         out, probabilities = self._forward_all(X, batch_size)
         if self.predicts == "values":
             return out.reshape(-1) if out.ndim == 2 and out.shape[1] == 1 else out
