@@ -1030,6 +1030,23 @@ def test_a_numpy_integer_beside_an_integer_tensor_is_taken_as_the_python_int_it_
     assert (xdl.tensor([True]) + np.int8(2)).dtype == np.int8  # beside booleans, NumPy's
 
 
+def test_a_numpy_integer_in_place_is_taken_as_the_python_int_it_holds():
+    """The same rule in an update under no_grad (``counts += n`` with n from NumPy): NumPy's ``out=``
+    cast np.int64(2**40) into int32 unchecked (the tensor kept its values) and refused uint8 +=
+    np.int64(3) with a casting error; as Python ints they are refused, and added."""
+    with xdl.no_grad():
+        small = xdl.tensor(np.array([1, 2], dtype=np.int32))
+        for big in (2**40, np.int64(2**40)):
+            with pytest.raises(OverflowError, match="out of bounds for int32"):
+                small += big
+        assert small.tolist() == [1, 2]
+        counts = xdl.tensor(np.array([1, 2], dtype=np.uint8))
+        counts += np.int64(3)
+        assert counts.tolist() == [4, 5] and counts.dtype == np.uint8
+        with pytest.raises(OverflowError, match="out of bounds for uint8"):
+            counts += np.int64(300)
+
+
 def test_tensor_of_a_list_says_xdl_tensor_makes_one():
     """``torch.Tensor([1.0, 2.0])``'s habit read "expected a numpy or cupy array, got list"."""
     with pytest.raises(TypeError, match=r"Tensor: data must be an array .*got list; xdl.tensor\(data\) makes one"):

@@ -827,3 +827,25 @@ def test_each_models_start_is_kept_in_the_checkpoint_and_read_on_resuming(digits
     more = [dataclasses.replace(c, epochs=3) for c in configs]
     fit_many(more, X, y, dev=dev, seed=3, eval_train=False, callbacks=[Checkpoint(tmp_path)], resume=tmp_path)
     assert read_extra(tmp_path / "checkpoint.npz")[0]["start_costs"] == starts
+
+
+class KerasEpochEnd(Callback):
+    def on_epoch_end(self, epoch, logs=None):  # Keras's signature: called with (trainer, record)
+        print(epoch % 5, logs["val_loss"])
+
+
+class KerasBatchEnd(Callback):
+    def on_batch_end(self, batch, logs=None):  # Keras's hook: xdl calls none such
+        print(batch)
+
+
+@pytest.mark.parametrize("callback, said", [
+    (KerasEpochEnd(), r"KerasEpochEnd.on_epoch_end\(self, epoch, logs=None\) is Keras's"),
+    (KerasBatchEnd(), r"KerasBatchEnd.on_batch_end is no hook of xdl's Callback")])
+def test_a_keras_callback_is_refused_as_a_trainer_refuses_it(digits, callback, said):
+    """A Trainer refuses a Keras hook or on_epoch_end signature when it is made; fit_many took them:
+    the signature failed at the first epoch's end ("unsupported operand type(s) for %: 'ManyTrainer'
+    and 'int'"), the hook was never called, unsaid."""
+    X, y, dev = digits
+    with pytest.raises(TypeError, match=said):
+        fit_many([small(seed=1, epochs=1)], X, y, dev=dev, callbacks=[callback])

@@ -159,6 +159,13 @@ def test_a_function_that_makes_a_schedule_given_as_one_is_named(backend, maker):
         schedules.warmup(maker, 3)
 
 
+def test_warmup_given_as_a_schedule_is_named_with_its_own_arguments():
+    """lr=schedules.warmup is refused as the other makers are, but its example read warmup(lr0, ...):
+    warmup takes the schedule (or rate) it warms up to, then its steps."""
+    with pytest.raises(TypeError, match=r"^lr is xdl.optim.schedules.warmup, .*e.g. schedules.warmup\(schedule, \.\.\.\)$"):
+        SGD(Sequential(Dense(2, 2)), lr=schedules.warmup)
+
+
 def test_manual_lr_change(backend):
     w = xdl.tensor([0.0], requires_grad=True)
     opt = SGD([w], lr=0.1)

@@ -426,7 +426,7 @@ def test_ctrl_c_in_fit_keeps_the_network_trained_so_far(monkeypatch):
         before = {name: a.copy() for name, a in clf.model_.state_dict().items()} if warm else None
         updates.clear()
         monkeypatch.setattr(rule, "step", step)
-        with pytest.raises(Interrupted, match=r"^MLPClassifier: .* epoch 3; the network trained so far is kept"):
+        with pytest.raises(Interrupted, match=r"^MLPClassifier: .* in epoch 3 after step 3; the network trained so far is kept"):
             clf.set_params(warm_start=warm).fit(X, y)
         monkeypatch.undo()
         assert clf.n_iter_ == 2 and len(updates) == 17
@@ -454,3 +454,23 @@ def test_partial_fit_checks_classes_as_scikit_learn_does(classes, message):
     clf.partial_fit(X, y, classes=["left", "right"])
     with pytest.raises(ValueError, match="^MLPClassifier: classes " + message):  # on a later call too
         clf.partial_fit(X, y, classes=classes)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
+def test_ctrl_c_at_an_epochs_end_says_the_epochs_finished(monkeypatch):
+    """Ctrl-C in the last step of epoch 2 stops after that epoch's end: the message said "in epoch 3",
+    an epoch never begun, beside n_iter_=2; it says where as Interrupted says it."""
+    X, y = labelled_moons()  # 7 steps an epoch
+    rule, updates = xdl.optim.Adam, []
+    original = rule.step
+
+    def step(self):
+        updates.append(original(self))
+        if len(updates) == 14:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(rule, "step", step)
+    clf = MLPClassifier(hidden=(16,), lr=1e-2, epochs=50, backend="numpy")
+    with pytest.raises(Interrupted, match=r"^MLPClassifier: training interrupted by SIGINT after epoch 2; .*n_iter_=2"):
+        clf.fit(X, y)
+    assert clf.n_iter_ == 2

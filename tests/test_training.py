@@ -1052,6 +1052,25 @@ def test_a_callback_with_keras_on_epoch_end_signature_is_refused_where_it_is_giv
         make_trainer(None, callbacks=[KerasLogger()])
 
 
+class RecordPrinter(Callback):
+    def on_epoch_end(self, trainer, logs):  # xdl's signature, its record named as Keras names it
+        print(logs["epoch"], logs["train_cost"])
+
+
+class KerasLoggerRenamed(Callback):
+    def on_epoch_end(self, ep, logs=None):  # Keras's, its epoch named otherwise
+        print(ep, logs["val_loss"])
+
+
+def test_an_xdl_on_epoch_end_whose_record_is_named_logs_is_taken():
+    """The check read any parameter named "logs" as Keras's: (self, trainer, logs), which xdl calls
+    rightly, was refused as Keras's (self, epoch, logs). Keras's logs has a default (logs=None)."""
+    s = moons_parts(300)
+    assert len(make_trainer(None, epochs=1, callbacks=[RecordPrinter()]).fit(s.X_train, s.y_train)) == 1
+    with pytest.raises(TypeError, match=r"KerasLoggerRenamed.on_epoch_end\(self, ep, logs=None\) is Keras's"):
+        make_trainer(None, callbacks=[KerasLoggerRenamed()])
+
+
 class TakesStopBack(Callback):
     """Keeps training whatever early stopping says (a minimum number of epochs)."""
 

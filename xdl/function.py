@@ -31,7 +31,7 @@ import inspect
 
 import numpy as np
 
-from xdl.tensor import Tensor, is_grad_enabled
+from xdl.tensor import Tensor, as_python_int, is_grad_enabled
 
 REQUIRED = inspect.Parameter.empty  # the default of a setting the caller must give
 
@@ -168,8 +168,7 @@ def _as_tensors(inputs, op: str) -> tuple[Tensor, ...]:
         elif backend.owns(x):
             out.append(Tensor(x, backend=backend))
         elif isinstance(x, int | float | np.generic):
-            if isinstance(x, np.integer) and reference.dtype.kind in "iu":  # as the Python int it holds: NumPy
-                x = int(x)  # casts its own scalars unchecked (int32 + np.int64(2**40) added 0; + 2**40 is refused)
+            x = as_python_int(x, reference.dtype)  # (int32 + np.int64(2**40) added 0; + 2**40 is refused)
             out.append(Tensor(backend.scalar(x, _joined_dtype(x, reference)), backend=backend))
         elif isinstance(x, list | tuple):
             out.append(Tensor(backend.asarray(x, dtype=_joined_dtype(x, reference)), backend=backend))

@@ -232,9 +232,10 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.n_iter_ = len(self.history_)  # this fit's epochs, as scikit-learn's MLPClassifier
         self.loss_curve_ = self.loss_curve_ + list(self.history_["train_cost"])  # a new list: `before`'s stays
         if interrupted is not None:
-            interrupted.args = (f"MLPClassifier: training interrupted by {interrupted.signal_name} in epoch "
-                                f"{interrupted.epoch}; the network trained so far is kept, fitted (n_iter_="
-                                f"{self.n_iter_}: the epochs it finished)",)
+            # where it stopped as Interrupted says it (at an epoch's end, its epoch is the next one, not begun)
+            interrupted.args = (f"MLPClassifier: training interrupted by {interrupted.signal_name} {interrupted.where}; "
+                                f"the network trained so far is kept, fitted (n_iter_={self.n_iter_}: the epochs it "
+                                "finished)",)
         return interrupted
 
     def _partial_fit(self, X, y, classes):

@@ -98,6 +98,16 @@ class no_grad(contextlib.ContextDecorator):
         _grad_mode.enabled = _grad_mode.saved.pop()
 
 
+def as_python_int(x, dtype):
+    """``x``, a NumPy integer beside an integer array of ``dtype``, as the Python int it holds;
+    anything else as it is. NumPy casts its own integer scalars to the array's narrower type
+    unchecked (int32 + np.int64(2**40) adds 0, and into ``out=`` uint8 + np.int64(3) is a casting
+    error), where it refuses a Python int that does not fit."""
+    if isinstance(x, np.integer) and np.dtype(dtype).kind in "iu":
+        return int(x)
+    return x
+
+
 def _default_dtype(data):
     """What `tensor` makes of ``data`` without a dtype, as PyTorch does: floating arrays keep their
     dtype and Python floats become float32; integers stay integers (int64 from Python ints) and
@@ -279,7 +289,7 @@ class Tensor:
                 raise RuntimeError(f"{symbol} on a leaf tensor that requires grad while gradients are recorded: an "
                                    "update of a parameter goes under `with xdl.no_grad():` (as in PyTorch)")
         elif self._fn is None:
-            value = other.data if isinstance(other, Tensor) else other
+            value = as_python_int(other.data if isinstance(other, Tensor) else other, self.dtype)
             xp = self.backend.xp
             if not getattr(getattr(self.data, "flags", None), "writeable", True):  # NumPy's "output array is read-only"
                 raise ValueError(f"{symbol} on a tensor whose array is read-only (made with copy=False of a read-only "

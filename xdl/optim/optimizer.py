@@ -107,8 +107,9 @@ def check_not_maker(fn, what: str) -> None:
     taken (``lr=schedules.exponential``, not ``schedules.exponential(0.1)``): called with the count
     as its α₀, it said "lr0 must be a finite number > 0, got 0", or the words of a Keras schedule."""
     if getattr(fn, "makes_schedule", False):
+        first = next(iter(inspect.signature(fn).parameters))  # (lr0; warmup's is the schedule it warms up)
         raise TypeError(f"{what} is xdl.optim.schedules.{fn.__name__}, which makes a schedule: give the schedule it "
-                        f"makes, e.g. schedules.{fn.__name__}(lr0, ...)")
+                        f"makes, e.g. schedules.{fn.__name__}({first}, ...)")
 
 
 def takes_arguments(fn, count: int = 1) -> bool:

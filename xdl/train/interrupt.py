@@ -19,10 +19,10 @@ class Interrupted(KeyboardInterrupt):
         self.signal_name, self.epoch, self.step, self.checkpoint = signal_name, epoch, step, checkpoint
         self.ended = {}
         self.results = None
-        where = f"in epoch {epoch} after step {step}" if step else f"after epoch {epoch - 1}"
+        self.where = f"in epoch {epoch} after step {step}" if step else f"after epoch {epoch - 1}"  # (epoch: the next)
         saved = (f"resumable checkpoint: {str(checkpoint)!r}" if checkpoint is not None
                  else "nothing was saved (the trainer has no Checkpoint callback)")
-        super().__init__(f"training interrupted by {signal_name} {where}; {saved}")
+        super().__init__(f"training interrupted by {signal_name} {self.where}; {saved}")
 
 
 class SignalFlag:

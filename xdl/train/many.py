@@ -50,7 +50,7 @@ from xdl.optim.optimizer import check_rate
 from xdl.optim.stacked import StackedOptimizer
 from xdl.serialization import load, read_extra
 from xdl.tensor import Tensor, no_grad, to_numpy
-from xdl.train.callbacks import (Callback, EarlyStopping, callback_state, check_goes_on, check_same_examples, check_checkpoint_kind, check_monitored,
+from xdl.train.callbacks import (EarlyStopping, callback_state, check_goes_on, check_same_examples, check_checkpoint_kind, check_monitored,
                                  checkpoint_directories_held,
                                  check_record, load_callback_state, position, resume_path, stop_for_signal,
                                  write_checkpoint)
@@ -58,7 +58,7 @@ from xdl.train.captured import CapturedSteps, loop_capture
 from xdl.train.history import History
 from xdl.train.interrupt import Interrupted, SignalFlag
 from xdl.train.provenance import data_digest
-from xdl.train.trainer import (_progress_bar, cost_limit, diverged_cost, network_data, penalty_examples,
+from xdl.train.trainer import (_progress_bar, check_callback, cost_limit, diverged_cost, network_data, penalty_examples,
                                start_cost)
 
 # Options the K configurations must share: they change shapes, the batches, or the update rule.
@@ -211,8 +211,7 @@ class ManyTrainer:
             raise ValueError(f"dtype must be float32 or float64, got {dtype}")
         callbacks = check_list(() if callbacks is None else callbacks, "callbacks", "xdl.train.Callback")
         for cb in callbacks:
-            if not isinstance(cb, Callback):
-                raise TypeError(f"callbacks must be xdl.train.Callback instances, got {cb!r}")
+            check_callback(cb)  # (a Trainer's checks: a Keras hook or signature named now, not at an epoch's end)
             if isinstance(cb, EarlyStopping) and cb.restore_best:  # its restore would miss the results
                 raise ValueError("callbacks: EarlyStopping(restore_best=True) would put the whole batch back at the "
                                  "epoch the batch's best model was best at, not each model at its own: give each "

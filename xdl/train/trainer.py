@@ -244,14 +244,7 @@ class Trainer:
             raise TypeError(f"augment must be a callable (X_batch, rng) -> X_batch, e.g. xdl.data.Augment, got "
                             f"{augment!r}")
         for cb in callbacks:
-            if not isinstance(cb, Callback):
-                raise TypeError(f"callbacks must be xdl.train.Callback instances, got {cb!r}")
-            _check_keras_signature(cb)
-            foreign = sorted(FOREIGN_HOOKS & set(dir(type(cb))))
-            if foreign:  # a Keras hook would never be called
-                raise TypeError(f"callbacks: {type(cb).__name__}.{foreign[0]} is no hook of xdl's Callback, which has "
-                                f"{', '.join(n for n in dir(Callback) if n.startswith('on_'))}: it would never be "
-                                "called")
+            check_callback(cb)
         check_bool(eval_train, "eval_train")
         check_bool(progress, "progress", allow_none=True)  # (a string "no" would be a truth value: a bar)
         self.model, self.loss, self.optimizer = model, loss, optimizer
@@ -894,6 +887,19 @@ def _check_parts(model, loss, optimizer) -> None:
 
 
 
+def check_callback(cb) -> None:
+    """``cb`` is an xdl `Callback` whose hooks xdl calls: not one with Keras's or Lightning's hooks
+    (`FOREIGN_HOOKS`, never called) or Keras's on_epoch_end signature — for a `Trainer` and a
+    `ManyTrainer` alike, before any work."""
+    if not isinstance(cb, Callback):
+        raise TypeError(f"callbacks must be xdl.train.Callback instances, got {cb!r}")
+    _check_keras_signature(cb)
+    foreign = sorted(FOREIGN_HOOKS & set(dir(type(cb))))
+    if foreign:  # a Keras hook would never be called
+        raise TypeError(f"callbacks: {type(cb).__name__}.{foreign[0]} is no hook of xdl's Callback, which has "
+                        f"{', '.join(n for n in dir(Callback) if n.startswith('on_'))}: it would never be called")
+
+
 def _check_keras_signature(cb) -> None:
     """``cb.on_epoch_end`` takes (trainer, record), not Keras's (epoch, logs): called with the trainer
     as its epoch, a Keras callback fails at the first epoch's end (``logs["val_loss"]``, ``epoch % 5``),
@@ -902,10 +908,13 @@ def _check_keras_signature(cb) -> None:
     if hook is Callback.on_epoch_end:
         return
     try:
-        names = list(inspect.signature(hook).parameters)
+        parameters = inspect.signature(hook).parameters
     except (TypeError, ValueError):  # (a builtin, say: nothing to read)
         return
-    if "logs" in names or names[1:2] == ["epoch"]:
+    names, logs = list(parameters), parameters.get("logs")
+    # Keras's is (self, epoch, logs=None): an xdl hook may call its record "logs" (trainer, logs), which
+    # xdl passes it always, so with no default
+    if names[1:2] == ["epoch"] or (logs is not None and logs.default is not inspect.Parameter.empty):
         raise TypeError(f"callbacks: {type(cb).__name__}.on_epoch_end{inspect.signature(hook)} is Keras's "
                         "on_epoch_end(self, epoch, logs); xdl calls on_epoch_end(self, trainer, record): the record "
                         "is the epoch's logs (record['epoch'], counted from 1; record['dev_cost'] is Keras's "
