@@ -1420,6 +1420,10 @@ def test_a_new_run_is_refused_over_a_checkpoint_that_cannot_be_read(tmp_path):
                                               r"'.*best.npz' may still hold the best epoch's state: to start afresh"):
         callback_trainer([RaiseAt(99), Checkpoint(tmp_path)]).fit(s.X_train, s.y_train)
     assert (tmp_path / "best.npz").read_bytes() == best and len(path.read_bytes()) == 100
+    xdl.save(xdl.nn.mlp(2, [3], 2), path)  # a model file there, not a checkpoint: no position, as xdl train says
+    with pytest.raises(FileExistsError, match=r"holds a checkpoint no run can continue from \(.*holds no training "
+                                              r"position \(KeyError"):
+        callback_trainer([RaiseAt(99), Checkpoint(tmp_path)]).fit(s.X_train, s.y_train)
 
 
 def test_a_callbacks_state_and_record_are_checked_and_named(tmp_path):

@@ -42,7 +42,8 @@ from xdl.init import starts_symmetric
 from xdl.lock import BENCH, RUN, DirectoryLock, check_not_in_use, took_over_note
 from xdl.serialization import read_extra
 from xdl.train import BEST_FILE, CHECKPOINT_FILE, Checkpoint, Control, Interrupted
-from xdl.train.callbacks import CONTROL_FILE, check_checkpoint_kind, position, resume_path, unfinished_run
+from xdl.train.callbacks import (CONTROL_FILE, check_checkpoint_kind, position, read_position, resume_path,
+                                 unfinished_run)
 
 # The first next step of a high-bias run whose weights started equal (`xdl.init.starts_symmetric`)
 SYMMETRIC_START = ("initialize the weights randomly (--init he; xavier for tanh): from --init {init} every unit of "
@@ -552,9 +553,8 @@ def _check_no_unfinished_run(out: Path) -> str | None:
                               f"continue the run from: continue from its best epoch into another directory with "
                               f"--resume {shlex.quote(str(best))} --out OTHER, {afresh}")
     try:
-        extra, _ = read_extra(path)
-        done, step = int(extra["epoch"]), int(extra.get("step", 0))
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        extra, done, step = read_position(path)
+    except ValueError as e:
         kept = f"; {str(best)!r} may still hold the best epoch's state" if best.is_file() else ""
         raise FileExistsError(f"--out {str(out)!r} holds a checkpoint no run can continue from ({e}){kept}: give "
                               f"another --out; to start afresh there, remove {str(checkpoints)!r} first") from None

@@ -91,14 +91,24 @@ def position(epoch: int, step: int) -> str:
     return f"after step {step} of epoch {epoch + 1}" if step else f"after epoch {epoch}"
 
 
+def read_position(path) -> tuple[dict, int, int]:
+    """A training checkpoint's extra (`read_extra`) and where its run stands: (extra, epochs done,
+    step in the next); a ValueError saying why when no run can continue from it (damaged, or not a
+    checkpoint: no position in it)."""
+    try:
+        extra, _ = read_extra(path)
+        return extra, int(extra["epoch"]), int(extra.get("step", 0))
+    except (KeyError, TypeError, AttributeError) as e:  # (read_extra's own: ValueErrors naming the file)
+        raise ValueError(f"{str(path)!r} holds no training position ({type(e).__name__}: {e})") from None
+
+
 def unfinished_run(path) -> str | None:
     """Where the run whose checkpoint is ``path`` stands if it is unfinished — interrupted, stopped
     by a divergence, models of a batch still training: a resume goes on from it — else None (over
     by its epochs or a stop, no file, or one no run could continue from)."""
     try:
-        extra, _ = read_extra(path)
-        epoch, step = int(extra["epoch"]), int(extra.get("step", 0))
-    except (OSError, ValueError, KeyError, TypeError):
+        extra, epoch, step = read_position(path)
+    except (OSError, ValueError):
         return None
     if step:
         return position(epoch, step)
@@ -344,8 +354,10 @@ class Checkpoint(Callback):
     hold its K models as one stack: each result's ``model`` is the ordinary one). The Trainer checks every cost
     before a checkpoint is written, so a diverging run never overwrites a good one; and a new run
     (a fit that is neither a resume nor a later fit of the same trainer) is refused in a directory
-    whose checkpoint is of an unfinished run (`unfinished_run`), as ``xdl train`` refuses it: a
-    finished run's files are replaced.
+    whose checkpoint is of an unfinished run (`unfinished_run`) or cannot be read (`read_position`:
+    the best.npz beside it may hold the best epoch), as ``xdl train`` refuses it: a finished run's
+    files are replaced. A later fit measuring the monitor on other data than the fit before it
+    (`measures_other_data`) starts its best afresh.
     """
 
     order = 100
@@ -398,8 +410,8 @@ class Checkpoint(Callback):
         if not self.path.is_file():
             return
         try:
-            read_extra(self.path)
-        except (ValueError, KeyError, TypeError) as e:
+            read_position(self.path)
+        except ValueError as e:
             kept = f"; {str(self.best_path)!r} may still hold the best epoch's state" if self.best_path.is_file() else ""
             raise FileExistsError(f"Checkpoint: {str(self.directory)!r} holds a checkpoint no run can continue from "
                                   f"({e}){kept}: to start afresh there, remove {str(self.path)!r} first, or "
