@@ -95,11 +95,14 @@ def read_position(path) -> tuple[dict, int, int]:
     """A training checkpoint's extra (`read_extra`) and where its run stands: (extra, epochs done,
     step in the next); a ValueError saying why when no run can continue from it (damaged, or not a
     checkpoint: no position in it)."""
+    extra, _ = read_extra(path)  # (its own errors: ValueErrors naming the file)
+    if not isinstance(extra, dict) or "epoch" not in extra:
+        raise ValueError(f"{str(path)!r} is a model file, not a training checkpoint (it holds no position to go on "
+                         "from)")
     try:
-        extra, _ = read_extra(path)
         return extra, int(extra["epoch"]), int(extra.get("step", 0))
-    except (KeyError, TypeError, AttributeError) as e:  # (read_extra's own: ValueErrors naming the file)
-        raise ValueError(f"{str(path)!r} holds no training position ({type(e).__name__}: {e})") from None
+    except (TypeError, ValueError) as e:  # (a value no xdl wrote)
+        raise ValueError(f"{str(path)!r} holds no training position it can read ({e})") from None
 
 
 def unfinished_run(path) -> str | None:
