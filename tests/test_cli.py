@@ -179,7 +179,7 @@ def test_bad_config_files_are_named(tmp_path, capsys, text, message):
 
 @pytest.mark.parametrize("flags, message", [
     (["--batch-size", "0"], "--batch-size must be ≥ 1"), (["--epochs", "-1"], "--epochs must be ≥ 1"),
-    (["--dropout", "1.5"], "--dropout must be in [0, 0.998046875]"), (["--augment-shift", "1"], "image datasets"),
+    (["--dropout", "1.5"], "--dropout must be a number in [0, 0.998046875]"), (["--augment-shift", "1"], "image datasets"),
     (["--beta1", "1.5"], "--beta1 must be in [0, 1), got 1.5"), (["--decay-every", "0"], "--decay-every must be ≥ 1"),
 ])
 def test_bad_flags_are_named(tmp_path, capsys, flags, message):

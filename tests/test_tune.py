@@ -217,7 +217,7 @@ def test_bad_spaces_name_the_key(spec, match):
     ({"optimizer": {"choice": ["adam", "bogus"]}}, r"optimizer = 'bogus' \(of choice \['adam', 'bogus'\]\) cannot be "
                                                   r"trained: optimizer must be one of sgd"),
     ({"epochs": {"int_uniform": [0, 2]}}, r"epochs = 0 \(of int_uniform \[0, 2\]\) cannot be trained: epochs must be ≥ 1"),
-    ({"dropout": {"uniform": [-0.5, 0.5]}}, r"dropout = -0.5 \(of uniform .*dropout must be in \[0, 0.998046875\]"),
+    ({"dropout": {"uniform": [-0.5, 0.5]}}, r"dropout = -0.5 \(of uniform .*dropout must be a number in \[0, 0.998046875\]"),
     ({"hidden": {"choice": [[8], [0]]}}, r"hidden = \[0\] .*non-empty list of sizes in \[1, 1,048,576\]"),
 ])
 def test_values_a_space_can_give_are_checked_before_any_trial(data, tmp_path, space, match):

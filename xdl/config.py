@@ -18,7 +18,7 @@ from xdl.datasets import DATASETS
 from xdl.files import check_directory_name, check_no_tilde, read_toml
 from xdl.init import INITIALIZERS, is_named
 from xdl.losses import SoftmaxCrossEntropy
-from xdl.ops.random import MAX_DROP_RATE
+from xdl.functions.regularization import check_drop_rate
 from xdl.nn import ACTIVATIONS, mlp
 from xdl.train.callbacks import EarlyStopping
 from xdl.train.trainer import Trainer
@@ -169,8 +169,7 @@ class TrainConfig:
         if not self.hidden or min(self.hidden) < 1 or max(self.hidden) > MAX_WIDTH:
             raise ValueError(f"{source}: hidden must be a non-empty list of sizes in [1, {MAX_WIDTH:,}], got "
                              f"{self.hidden}")
-        if not 0 <= self.dropout <= MAX_DROP_RATE:  # (the masks' draws resolve no rate nearer 1)
-            raise ValueError(f"{source}: dropout must be in [0, {MAX_DROP_RATE}], got {self.dropout}")
+        check_drop_rate(self.dropout, f"{source}: dropout")
         for name in ("lr", "eps", "decay_base", "decay_factor"):
             if not math.isfinite(getattr(self, name)) or getattr(self, name) <= 0:
                 raise ValueError(f"{source}: {name} must be a finite number > 0, got {getattr(self, name)}")

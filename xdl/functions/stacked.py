@@ -13,6 +13,7 @@ import numpy as np
 
 from xdl.function import Function
 from xdl.functions.registry import Check, op
+from xdl.functions.regularization import check_drop_rate
 from xdl.ops.random import MAX_DROP_RATE
 
 _LABELS = np.array([0, 2, 1, 1, 0])
@@ -103,14 +104,16 @@ class StackedDropout(Function):
 @op(check=[Check((5, 3, 4), args=((0.2, 0.5, 0.0), ((1, 2, 3), 0, 7)))])
 def stacked_dropout(x, rates, key):
     """Each of K models' inverted dropout of x (B, K, C) with its rate (``rates``, K values in
-    [0, `MAX_DROP_RATE`]) and its mask keyed by ``key`` = (seeds, stream, step), model k's by (seeds[k], stream,
+    `check_drop_rate`'s range) and its mask keyed by ``key`` = (seeds, stream, step), model k's by (seeds[k], stream,
     step): the mask `dropout(x_k, rates[k], key=(seeds[k], stream, step))` draws alone."""
     rates, key = np.array(rates, dtype=np.float64), (tuple(key[0]), *key[1:])  # copies: the backward reuses them
     if x.ndim != 3 or rates.shape != (x.shape[1],) or len(key[0]) != x.shape[1]:
         raise ValueError(f"stacked_dropout: input {x.shape} with {rates.size} rates and {len(key[0])} seeds; "
                          "expected (B, K, C) and K of each")
-    if not ((rates >= 0) & (rates <= MAX_DROP_RATE)).all():  # (`check_drop_rate`'s range)
-        raise ValueError(f"stacked_dropout: rates must be in [0, {MAX_DROP_RATE}], got {rates.tolist()}")
+    good = (rates >= 0) & (rates <= MAX_DROP_RATE)  # (every step: one comparison; the words are check_drop_rate's)
+    if not good.all():
+        k = int(np.argmin(good))
+        check_drop_rate(rates[k].item(), f"stacked_dropout: rates[{k}]")
     return StackedDropout.apply(x, rates=rates, key=key)
 
 
