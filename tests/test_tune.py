@@ -677,7 +677,7 @@ def test_augmentation_of_data_that_are_not_the_datasets_images_is_refused_before
     """Augmentation sees X as images of base.dataset's shape (8×8 for digits): X of another width was named by
     the first trial that augments ("augment sees …"), after the trials before it had trained."""
     X, y, (X_dev, y_dev) = data
-    with pytest.raises(ValueError, match=rf"^{who} sees examples as 8×8 images \(base.dataset 'digits'\), so X must "
+    with pytest.raises(ValueError, match=rf"^{who} \(base.dataset 'digits'\) sees examples as 8×8 images, so X must "
                                          r"have 64 features, got 10"):
         tune(X[:, :10], y, (X_dev[:, :10], y_dev), space, trials=4, strategy="grid",
              base=dataclasses.replace(BASE, **base), directory=tmp_path / "s")

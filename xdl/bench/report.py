@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 
 from xdl.bench.environment import headline
-from xdl.bench.protocol import SETTLED_FRACTION
 from xdl.files import atomic_write, check_writable_dir
 
 PROFILE_MEASURES = {"steps": "steps to target", "seconds": "seconds to target"}
@@ -91,8 +90,7 @@ def header(results: dict) -> list[str]:
     else:
         low, high = results.get("lr_range") or (None, None)
         search = (f"log-uniform random search over [{_g(low)}, {_g(high)}], the same {results.get('trials')} rates "
-                  f"for every optimizer (from seed {results.get('seed')}), the best by the dev accuracy it settled "
-                  f"at (its mean over the last {SETTLED_FRACTION:.0%} of the epochs; a function: final f; among equals, the fewer steps to the target, then the smaller rate); then "
+                  f"for every optimizer (from seed {results.get('seed')}), the best by its search score (below); then "
                   f"{results.get('seeds')} seeds at that rate (seed {results.get('seed')} + 1, + 2, …)")
     lines.append(f"- learning rate: {search}")
     edges = [f"{name} on {problem} ({entry['lr_at_edge']})" for problem, per in results["problems"].items()

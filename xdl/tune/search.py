@@ -37,7 +37,7 @@ import numpy as np
 
 from xdl.caller import warn_caller
 from xdl.config import IMAGE_SHAPES, TrainConfig, unread_options
-from xdl.data import check_features, check_labels
+from xdl.data import Augment, check_features, check_labels
 from xdl.data.validation import check_bool, check_dev_pair, check_int, check_number, rows
 from xdl.files import check_directory_name, check_writable_dir
 from xdl.tensor import to_numpy
@@ -400,11 +400,8 @@ def _check_augment_width(space: Space, base: TrainConfig, n_features: int) -> No
         else:
             values, who = ([space.fixed[key]], "space") if key in space.fixed else ([getattr(base, key)], "base")
         if any(values) and base.dataset in IMAGE_SHAPES:  # (augmenting with another dataset: refused before)
-            h, w = IMAGE_SHAPES[base.dataset]
-            if n_features != h * w:
-                raise ValueError(f"{who}: {key} sees examples as {h}×{w} images (base.dataset {base.dataset!r}), "
-                                 f"so X must have {h * w} features, got {n_features}; leave augmentation out for "
-                                 "data of other shapes")
+            Augment(IMAGE_SHAPES[base.dataset]).check(n_features, source=f"{who}: {key} (base.dataset "
+                                                                         f"{base.dataset!r})")
 
 
 def _check_data(X, y, dev, dtype: str):
