@@ -1103,3 +1103,17 @@ def test_requires_grad_of_a_result_is_not_switched_off_by_hand():
     y.sum().backward()
     np.testing.assert_array_equal(w.grad, [2.0, 2.0])
     assert not y.detach().requires_grad
+
+
+def test_an_assignment_takes_its_index_as_reading_does_and_refuses_none():
+    """t[index] = values reads a Tensor, list or host-array index as t[index] does (one conversion,
+    `backend_index`); None was written as NaN."""
+    t = xdl.tensor([1.0, -2.0, 3.0, -4.0])
+    with xdl.no_grad():
+        t[t < 0] = 0
+        t[[0]] = 5
+        t[np.array([2])] = 7
+    np.testing.assert_array_equal(t.numpy(), [5.0, 0.0, 7.0, 0.0])
+    with xdl.no_grad(), pytest.raises(TypeError, match=r"t\[\.\.\.\] = values: values is None"):
+        t[0] = None
+    assert t.numpy()[0] == 5.0

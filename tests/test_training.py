@@ -1071,6 +1071,18 @@ def test_an_xdl_on_epoch_end_whose_record_is_named_logs_is_taken():
         make_trainer(None, callbacks=[KerasLoggerRenamed()])
 
 
+class RecordPrinterWithDefault(Callback):
+    def on_epoch_end(self, trainer, logs=None):  # xdl's signature: its record named logs, given a default
+        print(logs["epoch"], logs["train_cost"])
+
+
+def test_an_xdl_on_epoch_end_whose_logs_has_a_default_is_taken():
+    """(self, trainer, logs=None) is xdl's signature (xdl passes the record always; the default is
+    never read): it was refused as Keras's (self, epoch, logs), whose first parameter is no trainer."""
+    s = moons_parts(300)
+    assert len(make_trainer(None, epochs=1, callbacks=[RecordPrinterWithDefault()]).fit(s.X_train, s.y_train)) == 1
+
+
 class TakesStopBack(Callback):
     """Keeps training whatever early stopping says (a minimum number of epochs)."""
 
@@ -1098,3 +1110,18 @@ def test_a_trainers_epochs_and_batch_size_set_by_hand_are_checked_at_fit(name, v
     with pytest.raises(ValueError, match=rf"fit: trainer.{name} must be a positive integer, got {value!r}"):
         trainer.fit(s.X_train, s.y_train)
     assert trainer.epoch == 2
+
+
+def test_an_interruption_pickles_and_copies_as_itself():
+    """BaseException rebuilt it as cls(*args), the message as the signal's name: a TypeError
+    (an estimator interrupted in a GridSearchCV(n_jobs=2) worker crosses processes)."""
+    import copy
+    import pickle
+
+    from xdl.train import Interrupted
+
+    stop = Interrupted("SIGINT", 3, 0, None)
+    stop.results = ["kept"]
+    for back in (pickle.loads(pickle.dumps(stop)), copy.copy(stop)):
+        assert type(back) is Interrupted and str(back) == str(stop) and back.where == "after epoch 2"
+        assert back.epoch == 3 and back.results == ["kept"] and back.signal_name == "SIGINT"

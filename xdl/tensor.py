@@ -108,6 +108,25 @@ def as_python_int(x, dtype):
     return x
 
 
+def backend_index(index, backend):
+    """``index`` as ``backend``'s arrays take it, part by part of a tuple: a Tensor's array, a list
+    or a host array moved to the backend (an empty list an integer index, as NumPy reads it, not
+    float64's); ints, slices, None and Ellipsis as they are. (A Tensor handed to CuPy's indexing
+    as it is went to the host and back through ``__array__``.)"""
+
+    def one(i):
+        if isinstance(i, Tensor):
+            return i.data
+        if isinstance(i, list):
+            array = backend.asarray(i)
+            return array.astype(np.int64) if array.size == 0 else array
+        if isinstance(i, np.ndarray) and not backend.owns(i):
+            return backend.asarray(i)
+        return i
+
+    return tuple(one(i) for i in index) if isinstance(index, tuple) else one(index)
+
+
 def _default_dtype(data):
     """What `tensor` makes of ``data`` without a dtype, as PyTorch does: floating arrays keep their
     dtype and Python floats become float32; integers stay integers (int64 from Python ints) and
@@ -269,6 +288,8 @@ class Tensor:
         if not getattr(getattr(self.data, "flags", None), "writeable", True):
             raise ValueError("t[...] = values on a tensor whose array is read-only (made with copy=False of a "
                              "read-only or memory-mapped array, which it shares): make it with copy=True to update it")
+        if value is None:  # (NumPy writes NaN into a float array for it)
+            raise TypeError("t[...] = values: values is None; give numbers, an array or a Tensor")
         if isinstance(value, Tensor):
             if value.backend is not self.backend:
                 raise TypeError(f"t[...] = values: values on the {value.backend.name} backend, the tensor on "
@@ -276,7 +297,7 @@ class Tensor:
             value = value.data
         elif not isinstance(value, int | float | np.generic) and not self.backend.owns(value):
             value = self.backend.asarray(_backend.array_to_numpy(value))  # a list, a host array for a device tensor
-        self.data[index] = value
+        self.data[backend_index(index, self.backend)] = value
 
     def _in_place(self, other, ufunc: str, symbol: str, recorded):
         """``self ∘= other``: written into ``self.data`` (views of it, a parameter's place in a flat

@@ -7,7 +7,7 @@ import numpy as np
 
 from xdl.function import Function
 from xdl.functions.registry import Check, op
-from xdl.tensor import Tensor
+from xdl.tensor import Tensor, backend_index
 
 
 def _shape_args(args) -> tuple:
@@ -214,19 +214,7 @@ class GetItem(Function):
                                      Check((3, 4), args=((np.array([1, 1]), np.array([0, 3])),))])
 def getitem(x, index):
     """y = x[index]: ints, slices, None, Ellipsis, and integer lists/arrays/tensors (gathered)."""
-
-    def raw(i):
-        if isinstance(i, Tensor):
-            return i.data
-        if isinstance(i, list):  # an empty one ([] or [[]]) an integer index, as NumPy reads it, not float64's
-            array = x.backend.asarray(i)
-            return array.astype(np.int64) if array.size == 0 else array
-        if isinstance(i, np.ndarray) and not x.backend.owns(i):
-            return x.backend.asarray(i)
-        return i
-
-    index = tuple(raw(i) for i in index) if isinstance(index, tuple) else raw(index)
-    return GetItem.apply(x, index=index)
+    return GetItem.apply(x, index=backend_index(index, x.backend))
 
 
 class Cast(Function):

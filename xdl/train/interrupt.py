@@ -24,6 +24,20 @@ class Interrupted(KeyboardInterrupt):
                  else "nothing was saved (the trainer has no Checkpoint callback)")
         super().__init__(f"training interrupted by {signal_name} {self.where}; {saved}")
 
+    def __reduce__(self):
+        """Rebuilt from its message and attributes (BaseException's ``cls(*args)`` passed the message
+        as the signal's name and failed): pickled across processes — a worker's estimator
+        interrupted under GridSearchCV(n_jobs=2) — or copied, it stays itself."""
+        return _rebuilt, (type(self), self.args, dict(self.__dict__))
+
+
+def _rebuilt(cls, args, attributes):
+    """An `Interrupted` (or subclass) with ``args`` and ``attributes``, its __init__ not called."""
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(attributes)
+    return error
+
 
 class SignalFlag:
     """While active, SIGINT and SIGTERM set ``.received`` (the signal's name) instead of stopping the

@@ -337,7 +337,8 @@ class ManyTrainer:
                                  "so as many columns")
             width = width if width is not None else dev_width
             dev = (dev_X, dev_y)
-        if width is not None and isinstance(n_classes, int | np.integer) and n_classes != width:  # (a bad one: below)
+        if width is not None and isinstance(n_classes, int | np.integer) and not isinstance(n_classes, bool) \
+                and n_classes != width:  # (a bad one: below)
             raise ValueError(f"n_classes={n_classes!r}, but the one-hot label rows have {width} columns (a class "
                              "each): give as many, or leave n_classes out")
         # one-hot rows say how many classes there are, seen or not (as a Trainer's model of that width takes them)

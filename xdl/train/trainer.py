@@ -913,8 +913,10 @@ def _check_keras_signature(cb) -> None:
         return
     names, logs = list(parameters), parameters.get("logs")
     # Keras's is (self, epoch, logs=None): an xdl hook may call its record "logs" (trainer, logs), which
-    # xdl passes it always, so with no default
-    if names[1:2] == ["epoch"] or (logs is not None and logs.default is not inspect.Parameter.empty):
+    # xdl passes it always, so with no default — or with one, after a first parameter named trainer
+    # ((self, trainer, logs=None) is xdl's, whatever the default)
+    keras_logs = logs is not None and logs.default is not inspect.Parameter.empty and names[1:2] != ["trainer"]
+    if names[1:2] == ["epoch"] or keras_logs:
         raise TypeError(f"callbacks: {type(cb).__name__}.on_epoch_end{inspect.signature(hook)} is Keras's "
                         "on_epoch_end(self, epoch, logs); xdl calls on_epoch_end(self, trainer, record): the record "
                         "is the epoch's logs (record['epoch'], counted from 1; record['dev_cost'] is Keras's "
