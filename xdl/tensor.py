@@ -160,6 +160,17 @@ PYTORCH_NAMES = {
 }
 
 
+def missing_attribute(obj, name: str, pytorch_names: dict):
+    """A ``__getattr__`` (called only for a name Python's lookup did not find on ``obj``): PyTorch's
+    name of what ``obj`` does under another here (``pytorch_names``: name → the way here) says that
+    way; any other is Python's own error (a property's AttributeError raised again, not hidden
+    behind "no attribute")."""
+    if name in pytorch_names:
+        raise AttributeError(f"{type(obj).__name__!r} object has no attribute {name!r}; for PyTorch's {name}(), use "
+                             f"{pytorch_names[name]}")
+    return object.__getattribute__(obj, name)
+
+
 class Tensor:
     """An n-dimensional array on a backend, with optional gradient tracking.
 
@@ -200,13 +211,7 @@ class Tensor:
         self._fn = None  # the Function that produced this tensor, if any
 
     def __getattr__(self, name):
-        """Only for a name the tensor lacks (Python's lookup found nothing): PyTorch's name of what it
-        does under another here (`PYTORCH_NAMES`) says that name; any other is Python's own error (a
-        property's AttributeError raised again, not hidden behind "no attribute")."""
-        if name in PYTORCH_NAMES:
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}; for PyTorch's "
-                                 f"{name}(), use {PYTORCH_NAMES[name]}")
-        return object.__getattribute__(self, name)
+        return missing_attribute(self, name, PYTORCH_NAMES)
 
     @property
     def requires_grad(self) -> bool:

@@ -35,7 +35,7 @@ from xdl.functions.classification import Softmax as SoftmaxOp
 from xdl.functions.classification import softmax_array
 from xdl.functions.elementwise import Sigmoid as SigmoidOp
 from xdl.functions.elementwise import sigmoid_array
-from xdl.tensor import ROLES, Parameter, Tensor, no_grad, role_of, tensor, to_numpy
+from xdl.tensor import ROLES, Parameter, Tensor, missing_attribute, no_grad, role_of, tensor, to_numpy
 
 
 def _check_fits(values: np.ndarray, dtype, name: str) -> None:
@@ -256,13 +256,7 @@ class Module:
             self._repack()
 
     def __getattr__(self, name):
-        """Only for a name the module lacks (Python's lookup found nothing): PyTorch's name of what it
-        does under another here (`PYTORCH_NAMES`) says that name; any other is Python's own error (a
-        property's AttributeError raised again, not hidden behind "no attribute")."""
-        if name in PYTORCH_NAMES:
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}; for PyTorch's "
-                                 f"{name}(), use {PYTORCH_NAMES[name]}")
-        return object.__getattribute__(self, name)
+        return missing_attribute(self, name, PYTORCH_NAMES)
 
     def __delattr__(self, name):
         object.__delattr__(self, name)  # no such attribute: AttributeError, nothing changed
