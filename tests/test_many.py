@@ -289,6 +289,8 @@ def test_a_ctrl_c_without_a_checkpoint_keeps_the_k_models_trained_so_far(digits)
         with pytest.raises(Interrupted) as stop:
             fit_many(configs, X, y, dev=dev, callbacks=[InterruptAt(3)])
         assert stop.value.checkpoint is None and len(stop.value.results) == 2
+        assert str(stop.value).endswith("nothing was saved (the trainer has no Checkpoint callback); the 2 results as "
+                                        "they stood are in its .results")  # (not "all lost")
         assert [r.status for r in stop.value.results] == ["training", "completed"]
         first_three = fit_many([dataclasses.replace(configs[0], epochs=3), configs[1]], X, y, dev=dev)
         for kept, straight in zip(stop.value.results, first_three):

@@ -1071,3 +1071,18 @@ def test_pytorch_names_that_xdl_spells_otherwise_say_its_spelling():
     t.data = [1.0]  # a property's own error is not hidden behind "no attribute 'shape'"
     with pytest.raises(AttributeError, match="'list' object has no attribute 'shape'"):
         t.shape
+
+
+def test_a_model_s_predicts_set_by_hand_is_checked_when_set():
+    """predicts ∈ {"classes", "labels", "values", None}: a misspelt "value" is refused at once —
+    predict read it as classes (a regression's outputs thresholded to 0/1), and only xdl.save
+    refused it, after the predictions were used."""
+    model = xdl.nn.mlp(3, [4], 1)
+    with pytest.raises(ValueError, match=r"Sequential\.predicts must be one of 'classes', 'labels', 'values' or None"
+                                         r" \(classes\), got 'value'"):
+        model.predicts = "value"
+    assert model.predicts is None  # unchanged: predicts classes as before
+    model.predicts = "values"
+    X = np.ones((2, 3), np.float32)
+    np.testing.assert_array_equal(model.predict(X), model(X).numpy().ravel())
+    model.predicts = None

@@ -232,6 +232,11 @@ class Module:
 
     def __setattr__(self, name, value):
         _check_attribute_name(self, name, value)
+        if name == "predicts" and value is not None and value not in PREDICTIONS:
+            # set by hand in a loop of one's own: a misspelt "value" predicted classes without a word
+            # (predict reads anything but "values" and "labels" as classes; only xdl.save refused it, later)
+            raise ValueError(f"{type(self).__name__}.predicts must be one of {', '.join(map(repr, PREDICTIONS))} or "
+                             f"None (classes), got {value!r}")
         if isinstance(value, Parameter | Module):
             if self.__dict__.get("_owns_flat"):  # packed into this module's buffer next: refused before registering
                 check_packable(value.parameters() if isinstance(value, Module) else [value])

@@ -181,6 +181,7 @@ def fit_many(configs, X, y, dev=None, seed: int = 0, dtype="float32", n_classes:
         # the caller holds no trainer to ask: the K results as they stood go with the exception (a Trainer's
         # model, trained in place, is the caller's after a Ctrl-C; so is each of these — "training" unless ended)
         stop.results = trainer.results()
+        stop.args = (f"{stop.args[0]}; the {len(stop.results)} results as they stood are in its .results",)
         raise
 
 
