@@ -290,9 +290,7 @@ class Tensor:
                      if self._fn is not None else "gradients are recorded")
             raise RuntimeError(f"t[...] = values writes into a tensor in place only under `with xdl.no_grad():` and "
                                f"on a leaf (a parameter, a tensor made by xdl.tensor); here {where}")
-        if not getattr(getattr(self.data, "flags", None), "writeable", True):
-            raise ValueError("t[...] = values on a tensor whose array is read-only (made with copy=False of a "
-                             "read-only or memory-mapped array, which it shares): make it with copy=True to update it")
+        self._check_writeable("t[...] = values")
         if value is None:  # (NumPy writes NaN into a float array for it)
             raise TypeError("t[...] = values: values is None; give numbers, an array or a Tensor")
         if isinstance(value, Tensor):
@@ -303,6 +301,13 @@ class Tensor:
         elif not isinstance(value, int | float | np.generic) and not self.backend.owns(value):
             value = self.backend.asarray(_backend.array_to_numpy(value))  # a list, a host array for a device tensor
         self.data[backend_index(index, self.backend)] = value
+
+    def _check_writeable(self, symbol: str) -> None:
+        """An in-place write (``symbol``: its operator) needs a writeable array: NumPy's words were
+        "output array is read-only", naming neither the tensor's making nor the way out."""
+        if not getattr(getattr(self.data, "flags", None), "writeable", True):
+            raise ValueError(f"{symbol} on a tensor whose array is read-only (made with copy=False of a read-only "
+                             "or memory-mapped array, which it shares): make it with copy=True to update it")
 
     def _in_place(self, other, ufunc: str, symbol: str, recorded):
         """``self ∘= other``: written into ``self.data`` (views of it, a parameter's place in a flat
@@ -317,9 +322,7 @@ class Tensor:
         elif self._fn is None:
             value = as_python_int(other.data if isinstance(other, Tensor) else other, self.dtype)
             xp = self.backend.xp
-            if not getattr(getattr(self.data, "flags", None), "writeable", True):  # NumPy's "output array is read-only"
-                raise ValueError(f"{symbol} on a tensor whose array is read-only (made with copy=False of a read-only "
-                                 "or memory-mapped array, which it shares): make it with copy=True to update it")
+            self._check_writeable(symbol)
             if isinstance(self.data, xp.ndarray):  # (a tensor made of a NumPy scalar: rebound)
                 getattr(xp, ufunc)(self.data, value, out=self.data)
             else:

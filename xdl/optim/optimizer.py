@@ -192,6 +192,11 @@ class StepCount:
         self._t += 1
 
 
+def _pytorch_hint(cls, key: str) -> str:
+    """What PyTorch's setting ``key`` is in the rule ``cls`` (its ``pytorch_names``), for a message."""
+    return f"PyTorch's {key!r} is {cls.pytorch_names[key]}"
+
+
 def _hinting_pytorch_names(init):
     """``init`` refusing, before it runs, a keyword it does not take that PyTorch's optimizers do
     (the class's ``pytorch_names``), with what it is here."""
@@ -201,11 +206,10 @@ def _hinting_pytorch_names(init):
 
     @functools.wraps(init)
     def checked(self, *args, **kwargs):
-        names = type(self).pytorch_names
         for key in kwargs:
-            if key not in taken and key in names:
-                raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {key!r}; PyTorch's "
-                                f"{key!r} is {names[key]}")
+            if key not in taken and key in type(self).pytorch_names:
+                raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {key!r}; "
+                                f"{_pytorch_hint(type(self), key)}")
         init(self, *args, **kwargs)
 
     return checked
@@ -346,7 +350,7 @@ class Optimizer(StepCount):
         for one of them, a typo) would be kept and never read."""
         unknown = sorted(k for k in group if k != "params" and k not in self.defaults)
         if unknown:
-            hints = "".join(f"; PyTorch's {k!r} is {self.pytorch_names[k]}" for k in unknown if k in self.pytorch_names)
+            hints = "".join(f"; {_pytorch_hint(type(self), k)}" for k in unknown if k in self.pytorch_names)
             raise ValueError(f"a parameter group has settings {unknown} that {type(self).__name__} does not take "
                              f"(its settings: {', '.join(self.defaults)}){hints}")
 
