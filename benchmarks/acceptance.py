@@ -92,10 +92,11 @@ def batched_points(batched: dict) -> list[Point]:
     row = next((r for r in batched.get("rows", []) if r["k"] == BATCHED_K), {})
     epochs, one = batched.get("epochs"), batched.get("one_xdl_seconds")
     whole = row.get("seconds")
-    rate = None if None in (whole, one) else (BATCHED_K / whole) / (1 / one)  # model-epochs/s over one model's
     torch_one = batched.get("one_torch_seconds")
     graph = row.get("torch_fused_graph_seconds")
-    return [Point(13, "K = 64: model-epochs per second over one model's, whole runs", rate, "≥", 20.0),
+    # the issue's bound is the wall time, K = 64 in ≤ 3× one model's; its "(≥ 20× the model-epochs per
+    # second)" is that rounded down (64/3 = 21.3×): judged by the rate, 3.0–3.2× one model's time read met
+    return [Point(13, "K = 64: the whole run's wall time over one model's", ratio(whole, one), "≤", 3.0),
             Point(13, "K = 64: times faster than 64 sequential PyTorch eager runs",
                   None if None in (whole, torch_one) else BATCHED_K * torch_one / whole, "≥", 100.0),
             Point(13, "K = 64 steady epoch, training only / the hand-fused PyTorch graph's epoch",

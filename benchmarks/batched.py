@@ -149,6 +149,7 @@ class TorchFused:
 
     def step(self, x, y):
         F, k = self.torch.nn.functional, self.k
+        self.opt.zero_grad()  # set_to_none, as PyTorch's capture recipe: no memset and no add per parameter
         h = x  # (B, 64), shared: the first product broadcasts it to (K, B, 256)
         for layer in range(2):
             h = self.torch.matmul(h, self.weights[layer])  # (K, B, C)
@@ -162,7 +163,6 @@ class TorchFused:
         loss = F.cross_entropy(logits.reshape(-1, 10), y.repeat(k)) * k  # Σ_k each model's mean
         loss.backward()
         self.opt.step()
-        self.opt.zero_grad(set_to_none=False)
         return loss
 
 

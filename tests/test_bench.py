@@ -331,7 +331,7 @@ def test_the_acceptance_summary_judges_each_point_from_the_run_and_says_what_is_
     assert verdicts["main job, the CPU's epoch / the GPU's (faster on the GPU)"] is True
     assert verdicts["train fwd 65536x1024 through the public API / the kernels"] is True  # 1.05
     assert verdicts["train fwd+bwd 65536x1024 through the public API / the kernels"] is None  # not in the run
-    assert verdicts["K = 64: model-epochs per second over one model's, whole runs"] is True  # 64·0.09/0.25 = 23
+    assert verdicts["K = 64: the whole run's wall time over one model's"] is True  # 0.25/0.09 = 2.8 (23× the rate)
     assert verdicts["K = 64: times faster than 64 sequential PyTorch eager runs"] is True  # 64·0.74/0.25 = 189
     assert verdicts["K = 64 steady epoch, training only / the hand-fused PyTorch graph's epoch"] is False  # 5 vs 4.8
     out = capsys.readouterr().out
@@ -351,6 +351,25 @@ def test_the_acceptance_summary_judges_each_point_from_the_run_and_says_what_is_
     ran = subprocess.run([sys.executable, str(script), str(tmp_path / "report.json"), str(tmp_path / "batched.json")],
                          capture_output=True, text=True)
     assert ran.returncode == 1 and "[NOT met]" in ran.stdout  # was 0 whatever the verdicts
+
+
+def test_the_acceptance_summary_holds_k_64_to_3_times_one_models_wall_time(tmp_path, monkeypatch):
+    """Issue 13: K = 64 in ≤ 3× the wall time of one model (≥ 20× the model-epochs per second, which is
+    that bound rounded down: 64/3 = 21.3×). Judged by the rate alone, a run at 3.1× one model's time
+    (20.6× the rate) read "met"."""
+    acceptance = load_benchmark_script("acceptance", monkeypatch)
+    on_gpu = {"backend": "cupy", "device": "NVIDIA H100 80GB HBM3"}
+    batched = {"environment": on_gpu, "epochs": 30, "one_xdl_seconds": 1.0, "one_torch_seconds": 10.0,
+               "rows": [{"k": 64, "seconds": 3.1, "training_seconds_per_epoch": 0.09,
+                         "torch_fused_graph_seconds": 3.0}]}
+    report = {"environment": on_gpu, "steps": [], "rows": [], "main_job_seconds_per_epoch": {}}
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    for seconds, met in ((3.1, False), (2.9, True)):
+        batched["rows"][0]["seconds"] = seconds
+        (tmp_path / "batched.json").write_text(json.dumps(batched))
+        points = acceptance.main([str(tmp_path / "report.json"), str(tmp_path / "batched.json")])
+        wall = [p for p in points if p.issue == 13 and "wall time" in p.what]
+        assert [p.met for p in wall] == [met] and wall[0].figure == pytest.approx(seconds)
 
 
 def test_the_acceptance_summary_names_a_file_that_is_not_the_one_its_place_takes(tmp_path, capsys, monkeypatch):

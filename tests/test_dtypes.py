@@ -100,3 +100,24 @@ def test_a_float16_model_file_loads_as_float32_and_a_narrowed_batch_norm_checks_
     narrowed = xdl.nn.BatchNorm(2, eps=1e-50, dtype=np.float64).astype(np.float32)
     with pytest.raises(ValueError, match=r"BatchNorm: eps 1e-50 is 0 in float32"):
         narrowed(np.ones((4, 2), np.float32))
+
+
+def test_predict_decides_on_the_logits_as_the_trainers_accuracy_does():
+    """Class = argmax of the logits, label = logit > 0 (the rule of the Trainer's accuracy), not of
+    float32 probabilities: σ(z) rounds to 0.5 for 0 < z < 1.2e-7, and the softmax of two logits one
+    ulp apart is (0.5, 0.5), so predict gave class 0 where evaluate counted class 1 right."""
+    def dense(weights):
+        model = xdl.nn.Sequential(xdl.nn.Dense(1, len(weights), init="zeros"))
+        with xdl.no_grad():
+            model[0].weight.data[...] = np.array([weights], dtype=np.float32)
+        return model
+
+    X = np.array([[1e-8], [-1e-8]], dtype=np.float32)
+    assert dense([1.0]).predict(X).tolist() == [1, 0]  # was [0, 0]: σ(1e-8) is 0.5 in float32
+    labels = dense([1.0, -1.0])
+    labels.predicts = "labels"
+    assert labels.predict(X).tolist() == [[1, 0], [0, 1]]
+    close = dense([0.01, np.nextafter(np.float32(0.01), np.float32(1))])  # logits one ulp apart
+    assert close.predict(X[:1]).tolist() == [1]
+    trainer = Trainer(close, SoftmaxCrossEntropy(), SGD(close), progress=False)
+    assert trainer.evaluate(X[:1], np.array([1]))["accuracy"] == 1.0  # what predict says now

@@ -753,6 +753,8 @@ def test_search_arguments_are_checked_before_any_trial(data, tmp_path, monkeypat
             (dict(dev=(dev[0],)), ValueError, r"dev must be a pair \(X_dev, y_dev\).*tuple of length 1"),
             (dict(dev=(dev[0][:, :3], dev[1])), ValueError, r"X_dev has 3 features"),
             (dict(dtype="float16", execution="sequential"), ValueError, r"dtype must be float32 or float64"),
+            # np.dtype(None) is float64: the search trained in float64 where fit_many refuses None
+            (dict(dtype=None), ValueError, r"dtype must be float32 or float64, got None"),
             (dict(halving=2, min_epochs=2), ValueError, r"min_epochs \(2\) must be below the most epochs a trial trains \(2: base.epochs"),
             (dict(directory=""), ValueError, r"directory must name a directory"),
             (dict(resume=True, directory=None), ValueError, r"resume=True needs the directory"),

@@ -70,16 +70,18 @@ class Function:
         if not self._required <= settings.keys():
             missing = sorted(self._required - settings.keys())
             raise TypeError(f"{type(self).__name__}: missing setting {', '.join(map(repr, missing))}")
-        for name in self._float_fields:
-            value = settings.get(name)
-            if value is not None and type(value) is not float:
+        # None only where it is the declared default: leaky_relu(x, None) failed inside the forward ("unsupported
+        # operand type(s) for *"), sum(keepdims=None) as "'NoneType' object cannot be interpreted as an integer"
+        for name in self._float_fields & settings.keys():
+            value = settings[name]
+            if type(value) is not float and not (value is None and self.fields[name] is None):
                 # a Python float: a NumPy float64 would promote float32 arrays to float64 (NEP 50)
                 if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
                     raise TypeError(f"{type(self).__name__}: setting {name!r} must be a number, got {value!r}")
                 settings[name] = float(value)
-        for name in self._bool_fields:
-            value = settings.get(name)
-            if value is not None and type(value) is not bool:
+        for name in self._bool_fields & settings.keys():
+            value = settings[name]
+            if type(value) is not bool and not (value is None and self.fields[name] is None):
                 # a NumPy bool as Python's (NumPy's own keepdims= refuses one); a 0 or "no" is no flag
                 if not isinstance(value, np.bool_):
                     raise TypeError(f"{type(self).__name__}: setting {name!r} must be True or False, got {value!r}")

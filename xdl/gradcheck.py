@@ -212,7 +212,7 @@ def gradcheck(fn, inputs, eps: float = 1e-7, elements: int | None = None) -> Gra
                 unresolved.append(f"{labels[k]} (agrees to {again:.1e} at ε = {RECHECK * eps:g})")
 
     # the verdict is on the inputs finite differences resolve: the others' difference is rounding
-    # (a gradient that is 0, as of x/x, made J's rounding read as a bug); with none, nothing was
+    # (a gradient that is 0, as of x·(1/x), made J's rounding read as a bug); with none, nothing was
     # checked: "inconclusive", which does not pass
     kept = [k for k in checked if resolved[k]]
     candidates = kept or checked

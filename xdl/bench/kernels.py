@@ -113,7 +113,9 @@ def _torch_optimizer(torch, device, rule, tensors):
             "rmsprop": lambda: torch.optim.RMSprop(params, lr=1e-3, foreach=True)}
     opt = make[rule]()
     opt.step()
-    return opt.step, ("fused" if fused and rule != "rmsprop" else "foreach")
+    # what runs: PyTorch picks foreach by itself on CUDA only; a CPU optimizer not told is its for-loop
+    kind = "fused" if fused and rule != "rmsprop" else "foreach" if device == "cuda" or rule == "rmsprop" else "for-loop"
+    return opt.step, kind
 
 
 def fused_update_label(backend: Backend) -> str:

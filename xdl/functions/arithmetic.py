@@ -95,7 +95,7 @@ class Multiply(Binary):
 @op(name="div", methods=("__truediv__",), reflected=("__rtruediv__",), domain=("real", "positive"),
     check=[Check((3, 4), (4,)), Check((2, 2), (2, 2))])
 class Divide(Binary):
-    """y = a / b;  ∂y/∂a = 1/b, ∂y/∂b = −a/b²"""
+    """y = a / b;  ∂y/∂a = 1/b, ∂y/∂b = −a/b² = −(a/b)/b"""
 
     verb = "divide"
 
@@ -105,7 +105,11 @@ class Divide(Binary):
 
     def backward(self, gy):
         ga = gy / self.b if self.needs_grad[0] else None
-        gb = -gy * self.a / (self.b * self.b) if self.needs_grad[1] else None
+        # (a/b)/b, as PyTorch's: a/(b·b) overflowed b² (or flushed it to 0) for |b| beyond √ of the
+        # dtype's range, where the gradient itself is a number: b = 1e-25 in float32 gave −inf for
+        # −1e25, a = 0 there NaN for 0, and b = 1e30 gave 0 for −1e-30. (a/b is computed again rather
+        # than kept from the forward: the output is the caller's, which it may change in place.)
+        gb = -gy * (self.a / self.b / self.b) if self.needs_grad[1] else None
         return self.grads(ga, gb)
 
 

@@ -17,7 +17,12 @@ def _axes(axis, ndim, name: str) -> tuple[int, ...]:
         return tuple(range(ndim))
     # a sequence of axes (tuple, list, range, array), else one axis (of any kind: checked as one)
     axes = (axis,) if isinstance(axis, int | np.integer) or not hasattr(axis, "__iter__") else axis
-    return tuple(sorted(check_axis(a, ndim, name) for a in axes))
+    axes = tuple(sorted(check_axis(a, ndim, name) for a in axes))
+    if len(set(axes)) < len(axes):  # (NumPy's "duplicate value in 'axis'" named neither the function nor the axis)
+        repeated = next(a for a, b in zip(axes, axes[1:]) if a == b)
+        raise ValueError(f"{name}: axis {tuple(int(a) for a in axis)} names axis {repeated} more than once (of a "
+                         f"{ndim}-d tensor)")
+    return axes
 
 
 class Reduction(Function):

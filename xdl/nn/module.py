@@ -704,6 +704,13 @@ class Module:
         out, probabilities = self._forward_all(X, batch_size)
         if self.predicts == "values":
             return out.reshape(-1) if out.ndim == 2 and out.shape[1] == 1 else out
+        if not probabilities:
+            # decided on the logits, as the Trainer's accuracy decides (`_correct`): σ and softmax keep the
+            # order, but rounded to float32 σ(z) is 0.5 for 0 < z < 1.2e-7 and close logits' probabilities
+            # tie, so predict said 0 (the first class) where evaluate counted the other right
+            if self._multi_label(out):
+                return (out > 0).astype(np.int64)
+            return (out.reshape(-1) > 0).astype(np.int64) if out.ndim == 1 or out.shape[1] == 1 else out.argmax(axis=1)
         p = self._probabilities(out, probabilities)
         return (p > 0.5).astype(np.int64) if self._multi_label(out) else p.argmax(axis=1)
 

@@ -152,8 +152,12 @@ class Stacked(Sequential):
         return out if probabilities else softmax_array(np, out.astype(np.float64)).astype(out.dtype)
 
     def predict(self, X, batch_size: int = 1024) -> np.ndarray:
-        """Each model's classes, (m, K): the argmax over its own outputs (not over the models)."""
-        return self.predict_proba(X, batch_size).argmax(axis=-1)
+        """Each model's classes, (m, K): the argmax over its own outputs (not over the models), as
+        the logits order them (the softmax keeps their order, but float32 probabilities of close
+        logits tie, and the argmax of a tie is the first class)."""
+        if self.predicts not in (None, "classes"):
+            return self.predict_proba(X, batch_size)  # (refused there, naming what the models predict)
+        return self._forward_all(X, batch_size)[0].argmax(axis=-1)
 
     def to(self, backend):
         """Refused: a stack's parameters are views of its (K, P) buffer; `stack(models, backend)`

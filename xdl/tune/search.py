@@ -330,7 +330,8 @@ def check_search(space=None, trials=32, strategy="random", execution="sequential
                          "its first rung would come at or after the last epoch, so no trial could be stopped early")
     resume = check_bool(resume, name("resume"))
     try:
-        dtype = np.dtype(dtype)
+        # np.dtype(None) is float64: None is no default here (the search trained in float64, unsaid), as fit_many's
+        dtype = np.dtype(dtype) if dtype is not None else None
     except TypeError:
         raise TypeError(f"dtype must be a floating dtype name, got {dtype!r}") from None
     if dtype not in (np.float32, np.float64):  # what fit_many trains in; float16 would overflow
