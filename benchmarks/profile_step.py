@@ -48,7 +48,7 @@ def host_and_wall(step, synchronize, steps: int) -> tuple[float, float]:
 
 
 def profile(step, synchronize, steps: int, top: int) -> str:
-    """The ``top`` functions by own time over ``steps`` calls, per step."""
+    """The ``top`` functions by own time, cProfile's totals over ``steps`` calls (divide by ``steps`` for one)."""
     profiler = cProfile.Profile()
     synchronize()
     profiler.enable()

@@ -391,5 +391,5 @@ def report(quick: bool = False, json_path=None, json_flag: str = "json_path") ->
     if gpu:
         epochs["numpy"] = main_job_seconds_per_epoch("numpy")
         measured(complete=True)
-    print("\nmain job (xdl train defaults, digits), median time per epoch: "
+    print("\nmain job (xdl train defaults, digits), time per epoch as xdl train prints it (all epochs): "
           + ", ".join(f"{name} {1e3 * s:.1f} ms" for name, s in epochs.items()))
