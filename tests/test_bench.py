@@ -801,3 +801,22 @@ def test_a_benchmark_whose_files_cannot_be_written_still_prints_its_results(tmp_
     with pytest.raises(OSError):
         write(dict(results, quick=False), tmp_path / "c")
     assert json.loads((tmp_path / "c" / "results.json").read_text())["quick"] is True  # the earlier one, whole
+
+
+def test_bench_optimizers_by_default_runs_every_rule_of_the_table(tmp_path, monkeypatch, capsys):
+    """--help says "default: all" and ARCHITECTURE.md's optimizer recipe says an `OPTIMIZERS` entry
+    puts a rule in `xdl bench optimizers`: the default was a list of its own, which a rule added to
+    the table was not in."""
+    import xdl.bench
+    from xdl.bench import protocol
+
+    asked = []
+
+    def stop(problems, optimizers, *args, **kwargs):  # the options are checked before any work
+        asked.append(list(optimizers))
+        raise ValueError("stopped here")
+
+    monkeypatch.setitem(protocol.OPTIMIZERS, "adagrad_of_ones_own", protocol.OPTIMIZERS["sgd"])
+    monkeypatch.setattr(xdl.bench, "check_options", stop)
+    cli.main(["bench", "optimizers", "--out", str(tmp_path / "b")])
+    assert asked == [list(protocol.OPTIMIZERS)] and "adagrad_of_ones_own" in asked[0]

@@ -385,6 +385,114 @@ def test_a_bad_capture_value_is_named(capture):
         trainer(capture)
 
 
+def test_a_layer_setting_a_callback_changes_captures_the_step_again(backend, monkeypatch):
+    """A replay runs no Python: a Dropout's rate, a BatchNorm's momentum and the L2 strength are kernel
+    arguments and constants of the graph, so a callback's change (a dropout schedule, PyTorch's
+    ``model[3].p = 0.0``) went unread by a captured run while an eager one followed it. Each batch
+    size (50, 10) is captured again after the change, once, and the run ends as the eager one."""
+    from xdl.train import Callback
+
+    class Schedule(Callback):
+        def on_epoch_end(self, trainer, record):
+            if record["epoch"] == 1:
+                trainer.model.layers[3].rate = 0.0  # (mlp: Dense, BatchNorm, ReLU, Dropout, …)
+                trainer.model.layers[1].momentum = 0.5
+                trainer.l2 = 0.1
+
+    s = moons()
+    ends = {}
+    for how in ("eager", "captured"):
+        tr = trainer(False if how == "eager" else "auto", callbacks=[Schedule()])
+        captures = emulated_capture(monkeypatch, tr) if how == "captured" and backend.name == "numpy" else None
+        tr.fit(s.X_train, s.y_train)
+        assert how == "eager" or tr.eager_reason() is None
+        ends[how] = weights(backend, tr.model)
+        if captures is not None:
+            assert [fn.__name__ for fn in captures].count("counted_step") == 2 + 2
+    np.testing.assert_array_equal(ends["captured"], ends["eager"])
+
+
+def test_a_layer_unfrozen_and_given_to_the_optimizer_by_a_callback_trains_in_a_captured_run(backend, monkeypatch):
+    """Fine-tuning as `Optimizer.check_trainable`'s message says it: unfreeze, then
+    ``optimizer.add_param_group``. The step recorded while the layer was frozen has neither its
+    gradient nor its update, and no flag of the optimizer changed: replayed, the layer never moved
+    on a GPU while an eager run trained it. Each batch size is captured again after the change."""
+    from xdl.train import Callback
+
+    class Unfreeze(Callback):
+        def on_epoch_end(self, trainer, record):
+            if record["epoch"] == 1:
+                layer = trainer.model.layers[0]
+                for p in layer.parameters():
+                    p.requires_grad = True
+                trainer.optimizer.add_param_group({"params": layer.parameters()})
+
+    def frozen_first(model):
+        for p in model.layers[0].parameters():
+            p.requires_grad = False
+        return xdl.optim.Adam(model, lr=0.01)
+
+    s = moons()
+    ends = {}
+    for how in ("eager", "captured"):
+        tr = trainer(False if how == "eager" else "auto", optimizer=frozen_first, callbacks=[Unfreeze()])
+        first = backend.to_numpy(tr.model.layers[0].weight.data).copy()
+        captures = emulated_capture(monkeypatch, tr) if how == "captured" and backend.name == "numpy" else None
+        tr.fit(s.X_train, s.y_train)
+        assert how == "eager" or tr.eager_reason() is None
+        assert not np.array_equal(backend.to_numpy(tr.model.layers[0].weight.data), first)  # it trained
+        ends[how] = weights(backend, tr.model)
+        if captures is not None:
+            assert [fn.__name__ for fn in captures].count("counted_step") == 2 + 2
+    np.testing.assert_array_equal(ends["captured"], ends["eager"])
+
+
+def test_an_optimizer_a_callback_switches_to_takes_over_a_captured_run(backend, monkeypatch):
+    """``trainer.optimizer = SGD(...)`` mid-run (Adam's warm start, then SGD): a captured run kept
+    replaying Adam's update, recorded with the step; here the new rate is 0, so the weights stop."""
+    from xdl.train import Callback
+
+    class Switch(Callback):
+        def on_epoch_end(self, trainer, record):
+            if record["epoch"] == 1:
+                trainer.optimizer = xdl.optim.SGD(trainer.model, lr=0.0)
+                self.after = weights(backend, trainer.model)
+
+    s = moons()
+    switch = Switch()
+    tr = trainer("auto", callbacks=[switch])
+    captures = emulated_capture(monkeypatch, tr) if backend.name == "numpy" else None
+    tr.fit(s.X_train, s.y_train)
+    assert tr.eager_reason() is None
+    np.testing.assert_array_equal(weights(backend, tr.model), switch.after)
+    if captures is not None:  # each batch size captured again with the new optimizer
+        assert [fn.__name__ for fn in captures].count("counted_step") == 2 + 2
+
+
+def test_a_parameter_rebound_by_a_callback_is_trained_in_its_place_by_a_captured_run(backend, monkeypatch):
+    """``p.data = …`` in a callback (PyTorch's ``p.data = p.data.clamp(…)``) is written back into the
+    flat buffer by the optimizer's zero_grad, which a replay does not run (the step's Python runs at
+    its capture only): the graph trained the buffer, the parameter kept the callback's array, and
+    the run's weights were lost to predict and save. Here each replay runs no Python at all: the
+    parameters must be their buffer's views again from the next epoch on."""
+    from xdl.flat import is_view_of
+    from xdl.train import Callback
+
+    class Clip(Callback):
+        def on_epoch_end(self, trainer, record):
+            if record["epoch"] == 1:
+                for p in trainer.model.parameters():
+                    p.data = trainer.model.backend.xp.clip(p.data, -0.5, 0.5)
+
+    s = moons()
+    tr = captured_trainer(monkeypatch, backend, epochs=2, callbacks=[Clip()])
+    if backend.name == "numpy":
+        monkeypatch.setattr(EmulatedGraph, "__call__", lambda graph: graph.result)  # no Python, as a CUDA graph
+    tr.fit(s.X_train, s.y_train)
+    assert tr.eager_reason() is None
+    assert all(is_view_of(p, *p._flat) for p in tr.model.parameters())
+
+
 def test_a_step_that_cannot_be_captured_goes_on_eagerly_under_auto_and_says_why(backend, monkeypatch):
     """A loss that reads the device from the host: the capture fails after its warm-up; "auto"
     warns once and trains on eagerly, ending as an eager run does."""

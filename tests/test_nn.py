@@ -1086,3 +1086,11 @@ def test_a_model_s_predicts_set_by_hand_is_checked_when_set():
     X = np.ones((2, 3), np.float32)
     np.testing.assert_array_equal(model.predict(X), model(X).numpy().ravel())
     model.predicts = None
+
+
+def test_standardize_takes_statistics_of_the_backend_in_use(backend):
+    """Built by hand from statistics computed on the device (``X.mean(0)`` of a CuPy X): CuPy's
+    arrays refuse ``np.asarray``, so the layer failed with CuPy's own message, naming no argument."""
+    X = backend.asarray(np.arange(12.0).reshape(4, 3))
+    layer = xdl.nn.Standardize(3, mean=X.mean(axis=0), scale=X.std(axis=0))
+    np.testing.assert_allclose(backend.to_numpy(layer.to(backend)(X).data).mean(axis=0), 0, atol=1e-6)

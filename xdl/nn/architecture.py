@@ -68,7 +68,9 @@ def _build(description: dict, initialize: bool) -> Module:
         raise ValueError(f"unknown layer class {name!r} in the saved architecture")
     config = description.get("config", {})
     init = config.get("init")
-    if init is None or (initialize and is_named(init)):
+    # an initializer is recorded by name (`Dense`); an ``init`` of another kind — a number, the value
+    # a layer's parameter starts at — is a plain setting, built as it was given (not swapped for "zeros")
+    if not isinstance(init, str) or (initialize and is_named(init)):
         return LAYERS[name](**config)
     if initialize:  # zeros would train as one unit repeated (no symmetry broken), and nothing would say so
         raise ValueError(f"build: a {name} layer was made with init {init!r}, an initializer of one's own kept by "

@@ -6,6 +6,7 @@ import numpy as np
 
 from xdl import functions as F
 from xdl import init as initializers
+from xdl.backend import array_to_numpy
 from xdl.data.validation import check_bool, check_int, check_number, check_width, standardized
 from xdl.functions.batchnorm import layer_batch_norm
 from xdl.functions.regularization import check_drop_rate
@@ -192,8 +193,9 @@ class Standardize(Module):
         check_dtype(dtype, "Standardize: dtype")
         self.config = {"features": self.features, **({"dtype": np.dtype(dtype).name} if dtype is not None else {})}
         self.integer_dtype = np.dtype(dtype or np.float32)
-        mean = np.zeros(features) if mean is None else np.asarray(mean, dtype=np.float64)
-        scale = np.ones(features) if scale is None else np.asarray(scale, dtype=np.float64)
+        # statistics of any backend (CuPy's refuse np.asarray): kept on the host, in float64, until `to`
+        mean = np.zeros(features) if mean is None else array_to_numpy(mean).astype(np.float64, copy=False)
+        scale = np.ones(features) if scale is None else array_to_numpy(scale).astype(np.float64, copy=False)
         if mean.shape != (features,) or scale.shape != (features,):
             raise ValueError(f"Standardize: mean and scale must be ({features},), got {mean.shape} and {scale.shape}")
         if not (np.isfinite(mean).all() and np.isfinite(scale).all() and (scale > 0).all()):

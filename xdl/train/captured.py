@@ -32,6 +32,28 @@ def check_capture(capture):
     return capture
 
 
+def host_settings(model, *extra) -> tuple:
+    """What a captured step read on the host, once, when it was recorded, and every replay keeps: each
+    module's settings (``current_config``: a Dropout's rate, a BatchNorm's momentum and eps, kernel
+    arguments of the graph), which arrays its buffers are (a buffer assigned anew is memory the
+    graph never reads) and which parameters train (an unfrozen one's gradient and update are not
+    in a graph recorded while it was frozen), with a loop's own ``extra`` (its L2 strength, its
+    optimizer's groups). A loop passes it as its steps' ``version``, taken at each epoch's start:
+    a callback that changed any of it (a dropout schedule, PyTorch's ``model[3].p = 0.0``, a layer
+    unfrozen and given to the optimizer) has the step captured again, as an eager step reads it —
+    a replay runs no Python, so the old values went on silently."""
+    modules = tuple((name, type(module).__name__, _plain(module.current_config()),
+                     tuple(id(getattr(module, b)) for b in module._buffers))
+                    for name, module in model.named_modules())
+    return modules, tuple(p.requires_grad for p in model.parameters()), extra
+
+
+def _plain(config: dict) -> dict:
+    """A module's settings that can change, its plain values (an array or a callable in a config is
+    the one it was made with, `Module.current_config`: compared, an array would have no truth value)."""
+    return {k: v for k, v in config.items() if v is None or isinstance(v, bool | int | float | str)}
+
+
 def _loop_capture(loop):
     return loop._captured.capture
 
@@ -54,6 +76,7 @@ class CapturedSteps:
         self.failure: str | None = None
         self.counter = None
         self._graphs = {}  # batch size or call key -> (CudaGraph, its input arrays, version)
+        self._settings = {}  # `settings`' last, by name
 
     def eager_reason(self, backend, host_augmentation: bool) -> str | None:
         """Why any loop's steps run eagerly, or None: capture off, a failed capture, a backend
@@ -97,20 +120,21 @@ class CapturedSteps:
 
         return self._capture(size, counted_step, (Xs, ys), version)
 
-    def call(self, name: str, fn, *arrays):
+    def call(self, name: str, fn, *arrays, version=None):
         """``fn(*fixed)`` through the graph kept for ``name`` and the arrays' shapes, captured at
         the first call of those shapes (which runs for real): each array is copied into a fixed
         one the graph reads (one copy kernel), so a few graphs serve any data — an evaluation
-        batch of the training set or the dev set alike."""
+        batch of the training set or the dev set alike. ``version``: as `step`'s (a different
+        one captures again)."""
         xp = self.backend.xp
         key = (name, *((a.shape, a.dtype.str) for a in arrays))
         entry = self._graphs.get(key)
         fixed = entry[1] if entry is not None else tuple(xp.empty(a.shape, dtype=a.dtype) for a in arrays)
         for target, source in zip(fixed, arrays):
             target[...] = source
-        if entry is not None:
+        if entry is not None and entry[2] == version:
             return entry[0]()
-        return self._capture(key, lambda: fn(*fixed), fixed, None)
+        return self._capture(key, lambda: fn(*fixed), fixed, version)
 
     def _capture(self, key, fn, inputs, version):
         """Warm ``fn`` up (this call's work, done for real), capture it under ``key``, and return
@@ -125,6 +149,15 @@ class CapturedSteps:
             return e.warmup_result
         self._graphs[key] = (graph, inputs, version)  # replaces (and drops) a graph of another version
         return graph.warmup_result  # the warm-up did the work: the capture ran nothing
+
+    def settings(self, name: str, model, *extra) -> tuple:
+        """`host_settings` of ``model`` (and ``extra``) for the steps or calls ``name``, the very
+        tuple of last time when they are unchanged: a graph's version is compared at every replay,
+        and the same object compares by identity, not item by item."""
+        now = host_settings(model, *extra)
+        if self._settings.get(name) != now:
+            self._settings[name] = now
+        return self._settings[name]
 
     def clear(self) -> None:
         """Drop the graphs (a next fit captures again) and give their memory back."""

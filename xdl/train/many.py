@@ -457,13 +457,15 @@ class ManyTrainer:
         captured = self.eager_reason() is None
         if captured:  # the dropout key's step, counted on by each step on the device
             model.set_random_key(seeds, 0, steps_done=self._captured.start_epoch(e * steps + self.step))
+            settings = self._captured.settings("step", model)  # as Trainer's: what a replay keeps
         model.train()
         self._mid_step = True
         for step in range(self.step, steps):
             idx = order[bounds[step][0]:bounds[step][1]]
             if captured and self._captured.failure is None:
                 self._l2_scales(self._penalty_m)  # made before a capture: they outlive its graph
-                cost, hits = self._captured.step(self._train_step, X, y, idx, version=self.optimizer.version)
+                cost, hits = self._captured.step(self._train_step, X, y, idx,
+                                                  version=(self.optimizer.version, settings))
             else:
                 Xb, yb = X[idx], y[idx]
                 if self._augment is not None:  # on the host, as Trainer does
@@ -641,6 +643,7 @@ class ManyTrainer:
         ``captured``: each batch's pass a graph, as `Trainer._evaluate`'s."""
         xp, k = self.model.backend.xp, self.n_models
         cost_sum, correct = xp.zeros(k, dtype=np.float64), xp.zeros(k, dtype=np.int64)
+        settings = self._captured.settings("evaluate", self.model) if captured else None
 
         def batch(Xb, yb):
             out = self._network(Xb)
@@ -650,7 +653,7 @@ class ManyTrainer:
             for i in range(0, len(X), batch_size):
                 Xb, yb = X[i:i + batch_size], y[i:i + batch_size]
                 if captured and self._captured.failure is None:
-                    cost, hits = self._captured.call("evaluate", batch, Xb, yb)
+                    cost, hits = self._captured.call("evaluate", batch, Xb, yb, version=settings)
                 else:
                     cost, hits = batch(Xb, yb)
                 cost_sum += cost

@@ -536,6 +536,11 @@ class Trainer:
         captured = self.eager_reason() is None
         if captured:  # the dropout key's step, counted on by each step on the device
             self.model.set_random_key(self.seed, 0, steps_done=self._captured.start_epoch(e * steps + self.step))
+            # what a replay does not redo, done here: a .data rebound by a callback written back into the flat
+            # buffer the graph trains (zero_grad's write-back: the step's own runs only at its capture), and
+            # the settings the step was captured under compared with the model's now (`host_settings`)
+            self.optimizer.zero_grad()
+            settings = self._captured.settings("step", self.model, self.l2, self.optimizer, len(self.optimizer.groups))
         self.model.train()
         # from the epoch's first step until its record (or a stop's `_partial`): an exception in between
         # leaves the run where no fit can go on exactly
@@ -543,7 +548,8 @@ class Trainer:
         for step in range(self.step, steps):
             idx = order[bounds[step][0]:bounds[step][1]]
             if captured and self._captured.failure is None:
-                cost, hits = self._captured.step(self._train_step, X, y, idx, version=self.optimizer.version)
+                cost, hits = self._captured.step(self._train_step, X, y, idx,
+                                                  version=(self.optimizer.version, settings))
             else:
                 Xb, yb = X[idx], y[idx]
                 if self.augment is not None:
@@ -700,6 +706,7 @@ class Trainer:
         xp = backend.xp
         cost_sum, correct = xp.zeros((), dtype=np.float64), xp.zeros((), dtype=np.float64)
         step_loss = self._step_loss
+        settings = self._captured.settings("evaluate", self.model) if captured else None  # (a BatchNorm's eps, its statistics' arrays)
 
         def batch(Xb, yb):
             out = self._network(Xb)
@@ -710,7 +717,7 @@ class Trainer:
             for i in range(0, len(X), batch_size):
                 Xb, yb = X[i:i + batch_size], backend.asarray(y[i:i + batch_size])
                 if captured and self._captured.failure is None:
-                    cost, hits = self._captured.call("evaluate", batch, Xb, yb)
+                    cost, hits = self._captured.call("evaluate", batch, Xb, yb, version=settings)
                 else:
                     cost, hits = batch(Xb, yb)
                 cost_sum += cost
