@@ -127,6 +127,17 @@ def test_a_directory_holding_results_no_benchmark_wrote_is_refused_before_any_wo
     assert (out / "results.md").read_text() == "# my notes"
 
 
+def test_an_out_that_is_a_file_is_named_as_one(tmp_path, capsys):
+    """--out FILE said "holds  that no optimizer benchmark wrote": FILE/results.json could not be read."""
+    (tmp_path / "notes.txt").write_text("mine")
+    command = ["bench", "optimizers", "--problem", "quadratic", "--optimizer", "sgd", "--seeds", "1", "--trials", "1"]
+    assert cli.main([*command, "--out", str(tmp_path / "notes.txt")]) == 1
+    assert f"--out {str(tmp_path / 'notes.txt')!r} is a file, not a directory" in capsys.readouterr().err
+    assert cli.main([*command, "--out", str(tmp_path / "notes.txt" / "b")]) == 1
+    assert "cannot be created" in capsys.readouterr().err
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
 def test_two_optimizers_of_one_name_are_refused(tmp_path):
     for where in ("a", "b"):
         (tmp_path / where).mkdir()

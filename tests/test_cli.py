@@ -5,6 +5,7 @@ import json
 import os
 import re
 import subprocess
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -345,6 +346,11 @@ def test_a_finished_run_keeps_a_checkpoint_to_go_on_from_with_more_epochs(tmp_pa
     (["train", "--resume", "nowhere"], "--resume: no checkpoint checkpoint.npz at 'nowhere' (no such directory)"),
     (["train", "--augment-noise", "0.1", "--dataset", "moons"], "error: augmentation applies to image datasets"),
     (["train", "--augment-shift", "8"], "--augment-shift must be an integer in [0, 8), got 8"),
+    # (was: X contains NaN or Inf, after the run had started)
+    (["train", "--augment-noise", "1e38"], "--augment-noise must be at most 3.4e+37"),
+    # a negative number with an exponent is a value (was: argument --lr: expected one argument)
+    (["train", "--lr", "-1e-3"], "--lr must be a finite number > 0, got -0.001"),
+    (["bench", "optimizers", "--lr", "-1e-3"], "--lr must be a number in float32's positive range"),
     (["train", "--optimizer", "sgd", "--beta2", "0.1"], "--beta2 is not read by --optimizer sgd or --schedule "
                                                        "inverse_time: it would be ignored"),
     (["train", "--schedule", "none", "--decay-every", "3"], "--decay-every is not read by --optimizer adam or "
@@ -653,6 +659,31 @@ def test_a_new_run_never_replaces_a_best_epoch_no_checkpoint_continues(tmp_path,
     assert main(["train", *FAST, "--out", str(out)]) == 1
     assert f"--resume {out / 'checkpoints' / 'best.npz'} --out OTHER" in capsys.readouterr().err
     assert (out / "checkpoints" / "best.npz").is_file()
+
+
+def test_a_run_never_writes_over_a_file_of_the_users_in_its_out(tmp_path, capsys):
+    """``--out proj`` holding the user's own history.json (or tune's --out a best.toml of theirs): the
+    run replaced it without a word. A file of a run's own name that the command did not write is
+    refused before any work; a run's own files, left after its checkpoints were removed to start
+    afresh (as the refusal of an unfinished run says), are replaced as before."""
+    out = tmp_path / "proj"
+    out.mkdir()
+    for name in ("history.json", "model.npz", "report.json", "curves.png"):
+        (out / name).write_text("my notes")
+        assert main(["train", *FAST, "--out", str(out)]) == 1
+        assert f"--out {str(out)!r} holds {name} that no xdl train wrote" in capsys.readouterr().err
+        assert (out / name).read_text() == "my notes" and not (out / "checkpoints").exists()
+        (out / name).unlink()
+    assert main(["train", *FAST, "--out", str(out)]) == 0
+    shutil.rmtree(out / "checkpoints")  # its model, history, report and curves stay: all the run's own
+    assert main(["train", *FAST, "--out", str(out)]) == 0
+    study = tmp_path / "study"
+    study.mkdir()
+    (study / "best.toml").write_text("lr = 0.1\n")
+    assert main(["tune", "--dataset", "moons", "--epochs", "1", "--trials", "1", "--no-progress",
+                 "--out", str(study)]) == 1
+    assert f"--out {str(study)!r} holds best.toml that no xdl tune wrote" in capsys.readouterr().err
+    assert (study / "best.toml").read_text() == "lr = 0.1\n" and not (study / "trials.json").exists()
 
 
 def test_a_run_holds_its_out_alone_while_it_runs(tmp_path, capsys):

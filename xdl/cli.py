@@ -40,7 +40,7 @@ from xdl.files import atomic_write, check_directory_name, check_writable_dir, re
 from xdl.hostmemory import keep_freed_memory
 from xdl.init import starts_symmetric
 from xdl.lock import BENCH, RUN, DirectoryLock, check_not_in_use, took_over_note
-from xdl.serialization import read_extra
+from xdl.serialization import is_xdl_file, read_extra
 from xdl.train import BEST_FILE, CHECKPOINT_FILE, Checkpoint, Control, Interrupted
 from xdl.train.callbacks import (CONTROL_FILE, check_checkpoint_kind, position, read_position, resume_path,
                                  unfinished_run)
@@ -169,8 +169,18 @@ def _remove_empty_tree(directory: Path) -> None:
             os.rmdir(path)
 
 
+# a negative number as a value, not an option: argparse's own pattern, ^-\d+$|^-\d*\.\d+$, misses an exponent and
+# inf, so `--lr -1e-3` was "argument --lr: expected one argument" instead of the check of the value typed
+NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^-(inf|infinity|nan)$", re.IGNORECASE)
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse's parser, its errors one line as the command's own (its usage block is ``--help``'s)."""
+    """argparse's parser, its errors one line as the command's own (its usage block is ``--help``'s),
+    a negative number in any float spelling taken as a value (`NEGATIVE_NUMBER`)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = NEGATIVE_NUMBER
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -421,6 +431,7 @@ def train(config: TrainConfig, args=None) -> int:
     replacing = None
     if not config.resume or resume_path(config.resume).resolve() != own.resolve():  # (a resume into another --out)
         replacing = _check_no_unfinished_run(out)
+    _check_no_foreign_outputs(out, _run_outputs(out), "xdl train")
     with xdl.use(config.backend, precision=config.precision) as backend, contextlib.ExitStack() as held:
         check_writable_dir(out, "--out")  # before any work, after every check: fail fast, make nothing
         lock = held.enter_context(DirectoryLock(out, "--out", RUN))  # one run at a time writes its checkpoints
@@ -569,6 +580,33 @@ def _check_no_unfinished_run(out: Path) -> str | None:
                           f"written after it (it was stopped while writing them): --resume "
                           f"{shlex.quote(str(path.parent))} goes on from there (a run over by its epochs or early "
                           f"stopping ends as it ended, writing them), {afresh}")
+
+
+def _check_no_foreign_outputs(out: Path, outputs: dict, command: str) -> None:
+    """Refuse, before any work, an ``out`` holding a file of a name the command writes that
+    ``outputs`` (name → whether a file there is the command's own) does not recognise: the command
+    would write over a user's file (``xdl bench optimizers`` refuses alike, `earlier_results`)."""
+    foreign = [name for name, ours in outputs.items() if os.path.lexists(out / name) and not ours(out / name)]
+    if foreign:
+        them = "it" if len(foreign) == 1 else "them"
+        raise FileExistsError(f"--out {str(out)!r} holds {', '.join(foreign)} that no {command} wrote: this run "
+                              f"would write over {them}; give another --out, or move {them} away")
+
+
+def _run_outputs(out: Path) -> dict:
+    """xdl train's outputs, each with how a file of its name there is known for a run's (curves.png,
+    a picture, by the run's other files beside it)."""
+    def history(path):
+        try:
+            xdl.train.History.load(path)
+            return True
+        except (OSError, ValueError, TypeError):
+            return False
+
+    named = {"model.npz": is_xdl_file, "history.json": history,
+             "report.json": lambda path: _reported_run(path) is not None}
+    return {**named, "curves.png": lambda path: (out / "checkpoints").is_dir() or any(
+        (out / name).is_file() and ours(out / name) for name, ours in named.items())}
 
 
 def _reported_run(report: Path) -> tuple[int, dict] | None:
@@ -761,7 +799,7 @@ def tune(config: TrainConfig, args) -> int:
     ``trials.json`` and ``best.toml`` in ``--out``."""
     from xdl.tune import Space, tune as search
     from xdl.tune.search import check_search, connect
-    from xdl.tune.study import TRIALS_FILE
+    from xdl.tune.study import BEST_FILE as BEST_CONFIG, TRIALS_FILE
 
     # every option first, named by its flag: before any data is loaded or directory made (search checks again)
     if config.resume:  # a --config file's (the flag is the study's switch): it would be ignored
@@ -789,6 +827,9 @@ def tune(config: TrainConfig, args) -> int:
     planned = len(searched.grid(trials)) if strategy == "grid" else trials
     out = Path(args.tune_out)
     check_not_in_use(out, "--out")  # a search at work there is named before anything else (as xdl train's)
+    # a study's best.toml and trials.png are written beside its trials.json, never alone
+    _check_no_foreign_outputs(out, dict.fromkeys((BEST_CONFIG, "trials.png"), lambda path: (out / TRIALS_FILE).is_file()),
+                              "xdl tune")
     with xdl.use(config.backend, precision=config.precision) as backend, contextlib.ExitStack() as held:
         scheduler = args.scheduler
         if args.execution == "dask" and scheduler is not None:  # the cluster answers before anything is made

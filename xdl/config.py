@@ -44,6 +44,8 @@ SCHEDULE_OPTIONS = {"none": (), "inverse_time": ("lr", "decay_rate"), "exponenti
 SCHEDULES = tuple(SCHEDULE_OPTIONS)
 AUGMENTED_COPIES = 4  # augmented copies of the training set the input scaling is measured on
 FLOAT32_RATES = optim.optimizer.rate_range(np.float32)  # the models' default dtype
+# augment_noise's σ at most: |draw| ≤ 10σ (odds of more: 10⁻²³) stays below float32's largest number, the images'
+MAX_NOISE = float(np.finfo(np.float32).max) / 10
 MAX_WIDTH = 2**20  # a hidden layer's units at most (2**20 × 2**20 float32 weights are 4 TiB already)
 # Options that describe a command line's run (where and how it runs, what it shows), not a model.
 RUN_OPTIONS = ("backend", "out", "checkpoint_every", "resume", "progress", "base_error", "capture")
@@ -183,6 +185,11 @@ class TrainConfig:
         for name in ("l2", "weight_decay", "augment_noise", "decay_rate"):
             if not math.isfinite(getattr(self, name)) or getattr(self, name) < 0:
                 raise ValueError(f"{source}: {name} must be a finite number ≥ 0, got {getattr(self, name)}")
+        if self.augment_noise > MAX_NOISE:  # (a larger σ's draws overflow the float32 images to inf: the run
+            # failed after it had started, on "X contains NaN or Inf", under NumPy's overflow warning)
+            raise ValueError(f"{source}: augment_noise must be at most {MAX_NOISE:.3g} (float32's largest number / 10: "
+                             f"the images are float32, and a draw of more than 10σ is never seen), got "
+                             f"{self.augment_noise}")
         for name in ("beta1", "beta2"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"{source}: {name} must be in [0, 1), got {getattr(self, name)}")

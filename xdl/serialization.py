@@ -143,6 +143,18 @@ def read_extra(path) -> tuple[dict | None, dict[str, np.ndarray]]:
     return header.get("extra"), arrays
 
 
+def is_xdl_file(path) -> bool:
+    """Whether ``path`` is a file `save` wrote, of any format (an .npz archive holding xdl's header,
+    read without its arrays): a command writing a file of its name replaces its own, not a user's."""
+    try:
+        if not zipfile.is_zipfile(path):
+            return False
+        with np.load(path, allow_pickle=False) as data:
+            return ARCHITECTURE_KEY in data.files
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        return False
+
+
 def _read(path) -> tuple[dict, dict[str, np.ndarray]]:
     """The header and arrays of an xdl file; anything else (not an .npz, an .npz without the xdl
     header, a damaged or truncated file, pickled arrays, a newer format) is a ValueError naming the

@@ -165,6 +165,8 @@ def earlier_results(directory: Path, what: str = "directory") -> dict | None:
     """The results of the benchmark written in ``directory`` before (None: none there). A
     results.json or results.md there that no benchmark wrote is refused: a benchmark would write
     over a user's file."""
+    if not Path(directory).is_dir():  # nothing there yet, or a file: `check_writable_dir` names it (was "holds  that
+        return None                    # no optimizer benchmark wrote", the results.json under a file unreadable)
     try:
         earlier = json.loads((directory / "results.json").read_text())
     except FileNotFoundError:
