@@ -153,7 +153,16 @@ def test_the_courses_initialization_experiment_runs_from_the_command_line(tmp_pa
     hidden = [key for key in weights["zeros"] if key.endswith("weight")][:-1]
     assert all(np.all(weights["zeros"][key] == 0) for key in hidden)  # no symmetry broken: nothing learned there
     assert np.std(xdl.nn.mlp(2, [64], 2, init="normal(10)", batch_norm=False)[0].weight.numpy()) > 5
+    # resumed with the scale spelt otherwise: the same initializer (was: "the checkpoint was made with
+    # 'normal(10)', this run has 'normal(10.0)'"); another scale stays refused
+    def resumed(epochs, init):
+        return main(["train", *FAST[:-3], "--epochs", str(epochs), "--no-progress", "--init", init,
+                     "--resume", str(large / "checkpoints"), "--out", str(large)])
+
+    assert resumed(4, "normal(1e1)") == 0
     capsys.readouterr()
+    assert resumed(5, "normal(5)") == 1
+    assert "--init: the checkpoint in" in capsys.readouterr().err
     for bad in ("random", "normal(-1)", "normal(inf)", "normal(x)"):
         assert main(["train", *FAST, "--init", bad, "--out", str(tmp_path / "bad")]) == 1
         assert (f"--init must be one of zeros, normal, xavier, glorot, he or normal(SCALE) with a finite SCALE ≥ 0, "

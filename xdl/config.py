@@ -16,7 +16,7 @@ from xdl.backend import BACKEND_CHOICES, PRECISIONS, SEEDS, thread_seed
 from xdl.data import Augment, Standardizer
 from xdl.datasets import DATASETS
 from xdl.files import check_directory_name, check_no_tilde, read_toml
-from xdl.init import INITIALIZERS, is_named
+from xdl.init import INITIALIZERS, canonical_name, is_named
 from xdl.losses import SoftmaxCrossEntropy
 from xdl.functions.regularization import check_drop_rate
 from xdl.nn import ACTIVATIONS, mlp
@@ -314,8 +314,11 @@ class TrainConfig:
     def first_change(self, saved: dict) -> tuple[str, object, object] | None:
         """(name, saved value, this value) of the first option outside `RESUME_MAY_CHANGE` that
         differs from ``saved`` (a checkpoint's options), or None: what a resume must keep."""
+        def same(name, then, now):  # (an initializer by its one spelling: normal(10) is normal(10.0))
+            return then == now or (name == "init" and canonical_name(then) == canonical_name(now))
+
         for f in dataclasses.fields(self):
-            if f.name not in RESUME_MAY_CHANGE and f.name in saved and saved[f.name] != getattr(self, f.name):
+            if f.name not in RESUME_MAY_CHANGE and f.name in saved and not same(f.name, saved[f.name], getattr(self, f.name)):
                 return f.name, saved[f.name], getattr(self, f.name)
         return None
 

@@ -118,6 +118,23 @@ def starts_symmetric(init) -> bool:
         return False
 
 
+def canonical_name(init):
+    """``init``'s one spelling, to compare a resume's with its checkpoint's: `normal`'s scale as a
+    float ("normal(10)", "normal(1e1)" and "normal(10.0)" are "normal(10.0)"; "normal" is
+    "normal(0.01)", its default); anything else as given.
+
+    >>> canonical_name("normal(1e1)"), canonical_name("normal"), canonical_name("he")
+    ('normal(10.0)', 'normal(0.01)', 'he')
+    """
+    if init == "normal":
+        return canonical_name(INITIALIZERS["normal"].__name__)
+    scale = re.fullmatch(r"normal\((.+)\)", init) if isinstance(init, str) else None
+    try:
+        return f"normal({float(scale.group(1))!r})" if scale is not None else init
+    except ValueError:  # (not a number: no initializer `get` makes)
+        return init
+
+
 def is_named(init) -> bool:
     """Whether ``init`` (a layer's recorded init) names an initializer `get` makes: not a function
     of one's own, which a description keeps by name only."""

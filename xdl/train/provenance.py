@@ -14,6 +14,7 @@ import hashlib
 import numpy as np
 
 from xdl.data.augment import Augment
+from xdl.init import canonical_name
 from xdl.nn.architecture import describe
 
 
@@ -67,6 +68,8 @@ def verify(saved: dict, current: dict, path) -> None:
     """Raise ValueError naming the first fact of ``current`` that differs from ``saved``."""
     for key, now in current.items():
         then = saved.get(key)
+        if key == "architecture":  # an initializer by its one spelling (normal(10) is normal(10.0))
+            then, now = _canonical_inits(then), _canonical_inits(now)
         if then == now or key not in saved:  # (a fact an older xdl did not record: not checked)
             continue
         if key == "architecture" and then and now and isinstance(then.get("layers"), list):
@@ -89,6 +92,16 @@ def verify(saved: dict, current: dict, path) -> None:
                                      f"({_data(then, part)} then, {_data(now, part)} now): the data set or "
                                      f"its split changed ({str(path)!r})")
         raise ValueError(f"resume: {key} was {then!r} in the checkpoint, this run has {now!r} ({str(path)!r})")
+
+
+def _canonical_inits(architecture):
+    """``architecture`` (`describe`'s) with each layer's ``init`` in its one spelling (`canonical_name`)."""
+    if not isinstance(architecture, dict) or not isinstance(architecture.get("layers"), list):
+        return architecture
+    return {**architecture, "layers": [
+        {**layer, "config": {**layer["config"], "init": canonical_name(layer["config"]["init"])}}
+        if isinstance(layer, dict) and isinstance(layer.get("config"), dict) and "init" in layer["config"] else layer
+        for layer in architecture["layers"]]}
 
 
 def _brief(layer) -> str:
