@@ -559,6 +559,11 @@ def test_ctrl_c_during_the_benchmark_writes_the_pairs_it_finished(tmp_path, caps
     assert "--trials is the budget of the learning-rate search, which --lr skips" in capsys.readouterr().err
     assert cli.main(["bench", "optimizers", "--quick", "--lr", "0.1", "--batched", "--out", str(tmp_path / "e")]) == 1
     assert "--batched trains a learning-rate search's trials at once, which --lr skips" in capsys.readouterr().err
+    check_options = []  # --no-batched agrees with --lr (it was refused as --batched): past the flags' checks
+    monkeypatch.setattr(xdl.bench, "check_options", lambda *args: check_options.append(args) or 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        cli.main(["bench", "optimizers", "--quick", "--lr", "0.1", "--no-batched", "--out", str(tmp_path / "f")])
+    assert check_options
 
 
 # -- what the results say, and how they count ---------------------------------------------------

@@ -258,6 +258,11 @@ def test_console_script_is_installed():
 def test_precision_option_is_checked_and_said(tmp_path, capsys):
     assert main(["train", *FAST, "--backend", "numpy", "--precision", "tf32", "--out", str(tmp_path / "run")]) == 0
     assert "tf32 has no effect on the CPU" in capsys.readouterr().out
+    # tune's header says it as train's (it said nothing), and one trial is "1 trial" (was "1 trials")
+    assert main(["tune", *FAST[:4], "--epochs", "1", "--trials", "1", "--precision", "tf32", "--no-progress",
+                 "--out", str(tmp_path / "study")]) == 0
+    assert "tf32 has no effect on the CPU (exact float32); dataset moons" in (out := capsys.readouterr().out)
+    assert "examples; 1 trial, random" in out
     with pytest.raises(SystemExit):
         main(["train", *FAST, "--precision", "fp16"])
     assert "--precision" in capsys.readouterr().err

@@ -840,9 +840,9 @@ def tune(config: TrainConfig, args) -> int:
         parts = split(X, y, seed=config.seed)
         start = time.perf_counter()
         try:  # (the header too: a Ctrl-C just after it is the search's, with its message)
-            print(f"xdl {xdl.__version__} tune: backend {backend.name} on {backend.device_name()}; dataset "
-                  f"{config.dataset}: {len(parts.X_train)} train / {len(parts.X_dev)} dev examples; {planned} "
-                  f"trials, {strategy}, {args.execution}"
+            print(f"xdl {xdl.__version__} tune: backend {backend.name} on {backend.device_name()}"
+                  f"{_precision_note(backend)}; dataset {config.dataset}: {len(parts.X_train)} train / "
+                  f"{len(parts.X_dev)} dev examples; {_count(planned, 'trial')}, {strategy}, {args.execution}"
                   + (f" (the grid {trials} trials allow: every choice, the same number of values in each range)"
                      if planned != trials else "")
                   + (f"; resuming the study in {str(out)!r} ({len(saved_trials)} "
@@ -903,7 +903,7 @@ def bench_optimizers(config, args) -> int:
     trials = (8 if args.quick else 16) if args.trials is None else args.trials
     if args.lr is not None and args.trials is not None:  # it would be ignored
         raise ValueError("--trials is the budget of the learning-rate search, which --lr skips; give one of them")
-    if args.lr is not None and args.batched is not None:  # (so would this: it batches a search's trials)
+    if args.lr is not None and args.batched:  # (so would this: it batches a search's trials; --no-batched agrees)
         raise ValueError("--batched trains a learning-rate search's trials at once, which --lr skips; give one of them")
     # every option before the directory is made (benchmark checks them again; a user's rule is loaded once)
     check_options(problems, optimizers, seeds, trials, args.seed, args.lr)
