@@ -412,6 +412,106 @@ def test_a_layer_setting_a_callback_changes_captures_the_step_again(backend, mon
     np.testing.assert_array_equal(ends["captured"], ends["eager"])
 
 
+class Tempered(xdl.nn.Module):
+    """A model of one's own: logits = fc2(relu(fc1(x)))·scale, ``scale`` a plain attribute that no
+    config names (a temperature, a residual weight, a warm-up factor)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = xdl.nn.Dense(2, 16), xdl.nn.Dense(16, 2)
+        self.scale = 1.0
+
+    def forward(self, x):
+        return self.fc2(xdl.relu(self.fc1(x))) * self.scale
+
+
+class WeightedCrossEntropy(SoftmaxCrossEntropy):
+    """A loss of one's own: weight·softmax cross-entropy, ``weight`` a plain attribute."""
+
+    def __init__(self):
+        self.weight = 1.0
+
+    def compute(self, logits, labels):
+        return super().compute(logits, labels) * self.weight
+
+
+def test_an_attribute_a_callback_changes_in_a_model_or_loss_of_ones_own_captures_the_step_again(backend, monkeypatch):
+    """A replay runs no Python: ``self.scale`` read by a model's forward, or ``self.weight`` by a
+    loss's compute, is a constant of the graph, recorded at the capture. A callback halving the one
+    and tripling the other each epoch was read by an eager run and not by a captured one, whose
+    weights and history ended elsewhere without a word. Each of the 3 epochs captures its batch
+    sizes (50, 10) and evaluation shapes again, and the run ends as the eager one, bit for bit."""
+    from xdl.train import Callback
+
+    class Anneal(Callback):
+        def on_epoch_end(self, trainer, record):
+            trainer.model.scale *= 0.5
+            trainer.loss.weight *= 3.0
+
+    s = moons()
+    ends = {}
+    for how in ("eager", "captured"):
+        xdl.seed(0)
+        model = Tempered()
+        tr = Trainer(model, WeightedCrossEntropy(), xdl.optim.Adam(model, lr=0.01), batch_size=50, epochs=3, seed=3,
+                     progress=False, capture=False if how == "eager" else "auto", callbacks=[Anneal()])
+        captures = emulated_capture(monkeypatch, tr) if how == "captured" and backend.name == "numpy" else None
+        history = tr.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+        assert how == "eager" or tr.eager_reason() is None
+        ends[how] = (weights(backend, tr.model), [r["dev_cost"] for r in history.records])
+        if captures is not None:
+            assert [fn.__name__ for fn in captures].count("counted_step") == 3 * 2
+    np.testing.assert_array_equal(ends["captured"][0], ends["eager"][0])
+    assert ends["captured"][1] == ends["eager"][1]
+
+
+def test_a_loss_a_callback_switches_to_takes_over_a_captured_run(backend, monkeypatch):
+    """``trainer.loss = …`` mid-run (a loss weighted 0 from epoch 2 on): a captured run kept replaying
+    the loss recorded with the step, as it kept a replaced optimizer's update; here the new loss has
+    no gradient, so Adam's moments decay and the weights keep moving only as an eager run's do."""
+    from xdl.train import Callback
+
+    class Switch(Callback):
+        def on_epoch_end(self, trainer, record):
+            if record["epoch"] == 1:
+                trainer.loss = WeightedCrossEntropy()
+                trainer.loss.weight = 0.0
+
+    s = moons()
+    ends = {}
+    for how in ("eager", "captured"):
+        tr = trainer(False if how == "eager" else "auto", callbacks=[Switch()])
+        captures = emulated_capture(monkeypatch, tr) if how == "captured" and backend.name == "numpy" else None
+        history = tr.fit(s.X_train, s.y_train)
+        assert how == "eager" or tr.eager_reason() is None
+        ends[how] = (weights(backend, tr.model), history["train_cost"])
+        if captures is not None:  # each batch size captured again with the new loss
+            assert [fn.__name__ for fn in captures].count("counted_step") == 2 + 2
+    np.testing.assert_array_equal(ends["captured"][0], ends["eager"][0])
+    assert ends["captured"][1] == ends["eager"][1]
+
+
+def test_eval_train_switched_off_by_a_callback_counts_the_steps_hits_in_a_captured_run(backend, monkeypatch):
+    """``trainer.eval_train = False`` from epoch 2 on: the train accuracy then comes from the
+    steps' hits, which the step captured under eval_train=True does not count — a captured run
+    recorded a train accuracy of 0.0 where an eager one measured it."""
+    from xdl.train import Callback
+
+    class Switch(Callback):
+        def on_epoch_end(self, trainer, record):
+            trainer.eval_train = False
+
+    s = moons()
+    accuracies = {}
+    for how in ("eager", "captured"):
+        tr = trainer(False, callbacks=[Switch()]) if how == "eager" else \
+            captured_trainer(monkeypatch, backend, callbacks=[Switch()])
+        history = tr.fit(s.X_train, s.y_train)
+        accuracies[how] = history["train_accuracy"]
+    assert min(accuracies["eager"]) > 0.5
+    assert accuracies["captured"] == accuracies["eager"]
+
+
 def test_a_layer_unfrozen_and_given_to_the_optimizer_by_a_callback_trains_in_a_captured_run(backend, monkeypatch):
     """Fine-tuning as `Optimizer.check_trainable`'s message says it: unfreeze, then
     ``optimizer.add_param_group``. The step recorded while the layer was frozen has neither its

@@ -41,17 +41,27 @@ def host_settings(model, *extra) -> tuple:
     optimizer's groups). A loop passes it as its steps' ``version``, taken at each epoch's start:
     a callback that changed any of it (a dropout schedule, PyTorch's ``model[3].p = 0.0``, a layer
     unfrozen and given to the optimizer) has the step captured again, as an eager step reads it —
-    a replay runs no Python, so the old values went on silently."""
-    modules = tuple((name, type(module).__name__, _plain(module.current_config()),
+    a replay runs no Python, so the old values went on silently. A module's own plain attributes
+    count too (`host_values`): a model of one's own whose forward reads ``self.temperature``, which
+    no config names, read it once, at the capture."""
+    modules = tuple((name, type(module).__name__, _plain(module.current_config()), host_values(module),
                      tuple(id(getattr(module, b)) for b in module._buffers))
                     for name, module in model.named_modules())
     return modules, tuple(p.requires_grad for p in model.parameters()), extra
 
 
+def host_values(obj) -> dict:
+    """``obj``'s attributes that hold plain host values (numbers, flags, strings, None): what a
+    forward or a loss of one's own may read on the host at every call, as ``x * self.scale`` does —
+    a replay keeps the value the capture read. The mode flag is the loop's own (it sets it)."""
+    return _plain({k: v for k, v in getattr(obj, "__dict__", {}).items() if k != "training"})
+
+
 def _plain(config: dict) -> dict:
     """A module's settings that can change, its plain values (an array or a callable in a config is
     the one it was made with, `Module.current_config`: compared, an array would have no truth value)."""
-    return {k: v for k, v in config.items() if v is None or isinstance(v, bool | int | float | str)}
+    return {k: v for k, v in config.items()
+            if v is None or isinstance(v, bool | int | float | str | np.bool_ | np.number)}
 
 
 def _loop_capture(loop):

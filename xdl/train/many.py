@@ -457,7 +457,7 @@ class ManyTrainer:
         captured = self.eager_reason() is None
         if captured:  # the dropout key's step, counted on by each step on the device
             model.set_random_key(seeds, 0, steps_done=self._captured.start_epoch(e * steps + self.step))
-            settings = self._captured.settings("step", model)  # as Trainer's: what a replay keeps
+            settings = self._captured.settings("step", model, self.eval_train)  # as Trainer's: what a replay keeps
         model.train()
         self._mid_step = True
         for step in range(self.step, steps):

@@ -49,7 +49,7 @@ from xdl.train.callbacks import (Callback, Checkpoint, EarlyStopping, check_goes
                                  checkpoint_directories_held,
                                  check_record, load_callback_state, position, resume_path, stop_for_signal,
                                  write_checkpoint)
-from xdl.train.captured import CapturedSteps, loop_capture
+from xdl.train.captured import CapturedSteps, host_values, loop_capture
 from xdl.train.history import History
 from xdl.train.interrupt import SignalFlag
 
@@ -540,7 +540,8 @@ class Trainer:
             # buffer the graph trains (zero_grad's write-back: the step's own runs only at its capture), and
             # the settings the step was captured under compared with the model's now (`host_settings`)
             self.optimizer.zero_grad()
-            settings = self._captured.settings("step", self.model, self.l2, self.optimizer, len(self.optimizer.groups))
+            settings = self._captured.settings("step", self.model, self.l2, self.optimizer, len(self.optimizer.groups),
+                                               self.eval_train, self.loss, host_values(self.loss))
         self.model.train()
         # from the epoch's first step until its record (or a stop's `_partial`): an exception in between
         # leaves the run where no fit can go on exactly
@@ -706,7 +707,8 @@ class Trainer:
         xp = backend.xp
         cost_sum, correct = xp.zeros((), dtype=np.float64), xp.zeros((), dtype=np.float64)
         step_loss = self._step_loss
-        settings = self._captured.settings("evaluate", self.model) if captured else None  # (a BatchNorm's eps, its statistics' arrays)
+        # (a BatchNorm's eps, its statistics' arrays; the loss, and a loss of one's own's attributes)
+        settings = self._captured.settings("evaluate", self.model, self.loss, host_values(self.loss)) if captured else None
 
         def batch(Xb, yb):
             out = self._network(Xb)
