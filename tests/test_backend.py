@@ -203,6 +203,26 @@ def test_mixing_numpy_and_cupy_tensors():
     assert get_backend("cupy").device_name().startswith("cuda:")
 
 
+def test_threads_whose_first_use_of_xdl_comes_at_once_share_one_backend():
+    """Each backend is made once in a process: threads of a server loading their models at its
+    start each made their own NumpyBackend while another's was being made (here made slowly, as
+    CuPy's import and device query are), and one's model refused the other's tensors as "different
+    backends (numpy and numpy)"; `xdl.seed` reseeded only the last one made."""
+    out = run_python(
+        "import threading, time, numpy as np, xdl\n"
+        "from xdl.backend import NumpyBackend\n"
+        "made = NumpyBackend.create.__func__\n"
+        "NumpyBackend.create = classmethod(lambda cls, seed=None: (time.sleep(0.05), made(cls, seed))[1])\n"
+        "models = []\n"
+        "threads = [threading.Thread(target=lambda: models.append(xdl.nn.Dense(3, 2))) for _ in range(4)]\n"
+        "[t.start() for t in threads]; [t.join() for t in threads]\n"
+        "x = xdl.tensor(np.ones((1, 3), dtype=np.float32))\n"
+        "print(len({id(m.backend) for m in models}), all(m(x).shape == (1, 2) for m in models))\n",
+        XDL_BACKEND="numpy")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["1", "True"]
+
+
 def test_thread_backend_holds_in_this_thread_only_and_is_restored():
     """How xdl's own code builds on the host without switching the process's backend (`use`),
     which other threads may be using."""

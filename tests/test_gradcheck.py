@@ -239,6 +239,50 @@ def test_gradcheck_checks_a_sample_of_elements_when_asked(backend, rng):
         xdl.gradcheck(cost, x, elements=0)
 
 
+
+# -- 9. a check is its own thread's --------------------------------------------------------------
+def test_gradcheck_keeps_statistics_and_drops_dropout_in_its_own_thread_only(backend):
+    """While checking, batch norm keeps its running statistics (running = 1·running + 0·batch) and
+    dropout without a key is the identity — in the checking thread only: another thread training
+    meanwhile updates its statistics and drops units, and two checks overlapping in two threads
+    leave neither switch on (a process-wide flag froze the other thread's model, and the second
+    check to end put back the first's True: no batch norm of the process learned statistics again)."""
+    import threading
+
+    a_in, b_in, a_done = threading.Event(), threading.Event(), threading.Event()
+
+    def check(entered, other_entered, leave=None):
+        first = [True]
+
+        def cost(t):
+            if first[0]:  # both checks inside at once, the first to enter ending first
+                first[0] = False
+                entered.set()
+                other_entered.wait(10)
+                if leave is not None:
+                    leave.wait(10)
+            return (t * t).sum()
+
+        assert xdl.gradcheck(cost, t64(backend, [1.0, 2.0])).passed
+
+    def trains_here():  # a training-mode batch norm and a keyless dropout, in this thread
+        bn = BatchNorm(3, dtype=np.float64)
+        bn(backend.asarray(np.arange(24.0).reshape(8, 3)))  # column means 10.5, 11.5, 12.5
+        kept = xdl.dropout(xdl.tensor(backend.xp.ones(1000)), 0.5)
+        return backend.to_numpy(bn.running_mean), float(backend.to_numpy((kept.data == 0).mean()))
+
+    first = threading.Thread(target=check, args=(a_in, b_in))
+    second = threading.Thread(target=check, args=(b_in, a_in, a_done))
+    first.start(), second.start()
+    b_in.wait(10)
+    during = trains_here()
+    first.join()
+    a_done.set()
+    second.join()
+    for means, dropped in (during, trains_here()):  # beside the checks, and after both
+        np.testing.assert_allclose(means, [1.05, 1.15, 1.25])  # 0.1·batch mean: updated, not kept
+        assert 0.4 < dropped < 0.6  # units dropped, not the identity
+
 # -- 6. initializers ------------------------------------------------------------------------------
 @pytest.mark.parametrize("scale", [float("inf"), float("nan"), -1.0, "a", None, True])
 def test_normal_init_takes_a_finite_scale_at_least_zero(scale):

@@ -419,6 +419,9 @@ _backends: dict[str, Backend] = {}
 _current: Backend | None = None
 _seed: int | None = None
 _thread = threading.local()  # .backend, .host_rng: this thread's own (`thread_backend`, `thread_seed`)
+# one Backend per name in the process: threads whose first use of xdl came at once each made their own, and
+# their tensors met as "different backends (numpy and numpy)" (`get_backend`)
+_creating = threading.RLock()
 
 
 def _cupy_or_reason():
@@ -442,9 +445,13 @@ def get_backend(name: str) -> Backend:
         raise ValueError(f"unknown backend {name!r}; expected one of {', '.join(BACKEND_NAMES)}")
     if name == "auto":
         name = "cupy" if "cupy" in _backends or _cupy_or_reason()[0] is not None else "numpy"
-    if name not in _backends:
-        _backends[name] = BACKENDS[name].create(_seed)
-    return _backends[name]
+    backend = _backends.get(name)
+    if backend is None:
+        with _creating:  # made once, by the first thread to get here; the others take that one
+            if name not in _backends:
+                _backends[name] = BACKENDS[name].create(_seed)
+            backend = _backends[name]
+    return backend
 
 
 def resolve_backend(backend, caller: str) -> Backend:
@@ -469,7 +476,10 @@ def current_backend() -> Backend:
     if own is not None:
         return own
     if _current is None:
-        _current = get_backend(environment_backend() or "auto")
+        backend = get_backend(environment_backend() or "auto")
+        with _creating:  # (a `use` in another thread meanwhile stands)
+            if _current is None:
+                _current = backend
     return _current
 
 
@@ -490,9 +500,9 @@ class use:
 
     ``precision`` ("float32" or "tf32") sets how the backend computes float32 matrix products
     (`Backend.precision`); None leaves it as it is. Used as a context manager it restores the
-    previous backend and precision on exit. Both are the whole process's, every thread's (as
-    ``torch.set_default_device``'s): two threads' overlapping blocks restore each other's; a
-    backend for one thread alone is `thread_backend`'s.
+    previous backend and precision on exit. Both are the whole process's, every thread's (unlike
+    ``torch.set_default_device``'s device, each thread's own since PyTorch 2.3): two threads'
+    overlapping blocks restore each other's; a backend for one thread alone is `thread_backend`'s.
     """
 
     def __init__(self, name, precision: str | None = None):

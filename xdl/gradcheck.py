@@ -30,7 +30,9 @@ no elements is skipped. The inputs are perturbed *in place* (and restored, whate
 Dropout is switched off while checking (a random mask would make J(θ) a different function on
 every call); everything else, batch norm's batch statistics included, runs as in training, but
 batch norm's running statistics are left as they were, and so is every ``.grad`` the check's
-backward pass reaches (a model's other parameters too): a check changes no model.
+backward pass reaches (a model's other parameters too): a check changes no model. Both switches
+are the checking thread's own (as `no_grad`'s mode): a model another thread trains meanwhile drops
+units and updates its statistics.
 """
 
 from __future__ import annotations
