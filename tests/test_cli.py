@@ -740,6 +740,32 @@ def test_a_resume_into_another_out_says_so(tmp_path, capsys, monkeypatch):
     assert "the rest of the run goes to --out 'S', not to 'R'" in capsys.readouterr().err
 
 
+def test_a_resume_into_another_out_stopped_before_its_first_checkpoint_there_goes_on_by_the_same_command(
+        tmp_path, capsys, monkeypatch):
+    """A resume into another --out copies the run's best.npz there first; stopped before its first
+    checkpoint there (a divergence, whose message says to run the same command again, or a kill), it
+    left that copy alone, and the same command was refused ("a run's best epoch but no checkpoint")."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", *FAST, "--epochs", "2", "--out", "R"]) == 0
+    Path("S").mkdir()
+    Path("S/control.toml").write_text("lr = 1e30\n")  # applied on resuming: diverges in epoch 3
+    more = [*FAST[:-3], "--epochs", "4", "--no-progress", "--resume", "R/checkpoints"]
+    with np.errstate(all="ignore"):
+        assert main(["train", *more, "--out", "S"]) == 1
+    assert "write `lr = …` into 'S/control.toml' and run the same command" in capsys.readouterr().err
+    assert sorted(p.name for p in Path("S/checkpoints").iterdir()) == ["best.npz"]  # R's, copied in
+    Path("S/control.toml").write_text("lr = 0.01\n")
+    assert main(["train", *more, "--out", "S"]) == 0
+    assert [r["epoch"] for r in json.loads(Path("S/history.json").read_text())["records"]] == [1, 2, 3, 4]
+    # a best epoch of another run there is still not written over
+    assert main(["train", *FAST, "--epochs", "2", "--seed", "7", "--out", "Q"]) == 0
+    Path("T/checkpoints").mkdir(parents=True)
+    Path("T/checkpoints/best.npz").write_bytes(Path("Q/checkpoints/best.npz").read_bytes())
+    capsys.readouterr()
+    assert main(["train", *more, "--out", "T"]) == 1
+    assert "holds a run's best epoch" in capsys.readouterr().err
+
+
 def test_a_second_search_in_one_out_is_refused_by_its_flag_before_any_output(tmp_path, capsys):
     from xdl.lock import SEARCH, DirectoryLock
 

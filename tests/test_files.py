@@ -151,6 +151,26 @@ def test_a_name_too_long_is_reported_against_the_target_never_the_temporary(tmp_
     assert os.listdir(tmp_path) == []
 
 
+def test_a_directory_made_read_only_during_a_write_is_reported_against_the_target(tmp_path, monkeypatch):
+    """The rename refused (the directory made read-only while the file was written: chmod a-w, by
+    another process), the temporary's removal was refused too, and that second error — naming the
+    temporary — took the first's place."""
+    import errno
+
+    path = tmp_path / "model.npz"
+    path.write_bytes(b"old")
+
+    def refused(name, *args, **kwargs):  # (as the directory refuses them; chmod would not stop root)
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fspath(name))
+
+    monkeypatch.setattr(files.os, "replace", refused)
+    monkeypatch.setattr(files.os, "unlink", refused)
+    with pytest.raises(PermissionError) as error:
+        xdl.save(model(), path)
+    assert error.value.filename == str(path) and ".tmp" not in str(error.value)
+    assert path.read_bytes() == b"old"
+
+
 # -- History files ---------------------------------------------------------------------------------
 def test_a_history_comes_back_as_saved_non_finite_values_and_none_apart(tmp_path):
     """NaN and ±infinity are written as Python's json writes them (so they come back, and JSON's null

@@ -1,6 +1,7 @@
 """Trainer, History, callbacks, resume, diagnose and plots — through the public API."""
 
 import json
+import os
 import warnings
 
 import numpy as np
@@ -892,6 +893,56 @@ def test_a_second_fit_into_a_checkpoint_directory_in_use_is_refused(tmp_path):
         first.join(30)
     with pytest.warns(UserWarning, match="nothing to train"):  # free again (its run over)
         assert trainer(Hold()).fit(X, y, resume=tmp_path).records[-1]["epoch"] == 2
+
+
+def test_a_lock_file_that_cannot_be_written_is_named_and_lets_the_directory_go(tmp_path, monkeypatch):
+    """A full disk as a fit took its Checkpoint directory: the lock file's write failed with a bare
+    "[Errno 28] No space left on device", and its descriptor — holding the flock — stayed open, so
+    the same fit once there was room again was refused, "in use by another run", by this process."""
+    import errno
+
+    import xdl.lock
+
+    X, y = xdl.datasets.moons(120, seed=0)
+
+    def trainer():
+        model = xdl.nn.mlp(2, [8], 2)
+        return Trainer(model, xdl.losses.SoftmaxCrossEntropy(), xdl.optim.Adam(model), epochs=1, progress=False,
+                       callbacks=[Checkpoint(tmp_path)])
+
+    def disk_full(fd, data, offset):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(xdl.lock.os, "pwrite", disk_full)
+    with pytest.raises(OSError, match="No space left on device") as error:
+        trainer().fit(X, y)
+    assert error.value.filename == str(tmp_path / "run.lock")
+    monkeypatch.undo()  # room again
+    assert trainer().fit(X, y).records[-1]["epoch"] == 1
+
+
+def test_a_checkpoint_directory_removed_while_the_run_runs_is_made_again(tmp_path):
+    """A clean-up removed the Checkpoint directory while a fit ran: its next save failed ("directory
+    ... does not exist") and the run stopped there, its training lost with the checkpoint it named
+    to resume from (Keras's ModelCheckpoint makes its directory again)."""
+    import shutil
+
+    from xdl.train.callbacks import read_position
+
+    X, y = xdl.datasets.moons(120, seed=0)
+    directory = tmp_path / "checkpoints"
+
+    class CleanUp(Callback):
+        def on_epoch_end(self, trainer, record):
+            if record["epoch"] == 2:
+                shutil.rmtree(directory)
+
+    model = xdl.nn.mlp(2, [8], 2)
+    trainer = Trainer(model, SoftmaxCrossEntropy(), Adam(model), epochs=3, progress=False,
+                      callbacks=[CleanUp(), Checkpoint(directory)])
+    with pytest.warns(UserWarning, match="was removed while the run ran: made again"):
+        assert trainer.fit(X, y).records[-1]["epoch"] == 3
+    assert read_position(directory / "checkpoint.npz")[1] == 3
 
 
 def test_a_loss_function_of_one_s_own_gets_targets_shaped_as_the_outputs():

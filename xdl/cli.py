@@ -430,7 +430,7 @@ def train(config: TrainConfig, args=None) -> int:
     own = out / "checkpoints" / CHECKPOINT_FILE
     replacing = None
     if not config.resume or resume_path(config.resume).resolve() != own.resolve():  # (a resume into another --out)
-        replacing = _check_no_unfinished_run(out)
+        replacing = _check_no_unfinished_run(out, resumed=resume_path(config.resume) if config.resume else None)
     _check_no_foreign_outputs(out, _run_outputs(out), "xdl train")
     with xdl.use(config.backend, precision=config.precision) as backend, contextlib.ExitStack() as held:
         check_writable_dir(out, "--out")  # before any work, after every check: fail fast, make nothing
@@ -542,13 +542,14 @@ def _note_once():
     return show
 
 
-def _check_no_unfinished_run(out: Path) -> str | None:
+def _check_no_unfinished_run(out: Path, resumed: Path | None = None) -> str | None:
     """A new run in ``out`` replaces the files of the run there: refused while that run is
     unfinished — interrupted or stopped by a divergence (its checkpoint is the way on), over but
     stopped before all its outputs were written, or holding states no run can continue from (a
     damaged checkpoint, a best.npz alone) — naming how to go on; a finished run's files (its
     report.json, written last, of as many epochs as its checkpoint) are replaced, as by any rerun:
-    the note returned says so (None: no run there)."""
+    the note returned says so (None: no run there). ``resumed``: the checkpoint a resume into ``out``
+    goes on from — a best.npz alone there that is of its run (`_best_of_run`) is its own."""
     checkpoints = out / "checkpoints"
     path, best = checkpoints / CHECKPOINT_FILE, checkpoints / BEST_FILE
     if not (path.is_file() or best.is_file()):
@@ -560,6 +561,8 @@ def _check_no_unfinished_run(out: Path) -> str | None:
     if not path.is_file():  # killed before its first checkpoint.npz, or --checkpoint-every 0
         if reported is not None:
             return replaced
+        if resumed is not None and _best_of_run(best, resumed):
+            return None  # the best a resume of that run copied in, left by a try stopped before its first checkpoint
         raise FileExistsError(f"--out {str(out)!r} holds a run's best epoch ({str(best)!r}) but no checkpoint to "
                               f"continue the run from: continue from its best epoch into another directory with "
                               f"--resume {shlex.quote(str(best))} --out OTHER, {afresh}")
@@ -607,6 +610,20 @@ def _run_outputs(out: Path) -> dict:
              "report.json": lambda path: _reported_run(path) is not None}
     return {**named, "curves.png": lambda path: (out / "checkpoints").is_dir() or any(
         (out / name).is_file() and ours(out / name) for name, ours in named.items())}
+
+
+def _best_of_run(best: Path, checkpoint: Path) -> bool:
+    """Whether ``best`` is a state of the run whose checkpoint is ``checkpoint``: the same provenance
+    (model, loss, optimizer and settings, seed, data, …). A resume into another --out copies the
+    run's best.npz there before its first epoch; one stopped before its first checkpoint there (a
+    divergence, whose message says to run the same command again; a kill) leaves it alone, and the
+    same command takes it up again (as a resume in the run's own directory takes its best.npz)."""
+    try:
+        mine, theirs = read_extra(best)[0], read_extra(checkpoint)[0]
+    except (OSError, ValueError):
+        return False
+    mine, theirs = (e.get("provenance") if isinstance(e, dict) else None for e in (mine, theirs))
+    return mine is not None and mine == theirs
 
 
 def _reported_run(report: Path) -> tuple[int, dict] | None:

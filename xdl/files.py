@@ -3,6 +3,7 @@ them), and reading a TOML file named by an option."""
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import io
@@ -106,8 +107,11 @@ def atomic_write(path, write, binary: bool = True, what: str = "save") -> Path:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as e:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
+        if tmp is not None:
+            # a directory made read-only meanwhile keeps it (a later write removes it, its writer gone): the
+            # error said is the write's, naming the file, not the cleanup's, naming the temporary
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
         if isinstance(e, OSError) and e.errno is not None and (tmp is None or e.filename in (None, tmp)):
             raise type(e)(e.errno, e.strerror, str(path)) from None  # a full disk: name the file, not the temporary
         raise

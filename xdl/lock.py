@@ -96,8 +96,16 @@ class DirectoryLock:
         self.took_over = left if locked and left and left.get("pid") != os.getpid() else None
         me = {"pid": os.getpid(), "host": socket.gethostname(),
               "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(me).encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(me).encode(), 0)
+        except BaseException as e:
+            # (a full disk) the descriptor holds the flock: closed, or this process would hold the directory
+            # until it ends, and refuse its own next try as "in use"; the error names the file
+            os.close(fd)
+            if isinstance(e, OSError) and e.errno is not None and e.filename is None:
+                raise type(e)(e.errno, e.strerror, str(self.path)) from None
+            raise
         self._fd = fd
         return self
 

@@ -353,6 +353,8 @@ class Checkpoint(Callback):
       default; a dev metric's train counterpart when the run has no dev set, "train_cost" for
       "dev_cost"; accuracies are maximized).
 
+    A directory removed while the run runs (a clean-up) is made again at the next save, with a warning.
+
     A `Trainer`'s are also model files: ``xdl.load(path)`` gives the model (a `fit_many` batch's
     hold its K models as one stack: each result's ``model`` is the ordinary one). The Trainer checks every cost
     before a checkpoint is written, so a diverging run never overwrites a good one; and a new run
@@ -428,7 +430,7 @@ class Checkpoint(Callback):
         if score is not None and (self.best is None or score < self.best):
             previous, self.best = self.best, score  # saved with the state, so best.npz knows its own score
             try:  # best.npz first: checkpoint.npz never records a best that best.npz does not hold
-                trainer.best_checkpoint = trainer.save_checkpoint(self.best_path)
+                trainer.best_checkpoint = self._save(trainer, self.best_path)
             except BaseException:
                 self.best = previous
                 raise
@@ -438,11 +440,21 @@ class Checkpoint(Callback):
 
     def save_resumable(self, trainer) -> Path:
         """Write ``checkpoint.npz`` now (the Trainer calls this when a signal stops the run)."""
-        trainer.last_checkpoint = trainer.save_checkpoint(self.path)
+        trainer.last_checkpoint = self._save(trainer, self.path)
         trainer.last_checkpoint_at = (trainer.epoch, trainer.step)
         for cb in trainer.callbacks:
             cb.on_checkpoint(trainer)
         return trainer.last_checkpoint
+
+    def _save(self, trainer, path: Path) -> Path:
+        """``trainer.save_checkpoint(path)``, the directory made again first where it was removed while the
+        run ran (a clean-up): else the save failed and the run stopped, its training lost with the
+        checkpoint it would name to resume from (Keras's ModelCheckpoint makes its directory again)."""
+        if not self.directory.exists():
+            with contextlib.suppress(OSError):  # (one that cannot be made: the save's error names it)
+                self.directory.mkdir(parents=True)
+                warn_caller(f"Checkpoint directory {str(self.directory)!r} was removed while the run ran: made again")
+        return trainer.save_checkpoint(path)
 
     def state_dict(self):
         return {"best": self.best}, {}
