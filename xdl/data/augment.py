@@ -16,6 +16,12 @@ class Augment:
     ``flip``: mirror left-right with probability 1/2 (leave it off for digits: a mirrored 2 is no 2).
     ``shift``: integer pixels in each direction; ``noise``: standard deviation added to every value.
 
+    Standardizing the inputs (a leading `xdl.nn.Standardize`), measure its statistics on augmented
+    copies too, as ``xdl train`` does (`TrainConfig.build_standardize`): measured on the clean
+    images, a border pixel almost always blank gets a tiny spread, and the ink a shift moves into
+    it lands hundreds of standard deviations out (digits with ``shift=1`` then trained to 11–20% in
+    3 epochs, against 68–90% without the layer).
+
     >>> import numpy as np
     >>> aug = Augment(image_shape=(2, 2), flip=True)
     >>> aug(np.arange(4.0).reshape(1, 4), np.random.default_rng(1)).shape
