@@ -118,3 +118,34 @@ def test_nothing_cites_files_outside_the_repository():
     files = [*PACKAGE.rglob("*.py"), *(ROOT / "tests").rglob("*.py"), *(ROOT / "benchmarks").rglob("*"),
              ROOT / "README.md", ROOT / "ARCHITECTURE.md", *(ROOT / "kernels").glob("*.cu")]
     assert not [str(p.relative_to(ROOT)) for p in files if p.is_file() and cites.search(p.read_text())]
+
+
+PUBLIC_PACKAGES = ("xdl", "xdl.nn", "xdl.optim", "xdl.train", "xdl.data", "xdl.tune", "xdl.bench")
+
+
+def test_every_public_class_and_function_says_what_it_is():
+    """``help(name)`` on a public name (each package's ``__all__``, and `TrainConfig`, which the
+    estimator's and the search's docstrings send the reader to) gave only a signature for
+    `xdl.Function`, the search's `Uniform`, `LogUniform`, `IntUniform` and `Choice`, and a generated
+    one for `Split`, `GradcheckResult` and `TrainConfig`: each now has a docstring of its own."""
+    import dataclasses
+    import importlib
+    import inspect
+
+    from xdl.config import TrainConfig
+    from xdl.gradcheck import GradcheckResult
+
+    names = [(f"{package}.{name}", getattr(importlib.import_module(package), name))
+             for package in PUBLIC_PACKAGES for name in importlib.import_module(package).__all__]
+    names += [("xdl.config.TrainConfig", TrainConfig), ("xdl.gradcheck.GradcheckResult", GradcheckResult)]
+    missing = []
+    for where, obj in names:
+        if not (inspect.isclass(obj) or inspect.isfunction(obj)):
+            continue
+        doc = obj.__dict__.get("__doc__") if inspect.isclass(obj) else obj.__doc__
+        # (a dataclass or NamedTuple without one gets its signature as its docstring)
+        generated = doc is not None and doc.startswith(f"{obj.__name__}(") and (
+            dataclasses.is_dataclass(obj) or hasattr(obj, "_fields"))
+        if not doc or not doc.strip() or generated:
+            missing.append(where)
+    assert not missing, f"public names without a docstring of their own: {missing}"

@@ -1001,6 +1001,25 @@ def test_a_drop_rate_nearer_1_than_the_masks_resolve_is_refused():
         layer(xdl.tensor(np.ones((2, 3))))
 
 
+@pytest.mark.parametrize("setting,value,message", [
+    ("momentum", 1.5, r"BatchNorm: momentum must be a number in \[0, 1\), got 1.5"),
+    ("momentum", 1.0, r"BatchNorm: momentum must be a number in \[0, 1\), got 1.0"),
+    ("eps", -1.0, r"BatchNorm: eps must be a finite number > 0, got -1.0"),
+    ("eps", float("nan"), r"BatchNorm: eps must be a finite number > 0, got nan"),
+])
+def test_batchnorm_settings_set_by_hand_are_checked_where_read(setting, value, message):
+    """running = momentum·running + (1 − momentum)·batch: a momentum set by hand after construction
+    (PyTorch's ``bn.momentum = …``, which `Module.current_config` reads back) was used unchecked — 1.5
+    extrapolated the statistics, 1.0 froze them and saved a file xdl.load could not rebuild; an ε of
+    −1 was called "0 in float32", and NaN made every output NaN. Checked as Dropout's rate is: at the
+    forward, before anything changes."""
+    bn = BatchNorm(3)
+    setattr(bn, setting, value)
+    with pytest.raises(ValueError, match=message):
+        bn(xdl.tensor(np.arange(12.0, dtype=np.float32).reshape(4, 3)))
+    np.testing.assert_array_equal(bn.running_mean.copy(), np.zeros(3))  # nothing was updated
+
+
 # -- found by a PyTorch user porting a training loop ------------------------------------------------
 class _Net(xdl.nn.Module):
     def __init__(self, head=None):
@@ -1071,6 +1090,26 @@ def test_pytorch_names_that_xdl_spells_otherwise_say_its_spelling():
     t.data = [1.0]  # a property's own error is not hidden behind "no attribute 'shape'"
     with pytest.raises(AttributeError, match="'list' object has no attribute 'shape'"):
         t.shape
+
+
+def test_the_apply_hint_visits_a_shared_layer_once_as_pytorch_s_apply():
+    """named_modules names a layer held in two places under each name (PyTorch's yields it once);
+    the loop the hint for PyTorch's ``model.apply(fn)`` gave ran ``fn`` on it twice — a weight
+    halved by fn was quartered. The loop it gives now runs fn once per module, as apply does."""
+    shared = Dense(2, 2)
+    model = Sequential(shared, ReLU(), shared)
+    assert [name for name, _ in model.named_modules()] == ["", "0", "1", "2"]  # (as documented)
+    with pytest.raises(AttributeError) as caught:
+        model.apply
+    loop = str(caught.value).split("use a loop over each module once: ")[1]
+    w0 = shared.weight.numpy().copy()
+
+    def fn(m):
+        if isinstance(m, Dense):
+            m.weight.data *= 0.5
+
+    exec(loop, {"model": model, "fn": fn})
+    np.testing.assert_array_equal(shared.weight.numpy(), w0 * 0.5)
 
 
 def test_a_model_s_predicts_set_by_hand_is_checked_when_set():

@@ -70,6 +70,12 @@ def _opt(default, help: str, choices=None):
 
 @dataclass
 class TrainConfig:
+    """Every option of a run, with its default: what each means is its field's help
+    (``dataclasses.fields(TrainConfig)``, each ``metadata["help"]``; ``xdl train --help`` prints
+    them all), and a ``--config`` TOML file holds the same keys. Each value is checked when the
+    config is made (`validate`); the ``build_*`` methods make the model, optimizer, schedule and
+    trainer the options describe."""
+
     dataset: str = _opt("digits", "dataset to train on", tuple(DATASETS))
     hidden: list[int] = field(default_factory=lambda: [256, 128], metadata={"help": "hidden layer sizes"})
     activation: str = _opt("relu", "hidden activation", tuple(ACTIVATIONS))

@@ -37,6 +37,11 @@ REQUIRED = inspect.Parameter.empty  # the default of a setting the caller must g
 
 
 class Function:
+    """One differentiable operation (module docstring): a subclass declares its settings as annotated
+    class attributes and implements ``forward(*arrays) -> array`` and ``backward(gy) -> tuple`` of
+    one gradient per input (None where none is needed); ``Function.apply(*inputs, **settings)``
+    runs it on tensors and records the node where a gradient is needed."""
+
     fields: dict = {}  # setting name -> default (REQUIRED when none); filled per subclass
     _float_fields: frozenset = frozenset()  # settings annotated ``float``, converted to Python floats
     _bool_fields: frozenset = frozenset()  # settings annotated ``bool``: True or False (a NumPy bool converted)
@@ -89,6 +94,7 @@ class Function:
         self.__dict__.update(settings)
 
     def forward(self, *xs):
+        """The output array from the inputs' arrays (the backend's: ``self.xp`` is its module)."""
         raise NotImplementedError
 
     def gradient_buffer(self, i: int):
@@ -110,10 +116,15 @@ class Function:
         return None
 
     def backward(self, gy):
+        """∂L/∂(each input) from ``gy`` = ∂L/∂(output): a tuple in input order, None for an input that
+        needs no gradient (``self.needs_grad``) or whose gradient went into its `gradient_buffer`."""
         raise NotImplementedError
 
     @classmethod
     def apply(cls, *inputs, **settings) -> Tensor:
+        """``forward`` on ``inputs`` (tensors; a Python number, list or array of their backend is
+        wrapped) with ``settings`` (declared ones only), as a Tensor that records the node when a
+        gradient is needed and `xdl.no_grad` is off."""
         # Without settings to set or check (or an __init__ of the subclass's own), skip __init__:
         # this runs once per operation.
         fn = cls(**settings) if settings or cls._required or cls._own_init else object.__new__(cls)

@@ -68,6 +68,12 @@ class Worst:
 
 @dataclass
 class GradcheckResult:
+    """What `gradcheck` found: ``difference`` (the overall relative difference, over the inputs
+    finite differences resolve) and its ``verdict`` (`VERDICTS`; "inconclusive" with none resolved),
+    the ``worst`` place, each input's own difference (``per_input``, in input order), the finite
+    differences' floor ``resolution`` (|J|·2⁻⁵²/ε) and the inputs whose bug-like difference is that
+    rounding (``unresolved``). ``passed`` says whether the check passed; ``str`` says it all."""
+
     difference: float
     verdict: str
     worst: Worst

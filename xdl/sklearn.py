@@ -321,6 +321,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             return np.log(proba, dtype=np.float64)
 
     def predict(self, X) -> np.ndarray:
+        """The class of each example, (m,): the label of ``classes_`` whose `predict_proba` is highest
+        (the first on a tie)."""
         proba = self.predict_proba(X)  # checks that the estimator is fitted, first
         return self.classes_[proba.argmax(axis=1)]
 

@@ -215,6 +215,7 @@ class Tensor:
 
     @property
     def requires_grad(self) -> bool:
+        """Whether ``backward`` computes a gradient for this tensor (settable on a leaf)."""
         return self._requires_grad
 
     @requires_grad.setter
@@ -244,11 +245,14 @@ class Tensor:
         self.__dict__.update(state)
 
     # -- array facts ----------------------------------------------------------------------
-    shape = property(lambda self: tuple(self.data.shape))
-    dtype = property(lambda self: self.data.dtype)
-    ndim = property(lambda self: self.data.ndim)
-    size = property(lambda self: int(self.data.size))
-    is_leaf = property(lambda self: self._fn is None)
+    shape = property(lambda self: tuple(self.data.shape), doc="The lengths of the axes, a tuple (NumPy's).")
+    dtype = property(lambda self: self.data.dtype, doc="The NumPy dtype of the values.")
+    ndim = property(lambda self: self.data.ndim, doc="The number of axes.")
+    size = property(lambda self: int(self.data.size),
+                    doc="The number of elements, as NumPy's ``size`` (PyTorch's ``numel()``; ``shape`` is its size()).")
+    is_leaf = property(lambda self: self._fn is None,
+                       doc="Whether no recorded operation made this tensor (a parameter, an input): where "
+                           "``backward`` leaves gradients.")
 
     def __len__(self) -> int:
         if not self.shape:
@@ -516,7 +520,8 @@ ROLES = ("weight", "bias", "scale", "shift")  # a parameter's roles: penalties a
 
 
 class Parameter(Tensor):
-    """A leaf tensor a model learns; ``requires_grad`` is always on.
+    """A leaf tensor a model learns; ``requires_grad`` starts on (``p.requires_grad = False``
+    freezes it, Keras's ``trainable = False``: an optimizer made before is made again).
 
     >>> import xdl
     >>> w = xdl.Parameter(xdl.tensor([[0.5, -1.0]]).data)

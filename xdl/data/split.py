@@ -20,6 +20,9 @@ LARGE_HOLDOUT = 10_000
 
 
 class Split(NamedTuple):
+    """What `split` returns: the train, dev and test parts, by name (``s.X_dev``) or in this order
+    (``X_train, y_train, X_dev, y_dev, X_test, y_test = s``; ``s[::2]`` are the three X's)."""
+
     X_train: np.ndarray
     y_train: np.ndarray
     X_dev: np.ndarray
@@ -29,7 +32,8 @@ class Split(NamedTuple):
 
 
 def holdout_sizes(m: int, dev=None, test=None) -> tuple[int, int]:
-    """Number of dev and test examples: a fraction in (0, 1) or a count each; defaults by size."""
+    """Number of dev and test examples: a fraction in [0, 1) of ``m`` (rounded; one asked for is at
+    least 1) or a count in [0, m) each; defaults by size (`split`)."""
     default = 0.2 if m <= LARGE else LARGE_HOLDOUT
     sizes = []
     for name, value in (("dev", dev), ("test", test)):

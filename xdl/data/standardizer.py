@@ -52,8 +52,9 @@ class Standardizer:
         return self
 
     def transform(self, X) -> np.ndarray:
-        """(X − μ) / σ, computed in float64 and returned in ``X``'s floating dtype (float32 for
-        integers); a value beyond that dtype's range is refused, naming its example and feature."""
+        """(X − μ) / σ, computed in float64 and returned in ``X``'s floating dtype (for integers
+        float32, or float64 beyond 2**24, as `check_features` reads them); a value beyond that dtype's
+        range is refused, naming its example and feature."""
         X = self._checked(X)
         return standardized(rows(X), self.mean, self.scale, X.dtype, "Standardizer.transform: X").reshape(X.shape)
 

@@ -107,7 +107,8 @@ def _bound(value, name: str):
                                        Check((2, 3, 2), max=-0.25)])
 def clamp(x, min=None, max=None):  # noqa: A002 - PyTorch's names
     """y = x limited to [min, max] (either may be None), as PyTorch's ``clamp``;  ∂y/∂x = 1
-    inside, 0 outside. Integer bounds clamp an integer tensor exactly; a fraction makes it float."""
+    inside, 0 outside. Integer bounds clamp an integer tensor exactly; a fraction makes it float.
+    A min above max is refused (PyTorch's gives max everywhere: a swapped pair, most likely)."""
     low, high = _bound(min, "min"), _bound(max, "max")
     if low is None and high is None:
         raise ValueError("clamp: give min, max or both")

@@ -173,8 +173,14 @@ class BatchNorm(Module):
 
     def forward(self, x):
         x = check_input(x, lambda: f"BatchNorm({self.features})", self.features, "N", self.gamma.dtype)
+        # set by hand since (PyTorch's bn.momentum = …): checked where they are read, as Dropout's rate —
+        # a momentum of 1.5 extrapolated the running statistics, one of 1.0 froze them and made a model
+        # file that xdl.load could not rebuild; an eps of −1 was said to be "0 in float32" (an ε that
+        # rounds to 0 in x's dtype is layer_batch_norm's to name)
+        momentum = check_number(self.momentum, "BatchNorm: momentum", "a number in [0, 1)", lambda b: 0 <= b < 1)
+        eps = check_number(self.eps, "BatchNorm: eps", "a finite number > 0", lambda e: 0 < e < np.inf)
         return layer_batch_norm(x, self.gamma, self.beta, self.running_mean, self.running_var, self.training,
-                                self.momentum, self.eps)
+                                momentum, eps)
 
 
 class Standardize(Module):

@@ -177,7 +177,8 @@ PYTORCH_NAMES = {
     "modules": "named_modules(), of (name, module) pairs: for _, m in model.named_modules()",
     "children": "named_modules(), of (name, module) pairs, depth first",
     "named_children": "named_modules(), of (name, module) pairs, depth first",
-    "apply": "a loop: for _, m in model.named_modules(): fn(m)",
+    # each module once, as PyTorch's apply visits a shared one: named_modules names it once per place
+    "apply": "a loop over each module once: for m in {id(m): m for _, m in model.named_modules()}.values(): fn(m)",
     "buffers": "named_buffers(), of (name, array) pairs",
     "double": "astype('float64')",
     "float": "astype('float32')",
@@ -327,7 +328,9 @@ class Module:
     # -- walking the tree -----------------------------------------------------------------
     def named_modules(self, prefix: str = ""):
         """(dotted name, module) pairs, depth first, this module first under ``prefix`` ('': the
-        top), named as PyTorch names them: '', 'body', 'body.0'."""
+        top), named as PyTorch names them: '', 'body', 'body.0'. A module held under two names (a
+        layer shared by two places) comes under each, where PyTorch's yields it once: to visit each
+        module once, ``{id(m): m for _, m in model.named_modules()}.values()``."""
         yield prefix, self
         for name, child in self._modules.items():
             yield from child.named_modules(dotted(prefix, name))

@@ -90,6 +90,8 @@ class Dimension:
 
 
 class Uniform(Dimension):
+    """A value uniform in [low, high] (dropout, say): ``{"uniform": [low, high]}`` in a space table."""
+
     kind = "uniform"
 
     def __init__(self, low: float, high: float):
@@ -105,6 +107,9 @@ class Uniform(Dimension):
 
 
 class LogUniform(Dimension):
+    """A value in [low, high], low > 0, with log₁₀ of it uniform (a learning rate, L2's λ: each decade
+    as likely): ``{"log_uniform": [low, high]}`` in a space table."""
+
     kind = "log_uniform"
 
     def __init__(self, low: float, high: float):
@@ -142,6 +147,9 @@ class OneMinusLog(Dimension):
 
 
 class IntUniform(Dimension):
+    """An integer in [low, high], bounds included, each as likely (a layer width, the epochs):
+    ``{"int_uniform": [low, high]}`` in a space table."""
+
     kind = "int_uniform"
 
     def __init__(self, low: int, high: int):
@@ -178,6 +186,9 @@ class IntUniform(Dimension):
 
 
 class Choice(Dimension):
+    """One of ``values`` (any JSON values: hidden sizes, an optimizer's name), each as likely:
+    ``{"choice": [...]}`` in a space table. Its grid is every value, whatever ``n``."""
+
     kind = "choice"
 
     def __init__(self, values):
@@ -197,6 +208,7 @@ class Choice(Dimension):
         return self.value(rng.uniform(self.low, self.high, n))
 
     def grid(self, n):
+        """Every value, whatever ``n`` (`Space.grid` goes through every choice)."""
         first, last = int(math.floor(self.low)), int(math.ceil(self.high))
         return self.values[first:last]
 
