@@ -21,6 +21,8 @@ import numpy as np
 
 from xdl.data.validation import check_int, check_number
 
+__all__ = ["DATASETS", "moons", "circles", "spirals", "digits", "mnist1d", "load", "check_available"]
+
 
 # mnist1d's generator is NumPy's global one: calls in threads at once take turns (a thread of the user's
 # drawing from np.random meanwhile would still see it seeded)

@@ -48,6 +48,8 @@ from xdl.functions.batchnorm import running_statistics_kept
 from xdl.functions.regularization import dropout_disabled
 from xdl.tensor import Tensor, reverse_topological, no_grad
 
+__all__ = ["gradcheck", "GradcheckResult", "VERDICTS", "verdict_for", "relative_difference"]
+
 VERDICTS = ((1e-7, "great"), (1e-5, "ok"), (1e-3, "suspect"))
 RECHECK = 100  # an input that reads as a bug is checked again with a step this many times larger
 

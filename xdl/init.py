@@ -32,6 +32,8 @@ import numpy as np
 from xdl.backend import host_rng
 from xdl.data.validation import check_int, check_number
 
+__all__ = ["INITIALIZERS", "zeros", "normal", "xavier", "glorot", "he", "get", "starts_symmetric", "canonical_name", "is_named"]
+
 
 def _fans(shape, name: str) -> tuple[int, int]:
     """(n_in, n_out) of a weight ``shape`` (n_out = 1 for a vector), a tuple of positive integers: a

@@ -27,6 +27,8 @@ from xdl.graph import require_not_capturing
 from xdl.nn.module import ends_in_probability
 from xdl.tensor import Tensor, role_of
 
+__all__ = ["Loss", "SoftmaxCrossEntropy", "BinaryCrossEntropy", "MeanSquaredError", "l2", "l1"]
+
 
 class Loss:
     """``loss(outputs, targets)`` = ``compute(outputs, check(outputs, targets))``.

@@ -16,6 +16,8 @@ from xdl.ewa import ewa
 from xdl.files import atomic_write, check_target
 from xdl.train.history import History
 
+__all__ = ["plot_history", "plot_study", "best_so_far"]
+
 
 CURVES = ("train_cost", "dev_cost", "train_accuracy", "dev_accuracy", "lr")  # the History columns drawn
 

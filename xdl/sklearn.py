@@ -34,6 +34,8 @@ from xdl.train.callbacks import EarlyStopping
 from xdl.train.history import History
 from xdl.train.interrupt import Interrupted
 
+__all__ = ["MLPClassifier"]
+
 
 ARCHITECTURE = ("hidden", "activation", "batch_norm", "dropout")  # the options a fitted network is made of
 # the schedules' own settings, each read by some schedules only (by the others ignored, as scikit-learn's
