@@ -156,6 +156,8 @@ def test_initializer_variance(name, expected):
     assert not xdl.init.zeros((3, 2)).any()
     with pytest.raises(ValueError, match="unknown initializer 'lecun'"):
         xdl.init.get("lecun")
+    with pytest.raises(ValueError, match=r"initializer 'normal\(-1\)': normal's scale must be a finite number ≥ 0"):
+        xdl.init.get("normal(-1)")  # (was "unknown initializer": the name is known, its scale is not one)
 
 
 def test_same_seed_same_weights(backend):

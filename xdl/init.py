@@ -93,9 +93,13 @@ def get(init):
     scale = re.fullmatch(r"normal\((.+)\)", init) if isinstance(init, str) else None
     if scale is not None:
         try:
-            return normal(float(scale.group(1)))
+            value = float(scale.group(1))
         except ValueError:
-            pass  # (not a number, or out of range: named below)
+            value = None  # (not a number: named below, with the names there are)
+        if value is not None:
+            if not 0 <= value < math.inf:  # (was "unknown initializer": the name is known, its scale is not one)
+                raise ValueError(f"initializer {init!r}: normal's scale must be a finite number ≥ 0, got {value}")
+            return normal(value)
     if not isinstance(init, str) or init not in INITIALIZERS:  # (a list is no key: unhashable)
         raise ValueError(f"unknown initializer {init!r}; expected one of {', '.join(INITIALIZERS)}, 'normal(scale)' "
                          "or a callable")
