@@ -396,6 +396,36 @@ def test_a_failed_checkpoint_write_says_how_to_go_on(tmp_path, capsys, disk_full
     assert json.loads((out / "history.json").read_text())["records"][-1]["epoch"] == 3
 
 
+def test_a_run_stopped_before_its_first_checkpoint_keeps_the_best_of_its_epochs(tmp_path, capsys, disk_full_from):
+    """--checkpoint-every 0: best.npz holds every epoch a run trained until its last. A divergence in
+    epoch 5, or a full disk at epoch 3's write, removed it with the checkpoints (as a lone best after a
+    first epoch, which the same command redoes), while the Trainer's message said "the best epoch's
+    state is in …best.npz" (the failed write's, that it "holds what it held before"): every epoch lost.
+    It is kept, and the message says how to go on from it."""
+    diverging = [*FAST[:4], "--epochs", "6", "--no-progress", "--lr", "0.01", "--optimizer", "sgd", "--no-batch-norm",
+                 "--dropout", "0", "--schedule", "exponential", "--decay-base", "300", "--checkpoint-every", "0"]
+    out = tmp_path / "run"
+    best = out / "checkpoints" / "best.npz"
+    with np.errstate(all="ignore"):
+        assert main(["train", *diverging, "--out", str(out)]) == 1
+    assert f"run the same command with --resume {best}" in capsys.readouterr().err
+    assert best.is_file()
+    (out / "control.toml").write_text("lr = 0.001\n")
+    assert main(["train", *diverging, "--out", str(out), "--resume", str(best)]) == 0
+    assert json.loads((out / "history.json").read_text())["records"][-1]["epoch"] == 6
+
+    out = tmp_path / "full"
+    best = out / "checkpoints" / "best.npz"
+    disk_full_from(3)  # epochs 1 and 2 write best.npz; epoch 3's fails
+    assert main(["train", *FAST, "--out", str(out), "--patience", "0", "--checkpoint-every", "0"]) == 1
+    assert f"its best epoch is kept: once the directory can be written, run the same command with --resume {best}" \
+        in capsys.readouterr().err
+    assert best.is_file()
+    disk_full_from(None)
+    assert main(["train", *FAST, "--out", str(out), "--patience", "0", "--checkpoint-every", "0",
+                 "--resume", str(best)]) == 0
+
+
 def test_a_failed_first_checkpoint_leaves_no_lone_best_and_the_same_command_runs_again(tmp_path, capsys,
                                                                                        disk_full_from):
     """Epoch 1's best.npz written, its checkpoint.npz not: the best was left alone, and the same
@@ -764,6 +794,64 @@ def test_a_resume_into_another_out_stopped_before_its_first_checkpoint_there_goe
     capsys.readouterr()
     assert main(["train", *more, "--out", "T"]) == 1
     assert "holds a run's best epoch" in capsys.readouterr().err
+
+
+def test_a_resume_into_another_out_takes_up_a_best_of_the_run_spelt_otherwise(tmp_path, capsys, monkeypatch):
+    """The run's best.npz from its first leg (--init normal) under the checkpoint of a leg resumed
+    with --init normal(0.01), the same initializer (a resume takes it): a resume into another --out
+    stopped before its first checkpoint there left that best.npz, and the same command was refused
+    ("a run's best epoch but no checkpoint"), its provenance compared by ``==``, not as a resume's."""
+    monkeypatch.chdir(tmp_path)
+    leg = [*FAST[:-3], "--no-progress", "--init"]
+    assert main(["train", *leg, "normal", "--epochs", "2", "--out", "R"]) == 0
+    first_best = Path("R/checkpoints/best.npz").read_bytes()
+    assert main(["train", *leg, "normal(0.01)", "--epochs", "3", "--resume", "R/checkpoints"]) == 0
+    Path("R/checkpoints/best.npz").write_bytes(first_best)  # (its third epoch no better than its second)
+    Path("S").mkdir()
+    Path("S/control.toml").write_text("lr = 1e30\n")  # diverges in epoch 4, before S's first checkpoint
+    more = [*leg, "normal(0.01)", "--epochs", "5", "--resume", "R/checkpoints", "--out", "S"]
+    with np.errstate(all="ignore"):
+        assert main(["train", *more]) == 1
+    assert sorted(p.name for p in Path("S/checkpoints").iterdir()) == ["best.npz"]
+    Path("S/control.toml").write_text("lr = 0.01\n")
+    capsys.readouterr()
+    assert main(["train", *more]) == 0, capsys.readouterr().err
+    assert [r["epoch"] for r in json.loads(Path("S/history.json").read_text())["records"]] == [1, 2, 3, 4, 5]
+
+
+def test_a_resume_from_a_best_npz_stopped_before_its_first_checkpoint_names_that_file(tmp_path, capsys, monkeypatch):
+    """--resume R/checkpoints/best.npz --out S diverging in its first epoch: the message said "run the
+    same command with --resume R/checkpoints (its state after epoch 1)", which resumes R's
+    checkpoint.npz — after epoch 3, another state. It names the best.npz the run went on from."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", *FAST[:-3], "--epochs", "1", "--no-progress", "--out", "R"]) == 0
+    first_best = Path("R/checkpoints/best.npz").read_bytes()
+    assert main(["train", *FAST[:-3], "--epochs", "3", "--no-progress", "--resume", "R/checkpoints"]) == 0
+    Path("R/checkpoints/best.npz").write_bytes(first_best)  # (its later epochs no better than its first)
+    Path("S").mkdir()
+    Path("S/control.toml").write_text("lr = 1e30\n")
+    capsys.readouterr()
+    with np.errstate(all="ignore"):
+        assert main(["train", *FAST[:-3], "--epochs", "3", "--no-progress", "--resume", "R/checkpoints/best.npz",
+                     "--out", "S"]) == 1
+    assert "run the same command with --resume R/checkpoints/best.npz (its state after epoch 1)" in \
+        capsys.readouterr().err
+
+
+def test_a_checkpoints_directory_of_ones_own_does_not_make_a_curves_png_the_runs(tmp_path, capsys):
+    """``--out proj`` holding the project's own checkpoints/ (PyTorch's files) and its own curves.png:
+    a checkpoints/ directory counted as a run's, and the run wrote over the picture. A run's
+    checkpoint there (or its other outputs) makes a curves.png a run's."""
+    out = tmp_path / "proj"
+    (out / "checkpoints").mkdir(parents=True)
+    (out / "checkpoints" / "epoch10.pt").write_text("weights")
+    (out / "curves.png").write_text("my figure")
+    assert main(["train", *FAST, "--out", str(out)]) == 1
+    assert f"--out {str(out)!r} holds curves.png that no xdl train wrote" in capsys.readouterr().err
+    assert (out / "curves.png").read_text() == "my figure"
+    (out / "curves.png").unlink()
+    assert main(["train", *FAST, "--out", str(out)]) == 0
+    assert main(["train", *FAST, "--out", str(out)]) == 0  # its own curves.png, replaced by a rerun
 
 
 def test_a_second_search_in_one_out_is_refused_by_its_flag_before_any_output(tmp_path, capsys):

@@ -491,6 +491,42 @@ def test_a_loss_a_callback_switches_to_takes_over_a_captured_run(backend, monkey
     assert ends["captured"][1] == ends["eager"][1]
 
 
+def test_a_loss_whose_eq_compares_arrays_switched_to_by_a_callback_takes_over_a_captured_run(backend, monkeypatch):
+    """A class-weighted loss as a dataclass (its ``__eq__`` compares its fields, an array among them),
+    replaced each epoch by a callback: a captured run compared the new loss with the one its graphs
+    were recorded with by ``==``, and raised "The truth value of an array … is ambiguous" at epoch 2's
+    start, where an eager run trained on. A loop's loss is the object its graph read: compared by
+    identity."""
+    import dataclasses
+
+    from xdl.train import Callback
+
+    @dataclasses.dataclass
+    class ClassWeighted(SoftmaxCrossEntropy):
+        weights: np.ndarray
+
+        def compute(self, logits, labels):
+            return super().compute(logits, labels) * float(self.weights[0])
+
+    class Halve(Callback):
+        def on_epoch_end(self, trainer, record):
+            trainer.loss = ClassWeighted(np.array([0.5 ** record["epoch"], 1.0]))
+
+    s = moons()
+    ends = {}
+    for how in ("eager", "captured"):
+        tr = trainer(False if how == "eager" else "auto", callbacks=[Halve()])
+        tr.loss = ClassWeighted(np.array([1.0, 1.0]))
+        captures = emulated_capture(monkeypatch, tr) if how == "captured" and backend.name == "numpy" else None
+        history = tr.fit(s.X_train, s.y_train)
+        assert how == "eager" or tr.eager_reason() is None
+        ends[how] = (weights(backend, tr.model), history["train_cost"])
+        if captures is not None:  # each epoch's new loss: each batch size (50, 10) captured again
+            assert [fn.__name__ for fn in captures].count("counted_step") == 3 * 2
+    np.testing.assert_array_equal(ends["captured"][0], ends["eager"][0])
+    assert ends["captured"][1] == ends["eager"][1]
+
+
 def test_eval_train_switched_off_by_a_callback_counts_the_steps_hits_in_a_captured_run(backend, monkeypatch):
     """``trainer.eval_train = False`` from epoch 2 on: the train accuracy then comes from the
     steps' hits, which the step captured under eval_train=True does not count — a captured run

@@ -945,6 +945,38 @@ def test_a_checkpoint_directory_removed_while_the_run_runs_is_made_again(tmp_pat
     assert read_position(directory / "checkpoint.npz")[1] == 3
 
 
+def test_a_checkpoint_directory_made_again_holds_the_best_epoch_from_there_on(tmp_path):
+    """The clean-up took best.npz with the directory; the run did no better after it (its rate 0):
+    best.npz was never written again, yet checkpoint.npz recorded the old best's score (a resume would
+    write none until it beat it) and ``trainer.best_checkpoint`` named the file gone (xdl train
+    listed it as written). The best starts again at the directory made again."""
+    import shutil
+
+    from xdl.serialization import read_extra
+
+    X, y = xdl.datasets.moons(200, seed=0)
+    directory = tmp_path / "checkpoints"
+
+    class CleanUp(Callback):
+        order = 200  # after the Checkpoint: the next epoch's save finds the directory gone
+
+        def on_epoch_end(self, trainer, record):
+            if record["epoch"] == 2:
+                shutil.rmtree(directory)
+                trainer.optimizer.lr = 0.0  # no better from here on
+
+    model = xdl.nn.mlp(2, [8], 2, batch_norm=False, dropout=0.0)
+    trainer = Trainer(model, SoftmaxCrossEntropy(), Adam(model, lr=0.01), epochs=4, progress=False,
+                      callbacks=[CleanUp(), Checkpoint(directory)])
+    with pytest.warns(UserWarning, match="was removed while the run ran: made again"):
+        trainer.fit(X[:150], y[:150], dev=(X[150:], y[150:]))
+    assert trainer.best_checkpoint == directory / "best.npz" and trainer.best_checkpoint.is_file()
+    best = read_extra(directory / "best.npz")[0]
+    assert best["epoch"] == 3  # the first after the clean-up: the best of those the directory saw
+    recorded = read_extra(directory / "checkpoint.npz")[0]["callbacks"][0]["best"]  # (the Checkpoint's state)
+    assert recorded == best["callbacks"][0]["best"]
+
+
 def test_a_loss_function_of_one_s_own_gets_targets_shaped_as_the_outputs():
     """(m,) targets against (m, 1) outputs broadcast to (m, m) in the function's arithmetic: the run
     trained on another objective (dev cost 4.7 against 0.008) and its accuracy was another's."""

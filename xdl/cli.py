@@ -44,6 +44,7 @@ from xdl.serialization import is_xdl_file, read_extra
 from xdl.train import BEST_FILE, CHECKPOINT_FILE, Checkpoint, Control, Interrupted
 from xdl.train.callbacks import (CONTROL_FILE, check_checkpoint_kind, position, read_position, resume_path,
                                  unfinished_run)
+from xdl.train.provenance import verify
 
 # The first next step of a high-bias run whose weights started equal (`xdl.init.starts_symmetric`)
 SYMMETRIC_START = ("initialize the weights randomly (--init he; xavier for tanh): from --init {init} every unit of "
@@ -469,18 +470,25 @@ def train(config: TrainConfig, args=None) -> int:
         except Interrupted as stop:
             return _interrupted(stop, trainer, out)
         except KeyboardInterrupt as stop:  # a second signal, before the step finished: the last checkpoint stands
-            if trainer.last_checkpoint is None:
-                _without_a_lone_best(trainer, out)
-                raise
             signal_name = _signal_of(stop)
+            if trainer.last_checkpoint is None:
+                best = _without_a_lone_best(trainer, out)
+                if best is None:
+                    raise
+                print(f"\nxdl train: interrupted by {signal_name} before the step finished; its best epoch is kept: "
+                      f"to continue from it, {_resume_from_best(best)}", file=sys.stderr)
+                return _signal_status(signal_name)
             print(f"\nxdl train: interrupted by {signal_name} before the step finished; the last checkpoint "
                   f"stands: to continue, {_resume_command(trainer)}", file=sys.stderr)
             return _signal_status(signal_name)
         except FloatingPointError as e:
             _keep_history(trainer, out)
             if trainer.last_checkpoint is None:
-                _without_a_lone_best(trainer, out)
-                raise
+                best = _without_a_lone_best(trainer, out)
+                if best is None:
+                    raise
+                raise FloatingPointError(f"{e}: to do so from its best epoch, write `lr = …` into "
+                                         f"{str(out / 'control.toml')!r} and {_resume_from_best(best)}") from None
             # the way on from the last good state, whose rate (maybe set by hand) is the one that diverged
             raise FloatingPointError(f"{e}: to do so from the last good state, write `lr = …` into "
                                      f"{str(out / 'control.toml')!r} and {_resume_command(trainer)}") from None
@@ -490,8 +498,11 @@ def train(config: TrainConfig, args=None) -> int:
             _keep_history(trainer, out)
             if trainer.last_checkpoint is not None:
                 raise OSError(f"{e}; once the directory can be written, {_resume_command(trainer)}") from None
-            _without_a_lone_best(trainer, out)
-            raise
+            best = _without_a_lone_best(trainer, out)
+            if best is None:
+                raise
+            raise OSError(f"{e}; its best epoch is kept: once the directory can be written, "
+                          f"{_resume_from_best(best)}") from None
         seconds = time.perf_counter() - start
         try:
             metrics = {name: trainer.evaluate(Xp, yp) for name, Xp, yp in
@@ -608,7 +619,10 @@ def _run_outputs(out: Path) -> dict:
 
     named = {"model.npz": is_xdl_file, "history.json": history,
              "report.json": lambda path: _reported_run(path) is not None}
-    return {**named, "curves.png": lambda path: (out / "checkpoints").is_dir() or any(
+    # (a run's checkpoint, not a checkpoints/ directory: a project's own, of PyTorch's files, said nothing of
+    # the curves.png beside it, which the run wrote over)
+    checkpoints = [out / "checkpoints" / name for name in (CHECKPOINT_FILE, BEST_FILE)]
+    return {**named, "curves.png": lambda path: any(is_xdl_file(p) for p in checkpoints) or any(
         (out / name).is_file() and ours(out / name) for name, ours in named.items())}
 
 
@@ -623,7 +637,13 @@ def _best_of_run(best: Path, checkpoint: Path) -> bool:
     except (OSError, ValueError):
         return False
     mine, theirs = (e.get("provenance") if isinstance(e, dict) else None for e in (mine, theirs))
-    return mine is not None and mine == theirs
+    if not (mine and isinstance(mine, dict) and isinstance(theirs, dict)):
+        return False
+    try:  # by the rule a resume compares a run with its checkpoint: `==` refused a best.npz of the run's first
+        verify(theirs, mine, best)  # leg, --init normal, under a checkpoint of a leg resumed with normal(0.01)
+    except (ValueError, TypeError, AttributeError):
+        return False
+    return True
 
 
 def _reported_run(report: Path) -> tuple[int, dict] | None:
@@ -692,14 +712,26 @@ def _keep_history(trainer, out: Path) -> None:
             _note(f"note: the history was not written: {e}")
 
 
-def _without_a_lone_best(trainer, out: Path) -> None:
+def _without_a_lone_best(trainer, out: Path) -> Path | None:
     """A run stopped before its first checkpoint leaves no best.npz alone (the same command would be
     refused: a best epoch, but no checkpoint to continue from) nor an empty checkpoints/ (a new run
-    holds no other: `_check_no_unfinished_run`)."""
+    holds no other: `_check_no_unfinished_run`) — unless it trained past its first epoch, which the
+    same command redoes: with --checkpoint-every 0 (or N) that best.npz holds every epoch of the run,
+    and removed, they were lost while the Trainer's message (or the failed write's) said where they
+    were. The best.npz kept is returned (`_resume_from_best`), else None."""
+    best = trainer.best_checkpoint
+    if best is not None and trainer.epoch > 1 and Path(best).is_file():
+        return Path(best)
     with contextlib.suppress(OSError):
-        if trainer.best_checkpoint is not None:
-            trainer.best_checkpoint.unlink(missing_ok=True)
+        if best is not None:
+            best.unlink(missing_ok=True)
         (out / "checkpoints").rmdir()
+    return None
+
+
+def _resume_from_best(best: Path) -> str:
+    """How to go on from a run's lone best.npz (a resume from it into its own --out: `_best_of_run`)."""
+    return f"run the same command with --resume {shlex.quote(str(best))}"
 
 
 @contextlib.contextmanager
@@ -732,8 +764,12 @@ def _signal_status(signal_name: str) -> int:
 
 def _resume_command(trainer) -> str:
     """How to go on from the trainer's last good checkpoint (this run's, or the one it resumed)."""
-    directory = shlex.quote(str(Path(trainer.last_checkpoint).parent))
-    return f"run the same command with --resume {directory} (its state {position(*trainer.last_checkpoint_at)})"
+    last = Path(trainer.last_checkpoint)
+    # a checkpoint.npz by its directory; a best.npz resumed from by its name (its directory's checkpoint.npz is
+    # another state, of a later epoch: the "same command" went on from there)
+    named = last.parent if last.name == CHECKPOINT_FILE else last
+    return (f"run the same command with --resume {shlex.quote(str(named))} "
+            f"(its state {position(*trainer.last_checkpoint_at)})")
 
 
 def _describe(model) -> str:

@@ -85,21 +85,27 @@ def he(shape) -> np.ndarray:
 INITIALIZERS = {"zeros": zeros, "normal": normal(), "xavier": xavier, "glorot": glorot, "he": he}
 
 
+def _normal_scale(init) -> float | None:
+    """The scale ``init`` gives `normal` by name ("normal(0.5)": 0.5, any float spelling), or None:
+    no such name, or its scale no number. The one reading of the name: `get`, `starts_symmetric` and
+    `canonical_name` each parsed it, and may not disagree."""
+    scale = re.fullmatch(r"normal\((.+)\)", init) if isinstance(init, str) else None
+    try:
+        return float(scale.group(1)) if scale is not None else None
+    except ValueError:  # (not a number)
+        return None
+
+
 def get(init):
     """An initializer from a name ("he", "xavier", "glorot", "zeros", "normal", or "normal(0.5)":
     `normal`'s name for a scale, as a layer records it) or a callable."""
     if callable(init):
         return init
-    scale = re.fullmatch(r"normal\((.+)\)", init) if isinstance(init, str) else None
-    if scale is not None:
-        try:
-            value = float(scale.group(1))
-        except ValueError:
-            value = None  # (not a number: named below, with the names there are)
-        if value is not None:
-            if not 0 <= value < math.inf:  # (was "unknown initializer": the name is known, its scale is not one)
-                raise ValueError(f"initializer {init!r}: normal's scale must be a finite number ≥ 0, got {value}")
-            return normal(value)
+    value = _normal_scale(init)  # (None: not a number, named below with the names there are)
+    if value is not None:
+        if not 0 <= value < math.inf:  # (was "unknown initializer": the name is known, its scale is not one)
+            raise ValueError(f"initializer {init!r}: normal's scale must be a finite number ≥ 0, got {value}")
+        return normal(value)
     if not isinstance(init, str) or init not in INITIALIZERS:  # (a list is no key: unhashable)
         raise ValueError(f"unknown initializer {init!r}; expected one of {', '.join(INITIALIZERS)}, 'normal(scale)' "
                          "or a callable")
@@ -115,13 +121,7 @@ def starts_symmetric(init) -> bool:
     >>> starts_symmetric("zeros"), starts_symmetric("normal(0.0)"), starts_symmetric("normal(10)")
     (True, True, False)
     """
-    if init is zeros or init == "zeros":
-        return True
-    scale = re.fullmatch(r"normal\((.+)\)", init) if isinstance(init, str) else None
-    try:
-        return scale is not None and float(scale.group(1)) == 0
-    except ValueError:  # (not a number: no initializer `get` makes)
-        return False
+    return init is zeros or init == "zeros" or _normal_scale(init) == 0
 
 
 def canonical_name(init):
@@ -134,11 +134,8 @@ def canonical_name(init):
     """
     if init == "normal":
         return canonical_name(INITIALIZERS["normal"].__name__)
-    scale = re.fullmatch(r"normal\((.+)\)", init) if isinstance(init, str) else None
-    try:
-        return f"normal({float(scale.group(1))!r})" if scale is not None else init
-    except ValueError:  # (not a number: no initializer `get` makes)
-        return init
+    scale = _normal_scale(init)
+    return f"normal({scale!r})" if scale is not None else init  # (not a number: no initializer `get` makes)
 
 
 def is_named(init) -> bool:

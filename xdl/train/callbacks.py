@@ -423,6 +423,7 @@ class Checkpoint(Callback):
                                   "checkpoint elsewhere") from None
 
     def on_epoch_end(self, trainer, record: dict) -> None:
+        self._made_again(trainer)
         # without dev (or its metric), the train set's counterpart: dev_accuracy → train_accuracy
         monitor = self.monitor if record.get(self.monitor) is not None else self.monitor.replace("dev_", "train_")
         # (none measured: an epoch of `fit_many` in which no model trained to its end — its state is still saved)
@@ -430,7 +431,7 @@ class Checkpoint(Callback):
         if score is not None and (self.best is None or score < self.best):
             previous, self.best = self.best, score  # saved with the state, so best.npz knows its own score
             try:  # best.npz first: checkpoint.npz never records a best that best.npz does not hold
-                trainer.best_checkpoint = self._save(trainer, self.best_path)
+                trainer.best_checkpoint = trainer.save_checkpoint(self.best_path)
             except BaseException:
                 self.best = previous
                 raise
@@ -440,21 +441,26 @@ class Checkpoint(Callback):
 
     def save_resumable(self, trainer) -> Path:
         """Write ``checkpoint.npz`` now (the Trainer calls this when a signal stops the run)."""
-        trainer.last_checkpoint = self._save(trainer, self.path)
+        self._made_again(trainer)
+        trainer.last_checkpoint = trainer.save_checkpoint(self.path)
         trainer.last_checkpoint_at = (trainer.epoch, trainer.step)
         for cb in trainer.callbacks:
             cb.on_checkpoint(trainer)
         return trainer.last_checkpoint
 
-    def _save(self, trainer, path: Path) -> Path:
-        """``trainer.save_checkpoint(path)``, the directory made again first where it was removed while the
-        run ran (a clean-up): else the save failed and the run stopped, its training lost with the
-        checkpoint it would name to resume from (Keras's ModelCheckpoint makes its directory again)."""
-        if not self.directory.exists():
-            with contextlib.suppress(OSError):  # (one that cannot be made: the save's error names it)
-                self.directory.mkdir(parents=True)
-                warn_caller(f"Checkpoint directory {str(self.directory)!r} was removed while the run ran: made again")
-        return trainer.save_checkpoint(path)
+    def _made_again(self, trainer) -> None:
+        """The directory made again where it was removed while the run ran (a clean-up): else the next
+        save failed and the run stopped, its training lost with the checkpoint it would name to resume
+        from (Keras's ModelCheckpoint makes its directory again). Its best.npz went with it, so the
+        best starts again here: kept, checkpoint.npz recorded a best that no best.npz held (a run that
+        did no better after the clean-up never wrote one, and named the file gone as its best)."""
+        if self.directory.exists():
+            return
+        with contextlib.suppress(OSError):  # (one that cannot be made: the save's error names it)
+            self.directory.mkdir(parents=True)
+            self.best, trainer.best_checkpoint = None, None
+            warn_caller(f"Checkpoint directory {str(self.directory)!r} was removed while the run ran: made again "
+                        "(its best.npz is the best epoch from here on)")
 
     def state_dict(self):
         return {"best": self.best}, {}

@@ -47,7 +47,25 @@ def host_settings(model, *extra) -> tuple:
     modules = tuple((name, type(module).__name__, _plain(module.current_config()), host_values(module),
                      tuple(id(getattr(module, b)) for b in module._buffers))
                     for name, module in model.named_modules())
+    extra = tuple(value if _is_plain(value) or isinstance(value, dict) else _Same(value) for value in extra)
     return modules, tuple(p.requires_grad for p in model.parameters()), extra
+
+
+class _Same:
+    """An object of a loop's ``extra`` (its loss, its optimizer), equal only to itself: the graph read
+    that object, whatever its ``__eq__`` says of another — a dataclass loss holding class weights
+    compared its arrays, and a callback's ``trainer.loss = Weighted(w)`` raised ("The truth value of an
+    array … is ambiguous") at the next epoch's start of a captured run, which an eager run trained on."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj):
+        self.obj = obj
+
+    def __eq__(self, other):
+        return isinstance(other, _Same) and self.obj is other.obj
+
+    __hash__ = None  # (compared, never a key)
 
 
 def host_values(obj) -> dict:
@@ -60,8 +78,12 @@ def host_values(obj) -> dict:
 def _plain(config: dict) -> dict:
     """A module's settings that can change, its plain values (an array or a callable in a config is
     the one it was made with, `Module.current_config`: compared, an array would have no truth value)."""
-    return {k: v for k, v in config.items()
-            if v is None or isinstance(v, bool | int | float | str | np.bool_ | np.number)}
+    return {k: v for k, v in config.items() if _is_plain(v)}
+
+
+def _is_plain(value) -> bool:
+    """Whether ``value`` is a plain host value (a number, a flag, a string, None), compared by value."""
+    return value is None or isinstance(value, bool | int | float | str | np.bool_ | np.number)
 
 
 def _loop_capture(loop):
