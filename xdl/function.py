@@ -77,14 +77,18 @@ class Function:
             raise TypeError(f"{type(self).__name__}: missing setting {', '.join(map(repr, missing))}")
         # None only where it is the declared default: leaky_relu(x, None) failed inside the forward ("unsupported
         # operand type(s) for *"), sum(keepdims=None) as "'NoneType' object cannot be interpreted as an integer"
-        for name in self._float_fields & settings.keys():
+        for name in self._float_fields:  # (a loop, not `& settings.keys()`: no set made at every op call)
+            if name not in settings:
+                continue
             value = settings[name]
             if type(value) is not float and not (value is None and self.fields[name] is None):
                 # a Python float: a NumPy float64 would promote float32 arrays to float64 (NEP 50)
                 if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
                     raise TypeError(f"{type(self).__name__}: setting {name!r} must be a number, got {value!r}")
                 settings[name] = float(value)
-        for name in self._bool_fields & settings.keys():
+        for name in self._bool_fields:
+            if name not in settings:
+                continue
             value = settings[name]
             if type(value) is not bool and not (value is None and self.fields[name] is None):
                 # a NumPy bool as Python's (NumPy's own keepdims= refuses one); a 0 or "no" is no flag
