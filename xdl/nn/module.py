@@ -144,11 +144,15 @@ def evaluating_here():
     return mode_here(False)
 
 
+def is_plain_value(value) -> bool:
+    """Whether ``value`` is a plain host value, compared by value: a number, a string, a flag."""
+    return isinstance(value, bool | int | float | str | np.bool_ | np.number)
+
+
 def _setting_now(attribute, made_with):
     """A constructor setting's value now: its attribute where that is a plain value (a number, a
     string, a flag), else the value it was made with (a bias kept as a Parameter, statistics)."""
-    if isinstance(attribute, bool | int | float | str | np.bool_ | np.number) and \
-            isinstance(made_with, bool | int | float | str | np.bool_ | np.number):
+    if is_plain_value(attribute) and is_plain_value(made_with):
         return attribute.item() if isinstance(attribute, np.generic) else attribute
     return made_with
 

@@ -20,6 +20,7 @@ import numpy as np
 from xdl.backend import CaptureError
 from xdl.caller import warn_caller
 from xdl.graph import cuda_graph
+from xdl.nn.module import is_plain_value
 
 CAPTURE_VALUES = ("auto", True, False)
 
@@ -82,8 +83,8 @@ def _plain(config: dict) -> dict:
 
 
 def _is_plain(value) -> bool:
-    """Whether ``value`` is a plain host value (a number, a flag, a string, None), compared by value."""
-    return value is None or isinstance(value, bool | int | float | str | np.bool_ | np.number)
+    """Whether ``value`` is None or a plain host value (`is_plain_value`), compared by value."""
+    return value is None or is_plain_value(value)
 
 
 def _loop_capture(loop):
