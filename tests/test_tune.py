@@ -56,6 +56,39 @@ def test_zoom_keeps_the_best_point_in_a_smaller_box():
     assert all(1e-4 <= t["lr"] <= 1 for t in narrow.sample(np.random.default_rng(0), 200))
 
 
+def test_coarse_to_fine_goes_on_for_rounds_after_its_boxes_reach_float_resolution(data):
+    """Each round halves the box: after ~50 its ends are one float (an empty range: "low must be <
+    high" at round 54 of 60, the search lost), or, rounded to floats and back, miss the centre they
+    were drawn around. Narrowing stops at a box within `RESOLUTION` (10⁻¹²) of its values' size."""
+    X, y, dev = data
+    study = tune(X[:64], y[:64], dev, {"dropout": {"uniform": [0.0, 0.5]}}, trials=60, rounds=60,
+                 strategy="coarse_to_fine", base=dataclasses.replace(BASE, hidden=[4], epochs=1))
+    assert len(study.trials) == 60
+    space = Space.from_dict({"lr": {"log_uniform": [1e-4, 3e-2]}, "beta1": {"one_minus_log": [0.8, 0.999]}})
+    rng = np.random.default_rng(0)
+    for _ in range(100):  # each round's best a draw of its box: the box holds it, ever narrower to 10⁻¹²
+        best = space.sample(rng, 1)[0]
+        space = zoom(space, best)
+        assert all(d.box[0] <= d.coordinate(best[name]) <= d.box[1] for name, d in space.dimensions.items())
+    assert all(0 < d.bounds[1] - d.bounds[0] < 1e-11 * d.bounds[1] for d in space.dimensions.values())
+
+
+def test_a_space_names_a_bad_generator_or_count():
+    """An int seed (scikit-learn's random_state) was "'int' object has no attribute 'spawn'"; a grid of
+    0 or -3 points gave one, of 2.5 two."""
+    space = Space.from_dict({"lr": {"log_uniform": [1e-4, 1e-1]}})
+    for rng in (0, np.random.RandomState(0), None):
+        with pytest.raises(TypeError, match="sample: rng must be a numpy.random.Generator"):
+            space.sample(rng, 3)
+    for n in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="sample: n must be an integer ≥ 0"):
+            space.sample(np.random.default_rng(0), n)
+    for n in (0, -3, 2.5):
+        with pytest.raises(ValueError, match="grid: n must be a positive integer"):
+            space.grid(n)
+    assert space.sample(np.random.default_rng(0), 0) == [] and len(space.grid(np.int64(2))) == 2
+
+
 def test_a_narrowed_space_says_what_it_samples():
     """Its spec (what a study records and a resume compares) and repr are of the narrowed bounds
     (they kept the full ones); a choice keeps ``shrink`` of its values, each as likely (a 4-way one

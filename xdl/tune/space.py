@@ -36,6 +36,7 @@ import math
 import numpy as np
 
 from xdl.config import RUN_OPTIONS, TrainConfig
+from xdl.data.validation import check_int
 from xdl.files import read_toml
 
 # Options a search holds for all its trials, which a space therefore may not set: every trial
@@ -46,6 +47,11 @@ NOT_SEARCHED = ("dataset", "precision", "seed", *RUN_OPTIONS)
 # How `Space.sample` draws (a study records it: its points are drawn alike on a resume only by the
 # same): 1, dimensions in the space's order from one stream; 2, in name order, each from a stream of its own.
 SAMPLING = 2
+# Narrowing stops at a box whose end values lie within this fraction of their size: no hyperparameter
+# tells them apart, and a narrower box — its ends rounded to floats (then one value, an empty range) and
+# back — may lose the point it was drawn around (zoom's centre): coarse to fine at shrink ½ for ~50
+# rounds failed with "low must be < high", or "center's lr is ..., not a value of the space's".
+RESOLUTION = 1e-12
 
 
 class Dimension:
@@ -77,9 +83,13 @@ class Dimension:
 
     def narrowed(self, low: float, high: float) -> Dimension:
         """The same kind of dimension over the box [low, high] of its transformed scale (within its
-        own), with the bounds it then has in its own units: what its `spec` (a study's record) says."""
+        own), with the bounds it then has in its own units: what its `spec` (a study's record) says;
+        itself where the box's values are closer than `RESOLUTION` allows."""
         low, high = max(low, self.low), min(high, self.high)
-        return type(self)(*sorted(python_value(v) for v in self.value(np.array([low, high]))))
+        ends = sorted(python_value(v) for v in self.value(np.array([low, high])))
+        if not ends[1] - ends[0] > RESOLUTION * max(abs(ends[0]), abs(ends[1])):
+            return self  # as narrow as it gets (`RESOLUTION`)
+        return type(self)(*ends)
 
     def spec(self) -> dict:
         """The dimension as a space table entry: ``{kind: [low, high]}`` in its own units."""
@@ -319,6 +329,11 @@ class Space:
         """``n`` points, each dimension drawn as a vector from a stream of its own (``rng``'s children,
         in the order of the names: the same space written in another order draws the same points,
         and the first k of n points are the k points drawn alone)."""
+        if not isinstance(rng, np.random.Generator):  # an int seed, as scikit-learn's random_state, or a
+            # RandomState: named here, not as "'int' object has no attribute 'spawn'"
+            raise TypeError(f"sample: rng must be a numpy.random.Generator (np.random.default_rng(seed)), got "
+                            f"{rng!r} ({type(rng).__name__})")
+        n = check_int(n, "sample: n", low=0, expected="an integer ≥ 0")
         names = sorted(self.dimensions)
         streams = rng.spawn(len(names))
         columns = {name: self.dimensions[name].sample(stream, n) for name, stream in zip(names, streams)}
@@ -329,6 +344,7 @@ class Space:
         choice: fewer than ``n`` when that is all the grid has; when the choices make it larger,
         ``n`` of its points that go through every value of every axis where ``n`` allows (not its
         first ``n``, which would leave choices out)."""
+        n = check_int(n, "grid: n")  # (0 or -3 gave a point, 2.5 two)
         per = max(1, int(math.floor(n ** (1 / max(len(self.dimensions), 1)) + 1e-9)))
         axes = [[(name, v) for v in self.dimensions[name].grid(per)] for name in sorted(self.dimensions)]
         points = [dict(self.fixed)]
