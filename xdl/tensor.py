@@ -127,6 +127,15 @@ def backend_index(index, backend):
     return tuple(one(i) for i in index) if isinstance(index, tuple) else one(index)
 
 
+def check_tensor_dtype(dtype, who: str) -> np.dtype:
+    """``dtype`` as a NumPy dtype if a tensor may hold it (real numbers, integers, booleans: what the
+    ops take), else a TypeError naming ``who``."""
+    dtype = np.dtype(dtype)
+    if not (np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer) or dtype == np.bool_):
+        raise TypeError(f"{who}: dtype {dtype} is not supported (real numbers, integers or booleans)")
+    return dtype
+
+
 def _default_dtype(data):
     """What `tensor` makes of ``data`` without a dtype, as PyTorch does: floating arrays keep their
     dtype and Python floats become float32; integers stay integers (int64 from Python ints) and
@@ -576,9 +585,7 @@ def tensor(data, requires_grad: bool = False, dtype=None, backend=None, copy: bo
     backend = _backend.current_backend() if backend is None else _backend.resolve_backend(backend, "tensor")
     if not backend.owns(data) and not isinstance(data, np.ndarray | np.generic | list | tuple | int | float):
         data = _backend.array_to_numpy(data)
-    dtype = _default_dtype(data) if dtype is None else np.dtype(dtype)
-    if not (np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer) or dtype == np.bool_):
-        raise TypeError(f"tensor: dtype {dtype} is not supported (real numbers, integers or booleans)")
+    dtype = _default_dtype(data) if dtype is None else check_tensor_dtype(dtype, "tensor")
     if requires_grad and not np.issubdtype(dtype, np.floating):
         raise TypeError(f"tensor: only floating tensors can require a gradient, got dtype {dtype}")
     array = backend.asarray(data, dtype=dtype)

@@ -7,7 +7,7 @@ import numpy as np
 
 from xdl.function import Function
 from xdl.functions.registry import Check, op
-from xdl.tensor import Tensor, backend_index
+from xdl.tensor import Tensor, backend_index, check_tensor_dtype
 
 
 def _shape_args(args) -> tuple:
@@ -234,10 +234,8 @@ class Cast(Function):
 def cast(x, dtype):
     """A copy of ``x`` converted to ``dtype`` (differentiable: the gradient is cast back; to an
     integer or bool dtype, detached: such values have no gradient, as PyTorch's)."""
-    dtype = np.dtype(dtype)
-    if not (np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer) or dtype == np.bool_):
-        # as `xdl.tensor` refuses them: a complex, string or object tensor was made here, which no op takes
-        raise TypeError(f"astype: dtype {dtype} is not supported (real numbers, integers or booleans)")
+    # as `xdl.tensor` refuses them: a complex, string or object tensor was made here, which no op takes
+    dtype = check_tensor_dtype(dtype, "astype")
     if not np.issubdtype(dtype, np.floating):
         return Tensor(x.data.astype(dtype), backend=x.backend)
     return Cast.apply(x, dtype=dtype)

@@ -144,6 +144,12 @@ def evaluating_here():
     return mode_here(False)
 
 
+def classes_of_logits(out):
+    """Each example's class from its outputs (logits or probabilities: they keep the order): the
+    argmax of several outputs, logit > 0 of one (the Trainer's accuracy and `Module.predict` alike)."""
+    return out.argmax(axis=1) if out.ndim == 2 and out.shape[1] > 1 else (out.reshape(-1) > 0)
+
+
 def is_plain_value(value) -> bool:
     """Whether ``value`` is a plain host value, compared by value: a number, a string, a flag."""
     return isinstance(value, bool | int | float | str | np.bool_ | np.number)
@@ -717,7 +723,7 @@ class Module:
             # tie, so predict said 0 (the first class) where evaluate counted the other right
             if self._multi_label(out):
                 return (out > 0).astype(np.int64)
-            return (out.reshape(-1) > 0).astype(np.int64) if out.ndim == 1 or out.shape[1] == 1 else out.argmax(axis=1)
+            return classes_of_logits(out).astype(np.int64)
         p = self._probabilities(out, probabilities)
         return (p > 0.5).astype(np.int64) if self._multi_label(out) else p.argmax(axis=1)
 

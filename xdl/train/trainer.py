@@ -39,7 +39,7 @@ from xdl.data import Augment, check_labels, training_batches
 from xdl.data.validation import check_bool, check_dev_pair, check_int, check_list
 from xdl.files import json_number
 from xdl.nn import Module, Sequential
-from xdl.nn.module import PREDICTIONS, ends_in_probability, evaluating_here, mode_here
+from xdl.nn.module import PREDICTIONS, classes_of_logits, ends_in_probability, evaluating_here, mode_here
 from xdl.optim import Optimizer
 from xdl.optim.optimizer import check_not_maker, check_rate, rate_at, takes_arguments
 from xdl.serialization import load, read_extra
@@ -942,8 +942,7 @@ def _correct(xp, out, labels, each_output: bool):
         return right.reshape(len(right), -1).mean(axis=1, dtype=np.float64).sum()
     if labels.ndim == 2 and labels.shape[1] > 1:  # one-hot rows
         labels = labels.argmax(axis=1)
-    pred = out.argmax(axis=1) if out.ndim == 2 and out.shape[1] > 1 else (out.reshape(-1) > 0)
-    return (pred == labels.reshape(-1)).sum()
+    return (classes_of_logits(out) == labels.reshape(-1)).sum()
 
 
 def _prefixed(prefix: str, metrics: dict) -> dict:
