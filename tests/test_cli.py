@@ -426,6 +426,27 @@ def test_a_run_stopped_before_its_first_checkpoint_keeps_the_best_of_its_epochs(
                  "--resume", str(best)]) == 0
 
 
+def test_a_divergence_in_epoch_two_keeps_the_best_epoch_its_message_names(tmp_path, capsys):
+    """--checkpoint-every 0, diverging in epoch 2: the Trainer's message said "the best epoch's state
+    is in …best.npz", and the best.npz of epoch 1 was removed after it (a lone best of one epoch is
+    removed where a stop's message does not name it)."""
+    diverging = [*FAST[:4], "--epochs", "6", "--no-progress", "--lr", "0.01", "--optimizer", "sgd", "--no-batch-norm",
+                 "--dropout", "0", "--schedule", "exponential", "--decay-base", "30000", "--checkpoint-every", "0"]
+    out = tmp_path / "run"
+    best = out / "checkpoints" / "best.npz"
+    with np.errstate(all="ignore"):
+        assert main(["train", *diverging, "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "at the end of epoch 2" in err and f"the best epoch's state is in '{best}'" in err
+    assert f"run the same command with --resume {best}" in err
+    assert best.is_file()
+    assert main(["train", *diverging, "--out", str(out)]) == 1  # a new run there would write over it
+    assert f"continue from its best epoch with --resume {best} (into this --out or another)" in capsys.readouterr().err
+    (out / "control.toml").write_text("lr = 0.001\n")
+    assert main(["train", *diverging, "--out", str(out), "--resume", str(best)]) == 0
+    assert json.loads((out / "history.json").read_text())["records"][-1]["epoch"] == 6
+
+
 def test_a_failed_first_checkpoint_leaves_no_lone_best_and_the_same_command_runs_again(tmp_path, capsys,
                                                                                        disk_full_from):
     """Epoch 1's best.npz written, its checkpoint.npz not: the best was left alone, and the same

@@ -484,7 +484,7 @@ def train(config: TrainConfig, args=None) -> int:
         except FloatingPointError as e:
             _keep_history(trainer, out)
             if trainer.last_checkpoint is None:
-                best = _without_a_lone_best(trainer, out)
+                best = _without_a_lone_best(trainer, out, named=True)
                 if best is None:
                     raise
                 raise FloatingPointError(f"{e}: to do so from its best epoch, write `lr = …` into "
@@ -575,8 +575,8 @@ def _check_no_unfinished_run(out: Path, resumed: Path | None = None) -> str | No
         if resumed is not None and _best_of_run(best, resumed):
             return None  # the best a resume of that run copied in, left by a try stopped before its first checkpoint
         raise FileExistsError(f"--out {str(out)!r} holds a run's best epoch ({str(best)!r}) but no checkpoint to "
-                              f"continue the run from: continue from its best epoch into another directory with "
-                              f"--resume {shlex.quote(str(best))} --out OTHER, {afresh}")
+                              f"continue the run from: continue from its best epoch with --resume {shlex.quote(str(best))} (into "
+                              f"this --out or another), {afresh}")
     try:
         extra, done, step = read_position(path)
     except ValueError as e:
@@ -712,15 +712,16 @@ def _keep_history(trainer, out: Path) -> None:
             _note(f"note: the history was not written: {e}")
 
 
-def _without_a_lone_best(trainer, out: Path) -> Path | None:
+def _without_a_lone_best(trainer, out: Path, named: bool = False) -> Path | None:
     """A run stopped before its first checkpoint leaves no best.npz alone (the same command would be
     refused: a best epoch, but no checkpoint to continue from) nor an empty checkpoints/ (a new run
     holds no other: `_check_no_unfinished_run`) — unless it trained past its first epoch, which the
     same command redoes: with --checkpoint-every 0 (or N) that best.npz holds every epoch of the run,
     and removed, they were lost while the Trainer's message (or the failed write's) said where they
-    were. The best.npz kept is returned (`_resume_from_best`), else None."""
+    were — or the stop's message ``named`` it (a divergence's says "the best epoch's state is in …"
+    from the first epoch on). The best.npz kept is returned (`_resume_from_best`), else None."""
     best = trainer.best_checkpoint
-    if best is not None and trainer.epoch > 1 and Path(best).is_file():
+    if best is not None and (trainer.epoch > 1 or named) and Path(best).is_file():
         return Path(best)
     with contextlib.suppress(OSError):
         if best is not None:
