@@ -660,6 +660,10 @@ def test_the_tensor_helpers_name_a_bad_argument(backend):
     with pytest.raises(ValueError, match=r"cat: the tensors must have the same shape but along axis 0, got \(2, 3\), "
                                          r"\(2, 2\)"):
         xdl.cat(t, t[:, :2])
+    with pytest.raises(ValueError, match=r"cat: 0-d tensors have no axis to join along; stack joins them"):
+        xdl.cat(t.sum(), t.sum())
+    with pytest.raises(TypeError, match=r"reshape: shape must be integers, got \(3.0, 2\)"):
+        t.reshape(3.0, 2)
     with pytest.raises(ValueError, match=r"stack: the tensors must have the same shape, got \(2, 3\), \(3,\)"):
         xdl.stack(t, t[0])
     with pytest.raises(ValueError, match=r"stack: axis 3 is out of range for 3-d results \(-3 to 2\)"):

@@ -15,6 +15,15 @@ def _shape_args(args) -> tuple:
     return tuple(args[0]) if len(args) == 1 and isinstance(args[0], tuple | list) else tuple(args)
 
 
+def _sizes(name: str, args) -> tuple:
+    """A shape given as integers (``reshape(x, 2.0, 3)`` was NumPy's "'float' object cannot be
+    interpreted as an integer", naming neither the function nor the shape)."""
+    shape = _shape_args(args)
+    if any(isinstance(n, bool) or not isinstance(n, int | np.integer) for n in shape):
+        raise TypeError(f"{name}: shape must be integers, got {shape!r}")
+    return shape
+
+
 class Reshape(Function):
     """y = x viewed with a new shape;  ∂L/∂x = ∂L/∂y reshaped back"""
 
@@ -34,7 +43,7 @@ class Reshape(Function):
 @op(method=True, check=[Check((2, 6), args=(4, 3)), Check((2, 6), args=((3, -1),))])
 def reshape(x, *shape):
     """y = x viewed with a new shape (``reshape(x, 2, 3)`` or ``reshape(x, (2, 3))``, −1 inferred)."""
-    return Reshape.apply(x, shape=_shape_args(shape))
+    return Reshape.apply(x, shape=_sizes("reshape", shape))
 
 
 def check_axis(value, ndim: int, name: str, what: str = "axis") -> int:
@@ -116,6 +125,8 @@ class Stack(Function):
 def _check_joined(name: str, xs, axis: int, new_axis: bool) -> None:
     """The shapes fit together: equal (stack), or equal but along ``axis`` (cat); ``axis`` in range."""
     ndim = xs[0].ndim + new_axis
+    if ndim == 0:  # NumPy's "axis 0 is out of range" (PyTorch: "zero-dimensional tensor cannot be concatenated")
+        raise ValueError(f"{name}: 0-d tensors have no axis to join along; stack joins them along a new one")
     if not -ndim <= axis < ndim:
         raise ValueError(f"{name}: axis {axis} is out of range for {ndim}-d results ({-ndim} to {ndim - 1})")
     shapes = [tuple(x.shape) for x in xs]
