@@ -933,7 +933,7 @@ def test_a_tensor_made_by_an_op_pickles_without_its_graph():
     assert not y.is_leaf  # the original keeps its graph
 
 
-def test_softmax_along_any_axis_as_torchs_dim(backend, rng):
+def test_softmax_and_log_softmax_along_any_axis_as_torchs_dim(backend, rng):
     x = t64(backend, rng.standard_normal((2, 3, 4)))
     for axis in (0, 1, -1):
         y = backend.to_numpy(xdl.softmax(x, axis=axis).data)
@@ -945,6 +945,11 @@ def test_softmax_along_any_axis_as_torchs_dim(backend, rng):
     assert float(y) == 1.0 and float(one.grad) == 0.0
     with pytest.raises(ValueError, match="softmax: axis 3 is out of range"):
         xdl.softmax(x, axis=3)
+    for axis in (0, 1, -1):  # log softmax along the same axes: the log of softmax, as PyTorch's log_softmax(dim)
+        np.testing.assert_allclose(backend.to_numpy(x.log_softmax(axis=axis).data),
+                                   np.log(backend.to_numpy(xdl.softmax(x, axis=axis).data)), rtol=1e-12)
+    with pytest.raises(ValueError, match="log_softmax: axis 3 is out of range"):
+        xdl.log_softmax(x, axis=3)
 
 
 def test_gradcheck_takes_one_tensor_as_its_only_input(backend, rng):

@@ -213,6 +213,22 @@ def test_softmax_and_cross_entropy_are_exact_at_extreme_logits(case, one_hot):
 
 @quick
 @given(case=logits())
+def test_log_softmax_is_exact_and_finite_at_extreme_logits(case):
+    """log softmax(z) as computed in float64, finite where softmax underflows to 0 (log of it was
+    −inf); ∂(Σ wᵢⱼ yᵢⱼ)/∂z = w − softmax(z)·Σⱼ w (the nll of PyTorch's log_softmax route: w one-hot)."""
+    z, labels = case
+    log_p = shifted_log_softmax(z)
+    w = -np.eye(z.shape[1], dtype=z.dtype)[labels]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out, (g,) = run(lambda t: t.log_softmax(), z, gy=w)
+    assert out.dtype == g.dtype == z.dtype and np.isfinite(out.numpy()).all()
+    np.testing.assert_allclose(out.numpy(), log_p, rtol=1e-5, atol=1e-6 * np.abs(log_p).max())
+    np.testing.assert_allclose(g, w - np.exp(log_p) * w.sum(axis=1, keepdims=True), rtol=1e-4, atol=1e-7)
+
+
+@quick
+@given(case=logits())
 def test_binary_cross_entropy_is_exact_at_extreme_logits(case):
     """J = mean(max(z, 0) − z·y + log(1 + e^−|z|)) in float64's value, ∂J/∂z = (σ(z) − y)/n."""
     z, labels = case

@@ -1,4 +1,4 @@
-"""Classification outputs: softmax, and the cross-entropy losses from logits as single autodiff nodes
+"""Classification outputs: softmax, log softmax, and the cross-entropy losses from logits as single autodiff nodes
 (stable log-sum-exp; backward ŷ − y).
 
 The labels are a setting (an array on the logits' backend), not a differentiable input; the loss
@@ -53,6 +53,30 @@ def _floating(logits):
     """Integer or boolean logits in float64, as exp gives them (a loss in their dtype failed: "cannot
     convert float NaN to integer"); float ones as they are."""
     return logits if logits.dtype.kind == "f" else logits.astype(np.float64)
+
+
+@op(method=True, check=[Check((5, 3)), Check((2, 3, 4), axis=1)])
+class LogSoftmax(Function):
+    """y = log softmax(z) = z − max z − log Σⱼ e^(zⱼ − max z) along ``axis`` (the last by default;
+    PyTorch's ``dim``), finite where softmax(z) underflows to 0;
+    ∂L/∂z = ∂L/∂y − softmax(z)·Σⱼ ∂L/∂yⱼ, the sum along the same axis"""
+
+    axis: int = -1
+
+    def forward(self, z):
+        z = _floating(z)
+        self.axis = check_axis(self.axis, max(z.ndim, 1), "log_softmax")  # a 0-d z as one element: y = 0
+        flat = z.reshape(z.shape or (1,))
+        if flat.size == 0:
+            return self.xp.empty_like(z)
+        y = flat - flat.max(axis=self.axis, keepdims=True)
+        y -= self.xp.log(self.xp.exp(y).sum(axis=self.axis, keepdims=True))
+        self.y = y.reshape(z.shape)
+        return self.y
+
+    def backward(self, gy):
+        y, g = self.y.reshape(self.y.shape or (1,)), gy.reshape(self.y.shape or (1,))
+        return ((g - self.xp.exp(y) * g.sum(axis=self.axis, keepdims=True)).reshape(gy.shape),)
 
 
 def _refuse_learned_targets(labels, name: str, argument: str) -> None:
