@@ -891,6 +891,19 @@ def test_gradcheck_refuses_a_config_file_s_resume_naming_the_file_s_key(tmp_path
     assert "--config: resume = 'somewhere' continues an xdl train run" in capsys.readouterr().err
 
 
+def test_tune_refuses_a_config_file_s_out_it_would_not_write_to(tmp_path, capsys, monkeypatch):
+    """out = "runs" in a --config file given to xdl tune was ignored without a word: the study went to
+    xdl-tune. Refused before any work; --out the same directory takes the file as it is."""
+    monkeypatch.chdir(tmp_path)
+    Path("c.toml").write_text('out = "runs"\n')
+    assert main(["tune", *FAST, "--trials", "1", "--config", "c.toml"]) == 1
+    assert "--config: out = 'runs' is an xdl train run's directory; xdl tune writes its study to --out " \
+           "('xdl-tune'): give --out runs" in capsys.readouterr().err
+    assert not Path("xdl-tune").exists() and not Path("runs").exists()
+    assert main(["tune", *FAST, "--epochs", "1", "--trials", "1", "--config", "c.toml", "--out", "runs"]) == 0
+    assert Path("runs/trials.json").is_file()
+
+
 def test_a_home_shorthand_or_a_second_config_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
     """out = "~/runs" in a TOML file made a directory named '~' here; a second --config replaced the
     first, unread."""

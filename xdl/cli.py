@@ -859,6 +859,9 @@ def tune(config: TrainConfig, args) -> int:
     if config.resume:  # a --config file's (the flag is the study's switch): it would be ignored
         raise ValueError(f"--config: resume = {config.resume!r} continues an xdl train run; xdl tune continues a "
                          "study with --resume (a switch, the study in --out)")
+    if config.out != TrainConfig.out and config.out != args.tune_out:  # (a --config file's) it was ignored unsaid
+        raise ValueError(f"--config: out = {config.out!r} is an xdl train run's directory; xdl tune writes its study "
+                         f"to --out ({args.tune_out!r}): give --out {shlex.quote(config.out)}, or remove out from the file")
     saved, saved_trials = _resumed_study(args)  # --resume: what is not given is the study's
 
     def option(name, default=None):
