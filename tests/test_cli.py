@@ -569,6 +569,24 @@ def test_xdl_backend_picks_the_backend_unless_a_flag_does(tmp_path, capsys, monk
     assert xdl.cli.config_from_args(xdl.cli.build_parser().parse_args(["train", "--backend", "auto"])).backend == "auto"
 
 
+def test_an_unavailable_backend_no_flag_named_says_where_it_came_from(tmp_path, capsys, monkeypatch):
+    """XDL_BACKEND=cupy (or a config file's backend = "cupy") on a machine without CuPy or a GPU
+    failed with "backend 'cupy' is unavailable" alone: the user had given no --backend."""
+    if xdl.backend._cupy_or_reason()[0] is not None:
+        pytest.skip("cupy is available here")
+    monkeypatch.setenv("XDL_BACKEND", "cupy")
+    assert main(["train", *FAST, "--out", str(tmp_path / "run")]) == 1
+    assert "(XDL_BACKEND=cupy chose it; --backend auto takes what this machine has)" in capsys.readouterr().err
+    monkeypatch.delenv("XDL_BACKEND")
+    config = tmp_path / "run.toml"
+    config.write_text('backend = "cupy"\n')
+    assert main(["train", *FAST, "--config", str(config), "--out", str(tmp_path / "run")]) == 1
+    assert "(the --config file or the resumed study chose it;" in capsys.readouterr().err
+    assert main(["train", *FAST, "--backend", "cupy", "--out", str(tmp_path / "run")]) == 1
+    assert "chose it" not in capsys.readouterr().err  # the flag the user gave: nothing to add
+    assert not (tmp_path / "run").exists()
+
+
 def test_small_slips_get_a_pointed_answer(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", *FAST, "--out", str(out)]) == 0

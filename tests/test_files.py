@@ -5,6 +5,9 @@ import math
 import os
 import socket
 import stat
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -187,7 +190,7 @@ def test_a_history_comes_back_as_saved_non_finite_values_and_none_apart(tmp_path
 def drawn(monkeypatch, **columns) -> dict:
     """plot_history's lines of a history with ``columns``, by panel title and label."""
     figures = []
-    monkeypatch.setattr(plots, "save_figure", lambda plt, fig, path: figures.append(fig) or path)
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path: figures.append(fig) or path)
     plots.plot_history(history(**columns), "unused.png")
     return {(ax.get_title(), line.get_label()): (list(line.get_xdata()), list(line.get_ydata()))
             for ax in figures[0].axes for line in ax.lines}
@@ -212,7 +215,7 @@ def test_bad_arguments_are_refused_before_anything_is_drawn(tmp_path, monkeypatc
     def no_figure(*args, **kwargs):
         raise AssertionError("a figure was made")
 
-    monkeypatch.setattr(plots.pyplot(), "subplots", no_figure)
+    monkeypatch.setattr(plots, "subplots", no_figure)
     h, study = history(), Study({"space": {}})
     cases = [(lambda: plots.plot_history(str(tmp_path / "p.png"), h), TypeError, r"got str; the arguments are \(history, path\)"),
              (lambda: plots.plot_history({"epoch": [1]}, tmp_path / "p.png"), TypeError, "must be an xdl History.*got dict"),
@@ -232,7 +235,7 @@ def test_bad_arguments_are_refused_before_anything_is_drawn(tmp_path, monkeypatc
 
 
 def test_a_plot_that_fails_while_drawing_leaves_no_figure_open(tmp_path, monkeypatch):
-    plt = plots.pyplot()
+    plt = pytest.importorskip("matplotlib.pyplot")
     plt.close("all")
 
     def broken(*args, **kwargs):
@@ -244,24 +247,36 @@ def test_a_plot_that_fails_while_drawing_leaves_no_figure_open(tmp_path, monkeyp
     assert plt.get_fignums() == [] and os.listdir(tmp_path) == []
 
 
+def test_a_plot_leaves_the_callers_matplotlib_backend_and_figures_alone(tmp_path):
+    """plot_history ran ``matplotlib.use("Agg")``: after it, a notebook's inline plots and a program's
+    windows no longer showed (the process's backend was Agg). Its figure is made off pyplot now."""
+    pytest.importorskip("matplotlib")
+    code = ("import matplotlib; matplotlib.use('svg'); import matplotlib.pyplot as plt; plt.figure()\n"
+            "from xdl.plots import plot_history; from xdl.train import History\n"
+            "plot_history(History([{'epoch': 1, 'train_cost': 1.0, 'lr': 0.1}]), 'p.png')\n"
+            "print(matplotlib.get_backend(), plt.get_fignums())")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "XDL_BACKEND": "numpy"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["svg", "[1]"] and (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_a_history_without_some_columns_is_plotted_with_those_it_has(tmp_path):
     """A History made by hand (only a dev cost, no learning rate): a KeyError after the figure was made."""
     path = plots.plot_history(History([{"epoch": 1, "dev_cost": 0.5}, {"epoch": 2, "dev_cost": 0.4}]),
                               tmp_path / "p.png")
-    assert path.read_bytes()[:4] == b"\x89PNG" and plots.pyplot().get_fignums() == []
+    assert path.read_bytes()[:4] == b"\x89PNG"
 
 
 def test_a_regression_s_history_is_plotted_without_an_empty_accuracy_panel(tmp_path, monkeypatch):
     pytest.importorskip("matplotlib")
-    import matplotlib.pyplot as plt
-
     from xdl.plots import plot_history
     from xdl.train import History
 
     history = History([{"epoch": e, "train_cost": 1.0 / e, "dev_cost": 1.2 / e, "train_accuracy": None,
                         "dev_accuracy": None, "lr": 0.01} for e in (1, 2, 3)])
-    shown, original = [], plt.subplots
-    monkeypatch.setattr(plt, "subplots", lambda *a, **kw: shown.append(a) or original(*a, **kw))
+    shown, original = [], plots.subplots
+    monkeypatch.setattr(plots, "subplots", lambda *a, **kw: shown.append(a) or original(*a, **kw))
     plot_history(history, tmp_path / "h.png")
     assert shown == [(1, 2)] and (tmp_path / "h.png").is_file()  # cost and learning rate
 

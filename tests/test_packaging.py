@@ -41,3 +41,13 @@ def test_the_sdist_carries_what_its_own_tests_read(tmp_path):
 
     names = {name.split("/", 1)[1] for name in tarfile.open(built("sdist", tmp_path)).getnames() if "/" in name}
     assert {"ARCHITECTURE.md", "README.md", "LICENSE", ".ci/run", "kernels/optim.cu", "tests/test_readme.py"} <= names
+
+
+def test_the_numpy_floor_has_the_casting_rules_xdl_relies_on():
+    """``numpy>=1.26`` let pip keep NumPy 1.26, whose value-based casting (before NEP 50, NumPy 2.0)
+    broke xdl's dtype rules without an error: an int32 tensor + 2**40 came back unchanged (NumPy 2
+    refuses the int: OverflowError) and relu of a 0-d float32 tensor was float64."""
+    import tomllib
+
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert [d for d in dependencies if d.startswith("numpy")] == ["numpy>=2"]

@@ -407,6 +407,20 @@ def test_tpe_through_optuna_ask_and_tell_gives_the_same_records_and_resumes(data
     assert [t.params for t in resumed.trials] == [t.params for t in study.trials]
 
 
+def test_a_tpe_search_leaves_optunas_logging_as_it_was(data):
+    """The search set Optuna's verbosity to WARNING for good: a user's own study in the same session
+    logged no "Trial 0 finished …" afterwards. It is quiet during the search only."""
+    optuna = pytest.importorskip("optuna")
+    X, y, dev = data
+    before = optuna.logging.get_verbosity()
+    try:
+        optuna.logging.set_verbosity(optuna.logging.INFO)
+        tune(X, y, dev, {"lr": {"log_uniform": [1e-3, 1e-1]}}, trials=2, strategy="tpe", base=BASE)
+        assert optuna.logging.get_verbosity() == optuna.logging.INFO
+    finally:
+        optuna.logging.set_verbosity(before)
+
+
 def test_dask_trials_equal_a_sequential_run_and_survive_a_killed_worker():
     """2 workers: the same records as a sequential run with the same seed (float64: to rounding);
     a worker killed while it trains makes Dask run its batch again elsewhere — every trial

@@ -429,7 +429,8 @@ def _cupy_or_reason():
     try:
         cupy = importlib.import_module("cupy")
     except Exception as exc:  # ImportError, or a broken CUDA install raising on import
-        return None, f"cupy is not importable ({type(exc).__name__}: {exc}); install xdl[cuda12] or xdl[cuda13]"
+        return None, (f"cupy is not importable ({type(exc).__name__}: {exc}); pip install 'xdl[cuda12]' (CUDA 12) "
+                      "or 'xdl[cuda13]' (CUDA 13)")
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:

@@ -74,6 +74,7 @@ def main(argv=None) -> int:
         return 2
     keep_freed_memory()  # this process is ours: reuse freed host memory step after step
     made_out, status = None, 1  # the output directory this command makes, if it makes one
+    backend_flag = getattr(args, "backend", None) is not None  # (train's is absent unless given; bench's None)
     try:
         with _terminate_as_interrupt():
             if getattr(args, "backend", "") is None:  # the bench commands' --backend, not given
@@ -87,7 +88,8 @@ def main(argv=None) -> int:
     except BrokenPipeError:  # `xdl train | head`: the reader has gone, as for any command of a pipe (stdout
         return 1               # goes to /dev/null below)
     except USER_ERRORS as e:  # (a MemoryError may say nothing: its name then)
-        print(f"xdl {args.command}: error: {str(e) or type(e).__name__}", file=sys.stderr)
+        hint = _backend_hint() if isinstance(e, BackendError) and not backend_flag else ""
+        print(f"xdl {args.command}: error: {str(e) or type(e).__name__}{hint}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as stop:  # before or after training (during it, the Trainer stops cleanly)
         signal_name = _signal_of(stop)
@@ -107,6 +109,16 @@ class _Once(argparse.Action):
         if getattr(namespace, self.dest, None) is not None:
             parser.error(f"{option_string} given twice ({getattr(namespace, self.dest)!r} and {values!r}): give one")
         setattr(namespace, self.dest, values)
+
+
+def _backend_hint() -> str:
+    """Where an unavailable backend (cupy without CuPy or a GPU) came from when no --backend flag
+    named it, and the way out: "backend 'cupy' is unavailable" alone sent a user whose XDL_BACKEND
+    (or --config file, or resumed study, written on a GPU machine) said cupy looking for a flag they
+    never gave."""
+    source = f"XDL_BACKEND={environment_backend()}" if environment_backend() else \
+        "the --config file or the resumed study"
+    return f" ({source} chose it; --backend auto takes what this machine has)"
 
 
 def _flush_stdout() -> None:

@@ -43,24 +43,20 @@ def plot_history(history, path, smoothing: float = 0.6) -> Path:
     # (a regression records no accuracy: no empty panel for it)
     metrics = [metric for metric in ("cost", "accuracy")
                if any(v is not None for split in ("train", "dev") for v in columns[f"{split}_{metric}"])]
-    plt = pyplot()
-    fig, axes = plt.subplots(1, len(metrics) + 1, figsize=(4.3 * (len(metrics) + 1), 3.8), squeeze=False)
+    fig, axes = subplots(1, len(metrics) + 1, figsize=(4.3 * (len(metrics) + 1), 3.8), squeeze=False)
     axes = axes[0]  # (one panel, the learning rate's alone: an array of one, not an Axes)
-    try:
-        for ax, metric in zip(axes, metrics):
-            for split, color in (("train", "tab:blue"), ("dev", "tab:orange")):
-                _curve(ax, columns["epoch"], columns[f"{split}_{metric}"], color, split, smoothing)
-            ax.set(xlabel="epoch", ylabel=metric, title=metric)
-            if ax.lines:
-                ax.legend()
-        _curve(axes[-1], columns["epoch"], columns["lr"], "tab:green", None, 0)
-        axes[-1].set(xlabel="epoch", ylabel="learning rate", title="learning rate")
-        for ax in axes:
-            if history.best_epoch is not None:
-                ax.axvline(history.best_epoch, color="gray", linestyle=":", linewidth=1)
-        return save_figure(plt, fig, path)
-    finally:
-        plt.close(fig)  # (save_figure closes it too; this, when drawing fails)
+    for ax, metric in zip(axes, metrics):
+        for split, color in (("train", "tab:blue"), ("dev", "tab:orange")):
+            _curve(ax, columns["epoch"], columns[f"{split}_{metric}"], color, split, smoothing)
+        ax.set(xlabel="epoch", ylabel=metric, title=metric)
+        if ax.lines:
+            ax.legend()
+    _curve(axes[-1], columns["epoch"], columns["lr"], "tab:green", None, 0)
+    axes[-1].set(xlabel="epoch", ylabel="learning rate", title="learning rate")
+    for ax in axes:
+        if history.best_epoch is not None:
+            ax.axvline(history.best_epoch, color="gray", linestyle=":", linewidth=1)
+    return save_figure(fig, path)
 
 
 def _other_plot(value) -> str:
@@ -123,19 +119,15 @@ def plot_study(study, path, space=None) -> Path:
     spec = study.meta["space"] if space is None else space.spec() if isinstance(space, Space) else space
     space = Space.from_dict(json.loads(json.dumps(spec)))  # as the trials hold their values (tuples as lists)
     columns = len(space.dimensions) + 2
-    plt = pyplot()
-    fig, axes = plt.subplots(1, columns, figsize=(3.6 * columns, 3.4), squeeze=False)
-    try:
-        _draw_study(plt, axes, space, trials, study.trials)
-        return save_figure(plt, fig, path)
-    finally:
-        plt.close(fig)  # (save_figure closes it too; this, when drawing fails)
+    fig, axes = subplots(1, columns, figsize=(3.6 * columns, 3.4), squeeze=False)
+    _draw_study(axes, space, trials, study.trials)
+    return save_figure(fig, path)
 
 
-def _draw_study(plt, axes, space, trials, every_trial) -> None:
+def _draw_study(axes, space, trials, every_trial) -> None:
     """`plot_study`'s panels: ``trials`` (those that trained to their end) against each hyperparameter
     of ``space``; the best so far of ``every_trial``."""
-    colors = plt.get_cmap("tab10")
+    colors = matplotlib().colormaps["tab10"]
     for ax, name in zip(axes[0], space.dimensions):
         d = space.dimensions[name]
         for r, pruned in itertools.product(sorted({t.round for t in trials}), (False, True)):
@@ -177,23 +169,32 @@ def best_so_far(trials) -> tuple[list[float], list[float]]:
     return so_far, seconds
 
 
-def pyplot():
-    """matplotlib.pyplot on the file-only Agg backend (ImportError naming the extra without it)."""
+def matplotlib():
+    """The matplotlib package, with its `Figure` (ImportError naming the extra without it)."""
     try:
         import matplotlib
-
-        matplotlib.use("Agg")  # files only: no display needed
-        import matplotlib.pyplot as plt
+        import matplotlib.figure
     except ImportError:
         raise ImportError("plots need matplotlib: pip install 'xdl[plot]'") from None
-    return plt
+    return matplotlib
+
+
+def subplots(*args, figsize=None, **kwargs):
+    """``(fig, axes)`` as ``pyplot.subplots(*args, figsize=..., **kwargs)`` makes them, but
+    ``Figure(figsize).subplots(...)``: a figure pyplot does not hold, as matplotlib's guide has a
+    library or a server make one. pyplot would choose the process's backend (xdl switched it to
+    Agg, and a notebook's inline plots or a program's windows stopped showing after an xdl plot)
+    and keep the figure open until closed; this one is the caller's to drop, and `save_figure`
+    draws it with its format's own canvas (Agg for PNG) whatever backend the caller uses."""
+    fig = matplotlib().figure.Figure(figsize=figsize)
+    return fig, fig.subplots(*args, **kwargs)
 
 
 def figure_path(path, what: str) -> Path:
     """``path`` checked before anything is drawn: a file that can be written (`check_target`), its
     suffix a format matplotlib writes (none: PNG); ``what`` (the function) names it in the error."""
     path = check_target(path, what)
-    pyplot()  # (matplotlib, or the ImportError naming the extra)
+    matplotlib()  # (or the ImportError naming the extra)
     from matplotlib.backend_bases import FigureCanvasBase
 
     supported = FigureCanvasBase.get_supported_filetypes()
@@ -207,14 +208,11 @@ def _format(path: Path) -> str:
     return path.suffix[1:].lower() or "png"
 
 
-def save_figure(plt, fig, path) -> Path:
-    """Lay out, write ``fig`` at ``path`` (in the format its suffix names) and close it — also when
-    writing fails, so a failed call leaves no figure open."""
-    try:
-        path = figure_path(path, "save_figure")
-        fig.tight_layout()
-        # atomically, as every file xdl writes: a full disk leaves the previous figure whole
-        atomic_write(path, lambda f: fig.savefig(f, dpi=100, format=_format(path)))
-    finally:
-        plt.close(fig)
+def save_figure(fig, path) -> Path:
+    """Lay out and write ``fig`` (made by `subplots`: nothing to close) at ``path``, in the format
+    its suffix names."""
+    path = figure_path(path, "save_figure")
+    fig.tight_layout()
+    # atomically, as every file xdl writes: a full disk leaves the previous figure whole
+    atomic_write(path, lambda f: fig.savefig(f, dpi=100, format=_format(path)))
     return path

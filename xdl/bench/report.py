@@ -201,27 +201,27 @@ def write(results: dict, directory) -> list[Path]:
 
 def _figures(results: dict, directory: Path) -> list[Path]:
     """The curves of each problem and the performance profile, when matplotlib is there."""
-    from xdl.plots import pyplot, save_figure
+    from xdl.plots import matplotlib, save_figure, subplots
 
     try:
-        plt = pyplot()
+        colors = matplotlib().colormaps["tab10"]
     except ImportError:  # the plot extra is not installed: the table and the JSON are written
         return []
     files = []
     for problem, per in results["problems"].items():
-        fig, ax = plt.subplots(figsize=(6, 4))
+        fig, ax = subplots(figsize=(6, 4))
         function = any("final_cost" in r for e in per.values() for r in e["runs"])
         first = 0 if function else 1  # a function's curve starts at f(x₀), after 0 steps; a model's after epoch 1
         for i, (name, entry) in enumerate(per.items()):
             for j, r in enumerate(x for x in entry["runs"] if "curve" in x):
-                ax.plot(np.arange(first, len(r["curve"]) + first), r["curve"], color=plt.get_cmap("tab10")(i % 10),
+                ax.plot(np.arange(first, len(r["curve"]) + first), r["curve"], color=colors(i % 10),
                         alpha=0.6, label=name if j == 0 else None)
         if function:
             ax.set_yscale("log")
         ax.set(xlabel="step" if function else "epoch", ylabel="f(x)" if function else "dev accuracy", title=problem)
         _legend(ax)
-        files.append(save_figure(plt, fig, directory / f"curves-{problem}.png"))
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+        files.append(save_figure(fig, directory / f"curves-{problem}.png"))
+    fig, axes = subplots(1, 2, figsize=(11, 4), sharey=True)
     for ax, (by, measure) in zip(axes, PROFILE_MEASURES.items()):
         _, taus, fractions = profile(results, by)
         for name, fraction in fractions.items():
@@ -231,7 +231,7 @@ def _figures(results: dict, directory: Path) -> list[Path]:
                title=f"performance profile: {measure}" + (" (one sample per run)" if by == "seconds" else ""))
         _legend(ax)
     axes[0].set_ylabel("fraction of problems")
-    files.append(save_figure(plt, fig, directory / "profile.png"))
+    files.append(save_figure(fig, directory / "profile.png"))
     return files
 
 

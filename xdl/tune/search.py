@@ -463,37 +463,52 @@ def _tpe(space: Space, trials: int, rounds: int, seed: int, study: Study):
     (pruned ones as pruned, failed ones as failed) from ``study`` before the next round is asked —
     so a resumed search, whose finished trials are in ``study``, asks the same points again."""
     optuna = _optuna()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     # TPE draws at random until it has n_startup_trials results (Optuna's default 10): the first round,
     # so that every later round is TPE's (a round is asked before any of its results is told)
     startup = _round_sizes(trials, rounds)[0]
-    asker = optuna.create_study(direction="maximize",
-                                sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup))
+    with _optuna_quiet(optuna):
+        asker = optuna.create_study(direction="maximize",
+                                    sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup))
     distributions = {name: optuna.distributions.CategoricalDistribution(list(range(len(d.values))))
                      if d.kind == "choice" else optuna.distributions.FloatDistribution(*d.box)
                      for name, d in sorted(space.dimensions.items())}  # in name order, as `Space.sample` draws
     number = 0
     for r, n in enumerate(_round_sizes(trials, rounds)):
-        asked = [asker.ask(distributions) for _ in range(n)]
+        with _optuna_quiet(optuna):
+            asked = [asker.ask(distributions) for _ in range(n)]
         yield r, [{**space.fixed, **{name: d.value([t.params[name]])[0] if d.kind == "choice"
                                      else python_value(d.value(t.params[name]))
                                      for name, d in space.dimensions.items()}} for t in asked]
         finished = study.finished()
-        for i, t in enumerate(asked):
-            result = finished.get(number + i)
-            if result is not None and result.complete:
-                asker.tell(t, result.dev_accuracy)
-            elif result is not None and result.status == "pruned":
-                # as a pruned Optuna trial: its dev accuracies reported per epoch, told PRUNED with no
-                # value (Optuna takes the last report as it; TPE ranks pruned trials below completed
-                # ones, by how far they got and then that value)
-                for epoch, value in enumerate(result.curves.get("dev_accuracy", ()), 1):
-                    if value is not None:
-                        t.report(value, epoch)
-                asker.tell(t, state=optuna.trial.TrialState.PRUNED)
-            else:
-                asker.tell(t, state=optuna.trial.TrialState.FAIL)
+        with _optuna_quiet(optuna):
+            for i, t in enumerate(asked):
+                result = finished.get(number + i)
+                if result is not None and result.complete:
+                    asker.tell(t, result.dev_accuracy)
+                elif result is not None and result.status == "pruned":
+                    # as a pruned Optuna trial: its dev accuracies reported per epoch, told PRUNED with no
+                    # value (Optuna takes the last report as it; TPE ranks pruned trials below completed
+                    # ones, by how far they got and then that value)
+                    for epoch, value in enumerate(result.curves.get("dev_accuracy", ()), 1):
+                        if value is not None:
+                            t.report(value, epoch)
+                    asker.tell(t, state=optuna.trial.TrialState.PRUNED)
+                else:
+                    asker.tell(t, state=optuna.trial.TrialState.FAIL)
         number += n
+
+
+@contextlib.contextmanager
+def _optuna_quiet(optuna):
+    """Optuna's INFO lines ("A new study created", "Trial 3 finished …": the search reports its own
+    trials) off within the block, and the caller's verbosity back after it. The setting is the
+    process's: set once, as it was, it silenced the user's own studies for the rest of the session."""
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(max(before, optuna.logging.WARNING))
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(before)
 
 
 def zoom(space: Space, center: dict, shrink: float = SHRINK) -> Space:
