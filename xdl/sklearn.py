@@ -29,7 +29,7 @@ except ImportError:
 from xdl.backend import resolve_backend, thread_backend, thread_seed
 from xdl.config import SCHEDULE_OPTIONS, TrainConfig
 from xdl.data import Standardizer, split
-from xdl.data.validation import check_bool, check_int, check_number, standardized
+from xdl.data.validation import check_bool, check_int, check_number, first_where, standardized
 from xdl.train.callbacks import EarlyStopping
 from xdl.train.history import History
 from xdl.train.interrupt import Interrupted
@@ -389,8 +389,9 @@ def _network_input(X: np.ndarray, scaler: Standardizer, dtype) -> np.ndarray:
     overflow warning: x must fit in ``dtype`` too (the `Standardize` layer of ``model_`` takes raw
     x in it, and fit refuses what it could not)."""
     high = np.finfo(dtype).max
-    if np.finfo(X.dtype).max > high and len(X) and np.abs(X).max() > high:
-        i, j = np.argwhere(np.abs(X) > high)[0]
+    bad = first_where(X, lambda piece: np.abs(piece) > high) if np.finfo(X.dtype).max > high else None
+    if bad is not None:  # (looked for piece by piece: a float64 X's magnitudes whole were a copy of it)
+        i, j = bad
         raise ValueError(f"MLPClassifier: X has values beyond the range of {np.dtype(dtype)}, the dtype the network "
                          f"computes in (±{high:.3g}; first at example {i}, feature {j}: {X[i, j]:.6g}); "
                          "scale the data")

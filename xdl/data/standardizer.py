@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from xdl.data.validation import cast_within, check_features, rows, standardized
+from xdl.data.validation import cast_within, check_features, pieces, rows, standardized
 
 
 class Standardizer:
@@ -68,13 +68,16 @@ class Standardizer:
         beyond that dtype's range is refused, naming its example and feature."""
         X = self._checked(X)
         Z = rows(X)
-        with np.errstate(over="ignore", invalid="ignore"):  # refused by cast_within, by name
-            values = Z * self.scale + self.mean
+        out = np.empty(Z.shape, dtype=X.dtype)
+        for start, stop in pieces(Z):  # a piece's float64 values at a time (`pieces`), not the set's
+            with np.errstate(over="ignore", invalid="ignore"):  # refused by cast_within, by name
+                values = Z[start:stop] * self.scale + self.mean
 
-        def where(i, j):
-            return (f"Standardizer.inverse_transform: X's example {i}, feature {j} ({Z[i, j]:.6g}) becomes "
-                    f"{values[i, j]:.6g}")
-        return cast_within(values, X.dtype, where).reshape(X.shape)
+            def where(i, j, start=start, values=values):
+                return (f"Standardizer.inverse_transform: X's example {start + i}, feature {j} ({Z[start + i, j]:.6g}) "
+                        f"becomes {values[i, j]:.6g}")
+            out[start:stop] = cast_within(values, X.dtype, where)
+        return out.reshape(X.shape)
 
     def layer(self, dtype=None):
         """An `xdl.nn.Standardize` layer holding these statistics."""

@@ -688,12 +688,14 @@ class Module:
         a softmax or sigmoid op last)."""
         check_int(batch_size, "batch_size")
         X, network = self.network_input(self.checked_input(X))  # values the model's dtype can hold, as fit's
-        outs = []
+        outs = None
         with evaluating_here():  # no rows: one empty batch, so the result has the outputs' width
             for i in range(0, max(len(X), 1), batch_size):  # each batch to the host as it comes (device memory
-                outs.append((last := _one_output(network(X[i:i + batch_size]))).numpy())  # for one batch only)
+                out = (last := _one_output(network(X[i:i + batch_size]))).numpy()  # for one batch only), into
+                if outs is None:  # the result, made at the first (batches kept and concatenated took the
+                    outs = np.empty((len(X), *out.shape[1:]), dtype=out.dtype)  # outputs twice at the end)
+                outs[i:i + len(out)] = out
         probabilities = self.outputs_probabilities() or ends_in_probability(last)
-        outs = np.concatenate(outs)
         finite = np.isfinite(outs).reshape(len(outs), outs[0].size if len(outs) else 0).all(axis=1)
         if not finite.all():  # (argmax would call a NaN row class 0)
             raise ValueError(f"predict: the model's outputs are NaN or Inf for {int((~finite).sum())} of {len(outs)} "
