@@ -668,6 +668,17 @@ def test_a_function_runs_seeds_start_from_drawn_points_and_are_recorded():
     assert "drawn from the run's seed" in markdown(results)
 
 
+def test_a_benchmark_called_from_python_leaves_the_callers_generators_alone():
+    """Each run draws as after xdl.seed(its seed), in its thread only (`thread_seed`, as fit_many
+    builds its models): after xdl.seed(123) and a benchmark, the caller's stream goes on where it
+    was — a run's xdl.seed(seed) had reseeded it (and every device generator) for the caller."""
+    xdl.seed(123)
+    expected = xdl.backend.host_rng().random()
+    xdl.seed(123)
+    benchmark(["quadratic"], ["sgd"], seeds=1, trials=1, quick=True, lr=0.1)
+    assert xdl.backend.host_rng().random() == expected
+
+
 def test_the_timed_seeds_follow_an_untimed_run_where_the_search_ran_none_alone(monkeypatch):
     """With --lr (or a batched search) the first seed paid the process's first calls: 30–70% slower
     here, which ranked two optimizers by their order. Where the search ran them alone, no extra run."""

@@ -36,7 +36,7 @@ from xdl.optim.optimizer import rate_range
 from xdl.config import OPTIMIZERS as CONFIG_OPTIMIZERS
 from xdl.config import TrainConfig
 from xdl.data import batch_bounds
-from xdl.backend import SEEDS
+from xdl.backend import SEEDS, thread_seed
 from xdl.data.validation import check_bool, check_int, check_number
 from xdl.tensor import no_grad, role_of
 from xdl.train import Trainer, fit_many
@@ -179,11 +179,15 @@ def _plain(value):
 
 def run(problem: Problem, build, lr: float, seed: int, quick: bool, data=None) -> dict:
     """One training run: its status, curve, final metrics, steps and seconds to the target, and
-    the optimizer's settings (``"optimizer"``, `optimizer_record`)."""
-    xdl.seed(seed)
+    the optimizer's settings (``"optimizer"``, `optimizer_record`). The initial weights are drawn
+    as after ``xdl.seed(seed)``, from this thread's generator (`thread_seed`): the process's
+    generators — a caller's ``xdl.seed`` stream — are left as they were, as `fit_many`'s are."""
     try:
-        return _function_run(problem, build, lr, seed, quick) if problem.kind == "function" else \
-            _classification_run(problem, build, lr, seed, quick, data)
+        # (not xdl.seed: a benchmark called from Python would reseed its caller's generators; nothing
+        # here draws from a device generator — a run's shuffles come from its Trainer's seed)
+        with thread_seed(seed):
+            return _function_run(problem, build, lr, seed, quick) if problem.kind == "function" else \
+                _classification_run(problem, build, lr, seed, quick, data)
     except FloatingPointError as e:
         return {"lr": lr, "seed": seed, "status": "diverged", "error": str(e)}
     except Exception as e:  # noqa: BLE001 — a user's optimizer may raise anything; the suite goes on
