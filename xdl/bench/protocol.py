@@ -281,6 +281,15 @@ def batched_runs(problem: Problem, optimizer: str, rates, seed: int, quick: bool
     return out
 
 
+def _available(problem: str) -> bool:
+    """Whether ``problem``'s data set can be loaded here (its extra installed)."""
+    try:
+        xdl.datasets.check_available(problem)
+    except ImportError:
+        return False
+    return True
+
+
 def check_options(problems, optimizers, seeds: int = 3, trials: int = 8, seed: int = 0,
                   lr: float | None = None) -> dict:
     """Raise ValueError naming the flag (``--seeds``) of the first bad option; return name →
@@ -298,8 +307,10 @@ def check_options(problems, optimizers, seeds: int = 3, trials: int = 8, seed: i
     for name in problems:  # a data set's package missing is said now, not after the other problems ran
         try:
             xdl.datasets.check_available(name)
-        except ImportError as e:
-            raise ImportError(f"--problem {name}: {e} (or leave {name} out of the problems)") from None
+        except ImportError as e:  # (named as a problem, not a flag: the default list may hold it)
+            others = [p for p in problems if p != name and _available(p)]
+            rest = f" (or run the others: --problem {' '.join(others)})" if others else ""
+            raise ImportError(f"problem {name}: {e}{rest}") from None
     for flag, names in (("--problem", problems), ("--optimizer", optimizers)):
         twice = next((name for i, name in enumerate(names) if name in names[:i]), None)
         if twice is not None:  # one row would hold one of them: the table would count what was not run
