@@ -112,7 +112,7 @@ class Function:
 
     def product_gradient(self, i: int, a, b):
         """∂L/∂(input i) = a·b: added into its `gradient_buffer` by the product itself (GEMM with
-        β = 1, no temporary; returns None), else returned."""
+        β = 1 on the GPU, no temporary; on the CPU a product then added; returns None), else returned."""
         into = self.gradient_buffer(i)
         if into is None:
             return self.backend.ops.matmul(a, b)

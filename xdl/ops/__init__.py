@@ -105,10 +105,16 @@ class NumpyOps:
         """The keep mask keyed by (seed, stream, step), as a boolean array of this backend."""
         return self.backend.asarray(random.keep_mask(shape, rate, seed, stream, step))
 
-    def dropout_forward(self, x, rate, seed, stream, step, steps_done=None):
-        """y = x·d·(1/(1 − rate)), d the keep mask keyed by (seed, stream, step): (y, saved)."""
+    def _scaled_mask(self, x, rate, seed, stream, step, steps_done):
+        """d·(1/(1 − rate)) in x's dtype, d the keep mask keyed by (seed, stream, step): what the
+        backward keeps."""
         scaled = self.dropout_mask(x.shape, rate, seed, stream, _key_step(step, steps_done)).astype(x.dtype)
         scaled *= 1.0 / (1.0 - rate)
+        return scaled
+
+    def dropout_forward(self, x, rate, seed, stream, step, steps_done=None):
+        """y = x·d·(1/(1 − rate)), d the keep mask keyed by (seed, stream, step): (y, saved)."""
+        scaled = self._scaled_mask(x, rate, seed, stream, step, steps_done)
         return x * scaled, scaled
 
     def dropout_backward(self, gy, saved, rate, seed, stream, step, steps_done=None):
@@ -117,13 +123,18 @@ class NumpyOps:
 
     def relu_dropout_forward(self, x, rate, seed, stream, step, steps_done=None):
         """Dropout of ReLU(x), keyed as `dropout_forward`: (y, saved). One kernel on the GPU."""
-        return self.dropout_forward(self.relu_forward(x), rate, seed, stream, step, steps_done)
+        y = self.relu_forward(x)
+        scaled = self._scaled_mask(y, rate, seed, stream, step, steps_done)
+        y *= scaled  # in ReLU's output, an array of our own: the pair's values without a second one
+        return y, scaled
 
     def relu_dropout_backward(self, gy, y, saved, rate, seed, stream, step, steps_done=None):
         """∂L/∂x of `relu_dropout_forward` from its output y: dropout's backward, then ReLU's at y
         (where a unit was kept, y > 0 exactly where ReLU's output is; where dropped, the gradient
         is ±0 or NaN already and the ReLU factor cannot change it): the pair's result, bit for bit."""
-        return self.relu_backward(self.dropout_backward(gy, saved, rate, seed, stream, step, steps_done), y)
+        g = self.dropout_backward(gy, saved, rate, seed, stream, step, steps_done)
+        g *= y > 0  # ReLU's backward, in dropout's result (an array of our own)
+        return g
 
     def stacked_dropout_mask(self, shape, rates, seeds, stream, step):
         """K models' keep masks stacked on axis 1, (B, K, …) from a per-model ``shape`` (B, …):
