@@ -101,3 +101,21 @@ class CopyingHost(NumpyBackend):
         made = self._made.get(id(array))
         return made is not None and made() is array
 
+
+@pytest.fixture
+def peak_bytes():
+    """``peak_bytes(f)``: the bytes of host memory ``f()`` took at its peak beyond what was held
+    before (tracemalloc, which NumPy reports its arrays to)."""
+    import tracemalloc
+
+    def peak(f) -> int:
+        tracemalloc.start()
+        try:
+            tracemalloc.reset_peak()
+            before = tracemalloc.get_traced_memory()[0]
+            f()
+            return tracemalloc.get_traced_memory()[1] - before
+        finally:
+            tracemalloc.stop()
+
+    return peak

@@ -492,22 +492,7 @@ def test_warmup_and_initializers_check_what_they_are_given():
                 make(shape)
 
 
-def _peak(f) -> int:
-    """Bytes of host memory ``f()`` took at its peak beyond what was held before (tracemalloc, which
-    NumPy reports its arrays to)."""
-    import tracemalloc
-
-    tracemalloc.start()
-    try:
-        tracemalloc.reset_peak()
-        before = tracemalloc.get_traced_memory()[0]
-        f()
-        return tracemalloc.get_traced_memory()[1] - before
-    finally:
-        tracemalloc.stop()
-
-
-def test_passes_over_a_whole_set_take_their_result_and_one_pieces_temporaries(monkeypatch, rng):
+def test_passes_over_a_whole_set_take_their_result_and_one_pieces_temporaries(monkeypatch, rng, peak_bytes):
     """Standardizing a set (`Standardizer.transform`, a `Standardize` layer first under predict,
     evaluate and fit) and checking it (finite; within the model's dtype) walk it in pieces of
     rows (`xdl.data.validation.pieces`): peak = the result + one piece's float64 values and
@@ -517,14 +502,14 @@ def test_passes_over_a_whole_set_take_their_result_and_one_pieces_temporaries(mo
     X = rng.standard_normal((20_000, 50)).astype(np.float32)  # 4 MB
     s = Standardizer().fit(X)
     model = xdl.nn.mlp(50, [8], 2, standardize=s.layer())
-    assert _peak(lambda: s.transform(X)) < 1.1 * X.nbytes  # its result (was 4.25×)
-    assert _peak(lambda: s.inverse_transform(X)) < 1.1 * X.nbytes
-    assert _peak(lambda: model.predict(X)) < 1.25 * X.nbytes  # the standardized set, the outputs (was 4.25×)
-    assert _peak(lambda: check_features(X)) < 0.05 * X.nbytes  # (was 0.25×: the flags)
+    assert peak_bytes(lambda: s.transform(X)) < 1.1 * X.nbytes  # its result (was 4.25×)
+    assert peak_bytes(lambda: s.inverse_transform(X)) < 1.1 * X.nbytes
+    assert peak_bytes(lambda: model.predict(X)) < 1.25 * X.nbytes  # the standardized set, the outputs (was 4.25×)
+    assert peak_bytes(lambda: check_features(X)) < 0.05 * X.nbytes  # (was 0.25×: the flags)
     X64 = X.astype(np.float64)
-    assert _peak(lambda: check_features(X64, dtype=np.float32)) < 0.05 * X64.nbytes  # (was 1.25×: |X|)
+    assert peak_bytes(lambda: check_features(X64, dtype=np.float32)) < 0.05 * X64.nbytes  # (was 1.25×: |X|)
     wide = xdl.nn.mlp(50, [8], 50)  # outputs as large as the set: written into the result batch by batch
-    assert _peak(lambda: wide.predict_outputs(X)) < 1.4 * X.nbytes  # (was 2×: the batches, then their concatenation)
+    assert peak_bytes(lambda: wide.predict_outputs(X)) < 1.4 * X.nbytes  # (was 2×: the batches, then their concatenation)
     whole = ((X64 - s.mean) / s.scale).astype(np.float32)  # the same values as computed whole, to the bit
     np.testing.assert_array_equal(s.transform(X), whole)
 
@@ -547,7 +532,7 @@ def test_a_value_refused_in_a_later_piece_is_named_by_its_example_in_the_set(mon
         s.inverse_transform(np.array([[0.0, 0.0]] * 5 + [[1e10, 0.0]]))
 
 
-def test_a_digest_of_data_in_fortran_order_copies_a_piece_at_a_time(monkeypatch, rng):
+def test_a_digest_of_data_in_fortran_order_copies_a_piece_at_a_time(monkeypatch, rng, peak_bytes):
     """`data_digest` (what EarlyStopping, Checkpoint and fit_many record of the data) hashes the
     C-order bytes a piece of rows at a time: a Fortran-ordered X (a pandas frame's to_numpy()) was
     copied whole first, 1× the set. The digest is that of the whole array's bytes."""
@@ -557,7 +542,7 @@ def test_a_digest_of_data_in_fortran_order_copies_a_piece_at_a_time(monkeypatch,
 
     monkeypatch.setattr(xdl.data.validation, "PIECE_VALUES", 2_000)
     X, y = np.asfortranarray(rng.standard_normal((20_000, 50)).astype(np.float32)), np.arange(20_000)
-    assert _peak(lambda: data_digest(X, y)) < 0.05 * X.nbytes
+    assert peak_bytes(lambda: data_digest(X, y)) < 0.05 * X.nbytes
     whole = hashlib.sha1()
     for array in (np.ascontiguousarray(X), y):
         whole.update(str((array.dtype.str, array.shape)).encode())

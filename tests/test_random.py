@@ -121,28 +121,17 @@ def test_relu_then_dropout_as_one_op_is_the_pair_bit_for_bit():
         assert (np.signbit(got) == np.signbit(want))[~np.isnan(want)].all()
 
 
-def test_relu_dropout_reference_writes_into_the_arrays_it_made():
+def test_relu_dropout_reference_writes_into_the_arrays_it_made(peak_bytes):
     """The CPU's `relu_dropout` (the NumPy reference) applies the mask in ReLU's output and ReLU's
     factor in dropout's gradient, arrays of its own: at its peak it holds x's size twice forward
     (the output, the scaled mask it keeps) and once backward (the gradient), beside the draws' 16
     bits and a flag per unit. Run as the pair's two ops, each way made one more array of x's size
     (3× and 2.25× x's bytes): the hot path's rule, no temporaries where an array of our own will do."""
-    import tracemalloc
-
     from xdl.ops import NumpyOps
-
-    def peak(f) -> int:  # bytes f() took at its peak beyond what was held before (NumPy reports to tracemalloc)
-        tracemalloc.start()
-        try:
-            before = tracemalloc.get_traced_memory()[0]
-            f()
-            return tracemalloc.get_traced_memory()[1] - before
-        finally:
-            tracemalloc.stop()
 
     ops, rng = NumpyOps(xdl.backend.get_backend("numpy")), np.random.default_rng(6)
     x, gy = rng.standard_normal((1000, 1000)).astype(np.float32), rng.standard_normal((1000, 1000)).astype(np.float32)
     key = (9, 2, 31)
     y, saved = ops.relu_dropout_forward(x, 0.4, *key)
-    assert peak(lambda: ops.relu_dropout_forward(x, 0.4, *key)) < 2.5 * x.nbytes  # 2.25× (was 3×)
-    assert peak(lambda: ops.relu_dropout_backward(gy, y, saved, 0.4, *key)) < 1.5 * x.nbytes  # 1.25× (was 2.25×)
+    assert peak_bytes(lambda: ops.relu_dropout_forward(x, 0.4, *key)) < 2.5 * x.nbytes  # 2.25× (was 3×)
+    assert peak_bytes(lambda: ops.relu_dropout_backward(gy, y, saved, 0.4, *key)) < 1.5 * x.nbytes  # 1.25× (was 2.25×)
