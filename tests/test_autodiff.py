@@ -164,6 +164,42 @@ def test_declarations_refuse_clashing_names():
     assert "fresh_name" not in REGISTRY and "nn" not in REGISTRY
 
 
+NOTEBOOK_CELL = """
+from xdl.function import Function
+from xdl.functions import op
+
+@op(method=True)
+class CellSoftsign(Function):
+    def forward(self, x):
+        self.d = 1 + self.xp.abs(x)
+        return x / self.d
+
+    def backward(self, gy):
+        return (gy / self.d ** POWER,)
+"""
+
+
+def test_a_declaration_run_again_replaces_itself_as_a_notebook_cell_does():
+    """A notebook cell declaring an op, run again after fixing its backward (y = x/(1 + |x|),
+    ∂y/∂x = 1/(1 + |x|)²), was refused ("op 'cell_softsign' is already declared") until the kernel
+    restarted. The same module and qualified name replace the op, its function and Tensor method;
+    another declaration of the name still clashes."""
+    x = xdl.tensor([1.0, -3.0], requires_grad=True)
+    try:
+        for power in (1, 2):  # the cell with a wrong backward, then fixed and run again
+            exec(NOTEBOOK_CELL.replace("POWER", str(power)), {"__name__": "__main__"})
+            x.grad = None
+            x.cell_softsign().sum().backward()
+            assert x.grad.tolist() == [1 / 2 ** power, 1 / 4 ** power]
+            assert xdl.cell_softsign is xdl.functions.cell_softsign is REGISTRY["cell_softsign"].fn
+        with pytest.raises(ValueError, match="'cell_softsign' is already declared"):
+            op(name="cell_softsign")(lambda x: x)  # a declaration of another module: refused, the op kept
+        assert REGISTRY["cell_softsign"].source.__module__ == "__main__"
+    finally:
+        registry.remove("cell_softsign")
+    assert not hasattr(xdl.Tensor, "cell_softsign") and not hasattr(xdl, "cell_softsign")
+
+
 class WrongSquare(Function):
     """y = x², with a deliberately wrong backward (3x instead of 2x)."""
 

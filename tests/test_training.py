@@ -1208,3 +1208,24 @@ def test_an_interruption_pickles_and_copies_as_itself():
     for back in (pickle.loads(pickle.dumps(stop)), copy.copy(stop)):
         assert type(back) is Interrupted and str(back) == str(stop) and back.where == "after epoch 2"
         assert back.epoch == 3 and back.results == ["kept"] and back.signal_name == "SIGINT"
+
+
+def test_no_bar_asked_for_imports_no_notebook_bar(monkeypatch, recwarn):
+    """In a Jupyter kernel without ipywidgets, a fit with progress=False (an MLPClassifier's, a
+    fit_many's) warned "TqdmWarning: IProgress not found. Please update jupyter and ipywidgets" for
+    a bar no one asked for: `tqdm.auto` was imported for the disabled bar too."""
+    import sys
+    import types
+
+    import tqdm.notebook
+
+    for name in ("tqdm.auto", "tqdm.autonotebook"):  # imported afresh, as in a new kernel
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    # a Jupyter kernel (what tqdm.autonotebook looks for) whose environment lacks ipywidgets
+    monkeypatch.setitem(sys.modules, "ipykernel.zmqshell", types.ModuleType("ipykernel.zmqshell"))
+    shell = type("ZMQInteractiveShell", (), {})()
+    monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: shell))
+    monkeypatch.setattr(tqdm.notebook, "IProgress", None)
+    model = xdl.nn.mlp(4, [3], 2)
+    Trainer(model, SoftmaxCrossEntropy(), Adam(model), epochs=1, progress=False).fit(np.eye(4), [0, 1, 0, 1])
+    assert [str(w.message) for w in recwarn] == [] and "tqdm.auto" not in sys.modules

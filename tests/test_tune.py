@@ -596,6 +596,28 @@ def test_ctrl_c_in_a_batched_group_keeps_the_trials_that_had_ended(data, tmp_pat
     assert not (tmp_path / "none" / "trials.json").exists()
 
 
+def test_ctrl_c_in_a_dask_search_says_what_it_kept_and_a_search_without_directory_keeps_it(data, monkeypatch):
+    """A Dask search's Ctrl-C, while it waited on its workers, raised a bare KeyboardInterrupt from
+    inside distributed (a notebook showed no word of the trials kept, as a sequential search's
+    `Interrupted` says); and a search without a directory lost its finished trials ("went with it"):
+    the `Interrupted` now holds them in ``.study``, as fit_many's holds its ``.results``."""
+    from xdl.train import Interrupted
+    from xdl.tune import search
+
+    def one_trial_then_ctrl_c(todo, round_, s):  # one trial recorded, then Ctrl-C in as_completed's wait
+        search._sequential(todo[:1], round_, s)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(search, "_dask", one_trial_then_ctrl_c)
+    X, y, dev = data
+    with xdl.use("numpy"), pytest.raises(KeyboardInterrupt) as stop:  # (a bare one, uncaught, ends the session)
+        tune(X, y, dev, {"lr": {"choice": [1e-3, 1e-2]}}, trials=2, strategy="grid", execution="dask", base=BASE)
+    assert isinstance(stop.value, Interrupted) and stop.value.signal_name == "SIGINT"
+    assert str(stop.value) == "search interrupted by SIGINT; its 1 finished trial is in its .study (no directory " \
+                              "was given: tune(..., directory=...) keeps a search's trials to resume)"
+    assert [(t.number, t.status, t.params) for t in stop.value.study.trials] == [(0, "completed", {"lr": 1e-3})]
+
+
 @pytest.mark.parametrize("execution", ["sequential", "batched"])
 def test_successive_halving_prunes_poor_trials_at_rungs(data, execution, tmp_path):
     X, y, dev = data

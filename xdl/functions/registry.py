@@ -123,18 +123,23 @@ def op(target=None, *, name: str | None = None, method: bool | str = False, meth
 
 def register(spec: OpSpec) -> None:
     """Add ``spec`` to the registry, export its function as ``xdl.functions.<name>`` and
-    ``xdl.<name>``, and install its Tensor methods (every name must be new)."""
+    ``xdl.<name>``, and install its Tensor methods (every name must be new — but for a declaration
+    run again, `redeclares`, which replaces the one before, its names and methods included)."""
     if not re.fullmatch(r"[a-z_][a-z0-9_]*", spec.name):
         raise ValueError(f"op name {spec.name!r} must be a lowercase Python identifier")
-    if spec.name in REGISTRY:
-        raise ValueError(f"op {spec.name!r} is already declared (by {REGISTRY[spec.name].source!r})")
+    before = REGISTRY.get(spec.name)
+    if before is not None and not redeclares(spec, before):
+        raise ValueError(f"op {spec.name!r} is already declared (by {before.source!r})")
+    own = () if before is None else (*before.methods, *before.reflected)  # (what the replaced one installed)
     namespaces = [sys.modules[n] for n in NAMESPACES if n in sys.modules]
     for module in namespaces:  # the op is exported there: it must not hide anything
-        if spec.name in vars(module):
+        if spec.name in vars(module) and (before is None or vars(module)[spec.name] is not before.fn):
             raise ValueError(f"op name {spec.name!r} is taken: {module.__name__}.{spec.name} already exists")
     for attr in (*spec.methods, *spec.reflected):
-        if attr in vars(Tensor):
+        if attr in vars(Tensor) and attr not in own:
             raise ValueError(f"op {spec.name!r}: Tensor already has an attribute {attr!r}")
+    if before is not None:  # every check passed: the old declaration goes only now
+        remove(spec.name)
     REGISTRY[spec.name] = spec
     for module in namespaces:
         setattr(module, spec.name, spec.fn)
@@ -147,6 +152,18 @@ def register(spec: OpSpec) -> None:
 
         reflected.__name__, reflected.__doc__ = attr, fn.__doc__
         setattr(Tensor, attr, reflected)
+
+
+def redeclares(spec: OpSpec, before: OpSpec) -> bool:
+    """Whether ``spec`` is ``before``'s declaration run again: its class or function has the same
+    module and qualified name (a notebook cell run again after fixing a backward, a module
+    reloaded). Running a cell again redefines a class, as for a ``torch.autograd.Function``; a
+    declaration elsewhere of a name already declared is still refused."""
+    def identity(source):
+        return getattr(source, "__module__", None), getattr(source, "__qualname__", None)
+
+    return spec.source is not None and before.source is not None and None not in identity(spec.source) \
+        and identity(spec.source) == identity(before.source)
 
 
 def remove(name: str) -> None:

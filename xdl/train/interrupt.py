@@ -13,12 +13,14 @@ class Interrupted(KeyboardInterrupt):
     checkpoint written then (None when the trainer has no `Checkpoint` callback). ``ended``: what
     the interrupted work had finished, for its caller to keep, where that work says (a search's
     batch of trials: the outcomes of those that had ended, by index). ``results``: `fit_many`'s K
-    results as they stood (None from a `Trainer`, whose model the caller holds)."""
+    results as they stood (None from a `Trainer`, whose model the caller holds). ``study``: an
+    interrupted `xdl.tune.tune`'s `Study` of the trials that had finished (None elsewhere)."""
 
     def __init__(self, signal_name: str, epoch: int, step: int, checkpoint=None):
         self.signal_name, self.epoch, self.step, self.checkpoint = signal_name, epoch, step, checkpoint
         self.ended = {}
         self.results = None
+        self.study = None
         self.where = f"in epoch {epoch} after step {step}" if step else f"after epoch {epoch - 1}"  # (epoch: the next)
         saved = (f"resumable checkpoint: {str(checkpoint)!r}" if checkpoint is not None
                  else "nothing was saved (the trainer has no Checkpoint callback)")

@@ -95,7 +95,8 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
     resume compares what makes each trial's result — the space, trials, strategy, rounds, seed,
     halving, dtype, the data, ``standardize`` and every base option but `RESUME_MAY_CHANGE` and those
     the space sets — with the saved study's. Returns the `Study`; ``study.best`` is the best trial
-    that trained to its end.
+    that trained to its end. Ctrl-C (or SIGTERM) stops the search with `xdl.train.Interrupted`, whose
+    ``.study`` holds the trials that had finished (as ``directory`` does, where ``resume=True`` goes on).
 
     >>> import xdl
     >>> from xdl.config import TrainConfig
@@ -151,9 +152,16 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
                     number += 1
                 if todo:
                     train(todo, round_, search)
-    except Interrupted as stop:  # its words are a trainer's (a checkpoint): a search keeps its study instead
-        stop.args = (f"search interrupted by {stop.signal_name}; {_kept(search.study, directory)}",)
-        raise
+    except KeyboardInterrupt as stop:  # its words are a trainer's (a checkpoint): a search keeps its study instead
+        # (a Dask search's Ctrl-C arrives as a bare KeyboardInterrupt, where it waits on its workers: it said
+        # nothing of what was kept, as a sequential or batched search's did)
+        interrupted = stop if isinstance(stop, Interrupted) else \
+            Interrupted(getattr(stop, "signal_name", "SIGINT"), 0, 0)  # (the CLI's SIGTERM names itself)
+        interrupted.study = search.study  # the finished trials, with or without a directory (fit_many's .results)
+        interrupted.args = (f"search interrupted by {interrupted.signal_name}; {_kept(search.study, directory)}",)
+        if interrupted is stop:
+            raise
+        raise interrupted from None
     finally:  # a Ctrl-C too: Dask's clients and workers closed in order, not killed at exit
         search.close()
     return study
@@ -179,8 +187,8 @@ def _kept(study: Study, directory) -> str:
     """What an interrupted search leaves: its finished trials, where a resume finds them."""
     n = len(study.trials)
     if directory is None:
-        return (f"its {n} finished trial{'s' * (n != 1)} went with it (no directory was given: "
-                "tune(..., directory=...) keeps a search's trials)") if n else "no trial had finished"
+        return (f"its {n} finished trial{'s are' if n != 1 else ' is'} in its .study (no directory was given: "
+                "tune(..., directory=...) keeps a search's trials to resume)") if n else "no trial had finished"
     if not n:
         return "no trial had finished: nothing was saved"
     return (f"its {n} finished trial{'s are' if n != 1 else ' is'} in {str(Path(directory) / TRIALS_FILE)!r}: the "
