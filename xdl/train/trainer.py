@@ -184,7 +184,7 @@ class Trainer:
     and a resume takes its checkpoint's (a drawn seed is no setting to compare).
     ``eval_train``: measure train cost/accuracy in evaluation mode on the whole training set after
     each epoch (comparable with dev, for bias/variance); False: the running averages of the epoch.
-    ``progress``: a tqdm bar; None shows it only on a terminal.
+    ``progress``: a tqdm bar; None shows it only on a terminal or in a notebook (tqdm.auto's widget).
     ``run_info``: JSON-able facts about the run stored in its checkpoints (the ``xdl`` command
     keeps its options there, to check a ``--resume``).
     ``capture``: "auto" captures each batch shape's step as a CUDA graph where it can (cupy, and
@@ -967,8 +967,9 @@ def _input_features(model) -> int | None:
 
 
 def _progress_bar(enabled: bool | None, total: int):
-    """A tqdm bar on stderr: ``enabled`` None shows it on a terminal only — none where stderr is
-    closed (``2>&-``: tqdm's own check would write to None and fail the run). No bar asked for is
+    """A tqdm bar on stderr: ``enabled`` None shows it on a terminal (or as a notebook's widget)
+    only — none where stderr is closed (``2>&-``: tqdm's own check would write to None and fail the
+    run). No bar asked for is
     tqdm's console bar, disabled: `tqdm.auto` is imported only for a bar that may show (in a Jupyter
     kernel without ipywidgets its import warns "IProgress not found. Please update jupyter and
     ipywidgets" — at a fit with ``progress=False``, an `MLPClassifier`'s or `fit_many`'s)."""
