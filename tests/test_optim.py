@@ -206,6 +206,20 @@ def test_param_groups_skip_decay_on_biases_and_bn(backend):
     assert all(p._flat[0] is buffer for p in model.parameters())
 
 
+def test_an_optimizer_shows_its_rule_and_each_groups_settings():
+    """A notebook cell ending with an optimizer showed "<xdl.optim.rules.Adam object at 0x…>"
+    (PyTorch's repr lists each group's settings)."""
+    model = Sequential(Dense(3, 4), BatchNorm(4), Dense(4, 2))
+    assert repr(Adam(model, lr=0.01)) == "Adam(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-08, weight_decay=0.0; 6 parameters)"
+    assert repr(SGD(lr=schedules.exponential(0.1, 0.9))) == \
+        "SGD(lr=exponential(0.1, 0.9), weight_decay=0.0; no parameters yet)"
+    assert repr(Momentum(param_groups(model, 0.01))).splitlines() == [
+        "Momentum(",
+        "  group 0: lr=0.01, beta=0.9, nesterov=False, weight_decay=0.01; 2 parameters",
+        "  group 1: lr=0.01, beta=0.9, nesterov=False, weight_decay=0.0; 4 parameters",
+        ")"]
+
+
 def test_param_groups_and_l2_read_tensors_without_a_role_alike(backend):
     """A matrix is a weight, a vector a bias, as a module registers them (param_groups put every plain
     tensor in the undecayed group, a decay asked for and silently dropped; l2 penalized all)."""

@@ -283,6 +283,21 @@ class Optimizer(StepCount):
                 g.flats = [_group_view(flat) for flat in g.flats]
             _bind_hyperparameters(g)
 
+    def __repr__(self) -> str:
+        """The rule and each group's settings, as a notebook cell ending with the optimizer shows it
+        (PyTorch's lists its groups): ``Adam(lr=0.001, beta1=0.9, …; 6 parameters)``, one line a
+        group where there are several."""
+        def group(settings: dict, params) -> str:
+            count = "no parameters yet" if params is None else f"{len(params)} parameter{'s' * (len(params) != 1)}"
+            return f"{', '.join(f'{k}={v!r}' for k, v in settings.items())}; {count}"
+
+        name = type(self).__name__
+        if len(self.groups) <= 1:
+            only = self.groups[0] if self.groups else None
+            return f"{name}({group(only.settings, only.params) if only else group(self.defaults, None)})"
+        return "\n".join([f"{name}(", *(f"  group {i}: {group(g.settings, g.params)}" for i, g in enumerate(self.groups)),
+                          ")"])
+
     # -- hooks for subclasses -------------------------------------------------------------
     def check_settings(self, settings: dict) -> None:
         check_non_negative("weight_decay", settings.get("weight_decay", 0.0))
