@@ -700,6 +700,8 @@ def test_the_tensor_helpers_name_a_bad_argument(backend):
         xdl.cat(t.sum(), t.sum())
     with pytest.raises(TypeError, match=r"reshape: shape must be integers, got \(3.0, 2\)"):
         t.reshape(3.0, 2)
+    # what NumPy takes as an integer (operator.index) is a size: a 0-d integer array was refused as not one
+    assert t.reshape(np.array(3), np.int64(2)).shape == (3, 2)
     with pytest.raises(ValueError, match=r"stack: the tensors must have the same shape, got \(2, 3\), \(3,\)"):
         xdl.stack(t, t[0])
     with pytest.raises(ValueError, match=r"stack: axis 3 is out of range for 3-d results \(-3 to 2\)"):
@@ -986,6 +988,12 @@ def test_softmax_and_log_softmax_along_any_axis_as_torchs_dim(backend, rng):
                                    np.log(backend.to_numpy(xdl.softmax(x, axis=axis).data)), rtol=1e-12)
     with pytest.raises(ValueError, match="log_softmax: axis 3 is out of range"):
         xdl.log_softmax(x, axis=3)
+    for shape in ((0, 3), (2, 0)):  # an empty batch: an empty result and gradient, as softmax's (an AttributeError)
+        empty = t64(backend, np.zeros(shape))
+        for f in (xdl.softmax, xdl.log_softmax):
+            empty.grad = None
+            f(empty).sum().backward()
+            assert empty.grad.shape == shape
 
 
 def test_gradcheck_takes_one_tensor_as_its_only_input(backend, rng):

@@ -901,6 +901,25 @@ def test_predict_names_a_forward_that_returns_more_than_one_tensor():
         Pair().predict(np.ones((2, 3), np.float32))
 
 
+def test_predict_names_a_forward_that_does_not_keep_the_batch_s_rows():
+    """predict writes each batch's outputs into its result at the batch's rows: a forward returning
+    fewer rows (a sum over the batch, a reshape(-1, …) that merges examples) left the rest of the
+    result as np.empty made it, returned as if predicted (the batches concatenated had shown it:
+    3 rows for 5 examples)."""
+    class Pooled(xdl.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.dense = Dense(3, 2)
+
+        def forward(self, x):
+            return self.dense(x).sum(axis=0, keepdims=True)
+
+    for batch_size in (2, 5):
+        with pytest.raises(ValueError, match=r"predict: the model's forward returned outputs of shape \(1, 2\) for a "
+                                             r"batch of \d examples; predict needs a row of outputs per example"):
+            Pooled().predict_outputs(np.ones((5, 3), np.float32), batch_size=batch_size)
+
+
 def test_modules_are_named_as_pytorch_names_them_and_nested_reprs_indent():
     model = Sequential(Sequential(Dense(2, 2), ReLU()), Dense(2, 1))
     assert [name for name, _ in model.named_modules()] == ["", "0", "0.0", "0.1", "1"]

@@ -67,8 +67,9 @@ class LogSoftmax(Function):
         z = _floating(z)
         self.axis = check_axis(self.axis, max(z.ndim, 1), "log_softmax")  # a 0-d z as one element: y = 0
         flat = z.reshape(z.shape or (1,))
-        if flat.size == 0:
-            return self.xp.empty_like(z)
+        if flat.size == 0:  # (kept too: the backward reads it, and an empty batch's gradient is empty)
+            self.y = self.xp.empty_like(z)
+            return self.y
         y = flat - flat.max(axis=self.axis, keepdims=True)
         y -= self.xp.log(self.xp.exp(y).sum(axis=self.axis, keepdims=True))
         self.y = y.reshape(z.shape)

@@ -3,6 +3,8 @@ indexing, dtype cast."""
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
 from xdl.function import Function
@@ -17,11 +19,16 @@ def _shape_args(args) -> tuple:
 
 def _sizes(name: str, args) -> tuple:
     """A shape given as integers (``reshape(x, 2.0, 3)`` was NumPy's "'float' object cannot be
-    interpreted as an integer", naming neither the function nor the shape)."""
+    interpreted as an integer", naming neither the function nor the shape), as Python ints. An
+    integer is what NumPy takes as one, ``operator.index``: a NumPy integer, a 0-d integer array
+    (``np.prod`` of a CuPy shape) too; a bool is no size (NumPy refuses it too)."""
     shape = _shape_args(args)
-    if any(isinstance(n, bool) or not isinstance(n, int | np.integer) for n in shape):
-        raise TypeError(f"{name}: shape must be integers, got {shape!r}")
-    return shape
+    try:
+        if any(isinstance(n, bool | np.bool_) for n in shape):
+            raise TypeError
+        return tuple(operator.index(n) for n in shape)
+    except TypeError:
+        raise TypeError(f"{name}: shape must be integers, got {shape!r}") from None
 
 
 class Reshape(Function):

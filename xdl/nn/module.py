@@ -163,11 +163,16 @@ def _setting_now(attribute, made_with):
     return made_with
 
 
-def _one_output(out) -> Tensor:
-    """A forward's result as predict reads it: one Tensor."""
+def _one_output(out, rows: int) -> Tensor:
+    """A forward's result as predict reads it: one Tensor, a row for each of the batch's ``rows``
+    examples (written into the result at their places: a batch's rows missing there were left as
+    `np.empty` made them, not an error)."""
     if not isinstance(out, Tensor):
         raise TypeError(f"predict: the model's forward returned a {type(out).__name__}; predict needs one xdl Tensor "
                         "of outputs (m, outputs) — return the outputs alone, or call the model itself")
+    if out.ndim == 0 or len(out) != rows:
+        raise ValueError(f"predict: the model's forward returned outputs of shape {tuple(out.shape)} for a batch of "
+                         f"{rows} examples; predict needs a row of outputs per example (m, outputs)")
     return out
 
 
@@ -690,10 +695,13 @@ class Module:
         X, network = self.network_input(self.checked_input(X))  # values the model's dtype can hold, as fit's
         outs = None
         with evaluating_here():  # no rows: one empty batch, so the result has the outputs' width
-            for i in range(0, max(len(X), 1), batch_size):  # each batch to the host as it comes (device memory
-                out = (last := _one_output(network(X[i:i + batch_size]))).numpy()  # for one batch only), into
-                if outs is None:  # the result, made at the first (batches kept and concatenated took the
-                    outs = np.empty((len(X), *out.shape[1:]), dtype=out.dtype)  # outputs twice at the end)
+            # each batch to the host as it comes (device memory for one batch only), into the result, made at
+            # the first (batches kept and concatenated took the outputs twice at the end)
+            for i in range(0, max(len(X), 1), batch_size):
+                batch = X[i:i + batch_size]
+                out = (last := _one_output(network(batch), len(batch))).numpy()
+                if outs is None:
+                    outs = np.empty((len(X), *out.shape[1:]), dtype=out.dtype)
                 outs[i:i + len(out)] = out
         probabilities = self.outputs_probabilities() or ends_in_probability(last)
         finite = np.isfinite(outs).reshape(len(outs), outs[0].size if len(outs) else 0).all(axis=1)

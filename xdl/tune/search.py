@@ -95,8 +95,11 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
     resume compares what makes each trial's result — the space, trials, strategy, rounds, seed,
     halving, dtype, the data, ``standardize`` and every base option but `RESUME_MAY_CHANGE` and those
     the space sets — with the saved study's. Returns the `Study`; ``study.best`` is the best trial
-    that trained to its end. Ctrl-C (or SIGTERM) stops the search with `xdl.train.Interrupted`, whose
-    ``.study`` holds the trials that had finished (as ``directory`` does, where ``resume=True`` goes on).
+    that trained to its end. Ctrl-C stops the search with `xdl.train.Interrupted`, whose ``.study``
+    holds the trials that had finished (as ``directory`` does, where ``resume=True`` goes on); so
+    does SIGTERM while a trial trains in this process (its `Trainer` takes the signal), but between
+    trials, or while a Dask search waits on its workers, SIGTERM ends the process as Python's
+    default does (the ``xdl tune`` command takes it as Ctrl-C throughout).
 
     >>> import xdl
     >>> from xdl.config import TrainConfig
@@ -157,6 +160,8 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
         # nothing of what was kept, as a sequential or batched search's did)
         interrupted = stop if isinstance(stop, Interrupted) else \
             Interrupted(getattr(stop, "signal_name", "SIGINT"), 0, 0)  # (the CLI's SIGTERM names itself)
+        if interrupted is not stop:  # (no trainer's epoch and step: "after epoch -1" was no place)
+            interrupted.where = "while the search waited on its trials"
         interrupted.study = search.study  # the finished trials, with or without a directory (fit_many's .results)
         interrupted.args = (f"search interrupted by {interrupted.signal_name}; {_kept(search.study, directory)}",)
         if interrupted is stop:
