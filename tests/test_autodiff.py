@@ -1214,3 +1214,49 @@ def test_astype_refuses_the_dtypes_tensor_refuses():
                                             r"booleans\)"):
             x.astype(dtype)
     assert x.astype(np.int8).dtype == np.int8 and x.astype(bool).dtype == np.bool_
+
+
+def test_batch_norm_refuses_a_momentum_of_1_or_below_0(backend):
+    """momentum ∈ [0, 1): at 1, running ← 1·running + 0·batch never moves, an evaluation mode
+    normalizing with the initial 0 and 1 for good, without a word."""
+    x = xdl.tensor(np.arange(12, dtype=np.float32).reshape(4, 3))
+    ones, zeros = xdl.tensor(np.ones(3, np.float32)), xdl.tensor(np.zeros(3, np.float32))
+    mean, var = backend.asarray(np.zeros(3, np.float32)), backend.asarray(np.ones(3, np.float32))
+    for momentum in (1.0, 1, -0.1, np.float32(1.0)):
+        with pytest.raises(ValueError, match=r"batch_norm: momentum must be a number in \[0, 1\)"):
+            xdl.batch_norm(x, ones, zeros, mean, var, momentum=momentum)
+    assert backend.to_numpy(mean).tolist() == [0.0, 0.0, 0.0]
+
+
+def test_kept_running_statistics_nest_and_each_block_restores_the_mode_it_found(backend):
+    """An inner block that ends gives back the mode before it (True within an outer block): set to
+    False, the rest of the outer block (a check that calls a check) moved the statistics."""
+    from xdl.functions.batchnorm import running_statistics_kept
+
+    x = xdl.tensor(backend.asarray(np.arange(12, dtype=np.float32).reshape(4, 3)))
+    ones, zeros = xdl.tensor(np.ones(3, np.float32)), xdl.tensor(np.zeros(3, np.float32))
+    mean, var = backend.asarray(np.zeros(3, np.float32)), backend.asarray(np.ones(3, np.float32))
+    with running_statistics_kept():
+        with running_statistics_kept():
+            pass
+        xdl.batch_norm(x, ones, zeros, mean, var)
+    assert backend.to_numpy(mean).tolist() == [0.0, 0.0, 0.0] and backend.to_numpy(var).tolist() == [1.0, 1.0, 1.0]
+    xdl.batch_norm(x, ones, zeros, mean, var)  # outside, training moves them
+    assert backend.to_numpy(mean).tolist() != [0.0, 0.0, 0.0]
+
+
+def test_gradcheck_keeps_a_dropout_of_a_fixed_mask(backend, rng):
+    """A fixed mask makes dropout deterministic, so gradient checking checks J(θ) with it (y = x·d/(1 −
+    rate)); only a dropout drawn anew at each call is turned off."""
+    mask = rng.random((5, 4)) >= 0.5
+    x = away_from_zero(rng, (5, 4))
+    outputs = []
+
+    def cost(x):
+        y = xdl.dropout(x, 0.5, mask=mask)
+        outputs.append(backend.to_numpy(y.data).copy())
+        return (y * y).sum()
+
+    assert xdl.gradcheck(cost, t64(backend, x)).passed
+    for y in outputs[:3]:
+        np.testing.assert_allclose(y, x * mask / 0.5, rtol=1e-6)

@@ -548,3 +548,56 @@ def test_a_digest_of_data_in_fortran_order_copies_a_piece_at_a_time(monkeypatch,
         whole.update(str((array.dtype.str, array.shape)).encode())
         whole.update(array.data)
     assert data_digest(X, y) == {"examples": 20_000, "features": 50, "sha1": whole.hexdigest()}
+
+
+def test_an_ewa_is_0_before_its_first_value_and_a_failed_update_counts_no_step():
+    """v₀ = 0 (bias-corrected too: no 0/(1 − β⁰)); an update whose arithmetic fails (a value of another
+    shape than the average's) leaves t as it was, so the corrections v_t/(1 − βᵗ) after it stay right."""
+    from xdl.ewa import EWA
+
+    average = EWA(0.9)
+    assert average.corrected == 0.0
+    average.update([1.0, 2.0])
+    with pytest.raises(ValueError):
+        average.update([1.0, 2.0, 3.0])
+    assert average.t == 1
+    np.testing.assert_allclose(average.update([1.0, 2.0]), [1.0, 2.0])
+
+
+def test_split_defaults_change_only_beyond_a_million_examples():
+    """20% each up to 1,000,000 examples ("up to about a million"), 10,000 each beyond."""
+    assert holdout_sizes(1_000_000) == (200_000, 200_000)
+    assert holdout_sizes(1_000_001) == (10_000, 10_000)
+
+
+def test_continuous_targets_of_several_columns_are_shuffled_not_stratified(rng):
+    """Rows ≥ 0 that do not sum to 1 are a regression's targets, not soft labels: split shuffles them
+    as stratify=False does (their argmax is no class; a stratified split warned of a lone one)."""
+    X, Y = np.arange(40.0)[:, None], rng.random((40, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        parts = split(X, Y, seed=1)
+    for got, expected in zip(parts, split(X, Y, seed=1, stratify=False)):
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_standardizer_statistics_of_float32_data_are_computed_in_float64(rng):
+    """μ in float64 (as fit says): summed in float32, 100,000 values at 1000 ± 1 moved μ by ~3e-3,
+    every standardized value with it."""
+    X = (1000 + rng.standard_normal((100_000, 2))).astype(np.float32)
+    s = Standardizer().fit(X)
+    X64 = X.astype(np.float64)
+    np.testing.assert_allclose(s.mean, X64.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(s.scale, X64.std(axis=0), rtol=1e-9)
+    assert np.abs(s.transform(X).mean(axis=0, dtype=np.float64)).max() < 1e-4
+
+
+def test_a_dev_error_below_the_training_error_by_exactly_the_tolerance_is_not_named():
+    """variance = dev error − train error; dev better by exactly the tolerance (2 points) is within
+    it, whatever the rounding of 1 − 0.92 − (1 − 0.90) = −0.020000000000000018."""
+    from xdl import diagnose
+
+    for train, dev in ((0.90, 0.92), (0.5, 0.52), (0.97, 0.99), (0.6, 0.62)):
+        steps = diagnose({"train_accuracy": train, "dev_accuracy": dev}).next_steps
+        assert not any(step.startswith("the dev error is") for step in steps), (train, dev)
+    assert diagnose({"train_accuracy": 0.90, "dev_accuracy": 0.93}).next_steps[0].startswith("the dev error is")

@@ -1154,3 +1154,32 @@ def test_standardize_takes_statistics_of_the_backend_in_use(backend):
     X = backend.asarray(np.arange(12.0).reshape(4, 3))
     layer = xdl.nn.Standardize(3, mean=X.mean(axis=0), scale=X.std(axis=0))
     np.testing.assert_allclose(backend.to_numpy(layer.to(backend)(X).data).mean(axis=0), 0, atol=1e-6)
+
+
+def test_batchnorm_keeps_the_digits_of_a_mean_far_from_its_spread(backend, rng):
+    """μ = K + (1/N) Σᵢ (xᵢ − K) with K = x₀: in float32 the xᵢ − K of a feature at 1e4 ± 1 are exact,
+    so μ keeps its digits; summed as they are, the rows' rounding at 1e4 (an ulp of 1e-3, N of them)
+    moved μ by ~1e-2 of σ, and every output with it."""
+    x = (1e4 + rng.standard_normal((4096, 3))).astype(np.float32)
+    y = BatchNorm(3)(xdl.tensor(backend.asarray(x))).numpy()
+    x64 = x.astype(np.float64)
+    np.testing.assert_allclose(y.mean(0), 0, atol=1e-4)
+    np.testing.assert_allclose(y, (x64 - x64.mean(0)) / np.sqrt(x64.var(0) + 1e-5), atol=1e-3)
+
+
+def test_l1_penalty_sums_the_absolute_values_of_every_weight(backend):
+    """λ/m·Σ_W Σ|W|: weights of either sign each add their magnitude (a test with positive weights
+    alone could not tell |W| from W)."""
+    model = Sequential(Dense(2, 2), Dense(2, 1))
+    model[0].weight.data[...] = backend.asarray(np.array([[1.0, -2.0], [3.0, -4.0]], np.float32))
+    model[1].weight.data[...] = backend.asarray(np.array([[-5.0], [6.0]], np.float32))
+    assert l1(model, lambd=0.5, m=2).item() == pytest.approx(0.5 / 2 * 21)
+
+
+def test_soft_label_rows_that_are_no_distributions_are_refused(backend, rng):
+    """The gradient (p − y)/m is the cost's only where each row of y sums to 1 (−Σ y log p has
+    p·Σy − y): rows summing to 2, or to 0.5, are refused by name, not trained on."""
+    z = t64(backend, rng.standard_normal((4, 3)))
+    for labels in (np.eye(3)[[0, 1, 2, 0]] * 2, np.full((4, 3), 0.5 / 3)):
+        with pytest.raises(ValueError, match=r"SoftmaxCrossEntropy: one-hot \(or soft\) label rows must sum to 1"):
+            SoftmaxCrossEntropy()(z, labels)

@@ -970,3 +970,33 @@ def test_a_refused_optimizer_moves_no_parameter_and_names_come_from_the_model():
         checked.step()
     with pytest.raises(ValueError, match="lr is 1e\\+39: a learning rate must be 0 or a number in float32's"):
         checked.param_groups[0]["lr"] = 1e39
+
+
+def test_schedules_at_the_edges_of_their_formulas():
+    """step_decay: α₀·factor^⌊count/every⌋ changes at count = every, not one before; cosine with
+    min_lr = α₀ is the constant α₀ (min_lr ≤ α₀ is allowed, as its error says)."""
+    step = schedules.step_decay(0.1, factor=0.5, every=10)
+    assert step(9) == pytest.approx(0.1) and step(10) == pytest.approx(0.05)
+    flat = schedules.cosine(0.1, total=10, min_lr=0.1)
+    assert [flat(count) for count in (0, 5, 10, 20)] == pytest.approx([0.1] * 4)
+
+
+def test_adamw_decays_by_default_as_pytorchs_does():
+    """PyTorch's AdamW has weight_decay=0.01: p ← p·(1 − lr·wd) before the Adam step, so a weight with
+    no gradient shrinks by lr·0.01 (AdamW without a decay would be Adam)."""
+    w = xdl.tensor(np.array([1.0]), requires_grad=True)
+    opt = AdamW([w], lr=0.1)
+    assert opt.param_groups[0]["weight_decay"] == 0.01
+    w.grad[...] = 0.0
+    opt.step()
+    assert w.item() == pytest.approx(1.0 - 0.1 * 0.01, rel=1e-12)
+
+
+@pytest.mark.parametrize("kwargs,match", [(dict(eps=0.0), "eps must be a finite number > 0, got 0.0"),
+                                          (dict(eps=-1e-8), "eps must be a finite number > 0"),
+                                          (dict(beta=1.0), r"beta must be in \[0, 1\)")])
+def test_rmsprop_checks_its_eps_and_beta_at_construction(kwargs, match):
+    """ε = 0 is 0/0 = NaN where a gradient and its average are 0; a negative ε divides by √s − |ε|."""
+    w = xdl.tensor([1.0], requires_grad=True)
+    with pytest.raises(ValueError, match=match):
+        RMSprop([w], **kwargs)

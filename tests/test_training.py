@@ -1229,3 +1229,28 @@ def test_no_bar_asked_for_imports_no_notebook_bar(monkeypatch, recwarn):
     model = xdl.nn.mlp(4, [3], 2)
     Trainer(model, SoftmaxCrossEntropy(), Adam(model), epochs=1, progress=False).fit(np.eye(4), [0, 1, 0, 1])
     assert [str(w.message) for w in recwarn] == [] and "tqdm.auto" not in sys.modules
+
+
+def test_diagnose_reads_the_epoch_early_stopping_restored():
+    """Errors are those of the epoch whose weights the model ends with (`History.final`): the restored
+    best epoch's, not the last trained one's."""
+    history = xdl.History([{"epoch": 1, "train_accuracy": 0.90, "dev_accuracy": 0.88},
+                           {"epoch": 2, "train_accuracy": 0.99, "dev_accuracy": 0.80}], best_epoch=1)
+    d = xdl.diagnose(history)
+    assert d.train_error == pytest.approx(0.10) and d.variance == pytest.approx(0.02)
+
+
+def test_history_columns_records_and_what_it_saves_are_kept_as_given(tmp_path):
+    """Columns in the order they first appear (Keras's history.history keys), None in an epoch that
+    did not record one; the records are the history's own copies; save then load gives back every
+    field (stopped_by, diverged) as it was."""
+    first = {"epoch": 1, "train_cost": 0.5}
+    history = xdl.History([first], stopped_epoch=2, best_epoch=1, diverged="epoch 2, step 3", stopped_by="Stop")
+    later = {"epoch": 2, "train_cost": 0.4, "gap": 0.1}
+    history.append(later)
+    first["train_cost"], later["gap"] = 9.0, 9.0  # the caller's dicts, changed after
+    assert history.columns == ["epoch", "train_cost", "gap"]
+    assert history["gap"] == [None, 0.1] and history["train_cost"] == [0.5, 0.4]
+    loaded = xdl.History.load(history.save(tmp_path / "history.json"))
+    assert loaded.to_dict() == history.to_dict()
+    assert (loaded.stopped_by, loaded.diverged, loaded.best_epoch) == ("Stop", "epoch 2, step 3", 1)

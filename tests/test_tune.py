@@ -1259,3 +1259,34 @@ def test_each_trial_is_reported_as_it_is_recorded_with_the_best_so_far(data, exe
     assert failed and all(re.fullmatch(rf"trial {t.number} failed \(lr=[0-9.e+]+\): diverged: .*", t.summary()) for t in failed)
     with pytest.raises(TypeError, match="report must be a function taking each trial's line"):
         tune(X, y, dev, {"lr": {"log_uniform": [1e-3, 1]}}, trials=1, base=BASE, report="print")
+
+
+def test_int_uniform_draws_every_integer_alike_its_ends_too():
+    """x = round(t), t ~ U[a − ½, b + ½]: each of a..b has a cell of width 1 (with t ~ U[a, b], the
+    ends would have half a cell each and come half as often)."""
+    from xdl.tune.space import IntUniform
+
+    draws = np.array(IntUniform(1, 3).sample(np.random.default_rng(0), 30_000))
+    assert set(draws.tolist()) == {1, 2, 3}
+    np.testing.assert_allclose(np.bincount(draws)[1:] / len(draws), 1 / 3, atol=0.015)
+
+
+def test_a_grid_takes_cell_centres_and_the_whole_root_of_n_per_axis():
+    """n values of a range are the centres low + (i + ½)·(high − low)/n of its n cells; n points over
+    d ranges take ⌊n^(1/d)⌋ values each, 4 for 64 over 3 (64^(1/3) is 3.9999999999999996 in floats)."""
+    assert Uniform(0.0, 1.0).grid(4) == pytest.approx([0.125, 0.375, 0.625, 0.875])
+    assert LogUniform(1e-4, 1.0).grid(2) == pytest.approx([1e-3, 1e-1])
+    space = Space({"lr": LogUniform(1e-4, 1e-1), "l2": LogUniform(1e-4, 1.0), "dropout": Uniform(0.0, 0.5)})
+    points = space.grid(64)
+    assert len(points) == 64 and all(len({p[name] for p in points}) == 4 for name in ("lr", "l2", "dropout"))
+
+
+def test_a_narrowed_dimension_stays_within_its_own_box_and_keeps_choices_mostly_inside():
+    """Narrowing to a box beyond the dimension's keeps its own bounds (the search never leaves the space
+    it was given); a choice keeps the values whose cells [i, i + 1) lie mostly in the box."""
+    d = LogUniform(1e-4, 1e-1)
+    assert d.narrowed(-10.0, 10.0).bounds == (1e-4, 1e-1)
+    assert d.narrowed(-3.5, 10.0).bounds == pytest.approx((10**-3.5, 1e-1))
+    letters = Choice(["a", "b", "c", "d"])
+    assert letters.narrowed(0.4, 4.0).values == ["a", "b", "c", "d"]  # 0.6 of a's cell is in the box
+    assert letters.narrowed(0.6, 4.0).values == ["b", "c", "d"]  # 0.4 of it is not most
