@@ -396,14 +396,20 @@ def test_a_failed_checkpoint_write_says_how_to_go_on(tmp_path, capsys, disk_full
     assert json.loads((out / "history.json").read_text())["records"][-1]["epoch"] == 3
 
 
+def growing_rate(decay_base: float) -> list[str]:
+    """Options of a 6-epoch run with --checkpoint-every 0 whose rate grows by ``decay_base`` per epoch
+    (an exponential "decay" above 1): it diverges, the sooner the larger the base."""
+    return [*FAST[:4], "--epochs", "6", "--no-progress", "--lr", "0.01", "--optimizer", "sgd", "--no-batch-norm",
+            "--dropout", "0", "--schedule", "exponential", "--decay-base", str(decay_base), "--checkpoint-every", "0"]
+
+
 def test_a_run_stopped_before_its_first_checkpoint_keeps_the_best_of_its_epochs(tmp_path, capsys, disk_full_from):
     """--checkpoint-every 0: best.npz holds every epoch a run trained until its last. A divergence in
     epoch 5, or a full disk at epoch 3's write, removed it with the checkpoints (as a lone best after a
     first epoch, which the same command redoes), while the Trainer's message said "the best epoch's
     state is in …best.npz" (the failed write's, that it "holds what it held before"): every epoch lost.
     It is kept, and the message says how to go on from it."""
-    diverging = [*FAST[:4], "--epochs", "6", "--no-progress", "--lr", "0.01", "--optimizer", "sgd", "--no-batch-norm",
-                 "--dropout", "0", "--schedule", "exponential", "--decay-base", "300", "--checkpoint-every", "0"]
+    diverging = growing_rate(decay_base=300)  # diverges in epoch 5
     out = tmp_path / "run"
     best = out / "checkpoints" / "best.npz"
     with np.errstate(all="ignore"):
@@ -430,8 +436,7 @@ def test_a_divergence_in_epoch_two_keeps_the_best_epoch_its_message_names(tmp_pa
     """--checkpoint-every 0, diverging in epoch 2: the Trainer's message said "the best epoch's state
     is in …best.npz", and the best.npz of epoch 1 was removed after it (a lone best of one epoch is
     removed where a stop's message does not name it)."""
-    diverging = [*FAST[:4], "--epochs", "6", "--no-progress", "--lr", "0.01", "--optimizer", "sgd", "--no-batch-norm",
-                 "--dropout", "0", "--schedule", "exponential", "--decay-base", "30000", "--checkpoint-every", "0"]
+    diverging = growing_rate(decay_base=30000)
     out = tmp_path / "run"
     best = out / "checkpoints" / "best.npz"
     with np.errstate(all="ignore"):
