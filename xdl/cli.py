@@ -587,8 +587,8 @@ def _check_no_unfinished_run(out: Path, resumed: Path | None = None) -> str | No
         if resumed is not None and _best_of_run(best, resumed):
             return None  # the best a resume of that run copied in, left by a try stopped before its first checkpoint
         raise FileExistsError(f"--out {str(out)!r} holds a run's best epoch ({str(best)!r}) but no checkpoint to "
-                              f"continue the run from: continue from its best epoch with --resume {shlex.quote(str(best))} (into "
-                              f"this --out or another), {afresh}")
+                              f"continue the run from: continue from its best epoch with --resume "
+                              f"{shlex.quote(str(best))} (into this --out or another), {afresh}")
     try:
         extra, done, step = read_position(path)
     except ValueError as e:

@@ -295,8 +295,8 @@ class Optimizer(StepCount):
         if len(self.groups) <= 1:
             only = self.groups[0] if self.groups else None
             return f"{name}({group(only.settings, only.params) if only else group(self.defaults, None)})"
-        return "\n".join([f"{name}(", *(f"  group {i}: {group(g.settings, g.params)}" for i, g in enumerate(self.groups)),
-                          ")"])
+        lines = [f"  group {i}: {group(g.settings, g.params)}" for i, g in enumerate(self.groups)]
+        return "\n".join([f"{name}(", *lines, ")"])
 
     # -- hooks for subclasses -------------------------------------------------------------
     def check_settings(self, settings: dict) -> None:
