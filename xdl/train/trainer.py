@@ -969,10 +969,10 @@ def _input_features(model) -> int | None:
 def _progress_bar(enabled: bool | None, total: int):
     """A tqdm bar on stderr: ``enabled`` None shows it on a terminal (or as a notebook's widget)
     only — none where stderr is closed (``2>&-``: tqdm's own check would write to None and fail the
-    run). No bar asked for is
-    tqdm's console bar, disabled: `tqdm.auto` is imported only for a bar that may show (in a Jupyter
-    kernel without ipywidgets its import warns "IProgress not found. Please update jupyter and
-    ipywidgets" — at a fit with ``progress=False``, an `MLPClassifier`'s or `fit_many`'s)."""
+    run). No bar asked for is tqdm's console bar, disabled: `tqdm.auto` is imported only for a bar
+    that may show (in a Jupyter kernel without ipywidgets its import warns "IProgress not found.
+    Please update jupyter and ipywidgets" — at a fit with ``progress=False``, an `MLPClassifier`'s
+    or `fit_many`'s)."""
     if sys.stderr is None or not hasattr(sys.stderr, "isatty"):
         enabled = False
     if enabled is False:

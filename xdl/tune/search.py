@@ -164,8 +164,6 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
             interrupted.where = "while the search waited on its trials"
         interrupted.study = search.study  # the finished trials, with or without a directory (fit_many's .results)
         interrupted.args = (f"search interrupted by {interrupted.signal_name}; {_kept(search.study, directory)}",)
-        if interrupted is stop:
-            raise
         raise interrupted from None
     finally:  # a Ctrl-C too: Dask's clients and workers closed in order, not killed at exit
         search.close()
