@@ -147,6 +147,12 @@ class Dropout(Module):
         return F.dropout(x, self.rate, training=training, key=self.draw_key() if training else self.random_key)
 
 
+def _checked_momentum(momentum) -> float:
+    """A batch norm's momentum as a float in [0, 1), else an error naming it (1 would freeze the
+    running statistics, above it extrapolate them)."""
+    return check_number(momentum, "BatchNorm: momentum", "a number in [0, 1)", lambda b: 0 <= b < 1)
+
+
 class BatchNorm(Module):
     """Batch normalization of (N, features) activations.
 
@@ -161,7 +167,7 @@ class BatchNorm(Module):
     def __init__(self, features: int, momentum: float = 0.9, eps: float = 1e-5, dtype=None):
         super().__init__()
         self.features = check_int(features, "BatchNorm: features")
-        self.momentum = check_number(momentum, "BatchNorm: momentum", "a number in [0, 1)", lambda b: 0 <= b < 1)
+        self.momentum = _checked_momentum(momentum)
         check_dtype(dtype, "BatchNorm: dtype")
         self.eps = check_number(eps, "BatchNorm: eps", f"a finite number > 0 in {np.dtype(dtype or np.float32)}",
                                 lambda e: 0 < e < np.inf and np.dtype(dtype or np.float32).type(e) > 0)
@@ -177,7 +183,7 @@ class BatchNorm(Module):
         # a momentum of 1.5 extrapolated the running statistics, one of 1.0 froze them and made a model
         # file that xdl.load could not rebuild; an eps of −1 was said to be "0 in float32" (an ε that
         # rounds to 0 in x's dtype is layer_batch_norm's to name)
-        momentum = check_number(self.momentum, "BatchNorm: momentum", "a number in [0, 1)", lambda b: 0 <= b < 1)
+        momentum = _checked_momentum(self.momentum)
         eps = check_number(self.eps, "BatchNorm: eps", "a finite number > 0", lambda e: 0 < e < np.inf)
         return layer_batch_norm(x, self.gamma, self.beta, self.running_mean, self.running_var, self.training,
                                 momentum, eps)
