@@ -343,7 +343,7 @@ def test_a_state_that_became_non_finite_stops_the_run_without_a_checkpoint_to_wr
 
 
 @pytest.mark.parametrize("bad, match", [
-    (dict(callbacks=EarlyStopping()), r"callbacks must be a list .*got one: callbacks=\[<"),
+    (dict(callbacks=EarlyStopping()), r"callbacks must be a list .*got one: callbacks=\[EarlyStopping\(monitor="),
     (dict(augment="flip"), r"augment must be a callable \(X_batch, rng\) -> X_batch.*got 'flip'"),
 ])
 def test_trainer_parts_of_the_wrong_kind_are_named(bad, match):
@@ -1254,3 +1254,19 @@ def test_history_columns_records_and_what_it_saves_are_kept_as_given(tmp_path):
     loaded = xdl.History.load(history.save(tmp_path / "history.json"))
     assert loaded.to_dict() == history.to_dict()
     assert (loaded.stopped_by, loaded.diverged, loaded.best_epoch) == ("Stop", "epoch 2, step 3", 1)
+
+
+def test_a_trainer_its_loss_and_callbacks_print_their_settings_and_progress():
+    """A notebook cell ending with the trainer showed ``<xdl.train.trainer.Trainer object at 0x…>``."""
+    trainer = make_trainer("numpy", epochs=2, callbacks=[EarlyStopping(patience=3)], l2=0.01)
+    X, y, X_dev, y_dev = moons_parts(m=64)[:4]
+    assert repr(trainer.loss) == "SoftmaxCrossEntropy()"
+    assert repr(EarlyStopping(patience=3)) == "EarlyStopping(monitor='dev_cost', patience=3, min_delta=0.0, restore_best=True)"
+    assert repr(Callback()) == "Callback()"
+    before = repr(trainer)
+    assert before.startswith(f"Trainer(model=Sequential({sum(p.size for p in trainer.model.parameters()):,} parameters), "
+                             f"loss=SoftmaxCrossEntropy(), optimizer={trainer.optimizer!r}, batch_size=")
+    assert "l2=0.01, callbacks=[EarlyStopping(monitor='dev_cost', patience=3" in before and "seed=0" in before
+    assert "capture=" not in before and before.endswith("; 0 of 2 epochs trained)")
+    trainer.fit(X, y, dev=(X_dev, y_dev))
+    assert repr(trainer).endswith("; 2 of 2 epochs trained)")

@@ -70,6 +70,9 @@ class Loss:
             "with loss.prepare(...) and call loss.compute(...) in a captured step")
         return self.prepare(targets, outputs.shape, outputs.backend, outputs.dtype)
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"  # (xdl's losses hold no settings)
+
     def prepare(self, targets, shape: tuple, backend, dtype):
         raise NotImplementedError
 

@@ -7,6 +7,7 @@ continues exactly where the interrupted one stopped.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import math
 import os
@@ -166,6 +167,12 @@ class Callback:
     """
 
     order = 0
+
+    def __repr__(self) -> str:
+        """``Name(setting=value, …)``: the arguments of its ``__init__`` that it keeps as attributes of
+        the same name (``EarlyStopping(monitor='dev_cost', patience=5, …)``)."""
+        names = [n for n in inspect.signature(type(self).__init__).parameters if n != "self" and n in vars(self)]
+        return f"{type(self).__name__}({', '.join(f'{n}={getattr(self, n)!r}' for n in names)})"
 
     def on_train_begin(self, trainer) -> None: ...
 

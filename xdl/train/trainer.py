@@ -274,6 +274,22 @@ class Trainer:
         self._measured_on = None  # the data digests of the last fit (`_digests`), where a callback keeps a best
         self.data_changed = frozenset()  # the metrics this fit measures on other data than the one before (`_changed`)
 
+    def __repr__(self) -> str:
+        """What a notebook cell ending with the trainer shows: its parts, the settings given that are
+        not the defaults (scikit-learn's estimators print so), and how far it has trained —
+        ``Trainer(model=Sequential(2,410 parameters), loss=SoftmaxCrossEntropy(), optimizer=Adam(…),
+        batch_size=64, epochs=10; 3 of 10 epochs trained)``."""
+        size = sum(p.size for p in self.model.parameters())
+        parts = [f"model={type(self.model).__name__}({size:,} parameters)", f"loss={self.loss!r}",
+                 f"optimizer={self.optimizer!r}", f"batch_size={self.batch_size}", f"epochs={self.epochs}"]
+        given = {"l2": self.l2, "schedule": self._given_schedule, "callbacks": self.callbacks or None,
+                 "augment": self.augment, "seed": None if self._seed_drawn else self.seed,
+                 "eval_train": self.eval_train, "progress": self.progress, "capture": self._captured.capture}
+        defaults = {name: p.default for name, p in inspect.signature(Trainer.__init__).parameters.items()}
+        defaults["callbacks"] = None
+        parts += [f"{name}={value!r}" for name, value in given.items() if value != defaults[name]]
+        return f"Trainer({', '.join(parts)}; {self.epoch} of {self.epochs} epochs trained)"
+
     def _take_seed(self) -> None:
         """A seed to be drawn (none given, and no checkpoint's taken: `load_checkpoint`): the next
         draw of `xdl.seed`'s generator."""
