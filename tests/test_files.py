@@ -15,7 +15,7 @@ import pytest
 import xdl
 from xdl import files, plots
 from xdl.train import History
-from xdl.tune.study import Study
+from xdl.tune.study import Study, Trial
 
 
 def history(**columns):
@@ -259,6 +259,18 @@ def test_a_plot_leaves_the_callers_matplotlib_backend_and_figures_alone(tmp_path
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["svg", "[1]"] and (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_plot_without_a_path_is_a_figure_a_notebook_shows(tmp_path, monkeypatch):
+    """plot_history and plot_study needed a path: a notebook cell ending with one showed nothing."""
+    matplotlib = pytest.importorskip("matplotlib")
+    monkeypatch.chdir(tmp_path)
+    fig = plots.plot_history(history())
+    assert isinstance(fig, matplotlib.figure.Figure) and len(fig.axes) == 3
+    assert fig._repr_png_()[:4] == b"\x89PNG"  # (what IPython shows, with or without %matplotlib inline)
+    study = Study({"space": {"lr": {"log_uniform": [1e-3, 1e-1]}}})
+    study.trials.append(Trial(0, 0, {"lr": 0.01}, "completed", dev_accuracy=0.9, dev_cost=0.3, epochs=2, seconds=1.0))
+    assert isinstance(plots.plot_study(study), matplotlib.figure.Figure) and os.listdir(tmp_path) == []
 
 
 def test_a_history_without_some_columns_is_plotted_with_those_it_has(tmp_path):

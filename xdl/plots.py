@@ -4,6 +4,8 @@ hyperparameter search's trials."""
 
 from __future__ import annotations
 
+import functools
+import io
 import itertools
 import json
 import math
@@ -22,9 +24,11 @@ __all__ = ["plot_history", "plot_study", "best_so_far"]
 CURVES = ("train_cost", "dev_cost", "train_accuracy", "dev_accuracy", "lr")  # the History columns drawn
 
 
-def plot_history(history, path, smoothing: float = 0.6) -> Path:
+def plot_history(history, path=None, smoothing: float = 0.6):
     """Save the curves of a `History` as an image at ``path`` (the format its suffix names: .png,
-    .pdf, .svg, …; none: PNG); ``smoothing`` is the EWA's β (0: none).
+    .pdf, .svg, …; none: PNG) and return the path; ``path=None``: return the matplotlib ``Figure``
+    instead, which a notebook shows inline (``fig.savefig(...)`` writes it). ``smoothing`` is the
+    EWA's β (0: none).
 
     A curve is drawn at the epochs that recorded it (a dev set measured in some epochs: those), and
     smoothed over its finite values, as TensorBoard smooths (one NaN epoch leaves a gap, not NaN
@@ -36,7 +40,7 @@ def plot_history(history, path, smoothing: float = 0.6) -> Path:
                         f"or History.load(...)), got {type(history).__name__}{_other_plot(history)}")
     smoothing = check_number(smoothing, "plot_history: smoothing", "a number in [0, 1) (the EWA's β)",
                              lambda b: 0 <= b < 1)
-    path = figure_path(path, "plot_history")
+    path = None if path is None else figure_path(path, "plot_history")
     if not len(history):
         raise ValueError("plot_history: the history is empty")
     columns = _columns(history)
@@ -56,7 +60,7 @@ def plot_history(history, path, smoothing: float = 0.6) -> Path:
     for ax in axes:
         if history.best_epoch is not None:
             ax.axvline(history.best_epoch, color="gray", linestyle=":", linewidth=1)
-    return save_figure(fig, path)
+    return _finished(fig, path)
 
 
 def _other_plot(value) -> str:
@@ -95,8 +99,9 @@ def _curve(ax, epochs, values, color, label, smoothing) -> None:
         ax.plot(x, ewa(y, smoothing), color=color, label=f"{label} (EWA β={smoothing})")
 
 
-def plot_study(study, path, space=None) -> Path:
-    """Save a search's trials as an image at ``path`` (as `plot_history`): dev accuracy against each searched
+def plot_study(study, path=None, space=None):
+    """Save a search's trials as an image at ``path`` (as `plot_history`; None: return the
+    ``Figure``): dev accuracy against each searched
     hyperparameter on its own scale (log axes for log-uniform ones, 1 − β on a log axis for
     one_minus_log, one column per choice), a colour per round, a pruned trial hollow (its accuracy
     is of the epochs it had when stopped); and the best dev accuracy so far (of trials that trained to their end, as
@@ -112,7 +117,7 @@ def plot_study(study, path, space=None) -> Path:
             "; a History's curves are plot_history(history, path)" if isinstance(study, History) else ""
         raise TypeError(f"plot_study(study, path): study must be an xdl.tune Study (what tune returns, or "
                         f"Study.load(directory)), got {type(study).__name__}{swapped}")
-    path = figure_path(path, "plot_study")
+    path = None if path is None else figure_path(path, "plot_study")
     trials = [t for t in study.trials if t.ok]
     if not trials:
         raise ValueError("plot_study: no trial trained to the end")
@@ -121,7 +126,15 @@ def plot_study(study, path, space=None) -> Path:
     columns = len(space.dimensions) + 2
     fig, axes = subplots(1, columns, figsize=(3.6 * columns, 3.4), squeeze=False)
     _draw_study(axes, space, trials, study.trials)
-    return save_figure(fig, path)
+    return _finished(fig, path)
+
+
+def _finished(fig, path: Path | None):
+    """The figure written at ``path`` (its path returned), or, with none, laid out and returned."""
+    if path is not None:
+        return save_figure(fig, path)
+    fig.tight_layout()
+    return fig
 
 
 def _draw_study(axes, space, trials, every_trial) -> None:
@@ -186,8 +199,22 @@ def subplots(*args, figsize=None, **kwargs):
     Agg, and a notebook's inline plots or a program's windows stopped showing after an xdl plot)
     and keep the figure open until closed; this one is the caller's to drop, and `save_figure`
     draws it with its format's own canvas (Agg for PNG) whatever backend the caller uses."""
-    fig = matplotlib().figure.Figure(figsize=figsize)
+    fig = _shown_inline(matplotlib().figure.Figure)(figsize=figsize)
     return fig, fig.subplots(*args, **kwargs)
+
+
+@functools.cache
+def _shown_inline(figure_class):
+    """``Figure`` with ``_repr_png_``: a notebook cell ending with one shows the picture, with or
+    without ``%matplotlib inline`` (IPython draws a plain Figure only once that has registered its
+    printer, and pyplot would not hold this one to draw it at the cell's end)."""
+    class Figure(figure_class):
+        def _repr_png_(self) -> bytes:
+            image = io.BytesIO()
+            self.savefig(image, dpi=100, format="png")
+            return image.getvalue()
+
+    return Figure
 
 
 def figure_path(path, what: str) -> Path:
