@@ -691,6 +691,55 @@ def test_tensors_are_accepted_as_data():
     assert len(history) == 2 and trainer.evaluate(xdl.tensor(s.X_dev), xdl.tensor(s.y_dev))["accuracy"] > 0
 
 
+def test_squared_error_computed_on_unshaped_targets_is_refused_not_broadcast(backend):
+    """loss.compute(outputs, y) — the per-step call of a loop that prepared its targets once, as
+    README's captured loop makes it — with (m, 1) outputs and (m,) targets compared every pair,
+    (m, m): J = (1/m²) Σᵢ Σⱼ (ŷᵢ − yⱼ)², whose minimum is ŷ = mean(y), trained to without a word
+    (sigmoid_binary_cross_entropy refused the same shapes)."""
+    mse = xdl.losses.MeanSquaredError()
+    out = xdl.tensor(np.zeros((4, 1)), backend=backend)
+    with pytest.raises(ValueError, match=r"^MeanSquaredError: targets of shape \(4,\) for outputs of shape \(4, 1\)"):
+        mse.compute(out, backend.asarray(np.arange(4.0)))
+    prepared = mse.prepare(np.arange(4.0), (4, 1), backend, np.float64)
+    assert mse.compute(out, prepared).item() == pytest.approx(np.mean(np.arange(4.0) ** 2))  # 3.5, not (m, m)'s
+
+
+def test_regression_targets_of_objects_train_as_the_numbers_and_durations_are_refused():
+    """y = table[:, -1] of a table of mixed types (or a pandas nullable Float64 column) holds numbers
+    as objects: refused as "must hold real numbers" by MeanSquaredError and BinaryCrossEntropy, while
+    X of objects and SoftmaxCrossEntropy's labels of objects trained. timedelta64 targets, which NumPy
+    counts among its integers, trained on as nanoseconds (10¹⁰ for 10 s) without a word."""
+    X, y = regression_data(40)
+    fitted = []
+    for targets in (y.astype(object), y):
+        xdl.seed(0)
+        model = xdl.nn.mlp(3, [4], 1)
+        Trainer(model, xdl.losses.MeanSquaredError(), SGD(model), epochs=2, progress=False).fit(X, targets)
+        fitted.append(model.state_dict())
+    for name, value in fitted[0].items():
+        np.testing.assert_array_equal(value, fitted[1][name])
+    z = xdl.tensor(np.zeros(2))
+    assert BinaryCrossEntropy()(z, np.array([0, 1], dtype=object)).item() == pytest.approx(np.log(2))
+    with pytest.raises(TypeError, match=r"^y: MeanSquaredError: targets holds timedelta64\[s\] durations: convert them "
+                                         r"to numbers in a unit first, e\.g\. targets / np\.timedelta64\(1, 's'\)"):
+        Trainer(model, xdl.losses.MeanSquaredError(), SGD(model), progress=False).fit(X, np.arange(40).astype("m8[s]"))
+
+
+def test_a_loss_given_a_tensor_of_targets_first_asks_whether_the_arguments_are_swapped():
+    """mse(y_true, model(X)), Keras's order with y_true a tensor, was told "pass targets.detach()": the
+    model's outputs, detached, train nothing. A multi-hot target for SoftmaxCrossEntropy is named
+    as multi-label, BinaryCrossEntropy's."""
+    xdl.seed(0)
+    model = xdl.nn.Sequential(xdl.nn.Dense(3, 2))
+    y_true = xdl.tensor(np.ones((4, 2)))
+    for loss in (xdl.losses.MeanSquaredError(), BinaryCrossEntropy()):
+        with pytest.raises(ValueError, match=r"as the outputs do not require grad, are the arguments swapped\? "
+                                             r"loss\(outputs, targets\) is PyTorch's order"):
+            loss(y_true, model(np.zeros((4, 3))))
+    with pytest.raises(ValueError, match=r"rows with several 1s are multi-label targets .*BinaryCrossEntropy"):
+        SoftmaxCrossEntropy()(model(np.zeros((2, 3))), np.array([[1, 1], [0, 1]]))
+
+
 @pytest.mark.parametrize("labels", [np.array(["0", "1"]), np.array([0, None], dtype=object), np.array([0j, 1j])])
 def test_losses_refuse_targets_that_are_not_real_numbers(backend, labels):
     for loss, z in ((SoftmaxCrossEntropy(), xdl.tensor([[0.0, 1.0], [1.0, 0.0]])),

@@ -17,12 +17,13 @@
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 
 from xdl import functions as F
 from xdl.backend import array_to_numpy
-from xdl.data.validation import DISTRIBUTION_TOLERANCE, check_number
+from xdl.data.validation import DISTRIBUTION_TOLERANCE, check_number, refuse_times
 from xdl.graph import require_not_capturing
 from xdl.nn.module import ends_in_probability
 from xdl.tensor import Tensor, role_of
@@ -64,6 +65,13 @@ class Loss:
                              f"they are probabilities, and {type(self).__name__} takes logits (it applies the "
                              f"{'softmax' if self.predicts == 'classes' else 'sigmoid'} itself, stably: PyTorch's "
                              f"{pytorch}): leave it out of the forward (predict_proba applies it)")
+        if isinstance(targets, Tensor) and targets.requires_grad and not outputs.requires_grad:
+            # Keras's order, loss(y_true, y_pred), with the true values a tensor: `_as_array`'s advice alone
+            # ("pass targets.detach()") had the model's outputs detached, and nothing trained
+            raise ValueError(f"{type(self).__name__}: targets is a tensor that requires grad, but the loss has no "
+                             "gradient with respect to its targets (they are constants here); pass targets.detach() "
+                             "for fixed targets — or, as the outputs do not require grad, are the arguments swapped? "
+                             "loss(outputs, targets) is PyTorch's order (Keras's is y_true first)")
         # checking reads the targets on the host, which a CUDA graph cannot record
         require_not_capturing(
             f"{type(self).__name__}'s check of its targets (it reads them on the host): prepare them once "
@@ -90,6 +98,12 @@ def _as_array(targets, backend, name: str):
     data = targets.data if isinstance(targets, Tensor) else targets
     if not backend.owns(data):
         data = np.asarray(array_to_numpy(data))  # checked on the host: CuPy has no string or object arrays
+    refuse_times(data, name, name.rpartition(": ")[2])  # (NumPy counts durations among its integers)
+    if data.dtype == object and data.size and \
+            np.frompyfunc(lambda v: isinstance(v, numbers.Real), 1, 1)(data).astype(bool).all():
+        # numbers held as objects (a pandas nullable Float64 column, a column of a table of mixed types), read
+        # as X's and class labels of objects are (`check_features`, `check_labels`); None is no number
+        data = data.astype(np.float64)
     if not (np.issubdtype(data.dtype, np.integer) or np.issubdtype(data.dtype, np.floating)
             or data.dtype == np.bool_):
         raise TypeError(f"{name} must hold real numbers, got dtype {data.dtype}")
@@ -137,9 +151,12 @@ class SoftmaxCrossEntropy(Loss):
             raise ValueError("SoftmaxCrossEntropy: one-hot (or soft) label rows must be finite and ≥ 0")
         sums = y.sum(axis=1, dtype=np.float64)
         if m and not xp.all(xp.abs(sums - 1) <= DISTRIBUTION_TOLERANCE):  # the gradient p − y holds for distributions only
+            # rows of several 1s are a multi-label problem's targets (Keras's sigmoid + binary_crossentropy): named
+            several = float(sums.max()) > 1 + DISTRIBUTION_TOLERANCE and bool(xp.all((y == 0) | (y == 1)))
             raise ValueError(f"SoftmaxCrossEntropy: one-hot (or soft) label rows must sum to 1 (each a "
                              f"distribution over the classes), got sums in [{float(sums.min()):g}, "
-                             f"{float(sums.max()):g}]")
+                             f"{float(sums.max()):g}]" + ("; rows with several 1s are multi-label targets (several "
+                             "yes/no labels per example): BinaryCrossEntropy trains one per output" if several else ""))
         # rows within the tolerance made exact distributions, so the gradient p − y is the cost's own
         # (−Σ y log p has p·Σy − y); one-hot rows divide by an exact 1 and stay as they are
         return (y / sums[:, None]).astype(dtype, copy=False)
@@ -194,6 +211,14 @@ class MeanSquaredError(Loss):
         return _targets_like(targets, shape, backend, dtype, "MeanSquaredError")
 
     def compute(self, predictions: Tensor, targets) -> Tensor:
+        # not broadcast, as `sigmoid_binary_cross_entropy` refuses it: (m, 1) predictions against (m,) targets
+        # compared every pair, (m, m), and trained to the targets' mean without a word (shapes are host
+        # values: a captured step checks them at its capture, reading nothing from the device)
+        shape = tuple(np.shape(targets.data if isinstance(targets, Tensor) else targets))
+        if shape != tuple(predictions.shape):
+            raise ValueError(f"MeanSquaredError: targets of shape {shape} for outputs of shape "
+                             f"{tuple(predictions.shape)}: give them the same shape (loss(outputs, targets) and "
+                             "loss.prepare(...) do)")
         diff = predictions - targets
         return (diff * diff).mean()
 

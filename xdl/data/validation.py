@@ -85,7 +85,7 @@ def check_features(X, name: str = "X", n_features: int | None = None, dtype=None
         except (TypeError, ValueError):
             raise TypeError(f"{name} must hold numbers, got dtype object holding values that are not (strings?)") \
                 from None
-    _refuse_times(X, name)
+    refuse_times(X, name)
     if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)
             or X.dtype == np.bool_):
         raise TypeError(f"{name} must hold numbers, got dtype {X.dtype}")
@@ -109,15 +109,17 @@ def check_features(X, name: str = "X", n_features: int | None = None, dtype=None
     return X
 
 
-def _refuse_times(values: np.ndarray, name: str) -> None:
+def refuse_times(values: np.ndarray, name: str, variable: str | None = None) -> None:
     """Durations and dates are no numbers to learn from as they are (NumPy counts a timedelta64
-    among its integers, in a unit of its own): refused, naming how to convert them."""
+    among its integers, in a unit of its own): refused, naming how to convert them (``variable``:
+    what the advice converts, ``name`` by default)."""
+    v = name if variable is None else variable
     if values.dtype.kind == "m":
         raise TypeError(f"{name} holds {values.dtype} durations: convert them to numbers in a unit first, e.g. "
-                        f"{name} / np.timedelta64(1, 's')")
+                        f"{v} / np.timedelta64(1, 's')")
     if values.dtype.kind == "M":
         raise TypeError(f"{name} holds {values.dtype} dates: convert them to numbers first, e.g. seconds since the "
-                        f"first, ({name} - {name}.min()) / np.timedelta64(1, 's')")
+                        f"first, ({v} - {v}.min()) / np.timedelta64(1, 's')")
 
 
 def check_labels(y, m: int, name: str = "y", n_classes: int | None = None, x_name: str = "X") -> np.ndarray:
@@ -127,7 +129,7 @@ def check_labels(y, m: int, name: str = "y", n_classes: int | None = None, x_nam
     if y is None:
         raise TypeError(f"{name} is None; give the class labels of {x_name}")
     y = to_numpy(y)
-    _refuse_times(y, name)
+    refuse_times(y, name)
     if y.shape[:1] != (m,):
         raise ValueError(f"{name} has {y.shape[0] if y.ndim else 0} labels for {m} examples "
                          f"({x_name} and {name} must have the same length)")
