@@ -89,6 +89,23 @@ def _cost_limit_of(loss, output_shape: tuple) -> float | None:
     return None
 
 
+TARGET_SCALE = 100.0  # a regression's targets' root mean square above which a run is told to standardize them
+
+
+def _check_target_scale(loss, y: np.ndarray) -> None:
+    """A regression's targets far from unit scale, rms(y) = √(Σ y² / n) > `TARGET_SCALE` (prices of
+    2e5, say), warned of: the outputs start near 0 and a step moves them by about the rate, so
+    such a run ends far from its targets, its cost barely fallen, saying nothing."""
+    if not (isinstance(loss, _losses.Loss) and loss.predicts == "values"):
+        return
+    rms = math.sqrt(float(np.mean(np.square(y, dtype=np.float64)))) if y.size else 0.0
+    if rms > TARGET_SCALE:
+        warn_caller(f"y: {type(loss).__name__}'s targets are far from unit scale (root mean square {rms:.3g}), "
+                    "where a network's outputs start and its steps move them slowly: standardize them — "
+                    "s = xdl.data.Standardizer().fit(y.reshape(len(y), -1)), train on s.transform(...) and "
+                    "read predictions through s.inverse_transform(...) (scikit-learn's TransformedTargetRegressor)")
+
+
 def divergence_factor() -> str:
     """`DIVERGENCE_FACTOR` as a reader takes it in: "1e4", not "10000" or "1e+04"."""
     return f"{DIVERGENCE_FACTOR:.0e}".replace("e+0", "e").replace("e+", "e")
@@ -445,6 +462,7 @@ class Trainer:
                              "epochs of its run: raise trainer.epochs to train on, or make a new Trainer")
         X, y = self._check(X, y)
         self._cost_limit = _cost_limit_of(self.loss, self._output_shape(X[:1]))
+        _check_target_scale(self.loss, y)
         if resume is None:
             check_same_examples(self, len(X), "trainer", "Trainer")
         if dev is not None:
