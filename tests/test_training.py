@@ -130,6 +130,37 @@ def test_divergence_stops_with_the_epoch_and_step_and_keeps_the_checkpoint(tmp_p
     xdl.load(tmp_path / "checkpoint.npz")  # still loadable
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy's overflow warnings of the forward pass
+def test_a_cost_not_finite_at_the_first_step_is_said_to_be_the_starting_weights_not_the_rate():
+    """The first step's cost is the starting weights' (its update comes after it): a net whose
+    activations overflow from its initialization was told "try a smaller learning rate", and was at
+    lr = 1e-9 as at 1e-3. The error says that no update ran and what to change instead."""
+    s = moons_parts()
+    xdl.seed(0)
+    model = xdl.nn.mlp(2, [8, 8], 2, init="normal(1e15)")  # finite weights, logits ~1e45: inf in float32
+    trainer = Trainer(model, SoftmaxCrossEntropy(), xdl.optim.SGD(model, lr=1e-9), batch_size=64, epochs=2,
+                      progress=False, seed=0)
+    with pytest.raises(FloatingPointError, match=r"epoch 1, step 1, before any update: .* starting weights .*"
+                                                 r"the learning rate is not the cause: .* initial weights") as e:
+        trainer.fit(s.X_train, s.y_train)
+    assert "smaller learning rate" not in str(e.value)
+    assert trainer.history.diverged.startswith("the cost became nan at epoch 1, step 1, before any update")
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_a_model_holding_nan_is_refused_before_training_not_called_a_divergence():
+    """A model left holding NaN (a diverged run's, caught; or an initializer beyond float32's range)
+    is refused by fit before any work, as evaluate refuses it, naming where: its first cost is NaN,
+    which was reported as this run diverging, "try a smaller learning rate"."""
+    s = moons_parts()
+    trainer = make_trainer(None, optimizer="gd", lr=1e-3, epochs=2)
+    next(iter(trainer.model.parameters())).data[0, 0] = np.nan
+    seed = trainer.seed
+    with pytest.raises(ValueError, match=r"^fit: the model holds NaN or Inf in 0\.weight before training"):
+        trainer.fit(s.X_train, s.y_train)
+    assert (trainer.epoch, trainer.step, trainer.seed, trainer.history.records) == (0, 0, seed, [])  # nothing ran
+
+
 @pytest.mark.parametrize("bad, match", [
     (dict(batch_size=0), "batch_size"), (dict(batch_size=-3), "batch_size"), (dict(epochs=0), "epochs"),
     (dict(l2=-1.0), "l2"),

@@ -460,6 +460,11 @@ class Trainer:
         if resume is None and self.epoch >= self.epochs:  # it would return at once, training nothing
             raise ValueError(f"fit: this trainer has trained all its {self.epochs} epochs; fit trains the remaining "
                              "epochs of its run: raise trainer.epochs to train on, or make a new Trainer")
+        bad = _non_finite_state(self.model) if resume is None else []  # (a resume loads its checkpoint's state)
+        if bad:  # the first step's cost would be NaN, and called a divergence of this run's learning rate
+            raise ValueError(f"fit: the model holds NaN or Inf in {', '.join(bad[:3])}{', …' if len(bad) > 3 else ''} "
+                             "before training (a diverged run's state, or weights drawn beyond the dtype's range?): "
+                             "load a good state (model.load_state_dict, xdl.load) or build the model again")
         X, y = self._check(X, y)
         self._cost_limit = _cost_limit_of(self.loss, self._output_shape(X[:1]))
         _check_target_scale(self.loss, y)
@@ -668,7 +673,7 @@ class Trainer:
                         "stops; xdl's flag is trainer.stop_training")
             self.stop_training = True
 
-    def _diverged(self, what: str) -> FloatingPointError:
+    def _diverged(self, what: str, advice: str = "try a smaller learning rate") -> FloatingPointError:
         kept = []
         if self.last_checkpoint is not None:
             kept.append(f"the last good state ({position(*self.last_checkpoint_at)}) is in "
@@ -687,13 +692,24 @@ class Trainer:
             kept.append(f"the model holds its best epoch's weights again (epoch {best.best_epoch}, EarlyStopping's)")
         kept = "; ".join(kept)
         self.history.diverged = what  # history.json says so, not only the error
-        return FloatingPointError(f"training diverged: {what}; {kept}; try a smaller learning rate")
+        return FloatingPointError(f"training diverged: {what}; {kept}; {advice}")
 
     def _check_costs(self, backend, costs, start: int, stop: int) -> None:
         values = backend.to_numpy(costs[start:stop])
         bad = np.flatnonzero(~np.isfinite(values))
-        if bad.size:
-            raise self._diverged(f"the cost became {values[bad[0]]} at epoch {self.epoch + 1}, step {start + bad[0] + 1}")
+        if not bad.size:
+            return
+        where = f"the cost became {values[bad[0]]} at epoch {self.epoch + 1}, step {start + bad[0] + 1}"
+        if self.epoch == 0 and start + bad[0] == 0:
+            # the first step's cost is the starting weights' (its update comes after it): no rate made it, and
+            # "try a smaller learning rate" sent a user whose 50-layer net overflowed from normal(1) to lr = 1e-9
+            inputs = ", or standardize the inputs (xdl.data.Standardizer)" if self._network is self.model else ""
+            raise self._diverged(
+                f"{where}, before any update: the model's outputs at its starting weights are not finite",
+                "the learning rate is not the cause: the forward pass overflows at those weights (or a layer or loss "
+                "of one's own gives NaN) — draw smaller initial weights for this depth (he for ReLU, xavier for "
+                f"tanh) or add batch norm{inputs}")
+        raise self._diverged(where)
 
     def _check_record(self, record: dict, steps: int) -> None:
         """The epoch-end costs decide early stopping and checkpoints: they must be finite, and so
