@@ -64,6 +64,15 @@ def test_calling_a_standardizing_model_on_float16_gives_what_predict_gives():
     np.testing.assert_array_equal(xdl.to_numpy(out), model.predict_outputs(X))
 
 
+def test_a_standardize_layer_called_alone_keeps_a_float64_input():
+    """Called on its own, the layer cast a float64 array to float32 first (its dtype): 1e6 + 0.001
+    became 1e6, standardized to −1 instead of 0 — its docstring says it computes in float64."""
+    layer = Standardizer().fit(np.array([[1e6], [1e6 + 0.002]])).layer()
+    out = layer(np.array([[1e6 + 0.001]]))
+    assert out.dtype == np.float64 and abs(xdl.to_numpy(out)[0, 0]) < 1e-6
+    assert layer(np.array([[3]])).dtype == np.float32 and layer(np.ones((1, 1), np.float16)).dtype == np.float32
+
+
 def test_a_standardized_input_beyond_the_models_dtype_is_refused_naming_it():
     model = xdl.nn.mlp(2, [4], 2, standardize=xdl.nn.Standardize(2, mean=[0.0, 0.0], scale=[1.0, 1e-30]))
     with pytest.raises(ValueError, match=r"^X's example 1, feature 1 \(1e\+10\) lies 1e\+40 standard deviations "
