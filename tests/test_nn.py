@@ -142,6 +142,16 @@ def test_zeros_init_never_breaks_symmetry(backend, rng):
     assert np.allclose(w2, w2[:1, :])  # and the same outgoing weights
 
 
+@pytest.mark.filterwarnings("error")  # (NumPy's overflow in the cast is not the message)
+def test_weights_drawn_not_finite_are_refused_naming_the_layer_and_init():
+    """normal(1e39) gave ±inf in float32 with NumPy's cast warning alone, and an initializer of one's
+    own giving NaN nothing at all: fit then called the run's first cost a divergence."""
+    for init, name in (("normal(1e39)", "'normal(1e39)'"), (lambda shape: np.full(shape, np.nan), "'<lambda>'")):
+        with pytest.raises(ValueError, match=f"^Dense: init {re.escape(name)} drew weights that are not finite in float32"):
+            xdl.nn.Dense(4, 3, init=init)
+    assert np.isfinite(xdl.nn.Dense(4, 3, init="normal(1e39)", dtype=np.float64).weight.data).all()
+
+
 @pytest.mark.parametrize("name,expected", [("he", lambda i, o: 2 / i), ("xavier", lambda i, o: 1 / i),
                                            ("glorot", lambda i, o: 2 / (i + o))])
 def test_initializer_variance(name, expected):

@@ -59,7 +59,11 @@ class Dense(Module):
         weight = initializers.get(init)(shape)
         if np.shape(weight) != shape:  # an initializer of one's own that forgot the shape it was asked for
             raise ValueError(f"Dense: init gave an array of shape {np.shape(weight)}, the weight is {shape}")
-        self.add_parameter("weight", weight, "weight", dtype)
+        with np.errstate(over="ignore", invalid="ignore"):  # (said below, naming the layer)
+            self.add_parameter("weight", weight, "weight", dtype)
+        if not bool(self.weight.backend.xp.isfinite(self.weight.data).all()):  # fit would call it a divergence
+            raise ValueError(f"Dense: init {self.config['init']!r} drew weights that are not finite in "
+                             f"{self.weight.dtype} (NaN, or beyond its range): draw them at a smaller scale")
         self.bias = None
         if bias:
             self.add_parameter("bias", np.zeros(self.out_features), "bias", dtype)
