@@ -1193,3 +1193,35 @@ def test_soft_label_rows_that_are_no_distributions_are_refused(backend, rng):
     for labels in (np.eye(3)[[0, 1, 2, 0]] * 2, np.full((4, 3), 0.5 / 3)):
         with pytest.raises(ValueError, match=r"SoftmaxCrossEntropy: one-hot \(or soft\) label rows must sum to 1"):
             SoftmaxCrossEntropy()(z, labels)
+
+
+class RunningCenter(xdl.nn.Module):
+    """y = x − μ_B in training, x − running mean in evaluation; running = 0.9·running + 0.1·μ_B,
+    updated as PyTorch's buffers are: the attribute assigned a new tensor in the forward."""
+
+    def __init__(self, features):
+        super().__init__()
+        self.add_buffer("running_mean", np.zeros(features))
+
+    def forward(self, x):
+        if not self.training:
+            return x - self.running_mean
+        mu = x.mean(axis=0)
+        self.running_mean = 0.9 * self.running_mean + 0.1 * mu.detach()  # a Tensor: its array is kept
+        return x - mu
+
+
+def test_a_buffer_assigned_a_tensor_keeps_its_array_and_anything_else_is_refused_naming_it(tmp_path):
+    """A Tensor assigned to a buffer stayed a Tensor: the Trainer failed at the epoch's end ("operand
+    'Tensor' does not support ufuncs") and a resume or load_state_dict in words about no_grad."""
+    xdl.seed(0)
+    model = Sequential(Dense(3, 4), RunningCenter(4), Dense(4, 2))
+    X, y = np.random.default_rng(0).standard_normal((32, 3)), np.arange(32) % 2
+    xdl.train.Trainer(model, SoftmaxCrossEntropy(), xdl.optim.SGD(model), epochs=2, progress=False,
+                      callbacks=[xdl.train.Checkpoint(tmp_path)]).fit(X, y)
+    assert isinstance(model[1].running_mean, np.ndarray) and model[1].running_mean.any()
+    model.load_state_dict(model.state_dict())
+    with pytest.raises(TypeError, match=r"cannot assign a int to RunningCenter.running_mean, a buffer: expected an "
+                                        r"array of the backend"):
+        model[1].running_mean = 0
+    assert isinstance(model[1].running_mean, np.ndarray)

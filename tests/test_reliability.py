@@ -322,6 +322,48 @@ def test_resume_refuses_a_different_run_before_changing_anything(tmp_path, chang
     assert other.epoch == 0 and len(other.history) == 0
 
 
+class TupleBetas(xdl.optim.Optimizer):
+    """SGD as a rule of one's own with PyTorch's tuple setting ``betas=(β₁, β₂)`` (which it does not read)."""
+
+    def __init__(self, params=None, lr=0.01, betas=(0.9, 0.99)):
+        super().__init__(params, lr=lr, betas=betas, weight_decay=0.0)
+
+    def update(self, flat, state, h, step, steps_done=None):
+        flat.params[0].backend.ops.sgd_update(flat.data, flat.grad, h["lr"], h["weight_decay"])
+
+
+class Scaled(xdl.nn.Module):
+    """y = x·s, a layer whose config holds a tuple (put in LAYERS by the test, as the layer recipe adds one)."""
+
+    def __init__(self, shape=(8,)):
+        super().__init__()
+        self.config = {"shape": shape}
+        self.add_parameter("s", np.ones(shape), "scale")
+
+    def forward(self, x):
+        return x * self.s
+
+
+@pytest.mark.parametrize("layer, optimizer", [(Scaled, SGD), (xdl.nn.ReLU, TupleBetas)], ids=["layer", "optimizer"])
+def test_a_run_whose_settings_hold_tuples_resumes_from_its_own_checkpoint(tmp_path, monkeypatch, layer, optimizer):
+    """A checkpoint holds the run's settings as JSON, where a tuple is a list: the same run's
+    ``betas=(0.9, 0.99)`` or ``shape=(8,)`` was refused ("[0.9, 0.99] in the checkpoint, this run
+    has (0.9, 0.99)"), so the run could not be resumed at all."""
+    monkeypatch.setitem(xdl.nn.LAYERS, "Scaled", Scaled)
+    s = moons(200)
+
+    def run(epochs, resume=None):
+        xdl.seed(0)
+        model = xdl.nn.Sequential(xdl.nn.Dense(2, 8), layer(), xdl.nn.Dense(8, 2))
+        trainer = Trainer(model, SoftmaxCrossEntropy(), optimizer(model), epochs=epochs, seed=0, progress=False,
+                          callbacks=[Checkpoint(tmp_path)])
+        trainer.fit(s.X_train, s.y_train, resume=resume)
+        return trainer
+
+    run(1)
+    assert run(2, resume=tmp_path).epoch == 2
+
+
 def test_an_optimizer_refuses_another_optimizers_state():
     xdl.seed(0)
     model = xdl.nn.mlp(2, [4], 2)

@@ -139,6 +139,27 @@ def _check_attribute_name(module, name: str, value, buffer: bool = False) -> Non
                          f"or be empty (state_dict joins names with '.'), got {name!r}")
 
 
+def _buffer_value(module, name: str, value):
+    """``value`` assigned to ``module``'s buffer ``name`` (``self.running_mean = …`` in a forward,
+    PyTorch's way with its tensor buffers) as the array a buffer holds: a Tensor's array (its values,
+    without the graph), a NumPy scalar (what arithmetic on a 0-d array gives) as a 0-d array. Anything
+    else — a number, a list — is refused here, naming the buffer: kept as it was, a Tensor or a
+    number broke the Trainer's check of the state at the epoch's end ("operand 'Tensor' does not
+    support ufuncs") and `load_state_dict` (a resume, ``xdl.load(path, model=…)``) in words about
+    ``no_grad`` or item assignment."""
+    if isinstance(value, Tensor):
+        return value.data
+    if isinstance(value, np.generic):
+        return np.asarray(value)
+    try:
+        _backend.backend_of(value)
+    except TypeError:
+        raise TypeError(f"cannot assign a {type(value).__name__} to {type(module).__name__}.{name}, a buffer: expected "
+                        "an array of the backend (or a Tensor, whose array it takes), as add_buffer made it, or None "
+                        "to remove it") from None
+    return value
+
+
 def evaluating_here():
     """Every module in evaluation mode for the block, in this thread only (`mode_here`)."""
     return mode_here(False)
@@ -266,6 +287,8 @@ class Module:
                     if kind == "parameter" else ""
                 raise TypeError(f"cannot assign a {type(value).__name__} to {type(self).__name__}.{name}, a "
                                 f"registered {kind}: expected {expected}, or None to remove it{hint}")
+            if value is not None and name in self.__dict__.get("_buffers", {}):
+                value = _buffer_value(self, name, value)
             changed = value is None and self._unregister(name)
             if isinstance(value, list | tuple | dict) and any(
                     isinstance(item, Parameter | Module) for item in (value.values() if isinstance(value, dict) else value)):

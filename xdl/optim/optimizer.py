@@ -147,6 +147,41 @@ def rate_at(lr, count: int, what: str | None = None) -> float:
     return _real(value)
 
 
+class StateBuffers(dict):
+    """One flat buffer's optimizer state, name → array: one per ``state_names`` of the rule
+    (``owner``), made as zeros with the group, written in place by its ``update``. A name the update
+    adds (PyTorch's lazy ``state["exp_avg"] = zeros_like(p)``) is refused there, naming it: the
+    state kept only what the group was made with, so a checkpoint's resume restored none of it and
+    the run went on from zeros, without a word."""
+
+    def __init__(self, arrays, owner: str):
+        super().__init__(arrays)
+        self.owner = owner
+
+    def _refuse_new(self, name) -> None:
+        if name not in self:
+            raise TypeError(f"{self.owner}.update: state {name!r} is not declared; list it in {self.owner}.state_names "
+                            f"(now {tuple(self)!r}): the optimizer makes each as zeros of the group's flat buffer, "
+                            "saves it in checkpoints and restores it on resume — one made in update would restart "
+                            "from zeros")
+
+    def __setitem__(self, name, value) -> None:
+        self._refuse_new(name)
+        super().__setitem__(name, value)
+
+    def setdefault(self, name, default=None):
+        self._refuse_new(name)
+        return super().setdefault(name, default)
+
+    def update(self, other=(), /, **more) -> None:
+        for name in {**dict(other), **more}:
+            self._refuse_new(name)
+        super().update(other, **more)
+
+    def __reduce__(self):  # (a copy builds it whole, not by the refusing __setitem__)
+        return type(self), (dict(self), self.owner)
+
+
 @dataclass
 class ParamGroup:
     params: list
@@ -316,7 +351,8 @@ class Optimizer(StepCount):
         params, settings, lr = self._checked_group(group)
         flats = flat_views(params)
         xp = params[0].backend.xp
-        state = [{name: xp.zeros_like(f.data) for name in self.state_names} for f in flats]
+        state = [StateBuffers({name: xp.zeros_like(f.data) for name in self.state_names}, type(self).__name__)
+                 for f in flats]
         group = ParamGroup(params, settings, flats, state, placed=[p._flat for p in params],
                            views=[(p.data, p.grad) for p in params], first_step=self._t)
         group.held_names = ("lr", *sorted(k for k, v in settings.items() if k != "lr" and _is_number(v)))

@@ -30,7 +30,7 @@ import numpy as np
 
 from xdl.data.validation import check_bool, check_int
 from xdl.graph import require_not_capturing
-from xdl.optim.optimizer import (Optimizer, StepCount, _check_eps_in, _is_number, _real,
+from xdl.optim.optimizer import (Optimizer, StateBuffers, StepCount, _check_eps_in, _is_number, _real,
                                  check_non_negative)
 
 
@@ -132,7 +132,7 @@ class StackedOptimizer(StepCount):
         and its numeric settings of the rows of ``held`` (what the update reads)."""
         region.data, region.grad = self.model.data[:, cols], self.model.grad[:, cols]
         region.params = [self.model.parameters()[0]]
-        region.state = {name: a[:, cols] for name, a in self._state.items()}
+        region.state = StateBuffers({name: a[:, cols] for name, a in self._state.items()}, type(self.rule).__name__)
         numbers = [name for name, value in region.settings.items() if isinstance(value, np.ndarray)]
         region.hyperparameters = {**region.settings, **{name: region.held[i] for i, name in enumerate(numbers)}}
         return region

@@ -10,11 +10,13 @@ changes.
 from __future__ import annotations
 
 import hashlib
+import json
 
 import numpy as np
 
 from xdl.data.augment import Augment
 from xdl.data.validation import pieces
+from xdl.files import json_number
 from xdl.init import canonical_name
 from xdl.nn.architecture import describe
 
@@ -41,15 +43,22 @@ def _setting(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
+def as_saved(facts: dict) -> dict:
+    """``facts`` as a checkpoint's JSON gives them back: a tuple is a list there (an optimizer's
+    ``betas=(0.9, 0.99)``, a layer's ``shape=(8,)``), so the run that wrote it compares equal."""
+    return json.loads(json.dumps(facts, default=json_number))
+
+
 def record(trainer, data: dict) -> dict:
-    """The facts a checkpoint of ``trainer`` records and a resume must match; ``data`` holds the
-    digests of the training (and dev) data."""
+    """The facts a checkpoint of ``trainer`` records and a resume must match, in their saved form
+    (`as_saved`: compared with what a checkpoint read back holds); ``data`` holds the digests of the
+    training (and dev) data."""
     try:
         architecture = describe(trainer.model)
     except TypeError:
         architecture = None  # a custom module: its parameter names and shapes are checked on load
     optimizer = trainer.optimizer
-    return {
+    return as_saved({
         "architecture": architecture,
         "loss": type(trainer.loss).__name__,
         "optimizer": type(optimizer).__name__,
@@ -67,7 +76,7 @@ def record(trainer, data: dict) -> dict:
         "eval_train": trainer.eval_train,
         "dtype": str(trainer.model.dtype),  # (before the data, whose digest is of them in it)
         "data": data,
-    }
+    })
 
 
 def verify(saved: dict, current: dict, path) -> None:
