@@ -322,6 +322,19 @@ def test_resume_refuses_a_different_run_before_changing_anything(tmp_path, chang
     assert other.epoch == 0 and len(other.history) == 0
 
 
+def test_resume_tells_two_schedules_of_one_name_apart_by_their_rates(tmp_path):
+    """A schedule of one's own was recorded by its name alone: a resume with another lambda (or the
+    class made with other arguments) went on without a word, while another constant lr was refused."""
+    s = moons()
+    trainer_for(epochs=2, callbacks=[Checkpoint(tmp_path)], schedule=lambda e: 0.01 / (1 + e)).fit(s.X_train, s.y_train)
+    other = trainer_for(epochs=4, callbacks=[Checkpoint(tmp_path)], schedule=lambda e: 0.05 / (1 + e))
+    with pytest.raises(ValueError, match=r"^resume: rates of the schedules at counts 0, 1, 2, .* was \{'schedule': "
+                                         r"\[0\.01, 0\.005, .* this run has \{'schedule': \[0\.05, 0\.025"):
+        other.fit(s.X_train, s.y_train, resume=tmp_path)
+    same = trainer_for(epochs=4, callbacks=[Checkpoint(tmp_path)], schedule=lambda e: 0.01 / (1 + e))
+    assert same.fit(s.X_train, s.y_train, resume=tmp_path) and same.epoch == 4
+
+
 class TupleBetas(xdl.optim.Optimizer):
     """SGD as a rule of one's own with PyTorch's tuple setting ``betas=(β₁, β₂)`` (which it does not read)."""
 

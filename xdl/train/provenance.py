@@ -1,8 +1,9 @@
 """Provenance: what a training checkpoint was made with, and the check a resume makes against it.
 
 A checkpoint records the run's provenance — the model's architecture, the loss, the optimizer
-and its settings, the trainer's seed, batch size, L2 and schedule, the callbacks by type, the
-model's dtype, and a digest of the training and dev data — and `verify` compares it with the run
+and its settings, the trainer's seed, batch size, L2 and schedule (by name, and by its rates at a
+few counts, as each per-step lr), the callbacks by type, the model's dtype, and a digest of the
+training and dev data — and `verify` compares it with the run
 about to resume, naming the first thing that differs with both values, before anything in memory
 changes.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 
 import numpy as np
 
@@ -43,6 +45,25 @@ def _setting(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
+PROBED_COUNTS = (0, 1, 2, 3, 5, 10, 30, 100, 1000)  # where two schedules of one name are told apart
+
+
+def _rates(schedule) -> list | None:
+    """A schedule's rates at `PROBED_COUNTS` (a rate it gives none for, or one not finite, as its
+    repr): a schedule of one's own is recorded by its name, which two lambdas, or a class made with
+    other arguments, share — their rates differ."""
+    if not callable(schedule):
+        return None
+    rates = []
+    for count in PROBED_COUNTS:
+        try:
+            rate = float(schedule(count))
+        except Exception:  # (one past the run's end, say: the run would name it when it comes)
+            rate = None
+        rates.append(rate if rate is None or math.isfinite(rate) else repr(rate))
+    return rates
+
+
 def as_saved(facts: dict) -> dict:
     """``facts`` as a checkpoint's JSON gives them back: a tuple is a list there (an optimizer's
     ``betas=(0.9, 0.99)``, a layer's ``shape=(8,)``), so the run that wrote it compares equal."""
@@ -68,6 +89,8 @@ def record(trainer, data: dict) -> dict:
         "l2": trainer.l2,
         # as given: a callback that sets the rate itself clears trainer.schedule, for a later fit too
         "schedule": _setting(trainer._given_schedule) if trainer._given_schedule is not None else None,
+        f"rates of the schedules at counts {', '.join(map(str, PROBED_COUNTS))}": {
+            "schedule": _rates(trainer._given_schedule), "lr": [_rates(g.get("lr")) for g in trainer._settings]},
         "callbacks": [type(cb).__name__ for cb in trainer.callbacks],
         # what each callback's saved best was measured on (another monitor's best would decide the stop)
         "monitors": [cb.monitor if isinstance(getattr(cb, "monitor", None), str) else None for cb in trainer.callbacks],
