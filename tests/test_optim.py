@@ -1034,3 +1034,15 @@ def test_a_rule_s_state_made_in_update_instead_of_declared_is_refused_there_nami
         assert np.allclose(w.numpy(), 0.99) and set(opt.state_dict()["state"][0][0]) == {"v"}
     finally:
         del LazyMomentum.state_names
+
+
+def test_a_rule_of_ones_own_made_without_lr_is_told_to_give_one():
+    """A subclass without an __init__ (README's SignSGD shape), made without lr: a bare KeyError: 'lr'."""
+    class SignSGD(xdl.optim.Optimizer):
+        def update(self, flat, state, h, step, steps_done=None):
+            flat.data -= h["lr"][0] * np.sign(flat.grad)
+
+    model = xdl.nn.mlp(2, [3], 2)
+    with pytest.raises(TypeError, match=r"^SignSGD: lr is required \(give lr=…, or an __init__ passing a default"):
+        SignSGD(model)
+    assert SignSGD(model, lr=0.1).lr == 0.1

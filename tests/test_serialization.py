@@ -211,6 +211,27 @@ def test_a_sequential_subclass_is_a_custom_model_as_a_dense_subclass_is(tmp_path
         xdl.nn.describe(model)
 
 
+class Scaled(xdl.nn.Module):
+    def __init__(self, n=4):
+        super().__init__()
+        self.config = {"n": n}
+        self.add_parameter("s", np.ones(n), "scale")
+
+    def forward(self, x):
+        return x * self.s
+
+
+def test_a_saved_layer_of_ones_own_not_registered_where_it_loads_says_how_to_load_it(tmp_path, monkeypatch):
+    """Saved where LAYERS named it, loaded where they do not: "unknown layer class", and no way on."""
+    with monkeypatch.context() as registered:
+        registered.setitem(xdl.nn.LAYERS, "Scaled", Scaled)
+        path = xdl.save(Sequential(Dense(4, 4), Scaled()), tmp_path / "scaled.npz")
+    with pytest.raises(ValueError, match=r"unknown layer class 'Scaled' in the saved architecture: .*"
+                                         r"xdl\.nn\.LAYERS\['Scaled'\] .* xdl\.load\(path, model=\.\.\.\)"):
+        xdl.load(path)
+    assert isinstance(xdl.load(path, model=Sequential(Dense(4, 4), Scaled()))[1], Scaled)
+
+
 def test_extra_that_load_could_not_read_is_refused_before_the_file_is_replaced(tmp_path):
     model = xdl.nn.mlp(2, [3], 2)
     path = xdl.save(model, tmp_path / "m.npz")

@@ -65,7 +65,9 @@ def _build(description: dict, initialize: bool) -> Module:
     if name == "Sequential":
         return Sequential(*[_build(d, initialize) for d in description["layers"]])
     if name not in LAYERS:
-        raise ValueError(f"unknown layer class {name!r} in the saved architecture")
+        raise ValueError(f"unknown layer class {name!r} in the saved architecture: a layer of one's own is "
+                         f"rebuilt where xdl.nn.LAYERS[{name!r}] names its class, or load into a model you build: "
+                         "xdl.load(path, model=...)")
     config = description.get("config", {})
     init = config.get("init")
     # an initializer is recorded by name (`Dense`); an ``init`` of another kind — a number, the value

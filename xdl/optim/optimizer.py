@@ -266,6 +266,9 @@ class Optimizer(StepCount):
         instead of writing them into the weights. Cost: one extra read of the gradient buffer
         and one device→host sync per group per step.
         """
+        if "lr" not in defaults:  # a rule of one's own without an __init__ of its own, made without lr=
+            raise TypeError(f"{type(self).__name__}: lr is required (give lr=…, or an __init__ passing a default "
+                            "to super().__init__(params, lr=…), as xdl's rules do)")
         check_lr(defaults["lr"])
         self.check_settings(defaults)
         self.defaults = defaults
