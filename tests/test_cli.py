@@ -960,6 +960,93 @@ def test_notes_go_to_stderr_and_a_closed_stderr_or_a_reader_gone_stops_nothing(t
     assert "Exception ignored" not in piped.stderr and (tmp_path / "piped" / "model.npz").is_file()
 
 
+def test_a_closed_stdout_or_a_character_it_cannot_encode_fails_no_run(tmp_path):
+    """The model line's → in an ASCII locale (PYTHONIOENCODING=ascii; LC_ALL=C without Python's UTF-8
+    mode, a Latin-1 one) failed the run before it trained; an --out of undecodable bytes failed it after,
+    status 1 and the list of its files unsaid; with stdout closed (>&-) a finished run ended in a
+    traceback. stdout now writes what it cannot encode as stderr does."""
+    base = [sys.executable, "-m", "xdl", "train", *FAST]
+    escaped = subprocess.run([*base, "--out", str(tmp_path / "a")], capture_output=True,
+                             env={**os.environ, "PYTHONIOENCODING": "ascii"})
+    assert escaped.returncode == 0, escaped.stderr
+    assert b"Standardize \\u2192 Dense(2\\u21928)" in escaped.stdout and b"accuracy" in escaped.stdout
+    out = os.fsencode(tmp_path) + b"/run\xff"  # (a name from another system's encoding)
+    named = subprocess.run([*base, "--out", out], capture_output=True, env={**os.environ, "PYTHONIOENCODING": "utf-8"})
+    assert named.returncode == 0 and out + b"/model.npz\n" in named.stdout, named.stderr
+    closed = subprocess.run([*base, "--out", str(tmp_path / "c")], capture_output=True,
+                            preexec_fn=lambda: os.close(1))
+    assert closed.returncode == 0 and b"Traceback" not in closed.stderr and (tmp_path / "c" / "model.npz").is_file()
+
+
+def test_a_command_suggested_for_a_directory_named_with_a_dash_can_be_run(tmp_path, capsys, monkeypatch):
+    """--out=-t works, but the commands printed for it (`xdl train --config -t/best.toml`, `--resume
+    -r/checkpoints`) were refused by argparse: "argument --config: expected one argument"."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["tune", *FAST, "--epochs", "1", "--trials", "1", "--out=-t"]) == 0
+    assert "train it with: xdl train --config ./-t/best.toml" in capsys.readouterr().out
+    assert main(["train", "--config", "./-t/best.toml", "--no-progress", "--out=-r"]) == 0
+    Path("-r/report.json").unlink()  # (stopped while writing its outputs)
+    assert main(["train", *FAST, "--out=-r"]) == 1
+    assert "--resume ./-r/checkpoints goes on from there" in capsys.readouterr().err
+    assert main(["train", "--resume", "./-r/checkpoints", "--no-progress"]) == 0 and Path("-r/report.json").is_file()
+
+
+def test_an_output_directory_that_cannot_be_looked_up_is_named(tmp_path, capsys, monkeypatch):
+    """A name over 255 bytes failed as "[Errno 36] File name too long: '…'", an --out that cannot be
+    searched as "Permission denied: 'out/checkpoints/checkpoint.npz'": neither named --out."""
+    monkeypatch.chdir(tmp_path)
+    for command in ("train", "tune"):
+        assert main([command, *FAST, "--out", "a" * 256]) == 1
+        assert capsys.readouterr().err == f"xdl {command}: error: --out {'a' * 256!r} cannot be used: File name too long\n"
+    real_stat = os.stat
+
+    def stat(path, *args, **kwargs):  # (root searches any directory: its refusal, as another user meets it)
+        if str(path) == os.path.join("shut", "checkpoints"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_stat(path, *args, **kwargs)
+
+    Path("shut").mkdir()
+    monkeypatch.setattr(os, "stat", stat)
+    assert main(["train", *FAST, "--out", "shut"]) == 1
+    assert capsys.readouterr().err == ("xdl train: error: --out 'shut' cannot be used: Permission denied (looking up "
+                                       "'shut/checkpoints')\n")
+    assert os.listdir("shut") == []
+
+
+def test_a_write_protected_output_or_checkpoint_is_refused_before_training(tmp_path, capsys, monkeypatch):
+    """A read-only model.npz in --out was found when the run was over and wrote its outputs; a
+    read-only checkpoint.npz after the first epoch had trained, its work lost."""
+    out = tmp_path / "run"
+    assert main(["train", *FAST, "--out", str(out)]) == 0
+    capsys.readouterr()
+    before = {name: (out / name).read_bytes() for name in ("model.npz", "checkpoints/checkpoint.npz")}
+    real_access = os.access
+    for name in before:
+        def access(path, mode, *args, protected=out / name, **kwargs):  # (root writes any file: another user's view)
+            return False if Path(path) == protected and mode & os.W_OK else real_access(path, mode, *args, **kwargs)
+
+        monkeypatch.setattr(os, "access", access)
+        assert main(["train", *FAST, "--epochs", "5", "--resume", str(out / "checkpoints")]) == 1
+        err = capsys.readouterr().err
+        assert f"{out / name}' is write-protected; make it writable, or save elsewhere" in err and "epoch 4" not in err
+        assert {name: (out / name).read_bytes() for name in before} == before
+
+
+def test_an_unbuffered_stdout_whose_reader_has_gone_stops_no_run(tmp_path):
+    """With PYTHONUNBUFFERED=1 (as Dockerfiles set it) each line is written as printed: `| head -1`
+    made the next one a BrokenPipeError, and the run stopped before it trained, silently, with status 1
+    (buffered, the lines left only at the end, and the run was done); `2>&1 | head -1` so at a note."""
+    command = [sys.executable, "-m", "xdl", "train", *FAST, "--out", str(tmp_path / "run")]
+    piped = subprocess.run(f"{subprocess.list2cmdline(command)} | head -1", shell=True, capture_output=True,
+                           text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert piped.stdout.startswith("xdl ") and piped.stdout.count("\n") == 1 and piped.stderr == ""
+    assert (tmp_path / "run" / "model.npz").is_file() and (tmp_path / "run" / "report.json").is_file()
+    before = (tmp_path / "run" / "model.npz").read_bytes()  # and a note on stderr, through the same pipe:
+    both = subprocess.run(f"{subprocess.list2cmdline([*command, '--seed', '1'])} 2>&1 | head -1", shell=True,
+                          capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert both.stdout.startswith("xdl ") and (tmp_path / "run" / "model.npz").read_bytes() != before
+
+
 def test_the_device_kinds_xdl_backend_takes_are_taken_by_the_flag_and_the_config_file(tmp_path, capsys):
     """XDL_BACKEND=cpu was taken, --backend cpu refused by argparse and backend = "cpu" by the config."""
     assert main(["train", *FAST, "--backend", "cpu", "--out", str(tmp_path / "a")]) == 0

@@ -14,13 +14,16 @@ Every option of a training run (xdl.config.TrainConfig) is a flag (--batch-size 
 from __future__ import annotations
 
 import argparse
+import codecs
 import contextlib
 import dataclasses
+import io
 import json
 import os
 import re
 import shlex
 import signal
+import stat
 import sys
 import time
 import warnings
@@ -36,7 +39,7 @@ from xdl.data import Standardizer, split
 from xdl.data.validation import check_int
 from xdl.diagnose import NEXT_STEPS, diagnose
 from xdl.losses import SoftmaxCrossEntropy, l2
-from xdl.files import atomic_write, check_directory_name, check_writable_dir, read_toml
+from xdl.files import atomic_write, check_directory_name, check_target, check_writable_dir, read_toml
 from xdl.hostmemory import keep_freed_memory
 from xdl.init import starts_symmetric
 from xdl.lock import BENCH, RUN, DirectoryLock, check_not_in_use, took_over_note
@@ -63,6 +66,73 @@ USER_ERRORS = (ValueError, TypeError, OSError, ImportError, FloatingPointError, 
 def main(argv=None) -> int:
     if sys.stderr is None:  # closed (2>&-): notes, errors and bars go nowhere, not to stdout (print's fallback)
         sys.stderr = open(os.devnull, "w")
+    with _for_any_text("stdout") as reader_gone, _for_any_text("stderr"):
+        status = _main(argv)
+    return 1 if status == 0 and reader_gone() else status  # (as a buffered stdout's last flush said it)
+
+
+@contextlib.contextmanager
+def _for_any_text(name: str):
+    """``sys.stdout`` or ``sys.stderr`` (``name``) that takes whatever the command prints, for as long
+    as it runs: closed (``>&-``) it is /dev/null (None failed a finished run's last flush, a traceback
+    and status 1); a character its encoding lacks (→ and λ in an ASCII or Latin-1 locale, or under
+    PYTHONIOENCODING=ascii; a file name's undecodable bytes, which Python keeps as surrogates) is
+    written as stderr writes it — escaped (``\\u2192``), or on UTF-8 the name's own bytes — instead
+    of failing the run before its training, or after it, its report unsaid; and a pipe whose reader
+    has gone (``| head -3``, ``2>&1 | head -3``) takes the rest unread, as a buffered stdout did
+    (unbuffered, PYTHONUNBUFFERED=1, the next line stopped the run, silently, status 1). Yields
+    whether that reader went. What the stream was is put back (a program may call main)."""
+    stream = getattr(sys, name)
+    if stream is None:
+        with open(os.devnull, "w") as devnull:
+            setattr(sys, name, devnull)
+            try:
+                yield lambda: False
+            finally:
+                setattr(sys, name, None)
+        return
+    try:
+        utf8 = codecs.lookup(stream.encoding).name == "utf-8"
+        pipe = stat.S_ISFIFO(os.fstat(stream.fileno()).st_mode)
+    except (AttributeError, TypeError, LookupError, ValueError, OSError):  # a stream of one's own (pytest's)
+        yield lambda: False
+        return
+    errors = stream.errors if stream.errors not in ("strict", "surrogateescape") else \
+        "surrogateescape" if utf8 else "backslashreplace"
+    if not pipe and errors == stream.errors:
+        yield lambda: False
+        return
+    with contextlib.suppress(BrokenPipeError):
+        stream.flush()
+    raw = (_ReaderMayGo if pipe else io.FileIO)(stream.fileno(), "w", closefd=False)
+    buffered = isinstance(getattr(stream, "buffer", None), io.BufferedIOBase)  # (-u, PYTHONUNBUFFERED: not)
+    setattr(sys, name, io.TextIOWrapper(io.BufferedWriter(raw) if buffered else raw, encoding=stream.encoding,
+                                        errors=errors, line_buffering=stream.line_buffering,
+                                        write_through=stream.write_through))
+    try:
+        yield lambda: getattr(raw, "gone", False)
+    finally:
+        with contextlib.suppress(OSError):
+            getattr(sys, name).flush()
+        setattr(sys, name, stream)
+
+
+class _ReaderMayGo(io.FileIO):
+    """A pipe to stdout's or stderr's reader, which may go before the command ends (``| head``): what
+    is written after is dropped, as /dev/null drops it, not an error in the middle of a run."""
+
+    gone = False
+
+    def write(self, data) -> int:
+        if not self.gone:
+            try:
+                return super().write(data)
+            except BrokenPipeError:
+                self.gone = True
+        return memoryview(data).nbytes
+
+
+def _main(argv) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -81,6 +151,8 @@ def main(argv=None) -> int:
                 args.backend = environment_backend() or "auto"
             config = config_from_args(args) if hasattr(args, "config") else None
             out = _output_directory(args, config)
+            if out is not None and str(out):
+                _check_reachable(Path(out))
             made_out = _first_missing(Path(out)) if out is not None and str(out) else None
             status = args.run(config, args)
             sys.stdout.flush()  # here, where a reader gone is caught (at exit, Python's flush would fail: status 120)
@@ -163,6 +235,21 @@ def _terminate_as_interrupt():
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _check_reachable(out: Path) -> None:
+    """Refuse an output directory whose name cannot be looked up (a name over the file system's 255
+    bytes; a directory on the way, or ``out`` itself, that cannot be searched), naming --out: the first
+    look at it failed as a bare "[Errno 36] File name too long: '…'" or "Permission denied:
+    'out/checkpoints/checkpoint.npz'", a file the user never named. Missing is fine (it is made)."""
+    for path in (out, out / "checkpoints"):
+        try:
+            os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):  # made later, or refused as a file by its own check
+            return
+        except OSError as e:
+            inside = f" (looking up {str(path)!r})" if path != out else ""
+            raise type(e)(f"--out {str(out)!r} cannot be used: {e.strerror}{inside}") from None
 
 
 def _first_missing(path: Path) -> Path | None:
@@ -447,6 +534,9 @@ def train(config: TrainConfig, args=None) -> int:
     _check_no_foreign_outputs(out, _run_outputs(out), "xdl train")
     with xdl.use(config.backend, precision=config.precision) as backend, contextlib.ExitStack() as held:
         check_writable_dir(out, "--out")  # before any work, after every check: fail fast, make nothing
+        for name in _run_outputs(out):  # a write-protected one is refused now, not once the run is over
+            if (out / name).exists():
+                check_target(out / name, "--out")
         lock = held.enter_context(DirectoryLock(out, "--out", RUN))  # one run at a time writes its checkpoints
         xdl.seed(config.seed)
         print(f"xdl {xdl.__version__}: backend {backend.name} on {backend.device_name()}{_precision_note(backend)}")
@@ -588,7 +678,7 @@ def _check_no_unfinished_run(out: Path, resumed: Path | None = None) -> str | No
             return None  # the best a resume of that run copied in, left by a try stopped before its first checkpoint
         raise FileExistsError(f"--out {str(out)!r} holds a run's best epoch ({str(best)!r}) but no checkpoint to "
                               f"continue the run from: continue from its best epoch with --resume "
-                              f"{shlex.quote(str(best))} (into this --out or another), {afresh}")
+                              f"{_shell_word(str(best))} (into this --out or another), {afresh}")
     try:
         extra, done, step = read_position(path)
     except ValueError as e:
@@ -600,11 +690,11 @@ def _check_no_unfinished_run(out: Path, resumed: Path | None = None) -> str | No
     unfinished = unfinished_run(path)  # (the rule a Checkpoint refuses a new run by, in Python)
     if unfinished is not None:
         raise FileExistsError(f"--out {str(out)!r} holds an unfinished run (its checkpoint: {unfinished}): continue "
-                              f"it with --resume {shlex.quote(str(path.parent))}, {afresh}")
+                              f"it with --resume {_shell_word(str(path.parent))}, {afresh}")
     why = extra["history"].get("stopped_by") or f"its {done} epochs trained"
     raise FileExistsError(f"--out {str(out)!r} holds a run that was over ({why}) but whose outputs were not all "
                           f"written after it (it was stopped while writing them): --resume "
-                          f"{shlex.quote(str(path.parent))} goes on from there (a run over by its epochs or early "
+                          f"{_shell_word(str(path.parent))} goes on from there (a run over by its epochs or early "
                           f"stopping ends as it ended, writing them), {afresh}")
 
 
@@ -662,7 +752,7 @@ def _reported_run(report: Path) -> tuple[int, dict] | None:
     """The epochs a run's report.json says it trained and the options of its model and training
     (`_model_options`), or None: no report (or none xdl wrote)."""
     try:
-        data = json.loads(report.read_text())
+        data = json.loads(report.read_text(encoding="utf-8"))
         epochs, options = data.get("epochs"), _model_options(data["config"])
     except (OSError, ValueError, AttributeError, KeyError, TypeError):
         return None
@@ -682,9 +772,9 @@ def _check_resume(config: TrainConfig) -> str:
     if not path.is_file():
         given = Path(config.resume)
         meant = next((p for p in (given / "checkpoints", given.parent) if (p / CHECKPOINT_FILE).is_file()), None)
-        hint = f"; did you mean --resume {shlex.quote(str(meant))}?" if meant is not None else ""
+        hint = f"; did you mean --resume {_shell_word(str(meant))}?" if meant is not None else ""
         if meant is None and (given / BEST_FILE).is_file():  # killed before its first checkpoint.npz
-            hint = (f"; it holds a best epoch: --resume {shlex.quote(str(given / BEST_FILE))} --out OTHER continues "
+            hint = (f"; it holds a best epoch: --resume {_shell_word(str(given / BEST_FILE))} --out OTHER continues "
                     "from it")
         where = f"in {config.resume!r}" if given.is_dir() else f"at {config.resume!r} (no such directory)"
         raise FileNotFoundError(f"--resume: no checkpoint {CHECKPOINT_FILE} {where}{hint}")
@@ -742,9 +832,17 @@ def _without_a_lone_best(trainer, out: Path, named: bool = False) -> Path | None
     return None
 
 
+def _shell_word(path) -> str:
+    """``path`` as one word of a command line to copy: quoted for the shell (a space, a quote), and a
+    relative name that starts with '-' as ``./-name`` (``--resume -run/checkpoints`` is read as two
+    options, the suggested command refused: "argument --resume: expected one argument")."""
+    path = str(path)
+    return shlex.quote(f"./{path}" if path.startswith("-") else path)
+
+
 def _resume_from_best(best: Path) -> str:
     """How to go on from a run's lone best.npz (a resume from it into its own --out: `_best_of_run`)."""
-    return f"run the same command with --resume {shlex.quote(str(best))}"
+    return f"run the same command with --resume {_shell_word(str(best))}"
 
 
 @contextlib.contextmanager
@@ -761,7 +859,7 @@ def _search_writes(out: Path):
         kept = "no trial was saved: once the directory can be written, run the same command again" \
             if not (out / TRIALS_FILE).is_file() else \
             (f"the trials saved are in {str(out / TRIALS_FILE)!r}: once the directory can be written, continue "
-             f"with xdl tune --resume --out {shlex.quote(str(out))}")
+             f"with xdl tune --resume --out {_shell_word(str(out))}")
         raise OSError(f"{str(e) or type(e).__name__}; {kept}") from None
 
 
@@ -781,7 +879,7 @@ def _resume_command(trainer) -> str:
     # a checkpoint.npz by its directory; a best.npz resumed from by its name (its directory's checkpoint.npz is
     # another state, of a later epoch: the "same command" went on from there)
     named = last.parent if last.name == CHECKPOINT_FILE else last
-    return (f"run the same command with --resume {shlex.quote(str(named))} "
+    return (f"run the same command with --resume {_shell_word(str(named))} "
             f"(its state {position(*trainer.last_checkpoint_at)})")
 
 
@@ -873,7 +971,7 @@ def tune(config: TrainConfig, args) -> int:
                          "study with --resume (a switch, the study in --out)")
     if config.out != TrainConfig.out and config.out != args.tune_out:  # (a --config file's) it was ignored unsaid
         raise ValueError(f"--config: out = {config.out!r} is an xdl train run's directory; xdl tune writes its study "
-                         f"to --out ({args.tune_out!r}): give --out {shlex.quote(config.out)}, or remove out from the file")
+                         f"to --out ({args.tune_out!r}): give --out {_shell_word(config.out)}, or remove out from the file")
     saved, saved_trials = _resumed_study(args)  # --resume: what is not given is the study's
 
     def option(name, default=None):
@@ -932,7 +1030,7 @@ def tune(config: TrainConfig, args) -> int:
                 print(f"\nxdl tune: interrupted by {signal_name}; the trials that finished are in "
                       f"{str(out / TRIALS_FILE)!r}; to continue (the unfinished trials start again), run the same "
                       f"command with --resume (the study keeps its options: xdl tune --resume --out "
-                      f"{shlex.quote(str(out))} is enough)", file=sys.stderr)
+                      f"{_shell_word(str(out))} is enough)", file=sys.stderr)
             else:
                 print(f"\nxdl tune: interrupted by {signal_name} before a trial was saved; nothing to continue: run "
                       "the same command again (without --resume)", file=sys.stderr)
@@ -955,7 +1053,7 @@ def tune(config: TrainConfig, args) -> int:
               "reasons", file=sys.stderr)
         return 1
     print(f"\nbest: trial {best.number}, dev accuracy {best.dev_accuracy:.4f}; {time.perf_counter() - start:.1f} s")
-    print(f"wrote {out / 'trials.json'}, {path}{picture}; train it with: xdl train --config {shlex.quote(str(path))}")
+    print(f"wrote {out / 'trials.json'}, {path}{picture}; train it with: xdl train --config {_shell_word(str(path))}")
     return 0
 
 

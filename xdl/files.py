@@ -77,7 +77,9 @@ def atomic_write(path, write, binary: bool = True, what: str = "save") -> Path:
     umask gives a new file. Temporaries that a killed writer
     left beside ``path`` are removed. ``path`` is checked first (`check_target`): a character
     device or a pipe is written into directly, as ``open`` would. Errors name ``path``, never the
-    temporary file; ``what`` names the caller in them ("save").
+    temporary file; ``what`` names the caller in them ("save"). Text (``binary=False``) is UTF-8 in
+    any locale: JSON, TOML and Markdown are, and xdl reads them back as UTF-8 (a locale of ASCII
+    failed a benchmark's results.md on its '±' once the benchmark had run).
 
     >>> import json, tempfile, pathlib
     >>> target = pathlib.Path(tempfile.mkdtemp()) / "report.json"
@@ -88,7 +90,7 @@ def atomic_write(path, write, binary: bool = True, what: str = "save") -> Path:
     path = check_target(path, what)
     if _written_in_place(path):
         buffered = io.BufferedWriter(_Unseekable(path, "w"))
-        with buffered if binary else io.TextIOWrapper(buffered) as f:  # (what open() builds)
+        with buffered if binary else io.TextIOWrapper(buffered, encoding="utf-8") as f:  # (what open() builds)
             write(f)
         return path
     directory = path.parent if str(path.parent) else Path(".")
@@ -101,7 +103,7 @@ def atomic_write(path, write, binary: bool = True, what: str = "save") -> Path:
         except FileNotFoundError:
             mode = 0o666 & ~_umask()
         os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb" if binary else "w") as f:
+        with os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
@@ -243,6 +245,9 @@ def check_writable_dir(directory, what: str) -> Path:
     directory = check_directory_name(directory, what)
     if directory.exists() and not directory.is_dir():
         raise NotADirectoryError(f"{what} {str(directory)!r} is a file, not a directory")
+    if directory.is_symlink() and not directory.exists():  # (mkdir said "File exists" of what is not there)
+        raise FileNotFoundError(f"{what} {str(directory)!r} is a symbolic link to {os.readlink(directory)!r}, which "
+                                "does not exist: make that directory, or name another")
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as e:

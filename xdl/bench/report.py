@@ -168,7 +168,7 @@ def earlier_results(directory: Path, what: str = "directory") -> dict | None:
     if not Path(directory).is_dir():  # nothing there yet, or a file: `check_writable_dir` names it (was "holds  that
         return None                    # no optimizer benchmark wrote", the results.json under a file unreadable)
     try:
-        earlier = json.loads((directory / "results.json").read_text())
+        earlier = json.loads((directory / "results.json").read_text(encoding="utf-8"))
     except FileNotFoundError:
         earlier = None
     except (OSError, ValueError):  # unreadable, or no JSON

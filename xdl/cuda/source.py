@@ -107,7 +107,7 @@ class Source:
     defines: dict = field(default_factory=dict)
 
     def text(self) -> str:
-        return (kernel_dir() / self.file).read_text()
+        return (kernel_dir() / self.file).read_text(encoding="utf-8")  # (comments hold formulas: σ, √)
 
     def kernels(self) -> dict[str, KernelSpec]:
         return _parsed(self.file, self.text())

@@ -19,7 +19,7 @@ import numpy as np
 
 from xdl.caller import warn_caller
 from xdl.data.validation import check_bool, check_int, check_number
-from xdl.files import atomic_write, check_writable_dir, json_number, parse_toml
+from xdl.files import atomic_write, check_target, check_writable_dir, json_number, parse_toml
 from xdl.optim.optimizer import Optimizer, check_rate
 from xdl.serialization import is_many_checkpoint, read_extra, save
 from xdl.train.interrupt import Interrupted
@@ -396,6 +396,8 @@ class Checkpoint(Callback):
         for path in (self.path, self.best_path):  # found now, not when the first epoch's state is written
             if path.is_dir():
                 raise IsADirectoryError(f"Checkpoint: {str(path)!r} is a directory; the checkpoint is written there")
+            if path.exists():  # (write-protected: refused, as open refuses it — after an epoch's work, it was)
+                check_target(path, "Checkpoint")
         if not continues_run(trainer):  # a later fit of the same run keeps its best: best.npz is the run's
             self._check_readable()
             unfinished = unfinished_run(self.path)

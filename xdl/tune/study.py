@@ -211,7 +211,7 @@ def read_trials(path) -> tuple[dict, list[Trial]]:
     """The meta and the trials of the ``trials.json`` at ``path``; a file that `Study.save` did not
     write (not JSON, another layout, a trial with other fields) is a ValueError saying so."""
     try:
-        data = json.loads(Path(path).read_text())
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
         if not (isinstance(data, dict) and isinstance(data.get("meta"), dict) and isinstance(data.get("trials"), list)):
             raise ValueError('expected {"meta": {...}, "trials": [...]}')
         return data["meta"], [Trial(**t) for t in data["trials"]]
