@@ -841,6 +841,22 @@ def test_a_resume_into_another_out_stopped_before_its_first_checkpoint_there_goe
     assert "holds a run's best epoch" in capsys.readouterr().err
 
 
+def test_a_resume_into_the_out_of_a_finished_run_replaces_its_best_by_the_runs(tmp_path, capsys, monkeypatch):
+    """"this run replaces its files": the best.npz of the run there (another seed) was kept and listed
+    as the resumed run's best — xdl.load gave another run's model — until the run did better."""
+    from xdl.serialization import read_extra
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", *FAST[:-3], "--epochs", "2", "--no-progress", "--seed", "7", "--out", "S"]) == 0
+    assert main(["train", *FAST[:-3], "--epochs", "2", "--no-progress", "--out", "R"]) == 0
+    capsys.readouterr()
+    # (its epochs all trained: it ends as it ended, no better epoch to write a best.npz of its own)
+    assert main(["train", *FAST[:-3], "--epochs", "2", "--no-progress", "--resume", "R/checkpoints", "--out", "S"]) == 0
+    assert "holds a finished run; this run replaces its files" in capsys.readouterr().err
+    assert Path("S/checkpoints/best.npz").read_bytes() == Path("R/checkpoints/best.npz").read_bytes()
+    assert read_extra("S/checkpoints/best.npz")[0]["seed"] == 0
+
+
 def test_a_resume_into_another_out_takes_up_a_best_of_the_run_spelt_otherwise(tmp_path, capsys, monkeypatch):
     """The run's best.npz from its first leg (--init normal) under the checkpoint of a leg resumed
     with --init normal(0.01), the same initializer (a resume takes it): a resume into another --out

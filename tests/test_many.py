@@ -279,6 +279,35 @@ def test_checkpoint_and_resume_give_the_uninterrupted_result(digits, tmp_path):
             xdl.cli._check_resume(dataclasses.replace(configs[0], resume=str(tmp_path)))
 
 
+def test_a_batch_resumed_from_inside_an_epoch_cannot_end_before_that_epoch(digits, tmp_path, monkeypatch):
+    """As a Trainer's run (`fewest_epochs`): a batch stopped after step k of epoch e + 1, resumed with
+    epochs = e, returned its models "training", k steps into an epoch no history recorded."""
+    from xdl.train.many import ManyTrainer
+
+    X, y, dev = digits  # 320 examples, batches of 64: 5 steps per epoch
+    configs = [small(seed=1, epochs=4), small(seed=2, lr=1e-2, epochs=4)]
+    step, calls = ManyTrainer._train_step, []
+
+    def interrupted_step(self, Xb, yb):  # SIGINT at the 7th step: after step 2 of epoch 2
+        calls.append(1)
+        if len(calls) == 7:
+            os.kill(os.getpid(), signal.SIGINT)
+        return step(self, Xb, yb)
+
+    with xdl.use("numpy"):
+        monkeypatch.setattr(ManyTrainer, "_train_step", interrupted_step)
+        with pytest.raises(Interrupted, match="in epoch 2 after step 2"):
+            fit_many(configs, X, y, dev=dev, callbacks=[Checkpoint(tmp_path)])
+        monkeypatch.setattr(ManyTrainer, "_train_step", step)
+        short = [dataclasses.replace(c, epochs=1) for c in configs]
+        with pytest.raises(ValueError, match=r"configs\[0\]\.epochs: .* has trained 1 epochs and 2 steps of epoch 2 "
+                                             r"and this run has configs\[0\]\.epochs 1: a run cannot train fewer"):
+            fit_many(short, X, y, dev=dev, callbacks=[Checkpoint(tmp_path)], resume=tmp_path)
+        results = fit_many([dataclasses.replace(c, epochs=2) for c in configs], X, y, dev=dev,
+                           callbacks=[Checkpoint(tmp_path)], resume=tmp_path)
+        assert [r.status for r in results] == ["completed", "completed"] and len(results[0].history) == 2
+
+
 def test_a_ctrl_c_without_a_checkpoint_keeps_the_k_models_trained_so_far(digits):
     """A Trainer's model is trained in place, the caller's after a Ctrl-C; fit_many's caller holds no
     trainer: Interrupted.results are the K results as they stood (model k after epoch e: as uninterrupted

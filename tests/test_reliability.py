@@ -875,6 +875,61 @@ def test_resuming_the_same_trainer_with_a_schedule_and_old_or_short_checkpoints(
         assert same.fit(s.X_train, s.y_train, resume=tmp_path)["epoch"] == [1, 2, 3, 4]
 
 
+def test_a_resume_from_inside_an_epoch_cannot_end_before_that_epoch(tmp_path):
+    """A checkpoint after step k of epoch e + 1 has trained e epochs and k steps: fewest = e + 1
+    (`fewest_epochs`). With epochs = e it was taken for a run over ("it ends as it ended") and
+    returned a model k steps into an epoch its history has no record of."""
+    s = moons()  # 360 examples, batches of 32: 12 steps per epoch
+    first = trainer_for(epochs=4, augment=SignalAtStep(at_call=17), callbacks=[Checkpoint(tmp_path)])
+    with pytest.raises(Interrupted):
+        first.fit(s.X_train, s.y_train)  # stopped after step 5 of epoch 2
+    short = trainer_for(epochs=1, augment=SignalAtStep(at_call=-1), callbacks=[Checkpoint(tmp_path)])
+    before = state_of(short)
+    with pytest.raises(ValueError, match=r"the checkpoint has trained 1 epochs and 5 steps of epoch 2 and this run "
+                                         r"has epochs=1: it cannot train fewer; ask for 2 \(to finish the epoch"):
+        short.fit(s.X_train, s.y_train, resume=tmp_path)
+    assert_same_state(state_of(short), before)  # refused before anything changed
+    import dataclasses
+
+    config, saved = xdl.config.TrainConfig(epochs=1), dataclasses.asdict(xdl.config.TrainConfig(epochs=4))
+    with pytest.raises(ValueError, match=r"--epochs: .* has trained 1 epochs and 5 steps of epoch 2 and this run has "
+                                         r"--epochs 1: a run cannot train fewer; ask for 2"):
+        config.check_resume(saved, "somewhere", 1, step=5)
+    config.check_resume(saved, "somewhere", 1)  # at an epoch's end, as many epochs end the run as it ended
+    finished = trainer_for(epochs=2, augment=SignalAtStep(at_call=-1), callbacks=[Checkpoint(tmp_path)])
+    assert finished.fit(s.X_train, s.y_train, resume=tmp_path)["epoch"] == [1, 2]
+
+
+def test_a_resume_checkpointing_into_another_runs_directory_keeps_that_runs_state(tmp_path):
+    """A resume writing its checkpoints into a directory holding another run's unfinished checkpoint
+    wrote over it (that run's way on lost), where a new run there is refused: refused too, before
+    anything changes; into a finished run's directory, the run's best.npz comes along over that run's."""
+    s = moons()
+    for name, seed, at in (("one", 0, 17), ("other", 5, 29)):
+        trainer = trainer_for(epochs=4, seed=seed, augment=SignalAtStep(at_call=at),
+                              callbacks=[Checkpoint(tmp_path / name)])
+        with pytest.raises(Interrupted):
+            trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    theirs = (tmp_path / "other" / "checkpoint.npz").read_bytes()
+    resumed = trainer_for(epochs=4, augment=SignalAtStep(at_call=-1), callbacks=[Checkpoint(tmp_path / "other")])
+    before = state_of(resumed)
+    with pytest.raises(FileExistsError, match=r"'.*other' holds the checkpoint of an unfinished run \(after step 5 of "
+                                              r"epoch 3\): fit\(\.\.\., resume='.*other'\) continues it; to go on "
+                                              r"from '.*one/checkpoint.npz' instead, remove"):
+        resumed.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev), resume=tmp_path / "one")
+    assert (tmp_path / "other" / "checkpoint.npz").read_bytes() == theirs and resumed.epoch == 0
+    assert_same_state(state_of(resumed), before)
+    finished = trainer_for(epochs=1, seed=5, callbacks=[Checkpoint(tmp_path / "done")])
+    finished.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))  # another run's best.npz there
+    one = trainer_for(epochs=2, augment=SignalAtStep(at_call=-1), callbacks=[Checkpoint(tmp_path / "one2")])
+    one.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev), resume=tmp_path / "one")  # a finished leg of run one
+    goes_on = trainer_for(epochs=2, augment=SignalAtStep(at_call=-1), callbacks=[Checkpoint(tmp_path / "done")])
+    with pytest.warns(UserWarning, match="nothing to train"):
+        goes_on.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev), resume=tmp_path / "one2")
+    assert goes_on.best_checkpoint == tmp_path / "done" / "best.npz"
+    assert (tmp_path / "done" / "best.npz").read_bytes() == (tmp_path / "one2" / "best.npz").read_bytes()
+
+
 @pytest.mark.parametrize("first, then, message", [
     (["--schedule", "cosine", "--epochs", "3"], ["--schedule", "cosine", "--epochs", "6"],
      "--epochs: the cosine schedule of the checkpoint"),

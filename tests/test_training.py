@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import warnings
 
 import numpy as np
@@ -518,6 +519,33 @@ def test_control_file_changes_the_rate_and_stops_and_a_resume_replays_it(tmp_pat
     assert (run / "control-rejected-epoch-1.toml").is_file()
 
 
+def test_a_control_files_rate_is_refused_over_groups_with_rates_of_their_own(tmp_path):
+    """``lr = …`` sets every group's rate (``opt.lr``): over groups with rates of their own (a head
+    trained 100× faster than its body) it replaced them by one, silently — refused, as the Trainer
+    refuses an epoch schedule over them; groups of one rate (weight decay's) take it."""
+    from xdl.train import Control
+
+    parts = moons_parts(300)
+    xdl.seed(0)
+    model = xdl.nn.mlp(2, [16, 8], 2, batch_norm=True)
+    head = {id(p) for p in model.layers[-1].parameters()}
+    body = [p for p in model.parameters() if id(p) not in head]
+    opt = Adam([{"params": body, "lr": 1e-4}, {"params": list(model.layers[-1].parameters()), "lr": 1e-2}])
+    trainer = Trainer(model, SoftmaxCrossEntropy(), opt, epochs=3, progress=False, seed=0,
+                      callbacks=[WriteControl(tmp_path, 1, "lr = 0.001\n"), Control(tmp_path)])
+    with pytest.warns(UserWarning, match=r"control.toml at epoch 1 not applied: lr: it sets every group's rate to "
+                                         r"one, and the optimizer's groups have rates of their own \(0.0001, 0.01\)"):
+        trainer.fit(parts.X_train, parts.y_train)
+    assert [g["lr"] for g in opt.param_groups] == [1e-4, 1e-2]
+    assert (tmp_path / "control-rejected-epoch-1.toml").is_file()
+    xdl.seed(0)
+    model = xdl.nn.mlp(2, [16, 8], 2, batch_norm=True)
+    opt = Adam(xdl.optim.param_groups(model, 1e-3), lr=1e-2)  # two groups, one rate
+    trainer = Trainer(model, SoftmaxCrossEntropy(), opt, epochs=3, progress=False, seed=0,
+                      callbacks=[WriteControl(tmp_path, 1, "lr = 0.001\n"), Control(tmp_path)])
+    assert trainer.fit(parts.X_train, parts.y_train)["lr"] == [1e-2, 1e-3, 1e-3]
+
+
 def test_a_rate_set_by_hand_that_diverged_is_corrected_by_a_control_file_read_on_resuming(tmp_path):
     """The last good checkpoint holds the rate that diverged; a control file written before the
     resume replaces it before the first step, so the advice "a smaller rate" can be followed."""
@@ -582,6 +610,42 @@ def test_a_control_file_read_on_resuming_stays_until_the_run_goes_on(tmp_path, m
     history = trainer(7).fit(parts.X_train, parts.y_train, resume=run / "checkpoints")
     assert history["lr"][5:] == [0.001, 0.001]  # was the schedule's again: the rate went with the file
     assert "lr = 0.001 from epoch 6, stop" in history[4]["control"]
+
+
+class SignalAt:
+    """An identity augmentation that sends this process SIGINT at its ``at``-th call (a step)."""
+
+    def __init__(self, at):
+        self.calls, self.at = 0, at
+
+    def __call__(self, X, rng):
+        self.calls += 1
+        if self.calls == self.at:
+            os.kill(os.getpid(), signal.SIGINT)
+        return X
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
+def test_a_control_file_read_on_resuming_is_noted_when_the_run_stops_again_in_that_epoch(tmp_path):
+    """The note of a file applied on resuming goes to the record of the epoch it was applied in; a
+    run stopped again inside that epoch lost it (the file renamed, the rate kept, the history silent):
+    it is in the checkpoint's state until a record takes it."""
+    from xdl.train import Control, Interrupted
+
+    parts = moons_parts(1000)  # 600 examples, batches of 64: 10 steps per epoch
+
+    def trainer(at):
+        return make_trainer(None, epochs=3, augment=SignalAt(at), callbacks=[Control(tmp_path), Checkpoint(tmp_path)])
+
+    with pytest.raises(Interrupted, match="in epoch 2 after step 3"):
+        trainer(13).fit(parts.X_train, parts.y_train)
+    (tmp_path / "control.toml").write_text("lr = 0.002\n")
+    with pytest.raises(Interrupted, match="in epoch 2 after step 5"):
+        trainer(2).fit(parts.X_train, parts.y_train, resume=tmp_path)
+    assert (tmp_path / "control-applied-resume-2.toml").is_file()  # a checkpoint holds its rate
+    history = trainer(-1).fit(parts.X_train, parts.y_train, resume=tmp_path)
+    assert history[1]["control"] == "control.toml on resuming (before step 4 of epoch 2): lr = 0.002 from step 4 of epoch 2"
+    assert history["lr"][2] == 0.002 and "control" not in history[2]
 
 
 def test_a_control_file_with_a_byte_order_mark_is_applied(tmp_path):

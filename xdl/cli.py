@@ -787,7 +787,7 @@ def _check_resume(config: TrainConfig) -> str:
     check_checkpoint_kind(extra, path, many=False, who="--resume")
     saved = (extra.get("run_info") or {}).get("config")
     if saved:
-        config.check_resume(saved, config.resume, int(extra["epoch"]))
+        config.check_resume(saved, config.resume, int(extra["epoch"]), step=int(extra.get("step", 0)))
     stopped = (extra.get("history") or {}).get("stopped_epoch")
     trains_on = stopped and saved and config.patience > saved.get("patience", 0)  # (else it stays stopped: a note)
     return (f"resuming {str(path)!r}: its state {position(int(extra['epoch']), int(extra.get('step', 0)))}, to epoch "

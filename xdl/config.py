@@ -20,7 +20,7 @@ from xdl.init import INITIALIZERS, canonical_name, is_named
 from xdl.losses import SoftmaxCrossEntropy
 from xdl.functions.regularization import check_drop_rate
 from xdl.nn import ACTIVATIONS, mlp
-from xdl.train.callbacks import EarlyStopping
+from xdl.train.callbacks import EarlyStopping, fewest_epochs
 from xdl.train.trainer import Trainer
 
 # name -> (the options it reads besides lr, (params, config) -> optimizer): the `optimizer` option's
@@ -287,18 +287,21 @@ class TrainConfig:
                        progress=self.progress_bar, run_info={"config": dataclasses.asdict(self)},
                        capture="auto" if self.capture else False)
 
-    def check_resume(self, saved: dict, where: str, epochs_done: int, option=None) -> None:
+    def check_resume(self, saved: dict, where: str, epochs_done: int, option=None, step: int = 0) -> None:
         """Raise ValueError naming the first option that differs from ``saved`` (the options of the
-        run that wrote the checkpoint in ``where``, after ``epochs_done`` epochs) among those that
-        describe the run. Only `RESUME_MAY_CHANGE` may differ, and of them ``epochs`` only to as many
-        as the checkpoint has trained or more (and not under a cosine schedule, which spans them) and
+        run that wrote the checkpoint in ``where``, after ``epochs_done`` epochs and ``step`` steps
+        into the next) among those that describe the run. Only `RESUME_MAY_CHANGE` may differ, and of
+        them ``epochs`` only to as many as the checkpoint has trained or more — the epoch it stopped
+        in counted (`fewest_epochs`) — (and not under a cosine schedule, which spans them) and
         ``patience`` not between 0 and more.
         ``option(name)`` names an option as the caller knows it (default: the command's flag)."""
         option = option or flag_of
-        if self.epochs < epochs_done:  # (as many: the run is over, and ends as it ended)
-            raise ValueError(f"{option('epochs')}: the checkpoint in {where!r} has trained {epochs_done} epochs and "
+        fewest, trained = fewest_epochs(epochs_done, step)
+        if self.epochs < fewest:  # (as many: the run is over, and ends as it ended)
+            ended = "to finish the epoch it stopped in" if step else "to end it as it ended"
+            raise ValueError(f"{option('epochs')}: the checkpoint in {where!r} has trained {trained} and "
                              f"this run has {option('epochs')} {self.epochs}: a run cannot train fewer; ask for "
-                             f"{epochs_done} (to end it as it ended) or more")
+                             f"{fewest} ({ended}) or more")
         if self.schedule == "cosine" and saved.get("epochs") != self.epochs:
             raise ValueError(f"{option('epochs')}: the cosine schedule of the checkpoint in {where!r} spans "
                              f"{saved.get('epochs')} epochs, this run has {self.epochs}; it cannot change on a resume")

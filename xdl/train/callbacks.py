@@ -92,6 +92,16 @@ def position(epoch: int, step: int) -> str:
     return f"after step {step} of epoch {epoch + 1}" if step else f"after epoch {epoch}"
 
 
+def fewest_epochs(epoch: int, step: int) -> tuple[int, str]:
+    """The fewest epochs a resumed run may ask for from a checkpoint ``epoch`` epochs and ``step``
+    steps in, and what it has trained, in words: n = epoch, or epoch + 1 inside an epoch (step > 0) —
+    with epochs = epoch there, the run would end holding ``step`` steps of an epoch that no record
+    of its history has, said to be over "as it ended" where it had been stopped partway."""
+    if step:
+        return epoch + 1, f"{epoch} epochs and {step} step{'s' if step != 1 else ''} of epoch {epoch + 1}"
+    return epoch, f"{epoch} epochs"
+
+
 def read_position(path) -> tuple[dict, int, int]:
     """A training checkpoint's extra (`read_extra`) and where its run stands: (extra, epochs done,
     step in the next); a ValueError saying why when no run can continue from it (damaged, or not a
@@ -408,14 +418,34 @@ class Checkpoint(Callback):
             self.best = None
         elif measures_other_data(trainer, self.monitor):
             self.best = None  # its first epoch replaces best.npz, kept until then
-        elif self.best_path.is_file():
-            trainer.best_checkpoint = self.best_path
-        elif trainer.resumed and trainer.last_checkpoint is not None:  # resumed into another directory: the run's
-            # best so far comes along (else this one's best.npz would appear only at a new best)
+        elif trainer.resumed and trainer.last_checkpoint is not None and not self._holds(trainer.last_checkpoint):
+            # resumed into another directory: the run's best so far comes along, over a best.npz of another run
+            # there (kept, it was taken for this run's best — xdl train listed it — until the run did better; else
+            # this one's best.npz would appear only at a new best)
             best = Path(trainer.last_checkpoint).parent / BEST_FILE
             if best.is_file():
                 content = best.read_bytes()
                 trainer.best_checkpoint = atomic_write(self.best_path, lambda f: f.write(content), what="Checkpoint")
+        elif self.best_path.is_file():
+            trainer.best_checkpoint = self.best_path
+
+    def _holds(self, path) -> bool:
+        """Whether ``path`` (a checkpoint file) lies in this callback's directory."""
+        return Path(path).resolve().parent == self.directory.resolve()
+
+    def check_resume_into(self, resumed) -> None:
+        """A resume from ``resumed`` writes its checkpoints here: refused, before anything changes (the
+        loops call this), where this directory is another one's and holds a checkpoint of an unfinished
+        run (or one no run can read) — its resumable state, written over, as a new run is refused there."""
+        if self._holds(resumed):
+            return
+        self._check_readable()
+        unfinished = unfinished_run(self.path)
+        if unfinished is not None:
+            raise FileExistsError(f"Checkpoint: {str(self.directory)!r} holds the checkpoint of an unfinished run "
+                                  f"({unfinished}): fit(..., resume={str(self.directory)!r}) continues it; to go on "
+                                  f"from {str(resumed)!r} instead, remove {str(self.path)!r} first, or checkpoint "
+                                  "elsewhere")
 
     def _check_readable(self) -> None:
         """A checkpoint there that cannot be read (damaged from outside: xdl's writes are atomic) is
@@ -532,9 +562,11 @@ class Control(Callback):
         return self.directory / CONTROL_FILE
 
     def on_train_begin(self, trainer) -> None:
-        self._on_resume, self._pending = None, None
+        # (a note applied on resuming that no epoch's record took yet — the run stopped again inside that
+        # epoch — goes on to this fit's first record: kept, and in the checkpoints' state)
+        self._pending = None
         if not continues_run(trainer):
-            self.lr, self.notes = None, []
+            self.lr, self.notes, self._on_resume = None, [], None
             if self.path.is_file() and self.report is not None:  # left from before (a finished run's, say): obeyed
                 self.report(f"{CONTROL_FILE} was there before this run began: it is read at epoch 1's end (remove it "
                             "to train without it)")
@@ -546,8 +578,10 @@ class Control(Callback):
             self._set_lr(trainer, replayed)
         upcoming = trainer.epoch + 1
         starts = f"step {trainer.step + 1} of epoch {upcoming}" if trainer.step else f"epoch {upcoming}"
+        unrecorded = self._on_resume  # (the checkpoint's)
         self._on_resume = self._apply(trainer, f"on resuming (before {starts})", f"resume-{upcoming}", starts,
                                       wait=True)
+        self._on_resume = "; ".join(filter(None, (unrecorded, self._on_resume))) or None
         if replayed is not None and self.lr == replayed and self.report is not None:  # (not replaced just now:
             # xdl train's summary above names the options' lr and schedule, which it stands in place of)
             self.report(f"the rate {CONTROL_FILE} set goes on: lr = {replayed!r}, in place of the options' lr and "
@@ -622,6 +656,7 @@ class Control(Callback):
                 if not isinstance(lr, bool) and lr == 0:
                     raise ValueError(f"lr must be > 0, got {lr!r} (to end the run, write stop = true)")
                 check_rate(lr, "lr", trainer.model.dtype, zero=False)
+                _check_one_rate(trainer.optimizer)
             if not isinstance(wanted.get("stop", False), bool):
                 raise ValueError(f"stop must be true or false, got {wanted['stop']!r}")
         except (OSError, ValueError) as e:  # (a TOMLDecodeError is one, as parse_toml's not UTF-8)
@@ -676,10 +711,22 @@ class Control(Callback):
         trainer.optimizer.lr = lr
 
     def state_dict(self):
-        return {"lr": self.lr, "notes": self.notes}, {}
+        return {"lr": self.lr, "notes": self.notes, "unrecorded": self._on_resume}, {}
 
     def load_state_dict(self, state, arrays):
         self.lr, self.notes = state.get("lr"), list(state.get("notes", []))
+        self._on_resume = state.get("unrecorded")  # applied on resuming, in no epoch's record yet
+
+
+def _check_one_rate(optimizer) -> None:
+    """A control file's ``lr`` is one rate for every group (``opt.lr = …``): refused where the groups
+    have rates of their own (a head trained faster than its body, each group's schedule), which it
+    would replace by one, silently — as `Trainer` refuses an epoch schedule over them."""
+    rates = list({id(r) if callable(r) else r: r for r in (g.settings["lr"] for g in optimizer.groups)}.values())
+    if len(rates) > 1:
+        shown = ", ".join(getattr(r, "__name__", repr(r)) if callable(r) else f"{r:g}" for r in rates)
+        raise ValueError(f"lr: it sets every group's rate to one, and the optimizer's groups have rates of their own "
+                         f"({shown}); set them in Python (opt.param_groups[i]['lr'] = …, in a callback)")
 
 
 def check_goes_on(trainer, who: str, maker: str) -> None:

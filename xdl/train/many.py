@@ -50,7 +50,7 @@ from xdl.optim.optimizer import check_rate
 from xdl.optim.stacked import StackedOptimizer
 from xdl.serialization import load, read_extra
 from xdl.tensor import Tensor, no_grad, to_numpy
-from xdl.train.callbacks import (EarlyStopping, callback_state, check_goes_on, check_same_examples, check_checkpoint_kind, check_monitored,
+from xdl.train.callbacks import (Checkpoint, EarlyStopping, callback_state, check_goes_on, check_same_examples, check_checkpoint_kind, check_monitored,
                                  checkpoint_directories_held,
                                  check_record, load_callback_state, position, resume_path, stop_for_signal,
                                  write_checkpoint)
@@ -737,6 +737,9 @@ class ManyTrainer:
         if len(extra["callbacks"]) != len(self.callbacks):
             raise ValueError(f"resume: the checkpoint has {len(extra['callbacks'])} callbacks' state, this run has "
                              f"{len(self.callbacks)} callbacks")
+        for cb in self.callbacks:  # one writing into another directory, over another run's resumable state
+            if isinstance(cb, Checkpoint):
+                cb.check_resume_into(path)
         trains_on = self._trains_on(extra, path)
         opt = dict(extra["optimizer"], state={name[len("optimizer/"):]: a for name, a in arrays.items()
                                                if name.startswith("optimizer/")})
@@ -790,7 +793,8 @@ class ManyTrainer:
                                      "it can only train on in step with the others; keep its epochs")
                 trains_on.append(k)
             if status == "training" or k in trains_on:
-                config.check_resume(saved[k], str(path), done, option=lambda name, k=k: f"configs[{k}].{name}")
+                config.check_resume(saved[k], str(path), done, option=lambda name, k=k: f"configs[{k}].{name}",
+                                    step=int(extra["step"]))  # (a model training is at the batch's step)
             elif status == "stopped" and config.patience > saved[k]["patience"]:  # (a Trainer's run trains on)
                 warn_caller(f"resume: model {k} was stopped by early stopping after {done} epochs; it stays stopped "
                             f"(a model of a batch trains only in step with the others): configs[{k}].patience "

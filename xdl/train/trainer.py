@@ -45,7 +45,7 @@ from xdl.optim.optimizer import check_not_maker, check_rate, rate_at, takes_argu
 from xdl.serialization import load, read_extra
 from xdl.tensor import Tensor, no_grad, to_numpy
 from xdl.train import provenance
-from xdl.train.callbacks import (Callback, Checkpoint, EarlyStopping, check_goes_on, check_same_examples, callback_state, check_checkpoint_kind, check_monitored,
+from xdl.train.callbacks import (Callback, Checkpoint, EarlyStopping, check_goes_on, fewest_epochs, check_same_examples, callback_state, check_checkpoint_kind, check_monitored,
                                  checkpoint_directories_held,
                                  check_record, load_callback_state, position, resume_path, stop_for_signal,
                                  write_checkpoint)
@@ -826,14 +826,17 @@ class Trainer:
             else:
                 warn_caller(f"resume: {str(path)!r} was written by an older xdl and records nothing of the run that "
                             "made it; it is resumed unchecked")
-        done = int(extra["epoch"])
-        if done > self.epochs:
-            raise ValueError(f"resume: the checkpoint has trained {done} epochs and this run has epochs="
-                             f"{self.epochs}: it cannot train fewer; ask for {done} (to end the run as it ended) "
-                             "or more")
+        done, trained = fewest_epochs(int(extra["epoch"]), int(extra.get("step", 0)))
+        if done > self.epochs:  # (inside an epoch: that epoch is part of the run, as far as it went)
+            ended = "to end the run as it ended" if not extra.get("step") else "to finish the epoch it stopped in"
+            raise ValueError(f"resume: the checkpoint has trained {trained} and this run has epochs="
+                             f"{self.epochs}: it cannot train fewer; ask for {done} ({ended}) or more")
         if len(extra["callbacks"]) != len(self.callbacks):
             raise ValueError(f"resume: the checkpoint has {len(extra['callbacks'])} callbacks' state, "
                              f"this trainer has {len(self.callbacks)} callbacks")
+        for cb in self.callbacks:  # one writing into another directory, over another run's resumable state
+            if isinstance(cb, Checkpoint):
+                cb.check_resume_into(path)
         opt = self.optimizer.state_dict()
         try:
             state = [[{name: arrays[f"optimizer/{g}/{f}/{name}"] for name in st} for f, st in enumerate(group)]
