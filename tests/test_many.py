@@ -880,3 +880,47 @@ def test_a_keras_callback_is_refused_as_a_trainer_refuses_it(digits, callback, s
     X, y, dev = digits
     with pytest.raises(TypeError, match=said):
         fit_many([small(seed=1, epochs=1)], X, y, dev=dev, callbacks=[callback])
+
+
+class FailsAtEpoch(Callback):
+    def __init__(self, at):
+        self.at = at
+
+    def on_epoch_end(self, trainer, record):
+        if record["epoch"] == self.at:
+            raise RuntimeError("the callback's own bug")
+
+
+def test_an_error_raised_by_a_callback_keeps_the_models_trained_in_its_results(digits):
+    """The caller holds no trainer: the error took every model's training with it (an interruption's
+    results were kept, an error's not). Each result is its model at the end of the last epoch its
+    history records, as that run trained to there ends."""
+    X, y, dev = digits
+    configs = [small(seed=1, lr=1e-3), small(seed=2, lr=1e-2)]
+    with pytest.raises(RuntimeError, match="the callback's own bug") as caught:
+        fit_many(configs, X, y, dev=dev, callbacks=[FailsAtEpoch(2)])
+    assert "the 2 results as they stood at the end of epoch 2 are in its .results" in caught.value.__notes__[0]
+    shorter = fit_many([dataclasses.replace(c, epochs=2) for c in configs], X, y, dev=dev)
+    for kept, alone in zip(caught.value.results, shorter):
+        assert kept.status == "training" and kept.history["dev_cost"] == alone.history["dev_cost"]
+        for name, value in alone.model.state_dict().items():
+            np.testing.assert_array_equal(kept.model.state_dict()[name], value)
+
+
+class KerasModelStop(Callback):
+    def on_epoch_end(self, trainer, record):
+        trainer.model.stop_training = True  # Keras's self.model.stop_training
+
+
+def test_keras_model_stop_training_set_by_a_callback_stops_the_batch_as_a_trainers_run(digits):
+    """A Trainer stops (saying xdl's flag); the batch trained on to its last epoch, unsaid."""
+    X, y, dev = digits
+    with pytest.warns(UserWarning, match=r"KerasModelStop set trainer.model.stop_training"):
+        results = fit_many([small(seed=1)], X, y, dev=dev, callbacks=[KerasModelStop()])
+    assert results[0].status == "stopped" and len(results[0].history) == 1
+
+
+def test_a_callback_given_twice_is_refused_as_a_trainer_refuses_it(tmp_path):
+    checkpoint = Checkpoint(tmp_path)
+    with pytest.raises(ValueError, match=r"callbacks: Checkpoint\(.*\) is given twice"):
+        fit_many([small(seed=1)], np.zeros((8, 4)), np.zeros(8, dtype=int), callbacks=[checkpoint, checkpoint])

@@ -1365,3 +1365,150 @@ def test_a_trainer_its_loss_and_callbacks_print_their_settings_and_progress():
     assert "capture=" not in before and before.endswith("; 0 of 2 epochs trained)")
     trainer.fit(X, y, dev=(X_dev, y_dev))
     assert repr(trainer).endswith("; 2 of 2 epochs trained)")
+
+
+def test_one_early_stopping_given_to_two_trainers_is_refused_where_a_later_fit_would_go_on_with_the_others():
+    """A later fit goes on with its callbacks' state; one EarlyStopping given to trainer b since
+    held b's best: a's later fit stopped at once ("did not improve for 3 epochs", b's cost its
+    yardstick) and restored b's weights into a's model, its history saying a's epoch was best."""
+    s = moons_parts(300)
+    stopping = EarlyStopping(patience=3)
+    a = make_trainer(None, lr=1e-4, epochs=2, callbacks=[stopping])
+    b = make_trainer(None, lr=1e-2, epochs=2, callbacks=[stopping], seed=1)
+    a.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    b.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))  # a fit of its own: the callback starts afresh, as Keras's
+    before = a.model.state_dict()
+    a.epochs = 6
+    with pytest.raises(ValueError, match=r"this EarlyStopping was in another trainer's fit since this trainer's last"):
+        a.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    assert a.epoch == 2 and all(np.array_equal(v, before[k]) for k, v in a.model.state_dict().items())
+    a.callbacks = [EarlyStopping(patience=3)]  # its own: the run goes on
+    assert len(a.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))) == 6
+
+
+class FitsAnother(Callback):
+    """Starts another trainer's fit from within this one's (as a second thread would, at once)."""
+
+    def __init__(self, other, data):
+        self.other, self.data, self.error = other, data, None
+
+    def on_epoch_end(self, trainer, record):
+        try:
+            self.other.fit(*self.data)
+        except RuntimeError as e:
+            self.error = e
+
+
+def test_a_callback_in_a_fit_running_now_is_refused_by_another_trainers_fit():
+    """Two fits sharing one EarlyStopping mixed their bests and waits: one stopped epochs early."""
+    s = moons_parts(300)
+    stopping = EarlyStopping(patience=3, monitor="train_cost")
+    other = make_trainer(None, epochs=1, callbacks=[stopping], seed=1)
+    starter = FitsAnother(other, (s.X_train, s.y_train))
+    trainer = make_trainer(None, epochs=1, callbacks=[stopping, starter])
+    trainer.fit(s.X_train, s.y_train)
+    assert "is in the fit of another trainer running now" in str(starter.error) and other.epoch == 0
+    assert len(other.fit(s.X_train, s.y_train)) == 1  # once that fit is over, a fit of its own takes it
+
+
+def test_a_callback_given_twice_is_refused():
+    """It ran twice at each epoch's end: EarlyStopping(patience=4) stopped after 2 epochs without
+    improvement, saying it had waited 4."""
+    stopping = EarlyStopping(patience=4)
+    with pytest.raises(ValueError, match=r"callbacks: EarlyStopping\(monitor='dev_cost', patience=4.*\) is given twice"):
+        make_trainer(None, callbacks=[stopping, stopping])
+
+
+class CrashAfterCheckpoint(Callback):
+    order = 200  # after the Checkpoint: the epoch's state is saved, the run unfinished
+
+    def __init__(self, at=2):
+        self.at = at
+
+    def on_epoch_end(self, trainer, record):
+        if record["epoch"] == self.at:
+            raise RuntimeError("crash")
+
+
+def test_a_later_fit_does_not_write_over_another_unfinished_run_checkpointed_there_since(tmp_path):
+    """a's run ended (its 2 epochs), so b, a new run, may start in its directory; b stopped after 2 of
+    6 epochs. a's later fit (more epochs) then wrote over b's checkpoint, the only state b resumes from."""
+    s = moons_parts(300)
+    a = make_trainer(None, epochs=2, callbacks=[Checkpoint(tmp_path)])
+    a.fit(s.X_train, s.y_train)
+    b = make_trainer(None, epochs=6, callbacks=[Checkpoint(tmp_path), CrashAfterCheckpoint()], seed=1)
+    with pytest.raises(RuntimeError, match="crash"):
+        b.fit(s.X_train, s.y_train)
+    b_state = (tmp_path / "checkpoint.npz").read_bytes()
+    a.epochs = 4
+    with pytest.raises(FileExistsError, match=r"holds the checkpoint of another unfinished run \(after epoch 2 of 6\)"):
+        a.fit(s.X_train, s.y_train)
+    assert (tmp_path / "checkpoint.npz").read_bytes() == b_state
+    elsewhere = make_trainer(None, epochs=6, callbacks=[Checkpoint(tmp_path / "c"), CrashAfterCheckpoint()])
+    with pytest.raises(RuntimeError, match="crash"):
+        elsewhere.fit(s.X_train, s.y_train)
+    with pytest.raises(FileExistsError, match=r"holds the checkpoint of an unfinished run"):  # resumed into b's too
+        make_trainer(None, epochs=6, callbacks=[Checkpoint(tmp_path), CrashAfterCheckpoint(None)]).fit(
+            s.X_train, s.y_train, resume=tmp_path / "c")
+    assert (tmp_path / "checkpoint.npz").read_bytes() == b_state
+    resumed = make_trainer(None, epochs=6, callbacks=[Checkpoint(tmp_path), CrashAfterCheckpoint(None)], seed=1)
+    assert len(resumed.fit(s.X_train, s.y_train, resume=tmp_path)) == 6  # b goes on, as it would have
+    resumed.epochs = 7  # and its own later fit writes over its own
+    assert len(resumed.fit(s.X_train, s.y_train)) == 7
+
+
+class KerasSelfModel(Callback):
+    def on_epoch_end(self, trainer, record):
+        self.model.save("model.keras")  # Keras's self.model: xdl's is trainer.model
+
+
+class KerasSetModel(Callback):
+    def set_model(self, model):  # Keras calls it before training; xdl never does
+        self.net = model
+
+
+def test_keras_self_model_and_set_model_are_named_with_the_xdl_way():
+    """"'KerasSelfModel' object has no attribute 'model'" said nothing of the trainer each hook gets;
+    set_model was never called, the attribute it set missing later."""
+    s = moons_parts(300)
+    with pytest.raises(AttributeError, match=r"'KerasSelfModel' object has no attribute 'model': xdl gives each hook "
+                                             r"the trainer — trainer.model"):
+        make_trainer(None, epochs=1, callbacks=[KerasSelfModel()]).fit(s.X_train, s.y_train)
+    with pytest.raises(TypeError, match=r"KerasSetModel.set_model is no hook of xdl's Callback"):
+        make_trainer(None, callbacks=[KerasSetModel()])
+    with pytest.raises(AttributeError, match=r"^'Callback' object has no attribute 'modle'$"):
+        Callback().modle
+
+
+class LateOrder(Callback):
+    order = "last"
+
+
+def test_a_callback_order_that_is_no_number_is_named():
+    """Sorting the callbacks failed with "'<' not supported between instances of 'int' and 'str'"."""
+    with pytest.raises(TypeError, match=r"LateOrder.order must be a number .*got 'last'"):
+        make_trainer(None, callbacks=[LateOrder(), EarlyStopping()])
+
+
+class RatesByEpoch(Callback):
+    def __init__(self):
+        self.rates = {}
+
+    def on_epoch_end(self, trainer, record):
+        self.rates[record["epoch"]] = record["lr"]
+
+    def state_dict(self):
+        return {"rates": self.rates}, {}
+
+    def load_state_dict(self, state, arrays):
+        self.rates = state["rates"]
+
+
+def test_a_callback_state_with_keys_json_turns_into_strings_is_refused(tmp_path):
+    """JSON's keys are strings: {1: 0.01} came back on resuming as {"1": 0.01}, and the resumed run's
+    epochs were added beside them as integers, silently."""
+    s = moons_parts(300)
+    trainer = make_trainer(None, epochs=2, callbacks=[RatesByEpoch(), Checkpoint(tmp_path)])
+    with pytest.raises(TypeError, match=r"RatesByEpoch.state_dict: .* keys are strings: 1 \(int\) would come back "
+                                        r"on resuming as \"1\""):
+        trainer.fit(s.X_train, s.y_train)

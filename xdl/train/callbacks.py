@@ -11,7 +11,9 @@ import inspect
 import json
 import math
 import os
+import threading
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +33,11 @@ MONITORED = ("dev_cost", "dev_accuracy", "train_cost", "train_accuracy")  # the 
 
 KERAS_MONITORS = {"val_loss": "dev_cost", "val_accuracy": "dev_accuracy", "val_acc": "dev_accuracy",
                   "loss": "train_cost", "accuracy": "train_accuracy", "acc": "train_accuracy"}
+
+
+# what a Keras callback reads from itself → where an xdl hook finds it (`Callback.__getattr__`)
+KERAS_ATTRIBUTES = {"model": "trainer.model (and trainer.optimizer, trainer.history)",
+                    "params": "trainer.epochs, trainer.batch_size"}
 
 
 def check_monitor(monitor, who: str) -> str:
@@ -63,6 +70,67 @@ def continues_run(trainer) -> bool:
     Ctrl-C, a stop, or with more epochs) — rather than starting one: callbacks then keep their state,
     so the run goes on as if it had never stopped."""
     return bool(trainer.resumed or trainer.epoch or trainer.step)
+
+
+# id(callback) -> [a weak reference to it, one to the trainer whose run its state is, whether it fits now]
+_RUNS: dict[int, list] = {}
+_RUNS_LOCK = threading.Lock()
+
+
+def keeps_state(cb) -> bool:
+    """Whether ``cb`` keeps state of a run (its class has a ``state_dict`` of its own, as
+    `EarlyStopping`, `Checkpoint` and `Control` have): state that is one run's."""
+    return type(cb).state_dict is not Callback.state_dict
+
+
+def _run_of(cb) -> list | None:
+    entry = _RUNS.get(id(cb))
+    return entry if entry is not None and entry[0]() is cb else None  # (an id reused by another object: none)
+
+
+def check_callbacks_own(trainer, continuing: bool) -> None:
+    """Each callback of ``trainer`` that keeps state (`keeps_state`) is in no other trainer's fit
+    running now, and — for a fit that goes on with the run (``continuing``: a later fit, not a
+    resume, which loads the checkpoint's state) — was in no other trainer's fit since this one's
+    last: its state (a best, a wait, a best.npz) is then that run's, and this fit would compare with
+    it, stop by it, restore its weights into this model, or write over that run's checkpoint. Keras
+    and Lightning reset a callback at each fit; here a later fit goes on with the callbacks' state,
+    so one instance given to two trainers is refused, naming it, before anything changes."""
+    for cb in trainer.callbacks:
+        entry = _run_of(cb) if keeps_state(cb) else None
+        if entry is None or entry[1]() is trainer:
+            continue
+        if entry[2]:
+            raise RuntimeError(f"callbacks: this {type(cb).__name__} is in the fit of another trainer running now; "
+                               "its state (state_dict) is one run's: give each trainer its own callback "
+                               "(copy.deepcopy(callback), or make another)")
+        if continuing:
+            raise ValueError(f"callbacks: this {type(cb).__name__} was in another trainer's fit since this trainer's "
+                             "last, so its state (state_dict) is that run's now, not this one's: this fit would go "
+                             "on from another run's (its best, its patience, its checkpoint); give each trainer its "
+                             "own callback (copy.deepcopy(callback), or make another), or resume this run from its "
+                             "checkpoint")
+
+
+@contextlib.contextmanager
+def callbacks_held(trainer, continuing: bool):
+    """Within the block, ``trainer``'s callbacks that keep state are its fit's (`check_callbacks_own`,
+    checked again here under a lock: two threads starting fits at once); after it, each is known
+    as the state of ``trainer``'s run."""
+    held = [cb for cb in trainer.callbacks if keeps_state(cb)]
+    with _RUNS_LOCK:
+        check_callbacks_own(trainer, continuing)
+        for cb in held:
+            key = id(cb)
+            _RUNS[key] = [weakref.ref(cb, lambda _, key=key: _RUNS.pop(key, None)), weakref.ref(trainer), True]
+    try:
+        yield
+    finally:
+        with _RUNS_LOCK:
+            for cb in held:
+                entry = _run_of(cb)
+                if entry is not None:
+                    entry[2] = False
 
 
 def measures_other_data(trainer, monitor: str) -> bool:
@@ -173,7 +241,9 @@ class Callback:
     ``on_train_begin``. What a callback changed in the trainer (``trainer.schedule = None``, a
     rate it set) is not part of the checkpoint: it sets it again in ``on_train_begin`` when
     ``trainer.resumed``, from its own state. A value a callback adds to the epoch's ``record`` is a
-    number (or another JSON value): it becomes a column of the history.
+    number (or another JSON value): it becomes a column of the history. A callback with state is
+    one run's: a later fit goes on with it, so one given to another trainer's fit since (or to two
+    fits at once) is refused (`check_callbacks_own`); give each trainer its own.
     """
 
     order = 0
@@ -183,6 +253,16 @@ class Callback:
         the same name (``EarlyStopping(monitor='dev_cost', patience=5, …)``)."""
         names = [n for n in inspect.signature(type(self).__init__).parameters if n != "self" and n in vars(self)]
         return f"{type(self).__name__}({', '.join(f'{n}={getattr(self, n)!r}' for n in names)})"
+
+    def __getattr__(self, name: str):
+        """Keras's ``self.model`` and ``self.params`` (which Keras sets through ``set_model`` and
+        ``set_params``) named with xdl's way — each hook is given the trainer — where a callback reads
+        them: "'X' object has no attribute 'model'" said nothing of it, at the first epoch's end."""
+        if name in KERAS_ATTRIBUTES:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}: xdl gives each hook the "
+                                 f"trainer — {KERAS_ATTRIBUTES[name]} — as on_epoch_end(self, trainer, record), "
+                                 f"not Keras's self.{name}")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def on_train_begin(self, trainer) -> None: ...
 
@@ -212,7 +292,29 @@ def callback_state(cb) -> tuple[dict, dict]:
     except (TypeError, ValueError) as e:
         raise TypeError(f"{name}: its first dict is written as JSON (numbers, strings, lists, dicts; arrays go in "
                         f"the second): {e}") from None
+    key = _key_not_str(result[0])
+    if key is not None:  # JSON writes it as a string: load_state_dict would get {"1": …} for {1: …}, silently
+        raise TypeError(f"{name}: its first dict is written as JSON, whose keys are strings: {key!r} "
+                        f"({type(key).__name__}) would come back on resuming as {json.dumps({key: 0})[1:-4]}; "
+                        "use string keys (or a list of pairs)")
     return result
+
+
+def _key_not_str(value):
+    """The first dict key in ``value`` (a JSON value: dicts and lists within) that is not a string, or None."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                return k
+            found = _key_not_str(v)
+            if found is not None:
+                return found
+    elif isinstance(value, list | tuple):
+        for v in value:
+            found = _key_not_str(v)
+            if found is not None:
+                return found
+    return None
 
 
 def load_callback_state(cb, state: dict, arrays: dict) -> None:
@@ -235,6 +337,21 @@ def check_record(record: dict, cb) -> None:
             raise TypeError(f"the record of epoch {record.get('epoch')} holds {column!r} = {value!r:.80} "
                             f"({type(value).__name__}) after {type(cb).__name__}.on_epoch_end: a column holds "
                             "numbers (or other JSON values): add float(value)") from None
+
+
+def _identity(path) -> tuple | None:
+    """What tells a file written apart from one written over it since (an atomic write makes a new
+    file): (inode, size, modification time in ns), None where there is none."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_ino, status.st_size, status.st_mtime_ns
+
+
+def _written(trainer) -> dict:
+    """The checkpoint files ``trainer``'s run wrote or resumed from: resolved path → `_identity`."""
+    return trainer.__dict__.setdefault("_checkpoints_written", {})
 
 
 def _loads(model) -> int:
@@ -408,6 +525,8 @@ class Checkpoint(Callback):
                 raise IsADirectoryError(f"Checkpoint: {str(path)!r} is a directory; the checkpoint is written there")
             if path.exists():  # (write-protected: refused, as open refuses it — after an epoch's work, it was)
                 check_target(path, "Checkpoint")
+        if continues_run(trainer):
+            self._check_still_own(trainer)
         if not continues_run(trainer):  # a later fit of the same run keeps its best: best.npz is the run's
             self._check_readable()
             unfinished = unfinished_run(self.path)
@@ -447,6 +566,25 @@ class Checkpoint(Callback):
                                   f"from {str(resumed)!r} instead, remove {str(self.path)!r} first, or checkpoint "
                                   "elsewhere")
 
+    def _check_still_own(self, trainer) -> None:
+        """A later fit of ``trainer``'s run finds in ``directory`` the checkpoint this run wrote last,
+        or none, or a finished run's: another unfinished run's, written there since by another
+        trainer (a run started there once this one had ended), is refused, as a new run's fit refuses
+        it; else this fit wrote over it, and the run it held was lost. (A resume into another run's
+        directory is refused before it loads anything: `check_resume_into`.)"""
+        if trainer.resumed:  # what is there is the run's own now, or a finished run's
+            _written(trainer)[str(self.path.resolve())] = _identity(self.path)
+            return
+        if not self.path.is_file() or _written(trainer).get(str(self.path.resolve())) == _identity(self.path):
+            return
+        unfinished = unfinished_run(self.path)
+        if unfinished is not None:
+            raise FileExistsError(f"Checkpoint: {str(self.directory)!r} holds the checkpoint of another unfinished run "
+                                  f"({unfinished}), not this one's: this fit would write over it; "
+                                  f"fit(..., resume={str(self.directory)!r}) of a trainer made as that run's continues "
+                                  "it: checkpoint this run elsewhere, or remove "
+                                  f"{str(self.path)!r} first")
+
     def _check_readable(self) -> None:
         """A checkpoint there that cannot be read (damaged from outside: xdl's writes are atomic) is
         refused, as ``xdl train`` refuses it: no run can continue from it, but the best.npz beside it
@@ -483,6 +621,7 @@ class Checkpoint(Callback):
         self._made_again(trainer)
         trainer.last_checkpoint = trainer.save_checkpoint(self.path)
         trainer.last_checkpoint_at = (trainer.epoch, trainer.step)
+        _written(trainer)[str(self.path.resolve())] = _identity(self.path)  # (`_check_still_own`)
         for cb in trainer.callbacks:
             cb.on_checkpoint(trainer)
         return trainer.last_checkpoint

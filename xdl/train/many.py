@@ -51,15 +51,15 @@ from xdl.optim.stacked import StackedOptimizer
 from xdl.serialization import load, read_extra
 from xdl.tensor import Tensor, no_grad, to_numpy
 from xdl.train.callbacks import (Checkpoint, EarlyStopping, callback_state, check_goes_on, check_same_examples, check_checkpoint_kind, check_monitored,
-                                 checkpoint_directories_held,
+                                 callbacks_held, check_callbacks_own, checkpoint_directories_held, continues_run,
                                  check_record, load_callback_state, position, resume_path, stop_for_signal,
                                  write_checkpoint)
 from xdl.train.captured import CapturedSteps, loop_capture
 from xdl.train.history import History
 from xdl.train.interrupt import Interrupted, SignalFlag
 from xdl.train.provenance import data_digest
-from xdl.train.trainer import (_progress_bar, check_callback, cost_limit, diverged_cost, network_data, penalty_examples,
-                               start_cost)
+from xdl.train.trainer import (_progress_bar, check_callback, check_distinct_callbacks, cost_limit, diverged_cost,
+                               keras_stop, network_data, penalty_examples, start_cost)
 
 # Options the K configurations must share: they change shapes, the batches, or the update rule.
 SHARED = ("dataset", "hidden", "activation", "batch_norm", "batch_size", "optimizer", "augment_shift", "augment_noise",
@@ -183,6 +183,19 @@ def fit_many(configs, X, y, dev=None, seed: int = 0, dtype="float32", n_classes:
         stop.results = trainer.results()
         stop.args = (f"{stop.args[0]}; the {len(stop.results)} results as they stood are in its .results",)
         raise
+    except Exception as error:
+        # an error once the batch trained (a callback's, raised at an epoch's end; out of memory in a step):
+        # the caller, holding no trainer, lost every model's training with it. The K results at the end of
+        # the last epoch their histories record go with it, as an interruption's do
+        try:
+            results = trainer.results(last_epoch=True) if trainer.model is not None and not trainer._loading else None
+        except Exception:  # (none to give: the error raised is the one to see, not this one's)
+            results = None  # (a failed build or resume: nothing trained)
+        if results is not None:
+            error.results = results
+            error.add_note(f"fit_many: the {len(error.results)} results as they stood at the end of epoch "
+                           f"{trainer.history[-1]['epoch'] if len(trainer.history) else 0} are in its .results")
+        raise
 
 
 class ManyTrainer:
@@ -219,6 +232,7 @@ class ManyTrainer:
                                  "config a patience (TrainConfig(patience=...)) for per-model early stopping, "
                                  "which keeps each model's best epoch, or EarlyStopping(restore_best=False) to stop "
                                  "the batch")
+        check_distinct_callbacks(callbacks)
         self._captured = CapturedSteps(capture)  # the graphs of the captured steps (its backend: the model's)
         self.configs, self.seed, self.dtype, self.eval_train = configs, int(seed), dtype, bool(eval_train)
         self.callbacks = sorted(callbacks, key=lambda cb: cb.order)
@@ -234,6 +248,7 @@ class ManyTrainer:
         self._partial = None
         self._mid_step = False  # inside an epoch that no record or stop has closed (as `Trainer`'s)
         self._built_with = None  # (n_classes, standardize's statistics) the first fit built the batch with
+        self._loading = False  # within a resume's load of its checkpoint (a failure there: no results to give)
 
     def _check_width(self, n_features: int, standardize) -> None:
         """What sees each example before the first layer takes X's width: the Standardize layer, and
@@ -317,6 +332,8 @@ class ManyTrainer:
         checkpoint = None if resume is None else resume_path(resume)
         if resume is None:
             check_goes_on(self, "batch", "ManyTrainer")
+        continuing = resume is None and continues_run(self)  # (the callbacks' state goes on: this run's, checked)
+        check_callbacks_own(self, continuing)
         if resume is None and self.model is not None and "training" not in self.status:
             raise ValueError("fit: every model of this batch has ended (its epochs, early stopping or a divergence): "
                              "fit trains the rest of its run; make a new ManyTrainer (or fit_many) to train more")
@@ -388,11 +405,12 @@ class ManyTrainer:
         self.stop_training, self.resumed = False, resume is not None
         # (the modules' own modes, which the fit sets: a fit called within model(x, training=False), say,
         # would train, and capture its step, in evaluation mode)
-        with checkpoint_directories_held(self.callbacks), mode_here(None):  # (a resume's reads included)
+        with checkpoint_directories_held(self.callbacks), callbacks_held(self, continuing), \
+                mode_here(None):  # (a resume's reads included)
             if resume is not None:
-                self._mid_step = True  # (a failure partway leaves part of the checkpoint's state in)
+                self._mid_step = self._loading = True  # (a failure partway leaves part of the checkpoint's state in)
                 self.load_checkpoint(checkpoint)
-                self._mid_step = False
+                self._mid_step = self._loading = False
             X, dev, self._network = network_data(self.model, X, dev, on_host=self._augment is None)
             self.model.predicts = "classes"  # each model taken out predicts classes (a softmax cross-entropy)
             for cb in self.callbacks:
@@ -415,6 +433,7 @@ class ManyTrainer:
                         for cb in self.callbacks:
                             cb.on_epoch_end(self, record)
                             check_record(record, cb)  # before a later one (a Checkpoint) writes it
+                            keras_stop(self, cb)
                         if self.stop_training:  # a callback stopped the batch: as early stopping, per model
                             for k, status in enumerate(self.status):
                                 if status == "training":
@@ -663,11 +682,14 @@ class ManyTrainer:
         return {"cost": (to_numpy(cost_sum) / m).tolist(), "accuracy": (to_numpy(correct) / m).tolist()}
 
     # -- results ------------------------------------------------------------------------------
-    def results(self) -> list[Result]:
+    def results(self, last_epoch: bool = False) -> list[Result]:
         """One `Result` per configuration: model k with its best epoch's weights under early
         stopping (as `EarlyStopping` restores them), else its last good ones — each taken out of
-        the batch when first read (`Result.model`)."""
-        now = None  # one copy of the batch as it is, for models still training (results asked mid-run)
+        the batch when first read (`Result.model`). ``last_epoch``: a model still training as it was
+        at the end of the last epoch its history records (after an error inside an epoch: its steps
+        since may be half done), not as it is now."""
+        # one copy of the batch, for models still training (results asked mid-run): as it is, or at its last epoch's end
+        now = getattr(self, "_good", None) if last_epoch else None
         out = []
         for k, config in enumerate(self.configs):
             history, best, final = self.histories[k], self._kept["best"][k], self._kept["final"][k]

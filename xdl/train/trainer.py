@@ -26,6 +26,7 @@ from __future__ import annotations
 import inspect
 import json
 import math
+import numbers
 import sys
 import time
 from pathlib import Path
@@ -46,7 +47,7 @@ from xdl.serialization import load, read_extra
 from xdl.tensor import Tensor, no_grad, to_numpy
 from xdl.train import provenance
 from xdl.train.callbacks import (Callback, Checkpoint, EarlyStopping, check_goes_on, fewest_epochs, check_same_examples, callback_state, check_checkpoint_kind, check_monitored,
-                                 checkpoint_directories_held,
+                                 callbacks_held, check_callbacks_own, checkpoint_directories_held, continues_run,
                                  check_record, load_callback_state, position, resume_path, stop_for_signal,
                                  write_checkpoint)
 from xdl.train.captured import CapturedSteps, host_values, loop_capture
@@ -62,7 +63,9 @@ FOREIGN_HOOKS = frozenset({"on_epoch_begin", "on_batch_begin", "on_batch_end", "
                            "on_fit_start", "on_fit_end", "on_train_start", "on_train_epoch_start", "on_train_epoch_end",
                            "on_validation_start", "on_validation_end", "on_validation_epoch_start",
                            "on_validation_epoch_end", "on_save_checkpoint", "on_load_checkpoint", "on_exception",
-                           "on_before_backward", "on_after_backward", "on_before_optimizer_step"})
+                           "on_before_backward", "on_after_backward", "on_before_optimizer_step",
+                           # Keras calls these before training; xdl's hooks are given the trainer instead
+                           "set_model", "set_params"})
 REFRESH_STEPS = 20  # the progress bar shows the running cost every this many steps (one host sync)
 PRECHECKED_RATES = 100_000  # rates checked before training, per kind (epoch schedule, step schedule)
 # A classifier's run has diverged when its train cost is no longer finite or has risen this far above
@@ -262,6 +265,7 @@ class Trainer:
                             f"{augment!r}")
         for cb in callbacks:
             check_callback(cb)
+        check_distinct_callbacks(callbacks)
         check_bool(eval_train, "eval_train")
         check_bool(progress, "progress", allow_none=True)  # (a string "no" would be a truth value: a bar)
         self.model, self.loss, self.optimizer = model, loss, optimizer
@@ -457,6 +461,8 @@ class Trainer:
         self.optimizer.check_trainable(self.model)
         if resume is None:
             check_goes_on(self, "trainer", "Trainer")
+        continuing = resume is None and continues_run(self)  # (the callbacks' state goes on: this run's, checked)
+        check_callbacks_own(self, continuing)
         if resume is None and self.epoch >= self.epochs:  # it would return at once, training nothing
             raise ValueError(f"fit: this trainer has trained all its {self.epochs} epochs; fit trains the remaining "
                              "epochs of its run: raise trainer.epochs to train on, or make a new Trainer")
@@ -487,7 +493,8 @@ class Trainer:
         self._measured_on = data
         # (the modules' own modes, which the fit sets: a fit called within model(x, training=False), say,
         # would train, and capture its step, in evaluation mode)
-        with checkpoint_directories_held(self.callbacks), mode_here(None):  # (a resume's reads included)
+        with checkpoint_directories_held(self.callbacks), callbacks_held(self, continuing), \
+                mode_here(None):  # (a resume's reads included)
             if resume is not None:
                 self.load_checkpoint(checkpoint)
                 self._take_seed()  # (a checkpoint of an xdl that kept no seed)
@@ -528,7 +535,7 @@ class Trainer:
                             stopped = self.stop_training
                             cb.on_epoch_end(self, record)
                             check_record(record, cb)  # before a later one (a Checkpoint) writes it
-                            self._keras_stop(cb)
+                            keras_stop(self, cb)
                             if self.stop_training and not stopped and self.history.stopped_by is None:
                                 self.history.stopped_by = f"stopped by {type(cb).__name__}"  # (EarlyStopping says why)
                             elif not self.stop_training:
@@ -664,15 +671,6 @@ class Trainer:
         self._scheduled = (None, [])
 
     # -- stopping -----------------------------------------------------------------------------
-    def _keras_stop(self, cb) -> None:
-        """Keras's ``self.model.stop_training = True``, written as ``trainer.model.stop_training`` by
-        callback ``cb``: the run stops, as Keras's does, saying xdl's flag (set on the model, it was
-        an attribute nothing read: the run trained on to its last epoch)."""
-        if self.model.__dict__.pop("stop_training", None) is True:
-            warn_caller(f"{type(cb).__name__} set trainer.model.stop_training (Keras's model.stop_training): the run "
-                        "stops; xdl's flag is trainer.stop_training")
-            self.stop_training = True
-
     def _diverged(self, what: str, advice: str = "try a smaller learning rate") -> FloatingPointError:
         kept = []
         if self.last_checkpoint is not None:
@@ -955,11 +953,38 @@ def check_callback(cb) -> None:
     `ManyTrainer` alike, before any work."""
     if not isinstance(cb, Callback):
         raise TypeError(f"callbacks must be xdl.train.Callback instances, got {cb!r}")
+    order = getattr(cb, "order", None)
+    if isinstance(order, bool) or not isinstance(order, numbers.Real) or math.isnan(order):
+        raise TypeError(f"callbacks: {type(cb).__name__}.order must be a number (callbacks run by increasing order; "
+                        f"Checkpoint's is {Checkpoint.order}), got {order!r}")
     _check_keras_signature(cb)
     foreign = sorted(FOREIGN_HOOKS & set(dir(type(cb))))
     if foreign:  # a Keras hook would never be called
         raise TypeError(f"callbacks: {type(cb).__name__}.{foreign[0]} is no hook of xdl's Callback, which has "
                         f"{', '.join(n for n in dir(Callback) if n.startswith('on_'))}: it would never be called")
+
+
+def keras_stop(trainer, cb) -> None:
+    """Keras's ``self.model.stop_training = True``, written as ``trainer.model.stop_training`` by
+    callback ``cb`` (of a `Trainer` or a `xdl.train.ManyTrainer`): the run stops, as Keras's does,
+    saying xdl's flag (set on the model, it was an attribute nothing read: the run trained on to its
+    last epoch)."""
+    if trainer.model.__dict__.pop("stop_training", None) is True:
+        warn_caller(f"{type(cb).__name__} set trainer.model.stop_training (Keras's model.stop_training): the run "
+                    "stops; xdl's flag is trainer.stop_training")
+        trainer.stop_training = True
+
+
+def check_distinct_callbacks(callbacks) -> None:
+    """Each callback is given once: one given twice runs twice at each epoch's end (an
+    `EarlyStopping` counted two epochs of patience per epoch and stopped early, saying it waited
+    epochs it had not), and its state is saved twice."""
+    seen = set()
+    for cb in callbacks:
+        if id(cb) in seen:
+            raise ValueError(f"callbacks: {cb!r} is given twice (the same instance): it would run twice at each "
+                             "epoch's end; give it once")
+        seen.add(id(cb))
 
 
 def _check_keras_signature(cb) -> None:
