@@ -858,7 +858,10 @@ def test_a_dask_scheduler_that_does_not_answer_is_named(data, monkeypatch, tmp_p
 
 def test_dask_takes_a_connected_client_and_sends_every_round_to_it(data):
     """A ``distributed.Client`` as ``scheduler``: used for every round of a coarse-to-fine search
-    (the data scattered once, not again under the same keys) and left open, as the caller's."""
+    (the data sent once, as tasks' results — `_held` — not again under the same keys) and left open,
+    as the caller's."""
+    from xdl.tune import search
+
     distributed = pytest.importorskip("dask.distributed")
     X, y, dev = data
     arguments = dict(space={"lr": {"log_uniform": [1e-3, 1e-1]}}, trials=4, strategy="coarse_to_fine", rounds=2,
@@ -866,10 +869,10 @@ def test_dask_takes_a_connected_client_and_sends_every_round_to_it(data):
     here = tune(X, y, dev, execution="batched", **arguments)
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as \
             cluster, distributed.Client(cluster, set_as_default=False) as client:
-        scattered, scatter = [], client.scatter
-        client.scatter = lambda *a, **k: scattered.append(a) or scatter(*a, **k)
+        sent, submit = [], client.submit
+        client.submit = lambda f, *a, **k: (f is search._held and sent.append(a)) or submit(f, *a, **k)
         there = tune(X, y, dev, execution="dask", scheduler=client, **arguments)
-        assert client.status == "running" and len(scattered) == 1
+        assert client.status == "running" and len(sent) == 3  # X, y and dev, once
     assert [(t.round, t.params, t.dev_accuracy) for t in there.trials] == \
         [(t.round, t.params, t.dev_accuracy) for t in here.trials]
 
@@ -1290,3 +1293,195 @@ def test_a_narrowed_dimension_stays_within_its_own_box_and_keeps_choices_mostly_
     letters = Choice(["a", "b", "c", "d"])
     assert letters.narrowed(0.4, 4.0).values == ["a", "b", "c", "d"]  # 0.6 of a's cell is in the box
     assert letters.narrowed(0.6, 4.0).values == ["b", "c", "d"]  # 0.4 of it is not most
+
+
+def _kill_a_worker_while_it_trains(client, killed):
+    """kill -9, as it were, of the first worker seen training a batch (after 0.3 s of it); ``killed``
+    gets whether it was still training then."""
+    import os
+    import time
+
+    deadline = time.time() + 60
+    while time.time() < deadline and not killed:
+        busy = [w for w, keys in client.processing().items() if any("train_group" in str(k) for k in keys)]
+        if busy:
+            time.sleep(0.3)  # inside the batch
+            killed.append(bool(client.processing().get(busy[0])))
+            try:
+                client.run(os._exit, 1, workers=busy[:1])
+            except Exception:  # noqa: BLE001 — the worker dies before it can answer
+                pass
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("workers, allowed_failures", [(1, 3), (2, 0)])
+def test_a_dask_search_goes_on_when_the_workers_holding_its_data_are_killed(workers, allowed_failures):
+    """A one-worker cluster's worker killed while it trained (or, of two, both: OOM-killed) ended
+    the search with "FutureCancelledError: train_group-… cancelled for reason: already forgotten":
+    the data had been scattered, and died with the workers that held them — the restarted worker
+    had none, so no batch could run again. Now the data are tasks' results (`_held`), made again.
+    With Dask's allowed failures spent (``KilledWorker``: a batch out of memory each time; 0 here)
+    the trials of the batches the worker held are recorded as failed and the search goes on (it
+    raised, and ended)."""
+    dask = pytest.importorskip("dask")
+    distributed = pytest.importorskip("dask.distributed")
+    import threading
+
+    X, y = xdl.datasets.digits()
+    s = split(X, y, seed=0)
+    X, y, dev = s.X_train, s.y_train, (s.X_dev, s.y_dev)
+    space = {"lr": {"log_uniform": [1e-3, 1e-1]}, "hidden": {"choice": [[256], [128]]}}
+    base = TrainConfig(hidden=[256], epochs=40, patience=0, progress=False, dropout=0.0)  # ~1 s per batch
+    trials = 4 * workers
+    here = tune(X, y, dev, space, trials=trials, base=base, execution="batched", dtype="float64")
+    with dask.config.set({"distributed.scheduler.allowed-failures": allowed_failures}), \
+            distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) \
+            as cluster, distributed.Client(cluster, set_as_default=False) as client:
+        killed = []
+        killer = threading.Thread(target=_kill_a_worker_while_it_trains, args=(client, killed))
+        killer.start()
+        there = tune(X, y, dev, space, trials=trials, base=base, execution="dask", scheduler=client, dtype="float64")
+        killer.join()
+    assert killed == [True], "the worker was not killed while it trained"
+    assert [t.number for t in there.trials] == list(range(trials))
+    failed = {t.number: t for t in there.trials if t.status == "failed"}
+    if allowed_failures:
+        assert not failed
+    else:  # the batches the killed worker held (those queued there are blamed too: which ones is Dask's say)
+        assert failed
+        assert all(t.error.startswith("the Dask worker died each time it trained (1 time: out of memory?")
+                   for t in failed.values())
+    assert [(t.params, t.dev_accuracy) for t in there.trials if t.number not in failed] == \
+        [(t.params, t.dev_accuracy) for t in here.trials if t.number not in failed]
+
+
+def test_a_lost_dask_scheduler_is_named_with_what_did_not_finish(data):
+    """The scheduler gone mid-search raised distributed's FutureCancelledError ("re-run your work"),
+    and xdl tune printed its traceback; now a ConnectionError says so, the trials recorded kept."""
+    distributed = pytest.importorskip("dask.distributed")
+    X, y, dev = data
+    space = {"lr": {"log_uniform": [1e-3, 1e-1]}, "hidden": {"choice": [[8], [16]]}}
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+            distributed.Client(cluster, set_as_default=False) as client:
+        def close_the_scheduler(line):
+            if cluster.scheduler.status.name == "running":  # at the first batch's results: the other one is lost
+                cluster.sync(cluster.scheduler.close)
+
+        with pytest.raises(ConnectionError, match=r"^execution dask: the connection to the Dask scheduler was lost "
+                                                  r"\(scheduler-connection-lost\); 2 trials of this round did not "
+                                                  r"finish$"):
+            tune(X, y, dev, space, trials=4, base=BASE, execution="dask", scheduler=client,
+                 report=close_the_scheduler)
+
+
+def test_xdl_tune_tells_a_failure_that_is_no_write_without_blaming_the_directory(tmp_path, capsys, monkeypatch):
+    """A Dask scheduler lost (or a cluster without workers: "No valid workers found", a TimeoutError)
+    was told "once the directory can be written, continue with xdl tune --resume", as a full disk."""
+    from xdl.tune import search
+
+    def one_trial_then_the_scheduler_is_lost(todo, round_, s):
+        search._sequential(todo[:1], round_, s)
+        raise ConnectionError("execution dask: the connection to the Dask scheduler was lost")
+
+    pytest.importorskip("dask.distributed")
+    monkeypatch.setattr(search, "_dask", one_trial_then_the_scheduler_is_lost)
+    out = tmp_path / "study"
+    assert cli.main(["tune", *TINY, "--trials", "2", "--execution", "dask", "--out", str(out)]) == 1
+    assert capsys.readouterr().err.endswith(
+        f"error: execution dask: the connection to the Dask scheduler was lost; the trials saved are in "
+        f"'{out / 'trials.json'}': continue with xdl tune --resume --out {out}\n")
+
+
+@pytest.mark.parametrize("execution", ["sequential", "batched", "dask"])
+def test_a_trial_whose_model_does_not_fit_in_memory_fails_and_the_search_goes_on(data, monkeypatch, execution):
+    """A choice of hidden sizes too wide for memory raised MemoryError out of the search in every
+    execution, the trial unrecorded: a resume drew the same point and failed again, so the search
+    could never get past it (and xdl tune said "once the directory can be written"). It is now
+    recorded as failed, as a diverged trial is."""
+    if execution == "dask":
+        distributed = pytest.importorskip("dask.distributed")
+    build = TrainConfig.build_model
+
+    def too_wide(self, *args, **kwargs):  # (an allocation of terabytes, without asking for one)
+        if self.hidden == [1 << 20]:
+            raise MemoryError(f"hidden {self.hidden}: the model's weights do not fit in memory (Unable to allocate …)")
+        return build(self, *args, **kwargs)
+
+    monkeypatch.setattr(TrainConfig, "build_model", too_wide)
+    X, y, dev = data
+    space = {"lr": {"log_uniform": [1e-3, 1e-1]}, "hidden": {"choice": [[16], [1 << 20]]}}
+    arguments = dict(space=space, trials=6, base=BASE, execution=execution)
+    if execution == "dask":  # (threads: the patched build is theirs too)
+        with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as \
+                cluster, distributed.Client(cluster, set_as_default=False) as client:
+            study = tune(X, y, dev, scheduler=client, **arguments)
+    else:
+        study = tune(X, y, dev, **arguments)
+    wide = [t for t in study.trials if t.params["hidden"] == [1 << 20]]
+    assert len(study.trials) == 6 and wide and len(wide) < 6
+    assert all(t.status == "failed" and t.error.startswith("hidden [1048576]: the model's weights do not fit in memory")
+               for t in wide)
+    assert all(t.status == "completed" for t in study.trials if t not in wide)
+
+
+def test_a_batch_that_does_not_fit_in_memory_is_trained_in_halves(data, monkeypatch):
+    """K models that do not fit together, where each alone does: halves, down to one trial each,
+    with the records a sequential search gives (float64: to rounding)."""
+    from xdl.train.many import ManyTrainer
+
+    fit = ManyTrainer.fit
+
+    def only_one_at_a_time(self, *args, **kwargs):
+        if len(self.configs) > 1:
+            raise MemoryError("Unable to allocate 9.1 TiB for an array with shape (3, 1000000, 1000000)")
+        return fit(self, *args, **kwargs)
+
+    X, y, dev = data
+    arguments = dict(space={"lr": {"log_uniform": [1e-3, 1e-1]}}, trials=3, base=BASE, dtype="float64")
+    alone = tune(X, y, dev, execution="sequential", **arguments)
+    monkeypatch.setattr(ManyTrainer, "fit", only_one_at_a_time)
+    halves = tune(X, y, dev, execution="batched", **arguments)
+    assert [(t.status, t.params, t.dev_accuracy) for t in halves.trials] == \
+        [(t.status, t.params, t.dev_accuracy) for t in alone.trials]
+
+
+def test_the_local_cluster_leaves_dasks_port_8787_to_a_cluster_that_holds_it():
+    """With another Dask cluster running (a notebook's, its dashboard at 8787), xdl tune --execution
+    dask printed "Port 8787 is already in use. Perhaps you already have a cluster running?" and an
+    unclosed socket: its scheduler's HTTP server, made without a dashboard too, took Dask's port."""
+    pytest.importorskip("dask.distributed")
+    import contextlib
+    import socket
+    import warnings
+
+    from xdl.tune import search
+
+    held = socket.socket()
+    with contextlib.suppress(OSError):  # (another process holding it is as good)
+        held.bind(("", 8787))
+        held.listen()
+    made = search._Search.__new__(search._Search)
+    made.scheduler, made.owned = None, []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            made.dask_client()
+    finally:
+        made.close()
+        held.close()
+    assert not [str(w.message) for w in caught if "8787" in str(w.message) or "unclosed" in str(w.message)]
+
+
+def test_a_dask_scheduler_without_workers_is_named(data, monkeypatch):
+    """A scheduler no worker had joined: "No valid workers found" after 10 s (the data's scatter),
+    which xdl tune told as a directory that could not be written; named now, with what to start."""
+    distributed = pytest.importorskip("dask.distributed")
+    from xdl.tune import search
+
+    monkeypatch.setattr(search, "CONNECT_SECONDS", 1)
+    X, y, dev = data
+    with distributed.LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster:
+        address = cluster.scheduler_address
+        with pytest.raises(TimeoutError, match=rf"^execution dask: no Dask worker joined the scheduler at {address} "
+                                               rf"within 1 s: start some \(dask worker {address}\)$"):
+            tune(X, y, dev, None, trials=2, base=BASE, execution="dask", scheduler=address)

@@ -856,10 +856,14 @@ def _search_writes(out: Path):
     except BrokenPipeError:
         raise
     except (OSError, MemoryError) as e:
-        kept = "no trial was saved: once the directory can be written, run the same command again" \
-            if not (out / TRIALS_FILE).is_file() else \
-            (f"the trials saved are in {str(out / TRIALS_FILE)!r}: once the directory can be written, continue "
-             f"with xdl tune --resume --out {_shell_word(str(out))}")
+        # "once the directory can be written" only where a write failed (it names its file, in ``out``): a lost
+        # Dask scheduler or a cluster without workers is no directory's fault
+        wrote = isinstance(e, OSError) and e.filename is not None and \
+            Path(e.filename).resolve().parent == out.resolve()
+        when = "once the directory can be written, " if wrote else ""
+        kept = f"no trial was saved: {when}run the same command again" if not (out / TRIALS_FILE).is_file() else \
+            (f"the trials saved are in {str(out / TRIALS_FILE)!r}: {when}continue with xdl tune --resume --out "
+             f"{_shell_word(str(out))}")
         raise OSError(f"{str(e) or type(e).__name__}; {kept}") from None
 
 

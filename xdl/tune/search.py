@@ -78,7 +78,9 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
     continues the study there, and a new search refuses a directory that holds one).
     ``execution="dask"`` spreads batches of trials over a `LocalCluster` (its workers are new
     processes: call it from a script under ``if __name__ == "__main__":``), or over the cluster
-    whose scheduler is at ``scheduler``. ``halving=η`` stops poor trials early at the rungs
+    whose scheduler is at ``scheduler`` (a batch lost with its worker runs again; one that killed each
+    worker that ran it, Dask's ``allowed-failures`` + 1, fails its trials; a scheduler lost is a
+    ConnectionError). ``halving=η`` stops poor trials early at the rungs
     min_epochs·ηʳ (`xdl.tune.pruning`: asynchronous successive halving; such trials are "pruned").
     ``dtype``: the models' (float64 makes every execution agree to rounding — but for ``halving``,
     whose asynchronous promotions depend on the order in which trials reach a rung: another
@@ -682,7 +684,10 @@ class _Search:
             # it kept; a trial's error reaches the search through its future)
             with _interrupts_ignored():  # a terminal's Ctrl-C reaches the workers too: the search closes them
                 # (one pressed while the cluster starts, a few seconds, is lost: press it again)
+                # no dashboard; its scheduler's HTTP server (always made) on a free port: at Dask's 8787, one another
+                # cluster held (a notebook's) had the search print "Port 8787 is already in use" and an unclosed socket
                 cluster = distributed.LocalCluster(threads_per_worker=1, processes=True, dashboard_address=None,
+                                                   scheduler_kwargs={"dashboard_address": ":0"},
                                                    silence_logs=logging.CRITICAL)
             self.owned.append(cluster)
             self.scheduler = distributed.Client(cluster, timeout=CONNECT_SECONDS, set_as_default=False)
@@ -716,15 +721,21 @@ def _sequential(todo, round_, search: _Search) -> None:
         config = _config_or_failure(search.base, number, round_, params, study)
         if config is None:
             continue
-        model = config.build_model(int(np.prod(X.shape[1:])), _n_classes(y, dev), search.standardize_for(config))
-        model.astype(search.dtype)
+        try:
+            model = config.build_model(int(np.prod(X.shape[1:])), _n_classes(y, dev), search.standardize_for(config))
+            model.astype(search.dtype)
+        except MemoryError as e:  # its model does not fit (a choice of hidden sizes too wide): it fails, as in a batch
+            study.add([_trial(number, round_, params, error=_out_of_memory(e), seconds=time.perf_counter() - start)])
+            bar.update(1)
+            continue
         pruning = Pruning(recorded_at(study, search.rungs), search.eta) if search.rungs else None
         trainer = config.build_trainer(model, callbacks=[pruning] if pruning else [])
         trainer.progress = search.progress  # the running trial's own bar, with its live costs
         try:
             history = trainer.fit(X, y, dev=dev)
-        except FloatingPointError as e:  # (history.diverged: where, without the advice for a run of its own)
-            error = _diverged(trainer.history.diverged) if trainer.history.diverged else str(e)
+        except (FloatingPointError, MemoryError) as e:  # (history.diverged: where, without a run's own advice)
+            error = _diverged(trainer.history.diverged) if trainer.history.diverged else \
+                _out_of_memory(e) if isinstance(e, MemoryError) else str(e)
             study.add([_trial(number, round_, params, trainer.history, "failed", error,
                               time.perf_counter() - start)])
         else:
@@ -763,21 +774,57 @@ def _dask(todo, round_, search: _Search) -> None:
 
 
 def _dask_rounds(client, todo, round_, search: _Search, distributed) -> None:
-    """Submit the round's batches to ``client``'s workers and record each result as it arrives."""
-    workers = max(1, len(client.scheduler_info()["workers"]))
+    """Submit the round's batches to ``client``'s workers and record each result as it arrives: a
+    batch lost with its worker is run again by Dask, its data made again if they were lost too
+    (`_held`); one that killed every worker that ran it (Dask's ``KilledWorker``, after
+    ``allowed-failures``: out of memory, say) is recorded as failed and the search goes on; a lost
+    scheduler is a ConnectionError."""
+    try:  # (the data and the batches, sent to a cluster of none, would wait unsaid)
+        client.wait_for_workers(1, timeout=CONNECT_SECONDS)
+    except TimeoutError:
+        raise TimeoutError(f"execution dask: no Dask worker joined the scheduler at {client.scheduler.address} within "
+                           f"{CONNECT_SECONDS} s: start some (dask worker {client.scheduler.address})") from None
+    workers = len(client.scheduler_info()["workers"])
     groups = _groups(todo, round_, search.base, search.study, parts=workers)
-    if search.scattered is None:  # once per search: scattered again, the data would take the keys of the last
-        # round's futures, and their release would drop it under the new ones ("lost dependencies")
-        search.scattered = client.scatter([search.X, search.y, search.dev], broadcast=True)
+    if search.scattered is None:  # once per search, each piece a task of its own (`_held`)
+        import dask
+
+        with dask.config.set({"distributed.admin.large-graph-warning-threshold": "1PiB"}):  # (sent once, on purpose)
+            search.scattered = [client.submit(_held, part, pure=False) for part in (search.X, search.y, search.dev)]
+        client.replicate(search.scattered)  # on every worker, as a broadcast scatter: batches go to idle workers,
+        # not to the one that made the data (Dask weighs the copy: 100 MB put 3 batches of 4 on one of 2 workers)
     data = search.scattered
     pruning = search.batch_pruning()  # the rung values recorded before this round
     futures = {client.submit(train_group, [c for _, _, c in group], *data, search.base.seed,
                              search.standardize_for(group[0][2]),
                              False, pruning, search.dtype, pure=False, retries=2): group for group in groups}
+    left = dict(futures)  # the batches not recorded yet
     for future in distributed.as_completed(futures, loop=client.loop):  # (the client is no default one)
-        outcomes, seconds = future.result()
+        group = left.pop(future)
+        try:
+            outcomes, seconds = future.result()
+        except distributed.KilledWorker as e:  # (an error a batch raises is the search's, as in the other executions)
+            tries = e.allowed_failures + 1
+            error = (f"the Dask worker died each time it trained ({tries} time{'s' * (tries != 1)}: out of memory? the "
+                     "workers' logs say)")
+            search.study.add([_trial(number, round_, params, error=error) for number, params, _ in group])
+            continue
+        except distributed.CancelledError as e:
+            if getattr(e, "reason", None) != "scheduler-connection-lost" and client.status == "running":
+                raise
+            n, why = len(group) + sum(len(g) for g in left.values()), getattr(e, "reason", e)
+            raise ConnectionError(f"execution dask: the connection to the Dask scheduler was lost ({why}); {n} "
+                                  f"trial{'s' * (n != 1)} of this round did not finish") from None
         search.study.add([_trial(number, round_, params, *outcome, seconds) for (number, params, _), outcome in
-                          zip(futures[future], outcomes)])
+                          zip(group, outcomes)])
+
+
+def _held(value):
+    """``value``, as the result of a Dask task: the data a search's batches read. A scattered copy
+    lost with the workers that held it is gone (a one-worker cluster's worker killed once: the
+    batches that read it were cancelled, and the search with them); a task's result is computed
+    again on a worker that lives."""
+    return value
 
 
 def _groups(todo, round_, base, study, parts: int = 1) -> list[list]:
@@ -801,16 +848,35 @@ def train_group(configs, X, y, dev, seed, standardize=None, progress=False, call
     """Train ``configs`` together (`fit_many`): ([(history, status, error)] per config, seconds per
     trial) — what a search records; a plain function, so a Dask worker can run it."""
     start = time.perf_counter()
-    trainer = ManyTrainer(configs, seed=seed, dtype=dtype, callbacks=callbacks, progress=progress,
-                          capture="auto" if configs[0].capture else False)
     try:
+        trainer = ManyTrainer(configs, seed=seed, dtype=dtype, callbacks=callbacks, progress=progress,
+                              capture="auto" if configs[0].capture else False)
         results = trainer.fit(X, y, dev=dev, n_classes=_n_classes(y, dev), standardize=standardize)
     except Interrupted as stop:  # Ctrl-C: the trials that had ended go with it (``ended``: index -> outcome)
         ended = [k for k, status in enumerate(trainer.status) if status != "training"]
         outcomes = _outcomes(trainer.results())
         stop.ended = {k: outcomes[k] for k in ended}
         raise
+    except MemoryError as e:  # K models at once do not fit: each half alone, down to a trial whose model alone does
+        # not (a choice of hidden sizes too wide), which fails as a diverged one does — the search goes on (raised,
+        # it ended the search, and a resume drew the same point and ended again)
+        if len(configs) == 1:
+            return [(None, "failed", _out_of_memory(e))], time.perf_counter() - start
+        outcomes, half = [], len(configs) // 2
+        for part in (configs[:half], configs[half:]):
+            try:
+                outcomes += train_group(part, X, y, dev, seed, standardize, progress, callbacks, dtype)[0]
+            except Interrupted as stop:  # (``ended`` of the whole batch: the first half's and this one's)
+                stop.ended = {**dict(enumerate(outcomes)), **{len(outcomes) + k: o for k, o in stop.ended.items()}}
+                raise
+        return outcomes, (time.perf_counter() - start) / len(configs)
     return _outcomes(results), (time.perf_counter() - start) / len(configs)  # each trial's share of the batch
+
+
+def _out_of_memory(e: MemoryError) -> str:
+    """A trial's error where its model, or its batch's, did not fit in memory."""
+    said = str(e) or "MemoryError"
+    return said if "memory" in said else f"out of memory: {said}"
 
 
 def _outcomes(results) -> list[tuple]:

@@ -20,8 +20,8 @@ BEST_FILE = "best.toml"
 @dataclass
 class Trial:
     """One configuration tried: ``status`` is "completed", "stopped" (early stopping), "pruned"
-    (successive halving stopped it at a rung) or "failed" (``error`` says why: diverged, or an
-    invalid combination). ``dev_accuracy``/``dev_cost``: the
+    (successive halving stopped it at a rung) or "failed" (``error`` says why: diverged, an
+    invalid combination, out of memory, or its Dask worker died each time it trained). ``dev_accuracy``/``dev_cost``: the
     record the model ends with (its best epoch under early stopping)."""
 
     number: int
