@@ -426,9 +426,7 @@ def test_dask_trials_equal_a_sequential_run_and_survive_a_killed_worker():
     a worker killed while it trains makes Dask run its batch again elsewhere — every trial
     recorded exactly once."""
     distributed = pytest.importorskip("dask.distributed")
-    import os
     import threading
-    import time
 
     X, y = xdl.datasets.digits()
     s = split(X, y, seed=0)
@@ -439,21 +437,7 @@ def test_dask_trials_equal_a_sequential_run_and_survive_a_killed_worker():
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
             distributed.Client(cluster) as client:
         killed = []
-
-        def kill_a_busy_worker():
-            deadline = time.time() + 60
-            while time.time() < deadline and not killed:
-                busy = [w for w, tasks in client.processing().items() if tasks]
-                if busy:
-                    time.sleep(0.3)  # inside the batch
-                    killed.append(bool(client.processing().get(busy[0])))  # still training: True
-                    try:
-                        client.run(os._exit, 1, workers=busy[:1])
-                    except Exception:  # noqa: BLE001 — the worker dies before it can answer
-                        pass
-                time.sleep(0.05)
-
-        killer = threading.Thread(target=kill_a_busy_worker)
+        killer = threading.Thread(target=_kill_a_worker_while_it_trains, args=(client, killed))
         killer.start()
         remote = tune(X, y, dev, space, trials=6, base=base, execution="dask", scheduler=cluster.scheduler_address,
                       dtype="float64")

@@ -791,8 +791,11 @@ def _dask_rounds(client, todo, round_, search: _Search, distributed) -> None:
 
         with dask.config.set({"distributed.admin.large-graph-warning-threshold": "1PiB"}):  # (sent once, on purpose)
             search.scattered = [client.submit(_held, part, pure=False) for part in (search.X, search.y, search.dev)]
-        client.replicate(search.scattered)  # on every worker, as a broadcast scatter: batches go to idle workers,
-        # not to the one that made the data (Dask weighs the copy: 100 MB put 3 batches of 4 on one of 2 workers)
+        try:  # on every worker, as a broadcast scatter: batches go to idle workers, not to the one that made the
+            # data (Dask weighs the copy: 100 MB put 3 batches of 4 on one of 2 workers)
+            client.replicate(search.scattered)
+        except Exception:  # (a placement only: a worker lost meanwhile fails Dask's sample of the workers, a
+            pass  # ValueError, and the batches read the data wherever they are, or as made again)
     data = search.scattered
     pruning = search.batch_pruning()  # the rung values recorded before this round
     futures = {client.submit(train_group, [c for _, _, c in group], *data, search.base.seed,
