@@ -1,6 +1,7 @@
 """The ``xdl`` command: help, config files, bad input, train and gradcheck end to end."""
 
 import dataclasses
+import io
 import json
 import os
 import re
@@ -1061,6 +1062,54 @@ def test_an_unbuffered_stdout_whose_reader_has_gone_stops_no_run(tmp_path):
     both = subprocess.run(f"{subprocess.list2cmdline([*command, '--seed', '1'])} 2>&1 | head -1", shell=True,
                           capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     assert both.stdout.startswith("xdl ") and (tmp_path / "run" / "model.npz").read_bytes() != before
+
+
+def test_a_socket_whose_reader_has_gone_stops_no_run_as_a_pipe_s_does(tmp_path):
+    """Node's spawn (libuv) gives a command a socket, not a pipe: its reader gone, the next line was a
+    BrokenPipeError that ended the run, silently, status 1, where `| head` lets the run finish."""
+    import socket
+
+    ours, theirs = socket.socketpair()
+    run = subprocess.Popen([sys.executable, "-m", "xdl", "train", *FAST, "--out", str(tmp_path / "run")],
+                           stdout=theirs, stderr=subprocess.PIPE)
+    theirs.close()
+    with ours, ours.makefile("rb") as reader:  # read one line, then go (as `head -1`)
+        assert reader.readline().startswith(b"xdl ")
+    assert run.communicate(timeout=120)[1] == b"" and run.returncode == 1
+    assert (tmp_path / "run" / "model.npz").is_file() and (tmp_path / "run" / "report.json").is_file()
+
+
+class KernelStream(io.TextIOBase):
+    """ipykernel's OutStream as `_for_any_text` sees it: text goes to the cell (``shown``); its fileno is
+    the kernel process's original stdout (a pipe where the server's output is piped: Docker, a spawner)."""
+
+    encoding = "UTF-8"
+
+    def __init__(self, fd):
+        self.shown, self.fd = [], fd
+
+    def write(self, text):
+        self.shown.append(text)
+        return len(text)
+
+    def fileno(self):
+        return self.fd
+
+
+def test_main_called_in_a_notebook_prints_into_the_cell(tmp_path, monkeypatch):
+    """`_for_any_text` wrapped the stream's fileno() in a file of its own: ipykernel's stream has no
+    line_buffering (an AttributeError before any work), and had it, the run's lines would have gone to
+    the kernel's log instead of the cell."""
+    read, write = os.pipe()
+    cell = KernelStream(write)
+    monkeypatch.setattr(sys, "stdout", cell)
+    try:
+        assert main(["train", *FAST, "--out", str(tmp_path / "run")]) == 0
+    finally:
+        os.close(write)
+    assert sys.stdout is cell and "files written" in "".join(cell.shown)
+    with os.fdopen(read, "rb") as log:
+        assert log.read() == b""
 
 
 def test_the_device_kinds_xdl_backend_takes_are_taken_by_the_flag_and_the_config_file(tmp_path, capsys):

@@ -3,6 +3,7 @@
 import io
 import math
 import os
+import pickle
 import socket
 import stat
 import subprocess
@@ -270,6 +271,8 @@ def test_a_plot_without_a_path_is_a_figure_a_notebook_shows(tmp_path, monkeypatc
     fig = plots.plot_history(history())
     assert isinstance(fig, matplotlib.figure.Figure) and len(fig.axes) == 3
     assert fig._repr_png_()[:4] == b"\x89PNG"  # (what IPython shows, with or without %matplotlib inline)
+    again = pickle.loads(pickle.dumps(fig))  # as matplotlib's own figures ("Can't pickle local object")
+    assert len(again.axes) == 3 and again._repr_png_()[:4] == b"\x89PNG"
     study = Study({"space": {"lr": {"log_uniform": [1e-3, 1e-1]}}})
     study.trials.append(Trial(0, 0, {"lr": 0.01}, "completed", dev_accuracy=0.9, dev_cost=0.3, epochs=2, seconds=1.0))
     assert isinstance(plots.plot_study(study), matplotlib.figure.Figure) and os.listdir(tmp_path) == []
@@ -299,8 +302,8 @@ def test_text_files_are_written_and_read_as_utf8_in_a_locale_that_is_not(tmp_pat
     """Text went in the locale's encoding: in an ASCII locale (LC_ALL=C without Python's UTF-8 mode; a
     Latin-1 one fails alike) a benchmark's results.md failed on its '±' once the benchmark had run, and
     the kernels' sources (formulas in their comments) could not be read."""
-    code = ("import locale, sys; from xdl.files import atomic_write; from xdl.cuda.source import SOURCES; "
-            "assert locale.getpreferredencoding(False) == 'ANSI_X3.4-1968', locale.getpreferredencoding(False); "
+    code = ("import codecs, locale, sys; from xdl.files import atomic_write; from xdl.cuda.source import SOURCES; "
+            "assert codecs.lookup(locale.getpreferredencoding(False)).name == 'ascii', locale.getpreferredencoding(False); "
             "atomic_write(sys.argv[1], lambda f: f.write('mean \\u00b1 sd \\u2192 \\u65e5\\u672c'), binary=False); "
             "[source.kernels() for source in SOURCES.values()]")  # (the command line itself ASCII)
     env = {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
@@ -319,6 +322,13 @@ def test_an_output_directory_linked_to_nowhere_is_named_as_such(tmp_path):
         files.check_writable_dir(tmp_path / "runs", "--out")
     (tmp_path / "gone" / "runs").mkdir(parents=True)
     assert files.check_writable_dir(tmp_path / "runs", "--out") == tmp_path / "runs"
+
+
+def test_a_checkpoint_directory_that_cannot_be_looked_up_is_named_as_xdl_train_names_it(tmp_path):
+    """The check sat in the command (`xdl train --out`): a Checkpoint of a name over 255 bytes failed
+    as a bare "[Errno 36] File name too long: '…'". `check_writable_dir` looks the name up first."""
+    with pytest.raises(OSError, match=r"^Checkpoint directory '.*a' cannot be used: File name too long$"):
+        files.check_writable_dir(tmp_path / ("a" * 256), "Checkpoint directory")
 
 
 def test_a_toml_file_that_cannot_be_read_is_named(tmp_path, monkeypatch):

@@ -907,6 +907,18 @@ def test_an_error_raised_by_a_callback_keeps_the_models_trained_in_its_results(d
             np.testing.assert_array_equal(kept.model.state_dict()[name], value)
 
 
+def test_a_refusal_before_any_epoch_carries_no_results(digits, tmp_path):
+    """A fit refused before training (another unfinished run's checkpoint in the directory) was
+    noted "the 1 results as they stood at the end of epoch 0 are in its .results": untrained models."""
+    X, y, dev = digits
+    after_the_checkpoint = type("FailsAfterCheckpoint", (FailsAtEpoch,), {"order": 200})(1)
+    with pytest.raises(RuntimeError, match="the callback's own bug"):
+        fit_many([small(seed=1)], X, y, dev=dev, callbacks=[Checkpoint(tmp_path), after_the_checkpoint])
+    with pytest.raises(FileExistsError, match="holds the checkpoint of an unfinished run") as caught:
+        fit_many([small(seed=1)], X, y, dev=dev, callbacks=[Checkpoint(tmp_path)])
+    assert not hasattr(caught.value, "results") and not getattr(caught.value, "__notes__", None)
+
+
 class KerasModelStop(Callback):
     def on_epoch_end(self, trainer, record):
         trainer.model.stop_training = True  # Keras's self.model.stop_training

@@ -1046,3 +1046,18 @@ def test_a_rule_of_ones_own_made_without_lr_is_told_to_give_one():
     with pytest.raises(TypeError, match=r"^SignSGD: lr is required \(give lr=…, or an __init__ passing a default"):
         SignSGD(model)
     assert SignSGD(model, lr=0.1).lr == 0.1
+
+
+def test_optimizer_state_updated_from_pairs_or_with_or_takes_them_and_refuses_undeclared_ones():
+    """``state.update(pairs)`` checked the names by reading the iterator, then added from it, spent:
+    nothing; ``state |= {...}`` (dict's own) added an undeclared name unchecked."""
+    from xdl.optim.optimizer import StateBuffers
+
+    state = StateBuffers({"v": np.zeros(2)}, "Rule")
+    state.update((name, np.ones(2)) for name in ["v"])
+    assert state["v"].tolist() == [1.0, 1.0]
+    state |= {"v": np.full(2, 2.0)}
+    assert state["v"].tolist() == [2.0, 2.0]
+    with pytest.raises(TypeError, match=r"^Rule.update: state 'm' is not declared"):
+        state |= {"m": np.zeros(2)}
+    assert set(state) == {"v"}

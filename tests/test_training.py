@@ -1457,6 +1457,20 @@ def test_a_later_fit_does_not_write_over_another_unfinished_run_checkpointed_the
     assert len(resumed.fit(s.X_train, s.y_train)) == 7
 
 
+def test_a_later_fit_refuses_a_checkpoint_it_did_not_write_that_no_run_can_read_as_a_new_run_does(tmp_path):
+    """The three ways a fit comes to a directory (a new run, a resume from elsewhere, a later fit) share
+    one refusal (`Checkpoint._check_not_anothers`): a later fit finding a damaged checkpoint.npz there
+    that it did not write wrote over it, where a new run is refused (its best.npz may be the best state)."""
+    s = moons_parts(300)
+    a = make_trainer(None, epochs=2, callbacks=[Checkpoint(tmp_path)])
+    a.fit(s.X_train, s.y_train)
+    (tmp_path / "checkpoint.npz").write_bytes(b"PK\x03\x04 damaged")
+    a.epochs = 3
+    with pytest.raises(FileExistsError, match=r"holds a checkpoint no run can continue from"):
+        a.fit(s.X_train, s.y_train)
+    assert (tmp_path / "checkpoint.npz").read_bytes() == b"PK\x03\x04 damaged" and a.epoch == 2
+
+
 class KerasSelfModel(Callback):
     def on_epoch_end(self, trainer, record):
         self.model.save("model.keras")  # Keras's self.model: xdl's is trainer.model

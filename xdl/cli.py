@@ -39,7 +39,8 @@ from xdl.data import Standardizer, split
 from xdl.data.validation import check_int
 from xdl.diagnose import NEXT_STEPS, diagnose
 from xdl.losses import SoftmaxCrossEntropy, l2
-from xdl.files import atomic_write, check_directory_name, check_target, check_writable_dir, read_toml
+from xdl.files import (atomic_write, check_directory_name, check_reachable, check_target, check_writable_dir,
+                       read_toml)
 from xdl.hostmemory import keep_freed_memory
 from xdl.init import starts_symmetric
 from xdl.lock import BENCH, RUN, DirectoryLock, check_not_in_use, took_over_note
@@ -78,10 +79,12 @@ def _for_any_text(name: str):
     and status 1); a character its encoding lacks (→ and λ in an ASCII or Latin-1 locale, or under
     PYTHONIOENCODING=ascii; a file name's undecodable bytes, which Python keeps as surrogates) is
     written as stderr writes it — escaped (``\\u2192``), or on UTF-8 the name's own bytes — instead
-    of failing the run before its training, or after it, its report unsaid; and a pipe whose reader
-    has gone (``| head -3``, ``2>&1 | head -3``) takes the rest unread, as a buffered stdout did
-    (unbuffered, PYTHONUNBUFFERED=1, the next line stopped the run, silently, status 1). Yields
-    whether that reader went. What the stream was is put back (a program may call main)."""
+    of failing the run before its training, or after it, its report unsaid; and a pipe (or a socket,
+    what Node's spawn gives) whose reader has gone (``| head -3``, ``2>&1 | head -3``) takes the rest
+    unread, as a buffered stdout did (unbuffered, PYTHONUNBUFFERED=1, the next line stopped the run,
+    silently, status 1). Yields whether that reader went. What the stream was is put back (a program
+    may call main). A stream that is not Python's own file (pytest's, a notebook kernel's, whose
+    ``fileno`` is the process's original descriptor, not the cell) is left as it is."""
     stream = getattr(sys, name)
     if stream is None:
         with open(os.devnull, "w") as devnull:
@@ -91,12 +94,16 @@ def _for_any_text(name: str):
             finally:
                 setattr(sys, name, None)
         return
+    if not isinstance(stream, io.TextIOWrapper):  # (rewrapped, its fileno's text would bypass it: ipykernel's
+        yield lambda: False                         # went to the kernel's log, not the cell — or failed, no
+        return                                      # line_buffering)
     try:
         utf8 = codecs.lookup(stream.encoding).name == "utf-8"
-        pipe = stat.S_ISFIFO(os.fstat(stream.fileno()).st_mode)
-    except (AttributeError, TypeError, LookupError, ValueError, OSError):  # a stream of one's own (pytest's)
+        mode = os.fstat(stream.fileno()).st_mode
+    except (AttributeError, TypeError, LookupError, ValueError, OSError):  # (a wrapper over no file descriptor)
         yield lambda: False
         return
+    pipe = stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)  # (a socket's reader gone fails a write as a pipe's does)
     errors = stream.errors if stream.errors not in ("strict", "surrogateescape") else \
         "surrogateescape" if utf8 else "backslashreplace"
     if not pipe and errors == stream.errors:
@@ -118,8 +125,9 @@ def _for_any_text(name: str):
 
 
 class _ReaderMayGo(io.FileIO):
-    """A pipe to stdout's or stderr's reader, which may go before the command ends (``| head``): what
-    is written after is dropped, as /dev/null drops it, not an error in the middle of a run."""
+    """A pipe (or socket) to stdout's or stderr's reader, which may go before the command ends
+    (``| head``): what is written after is dropped, as /dev/null drops it, not an error in the middle
+    of a run."""
 
     gone = False
 
@@ -127,7 +135,7 @@ class _ReaderMayGo(io.FileIO):
         if not self.gone:
             try:
                 return super().write(data)
-            except BrokenPipeError:
+            except (BrokenPipeError, ConnectionResetError):  # (a socket's reader gone with data unread: a reset)
                 self.gone = True
         return memoryview(data).nbytes
 
@@ -238,18 +246,11 @@ def _terminate_as_interrupt():
 
 
 def _check_reachable(out: Path) -> None:
-    """Refuse an output directory whose name cannot be looked up (a name over the file system's 255
-    bytes; a directory on the way, or ``out`` itself, that cannot be searched), naming --out: the first
-    look at it failed as a bare "[Errno 36] File name too long: '…'" or "Permission denied:
-    'out/checkpoints/checkpoint.npz'", a file the user never named. Missing is fine (it is made)."""
+    """Refuse an output directory, or its checkpoints/ within, whose name cannot be looked up
+    (`check_reachable`), naming --out — before the first look at a file in it ("Permission denied:
+    'out/checkpoints/checkpoint.npz'", a file the user never named)."""
     for path in (out, out / "checkpoints"):
-        try:
-            os.stat(path)
-        except (FileNotFoundError, NotADirectoryError):  # made later, or refused as a file by its own check
-            return
-        except OSError as e:
-            inside = f" (looking up {str(path)!r})" if path != out else ""
-            raise type(e)(f"--out {str(out)!r} cannot be used: {e.strerror}{inside}") from None
+        check_reachable(path, "--out", out)
 
 
 def _first_missing(path: Path) -> Path | None:

@@ -239,10 +239,26 @@ def check_directory_name(directory, what: str) -> Path:
     return Path(directory)
 
 
+def check_reachable(path, what: str, named=None) -> None:
+    """Refuse ``path`` (a directory ``what`` names, or a path inside ``named``, the directory it
+    names) whose name cannot be looked up — over the file system's 255 bytes, or a directory on the
+    way that cannot be searched — naming ``what``: the first look at it failed as a bare "[Errno 36]
+    File name too long: '…'". Missing is fine (it is made)."""
+    named = path if named is None else named
+    try:
+        os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):  # made later, or refused as a file by its own check
+        return
+    except OSError as e:
+        inside = f" (looking up {str(path)!r})" if Path(path) != Path(named) else ""
+        raise type(e)(f"{what} {str(named)!r} cannot be used: {e.strerror}{inside}") from None
+
+
 def check_writable_dir(directory, what: str) -> Path:
     """Create ``directory`` if needed; fail now, before any training, if it cannot be written.
     ``what`` names it in the error ("output directory")."""
     directory = check_directory_name(directory, what)
+    check_reachable(directory, what)  # (exists() raised a bare "[Errno 36] File name too long")
     if directory.exists() and not directory.is_dir():
         raise NotADirectoryError(f"{what} {str(directory)!r} is a file, not a directory")
     if directory.is_symlink() and not directory.exists():  # (mkdir said "File exists" of what is not there)

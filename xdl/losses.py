@@ -79,7 +79,10 @@ class Loss:
         return self.prepare(targets, outputs.shape, outputs.backend, outputs.dtype)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}()"  # (xdl's losses hold no settings)
+        """``Name(setting=value, …)``: its public attributes (xdl's losses have none; a loss of one's
+        own, ``Huber(delta=5.0)``, shows its settings)."""
+        settings = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
+        return f"{type(self).__name__}({settings})"
 
     def prepare(self, targets, shape: tuple, backend, dtype):
         raise NotImplementedError

@@ -214,7 +214,18 @@ def _shown_inline(figure_class):
             self.savefig(image, dpi=100, format="png")
             return image.getvalue()
 
+        def __reduce__(self):  # (a class made here has no name pickle can find: made again by `_inline_figure`)
+            return _inline_figure, (), self.__getstate__()
+
     return Figure
+
+
+def _inline_figure():
+    """An empty figure of `_shown_inline`'s class, which unpickling fills with its state: a figure
+    pickles as matplotlib's own does (``pickle.dump(fig, f)`` to edit it later, or to send it to
+    another process)."""
+    figure_class = _shown_inline(matplotlib().figure.Figure)
+    return figure_class.__new__(figure_class)
 
 
 def figure_path(path, what: str) -> Path:

@@ -226,9 +226,9 @@ class Standardize(Module):
         for name in self.float64_buffers:
             object.__setattr__(self, name, getattr(self, name).astype(np.float64, copy=False))
 
-    def array_dtype(self, dtype: np.dtype) -> np.dtype:
-        """An array is taken as given, float64 kept (widened to ``dtype`` where narrower): cast to
-        float32 first, 1e6 + 0.001 would be 1e6 before it is standardized."""
+    def _array_dtype(self, dtype: np.dtype) -> np.dtype:
+        """An array of ``dtype`` is taken as it is, float64 kept (widened to this layer's dtype where
+        narrower: float16): cast to float32 first, 1e6 + 0.001 would be 1e6 before it is standardized."""
         return np.promote_types(dtype, self.integer_dtype)
 
     def forward(self, x):

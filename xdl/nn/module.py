@@ -509,7 +509,7 @@ class Module:
                 x = _backend.array_to_numpy(x)  # tensor: as NumPy reads it (floats stay float64 until cast)
             first = self._host_layer()
             if first is None:
-                x = tensor(x, dtype=self.array_dtype(x.dtype) if x.dtype.kind == "f" else None,
+                x = tensor(x, dtype=self._array_dtype(x.dtype) if x.dtype.kind == "f" else None,
                            backend=self.backend, copy=False)
             else:  # a leading Standardize takes the input as given (float64 kept: it computes in float64; float16
                 # widened to the model's dtype, its result's), then the cast, as `predict` does (cast first,
@@ -690,7 +690,7 @@ class Module:
             return X.astype(self.dtype, copy=False), self
         return first.host_forward(X, self.dtype, name), self[1:]
 
-    def array_dtype(self, dtype: np.dtype) -> np.dtype:
+    def _array_dtype(self, dtype: np.dtype) -> np.dtype:
         """The dtype a floating array input of ``dtype`` becomes a Tensor in when the module is
         called on it (`__call__`): the module's."""
         return self.dtype

@@ -174,9 +174,14 @@ class StateBuffers(dict):
         return super().setdefault(name, default)
 
     def update(self, other=(), /, **more) -> None:
-        for name in {**dict(other), **more}:
+        other = dict(other)  # (pairs from an iterator are read once: checked, then added — not checked, then lost)
+        for name in {**other, **more}:
             self._refuse_new(name)
         super().update(other, **more)
+
+    def __ior__(self, other):  # (dict's own ``state |= {...}`` adds without __setitem__)
+        self.update(other)
+        return self
 
     def __reduce__(self):  # (a copy builds it whole, not by the refusing __setitem__)
         return type(self), (dict(self), self.owner)

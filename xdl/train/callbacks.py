@@ -491,11 +491,12 @@ class Checkpoint(Callback):
 
     A `Trainer`'s are also model files: ``xdl.load(path)`` gives the model (a `fit_many` batch's
     hold its K models as one stack: each result's ``model`` is the ordinary one). The Trainer checks every cost
-    before a checkpoint is written, so a diverging run never overwrites a good one; and a new run
-    (a fit that is neither a resume nor a later fit of the same trainer) is refused in a directory
-    whose checkpoint is of an unfinished run (`unfinished_run`) or cannot be read (`read_position`:
-    the best.npz beside it may hold the best epoch), as ``xdl train`` refuses it: a finished run's
-    files are replaced. A later fit measuring the monitor on other data than the fit before it
+    before a checkpoint is written, so a diverging run never overwrites a good one; and a fit is
+    refused in a directory whose checkpoint is another run's that is unfinished (`unfinished_run`)
+    or cannot be read (`read_position`: the best.npz beside it may hold the best epoch), as ``xdl
+    train`` refuses it — a new run, a resume from another directory (before it loads anything), a
+    later fit that finds a checkpoint there it did not write (`_check_not_anothers`): a finished
+    run's files are replaced. A later fit measuring the monitor on other data than the fit before it
     (`measures_other_data`) starts its best afresh.
     """
 
@@ -525,17 +526,12 @@ class Checkpoint(Callback):
                 raise IsADirectoryError(f"Checkpoint: {str(path)!r} is a directory; the checkpoint is written there")
             if path.exists():  # (write-protected: refused, as open refuses it — after an epoch's work, it was)
                 check_target(path, "Checkpoint")
-        if continues_run(trainer):
-            self._check_still_own(trainer)
         if not continues_run(trainer):  # a later fit of the same run keeps its best: best.npz is the run's
-            self._check_readable()
-            unfinished = unfinished_run(self.path)
-            if unfinished is not None:  # a new run would write over the state that goes on with it
-                raise FileExistsError(f"Checkpoint: {str(self.directory)!r} holds the checkpoint of an unfinished run "
-                                      f"({unfinished}): fit(..., resume={str(self.directory)!r}) continues it; to start "
-                                      f"afresh there, remove {str(self.path)!r} first, or checkpoint elsewhere")
+            self._check_not_anothers("to start afresh there")  # (the state that goes on with that run)
             self.best = None
-        elif measures_other_data(trainer, self.monitor):
+            return
+        self._check_still_own(trainer)
+        if measures_other_data(trainer, self.monitor):
             self.best = None  # its first epoch replaces best.npz, kept until then
         elif trainer.resumed and trainer.last_checkpoint is not None and not self._holds(trainer.last_checkpoint):
             # resumed into another directory: the run's best so far comes along, over a best.npz of another run
@@ -556,15 +552,8 @@ class Checkpoint(Callback):
         """A resume from ``resumed`` writes its checkpoints here: refused, before anything changes (the
         loops call this), where this directory is another one's and holds a checkpoint of an unfinished
         run (or one no run can read) — its resumable state, written over, as a new run is refused there."""
-        if self._holds(resumed):
-            return
-        self._check_readable()
-        unfinished = unfinished_run(self.path)
-        if unfinished is not None:
-            raise FileExistsError(f"Checkpoint: {str(self.directory)!r} holds the checkpoint of an unfinished run "
-                                  f"({unfinished}): fit(..., resume={str(self.directory)!r}) continues it; to go on "
-                                  f"from {str(resumed)!r} instead, remove {str(self.path)!r} first, or checkpoint "
-                                  "elsewhere")
+        if not self._holds(resumed):
+            self._check_not_anothers(f"to go on from {str(resumed)!r} instead")
 
     def _check_still_own(self, trainer) -> None:
         """A later fit of ``trainer``'s run finds in ``directory`` the checkpoint this run wrote last,
@@ -575,15 +564,20 @@ class Checkpoint(Callback):
         if trainer.resumed:  # what is there is the run's own now, or a finished run's
             _written(trainer)[str(self.path.resolve())] = _identity(self.path)
             return
-        if not self.path.is_file() or _written(trainer).get(str(self.path.resolve())) == _identity(self.path):
-            return
+        if self.path.is_file() and _written(trainer).get(str(self.path.resolve())) != _identity(self.path):
+            self._check_not_anothers("to go on with this trainer's run there", another="another")
+
+    def _check_not_anothers(self, instead: str, another: str = "an") -> None:
+        """The one refusal of the three ways a fit comes to a directory — a new run, a resume from
+        elsewhere, a later fit finding a file it did not write — where its checkpoint is another run's
+        that goes on (unfinished) or that no run can read (`_check_readable`): this fit would write
+        over it. ``instead``: what the caller's fit would do, said with the way out."""
+        self._check_readable()
         unfinished = unfinished_run(self.path)
         if unfinished is not None:
-            raise FileExistsError(f"Checkpoint: {str(self.directory)!r} holds the checkpoint of another unfinished run "
-                                  f"({unfinished}), not this one's: this fit would write over it; "
-                                  f"fit(..., resume={str(self.directory)!r}) of a trainer made as that run's continues "
-                                  "it: checkpoint this run elsewhere, or remove "
-                                  f"{str(self.path)!r} first")
+            raise FileExistsError(f"Checkpoint: {str(self.directory)!r} holds the checkpoint of {another} unfinished run "
+                                  f"({unfinished}): fit(..., resume={str(self.directory)!r}) continues it; {instead}, "
+                                  f"remove {str(self.path)!r} first, or checkpoint elsewhere")
 
     def _check_readable(self) -> None:
         """A checkpoint there that cannot be read (damaged from outside: xdl's writes are atomic) is
@@ -866,6 +860,14 @@ def _check_one_rate(optimizer) -> None:
         shown = ", ".join(getattr(r, "__name__", repr(r)) if callable(r) else f"{r:g}" for r in rates)
         raise ValueError(f"lr: it sets every group's rate to one, and the optimizer's groups have rates of their own "
                          f"({shown}); set them in Python (opt.param_groups[i]['lr'] = …, in a callback)")
+
+
+def check_resumes_into(callbacks, resumed) -> None:
+    """Each `Checkpoint` of ``callbacks`` may write the run resumed from ``resumed`` into its directory
+    (`Checkpoint.check_resume_into`): called by a resume before it loads anything."""
+    for cb in callbacks:
+        if isinstance(cb, Checkpoint):
+            cb.check_resume_into(resumed)
 
 
 def check_goes_on(trainer, who: str, maker: str) -> None:

@@ -50,8 +50,8 @@ from xdl.optim.optimizer import check_rate
 from xdl.optim.stacked import StackedOptimizer
 from xdl.serialization import load, read_extra
 from xdl.tensor import Tensor, no_grad, to_numpy
-from xdl.train.callbacks import (Checkpoint, EarlyStopping, callback_state, check_goes_on, check_same_examples, check_checkpoint_kind, check_monitored,
-                                 callbacks_held, check_callbacks_own, checkpoint_directories_held, continues_run,
+from xdl.train.callbacks import (EarlyStopping, callback_state, check_goes_on, check_same_examples, check_checkpoint_kind, check_monitored,
+                                 callbacks_held, check_callbacks_own, check_resumes_into, checkpoint_directories_held, continues_run,
                                  check_record, load_callback_state, position, resume_path, stop_for_signal,
                                  write_checkpoint)
 from xdl.train.captured import CapturedSteps, loop_capture
@@ -187,14 +187,17 @@ def fit_many(configs, X, y, dev=None, seed: int = 0, dtype="float32", n_classes:
         # an error once the batch trained (a callback's, raised at an epoch's end; out of memory in a step):
         # the caller, holding no trainer, lost every model's training with it. The K results at the end of
         # the last epoch their histories record go with it, as an interruption's do
+        # (none before an epoch's record: a refusal before training — another run's checkpoint there, a callback
+        # in another fit — would carry K untrained models, "as they stood at the end of epoch 0")
+        trained = trainer.model is not None and not trainer._loading and len(trainer.history)
         try:
-            results = trainer.results(last_epoch=True) if trainer.model is not None and not trainer._loading else None
+            results = trainer.results(last_epoch=True) if trained else None
         except Exception:  # (none to give: the error raised is the one to see, not this one's)
-            results = None  # (a failed build or resume: nothing trained)
+            results = None
         if results is not None:
             error.results = results
             error.add_note(f"fit_many: the {len(error.results)} results as they stood at the end of epoch "
-                           f"{trainer.history[-1]['epoch'] if len(trainer.history) else 0} are in its .results")
+                           f"{trainer.history[-1]['epoch']} are in its .results")
         raise
 
 
@@ -759,9 +762,7 @@ class ManyTrainer:
         if len(extra["callbacks"]) != len(self.callbacks):
             raise ValueError(f"resume: the checkpoint has {len(extra['callbacks'])} callbacks' state, this run has "
                              f"{len(self.callbacks)} callbacks")
-        for cb in self.callbacks:  # one writing into another directory, over another run's resumable state
-            if isinstance(cb, Checkpoint):
-                cb.check_resume_into(path)
+        check_resumes_into(self.callbacks, path)  # (not over another run's resumable state)
         trains_on = self._trains_on(extra, path)
         opt = dict(extra["optimizer"], state={name[len("optimizer/"):]: a for name, a in arrays.items()
                                                if name.startswith("optimizer/")})

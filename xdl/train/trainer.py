@@ -47,7 +47,7 @@ from xdl.serialization import load, read_extra
 from xdl.tensor import Tensor, no_grad, to_numpy
 from xdl.train import provenance
 from xdl.train.callbacks import (Callback, Checkpoint, EarlyStopping, check_goes_on, fewest_epochs, check_same_examples, callback_state, check_checkpoint_kind, check_monitored,
-                                 callbacks_held, check_callbacks_own, checkpoint_directories_held, continues_run,
+                                 callbacks_held, check_callbacks_own, check_resumes_into, checkpoint_directories_held, continues_run,
                                  check_record, load_callback_state, position, resume_path, stop_for_signal,
                                  write_checkpoint)
 from xdl.train.captured import CapturedSteps, host_values, loop_capture
@@ -832,9 +832,7 @@ class Trainer:
         if len(extra["callbacks"]) != len(self.callbacks):
             raise ValueError(f"resume: the checkpoint has {len(extra['callbacks'])} callbacks' state, "
                              f"this trainer has {len(self.callbacks)} callbacks")
-        for cb in self.callbacks:  # one writing into another directory, over another run's resumable state
-            if isinstance(cb, Checkpoint):
-                cb.check_resume_into(path)
+        check_resumes_into(self.callbacks, path)  # (not over another run's resumable state)
         opt = self.optimizer.state_dict()
         try:
             state = [[{name: arrays[f"optimizer/{g}/{f}/{name}"] for name in st} for f, st in enumerate(group)]
