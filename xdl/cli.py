@@ -976,7 +976,8 @@ def tune(config: TrainConfig, args) -> int:
                          "study with --resume (a switch, the study in --out)")
     if config.out != TrainConfig.out and config.out != args.tune_out:  # (a --config file's) it was ignored unsaid
         raise ValueError(f"--config: out = {config.out!r} is an xdl train run's directory; xdl tune writes its study "
-                         f"to --out ({args.tune_out!r}): give --out {_shell_word(config.out)}, or remove out from the file")
+                         f"to --out ({args.tune_out!r}): give --out {_shell_word(config.out)}, or remove out from "
+                         "the file")
     saved, saved_trials = _resumed_study(args)  # --resume: what is not given is the study's
 
     def option(name, default=None):

@@ -575,9 +575,9 @@ class Checkpoint(Callback):
         self._check_readable()
         unfinished = unfinished_run(self.path)
         if unfinished is not None:
-            raise FileExistsError(f"Checkpoint: {str(self.directory)!r} holds the checkpoint of {another} unfinished run "
-                                  f"({unfinished}): fit(..., resume={str(self.directory)!r}) continues it; {instead}, "
-                                  f"remove {str(self.path)!r} first, or checkpoint elsewhere")
+            raise FileExistsError(f"Checkpoint: {str(self.directory)!r} holds the checkpoint of {another} unfinished "
+                                  f"run ({unfinished}): fit(..., resume={str(self.directory)!r}) continues it; "
+                                  f"{instead}, remove {str(self.path)!r} first, or checkpoint elsewhere")
 
     def _check_readable(self) -> None:
         """A checkpoint there that cannot be read (damaged from outside: xdl's writes are atomic) is

@@ -50,10 +50,10 @@ from xdl.optim.optimizer import check_rate
 from xdl.optim.stacked import StackedOptimizer
 from xdl.serialization import load, read_extra
 from xdl.tensor import Tensor, no_grad, to_numpy
-from xdl.train.callbacks import (EarlyStopping, callback_state, check_goes_on, check_same_examples, check_checkpoint_kind, check_monitored,
-                                 callbacks_held, check_callbacks_own, check_resumes_into, checkpoint_directories_held, continues_run,
-                                 check_record, load_callback_state, position, resume_path, stop_for_signal,
-                                 write_checkpoint)
+from xdl.train.callbacks import (EarlyStopping, callback_state, callbacks_held, check_callbacks_own,
+                                 check_checkpoint_kind, check_goes_on, check_monitored, check_record,
+                                 check_resumes_into, check_same_examples, checkpoint_directories_held, continues_run,
+                                 load_callback_state, position, resume_path, stop_for_signal, write_checkpoint)
 from xdl.train.captured import CapturedSteps, loop_capture
 from xdl.train.history import History
 from xdl.train.interrupt import Interrupted, SignalFlag

@@ -21,8 +21,9 @@ BEST_FILE = "best.toml"
 class Trial:
     """One configuration tried: ``status`` is "completed", "stopped" (early stopping), "pruned"
     (successive halving stopped it at a rung) or "failed" (``error`` says why: diverged, an
-    invalid combination, out of memory, or its Dask worker died each time it trained). ``dev_accuracy``/``dev_cost``: the
-    record the model ends with (its best epoch under early stopping)."""
+    invalid combination, out of memory, or its Dask worker died each time it trained).
+    ``dev_accuracy``/``dev_cost``: the record the model ends with (its best epoch under early
+    stopping)."""
 
     number: int
     round: int
