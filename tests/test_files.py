@@ -329,6 +329,9 @@ def test_a_checkpoint_directory_that_cannot_be_looked_up_is_named_as_xdl_train_n
     as a bare "[Errno 36] File name too long: '…'". `check_writable_dir` looks the name up first."""
     with pytest.raises(OSError, match=r"^Checkpoint directory '.*a' cannot be used: File name too long$"):
         files.check_writable_dir(tmp_path / ("a" * 256), "Checkpoint directory")
+    X, y = xdl.datasets.moons(40)  # a search's directory too (its lock's name failed first, as bare)
+    with pytest.raises(OSError, match=r"^directory '.*a' cannot be used: File name too long$"):
+        xdl.tune.tune(X, y, (X, y), {"lr": {"log_uniform": [1e-3, 1e-1]}}, trials=1, directory=tmp_path / ("a" * 256))
 
 
 def test_a_toml_file_that_cannot_be_read_is_named(tmp_path, monkeypatch):

@@ -383,3 +383,15 @@ def test_a_stack_runs_its_layers_settings_as_they_are_now_and_standardizes_integ
     model = xdl.nn.mlp(3, [4], 2, standardize=Standardizer().fit(big).layer())
     np.testing.assert_allclose(stack([model])(xdl.tensor(big)).numpy()[:, 0], model(xdl.tensor(big)).numpy(),
                                rtol=1e-5)
+
+
+def test_assigning_lr_sets_every_models_rate_or_one_each():
+    """``opt.lr = 0.01`` in a fit_many callback failed after its epoch: "property 'lr' has no setter"."""
+    ms = models()
+    opt = StackedOptimizer(stack(ms), [SGD(m, lr=0.1) for m in ms])
+    opt.lr = 0.01
+    assert opt.lr.tolist() == [0.01, 0.01]
+    opt.lr = [0.2, 0.3]
+    assert opt.lr.tolist() == [0.2, 0.3]
+    with pytest.raises(ValueError, match=r"lr of model 1 must be a finite number ≥ 0, got None"):
+        opt.lr = [0.1, None]

@@ -180,6 +180,13 @@ class StackedOptimizer(StepCount):
         """The K learning rates (of the weights' region)."""
         return self.regions[0].settings["lr"].copy()
 
+    @lr.setter
+    def lr(self, lr) -> None:
+        """``opt.lr = rate`` (every model's) or ``= [r0, r1, …]`` (one each): `set_lr`, as an
+        `Optimizer`'s ``lr`` sets its groups' (without it, a `fit_many` callback's ``opt.lr = …``
+        failed after its epoch: "property 'lr' has no setter")."""
+        self.set_lr(lr)
+
     def set_lr(self, lr) -> None:
         """Set the K learning rates (frozen models keep 0); a number sets every model's."""
         values = [lr] * self.n_models if np.ndim(lr) == 0 else list(lr)

@@ -39,7 +39,7 @@ from xdl.caller import warn_caller
 from xdl.config import IMAGE_SHAPES, TrainConfig, unread_options
 from xdl.data import Augment, check_features, check_labels
 from xdl.data.validation import check_bool, check_dev_pair, check_int, check_number, rows
-from xdl.files import check_directory_name, check_writable_dir
+from xdl.files import check_directory_name, check_reachable, check_writable_dir
 from xdl.tensor import to_numpy
 from xdl.train.interrupt import Interrupted
 from xdl.train.many import SHARED, ManyTrainer, check_standardize
@@ -354,7 +354,8 @@ def check_search(space=None, trials=32, strategy="random", execution="sequential
             "sampling": SAMPLING}
     meta = json.loads(json.dumps(meta))  # as trials.json holds it (tuples as lists), so a resume compares alike
     if directory is not None and str(directory):  # a running search's directory: said before anything else
-        check_not_in_use(_directory(directory, name), name("directory"))
+        check_reachable(_directory(directory, name), name("directory"))  # (its lock's name, looked up next)
+        check_not_in_use(directory, name("directory"))
     return space, base, rounds, str(dtype), _study(meta, directory, resume, name, flags,
                                                    _unchanging(space, strategy))
 
