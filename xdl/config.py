@@ -296,12 +296,10 @@ class TrainConfig:
         ``patience`` not between 0 and more.
         ``option(name)`` names an option as the caller knows it (default: the command's flag)."""
         option = option or flag_of
-        fewest, trained = fewest_epochs(epochs_done, step)
+        fewest, trained, ask = fewest_epochs(epochs_done, step)
         if self.epochs < fewest:  # (as many: the run is over, and ends as it ended)
-            ended = "to finish the epoch it stopped in" if step else "to end it as it ended"
             raise ValueError(f"{option('epochs')}: the checkpoint in {where!r} has trained {trained} and "
-                             f"this run has {option('epochs')} {self.epochs}: a run cannot train fewer; ask for "
-                             f"{fewest} ({ended}) or more")
+                             f"this run has {option('epochs')} {self.epochs}: a run cannot train fewer; {ask}")
         if self.schedule == "cosine" and saved.get("epochs") != self.epochs:
             raise ValueError(f"{option('epochs')}: the cosine schedule of the checkpoint in {where!r} spans "
                              f"{saved.get('epochs')} epochs, this run has {self.epochs}; it cannot change on a resume")

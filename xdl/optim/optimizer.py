@@ -90,6 +90,16 @@ def _check_eps_in(settings: dict, dtypes) -> None:
                              f"{float(np.finfo(dtype).smallest_subnormal):.3g} there")
 
 
+def rates_of_their_own(optimizer) -> str | None:
+    """The groups' rates in words, in group order ("0.001, 0.1"; a per-step schedule by its name),
+    where the groups have more than one — what one rate for all (an epoch schedule, a control
+    file's ``lr``) would replace, silently; None where they share one."""
+    rates = list({id(r) if callable(r) else r: r for r in (g.settings["lr"] for g in optimizer.groups)}.values())
+    if len(rates) < 2:
+        return None
+    return ", ".join(getattr(r, "__name__", repr(r)) if callable(r) else f"{r:g}" for r in rates)
+
+
 def check_lr(lr):
     """A rate a group can hold: a number ≥ 0 (0: a frozen group, or a schedule's end; PyTorch's rule)
     or a schedule ``count -> lr`` of one argument."""

@@ -22,7 +22,7 @@ import numpy as np
 from xdl.caller import warn_caller
 from xdl.data.validation import check_bool, check_int, check_number
 from xdl.files import atomic_write, check_target, check_writable_dir, json_number, parse_toml
-from xdl.optim.optimizer import Optimizer, check_rate
+from xdl.optim.optimizer import Optimizer, check_rate, rates_of_their_own
 from xdl.serialization import is_many_checkpoint, read_extra, save
 from xdl.train.interrupt import Interrupted
 
@@ -160,14 +160,15 @@ def position(epoch: int, step: int) -> str:
     return f"after step {step} of epoch {epoch + 1}" if step else f"after epoch {epoch}"
 
 
-def fewest_epochs(epoch: int, step: int) -> tuple[int, str]:
+def fewest_epochs(epoch: int, step: int) -> tuple[int, str, str]:
     """The fewest epochs a resumed run may ask for from a checkpoint ``epoch`` epochs and ``step``
-    steps in, and what it has trained, in words: n = epoch, or epoch + 1 inside an epoch (step > 0) —
-    with epochs = epoch there, the run would end holding ``step`` steps of an epoch that no record
-    of its history has, said to be over "as it ended" where it had been stopped partway."""
+    steps in, what it has trained and the advice, in words: n = epoch, or epoch + 1 inside an epoch
+    (step > 0) — with epochs = epoch there, the run would end holding ``step`` steps of an epoch that
+    no record of its history has, said to be over "as it ended" where it had been stopped partway."""
     if step:
-        return epoch + 1, f"{epoch} epochs and {step} step{'s' if step != 1 else ''} of epoch {epoch + 1}"
-    return epoch, f"{epoch} epochs"
+        return (epoch + 1, f"{epoch} epochs and {step} step{'s' if step != 1 else ''} of epoch {epoch + 1}",
+                f"ask for {epoch + 1} (to finish the epoch it stopped in) or more")
+    return epoch, f"{epoch} epochs", f"ask for {epoch} (to end the run as it ended) or more"
 
 
 def read_position(path) -> tuple[dict, int, int]:
@@ -853,13 +854,12 @@ class Control(Callback):
 
 def _check_one_rate(optimizer) -> None:
     """A control file's ``lr`` is one rate for every group (``opt.lr = …``): refused where the groups
-    have rates of their own (a head trained faster than its body, each group's schedule), which it
-    would replace by one, silently — as `Trainer` refuses an epoch schedule over them."""
-    rates = list({id(r) if callable(r) else r: r for r in (g.settings["lr"] for g in optimizer.groups)}.values())
-    if len(rates) > 1:
-        shown = ", ".join(getattr(r, "__name__", repr(r)) if callable(r) else f"{r:g}" for r in rates)
+    have rates of their own (a head trained faster than its body, each group's schedule), as `Trainer`
+    refuses an epoch schedule over them."""
+    rates = rates_of_their_own(optimizer)
+    if rates is not None:
         raise ValueError(f"lr: it sets every group's rate to one, and the optimizer's groups have rates of their own "
-                         f"({shown}); set them in Python (opt.param_groups[i]['lr'] = …, in a callback)")
+                         f"({rates}); set them in Python (opt.param_groups[i]['lr'] = …, in a callback)")
 
 
 def check_resumes_into(callbacks, resumed) -> None:

@@ -42,7 +42,7 @@ from xdl.files import json_number
 from xdl.nn import Module, Sequential
 from xdl.nn.module import PREDICTIONS, classes_of_logits, ends_in_probability, evaluating_here, mode_here
 from xdl.optim import Optimizer
-from xdl.optim.optimizer import check_not_maker, check_rate, rate_at, takes_arguments
+from xdl.optim.optimizer import check_not_maker, check_rate, rate_at, rates_of_their_own, takes_arguments
 from xdl.serialization import load, read_extra
 from xdl.tensor import Tensor, no_grad, to_numpy
 from xdl.train import provenance
@@ -253,11 +253,11 @@ class Trainer:
         if schedule is not None and any(callable(g.settings["lr"]) for g in optimizer.groups):
             raise ValueError("schedule: the optimizer's lr is already a per-step schedule; the epoch schedule would "
                              "replace it for good. Give one of them: a per-step lr, or Trainer(schedule=...)")
-        rates = sorted({g.settings["lr"] for g in optimizer.groups}) if schedule is not None else ()
-        if len(rates) > 1:  # the schedule would set them all alike
+        rates = rates_of_their_own(optimizer) if schedule is not None else None
+        if rates is not None:  # the schedule would set them all alike
             raise ValueError(f"schedule: it sets every group's rate to schedule(epoch), and the optimizer's groups have "
-                             f"rates of their own ({', '.join(f'{r:g}' for r in rates)}); give each group a per-step "
-                             "schedule as its lr (xdl.optim.schedules), or one rate to all")
+                             f"rates of their own ({rates}); give each group a per-step schedule as its lr "
+                             "(xdl.optim.schedules), or one rate to all")
         if isinstance(callbacks, Callback):
             raise TypeError(f"callbacks must be a list of xdl.train.Callback instances, got one: callbacks=[{callbacks!r}]")
         callbacks = check_list(() if callbacks is None else callbacks, "callbacks", "xdl.train.Callback")  # (read once)
@@ -825,11 +825,10 @@ class Trainer:
             else:
                 warn_caller(f"resume: {str(path)!r} was written by an older xdl and records nothing of the run that "
                             "made it; it is resumed unchecked")
-        done, trained = fewest_epochs(int(extra["epoch"]), int(extra.get("step", 0)))
+        done, trained, ask = fewest_epochs(int(extra["epoch"]), int(extra.get("step", 0)))
         if done > self.epochs:  # (inside an epoch: that epoch is part of the run, as far as it went)
-            ended = "to end the run as it ended" if not extra.get("step") else "to finish the epoch it stopped in"
             raise ValueError(f"resume: the checkpoint has trained {trained} and this run has epochs="
-                             f"{self.epochs}: it cannot train fewer; ask for {done} ({ended}) or more")
+                             f"{self.epochs}: it cannot train fewer; {ask}")
         if len(extra["callbacks"]) != len(self.callbacks):
             raise ValueError(f"resume: the checkpoint has {len(extra['callbacks'])} callbacks' state, "
                              f"this trainer has {len(self.callbacks)} callbacks")
