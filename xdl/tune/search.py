@@ -674,7 +674,7 @@ class _Search:
     eta: int | None
     dtype: str
     owned: list = field(default_factory=list)  # what `close` closes: Dask clients and clusters this search made
-    scattered: list | None = None  # X, y and dev on the Dask workers, once the first batch is sent
+    held_data: list | None = None  # X, y and dev as Dask futures (`_held`), once the first batch is sent
 
     def dask_client(self):
         """The Dask client batches go to: ``scheduler``'s, or one of a `LocalCluster` (one worker
@@ -698,7 +698,7 @@ class _Search:
     def close(self) -> None:
         """Let go of the data on the workers; close the clients and clusters the search made, the
         last made first."""
-        self.scattered = None
+        self.held_data = None
         while self.owned:
             self.owned.pop().close()
 
@@ -787,17 +787,17 @@ def _dask_rounds(client, todo, round_, search: _Search, distributed) -> None:
                            f"{CONNECT_SECONDS} s: start some (dask worker {client.scheduler.address})") from None
     workers = len(client.scheduler_info()["workers"])
     groups = _groups(todo, round_, search.base, search.study, parts=workers)
-    if search.scattered is None:  # once per search, each piece a task of its own (`_held`)
+    if search.held_data is None:  # once per search, each piece a task of its own (`_held`)
         import dask
 
         with dask.config.set({"distributed.admin.large-graph-warning-threshold": "1PiB"}):  # (sent once, on purpose)
-            search.scattered = [client.submit(_held, part, pure=False) for part in (search.X, search.y, search.dev)]
+            search.held_data = [client.submit(_held, part, pure=False) for part in (search.X, search.y, search.dev)]
         try:  # on every worker, as a broadcast scatter: batches go to idle workers, not to the one that made the
             # data (Dask weighs the copy: 100 MB put 3 batches of 4 on one of 2 workers)
-            client.replicate(search.scattered)
+            client.replicate(search.held_data)
         except Exception:  # (a placement only: a worker lost meanwhile fails Dask's sample of the workers, a
             pass  # ValueError, and the batches read the data wherever they are, or as made again)
-    data = search.scattered
+    data = search.held_data
     pruning = search.batch_pruning()  # the rung values recorded before this round
     futures = {client.submit(train_group, [c for _, _, c in group], *data, search.base.seed,
                              search.standardize_for(group[0][2]),
