@@ -227,14 +227,14 @@ def test_gradcheck_checks_a_sample_of_elements_when_asked(backend, rng):
         return (t.tanh() * t).sum()
 
     result = xdl.gradcheck(cost, x, elements=6)
-    assert result.passed and calls["n"] == 1 + 2 * 6  # the backprop pass, two evaluations per element
+    assert result.passed and calls["n"] == 2 + 2 * 6  # the backprop pass, J once more, two per element
     wrong = xdl.gradcheck(lambda t: WrongSquare.apply(t).sum(), x, elements=6)
     i, j = wrong.worst.index
     assert wrong.verdict == "bug" and wrong.worst.analytic == pytest.approx(3 * float(x.numpy()[i, j]))
     again = xdl.gradcheck(lambda t: WrongSquare.apply(t).sum(), x, elements=6)
     assert again.worst.index == wrong.worst.index  # the same sample on every call
     calls["n"] = 0
-    assert xdl.gradcheck(cost, t64(backend, [1.0, 2.0]), elements=6).passed and calls["n"] == 1 + 2 * 2  # all of it
+    assert xdl.gradcheck(cost, t64(backend, [1.0, 2.0]), elements=6).passed and calls["n"] == 2 + 2 * 2  # all of it
     with pytest.raises(ValueError, match=r"gradcheck: elements must be a positive integer .* or None, got 0"):
         xdl.gradcheck(cost, x, elements=0)
 
@@ -285,6 +285,58 @@ def test_gradcheck_keeps_statistics_and_drops_dropout_in_its_own_thread_only(bac
         np.testing.assert_allclose(means, [1.05, 1.15, 1.25])  # 0.1·batch mean: updated, not kept
         assert 0.4 < dropped < 0.6  # units dropped, not the identity
 
+
+
+# -- 10. a layer of one's own that draws or keeps state --------------------------------------------
+class GaussianNoise(xdl.nn.Module):
+    """y = x + n, n ~ N(0, σ²) drawn at each training call; counts its training calls in a buffer.
+    With ``reads_the_mode``, it draws nothing and counts nothing while a gradient check runs, as the
+    layer recipe says."""
+
+    def __init__(self, sigma, reads_the_mode):
+        super().__init__()
+        self.sigma, self.reads_the_mode = sigma, reads_the_mode
+        self.rng = np.random.default_rng(0)
+        self.add_buffer("calls", np.zeros(1), np.float64)
+
+    def forward(self, x):
+        if not self.training or (self.reads_the_mode and xdl.is_gradient_checking()):
+            return x
+        self.calls += 1
+        noise = x.backend.asarray(self.rng.normal(0.0, self.sigma, size=x.shape))
+        return x + xdl.Tensor(noise, backend=x.backend)
+
+
+def test_gradcheck_refuses_a_cost_that_differs_at_the_same_inputs_naming_the_mode(backend, rng):
+    """A layer's own noise made every finite difference the two draws' difference: the check read
+    a correct backward pass as a "bug" (0.7 here). Two calls at the same inputs now tell, before
+    any finite difference, and the message names what the layer reads to draw nothing."""
+    model = Sequential(Dense(4, 3, dtype=np.float64), GaussianNoise(0.1, reads_the_mode=False), Tanh()).to(backend)
+    X = t64(backend, rng.normal(size=(5, 4)), requires_grad=False)
+    with pytest.raises(ValueError, match=r"J is not one function of the inputs: two calls at the same inputs gave "
+                                         r"J = .* and .*xdl\.is_gradient_checking\(\)"):
+        xdl.gradcheck(lambda: (model(X) ** 2).sum(), model.parameters())
+
+
+def test_a_layer_reading_the_mode_is_checked_and_left_as_it_was(backend, rng):
+    """The mode is on within a check, in its thread, and off after; a layer reading it draws nothing
+    and keeps its buffer, so its model checks "great" and is the model it was."""
+    noise = GaussianNoise(0.1, reads_the_mode=True)
+    model = Sequential(Dense(4, 3, dtype=np.float64), noise, Tanh()).to(backend)
+    X = t64(backend, rng.normal(size=(5, 4)), requires_grad=False)
+    seen = []
+
+    def cost():
+        seen.append(xdl.is_gradient_checking())
+        return (model(X) ** 2).sum()
+
+    assert not xdl.is_gradient_checking()
+    result = xdl.gradcheck(cost, model.parameters())
+    assert result.verdict == "great" and result.passed
+    assert seen and all(seen) and not xdl.is_gradient_checking()
+    assert backend.to_numpy(noise.calls).tolist() == [0.0]
+    model(X)  # training outside a check draws and counts again
+    assert backend.to_numpy(noise.calls).tolist() == [1.0]
 
 # -- 6. initializers ------------------------------------------------------------------------------
 @pytest.mark.parametrize("scale", [float("inf"), float("nan"), -1.0, "a", None, True])

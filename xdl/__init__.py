@@ -14,6 +14,7 @@ declaration in `xdl.functions` exports its function to this module too).
 from xdl import data, datasets, ewa, functions, init, losses, nn, optim
 from xdl.backend import (Backend, BackendError, CaptureError, CupyBackend, NumpyBackend, current_backend, seed,
                          use)
+from xdl.checking import is_gradient_checking
 from xdl.diagnose import diagnose
 from xdl.function import Function
 from xdl.gradcheck import gradcheck
@@ -40,6 +41,6 @@ def __getattr__(name: str):
 __all__ = [
     "Backend", "BackendError", "CaptureError", "CudaGraph", "CupyBackend", "Function", "History", "NumpyBackend", "Parameter", "Tensor",
     "Trainer", "cuda_graph", "current_backend", "data", "datasets", "diagnose", "ewa", "from_dlpack", "functions", "gradcheck",
-    "init", "is_grad_enabled", "load", "losses", "nn", "no_grad", "optim", "save", "seed", "tensor", "to_numpy",
+    "init", "is_grad_enabled", "is_gradient_checking", "load", "losses", "nn", "no_grad", "optim", "save", "seed", "tensor", "to_numpy",
     "use", *functions.star_exports(),
 ]

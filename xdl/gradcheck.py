@@ -30,9 +30,10 @@ no elements is skipped. The inputs are perturbed *in place* (and restored, whate
 Dropout is switched off while checking (a random mask would make J(θ) a different function on
 every call); everything else, batch norm's batch statistics included, runs as in training, but
 batch norm's running statistics are left as they were, and so is every ``.grad`` the check's
-backward pass reaches (a model's other parameters too): a check changes no model. Both switches
-are the checking thread's own (as `no_grad`'s mode): a model another thread trains meanwhile drops
-units and updates its statistics.
+backward pass reaches (a model's other parameters too): a check changes no model. A layer of one's
+own that draws random numbers or keeps state does the same by reading `xdl.is_gradient_checking()`
+(`xdl.checking`: the checking thread's own mode, as `no_grad`'s); a J that still gives two values
+at the same inputs is refused, naming both, as it has no gradient to check.
 """
 
 from __future__ import annotations
@@ -44,8 +45,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from xdl.data.validation import check_int, check_number
-from xdl.functions.batchnorm import running_statistics_kept
-from xdl.functions.regularization import dropout_disabled
+from xdl.checking import gradient_checking
 from xdl.tensor import Tensor, reverse_topological, no_grad
 
 __all__ = ["gradcheck", "GradcheckResult", "VERDICTS", "verdict_for", "relative_difference"]
@@ -197,8 +197,9 @@ def gradcheck(fn, inputs, eps: float = 1e-7, elements: int | None = None) -> Gra
 
     for t, c, label in zip(inputs, chosen, labels):
         _check_step(t, c, eps, label)
-    with dropout_disabled(), running_statistics_kept():
+    with gradient_checking():
         cost, analytic = _backprop_gradients(call, inputs, labels)
+        _check_deterministic(call, cost)
         analytic = [a.ravel()[c] for a, c in zip(analytic, chosen)]
         numeric = [_numeric_gradient(call, t, c, eps, label) for t, c, label in zip(inputs, chosen, labels)]
         per_input = [relative_difference(a, n) for a, n in zip(analytic, numeric)]
@@ -321,6 +322,19 @@ def _backprop_gradients(call, inputs, labels) -> tuple[float, list[np.ndarray]]:
                              "finite): a backward pass gives a non-finite value there — a bug, or a point where "
                              "J's gradient is infinite (move the input off it)")
     return cost, grads
+
+
+@no_grad()
+def _check_deterministic(call, cost: float) -> None:
+    """J called again at the same inputs gives the same value (to a few of its ulps); else a
+    ValueError: a J drawn anew at each call (a layer's own noise) makes every finite difference
+    the draws' difference, which read as a bug in the backward pass."""
+    again = _scalar(call())
+    if not abs(again - cost) <= 4 * np.spacing(abs(cost)):  # (NaN included)
+        raise ValueError(f"gradcheck: J is not one function of the inputs: two calls at the same inputs gave "
+                         f"J = {cost!r} and {again!r}. A layer that draws random numbers or changes its own state "
+                         "in training must not while a check runs: read xdl.is_gradient_checking() in its forward, "
+                         "as xdl's Dropout and BatchNorm do (or check in evaluation mode, model.eval())")
 
 
 def _check_step(t: Tensor, chosen: np.ndarray, eps: float, label: str) -> None:

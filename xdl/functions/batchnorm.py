@@ -3,37 +3,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import threading
-
 import numpy as np
 
+from xdl.checking import is_gradient_checking
 from xdl.data.validation import check_bool, check_number
 from xdl.function import Function
 from xdl.functions.registry import Check, op
 from xdl.tensor import Tensor, to_numpy
-
-class _Kept(threading.local):
-    """Per thread, as `no_grad`'s mode: a gradient check in one thread keeps the statistics of the
-    models it calls, not those a training in another thread updates (a process-wide flag froze them
-    there, and two checks overlapping in two threads left it set for good: the second to end put
-    back the first's True)."""
-
-    statistics = False
-
-
-_kept = _Kept()
-
-
-@contextlib.contextmanager
-def running_statistics_kept():
-    """Within this block, in this thread only, batch norm in training leaves its running statistics
-    as they are (momentum 1): gradient checking calls the model many times and must not change it."""
-    previous, _kept.statistics = _kept.statistics, True
-    try:
-        yield
-    finally:
-        _kept.statistics = previous
 
 
 class BatchNormTrain(Function):
@@ -155,7 +131,7 @@ def layer_batch_norm(x, gamma, beta, running_mean, running_var, training: bool, 
         x = x.astype(running_mean.dtype)
     if eps < 1e-30 and not x.dtype.type(eps) > 0:  # (float32 holds every ε ≥ 1e-30)
         raise ValueError(f"BatchNorm: eps {eps!r} is 0 in {x.dtype}: 1/√(0 + ε) on a constant feature")
-    if _kept.statistics:
+    if is_gradient_checking():  # a check calls the model many times and must not change it
         momentum = 1.0  # running = 1·running + 0·batch
     # per feature: float64, as a Python float is — the factors derived from it are rounded to x's dtype
     # once (`xdl.ops.batchnorm`), so each stacked model's statistics are those it keeps alone

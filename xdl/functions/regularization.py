@@ -3,36 +3,14 @@ so E[y] = x in training and evaluation is the identity (no rescaling at test tim
 
 from __future__ import annotations
 
-import contextlib
-import threading
-
 import numpy as np
 
+from xdl.checking import is_gradient_checking
 from xdl.data.validation import check_bool, check_number
 from xdl.function import Function
 from xdl.functions.registry import Check, op
 from xdl.ops.random import MAX_DROP_RATE
 from xdl.tensor import Tensor
-
-class _Disabled(threading.local):
-    """Per thread, as `no_grad`'s mode: a gradient check in one thread turns off its own dropout,
-    not that of a training loop in another thread (`running_statistics_kept`'s reason)."""
-
-    dropout = False
-
-
-_disabled = _Disabled()
-
-
-@contextlib.contextmanager
-def dropout_disabled():
-    """Within this block, in this thread only, dropout without a fixed mask is the identity
-    (gradient checking needs J(θ) to be one deterministic function)."""
-    previous, _disabled.dropout = _disabled.dropout, True
-    try:
-        yield
-    finally:
-        _disabled.dropout = previous
 
 
 class Dropout(Function):
@@ -79,7 +57,7 @@ def dropout(x, rate: float, training: bool = True, mask=None, key=None):
     check_bool(training, "dropout: training")  # a string "False" would be true
     if key is not None:
         key = _checked_key(key, "dropout")
-    if not training or rate == 0.0 or (mask is None and key is None and _disabled.dropout):
+    if not training or rate == 0.0 or (mask is None and key is None and is_gradient_checking()):
         return x
     if mask is not None:
         if tuple(mask.shape) != x.shape:
