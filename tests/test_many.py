@@ -596,6 +596,20 @@ def test_a_callback_that_stops_the_batch_stops_every_model(digits):
         assert [(r.status, r.history.stopped_epoch, len(r.history)) for r in results] == [("stopped", 2, 2)] * 2
 
 
+class NoBudget(Callback):
+    def on_train_begin(self, trainer):
+        trainer.stop_training = True
+
+
+def test_a_callback_that_stops_the_batch_before_it_trains_stops_every_model_naming_it(digits):
+    """As a Trainer's: each model's result says it was stopped, and by what (it said "training",
+    after fit had returned)."""
+    X, y, dev = digits
+    results = fit_many([small(seed=1), small(seed=2)], X, y, dev=dev, callbacks=[NoBudget()])
+    assert [(r.status, r.history.stopped_epoch, r.history.stopped_by, len(r.history)) for r in results] == \
+        [("stopped", 0, "stopped by NoBudget before epoch 1", 0)] * 2
+
+
 def test_a_resume_trains_completed_models_on_when_given_more_epochs(digits, tmp_path):
     """As ``xdl train --resume --epochs``: a batch that completed 2 epochs, resumed with 4, ends where a
     straight 4-epoch batch ends; a model that completed before the batch's last epoch cannot catch

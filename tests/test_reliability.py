@@ -1658,6 +1658,19 @@ def test_a_stop_of_the_users_own_callback_is_named_and_a_resume_goes_on(tmp_path
     assert (len(resumed), resumed.stopped_epoch, resumed.stopped_by) == (4, None, None)  # (only EarlyStopping's stays)
 
 
+def test_a_stop_in_on_train_begin_is_named_as_one_at_an_epochs_end(tmp_path):
+    """A callback that stops the run before it trains (a budget already spent, say) is named by
+    the history, as it is at an epoch's end (stopped_by was None: a stop without a reason)."""
+    s = moons(200)
+
+    class NoBudget(Callback):
+        def on_train_begin(self, trainer):
+            trainer.stop_training = True
+
+    history = callback_trainer([NoBudget()]).fit(s.X_train, s.y_train)
+    assert (len(history), history.stopped_epoch, history.stopped_by) == (0, 0, "stopped by NoBudget before epoch 1")
+
+
 def test_softmax_cross_entropy_reads_boolean_labels_as_classes_0_and_1():
     loss, out = SoftmaxCrossEntropy(), xdl.tensor(np.array([[1.0, 0.0], [0.0, 1.0], [2.0, 0.0]]))
     assert loss(out, np.array([True, False, True])).item() == loss(out, np.array([1, 0, 1])).item()

@@ -417,7 +417,12 @@ class ManyTrainer:
             X, dev, self._network = network_data(self.model, X, dev, on_host=self._augment is None)
             self.model.predicts = "classes"  # each model taken out predicts classes (a softmax cross-entropy)
             for cb in self.callbacks:
+                stopped = self.stop_training
                 cb.on_train_begin(self)
+                keras_stop(self, cb)
+                if self.stop_training and not stopped and self.history.stopped_by is None:  # (Control names its own)
+                    self.history.stopped_by = f"stopped by {type(cb).__name__} before epoch {self.epoch + 1}"
+            self._stop_if_asked()
             backend = self.model.backend
             if self._augment is None:
                 X, y = backend.asarray(X), backend.asarray(y)
@@ -437,10 +442,7 @@ class ManyTrainer:
                             cb.on_epoch_end(self, record)
                             check_record(record, cb)  # before a later one (a Checkpoint) writes it
                             keras_stop(self, cb)
-                        if self.stop_training:  # a callback stopped the batch: as early stopping, per model
-                            for k, status in enumerate(self.status):
-                                if status == "training":
-                                    self.stop_model(k)
+                        self._stop_if_asked()
                         self._mid_step = False  # the epoch is closed: its record taken and every callback run on it
                         if signals.received and self.epoch < self.epochs and "training" in self.status:
                             stop_for_signal(self, signals.received)
@@ -627,6 +629,14 @@ class ManyTrainer:
         bad = np.flatnonzero(training & ~finite.all(axis=0))
         named = [(name, p.data) for name, p in self.model.named_parameters()] + list(self.model.named_buffers())
         return {int(k): [name for name, a in named if not bool(backend.xp.isfinite(a[k]).all())] for k in bad}
+
+    def _stop_if_asked(self) -> None:
+        """A callback that stopped the batch (``stop_training``) stops every model still training,
+        as early stopping stops one."""
+        if self.stop_training:
+            for k, status in enumerate(self.status):
+                if status == "training":
+                    self.stop_model(k)
 
     def stop_model(self, k: int, status: str = "stopped") -> None:
         """Stop model k after this epoch, as early stopping does (a callback's way to prune it):

@@ -503,7 +503,11 @@ class Trainer:
             if getattr(self.loss, "predicts", None) is not None:  # what model.predict gives: classes, labels, values
                 self.model.predicts = self.loss.predicts
             for cb in self.callbacks:
+                stopped = self.stop_training
                 cb.on_train_begin(self)
+                keras_stop(self, cb)
+                if self.stop_training and not stopped and self.history.stopped_by is None:  # (Control names its own)
+                    self.history.stopped_by = f"stopped by {type(cb).__name__} before epoch {self.epoch + 1}"
             if resume is not None:
                 self._check_schedules_set()
             # a run killed after its end (its checkpoint's stop or epochs; not a stop asked for on resuming)
