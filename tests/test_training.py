@@ -86,6 +86,90 @@ def test_resume_ends_with_the_same_weights_as_an_uninterrupted_run(tmp_path):
         np.testing.assert_array_equal(a, b, err_msg=name)
 
 
+class LearningRateFinder(Callback):
+    """The learning-rate range test: from ``start``, the rate × ``factor`` after each step, each
+    step's (rate, cost) recorded, the run stopped once the cost is 4 × its lowest; the weights
+    and the optimizer's state it found put back at the end."""
+
+    def __init__(self, start=1e-4, factor=1.3):
+        self.start, self.factor, self.rates, self.costs = start, factor, [], []
+
+    def on_train_begin(self, trainer):
+        self.weights, self.state = trainer.model.state_dict(), trainer.optimizer.state_dict()
+        trainer.optimizer.lr = self.start
+
+    def on_step_end(self, trainer, cost):
+        self.rates.append(trainer.optimizer.lr)
+        self.costs.append(cost)
+        if cost > 4 * min(self.costs):
+            trainer.stop_training = True
+        else:
+            trainer.optimizer.lr = trainer.optimizer.lr * self.factor
+
+    def on_train_end(self, trainer):
+        trainer.model.load_state_dict(self.weights)
+        trainer.optimizer.load_state_dict(self.state)
+
+
+def test_a_learning_rate_finder_sees_each_steps_cost_stops_mid_epoch_and_restores(backend):
+    """A per-step hook (Keras's on_train_batch_end) gets each step's cost, may set the rate for the
+    next, and may stop the run after any step: the epoch is left mid-way, named, unrecorded."""
+    s = moons_parts()  # 600 examples, batches of 64: 10 steps per epoch
+    finder = LearningRateFinder()
+    trainer = make_trainer(backend, epochs=50, callbacks=[finder])
+    before = trainer.model.state_dict()
+    history = trainer.fit(s.X_train, s.y_train)
+    steps = trainer.epoch * 10 + trainer.step
+    assert 0 < trainer.step < 10 and len(history) == trainer.epoch == history.stopped_epoch  # stopped mid-epoch
+    assert history.stopped_by == f"stopped by LearningRateFinder in epoch {trainer.epoch + 1} after step {trainer.step}"
+    assert len(finder.costs) == steps and finder.costs[-1] > 4 * min(finder.costs)
+    np.testing.assert_allclose(finder.rates, [1e-4 * 1.3 ** k for k in range(steps)], rtol=1e-12)
+    for name, value in trainer.model.state_dict().items():
+        np.testing.assert_array_equal(value, before[name], err_msg=name)
+    xdl.seed(0)  # the first step's cost is the first step's: that of the model as it was made, on batch 1
+    again = make_trainer(backend, epochs=1)
+    order = np.random.default_rng([trainer.seed, 0]).permutation(len(s.X_train))[:64]
+    first = again.loss(again.model(s.X_train[order]), s.y_train[order])
+    assert finder.costs[0] == pytest.approx(float(first.numpy()), rel=1e-5)
+
+
+class StopAtStep(Callback):
+    def __init__(self, step):
+        self.step, self.steps = step, 0
+
+    def on_step_end(self, trainer, cost):
+        self.steps += 1
+        trainer.stop_training = self.steps == self.step
+
+
+def test_a_run_stopped_by_a_step_hook_goes_on_as_the_same_run(tmp_path):
+    """Mid-epoch, as Ctrl-C: a later fit of the trainer, or a resume from the checkpoint written at
+    the stop, ends with the weights of a run never stopped (dropout's draws included)."""
+    s = moons_parts()
+    kwargs = dict(epochs=3, dropout=0.2)
+    straight = make_trainer(None, **kwargs)
+    straight.fit(s.X_train, s.y_train)
+    stopped = make_trainer(None, **kwargs, callbacks=[StopAtStep(13), Checkpoint(tmp_path)])
+    history = stopped.fit(s.X_train, s.y_train)
+    assert (stopped.epoch, stopped.step, len(history), history.stopped_by) == \
+        (1, 3, 1, "stopped by StopAtStep in epoch 2 after step 3")
+    resumed = make_trainer(None, **kwargs, callbacks=[StopAtStep(0), Checkpoint(tmp_path)])
+    assert resumed.fit(s.X_train, s.y_train, resume=tmp_path)["epoch"] == [1, 2, 3]
+    assert stopped.fit(s.X_train, s.y_train)["epoch"] == [1, 2, 3]  # a later fit of the stopped trainer
+    for trainer in (resumed, stopped):
+        assert trainer.history.stopped_by is None
+        for name, value in straight.model.state_dict().items():
+            np.testing.assert_array_equal(trainer.model.state_dict()[name], value, err_msg=name)
+
+
+def test_fit_many_refuses_a_step_hook_it_would_never_call():
+    from xdl.config import TrainConfig
+    from xdl.train.many import fit_many
+
+    with pytest.raises(TypeError, match=r"callbacks: StopAtStep.on_step_end would never be called: fit_many calls"):
+        fit_many([TrainConfig(hidden=(4,))], np.zeros((8, 2)), np.zeros(8, dtype=int), callbacks=[StopAtStep(1)])
+
+
 def test_checkpoint_is_a_loadable_model_file(tmp_path):
     s = moons_parts()
     trainer = make_trainer(None, epochs=2, callbacks=[Checkpoint(tmp_path)])

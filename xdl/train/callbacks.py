@@ -269,6 +269,15 @@ class Callback:
 
     def on_epoch_end(self, trainer, record: dict) -> None: ...
 
+    def on_step_end(self, trainer, cost: float) -> None:
+        """After each training step (Keras's on_train_batch_end): ``cost`` is the step's mean cost,
+        ``trainer.step`` the steps of epoch ``trainer.epoch + 1`` done. Its cost is read from the
+        device at every step, which a run on a GPU otherwise avoids, so a `Trainer` calls it only for
+        a callback that overrides it (`fit_many` refuses one). A stop asked here
+        (``trainer.stop_training = True``) ends the run after this step; mid-epoch, as Ctrl-C does —
+        no record of the epoch, a resumable checkpoint through each `Checkpoint`, and a later fit or
+        a resume goes on from the next step, the same run."""
+
     def on_train_end(self, trainer) -> None: ...
 
     def on_checkpoint(self, trainer) -> None:
@@ -891,11 +900,17 @@ def check_same_examples(trainer, examples: int, who: str, maker: str) -> None:
                          f"data to finish that epoch, or make a new {maker}")
 
 
-def stop_for_signal(trainer, signal_name: str):
+def save_resumable(trainer) -> Path | None:
     """Write a resumable checkpoint through every `Checkpoint` of ``trainer`` (a `Trainer` or a
-    `xdl.train.ManyTrainer`), then raise `Interrupted`, which says where the run stopped."""
+    `xdl.train.ManyTrainer`) stopped between two steps; the last one's path (None without one)."""
     path = None
     for cb in trainer.callbacks:
         if isinstance(cb, Checkpoint):
             path = cb.save_resumable(trainer)
-    raise Interrupted(signal_name, trainer.epoch + 1, trainer.step, path)
+    return path
+
+
+def stop_for_signal(trainer, signal_name: str):
+    """Write a resumable checkpoint (`save_resumable`), then raise `Interrupted`, which says where
+    the run stopped."""
+    raise Interrupted(signal_name, trainer.epoch + 1, trainer.step, save_resumable(trainer))

@@ -50,7 +50,7 @@ from xdl.train.callbacks import (Callback, Checkpoint, EarlyStopping, callback_s
                                  check_callbacks_own, check_checkpoint_kind, check_goes_on, check_monitored,
                                  check_record, check_resumes_into, check_same_examples, checkpoint_directories_held,
                                  continues_run, fewest_epochs, load_callback_state, position, resume_path,
-                                 stop_for_signal, write_checkpoint)
+                                 save_resumable, stop_for_signal, write_checkpoint)
 from xdl.train.captured import CapturedSteps, host_values, loop_capture
 from xdl.train.history import History
 from xdl.train.interrupt import SignalFlag
@@ -284,6 +284,7 @@ class Trainer:
         self.epoch = 0  # epochs completed
         self.step = 0  # steps completed in the current epoch (non-zero only in a mid-epoch checkpoint)
         self.stop_training = False
+        self._step_hooks = []  # the callbacks whose on_step_end a fit calls (`fit`)
         self.resumed = False
         self.last_checkpoint: Path | None = None  # the last good state written by a Checkpoint callback
         self.last_checkpoint_at: tuple[int, int] | None = None  # its (epochs completed, steps into the next)
@@ -450,7 +451,8 @@ class Trainer:
         `Checkpoint` callback) and raises `xdl.train.Interrupted`, which says where it is; a second
         one stops it inside a step, after which only a resume from the checkpoint goes on. (Python
         delivers signals to the main thread: a fit in another thread runs on through them; stop it
-        with a callback's ``trainer.stop_training = True``, or a `Control` file's ``stop = true``.)
+        with a callback's ``trainer.stop_training = True``, or a `Control` file's ``stop = true``.) A
+        callback's stop from ``on_step_end`` leaves the epoch mid-way as Ctrl-C does, without raising.
         Each `Checkpoint` directory is this fit's alone while it runs (`checkpoint_directories_held`).
         """
         checkpoint = None if resume is None else resume_path(resume)
@@ -527,10 +529,15 @@ class Trainer:
                 X, y = backend.asarray(X), backend.asarray(y)
                 dev = (backend.asarray(dev[0]), backend.asarray(dev[1])) if dev is not None else None
             bar = _progress_bar(self.progress, total=(self.epochs - self.epoch) * len(bounds) - self.step)
+            # (only callbacks that override the per-step hook are called at each step: it reads the cost)
+            self._step_hooks = [cb for cb in self.callbacks if type(cb).on_step_end is not Callback.on_step_end]
             try:
                 with SignalFlag() as signals:
                     while self.epoch < self.epochs and not self.stop_training:
                         record = self._train_epoch(X, y, dev, bounds, bar, signals)
+                        if record is None:  # stopped mid-epoch by a step's hook: the epoch goes on at a later fit
+                            self.history.stopped_epoch = self.epoch
+                            break
                         self.history.append(record)
                         record = self.history.records[-1]  # what a callback adds to it is in the history
                         for cb in self.callbacks:
@@ -613,15 +620,20 @@ class Trainer:
                 correct += hits
             self.step = step + 1
             bar.update(1)
-            if backend.host_sync_is_cheap or step + 1 == steps or signals.received:
+            if backend.host_sync_is_cheap or self._step_hooks or step + 1 == steps or signals.received:
                 self._check_costs(backend, costs, checked, step + 1)
                 checked = step + 1
-            if signals.received and step + 1 < steps:
+            if self._step_hooks:
+                self._step_end(float(costs[step]))
+            if (signals.received or self.stop_training) and step + 1 < steps:  # the epoch left mid-way
                 self._partial = {"costs": backend.to_numpy(costs[:step + 1]).tolist(), "correct": float(correct),
                                  "seconds": seconds_before + time.perf_counter() - start, "lr": lr,
                                  "examples": len(X)}
                 self._mid_step = False
-                stop_for_signal(self, signals.received)
+                if signals.received:
+                    stop_for_signal(self, signals.received)
+                save_resumable(self)
+                return None
             if bar.disable is False and (step + 1) % REFRESH_STEPS == 0:
                 bar.set_postfix(cost=f"{float(costs[step]):.4f}", refresh=False)
         step_seconds = seconds_before + time.perf_counter() - start  # (the last step's cost check synced)
@@ -648,6 +660,16 @@ class Trainer:
         record["step_seconds"] = step_seconds
         self.epoch, self.step = e + 1, 0  # (`_mid_step` until the callbacks have run on the record)
         return record
+
+    def _step_end(self, cost: float) -> None:
+        """Each overriding callback's `Callback.on_step_end` after a step; a stop one asks is named,
+        with where it came."""
+        for cb in self._step_hooks:
+            stopped = self.stop_training
+            cb.on_step_end(self, cost)
+            keras_stop(self, cb)
+            if self.stop_training and not stopped and self.history.stopped_by is None:
+                self.history.stopped_by = f"stopped by {type(cb).__name__} in epoch {self.epoch + 1} after step {self.step}"
 
     def _train_step(self, Xb, yb):
         """One step on a batch: (its mean cost, its correct count or None) as device arrays."""
@@ -962,8 +984,9 @@ def check_callback(cb) -> None:
     _check_keras_signature(cb)
     foreign = sorted(FOREIGN_HOOKS & set(dir(type(cb))))
     if foreign:  # a Keras hook would never be called
+        step = " (after each step, on_step_end(self, trainer, cost))" if "batch" in foreign[0] else ""
         raise TypeError(f"callbacks: {type(cb).__name__}.{foreign[0]} is no hook of xdl's Callback, which has "
-                        f"{', '.join(n for n in dir(Callback) if n.startswith('on_'))}: it would never be called")
+                        f"{', '.join(n for n in dir(Callback) if n.startswith('on_'))}{step}: it would never be called")
 
 
 def keras_stop(trainer, cb) -> None:
