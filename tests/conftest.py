@@ -119,3 +119,14 @@ def peak_bytes():
             tracemalloc.stop()
 
     return peak
+
+
+def memory_mapped(obj):
+    """``obj`` as a joblib worker gets its large arguments (``Parallel``'s over ``max_nbytes``) and
+    ``joblib.load(mmap_mode="r")`` loads it: a copy whose arrays are read-only memory maps."""
+    import tempfile
+
+    joblib = pytest.importorskip("joblib")
+    with tempfile.TemporaryDirectory() as directory:
+        joblib.dump(obj, f"{directory}/obj.joblib")
+        return joblib.load(f"{directory}/obj.joblib", mmap_mode="r")

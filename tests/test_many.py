@@ -610,6 +610,26 @@ def test_a_callback_that_stops_the_batch_before_it_trains_stops_every_model_nami
         [("stopped", 0, "stopped by NoBudget before epoch 1", 0)] * 2
 
 
+def test_a_stack_a_callback_copies_draws_a_new_dropout_mask_at_each_training_pass(digits):
+    """As a Trainer's model: a copy a callback keeps took the key of the epoch's last step, one mask
+    at every training pass of the copy."""
+    import copy
+
+    X, y, dev = digits
+
+    class KeepCopy(Callback):
+        def on_epoch_end(self, trainer, record):
+            self.copy = copy.deepcopy(trainer.model)
+
+    keep = KeepCopy()
+    with xdl.use("numpy"):
+        fit_many([small(seed=1, dropout=0.5, epochs=1), small(seed=2, dropout=0.5, epochs=1)], X, y,
+                 callbacks=[keep], capture=False)
+        x = X[:8, None, :].repeat(2, axis=1).astype(np.float32)  # (B, K, C): each model's input
+        twice = [keep.copy(x, training=True).numpy() for _ in range(2)]
+    assert not np.array_equal(*twice)
+
+
 def test_a_resume_trains_completed_models_on_when_given_more_epochs(digits, tmp_path):
     """As ``xdl train --resume --epochs``: a batch that completed 2 epochs, resumed with 4, ends where a
     straight 4-epoch batch ends; a model that completed before the batch's last epoch cannot catch

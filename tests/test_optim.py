@@ -8,7 +8,7 @@ import pytest
 import xdl
 from xdl.nn import BatchNorm, Dense, Sequential
 from xdl.optim import SGD, Adam, AdamW, Momentum, RMSprop, param_groups, schedules
-from conftest import OtherBackend
+from conftest import OtherBackend, memory_mapped
 
 
 def reference_step(name, p, g, state, t, h):
@@ -703,7 +703,8 @@ def test_a_checkpoint_keeps_where_each_group_started(tmp_path):
 
 
 @pytest.mark.parametrize("copy_of", [lambda o: __import__("copy").deepcopy(o),
-                                     lambda o: __import__("pickle").loads(__import__("pickle").dumps(o))])
+                                     lambda o: __import__("pickle").loads(__import__("pickle").dumps(o)),
+                                     memory_mapped])
 def test_a_copied_optimizer_updates_its_own_copies(copy_of):
     """A copy copies views apart; the copy's parameters are made views of its buffers again, so its
     step moves them (it read a zero gradient and wrote into a buffer nothing read) and its held
@@ -733,10 +734,13 @@ def test_a_copied_optimizer_updates_its_own_copies(copy_of):
 
 
 @pytest.mark.parametrize("copy_of", [lambda o: __import__("copy").deepcopy(o),
-                                     lambda o: __import__("pickle").loads(__import__("pickle").dumps(o))])
+                                     lambda o: __import__("pickle").loads(__import__("pickle").dumps(o)),
+                                     memory_mapped])
 def test_a_model_and_its_optimizer_copied_together_train_as_the_originals(copy_of):
     """A snapshot of the training state (PyTorch's deepcopy((model, opt))): the copies share their
-    buffers again, and a step of each pair gives the same weights."""
+    buffers again, and a step of each pair gives the same weights. joblib's read-only memory maps
+    too (a pair sent to a ``Parallel`` worker): the model was placed anew, its optimizer refused as
+    moved, and the optimizer's state and batch norm's statistics raised "output array is read-only"."""
     X, y = np.random.default_rng(0).standard_normal((20, 4)).astype(np.float32), np.arange(20) % 3
     xdl.seed(0)
     model = xdl.nn.mlp(4, [5], 3, batch_norm=True)

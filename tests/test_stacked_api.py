@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import xdl
-from conftest import OtherBackend
+from conftest import OtherBackend, memory_mapped
 from xdl.config import TrainConfig
 from xdl.flat import pack
 from xdl.nn import Dense, Module, Sequential, StackError, stack
@@ -352,7 +352,8 @@ def test_a_copied_stack_s_parameters_are_views_of_its_buffers(copy_of):
 
 
 @pytest.mark.parametrize("copy_of", [lambda o: __import__("copy").deepcopy(o),
-                                     lambda o: __import__("pickle").loads(__import__("pickle").dumps(o))])
+                                     lambda o: __import__("pickle").loads(__import__("pickle").dumps(o)),
+                                     memory_mapped])  # (a pair sent to a joblib worker: its state was read-only)
 def test_a_stack_and_its_optimizer_copied_together_train_as_the_originals(copy_of):
     from xdl.optim import Adam, StackedOptimizer
 

@@ -1235,6 +1235,29 @@ def test_a_trainers_shuffles_and_masks_follow_xdl_seed_unless_given_a_seed():
         run(1, seed=-1)
 
 
+def test_a_model_a_callback_copies_draws_a_new_dropout_mask_at_each_training_pass():
+    """The best kept as ``copy.deepcopy(trainer.model)`` (PyTorch's idiom; an EMA, a teacher) took the key
+    of the epoch's last step with it: each training pass of the copy (fine-tuning it, Monte Carlo
+    dropout) drew that one mask, as a forward in training mode of the callback's own did. The steps'
+    keys are cleared when the steps end: passes there draw from the backend's generator."""
+    import copy
+
+    X, y = xdl.datasets.digits()
+    X, y = (X[:128] / 16).astype(np.float32), y[:128]
+
+    class KeepCopy(Callback):
+        def on_epoch_end(self, trainer, record):
+            self.copy = copy.deepcopy(trainer.model)
+            self.own = [trainer.model(X[:8], training=True).numpy() for _ in range(2)]
+
+    xdl.seed(0)
+    model = xdl.nn.mlp(64, [32], 10, dropout=0.5)
+    keep = KeepCopy()
+    Trainer(model, SoftmaxCrossEntropy(), Adam(model), epochs=1, progress=False, callbacks=[keep]).fit(X, y)
+    twice = [keep.copy(X[:8], training=True).numpy() for _ in range(2)]
+    assert not np.array_equal(*twice) and not np.array_equal(*keep.own)
+
+
 def test_a_drawn_seed_is_the_checkpoints_on_resuming_and_a_refused_resume_leaves_it_undrawn(tmp_path):
     """A new process draws another seed: its resume was refused as another run's. A resume refused
     for another reason kept the checkpoint's seed for a later fresh fit."""

@@ -1248,6 +1248,19 @@ def test_each_trial_is_reported_as_it_is_recorded_with_the_best_so_far(data, exe
         tune(X, y, dev, {"lr": {"log_uniform": [1e-3, 1]}}, trials=1, base=BASE, report="print")
 
 
+def test_a_searchs_study_pickles_without_the_report_it_was_given(data):
+    """A study returned from a worker process (a multiprocessing Pool's, joblib's) is pickled: it kept
+    the search's ``report``, a lambda, and failed "Can't pickle <function <lambda>>"."""
+    import pickle
+
+    X, y, dev = data
+    lines = []
+    study = tune(X, y, dev, {"lr": {"log_uniform": [1e-3, 1e-1]}}, trials=2, base=BASE,
+                 report=lambda line: lines.append(line))
+    copied = pickle.loads(pickle.dumps(study))
+    assert len(lines) == 2 and [t.params for t in copied.trials] == [t.params for t in study.trials]
+
+
 def test_int_uniform_draws_every_integer_alike_its_ends_too():
     """x = round(t), t ~ U[a − ½, b + ½]: each of a..b has a cell of width 1 (with t ~ U[a, b], the
     ends would have half a cell each and come half as often)."""

@@ -25,6 +25,20 @@ class FlatBuffer:
     def size(self) -> int:
         return int(self.data.size)
 
+    def __setstate__(self, state: dict) -> None:
+        """Unpickled with arrays it can write (`writable`), before the model or the optimizer that
+        holds it views them again: an update writes them in place."""
+        self.__dict__.update(state, data=writable(state["data"]), grad=writable(state["grad"]))
+
+
+def writable(array):
+    """``array``, or a copy of it where it cannot be written: a read-only memory map, which joblib
+    unpickles a large array as (``Parallel``'s arguments over ``max_nbytes``, 1 MB by default, and
+    ``joblib.load(mmap_mode="r")``). A model, an optimizer or a `Trainer` sent to a worker so trained
+    there on, as PyTorch's do; copied apart, its state was read-only: its optimizer refused as moved,
+    or a step raised "output array is read-only"."""
+    return array if getattr(array.flags, "writeable", True) else array.copy()
+
 
 def check_packable(params) -> None:
     """Raise TypeError if one of ``params`` lives in a stacked model's (K, P) buffer (it carries

@@ -23,6 +23,7 @@ import threading
 import numpy as np
 
 from xdl import backend as _backend
+from xdl.flat import writable
 
 
 class _GradMode(threading.local):
@@ -555,6 +556,15 @@ class Parameter(Tensor):
     def __repr__(self) -> str:
         label = f"{self.name}: " if self.name else ""
         return f"Parameter({label}shape={self.shape}, dtype={self.dtype}, backend={self.backend.name})"
+
+    def __setstate__(self, state: dict) -> None:
+        """Values and gradient it can write (`xdl.flat.writable`: joblib's read-only memory maps
+        copied), whether or not a model or an optimizer copied with it makes them views again: a
+        backward accumulates into ``grad`` in place, and a step writes ``data``."""
+        super().__setstate__(state)
+        for name in ("data", "grad"):
+            if self.__dict__.get(name) is not None:
+                self.__dict__[name] = writable(self.__dict__[name])
 
 
 def role_of(p) -> str:

@@ -30,7 +30,7 @@ import numpy as np
 from xdl import backend as _backend
 from xdl.caller import warn_caller
 from xdl.data.validation import check_bool, check_features, check_int, rows
-from xdl.flat import check_packable, move, pack, view_again
+from xdl.flat import check_packable, move, pack, view_again, writable
 from xdl.functions.classification import Softmax as SoftmaxOp
 from xdl.functions.classification import softmax_array
 from xdl.functions.elementwise import Sigmoid as SigmoidOp
@@ -553,6 +553,9 @@ class Module:
         makes its parameters views of its buffer's copy again (an optimizer copied with it then
         updates them: `Optimizer.__setstate__`), or places them in a new one where they had moved."""
         self.__dict__.update(state)
+        for name in state.get("_buffers", ()):  # (running statistics, written in place: `writable`)
+            if name in state:
+                object.__setattr__(self, name, writable(state[name]))
         if state.get("_owns_flat") and not view_again([p for _, p in self.flat_order()]):
             self.flatten()
 

@@ -27,6 +27,7 @@ import numpy as np
 from xdl import functions as F
 from xdl.backend import array_to_numpy, resolve_backend, thread_backend
 from xdl.data.validation import check_width, standardized
+from xdl.flat import writable
 from xdl.functions.classification import softmax_array
 from xdl.functions.batchnorm import layer_batch_norm
 from xdl.nn.architecture import build_on_host, describe, is_xdl_layer
@@ -86,8 +87,7 @@ class Stacked(Sequential):
         the row's layout (`model_state`'s)."""
         Module.__setstate__(self, state)
         for name in ("data", "grad"):  # (a read-only memory map, joblib's: the stack's own copy)
-            if not getattr(getattr(self, name).flags, "writeable", True):
-                object.__setattr__(self, name, getattr(self, name).copy())
+            object.__setattr__(self, name, writable(getattr(self, name)))
         columns = self._columns()
         for name, p in self.flat_order():
             data, grad = (a[:, columns[name]].reshape(p.shape) for a in (self.data, self.grad))

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from xdl.data.validation import check_bool, check_int
-from xdl.flat import FlatBuffer, flat_views, is_view_of, views_of
+from xdl.flat import FlatBuffer, flat_views, is_view_of, views_of, writable
 from xdl.graph import host_effect, require_not_capturing
 from xdl.tensor import Tensor, role_of
 
@@ -322,9 +322,16 @@ class Optimizer(StepCount):
         grad are made views of its flat buffer again, a group's run of a larger buffer a view of it,
         and the held hyperparameters views of ``held``, so the copy updates its own parameters (as
         a copied PyTorch optimizer does). A group whose parameters a copied model placed anew is
-        left as it is: `check_placed` refuses it (the model's copy no longer shares them)."""
+        left as it is: `check_placed` refuses it (the model's copy no longer shares them). What a
+        step writes in place — the state, the held settings, the step count — is made `writable`."""
         self.__dict__.update(state)
+        if self.steps_done is not None:
+            self.steps_done = writable(self.steps_done)
         for g in self.groups:
+            g.held = writable(g.held)
+            for state_buffers in g.state:
+                for name in list(state_buffers):
+                    state_buffers[name] = writable(state_buffers[name])
             if all(p._flat is place for p, place in zip(g.params, g.placed)):
                 for i, (p, (data, grad)) in enumerate(zip(g.params, g.views)):
                     views = views_of(p)

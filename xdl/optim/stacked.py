@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from xdl.data.validation import check_bool, check_int
+from xdl.flat import writable
 from xdl.graph import require_not_capturing
 from xdl.optim.optimizer import (Optimizer, StateBuffers, StepCount, _check_eps_in, _is_number, _real,
                                  check_non_negative)
@@ -104,10 +105,15 @@ class StackedOptimizer(StepCount):
     def __setstate__(self, state: dict) -> None:
         """A copy (pickle, deepcopy) copies every array apart, views too: each region's columns of
         the model's and the state's (K, P) buffers, and its held settings, are made views again — of
-        the model copied with it, which it then trains (as `Optimizer.__setstate__`)."""
+        the model copied with it, which it then trains (as `Optimizer.__setstate__`); what a step
+        writes in place is made `writable`."""
         self.__dict__.update(state)
+        self._state = {name: writable(a) for name, a in self._state.items()}
+        if self.steps_done is not None:
+            self.steps_done = writable(self.steps_done)
         start = 0
         for region in self.regions:
+            region.held = writable(region.held)
             cols, start = slice(start, start + region.data.shape[1]), start + region.data.shape[1]
             self._bind(region, cols)
 

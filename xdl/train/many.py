@@ -515,6 +515,7 @@ class ManyTrainer:
                                  "seconds": seconds_before + time.perf_counter() - start, "examples": len(X)}
                 self._mid_step = False
                 stop_for_signal(self, signals.received)
+        model.set_random_key(None)  # the last step's key is no key for a callback's copy of the stack (as Trainer's)
         step_seconds = seconds_before + time.perf_counter() - start  # (the last step's cost check synced)
         if self.eval_train:
             train = self._evaluate(X, y_device, captured=captured)

@@ -636,6 +636,10 @@ class Trainer:
                 return None
             if bar.disable is False and (step + 1) % REFRESH_STEPS == 0:
                 bar.set_postfix(cost=f"{float(costs[step]):.4f}", refresh=False)
+        # the last step's key is no key for what runs after the steps: a callback's copy of the model
+        # (copy.deepcopy(trainer.model), kept as the best) or a forward of its own in training mode drew
+        # that step's masks at every call, one fixed mask ever after (the next epoch sets its keys again)
+        self.model.set_random_key(None)
         step_seconds = seconds_before + time.perf_counter() - start  # (the last step's cost check synced)
         if e == 0:
             self._start_cost = start_cost(backend.to_numpy(costs), bounds)

@@ -169,6 +169,9 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
         raise interrupted from None
     finally:  # a Ctrl-C too: Dask's clients and workers closed in order, not killed at exit
         search.close()
+        # the report is this search's, as Optuna's callbacks are optimize's: a study kept it (a lambda, a
+        # notebook's logger) and failed to pickle ("Can't pickle <function <lambda>>"), returned from a worker
+        search.study.report = None
     return study
 
 
