@@ -601,3 +601,80 @@ def test_a_dev_error_below_the_training_error_by_exactly_the_tolerance_is_not_na
         steps = diagnose({"train_accuracy": train, "dev_accuracy": dev}).next_steps
         assert not any(step.startswith("the dev error is") for step in steps), (train, dev)
     assert diagnose({"train_accuracy": 0.90, "dev_accuracy": 0.93}).next_steps[0].startswith("the dev error is")
+
+
+def test_fitting_a_standardizer_takes_one_pieces_temporaries(monkeypatch, rng, peak_bytes):
+    """`Standardizer.fit` walks X in pieces of rows: μ = Σx / m, then σ² = Σ(x − μ)² / m, one
+    piece's float64 deviations at a time. Whole (``X.var``), X − μ was a float64 copy of the set:
+    2× a float32 one, and 12× a uint8 one (cast to float32 first) — 941 MB beside 78 MB of pixels;
+    `transform` cast integers whole too, beside its result."""
+    monkeypatch.setattr(xdl.data.validation, "PIECE_VALUES", 2_000)
+    X = rng.standard_normal((20_000, 50)).astype(np.float32) * 3 + 100  # 4 MB
+    pixels = rng.integers(0, 256, (20_000, 50), dtype=np.uint8)  # 1 MB
+    assert peak_bytes(lambda: Standardizer().fit(X)) < 0.05 * X.nbytes  # (was 2×)
+    assert peak_bytes(lambda: Standardizer().fit(pixels)) < 0.2 * pixels.nbytes  # (was 12×)
+    for data in (X, pixels, pixels > 128):  # the two-pass moments, as NumPy's whole-array ones
+        s = Standardizer().fit(data)
+        np.testing.assert_allclose(s.mean, data.mean(axis=0, dtype=np.float64), rtol=1e-13)
+        np.testing.assert_allclose(s.scale, data.std(axis=0, dtype=np.float64), rtol=1e-12)
+    s = Standardizer().fit(pixels)  # transform: its float32 result, integers not cast whole first
+    assert peak_bytes(lambda: s.transform(pixels)) < 4.3 * pixels.nbytes  # (was 8×)
+    np.testing.assert_array_equal(s.transform(pixels), s.transform(pixels.astype(np.float32)))
+
+
+def test_predictions_are_taken_batch_by_batch_not_from_every_output(monkeypatch, rng, peak_bytes):
+    """`predict` keeps each batch's classes and `predict_proba` its probabilities as the batch
+    comes: every example's outputs kept first took 800 MB of logits for 1.6 MB of classes (200,000
+    examples, 1,000 classes), and predict_proba a float64 copy of them and its softmax's
+    temporaries beside (5× its result). Integer X before a `Standardize` is read a piece at a time,
+    not cast to float32 whole first (2× the network's inputs for uint8 pixels)."""
+    monkeypatch.setattr(xdl.data.validation, "PIECE_VALUES", 2_000)
+    X = rng.standard_normal((4_000, 10)).astype(np.float32)  # 160 kB
+    model = xdl.nn.mlp(10, [8], 500)  # 8 MB of logits
+    logits = model.predict_outputs(X, batch_size=256)
+    assert peak_bytes(lambda: model.predict(X, batch_size=256)) < 0.25 * logits.nbytes  # (was 1.29×)
+    np.testing.assert_array_equal(model.predict(X, batch_size=256), logits.argmax(axis=1))
+    whole = xdl.functions.classification.softmax_array(np, logits.astype(np.float64)).astype(np.float32)
+    assert peak_bytes(lambda: model.predict_proba(X, batch_size=256)) < 1.6 * logits.nbytes  # (was 5×)
+    np.testing.assert_array_equal(model.predict_proba(X, batch_size=256), whole)  # row by row: to the bit
+    pixels = rng.integers(0, 256, (20_000, 50), dtype=np.uint8)
+    s = Standardizer().fit(pixels)
+    scaled = xdl.nn.mlp(50, [8], 2, standardize=s.layer())
+    assert peak_bytes(lambda: scaled.predict(pixels)) < 4.5 * pixels.nbytes  # the float32 inputs (was 8×)
+    np.testing.assert_array_equal(scaled.predict(pixels), scaled.predict(pixels.astype(np.float32)))
+
+
+def test_predict_names_the_first_row_whose_outputs_are_not_finite_in_a_later_batch():
+    """Outputs checked batch by batch: the count over every batch, the first row by its place in X."""
+    model = xdl.nn.Sequential(xdl.nn.Dense(2, 3))
+    model[0].weight.data[...] = 1e30
+    X = np.zeros((10, 2), dtype=np.float32)
+    X[[6, 8]] = 1e10  # 2e40: beyond float32, Inf outputs
+    with np.errstate(over="ignore"), \
+            pytest.raises(ValueError, match=r"outputs are NaN or Inf for 2 of 10 rows \(the first: row 6\)"):
+        model.predict(X, batch_size=4)
+    with np.errstate(over="ignore"), pytest.raises(ValueError, match=r"for 2 of 10 rows \(the first: row 6\)"):
+        model.predict_proba(X, batch_size=4)
+
+
+def test_fit_and_evaluate_make_the_network_inputs_of_integer_x_once(monkeypatch, rng, peak_bytes):
+    """A Trainer's X check leaves integers as they are (`Module.checked_input`'s ``cast=False``):
+    the network's float32 inputs are made of them once (`network_data`), 4× uint8 pixels. Cast by
+    the check first, fit and evaluate held both, 8×; the run is the same, to the bit."""
+    from xdl.train import Trainer
+
+    monkeypatch.setattr(xdl.data.validation, "PIECE_VALUES", 2_000)
+    pixels, y = rng.integers(0, 256, (20_000, 50), dtype=np.uint8), rng.integers(0, 2, 20_000)
+
+    def trainer():
+        xdl.seed(0)
+        model = xdl.nn.mlp(50, [4], 2, standardize=Standardizer().fit(pixels).layer())
+        return Trainer(model, xdl.losses.SoftmaxCrossEntropy(), xdl.optim.SGD(model, lr=0.1), batch_size=500,
+                       epochs=1, progress=False)
+    cast = trainer()
+    cast.fit(pixels.astype(np.float32), y)  # (first: the modules a first fit imports are no data's)
+    ran = trainer()
+    assert peak_bytes(lambda: ran.fit(pixels, y)) < 4.6 * pixels.nbytes  # (was 8.4×)
+    assert peak_bytes(lambda: ran.evaluate(pixels, y)) < 4.6 * pixels.nbytes  # (was 8.1×)
+    assert ran.history.records[-1]["train_cost"] == cast.history.records[-1]["train_cost"]
+    np.testing.assert_array_equal(ran.model[1].weight.data, cast.model[1].weight.data)

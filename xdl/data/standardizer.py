@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from xdl.data.validation import cast_within, check_features, pieces, rows, standardized
+from xdl.data.validation import cast_within, check_features, floating_dtype, pieces, rows, standardized
 
 
 class Standardizer:
@@ -34,15 +34,17 @@ class Standardizer:
             σ² ≤ m·ε·σ² + (m·ε·μ)²
 
         so a column of 0.1 + 0.2 and 0.3 (which differ in their last bit) is not blown up to ±1
-        (as scikit-learn's StandardScaler decides)."""
-        X = check_features(X)
+        (as scikit-learn's StandardScaler decides). Both passes walk X a piece of rows at a time
+        (`pieces`): μ = Σx / m, then σ² = Σ(x − μ)² / m, the deviations a piece's float64 values
+        at a time — whole (``X.var``), they were a float64 copy of the set, 2× a float32 one (and
+        12× a uint8 one, cast to float32 first)."""
+        X = check_features(X, cast=False)  # (integers as they are: each piece is read in float64)
         m = len(X)
         if m == 0:
             raise ValueError("Standardizer.fit: X has no examples")
         X = rows(X)
         with np.errstate(over="ignore", invalid="ignore"):  # values near float64's limit: refused below
-            mean = X.mean(axis=0, dtype=np.float64)
-            var = X.var(axis=0, dtype=np.float64)
+            mean, var = _moments(X)
         if not (np.isfinite(mean).all() and np.isfinite(var).all()):
             feature = int(np.flatnonzero(~(np.isfinite(mean) & np.isfinite(var)))[0])
             raise ValueError(f"Standardizer.fit: the spread of X's feature {feature} overflows float64; scale the data")
@@ -55,8 +57,9 @@ class Standardizer:
         """(X − μ) / σ, computed in float64 and returned in ``X``'s floating dtype (for integers
         float32, or float64 beyond 2**24, as `check_features` reads them); a value beyond that dtype's
         range is refused, naming its example and feature."""
-        X = self._checked(X)
-        return standardized(rows(X), self.mean, self.scale, X.dtype, "Standardizer.transform: X").reshape(X.shape)
+        X = self._checked(X, cast=False)  # (integers read a piece at a time: cast whole, 2× the result)
+        return standardized(rows(X), self.mean, self.scale, floating_dtype(X), "Standardizer.transform: X") \
+            .reshape(X.shape)
 
     def fit_transform(self, X) -> np.ndarray:
         return self.fit(X).transform(X)
@@ -86,11 +89,11 @@ class Standardizer:
         self._check_fitted()
         return Standardize(len(self.mean), mean=self.mean, scale=self.scale, dtype=dtype)
 
-    def _checked(self, X) -> np.ndarray:
-        """``X`` checked (`check_features`: 2-D or more, numbers, finite) with as many features as
-        the statistics have; else a ValueError saying so."""
+    def _checked(self, X, cast: bool = True) -> np.ndarray:
+        """``X`` checked (`check_features`: 2-D or more, numbers, finite; ``cast=False``, integers
+        left as they are) with as many features as the statistics have; else a ValueError saying so."""
         self._check_fitted()
-        X = check_features(X)
+        X = check_features(X, cast=cast)
         n = int(np.prod(X.shape[1:]))
         if n != len(self.mean):
             raise ValueError(f"X has {n} features; the Standardizer was fitted on {len(self.mean)}")
@@ -99,4 +102,21 @@ class Standardizer:
     def _check_fitted(self):
         if self.mean is None:
             raise RuntimeError("Standardizer: call fit(X_train) first")
+
+
+def _moments(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each feature's mean and (biased) variance of ``X`` (m, n), in float64, by two passes over
+    its pieces of rows: μ = Σx / m, σ² = Σ(x − μ)² / m. The temporaries are one piece's deviations,
+    not the set's (NumPy's ``X.var`` makes ``X − μ`` whole)."""
+    m = len(X)
+    total = np.zeros(X.shape[1])
+    for start, stop in pieces(X):
+        total += X[start:stop].sum(axis=0, dtype=np.float64)
+    mean = total / m
+    squares = np.zeros(X.shape[1])
+    for start, stop in pieces(X):
+        deviations = np.subtract(X[start:stop], mean, dtype=np.float64)
+        np.square(deviations, out=deviations)
+        squares += deviations.sum(axis=0)
+    return mean, squares / m
 

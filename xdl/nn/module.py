@@ -673,11 +673,12 @@ class Module:
         """The layer the module's forward ends in, where it says (a `Sequential`'s last), or None."""
         return None
 
-    def checked_input(self, X, name: str = "X", n_features: int | None = None) -> np.ndarray:
+    def checked_input(self, X, name: str = "X", n_features: int | None = None, cast: bool = True) -> np.ndarray:
         """``X`` checked (`check_features`: numbers, finite, values the model's dtype can hold,
         ``n_features`` of them) and flattened to a (m, features) NumPy array, not yet cast to the
-        model's dtype (a float64 X stays float64: `network_input` casts it)."""
-        return rows(check_features(X, name, n_features, dtype=self.dtype))
+        model's dtype (a float64 X stays float64: `network_input` casts it; ``cast=False``, integers
+        stay integers too)."""
+        return rows(check_features(X, name, n_features, dtype=self.dtype, cast=cast))
 
     def network_input(self, X, name: str = "X", on_host: bool = True):
         """``(inputs, network)`` for a `checked_input` ``X``: the inputs in the model's dtype and the
@@ -714,41 +715,48 @@ class Module:
         return self._forward_all(X, batch_size)[0]
 
     @no_grad()
-    def _forward_all(self, X, batch_size: int) -> tuple[np.ndarray, bool]:
-        """Forward ``X`` (m, n_features, …: flattened, as a Trainer takes it) in evaluation mode, in
-        batches, as a NumPy array; a leading `Standardize` layer is applied in float64 before the
-        cast to the model's dtype (`network_input`). ``X`` must be finite: a NaN row has no
-        prediction (it is refused, naming the row). The model runs in evaluation for the call, in
-        this thread only (`evaluating_here`): its modes are left as they are, so threads may predict
-        with one model at once, or beside its training."""
+    def _forward_all(self, X, batch_size: int, keep=None) -> tuple[np.ndarray, bool]:
         """`predict_outputs`' (outputs, whether they are probabilities: said by the model, or made by
-        a softmax or sigmoid op last)."""
+        a softmax or sigmoid op last). ``keep(outputs, probabilities)``: what is kept of each batch's
+        outputs, row for row (`predict`'s classes, `predict_proba`'s probabilities), taken as the
+        batch comes: the outputs kept whole first, 200,000 examples' logits over 1,000 classes took
+        800 MB for predict's 1.6 MB of classes (and predict_proba 4 GB: a float64 copy and its
+        softmax's temporaries). Integer X is not cast whole before a leading `Standardize`, which
+        reads it a piece at a time in float64 (`Standardizer.fit`'s ``cast=False``)."""
         check_int(batch_size, "batch_size")
-        X, network = self.network_input(self.checked_input(X))  # values the model's dtype can hold, as fit's
-        outs = None
+        # values the model's dtype can hold, as fit's
+        X, network = self.network_input(self.checked_input(X, cast=False))
+        kept, bad, first_bad = None, 0, None
         with evaluating_here():  # no rows: one empty batch, so the result has the outputs' width
             # each batch to the host as it comes (device memory for one batch only), into the result, made at
             # the first (batches kept and concatenated took the outputs twice at the end)
             for i in range(0, max(len(X), 1), batch_size):
                 batch = X[i:i + batch_size]
-                out = (last := _one_output(network(batch), len(batch))).numpy()
-                if outs is None:
-                    outs = np.empty((len(X), *out.shape[1:]), dtype=out.dtype)
-                outs[i:i + len(out)] = out
-        probabilities = self.outputs_probabilities() or ends_in_probability(last)
-        finite = np.isfinite(outs).reshape(len(outs), outs[0].size if len(outs) else 0).all(axis=1)
-        if not finite.all():  # (argmax would call a NaN row class 0)
-            raise ValueError(f"predict: the model's outputs are NaN or Inf for {int((~finite).sum())} of {len(outs)} "
-                             f"rows (the first: row {int(np.argmin(finite))}): its state holds NaN or Inf (a diverged "
-                             "run's?), or its outputs overflow its dtype")
-        return outs, probabilities
+                last = _one_output(network(batch), len(batch))
+                out = last.numpy()
+                finite = np.isfinite(out).reshape(len(out), out[0].size if len(out) else 0).all(axis=1)
+                if not finite.all():  # (argmax would call a NaN row class 0): counted, refused after the last batch
+                    first_bad = i + int(np.argmin(finite)) if first_bad is None else first_bad
+                    bad += int((~finite).sum())
+                if bad:  # nothing more is kept (a softmax of an Inf row would warn of its NaN)
+                    continue
+                probabilities = self.outputs_probabilities() or ends_in_probability(last)
+                part = out if keep is None else keep(out, probabilities)
+                if kept is None:
+                    kept = np.empty((len(X), *part.shape[1:]), dtype=part.dtype)
+                kept[i:i + len(part)] = part
+        if bad:
+            raise ValueError(f"predict: the model's outputs are NaN or Inf for {bad} of {len(X)} rows (the first: "
+                             f"row {first_bad}): its state holds NaN or Inf (a diverged run's?), or its outputs "
+                             "overflow its dtype")
+        return kept, probabilities
 
     def predict_proba(self, X, batch_size: int = 1024) -> np.ndarray:
         """Class probabilities (m, C); a single-output (binary) model gives columns [1 − p, p]; a
         model trained with `BinaryCrossEntropy` on k > 1 outputs (``predicts == "labels"``: a
         multi-label model) each label's probability, (m, k), as scikit-learn's. A regression's
         model has none (ValueError)."""
-        return self._probabilities(*self._forward_all(X, batch_size))
+        return self._forward_all(X, batch_size, self._probabilities)[0]
 
     def predict(self, X, batch_size: int = 1024) -> np.ndarray:
         """The model's predictions by what it was trained for (``predicts``, which a `Trainer` sets
@@ -756,7 +764,10 @@ class Module:
         labels of a multi-label model, or a regression's values (its outputs; (m,) for one). A model
         trained in a loop of one's own has no ``predicts`` (None: classes): set ``model.predicts =
         "values"`` for a regression's (``"labels"`` for a multi-label model's)."""
-        out, probabilities = self._forward_all(X, batch_size)
+        return self._forward_all(X, batch_size, self._predictions)[0]
+
+    def _predictions(self, out: np.ndarray, probabilities: bool) -> np.ndarray:
+        """`predict`'s predictions from the outputs ``out`` of some rows (``probabilities``: they are)."""
         if self.predicts == "values":
             return out.reshape(-1) if out.ndim == 2 and out.shape[1] == 1 else out
         if not probabilities:
