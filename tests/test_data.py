@@ -95,6 +95,20 @@ def test_standardizer_inverse_transform_checks_its_input():
         Standardizer().inverse_transform(np.zeros((1, 1)))
 
 
+def test_a_one_dimensional_x_is_told_which_reshape_it_needs():
+    """As scikit-learn's message: a one-row file read by np.loadtxt (or one example sliced as X[0])
+    is 1-D; the error said only the shape. Where the width is known, the reshape that fits it."""
+    from xdl.data.validation import check_features
+
+    with pytest.raises(ValueError, match=r"^X must be 2-D .* got shape \(5,\): X.reshape\(-1, 1\) if it holds one "
+                                         r"feature, X.reshape\(1, -1\) if one example$"):
+        xdl.nn.mlp(4, [3], 2).predict(np.zeros(5))
+    with pytest.raises(ValueError, match=r"got shape \(4,\): X.reshape\(1, -1\) if it is one example$"):
+        check_features(np.zeros(4), n_features=4)
+    with pytest.raises(ValueError, match=r"got shape \(5,\): X.reshape\(-1, 1\) if it is one feature$"):
+        check_features(np.zeros(5), n_features=1)
+
+
 def test_a_feature_constant_up_to_rounding_is_only_centered():
     """0.1 + 0.2 and 0.3 differ in their last bit: a variance within the rounding error of computing
     it (σ² ≤ m·ε·σ² + (m·ε·μ)²) is a constant's, as in scikit-learn's StandardScaler — not a

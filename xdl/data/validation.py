@@ -76,8 +76,12 @@ def check_features(X, name: str = "X", n_features: int | None = None, dtype=None
     except ValueError:  # NumPy's words for a ragged list ("inhomogeneous shape") name neither X nor the fix
         raise ValueError(f"{name} must be a rectangular array (every example with the same number of features); "
                          "got a ragged sequence") from None
-    if X.ndim < 2:
-        raise ValueError(f"{name} must be 2-D (examples, features), got shape {X.shape}")
+    if X.ndim < 2:  # (a one-row file read by np.loadtxt is 1-D: say which reshape, as scikit-learn does)
+        hint = "" if X.ndim == 0 else \
+            f": {name}.reshape(1, -1) if it is one example" if n_features is not None and X.size == n_features else \
+            f": {name}.reshape(-1, 1) if it is one feature" if n_features == 1 else \
+            f": {name}.reshape(-1, 1) if it holds one feature, {name}.reshape(1, -1) if one example"
+        raise ValueError(f"{name} must be 2-D (examples, features), got shape {X.shape}{hint}")
     if 0 in X.shape[1:]:
         raise ValueError(f"{name} has no features, got shape {X.shape}")
     if X.dtype == object:  # numbers held as objects (a pandas frame of nullable Int64 columns); None as NaN, as
