@@ -1178,6 +1178,41 @@ def test_a_loss_function_of_one_s_own_gets_targets_shaped_as_the_outputs():
     assert costs[1] == pytest.approx(costs[0], rel=1e-5)
 
 
+def test_a_device_run_gives_its_losses_labels_on_the_device():
+    """A loss meets the labels on the model's backend, as outputs − labels needs: in the check of a
+    function of one's own before the run (called on two examples) and in the steps of a run with
+    augmentation (whose batches are cut on the host). Given as host arrays, a device model's
+    outputs − labels was refused ("a NumPy array cannot be combined with a tensor"): on the GPU no
+    function of one's own trained, nor MSE with augmentation. `CopyingHost` owns only the arrays
+    it made, as a device backend does; its run is the NumPy run."""
+    from xdl.backend import thread_backend
+
+    from conftest import CopyingHost
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 3)).astype(np.float32)
+    y = X @ np.array([1.0, -2.0, 0.5], np.float32)
+
+    def squared(outputs, targets):
+        d = outputs - targets
+        return (d * d).mean()
+
+    def noise(Xb, rng):
+        return Xb + 0.01 * rng.standard_normal(Xb.shape).astype(Xb.dtype)
+
+    squared.predicts = "values"
+    for loss in (xdl.losses.MeanSquaredError(), squared):
+        costs = []
+        for backend in (xdl.backend.get_backend("numpy"), CopyingHost()):
+            with thread_backend(backend):
+                xdl.seed(0)
+                model = xdl.nn.mlp(3, [8], 1)
+                history = Trainer(model, loss, Adam(model), epochs=2, progress=False, augment=noise).fit(X, y)
+            assert model.backend is backend
+            costs.append(history.final()["train_cost"])
+        assert costs[1] == costs[0]
+
+
 def test_a_loss_function_is_checked_before_the_run():
     X, y = xdl.datasets.moons(60, seed=0)
     xdl.seed(0)

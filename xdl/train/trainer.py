@@ -369,8 +369,9 @@ class Trainer:
         """A loss function of one's own gives one number for a batch (its mean over it): one made
         per example (Keras's per-sample form), or a float, is named now — found at the first step's
         backward pass, it would leave the run inside a step."""
-        with evaluating_here():
-            value = self.loss(self.model(X[:2].astype(self.model.dtype)), y[:2])
+        with evaluating_here():  # the labels on the model's backend, as a step gives them (a host array beside a
+            # device tensor is refused: on the GPU every function of one's own failed here, before the run)
+            value = self.loss(self.model(X[:2].astype(self.model.dtype)), self.model.backend.asarray(y[:2]))
         if not (isinstance(value, Tensor) and value.size == 1):
             got = f"a tensor of shape {value.shape}" if isinstance(value, Tensor) else f"a {type(value).__name__}"
             raise TypeError(f"loss: {getattr(self.loss, '__name__', type(self.loss).__name__)}(outputs, labels) "
@@ -613,8 +614,11 @@ class Trainer:
                                                   version=(self.optimizer.version, settings))
             else:
                 Xb, yb = X[idx], y[idx]
-                if self.augment is not None:
+                if self.augment is not None:  # (batches cut on the host: the labels go to the device as the
+                    # evaluation's do, or a loss met host labels beside device outputs, refused: MSE and any loss
+                    # of one's own did not train with augmentation on the GPU)
                     Xb = _augmented(self.augment, Xb, np.random.default_rng([self.seed, e, step]), e, step, backend)
+                    yb = backend.asarray(yb)
                 self.model.set_random_key(self.seed, e * steps + step)
                 cost, hits = self._train_step(Xb, yb)
             costs[step] = cost
