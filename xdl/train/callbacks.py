@@ -276,7 +276,12 @@ class Callback:
         a callback that overrides it (`fit_many` refuses one). A stop asked here
         (``trainer.stop_training = True``) ends the run after this step; mid-epoch, as Ctrl-C does —
         no record of the epoch, a resumable checkpoint through each `Checkpoint`, and a later fit or
-        a resume goes on from the next step, the same run."""
+        a resume goes on from the next step, the same run. An error raised here leaves the run there
+        too (a later fit goes on); a checkpoint written here (``trainer.save_checkpoint(path)``, every
+        n steps) holds the epoch so far, and resumes as one written at a stop. A step whose cost
+        diverges raises its FloatingPointError before the hooks see it, and ``on_train_end`` is not
+        called then: a learning-rate finder that puts the weights back does so around ``fit`` too
+        (and the real run is a new `Trainer`'s: a later fit goes on with the finder's run)."""
 
     def on_train_end(self, trainer) -> None: ...
 
@@ -751,6 +756,8 @@ class Control(Callback):
     def on_train_end(self, trainer) -> None:
         self._note_with_last_epoch(trainer)  # no epoch ran (a stop read on resuming)
         self._settle()  # the run is over: nothing left to resume at an earlier state
+        if trainer.step:  # stopped mid-epoch (by a step's hook): the run goes on at a later fit or a resume,
+            return  # which reads the file (set aside as come after the run's end, it was never applied)
         if self.path.is_file():  # written during the last epoch (or not settled at its end): never read — set
             # aside and said, so that a later run in this directory does not obey it at its first epoch
             aside = self.directory / f"control-unread-end-{trainer.epoch}.toml"

@@ -290,6 +290,7 @@ class Trainer:
         self.last_checkpoint_at: tuple[int, int] | None = None  # its (epochs completed, steps into the next)
         self.best_checkpoint: Path | None = None  # the best epoch's state, by the Checkpoint's monitor
         self._partial = None  # the current epoch's progress: step costs, correct count, seconds
+        self._so_far = None  # within an epoch's steps: its progress as a `_partial` (`_train_epoch`)
         self._mid_step = False  # inside an epoch that no record or stop has closed (a second Ctrl-C, an error)
         self._provenance_record = None  # what checkpoints of this fit record (provenance.record)
         self._cost_limit = None  # the train cost above which this fit has diverged (`cost_limit`), set by fit
@@ -491,9 +492,13 @@ class Trainer:
         checkpointing = any(isinstance(cb, Checkpoint) for cb in self.callbacks)
         if resume is None:  # (every check passed: the generator moves for a fit that runs)
             self._take_seed()
-        compared = checkpointing or any(isinstance(cb, EarlyStopping) for cb in self.callbacks)  # (bests kept)
+        # a callback of one's own may write checkpoints (trainer.save_checkpoint, from a step's hook every n steps):
+        # they record the run as a Checkpoint's do — without, a resume from one was unchecked (another data set
+        # taken), said to be "written by an older xdl"
+        saving = checkpointing or any(not type(cb).__module__.startswith("xdl.") for cb in self.callbacks)
+        compared = saving or any(isinstance(cb, EarlyStopping) for cb in self.callbacks)  # (bests kept)
         data = _digests(self, X, y, dev) if resume is not None or compared else None
-        self._provenance_record = provenance.record(self, data) if resume is not None or checkpointing else None
+        self._provenance_record = provenance.record(self, data) if resume is not None or saving else None
         self.stop_training, self.resumed = False, resume is not None
         self.data_changed = _changed(getattr(self, "_measured_on", None), data) if resume is None else frozenset()
         self._measured_on = data
@@ -564,6 +569,7 @@ class Trainer:
                 bar.close()
                 self.model.set_random_key(None)  # a loop of the user's own after fit draws fresh masks
                 self._captured.clear()  # a next fit captures again
+                self._so_far = None  # (no epoch's steps run now)
             for cb in self.callbacks:
                 cb.on_train_end(self)
             return self.history
@@ -590,6 +596,9 @@ class Trainer:
             seconds_before = float(self._partial["seconds"])
             lr = self._partial.get("lr", lr)  # the epoch's: the rate of its first step (a per-step schedule's too)
             self._partial = None
+        # what `_epoch_so_far` reads (``costs`` and ``correct``: the arrays the steps write into, in place)
+        self._so_far = {"costs": costs, "correct": correct, "seconds": seconds_before, "start": start, "lr": lr,
+                        "examples": len(X)}
         order = np.random.default_rng([self.seed, e]).permutation(len(X))  # the shuffle of epoch e
         if not isinstance(X, np.ndarray):
             order = backend.asarray(order)
@@ -630,11 +639,16 @@ class Trainer:
                 self._check_costs(backend, costs, checked, step + 1)
                 checked = step + 1
             if self._step_hooks:
-                self._step_end(float(costs[step]))
+                try:
+                    self._step_end(float(costs[step]))
+                except BaseException:
+                    # the step is whole (its update applied, its cost checked): an error a hook raised leaves
+                    # the run between two steps, as a stop does, and a later fit goes on from the next one
+                    # (it was refused as one stopped inside a step, its epoch's steps lost)
+                    self._partial, self._mid_step = self._epoch_so_far(), False
+                    raise
             if (signals.received or self.stop_training) and step + 1 < steps:  # the epoch left mid-way
-                self._partial = {"costs": backend.to_numpy(costs[:step + 1]).tolist(), "correct": float(correct),
-                                 "seconds": seconds_before + time.perf_counter() - start, "lr": lr,
-                                 "examples": len(X)}
+                self._partial, self._so_far = self._epoch_so_far(), None
                 self._mid_step = False
                 if signals.received:
                     stop_for_signal(self, signals.received)
@@ -646,6 +660,7 @@ class Trainer:
         # (copy.deepcopy(trainer.model), kept as the best) or a forward of its own in training mode drew
         # that step's masks at every call, one fixed mask ever after (the next epoch sets its keys again)
         self.model.set_random_key(None)
+        self._so_far = None  # (the steps are over: the record, not a `_partial`, holds the epoch from here)
         step_seconds = seconds_before + time.perf_counter() - start  # (the last step's cost check synced)
         if e == 0:
             self._start_cost = start_cost(backend.to_numpy(costs), bounds)
@@ -671,6 +686,16 @@ class Trainer:
         self.epoch, self.step = e + 1, 0  # (`_mid_step` until the callbacks have run on the record)
         return record
 
+    def _epoch_so_far(self) -> dict:
+        """The epoch's progress after its ``self.step`` steps, as a `_partial`: what a checkpoint
+        written mid-epoch holds — at a stop, or by a step's hook (one every n steps) — so that the
+        resumed epoch's record (its train cost and accuracy without ``eval_train``, its first epoch's
+        `start_cost`) is the uninterrupted run's, not one of its steps since the checkpoint alone."""
+        live = self._so_far
+        return {"costs": self.model.backend.to_numpy(live["costs"][:self.step]).tolist(),
+                "correct": float(live["correct"]), "seconds": live["seconds"] + time.perf_counter() - live["start"],
+                "lr": live["lr"], "examples": live["examples"]}
+
     def _step_end(self, cost: float) -> None:
         """Each overriding callback's `Callback.on_step_end` after a step; a stop one asks is named,
         with where it came."""
@@ -680,6 +705,8 @@ class Trainer:
             keras_stop(self, cb)
             if self.stop_training and not stopped and self.history.stopped_by is None:
                 self.history.stopped_by = f"stopped by {type(cb).__name__} in epoch {self.epoch + 1} after step {self.step}"
+            elif not self.stop_training:  # taken back by a later hook: no stop of the run (a later one is named,
+                self.history.stopped_by = None  # not this one, as at an epoch's end)
 
     def _train_step(self, Xb, yb):
         """One step on a batch: (its mean cost, its correct count or None) as device arrays."""
@@ -833,7 +860,10 @@ class Trainer:
         # the groups' settings as they are now (an lr a callback or `opt.lr = …` set is the run's); a
         # per-step schedule is code, not state: the resuming optimizer's own is used
         settings = [{k: v for k, v in group.items() if not callable(v)} for group in opt["settings"]]
-        extra = {"epoch": self.epoch, "epochs": self.epochs, "step": self.step, "partial": self._partial,
+        partial = self._partial
+        if partial is None and self.step and getattr(self, "_so_far", None) is not None:
+            partial = self._epoch_so_far()  # written by a step's hook (a checkpoint every n steps)
+        extra = {"epoch": self.epoch, "epochs": self.epochs, "step": self.step, "partial": partial,
                  "optimizer_t": opt["t"], "optimizer_first_steps": opt["first_steps"],
                  "optimizer": opt["class"], "optimizer_settings": settings, "optimizer_layout": opt["layout"],
                  "optimizer_scheduled": [sorted(k for k, v in group.items() if callable(v)) for group in opt["settings"]],
@@ -1023,26 +1053,32 @@ def check_distinct_callbacks(callbacks) -> None:
 
 
 def _check_keras_signature(cb) -> None:
-    """``cb.on_epoch_end`` takes (trainer, record), not Keras's (epoch, logs): called with the trainer
-    as its epoch, a Keras callback fails at the first epoch's end (``logs["val_loss"]``, ``epoch % 5``),
-    an error inside the epoch's end that leaves a trainer no fit goes on with; named here instead."""
-    hook = type(cb).on_epoch_end
-    if hook is Callback.on_epoch_end:
-        return
-    try:
-        parameters = inspect.signature(hook).parameters
-    except (TypeError, ValueError):  # (a builtin, say: nothing to read)
-        return
-    names, logs = list(parameters), parameters.get("logs")
-    # Keras's is (self, epoch, logs=None): an xdl hook may call its record "logs" (trainer, logs), which
-    # xdl passes it always, so with no default — or with one, after a first parameter named trainer
-    # ((self, trainer, logs=None) is xdl's, whatever the default)
-    keras_logs = logs is not None and logs.default is not inspect.Parameter.empty and names[1:2] != ["trainer"]
-    if names[1:2] == ["epoch"] or keras_logs:
-        raise TypeError(f"callbacks: {type(cb).__name__}.on_epoch_end{inspect.signature(hook)} is Keras's "
-                        "on_epoch_end(self, epoch, logs); xdl calls on_epoch_end(self, trainer, record): the record "
-                        "is the epoch's logs (record['epoch'], counted from 1; record['dev_cost'] is Keras's "
-                        "val_loss)")
+    """``cb.on_epoch_end`` takes (trainer, record), not Keras's (epoch, logs), and ``cb.on_step_end``
+    (trainer, cost), not Keras's on_train_batch_end (batch, logs): called with the trainer as its epoch
+    or batch, a Keras callback fails at the first epoch's end or step (``logs["val_loss"]``,
+    ``logs["loss"]`` of a float, ``batch % 100``), inside the run; named here instead."""
+    for hook_name, index, keras, ours, says in (
+            ("on_epoch_end", "epoch", "on_epoch_end(self, epoch, logs)", "on_epoch_end(self, trainer, record)",
+             "the record is the epoch's logs (record['epoch'], counted from 1; record['dev_cost'] is Keras's "
+             "val_loss)"),
+            ("on_step_end", "batch", "on_train_batch_end(self, batch, logs)", "on_step_end(self, trainer, cost)",
+             "cost is the step's mean cost (Keras's logs['loss']), trainer.step the steps of the epoch done "
+             "(Keras's batch + 1)")):
+        hook = getattr(type(cb), hook_name)
+        if hook is getattr(Callback, hook_name):
+            continue
+        try:
+            parameters = inspect.signature(hook).parameters
+        except (TypeError, ValueError):  # (a builtin, say: nothing to read)
+            continue
+        names, logs = list(parameters), parameters.get("logs")
+        # Keras's is (self, epoch, logs=None): an xdl hook may call its record "logs" (trainer, logs), which
+        # xdl passes it always, so with no default — or with one, after a first parameter named trainer
+        # ((self, trainer, logs=None) is xdl's, whatever the default)
+        keras_logs = logs is not None and logs.default is not inspect.Parameter.empty and names[1:2] != ["trainer"]
+        if names[1:2] == [index] or keras_logs:
+            raise TypeError(f"callbacks: {type(cb).__name__}.{hook_name}{inspect.signature(hook)} is Keras's "
+                            f"{keras}; xdl calls {ours}: {says}")
 
 
 def _correct(xp, out, labels, each_output: bool):
