@@ -1228,3 +1228,17 @@ def test_a_buffer_assigned_a_tensor_keeps_its_array_and_anything_else_is_refused
                                         r"array of the backend"):
         model[1].running_mean = 0
     assert isinstance(model[1].running_mean, np.ndarray)
+
+
+@pytest.mark.parametrize("seed, step", [(2**64, 0), (1e300, 0), (0.5, 0), (-1, 0), ("7", 0), (True, 0), (0, 1.7),
+                                        (0, -1), (0, 2**64)])
+def test_set_random_key_refuses_a_key_that_would_draw_another_keys_masks(seed, step):
+    """The key holds seed and step in 64 bits each (`xdl.ops.random` takes them modulo 2**64) and
+    took them through int(): seeds 2**64, 1e300, 0.5 and 0.9 all drew seed 0's masks, −1 seed
+    2**64 − 1's, a step of 1.7 step 1's, without a word — as `Trainer` and `xdl.seed` refuse them."""
+    model = Sequential(Dense(3, 8), Dropout(0.5))
+    with pytest.raises(ValueError, match=r"set_random_key: (seed|step) must be an integer in \[0, 2\*\*64\)"):
+        model.set_random_key(seed, step)
+    model.set_random_key(2**64 - 1, 2**64 - 1)  # the largest of each: a key of its own
+    with pytest.raises(ValueError, match=r"set_random_key: seed must be an integer in \[0, 2\*\*64\)"):
+        xdl.nn.stack([model, model]).set_random_key([5, 2**64])

@@ -770,6 +770,8 @@ def _adam_after_steps(n=3):
     ({"t": True}, "t .*integer"), ({"first_steps": [99]}, r"first_steps\[0\].*\[0, t = 3\]"),
     ({"first_steps": ["x"]}, r"first_steps\[0\]"), ({"first_steps": [0, 0]}, "2 groups' first_steps"),
     ({"settings": []}, "0 groups' settings"), ({"t": None, "drop": "t"}, "with 't', 'state' and 'settings'"),
+    # beyond the device's int64 count: passed, wrote the moments and settings, then an OverflowError
+    ({"t": 2**63}, "t .*integer ≥ 0 and at most 9223372036854775807"),
 ])
 def test_load_state_dict_checks_the_step_count_before_writing(edit, match):
     """Adam's t = 1 − first_step + t must be ≥ 1 (1 − β₂ᵗ < 0 gave a complex square root at the next
@@ -935,10 +937,21 @@ def test_zero_grad_zeroes_a_gradient_rebound_by_hand_and_t_is_checked():
     (w * 1.0).sum().backward()
     opt.step()
     np.testing.assert_allclose(w.numpy(), 0.9)
-    for bad in (-3, 2.7, "3", True):
+    for bad in (-3, 2.7, "3", True, 2**63):  # 2**63: an OverflowError filling the int64 count, t said 2**63 after
         with pytest.raises(ValueError, match=r"t \(the steps taken\) must be an integer ≥ 0"):
             opt.t = bad
-    assert opt.t == 1
+    assert opt.t == 1 and int(opt.steps_done[0]) == 1
+
+
+def test_minimize_takes_a_count_of_steps_not_a_bool():
+    """steps: int; Python's True is an int, and minimize(..., steps=True) ran one step."""
+    w = xdl.tensor(np.ones(3), requires_grad=True)
+    opt = SGD([w], lr=0.1)
+    for bad in (True, 0, 2.0):
+        with pytest.raises(ValueError, match="minimize: steps must be a positive integer"):
+            opt.minimize(lambda: (w * w).sum(), steps=bad)
+    assert opt.t == 0
+    np.testing.assert_array_equal(w.numpy(), 1.0)
 
 
 def test_an_optimizer_with_a_schedule_pickles():

@@ -958,6 +958,19 @@ def test_more_options_checked_before_work(tmp_path, capsys, flags, message):
     assert message in capsys.readouterr().err and not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("dtype, l2", [(np.float32, 1e39), (np.float32, 10**400), (np.float64, 10**400)],
+                         ids=["float32-1e39", "float32-10**400", "float64-10**400"])
+def test_an_l2_the_models_dtype_cannot_hold_is_refused_where_it_is_given(dtype, l2):
+    """λ/(2m)·Σ‖W‖² and (λ/m)·W are computed in the model's dtype: an l2 beyond its largest number was
+    taken, and the first step's cost was NaN — the run stopped as diverged, advising a smaller learning
+    rate (a Python int beyond floats: an OverflowError from float(l2) instead)."""
+    xdl.seed(0)
+    model = xdl.nn.mlp(2, [4], 2).astype(dtype)
+    with pytest.raises(ValueError, match=f"l2 must be at most .*{np.dtype(dtype)}'s largest number"):
+        Trainer(model, SoftmaxCrossEntropy(), SGD(model), l2=l2)
+    Trainer(model, SoftmaxCrossEntropy(), SGD(model), l2=1e38)  # within float32: a number it holds
+
+
 def test_trainer_and_seed_arguments_are_checked():
     xdl.seed(0)
     model = xdl.nn.mlp(2, [4], 2, batch_norm=True)

@@ -191,6 +191,11 @@ class TrainConfig:
         for name in ("l2", "weight_decay", "augment_noise", "decay_rate"):
             if not math.isfinite(getattr(self, name)) or getattr(self, name) < 0:
                 raise ValueError(f"{source}: {name} must be a finite number ≥ 0, got {getattr(self, name)}")
+        for name in ("l2", "weight_decay"):  # they multiply the float32 weights, where a larger one is inf: the
+            # run started and stopped at its first step as diverged, advising a smaller learning rate
+            if getattr(self, name) > high:
+                raise ValueError(f"{source}: {name} must be at most {high:.3g}, float32's largest number, got "
+                                 f"{getattr(self, name)}")
         if self.augment_noise > MAX_NOISE:  # (a larger σ's draws overflow the float32 images to inf: the run
             # failed after it had started, on "X contains NaN or Inf", under NumPy's overflow warning)
             raise ValueError(f"{source}: augment_noise must be at most {MAX_NOISE:.3g} (float32's largest number / 10: "

@@ -95,6 +95,8 @@ def _as_array(targets, backend, name: str):
     """``targets`` (Tensor, list, any backend's array) as a real-valued array of ``backend``; a
     Tensor that requires grad is refused: the loss is constant in its targets, so a teacher's soft
     targets would be detached without a word."""
+    if targets is None:  # (NumPy's 0-d array of None failed below on "'bool' object has no attribute 'astype'")
+        raise TypeError(f"{name} is None; the loss needs the targets of the outputs: loss(outputs, targets)")
     if isinstance(targets, Tensor) and targets.requires_grad:
         raise ValueError(f"{name} is a tensor that requires grad, but the loss has no gradient with respect to its "
                          f"targets (they are constants here); pass {name.rsplit(': ', 1)[-1]}.detach() for fixed targets")
@@ -103,9 +105,10 @@ def _as_array(targets, backend, name: str):
         data = np.asarray(array_to_numpy(data))  # checked on the host: CuPy has no string or object arrays
     refuse_times(data, name, name.rpartition(": ")[2])  # (NumPy counts durations among its integers)
     if data.dtype == object and data.size and \
-            np.frompyfunc(lambda v: isinstance(v, numbers.Real), 1, 1)(data).astype(bool).all():
+            np.asarray(np.frompyfunc(lambda v: isinstance(v, numbers.Real), 1, 1)(data), dtype=bool).all():
         # numbers held as objects (a pandas nullable Float64 column, a column of a table of mixed types), read
-        # as X's and class labels of objects are (`check_features`, `check_labels`); None is no number
+        # as X's and class labels of objects are (`check_features`, `check_labels`); None is no number (the
+        # np.asarray: of a 0-d array, frompyfunc gives a Python bool, which has no astype)
         data = data.astype(np.float64)
     if not (np.issubdtype(data.dtype, np.integer) or np.issubdtype(data.dtype, np.floating)
             or data.dtype == np.bool_):

@@ -3,6 +3,8 @@ message that names the argument and what was expected, before anything is traine
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from xdl.tensor import to_numpy
@@ -34,10 +36,18 @@ def check_list(items, name: str, what: str) -> list:
 
 def check_number(value, name: str, expected: str, accept) -> float:
     """``value`` as a float if it is a real number (not a bool or a string) that ``accept`` takes;
-    else a ValueError naming ``name`` and what was ``expected``."""
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating) or not accept(value):
+    else a ValueError naming ``name`` and what was ``expected``. ``accept`` sees the float (an int
+    beyond floats: inf): a Python int of any size is a number, and NumPy's ``isfinite`` of 10**30
+    raised a TypeError of its own, ``float(10**400)`` an OverflowError, naming neither."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
         raise ValueError(f"{name} must be {expected}, got {value!r}")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond floats
+        number = math.inf if value > 0 else -math.inf
+    if not accept(number):
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+    return number
 
 
 def check_bool(value, name: str, allow_none: bool = False) -> bool | None:

@@ -69,6 +69,17 @@ PREDICTIONS = ("classes", "labels", "values")
 NO_INIT = "call Module.__init__() (super().__init__()) before assigning parameters or submodules"
 
 
+def checked_key(seed, step, name: str = "set_random_key") -> tuple[int, int]:
+    """(seed, step) as Python ints if each is an integer in [0, 2**64) — what a mask's key holds
+    (`xdl.ops.random` takes both modulo 2**64, as the Trainer's seed check says) —, else a ValueError
+    naming it: a seed of 2**64 or 1e300 drew seed 0's masks, −1 seed 2**64 − 1's, 0.5 and 0.9 both
+    seed 0's, and a step of 1.7 step 1's, without a word."""
+    seed = check_int(seed, f"{name}: seed", low=0, high=_backend.SEEDS - 1,
+                     expected="an integer in [0, 2**64) (or None, for the backend's generator)")
+    step = check_int(step, f"{name}: step", low=0, high=_backend.SEEDS - 1, expected="an integer in [0, 2**64)")
+    return seed, step
+
+
 def check_dtype(dtype, name: str, allow_none: bool = True):
     """``dtype`` if it is float32 or float64 (or None where ``allow_none``: float32, a layer's
     default) — what the kernels and the optimizers' rate checks are made for (float16 overflows
@@ -461,10 +472,12 @@ class Module:
         counter in device memory, advanced by a captured step) the key's step is ``step +
         steps_done[0]``, read when the mask is drawn. ``seed=None`` goes back to the backend's
         generator."""
+        if seed is not None:
+            seed, step = checked_key(seed, step)
         extra = () if steps_done is None else (steps_done,)
         for stream, (_, module) in enumerate(self.named_modules()):
             if module.draws_random:
-                module.random_key = None if seed is None else (int(seed), stream, int(step), *extra)
+                module.random_key = None if seed is None else (seed, stream, step, *extra)
                 module.__dict__["_draws"] = (None, -1)  # (forward pass, draws in it): none yet
 
     def draw_key(self):

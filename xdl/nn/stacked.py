@@ -33,7 +33,7 @@ from xdl.functions.batchnorm import layer_batch_norm
 from xdl.nn.architecture import build_on_host, describe, is_xdl_layer
 from xdl.nn.layers import (BatchNorm, Dense, Dropout, LeakyReLU, ReLU, Sigmoid, Softmax, Standardize, Tanh,
                            as_floating)
-from xdl.nn.module import Module
+from xdl.nn.module import Module, checked_key
 from xdl.nn.sequential import Sequential
 from xdl.tensor import Parameter, Tensor
 
@@ -107,13 +107,16 @@ class Stacked(Sequential):
         k then draws the masks it would draw alone keyed by ``seed[k]``), or None for the backend's
         generator. ``steps_done``: a step counter in device memory, as `Module.set_random_key`."""
         # (one seed for all, or one each; each as a Python int: NumPy would make 5 beside 2**63 + 7 a float)
-        seeds = None if seed is None else [int(seed)] * self.n_models if np.ndim(seed) == 0 else [int(s) for s in seed]
+        seeds = None if seed is None else [seed] * self.n_models if np.ndim(seed) == 0 else list(seed)
         if seeds is not None and len(seeds) != self.n_models:
             raise ValueError(f"set_random_key: seed must be one seed or {self.n_models} (one per model), got {len(seeds)}")
+        if seeds is not None:  # each an integer in [0, 2**64), as a model's alone (`checked_key`)
+            seeds = [checked_key(s, step)[0] for s in seeds]
+            step = int(step)  # (checked with each seed)
         extra = () if steps_done is None else (steps_done,)
         for stream, (_, module) in enumerate(self.named_modules()):
             if module.draws_random:
-                module.random_key = None if seeds is None else (seeds, stream, int(step), *extra)
+                module.random_key = None if seeds is None else (seeds, stream, step, *extra)
 
     # -- one model at a time ------------------------------------------------------------------
     def model_state(self, k: int, row: dict | None = None) -> dict[str, np.ndarray]:

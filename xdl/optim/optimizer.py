@@ -30,6 +30,11 @@ from xdl.flat import FlatBuffer, flat_views, is_view_of, views_of, writable
 from xdl.graph import host_effect, require_not_capturing
 from xdl.tensor import Tensor, role_of
 
+# The most steps a count may say: the device's copy (``steps_done``) is one int64. A larger t passed its
+# check and then failed to fill it (OverflowError) — load_state_dict had by then written the state
+# buffers and settings, and ``opt.t`` said the new count while the device kept the old one.
+MAX_STEPS = int(np.iinfo(np.int64).max)
+
 
 def _real(value) -> float:
     """A real number (Python or NumPy, not a bool) as a float (an int beyond floats: inf); NaN for
@@ -226,7 +231,8 @@ class StepCount:
 
     @t.setter
     def t(self, value: int) -> None:
-        self._t = check_int(value, "t (the steps taken)", low=0)
+        self._t = check_int(value, "t (the steps taken)", low=0, high=MAX_STEPS,
+                            expected=f"an integer ≥ 0 and at most {MAX_STEPS} (an int64, as the device holds it)")
         for g in getattr(self, "groups", ()):  # (a count set back below a group's start starts it there)
             g.first_step = min(g.first_step, self._t)
         if self.steps_done is not None:
@@ -636,8 +642,7 @@ class Optimizer(StepCount):
         >>> round(w.item(), 3)
         5.0
         """
-        if not isinstance(steps, int | np.integer) or steps < 1:
-            raise ValueError(f"minimize: steps must be a positive integer, got {steps!r}")
+        check_int(steps, "minimize: steps")  # (a bool is no count: True ran one step)
         if params is not None:
             known = {id(p) for p in self.parameters()}
             params = _trainable(params) if _is_model(params) else _parameter_list(params, "minimize: params")
@@ -680,7 +685,8 @@ class Optimizer(StepCount):
         if saved_class is not None and saved_class != type(self).__name__:
             raise ValueError(f"optimizer state is {saved_class}'s, this optimizer is {type(self).__name__}: "
                              "their state buffers mean different things")
-        t = check_int(state["t"], "optimizer state's t (the steps taken)", low=0)
+        t = check_int(state["t"], "optimizer state's t (the steps taken)", low=0, high=MAX_STEPS,
+                      expected=f"an integer ≥ 0 and at most {MAX_STEPS} (an int64, as the device holds it)")
         for name in ("state", "settings", "first_steps"):
             if name in state and len(state[name]) != len(self.groups):
                 raise ValueError(f"optimizer state has {len(state[name])} groups' {name}, this optimizer "

@@ -227,6 +227,11 @@ class Trainer:
             check_int(seed, "seed", low=0, high=SEEDS - 1, expected="an integer in [0, 2**64) or None")
         if isinstance(l2, bool) or not isinstance(l2, int | float | np.number) or not 0 <= l2 < math.inf:
             raise ValueError(f"l2 must be a finite number ≥ 0, got {l2!r}")
+        high = float(np.finfo(model.dtype).max)  # the penalty λ/(2m)·Σ‖W‖² and its gradient (λ/m)·W are computed in
+        if l2 > high:  # the model's dtype, where a larger λ is inf: the first step's cost was NaN, and the run
+            # stopped as diverged, advising a smaller learning rate
+            raise ValueError(f"l2 must be at most {high:.3g}, {model.dtype}'s largest number (the model's dtype, which "
+                             f"the penalty is computed in), got {l2!r}")
         if schedule is not None and not callable(schedule):
             raise TypeError(f"schedule must be a callable epoch → learning rate, got {schedule!r}")
         if schedule is not None:
