@@ -1216,8 +1216,17 @@ def test_a_model_of_no_declared_width_has_every_label_checked_before_its_first_s
 def test_labels_that_are_missing_nan_or_of_another_length_are_named():
     s = moons(200)
     trainer = trainer_for(epochs=1)
-    with pytest.raises(TypeError, match="^y is None; fit needs the labels"):
+    with pytest.raises(TypeError, match="^y is None; the labels \\(or targets\\) of X are needed"):
         trainer.fit(s.X_train, None)
+    with pytest.raises(TypeError, match="^y is None; the labels \\(or targets\\) of X are needed"):
+        trainer.evaluate(s.X_train, None)  # (it said "fit needs the labels")
+    with pytest.raises(ValueError, match="^y must be an array of one class label per example of X, got a single value "
+                                         "array\\(1\\)"):
+        trainer.fit(s.X_train, 1)  # (it said "y has 0 labels for 120 examples")
+    model = xdl.nn.mlp(2, [3], 1)
+    regression = Trainer(model, xdl.losses.MeanSquaredError(), SGD(model), progress=False)
+    with pytest.raises(ValueError, match="^y must be an array of one target per example of X, got a single value"):
+        regression.fit(s.X_train, 1.5)
     y = s.y_train.astype(float)
     y[3] = np.nan
     with pytest.raises(ValueError, match=r"^y must hold integer class indices, got NaN or Inf \(first at example 3\)"):

@@ -155,8 +155,11 @@ def check_labels(y, m: int, name: str = "y", n_classes: int | None = None, x_nam
         raise TypeError(f"{name} is None; give the class labels of {x_name}")
     y = to_numpy(y)
     refuse_times(y, name)
+    if y.ndim == 0:  # (a number: "0 labels" said nothing of it)
+        raise ValueError(f"{name} must be an array of one class label per example of {x_name}, got a single value "
+                         f"{y!r}")
     if y.shape[:1] != (m,):
-        raise ValueError(f"{name} has {y.shape[0] if y.ndim else 0} labels for {m} examples "
+        raise ValueError(f"{name} has {y.shape[0]} labels for {m} examples "
                          f"({x_name} and {name} must have the same length)")
     if y.ndim == 2:
         return y

@@ -347,7 +347,7 @@ class Trainer:
         if len(X) == 0:
             raise ValueError(f"X{name} has no examples")
         if y is None:
-            raise TypeError(f"y{name} is None; fit needs the labels (or targets) of X{name}")
+            raise TypeError(f"y{name} is None; the labels (or targets) of X{name} are needed")  # (fit's or evaluate's)
         if isinstance(self.augment, Augment):  # images of its shape: a mismatch named now, not at a batch
             self.augment.check(X.shape[1], f"X{name}", "augment")
         shape = (len(X), *self._output_shape(X))
@@ -356,8 +356,11 @@ class Trainer:
             y = check_labels(y, len(X), f"y{name}", n_classes=max(n_out, 2) if n_out else None, x_name=f"X{name}")
         else:
             y = to_numpy(y)
-            if y.ndim == 0 or len(y) != len(X):
-                raise ValueError(f"X{name} has {len(X)} examples but y{name} has {len(y) if y.ndim else 0} "
+            if y.ndim == 0:  # (a number: "0 labels" said nothing of it)
+                raise ValueError(f"y{name} must be an array of one target per example of X{name}, got a single "
+                                 f"value {y!r}")
+            if len(y) != len(X):
+                raise ValueError(f"X{name} has {len(X)} examples but y{name} has {len(y)} "
                                  "(they must have the same length)")
         if isinstance(self.loss, _losses.Loss):
             try:
