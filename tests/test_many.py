@@ -630,6 +630,22 @@ def test_a_stack_a_callback_copies_draws_a_new_dropout_mask_at_each_training_pas
     assert not np.array_equal(*twice)
 
 
+def test_a_stop_by_a_callback_after_the_checkpoint_is_saved_by_it(digits, tmp_path):
+    """As a Trainer's: with every=5, a stop at epoch 2 by a callback ordered after the Checkpoint
+    left no checkpoint.npz; each Checkpoint that ran before the stop saves the stopped batch."""
+    X, y, dev = digits
+
+    class StopLate(Callback):
+        order = 200
+
+        def on_epoch_end(self, trainer, record):
+            trainer.stop_training = record["epoch"] == 2
+
+    results = fit_many([small(seed=1, epochs=4)], X, y, dev=dev, callbacks=[StopLate(), Checkpoint(tmp_path, every=5)])
+    assert (results[0].status, len(results[0].history)) == ("stopped", 2)
+    assert (tmp_path / "checkpoint.npz").is_file()
+
+
 def test_a_resume_trains_completed_models_on_when_given_more_epochs(digits, tmp_path):
     """As ``xdl train --resume --epochs``: a batch that completed 2 epochs, resumed with 4, ends where a
     straight 4-epoch batch ends; a model that completed before the batch's last epoch cannot catch

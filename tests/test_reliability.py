@@ -1680,6 +1680,29 @@ def test_a_stop_of_the_users_own_callback_is_named_and_a_resume_goes_on(tmp_path
     assert (len(resumed), resumed.stopped_epoch, resumed.stopped_by) == (4, None, None)  # (only EarlyStopping's stays)
 
 
+
+def test_a_stop_by_a_callback_after_the_checkpoint_is_saved_by_it(tmp_path):
+    """A callback ordered after Checkpoint (order 200) that stops the run: the Checkpoint had saved
+    the epoch without the stop, or — every=5, a stop at epoch 3 — nothing at all, and a resume went
+    back to the run's start. Each Checkpoint that ran before the stop saves the run's last state."""
+    s = moons(200)
+
+    class StopLate(Callback):
+        order = 200
+
+        def __init__(self, at):
+            self.at = at
+
+        def on_epoch_end(self, trainer, record):
+            trainer.stop_training = record["epoch"] == self.at
+
+    trainer = callback_trainer([StopLate(3), Checkpoint(tmp_path, every=5)], epochs=10)
+    history = trainer.fit(s.X_train, s.y_train)
+    assert (len(history), history.stopped_by) == (3, "stopped by StopLate")
+    assert trainer.last_checkpoint_at == (3, 0) and (tmp_path / "checkpoint.npz").is_file()
+    resumed = callback_trainer([StopLate(None), Checkpoint(tmp_path, every=5)], epochs=10)
+    assert len(resumed.fit(s.X_train, s.y_train, resume=tmp_path)) == 10  # from epoch 3 on
+
 def test_a_stop_in_on_train_begin_is_named_as_one_at_an_epochs_end(tmp_path):
     """A callback that stops the run before it trains (a budget already spent, say) is named by
     the history, as it is at an epoch's end (stopped_by was None: a stop without a reason)."""

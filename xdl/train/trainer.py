@@ -556,6 +556,7 @@ class Trainer:
                             break
                         self.history.append(record)
                         record = self.history.records[-1]  # what a callback adds to it is in the history
+                        unsaved = []  # the Checkpoints that saved no stop: a later callback (its order) may stop
                         for cb in self.callbacks:
                             # stopped by one before (a Checkpoint's state records it), or not: a stop a later
                             # callback took back (trainer.stop_training = False) is no stop of the run
@@ -568,7 +569,12 @@ class Trainer:
                                 self.history.stopped_by = f"stopped by {type(cb).__name__}"  # (EarlyStopping says why)
                             elif not self.stop_training:
                                 self.history.stopped_by = None
+                            if isinstance(cb, Checkpoint) and not self.stop_training:
+                                unsaved.append(cb)
                         self.history.stopped_epoch = record["epoch"] if self.stop_training else None
+                        if self.stop_training:  # the run's last state, saved by each (with every=5, a stop at
+                            for cb in unsaved:  # epoch 3 left only epoch 0's checkpoint to resume from)
+                                cb.save_resumable(self)
                         self._mid_step = False  # the epoch is closed: its record taken and every callback run on it
                         bar.set_postfix(_postfix(record), refresh=False)
                         if signals.received and self.epoch < self.epochs and not self.stop_training:
