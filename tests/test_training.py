@@ -1,5 +1,6 @@
 """Trainer, History, callbacks, resume, diagnose and plots — through the public API."""
 
+import copy
 import json
 import os
 import signal
@@ -309,6 +310,67 @@ def test_a_stop_a_later_step_hook_takes_back_is_not_named_as_the_runs_stop():
     history = trainer.fit(s.X_train, s.y_train)
     assert (trainer.epoch, trainer.step) == (0, 6)
     assert history.stopped_by == "stopped by StopsFromStep in epoch 1 after step 6"
+
+
+class StopsWhenTold(Callback):
+    """Stops the run in on_train_begin once told (a budget spent since the last fit, say)."""
+
+    def __init__(self):
+        self.told = False
+
+    def on_train_begin(self, trainer):
+        trainer.stop_training = self.told
+
+
+def test_a_stop_in_on_train_begin_is_named_after_a_stop_of_a_fit_before(tmp_path):
+    """The history names this fit's stop: a name left by a stop before — the trainer's last fit's,
+    a resumed checkpoint's — is none of it. It kept that one ("stopped by StopAtStep in epoch 2 after
+    step 3" for a stop the callback asked before any step), and the mid-epoch place is said."""
+    s = moons_parts()
+    told = StopsWhenTold()
+    trainer = make_trainer(None, epochs=3, callbacks=[StopAtStep(13), told, Checkpoint(tmp_path)])
+    assert trainer.fit(s.X_train, s.y_train).stopped_by == "stopped by StopAtStep in epoch 2 after step 3"
+    told.told = True
+    history = trainer.fit(s.X_train, s.y_train)  # a later fit
+    assert (trainer.epoch, trainer.step, history.stopped_by) == \
+        (1, 3, "stopped by StopsWhenTold before step 4 of epoch 2")
+    resumed = make_trainer(None, epochs=3, callbacks=[StopAtStep(0), StopsWhenTold(), Checkpoint(tmp_path)])
+    resumed.callbacks[1].told = True
+    assert resumed.fit(s.X_train, s.y_train, resume=tmp_path).stopped_by == \
+        "stopped by StopsWhenTold before step 4 of epoch 2"
+
+
+class CopiesAtStep(Callback):
+    """Keeps a copy of the model after a step (an EMA's or a teacher's start, the best so far) and
+    runs a training forward of its own there."""
+
+    def __init__(self, X):
+        self.X, self.copy, self.own = X, None, None
+
+    def on_step_end(self, trainer, cost):
+        if self.copy is None:
+            self.copy = copy.deepcopy(trainer.model)
+            self.own = [trainer.model(self.X, training=True).numpy() for _ in range(2)]
+
+
+def test_a_model_a_step_hook_copies_draws_a_new_dropout_mask_at_each_training_pass():
+    """As at an epoch's end: between two steps the step's dropout key is no key — a copy kept from
+    a step's hook took it along and drew that one mask at each training pass, as did the hook's
+    own forward in training mode. The run is the run without the hook, to the bit."""
+    X, y = xdl.datasets.digits()
+    X, y = (X[:128] / 16).astype(np.float32), y[:128]
+    weights = []
+    for callbacks in ([], [CopiesAtStep(X[:8])]):
+        xdl.seed(0)
+        model = xdl.nn.mlp(64, [32], 10, dropout=0.5)
+        Trainer(model, SoftmaxCrossEntropy(), Adam(model), epochs=2, batch_size=32, progress=False,
+                callbacks=callbacks).fit(X, y)
+        weights.append(model.state_dict())
+    keep = callbacks[0]
+    twice = [keep.copy(X[:8], training=True).numpy() for _ in range(2)]
+    assert not np.array_equal(*twice) and not np.array_equal(*keep.own)
+    for name, value in weights[0].items():
+        np.testing.assert_array_equal(weights[1][name], value, err_msg=name)
 
 
 def test_checkpoint_is_a_loadable_model_file(tmp_path):

@@ -3,7 +3,7 @@
 A check (`xdl.gradcheck`) calls the cost J many times at nearby inputs and compares the values, so
 J must be one deterministic function of its inputs, and a check may not change the model it calls.
 Within a check, then, a layer's training forward draws no random numbers (xdl's dropout without a
-fixed mask is the identity) and updates no state of its own (batch norm's running statistics stay
+fixed mask or key is the identity; with one, its mask is one function of it) and updates no state of its own (batch norm's running statistics stay
 as they are); a layer of one's own that draws or keeps state reads `is_gradient_checking()` to do
 the same. The mode is the thread's own, as `no_grad`'s: a model another thread trains meanwhile
 drops units and moves its statistics.

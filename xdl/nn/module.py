@@ -725,13 +725,13 @@ class Module:
         prediction (it is refused, naming the row). The model runs in evaluation for the call, in
         this thread only (`evaluating_here`): its modes are left as they are, so threads may predict
         with one model at once, or beside its training."""
-        return self._forward_all(X, batch_size)[0]
+        return self._forward_all(X, batch_size)
 
     @no_grad()
-    def _forward_all(self, X, batch_size: int, keep=None) -> tuple[np.ndarray, bool]:
-        """`predict_outputs`' (outputs, whether they are probabilities: said by the model, or made by
-        a softmax or sigmoid op last). ``keep(outputs, probabilities)``: what is kept of each batch's
-        outputs, row for row (`predict`'s classes, `predict_proba`'s probabilities), taken as the
+    def _forward_all(self, X, batch_size: int, keep=None) -> np.ndarray:
+        """`predict_outputs`' outputs, or with ``keep(outputs, probabilities)`` (``probabilities``:
+        whether they are, said by the model or made by a softmax or sigmoid op last) what is kept of
+        each batch's outputs, row for row (`predict`'s classes, `predict_proba`'s probabilities), taken as the
         batch comes: the outputs kept whole first, 200,000 examples' logits over 1,000 classes took
         800 MB for predict's 1.6 MB of classes (and predict_proba 4 GB: a float64 copy and its
         softmax's temporaries). Integer X is not cast whole before a leading `Standardize`, which
@@ -762,14 +762,14 @@ class Module:
             raise ValueError(f"predict: the model's outputs are NaN or Inf for {bad} of {len(X)} rows (the first: "
                              f"row {first_bad}): its state holds NaN or Inf (a diverged run's?), or its outputs "
                              "overflow its dtype")
-        return kept, probabilities
+        return kept
 
     def predict_proba(self, X, batch_size: int = 1024) -> np.ndarray:
         """Class probabilities (m, C); a single-output (binary) model gives columns [1 − p, p]; a
         model trained with `BinaryCrossEntropy` on k > 1 outputs (``predicts == "labels"``: a
         multi-label model) each label's probability, (m, k), as scikit-learn's. A regression's
         model has none (ValueError)."""
-        return self._forward_all(X, batch_size, self._probabilities)[0]
+        return self._forward_all(X, batch_size, self._probabilities)
 
     def predict(self, X, batch_size: int = 1024) -> np.ndarray:
         """The model's predictions by what it was trained for (``predicts``, which a `Trainer` sets
@@ -777,7 +777,7 @@ class Module:
         labels of a multi-label model, or a regression's values (its outputs; (m,) for one). A model
         trained in a loop of one's own has no ``predicts`` (None: classes): set ``model.predicts =
         "values"`` for a regression's (``"labels"`` for a multi-label model's)."""
-        return self._forward_all(X, batch_size, self._predictions)[0]
+        return self._forward_all(X, batch_size, self._predictions)
 
     def _predictions(self, out: np.ndarray, probabilities: bool) -> np.ndarray:
         """`predict`'s predictions from the outputs ``out`` of some rows (``probabilities``: they are)."""

@@ -153,7 +153,7 @@ class Stacked(Sequential):
                              f"{self.predicts}: take one out, stacked.model(k), and predict with it")
         def probabilities_of(out, probabilities):  # each batch's as it comes (`Module._forward_all`'s keep)
             return out if probabilities else softmax_array(np, out.astype(np.float64)).astype(out.dtype)
-        return self._forward_all(X, batch_size, probabilities_of)[0]
+        return self._forward_all(X, batch_size, probabilities_of)
 
     def predict(self, X, batch_size: int = 1024) -> np.ndarray:
         """Each model's classes, (m, K): the argmax over its own outputs (not over the models), as
@@ -161,7 +161,7 @@ class Stacked(Sequential):
         logits tie, and the argmax of a tie is the first class)."""
         if self.predicts not in (None, "classes"):
             return self.predict_proba(X, batch_size)  # (refused there, naming what the models predict)
-        return self._forward_all(X, batch_size, lambda out, _: out.argmax(axis=-1))[0]
+        return self._forward_all(X, batch_size, lambda out, _: out.argmax(axis=-1))
 
     def to(self, backend):
         """Refused: a stack's parameters are views of its (K, P) buffer; `stack(models, backend)`

@@ -160,6 +160,12 @@ def position(epoch: int, step: int) -> str:
     return f"after step {step} of epoch {epoch + 1}" if step else f"after epoch {epoch}"
 
 
+def upcoming(epoch: int, step: int) -> str:
+    """Where a run goes on, for messages: "epoch 4" or "step 6 of epoch 4" (``epoch``: epochs
+    completed, ``step``: steps into the next), as `position` says where it is."""
+    return f"step {step + 1} of epoch {epoch + 1}" if step else f"epoch {epoch + 1}"
+
+
 def fewest_epochs(epoch: int, step: int) -> tuple[int, str, str]:
     """The fewest epochs a resumed run may ask for from a checkpoint ``epoch`` epochs and ``step``
     steps in, what it has trained and the advice, in words: n = epoch, or epoch + 1 inside an epoch
@@ -724,11 +730,10 @@ class Control(Callback):
         replayed = self.lr
         if replayed is not None:  # replay: the resumed run keeps the rate set by hand
             self._set_lr(trainer, replayed)
-        upcoming = trainer.epoch + 1
-        starts = f"step {trainer.step + 1} of epoch {upcoming}" if trainer.step else f"epoch {upcoming}"
+        starts = upcoming(trainer.epoch, trainer.step)
         unrecorded = self._on_resume  # (the checkpoint's)
-        self._on_resume = self._apply(trainer, f"on resuming (before {starts})", f"resume-{upcoming}", starts,
-                                      wait=True)
+        self._on_resume = self._apply(trainer, f"on resuming (before {starts})", f"resume-{trainer.epoch + 1}",
+                                      starts, wait=True)
         self._on_resume = "; ".join(filter(None, (unrecorded, self._on_resume))) or None
         if replayed is not None and self.lr == replayed and self.report is not None:  # (not replaced just now:
             # xdl train's summary above names the options' lr and schedule, which it stands in place of)

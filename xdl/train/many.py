@@ -53,13 +53,14 @@ from xdl.tensor import Tensor, no_grad, to_numpy
 from xdl.train.callbacks import (Callback, Checkpoint, EarlyStopping, callback_state, callbacks_held, check_callbacks_own,
                                  check_checkpoint_kind, check_goes_on, check_monitored, check_record,
                                  check_resumes_into, check_same_examples, checkpoint_directories_held, continues_run,
-                                 load_callback_state, position, resume_path, stop_for_signal, write_checkpoint)
+                                 load_callback_state, position, resume_path, stop_for_signal, upcoming,
+                                 write_checkpoint)
 from xdl.train.captured import CapturedSteps, loop_capture
 from xdl.train.history import History
 from xdl.train.interrupt import Interrupted, SignalFlag
 from xdl.train.provenance import data_digest
-from xdl.train.trainer import (_progress_bar, check_callback, check_distinct_callbacks, cost_limit, diverged_cost,
-                               keras_stop, network_data, penalty_examples, start_cost)
+from xdl.train.trainer import (_progress_bar, call_hook, check_callback, check_distinct_callbacks, cost_limit,
+                               diverged_cost, keras_stop, network_data, penalty_examples, start_cost)
 
 # Options the K configurations must share: they change shapes, the batches, or the update rule.
 SHARED = ("dataset", "hidden", "activation", "batch_norm", "batch_size", "optimizer", "augment_shift", "augment_noise",
@@ -420,12 +421,9 @@ class ManyTrainer:
                 self._mid_step = self._loading = False
             X, dev, self._network = network_data(self.model, X, dev, on_host=self._augment is None)
             self.model.predicts = "classes"  # each model taken out predicts classes (a softmax cross-entropy)
+            self.history.stopped_by = None  # (a name a stop before left is none of this fit's, as a Trainer's)
             for cb in self.callbacks:
-                stopped = self.stop_training
-                cb.on_train_begin(self)
-                keras_stop(self, cb)
-                if self.stop_training and not stopped and self.history.stopped_by is None:  # (Control names its own)
-                    self.history.stopped_by = f"stopped by {type(cb).__name__} before epoch {self.epoch + 1}"
+                call_hook(self, cb, "on_train_begin", where=f" before {upcoming(self.epoch, self.step)}")
             self._stop_if_asked()
             backend = self.model.backend
             if self._augment is None:

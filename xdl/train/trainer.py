@@ -50,7 +50,7 @@ from xdl.train.callbacks import (Callback, Checkpoint, EarlyStopping, callback_s
                                  check_callbacks_own, check_checkpoint_kind, check_goes_on, check_monitored,
                                  check_record, check_resumes_into, check_same_examples, checkpoint_directories_held,
                                  continues_run, fewest_epochs, load_callback_state, position, resume_path,
-                                 save_resumable, stop_for_signal, write_checkpoint)
+                                 save_resumable, stop_for_signal, upcoming, write_checkpoint)
 from xdl.train.captured import CapturedSteps, host_values, loop_capture
 from xdl.train.history import History
 from xdl.train.interrupt import SignalFlag
@@ -520,17 +520,16 @@ class Trainer:
             X, dev, self._network = network_data(self.model, X, dev, on_host=self.augment is None)
             if getattr(self.loss, "predicts", None) is not None:  # what model.predict gives: classes, labels, values
                 self.model.predicts = self.loss.predicts
+            # a name a stop before left (a fit's, the checkpoint's) is none of this fit's: kept, a stop asked now
+            # was named as that one (the resume's warning below says it, for a run that was over)
+            ended_by, self.history.stopped_by = self.history.stopped_by, None
             for cb in self.callbacks:
-                stopped = self.stop_training
-                cb.on_train_begin(self)
-                keras_stop(self, cb)
-                if self.stop_training and not stopped and self.history.stopped_by is None:  # (Control names its own)
-                    self.history.stopped_by = f"stopped by {type(cb).__name__} before epoch {self.epoch + 1}"
+                call_hook(self, cb, "on_train_begin", where=f" before {upcoming(self.epoch, self.step)}")
             if resume is not None:
                 self._check_schedules_set()
             # a run killed after its end (its checkpoint's stop or epochs; not a stop asked for on resuming)
             if resume is not None and (self.epoch >= self.epochs or self.stop_training and self.history.stopped_epoch):
-                why = self.history.stopped_by or f"its {self.epoch} epochs trained"
+                why = self.history.stopped_by or ended_by or f"its {self.epoch} epochs trained"
                 more = "patience" if self.stop_training and self.history.stopped_epoch else "epochs"  # (early stopping's)
                 warn_caller(f"resume: the checkpoint's run is over ({why}): nothing to train; it ends as it ended — "
                             f"raise {more} to train on")
@@ -558,17 +557,10 @@ class Trainer:
                         record = self.history.records[-1]  # what a callback adds to it is in the history
                         unsaved = []  # the Checkpoints that saved no stop: a later callback (its order) may stop
                         for cb in self.callbacks:
-                            # stopped by one before (a Checkpoint's state records it), or not: a stop a later
-                            # callback took back (trainer.stop_training = False) is no stop of the run
+                            # stopped by one before (a Checkpoint's state records it), or not
                             self.history.stopped_epoch = record["epoch"] if self.stop_training else None
-                            stopped = self.stop_training
-                            cb.on_epoch_end(self, record)
+                            call_hook(self, cb, "on_epoch_end", record)
                             check_record(record, cb)  # before a later one (a Checkpoint) writes it
-                            keras_stop(self, cb)
-                            if self.stop_training and not stopped and self.history.stopped_by is None:
-                                self.history.stopped_by = f"stopped by {type(cb).__name__}"  # (EarlyStopping says why)
-                            elif not self.stop_training:
-                                self.history.stopped_by = None
                             if isinstance(cb, Checkpoint) and not self.stop_training:
                                 unsaved.append(cb)
                         self.history.stopped_epoch = record["epoch"] if self.stop_training else None
@@ -619,7 +611,8 @@ class Trainer:
         checked = self.step
         captured = self.eager_reason() is None
         if captured:  # the dropout key's step, counted on by each step on the device
-            self.model.set_random_key(self.seed, 0, steps_done=self._captured.start_epoch(e * steps + self.step))
+            steps_done = self._captured.start_epoch(e * steps + self.step)
+            self.model.set_random_key(self.seed, 0, steps_done=steps_done)
             # what a replay does not redo, done here: a .data rebound by a callback written back into the flat
             # buffer the graph trains (zero_grad's write-back: the step's own runs only at its capture), and
             # the settings the step was captured under compared with the model's now (`host_settings`)
@@ -653,6 +646,11 @@ class Trainer:
                 self._check_costs(backend, costs, checked, step + 1)
                 checked = step + 1
             if self._step_hooks:
+                # between two steps the step's key is no key, as after the epoch's steps: a copy of the model a
+                # hook keeps (an EMA's start, the best so far) or a forward of its own in training mode drew
+                # that step's masks at every call (the next step sets its key again; a captured one reads the
+                # counter, given back after the hooks)
+                self.model.set_random_key(None)
                 try:
                     self._step_end(float(costs[step]))
                 except BaseException:
@@ -661,6 +659,8 @@ class Trainer:
                     # (it was refused as one stopped inside a step, its epoch's steps lost)
                     self._partial, self._mid_step = self._epoch_so_far(), False
                     raise
+                if captured:
+                    self.model.set_random_key(self.seed, 0, steps_done=steps_done)
             if (signals.received or self.stop_training) and step + 1 < steps:  # the epoch left mid-way
                 self._partial, self._so_far = self._epoch_so_far(), None
                 self._mid_step = False
@@ -714,13 +714,7 @@ class Trainer:
         """Each overriding callback's `Callback.on_step_end` after a step; a stop one asks is named,
         with where it came."""
         for cb in self._step_hooks:
-            stopped = self.stop_training
-            cb.on_step_end(self, cost)
-            keras_stop(self, cb)
-            if self.stop_training and not stopped and self.history.stopped_by is None:
-                self.history.stopped_by = f"stopped by {type(cb).__name__} in epoch {self.epoch + 1} after step {self.step}"
-            elif not self.stop_training:  # taken back by a later hook: no stop of the run (a later one is named,
-                self.history.stopped_by = None  # not this one, as at an epoch's end)
+            call_hook(self, cb, "on_step_end", cost, where=f" in epoch {self.epoch + 1} after step {self.step}")
 
     def _train_step(self, Xb, yb):
         """One step on a batch: (its mean cost, its correct count or None) as device arrays."""
@@ -1027,7 +1021,7 @@ def _check_parts(model, loss, optimizer) -> None:
 
 def check_callback(cb) -> None:
     """``cb`` is an xdl `Callback` whose hooks xdl calls: not one with Keras's or Lightning's hooks
-    (`FOREIGN_HOOKS`, never called) or Keras's on_epoch_end signature — for a `Trainer` and a
+    (`FOREIGN_HOOKS`, never called) or Keras's on_epoch_end or on_train_batch_end signature — for a `Trainer` and a
     `ManyTrainer` alike, before any work."""
     if not isinstance(cb, Callback):
         raise TypeError(f"callbacks must be xdl.train.Callback instances, got {cb!r}")
@@ -1038,7 +1032,7 @@ def check_callback(cb) -> None:
     _check_keras_signature(cb)
     foreign = sorted(FOREIGN_HOOKS & set(dir(type(cb))))
     if foreign:  # a Keras hook would never be called
-        step = " (after each step, on_step_end(self, trainer, cost))" if "batch" in foreign[0] else ""
+        step = " (after each step, on_step_end(self, trainer, cost))" if any("batch" in n for n in foreign) else ""
         raise TypeError(f"callbacks: {type(cb).__name__}.{foreign[0]} is no hook of xdl's Callback, which has "
                         f"{', '.join(n for n in dir(Callback) if n.startswith('on_'))}{step}: it would never be called")
 
@@ -1052,6 +1046,21 @@ def keras_stop(trainer, cb) -> None:
         warn_caller(f"{type(cb).__name__} set trainer.model.stop_training (Keras's model.stop_training): the run "
                     "stops; xdl's flag is trainer.stop_training")
         trainer.stop_training = True
+
+
+def call_hook(trainer, cb, hook: str, *args, where: str = "") -> None:
+    """Callback ``cb``'s ``hook(trainer, *args)`` (of a `Trainer` or a `xdl.train.ManyTrainer`), then
+    the stop it asked: Keras's ``model.stop_training`` read (`keras_stop`), and a stop ``cb`` set
+    named in the history — "stopped by Name" + ``where`` — unless it said why itself (`EarlyStopping`,
+    a `Control` file); a stop a later callback takes back (``trainer.stop_training = False``) is no
+    stop of the run, nor named. The one rule of each hook: on_train_begin, on_step_end, on_epoch_end."""
+    stopped = trainer.stop_training
+    getattr(cb, hook)(trainer, *args)
+    keras_stop(trainer, cb)
+    if trainer.stop_training and not stopped and trainer.history.stopped_by is None:
+        trainer.history.stopped_by = f"stopped by {type(cb).__name__}{where}"
+    elif not trainer.stop_training:
+        trainer.history.stopped_by = None
 
 
 def check_distinct_callbacks(callbacks) -> None:
