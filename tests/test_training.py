@@ -210,6 +210,22 @@ def test_a_checkpoint_a_callback_of_ones_own_writes_records_the_run(tmp_path):
         resumed.fit(s.X_dev, s.y_dev, resume=tmp_path / "s.npz")
 
 
+
+def test_a_checkpoint_saved_by_hand_after_a_fit_records_the_run_but_its_data(tmp_path):
+    """PyTorch's habit, fit then save: the fit (no Checkpoint) took no digest of its data, and the
+    file recorded nothing, so a resume with another rate was taken unchecked, "written by an older
+    xdl". It records the run now; its data, never digested, are not checked."""
+    s = moons_parts()
+    trainer = make_trainer(None, epochs=2)
+    trainer.fit(s.X_train, s.y_train)
+    trainer.save_checkpoint(tmp_path / "c.npz")
+    with pytest.raises(ValueError, match=r"resume: optimizer setting 'lr' \(group 0\) was 0.001 in the checkpoint, "
+                                         r"this run has 0.01"):
+        make_trainer(None, epochs=4, lr=1e-2).fit(s.X_train, s.y_train, resume=tmp_path / "c.npz")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (no "older xdl")
+        assert len(make_trainer(None, epochs=4).fit(s.X_train, s.y_train, resume=tmp_path / "c.npz")) == 4
+
 class FailsOnce(Callback):
     """A hook with a bug that shows at one step (a KeyError of a logger, say)."""
 

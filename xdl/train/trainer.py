@@ -876,7 +876,10 @@ class Trainer:
                  "optimizer": opt["class"], "optimizer_settings": settings, "optimizer_layout": opt["layout"],
                  "optimizer_scheduled": [sorted(k for k, v in group.items() if callable(v)) for group in opt["settings"]],
                  "history": self.history.to_dict(), "callbacks": callbacks,
-                 "seed": self.seed, "provenance": self._provenance_record, "run_info": self.run_info,
+                 "seed": self.seed, "run_info": self.run_info,
+                 # a fit without Checkpoint recorded none (no data digest taken): one saved by hand after it
+                 # records the run but its data, which a resume then does not check (it read "an older xdl")
+                 "provenance": self._provenance_record or provenance.record(self, None),
                  "start_cost": getattr(self, "_start_cost", None)}  # (a Trainer pickled before starts were kept)
         return write_checkpoint(self.model, path, at, extra, arrays)
 
