@@ -761,6 +761,25 @@ def test_the_cross_entropies_refuse_targets_that_require_grad(backend):
         assert loss(z, teacher.detach()).shape == ()  # fixed targets, as ever
 
 
+def test_enable_grad_records_within_no_grad_and_gives_back_its_mode():
+    """PyTorch's enable_grad: a block (or a decorated function) that records whatever blocks are
+    around it, as a gradient check called under no_grad needs."""
+    w = xdl.tensor([1.0, 2.0], requires_grad=True)
+
+    @xdl.enable_grad
+    def doubled_sum():
+        return (w * 2.0).sum()
+
+    with xdl.no_grad():
+        with xdl.enable_grad():
+            assert xdl.is_grad_enabled()
+        assert not xdl.is_grad_enabled()
+        total = doubled_sum()
+        assert not xdl.is_grad_enabled()
+    total.backward()
+    assert xdl.to_numpy(w.grad).tolist() == [2.0, 2.0]
+
+
 def test_no_grad_nests_and_is_the_calling_threads():
     import threading
 

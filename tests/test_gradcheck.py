@@ -402,3 +402,39 @@ def test_diagnose_sends_a_model_with_tiny_gaps_to_the_test_set():
     for train, dev in ((0.997, 0.997), (1.0, 0.999)):
         d = xdl.diagnose({"train_accuracy": train, "dev_accuracy": dev})
         assert d.verdict == "good" and d.next_steps[0].startswith("check the model on the test set")
+
+
+def test_gradcheck_under_no_grad_and_within_a_check_builds_the_graph_it_backpropagates(backend, rng):
+    """Under a caller's `no_grad` (an evaluation block, or the no_grad an outer check calls its J
+    under) the check's own J recorded no graph: "backward() on a tensor that does not require grad",
+    though the check had made its inputs require one. Its backprop call records one whatever the
+    mode around it, which it gives back after; a check within a check leaves the outer one checking."""
+    model = Sequential(Dense(4, 3, dtype=np.float64), Tanh()).to(backend)
+    X = t64(backend, rng.normal(size=(5, 4)), requires_grad=False)
+    with xdl.no_grad():
+        assert xdl.gradcheck(lambda: (model(X) ** 2).sum(), model.parameters()).verdict == "great"
+        assert not xdl.is_grad_enabled()
+    inner = []
+
+    def outer():
+        inner.append(xdl.gradcheck(lambda: (model(X) ** 3).sum(), model.parameters(), elements=2).verdict)
+        assert xdl.is_gradient_checking()  # the inner check gave back the outer one's mode
+        return (model(X) ** 2).sum()
+
+    assert xdl.gradcheck(outer, model.parameters(), elements=2).verdict == "great"
+    assert inner and set(inner) == {"great"} and xdl.is_grad_enabled() and not xdl.is_gradient_checking()
+
+
+def test_a_stacked_models_unkeyed_dropout_draws_nothing_while_checking(backend, rng):
+    """`StackedDropout` without a key drew its masks from the backend's generator within a check,
+    as no other xdl layer does: the check of K stacked models refused J ("not one function of
+    the inputs", naming is_gradient_checking as what a layer of one's own should read) where each
+    model alone checks "great". It is the identity there, as `Dropout` is, and draws outside."""
+    from xdl.nn import Dropout, ReLU, stack
+    models = [Sequential(Dense(4, 5, dtype=np.float64), ReLU(), Dropout(0.3), Dense(5, 2, dtype=np.float64))
+              for _ in range(2)]
+    stacked = stack(models, backend=backend)
+    X = t64(backend, rng.normal(size=(6, 4)), requires_grad=False)
+    assert xdl.gradcheck(lambda: (stacked(X) ** 2).sum(), stacked.parameters()).verdict == "great"
+    with xdl.no_grad():  # in training, outside a check, each call draws its masks
+        assert float((stacked(X) ** 2).sum()) != float((stacked(X) ** 2).sum())

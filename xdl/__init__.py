@@ -20,7 +20,7 @@ from xdl.function import Function
 from xdl.gradcheck import gradcheck
 from xdl.graph import CudaGraph, cuda_graph
 from xdl.serialization import load, save
-from xdl.tensor import Parameter, Tensor, from_dlpack, is_grad_enabled, no_grad, tensor, to_numpy
+from xdl.tensor import Parameter, Tensor, enable_grad, from_dlpack, is_grad_enabled, no_grad, tensor, to_numpy
 from xdl.train import History, Trainer
 
 __version__ = "0.1.0"
@@ -40,7 +40,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "Backend", "BackendError", "CaptureError", "CudaGraph", "CupyBackend", "Function", "History", "NumpyBackend", "Parameter", "Tensor",
-    "Trainer", "cuda_graph", "current_backend", "data", "datasets", "diagnose", "ewa", "from_dlpack", "functions", "gradcheck",
+    "Trainer", "cuda_graph", "current_backend", "data", "datasets", "diagnose", "enable_grad", "ewa", "from_dlpack", "functions", "gradcheck",
     "init", "is_grad_enabled", "is_gradient_checking", "load", "losses", "nn", "no_grad", "optim", "save", "seed", "tensor", "to_numpy",
     "use", *functions.star_exports(),
 ]

@@ -46,7 +46,7 @@ import numpy as np
 
 from xdl.data.validation import check_int, check_number
 from xdl.checking import gradient_checking
-from xdl.tensor import Tensor, reverse_topological, no_grad
+from xdl.tensor import Tensor, enable_grad, no_grad, reverse_topological
 
 __all__ = ["gradcheck", "GradcheckResult", "VERDICTS", "verdict_for", "relative_difference"]
 
@@ -292,7 +292,8 @@ def _backprop_gradients(call, inputs, labels) -> tuple[float, list[np.ndarray]]:
     try:
         for t in inputs:
             t.requires_grad = True
-        out = call()
+        with enable_grad():  # under a caller's no_grad (or an outer check's J) no graph was built to backprop
+            out = call()
         cost = _scalar(out)
         if not math.isfinite(cost):
             raise ValueError(f"gradcheck: J is {cost} at the inputs given: the cost must be finite to check its "

@@ -49,12 +49,14 @@ class no_grad(contextlib.ContextDecorator):
     parentheses (``@no_grad()``, ``@no_grad``), and a decorated generator records nothing while
     it runs — each step between its yields, not only the call that makes it."""
 
+    recording = False  # the mode within the block (`enable_grad`'s: True)
+
     def __new__(cls, func=None):
         """``no_grad(f)`` (the bare ``@no_grad``) is ``no_grad()(f)``: it was a TypeError."""
         instance = super().__new__(cls)
         if func is not None and not callable(func):
-            raise TypeError(f"no_grad takes no arguments (or, as a bare decorator, the function it decorates), got "
-                            f"{func!r}")
+            raise TypeError(f"{cls.__name__} takes no arguments (or, as a bare decorator, the function it decorates), "
+                            f"got {func!r}")
         return instance if func is None else instance(func)
 
     def __init__(self, func=None):
@@ -93,10 +95,17 @@ class no_grad(contextlib.ContextDecorator):
 
     def __enter__(self):
         _grad_mode.saved.append(_grad_mode.enabled)  # on the thread, not this object: one instance decorates
-        _grad_mode.enabled = False                   # a function that may be re-entered
+        _grad_mode.enabled = self.recording          # a function that may be re-entered
 
     def __exit__(self, *exc):
         _grad_mode.enabled = _grad_mode.saved.pop()
+
+
+class enable_grad(no_grad):
+    """`no_grad`'s opposite (PyTorch's ``enable_grad``): within it a graph is recorded whatever
+    the blocks around it — a gradient check called under ``no_grad``, or within another check."""
+
+    recording = True
 
 
 def as_python_int(x, dtype):
