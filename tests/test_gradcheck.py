@@ -338,6 +338,19 @@ def test_a_layer_reading_the_mode_is_checked_and_left_as_it_was(backend, rng):
     model(X)  # training outside a check draws and counts again
     assert backend.to_numpy(noise.calls).tolist() == [1.0]
 
+
+def test_a_kink_of_j_is_said_to_be_one_not_a_wrong_backward_pass(backend):
+    """ReLU at 0 (a fresh Dense→ReLU model's zero biases on an all-zero row): the central difference
+    is the mean of the one-sided slopes and backprop gives one of them — it read as a plain "bug",
+    sending the user to a correct backward pass. A wrong backward pass has no kink to show."""
+    at_zero = xdl.gradcheck(lambda x: xdl.relu(x).sum(), t64(backend, [0.0, 1.0, -2.0, 0.5]))
+    assert at_zero.verdict == "bug" and not at_zero.passed and at_zero.worst.index == (0,)
+    assert at_zero.worst.kink == pytest.approx((0.0, 1.0), abs=1e-8)
+    assert "J has a kink at input 0 (0,): its slope is 0.000000e+00 from below and 1.000000e+00 from above" \
+        in str(at_zero)
+    wrong = xdl.gradcheck(lambda t: WrongSquare.apply(t).sum(), t64(backend, [1.0, 2.0, 0.0]))
+    assert wrong.verdict == "bug" and wrong.worst.kink is None and "kink" not in str(wrong)
+
 # -- 6. initializers ------------------------------------------------------------------------------
 @pytest.mark.parametrize("scale", [float("inf"), float("nan"), -1.0, "a", None, True])
 def test_normal_init_takes_a_finite_scale_at_least_zero(scale):

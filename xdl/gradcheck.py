@@ -66,6 +66,9 @@ class Worst:
     numeric: float
     difference: float  # that input's own relative difference
     resolved: bool = True  # its gradients are large enough for finite differences to check (`resolution`)
+    # J's one-sided slopes there (from below, from above) where they differ and backprop gives one of
+    # them: a kink of J (ReLU at 0, |x| at 0, a max's tie), not a wrong backward pass (`_kink`)
+    kink: tuple[float, float] | None = None
 
 
 @dataclass
@@ -100,6 +103,11 @@ class GradcheckResult:
         where = _label(w.name, w.input)
         text = (f"gradient check: difference {self.difference:.3e} ({self.verdict}); worst: {where} "
                 f"(difference {w.difference:.3e}) at {w.index}: backprop {w.analytic:.6e}, numeric {w.numeric:.6e}")
+        if w.kink is not None:
+            text += (f"\nJ has a kink at {where} {w.index}: its slope is {w.kink[0]:.6e} from below and "
+                     f"{w.kink[1]:.6e} from above, and backprop gives one of them (ReLU at 0, |x| at 0, a max's "
+                     "tie): no gradient to check there, rather than a wrong backward pass; check at inputs off it "
+                     "(other data, biases not 0)")
         if self.hidden_bug:
             text += (f"\nbut {where} alone differs like a bug: the overall difference is dominated by larger "
                      "gradients elsewhere; check that input's backward pass")
@@ -233,7 +241,12 @@ def gradcheck(fn, inputs, eps: float = 1e-7, elements: int | None = None) -> Gra
     i = max(candidates, key=lambda k: per_input[k])
     j = int(np.argmax(np.abs(analytic[i] - numeric[i])))
     element = tuple(int(k) for k in np.unravel_index(chosen[i][j], inputs[i].shape))
-    worst = Worst(i, names[i], element, float(analytic[i][j]), float(numeric[i][j]), per_input[i], resolved[i])
+    kink = None
+    if verdict_for(per_input[i]) == "bug":  # a kink reads as one: its one-sided slopes tell
+        with gradient_checking():
+            kink = _kink(call, inputs[i], int(chosen[i][j]), eps, cost, float(analytic[i][j]))
+    worst = Worst(i, names[i], element, float(analytic[i][j]), float(numeric[i][j]), per_input[i], resolved[i],
+                  kink)
     return GradcheckResult(difference, verdict_for(difference) if kept else "inconclusive", worst, per_input,
                            resolution, unresolved)
 
@@ -352,19 +365,45 @@ def _check_step(t: Tensor, chosen: np.ndarray, eps: float, label: str) -> None:
 
 
 @no_grad()
+def _around(call, t: Tensor, index: tuple, eps: float) -> tuple[float, float, float, float]:
+    """(θ + ε, J there, θ − ε, J there) for the element ``index`` of ``t``: the steps as taken in
+    float64, ``t`` restored exactly after."""
+    original = t.data[index].copy()
+    try:
+        t.data[index] = original + eps
+        above, plus = float(t.data[index]), _scalar(call())
+        t.data[index] = original - eps
+        below, minus = float(t.data[index]), _scalar(call())
+    finally:  # an error or Ctrl-C mid-way leaves no input perturbed
+        t.data[index] = original  # restore exactly, not by adding ε back
+    return above, plus, below, minus
+
+
+def _kink(call, t: Tensor, flat: int, eps: float, cost: float, analytic: float) -> tuple[float, float] | None:
+    """J's slopes from below and from above at element ``flat`` of ``t``, (J(θ) − J(θ − ε))/ε and
+    (J(θ + ε) − J(θ))/ε, where they differ (by more than 10⁻³ of their size: at a smooth point they
+    agree to O(ε)) and backprop's ``analytic`` is one of them (to 10⁻⁵) — a kink, where the central
+    difference is their mean and no wrong backward pass; else None."""
+    index = tuple(int(i) for i in np.unravel_index(flat, t.shape))
+    theta = float(t.backend.to_numpy(t.data[index]))
+    above, plus, below, minus = _around(call, t, index, eps)
+    left, right = (cost - minus) / (theta - below), (plus - cost) / (above - theta)
+
+    def apart(a, b, tolerance):
+        return abs(a - b) > tolerance * (abs(a) + abs(b))
+
+    if apart(left, right, 1e-3) and (not apart(analytic, left, 1e-5) or not apart(analytic, right, 1e-5)):
+        return left, right
+    return None
+
+
+@no_grad()
 def _numeric_gradient(call, t: Tensor, chosen: np.ndarray, eps: float, label: str) -> np.ndarray:
     """g̃ at the ``chosen`` elements of ``t`` (flat indices), in their order."""
     grad = np.zeros(len(chosen))
     for k, flat in enumerate(chosen):
         index = tuple(int(i) for i in np.unravel_index(flat, t.shape))
-        original = t.data[index].copy()
-        try:
-            t.data[index] = original + eps
-            above, plus = float(t.data[index]), _scalar(call())
-            t.data[index] = original - eps
-            below, minus = float(t.data[index]), _scalar(call())
-        finally:  # an error or Ctrl-C mid-way leaves no input perturbed
-            t.data[index] = original  # restore exactly, not by adding ε back
+        above, plus, below, minus = _around(call, t, index, eps)
         if not (math.isfinite(plus) and math.isfinite(minus)):
             raise ValueError(f"gradcheck: J is not finite at {label} {index} ± ε (ε = {eps:g}): J(+ε) = {plus}, "
                              f"J(−ε) = {minus}; the cost must be finite around the inputs (an input at the edge of "
