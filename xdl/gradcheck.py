@@ -19,6 +19,8 @@ makes J huge, say) is `RECHECK` times smaller and a wrong backward pass stays as
 difference is rounding when its gradients stay below 10·|J|·2⁻⁵²/(RECHECK·ε) there too, or when
 it agrees there (no bug, and 10 times closer). The result says which, and the overall figure
 leaves such inputs out (with none left, nothing was checked: the verdict is "inconclusive").
+Where the worst element reads as a bug because J has a kink there — its slopes from below and
+from above differ and backprop gives one of them (ReLU at 0) — the result says so (``worst.kink``).
 
 The inputs must be float64, and so must J (in float32 the differences drown in rounding); J and
 both gradients must be finite — a NaN or an infinity raises a ValueError naming where. An input of
