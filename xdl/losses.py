@@ -23,7 +23,7 @@ import numpy as np
 
 from xdl import functions as F
 from xdl.backend import array_to_numpy
-from xdl.data.validation import DISTRIBUTION_TOLERANCE, check_number, refuse_times
+from xdl.data.validation import DISTRIBUTION_TOLERANCE, check_number, check_tensors, refuse_times
 from xdl.graph import require_not_capturing
 from xdl.nn.module import ends_in_probability
 from xdl.tensor import Tensor, role_of
@@ -229,8 +229,9 @@ class MeanSquaredError(Loss):
         return (diff * diff).mean()
 
 
-def _weights(model_or_params):
-    params = model_or_params.parameters() if hasattr(model_or_params, "parameters") else list(model_or_params)
+def _weights(model_or_params, name: str = "model"):
+    params = model_or_params.parameters() if hasattr(model_or_params, "parameters") else \
+        check_tensors(model_or_params, name)
     return [p for p in params if role_of(p) == "weight"]
 
 
@@ -240,7 +241,7 @@ def _penalized(model, lambd, m, name: str) -> list:
     check_number(m, f"{name}: m", "a number > 0 (the examples the cost averages over)", lambda v: 0 < v < math.inf)
     if not hasattr(model, "parameters") and (isinstance(model, str) or not hasattr(model, "__iter__")):
         raise TypeError(f"{name}: expected a model or a list of its parameters, got {type(model).__name__}")
-    weights = _weights(model)
+    weights = _weights(model, f"{name}: model")
     if not weights:
         raise ValueError(f"{name}: the model has no weights to penalize")
     return weights

@@ -599,6 +599,9 @@ def tensor(data, requires_grad: bool = False, dtype=None, backend=None, copy: bo
     >>> tensor([1.5, 2.0]).dtype, tensor([3, 1]).dtype, tensor(np.zeros(2)).dtype
     (dtype('float32'), dtype('int64'), dtype('float64'))
     """
+    for name, flag in (("requires_grad", requires_grad), ("copy", copy)):  # checked as Tensor's: "no" would be
+        if not isinstance(flag, bool | np.bool_):  # true, an array NumPy's "truth value … is ambiguous"
+            raise TypeError(f"tensor: {name} must be True or False, got {flag!r}")
     if isinstance(data, Tensor):
         data = data.data
     backend = _backend.current_backend() if backend is None else _backend.resolve_backend(backend, "tensor")

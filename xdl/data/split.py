@@ -34,6 +34,7 @@ class Split(NamedTuple):
 def holdout_sizes(m: int, dev=None, test=None) -> tuple[int, int]:
     """Number of dev and test examples: a fraction in [0, 1) of ``m`` (rounded; one asked for is at
     least 1) or a count in [0, m) each; defaults by size (`split`)."""
+    m = check_int(m, "holdout_sizes: m (number of examples)", low=0)  # (inf gave (10000, 10000), "abc" a bare TypeError)
     default = 0.2 if m <= LARGE else LARGE_HOLDOUT
     sizes = []
     for name, value in (("dev", dev), ("test", test)):

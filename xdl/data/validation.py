@@ -7,12 +7,17 @@ import math
 
 import numpy as np
 
-from xdl.tensor import to_numpy
+from xdl.tensor import Tensor, to_numpy
 
 
 # The most classes a label may name: far above any data set here, and well below what would exhaust
 # memory (an output layer of 2**20 units after 256 hidden ones already holds 2**28 weights).
 MAX_CLASSES = 2**20
+
+
+# The most features a layer may have: cuBLAS's gemm and the kernels' grids take int32 sizes, so a wider
+# layer could never run on the GPU (and 10**30 failed in NumPy as "Maximum allowed dimension exceeded").
+MAX_FEATURES = 2**31 - 1
 
 
 def check_int(value, name: str, low: int = 1, high: int | None = None, expected: str | None = None) -> int:
@@ -25,13 +30,34 @@ def check_int(value, name: str, low: int = 1, high: int | None = None, expected:
     return int(value)
 
 
+def check_n_features(value, name: str) -> int:
+    """A layer's number of features as an int in [1, `MAX_FEATURES`], else a ValueError naming ``name``."""
+    value = check_int(value, name)
+    if value > MAX_FEATURES:
+        raise ValueError(f"{name} must be at most 2**31 − 1 ({MAX_FEATURES}), got {value!r}")
+    return value
+
+
 def check_list(items, name: str, what: str) -> list:
     """``items`` as a list (a generator or a ``filter`` read once, here), or a TypeError naming
     ``name``: None, or one object where a list of ``what`` was meant."""
+    if isinstance(items, str | bytes):  # (iterable, but its characters are no list of anything here)
+        raise TypeError(f"{name} must be a list of {what} instances, got {items!r}")
     try:
         return list(items)
     except TypeError:
         raise TypeError(f"{name} must be a list of {what} instances, got {items!r}") from None
+
+
+def check_tensors(items, name: str) -> list:
+    """``items`` as a list of xdl Tensors (`check_list`), or a TypeError naming ``name`` and the first
+    item that is not one: a list of numbers or NumPy arrays failed deep inside ("'int' object has no
+    attribute 'ndim'"), as PyTorch names it ("optimizer can only optimize Tensors")."""
+    items = check_list(items, name, "xdl.Tensor")
+    for i, item in enumerate(items):
+        if not isinstance(item, Tensor):
+            raise TypeError(f"{name}[{i}] must be an xdl Tensor (a parameter), got {type(item).__name__}")
+    return items
 
 
 def check_number(value, name: str, expected: str, accept) -> float:

@@ -16,7 +16,8 @@ def _axes(axis, ndim, name: str) -> tuple[int, ...]:
     if axis is None:
         return tuple(range(ndim))
     # a sequence of axes (tuple, list, range, array), else one axis (of any kind: checked as one)
-    axes = (axis,) if isinstance(axis, int | np.integer) or not hasattr(axis, "__iter__") else axis
+    # (a string is one axis, refused as one: iterated, "" named no axes and reduced nothing)
+    axes = (axis,) if isinstance(axis, int | np.integer | str | bytes) or not hasattr(axis, "__iter__") else axis
     axes = tuple(sorted(check_axis(a, ndim, name) for a in axes))
     if len(set(axes)) < len(axes):  # (NumPy's "duplicate value in 'axis'" named neither the function nor the axis)
         repeated = next(a for a, b in zip(axes, axes[1:]) if a == b)

@@ -71,7 +71,10 @@ def dropout(x, rate: float, training: bool = True, mask=None, key=None):
     elif key is not None:
         return Dropout.apply(x, rate=rate, key=key)
     else:
-        mask = x.backend.rng.random(x.shape, dtype=x.dtype) >= rate
+        # drawn in x's dtype where the generator has one (float32, float64: the draws as before), else in float32
+        # (NumPy draws no float16: "Unsupported dtype dtype('float16') for random")
+        draw = x.dtype if x.dtype in (np.float32, np.float64) else np.float32
+        mask = x.backend.rng.random(x.shape, dtype=draw) >= rate
     return Dropout.apply(x, mask=mask, rate=rate)
 
 

@@ -7,7 +7,7 @@ import numpy as np
 from xdl import functions as F
 from xdl import init as initializers
 from xdl.backend import array_to_numpy
-from xdl.data.validation import check_bool, check_int, check_number, check_width, standardized
+from xdl.data.validation import check_bool, check_n_features, check_number, check_width, standardized
 from xdl.functions.batchnorm import layer_batch_norm
 from xdl.functions.regularization import check_drop_rate
 from xdl.nn.module import Module, check_dtype
@@ -49,8 +49,8 @@ class Dense(Module):
 
     def __init__(self, in_features: int, out_features: int, init="he", bias: bool = True, dtype=None):
         super().__init__()
-        self.in_features = check_int(in_features, "Dense: in_features")
-        self.out_features = check_int(out_features, "Dense: out_features")
+        self.in_features = check_n_features(in_features, "Dense: in_features")
+        self.out_features = check_n_features(out_features, "Dense: out_features")
         check_dtype(dtype, "Dense: dtype")
         bias = check_bool(bias, "Dense: bias")
         self.config = {"in_features": self.in_features, "out_features": self.out_features,
@@ -170,7 +170,7 @@ class BatchNorm(Module):
 
     def __init__(self, features: int, momentum: float = 0.9, eps: float = 1e-5, dtype=None):
         super().__init__()
-        self.features = check_int(features, "BatchNorm: features")
+        self.features = check_n_features(features, "BatchNorm: features")
         self.momentum = _checked_momentum(momentum)
         check_dtype(dtype, "BatchNorm: dtype")
         self.eps = check_number(eps, "BatchNorm: eps", f"a finite number > 0 in {np.dtype(dtype or np.float32)}",
@@ -205,7 +205,7 @@ class Standardize(Module):
 
     def __init__(self, features: int, mean=None, scale=None, dtype=None):
         super().__init__()
-        self.features = check_int(features, "Standardize: features")
+        self.features = check_n_features(features, "Standardize: features")
         check_dtype(dtype, "Standardize: dtype")
         self.config = {"features": self.features, **({"dtype": np.dtype(dtype).name} if dtype is not None else {})}
         self.integer_dtype = np.dtype(dtype or np.float32)

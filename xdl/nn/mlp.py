@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from xdl.data.validation import check_bool, check_int
+from xdl.data.validation import check_bool, check_n_features
 from xdl.nn.layers import BatchNorm, Dense, Dropout, LeakyReLU, ReLU, Sigmoid, Standardize, Tanh, check_drop_rate
 from xdl.nn.sequential import Sequential
 
@@ -24,8 +24,8 @@ def mlp(n_features: int, hidden, n_outputs: int, activation: str = "relu", init:
     Dense(in_features=64, out_features=32, init='he', bias=False)
     """
     # all checked before the first layer draws its weights from the host generator
-    check_int(n_features, "mlp: n_features")
-    check_int(n_outputs, "mlp: n_outputs")
+    check_n_features(n_features, "mlp: n_features")
+    check_n_features(n_outputs, "mlp: n_outputs")
     hidden = hidden.tolist() if isinstance(hidden, np.ndarray) else hidden
     if not isinstance(hidden, list | tuple | range) or len(hidden) == 0 \
             or any(isinstance(h, bool) or not isinstance(h, int | np.integer) or h < 1 for h in hidden):

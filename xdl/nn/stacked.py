@@ -27,7 +27,7 @@ import numpy as np
 from xdl import functions as F
 from xdl.backend import array_to_numpy, resolve_backend, thread_backend
 from xdl.checking import is_gradient_checking
-from xdl.data.validation import check_width, standardized
+from xdl.data.validation import check_list, check_width, standardized
 from xdl.flat import writable
 from xdl.functions.classification import softmax_array
 from xdl.functions.batchnorm import layer_batch_norm
@@ -201,7 +201,7 @@ def stack(models, backend=None) -> Stacked:
 
     ``backend`` (a `Backend` or its name; default the models'): where the stack lives. Models built on the
     host and stacked onto the GPU cost one upload of the (K, P) buffer, not one per parameter."""
-    models = list(models)
+    models = check_list(models, "stack: models", "xdl.nn.Sequential")  # (`stack(5)`: "'int' object is not iterable")
     if not models:
         raise StackError("stack: no models (K = 0)")
     for k, m in enumerate(models):  # row k is model k's flat buffer: the layout of a Sequential's layers

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from xdl.data.validation import check_bool, check_int
+from xdl.data.validation import check_bool, check_int, check_list, check_tensors
 from xdl.flat import FlatBuffer, flat_views, is_view_of, views_of, writable
 from xdl.graph import host_effect, require_not_capturing
 from xdl.tensor import Tensor, role_of
@@ -50,6 +50,14 @@ def _real(value) -> float:
 def check_positive(name, value):
     if not 0 < _real(value) < math.inf:
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+
+
+def check_count(name, value):
+    """A schedule's count of steps or epochs (an interval, a period, a warm-up): a finite number ≥ 1.
+    Floats stay (Keras's decay_steps is one), but below 1 a count is none: every=1e-320 gave lr 0
+    from count 1, warmup(…, 0.5) no warm-up at all, without a word."""
+    if not 1 <= _real(value) < math.inf:
+        raise ValueError(f"{name} must be a finite number ≥ 1 (a count of steps or epochs), got {value!r}")
 
 
 def check_beta(name, value):
@@ -872,13 +880,13 @@ def _as_groups(params) -> list[dict]:
         params = _trainable(params)
     if isinstance(params, Tensor):
         raise TypeError("params must be an iterable of tensors (wrap a single tensor in a list)")
-    params = _parameter_list(params, "params")
+    params = _parameter_list(params, "params", "xdl.Tensor (or group dict)")
     if params and isinstance(params[0], dict):
         return params
     return [{"params": params}]
 
 
-def _parameter_list(params, name: str) -> list:
+def _parameter_list(params, name: str, what: str = "xdl.Tensor") -> list:
     """``params`` as a list: a lone tensor is one (iterated, it would be its rows, index results that
     never train), a set is refused (its order changes between runs: a saved state would go to other
     parameters on loading, as PyTorch refuses it)."""
@@ -887,7 +895,7 @@ def _parameter_list(params, name: str) -> list:
     if isinstance(params, set | frozenset):
         raise TypeError(f"{name} must be an ordered collection of tensors (a list), not a set: a set's order changes "
                         "between runs, and a saved optimizer state would be loaded into other parameters")
-    return list(params)
+    return check_list(params, name, what)  # (`Adam(5)`: "'int' object is not iterable")
 
 
 class ParamGroups(list):
@@ -905,7 +913,8 @@ def param_groups(model, weight_decay: float) -> list[dict]:
     of a model's parameters that train (a frozen one is left out, as by ``Optimizer(model)``), or
     of a list of tensors (one without a role is a weight if it is a matrix, as `xdl.tensor.role_of`
     and `xdl.losses.l2` read it)."""
-    training = _trainable(model) if _is_model(model) else _parameter_list(model, "param_groups: model")
+    training = _trainable(model) if _is_model(model) else check_tensors(_parameter_list(model, "param_groups: model"),
+                                                                              "param_groups: model")
     groups = [{"params": [p for p in training if role_of(p) == "weight"], "weight_decay": weight_decay},
               {"params": [p for p in training if role_of(p) != "weight"], "weight_decay": 0.0}]
     result = ParamGroups(g for g in groups if g["params"])

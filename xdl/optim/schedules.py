@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 
-from xdl.optim.optimizer import check_non_negative, check_not_maker, check_positive, takes_arguments
+from xdl.optim.optimizer import check_count, check_non_negative, check_not_maker, check_positive, takes_arguments
 
 
 def _power(base: float, exponent) -> float:
@@ -108,7 +108,7 @@ def staircase(lr0: float, decay_rate: float, interval: int):
     """α = α₀ / (1 + decay_rate·⌊count/interval⌋)"""
     check_positive("lr0", lr0)
     check_non_negative("decay_rate", decay_rate)
-    check_positive("interval", interval)
+    check_count("interval", interval)
     return Schedule(f"staircase({lr0}, {decay_rate}, {interval})", _staircase, lr0, decay_rate, interval)
 
 
@@ -117,7 +117,7 @@ def step_decay(lr0: float, factor: float = 0.5, every: int = 10):
     """α = α₀·factor^⌊count/every⌋ (multiply by ``factor`` every ``every`` counts)"""
     check_positive("lr0", lr0)
     check_positive("factor", factor)
-    check_positive("every", every)
+    check_count("every", every)
     return Schedule(f"step_decay({lr0}, {factor}, {every})", _step_decay, lr0, factor, every)
 
 
@@ -126,7 +126,7 @@ def cosine(lr0: float, total: int, min_lr: float = 0.0):
     """α = min_lr + (α₀ − min_lr)·(1 + cos(π·min(count, total)/total))/2 (from α₀ down to min_lr,
     default 0, held after ``total`` counts)"""
     check_positive("lr0", lr0)
-    check_positive("total", total)
+    check_count("total", total)
     check_non_negative("min_lr", min_lr)
     if min_lr > lr0:
         raise ValueError(f"min_lr must be at most lr0 ({lr0!r}), got {min_lr!r}")
@@ -140,7 +140,7 @@ def warmup(schedule, steps: int):
     It multiplies the base's own rate at each count: ``warmup(cosine(α₀, T), w)`` peaks below α₀ (the
     cosine has decayed over the w counts); for a decay that starts after the warm-up, as Keras's
     ``CosineDecay(warmup_steps=w)``, shift the base: ``warmup(lambda count: base(max(count - w, 0)), w)``."""
-    check_positive("steps", steps)
+    check_count("steps", steps)
     if not callable(schedule):
         check_positive("warmup: schedule (a schedule, or the constant rate to warm up to)", schedule)
     else:

@@ -43,7 +43,7 @@ KERAS_ATTRIBUTES = {"model": "trainer.model (and trainer.optimizer, trainer.hist
 def check_monitor(monitor, who: str) -> str:
     """``monitor`` if it is one of `MONITORED`, else a ValueError naming ``who`` (a typo would
     watch nothing: caught before any epoch trains)."""
-    if monitor not in MONITORED:
+    if not isinstance(monitor, str) or monitor not in MONITORED:  # (an array: NumPy's "truth value … ambiguous")
         keras = KERAS_MONITORS.get(monitor) if isinstance(monitor, str) else None
         hint = f" (Keras's {monitor!r} is {keras!r} here)" if keras else ""
         raise ValueError(f"{who}: monitor must be one of {', '.join(MONITORED)}, got {monitor!r}{hint}")

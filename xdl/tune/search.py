@@ -532,6 +532,8 @@ def zoom(space: Space, center: dict, shrink: float = SHRINK) -> Space:
     """``space`` narrowed, in every dimension's own scale, to a box ``shrink`` times as wide
     around ``center`` (moved inside the old box where it would cross an edge). ``shrink`` in
     (0, 1]; ``center`` holds a value of every dimension, within it (a trial's params)."""
+    if not isinstance(space, Space):  # (a str failed as "'str' object has no attribute 'dimensions'")
+        raise TypeError(f"zoom: space must be an xdl.tune.Space, got {type(space).__name__}")
     check_number(shrink, "zoom: shrink", "a number in (0, 1]", lambda v: 0 < v <= 1)
     if not isinstance(center, dict):
         raise TypeError(f"zoom: center must be a dict of the space's values (a trial's params), got {center!r}")

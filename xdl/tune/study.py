@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -198,7 +199,10 @@ class Study:
 
 def saved_study(directory, who: str = "resume") -> tuple[dict, list[Trial]]:
     """The meta and the trials of the study saved in ``directory`` (a resume's, `Study.load`'s;
-    errors name ``who``)."""
+    errors name ``who``): a directory that is no path (None) a TypeError naming it, not Path's
+    "expected str, bytes or os.PathLike object"."""
+    if not isinstance(directory, str | os.PathLike):
+        raise TypeError(f"{who}: directory must be a path (str or os.PathLike), got {type(directory).__name__}")
     path = Path(directory) / TRIALS_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{who}: no {TRIALS_FILE} in {str(directory)!r}")

@@ -1,0 +1,59 @@
+"""Arguments of the wrong kind, refused by name before any work (a second audit's findings: each test
+failed before its fix, with the words of the library underneath — "'int' object is not iterable",
+"'str' object has no attribute 'ndim'", NumPy's "truth value … is ambiguous" — or with no error)."""
+
+import re
+
+import numpy as np
+import pytest
+
+import xdl
+from xdl.data import holdout_sizes
+from xdl.optim import Adam, param_groups, schedules
+from xdl.train import EarlyStopping
+from xdl.tune import Study
+from xdl.tune.search import zoom
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: Adam(5), TypeError, "params must be a list of xdl.Tensor"),
+    (lambda: xdl.nn.stack(5), TypeError, "stack: models must be a list of xdl.nn.Sequential"),
+    (lambda: param_groups("abc", 0.1), TypeError, "param_groups: model must be a list of xdl.Tensor"),
+    (lambda: param_groups([np.ones((2, 2))], 0.1), TypeError, "param_groups: model[0] must be an xdl Tensor"),
+    (lambda: xdl.losses.l2([1], 0.1), TypeError, "l2: model[0] must be an xdl Tensor"),
+    (lambda: zoom("x", {}), TypeError, "zoom: space must be an xdl.tune.Space"),
+    (lambda: Study.load(None), TypeError, "Study.load: directory must be a path"),
+    (lambda: EarlyStopping(monitor=np.array(["dev_cost", "train_cost"])), ValueError, "EarlyStopping: monitor must be"),
+    (lambda: xdl.tensor(np.ones(2), requires_grad=np.array([1, 0])), TypeError, "tensor: requires_grad must be True"),
+    (lambda: xdl.tensor(np.ones(2), copy="no"), TypeError, "tensor: copy must be True or False"),
+    (lambda: xdl.tensor(np.ones((2, 2))).sum(axis=""), TypeError, "sum: axis must be an integer"),
+    (lambda: xdl.nn.Dense(10**30, 2), ValueError, "Dense: in_features must be at most 2**31 − 1"),
+    (lambda: holdout_sizes(float("inf")), ValueError, "holdout_sizes: m (number of examples) must be"),
+    (lambda: holdout_sizes("abc"), ValueError, "holdout_sizes: m (number of examples) must be"),
+])
+def test_an_argument_of_the_wrong_kind_is_named(call, error, message):
+    """The argument is named, with what was expected: `tensor(copy="no")` was taken as true, `sum(axis="")`
+    reduced nothing (a string iterated: no axes), `holdout_sizes(inf)` gave (10000, 10000)."""
+    with pytest.raises(error, match=re.escape(message)):
+        call()
+
+
+@pytest.mark.parametrize("make, name", [
+    (lambda n: schedules.staircase(0.1, 0.5, n), "interval"), (lambda n: schedules.step_decay(0.1, 0.5, n), "every"),
+    (lambda n: schedules.cosine(0.1, n), "total"), (lambda n: schedules.warmup(0.1, n), "steps"),
+])
+@pytest.mark.parametrize("count", [1e-320, 0.5, float("inf")])
+def test_a_schedule_count_is_at_least_one(make, name, count):
+    """A count of steps or epochs below 1 is none: step_decay(0.1, every=1e-320) gave lr 0 from count 1
+    (0.1·0.5^⌊1/1e-320⌋), warmup(…, 0.5) no warm-up. Floats ≥ 1 stay (Keras's decay_steps is one)."""
+    with pytest.raises(ValueError, match=f"{name} must be a finite number ≥ 1"):
+        make(count)
+    assert make(2.5)(1) > 0
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_dropout_draws_a_mask_for_a_float16_tensor(dtype):
+    """NumPy's generator draws no float16 ("Unsupported dtype dtype('float16') for random"): the mask
+    is drawn in float32, the output kept in x's dtype, each unit 0 or x/(1 − rate)."""
+    y = xdl.nn.Dropout(0.5)(xdl.tensor(np.ones((4, 5), dtype)))
+    assert y.dtype == dtype and set(np.unique(y.numpy())) <= {0.0, 2.0}
