@@ -163,6 +163,16 @@ def test_a_run_stopped_by_a_step_hook_goes_on_as_the_same_run(tmp_path):
             np.testing.assert_array_equal(trainer.model.state_dict()[name], value, err_msg=name)
 
 
+def test_a_keras_batch_hook_is_pointed_at_the_step_hook_in_a_trainer():
+    class KerasBatchEnd(Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            print(logs)
+
+    with pytest.raises(TypeError, match=r"KerasBatchEnd.on_train_batch_end is no hook of xdl's Callback, which has "
+                                        r".* \(after each step, on_step_end\(self, trainer, cost\)\): it would never"):
+        make_trainer(None, callbacks=[KerasBatchEnd()])
+
+
 def test_fit_many_refuses_a_step_hook_it_would_never_call():
     from xdl.config import TrainConfig
     from xdl.train.many import fit_many

@@ -50,7 +50,7 @@ from xdl.optim.optimizer import check_rate
 from xdl.optim.stacked import StackedOptimizer
 from xdl.serialization import load, read_extra
 from xdl.tensor import Tensor, no_grad, to_numpy
-from xdl.train.callbacks import (Callback, Checkpoint, EarlyStopping, callback_state, callbacks_held, check_callbacks_own,
+from xdl.train.callbacks import (Checkpoint, EarlyStopping, callback_state, callbacks_held, check_callbacks_own,
                                  check_checkpoint_kind, check_goes_on, check_monitored, check_record,
                                  check_resumes_into, check_same_examples, checkpoint_directories_held, continues_run,
                                  load_callback_state, position, resume_path, stop_for_signal, upcoming,
@@ -229,11 +229,8 @@ class ManyTrainer:
             raise ValueError(f"dtype must be float32 or float64, got {dtype}")
         callbacks = check_list(() if callbacks is None else callbacks, "callbacks", "xdl.train.Callback")
         for cb in callbacks:
-            check_callback(cb)  # (a Trainer's checks: a Keras hook or signature named now, not at an epoch's end)
-            if type(cb).on_step_end is not Callback.on_step_end:
-                raise TypeError(f"callbacks: {type(cb).__name__}.on_step_end would never be called: fit_many calls its "
-                                "callbacks at epochs' ends (on_train_begin, on_epoch_end, on_train_end), not after "
-                                "each step of its K models; a Trainer calls it")
+            check_callback(cb, steps=False)  # (a Trainer's checks: a Keras hook or signature named now, not at an
+            # epoch's end; and no per-step hook, which fit_many never calls)
             if isinstance(cb, EarlyStopping) and cb.restore_best:  # its restore would miss the results
                 raise ValueError("callbacks: EarlyStopping(restore_best=True) would put the whole batch back at the "
                                  "epoch the batch's best model was best at, not each model at its own: give each "

@@ -1022,10 +1022,11 @@ def _check_parts(model, loss, optimizer) -> None:
 
 
 
-def check_callback(cb) -> None:
+def check_callback(cb, steps: bool = True) -> None:
     """``cb`` is an xdl `Callback` whose hooks xdl calls: not one with Keras's or Lightning's hooks
-    (`FOREIGN_HOOKS`, never called) or Keras's on_epoch_end or on_train_batch_end signature — for a `Trainer` and a
-    `ManyTrainer` alike, before any work."""
+    (`FOREIGN_HOOKS`, never called) or Keras's on_epoch_end or on_train_batch_end signature — for a
+    `Trainer` and a `ManyTrainer` alike, before any work; ``steps=False`` (`fit_many`, which calls
+    no hook after each step): not one overriding ``on_step_end`` either."""
     if not isinstance(cb, Callback):
         raise TypeError(f"callbacks must be xdl.train.Callback instances, got {cb!r}")
     order = getattr(cb, "order", None)
@@ -1035,9 +1036,14 @@ def check_callback(cb) -> None:
     _check_keras_signature(cb)
     foreign = sorted(FOREIGN_HOOKS & set(dir(type(cb))))
     if foreign:  # a Keras hook would never be called
-        step = " (after each step, on_step_end(self, trainer, cost))" if any("batch" in n for n in foreign) else ""
+        step = " (after each step, on_step_end(self, trainer, cost))" \
+            if steps and any("batch" in n for n in foreign) else ""
         raise TypeError(f"callbacks: {type(cb).__name__}.{foreign[0]} is no hook of xdl's Callback, which has "
                         f"{', '.join(n for n in dir(Callback) if n.startswith('on_'))}{step}: it would never be called")
+    if not steps and type(cb).on_step_end is not Callback.on_step_end:
+        raise TypeError(f"callbacks: {type(cb).__name__}.on_step_end would never be called: fit_many calls its "
+                        "callbacks at epochs' ends (on_train_begin, on_epoch_end, on_train_end), not after each step "
+                        "of its K models; a Trainer calls it")
 
 
 def keras_stop(trainer, cb) -> None:
