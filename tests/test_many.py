@@ -646,6 +646,26 @@ def test_a_stop_by_a_callback_after_the_checkpoint_is_saved_by_it(digits, tmp_pa
     assert (tmp_path / "checkpoint.npz").is_file()
 
 
+def test_a_callback_is_told_of_the_error_that_ends_the_batch(digits):
+    """As a Trainer's: every callback's on_exception sees the error before it goes on."""
+    X, y, dev = digits
+
+    class Fails(Callback):
+        def on_epoch_end(self, trainer, record):
+            raise KeyError("a bug in my logger")
+
+    class Told(Callback):
+        errors = []
+
+        def on_exception(self, trainer, error):
+            self.errors.append(error)
+
+    told = Told()
+    with pytest.raises(KeyError, match="a bug in my logger") as raised:
+        fit_many([small(seed=1)], X, y, dev=dev, callbacks=[Fails(), told])
+    assert told.errors == [raised.value]
+
+
 def test_a_resume_trains_completed_models_on_when_given_more_epochs(digits, tmp_path):
     """As ``xdl train --resume --epochs``: a batch that completed 2 epochs, resumed with 4, ends where a
     straight 4-epoch batch ends; a model that completed before the batch's last epoch cannot catch

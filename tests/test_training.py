@@ -173,6 +173,42 @@ def test_a_keras_batch_hook_is_pointed_at_the_step_hook_in_a_trainer():
         make_trainer(None, callbacks=[KerasBatchEnd()])
 
 
+class PutsBackOnError(Callback):
+    """What a learning-rate finder does when its sweep diverges: the weights it found put back, in
+    ``on_exception`` (``on_train_end`` is not called then)."""
+
+    def on_train_begin(self, trainer):
+        self.weights, self.errors = trainer.model.state_dict(), []
+
+    def on_exception(self, trainer, error):
+        self.errors.append(error)
+        trainer.model.load_state_dict(self.weights)
+
+
+def test_a_callback_is_told_of_the_error_that_ends_training_and_may_put_the_weights_back():
+    """Lightning's on_exception: a divergence's FloatingPointError reached no callback, so a finder
+    whose sweep diverged left the model at the sweep's weights."""
+    s = moons_parts()
+    back = PutsBackOnError()
+    trainer = make_trainer(None, optimizer="gd", lr=1e6, epochs=3, callbacks=[back])
+    before = trainer.model.state_dict()
+    with pytest.raises(FloatingPointError, match="diverged") as raised:
+        trainer.fit(s.X_train, s.y_train)
+    assert back.errors == [raised.value]
+    for name, value in trainer.model.state_dict().items():
+        np.testing.assert_array_equal(value, before[name], err_msg=name)
+
+
+def test_a_lightning_on_exception_is_refused_naming_xdls_signature():
+    class LightningCleanUp(Callback):
+        def on_exception(self, trainer, pl_module, exception):
+            pass
+
+    with pytest.raises(TypeError, match=r"LightningCleanUp.on_exception\(self, trainer, pl_module, exception\) is "
+                                        r"Lightning's .*; xdl calls on_exception\(self, trainer, error\)"):
+        make_trainer(None, callbacks=[LightningCleanUp()])
+
+
 def test_fit_many_refuses_a_step_hook_it_would_never_call():
     from xdl.config import TrainConfig
     from xdl.train.many import fit_many

@@ -291,6 +291,14 @@ class Callback:
 
     def on_train_end(self, trainer) -> None: ...
 
+    def on_exception(self, trainer, error: BaseException) -> None:
+        """When training ends by an exception instead of ``on_train_end`` (Lightning's on_exception):
+        a divergence's FloatingPointError, an error a callback raised, Ctrl-C's `Interrupted` — any
+        raised from the first step to the last epoch's callbacks, after the run was left as the error
+        leaves it (its resumable checkpoint written, for Ctrl-C). The error goes on to the caller once
+        every callback's hook ran; one a hook raises goes instead, the first as its context. A
+        learning-rate finder puts the weights back here as in ``on_train_end``."""
+
     def on_checkpoint(self, trainer) -> None:
         """After a resumable checkpoint was written (it holds this callback's state as it is now)."""
 
@@ -466,6 +474,18 @@ class EarlyStopping(Callback):
     def load_state_dict(self, state, arrays):
         self.best, self.best_epoch, self.wait = float(state["best"]), state["best_epoch"], int(state["wait"])
         self.best_state = dict(arrays) or None
+
+
+@contextlib.contextmanager
+def callbacks_told_of_errors(trainer):
+    """Within the block, an exception is told to each callback of ``trainer`` (`Callback.on_exception`,
+    in their order) before it goes on to the caller."""
+    try:
+        yield
+    except BaseException as error:
+        for cb in trainer.callbacks:
+            cb.on_exception(trainer, error)
+        raise
 
 
 @contextlib.contextmanager

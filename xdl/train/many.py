@@ -50,10 +50,10 @@ from xdl.optim.optimizer import check_rate
 from xdl.optim.stacked import StackedOptimizer
 from xdl.serialization import load, read_extra
 from xdl.tensor import Tensor, no_grad, to_numpy
-from xdl.train.callbacks import (Checkpoint, EarlyStopping, callback_state, callbacks_held, check_callbacks_own,
-                                 check_checkpoint_kind, check_goes_on, check_monitored, check_record,
-                                 check_resumes_into, check_same_examples, checkpoint_directories_held, continues_run,
-                                 load_callback_state, position, resume_path, stop_for_signal, upcoming,
+from xdl.train.callbacks import (Checkpoint, EarlyStopping, callback_state, callbacks_held, callbacks_told_of_errors,
+                                 check_callbacks_own, check_checkpoint_kind, check_goes_on, check_monitored,
+                                 check_record, check_resumes_into, check_same_examples, checkpoint_directories_held,
+                                 continues_run, load_callback_state, position, resume_path, stop_for_signal, upcoming,
                                  write_checkpoint)
 from xdl.train.captured import CapturedSteps, loop_capture
 from xdl.train.history import History
@@ -429,32 +429,33 @@ class ManyTrainer:
             if dev is not None:
                 dev = (backend.asarray(dev[0]), backend.asarray(dev[1]))
             bar = _progress_bar(self.progress, total=(self.epochs - self.epoch) * len(bounds) - self.step)
-            try:
-                # a model that diverges is marked failed and the others go on: NumPy's overflow warnings
-                # from its rows would only be noise beside its status and error
-                with SignalFlag() as signals, np.errstate(over="ignore", invalid="ignore"):
-                    while self.epoch < self.epochs and not self.stop_training and "training" in self.status:
-                        record = self._train_epoch(X, y, y_device, dev, bounds, bar, signals)
-                        self.history.append(record)
-                        record = self.history.records[-1]  # what a callback adds to it is in the history
-                        unsaved = []  # the Checkpoints that saved no stop: a later callback (its order) may stop
-                        for cb in self.callbacks:
-                            cb.on_epoch_end(self, record)
-                            check_record(record, cb)  # before a later one (a Checkpoint) writes it
-                            keras_stop(self, cb)
-                            if isinstance(cb, Checkpoint) and not self.stop_training:
-                                unsaved.append(cb)
-                        self._stop_if_asked()
-                        if self.stop_training:  # the stopped models' state, saved by each (as a Trainer's)
-                            for cb in unsaved:
-                                cb.save_resumable(self)
-                        self._mid_step = False  # the epoch is closed: its record taken and every callback run on it
-                        if signals.received and self.epoch < self.epochs and "training" in self.status:
-                            stop_for_signal(self, signals.received)
-            finally:
-                bar.close()
-                self.model.set_random_key(None)
-                self._captured.clear()  # a next fit captures again
+            with callbacks_told_of_errors(self):
+                try:
+                    # a model that diverges is marked failed and the others go on: NumPy's overflow warnings
+                    # from its rows would only be noise beside its status and error
+                    with SignalFlag() as signals, np.errstate(over="ignore", invalid="ignore"):
+                        while self.epoch < self.epochs and not self.stop_training and "training" in self.status:
+                            record = self._train_epoch(X, y, y_device, dev, bounds, bar, signals)
+                            self.history.append(record)
+                            record = self.history.records[-1]  # what a callback adds to it is in the history
+                            unsaved = []  # the Checkpoints that saved no stop: a later callback (its order) may stop
+                            for cb in self.callbacks:
+                                cb.on_epoch_end(self, record)
+                                check_record(record, cb)  # before a later one (a Checkpoint) writes it
+                                keras_stop(self, cb)
+                                if isinstance(cb, Checkpoint) and not self.stop_training:
+                                    unsaved.append(cb)
+                            self._stop_if_asked()
+                            if self.stop_training:  # the stopped models' state, saved by each (as a Trainer's)
+                                for cb in unsaved:
+                                    cb.save_resumable(self)
+                            self._mid_step = False  # the epoch is closed: its record taken and every callback run on it
+                            if signals.received and self.epoch < self.epochs and "training" in self.status:
+                                stop_for_signal(self, signals.received)
+                finally:
+                    bar.close()
+                    self.model.set_random_key(None)
+                    self._captured.clear()  # a next fit captures again
             for cb in self.callbacks:
                 cb.on_train_end(self)
             return self.results()

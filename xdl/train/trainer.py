@@ -49,8 +49,8 @@ from xdl.train import provenance
 from xdl.train.callbacks import (Callback, Checkpoint, EarlyStopping, callback_state, callbacks_held,
                                  check_callbacks_own, check_checkpoint_kind, check_goes_on, check_monitored,
                                  check_record, check_resumes_into, check_same_examples, checkpoint_directories_held,
-                                 continues_run, fewest_epochs, load_callback_state, position, resume_path,
-                                 save_resumable, stop_for_signal, upcoming, write_checkpoint)
+                                 callbacks_told_of_errors, continues_run, fewest_epochs, load_callback_state, position,
+                                 resume_path, save_resumable, stop_for_signal, upcoming, write_checkpoint)
 from xdl.train.captured import CapturedSteps, host_values, loop_capture
 from xdl.train.history import History
 from xdl.train.interrupt import SignalFlag
@@ -63,7 +63,7 @@ FOREIGN_HOOKS = frozenset({"on_epoch_begin", "on_batch_begin", "on_batch_end", "
                            # Lightning's: its on_train_end takes (trainer, module), xdl's (trainer) alone
                            "on_fit_start", "on_fit_end", "on_train_start", "on_train_epoch_start", "on_train_epoch_end",
                            "on_validation_start", "on_validation_end", "on_validation_epoch_start",
-                           "on_validation_epoch_end", "on_save_checkpoint", "on_load_checkpoint", "on_exception",
+                           "on_validation_epoch_end", "on_save_checkpoint", "on_load_checkpoint",
                            "on_before_backward", "on_after_backward", "on_before_optimizer_step",
                            # Keras calls these before training; xdl's hooks are given the trainer instead
                            "set_model", "set_params"})
@@ -546,39 +546,44 @@ class Trainer:
             bar = _progress_bar(self.progress, total=(self.epochs - self.epoch) * len(bounds) - self.step)
             # (only callbacks that override the per-step hook are called at each step: it reads the cost)
             self._step_hooks = [cb for cb in self.callbacks if type(cb).on_step_end is not Callback.on_step_end]
-            try:
-                with SignalFlag() as signals:
-                    while self.epoch < self.epochs and not self.stop_training:
-                        record = self._train_epoch(X, y, dev, bounds, bar, signals)
-                        if record is None:  # stopped mid-epoch by a step's hook: the epoch goes on at a later fit
-                            self.history.stopped_epoch = self.epoch
-                            break
-                        self.history.append(record)
-                        record = self.history.records[-1]  # what a callback adds to it is in the history
-                        unsaved = []  # the Checkpoints that saved no stop: a later callback (its order) may stop
-                        for cb in self.callbacks:
-                            # stopped by one before (a Checkpoint's state records it), or not
-                            self.history.stopped_epoch = record["epoch"] if self.stop_training else None
-                            call_hook(self, cb, "on_epoch_end", record)
-                            check_record(record, cb)  # before a later one (a Checkpoint) writes it
-                            if isinstance(cb, Checkpoint) and not self.stop_training:
-                                unsaved.append(cb)
-                        self.history.stopped_epoch = record["epoch"] if self.stop_training else None
-                        if self.stop_training:  # the run's last state, saved by each (with every=5, a stop at
-                            for cb in unsaved:  # epoch 3 left only epoch 0's checkpoint to resume from)
-                                cb.save_resumable(self)
-                        self._mid_step = False  # the epoch is closed: its record taken and every callback run on it
-                        bar.set_postfix(_postfix(record), refresh=False)
-                        if signals.received and self.epoch < self.epochs and not self.stop_training:
-                            stop_for_signal(self, signals.received)
-            finally:
-                bar.close()
-                self.model.set_random_key(None)  # a loop of the user's own after fit draws fresh masks
-                self._captured.clear()  # a next fit captures again
-                self._so_far = None  # (no epoch's steps run now)
+            with callbacks_told_of_errors(self):
+                self._train(X, y, dev, bounds, bar)
             for cb in self.callbacks:
                 cb.on_train_end(self)
             return self.history
+
+    def _train(self, X, y, dev, bounds, bar) -> None:
+        """The epochs of a fit, from its position until its last epoch or a stop."""
+        try:
+            with SignalFlag() as signals:
+                while self.epoch < self.epochs and not self.stop_training:
+                    record = self._train_epoch(X, y, dev, bounds, bar, signals)
+                    if record is None:  # stopped mid-epoch by a step's hook: the epoch goes on at a later fit
+                        self.history.stopped_epoch = self.epoch
+                        break
+                    self.history.append(record)
+                    record = self.history.records[-1]  # what a callback adds to it is in the history
+                    unsaved = []  # the Checkpoints that saved no stop: a later callback (its order) may stop
+                    for cb in self.callbacks:
+                        # stopped by one before (a Checkpoint's state records it), or not
+                        self.history.stopped_epoch = record["epoch"] if self.stop_training else None
+                        call_hook(self, cb, "on_epoch_end", record)
+                        check_record(record, cb)  # before a later one (a Checkpoint) writes it
+                        if isinstance(cb, Checkpoint) and not self.stop_training:
+                            unsaved.append(cb)
+                    self.history.stopped_epoch = record["epoch"] if self.stop_training else None
+                    if self.stop_training:  # the run's last state, saved by each (with every=5, a stop at
+                        for cb in unsaved:  # epoch 3 left only epoch 0's checkpoint to resume from)
+                            cb.save_resumable(self)
+                    self._mid_step = False  # the epoch is closed: its record taken and every callback run on it
+                    bar.set_postfix(_postfix(record), refresh=False)
+                    if signals.received and self.epoch < self.epochs and not self.stop_training:
+                        stop_for_signal(self, signals.received)
+        finally:
+            bar.close()
+            self.model.set_random_key(None)  # a loop of the user's own after fit draws fresh masks
+            self._captured.clear()  # a next fit captures again
+            self._so_far = None  # (no epoch's steps run now)
 
     def _train_epoch(self, X, y, dev, bounds, bar, signals) -> dict:
         backend, xp = self.model.backend, self.model.backend.xp
@@ -1040,6 +1045,7 @@ def check_callback(cb, steps: bool = True) -> None:
             if steps and any("batch" in n for n in foreign) else ""
         raise TypeError(f"callbacks: {type(cb).__name__}.{foreign[0]} is no hook of xdl's Callback, which has "
                         f"{', '.join(n for n in dir(Callback) if n.startswith('on_'))}{step}: it would never be called")
+    _check_lightning_exception_hook(cb)
     if not steps and type(cb).on_step_end is not Callback.on_step_end:
         raise TypeError(f"callbacks: {type(cb).__name__}.on_step_end would never be called: fit_many calls its "
                         "callbacks at epochs' ends (on_train_begin, on_epoch_end, on_train_end), not after each step "
@@ -1082,6 +1088,23 @@ def check_distinct_callbacks(callbacks) -> None:
             raise ValueError(f"callbacks: {cb!r} is given twice (the same instance): it would run twice at each "
                              "epoch's end; give it once")
         seen.add(id(cb))
+
+
+def _check_lightning_exception_hook(cb) -> None:
+    """``cb.on_exception`` takes (trainer, error), not Lightning's (trainer, pl_module, exception),
+    which would fail with a TypeError of its own at the moment it is to clean up."""
+    hook = type(cb).on_exception
+    if hook is Callback.on_exception:
+        return
+    try:
+        parameters = inspect.signature(hook).parameters.values()
+    except (TypeError, ValueError):  # (a builtin, say: nothing to read)
+        return
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(positional) == 4 and all(p.default is p.empty for p in positional):  # (self, trainer, pl_module, exception)
+        raise TypeError(f"callbacks: {type(cb).__name__}.on_exception{inspect.signature(hook)} is Lightning's "
+                        "on_exception(self, trainer, pl_module, exception); xdl calls on_exception(self, trainer, "
+                        "error): the model is trainer.model")
 
 
 def _check_keras_signature(cb) -> None:
