@@ -209,6 +209,23 @@ def test_a_lightning_on_exception_is_refused_naming_xdls_signature():
         make_trainer(None, callbacks=[LightningCleanUp()])
 
 
+def test_a_trainer_copied_during_a_fit_is_told_to_be_copied_between_fits():
+    """A deepcopy a callback takes at an epoch's end holds a run no later fit can go on with exactly
+    (the epoch's other callbacks had not run): refused, and the message said only "a step"."""
+    import copy
+
+    class KeepTrainer(Callback):
+        def on_epoch_end(self, trainer, record):
+            self.copy = copy.deepcopy(trainer)
+
+    keep = KeepTrainer()
+    s = moons_parts()
+    make_trainer(None, epochs=1, callbacks=[keep]).fit(s.X_train, s.y_train)
+    with pytest.raises(RuntimeError, match=r"or it is a copy taken during a fit \(copy.deepcopy or pickle in a "
+                                           r"callback: copy between fits\)"):
+        keep.copy.fit(s.X_train, s.y_train)
+
+
 def test_fit_many_refuses_a_step_hook_it_would_never_call():
     from xdl.config import TrainConfig
     from xdl.train.many import fit_many

@@ -917,7 +917,8 @@ def check_goes_on(trainer, who: str, maker: str) -> None:
     applied, so where the run is cannot be known."""
     if trainer._mid_step:
         raise RuntimeError(f"fit: this {who}'s last fit was stopped inside a step or an epoch's end (a second Ctrl-C, "
-                           "or an error raised there, a callback's too) or its resume failed partway, so where its "
+                           "or an error raised there, a callback's too), its resume failed partway, or it is a copy "
+                           "taken during a fit (copy.deepcopy or pickle in a callback: copy between fits), so where its "
                            "run is cannot be known: resume from its last checkpoint (fit(..., resume=its directory)), "
                            f"or make a new {maker}")
 
