@@ -57,3 +57,16 @@ def test_dropout_draws_a_mask_for_a_float16_tensor(dtype):
     is drawn in float32, the output kept in x's dtype, each unit 0 or x/(1 − rate)."""
     y = xdl.nn.Dropout(0.5)(xdl.tensor(np.ones((4, 5), dtype)))
     assert y.dtype == dtype and set(np.unique(y.numpy())) <= {0.0, 2.0}
+
+
+def test_an_mlp_too_wide_is_refused_before_any_layer_draws():
+    """A hidden width past 2**31 − 1 was refused by its own Dense ("Dense: out_features"), after the
+    layers before it had drawn their weights: the seeded draws of the next model moved."""
+    xdl.seed(0)
+    expected = xdl.nn.mlp(4, [3], 2).state_dict()
+    xdl.seed(0)
+    with pytest.raises(ValueError, match=re.escape("mlp: hidden must be a non-empty list of positive integers (each "
+                                                   "at most 2**31 − 1)")):
+        xdl.nn.mlp(4, [3, 2**31], 2)
+    for name, value in xdl.nn.mlp(4, [3], 2).state_dict().items():
+        np.testing.assert_array_equal(value, expected[name], err_msg=name)

@@ -351,6 +351,35 @@ def test_a_kink_of_j_is_said_to_be_one_not_a_wrong_backward_pass(backend):
     wrong = xdl.gradcheck(lambda t: WrongSquare.apply(t).sum(), t64(backend, [1.0, 2.0, 0.0]))
     assert wrong.verdict == "bug" and wrong.worst.kink is None and "kink" not in str(wrong)
 
+def test_a_kink_beside_a_smooth_term_is_said_to_be_one(backend):
+    """relu(x) + x² at 0: backprop gives the slope from below, 0, and the slope measured there is
+    −ε (the square's), not 0 — no relative tolerance of 0 holds, and the kink read as a plain bug.
+    Beside the jump between the slopes (1) it is nothing."""
+    result = xdl.gradcheck(lambda x: (xdl.relu(x) + x * x).sum(), t64(backend, [0.0, 1.0, -2.0]))
+    assert result.verdict == "bug" and result.worst.index == (0,)
+    assert result.worst.kink == pytest.approx((0.0, 1.0), abs=1e-6)
+
+
+class TenPercentOffSquare(xdl.Function):
+    """y = x², its backward 2.2x (10% off)."""
+
+    def forward(self, x):
+        self.x = x
+        return x * x
+
+    def backward(self, gy):
+        return (2.2 * self.x * gy,)
+
+
+def test_a_kink_does_not_explain_away_a_wrong_backward_pass_elsewhere_in_the_input(backend):
+    """The kink at 0 differs most (backprop 3, numeric 3.5), the square's 10% at 1 and 2 less: the
+    result named the kink alone ("no wrong backward pass"). The bug is named where no kink is."""
+    result = xdl.gradcheck(lambda x: (xdl.relu(x) + 3 * x).sum() + TenPercentOffSquare.apply(x).sum(),
+                           t64(backend, [0.0, 1.0, 2.0]))
+    assert result.verdict == "bug" and result.worst.kink is None and result.worst.index == (2,)
+    assert "kink" not in str(result)
+
+
 # -- 6. initializers ------------------------------------------------------------------------------
 @pytest.mark.parametrize("scale", [float("inf"), float("nan"), -1.0, "a", None, True])
 def test_normal_init_takes_a_finite_scale_at_least_zero(scale):

@@ -199,6 +199,62 @@ def test_a_callback_is_told_of_the_error_that_ends_training_and_may_put_the_weig
         np.testing.assert_array_equal(value, before[name], err_msg=name)
 
 
+class FailsAtBegin(Callback):
+    def on_train_begin(self, trainer):
+        raise KeyError("a bug in my logger's set-up")
+
+
+class FailsAtEnd(Callback):
+    def on_train_end(self, trainer):
+        raise KeyError("a bug in my logger's summary")
+
+
+class FailsToCleanUp(Callback):
+    def on_exception(self, trainer, error):
+        raise RuntimeError("a bug in my logger's clean-up")
+
+
+@pytest.mark.parametrize("before, after, lr", [([], [FailsAtBegin()], 1e-3), ([FailsAtEnd()], [], 1e-3),
+                                               ([FailsToCleanUp()], [], 1e6)])  # (1e6: it diverges)
+def test_every_callback_that_began_is_told_of_an_error_in_a_hook_at_the_runs_ends(before, after, lr):
+    """A later callback's on_train_begin, an earlier one's on_train_end, an earlier one's on_exception:
+    each error ended the fit with a finder's weights left at its sweep (on_train_end not called, and
+    on_exception neither — only errors from the first step to the last on_epoch_end were told), though
+    its on_train_begin had run. The first error a clean-up raises goes on, the fit's as its context."""
+    s = moons_parts()
+    back = PutsBackOnError()
+    trainer = make_trainer(None, optimizer="gd", lr=lr, epochs=1, callbacks=[*before, back, *after])
+    before_fit = trainer.model.state_dict()
+    with pytest.raises((KeyError, RuntimeError, FloatingPointError)) as raised:
+        trainer.fit(s.X_train, s.y_train)
+    assert len(back.errors) == 1
+    if isinstance(raised.value, RuntimeError):  # the clean-up's bug, the divergence under it
+        assert isinstance(raised.value.__context__, FloatingPointError) and back.errors == [raised.value.__context__]
+    for name, value in trainer.model.state_dict().items():
+        np.testing.assert_array_equal(value, before_fit[name], err_msg=name)
+
+
+def test_a_callback_whose_on_train_begin_did_not_run_is_not_told():
+    """It has nothing to clean up (its on_train_begin's state is not there to read)."""
+    s = moons_parts()
+    back = PutsBackOnError()
+    with pytest.raises(KeyError, match="set-up"):
+        make_trainer(None, callbacks=[FailsAtBegin(), back]).fit(s.X_train, s.y_train)
+    assert not hasattr(back, "errors")
+
+
+def test_a_checkpoint_saved_by_hand_after_a_fit_with_early_stopping_records_its_data(tmp_path):
+    """EarlyStopping's fit took the data's digest: the hand-saved file left it out, so a resume on
+    another data set was taken unchecked."""
+    s, other = moons_parts(), moons_parts(seed=1)
+    trainer = make_trainer(None, epochs=2, callbacks=[EarlyStopping(patience=5)])
+    trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    trainer.save_checkpoint(tmp_path / "c.npz")
+    with pytest.raises(ValueError, match="resume: the train data differ from the checkpoint's"):
+        make_trainer(None, epochs=4, callbacks=[EarlyStopping(patience=5)]).fit(
+            other.X_train, other.y_train, dev=(other.X_dev, other.y_dev), resume=tmp_path / "c.npz")
+
+
 def test_a_lightning_on_exception_is_refused_naming_xdls_signature():
     class LightningCleanUp(Callback):
         def on_exception(self, trainer, pl_module, exception):
@@ -207,6 +263,15 @@ def test_a_lightning_on_exception_is_refused_naming_xdls_signature():
     with pytest.raises(TypeError, match=r"LightningCleanUp.on_exception\(self, trainer, pl_module, exception\) is "
                                         r"Lightning's .*; xdl calls on_exception\(self, trainer, error\)"):
         make_trainer(None, callbacks=[LightningCleanUp()])
+
+
+    class NoError(Callback):
+        def on_exception(self, trainer):  # (it would fail at the clean-up, in place of the error it was told of)
+            pass
+
+    with pytest.raises(TypeError, match=r"NoError.on_exception\(self, trainer\) cannot be called with \(trainer, "
+                                        r"error\): xdl calls on_exception\(self, trainer, error\)"):
+        make_trainer(None, callbacks=[NoError()])
 
 
 def test_a_trainer_copied_during_a_fit_is_told_to_be_copied_between_fits():

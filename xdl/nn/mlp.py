@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from xdl.data.validation import check_bool, check_n_features
+from xdl.data.validation import MAX_FEATURES, check_bool, check_n_features
 from xdl.nn.layers import BatchNorm, Dense, Dropout, LeakyReLU, ReLU, Sigmoid, Standardize, Tanh, check_drop_rate
 from xdl.nn.sequential import Sequential
 
@@ -28,10 +28,11 @@ def mlp(n_features: int, hidden, n_outputs: int, activation: str = "relu", init:
     check_n_features(n_outputs, "mlp: n_outputs")
     hidden = hidden.tolist() if isinstance(hidden, np.ndarray) else hidden
     if not isinstance(hidden, list | tuple | range) or len(hidden) == 0 \
-            or any(isinstance(h, bool) or not isinstance(h, int | np.integer) or h < 1 for h in hidden):
+            or any(isinstance(h, bool) or not isinstance(h, int | np.integer) or not 1 <= h <= MAX_FEATURES
+                   for h in hidden):  # (a width past MAX_FEATURES: refused by its Dense after the layers before drew)
         hint = f" (one hidden layer of {hidden}: [{hidden}])" if isinstance(hidden, int | np.integer) else ""
-        raise ValueError(f"mlp: hidden must be a non-empty list of positive integers, a size per hidden layer, "
-                         f"got {hidden!r}{hint}")
+        raise ValueError(f"mlp: hidden must be a non-empty list of positive integers (each at most 2**31 − 1), a size "
+                         f"per hidden layer, got {hidden!r}{hint}")
     if not isinstance(activation, str) or activation not in ACTIVATIONS:
         raise ValueError(f"mlp: activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
     check_drop_rate(dropout, "mlp: dropout")

@@ -294,10 +294,12 @@ class Callback:
     def on_exception(self, trainer, error: BaseException) -> None:
         """When training ends by an exception instead of ``on_train_end`` (Lightning's on_exception):
         a divergence's FloatingPointError, an error a callback raised, Ctrl-C's `Interrupted` — any
-        raised from the first step to the last epoch's callbacks, after the run was left as the error
-        leaves it (its resumable checkpoint written, for Ctrl-C). The error goes on to the caller once
-        every callback's hook ran; one a hook raises goes instead, the first as its context. A
-        learning-rate finder puts the weights back here as in ``on_train_end``."""
+        raised after this callback's ``on_train_begin`` returned, up to the last callback's
+        ``on_train_end`` (a later callback's ``on_train_begin`` or ``on_train_end`` included), after the
+        run was left as the error leaves it (its resumable checkpoint written, for Ctrl-C). The error
+        goes on to the caller once every callback's hook ran; the first error a hook raises goes instead
+        (every hook still runs), the training's error as its context. A learning-rate finder puts the
+        weights back here as in ``on_train_end``."""
 
     def on_checkpoint(self, trainer) -> None:
         """After a resumable checkpoint was written (it holds this callback's state as it is now)."""
@@ -478,13 +480,22 @@ class EarlyStopping(Callback):
 
 @contextlib.contextmanager
 def callbacks_told_of_errors(trainer):
-    """Within the block, an exception is told to each callback of ``trainer`` (`Callback.on_exception`,
-    in their order) before it goes on to the caller."""
+    """Within the block, an exception is told to each callback the block lists as begun (the list it
+    yields: those whose ``on_train_begin`` returned, `Callback.on_exception`, in their order) before
+    it goes on to the caller. Every one is told though one's hook raises (as an ExitStack's exits):
+    the first such error then goes instead, the training's error as its context."""
+    begun = []
     try:
-        yield
+        yield begun
     except BaseException as error:
-        for cb in trainer.callbacks:
-            cb.on_exception(trainer, error)
+        failed = None
+        for cb in begun:
+            try:
+                cb.on_exception(trainer, error)
+            except Exception as hook_error:  # (a logger's bug in its clean-up left a later finder's weights out)
+                failed = failed or hook_error
+        if failed is not None:
+            raise failed
         raise
 
 

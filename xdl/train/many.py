@@ -411,7 +411,7 @@ class ManyTrainer:
         # (the modules' own modes, which the fit sets: a fit called within model(x, training=False), say,
         # would train, and capture its step, in evaluation mode)
         with checkpoint_directories_held(self.callbacks), callbacks_held(self, continuing), \
-                mode_here(None):  # (a resume's reads included)
+                mode_here(None), callbacks_told_of_errors(self) as begun:  # (a resume's reads included)
             if resume is not None:
                 self._mid_step = self._loading = True  # (a failure partway leaves part of the checkpoint's state in)
                 self.load_checkpoint(checkpoint)
@@ -421,6 +421,7 @@ class ManyTrainer:
             self.history.stopped_by = None  # (a name a stop before left is none of this fit's, as a Trainer's)
             for cb in self.callbacks:
                 call_hook(self, cb, "on_train_begin", where=f" before {upcoming(self.epoch, self.step)}")
+                begun.append(cb)  # told of an error from here on (as a Trainer's)
             self._stop_if_asked()
             backend = self.model.backend
             if self._augment is None:
@@ -429,33 +430,32 @@ class ManyTrainer:
             if dev is not None:
                 dev = (backend.asarray(dev[0]), backend.asarray(dev[1]))
             bar = _progress_bar(self.progress, total=(self.epochs - self.epoch) * len(bounds) - self.step)
-            with callbacks_told_of_errors(self):
-                try:
-                    # a model that diverges is marked failed and the others go on: NumPy's overflow warnings
-                    # from its rows would only be noise beside its status and error
-                    with SignalFlag() as signals, np.errstate(over="ignore", invalid="ignore"):
-                        while self.epoch < self.epochs and not self.stop_training and "training" in self.status:
-                            record = self._train_epoch(X, y, y_device, dev, bounds, bar, signals)
-                            self.history.append(record)
-                            record = self.history.records[-1]  # what a callback adds to it is in the history
-                            unsaved = []  # the Checkpoints that saved no stop: a later callback (its order) may stop
-                            for cb in self.callbacks:
-                                cb.on_epoch_end(self, record)
-                                check_record(record, cb)  # before a later one (a Checkpoint) writes it
-                                keras_stop(self, cb)
-                                if isinstance(cb, Checkpoint) and not self.stop_training:
-                                    unsaved.append(cb)
-                            self._stop_if_asked()
-                            if self.stop_training:  # the stopped models' state, saved by each (as a Trainer's)
-                                for cb in unsaved:
-                                    cb.save_resumable(self)
-                            self._mid_step = False  # the epoch is closed: its record taken and every callback run on it
-                            if signals.received and self.epoch < self.epochs and "training" in self.status:
-                                stop_for_signal(self, signals.received)
-                finally:
-                    bar.close()
-                    self.model.set_random_key(None)
-                    self._captured.clear()  # a next fit captures again
+            try:
+                # a model that diverges is marked failed and the others go on: NumPy's overflow warnings
+                # from its rows would only be noise beside its status and error
+                with SignalFlag() as signals, np.errstate(over="ignore", invalid="ignore"):
+                    while self.epoch < self.epochs and not self.stop_training and "training" in self.status:
+                        record = self._train_epoch(X, y, y_device, dev, bounds, bar, signals)
+                        self.history.append(record)
+                        record = self.history.records[-1]  # what a callback adds to it is in the history
+                        unsaved = []  # the Checkpoints that saved no stop: a later callback (its order) may stop
+                        for cb in self.callbacks:
+                            cb.on_epoch_end(self, record)
+                            check_record(record, cb)  # before a later one (a Checkpoint) writes it
+                            keras_stop(self, cb)
+                            if isinstance(cb, Checkpoint) and not self.stop_training:
+                                unsaved.append(cb)
+                        self._stop_if_asked()
+                        if self.stop_training:  # the stopped models' state, saved by each (as a Trainer's)
+                            for cb in unsaved:
+                                cb.save_resumable(self)
+                        self._mid_step = False  # the epoch is closed: its record taken and every callback run on it
+                        if signals.received and self.epoch < self.epochs and "training" in self.status:
+                            stop_for_signal(self, signals.received)
+            finally:
+                bar.close()
+                self.model.set_random_key(None)
+                self._captured.clear()  # a next fit captures again
             for cb in self.callbacks:
                 cb.on_train_end(self)
             return self.results()

@@ -513,7 +513,7 @@ class Trainer:
         # (the modules' own modes, which the fit sets: a fit called within model(x, training=False), say,
         # would train, and capture its step, in evaluation mode)
         with checkpoint_directories_held(self.callbacks), callbacks_held(self, continuing), \
-                mode_here(None):  # (a resume's reads included)
+                mode_here(None), callbacks_told_of_errors(self) as begun:  # (a resume's reads included)
             if resume is not None:
                 self.load_checkpoint(checkpoint)
                 self._take_seed()  # (a checkpoint of an xdl that kept no seed)
@@ -525,6 +525,7 @@ class Trainer:
             ended_by, self.history.stopped_by = self.history.stopped_by, None
             for cb in self.callbacks:
                 call_hook(self, cb, "on_train_begin", where=f" before {upcoming(self.epoch, self.step)}")
+                begun.append(cb)  # told of an error from here on: a later one's on_train_begin, or on_train_end's
             if resume is not None:
                 self._check_schedules_set()
             # a run killed after its end (its checkpoint's stop or epochs; not a stop asked for on resuming)
@@ -546,8 +547,7 @@ class Trainer:
             bar = _progress_bar(self.progress, total=(self.epochs - self.epoch) * len(bounds) - self.step)
             # (only callbacks that override the per-step hook are called at each step: it reads the cost)
             self._step_hooks = [cb for cb in self.callbacks if type(cb).on_step_end is not Callback.on_step_end]
-            with callbacks_told_of_errors(self):
-                self._train(X, y, dev, bounds, bar)
+            self._train(X, y, dev, bounds, bar)
             for cb in self.callbacks:
                 cb.on_train_end(self)
             return self.history
@@ -882,9 +882,9 @@ class Trainer:
                  "optimizer_scheduled": [sorted(k for k, v in group.items() if callable(v)) for group in opt["settings"]],
                  "history": self.history.to_dict(), "callbacks": callbacks,
                  "seed": self.seed, "run_info": self.run_info,
-                 # a fit without Checkpoint recorded none (no data digest taken): one saved by hand after it
-                 # records the run but its data, which a resume then does not check (it read "an older xdl")
-                 "provenance": self._provenance_record or provenance.record(self, None),
+                 # a fit without Checkpoint recorded none: one saved by hand after it records the run, with
+                 # the data digest the fit took (EarlyStopping's) — else without, which a resume does not check
+                 "provenance": self._provenance_record or provenance.record(self, getattr(self, "_measured_on", None)),
                  "start_cost": getattr(self, "_start_cost", None)}  # (a Trainer pickled before starts were kept)
         return write_checkpoint(self.model, path, at, extra, arrays)
 
@@ -1091,20 +1091,24 @@ def check_distinct_callbacks(callbacks) -> None:
 
 
 def _check_lightning_exception_hook(cb) -> None:
-    """``cb.on_exception`` takes (trainer, error), not Lightning's (trainer, pl_module, exception),
-    which would fail with a TypeError of its own at the moment it is to clean up."""
+    """``cb.on_exception`` takes (trainer, error) — not Lightning's (trainer, pl_module, exception),
+    nor any other arity —, which would fail with a TypeError of its own at the moment it is to clean
+    up, in place of the error it was told of."""
     hook = type(cb).on_exception
     if hook is Callback.on_exception:
         return
     try:
-        parameters = inspect.signature(hook).parameters.values()
+        signature = inspect.signature(hook)
     except (TypeError, ValueError):  # (a builtin, say: nothing to read)
         return
-    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    if len(positional) == 4 and all(p.default is p.empty for p in positional):  # (self, trainer, pl_module, exception)
-        raise TypeError(f"callbacks: {type(cb).__name__}.on_exception{inspect.signature(hook)} is Lightning's "
-                        "on_exception(self, trainer, pl_module, exception); xdl calls on_exception(self, trainer, "
-                        "error): the model is trainer.model")
+    try:
+        signature.bind(cb, None, None)
+    except TypeError:
+        positional = [p for p in signature.parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        lightning = " is Lightning's on_exception(self, trainer, pl_module, exception);" if len(positional) == 4 else \
+            " cannot be called with (trainer, error):"
+        raise TypeError(f"callbacks: {type(cb).__name__}.on_exception{signature}{lightning} xdl calls "
+                        "on_exception(self, trainer, error): the model is trainer.model") from None
 
 
 def _check_keras_signature(cb) -> None:
