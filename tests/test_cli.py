@@ -693,6 +693,12 @@ def test_a_json_file_under_a_file_is_named_as_such(tmp_path):
         xdl.files.check_output_file(tmp_path / "f" / "k.json", "--json")
 
 
+def test_a_json_file_starting_with_a_tilde_is_refused_as_out_is(capsys):
+    """'~/k.json' quoted: nothing expands it; it said "directory '~' does not exist"."""
+    assert main(["bench", "kernels", "--quick", "--json", "~/k.json"]) == 1
+    assert "--json '~/k.json' starts with '~', which nothing expands here" in capsys.readouterr().err
+
+
 def test_a_failed_command_leaves_no_empty_output_directory_of_its_own(tmp_path, capsys):
     out = tmp_path / "nest" / "a" / "run"  # diverges at epoch 1, before any checkpoint
     assert main(["train", *FAST, "--optimizer", "sgd", "--lr", "1e30", "--no-batch-norm", "--schedule", "none",

@@ -279,6 +279,7 @@ def check_output_file(path, what: str) -> Path:
     Makes nothing: the file is written (atomically) by the benchmark."""
     if not str(path):  # Path('') is the current directory
         raise ValueError(f"{what} must name a file, got ''")
+    check_no_tilde(str(path), what)  # (it said "directory '~' does not exist")
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"{what} {str(path)!r} is a directory; name a file (in it, say "
