@@ -501,12 +501,12 @@ class Trainer:
         if resume is None:  # (every check passed: the generator moves for a fit that runs)
             self._take_seed()
         # a callback of one's own may write checkpoints (trainer.save_checkpoint, from a step's hook every n steps):
-        # they record the run as a Checkpoint's do — without, a resume from one was unchecked (another data set
-        # taken), said to be "written by an older xdl"
-        saving = checkpointing or any(not type(cb).__module__.startswith("xdl.") for cb in self.callbacks)
-        compared = saving or any(isinstance(cb, EarlyStopping) for cb in self.callbacks)  # (bests kept)
+        # its data are digested for them as for a Checkpoint's (`save_checkpoint` records the run with them) —
+        # without, a resume from one was unchecked (another data set taken)
+        own = any(not type(cb).__module__.startswith("xdl.") for cb in self.callbacks)
+        compared = checkpointing or own or any(isinstance(cb, EarlyStopping) for cb in self.callbacks)  # (bests kept)
         data = _digests(self, X, y, dev) if resume is not None or compared else None
-        self._provenance_record = provenance.record(self, data) if resume is not None or saving else None
+        self._provenance_record = provenance.record(self, data) if resume is not None or checkpointing else None
         self.stop_training, self.resumed = False, resume is not None
         self.data_changed = _changed(getattr(self, "_measured_on", None), data) if resume is None else frozenset()
         self._measured_on = data
@@ -882,8 +882,9 @@ class Trainer:
                  "optimizer_scheduled": [sorted(k for k, v in group.items() if callable(v)) for group in opt["settings"]],
                  "history": self.history.to_dict(), "callbacks": callbacks,
                  "seed": self.seed, "run_info": self.run_info,
-                 # a fit without Checkpoint recorded none: one saved by hand after it records the run, with
-                 # the data digest the fit took (EarlyStopping's) — else without, which a resume does not check
+                 # a fit without Checkpoint recorded none: one saved by hand (after it, or by a callback of one's
+                 # own) records the run, with the data digest the fit took — else without, which a resume does
+                 # not check
                  "provenance": self._provenance_record or provenance.record(self, getattr(self, "_measured_on", None)),
                  "start_cost": getattr(self, "_start_cost", None)}  # (a Trainer pickled before starts were kept)
         return write_checkpoint(self.model, path, at, extra, arrays)
