@@ -699,6 +699,16 @@ def test_a_json_file_starting_with_a_tilde_is_refused_as_out_is(capsys):
     assert "--json '~/k.json' starts with '~', which nothing expands here" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("option", ["--config", "--space"])
+def test_a_missing_toml_file_starting_with_a_tilde_says_what_was_meant(capsys, option):
+    """--config=~/run.toml: the shell leaves '~' after '=' as it is; it said only "no such file"."""
+    command = ["train", "--config=~/no-such-xdl.toml"] if option == "--config" else ["tune", "--space=~/no-such-xdl.toml"]
+    assert main(command) == 1
+    home = os.path.expanduser("~/no-such-xdl.toml")
+    assert f"{option}: no such file '~/no-such-xdl.toml' ('~' is not expanded here: did you mean {home!r}?)" \
+        in capsys.readouterr().err
+
+
 def test_a_failed_command_leaves_no_empty_output_directory_of_its_own(tmp_path, capsys):
     out = tmp_path / "nest" / "a" / "run"  # diverges at epoch 1, before any checkpoint
     assert main(["train", *FAST, "--optimizer", "sgd", "--lr", "1e30", "--no-batch-norm", "--schedule", "none",

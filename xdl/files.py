@@ -315,7 +315,10 @@ def read_toml(path, option: str) -> dict:
         with path.open("rb") as f:
             return parse_toml(f.read())
     except FileNotFoundError:
-        raise FileNotFoundError(f"{option}: no such file {str(path)!r}") from None
+        # '~' is expanded by a shell at a word's start only (not after --config=): say what was meant
+        home = os.path.expanduser(str(path))
+        meant = f" ('~' is not expanded here: did you mean {home!r}?)" if home != str(path) else ""
+        raise FileNotFoundError(f"{option}: no such file {str(path)!r}{meant}") from None
     except ValueError as e:  # (a TOMLDecodeError is one)
         raise ValueError(f"{option} {str(path)!r} is not valid TOML: {e}") from None
     except IsADirectoryError:
