@@ -41,7 +41,7 @@ class BatchNormTrain(Function):
 
 
 class BatchNormInference(Function):
-    """y = γ·(x − running_mean)/√(running_var + ε) + β, i.e. y = x·scale + shift."""
+    """y = γ·(x − running_mean)/√(running_var + ε) + β, computed as (x − running_mean)·scale + β."""
 
     running_mean: object
     running_var: object
