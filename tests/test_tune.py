@@ -421,6 +421,28 @@ def test_a_tpe_search_leaves_optunas_logging_as_it_was(data):
         optuna.logging.set_verbosity(before)
 
 
+def test_tpe_searches_in_threads_leave_optunas_logging_as_it_was():
+    """Two TPE searches at once (threads: a user's study with n_jobs=2, say) each put back the
+    verbosity it found — the other's WARNING: the first to end gave INFO back while the other still
+    asked (its "A new study created" printed), the last left WARNING for good. The quiet is counted:
+    from the first search's asking to the last one's end."""
+    optuna = pytest.importorskip("optuna")
+    from xdl.tune.search import _optuna_quiet
+
+    before = optuna.logging.get_verbosity()
+    try:
+        optuna.logging.set_verbosity(optuna.logging.INFO)
+        first, second = _optuna_quiet(optuna), _optuna_quiet(optuna)
+        first.__enter__()
+        second.__enter__()  # (what two threads' searches do: the second asks while the first does)
+        first.__exit__(None, None, None)
+        assert optuna.logging.get_verbosity() == optuna.logging.WARNING  # the second still asks, quietly
+        second.__exit__(None, None, None)
+        assert optuna.logging.get_verbosity() == optuna.logging.INFO
+    finally:
+        optuna.logging.set_verbosity(before)
+
+
 def test_dask_trials_equal_a_sequential_run_and_survive_a_killed_worker():
     """2 workers: the same records as a sequential run with the same seed (float64: to rounding);
     a worker killed while it trains makes Dask run its batch again elsewhere — every trial
@@ -1031,6 +1053,34 @@ def test_a_search_of_fixed_values_only_and_one_minus_log_bounds_on_1_minus_beta_
                                          r"β below 0.1, .*for 1 − β in \[0.001, 0.1\] write \[0.9, 0.999\]"):
         Space.from_dict({"beta1": {"one_minus_log": [1e-3, 1e-1]}})  # sampled β ≈ 0.001–0.1: no momentum
     assert Space.from_dict({"beta1": {"one_minus_log": [0.0, 0.9]}}).dimensions["beta1"].bounds == (0.0, 0.9)
+
+
+def test_a_one_minus_log_object_refuses_bounds_on_1_minus_beta_as_its_table_does():
+    """OneMinusLog(low, high) bounds β, as {"one_minus_log": [low, high]} does: the course's range of
+    1 − β (Optuna's suggest_float("one_minus_beta", 1e-3, 1e-1, log=True)) given to the object searched
+    β ≈ 0.001–0.1 unsaid, where the table refused it. A narrowed box of a range the user gave may lie
+    below β = ½ (coarse to fine around β = 0.05 of [0, 0.9])."""
+    for make in (lambda: OneMinusLog(1e-3, 1e-1), lambda: Space.from_dict({"beta1": OneMinusLog(1e-3, 1e-1)})):
+        with pytest.raises(ValueError, match=r"one_minus_log takes bounds on β, .*: \[0.001, 0.1\] would search β "
+                                             r"below 0.1, .*for 1 − β in \[0.001, 0.1\] write \[0.9, 0.999\]"):
+            make()
+    narrow = zoom(Space({"beta1": OneMinusLog(0.0, 0.9)}), {"beta1": 0.05}, shrink=0.1).dimensions["beta1"]
+    assert narrow.kind == "one_minus_log" and 0 <= narrow.bounds[0] <= 0.05 <= narrow.bounds[1] < 0.5
+    assert all(narrow.bounds[0] <= b <= narrow.bounds[1] for b in narrow.sample(np.random.default_rng(0), 100))
+
+
+def test_an_optuna_distribution_in_a_space_names_xdls_dimension():
+    """A space takes xdl's dimensions "as Optuna takes its distributions": Optuna's own one in a space
+    table was taken for a value every trial shares, refused as "lr must be a number, got
+    FloatDistribution(…)"; it is named, with the xdl dimension that draws alike."""
+    optuna = pytest.importorskip("optuna")
+    D = optuna.distributions
+    for given, same in ((D.FloatDistribution(1e-4, 1e-1, log=True), r"LogUniform\(0.0001, 0.1\)"),
+                        (D.IntDistribution(16, 128), r"IntUniform\(16, 128\)"),
+                        (D.CategoricalDistribution([32, 64]), r"Choice\(\[32, 64\]\)")):
+        with pytest.raises(TypeError, match=rf"^space: lr is Optuna's {type(given).__name__}\(.*\): a space takes "
+                                            rf"xdl's dimensions .*: {same}$"):
+            Space.from_dict({"lr": given})
 
 
 # -- spaces: every key's own value named, Dimension objects in a dict, a Space checked as a dict --

@@ -515,17 +515,30 @@ def _tpe(space: Space, trials: int, rounds: int, seed: int, study: Study):
         number += n
 
 
+_QUIET = {"depth": 0, "before": None}  # `_optuna_quiet` blocks open in the process, and the verbosity before the first
+_QUIET_LOCK = threading.Lock()
+
+
 @contextlib.contextmanager
 def _optuna_quiet(optuna):
     """Optuna's INFO lines ("A new study created", "Trial 3 finished …": the search reports its own
     trials) off within the block, and the caller's verbosity back after it. The setting is the
-    process's: set once, as it was, it silenced the user's own studies for the rest of the session."""
-    before = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(max(before, optuna.logging.WARNING))
+    process's: set once, as it was, it silenced the user's own studies for the rest of the session;
+    so it is counted — the first block open takes the verbosity, the last one closed puts it back (two
+    searches in threads each put back what the other had set: the user's studies stayed silent, or
+    a search's "A new study created" was printed)."""
+    with _QUIET_LOCK:
+        if _QUIET["depth"] == 0:
+            _QUIET["before"] = optuna.logging.get_verbosity()
+            optuna.logging.set_verbosity(max(_QUIET["before"], optuna.logging.WARNING))
+        _QUIET["depth"] += 1
     try:
         yield
     finally:
-        optuna.logging.set_verbosity(before)
+        with _QUIET_LOCK:
+            _QUIET["depth"] -= 1
+            if _QUIET["depth"] == 0:
+                optuna.logging.set_verbosity(_QUIET["before"])
 
 
 def zoom(space: Space, center: dict, shrink: float = SHRINK) -> Space:

@@ -89,7 +89,11 @@ class Dimension:
         ends = sorted(python_value(v) for v in self.value(np.array([low, high])))
         if not ends[1] - ends[0] > RESOLUTION * max(abs(ends[0]), abs(ends[1])):
             return self  # as narrow as it gets (`RESOLUTION`)
-        return type(self)(*ends)
+        return self._over(*ends)
+
+    def _over(self, low: float, high: float) -> Dimension:
+        """A dimension of this kind over [low, high] in its own units, a box of this one's (`narrowed`)."""
+        return type(self)(low, high)
 
     def spec(self) -> dict:
         """The dimension as a space table entry: ``{kind: [low, high]}`` in its own units."""
@@ -138,16 +142,31 @@ class LogUniform(Dimension):
 
 class OneMinusLog(Dimension):
     """β in [low, high] with 1 − β log-uniform: the bounds are β's (``[0.9, 0.999]`` draws 1 − β
-    between 10⁻³ and 10⁻¹)."""
+    between 10⁻³ and 10⁻¹; a ``high`` below ½, the range of 1 − β written as β's, is refused)."""
 
     kind = "one_minus_log"
 
     def __init__(self, low: float, high: float):
+        self._set(low, high)
+        if high < 0.5:  # the course's (and Optuna's suggest_float(..., log=True)) range of 1 − β, written as β's:
+            # refused as the table form refuses it — OneMinusLog(1e-3, 1e-1) searched β ≈ 0.001–0.1, no momentum
+            raise ValueError(f"one_minus_log takes bounds on β, and draws 1 − β log-uniformly between 1 − high and "
+                             f"1 − low: [{low}, {high}] would search β below {high}, hardly an average; for 1 − β in "
+                             f"[{low}, {high}] write [{1 - high:g}, {1 - low:g}]")
+
+    def _set(self, low, high) -> None:
         _check_range(low, high)
         if not 0 <= low < high < 1:
             raise ValueError(f"one_minus_log samples β in [low, high] ⊂ [0, 1) via log10(1 − β), got [{low}, {high}]")
-        super().__init__(math.log10(1 - high), math.log10(1 - low))
+        Dimension.__init__(self, math.log10(1 - high), math.log10(1 - low))
         self.bounds = (float(low), float(high))
+
+    def _over(self, low: float, high: float) -> Dimension:
+        """A box of this dimension's: one of β below ½ there is a narrowing of a range the user gave
+        (coarse to fine around β = 0.1 of [0, 0.9]), not the mistake `__init__` refuses."""
+        copy = object.__new__(OneMinusLog)
+        copy._set(low, high)
+        return copy
 
     def value(self, t):
         return 1.0 - 10.0 ** np.asarray(t, dtype=np.float64)
@@ -293,6 +312,7 @@ class Space:
             if isinstance(entry, Dimension):
                 dimensions[name] = entry
                 continue
+            _check_not_optunas(entry, f"{source}: {name}")
             if not isinstance(entry, dict):
                 fixed[name] = entry
                 continue
@@ -306,12 +326,7 @@ class Space:
                 elif kind in KINDS:
                     if not isinstance(args, list | tuple) or len(args) != 2:
                         raise ValueError(f"{kind} takes [low, high], got {args!r}")
-                    dimensions[name] = KINDS[kind](*args)
-                    if kind == "one_minus_log" and args[1] < 0.5:  # the course's 1 − β range, written as β's
-                        raise ValueError(f"one_minus_log takes bounds on β, and draws 1 − β log-uniformly "
-                                         f"between 1 − high and 1 − low: {list(args)} would search β below "
-                                         f"{args[1]}, hardly an average; for 1 − β in {list(args)} write "
-                                         f"[{1 - args[1]:g}, {1 - args[0]:g}]")
+                    dimensions[name] = KINDS[kind](*args)  # (OneMinusLog refuses the course's 1 − β range)
                 else:
                     raise ValueError(f"unknown kind {kind!r}; known: {', '.join([*KINDS, 'choice'])}")
             except (TypeError, ValueError) as e:
@@ -374,6 +389,28 @@ class Space:
 
     def __repr__(self) -> str:
         return f"Space({self.dimensions}, fixed={self.fixed})"
+
+
+def _check_not_optunas(entry, who: str) -> None:
+    """``entry`` is no Optuna distribution: one was taken for a value every trial shares, and refused
+    as "lr must be a number, got FloatDistribution(…)" — xdl's own dimension, the one the docs liken
+    to Optuna's distributions, unsaid."""
+    kind = type(entry).__name__
+    if not type(entry).__module__.startswith("optuna.") or not kind.endswith("Distribution"):
+        return
+    if kind == "CategoricalDistribution":
+        same = f"Choice({list(entry.choices)!r})"
+    elif kind in ("FloatDistribution", "IntDistribution"):
+        scale = "IntUniform" if kind == "IntDistribution" else "LogUniform" if entry.log else "Uniform"
+        same = f"{scale}({entry.low!r}, {entry.high!r})"
+        if kind == "IntDistribution" and entry.log:
+            same += " (xdl has no log-scaled integer: each integer alike)"
+        elif getattr(entry, "step", None) not in (None, 1):
+            same += f" (xdl has no step: a choice of the values, Choice([...]), for step {entry.step!r})"
+    else:
+        same = "its xdl dimension (Uniform, LogUniform, OneMinusLog, IntUniform, Choice)"
+    raise TypeError(f"{who} is Optuna's {entry!r}: a space takes xdl's dimensions (from xdl.tune), as Optuna "
+                    f"takes its distributions: {same}")
 
 
 def _check_not_empty(entries: dict, source: str) -> None:
