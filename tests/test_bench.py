@@ -566,6 +566,33 @@ def test_ctrl_c_during_the_benchmark_writes_the_pairs_it_finished(tmp_path, caps
     assert check_options
 
 
+def test_ctrl_c_on_a_second_benchmark_keeps_the_finished_one_in_its_out(tmp_path, capsys, monkeypatch):
+    """Run twice into one --out (the default's), the second interrupted: its finished pairs were written
+    over the finished benchmark there, which was lost, and the directory marked interrupted refused
+    every later run. A finished benchmark is replaced by a finished one only; the partial one is printed."""
+    from xdl.bench import protocol
+
+    out, run, calls = tmp_path / "b", protocol.run, []
+    command = ["bench", "optimizers", "--problem", "quadratic", "--seeds", "1", "--trials", "2", "--out", str(out)]
+    assert cli.main([*command, "--optimizer", "adam"]) == 0
+    finished = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def interrupted_at_the_fourth(*args, **kwargs):  # sgd: 2 trials + 1 seed; then momentum's first trial
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return run(*args, **kwargs)
+
+    monkeypatch.setattr(protocol, "run", interrupted_at_the_fourth)
+    capsys.readouterr()
+    assert cli.main([*command, "--optimizer", "sgd", "momentum"]) == 130
+    printed = capsys.readouterr()
+    assert f"the finished benchmark in --out {str(out)!r} is kept, and the 1 (problem, optimizer) pair that " \
+           "finished here is printed above, not written" in printed.err and "| sgd" in printed.out
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == finished
+    assert cli.main([*command, "--optimizer", "adam"]) == 0  # not refused as an interrupted benchmark's
+
+
 # -- what the results say, and how they count ---------------------------------------------------
 def test_results_say_what_produced_them_in_the_json_and_the_markdown(tmp_path):
     """Backend, device, CPU, versions and date; the lr range, each problem's budget and target; the
@@ -849,3 +876,59 @@ def test_bench_optimizers_by_default_runs_every_rule_of_the_table(tmp_path, monk
     monkeypatch.setattr(xdl.bench, "check_options", stop)
     cli.main(["bench", "optimizers", "--out", str(tmp_path / "b")])
     assert asked == [list(protocol.OPTIMIZERS)] and "adagrad_of_ones_own" in asked[0]
+
+
+def test_numpy_numbers_as_options_are_written_and_a_result_json_cannot_hold_replaces_no_file(tmp_path):
+    """np.int64 seeds passed the checks, then failed results.md's plural after every run; an np.float32
+    lr failed results.json's dump after results.md and the figures had replaced the earlier ones (the
+    directory's table then disagreed with its JSON)."""
+    results = benchmark(["quadratic"], ["sgd"], seeds=np.int64(2), trials=np.int64(1), seed=np.int64(0), quick=True)
+    assert type(results["seeds"]) is int and type(results["trials"]) is int and type(results["seed"]) is int
+    write(results, tmp_path)
+    assert json.loads((tmp_path / "results.json").read_text())["seeds"] == 2
+    assert type(benchmark(["quadratic"], ["sgd"], seeds=1, quick=True, lr=np.float32(0.01))["lr"]) is float
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        write(dict(results, note=object()), tmp_path)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_a_users_rule_named_as_an_xdl_rule_is_searched_as_itself_when_batched(tmp_path):
+    """A batched search chose by the name: a user's class named "sgd" had its rates tried by xdl's SGD."""
+    (tmp_path / "named.py").write_text(USER_OPTIMIZER + "\n\nclass sgd(SignSGD):\n    pass\n")
+    rule = f"{tmp_path / 'named.py'}:sgd"
+    alone, batched = (benchmark(["digits"], [rule], seeds=1, trials=2, quick=True, batched=b) for b in (False, True))
+    scores = [[s["score"] for s in r["problems"]["digits"]["sgd"]["search"]] for r in (alone, batched)]
+    assert scores[0] == scores[1]
+
+
+def test_a_rule_file_edited_in_one_session_is_read_again(tmp_path):
+    """A notebook's second benchmark of an edited file ran the first version (the load was cached by
+    the spec): a file is loaded again once its modification time or size changed."""
+    import os
+
+    from xdl.bench import load_optimizer
+
+    path = tmp_path / "mine.py"
+    path.write_text(USER_OPTIMIZER)
+    first = load_optimizer(f"{path}:SignSGD")
+    assert load_optimizer(f"{path}:SignSGD") is first  # unchanged: run once, however often it is checked
+    path.write_text(USER_OPTIMIZER.replace("xp.sign(flat.grad)", "flat.grad"))
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    x = xdl.Parameter(np.array([3.0]))
+    opt = load_optimizer(f"{path}:SignSGD")([x], 0.5)
+    (x * x).sum().backward()
+    opt.step()
+    assert x.numpy()[0] == pytest.approx(3.0 - 0.5 * 6.0)  # the edited rule, p ← p − lr·g, not lr·sign(g)
+
+
+def test_progress_that_is_not_a_function_is_refused_before_any_run():
+    with pytest.raises(TypeError, match=r"^progress: expected a function taking each line of progress, or None, got 5$"):
+        benchmark(["quadratic"], ["sgd"], seeds=1, trials=1, progress=5)
+
+
+def test_a_class_given_as_an_optimizer_is_named():
+    """benchmark(..., [MyRule]) said "argument of type 'type' is not iterable"."""
+    Mine = type("Mine", (xdl.optim.SGD,), {"__module__": "__main__"})
+    with pytest.raises(TypeError, match=r"--optimizer: a name .* or 'module:Name', got .*'__main__:Mine'"):
+        benchmark(["quadratic"], [Mine], seeds=1, trials=1)

@@ -1104,9 +1104,16 @@ def bench_optimizers(config, args) -> int:
             if not done:
                 raise
             results["interrupted"] = True
+            signal_name, pairs = _signal_of(stop), _count(len(done), '(problem, optimizer) pair')
+            if replaced:  # a finished benchmark is replaced by a finished one only: Ctrl-C on a second run in
+                # the same --out (the default's) wrote its few pairs over it, and marked the directory interrupted
+                print(markdown(results))
+                print(f"\nxdl bench: interrupted by {signal_name}; the finished benchmark in --out {str(out)!r} is "
+                      f"kept, and the {pairs} that finished here {'is' if len(done) == 1 else 'are'} printed above, "
+                      "not written (give a new --out to keep a partial one)", file=sys.stderr)
+                return _signal_status(signal_name)
             files = write(results, out)
-            signal_name = _signal_of(stop)
-            print(f"\nxdl bench: interrupted by {signal_name}; the {_count(len(done), '(problem, optimizer) pair')} "
+            print(f"\nxdl bench: interrupted by {signal_name}; the {pairs} "
                   f"that finished {'is' if len(done) == 1 else 'are'} written ({', '.join(str(f) for f in files)}); "
                   "the rest was not run", file=sys.stderr)
             return _signal_status(signal_name)

@@ -100,9 +100,21 @@ DEFINITIONS = {  # written into results.json and atop results.md: what each figu
 }
 
 
-@functools.cache  # a user's file runs once per process, however often its options are checked
 def load_optimizer(spec: str):
-    """``"module:Name"`` or ``"path/to/file.py:Name"`` → a builder ``(params, lr) -> optimizer``."""
+    """``"module:Name"`` or ``"path/to/file.py:Name"`` → a builder ``(params, lr) -> optimizer``.
+    A file is read again once it has changed (its modification time and size), as a module is not."""
+    where = spec.rpartition(":")[0]
+    try:  # (a notebook's second benchmark of an edited rule ran the first version, without a word)
+        stat = Path(where).stat() if where.endswith(".py") else None
+        version = None if stat is None else (stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        version = None
+    return _load_optimizer(spec, version)
+
+
+@functools.cache  # a user's file runs once per version, however often its options are checked
+def _load_optimizer(spec: str, version):
+    """`load_optimizer`, for the file's ``version`` (its modification time and size; None: a module)."""
     where, _, name = spec.rpartition(":")
     if not where or not name:
         raise ValueError(f"--optimizer {spec!r}: expected a known name ({', '.join(OPTIMIZERS)}) or module:Name")
@@ -147,6 +159,10 @@ def builders(names) -> dict:
     """name → builder for known names and ``module:Name`` specs (named by their class name)."""
     out = {}
     for name in names:
+        if not isinstance(name, str):  # a class itself: "argument of type 'type' is not iterable"
+            raise TypeError(f"--optimizer: a name ({', '.join(OPTIMIZERS)}) or 'module:Name', got {name!r}" +
+                            (f" (a class of this session is '__main__:{name.__name__}')"
+                             if isinstance(name, type) and name.__module__ == "__main__" else ""))
         if name not in OPTIMIZERS and ":" not in name:
             raise ValueError(f"--optimizer {name!r}: unknown; known: {', '.join(OPTIMIZERS)}, or module:Name")
         label = name if name in OPTIMIZERS else name.rpartition(":")[2]
@@ -352,9 +368,14 @@ def benchmark_steps(problems, optimizers, seeds: int = 3, trials: int = 8, seed:
     keeps what was measured."""
     names = problems if isinstance(problems, str) else list(problems)  # (read twice: an iterable once)
     build = check_options(names, optimizers, seeds, trials, seed, lr)
+    # as Python's numbers: a NumPy one (np.int64 seeds) passed the checks, then failed results.md's
+    # plural and results.json's dump once every run was over
+    seeds, trials, seed, lr = int(seeds), int(trials), int(seed), None if lr is None else float(lr)
     check_bool(quick, "quick")
     if batched is not None:
         check_bool(batched, "batched")
+    if progress is not None and not callable(progress):  # (it failed as "'int' object is not callable" at the first pair)
+        raise TypeError(f"progress: expected a function taking each line of progress, or None, got {progress!r}")
     rates = (10.0 ** np.random.default_rng(seed).uniform(*np.log10(LR_RANGE), trials)).tolist()
     if batched is None:  # where the device allows: a GPU, on which K small models cost about one
         batched = xdl.current_backend().device_type == "cuda"
@@ -374,7 +395,8 @@ def benchmark_steps(problems, optimizers, seeds: int = 3, trials: int = 8, seed:
             warmed = False  # whether the search ran this optimizer's model alone (`run`) already
             if lr is not None:
                 search = []
-            elif batched and opt_name in CONFIG_OPTIMIZERS and problem.kind == "classification" \
+            # (an xdl rule by its name: a user's class named "sgd" was searched as xdl's SGD)
+            elif batched and make is OPTIMIZERS.get(opt_name) and problem.kind == "classification" \
                     and problem.details["outputs"] > 1:
                 search = batched_runs(problem, opt_name, rates, seed, quick, data)
             else:

@@ -189,14 +189,17 @@ def write(results: dict, directory) -> list[Path]:
     holds results no benchmark wrote is refused, `earlier_results`)."""
     directory = check_writable_dir(directory, "directory")
     earlier = earlier_results(directory)
+    # the JSON first: results it cannot hold fail before any file is replaced (results.md and the
+    # figures were written, and removed, over a results.json that then described other results)
+    text, table = json.dumps(results, indent=1), markdown(results)
     drawn = set() if earlier is None else {directory / f"curves-{p}.png" for p in earlier["problems"]}
-    files = [atomic_write(directory / "results.md", lambda f: f.write(markdown(results) + "\n"), binary=False)]
+    files = [atomic_write(directory / "results.md", lambda f: f.write(table + "\n"), binary=False)]
     files += _figures(results, directory)
     for stale in {*drawn, directory / "profile.png"} - set(files) if earlier is not None else ():
         stale.unlink(missing_ok=True)
     # results.json last: it says what the directory's figures are (`earlier_results`), so a write that fails
     # before it leaves the earlier one, whose figures the next write removes
-    return [atomic_write(directory / "results.json", lambda f: json.dump(results, f, indent=1), binary=False), *files]
+    return [atomic_write(directory / "results.json", lambda f: f.write(text), binary=False), *files]
 
 
 def _figures(results: dict, directory: Path) -> list[Path]:
