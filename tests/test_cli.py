@@ -1140,3 +1140,43 @@ def test_the_device_kinds_xdl_backend_takes_are_taken_by_the_flag_and_the_config
 
     X, y = xdl.datasets.moons(120)
     assert MLPClassifier(hidden=[4], epochs=1, backend="cpu").fit(X, y).predict(X).shape == (120,)
+
+
+# -- files of an older xdl -----------------------------------------------------------------------
+def _as_before_control(checkpoint: Path, provenance: bool = True) -> None:
+    """Rewrite a checkpoint of ``xdl train`` as an xdl before control.toml wrote it: no Control among
+    its callbacks (its state, its name, its monitor), and — ``provenance`` False — an xdl before
+    provenance, which recorded neither it nor the run's options."""
+    from xdl.serialization import read_extra
+
+    extra, arrays = read_extra(checkpoint)
+    names = extra["provenance"]["callbacks"]
+    i = names.index("Control")
+    extra["callbacks"].pop(i)
+    arrays = {(f"callback/{int(k.split('/')[1]) - 1}/{k.split('/', 2)[2]}" if k.startswith("callback/")
+               and int(k.split("/")[1]) > i else k): v for k, v in arrays.items()
+              if not k.startswith(f"callback/{i}/")}
+    for key in ("callbacks", "monitors"):
+        extra["provenance"][key].pop(i)
+    if not provenance:
+        del extra["provenance"], extra["run_info"]
+    xdl.save(xdl.load(checkpoint), checkpoint, extra=extra, extra_arrays=arrays)
+
+
+@pytest.mark.parametrize("provenance", [True, False])
+def test_a_checkpoint_of_an_xdl_before_control_toml_resumes(tmp_path, capsys, monkeypatch, provenance):
+    """A run of an xdl before control.toml goes on without it (a Control added to it is a callback
+    the checkpoint has no state for: 'callbacks was ['EarlyStopping', 'Checkpoint'] in the
+    checkpoint, this run has [..., 'Control', ...]' — it could not be resumed at all); one of an xdl
+    before provenance, whose options are given again, is told the --patience its run had."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", *FAST, "--epochs", "2", "--out", "run"]) == 0
+    _as_before_control(tmp_path / "run" / "checkpoints" / "checkpoint.npz", provenance)
+    capsys.readouterr()
+    if not provenance:  # (its options not recorded: the command's again; --patience 0 is not its run's)
+        assert main(["train", *FAST, "--epochs", "4", "--patience", "0", "--resume", "run/checkpoints"]) == 1
+        assert "its run had early stopping: give the command's options again" in capsys.readouterr().err
+    again = [*FAST, "--epochs", "4"] if not provenance else ["--epochs", "4", "--no-progress"]
+    assert main(["train", *again, "--resume", "run/checkpoints"]) == 0
+    assert "written by a run without control.toml (an older xdl's)" in capsys.readouterr().err
+    assert len(xdl.train.History.load(tmp_path / "run" / "history.json")) == 4

@@ -525,6 +525,7 @@ def train(config: TrainConfig, args=None) -> int:
     _check_flags_read(config, args)
     check_not_in_use(out, "--out", RUN)  # a look: a run at work there is named before anything else
     resuming = _check_resume(config) if config.resume else None
+    without_control = _resumed_without_control(config, out) if config.resume else None
     run_dir = _run_directory(config.resume) if config.resume else None
     if run_dir is not None and run_dir.resolve() != out.resolve():
         resuming += f"; the rest of the run goes to --out {str(out)!r}, not to {str(run_dir)!r}"
@@ -547,6 +548,8 @@ def train(config: TrainConfig, args=None) -> int:
             _note(replacing)
         if lock.took_over:
             _note(f"note: {took_over_note(lock)}")
+        if without_control:
+            _note(without_control)
         X, y = xdl.datasets.load(config.dataset)
         parts = split(X, y, seed=config.seed)
         n_classes = int(y.max()) + 1
@@ -558,9 +561,10 @@ def train(config: TrainConfig, args=None) -> int:
         if config.augment_flip and config.dataset == "digits":
             _note("note: --augment-flip mirrors digits left to right, and a mirrored 2 or 7 is no digit; "
                   "shifts and noise keep the label")
-        control = Control(out, report=lambda note: _note(f"note: {note}"))  # the babysitter sees it now
-        trainer = config.build_trainer(model, callbacks=[control, Checkpoint(out / "checkpoints",
-                                                                             every=config.checkpoint_every or None)])
+        checkpoint = Checkpoint(out / "checkpoints", every=config.checkpoint_every or None)
+        # (a run of an xdl before control.toml goes on without it: its checkpoint holds no Control's state)
+        trainer = config.build_trainer(model, callbacks=[checkpoint] if without_control else [
+            Control(out, report=lambda note: _note(f"note: {note}")), checkpoint])  # the babysitter sees it now
         reason = trainer.eager_reason()
         print("steps: captured as CUDA graphs (one per batch shape)" if reason is None else f"steps: eager ({reason})")
         start = time.perf_counter()
@@ -794,6 +798,29 @@ def _check_resume(config: TrainConfig) -> str:
     return (f"resuming {str(path)!r}: its state {position(int(extra['epoch']), int(extra.get('step', 0)))}, to epoch "
             f"{config.epochs}" + (f" (the run had stopped early at epoch {stopped}; with --patience {config.patience} "
                                   "it trains on)" if trains_on else ""))
+
+
+def _resumed_without_control(config: TrainConfig, out: Path) -> str | None:
+    """A note where the checkpoint ``config`` resumes was written by a run without a `Control` (an
+    xdl before control.toml), which goes on without it, as it was made — a Control added there
+    would be a callback the checkpoint has no state for, and the run could not be resumed at all;
+    None where it had one. Its callbacks are those its provenance names; a checkpoint of an xdl
+    before provenance (and before Control) held [EarlyStopping, Checkpoint], or [Checkpoint] with
+    --patience 0, which that file does not record: asked for when it differs."""
+    path = resume_path(config.resume)
+    extra, _ = read_extra(path)  # (read and checked by _check_resume)
+    recorded = (extra.get("provenance") or {}).get("callbacks")
+    if isinstance(recorded, list) and "Control" in recorded:
+        return None
+    if recorded is None:  # no provenance: its options are not recorded, the number of callbacks' states is
+        had_stopping = len(extra.get("callbacks") or []) > 1
+        if had_stopping != bool(config.patience):
+            raise ValueError(f"--resume: {str(path)!r} was written by an older xdl that did not record the run's "
+                             f"options; its run had {'early stopping' if had_stopping else '--patience 0'}: give "
+                             f"the command's options again, with {'--patience N (N ≥ 1)' if had_stopping else '--patience 0'}")
+    waiting = " (the control.toml there is not read)" if (out / CONTROL_FILE).exists() else ""
+    return (f"note: resume: {str(path)!r} was written by a run without control.toml (an older xdl's): the run "
+            f"goes on without it{waiting}")
 
 
 def _interrupted(stop: Interrupted, trainer, out: Path) -> int:
