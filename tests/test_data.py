@@ -617,6 +617,15 @@ def test_a_dev_error_below_the_training_error_by_exactly_the_tolerance_is_not_na
     assert diagnose({"train_accuracy": 0.90, "dev_accuracy": 0.93}).next_steps[0].startswith("the dev error is")
 
 
+def test_a_gap_of_exactly_the_tolerance_in_float32_accuracies_is_not_high():
+    """float32 accuracies (a Keras history's) are off by up to 6e-8: 0.92 and 0.90 read as a variance
+    of 2.0000003% and "high bias and high variance", where the same float64 ones read "high bias"."""
+    from xdl import diagnose
+
+    for kind in (float, np.float32):
+        assert diagnose({"train_accuracy": kind(0.92), "dev_accuracy": kind(0.90)}).verdict == "high bias", kind
+
+
 def test_fitting_a_standardizer_takes_one_pieces_temporaries(monkeypatch, rng, peak_bytes):
     """`Standardizer.fit` walks X in pieces of rows: μ = Σx / m, then σ² = Σ(x − μ)² / m, one
     piece's float64 deviations at a time. Whole (``X.var``), X − μ was a float64 copy of the set:

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 
 from xdl.data.validation import check_number
 
-# Accuracies are ratios of counts: 1 − 0.98 − 0 is 0.020000000000000018 in floats. A gap counts as
-# high only beyond the tolerance by more than such rounding, so equal gaps get equal verdicts.
-ROUNDING = 1e-9
+# Accuracies are ratios of counts: 1 − 0.98 − 0 is 0.020000000000000018 in floats, and one given in
+# float32 (a Keras history's, a metric's .item()) is off by up to 6e-8. A gap counts as high only beyond
+# the tolerance by more than such rounding, so equal gaps get equal verdicts (1e-6: one example in a million).
+ROUNDING = 1e-6
 
 NEXT_STEPS = {
     "high bias": [
@@ -32,6 +33,13 @@ NEXT_STEPS = {
 }
 NEXT_STEPS["high bias and high variance"] = NEXT_STEPS["high bias"][:2] + NEXT_STEPS["high variance"][:2]
 NEXT_STEPS["good"] = ["check the model on the test set, or lower the base error you aim for"]
+# A history whose train accuracy is the epoch's running average in training mode (eval_train=False):
+# dropout on and the weights moving, it overstates the training error (digits, dropout 0.5: 3.8% against
+# the trained model's 0.7%), so a model that overfits read as "high bias": a bigger network, less
+# regularization — the opposite of what it needs.
+RUNNING_TRAIN = ("the training error is the epochs' running average in training mode (eval_train=False: dropout on, "
+                 "the weights still moving), which overstates it and so the avoidable bias: measure it with "
+                 "trainer.evaluate(X_train, y_train), or fit with eval_train=True, before acting on this verdict")
 # One gap is the one to work on first when it is at least this many times the other (the course's
 # Bayes 7.5%, train 8%, dev 10%: variance 2% against avoidable bias 0.5%).
 CLEARLY_LARGER = 2
@@ -97,6 +105,8 @@ def diagnose(history, base_error: float = 0.0, tolerance: float = 0.02) -> Diagn
         steps.insert(0, f"the dev error is {-variance:.2%} below the training error: check that dev and train come "
                         "from the same distribution (the dev set may be easier, or overlap the training set), and "
                         "that the training error is measured in evaluation mode (dropout off)")
+    if getattr(history, "train_running", False):  # (a History of a fit with eval_train=False)
+        steps.insert(0, RUNNING_TRAIN)
     return Diagnosis(train_error, dev_error, base_error, bias, variance, verdict, steps)
 
 

@@ -18,6 +18,9 @@ class History:
     ``stopped_by`` to why (the callback's words), ``best_epoch`` when early stopping restored that
     epoch's weights, ``diverged`` (a message
     naming the epoch and step) when a model of `xdl.train.fit_many` diverged and was stopped.
+    ``train_running``: the train cost and accuracy are the epoch's running averages over its steps
+    (``eval_train=False``: dropout on, the weights moving), not the trained model's in evaluation —
+    `xdl.diagnose` says so, as they overstate the training error.
 
     >>> h = History([{"epoch": 1, "dev_cost": 0.5}, {"epoch": 2, "dev_cost": 0.4}])
     >>> h["dev_cost"], h[-1]["epoch"], len(h)
@@ -25,8 +28,9 @@ class History:
     """
 
     def __init__(self, records=(), stopped_epoch: int | None = None, best_epoch: int | None = None,
-                 diverged: str | None = None, stopped_by: str | None = None):
+                 diverged: str | None = None, stopped_by: str | None = None, train_running: bool = False):
         self.records = [dict(r) for r in records]
+        self.train_running = bool(train_running)
         self.stopped_epoch, self.stopped_by = stopped_epoch, stopped_by
         self.best_epoch = best_epoch
         self.diverged = diverged
@@ -77,12 +81,12 @@ class History:
 
     def to_dict(self) -> dict:
         return {"records": self.records, "stopped_epoch": self.stopped_epoch, "stopped_by": self.stopped_by,
-                "best_epoch": self.best_epoch, "diverged": self.diverged}
+                "best_epoch": self.best_epoch, "diverged": self.diverged, "train_running": self.train_running}
 
     @classmethod
     def from_dict(cls, data: dict) -> History:
         return cls(data["records"], data.get("stopped_epoch"), data.get("best_epoch"), data.get("diverged"),
-                   data.get("stopped_by"))
+                   data.get("stopped_by"), bool(data.get("train_running", False)))
 
     def save(self, path) -> Path:
         """Write the history as JSON, atomically (temporary file + rename); NumPy numbers in the

@@ -280,7 +280,7 @@ class ManyTrainer:
         self._augment = self.configs[0].build_augment()
         self._captured.backend = self.model.backend
         k = self.n_models
-        self.histories = [History() for _ in range(k)]
+        self.histories = [History(train_running=not self.eval_train) for _ in range(k)]  # (as `Trainer`'s)
         self.status = ["training"] * k  # then completed, stopped or failed
         self.errors: list[str | None] = [None] * k
         self._stopping = [{"best": math.inf, "best_epoch": None, "wait": 0} for _ in range(k)]
@@ -801,6 +801,8 @@ class ManyTrainer:
             load_callback_state(cb, cb_state, {n[len(prefix):]: v for n, v in arrays.items() if n.startswith(prefix)})
         self.status, self.errors = list(extra["status"]), list(extra["errors"])
         self.histories = [History.from_dict(h) for h in extra["histories"]]
+        for history in self.histories:  # (a checkpoint written before histories said it)
+            history.train_running = not self.eval_train
         self.history = History.from_dict(extra["history"])
         self.epoch, self.step, self._partial = int(extra["epoch"]), int(extra["step"]), extra["partial"]
         self._start_costs = extra.get("start_costs")  # (None from an older checkpoint: the limit alone decides)

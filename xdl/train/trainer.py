@@ -538,6 +538,9 @@ class Trainer:
             # fit's) is over once training goes on; a callback may stop it here already (a stop read on resuming)
             self.history.stopped_epoch = self.epoch if self.stop_training else None
             self.history.diverged = None  # (a divergence a fit before reported is over too: it trains from a good state)
+            # what its train figures are: `diagnose` read running averages in training mode (dropout on) as
+            # the model's training error, and told a model that overfits to train a bigger network
+            self.history.train_running = not self.eval_train
             if not self.stop_training:
                 self.history.stopped_by = None
             if self.augment is None:  # batches are then cut on the device: one transfer, not one per batch
