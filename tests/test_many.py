@@ -596,6 +596,19 @@ def test_a_callback_that_stops_the_batch_stops_every_model(digits):
         assert [(r.status, r.history.stopped_epoch, len(r.history)) for r in results] == [("stopped", 2, 2)] * 2
 
 
+def test_a_model_stopped_by_early_stopping_on_the_batch_says_the_stop_was_the_batchs(digits):
+    """EarlyStopping on the batch reads the batch's record (its best model's dev cost each epoch):
+    once the best model completed, a model still improving was stopped with "dev cost did not
+    improve for 2 epochs" in its own history, false of it."""
+    X, y, dev = digits
+    with xdl.use("numpy"):
+        results = fit_many([small(seed=1, lr=1e-2, epochs=2, patience=0), small(seed=2, lr=1e-3, epochs=10, patience=0)],
+                           X, y, dev=dev, callbacks=[xdl.train.EarlyStopping(patience=1, restore_best=False)])
+    second = results[1].history
+    assert results[1].status == "stopped" and len(second) < 10 and second["dev_cost"] == sorted(second["dev_cost"])[::-1]
+    assert second.stopped_by == "stopped with the batch: dev cost did not improve for 1 epoch"
+
+
 class NoBudget(Callback):
     def on_train_begin(self, trainer):
         trainer.stop_training = True
@@ -607,7 +620,7 @@ def test_a_callback_that_stops_the_batch_before_it_trains_stops_every_model_nami
     X, y, dev = digits
     results = fit_many([small(seed=1), small(seed=2)], X, y, dev=dev, callbacks=[NoBudget()])
     assert [(r.status, r.history.stopped_epoch, r.history.stopped_by, len(r.history)) for r in results] == \
-        [("stopped", 0, "stopped by NoBudget before epoch 1", 0)] * 2
+        [("stopped", 0, "stopped with the batch: stopped by NoBudget before epoch 1", 0)] * 2
 
 
 def test_a_stack_a_callback_copies_draws_a_new_dropout_mask_at_each_training_pass(digits):
@@ -709,6 +722,35 @@ def test_a_resume_trains_completed_models_on_when_given_more_epochs(digits, tmp_
                      callbacks=[Checkpoint(tmp_path / "cosine", every=None)], resume=tmp_path / "cosine")
 
 
+class TenthOfTheRate(Callback):
+    """Keras's ReduceLROnPlateau at its simplest: every model's rate × 0.1 at each epoch's end."""
+
+    def on_epoch_end(self, trainer, record):
+        trainer.optimizer.lr = trainer.optimizer.lr * 0.1
+
+
+def test_a_rate_a_callback_sets_is_the_rate_each_model_trains_at(digits, tmp_path):
+    """``trainer.optimizer.lr = …`` in a callback: a model without a schedule trains on at that rate,
+    as a Trainer's run does (the batch set each config's lr back at every epoch's start: the rate was
+    never used, the history said the config's); the checkpoint holds it, so a resume goes on at it."""
+    X, y, dev = digits
+    configs = [small(seed=1, lr=1e-2), small(seed=2, lr=3e-3)]
+    run = dict(dev=dev, seed=3, dtype="float64")
+    with xdl.use("numpy"):
+        results = fit_many(configs, X, y, callbacks=[TenthOfTheRate()], **run)
+        for config, result in zip(configs, results):
+            model, history = alone(config, X, y, dev, seed=3, callbacks=[TenthOfTheRate()])
+            assert result.history["lr"] == history["lr"] == pytest.approx([config.lr * 0.1 ** e for e in range(4)])
+            assert_same_weights(result.model, model, 1e-10)
+        with pytest.raises(Interrupted):
+            fit_many(configs, X, y, callbacks=[TenthOfTheRate(), InterruptAt(2), Checkpoint(tmp_path)], **run)
+        resumed = fit_many(configs, X, y, callbacks=[TenthOfTheRate(), InterruptAt(0), Checkpoint(tmp_path)],
+                           resume=tmp_path, **run)
+        for a, b in zip(results, resumed):
+            assert a.history["lr"] == b.history["lr"]
+            assert_same_weights(a.model, b.model, 0.0)
+
+
 def test_a_control_file_stops_a_batch_but_cannot_set_its_rates(digits, tmp_path):
     from xdl.train import Control
 
@@ -721,7 +763,7 @@ def test_a_control_file_stops_a_batch_but_cannot_set_its_rates(digits, tmp_path)
     with xdl.use("numpy"):
         results = fit_many([small(), small(seed=2)], X, y, dev=dev, callbacks=[Control(tmp_path)])
     assert [len(r.history) for r in results] == [1, 1]
-    assert [r.history.stopped_by for r in results] == ["control.toml at epoch 1"] * 2
+    assert [r.history.stopped_by for r in results] == ["stopped with the batch: control.toml at epoch 1"] * 2
     assert (tmp_path / "control-applied-epoch-1.toml").is_file()
 
 

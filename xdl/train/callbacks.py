@@ -444,7 +444,7 @@ class EarlyStopping(Callback):
                 self.wait = 0
 
     def _reason(self) -> str:
-        return f"{self.monitor.replace('_', ' ')} did not improve for {self.wait} epochs"
+        return f"{self.monitor.replace('_', ' ')} did not improve for {self.wait} epoch{'s' * (self.wait != 1)}"
 
     def on_epoch_end(self, trainer, record: dict) -> None:
         value = record.get(self.monitor)

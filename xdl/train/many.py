@@ -540,10 +540,13 @@ class ManyTrainer:
         return np.array([self._rate(k, epoch) if self.status[k] == "training" else 0.0 for k in range(self.n_models)])
 
     def _rate(self, k: int, epoch: int) -> float:
-        """Model k's learning rate in epoch ``epoch`` (from 0), as `_rates` gives a training model's."""
+        """Model k's learning rate in epoch ``epoch`` (from 0), as `_rates` gives a training model's:
+        its schedule's, else the rate its optimizer holds — its lr, or one a callback set
+        (``trainer.optimizer.lr = …``), kept as a `Trainer` without a schedule keeps it (set back to
+        the config's lr each epoch, a callback's rate was never used) — or its lr once frozen (0 held)."""
         schedule = self._schedules[k]
         if schedule is None:
-            return self.configs[k].lr
+            return self.configs[k].lr if self.optimizer.frozen[k] else float(self.optimizer.lr[k])
         return check_rate(float(schedule(epoch)), f"model {k}'s rate in epoch {epoch + 1}", self.dtype,
                           decayed=epoch > 0)
 
@@ -644,6 +647,9 @@ class ManyTrainer:
             for k, status in enumerate(self.status):
                 if status == "training":
                     self.stop_model(k)
+                    if self.history.stopped_by:  # the batch's reason, said to be the batch's: EarlyStopping's "dev
+                        # cost did not improve" is of the batch's record (its best model's), not of a model improving
+                        self.histories[k].stopped_by = f"stopped with the batch: {self.history.stopped_by}"
 
     def stop_model(self, k: int, status: str = "stopped") -> None:
         """Stop model k after this epoch, as early stopping does (a callback's way to prune it):
@@ -657,7 +663,7 @@ class ManyTrainer:
             return
         self.status[k] = status
         self.histories[k].stopped_epoch = self.epoch
-        self.histories[k].stopped_by = self.history.stopped_by or f"{status} by a callback"  # a control file's
+        self.histories[k].stopped_by = f"{status} by a callback"
         self.optimizer.freeze(k)
         self._kept["final"][k] = self.model.row(k)
 
@@ -674,7 +680,7 @@ class ManyTrainer:
             if state["wait"] >= patience:
                 self.status[k] = "stopped"
                 self.histories[k].stopped_epoch = record["epoch"]
-                self.histories[k].stopped_by = f"dev cost did not improve for {state['wait']} epochs"
+                self.histories[k].stopped_by = f"dev cost did not improve for {state['wait']} epoch{'s' * (state['wait'] != 1)}"
 
     @no_grad()
     def _evaluate(self, X, y, batch_size: int = 1024, captured: bool = False) -> dict:
