@@ -1416,9 +1416,10 @@ def test_a_lost_dask_scheduler_is_named_with_what_did_not_finish(data):
 
         with pytest.raises(ConnectionError, match=r"^execution dask: the connection to the Dask scheduler was lost "
                                                   r"\(scheduler-connection-lost\); 2 trials of this round did not "
-                                                  r"finish$"):
+                                                  r"finish\ntune: its 2 finished trials are in its .study") as raised:
             tune(X, y, dev, space, trials=4, base=BASE, execution="dask", scheduler=client,
                  report=close_the_scheduler)
+        assert len(raised.value.study.trials) == 2  # (the first batch's, lost with the search before)
 
 
 def test_xdl_tune_tells_a_failure_that_is_no_write_without_blaming_the_directory(tmp_path, capsys, monkeypatch):
@@ -1532,3 +1533,39 @@ def test_a_dask_scheduler_without_workers_is_named(data, monkeypatch):
         with pytest.raises(TimeoutError, match=rf"^execution dask: no Dask worker joined the scheduler at {address} "
                                                rf"within 1 s: start some \(dask worker {address}\)$"):
             tune(X, y, dev, None, trials=2, base=BASE, execution="dask", scheduler=address)
+
+
+def test_a_tpe_seed_optuna_cannot_take_is_named_before_the_directory_is_made(data, tmp_path):
+    # TPESampler seeds NumPy's RandomState, seed ∈ [0, 2**32): 2**32 failed at the first round, after the directory
+    # was made, as NumPy's "Seed must be between 0 and 2**32 - 1" (no argument named); random takes any seed ≥ 0
+    X, y, dev = data
+    with pytest.raises(ValueError, match=r"^seed must be an integer in \[0, 2\*\*32\) with strategy tpe .*got 4294967296"):
+        tune(X, y, dev, {"lr": {"log_uniform": [1e-3, 1e-1]}}, trials=2, strategy="tpe", seed=2**32, base=BASE,
+             directory=tmp_path / "new")
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_space_of_one_value_choices_searches_nothing(data):
+    # {"lr": {"choice": [0.01]}} is lr = 0.01: every trial the same run, as a fixed value's (refused for those)
+    X, y, dev = data
+    with pytest.raises(ValueError, match=r"^space: trials=3 of a space that searches nothing .*: dropout, lr \(a "
+                                         r"choice of one value\) are fixed"):
+        tune(X, y, dev, {"dropout": 0.1, "lr": {"choice": [0.01]}}, trials=3, base=BASE)
+    assert len(tune(X, y, dev, {"lr": {"choice": [0.01]}}, trials=1, base=BASE).trials) == 1
+
+
+def test_an_error_that_ends_a_search_carries_the_trials_that_had_finished(data, tmp_path):
+    # a report (the user's logger) that raised at trial 1 lost trial 0 and 1 with the search when no directory
+    # was given; an Optuna study keeps its trials when a callback raises
+    X, y, dev = data
+    lines = []
+
+    def report(line):
+        lines.append(line)
+        if len(lines) == 2:
+            raise RuntimeError("the logger failed")
+
+    with pytest.raises(RuntimeError, match="the logger failed") as raised:
+        tune(X, y, dev, {"lr": {"log_uniform": [1e-3, 1e-1]}}, trials=4, base=BASE, report=report)
+    assert [t.number for t in raised.value.study.trials] == [0, 1]
+    assert "its 2 finished trials are in its .study" in raised.value.__notes__[0]

@@ -54,6 +54,7 @@ EXECUTIONS = ("sequential", "batched", "dask")
 CONNECT_SECONDS = 10  # how long a search waits for the Dask scheduler it is given
 SHRINK = 0.5  # coarse to fine: each round's box is this fraction of the previous one's width
 ROUNDS = 2  # coarse_to_fine and tpe: rounds by default (fewer when there are fewer trials)
+TPE_MAX_SEED = 2**32 - 1  # the largest seed Optuna's TPESampler takes (a legacy RandomState's)
 MAX_TRIALS = 1_000_000  # a search's trials at most (a grid of 2**64 was built point by point, without end)
 # Base options a resumed search may change, as it may change its execution: they change no trial's
 # result beyond rounding — how a step runs (a captured step computes what an eager one does; another
@@ -101,7 +102,9 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
     holds the trials that had finished (as ``directory`` does, where ``resume=True`` goes on); so
     does SIGTERM while a trial trains in this process (its `Trainer` takes the signal), but between
     trials, or while a Dask search waits on its workers, SIGTERM ends the process as Python's
-    default does (the ``xdl tune`` command takes it as Ctrl-C throughout).
+    default does (the ``xdl tune`` command takes it as Ctrl-C throughout). Another error that ends
+    the search once a trial has finished (a ``report`` that raised, a lost Dask scheduler) carries
+    the study too, as its ``.study``.
 
     >>> import xdl
     >>> from xdl.config import TrainConfig
@@ -167,6 +170,13 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
         interrupted.study = search.study  # the finished trials, with or without a directory (fit_many's .results)
         interrupted.args = (f"search interrupted by {interrupted.signal_name}; {_kept(search.study, directory)}",)
         raise interrupted from None
+    except Exception as error:  # a report that raised, a lost Dask scheduler: the finished trials go with the error,
+        # as an Optuna study keeps them when a callback raises (without a directory they were lost with the search)
+        if search.study.trials:
+            with contextlib.suppress(AttributeError, TypeError):  # (an exception that takes no attribute)
+                error.study = search.study
+                error.add_note(f"tune: {_kept(search.study, directory)}")
+        raise
     finally:  # a Ctrl-C too: Dask's clients and workers closed in order, not killed at exit
         search.close()
         # the report is this search's, as Optuna's callbacks are optimize's: a study kept it (a lambda, a
@@ -304,10 +314,13 @@ def check_search(space=None, trials=32, strategy="random", execution="sequential
     _check_space_values(space, base, name)
     _check_space_read(space, base, name)
     trials = check_int(trials, name("trials"), high=MAX_TRIALS, expected=f"an integer in [1, {MAX_TRIALS:,}]")
-    if not space.dimensions and trials > 1:
-        verb = "is" if len(space.fixed) == 1 else "are"
+    # a choice of one value is a fixed value too: {"lr": {"choice": [0.01]}} trained the same run ``trials`` times
+    single = [key for key, d in space.dimensions.items() if d.kind == "choice" and len(d.values) == 1]
+    if len(single) == len(space.dimensions) and trials > 1:
+        fixed = [*space.fixed, *(f"{key} (a choice of one value)" for key in single)]
+        verb = "is" if len(fixed) == 1 else "are"
         raise ValueError(f"{name('space')}: {name('trials')}={trials} of a space that searches nothing (a range or a "
-                         f"choice): {', '.join(space.fixed)} {verb} fixed, so every trial would be the same run; give "
+                         f"choice): {', '.join(fixed)} {verb} fixed, so every trial would be the same run; give "
                          "one trial, or a hyperparameter to search")
     if strategy not in STRATEGIES:
         raise ValueError(f"{name('strategy')} must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
@@ -333,6 +346,10 @@ def check_search(space=None, trials=32, strategy="random", execution="sequential
         check_int(rounds, name("rounds"), high=trials,
                   expected=f"an integer in [1, {name('trials')}] ({name('trials')} is {trials})")
     seed = check_int(seed, name("seed"), low=0)
+    if strategy == "tpe" and seed > TPE_MAX_SEED:  # Optuna's sampler seeds NumPy's RandomState: a larger seed failed
+        # at the first round, after the directory was made, as NumPy's "Seed must be between 0 and 2**32 - 1"
+        raise ValueError(f"{name('seed')} must be an integer in [0, 2**32) with {name('strategy')} tpe (Optuna's TPE "
+                         f"sampler seeds NumPy's RandomState), got {seed!r}")
     if halving is not None:
         halving = check_int(halving, name("halving"), low=2,
                             expected="an integer η ≥ 2 (keep the top 1/η at each rung)")
