@@ -51,3 +51,23 @@ def test_readme_python_example_runs(index, tmp_path):
 def test_readme_and_architecture_have_examples():
     assert len(python_examples("README.md")) >= 2
     assert python_examples("ARCHITECTURE.md")  # the op recipe, run by tests/test_autodiff.py
+
+
+def test_readme_names_the_options_a_resume_may_change():
+    """README's resume paragraph lists the flags `xdl train --resume` lets change; that list is
+    `xdl.config.RESUME_MAY_CHANGE` (less --resume itself), so a flag added to one is named in the other."""
+    from xdl.config import RESUME_MAY_CHANGE
+
+    readme = (ROOT / "README.md").read_text()
+    paragraph = readme.split("`xdl train --resume xdl-run/checkpoints` goes on", 1)[1].split("may be given", 1)[0]
+    named = set(re.findall(r"`--([a-z-]+)`", paragraph))
+    assert named == {k.replace("_", "-") for k in RESUME_MAY_CHANGE if k != "resume"}, named
+
+
+def test_the_losses_table_says_binary_cross_entropy_takes_k_labels():
+    """`xdl.losses`' table said BinaryCrossEntropy takes (m,) or (m, 1) targets; README and the class
+    say k outputs give k yes/no labels, which a fit on (m, 4) targets trains."""
+    import xdl
+
+    row = xdl.losses.__doc__.split("`BinaryCrossEntropy`", 1)[1].split("`MeanSquaredError`", 1)[0]
+    assert "(m, k)" in row and "m·k" in row, row  # (its J then the mean over all m·k terms)

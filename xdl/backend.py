@@ -5,7 +5,8 @@ Everything that differs between the two lives in these classes (and in the kerne
 `xdl.cuda`): the array module, host transfers, synchronization, scatter-add, buffer addresses,
 DLPack device codes, whether a host sync is cheap, and the fused ops. Model, layer and optimizer
 code asks a tensor or a module for its ``backend`` and writes against ``backend.xp``, the API
-NumPy 2 and CuPy 14 share. This is the only module that imports cupy.
+NumPy 2 and CuPy 14 share. With `xdl.cuda` (whose kernel loader and cuBLAS binding import it on
+first use), this is the only code that imports cupy.
 
 Selection, in order of precedence:
 

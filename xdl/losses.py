@@ -2,7 +2,8 @@
 
 ==========================  ===========================================================
 `SoftmaxCrossEntropy`       J = (1/m) Σᵢ −log softmax(zᵢ)[yᵢ];  labels (m,) ints in [0, C) or (m, C) one-hot
-`BinaryCrossEntropy`        J = (1/m) Σᵢ −[yᵢ log σ(zᵢ) + (1 − yᵢ) log(1 − σ(zᵢ))];  z, y (m,) or (m, 1)
+`BinaryCrossEntropy`        J = (1/m) Σᵢ −[yᵢ log σ(zᵢ) + (1 − yᵢ) log(1 − σ(zᵢ))];  z, y (m,) or (m, 1);
+                            (m, k) for k labels, J then the mean over all m·k
 `MeanSquaredError`          J = (1/n) Σ (ŷ − y)² over all n elements
 `l2` penalty                λ/(2m)·Σ_W ‖W‖²_F over weights (not biases, not BN γ/β)
 `l1` penalty                λ/m·Σ_W Σ|W|
