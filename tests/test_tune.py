@@ -528,7 +528,7 @@ def test_xdl_tune_resume_takes_the_study_options_from_its_directory(tmp_path, ca
     assert [{k: t[k] for k in key} for t in resumed["trials"]] == [{k: t[k] for k in key} for t in whole["trials"]]
     for flags, named in ((["--trials", "4"], "trials 3, this one has 4"),
                          (["--strategy", "random"], "strategy 'coarse_to_fine', this one has 'random'"),
-                         (["--epochs", "3"], "base.epochs 2, this one has 3")):
+                         (["--epochs", "3"], "--epochs 2, this one has 3")):  # (the flag: it said base.epochs)
         assert cli.main(["tune", "--resume", "--out", str(out), *flags]) == 1  # a given option must match
         assert named in capsys.readouterr().err
     (out / "trials.json").write_text(json.dumps({**whole, "meta": {**whole["meta"], "base": {"epochs": -1}}}))
@@ -1154,7 +1154,7 @@ def test_a_resume_compares_what_changes_the_trials_results_and_only_that(data, t
     assert "note: --lr is searched: the space's values take the place of what the command line gives" in \
         capsys.readouterr().err
     assert cli.main(["tune", "--resume", "--out", str(out), "--batch-size", "32"]) == 1
-    assert "made with base.batch_size 64, this one has 32. Resuming continues the same search: its saved trials " \
+    assert "made with --batch-size 64, this one has 32. Resuming continues the same search: its saved trials " \
            "were made that way" in capsys.readouterr().err
 
 

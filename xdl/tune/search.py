@@ -395,7 +395,7 @@ def _study(meta: dict, directory, resume: bool, name, flags: bool, unchanging=()
             raise ValueError(f"{name('resume')}: the study in {str(directory)!r} was drawn by another xdl (sampling "
                              f"{drawn or 1}, this one draws by {meta['sampling']}: `Space.sample`), so its trials "
                              f"cannot be drawn alike to go on; run the search in a new {name('directory')}")
-        study = Study.resume(meta, directory, name("resume"), unchanging)
+        study = Study.resume(meta, directory, name("resume"), unchanging, option=name)
         saved = max((t.number + 1 for t in study.trials), default=0)
         if saved > meta["trials"]:  # (a random search's may grow, not shrink: its saved trials would be left out)
             raise ValueError(f"{name('trials')} is {meta['trials']}, but the study in {str(directory)!r} holds "

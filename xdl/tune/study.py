@@ -101,14 +101,15 @@ class Study:
         return study
 
     @classmethod
-    def resume(cls, meta: dict, directory, who: str = "resume", unchanging=()) -> Study:
+    def resume(cls, meta: dict, directory, who: str = "resume", unchanging=(), option=lambda key: key) -> Study:
         """The study in ``directory``, after checking it was made by the same search: every key of
         ``meta`` the saved study holds must be equal, but those named in ``unchanging`` (dotted:
         ``base.capture``), which change no trial's result (every difference is named; ``who``
-        names the argument in errors: ``--resume`` for the command). A key the saved study lacks
+        names the argument in errors: ``--resume`` for the command, and ``option`` a base option
+        by its dotted key: ``--dataset`` for ``base.dataset``). A key the saved study lacks
         (written by an older xdl) is not compared: nothing says what it was."""
         saved, trials = saved_study(directory, who)
-        differences = _differences(saved, meta, skip=set(unchanging))
+        differences = _differences(saved, meta, skip=set(unchanging), option=option)
         if differences:
             # a study's points are drawn for its number of trials (and rounds): more trials make another study
             raise ValueError(f"{who}: the search in {str(directory)!r} was made with {'; '.join(differences)}. "
@@ -245,7 +246,7 @@ def _short(value) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
-def _differences(saved: dict, now: dict, skip=frozenset(), prefix: str = "") -> list[str]:
+def _differences(saved: dict, now: dict, skip=frozenset(), prefix: str = "", option=lambda key: key) -> list[str]:
     """``"key <saved>, this one has <now>"`` for each key whose value differs, looking into nested
     dicts (a base configuration names its one changed option, not its whole self twice); dotted
     keys in ``skip`` are not compared, nor a key of the meta or of its base options that only one
@@ -258,7 +259,7 @@ def _differences(saved: dict, now: dict, skip=frozenset(), prefix: str = "") -> 
             continue
         then, value = saved.get(key), now.get(key)
         if isinstance(then, dict) and isinstance(value, dict):
-            out += _differences(then, value, skip, f"{name}.")
+            out += _differences(then, value, skip, f"{name}.", option)
         elif then != value:
-            out.append(f"{name} {then!r}, this one has {value!r}")
+            out.append(f"{option(name) if prefix == 'base.' else name} {then!r}, this one has {value!r}")
     return out
