@@ -164,7 +164,7 @@ class OneMinusLog(Dimension):
     def _over(self, low: float, high: float) -> Dimension:
         """A box of this dimension's: one of β below ½ there is a narrowing of a range the user gave
         (coarse to fine around β = 0.1 of [0, 0.9]), not the mistake `__init__` refuses."""
-        copy = object.__new__(OneMinusLog)
+        copy = object.__new__(type(self))
         copy._set(low, high)
         return copy
 
