@@ -1194,6 +1194,42 @@ def test_batchnorm_evaluation_keeps_the_digits_of_a_mean_far_from_its_spread(bac
     np.testing.assert_allclose(y, (x64 - mean) / np.sqrt(var + 1e-5), atol=1e-5)
 
 
+def test_a_weight_listed_twice_is_penalized_once(backend):
+    """λ/(2m)·Σ‖W‖² and λ/m·Σ|W| over each weight once: an encoder's and its tied decoder's
+    parameters joined list the shared weight twice, which doubled its term (and its gradient), while
+    the model itself, whose parameters() lists it once, was penalized once."""
+    encoder, decoder = Dense(2, 2), Dense(2, 2)
+    decoder.weight = encoder.weight  # tied, as PyTorch's decoder.weight = encoder.weight
+    encoder.weight.data[...] = backend.asarray(np.array([[1.0, -2.0], [3.0, -4.0]], np.float32))
+    joined = encoder.parameters() + decoder.parameters()
+    assert l2(joined, lambd=0.5, m=2).item() == pytest.approx(0.5 / 4 * 30)
+    assert l1(joined, lambd=0.5, m=2).item() == pytest.approx(0.5 / 2 * 10)
+
+
+def test_a_module_holding_its_parent_is_refused_where_it_is_assigned():
+    """A child given a registered back-reference to its parent made the tree a cycle: nothing said so
+    until the first parameters() recursed to Python's limit. Refused at the assignment, nothing changed."""
+    class Child(xdl.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.dense = Dense(2, 2)
+
+    class Parent(xdl.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.child = Child()
+
+    parent = Parent()
+    with pytest.raises(ValueError, match="Child.owner: the Parent assigned holds this module"):
+        parent.child.owner = parent
+    with pytest.raises(ValueError, match="Parent.me: the Parent assigned holds this module"):
+        parent.me = parent
+    assert [name for name, _ in parent.named_parameters()] == ["child.dense.weight", "child.dense.bias"]
+    shared = Dense(2, 2)
+    parent.a, parent.b = shared, shared  # a module under two names is no cycle
+    assert len(parent.parameters()) == 4
+
+
 def test_l1_penalty_sums_the_absolute_values_of_every_weight(backend):
     """λ/m·Σ_W Σ|W|: weights of either sign each add their magnitude (a test with positive weights
     alone could not tell |W| from W)."""

@@ -231,9 +231,12 @@ class MeanSquaredError(Loss):
 
 
 def _weights(model_or_params, name: str = "model"):
+    """The weights a penalty sums over, each once: a list given with a weight twice (an encoder's and
+    its tied decoder's ``parameters()`` joined) counts it once, as ``model.parameters()`` lists a
+    shared one once — twice, λ/(2m)·Σ‖W‖² doubled its term and its gradient without a word."""
     params = model_or_params.parameters() if hasattr(model_or_params, "parameters") else \
         check_tensors(model_or_params, name)
-    return [p for p in params if role_of(p) == "weight"]
+    return list({id(p): p for p in params if role_of(p) == "weight"}.values())
 
 
 def _penalized(model, lambd, m, name: str) -> list:
@@ -249,7 +252,8 @@ def _penalized(model, lambd, m, name: str) -> list:
 
 
 def l2(model, lambd: float, m: int = 1) -> Tensor:
-    """λ/(2m)·Σ‖W‖²_F over the model's weights; its gradient adds (λ/m)·W to each weight's.
+    """λ/(2m)·Σ‖W‖²_F over the model's weights, each once (one shared or tied, or listed twice, too);
+    its gradient adds (λ/m)·W to each weight's.
 
     ``m`` is the number of examples the cost averages over (the mini-batch size in training). Of a
     list of parameters, the weights are those whose role says so, or without one those of two axes
@@ -262,7 +266,7 @@ def l2(model, lambd: float, m: int = 1) -> Tensor:
 
 
 def l1(model, lambd: float, m: int = 1) -> Tensor:
-    """λ/m·Σ|W| over the model's weights (drives weights to exactly zero: sparse models)."""
+    """λ/m·Σ|W| over the model's weights, each once (drives weights to exactly zero: sparse models)."""
     weights = _penalized(model, lambd, m, "l1")
     total = sum((w.abs().sum() for w in weights[1:]), weights[0].abs().sum())
     return total * (lambd / m)

@@ -326,6 +326,13 @@ class Module:
         registry = self._parameters if isinstance(value, Parameter) else self._modules
         if registry.get(name) is value:
             return False
+        if registry is self._modules and any(module is self for _, module in value.named_modules()):
+            # a child holding its parent (a back-reference): every walk of the tree (parameters(),
+            # state_dict, train(), repr) recursed until Python's limit, far from the assignment
+            raise ValueError(f"{type(self).__name__}.{name}: the {type(value).__name__} assigned holds this module "
+                             "(or is it): a module cannot contain itself, its submodules would be walked forever; "
+                             "keep such a reference unregistered — object.__setattr__(self, name, module) — or pass "
+                             "the module to forward")
         if registry is self._parameters:
             role = role_of(value)
             if role not in ROLES:
