@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import xdl
-from xdl.nn import BatchNorm, Dense, Sequential
+from xdl.nn import BatchNorm, Dense, ReLU, Sequential
 from xdl.optim import SGD, Adam, AdamW, Momentum, RMSprop, param_groups, schedules
 from conftest import OtherBackend, memory_mapped
 
@@ -440,6 +440,18 @@ def test_per_model_hyperparameters_update_each_row_bit_for_bit_as_alone(rule, dt
     for k, (pk, mk, vk) in enumerate(rows):
         np.testing.assert_array_equal(p[k], pk)
         np.testing.assert_array_equal(m[k], mk)
+
+
+def test_two_models_sharing_a_layer_each_with_an_optimizer_are_told_the_way_that_works():
+    """The second optimizer packs the shared trunk anew, away from the first's buffer: the first is
+    refused (as PyTorch's would not be), saying how a shared layer is trained here."""
+    trunk = Sequential(Dense(4, 8), ReLU())
+    first, second = Sequential(trunk, Dense(8, 2)), Sequential(trunk, Dense(8, 3))
+    opt = Adam(first, lr=1e-2)
+    Adam(second, lr=1e-2)
+    with pytest.raises(RuntimeError, match=r"two models sharing a layer train it with one optimizer: of a module "
+                                           r"holding both, on the sum of their losses"):
+        opt.step()
 
 
 @pytest.mark.parametrize("move", ["astype", "wrap"])

@@ -562,7 +562,9 @@ class Optimizer(StepCount):
                                        "optimizer was made (model.to(...), model.astype(...), the model placed inside another or "
                                        "unpickled, a parameter or submodule assigned to it or removed, or another "
                                        "optimizer packing part of them): it would update the "
-                                       f"old copies; make the optimizer after that, e.g. {type(self).__name__}(model)")
+                                       f"old copies; make the optimizer after that, e.g. {type(self).__name__}(model) "
+                                       "(two models sharing a layer train it with one optimizer: of a module holding "
+                                       "both, on the sum of their losses)")
 
     def names(self) -> dict[int, str]:
         """id → the model's name of each parameter, for an optimizer made of a model (else empty)."""
