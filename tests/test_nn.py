@@ -1292,3 +1292,53 @@ def test_set_random_key_refuses_a_key_that_would_draw_another_keys_masks(seed, s
     model.set_random_key(2**64 - 1, 2**64 - 1)  # the largest of each: a key of its own
     with pytest.raises(ValueError, match=r"set_random_key: seed must be an integer in \[0, 2\*\*64\)"):
         xdl.nn.stack([model, model]).set_random_key([5, 2**64])
+
+
+def test_a_module_assigned_to_a_sequential_as_an_attribute_is_refused_and_append_adds_a_layer():
+    """PyTorch's Sequential runs every submodule; here the forward runs the numbered layers, so a
+    layer added as the hint for add_module said (setattr) trained and was saved but never ran: the
+    model was the identity without a word. It is refused, naming append, which adds a layer."""
+    x = np.ones((2, 3), dtype=np.float32)
+    model = Sequential()
+    with pytest.raises(AttributeError, match=r"for PyTorch's add_module\(\), use append\(layer\)"):
+        model.add_module
+    with pytest.raises(TypeError, match=r"attribute 'fc0' would not run .*model.append\(layer\)"):
+        model.fc0 = Dense(3, 4)
+    assert len(model) == 0 and model.parameters() == []
+    assert model.append(Dense(3, 4)) is model
+    model.extend([ReLU(), Dense(4, 2)])
+    assert len(model) == 3 and [name for name, _ in model.named_modules()] == ["", "0", "1", "2"]
+    assert model(x).shape == (2, 2) and len(model.parameters()) == 4
+    assert all(p._flat[0] is model.parameters()[0]._flat[0] for p in model.parameters())  # one buffer, packed anew
+    with pytest.raises(TypeError, match=r"Sequential.extend: layers\[1\] is a str"):
+        model.extend([ReLU(), "relu"])
+    assert len(model) == 3  # checked before any was added
+
+
+def test_add_buffer_refuses_none_and_keeps_integer_and_boolean_dtypes():
+    """PyTorch's register_buffer(name, None) as add_buffer(name, None) made a 0-d NaN buffer, and
+    fit refused the model as holding NaN; an integer counter or a boolean mask became float32."""
+    module = xdl.nn.Module()
+    for make in (lambda: module.add_buffer("cache", None), lambda: module.add_parameter("w", None, "weight")):
+        with pytest.raises(TypeError, match=r"values of '(cache|w)' is None"):
+            make()
+    assert list(module.state_dict()) == []
+    assert module.add_buffer("count", np.zeros(1, dtype=np.int64)).dtype == np.int64
+    assert module.add_buffer("mask", np.ones(2, dtype=bool)).dtype == np.bool_
+    assert module.add_buffer("mean", np.zeros(2)).dtype == np.float32  # floats: a layer's default
+    assert module.add_buffer("scaled", np.zeros(2, dtype=np.int64), np.float64).dtype == np.float64
+
+
+def test_a_parameter_is_made_of_a_tensor_as_pytorch_s_nn_parameter():
+    """It was refused as "not an array", with the advice xdl.tensor(data), which made a Tensor again."""
+    t = xdl.tensor([[1.0, 2.0]], requires_grad=True)
+    p = xdl.Parameter(t)
+    assert p.requires_grad and p.is_leaf and p.data is t.data and p.backend is t.backend
+    assert xdl.Parameter(xdl.tensor([1.0, 2.0])).shape == (2,)
+
+
+def test_module_zero_grad_takes_set_to_none_as_the_optimizers_do():
+    model = Sequential(Dense(2, 2))
+    model.zero_grad(set_to_none=True)
+    with pytest.raises(ValueError, match="set_to_none"):
+        model.zero_grad(set_to_none="yes")

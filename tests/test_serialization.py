@@ -342,8 +342,8 @@ def test_a_model_whose_state_its_layers_do_not_describe_is_saved_as_ones_own(tmp
         model = xdl.nn.mlp(3, [4], 2)
         if change == "bias removed":
             model[0].bias = None
-        else:
-            model.aux = Dense(4, 1)
+        else:  # (a module as an attribute of a Sequential is refused: it would not run)
+            model.aux = xdl.Parameter(np.zeros((4, 1), dtype=np.float32))
     with pytest.warns(UserWarning, match="save: the model's state differs from what its layers describe"):
         xdl.save(model, tmp_path / "m.npz")
     with pytest.raises(ValueError, match="holds a custom model; pass model="):

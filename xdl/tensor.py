@@ -551,7 +551,10 @@ class Parameter(Tensor):
     def __init__(self, data, backend=None, name: str | None = None, role: str | None = None):
         """``role`` ("weight", "bias", "scale", "shift"; None: by its shape, `role_of`): what
         penalties and weight decay read — a course-layout bias of shape (n, 1) is a matrix, so a
-        weight by its shape, unless it says ``role="bias"``."""
+        weight by its shape, unless it says ``role="bias"``. ``data`` may be a Tensor, whose array it
+        takes (PyTorch's ``nn.Parameter(torch.randn(3, 2))``: it shares the values, without the graph)."""
+        if isinstance(data, Tensor):  # refused as "not an array", whose advice, xdl.tensor(data), made a Tensor again
+            backend, data = data.backend if backend is None else backend, data.data
         if not np.issubdtype(getattr(data, "dtype", np.float64), np.floating):  # (not an array: Tensor says)
             raise TypeError(f"Parameter: a parameter is a floating array (it learns by gradients), got dtype "
                             f"{data.dtype}; convert it, as xdl.tensor(data, dtype='float32').data")

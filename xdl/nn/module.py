@@ -171,6 +171,18 @@ def _buffer_value(module, name: str, value):
     return value
 
 
+def _state_values(values, who: str, name: str):
+    """``values`` for a parameter or buffer ``name`` made by ``who`` (`Module.add_parameter`,
+    `add_buffer`): None is refused, naming them — ``np.array(None, dtype=float32)`` is a 0-d NaN,
+    which PyTorch's ``register_buffer(name, None)`` placeholder became, saved in the state and
+    refused by ``fit`` as "the model holds NaN or Inf"."""
+    if values is None:
+        raise TypeError(f"{who}: values of {name!r} is None; give its initial values (an array). PyTorch's "
+                        f"register_buffer(name, None) placeholder is a plain attribute here (self.{name} = None), and "
+                        f"{who}({name!r}, values) once it has values")
+    return values
+
+
 def evaluating_here():
     """Every module in evaluation mode for the block, in this thread only (`mode_here`)."""
     return mode_here(False)
@@ -222,8 +234,12 @@ def ends_in_probability(out: Tensor) -> bool:
 # 'modules'" is told the way (`Module.__getattr__`)
 PYTORCH_NAMES = {
     "modules": "named_modules(), of (name, module) pairs: for _, m in model.named_modules()",
-    "children": "named_modules(), of (name, module) pairs, depth first",
-    "named_children": "named_modules(), of (name, module) pairs, depth first",
+    # named_modules walks every depth, this module first: the direct children are the names without a '.'
+    "children": "named_modules(), of (name, module) pairs, which walks every depth with this module first (''); the "
+                "direct children: [m for name, m in model.named_modules() if name and '.' not in name]",
+    "named_children": "named_modules(), of (name, module) pairs, which walks every depth with this module first "
+                      "(''); the direct children: [(name, m) for name, m in model.named_modules() if name and '.' not "
+                      "in name]",
     # each module once, as PyTorch's apply visits a shared one: named_modules names it once per place
     "apply": "a loop over each module once: for m in {id(m): m for _, m in model.named_modules()}.values(): fn(m)",
     "buffers": "named_buffers(), of (name, array) pairs",
@@ -363,6 +379,7 @@ class Module:
         module owns its state, and the caller's array is never written); ``role`` is checked where it
         is registered (`_register`), as an assigned parameter's."""
         backend = _backend.current_backend()
+        values = _state_values(values, "add_parameter", name)
         p = Parameter(backend.asarray(np.array(values, dtype=dtype or np.float32)), backend=backend, name=name)
         p.role = role
         setattr(self, name, p)
@@ -370,11 +387,17 @@ class Module:
 
     def add_buffer(self, name: str, values: np.ndarray, dtype=None):
         """Create non-learned state ``name`` (e.g. running statistics) on the current backend from
-        ``values`` (copied, as a parameter's)."""
+        ``values`` (copied, as a parameter's). Without ``dtype``, integer and boolean values (a
+        counter, a mask) keep theirs, as PyTorch's ``register_buffer`` keeps a tensor's; floating ones
+        are float32, a layer's default."""
         if "_buffers" not in self.__dict__:
             raise AttributeError(f"{type(self).__name__}: {NO_INIT}")
         _check_attribute_name(self, name, None, buffer=True)
-        array = _backend.current_backend().asarray(np.array(values, dtype=dtype or np.float32))
+        values = _state_values(values, "add_buffer", name)
+        if dtype is None:  # a counter made float32 stopped counting at 2**24, a mask was no longer one
+            given = np.asarray(to_numpy(values)).dtype
+            dtype = given if given.kind in "biu" else np.float32
+        array = _backend.current_backend().asarray(np.array(to_numpy(values), dtype=dtype))
         if self._unregister(name):  # it was a parameter or a submodule: now a buffer only
             self._repack()
         self._buffers[name] = True
@@ -549,8 +572,10 @@ class Module:
         finally:
             _passes.depth = depth
 
-    def zero_grad(self) -> None:
-        """Set every gradient to zero, in place (gradients stay views into the flat buffer)."""
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Set every gradient to zero, in place (gradients stay views into the flat buffer).
+        ``set_to_none`` (PyTorch's) is accepted and changes nothing, as the optimizers' ``zero_grad``."""
+        check_bool(set_to_none, "zero_grad: set_to_none")
         for p in self.parameters():
             if p.grad is not None:
                 p.grad[...] = 0

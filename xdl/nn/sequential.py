@@ -6,7 +6,13 @@ import numpy as np
 
 from xdl import functions as F
 from xdl.nn.layers import Dropout, ReLU
-from xdl.nn.module import Module
+from xdl.nn.module import PYTORCH_NAMES, Module
+from xdl.tensor import missing_attribute
+
+# PyTorch's names for what a Sequential does under another name here (`Sequential.__getattr__`): its
+# add_module appends to the layers the forward runs, which an attribute of a Sequential is not
+SEQUENTIAL_NAMES = {**PYTORCH_NAMES, "add_module": "append(layer): the layers run in order, by number",
+                    "insert": "a new Sequential of the layers in the order wanted"}
 
 
 class Sequential(Module):
@@ -73,11 +79,47 @@ class Sequential(Module):
                              f"{len(self.layers) - 1}); a layer cannot be added this way: build a new Sequential")
         setattr(self, str(range(len(self.layers))[i]), layer)
 
+    def append(self, layer) -> Sequential:
+        """Add ``layer`` after the last one (PyTorch's ``Sequential.append``; returns the model): it
+        runs last, trains and is saved as layer ``len(model)``. The parameters are packed anew, so an
+        optimizer made before refuses to step: make it after.
+
+        >>> from xdl.nn import Dense, ReLU, Sequential
+        >>> len(Sequential(Dense(4, 8)).append(ReLU()).append(Dense(8, 3)))
+        3
+        """
+        if not isinstance(layer, Module):
+            raise TypeError(f"Sequential.append: layer must be an xdl.nn.Module, got {type(layer).__name__}")
+        Module.__setattr__(self, str(len(self.layers)), layer)  # registered (or refused, nothing changed) first
+        self.layers.append(layer)
+        return self
+
+    def extend(self, layers) -> Sequential:
+        """`append` each of ``layers`` in turn (PyTorch's ``Sequential.extend``); all are checked first."""
+        layers = list(layers)
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Module):
+                raise TypeError(f"Sequential.extend: layers[{i}] is a {type(layer).__name__}, expected an "
+                                "xdl.nn.Module")
+        for layer in layers:
+            self.append(layer)
+        return self
+
+    def __getattr__(self, name):
+        return missing_attribute(self, name, SEQUENTIAL_NAMES)
+
     def __setattr__(self, name, value):
         held = "layers" in self.__dict__ and name.isdigit() and int(name) < len(self.layers)
         if held and not isinstance(value, Module):  # refused before anything changes
             raise TypeError(f"Sequential: layer {name} must be an xdl.nn.Module, got {type(value).__name__} (a layer "
                             "cannot be removed: the others' numbers would change; build a new Sequential)")
+        if (not held and isinstance(value, Module) and "layers" in self.__dict__
+                and type(self).forward is Sequential.forward):
+            # registered, it trained and was saved but never ran: the forward runs the numbered layers only
+            # (PyTorch's Sequential runs every submodule, an attribute too; add_module's hint led here)
+            raise TypeError(f"Sequential: a module assigned as the attribute {name!r} would not run (the forward runs "
+                            f"its {len(self.layers)} numbered layers, in order); model.append(layer) adds a layer at "
+                            "the end, model[i] = layer replaces one")
         super().__setattr__(name, value)
         if held:  # the forward runs what is registered
             self.layers[int(name)] = value
