@@ -1426,6 +1426,28 @@ def test_keras_habits_are_named_where_they_would_do_nothing():
     Trainer(model, SoftmaxCrossEntropy(), head, epochs=1, progress=False).fit(s.X_train, s.y_train)
 
 
+def test_a_later_fit_after_astype_is_refused_before_it_starts():
+    """trainer.fit; model.astype("float64"); trainer.fit again: the optimizer holds the float32 buffers
+    (`Optimizer.check_placed`), refused by fit itself — no callback's on_train_begin, the model's
+    evaluation mode kept — as `Trainer(...)` refuses it, not by the first step's zero_grad."""
+    class Begins(Callback):
+        begun = 0
+
+        def on_train_begin(self, trainer):
+            self.begun += 1
+
+    s = moons(200)
+    model = xdl.nn.mlp(2, [4], 2)
+    begins = Begins()
+    trainer = Trainer(model, SoftmaxCrossEntropy(), Adam(model), epochs=1, callbacks=[begins], progress=False)
+    trainer.fit(s.X_train, s.y_train)
+    model.astype("float64").eval()
+    trainer.epochs += 1
+    with pytest.raises(RuntimeError, match=r"Adam: the parameters moved to new storage"):
+        trainer.fit(s.X_train, s.y_train)
+    assert begins.begun == 1 and not model.training  # nothing of the fit began
+
+
 def test_a_call_takes_kerass_training_flag_and_keeps_the_modules_mode():
     xdl.seed(0)
     model = xdl.nn.mlp(2, [8], 2, batch_norm=True, dropout=0.5)

@@ -473,6 +473,9 @@ class Trainer:
         reason = self.eager_reason()
         if self.capture is True and reason is not None:
             raise ValueError(f"capture=True, but this run's steps cannot be captured: {reason}")
+        # a model converted or moved since the Trainer was made (model.astype between fits): refused here, before
+        # the callbacks' on_train_begin and the modes change, not by the first step's zero_grad
+        self.optimizer.check_placed()
         self.optimizer.check_trainable(self.model)
         if resume is None:
             check_goes_on(self, "trainer", "Trainer")
