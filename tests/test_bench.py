@@ -932,3 +932,16 @@ def test_a_class_given_as_an_optimizer_is_named():
     Mine = type("Mine", (xdl.optim.SGD,), {"__module__": "__main__"})
     with pytest.raises(TypeError, match=r"--optimizer: a name .* or 'module:Name', got .*'__main__:Mine'"):
         benchmark(["quadratic"], [Mine], seeds=1, trials=1)
+
+
+def test_a_rule_file_starting_with_a_tilde_says_the_path_meant():
+    """--optimizer=~/rules.py:SignSGD: the shell leaves a '~' after '=', and the file was "no such
+    file '~/rules.py'" alone, where --config and --space name the path meant (`xdl.files.home_meant`)."""
+    import os
+
+    from xdl.bench import load_optimizer
+
+    home = os.path.expanduser("~/no-such-xdl-rules.py")
+    with pytest.raises(ValueError, match=rf"no such file '~/no-such-xdl-rules.py'; '~' is not expanded here: did you "
+                                         rf"mean {re.escape(repr(home))}\?"):
+        load_optimizer("~/no-such-xdl-rules.py:SignSGD")

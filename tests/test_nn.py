@@ -1342,3 +1342,19 @@ def test_module_zero_grad_takes_set_to_none_as_the_optimizers_do():
     model.zero_grad(set_to_none=True)
     with pytest.raises(ValueError, match="set_to_none"):
         model.zero_grad(set_to_none="yes")
+
+
+def test_a_module_not_initialized_is_named_where_it_is_assigned():
+    """The check for a module holding its parent walked the one assigned, and one whose __init__
+    never called Module's failed there as "'Head' object has no attribute '_modules'"."""
+    class Head(xdl.nn.Module):
+        def __init__(self):  # (no super().__init__())
+            pass
+
+    model = Sequential(Dense(2, 2))
+    with pytest.raises(AttributeError, match=r"^Sequential.1: the Head assigned was not initialized: call "
+                                             r"Module.__init__\(\)"):
+        model.append(Head())
+    assert len(model) == 1
+    with pytest.raises(IndexError, match=r"model.append\(layer\) adds one at the end"):
+        model[1] = Dense(2, 2)

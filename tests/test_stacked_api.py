@@ -396,3 +396,20 @@ def test_assigning_lr_sets_every_models_rate_or_one_each():
     assert opt.lr.tolist() == [0.2, 0.3]
     with pytest.raises(ValueError, match=r"lr of model 1 must be a finite number ≥ 0, got None"):
         opt.lr = [0.1, None]
+
+
+def test_a_stack_refuses_a_layer_appended_and_zeroes_its_gradients_as_a_model_does():
+    """Sequential's append, inherited, added a layer the stack ran and ``model(k)`` (built from each
+    model's description) did not have: the stack computed what none of its models did, unsaid.
+    zero_grad takes PyTorch's set_to_none, as Module's and Optimizer's do."""
+    stacked = stack(models())
+    optimizer = StackedOptimizer(stacked, [SGD(m, lr=0.5) for m in models()])
+    for grow in (lambda: stacked.append(xdl.nn.ReLU()), lambda: stacked.extend([xdl.nn.ReLU()])):
+        with pytest.raises(TypeError, match=r"^Stacked: a layer cannot be added to a stack of 2 models"):
+            grow()
+    assert len(stacked) == len(stacked.model(0).layers)
+    stacked.grad[...] = 1
+    stacked.zero_grad(set_to_none=True)
+    optimizer.zero_grad(set_to_none=True)
+    assert not stacked.grad.any()
+    assert_still_stacked(stacked)

@@ -213,13 +213,20 @@ def json_number(value):
     raise TypeError(f"{type(value).__name__} {value!r} cannot be written as JSON")
 
 
+def home_meant(name: str) -> str | None:
+    """The path ``name`` meant where it starts with '~' (``os.path.expanduser``'s), which a shell
+    expands at a word's start only (not after ``--config=``, nor in a TOML value); else None."""
+    home = os.path.expanduser(name) if name.startswith("~") else name
+    return home if home != name else None
+
+
 def check_no_tilde(name: str, what: str) -> None:
     """A path starting with '~' is refused, naming ``what``: nothing expands it here (a shell does at
     the start of a word only — not in a TOML value, nor after ``--out=``), and a directory named
     '~' made in the current one looks like the home directory (``rm -rf ~`` to clean it up)."""
     if name.startswith("~"):
-        home = os.path.expanduser(name)
-        meant = f"{home!r}?, or " if home != name else ""
+        home = home_meant(name)
+        meant = f"{home!r}?, or " if home else ""
         raise ValueError(f"{what} {name!r} starts with '~', which nothing expands here: give the path itself "
                          f"({meant}{'./' + name!r} for a directory of that name here)")
 
@@ -315,9 +322,8 @@ def read_toml(path, option: str) -> dict:
         with path.open("rb") as f:
             return parse_toml(f.read())
     except FileNotFoundError:
-        # '~' is expanded by a shell at a word's start only (not after --config=): say what was meant
-        home = os.path.expanduser(str(path))
-        meant = f" ('~' is not expanded here: did you mean {home!r}?)" if home != str(path) else ""
+        home = home_meant(str(path))  # (--config=~/run.toml: the shell left the '~')
+        meant = f" ('~' is not expanded here: did you mean {home!r}?)" if home else ""
         raise FileNotFoundError(f"{option}: no such file {str(path)!r}{meant}") from None
     except ValueError as e:  # (a TOMLDecodeError is one)
         raise ValueError(f"{option} {str(path)!r} is not valid TOML: {e}") from None

@@ -38,6 +38,7 @@ from xdl.config import TrainConfig
 from xdl.data import batch_bounds
 from xdl.backend import SEEDS, thread_seed
 from xdl.data.validation import check_bool, check_int, check_number
+from xdl.files import home_meant
 from xdl.tensor import no_grad, role_of
 from xdl.train import Trainer, fit_many
 from xdl.train.trainer import DIVERGENCE_FACTOR, divergence_factor, far_above
@@ -121,8 +122,10 @@ def _load_optimizer(spec: str, version):
     try:
         if where.endswith(".py"):
             path = Path(where)
-            if not path.is_file():
-                raise FileNotFoundError(f"no such file {where!r}")
+            if not path.is_file():  # (--optimizer=~/rules.py:Name: the shell left the '~', as --config's)
+                home = home_meant(where)
+                raise FileNotFoundError(f"no such file {where!r}" + (f"; '~' is not expanded here: did you mean "
+                                                                      f"{home!r}?" if home else ""))
             module_spec = importlib.util.spec_from_file_location(f"xdl_bench_user_{path.stem}", path)
             module = importlib.util.module_from_spec(module_spec)
             module_spec.loader.exec_module(module)

@@ -301,6 +301,10 @@ class Module:
             # (predict reads anything but "values" and "labels" as classes; only xdl.save refused it, later)
             raise ValueError(f"{type(self).__name__}.predicts must be one of {', '.join(map(repr, PREDICTIONS))} or "
                              f"None (classes), got {value!r}")
+        if isinstance(value, Module) and "_modules" not in value.__dict__:  # (walked below, it failed as "no
+            # attribute '_parameters'", naming neither the module assigned nor the cause)
+            raise AttributeError(f"{type(self).__name__}.{name}: the {type(value).__name__} assigned was not "
+                                 f"initialized: {NO_INIT} in its __init__")
         if isinstance(value, Parameter | Module):
             if self.__dict__.get("_owns_flat"):  # packed into this module's buffer next: refused before registering
                 check_packable(value.parameters() if isinstance(value, Module) else [value])

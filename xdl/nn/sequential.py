@@ -76,7 +76,7 @@ class Sequential(Module):
                             "new Sequential to replace several layers")
         if not -len(self.layers) <= i < len(self.layers):
             raise IndexError(f"Sequential: layer {i} of {len(self.layers)} (indices {-len(self.layers)} to "
-                             f"{len(self.layers) - 1}); a layer cannot be added this way: build a new Sequential")
+                             f"{len(self.layers) - 1}); model.append(layer) adds one at the end")
         setattr(self, str(range(len(self.layers))[i]), layer)
 
     def append(self, layer) -> Sequential:

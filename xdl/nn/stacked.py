@@ -27,7 +27,7 @@ import numpy as np
 from xdl import functions as F
 from xdl.backend import array_to_numpy, resolve_backend, thread_backend
 from xdl.checking import is_gradient_checking
-from xdl.data.validation import check_list, check_width, standardized
+from xdl.data.validation import check_bool, check_list, check_width, standardized
 from xdl.flat import writable
 from xdl.functions.classification import softmax_array
 from xdl.functions.batchnorm import layer_batch_norm
@@ -100,8 +100,21 @@ class Stacked(Sequential):
         """Each parameter's columns of a row (`row_columns`: the ordinary model's flat buffer)."""
         return row_columns((name, int(np.prod(p.shape[1:]))) for name, p in self.flat_order())
 
-    def zero_grad(self) -> None:
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Zero the (K, P) gradient buffer; ``set_to_none`` as `Module.zero_grad` takes it (PyTorch's)."""
+        check_bool(set_to_none, "zero_grad: set_to_none")
         self.grad.fill(0)
+
+    def append(self, layer):
+        """Refused: a stack's layers are its K models' (`stack`), and ``model(k)``, ``model_state`` and
+        ``fit_many``'s results rebuild each model from its description — a layer appended (Sequential's
+        `append`, inherited) ran in the stack's forward only, so the stack computed what no model did."""
+        raise TypeError(f"Stacked: a layer cannot be added to a stack of {self.n_models} models (model(k) would "
+                        "not have it): add it to each model and stack them again")
+
+    def extend(self, layers):
+        """Refused, as `append`."""
+        self.append(None)
 
     def set_random_key(self, seed, step: int = 0, steps_done=None) -> None:
         """Key the dropout masks of the next training passes: ``seed`` is one seed per model (model

@@ -243,7 +243,9 @@ class StackedOptimizer(StepCount):
     def frozen(self) -> np.ndarray:
         return self._frozen.copy()
 
-    def zero_grad(self) -> None:
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Zero the (K, P) gradient buffer; ``set_to_none`` (PyTorch's) as `Optimizer.zero_grad` takes it."""
+        check_bool(set_to_none, "set_to_none")
         self.model.grad.fill(0)
 
     def step(self) -> None:
