@@ -526,8 +526,9 @@ def test_xdl_tune_resume_takes_the_study_options_from_its_directory(tmp_path, ca
     assert resumed["meta"] == whole["meta"]
     key = ("number", "round", "params", "status", "epochs", "dev_accuracy")
     assert [{k: t[k] for k in key} for t in resumed["trials"]] == [{k: t[k] for k in key} for t in whole["trials"]]
-    for flags, named in ((["--trials", "4"], "trials 3, this one has 4"),
-                         (["--strategy", "random"], "strategy 'coarse_to_fine', this one has 'random'"),
+    for flags, named in ((["--trials", "4"], "--trials 3, this one has 4"),
+                         (["--strategy", "random"], "--strategy 'coarse_to_fine', this one has 'random'"),
+                         (["--seed", "4"], "made with --seed 3, this one has 4. Resuming"),  # (once: it said it twice)
                          (["--epochs", "3"], "--epochs 2, this one has 3")):  # (the flag: it said base.epochs)
         assert cli.main(["tune", "--resume", "--out", str(out), *flags]) == 1  # a given option must match
         assert named in capsys.readouterr().err

@@ -55,6 +55,8 @@ CONNECT_SECONDS = 10  # how long a search waits for the Dask scheduler it is giv
 SHRINK = 0.5  # coarse to fine: each round's box is this fraction of the previous one's width
 ROUNDS = 2  # coarse_to_fine and tpe: rounds by default (fewer when there are fewer trials)
 TPE_MAX_SEED = 2**32 - 1  # the largest seed Optuna's TPESampler takes (a legacy RandomState's)
+# a study's meta keys that are `xdl tune` options of the same name (its dtype and sampling are not)
+FLAGGED_META = ("trials", "strategy", "rounds", "seed", "halving", "min_epochs")
 MAX_TRIALS = 1_000_000  # a search's trials at most (a grid of 2**64 was built point by point, without end)
 # Base options a resumed search may change, as it may change its execution: they change no trial's
 # result beyond rounding — how a step runs (a captured step computes what an eager one does; another
@@ -395,7 +397,8 @@ def _study(meta: dict, directory, resume: bool, name, flags: bool, unchanging=()
             raise ValueError(f"{name('resume')}: the study in {str(directory)!r} was drawn by another xdl (sampling "
                              f"{drawn or 1}, this one draws by {meta['sampling']}: `Space.sample`), so its trials "
                              f"cannot be drawn alike to go on; run the search in a new {name('directory')}")
-        study = Study.resume(meta, directory, name("resume"), unchanging, option=name)
+        study = Study.resume(meta, directory, name("resume"), unchanging,
+                             option=lambda key: name(key) if key.startswith("base.") or key in FLAGGED_META else key)
         saved = max((t.number + 1 for t in study.trials), default=0)
         if saved > meta["trials"]:  # (a random search's may grow, not shrink: its saved trials would be left out)
             raise ValueError(f"{name('trials')} is {meta['trials']}, but the study in {str(directory)!r} holds "

@@ -105,11 +105,12 @@ class Study:
         """The study in ``directory``, after checking it was made by the same search: every key of
         ``meta`` the saved study holds must be equal, but those named in ``unchanging`` (dotted:
         ``base.capture``), which change no trial's result (every difference is named; ``who``
-        names the argument in errors: ``--resume`` for the command, and ``option`` a base option
-        by its dotted key: ``--dataset`` for ``base.dataset``). A key the saved study lacks
+        names the argument in errors: ``--resume`` for the command, and ``option`` an option by its
+        key: ``--dataset`` for ``base.dataset``, ``--trials`` for ``trials``). A key the saved study lacks
         (written by an older xdl) is not compared: nothing says what it was."""
         saved, trials = saved_study(directory, who)
-        differences = _differences(saved, meta, skip=set(unchanging), option=option)
+        # (once each: the command's --seed is the search's seed and base.seed alike)
+        differences = list(dict.fromkeys(_differences(saved, meta, skip=set(unchanging), option=option)))
         if differences:
             # a study's points are drawn for its number of trials (and rounds): more trials make another study
             raise ValueError(f"{who}: the search in {str(directory)!r} was made with {'; '.join(differences)}. "
@@ -261,5 +262,5 @@ def _differences(saved: dict, now: dict, skip=frozenset(), prefix: str = "", opt
         if isinstance(then, dict) and isinstance(value, dict):
             out += _differences(then, value, skip, f"{name}.", option)
         elif then != value:
-            out.append(f"{option(name) if prefix == 'base.' else name} {then!r}, this one has {value!r}")
+            out.append(f"{option(name) if prefix in ('', 'base.') else name} {then!r}, this one has {value!r}")
     return out
