@@ -407,6 +407,8 @@ def test_a_stack_refuses_a_layer_appended_and_zeroes_its_gradients_as_a_model_do
     for grow in (lambda: stacked.append(xdl.nn.ReLU()), lambda: stacked.extend([xdl.nn.ReLU()])):
         with pytest.raises(TypeError, match=r"^Stacked: a layer cannot be added to a stack of 2 models"):
             grow()
+    with pytest.raises(TypeError, match=r"^Stacked: a layer of a stack of 2 models cannot be replaced"):
+        stacked[-1] = xdl.nn.Dense(8, 3)  # (it was taken: an ordinary layer among the stacked ones)
     assert len(stacked) == len(stacked.model(0).layers)
     stacked.grad[...] = 1
     stacked.zero_grad(set_to_none=True)

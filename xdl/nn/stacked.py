@@ -116,6 +116,12 @@ class Stacked(Sequential):
         """Refused, as `append`."""
         self.append(None)
 
+    def __setitem__(self, i, layer) -> None:
+        """Refused, as `append`: ``stack[i] = layer`` (Sequential's, inherited) put an ordinary layer
+        among the stacked ones — run on (K, m, n) inputs, or one no model(k) had."""
+        raise TypeError(f"Stacked: a layer of a stack of {self.n_models} models cannot be replaced (model(k) would "
+                        "not have it): change each model and stack them again")
+
     def set_random_key(self, seed, step: int = 0, steps_done=None) -> None:
         """Key the dropout masks of the next training passes: ``seed`` is one seed per model (model
         k then draws the masks it would draw alone keyed by ``seed[k]``), or None for the backend's
