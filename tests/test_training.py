@@ -741,6 +741,56 @@ def test_a_resume_says_a_schedule_set_during_the_run_is_not_in_its_checkpoint(tm
             s.X_train, s.y_train, resume=tmp_path)
 
 
+class PlateauFrom(xdl.train.Callback):
+    """Halves the rate at the end of each epoch from ``epoch`` on, in the epoch schedule's place (a plateau
+    rule, Keras's ReduceLROnPlateau, that clears trainer.schedule as the docs say)."""
+
+    def __init__(self, epoch, stop_at=None):
+        self.epoch, self.stop_at = epoch, stop_at
+
+    def on_epoch_end(self, trainer, record):
+        if record["epoch"] >= self.epoch:
+            trainer.schedule = None
+            trainer.optimizer.lr /= 2
+        if record["epoch"] == self.stop_at:
+            trainer.stop_training = True
+
+
+def test_a_resume_keeps_the_epoch_schedule_a_callback_cleared(tmp_path):
+    """lr = 0.1·0.9^e until epoch 2's end, then halved each epoch by the callback (schedule cleared): the
+    resumed run went back to the schedule, 0.0729 at epoch 4 where the run had 0.0225, unsaid, and ended
+    with other weights."""
+    s = moons_parts()
+    schedule = xdl.optim.schedules.exponential(0.1, 0.9)
+
+    def make(callbacks):
+        return make_trainer(None, optimizer="gd", lr=0.1, epochs=5, schedule=schedule, callbacks=callbacks)
+
+    straight = make([PlateauFrom(2)])
+    straight.fit(s.X_train, s.y_train)
+    make([PlateauFrom(2, stop_at=3), Checkpoint(tmp_path)]).fit(s.X_train, s.y_train)
+    resumed = make([PlateauFrom(2, stop_at=3), Checkpoint(tmp_path)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        history = resumed.fit(s.X_train, s.y_train, resume=tmp_path)
+    assert straight.history["lr"] == pytest.approx([0.1, 0.09, 0.045, 0.0225, 0.01125])
+    assert history["lr"] == straight.history["lr"]  # was [0.1, 0.09, 0.045, 0.0729, 0.06561]
+    for (name, a), (_, b) in zip(straight.model.state_dict().items(), resumed.model.state_dict().items()):
+        np.testing.assert_array_equal(a, b, err_msg=name)
+
+
+def test_a_rate_a_callback_sets_under_a_kept_epoch_schedule_is_said():
+    """trainer.optimizer.lr /= 2 at epoch 2's end with trainer.schedule kept: the schedule sets epoch 3's rate
+    over it — said once, not trained on as if the callback had done nothing, silently."""
+    s = moons_parts()
+    trainer = make_trainer(None, optimizer="gd", lr=0.1, epochs=4, schedule=xdl.optim.schedules.exponential(0.1, 0.9),
+                           callbacks=[HalveLrAt(2)])
+    with pytest.warns(UserWarning, match=r"rate was set to 0.045 after the schedule set epoch 2's, 0.09.*"
+                                         r"clears the schedule \(trainer.schedule = None"):
+        history = trainer.fit(s.X_train, s.y_train)
+    assert history["lr"] == pytest.approx([0.1, 0.09, 0.081, 0.0729])  # (the schedule's, as documented)
+
+
 def test_a_later_fit_of_the_run_keeps_its_best_checkpoint_and_early_stopping_state(tmp_path):
     s = moons_parts()
     dev = (s.X_dev, s.y_dev)

@@ -245,9 +245,10 @@ class Callback:
     A callback with state of its own keeps it across a resume through ``state_dict()`` — a pair
     (a dict of JSON values, a dict of NumPy arrays), stored in each checkpoint — and
     ``load_state_dict(state, arrays)``, called with that pair when a run resumes, before
-    ``on_train_begin``. What a callback changed in the trainer (``trainer.schedule = None``, a
-    rate it set) is not part of the checkpoint: it sets it again in ``on_train_begin`` when
-    ``trainer.resumed``, from its own state. A value a callback adds to the epoch's ``record`` is a
+    ``on_train_begin``. A rate a callback set and a schedule it cleared (``trainer.schedule =
+    None``) are part of the checkpoint; code it set (another schedule, ``opt.lr = schedule``) is not:
+    it sets it again in ``on_train_begin`` when ``trainer.resumed``, from its own state (a resume
+    warns where none did). A value a callback adds to the epoch's ``record`` is a
     number (or another JSON value): it becomes a column of the history. A callback with state is
     one run's: a later fit goes on with it, so one given to another trainer's fit since (or to two
     fits at once) is refused (`check_callbacks_own`); give each trainer its own.

@@ -193,7 +193,8 @@ class Trainer:
     batch size, the same at every step).
     ``schedule``: epochs completed → learning rate, set at the start of each epoch (so the first
     epoch uses schedule(0), as every count in `xdl.optim.schedules`; a callback that sets the rate
-    itself clears ``trainer.schedule``, as `Control` does, or the next epoch sets it back); for a
+    itself clears ``trainer.schedule``, as `Control` does — a checkpoint keeps it cleared —, or the next
+    epoch sets it back, warning once); for a
     per-step schedule give the optimizer lr=schedule. Either is evaluated over the planned run before training (its first
     `PRECHECKED_RATES` epochs or steps, so a run of 10⁹ epochs starts at once): a rate outside the
     model dtype's positive range (0 or inf in the update) fails then, naming the epoch or step, and
@@ -602,7 +603,9 @@ class Trainer:
             what = f"schedule({e}) (the rate of epoch {e + 1})"
             rate = check_rate(rate_at(self.schedule, e, what), what, self.model.dtype,
                               decayed=e > 0)  # beyond PRECHECKED_RATES too
+            _check_rate_kept(self, e, rate)
             self.optimizer.lr = rate
+            self._schedule_set = (self.schedule, rate)
         lr = self.optimizer.current_lr()
         costs = xp.zeros(steps, dtype=np.float64)  # each step's mean cost, kept on the device
         correct = xp.zeros((), dtype=np.float64)  # (a multi-label example counts its share of right labels)
@@ -752,6 +755,12 @@ class Trainer:
                             f"schedule is code, not saved); the resumed run goes on at {value!r}: set the schedule "
                             "again as the run did (a callback's on_train_begin, say) to go on as it went")
         self._scheduled = (None, [])
+        replaced = getattr(self, "_schedule_replaced", None)
+        if replaced is not None and self.schedule is self._given_schedule:
+            warn_caller(f"resume: a callback had replaced the trainer's schedule when {str(replaced)!r} was written (a "
+                        "schedule is code, not saved); the resumed run goes on with the one the Trainer was made "
+                        "with: set trainer.schedule again in the callback's on_train_begin to go on as it went")
+        self._schedule_replaced = None
 
     # -- stopping -----------------------------------------------------------------------------
     def _diverged(self, what: str, advice: str = "try a smaller learning rate") -> FloatingPointError:
@@ -886,6 +895,7 @@ class Trainer:
                  "optimizer_t": opt["t"], "optimizer_first_steps": opt["first_steps"],
                  "optimizer": opt["class"], "optimizer_settings": settings, "optimizer_layout": opt["layout"],
                  "optimizer_scheduled": [sorted(k for k, v in group.items() if callable(v)) for group in opt["settings"]],
+                 "schedule": _schedule_state(self),
                  "history": self.history.to_dict(), "callbacks": callbacks,
                  "seed": self.seed, "run_info": self.run_info,
                  # a fit without Checkpoint recorded none: one saved by hand (after it, or by a callback of one's
@@ -955,10 +965,47 @@ class Trainer:
         self.history = History.from_dict(extra["history"])
         self.epoch, self.step, self._partial = int(extra["epoch"]), int(extra.get("step", 0)), extra.get("partial")
         self._start_cost = extra.get("start_cost")  # (None from an older checkpoint: the limit alone decides)
+        # a callback had cleared the epoch schedule (a plateau rule setting the rate itself): the resumed run
+        # goes on without it, at the checkpoint's rate, as the run went on — it set schedule(epoch) over that
+        # rate at the next epoch, unsaid, and ended with other weights; one replaced by another (code, not
+        # saved) is said once the callbacks could set it again (`_check_schedules_set`)
+        saved_schedule = extra.get("schedule")
+        if saved_schedule == "cleared":
+            self.schedule = None
+        self._schedule_replaced = path if saved_schedule == "replaced" else None
+        self._schedule_set = None  # (the rate is the checkpoint's: no epoch of this fit's schedule set it)
         if drawn:
             self.seed = int(extra["seed"])
         self._mid_step = False
         self.last_checkpoint, self.last_checkpoint_at = path, (self.epoch, self.step)
+
+
+def _schedule_state(trainer) -> str:
+    """Where ``trainer``'s epoch schedule stands, for its checkpoints: "given" (the one it was made
+    with, or none given), "cleared" (a callback set ``trainer.schedule = None``: it sets the rate
+    itself) or "replaced" (a callback set another: code, not saved)."""
+    if trainer.schedule is trainer._given_schedule:
+        return "given"
+    return "cleared" if trainer.schedule is None else "replaced"
+
+
+def _check_rate_kept(trainer, epoch: int, rate: float) -> None:
+    """Warn (once per trainer) where the epoch schedule is to set epoch ``epoch + 1``'s ``rate`` over
+    one set since it set the last epoch's — ``trainer.optimizer.lr = …`` in a callback (a plateau rule,
+    Keras's ReduceLROnPlateau) while ``trainer.schedule`` is kept: the schedule's rate replaces it,
+    and the run trained on at the schedule's rates as if the callback had done nothing."""
+    set_before = getattr(trainer, "_schedule_set", None)
+    trainer._schedule_set = None
+    if set_before is None or set_before[0] is not trainer.schedule or getattr(trainer, "_rate_kept_said", False):
+        return
+    now = trainer.optimizer.lr
+    if callable(now) or now == set_before[1] or now == rate:
+        return
+    trainer._rate_kept_said = True
+    warn_caller(f"the optimizer's rate was set to {now:.6g} after the schedule set epoch {epoch}'s, {set_before[1]:.6g}, "
+                f"and the schedule sets epoch {epoch + 1}'s now, {rate:.6g}, in its place: a callback that sets the "
+                "rate itself clears the schedule (trainer.schedule = None, as Control does), or the schedule "
+                "sets its own rate back at each epoch's start")
 
 
 def _non_finite_state(model) -> list[str]:
