@@ -761,6 +761,23 @@ def test_the_cross_entropies_refuse_targets_that_require_grad(backend):
         assert loss(z, teacher.detach()).shape == ()  # fixed targets, as ever
 
 
+def test_softmax_cross_entropy_of_target_rows_of_any_sum_is_pytorchs_and_its_gradient_its_own(backend):
+    """J = (1/m) Σᵢ −Σⱼ yᵢⱼ log softmax(zᵢ)ⱼ, PyTorch's for probability targets, whatever each row
+    sums to (a masked example's row of zeros, unnormalized soft targets): the functional took
+    log Σ e^z once per row and gave (softmax − y)/m as its gradient, which is another function's
+    (gradcheck: a bug, 0.30) where a row is no distribution. ∂J/∂z = (softmax(z)·Σⱼ yᵢⱼ − y)/m."""
+    logits = np.array([[0.3, -1.0, 2.0], [1.5, 0.2, -0.7], [0.0, 0.4, 0.1]])
+    targets = np.array([[0.5, 0.5, 0.5], [0.0, 0.0, 0.0], [0.2, 0.0, 0.3]])
+    z = t64(backend, logits)
+    loss = xdl.softmax_cross_entropy(z, targets)
+    log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    np.testing.assert_allclose(loss.item(), -(targets * log_p).sum(axis=1).mean(), rtol=1e-12)
+    loss.backward()
+    expected = (np.exp(log_p) * targets.sum(axis=1, keepdims=True) - targets) / len(targets)
+    np.testing.assert_allclose(xdl.to_numpy(z.grad), expected, rtol=1e-12, atol=1e-15)
+    assert xdl.gradcheck(lambda: xdl.softmax_cross_entropy(z, targets), [z]).verdict == "great"
+
+
 def test_enable_grad_records_within_no_grad_and_gives_back_its_mode():
     """PyTorch's enable_grad: a block (or a decorated function) that records whatever blocks are
     around it, as a gradient check called under no_grad needs."""

@@ -90,8 +90,9 @@ def _refuse_learned_targets(labels, name: str, argument: str) -> None:
 
 
 class SoftmaxCrossEntropy(Function):
-    """J = (1/m) Σᵢ (log Σⱼ e^(zᵢⱼ) − Σⱼ yᵢⱼ zᵢⱼ) for logits z (m, C), y one-hot (or soft) rows;
-    integer labels are gathered instead of multiplied. ∂J/∂z = (softmax(z) − y)/m."""
+    """J = (1/m) Σᵢ −Σⱼ yᵢⱼ log softmax(zᵢ)ⱼ = (1/m) Σᵢ (sᵢ·log Σⱼ e^(zᵢⱼ) − Σⱼ yᵢⱼ zᵢⱼ), sᵢ = Σⱼ yᵢⱼ, for
+    logits z (m, C), y one-hot (or soft) rows; integer labels are gathered instead of multiplied (s = 1).
+    ∂J/∂z = (softmax(z)·s − y)/m: (softmax(z) − y)/m for rows that are distributions."""
 
     labels: object
 
@@ -107,12 +108,16 @@ class SoftmaxCrossEntropy(Function):
         self.probs = xp.exp(shifted, out=shifted)
         total = self.probs.sum(axis=-1, keepdims=True)
         self.probs /= total
-        return xp.asarray((xp.log(total[:, 0]) - picked).mean(), dtype=z.dtype)
+        # each row's log Σ e^z weighted by its sum s: rows that are no distributions (a masked example's zeros,
+        # PyTorch's soft targets of any sum) got log Σ e^z once, and a gradient of another function (p − y)
+        self.sums = self.labels.sum(axis=-1, keepdims=True)
+        return xp.asarray((xp.log(total[:, 0]) * self.sums[:, 0] - picked).mean(), dtype=z.dtype)
 
     def backward(self, gy):
         if self.labels.ndim == 1:
             return (self.backend.ops.softmax_cross_entropy_backward(self.probs, self.labels, gy),)
-        g = self.probs - self.labels
+        g = self.probs * self.sums
+        g -= self.labels
         g *= gy / g.shape[0]
         return (g,)
 
