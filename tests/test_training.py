@@ -1895,6 +1895,15 @@ def test_diagnose_says_when_the_training_error_is_a_running_average_in_training_
     assert xdl.diagnose(result.history).next_steps[0].startswith("the training error is the epochs' running average")
 
 
+def test_a_history_column_asked_by_its_keras_name_is_told_xdls():
+    """history["val_loss"] said only "no column 'val_loss'", where EarlyStopping names it."""
+    history = xdl.History([{"epoch": 1, "train_cost": 0.5, "dev_cost": 0.6}])
+    with pytest.raises(KeyError, match=r"no column 'val_loss' \(Keras's 'val_loss' is 'dev_cost' here\)"):
+        history["val_loss"]
+    with pytest.raises(KeyError, match=r"no column 'val_cost'; columns"):
+        history["val_cost"]
+
+
 def test_history_columns_records_and_what_it_saves_are_kept_as_given(tmp_path):
     """Columns in the order they first appear (Keras's history.history keys), None in an epoch that
     did not record one; the records are the history's own copies; save then load gives back every

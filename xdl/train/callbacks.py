@@ -24,15 +24,12 @@ from xdl.data.validation import check_bool, check_int, check_number
 from xdl.files import atomic_write, check_target, check_writable_dir, json_number, parse_toml
 from xdl.optim.optimizer import Optimizer, check_rate, rates_of_their_own
 from xdl.serialization import is_many_checkpoint, read_extra, save
+from xdl.train.history import KERAS_MONITORS
 from xdl.train.interrupt import Interrupted
 
 CHECKPOINT_FILE = "checkpoint.npz"  # the last good, resumable state
 BEST_FILE = "best.npz"  # the state of the best epoch by the monitored metric
 MONITORED = ("dev_cost", "dev_accuracy", "train_cost", "train_accuracy")  # the History columns a callback can watch
-
-
-KERAS_MONITORS = {"val_loss": "dev_cost", "val_accuracy": "dev_accuracy", "val_acc": "dev_accuracy",
-                  "loss": "train_cost", "accuracy": "train_accuracy", "acc": "train_accuracy"}
 
 
 # what a Keras callback reads from itself → where an xdl hook finds it (`Callback.__getattr__`)

@@ -7,6 +7,9 @@ from pathlib import Path
 
 from xdl.files import atomic_write, check_path, json_number
 
+# Keras's names of the columns (its History's keys, its callbacks' monitors) → this history's
+KERAS_MONITORS = {"val_loss": "dev_cost", "val_accuracy": "dev_accuracy", "val_acc": "dev_accuracy",
+                  "loss": "train_cost", "accuracy": "train_accuracy", "acc": "train_accuracy"}
 COLUMNS = ("epoch", "train_cost", "train_accuracy", "dev_cost", "dev_accuracy", "lr", "seconds", "step_seconds")
 
 
@@ -43,7 +46,8 @@ class History:
         column a callback adds from some epoch on), or a record by index."""
         if isinstance(key, str):
             if self.records and key not in self.columns:
-                raise KeyError(f"History has no column {key!r}; columns: {', '.join(self.columns)}")
+                keras = f" (Keras's {key!r} is {KERAS_MONITORS[key]!r} here)" if key in KERAS_MONITORS else ""
+                raise KeyError(f"History has no column {key!r}{keras}; columns: {', '.join(self.columns)}")
             return [r.get(key) for r in self.records]
         return self.records[key]
 
