@@ -449,6 +449,8 @@ class Trainer:
         """Train for the remaining epochs of the run and return the `History` (the run goes on
         from where a previous ``fit`` stopped — Ctrl-C, early stopping, a ``stop`` — on the same
         trainer; one whose epochs are all trained refuses: raise ``epochs``, or make a new Trainer).
+        The history is the run's, one object over its fits (``trainer.history``: every epoch so far),
+        where Keras returns one per fit: ``copy.deepcopy`` it to keep one fit's as it was.
 
         ``dev``: ``(X_dev, y_dev)`` for dev metrics (needed by EarlyStopping on dev_cost).
         ``resume``: the directory a `Checkpoint` wrote to (or its checkpoint file): continue that run
