@@ -1090,3 +1090,49 @@ def test_optimizer_state_updated_from_pairs_or_with_or_takes_them_and_refuses_un
     with pytest.raises(TypeError, match=r"^Rule.update: state 'm' is not declared"):
         state |= {"m": np.zeros(2)}
     assert set(state) == {"v"}
+
+
+def test_step_takes_pytorchs_closure_calls_it_first_and_returns_its_cost():
+    """``opt.step(closure)`` as PyTorch's: cost = closure() (zero_grad, cost, backward), then
+    p ← p − lr·g with that gradient; the step returns the cost (None without a closure). Taking no
+    argument, the step was refused with Python's "takes 1 positional argument but 2 were given"."""
+    w = xdl.Parameter(np.array([0.0, 1.0]))
+    opt = SGD([w], lr=0.1)
+
+    def closure():
+        opt.zero_grad()
+        cost = ((w - 3.0) ** 2).sum()
+        cost.backward()
+        return cost
+
+    with xdl.no_grad():  # the closure records its graph all the same (PyTorch's enable_grad)
+        cost = opt.step(closure)
+    np.testing.assert_allclose(float(cost.item()), 9.0 + 4.0)
+    np.testing.assert_allclose(w.numpy(), [0.0 - 0.1 * -6.0, 1.0 - 0.1 * -4.0])
+    assert opt.t == 1 and opt.step() is None
+    with pytest.raises(TypeError, match="closure must be a function of no arguments.*got 5"):
+        opt.step(5)
+    assert opt.t == 2  # refused before anything ran
+
+
+def test_sgd_refuses_pytorchs_positional_momentum_rather_than_take_it_as_weight_decay():
+    """PyTorch's ``SGD(params, 0.1, 0.9)`` is momentum 0.9; here the third argument was
+    weight_decay, p ← p − lr·(g + 0.9·p), with no error. The settings after lr are keywords."""
+    model = xdl.nn.mlp(3, [4], 2)
+    with pytest.raises(TypeError, match=r"SGD\(\) takes 2 positional arguments \(params, lr\) but 3 were given; "
+                                        r"PyTorch's third, SGD\(params, lr, momentum\), is xdl.optim.Momentum's beta"):
+        SGD(model.parameters(), 0.1, 0.9)
+    assert SGD(model, 0.1, weight_decay=0.9).param_groups[0]["weight_decay"] == 0.9
+
+
+def test_data_and_grad_rebound_to_tensors_are_written_back_as_their_arrays():
+    """``p.grad = xdl.tensor(...)``, ``p.data = xdl.tensor(...)`` (PyTorch's are tensors): the step
+    reads their arrays, p ← p − lr·g, where it failed with "'Tensor' object has no attribute
+    '__array_interface__'"."""
+    w = xdl.Parameter(np.zeros(3))
+    opt = SGD([w], lr=0.5)
+    w.data = xdl.tensor([1.0, 2.0, 3.0], dtype=w.dtype)
+    w.grad = xdl.tensor([2.0, 2.0, 2.0], dtype=w.dtype)
+    opt.step()
+    np.testing.assert_allclose(w.numpy(), [0.0, 1.0, 2.0])
+    assert isinstance(w.grad, np.ndarray) and np.shares_memory(w.data, opt.groups[0].flats[0].data)

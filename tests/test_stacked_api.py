@@ -415,3 +415,21 @@ def test_a_stack_refuses_a_layer_appended_and_zeroes_its_gradients_as_a_model_do
     optimizer.zero_grad(set_to_none=True)
     assert not stacked.grad.any()
     assert_still_stacked(stacked)
+
+
+def test_a_stacked_step_takes_a_closure_as_an_optimizers_does():
+    """``StackedOptimizer.step(closure)``: the closure's cost returned, after the same update."""
+    stacked, other = xdl.nn.stack(models()), xdl.nn.stack(models())
+    a = StackedOptimizer(stacked, [SGD(m, lr=0.5) for m in models()])
+    b = StackedOptimizer(other, [SGD(m, lr=0.5) for m in models()])
+
+    def closure():
+        a.zero_grad()
+        cost = xdl.stacked_softmax_cross_entropy(stacked(X), Y).sum()
+        cost.backward()
+        return cost
+
+    cost = a.step(closure)
+    step(other, b)
+    assert np.isfinite(cost.item())
+    np.testing.assert_array_equal(stacked.data, other.data)

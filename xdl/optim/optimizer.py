@@ -28,7 +28,7 @@ import numpy as np
 from xdl.data.validation import check_bool, check_int, check_list, check_tensors
 from xdl.flat import FlatBuffer, flat_views, is_view_of, views_of, writable
 from xdl.graph import host_effect, require_not_capturing
-from xdl.tensor import Tensor, role_of
+from xdl.tensor import Tensor, enable_grad, role_of
 
 # The most steps a count may say: the device's copy (``steps_done``) is one int64. A larger t passed its
 # check and then failed to fill it (OverflowError) — load_state_dict had by then written the state
@@ -268,8 +268,14 @@ def _hinting_pytorch_names(init):
     if any(p.kind is p.VAR_KEYWORD for p in taken.values()):
         return init
 
+    positional = [name for name, p in list(taken.items())[1:] if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
     @functools.wraps(init)
     def checked(self, *args, **kwargs):
+        hint = getattr(type(self), "pytorch_positional", None)
+        if hint and len(args) > len(positional):  # PyTorch's order, whose next argument means another setting
+            raise TypeError(f"{type(self).__name__}() takes {len(positional)} positional arguments "
+                            f"({', '.join(positional)}) but {len(args)} were given; {hint}")
         for key in kwargs:
             if key not in taken and key in type(self).pytorch_names:
                 raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {key!r}; "
@@ -285,6 +291,7 @@ class Optimizer(StepCount):
 
     state_names: tuple[str, ...] = ()
     pytorch_names: dict[str, str] = {}  # a PyTorch setting of the same rule → what it is here (for messages)
+    pytorch_positional: str | None = None  # what PyTorch's positional argument past this rule's last one is (messages)
     version = 0  # counts changes a captured step cannot read from the device (a flag, a schedule): `_set`
 
     def __init__(self, params=None, check_finite: bool = False, **defaults):
@@ -519,7 +526,9 @@ class Optimizer(StepCount):
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Zero every gradient. ``set_to_none`` (PyTorch's) is accepted and changes nothing: the
         gradients are views of one flat buffer, which a fused update reads whole, so they are
-        zeroed either way (one fill per buffer)."""
+        zeroed either way (one fill per buffer). So a parameter the next step's graph leaves out has
+        a zero gradient and still moves by its momentum, moments and weight decay (PyTorch's step
+        skips one whose grad is None): a part trained only now and then takes an optimizer of its own."""
         check_bool(set_to_none, "set_to_none")
         self.check_placed()
         self._write_back_rebound()  # a .grad rebound by hand is zeroed too (it is written back first)
@@ -527,9 +536,19 @@ class Optimizer(StepCount):
             for flat in g.flats:
                 flat.grad.fill(0)
 
-    def step(self) -> None:
+    def step(self, closure=None):
         """Apply one update to every group (nothing is written if a checked gradient is not finite,
-        or if a group's rate is outside its dtype's positive range: every rate is checked first)."""
+        or if a group's rate is outside its dtype's positive range: every rate is checked first).
+
+        ``closure`` (PyTorch's ``opt.step(closure)``): a function of no arguments that zeroes the
+        gradients, computes the cost, calls ``backward`` and returns the cost; it is called (with
+        gradients recorded, as under `xdl.enable_grad`) before the update, and its cost returned.
+        Without one the step returns None."""
+        cost = _run_closure(closure, f"{type(self).__name__}.step")
+        self._step()
+        return cost
+
+    def _step(self) -> None:
         if not self.groups:
             raise ValueError(f"{type(self).__name__}.step: the optimizer has no parameters; give it the model or its "
                              "parameters when made (or add_param_group), or use minimize(cost_fn, params)")
@@ -611,6 +630,10 @@ class Optimizer(StepCount):
         for g_index, g in enumerate(self.groups):
             for i, (p, (data, grad)) in enumerate(zip(g.params, g.views)):
                 if p.data is not data or p.grad is not grad:
+                    for attribute in ("data", "grad"):  # PyTorch's ``p.grad = tensor``: its array (a Tensor has no
+                        value = getattr(p, attribute)   # address: "no attribute '__array_interface__'")
+                        if isinstance(value, Tensor):
+                            setattr(p, attribute, value.data)
                     if not is_view_of(p, *p._flat):
                         _reattach(p, data, grad, getattr(p, "name", None) or f"params[{i}] of group {g_index}")
                     g.views[i] = (p.data, p.grad)  # (new views of the same place, or the old ones again)
@@ -754,6 +777,19 @@ class Optimizer(StepCount):
             g.first_step = int(first)
             _bind_hyperparameters(g)
             self._hold(g, self.current_lr(g))
+
+
+def _run_closure(closure, what: str):
+    """``closure()`` under `enable_grad` (the cost it returns), or None without one. PyTorch's
+    ``opt.step(closure)``: taking no argument, the step was refused with Python's "takes 1 positional
+    argument but 2 were given"; one not callable is refused before anything runs."""
+    if closure is None:
+        return None
+    if not callable(closure):
+        raise TypeError(f"{what}: closure must be a function of no arguments that computes the cost, calls backward "
+                        f"and returns the cost (PyTorch's opt.step(closure)), got {closure!r}")
+    with enable_grad():
+        return closure()
 
 
 class GroupSettings(MutableMapping):

@@ -13,7 +13,12 @@ class SGD(Optimizer):
                                  "Momentum(lr=lr/(1 − β), beta=β))",
                      "nesterov": "a flag of xdl.optim.Momentum (Momentum(lr, beta, nesterov=True))"}
 
-    def __init__(self, params=None, lr=0.01, weight_decay=0.0, check_finite=False):
+    # PyTorch's third positional argument is momentum (SGD(params, 0.1, 0.9)): here it was weight_decay
+    # and decayed every weight by 0.9·p a step, without a word — so the settings after lr are keywords
+    pytorch_positional = ("PyTorch's third, SGD(params, lr, momentum), is xdl.optim.Momentum's beta "
+                          "(Momentum(params, lr / (1 − β), beta=β)); give weight_decay by its name")
+
+    def __init__(self, params=None, lr=0.01, *, weight_decay=0.0, check_finite=False):
         super().__init__(params, check_finite, lr=lr, weight_decay=weight_decay)
 
     def update(self, flat, state, h, step, steps_done=None):

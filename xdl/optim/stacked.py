@@ -31,7 +31,7 @@ import numpy as np
 from xdl.data.validation import check_bool, check_int
 from xdl.flat import writable
 from xdl.graph import require_not_capturing
-from xdl.optim.optimizer import (Optimizer, StateBuffers, StepCount, _check_eps_in, _is_number, _real,
+from xdl.optim.optimizer import (Optimizer, StateBuffers, StepCount, _check_eps_in, _is_number, _real, _run_closure,
                                  check_non_negative)
 
 
@@ -248,8 +248,14 @@ class StackedOptimizer(StepCount):
         check_bool(set_to_none, "set_to_none")
         self.model.grad.fill(0)
 
-    def step(self) -> None:
-        """One update of every model (frozen ones stay as they are)."""
+    def step(self, closure=None):
+        """One update of every model (frozen ones stay as they are); ``closure`` as
+        `Optimizer.step` takes it (called first, its cost returned)."""
+        cost = _run_closure(closure, "StackedOptimizer.step")
+        self._step()
+        return cost
+
+    def _step(self) -> None:
         if self._frozen_rows is not None:
             self.model.grad[self._frozen_rows] = 0
         for region in self.regions:
