@@ -1136,3 +1136,11 @@ def test_data_and_grad_rebound_to_tensors_are_written_back_as_their_arrays():
     opt.step()
     np.testing.assert_allclose(w.numpy(), [0.0, 1.0, 2.0])
     assert isinstance(w.grad, np.ndarray) and np.shares_memory(w.data, opt.groups[0].flats[0].data)
+
+
+def test_a_group_setting_asked_by_pytorchs_name_is_told_xdls():
+    """param_groups[0]["betas"] listed the settings only, where the constructor says beta1 and beta2."""
+    opt = Adam(xdl.nn.mlp(2, [3], 2))
+    for ask in (lambda: opt.param_groups[0]["betas"], lambda: opt.param_groups[0].update(betas=(0.9, 0.99))):
+        with pytest.raises(KeyError, match=r"no setting 'betas' .*; PyTorch's 'betas' is beta1 and beta2 here"):
+            ask()

@@ -499,8 +499,10 @@ class Optimizer(StepCount):
     def _setting_name(self, group: ParamGroup, name: str) -> str:
         """``name`` if ``group`` has that setting, else a KeyError listing the ones it has."""
         if name not in group.settings:
+            torch = type(self).pytorch_names.get(name)  # (the constructor and add_param_group say it too)
+            said = f"; PyTorch's {name!r} is {torch}" if torch else ""
             raise KeyError(f"{type(self).__name__} has no setting {name!r} (its settings: params, "
-                           f"{', '.join(group.settings)})")
+                           f"{', '.join(group.settings)}){said}")
         return name
 
     @property
