@@ -527,20 +527,26 @@ def test_on_the_cpu_one_batched_step_is_bitwise_each_models_step_alone(dtype, mo
     assert all(values[1] > 0 for what, values in rows if not what.endswith("after the update"))
 
 
-def test_ctrl_c_during_the_benchmark_writes_the_pairs_it_finished(tmp_path, capsys, monkeypatch):
-    """Interrupted in its second optimizer, `xdl bench optimizers` writes the first one's results
-    (marked interrupted) and exits 130; interrupted before any pair finished, it writes nothing."""
+def interrupt_the_fourth_run(monkeypatch) -> list:
+    """Ctrl-C at the fourth `protocol.run` from now; the list of calls (set it to count from elsewhere)."""
     from xdl.bench import protocol
 
     run, calls = protocol.run, []
 
-    def interrupted_at_the_fourth(*args, **kwargs):  # sgd: 2 trials + 1 seed; then adam's first trial
+    def interrupted_at_the_fourth(*args, **kwargs):
         calls.append(1)
         if len(calls) == 4:
             raise KeyboardInterrupt
         return run(*args, **kwargs)
 
     monkeypatch.setattr(protocol, "run", interrupted_at_the_fourth)
+    return calls
+
+
+def test_ctrl_c_during_the_benchmark_writes_the_pairs_it_finished(tmp_path, capsys, monkeypatch):
+    """Interrupted in its second optimizer, `xdl bench optimizers` writes the first one's results
+    (marked interrupted) and exits 130; interrupted before any pair finished, it writes nothing."""
+    calls = interrupt_the_fourth_run(monkeypatch)  # sgd: 2 trials + 1 seed; then adam's first trial
     command = ["bench", "optimizers", "--problem", "quadratic", "--optimizer", "sgd", "adam", "--seeds", "1",
                "--trials", "2"]
     assert cli.main([*command, "--out", str(tmp_path / "b")]) == 130
@@ -570,20 +576,11 @@ def test_ctrl_c_on_a_second_benchmark_keeps_the_finished_one_in_its_out(tmp_path
     """Run twice into one --out (the default's), the second interrupted: its finished pairs were written
     over the finished benchmark there, which was lost, and the directory marked interrupted refused
     every later run. A finished benchmark is replaced by a finished one only; the partial one is printed."""
-    from xdl.bench import protocol
-
-    out, run, calls = tmp_path / "b", protocol.run, []
+    out = tmp_path / "b"
     command = ["bench", "optimizers", "--problem", "quadratic", "--seeds", "1", "--trials", "2", "--out", str(out)]
     assert cli.main([*command, "--optimizer", "adam"]) == 0
     finished = {p.name: p.read_bytes() for p in out.iterdir()}
-
-    def interrupted_at_the_fourth(*args, **kwargs):  # sgd: 2 trials + 1 seed; then momentum's first trial
-        calls.append(1)
-        if len(calls) == 4:
-            raise KeyboardInterrupt
-        return run(*args, **kwargs)
-
-    monkeypatch.setattr(protocol, "run", interrupted_at_the_fourth)
+    interrupt_the_fourth_run(monkeypatch)  # sgd: 2 trials + 1 seed; then momentum's first trial
     capsys.readouterr()
     assert cli.main([*command, "--optimizer", "sgd", "momentum"]) == 130
     printed = capsys.readouterr()
