@@ -1113,6 +1113,10 @@ def test_step_takes_pytorchs_closure_calls_it_first_and_returns_its_cost():
     with pytest.raises(TypeError, match="closure must be a function of no arguments.*got 5"):
         opt.step(5)
     assert opt.t == 2  # refused before anything ran
+    ran = []
+    with pytest.raises(ValueError, match="the optimizer has no parameters"):
+        SGD(lr=0.1).step(lambda: ran.append(1))  # (the closure's forward and backward ran, then the refusal)
+    assert not ran
 
 
 def test_sgd_refuses_pytorchs_positional_momentum_rather_than_take_it_as_weight_decay():

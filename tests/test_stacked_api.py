@@ -409,6 +409,8 @@ def test_a_stack_refuses_a_layer_appended_and_zeroes_its_gradients_as_a_model_do
             grow()
     with pytest.raises(TypeError, match=r"^Stacked: a layer of a stack of 2 models cannot be replaced"):
         stacked[-1] = xdl.nn.Dense(8, 3)  # (it was taken: an ordinary layer among the stacked ones)
+    with pytest.raises(TypeError, match=r"^Stacked: a layer of a stack of 2 models cannot be replaced"):
+        setattr(stacked, "1", xdl.nn.Sigmoid())  # PyTorch's replace-by-name (it was taken: model(k) kept its ReLU)
     assert len(stacked) == len(stacked.model(0).layers)
     stacked.grad[...] = 1
     stacked.zero_grad(set_to_none=True)

@@ -779,6 +779,72 @@ def test_a_resume_keeps_the_epoch_schedule_a_callback_cleared(tmp_path):
         np.testing.assert_array_equal(a, b, err_msg=name)
 
 
+def test_a_trainer_resuming_its_own_checkpoint_takes_the_schedule_the_checkpoint_had(tmp_path):
+    """A checkpoint written while the schedule was the given one, resumed by the trainer whose run cleared it
+    after (PlateauFrom(3)): the resumed epoch 3 is schedule(2) = 0.081, as the run had it, as a new trainer's
+    resume has it — the trainer kept its own cleared schedule, 0.09 on, unsaid."""
+    s = moons_parts()
+    schedule = xdl.optim.schedules.exponential(0.1, 0.9)
+
+    def make(directory):
+        return make_trainer(None, optimizer="gd", lr=0.1, epochs=5, schedule=schedule,
+                            callbacks=[PlateauFrom(3, stop_at=2), Checkpoint(directory)])
+
+    trainer = make(tmp_path / "run")
+    trainer.fit(s.X_train, s.y_train)  # epochs 1, 2 at the schedule's rates: its checkpoint has it "given"
+    kept = tmp_path / "epoch2"
+    kept.mkdir()
+    (kept / "checkpoint.npz").write_bytes((tmp_path / "run" / "checkpoint.npz").read_bytes())
+    trainer.fit(s.X_train, s.y_train)  # epoch 3's end clears the schedule
+    assert trainer.schedule is None
+    fresh = make(tmp_path / "fresh")
+    fresh.fit(s.X_train, s.y_train, resume=kept)
+    trainer.fit(s.X_train, s.y_train, resume=kept)
+    assert trainer.history["lr"] == fresh.history["lr"] == pytest.approx([0.1, 0.09, 0.081, 0.0405, 0.02025])
+
+
+def test_a_schedule_a_callback_clears_and_sets_again_is_no_rate_set_under_it():
+    """Cleared at epoch 2's end (the rate held at 0.01 for epoch 3), set again at epoch 3's: epoch 4 is
+    schedule(3), as the callback asked — the warning compared 0.01 with epoch 2's rate, which the schedule
+    had set before it was cleared, and said the callback had set a rate under a kept schedule."""
+    s = moons_parts()
+    schedule = xdl.optim.schedules.exponential(0.1, 0.9)
+
+    class Hold(xdl.train.Callback):
+        def on_epoch_end(self, trainer, record):
+            if record["epoch"] == 2:
+                trainer.schedule = None
+                trainer.optimizer.lr = 0.01
+            elif record["epoch"] == 3:
+                trainer.schedule = schedule
+
+    trainer = make_trainer(None, optimizer="gd", lr=0.1, epochs=5, schedule=schedule, callbacks=[Hold()])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        history = trainer.fit(s.X_train, s.y_train)
+    assert history["lr"] == pytest.approx([0.1, 0.09, 0.01, 0.0729, 0.06561])
+
+
+def test_a_resume_of_a_schedule_set_where_none_was_given_says_it_goes_on_without_one(tmp_path):
+    """A trainer made without a schedule, one set by a callback at epoch 2's end and not set again on resuming:
+    the warning said the run went on "with the one the Trainer was made with" — there was none."""
+    s = moons_parts()
+
+    class ScheduleFrom2(xdl.train.Callback):
+        def on_epoch_end(self, trainer, record):
+            if record["epoch"] == 2:
+                trainer.schedule = xdl.optim.schedules.exponential(0.05, 0.5)
+            if record["epoch"] == 3:
+                trainer.stop_training = True
+
+    make_trainer(None, optimizer="gd", lr=0.1, epochs=5, callbacks=[ScheduleFrom2(), Checkpoint(tmp_path)]).fit(
+        s.X_train, s.y_train)
+    with pytest.warns(UserWarning, match=r"goes on without one, at the checkpoint's rate \(the Trainer was made with "
+                                         r"none\): set trainer.schedule again"):
+        make_trainer(None, optimizer="gd", lr=0.1, epochs=5, callbacks=[ScheduleFrom2(), Checkpoint(tmp_path)]).fit(
+            s.X_train, s.y_train, resume=tmp_path)
+
+
 def test_a_rate_a_callback_sets_under_a_kept_epoch_schedule_is_said():
     """trainer.optimizer.lr /= 2 at epoch 2's end with trainer.schedule kept: the schedule sets epoch 3's rate
     over it — said once, not trained on as if the callback had done nothing, silently."""
@@ -1902,6 +1968,10 @@ def test_a_history_column_asked_by_its_keras_name_is_told_xdls():
         history["val_loss"]
     with pytest.raises(KeyError, match=r"no column 'val_cost'; columns"):
         history["val_cost"]
+    # Keras's own idiom, history.history["val_loss"], said a bare KeyError: 'val_loss'
+    with pytest.raises(KeyError, match=r"no column 'val_loss' \(Keras's 'val_loss' is 'dev_cost' here\)"):
+        history.history["val_loss"]
+    assert history.history == {"epoch": [1], "train_cost": [0.5], "dev_cost": [0.6]}
 
 
 def test_history_columns_records_and_what_it_saves_are_kept_as_given(tmp_path):

@@ -120,7 +120,7 @@ def _as_array(targets, backend, name: str):
 class SoftmaxCrossEntropy(Loss):
     """Softmax + cross-entropy of logits (m, C) against class indices (m,) or one-hot (or soft)
     rows (m, C), each a distribution: rows that sum to 1 within 1e-4 (float rounding) are divided
-    by their sums, so the cost and its gradient (p − y)/m are of the same labels."""
+    by their sums (rows of another sum are refused; `xdl.functions.softmax_cross_entropy` takes them)."""
 
     predicts = "classes"
 
@@ -157,15 +157,17 @@ class SoftmaxCrossEntropy(Loss):
         if not xp.all(xp.isfinite(y) & (y >= 0)):
             raise ValueError("SoftmaxCrossEntropy: one-hot (or soft) label rows must be finite and ≥ 0")
         sums = y.sum(axis=1, dtype=np.float64)
-        if m and not xp.all(xp.abs(sums - 1) <= DISTRIBUTION_TOLERANCE):  # the gradient p − y holds for distributions only
+        # rows of another sum are refused as a slip (multi-label rows, counts): F.softmax_cross_entropy, PyTorch's
+        # −Σ y log p, takes them, with its own gradient p·Σy − y
+        if m and not xp.all(xp.abs(sums - 1) <= DISTRIBUTION_TOLERANCE):
             # rows of several 1s are a multi-label problem's targets (Keras's sigmoid + binary_crossentropy): named
             several = float(sums.max()) > 1 + DISTRIBUTION_TOLERANCE and bool(xp.all((y == 0) | (y == 1)))
             raise ValueError(f"SoftmaxCrossEntropy: one-hot (or soft) label rows must sum to 1 (each a "
                              f"distribution over the classes), got sums in [{float(sums.min()):g}, "
                              f"{float(sums.max()):g}]" + ("; rows with several 1s are multi-label targets (several "
                              "yes/no labels per example): BinaryCrossEntropy trains one per output" if several else ""))
-        # rows within the tolerance made exact distributions, so the gradient p − y is the cost's own
-        # (−Σ y log p has p·Σy − y); one-hot rows divide by an exact 1 and stay as they are
+        # rows within the tolerance made exact distributions (the cost of the labels meant, not of their
+        # rounding); one-hot rows divide by an exact 1 and stay as they are
         return (y / sums[:, None]).astype(dtype, copy=False)
 
     def compute(self, logits: Tensor, labels) -> Tensor:

@@ -119,6 +119,16 @@ class Stacked(Sequential):
     def __setitem__(self, i, layer) -> None:
         """Refused, as `append`: ``stack[i] = layer`` (Sequential's, inherited) put an ordinary layer
         among the stacked ones — run on (K, m, n) inputs, or one no model(k) had."""
+        self._refuse_replacing()
+
+    def __setattr__(self, name, value) -> None:
+        """``setattr(stack, "1", layer)`` (PyTorch's way to replace a module found by its name) is
+        ``stack[1] = layer``, refused as it is: Sequential's ``__setitem__`` goes through here."""
+        if "layers" in self.__dict__ and name.isdigit() and int(name) < len(self.layers):
+            self._refuse_replacing()
+        super().__setattr__(name, value)
+
+    def _refuse_replacing(self):
         raise TypeError(f"Stacked: a layer of a stack of {self.n_models} models cannot be replaced (model(k) would "
                         "not have it): change each model and stack them again")
 

@@ -546,16 +546,22 @@ class Optimizer(StepCount):
         gradients, computes the cost, calls ``backward`` and returns the cost; it is called (with
         gradients recorded, as under `xdl.enable_grad`) before the update, and its cost returned.
         Without one the step returns None."""
+        if closure is not None:  # a step that cannot run is refused before the closure's forward and backward
+            self._check_steppable()
         cost = _run_closure(closure, f"{type(self).__name__}.step")
         self._step()
         return cost
 
-    def _step(self) -> None:
+    def _check_steppable(self) -> None:
+        """Raise unless a step can run: parameters held, where they were placed, trainable as they were."""
         if not self.groups:
             raise ValueError(f"{type(self).__name__}.step: the optimizer has no parameters; give it the model or its "
                              "parameters when made (or add_param_group), or use minimize(cost_fn, params)")
         self.check_placed()
         self.check_trainable()
+
+    def _step(self) -> None:
+        self._check_steppable()
         self._write_back_rebound()
         if self.check_finite:
             require_not_capturing("check_finite=True (it reads every gradient on the host)")

@@ -13,6 +13,20 @@ KERAS_MONITORS = {"val_loss": "dev_cost", "val_accuracy": "dev_accuracy", "val_a
 COLUMNS = ("epoch", "train_cost", "train_accuracy", "dev_cost", "dev_accuracy", "lr", "seconds", "step_seconds")
 
 
+def _no_column(key, columns) -> str:
+    """What a history without column ``key`` says: Keras's name of one named as this history's."""
+    keras = f" (Keras's {key!r} is {KERAS_MONITORS[key]!r} here)" if key in KERAS_MONITORS else ""
+    return f"History has no column {key!r}{keras}; columns: {', '.join(columns)}"
+
+
+class _Columns(dict):
+    """``History.history``: a dict of the columns whose missing key says what ``history[key]`` does
+    (Keras's own idiom, ``history.history["val_loss"]``, got a bare KeyError: 'val_loss')."""
+
+    def __missing__(self, key):
+        raise KeyError(_no_column(key, list(self)))
+
+
 class History:
     """Per-epoch records: ``epoch`` (from 1), train/dev cost and accuracy (None where not measured),
     ``lr`` (the rate of the epoch's first step, of the optimizer's first parameter group — every
@@ -46,8 +60,7 @@ class History:
         column a callback adds from some epoch on), or a record by index."""
         if isinstance(key, str):
             if self.records and key not in self.columns:
-                keras = f" (Keras's {key!r} is {KERAS_MONITORS[key]!r} here)" if key in KERAS_MONITORS else ""
-                raise KeyError(f"History has no column {key!r}{keras}; columns: {', '.join(self.columns)}")
+                raise KeyError(_no_column(key, self.columns))
             return [r.get(key) for r in self.records]
         return self.records[key]
 
@@ -58,8 +71,9 @@ class History:
 
     @property
     def history(self) -> dict[str, list]:
-        """Every column as a list over the epochs (Keras's ``history.history``)."""
-        return {column: self[column] for column in self.columns}
+        """Every column as a list over the epochs (Keras's ``history.history``; a key it lacks is told
+        as ``history[key]`` tells it, Keras's ``"val_loss"`` its name here)."""
+        return _Columns({column: self[column] for column in self.columns})
 
     def __contains__(self, key) -> bool:
         """``"dev_cost" in history``: whether a column of that name was recorded (a record, too)."""

@@ -608,6 +608,8 @@ class Trainer:
             _check_rate_kept(self, e, rate)
             self.optimizer.lr = rate
             self._schedule_set = (self.schedule, rate)
+        else:  # no schedule set this epoch's rate: one set again later is not compared with the rate it set before
+            self._schedule_set = None  # it was cleared (a warning for a rate the callback meant)
         lr = self.optimizer.current_lr()
         costs = xp.zeros(steps, dtype=np.float64)  # each step's mean cost, kept on the device
         correct = xp.zeros((), dtype=np.float64)  # (a multi-label example counts its share of right labels)
@@ -759,9 +761,12 @@ class Trainer:
         self._scheduled = (None, [])
         replaced = getattr(self, "_schedule_replaced", None)
         if replaced is not None and self.schedule is self._given_schedule:
+            # (made without one: it goes on at the checkpoint's rate, and there is no "one it was made with")
+            goes_on = ("with the one the Trainer was made with" if self.schedule is not None else
+                       "without one, at the checkpoint's rate (the Trainer was made with none)")
             warn_caller(f"resume: a callback had replaced the trainer's schedule when {str(replaced)!r} was written (a "
-                        "schedule is code, not saved); the resumed run goes on with the one the Trainer was made "
-                        "with: set trainer.schedule again in the callback's on_train_begin to go on as it went")
+                        f"schedule is code, not saved); the resumed run goes on {goes_on}: set trainer.schedule again "
+                        "in the callback's on_train_begin to go on as it went")
         self._schedule_replaced = None
 
     # -- stopping -----------------------------------------------------------------------------
@@ -974,6 +979,8 @@ class Trainer:
         saved_schedule = extra.get("schedule")
         if saved_schedule == "cleared":
             self.schedule = None
+        elif saved_schedule is not None:  # the given one, as the run had it then: a trainer that resumes its own
+            self.schedule = self._given_schedule  # checkpoint kept the schedule its run cleared after it, unsaid
         self._schedule_replaced = path if saved_schedule == "replaced" else None
         self._schedule_set = None  # (the rate is the checkpoint's: no epoch of this fit's schedule set it)
         if drawn:
