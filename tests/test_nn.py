@@ -1076,6 +1076,38 @@ def test_a_loss_of_logits_given_probabilities_in_a_loop_of_ones_own_is_refused(l
     assert np.isfinite(loss()(z, y).item()) and np.isfinite(MeanSquaredError()(model(X), np.ones((4, z.shape[1]))).item())
 
 
+class _SqueezedSigmoid(xdl.nn.Module):
+    """PyTorch's binary head, ported: ``torch.sigmoid(self.fc(x)).squeeze(1)`` (for BCELoss)."""
+
+    def __init__(self, tail):
+        super().__init__()
+        self.fc, self.tail = Dense(2, 1), tail
+
+    def forward(self, x):
+        return self.tail(xdl.sigmoid(self.fc(x)))
+
+
+@pytest.mark.parametrize("tail", [lambda p: p.reshape(-1), lambda p: p.squeeze(1), lambda p: p[:, 0],
+                                  lambda p: p.astype(np.float64), lambda p: xdl.clamp(p, 1e-7, 1 - 1e-7)],
+                         ids=["reshape", "squeeze", "getitem", "astype", "clamp"])
+def test_probabilities_reshaped_or_clamped_are_still_probabilities(tail):
+    """y = sigmoid(z).reshape(-1) holds σ(z): an op that moves or bounds values keeps the ``made_by`` of
+    its input. It said "made by a reshape", so BinaryCrossEntropy trained on σ(σ(z)) (cost ≥ log(1 + e⁻¹)
+    per positive label), predict thresholded probabilities at 0 (all 1s) and predict_proba gave σ(σ(z))."""
+    model = _SqueezedSigmoid(tail)
+    model.fc.weight.data[...] = [[5.0], [0.0]]
+    X = np.random.default_rng(0).normal(size=(50, 2)).astype(np.float32)
+    p = model(X).numpy().ravel()
+    with pytest.raises(ValueError, match="^BinaryCrossEntropy: the outputs come from a sigmoid, so they are "
+                                         "probabilities"):
+        BinaryCrossEntropy()(model(X), (X[:, 0] > 0).astype(int))
+    np.testing.assert_allclose(model.predict_proba(X)[:, 1], p, rtol=1e-6)  # not σ(σ(z))
+    np.testing.assert_array_equal(model.predict(X), (p > 0.5).astype(int))
+    with pytest.raises(ValueError, match="its forward ends in a sigmoid, so its outputs are probabilities"):
+        xdl.train.Trainer(model, BinaryCrossEntropy(), xdl.optim.SGD(model), progress=False).fit(X, X[:, 0] > 0)
+    assert xdl.nn.module.ends_in_probability(xdl.sigmoid(xdl.tensor([[1.0]])).reshape(-1) * 2) is False  # a new op
+
+
 def test_a_model_of_ones_own_prints_the_layers_it_holds():
     """print(model) said ``_Net()``: none of its layers, which PyTorch's print lists."""
     text = repr(_Net())

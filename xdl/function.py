@@ -47,6 +47,9 @@ class Function:
     _bool_fields: frozenset = frozenset()  # settings annotated ``bool``: True or False (a NumPy bool converted)
     _required: frozenset = frozenset()  # settings without a default
     _own_init = False  # a subclass defines __init__: it runs on every apply
+    # the output holds the input's values, moved or bounded (reshape, squeeze, x[:, 0], .T, astype, clamp):
+    # it keeps the input's ``made_by``, so sigmoid(z).reshape(-1) still says it holds probabilities
+    keeps_values = False
     inputs = ()
     needs_grad = ()
     backend = None  # the inputs' Backend, set by apply before forward
@@ -145,7 +148,9 @@ class Function:
             y = fn.backend.asarray(y)  # NumPy's 0-d results (a sum, x[0, 1]) are scalars, which no `out=` or [...]
             # writes (through the backend: a host value uploaded during a capture is refused by name)
         out = Tensor(y, requires_grad=record, backend=fn.backend)
-        out.made_by = cls  # (without a graph too: `predict` reads whether a model's outputs are probabilities)
+        # (without a graph too: `predict` reads whether a model's outputs are probabilities); PyTorch's
+        # torch.sigmoid(fc(x)).squeeze(1) + BCELoss, ported, trained on σ(σ(z)) and predicted all 1s without a word
+        out.made_by = (getattr(tensors[0], "made_by", None) or cls) if cls.keeps_values else cls
         if record:
             fn.inputs = tensors
             out._fn = fn

@@ -79,6 +79,8 @@ class Abs(Function):
 class Clamp(Function):
     """y = min(max(x, low), high) (either bound may be None);  ∂y/∂x = 1 where low ≤ x ≤ high, else 0"""
 
+    keeps_values = True
+
     low: object = None
     high: object = None
 

@@ -34,6 +34,8 @@ def _sizes(name: str, args) -> tuple:
 class Reshape(Function):
     """y = x viewed with a new shape;  ∂L/∂x = ∂L/∂y reshaped back"""
 
+    keeps_values = True
+
     shape: tuple
 
     def forward(self, x):
@@ -176,6 +178,8 @@ def stack(*tensors, axis=0):
 class Transpose(Function):
     """y = x with axes permuted (reversed by default);  ∂L/∂x = ∂L/∂y with the inverse permutation"""
 
+    keeps_values = True
+
     axes: object = None
 
     def forward(self, x):
@@ -212,6 +216,8 @@ def _is_basic(index) -> bool:
 class GetItem(Function):
     """y = x[index];  ∂L/∂x scatters ∂L/∂y back, accumulating repeated integer indices"""
 
+    keeps_values = True
+
     index: object
 
     def forward(self, x):
@@ -237,6 +243,8 @@ def getitem(x, index):
 
 class Cast(Function):
     """y = x converted to ``dtype``;  ∂L/∂x = ∂L/∂y converted back"""
+
+    keeps_values = True
 
     dtype: object
 
