@@ -1390,3 +1390,13 @@ def test_a_module_not_initialized_is_named_where_it_is_assigned():
     assert len(model) == 1
     with pytest.raises(IndexError, match=r"model.append\(layer\) adds one at the end"):
         model[1] = Dense(2, 2)
+
+
+@pytest.mark.parametrize("option, way", [("reduction", "a sum is the mean times m"),
+                                         ("label_smoothing", "soft label rows"), ("from_logits", "take logits always"),
+                                         ("colour", "not an option of xdl's losses")])
+def test_a_loss_given_a_pytorch_or_keras_option_says_the_way_here(option, way):
+    """SoftmaxCrossEntropy(reduction="sum") said Python's "takes no arguments"."""
+    with pytest.raises(TypeError, match=rf"^SoftmaxCrossEntropy\(\) takes no options, got {option}=: .*{way}"):
+        xdl.losses.SoftmaxCrossEntropy(**{option: 1})
+    assert isinstance(xdl.losses.BinaryCrossEntropy(), xdl.losses.Loss)

@@ -32,6 +32,17 @@ from xdl.tensor import Tensor, role_of
 __all__ = ["Loss", "SoftmaxCrossEntropy", "BinaryCrossEntropy", "MeanSquaredError", "l2", "l1"]
 
 
+# PyTorch's and Keras's loss options → the way here (`Loss.__init__`)
+PYTORCH_OPTIONS = {
+    "reduction": "the cost is the mean over the batch (a sum is the mean times m)",
+    "label_smoothing": "give soft label rows, y·(1 − ε) + ε/C, which SoftmaxCrossEntropy takes",
+    "from_logits": "the losses take logits always (PyTorch's CrossEntropyLoss, BCEWithLogitsLoss)",
+    "ignore_index": "not offered: leave those examples out of X and y",
+    "weight": "class weights are not offered",
+    "pos_weight": "class weights are not offered",
+}
+
+
 class Loss:
     """``loss(outputs, targets)`` = ``compute(outputs, check(outputs, targets))``.
 
@@ -45,6 +56,13 @@ class Loss:
     """
 
     predicts: str | None = None
+
+    def __init__(self, **options):
+        """A loss takes no options; one of PyTorch's or Keras's is told the way here (it was Python's
+        "SoftmaxCrossEntropy() takes no arguments")."""
+        for name in options:
+            way = PYTORCH_OPTIONS.get(name, "not an option of xdl's losses")
+            raise TypeError(f"{type(self).__name__}() takes no options, got {name}=: {way}")
 
     def __call__(self, outputs: Tensor, targets) -> Tensor:
         if isinstance(outputs, Tensor) and outputs.dtype.kind != "f":  # integer outputs: a float64 loss, as exp's
