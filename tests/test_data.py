@@ -701,3 +701,18 @@ def test_fit_and_evaluate_make_the_network_inputs_of_integer_x_once(monkeypatch,
     assert peak_bytes(lambda: ran.evaluate(pixels, y)) < 4.6 * pixels.nbytes  # (was 8.1×)
     assert ran.history.records[-1]["train_cost"] == cast.history.records[-1]["train_cost"]
     np.testing.assert_array_equal(ran.model[1].weight.data, cast.model[1].weight.data)
+
+
+def test_minibatches_iterated_again_make_the_next_epoch_reshuffled_as_a_dataloader():
+    """``for epoch in range(3): for Xb, yb in batches`` with one ``batches = minibatches(…)``, PyTorch's
+    habit: a generator gave the first epoch only (the others silently empty); each pass now yields
+    every example once, epoch e in the e-th order drawn from the seed."""
+    X, y = np.arange(10)[:, None], np.arange(10)
+    batches = minibatches(X, y, 4, seed=0)
+    assert len(batches) == 3
+    epochs = [np.concatenate([yb for _, yb in batches]).tolist() for _ in range(3)]
+    assert all(sorted(e) == list(range(10)) for e in epochs) and epochs[0] != epochs[1]
+    again = minibatches(X, y, 4, seed=0)
+    assert [np.concatenate([yb for _, yb in again]).tolist() for _ in range(3)] == epochs  # same seed, same epochs
+    assert next(iter(minibatches(X, y, 4, shuffle=False)))[1].tolist() == [0, 1, 2, 3]
+

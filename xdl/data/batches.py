@@ -12,8 +12,9 @@ from xdl.data.validation import MAX_CLASSES, check_bool, check_int
 
 
 def minibatches(X, y, batch_size: int, shuffle: bool = True, seed=None,
-                min_size: int = 1) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """An iterator of ``(X_batch, y_batch)``: shuffle (with ``seed``, an int or a NumPy Generator;
+                min_size: int = 1) -> Minibatches:
+    """An iterator of ``(X_batch, y_batch)`` (a `Minibatches`: iterated again after a pass, it
+    makes the next epoch's, reshuffled, as a PyTorch DataLoader does): shuffle (with ``seed``, an int or a NumPy Generator;
     None draws from the host generator `xdl.seed` seeds, as PyTorch's shuffling follows
     ``torch.manual_seed``), then partition into batches of ``batch_size``; the last, smaller batch is kept, merged into the
     one before it when it has fewer than ``min_size`` examples (batch norm needs 2; ``min_size``
@@ -34,8 +35,42 @@ def minibatches(X, y, batch_size: int, shuffle: bool = True, seed=None,
     if len(X) != len(y):
         raise ValueError(f"X has {len(X)} examples but y has {len(y)} (they must have the same length)")
     rng = host_rng() if seed is None else np.random.default_rng(seed)
-    order = rng.permutation(len(X)) if shuffle else np.arange(len(X))
-    return _batches(X, y, order, batch_bounds(len(X), batch_size, min_size))
+    return Minibatches(X, y, batch_bounds(len(X), batch_size, min_size), rng if shuffle else None)
+
+
+class Minibatches:
+    """What `minibatches` returns: an iterator over one pass (``next`` gives the next batch) that,
+    once a pass is used up, iterated again (``for epoch …: for Xb, yb in batches``, PyTorch's
+    DataLoader habit) makes another pass, reshuffled from the same generator: epoch e's order is
+    the e-th permutation drawn from ``seed``. ``len`` is the number of batches of a pass.
+
+    Why: a generator's second ``for`` yielded nothing, so every epoch after the first trained on no
+    batch, silently."""
+
+    def __init__(self, X, y, bounds, rng: np.random.Generator | None):
+        self._X, self._y, self._bounds, self._rng = X, y, bounds, rng
+        self._pass = self._new_pass()  # the first order drawn at the call (None: from `xdl.seed`'s generator)
+        self._done = False
+
+    def _new_pass(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        m = len(self._X)
+        order = self._rng.permutation(m) if self._rng is not None else np.arange(m)
+        return _batches(self._X, self._y, order, self._bounds)
+
+    def __iter__(self) -> Minibatches:
+        if self._done:  # a pass used up: the next ``for`` is the next epoch's
+            self._pass, self._done = self._new_pass(), False
+        return self
+
+    def __next__(self) -> tuple[np.ndarray, np.ndarray]:
+        try:
+            return next(self._pass)
+        except StopIteration:
+            self._done = True
+            raise
+
+    def __len__(self) -> int:
+        return len(self._bounds)
 
 
 def _batches(X, y, order: np.ndarray, bounds) -> Iterator[tuple[np.ndarray, np.ndarray]]:
