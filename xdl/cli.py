@@ -524,8 +524,8 @@ def train(config: TrainConfig, args=None) -> int:
     out = Path(config.out)
     _check_flags_read(config, args)
     check_not_in_use(out, "--out", RUN)  # a look: a run at work there is named before anything else
-    resuming = _check_resume(config) if config.resume else None
-    without_control = _resumed_without_control(config, out) if config.resume else None
+    resuming, saved = _check_resume(config) if config.resume else (None, None)
+    without_control = _resumed_without_control(config, out, saved) if config.resume else None
     run_dir = _run_directory(config.resume) if config.resume else None
     if run_dir is not None and run_dir.resolve() != out.resolve():
         resuming += f"; the rest of the run goes to --out {str(out)!r}, not to {str(run_dir)!r}"
@@ -770,9 +770,9 @@ def _model_options(config: dict) -> dict:
     return {key: value for key, value in config.items() if key not in RUN_OPTIONS}
 
 
-def _check_resume(config: TrainConfig) -> str:
+def _check_resume(config: TrainConfig) -> tuple[str, dict]:
     """The checkpoint exists, is a training checkpoint, and was made with the same options; what
-    is resumed, for the run's log."""
+    is resumed, for the run's log, and the checkpoint's ``extra`` (`read_extra`)."""
     path = resume_path(config.resume)  # the directory, or the checkpoint file itself
     if not path.is_file():
         given = Path(config.resume)
@@ -797,18 +797,18 @@ def _check_resume(config: TrainConfig) -> str:
     trains_on = stopped and saved and config.patience > saved.get("patience", 0)  # (else it stays stopped: a note)
     return (f"resuming {str(path)!r}: its state {position(int(extra['epoch']), int(extra.get('step', 0)))}, to epoch "
             f"{config.epochs}" + (f" (the run had stopped early at epoch {stopped}; with --patience {config.patience} "
-                                  "it trains on)" if trains_on else ""))
+                                  "it trains on)" if trains_on else "")), extra
 
 
-def _resumed_without_control(config: TrainConfig, out: Path) -> str | None:
-    """A note where the checkpoint ``config`` resumes was written by a run without a `Control` (an
+def _resumed_without_control(config: TrainConfig, out: Path, extra: dict) -> str | None:
+    """A note where the checkpoint ``config`` resumes (its ``extra``, as `_check_resume` read it:
+    the file is read once here) was written by a run without a `Control` (an
     xdl before control.toml), which goes on without it, as it was made — a Control added there
     would be a callback the checkpoint has no state for, and the run could not be resumed at all;
     None where it had one. Its callbacks are those its provenance names; a checkpoint of an xdl
     before provenance (and before Control) held [EarlyStopping, Checkpoint], or [Checkpoint] with
     --patience 0, which that file does not record: asked for when it differs."""
     path = resume_path(config.resume)
-    extra, _ = read_extra(path)  # (read and checked by _check_resume)
     recorded = (extra.get("provenance") or {}).get("callbacks")
     if isinstance(recorded, list) and "Control" in recorded:
         return None

@@ -397,11 +397,10 @@ class Module:
         if "_buffers" not in self.__dict__:
             raise AttributeError(f"{type(self).__name__}: {NO_INIT}")
         _check_attribute_name(self, name, None, buffer=True)
-        values = _state_values(values, "add_buffer", name)
+        host = np.asarray(to_numpy(_state_values(values, "add_buffer", name)))
         if dtype is None:  # a counter made float32 stopped counting at 2**24, a mask was no longer one
-            given = np.asarray(to_numpy(values)).dtype
-            dtype = given if given.kind in "biu" else np.float32
-        array = _backend.current_backend().asarray(np.array(to_numpy(values), dtype=dtype))
+            dtype = host.dtype if host.dtype.kind in "biu" else np.float32
+        array = _backend.current_backend().asarray(np.array(host, dtype=dtype))  # (a copy: the module owns it)
         if self._unregister(name):  # it was a parameter or a submodule: now a buffer only
             self._repack()
         self._buffers[name] = True

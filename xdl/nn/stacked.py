@@ -114,23 +114,16 @@ class Stacked(Sequential):
 
     def extend(self, layers):
         """Refused, as `append`."""
-        self.append(None)
-
-    def __setitem__(self, i, layer) -> None:
-        """Refused, as `append`: ``stack[i] = layer`` (Sequential's, inherited) put an ordinary layer
-        among the stacked ones — run on (K, m, n) inputs, or one no model(k) had."""
-        self._refuse_replacing()
+        self.append(layers)
 
     def __setattr__(self, name, value) -> None:
-        """``setattr(stack, "1", layer)`` (PyTorch's way to replace a module found by its name) is
-        ``stack[1] = layer``, refused as it is: Sequential's ``__setitem__`` goes through here."""
+        """Refused for a held layer's name, as `append`: ``stack[i] = layer`` (Sequential's ``__setitem__``,
+        inherited, comes here) or ``setattr(stack, "1", layer)`` (PyTorch's replace-by-name) put an
+        ordinary layer among the stacked ones — run on (K, m, n) inputs, or one no model(k) had."""
         if "layers" in self.__dict__ and name.isdigit() and int(name) < len(self.layers):
-            self._refuse_replacing()
+            raise TypeError(f"Stacked: a layer of a stack of {self.n_models} models cannot be replaced (model(k) "
+                            "would not have it): change each model and stack them again")
         super().__setattr__(name, value)
-
-    def _refuse_replacing(self):
-        raise TypeError(f"Stacked: a layer of a stack of {self.n_models} models cannot be replaced (model(k) would "
-                        "not have it): change each model and stack them again")
 
     def set_random_key(self, seed, step: int = 0, steps_done=None) -> None:
         """Key the dropout masks of the next training passes: ``seed`` is one seed per model (model
