@@ -1148,8 +1148,25 @@ def test_pytorch_names_that_xdl_spells_otherwise_say_its_spelling():
         with pytest.raises(AttributeError, match=rf"no attribute '{name}'; for PyTorch's {name}\(\), use "
                                                  rf"{re.escape(spelling)}"):
             getattr(owner, name)
+    opt = xdl.optim.Adam(model)
+    for owner, name, spelling in [(t, "device", "the attribute backend"), (opt, "state", "state_dict()['state']")]:
+        with pytest.raises(AttributeError, match=rf"no attribute '{name}'; for PyTorch's {name}, use "
+                                                 rf"{re.escape(spelling)}"):  # read, not called: no "()"
+            getattr(owner, name)
+    for owner, name in [(t, "permute"), (model, "get_submodule"), (model, "get_parameter"),
+                        (model, "register_forward_hook")]:
+        with pytest.raises(AttributeError, match=rf"for PyTorch's {name}\(\), use "):
+            getattr(owner, name)
+    # the ways the hints name work as written
+    assert xdl.tensor(np.zeros((2, 3, 4))).transpose(2, 0, 1).shape == (4, 2, 3)
+    name, layer = next((n, m) for n, m in model.named_modules() if n)
+    assert dict(model.named_modules())[name] is layer
+    pname, p = next(iter(model.named_parameters()))
+    assert dict(model.named_parameters())[pname] is p
     with pytest.raises(AttributeError, match=r"^'_Net' object has no attribute 'nothing'$"):
         model.nothing
+    with pytest.raises(AttributeError, match=r"^'Adam' object has no attribute 'nothing'$"):
+        opt.nothing
     t.data = [1.0]  # a property's own error is not hidden behind "no attribute 'shape'"
     with pytest.raises(AttributeError, match="'list' object has no attribute 'shape'"):
         t.shape

@@ -173,10 +173,15 @@ PYTORCH_NAMES = {
     "clone": "xdl.tensor(t) (a copy, without a graph)",
     "eq": "the operator ==",
     "t": "the attribute T",
+    "permute": "transpose(*axes)",
+    "device": "the attribute backend (its name: t.backend.name)",
     "requires_grad_": "the attribute: t.requires_grad = False",
     **dict.fromkeys(("fill_", "zero_", "copy_", "normal_", "uniform_"), "an assignment under no_grad (with "
                     "xdl.no_grad(): t[...] = values)"),
 }
+
+
+PYTORCH_PROPERTIES = frozenset({"device", "state"})  # PyTorch's names above that are read, not called
 
 
 def missing_attribute(obj, name: str, pytorch_names: dict):
@@ -185,8 +190,9 @@ def missing_attribute(obj, name: str, pytorch_names: dict):
     way; any other is Python's own error (a property's AttributeError raised again, not hidden
     behind "no attribute")."""
     if name in pytorch_names:
-        raise AttributeError(f"{type(obj).__name__!r} object has no attribute {name!r}; for PyTorch's {name}(), use "
-                             f"{pytorch_names[name]}")
+        called = "" if name in PYTORCH_PROPERTIES else "()"
+        raise AttributeError(f"{type(obj).__name__!r} object has no attribute {name!r}; for PyTorch's {name}{called}, "
+                             f"use {pytorch_names[name]}")
     return object.__getattribute__(obj, name)
 
 

@@ -251,6 +251,10 @@ PYTORCH_NAMES = {
     "register_parameter": "add_parameter(name, values, role), or an attribute: self.name = xdl.Parameter(array)",
     "add_module": "an attribute: setattr(self, name, module)",
     "requires_grad_": "a loop: for p in model.parameters(): p.requires_grad = False",
+    "get_submodule": "dict(model.named_modules())[name]",
+    "get_parameter": "dict(model.named_parameters())[name]",
+    **dict.fromkeys(("register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook"),
+                    "a layer of one's own around it (a Module whose forward calls it), or a Trainer callback"),
 }
 
 

@@ -28,7 +28,7 @@ import numpy as np
 from xdl.data.validation import check_bool, check_int, check_list, check_tensors
 from xdl.flat import FlatBuffer, flat_views, is_view_of, views_of, writable
 from xdl.graph import host_effect, require_not_capturing
-from xdl.tensor import Tensor, enable_grad, role_of
+from xdl.tensor import Tensor, enable_grad, missing_attribute, role_of
 
 # The most steps a count may say: the device's copy (``steps_done``) is one int64. A larger t passed its
 # check and then failed to fill it (OverflowError) — load_state_dict had by then written the state
@@ -285,6 +285,11 @@ def _hinting_pytorch_names(init):
     return checked
 
 
+# PyTorch's attributes of an optimizer that are something else here (`Optimizer.__getattr__`)
+PYTORCH_ATTRIBUTES = {"state": "state_dict()['state'] (NumPy copies of each group's state buffers; its 'layout' "
+                               "says where each parameter lies in them)"}
+
+
 class Optimizer(StepCount):
     """Base class. Subclasses set ``state_names``, validate their hyperparameters in
     ``check_settings`` and apply their rule in ``update``."""
@@ -363,6 +368,9 @@ class Optimizer(StepCount):
                     g.views[i] = views
                 g.flats = [_group_view(flat) for flat in g.flats]
             _bind_hyperparameters(g)
+
+    def __getattr__(self, name):
+        return missing_attribute(self, name, PYTORCH_ATTRIBUTES)
 
     def __repr__(self) -> str:
         """The rule and each group's settings, as a notebook cell ending with the optimizer shows it
