@@ -101,7 +101,7 @@ def _rebuilt_differs(architecture: dict, state: dict) -> str | None:
     missing, extra = sorted(set(shapes) - set(state)), sorted(set(state) - set(shapes))
     if missing or extra:
         return (f"the state {'has ' + ', '.join(extra) if extra else 'lacks ' + ', '.join(missing)}"[:200]
-                + ": a layer used twice, a bias set to None, an attribute or buffer added, …")
+                + ": a layer used twice, an attribute or buffer added, …")
     shaped = next((name for name in state if tuple(state[name].shape) != shapes[name]), None)
     return None if shaped is None else f"{shaped} is {tuple(state[shaped].shape)}, its layer's {shapes[shaped]}"
 

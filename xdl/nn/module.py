@@ -201,7 +201,10 @@ def is_plain_value(value) -> bool:
 
 def _setting_now(attribute, made_with):
     """A constructor setting's value now: its attribute where that is a plain value (a number, a
-    string, a flag), else the value it was made with (a bias kept as a Parameter, statistics)."""
+    string, a flag), else the value it was made with (a bias kept as a Parameter, statistics); a
+    part a flag switched on that is None now (``layer.bias = None``, PyTorch's habit) is off."""
+    if attribute is None and isinstance(made_with, bool):  # (its repr and a saved file said bias=True)
+        return False
     if is_plain_value(attribute) and is_plain_value(made_with):
         return attribute.item() if isinstance(attribute, np.generic) else attribute
     return made_with
