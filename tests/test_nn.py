@@ -974,6 +974,30 @@ def test_build_draws_a_scaled_normal_again_and_refuses_an_initializer_it_cannot(
     assert xdl.nn.build(xdl.nn.describe(Sequential(Dense(3, 4, init=mine))), initialize=False)[0].weight.numpy().sum() == 0
 
 
+def test_build_refuses_an_initializer_of_ones_own_named_as_one_of_xdls():
+    """An own ``def xavier(shape)`` (a uniform Glorot, say) was recorded as "xavier", and `build`
+    drew xdl's N(0, 1/n_in) in its place without a word: it is recorded by its qualified name."""
+    def xavier(shape):
+        limit = np.sqrt(6 / sum(shape))
+        return xdl.backend.host_rng().uniform(-limit, limit, shape)
+
+    layer = Dense(3, 4, init=xavier)
+    assert layer.config["init"] == f"{__name__}.test_build_refuses_an_initializer_of_ones_own_named_as_one_of_xdls." \
+                                   "<locals>.xavier"
+    with pytest.raises(ValueError, match="an initializer of one's own kept by name only"):
+        xdl.nn.build(xdl.nn.describe(Sequential(layer)))
+    # xdl's own, given as callables, keep their names and are drawn again
+    for init, name in ((xdl.init.xavier, "xavier"), (xdl.init.normal(0.5), "normal(0.5)"), ("glorot", "glorot")):
+        assert xdl.nn.build(xdl.nn.describe(Sequential(Dense(3, 4, init=init))))[0].config["init"] == name
+
+
+def test_the_normal_factory_given_as_init_is_refused_saying_what_to_give():
+    """``init=xdl.init.normal`` (the factory, as ``init=xdl.init.he``) took the weight's shape for
+    its scale: "normal: scale must be a finite number ≥ 0, got (3, 2)"."""
+    with pytest.raises(TypeError, match=r"xdl.init.normal makes an initializer, it is none: give normal\(scale\)"):
+        Dense(3, 2, init=xdl.init.normal)
+
+
 @pytest.mark.parametrize("loss", [SoftmaxCrossEntropy(), BinaryCrossEntropy(), MeanSquaredError()])
 def test_a_loss_refuses_targets_that_require_grad(loss):
     teacher = xdl.tensor(np.full((4, 2), 0.5), requires_grad=True)  # a distillation's soft targets

@@ -12,7 +12,8 @@ normal    scale²              the course's "random": ``normal(0.01)``; ``normal
 xavier    1/n_in              tanh networks: the course's "Xavier" (LeCun normal; not
                               PyTorch's ``xavier_normal_``, which is ``glorot`` here)
 glorot    2/(n_in + n_out)    tanh/sigmoid networks (Glorot & Bengio; PyTorch's
-                              ``xavier_normal_``, Keras's ``glorot_normal``)
+                              ``xavier_normal_``; Keras's ``glorot_normal`` has this
+                              variance but truncates its draws at 2σ)
 he        2/n_in              ReLU networks (He et al.)
 ========  ==================  ===========================================================
 
@@ -32,7 +33,8 @@ import numpy as np
 from xdl.backend import host_rng
 from xdl.data.validation import check_int, check_number
 
-__all__ = ["INITIALIZERS", "zeros", "normal", "xavier", "glorot", "he", "get", "starts_symmetric", "canonical_name", "is_named"]
+__all__ = ["INITIALIZERS", "zeros", "normal", "xavier", "glorot", "he", "get", "starts_symmetric", "canonical_name", "is_named",
+           "recorded_name"]
 
 
 def _fans(shape, name: str) -> tuple[int, int]:
@@ -99,6 +101,9 @@ def _normal_scale(init) -> float | None:
 def get(init):
     """An initializer from a name ("he", "xavier", "glorot", "zeros", "normal", or "normal(0.5)":
     `normal`'s name for a scale, as a layer records it) or a callable."""
+    if init is normal:  # the factory, not an initializer: it took the weight's shape for its scale
+        raise TypeError("init: xdl.init.normal makes an initializer, it is none: give normal(scale), e.g. "
+                        "normal(0.01), or the name 'normal' or 'normal(0.01)'")
     if callable(init):
         return init
     value = _normal_scale(init)  # (None: not a number, named below with the names there are)
@@ -146,3 +151,23 @@ def is_named(init) -> bool:
     except ValueError:
         return False
     return isinstance(init, str)
+
+
+def recorded_name(init) -> str:
+    """The name a layer records for its ``init`` (its description's, `xdl.nn.build` draws it again
+    by): a name as given; one of these initializers by its name ("he", "normal(0.5)"); one's own by
+    its ``__name__`` ("custom" without one) — or, where that names one of these ("xavier"), by its
+    module and qualified name ("__main__.xavier"), which names none: `build` then refuses to draw it
+    again, where it drew this module's initializer of that name in its place, without a word.
+
+    >>> recorded_name(he), recorded_name(normal(0.5)), recorded_name("glorot")
+    ('he', 'normal(0.5)', 'glorot')
+    """
+    if isinstance(init, str):
+        return init
+    name = getattr(init, "__name__", "custom")
+    if not isinstance(name, str):
+        return "custom"
+    if getattr(init, "__module__", None) == __name__ or not is_named(name):  # (ours: `he`, `normal(0.5)`'s)
+        return name
+    return f"{getattr(init, '__module__', None) or '?'}.{getattr(init, '__qualname__', name)}"

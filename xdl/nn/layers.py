@@ -54,7 +54,7 @@ class Dense(Module):
         check_dtype(dtype, "Dense: dtype")
         bias = check_bool(bias, "Dense: bias")
         self.config = {"in_features": self.in_features, "out_features": self.out_features,
-                       "init": init if isinstance(init, str) else getattr(init, "__name__", "custom"), "bias": bias}
+                       "init": initializers.recorded_name(init), "bias": bias}
         shape = (self.in_features, self.out_features)
         weight = initializers.get(init)(shape)
         if np.shape(weight) != shape:  # an initializer of one's own that forgot the shape it was asked for
