@@ -8,6 +8,7 @@ import pytest
 
 import xdl
 from xdl.data import Augment, Standardizer, check_features, check_labels, holdout_sizes, minibatches, one_hot, split
+from xdl.train import Trainer
 
 
 def test_split_sizes_follow_the_course_defaults():
@@ -183,6 +184,26 @@ def test_augment_checks_image_shape_when_made_and_the_batch_when_called():
     assert Augment([np.int64(4), 4]).image_shape == (4, 4)
     with pytest.raises(ValueError, match=r"^Augment sees examples as 3×3 images, so X must have 9 features, got 16"):
         Augment((3, 3), flip=True)(np.zeros((2, 16)), np.random.default_rng(0))
+
+
+def test_augment_refuses_images_of_another_shape_with_as_many_pixels():
+    """(m, 4, 16) images given to Augment((8, 8)): 64 values each, so they were flipped and shifted as
+    8×8 rows of their values, silently (the pixel at (0, 0) went to (0, 7), not (0, 15)); the
+    Trainer flattened them first, and trained on them so. A channel axis of 1 is an image still."""
+    augment = Augment((8, 8), flip=True)
+    with pytest.raises(ValueError, match=r"^Augment sees examples as 8×8 images, so X's examples must be 8×8 "
+                                         r"\(or flat rows of 64\), got examples of shape \(4, 16\)"):
+        augment(np.zeros((2, 4, 16)), np.random.default_rng(0))
+    for shape in ((2, 64), (2, 8, 8), (2, 8, 8, 1), (2, 1, 8, 8)):
+        assert augment(np.zeros(shape), np.random.default_rng(0)).shape == shape
+    xdl.seed(0)
+    model = xdl.nn.mlp(64, [4], 2)
+    trainer = Trainer(model, xdl.losses.SoftmaxCrossEntropy(), xdl.optim.SGD(model, lr=0.1), epochs=1,
+                      augment=augment, seed=0, progress=False)
+    with pytest.raises(ValueError, match=r"^augment sees examples as 8×8 images, so X's examples must be 8×8"):
+        trainer.fit(np.zeros((4, 4, 16)), np.array([0, 1, 0, 1]))
+    assert trainer.epoch == 0
+    assert len(trainer.fit(np.zeros((4, 8, 8)), np.array([0, 1, 0, 1]))) == 1
 
 
 def test_augment_gives_integer_images_back_as_floats():

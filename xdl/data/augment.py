@@ -38,13 +38,21 @@ class Augment:
         self.image_shape = tuple(int(n) for n in image_shape)
         self.flip, self.shift, self.noise = bool(flip), int(shift), float(noise)
 
-    def check(self, n_features: int, name: str = "X", source: str = "Augment") -> None:
-        """Refuse data whose examples (``n_features`` values each) are not images of ``image_shape``,
-        before training rather than at the first batch's reshape; ``source`` names what asked for it."""
+    def check(self, n_features, name: str = "X", source: str = "Augment") -> None:
+        """Refuse data whose examples (``n_features`` values each, or an example's shape) are not
+        images of ``image_shape``, before training rather than at the first batch's reshape;
+        ``source`` names what asked for it. An example shaped (H, W) — axes of 1, a channel, aside —
+        must be ``image_shape`` itself, not another of H·W values: a (4, 16) image was flipped and
+        shifted as 8×8 rows of its values, silently."""
         h, w = self.image_shape
-        if n_features != h * w:
+        shape = (int(n_features),) if np.ndim(n_features) == 0 else tuple(int(n) for n in n_features)
+        if int(np.prod(shape)) != h * w:
             raise ValueError(f"{source} sees examples as {h}×{w} images, so {name} must have {h * w} features, "
-                             f"got {n_features}")
+                             f"got {int(np.prod(shape))}")
+        image = tuple(n for n in shape if n != 1)  # (8, 8, 1) and (1, 8, 8) are 8×8 images; (64,) flat rows
+        if len(image) > 1 and image != tuple(n for n in (h, w) if n != 1):
+            raise ValueError(f"{source} sees examples as {h}×{w} images, so {name}'s examples must be {h}×{w} "
+                             f"(or flat rows of {h * w}), got examples of shape {shape}")
 
     def __call__(self, X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """An augmented copy of the batch ``X`` (m, H·W) or (m, H, W), drawn from ``rng``. Floating
@@ -56,7 +64,7 @@ class Augment:
         X = np.asarray(X)
         if X.ndim < 2:
             raise ValueError(f"Augment: X must be a batch of images, (m, H·W) or (m, H, W), got shape {X.shape}")
-        self.check(int(np.prod(X.shape[1:])))
+        self.check(X.shape[1:])
         h, w = self.image_shape
         dtype = X.dtype if np.issubdtype(X.dtype, np.floating) else np.float32
         images = np.array(X, dtype=dtype, copy=True).reshape(len(X), h, w)

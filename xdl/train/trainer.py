@@ -344,13 +344,15 @@ class Trainer:
         `Loss.compute` unchecked — a bad label is named now, not at its batch. Integer X stays
         integers (``cast=False``): `network_data` makes the network's float inputs of it once — cast
         here first, uint8 pixels took 8× their size in fit and evaluate, not 4×."""
+        given = getattr(X, "shape", None)  # (m, H, W) images, flattened next: `Augment.check` compares (H, W)
         X = self.model.checked_input(X, f"X{name}", _input_features(self.model), cast=False)
         if len(X) == 0:
             raise ValueError(f"X{name} has no examples")
         if y is None:
             raise TypeError(f"y{name} is None; the labels (or targets) of X{name} are needed")  # (fit's or evaluate's)
         if isinstance(self.augment, Augment):  # images of its shape: a mismatch named now, not at a batch
-            self.augment.check(X.shape[1], f"X{name}", "augment")
+            self.augment.check(tuple(given[1:]) if given is not None and len(given) > 2 else X.shape[1], f"X{name}",
+                               "augment")
         shape = (len(X), *self._output_shape(X))
         if isinstance(self.loss, _losses.SoftmaxCrossEntropy):  # class indices, in the checks' own words
             n_out = shape[1] if len(shape) == 2 else None
