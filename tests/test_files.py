@@ -214,6 +214,56 @@ def test_smoothing_goes_on_after_a_nan_epoch(monkeypatch, tmp_path):
     assert x == [1, 3] and np.allclose(y, xdl.ewa.ewa([1.0, 0.5], 0.6))
 
 
+def shown_alone(line) -> list:
+    """The points of ``line`` a reader sees with no line through them: those its markers mark (a
+    line through one point draws nothing)."""
+    if line.get_marker() in ("None", None, "", " "):
+        return []
+    every = line.get_markevery()
+    return [(line.get_xdata()[i], line.get_ydata()[i]) for i in (range(len(line.get_xdata())) if every is None else every)]
+
+
+def test_a_one_epoch_history_shows_its_values():
+    """A run of one epoch (``xdl train --epochs 1``) had every panel blank but for its legend:
+    each curve a line through one point. A value with no finite neighbour is marked."""
+    fig = plots.plot_history(History(history().records[:1]))
+    for ax in fig.axes:
+        assert ax.lines and all(shown_alone(line) == [(1, line.get_ydata()[0])] for line in ax.lines), ax.get_title()
+    # a value between NaNs alike; the curve's others are a line, unmarked
+    train = plots.plot_history(history(train_cost=[1.0, float("nan"), 0.5]), smoothing=0).axes[0].lines[0]
+    assert shown_alone(train) == [(1, 1.0), (3, 0.5)]
+    assert shown_alone(plots.plot_history(history()).axes[0].lines[0]) == []
+
+
+def test_a_history_without_the_learning_rate_has_no_empty_panel():
+    """As a regression's accuracy: a panel none of its columns fill is left out."""
+    fig = plots.plot_history(History([{k: v for k, v in r.items() if k != "lr"} for r in history()]))
+    assert [ax.get_title() for ax in fig.axes] == ["cost", "accuracy"]
+
+
+def test_a_search_of_one_completed_trial_shows_its_best_so_far():
+    """A study whose one trial that trained to its end is its last (or its only one) had its best
+    so far panels blank: a step through one point draws nothing."""
+    study = Study({"space": {"lr": {"log_uniform": [1e-3, 1.0]}}})
+    study.trials = [Trial(0, 0, {"lr": 0.1}, "pruned", dev_accuracy=0.9, dev_cost=0.3, epochs=1, seconds=1.0),
+                    Trial(1, 0, {"lr": 0.02}, "completed", dev_accuracy=0.8, dev_cost=0.3, epochs=3, seconds=2.0)]
+    by_trials, by_seconds = plots.plot_study(study).axes[-2:]
+    assert shown_alone(by_trials.lines[0]) == [(2, 0.8)] and shown_alone(by_seconds.lines[0]) == [(3.0, 0.8)]
+
+
+def test_a_study_its_space_does_not_fit_is_named_before_drawing():
+    """Bare KeyErrors ('space', 'weight_decay') and a space's error that named no plot."""
+    trials = [Trial(0, 0, {"lr": 0.01}, "completed", dev_accuracy=0.9, dev_cost=0.3)]
+    for meta, space, message in [({"base": {}}, None, "the study records no space: pass space="),
+                                 ({"space": {"lr": {"log_uniform": [1e-3, 1.0]}}}, {"weight_decay": {"uniform": [0, 1]}},
+                                  "the trials hold no value of weight_decay: space= must be the space they searched"),
+                                 ({"space": {}}, None, "space: a search space is")]:
+        study = Study(meta)
+        study.trials = trials
+        with pytest.raises(ValueError, match=f"^plot_study: {message}"):
+            plots.plot_study(study) if space is None else plots.plot_study(study, None, space)
+
+
 def test_bad_arguments_are_refused_before_anything_is_drawn(tmp_path, monkeypatch):
     def no_figure(*args, **kwargs):
         raise AssertionError("a figure was made")

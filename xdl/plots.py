@@ -33,8 +33,9 @@ def plot_history(history, path=None, smoothing: float = 0.6):
     A curve is drawn at the epochs that recorded it (a dev set measured in some epochs: those), and
     smoothed over its finite values, as TensorBoard smooths (one NaN epoch leaves a gap, not NaN
     ever after); a column the history lacks is left out, and a panel none of its columns fill (a
-    regression's accuracy). Every argument is checked before anything
-    is drawn, and a failure leaves no figure open."""
+    regression's accuracy, the learning rate of a history without it). A value with no finite
+    neighbour (a one-epoch run's) is marked: a line through it alone draws nothing. Every argument is
+    checked before anything is drawn, and a failure leaves no figure open."""
     if not isinstance(history, History):
         raise TypeError(f"plot_history(history, path): history must be an xdl History (what Trainer.fit returns, "
                         f"or History.load(...)), got {type(history).__name__}{_other_plot(history)}")
@@ -47,7 +48,9 @@ def plot_history(history, path=None, smoothing: float = 0.6):
     # (a regression records no accuracy: no empty panel for it)
     metrics = [metric for metric in ("cost", "accuracy")
                if any(v is not None for split in ("train", "dev") for v in columns[f"{split}_{metric}"])]
-    fig, axes = subplots(1, len(metrics) + 1, figsize=(4.3 * (len(metrics) + 1), 3.8), squeeze=False)
+    rates = any(v is not None for v in columns["lr"])  # (a history without the rate: no empty panel either)
+    panels = len(metrics) + rates
+    fig, axes = subplots(1, panels, figsize=(4.3 * panels, 3.8), squeeze=False)
     axes = axes[0]  # (one panel, the learning rate's alone: an array of one, not an Axes)
     for ax, metric in zip(axes, metrics):
         for split, color in (("train", "tab:blue"), ("dev", "tab:orange")):
@@ -55,9 +58,11 @@ def plot_history(history, path=None, smoothing: float = 0.6):
         ax.set(xlabel="epoch", ylabel=metric, title=metric)
         if ax.lines:
             ax.legend()
-    _curve(axes[-1], columns["epoch"], columns["lr"], "tab:green", None, 0)
-    axes[-1].set(xlabel="epoch", ylabel="learning rate", title="learning rate")
+    if rates:
+        _curve(axes[-1], columns["epoch"], columns["lr"], "tab:green", None, 0)
+        axes[-1].set(xlabel="epoch", ylabel="learning rate", title="learning rate")
     for ax in axes:
+        _whole_numbers(ax)
         if history.best_epoch is not None:
             ax.axvline(history.best_epoch, color="gray", linestyle=":", linewidth=1)
     return _finished(fig, path)
@@ -92,11 +97,27 @@ def _curve(ax, epochs, values, color, label, smoothing) -> None:
     points = [(e, v) for e, v in zip(epochs, values) if v is not None]
     if not points:
         return
-    ax.plot(*zip(*points), color=color, alpha=0.3 if smoothing else 1.0, label=label)
+    x, y = zip(*points)
+    ax.plot(x, y, color=color, alpha=0.3 if smoothing else 1.0, label=label, **_alone_marked(y))
     finite = [(e, v) for e, v in points if math.isfinite(v)]
     if smoothing and finite:
         x, y = zip(*finite)
-        ax.plot(x, ewa(y, smoothing), color=color, label=f"{label} (EWA β={smoothing})")
+        ax.plot(x, ewa(y, smoothing), color=color, label=f"{label} (EWA β={smoothing})", **_alone_marked(y))
+
+
+def _alone_marked(values) -> dict:
+    """``plot``'s arguments that mark each finite value of ``values`` with no finite neighbour: a
+    line through a point alone draws nothing (a one-epoch run's curves, a one-trial search's best so
+    far, a value between NaNs were blank panels with a legend)."""
+    finite = [math.isfinite(v) for v in values]
+    alone = [i for i, f in enumerate(finite)
+             if f and not (i > 0 and finite[i - 1]) and not (i + 1 < len(finite) and finite[i + 1])]
+    return {"marker": "o", "markersize": 4, "markevery": alone} if alone else {}
+
+
+def _whole_numbers(ax) -> None:
+    """Ticks at whole numbers on ``ax``'s x axis, of epochs or trials (one epoch's was ticked 0.96, 0.98, …)."""
+    ax.xaxis.set_major_locator(matplotlib().ticker.MaxNLocator(integer=True, min_n_ticks=1))
 
 
 def plot_study(study, path=None, space=None):
@@ -121,8 +142,17 @@ def plot_study(study, path=None, space=None):
     trials = [t for t in study.trials if t.ok]
     if not trials:
         raise ValueError("plot_study: no trial trained to the end")
+    if space is None and "space" not in study.meta:  # (a Study made in code: was a bare KeyError 'space')
+        raise ValueError("plot_study: the study records no space: pass space=, the one its trials searched")
     spec = study.meta["space"] if space is None else space.spec() if isinstance(space, Space) else space
-    space = Space.from_dict(json.loads(json.dumps(spec)))  # as the trials hold their values (tuples as lists)
+    try:
+        space = Space.from_dict(json.loads(json.dumps(spec)))  # as the trials hold their values (tuples as lists)
+    except ValueError as e:
+        raise ValueError(f"plot_study: {e}") from None
+    unsearched = sorted({name for name in space.dimensions for t in trials if name not in t.params})
+    if unsearched:  # (a bare KeyError, half-way through drawing)
+        raise ValueError(f"plot_study: the trials hold no value of {', '.join(unsearched)}: space= must be the "
+                         "space they searched")
     columns = len(space.dimensions) + 2
     fig, axes = subplots(1, columns, figsize=(3.6 * columns, 3.4), squeeze=False)
     _draw_study(axes, space, trials, study.trials)
@@ -162,9 +192,10 @@ def _draw_study(axes, space, trials, every_trial) -> None:
     if len({t.round for t in trials}) > 1 or any(t.status == "pruned" for t in trials):
         axes[0][0].legend()
     so_far, seconds = best_so_far(every_trial)
-    axes[0][-2].step(range(1, len(so_far) + 1), so_far, where="post")
+    axes[0][-2].step(range(1, len(so_far) + 1), so_far, where="post", **_alone_marked(so_far))
     axes[0][-2].set(xlabel="trials", ylabel="best dev accuracy so far", title="best so far")
-    axes[0][-1].step(seconds, so_far, where="post")
+    _whole_numbers(axes[0][-2])
+    axes[0][-1].step(seconds, so_far, where="post", **_alone_marked(so_far))
     axes[0][-1].set(xlabel="seconds of training", ylabel="best dev accuracy so far", title="best so far")
 
 
@@ -187,6 +218,7 @@ def matplotlib():
     try:
         import matplotlib
         import matplotlib.figure
+        import matplotlib.ticker
     except ImportError:
         raise ImportError("plots need matplotlib: pip install 'xdl[plot]'") from None
     return matplotlib
