@@ -562,6 +562,21 @@ def test_divergence_stops_with_the_epoch_and_step_and_keeps_the_checkpoint(tmp_p
     xdl.load(tmp_path / "checkpoint.npz")  # still loadable
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_gradient_descent_diverging_from_its_l2_term_names_l2():
+    """With SGD the L2 gradient (λ/m)·W alone scales each weight by 1 − lr·λ/m a step: past
+    lr·λ/m = 2 the weights grow whatever the data (lr 0.5, λ 200, m 32: 1 − 3.125). The error named
+    only the rate (and unstandardized inputs); it names l2 and the factor."""
+    s = moons_parts()
+    xdl.seed(0)
+    model = xdl.nn.mlp(2, [16], 2)
+    trainer = Trainer(model, SoftmaxCrossEntropy(), xdl.optim.SGD(model, lr=0.5), l2=200.0, batch_size=32,
+                      epochs=3, progress=False, seed=0)
+    with pytest.raises(FloatingPointError, match=r"try a smaller learning rate, or a smaller l2: .* 1 − lr·λ/m = "
+                                                 r"-2\.12 a step \(lr 0\.5, λ 200, m 32 examples a batch\)"):
+        trainer.fit(s.X_train, s.y_train)
+
+
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy's overflow warnings of the forward pass
 def test_a_cost_not_finite_at_the_first_step_is_said_to_be_the_starting_weights_not_the_rate():
     """The first step's cost is the starting weights' (its update comes after it): a net whose
