@@ -536,6 +536,15 @@ def test_flipping_digits_is_noted(tmp_path, capsys):
     assert "note: --augment-flip mirrors digits" in capsys.readouterr().err
 
 
+def test_adamw_without_weight_decay_is_noted_as_adam(tmp_path, capsys):
+    """It trained as adam, bit for bit, without a word (PyTorch's AdamW decays at 0.01 unasked)."""
+    args = ["train", *FAST, "--optimizer", "adamw", "--out"]
+    assert main([*args, str(tmp_path / "a")]) == 0
+    assert "note: --optimizer adamw with --weight-decay 0 is adam" in capsys.readouterr().err
+    assert main([*args, str(tmp_path / "b"), "--weight-decay", "0.01"]) == 0
+    assert "is adam" not in capsys.readouterr().err
+
+
 def test_a_stop_says_who_stopped_the_run(tmp_path, capsys):
     out = tmp_path / "run"
     out.mkdir()

@@ -7,6 +7,7 @@ sklearn = pytest.importorskip("sklearn")
 
 import os  # noqa: E402
 import pickle  # noqa: E402
+import re  # noqa: E402
 import signal  # noqa: E402
 import threading  # noqa: E402
 import warnings  # noqa: E402
@@ -474,3 +475,19 @@ def test_ctrl_c_at_an_epochs_end_says_the_epochs_finished(monkeypatch):
     with pytest.raises(Interrupted, match=r"^MLPClassifier: training interrupted by SIGINT after epoch 2; .*n_iter_=2"):
         clf.fit(X, y)
     assert clf.n_iter_ == 2
+
+
+def test_weight_decay_is_a_parameter_and_scikit_learns_names_say_the_way_here():
+    """``optimizer="adamw"`` trained as adam bit for bit (no weight_decay parameter reached the
+    config); ``alpha=``, ``random_state=``, … were bare "unexpected keyword argument" errors."""
+    X, y = labelled_moons()
+    options = dict(hidden=(8,), epochs=2, backend="numpy", optimizer="adamw")
+    weights = [[p.numpy() for p in MLPClassifier(weight_decay=wd, **options).fit(X, y).model_.parameters()]
+               for wd in (0.0, 0.1)]
+    assert not all(np.array_equal(a, b) for a, b in zip(*weights))
+    assert clone(MLPClassifier(weight_decay=0.1)).get_params()["weight_decay"] == 0.1
+    for key, way in [("alpha", "l2 (the same λ"), ("random_state", "seed"), ("max_iter", "epochs"),
+                     ("hidden_layer_sizes", "hidden"), ("learning_rate_init", "lr")]:
+        with pytest.raises(TypeError, match=rf"unexpected keyword argument '{key}'; scikit-learn's {key} is "
+                                            rf"{re.escape(way)}"):
+            MLPClassifier(**{key: 1})

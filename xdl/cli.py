@@ -561,6 +561,8 @@ def train(config: TrainConfig, args=None) -> int:
         if config.augment_flip and config.dataset == "digits":
             _note("note: --augment-flip mirrors digits left to right, and a mirrored 2 or 7 is no digit; "
                   "shifts and noise keep the label")
+        if config.optimizer == "adamw" and not config.weight_decay:  # (PyTorch's AdamW decays at 0.01 unasked)
+            _note("note: --optimizer adamw with --weight-decay 0 is adam: its decoupled decay is --weight-decay")
         checkpoint = Checkpoint(out / "checkpoints", every=config.checkpoint_every or None)
         # (a run of an xdl before control.toml goes on without it: its checkpoint holds no Control's state)
         trainer = config.build_trainer(model, callbacks=[checkpoint] if without_control else [

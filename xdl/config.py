@@ -84,13 +84,14 @@ class TrainConfig:
                      "random, normal = normal(0.01); zeros: no symmetry broken, nothing learned)")
     batch_norm: bool = _opt(True, "batch norm after each hidden Dense layer")
     dropout: float = _opt(0.3, "dropout rate after each hidden activation (0: none)")
-    l2: float = _opt(0.0, "L2 penalty λ (cost + λ/2m·Σ‖W‖²)")
+    l2: float = _opt(0.0, "L2 penalty λ (the cost minimized + λ/2m·Σ‖W‖², m the mini-batch's size, as "
+                          "scikit-learn's alpha; the costs recorded leave it out)")
     optimizer: str = _opt("adam", "optimization algorithm", tuple(OPTIMIZERS))
     lr: float = _opt(3e-3, "learning rate α (the initial one with a schedule)")
     beta1: float = _opt(0.9, "β of momentum and RMSprop, β1 of Adam")
     beta2: float = _opt(0.999, "β2 of Adam")
     eps: float = _opt(1e-8, "ε of RMSprop and Adam")
-    weight_decay: float = _opt(0.0, "weight decay on weights (decoupled for adamw)")
+    weight_decay: float = _opt(0.0, "weight decay on weights (decoupled for adamw, which at 0 is adam)")
     schedule: str = _opt("inverse_time", "learning-rate schedule over epochs", SCHEDULES)
     decay_rate: float = _opt(0.05, "inverse_time: α0/(1 + decay_rate·epoch), epoch from 0; staircase: "
                                    "α0/(1 + decay_rate·⌊epoch/decay_every⌋)")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 
 import numpy as np
 
@@ -51,6 +52,33 @@ except ImportError:  # (a private module: where a release moves it, one of the s
         """A constructor parameter of the estimator is invalid."""
 
 
+# scikit-learn's MLPClassifier parameters that are named otherwise here (`_hinting_sklearn_names`)
+SKLEARN_NAMES = {
+    "hidden_layer_sizes": "hidden",
+    "alpha": "l2 (the same λ: the cost minimized + λ/2m·Σ‖W‖², m the mini-batch's size; 0 by default here)",
+    "learning_rate_init": "lr",
+    "max_iter": "epochs",
+    "solver": "optimizer ('sgd', 'momentum', 'adam', …)",
+    "random_state": "seed",
+    "n_iter_no_change": "patience",
+}
+
+
+def _hinting_sklearn_names(init):
+    """``init`` refusing a keyword scikit-learn's MLPClassifier takes under another name here, with
+    that name (a bare "unexpected keyword argument 'alpha'" said nothing of ``l2``); its signature
+    stays ``init``'s (`functools.wraps`: scikit-learn's ``get_params`` reads it)."""
+    @functools.wraps(init)
+    def checked(self, *args, **kwargs):
+        for key in kwargs:
+            if key in SKLEARN_NAMES:
+                raise TypeError(f"MLPClassifier() got an unexpected keyword argument {key!r}; scikit-learn's {key} "
+                                f"is {SKLEARN_NAMES[key]} here")
+        init(self, *args, **kwargs)
+
+    return checked
+
+
 class MLPClassifier(ClassifierMixin, BaseEstimator):
     """A fully connected classifier trained with mini-batches (see `xdl.config.TrainConfig` for
     the meaning of each hyperparameter; ``hidden`` may be one size, as scikit-learn's
@@ -72,15 +100,16 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     (staircase and step only); under another schedule each is ignored, as scikit-learn's
     ``MLPClassifier`` ignores ``momentum`` unless ``solver="sgd"`` (so a grid may cross them)."""
 
-    # decay_base, decay_every and decay_factor last: arguments given by position keep their meaning
+    # decay_base, decay_every, decay_factor and weight_decay last: arguments given by position keep their meaning
+    @_hinting_sklearn_names
     def __init__(self, hidden=(100,), activation="relu", batch_norm=False, dropout=0.0, l2=0.0,
                  optimizer="adam", lr=1e-3, batch_size=64, epochs=100, schedule="none", decay_rate=0.05,
                  early_stopping=False, validation_fraction=0.1, patience=10, backend="auto", seed=0,
-                 warm_start=False, decay_base=0.95, decay_every=10, decay_factor=0.5):
+                 warm_start=False, decay_base=0.95, decay_every=10, decay_factor=0.5, weight_decay=0.0):
         self.hidden, self.activation, self.batch_norm, self.dropout, self.l2 = hidden, activation, batch_norm, dropout, l2
         self.optimizer, self.lr, self.batch_size, self.epochs = optimizer, lr, batch_size, epochs
         self.schedule, self.decay_rate, self.decay_base = schedule, decay_rate, decay_base
-        self.decay_every, self.decay_factor = decay_every, decay_factor
+        self.decay_every, self.decay_factor, self.weight_decay = decay_every, decay_factor, weight_decay
         self.early_stopping, self.validation_fraction, self.patience = early_stopping, validation_fraction, patience
         self.backend, self.seed, self.warm_start = backend, seed, warm_start
 
@@ -120,7 +149,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             hidden = list(hidden)
         config = TrainConfig.from_dict({
             "hidden": hidden, "activation": self.activation, "batch_norm": self.batch_norm, "dropout": self.dropout,
-            "l2": self.l2, "optimizer": self.optimizer, "lr": self.lr, "batch_size": self.batch_size,
+            "l2": self.l2, "weight_decay": self.weight_decay, "optimizer": self.optimizer, "lr": self.lr,
+            "batch_size": self.batch_size,
             "epochs": self.epochs, "schedule": self.schedule,
             **{name: getattr(self, name) for name in SCHEDULE_SETTINGS},
             "patience": self.patience if self.early_stopping else 0, "backend": self.backend,
