@@ -487,7 +487,7 @@ def test_weight_decay_is_a_parameter_and_scikit_learns_names_say_the_way_here():
     assert not all(np.array_equal(a, b) for a, b in zip(*weights))
     assert clone(MLPClassifier(weight_decay=0.1)).get_params()["weight_decay"] == 0.1
     for key, way in [("alpha", "l2 (the same λ"), ("random_state", "seed"), ("max_iter", "epochs"),
-                     ("hidden_layer_sizes", "hidden"), ("learning_rate_init", "lr")]:
+                     ("hidden_layer_sizes", "hidden"), ("learning_rate_init", "lr"), ("tol", "not a parameter")]:
         with pytest.raises(TypeError, match=rf"unexpected keyword argument '{key}'; scikit-learn's {key} is "
                                             rf"{re.escape(way)}"):
             MLPClassifier(**{key: 1})

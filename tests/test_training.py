@@ -1976,6 +1976,26 @@ def test_diagnose_says_when_the_training_error_is_a_running_average_in_training_
     assert xdl.diagnose(result.history).next_steps[0].startswith("the training error is the epochs' running average")
 
 
+@pytest.mark.parametrize("option, way", [("restore_best_weights", "it is restore_best here"),
+                                          ("mode", "costs are minimized, accuracies maximized"),
+                                          ("baseline", "not offered"), ("start_from_epoch", "not offered"),
+                                          ("verbose", "history.stopped_by"), ("patiense", "not an option")])
+def test_early_stopping_given_a_keras_option_says_the_way_here(option, way):
+    """EarlyStopping(restore_best_weights=True) said Python's "unexpected keyword argument"."""
+    with pytest.raises(TypeError, match=rf"^EarlyStopping\(\) takes no option {option}=: .*{way}"):
+        EarlyStopping(**{option: 1})
+
+
+def test_early_stopping_patience_0_says_keras_patience_0_is_1_here():
+    """Keras's default patience=0 stops at the first epoch without improvement (wait ≥ patience
+    once wait = 1): that is patience=1 here, which the refusal of 0 says."""
+    with pytest.raises(ValueError, match=r"got 0 \(patience=1 stops at the first epoch without improvement, "
+                                         r"as Keras's patience=0"):
+        EarlyStopping(patience=0)
+    with pytest.raises(ValueError, match=r"patience must be a positive integer, got -1$"):
+        EarlyStopping(patience=-1)
+
+
 def test_a_history_column_asked_by_its_keras_name_is_told_xdls():
     """history["val_loss"] said only "no column 'val_loss'", where EarlyStopping names it."""
     history = xdl.History([{"epoch": 1, "train_cost": 0.5, "dev_cost": 0.6}])

@@ -61,6 +61,7 @@ SKLEARN_NAMES = {
     "solver": "optimizer ('sgd', 'momentum', 'adam', …)",
     "random_state": "seed",
     "n_iter_no_change": "patience",
+    "tol": "not a parameter: early stopping counts any fall of the dev cost as an improvement",
 }
 
 
@@ -83,7 +84,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     """A fully connected classifier trained with mini-batches (see `xdl.config.TrainConfig` for
     the meaning of each hyperparameter; ``hidden`` may be one size, as scikit-learn's
     ``hidden_layer_sizes``). ``early_stopping``: hold out ``validation_fraction`` of the training
-    data as a dev set and stop after ``patience`` (≥ 1) epochs without improvement. ``warm_start``: as
+    data as a dev set and stop after ``patience`` (≥ 1) epochs without a fall of its cost
+    (scikit-learn's watches the validation accuracy), keeping the best epoch's network. ``warm_start``: as
     scikit-learn's, a second ``fit`` trains the fitted network on instead of a new one (with a new
     optimizer, and early stopping looking for the best epoch of this fit) — its architecture options
     and classes must stay as they were. Fitted: ``model_``, ``history_`` and ``n_iter_`` (the epochs

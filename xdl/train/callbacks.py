@@ -36,6 +36,16 @@ MONITORED = ("dev_cost", "dev_accuracy", "train_cost", "train_accuracy")  # the 
 KERAS_ATTRIBUTES = {"model": "trainer.model (and trainer.optimizer, trainer.history)",
                     "params": "trainer.epochs, trainer.batch_size"}
 
+# Keras's EarlyStopping options → the way here (`EarlyStopping.__init__`)
+KERAS_STOPPING_OPTIONS = {
+    "restore_best_weights": "it is restore_best here (True by default: the best epoch's weights are put back at the "
+                            "end, also when the run went to its last epoch)",
+    "mode": "the direction follows monitor: costs are minimized, accuracies maximized",
+    "baseline": "not offered: the first epoch is the first best",
+    "start_from_epoch": "not offered: every epoch counts (a larger patience waits out a slow start)",
+    "verbose": "the stop is said in history.stopped_by and history.stopped_epoch (xdl train prints it)",
+}
+
 
 def check_monitor(monitor, who: str) -> str:
     """``monitor`` if it is one of `MONITORED`, else a ValueError naming ``who`` (a typo would
@@ -411,7 +421,14 @@ class EarlyStopping(Callback):
     """
 
     def __init__(self, monitor: str = "dev_cost", patience: int = 5, min_delta: float = 0.0,
-                 restore_best: bool = True):
+                 restore_best: bool = True, **options):
+        for name in options:  # (Keras's restore_best_weights=True said Python's "unexpected keyword argument")
+            way = KERAS_STOPPING_OPTIONS.get(name, "not an option of EarlyStopping")
+            raise TypeError(f"EarlyStopping() takes no option {name}=: {way}")
+        if isinstance(patience, int | np.integer) and not isinstance(patience, bool) and patience == 0:
+            # Keras's default, which stops at the first epoch without improvement: patience=1 here
+            raise ValueError("EarlyStopping: patience must be a positive integer, got 0 (patience=1 stops at the "
+                             "first epoch without improvement, as Keras's patience=0 does)")
         check_int(patience, "EarlyStopping: patience")
         check_bool(restore_best, "EarlyStopping: restore_best")
         check_number(min_delta, "EarlyStopping: min_delta", "a number ≥ 0", lambda d: 0 <= d < math.inf)
