@@ -1,8 +1,8 @@
 """Train/dev/test splits with the course's size-aware defaults.
 
-Up to about a million examples the classic 60/20/20 split leaves dev and test big enough to see
-small differences; beyond that, 10,000 examples each (1% at a million) are plenty and the rest is
-better spent on training (98/1/1 and smaller).
+Up to a million examples (that many included) the classic 60/20/20 split leaves dev and test big
+enough to see small differences; beyond that, 10,000 examples each (1% of a million) are plenty and
+the rest is better spent on training (98/1/1 and smaller).
 """
 
 from __future__ import annotations
