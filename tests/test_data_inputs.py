@@ -454,3 +454,87 @@ def test_a_number_check_takes_python_ints_of_any_size(make, name):
     assert xdl.nn.LeakyReLU(10**30).slope == 1e30
     with pytest.raises(ValueError, match=f"{re.escape(name)} must be"):
         make(10**400)
+
+
+class Frame:
+    """What fit and predict read of a pandas DataFrame (pandas is no test dependency): named
+    ``columns`` and the values by ``__array__``; ``frame[names]`` selects columns by name."""
+
+    def __init__(self, values, columns):
+        self.values, self.columns = np.asarray(values), list(columns)
+
+    def __array__(self, dtype=None, copy=None):
+        return self.values if dtype is None else self.values.astype(dtype)
+
+    def __len__(self):
+        return len(self.values)
+
+    def __getitem__(self, names):
+        return Frame(self.values[:, [self.columns.index(n) for n in names]], names)
+
+
+def test_a_frame_with_the_model_s_columns_in_another_order_is_refused_naming_the_order(tmp_path):
+    """Fitted on a frame of columns a, b, c, predict on the same frame's columns as c, b, a read
+    them by position: each feature went into another's weights and 57% of the predictions changed,
+    without a word, where scikit-learn refuses ("Feature names must be in the same order as they
+    were in fit"). The model keeps the names (``feature_names_in_``, saved with it)."""
+    X = np.random.default_rng(0).normal(size=(120, 3)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    frame = Frame(X, ["a", "b", "c"])
+    model = xdl.nn.mlp(3, [8], 2)
+    trainer = Trainer(model, SoftmaxCrossEntropy(), xdl.optim.Adam(model, lr=1e-2), epochs=2, progress=False)
+    trainer.fit(frame, y)
+    assert model.feature_names_in_ == ("a", "b", "c")
+    np.testing.assert_array_equal(model.predict(frame), model.predict(X))  # (same order, and arrays: as before)
+    loaded = xdl.load(xdl.save(model, tmp_path / "model.npz"))
+    for call in (lambda: model.predict(frame[["c", "b", "a"]]), lambda: trainer.evaluate(frame[["c", "b", "a"]], y),
+                 lambda: model(frame[["c", "b", "a"]]), lambda: loaded.predict_proba(frame[["c", "b", "a"]])):
+        with pytest.raises(ValueError, match=r"columns are the model's features in another order \(the model was "
+                                             r"trained on \['a', 'b', 'c'\], got \['c', 'b', 'a'\]\): reorder them"):
+            call()
+    with pytest.raises(ValueError, match=r"^X's columns are not the features the model was trained on \(\['a', 'b', "
+                                         r"'c'\]\): missing \['c'\]; unexpected \['d'\]"):
+        model.predict(Frame(X, ["a", "b", "d"]))
+    trainer.epochs = 3
+    trainer.fit(X, y)  # fitted on an array, the model has no names, as scikit-learn's fit forgets them
+    assert model.feature_names_in_ is None and model.predict(frame[["c", "b", "a"]]).shape == (120,)
+
+
+def test_a_generator_or_a_loader_of_batches_is_refused_as_no_array():
+    """Keras's ``fit(generator)`` habit, a PyTorch DataLoader-like object of (X, y) batches, or the
+    pair itself given as X: NumPy read each as one 0-d object (or a ragged list), refused as "X must be
+    2-D (examples, features), got shape ()", which said neither what X was nor that xdl takes arrays."""
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    y = np.arange(40) % 2
+
+    class Loader:
+        def __iter__(self):
+            return ((X[i:i + 10], y[i:i + 10]) for i in range(0, 40, 10))
+
+    model = xdl.nn.mlp(3, [4], 2)
+    trainer = Trainer(model, SoftmaxCrossEntropy(), xdl.optim.Adam(model), epochs=1, progress=False)
+    for call, kind in ((lambda: trainer.fit(iter(Loader()), None), "generator"), (lambda: trainer.fit(Loader(), None),
+                       "Loader"), (lambda: model.predict(iter(X)), "iterator")):
+        with pytest.raises(TypeError, match=rf"^X must be an array of examples \(m, features\), got an object of type "
+                                            rf"{kind}: xdl takes the whole data set as arrays, not a generator"):
+            call()
+    with pytest.raises(ValueError, match=r"got a pair of arrays of shapes \(40, 3\) and \(40,\) .*fit\(X, y\)"):
+        trainer.fit((X, y), None)
+    with pytest.raises(TypeError, match=r"^X is a structured array \(fields a, b\); .*structured_to_unstructured"):
+        model.predict(np.zeros(4, dtype=[("a", "f4"), ("b", "f4")]))
+
+
+def test_a_missing_value_held_as_an_object_is_named_as_a_nan_is():
+    """What np.asarray gives for a pandas nullable column with a missing value: objects holding
+    ``pd.NA``, of which NumPy makes no float, so X was refused as holding "values that are not
+    (strings?)" and y as text — the missing value went unnamed. Read as NaN, its place is named."""
+    class NA:  # (pandas' pd.NA is of a class of this name; pandas is no test dependency)
+        pass
+    NA.__name__ = "NAType"
+    X = np.array([[1, 2.0], [NA(), 3.0], [4, 5.0]], dtype=object)
+    with pytest.raises(ValueError, match=r"^X contains NaN or Inf \(first at example 1, feature 0\)"):
+        xdl.nn.mlp(2, [2], 2).predict(X)
+    with pytest.raises(ValueError, match=r"^y must hold integer class indices, got NaN or Inf \(first at example 2\)"):
+        xdl.data.validation.check_labels(np.array([1, 0, NA()], dtype=object), 3)
+    with pytest.raises(TypeError, match=r"holding values that are not \(strings\?\)"):  # (text still is text)
+        xdl.nn.mlp(2, [2], 2).predict(np.array([[1, "a"]], dtype=object))

@@ -75,6 +75,7 @@ def save(model: Module, path, extra: dict | None = None, extra_arrays: dict | No
     arrays = {**state, **extra_arrays}
     header = {"format": FORMAT_VERSION, "architecture": architecture, "dtype": str(model.dtype),
               "predicts": model.predicts, "extra": extra,
+              "feature_names": list(model.feature_names_in_) if model.feature_names_in_ is not None else None,
               "frozen": [name for name, p in model.named_parameters() if not p.requires_grad],
               "evaluating": [prefix for prefix, m in model.named_modules() if not m.training]}
     try:
@@ -245,6 +246,9 @@ def load(path, model: Module | None = None) -> Module:
         raise ValueError(f"load: {str(path)!r} does not fit the model: {e}") from None
     if predicts is not None:
         model.predicts = predicts
+    names = header.get("feature_names")  # (a data frame's columns it was trained on: predict checks a frame's)
+    if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
+        model.feature_names_in_ = tuple(names)
     return model if target is None else model.to(target)
 
 

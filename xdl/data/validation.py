@@ -4,6 +4,7 @@ message that names the argument and what was expected, before anything is traine
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -107,11 +108,22 @@ def check_features(X, name: str = "X", n_features: int | None = None, dtype=None
     if hasattr(X, "toarray") and hasattr(X, "nnz"):  # NumPy reads a scipy.sparse matrix as one 0-d object
         raise TypeError(f"{name} is a sparse matrix ({type(X).__name__}), which xdl does not take: pass a dense "
                         f"array, {name}.toarray()")
+    given = X
     try:
         X = to_numpy(X)
     except ValueError:  # NumPy's words for a ragged list ("inhomogeneous shape") name neither X nor the fix
+        if isinstance(given, tuple | list) and len(given) == 2 and all(hasattr(a, "shape") for a in given) \
+                and len(given[0].shape) >= 2:
+            raise ValueError(f"{name} must be an array of examples (m, features), got a pair of arrays of shapes "
+                             f"{tuple(given[0].shape)} and {tuple(given[1].shape)} (an (X, y) pair, as tf.data "
+                             "gives it?): pass them as two arguments, fit(X, y)") from None
         raise ValueError(f"{name} must be a rectangular array (every example with the same number of features); "
                          "got a ragged sequence") from None
+    if X.ndim == 0 and X.dtype == object:  # a generator, a loader of batches, a dict: NumPy reads it as one
+        refuse_non_array(given, name)  # object, refused as "must be 2-D, got shape ()", which named neither
+    if X.dtype.names:  # a record array's fields are its features: the reshape below would keep them as one
+        raise TypeError(f"{name} is a structured array (fields {', '.join(X.dtype.names)}); xdl takes its fields as "
+                        f"features of a plain array: np.lib.recfunctions.structured_to_unstructured({name})")
     if X.ndim < 2:  # (a one-row file read by np.loadtxt is 1-D: say which reshape, as scikit-learn does)
         hint = "" if X.ndim == 0 else \
             f": {name}.reshape(1, -1) if it is one example" if n_features is not None and X.size == n_features else \
@@ -123,7 +135,7 @@ def check_features(X, name: str = "X", n_features: int | None = None, dtype=None
     if X.dtype == object:  # numbers held as objects (a pandas frame of nullable Int64 columns); None as NaN, as
         # scikit-learn reads them
         try:
-            X = X.astype(np.float64)
+            X = objects_as_floats(X)
         except (TypeError, ValueError):
             raise TypeError(f"{name} must hold numbers, got dtype object holding values that are not (strings?)") \
                 from None
@@ -158,6 +170,73 @@ def floating_dtype(X: np.ndarray, dtype=None) -> np.dtype:
             max(int(X.max()), -int(X.min())) > 2**24:
         target = np.dtype(np.float64)
     return target
+
+
+def objects_as_floats(values: np.ndarray) -> np.ndarray:
+    """Numbers held as objects (a pandas frame's nullable Int64 or boolean columns) as float64, a
+    missing value (pandas' ``pd.NA``, None) as NaN — for the NaN checks to name it: NumPy cannot
+    make a float of ``pd.NA``, and a frame with one missing value was refused as holding "values that
+    are not (strings?)". Anything else that is no number raises as ``astype`` does."""
+    try:
+        return values.astype(np.float64)
+    except (TypeError, ValueError):
+        missing = np.frompyfunc(lambda v: v is None or type(v).__name__ == "NAType", 1, 1)(values).astype(bool)
+        if not missing.any():
+            raise
+        filled = values.copy()
+        filled[missing] = np.nan
+        return filled.astype(np.float64)
+
+
+def refuse_non_array(value, name: str) -> None:
+    """A TypeError naming ``name`` and what ``value`` is: something NumPy holds as one 0-d object,
+    no array of examples. Keras's ``fit(generator)`` and a PyTorch ``DataLoader`` of (X, y) batches are
+    told that the whole data set is taken as arrays (their batches joined first), a dict of columns
+    that its values are stacked as features."""
+    kind = type(value).__name__
+    if isinstance(value, Mapping):
+        raise TypeError(f"{name} must be an array of examples (m, features), got an object of type {kind} (named "
+                        "inputs?): "
+                        f"stack its columns as features, np.column_stack(list({name}.values()))")
+    if hasattr(value, "__iter__") or hasattr(value, "__next__"):
+        raise TypeError(f"{name} must be an array of examples (m, features), got an object of type {kind}: xdl "
+                        "takes the whole data "
+                        "set as arrays, not a generator or a loader of batches — join its batches first "
+                        "(np.concatenate of the X parts and of the y parts) and let the Trainer batch them")
+    raise TypeError(f"{name} must be an array of examples (m, features), got an object of type {kind}")
+
+
+def feature_names(X) -> tuple[str, ...] | None:
+    """The column names of a data frame ``X`` (pandas' ``columns``), where all are strings, else None
+    — as scikit-learn reads ``feature_names_in_``: a frame of unnamed columns (0, 1, …) has none."""
+    columns = getattr(X, "columns", None)
+    if columns is None or isinstance(X, np.ndarray):
+        return None
+    try:
+        names = tuple(columns)
+    except TypeError:
+        return None
+    return names if names and all(isinstance(n, str) for n in names) else None
+
+
+def check_feature_names(X, expected: tuple[str, ...] | None, name: str = "X") -> None:
+    """A ValueError unless the columns of a data frame ``X`` (`feature_names`) are ``expected``, the
+    model's (``feature_names_in_``, from the frame it was trained on), in that order — as
+    scikit-learn refuses them: a frame of the same columns in another order was read by position,
+    each feature into another's weights, and predicted wrong without a word. An array (no names)
+    and a model trained on one pass."""
+    names = feature_names(X)
+    if expected is None or names is None or names == tuple(expected):
+        return
+    expected = tuple(expected)
+    if sorted(names) == sorted(expected):
+        raise ValueError(f"{name}'s columns are the model's features in another order (the model was trained on "
+                         f"{list(expected)}, got {list(names)}): reorder them, {name}[{list(expected)}]")
+    missing = [n for n in expected if n not in names]
+    unexpected = [n for n in names if n not in expected]
+    raise ValueError(f"{name}'s columns are not the features the model was trained on ({list(expected)}): "
+                     f"{'missing ' + str(missing) if missing else ''}{'; ' if missing and unexpected else ''}"
+                     f"{'unexpected ' + str(unexpected) if unexpected else ''}")
 
 
 def refuse_times(values: np.ndarray, name: str, variable: str | None = None) -> None:
@@ -195,7 +274,7 @@ def check_labels(y, m: int, name: str = "y", n_classes: int | None = None, x_nam
         y = y.astype(np.int64)
     if y.dtype == object:  # numbers held as objects (a pandas nullable Int64 column), read as X's are
         try:
-            y = y.astype(np.float64)
+            y = objects_as_floats(y)
         except (TypeError, ValueError):
             raise ValueError(f"{name} must hold integer class indices, got dtype object holding values that are not "
                              "numbers (strings? map them to 0 … C − 1 first, as xdl.sklearn's estimator does)") \

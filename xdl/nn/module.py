@@ -29,7 +29,7 @@ import numpy as np
 
 from xdl import backend as _backend
 from xdl.caller import warn_caller
-from xdl.data.validation import check_bool, check_features, check_int, rows
+from xdl.data.validation import check_bool, check_feature_names, check_features, check_int, rows
 from xdl.flat import check_packable, move, pack, view_again, writable
 from xdl.functions.classification import Softmax as SoftmaxOp
 from xdl.functions.classification import softmax_array
@@ -293,6 +293,10 @@ class Module:
     host_forward = None  # a layer that can run on the host, before the inputs' cast, defines it (`network_input`)
     float64_buffers: tuple[str, ...] = ()  # buffers kept in float64 whatever the module's dtype (`astype` leaves them)
     predicts = None  # what its outputs predict, set by a Trainer from its loss (`PREDICTIONS`); None: classes
+    # the column names of the data frame a Trainer fitted it on (scikit-learn's attribute), or None: a frame
+    # given later must have them in that order (`check_feature_names`: by position, reordered columns were
+    # read into each other's weights, silently)
+    feature_names_in_: tuple[str, ...] | None = None
 
     def __init__(self):
         object.__setattr__(self, "_parameters", {})
@@ -558,6 +562,7 @@ class Module:
         network = self
         if not isinstance(x, Tensor) and (hasattr(x, "__array__") or hasattr(x, "__dlpack__")
                                           or isinstance(x, list | tuple) and not _holds_tensor(x)):
+            check_feature_names(x, self.feature_names_in_, "x")  # (a frame's columns: by name, not position)
             if not isinstance(getattr(x, "dtype", None), np.dtype):  # a list, a DataFrame, another library's
                 x = _backend.array_to_numpy(x)  # tensor: as NumPy reads it (floats stay float64 until cast)
             first = self._host_layer()
@@ -733,6 +738,7 @@ class Module:
         ``n_features`` of them) and flattened to a (m, features) NumPy array, not yet cast to the
         model's dtype (a float64 X stays float64: `network_input` casts it; ``cast=False``, integers
         stay integers too)."""
+        check_feature_names(X, self.feature_names_in_, name)
         return rows(check_features(X, name, n_features, dtype=self.dtype, cast=cast))
 
     def network_input(self, X, name: str = "X", on_host: bool = True):

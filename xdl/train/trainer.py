@@ -37,7 +37,7 @@ from xdl import losses as _losses
 from xdl.backend import SEEDS, get_backend, host_rng
 from xdl.caller import warn_caller
 from xdl.data import Augment, check_labels, training_batches
-from xdl.data.validation import check_bool, check_dev_pair, check_int, check_list
+from xdl.data.validation import check_bool, check_dev_pair, check_int, check_list, feature_names
 from xdl.files import json_number
 from xdl.nn import Module, Sequential
 from xdl.nn.module import PREDICTIONS, classes_of_logits, ends_in_probability, evaluating_here, mode_here
@@ -494,6 +494,7 @@ class Trainer:
             raise ValueError(f"fit: the model holds NaN or Inf in {', '.join(bad[:3])}{', …' if len(bad) > 3 else ''} "
                              "before training (a diverged run's state, or weights drawn beyond the dtype's range?): "
                              "load a good state (model.load_state_dict, xdl.load) or build the model again")
+        names = feature_names(X)  # (a data frame's columns: the model's from this fit, `check_feature_names`)
         X, y = self._check(X, y)
         self._cost_limit = _cost_limit_of(self.loss, self._output_shape(X[:1]))
         _check_target_scale(self.loss, y)
@@ -528,6 +529,9 @@ class Trainer:
             X, dev, self._network = network_data(self.model, X, dev, on_host=self.augment is None)
             if getattr(self.loss, "predicts", None) is not None:  # what model.predict gives: classes, labels, values
                 self.model.predicts = self.loss.predicts
+            # a frame's columns, which predict's frames must then have, in this order (an array's fit: none, as
+            # scikit-learn's fit forgets them)
+            self.model.feature_names_in_ = names
             # a name a stop before left (a fit's, the checkpoint's) is none of this fit's: kept, a stop asked now
             # was named as that one (the resume's warning below says it, for a run that was over)
             ended_by, self.history.stopped_by = self.history.stopped_by, None
