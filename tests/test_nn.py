@@ -935,7 +935,7 @@ def test_modules_are_named_as_pytorch_names_them_and_nested_reprs_indent():
     assert [name for name, _ in model.named_modules()] == ["", "0", "0.0", "0.1", "1"]
     assert dict(model.named_modules())["0.0"] is model[0][0]
     assert [name for name, _ in model.named_parameters()] == ["0.0.weight", "0.0.bias", "1.weight", "1.bias"]
-    assert "\n    (0) Dense(in_features=2" in repr(model)
+    assert "\n    (0): Dense(in_features=2" in repr(model)
 
 
 @pytest.mark.parametrize("index, error", [(slice(2, 3), TypeError), (True, TypeError), (3, IndexError)])
@@ -1135,7 +1135,7 @@ def test_probabilities_reshaped_or_clamped_are_still_probabilities(tail):
 def test_a_model_of_ones_own_prints_the_layers_it_holds():
     """print(model) said ``_Net()``: none of its layers, which PyTorch's print lists."""
     text = repr(_Net())
-    assert text.startswith("_Net(\n  (body): Sequential(\n    (0) Dense(in_features=2, out_features=4")
+    assert text.startswith("_Net(\n  (body): Sequential(\n    (0): Dense(in_features=2, out_features=4")
     assert text.endswith("  )\n  (head): Dense(in_features=4, out_features=1, init='he', bias=True)\n)")
     assert repr(Dense(2, 3)) == "Dense(in_features=2, out_features=3, init='he', bias=True)"  # a layer: one line
 

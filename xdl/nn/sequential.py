@@ -143,10 +143,6 @@ class Sequential(Module):
         """Whether the last layer is a softmax or a sigmoid (or a model that ends in one)."""
         return bool(self.layers) and self.layers[-1].outputs_probabilities()
 
-    def __repr__(self) -> str:
-        inner = ",\n".join(f"  ({i}) " + repr(layer).replace("\n", "\n  ") for i, layer in enumerate(self.layers))
-        return f"Sequential(\n{inner}\n)"
-
 
 def _has_host_form(layer) -> bool:
     """Whether ``layer``'s ``host_forward`` is its forward's: defined by the class whose ``forward``

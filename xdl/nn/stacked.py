@@ -211,7 +211,7 @@ class Stacked(Sequential):
             a[k] = saved
 
     def __repr__(self) -> str:
-        inner = ",\n".join(f"  ({i}) {layer!r}" for i, layer in enumerate(self.layers))
+        inner = "\n".join(f"  ({i}): {layer!r}" for i, layer in enumerate(self.layers))  # (PyTorch's form)
         return f"Stacked({self.n_models} models,\n{inner}\n)"
 
 
