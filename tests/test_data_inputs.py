@@ -538,3 +538,29 @@ def test_a_missing_value_held_as_an_object_is_named_as_a_nan_is():
         xdl.data.validation.check_labels(np.array([1, 0, NA()], dtype=object), 3)
     with pytest.raises(TypeError, match=r"holding values that are not \(strings\?\)"):  # (text still is text)
         xdl.nn.mlp(2, [2], 2).predict(np.array([[1, "a"]], dtype=object))
+
+
+def test_a_column_of_class_indices_trains_as_the_indices():
+    """Keras's sparse labels (m, 1), a frame's label column: refused by the softmax loss ("labels of
+    shape (m, 1)"), where BinaryCrossEntropy took them. Read as (m,), in the Trainer, fit_many and the
+    loss alike; its values checked as indices are."""
+    from xdl.config import TrainConfig
+    from xdl.train import fit_many
+
+    X = np.random.default_rng(0).normal(size=(60, 3)).astype(np.float32)
+    y = np.arange(60) % 3
+    runs = []
+    for labels in (y, y[:, None]):
+        xdl.seed(0)
+        model = xdl.nn.mlp(3, [4], 3)
+        trainer = Trainer(model, SoftmaxCrossEntropy(), xdl.optim.Adam(model), epochs=2, seed=0, progress=False)
+        record = trainer.fit(X, labels, dev=(X, labels)).records[-1]
+        runs.append(([record[k] for k in ("train_cost", "dev_cost", "dev_accuracy")], trainer.evaluate(X, labels)))
+    assert runs[0] == runs[1]
+    configs = [TrainConfig(hidden=[4], epochs=1, patience=0, batch_norm=False, seed=k) for k in range(2)]
+    many = [fit_many(configs, X, labels)[0].history.records[-1]["train_cost"] for labels in (y, y[:, None])]
+    assert many[0] == many[1]
+    logits = xdl.tensor(X)
+    assert SoftmaxCrossEntropy()(logits, y[:, None]).item() == SoftmaxCrossEntropy()(logits, y).item()
+    with pytest.raises(ValueError, match=r"y has class index 3, outside the model's 3 classes"):
+        trainer.evaluate(X, (y + 1)[:, None])

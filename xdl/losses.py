@@ -153,6 +153,8 @@ class SoftmaxCrossEntropy(Loss):
         xp = backend.xp
         if y.dtype == np.bool_:  # False and True are classes 0 and 1 (as `check_labels` reads them)
             y = y.astype(np.int64)
+        if y.shape == (m, 1):  # a column of class indices, as `check_labels` reads it (no one-hot row of one class)
+            y = y[:, 0]
         if y.ndim == 1:
             if y.shape[0] != m:
                 raise ValueError(f"SoftmaxCrossEntropy: {y.shape[0]} labels for {m} examples")
@@ -170,7 +172,7 @@ class SoftmaxCrossEntropy(Loss):
             return y.astype(xp.int64, copy=False)  # what the fused loss takes (int32, uint8 labels too)
         if tuple(y.shape) != (m, n_classes):
             raise ValueError(f"SoftmaxCrossEntropy: labels of shape {tuple(y.shape)}; expected ({m},) class "
-                             f"indices or ({m}, {n_classes}) one-hot rows")
+                             f"indices (or a ({m}, 1) column of them) or ({m}, {n_classes}) one-hot rows")
         y = y.astype(dtype, copy=False)
         if not xp.all(xp.isfinite(y) & (y >= 0)):
             raise ValueError("SoftmaxCrossEntropy: one-hot (or soft) label rows must be finite and ≥ 0")

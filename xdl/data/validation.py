@@ -254,8 +254,9 @@ def refuse_times(values: np.ndarray, name: str, variable: str | None = None) -> 
 
 def check_labels(y, m: int, name: str = "y", n_classes: int | None = None, x_name: str = "X") -> np.ndarray:
     """``y`` (array-like, any backend's array or a Tensor) as (m,) integer class indices in
-    [0, n_classes) — or, with no ``n_classes`` (the labels will set it), below `MAX_CLASSES` — or
-    (m, C) one-hot rows, a NumPy array; ``x_name`` names the examples' array."""
+    [0, n_classes) — or, with no ``n_classes`` (the labels will set it), below `MAX_CLASSES`; an
+    (m, 1) column of them too, as Keras takes it — or (m, C) one-hot rows, a NumPy array; ``x_name``
+    names the examples' array."""
     if y is None:
         raise TypeError(f"{name} is None; give the class labels of {x_name}")
     y = to_numpy(y)
@@ -266,10 +267,13 @@ def check_labels(y, m: int, name: str = "y", n_classes: int | None = None, x_nam
     if y.shape[:1] != (m,):
         raise ValueError(f"{name} has {y.shape[0]} labels for {m} examples "
                          f"({x_name} and {name} must have the same length)")
+    if y.ndim == 2 and y.shape[1] == 1:  # a column of class indices (Keras's sparse labels, a frame's column):
+        y = y[:, 0]  # no one-hot row of one class
     if y.ndim == 2:
         return y
     if y.ndim != 1:
-        raise ValueError(f"{name} must be (m,) class indices or (m, C) one-hot rows, got shape {y.shape}")
+        raise ValueError(f"{name} must be (m,) class indices, an (m, 1) column of them or (m, C) one-hot rows, "
+                         f"got shape {y.shape}")
     if y.dtype == np.bool_:  # a yes/no label: classes 0 and 1 (as Keras takes it)
         y = y.astype(np.int64)
     if y.dtype == object:  # numbers held as objects (a pandas nullable Int64 column), read as X's are
