@@ -965,6 +965,93 @@ def test_two_schedules_are_refused():
         Trainer(model, SoftmaxCrossEntropy(), per_step, schedule=xdl.optim.schedules.inverse_time(0.05, 1.0))
 
 
+def test_a_resume_says_a_per_step_schedule_a_callback_replaced_is_not_in_its_checkpoint(tmp_path):
+    """lr = 0.01·0.999ᵗ per step, replaced at epoch 2's end by opt.lr = 0.003·0.5ᵗ (a schedule: code, not
+    saved): the resume went on with the optimizer's own 0.01·0.999ᵗ — epoch 4 at 0.0098 where the run
+    had ~0 — without a word (it warned only where the resumed setting was no schedule at all)."""
+    s = moons_parts()
+    replacement = xdl.optim.schedules.exponential(0.003, 0.5)
+
+    def make(epochs, again=False):
+        class Replace(xdl.train.Callback):
+            def on_train_begin(self, trainer):
+                if again and trainer.epoch >= 2:
+                    trainer.optimizer.lr = replacement
+
+            def on_epoch_end(self, trainer, record):
+                if record["epoch"] == 2:
+                    trainer.optimizer.lr = replacement
+
+        return make_trainer(None, lr=xdl.optim.schedules.exponential(0.01, 0.999), epochs=epochs,
+                            callbacks=[Replace(), Checkpoint(tmp_path)])
+
+    make(3).fit(s.X_train, s.y_train)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # set again as the run began: nothing to say
+        make(4, again=True).fit(s.X_train, s.y_train, resume=tmp_path)
+    make(3).fit(s.X_train, s.y_train)  # (a fresh run's checkpoint at epoch 3 again)
+    with pytest.warns(UserWarning, match=r"resume: the run had another schedule as group 0's lr than the optimizer was "
+                                         r"made with .*goes on with the optimizer's own, exponential\(0.01, 0.999\)"):
+        make(4).fit(s.X_train, s.y_train, resume=tmp_path)
+
+
+@pytest.mark.parametrize("schedule, match", [
+    (xdl.optim.schedules.exponential, r"schedule is xdl.optim.schedules.exponential, which makes a schedule"),
+    (lambda epoch, lr: lr, r"schedule must take one argument, the epochs completed"),
+    (0.01, r"schedule must be a callable epoch → learning rate, got 0.01"),
+])
+def test_a_schedule_set_on_the_trainer_is_checked_as_the_constructors(schedule, match):
+    """trainer.schedule = … between fits (or in a callback) was taken as it came: a maker failed at the
+    next fit with "lr0 must be a finite number > 0, got 0", a number ran as a constant."""
+    xdl.seed(0)
+    model = xdl.nn.mlp(2, [4], 2)
+    trainer = Trainer(model, SoftmaxCrossEntropy(), Adam(model, lr=0.1))
+    with pytest.raises(TypeError, match=match):
+        trainer.schedule = schedule
+    assert trainer.schedule is None
+
+
+def test_an_epoch_schedule_set_beside_a_per_step_one_or_over_groups_rates_is_refused():
+    """What the constructor refuses, set afterwards: the epoch schedule replaced the per-step lr for good at
+    the next epoch's start (and set every group's own rate alike), silently."""
+    s = moons_parts()
+    trainer = make_trainer(None, lr=xdl.optim.schedules.exponential(0.01, 0.999), epochs=2)
+    trainer.fit(s.X_train, s.y_train)
+    with pytest.raises(ValueError, match="schedule: the optimizer's lr is already a per-step schedule"):
+        trainer.schedule = xdl.optim.schedules.exponential(0.01, 0.5)
+    xdl.seed(0)
+    model = xdl.nn.mlp(2, [8], 2)
+    groups = [{"params": model.parameters("weight"), "lr": 1e-3}, {"params": model.parameters("bias"), "lr": 1e-1}]
+    grouped = Trainer(model, SoftmaxCrossEntropy(), xdl.optim.SGD(groups, lr=1e-2))
+    with pytest.raises(ValueError, match=r"rates of their own \(0.001, 0.1\)"):
+        grouped.schedule = xdl.optim.schedules.exponential(1e-2, 0.5)
+    # the other order: opt.lr = a per-step schedule under a kept epoch schedule, refused by the next fit
+    kept = make_trainer(None, optimizer="gd", lr=0.1, epochs=2, schedule=xdl.optim.schedules.exponential(0.1, 0.9))
+    kept.fit(s.X_train, s.y_train)
+    kept.optimizer.lr, kept.epochs = xdl.optim.schedules.exponential(0.05, 0.999), 3
+    with pytest.raises(ValueError, match="schedule: the optimizer's lr is already a per-step schedule"):
+        kept.fit(s.X_train, s.y_train)
+    assert kept.epoch == 2
+
+
+def test_a_per_step_schedule_a_callback_sets_under_a_kept_epoch_schedule_is_said():
+    """opt.lr = schedule at epoch 2's end with trainer.schedule kept: the epoch schedule replaced it at the
+    next epoch's start — the warning for a number set there passed over a schedule, unsaid."""
+    s = moons_parts()
+
+    class PerStepFrom2(xdl.train.Callback):
+        def on_epoch_end(self, trainer, record):
+            if record["epoch"] == 2:
+                trainer.optimizer.lr = xdl.optim.schedules.exponential(0.05, 0.999)
+
+    trainer = make_trainer(None, optimizer="gd", lr=0.1, epochs=4, schedule=xdl.optim.schedules.exponential(0.1, 0.9),
+                           callbacks=[PerStepFrom2()])
+    with pytest.warns(UserWarning, match=r"rate was set to a per-step schedule, exponential\(0.05, 0.999\), after "
+                                         r"the schedule set epoch 2's, 0.09"):
+        history = trainer.fit(s.X_train, s.y_train)
+    assert history["lr"] == pytest.approx([0.1, 0.09, 0.081, 0.0729])  # (the schedule's, as documented)
+
+
 def test_diagnose_verdicts_and_history_json(tmp_path):
     d = xdl.diagnose({"train_accuracy": 0.99, "dev_accuracy": 0.90})
     assert d.verdict == "high variance" and any("regularization" in s for s in d.next_steps)

@@ -233,13 +233,7 @@ class Trainer:
             # stopped as diverged, advising a smaller learning rate
             raise ValueError(f"l2 must be at most {high:.3g}, {model.dtype}'s largest number (the model's dtype, which "
                              f"the penalty is computed in), got {l2!r}")
-        if schedule is not None and not callable(schedule):
-            raise TypeError(f"schedule must be a callable epoch → learning rate, got {schedule!r}")
-        if schedule is not None:
-            check_not_maker(schedule, "schedule")
-        if schedule is not None and not takes_arguments(schedule):
-            raise TypeError(f"schedule must take one argument, the epochs completed (epoch → learning rate, as "
-                            f"xdl.optim.schedules' do), got {schedule!r} (a Keras schedule(epoch, lr)?)")
+        _check_schedule_kind(schedule)
         predicts = getattr(loss, "predicts", None)
         if predicts is not None and predicts not in PREDICTIONS:  # (xdl.save would refuse it, after the run)
             raise ValueError(f"loss.predicts must be one of {PREDICTIONS} (what model.predict then gives) or None, "
@@ -256,14 +250,7 @@ class Trainer:
                              f"and {type(loss).__name__} takes logits (it applies the "
                              f"{'softmax' if loss.predicts == 'classes' else 'sigmoid'} itself, stably): remove the "
                              "last layer (predict_proba applies it)")
-        if schedule is not None and any(callable(g.settings["lr"]) for g in optimizer.groups):
-            raise ValueError("schedule: the optimizer's lr is already a per-step schedule; the epoch schedule would "
-                             "replace it for good. Give one of them: a per-step lr, or Trainer(schedule=...)")
-        rates = rates_of_their_own(optimizer) if schedule is not None else None
-        if rates is not None:  # the schedule would set them all alike
-            raise ValueError(f"schedule: it sets every group's rate to schedule(epoch), and the optimizer's groups have "
-                             f"rates of their own ({rates}); give each group a per-step schedule as its lr "
-                             "(xdl.optim.schedules), or one rate to all")
+        _check_schedule_fits(schedule, optimizer)
         if isinstance(callbacks, Callback):
             raise TypeError(f"callbacks must be a list of xdl.train.Callback instances, got one: callbacks=[{callbacks!r}]")
         callbacks = check_list(() if callbacks is None else callbacks, "callbacks", "xdl.train.Callback")  # (read once)
@@ -277,7 +264,7 @@ class Trainer:
         check_bool(progress, "progress", allow_none=True)  # (a string "no" would be a truth value: a bar)
         self.model, self.loss, self.optimizer = model, loss, optimizer
         self._network = model  # what the steps run on their inputs (`Module.network_input`, set by fit)
-        self.l2, self.batch_size, self.epochs, self.schedule = float(l2), int(batch_size), int(epochs), schedule
+        self.l2, self.batch_size, self.epochs, self._schedule = float(l2), int(batch_size), int(epochs), schedule
         self._given_schedule = schedule  # what the run was made with (a checkpoint records it)
         self.callbacks = sorted(callbacks, key=lambda cb: cb.order)
         self.run_info = _checked_run_info(run_info)
@@ -319,6 +306,23 @@ class Trainer:
         defaults["callbacks"] = None
         parts += [f"{name}={value!r}" for name, value in given.items() if value != defaults[name]]
         return f"Trainer({', '.join(parts)}; {self.epoch} of {self.epochs} epochs trained)"
+
+    @property
+    def schedule(self):
+        """The epoch schedule (epochs completed → learning rate) that sets the rate at each epoch's
+        start, or None."""
+        return self.__dict__.get("_schedule", self.__dict__.get("schedule"))  # (a trainer pickled before: its own)
+
+    @schedule.setter
+    def schedule(self, schedule) -> None:
+        """Set between fits or by a callback (None: the rate is the optimizer's, as `Control` sets it),
+        checked as the constructor checks it: one set beside a per-step lr replaced that schedule for
+        good at the next epoch's start, one set over groups with rates of their own set them all alike,
+        a maker (``schedules.exponential``) said "lr0 must be > 0, got 0", all unsaid or misnamed."""
+        _check_schedule_kind(schedule)
+        _check_schedule_fits(schedule, self.optimizer)
+        self.__dict__.pop("schedule", None)
+        self._schedule = schedule
 
     def _take_seed(self) -> None:
         """A seed to be drawn (none given, and no checkpoint's taken: `load_checkpoint`): the next
@@ -437,6 +441,7 @@ class Trainer:
         for epoch in range(min(self.epochs, PRECHECKED_RATES)) if self.schedule is not None else ():
             what = f"schedule({epoch}) (the rate of epoch {epoch + 1})"
             check_rate(rate_at(self.schedule, epoch, what), what, self.model.dtype, decayed=epoch > 0)
+        _check_schedule_fits(self.schedule, self.optimizer)  # (set since it was made: opt.lr = a per-step schedule)
         for g, group in enumerate(self.optimizer.groups):
             lr = group.settings["lr"]
             if callable(lr):
@@ -753,6 +758,11 @@ class Trainer:
             hits = _correct(self.model.backend.xp, out.data, self.model.backend.asarray(yb), self._each_output)
         return cost.data, hits
 
+    def _given_settings(self) -> list[dict]:
+        """Each group's settings as the optimizer was made with them (a group added since: none)."""
+        given = getattr(self, "_settings", [])
+        return [given[i] if i < len(given) else {} for i in range(len(self.optimizer.groups))]
+
     def _check_schedules_set(self) -> None:
         """A setting that was a schedule when the resumed checkpoint was written (set during the run:
         ``opt.lr = schedule``) and is not one now — no callback set it again — is said: a schedule is
@@ -764,7 +774,17 @@ class Trainer:
                 warn_caller(f"resume: the run had a schedule as group {i}'s {name} when {str(path)!r} was written (a "
                             f"schedule is code, not saved); the resumed run goes on at {value!r}: set the schedule "
                             "again as the run did (a callback's on_train_begin, say) to go on as it went")
-        self._scheduled = (None, [])
+        # one that replaced the optimizer's own schedule (a callback's opt.lr = another) and is that own one
+        # again — no callback set it again —: the resumed run went on with the constructor's, unsaid
+        given = self._given_settings()
+        for i, name in getattr(self, "_replaced", ()) if path is not None else ():
+            value = self.optimizer.groups[i].settings.get(name)
+            if callable(value) and i < len(given) and value is given[i].get(name):  # (a number: said above)
+                warn_caller(f"resume: the run had another schedule as group {i}'s {name} than the optimizer was made "
+                            f"with when {str(path)!r} was written (a schedule is code, not saved); the resumed run "
+                            f"goes on with the optimizer's own, {getattr(value, '__name__', value)}: set the schedule "
+                            "again in a callback's on_train_begin when trainer.resumed")
+        self._scheduled, self._replaced = (None, []), []
         replaced = getattr(self, "_schedule_replaced", None)
         if replaced is not None and self.schedule is self._given_schedule:
             # (made without one: it goes on at the checkpoint's rate, and there is no "one it was made with")
@@ -924,6 +944,9 @@ class Trainer:
                  "optimizer_t": opt["t"], "optimizer_first_steps": opt["first_steps"],
                  "optimizer": opt["class"], "optimizer_settings": settings, "optimizer_layout": opt["layout"],
                  "optimizer_scheduled": [sorted(k for k, v in group.items() if callable(v)) for group in opt["settings"]],
+                 # of those, the ones set in place of the schedule the optimizer was made with (opt.lr = another)
+                 "optimizer_replaced": [sorted(k for k, v in group.items() if callable(v) and v is not given.get(k))
+                                        for group, given in zip(opt["settings"], self._given_settings())],
                  "schedule": _schedule_state(self),
                  "history": self.history.to_dict(), "callbacks": callbacks,
                  "seed": self.seed, "run_info": self.run_info,
@@ -979,6 +1002,7 @@ class Trainer:
         # saved), checked once the callbacks' on_train_begin could set them again (`_check_schedules_set`)
         self._scheduled = (path, [(i, name) for i, names in enumerate(extra.get("optimizer_scheduled") or [])
                                   for name in names])
+        self._replaced = [(i, name) for i, names in enumerate(extra.get("optimizer_replaced") or []) for name in names]
         saved_opt = {"class": extra.get("optimizer", opt["class"]), "t": extra["optimizer_t"],
                      "first_steps": extra.get("optimizer_first_steps", [0] * len(opt["settings"])),  # (older: 0)
                      "settings": settings, "state": state, "layout": extra.get("optimizer_layout")}
@@ -1000,15 +1024,43 @@ class Trainer:
         # saved) is said once the callbacks could set it again (`_check_schedules_set`)
         saved_schedule = extra.get("schedule")
         if saved_schedule == "cleared":
-            self.schedule = None
+            self._schedule = None
         elif saved_schedule is not None:  # the given one, as the run had it then: a trainer that resumes its own
-            self.schedule = self._given_schedule  # checkpoint kept the schedule its run cleared after it, unsaid
+            self._schedule = self._given_schedule  # checkpoint kept the schedule its run cleared after it, unsaid
         self._schedule_replaced = path if saved_schedule == "replaced" else None
         self._schedule_set = None  # (the rate is the checkpoint's: no epoch of this fit's schedule set it)
         if drawn:
             self.seed = int(extra["seed"])
         self._mid_step = False
         self.last_checkpoint, self.last_checkpoint_at = path, (self.epoch, self.step)
+
+
+def _check_schedule_kind(schedule) -> None:
+    """``schedule`` is None or a callable of one argument, epochs completed → rate (a function that
+    makes one, `xdl.optim.schedules.exponential`, or a Keras ``schedule(epoch, lr)`` is named)."""
+    if schedule is None:
+        return
+    if not callable(schedule):
+        raise TypeError(f"schedule must be a callable epoch → learning rate, got {schedule!r}")
+    check_not_maker(schedule, "schedule")
+    if not takes_arguments(schedule):
+        raise TypeError(f"schedule must take one argument, the epochs completed (epoch → learning rate, as "
+                        f"xdl.optim.schedules' do), got {schedule!r} (a Keras schedule(epoch, lr)?)")
+
+
+def _check_schedule_fits(schedule, optimizer) -> None:
+    """An epoch ``schedule`` sets every group's rate (``opt.lr = schedule(epoch)``): refused beside a
+    per-step schedule, which it would replace for good, and over groups with rates of their own."""
+    if schedule is None or not isinstance(optimizer, Optimizer):
+        return
+    if any(callable(g.settings["lr"]) for g in optimizer.groups):
+        raise ValueError("schedule: the optimizer's lr is already a per-step schedule; the epoch schedule would "
+                         "replace it for good. Give one of them: a per-step lr, or Trainer(schedule=...)")
+    rates = rates_of_their_own(optimizer)
+    if rates is not None:  # the schedule would set them all alike
+        raise ValueError(f"schedule: it sets every group's rate to schedule(epoch), and the optimizer's groups have "
+                         f"rates of their own ({rates}); give each group a per-step schedule as its lr "
+                         "(xdl.optim.schedules), or one rate to all")
 
 
 def _schedule_state(trainer) -> str:
@@ -1030,10 +1082,12 @@ def _check_rate_kept(trainer, epoch: int, rate: float) -> None:
     if set_before is None or set_before[0] is not trainer.schedule or getattr(trainer, "_rate_kept_said", False):
         return
     now = trainer.optimizer.lr
-    if callable(now) or now == set_before[1] or now == rate:
+    if not callable(now) and (now == set_before[1] or now == rate):
         return
     trainer._rate_kept_said = True
-    warn_caller(f"the optimizer's rate was set to {now:.6g} after the schedule set epoch {epoch}'s, {set_before[1]:.6g}, "
+    # (a per-step schedule set there, opt.lr = schedule, is replaced for good: it was passed over, unsaid)
+    what = f"a per-step schedule, {getattr(now, '__name__', now)}," if callable(now) else f"{now:.6g}"
+    warn_caller(f"the optimizer's rate was set to {what} after the schedule set epoch {epoch}'s, {set_before[1]:.6g}, "
                 f"and the schedule sets epoch {epoch + 1}'s now, {rate:.6g}, in its place: a callback that sets the "
                 "rate itself clears the schedule (trainer.schedule = None, as Control does), or the schedule "
                 "sets its own rate back at each epoch's start")
