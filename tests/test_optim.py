@@ -638,11 +638,13 @@ def test_a_cosine_schedule_reaches_zero_and_holds_it_as_pytorchs_does():
     X, y = np.random.default_rng(0).standard_normal((32, 2)), np.arange(32) % 2
     trainer = xdl.train.Trainer(model, xdl.losses.SoftmaxCrossEntropy(), SGD(model, lr=0.1), epochs=4,
                                 schedule=schedules.cosine(0.1, total=2), progress=False)
-    history = trainer.fit(X, y)
+    with pytest.warns(UserWarning, match="the schedule is 0 from epoch 3 to the run's last, 4"):
+        history = trainer.fit(X, y)
     assert history["lr"] == pytest.approx([0.1, 0.05, 0.0, 0.0])
     weights = model.state_dict()
     trainer.epochs = 5
-    trainer.fit(X, y)  # at rate 0: no step moves the weights
+    with pytest.warns(UserWarning, match="the schedule is 0 from epoch 5 to the run's last, 5: that epoch trains nothing"):
+        trainer.fit(X, y)  # at rate 0: no step moves the weights
     for name, value in model.state_dict().items():
         np.testing.assert_array_equal(value, weights[name])
 

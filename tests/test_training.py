@@ -2287,3 +2287,22 @@ def test_a_callback_state_with_keys_json_turns_into_strings_is_refused(tmp_path)
     with pytest.raises(TypeError, match=r"RatesByEpoch.state_dict: .* keys are strings: 1 \(int\) would come back "
                                         r"on resuming as \"1\""):
         trainer.fit(s.X_train, s.y_train)
+
+
+def test_the_runs_last_epochs_at_rate_0_are_said_to_train_nothing():
+    """cosine(0.5, 3) over 6 epochs, or a per-step cosine whose total was meant in epochs: the last
+    epochs ran at rate 0, training nothing, without a word (`xdl train` and MLPClassifier refuse a
+    cosine schedule past its end). A 0 before other rates, a warm-up's first, is no warning."""
+    s = moons_parts()
+    cosine = xdl.optim.schedules.cosine
+    with pytest.warns(UserWarning, match=r"^the schedule is 0 from epoch 4 to the run's last, 6: those 3 epochs "
+                                         r"train nothing"):
+        history = make_trainer(None, optimizer="gd", lr=0.5, epochs=6, schedule=cosine(0.5, 3)).fit(s.X_train,
+                                                                                                      s.y_train)
+    assert history["lr"][3:] == [0.0, 0.0, 0.0]
+    with pytest.warns(UserWarning, match=r"^group 0's per-step lr schedule is 0 from step 5 to the run's last"):
+        make_trainer(None, optimizer="gd", lr=cosine(0.5, 4), epochs=3).fit(s.X_train, s.y_train)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        make_trainer(None, optimizer="gd", lr=0.5, epochs=3, schedule=lambda e: 0.1 * e).fit(s.X_train, s.y_train)
+        make_trainer(None, optimizer="gd", lr=0.5, epochs=3, schedule=cosine(0.5, 3)).fit(s.X_train, s.y_train)

@@ -438,16 +438,20 @@ class Trainer:
     def _check_rates(self, steps: int) -> None:
         """Every learning rate the planned run will use is within the model dtype's positive range
         (`check_rate`; checked now, up to `PRECHECKED_RATES` of each kind; a later bad one when it comes)."""
-        for epoch in range(min(self.epochs, PRECHECKED_RATES)) if self.schedule is not None else ():
-            what = f"schedule({epoch}) (the rate of epoch {epoch + 1})"
-            check_rate(rate_at(self.schedule, epoch, what), what, self.model.dtype, decayed=epoch > 0)
+        rates = [check_rate(rate_at(self.schedule, epoch, what := f"schedule({epoch}) (the rate of epoch {epoch + 1})"),
+                            what, self.model.dtype, decayed=epoch > 0)
+                 for epoch in (range(min(self.epochs, PRECHECKED_RATES)) if self.schedule is not None else ())]
+        if len(rates) == self.epochs:
+            _warn_idle_end(rates, self.epoch, "epoch", "the schedule")
         _check_schedule_fits(self.schedule, self.optimizer)  # (set since it was made: opt.lr = a per-step schedule)
         for g, group in enumerate(self.optimizer.groups):
             lr = group.settings["lr"]
             if callable(lr):
-                for t in range(min(self.epochs * steps, PRECHECKED_RATES)):
-                    what = f"the optimizer's lr schedule at step {t} (group {g})"
-                    check_rate(rate_at(lr, t, what), what, self.model.dtype, decayed=t > 0)
+                rates = [check_rate(rate_at(lr, t, what := f"the optimizer's lr schedule at step {t} (group {g})"),
+                                    what, self.model.dtype, decayed=t > 0)
+                         for t in range(min(self.epochs * steps, PRECHECKED_RATES))]
+                if len(rates) == self.epochs * steps:
+                    _warn_idle_end(rates, self.optimizer.t, "step", f"group {g}'s per-step lr schedule")
             elif self.schedule is None:  # a constant rate (an epoch schedule replaces it)
                 check_rate(lr, f"the optimizer's lr (group {g})", self.model.dtype)
 
@@ -1033,6 +1037,23 @@ class Trainer:
             self.seed = int(extra["seed"])
         self._mid_step = False
         self.last_checkpoint, self.last_checkpoint_at = path, (self.epoch, self.step)
+
+
+def _warn_idle_end(rates: list[float], done: int, unit: str, what: str) -> None:
+    """A warning where the run's last ``unit``s (its epochs or steps, ``rates`` their rates, ``done``
+    of them trained) are at rate 0, from one on, and this fit would run some: they train nothing (a
+    cosine schedule that ends before the run does, a per-step one counted in epochs), as `xdl train`
+    and MLPClassifier refuse a cosine schedule past its end. A 0 before other rates (a warm-up's
+    first) is a rate like any."""
+    first = len(rates)  # the first of the trailing zeros
+    while first and rates[first - 1] == 0:
+        first -= 1
+    if first == len(rates) or done >= len(rates):
+        return
+    idle = len(rates) - max(first, done)
+    warn_caller(f"{what} is 0 from {unit} {max(first, done) + 1} to the run's last, {len(rates)}: "
+                f"{f'those {idle} {unit}s train' if idle > 1 else f'that {unit} trains'} nothing (does it span fewer "
+                f"than the run, or count {unit}s as {'epochs' if unit == 'step' else 'steps'}?)")
 
 
 def _check_schedule_kind(schedule) -> None:
