@@ -1177,7 +1177,7 @@ def test_pytorch_names_that_xdl_spells_otherwise_say_its_spelling():
         with pytest.raises(AttributeError, match=rf"no attribute '{name}'; for PyTorch's {name}, use "
                                                  rf"{re.escape(spelling)}"):  # read, not called: no "()"
             getattr(owner, name)
-    for owner, name in [(t, "permute"), (model, "get_submodule"), (model, "get_parameter"),
+    for owner, name in [(t, "permute"), (model, "get_submodule"), (model, "get_parameter"), (opt, "get_last_lr"),
                         (model, "register_forward_hook")]:
         with pytest.raises(AttributeError, match=rf"for PyTorch's {name}\(\), use "):
             getattr(owner, name)

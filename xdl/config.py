@@ -92,7 +92,8 @@ class TrainConfig:
     beta2: float = _opt(0.999, "β2 of Adam")
     eps: float = _opt(1e-8, "ε of RMSprop and Adam")
     weight_decay: float = _opt(0.0, "weight decay on weights (decoupled for adamw, which at 0 is adam)")
-    schedule: str = _opt("inverse_time", "learning-rate schedule over epochs", SCHEDULES)
+    schedule: str = _opt("inverse_time", "learning-rate schedule over epochs (cosine: α0·(1 + cos(π·epoch/epochs))/2, "
+                                         "epoch from 0)", SCHEDULES)
     decay_rate: float = _opt(0.05, "inverse_time: α0/(1 + decay_rate·epoch), epoch from 0; staircase: "
                                    "α0/(1 + decay_rate·⌊epoch/decay_every⌋)")
     decay_base: float = _opt(0.95, "exponential: α0·decay_base^epoch (> 0)")

@@ -287,7 +287,8 @@ def _hinting_pytorch_names(init):
 
 # PyTorch's attributes of an optimizer that are something else here (`Optimizer.__getattr__`)
 PYTORCH_ATTRIBUTES = {"state": "state_dict()['state'] (NumPy copies of each group's state buffers; its 'layout' "
-                               "says where each parameter lies in them)"}
+                               "says where each parameter lies in them)",
+                      "get_last_lr": "current_lr() (the rate in force, a number; lr may hold a schedule)"}
 
 
 class Optimizer(StepCount):
