@@ -52,6 +52,10 @@ class Function:
     keeps_values = False
     inputs = ()
     needs_grad = ()
+    # the backward pass that went through this node (`Tensor.backward`'s mark of its root), and whether
+    # one said retain_graph=True: a backward of another root through it is refused (carried-over state)
+    _walked = None
+    _kept = False
     backend = None  # the inputs' Backend, set by apply before forward
     xp = None  # backend.xp
 

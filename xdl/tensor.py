@@ -492,8 +492,15 @@ class Tensor:
         """Accumulate d(self)/d(leaf) into ``leaf.grad`` for every leaf that requires grad.
 
         ``grad`` defaults to 1 for a one-element tensor; otherwise pass dL/d(self).
-        ``retain_graph`` is taken as PyTorch's code passes it: the graph is always kept here (a
-        second ``backward`` accumulates again), so either value does the same.
+        The graph is kept as long as a tensor of it is (a second ``backward`` of this tensor
+        accumulates again; a list of kept losses keeps every step's activations). A backward of
+        another tensor through nodes an earlier backward went through is refused, as PyTorch's
+        "backward through the graph a second time" — state carried over from an earlier step (a
+        recurrent network's hidden state, a tensor of the weights made once before the loop)
+        would otherwise take each step's backward through every step before it, with values of
+        the weights as they were then, its memory and time growing without end: ``.detach()``
+        cuts it — unless that earlier backward said ``retain_graph=True`` (two losses sharing part
+        of their graph on purpose, PyTorch's way).
         """
         if retain_graph is not None and not isinstance(retain_graph, bool | np.bool_):
             raise ValueError(f"retain_graph must be True or False, got {retain_graph!r}")
@@ -509,8 +516,26 @@ class Tensor:
             grad = self.backend.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
             if grad.shape != self.data.shape:
                 raise ValueError(f"backward(): gradient shape {grad.shape} does not match tensor shape {self.shape}")
+        order = reverse_topological(self)
+        mark = self.__dict__.get("_backward_mark") or object()  # this root's backward passes (no cycle: not the root)
+        walked = next((n._fn for n in order if n._fn is not None and n._fn._walked is not None
+                       and n._fn._walked is not mark and not n._fn._kept), None)
+        if walked is not None:  # (checked before any gradient is accumulated)
+            raise RuntimeError(
+                f"backward() through a graph that an earlier backward() of another tensor already went through (at "
+                f"{type(walked).__name__}): state carried over from an earlier step — a recurrent hidden state, a "
+                "tensor of the weights made once before the loop — would take this backward through every step "
+                "before it, with the weights' values as they were then, its memory and time growing at each step. "
+                "Cut it with .detach() (PyTorch refuses this too: 'backward through the graph a second time'), or, "
+                "for two losses that share part of their graph on purpose, pass retain_graph=True to the first "
+                "backward")
+        self._backward_mark = mark
+        keep = bool(retain_graph)
+        for node in order:
+            if node._fn is not None:
+                node._fn._walked, node._fn._kept = mark, node._fn._kept or keep
         grads = {id(self): grad}
-        for node in reverse_topological(self):
+        for node in order:
             g = grads.pop(id(node), None)
             if g is None:
                 continue
