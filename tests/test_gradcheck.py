@@ -1,6 +1,7 @@
 """Gradient checking's edges: non-finite values, small gradients, what a check leaves as it was,
 its checks before work and the sample of elements; the initializers' and diagnose's checks."""
 
+import copy
 import math
 
 import numpy as np
@@ -188,9 +189,11 @@ def test_gradcheck_says_how_to_check_a_model_passed_as_it_is_or_in_float32(backe
                                         r"dict\(model.named_parameters\(\)\) to name them"):
         xdl.gradcheck(cost, model)
     with pytest.raises(TypeError, match=r"inputs\[0\] is float32; gradient checking needs float64 tensors \(a model's "
-                                        r"parameters: model.astype\(np.float64\) first"):
+                                        r"parameters: check a float64 copy, twin = copy.deepcopy\(model\)"):
         xdl.gradcheck(cost, model.parameters())
-    assert xdl.gradcheck(cost, model.astype(np.float64).parameters()).passed  # what the messages say to pass
+    twin = copy.deepcopy(model).astype(np.float64)  # what the message says to check
+    assert xdl.gradcheck(lambda: xdl.losses.SoftmaxCrossEntropy()(twin(X), y), twin.parameters()).passed
+    assert model.dtype == np.float32
 
 
 def test_gradcheck_skips_an_empty_input_as_torch_and_refuses_only_empty_ones(backend):
@@ -480,3 +483,37 @@ def test_a_stacked_models_unkeyed_dropout_draws_nothing_while_checking(backend, 
     assert xdl.gradcheck(lambda: (stacked(X) ** 2).sum(), stacked.parameters()).verdict == "great"
     with xdl.no_grad():  # in training, outside a check, each call draws its masks
         assert float((stacked(X) ** 2).sum()) != float((stacked(X) ** 2).sum())
+
+
+def test_a_cost_that_does_not_read_the_inputs_is_inconclusive_not_great(backend, rng):
+    """J of a copy of the model, with the original's parameters passed: both gradients are 0
+    everywhere, and ‖0 − 0‖/(‖0‖ + ‖0‖) — taken as 0 — read "great" though nothing was compared.
+    J built from the inputs' values outside the graph (x.numpy()) failed backward() instead."""
+    import copy
+
+    xdl.seed(0)
+    X, y = rng.standard_normal((6, 3)), np.arange(6) % 2
+    loss = xdl.losses.SoftmaxCrossEntropy()
+    model = Sequential(Dense(3, 4), Tanh(), Dense(4, 2)).astype(np.float64)
+    twin = copy.deepcopy(model)
+    result = xdl.gradcheck(lambda: loss(twin(X), y), dict(model.named_parameters()))
+    assert result.verdict == "inconclusive" and result.constant and not result.passed, str(result)
+    assert "nothing was checked" in str(result)
+    assert xdl.gradcheck(lambda: loss(model(X), y), dict(model.named_parameters())).passed  # the same J, read
+    # a cut graph: backprop's 0 against the numeric 2x is the bug it is, named
+    x = t64(backend, [1.0, 2.0, 3.0])
+    x.name = "x"
+    cut = xdl.gradcheck(lambda t: (xdl.tensor(t.numpy(), backend=backend) ** 2).sum(), x)
+    assert cut.verdict == "bug" and cut.worst.name == "x" and not cut.constant, str(cut)
+
+
+def test_gradcheck_names_every_input_whose_own_difference_is_a_bug(backend):
+    """Two wrong backward passes: the result named the worst input only, the other was an unnamed
+    entry of per_input — "look at which components differ" found one of them."""
+    a, b, c = t64(backend, [1.0, 2.0]), t64(backend, [0.5, 1.5]), t64(backend, [3.0, 1.0])
+    a.name, b.name, c.name = "a", "b", "c"
+    # J = Σa² (backward 3a: difference 0.2) + Σb²/2 (backward 2b: 1/3) + Σc²
+    result = xdl.gradcheck(lambda x, y, z: WrongSquare.apply(x).sum() + DoubledHalfSquare.apply(y).sum()
+                           + (z * z).sum(), [a, b, c])
+    assert result.worst.name == "b" and [label for label, _ in result.also] == ["a"], str(result)
+    assert "also differing like a bug: a (difference 2.000e-01)" in str(result) and "c (" not in str(result)

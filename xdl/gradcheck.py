@@ -18,7 +18,9 @@ with a step `RECHECK` times larger, where J's rounding over the step (|J|·2⁻�
 makes J huge, say) is `RECHECK` times smaller and a wrong backward pass stays as wrong: its
 difference is rounding when its gradients stay below 10·|J|·2⁻⁵²/(RECHECK·ε) there too, or when
 it agrees there (no bug, and 10 times closer). The result says which, and the overall figure
-leaves such inputs out (with none left, nothing was checked: the verdict is "inconclusive").
+leaves such inputs out (with none left, nothing was checked: the verdict is "inconclusive"; so too
+where every gradient, backprop's and the numeric one, is 0 — J does not read the inputs, and 0/0
+compared nothing).
 Where the worst element reads as a bug because J has a kink there — its slopes from below and
 from above differ and backprop gives one of them (ReLU at 0) — the result says so (``worst.kink``).
 
@@ -87,6 +89,12 @@ class GradcheckResult:
     per_input: list[float] = field(default_factory=list)
     resolution: float = 0.0  # |J|·2⁻⁵²/ε: J's rounding over the step, the finite differences' floor
     unresolved: list[str] = field(default_factory=list)  # inputs whose bug-like difference is that rounding
+    # J does not move with any element checked: backprop's and the numeric gradients are all 0, and
+    # their difference 0/0 ("great") compared nothing — J of another model (a copy), or a cut graph
+    constant: bool = False
+    # the other inputs whose own difference (finite differences resolving them) reads as a bug, with it:
+    # the worst alone named one of two wrong backward passes, the other only an unnamed per_input entry
+    also: list[tuple[str, float]] = field(default_factory=list)
 
     @property
     def hidden_bug(self) -> bool:
@@ -113,6 +121,13 @@ class GradcheckResult:
         if self.hidden_bug:
             text += (f"\nbut {where} alone differs like a bug: the overall difference is dominated by larger "
                      "gradients elsewhere; check that input's backward pass")
+        if self.also:
+            text += ("\nalso differing like a bug: "
+                     + ", ".join(f"{label} (difference {d:.3e})" for label, d in self.also))
+        if self.constant:
+            text += ("\nevery gradient checked, backprop's and the numeric one, is 0: J does not depend on these "
+                     "inputs, and nothing was checked (is J computed from them: the model whose parameters are "
+                     "passed, not a copy of it, and not from their values taken out of the graph?)")
         if self.unresolved:
             text += (f"\nnote: the differences of {', '.join(self.unresolved)} are rounding: their gradients are "
                      f"too small for finite differences at this cost (J's rounding over the step, |J|·2⁻⁵²/ε, "
@@ -159,8 +174,8 @@ def gradcheck(fn, inputs, eps: float = 1e-7, elements: int | None = None) -> Gra
     -------
     GradcheckResult
         ``difference``, ``verdict`` ("great", "ok", "suspect", "bug"; "inconclusive" when no
-        input's gradients are large enough for finite differences to check), ``worst`` (which input,
-        which element) and ``per_input`` differences.
+        input's gradients are large enough for finite differences to check, as where all are 0),
+        ``worst`` (which input, which element) and ``per_input`` differences.
     """
     if not callable(fn):
         raise TypeError(f"gradcheck: fn must be callable (a function returning the cost J), got {type(fn).__name__}")
@@ -184,7 +199,9 @@ def gradcheck(fn, inputs, eps: float = 1e-7, elements: int | None = None) -> Gra
             raise TypeError(f"gradcheck: inputs[{i}] is a {type(t).__name__}, expected an xdl.Tensor")
         if t.dtype != np.float64:
             raise TypeError(f"gradcheck: inputs[{i}] is {t.dtype}; gradient checking needs float64 tensors (a "
-                            "model's parameters: model.astype(np.float64) first, and float64 inputs X)")
+                            "model's parameters: check a float64 copy, twin = copy.deepcopy(model).astype(np.float64), "
+                            "with twin's parameters and float64 inputs X — model.astype in place leaves its "
+                            "optimizer unusable)")
         if not t.is_leaf:  # backprop gives leaves their gradients: this one's would read 0, a "bug"
             own = keys[i] if keys else getattr(t, "name", None)
             raise ValueError(f"gradcheck: inputs[{i}]{f' ({own})' if own else ''} is the result of an "
@@ -236,6 +253,9 @@ def gradcheck(fn, inputs, eps: float = 1e-7, elements: int | None = None) -> Gra
     # (a gradient that is 0, as of x·(1/x), made J's rounding read as a bug); with none, nothing was
     # checked: "inconclusive", which does not pass
     kept = [k for k in checked if resolved[k]]
+    # both gradients 0 everywhere: 0/0 reads as agreement, but J never moved (it does not read these
+    # inputs) — nothing was checked, as where none is resolved
+    constant = not any(np.any(analytic[k]) or np.any(numeric[k]) for k in checked)
     candidates = kept or checked
     g = np.concatenate([analytic[k] for k in candidates])  # (each the chosen elements, flat)
     g_num = np.concatenate([numeric[k] for k in candidates])
@@ -248,8 +268,9 @@ def gradcheck(fn, inputs, eps: float = 1e-7, elements: int | None = None) -> Gra
     element = tuple(int(k) for k in np.unravel_index(chosen[i][j], inputs[i].shape))
     worst = Worst(i, names[i], element, float(analytic[i][j]), float(numeric[i][j]), per_input[i], resolved[i],
                   kink)
-    return GradcheckResult(difference, verdict_for(difference) if kept else "inconclusive", worst, per_input,
-                           resolution, unresolved)
+    also = [(labels[k], per_input[k]) for k in kept if k != i and verdict_for(per_input[k]) == "bug"]
+    return GradcheckResult(difference, verdict_for(difference) if kept and not constant else "inconclusive", worst,
+                           per_input, resolution, unresolved, constant, also)
 
 
 def _label(name: str | None, position: int) -> str:
@@ -319,7 +340,8 @@ def _backprop_gradients(call, inputs, labels) -> tuple[float, list[np.ndarray]]:
             for t in inputs:
                 if t.grad is not None:
                     t.grad[...] = 0  # in place: .grad may be a view into a flat buffer
-            out.backward()
+            if out.requires_grad:  # (J's graph reaches no leaf — built from values taken out of it, .numpy(),
+                out.backward()     # or from tensors that need no gradient: backprop's gradient is 0, not an error)
             grads = [np.zeros(t.shape) if t.grad is None else t.backend.to_numpy(t.grad).astype(np.float64)
                      for t in inputs]
         finally:
