@@ -139,7 +139,7 @@ def test_gradcheck_checks_a_sample_of_each_parameter_when_asked(capsys):
     printed = capsys.readouterr().out
     assert "two evaluations of J per element checked (40 elements: 5 or all of each parameter)" in printed
     assert "(great)" in printed
-    assert main(["gradcheck", "--elements", "0"]) == 1
+    assert main(["gradcheck", "--elements", "0"]) == 2  # an error, not a failed check (1), as diff's and cmp's
     assert "--elements must be a positive integer (elements checked per parameter), got 0" in capsys.readouterr().err
 
 
@@ -245,6 +245,17 @@ def test_gradcheck_command(capsys):
     assert main(["gradcheck", "--dataset", "moons", "--hidden", "5", "3", "--l2", "0.1"]) == 0
     text = capsys.readouterr().out
     assert "gradient check: difference" in text and "(great)" in text
+
+
+def test_gradcheck_exits_1_on_a_failed_check_and_2_on_an_error(monkeypatch, capsys):
+    """A script tells them apart, as diff's and cmp's: both were 1."""
+    from xdl.functions.elementwise import ReLU
+
+    monkeypatch.setattr(ReLU, "backward", lambda self, gy: (2 * self.backend.ops.relu_backward(gy, self.y),))
+    args = ["gradcheck", "--dataset", "moons", "--hidden", "4", "--no-batch-norm", "--dropout", "0"]
+    assert main(args) == 1
+    assert "(bug)" in capsys.readouterr().out
+    assert main([*args, "--elements", "-1"]) == 2
 
 
 def test_console_script_is_installed():
@@ -956,7 +967,7 @@ def test_a_second_search_in_one_out_is_refused_by_its_flag_before_any_output(tmp
 
 def test_gradcheck_refuses_a_config_file_s_resume_naming_the_file_s_key(tmp_path, capsys):
     (tmp_path / "r.toml").write_text('resume = "somewhere"\n')
-    assert main(["gradcheck", "--config", str(tmp_path / "r.toml")]) == 1
+    assert main(["gradcheck", "--config", str(tmp_path / "r.toml")]) == 2
     assert "--config: resume = 'somewhere' continues an xdl train run" in capsys.readouterr().err
 
 

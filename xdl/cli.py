@@ -170,7 +170,7 @@ def _main(argv) -> int:
     except USER_ERRORS as e:  # (a MemoryError may say nothing: its name then)
         hint = _backend_hint() if isinstance(e, BackendError) and not backend_flag else ""
         print(f"xdl {args.command}: error: {str(e) or type(e).__name__}{hint}", file=sys.stderr)
-        return 1
+        return 2 if args.command == "gradcheck" else 1  # (its 1 is a check that failed, as diff's and cmp's)
     except KeyboardInterrupt as stop:  # before or after training (during it, the Trainer stops cleanly)
         signal_name = _signal_of(stop)
         print(f"\nxdl {args.command}: interrupted by {signal_name}; every file it had written is complete (writes "
