@@ -231,13 +231,15 @@ def test_gradcheck_checks_a_sample_of_elements_when_asked(backend, rng):
 
     result = xdl.gradcheck(cost, x, elements=6)
     assert result.passed and calls["n"] == 2 + 2 * 6  # the backprop pass, J once more, two per element
+    assert result.sampled == (6, 1200) and "checked 6 of the inputs' 1,200 elements, drawn at random" in str(result)
     wrong = xdl.gradcheck(lambda t: WrongSquare.apply(t).sum(), x, elements=6)
     i, j = wrong.worst.index
     assert wrong.verdict == "bug" and wrong.worst.analytic == pytest.approx(3 * float(x.numpy()[i, j]))
     again = xdl.gradcheck(lambda t: WrongSquare.apply(t).sum(), x, elements=6)
     assert again.worst.index == wrong.worst.index  # the same sample on every call
     calls["n"] = 0
-    assert xdl.gradcheck(cost, t64(backend, [1.0, 2.0]), elements=6).passed and calls["n"] == 2 + 2 * 2  # all of it
+    whole = xdl.gradcheck(cost, t64(backend, [1.0, 2.0]), elements=6)
+    assert whole.passed and calls["n"] == 2 + 2 * 2 and whole.sampled is None  # all of it
     with pytest.raises(ValueError, match=r"gradcheck: elements must be a positive integer .* or None, got 0"):
         xdl.gradcheck(cost, x, elements=0)
 

@@ -95,6 +95,7 @@ class GradcheckResult:
     # the other inputs whose own difference (finite differences resolving them) reads as a bug, with it:
     # the worst alone named one of two wrong backward passes, the other only an unnamed per_input entry
     also: list[tuple[str, float]] = field(default_factory=list)
+    sampled: tuple[int, int] | None = None  # (elements checked, of how many) where a sample was drawn (``elements``)
 
     @property
     def hidden_bug(self) -> bool:
@@ -121,6 +122,8 @@ class GradcheckResult:
         if self.hidden_bug:
             text += (f"\nbut {where} alone differs like a bug: the overall difference is dominated by larger "
                      "gradients elsewhere; check that input's backward pass")
+        if self.sampled is not None:  # (it read as a check of every element)
+            text += f"\nchecked {self.sampled[0]:,} of the inputs' {self.sampled[1]:,} elements, drawn at random"
         if self.also:
             text += ("\nalso differing like a bug: "
                      + ", ".join(f"{label} (difference {d:.3e})" for label, d in self.also))
@@ -269,8 +272,9 @@ def gradcheck(fn, inputs, eps: float = 1e-7, elements: int | None = None) -> Gra
     worst = Worst(i, names[i], element, float(analytic[i][j]), float(numeric[i][j]), per_input[i], resolved[i],
                   kink)
     also = [(labels[k], per_input[k]) for k in kept if k != i and verdict_for(per_input[k]) == "bug"]
+    counts = (sum(len(c) for c in chosen), sum(t.size for t in inputs))
     return GradcheckResult(difference, verdict_for(difference) if kept and not constant else "inconclusive", worst,
-                           per_input, resolution, unresolved, constant, also)
+                           per_input, resolution, unresolved, constant, also, counts if counts[0] < counts[1] else None)
 
 
 def _label(name: str | None, position: int) -> str:
