@@ -564,3 +564,49 @@ def test_a_column_of_class_indices_trains_as_the_indices():
     assert SoftmaxCrossEntropy()(logits, y[:, None]).item() == SoftmaxCrossEntropy()(logits, y).item()
     with pytest.raises(ValueError, match=r"y has class index 3, outside the model's 3 classes"):
         trainer.evaluate(X, (y + 1)[:, None])
+
+
+def test_a_dev_frame_of_x_s_columns_in_another_order_is_refused_on_a_first_fit():
+    """The model takes X's columns once the run begins: on its first fit a dev frame of them as c,
+    b, a was read by position — the dev costs, early stopping and the best epoch of a model that
+    saw each feature in another's place — without a word; a later fit refused it."""
+    X = np.random.default_rng(0).normal(size=(120, 3)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    frame = Frame(X, ["a", "b", "c"])
+    model = xdl.nn.mlp(3, [8], 2)
+    trainer = Trainer(model, SoftmaxCrossEntropy(), xdl.optim.Adam(model, lr=1e-2), epochs=2, progress=False)
+    with pytest.raises(ValueError, match=r"^X_dev's columns are the model's features in another order"):
+        trainer.fit(frame, y, dev=(frame[["c", "b", "a"]], y))
+    assert trainer.epoch == 0 and model.feature_names_in_ is None  # (refused before anything ran)
+    trainer.fit(frame, y, dev=(frame, y))
+
+
+def test_fit_many_models_keep_a_frame_s_columns_and_refuse_another_order():
+    """As a Trainer's model (`Module.feature_names_in_`): a model fit_many trained on a frame
+    predicted on a frame of its columns in another order by position, silently."""
+    from xdl.config import TrainConfig
+    from xdl.train import fit_many
+
+    X = np.random.default_rng(0).normal(size=(120, 3)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    frame = Frame(X, ["a", "b", "c"])
+    configs = [TrainConfig(hidden=[4], epochs=1, patience=0, seed=seed) for seed in (0, 1)]
+    with pytest.raises(ValueError, match=r"^X_dev's columns are the model's features in another order"):
+        fit_many(configs, frame, y, dev=(frame[["c", "b", "a"]], y))
+    model = fit_many(configs, frame, y)[1].model
+    assert model.feature_names_in_ == ("a", "b", "c")
+    with pytest.raises(ValueError, match=r"^X's columns are the model's features in another order"):
+        model.predict(frame[["c", "b", "a"]])
+
+
+def test_fit_many_refuses_images_of_another_shape_with_as_many_pixels():
+    """As a Trainer's `Augment.check`: (4, 16) examples were flipped and shifted as 8×8 images."""
+    from xdl.config import TrainConfig
+    from xdl.train import fit_many
+
+    X = np.random.default_rng(0).normal(size=(64, 4, 16)).astype(np.float32)
+    config = TrainConfig(hidden=[4], epochs=1, patience=0, augment_flip=True, dataset="digits")
+    with pytest.raises(ValueError, match=r"X's examples must be 8×8 \(or flat rows of 64\), got examples of shape "
+                                         r"\(4, 16\)"):
+        fit_many([config], X, np.arange(64) % 10)
+    fit_many([config], X.reshape(64, 8, 8), np.arange(64) % 10)

@@ -257,7 +257,9 @@ def test_a_study_its_space_does_not_fit_is_named_before_drawing():
     for meta, space, message in [({"base": {}}, None, "the study records no space: pass space="),
                                  ({"space": {"lr": {"log_uniform": [1e-3, 1.0]}}}, {"weight_decay": {"uniform": [0, 1]}},
                                   "the trials hold no value of weight_decay: space= must be the space they searched"),
-                                 ({"space": {}}, None, "space: a search space is")]:
+                                 ({"space": {}}, None, "space: a search space is"),
+                                 ({"space": {"lr": {"log_uniform": [1e-3, 1.0]}}}, {"lr": {"choice": [0.1, 0.2]}},
+                                  "a trial's lr is 0.01, none of the space's choices")]:
         study = Study(meta)
         study.trials = trials
         with pytest.raises(ValueError, match=f"^plot_study: {message}"):

@@ -2306,3 +2306,24 @@ def test_the_runs_last_epochs_at_rate_0_are_said_to_train_nothing():
         warnings.simplefilter("error")
         make_trainer(None, optimizer="gd", lr=0.5, epochs=3, schedule=lambda e: 0.1 * e).fit(s.X_train, s.y_train)
         make_trainer(None, optimizer="gd", lr=0.5, epochs=3, schedule=cosine(0.5, 3)).fit(s.X_train, s.y_train)
+
+
+def test_a_resumed_run_whose_schedule_control_cleared_is_not_told_its_schedule_trains_nothing(tmp_path):
+    """cosine(0.5, 3) for a run of 6 epochs, whose rate the babysitter's control.toml set by hand at
+    epoch 1 (the schedule cleared). Resumed, the run was told that epochs 4 to 6 train nothing — read
+    from the schedule it was made with, before its checkpoint said it was cleared — while they
+    trained at the rate set by hand."""
+    from xdl.train import Control
+
+    s = moons_parts()
+    cosine = xdl.optim.schedules.cosine
+
+    def trainer(epochs):
+        return make_trainer(None, optimizer="gd", lr=0.5, epochs=epochs, schedule=cosine(0.5, 3), callbacks=[
+            WriteControl(tmp_path, 1, "lr = 0.05\n"), Control(tmp_path), Checkpoint(tmp_path)])
+
+    trainer(2).fit(s.X_train, s.y_train)  # (interrupted after epoch 2, say)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        history = trainer(6).fit(s.X_train, s.y_train, resume=tmp_path)
+    assert history["lr"][1:] == [0.05] * 5

@@ -153,6 +153,11 @@ def plot_study(study, path=None, space=None):
     if unsearched:  # (a bare KeyError, half-way through drawing)
         raise ValueError(f"plot_study: the trials hold no value of {', '.join(unsearched)}: space= must be the "
                          "space they searched")
+    unchosen = next(((name, t.params[name]) for name, d in space.dimensions.items() if d.kind == "choice"
+                     for t in trials if t.params[name] not in d.values), None)
+    if unchosen is not None:  # (a bare "'adam' is not in list", half-way through drawing)
+        raise ValueError(f"plot_study: a trial's {unchosen[0]} is {unchosen[1]!r}, none of the space's choices: "
+                         "space= must be the space they searched")
     columns = len(space.dimensions) + 2
     fig, axes = subplots(1, columns, figsize=(3.6 * columns, 3.4), squeeze=False)
     _draw_study(axes, space, trials, study.trials)

@@ -165,6 +165,7 @@ class Stacked(Sequential):
         for name, p in model.named_parameters():  # frozen where the stack's is (as the models were)
             p.requires_grad = stacked[name].requires_grad
         model.predicts = self.predicts
+        model.feature_names_in_ = self.feature_names_in_  # (a frame's columns it was fitted on)
         return model.to(self.backend)
 
     def predict_proba(self, X, batch_size: int = 1024) -> np.ndarray:

@@ -42,7 +42,8 @@ from xdl.backend import SEEDS, current_backend, get_backend, thread_backend
 from xdl.caller import warn_caller
 from xdl.config import RESUME_MAY_CHANGE, RUN_OPTIONS, TrainConfig
 from xdl.data import check_features, check_labels, training_batches
-from xdl.data.validation import MAX_CLASSES, check_bool, check_dev_pair, check_int, check_list
+from xdl.data.validation import (MAX_CLASSES, check_bool, check_dev_pair, check_feature_names, check_int,
+                                 check_list, feature_names)
 from xdl.functions.stacked import stacked_softmax_cross_entropy
 from xdl.nn import Module, Standardize, stack
 from xdl.nn.module import evaluating_here, mode_here
@@ -255,15 +256,16 @@ class ManyTrainer:
         self._built_with = None  # (n_classes, standardize's statistics) the first fit built the batch with
         self._loading = False  # within a resume's load of its checkpoint (a failure there: no results to give)
 
-    def _check_width(self, n_features: int, standardize) -> None:
-        """What sees each example before the first layer takes X's width: the Standardize layer, and
-        augmentation (as images of the dataset's shape); a mismatch is named now, not in a step."""
-        check_standardize(standardize, n_features)
+    def _check_width(self, example_shape: tuple, standardize) -> None:
+        """What sees each example (of ``example_shape``) before the first layer takes X's width: the
+        Standardize layer, and augmentation (as images of the dataset's shape: (4, 16) examples were
+        flipped as 8×8 rows of their values, as `Augment.check` says); a mismatch is named now, not in a step."""
+        check_standardize(standardize, int(np.prod(example_shape)))
         c = self.configs[0]
         augment = c.build_augment()
         if augment is not None:
             options = ", ".join(key for key in ("augment_shift", "augment_noise", "augment_flip") if getattr(c, key))
-            augment.check(n_features, "X", f"configs: {options} (dataset {c.dataset!r})")
+            augment.check(example_shape, "X", f"configs: {options} (dataset {c.dataset!r})")
 
     @property
     def n_models(self) -> int:
@@ -345,10 +347,16 @@ class ManyTrainer:
         reason = self.eager_reason()
         if self.capture is True and reason is not None:
             raise ValueError(f"capture=True, but the batch's steps cannot be captured: {reason}")
+        # a frame's columns, which each model then keeps (`Module.feature_names_in_`, as a Trainer's): predict on
+        # a frame of them in another order read them by position, silently
+        names = feature_names(X)
+        check_feature_names(X, self.model.feature_names_in_ if self.model is not None else None)
         X = check_features(X, "X", dtype=self.dtype)
         if len(X) == 0:
             raise ValueError("X has no examples")
         dev = check_dev_pair(dev) if dev is not None else None
+        if dev is not None:
+            check_feature_names(dev[0], names, "X_dev")
         y, width = class_indices(check_labels(y, len(X), "y"), "y")  # (m,) int64: what the fused loss takes
         if dev is not None:
             dev_X = check_features(dev[0], "X_dev", int(np.prod(X.shape[1:])), dtype=self.dtype)
@@ -383,8 +391,8 @@ class ManyTrainer:
         if needs_dev and dev is None:
             raise ValueError(f"configs[{needs_dev[0]}] has patience {self.configs[needs_dev[0]].patience}: early "
                              "stopping watches the dev cost, so pass dev=(X_dev, y_dev) (or set patience 0)")
+        self._check_width(X.shape[1:], standardize)  # (an example's shape: images of augmentation's, not another)
         X = X.reshape(len(X), -1)
-        self._check_width(X.shape[1], standardize)
         built_with = (int(n_classes), _standardize_digest(standardize))
         if self._built_with is not None and built_with != self._built_with:  # the batch is built by its first fit
             what = "n_classes" if built_with[0] != self._built_with[0] else "standardize"
@@ -418,6 +426,7 @@ class ManyTrainer:
                 self._mid_step = self._loading = False
             X, dev, self._network = network_data(self.model, X, dev, on_host=self._augment is None)
             self.model.predicts = "classes"  # each model taken out predicts classes (a softmax cross-entropy)
+            self.model.feature_names_in_ = names  # (each model taken out keeps them: `Stacked.model`)
             self.history.stopped_by = None  # (a name a stop before left is none of this fit's, as a Trainer's)
             for cb in self.callbacks:
                 call_hook(self, cb, "on_train_begin", where=f" before {upcoming(self.epoch, self.step)}")

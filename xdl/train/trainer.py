@@ -37,7 +37,8 @@ from xdl import losses as _losses
 from xdl.backend import SEEDS, get_backend, host_rng
 from xdl.caller import warn_caller
 from xdl.data import Augment, check_labels, training_batches
-from xdl.data.validation import check_bool, check_dev_pair, check_int, check_list, feature_names
+from xdl.data.validation import (check_bool, check_dev_pair, check_feature_names, check_int, check_list,
+                                 feature_names)
 from xdl.files import json_number
 from xdl.nn import Module, Sequential
 from xdl.nn.module import PREDICTIONS, classes_of_logits, ends_in_probability, evaluating_here, mode_here
@@ -438,22 +439,34 @@ class Trainer:
     def _check_rates(self, steps: int) -> None:
         """Every learning rate the planned run will use is within the model dtype's positive range
         (`check_rate`; checked now, up to `PRECHECKED_RATES` of each kind; a later bad one when it comes)."""
-        rates = [check_rate(rate_at(self.schedule, epoch, what := f"schedule({epoch}) (the rate of epoch {epoch + 1})"),
-                            what, self.model.dtype, decayed=epoch > 0)
-                 for epoch in (range(min(self.epochs, PRECHECKED_RATES)) if self.schedule is not None else ())]
-        if len(rates) == self.epochs:
-            _warn_idle_end(rates, self.epoch, "epoch", "the schedule")
+        for epoch in range(min(self.epochs, PRECHECKED_RATES)) if self.schedule is not None else ():
+            what = f"schedule({epoch}) (the rate of epoch {epoch + 1})"
+            check_rate(rate_at(self.schedule, epoch, what), what, self.model.dtype, decayed=epoch > 0)
         _check_schedule_fits(self.schedule, self.optimizer)  # (set since it was made: opt.lr = a per-step schedule)
         for g, group in enumerate(self.optimizer.groups):
             lr = group.settings["lr"]
             if callable(lr):
-                rates = [check_rate(rate_at(lr, t, what := f"the optimizer's lr schedule at step {t} (group {g})"),
-                                    what, self.model.dtype, decayed=t > 0)
-                         for t in range(min(self.epochs * steps, PRECHECKED_RATES))]
-                if len(rates) == self.epochs * steps:
-                    _warn_idle_end(rates, self.optimizer.t, "step", f"group {g}'s per-step lr schedule")
+                for t in range(min(self.epochs * steps, PRECHECKED_RATES)):
+                    what = f"the optimizer's lr schedule at step {t} (group {g})"
+                    check_rate(rate_at(lr, t, what), what, self.model.dtype, decayed=t > 0)
             elif self.schedule is None:  # a constant rate (an epoch schedule replaces it)
                 check_rate(lr, f"the optimizer's lr (group {g})", self.model.dtype)
+
+    def _warn_idle_ends(self, steps: int) -> None:
+        """`_warn_idle_end` for the epoch schedule and each group's per-step one, as the run will use
+        them from where it stands — read after a resume's checkpoint is loaded and its callbacks' on_train_begin
+        ran: before, a run whose schedule `Control` had cleared (its rate set by hand) was told its
+        schedule's last epochs train nothing, and a resumed run counted them from its first epoch.
+        Rates checked by `_check_rates` (within `PRECHECKED_RATES`: a longer run is not read)."""
+        if self.schedule is not None and self.epochs <= PRECHECKED_RATES:
+            rates = [rate_at(self.schedule, epoch, f"schedule({epoch})") for epoch in range(self.epochs)]
+            _warn_idle_end(rates, self.epoch, "epoch", "the schedule")
+        for g, group in enumerate(self.optimizer.groups):
+            lr = group.settings["lr"]
+            if callable(lr) and self.epochs * steps <= PRECHECKED_RATES:
+                rates = [rate_at(lr, t, f"the optimizer's lr schedule at step {t} (group {g})")
+                         for t in range(self.epochs * steps)]
+                _warn_idle_end(rates, self.optimizer.t, "step", f"group {g}'s per-step lr schedule")
 
     # -- the loop -----------------------------------------------------------------------------
     def fit(self, X, y, dev=None, resume=None) -> History:
@@ -510,11 +523,17 @@ class Trainer:
         if resume is None:
             check_same_examples(self, len(X), "trainer", "Trainer")
         if dev is not None:
-            dev = self._check(*check_dev_pair(dev), name="_dev")
+            dev = check_dev_pair(dev)
+            # X's columns, which the model takes only once the run begins: a dev frame of them in another
+            # order was read by position on a first fit (its costs, early stopping and best epoch of no model)
+            check_feature_names(dev[0], names, "X_dev")
+            dev = self._check(*dev, name="_dev")
         check_monitored(self.callbacks, dev, accuracy=self.classification)
         bounds = self._batches(len(X))
         self._penalty_m = penalty_examples(self.batch_size, len(X))
         self._check_rates(len(bounds))
+        if resume is None:  # (a resume's: once its checkpoint says which schedule goes on, and where)
+            self._warn_idle_ends(len(bounds))
         checkpointing = any(isinstance(cb, Checkpoint) for cb in self.callbacks)
         if resume is None:  # (every check passed: the generator moves for a fit that runs)
             self._take_seed()
@@ -549,6 +568,7 @@ class Trainer:
                 begun.append(cb)  # told of an error from here on: a later one's on_train_begin, or on_train_end's
             if resume is not None:
                 self._check_schedules_set()
+                self._warn_idle_ends(len(bounds))
             # a run killed after its end (its checkpoint's stop or epochs; not a stop asked for on resuming)
             if resume is not None and (self.epoch >= self.epochs or self.stop_training and self.history.stopped_epoch):
                 why = self.history.stopped_by or ended_by or f"its {self.epoch} epochs trained"
