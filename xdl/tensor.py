@@ -181,16 +181,13 @@ PYTORCH_NAMES = {
 }
 
 
-PYTORCH_PROPERTIES = frozenset({"device", "state"})  # PyTorch's names above that are read, not called
-
-
-def missing_attribute(obj, name: str, pytorch_names: dict):
+def missing_attribute(obj, name: str, pytorch_names: dict, read=frozenset()):
     """A ``__getattr__`` (called only for a name Python's lookup did not find on ``obj``): PyTorch's
     name of what ``obj`` does under another here (``pytorch_names``: name → the way here) says that
-    way; any other is Python's own error (a property's AttributeError raised again, not hidden
-    behind "no attribute")."""
+    way (``read``: those of them PyTorch reads rather than calls); any other is Python's own error (a
+    property's AttributeError raised again, not hidden behind "no attribute")."""
     if name in pytorch_names:
-        called = "" if name in PYTORCH_PROPERTIES else "()"
+        called = "" if name in read else "()"
         raise AttributeError(f"{type(obj).__name__!r} object has no attribute {name!r}; for PyTorch's {name}{called}, "
                              f"use {pytorch_names[name]}")
     return object.__getattribute__(obj, name)
@@ -236,7 +233,7 @@ class Tensor:
         self._fn = None  # the Function that produced this tensor, if any
 
     def __getattr__(self, name):
-        return missing_attribute(self, name, PYTORCH_NAMES)
+        return missing_attribute(self, name, PYTORCH_NAMES, read={"device"})
 
     @property
     def requires_grad(self) -> bool:

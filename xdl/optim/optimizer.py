@@ -371,7 +371,7 @@ class Optimizer(StepCount):
             _bind_hyperparameters(g)
 
     def __getattr__(self, name):
-        return missing_attribute(self, name, PYTORCH_ATTRIBUTES)
+        return missing_attribute(self, name, PYTORCH_ATTRIBUTES, read={"state"})
 
     def __repr__(self) -> str:
         """The rule and each group's settings, as a notebook cell ending with the optimizer shows it
