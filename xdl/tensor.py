@@ -523,9 +523,10 @@ class Tensor:
                 f"{type(walked).__name__}): state carried over from an earlier step — a recurrent hidden state, a "
                 "tensor of the weights made once before the loop — would take this backward through every step "
                 "before it, with the weights' values as they were then, its memory and time growing at each step. "
-                "Cut it with .detach() (PyTorch refuses this too: 'backward through the graph a second time'), or, "
-                "for two losses that share part of their graph on purpose, pass retain_graph=True to the first "
-                "backward")
+                "Cut carried-over state with .detach() (PyTorch refuses this too: 'backward through the graph a "
+                "second time'); a tensor made once from the parameters on purpose (a tied W.T) is made in forward "
+                "instead, at each step (detached, its gradient would not reach them); two losses that share part "
+                "of their graph: pass retain_graph=True to the first backward")
         self._backward_mark = mark
         keep = bool(retain_graph)
         for node in order:
