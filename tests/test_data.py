@@ -200,8 +200,9 @@ def test_augment_refuses_images_of_another_shape_with_as_many_pixels():
     model = xdl.nn.mlp(64, [4], 2)
     trainer = Trainer(model, xdl.losses.SoftmaxCrossEntropy(), xdl.optim.SGD(model, lr=0.1), epochs=1,
                       augment=augment, seed=0, progress=False)
-    with pytest.raises(ValueError, match=r"^augment sees examples as 8×8 images, so X's examples must be 8×8"):
-        trainer.fit(np.zeros((4, 4, 16)), np.array([0, 1, 0, 1]))
+    for X in (np.zeros((4, 4, 16)), np.zeros((4, 4, 16)).tolist()):  # (nested lists of them too)
+        with pytest.raises(ValueError, match=r"^augment sees examples as 8×8 images, so X's examples must be 8×8"):
+            trainer.fit(X, np.array([0, 1, 0, 1]))
     assert trainer.epoch == 0
     assert len(trainer.fit(np.zeros((4, 8, 8)), np.array([0, 1, 0, 1]))) == 1
 

@@ -349,8 +349,9 @@ class Trainer:
         `Loss.compute` unchecked — a bad label is named now, not at its batch. Integer X stays
         integers (``cast=False``): `network_data` makes the network's float inputs of it once — cast
         here first, uint8 pixels took 8× their size in fit and evaluate, not 4×."""
-        given = getattr(X, "shape", None)  # (m, H, W) images, flattened next: `Augment.check` compares (H, W)
+        given = X  # (m, H, W) images, flattened next: `Augment.check` compares (H, W)
         X = self.model.checked_input(X, f"X{name}", _input_features(self.model), cast=False)
+        given = np.shape(given) if isinstance(given, list | tuple) else getattr(given, "shape", None)  # (checked)
         if len(X) == 0:
             raise ValueError(f"X{name} has no examples")
         if y is None:
