@@ -495,6 +495,8 @@ def test_a_frame_with_the_model_s_columns_in_another_order_is_refused_naming_the
     with pytest.raises(ValueError, match=r"^X's columns are not the features the model was trained on \(\['a', 'b', "
                                          r"'c'\]\): missing \['c'\]; unexpected \['d'\]"):
         model.predict(Frame(X, ["a", "b", "d"]))
+    with pytest.raises(ValueError, match=r"trained on \(\['a', 'b', 'c'\]\): missing \['c'\]; repeated \['a'\]$"):
+        model.predict(Frame(X, ["a", "a", "b"]))
     trainer.epochs = 3
     trainer.fit(X, y)  # fitted on an array, the model has no names, as scikit-learn's fit forgets them
     assert model.feature_names_in_ is None and model.predict(frame[["c", "b", "a"]]).shape == (120,)

@@ -234,9 +234,11 @@ def check_feature_names(X, expected: tuple[str, ...] | None, name: str = "X") ->
                          f"{list(expected)}, got {list(names)}): reorder them, {name}[{list(expected)}]")
     missing = [n for n in expected if n not in names]
     unexpected = [n for n in names if n not in expected]
+    repeated = sorted({n for n in names if names.count(n) > 1})  # (a, a, b for a, b, c: "missing c" alone)
+    said = [f"{what} {found}" for what, found in (("missing", missing), ("unexpected", unexpected),
+                                                   ("repeated", repeated)) if found]
     raise ValueError(f"{name}'s columns are not the features the model was trained on ({list(expected)}): "
-                     f"{'missing ' + str(missing) if missing else ''}{'; ' if missing and unexpected else ''}"
-                     f"{'unexpected ' + str(unexpected) if unexpected else ''}")
+                     + "; ".join(said))
 
 
 def refuse_times(values: np.ndarray, name: str, variable: str | None = None) -> None:
