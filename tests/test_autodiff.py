@@ -1321,3 +1321,25 @@ def test_gradcheck_keeps_a_dropout_of_a_fixed_mask(backend, rng):
     assert xdl.gradcheck(cost, t64(backend, x)).passed
     for y in outputs[:3]:
         np.testing.assert_allclose(y, x * mask / 0.5, rtol=1e-6)
+
+
+def test_a_node_that_saved_no_values_is_walked_again_as_pytorchs_a_tied_transpose_made_once():
+    """WT = W.T made once before the loop, then loss_k = Σ(x_k·WT) and a step: PyTorch runs it
+    (TransposeBackward saves nothing, so no retain_graph is needed), and ∂loss_k/∂W = (Σᵢ x_k[i])
+    broadcast over W's rows; xdl refused the second step's backward as carried-over state. A node
+    whose backward reads saved values (tanh) is still refused, as PyTorch's."""
+    w = xdl.tensor(np.arange(6.0).reshape(2, 3) / 7, requires_grad=True)
+    wt = w.T  # made once: a view, so the step under no_grad shows through it
+    for x in (np.ones((4, 3)), np.arange(12.0).reshape(4, 3)):
+        w.grad = None
+        (xdl.tensor(x) @ wt).sum().backward()
+        np.testing.assert_allclose(w.grad, np.broadcast_to(x.sum(0), (2, 3)))
+        with xdl.no_grad():
+            w -= xdl.tensor(0.1 * w.grad)
+    total = w.sum()  # shared sum, add and reshape: walked by two roots
+    (total * 2).backward()
+    (total + w.reshape(-1)[0]).backward()
+    h = w.tanh()
+    (h * 2).sum().backward()
+    with pytest.raises(RuntimeError, match=r"earlier backward\(\) of another tensor already went through \(at Tanh\)"):
+        (h * 3).sum().backward()

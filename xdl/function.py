@@ -56,6 +56,11 @@ class Function:
     # one said retain_graph=True: a backward of another root through it is refused (carried-over state)
     _walked = None
     _kept = False
+    # whether the backward reads values the forward saved (inputs, outputs): a node whose backward
+    # reads only shapes, axes or an index (a transpose, reshape, sum, add) computes the same gradient
+    # however often it is walked, as PyTorch's nodes with nothing saved, which it walks again without
+    # retain_graph (a tied W.T made once before the loop); only one that saves values is refused
+    saves_values = True
     backend = None  # the inputs' Backend, set by apply before forward
     xp = None  # backend.xp
 

@@ -497,7 +497,10 @@ class Tensor:
         would otherwise take each step's backward through every step before it, with values of
         the weights as they were then, its memory and time growing without end: ``.detach()``
         cuts it — unless that earlier backward said ``retain_graph=True`` (two losses sharing part
-        of their graph on purpose, PyTorch's way).
+        of their graph on purpose, PyTorch's way). A node whose backward reads no saved value
+        (`Function.saves_values` False: a transpose, reshape, sum, add — PyTorch's nodes with
+        nothing saved) may be walked again, as PyTorch's: a tied ``W.T`` made once before the loop
+        trains.
         """
         if retain_graph is not None and not isinstance(retain_graph, bool | np.bool_):
             raise ValueError(f"retain_graph must be True or False, got {retain_graph!r}")
@@ -516,7 +519,7 @@ class Tensor:
         order = reverse_topological(self)
         mark = self.__dict__.get("_backward_mark") or object()  # this root's backward passes (no cycle: not the root)
         walked = next((n._fn for n in order if n._fn is not None and n._fn._walked is not None
-                       and n._fn._walked is not mark and not n._fn._kept), None)
+                       and n._fn._walked is not mark and not n._fn._kept and n._fn.saves_values), None)
         if walked is not None:  # (checked before any gradient is accumulated)
             raise RuntimeError(
                 f"backward() through a graph that an earlier backward() of another tensor already went through (at "
@@ -524,8 +527,8 @@ class Tensor:
                 "tensor of the weights made once before the loop — would take this backward through every step "
                 "before it, with the weights' values as they were then, its memory and time growing at each step. "
                 "Cut carried-over state with .detach() (PyTorch refuses this too: 'backward through the graph a "
-                "second time'); a tensor made once from the parameters on purpose (a tied W.T) is made in forward "
-                "instead, at each step (detached, its gradient would not reach them); two losses that share part "
+                "second time'); a tensor made once from the parameters on purpose (W * scale, tanh(W)) is made in "
+                "forward instead, at each step (detached, its gradient would not reach them); two losses that share part "
                 "of their graph: pass retain_graph=True to the first backward")
         self._backward_mark = mark
         keep = bool(retain_graph)

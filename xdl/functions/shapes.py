@@ -34,6 +34,8 @@ def _sizes(name: str, args) -> tuple:
 class Reshape(Function):
     """y = x viewed with a new shape;  ∂L/∂x = ∂L/∂y reshaped back"""
 
+    saves_values = False  # its backward reads shapes only (`Function.saves_values`)
+
     keeps_values = True
 
     shape: tuple
@@ -103,6 +105,8 @@ def unsqueeze(x, axis):
 class Concatenate(Function):
     """y = the inputs joined along an existing axis;  ∂L/∂xᵢ = ∂L/∂y's slice of input i"""
 
+    saves_values = False  # its backward reads shapes only (`Function.saves_values`)
+
     axis: int = 0
 
     def forward(self, *xs):
@@ -118,6 +122,8 @@ class Concatenate(Function):
 
 class Stack(Function):
     """y = the inputs joined along a new axis;  ∂L/∂xᵢ = ∂L/∂y at index i of that axis"""
+
+    saves_values = False  # its backward reads shapes only (`Function.saves_values`)
 
     axis: int = 0
 
@@ -178,6 +184,8 @@ def stack(*tensors, axis=0):
 class Transpose(Function):
     """y = x with axes permuted (reversed by default);  ∂L/∂x = ∂L/∂y with the inverse permutation"""
 
+    saves_values = False  # its backward reads shapes only (`Function.saves_values`)
+
     keeps_values = True
 
     axes: object = None
@@ -216,6 +224,8 @@ def _is_basic(index) -> bool:
 class GetItem(Function):
     """y = x[index];  ∂L/∂x scatters ∂L/∂y back, accumulating repeated integer indices"""
 
+    saves_values = False  # its backward reads the index and shape only (`Function.saves_values`)
+
     keeps_values = True
 
     index: object
@@ -243,6 +253,8 @@ def getitem(x, index):
 
 class Cast(Function):
     """y = x converted to ``dtype``;  ∂L/∂x = ∂L/∂y converted back"""
+
+    saves_values = False  # its backward reads shapes only (`Function.saves_values`)
 
     keeps_values = True
 
