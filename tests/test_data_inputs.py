@@ -612,3 +612,49 @@ def test_fit_many_refuses_images_of_another_shape_with_as_many_pixels():
                                          r"\(4, 16\)"):
         fit_many([config], X, np.arange(64) % 10)
     fit_many([config], X.reshape(64, 8, 8), np.arange(64) % 10)
+
+
+def test_a_dict_of_columns_is_named_as_named_inputs_not_as_a_loader():
+    """A dict is iterable too: refused as a generator or a loader of batches, it was told to join
+    batches it has none of; a dict of columns is told to stack them as features."""
+    model = xdl.nn.mlp(2, [2], 2)
+    with pytest.raises(TypeError, match=r"^X must be an array of examples \(m, features\), got an object of type dict "
+                                        r"\(named inputs\?\): stack its columns as features, np\.column_stack"):
+        model.predict({"a": [1.0, 2.0], "b": [3.0, 4.0]})
+
+
+def test_a_frame_of_columns_not_all_named_by_strings_keeps_no_names():
+    """As scikit-learn's ``feature_names_in_``: names are kept only where every column's is a
+    string — a frame of columns "a" and 0 has none (it is read by position, as an array)."""
+    from xdl.data.validation import feature_names
+
+    assert feature_names(Frame(np.zeros((2, 2)), ["a", 0])) is None
+    assert feature_names(Frame(np.zeros((2, 2)), [0, 1])) is None
+    assert feature_names(Frame(np.zeros((2, 2)), ["a", "b"])) == ("a", "b")
+
+
+def test_a_later_fit_of_a_batch_refuses_a_frame_of_its_columns_in_another_order():
+    """A ManyTrainer interrupted and fitted again goes on with the models the first fit named the
+    columns of: a frame of them in another order was read by position, into each other's weights."""
+    import os
+    import signal
+
+    from xdl.config import TrainConfig
+    from xdl.train import Callback, Interrupted
+    from xdl.train.many import ManyTrainer
+
+    class InterruptAfterFirst(Callback):
+        def on_epoch_end(self, trainer, record):
+            if record["epoch"] == 1:
+                os.kill(os.getpid(), signal.SIGINT)  # (stopped cleanly between epochs: fit goes on)
+
+    X = np.random.default_rng(0).normal(size=(120, 3)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    frame = Frame(X, ["a", "b", "c"])
+    batch = ManyTrainer([TrainConfig(hidden=[4], epochs=3, patience=0, seed=s) for s in (0, 1)],
+                        callbacks=[InterruptAfterFirst()])
+    with pytest.raises(Interrupted):
+        batch.fit(frame, y)
+    with pytest.raises(ValueError, match=r"^X's columns are the model's features in another order"):
+        batch.fit(frame[["c", "b", "a"]], y)
+    assert batch.fit(frame, y)[0].status == "completed"

@@ -412,3 +412,11 @@ def test_toml_with_a_byte_order_mark_is_read_and_another_encoding_named(tmp_path
     with pytest.raises(ValueError, match=r"^--config '.*run.toml' is not valid TOML: TOML is UTF-8 text, and this is "
                                          r"not \(byte 0: invalid start byte\): save it as UTF-8$"):
         read_toml(path, "--config")
+
+
+def test_epoch_and_trial_axes_are_ticked_at_whole_numbers():
+    """One epoch's panels were ticked 0.96, 0.98, …: epochs and trials are counted, ticked whole."""
+    fig = plots.plot_history(History(history().records[:1]))
+    for ax in fig.axes:
+        ticks = ax.xaxis.get_major_locator().tick_values(0.95, 1.05)
+        assert len(ticks) and all(float(t).is_integer() for t in ticks), (ax.get_title(), ticks)

@@ -9,7 +9,7 @@ import pytest
 
 import xdl
 from xdl.function import Function
-from xdl.gradcheck import RECHECK, relative_difference
+from xdl.gradcheck import RECHECK, relative_difference, verdict_for
 from xdl.nn import BatchNorm, Dense, Sequential, Tanh
 from conftest import t64
 from test_autodiff import WrongSquare  # y = x², its backward 3x instead of 2x
@@ -99,6 +99,7 @@ def test_gradcheck_still_reads_a_bias_before_batch_norm_as_rounding(backend, rng
     loss = xdl.losses.SoftmaxCrossEntropy()
     result = xdl.gradcheck(lambda: loss(model(X), y) + xdl.losses.l2(model, 0.5, m=8), dict(model.named_parameters()))
     assert result.passed and result.verdict == "great" and result.unresolved == ["0.bias"], str(result)
+    assert result.also == [], str(result)  # (its bug-like difference is rounding: no bug to name)
 
 
 # -- 3. a check changes no gradient, of its inputs or of any other leaf ---------------------------
@@ -519,3 +520,23 @@ def test_gradcheck_names_every_input_whose_own_difference_is_a_bug(backend):
                            + (z * z).sum(), [a, b, c])
     assert result.worst.name == "b" and [label for label, _ in result.also] == ["a"], str(result)
     assert "also differing like a bug: a (difference 2.000e-01)" in str(result) and "c (" not in str(result)
+
+
+class SlightlyOffSquare(Function):
+    """y = x², with a backward 1e-4 too large: a "suspect" difference, not a bug."""
+
+    def forward(self, x):
+        self.x = x
+        return x * x
+
+    def backward(self, gy):
+        return (2 * gy * self.x * (1 + 1e-4),)
+
+
+def test_gradcheck_names_as_also_only_inputs_whose_difference_is_a_bug(backend):
+    """``also`` lists the other inputs that read as a bug; one merely "suspect" is not among them."""
+    a, b = t64(backend, [1.0, 2.0]), t64(backend, [0.5, 1.5])
+    a.name, b.name = "a", "b"
+    result = xdl.gradcheck(lambda x, y: WrongSquare.apply(x).sum() + SlightlyOffSquare.apply(y).sum(), [a, b])
+    assert result.worst.name == "a" and verdict_for(result.per_input[1]) == "suspect", str(result)
+    assert result.also == [] and "also differing" not in str(result), str(result)

@@ -1441,3 +1441,28 @@ def test_a_loss_given_a_pytorch_or_keras_option_says_the_way_here(option, way):
     with pytest.raises(TypeError, match=rf"^SoftmaxCrossEntropy\(\) takes no options, got {option}=: .*{way}"):
         xdl.losses.SoftmaxCrossEntropy(**{option: 1})
     assert isinstance(xdl.losses.BinaryCrossEntropy(), xdl.losses.Loss)
+
+
+def test_an_initializer_whose_name_is_no_string_is_recorded_as_custom():
+    """`recorded_name` reads ``__name__``, which an object of one's own may hold as anything: a
+    non-string one is recorded as "custom" (what build refuses to draw again), not put in the config."""
+    class Drawn:
+        __name__ = None
+
+        def __call__(self, shape):
+            return np.full(shape, 0.1)
+
+    assert xdl.init.recorded_name(Drawn()) == "custom"
+    assert Dense(2, 3, init=Drawn()).config["init"] == "custom"
+
+
+def test_a_setting_set_to_none_reads_as_off_only_for_a_flag():
+    """`Module.current_config`'s bias rule: a part a flag switched on that is None now is off
+    (``layer.bias = None``); any other setting set to None — no plain value — is the one it was
+    made with, as before the rule."""
+    dense = Dense(2, 3)
+    dense.bias = None
+    assert dense.current_config()["bias"] is False
+    relu = LeakyReLU(0.2)
+    relu.slope = None
+    assert relu.current_config()["slope"] == 0.2

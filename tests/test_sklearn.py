@@ -491,3 +491,9 @@ def test_weight_decay_is_a_parameter_and_scikit_learns_names_say_the_way_here():
         with pytest.raises(TypeError, match=rf"unexpected keyword argument '{key}'; scikit-learn's {key} is "
                                             rf"{re.escape(way)}"):
             MLPClassifier(**{key: 1})
+
+
+def test_arguments_given_by_position_keep_their_meaning_through_the_names_check():
+    """`_hinting_sklearn_names` wraps ``__init__``: arguments by position go through as they were."""
+    clf = MLPClassifier((8,), "tanh", True, 0.1, weight_decay=0.01)
+    assert (clf.hidden, clf.activation, clf.batch_norm, clf.dropout, clf.weight_decay) == ((8,), "tanh", True, 0.1, 0.01)

@@ -174,13 +174,13 @@ def floating_dtype(X: np.ndarray, dtype=None) -> np.dtype:
 
 def objects_as_floats(values: np.ndarray) -> np.ndarray:
     """Numbers held as objects (a pandas frame's nullable Int64 or boolean columns) as float64, a
-    missing value (pandas' ``pd.NA``, None) as NaN — for the NaN checks to name it: NumPy cannot
-    make a float of ``pd.NA``, and a frame with one missing value was refused as holding "values that
-    are not (strings?)". Anything else that is no number raises as ``astype`` does."""
+    missing value as NaN — for the NaN checks to name it: NumPy makes NaN of None itself, but no
+    float of pandas' ``pd.NA``, and a frame with one missing value was refused as holding "values
+    that are not (strings?)". Anything else that is no number raises as ``astype`` does."""
     try:
         return values.astype(np.float64)
     except (TypeError, ValueError):
-        missing = np.frompyfunc(lambda v: v is None or type(v).__name__ == "NAType", 1, 1)(values).astype(bool)
+        missing = np.frompyfunc(lambda v: type(v).__name__ == "NAType", 1, 1)(values).astype(bool)
         if not missing.any():
             raise
         filled = values.copy()
