@@ -990,9 +990,19 @@ def test_a_resume_says_a_per_step_schedule_a_callback_replaced_is_not_in_its_che
         warnings.simplefilter("error")  # set again as the run began: nothing to say
         make(4, again=True).fit(s.X_train, s.y_train, resume=tmp_path)
     make(3).fit(s.X_train, s.y_train)  # (a fresh run's checkpoint at epoch 3 again)
+    resumed = make(4)
     with pytest.warns(UserWarning, match=r"resume: the run had another schedule as group 0's lr than the optimizer was "
                                          r"made with .*goes on with the optimizer's own, exponential\(0.01, 0.999\)"):
-        make(4).fit(s.X_train, s.y_train, resume=tmp_path)
+        resumed.fit(s.X_train, s.y_train, resume=tmp_path)
+    resumed.epochs = 5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # said once, by the resume: a later fit of the run is no resume
+        resumed.fit(s.X_train, s.y_train)
+        # a run whose schedule no callback replaced resumes without a word
+        plain = lambda epochs: make_trainer(None, lr=xdl.optim.schedules.exponential(0.01, 0.999),  # noqa: E731
+                                            epochs=epochs, callbacks=[Checkpoint(tmp_path / "plain")])
+        plain(2).fit(s.X_train, s.y_train)
+        plain(3).fit(s.X_train, s.y_train, resume=tmp_path / "plain")
 
 
 @pytest.mark.parametrize("schedule, match", [
