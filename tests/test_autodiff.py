@@ -1181,6 +1181,24 @@ def test_state_carried_over_steps_is_refused_at_the_next_backward_not_walked_aga
     (shared * 3).sum().backward()  # (not kept by the last one: kept by the first)
 
 
+def test_a_backward_that_failed_part_way_leaves_the_nodes_it_never_reached_free():
+    """The marks were written on the whole graph before any node ran: a later backward of another
+    root through a node the failed one never reached was refused as "state carried over"."""
+    class Failing(xdl.Function):
+        def forward(self, x):
+            return x * 1.0
+
+        def backward(self, gy):
+            raise ArithmeticError("this backward fails")
+
+    w = xdl.tensor([0.5, -1.0], requires_grad=True)
+    h = w.tanh()
+    with pytest.raises(ArithmeticError, match="this backward fails"):
+        Failing.apply(h).sum().backward()
+    (h * 3).sum().backward()  # tanh was never reached: free
+    np.testing.assert_allclose(w.grad, 3 * (1 - np.tanh([0.5, -1.0]) ** 2))
+
+
 def test_a_matrix_transposed_on_pytorchs_axes_is_refused_not_kept_as_it_is():
     """``W.transpose(0, 1)``, PyTorch's transpose of a matrix, is NumPy's identity permutation: it
     returned W unchanged; the swap on more axes named no PyTorch reading."""
@@ -1336,10 +1354,36 @@ def test_a_node_that_saved_no_values_is_walked_again_as_pytorchs_a_tied_transpos
         np.testing.assert_allclose(w.grad, np.broadcast_to(x.sum(0), (2, 3)))
         with xdl.no_grad():
             w -= xdl.tensor(0.1 * w.grad)
-    total = w.sum()  # shared sum, add and reshape: walked by two roots
-    (total * 2).backward()
+    total = w.sum()  # shared by two roots: a copy of the weights' values, as a loss's shared part is
+    (total * 2).backward(retain_graph=True)
     (total + w.reshape(-1)[0]).backward()
     h = w.tanh()
     (h * 2).sum().backward()
     with pytest.raises(RuntimeError, match=r"earlier backward\(\) of another tensor already went through \(at Tanh\)"):
         (h * 3).sum().backward()
+
+
+@pytest.mark.parametrize("made_once", [lambda w: w.astype(np.float32), lambda w: -w, lambda w: w[[0, 1, 2]],
+                                       lambda w: w + 0.0], ids=["cast", "neg", "gather", "add"])
+def test_a_copy_of_the_weights_made_once_is_refused_at_its_second_walk_a_view_is_not(made_once):
+    """w_used = f(w) made once before the loop, then cost = mean((X·w_used − y)²) and a step: where
+    f copies (a cast, −w, a gather, w + 0), w_used keeps the weights of step 1 — the cost stayed
+    4.213 for 50 steps while w drifted to [11.3, −14.3, 4.6] without a word. Its second walk is
+    refused; a view (w.T.T, a reshape that is one) shows the in-place update and trains."""
+    X = np.random.default_rng(0).normal(size=(64, 3))
+    y = X @ np.array([1.0, -2.0, 0.5])
+    w = xdl.Parameter(np.zeros(3))
+    opt = xdl.optim.SGD([w], lr=0.1)
+    used = made_once(w)
+    X_used = xdl.tensor(X.astype(used.dtype))
+    ((X_used @ used - xdl.tensor(y.astype(used.dtype))) ** 2).mean().backward()
+    opt.step()
+    with pytest.raises(RuntimeError, match=r"earlier backward\(\) of another tensor already went through"):
+        ((X_used @ used - xdl.tensor(y.astype(used.dtype))) ** 2).mean().backward()
+    view = w.T.reshape(3)  # the views: the in-place update shows through
+    for _ in range(50):
+        opt.zero_grad()
+        cost = ((xdl.tensor(X) @ view - xdl.tensor(y)) ** 2).mean()
+        cost.backward()
+        opt.step()
+    assert cost.item() < 1e-3

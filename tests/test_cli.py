@@ -256,6 +256,9 @@ def test_gradcheck_exits_1_on_a_failed_check_and_2_on_an_error(monkeypatch, caps
     assert main(args) == 1
     assert "(bug)" in capsys.readouterr().out
     assert main([*args, "--elements", "-1"]) == 2
+    monkeypatch.setattr(ReLU, "backward", lambda self, gy: 1 / 0)  # a crash is an error too (Python's status was 1)
+    assert main(args) == 2
+    assert "ZeroDivisionError" in capsys.readouterr().err
 
 
 def test_console_script_is_installed():

@@ -26,6 +26,7 @@ import signal
 import stat
 import sys
 import time
+import traceback
 import warnings
 from pathlib import Path
 
@@ -171,6 +172,11 @@ def _main(argv) -> int:
         hint = _backend_hint() if isinstance(e, BackendError) and not backend_flag else ""
         print(f"xdl {args.command}: error: {str(e) or type(e).__name__}{hint}", file=sys.stderr)
         return 2 if args.command == "gradcheck" else 1  # (its 1 is a check that failed, as diff's and cmp's)
+    except Exception:
+        if args.command != "gradcheck":
+            raise
+        traceback.print_exc()  # a crash, said as Python says it, with gradcheck's status of an error (Python's is 1)
+        return 2
     except KeyboardInterrupt as stop:  # before or after training (during it, the Trainer stops cleanly)
         signal_name = _signal_of(stop)
         print(f"\nxdl {args.command}: interrupted by {signal_name}; every file it had written is complete (writes "

@@ -56,11 +56,12 @@ class Function:
     # one said retain_graph=True: a backward of another root through it is refused (carried-over state)
     _walked = None
     _kept = False
-    # whether the backward reads values the forward saved (inputs, outputs): a node whose backward
-    # reads only shapes, axes or an index (a transpose, reshape, sum, add) computes the same gradient
-    # however often it is walked, as PyTorch's nodes with nothing saved, which it walks again without
-    # retain_graph (a tied W.T made once before the loop); only one that saves values is refused
-    saves_values = True
+    # whether another root's backward may walk this node again: only where its output is a view of its
+    # input (a transpose; a reshape or basic index NumPy gives as a view), through which the optimizer's
+    # in-place update shows — a tied W.T made once before the loop stays current. A copy made once
+    # (w.astype, -w, w[[0, 1]], a concatenation: nothing saved, PyTorch walks it again) keeps the weights'
+    # values of its step while each step's gradient still reaches them: the cost never moved, the weights drifted
+    views_input = False
     backend = None  # the inputs' Backend, set by apply before forward
     xp = None  # backend.xp
 

@@ -179,6 +179,7 @@ PYTORCH_NAMES = {
     **dict.fromkeys(("fill_", "zero_", "copy_", "normal_", "uniform_"), "an assignment under no_grad (with "
                     "xdl.no_grad(): t[...] = values)"),
 }
+PYTORCH_READ = frozenset({"device"})  # those of them PyTorch reads rather than calls
 
 
 def missing_attribute(obj, name: str, pytorch_names: dict, read=frozenset()):
@@ -233,7 +234,7 @@ class Tensor:
         self._fn = None  # the Function that produced this tensor, if any
 
     def __getattr__(self, name):
-        return missing_attribute(self, name, PYTORCH_NAMES, read={"device"})
+        return missing_attribute(self, name, PYTORCH_NAMES, PYTORCH_READ)
 
     @property
     def requires_grad(self) -> bool:
@@ -497,10 +498,11 @@ class Tensor:
         would otherwise take each step's backward through every step before it, with values of
         the weights as they were then, its memory and time growing without end: ``.detach()``
         cuts it — unless that earlier backward said ``retain_graph=True`` (two losses sharing part
-        of their graph on purpose, PyTorch's way). A node whose backward reads no saved value
-        (`Function.saves_values` False: a transpose, reshape, sum, add — PyTorch's nodes with
-        nothing saved) may be walked again, as PyTorch's: a tied ``W.T`` made once before the loop
-        trains.
+        of their graph on purpose, PyTorch's way). A node whose output is a view of its input
+        (`Function.views_input`: a transpose, a reshape or basic index as a view) may be walked
+        again: the weights' in-place update shows through it, so a tied ``W.T`` made once before
+        the loop trains; a copy made once (``w.astype``, ``-w``, ``w[[0, 1]]``) is refused — it
+        would keep the weights' values of its step while its gradient moved them.
         """
         if retain_graph is not None and not isinstance(retain_graph, bool | np.bool_):
             raise ValueError(f"retain_graph must be True or False, got {retain_graph!r}")
@@ -519,7 +521,7 @@ class Tensor:
         order = reverse_topological(self)
         mark = self.__dict__.get("_backward_mark") or object()  # this root's backward passes (no cycle: not the root)
         walked = next((n._fn for n in order if n._fn is not None and n._fn._walked is not None
-                       and n._fn._walked is not mark and not n._fn._kept and n._fn.saves_values), None)
+                       and n._fn._walked is not mark and not n._fn._kept and not n._fn.views_input), None)
         if walked is not None:  # (checked before any gradient is accumulated)
             raise RuntimeError(
                 f"backward() through a graph that an earlier backward() of another tensor already went through (at "
@@ -532,9 +534,6 @@ class Tensor:
                 "of their graph: pass retain_graph=True to the first backward")
         self._backward_mark = mark
         keep = bool(retain_graph)
-        for node in order:
-            if node._fn is not None:
-                node._fn._walked, node._fn._kept = mark, node._fn._kept or keep
         grads = {id(self): grad}
         for node in order:
             g = grads.pop(id(node), None)
@@ -544,7 +543,10 @@ class Tensor:
                 node._accumulate(g)
                 continue
             fn = node._fn
-            for inp, gi in zip(fn.inputs, _checked_grads(fn, fn.backward(g))):
+            gradients = _checked_grads(fn, fn.backward(g))
+            # walked once its backward ran (one that raised part-way leaves the nodes it never reached free)
+            fn._walked, fn._kept = mark, fn._kept or keep
+            for inp, gi in zip(fn.inputs, gradients):
                 if gi is None or not inp._requires_grad:
                     continue
                 key = id(inp)

@@ -55,8 +55,6 @@ class Binary(Function):
 class Add(Binary):
     """y = a + b"""
 
-    saves_values = False  # its backward reads shapes only (`Function.saves_values`)
-
     verb = "add"
 
     def compute(self, a, b):
@@ -69,8 +67,6 @@ class Add(Binary):
 @op(name="sub", methods=("__sub__",), reflected=("__rsub__",), check=BROADCASTING)
 class Subtract(Binary):
     """y = a − b"""
-
-    saves_values = False  # its backward reads shapes only (`Function.saves_values`)
 
     verb = "subtract"
 
@@ -145,8 +141,6 @@ class Pow(Binary):
 @op(methods=("__neg__",), check=[Check((3, 4)), Check((2, 3, 2))])
 class Neg(Function):
     """y = −a"""
-
-    saves_values = False  # its backward reads shapes only (`Function.saves_values`)
 
     def forward(self, a):
         return -a

@@ -48,8 +48,6 @@ class Reduction(Function):
 class Sum(Reduction):
     """y = Σₐₓᵢₛ x;  ∂y/∂x = 1 broadcast over the reduced axes"""
 
-    saves_values = False  # its backward reads shapes only (`Function.saves_values`)
-
     def reduce(self, x):
         return x.sum(axis=self.axes, keepdims=self.keepdims)
 
@@ -60,8 +58,6 @@ class Sum(Reduction):
 @op(method=True, check=AXES)
 class Mean(Reduction):
     """y = (1/n)·Σₐₓᵢₛ x;  ∂y/∂x = 1/n"""
-
-    saves_values = False  # its backward reads shapes only (`Function.saves_values`)
 
     def reduce(self, x):
         self.count = 1

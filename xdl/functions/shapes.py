@@ -34,8 +34,6 @@ def _sizes(name: str, args) -> tuple:
 class Reshape(Function):
     """y = x viewed with a new shape;  ∂L/∂x = ∂L/∂y reshaped back"""
 
-    saves_values = False  # its backward reads shapes only (`Function.saves_values`)
-
     keeps_values = True
 
     shape: tuple
@@ -43,9 +41,11 @@ class Reshape(Function):
     def forward(self, x):
         self.x_shape = x.shape
         try:
-            return x.reshape(self.shape)
+            y = x.reshape(self.shape)
         except ValueError:
             raise ValueError(f"reshape: cannot reshape a tensor of shape {tuple(x.shape)} into {self.shape}") from None
+        self.views_input = self.xp.may_share_memory(y, x)  # (a copy where x's layout allows no view: `Function.views_input`)
+        return y
 
     def backward(self, gy):
         return (gy.reshape(self.x_shape),)
@@ -105,8 +105,6 @@ def unsqueeze(x, axis):
 class Concatenate(Function):
     """y = the inputs joined along an existing axis;  ∂L/∂xᵢ = ∂L/∂y's slice of input i"""
 
-    saves_values = False  # its backward reads shapes only (`Function.saves_values`)
-
     axis: int = 0
 
     def forward(self, *xs):
@@ -122,8 +120,6 @@ class Concatenate(Function):
 
 class Stack(Function):
     """y = the inputs joined along a new axis;  ∂L/∂xᵢ = ∂L/∂y at index i of that axis"""
-
-    saves_values = False  # its backward reads shapes only (`Function.saves_values`)
 
     axis: int = 0
 
@@ -184,7 +180,7 @@ def stack(*tensors, axis=0):
 class Transpose(Function):
     """y = x with axes permuted (reversed by default);  ∂L/∂x = ∂L/∂y with the inverse permutation"""
 
-    saves_values = False  # its backward reads shapes only (`Function.saves_values`)
+    views_input = True  # (NumPy's transpose is a view: `Function.views_input`)
 
     keeps_values = True
 
@@ -224,15 +220,15 @@ def _is_basic(index) -> bool:
 class GetItem(Function):
     """y = x[index];  ∂L/∂x scatters ∂L/∂y back, accumulating repeated integer indices"""
 
-    saves_values = False  # its backward reads the index and shape only (`Function.saves_values`)
-
     keeps_values = True
 
     index: object
 
     def forward(self, x):
         self.x_shape, self.x_dtype = x.shape, x.dtype
-        return x[self.index]
+        y = x[self.index]
+        self.views_input = self.xp.may_share_memory(y, x)  # (a basic index's view, not a gather's copy: `Function.views_input`)
+        return y
 
     def backward(self, gy):
         gx = self.xp.zeros(self.x_shape, dtype=self.x_dtype)
@@ -253,8 +249,6 @@ def getitem(x, index):
 
 class Cast(Function):
     """y = x converted to ``dtype``;  ∂L/∂x = ∂L/∂y converted back"""
-
-    saves_values = False  # its backward reads shapes only (`Function.saves_values`)
 
     keeps_values = True
 

@@ -289,6 +289,7 @@ def _hinting_pytorch_names(init):
 PYTORCH_ATTRIBUTES = {"state": "state_dict()['state'] (NumPy copies of each group's state buffers; its 'layout' "
                                "says where each parameter lies in them)",
                       "get_last_lr": "current_lr() (the rate in force, a number; lr may hold a schedule)"}
+PYTORCH_READ = frozenset({"state"})  # those of them PyTorch reads rather than calls
 
 
 class Optimizer(StepCount):
@@ -371,7 +372,7 @@ class Optimizer(StepCount):
             _bind_hyperparameters(g)
 
     def __getattr__(self, name):
-        return missing_attribute(self, name, PYTORCH_ATTRIBUTES, read={"state"})
+        return missing_attribute(self, name, PYTORCH_ATTRIBUTES, PYTORCH_READ)
 
     def __repr__(self) -> str:
         """The rule and each group's settings, as a notebook cell ending with the optimizer shows it
