@@ -545,7 +545,9 @@ class Tensor:
             fn = node._fn
             gradients = _checked_grads(fn, fn.backward(g))
             # walked once its backward ran (one that raised part-way leaves the nodes it never reached free)
-            fn._walked, fn._kept = mark, fn._kept or keep
+            fn._walked = mark
+            if keep:
+                fn._kept = True
             for inp, gi in zip(fn.inputs, gradients):
                 if gi is None or not inp._requires_grad:
                     continue
