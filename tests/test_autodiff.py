@@ -1341,11 +1341,12 @@ def test_gradcheck_keeps_a_dropout_of_a_fixed_mask(backend, rng):
         np.testing.assert_allclose(y, x * mask / 0.5, rtol=1e-6)
 
 
-def test_a_node_that_saved_no_values_is_walked_again_as_pytorchs_a_tied_transpose_made_once():
+def test_a_view_made_once_is_walked_again_as_pytorchs_a_tied_transpose_made_once():
     """WT = W.T made once before the loop, then loss_k = Σ(x_k·WT) and a step: PyTorch runs it
     (TransposeBackward saves nothing, so no retain_graph is needed), and ∂loss_k/∂W = (Σᵢ x_k[i])
     broadcast over W's rows; xdl refused the second step's backward as carried-over state. A node
-    whose backward reads saved values (tanh) is still refused, as PyTorch's."""
+    whose output is no view of its input (a sum, tanh) is still refused unless the first backward
+    said retain_graph=True (`Function.views_input`)."""
     w = xdl.tensor(np.arange(6.0).reshape(2, 3) / 7, requires_grad=True)
     wt = w.T  # made once: a view, so the step under no_grad shows through it
     for x in (np.ones((4, 3)), np.arange(12.0).reshape(4, 3)):
@@ -1387,3 +1388,27 @@ def test_a_copy_of_the_weights_made_once_is_refused_at_its_second_walk_a_view_is
         cost.backward()
         opt.step()
     assert cost.item() < 1e-3
+
+
+def test_a_tied_view_made_before_the_optimizer_is_refused_at_its_second_walk_not_left_stale():
+    """WT = W.T made once, then opt = SGD([W]) and cost_k = mean((enc(x)·WT − x)²) with a step: the
+    optimizer gathers W's values into its flat buffer (a new array), so WT viewed W's first array
+    and kept its initial values while W trained — a Dense's tied decoder never moved, unsaid. Its
+    second walk is refused, naming the fix; made after the optimizer, the view shows each step."""
+    x = xdl.tensor(np.random.default_rng(0).normal(size=(8, 3)))
+    w = xdl.Parameter(np.eye(3))
+    made_before = w.T
+    opt = xdl.optim.SGD([w], lr=0.1)
+    ((x @ made_before - x) ** 2).mean().backward()
+    opt.step()
+    with pytest.raises(RuntimeError, match=r"view made once \(Transpose.*Make the view after the optimizer"):
+        ((x @ made_before - x) ** 2).mean().backward()
+    made_after = w.T
+    costs = []
+    for _ in range(3):
+        opt.zero_grad()
+        cost = ((x @ made_after - x * 2) ** 2).mean()
+        cost.backward()
+        opt.step()
+        costs.append(cost.item())
+    assert costs[2] < costs[1] < costs[0]

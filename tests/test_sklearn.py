@@ -487,10 +487,27 @@ def test_weight_decay_is_a_parameter_and_scikit_learns_names_say_the_way_here():
     assert not all(np.array_equal(a, b) for a, b in zip(*weights))
     assert clone(MLPClassifier(weight_decay=0.1)).get_params()["weight_decay"] == 0.1
     for key, way in [("alpha", "l2 (the same λ"), ("random_state", "seed"), ("max_iter", "epochs"),
-                     ("hidden_layer_sizes", "hidden"), ("learning_rate_init", "lr"), ("tol", "not a parameter")]:
+                     ("hidden_layer_sizes", "hidden"), ("learning_rate_init", "lr"), ("tol", "no parameter")]:
         with pytest.raises(TypeError, match=rf"unexpected keyword argument '{key}'; scikit-learn's {key} is "
                                             rf"{re.escape(way)}"):
             MLPClassifier(**{key: 1})
+
+
+def test_a_grid_of_scikit_learns_names_says_the_way_here_as_the_constructor_does():
+    """GridSearchCV sets a grid's keys by ``set_params`` on a clone: ``{"alpha": [1e-4, 1e-3]}``,
+    scikit-learn's habit, was told only "Invalid parameter 'alpha'", where the constructor names
+    l2. A ValueError, as scikit-learn's own; the estimator is left as it was."""
+    from sklearn.model_selection import GridSearchCV
+
+    X, y = labelled_moons()
+    search = GridSearchCV(MLPClassifier(hidden=(4,), epochs=1, backend="numpy"), {"alpha": [1e-4, 1e-3]}, cv=2)
+    with pytest.raises(ValueError, match=r"set_params\(\): invalid parameter 'alpha'; scikit-learn's alpha is l2 "
+                                         r"\(the same λ"):
+        search.fit(X, y)
+    clf = MLPClassifier()
+    with pytest.raises(ValueError, match=r"'max_iter'; scikit-learn's max_iter is epochs here$"):
+        clf.set_params(epochs=5, max_iter=10)
+    assert clf.epochs == 100 and clf.set_params(epochs=5).epochs == 5
 
 
 def test_arguments_given_by_position_keep_their_meaning_through_the_names_check():

@@ -320,7 +320,9 @@ def _scalar(out) -> float:
                          f"{getattr(out, 'shape', '')}")
     if out.dtype != np.float64:  # float32's rounding (~1e-7·|J|) over ε swamps any gradient
         raise TypeError(f"gradcheck: fn returned J in {out.dtype}; the check needs J computed in float64 (a model "
-                        "or a constant in another dtype rounds it: cast the model with .astype(np.float64))")
+                        "or a constant in another dtype rounds it: check a float64 copy, "
+                        "copy.deepcopy(model).astype(np.float64), as model.astype in place leaves its optimizer "
+                        "unusable)")
     return float(out.numpy().reshape(()))
 
 

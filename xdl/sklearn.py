@@ -55,13 +55,13 @@ except ImportError:  # (a private module: where a release moves it, one of the s
 # scikit-learn's MLPClassifier parameters that are named otherwise here (`_hinting_sklearn_names`)
 SKLEARN_NAMES = {
     "hidden_layer_sizes": "hidden",
-    "alpha": "l2 (the same λ: the cost minimized + λ/2m·Σ‖W‖², m the mini-batch's size; 0 by default here)",
+    "alpha": "l2 (the same λ: the cost minimized + λ/2m·Σ‖W‖², m the mini-batch's size; 0 by default)",
     "learning_rate_init": "lr",
     "max_iter": "epochs",
     "solver": "optimizer ('sgd', 'momentum', 'adam', …)",
     "random_state": "seed",
     "n_iter_no_change": "patience",
-    "tol": "not a parameter: early stopping counts any fall of the dev cost as an improvement",
+    "tol": "no parameter (early stopping counts any fall of the dev cost as an improvement)",
 }
 
 
@@ -71,13 +71,20 @@ def _hinting_sklearn_names(init):
     stays ``init``'s (`functools.wraps`: scikit-learn's ``get_params`` reads it)."""
     @functools.wraps(init)
     def checked(self, *args, **kwargs):
-        for key in kwargs:
-            if key in SKLEARN_NAMES:
-                raise TypeError(f"MLPClassifier() got an unexpected keyword argument {key!r}; scikit-learn's {key} "
-                                f"is {SKLEARN_NAMES[key]} here")
+        _refuse_sklearn_names(kwargs, "MLPClassifier() got an unexpected keyword argument")
         init(self, *args, **kwargs)
 
     return checked
+
+
+def _refuse_sklearn_names(keys, said: str, error: type[Exception] = TypeError) -> None:
+    """An ``error`` for the first of ``keys`` that scikit-learn's MLPClassifier takes under another
+    name here (`SKLEARN_NAMES`), ``said`` opening it — the constructor's (a TypeError, as Python's),
+    and ``set_params``' (a ValueError, as scikit-learn's), which ``GridSearchCV`` calls with a
+    grid's keys (``{"alpha": [...]}``, scikit-learn's habit)."""
+    for key in keys:
+        if key in SKLEARN_NAMES:
+            raise error(f"{said} {key!r}; scikit-learn's {key} is {SKLEARN_NAMES[key]} here")
 
 
 class MLPClassifier(ClassifierMixin, BaseEstimator):
@@ -114,6 +121,12 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.decay_every, self.decay_factor, self.weight_decay = decay_every, decay_factor, weight_decay
         self.early_stopping, self.validation_fraction, self.patience = early_stopping, validation_fraction, patience
         self.backend, self.seed, self.warm_start = backend, seed, warm_start
+
+    def set_params(self, **params):
+        """scikit-learn's, with scikit-learn's names of these parameters said as the constructor says
+        them: a grid of ``alpha`` (GridSearchCV's set_params) was told only "Invalid parameter"."""
+        _refuse_sklearn_names(params, "MLPClassifier.set_params(): invalid parameter", ValueError)
+        return super().set_params(**params)
 
     def _config(self, going_on: bool = False) -> TrainConfig:
         """The hyperparameters as a `TrainConfig`: every constructor parameter checked, by name, on

@@ -501,8 +501,10 @@ class Tensor:
         of their graph on purpose, PyTorch's way). A node whose output is a view of its input
         (`Function.views_input`: a transpose, a reshape or basic index as a view) may be walked
         again: the weights' in-place update shows through it, so a tied ``W.T`` made once before
-        the loop trains; a copy made once (``w.astype``, ``-w``, ``w[[0, 1]]``) is refused — it
-        would keep the weights' values of its step while its gradient moved them.
+        the loop (after the optimizer, which gathers the weights into its buffer) trains; one whose
+        input's values have moved since (made before the optimizer) is refused; a copy made once
+        (``w.astype``, ``-w``, ``w[[0, 1]]``) is refused — it would keep the weights' values of its
+        step while its gradient moved them.
         """
         if retain_graph is not None and not isinstance(retain_graph, bool | np.bool_):
             raise ValueError(f"retain_graph must be True or False, got {retain_graph!r}")
@@ -520,13 +522,22 @@ class Tensor:
                 raise ValueError(f"backward(): gradient shape {grad.shape} does not match tensor shape {self.shape}")
         order = reverse_topological(self)
         mark = self.__dict__.get("_backward_mark") or object()  # this root's backward passes (no cycle: not the root)
-        walked = next((n._fn for n in order if n._fn is not None and n._fn._walked is not None
-                       and n._fn._walked is not mark and not n._fn._kept and not n._fn.views_input), None)
-        if walked is not None:  # (checked before any gradient is accumulated)
+        # a node another root's backward walked: refused, unless kept (retain_graph=True) or a view that still
+        # shows its input (`Function.views_input`, `_views_still`)
+        walked = next((n for n in order if n._fn is not None and n._fn._walked is not None
+                       and n._fn._walked is not mark and not n._fn._kept
+                       and not (n._fn.views_input and _views_still(n))), None)
+        if walked is not None and walked._fn.views_input:  # (checked before any gradient is accumulated)
+            raise RuntimeError(
+                f"backward() through a view made once ({type(walked._fn).__name__}, a tied W.T say) whose input's "
+                "values were moved to another array since it was made (an optimizer made after it gathers its "
+                "parameters into one buffer): it keeps their values of then while each step's gradient moves the "
+                "new ones. Make the view after the optimizer, or in forward at each step")
+        if walked is not None:
             raise RuntimeError(
                 f"backward() through a graph that an earlier backward() of another tensor already went through (at "
-                f"{type(walked).__name__}): state carried over from an earlier step — a recurrent hidden state, a "
-                "tensor of the weights made once before the loop — would take this backward through every step "
+                f"{type(walked._fn).__name__}): state carried over from an earlier step — a recurrent hidden state, "
+                "a tensor of the weights made once before the loop — would take this backward through every step "
                 "before it, with the weights' values as they were then, its memory and time growing at each step. "
                 "Cut carried-over state with .detach() (PyTorch refuses this too: 'backward through the graph a "
                 "second time'); a tensor made once from the parameters on purpose (W * scale, tanh(W)) is made in "
@@ -689,6 +700,15 @@ def _checked_grads(fn, grads) -> tuple:
 def to_numpy(x) -> np.ndarray:
     """A NumPy array from an xdl Tensor, an array of any backend, or anything array-like."""
     return _backend.array_to_numpy(x.data if isinstance(x, Tensor) else x)
+
+
+def _views_still(node: Tensor) -> bool:
+    """Whether ``node``, the output of a view (`Function.views_input`), still shares its input's
+    array: an optimizer made after the view gathers the parameter's values into its flat buffer (a
+    new array), after which the view shows the old one — a tied ``W.T`` made before the optimizer
+    kept W's initial values while W trained (the cost's decoder part never moved, unsaid)."""
+    source = node._fn.inputs[0].data
+    return node.data.size == 0 or bool(node.backend.xp.may_share_memory(node.data, source))
 
 
 def reverse_topological(root: Tensor) -> list[Tensor]:
