@@ -85,6 +85,17 @@ def test_a_resume_with_no_out_goes_on_in_the_run_s_directory(tmp_path, capsys, m
     assert len(before) == 2 and [r["epoch"] for r in records] == [1, 2, 3]
 
 
+def test_a_resumed_runs_time_line_says_its_mean_takes_in_the_epochs_before_it(tmp_path, capsys, monkeypatch):
+    """The time line's ms per epoch is the mean of history["seconds"] over every epoch; after a resume
+    that includes the first run's, so it says so (it read "this run 0.1 s (3694 ms per epoch)" for 2 epochs)."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", *FAST, "--epochs", "2", "--out", "runA"]) == 0
+    assert "over all" not in capsys.readouterr().out  # a run of its own: its mean is its own
+    assert main(["train", *FAST, "--epochs", "3", "--resume", "runA/checkpoints"]) == 0
+    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("time:"))
+    assert "ms per epoch over all 3, the resumed run's included" in line, line
+
+
 def test_train_writes_model_history_report_and_curves(tmp_path, capsys, monkeypatch):
     out = tmp_path / "run"
     assert main(["train", *FAST, "--out", str(out), "--checkpoint-every", "1"]) == 0
