@@ -502,6 +502,38 @@ def test_a_frame_with_the_model_s_columns_in_another_order_is_refused_naming_the
     assert model.feature_names_in_ is None and model.predict(frame[["c", "b", "a"]]).shape == (120,)
 
 
+def test_a_dev_frame_of_the_training_columns_in_another_order_is_refused_by_tune():
+    """`tune` read X_dev by position, as a Trainer's and fit_many's dev frames no longer are: a dev
+    frame of X's columns as c, b, a scored every trial on misread examples, and the best one was
+    chosen by them, without a word."""
+    from xdl.config import TrainConfig
+    from xdl.tune import tune
+
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    y = (X[:, 0] > 0).astype(np.int64)
+    frame = Frame(X, ["a", "b", "c"])
+    with pytest.raises(ValueError, match=r"^X_dev's columns are the model's features in another order"):
+        tune(frame, y, (frame[["c", "b", "a"]], y), trials=1, base=TrainConfig(epochs=1, hidden=[4]))
+
+
+def test_a_wide_frame_s_wrong_columns_are_named_in_a_short_message():
+    """Every name was listed, three times for a reordering: 50,000 characters for 2,000 columns, and
+    found by lists (``n not in names`` per name: 11 s to say it for 20,000). At most `SHOWN_NAMES`
+    of each kind, and where the order first differs."""
+    from xdl.data.validation import SHOWN_NAMES, check_feature_names
+
+    names = tuple(f"c{i}" for i in range(2000))
+    frame = Frame(np.zeros((1, 2000)), names[:-1] + ("zz",))
+    with pytest.raises(ValueError, match=rf"^X's columns are not the features the model was trained on \(\['c0', "
+                                         rf".*'c4', … 1995 more\]\): missing \['c1999'\]; unexpected \['zz'\]$") as e:
+        check_feature_names(frame, names)
+    assert len(str(e.value)) < 200 and SHOWN_NAMES == 5
+    with pytest.raises(ValueError, match=r"^X's columns are the model's features in another order \(column 0 is "
+                                         r"'c1999', the model was trained with 'c0' there\): reorder them, "
+                                         r"X\[list\(model.feature_names_in_\)\]$"):
+        check_feature_names(Frame(np.zeros((1, 2000)), names[::-1]), names)
+
+
 def test_a_generator_or_a_loader_of_batches_is_refused_as_no_array():
     """Keras's ``fit(generator)`` habit, a PyTorch DataLoader-like object of (X, y) batches, or the
     pair itself given as X: NumPy read each as one 0-d object (or a ragged list), refused as "X must be

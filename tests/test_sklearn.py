@@ -514,3 +514,27 @@ def test_arguments_given_by_position_keep_their_meaning_through_the_names_check(
     """`_hinting_sklearn_names` wraps ``__init__``: arguments by position go through as they were."""
     clf = MLPClassifier((8,), "tanh", True, 0.1, weight_decay=0.01)
     assert (clf.hidden, clf.activation, clf.batch_norm, clf.dropout, clf.weight_decay) == ((8,), "tanh", True, 0.1, 0.01)
+
+
+def test_the_network_of_an_estimator_fitted_on_a_frame_keeps_its_column_names(tmp_path, monkeypatch):
+    """``xdl.save(clf.model_)`` is the network alone, taking raw inputs: fitted on a frame of columns
+    a, b, c, it kept no names (the estimator hands it arrays), and loaded, it read a frame of the same
+    columns as c, b, a by position — each feature into another's weights, silently (accuracy 0.89 →
+    0.57), where the estimator itself refuses it."""
+    from sklearn.utils import validation
+    from test_data_inputs import Frame
+
+    # (scikit-learn reads names from a narwhals data frame only: the stand-in's, as pandas' would be read)
+    read = validation._get_feature_names
+    monkeypatch.setattr(validation, "_get_feature_names",
+                        lambda X: np.asarray(X.columns, dtype=object) if isinstance(X, Frame) else read(X))
+    X = np.random.default_rng(0).normal(size=(120, 3))
+    y = (X[:, 0] > 0).astype(np.int64)
+    clf = MLPClassifier(hidden=(8,), epochs=2, seed=0).fit(Frame(X, ["a", "b", "c"]), y)
+    assert clf.model_.feature_names_in_ == ("a", "b", "c")
+    loaded = xdl.load(xdl.save(clf.model_, tmp_path / "model.npz"))
+    with pytest.raises(ValueError, match=r"^X's columns are the model's features in another order"):
+        loaded.predict(Frame(X[:, ::-1], ["c", "b", "a"]))
+    clf.partial_fit(Frame(X, ["a", "b", "c"]), y)  # (one more epoch: kept)
+    assert clf.model_.feature_names_in_ == ("a", "b", "c")
+    assert MLPClassifier(hidden=(8,), epochs=1, seed=0).fit(X, y).model_.feature_names_in_ is None

@@ -87,6 +87,14 @@ def _refuse_sklearn_names(keys, said: str, error: type[Exception] = TypeError) -
             raise error(f"{said} {key!r}; scikit-learn's {key} is {SKLEARN_NAMES[key]} here")
 
 
+def _keep_names(estimator) -> None:
+    """``model_.feature_names_in_`` = the estimator's (the frame's columns ``validate_data`` kept), or
+    None: the network is trained on arrays here, and alone (``xdl.save(clf.model_)``, loaded and
+    given a frame) it read a frame of the same columns in another order by position, silently."""
+    names = getattr(estimator, "feature_names_in_", None)
+    estimator.model_.feature_names_in_ = tuple(str(n) for n in names) if names is not None else None
+
+
 class MLPClassifier(ClassifierMixin, BaseEstimator):
     """A fully connected classifier trained with mini-batches (see `xdl.config.TrainConfig` for
     the meaning of each hyperparameter; ``hidden`` may be one size, as scikit-learn's
@@ -275,6 +283,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                     if isinstance(callback, EarlyStopping):
                         callback.on_train_end(self.trainer_)
             self.model_.eval()  # what predicting reads, switched by no call (see predict_proba)
+            _keep_names(self)
         self._architecture_ = {key: getattr(config, key) for key in ARCHITECTURE}
         self.n_iter_ = len(self.history_)  # this fit's epochs, as scikit-learn's MLPClassifier
         self.loss_curve_ = self.loss_curve_ + list(self.history_["train_cost"])  # a new list: `before`'s stays
@@ -336,6 +345,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             before = len(self.trainer_.history)
             history = self.trainer_.fit(X, y_index)
             self.model_.eval()  # what predicting reads, switched by no call (see predict_proba)
+            _keep_names(self)
         self._architecture_ = {key: getattr(config, key) for key in ARCHITECTURE}
         self.history_ = history
         self.n_iter_ = getattr(self, "n_iter_", 0) + len(history) - before

@@ -38,7 +38,8 @@ import numpy as np
 from xdl.caller import warn_caller
 from xdl.config import IMAGE_SHAPES, TrainConfig, unread_options
 from xdl.data import Augment, check_features, check_labels
-from xdl.data.validation import check_bool, check_dev_pair, check_int, check_number, rows
+from xdl.data.validation import (check_bool, check_dev_pair, check_feature_names, check_int, check_number,
+                                 feature_names, rows)
 from xdl.files import check_directory_name, check_reachable, check_writable_dir
 from xdl.tensor import to_numpy
 from xdl.train.interrupt import Interrupted
@@ -446,9 +447,13 @@ def _check_data(X, y, dev, dtype: str):
     """``X``, ``y`` and ``dev = (X_dev, y_dev)`` as checked NumPy arrays (`xdl.data`'s checks name
     them; X's values within the models' ``dtype``), y's as (m,) class indices: the output width is
     the largest label + 1."""
+    names = feature_names(X)  # (a data frame's columns, read before the arrays forget them)
     X = check_features(X, "X", dtype=dtype)
     y = check_labels(y, len(X), "y")
     dev = check_dev_pair(dev, ": trials are compared on the dev set")
+    # a dev frame of X's columns in another order was read by position: every trial scored on misread examples
+    # and the best one chosen by them, silently (as a Trainer's and fit_many's X_dev are checked)
+    check_feature_names(dev[0], names, "X_dev")
     X_dev = check_features(dev[0], "X_dev", int(np.prod(X.shape[1:])), dtype=dtype)
     y_dev = check_labels(dev[1], len(X_dev), "y_dev", x_name="X_dev")
     for label, labels in (("y", y), ("y_dev", y_dev)):
