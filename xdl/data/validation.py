@@ -4,6 +4,7 @@ message that names the argument and what was expected, before anything is traine
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Mapping
 
 import numpy as np
@@ -196,13 +197,12 @@ def refuse_non_array(value, name: str) -> None:
     kind = type(value).__name__
     if isinstance(value, Mapping):
         raise TypeError(f"{name} must be an array of examples (m, features), got an object of type {kind} (named "
-                        "inputs?): "
-                        f"stack its columns as features, np.column_stack(list({name}.values()))")
+                        f"inputs?): stack its columns as features, np.column_stack(list({name}.values()))")
     if hasattr(value, "__iter__") or hasattr(value, "__next__"):
         raise TypeError(f"{name} must be an array of examples (m, features), got an object of type {kind}: xdl "
-                        "takes the whole data "
-                        "set as arrays, not a generator or a loader of batches — join its batches first "
-                        "(np.concatenate of the X parts and of the y parts) and let the Trainer batch them")
+                        "takes the whole data set as arrays, not a generator or a loader of batches — join its "
+                        "batches first (np.concatenate of the X parts and of the y parts) and let the Trainer batch "
+                        "them")
     raise TypeError(f"{name} must be an array of examples (m, features), got an object of type {kind}")
 
 
@@ -256,10 +256,7 @@ def check_feature_names(X, expected: tuple[str, ...] | None, name: str = "X") ->
     have, want = set(names), set(expected)
     missing = [n for n in expected if n not in have]
     unexpected = [n for n in names if n not in want]
-    counts: dict = {}
-    for n in names:
-        counts[n] = counts.get(n, 0) + 1
-    repeated = sorted(n for n, c in counts.items() if c > 1)  # (a, a, b for a, b, c: "missing c" alone)
+    repeated = sorted(n for n, c in Counter(names).items() if c > 1)  # (a, a, b for a, b, c: "missing c" alone)
     said = [f"{what} {shown(found)}" for what, found in (("missing", missing), ("unexpected", unexpected),
                                                           ("repeated", repeated)) if found]
     raise ValueError(f"{name}'s columns are not the features the model was trained on ({shown(expected)}): "
