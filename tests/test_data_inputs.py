@@ -690,3 +690,16 @@ def test_a_later_fit_of_a_batch_refuses_a_frame_of_its_columns_in_another_order(
     with pytest.raises(ValueError, match=r"^X's columns are the model's features in another order"):
         batch.fit(frame[["c", "b", "a"]], y)
     assert batch.fit(frame, y)[0].status == "completed"
+
+
+def test_a_standardizer_fitted_on_a_frame_refuses_its_columns_in_another_order():
+    """Fitted on a, b, c, transform of c, b, a scaled each column by another's μ and σ, silently
+    (scikit-learn's StandardScaler refuses it)."""
+    X = np.random.default_rng(0).normal([0.0, 10.0, 100.0], [1.0, 2.0, 3.0], size=(50, 3))
+    frame = Frame(X, ["a", "b", "c"])
+    scaler = xdl.data.Standardizer().fit(frame)
+    np.testing.assert_array_equal(scaler.transform(frame), scaler.transform(X))  # (same order, an array: as before)
+    for call in (scaler.transform, scaler.inverse_transform):
+        with pytest.raises(ValueError, match=r"^X's columns are the Standardizer's features in another order \(the "
+                                             r"Standardizer was fitted on \['a', 'b', 'c'\], got \['c', 'b', 'a'\]\)"):
+            call(frame[["c", "b", "a"]])

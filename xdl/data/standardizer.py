@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from xdl.data.validation import cast_within, check_features, floating_dtype, pieces, rows, standardized
+from xdl.data.validation import (cast_within, check_feature_names, check_features, feature_names, floating_dtype,
+                                 pieces, rows, standardized)
 
 
 class Standardizer:
@@ -25,6 +26,7 @@ class Standardizer:
 
     def __init__(self):
         self.mean = self.scale = None
+        self.feature_names_in_ = None  # a data frame's columns it was fitted on (`check_feature_names`)
 
     def fit(self, X) -> Standardizer:
         """μ and σ of each feature of ``X`` (m examples), computed in float64. A feature counts as
@@ -38,6 +40,7 @@ class Standardizer:
         (`pieces`): μ = Σx / m, then σ² = Σ(x − μ)² / m, the deviations a piece's float64 values
         at a time — whole (``X.var``), they were a float64 copy of the set, 2× a float32 one (and
         12× a uint8 one, cast to float32 first)."""
+        names = feature_names(X)  # (a frame's columns: transform's frames must have them, in this order)
         X = check_features(X, cast=False)  # (integers as they are: each piece is read in float64)
         m = len(X)
         if m == 0:
@@ -51,6 +54,7 @@ class Standardizer:
         eps = np.finfo(np.float64).eps
         constant = var <= m * eps * var + (m * eps * mean) ** 2
         self.mean, self.scale = mean, np.where(constant, 1.0, np.sqrt(var))
+        self.feature_names_in_ = names
         return self
 
     def transform(self, X) -> np.ndarray:
@@ -93,6 +97,9 @@ class Standardizer:
         """``X`` checked (`check_features`: 2-D or more, numbers, finite; ``cast=False``, integers
         left as they are) with as many features as the statistics have; else a ValueError saying so."""
         self._check_fitted()
+        # a frame of the fitted columns in another order: scaled each by another's μ and σ, silently (as
+        # scikit-learn's StandardScaler refuses it)
+        check_feature_names(X, getattr(self, "feature_names_in_", None), holder="Standardizer", made="fitted")
         X = check_features(X, cast=cast)
         n = int(np.prod(X.shape[1:]))
         if n != len(self.mean):

@@ -231,27 +231,29 @@ def shown(names) -> str:
     return f"{names[:SHOWN_NAMES]}" if more <= 0 else f"{str(names[:SHOWN_NAMES])[:-1]}, … {more} more]"
 
 
-def check_feature_names(X, expected: tuple[str, ...] | None, name: str = "X") -> None:
+def check_feature_names(X, expected: tuple[str, ...] | None, name: str = "X", holder: str = "model",
+                        made: str = "trained") -> None:
     """A ValueError unless the columns of a data frame ``X`` (`feature_names`) are ``expected``, the
     model's (``feature_names_in_``, from the frame it was trained on), in that order — as
     scikit-learn refuses them: a frame of the same columns in another order was read by position,
     each feature into another's weights, and predicted wrong without a word. An array (no names)
-    and a model trained on one pass. The message names at most `SHOWN_NAMES` of each kind, found
+    and a model trained on one pass; ``holder`` and ``made`` say what holds them and how (a Standardizer,
+    fitted). The message names at most `SHOWN_NAMES` of each kind, found
     by sets (linear in the columns: by lists, a 20,000-column frame's took 11 s to say)."""
     if expected is None:
         return
     names = feature_names(X)
     if names is None or names == tuple(expected):
         return
-    expected = tuple(expected)
+    expected, owner = tuple(expected), f"the {holder}"
     if sorted(names) == sorted(expected):
         if len(expected) <= SHOWN_NAMES:
-            where, order = f"the model was trained on {list(expected)}, got {list(names)}", list(expected)
+            where, order = f"{owner} was {made} on {list(expected)}, got {list(names)}", list(expected)
         else:  # (the first place they differ: every name, twice, was 50,000 characters for 2,000 columns)
             first = next(i for i, (a, b) in enumerate(zip(names, expected)) if a != b)
-            where = f"column {first} is {names[first]!r}, the model was trained with {expected[first]!r} there"
-            order = "list(model.feature_names_in_)"
-        raise ValueError(f"{name}'s columns are the model's features in another order ({where}): reorder them, "
+            where = f"column {first} is {names[first]!r}, {owner} was {made} with {expected[first]!r} there"
+            order = f"list({holder.lower()}.feature_names_in_)"
+        raise ValueError(f"{name}'s columns are {owner}'s features in another order ({where}): reorder them, "
                          f"{name}[{order}]")
     have, want = set(names), set(expected)
     missing = [n for n in expected if n not in have]
@@ -259,7 +261,7 @@ def check_feature_names(X, expected: tuple[str, ...] | None, name: str = "X") ->
     repeated = sorted(n for n, c in Counter(names).items() if c > 1)  # (a, a, b for a, b, c: "missing c" alone)
     said = [f"{what} {shown(found)}" for what, found in (("missing", missing), ("unexpected", unexpected),
                                                           ("repeated", repeated)) if found]
-    raise ValueError(f"{name}'s columns are not the features the model was trained on ({shown(expected)}): "
+    raise ValueError(f"{name}'s columns are not the features {owner} was {made} on ({shown(expected)}): "
                      + "; ".join(said))
 
 
