@@ -44,7 +44,8 @@ class Reshape(Function):
             y = x.reshape(self.shape)
         except ValueError:
             raise ValueError(f"reshape: cannot reshape a tensor of shape {tuple(x.shape)} into {self.shape}") from None
-        self.views_input = self.xp.may_share_memory(y, x)  # (a copy where x's layout allows no view: `Function.views_input`)
+        if self.needs_grad[0]:  # (a recorded node's alone: no_grad and predict pay nothing)
+            self.views_input = self.xp.may_share_memory(y, x)  # (a copy where x's layout allows none: `views_input`)
         return y
 
     def backward(self, gy):
@@ -227,7 +228,8 @@ class GetItem(Function):
     def forward(self, x):
         self.x_shape, self.x_dtype = x.shape, x.dtype
         y = x[self.index]
-        self.views_input = self.xp.may_share_memory(y, x)  # (a basic index's view, not a gather's copy: `Function.views_input`)
+        if self.needs_grad[0]:  # (a recorded node's alone: no_grad and predict pay nothing)
+            self.views_input = self.xp.may_share_memory(y, x)  # (a basic index's view, not a gather's: `views_input`)
         return y
 
     def backward(self, gy):
