@@ -1390,6 +1390,94 @@ def test_a_copy_of_the_weights_made_once_is_refused_at_its_second_walk_a_view_is
     assert cost.item() < 1e-3
 
 
+def _two_layers():
+    rng = np.random.default_rng(0)
+    model = xdl.nn.Sequential(xdl.nn.Dense(3, 4), xdl.nn.Tanh(), xdl.nn.Dense(4, 1))
+    return model, xdl.tensor(rng.normal(size=(5, 3))), xdl.optim.SGD(model, lr=0.5)
+
+
+@pytest.mark.parametrize("update", ["step", "minus_equals", "set_item", "load_state_dict"])
+def test_a_graph_recorded_before_an_update_of_what_it_read_is_refused_at_its_backward(update):
+    """loss.backward(); opt.step(); loss.backward() — a second backward of one loss after the step —
+    ran: the last layer's gradient as before, the first layer's computed from the activations of
+    then and the weights of now (in one run Σ|∂/∂W₁| 4.44 → 5.60), the gradient of neither. PyTorch refuses it
+    ('modified by an inplace operation'); so is it here, for each way of writing the weights in
+    place (`xdl.tensor.WriteClock`), before any gradient is accumulated."""
+    model, x, opt = _two_layers()
+    loss = (model(x) ** 2).mean()
+    loss.backward()
+    w = model.layers[2].weight
+    if update == "step":
+        opt.step()
+    elif update == "load_state_dict":
+        model.load_state_dict(model.state_dict())
+    else:
+        with xdl.no_grad():
+            if update == "minus_equals":
+                w -= 0.1
+            else:
+                w[0, 0] = 2.0
+    before = [p.grad.copy() for p in model.parameters()]
+    with pytest.raises(RuntimeError, match=r"recorded before parameter 'weight' of shape \(4, 1\) it read \(at "
+                                           r"Linear\) was written in place.*Compute the loss again after the update"):
+        loss.backward()
+    for p, g in zip(model.parameters(), before):  # nothing accumulated
+        np.testing.assert_array_equal(p.grad, g)
+    opt.zero_grad()
+    (model(x) ** 2).mean().backward()  # recomputed after the update: free
+
+
+def test_two_losses_sharing_a_graph_across_a_step_are_refused_as_pytorchs_gan_loop():
+    """d_loss.backward(retain_graph=True); opt_d.step(); g_loss.backward() — the GAN loop that
+    PyTorch 1.5 began to refuse — took g_loss's gradient through the discriminator's new weights
+    and its old activations. Refused; with the step after both backward passes it runs."""
+    model, x, opt = _two_layers()
+    y = model(x)
+    first, second = y.sum(), (y ** 2).sum()
+    first.backward(retain_graph=True)
+    opt.step()
+    with pytest.raises(RuntimeError, match="was written in place"):
+        second.backward()
+    y = model(x)
+    first, second = y.sum(), (y ** 2).sum()
+    first.backward(retain_graph=True)
+    second.backward()
+    opt.step()
+
+
+def test_an_update_of_what_a_graph_did_not_read_leaves_its_backward_free():
+    """Stepping one model leaves another's recorded graph alone (two models in one loop); a
+    data tensor written in place after the forward that read it is refused (the weights'
+    gradient reads it, as PyTorch's check); a tied W.T made once stays walked at every step."""
+    a, x, opt_a = _two_layers()
+    b = xdl.nn.Dense(3, 1)
+    opt_b = xdl.optim.SGD(b, lr=0.1)
+    loss_a, loss_b = a(x).sum(), b(x).sum()
+    loss_a.backward()
+    opt_a.step()
+    loss_b.backward()  # b's weights were not written
+    opt_b.step()
+    data = xdl.tensor(np.ones((2, 3)))
+    loss = (data @ b.weight).sum()
+    with xdl.no_grad():
+        data *= 2.0
+    with pytest.raises(RuntimeError, match=r"before a tensor of shape \(2, 3\) it read \(at MatMul\)"):
+        loss.backward()
+
+
+def test_a_stacked_step_is_an_update_of_every_model_s_weights():
+    """`StackedOptimizer.step` writes the (K, P) buffer in place: a graph recorded before it is
+    refused at its backward, as an ordinary optimizer's."""
+    models = [xdl.nn.Sequential(xdl.nn.Dense(3, 2)) for _ in range(2)]
+    stacked = xdl.nn.stack(models)
+    opt = xdl.optim.StackedOptimizer(stacked, [xdl.optim.SGD(m, lr=0.1) for m in models])
+    loss = stacked(xdl.tensor(np.ones((4, 3)))).sum()
+    loss.backward()
+    opt.step()
+    with pytest.raises(RuntimeError, match="was written in place"):
+        loss.backward()
+
+
 def test_a_tied_view_made_before_the_optimizer_is_refused_at_its_second_walk_not_left_stale():
     """WT = W.T made once, then opt = SGD([W]) and cost_k = mean((enc(x)·WT − x)²) with a step: the
     optimizer gathers W's values into its flat buffer (a new array), so WT viewed W's first array

@@ -31,7 +31,7 @@ import inspect
 
 import numpy as np
 
-from xdl.tensor import Tensor, as_python_int, is_grad_enabled
+from xdl.tensor import Tensor, WriteClock, as_python_int, is_grad_enabled
 
 REQUIRED = inspect.Parameter.empty  # the default of a setting the caller must give
 
@@ -56,6 +56,7 @@ class Function:
     # one said retain_graph=True: a backward of another root through it is refused (carried-over state)
     _walked = None
     _kept = False
+    _made = 0  # the `WriteClock` count when it was recorded: a backward refuses it once an input was written since
     # whether another root's backward may walk this node again: only where its output is a view of its
     # input (a transpose; a reshape or basic index NumPy gives as a view), through which the optimizer's
     # in-place update shows — a tied W.T made once before the loop stays current. A copy made once
@@ -163,6 +164,7 @@ class Function:
         out.made_by = (getattr(tensors[0], "made_by", None) or cls) if cls.keeps_values else cls
         if record:
             fn.inputs = tensors
+            fn._made = WriteClock.now
             out._fn = fn
         return out
 

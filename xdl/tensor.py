@@ -37,6 +37,28 @@ class _GradMode(threading.local):
 _grad_mode = _GradMode()
 
 
+class WriteClock:
+    """The count of in-place writes to leaf tensors — an optimizer's step, ``p -= …`` and
+    ``p[...] = …`` under no_grad, ``load_state_dict`` — PyTorch's version counters as one count:
+    a recorded node keeps the count it was made at (``Function._made``), a written leaf the count
+    of its last write (``Tensor._written``), so `Tensor.backward` finds a node whose input was
+    written after it was recorded (its backward would combine the activations of then with the
+    values of now). Writes take a lock, so the count never goes back; a recording reads it."""
+
+    now = 0
+    _lock = threading.Lock()
+
+
+def note_written(tensors) -> None:
+    """Mark ``tensors`` (leaves) as written in place now (`WriteClock`): once per update, by what
+    writes them — raw writes to ``t.data`` are not seen, as PyTorch's ``.data`` is not."""
+    with WriteClock._lock:
+        WriteClock.now += 1
+        stamp = WriteClock.now
+    for t in tensors:
+        t._written = stamp
+
+
 def is_grad_enabled() -> bool:
     """Whether operations on tensors record a graph (in this thread)."""
     return _grad_mode.enabled
@@ -208,6 +230,7 @@ class Tensor:
     """
 
     __array_ufunc__ = None  # make NumPy scalars/arrays defer to our reflected operators
+    _written = 0  # the `WriteClock` count of this leaf's last in-place write (`note_written`)
 
     def __init__(self, data, requires_grad: bool = False, backend=None):
         if backend is None:
@@ -309,9 +332,10 @@ class Tensor:
     def __setitem__(self, index, value) -> None:
         """``t[index] = value`` written into ``t.data`` in place, under `no_grad` on a leaf — a
         parameter's hand initialization, PyTorch's ``with torch.no_grad(): layer.weight[...] = w``
-        (its view of the flat buffer, which the optimizer updates, sees it). Elsewhere refused, naming
-        that way: xdl keeps no version counters, so a write into a tensor a recorded graph saved (an
-        input, an output) would corrupt its backward without a word."""
+        (its view of the flat buffer, which the optimizer updates, sees it); a graph recorded before
+        refuses its backward (`WriteClock`). Elsewhere refused, naming that way: xdl counts writes
+        to leaves only, so a write into an operation's result, which its graph may have saved,
+        would corrupt its backward without a word."""
         if is_grad_enabled() or self._fn is not None:
             where = (f"a result of an operation ({type(self._fn).__name__}), whose graph may have saved it"
                      if self._fn is not None else "gradients are recorded")
@@ -328,6 +352,7 @@ class Tensor:
         elif not isinstance(value, int | float | np.generic) and not self.backend.owns(value):
             value = self.backend.asarray(_backend.array_to_numpy(value))  # a list, a host array for a device tensor
         self.data[backend_index(index, self.backend)] = value
+        note_written((self,))
 
     def _check_writeable(self, symbol: str) -> None:
         """An in-place write (``symbol``: its operator) needs a writeable array: NumPy's words were
@@ -340,8 +365,9 @@ class Tensor:
         """``self ∘= other``: written into ``self.data`` (views of it, a parameter's place in a flat
         buffer, see it) under `no_grad` on a leaf — the update of a parameter, as PyTorch's; a leaf
         that requires grad is refused while gradients are recorded (the graph reads it). Elsewhere
-        a new tensor ``self ∘ other`` (``total += cost`` builds the sum), as before: xdl keeps no
-        version counters, so a write into a tensor a graph saved would corrupt its backward."""
+        a new tensor ``self ∘ other`` (``total += cost`` builds the sum), as before: xdl counts
+        writes to leaves only (`WriteClock`), so a write into a result a graph saved would corrupt
+        its backward."""
         if is_grad_enabled():
             if self._fn is None and self.requires_grad:
                 raise RuntimeError(f"{symbol} on a leaf tensor that requires grad while gradients are recorded: an "
@@ -354,6 +380,7 @@ class Tensor:
                 getattr(xp, ufunc)(self.data, value, out=self.data)
             else:
                 self.data = getattr(xp, ufunc)(self.data, value).astype(self.dtype)
+            note_written((self,))
             return self
         return recorded(self, other)  # the op itself (Tensor.__add__, …: declared in xdl.functions)
 
@@ -504,7 +531,9 @@ class Tensor:
         the loop (after the optimizer, which gathers the weights into its buffer) trains; one whose
         input's values have moved since (made before the optimizer) is refused; a copy made once
         (``w.astype``, ``-w``, ``w[[0, 1]]``) is refused — it would keep the weights' values of its
-        step while its gradient moved them.
+        step while its gradient moved them. A graph recorded before an in-place write of a leaf it
+        read (an optimizer's step: `WriteClock`) is refused, as PyTorch's "modified by an inplace
+        operation": its backward would mix the activations of then with the values of now.
         """
         if retain_graph is not None and not isinstance(retain_graph, bool | np.bool_):
             raise ValueError(f"retain_graph must be True or False, got {retain_graph!r}")
@@ -543,6 +572,16 @@ class Tensor:
                 "second time'); a tensor made once from the parameters on purpose (W * scale, tanh(W)) is made in "
                 "forward instead, at each step (detached, its gradient would not reach them); two losses that share part "
                 "of their graph: pass retain_graph=True to the first backward")
+        written = _written_since(order)
+        if written is not None:
+            node, source = written
+            what = f"parameter {source.name!r}" if getattr(source, "name", None) else "a tensor"
+            raise RuntimeError(
+                f"backward() through a graph recorded before {what} of shape {source.shape} it read (at "
+                f"{type(node._fn).__name__}) was written in place — by an optimizer's step, or -= / [...] = under "
+                "no_grad: its backward would combine the activations of then with the values of now, the gradient of "
+                "neither. Compute the loss again after the update; a second backward of one loss goes before the step "
+                "(PyTorch refuses this too: 'modified by an inplace operation')")
         self._backward_mark = mark
         keep = bool(retain_graph)
         grads = {id(self): grad}
@@ -709,6 +748,24 @@ def _views_still(node: Tensor) -> bool:
     kept W's initial values while W trained (the cost's decoder part never moved, unsaid)."""
     source = node._fn.inputs[0].data
     return node.data.size == 0 or bool(node.backend.xp.may_share_memory(node.data, source))
+
+
+def _written_since(order: list[Tensor]):
+    """The first (node, leaf) of ``order`` where the leaf, an input of the node's operation (or the
+    source of a view it read), was written in place after the node was recorded (`WriteClock`), or
+    None. A view's own node is exempt: its backward reads no values (a tied ``W.T`` made once is
+    walked at every step). One comparison per node when nothing was written since the forward."""
+    now = WriteClock.now
+    for node in order:
+        fn = node._fn
+        if fn is None or fn._made == now or fn.views_input:
+            continue
+        for inp in fn.inputs:
+            while inp._fn is not None and inp._fn.views_input:  # a view shows its source's writes
+                inp = inp._fn.inputs[0]
+            if inp._fn is None and inp._written > fn._made:
+                return node, inp
+    return None
 
 
 def reverse_topological(root: Tensor) -> list[Tensor]:

@@ -35,7 +35,7 @@ from xdl.functions.classification import Softmax as SoftmaxOp
 from xdl.functions.classification import softmax_array
 from xdl.functions.elementwise import Sigmoid as SigmoidOp
 from xdl.functions.elementwise import sigmoid_array
-from xdl.tensor import ROLES, Parameter, Tensor, missing_attribute, no_grad, role_of, tensor, to_numpy
+from xdl.tensor import ROLES, Parameter, Tensor, missing_attribute, no_grad, note_written, role_of, tensor, to_numpy
 
 
 def _check_fits(values: np.ndarray, dtype, name: str) -> None:
@@ -712,6 +712,7 @@ class Module:
         for name, p in targets.items():
             if name in state:
                 p.data[...] = backend.asarray(state[name].astype(p.dtype, copy=False))
+        note_written(p for name, p in targets.items() if name in state)
         for prefix, module in self.named_modules():
             for name in module._buffers:
                 if dotted(prefix, name) in state:

@@ -36,7 +36,7 @@ from xdl.nn.layers import (BatchNorm, Dense, Dropout, LeakyReLU, ReLU, Sigmoid, 
                            as_floating)
 from xdl.nn.module import Module, checked_key
 from xdl.nn.sequential import Sequential
-from xdl.tensor import Parameter, Tensor
+from xdl.tensor import Parameter, Tensor, note_written
 
 ELEMENTWISE = (ReLU, LeakyReLU, Tanh, Sigmoid, Softmax)  # elementwise, or Softmax along an axis: shared
 PER_MODEL = {"Dropout": ("rate",), "BatchNorm": ("momentum",), "Dense": ("init",)}  # may differ between models
@@ -208,6 +208,7 @@ class Stacked(Sequential):
     def set_row(self, k: int, row: dict) -> None:
         """Put back what `row` copied: model k's weights and statistics as they were."""
         self.data[k] = row["data"]
+        note_written(self.parameters())
         for (_, a), saved in zip(self.named_buffers(), row["buffers"]):
             a[k] = saved
 

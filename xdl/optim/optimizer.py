@@ -28,7 +28,7 @@ import numpy as np
 from xdl.data.validation import check_bool, check_int, check_list, check_tensors
 from xdl.flat import FlatBuffer, flat_views, is_view_of, views_of, writable
 from xdl.graph import host_effect, require_not_capturing
-from xdl.tensor import Tensor, enable_grad, missing_attribute, role_of
+from xdl.tensor import Tensor, enable_grad, missing_attribute, note_written, role_of
 
 # The most steps a count may say: the device's copy (``steps_done``) is one int64. A larger t passed its
 # check and then failed to fill it (OverflowError) — load_state_dict had by then written the state
@@ -586,6 +586,7 @@ class Optimizer(StepCount):
             for flat, state in zip(g.flats, g.state):
                 # Adam's t = 1 + the steps this group took (its moments are as old: PyTorch counts per parameter)
                 self.update(flat, state, h, 1 - g.first_step, self.steps_done)
+            note_written(g.params)
         self._count_on()
 
     def check_placed(self) -> None:
