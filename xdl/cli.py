@@ -873,7 +873,13 @@ def _shell_word(path) -> str:
     relative name that starts with '-' as ``./-name`` (``--resume -run/checkpoints`` is read as two
     options, the suggested command refused: "argument --resume: expected one argument")."""
     path = str(path)
-    return shlex.quote(f"./{path}" if path.startswith("-") else path)
+    word = f".{os.sep}{path}" if path.startswith("-") else path
+    if os.name == "nt":
+        # Windows' shells (cmd, PowerShell) read a quoted word in double quotes: shlex's single quotes
+        # reached --resume as part of the name ('xdl-run\checkpoints', every path having a backslash),
+        # and the command the message gave was refused; a Windows name holds no '"'
+        return word if re.fullmatch(r"[\w@%+=:,./\\-]+", word, re.ASCII) else f'"{word}"'
+    return shlex.quote(word)
 
 
 def _resume_from_best(best: Path) -> str:

@@ -22,17 +22,20 @@ NEXT_STEPS = {
         "train a bigger network (more hidden units or layers)",
         "train longer, or with a better optimizer (Adam, momentum) and a tuned learning rate",
         "search architectures and hyperparameters",
-        "reduce regularization (smaller L2 λ, less dropout)",
+        "reduce regularization (a smaller L2 penalty, less dropout)",
     ],
     "high variance": [
         "get more training data, or augment the data you have",
-        "add or increase regularization (L2 λ, dropout)",
+        "add or increase regularization (the L2 penalty, dropout)",
         "stop early on the dev cost",
         "search architectures and hyperparameters",
     ],
 }
 NEXT_STEPS["high bias and high variance"] = NEXT_STEPS["high bias"][:2] + NEXT_STEPS["high variance"][:2]
 NEXT_STEPS["good"] = ["check the model on the test set, or lower the base error you aim for"]
+# The steps are said in characters every locale's encoding has (no λ): ``print(diagnose(history))`` of a
+# script whose output goes to a file or a pipe on Windows writes cp1252, where λ failed the print (a
+# UnicodeEncodeError once the training had run), as it failed Windows CI runners
 # A history whose train accuracy is the epoch's running average in training mode (eval_train=False):
 # dropout on and the weights moving, it overstates the training error (digits, dropout 0.5: 3.8% against
 # the trained model's 0.7%), so a model that overfits read as "high bias": a bigger network, less

@@ -9,6 +9,7 @@ import hashlib
 import io
 import os
 import stat
+import sys
 import tempfile
 import tomllib
 from pathlib import Path
@@ -102,7 +103,9 @@ def atomic_write(path, write, binary: bool = True, what: str = "save") -> Path:
             mode = stat.S_IMODE(os.stat(path).st_mode)
         except FileNotFoundError:
             mode = 0o666 & ~_umask()
-        os.fchmod(fd, mode)
+        # (os.fchmod is POSIX's, and Windows' only from Python 3.13: there the path's chmod, which sets
+        # what Windows keeps of a mode, its read-only flag; without it every save failed, an AttributeError)
+        os.fchmod(fd, mode) if hasattr(os, "fchmod") else os.chmod(tmp, mode)
         with os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8") as f:
             write(f)
             f.flush()
@@ -156,8 +159,8 @@ def _temporary_prefix(path: Path) -> str:
     prefix = f".{path.name}."
     try:
         longest = os.pathconf(path.parent if str(path.parent) else ".", "PC_NAME_MAX")
-    except (OSError, ValueError):
-        longest = 255  # (NAME_MAX on Linux's file systems)
+    except (OSError, ValueError, AttributeError):  # (Windows has no pathconf: every save failed on it)
+        longest = 255  # (NAME_MAX on Linux's file systems; NTFS's is 255 characters)
     if len(os.fsencode(prefix)) + _TEMPORARY_TAIL <= longest:
         return prefix
     return f".{hashlib.sha256(os.fsencode(path.name)).hexdigest()[:16]}."
@@ -192,6 +195,12 @@ def remove_stale_temporaries(path) -> list[Path]:
 
 
 def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists. ``os.kill(pid, 0)`` asks on POSIX; on Windows signal 0 is
+    CTRL_C_EVENT (``GenerateConsoleCtrlEvent``: an OSError, or a Ctrl-C sent to a console group), never
+    ProcessLookupError, so Windows asks ``OpenProcess`` instead; where it cannot be asked, alive (a
+    temporary kept is harmless, one removed under a live writer is not)."""
+    if sys.platform == "win32":
+        return _alive_on_windows(pid)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -199,6 +208,24 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True  # exists, owned by someone else
     return True
+
+
+def _alive_on_windows(pid: int) -> bool:
+    """Windows: a process is alive while ``OpenProcess`` opens it and its exit code is STILL_ACTIVE
+    (259); a pid no process has fails to open (ERROR_INVALID_PARAMETER, 87)."""
+    try:
+        import ctypes
+        kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+    except (ImportError, AttributeError, OSError):
+        return True
+    handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+    if not handle:
+        return ctypes.get_last_error() != 87  # access denied: it exists, owned by someone else
+    try:
+        code = ctypes.c_ulong()
+        return not kernel32.GetExitCodeProcess(handle, ctypes.byref(code)) or code.value == 259
+    finally:
+        kernel32.CloseHandle(handle)
 
 
 def json_number(value):
@@ -313,6 +340,20 @@ def parse_toml(content: bytes) -> dict:
     return tomllib.loads(text)
 
 
+def _backslash_hint(path: Path, error: ValueError) -> str:
+    """Where TOML refused an escape in a file with a backslash: a Windows path in a "…" string
+    (``out = "C:\\Users\\me\\run"``), whose ``\\U`` TOML reads as an escape — said as "Invalid hex
+    value (at line 1, column 12)", nothing about paths."""
+    message = str(error)
+    if not any(word in message for word in ("hex value", "Unescaped", "escape")):
+        return ""
+    with contextlib.suppress(OSError):
+        if b"\\" in path.read_bytes():
+            return ("; a backslash in a \"...\" string starts an escape: write a Windows path in single quotes "
+                    "('C:\\Users\\me\\run') or with forward slashes")
+    return ""
+
+
 def read_toml(path, option: str) -> dict:
     """The TOML file at ``path`` (`parse_toml`); a missing or malformed file is an error naming ``option``."""
     if not str(path):  # Path('') is the current directory: not what was typed
@@ -326,7 +367,7 @@ def read_toml(path, option: str) -> dict:
         meant = f" ('~' is not expanded here: did you mean {home!r}?)" if home else ""
         raise FileNotFoundError(f"{option}: no such file {str(path)!r}{meant}") from None
     except ValueError as e:  # (a TOMLDecodeError is one)
-        raise ValueError(f"{option} {str(path)!r} is not valid TOML: {e}") from None
+        raise ValueError(f"{option} {str(path)!r} is not valid TOML: {e}{_backslash_hint(path, e)}") from None
     except IsADirectoryError:
         raise IsADirectoryError(f"{option}: {str(path)!r} is a directory, not a TOML file") from None
     except OSError as e:  # (permission, an I/O error: named, not a bare "[Errno 5] Input/output error")

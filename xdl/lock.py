@@ -72,6 +72,7 @@ class DirectoryLock:
         self.path = self.directory / kind.lock_file
         self.took_over: dict | None = None
         self._fd: int | None = None
+        self._locked = False
 
     def acquire(self) -> DirectoryLock:
         """Take the directory (an flock on its lock file, which then names this process), or raise
@@ -91,22 +92,22 @@ class DirectoryLock:
             # other holder will open, so try again with the one now at the path
             if _same_file(fd, self.path):
                 break
-            os.close(fd)
+            _close(fd, locked)
         left = _holder(fd)  # a holder still named in the file had no chance to remove it (killed)
         self.took_over = left if locked and left and left.get("pid") != os.getpid() else None
         me = {"pid": os.getpid(), "host": socket.gethostname(),
               "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}
         try:
             os.ftruncate(fd, 0)
-            os.pwrite(fd, json.dumps(me).encode(), 0)
+            _write_at_start(fd, json.dumps(me).encode())
         except BaseException as e:
             # (a full disk) the descriptor holds the flock: closed, or this process would hold the directory
             # until it ends, and refuse its own next try as "in use"; the error names the file
-            os.close(fd)
+            _close(fd, locked)
             if isinstance(e, OSError) and e.errno is not None and e.filename is None:
                 raise type(e)(e.errno, e.strerror, str(self.path)) from None
             raise
-        self._fd = fd
+        self._fd, self._locked = fd, locked
         return self
 
     def release(self) -> None:
@@ -115,14 +116,20 @@ class DirectoryLock:
         if self._fd is None:
             return
         fd, self._fd = self._fd, None
+        left = False  # the file is ours and still there (Windows removes no file that is open)
         try:
             if _same_file(fd, self.path):
                 # a directory made read-only meanwhile keeps the file: the next holder takes it over (its
                 # holder is gone), and the error that stopped the run, if one did, is the one said
-                with contextlib.suppress(OSError):
+                try:
                     self.path.unlink()
+                except OSError:
+                    left = True
         finally:
-            os.close(fd)  # the flock goes with it
+            _close(fd, self._locked)  # the flock goes with it
+        if left and os.name == "nt":  # closed, it can go (one another process opened since stays: it is theirs)
+            with contextlib.suppress(OSError):
+                self.path.unlink()
 
     def __enter__(self) -> DirectoryLock:
         return self.acquire()
@@ -140,15 +147,16 @@ def check_not_in_use(directory, who: str = "directory", kind: LockKind = SEARCH)
         fd = os.open(path, os.O_RDWR)
     except (FileNotFoundError, NotADirectoryError, PermissionError):
         return  # nothing to look at, or not ours to look at: `DirectoryLock.acquire` decides
+    locked = False
     try:
         try:
-            _lock(fd)
+            locked = _lock(fd)
         except DirectoryInUseError:
             raise DirectoryInUseError(in_use(directory, who, _holder(fd), kind)) from None
         except OSError:
             return  # a file system that cannot lock it for a look: `acquire` decides
     finally:
-        os.close(fd)  # (a lock taken for the look goes with it)
+        _close(fd, locked)  # (a lock taken for the look goes with it)
 
 
 def in_use(directory, who: str, holder: dict | None, kind: LockKind = SEARCH) -> str:
@@ -169,35 +177,95 @@ def took_over_note(lock: DirectoryLock) -> str:
             "(killed?)")
 
 
+# Windows locks a byte range of the lock file (msvcrt.locking), and a locked range cannot be read by
+# another process: the range lies past the holder's name (`_holder` reads 4096 bytes), where no one reads
+WINDOWS_LOCK_OFFSET = 1 << 20
+
+
 def _lock(fd: int, tries: int = 1) -> bool:
     """An exclusive flock on ``fd`` (True), or `DirectoryInUseError` (a bare one: the caller names
     it) after ``tries`` attempts `LOOK_SECONDS` apart; False where the system has no flock (nothing
     is locked). flock, not fcntl's record locks: those do not exclude a second open of the file by
-    the same process, which two searches in two threads would be."""
+    the same process, which two searches in two threads would be. Windows has no flock: there a
+    byte of the file (`WINDOWS_LOCK_OFFSET`) is locked with ``msvcrt.locking``, which excludes every
+    other descriptor, this process's too, and goes with the process (the directory was not locked
+    there at all: two runs in one --out each wrote their checkpoints over the other's)."""
     try:  # POSIX: imported here, so that importing xdl works anywhere
         import fcntl
-    except ImportError:  # (Windows) no flock to hold: the directory is not locked
-        return False
+    except ImportError:
+        fcntl = None
+        try:
+            import msvcrt
+        except ImportError:  # neither: no lock to hold, the directory is not locked
+            return False
 
     for attempt in range(tries):
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            else:
+                _windows_locking(fd, msvcrt, msvcrt.LK_NBLCK)
             return True
         except OSError as e:
-            if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES, getattr(errno, "EDEADLOCK", None)):
                 raise
         if attempt + 1 < tries:
             time.sleep(LOOK_SECONDS)
     raise DirectoryInUseError()
 
 
+def _windows_locking(fd: int, msvcrt, mode) -> None:
+    """``msvcrt.locking`` of the byte at `WINDOWS_LOCK_OFFSET` (it locks from the file's position, which
+    is put back)."""
+    here = os.lseek(fd, 0, os.SEEK_CUR)
+    os.lseek(fd, WINDOWS_LOCK_OFFSET, os.SEEK_SET)
+    try:
+        msvcrt.locking(fd, mode, 1)
+    finally:
+        os.lseek(fd, here, os.SEEK_SET)
+
+
+def _close(fd: int, locked: bool) -> None:
+    """Close ``fd``, letting go of its lock: an flock goes with the descriptor; Windows' byte lock is
+    unlocked first (Microsoft's documentation leaves a lock closed unreleased for a while)."""
+    try:
+        if locked:
+            try:
+                import fcntl  # noqa: F401  (POSIX: the close releases it)
+            except ImportError:
+                import msvcrt
+                with contextlib.suppress(OSError):
+                    _windows_locking(fd, msvcrt, msvcrt.LK_UNLCK)
+    finally:
+        os.close(fd)
+
+
 def _holder(fd: int) -> dict | None:
     """The holder a lock file names, or None (empty: its maker has not written it yet; or not ours)."""
     try:
-        holder = json.loads(os.pread(fd, 4096, 0).decode())
+        holder = json.loads(_read_from_start(fd, 4096).decode())
     except (OSError, ValueError):
         return None
     return holder if isinstance(holder, dict) else None
+
+
+def _read_from_start(fd: int, size: int) -> bytes:
+    """Up to ``size`` bytes from the file's start: ``os.pread`` where there is one (POSIX: the offset
+    is left alone), else a seek and a read (Windows has no ``pread``: the lock failed there, an
+    AttributeError, and no run or search could start)."""
+    if hasattr(os, "pread"):
+        return os.pread(fd, size, 0)
+    os.lseek(fd, 0, os.SEEK_SET)
+    return os.read(fd, size)
+
+
+def _write_at_start(fd: int, data: bytes) -> None:
+    """``data`` written at the file's start: ``os.pwrite`` where there is one, else a seek and a write (Windows)."""
+    if hasattr(os, "pwrite"):
+        os.pwrite(fd, data, 0)
+        return
+    os.lseek(fd, 0, os.SEEK_SET)
+    os.write(fd, data)
 
 
 def _same_file(fd: int, path: Path) -> bool:
