@@ -657,12 +657,25 @@ def test_a_dict_of_columns_is_named_as_named_inputs_not_as_a_loader():
 
 def test_a_frame_of_columns_not_all_named_by_strings_keeps_no_names():
     """As scikit-learn's ``feature_names_in_``: names are kept only where every column's is a
-    string — a frame of columns "a" and 0 has none (it is read by position, as an array)."""
+    string — a frame of columns 0 and 1 has none (it is read by position, as an array)."""
     from xdl.data.validation import feature_names
 
-    assert feature_names(Frame(np.zeros((2, 2)), ["a", 0])) is None
     assert feature_names(Frame(np.zeros((2, 2)), [0, 1])) is None
     assert feature_names(Frame(np.zeros((2, 2)), ["a", "b"])) == ("a", "b")
+
+
+def test_a_frame_whose_column_names_mix_strings_and_others_is_refused():
+    """scikit-learn refuses a frame of columns "age" and 0 ("Feature names are only supported if all
+    input features have string names"); kept as no names, a Standardizer (or a model) fitted on it
+    scaled the same frame's columns reordered — 0, "age" — each by the other's μ and σ, silently."""
+    X = np.array([[20.0, 1000.0], [30.0, 2000.0], [40.0, 3000.0]])
+    frame = Frame(X, ["age", 0])
+    model = xdl.nn.mlp(2, [2], 2)
+    trainer = Trainer(model, SoftmaxCrossEntropy(), xdl.optim.Adam(model), epochs=1, progress=False)
+    for fit in (lambda: Standardizer().fit(frame), lambda: trainer.fit(frame, np.array([0, 1, 0]))):
+        with pytest.raises(TypeError, match=r"^X's column names mix strings with other types \(int, str\): .*"
+                                            r"X\.columns = X\.columns\.astype\(str\)"):
+            fit()
 
 
 def test_a_later_fit_of_a_batch_refuses_a_frame_of_its_columns_in_another_order():
@@ -703,3 +716,30 @@ def test_a_standardizer_fitted_on_a_frame_refuses_its_columns_in_another_order()
         with pytest.raises(ValueError, match=r"^X's columns are the Standardizer's features in another order \(the "
                                              r"Standardizer was fitted on \['a', 'b', 'c'\], got \['c', 'b', 'a'\]\)"):
             call(frame[["c", "b", "a"]])
+
+
+def test_split_of_a_frame_gives_frames_that_keep_the_columns_names():
+    """train_test_split gives a data frame's rows as a frame; split gave arrays, so a model fitted on
+    s.X_train kept no names and read a frame of its columns in another order by position, silently
+    (the README's refusal lost on its own workflow: split, then fit)."""
+    class IndexedFrame(Frame):  # (pandas' iloc: rows by position, as a frame)
+        @property
+        def iloc(self):
+            return _Rows(lambda index: IndexedFrame(self.values[index], self.columns))
+
+    class _Rows:
+        def __init__(self, take):
+            self.take = take
+
+        def __getitem__(self, index):
+            return self.take(index)
+
+    X = np.random.default_rng(0).normal(size=(100, 3)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    s = split(IndexedFrame(X, ["a", "b", "c"]), y, seed=0)
+    assert all(isinstance(part, IndexedFrame) and part.columns == ["a", "b", "c"] for part in s[::2])
+    np.testing.assert_array_equal(np.asarray(s.X_train), split(X, y, seed=0).X_train)  # the same rows
+    model = xdl.nn.mlp(3, [4], 2)
+    Trainer(model, SoftmaxCrossEntropy(), xdl.optim.Adam(model), epochs=1, progress=False).fit(s.X_train, s.y_train)
+    with pytest.raises(ValueError, match=r"columns are the model's features in another order"):
+        model.predict(s.X_test[["c", "b", "a"]])

@@ -538,3 +538,25 @@ def test_the_network_of_an_estimator_fitted_on_a_frame_keeps_its_column_names(tm
     clf.partial_fit(Frame(X, ["a", "b", "c"]), y)  # (one more epoch: kept)
     assert clf.model_.feature_names_in_ == ("a", "b", "c")
     assert MLPClassifier(hidden=(8,), epochs=1, seed=0).fit(X, y).model_.feature_names_in_ is None
+
+
+def test_early_stopping_with_a_class_of_one_example_warns_nothing_of_split():
+    """scikit-learn's MLPClassifier(early_stopping=True) fits y with a class of one example, without a
+    word; here the held-out split warned "class 0 has only 1 example … (stratify=True refuses it)": the
+    class by its index, not its label 'a', and an option of split's that the estimator has not."""
+    X = np.random.default_rng(0).normal(size=(60, 3))
+    y = np.array(["b"] * 30 + ["c"] * 29 + ["a"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clf = MLPClassifier(hidden=(4,), epochs=2, early_stopping=True).fit(X, y)
+    assert list(clf.classes_) == ["a", "b", "c"]
+
+
+def test_scikit_learn_s_n_iter_no_change_is_told_as_patience_one_more():
+    """scikit-learn stops after n_iter_no_change + 1 epochs without improvement (its count must
+    exceed it); patience=k after k. The hint said "n_iter_no_change is patience here": ported as
+    patience=n_iter_no_change, every run stopped an epoch earlier than scikit-learn's."""
+    with pytest.raises(TypeError, match=r"scikit-learn's n_iter_no_change is patience, one more "
+                                        r"\(n_iter_no_change=10 stops at the 11th epoch without improvement, as "
+                                        r"patience=11 does\)"):
+        MLPClassifier(n_iter_no_change=10)

@@ -60,7 +60,9 @@ SKLEARN_NAMES = {
     "max_iter": "epochs",
     "solver": "optimizer ('sgd', 'momentum', 'adam', …)",
     "random_state": "seed",
-    "n_iter_no_change": "patience",
+    # (scikit-learn stops once more than n_iter_no_change epochs have not improved: patience counts them to it)
+    "n_iter_no_change": "patience, one more (n_iter_no_change=10 stops at the 11th epoch without improvement, as "
+                        "patience=11 does)",
     "tol": "no parameter (early stopping counts any fall of the dev cost as an improvement)",
 }
 
@@ -200,8 +202,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         the calls go on from the network it kept, with its optimizer, without stopping); the seed is the
         fitted estimator's (``seed=None`` draws one per fitted estimator); an option changed between
         calls (``lr``, ``optimizer``, ``seed``, …) takes effect with a new optimizer. ``n_iter_`` and
-        ``loss_curve_`` count every epoch of the calls. A pickled estimator goes on where it was (its
-        epoch count and optimizer state are pickled with it). The schedule runs on over the calls'
+        ``loss_curve_`` count every epoch of the calls, and of a ``fit`` before them (scikit-learn's
+        ``n_iter_`` counts the last call's alone: 1 after each ``partial_fit``). A pickled estimator
+        goes on where it was (its epoch count and optimizer state are pickled with it). The schedule runs on over the calls'
         epochs: a cosine one spans ``epochs`` and is refused beyond them (its rate is 0 there)."""
         return self._atomically(hasattr(self, "model_"), self._partial_fit, X, y, classes)
 
@@ -257,7 +260,11 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 raise ValueError(f"MLPClassifier: early_stopping holds out validation_fraction="
                                  f"{self.validation_fraction} of {len(X)} examples, which leaves {n_dev} for validation "
                                  f"and {len(X) - n_dev} for training; each needs at least 1 (training 2)")
-            parts = split(X, y_index, dev=float(self.validation_fraction), test=0, seed=config.seed)
+            # stratified where each class has 2 examples (scikit-learn's stratifies a binary problem's, and keeps
+            # a class of one): asked of split by default, a class of one was warned of as split's, by its
+            # index, with split's stratify=True as the way — an option this estimator has not
+            stratify = bool(np.bincount(y_index).min() >= 2)
+            parts = split(X, y_index, dev=float(self.validation_fraction), test=0, seed=config.seed, stratify=stratify)
             X, y_index, dev = parts.X_train, parts.y_train, (parts.X_dev, parts.y_dev)
         # the network's input scaling: measured on this training set, or the fitted network's on a warm start
         scaler = self._input_scaler() if warm else Standardizer().fit(X)

@@ -54,7 +54,8 @@ def split(X, y, dev=None, test=None, seed: int = 0, stratify: bool | None = None
     """Shuffle and split into train, dev and test (dev and test from the same distribution).
 
     ``dev``/``test``: fractions or counts (default: 20% each up to 1M examples, else 10,000 each).
-    X's rows are returned as they are (its dtype: integers stay integers; NaN, a missing value, too:
+    X's rows are returned as they are (its dtype: integers stay integers; a data frame's, and a series'
+    labels, as a frame and a series, as train_test_split gives them; NaN, a missing value, too:
     fill it from the training part, as scikit-learn's ``SimpleImputer().fit(X_train)``, before `fit`).
     ``stratify`` keeps each class's share in every part — to within 1 + (C − 2)·p examples of a
     class's exact share in dev and in train, and twice that in test, C the number of classes and p
@@ -83,10 +84,10 @@ def split(X, y, dev=None, test=None, seed: int = 0, stratify: bool | None = None
     # train_test_split's). NaN and Inf pass, as there: missing values are filled after the split, from the
     # training part alone (filled before, the dev and test values would leak into train's); fit refuses them
     check_features(X, finite=False)
-    X = to_numpy(X)
+    X_given, X = X, to_numpy(X)
     if y is None:
         raise TypeError("y is None; split needs the labels (or targets) of X")
-    y = to_numpy(y)
+    y_given, y = y, to_numpy(y)
     check_int(seed, "split: seed", low=0)
     if stratify is not None:
         check_bool(stratify, "split: stratify")
@@ -116,7 +117,18 @@ def split(X, y, dev=None, test=None, seed: int = 0, stratify: bool | None = None
     order = _stratified_order(classes, rng) if classes is not None else rng.permutation(m)
     # In stratified order the classes are interleaved, so consecutive runs keep the class shares.
     dev_idx, test_idx, train_idx = np.split(order, [n_dev, n_dev + n_test])
-    return Split(X[train_idx], y[train_idx], X[dev_idx], y[dev_idx], X[test_idx], y[test_idx])
+    X, y = _rows_of(X_given, X), _rows_of(y_given, y)
+    return Split(X(train_idx), y(train_idx), X(dev_idx), y(dev_idx), X(test_idx), y(test_idx))
+
+
+def _rows_of(given, array: np.ndarray):
+    """``index -> rows``: of a data frame or series (pandas' ``iloc``) its own rows, as
+    train_test_split gives them — its columns' names and dtypes kept, so a model fitted on the
+    training part keeps the names and refuses a frame of them in another order (as an array, it
+    read one by position, silently); of anything else, those of its NumPy ``array``."""
+    if hasattr(given, "iloc") and not isinstance(given, np.ndarray):
+        return lambda index: given.iloc[index]
+    return lambda index: array[index]
 
 
 def _finite(values: np.ndarray) -> np.ndarray:

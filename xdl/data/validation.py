@@ -206,9 +206,11 @@ def refuse_non_array(value, name: str) -> None:
     raise TypeError(f"{name} must be an array of examples (m, features), got an object of type {kind}")
 
 
-def feature_names(X) -> tuple[str, ...] | None:
+def feature_names(X, name: str = "X") -> tuple[str, ...] | None:
     """The column names of a data frame ``X`` (pandas' ``columns``), where all are strings, else None
-    — as scikit-learn reads ``feature_names_in_``: a frame of unnamed columns (0, 1, …) has none."""
+    — as scikit-learn reads ``feature_names_in_``: a frame of unnamed columns (0, 1, …) has none,
+    and one whose names mix strings with others ("age" and 0) is refused, a TypeError naming
+    ``name`` (as scikit-learn's: kept as none, its columns reordered were read by position, silently)."""
     columns = getattr(X, "columns", None)
     if columns is None or isinstance(X, np.ndarray):
         return None
@@ -216,7 +218,13 @@ def feature_names(X) -> tuple[str, ...] | None:
         names = tuple(columns)
     except TypeError:
         return None
-    return names if names and all(isinstance(n, str) for n in names) else None
+    strings = [isinstance(n, str) for n in names]
+    if any(strings) and not all(strings):
+        kinds = sorted({type(n).__name__ for n in names})
+        raise TypeError(f"{name}'s column names mix strings with other types ({', '.join(kinds)}): names are kept "
+                        f"and checked only where all are strings — make them so, {name}.columns = "
+                        f"{name}.columns.astype(str), or none of them")
+    return names if names and all(strings) else None
 
 
 # The most column names a message about a frame's columns lists (the first ones, then how many more):
@@ -242,7 +250,7 @@ def check_feature_names(X, expected: tuple[str, ...] | None, name: str = "X", ho
     by sets (linear in the columns: by lists, a 20,000-column frame's took 11 s to say)."""
     if expected is None:
         return
-    names = feature_names(X)
+    names = feature_names(X, name)
     if names is None or names == tuple(expected):
         return
     expected, owner = tuple(expected), f"the {holder}"

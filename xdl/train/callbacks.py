@@ -284,7 +284,8 @@ class Callback:
     def on_epoch_end(self, trainer, record: dict) -> None: ...
 
     def on_step_end(self, trainer, cost: float) -> None:
-        """After each training step (Keras's on_train_batch_end): ``cost`` is the step's mean cost,
+        """After each training step (Keras's on_train_batch_end): ``cost`` is the step's mean cost (not
+        Keras's logs["loss"], the epoch's running mean up to the batch),
         ``trainer.step`` the steps of epoch ``trainer.epoch + 1`` done. Its cost is read from the
         device at every step, which a run on a GPU otherwise avoids, so a `Trainer` calls it only for
         a callback that overrides it (`fit_many` refuses one). A stop asked here

@@ -1302,7 +1302,8 @@ def _check_keras_signature(cb) -> None:
              "the record is the epoch's logs (record['epoch'], counted from 1; record['dev_cost'] is Keras's "
              "val_loss)"),
             ("on_step_end", "batch", "on_train_batch_end(self, batch, logs)", "on_step_end(self, trainer, cost)",
-             "cost is the step's mean cost (Keras's logs['loss']), trainer.step the steps of the epoch done "
+             "cost is the step's mean cost (Keras's logs['loss'] is the epoch's running mean up to the batch: "
+             "average the costs yourself for it), trainer.step the steps of the epoch done "
              "(Keras's batch + 1)")):
         hook = getattr(type(cb), hook_name)
         if hook is getattr(Callback, hook_name):
