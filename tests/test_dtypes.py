@@ -121,3 +121,18 @@ def test_predict_decides_on_the_logits_as_the_trainers_accuracy_does():
     assert close.predict(X[:1]).tolist() == [1]
     trainer = Trainer(close, SoftmaxCrossEntropy(), SGD(close), progress=False)
     assert trainer.evaluate(X[:1], np.array([1]))["accuracy"] == 1.0  # what predict says now
+
+
+def test_a_list_of_numpy_values_keeps_their_dtype_as_torch_tensor_does():
+    """``xdl.tensor`` promised PyTorch's inference: a list's NumPy values (scalars, rows) count with
+    their own dtype, Python floats as float32 and ints as int64. NumPy read the list whole, so
+    [np.float64(0.1)] or a list of float64 rows became float32 (a gradient check's inputs, rounded
+    without a word) and [np.int32(1)] int64."""
+    cases = [([np.float64(0.1), np.float64(0.2)], np.float64), ([np.zeros(2), np.ones(2)], np.float64),
+             ((np.float64(1.0), 2.0), np.float64), ([[np.float64(1.0)], [2.0]], np.float64),
+             ([np.float32(1.0), 2.5], np.float32), ([np.int32(1), 2.5], np.float32), ([1.5, 2], np.float32),
+             ([np.int32(1)], np.int32), ([np.int32(1), 5], np.int64), ([True, np.int32(1)], np.int32),
+             ([[1, 2], [3, 4]], np.int64), ([True, False], np.bool_)]
+    for data, dtype in cases:
+        assert xdl.tensor(data).dtype == dtype, data
+    assert xdl.tensor([np.float64(0.1)]).item() == 0.1  # (not float32's 0.10000000149011612)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import itertools
 import threading
 
 import numpy as np
@@ -171,14 +172,44 @@ def check_tensor_dtype(dtype, who: str) -> np.dtype:
 def _default_dtype(data):
     """What `tensor` makes of ``data`` without a dtype, as PyTorch does: floating arrays keep their
     dtype and Python floats become float32; integers stay integers (int64 from Python ints) and
-    booleans stay booleans."""
+    booleans stay booleans. In a list (or tuple), each NumPy value (a scalar, an array) counts with
+    its own dtype and each Python float as float32, int as int64, the widest of a kind winning
+    (`_list_dtype`): ``[np.float64(0.1)]`` is float64, as ``torch.tensor`` makes it (it was float32)."""
     dtype = getattr(data, "dtype", None)
     dtype = np.dtype(dtype) if dtype is not None else np.asarray(data).dtype
+    if hasattr(data, "dtype"):
+        if not (np.issubdtype(dtype, np.number) and dtype.kind in "fiu" or dtype == np.bool_):
+            raise TypeError(f"tensor: data of dtype {dtype} is not supported (real numbers, integers or booleans)")
+        return dtype
     if np.issubdtype(dtype, np.floating):
-        return dtype if hasattr(data, "dtype") else np.dtype(np.float32)
-    if np.issubdtype(dtype, np.integer) or dtype == np.bool_:
-        return dtype if hasattr(data, "dtype") else np.dtype(np.int64 if dtype != np.bool_ else np.bool_)
+        return _list_dtype(data, "f", np.dtype(np.float32))
+    if np.issubdtype(dtype, np.integer):
+        return _list_dtype(data, "iu", np.dtype(np.int64))
+    if dtype == np.bool_:
+        return dtype
     raise TypeError(f"tensor: data of dtype {dtype} is not supported (real numbers, integers or booleans)")
+
+
+def _list_dtype(data, kinds: str, python: np.dtype) -> np.dtype:
+    """The dtype of a list ``data`` NumPy reads as of ``kinds`` ("f" floating, "iu" integer), as
+    PyTorch infers it: the promotion of its values' dtypes, a Python number's being ``python``
+    (float32, int64) and a NumPy value's its own — NumPy alone read a float64 scalar among Python
+    floats as a Python float (float32) and promoted int32 with float32 to float64. Booleans and
+    values of the other kind (an int among floats) give way to those of ``kinds``."""
+    numbers = {float: python if kinds == "f" else None, int: python if kinds != "f" else None, bool: None}
+    found, level = set(), [data if isinstance(data, list | tuple) else [data]]  # (a lone Python number: a list of it)
+    while level:  # one nesting level at a time, each read at C speed (rows of Python floats: no loop here)
+        items = list(itertools.chain.from_iterable(level))
+        types = set(map(type, items))
+        found.update(numbers[t] for t in types & numbers.keys())
+        nested = {t for t in types if issubclass(t, list | tuple)}
+        arrays = types - numbers.keys() - nested  # NumPy scalars and arrays: each its own dtype
+        if arrays:
+            found.update(np.dtype(v.dtype) for v in items if type(v) in arrays and hasattr(v, "dtype"))
+        level = [v for v in items if isinstance(v, list | tuple)] if nested else []
+    of_kind = [d for d in found if d is not None and d.kind in kinds]
+    dtype = np.result_type(*of_kind) if of_kind else python
+    return dtype if dtype.kind in kinds else python  # (uint64 with int64 is float64 to NumPy: Python ints' int64)
 
 
 # PyTorch's names for what a Tensor does under another name here: a habit that met a bare "no attribute
@@ -520,7 +551,9 @@ class Tensor:
         The graph is kept as long as a tensor of it is (a second ``backward`` of this tensor
         accumulates again; a list of kept losses keeps every step's activations). A backward of
         another tensor through nodes an earlier backward went through is refused, as PyTorch's
-        "backward through the graph a second time" — state carried over from an earlier step (a
+        "backward through the graph a second time" (PyTorch's only through a node that saved values
+        for its backward, a product's or a layer's; here through any, an addition's or a sum's too,
+        which PyTorch walks again) — state carried over from an earlier step (a
         recurrent network's hidden state, a tensor of the weights made once before the loop)
         would otherwise take each step's backward through every step before it, with values of
         the weights as they were then, its memory and time growing without end: ``.detach()``
@@ -568,10 +601,10 @@ class Tensor:
                 f"{type(walked._fn).__name__}): state carried over from an earlier step — a recurrent hidden state, "
                 "a tensor of the weights made once before the loop — would take this backward through every step "
                 "before it, with the weights' values as they were then, its memory and time growing at each step. "
-                "Cut carried-over state with .detach() (PyTorch refuses this too: 'backward through the graph a "
-                "second time'); a tensor made once from the parameters on purpose (W * scale, tanh(W)) is made in "
-                "forward instead, at each step (detached, its gradient would not reach them); two losses that share part "
-                "of their graph: pass retain_graph=True to the first backward")
+                "Cut carried-over state with .detach() (PyTorch refuses this too where a node saved values: "
+                "'backward through the graph a second time'); a tensor made once from the parameters on purpose "
+                "(W * scale, tanh(W)) is made in forward instead, at each step (detached, its gradient would not "
+                "reach them); two losses that share part of their graph: pass retain_graph=True to the first backward")
         written = _written_since(order)
         if written is not None:
             node, source = written

@@ -42,7 +42,9 @@ class Minibatches:
     """What `minibatches` returns: an iterator over one pass (``next`` gives the next batch) that,
     once a pass is used up, iterated again (``for epoch …: for Xb, yb in batches``, PyTorch's
     DataLoader habit) makes another pass, reshuffled from the same generator: epoch e's order is
-    the e-th permutation drawn from ``seed``. ``len`` is the number of batches of a pass.
+    the e-th permutation drawn from ``seed``. ``len`` is the number of batches of a pass. A pass
+    left part-way (a ``break``) is not used up: the next ``for`` goes on with its remaining batches,
+    where a DataLoader starts a new pass.
 
     Why: a generator's second ``for`` yielded nothing, so every epoch after the first trained on no
     batch, silently."""
