@@ -738,3 +738,19 @@ def test_minibatches_iterated_again_make_the_next_epoch_reshuffled_as_a_dataload
     assert [np.concatenate([yb for _, yb in again]).tolist() for _ in range(3)] == epochs  # same seed, same epochs
     assert next(iter(minibatches(X, y, 4, shuffle=False)))[1].tolist() == [0, 1, 2, 3]
 
+
+
+def test_a_pass_broken_off_leaves_the_next_for_a_whole_pass_as_a_dataloader():
+    """``for Xb, yb in batches: break`` (a look at the first batch), then the training loop: the
+    next ``for`` went on with the broken pass, so the first epoch trained on 6 of 10 examples,
+    silently; a DataLoader's next ``for`` is a new pass, and so is it here. ``next`` takes the
+    batches of the pass drawn at the call, as the first ``for`` would have."""
+    X, y = np.arange(10)[:, None], np.arange(10)
+    batches = minibatches(X, y, 4, seed=0)
+    for _, first in batches:
+        break
+    assert [len(yb) for _, yb in batches] == [4, 4, 2]
+    assert next(minibatches(X, y, 4, seed=0))[1].tolist() == first.tolist()
+    taken = minibatches(X, y, 4, seed=0)
+    next(taken)
+    assert sorted(np.concatenate([yb for _, yb in taken]).tolist()) == list(range(10))

@@ -39,37 +39,36 @@ def minibatches(X, y, batch_size: int, shuffle: bool = True, seed=None,
 
 
 class Minibatches:
-    """What `minibatches` returns: an iterator over one pass (``next`` gives the next batch) that,
-    once a pass is used up, iterated again (``for epoch …: for Xb, yb in batches``, PyTorch's
-    DataLoader habit) makes another pass, reshuffled from the same generator: epoch e's order is
-    the e-th permutation drawn from ``seed``. ``len`` is the number of batches of a pass. A pass
-    left part-way (a ``break``) is not used up: the next ``for`` goes on with its remaining batches,
-    where a DataLoader starts a new pass.
+    """What `minibatches` returns: each ``for`` over it (``for epoch …: for Xb, yb in batches``,
+    PyTorch's DataLoader habit) is a new pass, reshuffled from the same generator — epoch e's order
+    is the e-th permutation drawn from ``seed`` — and a pass left part-way (a ``break`` after a
+    look at the first batch) leaves the next ``for`` whole, as a DataLoader's; ``next(batches)``
+    gives the next batch of the pass begun last (the first, drawn at the call, until a ``for``).
+    ``len`` is the number of batches of a pass.
 
     Why: a generator's second ``for`` yielded nothing, so every epoch after the first trained on no
-    batch, silently."""
+    batch, silently; and a ``for`` that went on with a pass broken off trained its first epoch on
+    the rest of it."""
 
     def __init__(self, X, y, bounds, rng: np.random.Generator | None):
         self._X, self._y, self._bounds, self._rng = X, y, bounds, rng
         self._pass = self._new_pass()  # the first order drawn at the call (None: from `xdl.seed`'s generator)
-        self._done = False
+        self._begun = False  # whether a batch of it was taken: the next ``for`` draws a new pass
 
     def _new_pass(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         m = len(self._X)
         order = self._rng.permutation(m) if self._rng is not None else np.arange(m)
         return _batches(self._X, self._y, order, self._bounds)
 
-    def __iter__(self) -> Minibatches:
-        if self._done:  # a pass used up: the next ``for`` is the next epoch's
-            self._pass, self._done = self._new_pass(), False
-        return self
+    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        if self._begun:  # the next epoch's
+            self._pass = self._new_pass()
+        self._begun = True
+        return self._pass
 
     def __next__(self) -> tuple[np.ndarray, np.ndarray]:
-        try:
-            return next(self._pass)
-        except StopIteration:
-            self._done = True
-            raise
+        self._begun = True
+        return next(self._pass)
 
     def __len__(self) -> int:
         return len(self._bounds)
