@@ -1570,3 +1570,24 @@ def test_an_error_that_ends_a_search_carries_the_trials_that_had_finished(data, 
         tune(X, y, dev, {"lr": {"log_uniform": [1e-3, 1e-1]}}, trials=4, base=BASE, report=report)
     assert [t.number for t in raised.value.study.trials] == [0, 1]
     assert "its 2 finished trials are in its .study" in raised.value.__notes__[0]
+
+
+@pytest.mark.parametrize("failing, said", [("dask", r"needs dask.distributed: pip install 'xdl\[tune\]'"),
+                                           ("locket", r"installed but failed to import: No module named 'locket'")])
+def test_a_dask_that_fails_to_import_is_told_from_one_not_installed(monkeypatch, failing, said):
+    """Every ImportError read "pip install 'xdl[tune]'", the cause dropped: with dask.distributed
+    installed and one of its own dependencies broken, the advice reinstalled what was there."""
+    import builtins
+
+    from xdl.tune.search import _distributed
+
+    real = builtins.__import__
+
+    def importing(name, *args, **kwargs):
+        if name.startswith("dask"):
+            raise ImportError(f"No module named {failing!r}", name=failing)
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", importing)
+    with pytest.raises(ImportError, match=said):
+        _distributed()

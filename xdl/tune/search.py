@@ -473,8 +473,11 @@ def _optuna():
 def _distributed():
     try:
         from dask import distributed
-    except ImportError:
-        raise ImportError("execution 'dask' needs dask.distributed: pip install 'xdl[tune]'") from None
+    except ImportError as e:
+        # installed but failing to import (a dependency of its own broken) is not "not installed": its error said
+        missing = e.name in ("dask", "distributed", "dask.distributed")
+        raise ImportError("execution 'dask' needs dask.distributed: pip install 'xdl[tune]'" if missing else
+                          f"execution 'dask': dask.distributed is installed but failed to import: {e}") from None
     return distributed
 
 
