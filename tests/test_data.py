@@ -142,6 +142,23 @@ def test_minibatches_shuffle_partition_and_keep_the_last_batch():
             minibatches(X, y, bad)  # refused at the call, not at the first batch
 
 
+def test_a_last_batch_of_exactly_min_size_is_kept_and_one_below_is_merged_with_a_warning():
+    """batch_bounds merges a last batch only below ``min_size`` (one of min_size examples is one batch
+    norm takes); training_batches warns of the merge whenever it happens, also with two batches; an
+    unseeded shuffle follows `xdl.seed`, as PyTorch's follows torch.manual_seed. Each was a mutant
+    (≤ for <, a warning only from three batches on, a fixed generator) that every test passed."""
+    from xdl.data.batches import batch_bounds, training_batches
+    assert batch_bounds(10, 4, min_size=2) == [(0, 4), (4, 8), (8, 10)]
+    assert batch_bounds(9, 4, min_size=2) == [(0, 4), (4, 9)]
+    with pytest.warns(UserWarning, match="the last batch of each epoch would have 1 example"):
+        assert training_batches(5, 4, min_size=2) == [(0, 5)]
+    orders = []
+    for seed in (1, 1, 2):
+        xdl.seed(seed)
+        orders.append(np.concatenate([yb for _, yb in minibatches(np.zeros((50, 1)), np.arange(50), 50)]))
+    assert np.array_equal(orders[0], orders[1]) and not np.array_equal(orders[0], orders[2])
+
+
 def test_minibatches_check_min_size_and_take_lists():
     X, y = np.arange(10)[:, None], np.arange(10)
     assert [len(b) for b, _ in minibatches(X, y, 3, min_size=2)] == [3, 3, 4]  # the last, 1, merged

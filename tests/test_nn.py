@@ -82,6 +82,21 @@ def test_losses_match_definitions(backend, rng):
         SoftmaxCrossEntropy()(t64(backend, z), np.array([0, 1, 2, 3, 4, 0]))
 
 
+def test_losses_match_definitions_at_their_edges(backend, rng):
+    """Where a formula's mutants agree with it on the usual inputs: MSE of (m, k) outputs is the
+    mean over all m·k elements (a sum over the batch averaged over m alone passed, as every test's
+    targets were (m,) or (m, 1)); a BCE label just above 1 is refused (only 2 was tried); and the
+    fused softmax cross-entropy gives NaN for the class index C, one past the last (its docstring:
+    an index outside [0, C) gives that row a NaN loss), as for −1."""
+    z, y = rng.standard_normal((5, 3)), rng.standard_normal((5, 3))
+    assert MeanSquaredError()(t64(backend, z), y).item() == pytest.approx(((z - y) ** 2).mean(), rel=1e-12)
+    with pytest.raises(ValueError, match=r"labels must be in \[0, 1\].*got values in \[0.0, 1.2\]"):
+        BinaryCrossEntropy()(t64(backend, np.zeros(2)), np.array([0.0, 1.2]))
+    logits = t64(backend, np.zeros((3, 4)))
+    for outside in (4, -1):
+        assert np.isnan(xdl.functions.softmax_cross_entropy(logits, np.array([0, outside, 2])).item())
+
+
 def three_layer_model():
     return Sequential(Dense(4, 5), BatchNorm(5), ReLU(), Dropout(0.5), Dense(5, 4, init="xavier"), Tanh(),
                       Dense(4, 3, init="glorot"))

@@ -38,7 +38,8 @@ OPTIMIZERS = {
     "SGD": (SGD, dict(lr=0.05, weight_decay=0.01)),
     "Momentum": (Momentum, dict(lr=0.05, beta=0.8, weight_decay=0.02)),
     "Nesterov": (lambda params, **h: Momentum(params, nesterov=True, **h), dict(lr=0.05, beta=0.9)),
-    "RMSprop": (RMSprop, dict(lr=0.01, beta=0.95, eps=1e-6)),
+    # (with weight decay: g + wd·p is both the numerator and what s averages — a numerator of g alone passed)
+    "RMSprop": (RMSprop, dict(lr=0.01, beta=0.95, eps=1e-6, weight_decay=0.05)),
     "Adam": (Adam, dict(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.001)),
     "AdamW": (AdamW, dict(lr=0.01, beta1=0.85, beta2=0.99, eps=1e-7, weight_decay=0.1)),
 }
@@ -352,6 +353,23 @@ def test_state_dict_round_trip_continues_identically(backend, rng):
     assert np.array_equal(run(split=None), run(split=4))
 
 
+
+def test_load_state_dict_restores_each_groups_settings_as_pytorchs_does():
+    """A state carries its groups' hyperparameters: an optimizer made with others takes the saved
+    lr, β₁, β₂, ε and weight decay (PyTorch's load_state_dict restores param_groups), so it steps as
+    the saved one would. Why: with the settings left out of the load, every test still passed."""
+    w, u = xdl.tensor(np.linspace(-1, 1, 5), requires_grad=True), xdl.tensor(np.ones(3), requires_grad=True)
+    saved = Adam([{"params": [w], "lr": 0.05, "beta1": 0.5}, {"params": [u], "weight_decay": 0.2}], lr=0.02,
+                 beta2=0.9, eps=1e-3)
+    fresh = Adam([{"params": [w]}, {"params": [u]}], lr=0.1)
+    fresh.load_state_dict(saved.state_dict())
+    for g_saved, g_fresh in zip(saved.param_groups, fresh.param_groups):
+        assert {k: v for k, v in g_fresh.items() if k != "params"} == {k: v for k, v in g_saved.items() if k != "params"}
+    w.grad[...], u.grad[...] = 1.0, 1.0
+    before = w.numpy().copy()
+    fresh.step()  # t = 1: p − lr·m̂/(√v̂ + ε) with m̂ = g, v̂ = g²
+    np.testing.assert_allclose(w.numpy(), before - 0.05 * 1.0 / (1.0 + 1e-3), rtol=1e-12)
+
 def test_a_state_with_settings_the_optimizer_would_refuse_is_refused_before_anything_changes(backend):
     w = xdl.tensor(np.linspace(-1, 1, 5), requires_grad=True)
     opt = Adam([w], lr=0.05)
@@ -384,6 +402,8 @@ def test_ewa_bias_correction():
     raw = xdl.ewa.ewa(values, 0.9, bias_correction=False)
     assert raw[0] == pytest.approx(0.5) and raw[-1] == pytest.approx(5 * (1 - 0.9**20))
     assert math.isclose(xdl.ewa.EWA(0.5).update(4.0), 4.0)
+    # β = 0 is in [0, 1): no averaging, v_t = x_t (refusing it passed every test)
+    np.testing.assert_array_equal(xdl.ewa.ewa([1.0, 3.0, -2.0], beta=0.0), [1.0, 3.0, -2.0])
     vectors = np.stack([values, 2 * values], axis=1)  # a sequence of vectors: each averaged elementwise
     np.testing.assert_allclose(xdl.ewa.ewa(vectors, 0.9), np.stack([xdl.ewa.ewa(values), xdl.ewa.ewa(2 * values)], 1))
     with pytest.raises(ValueError, match="EWA: bias_correction must be True or False, got 'no'"):
@@ -623,6 +643,7 @@ def test_a_trainer_refuses_a_parameter_that_came_after_its_optimizer_was_made_of
     (lambda: schedules.step_decay(1e-2, factor=0.0), r"factor must be a finite number > 0, got 0.0"),
     (lambda: schedules.cosine(1e-2, 10, min_lr=-1), r"min_lr must be a finite number ≥ 0, got -1"),
     (lambda: schedules.cosine(1e-2, 10, min_lr=1.0), r"min_lr must be at most lr0 \(0.01\), got 1.0"),
+    (lambda: schedules.cosine(1e-2, 10, min_lr=0.015), r"min_lr must be at most lr0 \(0.01\), got 0.015"),  # (just above)
     (lambda: schedules.warmup(-1, 3), r"warmup: schedule .* must be a finite number > 0, got -1"),
     (lambda: schedules.warmup("abc", 3), r"warmup: schedule .* must be a finite number > 0, got 'abc'"),
     (lambda: Adam(None, lr=1e-2).step(), r"Adam.step: the optimizer has no parameters"),

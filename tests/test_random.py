@@ -43,6 +43,21 @@ def test_keep_mask_thresholds_16_bit_lanes():
     assert not keep_mask((5,), 1 - 2**-20, 0, 0, 0).any()
 
 
+def test_keep_mask_keeps_a_lane_equal_to_the_threshold_and_rounds_the_threshold_up():
+    """Kept when u ≥ ⌈rate·2¹⁶⌉ exactly (the module docstring; the CUDA kernel draws the same): over
+    2²⁰ elements some lanes are 0 (kept at rate 0, dropped by ``>``) and some are 6553 = ⌊0.1·2¹⁶⌋
+    (dropped at rate 0.1, below ⌈0.1·2¹⁶⌉ = 6554, kept by a floor). The 1000 elements of the test
+    above held neither, so ``>`` for ``≥`` and ⌊·⌋ for ⌈·⌉ both passed."""
+    n = 1 << 20
+    bits = random_bits(n // 4, 5, 6, 7)
+    lanes = (bits[:, None] >> (16 * np.arange(4, dtype=np.uint64))) & np.uint64(0xFFFF)  # lane j of value ⌊i/4⌋
+    lanes = lanes.reshape(-1).astype(np.int64)
+    assert (lanes == 0).any() and (lanes == 6553).any()  # (the edges this test is about occur)
+    for rate in (0.0, 0.1):
+        threshold = math.ceil(rate * 2**16)
+        np.testing.assert_array_equal(keep_mask((n,), rate, 5, 6, 7), lanes >= threshold)
+    assert keep_mask((n,), 0.0, 5, 6, 7).all()  # rate 0 keeps every unit, a lane of 0 too
+
 def test_stacked_masks_are_each_models_own():
     from xdl.ops.random import stacked_keep_mask
 

@@ -2337,3 +2337,26 @@ def test_a_resumed_run_whose_schedule_control_cleared_is_not_told_its_schedule_t
         warnings.simplefilter("error")
         history = trainer(6).fit(s.X_train, s.y_train, resume=tmp_path)
     assert history["lr"][1:] == [0.05] * 5
+
+
+def test_early_stopping_counts_an_improvement_only_beyond_min_delta_in_the_monitors_direction():
+    """On a run's records, as Keras's: an improvement is a value better than the best by more than
+    min_delta (an equal value, or one better by min_delta or less, waits); accuracies are maximized.
+    Each was a mutant (≤ for <, best + min_delta, accuracy minimized) that every test passed."""
+    from types import SimpleNamespace
+
+    from xdl.train import EarlyStopping
+
+    def run(values, **options):
+        es = EarlyStopping(restore_best=False, patience=2, **options)
+        trainer = SimpleNamespace(stop_training=False, history=SimpleNamespace(stopped_by=None))
+        for epoch, value in enumerate(values, 1):
+            es.on_epoch_end(trainer, {"epoch": epoch, es.monitor: value})
+            if trainer.stop_training:
+                return epoch, es.best_epoch
+        return None, es.best_epoch
+
+    assert run([1.0, 1.0, 1.0]) == (3, 1)  # no better: two epochs waited
+    assert run([1.0, 0.95, 0.95, 0.5], min_delta=0.1) == (3, 1)  # better by 0.05 ≤ min_delta: no improvement
+    assert run([1.0, 0.85, 0.8, 0.76], min_delta=0.1) == (4, 2)  # 0.15 better, then 0.05 and 0.09 below 0.85
+    assert run([0.5, 0.6, 0.7, 0.8], monitor="dev_accuracy") == (None, 4)  # rising accuracy keeps improving

@@ -1591,3 +1591,17 @@ def test_a_dask_that_fails_to_import_is_told_from_one_not_installed(monkeypatch,
     monkeypatch.setattr(builtins, "__import__", importing)
     with pytest.raises(ImportError, match=said):
         _distributed()
+
+
+def test_a_choice_draws_each_value_alike_and_zoom_keeps_the_centres_value_in_the_middle():
+    """x = v[⌊t⌋], t ~ U[0, n) (the module docstring): each of n values with probability 1/n (a
+    rounding ⌊t⌉ drew the first half as often, and passed); a choice's coordinate is its cell's
+    centre, so zoom to one value around the centre keeps that value."""
+    from xdl.tune.search import zoom
+    from xdl.tune.space import Choice, Space
+    draws = Choice([1, 2, 3, 4]).sample(np.random.default_rng(0), 40_000)
+    shares = np.bincount(draws, minlength=5)[1:] / len(draws)
+    np.testing.assert_allclose(shares, 0.25, atol=0.01)  # (σ of a share ≈ 0.002)
+    space = Space({"hidden": Choice([[8], [16], [32], [64]])})
+    for value in ([8], [32], [64]):
+        assert zoom(space, {"hidden": value}, shrink=0.25).dimensions["hidden"].values == [value]
