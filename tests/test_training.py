@@ -2360,3 +2360,16 @@ def test_early_stopping_counts_an_improvement_only_beyond_min_delta_in_the_monit
     assert run([1.0, 0.95, 0.95, 0.5], min_delta=0.1) == (3, 1)  # better by 0.05 ≤ min_delta: no improvement
     assert run([1.0, 0.85, 0.8, 0.76], min_delta=0.1) == (4, 2)  # 0.15 better, then 0.05 and 0.09 below 0.85
     assert run([0.5, 0.6, 0.7, 0.8], monitor="dev_accuracy") == (None, 4)  # rising accuracy keeps improving
+    assert run([0.8, 0.7, 0.6], monitor="dev_accuracy") == (3, 1)  # falling accuracy: no improvement
+
+
+def test_a_later_fit_after_an_early_stop_waits_its_patience_anew_as_keras_s_fit():
+    """A second ``fit`` of a run that early stopping stopped trains on, patience anew (Keras's fit): a
+    count left at patience would stop it after one epoch (a mutant every test passed)."""
+    X = np.random.default_rng(0).normal(size=(40, 3)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    model = xdl.nn.mlp(3, [4], 2)
+    trainer = Trainer(model, SoftmaxCrossEntropy(), xdl.optim.SGD(model, lr=0.0), epochs=10, progress=False,
+                      callbacks=[EarlyStopping(patience=2)])  # (rate 0: the dev cost never improves)
+    assert trainer.fit(X, y, dev=(X, y))["epoch"] == [1, 2, 3]
+    assert trainer.fit(X, y, dev=(X, y))["epoch"] == [1, 2, 3, 4, 5]
