@@ -1465,6 +1465,61 @@ def test_an_update_of_what_a_graph_did_not_read_leaves_its_backward_free():
         loss.backward()
 
 
+@pytest.mark.parametrize("alias", ["detach", "slice", "reshape", "transpose", "no_grad_view", "write_through_view",
+                                   "result_detached"])
+def test_a_write_through_a_tensor_that_shares_the_memory_a_graph_read_is_refused_at_its_backward(alias):
+    """x.detach(), and a view of a tensor no graph records (data's X[0:2], x.reshape(9), x.T; any
+    view under no_grad), are leaves of their own sharing the source's memory: a write of either
+    after the forward went unseen, and the weights' gradient (∂Σ(r·v)/∂r = v) was the values of now
+    — r.grad all zeros after d[...] = 0, silently. PyTorch's views and detach() share one version
+    counter and refuse it; so do they here (`share_writes`), before any gradient is accumulated."""
+    w = xdl.Parameter(np.arange(9.0).reshape(3, 3))
+    d = xdl.tensor(np.arange(9.0).reshape(3, 3) + 1)
+    r = xdl.tensor(np.ones((3, 3)), requires_grad=True)
+    if alias == "detach":
+        loss = (r * w.detach()).sum()
+    elif alias == "slice":
+        loss = (r[0:2] * d[0:2]).sum()
+    elif alias == "reshape":
+        loss = (r.reshape(9) * d.reshape(9)).sum()
+    elif alias == "transpose":
+        loss = (r * d.T).sum()
+    elif alias == "no_grad_view":
+        with xdl.no_grad():
+            v = w[0:2]
+        loss = (r[0:2] * v).sum()
+    elif alias == "write_through_view":
+        loss = (r * w).sum()
+    else:
+        h = (d @ w).tanh()
+        loss = (h * h).sum()
+    with xdl.no_grad():
+        if alias in ("detach", "no_grad_view"):
+            w -= 1.0
+        elif alias == "write_through_view":
+            w.T[0] -= 1.0  # Python's tmp = w.T; tmp[0] -= 1: written through a view made under no_grad
+        elif alias == "result_detached":
+            h.detach()[...] = 0.0
+        else:
+            d[...] = 0.0
+    with pytest.raises(RuntimeError, match="was written in place"):
+        loss.backward()
+    assert r.grad is None and w.grad is None
+
+
+def test_a_copy_made_from_a_tensor_shares_none_of_its_writes():
+    """What owns its memory — a gather (x[[2, 0, 1]]), a reshape NumPy had to copy (x.T.reshape(9)),
+    an astype — is no alias: a write of its source after the forward leaves its graph's backward
+    free, as PyTorch's (its gradient reads the copy, whose values are those of the forward)."""
+    d = xdl.tensor(np.arange(9.0).reshape(3, 3))
+    r = xdl.tensor(np.ones(9), requires_grad=True)
+    loss = (r.reshape(3, 3) * d[[2, 0, 1]]).sum() + (r * d.T.reshape(9)).sum()
+    with xdl.no_grad():
+        d *= 2.0
+    loss.backward()
+    np.testing.assert_array_equal(r.grad, np.arange(9.0)[[6, 7, 8, 0, 1, 2, 3, 4, 5]] + [0, 3, 6, 1, 4, 7, 2, 5, 8])
+
+
 def test_a_stacked_step_is_an_update_of_every_model_s_weights():
     """`StackedOptimizer.step` writes the (K, P) buffer in place: a graph recorded before it is
     refused at its backward, as an ordinary optimizer's."""

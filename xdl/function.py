@@ -31,7 +31,7 @@ import inspect
 
 import numpy as np
 
-from xdl.tensor import Tensor, WriteClock, as_python_int, is_grad_enabled
+from xdl.tensor import Tensor, WriteClock, as_python_int, is_grad_enabled, share_writes
 
 REQUIRED = inspect.Parameter.empty  # the default of a setting the caller must give
 
@@ -159,6 +159,8 @@ class Function:
             y = fn.backend.asarray(y)  # NumPy's 0-d results (a sum, x[0, 1]) are scalars, which no `out=` or [...]
             # writes (through the backend: a host value uploaded during a capture is refused by name)
         out = Tensor(y, requires_grad=record, backend=fn.backend)
+        if cls.keeps_values and getattr(y, "base", None) is not None:  # a view of x: their writes are one's
+            share_writes(out, tensors[0])  # (`share_writes`; NumPy's own results own their memory: no call)
         # (without a graph too: `predict` reads whether a model's outputs are probabilities); PyTorch's
         # torch.sigmoid(fc(x)).squeeze(1) + BCELoss, ported, trained on σ(σ(z)) and predicted all 1s without a word
         out.made_by = (getattr(tensors[0], "made_by", None) or cls) if cls.keeps_values else cls

@@ -52,12 +52,36 @@ class WriteClock:
 
 def note_written(tensors) -> None:
     """Mark ``tensors`` (leaves) as written in place now (`WriteClock`): once per update, by what
-    writes them — raw writes to ``t.data`` are not seen, as PyTorch's ``.data`` is not."""
+    writes them — raw writes to ``t.data`` are not seen, as PyTorch's ``.data`` is not. The tensors
+    that share their memory (`share_writes`: a ``.detach()``, a view made without a graph) see it too."""
     with WriteClock._lock:
         WriteClock.now += 1
         stamp = WriteClock.now
     for t in tensors:
         t._written = stamp
+        if t._aliases is not None:
+            t._aliases[0] = stamp
+
+
+def share_writes(alias: Tensor, source: Tensor) -> None:
+    """Let ``alias``, made from ``source`` without a copy — ``source.detach()``, or a view (``x.T``,
+    ``x.reshape``, ``x[1:3]``) of a tensor no graph records, a leaf of its own — count the writes of
+    either for a graph that read the other, as PyTorch's views and ``detach()`` share one version
+    counter: both hold one cell of the count of their last write. Without it a data batch written
+    in place after a forward read its ``X[i:j]`` or ``x.reshape(n, -1)``, or ``w.detach()`` after a
+    step, gave the weights the gradient of the values of now, silently. A view of a copy (a gather's
+    result, a reshape NumPy had to copy) shares nothing: the arrays' owners are compared."""
+    if alias.data is not source.data and _owner(alias.data) is not _owner(source.data):
+        return
+    if source._aliases is None:
+        source._aliases = [source._written]
+    alias._aliases = source._aliases
+
+
+def _owner(array):
+    """The array that owns ``array``'s memory (NumPy's and CuPy's ``base`` names it, a view's view's too)."""
+    base = getattr(array, "base", None)
+    return array if base is None else base
 
 
 def is_grad_enabled() -> bool:
@@ -262,6 +286,7 @@ class Tensor:
 
     __array_ufunc__ = None  # make NumPy scalars/arrays defer to our reflected operators
     _written = 0  # the `WriteClock` count of this leaf's last in-place write (`note_written`)
+    _aliases = None  # [the count of the last write] shared with the tensors of its memory (`share_writes`)
 
     def __init__(self, data, requires_grad: bool = False, backend=None):
         if backend is None:
@@ -533,8 +558,11 @@ class Tensor:
         return Tensor(getattr(self.backend.xp, ufunc)(self.data, other), backend=self.backend)
 
     def detach(self) -> Tensor:
-        """The same data, cut from the graph (no copy)."""
-        return Tensor(self.data, backend=self.backend)
+        """The same data, cut from the graph (no copy): an in-place write of either is a write of
+        both for a graph that read the other (`share_writes`, as PyTorch's shared version counter)."""
+        out = Tensor(self.data, backend=self.backend)
+        share_writes(out, self)
+        return out
 
     # -- DLPack ---------------------------------------------------------------------------
     def __dlpack__(self, *args, **kwargs):
@@ -793,10 +821,14 @@ def _written_since(order: list[Tensor]):
         fn = node._fn
         if fn is None or fn._made == now or fn.views_input:
             continue
+        if node._aliases is not None and node._aliases[0] > fn._made:  # its output, written through a detach
+            return node, node
         for inp in fn.inputs:
             while inp._fn is not None and inp._fn.views_input:  # a view shows its source's writes
                 inp = inp._fn.inputs[0]
             if inp._fn is None and inp._written > fn._made:
+                return node, inp
+            if inp._aliases is not None and inp._aliases[0] > fn._made:  # written through a tensor of its memory
                 return node, inp
     return None
 
