@@ -4,6 +4,7 @@
 import builtins
 import copy
 import importlib
+import pickle
 import re
 import sys
 import warnings
@@ -1518,6 +1519,27 @@ def test_a_copy_made_from_a_tensor_shares_none_of_its_writes():
         d *= 2.0
     loss.backward()
     np.testing.assert_array_equal(r.grad, np.arange(9.0)[[6, 7, 8, 0, 1, 2, 3, 4, 5]] + [0, 3, 6, 1, 4, 7, 2, 5, 8])
+
+
+def test_a_pickled_model_carries_no_write_count_into_another_process(monkeypatch):
+    """A tensor's `WriteClock` count is its process's: pickled with it, a model trained 50 steps
+    and loaded in a fresh process (whose clock counts from 0) read as written after every node
+    recorded there — once anything was written between a forward and its backward (DCGAN's loop:
+    D's step between G's forward and G's backward), G's backward was refused, G never written."""
+    model, x, opt = _two_layers()
+    for _ in range(3):
+        opt.zero_grad()
+        (model(x) ** 2).mean().backward()
+        opt.step()
+    blob = pickle.dumps((model, opt))
+    monkeypatch.setattr(sys.modules["xdl.tensor"].WriteClock, "now", 0)  # another process's clock, from 0
+    model, opt = pickle.loads(blob)
+    loss = (model(x) ** 2).mean()
+    other = xdl.tensor(np.ones(2))
+    with xdl.no_grad():
+        other += 1.0  # a write of what the graph did not read
+    loss.backward()
+    opt.step()
 
 
 def test_a_stacked_step_is_an_update_of_every_model_s_weights():

@@ -216,6 +216,7 @@ def _alive_on_windows(pid: int) -> bool:
     try:
         import ctypes
         kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+        kernel32.OpenProcess.restype = ctypes.c_void_p  # a HANDLE: a pointer, not the C int ctypes assumes
     except (ImportError, AttributeError, OSError):
         return True
     handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION

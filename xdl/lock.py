@@ -207,7 +207,10 @@ def _lock(fd: int, tries: int = 1) -> bool:
                 _windows_locking(fd, msvcrt, msvcrt.LK_NBLCK)
             return True
         except OSError as e:
-            if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES, getattr(errno, "EDEADLOCK", None)):
+            # (msvcrt's held byte: EACCES, or EDEADLOCK, which on Linux is EDEADLK, an error flock must raise)
+            held = (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES) if fcntl is not None else \
+                (errno.EACCES, getattr(errno, "EDEADLOCK", errno.EACCES))
+            if e.errno not in held:
                 raise
         if attempt + 1 < tries:
             time.sleep(LOOK_SECONDS)

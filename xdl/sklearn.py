@@ -260,9 +260,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 raise ValueError(f"MLPClassifier: early_stopping holds out validation_fraction="
                                  f"{self.validation_fraction} of {len(X)} examples, which leaves {n_dev} for validation "
                                  f"and {len(X) - n_dev} for training; each needs at least 1 (training 2)")
-            # stratified where each class has 2 examples (scikit-learn's stratifies a binary problem's, and keeps
-            # a class of one): asked of split by default, a class of one was warned of as split's, by its
-            # index, with split's stratify=True as the way — an option this estimator has not
+            # stratified where each class has 2 examples (scikit-learn's fits a class of one without a word):
+            # asked of split by default, a class of one was warned of as split's, by its index, with split's
+            # stratify=True as the way — an option this estimator has not
             stratify = bool(np.bincount(y_index).min() >= 2)
             parts = split(X, y_index, dev=float(self.validation_fraction), test=0, seed=config.seed, stratify=stratify)
             X, y_index, dev = parts.X_train, parts.y_train, (parts.X_dev, parts.y_dev)

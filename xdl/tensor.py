@@ -54,13 +54,13 @@ def note_written(tensors) -> None:
     """Mark ``tensors`` (leaves) as written in place now (`WriteClock`): once per update, by what
     writes them — raw writes to ``t.data`` are not seen, as PyTorch's ``.data`` is not. The tensors
     that share their memory (`share_writes`: a ``.detach()``, a view made without a graph) see it too."""
-    with WriteClock._lock:
+    tensors = list(tensors)  # (a generator read before the lock is taken)
+    with WriteClock._lock:  # stamped under it too: two threads' writes of one tensor left it the older count
         WriteClock.now += 1
-        stamp = WriteClock.now
-    for t in tensors:
-        t._written = stamp
-        if t._aliases is not None:
-            t._aliases[0] = stamp
+        for t in tensors:
+            t._written = WriteClock.now
+            if t._aliases is not None:
+                t._aliases[0] = WriteClock.now
 
 
 def share_writes(alias: Tensor, source: Tensor) -> None:
@@ -271,6 +271,10 @@ def missing_attribute(obj, name: str, pytorch_names: dict, read=frozenset()):
     return object.__getattribute__(obj, name)
 
 
+# a tensor's state that is its process's, not its own: left out of a pickle (`Tensor.__getstate__`)
+_PROCESS_STATE = frozenset({"_written", "_aliases"})
+
+
 class Tensor:
     """An n-dimensional array on a backend, with optional gradient tracking.
 
@@ -336,14 +340,19 @@ class Tensor:
 
     def __getstate__(self) -> dict:
         """A pickled (or deep-copied) tensor keeps its values and flags, not the graph that made it
-        (its Function holds the backend's array module): a module that caches an activation pickles."""
-        return {**self.__dict__, "_fn": None}
+        (its Function holds the backend's array module): a module that caches an activation pickles.
+        Nor its `WriteClock` count (`_written`, `_aliases`): that is this process's clock, and in
+        another (which counts from 0) a count of 50,000 read as a write after every node recorded
+        there, refusing backward passes that read nothing written."""
+        return {k: v for k, v in self.__dict__.items() if k not in _PROCESS_STATE} | {"_fn": None}
 
     def __setstate__(self, state: dict) -> None:
-        """An older pickle's flag (``requires_grad``, before it was checked where set) read as today's."""
-        if "requires_grad" in state:
-            state = dict(state)
-            state["_requires_grad"] = bool(state.pop("requires_grad"))
+        """An older pickle's flag (``requires_grad``, before it was checked where set) read as today's;
+        a write count one kept (another process's clock) dropped."""
+        if "requires_grad" in state or not _PROCESS_STATE.isdisjoint(state):
+            state = {k: v for k, v in state.items() if k not in _PROCESS_STATE}
+            if "requires_grad" in state:
+                state["_requires_grad"] = bool(state.pop("requires_grad"))
         self.__dict__.update(state)
 
     # -- array facts ----------------------------------------------------------------------
