@@ -727,8 +727,8 @@ def test_a_run_far_above_its_start_is_diverged_and_counted(monkeypatch):
     row = summary(results)[0]
     assert row["diverged"] == 2 and row["mean"] is None and "| 2 / 0 |" in markdown(results)
 
-    monkeypatch.setattr(xdl.train.trainer, "DIVERGENCE_FACTOR", 1e-3)  # any model's cost is "far above" ln C now,
-    rule = xdl.train.trainer.diverged_cost                              # and above its start
+    monkeypatch.setattr(xdl.train.divergence, "DIVERGENCE_FACTOR", 1e-3)  # any model's cost is "far above" ln C now,
+    rule = xdl.train.divergence.diverged_cost                              # and above its start
 
     def above_the_limit(value, limit, start, where):
         return rule(value, limit, None, where)

@@ -1605,3 +1605,13 @@ def test_a_choice_draws_each_value_alike_and_zoom_keeps_the_centres_value_in_the
     space = Space({"hidden": Choice([[8], [16], [32], [64]])})
     for value in ([8], [32], [64]):
         assert zoom(space, {"hidden": value}, shrink=0.25).dimensions["hidden"].values == [value]
+
+
+def test_a_sequential_search_s_bar_counts_trials(capsys):
+    """The search's bar was the training loop's, its unit "batch": a search of 2 trials showed
+    "0/2 [?batch/s]"."""
+    X = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    tune(X, y, (X, y), {"lr": {"log_uniform": [1e-3, 1e-1]}}, trials=2, progress=True,
+         base=TrainConfig(epochs=1, hidden=[4]))
+    assert "0/2 [00:00<?, ?trial/s]" in capsys.readouterr().err  # (each trial's own bar counts its batches)

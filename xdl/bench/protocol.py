@@ -41,7 +41,7 @@ from xdl.data.validation import check_bool, check_int, check_number
 from xdl.files import home_meant
 from xdl.tensor import no_grad, role_of
 from xdl.train import Trainer, fit_many
-from xdl.train.trainer import DIVERGENCE_FACTOR, divergence_factor, far_above
+from xdl.train.divergence import DIVERGENCE_FACTOR, divergence_factor, far_above
 
 # The weight decay each rule is benchmarked with (the rest: none): AdamW's usual 0.01 (PyTorch's
 # default), on weights only — decay on batch norm's γ and β or a bias pulls them to 0 for no

@@ -57,11 +57,13 @@ from xdl.train.callbacks import (Checkpoint, EarlyStopping, callback_state, call
                                  continues_run, load_callback_state, position, resume_path, stop_for_signal, upcoming,
                                  write_checkpoint)
 from xdl.train.captured import CapturedSteps, loop_capture
+from xdl.train.divergence import cost_limit, diverged_cost, start_cost
 from xdl.train.history import History
+from xdl.train.hooks import call_hook, check_callback, check_distinct_callbacks, keras_stop
 from xdl.train.interrupt import Interrupted, SignalFlag
+from xdl.train.progress import progress_bar
 from xdl.train.provenance import data_digest
-from xdl.train.trainer import (_progress_bar, call_hook, check_callback, check_distinct_callbacks, cost_limit,
-                               diverged_cost, keras_stop, network_data, penalty_examples, start_cost)
+from xdl.train.trainer import network_data, penalty_examples
 
 # Options the K configurations must share: they change shapes, the batches, or the update rule.
 SHARED = ("dataset", "hidden", "activation", "batch_norm", "batch_size", "optimizer", "augment_shift", "augment_noise",
@@ -438,7 +440,7 @@ class ManyTrainer:
             y_device = backend.asarray(y)
             if dev is not None:
                 dev = (backend.asarray(dev[0]), backend.asarray(dev[1]))
-            bar = _progress_bar(self.progress, total=(self.epochs - self.epoch) * len(bounds) - self.step)
+            bar = progress_bar(self.progress, total=(self.epochs - self.epoch) * len(bounds) - self.step)
             try:
                 # a model that diverges is marked failed and the others go on: NumPy's overflow warnings
                 # from its rows would only be noise beside its status and error

@@ -26,8 +26,6 @@ from __future__ import annotations
 import inspect
 import json
 import math
-import numbers
-import sys
 import time
 from pathlib import Path
 
@@ -43,7 +41,7 @@ from xdl.files import json_number
 from xdl.nn import Module, Sequential
 from xdl.nn.module import PREDICTIONS, classes_of_logits, ends_in_probability, evaluating_here, mode_here
 from xdl.optim import SGD, Optimizer
-from xdl.optim.optimizer import check_not_maker, check_rate, rate_at, rates_of_their_own, takes_arguments
+from xdl.optim.optimizer import check_rate, rate_at, takes_arguments
 from xdl.serialization import load, read_extra
 from xdl.tensor import Tensor, no_grad, to_numpy
 from xdl.train import provenance
@@ -53,45 +51,16 @@ from xdl.train.callbacks import (Callback, Checkpoint, EarlyStopping, callback_s
                                  callbacks_told_of_errors, continues_run, fewest_epochs, load_callback_state, position,
                                  resume_path, save_resumable, stop_for_signal, upcoming, write_checkpoint)
 from xdl.train.captured import CapturedSteps, host_values, loop_capture
+from xdl.train.divergence import (START_FACTOR, cost_limit_of, diverged_cost, divergence_factor, non_finite_state,
+                                  start_cost)
 from xdl.train.history import History
+from xdl.train.hooks import call_hook, check_callback, check_distinct_callbacks
 from xdl.train.interrupt import SignalFlag
+from xdl.train.progress import progress_bar
+from xdl.train.schedule_checks import check_schedule_fits, check_schedule_kind, warn_idle_end
 
-# Keras's callback hooks that xdl's Callback has not (a method of that name would never be called)
-FOREIGN_HOOKS = frozenset({"on_epoch_begin", "on_batch_begin", "on_batch_end", "on_train_batch_begin",
-                           "on_train_batch_end", "on_test_begin", "on_test_end", "on_test_batch_begin",
-                           "on_test_batch_end", "on_predict_begin", "on_predict_end", "on_predict_batch_begin",
-                           "on_predict_batch_end",
-                           # Lightning's: its on_train_end takes (trainer, module), xdl's (trainer) alone
-                           "on_fit_start", "on_fit_end", "on_train_start", "on_train_epoch_start", "on_train_epoch_end",
-                           "on_validation_start", "on_validation_end", "on_validation_epoch_start",
-                           "on_validation_epoch_end", "on_save_checkpoint", "on_load_checkpoint",
-                           "on_before_backward", "on_after_backward", "on_before_optimizer_step",
-                           # Keras calls these before training; xdl's hooks are given the trainer instead
-                           "set_model", "set_params"})
 REFRESH_STEPS = 20  # the progress bar shows the running cost every this many steps (one host sync)
 PRECHECKED_RATES = 100_000  # rates checked before training, per kind (epoch schedule, step schedule)
-# A classifier's run has diverged when its train cost is no longer finite or has risen this far above
-# ln C, the cost of a uniform guess over C classes (where it starts, near enough), and to 10 × where it
-# started (`start_cost`, `START_FACTOR`): one that multiplied it by 10⁴ is not converging, and would otherwise end
-# "completed" at a cost of 10¹², its last checkpoint called good (`diverged_cost`).
-DIVERGENCE_FACTOR = 1e4
-
-
-def cost_limit(classes: int) -> float:
-    """`DIVERGENCE_FACTOR` × ln C (C = 2 for each label of a binary cross-entropy): the train cost
-    above which a classifier's run over ``classes`` classes has diverged, where it started below it
-    (`diverged_cost`)."""
-    return DIVERGENCE_FACTOR * math.log(max(classes, 2))
-
-
-def _cost_limit_of(loss, output_shape: tuple) -> float | None:
-    """`cost_limit` for xdl's classification losses (softmax cross-entropy over the outputs, or a
-    binary one per label); None for a regression's or a loss of one's own: no start to measure from."""
-    if isinstance(loss, _losses.SoftmaxCrossEntropy):
-        return cost_limit(int(np.prod(output_shape)))
-    if isinstance(loss, _losses.BinaryCrossEntropy):
-        return cost_limit(2)
-    return None
 
 
 TARGET_SCALE = 100.0  # a regression's targets' root mean square above which a run is told to standardize them
@@ -109,45 +78,6 @@ def _check_target_scale(loss, y: np.ndarray) -> None:
                     "where a network's outputs start and its steps move them slowly: standardize them — "
                     "s = xdl.data.Standardizer().fit(y.reshape(len(y), -1)), train on s.transform(...) and "
                     "read predictions through s.inverse_transform(...) (scikit-learn's TransformedTargetRegressor)")
-
-
-def divergence_factor() -> str:
-    """`DIVERGENCE_FACTOR` as a reader takes it in: "1e4", not "10000" or "1e+04"."""
-    return f"{DIVERGENCE_FACTOR:.0e}".replace("e+0", "e").replace("e+", "e")
-
-
-def far_above(what: str, value: float, where: str, start: str, limit: float) -> str:
-    """A cost that rose above `DIVERGENCE_FACTOR` × where it started (``start``, whose multiple is
-    ``limit``), in words: "the train cost became 1.1e+04 at the end of epoch 5, above 1e4 × ln C = …"."""
-    return f"{what} became {value:.3g} at {where}, above {divergence_factor()} × {start} = {limit:.3g}"
-
-
-def start_cost(costs: np.ndarray, bounds) -> np.ndarray | float:
-    """Where a run started (`diverged_cost`), from its first epoch's step costs (``costs``: (steps,),
-    or (steps, K) for K models; ``bounds``: the batches): the smaller of its first step's cost, at
-    the initial weights, and the epoch's mean step cost (weighted by the batches' sizes) — the
-    mean of a run that blew up within the epoch is its blow-up's (Adam at lr 100: 8.8e6, where it
-    started at 0.7), and one small batch's cost may be far below the mean (a batch of one example
-    at a large initialization: 0, where the mean is 2.8e4; such a run is judged by the limit alone)."""
-    sizes = np.array([b - a for a, b in bounds], dtype=np.float64)
-    start = np.minimum(costs[0], np.tensordot(sizes, costs, axes=1) / sizes.sum())
-    return float(start) if np.ndim(start) == 0 else start
-
-
-START_FACTOR = 10  # a run that began above the limit has diverged once its cost is this many times its start
-
-
-def diverged_cost(value: float, limit: float, start: float | None, where: str) -> str | None:
-    """Why a classifier's train cost ``value`` at ``where`` says its run diverged, or None: above
-    ``limit`` (`cost_limit`) and above `START_FACTOR` × ``start`` (`start_cost`, where the run
-    started) — a run that began higher (a large initialization) and falls, or wavers as its cost
-    measured another way (the whole train set's, in evaluation) reads, has not diverged (None: not
-    known, a run of an older checkpoint)."""
-    started = START_FACTOR * start if start is not None else 0.0
-    if value <= max(limit, started):
-        return None
-    return far_above("the train cost", value, where, "ln C (where a classifier starts)", limit) + \
-        (f" and {START_FACTOR} × where the run started, {start:.3g}" if started > limit else "")
 
 
 def _augmented(augment, Xb: np.ndarray, rng, epoch: int, step: int, backend) -> np.ndarray:
@@ -234,7 +164,7 @@ class Trainer:
             # stopped as diverged, advising a smaller learning rate
             raise ValueError(f"l2 must be at most {high:.3g}, {model.dtype}'s largest number (the model's dtype, which "
                              f"the penalty is computed in), got {l2!r}")
-        _check_schedule_kind(schedule)
+        check_schedule_kind(schedule)
         predicts = getattr(loss, "predicts", None)
         if predicts is not None and predicts not in PREDICTIONS:  # (xdl.save would refuse it, after the run)
             raise ValueError(f"loss.predicts must be one of {PREDICTIONS} (what model.predict then gives) or None, "
@@ -251,7 +181,7 @@ class Trainer:
                              f"and {type(loss).__name__} takes logits (it applies the "
                              f"{'softmax' if loss.predicts == 'classes' else 'sigmoid'} itself, stably): remove the "
                              "last layer (predict_proba applies it)")
-        _check_schedule_fits(schedule, optimizer)
+        check_schedule_fits(schedule, optimizer)
         if isinstance(callbacks, Callback):
             raise TypeError(f"callbacks must be a list of xdl.train.Callback instances, got one: callbacks=[{callbacks!r}]")
         callbacks = check_list(() if callbacks is None else callbacks, "callbacks", "xdl.train.Callback")  # (read once)
@@ -320,8 +250,8 @@ class Trainer:
         checked as the constructor checks it: one set beside a per-step lr replaced that schedule for
         good at the next epoch's start, one set over groups with rates of their own set them all alike,
         a maker (``schedules.exponential``) said "lr0 must be > 0, got 0", all unsaid or misnamed."""
-        _check_schedule_kind(schedule)
-        _check_schedule_fits(schedule, self.optimizer)
+        check_schedule_kind(schedule)
+        check_schedule_fits(schedule, self.optimizer)
         self.__dict__.pop("schedule", None)
         self._schedule = schedule
 
@@ -443,7 +373,7 @@ class Trainer:
         for epoch in range(min(self.epochs, PRECHECKED_RATES)) if self.schedule is not None else ():
             what = f"schedule({epoch}) (the rate of epoch {epoch + 1})"
             check_rate(rate_at(self.schedule, epoch, what), what, self.model.dtype, decayed=epoch > 0)
-        _check_schedule_fits(self.schedule, self.optimizer)  # (set since it was made: opt.lr = a per-step schedule)
+        check_schedule_fits(self.schedule, self.optimizer)  # (set since it was made: opt.lr = a per-step schedule)
         for g, group in enumerate(self.optimizer.groups):
             lr = group.settings["lr"]
             if callable(lr):
@@ -454,20 +384,20 @@ class Trainer:
                 check_rate(lr, f"the optimizer's lr (group {g})", self.model.dtype)
 
     def _warn_idle_ends(self, steps: int) -> None:
-        """`_warn_idle_end` for the epoch schedule and each group's per-step one, as the run will use
+        """`warn_idle_end` for the epoch schedule and each group's per-step one, as the run will use
         them from where it stands — read after a resume's checkpoint is loaded and its callbacks' on_train_begin
         ran: before, a run whose schedule `Control` had cleared (its rate set by hand) was told its
         schedule's last epochs train nothing, and a resumed run counted them from its first epoch.
         Rates checked by `_check_rates` (within `PRECHECKED_RATES`: a longer run is not read)."""
         if self.schedule is not None and self.epochs <= PRECHECKED_RATES:
             rates = [rate_at(self.schedule, epoch, f"schedule({epoch})") for epoch in range(self.epochs)]
-            _warn_idle_end(rates, self.epoch, "epoch", "the schedule")
+            warn_idle_end(rates, self.epoch, "epoch", "the schedule")
         for g, group in enumerate(self.optimizer.groups):
             lr = group.settings["lr"]
             if callable(lr) and self.epochs * steps <= PRECHECKED_RATES:
                 rates = [rate_at(lr, t, f"the optimizer's lr schedule at step {t} (group {g})")
                          for t in range(self.epochs * steps)]
-                _warn_idle_end(rates, self.optimizer.t, "step", f"group {g}'s per-step lr schedule")
+                warn_idle_end(rates, self.optimizer.t, "step", f"group {g}'s per-step lr schedule")
 
     # -- the loop -----------------------------------------------------------------------------
     def fit(self, X, y, dev=None, resume=None) -> History:
@@ -512,14 +442,14 @@ class Trainer:
         if resume is None and self.epoch >= self.epochs:  # it would return at once, training nothing
             raise ValueError(f"fit: this trainer has trained all its {self.epochs} epochs; fit trains the remaining "
                              "epochs of its run: raise trainer.epochs to train on, or make a new Trainer")
-        bad = _non_finite_state(self.model) if resume is None else []  # (a resume loads its checkpoint's state)
+        bad = non_finite_state(self.model) if resume is None else []  # (a resume loads its checkpoint's state)
         if bad:  # the first step's cost would be NaN, and called a divergence of this run's learning rate
             raise ValueError(f"fit: the model holds NaN or Inf in {', '.join(bad[:3])}{', …' if len(bad) > 3 else ''} "
                              "before training (a diverged run's state, or weights drawn beyond the dtype's range?): "
                              "load a good state (model.load_state_dict, xdl.load) or build the model again")
         names = feature_names(X)  # (a data frame's columns: the model's from this fit, `check_feature_names`)
         X, y = self._check(X, y)
-        self._cost_limit = _cost_limit_of(self.loss, self._output_shape(X[:1]))
+        self._cost_limit = cost_limit_of(self.loss, self._output_shape(X[:1]))
         _check_target_scale(self.loss, y)
         if resume is None:
             check_same_examples(self, len(X), "trainer", "Trainer")
@@ -589,7 +519,7 @@ class Trainer:
                 backend = self.model.backend
                 X, y = backend.asarray(X), backend.asarray(y)
                 dev = (backend.asarray(dev[0]), backend.asarray(dev[1])) if dev is not None else None
-            bar = _progress_bar(self.progress, total=(self.epochs - self.epoch) * len(bounds) - self.step)
+            bar = progress_bar(self.progress, total=(self.epochs - self.epoch) * len(bounds) - self.step)
             # (only callbacks that override the per-step hook are called at each step: it reads the cost)
             self._step_hooks = [cb for cb in self.callbacks if type(cb).on_step_end is not Callback.on_step_end]
             self._train(X, y, dev, bounds, bar)
@@ -892,7 +822,7 @@ class Trainer:
                      "(standardize them: xdl.data.Standardizer)") \
                 if record["epoch"] == 1 and self._network is self.model else ""  # (no leading Standardize)
             raise self._diverged(why + first)
-        bad = _non_finite_state(self.model)
+        bad = non_finite_state(self.model)
         if bad:
             raise self._diverged(f"{', '.join(bad)} became NaN or Inf in epoch {record['epoch']}")
 
@@ -906,7 +836,7 @@ class Trainer:
         would be NaN, and NaN rows counted as class 0."""
         check_int(batch_size, "batch_size")
         X, y = self._check(X, y)
-        bad = _non_finite_state(self.model)
+        bad = non_finite_state(self.model)
         if bad:
             raise ValueError(f"evaluate: the model holds NaN or Inf in {', '.join(bad[:3])}"
                              f"{', …' if len(bad) > 3 else ''} (a diverged run's state?): load a good state first")
@@ -948,7 +878,7 @@ class Trainer:
         and the run's provenance in one file, written atomically — never a non-finite model: that
         raises the divergence error instead, and the previous file stays."""
         at = position(self.epoch, self.step)
-        bad = _non_finite_state(self.model)
+        bad = non_finite_state(self.model)
         if bad:
             raise self._diverged(f"{', '.join(bad)} became NaN or Inf {at}")
         opt = self.optimizer.state_dict()
@@ -1060,51 +990,6 @@ class Trainer:
         self.last_checkpoint, self.last_checkpoint_at = path, (self.epoch, self.step)
 
 
-def _warn_idle_end(rates: list[float], done: int, unit: str, what: str) -> None:
-    """A warning where the run's last ``unit``s (its epochs or steps, ``rates`` their rates, ``done``
-    of them trained) are at rate 0, from one on, and this fit would run some: they train nothing (a
-    cosine schedule that ends before the run does, a per-step one counted in epochs), as `xdl train`
-    and MLPClassifier refuse a cosine schedule past its end. A 0 before other rates (a warm-up's
-    first) is a rate like any."""
-    first = len(rates)  # the first of the trailing zeros
-    while first and rates[first - 1] == 0:
-        first -= 1
-    if first == len(rates) or done >= len(rates):
-        return
-    idle = len(rates) - max(first, done)
-    warn_caller(f"{what} is 0 from {unit} {max(first, done) + 1} to the run's last, {len(rates)}: "
-                f"{f'those {idle} {unit}s train' if idle > 1 else f'that {unit} trains'} nothing (does it span fewer "
-                f"than the run, or count {unit}s as {'epochs' if unit == 'step' else 'steps'}?)")
-
-
-def _check_schedule_kind(schedule) -> None:
-    """``schedule`` is None or a callable of one argument, epochs completed → rate (a function that
-    makes one, `xdl.optim.schedules.exponential`, or a Keras ``schedule(epoch, lr)`` is named)."""
-    if schedule is None:
-        return
-    if not callable(schedule):
-        raise TypeError(f"schedule must be a callable epoch → learning rate, got {schedule!r}")
-    check_not_maker(schedule, "schedule")
-    if not takes_arguments(schedule):
-        raise TypeError(f"schedule must take one argument, the epochs completed (epoch → learning rate, as "
-                        f"xdl.optim.schedules' do), got {schedule!r} (a Keras schedule(epoch, lr)?)")
-
-
-def _check_schedule_fits(schedule, optimizer) -> None:
-    """An epoch ``schedule`` sets every group's rate (``opt.lr = schedule(epoch)``): refused beside a
-    per-step schedule, which it would replace for good, and over groups with rates of their own."""
-    if schedule is None or not isinstance(optimizer, Optimizer):
-        return
-    if any(callable(g.settings["lr"]) for g in optimizer.groups):
-        raise ValueError("schedule: the optimizer's lr is already a per-step schedule; the epoch schedule would "
-                         "replace it for good. Give one of them: a per-step lr, or Trainer(schedule=...)")
-    rates = rates_of_their_own(optimizer)
-    if rates is not None:  # the schedule would set them all alike
-        raise ValueError(f"schedule: it sets every group's rate to schedule(epoch), and the optimizer's groups have "
-                         f"rates of their own ({rates}); give each group a per-step schedule as its lr "
-                         "(xdl.optim.schedules), or one rate to all")
-
-
 def _schedule_state(trainer) -> str:
     """Where ``trainer``'s epoch schedule stands, for its checkpoints: "given" (the one it was made
     with, or none given), "cleared" (a callback set ``trainer.schedule = None``: it sets the rate
@@ -1133,19 +1018,6 @@ def _check_rate_kept(trainer, epoch: int, rate: float) -> None:
                 f"and the schedule sets epoch {epoch + 1}'s now, {rate:.6g}, in its place: a callback that sets the "
                 "rate itself clears the schedule (trainer.schedule = None, as Control does), or the schedule "
                 "sets its own rate back at each epoch's start")
-
-
-def _non_finite_state(model) -> list[str]:
-    """Names of the parameters and buffers holding NaN or Inf: one host read of a flag per flat
-    buffer, parameter outside one and buffer; the names looked up only when a flag is down."""
-    backend, xp = model.backend, model.backend.xp
-    flats = {id(p._flat[0]): p._flat[0].data for p in model.parameters() if getattr(p, "_flat", None)}
-    checked = [*flats.values(), *(p.data for p in model.parameters() if not getattr(p, "_flat", None)),
-               *(a for _, a in model.named_buffers())]
-    if not checked or backend.to_numpy(xp.stack([xp.isfinite(a).all() for a in checked])).all():
-        return []
-    named = [(n, p.data) for n, p in model.named_parameters()] + list(model.named_buffers())
-    return [name for name, a in named if not bool(xp.isfinite(a).all())]
 
 
 def network_data(model, X, dev, on_host: bool):
@@ -1207,121 +1079,6 @@ def _check_parts(model, loss, optimizer) -> None:
                          f"make it from this one, e.g. {type(optimizer).__name__}(model)")
 
 
-
-def check_callback(cb, steps: bool = True) -> None:
-    """``cb`` is an xdl `Callback` whose hooks xdl calls: not one with Keras's or Lightning's hooks
-    (`FOREIGN_HOOKS`, never called) or Keras's on_epoch_end or on_train_batch_end signature — for a
-    `Trainer` and a `ManyTrainer` alike, before any work; ``steps=False`` (`fit_many`, which calls
-    no hook after each step): not one overriding ``on_step_end`` either."""
-    if not isinstance(cb, Callback):
-        raise TypeError(f"callbacks must be xdl.train.Callback instances, got {cb!r}")
-    order = getattr(cb, "order", None)
-    if isinstance(order, bool) or not isinstance(order, numbers.Real) or math.isnan(order):
-        raise TypeError(f"callbacks: {type(cb).__name__}.order must be a number (callbacks run by increasing order; "
-                        f"Checkpoint's is {Checkpoint.order}), got {order!r}")
-    _check_keras_signature(cb)
-    foreign = sorted(FOREIGN_HOOKS & set(dir(type(cb))))
-    if foreign:  # a Keras hook would never be called
-        step = " (after each step, on_step_end(self, trainer, cost))" \
-            if steps and any("batch" in n for n in foreign) else ""
-        raise TypeError(f"callbacks: {type(cb).__name__}.{foreign[0]} is no hook of xdl's Callback, which has "
-                        f"{', '.join(n for n in dir(Callback) if n.startswith('on_'))}{step}: it would never be called")
-    _check_lightning_exception_hook(cb)
-    if not steps and type(cb).on_step_end is not Callback.on_step_end:
-        raise TypeError(f"callbacks: {type(cb).__name__}.on_step_end would never be called: fit_many calls its "
-                        "callbacks at epochs' ends (on_train_begin, on_epoch_end, on_train_end), not after each step "
-                        "of its K models; a Trainer calls it")
-
-
-def keras_stop(trainer, cb) -> None:
-    """Keras's ``self.model.stop_training = True``, written as ``trainer.model.stop_training`` by
-    callback ``cb`` (of a `Trainer` or a `xdl.train.ManyTrainer`): the run stops, as Keras's does,
-    saying xdl's flag (set on the model, it was an attribute nothing read: the run trained on to its
-    last epoch)."""
-    if trainer.model.__dict__.pop("stop_training", None) is True:
-        warn_caller(f"{type(cb).__name__} set trainer.model.stop_training (Keras's model.stop_training): the run "
-                    "stops; xdl's flag is trainer.stop_training")
-        trainer.stop_training = True
-
-
-def call_hook(trainer, cb, hook: str, *args, where: str = "") -> None:
-    """Callback ``cb``'s ``hook(trainer, *args)`` (of a `Trainer` or a `xdl.train.ManyTrainer`), then
-    the stop it asked: Keras's ``model.stop_training`` read (`keras_stop`), and a stop ``cb`` set
-    named in the history — "stopped by Name" + ``where`` — unless it said why itself (`EarlyStopping`,
-    a `Control` file); a stop a later callback takes back (``trainer.stop_training = False``) is no
-    stop of the run, nor named. The one rule of each hook: on_train_begin, on_step_end, on_epoch_end."""
-    stopped = trainer.stop_training
-    getattr(cb, hook)(trainer, *args)
-    keras_stop(trainer, cb)
-    if trainer.stop_training and not stopped and trainer.history.stopped_by is None:
-        trainer.history.stopped_by = f"stopped by {type(cb).__name__}{where}"
-    elif not trainer.stop_training:
-        trainer.history.stopped_by = None
-
-
-def check_distinct_callbacks(callbacks) -> None:
-    """Each callback is given once: one given twice runs twice at each epoch's end (an
-    `EarlyStopping` counted two epochs of patience per epoch and stopped early, saying it waited
-    epochs it had not), and its state is saved twice."""
-    seen = set()
-    for cb in callbacks:
-        if id(cb) in seen:
-            raise ValueError(f"callbacks: {cb!r} is given twice (the same instance): it would run twice at each "
-                             "epoch's end; give it once")
-        seen.add(id(cb))
-
-
-def _check_lightning_exception_hook(cb) -> None:
-    """``cb.on_exception`` takes (trainer, error) — not Lightning's (trainer, pl_module, exception),
-    nor any other arity —, which would fail with a TypeError of its own at the moment it is to clean
-    up, in place of the error it was told of."""
-    hook = type(cb).on_exception
-    if hook is Callback.on_exception:
-        return
-    try:
-        signature = inspect.signature(hook)
-    except (TypeError, ValueError):  # (a builtin, say: nothing to read)
-        return
-    try:
-        signature.bind(cb, None, None)
-    except TypeError:
-        positional = [p for p in signature.parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-        lightning = " is Lightning's on_exception(self, trainer, pl_module, exception);" if len(positional) == 4 else \
-            " cannot be called with (trainer, error):"
-        raise TypeError(f"callbacks: {type(cb).__name__}.on_exception{signature}{lightning} xdl calls "
-                        "on_exception(self, trainer, error): the model is trainer.model") from None
-
-
-def _check_keras_signature(cb) -> None:
-    """``cb.on_epoch_end`` takes (trainer, record), not Keras's (epoch, logs), and ``cb.on_step_end``
-    (trainer, cost), not Keras's on_train_batch_end (batch, logs): called with the trainer as its epoch
-    or batch, a Keras callback fails at the first epoch's end or step (``logs["val_loss"]``,
-    ``logs["loss"]`` of a float, ``batch % 100``), inside the run; named here instead."""
-    for hook_name, index, keras, ours, says in (
-            ("on_epoch_end", "epoch", "on_epoch_end(self, epoch, logs)", "on_epoch_end(self, trainer, record)",
-             "the record is the epoch's logs (record['epoch'], counted from 1; record['dev_cost'] is Keras's "
-             "val_loss)"),
-            ("on_step_end", "batch", "on_train_batch_end(self, batch, logs)", "on_step_end(self, trainer, cost)",
-             "cost is the step's mean cost (Keras's logs['loss'] is the epoch's running mean up to the batch: "
-             "average the costs yourself for it), trainer.step the steps of the epoch done "
-             "(Keras's batch + 1)")):
-        hook = getattr(type(cb), hook_name)
-        if hook is getattr(Callback, hook_name):
-            continue
-        try:
-            parameters = inspect.signature(hook).parameters
-        except (TypeError, ValueError):  # (a builtin, say: nothing to read)
-            continue
-        names, logs = list(parameters), parameters.get("logs")
-        # Keras's is (self, epoch, logs=None): an xdl hook may call its record "logs" (trainer, logs), which
-        # xdl passes it always, so with no default — or with one, after a first parameter named trainer
-        # ((self, trainer, logs=None) is xdl's, whatever the default)
-        keras_logs = logs is not None and logs.default is not inspect.Parameter.empty and names[1:2] != ["trainer"]
-        if names[1:2] == [index] or keras_logs:
-            raise TypeError(f"callbacks: {type(cb).__name__}.{hook_name}{inspect.signature(hook)} is Keras's "
-                            f"{keras}; xdl calls {ours}: {says}")
-
-
 def _correct(xp, out, labels, each_output: bool):
     """Number of correct predictions: argmax for several outputs, logit > 0 for one. With
     ``each_output`` (binary cross-entropy) each output is a yes/no label, right when logit > 0 is
@@ -1354,20 +1111,3 @@ def _input_features(model) -> int | None:
         if isinstance(getattr(model, attr, None), int):
             return getattr(model, attr)
     return None
-
-
-def _progress_bar(enabled: bool | None, total: int):
-    """A tqdm bar on stderr: ``enabled`` None shows it on a terminal (or as a notebook's widget)
-    only — none where stderr is closed (``2>&-``: tqdm's own check would write to None and fail the
-    run). No bar asked for is tqdm's console bar, disabled: `tqdm.auto` is imported only for a bar
-    that may show (in a Jupyter kernel without ipywidgets its import warns "IProgress not found.
-    Please update jupyter and ipywidgets" — at a fit with ``progress=False``, an `MLPClassifier`'s
-    or `fit_many`'s)."""
-    if sys.stderr is None or not hasattr(sys.stderr, "isatty"):
-        enabled = False
-    if enabled is False:
-        from tqdm import tqdm
-    else:
-        from tqdm.auto import tqdm
-    return tqdm(total=total, unit="batch", disable=None if enabled is None else not enabled, leave=False,
-                dynamic_ncols=True)

@@ -759,10 +759,10 @@ class _Search:
 
 def _sequential(todo, round_, search: _Search) -> None:
     """Panda: one trial at a time, each recorded as soon as it ends."""
-    from xdl.train.trainer import _progress_bar
+    from xdl.train.progress import progress_bar
 
     study, X, y, dev = search.study, search.X, search.y, search.dev
-    bar = _progress_bar(search.progress, total=len(todo))
+    bar = progress_bar(search.progress, total=len(todo), unit="trial")  # ("?batch/s" it said)
     for number, params in todo:
         start = time.perf_counter()
         config = _config_or_failure(search.base, number, round_, params, study)

@@ -1,0 +1,89 @@
+"""When a training run has diverged: its model's state not finite (`non_finite_state`), or a
+classifier's train cost far above where such a run starts (`DIVERGENCE_FACTOR` × ln C,
+`cost_limit`) and far above where this one started (`START_FACTOR` × `start_cost`):
+`diverged_cost`, and the words an error says it in (`far_above`). The rules a `Trainer`,
+`fit_many` (per model) and the optimizer benchmark (`xdl.bench.protocol`) share.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from xdl import losses as _losses
+
+# A classifier's run has diverged when its train cost is no longer finite or has risen this far above
+# ln C, the cost of a uniform guess over C classes (where it starts, near enough), and to 10 × where it
+# started (`start_cost`, `START_FACTOR`): one that multiplied it by 10⁴ is not converging, and would otherwise end
+# "completed" at a cost of 10¹², its last checkpoint called good (`diverged_cost`).
+DIVERGENCE_FACTOR = 1e4
+
+
+def cost_limit(classes: int) -> float:
+    """`DIVERGENCE_FACTOR` × ln C (C = 2 for each label of a binary cross-entropy): the train cost
+    above which a classifier's run over ``classes`` classes has diverged, where it started below it
+    (`diverged_cost`)."""
+    return DIVERGENCE_FACTOR * math.log(max(classes, 2))
+
+
+def cost_limit_of(loss, output_shape: tuple) -> float | None:
+    """`cost_limit` for xdl's classification losses (softmax cross-entropy over the outputs, or a
+    binary one per label); None for a regression's or a loss of one's own: no start to measure from."""
+    if isinstance(loss, _losses.SoftmaxCrossEntropy):
+        return cost_limit(int(np.prod(output_shape)))
+    if isinstance(loss, _losses.BinaryCrossEntropy):
+        return cost_limit(2)
+    return None
+
+
+def divergence_factor() -> str:
+    """`DIVERGENCE_FACTOR` as a reader takes it in: "1e4", not "10000" or "1e+04"."""
+    return f"{DIVERGENCE_FACTOR:.0e}".replace("e+0", "e").replace("e+", "e")
+
+
+def far_above(what: str, value: float, where: str, start: str, limit: float) -> str:
+    """A cost that rose above `DIVERGENCE_FACTOR` × where it started (``start``, whose multiple is
+    ``limit``), in words: "the train cost became 1.1e+04 at the end of epoch 5, above 1e4 × ln C = …"."""
+    return f"{what} became {value:.3g} at {where}, above {divergence_factor()} × {start} = {limit:.3g}"
+
+
+def start_cost(costs: np.ndarray, bounds) -> np.ndarray | float:
+    """Where a run started (`diverged_cost`), from its first epoch's step costs (``costs``: (steps,),
+    or (steps, K) for K models; ``bounds``: the batches): the smaller of its first step's cost, at
+    the initial weights, and the epoch's mean step cost (weighted by the batches' sizes) — the
+    mean of a run that blew up within the epoch is its blow-up's (Adam at lr 100: 8.8e6, where it
+    started at 0.7), and one small batch's cost may be far below the mean (a batch of one example
+    at a large initialization: 0, where the mean is 2.8e4; such a run is judged by the limit alone)."""
+    sizes = np.array([b - a for a, b in bounds], dtype=np.float64)
+    start = np.minimum(costs[0], np.tensordot(sizes, costs, axes=1) / sizes.sum())
+    return float(start) if np.ndim(start) == 0 else start
+
+
+START_FACTOR = 10  # a run that began above the limit has diverged once its cost is this many times its start
+
+
+def diverged_cost(value: float, limit: float, start: float | None, where: str) -> str | None:
+    """Why a classifier's train cost ``value`` at ``where`` says its run diverged, or None: above
+    ``limit`` (`cost_limit`) and above `START_FACTOR` × ``start`` (`start_cost`, where the run
+    started) — a run that began higher (a large initialization) and falls, or wavers as its cost
+    measured another way (the whole train set's, in evaluation) reads, has not diverged (None: not
+    known, a run of an older checkpoint)."""
+    started = START_FACTOR * start if start is not None else 0.0
+    if value <= max(limit, started):
+        return None
+    return far_above("the train cost", value, where, "ln C (where a classifier starts)", limit) + \
+        (f" and {START_FACTOR} × where the run started, {start:.3g}" if started > limit else "")
+
+
+def non_finite_state(model) -> list[str]:
+    """Names of the parameters and buffers holding NaN or Inf: one host read of a flag per flat
+    buffer, parameter outside one and buffer; the names looked up only when a flag is down."""
+    backend, xp = model.backend, model.backend.xp
+    flats = {id(p._flat[0]): p._flat[0].data for p in model.parameters() if getattr(p, "_flat", None)}
+    checked = [*flats.values(), *(p.data for p in model.parameters() if not getattr(p, "_flat", None)),
+               *(a for _, a in model.named_buffers())]
+    if not checked or backend.to_numpy(xp.stack([xp.isfinite(a).all() for a in checked])).all():
+        return []
+    named = [(n, p.data) for n, p in model.named_parameters()] + list(model.named_buffers())
+    return [name for name, a in named if not bool(xp.isfinite(a).all())]
