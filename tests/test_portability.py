@@ -108,6 +108,7 @@ def test_the_resume_command_is_quoted_as_windows_shells_read_it(monkeypatch):
     monkeypatch.setattr(cli, "os", types.SimpleNamespace(name="nt", sep="\\"))  # (not os.name: pathlib reads it)
     assert _shell_word("xdl-run\\checkpoints") == "xdl-run\\checkpoints"
     assert _shell_word("C:\\Users\\me\\my runs\\checkpoints") == '"C:\\Users\\me\\my runs\\checkpoints"'
+    assert _shell_word("runs,a") == '"runs,a"'  # (PowerShell's array operator)
     monkeypatch.undo()
     assert _shell_word("my runs/checkpoints") == "'my runs/checkpoints'"  # (POSIX shells: as before)
 

@@ -878,7 +878,8 @@ def _shell_word(path) -> str:
         # Windows' shells (cmd, PowerShell) read a quoted word in double quotes: shlex's single quotes
         # reached --resume as part of the name ('xdl-run\checkpoints', every path having a backslash),
         # and the command the message gave was refused; a Windows name holds no '"'
-        return word if re.fullmatch(r"[\w@%+=:,./\\-]+", word, re.ASCII) else f'"{word}"'
+        # (a ',' is PowerShell's array operator: quoted; cmd expands %VAR% even within quotes)
+        return word if re.fullmatch(r"[\w@+=:./\\-]+", word, re.ASCII) else f'"{word}"'
     return shlex.quote(word)
 
 
