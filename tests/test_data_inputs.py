@@ -574,6 +574,17 @@ def test_a_missing_value_held_as_an_object_is_named_as_a_nan_is():
         xdl.nn.mlp(2, [2], 2).predict(np.array([[1, "a"]], dtype=object))
 
 
+def test_a_label_that_is_no_whole_number_is_named_with_its_example():
+    """Whole-number floats are class indices (1.0, 0.0); one that is not was refused as "got dtype
+    float64" alone, which reads as "floats are refused" and sent users to y.astype(int), truncating
+    the 0.5 or the 0.9999999 of a computed label to a class without a word."""
+    y = np.array([1.0, 0.0, 0.9999999, 0.5])
+    with pytest.raises(ValueError, match=r"^y must hold integer class indices, got dtype float64 with a value that is "
+                                         r"no whole number \(0.9999999 at example 2\): .*np.rint\(y\)"):
+        xdl.data.validation.check_labels(y, 4)
+    np.testing.assert_array_equal(xdl.data.validation.check_labels(np.rint(y[:3]), 3), [1, 0, 1])
+
+
 def test_a_column_of_class_indices_trains_as_the_indices():
     """Keras's sparse labels (m, 1), a frame's label column: refused by the softmax loss ("labels of
     shape (m, 1)"), where BinaryCrossEntropy took them. Read as (m,), in the Trainer, fit_many and the

@@ -172,6 +172,29 @@ def test_gradcheck_refuses_an_input_that_is_no_leaf_naming_it(backend):
     assert xdl.gradcheck(lambda t: (t * t).sum(), [scaled.detach()]).passed  # what the message says to pass
 
 
+def test_gradcheck_takes_big_endian_float64_and_refuses_what_it_cannot_step_before_any_work():
+    """'>f8' is float64 (np.load of a big-endian file; xdl.tensor keeps its dtype): it was refused as
+    "is >f8; gradient checking needs float64 tensors". An input it cannot step one element at a time
+    in place is named before any work: read-only (a memory map opened "r", np.broadcast_to) failed
+    half-way with NumPy's "assignment destination is read-only"; stride 0 (elements sharing memory)
+    moved them all at once, and a right backward pass read as a "bug" (PyTorch's gradcheck refuses it)."""
+    values = np.array([[0.5, -1.0, 2.0], [0.3, 1.5, -0.7]])
+    big = xdl.tensor(values.astype(">f8"), requires_grad=True)
+    assert big.dtype == np.dtype(">f8") and xdl.gradcheck(lambda t: (t * t * t).sum(), big).passed
+    read_only = values.copy()
+    read_only.flags.writeable = False
+    row = values[0].copy()
+    for array, why in ((read_only, r"holds a read-only array"), (np.broadcast_to(row, (2, 3)), r"holds a read-only array"),
+                       (np.lib.stride_tricks.as_strided(row, (2, 3), (0, 8)), r"has a dimension with stride 0")):
+        t, w = xdl.Tensor(array, requires_grad=True), t64(xdl.current_backend(), [1.0, 2.0, 3.0])
+        calls = []
+        with pytest.raises(ValueError, match=r"^gradcheck: inputs\[1\] \(x\) " + why + r".*xdl.tensor\(array, "
+                                             r"requires_grad=True\)"):
+            xdl.gradcheck(lambda w, x: calls.append(1) or (xdl.tanh(x) * w).sum(), {"w": w, "x": t})
+        assert not calls and t.grad is None and w.grad is None  # (refused before J was computed)
+    assert xdl.gradcheck(lambda x: xdl.tanh(x).sum(), xdl.tensor(read_only, requires_grad=True)).passed  # (a copy)
+
+
 def test_gradcheck_refuses_a_cost_computed_in_float32(backend):
     x = t64(backend, [1.0, 2.0])
     # was a flat "bug": float32's rounding over ε

@@ -200,7 +200,7 @@ def gradcheck(fn, inputs, eps: float = 1e-7, elements: int | None = None) -> Gra
     for i, t in enumerate(inputs):
         if not isinstance(t, Tensor):
             raise TypeError(f"gradcheck: inputs[{i}] is a {type(t).__name__}, expected an xdl.Tensor")
-        if t.dtype != np.float64:
+        if not is_float64(t.dtype):
             raise TypeError(f"gradcheck: inputs[{i}] is {t.dtype}; gradient checking needs float64 tensors (a "
                             "model's parameters: check a float64 copy, twin = copy.deepcopy(model).astype(np.float64), "
                             "with twin's parameters and float64 inputs X — model.astype in place leaves its "
@@ -210,6 +210,7 @@ def gradcheck(fn, inputs, eps: float = 1e-7, elements: int | None = None) -> Gra
             raise ValueError(f"gradcheck: inputs[{i}]{f' ({own})' if own else ''} is the result of an "
                              f"operation ({type(t._fn).__name__}), not a leaf tensor: check with respect to a leaf, "
                              "t.detach() (with t.requires_grad = True where your own code backpropagates to it)")
+        _check_perturbable(t, i, keys[i] if keys else getattr(t, "name", None))
     # an input of no elements has nothing to check: skipped, as torch.autograd.gradcheck does
     checked = [k for k, t in enumerate(inputs) if t.size]
     if not checked:
@@ -314,11 +315,36 @@ def _caller(fn, inputs):
     return lambda: fn(*inputs)
 
 
+def is_float64(dtype) -> bool:
+    """Whether ``dtype`` is float64 in either byte order: a big-endian '>f8' (np.load of a file written
+    on such a machine, FITS, a network format; `xdl.tensor` keeps it) holds the same numbers, and was
+    refused as "is >f8; gradient checking needs float64 tensors"."""
+    return np.dtype(dtype).newbyteorder("=") == np.float64
+
+
+def _check_perturbable(t: Tensor, i: int, own: str | None) -> None:
+    """A ValueError naming ``inputs[i]`` unless the check can step each of its elements alone, in
+    place: a read-only array (``np.load(..., mmap_mode="r")``, ``np.broadcast_to``; wrapped by
+    ``xdl.Tensor``) failed half-way with NumPy's "assignment destination is read-only", and one
+    with a stride of 0 (its elements one memory, a writeable ``as_strided`` view) moved every
+    element sharing it, so a right backward pass read as a "bug" — PyTorch's gradcheck refuses it."""
+    named = f"inputs[{i}]{f' ({own})' if own else ''}"
+    if not t.size:  # (nothing to step: skipped below)
+        return
+    if not getattr(getattr(t.data, "flags", None), "writeable", True):
+        raise ValueError(f"gradcheck: {named} holds a read-only array (a memory map opened with mode 'r', a "
+                         "broadcast view), and the check steps each element in place: check a copy, "
+                         "xdl.tensor(array, requires_grad=True)")
+    if any(stride == 0 and n > 1 for stride, n in zip(getattr(t.data, "strides", ()), t.shape)):
+        raise ValueError(f"gradcheck: {named} has a dimension with stride 0 (its elements share memory), so a step "
+                         "of one would move the others: check a copy, xdl.tensor(array, requires_grad=True)")
+
+
 def _scalar(out) -> float:
     if not isinstance(out, Tensor) or out.size != 1:
         raise ValueError(f"gradcheck: fn must return a one-element tensor, got {type(out).__name__} "
                          f"{getattr(out, 'shape', '')}")
-    if out.dtype != np.float64:  # float32's rounding (~1e-7·|J|) over ε swamps any gradient
+    if not is_float64(out.dtype):  # float32's rounding (~1e-7·|J|) over ε swamps any gradient
         raise TypeError(f"gradcheck: fn returned J in {out.dtype}; the check needs J computed in float64 (a model "
                         "or a constant in another dtype rounds it: check a float64 copy, "
                         "copy.deepcopy(model).astype(np.float64), as model.astype in place leaves its optimizer "

@@ -325,8 +325,15 @@ def check_labels(y, m: int, name: str = "y", n_classes: int | None = None, x_nam
         if np.issubdtype(y.dtype, np.floating) and not np.isfinite(y).all():
             raise ValueError(f"{name} must hold integer class indices, got NaN or Inf (first at example "
                              f"{int(np.flatnonzero(~np.isfinite(y))[0])})")
-        if not (np.issubdtype(y.dtype, np.floating) and np.all(y == np.round(y))):
+        if not np.issubdtype(y.dtype, np.floating):
             raise ValueError(f"{name} must hold integer class indices, got dtype {y.dtype}")
+        fractional = np.flatnonzero(y != np.round(y))
+        if fractional.size:  # (whole-number floats are indices: "got dtype float64" alone sent users to
+            # y.astype(int), which truncates a 0.5 or a 0.9999999 to a class without a word)
+            first = int(fractional[0])
+            raise ValueError(f"{name} must hold integer class indices, got dtype {y.dtype} with a value that is no "
+                             f"whole number ({y[first].item()!r} at example {first}): labels computed in floats are "
+                             f"rounded first, np.rint({name}); probabilities of classes are (m, C) rows")
     # bounds checked on the values as given, before a cast to int64 could wrap them (uint64, 1e30)
     if m and y.min() < 0:
         raise ValueError(f"{name} has negative class indices (min {y.min()})")
