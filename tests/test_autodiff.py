@@ -1521,6 +1521,33 @@ def test_a_copy_made_from_a_tensor_shares_none_of_its_writes():
     np.testing.assert_array_equal(r.grad, np.arange(9.0)[[6, 7, 8, 0, 1, 2, 3, 4, 5]] + [0, 3, 6, 1, 4, 7, 2, 5, 8])
 
 
+@pytest.mark.parametrize("made", ["view_of_a_memmap", "parameter_of", "tensor_copy_false"])
+def test_a_tensor_sharing_memory_by_a_memmap_a_parameter_or_copy_false_shares_its_writes(made, tmp_path):
+    """Three more ways to share a tensor's memory share its writes (`share_writes`): a view of a
+    tensor made with copy=False of a memory-mapped array (NumPy's view names the memmap as its
+    base, whose own base is the mmap: `_owner` compared one step up and found two owners),
+    ``Parameter(t)`` and ``xdl.tensor(t, copy=False)`` (PyTorch's nn.Parameter(t) and
+    torch.as_tensor(t) share t's version counter). A write of one after a forward that read the
+    other gave ∂Σ(r·v)/∂r = v the values of now, [-1, 0, 1] for [0, 1, 2], silently."""
+    values = np.arange(9.0).reshape(3, 3)
+    if made == "view_of_a_memmap":
+        mapped = np.lib.format.open_memmap(tmp_path / "x.npy", mode="w+", dtype=np.float64, shape=(3, 3))
+        mapped[...] = values
+        written = xdl.tensor(mapped, copy=False)
+        with xdl.no_grad():
+            read = written[0:3]  # a data batch's view
+    else:
+        read = xdl.tensor(values)
+        written = xdl.Parameter(read) if made == "parameter_of" else xdl.tensor(read, copy=False)
+    r = xdl.tensor(np.ones((3, 3)), requires_grad=True)
+    loss = (r * read).sum()
+    with xdl.no_grad():
+        written -= 1.0
+    with pytest.raises(RuntimeError, match="was written in place"):
+        loss.backward()
+    assert r.grad is None
+
+
 def test_a_pickled_model_carries_no_write_count_into_another_process(monkeypatch):
     """A tensor's `WriteClock` count is its process's: pickled with it, a model trained 50 steps
     and loaded in a fresh process (whose clock counts from 0) read as written after every node

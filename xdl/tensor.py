@@ -64,8 +64,9 @@ def note_written(tensors) -> None:
 
 
 def share_writes(alias: Tensor, source: Tensor) -> None:
-    """Let ``alias``, made from ``source`` without a copy — ``source.detach()``, or a view (``x.T``,
-    ``x.reshape``, ``x[1:3]``) of a tensor no graph records, a leaf of its own — count the writes of
+    """Let ``alias``, made from ``source`` without a copy — ``source.detach()``, a view (``x.T``,
+    ``x.reshape``, ``x[1:3]``) of a tensor no graph records, a leaf of its own, ``Parameter(source)``,
+    ``xdl.tensor(source, copy=False)`` — count the writes of
     either for a graph that read the other, as PyTorch's views and ``detach()`` share one version
     counter: both hold one cell of the count of their last write. Without it a data batch written
     in place after a forward read its ``X[i:j]`` or ``x.reshape(n, -1)``, or ``w.detach()`` after a
@@ -79,9 +80,13 @@ def share_writes(alias: Tensor, source: Tensor) -> None:
 
 
 def _owner(array):
-    """The array that owns ``array``'s memory (NumPy's and CuPy's ``base`` names it, a view's view's too)."""
-    base = getattr(array, "base", None)
-    return array if base is None else base
+    """What owns ``array``'s memory: its ``base``, that one's ``base``, … to the end. CuPy's ``base``
+    names the root; NumPy's stops at an array of another type or one over a non-array's memory — a
+    view of a memmap (``xdl.tensor(np.load(f, mmap_mode="r+"), copy=False)``) names the memmap, whose
+    base is the mmap: compared one step up, its views shared no writes with the tensor."""
+    while (base := getattr(array, "base", None)) is not None:
+        array = base
+    return array
 
 
 def is_grad_enabled() -> bool:
@@ -708,15 +713,19 @@ class Parameter(Tensor):
         """``role`` ("weight", "bias", "scale", "shift"; None: by its shape, `role_of`): what
         penalties and weight decay read — a course-layout bias of shape (n, 1) is a matrix, so a
         weight by its shape, unless it says ``role="bias"``. ``data`` may be a Tensor, whose array it
-        takes (PyTorch's ``nn.Parameter(torch.randn(3, 2))``: it shares the values, without the graph)."""
-        if isinstance(data, Tensor):  # refused as "not an array", whose advice, xdl.tensor(data), made a Tensor again
-            backend, data = data.backend if backend is None else backend, data.data
+        takes (PyTorch's ``nn.Parameter(torch.randn(3, 2))``: it shares the values and their writes,
+        `share_writes`, without the graph)."""
+        source = data if isinstance(data, Tensor) else None
+        if source is not None:  # refused as "not an array", whose advice, xdl.tensor(data), made a Tensor again
+            backend, data = source.backend if backend is None else backend, source.data
         if not np.issubdtype(getattr(data, "dtype", np.float64), np.floating):  # (not an array: Tensor says)
             raise TypeError(f"Parameter: a parameter is a floating array (it learns by gradients), got dtype "
                             f"{data.dtype}; convert it, as xdl.tensor(data, dtype='float32').data")
         if role is not None and role not in ROLES:
             raise ValueError(f"Parameter: role must be one of {', '.join(ROLES)} or None, got {role!r}")
         super().__init__(data, requires_grad=True, backend=backend)
+        if source is not None:  # its memory, so its writes (`share_writes`), as nn.Parameter(t) shares t's version counter
+            share_writes(self, source)
         self.name = name
         if role is not None:
             self.role = role
@@ -761,7 +770,8 @@ def tensor(data, requires_grad: bool = False, dtype=None, backend=None, copy: bo
     for name, flag in (("requires_grad", requires_grad), ("copy", copy)):  # checked as Tensor's: "no" would be
         if not isinstance(flag, bool | np.bool_):  # true, an array NumPy's "truth value … is ambiguous"
             raise TypeError(f"tensor: {name} must be True or False, got {flag!r}")
-    if isinstance(data, Tensor):
+    source = data if isinstance(data, Tensor) else None
+    if source is not None:
         data = data.data
     backend = _backend.current_backend() if backend is None else _backend.resolve_backend(backend, "tensor")
     if not backend.owns(data) and not isinstance(data, np.ndarray | np.generic | list | tuple | int | float):
@@ -772,7 +782,10 @@ def tensor(data, requires_grad: bool = False, dtype=None, backend=None, copy: bo
     array = backend.asarray(data, dtype=dtype)
     if copy and backend.owns(data) and array.dtype == data.dtype:  # the caller's memory (a memmap's too)
         array = array.copy()
-    return Tensor(array, requires_grad=requires_grad, backend=backend)
+    out = Tensor(array, requires_grad=requires_grad, backend=backend)
+    if source is not None:  # copy=False of a tensor (torch.as_tensor(t) is t): its writes are one's (`share_writes`)
+        share_writes(out, source)
+    return out
 
 
 def from_dlpack(obj) -> Tensor:
