@@ -217,6 +217,8 @@ def _alive_on_windows(pid: int) -> bool:
         import ctypes
         kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
         kernel32.OpenProcess.restype = ctypes.c_void_p  # a HANDLE: a pointer, not the C int ctypes assumes
+        kernel32.GetExitCodeProcess.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_ulong)]
+        kernel32.CloseHandle.argtypes = [ctypes.c_void_p]
     except (ImportError, AttributeError, OSError):
         return True
     handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
