@@ -1615,3 +1615,20 @@ def test_a_sequential_search_s_bar_counts_trials(capsys):
     tune(X, y, (X, y), {"lr": {"log_uniform": [1e-3, 1e-1]}}, trials=2, progress=True,
          base=TrainConfig(epochs=1, hidden=[4]))
     assert "0/2 [00:00<?, ?trial/s]" in capsys.readouterr().err  # (each trial's own bar counts its batches)
+
+
+def test_workers_that_fail_to_start_name_the_script_s_main_guard(monkeypatch):
+    """A script calling tune(execution="dask") at its top level starts a search in each worker, which
+    imports it again: Dask said only "Nanny failed to start." — the way is named beside it."""
+    distributed = pytest.importorskip("dask.distributed")
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("Nanny failed to start.")
+
+    monkeypatch.setattr(distributed, "LocalCluster", failing)
+    X = np.random.default_rng(0).normal(size=(32, 4)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    with pytest.raises(RuntimeError, match="Nanny failed to start") as raised:
+        tune(X, y, (X, y), {"lr": {"log_uniform": [1e-3, 1e-1]}}, trials=2, execution="dask",
+             base=TrainConfig(epochs=1, hidden=[4]))
+    assert "if __name__ == '__main__':" in raised.value.__notes__[-1]

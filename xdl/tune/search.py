@@ -470,6 +470,13 @@ def _optuna():
     return optuna
 
 
+# A LocalCluster's workers are new processes that import the user's script again (multiprocessing's
+# "spawn"): one that calls tune at its top level starts a search in each, which fails them all
+WORKERS_IMPORT_THE_SCRIPT = ("tune(execution='dask') could not start its workers. Each is a new process that "
+                             "imports your script again: a script calls tune under `if __name__ == '__main__':` (a "
+                             "worker's error above about its 'bootstrapping phase' says this was the cause)")
+
+
 def _distributed():
     try:
         from dask import distributed
@@ -733,9 +740,13 @@ class _Search:
                 # (one pressed while the cluster starts, a few seconds, is lost: press it again)
                 # no dashboard; its scheduler's HTTP server (always made) on a free port: at Dask's 8787, one another
                 # cluster held (a notebook's) had the search print "Port 8787 is already in use" and an unclosed socket
-                cluster = distributed.LocalCluster(threads_per_worker=1, processes=True, dashboard_address=None,
-                                                   scheduler_kwargs={"dashboard_address": ":0"},
-                                                   silence_logs=logging.CRITICAL)
+                try:
+                    cluster = distributed.LocalCluster(threads_per_worker=1, processes=True, dashboard_address=None,
+                                                       scheduler_kwargs={"dashboard_address": ":0"},
+                                                       silence_logs=logging.CRITICAL)
+                except RuntimeError as e:  # Dask's words, "Nanny failed to start.", named neither cause nor way
+                    e.add_note(WORKERS_IMPORT_THE_SCRIPT)
+                    raise
             self.owned.append(cluster)
             self.scheduler = distributed.Client(cluster, timeout=CONNECT_SECONDS, set_as_default=False)
             self.owned.append(self.scheduler)
