@@ -39,6 +39,22 @@ def test_batchnorm_gradients(backend, rng, training):
     assert result.difference < 1e-7, str(result)
 
 
+def test_batchnorm_evaluation_s_backward_reads_the_statistics_of_its_forward(backend, rng):
+    """A graph recorded in evaluation mode read the running statistics at its backward, as they
+    were then: a training-mode forward (or a load_state_dict) between them, which writes them in
+    place, gave x the gradient γ/√(σ² + ε) of statistics it was never normalized with, silently."""
+    bn = f64(BatchNorm(3))
+    bn.running_var[...] = backend.asarray(rng.uniform(0.5, 2.0, 3))
+    x = t64(backend, rng.standard_normal((6, 3)) * 3 + 2)
+    bn.eval()
+    expected = 1.0 / np.sqrt(xdl.to_numpy(bn.running_var) + bn.eps)  # ∂Σy/∂x with γ = 1
+    cost = bn(x).sum()
+    bn.train()
+    bn(t64(backend, rng.standard_normal((6, 3)) * 10))  # the running statistics written in place
+    cost.backward()
+    np.testing.assert_allclose(xdl.to_numpy(x.grad), np.broadcast_to(expected, (6, 3)), rtol=1e-12)
+
+
 def test_dropout_gradient_with_fixed_mask(backend, rng):
     x = t64(backend, rng.standard_normal((6, 5)))
     mask = backend.asarray(rng.random((6, 5)) >= 0.3)

@@ -49,6 +49,9 @@ class BatchNormInference(Function):
 
     def forward(self, x, gamma, beta):
         self.x, self.gamma = x, gamma
+        if any(self.needs_grad):  # its backward reads them: as they are now (C numbers each), not as a training-mode
+            # forward or a load_state_dict before it left them in place — the write clock sees tensors, not buffers
+            self.running_mean, self.running_var = self.running_mean.copy(), self.running_var.copy()
         return self.backend.ops.batchnorm_inference(x, gamma, beta, self.running_mean, self.running_var, self.eps)
 
     def backward(self, gy):
