@@ -21,6 +21,7 @@ from xdl.backend import CaptureError
 from xdl.data import split
 from xdl.losses import SoftmaxCrossEntropy
 from xdl.optim import schedules
+from xdl.tensor import note_written
 from xdl.train import Trainer
 
 
@@ -157,6 +158,51 @@ def test_a_captured_user_step_replays_with_new_inputs_and_counts_the_optimizer_s
         assert len(set(costs)) == 5 and all(np.isfinite(costs))
         nodes = graph.nodes()  # the step's launches, read from CUDA's DOT dump of the graph
         assert nodes is not None and nodes.get("KERNEL", 0) > 10, nodes
+
+
+def test_a_write_noted_in_a_captured_step_is_counted_at_each_replay_not_at_the_capture():
+    """count(w) ← count at each replay: a capture writes nothing and a replay runs no Python, so an
+    optimizer's note_written, run once at the capture, refused a graph recorded before a capture
+    of warmup=0 (nothing written) and let one recorded before graph() backpropagate the old
+    activations through the weights a replay wrote, silently."""
+    w = xdl.tensor(np.ones(3), requires_grad=True)
+    before = (w * w).sum()
+    xdl.graph._capture.effects = effects = []  # as while this thread records a step
+    try:
+        note_written([w])  # an optimizer's step under capture: recorded, not made
+    finally:
+        xdl.graph._capture.effects = None
+    before.backward()  # nothing was written: accepted
+    recorded = (w * w).sum()
+    for effect in effects:  # a replay: its kernels wrote w, then its host effects run
+        effect()
+    with pytest.raises(RuntimeError, match="written in place"):
+        recorded.backward()
+
+
+@pytest.mark.gpu
+def test_backward_through_a_graph_recorded_before_a_replayed_step_is_refused():
+    """As after an eager step (`xdl.tensor.WriteClock`): a replay wrote the weights the graph read."""
+    from tests.conftest import cupy_available
+
+    if not cupy_available():
+        pytest.skip("needs cupy and a GPU")
+    with xdl.use("cupy") as backend:
+        xdl.seed(0)
+        model = xdl.nn.mlp(5, [16], 3)
+        opt = xdl.optim.SGD(model, lr=0.1)
+        x = xdl.Tensor(backend.asarray(np.random.default_rng(0).standard_normal((32, 5)).astype(np.float32)))
+
+        def step():
+            opt.zero_grad()
+            model(x).sum().backward()
+            opt.step()
+
+        graph = xdl.cuda_graph(step)
+        out = model(x).sum()
+        graph()
+        with pytest.raises(RuntimeError, match="written in place"):
+            out.backward()
 
 
 # -- Trainer(capture=...) ----------------------------------------------------------------------------

@@ -24,6 +24,7 @@ import threading
 import numpy as np
 
 from xdl import backend as _backend
+from xdl import graph as _graph
 from xdl.flat import writable
 
 
@@ -53,8 +54,18 @@ class WriteClock:
 def note_written(tensors) -> None:
     """Mark ``tensors`` (leaves) as written in place now (`WriteClock`): once per update, by what
     writes them — raw writes to ``t.data`` are not seen, as PyTorch's ``.data`` is not. The tensors
-    that share their memory (`share_writes`: a ``.detach()``, a view made without a graph) see it too."""
+    that share their memory (`share_writes`: a ``.detach()``, a view made without a graph) see it too.
+    A write made in a step being captured (`xdl.cuda_graph`) is counted at each replay of its graph."""
     tensors = list(tensors)  # (a generator read before the lock is taken)
+    # under a `cuda_graph` capture, at each replay (`host_effect`): a capture writes nothing, and a
+    # replay runs no Python, so a step's weights written by graph() were never counted — a graph
+    # recorded before it backpropagated the activations of then through the weights of now, silently,
+    # and one recorded before a capture (warmup=0) was refused though nothing was written
+    _graph.host_effect(functools.partial(_stamp_written, tensors))
+
+
+def _stamp_written(tensors: list[Tensor]) -> None:
+    """`note_written`'s stamp, now: the clock's next count on each of ``tensors`` and its aliases."""
     with WriteClock._lock:  # stamped under it too: two threads' writes of one tensor left it the older count
         WriteClock.now += 1
         for t in tensors:
