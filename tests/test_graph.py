@@ -124,40 +124,47 @@ def test_a_capture_records_its_own_threads_effects_only():
         xdl.graph._capture.effects = None
 
 
-@pytest.mark.gpu
-def test_a_captured_user_step_replays_with_new_inputs_and_counts_the_optimizer_steps():
+@pytest.fixture
+def cupy_backend():
+    """The cupy backend, seeded (the test skipped without a GPU)."""
     from tests.conftest import cupy_available
 
     if not cupy_available():
         pytest.skip("needs cupy and a GPU")
     with xdl.use("cupy") as backend:
         xdl.seed(0)
-        model = xdl.nn.mlp(5, [16], 3, batch_norm=True)
-        opt = xdl.optim.Adam(model, lr=0.01)
-        x = backend.asarray(np.zeros((32, 5), np.float32))
-        y = backend.asarray(np.zeros(32, np.int64))
-        loss = SoftmaxCrossEntropy()
-        y = loss.prepare(y, (32, 3), backend, np.float32)  # checked once: a captured step cannot read it
+        yield backend
 
-        def step():
-            opt.zero_grad()
-            cost = loss.compute(model(xdl.Tensor(x, backend=backend)), y)
-            cost.backward()
-            opt.step()
-            return cost.data
 
-        rng = np.random.default_rng(0)
+@pytest.mark.gpu
+def test_a_captured_user_step_replays_with_new_inputs_and_counts_the_optimizer_steps(cupy_backend):
+    backend = cupy_backend
+    model = xdl.nn.mlp(5, [16], 3, batch_norm=True)
+    opt = xdl.optim.Adam(model, lr=0.01)
+    x = backend.asarray(np.zeros((32, 5), np.float32))
+    y = backend.asarray(np.zeros(32, np.int64))
+    loss = SoftmaxCrossEntropy()
+    y = loss.prepare(y, (32, 3), backend, np.float32)  # checked once: a captured step cannot read it
+
+    def step():
+        opt.zero_grad()
+        cost = loss.compute(model(xdl.Tensor(x, backend=backend)), y)
+        cost.backward()
+        opt.step()
+        return cost.data
+
+    rng = np.random.default_rng(0)
+    x[...] = backend.asarray(rng.standard_normal((32, 5)).astype(np.float32))
+    graph = xdl.cuda_graph(step)
+    assert opt.t == 1  # the warm-up step; the capture counts nothing
+    costs = []
+    for _ in range(5):
         x[...] = backend.asarray(rng.standard_normal((32, 5)).astype(np.float32))
-        graph = xdl.cuda_graph(step)
-        assert opt.t == 1  # the warm-up step; the capture counts nothing
-        costs = []
-        for _ in range(5):
-            x[...] = backend.asarray(rng.standard_normal((32, 5)).astype(np.float32))
-            costs.append(float(graph()))
-        assert opt.t == 6 and int(backend.to_numpy(opt.steps_done)[0]) == 6
-        assert len(set(costs)) == 5 and all(np.isfinite(costs))
-        nodes = graph.nodes()  # the step's launches, read from CUDA's DOT dump of the graph
-        assert nodes is not None and nodes.get("KERNEL", 0) > 10, nodes
+        costs.append(float(graph()))
+    assert opt.t == 6 and int(backend.to_numpy(opt.steps_done)[0]) == 6
+    assert len(set(costs)) == 5 and all(np.isfinite(costs))
+    nodes = graph.nodes()  # the step's launches, read from CUDA's DOT dump of the graph
+    assert nodes is not None and nodes.get("KERNEL", 0) > 10, nodes
 
 
 def test_a_write_noted_in_a_captured_step_is_counted_at_each_replay_not_at_the_capture():
@@ -181,28 +188,23 @@ def test_a_write_noted_in_a_captured_step_is_counted_at_each_replay_not_at_the_c
 
 
 @pytest.mark.gpu
-def test_backward_through_a_graph_recorded_before_a_replayed_step_is_refused():
+def test_backward_through_a_graph_recorded_before_a_replayed_step_is_refused(cupy_backend):
     """As after an eager step (`xdl.tensor.WriteClock`): a replay wrote the weights the graph read."""
-    from tests.conftest import cupy_available
+    backend = cupy_backend
+    model = xdl.nn.mlp(5, [16], 3)
+    opt = xdl.optim.SGD(model, lr=0.1)
+    x = xdl.Tensor(backend.asarray(np.random.default_rng(0).standard_normal((32, 5)).astype(np.float32)))
 
-    if not cupy_available():
-        pytest.skip("needs cupy and a GPU")
-    with xdl.use("cupy") as backend:
-        xdl.seed(0)
-        model = xdl.nn.mlp(5, [16], 3)
-        opt = xdl.optim.SGD(model, lr=0.1)
-        x = xdl.Tensor(backend.asarray(np.random.default_rng(0).standard_normal((32, 5)).astype(np.float32)))
+    def step():
+        opt.zero_grad()
+        model(x).sum().backward()
+        opt.step()
 
-        def step():
-            opt.zero_grad()
-            model(x).sum().backward()
-            opt.step()
-
-        graph = xdl.cuda_graph(step)
-        out = model(x).sum()
-        graph()
-        with pytest.raises(RuntimeError, match="written in place"):
-            out.backward()
+    graph = xdl.cuda_graph(step)
+    out = model(x).sum()
+    graph()
+    with pytest.raises(RuntimeError, match="written in place"):
+        out.backward()
 
 
 # -- Trainer(capture=...) ----------------------------------------------------------------------------
