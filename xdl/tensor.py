@@ -77,12 +77,12 @@ def _stamp_written(tensors: list[Tensor]) -> None:
 def share_writes(alias: Tensor, source: Tensor) -> None:
     """Let ``alias``, made from ``source`` without a copy — ``source.detach()``, a view (``x.T``,
     ``x.reshape``, ``x[1:3]``) of a tensor no graph records, a leaf of its own, ``Parameter(source)``,
-    ``xdl.tensor(source, copy=False)`` — count the writes of
-    either for a graph that read the other, as PyTorch's views and ``detach()`` share one version
-    counter: both hold one cell of the count of their last write. Without it a data batch written
-    in place after a forward read its ``X[i:j]`` or ``x.reshape(n, -1)``, or ``w.detach()`` after a
-    step, gave the weights the gradient of the values of now, silently. A view of a copy (a gather's
-    result, a reshape NumPy had to copy) shares nothing: the arrays' owners are compared."""
+    ``xdl.tensor(source, copy=False)`` — count the writes of either for a graph that read the other,
+    as PyTorch's views and ``detach()`` share one version counter: both hold one cell of the count
+    of their last write. Without it a data batch written in place after a forward read its
+    ``X[i:j]`` or ``x.reshape(n, -1)``, or ``w.detach()`` after a step, gave the weights the
+    gradient of the values of now, silently. A view of a copy (a gather's result, a reshape NumPy
+    had to copy) shares nothing: the arrays' owners are compared."""
     if alias.data is not source.data and _owner(alias.data) is not _owner(source.data):
         return
     if source._aliases is None:
