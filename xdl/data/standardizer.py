@@ -118,14 +118,11 @@ def _moments(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     m = len(X)
     total = np.zeros(X.shape[1])
     for start, stop in pieces(X):
-        total += np.ascontiguousarray(X[start:stop]).sum(axis=0, dtype=np.float64)
+        total += X[start:stop].sum(axis=0, dtype=np.float64)
     mean = total / m
     squares = np.zeros(X.shape[1])
     for start, stop in pieces(X):
-        # in C order (a piece's copy where X is not): NumPy sums a column laid out contiguously
-        # pairwise and one strided across rows in sequence, so σ of a Fortran-order X (a pandas
-        # frame's to_numpy()) differed from that of the same values in C order in its last bits
-        deviations = np.subtract(X[start:stop], mean, dtype=np.float64, order="C")
+        deviations = np.subtract(X[start:stop], mean, dtype=np.float64)
         np.square(deviations, out=deviations)
         squares += deviations.sum(axis=0)
     return mean, squares / m
