@@ -664,9 +664,10 @@ class Tensor:
             what = f"parameter {source.name!r}" if getattr(source, "name", None) else "a tensor"
             raise RuntimeError(
                 f"backward() through a graph recorded before {what} of shape {source.shape} it read (at "
-                f"{type(node._fn).__name__}) was written in place — by an optimizer's step, or -= / [...] = under "
-                "no_grad: its backward would combine the activations of then with the values of now, the gradient of "
-                "neither. Compute the loss again after the update; a second backward of one loss goes before the step "
+                f"{type(node._fn).__name__}) was written in place — by an optimizer's step, load_state_dict, or "
+                "-= / [...] = under no_grad (on it, or a .detach() or view of it): its backward would combine the "
+                "activations of then with the values of now, the gradient of neither. Compute the loss again after "
+                "the update; a second backward of one loss goes before the step "
                 "(PyTorch refuses this too: 'modified by an inplace operation')")
         self._backward_mark = mark
         keep = bool(retain_graph)

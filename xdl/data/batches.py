@@ -13,8 +13,8 @@ from xdl.data.validation import MAX_CLASSES, check_bool, check_int
 
 def minibatches(X, y, batch_size: int, shuffle: bool = True, seed=None,
                 min_size: int = 1) -> Minibatches:
-    """An iterator of ``(X_batch, y_batch)`` (a `Minibatches`: iterated again after a pass, it
-    makes the next epoch's, reshuffled, as a PyTorch DataLoader does): shuffle (with ``seed``, an int or a NumPy Generator;
+    """An iterator of ``(X_batch, y_batch)`` (a `Minibatches`: each ``for`` over it is a new pass,
+    the next epoch's, reshuffled, as a PyTorch DataLoader's — one after a ``break`` too): shuffle (with ``seed``, an int or a NumPy Generator;
     None draws from the host generator `xdl.seed` seeds, as PyTorch's shuffling follows
     ``torch.manual_seed``), then partition into batches of ``batch_size``; the last, smaller batch is kept, merged into the
     one before it when it has fewer than ``min_size`` examples (batch norm needs 2; ``min_size``

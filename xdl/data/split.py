@@ -21,7 +21,8 @@ LARGE_HOLDOUT = 10_000
 
 class Split(NamedTuple):
     """What `split` returns: the train, dev and test parts, by name (``s.X_dev``) or in this order
-    (``X_train, y_train, X_dev, y_dev, X_test, y_test = s``; ``s[::2]`` are the three X's)."""
+    (``X_train, y_train, X_dev, y_dev, X_test, y_test = s``; ``s[::2]`` are the three X's): NumPy
+    arrays, or frames and series where X and y were (pandas' rows, as train_test_split gives them)."""
 
     X_train: np.ndarray
     y_train: np.ndarray

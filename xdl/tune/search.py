@@ -44,6 +44,7 @@ from xdl.files import check_directory_name, check_reachable, check_writable_dir
 from xdl.tensor import to_numpy
 from xdl.train.interrupt import Interrupted
 from xdl.train.many import SHARED, ManyTrainer, check_standardize
+from xdl.train.progress import progress_bar
 from xdl.train.provenance import data_digest
 from xdl.lock import DirectoryLock, check_not_in_use, took_over_note
 from xdl.tune.pruning import BatchPruning, Pruning, recorded_at, rungs
@@ -770,8 +771,6 @@ class _Search:
 
 def _sequential(todo, round_, search: _Search) -> None:
     """Panda: one trial at a time, each recorded as soon as it ends."""
-    from xdl.train.progress import progress_bar
-
     study, X, y, dev = search.study, search.X, search.y, search.dev
     bar = progress_bar(search.progress, total=len(todo), unit="trial")  # ("?batch/s" it said)
     for number, params in todo:
