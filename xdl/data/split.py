@@ -118,18 +118,16 @@ def split(X, y, dev=None, test=None, seed: int = 0, stratify: bool | None = None
     order = _stratified_order(classes, rng) if classes is not None else rng.permutation(m)
     # In stratified order the classes are interleaved, so consecutive runs keep the class shares.
     dev_idx, test_idx, train_idx = np.split(order, [n_dev, n_dev + n_test])
-    X, y = _rows_of(X_given, X), _rows_of(y_given, y)
-    return Split(X(train_idx), y(train_idx), X(dev_idx), y(dev_idx), X(test_idx), y(test_idx))
+    return Split(*(_rows(given, array, index) for index in (train_idx, dev_idx, test_idx)
+                   for given, array in ((X_given, X), (y_given, y))))
 
 
-def _rows_of(given, array: np.ndarray):
-    """``index -> rows``: of a data frame or series (pandas' ``iloc``) its own rows, as
-    train_test_split gives them — its columns' names and dtypes kept, so a model fitted on the
-    training part keeps the names and refuses a frame of them in another order (as an array, it
-    read one by position, silently); of anything else, those of its NumPy ``array``."""
-    if hasattr(given, "iloc") and not isinstance(given, np.ndarray):
-        return lambda index: given.iloc[index]
-    return lambda index: array[index]
+def _rows(given, array: np.ndarray, index: np.ndarray):
+    """Rows ``index`` of a data frame or series as its own (pandas' ``iloc``), as train_test_split
+    gives them — its columns' names and dtypes kept, so a model fitted on the training part keeps
+    the names and refuses a frame of them in another order (as an array, it read one by position,
+    silently); of anything else, those of its NumPy ``array``."""
+    return given.iloc[index] if hasattr(given, "iloc") and not isinstance(given, np.ndarray) else array[index]
 
 
 def _finite(values: np.ndarray) -> np.ndarray:
