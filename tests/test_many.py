@@ -786,6 +786,24 @@ def test_a_model_whose_state_becomes_non_finite_fails_as_alone_while_its_costs_s
     assert all(np.isfinite(a).all() for a in blown.model.state_dict().values())  # its initial state, kept
 
 
+def test_a_model_whose_cost_and_state_both_blew_up_is_said_to_diverge_as_alone():
+    """`Trainer._check_record`'s order: the train cost far above ln C (and its first-epoch hint) is
+    named before a running variance that overflowed with it. The batch named the variance, so a
+    model's history.diverged was not the history its configuration gets alone."""
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((41, 2)), rng.integers(0, 2, 41)
+    config = small(hidden=[2, 3], optimizer="nesterov", lr=1e30, beta1=0.0, batch_norm=True, batch_size=8,
+                   epochs=1, seed=226)
+    with xdl.use("numpy"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        batched = fit_many([config], X, y, dtype="float64", n_classes=2)[0]
+        with pytest.raises(FloatingPointError) as error:
+            alone(config, X, y, None, seed=0, n_classes=2)
+    assert batched.status == "failed"
+    assert batched.history.diverged.startswith("the train cost became ")
+    assert batched.history.diverged in str(error.value)  # the same words, hint included
+
+
 class RaiseAt(Callback):
     def __init__(self, epoch):
         self.epoch = epoch
@@ -996,22 +1014,24 @@ def test_a_keras_callback_is_refused_as_a_trainer_refuses_it(digits, callback, s
 
 
 class FailsAtEpoch(Callback):
-    def __init__(self, at):
-        self.at = at
+    def __init__(self, at, error=RuntimeError):
+        self.at, self.error = at, error
 
     def on_epoch_end(self, trainer, record):
         if record["epoch"] == self.at:
-            raise RuntimeError("the callback's own bug")
+            raise self.error("the callback's own bug")
 
 
-def test_an_error_raised_by_a_callback_keeps_the_models_trained_in_its_results(digits):
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])  # (a raw one: a callback's, a second Ctrl-C)
+def test_an_error_raised_by_a_callback_keeps_the_models_trained_in_its_results(digits, error):
     """The caller holds no trainer: the error took every model's training with it (an interruption's
-    results were kept, an error's not). Each result is its model at the end of the last epoch its
-    history records, as that run trained to there ends."""
+    results were kept, an error's not; a KeyboardInterrupt not xdl's `Interrupted` kept none either).
+    Each result is its model at the end of the last epoch its history records, as that run trained to
+    there ends."""
     X, y, dev = digits
     configs = [small(seed=1, lr=1e-3), small(seed=2, lr=1e-2)]
-    with pytest.raises(RuntimeError, match="the callback's own bug") as caught:
-        fit_many(configs, X, y, dev=dev, callbacks=[FailsAtEpoch(2)])
+    with pytest.raises(error, match="the callback's own bug") as caught:
+        fit_many(configs, X, y, dev=dev, callbacks=[FailsAtEpoch(2, error)])
     assert "the 2 results as they stood at the end of epoch 2 are in its .results" in caught.value.__notes__[0]
     shorter = fit_many([dataclasses.replace(c, epochs=2) for c in configs], X, y, dev=dev)
     for kept, alone in zip(caught.value.results, shorter):

@@ -61,6 +61,9 @@ def start_cost(costs: np.ndarray, bounds) -> np.ndarray | float:
 
 
 START_FACTOR = 10  # a run that began above the limit has diverged once its cost is this many times its start
+# added to a divergence in the first epoch of a model with no leading Standardize layer
+FIRST_EPOCH_HINT = ("; in the first epoch already: unstandardized inputs make steps that large as a large rate does "
+                    "(standardize them: xdl.data.Standardizer)")
 
 
 def diverged_cost(value: float, limit: float, start: float | None, where: str) -> str | None:

@@ -57,7 +57,7 @@ from xdl.train.callbacks import (Checkpoint, EarlyStopping, callback_state, call
                                  continues_run, load_callback_state, position, resume_path, stop_for_signal, upcoming,
                                  write_checkpoint)
 from xdl.train.captured import CapturedSteps, loop_capture
-from xdl.train.divergence import cost_limit, diverged_cost, start_cost
+from xdl.train.divergence import FIRST_EPOCH_HINT, cost_limit, diverged_cost, start_cost
 from xdl.train.history import History
 from xdl.train.hooks import call_hook, check_callback, check_distinct_callbacks, keras_stop
 from xdl.train.interrupt import Interrupted, SignalFlag
@@ -187,8 +187,9 @@ def fit_many(configs, X, y, dev=None, seed: int = 0, dtype="float32", n_classes:
         stop.results = trainer.results()
         stop.args = (f"{stop.args[0]}; the {len(stop.results)} results as they stood are in its .results",)
         raise
-    except Exception as error:
-        # an error once the batch trained (a callback's, raised at an epoch's end; out of memory in a step):
+    except (Exception, KeyboardInterrupt) as error:
+        # an error once the batch trained (a callback's, raised at an epoch's end; out of memory in a step; a
+        # second Ctrl-C, which acts as Python's, or a callback's own KeyboardInterrupt):
         # the caller, holding no trainer, lost every model's training with it. The K results at the end of
         # the last epoch their histories record go with it, as an interruption's do
         # (none before an epoch's record: a refusal before training — another run's checkpoint there, a callback
@@ -610,13 +611,14 @@ class ManyTrainer:
                 self._fail(k, f"the {bad[0].replace('_', ' ')} became {record[bad[0]]} at the end of epoch "
                               f"{self.epoch} (after step {steps})")
                 continue
-            if k in non_finite:  # (a running variance can overflow while the costs stay finite)
-                self._fail(k, f"{', '.join(non_finite[k])} became NaN or Inf in epoch {self.epoch}")
-                continue
             why = diverged_cost(record["train_cost"], self._cost_limit, None if self._start_costs is None else
                                 self._start_costs[k], f"the end of epoch {self.epoch}")
             if why is not None:  # finite, but far above where a classifier starts and where this one started
-                self._fail(k, why)
+                first = FIRST_EPOCH_HINT if self.epoch == 1 and self._network is self.model else ""  # (no Standardize)
+                self._fail(k, why + first)
+                continue
+            if k in non_finite:  # (a running variance can overflow while the costs stay finite)
+                self._fail(k, f"{', '.join(non_finite[k])} became NaN or Inf in epoch {self.epoch}")
                 continue
             record.update(lr=float(rates[k]), seconds=seconds, step_seconds=step_seconds)
             self.histories[k].append(record)

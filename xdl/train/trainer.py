@@ -51,8 +51,8 @@ from xdl.train.callbacks import (Callback, Checkpoint, EarlyStopping, callback_s
                                  callbacks_told_of_errors, continues_run, fewest_epochs, load_callback_state, position,
                                  resume_path, save_resumable, stop_for_signal, upcoming, write_checkpoint)
 from xdl.train.captured import CapturedSteps, host_values, loop_capture
-from xdl.train.divergence import (START_FACTOR, cost_limit_of, diverged_cost, divergence_factor, non_finite_state,
-                                  start_cost)
+from xdl.train.divergence import (FIRST_EPOCH_HINT, START_FACTOR, cost_limit_of, diverged_cost, divergence_factor,
+                                  non_finite_state, start_cost)
 from xdl.train.history import History
 from xdl.train.hooks import call_hook, check_callback, check_distinct_callbacks
 from xdl.train.interrupt import SignalFlag
@@ -818,9 +818,7 @@ class Trainer:
             diverged_cost(record["train_cost"], self._cost_limit, getattr(self, "_start_cost", None),
                           f"the end of epoch {record['epoch']}")  # (a Trainer pickled before starts were kept: none)
         if why is not None:  # finite, but far above where a classifier starts, and above where this one started
-            first = ("; in the first epoch already: unstandardized inputs make steps that large as a large rate does "
-                     "(standardize them: xdl.data.Standardizer)") \
-                if record["epoch"] == 1 and self._network is self.model else ""  # (no leading Standardize)
+            first = FIRST_EPOCH_HINT if record["epoch"] == 1 and self._network is self.model else ""  # (no Standardize)
             raise self._diverged(why + first)
         bad = non_finite_state(self.model)
         if bad:
