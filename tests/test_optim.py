@@ -883,6 +883,17 @@ def test_a_group_key_the_optimizer_does_not_take_is_refused(make, key, hint):
     (lambda m: RMSprop(m, alpha=0.99), "alpha", "PyTorch's 'alpha' is beta here"),
     (lambda m: SGD(m, nesterov=True), "nesterov", r"PyTorch's 'nesterov' is a flag of xdl.optim.Momentum \(Momentum\(lr, beta, nesterov=True"),
     (lambda m: Adam(m, amsgrad=True), "amsgrad", "PyTorch's 'amsgrad' is not offered here"),
+    # every PyTorch optimizer's (Python's bare "unexpected keyword argument" before)
+    (lambda m: Adam(m, foreach=True), "foreach", "PyTorch's 'foreach' is not needed here: each parameter group's "
+                                                 "update is one fused pass"),
+    (lambda m: AdamW(m, fused=True), "fused", "PyTorch's 'fused' is not needed here"),
+    (lambda m: SGD(m, maximize=True), "maximize", "PyTorch's 'maximize' is not offered here: minimize the negated"),
+    (lambda m: RMSprop(m, capturable=True), "capturable", r"PyTorch's 'capturable' is not needed here: a captured "
+                                                          r"step \(xdl.cuda_graph\) reads the step count"),
+    (lambda m: Momentum(m, dampening=0.9), "dampening", "PyTorch's 'dampening' is not offered here: "
+                                                        "xdl.optim.Momentum's v ← β·v"),
+    (lambda m: SGD(m, dampening=0.9), "dampening", "PyTorch's 'dampening' is not offered here"),
+    (lambda m: RMSprop(m, centered=True), "centered", "PyTorch's 'centered' is not offered here"),
 ])
 def test_a_pytorch_keyword_a_constructor_does_not_take_says_what_it_is_here(make, key, hint):
     """``SGD(model.parameters(), lr=0.1, momentum=0.9)`` as PyTorch spells it: Python's TypeError

@@ -285,6 +285,14 @@ def _hinting_pytorch_names(init):
     return checked
 
 
+# settings every PyTorch optimizer takes → what they are here (each rule's `pytorch_names` adds its own)
+PYTORCH_COMMON_NAMES = {
+    "foreach": "not needed here: each parameter group's update is one fused pass over its flat buffer already",
+    "fused": "not needed here: each parameter group's update is one fused pass over its flat buffer already",
+    "capturable": "not needed here: a captured step (xdl.cuda_graph) reads the step count and rate on the device",
+    "maximize": "not offered here: minimize the negated objective",
+    "differentiable": "not offered here"}
+
 # PyTorch's attributes of an optimizer that are something else here (`Optimizer.__getattr__`)
 PYTORCH_ATTRIBUTES = {"state": "state_dict()['state'] (NumPy copies of each group's state buffers; its 'layout' "
                                "says where each parameter lies in them)",
@@ -297,7 +305,7 @@ class Optimizer(StepCount):
     ``check_settings`` and apply their rule in ``update``."""
 
     state_names: tuple[str, ...] = ()
-    pytorch_names: dict[str, str] = {}  # a PyTorch setting of the same rule → what it is here (for messages)
+    pytorch_names: dict[str, str] = PYTORCH_COMMON_NAMES  # a PyTorch setting → what it is here (for messages)
     pytorch_positional: str | None = None  # what PyTorch's positional argument past this rule's last one is (messages)
     version = 0  # counts changes a captured step cannot read from the device (a flag, a schedule): `_set`
 
@@ -342,6 +350,8 @@ class Optimizer(StepCount):
         ``Adam(m, betas=…)``) says what that setting is here, as a group's key does: Python's
         "unexpected keyword argument" would not."""
         super().__init_subclass__(**kwargs)
+        if "pytorch_names" in vars(cls):  # a rule's own, besides those of every PyTorch optimizer
+            cls.pytorch_names = {**PYTORCH_COMMON_NAMES, **cls.pytorch_names}
         if "__init__" in vars(cls):
             cls.__init__ = _hinting_pytorch_names(cls.__init__)
 

@@ -6,12 +6,18 @@ from xdl.data.validation import check_bool
 from xdl.optim.optimizer import Optimizer, check_beta, check_positive
 
 
+# PyTorch's dampening, to SGD and Momentum alike (none gives Momentum's first step: PyTorch's first buffer is g)
+DAMPENING = ("not offered here: xdl.optim.Momentum's v ← β·v + (1 − β)·g from v = 0 is PyTorch's momentum=β, "
+             "dampening=β but for the first step")
+
+
 class SGD(Optimizer):
     """p ← p − lr·(g + wd·p)"""
 
     pytorch_names = {"momentum": "xdl.optim.Momentum's beta (PyTorch's SGD(lr, momentum=β) is "
                                  "Momentum(lr=lr/(1 − β), beta=β))",
-                     "nesterov": "a flag of xdl.optim.Momentum (Momentum(lr, beta, nesterov=True))"}
+                     "nesterov": "a flag of xdl.optim.Momentum (Momentum(lr, beta, nesterov=True))",
+                     "dampening": DAMPENING}
 
     # PyTorch's third positional argument is momentum (SGD(params, 0.1, 0.9)): here it was weight_decay
     # and decayed every weight by 0.9·p a step, without a word — so the settings after lr are keywords
@@ -34,7 +40,8 @@ class Momentum(Optimizer):
     state_names = ("v",)
     # v here is (1 − β) times PyTorch's buffer b ← β·b + g: the same steps take lr/(1 − β)
     pytorch_names = {"momentum": "beta here, but its SGD(lr, momentum=β) is Momentum(lr=lr/(1 − β), beta=β): "
-                                 "v here is β·v + (1 − β)·g, PyTorch's buffer β·b + g"}
+                                 "v here is β·v + (1 − β)·g, PyTorch's buffer β·b + g",
+                     "dampening": DAMPENING}
 
     def __init__(self, params=None, lr=0.01, beta=0.9, nesterov=False, weight_decay=0.0, check_finite=False):
         super().__init__(params, check_finite, lr=lr, beta=beta, nesterov=nesterov, weight_decay=weight_decay)
@@ -54,7 +61,8 @@ class RMSprop(Optimizer):
 
     state_names = ("s",)
     pytorch_names = {"alpha": "beta here",
-                     "momentum": "not in RMSprop here (use Adam for momentum with RMSprop's scaling)"}
+                     "momentum": "not in RMSprop here (use Adam for momentum with RMSprop's scaling)",
+                     "centered": "not offered here"}
 
     def __init__(self, params=None, lr=0.001, beta=0.9, eps=1e-8, weight_decay=0.0, check_finite=False):
         super().__init__(params, check_finite, lr=lr, beta=beta, eps=eps, weight_decay=weight_decay)
