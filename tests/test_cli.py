@@ -366,6 +366,22 @@ def test_a_new_run_never_replaces_an_unfinished_runs_checkpoint_and_a_resume_say
     assert main(["train", *FAST, "--out", str(out)]) == 0  # a finished run's files are replaced, as by a rerun
 
 
+def test_a_finished_run_resumed_into_another_out_can_go_on_from_there(tmp_path, capsys):
+    """A run that was over, resumed with another --out, trains nothing and writes its outputs there:
+    its checkpoint.npz goes there too, the state the run goes on from (OTHER then held best.npz
+    alone, and ``--resume OTHER/checkpoints --epochs 5`` was refused, pointed at best.npz: the best
+    epoch's state, not the run's end), and the summary lists OTHER's files, not the first --out's."""
+    out, other = tmp_path / "run", tmp_path / "other"
+    assert main(["train", *FAST, "--patience", "0", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["train", "--no-progress", "--out", str(other), "--resume", str(out / "checkpoints")]) == 0
+    printed = capsys.readouterr().out
+    assert (other / "checkpoints" / "checkpoint.npz").read_bytes() == (out / "checkpoints" / "checkpoint.npz").read_bytes()
+    assert str(other / "checkpoints" / "checkpoint.npz") in printed and str(out / "checkpoints") not in printed
+    assert main(["train", "--no-progress", "--epochs", "5", "--resume", str(other / "checkpoints")]) == 0
+    assert json.loads((other / "history.json").read_text())["records"][-1]["epoch"] == 5
+
+
 def test_a_finished_run_keeps_a_checkpoint_to_go_on_from_with_more_epochs(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", *FAST, "--checkpoint-every", "0", "--patience", "0", "--out", str(out)]) == 0

@@ -543,6 +543,12 @@ def checkpoint_directories_held(callbacks):
         yield
 
 
+def _copy(source, target: Path) -> Path:
+    """``target``, written (atomically) with the bytes of the checkpoint file ``source``."""
+    content = Path(source).read_bytes()
+    return atomic_write(target, lambda f: f.write(content), what="Checkpoint")
+
+
 class Checkpoint(Callback):
     """Keep the run's last good state and its best one in ``directory``, each written atomically
     (an interrupted save leaves the previous file intact):
@@ -607,10 +613,18 @@ class Checkpoint(Callback):
             # this one's best.npz would appear only at a new best)
             best = Path(trainer.last_checkpoint).parent / BEST_FILE
             if best.is_file():
-                content = best.read_bytes()
-                trainer.best_checkpoint = atomic_write(self.best_path, lambda f: f.write(content), what="Checkpoint")
+                trainer.best_checkpoint = _copy(best, self.best_path)
         elif self.best_path.is_file():
             trainer.best_checkpoint = self.best_path
+
+    def on_train_end(self, trainer) -> None:
+        # a resume into this directory of a run that was over trained nothing and saved nothing here: its
+        # checkpoint comes along (byte for byte: the model may hold the best epoch's weights by now), as
+        # best.npz did at the start — else this directory held best.npz alone, and a resume from it with
+        # more epochs was refused, pointed at best.npz: the best epoch's state, not the run's end
+        if trainer.resumed and trainer.last_checkpoint is not None and not self._holds(trainer.last_checkpoint):
+            trainer.last_checkpoint = _copy(trainer.last_checkpoint, self.path)
+            _written(trainer)[str(self.path.resolve())] = _identity(self.path)  # (`_check_still_own`)
 
     def _holds(self, path) -> bool:
         """Whether ``path`` (a checkpoint file) lies in this callback's directory."""
