@@ -400,7 +400,8 @@ def test_a_finished_run_keeps_a_checkpoint_to_go_on_from_with_more_epochs(tmp_pa
 @pytest.mark.parametrize("argv, message", [
     (["train", "--config", ""], "--config: expected a TOML file, got ''"),
     (["train", "--resume", "nowhere"], "--resume: no checkpoint checkpoint.npz at 'nowhere' (no such directory)"),
-    (["train", "--augment-noise", "0.1", "--dataset", "moons"], "error: augmentation applies to image datasets"),
+    (["train", "--augment-noise", "0.1", "--dataset", "moons"], "error: --augment-noise: augmentation applies to "
+                                                                      "image datasets (digits), not 'moons'"),
     (["train", "--augment-shift", "8"], "--augment-shift must be an integer in [0, 8), got 8"),
     # (was: X contains NaN or Inf, after the run had started)
     (["train", "--augment-noise", "1e38"], "--augment-noise must be at most 3.4e+37"),

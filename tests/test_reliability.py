@@ -404,6 +404,36 @@ def test_a_checkpoint_missing_an_optimizer_array_is_called_damaged(tmp_path):
     assert_same_state(before, state_of(resumed))
 
 
+class TwoLayers(xdl.nn.Module):
+    """A model of the user's own: the provenance does not describe it (`describe` refuses it)."""
+
+    def __init__(self, hidden):
+        super().__init__()
+        self.first, self.last = xdl.nn.Dense(2, hidden), xdl.nn.Dense(hidden, 2)
+
+    def forward(self, x):
+        return self.last(xdl.relu(self.first(x)))
+
+
+def test_a_resume_into_a_custom_model_of_other_sizes_names_the_layers_not_the_optimizers_buffer(tmp_path):
+    """A model of one's own, which no provenance describes, of other sizes than the checkpoint's was told
+    "optimizer state 'm' of group 0 has shape (42,), this optimizer's is (82,)": a length naming no layer."""
+    s = moons(100)
+
+    def trainer(hidden, epochs):
+        model = TwoLayers(hidden)
+        return Trainer(model, SoftmaxCrossEntropy(), Adam(model, lr=1e-2), batch_size=32, epochs=epochs, seed=0,
+                       progress=False, callbacks=[Checkpoint(tmp_path)])
+    trainer(8, 1).fit(s.X_train, s.y_train)
+    resumed = trainer(16, 2)
+    before = state_of(resumed)
+    with pytest.raises(ValueError, match=r"resume: '.*checkpoint.npz' does not fit the model: parameter "
+                                         r"'first.weight': saved shape \(2, 8\) does not match the model's \(2, 16\); "
+                                         r"resume with the model the run trained"):
+        resumed.fit(s.X_train, s.y_train, resume=tmp_path)
+    assert_same_state(before, state_of(resumed))
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--seed", "5"], "--seed: the checkpoint in"),
     (["--optimizer", "momentum"], "--optimizer: the checkpoint in"),

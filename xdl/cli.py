@@ -478,7 +478,7 @@ def config_from_args(args) -> TrainConfig:
         word, rest = named.group(1), str(e)[named.end():]
         if word in flags or (args.config is None and word in {f.name for f in dataclasses.fields(TrainConfig)}):
             raise type(e)(flag_of(word) + rest) from None  # (no message starts with an option's name otherwise)
-        if args.config is None:  # "command line: augmentation applies to …": the words alone
+        if args.config is None:  # "command line: unknown key …": the words alone
             raise type(e)(word + rest) from None
         raise
 

@@ -209,10 +209,10 @@ class TrainConfig:
         if not 0 <= self.base_error < 1:
             raise ValueError(f"{source}: base_error must be in [0, 1) (an error rate), got {self.base_error}")
         self._check_schedule(source)
-        augments = self.augment_shift or self.augment_noise or self.augment_flip
-        if augments and self.dataset not in IMAGE_SHAPES:
-            raise ValueError(f"{source}: augmentation applies to image datasets ({', '.join(IMAGE_SHAPES)}), "
-                             f"not {self.dataset!r}")
+        augments = [name for name in ("augment_shift", "augment_noise", "augment_flip") if getattr(self, name)]
+        if augments and self.dataset not in IMAGE_SHAPES:  # (the option first: the command line names its flag)
+            raise ValueError(f"{source}: {augments[0]}: augmentation applies to image datasets "
+                             f"({', '.join(IMAGE_SHAPES)}), not {self.dataset!r}")
         try:  # Augment's own checks against the dataset's images (a shift below their side), now
             self.build_augment()
         except ValueError as e:  # "shift must be …": the option is augment_shift

@@ -139,9 +139,15 @@ def _extra_arrays(extra_arrays) -> dict[str, np.ndarray]:
 
 def read_extra(path) -> tuple[dict | None, dict[str, np.ndarray]]:
     """The ``extra`` header and ``extra_arrays`` stored by `save` in ``path``."""
+    extra, arrays, _ = read_checkpoint(path)
+    return extra, arrays
+
+
+def read_checkpoint(path) -> tuple[dict | None, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """``(extra, extra_arrays, model_state)`` stored by `save` in ``path``, in one read."""
     header, state = _read(path)
     arrays = {k[len(EXTRA_PREFIX):]: v for k, v in state.items() if k.startswith(EXTRA_PREFIX)}
-    return header.get("extra"), arrays
+    return header.get("extra"), arrays, {k: v for k, v in state.items() if not k.startswith(EXTRA_PREFIX)}
 
 
 def is_xdl_file(path) -> bool:

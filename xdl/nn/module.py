@@ -679,8 +679,32 @@ class Module:
         does: the model's names the state lacks and the state's the model lacks (both empty when
         strict).
 
-        Everything is checked before anything is written, so a mismatch changes nothing.
+        Everything is checked before anything is written (`check_state_dict`), so a mismatch changes
+        nothing.
         """
+        state, missing, unexpected = self._checked_state(state, strict)
+        backend, targets = self.backend, dict(self.named_parameters())
+        for name, p in targets.items():
+            if name in state:
+                p.data[...] = backend.asarray(state[name].astype(p.dtype, copy=False))
+        note_written(p for name, p in targets.items() if name in state)
+        for prefix, module in self.named_modules():
+            for name in module._buffers:
+                if dotted(prefix, name) in state:
+                    array = getattr(module, name)
+                    array[...] = backend.asarray(state[dotted(prefix, name)].astype(array.dtype, copy=False))
+        # counted, so that a callback tells a load of the user's from its own (`EarlyStopping`)
+        object.__setattr__(self, "_state_loads", self.__dict__.get("_state_loads", 0) + 1)
+        return LoadedKeys(missing, unexpected)
+
+    def check_state_dict(self, state: dict, strict: bool = True) -> None:
+        """Raise (ValueError, TypeError) where `load_state_dict` would refuse ``state``: names, shapes,
+        values this model's dtypes hold. Nothing is changed (as `xdl.optim.Optimizer.check_state_dict`)."""
+        self._checked_state(state, strict)
+
+    def _checked_state(self, state, strict) -> tuple[dict, list[str], list[str]]:
+        """``state`` checked for this model: (its arrays as NumPy ones, of this model's names; the
+        missing names; the unexpected ones)."""
         strict = check_bool(strict, "load_state_dict: strict")
         if not isinstance(state, Mapping):  # Keras's set_weights(list) habit, say
             raise TypeError(f"load_state_dict: state must be a dict name → array, as state_dict() gives, got "
@@ -708,19 +732,7 @@ class Module:
                 raise ValueError(f"{'parameter' if name in targets else 'buffer'} {name!r}: saved shape "
                                  f"{state[name].shape} does not match the model's {shapes[name]}")
             _check_fits(state[name], dtypes[name], name)
-        backend = self.backend
-        for name, p in targets.items():
-            if name in state:
-                p.data[...] = backend.asarray(state[name].astype(p.dtype, copy=False))
-        note_written(p for name, p in targets.items() if name in state)
-        for prefix, module in self.named_modules():
-            for name in module._buffers:
-                if dotted(prefix, name) in state:
-                    array = getattr(module, name)
-                    array[...] = backend.asarray(state[dotted(prefix, name)].astype(array.dtype, copy=False))
-        # counted, so that a callback tells a load of the user's from its own (`EarlyStopping`)
-        object.__setattr__(self, "_state_loads", self.__dict__.get("_state_loads", 0) + 1)
-        return LoadedKeys(missing, unexpected)
+        return state, missing, unexpected
 
     # -- prediction -----------------------------------------------------------------------
     def outputs_probabilities(self) -> bool:

@@ -42,7 +42,7 @@ from xdl.nn import Module, Sequential
 from xdl.nn.module import PREDICTIONS, classes_of_logits, ends_in_probability, evaluating_here, mode_here
 from xdl.optim import SGD, Optimizer
 from xdl.optim.optimizer import check_rate, rate_at, takes_arguments
-from xdl.serialization import load, read_extra
+from xdl.serialization import load, read_checkpoint
 from xdl.tensor import Tensor, no_grad, to_numpy
 from xdl.train import provenance
 from xdl.train.callbacks import (Callback, Checkpoint, EarlyStopping, callback_state, callbacks_held,
@@ -916,7 +916,7 @@ class Trainer:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"resume: no checkpoint at {str(path)!r}")
-        extra, arrays = read_extra(path)
+        extra, arrays, model_state = read_checkpoint(path)
         check_checkpoint_kind(extra, path, many=False)
         # a seed this trainer was to draw is the run's own, its checkpoint's (a process of its own draws another):
         # compared as that, taken once every check passed
@@ -959,8 +959,13 @@ class Trainer:
         saved_opt = {"class": extra.get("optimizer", opt["class"]), "t": extra["optimizer_t"],
                      "first_steps": extra.get("optimizer_first_steps", [0] * len(opt["settings"])),  # (older: 0)
                      "settings": settings, "state": state, "layout": extra.get("optimizer_layout")}
+        try:  # the model's first: one of other sizes (of one's own: no provenance describes it) was told of the
+            self.model.check_state_dict(model_state)  # optimizer's flat state alone, a length naming no layer
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"resume: {str(path)!r} does not fit the model: {e}; resume with the model the run "
+                             "trained") from None
         self.optimizer.check_state_dict(saved_opt)
-        load(path, model=self.model)  # checks every name and shape before writing
+        load(path, model=self.model)
         # from here the trainer holds part of the checkpoint's state until the end: a failure on the way
         # (a callback's load_state_dict) leaves it where only a resume goes on (`_mid_step`)
         self._mid_step = True
