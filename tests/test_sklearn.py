@@ -477,6 +477,28 @@ def test_ctrl_c_at_an_epochs_end_says_the_epochs_finished(monkeypatch):
     assert clf.n_iter_ == 2
 
 
+@pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
+def test_ctrl_c_with_early_stopping_says_the_best_epochs_network_is_kept(monkeypatch):
+    """Early stopping puts its best epoch's weights back at a Ctrl-C too (as scikit-learn keeps its
+    best): the message said "the network trained so far is kept"."""
+    X, y = labelled_moons()
+    rule, updates = xdl.optim.Adam, []
+    original = rule.step
+
+    def step(self):
+        updates.append(original(self))
+        if len(updates) == 20:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(rule, "step", step)
+    clf = MLPClassifier(hidden=(16,), lr=1e-2, epochs=50, early_stopping=True, backend="numpy")
+    with pytest.raises(Interrupted) as caught:
+        clf.fit(X, y)
+    best = clf.history_.best_epoch
+    assert best is not None and 1 <= best <= clf.n_iter_
+    assert f"; the network of its best epoch ({best}) is kept, fitted (n_iter_={clf.n_iter_}" in str(caught.value)
+
+
 def test_weight_decay_is_a_parameter_and_scikit_learns_names_say_the_way_here():
     """``optimizer="adamw"`` trained as adam bit for bit (no weight_decay parameter reached the
     config); ``alpha=``, ``random_state=``, … were bare "unexpected keyword argument" errors."""

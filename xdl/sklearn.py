@@ -296,9 +296,10 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.loss_curve_ = self.loss_curve_ + list(self.history_["train_cost"])  # a new list: `before`'s stays
         if interrupted is not None:
             # where it stopped as Interrupted says it (at an epoch's end, its epoch is the next one, not begun)
+            best = self.history_.best_epoch  # (early stopping's: its network is the best epoch's, put back)
+            kept = f"the network of its best epoch ({best})" if best is not None else "the network trained so far"
             interrupted.args = (f"MLPClassifier: training interrupted by {interrupted.signal_name} {interrupted.where}; "
-                                f"the network trained so far is kept, fitted (n_iter_={self.n_iter_}: the epochs it "
-                                "finished)",)
+                                f"{kept} is kept, fitted (n_iter_={self.n_iter_}: the epochs it finished)",)
         return interrupted
 
     def _partial_fit(self, X, y, classes):
