@@ -1181,6 +1181,22 @@ def test_multi_label_binary_cross_entropy_measures_each_label_and_predicts_them(
     assert np.array_equal(model.predict(X), (logits > 0).astype(np.int64))
 
 
+def test_a_multi_label_accuracy_does_not_depend_on_the_evaluation_batch_size():
+    """accuracy = Σᵢ (right labels of i)/k / m = (right labels)/(m·k), one division: the shares
+    summed batch by batch (2/3 + 1/3 + …) rounded at the batches' bounds, and evaluate's accuracy
+    of one model on one set changed in its last bit with batch_size (0.6533333333333334 at 1,
+    0.6533333333333333 at 50)."""
+    rng = np.random.default_rng(1)
+    X, labels = rng.normal(size=(50, 4)).astype(np.float32), rng.integers(0, 2, (50, 3))
+    xdl.seed(0)
+    model = xdl.nn.mlp(4, [6], 3)
+    trainer = Trainer(model, BinaryCrossEntropy(), Adam(model, lr=0.01), epochs=2, batch_size=8, progress=False)
+    trainer.fit(X, labels)
+    right = int(((model.predict_outputs(X) > 0) == (labels > 0.5)).sum())
+    accuracies = {trainer.evaluate(X, labels, batch_size=size)["accuracy"] for size in (1, 7, 50, 99)}
+    assert accuracies == {right / (50 * 3)}
+
+
 def test_binary_cross_entropy_takes_soft_labels_in_either_shape_and_counts_their_nearer_class():
     X, y = regression_data()
     soft = 1 / (1 + np.exp(-2 * y))  # probabilities, not 0/1

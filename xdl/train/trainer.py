@@ -852,9 +852,14 @@ class Trainer:
         # (a BatchNorm's eps, its statistics' arrays; the loss, and a loss of one's own's attributes)
         settings = self._captured.settings("evaluate", self.model, self.loss, host_values(self.loss)) if captured else None
 
+        # yes/no labels (binary cross-entropy) counted as right labels, each example's share k of them taken once
+        # at the end: the shares summed batch by batch (2/3 + 1/3 + …) rounded by the batches' bounds, so the
+        # accuracy of one model on one set changed in its last bit with batch_size
+        k = math.prod(y.shape[1:]) if self._each_output else 1
+
         def batch(Xb, yb):
             out = self._network(Xb)
-            hits = _correct(xp, out.data, yb, self._each_output) if self.classification else None
+            hits = _correct(xp, out.data, yb, self._each_output, shares=False) if self.classification else None
             return step_loss(out, yb).data * len(yb), hits
 
         with evaluating_here():
@@ -868,7 +873,7 @@ class Trainer:
                 if hits is not None:
                     correct += hits
         m = max(len(X), 1)
-        return {"cost": float(cost_sum) / m, "accuracy": float(correct) / m if self.classification else None}
+        return {"cost": float(cost_sum) / m, "accuracy": float(correct) / (m * k) if self.classification else None}
 
     # -- checkpoints --------------------------------------------------------------------------
     def save_checkpoint(self, path) -> Path:
@@ -1082,13 +1087,16 @@ def _check_parts(model, loss, optimizer) -> None:
                          f"make it from this one, e.g. {type(optimizer).__name__}(model)")
 
 
-def _correct(xp, out, labels, each_output: bool):
+def _correct(xp, out, labels, each_output: bool, shares: bool = True):
     """Number of correct predictions: argmax for several outputs, logit > 0 for one. With
     ``each_output`` (binary cross-entropy) each output is a yes/no label, right when logit > 0 is
     target > 0.5 (a soft target counts as its nearer class), and an example counts the share of its
-    labels that are right (Keras's binary accuracy)."""
+    labels that are right (Keras's binary accuracy); ``shares=False``: the number of right labels,
+    an integer (Σ shares = that / k, k labels an example, divided once by the caller)."""
     if each_output:
         right = (out > 0) == (labels > 0.5)
+        if not shares:
+            return right.sum()
         return right.reshape(len(right), -1).mean(axis=1, dtype=np.float64).sum()
     if labels.ndim == 2 and labels.shape[1] > 1:  # one-hot rows
         labels = labels.argmax(axis=1)
