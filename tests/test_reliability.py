@@ -322,6 +322,28 @@ def test_resume_refuses_a_different_run_before_changing_anything(tmp_path, chang
     assert other.epoch == 0 and len(other.history) == 0
 
 
+def frozen_trainer(frozen, epochs, tmp_path):
+    xdl.seed(0)
+    model = xdl.nn.mlp(2, [16, 8], 2, batch_norm=True)
+    getattr(model[1], frozen).requires_grad = False  # BatchNorm(16)'s γ or β: the same shape
+    return Trainer(model, SoftmaxCrossEntropy(), Adam(model, lr=0.01), epochs=epochs, seed=0, progress=False,
+                   batch_size=32, callbacks=[Checkpoint(tmp_path)])
+
+
+def test_resume_refuses_other_frozen_parameters_before_changing_anything(tmp_path):
+    """The optimizer's state is laid out by the parameters it trains: a run that froze γ resumed
+    with β frozen instead loaded β's moments into γ, silently (the shapes agree)."""
+    s = moons()
+    frozen_trainer("gamma", 2, tmp_path).fit(s.X_train, s.y_train)
+    other = frozen_trainer("beta", 4, tmp_path)
+    before = state_of(other)
+    with pytest.raises(ValueError, match=r"trained \['1.beta'\], this run's optimizer trains \['1.gamma'\] "
+                                         r"\(frozen parameters differ"):
+        other.fit(s.X_train, s.y_train, resume=tmp_path)
+    assert_same_state(before, state_of(other))
+    assert other.epoch == 0 and len(other.history) == 0
+
+
 def test_resume_tells_two_schedules_of_one_name_apart_by_their_rates(tmp_path):
     """A schedule of one's own was recorded by its name alone: a resume with another lambda (or the
     class made with other arguments) went on without a word, while another constant lr was refused."""

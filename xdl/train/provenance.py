@@ -1,7 +1,7 @@
 """Provenance: what a training checkpoint was made with, and the check a resume makes against it.
 
 A checkpoint records the run's provenance — the model's architecture, the loss, the optimizer
-and its settings, the trainer's seed, batch size, L2 and schedule (by name, and by its rates at a
+and its settings, the parameters each of its groups trains, the trainer's seed, batch size, L2 and schedule (by name, and by its rates at a
 few counts, as each per-step lr), the callbacks by type, the model's dtype, and a digest of the
 training and dev data — and `verify` compares it with the run
 about to resume, naming the first thing that differs with both values, before anything in memory
@@ -84,6 +84,7 @@ def record(trainer, data: dict) -> dict:
         "loss": type(trainer.loss).__name__,
         "optimizer": type(optimizer).__name__,
         "optimizer settings": [{k: _setting(v) for k, v in g.items()} for g in trainer._settings],
+        "trained parameters": trained_parameters(trainer.model, trainer.optimizer),
         "seed": trainer.seed,
         "batch_size": trainer.batch_size,
         "l2": trainer.l2,
@@ -100,6 +101,17 @@ def record(trainer, data: dict) -> dict:
         "dtype": str(trainer.model.dtype),  # (before the data, whose digest is of them in it)
         "data": data,
     })
+
+
+def trained_parameters(model, optimizer) -> list[list[str]]:
+    """Each optimizer group's parameters by the model's names, in the group's order: which train (a
+    frozen one, left out by ``Optimizer(model)``, is in none) and where each one's state lies. A resume
+    with another parameter frozen was told of the optimizer's buffer length at best, and where the
+    sizes matched (BatchNorm's gamma frozen, then its beta) loaded one parameter's moments into the
+    other without a word."""
+    names = {id(p): name for name, p in model.named_parameters()}
+    return [[names.get(id(p), f"(not the model's: shape {tuple(p.shape)})") for p in g.params]
+            for g in optimizer.groups]
 
 
 def verify(saved: dict, current: dict, path) -> None:
@@ -125,6 +137,14 @@ def verify(saved: dict, current: dict, path) -> None:
                     if a.get(name) != b.get(name):
                         raise ValueError(f"resume: optimizer setting {name!r} (group {g}) was {a.get(name)!r} in "
                                          f"the checkpoint, this run has {b.get(name)!r} ({str(path)!r})")
+        if key == "trained parameters" and isinstance(then, list) and len(then) == len(now):
+            was, has = {n for g in then for n in g}, {n for g in now for n in g}
+            if was != has:
+                only_then, only_now = sorted(was - has), sorted(has - was)
+                raise ValueError(f"resume: the checkpoint's run trained {only_then or 'no other parameter'}, this "
+                                 f"run's optimizer trains {only_now or 'no other parameter'} (frozen parameters "
+                                 f"differ: freeze the ones the run froze, requires_grad = False, before making "
+                                 f"the optimizer) ({str(path)!r})")
         if key == "data":
             for part in ("train", "dev"):
                 if (then or {}).get(part) != now.get(part):
