@@ -2373,3 +2373,35 @@ def test_a_later_fit_after_an_early_stop_waits_its_patience_anew_as_keras_s_fit(
                       callbacks=[EarlyStopping(patience=2)])  # (rate 0: the dev cost never improves)
     assert trainer.fit(X, y, dev=(X, y))["epoch"] == [1, 2, 3]
     assert trainer.fit(X, y, dev=(X, y))["epoch"] == [1, 2, 3, 4, 5]
+
+
+class EvalAtEpochEnd(Callback):
+    def on_epoch_end(self, trainer, record):
+        trainer.model.eval()  # (and never back: the loop puts its modes back)
+
+
+def test_a_batch_norm_the_user_put_in_evaluation_keeps_its_statistics_while_the_rest_trains():
+    """PyTorch's fine-tuning idiom, model.train(); bn.eval(): each epoch put every module in training
+    mode, so the batch norm's running statistics moved (and its flag said training after the fit). A
+    model wholly in evaluation (model.eval(), to predict) still trains in training mode, and a
+    callback's model.eval() at an epoch's end is undone at the next epoch's start."""
+    X, y = xdl.datasets.moons(200, noise=0.2, seed=0)
+    xdl.seed(0)
+    model = xdl.nn.mlp(2, [8], 2, batch_norm=True, dropout=0.2)
+    bn = next(m for m in model.layers if isinstance(m, xdl.nn.BatchNorm))
+    bn.eval()
+    statistics = {name: a.copy() for name, a in model.state_dict().items() if "running" in name}
+    Trainer(model, SoftmaxCrossEntropy(), Adam(model), epochs=2, progress=False).fit(X, y)
+    assert not bn.training and model.training
+    for name, value in statistics.items():
+        np.testing.assert_array_equal(model.state_dict()[name], value)
+
+    for callbacks in ((), (EvalAtEpochEnd(),)):
+        xdl.seed(0)
+        model = xdl.nn.mlp(2, [8], 2, batch_norm=True).eval()
+        moved = []
+        Trainer(model, SoftmaxCrossEntropy(), Adam(model), epochs=2, progress=False,
+                callbacks=[*callbacks, type("Watch", (Callback,), {"on_epoch_end": lambda self, t, r: moved.append(
+                    {n: a.copy() for n, a in t.model.state_dict().items() if "running" in n})})()]).fit(X, y)
+        for before, after in zip([statistics, moved[0]], moved):  # each epoch's steps moved them
+            assert all(not np.array_equal(before[name], after[name]) for name in before)

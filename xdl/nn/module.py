@@ -269,6 +269,12 @@ class LoadedKeys(NamedTuple):
     unexpected_keys: list
 
 
+def restore_modes(modes: list[tuple[Module, bool]]) -> None:
+    """Put each module's mode flag back as `Module.modes` read it."""
+    for module, training in modes:
+        object.__setattr__(module, "training", training)
+
+
 class Module:
     """Base class: subclasses set attributes in ``__init__`` and implement ``forward``.
 
@@ -489,13 +495,16 @@ class Module:
         module was in (a batch norm kept in evaluation while the rest trains stays so). It sets the
         modules' flags, which every thread reads: beside another thread's use of the model,
         `mode_here` (what ``predict`` and ``model(x, training=...)`` do)."""
-        modes = [(module, module.__dict__.get("training", True)) for _, module in self.named_modules()]
+        modes = self.modes()
         self.train(training)
         try:
             yield self
         finally:
-            for module, was_training in modes:
-                object.__setattr__(module, "training", was_training)
+            restore_modes(modes)
+
+    def modes(self) -> list[tuple[Module, bool]]:
+        """Each module's mode flag (this one's and every submodule's), for `restore_modes`."""
+        return [(module, module.__dict__.get("training", True)) for _, module in self.named_modules()]
 
     @property
     def training(self) -> bool:

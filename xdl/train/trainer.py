@@ -39,7 +39,8 @@ from xdl.data.validation import (check_bool, check_dev_pair, check_feature_names
                                  feature_names)
 from xdl.files import json_number
 from xdl.nn import Module, Sequential
-from xdl.nn.module import PREDICTIONS, classes_of_logits, ends_in_probability, evaluating_here, mode_here
+from xdl.nn.module import (PREDICTIONS, classes_of_logits, ends_in_probability, evaluating_here, mode_here,
+                           restore_modes)
 from xdl.optim import SGD, Optimizer
 from xdl.optim.optimizer import check_rate, rate_at, takes_arguments
 from xdl.serialization import load, read_checkpoint
@@ -209,6 +210,7 @@ class Trainer:
         self.step = 0  # steps completed in the current epoch (non-zero only in a mid-epoch checkpoint)
         self.stop_training = False
         self._step_hooks = []  # the callbacks whose on_step_end a fit calls (`fit`)
+        self._modes = []  # each module's mode flag in a fit's steps (`fit`)
         self.resumed = False
         self.last_checkpoint: Path | None = None  # the last good state written by a Checkpoint callback
         self.last_checkpoint_at: tuple[int, int] | None = None  # its (epochs completed, steps into the next)
@@ -522,6 +524,13 @@ class Trainer:
             bar = progress_bar(self.progress, total=(self.epochs - self.epoch) * len(bounds) - self.step)
             # (only callbacks that override the per-step hook are called at each step: it reads the cost)
             self._step_hooks = [cb for cb in self.callbacks if type(cb).on_step_end is not Callback.on_step_end]
+            # the mode each module trains in, put back at each epoch's start (a callback's model.eval() undone):
+            # as the user left it — a batch norm put in evaluation (PyTorch's model.train(); bn.eval()) keeps its
+            # running statistics while the rest trains; every module was put in training mode —, and a model
+            # wholly in evaluation (model.eval(), to predict) trains in training mode
+            if not self.model.__dict__.get("training", True):
+                self.model.train()
+            self._modes = self.model.modes()
             self._train(X, y, dev, bounds, bar)
             for cb in self.callbacks:
                 cb.on_train_end(self)
@@ -593,6 +602,7 @@ class Trainer:
         if not isinstance(X, np.ndarray):
             order = backend.asarray(order)
         checked = self.step
+        restore_modes(self._modes)  # (before a captured step's settings are compared: the modes it replays)
         captured = self.eager_reason() is None
         if captured:  # the dropout key's step, counted on by each step on the device
             steps_done = self._captured.start_epoch(e * steps + self.step)
@@ -603,7 +613,6 @@ class Trainer:
             self.optimizer.zero_grad()
             settings = self._captured.settings("step", self.model, self.l2, self.optimizer, len(self.optimizer.groups),
                                                self.eval_train, self.loss, host_values(self.loss))
-        self.model.train()
         # from the epoch's first step until its record (or a stop's `_partial`): an exception in between
         # leaves the run where no fit can go on exactly
         self._mid_step = True
