@@ -1632,3 +1632,44 @@ def test_workers_that_fail_to_start_name_the_script_s_main_guard(monkeypatch):
         tune(X, y, (X, y), {"lr": {"log_uniform": [1e-3, 1e-1]}}, trials=2, execution="dask",
              base=TrainConfig(epochs=1, hidden=[4]))
     assert "if __name__ == '__main__':" in raised.value.__notes__[-1]
+
+
+def test_int_uniform_draws_every_integer_alike_near_the_largest_bounds_too():
+    """x = a + ⌊u·(b − a + 1)⌋, u ~ U[0, 1) (`IntUniform.sample`): the bounds it takes, ±2**53, draw alike
+    too (t ~ U[a − ½, b + ½] rounded, t near 2**53 fell on floats 1 or 2 apart: ties to even and the
+    ends' rounding drew 2**53 − 1 three times in four), and small ranges draw what they drew before."""
+    from xdl.tune.space import IntUniform
+    for low in (2**48, 2**52, 2**53 - 1, -2**53):
+        draws = np.array(IntUniform(low, low + 1).sample(np.random.default_rng(0), 20_000)) - low
+        assert set(draws.tolist()) == {0, 1}
+        assert stats.chisquare(np.bincount(draws)).pvalue > 1e-4  # (before: 1e-9 at 2**48, 0 at 2**53 − 1)
+    old = np.clip(np.rint(np.random.default_rng(1).uniform(2.5, 9.5, 1000)), 3, 9)  # t ~ U[a − ½, b + ½], rounded
+    assert IntUniform(3, 9).sample(np.random.default_rng(1), 1000) == old.astype(int).tolist()
+
+
+def test_zoom_around_a_point_at_a_bound_keeps_it_and_the_bounds_a_user_gave():
+    """A box moved to an edge ends at that edge exactly, and its end there is the dimension's bound
+    itself: (high − w) + w fell an ulp short of high, and 10^log10(x) is not always x, so the next
+    round's zoom around the same best trial raised "center's lr is …, not a value of the space's",
+    and a narrowing at the low end drew lr below the low a user gave."""
+    for d, name in ((LogUniform(90887.91322618249, 451328.98713183095), "lr"),
+                    (Uniform(-4.2310754620742745, -4.227638509494816), "dropout"),
+                    (OneMinusLog(0.4523058172630612, 0.9601703829117034), "beta1")):
+        space = Space({name: d})
+        for end in d.bounds:
+            once = zoom(space, {name: end}, shrink=0.3)
+            zoom(once, {name: end}, shrink=0.3)  # (raised: the centre was out of the box zoom had made around it)
+            low, high = once.dimensions[name].bounds
+            assert d.bounds[0] <= low <= end <= high <= d.bounds[1]
+    assert LogUniform(1.7632164355185722, 6247.690506010698).narrowed(0.0, 3.0).bounds[0] == 1.7632164355185722
+
+
+def test_zoom_around_a_choice_finds_its_value_not_one_equal_to_it():
+    """A choice's coordinate is its value's cell, found as the study writes it: in [0, False, True],
+    False == 0, and zoom around False narrowed to 0 (True, likewise, to 1 of [1, 1.0, True])."""
+    space = Space({"augment_flip": Choice([0, False, True])})
+    assert zoom(space, {"augment_flip": False}, shrink=0.3).dimensions["augment_flip"].values == [False]
+    space = Space({"hidden": Choice([1, 1.0, True])})
+    assert zoom(space, {"hidden": True}, shrink=0.3).dimensions["hidden"].values == [True]
+    with pytest.raises(ValueError, match="not a value of the space"):
+        zoom(Space({"hidden": Choice([1, 2])}), {"hidden": True})

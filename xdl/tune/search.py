@@ -48,7 +48,7 @@ from xdl.train.progress import progress_bar
 from xdl.train.provenance import data_digest
 from xdl.lock import DirectoryLock, check_not_in_use, took_over_note
 from xdl.tune.pruning import BatchPruning, Pruning, recorded_at, rungs
-from xdl.tune.space import DEFAULT_SPACE, NOT_SEARCHED, SAMPLING, Space, as_json, python_value
+from xdl.tune.space import DEFAULT_SPACE, NOT_SEARCHED, SAMPLING, Space, python_value, value_key
 from xdl.tune.study import TRIALS_FILE, Study, Trial, read_trials, saved_study
 
 STRATEGIES = ("random", "grid", "coarse_to_fine", "tpe")
@@ -599,14 +599,15 @@ def zoom(space: Space, center: dict, shrink: float = SHRINK) -> Space:
         else:
             start = d.coordinate(center[name]) - width / 2
         start = min(max(start, low), high - width)
-        boxes[name] = (start, start + width)
+        # moved to the top: (high − width) + width may fall an ulp short of high, and a centre there out of the box
+        boxes[name] = (start, high if start == high - width else start + width)
     return space.narrowed(boxes)
 
 
 def _holds(d, value) -> bool:
     """Whether ``value`` is one of dimension ``d``'s: a choice's value, or a number in its range."""
     if d.kind == "choice":
-        return as_json(value) in d.values
+        return value_key(value) in {value_key(v) for v in d.values}  # (True is no value of [1, 2], though True == 1)
     if isinstance(value, bool) or not isinstance(value, int | float | np.number):
         return False
     try:

@@ -31,6 +31,7 @@ an object (``LogUniform(low, high)``, as Optuna takes its distributions) — or 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 
 import numpy as np
@@ -86,7 +87,12 @@ class Dimension:
         own), with the bounds it then has in its own units: what its `spec` (a study's record) says;
         itself where the box's values are closer than `RESOLUTION` allows."""
         low, high = max(low, self.low), min(high, self.high)
-        ends = sorted(python_value(v) for v in self.value(np.array([low, high])))
+        values = [python_value(v) for v in self.value(np.array([low, high]))]
+        # a box's end at this one's end is this one's bound itself: 10^log10(x) may miss x by an ulp, which left
+        # the bounds a user gave (lr 1 ulp below its low) or lost a trial at a bound (zoom's centre, next round)
+        own = self.bounds if self.value(self.low) <= self.value(self.high) else self.bounds[::-1]
+        values[0], values[1] = own[0] if low == self.low else values[0], own[1] if high == self.high else values[1]
+        ends = sorted(values)
         if not ends[1] - ends[0] > RESOLUTION * max(abs(ends[0]), abs(ends[1])):
             return self  # as narrow as it gets (`RESOLUTION`)
         return self._over(*ends)
@@ -193,6 +199,16 @@ class IntUniform(Dimension):
     def value(self, t):
         return np.clip(np.rint(np.asarray(t, dtype=np.float64)), *self.bounds).astype(np.int64)
 
+    def sample(self, rng: np.random.Generator, n: int) -> list:
+        """x = a + ⌊u·(b − a + 1)⌋, u ~ U[0, 1): round(t) of t ~ U[a − ½, b + ½] drawn from the same u, but
+        as an offset from a — t itself, near 2**48 and beyond, fell on a grid of floats coarse enough that
+        ties (rounded to even) and the ends' rounding made the integers unlike: [2**53 − 1, 2**53] drew
+        the first 3 times in 4."""
+        low, high = self.bounds
+        count = float(high - low + 1)
+        offsets = np.minimum(np.floor(rng.random(n) * count), count - 1).astype(np.int64)
+        return [low + int(k) for k in offsets]
+
     def coordinate(self, x) -> float:
         return float(x)
 
@@ -242,7 +258,8 @@ class Choice(Dimension):
         return self.values[first:last]
 
     def coordinate(self, x) -> float:
-        return self.values.index(as_json(x)) + 0.5
+        # found by its JSON, not ==: in [0, False] or [1, 1.0, True] False == 0, so zoom narrowed around 0
+        return [value_key(v) for v in self.values].index(value_key(x)) + 0.5
 
     def narrowed(self, low: float, high: float) -> Dimension:
         """The values whose cells lie mostly in the box [low, high] (at least the one at its
@@ -254,6 +271,11 @@ class Choice(Dimension):
 
     def spec(self):
         return {self.kind: self.values}
+
+
+def value_key(value) -> str:
+    """``value`` as a study writes it: the same key for the same value, another for True and 1, 1 and 1.0."""
+    return json.dumps(as_json(value), sort_keys=True)
 
 
 def as_json(value):
