@@ -315,6 +315,24 @@ def test_a_captured_run_ends_with_the_eager_runs_weights(backend, monkeypatch):
         assert {k: v for k, v in a.items() if k not in timed} == {k: v for k, v in b.items() if k not in timed}
 
 
+def test_a_captured_run_with_a_batch_norm_in_evaluation_ends_as_an_eager_one(backend, monkeypatch):
+    """A batch norm the user put in evaluation stays so in the steps (its running statistics fixed,
+    the rest training): the captured steps replay that mode, as the eager ones run it."""
+    s = moons()
+    runs = {}
+    for how in ("eager", "captured"):
+        tr = trainer(False) if how == "eager" else captured_trainer(monkeypatch, backend)
+        first = next(m for m in tr.model.layers if isinstance(m, xdl.nn.BatchNorm))
+        first.eval()
+        before = backend.to_numpy(first.running_mean).copy()
+        tr.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+        assert how == "eager" or tr.eager_reason() is None
+        assert not first.training
+        np.testing.assert_array_equal(backend.to_numpy(first.running_mean), before)
+        runs[how] = weights(backend, tr.model)
+    np.testing.assert_array_equal(runs["captured"], runs["eager"])
+
+
 def test_changing_lr_between_epochs_changes_a_captured_run_as_an_eager_one(backend, monkeypatch):
     from xdl.train import Callback
 
