@@ -435,3 +435,57 @@ def test_a_stacked_step_takes_a_closure_as_an_optimizers_does():
     step(other, b)
     assert np.isfinite(cost.item())
     np.testing.assert_array_equal(stacked.data, other.data)
+
+
+def test_a_frozen_models_optimizer_state_stays_as_freeze_left_it_and_unfreeze_goes_on_from_it():
+    """freeze(k) zeroed model k's gradient row and rate, but the shared update still ran over its state:
+    v ← β·v + (1 − β)·(0 + wd·p) a step, so after 3 frozen steps its momentum was 0.73 of what it was and
+    `unfreeze` went on from that, not from "its state as freeze left it". Here model 1, paused, then
+    unfrozen, takes the steps its own Momentum takes when it is not stepped meanwhile."""
+    ms = models(2)
+    stacked = stack(ms)
+    opt = StackedOptimizer(stacked, [Momentum(m, lr=0.1, beta=0.9, weight_decay=0.01) for m in ms])
+    alone = Momentum(ms[1], lr=0.1, beta=0.9, weight_decay=0.01)
+    grads = [RNG.standard_normal(stacked.grad.shape) for _ in range(6)]
+
+    def stacked_step(g):
+        stacked.grad[...] = g
+        opt.step()
+
+    def alone_step(g):
+        ms[1].zero_grad()
+        for name, p in ms[1].named_parameters():
+            p.grad[...] = g[1, stacked._columns()[name]].reshape(p.shape)
+        alone.step()
+
+    stacked_step(grads[0]), alone_step(grads[0])
+    opt.freeze(1)
+    data, v = stacked.data[1].copy(), opt._state["v"][1].copy()
+    for g in grads[1:4]:
+        stacked_step(g)
+    np.testing.assert_array_equal(stacked.data[1], data)
+    np.testing.assert_array_equal(opt.state_dict()["state"]["v"][1], v)  # (what a checkpoint keeps)
+    opt.unfreeze(1, 0.1)
+    for g in grads[4:]:
+        stacked_step(g), alone_step(g)
+    np.testing.assert_array_equal(stacked.data[1], np.concatenate([p.data.reshape(-1) for _, p in ms[1].flat_order()]))
+
+
+@pytest.mark.parametrize("rate", [1e39, 1e-46])
+def test_a_rate_outside_the_stacks_dtype_is_refused_as_an_optimizers(rate):
+    """A float32 stack took set_lr([1e39, …]): the update rounded it to inf and model 0's weights were
+    −inf after one step (fit_many then said the model diverged), and 1e-46 was 0 — where the model's own
+    optimizer refuses both (``opt.lr = 1e39``). Refused by name, before any rate changes."""
+    ms = models(2, np.float32)
+    opt = StackedOptimizer(stack(ms), [SGD(m, lr=0.1) for m in ms])
+    with pytest.raises(ValueError, match=r"lr is .*float32's positive range"):
+        SGD(ms[0], lr=0.1).lr = rate
+    with pytest.raises(ValueError, match=r"^lr of model 0 is .*: a learning rate must be 0 or a number in float32's"):
+        opt.set_lr([rate, 0.2])
+    opt.freeze(1)
+    with pytest.raises(ValueError, match=r"^lr of model 1 is .*float32's positive range"):
+        opt.unfreeze(1, rate)
+    state = opt.state_dict()
+    with pytest.raises(ValueError, match=r"settings\[0\], model 0: lr is .*float32's positive range"):
+        opt.load_state_dict(dict(state, settings=[{**state["settings"][0], "lr": [rate, 0.0]}]))
+    assert opt.lr.tolist() == [np.float64(0.1), 0.0] and opt.frozen.tolist() == [False, True]

@@ -11,8 +11,10 @@ the weights and one for the rest (as `param_groups` splits them), and no ``check
 with a frozen parameter has none: what the shared update cannot represent is refused, by name.
 
 A model can be frozen (`freeze`): its learning rate becomes 0 and its gradient row is zeroed
-before each update, so the shared update leaves its weights exactly as they are (`unfreeze`
-lets it train on).
+before each update, so the shared update leaves its weights exactly as they are; its state rows,
+which the update still decays (a zero gradient's), are kept as they were and put back by
+`unfreeze`, which lets it train on from them (Adam's bias correction then counts the stack's
+steps, ``t``, frozen ones too) — one copy at each, none per step.
 
 As `xdl.optim.Optimizer`, the values an update reads live in device memory, so a captured step
 (`xdl.cuda_graph`) reads the current ones: each region's K values per hyperparameter (``held``,
@@ -33,7 +35,7 @@ from xdl.flat import writable
 from xdl.graph import require_not_capturing
 from xdl.tensor import note_written
 from xdl.optim.optimizer import (Optimizer, StateBuffers, StepCount, _check_eps_in, _is_number, _real, _run_closure,
-                                 check_non_negative)
+                                 check_non_negative, check_rate)
 
 
 @dataclass
@@ -101,6 +103,7 @@ class StackedOptimizer(StepCount):
         self.regions = [self._region(a, b, per_model) for a, b, per_model in bounds if b > a]
         self._frozen = np.zeros(stacked.n_models, dtype=bool)
         self._frozen_rows = None  # the frozen rows' indices on the device (step zeroes their gradients)
+        self._paused = {}  # k → a frozen model's state rows as `freeze` kept them
         for region in self.regions:
             self._hold(region)
 
@@ -111,6 +114,7 @@ class StackedOptimizer(StepCount):
         writes in place is made `writable`."""
         self.__dict__.update(state)
         self._params = self.model.parameters()  # (a pickle of before they were listed has none)
+        self.__dict__.setdefault("_paused", {})  # (nor one of before frozen states were kept)
         self._state = {name: writable(a) for name, a in self._state.items()}
         if self.steps_done is not None:
             self.steps_done = writable(self.steps_done)
@@ -163,7 +167,7 @@ class StackedOptimizer(StepCount):
                     settings[name] = value
         for k, settings in enumerate(per_model):
             try:
-                check_non_negative("lr", settings["lr"])  # a number: stacked rates are set per epoch, no schedule
+                self._check_rate("lr", settings["lr"])  # a number: stacked rates are set per epoch, no schedule
                 self.rule.check_settings(settings)
                 _check_eps_in(settings, [region.data.dtype])
             except ValueError as e:
@@ -184,6 +188,14 @@ class StackedOptimizer(StepCount):
     def n_models(self) -> int:
         return self.model.n_models
 
+    def _check_rate(self, name: str, value) -> None:
+        """A rate model k's own optimizer would take (`Optimizer`'s ``lr`` setter): a finite number ≥ 0,
+        and 0 or within `rate_range` of the stack's dtype — the update rounds the (K, 1) rates to it, so
+        1e39 was inf in float32 (the model's weights −inf after one step, said as a divergence at the
+        epoch's end) and 1e-46 was 0, where an ordinary optimizer refuses both by name."""
+        check_non_negative(name, value)
+        check_rate(value, name, self.model.data.dtype)
+
     @property
     def lr(self) -> np.ndarray:
         """The K learning rates (of the weights' region)."""
@@ -203,7 +215,7 @@ class StackedOptimizer(StepCount):
             raise ValueError(f"lr: {len(values)} values for a stack of {self.n_models} models")
         for k, value in enumerate(values):
             if not self._frozen[k]:
-                check_non_negative(f"lr of model {k}", value)
+                self._check_rate(f"lr of model {k}", value)
             elif math.isnan(_real(value)):  # not used (a frozen model's rate is 0), but not None or a bool either
                 raise ValueError(f"lr of model {k} must be a number, got {value!r}")
         values = np.where(self._frozen, 0.0, np.array(values, dtype=np.float64))
@@ -213,8 +225,9 @@ class StackedOptimizer(StepCount):
 
     def freeze(self, k: int, clear_state: bool = False) -> None:
         """Stop updating model k: its lr becomes 0 and its gradient row is zeroed at each step, so
-        its weights stay exactly as they are. ``clear_state`` zeroes its optimizer state too (a
-        diverged model's may hold NaN, which a zero rate would still spread)."""
+        its weights stay exactly as they are, and its optimizer state is kept as it is now (for
+        `unfreeze` and `state_dict`). ``clear_state`` zeroes that state (a diverged model's may
+        hold NaN, which a zero rate would still spread)."""
         if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 0 <= k < self.n_models:
             raise IndexError(f"freeze: model {k!r} is not one of the {self.n_models} models (0 to {self.n_models - 1})")
         self._frozen[k] = True
@@ -225,18 +238,24 @@ class StackedOptimizer(StepCount):
         if clear_state:
             for a in self._state.values():
                 a[k] = 0
+        if clear_state or k not in self._paused:
+            # its rows as they are: the shared update still runs over them, and a zero gradient decays momenta and
+            # moments (v ← β·v; + wd·p with weight decay) — a model unfrozen went on from shrunken ones
+            self._paused[k] = {name: a[k].copy() for name, a in self._state.items()}
 
     def unfreeze(self, k: int, lr: float) -> None:
         """Update model k again, at rate ``lr`` (its state as `freeze` left it): a resumed batch
         trains a model that had completed its epochs for the epochs added."""
         if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 0 <= k < self.n_models:
             raise IndexError(f"unfreeze: model {k!r} is not one of the {self.n_models} models (0 to {self.n_models - 1})")
-        check_non_negative(f"lr of model {k}", lr)
+        self._check_rate(f"lr of model {k}", lr)
         self._frozen[k] = False
         self._frozen_changed()
         for region in self.regions:
             region.settings["lr"][k] = float(lr)
             self._hold(region)
+        for name, row in self._paused.pop(k, {}).items():
+            self._state[name][k] = row
 
     def _frozen_changed(self) -> None:
         self._frozen_rows = self.model.backend.asarray(np.flatnonzero(self._frozen)) if self._frozen.any() else None
@@ -270,10 +289,14 @@ class StackedOptimizer(StepCount):
     def state_dict(self) -> dict:
         """Step count, per-model settings and frozen flags, and NumPy copies of the (K, P) state."""
         to_numpy = self.model.backend.to_numpy
+        state = {name: to_numpy(a).copy() for name, a in self._state.items()}
+        for k, rows in self._paused.items():  # a frozen model's as freeze kept it
+            for name, row in rows.items():
+                state[name][k] = to_numpy(row)
         return {"class": type(self.rule).__name__, "t": self.t, "frozen": self._frozen.tolist(),
                 "settings": [{k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in r.settings.items()}
                              for r in self.regions],
-                "state": {name: to_numpy(a).copy() for name, a in self._state.items()}}
+                "state": state}
 
     def load_state_dict(self, state: dict) -> None:
         """Restore from `state_dict` (checked first, `check_state_dict`)."""
@@ -287,6 +310,8 @@ class StackedOptimizer(StepCount):
             self._hold(region)
         self._frozen = np.array(state["frozen"], dtype=bool)
         self._frozen_changed()
+        self._paused = {int(k): {name: a[k].copy() for name, a in self._state.items()}
+                        for k in np.flatnonzero(self._frozen)}
         self.t = int(state["t"])
 
     def check_state_dict(self, state: dict) -> None:
