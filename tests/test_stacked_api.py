@@ -489,3 +489,26 @@ def test_a_rate_outside_the_stacks_dtype_is_refused_as_an_optimizers(rate):
     with pytest.raises(ValueError, match=r"settings\[0\], model 0: lr is .*float32's positive range"):
         opt.load_state_dict(dict(state, settings=[{**state["settings"][0], "lr": [rate, 0.0]}]))
     assert opt.lr.tolist() == [np.float64(0.1), 0.0] and opt.frozen.tolist() == [False, True]
+
+
+def test_set_row_checks_the_whole_row_before_writing_and_row_takes_the_models_indices():
+    """A row without its statistics wrote the weights, then raised KeyError 'buffers' (one with too
+    few buffers wrote what zip gave); row(3) said NumPy's "index 3 is out of bounds", and row(-1)
+    was taken where model(-1) and freeze(-1) refuse it."""
+    xdl.seed(0)
+    ms = [xdl.nn.mlp(4, [8], 3, batch_norm=True) for _ in range(2)]
+    stacked = stack(ms)
+    good, before = stacked.row(0), stacked.row(1)
+    for row in ({"data": good["data"]}, {**good, "buffers": good["buffers"][:1]}, {**good, "data": good["data"][:-1]}):
+        with pytest.raises(ValueError, match=r"^set_row: row must be what row\(k\) gives"):
+            stacked.set_row(1, row)
+        after = stacked.row(1)
+        np.testing.assert_array_equal(after["data"], before["data"])
+        for a, b in zip(after["buffers"], before["buffers"], strict=True):
+            np.testing.assert_array_equal(a, b)
+    for call in (lambda: stacked.row(2), lambda: stacked.row(-1), lambda: stacked.set_row(-1, good),
+                 lambda: stacked.model_state(2)):
+        with pytest.raises(IndexError, match="a stack of 2 models has models 0 to 1"):
+            call()
+    stacked.set_row(1, good)
+    np.testing.assert_array_equal(stacked.row(1)["data"], good["data"])

@@ -145,6 +145,7 @@ class Stacked(Sequential):
     def model_state(self, k: int, row: dict | None = None) -> dict[str, np.ndarray]:
         """Model k's state dict, named as its ordinary model names it (NumPy arrays: views of one
         host copy of the row), from its current state or from ``row`` (a `row` copy taken earlier)."""
+        self._check_index(k, "model_state")
         row = self.row(k) if row is None else row
         to_numpy, state, columns = self.backend.to_numpy, {}, self._columns()
         data = to_numpy(row["data"])  # one copy to the host, then views of it
@@ -157,8 +158,7 @@ class Stacked(Sequential):
     def model(self, k: int, row: dict | None = None) -> Module:
         """Model k as an ordinary model (its own dropout rate and batch-norm momentum), with its
         current weights and statistics (or those of ``row``): ``xdl.save``-able, ``predict``-able."""
-        if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 0 <= k < self.n_models:
-            raise IndexError(f"model {k!r}: a stack of {self.n_models} models has models 0 to {self.n_models - 1}")
+        self._check_index(k, "model")
         model = build_on_host(self.descriptions[k], self.dtype)
         model.load_state_dict(self.model_state(k, row))
         stacked = dict(self.named_parameters())
@@ -201,12 +201,25 @@ class Stacked(Sequential):
         raise TypeError(f"a Stacked model cannot change dtype ({self.data.dtype} → {np.dtype(dtype)}): its parameters "
                         "are views of its (K, P) buffer; stack models of that dtype (fit_many(..., dtype=...))")
 
+    def _check_index(self, k, what: str) -> None:
+        if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 0 <= k < self.n_models:
+            raise IndexError(f"{what} {k!r}: a stack of {self.n_models} models has models 0 to {self.n_models - 1}")
+
     def row(self, k: int) -> dict:
         """A copy of everything model k holds (its parameter row and statistics), for `set_row`."""
+        self._check_index(k, "row")  # (-1 too: model(-1) and freeze(-1) refuse it)
         return {"data": self.data[k].copy(), "buffers": [a[k].copy() for _, a in self.named_buffers()]}
 
     def set_row(self, k: int, row: dict) -> None:
-        """Put back what `row` copied: model k's weights and statistics as they were."""
+        """Put back what `row` copied: model k's weights and statistics as they were (checked
+        whole first: a row without its statistics wrote the weights, then raised)."""
+        self._check_index(k, "set_row")
+        buffers = [a for _, a in self.named_buffers()]
+        if not isinstance(row, dict) or set(row) != {"data", "buffers"} or len(row["buffers"]) != len(buffers) or \
+                tuple(np.shape(row["data"])) != self.data.shape[1:] or \
+                any(tuple(np.shape(saved)) != a.shape[1:] for saved, a in zip(row["buffers"], buffers)):
+            raise ValueError(f"set_row: row must be what row(k) gives — 'data' of shape {self.data.shape[1:]} and "
+                             f"'buffers', {len(buffers)} arrays of model k's statistics")
         self.data[k] = row["data"]
         note_written(self.parameters())
         for (_, a), saved in zip(self.named_buffers(), row["buffers"]):
