@@ -623,6 +623,15 @@ def test_split_defaults_change_only_beyond_a_million_examples():
     assert holdout_sizes(1_000_001) == (10_000, 10_000)
 
 
+def test_a_numpy_fraction_of_holdout_sizes_is_taken_in_float64():
+    """round(f·m) with f as a float64: a NumPy float16 or float32 fraction times the int m stayed in
+    its own dtype (NEP 50), so np.float16(0.2) of 100,000 examples overflowed to inf (an
+    OverflowError, from split too) and np.float32(0.2) of 2²⁴ + 11 examples gave 3,355,446 for
+    3,355,445.45 (the product rounded to float32)."""
+    assert holdout_sizes(100_000, np.float16(0.2), 0) == (19_995, 0)  # (float16's 0.2 is 0.199951…)
+    assert holdout_sizes(2**24 + 11, np.float32(0.2), 0) == (3_355_445, 0)
+
+
 def test_continuous_targets_of_several_columns_are_shuffled_not_stratified(rng):
     """Rows ≥ 0 that do not sum to 1 are a regression's targets, not soft labels: split shuffles them
     as stratify=False does (their argmax is no class; a stratified split warned of a lone one)."""

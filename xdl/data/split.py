@@ -41,7 +41,9 @@ def holdout_sizes(m: int, dev=None, test=None) -> tuple[int, int]:
     for name, value in (("dev", dev), ("test", test)):
         value = default if value is None else value
         if isinstance(value, float | np.floating) and 0 <= value < 1:
-            sizes.append(max(int(round(value * m)), 1 if value > 0 else 0))  # a fraction asked for is never empty
+            # in float64: a NumPy float16 or float32 fraction times m stayed in its own dtype (NEP 50), so
+            # np.float16(0.2) of 100,000 examples overflowed (OverflowError) and float32's rounded m
+            sizes.append(max(int(round(float(value) * m)), 1 if value > 0 else 0))  # a fraction asked for is never empty
         elif isinstance(value, int | np.integer) and not isinstance(value, bool) and 0 <= value < m:
             sizes.append(int(value))
         else:
