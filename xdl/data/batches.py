@@ -106,7 +106,8 @@ def training_batches(m: int, batch_size: int, min_size: int = 1) -> list[tuple[i
     when the run is planned, at the user's line) when the last batch is merged into the one before it."""
     bounds = batch_bounds(m, batch_size, min_size)  # (its arguments checked first)
     if m < min_size:
-        raise ValueError(f"the training set has {m} example(s); batch norm needs batches of at least {min_size}")
+        needs = f"batch norm needs batches of at least {min_size}" if min_size > 1 else "a step needs one"
+        raise ValueError(f"the training set has {m} example(s); {needs}")
     last = m % batch_size
     if 0 < last < min_size and m > batch_size:
         warn_caller(f"the last batch of each epoch would have {last} example(s), too few for batch norm; it is "
