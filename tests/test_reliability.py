@@ -344,6 +344,25 @@ def test_resume_refuses_other_frozen_parameters_before_changing_anything(tmp_pat
     assert other.epoch == 0 and len(other.history) == 0
 
 
+def test_resume_refuses_other_modules_in_evaluation_before_changing_anything(tmp_path):
+    """A run whose batch norm the user put in evaluation (its statistics fixed) resumed with a model
+    whose batch norm trains went on without a word, the statistics moving from then on. A model
+    wholly in evaluation is trained whole: the same run as one in training mode."""
+    s = moons()
+    first = frozen_trainer("gamma", 2, tmp_path)
+    first.model[1].eval()
+    first.fit(s.X_train, s.y_train)
+    other = frozen_trainer("gamma", 4, tmp_path)
+    before = state_of(other)
+    with pytest.raises(ValueError, match=r"the checkpoint's run ran \['1'\] in evaluation mode, this run none "
+                                         r"\(put the same ones in evaluation, .eval\(\), before resuming\)"):
+        other.fit(s.X_train, s.y_train, resume=tmp_path)
+    assert_same_state(before, state_of(other))
+    other.model[1].eval()
+    other.fit(s.X_train, s.y_train, resume=tmp_path)
+    assert other.epoch == 4 and not other.model[1].training
+
+
 def test_resume_tells_two_schedules_of_one_name_apart_by_their_rates(tmp_path):
     """A schedule of one's own was recorded by its name alone: a resume with another lambda (or the
     class made with other arguments) went on without a word, while another constant lr was refused."""

@@ -2405,3 +2405,26 @@ def test_a_batch_norm_the_user_put_in_evaluation_keeps_its_statistics_while_the_
                     {n: a.copy() for n, a in t.model.state_dict().items() if "running" in n})})()]).fit(X, y)
         for before, after in zip([statistics, moved[0]], moved):  # each epoch's steps moved them
             assert all(not np.array_equal(before[name], after[name]) for name in before)
+
+
+class Mixture(xdl.nn.Module):
+    """A model of one's own with an attribute named ``modes`` (a mixture's count of them)."""
+
+    def __init__(self, modes=3):
+        super().__init__()
+        self.modes = modes
+        self.first, self.last = xdl.nn.Dense(2, 8), xdl.nn.Dense(8, 2)
+
+    def forward(self, x):
+        return self.last(xdl.relu(self.first(x)))
+
+
+def test_a_model_of_ones_own_may_name_an_attribute_modes():
+    """The modes a fit keeps are read by a function (`modes_of`), not a Module method: a method's name
+    is refused as an attribute, and ``self.modes = 3`` raised "'modes' is a method of xdl.nn.Module"
+    where it had built."""
+    X, y = xdl.datasets.moons(100, noise=0.2, seed=0)
+    xdl.seed(0)
+    model = Mixture()
+    Trainer(model, SoftmaxCrossEntropy(), Adam(model), epochs=1, progress=False).fit(X, y)
+    assert model.modes == 3 and model.training

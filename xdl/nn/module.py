@@ -269,8 +269,27 @@ class LoadedKeys(NamedTuple):
     unexpected_keys: list
 
 
+def modes_of(model: Module) -> list[tuple[Module, bool]]:
+    """Each module's mode flag (``model``'s and every submodule's), for `restore_modes`. A function, not
+    a method: a method's name is refused as a model's attribute (`_check_attribute_name`), and a model
+    of one's own with ``self.modes = 3`` (a mixture's, a spectral layer's count) was no longer built."""
+    return [(module, module.__dict__.get("training", True)) for _, module in model.named_modules()]
+
+
+def training_modes(model: Module) -> list[tuple[Module, bool]]:
+    """`modes_of` ``model`` as a fit trains it: as the user left them where a module below the model is
+    in training mode — a batch norm put in evaluation (PyTorch's ``model.train(); bn.eval()``) keeps its
+    running statistics while the rest trains (every module was put in training mode) —, all in training
+    mode where none is (``model.eval()``, to predict; a `Sequential` of an evaluated model's layers,
+    whose own flag is a new one's)."""
+    modes = modes_of(model)
+    if not any(training for _, training in modes[1:]):
+        return [(module, True) for module, _ in modes]
+    return modes
+
+
 def restore_modes(modes: list[tuple[Module, bool]]) -> None:
-    """Put each module's mode flag back as `Module.modes` read it."""
+    """Put each module's mode flag back as `modes_of` read it."""
     for module, training in modes:
         object.__setattr__(module, "training", training)
 
@@ -495,16 +514,12 @@ class Module:
         module was in (a batch norm kept in evaluation while the rest trains stays so). It sets the
         modules' flags, which every thread reads: beside another thread's use of the model,
         `mode_here` (what ``predict`` and ``model(x, training=...)`` do)."""
-        modes = self.modes()
+        modes = modes_of(self)
         self.train(training)
         try:
             yield self
         finally:
             restore_modes(modes)
-
-    def modes(self) -> list[tuple[Module, bool]]:
-        """Each module's mode flag (this one's and every submodule's), for `restore_modes`."""
-        return [(module, module.__dict__.get("training", True)) for _, module in self.named_modules()]
 
     @property
     def training(self) -> bool:

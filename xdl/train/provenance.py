@@ -1,7 +1,8 @@
 """Provenance: what a training checkpoint was made with, and the check a resume makes against it.
 
 A checkpoint records the run's provenance — the model's architecture, the loss, the optimizer
-and its settings, the parameters each of its groups trains, the trainer's seed, batch size, L2 and schedule (by name, and by its rates at a
+and its settings, the parameters each of its groups trains, the modules it runs in evaluation
+mode, the trainer's seed, batch size, L2 and schedule (by name, and by its rates at a
 few counts, as each per-step lr), the callbacks by type, the model's dtype, and a digest of the
 training and dev data — and `verify` compares it with the run
 about to resume, naming the first thing that differs with both values, before anything in memory
@@ -21,6 +22,7 @@ from xdl.data.validation import pieces
 from xdl.files import json_number
 from xdl.init import canonical_name
 from xdl.nn.architecture import describe
+from xdl.nn.module import training_modes
 
 
 def data_digest(X, y) -> dict:
@@ -85,6 +87,7 @@ def record(trainer, data: dict) -> dict:
         "optimizer": type(optimizer).__name__,
         "optimizer settings": [{k: _setting(v) for k, v in g.items()} for g in trainer._settings],
         "trained parameters": trained_parameters(trainer.model, trainer.optimizer),
+        "modules in evaluation": evaluation_modules(trainer.model),
         "seed": trainer.seed,
         "batch_size": trainer.batch_size,
         "l2": trainer.l2,
@@ -112,6 +115,13 @@ def trained_parameters(model, optimizer) -> list[list[str]]:
     names = {id(p): name for name, p in model.named_parameters()}
     return [[names.get(id(p), f"(not the model's: shape {tuple(p.shape)})") for p in g.params]
             for g in optimizer.groups]
+
+
+def evaluation_modules(model) -> list[str]:
+    """The modules a fit runs in evaluation mode (`xdl.nn.module.training_modes`: a batch norm whose
+    statistics stay fixed). A resume with other ones went on without a word, the statistics moving
+    from then on."""
+    return [name for (name, _), (_, training) in zip(model.named_modules(), training_modes(model)) if not training]
 
 
 def verify(saved: dict, current: dict, path) -> None:
@@ -145,6 +155,10 @@ def verify(saved: dict, current: dict, path) -> None:
                                  f"run's optimizer trains {only_now or 'no other parameter'} (frozen parameters "
                                  f"differ: freeze the ones the run froze, requires_grad = False, before making "
                                  f"the optimizer) ({str(path)!r})")
+        if key == "modules in evaluation":
+            raise ValueError(f"resume: the checkpoint's run ran {then or 'no module'} in evaluation mode, this run "
+                             f"{now or 'none'} (put the same ones in evaluation, .eval(), before resuming) "
+                             f"({str(path)!r})")
         if key == "data":
             for part in ("train", "dev"):
                 if (then or {}).get(part) != now.get(part):

@@ -40,7 +40,7 @@ from xdl.data.validation import (check_bool, check_dev_pair, check_feature_names
 from xdl.files import json_number
 from xdl.nn import Module, Sequential
 from xdl.nn.module import (PREDICTIONS, classes_of_logits, ends_in_probability, evaluating_here, mode_here,
-                           restore_modes)
+                           restore_modes, training_modes)
 from xdl.optim import SGD, Optimizer
 from xdl.optim.optimizer import check_rate, rate_at, takes_arguments
 from xdl.serialization import load, read_checkpoint
@@ -524,13 +524,9 @@ class Trainer:
             bar = progress_bar(self.progress, total=(self.epochs - self.epoch) * len(bounds) - self.step)
             # (only callbacks that override the per-step hook are called at each step: it reads the cost)
             self._step_hooks = [cb for cb in self.callbacks if type(cb).on_step_end is not Callback.on_step_end]
-            # the mode each module trains in, put back at each epoch's start (a callback's model.eval() undone):
-            # as the user left it — a batch norm put in evaluation (PyTorch's model.train(); bn.eval()) keeps its
-            # running statistics while the rest trains; every module was put in training mode —, and a model
-            # wholly in evaluation (model.eval(), to predict) trains in training mode
-            if not self.model.__dict__.get("training", True):
-                self.model.train()
-            self._modes = self.model.modes()
+            # the mode each module trains in (`training_modes`), put back at each epoch's start (a callback's
+            # model.eval() undone)
+            self._modes = training_modes(self.model)
             self._train(X, y, dev, bounds, bar)
             for cb in self.callbacks:
                 cb.on_train_end(self)
