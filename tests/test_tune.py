@@ -1643,6 +1643,8 @@ def test_int_uniform_draws_every_integer_alike_near_the_largest_bounds_too():
         draws = np.array(IntUniform(low, low + 1).sample(np.random.default_rng(0), 20_000)) - low
         assert set(draws.tolist()) == {0, 1}
         assert stats.chisquare(np.bincount(draws)).pvalue > 1e-4  # (before: 1e-9 at 2**48, 0 at 2**53 − 1)
+    odd = np.array(IntUniform(-2**53, 2**53).sample(np.random.default_rng(0), 1000)) % 2
+    assert 400 < odd.sum() < 600  # (more than 2**53 integers: a 53-bit u's offsets were all even)
     old = np.clip(np.rint(np.random.default_rng(1).uniform(2.5, 9.5, 1000)), 3, 9)  # t ~ U[a − ½, b + ½], rounded
     assert IntUniform(3, 9).sample(np.random.default_rng(1), 1000) == old.astype(int).tolist()
 

@@ -203,8 +203,11 @@ class IntUniform(Dimension):
         """x = a + ⌊u·(b − a + 1)⌋, u ~ U[0, 1): round(t) of t ~ U[a − ½, b + ½] drawn from the same u, but
         as an offset from a — t itself, near 2**48 and beyond, fell on a grid of floats coarse enough that
         ties (rounded to even) and the ends' rounding made the integers unlike: [2**53 − 1, 2**53] drew
-        the first 3 times in 4."""
+        the first 3 times in 4. More than 2**53 integers (a 53-bit u reaches every second one): drawn as
+        integers (`Generator.integers`)."""
         low, high = self.bounds
+        if high - low + 1 > 2**53:
+            return [low + int(k) for k in rng.integers(0, high - low + 1, size=n)]
         count = float(high - low + 1)
         offsets = np.minimum(np.floor(rng.random(n) * count), count - 1).astype(np.int64)
         return [low + int(k) for k in offsets]
