@@ -135,6 +135,21 @@ def test_train_writes_model_history_report_and_curves(tmp_path, capsys, monkeypa
     assert "holds an unfinished run (its checkpoint: after epoch 3 of 6)" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("change", [["--patience", "5"], ["--precision", "tf32"], ["--init", "normal(.01)"]])
+def test_a_finished_run_resumed_with_nothing_to_train_stays_finished(tmp_path, capsys, monkeypatch, change):
+    """A resume of a run that was over may change its --patience or --precision ("it ends as it ended"):
+    its report then holds those options, its checkpoint the run's. The run is finished — a new run
+    replaces it — not "stopped while writing its outputs" (the new run was refused, pointing at a resume
+    that had just succeeded)."""
+    monkeypatch.chdir(tmp_path)
+    run = [*FAST, "--epochs", "1", "--patience", "2", "--init", "normal"]
+    assert main(["train", *run, "--out", "R"]) == 0
+    assert main(["train", "--resume", "R/checkpoints", "--no-progress", *change]) == 0
+    capsys.readouterr()
+    assert main(["train", *run, "--out", "R"]) == 0
+    assert "holds a finished run; this run replaces its files" in capsys.readouterr().err
+
+
 def test_config_file_sets_options_and_flags_override_it(tmp_path, capsys):
     config = tmp_path / "run.toml"
     config.write_text('dataset = "moons"\nhidden = [4]\nepochs = 2\nprogress = false\nlr = 1\n')

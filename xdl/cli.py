@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 import xdl
 from xdl.backend import BACKEND_CHOICES, BackendError, environment_backend
-from xdl.config import RUN_OPTIONS, TrainConfig, flag_of, unread_options
+from xdl.config import RUN_OPTIONS, TrainConfig, first_change, flag_of, unread_options
 from xdl.data import Standardizer, split
 from xdl.data.validation import check_int
 from xdl.diagnose import NEXT_STEPS, diagnose
@@ -704,6 +704,12 @@ def _check_no_unfinished_run(out: Path, resumed: Path | None = None) -> str | No
     if unfinished is not None:
         raise FileExistsError(f"--out {str(out)!r} holds an unfinished run (its checkpoint: {unfinished}): continue "
                               f"it with --resume {_shell_word(str(path.parent))}, {afresh}")
+    if reported is not None and not step and reported[0] == done and first_change(
+            _model_options((extra.get("run_info") or {}).get("config") or {}), reported[1]) is None:
+        # a resume of a run that was over, with nothing to train ("it ends as it ended"), writes its outputs
+        # under the options it was given (--patience 5, --epochs 8, --precision tf32: a resume may change them)
+        # and leaves the checkpoint as it was: its run is finished, not stopped while writing its outputs
+        return replaced
     why = extra["history"].get("stopped_by") or f"its {done} epochs trained"
     raise FileExistsError(f"--out {str(out)!r} holds a run that was over ({why}) but whose outputs were not all "
                           f"written after it (it was stopped while writing them): --resume "

@@ -55,6 +55,21 @@ RESUME_MAY_CHANGE = ("epochs", "patience", "base_error", "backend", "precision",
 IMAGE_SHAPES = {"digits": (8, 8)}  # datasets whose examples are images (augmentation applies)
 
 
+def first_change(saved: dict, now: dict) -> tuple[str, object, object] | None:
+    """(name, saved value, value now) of the first option of ``now`` outside `RESUME_MAY_CHANGE`
+    that differs from ``saved`` (options both hold), or None: one run's options, as a resume keeps them."""
+    def same(name, then, now):  # (an initializer by its one spelling: normal(10) is normal(10.0))
+        try:
+            return then == now or (name == "init" and canonical_name(then) == canonical_name(now))
+        except (TypeError, ValueError):  # (a file no xdl wrote)
+            return False
+
+    for name, value in now.items():
+        if name not in RESUME_MAY_CHANGE and name in saved and not same(name, saved[name], value):
+            return name, saved[name], value
+    return None
+
+
 def unread_options(config: TrainConfig, given) -> list[str]:
     """The options among ``given`` (names) that belong to an optimizer or a schedule, but not to
     ``config``'s (``--beta2`` with sgd, ``--decay-rate`` with no schedule): they would be ignored."""
@@ -328,13 +343,7 @@ class TrainConfig:
     def first_change(self, saved: dict) -> tuple[str, object, object] | None:
         """(name, saved value, this value) of the first option outside `RESUME_MAY_CHANGE` that
         differs from ``saved`` (a checkpoint's options), or None: what a resume must keep."""
-        def same(name, then, now):  # (an initializer by its one spelling: normal(10) is normal(10.0))
-            return then == now or (name == "init" and canonical_name(then) == canonical_name(now))
-
-        for f in dataclasses.fields(self):
-            if f.name not in RESUME_MAY_CHANGE and f.name in saved and not same(f.name, saved[f.name], getattr(self, f.name)):
-                return f.name, saved[f.name], getattr(self, f.name)
-        return None
+        return first_change(saved, {f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
 
     def build_augment(self):
         if not (self.augment_shift or self.augment_noise or self.augment_flip):
