@@ -272,7 +272,7 @@ class LoadedKeys(NamedTuple):
 def modes_of(model: Module) -> list[tuple[Module, bool]]:
     """Each module's mode flag (``model``'s and every submodule's), for `restore_modes`. A function, not
     a method: a method's name is refused as a model's attribute (`_check_attribute_name`), and a model
-    of one's own with ``self.modes = 3`` (a mixture's, a spectral layer's count) was no longer built."""
+    of one's own may well hold ``self.modes = 3`` (a mixture's, a spectral layer's count)."""
     return [(module, module.__dict__.get("training", True)) for _, module in model.named_modules()]
 
 
