@@ -1182,3 +1182,19 @@ def test_a_group_setting_asked_by_pytorchs_name_is_told_xdls():
     for ask in (lambda: opt.param_groups[0]["betas"], lambda: opt.param_groups[0].update(betas=(0.9, 0.99))):
         with pytest.raises(KeyError, match=r"no setting 'betas' .*; PyTorch's 'betas' is beta1 and beta2 here"):
             ask()
+
+
+def test_a_parameter_given_to_two_groups_is_named_with_the_group_holding_it():
+    """Gradual unfreezing's slip: an optimizer made of the model while a layer trained already holds
+    it, and adding it as a group of its own was refused as "a parameter appears in more than one
+    group", naming neither the parameter nor where it is."""
+    model = xdl.nn.Sequential(xdl.nn.Dense(3, 4), xdl.nn.Dense(4, 2))
+    model[0].weight.requires_grad = False
+    opt = xdl.optim.Adam(model)
+    model[0].weight.requires_grad = True  # unfrozen, to train at a rate of its own
+    with pytest.raises(ValueError, match=r"^params\[1\] \(shape \(4, 2\)\) is already in group 0: a parameter is in one "
+                                         r"group only"):
+        opt.add_param_group({"params": [model[0].weight, model[1].weight], "lr": 1e-4})
+    assert len(opt.param_groups) == 1
+    with pytest.raises(ValueError, match=r"^params\[0\] \(shape \(3, 4\)\) is already in an earlier group given"):
+        xdl.optim.Adam([{"params": [model[0].weight]}, {"params": [model[0].weight]}])

@@ -363,6 +363,39 @@ def test_resume_refuses_other_modules_in_evaluation_before_changing_anything(tmp
     assert other.epoch == 4 and not other.model[1].training
 
 
+def test_a_run_that_added_a_param_group_between_fits_resumes_with_that_group(tmp_path):
+    """Gradual unfreezing (PyTorch's ``add_param_group``, Lightning's BackboneFinetuning): a group
+    added between two fits of one run was in the checkpoint's trained parameters but not in its
+    optimizer settings (recorded as the trainer was made), so no optimizer resumed it: one group
+    was refused for its parameters, the two groups for its settings."""
+    s = moons()
+
+    def unfreezing(groups, epochs, lr=0.001):
+        xdl.seed(0)
+        model = xdl.nn.mlp(2, [16, 8], 2, batch_norm=True)
+        model[1].gamma.requires_grad = False
+        optimizer = Adam(model, lr=0.01)
+        if groups == 2:  # the optimizer as the run's was when its checkpoint was written
+            model[1].gamma.requires_grad = True
+            optimizer.add_param_group({"params": [model[1].gamma], "lr": lr})
+        return Trainer(model, SoftmaxCrossEntropy(), optimizer, epochs=epochs, seed=0, progress=False,
+                       batch_size=32, callbacks=[Checkpoint(tmp_path)])
+
+    first = unfreezing(1, epochs=2)
+    first.fit(s.X_train, s.y_train)
+    first.model[1].gamma.requires_grad = True  # unfrozen at a lower rate, as the run goes on
+    first.optimizer.add_param_group({"params": [first.model[1].gamma], "lr": 0.001})
+    first.epochs = 3
+    first.fit(s.X_train, s.y_train)
+    resumed = unfreezing(2, epochs=4)
+    resumed.fit(s.X_train, s.y_train, resume=tmp_path)
+    assert resumed.epoch == 4
+    other = unfreezing(2, epochs=4, lr=0.002)  # the added group's settings are compared as the others'
+    with pytest.raises(ValueError, match=r"optimizer setting 'lr' \(group 1\) was 0.001 in the checkpoint, this run "
+                                         r"has 0.002"):
+        other.fit(s.X_train, s.y_train, resume=tmp_path)
+
+
 def test_resume_tells_two_schedules_of_one_name_apart_by_their_rates(tmp_path):
     """A schedule of one's own was recorded by its name alone: a resume with another lambda (or the
     class made with other arguments) went on without a word, while another constant lr was refused."""

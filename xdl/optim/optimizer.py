@@ -451,8 +451,14 @@ class Optimizer(StepCount):
             raise ValueError(f"parameters of mixed backends ({' and '.join(sorted(backends.values()))}) "
                              "cannot share an optimizer")
         known = {id(p) for p in self.parameters()} | (seen if seen is not None else set())
-        if any(id(p) in known for p in params):
-            raise ValueError("a parameter appears in more than one group")
+        twice = next((i for i, p in enumerate(params) if id(p) in known), None)
+        if twice is not None:  # (fine-tuning: Optimizer(model) made while it trained already holds it)
+            p = params[twice]
+            held = next((f"group {g}" for g, group in enumerate(self.groups) if any(q is p for q in group.params)),
+                        "an earlier group given")
+            raise ValueError(f"params[{twice}] (shape {tuple(p.shape)}) is already in {held}: a parameter is in one "
+                             "group only; leave it out of this one, or make the optimizer of the groups wanted (one "
+                             "made of a model holds every parameter that trained then)")
         if len({id(p) for p in params}) < len(params):
             raise ValueError("a parameter appears twice in the group (it would be updated twice per step)")
         self._check_setting_names(group)

@@ -476,6 +476,10 @@ class Trainer:
         own = any(not type(cb).__module__.startswith("xdl.") for cb in self.callbacks)
         compared = checkpointing or own or any(isinstance(cb, EarlyStopping) for cb in self.callbacks)  # (bests kept)
         data = _digests(self, X, y, dev) if resume is not None or compared else None
+        # a group added since the trainer was made (add_param_group between fits: gradual unfreezing) is given
+        # with the settings it has now, as a trainer made with it would read them: recorded as made, the run's
+        # checkpoints held its parameters but not its settings, and no optimizer could resume them
+        self._settings += [dict(g.settings) for g in self.optimizer.groups[len(self._settings):]]
         self._provenance_record = provenance.record(self, data) if resume is not None or checkpointing else None
         self.stop_training, self.resumed = False, resume is not None
         self.data_changed = _changed(getattr(self, "_measured_on", None), data) if resume is None else frozenset()
