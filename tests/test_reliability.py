@@ -330,37 +330,34 @@ def frozen_trainer(frozen, epochs, tmp_path):
                    batch_size=32, callbacks=[Checkpoint(tmp_path)])
 
 
-def test_resume_refuses_other_frozen_parameters_before_changing_anything(tmp_path):
-    """The optimizer's state is laid out by the parameters it trains: a run that froze γ resumed
-    with β frozen instead loaded β's moments into γ, silently (the shapes agree)."""
+@pytest.mark.parametrize("frozen, evaluated, said", [
+    # the optimizer's state is laid out by the parameters it trains: β frozen for γ loaded β's moments into γ
+    ("beta", None, r"trained \['1.beta'\], this run's optimizer trains \['1.gamma'\] \(frozen parameters differ"),
+    # a batch norm in evaluation (its statistics fixed), resumed training: its statistics moved from then on
+    ("gamma", "1", r"the checkpoint's run ran \['1'\] in evaluation mode, this run none \(put the same ones in "
+                   r"evaluation, .eval\(\), before resuming\)")])
+def test_resume_refuses_other_frozen_parameters_or_modes_before_changing_anything(tmp_path, frozen, evaluated, said):
+    """A run that froze γ (and put a batch norm in evaluation) resumed with β frozen (or its batch norm
+    training) went on without a word (the shapes agree); the run as it was resumes. A model none of
+    whose modules trains is trained whole: the same run as one in training mode."""
     s = moons()
-    frozen_trainer("gamma", 2, tmp_path).fit(s.X_train, s.y_train)
-    other = frozen_trainer("beta", 4, tmp_path)
+    first = frozen_trainer("gamma", 2, tmp_path)
+    if evaluated:
+        first.model[int(evaluated)].eval()
+    first.fit(s.X_train, s.y_train)
+    other = frozen_trainer(frozen, 4, tmp_path)
     before = state_of(other)
-    with pytest.raises(ValueError, match=r"trained \['1.beta'\], this run's optimizer trains \['1.gamma'\] "
-                                         r"\(frozen parameters differ"):
+    with pytest.raises(ValueError, match=said):
         other.fit(s.X_train, s.y_train, resume=tmp_path)
     assert_same_state(before, state_of(other))
     assert other.epoch == 0 and len(other.history) == 0
-
-
-def test_resume_refuses_other_modules_in_evaluation_before_changing_anything(tmp_path):
-    """A run whose batch norm the user put in evaluation (its statistics fixed) resumed with a model
-    whose batch norm trains went on without a word, the statistics moving from then on. A model
-    wholly in evaluation is trained whole: the same run as one in training mode."""
-    s = moons()
-    first = frozen_trainer("gamma", 2, tmp_path)
-    first.model[1].eval()
-    first.fit(s.X_train, s.y_train)
-    other = frozen_trainer("gamma", 4, tmp_path)
-    before = state_of(other)
-    with pytest.raises(ValueError, match=r"the checkpoint's run ran \['1'\] in evaluation mode, this run none "
-                                         r"\(put the same ones in evaluation, .eval\(\), before resuming\)"):
-        other.fit(s.X_train, s.y_train, resume=tmp_path)
-    assert_same_state(before, state_of(other))
-    other.model[1].eval()
-    other.fit(s.X_train, s.y_train, resume=tmp_path)
-    assert other.epoch == 4 and not other.model[1].training
+    same = frozen_trainer("gamma", 4, tmp_path)
+    if evaluated:
+        same.model[int(evaluated)].eval()
+    else:
+        same.model.eval()  # (trained in training mode, as the first was)
+    same.fit(s.X_train, s.y_train, resume=tmp_path)
+    assert same.epoch == 4 and same.model[1].training == (not evaluated)
 
 
 def test_a_run_that_added_a_param_group_between_fits_resumes_with_that_group(tmp_path):
