@@ -159,6 +159,20 @@ def test_config_file_sets_options_and_flags_override_it(tmp_path, capsys):
     assert report["config"]["epochs"] == 1 and report["config"]["hidden"] == [4] and report["config"]["lr"] == 1.0
 
 
+@pytest.mark.parametrize("line, flags, said", [
+    ("epochs = 1.5", ["--epochs", "1"], "epochs must be an integer, got 1.5"),
+    ('optimizer = "adamx"', ["--optimizer", "adam"], "optimizer must be one of sgd, .*, got 'adamx'")])
+def test_a_bad_value_in_a_config_file_is_refused_though_a_flag_overrides_it(tmp_path, capsys, line, flags, said):
+    """The file was checked only as merged with the flags: a value a flag overrode was never looked
+    at, and the same file failed later, used without that flag."""
+    config = tmp_path / "run.toml"
+    config.write_text(f'dataset = "moons"\nhidden = [4]\n{line}\n')
+    assert main(["train", "--config", str(config), *flags, "--out", str(tmp_path / "out")]) == 1
+    assert re.search(f"error: config file '.*run.toml' \\(its value, though a flag overrides it\\): {said}",
+                     capsys.readouterr().err)
+    assert not (tmp_path / "out").exists()
+
+
 def test_gradcheck_checks_a_sample_of_each_parameter_when_asked(capsys):
     """Every element of the default model's 51,210 took 5½ minutes here, silent after its header."""
     assert main(["gradcheck", "--elements", "5"]) == 0

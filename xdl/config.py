@@ -147,6 +147,12 @@ class TrainConfig:
             first = spelled.setdefault(key.replace("-", "_"), key)
             if first != key:
                 raise ValueError(f"config file {str(path)!r}: {first!r} and {key!r} are the same option; keep one")
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        for key, value in data.items():  # a value a flag overrides is the file's still, checked as its others are
+            name = key.replace("-", "_")
+            if name in fields and name in (overrides or {}):  # (epochs = 1.5 passed while --epochs 1 was given)
+                where = f"config file {str(path)!r} (its value, though a flag overrides it)"
+                _check_choice(fields[name], _checked(name, fields[name].type, value, where), where)
         return cls.from_dict({**(defaults or {}), **data, **(overrides or {})}, source=f"config file {str(path)!r}")
 
     @classmethod
@@ -173,10 +179,7 @@ class TrainConfig:
         for name, value in checked.items():  # equal values, as plain types (so configs compare and save alike)
             setattr(self, name, value)
         for f in dataclasses.fields(self):
-            choices = f.metadata.get("choices")
-            if choices and getattr(self, f.name) not in choices:
-                raise ValueError(f"{source}: {f.name} must be one of {', '.join(choices)}, "
-                                 f"got {getattr(self, f.name)!r}")
+            _check_choice(f, getattr(self, f.name), source)
         if not is_named(self.init):  # (a name, not a choice: normal(SCALE) takes any scale ≥ 0)
             raise ValueError(f"{source}: init must be one of {', '.join(INITIALIZERS)} or normal(SCALE) with a "
                              f"finite SCALE ≥ 0, got {self.init!r}")
@@ -377,6 +380,13 @@ def _shown(value) -> str:
 
 TYPE_NAMES = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
               "list[int]": "a list of integers"}
+
+
+def _check_choice(f: dataclasses.Field, value, source: str) -> None:
+    """``value`` one of field ``f``'s choices, where it has some."""
+    choices = f.metadata.get("choices")
+    if choices and value not in choices:
+        raise ValueError(f"{source}: {f.name} must be one of {', '.join(choices)}, got {value!r}")
 
 
 def _checked(name: str, type_name: str, value, source: str):
