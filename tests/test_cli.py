@@ -173,6 +173,19 @@ def test_a_bad_value_in_a_config_file_is_refused_though_a_flag_overrides_it(tmp_
     assert not (tmp_path / "out").exists()
 
 
+def test_a_resume_refusing_a_config_files_option_names_it_in_the_file(tmp_path, capsys):
+    """``lr = 0.01`` in a --config file that resumes a run made at 0.003 was refused as "--lr: …",
+    a flag never typed; a flag given is named as a flag still."""
+    assert main(["train", *FAST, "--epochs", "1", "--out", str(tmp_path / "R")]) == 0
+    config = tmp_path / "q.toml"
+    config.write_text(f'resume = "{(tmp_path / "R" / "checkpoints").as_posix()}"\nepochs = 2\nlr = 0.01\n')
+    capsys.readouterr()
+    assert main(["train", "--config", str(config)]) == 1
+    assert f"error: lr in {str(config)!r}: the checkpoint in " in capsys.readouterr().err
+    assert main(["train", "--config", str(config), "--lr", "0.02"]) == 1
+    assert "error: --lr: the checkpoint in " in capsys.readouterr().err
+
+
 def test_gradcheck_checks_a_sample_of_each_parameter_when_asked(capsys):
     """Every element of the default model's 51,210 took 5½ minutes here, silent after its header."""
     assert main(["gradcheck", "--elements", "5"]) == 0

@@ -530,7 +530,7 @@ def train(config: TrainConfig, args=None) -> int:
     out = Path(config.out)
     _check_flags_read(config, args)
     check_not_in_use(out, "--out", RUN)  # a look: a run at work there is named before anything else
-    resuming, saved = _check_resume(config) if config.resume else (None, None)
+    resuming, saved = _check_resume(config, args) if config.resume else (None, None)
     without_control = _resumed_without_control(config, out, saved) if config.resume else None
     run_dir = _run_directory(config.resume) if config.resume else None
     if run_dir is not None and run_dir.resolve() != out.resolve():
@@ -784,9 +784,10 @@ def _model_options(config: dict) -> dict:
     return {key: value for key, value in config.items() if key not in RUN_OPTIONS}
 
 
-def _check_resume(config: TrainConfig) -> tuple[str, dict]:
+def _check_resume(config: TrainConfig, args=None) -> tuple[str, dict]:
     """The checkpoint exists, is a training checkpoint, and was made with the same options; what
-    is resumed, for the run's log, and the checkpoint's ``extra`` (`read_extra`)."""
+    is resumed, for the run's log, and the checkpoint's ``extra`` (`read_extra`). A refused option
+    is named as ``args`` gave it: its flag, or its key in the ``--config`` file."""
     path = resume_path(config.resume)  # the directory, or the checkpoint file itself
     if not path.is_file():
         given = Path(config.resume)
@@ -806,7 +807,14 @@ def _check_resume(config: TrainConfig) -> tuple[str, dict]:
     check_checkpoint_kind(extra, path, many=False, who="--resume")
     saved = (extra.get("run_info") or {}).get("config")
     if saved:
-        config.check_resume(saved, config.resume, int(extra["epoch"]), step=int(extra.get("step", 0)))
+        try:
+            config.check_resume(saved, config.resume, int(extra["epoch"]), step=int(extra.get("step", 0)))
+        except ValueError as e:  # "--lr: …" of a file's lr named a flag never typed
+            named = re.match(r"^--([\w-]+)", str(e))
+            name = named.group(1).replace("-", "_") if named else None
+            if name and getattr(args, "config", None) is not None and not hasattr(args, name):
+                raise ValueError(f"{name} in {str(args.config)!r}{str(e)[named.end():]}") from None
+            raise
     stopped = (extra.get("history") or {}).get("stopped_epoch")
     trains_on = stopped and saved and config.patience > saved.get("patience", 0)  # (else it stays stopped: a note)
     return (f"resuming {str(path)!r}: its state {position(int(extra['epoch']), int(extra.get('step', 0)))}, to epoch "
