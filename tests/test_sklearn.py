@@ -404,6 +404,19 @@ def test_partial_fit_goes_on_with_the_fitted_optimizer_under_seed_none_and_after
     assert pickle.loads(pickle.dumps(stopped)).partial_fit(X, y).trainer_.optimizer.t == steps + 14
 
 
+def ctrl_c_at_update(monkeypatch, n):
+    """Adam's updates counted into the list returned, a SIGINT sent as the n-th runs (Ctrl-C mid-fit)."""
+    original, updates = xdl.optim.Adam.step, []
+
+    def step(self):
+        updates.append(original(self))
+        if len(updates) == n:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(xdl.optim.Adam, "step", step)
+    return updates
+
+
 @pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
 def test_ctrl_c_in_fit_keeps_the_network_trained_so_far(monkeypatch):
     """Ctrl-C during a fit (here after 2 epochs of 7 steps and 3 steps of the third) put the estimator
@@ -414,19 +427,10 @@ def test_ctrl_c_in_fit_keeps_the_network_trained_so_far(monkeypatch):
     X, y = labelled_moons()  # 400 examples: 7 steps of 64 an epoch
     options = dict(hidden=(16,), lr=1e-2, epochs=50, backend="numpy")
     whole = MLPClassifier(**options).fit(X, y)
-    rule, updates = xdl.optim.Adam, []
-    original = rule.step
-
-    def step(self):  # Ctrl-C, as the 17th update runs
-        updates.append(original(self))
-        if len(updates) == 17:
-            os.kill(os.getpid(), signal.SIGINT)
-
     for warm in (False, True):
         clf = MLPClassifier(**options).fit(X, y) if warm else MLPClassifier(**options)
         before = {name: a.copy() for name, a in clf.model_.state_dict().items()} if warm else None
-        updates.clear()
-        monkeypatch.setattr(rule, "step", step)
+        updates = ctrl_c_at_update(monkeypatch, 17)  # as the 17th update runs
         with pytest.raises(Interrupted, match=r"^MLPClassifier: .* in epoch 3 after step 3; the network trained so far is kept"):
             clf.set_params(warm_start=warm).fit(X, y)
         monkeypatch.undo()
@@ -462,15 +466,7 @@ def test_ctrl_c_at_an_epochs_end_says_the_epochs_finished(monkeypatch):
     """Ctrl-C in the last step of epoch 2 stops after that epoch's end: the message said "in epoch 3",
     an epoch never begun, beside n_iter_=2; it says where as Interrupted says it."""
     X, y = labelled_moons()  # 7 steps an epoch
-    rule, updates = xdl.optim.Adam, []
-    original = rule.step
-
-    def step(self):
-        updates.append(original(self))
-        if len(updates) == 14:
-            os.kill(os.getpid(), signal.SIGINT)
-
-    monkeypatch.setattr(rule, "step", step)
+    ctrl_c_at_update(monkeypatch, 14)
     clf = MLPClassifier(hidden=(16,), lr=1e-2, epochs=50, backend="numpy")
     with pytest.raises(Interrupted, match=r"^MLPClassifier: training interrupted by SIGINT after epoch 2; .*n_iter_=2"):
         clf.fit(X, y)
@@ -482,15 +478,7 @@ def test_ctrl_c_with_early_stopping_says_the_best_epochs_network_is_kept(monkeyp
     """Early stopping puts its best epoch's weights back at a Ctrl-C too (as scikit-learn keeps its
     best): the message said "the network trained so far is kept"."""
     X, y = labelled_moons()
-    rule, updates = xdl.optim.Adam, []
-    original = rule.step
-
-    def step(self):
-        updates.append(original(self))
-        if len(updates) == 20:
-            os.kill(os.getpid(), signal.SIGINT)
-
-    monkeypatch.setattr(rule, "step", step)
+    ctrl_c_at_update(monkeypatch, 20)
     clf = MLPClassifier(hidden=(16,), lr=1e-2, epochs=50, early_stopping=True, backend="numpy")
     with pytest.raises(Interrupted) as caught:
         clf.fit(X, y)
