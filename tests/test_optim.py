@@ -824,6 +824,19 @@ def test_load_state_dict_checks_the_step_count_before_writing(edit, match):
     np.testing.assert_array_equal(fresh.groups[0].state[0]["m"], 0.0)
 
 
+@pytest.mark.parametrize("other, why", [((4, [6], 3), "a model of other sizes"), ((4, [5], 3), "listed in another order")])
+def test_load_state_dict_of_other_parameters_names_the_first_that_differs(other, why):
+    """A model of other sizes was told "optimizer state 'm' of group 0 has shape (43,), this optimizer's is
+    (51,)": a buffer's length, naming no parameter (the parameters' shapes are now checked first)."""
+    xdl.seed(0)
+    saved = Adam(xdl.nn.mlp(4, [5], 3), lr=0.01).state_dict()
+    model = xdl.nn.mlp(*other)
+    params = model.parameters()[::-1] if why.startswith("listed") else model.parameters()
+    fresh = Adam(params, lr=0.01)
+    with pytest.raises(ValueError, match=rf"shapes .*\(first differing at params\[0\]: {why}\?"):
+        fresh.load_state_dict(saved)
+
+
 def test_a_refused_rate_changes_nothing():
     """A Keras-style schedule(epoch, lr), or one that returns no number, is refused where it is set:
     by ``opt.lr``, a group's ``lr`` or a new group's; the optimizer steps on as before."""

@@ -762,6 +762,15 @@ class Optimizer(StepCount):
         for gi, first in enumerate(state.get("first_steps", ())):  # Adam's t counts from a group's first step
             check_int(first, f"optimizer state's first_steps[{gi}] (the step group {gi} was added at)", low=0,
                       high=t, expected=f"an integer in [0, t = {t}]")
+        # the parameters' shapes before the buffers' lengths: a model of other sizes is told which parameter
+        for gi, (g, shapes) in enumerate(zip(self.groups, state.get("shapes") or [])):  # (older states: none)
+            now = [list(p.shape) for p in g.params]
+            if [list(shape) for shape in shapes] != now:
+                i = next((i for i, (a, b) in enumerate(zip(shapes, now)) if list(a) != b), min(len(shapes), len(now)))
+                why = "listed in another order?" if sorted(map(list, shapes)) == sorted(now) else "a model of other sizes?"
+                raise ValueError(f"optimizer state of group {gi} is of parameters of shapes {shapes}, this optimizer's "
+                                 f"are {now} (first differing at params[{i}]: {why}): each parameter's state would go "
+                                 "to another")
         for gi, (g, saved) in enumerate(zip(self.groups, state["state"])):
             if len(saved) != len(g.flats):
                 raise ValueError(f"optimizer state of group {gi} has {len(saved)} buffers per dtype, "
@@ -774,13 +783,6 @@ class Optimizer(StepCount):
                     if tuple(np.shape(sv[k])) != tuple(a.shape):
                         raise ValueError(f"optimizer state {k!r} of group {gi} has shape {tuple(np.shape(sv[k]))}, "
                                          f"this optimizer's is {tuple(a.shape)}")
-        for gi, (g, shapes) in enumerate(zip(self.groups, state.get("shapes") or [])):  # (older states: none)
-            now = [list(p.shape) for p in g.params]
-            if [list(shape) for shape in shapes] != now:
-                i = next((i for i, (a, b) in enumerate(zip(shapes, now)) if list(a) != b), min(len(shapes), len(now)))
-                raise ValueError(f"optimizer state of group {gi} is of parameters of shapes {shapes}, this optimizer's "
-                                 f"are {now} (first differing at params[{i}]: listed in another order?): each "
-                                 "parameter's state would go to another")
         for gi, (g, layout) in enumerate(zip(self.groups, state.get("layout") or [None] * len(self.groups))):
             then, now = layout or _given_order(g), _layout(g)
             if [sorted(indices) for indices in then] != [sorted(indices) for indices in now]:
