@@ -306,6 +306,16 @@ def test_stacked_softmax_cross_entropy_checks_its_labels_shape_and_dtype(labels,
         xdl.stacked_softmax_cross_entropy(logits, labels)
 
 
+@pytest.mark.parametrize("key", [((1, 2, 3), "a", 7), ((1, 2, 3), 0), (5, 0, 7), ((1.5, 2, 3), 0, 7), ((1, True, 3), 0, 7)])
+def test_stacked_dropout_checks_its_key_as_dropout_does(key):
+    """A key of another form failed inside the op ("not all arguments converted during string
+    formatting", "'int' object is not iterable"), or a float seed drew seed 1's masks without a word."""
+    x = xdl.tensor(np.ones((5, 3, 4)))
+    with pytest.raises(ValueError, match=r"stacked_dropout: key must be \(seeds \(one integer per model\), stream, "
+                                         r"step\) of integers, .*got " + re.escape(repr(key))):
+        xdl.stacked_dropout(x, (0.2, 0.5, 0.0), key)
+
+
 def test_stacked_softmax_cross_entropy_is_each_model_s_single_loss():
     logits = xdl.tensor(RNG.standard_normal((4, 2, 3)))
     expected = [xdl.softmax_cross_entropy(logits[:, k], np.array([0, 1, 2, 1])).item() for k in range(2)]

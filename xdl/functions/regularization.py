@@ -56,7 +56,7 @@ def dropout(x, rate: float, training: bool = True, mask=None, key=None):
     rate = check_drop_rate(rate, "dropout: rate")
     check_bool(training, "dropout: training")  # a string "False" would be true
     if key is not None:
-        key = _checked_key(key, "dropout")
+        key = checked_mask_key(key, "dropout")
     if not training or rate == 0.0 or (mask is None and key is None and is_gradient_checking()):
         return x
     if mask is not None:
@@ -98,7 +98,8 @@ class ReLUDropout(Function):
 def relu_dropout(x, rate: float, key):
     """``dropout(relu(x), rate, key=key)`` as one op: the mask keyed by ``key`` = (seed, stream,
     step[, steps_done]) as `dropout` draws it; the same values and gradients, fewer launches."""
-    return ReLUDropout.apply(x, rate=check_drop_rate(rate, "relu_dropout: rate"), key=_checked_key(key, "relu_dropout"))
+    rate = check_drop_rate(rate, "relu_dropout: rate")
+    return ReLUDropout.apply(x, rate=rate, key=checked_mask_key(key, "relu_dropout"))
 
 
 def check_drop_rate(rate, name: str) -> float:
@@ -108,12 +109,17 @@ def check_drop_rate(rate, name: str) -> float:
                         lambda r: 0 <= r <= MAX_DROP_RATE)
 
 
-def _checked_key(key, name: str) -> tuple:
+def checked_mask_key(key, name: str, stacked: bool = False) -> tuple:
     """A mask's key as a tuple (seed, stream, step[, steps_done]): three integers, then (a captured
     step's) the backend's step counter — a key of another form failed inside the op, naming none
-    of it. Every forward of a keyed layer runs this: no more than a look at each part."""
-    if not (isinstance(key, tuple | list) and len(key) in (3, 4)
-            and all(isinstance(k, int | np.integer) and not isinstance(k, bool) for k in key[:3])):
-        raise ValueError(f"{name}: key must be (seed, stream, step) of integers, or (seed, stream, step, steps_done) "
-                         f"with the backend's step counter, got {key!r}")
+    of it. ``stacked``: the seed is K models' seeds, a sequence of integers (`stacked_dropout`'s).
+    Every forward of a keyed layer runs this: no more than a look at each part."""
+    def integer(k):
+        return isinstance(k, int | np.integer) and not isinstance(k, bool)
+
+    if not (isinstance(key, tuple | list) and len(key) in (3, 4) and all(map(integer, key[1:3]))
+            and (isinstance(key[0], tuple | list) and all(map(integer, key[0])) if stacked else integer(key[0]))):
+        seed = "seeds (one integer per model)" if stacked else "seed"
+        raise ValueError(f"{name}: key must be ({seed}, stream, step) of integers, or ({seed}, stream, step, "
+                         f"steps_done) with the backend's step counter, got {key!r}")
     return tuple(key)

@@ -13,7 +13,7 @@ import numpy as np
 
 from xdl.function import Function
 from xdl.functions.registry import Check, op
-from xdl.functions.regularization import check_drop_rate
+from xdl.functions.regularization import check_drop_rate, checked_mask_key
 from xdl.ops.random import MAX_DROP_RATE
 
 _LABELS = np.array([0, 2, 1, 1, 0])
@@ -106,6 +106,7 @@ def stacked_dropout(x, rates, key):
     """Each of K models' inverted dropout of x (B, K, C) with its rate (``rates``, K values in
     `check_drop_rate`'s range) and its mask keyed by ``key`` = (seeds, stream, step), model k's by (seeds[k], stream,
     step): the mask `dropout(x_k, rates[k], key=(seeds[k], stream, step))` draws alone."""
+    key = checked_mask_key(key, "stacked_dropout", stacked=True)
     rates, key = np.array(rates, dtype=np.float64), (tuple(key[0]), *key[1:])  # copies: the backward reuses them
     if x.ndim != 3 or rates.shape != (x.shape[1],) or len(key[0]) != x.shape[1]:
         raise ValueError(f"stacked_dropout: input {x.shape} with {rates.size} rates and {len(key[0])} seeds; "
