@@ -191,6 +191,12 @@ def adam_state():
     (lambda sd: dict(sd, settings=[{k: v for k, v in sd["settings"][0].items() if k != "eps"}]),
      r"optimizer state settings\[0\] must hold lr, beta1, beta2, eps, weight_decay"),
     (lambda sd: {k: v for k, v in sd.items() if k != "frozen"}, r"optimizer state has no frozen"),
+    # these two were "does not fit this stacked optimizer (regions or buffers differ)", naming neither
+    (lambda sd: dict(sd, settings=sd["settings"] * 2), r"optimizer state has settings 2 for 1 part\(s\) of each row: "
+                                                       r"expected a list of one set .* or two \(set apart, as by "
+                                                       r"xdl.optim.param_groups\(model, weight_decay\)"),
+    (lambda sd: dict(sd, state={"m": sd["state"]["m"]}),
+     r"optimizer state holds buffers \['m'\], Adam keeps \['m', 'v'\]"),
 ])
 def test_a_bad_state_is_refused_before_anything_is_written(change, match):
     opt, state = adam_state()

@@ -331,9 +331,17 @@ class StackedOptimizer(StepCount):
             raise ValueError(f"optimizer state frozen must be {k} flags (one per model), got {frozen!r}")
         for i, flag in enumerate(frozen):
             check_bool(flag, f"optimizer state frozen[{i}]")
-        if not isinstance(state["settings"], list | tuple) or len(state["settings"]) != len(self.regions) \
-                or set(state["state"]) != set(self._state):
-            raise ValueError("optimizer state does not fit this stacked optimizer (regions or buffers differ)")
+        if not isinstance(state["settings"], list | tuple) or len(state["settings"]) != len(self.regions):
+            # (one set per model where the models' optimizers treat weights and other parameters alike, else two)
+            saved = len(state["settings"]) if isinstance(state["settings"], list | tuple) else state["settings"]
+            raise ValueError(f"optimizer state has settings {saved!r} for {len(self.regions)} part(s) of each row: "
+                             "expected a list of one set (models whose optimizers set weights and other parameters "
+                             "alike) or two (set apart, as by xdl.optim.param_groups(model, weight_decay) with a "
+                             "weight decay ≠ 0); stack optimizers made as the saved ones were")
+        if not isinstance(state["state"], dict) or set(state["state"]) != set(self._state):
+            held = sorted(map(str, state["state"])) if isinstance(state["state"], dict) else state["state"]
+            raise ValueError(f"optimizer state holds buffers {held!r}, {type(self.rule).__name__} keeps "
+                             f"{sorted(self._state)}")
         for i, (region, saved) in enumerate(zip(self.regions, state["settings"])):
             self._check_saved_settings(region, saved, f"optimizer state settings[{i}]")
         for name, a in self._state.items():
