@@ -475,6 +475,76 @@ def test_a_checkpoint_missing_an_optimizer_array_is_called_damaged(tmp_path):
     assert_same_state(before, state_of(resumed))
 
 
+def _edit_checkpoint(path, change):
+    with np.load(path) as saved:
+        arrays = {name: saved[name] for name in saved.files}
+    header = json.loads(str(arrays["__xdl_architecture__"]))
+    change(header["extra"], arrays)
+    arrays["__xdl_architecture__"] = np.array(json.dumps(header))
+    np.savez(path, **arrays)
+
+
+@pytest.mark.parametrize("damage, said", [
+    (lambda e, a: e["history"]["records"].__delitem__(slice(0, 1)), "its history holds 1 records for the 2 epochs"),
+    (lambda e, a: e["history"]["records"][1].update(epoch="2"), "its history's record 2 is of epoch '2'"),
+    (lambda e, a: e["history"]["records"][0].update(train_cost=[1, 2]), "its history.s record 1 has train_cost \\[1, 2\\]"),
+    (lambda e, a: e["history"]["records"][0].update(seconds={}), "its history.s record 1 has seconds {}"),
+    (lambda e, a: e.update(epoch=1.5), "its 'epoch' is 1.5, expected an integer ≥ 0"),
+    (lambda e, a: e.update(step=-1), "its 'step' is -1"),
+    (lambda e, a: e.pop("callbacks"), "it has no 'callbacks'"),
+    (lambda e, a: e.update(provenance=[]), "its 'provenance' is \\[\\]"),
+    (lambda e, a: e["provenance"]["data"].update(train=1.5), "its record of the run cannot be read"),
+    (lambda e, a: e["optimizer_layout"].__setitem__(0, True), "its optimizer's state cannot be read"),
+    (lambda e, a: a.update({"0.weight": np.full_like(a["0.weight"], np.nan)}), "'0.weight' holds NaN or Inf"),
+], ids=["records-missing", "record-epoch", "record-cost", "record-seconds", "epoch", "step", "callbacks", "provenance",
+        "provenance-data", "optimizer-layout", "nan-weights"])
+def test_a_damaged_run_state_in_a_checkpoint_is_refused_naming_the_file(tmp_path, damage, said):
+    """Each field a resume reads of a checkpoint is of the kind save_checkpoint writes, and its history
+    one record per epoch done (records 1..epoch): a damaged or edited one is refused naming the file and
+    the field, before anything changes. Before, a history missing epochs resumed into records [1, 2, 7,
+    8]; an epoch of 1.5 trained one more; a missing field was a KeyError, a list a TypeError; NaN weights
+    trained, diverged at their first step and wrote their history over the run's."""
+    s = moons(100)
+    trainer_for(epochs=2, callbacks=[Checkpoint(tmp_path)]).fit(s.X_train, s.y_train)
+    _edit_checkpoint(tmp_path / "checkpoint.npz", damage)
+    files = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    resumed = trainer_for(epochs=4, callbacks=[Checkpoint(tmp_path)])
+    before = state_of(resumed)
+    with pytest.raises(ValueError, match=rf"resume: '.*checkpoint.npz' is damaged or was edited: {said}"):
+        resumed.fit(s.X_train, s.y_train, resume=tmp_path)
+    assert_same_state(before, state_of(resumed))
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == files
+
+@pytest.mark.parametrize("damage, said", [
+    (lambda a: a.update({"extra/callback/0/0.weight": a["extra/callback/0/0.weight"].astype(bool)}),
+     r"is damaged or was edited: callback 0's \(EarlyStopping's\) best state: '0.weight' holds bool values"),
+    (lambda a: a.update({"extra/callback/0/0.weight": a["extra/callback/0/0.weight"][:1]}),
+     r"does not fit the model: callback 0's \(EarlyStopping's\) best state: .*'0.weight'"),
+    (lambda a: a.pop("extra/callback/0/0.weight"), r"does not fit the model: callback 0's \(EarlyStopping's\) best state: "
+                                             r"state does not match the model: missing \['0.weight'\]"),
+    (lambda a: a.update({"extra/callback/0/0.weight": np.full_like(a["extra/callback/0/0.weight"], np.inf)}),
+     r"is damaged or was edited: callback 0's \(EarlyStopping's\) best state: '0.weight' holds NaN or Inf"),
+], ids=["bool", "shape", "missing", "inf"])
+def test_a_damaged_best_state_of_early_stopping_is_refused_before_the_resume_trains(tmp_path, damage, said):
+    """EarlyStopping's best weights in a checkpoint were loaded as they were: integers or booleans cast
+    (the run resumed and its model.npz ended with a 0/1 weight matrix), one of another shape or missing
+    found at the end of the run, once its files were written over."""
+    s = moons(100)
+
+    def trainer(epochs):
+        return trainer_for(epochs=epochs, callbacks=[EarlyStopping(monitor="train_cost", patience=5),
+                                                                Checkpoint(tmp_path)])
+    trainer(2).fit(s.X_train, s.y_train)
+    _edit_checkpoint(tmp_path / "checkpoint.npz", lambda extra, arrays: damage(arrays))
+    files = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    resumed = trainer(4)
+    before = state_of(resumed)
+    with pytest.raises(ValueError, match=rf"resume: '.*checkpoint.npz' {said}"):
+        resumed.fit(s.X_train, s.y_train, resume=tmp_path)
+    assert_same_state(before, state_of(resumed))
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == files
+
+
 class TwoLayers(xdl.nn.Module):
     """A model of the user's own: the provenance does not describe it (`describe` refuses it)."""
 

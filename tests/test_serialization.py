@@ -279,6 +279,31 @@ def test_a_state_of_complex_or_string_values_names_the_file(tmp_path):
                 xdl.load(path, model=model)
 
 
+def test_an_unclosed_bracket_in_a_members_npy_header_is_a_damaged_file(tmp_path):
+    """One flipped bit (0x20 → 0x28) of the padding of a large member's .npy header: NumPy reads the
+    header before the CRC that would catch it, and its fallback parser raised tokenize.TokenError."""
+    model = xdl.nn.mlp(2, [3], 2)
+    path = xdl.save(model, tmp_path / "m.npz", extra={"notes": "x" * 20000})  # a header longer than a zip read
+    data = bytearray(path.read_bytes())
+    data[data.find(b"'shape': (), }") + len("'shape': (), }") + 3] = ord("(")
+    path.write_bytes(bytes(data))
+    for read in (xdl.load, serialization.read_extra):
+        with pytest.raises(ValueError, match=r"load: '.*m.npz' is damaged or not an xdl model file \(TokenError"):
+            read(path)
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint8, bool])
+def test_a_floating_parameter_stored_as_integers_is_a_damaged_file(tmp_path, dtype):
+    """save writes each parameter in its own dtype: an integer or boolean member is a damaged or
+    edited file — load_state_dict's cast loaded weights of 0 and 1 silently."""
+    path = xdl.save(xdl.nn.mlp(2, [3], 2), tmp_path / "m.npz")
+    rewrite(path, lambda header, arrays: arrays.update({"0.weight": arrays["0.weight"].astype(dtype)}))
+    for model in (None, xdl.nn.mlp(2, [3], 2)):
+        with pytest.raises(ValueError, match=rf"load: '.*m.npz' is damaged or was edited: '0.weight' holds "
+                                             rf"{np.dtype(dtype)} values, the model's is float32"):
+            xdl.load(path, model=model)
+
+
 def test_frozen_parameters_and_evaluation_mode_are_kept(tmp_path):
     """As torch.save(model) keeps requires_grad and the mode, Keras trainable; a model loaded into is
     left as it is (load_state_dict, load_weights); an older file loads trainable, training."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import tokenize
 import zipfile
 from pathlib import Path
 
@@ -158,7 +159,7 @@ def is_xdl_file(path) -> bool:
             return False
         with np.load(path, allow_pickle=False) as data:
             return ARCHITECTURE_KEY in data.files
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, tokenize.TokenError):
         return False
 
 
@@ -188,9 +189,12 @@ def _read(path) -> tuple[dict, dict[str, np.ndarray]]:
         # it cannot build
         raise MemoryError(f"load: {str(path)!r} holds an array that does not fit in memory ({e}): a damaged file, "
                           "or a model too large for this machine") from None
-    except (OSError, EOFError, ValueError, zipfile.BadZipFile, NotImplementedError, RuntimeError) as e:
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile, NotImplementedError, RuntimeError,
+            tokenize.TokenError) as e:
         # ValueError: pickled or bad JSON; NotImplementedError, RuntimeError: zipfile's "zip file version 9.9",
-        # "compression method not supported", "is encrypted" (a damaged header's bits: xdl writes none of them)
+        # "compression method not supported", "is encrypted" (a damaged header's bits: xdl writes none of them);
+        # TokenError: a member's .npy header with an unclosed bracket (a flipped bit of its padding, read before
+        # the CRC that would catch it: NumPy's fallback parser tokenizes it)
         reason = "it holds pickled objects, which xdl files never do" if "pickle" in str(e) else f"{type(e).__name__}: {e}"
         raise ValueError(f"load: {str(path)!r} is damaged or not an xdl model file ({reason})") from None
     version = header.get("format") if isinstance(header, dict) else None
@@ -246,6 +250,7 @@ def load(path, model: Module | None = None) -> Module:
     predicts = header.get("predicts")  # absent from files of xdl before it: classes, as they were read
     if predicts is not None and predicts not in PREDICTIONS:
         raise ValueError(f"load: {str(path)!r} is damaged: its model predicts {predicts!r}, not one of {PREDICTIONS}")
+    check_stored_kinds(model, state, path, "load")
     try:
         model.load_state_dict(state)
     except (ValueError, TypeError) as e:  # (TypeError: complex or string values)
@@ -256,6 +261,19 @@ def load(path, model: Module | None = None) -> Module:
     if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
         model.feature_names_in_ = tuple(names)
     return model if target is None else model.to(target)
+
+
+def check_stored_kinds(model: Module, state: dict, path, who: str, what: str = "") -> None:
+    """Raise ValueError where ``state``, a model's state read from file ``path``, holds a floating
+    parameter or buffer of ``model`` as integers or booleans: `save` writes each in its own dtype, so
+    such a member is a damaged or edited file — `Module.load_state_dict` casts (PyTorch's habit for a
+    state in memory), and weights of 0 and 1 were loaded without a word. ``what``: whose state it is."""
+    arrays = dict(model.named_parameters()) | dict(model.named_buffers())
+    cast = next((name for name, value in state.items() if name in arrays and np.dtype(arrays[name].dtype).kind == "f"
+                 and np.asarray(value).dtype.kind in "biu"), None)
+    if cast is not None:
+        raise ValueError(f"{who}: {str(path)!r} is damaged or was edited: {what}{cast!r} holds {state[cast].dtype} "
+                         f"values, the model's is {np.dtype(arrays[cast].dtype)} (xdl writes each in its own dtype)")
 
 
 def _restore_dtypes(model: Module, state: dict) -> None:

@@ -229,6 +229,60 @@ def check_checkpoint_kind(extra: dict | None, path, many: bool, who: str = "resu
         found, fits = "a model file, not a training checkpoint", False
     if not fits:
         raise ValueError(f"{who}: {str(path)!r} is {found}")
+    if not many:
+        check_run_state(extra, path, who)
+
+
+def _damaged(path, who: str, what: str) -> ValueError:
+    return ValueError(f"{who}: {str(path)!r} is damaged or was edited: {what}; no xdl writes it so")
+
+
+def check_run_state(extra: dict, path, who: str = "resume") -> None:
+    """The fields of a `Trainer` checkpoint's ``extra`` that a resume reads as they are — its
+    position, history, callbacks' states, the run's records — of the kinds `save_checkpoint` writes,
+    and the history one record per epoch done: records 1..epoch (len = epoch, record i's epoch i).
+    A damaged file or one edited by hand is refused here, naming the field, before anything is read
+    into the run; without it a history missing epochs was resumed (its records [1, 2, 7, 8]), a
+    fractional epoch trained one more, a field deleted was a KeyError."""
+    def integer(value, low=0):
+        return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+    def number(value):
+        return isinstance(value, int | float) and not isinstance(value, bool)
+
+    for key, fits, expected in (("epoch", integer, "an integer ≥ 0"),
+                                ("step", lambda v: v is None or integer(v), "an integer ≥ 0"),
+                                ("epochs", lambda v: v is None or integer(v, 1), "an integer ≥ 1"),
+                                ("seed", lambda v: v is None or integer(v), "an integer ≥ 0 or null"),
+                                ("start_cost", lambda v: v is None or number(v), "a number or null"),
+                                ("partial", lambda v: v is None or isinstance(v, dict), "a dict or null"),
+                                ("provenance", lambda v: v is None or isinstance(v, dict), "a dict or null"),
+                                ("run_info", lambda v: v is None or isinstance(v, dict), "a dict or null"),
+                                ("callbacks", lambda v: isinstance(v, list) and all(isinstance(c, dict) for c in v),
+                                 "a list of the callbacks' states (dicts)"),
+                                ("history", lambda v: isinstance(v, dict) and isinstance(v.get("records"), list)
+                                 and all(isinstance(r, dict) for r in v["records"]), "a dict of records (dicts)")):
+        if key not in extra and key in ("epoch", "callbacks", "history"):
+            raise _damaged(path, who, f"it has no {key!r}")
+        if key in extra and not fits(extra[key]):
+            raise _damaged(path, who, f"its {key!r} is {extra[key]!r:.80}, expected {expected}")
+    records, epoch = extra["history"]["records"], extra["epoch"]
+    if len(records) != epoch:
+        raise _damaged(path, who, f"its history holds {len(records)} records for the {epoch} epochs it trained")
+    for i, record in enumerate(records, 1):
+        if record.get("epoch") != i or not integer(record.get("epoch")):
+            raise _damaged(path, who, f"its history's record {i} is of epoch {record.get('epoch')!r:.40}")
+        bad = next((k for k in ("train_cost", "dev_cost", "train_accuracy", "dev_accuracy", "lr", "seconds",
+                                "step_seconds")
+                    if record.get(k) is not None and not (number(record[k]) and math.isfinite(record[k])
+                                                          and (not k.endswith("accuracy") or 0 <= record[k] <= 1))),
+                   None)
+        if bad is not None:
+            expected = "a finite number" + (" in [0, 1]" if bad.endswith("accuracy") else "")
+            raise _damaged(path, who, f"its history's record {i} has {bad} {record[bad]!r:.40}, expected {expected}")
+    for key in ("stopped_epoch", "best_epoch"):
+        if extra["history"].get(key) is not None and not integer(extra["history"][key], 1):
+            raise _damaged(path, who, f"its history's {key} is {extra['history'][key]!r:.40}")
 
 
 def write_checkpoint(model, path, when: str, extra: dict, arrays: dict) -> Path:

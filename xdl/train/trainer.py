@@ -43,7 +43,7 @@ from xdl.nn.module import (PREDICTIONS, classes_of_logits, ends_in_probability, 
                            restore_modes, training_modes)
 from xdl.optim import SGD, Optimizer
 from xdl.optim.optimizer import check_rate, rate_at, takes_arguments
-from xdl.serialization import load, read_checkpoint
+from xdl.serialization import check_stored_kinds, load, read_checkpoint
 from xdl.tensor import Tensor, no_grad, to_numpy
 from xdl.train import provenance
 from xdl.train.callbacks import (Callback, Checkpoint, EarlyStopping, callback_state, callbacks_held,
@@ -939,7 +939,12 @@ class Trainer:
             self._provenance_record = dict(self._provenance_record, seed=int(extra["seed"]))
         if self._provenance_record is not None:
             if extra.get("provenance") is not None:
-                provenance.verify(extra["provenance"], self._provenance_record, path)
+                try:
+                    provenance.verify(extra["provenance"], self._provenance_record, path)
+                except (TypeError, AttributeError, KeyError, IndexError) as e:  # (a record of kinds no xdl wrote: a
+                    # layer's config a list, the data's a number) named as the file's damage, not Python's words
+                    raise ValueError(f"resume: {str(path)!r} is damaged or was edited: its record of the run cannot be "
+                                     f"read ({type(e).__name__}: {e})") from None
             else:
                 warn_caller(f"resume: {str(path)!r} was written by an older xdl and records nothing of the run that "
                             "made it; it is resumed unchecked")
@@ -973,12 +978,19 @@ class Trainer:
         saved_opt = {"class": extra.get("optimizer", opt["class"]), "t": extra["optimizer_t"],
                      "first_steps": extra.get("optimizer_first_steps", [0] * len(opt["settings"])),  # (older: 0)
                      "settings": settings, "state": state, "layout": extra.get("optimizer_layout")}
-        try:  # the model's first: one of other sizes (of one's own: no provenance describes it) was told of the
-            self.model.check_state_dict(model_state)  # optimizer's flat state alone, a length naming no layer
-        except (ValueError, TypeError) as e:
-            raise ValueError(f"resume: {str(path)!r} does not fit the model: {e}; resume with the model the run "
-                             "trained") from None
-        self.optimizer.check_state_dict(saved_opt)
+        # the model's first: one of other sizes (of one's own: no provenance describes it) was told of the optimizer's
+        # flat state alone, a length naming no layer; an early stopping's best state too (it failed at the end of the
+        # run, its files written over, or loaded integer weights as 0s and 1s)
+        self._check_saved_model_state(model_state, path)
+        for i, cb in enumerate(self.callbacks):
+            best = {k[len(f"callback/{i}/"):]: v for k, v in arrays.items() if k.startswith(f"callback/{i}/")}
+            if isinstance(cb, EarlyStopping) and best:
+                self._check_saved_model_state(best, path, f"callback {i}'s (EarlyStopping's) best state: ")
+        try:
+            self.optimizer.check_state_dict(saved_opt)
+        except (TypeError, AttributeError, KeyError, IndexError) as e:  # (a layout of kinds no xdl wrote)
+            raise ValueError(f"resume: {str(path)!r} is damaged or was edited: its optimizer's state cannot be read "
+                             f"({type(e).__name__}: {e})") from None
         load(path, model=self.model)
         # from here the trainer holds part of the checkpoint's state until the end: a failure on the way
         # (a callback's load_state_dict) leaves it where only a resume goes on (`_mid_step`)
@@ -1005,6 +1017,23 @@ class Trainer:
             self.seed = int(extra["seed"])
         self._mid_step = False
         self.last_checkpoint, self.last_checkpoint_at = path, (self.epoch, self.step)
+
+    def _check_saved_model_state(self, state: dict, path, what: str = "") -> None:
+        """Raise ValueError unless ``state``, read from checkpoint ``path``, is one this trainer's
+        model loads: names and shapes (`Module.check_state_dict`), floating values stored as such
+        (`check_stored_kinds`), all finite — `save_checkpoint` never writes NaN or Inf (it raises the
+        divergence instead): a resume from one trained, diverged at its first step and wrote its
+        history over the run's. ``what``: whose state it is, if not the model's."""
+        try:
+            self.model.check_state_dict(state)
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"resume: {str(path)!r} does not fit the model: {what}{e}; resume with the model the run "
+                             "trained") from None
+        check_stored_kinds(self.model, state, path, "resume", what)
+        bad = next((name for name, a in state.items() if a.dtype.kind == "f" and not np.isfinite(a).all()), None)
+        if bad is not None:
+            raise ValueError(f"resume: {str(path)!r} is damaged or was edited: {what}{bad!r} holds NaN or Inf, which "
+                             "no checkpoint holds")
 
 
 def _schedule_state(trainer) -> str:
