@@ -992,6 +992,19 @@ def test_a_negative_exponent_of_zero_keeps_its_infinite_gradient_as_pytorchs():
     assert p.grad[0] == -np.inf  # masked to 0 only where the exponent is ≥ 0
 
 
+def test_a_clamped_elements_gradient_is_0_whatever_comes_from_above():
+    """∂clamp(x)/∂x = 0 outside [min, max]: y is constant there, so an infinite ∂L/∂y (a square root
+    of the clamped 0) gives 0 — ∂L/∂y·[inside] was 0·∞ = NaN, which an optimizer spread to the weights."""
+    x = xdl.tensor([-1.0, 0.0, 4.0], requires_grad=True)
+    with np.errstate(all="ignore"):
+        x.clamp(min=0.0).sqrt().sum().backward()
+    np.testing.assert_array_equal(x.grad, [0.0, np.inf, 0.25])  # 1/(2√y) inside (∞ at the bound itself)
+    a = xdl.tensor([2.0, 3.0], requires_grad=True)  # y = a⁰ = 1 is constant in a: its gradient 0, ∂L/∂y = ∞ or not
+    with np.errstate(all="ignore"):
+        (a ** xdl.tensor([0.0, 1.0])).backward(np.array([np.inf, 1.0]))
+    np.testing.assert_array_equal(a.grad, [0.0, 1.0])
+
+
 def test_a_reductions_axes_may_be_any_sequence():
     t = xdl.tensor(np.ones((2, 3, 4)))
     assert t.sum(axis=range(2)).shape == (4,) and t.sum(axis=np.array([0, 2])).shape == (3,)

@@ -130,7 +130,8 @@ class Pow(Binary):
         ga = None
         if self.needs_grad[0]:  # where b = 0, a^0 is constant: 0, not 0·0^(−1) = NaN at a = 0
             with np.errstate(divide="ignore", invalid="ignore"):  # the branch where() leaves out
-                ga = gy * self.xp.where(self.b == 0, 0, self.b * self.a ** (self.b - 1))
+                # selected, not multiplied: 0·∞ was NaN where an infinite ∂L/∂y met b = 0 (PyTorch's gives 0)
+                ga = self.xp.where(self.b == 0, 0, gy * (self.b * self.a ** (self.b - 1)))
         gb = None
         if self.needs_grad[1]:
             with np.errstate(divide="ignore", invalid="ignore"):  # ln 0 = −∞, which where() leaves out

@@ -93,7 +93,9 @@ class Clamp(Function):
         return self.xp.clip(x, self.low, self.high)  # NumPy's dtype rules: a fraction makes integers floats
 
     def backward(self, gy):
-        return (gy * self.inside,)
+        # selected, not multiplied: outside the bounds y is constant in x, so its gradient is 0 whatever
+        # ∂L/∂y is — 0·∞ was NaN there (sqrt(clamp(x, min=0)) at x < 0), where PyTorch's clamp gives 0
+        return (self.xp.where(self.inside, gy, 0),)
 
 
 def _bound(value, name: str):
