@@ -501,6 +501,43 @@ class WeightedCrossEntropy(SoftmaxCrossEntropy):
         return super().compute(logits, labels) * self.weight
 
 
+def test_a_step_hooks_change_is_read_by_the_next_captured_step_as_by_an_eager_one(backend, monkeypatch):
+    """A callback's ``on_step_end`` (Keras's ``on_train_batch_end``) that sets a Dropout's rate and the
+    L2 strength, rebinds a weight's ``.data`` and puts a batch norm in evaluation after step 2: the
+    settings were compared at each epoch's start only, so the replays went on with the old rate and
+    L2 to the epoch's end, the rebound ``.data`` was trained nowhere (a replay updates the flat
+    buffer; the weight ended as the hook left it, the epoch's updates lost) and the batch norm
+    trained in evaluation eagerly only. Now compared after the hooks, as at an epoch's start (and
+    the modes put back): the size-50 step is captured again at step 3, once — 50, 50, 10 in epoch 1,
+    none in epoch 2 — and the run ends as the eager one."""
+    from xdl.train import Callback
+
+    class PerBatch(Callback):
+        def __init__(self):
+            self.steps = 0
+
+        def on_step_end(self, trainer, cost):
+            self.steps += 1
+            if self.steps == 2:
+                trainer.model.layers[3].rate = 0.0  # (mlp: Dense, BatchNorm, ReLU, Dropout, …)
+                trainer.l2 = 0.5
+                first = trainer.model.layers[0].weight
+                first.data = first.data * 0.5
+                trainer.model.layers[1].eval()
+
+    s = moons()
+    ends = {}
+    for how in ("eager", "captured"):
+        tr = trainer(False if how == "eager" else "auto", epochs=2, callbacks=[PerBatch()])
+        captures = emulated_capture(monkeypatch, tr) if how == "captured" and backend.name == "numpy" else None
+        tr.fit(s.X_train, s.y_train)
+        assert how == "eager" or tr.eager_reason() is None
+        ends[how] = weights(backend, tr.model)
+        if captures is not None:
+            assert [fn.__name__ for fn in captures].count("counted_step") == 3
+    np.testing.assert_array_equal(ends["captured"], ends["eager"])
+
+
 def test_an_attribute_a_callback_changes_in_a_model_or_loss_of_ones_own_captures_the_step_again(backend, monkeypatch):
     """A replay runs no Python: ``self.scale`` read by a model's forward, or ``self.weight`` by a
     loss's compute, is a constant of the graph, recorded at the capture. A callback halving the one

@@ -607,12 +607,7 @@ class Trainer:
         if captured:  # the dropout key's step, counted on by each step on the device
             steps_done = self._captured.start_epoch(e * steps + self.step)
             self.model.set_random_key(self.seed, 0, steps_done=steps_done)
-            # what a replay does not redo, done here: a .data rebound by a callback written back into the flat
-            # buffer the graph trains (zero_grad's write-back: the step's own runs only at its capture), and
-            # the settings the step was captured under compared with the model's now (`host_settings`)
-            self.optimizer.zero_grad()
-            settings = self._captured.settings("step", self.model, self.l2, self.optimizer, len(self.optimizer.groups),
-                                               self.eval_train, self.loss, host_values(self.loss))
+            settings = self._replay_settings()
         # from the epoch's first step until its record (or a stop's `_partial`): an exception in between
         # leaves the run where no fit can go on exactly
         self._mid_step = True
@@ -646,14 +641,24 @@ class Trainer:
                 self.model.set_random_key(None)
                 try:
                     self._step_end(float(costs[step]))
+                    # a parameter a hook froze: refused now, before the next step's forward moves any state (the
+                    # optimizer's own check came after it eagerly, and a replay runs none)
+                    self.optimizer.check_trainable(self.model)
                 except BaseException:
                     # the step is whole (its update applied, its cost checked): an error a hook raised leaves
                     # the run between two steps, as a stop does, and a later fit goes on from the next one
                     # (it was refused as one stopped inside a step, its epoch's steps lost)
                     self._partial, self._mid_step = self._epoch_so_far(), False
                     raise
+                # what the epoch's start does for an epoch-end callback's change, done for a step hook's: its
+                # model.eval() undone (the steps run in the fit's modes), and, captured, its change of what the
+                # step reads on the host (a dropout rate, l2, a .data rebound) compared now — a
+                # replay runs no Python, and went on with the old values until the epoch's end, a rebound .data
+                # left out of the training and then written back over it
+                restore_modes(self._modes)
                 if captured:
                     self.model.set_random_key(self.seed, 0, steps_done=steps_done)
+                    settings = self._replay_settings()
             if (signals.received or self.stop_training) and step + 1 < steps:  # the epoch left mid-way
                 self._partial, self._so_far = self._epoch_so_far(), None
                 self._mid_step = False
@@ -692,6 +697,15 @@ class Trainer:
         record["step_seconds"] = step_seconds
         self.epoch, self.step = e + 1, 0  # (`_mid_step` until the callbacks have run on the record)
         return record
+
+    def _replay_settings(self) -> tuple:
+        """Before the next captured step, what a replay does not redo, done here: a .data rebound by a
+        callback written back into the flat buffer the graph trains (zero_grad's write-back: the
+        step's own runs only at its capture); and the settings the step was captured under, to be
+        compared with the model's now (`host_settings`: a change captures the step again)."""
+        self.optimizer.zero_grad()
+        return self._captured.settings("step", self.model, self.l2, self.optimizer, len(self.optimizer.groups),
+                                       self.eval_train, self.loss, host_values(self.loss))
 
     def _epoch_so_far(self) -> dict:
         """The epoch's progress after its ``self.step`` steps, as a `_partial`: what a checkpoint
