@@ -173,6 +173,22 @@ def test_a_bad_value_in_a_config_file_is_refused_though_a_flag_overrides_it(tmp_
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("line, flags, said", [
+    ("epochs = 0", ["--epochs", "1"], "epochs must be ≥ 1, got 0"),
+    ("lr = -1", ["--lr", "0.1"], "lr must be a finite number > 0, got -1"),
+    ("batch_size = 1", ["--batch-size", "8"], "batch_size must be ≥ 2 with batch_norm")])
+def test_an_out_of_range_value_in_a_config_file_is_refused_though_a_flag_overrides_it(tmp_path, capsys, line, flags,
+                                                                                     said):
+    """Its type and choices were checked, not its range: epochs = 0 under --epochs 1 trained, and the
+    same file failed later without the flag."""
+    config = tmp_path / "run.toml"
+    config.write_text(f'dataset = "moons"\nhidden = [4]\n{line}\n')
+    assert main(["train", "--config", str(config), *flags, "--out", str(tmp_path / "out")]) == 1
+    assert re.search(f"error: config file '.*run.toml' \\(its values, without the flags that override them\\): "
+                     f"{said}", capsys.readouterr().err)
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_resume_refusing_a_config_files_option_names_it_in_the_file(tmp_path, capsys):
     """``lr = 0.01`` in a --config file that resumes a run made at 0.003 was refused as "--lr: …",
     a flag never typed; a flag given is named as a flag still."""

@@ -153,7 +153,13 @@ class TrainConfig:
             if name in fields and name in (overrides or {}):  # (epochs = 1.5 passed while --epochs 1 was given)
                 where = f"config file {str(path)!r} (its value, though a flag overrides it)"
                 _check_choice(fields[name], _checked(name, fields[name].type, value, where), where)
-        return cls.from_dict({**(defaults or {}), **data, **(overrides or {})}, source=f"config file {str(path)!r}")
+        config = cls.from_dict({**(defaults or {}), **data, **(overrides or {})}, source=f"config file {str(path)!r}")
+        if {key.replace("-", "_") for key in data} & set(overrides or {}):
+            # and its values as the file gives them, each in range (epochs = 0, lr = -1 passed under --epochs 1,
+            # --lr 0.1, their types and choices checked above, and the same file failed later without the flags)
+            cls.from_dict({**(defaults or {}), **data}, source=f"config file {str(path)!r} (its values, without the "
+                                                               "flags that override them)")
+        return config
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "config") -> TrainConfig:
