@@ -1675,3 +1675,33 @@ def test_zoom_around_a_choice_finds_its_value_not_one_equal_to_it():
     assert zoom(space, {"hidden": True}, shrink=0.3).dimensions["hidden"].values == [True]
     with pytest.raises(ValueError, match="not a value of the space"):
         zoom(Space({"hidden": Choice([1, 2])}), {"hidden": True})
+
+
+def test_ctrl_c_while_trials_json_is_written_keeps_the_trials_it_names(data, tmp_path, monkeypatch):
+    """A Ctrl-C that lands in `Study.save` (its fsync, a slow disk's longest wait) left the trial
+    just recorded in the study but not in trials.json: the search said "its 1 finished trial is in
+    trials.json", the directory was empty, and resume=True failed with "no trials.json". The
+    finished trials are written again at the Ctrl-C, while the search still holds its directory."""
+    import os
+
+    from xdl import files
+    from xdl.train import Interrupted
+
+    fsync, calls = os.fsync, []
+
+    def interrupted_fsync(fd):  # as a SIGINT delivered while the first trials.json is fsync'd
+        calls.append(fd)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        return fsync(fd)
+
+    monkeypatch.setattr(files.os, "fsync", interrupted_fsync)
+    X, y, dev = data
+    out, space = tmp_path / "study", {"lr": {"log_uniform": [1e-3, 1e-1]}}
+    base = dataclasses.replace(BASE, epochs=1)
+    with xdl.use("numpy"), pytest.raises(Interrupted, match="its 1 finished trial is in"):
+        tune(X, y, dev, space, trials=3, execution="sequential", base=base, directory=out)
+    assert [t["number"] for t in json.loads((out / "trials.json").read_text())["trials"]] == [0]
+    with xdl.use("numpy"):
+        study = tune(X, y, dev, space, trials=3, execution="sequential", base=base, directory=out, resume=True)
+    assert [t.number for t in study.trials] == [0, 1, 2]

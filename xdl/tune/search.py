@@ -150,20 +150,15 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
             study.report = report
             if resume:  # its meta as this search's at once (more trials: a Ctrl-C before the next trial keeps them)
                 study.save()
-            number = 0
-            for round_, points in _rounds(space, trials, strategy, rounds, seed, study):
-                done = study.finished()
-                todo = []
-                for params in points:
-                    params = json.loads(json.dumps(params))  # as trials.json holds them (a choice's tuples as lists)
-                    if number in done and done[number].params != params:
-                        raise ValueError(f"resume: trial {number} of the saved study has {done[number].params}, "
-                                         f"this search draws {params}; the space or seed changed")
-                    if number not in done:
-                        todo.append((number, params))
-                    number += 1
-                if todo:
-                    train(todo, round_, search)
+            try:
+                _search_rounds(space, trials, strategy, rounds, seed, study, train, search)
+            except KeyboardInterrupt:
+                # a Ctrl-C while trials.json was written (its fsync) left the trials just recorded in the study but
+                # not in the file, which the message then named as holding them: written again, while still held
+                if study.trials:
+                    with contextlib.suppress(OSError):  # (a full disk: the Ctrl-C is still what is said)
+                        study.save()
+                raise
     except KeyboardInterrupt as stop:  # its words are a trainer's (a checkpoint): a search keeps its study instead
         # (a Dask search's Ctrl-C arrives as a bare KeyboardInterrupt, where it waits on its workers: it said
         # nothing of what was kept, as a sequential or batched search's did)
@@ -187,6 +182,25 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
         # notebook's logger) and failed to pickle ("Can't pickle <function <lambda>>"), returned from a worker
         search.study.report = None
     return study
+
+
+def _search_rounds(space, trials, strategy, rounds, seed, study, train, search) -> None:
+    """Train each round's points that ``study`` does not hold yet (numbered in drawing order); a
+    saved trial drawn with other values is an error (the space or seed changed)."""
+    number = 0
+    for round_, points in _rounds(space, trials, strategy, rounds, seed, study):
+        done = study.finished()
+        todo = []
+        for params in points:
+            params = json.loads(json.dumps(params))  # as trials.json holds them (a choice's tuples as lists)
+            if number in done and done[number].params != params:
+                raise ValueError(f"resume: trial {number} of the saved study has {done[number].params}, "
+                                 f"this search draws {params}; the space or seed changed")
+            if number not in done:
+                todo.append((number, params))
+            number += 1
+        if todo:
+            train(todo, round_, search)
 
 
 @contextlib.contextmanager
