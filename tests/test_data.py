@@ -658,6 +658,22 @@ def test_standardizer_statistics_of_float32_data_are_computed_in_float64(rng):
     assert np.abs(s.transform(X).mean(axis=0, dtype=np.float64)).max() < 1e-4
 
 
+def test_standardizer_statistics_are_the_same_for_the_same_numbers_in_any_layout(rng):
+    """μ = Σx / m and σ² = Σ(x − μ)² / m of each feature do not depend on how X lies in memory:
+    NumPy sums a column contiguous in memory (Fortran order, a pandas frame's ``to_numpy()``)
+    pairwise and across C-ordered rows one by one, so a frame's statistics were 1 ulp from its
+    array's, and a float64 model standardized by them trained to other weights."""
+    pandas = pytest.importorskip("pandas")
+    X = rng.standard_normal((40, 5))
+    wide = np.zeros((40, 10))
+    wide[:, ::2] = X
+    reference = Standardizer().fit(X)
+    for same in (np.asfortranarray(X), pandas.DataFrame(X), wide[:, ::2], np.repeat(X, 2, axis=0)[::2]):
+        s = Standardizer().fit(same)
+        np.testing.assert_array_equal(s.mean, reference.mean)
+        np.testing.assert_array_equal(s.scale, reference.scale)
+
+
 def test_a_dev_error_below_the_training_error_by_exactly_the_tolerance_is_not_named():
     """variance = dev error − train error; dev better by exactly the tolerance (2 points) is within
     it, whatever the rounding of 1 − 0.92 − (1 − 0.90) = −0.020000000000000018."""

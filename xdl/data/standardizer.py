@@ -114,15 +114,18 @@ class Standardizer:
 def _moments(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each feature's mean and (biased) variance of ``X`` (m, n), in float64, by two passes over
     its pieces of rows: μ = Σx / m, σ² = Σ(x − μ)² / m. The temporaries are one piece's deviations,
-    not the set's (NumPy's ``X.var`` makes ``X − μ`` whole)."""
+    not the set's (NumPy's ``X.var`` makes ``X − μ`` whole). Each piece is summed in C order, whatever
+    X's layout: NumPy sums a column that lies contiguous (Fortran order: a pandas frame's
+    ``to_numpy()``) pairwise and one across rows (C order) row by row, so the same numbers in a frame
+    and in an array gave statistics 1 ulp apart — and a float64 model trained on them other weights."""
     m = len(X)
     total = np.zeros(X.shape[1])
     for start, stop in pieces(X):
-        total += X[start:stop].sum(axis=0, dtype=np.float64)
+        total += np.ascontiguousarray(X[start:stop]).sum(axis=0, dtype=np.float64)
     mean = total / m
     squares = np.zeros(X.shape[1])
     for start, stop in pieces(X):
-        deviations = np.subtract(X[start:stop], mean, dtype=np.float64)
+        deviations = np.subtract(np.ascontiguousarray(X[start:stop]), mean, dtype=np.float64)
         np.square(deviations, out=deviations)
         squares += deviations.sum(axis=0)
     return mean, squares / m
