@@ -89,7 +89,8 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
     min_epochs·ηʳ (`xdl.tune.pruning`: asynchronous successive halving; such trials are "pruned").
     ``dtype``: the models' (float64 makes every execution agree to rounding — but for ``halving``,
     whose asynchronous promotions depend on the order in which trials reach a rung: another
-    execution, or a resume, may prune others). ``standardize``: a
+    execution, or a resume, may prune others — and so, under ``tpe``, whose later rounds are drawn
+    from the results, draw others). ``standardize``: a
     `xdl.nn.Standardize` layer every model starts with, "fit" for each trial's own fitted on ``X``
     as `TrainConfig.build_standardize` does (on augmented copies too, where the trial augments),
     or None. ``scheduler``: an address (connected to before anything is made: one where no scheduler
