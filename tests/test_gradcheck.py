@@ -563,3 +563,17 @@ def test_gradcheck_names_as_also_only_inputs_whose_difference_is_a_bug(backend):
     result = xdl.gradcheck(lambda x, y: WrongSquare.apply(x).sum() + SlightlyOffSquare.apply(y).sum(), [a, b])
     assert result.worst.name == "a" and verdict_for(result.per_input[1]) == "suspect", str(result)
     assert result.also == [] and "also differing" not in str(result), str(result)
+
+
+def test_gradcheck_fails_a_suspect_input_hidden_behind_larger_gradients_as_it_fails_alone(backend):
+    """J = Σ1000·a + Σb², b's backward 1e-4 too large: b's own difference ≈ 5e-5 ("suspect"), the
+    overall one ≈ 5e-5·‖∂J/∂b‖/‖∂J/∂a‖ ≈ 1e-7 ("ok"). Checked alone b failed; beside a it passed —
+    the same bug passed or failed by what else was checked (a bias beside its weights)."""
+    a, b = t64(backend, [1e-3, -2e-3]), t64(backend, [0.5, 1.5])  # (J ≈ 1: finite differences resolve b)
+    a.name, b.name = "a", "b"
+    alone = xdl.gradcheck(lambda y: SlightlyOffSquare.apply(y).sum(), [b])
+    assert alone.verdict == "suspect" and not alone.passed, str(alone)
+    beside = xdl.gradcheck(lambda x, y: (x * 1000).sum() + SlightlyOffSquare.apply(y).sum(), [a, b])
+    assert beside.verdict in ("great", "ok") and beside.worst.name == "b" and not beside.unresolved, str(beside)
+    assert beside.hidden_bug and not beside.passed, str(beside)
+    assert "but b alone is suspect" in str(beside), str(beside)

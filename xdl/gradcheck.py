@@ -13,9 +13,10 @@ and the verdict is on
 
 over all elements: < 1e-7 great, < 1e-5 ok, < 1e-3 suspect, otherwise a bug. The overall
 figure can hide one input's bug behind larger gradients elsewhere, so an input whose own
-difference is a bug fails the check too — unless that is rounding. Such an input is checked again
-with a step `RECHECK` times larger, where J's rounding over the step (|J|·2⁻⁵²/ε: an L2 term that
-makes J huge, say) is `RECHECK` times smaller and a wrong backward pass stays as wrong: its
+difference is a bug, or suspect, fails the check too (as it would checked alone) — unless that is
+rounding. Such an input is checked again with a step `RECHECK` times larger, where J's rounding
+over the step (|J|·2⁻⁵²/ε: an L2 term that makes J huge, say) is `RECHECK` times smaller and a
+wrong backward pass stays as wrong: its
 difference is rounding when its gradients stay below 10·|J|·2⁻⁵²/(RECHECK·ε) there too, or when
 it agrees there (no bug, and 10 times closer). The result says which, and the overall figure
 leaves such inputs out (with none left, nothing was checked: the verdict is "inconclusive"; so too
@@ -100,8 +101,11 @@ class GradcheckResult:
     @property
     def hidden_bug(self) -> bool:
         """The overall difference passes, but an input whose gradients are large enough to check
-        differs like a bug on its own: larger gradients elsewhere dominate the overall figure."""
-        return self.verdict in ("great", "ok") and self.worst.resolved and verdict_for(self.worst.difference) == "bug"
+        differs like a bug, or is suspect (1e-5 to 1e-3), on its own: larger gradients elsewhere
+        dominate the overall figure. (A suspect input fails alone, so it fails beside others too: a
+        bias gradient 0.1% off passed as "ok" beside a weight whose gradients are 100 times larger.)"""
+        return (self.verdict in ("great", "ok") and self.worst.resolved
+                and verdict_for(self.worst.difference) in ("suspect", "bug"))
 
     @property
     def passed(self) -> bool:
@@ -120,7 +124,8 @@ class GradcheckResult:
                      "tie): no gradient to check there, rather than a wrong backward pass; check at inputs off it "
                      "(other data, biases not 0)")
         if self.hidden_bug:
-            text += (f"\nbut {where} alone differs like a bug: the overall difference is dominated by larger "
+            alone = "differs like a bug" if verdict_for(w.difference) == "bug" else "is suspect"
+            text += (f"\nbut {where} alone {alone}: the overall difference is dominated by larger "
                      "gradients elsewhere; check that input's backward pass")
         if self.sampled is not None:  # (it read as a check of every element)
             text += f"\nchecked {self.sampled[0]:,} of the inputs' {self.sampled[1]:,} elements, drawn at random"
@@ -241,7 +246,7 @@ def gradcheck(fn, inputs, eps: float = 1e-7, elements: int | None = None) -> Gra
         # its resolution), or if it agrees there (no bug, and 10× closer); else it is a bug.
         resolved, unresolved = [True] * len(inputs), []
         for k in checked:
-            if verdict_for(per_input[k]) != "bug":
+            if verdict_for(per_input[k]) in ("great", "ok"):  # (a suspect one too: it fails the check, `hidden_bug`)
                 continue
             coarser = _numeric_gradient(call, inputs[k], chosen[k], RECHECK * eps, labels[k])
             again = relative_difference(analytic[k], coarser)
