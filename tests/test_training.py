@@ -255,6 +255,17 @@ def test_a_checkpoint_saved_by_hand_after_a_fit_with_early_stopping_records_its_
             other.X_train, other.y_train, dev=(other.X_dev, other.y_dev), resume=tmp_path / "c.npz")
 
 
+def test_a_resume_with_the_labels_in_another_form_says_so(tmp_path):
+    """Class indices then one-hot rows of the same labels train alike, but hash apart: the refusal
+    said only "the data set or its split changed", sending the user after their data."""
+    s = moons_parts()
+    make_trainer(None, epochs=1, callbacks=[Checkpoint(tmp_path)]).fit(s.X_train, s.y_train)
+    with pytest.raises(ValueError, match=r"the train data differ from the checkpoint's .* or its labels' form "
+                                         r"\(class indices or one-hot rows"):
+        make_trainer(None, epochs=2, callbacks=[Checkpoint(tmp_path)]).fit(s.X_train, np.eye(2)[s.y_train],
+                                                                           resume=tmp_path)
+
+
 def test_a_lightning_on_exception_is_refused_naming_xdls_signature():
     class LightningCleanUp(Callback):
         def on_exception(self, trainer, pl_module, exception):

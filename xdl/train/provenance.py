@@ -164,7 +164,9 @@ def verify(saved: dict, current: dict, path) -> None:
                 if (then or {}).get(part) != now.get(part):
                     raise ValueError(f"resume: the {part} data differ from the checkpoint's "
                                      f"({_data(then, part)} then, {_data(now, part)} now): the data set or "
-                                     f"its split changed ({str(path)!r})")
+                                     f"its split changed, or its labels' form (class indices or one-hot rows: "
+                                     f"the same numbers, hashed as given; give them as the run did) "
+                                     f"({str(path)!r})")
         raise ValueError(f"resume: {key} was {then!r} in the checkpoint, this run has {now!r} ({str(path)!r})")
 
 
