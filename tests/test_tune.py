@@ -826,6 +826,8 @@ def test_search_arguments_are_checked_before_any_trial(data, tmp_path, monkeypat
             (dict(seed=1.5), ValueError, r"seed must be an integer ≥ 0, got 1.5"),
             (dict(seed=-1, strategy="grid"), ValueError, r"seed must be an integer ≥ 0"),
             (dict(y=np.array(["a"] * len(y))), ValueError, r"y must hold integer class indices"),
+            (dict(y=np.eye(10)[y]), ValueError, r"y must be \(m,\) class indices .* \(one-hot rows: give "
+                                                r"y.argmax\(axis=1\)\)"),
             (dict(dev=(dev[0],)), ValueError, r"dev must be a pair \(X_dev, y_dev\).*tuple of length 1"),
             (dict(dev=(dev[0][:, :3], dev[1])), ValueError, r"X_dev has 3 features"),
             (dict(dtype="float16", execution="sequential"), ValueError, r"dtype must be float32 or float64"),

@@ -474,7 +474,8 @@ def _check_data(X, y, dev, dtype: str):
     y_dev = check_labels(dev[1], len(X_dev), "y_dev", x_name="X_dev")
     for label, labels in (("y", y), ("y_dev", y_dev)):
         if labels.ndim != 1 or not len(labels):
-            raise ValueError(f"{label} must be (m,) class indices with m ≥ 1, got shape {labels.shape}")
+            hint = f" (one-hot rows: give {label}.argmax(axis=1))" if labels.ndim == 2 and labels.shape[1] > 1 else ""
+            raise ValueError(f"{label} must be (m,) class indices with m ≥ 1, got shape {labels.shape}{hint}")
     return X, y, (X_dev, y_dev)
 
 
