@@ -189,6 +189,15 @@ def test_an_out_of_range_value_in_a_config_file_is_refused_though_a_flag_overrid
     assert not (tmp_path / "out").exists()
 
 
+def test_a_flag_that_makes_a_config_files_value_good_counts_though_another_overrides_one(tmp_path, capsys):
+    """batch_size = 1 under --no-batch-norm trains; adding --epochs 1 over the file's epochs = 3 had
+    the file's values checked without every flag ("batch_size must be ≥ 2 with batch_norm")."""
+    config = tmp_path / "run.toml"
+    config.write_text('dataset = "moons"\nhidden = [4]\nbatch_size = 1\nepochs = 3\n')
+    assert main(["train", "--config", str(config), "--no-batch-norm", "--epochs", "1", "--out", str(tmp_path / "out"),
+                 "--no-progress"]) == 0, capsys.readouterr().err
+
+
 def test_a_resume_refusing_a_config_files_option_names_it_in_the_file(tmp_path, capsys):
     """``lr = 0.01`` in a --config file that resumes a run made at 0.003 was refused as "--lr: …",
     a flag never typed; a flag given is named as a flag still."""

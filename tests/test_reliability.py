@@ -488,7 +488,8 @@ def _edit_checkpoint(path, change):
     (lambda e, a: e["history"]["records"].__delitem__(slice(0, 1)), "its history holds 1 records for the 2 epochs"),
     (lambda e, a: e["history"]["records"][1].update(epoch="2"), "its history's record 2 is of epoch '2'"),
     (lambda e, a: e["history"]["records"][0].update(train_cost=[1, 2]), "its history.s record 1 has train_cost \\[1, 2\\]"),
-    (lambda e, a: e["history"]["records"][0].update(seconds={}), "its history.s record 1 has seconds {}"),
+    (lambda e, a: e["history"]["records"][0].update(dev_accuracy=1e30), "its history.s record 1 has dev_accuracy "
+                                                                         "1e\\+30, expected a finite number in \\[0, 1\\]"),
     (lambda e, a: e.update(epoch=1.5), "its 'epoch' is 1.5, expected an integer ≥ 0"),
     (lambda e, a: e.update(step=-1), "its 'step' is -1"),
     (lambda e, a: e.pop("callbacks"), "it has no 'callbacks'"),
@@ -496,7 +497,7 @@ def _edit_checkpoint(path, change):
     (lambda e, a: e["provenance"]["data"].update(train=1.5), "its record of the run cannot be read"),
     (lambda e, a: e["optimizer_layout"].__setitem__(0, True), "its optimizer's state cannot be read"),
     (lambda e, a: a.update({"0.weight": np.full_like(a["0.weight"], np.nan)}), "'0.weight' holds NaN or Inf"),
-], ids=["records-missing", "record-epoch", "record-cost", "record-seconds", "epoch", "step", "callbacks", "provenance",
+], ids=["records-missing", "record-epoch", "record-cost", "record-accuracy", "epoch", "step", "callbacks", "provenance",
         "provenance-data", "optimizer-layout", "nan-weights"])
 def test_a_damaged_run_state_in_a_checkpoint_is_refused_naming_the_file(tmp_path, damage, said):
     """Each field a resume reads of a checkpoint is of the kind save_checkpoint writes, and its history
@@ -514,6 +515,20 @@ def test_a_damaged_run_state_in_a_checkpoint_is_refused_naming_the_file(tmp_path
         resumed.fit(s.X_train, s.y_train, resume=tmp_path)
     assert_same_state(before, state_of(resumed))
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == files
+
+def test_a_callbacks_own_form_of_a_records_lr_resumes(tmp_path):
+    """A callback may write a record's "lr" its own way — each group's rate, as PyTorch's
+    get_last_lr() lists them: such a checkpoint, xdl's own, was refused as damaged."""
+    class GroupRates(Callback):
+        def on_epoch_end(self, trainer, record):
+            record["lr"] = [g["lr"] for g in trainer.optimizer.param_groups]
+
+    s = moons(100)
+    trainer_for(epochs=1, callbacks=[GroupRates(), Checkpoint(tmp_path)]).fit(s.X_train, s.y_train)
+    resumed = trainer_for(epochs=2, callbacks=[GroupRates(), Checkpoint(tmp_path)])
+    resumed.fit(s.X_train, s.y_train, resume=tmp_path)
+    assert [r["lr"] for r in resumed.history.records] == [[0.01], [0.01]]
+
 
 @pytest.mark.parametrize("damage, said", [
     (lambda a: a.update({"extra/callback/0/0.weight": a["extra/callback/0/0.weight"].astype(bool)}),
@@ -1611,6 +1626,31 @@ def test_keras_habits_are_named_where_they_would_do_nothing():
     assert not np.array_equal(before, model[0].weight.numpy())
     head = Adam(model[2].parameters())  # an optimizer of some parameters only, as PyTorch's: the rest stay
     Trainer(model, SoftmaxCrossEntropy(), head, epochs=1, progress=False).fit(s.X_train, s.y_train)
+
+
+@pytest.mark.parametrize("epoch", [1, 2])
+def test_a_freeze_after_an_epochs_last_step_is_refused_after_its_record(tmp_path, epoch):
+    """A parameter a step hook freezes is refused before another step of the epoch (it would move),
+    and after the epoch's last step by the next epoch's start, as an epoch-end callback's freeze: it
+    was refused at once, epoch 1's record and checkpoint lost with it, and a freeze after the run's
+    last step (no step follows) failed the fit."""
+    s = moons(200)
+    steps = -(-len(s.X_train) // 32)
+    from xdl.train.callbacks import read_position
+
+    class FreezeAtLastStep(Callback):
+        def on_step_end(self, trainer, cost):
+            if trainer.epoch + 1 == epoch and trainer.step == steps:
+                trainer.model[0].weight.requires_grad = False
+
+    trainer = trainer_for(epochs=2, callbacks=[FreezeAtLastStep(), Checkpoint(tmp_path)])
+    if epoch == 2:
+        trainer.fit(s.X_train, s.y_train)
+    else:
+        with pytest.raises(ValueError, match=r"it was made when 0.weight trained, and it is frozen now"):
+            trainer.fit(s.X_train, s.y_train)
+    assert len(trainer.history) == epoch and (trainer.epoch, trainer.step) == (epoch, 0)
+    assert read_position(tmp_path / "checkpoint.npz")[1:] == (epoch, 0)
 
 
 def test_a_later_fit_after_astype_is_refused_before_it_starts():

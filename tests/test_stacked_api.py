@@ -192,9 +192,9 @@ def adam_state():
      r"optimizer state settings\[0\] must hold lr, beta1, beta2, eps, weight_decay"),
     (lambda sd: {k: v for k, v in sd.items() if k != "frozen"}, r"optimizer state has no frozen"),
     # these two were "does not fit this stacked optimizer (regions or buffers differ)", naming neither
-    (lambda sd: dict(sd, settings=sd["settings"] * 2), r"optimizer state has settings 2 for 1 part\(s\) of each row: "
-                                                       r"expected a list of one set .* or two \(set apart, as by "
-                                                       r"xdl.optim.param_groups\(model, weight_decay\)"),
+    (lambda sd: dict(sd, settings=sd["settings"] * 2),
+     r"optimizer state has 2 sets of settings for 1 part\(s\) of each row: expected a list of one set .* or two "
+     r"\(set apart, as by xdl.optim.param_groups\(model, weight_decay\)"),
     (lambda sd: dict(sd, state={"m": sd["state"]["m"]}),
      r"optimizer state holds buffers \['m'\], Adam keeps \['m', 'v'\]"),
 ])
@@ -312,7 +312,8 @@ def test_stacked_softmax_cross_entropy_checks_its_labels_shape_and_dtype(labels,
         xdl.stacked_softmax_cross_entropy(logits, labels)
 
 
-@pytest.mark.parametrize("key", [((1, 2, 3), "a", 7), ((1, 2, 3), 0), (5, 0, 7), ((1.5, 2, 3), 0, 7), ((1, True, 3), 0, 7)])
+@pytest.mark.parametrize("key", [((1, 2, 3), "a", 7), ((1, 2, 3), 0), (5, 0, 7), ((1.5, 2, 3), 0, 7),
+                                 ((1, True, 3), 0, 7)])
 def test_stacked_dropout_checks_its_key_as_dropout_does(key):
     """A key of another form failed inside the op ("not all arguments converted during string
     formatting", "'int' object is not iterable"), or a float seed drew seed 1's masks without a word."""
@@ -320,6 +321,16 @@ def test_stacked_dropout_checks_its_key_as_dropout_does(key):
     with pytest.raises(ValueError, match=r"stacked_dropout: key must be \(seeds \(one integer per model\), stream, "
                                          r"step\) of integers, .*got " + re.escape(repr(key))):
         xdl.stacked_dropout(x, (0.2, 0.5, 0.0), key)
+
+
+def test_stacked_dropout_takes_its_seeds_as_an_integer_array_too():
+    """np.arange(K) as the K seeds drew their masks before the key's check, which refused all but a
+    tuple or list; a float array is still refused."""
+    x = xdl.tensor(np.ones((5, 3, 4)))
+    np.testing.assert_array_equal(xdl.stacked_dropout(x, (0.2, 0.5, 0.0), (np.array([1, 2, 3]), 0, 7)).numpy(),
+                                  xdl.stacked_dropout(x, (0.2, 0.5, 0.0), ((1, 2, 3), 0, 7)).numpy())
+    with pytest.raises(ValueError, match=r"stacked_dropout: key must be \(seeds"):
+        xdl.stacked_dropout(x, (0.2, 0.5, 0.0), (np.array([1.0, 2.0, 3.0]), 0, 7))
 
 
 def test_stacked_softmax_cross_entropy_is_each_model_s_single_loss():

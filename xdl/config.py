@@ -154,11 +154,15 @@ class TrainConfig:
                 where = f"config file {str(path)!r} (its value, though a flag overrides it)"
                 _check_choice(fields[name], _checked(name, fields[name].type, value, where), where)
         config = cls.from_dict({**(defaults or {}), **data, **(overrides or {})}, source=f"config file {str(path)!r}")
-        if {key.replace("-", "_") for key in data} & set(overrides or {}):
+        in_file = {key.replace("-", "_") for key in data}
+        if in_file & set(overrides or {}):
             # and its values as the file gives them, each in range (epochs = 0, lr = -1 passed under --epochs 1,
-            # --lr 0.1, their types and choices checked above, and the same file failed later without the flags)
-            cls.from_dict({**(defaults or {}), **data}, source=f"config file {str(path)!r} (its values, without the "
-                                                               "flags that override them)")
+            # --lr 0.1, their types and choices checked above, and the same file failed later without the flags);
+            # the flags that set options the file does not hold still count (batch_size = 1 is good under
+            # --no-batch-norm: it was refused once another flag overrode one of the file's values)
+            others = {k: v for k, v in (overrides or {}).items() if k not in in_file}
+            cls.from_dict({**(defaults or {}), **data, **others},
+                          source=f"config file {str(path)!r} (its values, without the flags that override them)")
         return config
 
     @classmethod

@@ -117,8 +117,11 @@ def checked_mask_key(key, name: str, stacked: bool = False) -> tuple:
     def integer(k):
         return isinstance(k, int | np.integer) and not isinstance(k, bool)
 
+    def seeds(k):  # (a 1-D integer array too: np.arange(K) seeds)
+        return (isinstance(k, tuple | list) or isinstance(k, np.ndarray) and k.ndim == 1) and all(map(integer, k))
+
     if not (isinstance(key, tuple | list) and len(key) in (3, 4) and all(map(integer, key[1:3]))
-            and (isinstance(key[0], tuple | list) and all(map(integer, key[0])) if stacked else integer(key[0]))):
+            and (seeds(key[0]) if stacked else integer(key[0]))):
         seed = "seeds (one integer per model)" if stacked else "seed"
         raise ValueError(f"{name}: key must be ({seed}, stream, step) of integers, or ({seed}, stream, step, "
                          f"steps_done) with the backend's step counter, got {key!r}")

@@ -333,9 +333,9 @@ class StackedOptimizer(StepCount):
             check_bool(flag, f"optimizer state frozen[{i}]")
         if not isinstance(state["settings"], list | tuple) or len(state["settings"]) != len(self.regions):
             # (one set per model where the models' optimizers treat weights and other parameters alike, else two)
-            saved = len(state["settings"]) if isinstance(state["settings"], list | tuple) else state["settings"]
-            raise ValueError(f"optimizer state has settings {saved!r} for {len(self.regions)} part(s) of each row: "
-                             "expected a list of one set (models whose optimizers set weights and other parameters "
+            saved = len(state["settings"]) if isinstance(state["settings"], list | tuple) else repr(state["settings"])
+            raise ValueError(f"optimizer state has {saved} sets of settings for {len(self.regions)} part(s) of each "
+                             "row: expected a list of one set (models whose optimizers set weights and other parameters "
                              "alike) or two (set apart, as by xdl.optim.param_groups(model, weight_decay) with a "
                              "weight decay ≠ 0); stack optimizers made as the saved ones were")
         if not isinstance(state["state"], dict) or set(state["state"]) != set(self._state):

@@ -272,8 +272,9 @@ def check_run_state(extra: dict, path, who: str = "resume") -> None:
     for i, record in enumerate(records, 1):
         if record.get("epoch") != i or not integer(record.get("epoch")):
             raise _damaged(path, who, f"its history's record {i} is of epoch {record.get('epoch')!r:.40}")
-        bad = next((k for k in ("train_cost", "dev_cost", "train_accuracy", "dev_accuracy", "lr", "seconds",
-                                "step_seconds")
+        # the run's measures (a callback may write its own columns, and "lr" or "seconds" its own way: a list
+        # of each group's rate, as PyTorch's get_last_lr() gives them)
+        bad = next((k for k in ("train_cost", "dev_cost", "train_accuracy", "dev_accuracy")
                     if record.get(k) is not None and not (number(record[k]) and math.isfinite(record[k])
                                                           and (not k.endswith("accuracy") or 0 <= record[k] <= 1))),
                    None)
@@ -345,7 +346,9 @@ class Callback:
         a callback that overrides it (`fit_many` refuses one). A stop asked here
         (``trainer.stop_training = True``) ends the run after this step; mid-epoch, as Ctrl-C does —
         no record of the epoch, a resumable checkpoint through each `Checkpoint`, and a later fit or
-        a resume goes on from the next step, the same run. An error raised here leaves the run there
+        a resume goes on from the next step, the same run. What it changes is read by the next step, as
+        at an epoch's start: a ``model.eval()`` is undone (the steps train in the fit's modes), a parameter
+        frozen is refused before another step of the epoch. An error raised here leaves the run there
         too (a later fit goes on); a checkpoint written here (``trainer.save_checkpoint(path)``, every
         n steps) holds the epoch so far, and resumes as one written at a stop. A step whose cost
         diverges raises its FloatingPointError before the hooks see it, and ``on_train_end`` is not

@@ -528,8 +528,8 @@ class Trainer:
             bar = progress_bar(self.progress, total=(self.epochs - self.epoch) * len(bounds) - self.step)
             # (only callbacks that override the per-step hook are called at each step: it reads the cost)
             self._step_hooks = [cb for cb in self.callbacks if type(cb).on_step_end is not Callback.on_step_end]
-            # the mode each module trains in (`training_modes`), put back at each epoch's start (a callback's
-            # model.eval() undone)
+            # the mode each module trains in (`training_modes`), put back at each epoch's start and after each
+            # step's hooks (a callback's model.eval() undone)
             self._modes = training_modes(self.model)
             self._train(X, y, dev, bounds, bar)
             for cb in self.callbacks:
@@ -642,8 +642,11 @@ class Trainer:
                 try:
                     self._step_end(float(costs[step]))
                     # a parameter a hook froze: refused now, before the next step's forward moves any state (the
-                    # optimizer's own check came after it eagerly, and a replay runs none)
-                    self.optimizer.check_trainable(self.model)
+                    # optimizer's own check came after it eagerly, and a replay runs none) — where a next step of
+                    # this epoch runs: after its last, the epoch's record and checkpoints come first and the next
+                    # epoch's start refuses it (a freeze after the run's last step trains nothing: fit ends)
+                    if step + 1 < steps and not (self.stop_training or signals.received):
+                        self.optimizer.check_trainable(self.model)
                 except BaseException:
                     # the step is whole (its update applied, its cost checked): an error a hook raised leaves
                     # the run between two steps, as a stop does, and a later fit goes on from the next one
