@@ -211,6 +211,32 @@ def test_a_resume_refusing_a_config_files_option_names_it_in_the_file(tmp_path, 
     assert "error: --lr: the checkpoint in " in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("option, value, said", [("l2", "str", "l2 must be a number, got 'str'"),
+                                                   ("hidden", [0], "hidden must be a non-empty list")])
+@pytest.mark.parametrize("with_file", [False, True])
+def test_a_damaged_option_in_a_checkpoint_is_named_as_the_checkpoints(tmp_path, capsys, option, value, said, with_file):
+    """A resumed run's options are its checkpoint's run_info: one damaged there (l2 = "str") was
+    refused as "--l2 must be a number", a flag never typed, or as the --config file's, which does not
+    hold it — the file to look at is the checkpoint, named; nothing is written."""
+    from xdl.serialization import read_checkpoint
+
+    assert main(["train", *FAST, "--epochs", "1", "--out", str(tmp_path / "R")]) == 0
+    checkpoint = tmp_path / "R" / "checkpoints" / "checkpoint.npz"
+    extra, arrays, _ = read_checkpoint(checkpoint)
+    extra["run_info"]["config"][option] = value
+    xdl.save(xdl.load(checkpoint), checkpoint, extra=extra, extra_arrays=arrays)
+    before = {p: p.read_bytes() for p in (tmp_path / "R").rglob("*") if p.is_file()}
+    config = tmp_path / "q.toml"
+    config.write_text("epochs = 2\n")
+    given = ["--config", str(config)] if with_file else ["--epochs", "2"]
+    capsys.readouterr()
+    assert main(["train", *given, "--resume", str(checkpoint.parent)]) == 1
+    err = capsys.readouterr().err
+    assert (f"error: --resume: the checkpoint {str(checkpoint)!r} is damaged or was edited: its run's options "
+            f"(run_info): {said}") in err
+    assert {p: p.read_bytes() for p in (tmp_path / "R").rglob("*") if p.is_file()} == before
+
+
 def test_gradcheck_checks_a_sample_of_each_parameter_when_asked(capsys):
     """Every element of the default model's 51,210 took 5½ minutes here, silent after its header."""
     assert main(["gradcheck", "--elements", "5"]) == 0

@@ -1069,3 +1069,37 @@ def test_a_callback_given_twice_is_refused_as_a_trainer_refuses_it(tmp_path):
     checkpoint = Checkpoint(tmp_path)
     with pytest.raises(ValueError, match=r"callbacks: Checkpoint\(.*\) is given twice"):
         fit_many([small(seed=1)], np.zeros((8, 4)), np.zeros(8, dtype=int), callbacks=[checkpoint, checkpoint])
+
+
+@pytest.mark.parametrize("edit, said", [
+    (lambda extra, arrays: extra.update(errors=[]), "its 'errors' is [], expected a list of 2 strings or nulls"),
+    (lambda extra, arrays: extra["provenance"].pop("dev"), "its provenance has no 'dev'"),
+    (lambda extra, arrays: extra.update(step=float("inf")), "its 'step' is inf, expected an integer ≥ 0"),
+    (lambda extra, arrays: extra["stopping"].__setitem__(1, True), "its 'stopping' is [{"),
+    (lambda extra, arrays: arrays.pop("good/buffer/0"), "it has no array 'good/buffer/0'")])
+def test_a_damaged_batch_checkpoint_is_refused_naming_the_field_before_anything_changes(digits, tmp_path, edit, said):
+    """A fit_many checkpoint's fields were read as they were: a damaged or edited file was a KeyError
+    ('dev', 'good/buffer/0'), an OverflowError, a TypeError of the resume — and an ``errors`` list
+    cut short trained the batch, wrote its checkpoints over the file, then failed as an IndexError.
+    Refused as a Trainer's checkpoint is (`check_run_state`): the file and field named, nothing written."""
+    import json
+
+    from xdl.serialization import ARCHITECTURE_KEY, EXTRA_PREFIX
+
+    X, y, dev = digits
+    configs = [small(seed=1, epochs=1), small(seed=2, epochs=1)]
+    with xdl.use("numpy"):
+        fit_many(configs, X, y, dev=dev, callbacks=[Checkpoint(tmp_path)])
+        path = tmp_path / "checkpoint.npz"
+        with np.load(path) as data:  # (xdl.save takes one model, not a batch's stack: the file rewritten as is)
+            members = {k: data[k] for k in data.files}
+        header = json.loads(str(members[ARCHITECTURE_KEY]))
+        arrays = {k[len(EXTRA_PREFIX):]: members.pop(k) for k in list(members) if k.startswith(EXTRA_PREFIX)}
+        edit(header["extra"], arrays)
+        members[ARCHITECTURE_KEY] = np.array(json.dumps(header))
+        np.savez(path, **members, **{EXTRA_PREFIX + k: v for k, v in arrays.items()})
+        before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+        longer = [dataclasses.replace(c, epochs=2) for c in configs]
+        with pytest.raises(ValueError, match=re.escape(f"resume: {str(path)!r} is damaged or was edited: {said}")):
+            fit_many(longer, X, y, dev=dev, callbacks=[Checkpoint(tmp_path)], resume=tmp_path)
+        assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before

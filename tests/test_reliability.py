@@ -487,9 +487,10 @@ def _edit_checkpoint(path, change):
 @pytest.mark.parametrize("damage, said", [
     (lambda e, a: e["history"]["records"].__delitem__(slice(0, 1)), "its history holds 1 records for the 2 epochs"),
     (lambda e, a: e["history"]["records"][1].update(epoch="2"), "its history's record 2 is of epoch '2'"),
-    (lambda e, a: e["history"]["records"][0].update(train_cost=[1, 2]), "its history.s record 1 has train_cost \\[1, 2\\]"),
-    (lambda e, a: e["history"]["records"][0].update(dev_accuracy=1e30), "its history.s record 1 has dev_accuracy "
-                                                                         "1e\\+30, expected a finite number in \\[0, 1\\]"),
+    (lambda e, a: e["history"]["records"][0].update(train_cost=[1, 2]), "its history.s record 1.s 'train_cost' is \\[1, 2\\]"),
+    (lambda e, a: e["history"]["records"][0].update(dev_accuracy=1e30), "its history.s record 1.s "
+                                                                         "'dev_accuracy' is 1e\\+30, expected a number in "
+                                                                         "\\[0, 1\\]"),
     (lambda e, a: e.update(epoch=1.5), "its 'epoch' is 1.5, expected an integer ≥ 0"),
     (lambda e, a: e.update(step=-1), "its 'step' is -1"),
     (lambda e, a: e.pop("callbacks"), "it has no 'callbacks'"),

@@ -487,3 +487,20 @@ def test_saving_a_state_dict_or_the_arguments_swapped_says_what_save_takes(tmp_p
     with pytest.raises(TypeError, match=r"got PosixPath; the model comes first: xdl.save\(model, path\)"):
         xdl.save(tmp_path / "m.npz", model)
     assert not list(tmp_path.iterdir())
+
+
+def test_a_big_endian_file_loads_as_a_native_model_that_saves_and_loads_again(rng, tmp_path):
+    """A file whose members are stored big-endian ('>f4': NumPy's savez of such arrays, written on
+    or for another machine) gave a model of dtype '>f4', which saved as such and could not be loaded
+    again ("describes a model xdl cannot build"): its values are read in this machine's byte order."""
+    model, X = trained_model(rng)
+    path = xdl.save(model.eval(), tmp_path / "model.npz")
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files}
+    swapped = {k: v.astype(v.dtype.newbyteorder(">")) if v.dtype.kind == "f" else v for k, v in arrays.items()}
+    np.savez(tmp_path / "big.npz", **swapped)
+    loaded = xdl.load(tmp_path / "big.npz")
+    assert loaded.dtype == np.float32 and all(p.data.dtype.isnative for p in loaded.parameters())
+    np.testing.assert_array_equal(loaded(X).numpy(), model(X).numpy())
+    again = xdl.load(xdl.save(loaded, tmp_path / "again.npz"))
+    np.testing.assert_array_equal(again(X).numpy(), model(X).numpy())

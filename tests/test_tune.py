@@ -1707,3 +1707,30 @@ def test_ctrl_c_while_trials_json_is_written_keeps_the_trials_it_names(data, tmp
     with xdl.use("numpy"):
         study = tune(X, y, dev, space, trials=3, execution="sequential", base=base, directory=out, resume=True)
     assert [t.number for t in study.trials] == [0, 1, 2]
+
+
+@pytest.mark.parametrize("field, value, said", [
+    ("dev_cost", None, "its trial 0's 'dev_cost' is None, expected a number"),
+    ("params", None, "its trial 0's 'params' is None, expected a dict"),
+    ("status", "done", "its trial 0's 'status' is 'done', expected one of completed, stopped, pruned, failed"),
+    ("dev_accuracy", "0.9", "its trial 0's 'dev_accuracy' is '0.9', expected a number in [0, 1]"),
+    ("epochs", 1.5, "its trial 0's 'epochs' is 1.5, expected an integer ≥ 0")])
+def test_a_damaged_trial_in_trials_json_is_refused_before_a_resume_trains(data, tmp_path, field, value, said):
+    """trials.json's trials were read as they were: a completed trial without its dev cost trained
+    the resumed search's remaining trials, rewrote the study, then failed as "unsupported format
+    string passed to NoneType.__format__" (Study.load's table() too); params of null, a TypeError.
+    Refused now, naming the file, the trial and the field, with the directory untouched."""
+    from xdl.tune.study import Study
+
+    X, y, dev = data
+    space = {"lr": {"log_uniform": [1e-3, 1e-1]}}
+    tune(X, y, dev, space, trials=1, base=BASE, directory=tmp_path)
+    saved = json.loads((tmp_path / "trials.json").read_text())
+    saved["trials"][0][field] = value
+    (tmp_path / "trials.json").write_text(json.dumps(saved))
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    with pytest.raises(ValueError, match=re.escape(f"trials.json' is damaged or was edited: {said}")):
+        Study.load(tmp_path)
+    with pytest.raises(ValueError, match=re.escape(said)):
+        tune(X, y, dev, space, trials=2, base=BASE, directory=tmp_path, resume=True)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before

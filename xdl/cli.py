@@ -504,8 +504,16 @@ def _resumed_run(resume) -> dict:
         saved = (extra.get("run_info") or {}).get("config")
     except (OSError, ValueError, AttributeError, TypeError):
         return {}
+    if not isinstance(saved, dict):
+        return {}
     options = {f.name for f in dataclasses.fields(TrainConfig)} - {"out", "resume", "backend", "progress"}
-    return {key: value for key, value in saved.items() if key in options} if isinstance(saved, dict) else {}
+    kept = {key: value for key, value in saved.items() if key in options}
+    try:  # checked on their own, as a study's base options are: one damaged there was blamed on a flag never typed
+        TrainConfig.from_dict(kept, source="its run's options (run_info)")  # ("--l2 must be a number")
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"--resume: the checkpoint {str(resume_path(resume))!r} is damaged or was edited: {e}; start "
+                         "a new run, or resume from another checkpoint") from None
+    return kept
 
 
 def _resumed_study(args) -> tuple[dict, list]:

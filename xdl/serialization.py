@@ -181,7 +181,7 @@ def _read(path) -> tuple[dict, dict[str, np.ndarray]]:
             if ARCHITECTURE_KEY not in data.files:
                 raise LookupError(f"an .npz archive without the {ARCHITECTURE_KEY} entry")
             header = json.loads(str(data[ARCHITECTURE_KEY]))
-            state = {k: data[k] for k in data.files if k != ARCHITECTURE_KEY}
+            state = {k: _native(data[k]) for k in data.files if k != ARCHITECTURE_KEY}
     except LookupError as e:
         raise ValueError(f"load: {str(path)!r} is not an xdl model file ({e.args[0]})") from None
     except MemoryError as e:  # an array's header asks for more than there is: a damaged file (a flipped bit of a
@@ -209,6 +209,13 @@ def _read(path) -> tuple[dict, dict[str, np.ndarray]]:
 
 
 NARROWER_OR_WIDER = {"float16": "float32", "longdouble": "float64", "float128": "float64", "float96": "float64"}
+
+
+def _native(array: np.ndarray) -> np.ndarray:
+    """``array`` in this machine's byte order: a member stored big-endian ('>f4': NumPy's savez of
+    such an array, another machine's file) gave a model whose dtype was '>f4', which `save` then
+    wrote as such and `load` could not build again ("dtype must be float32 or float64")."""
+    return array if array.dtype.isnative else array.astype(array.dtype.newbyteorder("="))
 
 
 def load(path, model: Module | None = None) -> Module:

@@ -23,6 +23,7 @@ from xdl.caller import warn_caller
 from xdl.data.validation import check_bool, check_int, check_number
 from xdl.files import atomic_write, check_target, check_writable_dir, json_number, parse_toml
 from xdl.optim.optimizer import Optimizer, check_rate, rates_of_their_own
+from xdl.saved_fields import check_fields, damaged, is_count, is_list_of, is_number, is_records
 from xdl.serialization import is_many_checkpoint, read_extra, save
 from xdl.train.history import KERAS_MONITORS
 from xdl.train.interrupt import Interrupted
@@ -233,57 +234,44 @@ def check_checkpoint_kind(extra: dict | None, path, many: bool, who: str = "resu
         check_run_state(extra, path, who)
 
 
-def _damaged(path, who: str, what: str) -> ValueError:
-    return ValueError(f"{who}: {str(path)!r} is damaged or was edited: {what}; no xdl writes it so")
-
-
 def check_run_state(extra: dict, path, who: str = "resume") -> None:
     """The fields of a `Trainer` checkpoint's ``extra`` that a resume reads as they are — its
-    position, history, callbacks' states, the run's records — of the kinds `save_checkpoint` writes,
-    and the history one record per epoch done: records 1..epoch (len = epoch, record i's epoch i).
-    A damaged file or one edited by hand is refused here, naming the field, before anything is read
-    into the run; without it a history missing epochs was resumed (its records [1, 2, 7, 8]), a
-    fractional epoch trained one more, a field deleted was a KeyError."""
-    def integer(value, low=0):
-        return isinstance(value, int) and not isinstance(value, bool) and value >= low
+    position, history, callbacks' states, the run's records — of the kinds `save_checkpoint` writes
+    (`xdl.saved_fields`), and the history one record per epoch done: records 1..epoch (len = epoch,
+    record i's epoch i). A damaged file or one edited by hand is refused here, naming the field,
+    before anything is read into the run; without it a history missing epochs was resumed (its
+    records [1, 2, 7, 8]), a fractional epoch trained one more, a field deleted was a KeyError."""
+    def optional(fits):
+        return lambda v: v is None or fits(v)
 
-    def number(value):
-        return isinstance(value, int | float) and not isinstance(value, bool)
+    def is_dict(value):
+        return isinstance(value, dict)
 
-    for key, fits, expected in (("epoch", integer, "an integer ≥ 0"),
-                                ("step", lambda v: v is None or integer(v), "an integer ≥ 0"),
-                                ("epochs", lambda v: v is None or integer(v, 1), "an integer ≥ 1"),
-                                ("seed", lambda v: v is None or integer(v), "an integer ≥ 0 or null"),
-                                ("start_cost", lambda v: v is None or number(v), "a number or null"),
-                                ("partial", lambda v: v is None or isinstance(v, dict), "a dict or null"),
-                                ("provenance", lambda v: v is None or isinstance(v, dict), "a dict or null"),
-                                ("run_info", lambda v: v is None or isinstance(v, dict), "a dict or null"),
-                                ("callbacks", lambda v: isinstance(v, list) and all(isinstance(c, dict) for c in v),
-                                 "a list of the callbacks' states (dicts)"),
-                                ("history", lambda v: isinstance(v, dict) and isinstance(v.get("records"), list)
-                                 and all(isinstance(r, dict) for r in v["records"]), "a dict of records (dicts)")):
-        if key not in extra and key in ("epoch", "callbacks", "history"):
-            raise _damaged(path, who, f"it has no {key!r}")
-        if key in extra and not fits(extra[key]):
-            raise _damaged(path, who, f"its {key!r} is {extra[key]!r:.80}, expected {expected}")
+    check_fields(extra, (("epoch", is_count, "an integer ≥ 0"),
+                         ("step", optional(is_count), "an integer ≥ 0"),
+                         ("epochs", optional(lambda v: is_count(v, 1)), "an integer ≥ 1"),
+                         ("seed", optional(is_count), "an integer ≥ 0 or null"),
+                         ("start_cost", optional(is_number), "a number or null"),
+                         ("partial", optional(is_dict), "a dict or null"),
+                         ("provenance", optional(is_dict), "a dict or null"),
+                         ("run_info", optional(is_dict), "a dict or null"),
+                         ("callbacks", lambda v: is_list_of(v, is_dict), "a list of the callbacks' states (dicts)"),
+                         ("history", is_records, "a dict of records (dicts)")),
+                 path, who, required=("epoch", "callbacks", "history"))
     records, epoch = extra["history"]["records"], extra["epoch"]
     if len(records) != epoch:
-        raise _damaged(path, who, f"its history holds {len(records)} records for the {epoch} epochs it trained")
+        raise damaged(path, f"its history holds {len(records)} records for the {epoch} epochs it trained", who)
     for i, record in enumerate(records, 1):
-        if record.get("epoch") != i or not integer(record.get("epoch")):
-            raise _damaged(path, who, f"its history's record {i} is of epoch {record.get('epoch')!r:.40}")
+        if record.get("epoch") != i or not is_count(record.get("epoch")):
+            raise damaged(path, f"its history's record {i} is of epoch {record.get('epoch')!r:.40}", who)
         # the run's measures (a callback may write its own columns, and "lr" or "seconds" its own way: a list
         # of each group's rate, as PyTorch's get_last_lr() gives them)
-        bad = next((k for k in ("train_cost", "dev_cost", "train_accuracy", "dev_accuracy")
-                    if record.get(k) is not None and not (number(record[k]) and math.isfinite(record[k])
-                                                          and (not k.endswith("accuracy") or 0 <= record[k] <= 1))),
-                   None)
-        if bad is not None:
-            expected = "a finite number" + (" in [0, 1]" if bad.endswith("accuracy") else "")
-            raise _damaged(path, who, f"its history's record {i} has {bad} {record[bad]!r:.40}, expected {expected}")
-    for key in ("stopped_epoch", "best_epoch"):
-        if extra["history"].get(key) is not None and not integer(extra["history"][key], 1):
-            raise _damaged(path, who, f"its history's {key} is {extra['history'][key]!r:.40}")
+        check_fields(record, [(key, optional(lambda v: is_number(v) and math.isfinite(v)), "a finite number or null")
+                              for key in ("train_cost", "dev_cost")]
+                     + [(key, optional(lambda v: is_number(v) and 0 <= v <= 1), "a number in [0, 1] or null")
+                        for key in ("train_accuracy", "dev_accuracy")], path, who, whose=f"its history's record {i}'s")
+    check_fields(extra["history"], [(key, optional(lambda v: is_count(v, 1)), "an integer ≥ 1 or null")
+                                    for key in ("stopped_epoch", "best_epoch")], path, who, whose="its history's")
 
 
 def write_checkpoint(model, path, when: str, extra: dict, arrays: dict) -> Path:

@@ -49,6 +49,7 @@ from xdl.nn import Module, Standardize, stack
 from xdl.nn.module import evaluating_here, mode_here
 from xdl.optim.optimizer import check_rate
 from xdl.optim.stacked import StackedOptimizer
+from xdl.saved_fields import check_fields, damaged, is_count, is_list_of, is_number, is_records
 from xdl.serialization import load, read_extra
 from xdl.tensor import Tensor, no_grad, to_numpy
 from xdl.train.callbacks import (Checkpoint, EarlyStopping, callback_state, callbacks_held, callbacks_told_of_errors,
@@ -777,6 +778,7 @@ class ManyTrainer:
             raise FileNotFoundError(f"resume: no checkpoint at {str(path)!r}")
         extra, arrays = read_extra(path)
         check_checkpoint_kind(extra, path, many=True)
+        _check_many_state(extra, arrays, path, self.n_models, len(self._good["buffers"]))
         saved = extra["provenance"]
         if len(saved["configs"]) != self.n_models:
             raise ValueError(f"resume: the checkpoint holds {len(saved['configs'])} models, configs has {self.n_models}")
@@ -865,6 +867,52 @@ class ManyTrainer:
                         "or failed): nothing to train; the batch ends as it ended — raise the epochs of a completed "
                         "model (one without a cosine schedule, which spans its epochs) to train it on")
         return trains_on
+
+
+STATUSES = ("training", "completed", "stopped", "failed")
+
+
+def _check_many_state(extra: dict, arrays: dict, path, n_models: int, n_buffers: int) -> None:
+    """The fields of a `fit_many` checkpoint's ``extra`` (and the arrays beside it) that a resume
+    reads as they are, of the kinds `ManyTrainer.save_checkpoint` writes, one per model where it
+    keeps one per model — as `check_run_state` checks a `Trainer`'s. Without it a damaged or edited
+    file was a KeyError ('dev', 'good/buffer/0'), a TypeError or an OverflowError of the resume; an
+    ``errors`` list cut short trained the batch, wrote its checkpoints, then failed as an IndexError.
+    ``n_models``: the models resumed (a checkpoint of another number is said by the resume's own
+    check); ``n_buffers``: the stacked model's buffers, each kept copy holds them all."""
+    provenance = extra.get("provenance")
+    if not (isinstance(provenance, dict) and is_list_of(provenance.get("configs"), lambda c: isinstance(c, dict))):
+        raise damaged(path, f"its 'provenance' is {provenance!r:.80}, expected a dict of the batch's configs (dicts), "
+                            "seed, dtype and data")
+    missing = [key for key in ("seed", "dtype", "data", "dev") if key not in provenance]
+    if missing:
+        raise damaged(path, f"its provenance has no {missing[0]!r}")
+    n = len(provenance["configs"])
+    if n != n_models:
+        return  # (the resume says the checkpoint holds n models, configs has n_models)
+    fields = (("epoch", is_count, "an integer ≥ 0"), ("step", is_count, "an integer ≥ 0"),
+              ("partial", lambda v: v is None or isinstance(v, dict), "a dict or null"),
+              ("optimizer", lambda v: isinstance(v, dict), "a dict"),
+              ("status", lambda v: is_list_of(v, lambda s: s in STATUSES, n),
+               f"a list of {n} of {', '.join(STATUSES)}"),
+              ("errors", lambda v: is_list_of(v, lambda e: e is None or isinstance(e, str), n),
+               f"a list of {n} strings or nulls"),
+              ("histories", lambda v: is_list_of(v, is_records, n), f"a list of {n} histories (dicts of records)"),
+              ("history", is_records, "a dict of records (dicts)"),
+              ("callbacks", lambda v: is_list_of(v, lambda c: isinstance(c, dict)),
+               "a list of the callbacks' states (dicts)"),
+              ("stopping", lambda v: is_list_of(v, lambda s: isinstance(s, dict) and is_number(s.get("best")), n),
+               f"a list of {n} dicts with a best cost"),
+              ("start_costs", lambda v: v is None or is_list_of(v, lambda c: c is None or is_number(c), n),
+               f"a list of {n} numbers, or null"))
+    check_fields(extra, fields, path, required=[key for key, _, _ in fields if key != "start_costs"])
+    kept = ["good/data", *(f"good/buffer/{i}" for i in range(n_buffers))]
+    for kind in ("final", "best"):  # a model's kept copy: its row and every buffer, or none of them
+        kept += [f"{kind}/{k}/{name}" for k in range(n) if f"{kind}/{k}/data" in arrays
+                 for name in ("data", *(f"buffer/{i}" for i in range(n_buffers)))]
+    absent = next((name for name in kept if name not in arrays), None)
+    if absent is not None:
+        raise damaged(path, f"it has no array {absent!r}")
 
 
 def _standardize_digest(standardize) -> str | None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from xdl.data.validation import check_int
 from xdl.files import atomic_write
+from xdl.saved_fields import check_fields, is_count, is_number
 
 TRIALS_FILE = "trials.json"
 BEST_FILE = "best.toml"
@@ -221,9 +222,34 @@ def read_trials(path) -> tuple[dict, list[Trial]]:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         if not (isinstance(data, dict) and isinstance(data.get("meta"), dict) and isinstance(data.get("trials"), list)):
             raise ValueError('expected {"meta": {...}, "trials": [...]}')
-        return data["meta"], [Trial(**t) for t in data["trials"]]
+        trials = [Trial(**t) for t in data["trials"]]
     except (ValueError, TypeError) as e:  # bad JSON or UTF-8 is a ValueError; Trial(**t) a TypeError
         raise ValueError(f"{str(path)!r} is not a trials file xdl wrote ({e})") from None
+    for i, trial in enumerate(trials):
+        _check_trial(trial, path, f"its trial {i}'s")
+    return data["meta"], trials
+
+
+STATUSES = ("completed", "stopped", "pruned", "failed")
+
+
+def _check_trial(trial: Trial, path, whose: str) -> None:
+    """Raise `damaged` unless ``trial``, read from the ``trials.json`` at ``path``, has fields of
+    the kinds `Study.save` writes. One of another kind was read as it was — a completed trial
+    without its dev cost trained a resumed search's remaining trials, then failed as "unsupported
+    format string passed to NoneType.__format__"; params of null, a TypeError of Study.load's table."""
+    ranked = trial.status in ("completed", "stopped")  # (their dev figures rank them: `_rank`)
+    dev = "a number" + ("" if ranked else " or null")
+    check_fields(vars(trial), (
+        ("number", is_count, "an integer ≥ 0"), ("round", is_count, "an integer ≥ 0"),
+        ("params", lambda v: isinstance(v, dict), "a dict of the trial's values"),
+        ("status", lambda v: v in STATUSES, "one of " + ", ".join(STATUSES)),
+        ("error", lambda v: v is None or isinstance(v, str), "a string or null"),
+        ("dev_accuracy", lambda v: v is None and not ranked or is_number(v) and not (v < 0 or v > 1),
+         dev + " in [0, 1]"),  # (NaN passes, as a ranking takes it: the study's own words say what it was)
+        ("dev_cost", lambda v: v is None and not ranked or is_number(v), dev),
+        ("epochs", is_count, "an integer ≥ 0"), ("seconds", is_number, "a number"),
+        ("curves", lambda v: isinstance(v, dict), "a dict of lists")), path, who=None, whose=whose)
 
 
 def _toml(value) -> str:
