@@ -1103,3 +1103,21 @@ def test_a_damaged_batch_checkpoint_is_refused_naming_the_field_before_anything_
         with pytest.raises(ValueError, match=re.escape(f"resume: {str(path)!r} is damaged or was edited: {said}")):
             fit_many(longer, X, y, dev=dev, callbacks=[Checkpoint(tmp_path)], resume=tmp_path)
         assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_a_batch_checkpoint_with_a_pruned_model_resumes(digits, tmp_path):
+    """`stop_model(k, "pruned")` (`STOP_STATUSES`; `xdl.tune.pruning.BatchPruning`'s) writes status
+    "pruned" into the batch's checkpoint: its resume was refused as a damaged file ("its 'status' is
+    ['pruned', 'completed'], expected a list of 2 of training, completed, stopped, failed")."""
+    class Prune(Callback):
+        def on_epoch_end(self, trainer, record):
+            trainer.stop_model(0, "pruned")  # (after epoch 1, while model 0 trains)
+
+    X, y, dev = digits
+    configs = [small(seed=1, epochs=2), small(seed=2, epochs=2)]
+    with xdl.use("numpy"):
+        fit_many(configs, X, y, dev=dev, callbacks=[Prune(), Checkpoint(tmp_path)])
+        longer = [dataclasses.replace(c, epochs=3) for c in configs]
+        results = fit_many(longer, X, y, dev=dev, callbacks=[Prune(), Checkpoint(tmp_path)], resume=tmp_path)
+    assert [r.status for r in results] == ["pruned", "completed"]
+    assert [len(r.history) for r in results] == [1, 3]

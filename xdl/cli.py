@@ -45,6 +45,7 @@ from xdl.files import (atomic_write, check_directory_name, check_reachable, chec
 from xdl.hostmemory import keep_freed_memory
 from xdl.init import starts_symmetric
 from xdl.lock import BENCH, RUN, DirectoryLock, check_not_in_use, took_over_note
+from xdl.saved_fields import damaged
 from xdl.serialization import is_xdl_file, read_extra
 from xdl.train import BEST_FILE, CHECKPOINT_FILE, Checkpoint, Control, Interrupted
 from xdl.train.callbacks import (CONTROL_FILE, check_checkpoint_kind, position, read_position, resume_path,
@@ -511,8 +512,7 @@ def _resumed_run(resume) -> dict:
     try:  # checked on their own, as a study's base options are: one damaged there was blamed on a flag never typed
         TrainConfig.from_dict(kept, source="its run's options (run_info)")  # ("--l2 must be a number")
     except (TypeError, ValueError) as e:
-        raise ValueError(f"--resume: the checkpoint {str(resume_path(resume))!r} is damaged or was edited: {e}; start "
-                         "a new run, or resume from another checkpoint") from None
+        raise damaged(resume_path(resume), str(e), "--resume") from None
     return kept
 
 

@@ -21,6 +21,15 @@ def is_number(value) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def is_dict(value) -> bool:
+    return isinstance(value, dict)
+
+
+def optional(fits):
+    """``fits``, or null (None): a field xdl writes as either."""
+    return lambda value: value is None or fits(value)
+
+
 def is_list_of(value, fits, length: int | None = None) -> bool:
     """A list (of ``length`` items, where given) each of which ``fits``."""
     return isinstance(value, list) and (length is None or len(value) == length) and all(map(fits, value))

@@ -23,7 +23,8 @@ from xdl.caller import warn_caller
 from xdl.data.validation import check_bool, check_int, check_number
 from xdl.files import atomic_write, check_target, check_writable_dir, json_number, parse_toml
 from xdl.optim.optimizer import Optimizer, check_rate, rates_of_their_own
-from xdl.saved_fields import check_fields, damaged, is_count, is_list_of, is_number, is_records
+from xdl.saved_fields import (check_fields, damaged, is_count, is_dict, is_list_of, is_number, is_records,
+                               optional)
 from xdl.serialization import is_many_checkpoint, read_extra, save
 from xdl.train.history import KERAS_MONITORS
 from xdl.train.interrupt import Interrupted
@@ -241,12 +242,6 @@ def check_run_state(extra: dict, path, who: str = "resume") -> None:
     record i's epoch i). A damaged file or one edited by hand is refused here, naming the field,
     before anything is read into the run; without it a history missing epochs was resumed (its
     records [1, 2, 7, 8]), a fractional epoch trained one more, a field deleted was a KeyError."""
-    def optional(fits):
-        return lambda v: v is None or fits(v)
-
-    def is_dict(value):
-        return isinstance(value, dict)
-
     check_fields(extra, (("epoch", is_count, "an integer ≥ 0"),
                          ("step", optional(is_count), "an integer ≥ 0"),
                          ("epochs", optional(lambda v: is_count(v, 1)), "an integer ≥ 1"),

@@ -49,7 +49,7 @@ from xdl.nn import Module, Standardize, stack
 from xdl.nn.module import evaluating_here, mode_here
 from xdl.optim.optimizer import check_rate
 from xdl.optim.stacked import StackedOptimizer
-from xdl.saved_fields import check_fields, damaged, is_count, is_list_of, is_number, is_records
+from xdl.saved_fields import check_fields, damaged, is_count, is_dict, is_list_of, is_number, is_records, optional
 from xdl.serialization import load, read_extra
 from xdl.tensor import Tensor, no_grad, to_numpy
 from xdl.train.callbacks import (Checkpoint, EarlyStopping, callback_state, callbacks_held, callbacks_told_of_errors,
@@ -869,7 +869,8 @@ class ManyTrainer:
         return trains_on
 
 
-STATUSES = ("training", "completed", "stopped", "failed")
+# a model's status in a batch checkpoint (a model `stop_model` pruned is one xdl writes)
+MODEL_STATUSES = ("training", "completed", *STOP_STATUSES, "failed")
 
 
 def _check_many_state(extra: dict, arrays: dict, path, n_models: int, n_buffers: int) -> None:
@@ -881,7 +882,7 @@ def _check_many_state(extra: dict, arrays: dict, path, n_models: int, n_buffers:
     ``n_models``: the models resumed (a checkpoint of another number is said by the resume's own
     check); ``n_buffers``: the stacked model's buffers, each kept copy holds them all."""
     provenance = extra.get("provenance")
-    if not (isinstance(provenance, dict) and is_list_of(provenance.get("configs"), lambda c: isinstance(c, dict))):
+    if not (is_dict(provenance) and is_list_of(provenance.get("configs"), is_dict)):
         raise damaged(path, f"its 'provenance' is {provenance!r:.80}, expected a dict of the batch's configs (dicts), "
                             "seed, dtype and data")
     missing = [key for key in ("seed", "dtype", "data", "dev") if key not in provenance]
@@ -891,19 +892,18 @@ def _check_many_state(extra: dict, arrays: dict, path, n_models: int, n_buffers:
     if n != n_models:
         return  # (the resume says the checkpoint holds n models, configs has n_models)
     fields = (("epoch", is_count, "an integer ≥ 0"), ("step", is_count, "an integer ≥ 0"),
-              ("partial", lambda v: v is None or isinstance(v, dict), "a dict or null"),
-              ("optimizer", lambda v: isinstance(v, dict), "a dict"),
-              ("status", lambda v: is_list_of(v, lambda s: s in STATUSES, n),
-               f"a list of {n} of {', '.join(STATUSES)}"),
-              ("errors", lambda v: is_list_of(v, lambda e: e is None or isinstance(e, str), n),
+              ("partial", optional(is_dict), "a dict or null"), ("optimizer", is_dict, "a dict"),
+              ("status", lambda v: is_list_of(v, lambda s: s in MODEL_STATUSES, n),
+               f"a list of {n} of {', '.join(MODEL_STATUSES)}"),
+              ("errors", lambda v: is_list_of(v, optional(lambda e: isinstance(e, str)), n),
                f"a list of {n} strings or nulls"),
               ("histories", lambda v: is_list_of(v, is_records, n), f"a list of {n} histories (dicts of records)"),
               ("history", is_records, "a dict of records (dicts)"),
-              ("callbacks", lambda v: is_list_of(v, lambda c: isinstance(c, dict)),
+              ("callbacks", lambda v: is_list_of(v, is_dict),
                "a list of the callbacks' states (dicts)"),
               ("stopping", lambda v: is_list_of(v, lambda s: isinstance(s, dict) and is_number(s.get("best")), n),
                f"a list of {n} dicts with a best cost"),
-              ("start_costs", lambda v: v is None or is_list_of(v, lambda c: c is None or is_number(c), n),
+              ("start_costs", optional(lambda v: is_list_of(v, optional(is_number), n)),
                f"a list of {n} numbers, or null"))
     check_fields(extra, fields, path, required=[key for key, _, _ in fields if key != "start_costs"])
     kept = ["good/data", *(f"good/buffer/{i}" for i in range(n_buffers))]

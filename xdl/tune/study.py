@@ -13,7 +13,7 @@ from pathlib import Path
 
 from xdl.data.validation import check_int
 from xdl.files import atomic_write
-from xdl.saved_fields import check_fields, is_count, is_number
+from xdl.saved_fields import check_fields, is_count, is_dict, is_number, optional
 
 TRIALS_FILE = "trials.json"
 BEST_FILE = "best.toml"
@@ -230,7 +230,7 @@ def read_trials(path) -> tuple[dict, list[Trial]]:
     return data["meta"], trials
 
 
-STATUSES = ("completed", "stopped", "pruned", "failed")
+TRIAL_STATUSES = ("completed", "stopped", "pruned", "failed")  # a trial's status in trials.json
 
 
 def _check_trial(trial: Trial, path, whose: str) -> None:
@@ -239,17 +239,17 @@ def _check_trial(trial: Trial, path, whose: str) -> None:
     without its dev cost trained a resumed search's remaining trials, then failed as "unsupported
     format string passed to NoneType.__format__"; params of null, a TypeError of Study.load's table."""
     ranked = trial.status in ("completed", "stopped")  # (their dev figures rank them: `_rank`)
-    dev = "a number" + ("" if ranked else " or null")
+    null = "" if ranked else ", or null"
     check_fields(vars(trial), (
         ("number", is_count, "an integer ≥ 0"), ("round", is_count, "an integer ≥ 0"),
-        ("params", lambda v: isinstance(v, dict), "a dict of the trial's values"),
-        ("status", lambda v: v in STATUSES, "one of " + ", ".join(STATUSES)),
-        ("error", lambda v: v is None or isinstance(v, str), "a string or null"),
+        ("params", is_dict, "a dict of the trial's values"),
+        ("status", lambda v: v in TRIAL_STATUSES, "one of " + ", ".join(TRIAL_STATUSES)),
+        ("error", optional(lambda v: isinstance(v, str)), "a string or null"),
         ("dev_accuracy", lambda v: v is None and not ranked or is_number(v) and not (v < 0 or v > 1),
-         dev + " in [0, 1]"),  # (NaN passes, as a ranking takes it: the study's own words say what it was)
-        ("dev_cost", lambda v: v is None and not ranked or is_number(v), dev),
+         "a number in [0, 1]" + null),  # (NaN passes, as a ranking takes it: the study's words say what it was)
+        ("dev_cost", lambda v: v is None and not ranked or is_number(v), "a number" + null),
         ("epochs", is_count, "an integer ≥ 0"), ("seconds", is_number, "a number"),
-        ("curves", lambda v: isinstance(v, dict), "a dict of lists")), path, who=None, whose=whose)
+        ("curves", is_dict, "a dict of lists")), path, who=None, whose=whose)
 
 
 def _toml(value) -> str:
