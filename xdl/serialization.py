@@ -23,6 +23,7 @@ from xdl.nn import Module
 from xdl.nn.architecture import build_on_host, describe
 from xdl.nn.module import PREDICTIONS
 from xdl.optim.optimizer import Optimizer
+from xdl.saved_fields import damaged
 from xdl.tensor import to_numpy
 
 ARCHITECTURE_KEY = "__xdl_architecture__"
@@ -279,8 +280,8 @@ def check_stored_kinds(model: Module, state: dict, path, who: str, what: str = "
     cast = next((name for name, value in state.items() if name in arrays and np.dtype(arrays[name].dtype).kind == "f"
                  and np.asarray(value).dtype.kind in "biu"), None)
     if cast is not None:
-        raise ValueError(f"{who}: {str(path)!r} is damaged or was edited: {what}{cast!r} holds {state[cast].dtype} "
-                         f"values, the model's is {np.dtype(arrays[cast].dtype)} (xdl writes each in its own dtype)")
+        raise damaged(path, f"{what}{cast!r} holds {state[cast].dtype} values, the model's is "
+                            f"{np.dtype(arrays[cast].dtype)}", who)  # (save writes each in its own dtype)
 
 
 def _restore_dtypes(model: Module, state: dict) -> None:

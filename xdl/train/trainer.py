@@ -43,6 +43,7 @@ from xdl.nn.module import (PREDICTIONS, classes_of_logits, ends_in_probability, 
                            restore_modes, training_modes)
 from xdl.optim import SGD, Optimizer
 from xdl.optim.optimizer import check_rate, rate_at, takes_arguments
+from xdl.saved_fields import damaged
 from xdl.serialization import check_stored_kinds, load, read_checkpoint
 from xdl.tensor import Tensor, no_grad, to_numpy
 from xdl.train import provenance
@@ -960,8 +961,7 @@ class Trainer:
                     provenance.verify(extra["provenance"], self._provenance_record, path)
                 except (TypeError, AttributeError, KeyError, IndexError) as e:  # (a record of kinds no xdl wrote: a
                     # layer's config a list, the data's a number) named as the file's damage, not Python's words
-                    raise ValueError(f"resume: {str(path)!r} is damaged or was edited: its record of the run cannot be "
-                                     f"read ({type(e).__name__}: {e})") from None
+                    raise damaged(path, f"its record of the run cannot be read ({type(e).__name__}: {e})") from None
             else:
                 warn_caller(f"resume: {str(path)!r} was written by an older xdl and records nothing of the run that "
                             "made it; it is resumed unchecked")
@@ -1006,8 +1006,7 @@ class Trainer:
         try:
             self.optimizer.check_state_dict(saved_opt)
         except (TypeError, AttributeError, KeyError, IndexError) as e:  # (a layout of kinds no xdl wrote)
-            raise ValueError(f"resume: {str(path)!r} is damaged or was edited: its optimizer's state cannot be read "
-                             f"({type(e).__name__}: {e})") from None
+            raise damaged(path, f"its optimizer's state cannot be read ({type(e).__name__}: {e})") from None
         load(path, model=self.model)
         # from here the trainer holds part of the checkpoint's state until the end: a failure on the way
         # (a callback's load_state_dict) leaves it where only a resume goes on (`_mid_step`)
@@ -1049,8 +1048,7 @@ class Trainer:
         check_stored_kinds(self.model, state, path, "resume", what)
         bad = next((name for name, a in state.items() if a.dtype.kind == "f" and not np.isfinite(a).all()), None)
         if bad is not None:
-            raise ValueError(f"resume: {str(path)!r} is damaged or was edited: {what}{bad!r} holds NaN or Inf, which "
-                             "no checkpoint holds")
+            raise damaged(path, f"{what}{bad!r} holds NaN or Inf")
 
 
 def _schedule_state(trainer) -> str:
