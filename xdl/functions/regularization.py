@@ -118,7 +118,10 @@ def checked_mask_key(key, name: str, stacked: bool = False) -> tuple:
         return isinstance(k, int | np.integer) and not isinstance(k, bool)
 
     def seeds(k):  # (a 1-D integer array too: np.arange(K) seeds)
-        return (isinstance(k, tuple | list) or isinstance(k, np.ndarray) and k.ndim == 1) and all(map(integer, k))
+        if isinstance(k, np.ndarray):
+            return k.ndim == 1 and k.dtype.kind in "iu"
+        # Python ints by their types at once (6 µs for K = 256, where a call per seed took 60 µs a forward)
+        return isinstance(k, tuple | list) and (set(map(type, k)) <= {int} or all(map(integer, k)))
 
     if not (isinstance(key, tuple | list) and len(key) in (3, 4) and all(map(integer, key[1:3]))
             and (seeds(key[0]) if stacked else integer(key[0]))):
