@@ -400,6 +400,35 @@ class TenPercentOffSquare(xdl.Function):
         return (2.2 * self.x * gy,)
 
 
+class StepUp(xdl.Function):
+    """y = x/2 + step·[x > 0], its backward 3 (wrong): with step 10⁻⁶, J steps at 0, and 3 is between
+    the slopes ε sees there, 1/2 and ≈ 10."""
+
+    step: float = 1e-6
+
+    def forward(self, x):
+        return x * 0.5 + self.step * (x > 0)
+
+    def backward(self, gy):
+        return (3.0 * gy,)
+
+
+def test_several_relus_at_zero_under_one_input_are_a_kink_not_a_bug(backend):
+    """relu(b) + 2·relu(−b) + b/2 at 0: slopes −1.5 and 1.5, backprop 0.5 (each ReLU's 0 at 0) —
+    neither slope, so a correct backward pass read as a plain "bug". Between the slopes, and they
+    stay put at 10ε: a kink. A value outside them, or a J that steps (its slopes move with ε), is not."""
+    result = xdl.gradcheck(lambda b: (xdl.relu(b) + 2 * xdl.relu(-b) + 0.5 * b).sum(), t64(backend, [0.0, 1.0, -2.0]))
+    assert result.verdict == "bug" and not result.passed and result.worst.index == (0,)
+    assert result.worst.kink == pytest.approx((-1.5, 1.5), abs=1e-6)
+    assert "or one between them" in str(result)
+    # the same kink, its linear term's backward wrong there (3 for 1/2): outside the slopes, a bug
+    outside = xdl.gradcheck(lambda b: (xdl.relu(b) + 2 * xdl.relu(-b) + StepUp.apply(b, step=0.0)).sum(),
+                            t64(backend, [0.0]))
+    assert outside.verdict == "bug" and outside.worst.kink is None
+    step = xdl.gradcheck(lambda b: StepUp.apply(b).sum(), t64(backend, [0.0]))
+    assert step.verdict == "bug" and step.worst.kink is None
+
+
 def test_a_kink_does_not_explain_away_a_wrong_backward_pass_elsewhere_in_the_input(backend):
     """The kink at 0 differs most (backprop 3, numeric 3.5), the square's 10% at 1 and 2 less: the
     result named the kink alone ("no wrong backward pass"). The bug is named where no kink is."""

@@ -23,7 +23,9 @@ leaves such inputs out (with none left, nothing was checked: the verdict is "inc
 where every gradient, backprop's and the numeric one, is 0 — J does not read the inputs, and 0/0
 compared nothing).
 Where the worst element reads as a bug because J has a kink there — its slopes from below and
-from above differ and backprop gives one of them (ReLU at 0) — the result says so (``worst.kink``).
+from above differ and backprop gives one of them (ReLU at 0) or, the slopes the same at 10ε (a jump
+in J's derivative, not rounding), a value between them (several ReLUs at 0 under one input:
+relu(b) + 2·relu(−b) at 0, slopes −2 and 1, backprop 0) — the result says so (``worst.kink``).
 
 The inputs must be float64, and so must J (in float32 the differences drown in rounding); J and
 both gradients must be finite — a NaN or an infinity raises a ValueError naming where. An input of
@@ -72,7 +74,8 @@ class Worst:
     difference: float  # that input's own relative difference
     resolved: bool = True  # its gradients are large enough for finite differences to check (`resolution`)
     # J's one-sided slopes there (from below, from above) where they differ and backprop gives one of
-    # them: a kink of J (ReLU at 0, |x| at 0, a max's tie), not a wrong backward pass (`_kink`)
+    # them or one between them: a kink of J (ReLU at 0, |x| at 0, a max's tie, several ReLUs at 0), not a
+    # wrong backward pass (`_kink`)
     kink: tuple[float, float] | None = None
 
 
@@ -120,9 +123,9 @@ class GradcheckResult:
                 f"(difference {w.difference:.3e}) at {w.index}: backprop {w.analytic:.6e}, numeric {w.numeric:.6e}")
         if w.kink is not None:
             text += (f"\nJ has a kink at {where} {w.index}: its slope is {w.kink[0]:.6e} from below and "
-                     f"{w.kink[1]:.6e} from above, and backprop gives one of them (ReLU at 0, |x| at 0, a max's "
-                     "tie): no gradient to check there, rather than a wrong backward pass; check at inputs off it "
-                     "(other data, biases not 0)")
+                     f"{w.kink[1]:.6e} from above, and backprop gives one of them or one between them (ReLU at "
+                     "0, |x| at 0, a max's tie, several ReLUs at 0): no gradient to check there, rather than a wrong "
+                     "backward pass; check at inputs off it (other data, biases not 0)")
         if self.hidden_bug:
             alone = "differs like a bug" if verdict_for(w.difference) == "bug" else "is suspect"
             text += (f"\nbut {where} alone {alone}: the overall difference is dominated by larger "
@@ -444,11 +447,19 @@ def _kink(call, t: Tensor, flat: int, eps: float, cost: float, analytic: float) 
     (J(θ + ε) − J(θ))/ε, where they differ (by more than 10⁻³ of their size: at a smooth point they
     agree to O(ε)) and backprop's ``analytic`` is one of them (to 10⁻⁵ of its size, or 10⁻³ of the
     jump between them) — a kink, where the central difference is their mean and no wrong backward
-    pass; else None."""
+    pass; else None. Where several ReLUs sit at 0 under one input (relu(b) + 2·relu(−b) + b/2 at 0:
+    slopes −1.5 and 1.5, backprop 0.5, each ReLU's 0 at 0), backprop's value is neither slope but
+    between them (J's subgradients there, min(L, R) ≤ g ≤ max(L, R), to 10⁻³ of the jump): a kink
+    too where the slopes over 10ε are the same (to 10⁻³ of the jump) — a jump in J's derivative, not
+    rounding over a gradient too small to check or a step of J, whose slopes move with the step."""
     index = tuple(int(i) for i in np.unravel_index(flat, t.shape))
     theta = float(t.backend.to_numpy(t.data[index]))
-    above, plus, below, minus = _around(call, t, index, eps)
-    left, right = (cost - minus) / (theta - below), (plus - cost) / (above - theta)
+
+    def slopes(step):
+        above, plus, below, minus = _around(call, t, index, step)
+        return (cost - minus) / (theta - below), (plus - cost) / (above - theta)
+
+    left, right = slopes(eps)
 
     def apart(a, b, tolerance):
         return abs(a - b) > tolerance * (abs(a) + abs(b))
@@ -457,12 +468,21 @@ def _kink(call, t: Tensor, flat: int, eps: float, cost: float, analytic: float) 
         # beside a smooth term, relu(x) + x² at 0 — those are all of it, and no relative tolerance of 0 holds)
         return not apart(analytic, side, 1e-5) or abs(analytic - side) <= 1e-3 * abs(left - right)
 
-    if apart(left, right, 1e-3) and (one_of(left) or one_of(right)):
+    if not apart(left, right, 1e-3):
+        return None
+    if one_of(left) or one_of(right):
         return left, right
+    jump = abs(left - right)
+    # between the slopes (a subgradient) but neither: only a kink whose slopes stay put over 10ε says so —
+    # else the window between two noisy (or step-sized) slopes would let a wrong backward pass through
+    if min(left, right) - 1e-3 * jump <= analytic <= max(left, right) + 1e-3 * jump:
+        wide_left, wide_right = slopes(10 * eps)
+        if abs(wide_left - left) <= 1e-3 * jump and abs(wide_right - right) <= 1e-3 * jump:
+            return left, right
     return None
 
 
-KINKS_CHECKED = 100  # the most elements of an input `_worst_of_bug` tries for a kink (2 evaluations of J each)
+KINKS_CHECKED = 100  # the most elements of an input `_worst_of_bug` tries for a kink (2 or 4 evaluations of J each)
 
 
 def _worst_of_bug(call, t: Tensor, chosen, analytic, numeric, eps: float, cost: float) -> tuple[int, tuple | None]:
