@@ -1734,3 +1734,16 @@ def test_a_damaged_trial_in_trials_json_is_refused_before_a_resume_trains(data, 
     with pytest.raises(ValueError, match=re.escape(said)):
         tune(X, y, dev, space, trials=2, base=BASE, directory=tmp_path, resume=True)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
+
+
+def test_best_config_of_a_loaded_study_with_damaged_base_options_names_its_directory(tmp_path):
+    """A trials.json whose base options were edited (decay_base = -1) gave "trial 0: decay_base must
+    be …", naming no file (``xdl tune --resume`` names the study)."""
+    from xdl.tune.study import Study, Trial
+
+    saved = Study({"space": {}, "base": {"epochs": 3, "decay_base": -1}}, tmp_path)
+    saved.add([Trial(0, 0, {"lr": 0.01}, "completed", dev_accuracy=0.9, dev_cost=0.3, epochs=3)])
+    with pytest.raises(ValueError, match=rf"best_config: the study in {re.escape(repr(str(tmp_path)))} holds options "
+                                         r"no run takes: trial 0: decay_base"):
+        Study.load(tmp_path).best_config()
+

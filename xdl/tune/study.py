@@ -186,7 +186,14 @@ class Study:
         if self.best is None:
             raise ValueError("no trial trained to the end (pruned and failed ones do not count): there is no best "
                              "configuration (table() says why)")
-        return TrainConfig.from_dict({**self.meta["base"], **self.best.params}, source=f"trial {self.best.number}")
+        try:
+            return TrainConfig.from_dict({**self.meta["base"], **self.best.params}, source=f"trial {self.best.number}")
+        except (TypeError, ValueError) as e:
+            if self.directory is None:
+                raise
+            # (a study loaded from its directory: the file to look at named, not the trial's words alone)
+            raise type(e)(f"best_config: the study in {str(self.directory)!r} holds options no run takes: {e}") \
+                from None
 
     def write_best(self) -> Path:
         """``best.toml`` in the study's directory: every option of `best_config` but where a run
