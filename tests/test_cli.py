@@ -1139,6 +1139,14 @@ def test_notes_go_to_stderr_and_a_closed_stderr_or_a_reader_gone_stops_nothing(t
     assert "Exception ignored" not in piped.stderr and (tmp_path / "piped" / "model.npz").is_file()
 
 
+def test_main_called_with_stderr_closed_leaves_it_closed(monkeypatch, tmp_path):
+    """A program calling main with no stderr (pythonw, 2>&-) got sys.stderr back as an open /dev/null,
+    never closed (a ResourceWarning at exit), where `_for_any_text` says what the stream was is put back."""
+    monkeypatch.setattr(sys, "stderr", None)
+    assert main(["train", "--dataset", "moons", "--lr", "-1", "--out", str(tmp_path / "run")]) == 1
+    assert sys.stderr is None and not (tmp_path / "run").exists()
+
+
 def test_a_closed_stdout_or_a_character_it_cannot_encode_fails_no_run(tmp_path):
     """The model line's → in an ASCII locale (PYTHONIOENCODING=ascii; LC_ALL=C without Python's UTF-8
     mode, a Latin-1 one) failed the run before it trained; an --out of undecodable bytes failed it after,

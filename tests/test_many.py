@@ -110,6 +110,18 @@ def test_models_sharing_a_standardize_layer_are_built_as_alone(digits):
             assert_same_weights(result.model, model, 1e-10)
 
 
+@pytest.mark.parametrize("activation", list(xdl.nn.ACTIVATIONS))
+def test_every_activation_the_mlps_take_can_be_stacked(activation):
+    """ARCHITECTURE.md's layer recipe: an activation of `ACTIVATIONS` (``--activation``) that is not
+    in `ELEMENTWISE` and has no stacked form is refused by `stack`, so by `fit_many` and `xdl tune`'s
+    default batched execution, which no test tried."""
+    models = [xdl.nn.mlp(3, [4], 2, activation=activation) for _ in range(2)]
+    x = xdl.tensor(np.ones((5, 3), np.float32))
+    out = stack(models)(x).numpy()
+    for k, model in enumerate(models):
+        np.testing.assert_allclose(out[:, k], model(x, training=False).numpy(), rtol=1e-6)
+
+
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov", "rmsprop", "adamw"])
 def test_every_update_rule_batched_equals_alone(digits, optimizer):
     X, y, dev = digits
@@ -248,6 +260,24 @@ class InterruptAt(Callback):
     def on_epoch_end(self, trainer, record):
         if record["epoch"] == self.epoch:
             os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_a_ctrl_c_in_the_last_epoch_stops_fit_many_after_it(digits, tmp_path):
+    """As a Trainer's: a Ctrl-C in the last epoch was dropped, the batch returned as if none came."""
+    X, y, dev = digits
+    configs = [small(epochs=2), small(epochs=2, lr=3e-3)]
+    with pytest.raises(Interrupted, match="after epoch 2") as stop:
+        fit_many(configs, X, y, dev=dev, callbacks=[InterruptAt(2), Checkpoint(tmp_path)])
+    assert [len(r.history) for r in stop.value.results] == [2, 2]
+
+
+def test_a_resume_with_batch_norm_switched_names_the_config_not_a_damaged_file(digits, tmp_path):
+    """Batch norm's running statistics are buffers of the stack: a resume with it switched on found the
+    checkpoint's buffer arrays missing and called the good file "damaged or edited"."""
+    X, y, dev = digits
+    fit_many([small(epochs=1, batch_norm=False)], X, y, dev=dev, callbacks=[Checkpoint(tmp_path)])
+    with pytest.raises(ValueError, match=r"resume: configs\[0\]\.batch_norm is True, the checkpoint's was False"):
+        fit_many([small(epochs=2, batch_norm=True)], X, y, dev=dev, callbacks=[Checkpoint(tmp_path)], resume=tmp_path)
 
 
 def test_checkpoint_and_resume_give_the_uninterrupted_result(digits, tmp_path):

@@ -1318,6 +1318,23 @@ def test_a_control_file_read_on_resuming_is_noted_when_the_run_stops_again_in_th
     assert history["lr"][2] == 0.002 and "control" not in history[2]
 
 
+def test_a_ctrl_c_in_the_last_epoch_stops_the_fit_after_it(tmp_path):
+    """A Ctrl-C at the last epoch's last step was dropped: the fit returned as if none came, and a loop
+    over fits (a sequential search's trials, a user's loop over rates) trained on. It stops there now,
+    the run complete and saved: a resume has nothing left to train."""
+    from xdl.train import Interrupted
+
+    parts = moons_parts(1000)  # 600 examples, batches of 64: 10 steps per epoch
+    with pytest.raises(Interrupted, match="after epoch 3"):
+        make_trainer(None, epochs=3, augment=SignalAt(30), callbacks=[Checkpoint(tmp_path)]).fit(parts.X_train,
+                                                                                                  parts.y_train)
+    whole = make_trainer(None, epochs=3, augment=SignalAt(-1)).fit(parts.X_train, parts.y_train)
+    with pytest.warns(UserWarning, match="nothing to train"):
+        resumed = make_trainer(None, epochs=3, augment=SignalAt(-1), callbacks=[Checkpoint(tmp_path)]).fit(
+            parts.X_train, parts.y_train, resume=tmp_path)
+    assert resumed["train_cost"] == whole["train_cost"] and len(resumed) == 3
+
+
 def test_a_control_file_with_a_byte_order_mark_is_applied(tmp_path):
     """Notepad's UTF-8 (a byte-order mark first) was rejected: "Invalid statement (at line 1, column 1)"."""
     from xdl.train import Control
@@ -1409,6 +1426,50 @@ def test_a_control_file_applied_at_an_epoch_whose_checkpoint_failed_is_applied_a
     history = trainer(4, WriteControl(run, 99, "")).fit(parts.X_train, parts.y_train, resume=run / "checkpoints")
     assert history[1]["control"] == "control.toml on resuming (before epoch 2): lr = 0.002 from epoch 2"
     assert history["lr"][1:] == [0.002] * 3 and (run / "control-applied-resume-2.toml").is_file()
+
+
+@pytest.mark.parametrize("text", ["lr = 0.002\n", "stop = true\n"])
+def test_a_control_file_applied_by_a_run_killed_before_renaming_it_is_not_applied_again(tmp_path, monkeypatch,
+                                                                                        text):
+    """Killed after the checkpoint that holds a control file's effect was written, before the file was
+    renamed: the resume renames it as the run would have, rather than read it again (a second note in
+    the history, a stop that stopped the resume meant to train on), and goes on as the run without the kill."""
+    from xdl.train import Control
+
+    parts = moons_parts(300)
+    runs = {name: tmp_path / name for name in ("whole", "killed")}
+    for run in runs.values():
+        run.mkdir()
+
+    def trainer(run, epochs, *extra):
+        return make_trainer(None, epochs=epochs, callbacks=[*extra, Control(run), Checkpoint(run / "ck")])
+
+    whole = trainer(runs["whole"], 3, WriteControl(runs["whole"], 2, text)).fit(parts.X_train, parts.y_train)
+
+    class Killed(BaseException):
+        pass
+
+    def killed(self, trainer):  # the process dies at epoch 2's rename (SIGKILL): its checkpoint is on disk
+        if trainer.epoch == 2:
+            raise Killed()
+        settle(self, trainer)
+
+    settle = Control.on_checkpoint
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Control, "on_checkpoint", killed)
+        with pytest.raises(Killed):
+            trainer(runs["killed"], 3, WriteControl(runs["killed"], 2, text)).fit(parts.X_train, parts.y_train)
+    assert (runs["killed"] / "control.toml").is_file()
+    resumed = trainer(runs["killed"], 3, WriteControl(runs["killed"], 99, "")).fit(parts.X_train, parts.y_train,
+                                                                               resume=runs["killed"] / "ck")
+
+    def records(history):
+        return [{k: v for k, v in r.items() if "seconds" not in k} for r in history.records]
+
+    # the same records as the run that was not killed; a resume after a stop trains on, as it does there
+    assert records(resumed)[:len(whole)] == records(whole) and len(resumed) == 3
+    assert sorted(p.name for p in runs["killed"].glob("control*")) == ["control-applied-epoch-2.toml"]
 
 
 @pytest.mark.parametrize("every", [1, None])

@@ -1232,6 +1232,31 @@ def test_the_local_clusters_workers_start_with_ctrl_c_ignored_and_the_handler_co
     assert signal.getsignal(signal.SIGINT) is handler
 
 
+def test_the_environment_the_local_clusters_nannies_set_is_put_back_when_the_search_closes(monkeypatch):
+    """Dask's nannies set their workers' environment (pre-spawn-environ: OMP_NUM_THREADS=1, MALLOC_TRIM_THRESHOLD_)
+    in the search's own process, where it stayed after the search: what was set before comes back, what
+    was not is removed."""
+    import os
+    import types
+
+    from xdl.tune import search
+
+    def cluster(**kwargs):  # as a Nanny's start does
+        os.environ.update(OMP_NUM_THREADS="1", MALLOC_TRIM_THRESHOLD_="65536")
+        return types.SimpleNamespace(close=lambda: None)
+
+    fake = types.SimpleNamespace(LocalCluster=cluster, Client=lambda *a, **k: types.SimpleNamespace(close=lambda: None))
+    monkeypatch.setattr(search, "_distributed", lambda: fake)
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    made = search._Search.__new__(search._Search)
+    made.scheduler, made.owned = None, []
+    made.dask_client()
+    assert os.environ["OMP_NUM_THREADS"] == "1"
+    made.close()
+    assert os.environ["OMP_NUM_THREADS"] == "4" and "MALLOC_TRIM_THRESHOLD_" not in os.environ
+
+
 def test_xdl_tune_writes_its_files_before_a_reader_of_its_table_can_stop_it(tmp_path, monkeypatch):
     """`xdl tune … | head`: the table's print met the closed pipe first, and best.toml and trials.png
     were never written (status 1, no word)."""

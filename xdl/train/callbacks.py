@@ -7,10 +7,12 @@ continues exactly where the interrupted one stopped.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import inspect
 import json
 import math
 import os
+import re
 import threading
 import time
 import weakref
@@ -810,6 +812,7 @@ class Control(Callback):
         self.notes: list[str] = []
         self._on_resume: str | None = None  # the note of a file applied on resuming, for the first epoch's record
         self._pending: _Applied | None = None  # applied, not yet renamed
+        self._held: dict | None = None  # the checkpoint's `_pending` (name, sha256): applied, in its state, not renamed
         self._seen: tuple | None = None  # the control file's (mtime, size, inode) at a look, and when first seen so
 
     @property
@@ -831,6 +834,7 @@ class Control(Callback):
         replayed = self.lr
         if replayed is not None:  # replay: the resumed run keeps the rate set by hand
             self._set_lr(trainer, replayed)
+        self._settle_held()
         starts = upcoming(trainer.epoch, trainer.step)
         unrecorded = self._on_resume  # (the checkpoint's)
         self._on_resume = self._apply(trainer, f"on resuming (before {starts})", f"resume-{trainer.epoch + 1}",
@@ -961,16 +965,34 @@ class Control(Callback):
                 self.path.replace(self.directory / self._pending.name)
         self._pending = None
 
+    def _settle_held(self) -> None:
+        """Rename the control file the checkpoint resumed from had applied (its effect is in that state:
+        the run was killed after the checkpoint, before the rename), rather than apply it again: read
+        again, it was noted a second time in the history and renamed as a file given on resuming — and
+        a ``stop = true`` stopped the resume that was meant to train on after it. A file written over it
+        since (another content) is a new one, read as usual."""
+        held, self._held = self._held, None
+        if held is None:
+            return
+        with contextlib.suppress(OSError):  # removed or unreadable meanwhile: nothing to rename
+            if hashlib.sha256(self.path.read_bytes()).hexdigest() == held["sha256"]:
+                self.path.replace(self.directory / held["name"])
+
     @staticmethod
     def _set_lr(trainer, lr: float) -> None:
         trainer.schedule = None
         trainer.optimizer.lr = lr
 
     def state_dict(self):
-        return {"lr": self.lr, "notes": self.notes, "unrecorded": self._on_resume}, {}
+        applied = None if self._pending is None else \
+            {"name": self._pending.name, "sha256": hashlib.sha256(self._pending.content).hexdigest()}
+        return {"lr": self.lr, "notes": self.notes, "unrecorded": self._on_resume, "applied": applied}, {}
 
     def load_state_dict(self, state, arrays):
         self.lr, self.notes = state.get("lr"), list(state.get("notes", []))
+        applied = state.get("applied")  # (a checkpoint of an xdl before it has none; one edited by hand is ignored)
+        ok = isinstance(applied, dict) and all(isinstance(applied.get(key), str) for key in ("name", "sha256"))
+        self._held = applied if ok and re.fullmatch(r"control-applied-[\w-]+\.toml", applied["name"]) else None
         self._on_resume = state.get("unrecorded")  # applied on resuming, in no epoch's record yet
 
 

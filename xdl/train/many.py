@@ -463,7 +463,7 @@ class ManyTrainer:
                             for cb in unsaved:
                                 cb.save_resumable(self)
                         self._mid_step = False  # the epoch is closed: its record taken and every callback run on it
-                        if signals.received and self.epoch < self.epochs and "training" in self.status:
+                        if signals.received:  # the last epoch's too (as a Trainer's)
                             stop_for_signal(self, signals.received)
             finally:
                 bar.close()
@@ -778,16 +778,19 @@ class ManyTrainer:
             raise FileNotFoundError(f"resume: no checkpoint at {str(path)!r}")
         extra, arrays = read_extra(path)
         check_checkpoint_kind(extra, path, many=True)
-        _check_many_state(extra, arrays, path, self.n_models, len(self._good["buffers"]))
+        _check_many_provenance(extra, path)
         saved = extra["provenance"]
         if len(saved["configs"]) != self.n_models:
             raise ValueError(f"resume: the checkpoint holds {len(saved['configs'])} models, configs has {self.n_models}")
+        # the configs before the arrays: a batch of another architecture keeps other buffers (batch norm's running
+        # statistics), which the arrays' check named as missing from a "damaged or edited" file
         for k, (then, now) in enumerate(zip(saved["configs"], self.configs)):
             changed = now.first_change(then)  # (the saved configs leave `IGNORED` out)
             if changed is not None:
                 raise ValueError(f"resume: configs[{k}].{changed[0]} is {changed[2]!r}, the checkpoint's was "
                                  f"{changed[1]!r}; a batch resumes with the configurations it was made with (only "
                                  f"their {', '.join(key for key in RESUME_MAY_CHANGE if key in then)} may change)")
+        _check_many_state(extra, arrays, path, self.n_models, len(self._good["buffers"]))
         # the callbacks by type, as a Trainer's run compares them (each loads the state of its own kind);
         # a checkpoint from before a key was recorded: eval_train was True, callbacks and n_classes unknown
         before = {"eval_train": True, "callbacks": self._provenance["callbacks"],
@@ -873,6 +876,18 @@ class ManyTrainer:
 MODEL_STATUSES = ("training", "completed", *STOP_STATUSES, "failed")
 
 
+def _check_many_provenance(extra: dict, path) -> None:
+    """A `fit_many` checkpoint's provenance, of the kind `ManyTrainer.save_checkpoint` writes: a dict of
+    the batch's configs (dicts), seed, dtype, data and dev — what a resume compares first."""
+    provenance = extra.get("provenance")
+    if not (is_dict(provenance) and is_list_of(provenance.get("configs"), is_dict)):
+        raise damaged(path, f"its 'provenance' is {provenance!r:.80}, expected a dict of the batch's configs (dicts), "
+                            "seed, dtype and data")
+    missing = [key for key in ("seed", "dtype", "data", "dev") if key not in provenance]
+    if missing:
+        raise damaged(path, f"its provenance has no {missing[0]!r}")
+
+
 def _check_many_state(extra: dict, arrays: dict, path, n_models: int, n_buffers: int) -> None:
     """The fields of a `fit_many` checkpoint's ``extra`` (and the arrays beside it) that a resume
     reads as they are, of the kinds `ManyTrainer.save_checkpoint` writes, one per model where it
@@ -881,14 +896,8 @@ def _check_many_state(extra: dict, arrays: dict, path, n_models: int, n_buffers:
     ``errors`` list cut short trained the batch, wrote its checkpoints, then failed as an IndexError.
     ``n_models``: the models resumed (a checkpoint of another number is said by the resume's own
     check); ``n_buffers``: the stacked model's buffers, each kept copy holds them all."""
-    provenance = extra.get("provenance")
-    if not (is_dict(provenance) and is_list_of(provenance.get("configs"), is_dict)):
-        raise damaged(path, f"its 'provenance' is {provenance!r:.80}, expected a dict of the batch's configs (dicts), "
-                            "seed, dtype and data")
-    missing = [key for key in ("seed", "dtype", "data", "dev") if key not in provenance]
-    if missing:
-        raise damaged(path, f"its provenance has no {missing[0]!r}")
-    n = len(provenance["configs"])
+    _check_many_provenance(extra, path)
+    n = len(extra["provenance"]["configs"])
     if n != n_models:
         return  # (the resume says the checkpoint holds n models, configs has n_models)
     fields = (("epoch", is_count, "an integer ≥ 0"), ("step", is_count, "an integer ≥ 0"),

@@ -562,8 +562,8 @@ class Trainer:
                             cb.save_resumable(self)
                     self._mid_step = False  # the epoch is closed: its record taken and every callback run on it
                     bar.set_postfix(_postfix(record), refresh=False)
-                    if signals.received and self.epoch < self.epochs and not self.stop_training:
-                        stop_for_signal(self, signals.received)
+                    if signals.received:  # the last epoch's too: a loop over fits (a search's trials) stops there,
+                        stop_for_signal(self, signals.received)  # as at a Ctrl-C a moment later, not goes on
         finally:
             bar.close()
             self.model.set_random_key(None)  # a loop of the user's own after fit draws fresh masks

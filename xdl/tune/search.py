@@ -746,6 +746,7 @@ class _Search:
     dtype: str
     owned: list = field(default_factory=list)  # what `close` closes: Dask clients and clusters this search made
     held_data: list | None = None  # X, y and dev as Dask futures (`_held`), once the first batch is sent
+    environ: dict = field(default_factory=dict)  # the variables a LocalCluster set in os.environ: their values before
 
     def dask_client(self):
         """The Dask client batches go to: ``scheduler``'s, or one of a `LocalCluster` (one worker
@@ -754,6 +755,7 @@ class _Search:
             distributed = _distributed()
             # quiet: its workers' logs as a Ctrl-C closes them are not the user's news (the search says what
             # it kept; a trial's error reaches the search through its future)
+            before = dict(os.environ)
             with _interrupts_ignored():  # a terminal's Ctrl-C reaches the workers too: the search closes them
                 # (one pressed while the cluster starts, a few seconds, is lost: press it again)
                 # no dashboard; its scheduler's HTTP server (always made) on a free port: at Dask's 8787, one another
@@ -765,6 +767,11 @@ class _Search:
                 except RuntimeError as e:  # Dask's words, "Nanny failed to start.", named neither cause nor way
                     e.add_note(WORKERS_IMPORT_THE_SCRIPT)
                     raise
+            # its nannies set their workers' environment in this process's own (Dask's pre-spawn-environ:
+            # OMP_NUM_THREADS=1, MALLOC_TRIM_THRESHOLD_, ...), where it outlived the search: a later `xdl train`
+            # started from here ran on one BLAS thread, and `keep_freed_memory` took the user to have chosen
+            self.environ = {name: before.get(name) for name in {*before, *os.environ}
+                            if before.get(name) != os.environ.get(name)}
             self.owned.append(cluster)
             self.scheduler = distributed.Client(cluster, timeout=CONNECT_SECONDS, set_as_default=False)
             self.owned.append(self.scheduler)
@@ -772,10 +779,18 @@ class _Search:
 
     def close(self) -> None:
         """Let go of the data on the workers; close the clients and clusters the search made, the
-        last made first."""
+        last made first; put back the environment variables its local cluster set."""
         self.held_data = None
-        while self.owned:
-            self.owned.pop().close()
+        try:
+            while self.owned:
+                self.owned.pop().close()
+        finally:
+            for name, value in self.environ.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+            self.environ = {}
 
     def standardize_for(self, config: TrainConfig):
         """The Standardize layer a model of ``config`` starts with (`tune`'s ``standardize``)."""
