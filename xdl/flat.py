@@ -10,25 +10,40 @@ buffer, are never packed (`check_packable`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import weakref
 
 
-@dataclass(eq=False)  # one buffer is one place: compared by identity, never array by array
-class FlatBuffer:
-    """``data`` and ``grad``: 1-D arrays of one dtype; ``params`` are views into them, in order."""
+class FlatBuffer:  # one buffer is one place: compared by identity, never array by array
+    """``data`` and ``grad``: 1-D arrays of one dtype; ``params`` are views into them, in order.
 
-    data: object
-    grad: object
-    params: list = field(default_factory=list)
+    The buffer holds its parameters weakly (each holds its buffer, ``p._flat``): both ways strong
+    made a cycle, so a dropped model's buffers lived on until a full garbage collection (a loop over
+    trials held several models' weights and gradients at once). A parameter gone is left out."""
+
+    def __init__(self, data, grad, params=()):
+        self.data, self.grad = data, grad
+        self.params = params
+
+    @property
+    def params(self) -> list:
+        return [p for p in (ref() for ref in self._params) if p is not None]
+
+    @params.setter
+    def params(self, params) -> None:
+        self._params = [weakref.ref(p) for p in params]
 
     @property
     def size(self) -> int:
         return int(self.data.size)
 
+    def __getstate__(self) -> dict:
+        return {"data": self.data, "grad": self.grad, "params": self.params}
+
     def __setstate__(self, state: dict) -> None:
         """Unpickled with arrays it can write (`writable`), before the model or the optimizer that
         holds it views them again: an update writes them in place."""
-        self.__dict__.update(state, data=writable(state["data"]), grad=writable(state["grad"]))
+        self.data, self.grad = writable(state["data"]), writable(state["grad"])
+        self.params = state["params"]
 
 
 def writable(array):
