@@ -791,6 +791,21 @@ def test_a_flag_given_beside_a_config_file_is_named_as_the_flag(tmp_path, capsys
     assert not (tmp_path / "run").exists()
 
 
+def test_a_flag_no_optimizer_or_schedule_reads_names_a_config_files_choice_as_the_files(tmp_path, capsys):
+    """The schedule a --config file chose is named as its key in the file (was: "--schedule none", a flag
+    never typed)."""
+    config = tmp_path / "run.toml"
+    config.write_text('schedule = "none"\n')
+    for command in ("train", "tune"):
+        assert main([command, "--config", str(config), "--decay-rate", "0.1", "--out", str(tmp_path / "out")]) == 1
+        assert (f"error: --decay-rate is not read by --optimizer adam or schedule = 'none' in {str(config)!r}: it "
+                "would be ignored") in capsys.readouterr().err
+    assert main(["train", "--config", str(config), "--schedule", "step", "--decay-rate", "0.1", "--out",
+                 str(tmp_path / "out")]) == 1  # (a flag over the file's: the flag)
+    assert "--decay-rate is not read by --optimizer adam or --schedule step" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_bench_refuses_a_rate_or_a_rule_no_run_can_use_before_any_work(tmp_path, capsys):
     out = tmp_path / "bench"
     assert main(["bench", "optimizers", "--lr", "1e39", "--problem", "quadratic", "--out", str(out)]) == 1

@@ -448,8 +448,12 @@ def _check_flags_read(config: TrainConfig, args, searched=(), fixed=None) -> Non
     config = dataclasses.replace(config, **set_by_space)
     unread = unread_options(config, [f.name for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)])
     if unread:  # a flag typed for nothing (a config file may hold every option: best.toml does)
-        by = {k: f"--space's {k} = {getattr(config, k)!r}" if k in set_by_space else f"--{k} {getattr(config, k)}"
-              for k in ("optimizer", "schedule")}
+        # each named where it was set: the space, a flag, the --config file (not a flag never typed), else
+        # its default or the resumed run's, as its flag
+        in_file = getattr(args, "config_keys", ())
+        by = {k: f"--space's {k} = {getattr(config, k)!r}" if k in set_by_space else
+              f"{k} = {getattr(config, k)!r} in {str(args.config)!r}" if k in in_file and not hasattr(args, k) else
+              f"--{k} {getattr(config, k)}" for k in ("optimizer", "schedule")}
         raise ValueError(f"{flag_of(unread[0])} is not read by {by['optimizer']} or {by['schedule']}: it would be "
                          "ignored; leave it out")
 
@@ -461,6 +465,7 @@ def config_from_args(args) -> TrainConfig:
     if "backend" not in flags and environment_backend():  # as pip's: a flag, the environment, a config file
         flags["backend"] = environment_backend()
     in_file = read_toml(args.config, "--config") if args.config is not None else {}
+    args.config_keys = {key.replace("-", "_") for key in in_file}  # (an option's source, for the errors that name it)
     resume = flags.get("resume", in_file.get("resume"))
     if resume and isinstance(resume, str) and "out" not in flags and "out" not in in_file \
             and (run := _run_directory(resume)) is not None:

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from xdl.backend import current_backend, use
 from xdl.caller import warn_caller
 from xdl.config import IMAGE_SHAPES, TrainConfig, unread_options
 from xdl.data import Augment, check_features, check_labels
@@ -747,6 +748,10 @@ class _Search:
     owned: list = field(default_factory=list)  # what `close` closes: Dask clients and clusters this search made
     held_data: list | None = None  # X, y and dev as Dask futures (`_held`), once the first batch is sent
     environ: dict = field(default_factory=dict)  # the variables a LocalCluster set in os.environ: their values before
+    # the backend and precision the search runs on (`xdl.use`, xdl tune's --backend and --precision): a Dask worker
+    # is a process of its own, whose backend was its XDL_BACKEND's or auto's, whatever the search's was
+    backend: tuple = field(default_factory=lambda: (current_backend().name, current_backend().precision))
+    local: bool = False  # whether the Dask cluster is a `LocalCluster` this search started
 
     def dask_client(self):
         """The Dask client batches go to: ``scheduler``'s, or one of a `LocalCluster` (one worker
@@ -773,9 +778,18 @@ class _Search:
             self.environ = {name: before.get(name) for name in {*before, *os.environ}
                             if before.get(name) != os.environ.get(name)}
             self.owned.append(cluster)
+            self.local = True
             self.scheduler = distributed.Client(cluster, timeout=CONNECT_SECONDS, set_as_default=False)
             self.owned.append(self.scheduler)
         return self.scheduler
+
+    def worker_backend(self) -> tuple:
+        """(backend, precision) a Dask worker trains with: the search's own on its `LocalCluster`
+        (this machine's processes, as sequential and batched train on it); on a cluster it was given,
+        the base options' (another machine's workers: ``backend`` "auto" is each one's own, None)."""
+        if not self.local:
+            return (None if self.base.backend == "auto" else self.base.backend), self.base.precision
+        return self.backend
 
     def close(self) -> None:
         """Let go of the data on the workers; close the clients and clusters the search made, the
@@ -889,7 +903,8 @@ def _dask_rounds(client, todo, round_, search: _Search, distributed) -> None:
     pruning = search.batch_pruning()  # the rung values recorded before this round
     futures = {client.submit(train_group, [c for _, _, c in group], *data, search.base.seed,
                              search.standardize_for(group[0][2]),
-                             False, pruning, search.dtype, pure=False, retries=2): group for group in groups}
+                             False, pruning, search.dtype, search.worker_backend(), pure=False, retries=2): group
+               for group in groups}
     left = dict(futures)  # the batches not recorded yet
     for future in distributed.as_completed(futures, loop=client.loop):  # (the client is no default one)
         group = left.pop(future)
@@ -936,9 +951,16 @@ def _groups(todo, round_, base, study, parts: int = 1) -> list[list]:
     return batches
 
 
-def train_group(configs, X, y, dev, seed, standardize=None, progress=False, callbacks=(), dtype="float32"):
+def train_group(configs, X, y, dev, seed, standardize=None, progress=False, callbacks=(), dtype="float32",
+                backend=None):
     """Train ``configs`` together (`fit_many`): ([(history, status, error)] per config, seconds per
-    trial) — what a search records; a plain function, so a Dask worker can run it."""
+    trial) — what a search records; a plain function, so a Dask worker can run it. ``backend``:
+    (name or None, precision) to train with (`xdl.use`), as the search's `_Search.worker_backend`
+    gives it to a worker; None: the current backend as it is."""
+    if backend is not None:
+        name, precision = backend
+        with use(name if name is not None else current_backend(), precision=precision):
+            return train_group(configs, X, y, dev, seed, standardize, progress, callbacks, dtype)
     start = time.perf_counter()
     try:
         trainer = ManyTrainer(configs, seed=seed, dtype=dtype, callbacks=callbacks, progress=progress,
