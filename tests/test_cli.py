@@ -1346,3 +1346,26 @@ def test_a_checkpoint_of_an_xdl_before_control_toml_resumes(tmp_path, capsys, mo
     assert main(["train", *again, "--resume", "run/checkpoints"]) == 0
     assert "written by a run without control.toml (an older xdl's)" in capsys.readouterr().err
     assert len(xdl.train.History.load(tmp_path / "run" / "history.json")) == 4
+
+
+def test_main_called_with_its_stdout_readers_gone_keeps_no_descriptor(tmp_path, monkeypatch):
+    """Where stdout's reader had gone (a stream of a program's own, which main does not rewrap, its
+    flush failing), main pointed its descriptor at a /dev/null it opened and never closed: one
+    descriptor more per call from a program (a loop calling main)."""
+    if not os.path.isdir("/proc/self/fd"):
+        pytest.skip("counts descriptors in /proc/self/fd")
+    assert main(["train", *FAST, "--out", str(tmp_path / "first")]) == 0  # (what a first run opens for good: fonts)
+    read, write = os.pipe()
+    os.close(read)  # the reader gone (| head)
+
+    class Gone(KernelStream):
+        def flush(self):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", Gone(write))
+    before = len(os.listdir("/proc/self/fd"))
+    try:
+        main(["train", *FAST, "--out", str(tmp_path / "run")])
+        assert len(os.listdir("/proc/self/fd")) == before
+    finally:
+        os.close(write)

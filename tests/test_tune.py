@@ -1010,7 +1010,9 @@ def test_the_best_trial_is_one_that_trained_to_its_end_never_a_pruned_one(tmp_pa
     with pytest.raises(ValueError, match=r"no trial trained to the end \(pruned and failed ones do not count\)"):
         study.best_config()
     assert cli.main(["tune", *TINY, "--trials", "2", "--out", str(tmp_path / "none")]) == 1
-    assert "no trial trained to the end (pruned and failed trials do not count)" in capsys.readouterr().err
+    # (an error as every other's: a script greps for the prefix)
+    assert "xdl tune: error: no trial trained to the end (pruned and failed trials do not count)" in \
+        capsys.readouterr().err
 
 
 def test_tpe_tells_optuna_a_pruned_trial_as_pruned(data, monkeypatch):

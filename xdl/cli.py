@@ -215,7 +215,11 @@ def _flush_stdout() -> None:
         sys.stdout.flush()
     except BrokenPipeError:
         with contextlib.suppress(OSError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            null = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(null, sys.stdout.fileno())
+            finally:  # (dup2 made its copy: one descriptor kept per call of main from a program otherwise)
+                os.close(null)
 
 
 def _output_directory(args, config):
@@ -1127,8 +1131,8 @@ def tune(config: TrainConfig, args) -> int:
     finally:  # (the table, a failed write's too: the trials are all in trials.json)
         print(study.table(args.top))
     if best is None:
-        print("no trial trained to the end (pruned and failed trials do not count); see trials.json for the "
-              "reasons", file=sys.stderr)
+        print("xdl tune: error: no trial trained to the end (pruned and failed trials do not count); see "
+              f"{str(out / TRIALS_FILE)!r} for the reasons", file=sys.stderr)  # (as every failure's, a script's grep)
         return 1
     print(f"\nbest: trial {best.number}, dev accuracy {best.dev_accuracy:.4f}; {time.perf_counter() - start:.1f} s")
     print(f"wrote {out / 'trials.json'}, {path}{picture}; train it with: xdl train --config {_shell_word(str(path))}")
