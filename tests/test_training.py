@@ -2525,3 +2525,69 @@ def test_a_dropped_trainer_frees_its_models_buffers_without_the_garbage_collecto
     finally:
         if enabled:
             gc.enable()
+
+
+def test_a_later_fit_finishing_an_epoch_cut_short_is_refused_another_batch_size():
+    """The epoch's steps are of its batches: with another trainer.batch_size it went on from its step
+    number in other batches — examples skipped (64, then 128: steps 2 and 3 of 128 left examples
+    128..256 of the shuffle out), or NumPy's "could not broadcast" where it had fewer steps now. Set
+    back, the run goes on as the uninterrupted one; once the epoch is over, another size is taken."""
+    s = moons_parts(600)
+    straight = make_trainer(None, epochs=2)
+    straight.fit(s.X_train, s.y_train)
+    trainer = make_trainer(None, epochs=2, callbacks=[StopAtStep(2)])
+    trainer.fit(s.X_train, s.y_train)
+    assert (trainer.epoch, trainer.step) == (0, 2)
+    for size in (128, 512):
+        trainer.batch_size = size
+        with pytest.raises(ValueError, match=rf"stopped in epoch 1 after step 2 of an epoch in batches of 64, and "
+                                             rf"trainer.batch_size is {size} now: set it back to 64"):
+            trainer.fit(s.X_train, s.y_train)
+        assert (trainer.epoch, trainer.step, len(trainer.history)) == (0, 2, 0)
+    trainer.batch_size = 64
+    assert trainer.fit(s.X_train, s.y_train)["train_cost"] == straight.history["train_cost"]
+    for name, value in straight.model.state_dict().items():
+        np.testing.assert_array_equal(trainer.model.state_dict()[name], value, err_msg=name)
+    trainer.batch_size, trainer.epochs = 128, 3
+    assert len(trainer.fit(s.X_train, s.y_train)) == 3
+
+
+class RefusesOnce(Callback):
+    """A callback whose on_train_begin refuses a fit once, after early stopping's (a Checkpoint finding
+    another run's unfinished checkpoint in its directory refuses so)."""
+    order = 200
+
+    def __init__(self):
+        self.refuse = False
+
+    def on_train_begin(self, trainer):
+        if self.refuse:
+            self.refuse = False
+            raise RuntimeError("refused")
+
+
+def test_a_later_fit_refused_before_its_first_step_leaves_the_best_weights_and_the_bests_as_they_were():
+    """Early stopping's on_train_begin had put the run's last weights in over the best it restored
+    (for the steps to go on from) and, for a fit on other data, reset its best: the refused fit left the
+    model holding the last epoch's weights while history.best_epoch named another, and a fit on the first
+    data after it was taken for one on other data (its best started afresh)."""
+    s = moons_parts(300)
+    straight = make_trainer(None, lr=0.1, epochs=8, callbacks=[EarlyStopping(patience=20)])
+    straight.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    refuses, stopping = RefusesOnce(), EarlyStopping(patience=20)
+    trainer = make_trainer(None, lr=0.1, epochs=4, callbacks=[stopping, refuses])
+    trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    best, state = trainer.model.state_dict(), stopping.state_dict()
+    assert trainer.history.best_epoch < 4  # (the best is not the last epoch: the weights differ)
+    trainer.epochs = 8
+    for data in ((s.X_train, s.y_train), (s.X_train[:100], s.y_train[:100])):  # the same data, and other data
+        refuses.refuse = True
+        with pytest.raises(RuntimeError, match="refused"):
+            trainer.fit(*data, dev=(s.X_dev, s.y_dev))
+        for name, value in best.items():
+            np.testing.assert_array_equal(trainer.model.state_dict()[name], value, err_msg=name)
+        assert stopping.state_dict()[0] == state[0]
+    history = trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))  # the run goes on as the uninterrupted one
+    assert history["dev_cost"] == straight.history["dev_cost"] and history.best_epoch == straight.history.best_epoch
+    for a, b in zip(trainer.model.parameters(), straight.model.parameters()):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())

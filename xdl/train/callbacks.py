@@ -486,6 +486,9 @@ class EarlyStopping(Callback):
         self._loads_at_end = None  # the model's count of loads after that restore (`_loads`)
 
     def on_train_begin(self, trainer) -> None:
+        # what this fit changes before its first step, put back if it ends there (`on_exception`)
+        self.__dict__.pop("_before", None)
+        self._before = ((trainer.epoch, trainer.step), dict(self.__dict__), False)
         if not continues_run(trainer) or measures_other_data(trainer, self.monitor):
             self._reset()  # (a fit on other data trains on from the weights the model holds: the best, restored)
             return
@@ -494,6 +497,7 @@ class EarlyStopping(Callback):
             # the run goes on from where it was, not from its best — unless the user has put weights of
             # their own in since, loaded (even the best again) or written (a resume has the checkpoint's)
             trainer.model.load_state_dict(self.run_state)
+            self._before = (*self._before[:2], True)
         self.run_state = None
         if self.wait >= self.patience:
             if trainer.resumed:  # a run resumed from a stop of its own stays stopped, ending as it ended (its
@@ -522,11 +526,26 @@ class EarlyStopping(Callback):
                 trainer.stop_training, trainer.history.stopped_by = True, self._reason()
 
     def on_train_end(self, trainer) -> None:
+        self.__dict__.pop("_before", None)
         if self.restore_best and self.best_state is not None:
             self.run_state = trainer.model.state_dict()  # for a later fit of the run (`on_train_begin`)
             trainer.model.load_state_dict(self.best_state)
             self._loads_at_end = _loads(trainer.model)
             trainer.history.best_epoch = self.best_epoch
+
+    def on_exception(self, trainer, error) -> None:
+        """A fit that ended before its first step — refused by a later callback's ``on_train_begin``
+        (a `Checkpoint` finding another run's checkpoint in its directory), or by its own error —
+        leaves this callback and the model as they were: the best epoch's weights, not the run's last
+        ones put in for the steps that never ran, and the best and wait that fit had reset."""
+        before = self.__dict__.pop("_before", None)
+        if before is None or before[0] != (trainer.epoch, trainer.step) or getattr(trainer, "_mid_step", False):
+            return  # (it trained: the run is where the error left it)
+        position, state, swapped = before
+        self.__dict__.update(state)
+        if swapped:  # the best back in the model, as the fit before left it (a later fit swaps it again)
+            trainer.model.load_state_dict(self.best_state)
+            self._loads_at_end = _loads(trainer.model)
 
     def state_dict(self):
         return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait}, dict(self.best_state or {})
@@ -1028,12 +1047,20 @@ def check_goes_on(trainer, who: str, maker: str) -> None:
 
 def check_same_examples(trainer, examples: int, who: str, maker: str) -> None:
     """A later fit of ``trainer`` that finishes an epoch a stop cut short takes as many examples as
-    that epoch had (its shuffle and its steps are of those)."""
+    that epoch had, in batches of its size (its shuffle and its steps are of those: with another
+    ``trainer.batch_size`` the epoch went on from its step number in other batches, skipping examples
+    it had not trained on — or failed with NumPy's broadcast error where it had fewer steps now)."""
     partial = trainer._partial
     if partial is not None and partial.get("examples", examples) != examples:
         raise ValueError(f"fit: this {who}'s last fit stopped in epoch {trainer.epoch + 1} after step {trainer.step} "
                          f"of an epoch over {partial['examples']} examples, and X has {examples}: give it the same "
                          f"data to finish that epoch, or make a new {maker}")
+    size = getattr(trainer, "batch_size", None)
+    if partial is not None and partial.get("batch_size", size) != size:
+        raise ValueError(f"fit: this {who}'s last fit stopped in epoch {trainer.epoch + 1} after step {trainer.step} "
+                         f"of an epoch in batches of {partial['batch_size']}, and {who}.batch_size is {size} now: "
+                         f"set it back to {partial['batch_size']} to finish that epoch (another batch size may be "
+                         f"set once the epoch is over), or make a new {maker}")
 
 
 def save_resumable(trainer) -> Path | None:

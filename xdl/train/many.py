@@ -527,7 +527,8 @@ class ManyTrainer:
             if signals.received and step + 1 < steps:
                 self._partial = {"costs": backend.to_numpy(costs[:step + 1]).tolist(),
                                  "correct": None if correct is None else backend.to_numpy(correct).tolist(),
-                                 "seconds": seconds_before + time.perf_counter() - start, "examples": len(X)}
+                                 "seconds": seconds_before + time.perf_counter() - start, "examples": len(X),
+                                 "batch_size": self.batch_size}
                 self._mid_step = False
                 stop_for_signal(self, signals.received)
         model.set_random_key(None)  # the last step's key is no key for a callback's copy of the stack (as Trainer's)

@@ -484,7 +484,6 @@ class Trainer:
         self._provenance_record = provenance.record(self, data) if resume is not None or checkpointing else None
         self.stop_training, self.resumed = False, resume is not None
         self.data_changed = _changed(getattr(self, "_measured_on", None), data) if resume is None else frozenset()
-        self._measured_on = data
         # (the modules' own modes, which the fit sets: a fit called within model(x, training=False), say,
         # would train, and capture its step, in evaluation mode)
         with checkpoint_directories_held(self.callbacks), callbacks_held(self, continuing), \
@@ -504,6 +503,10 @@ class Trainer:
             for cb in self.callbacks:
                 call_hook(self, cb, "on_train_begin", where=f" before {upcoming(self.epoch, self.step)}")
                 begun.append(cb)  # told of an error from here on: a later one's on_train_begin, or on_train_end's
+            # the data this run's bests are measured on from here: a fit refused before (another run's checkpoint in
+            # a Checkpoint's directory, a callback's error) measured nothing, and a later fit on the data before it
+            # was taken for one on other data, its early stopping's and checkpoint's bests started afresh
+            self._measured_on = data
             if resume is not None:
                 self._check_schedules_set()
                 self._warn_idle_ends(len(bounds))
@@ -719,7 +722,7 @@ class Trainer:
         live = self._so_far
         return {"costs": self.model.backend.to_numpy(live["costs"][:self.step]).tolist(),
                 "correct": float(live["correct"]), "seconds": live["seconds"] + time.perf_counter() - live["start"],
-                "lr": live["lr"], "examples": live["examples"]}
+                "lr": live["lr"], "examples": live["examples"], "batch_size": self.batch_size}
 
     def _step_end(self, cost: float) -> None:
         """Each overriding callback's `Callback.on_step_end` after a step; a stop one asks is named,
