@@ -1369,3 +1369,28 @@ def test_main_called_with_its_stdout_readers_gone_keeps_no_descriptor(tmp_path, 
         assert len(os.listdir("/proc/self/fd")) == before
     finally:
         os.close(write)
+
+
+def test_a_ctrl_c_in_the_last_epoch_says_the_training_is_over_and_the_resume_writes_the_files(tmp_path, monkeypatch,
+                                                                                              capsys):
+    """It said "to continue, run the same command with --resume": there was nothing left to train."""
+    import signal
+
+    from xdl.train import Trainer
+
+    epoch, sent = Trainer._train_epoch, []
+
+    def ctrl_c_in_the_last_epoch(self, *args):  # once, after its steps, before its record
+        record = epoch(self, *args)
+        if self.epoch == self.epochs and not sent:
+            sent.append(os.kill(os.getpid(), signal.SIGINT))
+        return record
+
+    monkeypatch.setattr(Trainer, "_train_epoch", ctrl_c_in_the_last_epoch)
+    run = tmp_path / "run"
+    assert main(["train", *FAST, "--out", str(run)]) == 130
+    err = capsys.readouterr().err
+    assert "as its run ended" in err and "its training is over; for its files (model, report, curves), run the " \
+        f"same command with --resume {run / 'checkpoints'}" in err and not (run / "model.npz").exists()
+    assert main(["train", *FAST, "--out", str(run), "--resume", str(run / "checkpoints")]) == 0
+    assert (run / "model.npz").is_file()

@@ -266,9 +266,9 @@ def test_a_ctrl_c_in_the_last_epoch_stops_fit_many_after_it(digits, tmp_path):
     """As a Trainer's: a Ctrl-C in the last epoch was dropped, the batch returned as if none came."""
     X, y, dev = digits
     configs = [small(epochs=2), small(epochs=2, lr=3e-3)]
-    with pytest.raises(Interrupted, match="after epoch 2") as stop:
+    with pytest.raises(Interrupted, match="after epoch 2, as its run ended") as stop:
         fit_many(configs, X, y, dev=dev, callbacks=[InterruptAt(2), Checkpoint(tmp_path)])
-    assert [len(r.history) for r in stop.value.results] == [2, 2]
+    assert stop.value.over and [len(r.history) for r in stop.value.results] == [2, 2]
 
 
 def test_a_resume_with_batch_norm_switched_names_the_config_not_a_damaged_file(digits, tmp_path):

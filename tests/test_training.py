@@ -1318,21 +1318,32 @@ def test_a_control_file_read_on_resuming_is_noted_when_the_run_stops_again_in_th
     assert history["lr"][2] == 0.002 and "control" not in history[2]
 
 
-def test_a_ctrl_c_in_the_last_epoch_stops_the_fit_after_it(tmp_path):
+def test_a_ctrl_c_in_the_last_epoch_stops_the_fit_once_the_run_has_ended(tmp_path):
     """A Ctrl-C at the last epoch's last step was dropped: the fit returned as if none came, and a loop
-    over fits (a sequential search's trials, a user's loop over rates) trained on. It stops there now,
-    the run complete and saved: a resume has nothing left to train."""
+    over fits (a sequential search's trials, a user's loop over rates) trained on. The run ends as it
+    would (early stopping's best weights put back, which a mid-run Interrupted skips and no later fit
+    of a finished run could do), then the fit raises: a resume has nothing left to train."""
     from xdl.train import Interrupted
 
     parts = moons_parts(1000)  # 600 examples, batches of 64: 10 steps per epoch
-    with pytest.raises(Interrupted, match="after epoch 3"):
-        make_trainer(None, epochs=3, augment=SignalAt(30), callbacks=[Checkpoint(tmp_path)]).fit(parts.X_train,
-                                                                                                  parts.y_train)
-    whole = make_trainer(None, epochs=3, augment=SignalAt(-1)).fit(parts.X_train, parts.y_train)
+    dev = (parts.X_dev, parts.y_dev)
+
+    def trainer(at, *callbacks):
+        return make_trainer(None, lr=0.1, epochs=3, augment=SignalAt(at), callbacks=[EarlyStopping(patience=5),
+                                                                                     *callbacks])
+
+    whole = trainer(-1)
+    whole.fit(parts.X_train, parts.y_train, dev=dev)
+    assert whole.history.best_epoch < 3  # (the best weights are not the last: the test sees them put back)
+    interrupted = trainer(30, Checkpoint(tmp_path))
+    with pytest.raises(Interrupted, match="after epoch 3, as its run ended") as stop:
+        interrupted.fit(parts.X_train, parts.y_train, dev=dev)
+    assert stop.value.over and interrupted.history.best_epoch == whole.history.best_epoch
+    for a, b in zip(interrupted.model.parameters(), whole.model.parameters()):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
     with pytest.warns(UserWarning, match="nothing to train"):
-        resumed = make_trainer(None, epochs=3, augment=SignalAt(-1), callbacks=[Checkpoint(tmp_path)]).fit(
-            parts.X_train, parts.y_train, resume=tmp_path)
-    assert resumed["train_cost"] == whole["train_cost"] and len(resumed) == 3
+        resumed = trainer(-1, Checkpoint(tmp_path)).fit(parts.X_train, parts.y_train, dev=dev, resume=tmp_path)
+    assert resumed["dev_cost"] == whole.history["dev_cost"]
 
 
 def test_a_control_file_with_a_byte_order_mark_is_applied(tmp_path):

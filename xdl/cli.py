@@ -867,7 +867,10 @@ def _interrupted(stop: Interrupted, trainer, out: Path) -> int:
     too and say how to continue."""
     _keep_history(trainer, out)
     print(f"\nxdl train: {stop}", file=sys.stderr)
-    print(f"to continue, {_resume_command(trainer)}", file=sys.stderr)
+    if stop.over:  # (its epochs trained: the resume trains nothing, and writes them)
+        print(f"its training is over; for its files (model, report, curves), {_resume_command(trainer)}", file=sys.stderr)
+    else:
+        print(f"to continue, {_resume_command(trainer)}", file=sys.stderr)
     return _signal_status(stop.signal_name)
 
 

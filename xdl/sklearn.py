@@ -287,7 +287,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             except Interrupted as stop:  # after a finished step: the network is whole, and kept (`fit`)
                 interrupted, self.history_ = stop, self.trainer_.history
                 for callback in self.trainer_.callbacks:  # the end the trainer skipped: the best epoch's weights
-                    if isinstance(callback, EarlyStopping):
+                    if isinstance(callback, EarlyStopping) and not stop.over:  # (over: it ran)
                         callback.on_train_end(self.trainer_)
             self.model_.eval()  # what predicting reads, switched by no call (see predict_proba)
             _keep_names(self)

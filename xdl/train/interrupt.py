@@ -14,17 +14,22 @@ class Interrupted(KeyboardInterrupt):
     the interrupted work had finished, for its caller to keep, where that work says (a search's
     batch of trials: the outcomes of those that had ended, by index). ``results``: `fit_many`'s K
     results as they stood (None from a `Trainer`, whose model the caller holds). ``study``: an
-    interrupted `xdl.tune.tune`'s `Study` of the trials that had finished (None elsewhere)."""
+    interrupted `xdl.tune.tune`'s `Study` of the trials that had finished (None elsewhere).
+    ``over``: the signal came once the run was over (in its last epoch, or the one a stop ended):
+    the fit ended as it would have (``on_train_end``: early stopping's best weights put back), then
+    raised this, so that a loop over fits — a search's trials — stops there too."""
 
-    def __init__(self, signal_name: str, epoch: int, step: int, checkpoint=None):
+    def __init__(self, signal_name: str, epoch: int, step: int, checkpoint=None, over: bool = False):
         self.signal_name, self.epoch, self.step, self.checkpoint = signal_name, epoch, step, checkpoint
+        self.over = over
         self.ended = {}
         self.results = None
         self.study = None
         self.where = f"in epoch {epoch} after step {step}" if step else f"after epoch {epoch - 1}"  # (epoch: the next)
         saved = (f"resumable checkpoint: {str(checkpoint)!r}" if checkpoint is not None
                  else "nothing was saved (the trainer has no Checkpoint callback)")
-        super().__init__(f"training interrupted by {signal_name} {self.where}; {saved}")
+        super().__init__(f"training interrupted by {signal_name} {self.where}"
+                         f"{', as its run ended (its end done)' if over else ''}; {saved}")
 
     def __reduce__(self):
         """Rebuilt from its message and attributes (BaseException's ``cls(*args)`` passed the message

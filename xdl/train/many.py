@@ -463,14 +463,17 @@ class ManyTrainer:
                             for cb in unsaved:
                                 cb.save_resumable(self)
                         self._mid_step = False  # the epoch is closed: its record taken and every callback run on it
-                        if signals.received:  # the last epoch's too (as a Trainer's)
+                        if signals.received and self.epoch < self.epochs and "training" in self.status:
                             stop_for_signal(self, signals.received)
+                    came = signals.received  # once the batch was over: raised after its end (as a Trainer's)
             finally:
                 bar.close()
                 self.model.set_random_key(None)
                 self._captured.clear()  # a next fit captures again
             for cb in self.callbacks:
                 cb.on_train_end(self)
+            if came is not None:
+                raise Interrupted(came, self.epoch + 1, self.step, self.last_checkpoint, over=True)
             return self.results()
 
     def _batches(self, m: int) -> list[tuple[int, int]]:

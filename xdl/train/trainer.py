@@ -57,7 +57,7 @@ from xdl.train.divergence import (FIRST_EPOCH_HINT, START_FACTOR, cost_limit_of,
                                   non_finite_state, start_cost)
 from xdl.train.history import History
 from xdl.train.hooks import call_hook, check_callback, check_distinct_callbacks
-from xdl.train.interrupt import SignalFlag
+from xdl.train.interrupt import Interrupted, SignalFlag
 from xdl.train.progress import progress_bar
 from xdl.train.schedule_checks import check_schedule_fits, check_schedule_kind, warn_idle_end
 
@@ -421,7 +421,8 @@ class Trainer:
         `EarlyStopping`'s stop is part of the run's state).
 
         Ctrl-C or SIGTERM finishes the current step, writes a resumable checkpoint (with a
-        `Checkpoint` callback) and raises `xdl.train.Interrupted`, which says where it is; a second
+        `Checkpoint` callback) and raises `xdl.train.Interrupted`, which says where it is — in the run's
+        last epoch, once the run has ended as it would (``on_train_end``; ``Interrupted.over``); a second
         one stops it inside a step, after which only a resume from the checkpoint goes on. (Python
         delivers signals to the main thread: a fit in another thread runs on through them; stop it
         with a callback's ``trainer.stop_training = True``, or a `Control` file's ``stop = true``.) A
@@ -535,13 +536,17 @@ class Trainer:
             # the mode each module trains in (`training_modes`), put back at each epoch's start and after each
             # step's hooks (a callback's model.eval() undone)
             self._modes = training_modes(self.model)
-            self._train(X, y, dev, bounds, bar)
+            came = self._train(X, y, dev, bounds, bar)
             for cb in self.callbacks:
                 cb.on_train_end(self)
+            if came is not None:  # a signal once the run was over: it ended as it would, and stops its caller's loop
+                raise Interrupted(came, self.epoch + 1, self.step, self.last_checkpoint, over=True)
             return self.history
 
-    def _train(self, X, y, dev, bounds, bar) -> None:
-        """The epochs of a fit, from its position until its last epoch or a stop."""
+    def _train(self, X, y, dev, bounds, bar) -> str | None:
+        """The epochs of a fit, from its position until its last epoch or a stop; the name of a signal
+        that came once the run was over (in its last epoch, or the one a stop ended), for `fit` to raise
+        after the run's end — one before stops the run where it is (`stop_for_signal`)."""
         try:
             with SignalFlag() as signals:
                 while self.epoch < self.epochs and not self.stop_training:
@@ -565,8 +570,9 @@ class Trainer:
                             cb.save_resumable(self)
                     self._mid_step = False  # the epoch is closed: its record taken and every callback run on it
                     bar.set_postfix(_postfix(record), refresh=False)
-                    if signals.received:  # the last epoch's too: a loop over fits (a search's trials) stops there,
-                        stop_for_signal(self, signals.received)  # as at a Ctrl-C a moment later, not goes on
+                    if signals.received and self.epoch < self.epochs and not self.stop_training:
+                        stop_for_signal(self, signals.received)
+                return signals.received  # (one in the last epoch was dropped: a loop over fits trained on)
         finally:
             bar.close()
             self.model.set_random_key(None)  # a loop of the user's own after fit draws fresh masks

@@ -834,17 +834,25 @@ def _sequential(todo, round_, search: _Search) -> None:
         pruning = Pruning(recorded_at(study, search.rungs), search.eta) if search.rungs else None
         trainer = config.build_trainer(model, callbacks=[pruning] if pruning else [])
         trainer.progress = search.progress  # the running trial's own bar, with its live costs
+        interrupted = None
         try:
             history = trainer.fit(X, y, dev=dev)
+        except Interrupted as stop:  # a trial that had ended (Ctrl-C in its last epoch) is kept, as batched's are
+            if not stop.over:
+                raise
+            history, interrupted = trainer.history, stop
         except (FloatingPointError, MemoryError) as e:  # (history.diverged: where, without a run's own advice)
             error = _diverged(trainer.history.diverged) if trainer.history.diverged else \
                 _out_of_memory(e) if isinstance(e, MemoryError) else str(e)
             study.add([_trial(number, round_, params, trainer.history, "failed", error,
                               time.perf_counter() - start)])
-        else:
-            status = "completed" if history.stopped_epoch is None else \
-                "pruned" if pruning is not None and pruning.pruned_at else "stopped"
-            study.add([_trial(number, round_, params, history, status, seconds=time.perf_counter() - start)])
+            bar.update(1)
+            continue
+        status = "completed" if history.stopped_epoch is None else \
+            "pruned" if pruning is not None and pruning.pruned_at else "stopped"
+        study.add([_trial(number, round_, params, history, status, seconds=time.perf_counter() - start)])
+        if interrupted is not None:
+            raise interrupted
         bar.update(1)
     bar.close()
 
