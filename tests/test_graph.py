@@ -75,6 +75,43 @@ def test_cuda_graph_on_the_cpu_says_it_needs_cupy_before_anything_runs():
         xdl.cuda_graph(lambda: None, backend=0)
 
 
+@pytest.mark.parametrize("fails", ["on the cpu", "in the capture"])
+def test_a_refused_capture_leaves_no_cycle_holding_the_callers_model(monkeypatch, fails):
+    """cuda_graph held its error in a local, and the error's traceback held that frame: a cycle through
+    every frame between (the caller's too), so a model the caller dropped — its weights, gradients and
+    the step's activations — lived on until a full garbage collection, as flat buffers once did."""
+    import contextlib
+    import gc
+    import types
+    import weakref
+
+    if fails == "in the capture":
+        recorder = types.SimpleNamespace(begin=lambda: None, capturing=lambda: False, end=lambda: None)
+        fake = types.SimpleNamespace(supports_graphs=True, captured_constants=lambda: [],
+                                     graph_scope=contextlib.contextmanager(lambda: (yield recorder)))
+        monkeypatch.setattr(xdl.graph, "current_backend", lambda: fake)
+
+    def train():
+        model = xdl.nn.mlp(3, [4], 2)
+
+        def step():
+            if xdl.graph.capturing():
+                raise ValueError("not capturable")
+            return model
+
+        with pytest.raises(CaptureError):
+            xdl.graph.cuda_graph(step)
+        return weakref.ref(model.parameters()[0]._flat[0])
+
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        assert train()() is None
+    finally:
+        if enabled:
+            gc.enable()
+
+
 @pytest.mark.parametrize("warmup", [-1, 1.5, True])
 def test_cuda_graph_refuses_a_bad_warmup(warmup):
     with pytest.raises(ValueError, match="warmup must be an integer"):

@@ -766,6 +766,10 @@ def test_a_sequential_layer_is_replaced_by_index_and_never_removed_out_of_step()
     for remove in (lambda: delattr(model, "1"), lambda: model.__delitem__(1)):
         with pytest.raises(TypeError, match="Sequential: layer 1 cannot be removed"):
             remove()
+    with pytest.raises(TypeError, match="Sequential: layer 6 cannot be removed"):  # was "no attribute '-1'"
+        del model[-1]
+    with pytest.raises(TypeError, match=r"Sequential: layers \[1:\] cannot be removed"):
+        del model[1:]
     with pytest.raises(TypeError, match="Sequential: layer 1 must be an xdl.nn.Module, got NoneType"):
         model[1] = None
     assert len(model) == 7

@@ -33,6 +33,12 @@ class FlatBuffer:  # one buffer is one place: compared by identity, never array 
         self._params = [weakref.ref(p) for p in params]
 
     @property
+    def backend(self):
+        """The backend its parameters live on (the first live one's: an update's hot path reads it, and
+        ``params`` builds the whole list)."""
+        return next(p for p in (ref() for ref in self._params) if p is not None).backend
+
+    @property
     def size(self) -> int:
         return int(self.data.size)
 

@@ -113,7 +113,10 @@ def cuda_graph(fn, backend=None, warmup: int = 1) -> CudaGraph:
         error = CaptureError(f"cuda_graph: CUDA graphs need the cupy backend; on the {backend.name} backend call "
                              "the step itself")
         error.warmup_result = None
-        raise error
+        try:
+            raise error
+        finally:  # (held here, its traceback holding this frame: a cycle, as below)
+            del error
     with _one_capture, _scope(), backend.graph_scope() as recorder:  # (another thread's capture: after it ends)
         warmup_result = None
         for _ in range(int(warmup)):
@@ -137,5 +140,8 @@ def cuda_graph(fn, backend=None, warmup: int = 1) -> CudaGraph:
         error = failure if isinstance(failure, CaptureError) else \
             CaptureError(f"cannot capture the step: {type(failure).__name__}: {failure}")
         error.warmup_result = warmup_result  # the warm-ups did their work: a caller may go on eagerly
-        raise error from (None if error is failure else failure)
+        try:
+            raise error from (None if error is failure else failure)
+        finally:  # each held by this frame, which its traceback holds: a cycle that kept the caller's
+            del error, failure  # frames (a model, its flat buffers, the step's activations) to a full collection
     return CudaGraph(backend, graph, recorder, effects, result, warmup_result, constants)

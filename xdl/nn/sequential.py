@@ -125,6 +125,14 @@ class Sequential(Module):
             self.layers[int(name)] = value
 
     def __delitem__(self, i) -> None:
+        """Refused, as ``delattr``: the others' numbers would change. A negative index or a slice
+        (PyTorch's ``del model[-1]``) was looked up as an attribute named "-1": "no attribute"."""
+        if isinstance(i, slice):
+            raise TypeError(f"Sequential: layers [{'' if i.start is None else i.start}:"
+                            f"{'' if i.stop is None else i.stop}] cannot be removed (the others' numbers would "
+                            "change); build a new Sequential of the layers to keep")
+        if isinstance(i, int | np.integer) and not isinstance(i, bool) and -len(self.layers) <= i < 0:
+            i = range(len(self.layers))[i]
         delattr(self, str(i))
 
     def __delattr__(self, name):

@@ -690,7 +690,7 @@ class Optimizer(StepCount):
     def _check_finite(self) -> None:
         for g in self.groups:
             for flat in g.flats:
-                xp = flat.params[0].backend.xp
+                xp = flat.backend.xp
                 if not bool(xp.isfinite(flat.grad).all()):
                     bad = [self.names().get(id(p)) or getattr(p, "name", None) or f"#{i}"
                            for i, p in enumerate(flat.params) if not bool(xp.isfinite(p.grad).all())]
@@ -737,7 +737,7 @@ class Optimizer(StepCount):
             "t": self.t,
             "first_steps": [g.first_step for g in self.groups],
             "settings": [dict(g.settings) for g in self.groups],
-            "state": [[{k: flat.params[0].backend.to_numpy(a).copy() for k, a in st.items()}
+            "state": [[{k: flat.backend.to_numpy(a).copy() for k, a in st.items()}
                        for flat, st in zip(g.flats, g.state)] for g in self.groups],
             "layout": [_layout(g) for g in self.groups],
             "shapes": [[list(p.shape) for p in g.params] for g in self.groups],
@@ -808,7 +808,7 @@ class Optimizer(StepCount):
             g.settings.update(settings)
             for flat, st, sv, then in zip(g.flats, g.state, saved, layout or _given_order(g)):
                 for k, a in st.items():
-                    a[...] = flat.params[0].backend.asarray(_relaid(sv[k], then, g, flat))
+                    a[...] = flat.backend.asarray(_relaid(sv[k], then, g, flat))
         self.t = int(state["t"])
         for g, first in zip(self.groups, state.get("first_steps", [0] * len(self.groups))):  # (older states: 0)
             g.first_step = int(first)

@@ -28,7 +28,7 @@ class SGD(Optimizer):
         super().__init__(params, check_finite, lr=lr, weight_decay=weight_decay)
 
     def update(self, flat, state, h, step, steps_done=None):
-        flat.params[0].backend.ops.sgd_update(flat.data, flat.grad, h["lr"], h["weight_decay"])
+        flat.backend.ops.sgd_update(flat.data, flat.grad, h["lr"], h["weight_decay"])
 
 
 class Momentum(Optimizer):
@@ -52,7 +52,7 @@ class Momentum(Optimizer):
         check_bool(s["nesterov"], "nesterov")
 
     def update(self, flat, state, h, step, steps_done=None):
-        flat.params[0].backend.ops.momentum_update(flat.data, flat.grad, state["v"], h["lr"], h["beta"], h["nesterov"],
+        flat.backend.ops.momentum_update(flat.data, flat.grad, state["v"], h["lr"], h["beta"], h["nesterov"],
                                                    h["weight_decay"])
 
 
@@ -73,7 +73,7 @@ class RMSprop(Optimizer):
         check_positive("eps", s["eps"])
 
     def update(self, flat, state, h, step, steps_done=None):
-        flat.params[0].backend.ops.rmsprop_update(flat.data, flat.grad, state["s"], h["lr"], h["beta"], h["eps"],
+        flat.backend.ops.rmsprop_update(flat.data, flat.grad, state["s"], h["lr"], h["beta"], h["eps"],
                                                   h["weight_decay"])
 
 
@@ -96,7 +96,7 @@ class Adam(Optimizer):
         check_positive("eps", s["eps"])
 
     def update(self, flat, state, h, step, steps_done=None):
-        flat.params[0].backend.ops.adam_update(flat.data, flat.grad, state["m"], state["v"], h["lr"], h["beta1"],
+        flat.backend.ops.adam_update(flat.data, flat.grad, state["m"], state["v"], h["lr"], h["beta1"],
                                                h["beta2"], h["eps"], step, h["weight_decay"], self.decoupled,
                                                steps_done)
 

@@ -52,6 +52,11 @@ class _Region:
     held_values: object = None  # what ``held`` holds now (a host copy, compared before each step)
     hyperparameters: dict = None  # what the update reads: each numeric setting as its row of ``held``
 
+    @property
+    def backend(self):
+        """The stack's backend (a rule's update reads ``flat.backend``, as of a `FlatBuffer`)."""
+        return self.params[0].backend
+
 
 class StackedOptimizer(StepCount):
     """One optimizer over a `Stacked` model, built from K ordinary optimizers, one per model (as
