@@ -423,6 +423,20 @@ def test_ewa_bias_correction():
         xdl.ewa.EWA(0.9, bias_correction="no")  # a string was read as true
 
 
+def test_a_running_ewa_of_float32_values_is_kept_in_float64_as_ewa_keeps_it():
+    """EWA.update of float32 numbers or arrays averaged in float32 (NEP 50: β·v + (1 − β)·x keeps x's
+    dtype), each step rounding v_t by ε·|v|: over a window of 1/(1 − β) steps at β = 0.9999, values
+    1e4 ± 1 settled 6 below their mean (ewa of the same values: 1e-8 off)."""
+    values = (1e4 + np.random.default_rng(0).standard_normal(30_000)).astype(np.float32)
+    expected = xdl.ewa.ewa(values, 0.9999)[-1]
+    scalars, rows = xdl.ewa.EWA(0.9999), xdl.ewa.EWA(0.9999)
+    for x in values:
+        last = scalars.update(x)
+        row = rows.update(x.reshape(1))
+    assert last == pytest.approx(expected, rel=1e-12) and row[0] == pytest.approx(expected, rel=1e-12)
+    assert np.asarray(last).dtype == np.float64
+
+
 def test_an_eps_that_is_0_in_the_parameters_dtype_is_refused(backend):
     """Positive in Python, 0 in float32: √v + ε = 0 and 0/0 where a gradient is 0 (NaN weights)."""
     w = xdl.tensor(np.array([1.0, 2.0], np.float32), requires_grad=True)

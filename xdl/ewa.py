@@ -27,12 +27,16 @@ class EWA:
 
     def update(self, x):
         """v_t = β·v_{t−1} + (1 − β)·x: ``x`` a real number or array (or list) of them (else an error
-        naming it, the average as it was)."""
+        naming it, the average as it was). The average is kept in float64 (as `ewa` keeps it), whatever
+        x's dtype: a float32 one rounds v_t by up to ε·|v|/(1 − β) over its window, not ε·|v| (β = 0.9999
+        over values 1e4 ± 1 settled 6 below their mean)."""
         if isinstance(x, list | tuple):  # a list averages as the array it holds (list × float is no arithmetic)
             x = _real_array(x, "EWA.update: x")
         kind = x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype  # (a device array: its dtype, no copy)
         if kind == np.bool_ or not (np.issubdtype(kind, np.integer) or np.issubdtype(kind, np.floating)):
             raise TypeError(f"EWA.update: x must be a real number or an array of them, got {x!r:.60}")
+        if np.issubdtype(kind, np.floating) and kind.itemsize < 8:  # (NEP 50: a Python β keeps float32 float32)
+            x = x.astype(np.float64)
         value = self.beta * self.value + (1.0 - self.beta) * x  # computed first: a failure leaves t as it was
         self.value, self.t = value, self.t + 1
         return self.corrected
