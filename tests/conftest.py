@@ -46,6 +46,26 @@ def _control_files_written_whole(monkeypatch):
 
 
 @pytest.fixture
+def ctrl_c_in_a_last_epoch(monkeypatch):
+    """From here on, the first `Trainer` epoch that is its run's last sends this process SIGINT once,
+    after its steps and before its record (as a Ctrl-C pressed then)."""
+    import os
+    import signal
+
+    from xdl.train import Trainer
+
+    epoch, sent = Trainer._train_epoch, []
+
+    def ctrl_c_in_the_last_epoch(self, *args):
+        record = epoch(self, *args)
+        if self.epoch == self.epochs and not sent:
+            sent.append(os.kill(os.getpid(), signal.SIGINT))
+        return record
+
+    monkeypatch.setattr(Trainer, "_train_epoch", ctrl_c_in_the_last_epoch)
+
+
+@pytest.fixture
 def disk_full_from(monkeypatch):
     """``disk_full_from(n)``: from the n-th file write on (counted from this call), every write fails
     as on a full disk, in `atomic_write`'s fsync after the data went out; ``disk_full_from(None)``:

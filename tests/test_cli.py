@@ -1371,22 +1371,9 @@ def test_main_called_with_its_stdout_readers_gone_keeps_no_descriptor(tmp_path, 
         os.close(write)
 
 
-def test_a_ctrl_c_in_the_last_epoch_says_the_training_is_over_and_the_resume_writes_the_files(tmp_path, monkeypatch,
-                                                                                              capsys):
+def test_a_ctrl_c_in_the_last_epoch_says_the_training_is_over_and_the_resume_writes_the_files(tmp_path, capsys,
+                                                                                              ctrl_c_in_a_last_epoch):
     """It said "to continue, run the same command with --resume": there was nothing left to train."""
-    import signal
-
-    from xdl.train import Trainer
-
-    epoch, sent = Trainer._train_epoch, []
-
-    def ctrl_c_in_the_last_epoch(self, *args):  # once, after its steps, before its record
-        record = epoch(self, *args)
-        if self.epoch == self.epochs and not sent:
-            sent.append(os.kill(os.getpid(), signal.SIGINT))
-        return record
-
-    monkeypatch.setattr(Trainer, "_train_epoch", ctrl_c_in_the_last_epoch)
     run = tmp_path / "run"
     assert main(["train", *FAST, "--out", str(run)]) == 130
     err = capsys.readouterr().err

@@ -604,24 +604,12 @@ def test_ctrl_c_in_a_batched_group_keeps_the_trials_that_had_ended(data, tmp_pat
 
 
 @pytest.mark.skipif(__import__("os").name != "posix", reason="POSIX signals")
-def test_ctrl_c_in_a_sequential_trials_last_epoch_keeps_that_trial(data, tmp_path, monkeypatch):
+def test_ctrl_c_in_a_sequential_trials_last_epoch_keeps_that_trial(data, tmp_path, ctrl_c_in_a_last_epoch):
     """A Ctrl-C in a trial's last epoch stops the search once the trial has ended (its fit raises
     Interrupted with ``over``): the trial, whole, was lost with the search ("no trial had finished:
     nothing was saved") and trained again on resuming — where a batched search keeps it."""
-    import os
-    import signal
-
     from xdl.train import Interrupted
 
-    epoch, sent = Trainer._train_epoch, []
-
-    def ctrl_c_in_the_last_epoch(self, *args):  # once, after its steps, before its record
-        record = epoch(self, *args)
-        if self.epoch == self.epochs and not sent:
-            sent.append(os.kill(os.getpid(), signal.SIGINT))
-        return record
-
-    monkeypatch.setattr(Trainer, "_train_epoch", ctrl_c_in_the_last_epoch)
     X, y, dev = data
     space, out = {"lr": {"choice": [1e-3, 1e-2]}}, tmp_path / "study"
     with xdl.use("numpy"), pytest.raises(Interrupted, match="its 1 finished trial is in"):
