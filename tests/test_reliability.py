@@ -2097,6 +2097,22 @@ def test_the_augmentation_and_schedules_are_checked_as_the_users_own_code():
     assert Checkpoint("somewhere", every=np.int64(2)).every == 2
 
 
+def test_an_augmentation_class_or_one_returning_no_real_numbers_is_named_as_the_augmentation():
+    """``augment=Augment`` (the class: callable with two arguments) was taken and called as
+    Augment(X_batch, rng) at the first step, refused there naming image_shape; a batch of objects,
+    strings or complex numbers failed in NumPy's isfinite or in the tensor, naming no augment."""
+    s = moons(200)
+    with pytest.raises(TypeError, match=r"augment must be a callable \(X_batch, rng\) -> X_batch.*got <class "
+                                        r"'xdl.data.augment.Augment'>"):
+        trainer_for(augment=xdl.data.Augment)
+    for dtype, shown in ((object, "object"), (str, "<U32"), (complex, "complex128")):
+        trainer = trainer_for(epochs=1, augment=lambda X, rng, dtype=dtype: X.astype(dtype))
+        with pytest.raises(TypeError, match=rf"augment returned an array of dtype {shown} for the batch "
+                                            r"of epoch 1, step 1: it must return real numbers"):
+            trainer.fit(s.X_train, s.y_train)
+    trainer_for(epochs=1, augment=lambda X, rng: X.astype(np.float64)).fit(s.X_train, s.y_train)  # (cast, as X is)
+
+
 def test_a_run_resumed_into_another_directory_brings_its_best_epoch_along(tmp_path):
     s = moons(200)
     trainer_for(epochs=2, callbacks=[Checkpoint(tmp_path / "a")]).fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))

@@ -92,6 +92,9 @@ def _augmented(augment, Xb: np.ndarray, rng, epoch: int, step: int, backend) -> 
     if out.shape != Xb.shape:
         raise ValueError(f"augment returned shape {out.shape} for a batch of shape {Xb.shape} (epoch {epoch + 1}, "
                          f"step {step + 1}): it must return the batch's shape")
+    if out.dtype.kind not in "biuf":  # (objects or strings failed in isfinite, complex numbers in the step)
+        raise TypeError(f"augment returned an array of dtype {out.dtype} for the batch of epoch {epoch + 1}, step "
+                        f"{step + 1}: it must return real numbers (the batch's dtype is {Xb.dtype})")
     on_host = isinstance(out, np.ndarray)  # (a device batch is read only where a read is cheap: no sync per step)
     if (on_host or backend.host_sync_is_cheap) and not bool((np if on_host else backend.xp).isfinite(out).all()):
         raise ValueError(f"augment returned NaN or Inf in the batch of epoch {epoch + 1}, step {step + 1}")
@@ -187,9 +190,12 @@ class Trainer:
         if isinstance(callbacks, Callback):
             raise TypeError(f"callbacks must be a list of xdl.train.Callback instances, got one: callbacks=[{callbacks!r}]")
         callbacks = check_list(() if callbacks is None else callbacks, "callbacks", "xdl.train.Callback")  # (read once)
-        if augment is not None and not (callable(augment) and takes_arguments(augment, 2)):
-            raise TypeError(f"augment must be a callable (X_batch, rng) -> X_batch, e.g. xdl.data.Augment, got "
-                            f"{augment!r}")
+        # (a class is callable with two arguments too: augment=Augment was called as Augment(X_batch, rng) at the
+        # first step, and refused there naming image_shape)
+        if augment is not None and not (callable(augment) and not isinstance(augment, type)
+                                        and takes_arguments(augment, 2)):
+            raise TypeError(f"augment must be a callable (X_batch, rng) -> X_batch, e.g. "
+                            f"xdl.data.Augment((8, 8), shift=1), got {augment!r}")
         for cb in callbacks:
             check_callback(cb)
         check_distinct_callbacks(callbacks)
