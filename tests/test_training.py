@@ -4,6 +4,7 @@ import copy
 import json
 import os
 import signal
+import threading
 import warnings
 
 import numpy as np
@@ -2602,3 +2603,38 @@ def test_a_later_fit_refused_before_its_first_step_leaves_the_best_weights_and_t
     assert history["dev_cost"] == straight.history["dev_cost"] and history.best_epoch == straight.history.best_epoch
     for a, b in zip(trainer.model.parameters(), straight.model.parameters()):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_a_second_fit_of_a_trainer_while_its_fit_runs_is_refused_and_the_run_is_one_fits():
+    """A notebook's cell run again while a background thread's fit of the trainer goes on (or a
+    callback fitting its own trainer): the second fit is refused, saying so, before it changes
+    anything — two fits at once interleaved their steps, one was told the other "was stopped inside
+    a step", and the history held both fits' epochs. The fit that runs ends as it would alone, and a
+    fit after it goes on as usual."""
+    X, y = xdl.datasets.moons(200, noise=0.2, seed=0)
+    errors = []
+
+    class FitsAgain(Callback):
+        def on_epoch_end(self, trainer, record):
+            if record["epoch"] != 1:
+                return
+            def fit_again():
+                try:
+                    trainer.fit(X, y)
+                except RuntimeError as e:
+                    errors.append(str(e))
+            other = threading.Thread(target=fit_again)
+            other.start()
+            other.join()
+            fit_again()  # (in this thread too: a callback's own fit of its trainer)
+
+    trainer = make_trainer(None, epochs=3, callbacks=[FitsAgain()])
+    alone = make_trainer(None, epochs=3)
+    history = trainer.fit(X, y)
+    assert len(errors) == 2 and all("this trainer is fitting already" in e for e in errors), errors
+    assert [r["epoch"] for r in history] == [1, 2, 3]
+    alone.fit(X, y)
+    for p, q in zip(trainer.model.parameters(), alone.model.parameters()):
+        assert np.array_equal(p.data, q.data)
+    trainer.epochs = 4
+    assert [r["epoch"] for r in trainer.fit(X, y)] == [1, 2, 3, 4]  # (the fit let the trainer go)

@@ -144,6 +144,32 @@ def callbacks_held(trainer, continuing: bool):
                     entry[2] = False
 
 
+_FITTING: set[int] = set()  # id of each trainer (a `Trainer`, a `ManyTrainer`) whose fit runs now (`fitting_alone`)
+
+
+@contextlib.contextmanager
+def fitting_alone(trainer, who: str, maker: str):
+    """Within the block, the fit of ``trainer`` (``who``: "trainer" or "batch", made by ``maker``)
+    is its only one: a second fit of it meanwhile — from another thread (a notebook's cell run
+    again while a background thread trains), or from one of its callbacks — is refused before it
+    checks or changes anything. Two fits of one trainer at once interleaved their steps over one
+    model, optimizer and position: the second was told the first "was stopped inside a step (a
+    second Ctrl-C …)", or both trained, one failing at a backward through weights the other had
+    written, and the run's history held both fits' epochs (26 records for 20 epochs)."""
+    with _RUNS_LOCK:
+        if id(trainer) in _FITTING:
+            raise RuntimeError(f"fit: this {who} is fitting already (a fit of it in another thread, or called from "
+                               "its own callback); a run trains in one fit at a time: wait for that fit to end "
+                               "(a callback's trainer.stop_training = True, or a Control file's stop = true, ends it "
+                               f"early), or make a new {maker}")
+        _FITTING.add(id(trainer))
+    try:
+        yield
+    finally:
+        with _RUNS_LOCK:
+            _FITTING.discard(id(trainer))
+
+
 def measures_other_data(trainer, monitor: str) -> bool:
     """Whether this fit of ``trainer`` measures ``monitor`` on other data than the fit before it
     (``trainer.data_changed``: a later fit fine-tuning on new data, or given a dev set the fit before

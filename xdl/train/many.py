@@ -55,8 +55,8 @@ from xdl.tensor import Tensor, no_grad, to_numpy
 from xdl.train.callbacks import (Checkpoint, EarlyStopping, callback_state, callbacks_held, callbacks_told_of_errors,
                                  check_callbacks_own, check_checkpoint_kind, check_goes_on, check_monitored,
                                  check_record, check_resumes_into, check_same_examples, checkpoint_directories_held,
-                                 continues_run, load_callback_state, position, resume_path, stop_for_signal, upcoming,
-                                 write_checkpoint)
+                                 continues_run, fitting_alone, load_callback_state, position, resume_path,
+                                 stop_for_signal, upcoming, write_checkpoint)
 from xdl.train.captured import CapturedSteps, loop_capture
 from xdl.train.divergence import FIRST_EPOCH_HINT, cost_limit, diverged_cost, start_cost
 from xdl.train.history import History
@@ -340,6 +340,10 @@ class ManyTrainer:
 
     # -- the loop -----------------------------------------------------------------------------
     def fit(self, X, y, dev=None, n_classes=None, standardize=None, resume=None) -> list[Result]:
+        with fitting_alone(self, "batch", "ManyTrainer"):  # (a second fit of it meanwhile: refused)
+            return self._fit(X, y, dev, n_classes, standardize, resume)
+
+    def _fit(self, X, y, dev, n_classes, standardize, resume) -> list[Result]:
         checkpoint = None if resume is None else resume_path(resume)
         if resume is None:
             check_goes_on(self, "batch", "ManyTrainer")

@@ -50,8 +50,8 @@ from xdl.train import provenance
 from xdl.train.callbacks import (Callback, Checkpoint, EarlyStopping, callback_state, callbacks_held,
                                  check_callbacks_own, check_checkpoint_kind, check_goes_on, check_monitored,
                                  check_record, check_resumes_into, check_same_examples, checkpoint_directories_held,
-                                 callbacks_told_of_errors, continues_run, fewest_epochs, load_callback_state, position,
-                                 resume_path, save_resumable, stop_for_signal, upcoming, write_checkpoint)
+                                 callbacks_told_of_errors, continues_run, fewest_epochs, fitting_alone, load_callback_state,
+                                 position, resume_path, save_resumable, stop_for_signal, upcoming, write_checkpoint)
 from xdl.train.captured import CapturedSteps, host_values, loop_capture
 from xdl.train.divergence import (FIRST_EPOCH_HINT, START_FACTOR, cost_limit_of, diverged_cost, divergence_factor,
                                   non_finite_state, start_cost)
@@ -433,8 +433,14 @@ class Trainer:
         delivers signals to the main thread: a fit in another thread runs on through them; stop it
         with a callback's ``trainer.stop_training = True``, or a `Control` file's ``stop = true``.) A
         callback's stop from ``on_step_end`` leaves the epoch mid-way as Ctrl-C does, without raising.
-        Each `Checkpoint` directory is this fit's alone while it runs (`checkpoint_directories_held`).
+        Each `Checkpoint` directory is this fit's alone while it runs (`checkpoint_directories_held`),
+        and the trainer too: a second fit of it while one runs (another thread's) is refused (`fitting_alone`).
         """
+        with fitting_alone(self, "trainer", "Trainer"):
+            return self._fit(X, y, dev, resume)
+
+    def _fit(self, X, y, dev, resume) -> History:
+        """`fit`, the trainer's only fit running (`fitting_alone`)."""
         checkpoint = None if resume is None else resume_path(resume)
         for name in ("epochs", "batch_size"):  # set by hand since (a later fit trains on by raising trainer.epochs)
             check_int(getattr(self, name), f"fit: trainer.{name}")
