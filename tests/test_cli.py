@@ -1381,3 +1381,30 @@ def test_a_ctrl_c_in_the_last_epoch_says_the_training_is_over_and_the_resume_wri
         f"same command with --resume {run / 'checkpoints'}" in err and not (run / "model.npz").exists()
     assert main(["train", *FAST, "--out", str(run), "--resume", str(run / "checkpoints")]) == 0
     assert (run / "model.npz").is_file()
+
+
+def test_a_ctrl_c_as_a_control_file_stops_the_run_says_how_to_continue_not_that_its_training_is_over(
+        tmp_path, monkeypatch, capsys):
+    """The fit ended with the control file's stop and raised Interrupted(over=True): "its training is over;
+    for its files, resume" — and the resume trained the run's other epochs (a control file's stop goes on)."""
+    import signal
+
+    from xdl.train import Trainer
+
+    epoch, sent = Trainer._train_epoch, []
+
+    def ctrl_c_in_epoch_1(self, *args):  # once, after its steps, before its record
+        record = epoch(self, *args)
+        if not sent:
+            sent.append(os.kill(os.getpid(), signal.SIGINT))
+        return record
+
+    monkeypatch.setattr(Trainer, "_train_epoch", ctrl_c_in_epoch_1)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "control.toml").write_text("stop = true\n")
+    os.utime(run / "control.toml", (1e9, 1e9))  # (settled: read at epoch 1's end)
+    assert main(["train", *FAST, "--out", str(run)]) == 130
+    err = capsys.readouterr().err
+    assert "control.toml at epoch 1: stop" in err and "its training is over" not in err
+    assert f"to continue, run the same command with --resume {run / 'checkpoints'}" in err

@@ -435,6 +435,8 @@ def test_a_running_ewa_of_float32_values_is_kept_in_float64_as_ewa_keeps_it():
         row = rows.update(x.reshape(1))
     assert last == pytest.approx(expected, rel=1e-12) and row[0] == pytest.approx(expected, rel=1e-12)
     assert np.asarray(last).dtype == np.float64
+    buffer = xdl.ewa.EWA(0.5, bias_correction=False).update(memoryview(np.ones(2, np.float32)))  # (no .astype)
+    assert buffer.dtype == np.float64 and buffer.tolist() == [0.5, 0.5]
 
 
 def test_an_eps_that_is_0_in_the_parameters_dtype_is_refused(backend):

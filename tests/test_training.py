@@ -2638,3 +2638,77 @@ def test_a_second_fit_of_a_trainer_while_its_fit_runs_is_refused_and_the_run_is_
         assert np.array_equal(p.data, q.data)
     trainer.epochs = 4
     assert [r["epoch"] for r in trainer.fit(X, y)] == [1, 2, 3, 4]  # (the fit let the trainer go)
+
+
+def test_a_ctrl_c_once_the_run_has_ended_tells_no_callback_of_an_error_after_its_end(tmp_path):
+    """The fit ended as it would (each callback's on_train_end), then raised Interrupted(over=True) inside
+    the block that tells callbacks of an error: each had on_exception too, which is called "instead of
+    on_train_end" — a logger that closed its file at the end and notes an error in it raised "I/O
+    operation on closed file", and that error went to the caller in the Interrupted's place."""
+    from xdl.train import Interrupted
+
+    class Log(Callback):
+        def on_train_begin(self, trainer):
+            self.file = open(tmp_path / "log.txt", "w")
+
+        def on_train_end(self, trainer):
+            self.file.close()
+
+        def on_exception(self, trainer, error):
+            self.file.write(f"failed: {error}\n")
+            self.file.close()
+
+    parts = moons_parts(1000)  # 600 examples, batches of 64: 10 steps per epoch
+    with pytest.raises(Interrupted, match="as its run ended") as stop:
+        make_trainer(None, epochs=3, augment=SignalAt(30), callbacks=[Log()]).fit(parts.X_train, parts.y_train)
+    assert stop.value.over and (tmp_path / "log.txt").read_text() == ""
+
+
+def test_a_later_fit_refused_before_its_first_step_leaves_the_checkpoints_best_as_it_was(tmp_path):
+    """A refused fit on other data had set the Checkpoint's best aside (its bests start afresh there): the
+    run's next fit, on its own data, wrote its first epoch over best.npz however much worse it was."""
+    s, other = moons_parts(300), moons_parts(300, seed=1)
+    checkpoint, refuses = Checkpoint(tmp_path), RefusesOnce()
+    trainer = make_trainer(None, lr=0.05, epochs=3, callbacks=[checkpoint, refuses])
+    trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    best, trainer.epochs = checkpoint.best, 4
+    refuses.refuse = True
+    with pytest.raises(RuntimeError, match="refused"):
+        trainer.fit(other.X_train, other.y_train, dev=(other.X_dev, other.y_dev))
+    assert checkpoint.best == best
+    trainer.optimizer.lr = 5.0  # an epoch far worse than the best
+    history = trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    assert history["dev_cost"][-1] > best and checkpoint.best == best
+
+
+def test_a_fit_on_other_data_that_ends_before_its_first_step_leaves_the_data_measured_last():
+    """A fit on other data that failed after every callback's on_train_begin but before its first step
+    (a parameter frozen there, refused at the epoch's start) had recorded the new data as measured:
+    early stopping put its best on the first data back, and the next fit on the new data, taken for the
+    same, compared its epochs with that best. It goes on as the fit on the new data would have."""
+    s, other = moons_parts(300), moons_parts(300, seed=1)
+
+    class FreezesOnce(Callback):
+        freeze = False
+
+        def on_train_begin(self, trainer):
+            if self.freeze:
+                trainer.model.parameters()[0].requires_grad = self.freeze = False
+
+    def run(refused):
+        freezes, stopping = FreezesOnce(), EarlyStopping(patience=20)
+        trainer = make_trainer(None, lr=0.05, epochs=3, callbacks=[stopping, freezes])
+        trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+        trainer.epochs = 6
+        if refused:
+            freezes.freeze = True
+            with pytest.raises(ValueError, match="frozen now"):
+                trainer.fit(other.X_train, other.y_train, dev=(other.X_dev, other.y_dev))
+            trainer.model.parameters()[0].requires_grad = True  # (the user's fix)
+        trainer.fit(other.X_train, other.y_train, dev=(other.X_dev, other.y_dev))
+        return trainer, stopping
+
+    (straight, s_stop), (refused, r_stop) = run(False), run(True)
+    assert (r_stop.best, r_stop.best_epoch) == (s_stop.best, s_stop.best_epoch)
+    for a, b in zip(refused.model.parameters(), straight.model.parameters()):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())

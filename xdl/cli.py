@@ -867,7 +867,9 @@ def _interrupted(stop: Interrupted, trainer, out: Path) -> int:
     too and say how to continue."""
     _keep_history(trainer, out)
     print(f"\nxdl train: {stop}", file=sys.stderr)
-    if stop.over:  # (its epochs trained: the resume trains nothing, and writes them)
+    # (its epochs trained, or early stopping's stop: the resume trains nothing, and writes them; after a control
+    # file's stop it trains on, as after a stop without a signal)
+    if stop.over and not (trainer.history.stopped_by or "").startswith(CONTROL_FILE):
         print(f"its training is over; for its files (model, report, curves), {_resume_command(trainer)}", file=sys.stderr)
     else:
         print(f"to continue, {_resume_command(trainer)}", file=sys.stderr)

@@ -36,7 +36,7 @@ class EWA:
         if kind == np.bool_ or not (np.issubdtype(kind, np.integer) or np.issubdtype(kind, np.floating)):
             raise TypeError(f"EWA.update: x must be a real number or an array of them, got {x!r:.60}")
         if np.issubdtype(kind, np.floating) and kind.itemsize < 8:  # (NEP 50: a Python β keeps float32 float32)
-            x = x.astype(np.float64)
+            x = x.astype(np.float64) if hasattr(x, "astype") else np.asarray(x, np.float64)  # (a memoryview: none)
         value = self.beta * self.value + (1.0 - self.beta) * x  # computed first: a failure leaves t as it was
         self.value, self.t = value, self.t + 1
         return self.corrected

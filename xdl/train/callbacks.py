@@ -565,7 +565,7 @@ class EarlyStopping(Callback):
         leaves this callback and the model as they were: the best epoch's weights, not the run's last
         ones put in for the steps that never ran, and the best and wait that fit had reset."""
         before = self.__dict__.pop("_before", None)
-        if before is None or before[0] != (trainer.epoch, trainer.step) or getattr(trainer, "_mid_step", False):
+        if before is None or not ended_before_its_first_step(trainer, before[0]):
             return  # (it trained: the run is where the error left it)
         position, state, swapped = before
         self.__dict__.update(state)
@@ -579,6 +579,13 @@ class EarlyStopping(Callback):
     def load_state_dict(self, state, arrays):
         self.best, self.best_epoch, self.wait = float(state["best"]), state["best_epoch"], int(state["wait"])
         self.best_state = dict(arrays) or None
+
+
+def ended_before_its_first_step(trainer, position: tuple) -> bool:
+    """Whether a fit of ``trainer`` that began at ``position`` (its epoch and step then) ended before
+    its first step ran — refused by a callback's ``on_train_begin``, or by an error before the step:
+    what a callback's ``on_train_begin`` set aside for the steps is then put back."""
+    return position == (trainer.epoch, trainer.step) and not getattr(trainer, "_mid_step", False)
 
 
 @contextlib.contextmanager
@@ -681,6 +688,7 @@ class Checkpoint(Callback):
         return self.directory / BEST_FILE
 
     def on_train_begin(self, trainer) -> None:
+        self._before = ((trainer.epoch, trainer.step), self.best)  # put back if the fit ends there (`on_exception`)
         check_writable_dir(self.directory, "Checkpoint directory")
         for path in (self.path, self.best_path):  # found now, not when the first epoch's state is written
             if path.is_dir():
@@ -705,6 +713,7 @@ class Checkpoint(Callback):
             trainer.best_checkpoint = self.best_path
 
     def on_train_end(self, trainer) -> None:
+        self.__dict__.pop("_before", None)
         # a resume into this directory of a run that was over trained nothing and saved nothing here: its
         # checkpoint comes along (byte for byte: the model may hold the best epoch's weights by now), as
         # best.npz did at the start — else this directory held best.npz alone, and a resume from it with
@@ -712,6 +721,14 @@ class Checkpoint(Callback):
         if trainer.resumed and trainer.last_checkpoint is not None and not self._holds(trainer.last_checkpoint):
             trainer.last_checkpoint = _copy(trainer.last_checkpoint, self.path)
             _written(trainer)[str(self.path.resolve())] = _identity(self.path)  # (`_check_still_own`)
+
+    def on_exception(self, trainer, error) -> None:
+        """A fit that ended before its first step (a later callback's ``on_train_begin`` refused it) keeps
+        the run's best: one on other data had set it aside (`measures_other_data`), and the run's next fit,
+        on its own data, wrote its first epoch over best.npz however much worse it was."""
+        before = self.__dict__.pop("_before", None)
+        if before is not None and ended_before_its_first_step(trainer, before[0]):
+            self.best = before[1]
 
     def _holds(self, path) -> bool:
         """Whether ``path`` (a checkpoint file) lies in this callback's directory."""

@@ -15,9 +15,10 @@ class Interrupted(KeyboardInterrupt):
     batch of trials: the outcomes of those that had ended, by index). ``results``: `fit_many`'s K
     results as they stood (None from a `Trainer`, whose model the caller holds). ``study``: an
     interrupted `xdl.tune.tune`'s `Study` of the trials that had finished (None elsewhere).
-    ``over``: the signal came once the run was over (in its last epoch, or the one a stop ended):
-    the fit ended as it would have (``on_train_end``: early stopping's best weights put back), then
-    raised this, so that a loop over fits — a search's trials — stops there too."""
+    ``over``: the signal came once the run was over (at or after its last step: its last epoch's,
+    or the epoch's a stop ended): the fit ended as it would have (``on_train_end``: early stopping's
+    best weights put back), then raised this, so that a loop over fits — a search's trials — stops
+    there too."""
 
     def __init__(self, signal_name: str, epoch: int, step: int, checkpoint=None, over: bool = False):
         self.signal_name, self.epoch, self.step, self.checkpoint = signal_name, epoch, step, checkpoint

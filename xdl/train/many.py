@@ -476,9 +476,9 @@ class ManyTrainer:
                 self._captured.clear()  # a next fit captures again
             for cb in self.callbacks:
                 cb.on_train_end(self)
-            if came is not None:
-                raise Interrupted(came, self.epoch + 1, self.step, self.last_checkpoint, over=True)
-            return self.results()
+        if came is not None:  # (outside the block, as a Trainer's: no on_exception after on_train_end)
+            raise Interrupted(came, self.epoch + 1, self.step, self.last_checkpoint, over=True)
+        return self.results()
 
     def _batches(self, m: int) -> list[tuple[int, int]]:
         min_size = 2 if self.configs[0].batch_norm else 1

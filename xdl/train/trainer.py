@@ -23,6 +23,7 @@ the host (augmentation, a per-step lr schedule, ``check_finite``), and `eager_re
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import math
@@ -50,8 +51,9 @@ from xdl.train import provenance
 from xdl.train.callbacks import (Callback, Checkpoint, EarlyStopping, callback_state, callbacks_held,
                                  check_callbacks_own, check_checkpoint_kind, check_goes_on, check_monitored,
                                  check_record, check_resumes_into, check_same_examples, checkpoint_directories_held,
-                                 callbacks_told_of_errors, continues_run, fewest_epochs, fitting_alone, load_callback_state,
-                                 position, resume_path, save_resumable, stop_for_signal, upcoming, write_checkpoint)
+                                 callbacks_told_of_errors, continues_run, ended_before_its_first_step, fewest_epochs,
+                                 fitting_alone, load_callback_state, position, resume_path, save_resumable,
+                                 stop_for_signal, upcoming, write_checkpoint)
 from xdl.train.captured import CapturedSteps, host_values, loop_capture
 from xdl.train.divergence import (FIRST_EPOCH_HINT, START_FACTOR, cost_limit_of, diverged_cost, divergence_factor,
                                   non_finite_state, start_cost)
@@ -427,8 +429,8 @@ class Trainer:
         `EarlyStopping`'s stop is part of the run's state).
 
         Ctrl-C or SIGTERM finishes the current step, writes a resumable checkpoint (with a
-        `Checkpoint` callback) and raises `xdl.train.Interrupted`, which says where it is — in the run's
-        last epoch, once the run has ended as it would (``on_train_end``; ``Interrupted.over``); a second
+        `Checkpoint` callback) and raises `xdl.train.Interrupted`, which says where it is — at or after the
+        run's last step, once the run has ended as it would (``on_train_end``; ``Interrupted.over``); a second
         one stops it inside a step, after which only a resume from the checkpoint goes on. (Python
         delivers signals to the main thread: a fit in another thread runs on through them; stop it
         with a callback's ``trainer.stop_training = True``, or a `Control` file's ``stop = true``.) A
@@ -500,7 +502,8 @@ class Trainer:
         # (the modules' own modes, which the fit sets: a fit called within model(x, training=False), say,
         # would train, and capture its step, in evaluation mode)
         with checkpoint_directories_held(self.callbacks), callbacks_held(self, continuing), \
-                mode_here(None), callbacks_told_of_errors(self) as begun:  # (a resume's reads included)
+                mode_here(None), self._measured_on_kept_if_no_step(), \
+                callbacks_told_of_errors(self) as begun:  # (a resume's reads included)
             if resume is not None:
                 self.load_checkpoint(checkpoint)
                 self._take_seed()  # (a checkpoint of an xdl that kept no seed)
@@ -551,14 +554,29 @@ class Trainer:
             came = self._train(X, y, dev, bounds, bar)
             for cb in self.callbacks:
                 cb.on_train_end(self)
-            if came is not None:  # a signal once the run was over: it ended as it would, and stops its caller's loop
-                raise Interrupted(came, self.epoch + 1, self.step, self.last_checkpoint, over=True)
-            return self.history
+        if came is not None:  # a signal once the run was over: it ended as it would, and stops its caller's loop
+            # (raised outside the block: the callbacks had their on_train_end, not an error's on_exception after it)
+            raise Interrupted(came, self.epoch + 1, self.step, self.last_checkpoint, over=True)
+        return self.history
+
+    @contextlib.contextmanager
+    def _measured_on_kept_if_no_step(self):
+        """Within a fit: one that ends before its first step (a callback's refusal, a frozen parameter
+        refused at the epoch's start) leaves the data measured last as it was — as `EarlyStopping` and
+        `Checkpoint` put their bests back then, which the next fit on the new data compared with."""
+        before, position = self._measured_on, (self.epoch, self.step)
+        try:
+            yield
+        except BaseException:
+            if ended_before_its_first_step(self, position):
+                self._measured_on = before
+            raise
 
     def _train(self, X, y, dev, bounds, bar) -> str | None:
         """The epochs of a fit, from its position until its last epoch or a stop; the name of a signal
-        that came once the run was over (in its last epoch, or the one a stop ended), for `fit` to raise
-        after the run's end — one before stops the run where it is (`stop_for_signal`)."""
+        that came once the run was over (at or after its last step: its last epoch's, or the epoch's a
+        stop ended), for `fit` to raise after the run's end — one before stops the run where it is
+        (`stop_for_signal`)."""
         try:
             with SignalFlag() as signals:
                 while self.epoch < self.epochs and not self.stop_training:
