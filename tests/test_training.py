@@ -2553,7 +2553,7 @@ def test_a_later_fit_finishing_an_epoch_cut_short_is_refused_another_batch_size(
     for size in (128, 512):
         trainer.batch_size = size
         with pytest.raises(ValueError, match=rf"stopped in epoch 1 after step 2 of an epoch in batches of 64, and "
-                                             rf"trainer.batch_size is {size} now: set it back to 64"):
+                                             rf"its batch_size is {size} now: set it back to 64"):
             trainer.fit(s.X_train, s.y_train)
         assert (trainer.epoch, trainer.step, len(trainer.history)) == (0, 2, 0)
     trainer.batch_size = 64

@@ -1101,7 +1101,7 @@ def check_same_examples(trainer, examples: int, who: str, maker: str) -> None:
     size = getattr(trainer, "batch_size", None)
     if partial is not None and partial.get("batch_size", size) != size:
         raise ValueError(f"fit: this {who}'s last fit stopped in epoch {trainer.epoch + 1} after step {trainer.step} "
-                         f"of an epoch in batches of {partial['batch_size']}, and {who}.batch_size is {size} now: "
+                         f"of an epoch in batches of {partial['batch_size']}, and its batch_size is {size} now: "
                          f"set it back to {partial['batch_size']} to finish that epoch (another batch size may be "
                          f"set once the epoch is over), or make a new {maker}")
 

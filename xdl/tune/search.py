@@ -818,43 +818,45 @@ class _Search:
 def _sequential(todo, round_, search: _Search) -> None:
     """Panda: one trial at a time, each recorded as soon as it ends."""
     study, X, y, dev = search.study, search.X, search.y, search.dev
-    bar = progress_bar(search.progress, total=len(todo), unit="trial")  # ("?batch/s" it said)
-    for number, params in todo:
-        start = time.perf_counter()
-        config = _config_or_failure(search.base, number, round_, params, study)
-        if config is None:
-            continue
-        try:
-            model = config.build_model(int(np.prod(X.shape[1:])), _n_classes(y, dev), search.standardize_for(config))
-            model.astype(search.dtype)
-        except MemoryError as e:  # its model does not fit (a choice of hidden sizes too wide): it fails, as in a batch
-            study.add([_trial(number, round_, params, error=_out_of_memory(e), seconds=time.perf_counter() - start)])
+    # ("?batch/s" it said; closed however the loop ends: a Ctrl-C left it drawn under the message)
+    with progress_bar(search.progress, total=len(todo), unit="trial") as bar:
+        for number, params in todo:
+            start = time.perf_counter()
+            config = _config_or_failure(search.base, number, round_, params, study)
+            if config is None:
+                continue
+            try:
+                model = config.build_model(int(np.prod(X.shape[1:])), _n_classes(y, dev),
+                                           search.standardize_for(config))
+                model.astype(search.dtype)
+            except MemoryError as e:  # its model does not fit (a choice of hidden sizes too wide): fails, as in a batch
+                study.add([_trial(number, round_, params, error=_out_of_memory(e),
+                                  seconds=time.perf_counter() - start)])
+                bar.update(1)
+                continue
+            pruning = Pruning(recorded_at(study, search.rungs), search.eta) if search.rungs else None
+            trainer = config.build_trainer(model, callbacks=[pruning] if pruning else [])
+            trainer.progress = search.progress  # the running trial's own bar, with its live costs
+            interrupted = None
+            try:
+                history = trainer.fit(X, y, dev=dev)
+            except Interrupted as stop:  # a trial that had ended (Ctrl-C in its last epoch) is kept, as batched's are
+                if not stop.over:
+                    raise
+                history, interrupted = trainer.history, stop
+            except (FloatingPointError, MemoryError) as e:  # (history.diverged: where, without a run's own advice)
+                error = _diverged(trainer.history.diverged) if trainer.history.diverged else \
+                    _out_of_memory(e) if isinstance(e, MemoryError) else str(e)
+                study.add([_trial(number, round_, params, trainer.history, "failed", error,
+                                  time.perf_counter() - start)])
+                bar.update(1)
+                continue
+            status = "completed" if history.stopped_epoch is None else \
+                "pruned" if pruning is not None and pruning.pruned_at else "stopped"
+            study.add([_trial(number, round_, params, history, status, seconds=time.perf_counter() - start)])
+            if interrupted is not None:
+                raise interrupted
             bar.update(1)
-            continue
-        pruning = Pruning(recorded_at(study, search.rungs), search.eta) if search.rungs else None
-        trainer = config.build_trainer(model, callbacks=[pruning] if pruning else [])
-        trainer.progress = search.progress  # the running trial's own bar, with its live costs
-        interrupted = None
-        try:
-            history = trainer.fit(X, y, dev=dev)
-        except Interrupted as stop:  # a trial that had ended (Ctrl-C in its last epoch) is kept, as batched's are
-            if not stop.over:
-                raise
-            history, interrupted = trainer.history, stop
-        except (FloatingPointError, MemoryError) as e:  # (history.diverged: where, without a run's own advice)
-            error = _diverged(trainer.history.diverged) if trainer.history.diverged else \
-                _out_of_memory(e) if isinstance(e, MemoryError) else str(e)
-            study.add([_trial(number, round_, params, trainer.history, "failed", error,
-                              time.perf_counter() - start)])
-            bar.update(1)
-            continue
-        status = "completed" if history.stopped_epoch is None else \
-            "pruned" if pruning is not None and pruning.pruned_at else "stopped"
-        study.add([_trial(number, round_, params, history, status, seconds=time.perf_counter() - start)])
-        if interrupted is not None:
-            raise interrupted
-        bar.update(1)
-    bar.close()
 
 
 def _batched(todo, round_, search: _Search) -> None:
