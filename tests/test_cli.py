@@ -1408,3 +1408,21 @@ def test_a_ctrl_c_as_a_control_file_stops_the_run_says_how_to_continue_not_that_
     err = capsys.readouterr().err
     assert "control.toml at epoch 1: stop" in err and "its training is over" not in err
     assert f"to continue, run the same command with --resume {run / 'checkpoints'}" in err
+
+
+def test_xdl_train_says_a_model_that_predicts_one_class_learned_nothing():
+    """Adam at lr 1 without batch norm on digits predicted one class (10%) and was told "train a bigger
+    network"; the first step now names the class and a smaller rate."""
+    from xdl.cli import ONE_CLASS, _one_class
+
+    model = xdl.nn.mlp(4, [3], 3)
+    with xdl.no_grad():
+        model.parameters()[-1].data[...] = np.array([0.0, 50.0, 0.0], dtype=np.float32)  # the last bias: class 1
+    X = np.random.default_rng(0).normal(size=(200, 4)).astype(np.float32)
+    one = _one_class(model, X, 3)
+    assert one == {"label": 1, "share": 1.0}
+    step = ONE_CLASS.format(**one, ln_c=float(np.log(3)), lower=0.3 / 10)
+    assert "class 1 for 100.0%" in step and step.endswith("try --lr 0.03")
+    with xdl.no_grad():
+        model.parameters()[-1].data[...] = 0
+    assert _one_class(model, X * 100, 3) is None  # predictions that vary

@@ -606,3 +606,30 @@ def test_gradcheck_fails_a_suspect_input_hidden_behind_larger_gradients_as_it_fa
     assert beside.verdict in ("great", "ok") and beside.worst.name == "b" and not beside.unresolved, str(beside)
     assert beside.hidden_bug and not beside.passed, str(beside)
     assert "but b alone is suspect" in str(beside), str(beside)
+
+
+def test_gradcheck_names_the_eps_every_element_needs():
+    """Its eps advice named the first stuck element's ulp (1e10's): followed, the check stopped at the next
+    (3e13's); it names the largest now, which every element needs."""
+    t = xdl.tensor(np.array([1e10, 3e13, 1.0]), requires_grad=True)
+    with pytest.raises(ValueError, match=r"input 0 \(1,\) is 3e\+13.*give an eps of at least 0\.00391") as e:
+        xdl.gradcheck(lambda: (t * t).sum(), [t])
+    eps = float(str(e.value).split("at least ")[1].split()[0])
+    xdl.gradcheck(lambda: (t * t).sum(), [t], eps=eps)  # refused no more
+
+
+def test_gradcheck_note_does_not_advise_fewer_examples_for_a_mean_cost():
+    """The rounding note advised "fewer examples", which makes xdl's J (a mean, plus λ/2m·Σ‖W‖²) larger."""
+    from xdl.losses import SoftmaxCrossEntropy, l2
+
+    X, y = xdl.datasets.load("moons")
+    xdl.seed(0)
+    model = xdl.nn.mlp(2, [8], 2).astype(np.float64)
+    loss, resolution = SoftmaxCrossEntropy(), {}
+    for m in (64, 4):  # xdl's cost: a mean, plus λ/2m·Σ‖W‖²: fewer examples make J larger
+        Xm = X[:m].astype(np.float64)
+        result = xdl.gradcheck(lambda: loss(model(Xm), y[:m]) + l2(model, 1e7, m=m), dict(model.named_parameters()))
+        resolution[m] = result.resolution
+    assert resolution[4] > resolution[64]
+    assert result.unresolved and "(less L2, fewer examples)" not in str(result)
+    assert "grows as m shrinks" in str(result)

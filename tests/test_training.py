@@ -2712,3 +2712,17 @@ def test_a_fit_on_other_data_that_ends_before_its_first_step_leaves_the_data_mea
     assert (r_stop.best, r_stop.best_epoch) == (s_stop.best, s_stop.best_epoch)
     for a, b in zip(refused.model.parameters(), straight.model.parameters()):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_diagnose_keeps_a_base_error_the_model_beats_only_on_its_training_examples():
+    """A training error below the base error with the dev error above it was told "lower it": the model
+    had learned its training examples' label noise, not beaten the base error."""
+    # 20% of labels flipped (the Bayes error is 20%): a big unregularized model learns its 300 examples
+    # (train 0%, dev 31%) and was told to lower the base error, which is right
+    d = xdl.diagnose({"train_accuracy": 1.0, "dev_accuracy": 0.693}, base_error=0.2)
+    assert d.verdict == "high variance"
+    assert not any("lower it" in s for s in d.next_steps), d.next_steps
+    assert d.next_steps[0].startswith("the training error is below the base error 20.00%, the dev error is not")
+    # below it on the dev set too: the base error is too high
+    d = xdl.diagnose({"train_accuracy": 0.85, "dev_accuracy": 0.85}, base_error=0.2)
+    assert d.next_steps[0].endswith("lower it")

@@ -56,6 +56,13 @@ from xdl.train.provenance import verify
 SYMMETRIC_START = ("initialize the weights randomly (--init he; xavier for tanh): from --init {init} every unit of "
                    "a layer computes the same and gets the same gradient, so no bigger network or longer run learns "
                    "more")
+# The first next step of a high-bias run whose model predicts one class for (nearly) every training example
+# (`ONE_CLASS`): it learned nothing — Adam at lr 1 on digits without batch norm, its ReLUs dead after a cost of 15
+# in epoch 1, stayed at 10% and was told "train a bigger network", which learns no more at that rate
+ONE_CLASS = ("the model predicts class {label} for {share:.1%} of the training examples: it learned nothing a bigger "
+             "network or a longer run would add to; a rate too large does this (a train cost in history.json that "
+             "rose above ln C = {ln_c:.3g} and stayed near it): try --lr {lower:g}")
+ONE_CLASS_SHARE = 0.99
 GRADCHECK_EXAMPLES = 16
 # the options a gradient check reads (the model, its cost, the data, the seed, where it runs); another's
 # flag is noted as ignored
@@ -642,11 +649,15 @@ def train(config: TrainConfig, args=None) -> int:
                         ("test", parts.X_test, parts.y_test))}
             diagnosis = diagnose({"train_accuracy": metrics["train"]["accuracy"],
                                   "dev_accuracy": metrics["dev"]["accuracy"]}, base_error=config.base_error)
-            if starts_symmetric(config.init) and "high bias" in diagnosis.verdict:
-                # a bigger network or a longer run learns no more from weights that start equal: those
-                # steps give way to the one that helps
-                diagnosis.next_steps = [SYMMETRIC_START.format(init=config.init)] + [
-                    step for step in diagnosis.next_steps if step not in NEXT_STEPS["high bias"][:2]]
+            if "high bias" in diagnosis.verdict:
+                # a bigger network or a longer run learns no more from weights that start equal, or after a rate
+                # that left the model predicting one class: those steps give way to the one that helps
+                one = None if starts_symmetric(config.init) else _one_class(model, parts.X_train, n_classes)
+                first = SYMMETRIC_START.format(init=config.init) if starts_symmetric(config.init) else \
+                    None if one is None else ONE_CLASS.format(**one, ln_c=float(np.log(n_classes)), lower=config.lr / 10)
+                if first is not None:
+                    diagnosis.next_steps = [first] + [step for step in diagnosis.next_steps
+                                                      if step not in NEXT_STEPS["high bias"][:2]]
             files = _write_outputs(out, model, history, config, metrics, diagnosis)
             files += [str(p) for p in dict.fromkeys((trainer.last_checkpoint, trainer.best_checkpoint)) if p]
         except (KeyboardInterrupt, OSError, MemoryError) as e:  # the training is done and saved: say how to get
@@ -664,6 +675,14 @@ def train(config: TrainConfig, args=None) -> int:
             return _signal_status(stop) if stop else 1
     _report(history, metrics, diagnosis, seconds, files, resumed=bool(config.resume))
     return 0
+
+
+def _one_class(model, X, n_classes: int) -> dict | None:
+    """The class ``model`` predicts for at least `ONE_CLASS_SHARE` of ``X`` (``label``, ``share``),
+    None where its predictions vary (or there is one class to predict)."""
+    counts = np.bincount(np.asarray(model.predict(X)).reshape(-1), minlength=n_classes)
+    share = counts.max() / counts.sum()
+    return {"label": int(counts.argmax()), "share": share} if n_classes > 1 and share >= ONE_CLASS_SHARE else None
 
 
 def _note(text: str) -> None:

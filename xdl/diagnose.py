@@ -74,7 +74,10 @@ def diagnose(history, base_error: float = 0.0, tolerance: float = 0.02) -> Diagn
     work on first: the larger gap, when it is at least `CLEARLY_LARGER` (2) times the other (a
     negative gap counting as 0) and, for a "good" model, more than half ``tolerance`` (a gap of a
     few tenths of a point is no work) — named first, its steps first; a "good" model with no such
-    gap is to be checked on the test set.
+    gap is to be checked on the test set. A training error below the base error by more than
+    ``tolerance`` says the base error is too high only where the dev error is below it too; else the
+    model has memorized its training examples' noise (a training error below the best achievable is
+    possible on the examples a model learned, not on new ones).
 
     >>> d = diagnose({"train_accuracy": 0.85, "dev_accuracy": 0.84}, base_error=0.01)
     >>> d.verdict, round(d.avoidable_bias, 2)
@@ -102,8 +105,13 @@ def diagnose(history, base_error: float = 0.0, tolerance: float = 0.02) -> Diagn
     if verdict == "high bias and high variance" or verdict == "good" and max(bias, variance) > tolerance / 2 + ROUNDING:
         steps = _larger_gap_first(bias, variance) or steps
     if bias < -tolerance - ROUNDING:  # the base error is meant to be the best achievable
-        steps.insert(0, f"the training error is below the base error {base_error:.2%}: the base error should be the "
-                        "best any model reaches (e.g. human-level); lower it")
+        if dev_error < base_error - tolerance - ROUNDING:  # on examples it did not train on too: it is not
+            steps.insert(0, f"the training error is below the base error {base_error:.2%}: the base error should be "
+                            "the best any model reaches (e.g. human-level); lower it")
+        else:  # on its training examples only: it learned them, label noise and all (20% noise, train 0%, dev 31%)
+            steps.insert(0, f"the training error is below the base error {base_error:.2%}, the dev error is not: the "
+                            "model has learned its training examples, their noise too, rather than beaten the base "
+                            "error (keep it); that is variance")
     if variance < -tolerance - ROUNDING:  # dev better than train by more than chance usually explains
         steps.insert(0, f"the dev error is {-variance:.2%} below the training error: check that dev and train come "
                         "from the same distribution (the dev set may be easier, or overlap the training set), and "

@@ -143,7 +143,8 @@ class GradcheckResult:
             text += (f"\nnote: the differences of {', '.join(self.unresolved)} are rounding: their gradients are "
                      f"too small for finite differences at this cost (J's rounding over the step, |J|·2⁻⁵²/ε, "
                      f"is ≈ {self.resolution:.1e} at ε and {self.resolution / RECHECK:.1e} at {RECHECK}·ε, where "
-                     "those marked agree); a smaller cost (less L2, fewer examples) checks them closer")
+                     "those marked agree); a smaller |J| checks them closer (less L2; fewer examples only where J is a "
+                     "sum over them: a mean's size does not change, and L2's λ/2m·Σ‖W‖² grows as m shrinks)")
         return text
 
 
@@ -234,8 +235,7 @@ def gradcheck(fn, inputs, eps: float = 1e-7, elements: int | None = None) -> Gra
     chosen = [np.arange(t.size) if elements is None or t.size <= elements
               else np.sort(sample.choice(t.size, elements, replace=False)) for t in inputs]
 
-    for t, c, label in zip(inputs, chosen, labels):
-        _check_step(t, c, eps, label)
+    _check_step(inputs, chosen, eps, labels)
     with gradient_checking():
         cost, analytic = _backprop_gradients(call, inputs, labels)
         _check_deterministic(call, cost)
@@ -414,17 +414,24 @@ def _check_deterministic(call, cost: float) -> None:
                          "as xdl's Dropout and BatchNorm do (or check in evaluation mode, model.eval())")
 
 
-def _check_step(t: Tensor, chosen: np.ndarray, eps: float, label: str) -> None:
-    """Every chosen element θ of ``t`` moves by ±``eps`` in float64 (at 1e10, θ ± 1e-7 is θ: its
-    numeric gradient would read 0); else a ValueError naming the first that does not."""
-    theta = t.backend.to_numpy(t.data).reshape(-1)[chosen]
-    stuck = np.flatnonzero(theta + eps == theta - eps)
-    if stuck.size:
-        index = tuple(int(i) for i in np.unravel_index(chosen[stuck[0]], t.shape))
-        value = float(theta[stuck[0]])
+def _check_step(inputs, chosen, eps: float, labels) -> None:
+    """Every chosen element θ of every input moves by ±``eps`` in float64 (at 1e10, θ ± 1e-7 is θ: its
+    numeric gradient would read 0); else a ValueError naming the first of those whose ulp is the
+    largest: the eps every one needs (the first's alone stopped at the next, 1e10 then 3e13)."""
+    worst = None  # (θ's ulp, label, index, θ)
+    for t, c, label in zip(inputs, chosen, labels):
+        theta = t.backend.to_numpy(t.data).reshape(-1)[c]
+        stuck = np.flatnonzero(theta + eps == theta - eps)
+        if stuck.size:
+            k = stuck[np.argmax(np.spacing(np.abs(theta[stuck])))]
+            if worst is None or np.spacing(abs(theta[k])) > worst[0]:
+                worst = (np.spacing(abs(theta[k])), label, tuple(int(i) for i in np.unravel_index(c[k], t.shape)),
+                         float(theta[k]))
+    if worst is not None:
+        ulp, label, index, value = worst
         raise ValueError(f"gradcheck: {label} {index} is {value:.6g}, where θ ± ε rounds back to θ in float64 "
-                         f"(ε = {eps:g}): give an eps of at least {np.spacing(value):.3g} there, or inputs of a "
-                         "smaller magnitude")
+                         f"(ε = {eps:g}): give an eps of at least {ulp:.3g} (every element checked then moves), "
+                         "or inputs of a smaller magnitude")
 
 
 @no_grad()

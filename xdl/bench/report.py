@@ -85,10 +85,10 @@ def header(results: dict) -> list[str]:
         done = sum(len(per) for per in results["problems"].values())
         lines += [f"**Interrupted**: the benchmark was stopped after {done} of {total or '?'} (problem, optimizer) "
                   "pairs; the table holds only those, and the rest were not run.", ""]
+    low, high = results.get("lr_range") or (None, None)
     if results.get("lr") is not None:
         search = f"no search: every optimizer at lr {results['lr']:g}, {results.get('seeds')} seeds"
     else:
-        low, high = results.get("lr_range") or (None, None)
         search = (f"log-uniform random search over [{_g(low)}, {_g(high)}], the same {results.get('trials')} rates "
                   f"for every optimizer (from seed {results.get('seed')}), the best by its search score (below); then "
                   f"{results.get('seeds')} seeds at that rate (seed {results.get('seed')} + 1, + 2, …)")
@@ -97,7 +97,8 @@ def header(results: dict) -> list[str]:
              for name, entry in per.items() if entry.get("lr_at_edge")]
     if edges:
         lines.append(f"- **the best rate is the largest or smallest drawn** for {', '.join(edges)}: a better one may "
-                     "lie beyond the range (a larger --trials, or --lr, tries others)")
+                     f"lie beyond it (a larger --trials draws nearer the ends of [{_g(low)}, {_g(high)}]; --lr tries "
+                     "one outside them)")
     budgets = results.get("budgets") or {}
     if budgets:
         lines.append("- budgets and targets" + (" (--quick)" if results.get("quick") else "") + ": " + "; ".join(
