@@ -942,3 +942,54 @@ def test_a_rule_file_starting_with_a_tilde_says_the_path_meant():
     with pytest.raises(ValueError, match=rf"no such file '~/no-such-xdl-rules.py'; '~' is not expanded here: did you "
                                          rf"mean {re.escape(repr(home))}\?"):
         load_optimizer("~/no-such-xdl-rules.py:SignSGD")
+
+
+def test_equal_search_scores_from_other_accuracies_tie_and_go_by_the_stated_rule():
+    """A mean of 0.93 and 0.96 is 0.9450000000000001, of 0.94 and 0.95 0.945: the float noise, not the
+    fewer steps, chose between two rates that settled alike (circles, rmsprop: 0.9724999999999999 beside
+    0.9725000000000001)."""
+    from xdl.bench.protocol import _ranking, settled_accuracy
+
+    head = [0.5] * 18
+    trials = [{"score": settled_accuracy(head + [0.93, 0.96]), "steps_to_target": 300, "lr": 0.001},
+              {"score": settled_accuracy(head + [0.94, 0.95]), "steps_to_target": 200, "lr": 0.01}]
+    assert trials[0]["score"] == trials[1]["score"] == 0.945
+    assert max(trials, key=_ranking)["lr"] == 0.01  # the fewer steps to the target
+
+
+def test_a_write_that_fails_at_the_figures_leaves_no_table_beside_other_results(tmp_path, capsys, monkeypatch):
+    """results.md was written before the figures: a plot failing (or Ctrl-C while they were drawn) left
+    this benchmark's table beside the earlier results.json, and in a new --out a results.md alone, for
+    which the next benchmark there was refused as results no benchmark wrote."""
+    import xdl.bench.report
+
+    def failing(results, directory):
+        raise OSError(28, "No space left on device")
+
+    command = ["bench", "optimizers", "--problem", "quadratic", "--optimizer", "sgd", "--seeds", "1", "--trials", "1",
+               "--quick", "--out", str(tmp_path / "b")]
+    with monkeypatch.context() as patched:
+        patched.setattr(xdl.bench.report, "_figures", failing)
+        assert cli.main(command) == 1
+    assert not (tmp_path / "b" / "results.md").exists()
+    assert cli.main(command) == 0  # not refused
+    results = benchmark(["quadratic"], ["sgd"], seeds=1, trials=1, quick=True)
+    write(results, tmp_path / "c")
+    before = (tmp_path / "c" / "results.md").read_text()
+    monkeypatch.setattr(xdl.bench.report, "_figures", failing)
+    with pytest.raises(OSError):
+        write(dict(results, quick=False), tmp_path / "c")
+    assert (tmp_path / "c" / "results.md").read_text() == before
+
+
+def test_seeds_of_one_accuracy_have_no_spread_and_a_median_below_1000_steps_is_written_in_full():
+    """NumPy's sd of three seeds at 0.97 was 1.4e-16 (the table said "0.97 ± 1.4e-16"); a median of 999
+    and 1000 steps was written "1e+03"."""
+    run = {"status": "completed", "test_accuracy": 0.97, "train_accuracy": 1.0, "seconds_to_target": 1.0}
+    runs = [dict(run, seed=1, steps_to_target=999), dict(run, seed=2, steps_to_target=1000)]
+    results = {"seeds": 3, "problems": {"moons": {"adam": {"search": [], "lr": 0.01, "runs": [
+        *runs, dict(run, seed=3, steps_to_target=999)]}}, "digits": {"adam": {"search": [], "lr": 0.01, "runs": runs}}}}
+    rows = summary(results)
+    assert rows[0]["sd"] == 0.0 and rows[1]["steps_to_target"] == 999.5
+    table = markdown(results)
+    assert "0.97 ± 0 |" in table and "| 1,000 |" in table and "e+03" not in table
