@@ -633,3 +633,11 @@ def test_gradcheck_note_does_not_advise_fewer_examples_for_a_mean_cost():
     assert resolution[4] > resolution[64]
     assert result.unresolved and "(less L2, fewer examples)" not in str(result)
     assert "grows as m shrinks" in str(result)
+
+
+def test_gradcheck_names_an_infinite_input_as_such_not_an_eps_of_nan():
+    """inf ± ε is inf: it was taken as an element ε does not move, and the advice was "an eps of at least nan"."""
+    for values in ([1e10, np.inf, 1.0], [np.nan, 1.0]):
+        t = xdl.tensor(np.array(values), requires_grad=True)
+        with pytest.raises(ValueError, match=r"input 0 \(\d,\) is (inf|nan): finite differences need finite inputs"):
+            xdl.gradcheck(lambda: (t * 2).sum(), [t])

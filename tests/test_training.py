@@ -2726,3 +2726,13 @@ def test_diagnose_keeps_a_base_error_the_model_beats_only_on_its_training_exampl
     # below it on the dev set too: the base error is too high
     d = xdl.diagnose({"train_accuracy": 0.85, "dev_accuracy": 0.85}, base_error=0.2)
     assert d.next_steps[0].endswith("lower it")
+
+
+def test_diagnose_says_the_model_memorized_noise_only_where_its_variance_is_high():
+    """Train error 17%, dev 18.5%, base 20% ("good", variance 1.5%) was told "the dev error is not [below the
+    base error] … that is variance": the dev error is below it, and there is no variance to speak of."""
+    for dev_accuracy in (0.815, 0.81):
+        d = xdl.diagnose({"train_accuracy": 0.83, "dev_accuracy": dev_accuracy}, base_error=0.2)
+        assert d.verdict == "good" and d.next_steps[0].endswith("lower it"), d.next_steps
+    d = xdl.diagnose({"train_accuracy": 0.83, "dev_accuracy": 0.79}, base_error=0.2)  # variance 4%: memorized
+    assert d.verdict == "high variance" and "the dev error is not" in d.next_steps[0]

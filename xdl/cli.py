@@ -63,6 +63,10 @@ ONE_CLASS = ("the model predicts class {label} for {share:.1%} of the training e
              "network or a longer run would add to; a rate too large does this (a train cost in history.json that "
              "rose above ln C = {ln_c:.3g} and stayed near it): try --lr {lower:g}")
 ONE_CLASS_SHARE = 0.99
+# how far above ln C a train cost rose for `ONE_CLASS` to blame the rate: a model that predicts alike for every
+# example costs about ln C, and one whose rate is too small to move it from a small start (--init normal(0.001), lr
+# 1e-6) stays there — at or just below ln C — predicting one class too: a smaller rate would learn less still
+ONE_CLASS_ROSE = 1.1
 GRADCHECK_EXAMPLES = 16
 # the options a gradient check reads (the model, its cost, the data, the seed, where it runs); another's
 # flag is noted as ignored
@@ -652,7 +656,8 @@ def train(config: TrainConfig, args=None) -> int:
             if "high bias" in diagnosis.verdict:
                 # a bigger network or a longer run learns no more from weights that start equal, or after a rate
                 # that left the model predicting one class: those steps give way to the one that helps
-                one = None if starts_symmetric(config.init) else _one_class(model, parts.X_train, n_classes)
+                one = None if starts_symmetric(config.init) or not _rose_above_ln_c(history, n_classes) else \
+                    _one_class(model, parts.X_train, n_classes)
                 first = SYMMETRIC_START.format(init=config.init) if starts_symmetric(config.init) else \
                     None if one is None else ONE_CLASS.format(**one, ln_c=float(np.log(n_classes)), lower=config.lr / 10)
                 if first is not None:
@@ -683,6 +688,13 @@ def _one_class(model, X, n_classes: int) -> dict | None:
     counts = np.bincount(np.asarray(model.predict(X)).reshape(-1), minlength=n_classes)
     share = counts.max() / counts.sum()
     return {"label": int(counts.argmax()), "share": share} if n_classes > 1 and share >= ONE_CLASS_SHARE else None
+
+
+def _rose_above_ln_c(history, n_classes: int) -> bool:
+    """Whether an epoch's train cost in ``history`` rose above `ONE_CLASS_ROSE` · ln C (C =
+    ``n_classes``): what a rate too large does before it leaves the model predicting one class."""
+    costs = [c for c in history["train_cost"] if c is not None] if len(history) else []
+    return n_classes > 1 and bool(costs) and max(costs) > ONE_CLASS_ROSE * float(np.log(n_classes))
 
 
 def _note(text: str) -> None:

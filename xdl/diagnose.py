@@ -75,9 +75,10 @@ def diagnose(history, base_error: float = 0.0, tolerance: float = 0.02) -> Diagn
     negative gap counting as 0) and, for a "good" model, more than half ``tolerance`` (a gap of a
     few tenths of a point is no work) — named first, its steps first; a "good" model with no such
     gap is to be checked on the test set. A training error below the base error by more than
-    ``tolerance`` says the base error is too high only where the dev error is below it too; else the
-    model has memorized its training examples' noise (a training error below the best achievable is
-    possible on the examples a model learned, not on new ones).
+    ``tolerance`` says the base error is too high where the dev error is below it too, or the
+    variance is within ``tolerance``; else (high variance) the model has memorized its training
+    examples' noise (a training error below the best achievable is possible on the examples a model
+    learned, not on new ones).
 
     >>> d = diagnose({"train_accuracy": 0.85, "dev_accuracy": 0.84}, base_error=0.01)
     >>> d.verdict, round(d.avoidable_bias, 2)
@@ -105,7 +106,9 @@ def diagnose(history, base_error: float = 0.0, tolerance: float = 0.02) -> Diagn
     if verdict == "high bias and high variance" or verdict == "good" and max(bias, variance) > tolerance / 2 + ROUNDING:
         steps = _larger_gap_first(bias, variance) or steps
     if bias < -tolerance - ROUNDING:  # the base error is meant to be the best achievable
-        if dev_error < base_error - tolerance - ROUNDING:  # on examples it did not train on too: it is not
+        # on examples it did not train on too, or nearly as well (no variance beyond tolerance: the model that beat
+        # the base error on its training examples is the one measured on the dev set): it is not
+        if dev_error < base_error - tolerance - ROUNDING or variance <= tolerance + ROUNDING:
             steps.insert(0, f"the training error is below the base error {base_error:.2%}: the base error should be "
                             "the best any model reaches (e.g. human-level); lower it")
         else:  # on its training examples only: it learned them, label noise and all (20% noise, train 0%, dev 31%)

@@ -421,6 +421,11 @@ def _check_step(inputs, chosen, eps: float, labels) -> None:
     worst = None  # (θ's ulp, label, index, θ)
     for t, c, label in zip(inputs, chosen, labels):
         theta = t.backend.to_numpy(t.data).reshape(-1)[c]
+        bad = np.flatnonzero(~np.isfinite(theta))  # (inf ± ε is inf: it read as stuck, "an eps of at least nan")
+        if bad.size:
+            index = tuple(int(i) for i in np.unravel_index(c[bad[0]], t.shape))
+            raise ValueError(f"gradcheck: {label} {index} is {float(theta[bad[0]])}: finite differences need finite "
+                             "inputs (no eps moves it)")
         stuck = np.flatnonzero(theta + eps == theta - eps)
         if stuck.size:
             k = stuck[np.argmax(np.spacing(np.abs(theta[stuck])))]

@@ -197,15 +197,18 @@ def write(results: dict, directory) -> list[Path]:
     text, table = json.dumps(results, indent=1), markdown(results)
     drawn = set() if earlier is None else {directory / f"curves-{p}.png" for p in earlier["problems"]}
     files = _figures(results, directory)
-    for stale in {*drawn, directory / "profile.png"} - set(files) if earlier is not None else ():
-        stale.unlink(missing_ok=True)
     # results.md after the figures (the slow part, where a Ctrl-C or a failing plot lands): written before
     # them, it was left describing this benchmark beside the earlier results.json — or, in a new directory,
     # alone, and the next benchmark there was refused as "results.md that no optimizer benchmark wrote"
     files.insert(0, atomic_write(directory / "results.md", lambda f: f.write(table + "\n"), binary=False))
     # results.json last: it says what the directory's figures are (`earlier_results`), so a write that fails
     # before it leaves the earlier one, whose figures the next write removes
-    return [atomic_write(directory / "results.json", lambda f: f.write(text), binary=False), *files]
+    files.insert(0, atomic_write(directory / "results.json", lambda f: f.write(text), binary=False))
+    # the earlier figures this one did not draw again, once the results that no longer name them are written
+    # (removed before, a write failing after left the earlier results naming figures gone)
+    for stale in {*drawn, directory / "profile.png"} - set(files) if earlier is not None else ():
+        stale.unlink(missing_ok=True)
+    return files
 
 
 def _figures(results: dict, directory: Path) -> list[Path]:

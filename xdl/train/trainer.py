@@ -564,7 +564,7 @@ class Trainer:
         """Within a fit: one that ends before its first step (a callback's refusal, a frozen parameter
         refused at the epoch's start) leaves the data measured last as it was — as `EarlyStopping` and
         `Checkpoint` put their bests back then, which the next fit on the new data compared with."""
-        before, position = self._measured_on, (self.epoch, self.step)
+        before, position = getattr(self, "_measured_on", None), (self.epoch, self.step)  # (a Trainer pickled before)
         try:
             yield
         except BaseException:
