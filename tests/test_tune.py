@@ -1106,6 +1106,11 @@ def test_an_optuna_distribution_in_a_space_names_xdls_dimension():
         with pytest.raises(TypeError, match=rf"^space: lr is Optuna's {type(given).__name__}\(.*\): a space takes "
                                             rf"xdl's dimensions .*: {same}$"):
             Space.from_dict({"lr": given})
+    # the same where a Space is made from its parts: a distribution given as searched or as fixed
+    given = D.FloatDistribution(0.0, 0.5)
+    for dimensions, fixed in (({"dropout": given}, {}), ({"lr": LogUniform(1e-3, 1e-1)}, {"dropout": given})):
+        with pytest.raises(TypeError, match=r"^space: dropout is Optuna's FloatDistribution\(.*: Uniform\(0.0, 0.5\)$"):
+            Space(dimensions, fixed)
 
 
 # -- spaces: every key's own value named, Dimension objects in a dict, a Space checked as a dict --

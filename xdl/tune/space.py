@@ -312,12 +312,15 @@ class Space:
         _check_not_empty({**dimensions, **fixed}, source)
         for name, d in dimensions.items():
             _check_name(name, source, options)
+            _check_not_optunas(d, f"{source}: {name}")
             if not isinstance(d, Dimension):  # a range given as a bare pair: which scale is not said
                 raise TypeError(f"{source}: {name} must be a Dimension ({', '.join(c.__name__ for c in DIMENSIONS)}), "
                                 f"got {d!r} ({type(d).__name__}); a range names its scale, LogUniform(low, high) "
                                 f"say, and a value every trial shares goes in fixed={{{name!r}: value}}")
         for name in fixed:
             _check_name(name, source, options)
+            # (Space(dims, fixed={"dropout": FloatDistribution(0, 0.5)}) was refused later as "dropout must be a number")
+            _check_not_optunas(fixed[name], f"{source}: {name}")
             if name in dimensions:
                 raise ValueError(f"{source}: {name} is both searched and fixed; give it once")
         # fixed values as a study stores them (JSON): NumPy numbers and arrays as Python's
