@@ -13,7 +13,8 @@ xavier    1/n_in              tanh networks: the course's "Xavier" (LeCun normal
                               PyTorch's ``xavier_normal_``, which is ``glorot`` here)
 glorot    2/(n_in + n_out)    tanh/sigmoid networks (Glorot & Bengio; PyTorch's
                               ``xavier_normal_``; Keras's ``glorot_normal`` has this
-                              variance but truncates its draws at 2σ)
+                              variance, its draws cut at ±2.27σ: ±2 sd of the
+                              wider normal it truncates)
 he        2/n_in              ReLU networks (He et al.)
 ========  ==================  ===========================================================
 

@@ -243,7 +243,8 @@ PYTORCH_NAMES = {
     "named_children": "named_modules(), of (name, module) pairs, which walks every depth with this module first "
                       "(''); the direct children: [(name, m) for name, m in model.named_modules() if name and '.' not "
                       "in name]",
-    # each module once, as PyTorch's apply visits a shared one: named_modules names it once per place
+    # each module once (PyTorch's apply visits a module once per parent that holds it, so one shared by two
+    # parents twice): named_modules names it once per place
     "apply": "a loop over each module once: for m in {id(m): m for _, m in model.named_modules()}.values(): fn(m)",
     "buffers": "named_buffers(), of (name, array) pairs",
     "double": "astype('float64')",

@@ -294,8 +294,8 @@ PYTORCH_COMMON_NAMES = {
     "differentiable": "not offered here"}
 
 # PyTorch's attributes of an optimizer that are something else here (`Optimizer.__getattr__`)
-PYTORCH_ATTRIBUTES = {"state": "state_dict()['state'] (NumPy copies of each group's state buffers; its 'layout' "
-                               "says where each parameter lies in them)",
+PYTORCH_ATTRIBUTES = {"state": "state_dict()['state'] (NumPy copies of each group's state buffers; "
+                               "state_dict()['layout'] says where each parameter lies in them)",
                       "get_last_lr": "current_lr() (the rate in force, a number; lr may hold a schedule)"}
 PYTORCH_READ = frozenset({"state"})  # those of them PyTorch reads rather than calls
 
@@ -964,7 +964,7 @@ def _as_groups(params) -> list[dict]:
 def _parameter_list(params, name: str, what: str = "xdl.Tensor") -> list:
     """``params`` as a list: a lone tensor is one (iterated, it would be its rows, index results that
     never train), a set is refused (its order changes between runs: a saved state would go to other
-    parameters on loading, as PyTorch refuses it)."""
+    parameters on loading; PyTorch refuses one in a group's ``params``, though its constructor lists one)."""
     if isinstance(params, Tensor):
         return [params]
     if isinstance(params, set | frozenset):

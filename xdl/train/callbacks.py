@@ -104,9 +104,10 @@ def check_callbacks_own(trainer, continuing: bool) -> None:
     running now, and — for a fit that goes on with the run (``continuing``: a later fit, not a
     resume, which loads the checkpoint's state) — was in no other trainer's fit since this one's
     last: its state (a best, a wait, a best.npz) is then that run's, and this fit would compare with
-    it, stop by it, restore its weights into this model, or write over that run's checkpoint. Keras
-    and Lightning reset a callback at each fit; here a later fit goes on with the callbacks' state,
-    so one instance given to two trainers is refused, naming it, before anything changes."""
+    it, stop by it, restore its weights into this model, or write over that run's checkpoint. Keras's
+    EarlyStopping starts afresh at each fit (its ModelCheckpoint keeps its best); here a later fit
+    goes on with the callbacks' state, so one instance given to two trainers is refused, naming it,
+    before anything changes."""
     for cb in trainer.callbacks:
         entry = _run_of(cb) if keeps_state(cb) else None
         if entry is None or entry[1]() is trainer:
