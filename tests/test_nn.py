@@ -770,6 +770,9 @@ def test_a_sequential_layer_is_replaced_by_index_and_never_removed_out_of_step()
         del model[-1]
     with pytest.raises(TypeError, match=r"Sequential: layers \[1:\] cannot be removed"):
         del model[1:]
+    for missing in (7, -8):  # no such layer: an IndexError, as model[i] = layer's (-8 was "no attribute '-8'")
+        with pytest.raises(IndexError, match=rf"Sequential: layer {missing} of 7 \(indices -7 to 6\)"):
+            del model[missing]
     with pytest.raises(TypeError, match="Sequential: layer 1 must be an xdl.nn.Module, got NoneType"):
         model[1] = None
     assert len(model) == 7

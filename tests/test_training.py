@@ -2736,3 +2736,7 @@ def test_diagnose_says_the_model_memorized_noise_only_where_its_variance_is_high
         assert d.verdict == "good" and d.next_steps[0].endswith("lower it"), d.next_steps
     d = xdl.diagnose({"train_accuracy": 0.83, "dev_accuracy": 0.79}, base_error=0.2)  # variance 4%: memorized
     assert d.verdict == "high variance" and "the dev error is not" in d.next_steps[0]
+    # the dev error below the base error, within tolerance: said so, not "is not" (dev 19%, base 20%)
+    d = xdl.diagnose({"train_accuracy": 1.0, "dev_accuracy": 0.81}, base_error=0.2)
+    assert d.verdict == "high variance" and "the dev error only by 1.00%, within tolerance: the model has learned" \
+        in d.next_steps[0], d.next_steps

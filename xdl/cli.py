@@ -78,8 +78,6 @@ USER_ERRORS = (ValueError, TypeError, OSError, ImportError, FloatingPointError, 
 
 
 def main(argv=None) -> int:
-    # (stderr closed, 2>&-: `_for_any_text` sends notes, errors and bars to /dev/null, not to stdout — print's
-    # fallback — and puts None back after: set here for good, it left the caller an unclosed /dev/null)
     with _for_any_text("stdout") as reader_gone, _for_any_text("stderr"):
         status = _main(argv)
     return 1 if status == 0 and reader_gone() else status  # (as a buffered stdout's last flush said it)

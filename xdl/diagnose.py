@@ -75,7 +75,7 @@ def diagnose(history, base_error: float = 0.0, tolerance: float = 0.02) -> Diagn
     negative gap counting as 0) and, for a "good" model, more than half ``tolerance`` (a gap of a
     few tenths of a point is no work) — named first, its steps first; a "good" model with no such
     gap is to be checked on the test set. A training error below the base error by more than
-    ``tolerance`` says the base error is too high where the dev error is below it too, or the
+    ``tolerance`` says the base error is too high where the dev error is below it by as much too, or the
     variance is within ``tolerance``; else (high variance) the model has memorized its training
     examples' noise (a training error below the best achievable is possible on the examples a model
     learned, not on new ones).
@@ -112,7 +112,10 @@ def diagnose(history, base_error: float = 0.0, tolerance: float = 0.02) -> Diagn
             steps.insert(0, f"the training error is below the base error {base_error:.2%}: the base error should be "
                             "the best any model reaches (e.g. human-level); lower it")
         else:  # on its training examples only: it learned them, label noise and all (20% noise, train 0%, dev 31%)
-            steps.insert(0, f"the training error is below the base error {base_error:.2%}, the dev error is not: the "
+            # (a dev error below it by no more than tolerance is said so: "is not" beside a dev error of 19% and a
+            # base error of 20% said what the report's first line belies)
+            dev = "is not" if dev_error >= base_error else f"only by {base_error - dev_error:.2%}, within tolerance"
+            steps.insert(0, f"the training error is below the base error {base_error:.2%}, the dev error {dev}: the "
                             "model has learned its training examples, their noise too, rather than beaten the base "
                             "error (keep it); that is variance")
     if variance < -tolerance - ROUNDING:  # dev better than train by more than chance usually explains

@@ -126,12 +126,16 @@ class Sequential(Module):
 
     def __delitem__(self, i) -> None:
         """Refused, as ``delattr``: the others' numbers would change. A negative index or a slice
-        (PyTorch's ``del model[-1]``) was looked up as an attribute named "-1": "no attribute"."""
+        (PyTorch's ``del model[-1]``) was looked up as an attribute named "-1": "no attribute". An index
+        of no layer is an IndexError, as ``model[i] = layer``'s."""
         if isinstance(i, slice):
             raise TypeError(f"Sequential: layers [{'' if i.start is None else i.start}:"
                             f"{'' if i.stop is None else i.stop}] cannot be removed (the others' numbers would "
                             "change); build a new Sequential of the layers to keep")
-        if isinstance(i, int | np.integer) and not isinstance(i, bool) and -len(self.layers) <= i < 0:
+        if isinstance(i, int | np.integer) and not isinstance(i, bool):
+            if not -len(self.layers) <= i < len(self.layers):  # (no such layer: -9 was "no attribute '-9'")
+                raise IndexError(f"Sequential: layer {i} of {len(self.layers)} (indices {-len(self.layers)} to "
+                                 f"{len(self.layers) - 1})")
             i = range(len(self.layers))[i]
         delattr(self, str(i))
 

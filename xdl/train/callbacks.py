@@ -371,7 +371,8 @@ class Callback:
 
     def on_exception(self, trainer, error: BaseException) -> None:
         """When training ends by an exception instead of ``on_train_end`` (Lightning's on_exception):
-        a divergence's FloatingPointError, an error a callback raised, Ctrl-C's `Interrupted` — any
+        a divergence's FloatingPointError, an error a callback raised, Ctrl-C's `Interrupted` (not one
+        with ``over``: its run had ended, and ``on_train_end`` was called) — any
         raised after this callback's ``on_train_begin`` returned, up to the last callback's
         ``on_train_end`` (a later callback's ``on_train_begin`` or ``on_train_end`` included), after the
         run was left as the error leaves it (its resumable checkpoint written, for Ctrl-C). The error

@@ -902,12 +902,10 @@ def _check_many_state(extra: dict, arrays: dict, path, n_models: int, n_buffers:
     keeps one per model — as `check_run_state` checks a `Trainer`'s. Without it a damaged or edited
     file was a KeyError ('dev', 'good/buffer/0'), a TypeError or an OverflowError of the resume; an
     ``errors`` list cut short trained the batch, wrote its checkpoints, then failed as an IndexError.
-    ``n_models``: the models resumed (a checkpoint of another number is said by the resume's own
-    check); ``n_buffers``: the stacked model's buffers, each kept copy holds them all."""
-    _check_many_provenance(extra, path)
-    n = len(extra["provenance"]["configs"])
-    if n != n_models:
-        return  # (the resume says the checkpoint holds n models, configs has n_models)
+    ``n_models``: the models resumed, as many as the checkpoint's configs (the resume checked its
+    provenance and their number first: `_check_many_provenance`); ``n_buffers``: the stacked model's
+    buffers, each kept copy holds them all."""
+    n = n_models
     fields = (("epoch", is_count, "an integer ≥ 0"), ("step", is_count, "an integer ≥ 0"),
               ("partial", optional(is_dict), "a dict or null"), ("optimizer", is_dict, "a dict"),
               ("status", lambda v: is_list_of(v, lambda s: s in MODEL_STATUSES, n),

@@ -95,7 +95,10 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
     `xdl.nn.Standardize` layer every model starts with, "fit" for each trial's own fitted on ``X``
     as `TrainConfig.build_standardize` does (on augmented copies too, where the trial augments),
     or None. ``scheduler``: an address (connected to before anything is made: one where no scheduler
-    answers is an error) or a connected ``distributed.Client`` (used, and left open). ``progress``:
+    answers is an error) or a connected ``distributed.Client`` (used, and left open); its workers train
+    with ``base``'s backend and precision (the search's own local cluster: the search's), set per
+    process (`xdl.use`): start them with one thread each (``dask worker --nthreads 1``), or two
+    batches at once on one worker set each other's. ``progress``:
     True, False, or None for a bar on a terminal only. ``report``: called with a line for each trial
     as it is recorded (`Trial.summary` and the best so far, as Optuna logs "Trial 3 finished …";
     ``print``, say; ``xdl tune`` prints them on stderr), or None. Every argument is checked before anything is
@@ -772,11 +775,13 @@ class _Search:
                 except RuntimeError as e:  # Dask's words, "Nanny failed to start.", named neither cause nor way
                     e.add_note(WORKERS_IMPORT_THE_SCRIPT)
                     raise
-            # its nannies set their workers' environment in this process's own (Dask's pre-spawn-environ:
-            # OMP_NUM_THREADS=1, MALLOC_TRIM_THRESHOLD_, ...), where it outlived the search: a later `xdl train`
-            # started from here ran on one BLAS thread, and `keep_freed_memory` took the user to have chosen
-            self.environ = {name: before.get(name) for name in {*before, *os.environ}
-                            if before.get(name) != os.environ.get(name)}
+                finally:  # (a cluster that failed to start too: `close` puts back what its nannies had set)
+                    # its nannies set their workers' environment in this process's own (Dask's pre-spawn-environ:
+                    # OMP_NUM_THREADS=1, MALLOC_TRIM_THRESHOLD_, ...), where it outlived the search: a later `xdl
+                    # train` started from here ran on one BLAS thread, and `keep_freed_memory` took the user to have
+                    # chosen
+                    self.environ = {name: before.get(name) for name in {*before, *os.environ}
+                                    if before.get(name) != os.environ.get(name)}
             self.owned.append(cluster)
             self.local = True
             self.scheduler = distributed.Client(cluster, timeout=CONNECT_SECONDS, set_as_default=False)
