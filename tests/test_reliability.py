@@ -2120,3 +2120,19 @@ def test_a_run_resumed_into_another_directory_brings_its_best_epoch_along(tmp_pa
     with pytest.warns(UserWarning, match="the checkpoint's run is over"):
         resumed.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev), resume=tmp_path / "a")
     assert (tmp_path / "b" / "best.npz").is_file() and resumed.best_checkpoint == tmp_path / "b" / "best.npz"
+
+
+def test_a_checkpoint_of_an_older_xdl_that_stopped_early_is_a_finished_run(tmp_path):
+    """An older xdl saved its last checkpoint before it set history.stopped_epoch (its stop in stopped_by
+    alone): the run was taken for an unfinished one, and a new run there was refused."""
+    from xdl.serialization import read_checkpoint
+    from xdl.train.callbacks import unfinished_run
+
+    parts = moons(300)
+    trainer = trainer_for(epochs=40, lr=0.05, callbacks=[EarlyStopping(patience=1), Checkpoint(tmp_path)])
+    trainer.fit(parts.X_train, parts.y_train, dev=(parts.X_dev, parts.y_dev))
+    assert trainer.history.stopped_epoch is not None and unfinished_run(tmp_path / "checkpoint.npz") is None
+    extra, arrays, _ = read_checkpoint(tmp_path / "checkpoint.npz")
+    extra["history"]["stopped_epoch"] = None  # as that xdl wrote it
+    xdl.save(trainer.model, tmp_path / "older.npz", extra=extra, extra_arrays=arrays)
+    assert unfinished_run(tmp_path / "older.npz") is None

@@ -570,3 +570,17 @@ def test_scikit_learn_s_n_iter_no_change_is_told_as_patience_one_more():
                                         r"\(n_iter_no_change=10 stops at the 11th epoch without improvement, as "
                                         r"patience=11 does\)"):
         MLPClassifier(n_iter_no_change=10)
+
+
+def test_an_estimator_pickled_before_a_parameter_was_added_takes_its_default():
+    """One pickled by an older xdl (no weight_decay, no decay_base yet) loaded, then failed at predict:
+    "'MLPClassifier' object has no attribute 'weight_decay'"."""
+    X, y = xdl.datasets.moons(100)
+    fitted = MLPClassifier(hidden=[4], epochs=2).fit(X, y)
+    state = fitted.__getstate__()
+    for name in ("weight_decay", "decay_base"):
+        del state[name]
+    older = MLPClassifier.__new__(MLPClassifier)
+    older.__setstate__(pickle.loads(pickle.dumps(state)))
+    assert older.weight_decay == 0.0 and older.decay_base == 0.95
+    np.testing.assert_array_equal(older.predict(X), fitted.predict(X))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
+import inspect
 
 import numpy as np
 
@@ -409,6 +410,14 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         if trainer is not None:
             state["_trainer_position_"] = {"epoch": trainer.epoch, "optimizer": trainer.optimizer.state_dict()}
         return state
+
+    def __setstate__(self, state: dict) -> None:
+        """An estimator pickled by an older xdl lacks the parameters added since (``weight_decay``,
+        ``decay_base``): each takes its default, what that xdl trained with — else it loaded, then
+        failed at ``predict`` on the attribute missing."""
+        defaults = {name: p.default for name, p in inspect.signature(type(self).__init__).parameters.items()
+                    if name != "self"}
+        super().__setstate__({**defaults, **state})
 
 
 def _class_labels(classes) -> np.ndarray:

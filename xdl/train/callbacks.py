@@ -243,7 +243,9 @@ def unfinished_run(path) -> str | None:
         training = list(extra.get("status", ())).count("training")
         return f"{training} of its models still training {position(epoch, 0)}" if training else None
     epochs = extra.get("epochs", ((extra.get("run_info") or {}).get("config") or {}).get("epochs"))  # (older: xdl train's)
-    stopped = (extra.get("history") or {}).get("stopped_epoch") is not None
+    history = extra.get("history") or {}
+    # (an older xdl saved its last checkpoint before it set stopped_epoch: its stop is in stopped_by alone)
+    stopped = history.get("stopped_epoch") is not None or history.get("stopped_by") is not None
     return f"{position(epoch, 0)} of {epochs}" if isinstance(epochs, int) and epoch < epochs and not stopped else None
 
 
