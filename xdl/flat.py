@@ -36,7 +36,11 @@ class FlatBuffer:  # one buffer is one place: compared by identity, never array 
     def backend(self):
         """The backend its parameters live on (the first live one's: an update's hot path reads it, and
         ``params`` builds the whole list)."""
-        return next(p for p in (ref() for ref in self._params) if p is not None).backend
+        for ref in self._params:  # (the first is alive but where a model dropped a layer)
+            p = ref()
+            if p is not None:
+                return p.backend
+        raise RuntimeError("a flat buffer whose parameters are all gone has no backend")
 
     @property
     def size(self) -> int:
