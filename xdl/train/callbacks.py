@@ -571,7 +571,7 @@ class EarlyStopping(Callback):
         before = self.__dict__.pop("_before", None)
         if before is None or not ended_before_its_first_step(trainer, before[0]):
             return  # (it trained: the run is where the error left it)
-        position, state, swapped = before
+        _, state, swapped = before
         self.__dict__.update(state)
         if swapped:  # the best back in the model, as the fit before left it (a later fit swaps it again)
             trainer.model.load_state_dict(self.best_state)
