@@ -993,3 +993,20 @@ def test_seeds_of_one_accuracy_have_no_spread_and_a_median_below_1000_steps_is_w
     assert rows[0]["sd"] == 0.0 and rows[1]["steps_to_target"] == 999.5
     table = markdown(results)
     assert "0.97 ± 0 |" in table and "| 1,000 |" in table and "e+03" not in table
+
+
+def test_a_function_whose_runs_all_diverged_is_drawn_as_f_per_step(tmp_path, monkeypatch):
+    """Its runs hold their curves but no final_cost, by which the kind was told: f(x) was drawn as
+    "dev accuracy" per "epoch" from 1, on a linear scale."""
+    pytest.importorskip("matplotlib")
+    import xdl.plots
+
+    results = benchmark(["quadratic"], ["sgd"], seeds=1, quick=True, lr=1.0)
+    assert {r["status"] for r in results["problems"]["quadratic"]["sgd"]["runs"]} == {"diverged"}
+    figures = []
+    monkeypatch.setattr(xdl.plots, "save_figure", lambda fig, path: figures.append(fig) or Path(path))
+    write(results, tmp_path)
+    ax = figures[0].axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_yscale()) == ("step", "f(x)", "log")
+    curve = results["problems"]["quadratic"]["sgd"]["runs"][0]["curve"]
+    assert list(ax.lines[0].get_xdata()) == list(range(len(curve))) and list(ax.lines[0].get_ydata()) == curve

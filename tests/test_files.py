@@ -251,6 +251,30 @@ def test_a_search_of_one_completed_trial_shows_its_best_so_far():
     assert shown_alone(by_trials.lines[0]) == [(2, 0.8)] and shown_alone(by_seconds.lines[0]) == [(3.0, 0.8)]
 
 
+def test_a_choice_of_values_equal_under_eq_puts_each_trial_in_its_own_column():
+    """As `Choice.coordinate` finds a value, by its JSON: by ==, True was drawn in 1's column and
+    False in 0's, and a trial's True passed as one of [1, 2]."""
+    study = Study({"space": {"dropout": {"choice": [1, 1.0, True]}}})
+    study.trials = [Trial(i, 0, {"dropout": v}, "completed", dev_accuracy=a, dev_cost=0.3)
+                    for i, (v, a) in enumerate([(True, 0.9), (1.0, 0.8), (1, 0.7)])]
+    ax = plots.plot_study(study).axes[0]
+    assert ax.collections[0].get_offsets().tolist() == [[2, 0.9], [1, 0.8], [0, 0.7]]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "1.0", "True"]
+    with pytest.raises(ValueError, match="^plot_study: a trial's dropout is True, none of the space's choices"):
+        plots.plot_study(study, None, {"dropout": {"choice": [1, 2]}})
+
+
+def test_a_space_given_as_tune_takes_it_draws_the_study():
+    """tune(space={"lr": LogUniform(…)}) searched it; plot_study(study, None, that dict) raised
+    "Object of type LogUniform is not JSON serializable"."""
+    from xdl.tune.space import LogUniform
+
+    study = Study({})
+    study.trials = [Trial(0, 0, {"lr": 0.01}, "completed", dev_accuracy=0.9, dev_cost=0.3)]
+    for space in ({"lr": LogUniform(1e-3, 1.0)}, {"lr": {"log_uniform": [np.float32(1e-3), 1.0]}, "epochs": np.int64(3)}):
+        assert plots.plot_study(study, None, space).axes[0].get_xscale() == "log"
+
+
 def test_a_study_its_space_does_not_fit_is_named_before_drawing():
     """Bare KeyErrors ('space', 'weight_decay') and a space's error that named no plot."""
     trials = [Trial(0, 0, {"lr": 0.01}, "completed", dev_accuracy=0.9, dev_cost=0.3)]

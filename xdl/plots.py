@@ -128,7 +128,7 @@ def plot_study(study, path=None, space=None):
     is of the epochs it had when stopped); and the best dev accuracy so far (of trials that trained to their end, as
     ``study.best``) against trials and against seconds.
     ``space``: a `Space` or its dict; None: the study's own."""
-    from xdl.tune.space import Space
+    from xdl.tune.space import Space, value_key
     from xdl.tune.study import Study
 
     if isinstance(path, dict | Space):
@@ -144,8 +144,11 @@ def plot_study(study, path=None, space=None):
         raise ValueError("plot_study: no trial trained to the end")
     if space is None and "space" not in study.meta:  # (a Study made in code: was a bare KeyError 'space')
         raise ValueError("plot_study: the study records no space: pass space=, the one its trials searched")
-    spec = study.meta["space"] if space is None else space.spec() if isinstance(space, Space) else space
     try:
+        # a dict as `tune` takes it (its entries Dimensions, LogUniform(…) say: was "Object of type LogUniform is
+        # not JSON serializable") made a Space first, whose spec is JSON
+        spec = study.meta["space"] if space is None else (space if isinstance(space, Space)
+                                                          else Space.from_dict(space)).spec()
         space = Space.from_dict(json.loads(json.dumps(spec)))  # as the trials hold their values (tuples as lists)
     except ValueError as e:
         raise ValueError(f"plot_study: {e}") from None
@@ -154,7 +157,7 @@ def plot_study(study, path=None, space=None):
         raise ValueError(f"plot_study: the trials hold no value of {', '.join(unsearched)}: space= must be the "
                          "space they searched")
     unchosen = next(((name, t.params[name]) for name, d in space.dimensions.items() if d.kind == "choice"
-                     for t in trials if t.params[name] not in d.values), None)
+                     for t in trials if value_key(t.params[name]) not in map(value_key, d.values)), None)
     if unchosen is not None:  # (a bare "'adam' is not in list", half-way through drawing)
         raise ValueError(f"plot_study: a trial's {unchosen[0]} is {unchosen[1]!r}, none of the space's choices: "
                          "space= must be the space they searched")
@@ -183,8 +186,8 @@ def _draw_study(axes, space, trials, every_trial) -> None:
             x = [t.params[name] for t in chosen]
             if d.kind == "one_minus_log":
                 x = [1 - v for v in x]
-            elif d.kind == "choice":
-                x = [d.values.index(v) for v in x]
+            elif d.kind == "choice":  # (its column found by its JSON, as `Choice.coordinate`: by ==, True was 1's)
+                x = [int(d.coordinate(v)) for v in x]
             if chosen:
                 ax.scatter(x, [t.dev_accuracy for t in chosen], s=14, edgecolors=colors(r % 10),
                            facecolors="none" if pruned else colors(r % 10),

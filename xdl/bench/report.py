@@ -222,7 +222,11 @@ def _figures(results: dict, directory: Path) -> list[Path]:
     files = []
     for problem, per in results["problems"].items():
         fig, ax = subplots(figsize=(6, 4))
-        function = any("final_cost" in r for e in per.values() for r in e["runs"])
+        # the problem's kind as the results record it: a function's runs that all diverged hold no final_cost, and
+        # their f(x) was drawn as "dev accuracy" per "epoch" from 1, on a linear scale
+        kind = (results.get("budgets") or {}).get(problem, {}).get("kind")
+        function = kind == "function" if kind is not None else \
+            any("final_cost" in r for e in per.values() for r in e["runs"])
         first = 0 if function else 1  # a function's curve starts at f(x₀), after 0 steps; a model's after epoch 1
         for i, (name, entry) in enumerate(per.items()):
             for j, r in enumerate(x for x in entry["runs"] if "curve" in x):
