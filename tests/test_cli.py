@@ -458,6 +458,30 @@ def test_a_new_run_never_replaces_an_unfinished_runs_checkpoint_and_a_resume_say
     assert main(["train", *FAST, "--out", str(out)]) == 0  # a finished run's files are replaced, as by a rerun
 
 
+def test_a_run_an_older_xdl_stopped_early_is_over_though_its_history_names_no_stop(tmp_path, capsys):
+    """An older xdl saved its last checkpoint before it set history.stopped_epoch or stopped_by: its
+    stop was in its EarlyStopping's wait alone, which a resume reads; a new run there was refused by
+    the Checkpoint as over an unfinished run ("after epoch 6 of 60")."""
+    from xdl.serialization import read_checkpoint
+    from xdl.train.callbacks import unfinished_run
+
+    out = tmp_path / "run"
+    assert main(["train", *FAST[:-3], "--epochs", "60", "--patience", "1", "--lr", "0.05", "--no-progress",
+                 "--out", str(out)]) == 0
+    path = out / "checkpoints" / "checkpoint.npz"
+    extra, arrays, _ = read_checkpoint(path)
+    stopped = extra["history"].pop("stopped_epoch")
+    assert stopped < 60 and extra["history"].pop("stopped_by")
+    xdl.save(xdl.load(path), path, extra=extra, extra_arrays=arrays)  # as that xdl wrote it
+    assert unfinished_run(path) is None
+    (out / "report.json").unlink()  # killed while writing its outputs: its resume writes them
+    capsys.readouterr()
+    assert main(["train", *FAST, "--out", str(out)]) == 1
+    assert f"holds a run that was over (stopped early at epoch {stopped}) but whose outputs" in capsys.readouterr().err
+    assert main(["train", "--resume", str(out / "checkpoints"), "--no-progress", "--patience", "3"]) == 0
+    assert f"(the run had stopped early at epoch {stopped}; with --patience 3 it trains on)" in capsys.readouterr().err
+
+
 def test_a_finished_run_resumed_into_another_out_can_go_on_from_there(tmp_path, capsys):
     """A run that was over, resumed with another --out, trains nothing and writes its outputs there:
     its checkpoint.npz goes there too, the state the run goes on from (OTHER then held best.npz

@@ -1054,6 +1054,29 @@ def test_an_optimizer_with_a_schedule_pickles():
     assert pickle.loads(pickle.dumps(opt.state_dict()))["t"] == 1
 
 
+def test_an_optimizer_pickled_by_an_older_xdl_unpickles_and_trains_its_model():
+    import copy
+    import pickle
+
+    xdl.seed(0)
+    model = Sequential(Dense(4, 5), Dense(5, 3))
+    opt = Adam(model, lr=0.01)
+    x = np.random.default_rng(0).normal(size=(8, 4))
+    opt.zero_grad()
+    (model(x) ** 2).sum().backward()
+    opt.step()
+    old_model, old = copy.deepcopy((model, opt))  # as an older xdl pickled them: no places, views, first
+    del old.left_out                                # steps nor parameters left out
+    for g in old.groups:
+        del g.placed, g.views, g.first_step
+    for m, o in ((model, opt), pickle.loads(pickle.dumps((old_model, old)))):
+        o.zero_grad()
+        (m(x) ** 2).sum().backward()
+        o.step()
+        assert o.t == 2
+    np.testing.assert_array_equal(m(x).numpy(), model(x).numpy())  # the copy updated its own model, as opt did
+
+
 def test_a_refused_optimizer_moves_no_parameter_and_names_come_from_the_model():
     xdl.seed(0)
     model = Sequential(Dense(4, 5), Dense(5, 3))

@@ -195,7 +195,13 @@ def test_a_resumed_search_skips_finished_trials(data, tmp_path, monkeypatch):
     (tmp_path / "older" / "trials.json").write_text(json.dumps(older))
     with pytest.raises(ValueError, match=r"^resume: the study in .* was drawn by another xdl \(sampling 1, this one "
                                          r"draws by 2"):
-        tune(X, y, dev, space, trials=5, base=BASE, directory=tmp_path / "older", resume=True)
+        tune(X, y, dev, space, trials=6, base=BASE, directory=tmp_path / "older", resume=True)
+    # held whole, nothing is drawn: it resumes (to read it, write best.toml again), keeping its sampling
+    whole = tune(X, y, dev, space, trials=5, base=BASE, directory=tmp_path / "older", resume=True)
+    assert len(fits) == 3 and [t.params for t in whole.trials] == [t.params for t in full.trials]
+    assert "sampling" not in json.loads((tmp_path / "older" / "trials.json").read_text())["meta"]
+    with pytest.raises(ValueError, match=r"was drawn by another xdl \(sampling 1, this one draws by 2"):
+        tune(X, y, dev, space, trials=6, base=BASE, directory=tmp_path / "older", resume=True)
     # a random search may be given more trials, as Optuna's study.optimize called again: its first five are its own
     more = tune(X, y, dev, space, trials=7, base=BASE, execution="sequential", directory=tmp_path, resume=True)
     assert len(fits) == 5 and [t.params for t in more.trials[:5]] == [t.params for t in full.trials]

@@ -49,7 +49,7 @@ from xdl.saved_fields import damaged
 from xdl.serialization import is_xdl_file, read_extra
 from xdl.train import BEST_FILE, CHECKPOINT_FILE, Checkpoint, Control, Interrupted
 from xdl.train.callbacks import (CONTROL_FILE, check_checkpoint_kind, position, read_position, resume_path,
-                                 unfinished_run)
+                                 unfinished_run, waited_out_patience)
 from xdl.train.provenance import verify
 
 # The first next step of a high-bias run whose weights started equal (`xdl.init.starts_symmetric`)
@@ -756,7 +756,8 @@ def _check_no_unfinished_run(out: Path, resumed: Path | None = None) -> str | No
         # under the options it was given (--patience 5, --epochs 8, --precision tf32: a resume may change them)
         # and leaves the checkpoint as it was: its run is finished, not stopped while writing its outputs
         return replaced
-    why = extra["history"].get("stopped_by") or f"its {done} epochs trained"
+    why = extra["history"].get("stopped_by") or (f"stopped early at epoch {done}" if waited_out_patience(extra) else
+                                                 f"its {done} epochs trained")  # (an older xdl's stop: no stopped_by)
     raise FileExistsError(f"--out {str(out)!r} holds a run that was over ({why}) but whose outputs were not all "
                           f"written after it (it was stopped while writing them): --resume "
                           f"{_shell_word(str(path.parent))} goes on from there (a run over by its epochs or early "
@@ -861,7 +862,8 @@ def _check_resume(config: TrainConfig, args=None) -> tuple[str, dict]:
             if name and getattr(args, "config", None) is not None and not hasattr(args, name):
                 raise ValueError(f"{name} in {str(args.config)!r}{str(e)[named.end():]}") from None
             raise
-    stopped = (extra.get("history") or {}).get("stopped_epoch")
+    stopped = (extra.get("history") or {}).get("stopped_epoch") or \
+        (int(extra["epoch"]) if waited_out_patience(extra) else None)  # (an older xdl's stop: no stopped_epoch)
     trains_on = stopped and saved and config.patience > saved.get("patience", 0)  # (else it stays stopped: a note)
     return (f"resuming {str(path)!r}: its state {position(int(extra['epoch']), int(extra.get('step', 0)))}, to epoch "
             f"{config.epochs}" + (f" (the run had stopped early at epoch {stopped}; with --patience {config.patience} "

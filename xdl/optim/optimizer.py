@@ -361,11 +361,17 @@ class Optimizer(StepCount):
         and the held hyperparameters views of ``held``, so the copy updates its own parameters (as
         a copied PyTorch optimizer does). A group whose parameters a copied model placed anew is
         left as it is: `check_placed` refuses it (the model's copy no longer shares them). What a
-        step writes in place — the state, the held settings, the step count — is made `writable`."""
+        step writes in place — the state, the held settings, the step count — is made `writable`.
+        One pickled by an older xdl, which kept no places, views or parameters left out, is read as
+        that xdl used it: every parameter where it was when pickled, none left out."""
         self.__dict__.update(state)
+        self.__dict__.setdefault("left_out", [])
         if self.steps_done is not None:
             self.steps_done = writable(self.steps_done)
         for g in self.groups:
+            if "placed" not in vars(g):  # (a dataclass field with a default_factory has no class default)
+                g.placed = [p._flat for p in g.params]
+                g.views = [(p.data, p.grad) for p in g.params]
             g.held = writable(g.held)
             for state_buffers in g.state:
                 for name in list(state_buffers):

@@ -244,9 +244,25 @@ def unfinished_run(path) -> str | None:
         return f"{training} of its models still training {position(epoch, 0)}" if training else None
     epochs = extra.get("epochs", ((extra.get("run_info") or {}).get("config") or {}).get("epochs"))  # (older: xdl train's)
     history = extra.get("history") or {}
-    # (an older xdl saved its last checkpoint before it set stopped_epoch: its stop is in stopped_by alone)
-    stopped = history.get("stopped_epoch") is not None or history.get("stopped_by") is not None
+    # (an older xdl saved its last checkpoint before it set stopped_epoch: its stop is in stopped_by alone, or,
+    # before that, in its EarlyStopping's wait alone)
+    stopped = history.get("stopped_epoch") is not None or history.get("stopped_by") is not None or \
+        waited_out_patience(extra)
     return f"{position(epoch, 0)} of {epochs}" if isinstance(epochs, int) and epoch < epochs and not stopped else None
+
+
+def waited_out_patience(extra: dict) -> bool:
+    """Whether the `xdl train` run of checkpoint ``extra`` was over by early stopping: its
+    EarlyStopping's wait had reached the run's patience (its run_info's) — what its resume finds
+    (`EarlyStopping.on_train_begin`). A checkpoint of the Python API records no patience: False."""
+    patience = ((extra.get("run_info") or {}).get("config") or {}).get("patience")
+    # (a checkpoint of an xdl before provenance: xdl train's callbacks were these two with a patience)
+    names = (extra.get("provenance") or {}).get("callbacks", ["EarlyStopping", "Checkpoint"])
+    states = extra.get("callbacks")
+    if not (is_count(patience, 1) and isinstance(names, list) and isinstance(states, list) and "EarlyStopping" in names):
+        return False
+    state = dict(enumerate(states)).get(names.index("EarlyStopping"))
+    return isinstance(state, dict) and is_count(state.get("wait")) and state["wait"] >= patience
 
 
 def check_checkpoint_kind(extra: dict | None, path, many: bool, who: str = "resume") -> None:

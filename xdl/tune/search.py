@@ -191,7 +191,10 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
 
 def _search_rounds(space, trials, strategy, rounds, seed, study, train, search) -> None:
     """Train each round's points that ``study`` does not hold yet (numbered in drawing order); a
-    saved trial drawn with other values is an error (the space or seed changed)."""
+    saved trial drawn with other values is an error (the space or seed changed). A study drawn by
+    another xdl's sampling, which `_study` resumes only whole, draws nothing."""
+    if study.meta.get("sampling") != SAMPLING and strategy != "grid":
+        return
     number = 0
     for round_, points in _rounds(space, trials, strategy, rounds, seed, study):
         done = study.finished()
@@ -412,12 +415,20 @@ def _study(meta: dict, directory, resume: bool, name, flags: bool, unchanging=()
     if resume:
         if directory is None:
             raise ValueError("resume=True needs the directory of the study to continue")
-        drawn = saved_study(directory, name("resume"))[0].get("sampling")
-        if drawn != meta["sampling"] and meta["strategy"] != "grid":  # (a grid draws nothing; an older study has
+        saved_meta, saved_trials = saved_study(directory, name("resume"))
+        drawn = saved_meta.get("sampling")
+        if drawn != SAMPLING and meta["strategy"] != "grid":  # (a grid draws nothing; an older study has
             # no sampling: Study.resume would not compare it)
-            raise ValueError(f"{name('resume')}: the study in {str(directory)!r} was drawn by another xdl (sampling "
-                             f"{drawn or 1}, this one draws by {meta['sampling']}: `Space.sample`), so its trials "
-                             f"cannot be drawn alike to go on; run the search in a new {name('directory')}")
+            if not set(range(meta["trials"])) <= {t.number for t in saved_trials}:
+                raise ValueError(f"{name('resume')}: the study in {str(directory)!r} was drawn by another xdl "
+                                 f"(sampling {drawn or 1}, this one draws by {SAMPLING}: `Space.sample`), so its "
+                                 f"trials cannot be drawn alike to go on; run the search in a new "
+                                 f"{name('directory')} (one it holds whole resumes with its own "
+                                 f"{name('trials')}: nothing is drawn)")
+            # whole, nothing is drawn (`_search_rounds`); it keeps its sampling, so a later resume asking for more
+            # trials is refused as this one would be
+            meta = {**{k: v for k, v in meta.items() if k != "sampling"},
+                    **({"sampling": drawn} if drawn is not None else {})}
         study = Study.resume(meta, directory, name("resume"), unchanging,
                              option=lambda key: name(key) if key.startswith("base.") or key in FLAGGED_META else key)
         saved = max((t.number + 1 for t in study.trials), default=0)
