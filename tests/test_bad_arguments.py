@@ -70,3 +70,14 @@ def test_an_mlp_too_wide_is_refused_before_any_layer_draws():
         xdl.nn.mlp(4, [3, 2**31], 2)
     for name, value in xdl.nn.mlp(4, [3], 2).state_dict().items():
         np.testing.assert_array_equal(value, expected[name], err_msg=name)
+
+
+def test_an_array_given_for_a_name_is_refused_naming_the_argument():
+    """precision= and predicts take a name: an array of two was compared with the names, and NumPy's
+    "truth value of an array ... is ambiguous" came out of xdl.use or the assignment, naming neither."""
+    with pytest.raises(ValueError, match=r"precision must be one of float32, tf32, got array"):
+        xdl.use("numpy", precision=np.array([1, 2]))
+    model = xdl.nn.mlp(2, [3], 2)
+    with pytest.raises(ValueError, match=r"Sequential\.predicts must be one of .* got array"):
+        model.predicts = np.array(["classes", "values"])
+    assert model.predicts is None

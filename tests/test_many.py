@@ -1151,3 +1151,19 @@ def test_a_batch_checkpoint_with_a_pruned_model_resumes(digits, tmp_path):
         results = fit_many(longer, X, y, dev=dev, callbacks=[Prune(), Checkpoint(tmp_path)], resume=tmp_path)
     assert [r.status for r in results] == ["pruned", "completed"]
     assert [len(r.history) for r in results] == [1, 3]
+
+
+def test_a_refused_resume_leaves_an_interrupted_batch_able_to_go_on(digits, tmp_path):
+    """ManyTrainer marked itself "stopped inside a step" before its load_checkpoint checked anything: a
+    resume refused before anything was read (no checkpoint there, a typo) left a batch interrupted by
+    Ctrl-C — no Checkpoint, so no other way on — refused every later fit."""
+    from xdl.train.many import ManyTrainer
+    X, y, _ = digits
+    batch = ManyTrainer([small(epochs=2)], callbacks=[InterruptAt(1)])
+    with pytest.raises(Interrupted):
+        batch.fit(X, y)
+    with pytest.raises(FileNotFoundError, match="resume: no checkpoint at"):
+        batch.fit(X, y, resume=tmp_path / "no-such-run")
+    assert batch.resumed is False
+    results = batch.fit(X, y)
+    assert batch.epoch == 2 and [r.status for r in results] == ["completed"]

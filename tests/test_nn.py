@@ -1426,6 +1426,20 @@ def test_a_module_assigned_to_a_sequential_as_an_attribute_is_refused_and_append
     assert len(model) == 3  # checked before any was added
 
 
+def test_extend_refused_at_a_later_layer_adds_none():
+    """extend checked only that each was a Module, then appended one by one: a layer that append refuses
+    (one holding the model) was refused after the layers before it had been added and the parameters
+    packed anew — the model changed, an optimizer made of it refused to step."""
+    model = Sequential(Dense(3, 4), ReLU())
+    opt = xdl.optim.SGD(model, lr=0.1)
+    places = [p._flat for p in model.parameters()]
+    with pytest.raises(ValueError, match=r"Sequential.3: the Sequential assigned holds this module"):
+        model.extend([Dense(4, 2), model])
+    assert len(model) == 2 and [name for name, _ in model.named_modules()] == ["", "0", "1"]
+    assert [p._flat for p in model.parameters()] == places
+    opt.step()  # still the optimizer of this model
+
+
 def test_add_buffer_refuses_none_and_keeps_integer_and_boolean_dtypes():
     """PyTorch's register_buffer(name, None) as add_buffer(name, None) made a 0-d NaN buffer, and
     fit refused the model as holding NaN; an integer counter or a boolean mask became float32."""

@@ -2740,3 +2740,26 @@ def test_diagnose_says_the_model_memorized_noise_only_where_its_variance_is_high
     d = xdl.diagnose({"train_accuracy": 1.0, "dev_accuracy": 0.81}, base_error=0.2)
     assert d.verdict == "high variance" and "the dev error only by 1.00%, within tolerance: the model has learned" \
         in d.next_steps[0], d.next_steps
+
+
+def test_a_refused_resume_leaves_the_trainer_and_its_callbacks_as_they_were(tmp_path):
+    """A resume from a directory with no checkpoint (a typo) was refused, but had set trainer.resumed and
+    taken its callbacks as this trainer's run's: the run they belonged to was then refused its next fit
+    ("this EarlyStopping was in another trainer's fit since this trainer's last")."""
+    s = moons_parts(m=64)
+    X, y = s.X_train, s.y_train
+
+    def trainer(stopping):
+        model = xdl.nn.mlp(2, [4], 2)
+        return Trainer(model, SoftmaxCrossEntropy(), Adam(model, lr=1e-2), batch_size=32, epochs=1,
+                       callbacks=[stopping], progress=False, seed=0)
+
+    stopping = EarlyStopping(monitor="train_cost", patience=10)
+    first = trainer(stopping)
+    first.fit(X, y)
+    second = trainer(stopping)
+    with pytest.raises(FileNotFoundError, match="resume: no checkpoint at"):
+        second.fit(X, y, resume=tmp_path / "no-such-run")
+    assert second.resumed is False
+    first.epochs = 2
+    assert first.fit(X, y)["epoch"] == [1, 2]

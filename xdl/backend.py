@@ -509,7 +509,8 @@ class use:
 
     def __init__(self, name, precision: str | None = None):
         global _current
-        if precision is not None and precision not in PRECISIONS:  # before anything changes
+        # (a str first: an array's `in` was NumPy's "truth value … ambiguous")
+        if precision is not None and (not isinstance(precision, str) or precision not in PRECISIONS):
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.backend = resolve_backend(name, "use")
         self._previous, self._previous_precision = _current, self.backend.precision

@@ -333,18 +333,13 @@ class Module:
 
     def __setattr__(self, name, value):
         _check_attribute_name(self, name, value)
-        if name == "predicts" and value is not None and value not in PREDICTIONS:
+        if name == "predicts" and value is not None and (not isinstance(value, str) or value not in PREDICTIONS):
             # set by hand in a loop of one's own: a misspelt "value" predicted classes without a word
             # (predict reads anything but "values" and "labels" as classes; only xdl.save refused it, later)
             raise ValueError(f"{type(self).__name__}.predicts must be one of {', '.join(map(repr, PREDICTIONS))} or "
                              f"None (classes), got {value!r}")
-        if isinstance(value, Module) and "_modules" not in value.__dict__:  # (walked below, it failed as "no
-            # attribute '_parameters'", naming neither the module assigned nor the cause)
-            raise AttributeError(f"{type(self).__name__}.{name}: the {type(value).__name__} assigned was not "
-                                 f"initialized: {NO_INIT} in its __init__")
         if isinstance(value, Parameter | Module):
-            if self.__dict__.get("_owns_flat"):  # packed into this module's buffer next: refused before registering
-                check_packable(value.parameters() if isinstance(value, Module) else [value])
+            self._check_registrable(name, value)
             changed = self._register(name, value)
         else:
             parameters, modules = self.__dict__.get("_parameters", {}), self.__dict__.get("_modules", {})
@@ -375,21 +370,32 @@ class Module:
         if self._unregister(name):
             self._repack()
 
-    def _register(self, name: str, value) -> bool:
-        """Register ``value`` (a Parameter or a Module) as ``name``, in place of whatever the name
-        held; whether the registration changed. A parameter without a role gets one (module doc)."""
-        if "_parameters" not in self.__dict__:
-            raise AttributeError(f"{type(self).__name__}: {NO_INIT}")
-        registry = self._parameters if isinstance(value, Parameter) else self._modules
-        if registry.get(name) is value:
-            return False
-        if registry is self._modules and any(module is self for _, module in value.named_modules()):
+    def _check_registrable(self, name: str, value) -> None:
+        """Raise where registering ``value`` (a Parameter or a Module) as ``name`` is refused, changing
+        nothing (`xdl.nn.Sequential.extend` checks every layer so before it adds any)."""
+        if isinstance(value, Module) and "_modules" not in value.__dict__:  # (walked below, it failed as "no
+            # attribute '_parameters'", naming neither the module assigned nor the cause)
+            raise AttributeError(f"{type(self).__name__}.{name}: the {type(value).__name__} assigned was not "
+                                 f"initialized: {NO_INIT} in its __init__")
+        if self.__dict__.get("_owns_flat"):  # packed into this module's buffer next: refused before registering
+            check_packable(value.parameters() if isinstance(value, Module) else [value])
+        if isinstance(value, Module) and any(module is self for _, module in value.named_modules()):
             # a child holding its parent (a back-reference): every walk of the tree (parameters(),
             # state_dict, train(), repr) recursed until Python's limit, far from the assignment
             raise ValueError(f"{type(self).__name__}.{name}: the {type(value).__name__} assigned holds this module "
                              "(or is it): a module cannot contain itself, its submodules would be walked forever; "
                              "keep such a reference unregistered — object.__setattr__(self, name, module) — or pass "
                              "the module to forward")
+
+    def _register(self, name: str, value) -> bool:
+        """Register ``value`` (a Parameter or a Module) as ``name``, in place of whatever the name
+        held (`_check_registrable` passed); whether the registration changed. A parameter without a
+        role gets one (module doc)."""
+        if "_parameters" not in self.__dict__:
+            raise AttributeError(f"{type(self).__name__}: {NO_INIT}")
+        registry = self._parameters if isinstance(value, Parameter) else self._modules
+        if registry.get(name) is value:
+            return False
         if registry is self._parameters:
             role = role_of(value)
             if role not in ROLES:

@@ -101,6 +101,8 @@ class Sequential(Module):
             if not isinstance(layer, Module):
                 raise TypeError(f"Sequential.extend: layers[{i}] is a {type(layer).__name__}, expected an "
                                 "xdl.nn.Module")
+        for i, layer in enumerate(layers):  # as append would check it: a refusal at the 2nd had added the 1st
+            self._check_registrable(str(len(self.layers) + i), layer)
         for layer in layers:
             self.append(layer)
         return self

@@ -132,11 +132,23 @@ def callbacks_held(trainer, continuing: bool):
     held = [cb for cb in trainer.callbacks if keeps_state(cb)]
     with _RUNS_LOCK:
         check_callbacks_own(trainer, continuing)
+        before = {id(cb): _run_of(cb) for cb in held}
         for cb in held:
             key = id(cb)
             _RUNS[key] = [weakref.ref(cb, lambda _, key=key: _RUNS.pop(key, None)), weakref.ref(trainer), True]
+    told = []  # the fit appends to it once its callbacks are told of it (their on_train_begin)
     try:
-        yield
+        yield told
+    except BaseException:
+        if not told:  # refused before any callback saw this fit (a resume's checkpoint missing, or another run's):
+            # each is still the run's it was — taken as this trainer's, the other trainer's later fit was refused
+            with _RUNS_LOCK:
+                for cb in held:
+                    if before[id(cb)] is None:
+                        _RUNS.pop(id(cb), None)
+                    else:
+                        _RUNS[id(cb)] = before[id(cb)]
+        raise
     finally:
         with _RUNS_LOCK:
             for cb in held:

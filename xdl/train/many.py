@@ -423,19 +423,25 @@ class ManyTrainer:
                             "data": data_digest(X.astype(self.dtype, copy=False), y),  # (the data as given)
                             "dev": data_digest(dev[0].astype(self.dtype, copy=False), dev[1]) if dev is not None
                             else None}
+        flags = self.stop_training, self.resumed  # (put back if the resume is refused)
         self.stop_training, self.resumed = False, resume is not None
         # (the modules' own modes, which the fit sets: a fit called within model(x, training=False), say,
         # would train, and capture its step, in evaluation mode)
-        with checkpoint_directories_held(self.callbacks), callbacks_held(self, continuing), \
+        with checkpoint_directories_held(self.callbacks), callbacks_held(self, continuing) as told, \
                 mode_here(None), callbacks_told_of_errors(self) as begun:  # (a resume's reads included)
             if resume is not None:
-                self._mid_step = self._loading = True  # (a failure partway leaves part of the checkpoint's state in)
-                self.load_checkpoint(checkpoint)
-                self._mid_step = self._loading = False
+                self._loading = True  # (fit_many: a failure there has no results to give)
+                try:
+                    self.load_checkpoint(checkpoint)
+                except BaseException:
+                    self.stop_training, self.resumed = flags
+                    raise
+                self._loading = False
             X, dev, self._network = network_data(self.model, X, dev, on_host=self._augment is None)
             self.model.predicts = "classes"  # each model taken out predicts classes (a softmax cross-entropy)
             self.model.feature_names_in_ = names  # (each model taken out keeps them: `Stacked.model`)
             self.history.stopped_by = None  # (a name a stop before left is none of this fit's, as a Trainer's)
+            told.append(True)
             for cb in self.callbacks:
                 call_hook(self, cb, "on_train_begin", where=f" before {upcoming(self.epoch, self.step)}")
                 begun.append(cb)  # told of an error from here on (as a Trainer's)
@@ -817,6 +823,9 @@ class ManyTrainer:
                                                if name.startswith("optimizer/")})
         self.optimizer.check_state_dict(opt)  # everything checked before anything is written
         load(path, model=self.model)
+        # from here the batch holds part of the checkpoint's state until the end: a failure on the way leaves it
+        # where only a resume goes on (`_mid_step`; a refusal above changed nothing, and the batch trains on)
+        self._mid_step = True
         self.optimizer.load_state_dict(opt)
         backend = self.model.backend
         n_buffers = len(self._good["buffers"])
@@ -850,6 +859,7 @@ class ManyTrainer:
         if ended and "training" not in self.status:
             warn_caller("resume: the checkpoint's run is over (every model has trained its epochs): nothing to "
                         "train; it ends as it ended — give the configs more epochs to train on")
+        self._mid_step = False
         self.last_checkpoint, self.last_checkpoint_at = path, (self.epoch, self.step)
 
     def _trains_on(self, extra: dict, path: Path) -> list[int]:

@@ -173,7 +173,8 @@ class Trainer:
                              f"the penalty is computed in), got {l2!r}")
         check_schedule_kind(schedule)
         predicts = getattr(loss, "predicts", None)
-        if predicts is not None and predicts not in PREDICTIONS:  # (xdl.save would refuse it, after the run)
+        # (xdl.save would refuse it, after the run; a str first: an array's `in` was NumPy's "truth value")
+        if predicts is not None and (not isinstance(predicts, str) or predicts not in PREDICTIONS):
             raise ValueError(f"loss.predicts must be one of {PREDICTIONS} (what model.predict then gives) or None, "
                              f"got {predicts!r}")
         if not isinstance(loss, _losses.Loss) and predicts is None:  # what predict will give, said before the run
@@ -497,15 +498,20 @@ class Trainer:
         # checkpoints held its parameters but not its settings, and no optimizer could resume them
         self._settings += [dict(g.settings) for g in self.optimizer.groups[len(self._settings):]]
         self._provenance_record = provenance.record(self, data) if resume is not None or checkpointing else None
+        flags = self.stop_training, self.resumed  # (put back if the resume is refused)
         self.stop_training, self.resumed = False, resume is not None
         self.data_changed = _changed(getattr(self, "_measured_on", None), data) if resume is None else frozenset()
         # (the modules' own modes, which the fit sets: a fit called within model(x, training=False), say,
         # would train, and capture its step, in evaluation mode)
-        with checkpoint_directories_held(self.callbacks), callbacks_held(self, continuing), \
+        with checkpoint_directories_held(self.callbacks), callbacks_held(self, continuing) as told, \
                 mode_here(None), self._measured_on_kept_if_no_step(), \
                 callbacks_told_of_errors(self) as begun:  # (a resume's reads included)
             if resume is not None:
-                self.load_checkpoint(checkpoint)
+                try:
+                    self.load_checkpoint(checkpoint)
+                except BaseException:
+                    self.stop_training, self.resumed = flags
+                    raise
                 self._take_seed()  # (a checkpoint of an xdl that kept no seed)
             X, dev, self._network = network_data(self.model, X, dev, on_host=self.augment is None)
             if getattr(self.loss, "predicts", None) is not None:  # what model.predict gives: classes, labels, values
@@ -516,6 +522,7 @@ class Trainer:
             # a name a stop before left (a fit's, the checkpoint's) is none of this fit's: kept, a stop asked now
             # was named as that one (the resume's warning below says it, for a run that was over)
             ended_by, self.history.stopped_by = self.history.stopped_by, None
+            told.append(True)
             for cb in self.callbacks:
                 call_hook(self, cb, "on_train_begin", where=f" before {upcoming(self.epoch, self.step)}")
                 begun.append(cb)  # told of an error from here on: a later one's on_train_begin, or on_train_end's
