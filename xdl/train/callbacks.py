@@ -128,7 +128,8 @@ def check_callbacks_own(trainer, continuing: bool) -> None:
 def callbacks_held(trainer, continuing: bool):
     """Within the block, ``trainer``'s callbacks that keep state are its fit's (`check_callbacks_own`,
     checked again here under a lock: two threads starting fits at once); after it, each is known
-    as the state of ``trainer``'s run."""
+    as the state of ``trainer``'s run — unless the fit failed before it appended to the list the
+    block yields (as its callbacks are told of it): each is then the run's it was before."""
     held = [cb for cb in trainer.callbacks if keeps_state(cb)]
     with _RUNS_LOCK:
         check_callbacks_own(trainer, continuing)
