@@ -2763,3 +2763,71 @@ def test_a_refused_resume_leaves_the_trainer_and_its_callbacks_as_they_were(tmp_
     assert second.resumed is False
     first.epochs = 2
     assert first.fit(X, y)["epoch"] == [1, 2]
+
+
+def test_a_fit_refused_by_its_checkpoint_leaves_the_callbacks_to_the_run_they_were(tmp_path):
+    """A Checkpoint refusing in its own on_train_begin (its directory holds another trainer's unfinished run)
+    changed nothing, but its fit took the callbacks as its run's: the run they belonged to — the one whose
+    checkpoint that is — was refused its next fit ("was in another trainer's fit since")."""
+    from xdl.train import Interrupted
+    s = moons_parts(m=64)
+    X, y = s.X_train, s.y_train
+
+    class InterruptAfterFirst(Callback):
+        def on_epoch_end(self, trainer, record):
+            if record["epoch"] == 1:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    def trainer(callbacks):
+        model = xdl.nn.mlp(2, [4], 2)
+        return Trainer(model, SoftmaxCrossEntropy(), Adam(model, lr=1e-2), batch_size=32, epochs=2,
+                       callbacks=callbacks, progress=False, seed=0)
+
+    checkpoint = Checkpoint(tmp_path)
+    first = trainer([checkpoint, InterruptAfterFirst()])
+    with pytest.raises(Interrupted):
+        first.fit(X, y)
+    with pytest.raises(FileExistsError, match="holds the checkpoint of an unfinished run"):
+        trainer([checkpoint]).fit(X, y)
+    first.callbacks = [checkpoint]
+    assert first.fit(X, y)["epoch"] == [1, 2]
+
+
+def test_a_resume_failing_after_a_callback_took_the_checkpoints_state_keeps_it_from_its_run(tmp_path):
+    """A resume whose later callback's load_state_dict failed had loaded the checkpoint's state into the
+    callbacks before it, yet put them back as their former run's: that run's next fit went on from the
+    checkpoint's best, and its EarlyStopping restored the checkpoint's best weights into its model."""
+    s = moons_parts(m=64)
+    X, y = s.X_train, s.y_train
+
+    class Count(Callback):
+        order = 60
+
+        def __init__(self, fail=False):
+            self.n, self.fail = 0, fail
+
+        def on_epoch_end(self, trainer, record):
+            self.n += 1
+
+        def state_dict(self):
+            return {"n": self.n}, {}
+
+        def load_state_dict(self, state, arrays):
+            if self.fail:
+                raise RuntimeError("cannot load")
+            self.n = state["n"]
+
+    def trainer(callbacks, epochs):
+        model = xdl.nn.mlp(2, [4], 2)
+        return Trainer(model, SoftmaxCrossEntropy(), Adam(model, lr=1e-2), batch_size=32, epochs=epochs,
+                       callbacks=callbacks, progress=False, seed=0)
+
+    trainer([EarlyStopping(monitor="train_cost", patience=7), Count(), Checkpoint(tmp_path / "a")], 2).fit(X, y)
+    stopping = EarlyStopping(monitor="train_cost", patience=7)
+    first = trainer([stopping], 1)
+    first.fit(X, y)
+    with pytest.raises(ValueError, match="Count.load_state_dict"):
+        trainer([stopping, Count(fail=True), Checkpoint(tmp_path / "b")], 4).fit(X, y, resume=tmp_path / "a")
+    first.epochs = 2
+    with pytest.raises(ValueError, match="this EarlyStopping was in another trainer's fit since"):
+        first.fit(X, y)

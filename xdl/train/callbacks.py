@@ -128,8 +128,9 @@ def check_callbacks_own(trainer, continuing: bool) -> None:
 def callbacks_held(trainer, continuing: bool):
     """Within the block, ``trainer``'s callbacks that keep state are its fit's (`check_callbacks_own`,
     checked again here under a lock: two threads starting fits at once); after it, each is known
-    as the state of ``trainer``'s run — unless the fit failed before it appended to the list the
-    block yields (as its callbacks are told of it): each is then the run's it was before."""
+    as the state of ``trainer``'s run — but one the fit failed before it appended to the list the
+    block yields (each callback once its ``on_train_begin`` returned; all of them once a resume
+    began loading their state): that one is still the run's it was before."""
     held = [cb for cb in trainer.callbacks if keeps_state(cb)]
     with _RUNS_LOCK:
         check_callbacks_own(trainer, continuing)
@@ -137,18 +138,22 @@ def callbacks_held(trainer, continuing: bool):
         for cb in held:
             key = id(cb)
             _RUNS[key] = [weakref.ref(cb, lambda _, key=key: _RUNS.pop(key, None)), weakref.ref(trainer), True]
-    told = []  # the fit appends to it once its callbacks are told of it (their on_train_begin)
+    told = []  # the callbacks whose state this fit may have changed (their on_train_begin returned, a resume's load)
     try:
         yield told
     except BaseException:
-        if not told:  # refused before any callback saw this fit (a resume's checkpoint missing, or another run's):
-            # each is still the run's it was — taken as this trainer's, the other trainer's later fit was refused
-            with _RUNS_LOCK:
-                for cb in held:
-                    if before[id(cb)] is None:
-                        _RUNS.pop(id(cb), None)
-                    else:
-                        _RUNS[id(cb)] = before[id(cb)]
+        # one this fit never changed (a resume's checkpoint missing or another run's, a Checkpoint refusing in its own
+        # on_train_begin) is still the run's it was — taken as this trainer's, that run's later fit was refused; one
+        # a resume loaded the checkpoint's state into (a later callback's load_state_dict failed) is not: put back,
+        # that run's later fit went on from the checkpoint's best and restored its weights into its own model
+        with _RUNS_LOCK:
+            for cb in held:
+                if any(cb is t for t in told):
+                    continue
+                if before[id(cb)] is None:
+                    _RUNS.pop(id(cb), None)
+                else:
+                    _RUNS[id(cb)] = before[id(cb)]
         raise
     finally:
         with _RUNS_LOCK:

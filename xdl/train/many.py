@@ -435,15 +435,18 @@ class ManyTrainer:
                     self.load_checkpoint(checkpoint)
                 except BaseException:
                     self.stop_training, self.resumed = flags
+                    if self._mid_step:  # failed partway: the callbacks may hold some of the checkpoint's state
+                        told.extend(self.callbacks)
                     raise
+                told.extend(self.callbacks)  # (the checkpoint's state: this fit's)
                 self._loading = False
             X, dev, self._network = network_data(self.model, X, dev, on_host=self._augment is None)
             self.model.predicts = "classes"  # each model taken out predicts classes (a softmax cross-entropy)
             self.model.feature_names_in_ = names  # (each model taken out keeps them: `Stacked.model`)
             self.history.stopped_by = None  # (a name a stop before left is none of this fit's, as a Trainer's)
-            told.append(True)
             for cb in self.callbacks:
                 call_hook(self, cb, "on_train_begin", where=f" before {upcoming(self.epoch, self.step)}")
+                told.append(cb)  # (its state is this fit's from here: `callbacks_held`)
                 begun.append(cb)  # told of an error from here on (as a Trainer's)
             self._stop_if_asked()
             backend = self.model.backend

@@ -511,7 +511,10 @@ class Trainer:
                     self.load_checkpoint(checkpoint)
                 except BaseException:
                     self.stop_training, self.resumed = flags
+                    if self._mid_step:  # failed partway: the callbacks may hold some of the checkpoint's state
+                        told.extend(self.callbacks)
                     raise
+                told.extend(self.callbacks)  # (the checkpoint's state: this fit's)
                 self._take_seed()  # (a checkpoint of an xdl that kept no seed)
             X, dev, self._network = network_data(self.model, X, dev, on_host=self.augment is None)
             if getattr(self.loss, "predicts", None) is not None:  # what model.predict gives: classes, labels, values
@@ -522,9 +525,9 @@ class Trainer:
             # a name a stop before left (a fit's, the checkpoint's) is none of this fit's: kept, a stop asked now
             # was named as that one (the resume's warning below says it, for a run that was over)
             ended_by, self.history.stopped_by = self.history.stopped_by, None
-            told.append(True)
             for cb in self.callbacks:
                 call_hook(self, cb, "on_train_begin", where=f" before {upcoming(self.epoch, self.step)}")
+                told.append(cb)  # (its state is this fit's from here: `callbacks_held`)
                 begun.append(cb)  # told of an error from here on: a later one's on_train_begin, or on_train_end's
             # the data this run's bests are measured on from here: a fit refused before (another run's checkpoint in
             # a Checkpoint's directory, a callback's error) measured nothing, and a later fit on the data before it
