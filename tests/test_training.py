@@ -1319,6 +1319,56 @@ def test_a_control_file_read_on_resuming_is_noted_when_the_run_stops_again_in_th
     assert history["lr"][2] == 0.002 and "control" not in history[2]
 
 
+@pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
+def test_a_second_control_file_read_on_resuming_in_the_same_epoch_keeps_the_first(tmp_path):
+    """Two files given on resuming at the same epoch (the run interrupted again inside it): the
+    second was renamed control-applied-resume-2.toml over the first, which was lost; the rejected
+    ones alike."""
+    from xdl.train import Control, Interrupted
+
+    parts = moons_parts(1000)  # 600 examples, batches of 64: 10 steps per epoch
+
+    def trainer(at):
+        return make_trainer(None, epochs=3, augment=SignalAt(at), callbacks=[Control(tmp_path), Checkpoint(tmp_path)])
+
+    with pytest.raises(Interrupted, match="in epoch 2 after step 3"):
+        trainer(13).fit(parts.X_train, parts.y_train)
+    for text in ("lr = 0.002\n", "lr = 0.003\n", "lr = -1\n", "lr = -2\n"):
+        (tmp_path / "control.toml").write_text(text)
+        with pytest.raises(Interrupted, match="in epoch 2"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # (the rejected ones' warnings)
+            trainer(1).fit(parts.X_train, parts.y_train, resume=tmp_path)
+    assert (tmp_path / "control-applied-resume-2.toml").read_text() == "lr = 0.002\n"
+    assert (tmp_path / "control-applied-resume-2-2.toml").read_text() == "lr = 0.003\n"
+    assert (tmp_path / "control-rejected-resume-2.toml").read_text() == "lr = -1\n"
+    assert (tmp_path / "control-rejected-resume-2-2.toml").read_text() == "lr = -2\n"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
+def test_a_control_stop_read_on_resuming_in_the_first_epoch_is_noted_and_the_same_file_again_is_read(tmp_path):
+    """A file applied on resuming inside epoch 1 with ``stop`` (no record yet) lost its note; the
+    same text written again before the next resume was taken for the file the checkpoint held,
+    renamed unread, and its stop ignored."""
+    from xdl.train import Control, Interrupted
+
+    parts = moons_parts(1000)
+
+    def trainer(at):
+        return make_trainer(None, epochs=2, augment=SignalAt(at), callbacks=[Control(tmp_path), Checkpoint(tmp_path)])
+
+    with pytest.raises(Interrupted, match="in epoch 1 after step 3"):
+        trainer(3).fit(parts.X_train, parts.y_train)
+    (tmp_path / "control.toml").write_text("lr = 0.002\nstop = true\n")
+    assert len(trainer(-1).fit(parts.X_train, parts.y_train, resume=tmp_path)) == 0
+    (tmp_path / "control.toml").write_text("lr = 0.002\nstop = true\n")  # a stop again, the same text
+    resumed = trainer(-1)
+    assert len(resumed.fit(parts.X_train, parts.y_train, resume=tmp_path)) == 0
+    assert resumed.history.stopped_by == "control.toml on resuming (before step 4 of epoch 1)"
+    assert (tmp_path / "control-applied-resume-1-2.toml").is_file()
+    history = trainer(-1).fit(parts.X_train, parts.y_train, resume=tmp_path)
+    assert history[0]["control"].count("control.toml on resuming (before step 4 of epoch 1)") == 2
+
+
 def test_a_ctrl_c_in_the_last_epoch_stops_the_fit_once_the_run_has_ended(tmp_path):
     """A Ctrl-C at the last epoch's last step was dropped: the fit returned as if none came, and a loop
     over fits (a sequential search's trials, a user's loop over rates) trained on. The run ends as it

@@ -888,7 +888,8 @@ class Control(Callback):
     `Checkpoint` callback; so a run stopped before then — a failed checkpoint write, a divergence —
     finds the file again on resuming). A resumed run first replays the rate set before (its state
     goes into checkpoints), then applies a file written while it was stopped before its first step
-    (the way on after a rate that diverged; ``control-applied-resume-<n>.toml``; with ``stop``, no
+    (the way on after a rate that diverged; ``control-applied-resume-<n>.toml``, ``…-<n>-2.toml`` for
+    a second one at that epoch; with ``stop``, no
     epoch runs, so a checkpoint is written then, holding a rate given with it). A file that does
     not parse or holds another key is left unapplied (renamed ``control-rejected-….toml`` at once),
     noted, and reported as a warning: training goes on. A batch of models (`fit_many`) takes
@@ -979,10 +980,11 @@ class Control(Callback):
     def _note_with_last_epoch(self, trainer) -> None:
         """The note of a file applied on resuming, added to the last epoch's record (when no epoch of
         this fit took it)."""
+        # (no record yet — a stop read on resuming inside epoch 1 —: kept for the first record, as after a Ctrl-C)
         if self._on_resume is not None and trainer.history.records:
             last = trainer.history.records[-1]
             last["control"] = "; ".join(filter(None, (last.get("control"), self._on_resume)))
-        self._on_resume = None
+            self._on_resume = None
 
     def _apply(self, trainer, when: str, suffix: str, starts: str, wait: bool = False) -> str | None:
         """Read and apply the control file if there is one; return its note (None: none, or the
@@ -1023,7 +1025,7 @@ class Control(Callback):
             note = f"{CONTROL_FILE} {when} not applied: {e}"
             warn_caller(note)  # the babysitter should see it, not only the history
             with contextlib.suppress(OSError):  # it changed nothing: renamed now, not once a checkpoint is written
-                self.path.replace(self.directory / f"control-rejected-{suffix}.toml")
+                self.path.replace(self.directory / self._unused(f"control-rejected-{suffix}"))
             self.notes.append(note)
             return note
         done = []
@@ -1040,10 +1042,20 @@ class Control(Callback):
         self.notes.append(note)
         if self.report is not None:
             self.report(note)
-        self._pending = _Applied(note, f"control-applied-{suffix}.toml", content)
+        self._pending = _Applied(note, self._unused(f"control-applied-{suffix}"), content)
         if not any(isinstance(cb, Checkpoint) for cb in trainer.callbacks):
             self._settle()  # no checkpoint will hold it: nothing to wait for
         return note
+
+    def _unused(self, stem: str) -> str:
+        """``stem.toml``, or ``stem-2.toml``, ``stem-3.toml``, … where a file of that name is there: a
+        second file read on resuming at the same epoch (the run interrupted again inside it) was renamed
+        over the first, which was lost."""
+        name, i = f"{stem}.toml", 1
+        while (self.directory / name).exists():
+            i += 1
+            name = f"{stem}-{i}.toml"
+        return name
 
     def _unchanged_for(self) -> float:
         """Seconds the control file has not changed for: since its mtime, or — an mtime ahead of this
@@ -1073,6 +1085,8 @@ class Control(Callback):
         since (another content) is a new one, read as usual."""
         held, self._held = self._held, None
         if held is None:
+            return
+        if (self.directory / held["name"]).exists():  # renamed after the checkpoint: the file there is a new one
             return
         with contextlib.suppress(OSError):  # removed or unreadable meanwhile: nothing to rename
             if hashlib.sha256(self.path.read_bytes()).hexdigest() == held["sha256"]:
