@@ -163,6 +163,22 @@ def callbacks_held(trainer, continuing: bool):
                     entry[2] = False
 
 
+def load_resumed(trainer, checkpoint, flags: tuple, told: list) -> None:
+    """``trainer.load_checkpoint(checkpoint)`` within a resuming fit (a `Trainer`'s or a
+    `ManyTrainer`'s). Refused, it leaves the trainer's ``stop_training`` and ``resumed`` as they were
+    (``flags``) and, unless it failed partway (``_mid_step``: some callbacks may hold the
+    checkpoint's state), its callbacks their run's; loaded, they hold the checkpoint's state: this
+    fit's (``told``, `callbacks_held`'s list)."""
+    try:
+        trainer.load_checkpoint(checkpoint)
+    except BaseException:
+        trainer.stop_training, trainer.resumed = flags
+        if trainer._mid_step:
+            told.extend(trainer.callbacks)
+        raise
+    told.extend(trainer.callbacks)
+
+
 _FITTING: set[int] = set()  # id of each trainer (a `Trainer`, a `ManyTrainer`) whose fit runs now (`fitting_alone`)
 
 

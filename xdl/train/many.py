@@ -55,8 +55,8 @@ from xdl.tensor import Tensor, no_grad, to_numpy
 from xdl.train.callbacks import (Checkpoint, EarlyStopping, callback_state, callbacks_held, callbacks_told_of_errors,
                                  check_callbacks_own, check_checkpoint_kind, check_goes_on, check_monitored,
                                  check_record, check_resumes_into, check_same_examples, checkpoint_directories_held,
-                                 continues_run, fitting_alone, load_callback_state, position, resume_path,
-                                 stop_for_signal, upcoming, write_checkpoint)
+                                 continues_run, fitting_alone, load_callback_state, load_resumed, position,
+                                 resume_path, stop_for_signal, upcoming, write_checkpoint)
 from xdl.train.captured import CapturedSteps, loop_capture
 from xdl.train.divergence import FIRST_EPOCH_HINT, cost_limit, diverged_cost, start_cost
 from xdl.train.history import History
@@ -431,14 +431,7 @@ class ManyTrainer:
                 mode_here(None), callbacks_told_of_errors(self) as begun:  # (a resume's reads included)
             if resume is not None:
                 self._loading = True  # (fit_many: a failure there has no results to give)
-                try:
-                    self.load_checkpoint(checkpoint)
-                except BaseException:
-                    self.stop_training, self.resumed = flags
-                    if self._mid_step:  # failed partway: the callbacks may hold some of the checkpoint's state
-                        told.extend(self.callbacks)
-                    raise
-                told.extend(self.callbacks)  # (the checkpoint's state: this fit's)
+                load_resumed(self, checkpoint, flags, told)
                 self._loading = False
             X, dev, self._network = network_data(self.model, X, dev, on_host=self._augment is None)
             self.model.predicts = "classes"  # each model taken out predicts classes (a softmax cross-entropy)

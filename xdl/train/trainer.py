@@ -52,8 +52,8 @@ from xdl.train.callbacks import (Callback, Checkpoint, EarlyStopping, callback_s
                                  check_callbacks_own, check_checkpoint_kind, check_goes_on, check_monitored,
                                  check_record, check_resumes_into, check_same_examples, checkpoint_directories_held,
                                  callbacks_told_of_errors, continues_run, ended_before_its_first_step, fewest_epochs,
-                                 fitting_alone, load_callback_state, position, resume_path, save_resumable,
-                                 stop_for_signal, upcoming, write_checkpoint)
+                                 fitting_alone, load_callback_state, load_resumed, position, resume_path,
+                                 save_resumable, stop_for_signal, upcoming, write_checkpoint)
 from xdl.train.captured import CapturedSteps, host_values, loop_capture
 from xdl.train.divergence import (FIRST_EPOCH_HINT, START_FACTOR, cost_limit_of, diverged_cost, divergence_factor,
                                   non_finite_state, start_cost)
@@ -507,14 +507,7 @@ class Trainer:
                 mode_here(None), self._measured_on_kept_if_no_step(), \
                 callbacks_told_of_errors(self) as begun:  # (a resume's reads included)
             if resume is not None:
-                try:
-                    self.load_checkpoint(checkpoint)
-                except BaseException:
-                    self.stop_training, self.resumed = flags
-                    if self._mid_step:  # failed partway: the callbacks may hold some of the checkpoint's state
-                        told.extend(self.callbacks)
-                    raise
-                told.extend(self.callbacks)  # (the checkpoint's state: this fit's)
+                load_resumed(self, checkpoint, flags, told)
                 self._take_seed()  # (a checkpoint of an xdl that kept no seed)
             X, dev, self._network = network_data(self.model, X, dev, on_host=self.augment is None)
             if getattr(self.loss, "predicts", None) is not None:  # what model.predict gives: classes, labels, values
