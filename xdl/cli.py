@@ -654,10 +654,11 @@ def train(config: TrainConfig, args=None) -> int:
             if "high bias" in diagnosis.verdict:
                 # a bigger network or a longer run learns no more from weights that start equal, or after a rate
                 # that left the model predicting one class: those steps give way to the one that helps
-                one = None if starts_symmetric(config.init) or not _rose_above_ln_c(history, n_classes) else \
-                    _one_class(model, parts.X_train, n_classes)
-                first = SYMMETRIC_START.format(init=config.init) if starts_symmetric(config.init) else \
-                    None if one is None else ONE_CLASS.format(**one, ln_c=float(np.log(n_classes)), lower=config.lr / 10)
+                first = None
+                if starts_symmetric(config.init):
+                    first = SYMMETRIC_START.format(init=config.init)
+                elif _rose_above_ln_c(history, n_classes) and (one := _one_class(model, parts.X_train, n_classes)):
+                    first = ONE_CLASS.format(**one, ln_c=float(np.log(n_classes)), lower=config.lr / 10)
                 if first is not None:
                     diagnosis.next_steps = [first] + [step for step in diagnosis.next_steps
                                                       if step not in NEXT_STEPS["high bias"][:2]]

@@ -428,10 +428,10 @@ def _check_step(inputs, chosen, eps: float, labels) -> None:
                              "inputs (no eps moves it)")
         stuck = np.flatnonzero(theta + eps == theta - eps)
         if stuck.size:
-            k = stuck[np.argmax(np.spacing(np.abs(theta[stuck])))]
-            if worst is None or np.spacing(abs(theta[k])) > worst[0]:
-                worst = (np.spacing(abs(theta[k])), label, tuple(int(i) for i in np.unravel_index(c[k], t.shape)),
-                         float(theta[k]))
+            ulps = np.spacing(np.abs(theta[stuck]))
+            k = stuck[np.argmax(ulps)]
+            if worst is None or ulps.max() > worst[0]:
+                worst = (ulps.max(), label, tuple(int(i) for i in np.unravel_index(c[k], t.shape)), float(theta[k]))
     if worst is not None:
         ulp, label, index, value = worst
         raise ValueError(f"gradcheck: {label} {index} is {value:.6g}, where θ ± ε rounds back to θ in float64 "
