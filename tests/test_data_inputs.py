@@ -11,7 +11,7 @@ import pytest
 
 import xdl
 from xdl.data import Augment, Standardizer, batch_bounds, one_hot, split
-from xdl.losses import MeanSquaredError, SoftmaxCrossEntropy
+from xdl.losses import BinaryCrossEntropy, MeanSquaredError, SoftmaxCrossEntropy
 from xdl.train import Trainer
 
 
@@ -495,8 +495,13 @@ def test_a_frame_with_the_model_s_columns_in_another_order_is_refused_naming_the
     with pytest.raises(ValueError, match=r"^X's columns are not the features the model was trained on \(\['a', 'b', "
                                          r"'c'\]\): missing \['c'\]; unexpected \['d'\]"):
         model.predict(Frame(X, ["a", "b", "d"]))
-    with pytest.raises(ValueError, match=r"trained on \(\['a', 'b', 'c'\]\): missing \['c'\]; repeated \['a'\]$"):
-        model.predict(Frame(X, ["a", "a", "b"]))
+    with pytest.raises(ValueError, match=r"^X's column names repeat: 'a' \(2 times\); each feature's name must be "
+                                         r"its own \(rename them, or pass X.to_numpy\(\) to go by position\)$"):
+        model.predict(Frame(X, ["a", "a", "b"]))  # (as scikit-learn refuses them: their order cannot be checked)
+    other = xdl.nn.mlp(4, [8], 2)
+    with pytest.raises(ValueError, match=r"^X's column names repeat: 'b' \(3 times\)"):
+        Trainer(other, SoftmaxCrossEntropy(), xdl.optim.SGD(other, lr=0.1), progress=False).fit(
+            Frame(np.zeros((4, 4)), ["a", "b", "b", "b"]), y[:4])
     trainer.epochs = 3
     trainer.fit(X, y)  # fitted on an array, the model has no names, as scikit-learn's fit forgets them
     assert model.feature_names_in_ is None and model.predict(frame[["c", "b", "a"]]).shape == (120,)
@@ -811,3 +816,54 @@ def test_the_same_data_in_any_container_or_layout_trains_to_the_same_bits():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # (a merged last batch, a lone class: the same for both)
         check()
+
+
+def _na():
+    """A stand-in for pandas' ``pd.NA`` (of a class of this name; pandas is no test dependency)."""
+    class NA:
+        pass
+    NA.__name__ = "NAType"
+    return NA()
+
+
+def test_calling_a_model_on_numbers_held_as_objects_gives_what_predict_gives():
+    """What np.asarray gives for a frame of float and bool columns (pd.get_dummies' output beside
+    floats) or of nullable ones: objects holding numbers. ``predict`` read them, ``model(X)`` refused
+    them as "tensor: data of dtype object is not supported", naming neither x nor its values."""
+    xdl.seed(0)
+    model = xdl.nn.mlp(3, [4], 2)
+    X = np.array([[0.5, True, 2.0], [1.5, False, -1.0]], dtype=object)
+    out = model(X)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(xdl.to_numpy(out), model.predict_outputs(X))
+    np.testing.assert_array_equal(xdl.to_numpy(out), xdl.to_numpy(model(X.astype(np.float32))))
+    standardized = xdl.nn.mlp(3, [4], 2, standardize=Standardizer().fit(X).layer())
+    np.testing.assert_array_equal(xdl.to_numpy(standardized(X)), standardized.predict_outputs(X))
+    with pytest.raises(TypeError, match=r"^x must hold numbers, got dtype object holding values that are not"):
+        model(np.array([[0.5, "a", 2.0]], dtype=object))
+    pandas = pytest.importorskip("pandas")
+    frame = pandas.DataFrame({"a": [0.5, 1.5], "b": [True, False], "c": [2.0, -1.0]})
+    np.testing.assert_array_equal(xdl.to_numpy(model(frame)), xdl.to_numpy(out))
+
+
+def test_a_missing_value_among_targets_held_as_objects_is_named_as_a_nan_is(backend):
+    """A pandas nullable boolean (or, before pandas 3, Int64) column with a missing value reads as
+    objects holding ``pd.NA``: BinaryCrossEntropy and MeanSquaredError refused it as "must hold
+    real numbers", leaving the gap unnamed, where SoftmaxCrossEntropy's labels and X named it."""
+    z = xdl.tensor(np.zeros(3), backend=backend)
+    for loss in (BinaryCrossEntropy(), MeanSquaredError()):
+        with pytest.raises(ValueError, match=r"targets contain NaN or Inf"):
+            loss(z, np.array([True, _na(), False], dtype=object))
+        assert loss(z, np.array([True, False, True], dtype=object)).item() == \
+            pytest.approx(loss(z, np.array([1.0, 0.0, 1.0])).item())
+
+
+def test_split_names_a_missing_label_held_as_an_object_as_a_nan():
+    """pandas' ``pd.NA`` in a nullable string or boolean column of labels: split refused it as labels
+    that "can be sorted" only, saying to pass stratify=False — which then kept it, a label of no
+    class, in one of the parts."""
+    y = np.array(["a", "b"] * 5, dtype=object)
+    y[7] = _na()
+    for stratify in (None, False):
+        with pytest.raises(ValueError, match=r"^y contains NaN or Inf \(first at example 7\)"):
+            split(np.zeros((10, 2)), y, stratify=stratify)

@@ -24,7 +24,8 @@ import numpy as np
 
 from xdl import functions as F
 from xdl.backend import array_to_numpy
-from xdl.data.validation import DISTRIBUTION_TOLERANCE, check_number, check_tensors, refuse_times
+from xdl.data.validation import (DISTRIBUTION_TOLERANCE, check_number, check_tensors, is_pandas_missing,
+                                 objects_as_floats, refuse_times)
 from xdl.graph import require_not_capturing
 from xdl.nn.module import ends_in_probability
 from xdl.tensor import Tensor, role_of
@@ -123,12 +124,13 @@ def _as_array(targets, backend, name: str):
     if not backend.owns(data):
         data = np.asarray(array_to_numpy(data))  # checked on the host: CuPy has no string or object arrays
     refuse_times(data, name, name.rpartition(": ")[2])  # (NumPy counts durations among its integers)
-    if data.dtype == object and data.size and \
-            np.asarray(np.frompyfunc(lambda v: isinstance(v, numbers.Real), 1, 1)(data), dtype=bool).all():
+    if data.dtype == object and data.size and np.asarray(np.frompyfunc(
+            lambda v: isinstance(v, numbers.Real) or is_pandas_missing(v), 1, 1)(data), dtype=bool).all():
         # numbers held as objects (a pandas nullable Float64 column, a column of a table of mixed types), read
-        # as X's and class labels of objects are (`check_features`, `check_labels`); None is no number (the
-        # np.asarray: of a 0-d array, frompyfunc gives a Python bool, which has no astype)
-        data = data.astype(np.float64)
+        # as X's and class labels of objects are (`check_features`, `check_labels`), pandas' missing value pd.NA
+        # as NaN (a nullable boolean column with one was refused as "must hold real numbers", its gap unnamed);
+        # None is no number (the np.asarray: of a 0-d array, frompyfunc gives a Python bool, which has no astype)
+        data = objects_as_floats(data)
     if not (np.issubdtype(data.dtype, np.integer) or np.issubdtype(data.dtype, np.floating)
             or data.dtype == np.bool_):
         raise TypeError(f"{name} must hold real numbers, got dtype {data.dtype}")

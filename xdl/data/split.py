@@ -12,7 +12,7 @@ from typing import NamedTuple
 import numpy as np
 
 from xdl.caller import warn_caller
-from xdl.data.validation import DISTRIBUTION_TOLERANCE, check_bool, check_features, check_int
+from xdl.data.validation import DISTRIBUTION_TOLERANCE, check_bool, check_features, check_int, is_pandas_missing
 from xdl.tensor import to_numpy
 
 LARGE = 1_000_000  # above this many examples, dev and test are fixed-size
@@ -135,13 +135,15 @@ def _rows(given, array: np.ndarray, index: np.ndarray):
 def _finite(values: np.ndarray) -> np.ndarray:
     """Which ``values`` are not NaN or ±Inf: floats are checked, other values (integers, strings,
     None) are finite. An object array (a pandas column) is looked into: NumPy cannot order a NaN
-    among its labels, so each NaN would be a class of its own."""
+    among its labels, so each NaN would be a class of its own; pandas' missing value ``pd.NA`` (a
+    nullable string or boolean column's) is one too — unnamed, it was refused as labels that "can
+    be sorted" only, with stratify=False as the way (which kept it, a label of no class)."""
     if values.dtype.kind in "fc":
         return np.isfinite(values)
     if values.dtype != object:
         return np.ones(values.shape, dtype=bool)
-    return ~np.frompyfunc(lambda v: isinstance(v, float | complex | np.inexact) and not np.isfinite(v), 1, 1)(
-        values).astype(bool)
+    return ~np.frompyfunc(lambda v: isinstance(v, float | complex | np.inexact) and not np.isfinite(v)
+                          or is_pandas_missing(v), 1, 1)(values).astype(bool)
 
 
 def _classes(y: np.ndarray) -> np.ndarray | None:

@@ -134,12 +134,7 @@ def check_features(X, name: str = "X", n_features: int | None = None, dtype=None
     if 0 in X.shape[1:]:
         raise ValueError(f"{name} has no features, got shape {X.shape}")
     if X.dtype == object:  # numbers held as objects (a pandas frame of nullable Int64 columns); None as NaN, as
-        # scikit-learn reads them
-        try:
-            X = objects_as_floats(X)
-        except (TypeError, ValueError):
-            raise TypeError(f"{name} must hold numbers, got dtype object holding values that are not (strings?)") \
-                from None
+        X = features_of_objects(X, name)  # scikit-learn reads them
     refuse_times(X, name)
     if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)
             or X.dtype == np.bool_):
@@ -173,6 +168,22 @@ def floating_dtype(X: np.ndarray, dtype=None) -> np.dtype:
     return target
 
 
+def is_pandas_missing(value) -> bool:
+    """Whether ``value`` is pandas' missing value ``pd.NA`` (a nullable column's; pandas is no
+    dependency of xdl, so it is known by its class's name)."""
+    return type(value).__name__ == "NAType"
+
+
+def features_of_objects(X: np.ndarray, name: str) -> np.ndarray:
+    """An object array of features (`objects_as_floats`) as float64, or a TypeError naming ``name``
+    when it holds values that are no numbers."""
+    try:
+        return objects_as_floats(X)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must hold numbers, got dtype object holding values that are not (strings?)") \
+            from None
+
+
 def objects_as_floats(values: np.ndarray) -> np.ndarray:
     """Numbers held as objects (a pandas frame's nullable Int64 or boolean columns) as float64, a
     missing value as NaN — for the NaN checks to name it: NumPy makes NaN of None itself, but no
@@ -181,7 +192,7 @@ def objects_as_floats(values: np.ndarray) -> np.ndarray:
     try:
         return values.astype(np.float64)
     except (TypeError, ValueError):
-        missing = np.frompyfunc(lambda v: type(v).__name__ == "NAType", 1, 1)(values).astype(bool)
+        missing = np.frompyfunc(is_pandas_missing, 1, 1)(values).astype(bool)
         if not missing.any():
             raise
         filled = values.copy()
@@ -210,7 +221,9 @@ def feature_names(X, name: str = "X") -> tuple[str, ...] | None:
     """The column names of a data frame ``X`` (pandas' ``columns``), where all are strings, else None
     — as scikit-learn reads ``feature_names_in_``: a frame of unnamed columns (0, 1, …) has none,
     and one whose names mix strings with others ("age" and 0) is refused, a TypeError naming
-    ``name`` (as scikit-learn's: kept as none, its columns reordered were read by position, silently)."""
+    ``name`` (as scikit-learn's: kept as none, its columns reordered were read by position, silently),
+    and so is one that names two columns alike, as scikit-learn refuses it (their order cannot be
+    checked, and the advice to reorder, X[names], made a wider frame of them)."""
     columns = getattr(X, "columns", None)
     if columns is None or isinstance(X, np.ndarray):
         return None
@@ -224,7 +237,13 @@ def feature_names(X, name: str = "X") -> tuple[str, ...] | None:
         raise TypeError(f"{name}'s column names mix strings with other types ({', '.join(kinds)}): names are kept "
                         f"and checked only where all are strings — make them so, {name}.columns = "
                         f"{name}.columns.astype(str), or none of them")
-    return names if names and all(strings) else None
+    if not (names and all(strings)):
+        return None
+    repeated = [f"{n!r} ({c} times)" for n, c in Counter(names).items() if c > 1]
+    if repeated:
+        raise ValueError(f"{name}'s column names repeat: {', '.join(repeated[:SHOWN_NAMES])}; each feature's name "
+                         f"must be its own (rename them, or pass {name}.to_numpy() to go by position)")
+    return names
 
 
 # The most column names a message about a frame's columns lists (the first ones, then how many more):
@@ -266,9 +285,8 @@ def check_feature_names(X, expected: tuple[str, ...] | None, name: str = "X", ho
     have, want = set(names), set(expected)
     missing = [n for n in expected if n not in have]
     unexpected = [n for n in names if n not in want]
-    repeated = sorted(n for n, c in Counter(names).items() if c > 1)  # (a, a, b for a, b, c: "missing c" alone)
-    said = [f"{what} {shown(found)}" for what, found in (("missing", missing), ("unexpected", unexpected),
-                                                          ("repeated", repeated)) if found]
+    said = [f"{what} {shown(found)}" for what, found in (("missing", missing), ("unexpected", unexpected)) if found] \
+        or [f"got {shown(names)}"]  # (a model of an older xdl trained on a frame of repeated names: a, a, b)
     raise ValueError(f"{name}'s columns are not the features {owner} was {made} on ({shown(expected)}): "
                      + "; ".join(said))
 

@@ -29,7 +29,7 @@ import numpy as np
 
 from xdl import backend as _backend
 from xdl.caller import warn_caller
-from xdl.data.validation import check_bool, check_feature_names, check_features, check_int, rows
+from xdl.data.validation import check_bool, check_feature_names, check_features, check_int, features_of_objects, rows
 from xdl.flat import check_packable, move, pack, view_again, writable
 from xdl.functions.classification import Softmax as SoftmaxOp
 from xdl.functions.classification import softmax_array
@@ -596,6 +596,10 @@ class Module:
             check_feature_names(x, self.feature_names_in_, "x")  # (a frame's columns: by name, not position)
             if not isinstance(getattr(x, "dtype", None), np.dtype):  # a list, a DataFrame, another library's
                 x = _backend.array_to_numpy(x)  # tensor: as NumPy reads it (floats stay float64 until cast)
+            if isinstance(x, np.ndarray) and x.dtype == object:  # numbers held as objects (a frame of float and
+                # bool columns, pd.get_dummies' or nullable ones, reads so): as predict reads them, a missing value
+                # NaN — refused as "tensor: data of dtype object", which named neither x nor its values
+                x = features_of_objects(x, "x")
             first = self._host_layer()
             if first is None:
                 x = tensor(x, dtype=self._array_dtype(x.dtype) if x.dtype.kind == "f" else None,
