@@ -350,6 +350,37 @@ def test_gradcheck_command(capsys):
     assert "gradient check: difference" in text and "(great)" in text
 
 
+def test_gradcheck_from_a_zero_start_says_so_not_that_j_ignores_the_weights(capsys):
+    """The course's zeros experiment, checked: on moons' balanced examples every gradient is 0 at
+    zero weights, and the check said "J does not depend on these inputs" and asked whether J was
+    computed from a copy of the model — of the command's own J, which does depend on them."""
+    for init in ("zeros", "normal(0)"):
+        assert main(["gradcheck", "--dataset", "moons", "--hidden", "4", "--dropout", "0", "--init", init]) == 1
+        out, err = capsys.readouterr()
+        assert "(inconclusive)" in out and "or they sit where all its gradients are 0" in out
+        assert f"note: --init {init} starts every weight at 0" in err and "--init he" in err
+    assert main(["gradcheck", "--dataset", "moons", "--hidden", "4", "--dropout", "0", "--elements", "2"]) == 0
+    assert "starts every weight at 0" not in capsys.readouterr().err
+
+
+def test_resume_of_a_run_directory_holding_only_a_best_epoch_names_it_and_the_command_it_gives_runs(tmp_path, capsys):
+    """--resume OUT (not OUT/checkpoints) of a run killed before its first checkpoint.npz said "no
+    checkpoint checkpoint.npz in 'OUT'" and nothing of the best.npz there, as OUT/checkpoints does;
+    and the command that one gave asked for an --out OTHER the resume does not need."""
+    out = tmp_path / "run"
+    assert main(["train", *FAST, "--out", str(out)]) == 0
+    (out / "checkpoints" / "checkpoint.npz").unlink()  # as a kill before the first one leaves it (and report.json)
+    (out / "report.json").unlink()
+    best = out / "checkpoints" / "best.npz"
+    for given in (out, out / "checkpoints"):
+        capsys.readouterr()
+        assert main(["train", *FAST, "--resume", str(given)]) == 1
+        err = capsys.readouterr().err
+        assert f"it holds a best epoch: --resume {best} continues from it" in err and "OTHER" not in err
+    assert main(["train", *FAST, "--resume", str(best)]) == 0  # the command it names, into the run's own --out
+    assert (out / "report.json").is_file()
+
+
 def test_gradcheck_exits_1_on_a_failed_check_and_2_on_an_error(monkeypatch, capsys):
     """A script tells them apart, as diff's and cmp's: both were 1."""
     from xdl.functions.elementwise import ReLU

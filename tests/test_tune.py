@@ -535,9 +535,14 @@ def test_xdl_tune_resume_takes_the_study_options_from_its_directory(tmp_path, ca
     for flags, named in ((["--trials", "4"], "--trials 3, this one has 4"),
                          (["--strategy", "random"], "--strategy 'coarse_to_fine', this one has 'random'"),
                          (["--seed", "4"], "made with --seed 3, this one has 4. Resuming"),  # (once: it said it twice)
-                         (["--epochs", "3"], "--epochs 2, this one has 3")):  # (the flag: it said base.epochs)
+                         (["--epochs", "3"], "--epochs 2, this one has 3"),  # (the flag: it said base.epochs)
+                         (["--halving", "3"], "--halving 2, this one has 3")):
         assert cli.main(["tune", "--resume", "--out", str(out), *flags]) == 1  # a given option must match
-        assert named in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert named in err and err.rstrip().endswith("for another search, use a new --out")
+    (out / "trials.json").write_text(json.dumps({**whole, "meta": {**whole["meta"], "halving": None}}))
+    assert cli.main(["tune", "--resume", "--out", str(out), "--halving", "3"]) == 1
+    assert "--halving not given, this one has 3" in capsys.readouterr().err  # (it said "--halving None")
     (out / "trials.json").write_text(json.dumps({**whole, "meta": {**whole["meta"], "base": {"epochs": -1}}}))
     assert cli.main(["tune", "--resume", "--out", str(out)]) == 1
     assert f"--resume: the base options of the study in {str(out)!r}: epochs must be" in capsys.readouterr().err

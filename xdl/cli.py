@@ -841,9 +841,11 @@ def _check_resume(config: TrainConfig, args=None) -> tuple[str, dict]:
         given = Path(config.resume)
         meant = next((p for p in (given / "checkpoints", given.parent) if (p / CHECKPOINT_FILE).is_file()), None)
         hint = f"; did you mean --resume {_shell_word(str(meant))}?" if meant is not None else ""
-        if meant is None and (given / BEST_FILE).is_file():  # killed before its first checkpoint.npz
-            hint = (f"; it holds a best epoch: --resume {_shell_word(str(given / BEST_FILE))} --out OTHER continues "
-                    "from it")
+        # killed before its first checkpoint.npz: its best.npz, in the checkpoints directory or the run's (named
+        # as a checkpoint.npz is, `meant`: "no checkpoint in 'xdl-run'" said nothing of the best epoch there)
+        best = next((p / BEST_FILE for p in (given, given / "checkpoints") if (p / BEST_FILE).is_file()), None)
+        if meant is None and best is not None:  # (a resume from it into the run's own --out goes on there too)
+            hint = f"; it holds a best epoch: --resume {_shell_word(str(best))} continues from it"
         where = f"in {config.resume!r}" if given.is_dir() else f"at {config.resume!r} (no such directory)"
         raise FileNotFoundError(f"--resume: no checkpoint {CHECKPOINT_FILE} {where}{hint}")
     try:
@@ -1071,6 +1073,10 @@ def gradcheck(config: TrainConfig, args=None) -> int:
             _note("note: dropout is off while checking: a random mask would make J another function at every call")
         result = xdl.gradcheck(cost, dict(model.named_parameters()), elements=elements)  # "2.bias", not "bias" thrice
     print(result)
+    if result.constant and starts_symmetric(config.init):  # J is the model's own: its start is why, not J
+        _note(f"note: --init {config.init} starts every weight at 0, where every gradient of J is 0 (each unit of a "
+              "layer computes the same, and the output's bias has nothing to move towards on examples balanced "
+              "between the classes): check the gradients at a random start, --init he")
     return 0 if result.passed else 1
 
 

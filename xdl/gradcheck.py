@@ -136,9 +136,12 @@ class GradcheckResult:
             text += ("\nalso differing like a bug: "
                      + ", ".join(f"{label} (difference {d:.3e})" for label, d in self.also))
         if self.constant:
-            text += ("\nevery gradient checked, backprop's and the numeric one, is 0: J does not depend on these "
-                     "inputs, and nothing was checked (is J computed from them: the model whose parameters are "
-                     "passed, not a copy of it, and not from their values taken out of the graph?)")
+            # (0 everywhere is also where J has a stationary point: a model whose weights all start at 0 on
+            # examples balanced between its classes — xdl gradcheck --init zeros on moons — whose J does depend on them)
+            text += ("\nevery gradient checked, backprop's and the numeric one, is 0, and nothing was checked: J does "
+                     "not depend on these inputs (is J computed from them: the model whose parameters are passed, not "
+                     "a copy of it, and not from their values taken out of the graph?), or they sit where all its "
+                     "gradients are 0 (weights that all start at 0: check at a random start)")
         if self.unresolved:
             text += (f"\nnote: the differences of {', '.join(self.unresolved)} are rounding: their gradients are "
                      f"too small for finite differences at this cost (J's rounding over the step, |J|·2⁻⁵²/ε, "

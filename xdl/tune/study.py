@@ -117,7 +117,7 @@ class Study:
             raise ValueError(f"{who}: the search in {str(directory)!r} was made with {'; '.join(differences)}. "
                              "Resuming continues the same search: its saved trials were made that way, and the "
                              "rest must be made alike to be compared with them (a random search may be given more "
-                             "trials); for another search, use a new directory")
+                             f"trials); for another search, use a new {'--out' if who.startswith('--') else 'directory'}")
         study = cls(meta, directory)
         study.trials = trials
         return study
@@ -295,5 +295,8 @@ def _differences(saved: dict, now: dict, skip=frozenset(), prefix: str = "", opt
         if isinstance(then, dict) and isinstance(value, dict):
             out += _differences(then, value, skip, f"{name}.", option)
         elif then != value:
-            out.append(f"{option(name) if prefix in ('', 'base.') else name} {then!r}, this one has {value!r}")
+            label = option(name) if prefix in ("", "base.") else name
+            # (a flag not given is said so: "--halving None" names a value the flag does not take)
+            said = [("not given" if v is None and label.startswith("--") else repr(v)) for v in (then, value)]
+            out.append(f"{label} {said[0]}, this one has {said[1]}")
     return out
