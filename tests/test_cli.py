@@ -281,6 +281,8 @@ def test_the_courses_initialization_experiment_runs_from_the_command_line(tmp_pa
     ('optimizer = "no_such_rule"\n', "optimizer must be one of"),
     ('batch_norm = 1\n', "batch_norm must be true or false"),
     ('epochs = [\n', "not valid TOML"),
+    # an integer beyond floats, where a float is read: an OverflowError's traceback, naming neither key nor file
+    ('l2 = ' + '1' * 400 + '\n', "l2 must be a finite number, got an integer beyond floats' range (400 digits)"),
 ])
 def test_bad_config_files_are_named(tmp_path, capsys, text, message):
     config = tmp_path / "bad.toml"

@@ -233,6 +233,8 @@ def test_datasets_name_an_unknown_name_of_any_type_and_a_noise_beyond_float32():
         with pytest.raises(ValueError, match=r"noise must be a number in \[0, 1e\+36\]"):
             make(10, noise=1e40)  # X was inf (moons, circles) after the float32 cast
         assert np.isfinite(make(10, noise=1e36)[0]).all()
+        for noise in (-0.0, np.float32(-0.0)):  # (NumPy's "scale < 0", naming no argument)
+            np.testing.assert_array_equal(make(10, noise=noise)[0], make(10, noise=0)[0])
 
 
 def test_a_sequential_of_its_own_forward_runs_whole_its_standardize_layer_included():

@@ -149,6 +149,23 @@ def test_schedules_match_formulas():
         assert s(0) == pytest.approx(0.3), s.__name__  # count 0 (the first step or epoch) gives α₀
 
 
+@pytest.mark.parametrize("make", [
+    lambda f, i: schedules.inverse_time(f(3e-3), f(0.1)), lambda f, i: schedules.exponential(f(3e-3), f(0.9)),
+    lambda f, i: schedules.inverse_sqrt(f(3e-3), f(2.0)), lambda f, i: schedules.staircase(f(3e-3), f(0.1), i(3)),
+    lambda f, i: schedules.step_decay(f(3e-3), f(0.5), i(2)), lambda f, i: schedules.cosine(f(3e-3), i(30), f(1e-4)),
+    lambda f, i: schedules.warmup(f(3e-3), i(5)), lambda f, i: schedules.warmup(schedules.exponential(f(3e-3)), i(5))])
+def test_a_schedule_of_numpy_numbers_gives_the_rates_of_the_same_python_numbers(make):
+    """exponential(np.float32(3e-3), ...) (a rate from Optuna, a frame, a NumPy grid) computed its
+    formula in float32 (NEP 50), rounding each rate there: a run's rates, and so its weights, differed
+    from those of the same value given as a Python float."""
+    numpy_made = make(np.float32, np.int64)
+    python_made = make(lambda v: float(np.float32(v)), int)
+    for count in range(40):
+        rate = numpy_made(count)
+        assert type(rate) is float and rate == python_made(count), count
+    assert numpy_made.__name__ == python_made.__name__
+
+
 def test_schedule_as_lr_is_evaluated_per_step(backend):
     w = xdl.tensor([1.0], requires_grad=True)
     opt = SGD([w], lr=schedules.inverse_time(1.0, 1.0))

@@ -412,4 +412,8 @@ def _checked(name: str, type_name: str, value, source: str):
     if not ok(value):
         raise TypeError(f"{source}: {name} must be {TYPE_NAMES[type_name]}, got {value!r} ({type(value).__name__})")
     convert = {"int": int, "float": float, "bool": bool, "str": str, "list[int]": lambda v: [int(i) for i in v]}
-    return convert[type_name](value)
+    try:
+        return convert[type_name](value)
+    except OverflowError:  # an integer beyond floats (a TOML key of 400 digits): float() named neither it nor the file
+        raise ValueError(f"{source}: {name} must be a finite number, got an integer beyond floats' range "
+                         f"({len(str(abs(value)))} digits)") from None

@@ -39,17 +39,19 @@ def _check_m(m):
 MAX_NOISE = 1e36
 
 
-def _checked(noise, seed, name: str) -> None:
-    """``noise`` (a standard deviation) and ``seed``, checked before anything is drawn."""
+def _checked(noise, seed, name: str) -> float:
+    """``noise`` (a standard deviation) and ``seed``, checked before anything is drawn; the noise as
+    a float, −0.0 as 0.0 (NumPy refuses a scale of −0.0 as "scale < 0", naming no argument)."""
     check_number(noise, f"{name}: noise", f"a number in [0, {MAX_NOISE:g}] (beyond, X would overflow float32)",
                  lambda v: 0 <= v <= MAX_NOISE)
     check_int(seed, f"{name}: seed", low=0)
+    return float(noise) + 0.0
 
 
 def moons(m: int = 1000, noise: float = 0.2, seed: int = 0):
     """Two interleaved half circles with Gaussian noise of standard deviation ``noise``."""
     _check_m(m)
-    _checked(noise, seed, "moons")
+    noise = _checked(noise, seed, "moons")
     rng = np.random.default_rng(seed)
     label = np.arange(m) % 2
     t = rng.uniform(0, np.pi, m)
@@ -62,7 +64,7 @@ def moons(m: int = 1000, noise: float = 0.2, seed: int = 0):
 def circles(m: int = 1000, noise: float = 0.1, factor: float = 0.5, seed: int = 0):
     """Class 0 on the unit circle, class 1 on a circle of radius ``factor``, plus noise."""
     _check_m(m)
-    _checked(noise, seed, "circles")
+    noise = _checked(noise, seed, "circles")
     check_number(factor, "circles: factor", "in (0, 1)", lambda v: 0 < v < 1)
     rng = np.random.default_rng(seed)
     label = np.arange(m) % 2
@@ -75,7 +77,7 @@ def circles(m: int = 1000, noise: float = 0.1, factor: float = 0.5, seed: int = 
 def spirals(m: int = 1000, classes: int = 3, noise: float = 0.2, seed: int = 0):
     """``classes`` spiral arms: radius grows along each arm, angle noise ``noise``."""
     _check_m(m)
-    _checked(noise, seed, "spirals")
+    noise = _checked(noise, seed, "spirals")
     check_int(classes, "spirals: classes", low=2)
     if classes > m:  # each arm needs an example
         raise ValueError(f"spirals: classes={classes} arms need at least as many examples, got m={m}")

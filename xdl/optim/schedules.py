@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from xdl.optim.optimizer import check_count, check_non_negative, check_not_maker, check_positive, takes_arguments
 
 
@@ -34,8 +36,13 @@ class Schedule:
     (``cosine(0.001, 1000, 0.0)``: its repr, and what a checkpoint records). A small object, not a
     closure, so that an optimizer holding one pickles (its ``state_dict`` too)."""
 
-    def __init__(self, name: str, formula, *args):
-        self.__name__, self.formula, self.args = name, formula, args
+    def __init__(self, kind: str, formula, *args):
+        # NumPy scalars as Python numbers: a formula of np.float32(3e-3) (a rate from Optuna, a frame, a NumPy
+        # grid) ran in float32 (NEP 50 keeps a NumPy scalar's dtype against Python floats), each rate rounded
+        # there — other rates, and other weights, than those of the same value given as a Python float
+        self.args = tuple(a.item() if isinstance(a, np.generic) else a for a in args)
+        self.formula = formula
+        self.__name__ = f"{kind}({', '.join(str(getattr(a, '__name__', a)) for a in self.args)})"
 
     def __call__(self, count):
         return self.formula(count, *self.args)
@@ -84,7 +91,7 @@ def inverse_time(lr0: float, decay_rate: float):
     """α = α₀ / (1 + decay_rate·count)"""
     check_positive("lr0", lr0)
     check_non_negative("decay_rate", decay_rate)  # a negative one reaches 1/0 at count 1/|decay_rate|
-    return Schedule(f"inverse_time({lr0}, {decay_rate})", _inverse_time, lr0, decay_rate)
+    return Schedule("inverse_time", _inverse_time, lr0, decay_rate)
 
 
 @_maker
@@ -92,7 +99,7 @@ def exponential(lr0: float, base: float = 0.95):
     """α = α₀·base^count"""
     check_positive("lr0", lr0)
     check_positive("base", base)  # (above 1 it grows, as PyTorch's ExponentialLR with γ > 1)
-    return Schedule(f"exponential({lr0}, {base})", _exponential, lr0, base)
+    return Schedule("exponential", _exponential, lr0, base)
 
 
 @_maker
@@ -100,7 +107,7 @@ def inverse_sqrt(lr0: float, k: float = 1.0):
     """α = α₀·k/√count (count 0 is treated as 1)"""
     check_positive("lr0", lr0)
     check_positive("k", k)
-    return Schedule(f"inverse_sqrt({lr0}, {k})", _inverse_sqrt, lr0, k)
+    return Schedule("inverse_sqrt", _inverse_sqrt, lr0, k)
 
 
 @_maker
@@ -109,7 +116,7 @@ def staircase(lr0: float, decay_rate: float, interval: int):
     check_positive("lr0", lr0)
     check_non_negative("decay_rate", decay_rate)
     check_count("interval", interval)
-    return Schedule(f"staircase({lr0}, {decay_rate}, {interval})", _staircase, lr0, decay_rate, interval)
+    return Schedule("staircase", _staircase, lr0, decay_rate, interval)
 
 
 @_maker
@@ -118,7 +125,7 @@ def step_decay(lr0: float, factor: float = 0.5, every: int = 10):
     check_positive("lr0", lr0)
     check_positive("factor", factor)
     check_count("every", every)
-    return Schedule(f"step_decay({lr0}, {factor}, {every})", _step_decay, lr0, factor, every)
+    return Schedule("step_decay", _step_decay, lr0, factor, every)
 
 
 @_maker
@@ -130,7 +137,7 @@ def cosine(lr0: float, total: int, min_lr: float = 0.0):
     check_non_negative("min_lr", min_lr)
     if min_lr > lr0:
         raise ValueError(f"min_lr must be at most lr0 ({lr0!r}), got {min_lr!r}")
-    return Schedule(f"cosine({lr0}, {total}, {min_lr})", _cosine, lr0, total, min_lr)
+    return Schedule("cosine", _cosine, lr0, total, min_lr)
 
 
 @_maker
@@ -148,4 +155,4 @@ def warmup(schedule, steps: int):
         if not takes_arguments(schedule):  # (it would fail inside the warm-up, at the optimizer's first rate)
             raise TypeError(f"warmup: schedule must take one argument, the count (count → rate, as "
                             f"xdl.optim.schedules' do), got {schedule!r} (a Keras schedule(epoch, lr)?)")
-    return Schedule(f"warmup({getattr(schedule, '__name__', schedule)}, {steps})", _warmup, schedule, steps)
+    return Schedule("warmup", _warmup, schedule, steps)
