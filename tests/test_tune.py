@@ -3,6 +3,7 @@
 import dataclasses
 import importlib.util
 import json
+import math
 import re
 
 import numpy as np
@@ -1089,6 +1090,14 @@ def test_a_search_of_fixed_values_only_and_one_minus_log_bounds_on_1_minus_beta_
                                          r"β below 0.1, .*for 1 − β in \[0.001, 0.1\] write \[0.9, 0.999\]"):
         Space.from_dict({"beta1": {"one_minus_log": [1e-3, 1e-1]}})  # sampled β ≈ 0.001–0.1: no momentum
     assert Space.from_dict({"beta1": {"one_minus_log": [0.0, 0.9]}}).dimensions["beta1"].bounds == (0.0, 0.9)
+
+
+def test_bounds_beyond_floats_are_refused_as_bounds_not_an_overflow():
+    """An integer bound beyond floats (10**400 from a generated grid) raised float()'s OverflowError."""
+    for make in (Uniform, LogUniform, OneMinusLog):
+        for bounds in ((10**400, 10**401), (0, 10**400), (-10**400, 1), (0, math.nan), (0, "1")):
+            with pytest.raises(ValueError, match=r"^bounds must be finite numbers, got \["):
+                make(*bounds)
 
 
 def test_a_one_minus_log_object_refuses_bounds_on_1_minus_beta_as_its_table_does():

@@ -37,7 +37,7 @@ import math
 import numpy as np
 
 from xdl.config import RUN_OPTIONS, TrainConfig
-from xdl.data.validation import check_int
+from xdl.data.validation import check_int, check_number
 from xdl.files import read_toml
 
 # Options a search holds for all its trials, which a space therefore may not set: every trial
@@ -458,9 +458,11 @@ def _check_name(name, source: str, options) -> None:
 
 
 def _check_range(low, high) -> None:
-    for v in (low, high):
-        if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating) or not math.isfinite(v):
-            raise ValueError(f"bounds must be finite numbers, got [{low!r}, {high!r}]")
+    try:  # (check_number: an int beyond floats is inf there; math.isfinite raised float()'s OverflowError)
+        for v in (low, high):
+            check_number(v, "bounds", "finite numbers", math.isfinite)
+    except ValueError:
+        raise ValueError(f"bounds must be finite numbers, got [{low!r}, {high!r}]") from None
     if not low < high:
         same = f"; for the one value, give it without a kind (key = {low})" if low == high else ""
         raise ValueError(f"low must be < high, got [{low}, {high}]{same}")
