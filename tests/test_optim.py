@@ -1280,3 +1280,29 @@ def test_a_parameter_given_to_two_groups_is_named_with_the_group_holding_it():
     assert len(opt.param_groups) == 1
     with pytest.raises(ValueError, match=r"^params\[0\] \(shape \(3, 4\)\) is already in an earlier group given"):
         xdl.optim.Adam([{"params": [model[0].weight]}, {"params": [model[0].weight]}])
+
+
+@pytest.mark.parametrize("stacked", [False, True], ids=["optimizer", "stacked"])
+def test_a_step_past_the_int64_step_count_is_refused_before_anything_is_written(stacked):
+    """t = MAX_STEPS is accepted (the most the device's int64 count holds); the step after it wrapped that
+    count to −2⁶³, Adam's t with it, and made the host's t 2⁶³: a state_dict no optimizer could load back."""
+    from xdl.optim.optimizer import MAX_STEPS
+    from xdl.optim.stacked import StackedOptimizer
+
+    def make():
+        models = [Sequential(Dense(2, 2)) for _ in range(2)]
+        if not stacked:
+            return models[0], Adam(models[0], lr=0.1)
+        model = xdl.nn.stack(models)
+        return model, StackedOptimizer(model, [Adam(m, lr=0.1) for m in models])
+
+    model, opt = make()
+    opt.t = MAX_STEPS
+    before = [p.numpy().copy() for p in model.parameters()]
+    for p in model.parameters():
+        p.grad[...] = 1.0
+    with pytest.raises(OverflowError, match=r"t \(the steps taken\) is 9223372036854775807.*set t lower"):
+        opt.step()
+    assert opt.t == MAX_STEPS and int(opt.steps_done[0]) == MAX_STEPS
+    assert all((p.numpy() == b).all() for p, b in zip(model.parameters(), before))
+    make()[1].load_state_dict(opt.state_dict())  # its state loads back

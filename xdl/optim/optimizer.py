@@ -246,6 +246,13 @@ class StepCount:
         if self.steps_done is not None:
             self.steps_done.fill(self._t)
 
+    def _check_count_room(self) -> None:
+        """Refuse a step once ``t`` is `MAX_STEPS`: the device's int64 count would wrap to −2⁶³ (Adam's
+        t with it), and the host's say 2⁶³, a count no checkpoint of it could load."""
+        if self._t >= MAX_STEPS:
+            raise OverflowError(f"{type(self).__name__}.step: t (the steps taken) is {self._t}, the most the device's "
+                                f"int64 count holds: another step would wrap it to {-MAX_STEPS - 1}; set t lower to go on")
+
     def _count_on(self) -> None:
         """End of a step: the device's count now, the host's after the step (after each replay of
         a captured one: `xdl.graph.host_effect`)."""
@@ -591,6 +598,7 @@ class Optimizer(StepCount):
                              "parameters when made (or add_param_group), or use minimize(cost_fn, params)")
         self.check_placed()
         self.check_trainable()
+        self._check_count_room()
 
     def _step(self) -> None:
         self._check_steppable()

@@ -278,11 +278,13 @@ class StackedOptimizer(StepCount):
     def step(self, closure=None):
         """One update of every model (frozen ones stay as they are); ``closure`` as
         `Optimizer.step` takes it (called first, its cost returned)."""
+        self._check_count_room()  # (before the closure's forward and backward, as `Optimizer.step`)
         cost = _run_closure(closure, "StackedOptimizer.step")
         self._step()
         return cost
 
     def _step(self) -> None:
+        self._check_count_room()
         if self._frozen_rows is not None:
             self.model.grad[self._frozen_rows] = 0
         for region in self.regions:
