@@ -976,6 +976,28 @@ def test_modules_are_named_as_pytorch_names_them_and_nested_reprs_indent():
     assert "\n    (0): Dense(in_features=2" in repr(model)
 
 
+def test_a_model_holding_its_own_configuration_object_as_config_prints_and_has_its_settings_read():
+    from xdl.train.captured import host_settings
+
+    class Settings:  # a configuration object (Hugging Face's models keep theirs as self.config)
+        hidden = 4
+
+    class Net(xdl.nn.Module):
+        def __init__(self, config):
+            super().__init__()
+            self.config = config
+            self.fc = Dense(3, config.hidden if config is not None else 4)
+
+        def forward(self, x):
+            return self.fc(x)
+
+    for config in (Settings(), None):
+        model = Net(config)
+        assert repr(model).startswith("Net(\n  (fc): Dense(in_features=3, out_features=4")
+        assert model.current_config() == {}
+        assert host_settings(model)[0][0] == ("", "Net", {}, host_settings(model)[0][0][3], ())
+
+
 @pytest.mark.parametrize("index, error", [(slice(2, 3), TypeError), (True, TypeError), (3, IndexError)])
 def test_a_layer_is_replaced_by_its_index_only(index, error):
     model = xdl.nn.mlp(3, [4], 2)

@@ -907,8 +907,14 @@ class Module:
     def current_config(self) -> dict:
         """``config`` as the module holds it now: a setting kept as an attribute of its name is read
         again (``model[3].rate = 0.1`` after construction, PyTorch's ``model[3].p = 0.1``, is what
-        `xdl.nn.describe`, `xdl.save` and the repr say, not the rate it was made with)."""
-        return {key: _setting_now(self.__dict__.get(key, value), value) for key, value in self.config.items()}
+        `xdl.nn.describe`, `xdl.save` and the repr say, not the rate it was made with). A ``config``
+        that is no mapping — a model of one's own holding its configuration object there
+        (``self.config = config``, as Hugging Face's models do) — names no settings: {}."""
+        config = self.__dict__.get("config")
+        if not isinstance(config, Mapping):  # (its repr, and a captured step's `host_settings`, raised
+            # "'Config' object has no attribute 'items'")
+            return {}
+        return {key: _setting_now(self.__dict__.get(key, value), value) for key, value in config.items()}
 
     def __repr__(self) -> str:
         """``Name(setting=value, …)``; a module holding submodules lists them below, one per line, as

@@ -61,7 +61,9 @@ class Sequential(Module):
     def __getitem__(self, i):
         """Layer ``i``; a slice is a Sequential of those layers, shared with this model (as in
         PyTorch). It owns no flat buffer: packing them anew would move this model's parameters out
-        of its buffer, and an optimizer of this model would refuse to step."""
+        of its buffer, and an optimizer of this model would refuse to step. Its layers are numbered
+        from 0, unlike PyTorch's, whose slice keeps their names: ``model[1:].state_dict()`` names
+        ``0.weight`` what ``model.state_dict()`` names ``1.weight``."""
         if isinstance(i, slice):
             part = Sequential.__new__(Sequential)
             Module.__init__(part)
