@@ -908,6 +908,16 @@ def test_stacked_linear_refuses_a_bias_that_is_not_one_row_per_model(b):
         xdl.stacked_linear(x, w, bias)
 
 
+@pytest.mark.parametrize("x", [(4,), (5, 3, 2, 4)])
+def test_stacked_linear_names_an_input_of_neither_two_axes_nor_three(x):
+    """An x of one axis or of four got NumPy's matmul error ("operands could not be broadcast together with
+    remapped shapes"), naming neither the function nor the shapes it takes."""
+    w = xdl.tensor(np.ones((3, 4, 2)), requires_grad=True)
+    with pytest.raises(ValueError, match=rf"stacked_linear: input {re.escape(str(x))} does not fit weights \(3, 4, 2\) "
+                                         r"\(expected \(B, K, n_in\) or \(B, n_in\)"):
+        xdl.stacked_linear(xdl.tensor(np.ones(x)), w)
+
+
 def test_a_reductions_axis_may_be_a_numpy_integer_and_is_named_otherwise():
     t = xdl.tensor(np.ones((2, 3)))
     assert t.sum(axis=np.int64(1)).shape == (2,) and t.max(axis=np.int32(0)).shape == (3,)

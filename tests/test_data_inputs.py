@@ -869,3 +869,11 @@ def test_split_names_a_missing_label_held_as_an_object_as_a_nan():
     for stratify in (None, False):
         with pytest.raises(ValueError, match=r"^y contains NaN or Inf \(first at example 7\)"):
             split(np.zeros((10, 2)), y, stratify=stratify)
+
+
+def test_shown_lists_up_to_five_column_names_whole_and_counts_the_rest():
+    from xdl.data.validation import shown
+
+    assert shown("abcde") == "['a', 'b', 'c', 'd', 'e']"  # five: all of them, no "… 0 more"
+    assert shown("abcdef") == "['a', 'b', 'c', 'd', 'e', … 1 more]"
+    assert shown([]) == "[]"

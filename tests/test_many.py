@@ -92,6 +92,21 @@ def test_eight_models_batched_end_with_the_weights_each_ends_with_alone_float64(
             assert result.history["dev_accuracy"] == history["dev_accuracy"]
 
 
+def test_augmented_models_batched_end_with_the_weights_each_ends_with_alone(digits):
+    """Shifted images (augment_shift) batched: each model trains on the batches a Trainer augments alone."""
+    X, y, dev = digits
+    configs = [small(augment_shift=1, seed=s, epochs=2) for s in (1, 2)]
+    with xdl.use("numpy"):
+        results = fit_many(configs, X, y, dev=dev, seed=11, dtype="float64")
+        for config, result in zip(configs, results):
+            model, history = alone(config, X, y, dev, seed=11)
+            assert result.status == "completed"
+            assert_same_weights(result.model, model, 1e-10)
+            np.testing.assert_allclose(result.history["train_cost"], history["train_cost"], rtol=1e-10)
+        unshifted = fit_many([small(seed=1, epochs=2)], X, y, dev=dev, seed=11, dtype="float64")[0]
+    assert unshifted.history["train_cost"] != results[0].history["train_cost"]
+
+
 def test_models_sharing_a_standardize_layer_are_built_as_alone(digits):
     """The K models are built in worker threads around one Standardize layer (as `xdl train`
     gives them): each starts and ends as it does alone, in float64, with the layer's statistics."""
@@ -338,6 +353,36 @@ def test_a_batch_resumed_from_inside_an_epoch_cannot_end_before_that_epoch(digit
         assert [r.status for r in results] == ["completed", "completed"] and len(results[0].history) == 2
 
 
+def test_a_batch_resumed_from_inside_an_epoch_without_the_train_sets_evaluation_counts_the_whole_epoch(
+        digits, tmp_path, monkeypatch):
+    """eval_train=False: the epoch's train accuracy counts the hits of the steps before the stop (kept
+    in the checkpoint) and after the resume, as the uninterrupted run's does."""
+    from xdl.train.many import ManyTrainer
+
+    X, y, dev = digits  # 5 steps per epoch
+    configs = [small(seed=1, epochs=3), small(seed=2, lr=1e-2, epochs=3)]
+    step, calls = ManyTrainer._train_step, []
+
+    def interrupted_step(self, Xb, yb):  # SIGINT at the 8th step: after step 3 of epoch 2
+        calls.append(1)
+        if len(calls) == 8:
+            os.kill(os.getpid(), signal.SIGINT)
+        return step(self, Xb, yb)
+
+    with xdl.use("numpy"):
+        whole = fit_many(configs, X, y, dev=dev, seed=4, dtype="float64", eval_train=False)
+        monkeypatch.setattr(ManyTrainer, "_train_step", interrupted_step)
+        with pytest.raises(Interrupted, match="in epoch 2 after step 3"):
+            fit_many(configs, X, y, dev=dev, seed=4, dtype="float64", eval_train=False,
+                     callbacks=[Checkpoint(tmp_path)])
+        monkeypatch.setattr(ManyTrainer, "_train_step", step)
+        resumed = fit_many(configs, X, y, dev=dev, seed=4, dtype="float64", eval_train=False,
+                           callbacks=[Checkpoint(tmp_path)], resume=tmp_path)
+    for a, b in zip(resumed, whole):
+        assert a.history["train_accuracy"] == b.history["train_accuracy"]
+        np.testing.assert_allclose(a.history["train_cost"], b.history["train_cost"], rtol=1e-12)
+
+
 def test_a_ctrl_c_without_a_checkpoint_keeps_the_k_models_trained_so_far(digits):
     """A Trainer's model is trained in place, the caller's after a Ctrl-C; fit_many's caller holds no
     trainer: Interrupted.results are the K results as they stood (model k after epoch e: as uninterrupted
@@ -512,6 +557,14 @@ def test_bad_arguments_are_named_before_any_work(digits):
         fit_many([small()], X, y, dev=(dev[0], np.full((len(dev[1]), 10), 0.1)))  # soft rows: no one class each
     with pytest.raises(ValueError, match=r"X_dev has no examples"):
         fit_many([small()], X, y, dev=(dev[0][:0], dev[1][:0]))
+    with pytest.raises(ValueError, match=r"^X has no examples$"):
+        fit_many([small()], X[:0], y[:0])
+    beyond = y.copy()
+    beyond[3] = 10  # one past the 10 columns of the one-hot dev rows: the error names the labels that hold it
+    with pytest.raises(ValueError, match=r"^y has class index 10, outside the 10 classes the one-hot label rows"):
+        fit_many([small()], X, beyond, dev=(dev[0], np.eye(10)[dev[1]]))
+    with pytest.raises(ValueError, match=r"^y_dev has class index 10, outside the 10 classes"):
+        fit_many([small()], X, np.eye(10)[y], dev=(dev[0], np.where(dev[1] == 0, 10, dev[1])))
     models = []
     for s in (1, 2):
         xdl.seed(s)
@@ -1167,3 +1220,17 @@ def test_a_refused_resume_leaves_an_interrupted_batch_able_to_go_on(digits, tmp_
     assert batch.resumed is False
     results = batch.fit(X, y)
     assert batch.epoch == 2 and [r.status for r in results] == ["completed"]
+
+
+def test_stop_model_leaves_a_model_already_stopped_as_it_is(digits):
+    """A second `stop_model` of a model (another status, a later epoch) changes nothing: its result
+    says the first stop."""
+    class Stop(Callback):
+        def on_epoch_end(self, trainer, record):
+            trainer.stop_model(0, "pruned" if record["epoch"] == 1 else "stopped")
+
+    X, y, dev = digits
+    with xdl.use("numpy"):
+        results = fit_many([small(seed=1, epochs=3), small(seed=2, epochs=3)], X, y, dev=dev, callbacks=[Stop()])
+    assert [r.status for r in results] == ["pruned", "completed"]
+    assert (results[0].history.stopped_epoch, results[0].history.stopped_by) == (1, "pruned by a callback")

@@ -2136,3 +2136,17 @@ def test_a_checkpoint_of_an_older_xdl_that_stopped_early_is_a_finished_run(tmp_p
     extra["history"]["stopped_epoch"] = None  # as that xdl wrote it
     xdl.save(trainer.model, tmp_path / "older.npz", extra=extra, extra_arrays=arrays)
     assert unfinished_run(tmp_path / "older.npz") is None
+
+
+def test_a_binary_classifier_whose_cost_rose_far_above_its_start_has_diverged():
+    """Binary cross-entropy is held to 1e4 × ln 2 (each label a choice of two), as softmax's to ln C."""
+    s = moons(200)
+    xdl.seed(0)
+    model = xdl.nn.mlp(2, [16, 8], 1, batch_norm=True)
+    trainer = Trainer(model, BinaryCrossEntropy(), SGD(model, lr=200.0), epochs=20, seed=0, progress=False,
+                      batch_size=32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        with pytest.raises(FloatingPointError, match=r"the train cost became \S+ at the end of epoch 1, above "
+                                                     r"1e4 × ln C \(where a classifier starts\) = 6.93e\+03"):
+            trainer.fit(s.X_train, s.y_train)

@@ -584,3 +584,17 @@ def test_an_estimator_pickled_before_a_parameter_was_added_takes_its_default():
     older.__setstate__(pickle.loads(pickle.dumps(state)))
     assert older.weight_decay == 0.0 and older.decay_base == 0.95
     np.testing.assert_array_equal(older.predict(X), fitted.predict(X))
+
+
+def test_an_estimator_pickled_before_its_input_statistics_were_kept_predicts_and_trains_on():
+    """Without ``_scaler_`` (an older pickle) the statistics are read back from its Standardize layer."""
+    X, y = xdl.datasets.moons(200, noise=0.2, seed=0)
+    clf = MLPClassifier(hidden=(8,), epochs=2, seed=0).fit(X, y)
+    expected = clf.predict_proba(X)
+    state = pickle.loads(pickle.dumps(clf)).__getstate__()
+    del state["_scaler_"]
+    old = MLPClassifier.__new__(MLPClassifier)
+    old.__setstate__(state)
+    np.testing.assert_allclose(old.predict_proba(X), expected, rtol=1e-6)
+    old.partial_fit(X, y)
+    assert old.n_iter_ == 3

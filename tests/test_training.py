@@ -2440,11 +2440,12 @@ def test_the_runs_last_epochs_at_rate_0_are_said_to_train_nothing():
     s = moons_parts()
     cosine = xdl.optim.schedules.cosine
     with pytest.warns(UserWarning, match=r"^the schedule is 0 from epoch 4 to the run's last, 6: those 3 epochs "
-                                         r"train nothing"):
+                                         r"train nothing \(does it span fewer than the run, or count epochs as steps\?\)"):
         history = make_trainer(None, optimizer="gd", lr=0.5, epochs=6, schedule=cosine(0.5, 3)).fit(s.X_train,
                                                                                                       s.y_train)
     assert history["lr"][3:] == [0.0, 0.0, 0.0]
-    with pytest.warns(UserWarning, match=r"^group 0's per-step lr schedule is 0 from step 5 to the run's last"):
+    with pytest.warns(UserWarning, match=r"^group 0's per-step lr schedule is 0 from step 5 to the run's last.*"
+                                         r"or count steps as epochs\?\)"):
         make_trainer(None, optimizer="gd", lr=cosine(0.5, 4), epochs=3).fit(s.X_train, s.y_train)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -2881,3 +2882,53 @@ def test_a_resume_failing_after_a_callback_took_the_checkpoints_state_keeps_it_f
     first.epochs = 2
     with pytest.raises(ValueError, match="this EarlyStopping was in another trainer's fit since"):
         first.fit(X, y)
+
+
+def test_a_control_files_stop_that_is_not_true_or_false_is_refused_and_the_run_goes_on(tmp_path, monkeypatch):
+    """stop = "yes" (a string, truthy) is refused, named, and set aside: the run trains its epochs."""
+    from xdl.train import Control
+
+    monkeypatch.setattr(xdl.train.callbacks, "SETTLE_SECONDS", 0.0)
+    s = moons_parts(300)
+    (tmp_path / "control.toml").write_text('stop = "yes"\n')
+    with pytest.warns(UserWarning, match=r"control.toml at epoch 1 not applied: stop must be true or false, got 'yes'"):
+        history = make_trainer(None, epochs=2, callbacks=[Control(tmp_path)]).fit(s.X_train, s.y_train)
+    assert len(history) == 2 and history.stopped_by is None
+    assert (tmp_path / "control-rejected-epoch-1.toml").read_text() == 'stop = "yes"\n'
+
+
+def test_binary_cross_entropy_running_train_accuracy_is_each_examples_share_of_right_labels():
+    """eval_train=False: the epoch's train accuracy sums each example's share of right yes/no labels
+    batch by batch; with weights that do not move (a rate of 1e-30) it is the evaluation's."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(50, 4)).astype(np.float32)
+    Y = (rng.random((50, 3)) < 0.5).astype(np.float32)
+    xdl.seed(0)
+    model = xdl.nn.mlp(4, [8], 3)
+    trainer = Trainer(model, xdl.losses.BinaryCrossEntropy(), xdl.optim.SGD(model, lr=1e-30), batch_size=16,
+                      epochs=1, eval_train=False, progress=False, seed=0)
+    history = trainer.fit(X, Y)
+    accuracy = history.final()["train_accuracy"]
+    assert accuracy == pytest.approx(trainer.evaluate(X, Y)["accuracy"], abs=1e-12) and 0 < accuracy < 1
+
+
+def test_in_history_asks_for_a_column_by_name_and_for_a_record_by_value():
+    history = make_trainer(None, epochs=2).fit(*moons_parts(200)[:2])
+    assert "train_cost" in history and "val_loss" not in history
+    assert history.records[1] in history and {"epoch": 3} not in history
+
+
+def test_a_logit_of_exactly_0_is_a_no_for_the_accuracy_as_for_predict():
+    """Binary cross-entropy's accuracy counts a label right when logit > 0 is target > 0.5, as
+    `Module.predict` says yes for logit > 0 only: a 0 logit (zero weights) is a no, and so is a soft
+    target of 0.5."""
+    xdl.seed(0)
+    model = xdl.nn.mlp(2, [4], 2)
+    with xdl.no_grad():
+        for p in model.parameters():
+            p.data[...] = 0
+    X = np.ones((4, 2), dtype=np.float32)
+    Y = np.array([[0, 0], [0, 1], [1, 0], [0.5, 0]], dtype=np.float32)
+    trainer = Trainer(model, xdl.losses.BinaryCrossEntropy(), xdl.optim.SGD(model, lr=0.1), progress=False)
+    assert trainer.evaluate(X, Y)["accuracy"] == 0.75  # 6 of the 8 targets are no (0.5 among them)
+    assert not np.asarray(model.predict(X)).any()

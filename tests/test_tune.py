@@ -701,6 +701,12 @@ def test_a_space_of_options_the_optimizer_does_not_read_is_refused(data):
         tune(X, y, dev, {"beta1": {"one_minus_log": [0.8, 0.999]}}, trials=2, base=base)
     tune(X, y, dev, {"beta1": {"one_minus_log": [0.8, 0.999]}, "optimizer": {"choice": ["sgd", "adam"]}},
          trials=1, base=base)  # read by some trials: taken
+    # the space's own fixed optimizer is the one every trial runs: it decides, not the base's
+    with pytest.raises(ValueError, match=r"space: beta1 is not read by optimizer 'sgd' or schedule 'none'"):
+        tune(X, y, dev, {"beta1": {"one_minus_log": [0.8, 0.999]}, "optimizer": "sgd"}, trials=1,
+             base=dataclasses.replace(base, optimizer="adam"))
+    study = tune(X, y, dev, {"beta1": {"one_minus_log": [0.8, 0.999]}, "optimizer": "adam"}, trials=1, base=base)
+    assert len(study.trials) == 1
 
 
 def test_search_arguments_of_numpy_types_are_taken_and_others_named(data, tmp_path):
@@ -1122,7 +1128,9 @@ def test_an_optuna_distribution_in_a_space_names_xdls_dimension():
     D = optuna.distributions
     for given, same in ((D.FloatDistribution(1e-4, 1e-1, log=True), r"LogUniform\(0.0001, 0.1\)"),
                         (D.IntDistribution(16, 128), r"IntUniform\(16, 128\)"),
-                        (D.CategoricalDistribution([32, 64]), r"Choice\(\[32, 64\]\)")):
+                        (D.CategoricalDistribution([32, 64]), r"Choice\(\[32, 64\]\)"),
+                        (D.FloatDistribution(0.0, 0.5, step=0.1), r"Uniform\(0.0, 0.5\) \(xdl has no step: a choice "
+                                                                  r"of the values, Choice\(\[...\]\), for step 0.1\)")):
         with pytest.raises(TypeError, match=rf"^space: lr is Optuna's {type(given).__name__}\(.*\): a space takes "
                                             rf"xdl's dimensions .*: {same}$"):
             Space.from_dict({"lr": given})
@@ -1880,3 +1888,26 @@ def test_a_dask_worker_trains_on_the_searchs_backend_and_precision(data, monkeyp
     assert given.worker_backend() == ("cpu", "tf32")
     given.base = BASE
     assert given.worker_backend() == (None, "float32")
+
+
+def test_a_studys_repr_names_its_best_trial_and_its_directory_only_when_it_has_one(tmp_path):
+    """As a notebook cell shows it: the count, the completed ones, the best (a pruned trial is not),
+    and "; in DIR" for a study kept on disk only."""
+    from xdl.tune.study import Study, Trial
+
+    study = Study({}, tmp_path)
+    study.trials += [Trial(0, 0, {}, "completed", dev_accuracy=0.5, dev_cost=1.0),
+                     Trial(1, 0, {}, "pruned", dev_accuracy=0.9, dev_cost=0.5),
+                     Trial(2, 0, {}, "failed", error="boom")]
+    assert repr(study) == f"Study(3 trials, 1 completed, best: trial 0 with dev accuracy 0.5000; in {str(tmp_path)!r})"
+    assert repr(Study({})) == "Study(0 trials, 0 completed)"
+
+
+def test_a_batched_search_over_dropout_with_zero_among_its_values_trains_every_trial(data):
+    """A model without dropout has no Dropout layer: trials with dropout 0 and with dropout > 0 are
+    batched apart, and every one trains."""
+    X, y, dev = data
+    study = tune(X, y, dev, {"dropout": {"choice": [0.0, 0.3]}}, trials=4, strategy="grid", base=BASE,
+                 execution="batched")
+    assert {t.params["dropout"] for t in study.trials} == {0.0, 0.3}
+    assert all(t.status == "completed" for t in study.trials), [t.error for t in study.trials]

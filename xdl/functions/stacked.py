@@ -29,7 +29,9 @@ class StackedLinear(Function):
     """
 
     def forward(self, x, w, b=None):
-        if w.ndim != 3 or x.shape[-1] != w.shape[1] or (x.ndim == 3 and x.shape[1] != w.shape[0]):
+        # (an x of one axis or of four was NumPy's matmul error, naming neither the function nor the shapes it takes)
+        if w.ndim != 3 or x.ndim not in (2, 3) or x.shape[-1] != w.shape[1] or \
+                (x.ndim == 3 and x.shape[1] != w.shape[0]):
             raise ValueError(f"stacked_linear: input {tuple(x.shape)} does not fit weights {tuple(w.shape)} "
                              "(expected (B, K, n_in) or (B, n_in) for (K, n_in, n_out))")
         if b is not None and b.shape != (w.shape[0], w.shape[2]):  # broadcast, it would get a (K, n_out) gradient
