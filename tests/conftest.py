@@ -40,9 +40,9 @@ def _allocator_left_alone(monkeypatch):
 def _control_files_written_whole(monkeypatch):
     """A control file a test writes is whole at once: read at the next epoch's end, not left to settle
     (`Control` leaves a file modified within `SETTLE_SECONDS` for later; its own test checks that)."""
-    import xdl.train.callbacks
+    import xdl.train.control
 
-    monkeypatch.setattr(xdl.train.callbacks, "SETTLE_SECONDS", 0.0)
+    monkeypatch.setattr(xdl.train.control, "SETTLE_SECONDS", 0.0)
 
 
 @pytest.fixture

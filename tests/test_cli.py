@@ -496,7 +496,7 @@ def test_a_run_an_older_xdl_stopped_early_is_over_though_its_history_names_no_st
     stop was in its EarlyStopping's wait alone, which a resume reads; a new run there was refused by
     the Checkpoint as over an unfinished run ("after epoch 6 of 60")."""
     from xdl.serialization import read_checkpoint
-    from xdl.train.callbacks import unfinished_run
+    from xdl.train.checkpoint_files import unfinished_run
 
     out = tmp_path / "run"
     assert main(["train", *FAST[:-3], "--epochs", "60", "--patience", "1", "--lr", "0.05", "--no-progress",

@@ -1520,7 +1520,7 @@ def test_a_control_file_written_just_before_a_resume_is_waited_for_and_applied(t
 
     s = moons()
     trainer_for(epochs=2, callbacks=[Control(tmp_path), Checkpoint(tmp_path)]).fit(s.X_train, s.y_train)
-    monkeypatch.setattr(xdl.train.callbacks, "SETTLE_SECONDS", 0.3)
+    monkeypatch.setattr(xdl.train.control, "SETTLE_SECONDS", 0.3)
     (tmp_path / "control.toml").write_text("lr = 0.0123")  # just now: not settled yet
     history = trainer_for(epochs=3, callbacks=[Control(tmp_path), Checkpoint(tmp_path)]).fit(
         s.X_train, s.y_train, resume=tmp_path)
@@ -1637,7 +1637,7 @@ def test_a_freeze_after_an_epochs_last_step_is_refused_after_its_record(tmp_path
     last step (no step follows) failed the fit."""
     s = moons(200)
     steps = -(-len(s.X_train) // 32)
-    from xdl.train.callbacks import read_position
+    from xdl.train.checkpoint_files import read_position
 
     class FreezeAtLastStep(Callback):
         def on_step_end(self, trainer, cost):
@@ -2126,7 +2126,7 @@ def test_a_checkpoint_of_an_older_xdl_that_stopped_early_is_a_finished_run(tmp_p
     """An older xdl saved its last checkpoint before it set history.stopped_epoch (its stop in stopped_by
     alone): the run was taken for an unfinished one, and a new run there was refused."""
     from xdl.serialization import read_checkpoint
-    from xdl.train.callbacks import unfinished_run
+    from xdl.train.checkpoint_files import unfinished_run
 
     parts = moons(300)
     trainer = trainer_for(epochs=40, lr=0.05, callbacks=[EarlyStopping(patience=1), Checkpoint(tmp_path)])

@@ -1255,12 +1255,12 @@ def test_a_control_file_read_on_resuming_stays_until_the_run_goes_on(tmp_path, m
     def unwritable(directory, what):
         raise PermissionError(f"{what} {str(directory)!r} is not a writable directory")
 
-    monkeypatch.setattr(xdl.train.callbacks, "check_writable_dir", unwritable)
+    monkeypatch.setattr(xdl.train.fit_guards, "check_writable_dir", unwritable)
     with pytest.raises(PermissionError, match="Checkpoint directory"):
         trainer(4).fit(parts.X_train, parts.y_train, resume=run / "checkpoints")
     assert (run / "control.toml").read_text() == "lr = 0.002\n"  # still there for the next try
     monkeypatch.undo()
-    monkeypatch.setattr(xdl.train.callbacks, "SETTLE_SECONDS", 0.0)  # (undone with the rest: conftest's)
+    monkeypatch.setattr(xdl.train.control, "SETTLE_SECONDS", 0.0)  # (undone with the rest: conftest's)
     history = trainer(4).fit(parts.X_train, parts.y_train, resume=run / "checkpoints")
     assert history[2]["control"] == "control.toml on resuming (before epoch 3): lr = 0.002 from epoch 3"
     assert history["lr"][2:] == [0.002, 0.002] and not (run / "control.toml").exists()
@@ -1680,7 +1680,7 @@ def test_a_control_file_is_read_once_it_has_settled_and_its_arguments_are_checke
     waits for a later epoch's end; lr = 0 is refused (it would freeze the run; --lr refuses it too)."""
     from xdl.train import Control
 
-    monkeypatch.setattr(xdl.train.callbacks, "SETTLE_SECONDS", 3600.0)  # never settled in this test
+    monkeypatch.setattr(xdl.train.control, "SETTLE_SECONDS", 3600.0)  # never settled in this test
     s = moons_parts(300)
     (tmp_path / "control.toml").write_text("lr = 0.00")
     with pytest.warns(UserWarning, match="not applied, set aside as control-unread-end-2.toml"):
@@ -1688,7 +1688,7 @@ def test_a_control_file_is_read_once_it_has_settled_and_its_arguments_are_checke
     assert "control" not in history.records[-1] and history["lr"] == [1e-3, 1e-3]
     assert not (tmp_path / "control.toml").exists()  # so no later run in this directory obeys it at its start
     (tmp_path / "control.toml").write_text("lr = 0.00")
-    monkeypatch.setattr(xdl.train.callbacks, "SETTLE_SECONDS", 0.0)
+    monkeypatch.setattr(xdl.train.control, "SETTLE_SECONDS", 0.0)
     with pytest.warns(UserWarning, match=r"control.toml at epoch 1 not applied: lr must be > 0, got 0.0"):
         history = make_trainer(None, epochs=2, callbacks=[Control(tmp_path)]).fit(s.X_train, s.y_train)
     assert history["lr"] == [1e-3, 1e-3] and (tmp_path / "control-rejected-epoch-1.toml").exists()
@@ -1714,7 +1714,7 @@ def test_a_control_file_with_an_mtime_ahead_of_the_clock_is_read_once_it_has_not
 
     from xdl.train import Control
 
-    monkeypatch.setattr(xdl.train.callbacks, "SETTLE_SECONDS", 0.05)
+    monkeypatch.setattr(xdl.train.control, "SETTLE_SECONDS", 0.05)
     s = moons_parts(300)
 
     class WriteAhead(Callback):  # the file of WriteControl, stamped an hour ahead
@@ -1815,7 +1815,7 @@ def test_a_checkpoint_directory_removed_while_the_run_runs_is_made_again(tmp_pat
     to resume from (Keras's ModelCheckpoint makes its directory again)."""
     import shutil
 
-    from xdl.train.callbacks import read_position
+    from xdl.train.checkpoint_files import read_position
 
     X, y = xdl.datasets.moons(120, seed=0)
     directory = tmp_path / "checkpoints"
@@ -2888,7 +2888,7 @@ def test_a_control_files_stop_that_is_not_true_or_false_is_refused_and_the_run_g
     """stop = "yes" (a string, truthy) is refused, named, and set aside: the run trains its epochs."""
     from xdl.train import Control
 
-    monkeypatch.setattr(xdl.train.callbacks, "SETTLE_SECONDS", 0.0)
+    monkeypatch.setattr(xdl.train.control, "SETTLE_SECONDS", 0.0)
     s = moons_parts(300)
     (tmp_path / "control.toml").write_text('stop = "yes"\n')
     with pytest.warns(UserWarning, match=r"control.toml at epoch 1 not applied: stop must be true or false, got 'yes'"):

@@ -48,8 +48,9 @@ from xdl.lock import BENCH, RUN, DirectoryLock, check_not_in_use, took_over_note
 from xdl.saved_fields import damaged
 from xdl.serialization import is_xdl_file, read_extra
 from xdl.train import BEST_FILE, CHECKPOINT_FILE, Checkpoint, Control, Interrupted
-from xdl.train.callbacks import (CONTROL_FILE, check_checkpoint_kind, position, read_position, resume_path,
-                                 unfinished_run, waited_out_patience)
+from xdl.train.checkpoint_files import (check_checkpoint_kind, position, read_position, resume_path, unfinished_run,
+                                        waited_out_patience)
+from xdl.train.control import CONTROL_FILE
 from xdl.train.provenance import verify
 
 # The first next step of a high-bias run whose weights started equal (`xdl.init.starts_symmetric`)

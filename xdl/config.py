@@ -20,7 +20,8 @@ from xdl.init import INITIALIZERS, canonical_name, is_named
 from xdl.losses import SoftmaxCrossEntropy
 from xdl.functions.regularization import check_drop_rate
 from xdl.nn import ACTIVATIONS, mlp
-from xdl.train.callbacks import EarlyStopping, fewest_epochs
+from xdl.train.checkpoint_files import fewest_epochs
+from xdl.train.early_stopping import EarlyStopping
 from xdl.train.trainer import Trainer
 
 # name -> (the options it reads besides lr, (params, config) -> optimizer): the `optimizer` option's

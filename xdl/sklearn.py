@@ -32,7 +32,7 @@ from xdl.backend import resolve_backend, thread_backend, thread_seed
 from xdl.config import SCHEDULE_OPTIONS, TrainConfig
 from xdl.data import Standardizer, split
 from xdl.data.validation import check_bool, check_int, check_number, first_where, standardized
-from xdl.train.callbacks import EarlyStopping
+from xdl.train.early_stopping import EarlyStopping
 from xdl.train.history import History
 from xdl.train.interrupt import Interrupted
 

@@ -11,7 +11,8 @@ import math
 import numbers
 
 from xdl.caller import warn_caller
-from xdl.train.callbacks import Callback, Checkpoint
+from xdl.train.callback import Callback
+from xdl.train.checkpoint import Checkpoint
 
 # Keras's callback hooks that xdl's Callback has not (a method of that name would never be called)
 FOREIGN_HOOKS = frozenset({"on_epoch_begin", "on_batch_begin", "on_batch_end", "on_train_batch_begin",

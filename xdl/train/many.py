@@ -52,11 +52,13 @@ from xdl.optim.stacked import StackedOptimizer
 from xdl.saved_fields import check_fields, damaged, is_count, is_dict, is_list_of, is_number, is_records, optional
 from xdl.serialization import load, read_extra
 from xdl.tensor import Tensor, no_grad, to_numpy
-from xdl.train.callbacks import (Checkpoint, EarlyStopping, callback_state, callbacks_held, callbacks_told_of_errors,
-                                 check_callbacks_own, check_checkpoint_kind, check_goes_on, check_monitored,
-                                 check_record, check_resumes_into, check_same_examples, checkpoint_directories_held,
-                                 continues_run, fitting_alone, load_callback_state, load_resumed, position,
-                                 resume_path, stop_for_signal, upcoming, write_checkpoint)
+from xdl.train.callback import callback_state, check_record, continues_run, load_callback_state
+from xdl.train.checkpoint import Checkpoint, check_resumes_into, stop_for_signal
+from xdl.train.checkpoint_files import check_checkpoint_kind, position, resume_path, upcoming, write_checkpoint
+from xdl.train.early_stopping import EarlyStopping
+from xdl.train.fit_guards import (callbacks_held, callbacks_told_of_errors, check_callbacks_own, check_goes_on,
+                                  check_monitored, check_same_examples, checkpoint_directories_held, fitting_alone,
+                                  load_resumed)
 from xdl.train.captured import CapturedSteps, loop_capture
 from xdl.train.divergence import FIRST_EPOCH_HINT, cost_limit, diverged_cost, start_cost
 from xdl.train.history import History

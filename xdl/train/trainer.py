@@ -48,12 +48,15 @@ from xdl.saved_fields import damaged
 from xdl.serialization import check_stored_kinds, load, read_checkpoint
 from xdl.tensor import Tensor, no_grad, to_numpy
 from xdl.train import provenance
-from xdl.train.callbacks import (Callback, Checkpoint, EarlyStopping, callback_state, callbacks_held,
-                                 check_callbacks_own, check_checkpoint_kind, check_goes_on, check_monitored,
-                                 check_record, check_resumes_into, check_same_examples, checkpoint_directories_held,
-                                 callbacks_told_of_errors, continues_run, ended_before_its_first_step, fewest_epochs,
-                                 fitting_alone, load_callback_state, load_resumed, position, resume_path,
-                                 save_resumable, stop_for_signal, upcoming, write_checkpoint)
+from xdl.train.callback import (Callback, callback_state, check_record, continues_run, ended_before_its_first_step,
+                                load_callback_state)
+from xdl.train.checkpoint import Checkpoint, check_resumes_into, save_resumable, stop_for_signal
+from xdl.train.checkpoint_files import (check_checkpoint_kind, fewest_epochs, position, resume_path, upcoming,
+                                        write_checkpoint)
+from xdl.train.early_stopping import EarlyStopping
+from xdl.train.fit_guards import (callbacks_held, callbacks_told_of_errors, check_callbacks_own, check_goes_on,
+                                  check_monitored, check_same_examples, checkpoint_directories_held, fitting_alone,
+                                  load_resumed)
 from xdl.train.captured import CapturedSteps, host_values, loop_capture
 from xdl.train.divergence import (FIRST_EPOCH_HINT, START_FACTOR, cost_limit_of, diverged_cost, divergence_factor,
                                   non_finite_state, start_cost)
@@ -1146,7 +1149,7 @@ def _digests(trainer, X, y, dev) -> dict:
 def _changed(before: dict | None, now: dict | None) -> frozenset:
     """The metrics' prefixes ("train", "dev") that a later fit measures on other data than the fit
     before it (`_digests`; a dev metric without dev is measured on the train set, as `Checkpoint`
-    falls back): a best kept from there is no yardstick here (`xdl.train.callbacks.measures_other_data`)."""
+    falls back): a best kept from there is no yardstick here (`xdl.train.callback.measures_other_data`)."""
     if before is None or now is None:
         return frozenset()
 

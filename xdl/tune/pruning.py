@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 
-from xdl.train.callbacks import Callback
+from xdl.train.callback import Callback
 
 
 def rungs(min_epochs: int, eta: int, max_epochs: int) -> list[int]:
