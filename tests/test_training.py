@@ -2256,6 +2256,37 @@ def test_history_columns_records_and_what_it_saves_are_kept_as_given(tmp_path):
     assert (loaded.stopped_by, loaded.diverged, loaded.best_epoch) == ("Stop", "epoch 2, step 3", 1)
 
 
+def test_a_historys_records_encoded_for_a_checkpoint_are_the_bytes_of_the_records_as_they_are_now():
+    """A checkpoint encodes each record once (`History.to_encoded_dict`: re-encoding them all at every
+    save grew with every epoch) and again where it changed since: the file's bytes are those of the
+    records as they are at the save, whatever changed in place."""
+    import pickle
+
+    from xdl.files import json_dumps, json_number
+
+    history = xdl.History([{"epoch": 1, "train_cost": 0.5, "lr": [0.1, 0.2]}])
+
+    def same():
+        assert json_dumps({"history": history.to_encoded_dict()}) == \
+            json.dumps({"history": history.to_dict()}, default=json_number)
+
+    same()
+    history.append({"epoch": 2, "mine": np.float32(0.25), "gap": float("nan"), "note": 'a "quoted" \\ one'})
+    same()
+    history.records[0]["lr"][1] = 0.3  # a list in an earlier record, changed in place
+    same()
+    history.records[0]["control"] = "control.toml at epoch 1: stop"  # (as Control notes one on resuming)
+    same()
+    del history.records[1]
+    same()
+    history.records = [{"epoch": 1, "train_cost": 0.125}]
+    same()
+    copied = pickle.loads(pickle.dumps(history))
+    assert "_encoded" not in vars(copied) and copied.to_dict() == history.to_dict()
+    history = copied
+    same()
+
+
 def test_a_trainer_its_loss_and_callbacks_print_their_settings_and_progress():
     """A notebook cell ending with the trainer showed ``<xdl.train.trainer.Trainer object at 0x…>``."""
     trainer = make_trainer("numpy", epochs=2, callbacks=[EarlyStopping(patience=3)], l2=0.01)

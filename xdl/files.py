@@ -7,11 +7,14 @@ import contextlib
 import glob
 import hashlib
 import io
+import json
 import os
+import re
 import stat
 import sys
 import tempfile
 import tomllib
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -241,6 +244,32 @@ def json_number(value):
         if isinstance(item, np.floating | np.integer):  # a longdouble's item is itself (json would ask again)
             return float(item) if isinstance(item, np.floating) else int(item)
     raise TypeError(f"{type(value).__name__} {value!r} cannot be written as JSON")
+
+
+class EncodedJSON:
+    """JSON text encoded already, which `json_dumps` writes as it is: a long run's history records,
+    each encoded once (`History.to_encoded_dict`) — re-encoded at every checkpoint, they cost a run
+    of 3,000 epochs 12 ms a save, growing with every epoch."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str):
+        self.text = text
+
+
+def json_dumps(value) -> str:
+    """``json.dumps(value, default=json_number)``, each `EncodedJSON` within ``value`` written as the
+    text it holds (the same bytes as the value it encodes, encoded here)."""
+    token, parts = f"xdl-encoded-{uuid.uuid4().hex}-", []  # (random: in no string of value)
+
+    def default(v):
+        if isinstance(v, EncodedJSON):
+            parts.append(v.text)
+            return f"{token}{len(parts) - 1}"
+        return json_number(v)
+
+    text = json.dumps(value, default=default)
+    return re.sub(f'"{token}(\\d+)"', lambda m: parts[int(m.group(1))], text) if parts else text
 
 
 def home_meant(name: str) -> str | None:

@@ -18,7 +18,7 @@ import numpy as np
 
 from xdl.backend import current_backend
 from xdl.caller import warn_caller
-from xdl.files import atomic_write, check_path, check_target, json_number
+from xdl.files import atomic_write, check_path, check_target, json_dumps
 from xdl.nn import Module
 from xdl.nn.architecture import build_on_host, describe
 from xdl.nn.module import PREDICTIONS
@@ -81,7 +81,7 @@ def save(model: Module, path, extra: dict | None = None, extra_arrays: dict | No
               "frozen": [name for name, p in model.named_parameters() if not p.requires_grad],
               "evaluating": [prefix for prefix, m in model.named_modules() if not m.training]}
     try:
-        text = json.dumps(header, default=json_number)  # a callback's NumPy numbers too
+        text = json_dumps(header)  # a callback's NumPy numbers too
     except (TypeError, ValueError) as e:  # (the rest of the header is xdl's own: always JSON)
         raise TypeError(f"save: extra must be a dict of JSON values (numbers, strings, lists, dicts, None): "
                         f"{e}") from None

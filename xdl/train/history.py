@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
-from xdl.files import atomic_write, check_path, json_number
+from xdl.files import EncodedJSON, atomic_write, check_path, json_number
 
 # Keras's names of the columns (its History's keys, its callbacks' monitors) → this history's
 KERAS_MONITORS = {"val_loss": "dev_cost", "val_accuracy": "dev_accuracy", "val_acc": "dev_accuracy",
@@ -100,6 +101,23 @@ class History:
     def to_dict(self) -> dict:
         return {"records": self.records, "stopped_epoch": self.stopped_epoch, "stopped_by": self.stopped_by,
                 "best_epoch": self.best_epoch, "diverged": self.diverged, "train_running": self.train_running}
+
+    def to_encoded_dict(self) -> dict:
+        """`to_dict`, the records as one `EncodedJSON` (the same bytes once written): each record
+        is encoded once and again only when it changed (compared by ``==`` with a copy of it as it
+        was encoded) — a checkpoint written at every epoch re-encoded them all, a cost that grew with
+        every epoch (12 ms a save at 3,000 epochs, against 1 ms of training for a small model)."""
+        encoded = self.__dict__.setdefault("_encoded", [])  # [(a copy of record i as encoded, its JSON)]
+        del encoded[len(self.records):]
+        for i, record in enumerate(self.records):
+            if i == len(encoded) or encoded[i][0] != record:  # (a NaN is unequal to itself: encoded again)
+                entry = ({k: copy.deepcopy(v) if isinstance(v, list | dict) else v for k, v in record.items()},
+                         json.dumps(record, default=json_number))
+                encoded[i:i + 1] = [entry]
+        return {**self.to_dict(), "records": EncodedJSON(f"[{', '.join(text for _, text in encoded)}]")}
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_encoded"}  # (a cache: made again)
 
     @classmethod
     def from_dict(cls, data: dict) -> History:

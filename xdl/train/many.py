@@ -777,8 +777,9 @@ class ManyTrainer:
             callbacks.append(state)
             arrays.update({f"callback/{i}/{name}": v for name, v in cb_arrays.items()})
         extra = {"many": True, "epoch": self.epoch, "step": self.step, "partial": self._partial, "optimizer": opt,
-                 "status": self.status, "errors": self.errors, "histories": [h.to_dict() for h in self.histories],
-                 "history": self.history.to_dict(), "callbacks": callbacks, "provenance": self._provenance,
+                 "status": self.status, "errors": self.errors,
+                 "histories": [h.to_encoded_dict() for h in self.histories], "history": self.history.to_encoded_dict(),
+                 "callbacks": callbacks, "provenance": self._provenance,
                  "stopping": self._stopping, "start_costs": self._start_costs}
         return write_checkpoint(self.model, path, position(self.epoch, self.step), extra, arrays)
 

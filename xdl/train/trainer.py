@@ -978,7 +978,7 @@ class Trainer:
                  "optimizer_replaced": [sorted(k for k, v in group.items() if callable(v) and v is not given.get(k))
                                         for group, given in zip(opt["settings"], self._given_settings())],
                  "schedule": _schedule_state(self),
-                 "history": self.history.to_dict(), "callbacks": callbacks,
+                 "history": self.history.to_encoded_dict(), "callbacks": callbacks,
                  "seed": self.seed, "run_info": self.run_info,
                  # a fit without Checkpoint recorded none: one saved by hand (after it, or by a callback of one's
                  # own) records the run, with the data digest the fit took — else without, which a resume does
