@@ -2287,6 +2287,45 @@ def test_a_historys_records_encoded_for_a_checkpoint_are_the_bytes_of_the_record
     same()
 
 
+@pytest.mark.parametrize("before, after", [(0, 0.0), (1.0, 1), (True, 1), (0.0, -0.0), (np.float64(2.0), 2),
+                                           (np.float32(1), [1, 2]), ([1, 2], np.float32(1)), ([0], [0.0])])
+def test_a_historys_encoded_record_changed_to_an_equal_value_of_other_json_is_encoded_again(before, after):
+    """A record was encoded again only where it compared unequal (``==``) to a copy of it as encoded:
+    a value replaced by an equal one of other JSON (0 by 0.0, True by 1, 0.0 by -0.0) kept its old
+    bytes, a record reordered kept its old order, and a NumPy number replaced by a list (or the other
+    way) failed the save with NumPy's "truth value of an array … is ambiguous"."""
+    from xdl.files import json_dumps, json_number
+
+    history = xdl.History([{"epoch": 1, "mine": before, "other": 0.5}])
+    history.to_encoded_dict()
+    history.records[0]["mine"] = after
+    assert json_dumps(history.to_encoded_dict()) == json.dumps(history.to_dict(), default=json_number)
+    history.records[0]["mine"] = history.records[0].pop("mine")  # the same values, in another order
+    assert json_dumps(history.to_encoded_dict()) == json.dumps(history.to_dict(), default=json_number)
+
+
+def test_callbacks_pickled_by_an_older_xdl_load(tmp_path):
+    """An older xdl's callbacks were all of xdl.train.callbacks, and its pickles name them there: a
+    Control holding a file applied, not yet renamed (its `_Applied`), failed to load with
+    "Can't get attribute '_Applied' on <module 'xdl.train.callbacks'>"."""
+    import pickle
+
+    from xdl.train import Control
+    from xdl.train.control import _Applied
+
+    control = Control(tmp_path)
+    control._pending = _Applied("lr = 0.1 at epoch 1", "control-applied-epoch-1.toml", b"lr = 0.1")
+    for callback in (control, EarlyStopping(patience=2), Checkpoint(tmp_path), Callback()):
+        data = pickle.dumps(callback, protocol=2)  # (its module names as text lines: renamed as the older xdl's)
+        for module in ("callback", "checkpoint", "control", "early_stopping"):
+            data = data.replace(f"xdl.train.{module}\n".encode(), b"xdl.train.callbacks\n")
+        assert b"xdl.train.callbacks\n" in data
+        loaded = pickle.loads(data)
+        assert type(loaded) is type(callback) and vars(loaded).keys() == vars(callback).keys()
+        if callback is control:
+            assert loaded._pending == control._pending
+
+
 def test_a_trainer_its_loss_and_callbacks_print_their_settings_and_progress():
     """A notebook cell ending with the trainer showed ``<xdl.train.trainer.Trainer object at 0x…>``."""
     trainer = make_trainer("numpy", epochs=2, callbacks=[EarlyStopping(patience=3)], l2=0.01)

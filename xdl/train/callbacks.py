@@ -8,7 +8,8 @@ continues exactly where the interrupted one stopped.
 from xdl.train.callback import MONITORED, Callback
 from xdl.train.checkpoint import Checkpoint
 from xdl.train.checkpoint_files import BEST_FILE, CHECKPOINT_FILE
-from xdl.train.control import CONTROL_FILE, Control
+# (a Control an older xdl pickled while a file it applied waited to be renamed names its _Applied here)
+from xdl.train.control import CONTROL_FILE, Control, _Applied  # noqa: F401
 from xdl.train.early_stopping import EarlyStopping
 
 __all__ = ["BEST_FILE", "CHECKPOINT_FILE", "CONTROL_FILE", "MONITORED", "Callback", "Checkpoint", "Control",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import copy
 import json
+import operator
 from pathlib import Path
+
+import numpy as np
 
 from xdl.files import EncodedJSON, atomic_write, check_path, json_number
 
@@ -18,6 +20,25 @@ def _no_column(key, columns) -> str:
     """What a history without column ``key`` says: Keras's name of one named as this history's."""
     keras = f" (Keras's {key!r} is {KERAS_MONITORS[key]!r} here)" if key in KERAS_MONITORS else ""
     return f"History has no column {key!r}{keras}; columns: {', '.join(columns)}"
+
+
+# the values a record's JSON is the same for as long as each stays the same object: none changes in place
+_SCALARS = (str, int, float, type(None), np.generic)
+
+
+def _held(record: dict) -> tuple[list, list] | None:
+    """``record``'s keys and values, in order, where its JSON is theirs as long as each is the same
+    object (`_unchanged`); None where a value is a list or a dict, which may change in place. (Not a
+    copy compared by ``==``: 1 == 1.0 == True and 0.0 == -0.0 are other JSON, a reordered record is
+    too, and a NumPy number compared with a list is an array, with no truth value.)"""
+    return (list(record), list(record.values())) if all(isinstance(v, _SCALARS) for v in record.values()) else None
+
+
+def _unchanged(held: tuple[list, list] | None, record: dict) -> bool:
+    """Whether ``record`` holds the very keys and values, in order, that `_held` kept of it (kept
+    alive there: no other object can have their ids)."""
+    return held is not None and len(held[0]) == len(record) and all(map(operator.is_, held[1], record.values())) \
+        and all(map(operator.is_, held[0], record))
 
 
 class _Columns(dict):
@@ -104,16 +125,15 @@ class History:
 
     def to_encoded_dict(self) -> dict:
         """`to_dict`, the records as one `EncodedJSON` (the same bytes once written): each record
-        is encoded once and again only when it changed (compared by ``==`` with a copy of it as it
-        was encoded) — a checkpoint written at every epoch re-encoded them all, a cost that grew with
-        every epoch (12 ms a save at 3,000 epochs, against 1 ms of training for a small model)."""
-        encoded = self.__dict__.setdefault("_encoded", [])  # [(a copy of record i as encoded, its JSON)]
+        is encoded once and again only when it changed — its keys and values are no longer the very
+        objects it held when encoded (`_held`), or it holds a list or a dict, encoded at every save —
+        a checkpoint written at every epoch re-encoded them all, a cost that grew with every epoch
+        (12 ms a save at 3,000 epochs, against 1 ms of training for a small model)."""
+        encoded = self.__dict__.setdefault("_encoded", [])  # [(record i's `_held` as encoded, its JSON)]
         del encoded[len(self.records):]
         for i, record in enumerate(self.records):
-            if i == len(encoded) or encoded[i][0] != record:  # (a NaN is unequal to itself: encoded again)
-                entry = ({k: copy.deepcopy(v) if isinstance(v, list | dict) else v for k, v in record.items()},
-                         json.dumps(record, default=json_number))
-                encoded[i:i + 1] = [entry]
+            if i == len(encoded) or not _unchanged(encoded[i][0], record):
+                encoded[i:i + 1] = [(_held(record), json.dumps(record, default=json_number))]
         return {**self.to_dict(), "records": EncodedJSON(f"[{', '.join(text for _, text in encoded)}]")}
 
     def __getstate__(self) -> dict:
