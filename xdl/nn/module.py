@@ -29,7 +29,8 @@ import numpy as np
 
 from xdl import backend as _backend
 from xdl.caller import warn_caller
-from xdl.data.validation import check_bool, check_feature_names, check_features, check_int, features_of_objects, rows
+from xdl.data.validation import (check_bool, check_feature_names, check_features, check_int, features_of_objects,
+                                 python_value, rows)
 from xdl.flat import check_packable, move, pack, view_again, writable
 from xdl.functions.classification import Softmax as SoftmaxOp
 from xdl.functions.classification import softmax_array
@@ -206,7 +207,7 @@ def _setting_now(attribute, made_with):
     if attribute is None and isinstance(made_with, bool):  # (its repr and a saved file said bias=True)
         return False
     if is_plain_value(attribute) and is_plain_value(made_with):
-        return attribute.item() if isinstance(attribute, np.generic) else attribute
+        return python_value(attribute)
     return made_with
 
 

@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
+from xdl.data.validation import python_value
 from xdl.optim.optimizer import check_count, check_non_negative, check_not_maker, check_positive, takes_arguments
 
 
@@ -38,9 +37,8 @@ class Schedule:
 
     def __init__(self, kind: str, formula, *args):
         # NumPy scalars as Python numbers: a formula of np.float32(3e-3) (a rate from Optuna, a frame, a NumPy
-        # grid) ran in float32 (NEP 50 keeps a NumPy scalar's dtype against Python floats), each rate rounded
-        # there — other rates, and other weights, than those of the same value given as a Python float
-        self.args = tuple(a.item() if isinstance(a, np.generic) else a for a in args)
+        # grid) ran in float32, each rate rounded there — other weights than those of the Python float
+        self.args = tuple(map(python_value, args))
         self.formula = formula
         self.__name__ = f"{kind}({', '.join(str(getattr(a, '__name__', a)) for a in self.args)})"
 

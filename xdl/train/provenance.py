@@ -18,7 +18,7 @@ import math
 import numpy as np
 
 from xdl.data.augment import Augment
-from xdl.data.validation import pieces
+from xdl.data.validation import pieces, python_value
 from xdl.files import json_number
 from xdl.init import canonical_name
 from xdl.nn.architecture import describe
@@ -44,7 +44,7 @@ def _setting(value):
     """A JSON-able form of an optimizer setting (a schedule by its name)."""
     if callable(value):
         return getattr(value, "__name__", type(value).__name__)
-    return value.item() if isinstance(value, np.generic) else value
+    return python_value(value)
 
 
 PROBED_COUNTS = (0, 1, 2, 3, 5, 10, 30, 100, 1000)  # where two schedules of one name are told apart

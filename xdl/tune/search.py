@@ -40,7 +40,7 @@ from xdl.caller import warn_caller
 from xdl.config import IMAGE_SHAPES, TrainConfig, unread_options
 from xdl.data import Augment, check_features, check_labels
 from xdl.data.validation import (check_bool, check_dev_pair, check_feature_names, check_int, check_number,
-                                 feature_names, rows)
+                                 feature_names, python_value, rows)
 from xdl.files import check_directory_name, check_reachable, check_writable_dir
 from xdl.tensor import to_numpy
 from xdl.train.interrupt import Interrupted
@@ -49,7 +49,7 @@ from xdl.train.progress import progress_bar
 from xdl.train.provenance import data_digest
 from xdl.lock import DirectoryLock, check_not_in_use, took_over_note
 from xdl.tune.pruning import BatchPruning, Pruning, recorded_at, rungs
-from xdl.tune.space import DEFAULT_SPACE, NOT_SEARCHED, SAMPLING, Space, python_value, value_key
+from xdl.tune.space import DEFAULT_SPACE, NOT_SEARCHED, SAMPLING, Space, value_key
 from xdl.tune.study import TRIALS_FILE, Study, Trial, read_trials, saved_study
 
 STRATEGIES = ("random", "grid", "coarse_to_fine", "tpe")

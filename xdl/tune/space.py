@@ -37,7 +37,7 @@ import math
 import numpy as np
 
 from xdl.config import RUN_OPTIONS, TrainConfig
-from xdl.data.validation import check_int, check_number
+from xdl.data.validation import check_int, check_number, python_value
 from xdl.files import read_toml
 
 # Options a search holds for all its trials, which a space therefore may not set: every trial
@@ -466,11 +466,6 @@ def _check_range(low, high) -> None:
     if not low < high:
         same = f"; for the one value, give it without a kind (key = {low})" if low == high else ""
         raise ValueError(f"low must be < high, got [{low}, {high}]{same}")
-
-
-def python_value(v):
-    """A NumPy scalar or 0-d array as the Python number it holds (trials are JSON and TOML)."""
-    return v.item() if isinstance(v, np.generic | np.ndarray) and np.ndim(v) == 0 else v
 
 
 # The default space for the default model (`xdl tune` without --space).
