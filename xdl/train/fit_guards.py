@@ -1,7 +1,8 @@
 """What one fit holds and checks around its run: each callback with state is one run's
-(`callbacks_held`), each trainer fits once at a time (`fitting_alone`), each `Checkpoint` directory is
-this fit's alone, callbacks are told of errors (`callbacks_told_of_errors`), and a later fit goes on
-only where the run stands known (`check_goes_on`, `check_same_examples`)."""
+(`callbacks_held`, and `load_resumed` for a resume's), each trainer fits once at a time
+(`fitting_alone`), each `Checkpoint` directory is this fit's alone, what the callbacks monitor is
+measured (`check_monitored`), callbacks are told of errors (`callbacks_told_of_errors`), and a later
+fit goes on only where the run stands known (`check_goes_on`, `check_same_examples`)."""
 
 from __future__ import annotations
 
