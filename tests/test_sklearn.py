@@ -232,6 +232,35 @@ def test_partial_fit_goes_on_exactly_after_a_failed_call_and_after_pickling(monk
     assert cosine.n_iter_ == 3
 
 
+def test_partial_fit_copies_only_the_last_epochs_record_and_a_failed_call_puts_the_history_back(monkeypatch):
+    """Each call keeps what puts the run back if it fails — the history's length and its last record,
+    not a copy of every epoch's (a stream's 2,000th call copied 2,000 records: a cost growing with
+    every call); a failed call (Ctrl-C mid-epoch) leaves ``history_`` as it was, the same object."""
+    X, y = labelled_moons()
+    clf = MLPClassifier(hidden=(4,), lr=1e-2, backend="numpy")
+    copied = []
+
+    class Counted:  # copied: counted
+        def __deepcopy__(self, memo):
+            copied.append(self)
+            return self
+
+    for _ in range(3):
+        clf.partial_fit(X, y, classes=["left", "right"])
+    clf.history_.records[0]["mine"] = Counted()  # the run's first epoch's record, read by no later call
+    clf.partial_fit(X, y)
+    assert copied == []
+    records = [dict(r) for r in clf.history_.records]
+    rule = type(clf.trainer_.optimizer)
+    monkeypatch.setattr(rule, "step", lambda self: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        clf.partial_fit(X, y)
+    monkeypatch.undo()
+    assert clf.history_ is clf.trainer_.history and clf.history_.records == records and clf.n_iter_ == 4
+    clf.partial_fit(X, y)
+    assert [r["epoch"] for r in clf.history_] == [1, 2, 3, 4, 5] and len(clf.loss_curve_) == 5
+
+
 def test_fits_in_threads_draw_from_generators_of_their_own():
     """Fits running at once in threads (joblib's threading backend, a ThreadPoolExecutor) give the
     weights of a fit made alone: each draws from a generator of its own keyed by ``seed`` — the
