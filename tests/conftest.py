@@ -1,5 +1,6 @@
 """Shared fixtures: `backend` runs a test on numpy, and on cupy (marker ``gpu``) where a GPU answers."""
 
+import json
 import weakref
 
 import numpy as np
@@ -90,6 +91,25 @@ def disk_full_from(monkeypatch):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+def edit_saved(path, change) -> None:
+    """Rewrite the xdl file at ``path`` in place through ``change(header, arrays)``: its header, its
+    ``extra`` in it as JSON (a format-2 file keeps it apart, `xdl.serialization.EXTRA_KEY`), and its
+    other members — written back in the layout it came in (a damaged, edited or older file, by hand)."""
+    from xdl.serialization import ARCHITECTURE_KEY, EXTRA_KEY
+
+    with np.load(path) as data:
+        arrays = dict(data)
+    header = json.loads(str(arrays.pop(ARCHITECTURE_KEY)))
+    apart = EXTRA_KEY in arrays
+    if apart:
+        header["extra"] = json.loads(arrays.pop(EXTRA_KEY).tobytes().decode("utf-8"))
+    change(header, arrays)
+    if apart:
+        arrays[EXTRA_KEY] = np.frombuffer(json.dumps(header["extra"]).encode("utf-8"), dtype=np.uint8)
+        header["extra"] = None
+    np.savez(path, **arrays, **{ARCHITECTURE_KEY: np.array(json.dumps(header))})
 
 
 def t64(backend, array, requires_grad=True):

@@ -15,7 +15,7 @@ import xdl
 import xdl.cli
 from xdl.config import TrainConfig
 from xdl.nn import StackError, stack
-from conftest import CopyingHost
+from conftest import CopyingHost, edit_saved
 from xdl.optim import StackedOptimizer
 from xdl.train import Callback, Checkpoint, Interrupted, fit_many
 from xdl.train.many import check_shared
@@ -1165,22 +1165,19 @@ def test_a_damaged_batch_checkpoint_is_refused_naming_the_field_before_anything_
     ('dev', 'good/buffer/0'), an OverflowError, a TypeError of the resume — and an ``errors`` list
     cut short trained the batch, wrote its checkpoints over the file, then failed as an IndexError.
     Refused as a Trainer's checkpoint is (`check_run_state`): the file and field named, nothing written."""
-    import json
-
-    from xdl.serialization import ARCHITECTURE_KEY, EXTRA_PREFIX
+    from xdl.serialization import EXTRA_PREFIX
 
     X, y, dev = digits
     configs = [small(seed=1, epochs=1), small(seed=2, epochs=1)]
     with xdl.use("numpy"):
         fit_many(configs, X, y, dev=dev, callbacks=[Checkpoint(tmp_path)])
         path = tmp_path / "checkpoint.npz"
-        with np.load(path) as data:  # (xdl.save takes one model, not a batch's stack: the file rewritten as is)
-            members = {k: data[k] for k in data.files}
-        header = json.loads(str(members[ARCHITECTURE_KEY]))
-        arrays = {k[len(EXTRA_PREFIX):]: members.pop(k) for k in list(members) if k.startswith(EXTRA_PREFIX)}
-        edit(header["extra"], arrays)
-        members[ARCHITECTURE_KEY] = np.array(json.dumps(header))
-        np.savez(path, **members, **{EXTRA_PREFIX + k: v for k, v in arrays.items()})
+        def change(header, members):  # (xdl.save takes one model, not a batch's stack: the file rewritten as is)
+            arrays = {k[len(EXTRA_PREFIX):]: members.pop(k) for k in list(members) if k.startswith(EXTRA_PREFIX)}
+            edit(header["extra"], arrays)
+            members.update({EXTRA_PREFIX + k: v for k, v in arrays.items()})
+
+        edit_saved(path, change)
         before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
         longer = [dataclasses.replace(c, epochs=2) for c in configs]
         with pytest.raises(ValueError, match=re.escape(f"resume: {str(path)!r} is damaged or was edited: {said}")):

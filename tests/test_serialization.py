@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import edit_saved
 
 import xdl
 from xdl import serialization
@@ -183,14 +184,7 @@ def test_saving_an_optimizer_says_where_its_state_goes(tmp_path):
 
 
 # -- what a saved model keeps, and files that are refused -------------------------------------------
-def rewrite(path, change) -> None:
-    """Change the header (and arrays) of the xdl file at ``path`` in place: ``change(header, arrays)``."""
-    with np.load(path) as data:
-        arrays = dict(data)
-    header = json.loads(str(arrays[serialization.ARCHITECTURE_KEY]))
-    change(header, arrays)
-    arrays[serialization.ARCHITECTURE_KEY] = np.array(json.dumps(header))
-    np.savez(path, **arrays)
+rewrite = edit_saved  # change(header, arrays) of the xdl file at path, in place
 
 
 class Residual(Sequential):
@@ -285,7 +279,8 @@ def test_an_unclosed_bracket_in_a_members_npy_header_is_a_damaged_file(tmp_path)
     model = xdl.nn.mlp(2, [3], 2)
     path = xdl.save(model, tmp_path / "m.npz", extra={"notes": "x" * 20000})  # a header longer than a zip read
     data = bytearray(path.read_bytes())
-    data[data.find(b"'shape': (), }") + len("'shape': (), }") + 3] = ord("(")
+    header = data.find(b"'descr': '|u1'")  # (the extra's member: format 2 keeps it apart, as UTF-8 bytes)
+    data[data.find(b"}", header) + 3] = ord("(")
     path.write_bytes(bytes(data))
     for read in (xdl.load, serialization.read_extra):
         with pytest.raises(ValueError, match=r"load: '.*m.npz' is damaged or not an xdl model file \(TokenError"):
@@ -504,3 +499,44 @@ def test_a_big_endian_file_loads_as_a_native_model_that_saves_and_loads_again(rn
     np.testing.assert_array_equal(loaded(X).numpy(), model(X).numpy())
     again = xdl.load(xdl.save(loaded, tmp_path / "again.npz"))
     np.testing.assert_array_equal(again(X).numpy(), model(X).numpy())
+
+
+def test_a_files_extra_is_utf8_json_beside_its_header_and_an_older_files_reads_as_before(tmp_path):
+    """``extra`` (a checkpoint's: its history grows with every epoch) within the header, a NumPy string
+    array, took 4 bytes a character: it is UTF-8 beside it now (format 2); a model file without one is
+    format 1 still (an older xdl reads it), and a file an older xdl wrote, its extra in the header, reads."""
+    model = xdl.nn.mlp(2, [3], 2)
+    extra = {"history": {"records": [{"epoch": 1, "note": "é → σ"}]}, "x": np.float32(0.5)}
+    path = xdl.save(model, tmp_path / "checkpoint.npz", extra=extra, extra_arrays={"a": np.arange(3)})
+    with np.load(path) as data:
+        header = json.loads(str(data[serialization.ARCHITECTURE_KEY]))
+        stored = data[serialization.EXTRA_KEY]
+    text = '{"history": {"records": [{"epoch": 1, "note": "\\u00e9 \\u2192 \\u03c3"}]}, "x": 0.5}'
+    assert header["format"] == 2 and header["extra"] is None
+    assert stored.dtype == np.uint8 and stored.tobytes() == text.encode("utf-8")
+    read, arrays = serialization.read_extra(path)
+    assert read == {**extra, "x": 0.5} and list(arrays) == ["a"]
+    plain = xdl.save(model, tmp_path / "model.npz")
+    with np.load(plain) as data:
+        assert json.loads(str(data[serialization.ARCHITECTURE_KEY]))["format"] == 1
+        assert serialization.EXTRA_KEY not in data.files
+    older = tmp_path / "older.npz"  # the extra in the header, as xdl wrote it before format 2
+    with np.load(path) as data:
+        members = dict(data)
+    members[serialization.ARCHITECTURE_KEY] = np.array(json.dumps({**header, "format": 1, "extra": read}))
+    del members[serialization.EXTRA_KEY]
+    np.savez(older, **members)
+    read_older, arrays_older = serialization.read_extra(older)
+    assert read_older == read and list(arrays_older) == ["a"]
+    np.testing.assert_array_equal(xdl.load(older).predict(np.ones((2, 2))), model.predict(np.ones((2, 2))))
+    for damage, said in ((lambda m: m.update({serialization.EXTRA_KEY: np.array([1.0, 2.0])}), "not UTF-8 bytes"),
+                         (lambda m: m.update({serialization.EXTRA_KEY: np.frombuffer(b"\xff{", np.uint8)}), "utf-8"),
+                         (lambda m: m.update({serialization.EXTRA_KEY: np.frombuffer(b"{x", np.uint8)}), "JSON|Expect")):
+        with np.load(path) as data:
+            members = dict(data)
+        damage(members)
+        np.savez(tmp_path / "damaged.npz", **members)
+        for read_back in (serialization.read_extra, xdl.load):
+            with pytest.raises(ValueError, match=rf"load: '.*damaged.npz' is damaged or not an xdl model file \(.*"
+                                                 rf"({said})"):
+                read_back(tmp_path / "damaged.npz")
