@@ -266,6 +266,21 @@ def test_a_model_that_completed_its_epochs_reads_no_rate_past_them(digits):
         assert r.history["lr"] == reference.history["lr"]
 
 
+def interrupt_at_step(monkeypatch, n: int) -> None:
+    """Send this process SIGINT at a batch's ``n``-th training step (``monkeypatch.undo()`` ends it)."""
+    from xdl.train.many import ManyTrainer
+
+    step, calls = ManyTrainer._train_step, []
+
+    def interrupted_step(self, Xb, yb):
+        calls.append(1)
+        if len(calls) == n:
+            os.kill(os.getpid(), signal.SIGINT)
+        return step(self, Xb, yb)
+
+    monkeypatch.setattr(ManyTrainer, "_train_step", interrupted_step)
+
+
 class InterruptAt(Callback):
     """Sends this process SIGINT at the end of epoch ``epoch`` (the first run only)."""
 
@@ -327,23 +342,13 @@ def test_checkpoint_and_resume_give_the_uninterrupted_result(digits, tmp_path):
 def test_a_batch_resumed_from_inside_an_epoch_cannot_end_before_that_epoch(digits, tmp_path, monkeypatch):
     """As a Trainer's run (`fewest_epochs`): a batch stopped after step k of epoch e + 1, resumed with
     epochs = e, returned its models "training", k steps into an epoch no history recorded."""
-    from xdl.train.many import ManyTrainer
-
     X, y, dev = digits  # 320 examples, batches of 64: 5 steps per epoch
     configs = [small(seed=1, epochs=4), small(seed=2, lr=1e-2, epochs=4)]
-    step, calls = ManyTrainer._train_step, []
-
-    def interrupted_step(self, Xb, yb):  # SIGINT at the 7th step: after step 2 of epoch 2
-        calls.append(1)
-        if len(calls) == 7:
-            os.kill(os.getpid(), signal.SIGINT)
-        return step(self, Xb, yb)
-
     with xdl.use("numpy"):
-        monkeypatch.setattr(ManyTrainer, "_train_step", interrupted_step)
+        interrupt_at_step(monkeypatch, 7)  # after step 2 of epoch 2
         with pytest.raises(Interrupted, match="in epoch 2 after step 2"):
             fit_many(configs, X, y, dev=dev, callbacks=[Checkpoint(tmp_path)])
-        monkeypatch.setattr(ManyTrainer, "_train_step", step)
+        monkeypatch.undo()
         short = [dataclasses.replace(c, epochs=1) for c in configs]
         with pytest.raises(ValueError, match=r"configs\[0\]\.epochs: .* has trained 1 epochs and 2 steps of epoch 2 "
                                              r"and this run has configs\[0\]\.epochs 1: a run cannot train fewer"):
@@ -357,25 +362,15 @@ def test_a_batch_resumed_from_inside_an_epoch_without_the_train_sets_evaluation_
         digits, tmp_path, monkeypatch):
     """eval_train=False: the epoch's train accuracy counts the hits of the steps before the stop (kept
     in the checkpoint) and after the resume, as the uninterrupted run's does."""
-    from xdl.train.many import ManyTrainer
-
     X, y, dev = digits  # 5 steps per epoch
     configs = [small(seed=1, epochs=3), small(seed=2, lr=1e-2, epochs=3)]
-    step, calls = ManyTrainer._train_step, []
-
-    def interrupted_step(self, Xb, yb):  # SIGINT at the 8th step: after step 3 of epoch 2
-        calls.append(1)
-        if len(calls) == 8:
-            os.kill(os.getpid(), signal.SIGINT)
-        return step(self, Xb, yb)
-
     with xdl.use("numpy"):
         whole = fit_many(configs, X, y, dev=dev, seed=4, dtype="float64", eval_train=False)
-        monkeypatch.setattr(ManyTrainer, "_train_step", interrupted_step)
+        interrupt_at_step(monkeypatch, 8)  # after step 3 of epoch 2
         with pytest.raises(Interrupted, match="in epoch 2 after step 3"):
             fit_many(configs, X, y, dev=dev, seed=4, dtype="float64", eval_train=False,
                      callbacks=[Checkpoint(tmp_path)])
-        monkeypatch.setattr(ManyTrainer, "_train_step", step)
+        monkeypatch.undo()
         resumed = fit_many(configs, X, y, dev=dev, seed=4, dtype="float64", eval_train=False,
                            callbacks=[Checkpoint(tmp_path)], resume=tmp_path)
     for a, b in zip(resumed, whole):
