@@ -627,3 +627,21 @@ def test_an_estimator_pickled_before_its_input_statistics_were_kept_predicts_and
     np.testing.assert_allclose(old.predict_proba(X), expected, rtol=1e-6)
     old.partial_fit(X, y)
     assert old.n_iter_ == 3
+
+
+def test_a_failed_partial_fit_leaves_the_network_in_evaluation_mode(monkeypatch, tmp_path):
+    """A call that fails inside a step (Ctrl-C) puts the estimator back as it was — its modules' modes
+    too: the network was left in training mode (dropout on when called, and so in a file xdl.save wrote)."""
+    from xdl.nn.module import modes_of
+
+    X, y = labelled_moons()
+    clf = MLPClassifier(hidden=(4,), dropout=0.5, lr=1e-2, backend="numpy", seed=0)
+    clf.partial_fit(X, y, classes=["left", "right"])
+    modes = [training for _, training in modes_of(clf.model_)]
+    monkeypatch.setattr(type(clf.trainer_.optimizer), "step", lambda self: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        clf.partial_fit(X, y)
+    monkeypatch.undo()
+    assert [training for _, training in modes_of(clf.model_)] == modes == [False] * len(modes)
+    loaded = xdl.load(xdl.save(clf.model_, tmp_path / "m.npz"))
+    assert not any(training for _, training in modes_of(loaded))

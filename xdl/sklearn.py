@@ -32,6 +32,7 @@ from xdl.backend import resolve_backend, thread_backend, thread_seed
 from xdl.config import SCHEDULE_OPTIONS, TrainConfig
 from xdl.data import Standardizer, split
 from xdl.data.validation import check_bool, check_int, check_number, first_where, standardized
+from xdl.nn.module import modes_of, restore_modes
 from xdl.train.early_stopping import EarlyStopping
 from xdl.train.interrupt import Interrupted
 
@@ -212,11 +213,12 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         """``fit(*args)``; when it fails — bad input, a diverging run, Ctrl-C in `partial_fit` or
         inside a step — the estimator is put back as it was (`fit`'s Ctrl-C between steps is
         returned, not raised: its network is kept): its attributes and, when the call trains the
-        fitted network ``in_place`` (a warm start, `partial_fit`), its weights and its trainer's
-        position and optimizer state."""
+        fitted network ``in_place`` (a warm start, `partial_fit`), its weights, its modules' modes
+        (evaluation, as a fit leaves them) and its trainer's position and optimizer state."""
         before = dict(self.__dict__)
         model, trainer = before.get("model_"), before.get("trainer_") if in_place else None
         weights = None if not in_place else {name: np.array(a, copy=True) for name, a in model.state_dict().items()}
+        modes = None if not in_place else modes_of(model)  # (a fit trains in training mode: predicting reads eval's)
         # the history as it stands: a fit appends records (and may note its last, a Control's on resume), so its
         # length, a copy of its last record and its other fields put it back (a deep copy of it all made each
         # partial_fit cost a copy of every epoch so far: 24 ms a call after 1,500 calls, against 7 ms of training)
@@ -233,6 +235,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 if isinstance(e, FloatingPointError) else None
             if weights is not None:
                 model.load_state_dict(weights)
+                restore_modes(modes)
             if position is not None:
                 attributes, (history, length, last, fields), optimizer = position
                 del history.records[length:]
