@@ -215,6 +215,10 @@ def _read(path) -> tuple[dict, dict[str, np.ndarray]]:
             or not isinstance(header.get("extra") or {}, dict) or not isinstance(header.get("dtype", ""), str):
         raise ValueError(f"load: {str(path)!r} is damaged or not an xdl model file (its header is not xdl's: "
                          f"format {version!r})")
+    if version >= 2 and not isinstance(header.get("extra"), dict):  # (save writes format 2 only with an extra:
+        # without its member, the file read as a model file — "not a training checkpoint", fit_many's "a custom model")
+        raise ValueError(f"load: {str(path)!r} is damaged (format {version} without the {EXTRA_KEY} member it holds "
+                         "its extra in, or with one that is not a dict)")
     return header, state
 
 
