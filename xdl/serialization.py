@@ -1,7 +1,9 @@
 """`save` and `load`: a model's architecture and state in one ``.npz`` file, no pickle.
 
 The file holds every parameter and buffer under its dotted name, plus the architecture as JSON
-(``__xdl_architecture__``). Writes are atomic: the data goes to a temporary file in the same
+(``__xdl_architecture__``); a file with ``extra`` (a training checkpoint's position, history and
+callbacks' state) holds it as UTF-8 JSON (``__xdl_extra__``, format 2) and its ``extra_arrays``
+under ``extra/``. Writes are atomic: the data goes to a temporary file in the same
 directory, is flushed to disk, and replaces the target with one rename — an interrupted save
 leaves the previous file as it was.
 """
