@@ -881,7 +881,7 @@ def test_shown_lists_up_to_five_column_names_whole_and_counts_the_rest():
 
 def test_python_value_gives_the_python_number_of_any_numpy_scalar():
     """A longdouble's item() is itself: a search value of one failed as "not JSON serializable"."""
-    from xdl.data.validation import python_value
+    from xdl.files import python_value
     from xdl.tune.space import value_key
 
     for value, expected in ((np.longdouble(0.5), 0.5), (np.float32(0.25), 0.25), (np.array(3), 3), (np.int8(-2), -2),

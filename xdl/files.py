@@ -234,15 +234,23 @@ def _alive_on_windows(pid: int) -> bool:
         kernel32.CloseHandle(handle)
 
 
+def python_value(v):
+    """A NumPy scalar or 0-d array as the Python number it holds, else ``v`` as it is: a setting kept
+    for JSON or TOML (a trial, a checkpoint's record) or for a formula (NEP 50 keeps a NumPy scalar's
+    dtype against Python floats: a schedule of np.float32(3e-3) rounded its every rate to float32)."""
+    if not (isinstance(v, np.generic | np.ndarray) and np.ndim(v) == 0):
+        return v
+    item = v.item()  # (a longdouble's item is itself: the float it holds, which JSON and TOML take)
+    return item if not isinstance(item, np.generic) else float(item) if isinstance(item, np.floating) else \
+        int(item) if isinstance(item, np.integer) else item
+
+
 def json_number(value):
     """``json.dump``'s ``default`` for NumPy numbers (a callback's record may hold one): the Python
-    number it holds; anything else is still refused."""
-    if isinstance(value, np.generic):
-        item = value.item()
-        if not isinstance(item, np.generic):
-            return item
-        if isinstance(item, np.floating | np.integer):  # a longdouble's item is itself (json would ask again)
-            return float(item) if isinstance(item, np.floating) else int(item)
+    number it holds (`python_value`); anything else is still refused."""
+    plain = python_value(value) if isinstance(value, np.generic) else value
+    if plain is not value and not isinstance(plain, np.generic):
+        return plain
     raise TypeError(f"{type(value).__name__} {value!r} cannot be written as JSON")
 
 

@@ -62,17 +62,6 @@ def check_tensors(items, name: str) -> list:
     return items
 
 
-def python_value(v):
-    """A NumPy scalar or 0-d array as the Python number it holds, else ``v`` as it is: a setting kept
-    for JSON or TOML (a trial, a checkpoint's record) or for a formula (NEP 50 keeps a NumPy scalar's
-    dtype against Python floats: a schedule of np.float32(3e-3) rounded its every rate to float32)."""
-    if not (isinstance(v, np.generic | np.ndarray) and np.ndim(v) == 0):
-        return v
-    item = v.item()  # (a longdouble's item is itself: as the float or int it holds, as json_number takes it)
-    return item if not isinstance(item, np.generic) else float(item) if isinstance(item, np.floating) else \
-        int(item) if isinstance(item, np.integer) else item
-
-
 def check_number(value, name: str, expected: str, accept) -> float:
     """``value`` as a float if it is a real number (not a bool or a string) that ``accept`` takes;
     else a ValueError naming ``name`` and what was ``expected``. ``accept`` sees the float (an int

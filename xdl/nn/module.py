@@ -29,8 +29,8 @@ import numpy as np
 
 from xdl import backend as _backend
 from xdl.caller import warn_caller
-from xdl.data.validation import (check_bool, check_feature_names, check_features, check_int, features_of_objects,
-                                 python_value, rows)
+from xdl.data.validation import check_bool, check_feature_names, check_features, check_int, features_of_objects, rows
+from xdl.files import python_value
 from xdl.flat import check_packable, move, pack, view_again, writable
 from xdl.functions.classification import Softmax as SoftmaxOp
 from xdl.functions.classification import softmax_array

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 
-from xdl.data.validation import python_value
+from xdl.files import python_value
 from xdl.optim.optimizer import check_count, check_non_negative, check_not_maker, check_positive, takes_arguments
 
 

@@ -18,8 +18,8 @@ import math
 import numpy as np
 
 from xdl.data.augment import Augment
-from xdl.data.validation import pieces, python_value
-from xdl.files import json_number
+from xdl.data.validation import pieces
+from xdl.files import json_number, python_value
 from xdl.init import canonical_name
 from xdl.nn.architecture import describe
 from xdl.nn.module import training_modes

@@ -40,8 +40,8 @@ from xdl.caller import warn_caller
 from xdl.config import IMAGE_SHAPES, TrainConfig, unread_options
 from xdl.data import Augment, check_features, check_labels
 from xdl.data.validation import (check_bool, check_dev_pair, check_feature_names, check_int, check_number,
-                                 feature_names, python_value, rows)
-from xdl.files import check_directory_name, check_reachable, check_writable_dir
+                                 feature_names, rows)
+from xdl.files import check_directory_name, check_reachable, check_writable_dir, python_value
 from xdl.tensor import to_numpy
 from xdl.train.interrupt import Interrupted
 from xdl.train.many import SHARED, ManyTrainer, check_standardize

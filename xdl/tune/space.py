@@ -37,8 +37,8 @@ import math
 import numpy as np
 
 from xdl.config import RUN_OPTIONS, TrainConfig
-from xdl.data.validation import check_int, check_number, python_value
-from xdl.files import read_toml
+from xdl.data.validation import check_int, check_number
+from xdl.files import python_value, read_toml
 
 # Options a search holds for all its trials, which a space therefore may not set: every trial
 # trains on the data the search was given, split and shuffled by its seed (a trial of another seed
