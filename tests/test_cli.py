@@ -381,6 +381,10 @@ def test_resume_of_a_run_directory_holding_only_a_best_epoch_names_it_and_the_co
         assert f"it holds a best epoch: --resume {best} continues from it" in err and "OTHER" not in err
     assert main(["train", *FAST, "--resume", str(best)]) == 0  # the command it names, into the run's own --out
     assert (out / "report.json").is_file()
+    # and the run's checkpoint.npz is there again (a resume that trained nothing wrote none: the directory held
+    # best.npz alone, and a resume with more epochs was refused again, pointed back at best.npz)
+    assert (out / "checkpoints" / "checkpoint.npz").is_file()
+    assert main(["train", *FAST[:4], "--epochs", "5", "--no-progress", "--resume", str(out / "checkpoints")]) == 0
 
 
 def test_gradcheck_exits_1_on_a_failed_check_and_2_on_an_error(monkeypatch, capsys):

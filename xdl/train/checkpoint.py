@@ -89,9 +89,12 @@ class Checkpoint(Callback):
         # a resume into this directory of a run that was over trained nothing and saved nothing here: its
         # checkpoint comes along (byte for byte: the model may hold the best epoch's weights by now), as
         # best.npz did at the start — else this directory held best.npz alone, and a resume from it with
-        # more epochs was refused, pointed at best.npz: the best epoch's state, not the run's end
-        if trainer.resumed and trainer.last_checkpoint is not None and not self._holds(trainer.last_checkpoint):
-            trainer.last_checkpoint = _copy(trainer.last_checkpoint, self.path)
+        # more epochs was refused, pointed at best.npz: the best epoch's state, not the run's end. So too a
+        # resume from this directory's best.npz where no checkpoint.npz is (a kill before its last write)
+        last = trainer.last_checkpoint
+        if trainer.resumed and last is not None and (not self._holds(last) or not self.path.exists()
+                                                     and Path(last).resolve() == self.best_path.resolve()):
+            trainer.last_checkpoint = _copy(last, self.path)
             _written(trainer)[str(self.path.resolve())] = _identity(self.path)  # (`_check_still_own`)
 
     def on_exception(self, trainer, error) -> None:
