@@ -1,5 +1,6 @@
 """Trainer, History, callbacks, resume, diagnose and plots — through the public API."""
 
+import contextlib
 import copy
 import json
 import os
@@ -3002,3 +3003,23 @@ def test_a_logit_of_exactly_0_is_a_no_for_the_accuracy_as_for_predict():
     trainer = Trainer(model, xdl.losses.BinaryCrossEntropy(), xdl.optim.SGD(model, lr=0.1), progress=False)
     assert trainer.evaluate(X, Y)["accuracy"] == 0.75  # 6 of the 8 targets are no (0.5 among them)
     assert not np.asarray(model.predict(X)).any()
+
+
+def test_a_fit_called_under_no_grad_trains_as_outside_it_and_leaves_the_block_as_it_was():
+    """A notebook cell's ``with xdl.no_grad():`` around a fit (or a grad mode a Ctrl-C left off):
+    its backward failed with "backward() on a tensor that does not require grad"."""
+    def run(block):
+        xdl.seed(0)
+        trainer = make_trainer(None, epochs=2)
+        with block():
+            trainer.fit(*moons_parts(200)[:2])
+            assert not xdl.is_grad_enabled() if block is xdl.no_grad else xdl.is_grad_enabled()
+        return [p.numpy() for p in trainer.model.parameters()]
+
+    for a, b in zip(run(xdl.no_grad), run(contextlib.nullcontext)):
+        np.testing.assert_array_equal(a, b)
+    configs = [xdl.config.TrainConfig(dataset="moons", hidden=[4], epochs=1, patience=0, seed=s) for s in (0, 1)]
+    X, y = moons_parts(200)[:2]
+    with xdl.no_grad():
+        results = xdl.train.fit_many(configs, X, y)
+    assert [r.status for r in results] == ["completed", "completed"]

@@ -51,7 +51,7 @@ from xdl.optim.optimizer import check_rate
 from xdl.optim.stacked import StackedOptimizer
 from xdl.saved_fields import check_fields, damaged, is_count, is_dict, is_list_of, is_number, is_records, optional
 from xdl.serialization import load, read_extra
-from xdl.tensor import Tensor, no_grad, to_numpy
+from xdl.tensor import Tensor, enable_grad, no_grad, to_numpy
 from xdl.train.callback import callback_state, check_record, continues_run, load_callback_state
 from xdl.train.checkpoint import Checkpoint, check_resumes_into, stop_for_signal
 from xdl.train.checkpoint_files import check_checkpoint_kind, position, resume_path, upcoming, write_checkpoint
@@ -342,7 +342,8 @@ class ManyTrainer:
 
     # -- the loop -----------------------------------------------------------------------------
     def fit(self, X, y, dev=None, n_classes=None, standardize=None, resume=None) -> list[Result]:
-        with fitting_alone(self, "batch", "ManyTrainer"):  # (a second fit of it meanwhile: refused)
+        with fitting_alone(self, "batch", "ManyTrainer"), enable_grad():  # (a second fit meanwhile: refused; a
+            # caller's no_grad block: its steps record gradients all the same, as a Trainer's)
             return self._fit(X, y, dev, n_classes, standardize, resume)
 
     def _fit(self, X, y, dev, n_classes, standardize, resume) -> list[Result]:

@@ -46,7 +46,7 @@ from xdl.optim import SGD, Optimizer
 from xdl.optim.optimizer import check_rate, rate_at, takes_arguments
 from xdl.saved_fields import damaged
 from xdl.serialization import check_stored_kinds, load, read_checkpoint
-from xdl.tensor import Tensor, no_grad, to_numpy
+from xdl.tensor import Tensor, enable_grad, no_grad, to_numpy
 from xdl.train import provenance
 from xdl.train.callback import (Callback, callback_state, check_record, continues_run, ended_before_its_first_step,
                                 load_callback_state)
@@ -441,8 +441,10 @@ class Trainer:
         callback's stop from ``on_step_end`` leaves the epoch mid-way as Ctrl-C does, without raising.
         Each `Checkpoint` directory is this fit's alone while it runs (`checkpoint_directories_held`),
         and the trainer too: a second fit of it while one runs (another thread's) is refused (`fitting_alone`).
+        A fit records its steps' gradients whatever block it is called in (a caller's ``xdl.no_grad()``: its
+        backward failed, "on a tensor that does not require grad").
         """
-        with fitting_alone(self, "trainer", "Trainer"):
+        with fitting_alone(self, "trainer", "Trainer"), enable_grad():
             return self._fit(X, y, dev, resume)
 
     def _fit(self, X, y, dev, resume) -> History:
