@@ -3023,3 +3023,16 @@ def test_a_fit_called_under_no_grad_trains_as_outside_it_and_leaves_the_block_as
     with xdl.no_grad():
         results = xdl.train.fit_many(configs, X, y)
     assert [r.status for r in results] == ["completed", "completed"]
+
+
+def test_a_historys_epochs_are_integers_or_none_and_a_damaged_file_is_named(tmp_path):
+    """``History(stopped_epoch=2.5)`` (or "2", a 0-d array, True) was kept, and its save then failed as
+    no JSON; a NumPy integer is the int it holds."""
+    assert type(xdl.History(stopped_epoch=np.int64(2), best_epoch=np.int32(1)).stopped_epoch) is int
+    assert xdl.History(stopped_epoch=0).stopped_epoch == 0  # (a stop inside epoch 1, by a step's hook)
+    for bad in (2.5, "2", np.array(1), True, -1):
+        with pytest.raises(ValueError, match=r"^History: best_epoch must be an epoch \(an integer ≥ 0\) or None"):
+            xdl.History(best_epoch=bad)
+    (tmp_path / "history.json").write_text('{"records": [], "stopped_epoch": "2"}')
+    with pytest.raises(ValueError, match=r"^History.load: '.*history.json' is damaged: History: stopped_epoch must"):
+        xdl.History.load(tmp_path / "history.json")

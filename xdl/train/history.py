@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from xdl.data.validation import check_int
 from xdl.files import EncodedJSON, atomic_write, check_path, json_number
 
 # Keras's names of the columns (its History's keys, its callbacks' monitors) → this history's
@@ -41,6 +42,14 @@ def _unchanged(held: tuple[list, list] | None, record: dict) -> bool:
         and all(map(operator.is_, held[0], record))
 
 
+def _epoch(value, name: str) -> int | None:
+    """``value``, a `History`'s ``name``, as an int or None, else a ValueError naming it: one of another
+    kind (2.5, "2", a 0-d array) was kept, and the history's save failed as no JSON. (0: a stop inside
+    epoch 1, by a step's hook.)"""
+    return None if value is None else check_int(value, f"History: {name}", low=0, expected="an epoch (an integer "
+                                                "≥ 0) or None")
+
+
 class _Columns(dict):
     """``History.history``: a dict of the columns whose missing key says what ``history[key]`` does
     (Keras's own idiom, ``history.history["val_loss"]``, got a bare KeyError: 'val_loss')."""
@@ -70,8 +79,8 @@ class History:
                  diverged: str | None = None, stopped_by: str | None = None, train_running: bool = False):
         self.records = [dict(r) for r in records]
         self.train_running = bool(train_running)
-        self.stopped_epoch, self.stopped_by = stopped_epoch, stopped_by
-        self.best_epoch = best_epoch
+        self.stopped_epoch, self.stopped_by = _epoch(stopped_epoch, "stopped_epoch"), stopped_by
+        self.best_epoch = _epoch(best_epoch, "best_epoch")
         self.diverged = diverged
 
     def append(self, record: dict) -> None:
@@ -173,7 +182,10 @@ class History:
                 and all(isinstance(r, dict) for r in data["records"])):
             raise ValueError(f"History.load: {str(path)!r} is not a history History.save wrote "
                              '(expected {"records": [{...}, ...], ...})')
-        return cls.from_dict(data)
+        try:
+            return cls.from_dict(data)
+        except ValueError as e:  # (its epochs' kinds: the file named)
+            raise ValueError(f"History.load: {str(path)!r} is damaged: {e}") from None
 
     def __repr__(self) -> str:
         return f"History({len(self)} epochs, stopped_epoch={self.stopped_epoch}, best_epoch={self.best_epoch})"
