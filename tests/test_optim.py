@@ -1059,6 +1059,17 @@ def test_minimize_takes_a_count_of_steps_not_a_bool():
     np.testing.assert_array_equal(w.numpy(), 1.0)
 
 
+def test_minimize_under_no_grad_records_its_costs_gradients_as_steps_closure_does():
+    """A notebook cell's ``with xdl.no_grad():`` around minimize: its backward failed with "backward() on
+    a tensor that does not require grad", where ``opt.step(closure)`` runs the closure under enable_grad."""
+    w = xdl.tensor(np.ones(3), requires_grad=True)
+    opt = SGD([w], lr=0.1)
+    with xdl.no_grad():
+        assert opt.minimize(lambda: (w * w).sum(), steps=2) == pytest.approx(3 * 0.8 ** 2)
+        assert not xdl.is_grad_enabled()
+    np.testing.assert_allclose(w.numpy(), 0.8 ** 2)
+
+
 def test_an_optimizer_with_a_schedule_pickles():
     import pickle
 

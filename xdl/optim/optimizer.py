@@ -716,7 +716,8 @@ class Optimizer(StepCount):
         """Run ``steps`` of: zero the gradients, ``cost = cost_fn()``, backward, step.
 
         ``params`` defaults to the optimizer's own; parameters given here that it does not hold
-        yet are added as a new group. Returns the last cost (one host sync, at the end).
+        yet are added as a new group. Returns the last cost (one host sync, at the end). The cost
+        and its backward record gradients whatever block it is called in, as `step`'s closure does.
 
         >>> import xdl
         >>> w = xdl.tensor([0.0], requires_grad=True)
@@ -736,8 +737,9 @@ class Optimizer(StepCount):
         cost = None
         for _ in range(steps):
             self.zero_grad()
-            cost = cost_fn()
-            cost.backward()
+            with enable_grad():  # (as step's closure: a caller's no_grad block failed its backward, "on a tensor
+                cost = cost_fn()  # that does not require grad")
+                cost.backward()
             self.step()
         return cost.item()
 
