@@ -444,3 +444,18 @@ def test_epoch_and_trial_axes_are_ticked_at_whole_numbers():
     for ax in fig.axes:
         ticks = ax.xaxis.get_major_locator().tick_values(0.95, 1.05)
         assert len(ticks) and all(float(t).is_integer() for t in ticks), (ax.get_title(), ticks)
+
+
+def test_json_number_writes_numpy_numbers_and_refuses_times_and_bytes():
+    """A record's datetime64 was written as a nanosecond int (or failed naming a date it never held), a
+    timedelta64 as a bare count of its unit; a NumPy number is written as the number it holds."""
+    import json
+
+    from xdl.files import json_number
+
+    values = [np.float32(0.5), np.int8(-1), np.uint64(2**63 + 1), np.bool_(True), np.longdouble(0.25), np.float16(1.5)]
+    assert json.dumps(values, default=json_number) == "[0.5, -1, 9223372036854775809, true, 0.25, 1.5]"
+    for value in (np.datetime64(1, "ns"), np.datetime64("2020-01-01"), np.timedelta64(3), np.timedelta64(3, "s"),
+                  np.bytes_(b"a"), np.complex64(1j), np.void(b"ab")):
+        with pytest.raises(TypeError, match=rf"^{type(value).__name__} .* cannot be written as JSON$"):
+            json.dumps([value], default=json_number)

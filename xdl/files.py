@@ -248,8 +248,10 @@ def python_value(v):
 def json_number(value):
     """``json.dump``'s ``default`` for NumPy numbers (a callback's record may hold one): the Python
     number it holds (`python_value`); anything else is still refused."""
-    plain = python_value(value) if isinstance(value, np.generic) else value
-    if plain is not value and not isinstance(plain, np.generic):
+    # (a number only: a datetime64's or timedelta64's item is a date, a duration or a bare int of its unit, written as
+    # if a count; bytes_'s is bytes)
+    if isinstance(value, np.number | np.bool_) and not isinstance(value, np.timedelta64) \
+            and isinstance(plain := python_value(value), bool | int | float):
         return plain
     raise TypeError(f"{type(value).__name__} {value!r} cannot be written as JSON")
 
