@@ -1010,3 +1010,20 @@ def test_a_function_whose_runs_all_diverged_is_drawn_as_f_per_step(tmp_path, mon
     assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_yscale()) == ("step", "f(x)", "log")
     curve = results["problems"]["quadratic"]["sgd"]["runs"][0]["curve"]
     assert list(ax.lines[0].get_xdata()) == list(range(len(curve))) and list(ax.lines[0].get_ydata()) == curve
+
+
+def test_a_run_under_a_callers_no_grad_is_the_run_outside_it(tmp_path):
+    """A benchmark called in a notebook's ``with xdl.no_grad():``: a function's runs recorded no graph and
+    each was "crashed" at its first backward; and a rule with no update of its own passed the check of its
+    class (the probe's backward failed first, and was taken for the rule's failure) — once, for good: the
+    check is cached per file."""
+    from xdl.bench.protocol import builders, run
+    from xdl.bench.problems import PROBLEMS
+    outside = run(PROBLEMS["quadratic"], builders(["sgd"])["sgd"], 0.01, 0, True)
+    with xdl.no_grad():
+        inside = run(PROBLEMS["quadratic"], builders(["sgd"])["sgd"], 0.01, 0, True)
+        assert not xdl.is_grad_enabled()
+    assert inside["status"] == "completed" and without_times(inside) == without_times(outside)
+    (tmp_path / "rules.py").write_text("import xdl\nclass Lazy(xdl.optim.Optimizer):\n    pass\n")
+    with xdl.no_grad(), pytest.raises(ValueError, match="Lazy has no update of its own"):
+        builders([f"{tmp_path / 'rules.py'}:Lazy"])

@@ -3036,3 +3036,19 @@ def test_a_historys_epochs_are_integers_or_none_and_a_damaged_file_is_named(tmp_
     (tmp_path / "history.json").write_text('{"records": [], "stopped_epoch": "2"}')
     with pytest.raises(ValueError, match=r"^History.load: '.*history.json' is damaged: History: stopped_epoch must"):
         xdl.History.load(tmp_path / "history.json")
+
+
+def test_a_fits_evaluation_of_each_epoch_records_no_graph():
+    """The train and dev passes at an epoch's end are evaluation, as `Trainer.evaluate`'s: within the
+    fit, which records, each batch's forward built a graph, holding its activations to the batch's end."""
+    recorded = []
+
+    def loss(out, labels):
+        recorded.append(out.requires_grad)
+        return SoftmaxCrossEntropy()(out, labels)
+
+    X, y, X_dev, y_dev = moons_parts(200)[:4]
+    trainer = make_trainer(None, epochs=1, batch_size=len(X))
+    trainer.loss = loss
+    trainer.fit(X, y, dev=(X_dev, y_dev))
+    assert recorded[-3:] == [True, False, False]  # the epoch's one step, then its train and dev passes

@@ -24,6 +24,7 @@ from xdl.bench.environment import environment, headline
 from xdl.bench.steps import STEP_SHAPES, format_step_table, main_job_seconds_per_epoch, step_rows
 from xdl.bench.timing import faster, time_call, time_calls, torch_on
 from xdl.files import atomic_write, check_output_file
+from xdl.tensor import enable_grad
 
 
 @dataclass
@@ -329,6 +330,7 @@ def _duration(s: float) -> str:
     return f"{s * 1e3:.3f} ms" if s >= 1e-3 else f"{s * 1e6:.1f} µs"
 
 
+@enable_grad()  # its cases time backward passes: under a caller's no_grad they failed
 def report(quick: bool = False, json_path=None, json_flag: str = "json_path") -> None:
     """Print one table of every case on the current backend (``quick``: without the 100M-parameter
     and largest batch-norm cases) under a line saying what produced it (`environment`);

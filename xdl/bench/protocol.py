@@ -39,7 +39,7 @@ from xdl.data import batch_bounds
 from xdl.backend import SEEDS, thread_seed
 from xdl.data.validation import check_bool, check_int, check_number
 from xdl.files import home_meant
-from xdl.tensor import no_grad, role_of
+from xdl.tensor import enable_grad, no_grad, role_of
 from xdl.train import Trainer, fit_many
 from xdl.train.divergence import DIVERGENCE_FACTOR, divergence_factor, far_above
 
@@ -150,7 +150,8 @@ def _load_optimizer(spec: str, version):
         raise ValueError(f"--optimizer {spec!r}: {name}(params, lr=...) cannot be made "
                          f"({type(e).__name__}{f': {e}' if str(e) else ''})") from None
     try:
-        (x * x).sum().backward()
+        with enable_grad():  # (under a caller's no_grad the backward failed, and a rule with no update passed)
+            (x * x).sum().backward()
         opt.step()
     except NotImplementedError:
         raise ValueError(f"--optimizer {spec!r}: {name} has no update of its own (NotImplementedError): a rule "
@@ -202,11 +203,13 @@ def run(problem: Problem, build, lr: float, seed: int, quick: bool, data=None) -
     """One training run: its status, curve, final metrics, steps and seconds to the target, and
     the optimizer's settings (``"optimizer"``, `optimizer_record`). The initial weights are drawn
     as after ``xdl.seed(seed)``, from this thread's generator (`thread_seed`): the process's
-    generators — a caller's ``xdl.seed`` stream — are left as they were, as `fit_many`'s are."""
+    generators — a caller's ``xdl.seed`` stream — are left as they were, as `fit_many`'s are. A run
+    records its gradients whatever block it is called in, as `Trainer.fit`'s do."""
     try:
         # (not xdl.seed: a benchmark called from Python would reseed its caller's generators; nothing
-        # here draws from a device generator — a run's shuffles come from its Trainer's seed)
-        with thread_seed(seed):
+        # here draws from a device generator — a run's shuffles come from its Trainer's seed). Under a
+        # caller's no_grad a function's run recorded no graph, and each was "crashed" at its first backward
+        with thread_seed(seed), enable_grad():
             return _function_run(problem, build, lr, seed, quick) if problem.kind == "function" else \
                 _classification_run(problem, build, lr, seed, quick, data)
     except FloatingPointError as e:

@@ -915,6 +915,7 @@ class Trainer:
         X, self._network = self.model.network_input(X, on_host=self.augment is None)
         return self._evaluate(X, y, batch_size)
 
+    @no_grad()  # (called within a fit, which records: each batch's forward kept its graph and activations)
     def _evaluate(self, X, y, batch_size: int = 1024, captured: bool = False) -> dict:
         """Cost and accuracy in evaluation mode. ``captured`` (within a fit whose steps are
         captured, X and y on the device): each batch's forward pass is a graph per batch shape,
