@@ -2137,3 +2137,39 @@ def test_a_binary_classifier_whose_cost_rose_far_above_its_start_has_diverged():
         with pytest.raises(FloatingPointError, match=r"the train cost became \S+ at the end of epoch 1, above "
                                                      r"1e4 × ln C \(where a classifier starts\) = 6.93e\+03"):
             trainer.fit(s.X_train, s.y_train)
+
+
+@pytest.mark.parametrize("key", [1, None, True, 1.5])
+def test_a_key_json_writes_as_a_string_is_refused_where_it_is_given(tmp_path, key):
+    class State(Callback):
+        def state_dict(self):
+            return {"seen": {key: 1}}, {}
+
+    class Column(Callback):
+        def on_epoch_end(self, trainer, record):
+            record[key] = 0.5
+
+    class Nested(Callback):
+        def on_epoch_end(self, trainer, record):
+            record["counts"] = {key: 1}
+
+    s = moons(64)
+    for callback, message in ((State(), "keys are strings"), (Column(), "a column's name is a string"),
+                              (Nested(), "use string keys")):
+        with pytest.raises(TypeError, match=message):
+            trainer_for(epochs=1, callbacks=[callback, Checkpoint(tmp_path / type(callback).__name__)]).fit(
+                s.X_train, s.y_train)
+    with pytest.raises(TypeError, match="run_info: its keys"):
+        trainer_for(run_info={"options": {key: 1}})
+
+
+@pytest.mark.parametrize("value", [np.datetime64(2, "ns"), np.timedelta64(2, "ns"), np.array(np.datetime64(2, "ns"))])
+def test_a_date_or_a_duration_is_no_count_of_epochs(value):
+    from xdl.config import TrainConfig
+    from xdl.files import python_value
+    from xdl.tune import Space
+
+    assert python_value(value) is value
+    with pytest.raises(TypeError, match="epochs must be an integer"):
+        TrainConfig(epochs=value)
+    assert Space({}, fixed={"epochs": value}).fixed["epochs"] is value  # (not 2: refused as a trial's config)

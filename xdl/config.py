@@ -403,7 +403,9 @@ def _check_choice(f: dataclasses.Field, value, source: str) -> None:
 def _checked(name: str, type_name: str, value, source: str):
     """``value`` if it has the field's type (ints are accepted as floats, NumPy scalars as Python
     ones, any sequence of integers as a list), else a clear error."""
-    integer = lambda v: isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_)  # noqa: E731
+    # (a timedelta64 is a NumPy integer: a duration is no count, as a datetime64 is not)
+    integer = lambda v: isinstance(v, int | np.integer) \
+        and not isinstance(v, bool | np.bool_ | np.timedelta64)  # noqa: E731
     ok = {"int": integer,
           "float": lambda v: integer(v) or isinstance(v, float | np.floating),
           "bool": lambda v: isinstance(v, bool | np.bool_),

@@ -237,9 +237,11 @@ def _alive_on_windows(pid: int) -> bool:
 def python_value(v):
     """A NumPy scalar or 0-d array as the Python number it holds, else ``v`` as it is: a setting kept
     for JSON or TOML (a trial, a checkpoint's record) or for a formula (NEP 50 keeps a NumPy scalar's
-    dtype against Python floats: a schedule of np.float32(3e-3) rounded its every rate to float32)."""
-    if not (isinstance(v, np.generic | np.ndarray) and np.ndim(v) == 0):
-        return v
+    dtype against Python floats: a schedule of np.float32(3e-3) rounded its every rate to float32). A
+    datetime64 or timedelta64 is kept as it is, to be refused as no number (a date of nanoseconds fixed
+    in a search space was taken as 1.7·10¹⁸ epochs)."""
+    if not (isinstance(v, np.generic | np.ndarray) and np.ndim(v) == 0) or v.dtype.kind in "mM":
+        return v  # (a datetime64's or timedelta64's item is a date, a duration or a bare int of its unit: no number)
     item = v.item()  # (a longdouble's item is itself: the float it holds, which JSON and TOML take)
     return item if not isinstance(item, np.generic) else float(item) if isinstance(item, np.floating) else \
         int(item) if isinstance(item, np.integer) else item

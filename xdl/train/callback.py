@@ -115,29 +115,31 @@ def callback_state(cb) -> tuple[dict, dict]:
     except (TypeError, ValueError) as e:
         raise TypeError(f"{name}: its first dict is written as JSON (numbers, strings, lists, dicts; arrays go in "
                         f"the second): {e}") from None
-    key = _key_not_str(result[0])
-    if key is not None:  # JSON writes it as a string: load_state_dict would get {"1": …} for {1: …}, silently
+    found = key_not_str(result[0])
+    if found:  # JSON writes it as a string: load_state_dict would get {"1": …} for {1: …}, silently
+        key, = found
         raise TypeError(f"{name}: its first dict is written as JSON, whose keys are strings: {key!r} "
                         f"({type(key).__name__}) would come back on resuming as {json.dumps({key: 0})[1:-4]}; "
                         "use string keys (or a list of pairs)")
     return result
 
 
-def _key_not_str(value):
-    """The first dict key in ``value`` (a JSON value: dicts and lists within) that is not a string, or None."""
+def key_not_str(value) -> tuple:
+    """``(key,)``: the first dict key in ``value`` (a JSON value: dicts and lists within) that is not
+    a string; else ``()`` (a key of None is one: JSON writes it "null")."""
     if isinstance(value, dict):
         for k, v in value.items():
             if not isinstance(k, str):
-                return k
-            found = _key_not_str(v)
-            if found is not None:
+                return (k,)
+            found = key_not_str(v)
+            if found:
                 return found
     elif isinstance(value, list | tuple):
         for v in value:
-            found = _key_not_str(v)
-            if found is not None:
+            found = key_not_str(v)
+            if found:
                 return found
-    return None
+    return ()
 
 
 def load_callback_state(cb, state: dict, arrays: dict) -> None:
@@ -152,8 +154,18 @@ def load_callback_state(cb, state: dict, arrays: dict) -> None:
 def check_record(record: dict, cb) -> None:
     """Each value of an epoch's record is JSON (what the history and the checkpoint write), after
     callback ``cb`` ran on it: a column it added as an array is named now, with it, not as a
-    checkpoint that cannot be written."""
+    checkpoint that cannot be written; so is a name, or a key within, that is not a string (JSON
+    writes 1 as "1": the resumed history held a column "1" beside 1, each half empty)."""
     for column, value in record.items():
+        if not isinstance(column, str):
+            raise TypeError(f"the record of epoch {record.get('epoch')} holds a column named {column!r} "
+                            f"({type(column).__name__}) after {type(cb).__name__}.on_epoch_end: a column's name is "
+                            "a string, as JSON writes it")
+        found = key_not_str(value)
+        if found:
+            raise TypeError(f"the record of epoch {record.get('epoch')} holds {column!r} = {value!r:.80} after "
+                            f"{type(cb).__name__}.on_epoch_end, with the key {found[0]!r} ({type(found[0]).__name__}), "
+                            "which JSON writes as a string: use string keys")
         try:
             json.dumps(value, default=json_number)
         except (TypeError, ValueError):

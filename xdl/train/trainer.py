@@ -49,7 +49,7 @@ from xdl.serialization import check_stored_kinds, load, read_checkpoint
 from xdl.tensor import Tensor, enable_grad, no_grad, to_numpy
 from xdl.train import provenance
 from xdl.train.callback import (Callback, callback_state, check_record, continues_run, ended_before_its_first_step,
-                                load_callback_state)
+                                key_not_str, load_callback_state)
 from xdl.train.checkpoint import Checkpoint, check_resumes_into, save_resumable, stop_for_signal
 from xdl.train.checkpoint_files import (check_checkpoint_kind, fewest_epochs, position, resume_path, upcoming,
                                         write_checkpoint)
@@ -117,6 +117,10 @@ def _checked_run_info(run_info) -> dict:
         json.dumps(run_info, default=json_number)
     except (TypeError, ValueError) as e:
         raise TypeError(f"run_info must hold JSON values (numbers, strings, lists, dicts, None): {e}") from None
+    found = key_not_str(run_info)
+    if found:  # (JSON writes it as a string: the checkpoint's run_info would hold "1" for 1)
+        raise TypeError(f"run_info: its keys are written as JSON's, strings: {found[0]!r} ({type(found[0]).__name__}) "
+                        "is not one")
     return dict(run_info)
 
 
