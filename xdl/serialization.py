@@ -51,8 +51,9 @@ def save(model: Module, path, extra: dict | None = None, extra_arrays: dict | No
     (name → array of numbers, strings or booleans: an object array would need pickle) ride along in
     the same file, e.g. a training checkpoint's optimizer state; `load` reads the model and ignores
     them (`read_extra` returns them). A file with ``extra`` is of format 2 (its JSON stored as UTF-8
-    beside the header, `EXTRA_KEY`), one without of format 1; `load` reads both. ``path`` is a file name (str or os.PathLike), not a file
-    object; ``/dev/null`` and pipes are written into as ``open`` would.
+    beside the header, `EXTRA_KEY`), one without of format 1; `load` reads both. ``path`` is a file
+    name (str or os.PathLike), not a file object; ``/dev/null`` and pipes are written into as ``open``
+    would.
     """
     if not isinstance(model, Module):
         hint = ("; an optimizer's state is opt.state_dict() (pickle it), and a Trainer's Checkpoint keeps it with "

@@ -250,8 +250,9 @@ class StepCount:
         """Refuse a step once ``t`` is `MAX_STEPS`: the device's int64 count would wrap to −2⁶³ (Adam's
         t with it), and the host's say 2⁶³, a count no checkpoint of it could load."""
         if self._t >= MAX_STEPS:
-            raise OverflowError(f"{type(self).__name__}.step: t (the steps taken) is {self._t}, the most the device's "
-                                f"int64 count holds: another step would wrap it to {-MAX_STEPS - 1}; set t lower to go on")
+            raise OverflowError(f"{type(self).__name__}.step: t (the steps taken) is {self._t}, the most the "
+                                f"device's int64 count holds: another step would wrap it to {-MAX_STEPS - 1}; set t "
+                                "lower to go on")
 
     def _count_on(self) -> None:
         """End of a step: the device's count now, the host's after the step (after each replay of

@@ -118,7 +118,8 @@ class Study:
             raise ValueError(f"{who}: the search in {str(directory)!r} was made with {'; '.join(differences)}. "
                              "Resuming continues the same search: its saved trials were made that way, and the "
                              "rest must be made alike to be compared with them (a random search may be given more "
-                             f"trials); for another search, use a new {'--out' if who.startswith('--') else 'directory'}")
+                             "trials); for another search, use a new "
+                             f"{'--out' if who.startswith('--') else 'directory'}")
         study = cls(meta, directory)
         study.trials = trials
         return study
