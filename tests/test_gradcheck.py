@@ -90,6 +90,19 @@ def test_gradcheck_catches_a_wrong_backward_whose_gradients_are_a_few_resolution
     assert f"{drowned.resolution / RECHECK:.1e} at {RECHECK}·ε" in str(drowned)
 
 
+def test_gradcheck_reads_a_right_gradient_a_few_resolutions_large_as_rounding_not_a_bug(backend):
+    """x's gradients (≈ 1) are 5 times J's rounding at RECHECK·ε (|J| = 1e9: ≈ 0.2), so they count as
+    resolved there, yet the numeric ones are still off by that rounding (≈ 6e-3, a relative
+    difference of 1e-3 to 1e-2): a right backward pass read as a bug, "check that input's backward pass"
+    (as unnormalized inputs into saturated sigmoids, or a large L2 on large weights, make it)."""
+    rng = np.random.default_rng(0)
+    x, a = t64(backend, rng.standard_normal(6)), t64(backend, rng.standard_normal(4))
+    x.name, a.name = "x", "a"
+    result = xdl.gradcheck(lambda: (x * x).sum() / 2 + 1e6 * (a * a).sum() + 1e9, [x, a])
+    assert result.passed and not result.hidden_bug and result.unresolved == ["x"], str(result)
+    assert result.worst.name == "a" and result.verdict in ("great", "ok"), str(result)
+
+
 def test_gradcheck_still_reads_a_bias_before_batch_norm_as_rounding(backend, rng):
     """Batch norm subtracts the batch mean: the bias before it has gradient 0, which finite
     differences see as J's rounding at any step."""
