@@ -888,3 +888,46 @@ def test_python_value_gives_the_python_number_of_any_numpy_scalar():
                             (np.bool_(True), True), ("a", "a"), ([1], [1])):
         assert python_value(value) == expected and type(python_value(value)) is type(expected)
     assert value_key(np.longdouble(0.5)) == value_key(0.5)
+
+
+def test_masked_values_are_missing_values_not_the_numbers_under_the_mask():
+    """A masked array (np.genfromtxt(usemask=True), a FITS or netCDF column with gaps): NumPy's
+    asarray drops the mask, so fit, predict, Standardizer and the losses read the fill value under
+    it (-9999 here: the Standardizer's mean came out -416) without a word. A masked value is a
+    missing value, NaN, as pandas' pd.NA: refused by name where NaN is, kept as NaN by split."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(24, 3)), np.arange(24) % 3
+    Xm = np.ma.masked_array(X.copy(), mask=np.zeros(X.shape, bool))
+    Xm[3, 2] = np.ma.masked
+    Xm.data[3, 2] = -9999.0
+    xdl.seed(0)
+    model = xdl.nn.mlp(3, [4], 3)
+    trainer = Trainer(model, SoftmaxCrossEntropy(), xdl.optim.SGD(model, lr=0.1), epochs=1, progress=False)
+    said = "X contains NaN, Inf or masked values (first at example 3, feature 2)"
+    for call in (lambda: trainer.fit(Xm, y), lambda: model.predict(Xm), lambda: Standardizer().fit(Xm)):
+        with pytest.raises(ValueError, match=re.escape(said)):
+            call()
+    with xdl.no_grad():
+        assert np.isnan(model(Xm, training=False).data[3]).all() and np.isfinite(model(X).data).all()
+    assert np.isnan(split(Xm, y, seed=0).X_train).sum() == 1  # (a missing value, filled after the split)
+    ym = np.ma.masked_array(y.copy(), mask=np.zeros(24, bool))
+    ym[5] = np.ma.masked
+    with pytest.raises(ValueError, match=re.escape("y must hold integer class indices, got NaN, Inf or masked "
+                                                   "values (first at example 5)")):
+        trainer.fit(X, ym)
+    targets = np.ma.masked_array(np.ones((24, 1)), mask=np.arange(24)[:, None] == 7)
+    with pytest.raises(ValueError, match="targets contain NaN or Inf"):
+        MeanSquaredError()(xdl.Tensor(X[:, :1]), targets)
+    unmasked = np.ma.masked_array(X)  # (no value masked: read as the array it holds)
+    np.testing.assert_array_equal(model.predict(unmasked), model.predict(X))
+
+
+def test_float16_labels_are_checked_without_an_overflow_warning():
+    """check_labels compared float16 labels with MAX_CLASSES (2**20), which NumPy cast to float16:
+    "overflow encountered in cast" at every fit_many, tune or one_hot of float16 labels (an error
+    under -W error), though the labels were fine."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        labels = xdl.data.check_labels(np.array([0, 2, 1], np.float16), 3)
+        assert labels.tolist() == [0, 2, 1]
+        assert xdl.data.check_labels(np.array([0, 2], np.float16), 2, n_classes=70_000).tolist() == [0, 2]

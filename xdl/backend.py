@@ -605,7 +605,14 @@ def backend_for_dlpack(device_type: int) -> Backend:
 
 
 def array_to_numpy(array) -> np.ndarray:
-    """A NumPy array from an array of any loaded backend, or anything array-like."""
+    """A NumPy array from an array of any loaded backend, or anything array-like. A masked array's
+    masked values (np.ma: np.genfromtxt(usemask=True)'s, a FITS or netCDF column's gaps) become NaN,
+    a missing value, as pandas' pd.NA does (`xdl.data.validation.objects_as_floats`), in its floating
+    dtype (integers and booleans in float64): ``np.asarray`` drops the mask and gave the values
+    under it (a fill value, -9999 or 1e20), which were trained on and predicted from without a word."""
+    if isinstance(array, np.ma.MaskedArray) and array.dtype.kind in "biuf" and np.ma.getmaskarray(array).any():
+        floating = array.dtype if np.issubdtype(array.dtype, np.floating) else np.dtype(np.float64)
+        return np.ma.filled(array.astype(floating), np.nan)
     if isinstance(array, np.ndarray | np.generic):
         return np.asarray(array)
     for backend in _backends.values():

@@ -121,7 +121,7 @@ def _as_array(targets, backend, name: str):
         raise ValueError(f"{name} is a tensor that requires grad, but the loss has no gradient with respect to its "
                          f"targets (they are constants here); pass {name.rsplit(': ', 1)[-1]}.detach() for fixed targets")
     data = targets.data if isinstance(targets, Tensor) else targets
-    if not backend.owns(data):
+    if not backend.owns(data) or isinstance(data, np.ma.MaskedArray):  # (a masked value as NaN: `array_to_numpy`)
         data = np.asarray(array_to_numpy(data))  # checked on the host: CuPy has no string or object arrays
     refuse_times(data, name, name.rpartition(": ")[2])  # (NumPy counts durations among its integers)
     if data.dtype == object and data.size and np.asarray(np.frompyfunc(

@@ -145,7 +145,8 @@ def check_features(X, name: str = "X", n_features: int | None = None, dtype=None
         check_width(int(np.prod(X.shape[1:])), n_features, name)
     bad = first_where(X, lambda piece: ~np.isfinite(piece)) if finite else None
     if bad is not None:
-        raise ValueError(f"{name} contains NaN or Inf (first at example {bad[0]}, feature {bad[1]})")
+        what = "NaN, Inf or masked values" if isinstance(given, np.ma.MaskedArray) else "NaN or Inf"
+        raise ValueError(f"{name} contains {what} (first at example {bad[0]}, feature {bad[1]})")
     if dtype is not None and np.issubdtype(X.dtype, np.floating) and np.finfo(X.dtype).max > np.finfo(dtype).max:
         high = np.finfo(dtype).max
         bad = first_where(X, lambda piece: np.abs(piece) > high)
@@ -311,6 +312,7 @@ def check_labels(y, m: int, name: str = "y", n_classes: int | None = None, x_nam
     names the examples' array."""
     if y is None:
         raise TypeError(f"{name} is None; give the class labels of {x_name}")
+    masked = isinstance(y, np.ma.MaskedArray)
     y = to_numpy(y)
     refuse_times(y, name)
     if y.ndim == 0:  # (a number: "0 labels" said nothing of it)
@@ -341,7 +343,8 @@ def check_labels(y, m: int, name: str = "y", n_classes: int | None = None, x_nam
                          "0 … C − 1 first, as xdl.sklearn's estimator does (np.unique(y, return_inverse=True)[1])")
     if not np.issubdtype(y.dtype, np.integer):
         if np.issubdtype(y.dtype, np.floating) and not np.isfinite(y).all():
-            raise ValueError(f"{name} must hold integer class indices, got NaN or Inf (first at example "
+            what = "NaN, Inf or masked values" if masked else "NaN or Inf"
+            raise ValueError(f"{name} must hold integer class indices, got {what} (first at example "
                              f"{int(np.flatnonzero(~np.isfinite(y))[0])})")
         if not np.issubdtype(y.dtype, np.floating):
             raise ValueError(f"{name} must hold integer class indices, got dtype {y.dtype}")
@@ -353,11 +356,12 @@ def check_labels(y, m: int, name: str = "y", n_classes: int | None = None, x_nam
                              f"whole number ({y[first].item()!r} at example {first}): labels computed in floats are "
                              f"rounded first, np.rint({name}); probabilities of classes are (m, C) rows")
     # bounds checked on the values as given, before a cast to int64 could wrap them (uint64, 1e30)
+    # (compared as Python numbers: float16's y.max() >= 2**20 cast the bound to float16, an overflow warning)
     if m and y.min() < 0:
         raise ValueError(f"{name} has negative class indices (min {y.min()})")
-    if m and n_classes is not None and y.max() >= n_classes:  # the model's width decides, when there is one
+    if m and n_classes is not None and y.max().item() >= n_classes:  # the model's width decides, when there is one
         raise ValueError(f"{name} has class index {y.max()}, outside the model's {n_classes} classes [0, {n_classes})")
-    if m and n_classes is None and y.max() >= MAX_CLASSES:  # the labels would set the width of a model to build
+    if m and n_classes is None and y.max().item() >= MAX_CLASSES:  # the labels would set the width of a model to build
         raise ValueError(f"{name} has class index {y.max()}; the number of classes must be at most "
                          f"MAX_CLASSES = {MAX_CLASSES}")
     return y if np.issubdtype(y.dtype, np.integer) else y.astype(np.int64)

@@ -595,8 +595,10 @@ class Module:
         if not isinstance(x, Tensor) and (hasattr(x, "__array__") or hasattr(x, "__dlpack__")
                                           or isinstance(x, list | tuple) and not _holds_tensor(x)):
             check_feature_names(x, self.feature_names_in_, "x")  # (a frame's columns: by name, not position)
-            if not isinstance(getattr(x, "dtype", None), np.dtype):  # a list, a DataFrame, another library's
-                x = _backend.array_to_numpy(x)  # tensor: as NumPy reads it (floats stay float64 until cast)
+            if not isinstance(getattr(x, "dtype", None), np.dtype) or isinstance(x, np.ma.MaskedArray):
+                # a list, a DataFrame, another library's tensor: as NumPy reads it (floats stay float64 until
+                # cast); a masked array's masked values as NaN (`array_to_numpy`), not the values under the mask
+                x = _backend.array_to_numpy(x)
             if isinstance(x, np.ndarray) and x.dtype == object:  # numbers held as objects (a frame of float and
                 # bool columns, pd.get_dummies' or nullable ones, reads so): as predict reads them, a missing value
                 # NaN — refused as "tensor: data of dtype object", which named neither x nor its values
