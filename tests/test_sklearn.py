@@ -645,3 +645,11 @@ def test_a_failed_partial_fit_leaves_the_network_in_evaluation_mode(monkeypatch,
     assert [training for _, training in modes_of(clf.model_)] == modes == [False] * len(modes)
     loaded = xdl.load(xdl.save(clf.model_, tmp_path / "m.npz"))
     assert not any(training for _, training in modes_of(loaded))
+
+
+@pytest.mark.parametrize("seed", [np.random.RandomState(0), np.random.default_rng(0), -1, 2**64, 1.0, True])
+def test_a_seed_that_is_no_integer_is_refused_saying_none_is_one_too(seed):
+    # scikit-learn's random_state takes a RandomState; this seed takes an integer or None, and says both
+    with pytest.raises(ValueError, match=r"seed must be an integer in \[0, 2\*\*64\) or None") as refused:
+        MLPClassifier(hidden=4, epochs=1, seed=seed).fit(*xdl.datasets.moons(40, seed=0))
+    assert isinstance(refused.value, TypeError)  # scikit-learn's InvalidParameterError

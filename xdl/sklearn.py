@@ -28,7 +28,7 @@ try:
 except ImportError:
     raise ImportError("xdl.sklearn needs scikit-learn ≥ 1.6: pip install 'xdl[sklearn]'") from None
 
-from xdl.backend import resolve_backend, thread_backend, thread_seed
+from xdl.backend import SEEDS, resolve_backend, thread_backend, thread_seed
 from xdl.config import SCHEDULE_OPTIONS, TrainConfig
 from xdl.data import Standardizer, split
 from xdl.data.validation import check_bool, check_int, check_number, first_where, standardized
@@ -156,7 +156,11 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         would drop the optimizer's state at every `partial_fit` (so a seed is drawn once per fitted
         estimator; a `fit` draws anew)."""
         if self.seed is not None:
-            return self.seed
+            # (None is a seed here too: TrainConfig's "must be an integer" left it out; and a RandomState or
+            # Generator, scikit-learn's random_state, is no integer a checkpoint or a refit could key again)
+            return check_int(self.seed, "MLPClassifier: seed", low=0, high=SEEDS - 1,
+                             expected="an integer in [0, 2**64) or None (not a RandomState or Generator: give "
+                                      "an integer, as the seed it was made with)")
         if going_on and "_trainer_options_" in self.__dict__:  # (pickled with the estimator)
             return self._trainer_options_["seed"]
         return int(np.random.default_rng().integers(2**31))
