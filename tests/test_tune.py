@@ -924,6 +924,92 @@ def test_dask_takes_a_connected_client_and_sends_every_round_to_it(data):
         [(t.round, t.params, t.dev_accuracy) for t in here.trials]
 
 
+@pytest.mark.parametrize("reply", [None, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n" * 4])
+def test_a_server_at_the_scheduler_address_that_is_no_dask_scheduler_is_named_in_time(data, monkeypatch, tmp_path,
+                                                                                         reply):
+    """A server that takes the connection and says nothing (distributed's handshake waited on it for
+    ever) or answers HTTP (the dashboard's port 8787 given for the scheduler's: its bytes were read as
+    a frame length, "Unable to allocate 3.07 EiB", then a 20 s close with a traceback) is an OSError
+    naming the argument, within the connect time, before anything is made."""
+    import contextlib
+    import socket
+    import threading
+    import time
+
+    import xdl.tune.search
+
+    pytest.importorskip("dask.distributed")
+    X, y, dev = data
+    monkeypatch.setattr(xdl.tune.search, "CONNECT_SECONDS", 0.5)
+    server, taken = socket.create_server(("127.0.0.1", 0)), []
+
+    def answer():
+        with contextlib.suppress(OSError):
+            while True:
+                connection = server.accept()[0]
+                taken.append(connection)
+                if reply is not None:
+                    connection.sendall(reply)
+
+    threading.Thread(target=answer, daemon=True).start()
+    address = f"tcp://127.0.0.1:{server.getsockname()[1]}"
+    said = "no Dask scheduler answered at .* within 0.5 s" if reply is None else "is not a Dask scheduler"
+    start = time.perf_counter()
+    try:
+        with pytest.raises(OSError, match=rf"^scheduler: .*{said}"):
+            tune(X, y, dev, None, trials=2, base=BASE, execution="dask", scheduler=address,
+                 directory=tmp_path / "study")
+    finally:
+        server.close()
+        for connection in taken:
+            connection.close()
+    assert time.perf_counter() - start < 5 and taken
+    assert not (tmp_path / "study").exists()
+
+
+def test_a_dask_search_stopped_on_a_callers_client_cancels_its_batches_and_refuses_a_closed_one(data, monkeypatch,
+                                                                                                  tmp_path):
+    """Ctrl-C in a search on the caller's client (left open): the batches not recorded are cancelled
+    — as_completed held them, and the cluster trained every batch of the round for nobody. A closed
+    client is refused before anything is made (it failed once the directory was, as KeyError 'workers')."""
+    import threading
+    import time
+
+    from xdl.tune import search
+
+    distributed = pytest.importorskip("dask.distributed")
+    X, y, dev = data
+    started, real = [], search.train_group
+
+    def slow(*args, **kwargs):  # (a worker of this process: the list is the test's)
+        started.append(1)
+        time.sleep(0.2)
+        return real(*args, **kwargs)
+
+    def stop(line):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(search, "train_group", slow)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as \
+            cluster, distributed.Client(cluster, set_as_default=False) as client:
+        with pytest.raises(KeyboardInterrupt):  # 3 batches (a hidden size each) on one thread; stopped at the first
+            tune(X, y, dev, {"hidden": {"choice": [[8], [16], [24]]}}, trials=3, strategy="grid", base=BASE,
+                 execution="dask", scheduler=client, report=stop)
+        time.sleep(0.3)
+        assert not any(client.processing().values()), "the batches left were still the cluster's work"
+        time.sleep(0.4)  # (what the queued batch would have taken)
+        assert client.status == "running" and len(started) <= 2, "a batch left started training"
+        unpicklable = xdl.nn.Standardize(X.shape[1])
+        unpicklable.lock = threading.Lock()
+        with pytest.raises(TypeError, match="^standardize cannot be sent to the Dask workers .*lock"):
+            tune(X, y, dev, None, trials=2, base=BASE, execution="dask", scheduler=client, standardize=unpicklable,
+                 directory=tmp_path / "s")
+        client.close()
+        with pytest.raises(ValueError, match="^scheduler: the distributed.Client given is closed"):
+            tune(X, y, dev, None, trials=2, base=BASE, execution="dask", scheduler=client, directory=tmp_path / "s")
+        assert not (tmp_path / "s").exists()
+
+
 def test_xdl_tune_names_a_scheduler_that_does_not_answer_before_making_anything(monkeypatch, tmp_path, capsys):
     import xdl.tune.search
 

@@ -136,6 +136,8 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
         raise ValueError(f'standardize must be a Standardize layer, "fit" or None, got {standardize!r}')
     if not isinstance(standardize, str):
         check_standardize(standardize, int(np.prod(X.shape[1:])))
+    if execution == "dask" and standardize is not None and not isinstance(standardize, str):
+        _check_shippable(standardize, "standardize")
     check_bool(progress, "progress", allow_none=True)  # (a string "no" would be a truth value)
     if report is not None and not callable(report):
         raise TypeError(f"report must be a function taking each trial's line (print, say) or None, got {report!r}")
@@ -245,11 +247,54 @@ def connect(scheduler: str, who: str = "scheduler"):
     ``--scheduler`` for the command), raised before a search makes anything."""
     distributed = _distributed()
     _check_address(scheduler, who)
+
+    def unanswered(why) -> str:
+        return (f"{who}: no Dask scheduler answered at {scheduler!r} within {CONNECT_SECONDS} s ({why}); start one "
+                f"(dask scheduler) or leave {who} out for a local cluster")
+
+    # asked first, within the time: distributed's Client waits on a server that takes the connection without a word
+    # for ever (its handshake's read has no timeout), and read another's reply (8787, the dashboard's HTTP) as a frame
+    # length ("Unable to allocate 3.07 EiB"), then spent 20 s closing in its __del__ with a traceback
+    try:
+        kind = _server_type(scheduler, distributed)
+    except (OSError, TimeoutError) as e:  # refused, unreachable, or silent
+        raise OSError(unanswered(str(e) or "it took the connection and said nothing: a dashboard's "
+                                 "port, 8787, where the scheduler's is 8786?")) from None
+    except Exception as e:  # (MemoryError is one: an HTTP status line read as a frame's length)
+        kind = f"its reply is no Dask message: {type(e).__name__}"
+    if kind != "Scheduler":
+        raise OSError(f"{who}: {scheduler!r} is not a Dask scheduler ({kind}); give the scheduler's address "
+                      "(tcp://host:8786 by default; 8787 is its dashboard, a worker's address is no scheduler's)")
     try:
         return distributed.Client(scheduler, timeout=CONNECT_SECONDS, set_as_default=False)
     except OSError as e:  # distributed's TimeoutError and refused connections
-        raise OSError(f"{who}: no Dask scheduler answered at {scheduler!r} within {CONNECT_SECONDS} s ({e}); "
-                      f"start one (dask scheduler) or leave {who} out for a local cluster") from None
+        raise OSError(unanswered(e)) from None
+
+
+def _server_type(address: str, distributed) -> str:
+    """What the Dask server at ``address`` says it is ("Scheduler", "Worker", ...), asked within
+    `CONNECT_SECONDS` in a thread of its own (the caller's may run an event loop: a notebook's);
+    a TimeoutError where it does not say, an OSError where nothing takes the connection."""
+    import asyncio
+    import concurrent.futures
+
+    from distributed.comm import connect as open_comm
+
+    async def ask():
+        comm = await open_comm(address, timeout=CONNECT_SECONDS,
+                               **distributed.Security().get_connection_args("client"))
+        try:
+            await comm.write({"op": "identity", "reply": True})
+            reply = await comm.read()
+        finally:
+            comm.abort()
+        return reply.get("type", repr(reply)) if isinstance(reply, dict) else repr(reply)[:80]
+
+    async def within():
+        return await asyncio.wait_for(ask(), CONNECT_SECONDS)
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, within()).result()
 
 
 def _check_address(scheduler: str, who: str) -> None:
@@ -361,6 +406,10 @@ def check_search(space=None, trials=32, strategy="random", execution="sequential
                             f"distributed.Client, got {scheduler!r} ({type(scheduler).__name__})")
         if isinstance(scheduler, str):
             _check_address(scheduler, name("scheduler"))
+        elif scheduler is not None and scheduler.status in ("closing", "closed"):  # (it failed, once the directory
+            # was made, as "KeyError: 'workers'")
+            raise ValueError(f"{name('scheduler')}: the distributed.Client given is {scheduler.status}; give a "
+                             "connected one, or its scheduler's address")
     elif scheduler is not None:  # it would be ignored
         raise ValueError(f"{name('scheduler')} is the address of a Dask scheduler, for {name('execution')} dask; "
                          f"this search's {name('execution')} is {execution!r}")
@@ -932,6 +981,17 @@ def _dask_rounds(client, todo, round_, search: _Search, distributed) -> None:
                              False, pruning, search.dtype, search.worker_backend(), pure=False, retries=2): group
                for group in groups}
     left = dict(futures)  # the batches not recorded yet
+    try:
+        _record_as_completed(client, futures, left, round_, search, distributed)
+    finally:  # a Ctrl-C or an error: the batches not recorded are cancelled (as_completed held them until each ended:
+        # a cluster of the caller's, left open, trained every batch of the round for nobody, its data held meanwhile)
+        if left and client.status == "running":
+            with contextlib.suppress(Exception):  # (a scheduler lost meanwhile: nothing left to cancel there)
+                client.cancel(list(left))
+
+
+def _record_as_completed(client, futures: dict, left: dict, round_, search: _Search, distributed) -> None:
+    """Record each of ``futures``' batches as it ends, taking it out of ``left`` (`_dask_rounds`)."""
     for future in distributed.as_completed(futures, loop=client.loop):  # (the client is no default one)
         group = left.pop(future)
         try:
@@ -950,6 +1010,19 @@ def _dask_rounds(client, todo, round_, search: _Search, distributed) -> None:
                                   f"trial{'s' * (n != 1)} of this round did not finish") from None
         search.study.add([_trial(number, round_, params, *outcome, seconds) for (number, params, _), outcome in
                           zip(group, outcomes)])
+
+
+def _check_shippable(value, name: str) -> None:
+    """``value`` pickles as Dask sends it to a worker (cloudpickle), else a TypeError naming ``name``
+    — at the first batch, it was Dask's "Could not serialize object of type LLGExpr" after an
+    ERROR log and three tracebacks, once the study's directory was made."""
+    import cloudpickle
+
+    try:
+        cloudpickle.dumps(value)
+    except Exception as e:
+        raise TypeError(f"{name} cannot be sent to the Dask workers (execution dask pickles it): {type(e).__name__}: "
+                        f"{e}") from None
 
 
 def _held(value):
