@@ -1507,3 +1507,17 @@ def test_xdl_train_tells_a_model_too_slow_to_leave_one_class_to_train_on_not_to_
         rose.append({"epoch": epoch + 1, "train_cost": high})
         stayed.append({"epoch": epoch + 1, "train_cost": low})
     assert _rose_above_ln_c(rose, 10) and not _rose_above_ln_c(stayed, 2)
+
+
+def test_tune_resume_names_a_config_files_option_by_its_key(tmp_path, capsys):
+    # a resumed study refused for an option its --config file changed names the file's key, not a flag never typed
+    out = tmp_path / "study"
+    assert main(["tune", *FAST[:4], "--epochs", "1", "--trials", "1", "--no-progress", "--out", str(out)]) == 0
+    config = tmp_path / "c.toml"
+    config.write_text("batch_size = 32\n")  # (not searched: the default space's are not compared)
+    capsys.readouterr()
+    assert main(["tune", "--resume", "--out", str(out), "--config", str(config), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert f"batch_size (in {str(config)!r}) 64, this one has 32" in err and "--batch-size" not in err
+    assert main(["tune", "--resume", "--out", str(out), "--batch-size", "32", "--no-progress"]) == 1
+    assert "--batch-size 64, this one has 32" in capsys.readouterr().err  # a flag typed is named as one

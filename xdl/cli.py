@@ -1109,8 +1109,16 @@ def tune(config: TrainConfig, args) -> int:
     trials, strategy, halving, min_epochs = option("trials", 32), option("strategy", "random"), option("halving"), \
         option("min_epochs", 1)
     rounds = args.rounds if args.rounds is not None or strategy in ("random", "grid") else saved.get("rounds")
+    in_file = getattr(args, "config_keys", ())
+
+    def named(param, flag):
+        # an option the --config file gave, not a flag, by its key there (a resume refused for the file's
+        # dropout = 0.2 said "--dropout 0.3, this one has 0.2", a flag never typed, as _check_resume's note says)
+        key = param.removeprefix("base.")
+        return f"{key} (in {str(args.config)!r})" if key in in_file and not hasattr(args, key) else flag
+
     searched = check_search(space, trials, strategy, args.execution, rounds, config.seed, config, args.tune_out,
-                            args.tune_resume, halving, min_epochs, flags=True, scheduler=args.scheduler)[0]
+                            args.tune_resume, halving, min_epochs, flags=named, scheduler=args.scheduler)[0]
     check_int(args.top, "--top")
     _check_flags_read(config, args, searched=searched.dimensions, fixed=searched.fixed)
     overridden = [f"--{name.replace('_', '-')}" for name in searched.spec() if hasattr(args, name)]

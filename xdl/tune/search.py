@@ -353,11 +353,13 @@ def check_search(space=None, trials=32, strategy="random", execution="sequential
     (space, base, rounds, dtype, study): the `Space`, the checked base, the number of rounds, the
     dtype's name and the `Study` to continue (``resume``) or to start.
     ``flags``: name the ``xdl tune`` flags in errors (``--min-epochs``), not the parameters, so
-    the command can check its options before it loads any data."""
+    the command can check its options before it loads any data; a function ``(param, flag) → name``
+    names them in its stead (a base option read from a ``--config`` file by its key there)."""
     def name(param: str) -> str:
         if not flags:
             return param
-        return {"directory": "--out"}.get(param, "--" + param.removeprefix("base.").replace("_", "-"))
+        flag = {"directory": "--out"}.get(param, "--" + param.removeprefix("base.").replace("_", "-"))
+        return flags(param, flag) if callable(flags) else flag
 
     base = TrainConfig() if base is None else base
     if not isinstance(base, TrainConfig):
