@@ -394,6 +394,73 @@ def test_a_run_that_added_a_param_group_between_fits_resumes_with_that_group(tmp
         other.fit(s.X_train, s.y_train, resume=tmp_path)
 
 
+def test_a_run_whose_callback_added_a_param_group_resumes_with_that_group(tmp_path):
+    """Gradual unfreezing inside one fit, as `Optimizer.check_trainable`'s message says it: a
+    callback unfreezes a layer and gives it to the optimizer with ``add_param_group``. The run's
+    record kept the groups the fit began with, its checkpoints the added group's state: resumed
+    without that group it was refused for its state ("2 groups' first_steps, this optimizer 1
+    groups"), with it for its settings ("optimizer settings was [one group]"): no way on."""
+    s = moons()
+
+    class Unfreeze(Callback):
+        def on_epoch_end(self, trainer, record):
+            if record["epoch"] == 1:
+                trainer.model[1].gamma.requires_grad = True
+                trainer.optimizer.add_param_group({"params": [trainer.model[1].gamma], "lr": 0.001})
+
+    def unfreezing(groups, epochs, directory):
+        xdl.seed(0)
+        model = xdl.nn.mlp(2, [16, 8], 2, batch_norm=True)
+        model[1].gamma.requires_grad = False
+        optimizer = Adam(model, lr=0.01)
+        if groups == 2:  # the optimizer as the run's was when its checkpoint was written
+            model[1].gamma.requires_grad = True
+            optimizer.add_param_group({"params": [model[1].gamma], "lr": 0.001})
+        return Trainer(model, SoftmaxCrossEntropy(), optimizer, epochs=epochs, seed=0, progress=False,
+                       batch_size=32, callbacks=[Unfreeze(), Checkpoint(directory)])
+
+    whole = unfreezing(1, epochs=3, directory=tmp_path / "whole")
+    whole.fit(s.X_train, s.y_train)
+    unfreezing(1, epochs=2, directory=tmp_path / "cut").fit(s.X_train, s.y_train)
+    resumed = unfreezing(2, epochs=3, directory=tmp_path / "cut")
+    resumed.fit(s.X_train, s.y_train, resume=tmp_path / "cut")
+    assert resumed.epoch == 3 and len(resumed.optimizer.groups) == 2
+    for p, q in zip(whole.model.parameters(), resumed.model.parameters()):
+        np.testing.assert_array_equal(p.data, q.data)
+    with pytest.raises(ValueError, match=r"optimizer settings was \[.*, .*\] in the checkpoint"):
+        unfreezing(1, epochs=3, directory=tmp_path / "cut").fit(s.X_train, s.y_train, resume=tmp_path / "cut")
+
+
+def test_a_group_a_callback_adds_at_a_rate_of_its_own_is_refused_beside_an_epoch_schedule():
+    """A callback's ``add_param_group({"params": ..., "lr": 1e-4})`` (the pretrained layers unfrozen
+    at a small rate) under ``Trainer(schedule=...)``: the schedule set every group to its rate at the
+    next epoch's start, the new group's too (0.005, 50 times the rate asked), without a word, where
+    the same group added between fits is refused. Added at the rate the schedule sets, it trains on."""
+    s = moons()
+
+    def run(lr):
+        class Unfreeze(Callback):
+            def on_epoch_end(self, trainer, record):
+                if record["epoch"] == 1:
+                    trainer.model[1].gamma.requires_grad = True
+                    trainer.optimizer.add_param_group({"params": [trainer.model[1].gamma], **lr})
+
+        xdl.seed(0)
+        model = xdl.nn.mlp(2, [16, 8], 2, batch_norm=True)
+        model[1].gamma.requires_grad = False
+        return Trainer(model, SoftmaxCrossEntropy(), Adam(model, lr=0.01), epochs=3, seed=0, progress=False,
+                       batch_size=32, schedule=xdl.optim.schedules.exponential(0.01, 0.5), callbacks=[Unfreeze()])
+
+    own = run({"lr": 1e-4})
+    with pytest.raises(ValueError, match=r"^epoch 2: a parameter group was added during the run; schedule: it sets "
+                                         r"every group's rate .* rates of their own \(0.01, 0.0001\)"):
+        own.fit(s.X_train, s.y_train)
+    assert own.optimizer.param_groups[1]["lr"] == 1e-4 and own.epoch == 1
+    alike = run({})  # (the optimizer's default rate: the schedule's)
+    alike.fit(s.X_train, s.y_train)
+    assert alike.epoch == 3 and [g["lr"] for g in alike.optimizer.param_groups] == [0.0025, 0.0025]
+
+
 def test_resume_tells_two_schedules_of_one_name_apart_by_their_rates(tmp_path):
     """A schedule of one's own was recorded by its name alone: a resume with another lambda (or the
     class made with other arguments) went on without a word, while another constant lr was refused."""

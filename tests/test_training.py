@@ -885,6 +885,27 @@ def test_a_rate_a_callback_sets_under_a_kept_epoch_schedule_is_said():
     assert history["lr"] == pytest.approx([0.1, 0.09, 0.081, 0.0729])  # (the schedule's, as documented)
 
 
+def test_one_groups_rate_a_callback_sets_under_a_kept_epoch_schedule_is_said():
+    """``opt.param_groups[1]["lr"] /= 10`` at epoch 2's end (the biases slower, say) with
+    trainer.schedule kept: the schedule sets every group's rate at epoch 3's start, that one's too —
+    said as for ``opt.lr``, where only group 0's rate was compared and this one was replaced unsaid."""
+
+    class TenthOfGroup1At2(xdl.train.Callback):
+        def on_epoch_end(self, trainer, record):
+            if record["epoch"] == 2:
+                trainer.optimizer.param_groups[1]["lr"] /= 10
+
+    s = moons_parts()
+    xdl.seed(0)
+    model = xdl.nn.mlp(2, [16, 8], 2, batch_norm=True)
+    opt = xdl.optim.SGD(xdl.optim.param_groups(model, 0.0), lr=0.1)
+    trainer = Trainer(model, SoftmaxCrossEntropy(), opt, epochs=3, seed=0, progress=False, batch_size=64,
+                      schedule=xdl.optim.schedules.exponential(0.1, 0.9), callbacks=[TenthOfGroup1At2()])
+    with pytest.warns(UserWarning, match=r"^the optimizer's group 1's rate was set to 0.009 after the schedule set "
+                                         r"epoch 2's, 0.09"):
+        trainer.fit(s.X_train, s.y_train)
+
+
 def test_a_later_fit_of_the_run_keeps_its_best_checkpoint_and_early_stopping_state(tmp_path):
     s = moons_parts()
     dev = (s.X_dev, s.y_dev)

@@ -72,6 +72,12 @@ def as_saved(facts: dict) -> dict:
     return json.loads(json.dumps(facts, default=json_number))
 
 
+# the facts of the optimizer's groups, made again when a group is added within a run (`Trainer._note_added_groups`),
+# and the start of the key of the schedules' rates, one per group
+GROUP_FACTS = ("optimizer settings", "trained parameters")
+RATES_FACT = "rates of the schedules"
+
+
 def record(trainer, data: dict) -> dict:
     """The facts a checkpoint of ``trainer`` records and a resume must match, in their saved form
     (`as_saved`: compared with what a checkpoint read back holds); ``data`` holds the digests of the
@@ -93,7 +99,7 @@ def record(trainer, data: dict) -> dict:
         "l2": trainer.l2,
         # as given: a callback that sets the rate itself clears trainer.schedule, for a later fit too
         "schedule": _setting(trainer._given_schedule) if trainer._given_schedule is not None else None,
-        f"rates of the schedules at counts {', '.join(map(str, PROBED_COUNTS))}": {
+        f"{RATES_FACT} at counts {', '.join(map(str, PROBED_COUNTS))}": {
             "schedule": _rates(trainer._given_schedule), "lr": [_rates(g.get("lr")) for g in trainer._settings]},
         "callbacks": [type(cb).__name__ for cb in trainer.callbacks],
         # what each callback's saved best was measured on (another monitor's best would decide the stop)

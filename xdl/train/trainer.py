@@ -505,7 +505,8 @@ class Trainer:
         # a group added since the trainer was made (add_param_group between fits: gradual unfreezing) is given
         # with the settings it has now, as a trainer made with it would read them: recorded as made, the run's
         # checkpoints held its parameters but not its settings, and no optimizer could resume them
-        self._settings += [dict(g.settings) for g in self.optimizer.groups[len(self._settings):]]
+        self._note_added_groups()
+        self._groups_at_fit = len(self.optimizer.groups)  # (one a callback adds: checked at the next epoch's start)
         self._provenance_record = provenance.record(self, data) if resume is not None or checkpointing else None
         flags = self.stop_training, self.resumed  # (put back if the resume is refused)
         self.stop_training, self.resumed = False, resume is not None
@@ -627,6 +628,14 @@ class Trainer:
         # a parameter a callback froze or unfroze: refused here, on the host (a captured step replays
         # without running the optimizer's own check in its step)
         self.optimizer.check_trainable(self.model)
+        self._note_added_groups()  # (a callback's add_param_group at the last epoch's end)
+        if self.schedule is not None and len(self.optimizer.groups) > getattr(self, "_groups_at_fit", 0):
+            # a group a callback added (gradual unfreezing) at a rate of its own: the schedule set it to the
+            # others' rate at this epoch's start, unsaid (the same group added between fits is refused)
+            try:
+                check_schedule_fits(self.schedule, self.optimizer)
+            except ValueError as error:
+                raise ValueError(f"epoch {e + 1}: a parameter group was added during the run; {error}") from None
         start = time.perf_counter()
         if self.schedule is not None:
             what = f"schedule({e}) (the rate of epoch {e + 1})"
@@ -790,6 +799,23 @@ class Trainer:
         if self.classification and not self.eval_train:
             hits = _correct(self.model.backend.xp, out.data, self.model.backend.asarray(yb), self._each_output)
         return cost.data, hits
+
+    def _note_added_groups(self) -> None:
+        """Groups added to the optimizer since the trainer last looked (``add_param_group`` between
+        fits, or from a callback within one: gradual unfreezing) join the run as given, with the
+        settings they have now, and the run's record (`provenance.record`) says them: a checkpoint
+        that held their state while its record said the groups the fit began with resumed into no
+        optimizer (one made without them: "2 groups' state, this optimizer 1"; with them: "optimizer
+        settings was [1 group]")."""
+        added = self.optimizer.groups[len(self._settings):]
+        if not added:
+            return
+        self._settings += [dict(g.settings) for g in added]
+        if getattr(self, "_provenance_record", None) is not None:
+            now = provenance.record(self, self._provenance_record.get("data"))
+            self._provenance_record = {**self._provenance_record,
+                                       **{k: v for k, v in now.items() if k in provenance.GROUP_FACTS or
+                                          k.startswith(provenance.RATES_FACT)}}
 
     def _given_settings(self) -> list[dict]:
         """Each group's settings as the optimizer was made with them (a group added since: none)."""
@@ -963,6 +989,7 @@ class Trainer:
         bad = non_finite_state(self.model)
         if bad:
             raise self._diverged(f"{', '.join(bad)} became NaN or Inf {at}")
+        self._note_added_groups()  # (one added by a step's hook, saved before the next epoch's start)
         opt = self.optimizer.state_dict()
         arrays = {f"optimizer/{g}/{f}/{name}": a for g, group in enumerate(opt["state"])
                   for f, state in enumerate(group) for name, a in state.items()}
@@ -1115,19 +1142,24 @@ def _schedule_state(trainer) -> str:
 def _check_rate_kept(trainer, epoch: int, rate: float) -> None:
     """Warn (once per trainer) where the epoch schedule is to set epoch ``epoch + 1``'s ``rate`` over
     one set since it set the last epoch's — ``trainer.optimizer.lr = …`` in a callback (a plateau rule,
-    Keras's ReduceLROnPlateau) while ``trainer.schedule`` is kept: the schedule's rate replaces it,
-    and the run trained on at the schedule's rates as if the callback had done nothing."""
+    Keras's ReduceLROnPlateau), or one group's (``param_groups[i]["lr"] = …``), while ``trainer.schedule``
+    is kept: the schedule's rate replaces it, and the run trained on at the schedule's rates as if the
+    callback had done nothing."""
     set_before = getattr(trainer, "_schedule_set", None)
     trainer._schedule_set = None
     if set_before is None or set_before[0] is not trainer.schedule or getattr(trainer, "_rate_kept_said", False):
         return
-    now = trainer.optimizer.lr
-    if not callable(now) and (now == set_before[1] or now == rate):
+    # every group's: one group's set alone (``opt.param_groups[1]["lr"] = …``) was replaced, unsaid
+    changed = [(i, g.settings["lr"]) for i, g in enumerate(trainer.optimizer.groups)
+               if callable(g.settings["lr"]) or g.settings["lr"] not in (set_before[1], rate)]
+    if not changed:
         return
     trainer._rate_kept_said = True
+    group, now = changed[0]
     # (a per-step schedule set there, opt.lr = schedule, is replaced for good: it was passed over, unsaid)
     what = f"a per-step schedule, {getattr(now, '__name__', now)}," if callable(now) else f"{now:.6g}"
-    warn_caller(f"the optimizer's rate was set to {what} after the schedule set epoch {epoch}'s, {set_before[1]:.6g}, "
+    whose = "the optimizer's rate" if group == 0 else f"the optimizer's group {group}'s rate"
+    warn_caller(f"{whose} was set to {what} after the schedule set epoch {epoch}'s, {set_before[1]:.6g}, "
                 f"and the schedule sets epoch {epoch + 1}'s now, {rate:.6g}, in its place: a callback that sets the "
                 "rate itself clears the schedule (trainer.schedule = None, as Control does), or the schedule "
                 "sets its own rate back at each epoch's start")
