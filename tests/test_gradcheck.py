@@ -388,6 +388,7 @@ def test_a_kink_of_j_is_said_to_be_one_not_a_wrong_backward_pass(backend):
     at_zero = xdl.gradcheck(lambda x: xdl.relu(x).sum(), t64(backend, [0.0, 1.0, -2.0, 0.5]))
     assert at_zero.verdict == "bug" and not at_zero.passed and at_zero.worst.index == (0,)
     assert at_zero.worst.kink == pytest.approx((0.0, 1.0), abs=1e-8)
+    assert "(bug-sized, at a kink of J: see below); worst: input 0" in str(at_zero)  # (not "(bug)" above it)
     assert "J has a kink at input 0 (0,): its slope is 0.000000e+00 from below and 1.000000e+00 from above" \
         in str(at_zero)
     wrong = xdl.gradcheck(lambda t: WrongSquare.apply(t).sum(), t64(backend, [1.0, 2.0, 0.0]))

@@ -119,7 +119,10 @@ class GradcheckResult:
     def __str__(self) -> str:
         w = self.worst
         where = _label(w.name, w.input)
-        text = (f"gradient check: difference {self.difference:.3e} ({self.verdict}); worst: {where} "
+        # (a kink's difference is a bug's size, and no bug: the headline said "bug" above the line saying not)
+        kinked = w.kink is not None and self.verdict == "bug"
+        verdict = "bug-sized, at a kink of J: see below" if kinked else self.verdict
+        text = (f"gradient check: difference {self.difference:.3e} ({verdict}); worst: {where} "
                 f"(difference {w.difference:.3e}) at {w.index}: backprop {w.analytic:.6e}, numeric {w.numeric:.6e}")
         if w.kink is not None:
             text += (f"\nJ has a kink at {where} {w.index}: its slope is {w.kink[0]:.6e} from below and "
