@@ -1027,3 +1027,19 @@ def test_a_run_under_a_callers_no_grad_is_the_run_outside_it(tmp_path):
     (tmp_path / "rules.py").write_text("import xdl\nclass Lazy(xdl.optim.Optimizer):\n    pass\n")
     with xdl.no_grad(), pytest.raises(ValueError, match="Lazy has no update of its own"):
         builders([f"{tmp_path / 'rules.py'}:Lazy"])
+
+
+def test_a_benchmark_without_figures_says_why_matplotlib_did_not_import(tmp_path, capsys, monkeypatch):
+    """A matplotlib installed but failing to import (built for NumPy 1) was told "plots need
+    matplotlib: pip install 'xdl[plot]'", whatever the reason."""
+    from xdl import plots
+
+    def broken():
+        raise ImportError("plots need matplotlib, which is installed but failed to import: numpy.core.multiarray "
+                          "failed to import")
+
+    monkeypatch.setattr(plots, "matplotlib", broken)
+    assert cli.main(["bench", "optimizers", "--problem", "quadratic", "--optimizer", "sgd", "--lr", "0.01",
+                     "--seeds", "1", "--out", str(tmp_path / "b")]) == 0
+    assert "note: no curves or profile figures: plots need matplotlib, which is installed but failed to import: " \
+           "numpy.core.multiarray failed to import\n" in capsys.readouterr().err

@@ -800,3 +800,26 @@ def test_a_pass_broken_off_leaves_the_next_for_a_whole_pass_as_a_dataloader():
     taken = minibatches(X, y, 4, seed=0)
     next(taken)
     assert sorted(np.concatenate([yb for _, yb in taken]).tolist()) == list(range(10))
+
+
+@pytest.mark.parametrize("dataset, module", [("digits", "sklearn"), ("mnist1d", "mnist1d")])
+def test_a_dataset_s_package_that_fails_to_import_is_told_from_one_not_installed(monkeypatch, dataset, module):
+    """mnist1d installed, its matplotlib built for NumPy 1 failing to import: "the mnist1d dataset
+    needs the mnist1d package: pip install 'xdl[data]'", which changed nothing."""
+    import builtins
+
+    real = builtins.__import__
+    error = ImportError("numpy.core.multiarray failed to import")
+
+    def importing(name, *args, **kwargs):
+        if name == module or name.startswith(module + "."):
+            raise error
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", importing)
+    with pytest.raises(ImportError, match=r"which is installed but failed to import: numpy.core.multiarray failed "
+                                          r"to import \(pip install --upgrade 'xdl\[data\]'"):
+        xdl.datasets.load(dataset)
+    error = ModuleNotFoundError(f"No module named {module!r}", name=module)
+    with pytest.raises(ImportError, match=r"needs [^,]*: pip install 'xdl\[data\]'$"):
+        xdl.datasets.load(dataset)

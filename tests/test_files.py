@@ -459,3 +459,31 @@ def test_json_number_writes_numpy_numbers_and_refuses_times_and_bytes():
                   np.bytes_(b"a"), np.complex64(1j), np.void(b"ab")):
         with pytest.raises(TypeError, match=rf"^{type(value).__name__} .* cannot be written as JSON$"):
             json.dumps([value], default=json_number)
+
+
+@pytest.mark.parametrize("error, said", [
+    (ModuleNotFoundError("No module named 'matplotlib'", name="matplotlib"),
+     r"^plots need matplotlib: pip install 'xdl\[plot\]'$"),
+    # matplotlib 3.7 under NumPy 2: its extension modules fail as they load (the error has no name)
+    (ImportError("numpy.core.multiarray failed to import"),
+     r"^plots need matplotlib, which is installed but failed to import: numpy.core.multiarray failed to import "
+     r"\(pip install --upgrade 'xdl\[plot\]'")])
+def test_a_matplotlib_that_fails_to_import_is_told_from_one_not_installed(tmp_path, monkeypatch, error, said):
+    """A matplotlib built for NumPy 1 was told "plots need matplotlib: pip install 'xdl[plot]'",
+    which changed nothing where it was installed; now its error, and the upgrade, are said."""
+    import builtins
+
+    real = builtins.__import__
+
+    def importing(name, *args, **kwargs):
+        if name == "matplotlib" or name.startswith("matplotlib."):
+            raise error
+        return real(name, *args, **kwargs)
+
+    history = History()
+    history.append({"epoch": 0, "cost": 1.0})
+    monkeypatch.setattr(builtins, "__import__", importing)
+    with pytest.raises(ImportError, match=said) as raised:
+        plots.plot_history(history, tmp_path / "curves.png")
+    assert raised.value.__cause__ is (None if error.name else error)  # (a broken one's traceback is kept)
+    assert not (tmp_path / "curves.png").exists()

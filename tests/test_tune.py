@@ -2050,3 +2050,51 @@ def test_a_trial_changed_in_place_to_equal_values_of_other_json_is_written_as_it
         study.save()
         expected = json.dumps({"meta": study.meta, "trials": [dataclasses.asdict(t) for t in study.trials]}, indent=1)
         assert (tmp_path / TRIALS_FILE).read_text(encoding="utf-8") == expected
+
+
+def test_dask_without_distributed_is_told_to_install_the_extra(monkeypatch):
+    """``pip install dask`` alone: dask.distributed re-raises distributed's "No module named" as its
+    own message, without a name, and xdl said "dask.distributed is installed but failed to import:
+    dask.distributed is not installed"."""
+    import builtins
+    import sys
+
+    dask = pytest.importorskip("dask")
+    pytest.importorskip("dask.distributed")
+    from xdl.tune.search import _distributed
+
+    real = builtins.__import__
+
+    def importing(name, *args, **kwargs):
+        if name == "distributed" or name.startswith("distributed."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return real(name, *args, **kwargs)
+
+    monkeypatch.delitem(sys.modules, "dask.distributed")  # imported again, as where it never was
+    monkeypatch.delattr(dask, "distributed", raising=False)
+    monkeypatch.setattr(builtins, "__import__", importing)
+    with pytest.raises(ImportError, match=r"^execution 'dask' needs dask.distributed: pip install 'xdl\[tune\]'$"):
+        _distributed()
+
+
+@pytest.mark.parametrize("error, said", [
+    (ModuleNotFoundError("No module named 'optuna'", name="optuna"), r"needs Optuna: pip install 'xdl\[tune\]'$"),
+    (ModuleNotFoundError("No module named 'sqlalchemy'", name="sqlalchemy"),
+     r"needs Optuna, which is installed but failed to import: No module named 'sqlalchemy'")])
+def test_an_optuna_that_fails_to_import_is_told_from_one_not_installed(monkeypatch, error, said):
+    """A dependency of Optuna's own missing was told "needs Optuna: pip install 'xdl[tune]'", which
+    changed nothing: Optuna was installed."""
+    import builtins
+
+    from xdl.tune.search import _optuna
+
+    real = builtins.__import__
+
+    def importing(name, *args, **kwargs):
+        if name == "optuna":
+            raise error
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", importing)
+    with pytest.raises(ImportError, match=said):
+        _optuna()

@@ -1250,8 +1250,13 @@ def bench_optimizers(config, args) -> int:
     finally:  # (a failed write, a full disk: the results are printed still — a benchmark has no resume)
         print(markdown(results))
     print(f"\n{time.perf_counter() - start:.1f} s; wrote {', '.join(str(f) for f in files)}")
-    if not any(Path(f).suffix == ".png" for f in files):  # as xdl train says of its curves
-        _note("note: no curves or profile figures: plots need matplotlib: pip install 'xdl[plot]'")
+    if not any(Path(f).suffix == ".png" for f in files):  # as xdl train says of its curves: why (a matplotlib
+        from xdl.plots import matplotlib  # installed but failing to import was told to install it)
+
+        try:
+            matplotlib()
+        except ImportError as e:
+            _note(f"note: no curves or profile figures: {e}")
     crashed = crashes(results)
     for line in crashed:  # a bug in an optimizer's code, unlike a divergence: the command fails
         print(f"xdl bench: {line}", file=sys.stderr)

@@ -20,6 +20,7 @@ import threading
 import numpy as np
 
 from xdl.data.validation import check_int, check_number
+from xdl.extras import import_error
 
 __all__ = ["DATASETS", "moons", "circles", "spirals", "digits", "mnist1d", "load", "check_available"]
 
@@ -93,8 +94,8 @@ def digits():
     """scikit-learn's 8×8 digits (bundled with scikit-learn, no download); pixels 0–16."""
     try:
         from sklearn.datasets import load_digits
-    except ImportError:
-        raise ImportError(f"{NEEDS['digits'][1]}: pip install 'xdl[data]'") from None
+    except ImportError as e:
+        raise import_error(e, (NEEDS["digits"][0],), NEEDS["digits"][1], "data")
     data = load_digits()
     return data.data.astype(np.float32), data.target.astype(np.int64)
 
@@ -106,8 +107,8 @@ def mnist1d(m: int = 5000, seed: int = 42):
     are put back as they were (a thread drawing from them meanwhile sees them seeded)."""
     try:
         from mnist1d.data import get_dataset_args, make_dataset
-    except ImportError:
-        raise ImportError(f"{NEEDS['mnist1d'][1]}: pip install 'xdl[data]'") from None
+    except ImportError as e:
+        raise import_error(e, (NEEDS["mnist1d"][0],), NEEDS["mnist1d"][1], "data")
     _check_m(m)
     if m % 10:  # make_dataset draws as many of each of the 10 digits
         raise ValueError(f"mnist1d: m must be a multiple of 10 (as many examples of each digit), got {m}")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from xdl.data.validation import check_number
 from xdl.ewa import ewa
+from xdl.extras import import_error
 from xdl.files import atomic_write, check_target
 from xdl.train.history import History
 
@@ -227,8 +228,8 @@ def matplotlib():
         import matplotlib
         import matplotlib.figure
         import matplotlib.ticker
-    except ImportError:
-        raise ImportError("plots need matplotlib: pip install 'xdl[plot]'") from None
+    except ImportError as e:
+        raise import_error(e, ("matplotlib",), "plots need matplotlib", "plot")
     return matplotlib
 
 

@@ -41,6 +41,7 @@ from xdl.config import IMAGE_SHAPES, TrainConfig, unread_options
 from xdl.data import Augment, check_features, check_labels
 from xdl.data.validation import (check_bool, check_dev_pair, check_feature_names, check_int, check_number,
                                  feature_names, rows)
+from xdl.extras import import_error
 from xdl.files import check_directory_name, check_reachable, check_writable_dir, python_value
 from xdl.tensor import to_numpy
 from xdl.train.interrupt import Interrupted
@@ -548,8 +549,8 @@ def _check_data(X, y, dev, dtype: str):
 def _optuna():
     try:
         import optuna
-    except ImportError:
-        raise ImportError("strategy 'tpe' needs Optuna: pip install 'xdl[tune]'") from None
+    except ImportError as e:
+        raise import_error(e, ("optuna",), "strategy 'tpe' needs Optuna", "tune")
     return optuna
 
 
@@ -563,11 +564,9 @@ WORKERS_IMPORT_THE_SCRIPT = ("tune(execution='dask') could not start its workers
 def _distributed():
     try:
         from dask import distributed
-    except ImportError as e:
-        # installed but failing to import (a dependency of its own broken) is not "not installed": its error said
-        missing = e.name in ("dask", "distributed", "dask.distributed")
-        raise ImportError("execution 'dask' needs dask.distributed: pip install 'xdl[tune]'" if missing else
-                          f"execution 'dask': dask.distributed is installed but failed to import: {e}") from None
+    except ImportError as e:  # (dask without distributed, pip install dask, is not installed: its error's cause says)
+        raise import_error(e, ("dask", "distributed", "dask.distributed"), "execution 'dask' needs dask.distributed",
+                           "tune")
     return distributed
 
 
