@@ -1006,7 +1006,8 @@ def _record_as_completed(client, futures: dict, left: dict, round_, search: _Sea
         except distributed.CancelledError as e:
             if getattr(e, "reason", None) != "scheduler-connection-lost" and client.status == "running":
                 raise
-            n, why = len(group) + sum(len(g) for g in left.values()), getattr(e, "reason", e)
+            # (distributed 2024.1 gives no reason: its message is the task's key, nothing to a user)
+            n, why = len(group) + sum(len(g) for g in left.values()), getattr(e, "reason", None) or "it went away"
             raise ConnectionError(f"execution dask: the connection to the Dask scheduler was lost ({why}); {n} "
                                   f"trial{'s' * (n != 1)} of this round did not finish") from None
         search.study.add([_trial(number, round_, params, *outcome, seconds) for (number, params, _), outcome in
