@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 import xdl
+from xdl.config import TrainConfig
 from xdl.data import Augment, Standardizer, batch_bounds, one_hot, split
 from xdl.losses import BinaryCrossEntropy, MeanSquaredError, SoftmaxCrossEntropy
-from xdl.train import Trainer
+from xdl.train import Trainer, fit_many
 
 
 OFFSET = 1e6 + 0.031  # float32 holds numbers near 1e6 in steps of 0.0625: this mean would be off by 0.031
@@ -531,8 +532,8 @@ def test_a_wide_frame_s_wrong_columns_are_named_in_a_short_message():
 
     names = tuple(f"c{i}" for i in range(2000))
     frame = Frame(np.zeros((1, 2000)), names[:-1] + ("zz",))
-    with pytest.raises(ValueError, match=rf"^X's columns are not the features the model was trained on \(\['c0', "
-                                         rf".*'c4', … 1995 more\]\): missing \['c1999'\]; unexpected \['zz'\]$") as e:
+    with pytest.raises(ValueError, match=r"^X's columns are not the features the model was trained on \(\['c0', "
+                                         r".*'c4', … 1995 more\]\): missing \['c1999'\]; unexpected \['zz'\]$") as e:
         check_feature_names(frame, names)
     assert len(str(e.value)) < 200 and SHOWN_NAMES == 5
     with pytest.raises(ValueError, match=r"^X's columns are the model's features in another order \(column 0 is "
@@ -590,6 +591,13 @@ def test_a_label_that_is_no_whole_number_is_named_with_its_example():
                                          r"no whole number \(0.9999999 at example 2\): .*np.rint\(y\)"):
         xdl.data.validation.check_labels(y, 4)
     np.testing.assert_array_equal(xdl.data.validation.check_labels(np.rint(y[:3]), 3), [1, 0, 1])
+    # with no model's width, the labels set a classifier's (fit_many's, tune's): values to regress on are
+    # told that, not only to be rounded (which trained a softmax over every whole number up to the largest)
+    with pytest.raises(ValueError, match=r"np.rint\(y\); .*; values to regress on are no classes: this trains a "
+                                         r"classifier \(a Trainer with MeanSquaredError regresses\)$"):
+        fit_many([TrainConfig(epochs=1)], np.ones((4, 2)), 1e-3 * y)
+    with pytest.raises(ValueError, match=r"rows$"):  # (a model's own width: classes it has)
+        xdl.data.validation.check_labels(y, 4, n_classes=2)
 
 
 def test_a_column_of_class_indices_trains_as_the_indices():

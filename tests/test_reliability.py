@@ -977,6 +977,23 @@ def test_regression_targets_far_from_unit_scale_are_warned_of():
         assert len(said) == warned and all("(root mean square 1.96e+05)" in m and "Standardizer" in m for m in said)
 
 
+def test_regression_targets_far_below_unit_scale_are_warned_of_and_the_advice_runs():
+    """Quantities of 1e-6: Adam at 1e-3 ended at a cost of 0.01 — small beside 1, 10⁹ times the
+    targets' variance (dev R² of −1.7e9) — without a word, where prices of 2e5 were warned of. The
+    warning's recipe, followed as written, gives the predictions back in the targets' units."""
+    X, y = regression_data(40)
+    for targets, warned in ((1e-6 * y, True), (np.zeros_like(y), False), (0.5 * y, False)):
+        model = xdl.nn.mlp(3, [4], 1)
+        trainer = Trainer(model, xdl.losses.MeanSquaredError(), SGD(model), epochs=1, progress=False)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            trainer.fit(X, targets)
+        said = [str(w.message) for w in caught if "unit scale" in str(w.message)]
+        assert len(said) == warned and all("(root mean square 2.26e-06)" in m and "Standardizer" in m for m in said)
+    s = xdl.data.Standardizer().fit(y.reshape(len(y), -1))  # the recipe, as the warning writes it
+    assert s.inverse_transform(model.predict(X).reshape(len(X), -1)).shape == (len(X), 1)
+
+
 def test_regression_and_binary_targets_are_shaped_for_the_outputs_once():
     X, y = regression_data()
     xdl.seed(0)

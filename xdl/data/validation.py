@@ -352,9 +352,13 @@ def check_labels(y, m: int, name: str = "y", n_classes: int | None = None, x_nam
         if fractional.size:  # (whole-number floats are indices: "got dtype float64" alone sent users to
             # y.astype(int), which truncates a 0.5 or a 0.9999999 to a class without a word)
             first = int(fractional[0])
+            # (with no model to say its width, the labels set a classifier's: fit_many's and tune's — values to
+            # regress on, told to be rounded, trained a softmax over every whole number up to the largest)
+            regress = "" if n_classes is not None else ("; values to regress on are no classes: this trains a "
+                                                        "classifier (a Trainer with MeanSquaredError regresses)")
             raise ValueError(f"{name} must hold integer class indices, got dtype {y.dtype} with a value that is no "
                              f"whole number ({y[first].item()!r} at example {first}): labels computed in floats are "
-                             f"rounded first, np.rint({name}); probabilities of classes are (m, C) rows")
+                             f"rounded first, np.rint({name}); probabilities of classes are (m, C) rows{regress}")
     # bounds checked on the values as given, before a cast to int64 could wrap them (uint64, 1e30)
     # (compared as Python numbers: float16's y.max() >= 2**20 cast the bound to float16, an overflow warning)
     if m and y.min() < 0:

@@ -70,21 +70,24 @@ REFRESH_STEPS = 20  # the progress bar shows the running cost every this many st
 PRECHECKED_RATES = 100_000  # rates checked before training, per kind (epoch schedule, step schedule)
 
 
-TARGET_SCALE = 100.0  # a regression's targets' root mean square above which a run is told to standardize them
+TARGET_SCALE = 100.0  # a regression's targets' root mean square above which, or below 1/which, a run is warned
 
 
 def _check_target_scale(loss, y: np.ndarray) -> None:
     """A regression's targets far from unit scale, rms(y) = √(Σ y² / n) > `TARGET_SCALE` (prices of
-    2e5, say), warned of: the outputs start near 0 and a step moves them by about the rate, so
-    such a run ends far from its targets, its cost barely fallen, saying nothing."""
+    2e5, say) or, not all 0, < 1/`TARGET_SCALE` (quantities of 1e-6), warned of: the outputs start
+    at about unit scale and a step moves them by about the rate, so such a run ends far from its
+    targets — its cost barely fallen, or fallen to a number that looks small beside 1 and is
+    orders of magnitude above the targets' spread — saying nothing."""
     if not (isinstance(loss, _losses.Loss) and loss.predicts == "values"):
         return
     rms = math.sqrt(float(np.mean(np.square(y, dtype=np.float64)))) if y.size else 0.0
-    if rms > TARGET_SCALE:
+    if rms > TARGET_SCALE or 0 < rms < 1 / TARGET_SCALE:
         warn_caller(f"y: {type(loss).__name__}'s targets are far from unit scale (root mean square {rms:.3g}), "
-                    "where a network's outputs start and its steps move them slowly: standardize them — "
+                    "the scale a network's outputs start at and its steps are sized for: standardize them — "
                     "s = xdl.data.Standardizer().fit(y.reshape(len(y), -1)), train on s.transform(...) and "
-                    "read predictions through s.inverse_transform(...) (scikit-learn's TransformedTargetRegressor)")
+                    "read predictions through s.inverse_transform(model.predict(X).reshape(len(X), -1)) "
+                    "(scikit-learn's TransformedTargetRegressor)")
 
 
 def _augmented(augment, Xb: np.ndarray, rng, epoch: int, step: int, backend) -> np.ndarray:
