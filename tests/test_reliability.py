@@ -1988,6 +1988,106 @@ def test_a_callbacks_state_and_record_are_checked_and_named(tmp_path):
         callback_trainer([LightningHook()])
 
 
+def test_a_callbacks_arrays_are_checked_and_named_as_its_own(tmp_path):
+    """The second dict of a state_dict: a key that is no string came back from the checkpoint as one
+    ({1: a} as {"1": a}: the resumed load_state_dict's arrays[1] a KeyError), and an object array
+    was named as the file's "callback/0/x", not as the callback's."""
+    s = moons(200)
+
+    class IntKey(Callback):
+        def state_dict(self):
+            return {}, {1: np.ones(2)}
+
+    class Objects(Callback):
+        def state_dict(self):
+            return {}, {"x": np.array([{"a": 1}], dtype=object)}
+
+    for callback, message in ((IntKey(), r"IntKey.state_dict: its second dict names arrays in the checkpoint, by "
+                                         r"strings: 1 \(int\) would come back on resuming as '1'"),
+                              (Objects(), r"Objects.state_dict: its second dict's 'x' holds Python objects")):
+        with pytest.raises(TypeError, match=message):
+            callback_trainer([callback, Checkpoint(tmp_path / type(callback).__name__)], epochs=1).fit(s.X_train,
+                                                                                                        s.y_train)
+
+
+def test_xdls_record_columns_a_callback_rewrites_are_refused_naming_it(tmp_path):
+    """An accuracy rewritten in percent, a NaN cost, an epoch counted from 0: the run wrote them into
+    its checkpoints, and their resume refused them as damaged or edited files ("no xdl writes it
+    so"); a string cost failed in the progress bar's format, naming neither."""
+    s = moons(200)
+
+    class Rewrite(Callback):
+        def __init__(self, column, value):
+            self.column, self.value = column, value
+
+        def on_epoch_end(self, trainer, record):
+            record[self.column] = self.value
+
+    for column, value, message in (("train_accuracy", 95.0, r"'train_accuracy' = 95.0 after Rewrite.on_epoch_end: "
+                                                            r"xdl's column train_accuracy is a fraction in \[0, 1\]"),
+                                   ("train_cost", float("nan"), r"'train_cost' = nan after Rewrite.on_epoch_end"),
+                                   ("train_cost", "low", r"'train_cost' = 'low' after Rewrite.on_epoch_end"),
+                                   ("epoch", 0, r"holds 'epoch' = 0 after Rewrite.on_epoch_end")):
+        with pytest.raises(ValueError, match=message):
+            callback_trainer([Rewrite(column, value), Checkpoint(tmp_path / column)], epochs=1).fit(s.X_train,
+                                                                                                     s.y_train)
+    # a column of one's own, and xdl's lr or seconds written another way (a list per group), go on
+    history = callback_trainer([Rewrite("lr", [1e-2, 1e-3]), Rewrite("accuracy_pct", 95.0)], epochs=1).fit(s.X_train,
+                                                                                                          s.y_train)
+    assert history.records[-1]["accuracy_pct"] == 95.0
+
+
+def test_l2_and_layer_settings_a_callback_set_go_on_at_a_resume(tmp_path):
+    """A callback's trainer.l2 = … (as its optimizer.lr = …) is the run's, in its checkpoints; a dropout
+    rate or batch-norm momentum it set is the module's, not saved: a resume went on with the values
+    the model was made with, unsaid, and ended with other weights than the uninterrupted run."""
+    s = moons(200)
+
+    class Change(Callback):
+        def __init__(self, rate_again=False):
+            self.rate_again = rate_again
+
+        def on_train_begin(self, trainer):
+            if self.rate_again and trainer.resumed and trainer.epoch >= 1:
+                trainer.model[2].rate = 0.05  # (set again, as the docs say, when resumed)
+
+        def on_epoch_end(self, trainer, record):
+            if record["epoch"] == 1:
+                trainer.l2, trainer.model[2].rate = 0.5, 0.05
+
+    def trainer(callbacks):
+        xdl.seed(0)
+        model = xdl.nn.mlp(2, [8], 2, dropout=0.2)
+        return Trainer(model, SoftmaxCrossEntropy(), Adam(model, lr=1e-2), epochs=3, callbacks=callbacks, seed=0,
+                       progress=False)
+
+    whole = trainer([Change(rate_again=True), StopAtEpoch(99), Checkpoint(tmp_path / "whole")])
+    whole.fit(s.X_train, s.y_train)
+    for rate_again in (True, False):
+        directory = tmp_path / f"again-{rate_again}"
+        trainer([Change(), StopAtEpoch(2), Checkpoint(directory)]).fit(s.X_train, s.y_train)
+        resumed = trainer([Change(rate_again), StopAtEpoch(99), Checkpoint(directory)])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            resumed.fit(s.X_train, s.y_train, resume=directory)
+        said = [str(w.message) for w in caught if "rate was 0.05" in str(w.message)]
+        assert resumed.l2 == 0.5
+        if rate_again:
+            assert not said
+            for name, value in whole.model.state_dict().items():
+                np.testing.assert_array_equal(resumed.model.state_dict()[name], value)
+        else:
+            assert len(said) == 1 and "module '2' (Dropout)" in said[0] and "on_train_begin" in said[0]
+
+
+class StopAtEpoch(Callback):
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_end(self, trainer, record):
+        trainer.stop_training = trainer.stop_training or record["epoch"] == self.epoch
+
+
 def test_a_stop_of_the_users_own_callback_is_named_and_a_resume_goes_on(tmp_path):
     s = moons(200)
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
+import numbers
 
 import numpy as np
 
@@ -32,9 +34,10 @@ class Callback:
     A callback with state of its own keeps it across a resume through ``state_dict()`` — a pair
     (a dict of JSON values, a dict of NumPy arrays), stored in each checkpoint — and
     ``load_state_dict(state, arrays)``, called with that pair when a run resumes, before
-    ``on_train_begin``. A rate a callback set and a schedule it cleared (``trainer.schedule =
-    None``) are part of the checkpoint; code it set (another schedule, ``opt.lr = schedule``) is not:
-    it sets it again in ``on_train_begin`` when ``trainer.resumed``, from its own state (a resume
+    ``on_train_begin``. A rate a callback set, ``trainer.l2`` and a schedule it cleared
+    (``trainer.schedule = None``) are part of the checkpoint; code it set (another schedule,
+    ``opt.lr = schedule``) and a layer's setting (a dropout rate, a batch norm's momentum) are not:
+    it sets them again in ``on_train_begin`` when ``trainer.resumed``, from its own state (a resume
     warns where none did). A value a callback adds to the epoch's ``record`` is a
     number (or another JSON value): it becomes a column of the history. A callback with state is
     one run's: a later fit goes on with it, so one given to another trainer's fit since (or to two
@@ -121,6 +124,18 @@ def callback_state(cb) -> tuple[dict, dict]:
         raise TypeError(f"{name}: its first dict is written as JSON, whose keys are strings: {key!r} "
                         f"({type(key).__name__}) would come back on resuming as {json.dumps({key: 0})[1:-4]}; "
                         "use string keys (or a list of pairs)")
+    for key, value in result[1].items():  # (checked here, named as its own: not as the checkpoint's "callback/0/…")
+        if not isinstance(key, str):  # the file names its arrays with strings: {1: a} came back as {"1": a}
+            raise TypeError(f"{name}: its second dict names arrays in the checkpoint, by strings: {key!r} "
+                            f"({type(key).__name__}) would come back on resuming as {str(key)!r}; use string keys")
+        try:
+            dtype = value.dtype if hasattr(value, "dtype") else np.asarray(value).dtype  # (a device array: not read)
+        except (TypeError, ValueError) as e:  # (a ragged list)
+            raise TypeError(f"{name}: its second dict's {key!r} is not an array: {e}") from None
+        if isinstance(dtype, np.dtype) and dtype.hasobject:
+            raise TypeError(f"{name}: its second dict's {key!r} holds Python objects (dtype {dtype}); a checkpoint "
+                            "holds arrays of numbers, strings or booleans (other values go in the first dict, as "
+                            "JSON)")
     return result
 
 
@@ -151,11 +166,32 @@ def load_callback_state(cb, state: dict, arrays: dict) -> None:
                          f"state {state!r:.120}: {type(e).__name__}: {e}") from e
 
 
-def check_record(record: dict, cb) -> None:
+# xdl's columns of a record whose kinds a resume checks in the checkpoint's history (`check_run_state`)
+_RUN_COLUMNS = {"train_cost": ("a finite number or None", lambda v: math.isfinite(v)),
+                "dev_cost": ("a finite number or None", lambda v: math.isfinite(v)),
+                "train_accuracy": ("a fraction in [0, 1] or None", lambda v: 0 <= v <= 1),
+                "dev_accuracy": ("a fraction in [0, 1] or None", lambda v: 0 <= v <= 1)}
+
+
+def check_record(record: dict, cb, epoch: int | None = None) -> None:
     """Each value of an epoch's record is JSON (what the history and the checkpoint write), after
     callback ``cb`` ran on it: a column it added as an array is named now, with it, not as a
     checkpoint that cannot be written; so is a name, or a key within, that is not a string (JSON
-    writes 1 as "1": the resumed history held a column "1" beside 1, each half empty)."""
+    writes 1 as "1": the resumed history held a column "1" beside 1, each half empty). xdl's own
+    columns keep their kinds — ``epoch`` (the record's number, ``epoch`` when given), the costs and
+    accuracies (`_RUN_COLUMNS`) —: one a callback rewrote (an accuracy in percent, a NaN cost) was
+    written into the checkpoints, and their resume refused them as damaged files."""
+    if epoch is not None and record.get("epoch") != epoch:
+        raise ValueError(f"the record of epoch {epoch} holds 'epoch' = {record.get('epoch')!r:.40} after "
+                         f"{type(cb).__name__}.on_epoch_end: xdl's column epoch counts the run's epochs from 1 (its "
+                         "checkpoints' resume checks it); add a column of your own")
+    for column, (expected, fits) in _RUN_COLUMNS.items():
+        value = record.get(column)
+        number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        if value is not None and not (number and fits(value)):
+            raise ValueError(f"the record of epoch {record.get('epoch')} holds {column!r} = {value!r:.40} after "
+                             f"{type(cb).__name__}.on_epoch_end: xdl's column {column} is {expected} (its "
+                             "checkpoints' resume checks it); add a column of your own")
     for column, value in record.items():
         if not isinstance(column, str):
             raise TypeError(f"the record of epoch {record.get('epoch')} holds a column named {column!r} "

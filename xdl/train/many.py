@@ -461,9 +461,10 @@ class ManyTrainer:
                         self.history.append(record)
                         record = self.history.records[-1]  # what a callback adds to it is in the history
                         unsaved = []  # the Checkpoints that saved no stop: a later callback (its order) may stop
+                        number = record["epoch"]
                         for cb in self.callbacks:
                             cb.on_epoch_end(self, record)
-                            check_record(record, cb)  # before a later one (a Checkpoint) writes it
+                            check_record(record, cb, number)  # before a later one (a Checkpoint) writes it
                             keras_stop(self, cb)
                             if isinstance(cb, Checkpoint) and not self.stop_training:
                                 unsaved.append(cb)

@@ -44,7 +44,7 @@ from xdl.nn.module import (PREDICTIONS, classes_of_logits, ends_in_probability, 
                            restore_modes, training_modes)
 from xdl.optim import SGD, Optimizer
 from xdl.optim.optimizer import check_rate, rate_at, takes_arguments
-from xdl.saved_fields import damaged
+from xdl.saved_fields import damaged, is_dict, is_number
 from xdl.serialization import check_stored_kinds, load, read_checkpoint
 from xdl.tensor import Tensor, enable_grad, no_grad, to_numpy
 from xdl.train import provenance
@@ -541,6 +541,7 @@ class Trainer:
             self._measured_on = data
             if resume is not None:
                 self._check_schedules_set()
+                self._check_module_settings()
                 self._warn_idle_ends(len(bounds))
             # a run killed after its end (its checkpoint's stop or epochs; not a stop asked for on resuming)
             if resume is not None and (self.epoch >= self.epochs or self.stop_training and self.history.stopped_epoch):
@@ -603,11 +604,12 @@ class Trainer:
                     self.history.append(record)
                     record = self.history.records[-1]  # what a callback adds to it is in the history
                     unsaved = []  # the Checkpoints that saved no stop: a later callback (its order) may stop
+                    number = record["epoch"]
                     for cb in self.callbacks:
                         # stopped by one before (a Checkpoint's state records it), or not
                         self.history.stopped_epoch = record["epoch"] if self.stop_training else None
                         call_hook(self, cb, "on_epoch_end", record)
-                        check_record(record, cb)  # before a later one (a Checkpoint) writes it
+                        check_record(record, cb, number)  # before a later one (a Checkpoint) writes it
                         if isinstance(cb, Checkpoint) and not self.stop_training:
                             unsaved.append(cb)
                     self.history.stopped_epoch = record["epoch"] if self.stop_training else None
@@ -825,6 +827,28 @@ class Trainer:
         given = getattr(self, "_settings", [])
         return [given[i] if i < len(given) else {} for i in range(len(self.optimizer.groups))]
 
+    def _check_module_settings(self) -> None:
+        """A layer's numeric setting (a dropout rate, a batch norm's momentum) that differs from the
+        one the resumed checkpoint was written with — set during the run, by a callback, and not set
+        again by its ``on_train_begin`` — is said: it is the module's, not saved as a weight, and the
+        run would go on with the value the model was made with, unsaid."""
+        path, saved = getattr(self, "_module_settings", (None, None))
+        self._module_settings = (None, None)
+        if saved is None:
+            return
+        now = _module_settings(self.model)
+        for name, settings in saved.items():
+            if not isinstance(settings, dict) or name not in now:
+                continue
+            for key, value in settings.items():
+                if key in now[name] and now[name][key] != value:
+                    module = dict(self.model.named_modules())[name]
+                    warn_caller(f"resume: module {name!r} ({type(module).__name__}): its {key} was {value!r} when "
+                                f"{str(path)!r} was written (set during the run, by a callback?), and the resumed "
+                                f"model's is {now[name][key]!r}: the run goes on with {now[name][key]!r}; set it "
+                                "again in the callback's on_train_begin when trainer.resumed to go on as it went")
+                    return
+
     def _check_schedules_set(self) -> None:
         """A setting that was a schedule when the resumed checkpoint was written (set during the run:
         ``opt.lr = schedule``) and is not one now — no callback set it again — is said: a schedule is
@@ -1021,7 +1045,11 @@ class Trainer:
                  # own) records the run, with the data digest the fit took — else without, which a resume does
                  # not check
                  "provenance": self._provenance_record or provenance.record(self, getattr(self, "_measured_on", None)),
-                 "start_cost": getattr(self, "_start_cost", None)}  # (a Trainer pickled before starts were kept)
+                 "start_cost": getattr(self, "_start_cost", None),  # (a Trainer pickled before starts were kept)
+                 # l2 and the layers' numeric settings as they are now (a callback's trainer.l2 = …, a dropout
+                 # rate, a batch norm's momentum): the provenance holds them as the fit began, so a resume
+                 # went on with the values the run was made with, unsaid, and ended with other weights
+                 "l2_now": self.l2, "module_settings": _module_settings(self.model)}
         return write_checkpoint(self.model, path, at, extra, arrays)
 
     def load_checkpoint(self, path) -> None:
@@ -1100,6 +1128,13 @@ class Trainer:
         self.history = History.from_dict(extra["history"])
         self.epoch, self.step, self._partial = int(extra["epoch"]), int(extra.get("step", 0)), extra.get("partial")
         self._start_cost = extra.get("start_cost")  # (None from an older checkpoint: the limit alone decides)
+        # the run's λ as it was (a callback may have set it), as its rate
+        if is_number(extra.get("l2_now")) and 0 <= extra["l2_now"] < math.inf:
+            self.l2 = float(extra["l2_now"])
+        # layer settings a callback changed during the run, said once the callbacks' on_train_begin could set
+        # them again (`_check_module_settings`)
+        settings = extra.get("module_settings")
+        self._module_settings = (path, settings if is_dict(settings) else None)
         # a callback had cleared the epoch schedule (a plateau rule setting the rate itself): the resumed run
         # goes on without it, at the checkpoint's rate, as the run went on — it set schedule(epoch) over that
         # rate at the next epoch, unsaid, and ended with other weights; one replaced by another (code, not
@@ -1166,6 +1201,18 @@ def _check_rate_kept(trainer, epoch: int, rate: float) -> None:
                 f"and the schedule sets epoch {epoch + 1}'s now, {rate:.6g}, in its place: a callback that sets the "
                 "rate itself clears the schedule (trainer.schedule = None, as Control does), or the schedule "
                 "sets its own rate back at each epoch's start")
+
+
+def _module_settings(model) -> dict:
+    """Each module's numeric settings as it holds them now (`Module.current_config`: a dropout's rate,
+    a batch norm's momentum and eps), by module name: what a checkpoint records of them."""
+    found = {}
+    for name, module in model.named_modules():
+        numbers = {k: float(v) for k, v in module.current_config().items()
+                   if isinstance(v, int | float | np.floating) and not isinstance(v, bool)}
+        if numbers:
+            found[name] = numbers
+    return found
 
 
 def network_data(model, X, dev, on_host: bool):
