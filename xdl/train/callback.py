@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import inspect
 import json
-import math
 import numbers
 
 import numpy as np
 
 from xdl.files import json_number
+from xdl.train.checkpoint_files import RECORD_MEASURES
 from xdl.train.history import KERAS_MONITORS
 
 
@@ -166,31 +166,24 @@ def load_callback_state(cb, state: dict, arrays: dict) -> None:
                          f"state {state!r:.120}: {type(e).__name__}: {e}") from e
 
 
-# xdl's columns of a record whose kinds a resume checks in the checkpoint's history (`check_run_state`)
-_RUN_COLUMNS = {"train_cost": ("a finite number or None", lambda v: math.isfinite(v)),
-                "dev_cost": ("a finite number or None", lambda v: math.isfinite(v)),
-                "train_accuracy": ("a fraction in [0, 1] or None", lambda v: 0 <= v <= 1),
-                "dev_accuracy": ("a fraction in [0, 1] or None", lambda v: 0 <= v <= 1)}
-
-
 def check_record(record: dict, cb, epoch: int | None = None) -> None:
     """Each value of an epoch's record is JSON (what the history and the checkpoint write), after
     callback ``cb`` ran on it: a column it added as an array is named now, with it, not as a
     checkpoint that cannot be written; so is a name, or a key within, that is not a string (JSON
     writes 1 as "1": the resumed history held a column "1" beside 1, each half empty). xdl's own
     columns keep their kinds — ``epoch`` (the record's number, ``epoch`` when given), the costs and
-    accuracies (`_RUN_COLUMNS`) —: one a callback rewrote (an accuracy in percent, a NaN cost) was
+    accuracies (`RECORD_MEASURES`) —: one a callback rewrote (an accuracy in percent, a NaN cost) was
     written into the checkpoints, and their resume refused them as damaged files."""
     if epoch is not None and record.get("epoch") != epoch:
         raise ValueError(f"the record of epoch {epoch} holds 'epoch' = {record.get('epoch')!r:.40} after "
                          f"{type(cb).__name__}.on_epoch_end: xdl's column epoch counts the run's epochs from 1 (its "
                          "checkpoints' resume checks it); add a column of your own")
-    for column, (expected, fits) in _RUN_COLUMNS.items():
+    for column, (expected, fits) in RECORD_MEASURES.items():
         value = record.get(column)
         number = isinstance(value, numbers.Real) and not isinstance(value, bool)
         if value is not None and not (number and fits(value)):
             raise ValueError(f"the record of epoch {record.get('epoch')} holds {column!r} = {value!r:.40} after "
-                             f"{type(cb).__name__}.on_epoch_end: xdl's column {column} is {expected} (its "
+                             f"{type(cb).__name__}.on_epoch_end: xdl's column {column} is {expected} or None (its "
                              "checkpoints' resume checks it); add a column of your own")
     for column, value in record.items():
         if not isinstance(column, str):

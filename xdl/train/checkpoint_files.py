@@ -117,6 +117,13 @@ def check_checkpoint_kind(extra: dict | None, path, many: bool, who: str = "resu
         check_run_state(extra, path, who)
 
 
+# xdl's measures in a history record and what each holds (or null): a resume checks them in the checkpoint
+# (`check_run_state`), and a callback that rewrites one is refused where it does (`callback.check_record`)
+RECORD_MEASURES = {"train_cost": ("a finite number", math.isfinite), "dev_cost": ("a finite number", math.isfinite),
+                   "train_accuracy": ("a number in [0, 1]", lambda v: 0 <= v <= 1),
+                   "dev_accuracy": ("a number in [0, 1]", lambda v: 0 <= v <= 1)}
+
+
 def check_run_state(extra: dict, path, who: str = "resume") -> None:
     """The fields of a `Trainer` checkpoint's ``extra`` that a resume reads as they are — its
     position, history, callbacks' states, the run's records — of the kinds `save_checkpoint` writes
@@ -143,10 +150,9 @@ def check_run_state(extra: dict, path, who: str = "resume") -> None:
             raise damaged(path, f"its history's record {i} is of epoch {record.get('epoch')!r:.40}", who)
         # the run's measures (a callback may write its own columns, and "lr" or "seconds" its own way: a list
         # of each group's rate, as PyTorch's get_last_lr() gives them)
-        check_fields(record, [(key, optional(lambda v: is_number(v) and math.isfinite(v)), "a finite number or null")
-                              for key in ("train_cost", "dev_cost")]
-                     + [(key, optional(lambda v: is_number(v) and 0 <= v <= 1), "a number in [0, 1] or null")
-                        for key in ("train_accuracy", "dev_accuracy")], path, who, whose=f"its history's record {i}'s")
+        check_fields(record, [(key, optional(lambda v, fits=fits: is_number(v) and fits(v)), f"{what} or null")
+                              for key, (what, fits) in RECORD_MEASURES.items()], path, who,
+                     whose=f"its history's record {i}'s")
     check_fields(extra["history"], [(key, optional(lambda v: is_count(v, 1)), "an integer ≥ 1 or null")
                                     for key in ("stopped_epoch", "best_epoch")], path, who, whose="its history's")
 
