@@ -653,3 +653,34 @@ def test_a_seed_that_is_no_integer_is_refused_saying_none_is_one_too(seed):
     with pytest.raises(ValueError, match=r"seed must be an integer in \[0, 2\*\*64\) or None") as refused:
         MLPClassifier(hidden=4, epochs=1, seed=seed).fit(*xdl.datasets.moons(40, seed=0))
     assert isinstance(refused.value, TypeError)  # scikit-learn's InvalidParameterError
+
+
+def test_uint8_pixels_are_not_cast_to_float64_whole_by_fit_and_predict(monkeypatch, rng, peak_bytes):
+    """Small integers (MNIST's uint8 pixels) pass ``validate_data`` as they are and are standardized a
+    piece at a time in float64: cast to float64 whole first, fit and predict_proba took 12× the set
+    (its float64 copy, 8×, beside the network's float32 inputs, 4×). The results are the float64 set's."""
+    from xdl.sklearn import MLPClassifier
+    monkeypatch.setattr(xdl.data.validation, "PIECE_VALUES", 2_000)  # pieces far smaller than the set
+    X = rng.integers(0, 256, (10_000, 400), dtype=np.uint8)
+    y = (X[:, 0] > 128).astype(int) + (X[:, 1] > 100)
+    clf = MLPClassifier(hidden=(8,), epochs=1, batch_size=1000)
+    assert peak_bytes(lambda: clf.fit(X, y)) < 6 * X.nbytes  # the float32 inputs, 4× (was 12×)
+    assert peak_bytes(lambda: clf.predict_proba(X)) < 6 * X.nbytes
+    twin = MLPClassifier(hidden=(8,), epochs=1, batch_size=1000).fit(X.astype(np.float64), y)
+    np.testing.assert_array_equal(clf.predict_proba(X), twin.predict_proba(X.astype(np.float64)))
+
+
+def test_early_stopping_standardizes_its_split_in_place_leaving_x_as_it_was(monkeypatch, rng, peak_bytes):
+    """With early stopping the fit's own split of a float32 X (1×) is standardized into itself: its
+    standardized copies beside it took 2× the set. X itself is left as it was, and the fit is the one
+    a standardized copy gave."""
+    from xdl.sklearn import MLPClassifier
+    monkeypatch.setattr(xdl.data.validation, "PIECE_VALUES", 2_000)  # pieces far smaller than the set
+    X = (rng.standard_normal((10_000, 100)) * 3 + 5).astype(np.float32)
+    y = (X[:, 0] > 5).astype(int) + (X[:, 1] > 6)
+    given = X.copy()
+    clf = MLPClassifier(hidden=(8,), epochs=2, batch_size=1000, early_stopping=True)
+    assert peak_bytes(lambda: clf.fit(X, y)) < 1.6 * X.nbytes  # the split, 1× (was 2×)
+    np.testing.assert_array_equal(X, given)
+    twin = MLPClassifier(hidden=(8,), epochs=2, batch_size=1000, early_stopping=True).fit(X.astype(np.float64), y)
+    np.testing.assert_array_equal(clf.predict_proba(X), twin.predict_proba(X))

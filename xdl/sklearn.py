@@ -44,6 +44,10 @@ ARCHITECTURE = ("hidden", "activation", "batch_norm", "dropout")  # the options 
 # estimators ignore a solver's setting under another solver: a grid may cross them)
 SCHEDULE_SETTINGS = tuple(sorted({name for reads in SCHEDULE_OPTIONS.values() for name in reads} - {"lr", "epochs"}))
 NETWORK_DTYPE = np.dtype(np.float32)  # the dtype of the layers `TrainConfig.build_model` makes (xdl's default)
+# the dtypes ``validate_data`` leaves X in (any other becomes float64): small integers too, as MNIST's uint8
+# pixels, which the standardization reads a piece at a time in float64 — cast whole to float64 first, a
+# uint8 set took 12× its size in fit and predict (8× the float64 copy, 4× the network's float32 inputs)
+INPUT_DTYPES = (np.float64, np.float32, np.uint8, np.int8, np.uint16, np.int16)
 
 
 try:  # scikit-learn's own, so an ``except`` on it catches ours; both a ValueError and a TypeError
@@ -261,7 +265,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         warm = bool(self.warm_start) and hasattr(self, "model_")
         if warm:
             self._check_architecture(config, "warm_start trains the fitted network on", "set warm_start=False")
-        X, y = validate_data(self, X, y, dtype=(np.float64, np.float32), reset=not warm)
+        X, y = validate_data(self, X, y, dtype=INPUT_DTYPES, reset=not warm)
         check_classification_targets(y)  # continuous targets are not classes
         classes, y_index = np.unique(y, return_inverse=True)
         if len(classes) < 2:  # the class as given (0.0, 'a'), not as NumPy spells its scalar
@@ -287,9 +291,11 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         # the network's input scaling: measured on this training set, or the fitted network's on a warm start
         scaler = self._input_scaler() if warm else Standardizer().fit(X)
         dtype = self.model_.dtype if warm else NETWORK_DTYPE
-        X = _network_input(X, scaler, dtype)
+        # the split's parts are copies of this fit's own: standardized in place (a float32 set's parts and their
+        # standardized copies took 2× the set beside it)
+        X = _network_input(X, scaler, dtype, in_place=dev is not None)
         if dev is not None:
-            dev = (_network_input(dev[0], scaler, dtype), dev[1])
+            dev = (_network_input(dev[0], scaler, dtype, in_place=True), dev[1])
         with thread_backend(resolve_backend(config.backend, "MLPClassifier: backend")) as backend, thread_seed(config.seed):
             if warm:  # the fitted network, its input scaling too, on this fit's backend
                 self.model_.to(backend)
@@ -336,7 +342,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             if classes is not None and not np.array_equal(_class_labels(classes), known):
                 raise ValueError(f"MLPClassifier: classes is {_class_labels(classes).tolist()}, the network's "
                                  f"classes are {known.tolist()}")
-        X, y = validate_data(self, X, y, dtype=(np.float64, np.float32), reset=first)
+        X, y = validate_data(self, X, y, dtype=INPUT_DTYPES, reset=first)
         check_classification_targets(y)
         unknown = np.setdiff1d(y, known)
         if len(unknown):
@@ -393,7 +399,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         switches no mode (a model switched to evaluation and back by each call would let one call
         see another's training mode: dropout and batch statistics)."""
         check_is_fitted(self, "model_")
-        X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
+        X = validate_data(self, X, reset=False, dtype=INPUT_DTYPES)
         return _network(self.model_).predict_proba(_network_input(X, self._input_scaler(), self.model_.dtype))
 
     def predict_log_proba(self, X) -> np.ndarray:
@@ -472,17 +478,20 @@ def _network(model):
     return model[1:]
 
 
-def _network_input(X: np.ndarray, scaler: Standardizer, dtype) -> np.ndarray:
+def _network_input(X: np.ndarray, scaler: Standardizer, dtype, in_place: bool = False) -> np.ndarray:
     """``X`` as the network after its `Standardize` layer takes it: z = (x − μ)/σ computed in
     float64 from the estimator's float64 statistics, then cast to the network's ``dtype``
     (`xdl.data.validation.standardized`, which refuses a z beyond it). Checked first, with no
     overflow warning: x must fit in ``dtype`` too (the `Standardize` layer of ``model_`` takes raw
-    x in it, and fit refuses what it could not)."""
+    x in it, and fit refuses what it could not). ``in_place``: X is the caller's own copy (early
+    stopping's split), standardized into itself where it is in ``dtype`` already."""
     high = np.finfo(dtype).max
-    bad = first_where(X, lambda piece: np.abs(piece) > high) if np.finfo(X.dtype).max > high else None
+    wide = np.issubdtype(X.dtype, np.floating) and np.finfo(X.dtype).max > high  # (small integers fit any float)
+    bad = first_where(X, lambda piece: np.abs(piece) > high) if wide else None
     if bad is not None:  # (looked for piece by piece: a float64 X's magnitudes whole were a copy of it)
         i, j = bad
         raise ValueError(f"MLPClassifier: X has values beyond the range of {np.dtype(dtype)}, the dtype the network "
                          f"computes in (±{high:.3g}; first at example {i}, feature {j}: {X[i, j]:.6g}); "
                          "scale the data")
-    return standardized(X, scaler.mean, scaler.scale, dtype, "MLPClassifier: X")
+    out = X if in_place and X.dtype == dtype and X.flags.c_contiguous and X.flags.writeable else None
+    return standardized(X, scaler.mean, scaler.scale, dtype, "MLPClassifier: X", out=out)

@@ -85,8 +85,10 @@ def split(X, y, dev=None, test=None, seed: int = 0, stratify: bool | None = None
     """
     # (checked first, as given: a sparse matrix named; the rows returned are X's own, in its dtype, as
     # train_test_split's). NaN and Inf pass, as there: missing values are filled after the split, from the
-    # training part alone (filled before, the dev and test values would leak into train's); fit refuses them
-    check_features(X, finite=False)
+    # training part alone (filled before, the dev and test values would leak into train's); fit refuses them.
+    # Integers are checked as they are (``cast=False``): the rows returned are X's own, and a float32 copy
+    # of a uint8 set, made only to be checked, took 4× its size
+    check_features(X, finite=False, cast=False)
     X_given, X = X, to_numpy(X)
     if y is None:
         raise TypeError("y is None; split needs the labels (or targets) of X")

@@ -413,14 +413,22 @@ def rows(X: np.ndarray) -> np.ndarray:
     return X.reshape(len(X), int(np.prod(X.shape[1:])))
 
 
-def standardized(X: np.ndarray, mean: np.ndarray, scale: np.ndarray, dtype, name: str = "X") -> np.ndarray:
+def standardized(X: np.ndarray, mean: np.ndarray, scale: np.ndarray, dtype, name: str = "X",
+                 out: np.ndarray | None = None) -> np.ndarray:
     """z = (x − mean) / scale per feature of ``X`` (m, n), computed in float64 and returned in
     ``dtype``. Cast first, a feature with a large offset and a small spread would lose the spread
     (1e6 + 0.01·noise comes in float32 steps of 0.0625). A z beyond ``dtype``'s range (it would be
     inf) is refused, naming ``name``'s example and feature. Computed piece by piece (`pieces`):
-    the float64 values of a piece at a time, not a float64 copy of the set (and its magnitudes)."""
+    the float64 values of a piece at a time, not a float64 copy of the set (and its magnitudes).
+    ``out``: an array of X's shape in ``dtype`` to write z into — ``X`` itself, a copy of the
+    caller's own, standardizes it in place (each piece is read before it is written); on a refusal
+    the pieces before the one refused are written."""
     mean, scale = np.asarray(mean, dtype=np.float64), np.asarray(scale, dtype=np.float64)
-    out = np.empty(X.shape, dtype=dtype)
+    if out is None:
+        out = np.empty(X.shape, dtype=dtype)
+    elif out.shape != X.shape or out.dtype != np.dtype(dtype):
+        raise ValueError(f"standardized: out must be a {np.dtype(dtype)} array of shape {X.shape}, got a {out.dtype} "
+                         f"one of shape {out.shape}")
     for start, stop in pieces(X):
         with np.errstate(over="ignore", invalid="ignore"):  # refused below, by name
             Z = X[start:stop] - mean  # (float64: the statistics are)

@@ -834,16 +834,22 @@ class Module:
         batch comes: the outputs kept whole first, 200,000 examples' logits over 1,000 classes took
         800 MB for predict's 1.6 MB of classes (and predict_proba 4 GB: a float64 copy and its
         softmax's temporaries). Integer X is not cast whole before a leading `Standardize`, which
-        reads it a piece at a time in float64 (`Standardizer.fit`'s ``cast=False``)."""
+        reads it a piece at a time in float64 (`Standardizer.fit`'s ``cast=False``); without one, X is
+        cast to the model's dtype a batch at a time (cast whole, a uint8 set took a float32 copy of it,
+        4× its size, and a float64 one half its own)."""
         check_int(batch_size, "batch_size")
         # values the model's dtype can hold, as fit's
-        X, network = self.network_input(self.checked_input(X, cast=False))
+        X = self.checked_input(X, cast=False)
+        by_batch = self._host_layer() is None  # (`network_input` then casts, and the network is the model)
+        X, network = (X, self) if by_batch else self.network_input(X)
         kept, bad, first_bad = None, 0, None
         with evaluating_here():  # no rows: one empty batch, so the result has the outputs' width
             # each batch to the host as it comes (device memory for one batch only), into the result, made at
             # the first (batches kept and concatenated took the outputs twice at the end)
             for i in range(0, max(len(X), 1), batch_size):
                 batch = X[i:i + batch_size]
+                if by_batch:
+                    batch = batch.astype(self.dtype, copy=False)
                 last = _one_output(network(batch), len(batch))
                 out = last.numpy()
                 finite = np.isfinite(out).reshape(len(out), out[0].size if len(out) else 0).all(axis=1)

@@ -969,7 +969,10 @@ class Trainer:
         if bad:
             raise ValueError(f"evaluate: the model holds NaN or Inf in {', '.join(bad[:3])}"
                              f"{', …' if len(bad) > 3 else ''} (a diverged run's state?): load a good state first")
-        X, self._network = self.model.network_input(X, on_host=self.augment is None)
+        if self.augment is None and self.model._host_layer() is not None:  # (a Standardize first: on the host)
+            X, self._network = self.model.network_input(X)
+        else:  # cast to the model's dtype a batch at a time, by `_evaluate`: cast whole, a uint8 set took 4× its size
+            self._network = self.model
         return self._evaluate(X, y, batch_size)
 
     @no_grad()  # (called within a fit, which records: each batch's forward kept its graph and activations)
@@ -997,6 +1000,8 @@ class Trainer:
         with evaluating_here():
             for i in range(0, len(X), batch_size):
                 Xb, yb = X[i:i + batch_size], backend.asarray(y[i:i + batch_size])
+                if Xb.dtype != self.model.dtype:  # (`evaluate`'s integer or float64 X; a fit's is cast already)
+                    Xb = Xb.astype(self.model.dtype)
                 if captured and self._captured.failure is None:
                     cost, hits = self._captured.call("evaluate", batch, Xb, yb, version=settings)
                 else:
