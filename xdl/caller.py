@@ -18,10 +18,15 @@ PACKAGE = os.path.join(os.path.realpath(os.path.dirname(__file__)), "")  # with 
 def warn_caller(message: str, category: type[Warning] = UserWarning) -> None:
     """Warn with ``message``, attributed to the first frame outside the xdl package (the code that
     called into xdl: a script, a test, a doctest, scikit-learn calling an estimator's ``fit``)."""
+    from tqdm import tqdm
+
     frame, level = sys._getframe(1), 2  # stacklevel 2: warn_caller's caller
     while frame is not None and in_package(frame.f_code.co_filename):
         frame, level = frame.f_back, level + 1
-    warnings.warn(message, category, stacklevel=level)
+    # a progress bar drawn (a run's: the warning comes mid-run) is cleared first and drawn again after:
+    # written under it, the warning ran on from the bar's text, which stayed on the screen
+    with tqdm.external_write_mode(file=sys.stderr):
+        warnings.warn(message, category, stacklevel=level)
 
 
 @functools.lru_cache(maxsize=1024)

@@ -17,6 +17,7 @@ from xdl.optim.optimizer import Optimizer, check_rate, rates_of_their_own
 from xdl.train.callback import Callback, continues_run
 from xdl.train.checkpoint import Checkpoint
 from xdl.train.checkpoint_files import upcoming
+from xdl.train.progress import above_bars
 
 
 CONTROL_FILE = "control.toml"
@@ -195,7 +196,7 @@ class Control(Callback):
         note = f"{CONTROL_FILE} {when}: " + (", ".join(done) or "nothing to apply")
         self.notes.append(note)
         if self.report is not None:
-            self.report(note)
+            above_bars(self.report, note)  # (at an epoch's end: the run's bar is drawn)
         self._pending = _Applied(note, self._unused(f"control-applied-{suffix}"), content)
         if not any(isinstance(cb, Checkpoint) for cb in trainer.callbacks):
             self._settle()  # no checkpoint will hold it: nothing to wait for

@@ -1,5 +1,5 @@
 """`progress_bar`: the tqdm bar of a training loop (a `Trainer`'s, `fit_many`'s) and of a search's
-trials, shown on a terminal or in a notebook only.
+trials, shown on a terminal or in a notebook only; `above_bars`: a line written while one is drawn.
 """
 
 from __future__ import annotations
@@ -22,3 +22,14 @@ def progress_bar(enabled: bool | None, total: int, unit: str = "batch"):
         from tqdm.auto import tqdm
     return tqdm(total=total, unit=unit, disable=None if enabled is None else not enabled, leave=False,
                 dynamic_ncols=True)
+
+
+def above_bars(report, *args):
+    """``report(*args)`` (a report's line: ``print``, a logger's method) with the bars drawn on stdout or
+    stderr cleared first and drawn again after it, as ``tqdm.write`` writes (tqdm's
+    ``external_write_mode``): written under a bar, the line ran on from the bar's text, which stayed
+    on the screen, a half-line, at each report."""
+    from tqdm import tqdm
+
+    with tqdm.external_write_mode():
+        return report(*args)

@@ -15,6 +15,7 @@ from pathlib import Path
 from xdl.data.validation import check_int
 from xdl.files import atomic_write
 from xdl.saved_fields import check_fields, is_count, is_dict, is_number, optional
+from xdl.train.progress import above_bars
 
 TRIALS_FILE = "trials.json"
 BEST_FILE = "best.toml"
@@ -136,8 +137,8 @@ class Study:
             for trial in sorted(trials, key=lambda t: t.number):  # (a batch's: the best so far as each comes)
                 if trial.complete:
                     best = min((t for t in (best, trial) if t is not None), key=_rank)
-                self.report(trial.summary() + (f"; best so far: trial {best.number} ({best.dev_accuracy:.4f})"
-                                               if best is not None else ""))
+                above_bars(self.report, trial.summary() + (f"; best so far: trial {best.number} "
+                                                           f"({best.dev_accuracy:.4f})" if best is not None else ""))
 
     def save(self) -> Path | None:
         """Rewrite ``trials.json``: the bytes of ``json.dump({"meta": meta, "trials": [asdict(trial), ...]},
