@@ -9,6 +9,7 @@ import subprocess
 import shutil
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -766,6 +767,20 @@ def test_a_rejected_control_file_is_noted_once_while_the_run_goes_on(tmp_path, c
     assert err.count("note: control.toml at epoch 1 not applied: lr is -1: a learning rate must be a number") == 1
     assert "note:" not in printed and "accuracy:" in printed  # notes on stderr, the results on stdout
     assert (out / "control-rejected-epoch-1.toml").is_file()
+
+
+def test_the_users_warning_filters_decide_over_the_notes(tmp_path, capsys):
+    """`python -W ignore -m xdl train` or PYTHONWARNINGS=ignore: the notes of warnings were printed
+    anyway (the command's own "always" went before the user's filters); after them, it is the
+    default for what they leave."""
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "control.toml").write_text("lr = -1\n")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="control.toml")  # (as -W ignore::UserWarning puts it first)
+        assert main(["train", *FAST, "--out", str(out)]) == 0
+    assert "not applied" not in capsys.readouterr().err
+    assert (out / "control-rejected-epoch-1.toml").is_file()  # (rejected all the same: only the note is not said)
 
 
 def test_xdl_backend_picks_the_backend_unless_a_flag_does(tmp_path, capsys, monkeypatch):

@@ -605,7 +605,7 @@ def train(config: TrainConfig, args=None) -> int:
         start = time.perf_counter()
         try:
             with warnings.catch_warnings():
-                warnings.simplefilter("always")
+                warnings.simplefilter("always", append=True)  # (after the user's: `-W ignore`, PYTHONWARNINGS)
                 warnings.showwarning = _note_once()  # as they come (a rejected control.toml is news now)
                 history = trainer.fit(parts.X_train, parts.y_train, dev=(parts.X_dev, parts.y_dev),
                                       resume=config.resume or None)
@@ -1149,7 +1149,7 @@ def tune(config: TrainConfig, args) -> int:
                   + (f"; resuming the study in {str(out)!r} ({len(saved_trials)} "
                      f"trial{'s' * (len(saved_trials) != 1)} saved)" if args.tune_resume else ""))
             with warnings.catch_warnings():
-                warnings.simplefilter("always")
+                warnings.simplefilter("always", append=True)  # (after the user's, as xdl train's)
                 warnings.showwarning = _note_once()  # a lock taken over from a killed search, say
                 with _search_writes(out):  # trials.json (a full disk: the search stops there)
                     study = search(parts.X_train, parts.y_train, (parts.X_dev, parts.y_dev), space, trials=trials,
