@@ -2098,3 +2098,35 @@ def test_an_optuna_that_fails_to_import_is_told_from_one_not_installed(monkeypat
     monkeypatch.setattr(builtins, "__import__", importing)
     with pytest.raises(ImportError, match=said):
         _optuna()
+
+
+def test_a_studys_trials_as_a_dataframe_as_optunas(data, tmp_path, monkeypatch):
+    """Optuna's study.trials_dataframe(): one row per trial in trial order, its state and value, a
+    params_<name> column per hyperparameter (a list value kept as the list), from a saved study too."""
+    import builtins
+
+    from xdl.tune.study import Study
+
+    pandas = pytest.importorskip("pandas")
+    X, y, dev = data
+    space = {"lr": {"log_uniform": [1e-3, 1e-1]}, "hidden": {"choice": [[8], [8, 4]]}}
+    study = tune(X, y, dev, space, trials=3, base=BASE, directory=tmp_path / "s")
+    frame = Study.load(tmp_path / "s").trials_dataframe()
+    assert list(frame.columns) == ["number", "round", "state", "value", "dev_cost", "epochs", "seconds", "error",
+                                   "params_hidden", "params_lr"]
+    assert frame["number"].tolist() == [0, 1, 2] and frame["state"].tolist() == [t.status for t in study.trials]
+    assert frame["value"].tolist() == [t.dev_accuracy for t in study.trials]
+    assert frame["params_hidden"].tolist() == [t.params["hidden"] for t in study.trials]
+    assert frame["params_lr"].dtype == np.float64
+    assert isinstance(frame, pandas.DataFrame) and Study(study.meta).trials_dataframe().empty
+
+    real = builtins.__import__
+
+    def without_pandas(name, *args, **kwargs):
+        if name == "pandas":
+            raise ModuleNotFoundError("No module named 'pandas'", name="pandas")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without_pandas)
+    with pytest.raises(ImportError, match=r"^trials_dataframe needs pandas: pip install 'xdl\[tune\]'$"):
+        study.trials_dataframe()

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from xdl.data.validation import check_int
+from xdl.extras import import_error
 from xdl.files import atomic_write
 from xdl.saved_fields import check_fields, is_count, is_dict, is_number, optional
 from xdl.train.progress import above_bars
@@ -198,6 +199,23 @@ class Study:
         if failed:
             rows.append(f"\n{len(failed)} trial(s) failed; first: trial {failed[0].number}: {failed[0].error}")
         return "\n".join(rows)
+
+    def trials_dataframe(self):
+        """The trials as a pandas DataFrame, one row each in trial order, as Optuna's
+        ``study.trials_dataframe()``: ``number``, ``round``, ``state`` (the trial's status),
+        ``value`` (its dev accuracy), ``dev_cost``, ``epochs``, ``seconds``, ``error``, then a
+        ``params_<name>`` column per hyperparameter (None where a trial had no such one; a list
+        value, hidden sizes, held as the list). Needs pandas (the ``tune`` extra)."""
+        try:
+            import pandas
+        except ImportError as e:
+            raise import_error(e, ("pandas",), "trials_dataframe needs pandas", "tune")
+        names = sorted({n for t in self.trials for n in t.params})
+        columns = ["number", "round", "state", "value", "dev_cost", "epochs", "seconds", "error",
+                   *(f"params_{n}" for n in names)]
+        rows = [[t.number, t.round, t.status, t.dev_accuracy, t.dev_cost, t.epochs, t.seconds, t.error,
+                 *(t.params.get(n) for n in names)] for t in sorted(self.trials, key=lambda t: t.number)]
+        return pandas.DataFrame(rows, columns=columns)
 
     def best_config(self):
         """The best trial's `TrainConfig`: the search's base options (``meta["base"]``) with the
