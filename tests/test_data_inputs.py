@@ -939,3 +939,32 @@ def test_float16_labels_are_checked_without_an_overflow_warning():
         labels = xdl.data.check_labels(np.array([0, 2, 1], np.float16), 3)
         assert labels.tolist() == [0, 2, 1]
         assert xdl.data.check_labels(np.array([0, 2], np.float16), 2, n_classes=70_000).tolist() == [0, 2]
+
+
+def test_masked_values_are_missing_values_for_the_estimator_one_hot_and_xdl_tensor():
+    """The entry points the masked arrays' fix passed by: MLPClassifier (scikit-learn's validate_data
+    reads through np.asarray) trained on and predicted from the -9999 under the mask, one_hot encoded
+    the label under the mask as a class, and xdl.tensor kept the values under the mask, unsaid."""
+    from xdl.sklearn import MLPClassifier
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, 3)), np.arange(40) % 2
+    Xm = np.ma.masked_array(X.copy(), mask=np.zeros(X.shape, bool))
+    Xm[3, 2] = np.ma.masked
+    Xm.data[3, 2] = -9999.0
+    ym = np.ma.masked_array(y.copy(), mask=np.arange(40) == 5)
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        MLPClassifier(hidden=4, epochs=1, seed=0).fit(Xm, y)
+    with pytest.raises(ValueError, match="Input y contains NaN"):
+        MLPClassifier(hidden=4, epochs=1, seed=0).fit(X, ym)
+    clf = MLPClassifier(hidden=4, epochs=1, seed=0).fit(np.ma.masked_array(X), y)  # (nothing masked: as X)
+    np.testing.assert_array_equal(clf.predict_proba(X), MLPClassifier(hidden=4, epochs=1, seed=0).fit(X, y)
+                                  .predict_proba(X))
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        clf.predict(Xm)
+    with pytest.raises(ValueError, match=re.escape(
+            "one_hot: y has masked values, missing labels (first at example 5)")):
+        one_hot(ym, 2)
+    np.testing.assert_array_equal(one_hot(np.ma.masked_array(y), 2), one_hot(y, 2))
+    assert np.isnan(xdl.tensor(Xm).numpy()[3, 2]) and np.isfinite(xdl.tensor(X).numpy()).all()
+    assert xdl.tensor(np.ma.masked_array(y)).dtype == np.int64  # (nothing masked: as the array it holds)

@@ -655,3 +655,15 @@ def test_gradcheck_names_an_infinite_input_as_such_not_an_eps_of_nan():
         t = xdl.tensor(np.array(values), requires_grad=True)
         with pytest.raises(ValueError, match=r"input 0 \(\d,\) is (inf|nan): finite differences need finite inputs"):
             xdl.gradcheck(lambda: (t * 2).sum(), [t])
+
+
+def test_gradcheck_still_catches_a_backward_twice_too_large_a_few_roundings_above_j_s_rounding(backend):
+    """x's gradients (≈ 0.16) lie between floor/2 and the floor of RECHECK·ε (10·|J|·2⁻⁵²/(RECHECK·ε)
+    ≈ 0.22 at |J| = 1e9), backprop's twice too large: they differ by ≈ 0.16, seven times J's rounding
+    there (≈ 0.022), which a right backward pass stays well under. Compared with the floor, that
+    difference was called rounding, and the check passed ("great") a wrong backward pass."""
+    rng = np.random.default_rng(0)
+    x, a = t64(backend, rng.uniform(0.12, 0.2, 6)), t64(backend, rng.standard_normal(4))
+    x.name, a.name = "x", "a"
+    result = xdl.gradcheck(lambda: DoubledHalfSquare.apply(x).sum() + 1e6 * (a * a).sum() + 1e9, [x, a])
+    assert not result.passed and result.hidden_bug and result.unresolved == [], str(result)

@@ -2358,3 +2358,39 @@ def test_a_date_or_a_duration_is_no_count_of_epochs(value):
     with pytest.raises(TypeError, match="epochs must be an integer"):
         TrainConfig(epochs=value)
     assert Space({}, fixed={"epochs": value}).fixed["epochs"] is value  # (not 2: refused as a trial's config)
+
+
+def test_a_group_a_callback_adds_at_the_rate_an_epoch_schedule_set_resumes(tmp_path):
+    """The group added at epoch 2's end under an epoch schedule takes the optimizer's rate then,
+    schedule(1) = 0.005, and was recorded with it: an optimizer made for the resume with the group
+    (at the constructor's 0.01) was refused ("'lr' (group 1) was 0.005 in the checkpoint"), and one
+    made with 0.005 by the schedule ("rates of their own"): the run could not go on. Its rate is the
+    schedule's from the next epoch on, as the other groups'."""
+    s = moons()
+
+    class Unfreeze(Callback):
+        def on_epoch_end(self, trainer, record):
+            if record["epoch"] == 2 and len(trainer.optimizer.groups) == 1:
+                trainer.model[1].gamma.requires_grad = True
+                trainer.optimizer.add_param_group({"params": [trainer.model[1].gamma]})
+
+    def unfreezing(groups, epochs, directory):
+        xdl.seed(0)
+        model = xdl.nn.mlp(2, [16, 8], 2, batch_norm=True)
+        model[1].gamma.requires_grad = False
+        optimizer = Adam(model, lr=0.01)
+        if groups == 2:
+            model[1].gamma.requires_grad = True
+            optimizer.add_param_group({"params": [model[1].gamma]})
+        return Trainer(model, SoftmaxCrossEntropy(), optimizer, epochs=epochs, seed=0, progress=False, batch_size=32,
+                       schedule=xdl.optim.schedules.exponential(0.01, 0.5),
+                       callbacks=[Unfreeze(), Checkpoint(directory)])
+
+    whole = unfreezing(1, epochs=3, directory=tmp_path / "whole")
+    whole.fit(s.X_train, s.y_train)
+    unfreezing(1, epochs=2, directory=tmp_path / "cut").fit(s.X_train, s.y_train)
+    resumed = unfreezing(2, epochs=3, directory=tmp_path / "cut")
+    resumed.fit(s.X_train, s.y_train, resume=tmp_path / "cut")
+    assert resumed.epoch == 3 and [g["lr"] for g in resumed.optimizer.param_groups] == [0.0025, 0.0025]
+    for p, q in zip(whole.model.parameters(), resumed.model.parameters()):
+        np.testing.assert_array_equal(p.data, q.data)

@@ -2130,3 +2130,14 @@ def test_a_studys_trials_as_a_dataframe_as_optunas(data, tmp_path, monkeypatch):
     monkeypatch.setattr(builtins, "__import__", without_pandas)
     with pytest.raises(ImportError, match=r"^trials_dataframe needs pandas: pip install 'xdl\[tune\]'$"):
         study.trials_dataframe()
+
+
+def test_a_tls_scheduler_address_without_tls_set_up_is_said_as_distributed_says_it():
+    """The identity probe read distributed's refusal to open the connection (no TLS context: nothing
+    was sent) as the server's reply, "'tls://…' is not a Dask scheduler (its reply is no Dask
+    message: TypeError); give the scheduler's address": the address was right, the setup not."""
+    pytest.importorskip("dask.distributed")
+    from xdl.tune.search import connect
+
+    with pytest.raises(TypeError, match="check your TLS configuration"):
+        connect("tls://127.0.0.1:1")

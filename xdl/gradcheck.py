@@ -16,12 +16,12 @@ figure can hide one input's bug behind larger gradients elsewhere, so an input w
 difference is a bug, or suspect, fails the check too (as it would checked alone) — unless that is
 rounding. Such an input is checked again with a step `RECHECK` times larger, where J's rounding
 over the step (|J|·2⁻⁵²/ε: an L2 term that makes J huge, say) is `RECHECK` times smaller and a
-wrong backward pass stays as wrong: its difference is rounding when its gradients, or their
-differences from the numeric ones, stay below 10·|J|·2⁻⁵²/(RECHECK·ε) there too, or when it agrees
-there (no bug, and 10 times closer). The result says which, and the overall figure leaves such
-inputs out (with none left, nothing was checked: the verdict is "inconclusive"; so too where every
-gradient, backprop's and the numeric one, is 0 — J does not read the inputs, and 0/0 compared
-nothing).
+wrong backward pass stays as wrong: its difference is rounding when its gradients stay below
+10·|J|·2⁻⁵²/(RECHECK·ε) there too, or their differences from the numeric ones below J's rounding
+there, |J|·2⁻⁵²/(RECHECK·ε), or when it agrees there (no bug, and 10 times closer). The result
+says which, and the overall figure leaves such inputs out (with none left, nothing was checked:
+the verdict is "inconclusive"; so too where every gradient, backprop's and the numeric one, is 0
+— J does not read the inputs, and 0/0 compared nothing).
 Where the worst element reads as a bug because J has a kink there — its slopes from below and
 from above differ and backprop gives one of them (ReLU at 0) or, the slopes the same at 10ε (a jump
 in J's derivative, not rounding), a value between them (several ReLUs at 0 under one input:
@@ -267,10 +267,12 @@ def gradcheck(fn, inputs, eps: float = 1e-7, elements: int | None = None) -> Gra
                 resolved[k] = False  # the check of this input is the one at the larger step
                 numeric[k], per_input[k] = coarser, again
                 unresolved.append(f"{labels[k]} (agrees to {again:.1e} at ε = {RECHECK * eps:g})")
-            elif np.abs(analytic[k] - coarser).max() < floor:
+            elif np.abs(analytic[k] - coarser).max() < resolution / RECHECK:
                 # no element differs by more than J's rounding there: a gradient only a few times above that
                 # floor is still off by it (≈ floor/10: 1e-9 beside a floor of 1e-10 is 1% off), and a right
-                # backward pass read as a "bug"
+                # backward pass read as a "bug" — compared with the rounding itself, not the floor (10 times
+                # it): a right one's differences stay under a tenth of the floor, and a backward pass twice too
+                # large on gradients between floor/2 and the floor differed by less than the floor, and passed
                 resolved[k] = False
                 unresolved.append(labels[k])
 

@@ -28,7 +28,7 @@ try:
 except ImportError:
     raise ImportError("xdl.sklearn needs scikit-learn ≥ 1.6: pip install 'xdl[sklearn]'") from None
 
-from xdl.backend import SEEDS, resolve_backend, thread_backend, thread_seed
+from xdl.backend import SEEDS, array_to_numpy, resolve_backend, thread_backend, thread_seed
 from xdl.config import SCHEDULE_OPTIONS, TrainConfig
 from xdl.data import Standardizer, split
 from xdl.data.validation import check_bool, check_int, check_number, first_where, standardized
@@ -265,7 +265,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         warm = bool(self.warm_start) and hasattr(self, "model_")
         if warm:
             self._check_architecture(config, "warm_start trains the fitted network on", "set warm_start=False")
-        X, y = validate_data(self, X, y, dtype=INPUT_DTYPES, reset=not warm)
+        X, y = validate_data(self, _unmasked(X), _unmasked(y), dtype=INPUT_DTYPES, reset=not warm)
         check_classification_targets(y)  # continuous targets are not classes
         classes, y_index = np.unique(y, return_inverse=True)
         if len(classes) < 2:  # the class as given (0.0, 'a'), not as NumPy spells its scalar
@@ -342,7 +342,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             if classes is not None and not np.array_equal(_class_labels(classes), known):
                 raise ValueError(f"MLPClassifier: classes is {_class_labels(classes).tolist()}, the network's "
                                  f"classes are {known.tolist()}")
-        X, y = validate_data(self, X, y, dtype=INPUT_DTYPES, reset=first)
+        X, y = validate_data(self, _unmasked(X), _unmasked(y), dtype=INPUT_DTYPES, reset=first)
         check_classification_targets(y)
         unknown = np.setdiff1d(y, known)
         if len(unknown):
@@ -399,7 +399,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         switches no mode (a model switched to evaluation and back by each call would let one call
         see another's training mode: dropout and batch statistics)."""
         check_is_fitted(self, "model_")
-        X = validate_data(self, X, reset=False, dtype=INPUT_DTYPES)
+        X = validate_data(self, _unmasked(X), reset=False, dtype=INPUT_DTYPES)
         return _network(self.model_).predict_proba(_network_input(X, self._input_scaler(), self.model_.dtype))
 
     def predict_log_proba(self, X) -> np.ndarray:
@@ -442,6 +442,13 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         defaults = {name: p.default for name, p in inspect.signature(type(self).__init__).parameters.items()
                     if name != "self"}
         super().__setstate__({**defaults, **state})
+
+
+def _unmasked(values):
+    """A masked array's masked values as NaN, missing values (`xdl.backend.array_to_numpy`), which
+    ``validate_data`` refuses by name: it reads a masked array through ``np.asarray``, which drops the
+    mask, and the estimator trained on and predicted from the fill values under it (-9999), unsaid."""
+    return array_to_numpy(values) if isinstance(values, np.ma.MaskedArray) else values
 
 
 def _class_labels(classes) -> np.ndarray:

@@ -786,7 +786,8 @@ def tensor(data, requires_grad: bool = False, dtype=None, backend=None, copy: bo
     if source is not None:
         data = data.data
     backend = _backend.current_backend() if backend is None else _backend.resolve_backend(backend, "tensor")
-    if not backend.owns(data) and not isinstance(data, np.ndarray | np.generic | list | tuple | int | float):
+    if not backend.owns(data) and not isinstance(data, np.ndarray | np.generic | list | tuple | int | float) \
+            or isinstance(data, np.ma.MaskedArray):  # (its masked values as NaN: asarray gave the values under them)
         data = _backend.array_to_numpy(data)
     dtype = _default_dtype(data) if dtype is None else check_tensor_dtype(dtype, "tensor")
     if requires_grad and not np.issubdtype(dtype, np.floating):

@@ -151,6 +151,10 @@ def one_hot(y, n_classes: int | None = None, dtype=np.float32) -> np.ndarray:
     array([[1., 0., 0.],
            [0., 0., 1.]], dtype=float32)
     """
+    masked = isinstance(y, np.ma.MaskedArray) and bool(np.ma.getmaskarray(y).any())
+    if masked and y.ndim == 1:  # (np.asarray drops the mask: the values under it were encoded as classes)
+        raise ValueError(f"one_hot: y has masked values, missing labels (first at example "
+                         f"{int(np.flatnonzero(np.ma.getmaskarray(y))[0])}); drop those examples first")
     y = np.asarray(y)
     if (y.size == 0 and y.ndim == 1) or y.dtype == np.bool_:  # [] reads as float64; a yes/no label is 0/1
         y = y.astype(np.int64)

@@ -261,8 +261,8 @@ def connect(scheduler: str, who: str = "scheduler"):
     except (OSError, TimeoutError) as e:  # refused, unreachable, or silent
         raise OSError(unanswered(str(e) or "it took the connection and said nothing: a dashboard's "
                                  "port, 8787, where the scheduler's is 8786?")) from None
-    except Exception as e:  # (MemoryError is one: an HTTP status line read as a frame's length)
-        kind = f"its reply is no Dask message: {type(e).__name__}"
+    # (an error of this side's, before anything was sent — a tls:// address without the TLS configuration,
+    # tcp:// where the configuration requires encryption — is raised as distributed words it)
     if kind != "Scheduler":
         raise OSError(f"{who}: {scheduler!r} is not a Dask scheduler ({kind}); give the scheduler's address "
                       "(tcp://host:8786 by default; 8787 is its dashboard, a worker's address is no scheduler's)")
@@ -273,20 +273,28 @@ def connect(scheduler: str, who: str = "scheduler"):
 
 
 def _server_type(address: str, distributed) -> str:
-    """What the Dask server at ``address`` says it is ("Scheduler", "Worker", ...), asked within
-    `CONNECT_SECONDS` in a thread of its own (the caller's may run an event loop: a notebook's);
-    a TimeoutError where it does not say, an OSError where nothing takes the connection."""
+    """What the Dask server at ``address`` says it is ("Scheduler", "Worker", ...; a reply that is no
+    Dask message, as that), asked within `CONNECT_SECONDS` in a thread of its own (the caller's may
+    run an event loop: a notebook's); a TimeoutError where it does not say, an OSError where nothing
+    takes the connection, and distributed's own error where it refuses to connect (no TLS set up)."""
     import asyncio
     import concurrent.futures
 
     from distributed.comm import connect as open_comm
 
     async def ask():
-        comm = await open_comm(address, timeout=CONNECT_SECONDS,
-                               **distributed.Security().get_connection_args("client"))
+        try:  # (distributed's refusals on this side, made before it sends anything, raised as they are)
+            comm = await open_comm(address, timeout=CONNECT_SECONDS,
+                                   **distributed.Security().get_connection_args("client"))
+        except MemoryError:  # its handshake read: an HTTP status line read as a frame's length
+            return "its reply is no Dask message: MemoryError"
         try:
             await comm.write({"op": "identity", "reply": True})
             reply = await comm.read()
+        except (OSError, TimeoutError):
+            raise
+        except Exception as e:  # (the same, or another's bytes)
+            return f"its reply is no Dask message: {type(e).__name__}"
         finally:
             comm.abort()
         return reply.get("type", repr(reply)) if isinstance(reply, dict) else repr(reply)[:80]
