@@ -2141,3 +2141,34 @@ def test_a_tls_scheduler_address_without_tls_set_up_is_said_as_distributed_says_
 
     with pytest.raises(TypeError, match="check your TLS configuration"):
         connect("tls://127.0.0.1:1")
+
+
+def test_optuna_pruning_reports_each_epoch_and_prunes_a_trial_of_ones_own_objective(data):
+    """As Optuna's Keras and Lightning callbacks: each epoch's dev accuracy reported at its epoch,
+    optuna.TrialPruned where the pruner says, which study.optimize records as a pruned trial."""
+    optuna = pytest.importorskip("optuna")
+    from xdl.tune import OptunaPruning
+
+    X, y, dev = data
+
+    def train(trial, lr, monitor="dev_accuracy"):
+        xdl.seed(0)
+        model = xdl.nn.mlp(X.shape[1], [8], 10)
+        trainer = Trainer(model, xdl.losses.SoftmaxCrossEntropy(), xdl.optim.SGD(model, lr=lr), epochs=4,
+                          batch_size=32, progress=False, callbacks=[OptunaPruning(trial, monitor)])
+        return trainer.fit(X, y, dev=dev)[-1][monitor]
+
+    rates = iter([0.05, 0.0])  # (a rate of 0 learns nothing: pruned once it is below the first's)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0),
+                                pruner=optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=1))
+    study.optimize(lambda trial: train(trial, next(rates)), n_trials=2)
+    first, second = study.trials
+    assert first.state == optuna.trial.TrialState.COMPLETE and sorted(first.intermediate_values) == [1, 2, 3, 4]
+    assert second.state == optuna.trial.TrialState.PRUNED and len(second.intermediate_values) < 4  # (stopped)
+    with pytest.raises(ValueError, match="monitor 'dev_cost' is to minimize, and the trial's study is to maximize"):
+        train(study.ask(), 0.05, "dev_cost")  # (pruned for doing well: the pruner compares the other way)
+    with pytest.raises(ValueError, match="OptunaPruning: monitor must be one of"):
+        OptunaPruning(study.ask(), "val_accuracy")
+    with pytest.raises(TypeError, match="OptunaPruning: trial must be an Optuna trial"):
+        OptunaPruning(study)
