@@ -1719,10 +1719,36 @@ def test_a_freeze_after_an_epochs_last_step_is_refused_after_its_record(tmp_path
     if epoch == 2:
         trainer.fit(s.X_train, s.y_train)
     else:
-        with pytest.raises(ValueError, match=r"it was made when 0.weight trained, and it is frozen now"):
+        with pytest.raises(ValueError, match=r"it was made when 0.weight trained, and it is frozen now.*; to stop it "
+                                             r"training within a run \(a callback\), .* set the rate of a group of "
+                                             r"its own to 0"):
             trainer.fit(s.X_train, s.y_train)
     assert len(trainer.history) == epoch and (trainer.epoch, trainer.step) == (epoch, 0)
     assert read_position(tmp_path / "checkpoint.npz")[1:] == (epoch, 0)
+
+
+def test_a_group_whose_rate_a_callback_sets_to_0_stops_training_within_the_run():
+    """What the refusal of a freeze within a run advises: the layer's group at a rate of 0 — its
+    weights stay as they were from then on (weight decay and L2 scale with the rate), the others train."""
+    s = moons(200)
+    xdl.seed(0)
+    model = xdl.nn.mlp(2, [8], 2)
+    first = list(model[0].parameters())
+    rest = [p for p in model.parameters() if all(p is not q for q in first)]
+    optimizer = xdl.optim.AdamW([{"params": first}, {"params": rest}], lr=0.01, weight_decay=0.1)
+    kept = {}
+
+    class StopLayer0(Callback):
+        def on_epoch_end(self, trainer, record):
+            if record["epoch"] == 1:
+                trainer.optimizer.param_groups[0]["lr"] = 0
+                kept.update(first=[p.numpy().copy() for p in first], rest=[p.numpy().copy() for p in rest])
+
+    trainer = Trainer(model, SoftmaxCrossEntropy(), optimizer, epochs=3, l2=0.1, progress=False, seed=0,
+                      callbacks=[StopLayer0()])
+    trainer.fit(s.X_train, s.y_train)
+    assert all(np.array_equal(p.numpy(), q) for p, q in zip(first, kept["first"]))
+    assert not any(np.array_equal(p.numpy(), q) for p, q in zip(rest, kept["rest"]))
 
 
 def test_a_later_fit_after_astype_is_refused_before_it_starts():

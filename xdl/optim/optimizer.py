@@ -656,8 +656,11 @@ class Optimizer(StepCount):
 
         frozen = next((p for g in self.groups for p in g.params if not p.requires_grad), None)
         if frozen is not None:
+            # (a callback cannot make the trainer's optimizer again: within a run, a rate of 0 stops a group)
             raise ValueError(f"optimizer: it was made when {name(frozen)} trained, and it is frozen now (requires_grad "
-                             f"False): make the optimizer again (Optimizer(model) leaves frozen parameters out)")
+                             f"False): make the optimizer again (Optimizer(model) leaves frozen parameters out); "
+                             "to stop it training within a run (a callback), leave requires_grad as it was and set "
+                             "the rate of a group of its own to 0 (optimizer.param_groups[i]['lr'] = 0)")
         held = {id(p) for p in self.parameters()} if self.left_out else ()
         unfrozen = next((p for p in self.left_out if p.requires_grad and id(p) not in held), None)
         if unfrozen is not None:  # (PyTorch's optimizer holds every parameter, frozen or not)
