@@ -968,3 +968,22 @@ def test_masked_values_are_missing_values_for_the_estimator_one_hot_and_xdl_tens
     np.testing.assert_array_equal(one_hot(np.ma.masked_array(y), 2), one_hot(y, 2))
     assert np.isnan(xdl.tensor(Xm).numpy()[3, 2]) and np.isfinite(xdl.tensor(X).numpy()).all()
     assert xdl.tensor(np.ma.masked_array(y)).dtype == np.int64  # (nothing masked: as the array it holds)
+
+
+def test_an_array_numpy_cannot_read_is_named_with_its_dtype_and_the_way_out():
+    """A torch bfloat16 tensor: predict, model(x) and xdl.tensor failed with torch's "Got unsupported
+    ScalarType BFloat16", which said neither what was given nor what to do."""
+    class BFloat16Tensor:  # (torch's, as NumPy meets it: its __array__ refuses the dtype)
+        dtype = "torch.bfloat16"
+        shape = (5, 3)
+
+        def __array__(self, dtype=None, copy=None):
+            raise TypeError("Got unsupported ScalarType BFloat16")
+
+    model = xdl.nn.mlp(3, [4], 2)
+    said = r"BFloat16Tensor of dtype torch.bfloat16 does not convert to a NumPy array \(Got unsupported .*x.float\(\)"
+    for call in (lambda: model.predict(BFloat16Tensor()), lambda: model(BFloat16Tensor()),
+                 lambda: xdl.tensor(BFloat16Tensor())):
+        with pytest.raises(TypeError, match=said):
+            call()
+

@@ -618,4 +618,11 @@ def array_to_numpy(array) -> np.ndarray:
     for backend in _backends.values():
         if backend.owns(array):
             return backend.to_numpy(array)
-    return np.asarray(array)
+    try:
+        return np.asarray(array)
+    except TypeError as e:  # another library's array of a dtype NumPy has not (torch's bfloat16: "Got unsupported
+        # ScalarType BFloat16", which said neither what was given nor the way out)
+        dtype = getattr(array, "dtype", None)
+        raise TypeError(f"a {type(array).__module__}.{type(array).__name__}{f' of dtype {dtype}' if dtype else ''} "
+                        f"does not convert to a NumPy array ({e}): convert it to float32 first (torch: x.float())") \
+            from None
