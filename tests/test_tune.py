@@ -2172,3 +2172,47 @@ def test_optuna_pruning_reports_each_epoch_and_prunes_a_trial_of_ones_own_object
         OptunaPruning(study.ask(), "val_accuracy")
     with pytest.raises(TypeError, match="OptunaPruning: trial must be an Optuna trial"):
         OptunaPruning(study)
+
+
+def test_optuna_pruning_refuses_a_monitor_the_run_does_not_measure_before_any_epoch(data):
+    """A dev column with no dev set, or an accuracy of a regression's loss, was found at the first
+    epoch's end — that epoch trained for nothing — and said as "the record of epoch 1 has no
+    dev_accuracy (… the dev set given to fit …)" where a dev set was given: refused as
+    EarlyStopping's are, before any epoch."""
+    optuna = pytest.importorskip("optuna")
+    from xdl.tune import OptunaPruning
+
+    X, y, dev = data
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize")
+    model = xdl.nn.mlp(X.shape[1], [8], 10)
+    trainer = Trainer(model, xdl.losses.SoftmaxCrossEntropy(), xdl.optim.SGD(model, lr=0.05), epochs=2,
+                      progress=False, callbacks=[OptunaPruning(study.ask(), "dev_accuracy")])
+    with pytest.raises(ValueError, match=r"^OptunaPruning monitors 'dev_accuracy', which this run does not measure: "
+                                         r"pass dev=\(X_dev, y_dev\) to fit"):
+        trainer.fit(X, y)
+    assert trainer.epoch == 0 and len(trainer.history) == 0
+    model = xdl.nn.mlp(X.shape[1], [8], 1)
+    trainer = Trainer(model, xdl.losses.MeanSquaredError(), xdl.optim.SGD(model, lr=1e-3), epochs=2,
+                      progress=False, callbacks=[OptunaPruning(study.ask(), "dev_accuracy")])
+    column = lambda labels: labels.astype(np.float32).reshape(-1, 1)  # noqa: E731
+    with pytest.raises(ValueError, match="OptunaPruning monitors 'dev_accuracy', but this run's loss measures no "
+                                         "accuracy"):
+        trainer.fit(X, column(y), dev=(dev[0], column(dev[1])))
+    assert trainer.epoch == 0
+
+
+def test_optuna_pruning_in_fit_many_passes_an_epoch_no_model_ended(data):
+    """fit_many's epoch in which every model diverged has no best model, and so no dev accuracy:
+    OptunaPruning passed it as EarlyStopping does, where it raised "the record of epoch 1 has no
+    dev_accuracy (… the dev set given to fit …)" in place of the K failed results."""
+    optuna = pytest.importorskip("optuna")
+    from xdl.train import fit_many
+    from xdl.tune import OptunaPruning
+
+    X, y, dev = data
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    trial = optuna.create_study(direction="maximize").ask()
+    configs = [TrainConfig(lr=lr, seed=k, epochs=2, patience=0, hidden=[8]) for k, lr in enumerate([1e5, 1e6])]
+    results = fit_many(configs, X, y, dev=dev, callbacks=[OptunaPruning(trial, "dev_accuracy")])
+    assert [r.status for r in results] == ["failed", "failed"] and trial.study.trials[0].intermediate_values == {}

@@ -45,6 +45,9 @@ class Callback:
     """
 
     order = 0
+    # it reads ``self.monitor`` (one of `MONITORED`) at each epoch's end (`EarlyStopping`, xdl.tune's
+    # `OptunaPruning`): a fit checks before any epoch that the run measures it (`check_monitored`)
+    reads_monitor = False
 
     def __repr__(self) -> str:
         """``Name(setting=value, …)``: the arguments of its ``__init__`` that it keeps as attributes of

@@ -37,6 +37,8 @@ class EarlyStopping(Callback):
     patience is now larger than the epochs it waited.
     """
 
+    reads_monitor = True
+
     def __init__(self, monitor: str = "dev_cost", patience: int = 5, min_delta: float = 0.0,
                  restore_best: bool = True, **options):
         for name in options:  # (Keras's restore_best_weights=True said Python's "unexpected keyword argument")

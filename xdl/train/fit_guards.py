@@ -14,7 +14,6 @@ from xdl.caller import warn_caller
 from xdl.files import check_writable_dir
 from xdl.train.callback import Callback
 from xdl.train.checkpoint import Checkpoint
-from xdl.train.early_stopping import EarlyStopping
 
 
 # id(callback) -> [a weak reference to it, one to the trainer whose run its state is, whether it fits now]
@@ -190,16 +189,18 @@ def checkpoint_directories_held(callbacks):
 
 def check_monitored(callbacks, dev, accuracy: bool) -> None:
     """What the callbacks monitor is measured by the run, checked before any epoch: an
-    `EarlyStopping` on a dev metric needs ``dev`` (it would fail at the first epoch's end), and an
-    accuracy needs a loss that has one (``accuracy``: a classification's; a `Checkpoint` would keep
-    the best train cost instead, saying nothing)."""
+    `EarlyStopping` (or an `xdl.tune.OptunaPruning`) on a dev metric needs ``dev`` (it would fail at
+    the first epoch's end, that epoch trained for nothing), and an accuracy needs a loss that has one
+    (``accuracy``: a classification's; a `Checkpoint` would keep the best train cost instead, saying
+    nothing)."""
     for cb in callbacks:
-        if isinstance(cb, EarlyStopping | Checkpoint) and "accuracy" in cb.monitor and not accuracy:
+        reads = getattr(cb, "reads_monitor", False) is True  # (`Callback.reads_monitor`)
+        if (reads or isinstance(cb, Checkpoint)) and "accuracy" in cb.monitor and not accuracy:
             raise ValueError(f"{type(cb).__name__} monitors {cb.monitor!r}, but this run's loss measures no "
                              "accuracy (it is not a classification's: an xdl Loss whose predicts is 'classes' or "
                              "'labels', as SoftmaxCrossEntropy and its subclasses): monitor dev_cost or train_cost")
-        if dev is None and isinstance(cb, EarlyStopping) and cb.monitor.startswith("dev_"):
-            raise ValueError(f"EarlyStopping monitors {cb.monitor!r}, which this run does not measure: pass "
+        if dev is None and reads and cb.monitor.startswith("dev_"):
+            raise ValueError(f"{type(cb).__name__} monitors {cb.monitor!r}, which this run does not measure: pass "
                              "dev=(X_dev, y_dev) to fit for dev metrics (or monitor a train one)")
 
 

@@ -23,7 +23,10 @@ class OptunaPruning(Callback):
     raise ``optuna.TrialPruned`` (the objective's caller, ``study.optimize``, records the trial as
     pruned). ``monitor``: one of the run's columns (`xdl.train.callback.MONITORED`), measured on
     the dev set given to ``fit`` for the dev ones; the study's direction must fit it (maximize an
-    accuracy, minimize a cost)."""
+    accuracy, minimize a cost). Given to `fit_many`, the K models are one trial: it reports the
+    batch's record (its best model's), and a prune stops them all."""
+
+    reads_monitor = True  # (a fit checks before any epoch that the run measures it: `check_monitored`)
 
     def __init__(self, trial, monitor: str = "dev_accuracy"):
         check_monitor(monitor, "OptunaPruning")
@@ -47,6 +50,8 @@ class OptunaPruning(Callback):
 
     def on_epoch_end(self, trainer, record: dict) -> None:
         value, epoch = record.get(self.monitor), record["epoch"]
+        if value is None and record.get("best_model", 0) is None:
+            return  # an epoch of `fit_many` in which no model trained to its end (the last ones diverged)
         if value is None:
             raise ValueError(f"OptunaPruning: the record of epoch {epoch} has no {self.monitor} (a dev column is "
                              "measured on the dev set given to fit: fit(X, y, dev=(X_dev, y_dev)))")
