@@ -486,6 +486,36 @@ def test_batch_norm_cases_time_the_public_api_beside_the_kernels():
     assert api_overhead([]).endswith("no case")
 
 
+def test_the_torch_reference_of_a_forward_backward_case_does_the_same_work_at_every_call():
+    """A fwd+bwd case's PyTorch call hands ∂L/∂x back, as xdl's kernels do: with ``.backward()``
+    every call after the first also added it into ``x.grad`` (one more pass over (n, c), 12
+    B/element, timed as PyTorch's)."""
+    torch = pytest.importorskip("torch")
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from xdl.bench.kernels import batchnorm_case, dropout_case, relu_case, relu_dropout_case
+
+    class Ops(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.names = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.names.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    backend = xdl.backend.get_backend("numpy")
+    for case in (relu_case(backend, 8, 4), dropout_case(backend, 8, 4), relu_dropout_case(backend, 8, 4),
+                 batchnorm_case(backend, "train fwd+bwd", 8, 4)):
+        fn, _ = case.impls["torch"]
+        calls = []
+        for _ in range(3):
+            with Ops() as ops:
+                fn()
+            calls.append(ops.names)
+        assert calls[1] == calls[2] == calls[0] and not any("add_" in name for name in calls[2]), (case.name, calls)
+
+
 def test_the_batch_norm_paths_script_needs_a_gpu_and_says_so(capsys, monkeypatch):
     """benchmarks/bn_paths.py (not collected by the suite) compares CUDA kernels: on the CPU it
     says how to run it, before any work; --help says what it does (it took no arguments at all:

@@ -361,7 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = kinds.add_parser("kernels", help="the fused ops' speed: time, GB/s, %% of copy bandwidth, ratios to "
                                            "naive xp and PyTorch (benchmarks/report.py)",
                            description="the fused ops' speed on the current backend")
-    sub.add_argument("--quick", action="store_true", help="skip the 100M-parameter and largest BN cases")
+    sub.add_argument("--quick", action="store_true",
+                     help="skip the 100M-parameter case, the 65536×1024 cases and the B=4096 train step")
     sub.add_argument("--json", metavar="FILE", help="also write the rows to this JSON file")
     sub.add_argument("--backend", choices=BACKEND_CHOICES, help="array backend (default: XDL_BACKEND, else auto)")
     sub.set_defaults(run=bench_kernels, command_parser=sub)

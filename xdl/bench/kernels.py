@@ -208,7 +208,9 @@ def batchnorm_case(backend: Backend, mode: str, n: int, c: int) -> Case:
             if mode == "train fwd":
                 with torch.no_grad():
                     return F.batch_norm(tx, trm, trv, tw, tb, training=True, momentum=0.1)
-            F.batch_norm(tx, trm, trv, tw, tb, training=True, momentum=0.1).backward(tdy)
+            # autograd.grad hands the gradients back: .backward() added them into tx.grad (an extra
+            # read-read-write of (n, c) per call, 12 B/element, which xdl's kernels do not do)
+            torch.autograd.grad(F.batch_norm(tx, trm, trv, tw, tb, training=True, momentum=0.1), (tx, tw, tb), tdy)
 
         case.impls["torch"] = (torch_fn, sync)
     return case
@@ -270,12 +272,14 @@ def relu_dropout_case(backend: Backend, n: int, c: int, rate: float = 0.3) -> Ca
 
 def _torch_forward_backward(case: Case, backend: Backend, n: int, c: int, forward) -> None:
     """Add PyTorch's ``forward(torch.nn.functional, x)`` on an (n, c) input, then its backward, to
-    ``case`` (when PyTorch is there)."""
+    ``case`` (when PyTorch is there). The backward returns ∂L/∂x (`torch.autograd.grad`) as xdl's
+    kernels do: ``.backward()`` would add it into ``x.grad`` on every call after the first, an extra
+    12 B/element timed as PyTorch's."""
     torch, device, sync = torch_on(backend)
     if torch is not None:
         tx = torch.randn(n, c, device=device, requires_grad=True)
         tgy = torch.randn(n, c, device=device)
-        case.impls["torch"] = (lambda: forward(torch.nn.functional, tx).backward(tgy), sync)
+        case.impls["torch"] = (lambda: torch.autograd.grad(forward(torch.nn.functional, tx), tx, tgy), sync)
 
 
 def relu_case(backend: Backend, n: int, c: int) -> Case:
@@ -333,7 +337,8 @@ def _duration(s: float) -> str:
 @enable_grad()  # its cases time backward passes: under a caller's no_grad they failed
 def report(quick: bool = False, json_path=None, json_flag: str = "json_path") -> None:
     """Print one table of every case on the current backend (``quick``: without the 100M-parameter
-    and largest batch-norm cases) under a line saying what produced it (`environment`);
+    case, the 65536×1024 batch-norm, dropout and ReLU cases, and the B=4096 train step) under a
+    line saying what produced it (`environment`);
     ``json_path``: also write the rows and that record there — checked before any work, an error
     naming ``json_flag`` (the command's "--json")."""
     if json_path is not None:
