@@ -361,34 +361,51 @@ def test_resume_refuses_other_frozen_parameters_or_modes_before_changing_anythin
     assert same.epoch == 4 and same.model[1].training == (not evaluated)
 
 
+def unfreezing_trainer(groups: int, epochs: int, directory=None, callbacks=(), schedule=None,
+                       **settings) -> Trainer:
+    """A moons MLP whose first batch norm's γ is frozen, checkpointed in ``directory`` (if given);
+    with ``groups`` 2 its optimizer holds γ too, with ``settings`` (as the run's was when its
+    checkpoint was written, after a layer was unfrozen and given to it: `UnfreezeAt`)."""
+    xdl.seed(0)
+    model = xdl.nn.mlp(2, [16, 8], 2, batch_norm=True)
+    model[1].gamma.requires_grad = False
+    optimizer = Adam(model, lr=0.01)
+    if groups == 2:
+        model[1].gamma.requires_grad = True
+        optimizer.add_param_group({"params": [model[1].gamma], **settings})
+    return Trainer(model, SoftmaxCrossEntropy(), optimizer, epochs=epochs, seed=0, progress=False, batch_size=32,
+                   schedule=schedule, callbacks=[*callbacks, *([Checkpoint(directory)] if directory else [])])
+
+
+class UnfreezeAt(Callback):
+    """Gradual unfreezing within a fit: at ``epoch``'s end, γ of `unfreezing_trainer`'s model trains,
+    given to the optimizer with ``settings`` (once: a resumed run's optimizer holds it already)."""
+
+    def __init__(self, epoch: int, **settings):
+        self.epoch, self.settings = epoch, settings
+
+    def on_epoch_end(self, trainer, record):
+        if record["epoch"] == self.epoch and len(trainer.optimizer.groups) == 1:
+            trainer.model[1].gamma.requires_grad = True
+            trainer.optimizer.add_param_group({"params": [trainer.model[1].gamma], **self.settings})
+
+
 def test_a_run_that_added_a_param_group_between_fits_resumes_with_that_group(tmp_path):
     """Gradual unfreezing (PyTorch's ``add_param_group``, Lightning's BackboneFinetuning): a group
     added between two fits of one run was in the checkpoint's trained parameters but not in its
     optimizer settings (recorded as the trainer was made), so no optimizer resumed it: one group
     was refused for its parameters, the two groups for its settings."""
     s = moons()
-
-    def unfreezing(groups, epochs, lr=0.001):
-        xdl.seed(0)
-        model = xdl.nn.mlp(2, [16, 8], 2, batch_norm=True)
-        model[1].gamma.requires_grad = False
-        optimizer = Adam(model, lr=0.01)
-        if groups == 2:  # the optimizer as the run's was when its checkpoint was written
-            model[1].gamma.requires_grad = True
-            optimizer.add_param_group({"params": [model[1].gamma], "lr": lr})
-        return Trainer(model, SoftmaxCrossEntropy(), optimizer, epochs=epochs, seed=0, progress=False,
-                       batch_size=32, callbacks=[Checkpoint(tmp_path)])
-
-    first = unfreezing(1, epochs=2)
+    first = unfreezing_trainer(1, 2, tmp_path, lr=0.001)
     first.fit(s.X_train, s.y_train)
     first.model[1].gamma.requires_grad = True  # unfrozen at a lower rate, as the run goes on
     first.optimizer.add_param_group({"params": [first.model[1].gamma], "lr": 0.001})
     first.epochs = 3
     first.fit(s.X_train, s.y_train)
-    resumed = unfreezing(2, epochs=4)
+    resumed = unfreezing_trainer(2, 4, tmp_path, lr=0.001)
     resumed.fit(s.X_train, s.y_train, resume=tmp_path)
     assert resumed.epoch == 4
-    other = unfreezing(2, epochs=4, lr=0.002)  # the added group's settings are compared as the others'
+    other = unfreezing_trainer(2, 4, tmp_path, lr=0.002)  # the added group's settings are compared as the others'
     with pytest.raises(ValueError, match=r"optimizer setting 'lr' \(group 1\) was 0.001 in the checkpoint, this run "
                                          r"has 0.002"):
         other.fit(s.X_train, s.y_train, resume=tmp_path)
@@ -402,22 +419,8 @@ def test_a_run_whose_callback_added_a_param_group_resumes_with_that_group(tmp_pa
     groups"), with it for its settings ("optimizer settings was [one group]"): no way on."""
     s = moons()
 
-    class Unfreeze(Callback):
-        def on_epoch_end(self, trainer, record):
-            if record["epoch"] == 1:
-                trainer.model[1].gamma.requires_grad = True
-                trainer.optimizer.add_param_group({"params": [trainer.model[1].gamma], "lr": 0.001})
-
     def unfreezing(groups, epochs, directory):
-        xdl.seed(0)
-        model = xdl.nn.mlp(2, [16, 8], 2, batch_norm=True)
-        model[1].gamma.requires_grad = False
-        optimizer = Adam(model, lr=0.01)
-        if groups == 2:  # the optimizer as the run's was when its checkpoint was written
-            model[1].gamma.requires_grad = True
-            optimizer.add_param_group({"params": [model[1].gamma], "lr": 0.001})
-        return Trainer(model, SoftmaxCrossEntropy(), optimizer, epochs=epochs, seed=0, progress=False,
-                       batch_size=32, callbacks=[Unfreeze(), Checkpoint(directory)])
+        return unfreezing_trainer(groups, epochs, directory, callbacks=[UnfreezeAt(1, lr=0.001)], lr=0.001)
 
     whole = unfreezing(1, epochs=3, directory=tmp_path / "whole")
     whole.fit(s.X_train, s.y_train)
@@ -438,18 +441,9 @@ def test_a_group_a_callback_adds_at_a_rate_of_its_own_is_refused_beside_an_epoch
     the same group added between fits is refused. Added at the rate the schedule sets, it trains on."""
     s = moons()
 
-    def run(lr):
-        class Unfreeze(Callback):
-            def on_epoch_end(self, trainer, record):
-                if record["epoch"] == 1:
-                    trainer.model[1].gamma.requires_grad = True
-                    trainer.optimizer.add_param_group({"params": [trainer.model[1].gamma], **lr})
-
-        xdl.seed(0)
-        model = xdl.nn.mlp(2, [16, 8], 2, batch_norm=True)
-        model[1].gamma.requires_grad = False
-        return Trainer(model, SoftmaxCrossEntropy(), Adam(model, lr=0.01), epochs=3, seed=0, progress=False,
-                       batch_size=32, schedule=xdl.optim.schedules.exponential(0.01, 0.5), callbacks=[Unfreeze()])
+    def run(settings):
+        return unfreezing_trainer(1, 3, callbacks=[UnfreezeAt(1, **settings)],
+                                  schedule=xdl.optim.schedules.exponential(0.01, 0.5))
 
     own = run({"lr": 1e-4})
     with pytest.raises(ValueError, match=r"^epoch 2: a parameter group was added during the run; schedule: it sets "
@@ -963,33 +957,22 @@ def regression_data(m=200):
     return X, X @ np.array([1.0, 2.0, -1.0]) + 0.1 * rng.standard_normal(m)
 
 
-def test_regression_targets_far_from_unit_scale_are_warned_of():
+@pytest.mark.parametrize("scale, offset, said", [(1e4, 2e5, "1.96e+05"), (1e-6, 0.0, "2.26e-06")])
+def test_regression_targets_far_from_unit_scale_are_warned_of_and_the_advice_runs(scale, offset, said):
     """House prices of 2e5 trained for 100 epochs to a cost 2% below where it started (dev RMSE 2e5,
-    scikit-learn's LinearRegression 9e3), and the run ended "completed" without a word."""
+    scikit-learn's LinearRegression 9e3); quantities of 1e-6 (Adam at 1e-3) to a cost of 0.01 — small
+    beside 1, 10⁹ times the targets' variance (dev R² of −1.7e9): each ended "completed" without a
+    word. Unit-scale and all-0 targets are not warned of; the warning's recipe, followed as written,
+    gives the predictions back in the targets' units."""
     X, y = regression_data(40)
-    for targets, warned in ((2e5 + 1e4 * y, True), (y, False)):
+    for targets, warned in ((offset + scale * y, True), (y, False), (np.zeros_like(y), False)):
         model = xdl.nn.mlp(3, [4], 1)
         trainer = Trainer(model, xdl.losses.MeanSquaredError(), SGD(model), epochs=1, progress=False)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             trainer.fit(X, targets)
-        said = [str(w.message) for w in caught if "unit scale" in str(w.message)]
-        assert len(said) == warned and all("(root mean square 1.96e+05)" in m and "Standardizer" in m for m in said)
-
-
-def test_regression_targets_far_below_unit_scale_are_warned_of_and_the_advice_runs():
-    """Quantities of 1e-6: Adam at 1e-3 ended at a cost of 0.01 — small beside 1, 10⁹ times the
-    targets' variance (dev R² of −1.7e9) — without a word, where prices of 2e5 were warned of. The
-    warning's recipe, followed as written, gives the predictions back in the targets' units."""
-    X, y = regression_data(40)
-    for targets, warned in ((1e-6 * y, True), (np.zeros_like(y), False), (0.5 * y, False)):
-        model = xdl.nn.mlp(3, [4], 1)
-        trainer = Trainer(model, xdl.losses.MeanSquaredError(), SGD(model), epochs=1, progress=False)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            trainer.fit(X, targets)
-        said = [str(w.message) for w in caught if "unit scale" in str(w.message)]
-        assert len(said) == warned and all("(root mean square 2.26e-06)" in m and "Standardizer" in m for m in said)
+        told = [str(w.message) for w in caught if "unit scale" in str(w.message)]
+        assert len(told) == warned and all(f"(root mean square {said})" in m and "Standardizer" in m for m in told)
     s = xdl.data.Standardizer().fit(y.reshape(len(y), -1))  # the recipe, as the warning writes it
     assert s.inverse_transform(model.predict(X).reshape(len(X), -1)).shape == (len(X), 1)
 
@@ -2394,23 +2377,9 @@ def test_a_group_a_callback_adds_at_the_rate_an_epoch_schedule_set_resumes(tmp_p
     schedule's from the next epoch on, as the other groups'."""
     s = moons()
 
-    class Unfreeze(Callback):
-        def on_epoch_end(self, trainer, record):
-            if record["epoch"] == 2 and len(trainer.optimizer.groups) == 1:
-                trainer.model[1].gamma.requires_grad = True
-                trainer.optimizer.add_param_group({"params": [trainer.model[1].gamma]})
-
     def unfreezing(groups, epochs, directory):
-        xdl.seed(0)
-        model = xdl.nn.mlp(2, [16, 8], 2, batch_norm=True)
-        model[1].gamma.requires_grad = False
-        optimizer = Adam(model, lr=0.01)
-        if groups == 2:
-            model[1].gamma.requires_grad = True
-            optimizer.add_param_group({"params": [model[1].gamma]})
-        return Trainer(model, SoftmaxCrossEntropy(), optimizer, epochs=epochs, seed=0, progress=False, batch_size=32,
-                       schedule=xdl.optim.schedules.exponential(0.01, 0.5),
-                       callbacks=[Unfreeze(), Checkpoint(directory)])
+        return unfreezing_trainer(groups, epochs, directory, callbacks=[UnfreezeAt(2)],
+                                  schedule=xdl.optim.schedules.exponential(0.01, 0.5))
 
     whole = unfreezing(1, epochs=3, directory=tmp_path / "whole")
     whole.fit(s.X_train, s.y_train)
