@@ -539,3 +539,32 @@ def test_set_row_checks_the_whole_row_before_writing_and_row_takes_the_models_in
             call()
     stacked.set_row(1, good)
     np.testing.assert_array_equal(stacked.row(1)["data"], good["data"])
+
+
+@pytest.mark.parametrize("first", [lambda k: xdl.nn.Dropout(0.2 + 0.1 * k),
+                                   lambda k: xdl.nn.BatchNorm(4, momentum=0.5 + 0.2 * k, dtype=np.float64)])
+def test_models_opening_on_dropout_or_batch_norm_stack_and_train_each_as_alone(first):
+    """A model whose first layer is Dropout or BatchNorm (input dropout, normalized inputs) stacked,
+    then raised at its first training pass: the shared (B, n) input reached the per-model layer
+    ("stacked_dropout: input (32, 4) ... expected (B, K, C)", "not enough values to unpack")."""
+    ms = []
+    for k in range(2):
+        xdl.seed(k)
+        ms.append(Sequential(first(k), Dense(4, 3, dtype=np.float64)))
+    alone, stacked = ms, stack(ms)  # (the models' values copied in: each goes on alone)
+    stacked.set_random_key([5, 6])
+    for k, m in enumerate(alone):
+        m.set_random_key(5 + k)
+    stacked.zero_grad()
+    out = stacked(X)
+    xdl.stacked_softmax_cross_entropy(out, Y).sum().backward()
+    for k, m in enumerate(alone):
+        m.zero_grad()
+        own = m(X)
+        xdl.softmax_cross_entropy(own, Y).backward()
+        np.testing.assert_allclose(out.numpy()[:, k], own.numpy(), rtol=1e-12, atol=1e-14)
+        grads = dict(stacked.named_parameters())
+        for name, p in m.named_parameters():
+            np.testing.assert_allclose(grads[name].grad[k], p.grad, rtol=1e-12, atol=1e-14)
+    with stacked.evaluating():
+        assert stacked(X).shape == (32, 2, 3)

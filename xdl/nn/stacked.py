@@ -348,6 +348,13 @@ def _stacked_layer(layer, same: list, params: dict):
     raise StackError(f"stack: {type(layer).__name__} layers cannot be stacked yet")
 
 
+def each_models(x, k: int):
+    """A shared (B, C) input — X itself, where a stack's first layers keep it shared (`StackedDense`
+    takes it so) — as each of the K models' own, (B, K, C) (its gradient the K models' summed), for
+    a layer that computes per model: a model opening on Dropout or BatchNorm sees X alone."""
+    return F.stack([x] * k, axis=1) if x.ndim == 2 else x
+
+
 class StackedDense(Module):
     """K dense layers: Y[:, k] = X[:, k]·W[k] + b[k]; X (B, K, n_in) or (B, n_in) shared."""
 
@@ -382,6 +389,7 @@ class StackedBatchNorm(Module):
         self.eps = float(eps)
 
     def forward(self, x):
+        x = each_models(x, self.gamma.shape[0])
         b, k, c = x.shape
         y = layer_batch_norm(x.reshape(b, k * c), self.gamma.reshape(k * c), self.beta.reshape(k * c),
                              self.running_mean.reshape(k * c), self.running_var.reshape(k * c), self.training,
@@ -406,6 +414,7 @@ class StackedDropout(Module):
     def forward(self, x):
         if not self.training or not self.rates.any():
             return x
+        x = each_models(x, len(self.rates))
         if self.random_key is not None:
             return F.stacked_dropout(x, self.rates, self.random_key)
         if is_gradient_checking():  # an unkeyed mask is drawn anew at each call: J would be no one function
