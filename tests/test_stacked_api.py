@@ -213,6 +213,9 @@ def test_a_good_state_loads_whole():
     opt.load_state_dict(dict(state, t=4, frozen=[False, True, False],
                              settings=[{**state["settings"][0], "lr": (0.1, 0.0, 0.3)}]))
     assert opt.t == 4 and opt.frozen.tolist() == [False, True, False] and opt.lr.tolist() == [0.1, 0.0, 0.3]
+    # a setting as a NumPy array (the state through np.savez) was "lr must be 3 values, got array([3 values])"
+    opt.load_state_dict(dict(state, settings=[{**state["settings"][0], "lr": np.array([0.2, 0.0, 0.4])}]))
+    assert opt.lr.tolist() == [0.2, 0.0, 0.4]
 
 
 # -- finding 9: set_lr names the model and refuses what is no rate ---------------------------------

@@ -163,6 +163,8 @@ class StackedOptimizer(StepCount):
         per_model = [{} for _ in range(self.n_models)]
         for name, value in saved.items():
             if isinstance(region.settings[name], np.ndarray):  # K numbers
+                if isinstance(value, np.ndarray) and value.ndim == 1:  # (a state through np.savez: its lists arrays)
+                    value = value.tolist()
                 if not isinstance(value, list | tuple) or len(value) != self.n_models:
                     raise ValueError(f"{what}: {name} must be {self.n_models} values (one per model), got {value!r}")
                 for settings, v in zip(per_model, value):
