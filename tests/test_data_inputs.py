@@ -987,3 +987,18 @@ def test_an_array_numpy_cannot_read_is_named_with_its_dtype_and_the_way_out():
         with pytest.raises(TypeError, match=said):
             call()
 
+
+def test_an_array_of_a_dtype_numpy_has_is_not_told_to_convert_its_dtype():
+    """A torch sparse (or CUDA) float32 tensor: NumPy refuses its layout or device, and torch's words
+    say the way out ("Use Tensor.to_dense() first"); "convert it to float32 first (torch: x.float())"
+    was added to them, advice that changes nothing for a float32 tensor."""
+    class SparseTensor:  # (torch's, as NumPy meets it)
+        dtype = "torch.float32"
+        shape = (5, 3)
+
+        def __array__(self, dtype=None, copy=None):
+            raise TypeError("can't convert Sparse layout tensor to numpy. Use Tensor.to_dense() first.")
+
+    with pytest.raises(TypeError, match=r"of dtype torch.float32 does not convert to a NumPy array \(can't convert "
+                                        r"Sparse layout tensor to numpy. Use Tensor.to_dense\(\) first.\)$"):
+        xdl.nn.mlp(3, [4], 2).predict(SparseTensor())

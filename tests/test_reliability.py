@@ -555,8 +555,10 @@ def _edit_checkpoint(path, change):
     (lambda e, a: e["provenance"]["data"].update(train=1.5), "its record of the run cannot be read"),
     (lambda e, a: e["optimizer_layout"].__setitem__(0, True), "its optimizer's state cannot be read"),
     (lambda e, a: a.update({"0.weight": np.full_like(a["0.weight"], np.nan)}), "'0.weight' holds NaN or Inf"),
+    (lambda e, a: e.update(l2_now=-1), "its 'l2_now' is -1, expected a number ≥ 0"),  # (it was taken as none)
+    (lambda e, a: e.update(module_settings=[0.3]), "its 'module_settings' is \\[0.3\\]"),
 ], ids=["records-missing", "record-epoch", "record-cost", "record-accuracy", "epoch", "step", "callbacks", "provenance",
-        "provenance-data", "optimizer-layout", "nan-weights"])
+        "provenance-data", "optimizer-layout", "nan-weights", "l2-now", "module-settings"])
 def test_a_damaged_run_state_in_a_checkpoint_is_refused_naming_the_file(tmp_path, damage, said):
     """Each field a resume reads of a checkpoint is of the kind save_checkpoint writes, and its history
     one record per epoch done (records 1..epoch): a damaged or edited one is refused naming the file and
@@ -2088,6 +2090,33 @@ def test_l2_and_layer_settings_a_callback_set_go_on_at_a_resume(tmp_path):
                 np.testing.assert_array_equal(resumed.model.state_dict()[name], value)
         else:
             assert len(said) == 1 and "module '2' (Dropout)" in said[0] and "on_train_begin" in said[0]
+
+
+def test_a_layer_setting_of_nan_that_nothing_changed_is_not_said_at_a_resume(tmp_path):
+    """A module of one's own whose config holds NaN (its "none"): every resume warned "its high was
+    nan when … was written …, and the resumed model's is nan" (NaN != NaN), nothing having changed."""
+    s = moons(200)
+
+    class Clip(xdl.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.high = float("nan")
+            self.config = {"high": self.high}
+
+        def forward(self, x):
+            return x
+
+    def trainer(epochs):
+        xdl.seed(0)
+        model = xdl.nn.Sequential(Clip(), *xdl.nn.mlp(2, [8], 2))
+        return Trainer(model, SoftmaxCrossEntropy(), Adam(model, lr=1e-2), epochs=epochs,
+                       callbacks=[Checkpoint(tmp_path)], progress=False)
+
+    trainer(1).fit(s.X_train, s.y_train)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer(2).fit(s.X_train, s.y_train, resume=tmp_path)
+    assert not [str(w.message) for w in caught if "resume: module" in str(w.message)]
 
 
 class StopAtEpoch(Callback):

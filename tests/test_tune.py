@@ -2167,7 +2167,7 @@ def test_optuna_pruning_reports_each_epoch_and_prunes_a_trial_of_ones_own_object
     assert first.state == optuna.trial.TrialState.COMPLETE and sorted(first.intermediate_values) == [1, 2, 3, 4]
     assert second.state == optuna.trial.TrialState.PRUNED and len(second.intermediate_values) < 4  # (stopped)
     with pytest.raises(ValueError, match="monitor 'dev_cost' is to minimize, and the trial's study is to maximize"):
-        train(study.ask(), 0.05, "dev_cost")  # (pruned for doing well: the pruner compares the other way)
+        OptunaPruning(study.ask(), "dev_cost")  # (pruned for doing well: the pruner compares the other way)
     with pytest.raises(ValueError, match="OptunaPruning: monitor must be one of"):
         OptunaPruning(study.ask(), "val_accuracy")
     with pytest.raises(TypeError, match="OptunaPruning: trial must be an Optuna trial"):

@@ -623,6 +623,11 @@ def array_to_numpy(array) -> np.ndarray:
     except TypeError as e:  # another library's array of a dtype NumPy has not (torch's bfloat16: "Got unsupported
         # ScalarType BFloat16", which said neither what was given nor the way out)
         dtype = getattr(array, "dtype", None)
+        try:  # (a dtype NumPy has, torch.float32: another refusal — a sparse tensor's, a CUDA one's — whose words
+            # say the way out, "Use Tensor.to_dense() first", where x.float() changes nothing)
+            np.dtype(str(dtype).rpartition(".")[2])
+            way_out = ""
+        except TypeError:
+            way_out = ": convert it to float32 first (torch: x.float())" if dtype is not None else ""
         raise TypeError(f"a {type(array).__module__}.{type(array).__name__}{f' of dtype {dtype}' if dtype else ''} "
-                        f"does not convert to a NumPy array ({e}): convert it to float32 first (torch: x.float())") \
-            from None
+                        f"does not convert to a NumPy array ({e}){way_out}") from None

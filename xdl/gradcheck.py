@@ -252,7 +252,8 @@ def gradcheck(fn, inputs, eps: float = 1e-7, elements: int | None = None) -> Gra
         # An input whose own difference reads as a bug is checked again at RECHECK·ε, where J's
         # rounding over the step is RECHECK times smaller and a wrong backward pass stays as wrong.
         # Its difference is rounding if its gradients are below what even that step resolves (10×
-        # its resolution), or if it agrees there (no bug, and 10× closer); else it is a bug.
+        # its resolution), if it agrees there (no bug, and 10× closer), or if no element differs there
+        # by more than J's rounding over that step; else it is a bug.
         resolved, unresolved = [True] * len(inputs), []
         for k in checked:
             if verdict_for(per_input[k]) in ("great", "ok"):  # (a suspect one too: it fails the check, `hidden_bug`)
@@ -271,8 +272,9 @@ def gradcheck(fn, inputs, eps: float = 1e-7, elements: int | None = None) -> Gra
                 # no element differs by more than J's rounding there: a gradient only a few times above that
                 # floor is still off by it (≈ floor/10: 1e-9 beside a floor of 1e-10 is 1% off), and a right
                 # backward pass read as a "bug" — compared with the rounding itself, not the floor (10 times
-                # it): a right one's differences stay under a tenth of the floor, and a backward pass twice too
-                # large on gradients between floor/2 and the floor differed by less than the floor, and passed
+                # it): a backward pass twice too large on gradients between floor/2 and the floor differed by
+                # less than the floor, and passed. (J's rounding is estimated from |J|: where large terms
+                # cancel, |J| ≪ Σ|terms|, it is larger, and a right backward pass still reads as a bug there.)
                 resolved[k] = False
                 unresolved.append(labels[k])
 

@@ -44,7 +44,7 @@ from xdl.nn.module import (PREDICTIONS, classes_of_logits, ends_in_probability, 
                            restore_modes, training_modes)
 from xdl.optim import SGD, Optimizer
 from xdl.optim.optimizer import check_rate, rate_at, takes_arguments
-from xdl.saved_fields import damaged, is_dict, is_number
+from xdl.saved_fields import damaged
 from xdl.serialization import check_stored_kinds, load, read_checkpoint
 from xdl.tensor import Tensor, enable_grad, no_grad, to_numpy
 from xdl.train import provenance
@@ -850,11 +850,13 @@ class Trainer:
             if not isinstance(settings, dict) or name not in now:
                 continue
             for key, value in settings.items():
-                if key in now[name] and now[name][key] != value:
+                held = now[name].get(key, value)
+                # (NaN, a setting of one's own for "none", is the one it was: NaN != NaN said "was nan … is nan")
+                if held != value and not (held != held and value != value):
                     module = dict(self.model.named_modules())[name]
                     warn_caller(f"resume: module {name!r} ({type(module).__name__}): its {key} was {value!r} when "
                                 f"{str(path)!r} was written (set during the run, by a callback?), and the resumed "
-                                f"model's is {now[name][key]!r}: the run goes on with {now[name][key]!r}; set it "
+                                f"model's is {held!r}: the run goes on with {held!r}; set it "
                                 "again in the callback's on_train_begin when trainer.resumed to go on as it went")
                     return
 
@@ -1142,13 +1144,13 @@ class Trainer:
         self.history = History.from_dict(extra["history"])
         self.epoch, self.step, self._partial = int(extra["epoch"]), int(extra.get("step", 0)), extra.get("partial")
         self._start_cost = extra.get("start_cost")  # (None from an older checkpoint: the limit alone decides)
-        # the run's λ as it was (a callback may have set it), as its rate
-        if is_number(extra.get("l2_now")) and 0 <= extra["l2_now"] < math.inf:
+        # the run's λ as it was (a callback may have set it), as its rate (checked by `check_run_state`; None:
+        # an older checkpoint's)
+        if extra.get("l2_now") is not None:
             self.l2 = float(extra["l2_now"])
         # layer settings a callback changed during the run, said once the callbacks' on_train_begin could set
         # them again (`_check_module_settings`)
-        settings = extra.get("module_settings")
-        self._module_settings = (path, settings if is_dict(settings) else None)
+        self._module_settings = (path, extra.get("module_settings"))
         # a callback had cleared the epoch schedule (a plateau rule setting the rate itself): the resumed run
         # goes on without it, at the checkpoint's rate, as the run went on — it set schedule(epoch) over that
         # rate at the next epoch, unsaid, and ended with other weights; one replaced by another (code, not

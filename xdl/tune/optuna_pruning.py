@@ -33,20 +33,18 @@ class OptunaPruning(Callback):
         if not (callable(getattr(trial, "report", None)) and callable(getattr(trial, "should_prune", None))):
             raise TypeError(f"OptunaPruning: trial must be an Optuna trial (the objective's argument), got "
                             f"{type(trial).__name__}")
+        # the study's direction checked here, before a fit (or its resume) changes anything
+        directions = getattr(getattr(trial, "study", None), "directions", None)
+        if directions is not None:  # (None: a trial of one's own making, nothing to check it against)
+            if len(directions) != 1:
+                raise ValueError("OptunaPruning: the trial's study has several objectives, and Optuna prunes a trial "
+                                 "of one objective only")
+            wanted = "maximize" if "accuracy" in monitor else "minimize"
+            if directions[0].name.lower() != wanted:  # (pruned for doing well: the pruner compares the other way)
+                raise ValueError(f"OptunaPruning: monitor {monitor!r} is to {wanted}, and the trial's study is to "
+                                 f"{directions[0].name.lower()}: create it with direction={wanted!r}, or monitor "
+                                 "another column")
         self.trial, self.monitor = trial, monitor
-
-    def on_train_begin(self, trainer) -> None:
-        directions = getattr(getattr(self.trial, "study", None), "directions", None)
-        if directions is None:  # (a trial of one's own making: nothing to check it against)
-            return
-        if len(directions) != 1:
-            raise ValueError("OptunaPruning: the trial's study has several objectives, and Optuna prunes a trial of "
-                             "one objective only")
-        wanted = "maximize" if "accuracy" in self.monitor else "minimize"
-        if directions[0].name.lower() != wanted:  # (pruned for doing well: the pruner compares the other way)
-            raise ValueError(f"OptunaPruning: monitor {self.monitor!r} is to {wanted}, and the trial's study is to "
-                             f"{directions[0].name.lower()}: create it with direction={wanted!r}, or monitor another "
-                             "column")
 
     def on_epoch_end(self, trainer, record: dict) -> None:
         value, epoch = record.get(self.monitor), record["epoch"]
