@@ -1310,6 +1310,87 @@ def test_a_write_protected_output_or_checkpoint_is_refused_before_training(tmp_p
         assert {name: (out / name).read_bytes() for name in before} == before
 
 
+def test_a_resume_refused_for_a_write_protected_checkpoint_leaves_the_run_s_files_as_they_were(tmp_path, capsys,
+                                                                                                 monkeypatch):
+    """A read-only checkpoint.npz or best.npz was found by the Checkpoint once the resumed run's state
+    was loaded: the refusal then rewrote the finished run's history.json (its best epoch lost) and
+    said "once the directory can be written", of a directory that could be."""
+    out = tmp_path / "run"
+    assert main(["train", *FAST, "--out", str(out)]) == 0
+    capsys.readouterr()
+    history = (out / "history.json").read_bytes()
+    real_access = os.access
+    for name in ("checkpoint.npz", "best.npz"):
+        def access(path, mode, *args, protected=out / "checkpoints" / name, **kwargs):  # (root writes any file)
+            return False if Path(path) == protected and mode & os.W_OK else real_access(path, mode, *args, **kwargs)
+
+        monkeypatch.setattr(os, "access", access)
+        assert main(["train", *FAST, "--epochs", "5", "--resume", str(out / "checkpoints")]) == 1
+        err = capsys.readouterr().err
+        assert err.endswith(f"xdl train: error: --out: '{out / 'checkpoints' / name}' is write-protected; make it "
+                            "writable, or save elsewhere\n")
+        assert (out / "history.json").read_bytes() == history and not (out / "run.lock").exists()
+
+
+def test_a_resume_named_with_a_tilde_or_too_long_a_name_is_refused_naming_resume(tmp_path, capsys, monkeypatch):
+    """--resume=~/run/checkpoints (no shell expands it there) was refused as "--out '~/run' starts
+    with '~'", an option never typed (the run's directory, where a resume goes on); a name over the
+    file system's 255 bytes as a bare "[Errno 36] File name too long"."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", *FAST, "--resume=~/run/checkpoints"]) == 1
+    assert capsys.readouterr().err.startswith("xdl train: error: --resume '~/run/checkpoints' starts with '~'")
+    long = "r" * 256
+    assert main(["train", *FAST, "--resume", long]) == 1
+    assert capsys.readouterr().err == f"xdl train: error: --resume {long!r} cannot be used: File name too long\n"
+    with pytest.raises(OSError, match=r"^resume 'r{256}' cannot be used: File name too long$"):
+        xdl.train.checkpoint_files.resume_path(long)
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("name", ["trials.json", "best.toml", "trials.png"])
+def test_a_resumed_search_refuses_a_write_protected_file_before_any_trial(tmp_path, capsys, monkeypatch, name):
+    """A read-only best.toml or trials.png was found once the resumed search's trials had trained, and
+    refused as "save:" / "plot_study:"; the advice given, to resume again, met the same file."""
+    out = tmp_path / "tune"
+    assert main(["tune", *FAST[:4], "--epochs", "1", "--trials", "1", "--no-progress", "--out", str(out)]) == 0
+    capsys.readouterr()
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    real_access = os.access
+
+    def access(path, mode, *args, **kwargs):  # (root writes any file: another user's view)
+        return False if Path(path) == out / name and mode & os.W_OK else real_access(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "access", access)
+    assert main(["tune", "--resume", "--out", str(out), "--trials", "2", "--no-progress"]) == 1
+    captured = capsys.readouterr()
+    assert captured.err == f"xdl tune: error: --out: '{out / name}' is write-protected; make it writable, or save " \
+                           "elsewhere\n" and "trial 1" not in captured.out
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before
+
+
+@pytest.mark.parametrize("name", ["results.json", "results.md", "profile.png", "curves-quadratic.png"])
+def test_a_benchmark_refuses_a_write_protected_result_before_it_runs(tmp_path, capsys, monkeypatch, name):
+    """A read-only result of the benchmark it replaces was found once the new one had run — which
+    cannot be resumed: its measurements were lost."""
+    out = tmp_path / "bench"
+    command = ["bench", "optimizers", "--optimizer", "sgd", "--problem", "quadratic", "--seeds", "1", "--lr", "0.01",
+               "--out", str(out)]
+    assert main(command) == 0
+    capsys.readouterr()
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    real_access = os.access
+
+    def access(path, mode, *args, **kwargs):  # (root writes any file: another user's view)
+        return False if Path(path) == out / name and mode & os.W_OK else real_access(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "access", access)
+    assert main(command) == 1
+    captured = capsys.readouterr()
+    assert captured.err == f"xdl bench: error: --out: '{out / name}' is write-protected; make it writable, or save " \
+                           "elsewhere\n" and captured.out == ""
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before
+
+
 def test_an_unbuffered_stdout_whose_reader_has_gone_stops_no_run(tmp_path):
     """With PYTHONUNBUFFERED=1 (as Dockerfiles set it) each line is written as printed: `| head -1`
     made the next one a BrokenPipeError, and the run stopped before it trained, silently, with status 1

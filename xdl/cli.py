@@ -482,6 +482,8 @@ def config_from_args(args) -> TrainConfig:
     in_file = read_toml(args.config, "--config") if args.config is not None else {}
     args.config_keys = {key.replace("-", "_") for key in in_file}  # (an option's source, for the errors that name it)
     resume = flags.get("resume", in_file.get("resume"))
+    if isinstance(flags.get("resume"), str):  # (a name over 255 bytes: a bare "[Errno 36] File name too long")
+        check_reachable(flags["resume"], "--resume")
     if resume and isinstance(resume, str) and "out" not in flags and "out" not in in_file \
             and (run := _run_directory(resume)) is not None:
         flags["out"] = str(run)  # a resumed run goes on where it was (Keras's BackupAndRestore)
@@ -570,9 +572,10 @@ def train(config: TrainConfig, args=None) -> int:
     _check_no_foreign_outputs(out, _run_outputs(out), "xdl train")
     with xdl.use(config.backend, precision=config.precision) as backend, contextlib.ExitStack() as held:
         check_writable_dir(out, "--out")  # before any work, after every check: fail fast, make nothing
-        for name in _run_outputs(out):  # a write-protected one is refused now, not once the run is over
-            if (out / name).exists():
-                check_target(out / name, "--out")
+        # a checkpoint too, not once the resumed run's history was loaded (the refusal then rewrote the finished
+        # run's history.json, its best epoch lost); a directory there: `Checkpoint` says so
+        checkpoints = [out / "checkpoints" / name for name in (CHECKPOINT_FILE, BEST_FILE)]
+        _refuse_write_protected([out / name for name in _run_outputs(out)] + [p for p in checkpoints if p.is_file()])
         lock = held.enter_context(DirectoryLock(out, "--out", RUN))  # one run at a time writes its checkpoints
         xdl.seed(config.seed)
         print(f"xdl {xdl.__version__}: backend {backend.name} on {backend.device_name()}{_precision_note(backend)}")
@@ -1138,6 +1141,8 @@ def tune(config: TrainConfig, args) -> int:
             scheduler = connect(scheduler, "--scheduler")
             held.callback(scheduler.close)
         check_writable_dir(out, "--out")  # made only now that the options, the backend and the cluster are good
+        _refuse_write_protected(out / name for name in (TRIALS_FILE, BEST_CONFIG, "trials.png"))  # (a resumed
+        # search's: refused once its trials had trained)
         X, y = xdl.datasets.load(config.dataset)
         parts = split(X, y, seed=config.seed)
         start = time.perf_counter()
@@ -1193,10 +1198,18 @@ def tune(config: TrainConfig, args) -> int:
 
 
 # -- xdl bench ----------------------------------------------------------------------------------
+def _refuse_write_protected(paths) -> None:
+    """Each of ``paths`` (files in --out the command replaces) that is there and cannot be replaced
+    is refused now, naming --out (`check_target`), not once the work it would hold is done."""
+    for path in paths:
+        if path.exists():
+            check_target(path, "--out")
+
+
 def bench_optimizers(config, args) -> int:
     """Run the optimizer benchmark and write its files."""
     from xdl.bench import OPTIMIZERS, PROBLEMS, QUICK, benchmark_steps, check_options, markdown, write
-    from xdl.bench.report import crashes
+    from xdl.bench.report import RESULT_FILES, crashes
 
     # (all: every rule of xdl.config.OPTIMIZERS, as --help says — a rule added there is benchmarked too)
     optimizers = args.optimizers or (["sgd", "momentum", "rmsprop", "adam"] if args.quick else list(OPTIMIZERS))
@@ -1215,6 +1228,9 @@ def bench_optimizers(config, args) -> int:
     start = time.perf_counter()
     with xdl.use(args.backend) as backend, contextlib.ExitStack() as held:
         check_writable_dir(out, "--out")  # made only now that the options and the backend are good
+        # (a benchmark cannot be resumed: refused once it had run, its measurements were lost)
+        _refuse_write_protected(out / name for name in (*RESULT_FILES, "profile.png",
+                                                        *(f"curves-{problem}.png" for problem in problems)))
         held.enter_context(DirectoryLock(out, "--out", BENCH))  # two would write their results over each other's
         if replaced:
             _note(replaced)

@@ -217,8 +217,9 @@ class TrainConfig:
             if not low <= getattr(self, name) <= high:  # where a smaller one is 0, a larger one inf
                 raise ValueError(f"{source}: {name} must be in float32's positive range [{low:.3g}, {high:.3g}], "
                                  f"got {getattr(self, name)}")
-        check_directory_name(self.out, f"{source}: out")
+        # (resume first: a resume's out, unless given, is its run's directory, and a '~' there was blamed on out)
         check_no_tilde(str(self.resume), f"{source}: resume")
+        check_directory_name(self.out, f"{source}: out")
         for name in ("l2", "weight_decay", "augment_noise", "decay_rate"):
             if not math.isfinite(getattr(self, name)) or getattr(self, name) < 0:
                 raise ValueError(f"{source}: {name} must be a finite number ≥ 0, got {getattr(self, name)}")

@@ -24,7 +24,11 @@ def resume_path(resume) -> Path:
         raise ValueError("resume: '' names no directory; give the directory a Checkpoint wrote to, or None to "
                          "start afresh")
     path = Path(resume)
-    return path if path.is_file() else path / CHECKPOINT_FILE
+    try:
+        is_file = path.is_file()
+    except OSError as e:  # (a name over the file system's 255 bytes: a bare "[Errno 36] File name too long")
+        raise type(e)(f"resume {str(path)!r} cannot be used: {e.strerror}") from None
+    return path if is_file else path / CHECKPOINT_FILE
 
 
 def position(epoch: int, step: int) -> str:
