@@ -1332,6 +1332,44 @@ def test_a_resume_refused_for_a_write_protected_checkpoint_leaves_the_run_s_file
         assert (out / "history.json").read_bytes() == history and not (out / "run.lock").exists()
 
 
+def test_a_resume_refused_for_a_directory_in_a_checkpoint_s_place_leaves_the_run_s_files_as_they_were(tmp_path,
+                                                                                                    capsys):
+    """A directory named best.npz (or checkpoint.npz) in the run's checkpoints/ was left to `Checkpoint`,
+    which found it once the resumed run's state was loaded: the refusal then rewrote the finished
+    run's history.json, and said "once the directory can be written", of a directory that could be."""
+    out = tmp_path / "run"
+    assert main(["train", *FAST, "--out", str(out)]) == 0
+    capsys.readouterr()
+    (out / "checkpoints" / "best.npz").unlink()
+    (out / "checkpoints" / "best.npz").mkdir()
+    before = {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()}
+    assert main(["train", *FAST, "--epochs", "5", "--resume", str(out / "checkpoints")]) == 1
+    assert capsys.readouterr().err == f"xdl train: error: --out: '{out / 'checkpoints' / 'best.npz'}' is a " \
+                                      "directory; name the file to write\n"
+    assert {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()} == before
+
+
+def test_a_write_protected_checkpoints_directory_is_refused_before_any_work_and_left_there(tmp_path, capsys,
+                                                                                           monkeypatch):
+    """An empty checkpoints/ that cannot be written was refused by `Checkpoint` ("Checkpoint directory
+    … is not a writable directory") once the data were read and the model built — and then removed,
+    a directory the run had not made."""
+    out = tmp_path / "run"
+    (out / "checkpoints").mkdir(parents=True)
+    real_access = os.access
+
+    def access(path, mode, *args, **kwargs):  # (root writes any directory: another user's view)
+        return False if Path(path) == out / "checkpoints" and mode & os.W_OK else real_access(path, mode, *args,
+                                                                                                **kwargs)
+
+    monkeypatch.setattr(os, "access", access)
+    assert main(["train", *FAST, "--out", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert captured.err == f"xdl train: error: --out: directory '{out / 'checkpoints'}' is not writable\n" \
+        and captured.out == ""
+    assert os.listdir(out) == ["checkpoints"]
+
+
 def test_a_resume_named_with_a_tilde_or_too_long_a_name_is_refused_naming_resume(tmp_path, capsys, monkeypatch):
     """--resume=~/run/checkpoints (no shell expands it there) was refused as "--out '~/run' starts
     with '~'", an option never typed (the run's directory, where a resume goes on); a name over the

@@ -571,3 +571,27 @@ def test_models_opening_on_dropout_or_batch_norm_stack_and_train_each_as_alone(f
             np.testing.assert_allclose(grads[name].grad[k], p.grad, rtol=1e-12, atol=1e-14)
     with stacked.evaluating():
         assert stacked(X).shape == (32, 2, 3)
+
+
+def test_models_opening_on_batch_norm_or_dropout_take_x_as_each_model_alone_takes_it():
+    """X itself reaches the stacked BatchNorm or Dropout where a model opens on one: integer
+    features (pixel values), which BatchNorm alone takes in its dtype, raised "Cannot cast ufunc
+    'subtract' output"; a wrong width "reshape: cannot reshape a tensor of shape (2, 4) into (10,)";
+    and integers given to Dropout "Unsupported dtype dtype('int64') for random"."""
+    Xi = RNG.integers(0, 255, (32, 4))
+    ms = []
+    for k in range(2):
+        xdl.seed(k)
+        ms.append(Sequential(xdl.nn.BatchNorm(4, momentum=0.5 + 0.2 * k), Dense(4, 3)))
+    alone, stacked = ms, stack(ms)
+    out = stacked(Xi)
+    for k, m in enumerate(alone):
+        own = m(Xi)
+        assert out.dtype == own.dtype == np.float32
+        np.testing.assert_allclose(out.numpy()[:, k], own.numpy(), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match=r"^StackedBatchNorm: input of shape \(32, 5\); expected \(B, 4\) or "
+                                         r"\(B, 2, 4\) for 2 models of 4 features$"):
+        stacked(RNG.standard_normal((32, 5)))
+    stacked = stack([Sequential(xdl.nn.Dropout(0.5), Dense(4, 3)) for _ in range(2)])
+    with pytest.raises(TypeError, match=r"^StackedDropout: expected a floating input, got int64"):
+        stacked(Xi)

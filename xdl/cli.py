@@ -556,6 +556,14 @@ def _resumed_study(args) -> tuple[dict, list]:
 
 
 # -- xdl train ----------------------------------------------------------------------------------
+def _refuse_write_protected(paths) -> None:
+    """Each of ``paths`` (files in --out the command replaces) that is there and cannot be replaced
+    is refused now, naming --out (`check_target`), not once the work it would hold is done."""
+    for path in paths:
+        if path.exists():
+            check_target(path, "--out")
+
+
 def train(config: TrainConfig, args=None) -> int:
     out = Path(config.out)
     _check_flags_read(config, args)
@@ -573,9 +581,12 @@ def train(config: TrainConfig, args=None) -> int:
     with xdl.use(config.backend, precision=config.precision) as backend, contextlib.ExitStack() as held:
         check_writable_dir(out, "--out")  # before any work, after every check: fail fast, make nothing
         # a checkpoint too, not once the resumed run's history was loaded (the refusal then rewrote the finished
-        # run's history.json, its best epoch lost); a directory there: `Checkpoint` says so
+        # run's history.json, its best epoch lost); a directory in a checkpoint's place as well (`Checkpoint`
+        # said so only then, at a resume)
         checkpoints = [out / "checkpoints" / name for name in (CHECKPOINT_FILE, BEST_FILE)]
-        _refuse_write_protected([out / name for name in _run_outputs(out)] + [p for p in checkpoints if p.is_file()])
+        _refuse_write_protected([out / name for name in _run_outputs(out)] + checkpoints)
+        if checkpoints[0].parent.is_dir():  # (a write-protected checkpoints/ with none in it: refused by `Checkpoint`
+            check_target(checkpoints[0], "--out")  # once the data were read, and the directory then removed)
         lock = held.enter_context(DirectoryLock(out, "--out", RUN))  # one run at a time writes its checkpoints
         xdl.seed(config.seed)
         print(f"xdl {xdl.__version__}: backend {backend.name} on {backend.device_name()}{_precision_note(backend)}")
@@ -1198,14 +1209,6 @@ def tune(config: TrainConfig, args) -> int:
 
 
 # -- xdl bench ----------------------------------------------------------------------------------
-def _refuse_write_protected(paths) -> None:
-    """Each of ``paths`` (files in --out the command replaces) that is there and cannot be replaced
-    is refused now, naming --out (`check_target`), not once the work it would hold is done."""
-    for path in paths:
-        if path.exists():
-            check_target(path, "--out")
-
-
 def bench_optimizers(config, args) -> int:
     """Run the optimizer benchmark and write its files."""
     from xdl.bench import OPTIMIZERS, PROBLEMS, QUICK, benchmark_steps, check_options, markdown, write

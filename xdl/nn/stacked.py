@@ -389,8 +389,12 @@ class StackedBatchNorm(Module):
         self.eps = float(eps)
 
     def forward(self, x):
-        x = each_models(x, self.gamma.shape[0])
-        b, k, c = x.shape
+        k, c = self.gamma.shape
+        if x.shape[1:] not in ((c,), (k, c)):  # (X itself, where a model opens on it: as `BatchNorm`, not "reshape")
+            raise ValueError(f"StackedBatchNorm: input of shape {tuple(x.shape)}; expected (B, {c}) or (B, {k}, {c}) "
+                             f"for {k} models of {c} features")
+        x = each_models(as_floating(x, self.gamma.dtype), k)  # (integer features: in its dtype, as `BatchNorm`)
+        b = x.shape[0]
         y = layer_batch_norm(x.reshape(b, k * c), self.gamma.reshape(k * c), self.beta.reshape(k * c),
                              self.running_mean.reshape(k * c), self.running_var.reshape(k * c), self.training,
                              self.momentum, self.eps)
@@ -414,6 +418,9 @@ class StackedDropout(Module):
     def forward(self, x):
         if not self.training or not self.rates.any():
             return x
+        if x.dtype.kind != "f":  # (X itself, where a model opens on it: refused as `Dropout` refuses it)
+            raise TypeError(f"StackedDropout: expected a floating input, got {x.dtype}; convert it with "
+                            "x.astype(model.dtype)")
         x = each_models(x, len(self.rates))
         if self.random_key is not None:
             return F.stacked_dropout(x, self.rates, self.random_key)
