@@ -1382,7 +1382,11 @@ def test_a_resume_named_with_a_tilde_or_too_long_a_name_is_refused_naming_resume
     assert capsys.readouterr().err == f"xdl train: error: --resume {long!r} cannot be used: File name too long\n"
     with pytest.raises(OSError, match=r"^resume 'r{256}' cannot be used: File name too long$"):
         xdl.train.checkpoint_files.resume_path(long)
-    assert os.listdir(tmp_path) == []
+    (tmp_path / "c.toml").write_text(f"resume = '{long}'\n")  # (a config file's, named as its key there)
+    assert main(["train", *FAST, "--config", "c.toml"]) == 1
+    assert capsys.readouterr().err == (f"xdl train: error: config file 'c.toml': resume {long!r} cannot be used: "
+                                       "File name too long\n")
+    assert os.listdir(tmp_path) == ["c.toml"]
 
 
 @pytest.mark.parametrize("name", ["trials.json", "best.toml", "trials.png"])

@@ -482,8 +482,8 @@ def config_from_args(args) -> TrainConfig:
     in_file = read_toml(args.config, "--config") if args.config is not None else {}
     args.config_keys = {key.replace("-", "_") for key in in_file}  # (an option's source, for the errors that name it)
     resume = flags.get("resume", in_file.get("resume"))
-    if isinstance(flags.get("resume"), str):  # (a name over 255 bytes: a bare "[Errno 36] File name too long")
-        check_reachable(flags["resume"], "--resume")
+    if isinstance(resume, str):  # (a name over 255 bytes: a bare "[Errno 36] File name too long")
+        check_reachable(resume, "--resume" if "resume" in flags else f"config file {str(args.config)!r}: resume")
     if resume and isinstance(resume, str) and "out" not in flags and "out" not in in_file \
             and (run := _run_directory(resume)) is not None:
         flags["out"] = str(run)  # a resumed run goes on where it was (Keras's BackupAndRestore)
