@@ -1712,9 +1712,12 @@ def test_a_freeze_after_an_epochs_last_step_is_refused_after_its_record(tmp_path
     assert read_position(tmp_path / "checkpoint.npz")[1:] == (epoch, 0)
 
 
-def test_a_group_whose_rate_a_callback_sets_to_0_stops_training_within_the_run():
+@pytest.mark.parametrize("schedule", [None, xdl.optim.schedules.exponential(0.01, 0.5)])
+def test_a_group_whose_rate_a_callback_sets_to_0_stops_training_within_the_run(schedule):
     """What the refusal of a freeze within a run advises: the layer's group at a rate of 0 — its
-    weights stay as they were from then on (weight decay and L2 scale with the rate), the others train."""
+    weights stay as they were from then on (weight decay and L2 scale with the rate), the others train
+    — and under an epoch schedule, which would set the rate again at the next epoch, the schedule
+    cleared too (the advice said the first half only)."""
     s = moons(200)
     xdl.seed(0)
     model = xdl.nn.mlp(2, [8], 2)
@@ -1727,10 +1730,16 @@ def test_a_group_whose_rate_a_callback_sets_to_0_stops_training_within_the_run()
         def on_epoch_end(self, trainer, record):
             if record["epoch"] == 1:
                 trainer.optimizer.param_groups[0]["lr"] = 0
+                trainer.schedule = None  # (the advice's second half: a no-op without one)
                 kept.update(first=[p.numpy().copy() for p in first], rest=[p.numpy().copy() for p in rest])
 
+    first[0].requires_grad = False
+    with pytest.raises(ValueError, match=r"param_groups\[i\]\['lr'\] = 0; under an epoch schedule, .* clear it too: "
+                                         r"trainer.schedule = None"):
+        optimizer.check_trainable()
+    first[0].requires_grad = True
     trainer = Trainer(model, SoftmaxCrossEntropy(), optimizer, epochs=3, l2=0.1, progress=False, seed=0,
-                      callbacks=[StopLayer0()])
+                      schedule=schedule, callbacks=[StopLayer0()])
     trainer.fit(s.X_train, s.y_train)
     assert all(np.array_equal(p.numpy(), q) for p, q in zip(first, kept["first"]))
     assert not any(np.array_equal(p.numpy(), q) for p, q in zip(rest, kept["rest"]))

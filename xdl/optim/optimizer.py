@@ -660,7 +660,9 @@ class Optimizer(StepCount):
             raise ValueError(f"optimizer: it was made when {name(frozen)} trained, and it is frozen now (requires_grad "
                              f"False): make the optimizer again (Optimizer(model) leaves frozen parameters out); "
                              "to stop it training within a run (a callback), leave requires_grad as it was and set "
-                             "the rate of a group of its own to 0 (optimizer.param_groups[i]['lr'] = 0)")
+                             "the rate of a group of its own to 0 (optimizer.param_groups[i]['lr'] = 0; under an epoch "
+                             "schedule, which sets every group's rate at each epoch's start, clear it too: "
+                             "trainer.schedule = None)")
         held = {id(p) for p in self.parameters()} if self.left_out else ()
         unfrozen = next((p for p in self.left_out if p.requires_grad and id(p) not in held), None)
         if unfrozen is not None:  # (PyTorch's optimizer holds every parameter, frozen or not)
