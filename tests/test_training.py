@@ -1597,6 +1597,39 @@ def test_without_a_checkpoint_an_applied_control_file_is_renamed_at_once(tmp_pat
     assert [p.name for p in run.glob("control*.toml")] == ["control-applied-epoch-1.toml"]
 
 
+class FailsAtStep(xdl.train.Callback):
+    """A callback's bug: raises once, after step ``at`` of the run."""
+
+    def __init__(self, at):
+        self.at, self.failed = at, False
+
+    def on_step_end(self, trainer, cost):
+        if trainer.optimizer.t == self.at and not self.failed:
+            self.failed = True
+            raise RuntimeError("a callback's bug")
+
+
+def test_a_later_fit_after_an_error_does_not_apply_the_control_file_its_run_applied_again(tmp_path):
+    """Applied at epoch 1, waiting for a checkpoint (every=None) to be renamed, the file was read again
+    at the later fit's first epoch end: noted twice, and its rate put over the one set by hand."""
+    from xdl.train import Control
+
+    parts = moons_parts(300)
+    run = tmp_path / "run"
+    run.mkdir()
+    callbacks = [WriteControl(run, 1, "lr = 0.01\n"), Control(run), Checkpoint(run / "ck", every=None),
+                 FailsAtStep(6)]
+    trainer = make_trainer(None, epochs=4, callbacks=callbacks)
+    with pytest.raises(RuntimeError, match="a callback's bug"):
+        trainer.fit(parts.X_train, parts.y_train)
+    assert (trainer.epoch, trainer.optimizer.lr) == (1, 0.01)
+    trainer.optimizer.lr = 0.003  # the user's rate for the rest of the run
+    history = trainer.fit(parts.X_train, parts.y_train)
+    assert history["lr"][2:] == [0.003, 0.003]
+    assert [bool(r.get("control")) for r in history.records] == [True, False, False, False]
+    assert sorted(p.name for p in run.glob("control*.toml")) == ["control-applied-epoch-1.toml"]
+
+
 def test_with_augmentation_the_input_scaling_is_measured_on_augmented_examples():
     """A nearly blank pixel's clean spread is tiny; the ink a shift moves into it would be hundreds
     of standard deviations out. Measured on augmented copies too, the scaling keeps it in range."""

@@ -78,8 +78,12 @@ class Control(Callback):
     def on_train_begin(self, trainer) -> None:
         # (a note applied on resuming that no epoch's record took yet — the run stopped again inside that
         # epoch — goes on to this fit's first record: kept, and in the checkpoints' state)
-        self._pending = None
-        if not continues_run(trainer):
+        continuing = continues_run(trainer)
+        if not continuing or trainer.resumed:  # (a later fit of the run keeps its file applied and not yet
+            # renamed — the last fit ended by an error before a checkpoint held it —: forgotten, the file was
+            # applied again at this fit's first epoch end, over a rate set by hand between the fits)
+            self._pending = None
+        if not continuing:
             self.lr, self.notes, self._on_resume = None, [], None
             if self.path.is_file() and self.report is not None:  # left from before (a finished run's, say): obeyed
                 self.report(f"{CONTROL_FILE} was there before this run began: it is read at epoch 1's end (remove it "
