@@ -1291,6 +1291,18 @@ def test_an_output_directory_that_cannot_be_looked_up_is_named(tmp_path, capsys,
     assert os.listdir("shut") == []
 
 
+def write_protect(monkeypatch, path) -> None:
+    """``os.access`` says ``path`` (alone: in place of one an earlier call named) cannot be written,
+    as another user's file reads (root writes any)."""
+    real_access = getattr(os.access, "real", os.access)
+
+    def access(name, mode, *args, **kwargs):
+        return False if Path(name) == Path(path) and mode & os.W_OK else real_access(name, mode, *args, **kwargs)
+
+    access.real = real_access
+    monkeypatch.setattr(os, "access", access)
+
+
 def test_a_write_protected_output_or_checkpoint_is_refused_before_training(tmp_path, capsys, monkeypatch):
     """A read-only model.npz in --out was found when the run was over and wrote its outputs; a
     read-only checkpoint.npz after the first epoch had trained, its work lost."""
@@ -1298,12 +1310,8 @@ def test_a_write_protected_output_or_checkpoint_is_refused_before_training(tmp_p
     assert main(["train", *FAST, "--out", str(out)]) == 0
     capsys.readouterr()
     before = {name: (out / name).read_bytes() for name in ("model.npz", "checkpoints/checkpoint.npz")}
-    real_access = os.access
     for name in before:
-        def access(path, mode, *args, protected=out / name, **kwargs):  # (root writes any file: another user's view)
-            return False if Path(path) == protected and mode & os.W_OK else real_access(path, mode, *args, **kwargs)
-
-        monkeypatch.setattr(os, "access", access)
+        write_protect(monkeypatch, out / name)
         assert main(["train", *FAST, "--epochs", "5", "--resume", str(out / "checkpoints")]) == 1
         err = capsys.readouterr().err
         assert f"{out / name}' is write-protected; make it writable, or save elsewhere" in err and "epoch 4" not in err
@@ -1319,12 +1327,8 @@ def test_a_resume_refused_for_a_write_protected_checkpoint_leaves_the_run_s_file
     assert main(["train", *FAST, "--out", str(out)]) == 0
     capsys.readouterr()
     history = (out / "history.json").read_bytes()
-    real_access = os.access
     for name in ("checkpoint.npz", "best.npz"):
-        def access(path, mode, *args, protected=out / "checkpoints" / name, **kwargs):  # (root writes any file)
-            return False if Path(path) == protected and mode & os.W_OK else real_access(path, mode, *args, **kwargs)
-
-        monkeypatch.setattr(os, "access", access)
+        write_protect(monkeypatch, out / "checkpoints" / name)
         assert main(["train", *FAST, "--epochs", "5", "--resume", str(out / "checkpoints")]) == 1
         err = capsys.readouterr().err
         assert err.endswith(f"xdl train: error: --out: '{out / 'checkpoints' / name}' is write-protected; make it "
@@ -1356,13 +1360,7 @@ def test_a_write_protected_checkpoints_directory_is_refused_before_any_work_and_
     a directory the run had not made."""
     out = tmp_path / "run"
     (out / "checkpoints").mkdir(parents=True)
-    real_access = os.access
-
-    def access(path, mode, *args, **kwargs):  # (root writes any directory: another user's view)
-        return False if Path(path) == out / "checkpoints" and mode & os.W_OK else real_access(path, mode, *args,
-                                                                                                **kwargs)
-
-    monkeypatch.setattr(os, "access", access)
+    write_protect(monkeypatch, out / "checkpoints")
     assert main(["train", *FAST, "--out", str(out)]) == 1
     captured = capsys.readouterr()
     assert captured.err == f"xdl train: error: --out: directory '{out / 'checkpoints'}' is not writable\n" \
@@ -1397,12 +1395,7 @@ def test_a_resumed_search_refuses_a_write_protected_file_before_any_trial(tmp_pa
     assert main(["tune", *FAST[:4], "--epochs", "1", "--trials", "1", "--no-progress", "--out", str(out)]) == 0
     capsys.readouterr()
     before = {path.name: path.read_bytes() for path in out.iterdir()}
-    real_access = os.access
-
-    def access(path, mode, *args, **kwargs):  # (root writes any file: another user's view)
-        return False if Path(path) == out / name and mode & os.W_OK else real_access(path, mode, *args, **kwargs)
-
-    monkeypatch.setattr(os, "access", access)
+    write_protect(monkeypatch, out / name)
     assert main(["tune", "--resume", "--out", str(out), "--trials", "2", "--no-progress"]) == 1
     captured = capsys.readouterr()
     assert captured.err == f"xdl tune: error: --out: '{out / name}' is write-protected; make it writable, or save " \
@@ -1420,12 +1413,7 @@ def test_a_benchmark_refuses_a_write_protected_result_before_it_runs(tmp_path, c
     assert main(command) == 0
     capsys.readouterr()
     before = {path.name: path.read_bytes() for path in out.iterdir()}
-    real_access = os.access
-
-    def access(path, mode, *args, **kwargs):  # (root writes any file: another user's view)
-        return False if Path(path) == out / name and mode & os.W_OK else real_access(path, mode, *args, **kwargs)
-
-    monkeypatch.setattr(os, "access", access)
+    write_protect(monkeypatch, out / name)
     assert main(command) == 1
     captured = capsys.readouterr()
     assert captured.err == f"xdl bench: error: --out: '{out / name}' is write-protected; make it writable, or save " \
