@@ -815,13 +815,13 @@ class Trainer:
         added = self.optimizer.groups[len(self._settings):]
         if not added:
             return
+        # one at the rate an epoch schedule set (add_param_group's default: the optimizer's rate now) is given the
+        # first group's rate, as an optimizer made for the resume has it: recorded at the schedule's rate of the
+        # moment (epoch 2's 0.005, say), no optimizer resumed it — made with that rate, the schedule refused it as
+        # a rate of its own
+        lr = self.optimizer.groups[0].settings["lr"]
         for group in added:
             settings = dict(group.settings)
-            # one at the rate an epoch schedule set (add_param_group's default: the optimizer's rate now) is given
-            # the first group's rate, as an optimizer made for the resume has it: recorded at the schedule's rate of
-            # the moment (epoch 2's 0.005, say), no optimizer resumed it — made with that rate, the schedule refused
-            # it as a rate of its own
-            lr = self.optimizer.groups[0].settings["lr"]
             if self.schedule is not None and not callable(lr) and settings["lr"] == lr:
                 settings["lr"] = self._settings[0]["lr"]
             self._settings.append(settings)
