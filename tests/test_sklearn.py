@@ -684,3 +684,27 @@ def test_early_stopping_standardizes_its_split_in_place_leaving_x_as_it_was(monk
     np.testing.assert_array_equal(X, given)
     twin = MLPClassifier(hidden=(8,), epochs=2, batch_size=1000, early_stopping=True).fit(X.astype(np.float64), y)
     np.testing.assert_array_equal(clf.predict_proba(X), twin.predict_proba(X))
+
+
+@pytest.mark.parametrize("error, said", [
+    (ModuleNotFoundError("No module named 'sklearn'", name="sklearn"),
+     r"^xdl\.sklearn needs scikit-learn ≥ 1\.6: pip install 'xdl\[sklearn\]'$"),
+    (ImportError("numpy.core.multiarray failed to import"),
+     r"^xdl\.sklearn needs scikit-learn ≥ 1\.6, which is installed but failed to import: numpy\.core\.multiarray")])
+def test_a_scikit_learn_that_fails_to_import_is_told_from_one_not_installed(monkeypatch, error, said):
+    """As the other extras' (`xdl.extras.import_error`): a scikit-learn built for another NumPy
+    was told "pip install 'xdl[sklearn]'", which is installed already."""
+    import builtins
+    import sys
+
+    real = builtins.__import__
+
+    def failing(name, *args, **kwargs):
+        if name.startswith("sklearn"):
+            raise error
+        return real(name, *args, **kwargs)
+
+    monkeypatch.delitem(sys.modules, "xdl.sklearn")
+    monkeypatch.setattr(builtins, "__import__", failing)
+    with pytest.raises(ImportError, match=said):
+        import xdl.sklearn  # noqa: F401

@@ -3106,3 +3106,37 @@ def test_a_fits_evaluation_of_each_epoch_records_no_graph():
     trainer.loss = loss
     trainer.fit(X, y, dev=(X_dev, y_dev))
     assert recorded[-3:] == [True, False, False]  # the epoch's one step, then its train and dev passes
+
+
+@pytest.mark.parametrize("monitor, said", [("val_loss", r"got 'val_loss' \(Keras's 'val_loss' is 'dev_cost' here\)"),
+                                           (None, "got None")])
+def test_a_callback_of_ones_own_that_reads_monitor_names_a_column_the_run_has_before_any_epoch(monitor, said):
+    """`Callback.reads_monitor`: a callback of one's own reading ``record[self.monitor]`` was
+    checked for a dev set and a loss with an accuracy, not for its monitor being a column at all —
+    Keras's "val_loss" read None at every epoch's end, unsaid, and no ``monitor`` attribute failed
+    there as an AttributeError."""
+    seen = []
+
+    class Watch(Callback):
+        reads_monitor = True
+
+        def __init__(self, monitor):
+            if monitor is not None:
+                self.monitor = monitor
+
+        def on_epoch_end(self, trainer, record):
+            seen.append(record.get(getattr(self, "monitor", None)))
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 4)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    model = xdl.nn.mlp(4, [8], 2)
+    trainer = Trainer(model, SoftmaxCrossEntropy(), xdl.optim.SGD(model, lr=0.1), epochs=2, progress=False,
+                      callbacks=[Watch(monitor)])
+    with pytest.raises(ValueError, match=r"^Watch \(reads_monitor True\): monitor must be one of dev_cost, "
+                                         r"dev_accuracy, train_cost, train_accuracy, " + said):
+        trainer.fit(X, y, dev=(X, y))
+    assert seen == [] and trainer.epoch == 0
+    trainer.callbacks[0].monitor = "dev_cost"  # (a column the run measures: it goes on)
+    trainer.fit(X, y, dev=(X, y))
+    assert len(seen) == 2 and all(isinstance(v, float) for v in seen)

@@ -2112,9 +2112,12 @@ def test_a_studys_trials_as_a_dataframe_as_optunas(data, tmp_path, monkeypatch):
     space = {"lr": {"log_uniform": [1e-3, 1e-1]}, "hidden": {"choice": [[8], [8, 4]]}}
     study = tune(X, y, dev, space, trials=3, base=BASE, directory=tmp_path / "s")
     frame = Study.load(tmp_path / "s").trials_dataframe()
-    assert list(frame.columns) == ["number", "round", "state", "value", "dev_cost", "epochs", "seconds", "error",
-                                   "params_hidden", "params_lr"]
-    assert frame["number"].tolist() == [0, 1, 2] and frame["state"].tolist() == [t.status for t in study.trials]
+    assert list(frame.columns) == ["number", "round", "state", "status", "value", "dev_cost", "epochs", "seconds",
+                                   "error", "params_hidden", "params_lr"]
+    assert frame["number"].tolist() == [0, 1, 2] and frame["status"].tolist() == [t.status for t in study.trials]
+    # state in Optuna's names, as an Optuna user filters it (df[df.state == "COMPLETE"])
+    assert frame["state"].tolist() == [{"completed": "COMPLETE", "stopped": "COMPLETE", "pruned": "PRUNED",
+                                        "failed": "FAIL"}[t.status] for t in study.trials]
     assert frame["value"].tolist() == [t.dev_accuracy for t in study.trials]
     assert frame["params_hidden"].tolist() == [t.params["hidden"] for t in study.trials]
     assert frame["params_lr"].dtype == np.float64
@@ -2130,6 +2133,22 @@ def test_a_studys_trials_as_a_dataframe_as_optunas(data, tmp_path, monkeypatch):
     monkeypatch.setattr(builtins, "__import__", without_pandas)
     with pytest.raises(ImportError, match=r"^trials_dataframe needs pandas: pip install 'xdl\[tune\]'$"):
         study.trials_dataframe()
+
+
+def test_a_dataframes_state_is_one_of_optunas_trial_states_for_every_status():
+    """Optuna's trials_dataframe() says a trial's state by its TrialState's name: a frame whose
+    state held xdl's "completed" and "failed" matched no df.state == "COMPLETE" of Optuna's users."""
+    optuna = pytest.importorskip("optuna")
+    pytest.importorskip("pandas")
+    from xdl.tune.study import TRIAL_STATUSES, Study, Trial
+
+    study = Study({})
+    study.trials = [Trial(i, 0, {"lr": 0.1}, status, *(("diverged", None, None) if status == "failed" else
+                                                      (None, 0.5, 1.0))) for i, status in enumerate(TRIAL_STATUSES)]
+    frame = study.trials_dataframe()
+    assert set(frame["state"]) <= {s.name for s in optuna.trial.TrialState}
+    assert frame["state"].tolist() == ["COMPLETE", "COMPLETE", "PRUNED", "FAIL"]
+    assert frame["status"].tolist() == list(TRIAL_STATUSES)
 
 
 def test_a_tls_scheduler_address_without_tls_set_up_is_said_as_distributed_says_it():

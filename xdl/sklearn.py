@@ -21,12 +21,14 @@ import inspect
 
 import numpy as np
 
+from xdl.extras import import_error
+
 try:
     from sklearn.base import BaseEstimator, ClassifierMixin
     from sklearn.utils.multiclass import check_classification_targets
     from sklearn.utils.validation import check_is_fitted, validate_data
-except ImportError:
-    raise ImportError("xdl.sklearn needs scikit-learn ≥ 1.6: pip install 'xdl[sklearn]'") from None
+except ImportError as e:  # (one installed but failing to import was told to install it: `import_error`)
+    raise import_error(e, ("sklearn",), "xdl.sklearn needs scikit-learn ≥ 1.6", "sklearn")
 
 from xdl.backend import SEEDS, array_to_numpy, resolve_backend, thread_backend, thread_seed
 from xdl.config import SCHEDULE_OPTIONS, TrainConfig

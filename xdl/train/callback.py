@@ -41,12 +41,16 @@ class Callback:
     warns where none did). A value a callback adds to the epoch's ``record`` is a
     number (or another JSON value): it becomes a column of the history. A callback with state is
     one run's: a later fit goes on with it, so one given to another trainer's fit since (or to two
-    fits at once) is refused (`check_callbacks_own`); give each trainer its own.
+    fits at once) is refused (`check_callbacks_own`); give each trainer its own. One that reads a
+    column of the record at each epoch's end, ``record[self.monitor]``, sets ``reads_monitor =
+    True``: a fit then checks before any epoch that ``monitor`` is one of `MONITORED` and that the
+    run measures it (a dev column needs ``dev``, an accuracy a classification's loss), as for
+    `EarlyStopping`.
     """
 
     order = 0
     # it reads ``self.monitor`` (one of `MONITORED`) at each epoch's end (`EarlyStopping`, xdl.tune's
-    # `OptunaPruning`): a fit checks before any epoch that the run measures it (`check_monitored`)
+    # `OptunaPruning`): a fit checks before any epoch that it is one and the run measures it (`check_monitored`)
     reads_monitor = False
 
     def __repr__(self) -> str:

@@ -12,7 +12,7 @@ import weakref
 
 from xdl.caller import warn_caller
 from xdl.files import check_writable_dir
-from xdl.train.callback import Callback
+from xdl.train.callback import Callback, check_monitor
 from xdl.train.checkpoint import Checkpoint
 
 
@@ -188,13 +188,17 @@ def checkpoint_directories_held(callbacks):
 
 
 def check_monitored(callbacks, dev, accuracy: bool) -> None:
-    """What the callbacks monitor is measured by the run, checked before any epoch: an
+    """What the callbacks monitor is measured by the run, checked before any epoch: one that reads
+    its ``monitor`` (`Callback.reads_monitor`) names one of `MONITORED`; an
     `EarlyStopping` (or an `xdl.tune.OptunaPruning`) on a dev metric needs ``dev`` (it would fail at
     the first epoch's end, that epoch trained for nothing), and an accuracy needs a loss that has one
     (``accuracy``: a classification's; a `Checkpoint` would keep the best train cost instead, saying
     nothing)."""
     for cb in callbacks:
         reads = getattr(cb, "reads_monitor", False) is True  # (`Callback.reads_monitor`)
+        if reads:  # (a callback of one's own: a typo, Keras's "val_loss", or none at all read None at every
+            # epoch's end, or failed there as an AttributeError)
+            check_monitor(getattr(cb, "monitor", None), f"{type(cb).__name__} (reads_monitor True)")
         if (reads or isinstance(cb, Checkpoint)) and "accuracy" in cb.monitor and not accuracy:
             raise ValueError(f"{type(cb).__name__} monitors {cb.monitor!r}, but this run's loss measures no "
                              "accuracy (it is not a classification's: an xdl Loss whose predicts is 'classes' or "

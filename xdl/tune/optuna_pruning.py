@@ -21,10 +21,12 @@ from xdl.train.callback import Callback, check_monitor
 class OptunaPruning(Callback):
     """At each epoch's end, ``trial.report(record[monitor], epoch)``; where ``trial.should_prune()``,
     raise ``optuna.TrialPruned`` (the objective's caller, ``study.optimize``, records the trial as
-    pruned). ``monitor``: one of the run's columns (`xdl.train.callback.MONITORED`), measured on
-    the dev set given to ``fit`` for the dev ones; the study's direction must fit it (maximize an
-    accuracy, minimize a cost). Given to `fit_many`, the K models are one trial: it reports the
-    batch's record (its best model's), and a prune stops them all."""
+    pruned). The epoch is numbered as xdl's records number it, from 1 (Optuna's Keras and Lightning
+    integrations count from 0: a pruner's ``n_warmup_steps`` holds one epoch fewer here).
+    ``monitor``: one of the run's columns (`xdl.train.callback.MONITORED`), measured on the dev set
+    given to ``fit`` for the dev ones; the study's direction must fit it (maximize an accuracy,
+    minimize a cost). Given to `fit_many`, the K models are one trial: it reports the batch's record
+    (its best model's), and a prune stops them all."""
 
     reads_monitor = True  # (a fit checks before any epoch that the run measures it: `check_monitored`)
 

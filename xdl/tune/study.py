@@ -202,19 +202,22 @@ class Study:
 
     def trials_dataframe(self):
         """The trials as a pandas DataFrame, one row each in trial order, as Optuna's
-        ``study.trials_dataframe()``: ``number``, ``round``, ``state`` (the trial's status),
-        ``value`` (its dev accuracy), ``dev_cost``, ``epochs``, ``seconds``, ``error``, then a
-        ``params_<name>`` column per hyperparameter (None where a trial had no such one; a list
-        value, hidden sizes, held as the list). Needs pandas (the ``tune`` extra)."""
+        ``study.trials_dataframe()``: ``number``, ``round``, ``state`` (as Optuna names it:
+        "COMPLETE" for a completed or early-stopped trial, "PRUNED", "FAIL"), ``status`` (xdl's:
+        `Trial.status`), ``value`` (its dev accuracy), ``dev_cost``, ``epochs``, ``seconds``,
+        ``error``, then a ``params_<name>`` column per hyperparameter (None where a trial had no such
+        one; a list value, hidden sizes, held as the list). Needs pandas (the ``tune`` extra)."""
         try:
             import pandas
         except ImportError as e:
             raise import_error(e, ("pandas",), "trials_dataframe needs pandas", "tune")
         names = sorted({n for t in self.trials for n in t.params})
-        columns = ["number", "round", "state", "value", "dev_cost", "epochs", "seconds", "error",
+        columns = ["number", "round", "state", "status", "value", "dev_cost", "epochs", "seconds", "error",
                    *(f"params_{n}" for n in names)]
-        rows = [[t.number, t.round, t.status, t.dev_accuracy, t.dev_cost, t.epochs, t.seconds, t.error,
-                 *(t.params.get(n) for n in names)] for t in sorted(self.trials, key=lambda t: t.number)]
+        # (Optuna's names in state: df[df.state == "COMPLETE"], as an Optuna user filters, found none in xdl's)
+        rows = [[t.number, t.round, OPTUNA_STATES[t.status], t.status, t.dev_accuracy, t.dev_cost, t.epochs,
+                 t.seconds, t.error, *(t.params.get(n) for n in names)]
+                for t in sorted(self.trials, key=lambda t: t.number)]
         return pandas.DataFrame(rows, columns=columns)
 
     def best_config(self):
@@ -288,6 +291,8 @@ def read_trials(path) -> tuple[dict, list[Trial]]:
 
 
 TRIAL_STATUSES = ("completed", "stopped", "pruned", "failed")  # a trial's status in trials.json
+# each status as Optuna's TrialState names it (`Trial.complete`: an early-stopped trial is one of its COMPLETE)
+OPTUNA_STATES = {"completed": "COMPLETE", "stopped": "COMPLETE", "pruned": "PRUNED", "failed": "FAIL"}
 
 
 def _check_trial(trial: Trial, path, whose: str) -> None:
