@@ -941,6 +941,34 @@ def test_float16_labels_are_checked_without_an_overflow_warning():
         assert xdl.data.check_labels(np.array([0, 2], np.float16), 2, n_classes=70_000).tolist() == [0, 2]
 
 
+def test_masked_values_keep_a_float32_sets_dtype_and_large_integers_exact():
+    """A masked float32 set's masked values are NaN in float32 (a float64 copy doubled it); an integer
+    set's in float64, where integers up to 2**53 are exact (float32 rounds 2**24 + 1 to 2**24)."""
+    X = np.ma.masked_array(np.ones((10, 2), np.float32), mask=np.zeros((10, 2), bool))
+    X[4, 1] = np.ma.masked
+    parts = split(X, np.arange(10) % 2, seed=0)
+    assert parts.X_train.dtype == np.float32 and np.isnan(np.concatenate([parts.X_train, parts.X_dev])).sum() == 1
+    big = np.ma.masked_array(np.full((10, 2), 2**24 + 1, np.int64), mask=np.zeros((10, 2), bool))
+    big[4, 1] = np.ma.masked
+    held = xdl.backend.array_to_numpy(big)
+    assert held.dtype == np.float64 and np.isnan(held[4, 1]) and held[0, 0] == 2**24 + 1
+
+
+def test_masked_string_labels_are_refused_by_the_estimator_not_read_under_the_mask():
+    """Class labels as strings (np.genfromtxt(usemask=True)'s text column) with one masked: no NaN
+    stands for it, and MLPClassifier trained on the label under the mask as the example's class."""
+    from xdl.sklearn import MLPClassifier
+
+    X = np.random.default_rng(0).normal(size=(30, 3))
+    ym = np.ma.masked_array(np.array(["a", "b", "c"] * 10), mask=np.arange(30) == 4)
+    with pytest.raises(ValueError, match=re.escape("y contains masked values (first at example 4)")):
+        MLPClassifier(hidden=4, epochs=1, seed=0).fit(X, ym)
+    with pytest.raises(ValueError, match=re.escape("y contains masked values (first at example 4)")):
+        MLPClassifier(hidden=4, epochs=1, seed=0).partial_fit(X, ym, classes=["a", "b", "c"])
+    clf = MLPClassifier(hidden=4, epochs=1, seed=0).fit(X, np.ma.masked_array(ym.data))  # (none masked: as it is)
+    assert clf.classes_.tolist() == ["a", "b", "c"]
+
+
 def test_masked_values_are_missing_values_for_the_estimator_one_hot_and_xdl_tensor():
     """The entry points the masked arrays' fix passed by: MLPClassifier (scikit-learn's validate_data
     reads through np.asarray) trained on and predicted from the -9999 under the mask, one_hot encoded

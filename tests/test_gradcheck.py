@@ -103,6 +103,18 @@ def test_gradcheck_reads_a_right_gradient_a_few_resolutions_large_as_rounding_no
     assert result.worst.name == "a" and result.verdict in ("great", "ok"), str(result)
 
 
+def test_gradcheck_reads_gradients_below_what_the_recheck_resolves_as_rounding_where_j_s_terms_cancel(backend):
+    """J = x²/2 + 1e6·a² + 5e9 − 4e9: |J| ≈ 1e9 sets the rounding estimate, but J passed through 5e9,
+    whose rounding is 4 times it. x's gradients (≈ 0.05) are below 10 times J's rounding at RECHECK·ε
+    (≈ 0.2): too small to resolve there, read as rounding — not held to the rounding estimate (≈ 0.02)
+    that the cancelled terms' rounding exceeds, where a right backward pass read as a hidden bug."""
+    rng = np.random.default_rng(0)
+    x, a = t64(backend, 0.05 * rng.standard_normal(6)), t64(backend, rng.standard_normal(4))
+    x.name, a.name = "x", "a"
+    result = xdl.gradcheck(lambda: (x * x).sum() / 2 + 1e6 * (a * a).sum() + 5e9 - 4e9, [x, a])
+    assert result.passed and not result.hidden_bug and result.unresolved == ["x"], str(result)
+
+
 def test_gradcheck_still_reads_a_bias_before_batch_norm_as_rounding(backend, rng):
     """Batch norm subtracts the batch mean: the bias before it has gradient 0, which finite
     differences see as J's rounding at any step."""

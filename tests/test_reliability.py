@@ -959,7 +959,8 @@ def regression_data(m=200):
     return X, X @ np.array([1.0, 2.0, -1.0]) + 0.1 * rng.standard_normal(m)
 
 
-@pytest.mark.parametrize("scale, offset, said", [(1e4, 2e5, "1.96e+05"), (1e-6, 0.0, "2.26e-06")])
+@pytest.mark.parametrize("scale, offset, said", [(1e4, 2e5, "1.96e+05"), (1e-6, 0.0, "2.26e-06"),
+                                                 (4e-3, 0.0, "0.00904")])  # (below 1/TARGET_SCALE, 0.01)
 def test_regression_targets_far_from_unit_scale_are_warned_of_and_the_advice_runs(scale, offset, said):
     """House prices of 2e5 trained for 100 epochs to a cost 2% below where it started (dev RMSE 2e5,
     scikit-learn's LinearRegression 9e3); quantities of 1e-6 (Adam at 1e-3) to a cost of 0.01 — small
@@ -2022,9 +2023,14 @@ def test_a_callbacks_arrays_are_checked_and_named_as_its_own(tmp_path):
         def state_dict(self):
             return {}, {"x": np.array([{"a": 1}], dtype=object)}
 
+    class Ragged(Callback):
+        def state_dict(self):
+            return {}, {"x": [[1.0, 2.0], [3.0]]}
+
     for callback, message in ((IntKey(), r"IntKey.state_dict: its second dict names arrays in the checkpoint, by "
                                          r"strings: 1 \(int\) would come back on resuming as '1'"),
-                              (Objects(), r"Objects.state_dict: its second dict's 'x' holds Python objects")):
+                              (Objects(), r"Objects.state_dict: its second dict's 'x' holds Python objects"),
+                              (Ragged(), r"Ragged.state_dict: its second dict's 'x' is not an array")):
         with pytest.raises(TypeError, match=message):
             callback_trainer([callback, Checkpoint(tmp_path / type(callback).__name__)], epochs=1).fit(s.X_train,
                                                                                                         s.y_train)
@@ -2048,6 +2054,7 @@ def test_xdls_record_columns_a_callback_rewrites_are_refused_naming_it(tmp_path)
                                                             r"or None"),
                                    ("train_cost", float("nan"), r"'train_cost' = nan after Rewrite.on_epoch_end"),
                                    ("train_cost", "low", r"'train_cost' = 'low' after Rewrite.on_epoch_end"),
+                                   ("train_accuracy", True, r"'train_accuracy' = True after Rewrite.on_epoch_end"),
                                    ("epoch", 0, r"holds 'epoch' = 0 after Rewrite.on_epoch_end")):
         with pytest.raises(ValueError, match=message):
             callback_trainer([Rewrite(column, value), Checkpoint(tmp_path / column)], epochs=1).fit(s.X_train,
@@ -2056,6 +2063,10 @@ def test_xdls_record_columns_a_callback_rewrites_are_refused_naming_it(tmp_path)
     history = callback_trainer([Rewrite("lr", [1e-2, 1e-3]), Rewrite("accuracy_pct", 95.0)], epochs=1).fit(s.X_train,
                                                                                                           s.y_train)
     assert history.records[-1]["accuracy_pct"] == 95.0
+    # xdl's own columns rewritten as NumPy's numbers (a float32 accuracy, an integer cost) are numbers too
+    history = callback_trainer([Rewrite("train_accuracy", np.float32(0.5)), Rewrite("train_cost", np.int64(2))],
+                               epochs=1).fit(s.X_train, s.y_train)
+    assert history.records[-1]["train_accuracy"] == 0.5 and history.records[-1]["train_cost"] == 2
 
 
 def test_l2_and_layer_settings_a_callback_set_go_on_at_a_resume(tmp_path):

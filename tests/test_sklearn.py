@@ -670,6 +670,17 @@ def test_uint8_pixels_are_not_cast_to_float64_whole_by_fit_and_predict(monkeypat
     np.testing.assert_array_equal(clf.predict_proba(X), twin.predict_proba(X.astype(np.float64)))
 
 
+def test_early_stopping_standardizes_its_dev_part_in_place_too(monkeypatch, rng, peak_bytes):
+    """validation_fraction=0.5: the dev half standardized into itself as the train half is (1.25× the
+    set at the peak); a standardized copy of it beside it took another half (1.75×)."""
+    from xdl.sklearn import MLPClassifier
+    monkeypatch.setattr(xdl.data.validation, "PIECE_VALUES", 2_000)
+    X = (rng.standard_normal((10_000, 100)) * 3 + 5).astype(np.float32)
+    y = (X[:, 0] > 5).astype(int) + (X[:, 1] > 6)
+    clf = MLPClassifier(hidden=(8,), epochs=1, batch_size=1000, early_stopping=True, validation_fraction=0.5)
+    assert peak_bytes(lambda: clf.fit(X, y)) < 1.5 * X.nbytes
+
+
 def test_early_stopping_standardizes_its_split_in_place_leaving_x_as_it_was(monkeypatch, rng, peak_bytes):
     """With early stopping the fit's own split of a float32 X (1×) is standardized into itself: its
     standardized copies beside it took 2× the set. X itself is left as it was, and the fit is the one

@@ -906,6 +906,44 @@ def test_one_groups_rate_a_callback_sets_under_a_kept_epoch_schedule_is_said():
         trainer.fit(s.X_train, s.y_train)
 
 
+def test_a_groups_rate_a_callback_sets_to_the_schedules_next_one_is_not_said():
+    """Group 1's rate set at epoch 2's end to the rate the schedule gives epoch 3 (what it sets next):
+    nothing the callback set is replaced, and nothing is said."""
+
+    class NextRateAt2(xdl.train.Callback):
+        def on_epoch_end(self, trainer, record):
+            if record["epoch"] == 2:
+                trainer.optimizer.param_groups[1]["lr"] = trainer.schedule(2)
+
+    s = moons_parts()
+    xdl.seed(0)
+    model = xdl.nn.mlp(2, [16, 8], 2, batch_norm=True)
+    opt = xdl.optim.SGD(xdl.optim.param_groups(model, 0.0), lr=0.1)
+    trainer = Trainer(model, SoftmaxCrossEntropy(), opt, epochs=3, seed=0, progress=False, batch_size=64,
+                      schedule=xdl.optim.schedules.exponential(0.1, 0.9), callbacks=[NextRateAt2()])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        trainer.fit(s.X_train, s.y_train)
+    assert trainer.epoch == 3
+
+
+def test_a_dev_monitor_only_a_reading_callback_needs_is_not_refused_without_dev(tmp_path):
+    """Only a callback that reads its monitor each epoch (``reads_monitor``: EarlyStopping,
+    OptunaPruning) needs the dev set for a dev one: a Checkpoint on dev_cost, or a callback of one's
+    own with a ``monitor`` attribute, fits without one as before."""
+
+    class Mine(xdl.train.Callback):
+        monitor = "dev_cost"
+
+    s = moons_parts()
+    for callback in (xdl.train.Checkpoint(tmp_path, monitor="dev_cost"), Mine()):
+        model = xdl.nn.mlp(2, [4], 2)
+        trainer = Trainer(model, SoftmaxCrossEntropy(), xdl.optim.SGD(model, lr=0.1), epochs=1, progress=False,
+                          callbacks=[callback])
+        trainer.fit(s.X_train, s.y_train)
+        assert trainer.epoch == 1
+
+
 def test_a_later_fit_of_the_run_keeps_its_best_checkpoint_and_early_stopping_state(tmp_path):
     s = moons_parts()
     dev = (s.X_dev, s.y_dev)

@@ -2121,6 +2121,11 @@ def test_a_studys_trials_as_a_dataframe_as_optunas(data, tmp_path, monkeypatch):
     assert frame["value"].tolist() == [t.dev_accuracy for t in study.trials]
     assert frame["params_hidden"].tolist() == [t.params["hidden"] for t in study.trials]
     assert frame["params_lr"].dtype == np.float64
+    assert frame["dev_cost"].tolist() == [t.dev_cost for t in study.trials]
+    assert frame["epochs"].tolist() == [t.epochs for t in study.trials]
+    finished = Study.load(tmp_path / "s")
+    finished.trials.reverse()  # (held in the order they ended: a dask round's, say)
+    assert finished.trials_dataframe()["number"].tolist() == [0, 1, 2]
     assert isinstance(frame, pandas.DataFrame) and Study(study.meta).trials_dataframe().empty
 
     real = builtins.__import__
@@ -2191,6 +2196,11 @@ def test_optuna_pruning_reports_each_epoch_and_prunes_a_trial_of_ones_own_object
         OptunaPruning(study.ask(), "val_accuracy")
     with pytest.raises(TypeError, match="OptunaPruning: trial must be an Optuna trial"):
         OptunaPruning(study)
+    with pytest.raises(TypeError, match="OptunaPruning: trial must be an Optuna trial"):  # (one that cannot prune)
+        OptunaPruning(type("Reporter", (), {"report": lambda self, value, step: None})())
+    both = optuna.create_study(directions=["maximize", "minimize"])
+    with pytest.raises(ValueError, match="OptunaPruning: the trial's study has several objectives"):
+        OptunaPruning(both.ask(), "dev_accuracy")
 
 
 def test_optuna_pruning_refuses_a_monitor_the_run_does_not_measure_before_any_epoch(data):

@@ -267,7 +267,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         warm = bool(self.warm_start) and hasattr(self, "model_")
         if warm:
             self._check_architecture(config, "warm_start trains the fitted network on", "set warm_start=False")
-        X, y = validate_data(self, _unmasked(X), _unmasked(y), dtype=INPUT_DTYPES, reset=not warm)
+        X, y = validate_data(self, _unmasked(X, "X"), _unmasked(y, "y"), dtype=INPUT_DTYPES, reset=not warm)
         check_classification_targets(y)  # continuous targets are not classes
         classes, y_index = np.unique(y, return_inverse=True)
         if len(classes) < 2:  # the class as given (0.0, 'a'), not as NumPy spells its scalar
@@ -344,7 +344,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             if classes is not None and not np.array_equal(_class_labels(classes), known):
                 raise ValueError(f"MLPClassifier: classes is {_class_labels(classes).tolist()}, the network's "
                                  f"classes are {known.tolist()}")
-        X, y = validate_data(self, _unmasked(X), _unmasked(y), dtype=INPUT_DTYPES, reset=first)
+        X, y = validate_data(self, _unmasked(X, "X"), _unmasked(y, "y"), dtype=INPUT_DTYPES, reset=first)
         check_classification_targets(y)
         unknown = np.setdiff1d(y, known)
         if len(unknown):
@@ -401,7 +401,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         switches no mode (a model switched to evaluation and back by each call would let one call
         see another's training mode: dropout and batch statistics)."""
         check_is_fitted(self, "model_")
-        X = validate_data(self, _unmasked(X), reset=False, dtype=INPUT_DTYPES)
+        X = validate_data(self, _unmasked(X, "X"), reset=False, dtype=INPUT_DTYPES)
         return _network(self.model_).predict_proba(_network_input(X, self._input_scaler(), self.model_.dtype))
 
     def predict_log_proba(self, X) -> np.ndarray:
@@ -446,11 +446,19 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         super().__setstate__({**defaults, **state})
 
 
-def _unmasked(values):
+def _unmasked(values, name: str):
     """A masked array's masked values as NaN, missing values (`xdl.backend.array_to_numpy`), which
     ``validate_data`` refuses by name: it reads a masked array through ``np.asarray``, which drops the
-    mask, and the estimator trained on and predicted from the fill values under it (-9999), unsaid."""
-    return array_to_numpy(values) if isinstance(values, np.ma.MaskedArray) else values
+    mask, and the estimator trained on and predicted from the fill values under it (-9999), unsaid.
+    One of strings (class labels) with a value masked is refused, naming ``name``: no NaN stands
+    for it, and the label under the mask was trained on as the example's class."""
+    if not isinstance(values, np.ma.MaskedArray):
+        return values
+    mask = np.ma.getmaskarray(values)
+    if values.dtype.kind not in "biuf" and mask.any():
+        raise ValueError(f"{name} contains masked values (first at example {int(np.argwhere(mask)[0][0])}); "
+                         "drop those examples or fill them first")
+    return array_to_numpy(values)
 
 
 def _class_labels(classes) -> np.ndarray:
