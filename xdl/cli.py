@@ -580,13 +580,13 @@ def train(config: TrainConfig, args=None) -> int:
     _check_no_foreign_outputs(out, _run_outputs(out), "xdl train")
     with xdl.use(config.backend, precision=config.precision) as backend, contextlib.ExitStack() as held:
         check_writable_dir(out, "--out")  # before any work, after every check: fail fast, make nothing
-        # a checkpoint too, not once the resumed run's history was loaded (the refusal then rewrote the finished
-        # run's history.json, its best epoch lost); a directory in a checkpoint's place as well (`Checkpoint`
-        # said so only then, at a resume)
-        checkpoints = [out / "checkpoints" / name for name in (CHECKPOINT_FILE, BEST_FILE)]
-        _refuse_write_protected([out / name for name in _run_outputs(out)] + checkpoints)
-        if checkpoints[0].parent.is_dir():  # (a write-protected checkpoints/ with none in it: refused by `Checkpoint`
-            check_target(checkpoints[0], "--out")  # once the data were read, and the directory then removed)
+        _refuse_write_protected(out / name for name in _run_outputs(out))
+        # the checkpoints too — a file write-protected or a directory in its place, or checkpoints/ itself: found
+        # by `Checkpoint` once a resumed run's state was loaded, the refusal rewrote its history.json (its best
+        # epoch lost), and a write-protected checkpoints/ with none in it was then removed
+        if (out / "checkpoints").is_dir():
+            for name in (CHECKPOINT_FILE, BEST_FILE):
+                check_target(out / "checkpoints" / name, "--out")
         lock = held.enter_context(DirectoryLock(out, "--out", RUN))  # one run at a time writes its checkpoints
         xdl.seed(config.seed)
         print(f"xdl {xdl.__version__}: backend {backend.name} on {backend.device_name()}{_precision_note(backend)}")
