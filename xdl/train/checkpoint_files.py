@@ -7,6 +7,7 @@ import math
 import os
 from pathlib import Path
 
+from xdl.files import check_reachable
 from xdl.saved_fields import check_fields, damaged, is_count, is_dict, is_list_of, is_number, is_records, optional
 from xdl.serialization import is_many_checkpoint, read_extra, save
 
@@ -24,11 +25,8 @@ def resume_path(resume) -> Path:
         raise ValueError("resume: '' names no directory; give the directory a Checkpoint wrote to, or None to "
                          "start afresh")
     path = Path(resume)
-    try:
-        is_file = path.is_file()
-    except OSError as e:  # (a name over the file system's 255 bytes: a bare "[Errno 36] File name too long")
-        raise type(e)(f"resume {str(path)!r} cannot be used: {e.strerror}") from None
-    return path if is_file else path / CHECKPOINT_FILE
+    check_reachable(path, "resume")  # (a name over the file system's 255 bytes: a bare "[Errno 36] File name too long")
+    return path if path.is_file() else path / CHECKPOINT_FILE
 
 
 def position(epoch: int, step: int) -> str:
