@@ -1030,3 +1030,57 @@ def test_an_array_of_a_dtype_numpy_has_is_not_told_to_convert_its_dtype():
     with pytest.raises(TypeError, match=r"of dtype torch.float32 does not convert to a NumPy array \(can't convert "
                                         r"Sparse layout tensor to numpy. Use Tensor.to_dense\(\) first.\)$"):
         xdl.nn.mlp(3, [4], 2).predict(SparseTensor())
+
+
+def test_a_tensor_that_requires_grad_is_refused_as_an_array_numpy_cannot_read():
+    """A torch tensor with requires_grad=True: fit, predict, split, Standardizer and xdl.tensor raised
+    torch's own RuntimeError from inside NumPy, where a bfloat16 one is named as given (above)."""
+    class GradTensor:  # (torch's, as NumPy meets it: its __array__ refuses a tensor that requires grad)
+        dtype = "torch.float32"
+        shape = (4, 2)
+
+        def __array__(self, dtype=None, copy=None):
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
+
+    model = xdl.nn.mlp(2, [3], 2)
+    trainer = Trainer(model, SoftmaxCrossEntropy(), xdl.optim.Adam(model), progress=False)
+    said = r"GradTensor of dtype torch.float32 does not convert to a NumPy array \(Can't call numpy\(\) .*detach\(\)"
+    for call in (lambda: trainer.fit(GradTensor(), np.arange(4) % 2), lambda: model.predict(GradTensor()),
+                 lambda: model(GradTensor()), lambda: split(GradTensor(), np.arange(4) % 2),
+                 lambda: Standardizer().fit(GradTensor()), lambda: xdl.tensor(GradTensor())):
+        with pytest.raises(TypeError, match=said):
+            call()
+
+
+def test_tensor_with_a_dtype_refuses_data_it_refuses_without_one():
+    """xdl.tensor(data, dtype=np.float32) cast whatever NumPy casts: complex values lost their imaginary
+    part (a ComplexWarning only), strings were parsed, dates became seconds since 1970, and a sparse
+    matrix failed with NumPy's "setting an array element with a sequence" — all refused without a dtype."""
+    X = np.arange(6.0).reshape(3, 2)
+    for data in (X + 1j, X.astype(str), np.zeros((3, 2), dtype="datetime64[s]")):
+        with pytest.raises(TypeError, match=rf"^tensor: data of dtype {re.escape(str(data.dtype))} is not supported"):
+            xdl.tensor(data, dtype=np.float32)
+    sparse = pytest.importorskip("scipy.sparse")
+    for make in (sparse.csr_matrix, sparse.coo_array):
+        with pytest.raises(TypeError, match=r"\(a sparse matrix\) does not convert to a NumPy array: pass a dense one, "
+                                            r"\.toarray\(\)$"):
+            xdl.tensor(make(X), dtype=np.float32)
+    assert xdl.tensor(X.astype(np.int64), dtype=np.float32).dtype == np.float32  # (real numbers still cast)
+
+
+def test_labels_that_are_a_sparse_column_or_a_generator_are_named_as_such():
+    """y as a sparse column or a generator was read by NumPy as one object: "y must be an array of one class
+    label per example of X, got a single value array(<Compressed Sparse Row sparse matrix …>, dtype=object)"."""
+    X, y = np.zeros((4, 2)), np.arange(4) % 2
+    model = xdl.nn.mlp(2, [3], 2)
+    trainer = Trainer(model, SoftmaxCrossEntropy(), xdl.optim.Adam(model), progress=False)
+    with pytest.raises(TypeError, match=r"^y must be an array of one class label per example of X, got an object of "
+                                        r"type generator"):
+        trainer.fit(X, (v for v in y))
+    sparse = pytest.importorskip("scipy.sparse")
+    column = sparse.csr_matrix(y[:, None])
+    for call in (lambda: trainer.fit(X, column), lambda: trainer.evaluate(X, column),
+                 lambda: fit_many([TrainConfig(epochs=1, patience=0, hidden=[3])], X, column)):
+        with pytest.raises(TypeError, match=r"^y is a sparse matrix \(csr_matrix\), which xdl does not take: pass a "
+                                            r"dense array, y.toarray\(\)"):
+            call()

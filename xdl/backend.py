@@ -604,6 +604,11 @@ def backend_for_dlpack(device_type: int) -> Backend:
     raise BackendError(f"no xdl backend holds arrays of DLPack device type {device_type}")
 
 
+def is_sparse_matrix(array) -> bool:
+    """Whether ``array`` is a scipy.sparse matrix or array (told by its duck type: scipy stays optional)."""
+    return hasattr(array, "toarray") and hasattr(array, "nnz")
+
+
 def array_to_numpy(array) -> np.ndarray:
     """A NumPy array from an array of any loaded backend, or anything array-like. A masked array's
     masked values (np.ma: np.genfromtxt(usemask=True)'s, a FITS or netCDF column's gaps) become NaN,
@@ -618,10 +623,14 @@ def array_to_numpy(array) -> np.ndarray:
     for backend in _backends.values():
         if backend.owns(array):
             return backend.to_numpy(array)
+    if is_sparse_matrix(array):  # NumPy reads a scipy.sparse matrix as one 0-d object
+        raise TypeError(f"a {type(array).__module__}.{type(array).__name__} (a sparse matrix) does not convert to a "
+                        "NumPy array: pass a dense one, .toarray()")
     try:
         return np.asarray(array)
-    except TypeError as e:  # another library's array of a dtype NumPy has not (torch's bfloat16: "Got unsupported
-        # ScalarType BFloat16", which said neither what was given nor the way out)
+    except (TypeError, RuntimeError) as e:  # another library's array of a dtype NumPy has not (torch's bfloat16: "Got
+        # unsupported ScalarType BFloat16", which said neither what was given nor the way out); a torch tensor that
+        # requires grad raised torch's own RuntimeError from inside NumPy, at fit, predict, split alike
         dtype = getattr(array, "dtype", None)
         try:  # (a dtype NumPy has, torch.float32: another refusal — a sparse tensor's, a CUDA one's — whose words
             # say the way out, "Use Tensor.to_dense() first", where x.float() changes nothing)

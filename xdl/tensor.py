@@ -789,7 +789,10 @@ def tensor(data, requires_grad: bool = False, dtype=None, backend=None, copy: bo
     if not backend.owns(data) and not isinstance(data, np.ndarray | np.generic | list | tuple | int | float) \
             or isinstance(data, np.ma.MaskedArray):  # (its masked values as NaN: asarray gave the values under them)
         data = _backend.array_to_numpy(data)
-    dtype = _default_dtype(data) if dtype is None else check_tensor_dtype(dtype, "tensor")
+    dtype = None if dtype is None else check_tensor_dtype(dtype, "tensor")
+    own = _default_dtype(data)  # (with a dtype given too: a cast dropped complex values' imaginary parts, parsed
+    # strings and read dates as counts since 1970, all refused without one)
+    dtype = own if dtype is None else dtype
     if requires_grad and not np.issubdtype(dtype, np.floating):
         raise TypeError(f"tensor: only floating tensors can require a gradient, got dtype {dtype}")
     array = backend.asarray(data, dtype=dtype)

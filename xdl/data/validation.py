@@ -9,6 +9,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from xdl.backend import is_sparse_matrix
 from xdl.tensor import Tensor, to_numpy
 
 
@@ -106,9 +107,7 @@ def check_features(X, name: str = "X", n_features: int | None = None, dtype=None
     NaN and Inf through (`split`: missing values are filled after it, from the training part).
     ``cast=False`` leaves integers and booleans as they are, for a caller that reads X a piece at
     a time in float64 (`Standardizer.fit`): cast whole, a uint8 set took 4× its size more."""
-    if hasattr(X, "toarray") and hasattr(X, "nnz"):  # NumPy reads a scipy.sparse matrix as one 0-d object
-        raise TypeError(f"{name} is a sparse matrix ({type(X).__name__}), which xdl does not take: pass a dense "
-                        f"array, {name}.toarray()")
+    refuse_sparse(X, name)
     given = X
     try:
         X = to_numpy(X)
@@ -201,9 +200,16 @@ def objects_as_floats(values: np.ndarray) -> np.ndarray:
         return filled.astype(np.float64)
 
 
-def refuse_non_array(value, name: str) -> None:
+def refuse_sparse(value, name: str) -> None:
+    """A TypeError naming ``name`` if ``value`` is a scipy.sparse matrix (NumPy reads one as a 0-d object)."""
+    if is_sparse_matrix(value):
+        raise TypeError(f"{name} is a sparse matrix ({type(value).__name__}), which xdl does not take: pass a dense "
+                        f"array, {name}.toarray()")
+
+
+def refuse_non_array(value, name: str, expected: str = "an array of examples (m, features)") -> None:
     """A TypeError naming ``name`` and what ``value`` is: something NumPy holds as one 0-d object,
-    no array of examples. Keras's ``fit(generator)`` and a PyTorch ``DataLoader`` of (X, y) batches are
+    not ``expected``. Keras's ``fit(generator)`` and a PyTorch ``DataLoader`` of (X, y) batches are
     told that the whole data set is taken as arrays (their batches joined first), a dict of columns
     that its values are stacked as features."""
     kind = type(value).__name__
@@ -211,11 +217,11 @@ def refuse_non_array(value, name: str) -> None:
         raise TypeError(f"{name} must be an array of examples (m, features), got an object of type {kind} (named "
                         f"inputs?): stack its columns as features, np.column_stack(list({name}.values()))")
     if hasattr(value, "__iter__") or hasattr(value, "__next__"):
-        raise TypeError(f"{name} must be an array of examples (m, features), got an object of type {kind}: xdl "
+        raise TypeError(f"{name} must be {expected}, got an object of type {kind}: xdl "
                         "takes the whole data set as arrays, not a generator or a loader of batches — join its "
                         "batches first (np.concatenate of the X parts and of the y parts) and let the Trainer batch "
                         "them")
-    raise TypeError(f"{name} must be an array of examples (m, features), got an object of type {kind}")
+    raise TypeError(f"{name} must be {expected}, got an object of type {kind}")
 
 
 def feature_names(X, name: str = "X") -> tuple[str, ...] | None:
@@ -312,9 +318,13 @@ def check_labels(y, m: int, name: str = "y", n_classes: int | None = None, x_nam
     names the examples' array."""
     if y is None:
         raise TypeError(f"{name} is None; give the class labels of {x_name}")
-    masked = isinstance(y, np.ma.MaskedArray)
+    refuse_sparse(y, name)  # (read as one 0-d object: "got a single value array(<…>)")
+    masked, given = isinstance(y, np.ma.MaskedArray), y
     y = to_numpy(y)
     refuse_times(y, name)
+    if y.ndim == 0 and y.dtype == object and not isinstance(given, Mapping):  # a generator, a loader of batches:
+        # NumPy holds it as one object, told as "a single value array(<generator …>)"
+        refuse_non_array(given, name, expected=f"an array of one class label per example of {x_name}")
     if y.ndim == 0:  # (a number: "0 labels" said nothing of it)
         raise ValueError(f"{name} must be an array of one class label per example of {x_name}, got a single value "
                          f"{y!r}")
