@@ -479,6 +479,28 @@ def test_tensor_constructor_dtypes(backend):
     assert xdl.tensor([[1.5]]).item() == 1.5
 
 
+def test_tensor_repr_shows_the_shape_its_values_do_not():
+    """As NumPy's repr: an empty tensor of any shape but (0,) printed "[]" as (0,) does, and a summarized
+    one ("...") hid how many values it has; a tensor shown in full needs no shape."""
+    assert "shape=(0, 3)" in repr(xdl.tensor(np.zeros((0, 3)))) and "shape=(2, 0)" in repr(xdl.tensor(np.zeros((2, 0))))
+    assert "shape" not in repr(xdl.tensor(np.zeros(0))) and "shape" not in repr(xdl.tensor(np.zeros((2, 3))))
+    big = repr(xdl.tensor(np.arange(10 ** 6, dtype=np.float32)))
+    assert "..." in big and "shape=(1000000,)" in big and len(big) < 300
+
+
+def test_every_declared_function_pickles_by_reference():
+    """A generated op function is named where it is exported: it was named by its class's module
+    (``xdl.functions.elementwise.tanh``, which does not exist), so pickling it — or a model of one's
+    own holding ``xdl.tanh`` — failed with "attribute lookup tanh ... failed"."""
+    import pickle
+
+    from xdl.functions import REGISTRY
+
+    for name, spec in REGISTRY.items():
+        assert pickle.loads(pickle.dumps(spec.fn)) is spec.fn, name
+    assert pickle.loads(pickle.dumps(xdl.tanh)) is xdl.tanh
+
+
 def test_tensor_converts_to_python_numbers_and_numpy(backend):
     """As PyTorch's: float(), int() and a format spec take a one-element tensor; np.asarray takes any,
     from the device too."""

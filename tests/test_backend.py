@@ -249,3 +249,23 @@ def test_xdl_backend_and_thread_backend_take_device_kinds_and_names_as_use_does(
     with pytest.raises(ValueError, match="thread_backend: unknown backend 'jax'"):
         with thread_backend("jax"):
             pass
+
+
+def test_a_copy_of_a_model_or_tensor_stays_on_its_backend_one_made_by_hand_too():
+    """``copy.deepcopy`` of a model on a backend made by hand (``NumpyBackend(seed)``, as `model.to`
+    takes one) went through the backend's pickle-by-name and landed on the process's backend, and
+    the copy's output beside the original's was refused as "different backends (numpy and numpy)".
+    A backend copies as itself, as a device does; a pickle still names it."""
+    import copy
+    import pickle
+
+    own = xdl.NumpyBackend(0)
+    assert copy.copy(own) is own and copy.deepcopy(own) is own
+    model = xdl.nn.mlp(2, [3], 2).to(own)
+    twin = copy.deepcopy(model)
+    assert all(p.backend is own for p in twin.parameters())
+    x = np.ones((4, 2), np.float32)
+    np.testing.assert_array_equal((model(x) - twin(x)).numpy(), 0)
+    t = xdl.tensor([1.0, 2.0], backend=own)
+    assert (t + copy.deepcopy(t)).backend is own
+    assert pickle.loads(pickle.dumps(own)) is get_backend("numpy")

@@ -855,3 +855,26 @@ def test_predict_and_evaluate_cast_x_a_batch_at_a_time_without_a_standardize_lay
         assert peak_bytes(lambda: trainer.evaluate(X, y, batch_size=1000)) < 1_000_000
         np.testing.assert_array_equal(model.predict_proba(X, batch_size=1000), expected[0])
         assert trainer.evaluate(X, y, batch_size=1000) == expected[1]
+
+
+@pytest.mark.parametrize("how", ["copy", "deepcopy", "pickle"])
+def test_minibatches_copied_mid_pass_go_on_as_the_original_and_apart_from_it(how):
+    """A `Minibatches` sent to a worker process (pickle) or kept aside (``copy.deepcopy``) failed
+    with "cannot pickle 'generator' object"; ``copy.copy`` shared the pass, so iterating the copy
+    used up the original's, whose next ``for`` yielded nothing. A copy now yields what the original
+    would (the rest of the pass, then the same epochs), each apart from the other."""
+    import copy
+    import pickle
+
+    X, y = np.arange(10)[:, None], np.arange(10)
+    copier = {"copy": copy.copy, "deepcopy": copy.deepcopy, "pickle": lambda b: pickle.loads(pickle.dumps(b))}[how]
+    batches, reference = minibatches(X, y, 4, seed=0), minibatches(X, y, 4, seed=0)
+    assert next(batches)[1].tolist() == next(reference)[1].tolist()
+    twin = copier(batches)
+
+    def rest(b):  # the rest of the pass begun, then the next epoch's
+        return [next(b)[1].tolist() for _ in range(2)], [yb.tolist() for _, yb in b]
+
+    expected = rest(reference)
+    assert rest(twin) == expected
+    assert rest(batches) == expected

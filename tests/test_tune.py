@@ -96,7 +96,7 @@ def test_a_narrowed_space_says_what_it_samples():
     kept 3 at 25/50/25), an integer range whole integers; a grid names no integer twice."""
     fine = zoom(Space.from_dict({"lr": LogUniform(1e-4, 1e-1)}), {"lr": 0.05}, shrink=0.1)
     low, high = fine.spec()["lr"]["log_uniform"]
-    assert 0.03 < low < 0.05 < high < 0.08 and f"log_uniform({low!r}, {high!r})" in repr(fine)
+    assert 0.03 < low < 0.05 < high < 0.08 and f"LogUniform({low!r}, {high!r})" in repr(fine)
     assert all(low <= t["lr"] <= high for t in fine.sample(np.random.default_rng(0), 100))
     four = Space.from_dict({"activation": {"choice": ["relu", "tanh", "sigmoid", "leaky_relu"]}})
     assert zoom(four, {"activation": "tanh"}).spec() == {"activation": {"choice": ["tanh", "sigmoid"]}}
@@ -1987,6 +1987,25 @@ def test_a_studys_repr_names_its_best_trial_and_its_directory_only_when_it_has_o
                      Trial(2, 0, {}, "failed", error="boom")]
     assert repr(study) == f"Study(3 trials, 1 completed, best: trial 0 with dev accuracy 0.5000; in {str(tmp_path)!r})"
     assert repr(Study({})) == "Study(0 trials, 0 completed)"
+
+
+def test_a_trial_and_a_dimension_print_as_made_and_briefly():
+    """A trial's repr leaves out its per-epoch curves (``study.best`` of a 200-epoch trial printed 16,000
+    characters); a dimension's is the call that makes it (it printed ``log_uniform(0.0001, 0.1)``,
+    which names nothing, and a choice's values as several arguments)."""
+    from xdl.tune import IntUniform
+    from xdl.tune.study import Trial
+
+    curves = {key: [0.5] * 200 for key in ("train_cost", "dev_cost", "dev_accuracy", "lr")}
+    trial = Trial(0, 0, {"lr": 0.001}, "completed", dev_accuracy=0.5, dev_cost=1.0, epochs=200, curves=curves)
+    assert len(repr(trial)) < 300 and "dev_accuracy=0.5" in repr(trial)
+    namespace = {"Uniform": Uniform, "LogUniform": LogUniform, "OneMinusLog": OneMinusLog, "IntUniform": IntUniform,
+                 "Choice": Choice}
+    for dimension in (Uniform(0.0, 0.5), LogUniform(1e-4, 0.1), OneMinusLog(0.9, 0.999), IntUniform(1, 5),
+                      Choice([[64], [128, 64]]), Choice(["adam", "sgd"])):
+        again = eval(repr(dimension), namespace)  # noqa: S307 - the repr this test checks
+        assert type(again) is type(dimension) and again.spec() == dimension.spec(), repr(dimension)
+    assert repr(Space({"lr": LogUniform(1e-3, 1e-2)})) == "Space({'lr': LogUniform(0.001, 0.01)}, fixed={})"
 
 
 def test_a_batched_search_over_dropout_with_zero_among_its_values_trains_every_trial(data):

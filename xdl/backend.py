@@ -103,6 +103,16 @@ class Backend:
     def __reduce__(self):
         return get_backend, (self.name,)  # pickled by name: unpickled as this process's backend
 
+    def __copy__(self) -> Backend:
+        """Itself, as a device is (PyTorch's deepcopy keeps a tensor's device): a copy of a model or a
+        tensor stays on its backend. Through `__reduce__`, a copy of one on a backend made by hand
+        (``NumpyBackend(seed)``) landed on the process's, and mixing it with the original was refused
+        as "different backends (numpy and numpy)"."""
+        return self
+
+    def __deepcopy__(self, memo) -> Backend:
+        return self
+
     # -- common to every backend ----------------------------------------------------------
     def asarray(self, data, dtype=None):
         """``data`` as an array of this backend (no copy when it already is one)."""

@@ -474,8 +474,13 @@ class Tensor:
 
     def __repr__(self) -> str:
         grad = ", requires_grad=True" if self.requires_grad else ""
-        body = np.array2string(self.numpy(), separator=", ", prefix="tensor(")
-        return f"tensor({body}, dtype={self.dtype}, backend={self.backend.name}{grad})"
+        values = self.numpy()
+        body = np.array2string(values, separator=", ", prefix="tensor(")
+        # the shape where the values do not show it, as NumPy's repr: empty ("[]" is (0,), (0, 3) and (2, 0) alike)
+        # or summarized ("..." hides how many)
+        shown = values.size > np.get_printoptions()["threshold"] or (values.size == 0 and values.shape != (0,))
+        shape = f", shape={values.shape}" if shown else ""
+        return f"tensor({body}{shape}, dtype={self.dtype}, backend={self.backend.name}{grad})"
 
     def __format__(self, spec: str) -> str:
         """With a format spec, a one-element tensor formats as its value (``f"{loss:.3f}"``); without

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import copy
 
 import numpy as np
 
@@ -55,12 +55,12 @@ class Minibatches:
         self._pass = self._new_pass()  # the first order drawn at the call (None: from `xdl.seed`'s generator)
         self._begun = False  # whether a batch of it was taken: the next ``for`` draws a new pass
 
-    def _new_pass(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def _new_pass(self) -> _Pass:
         m = len(self._X)
         order = self._rng.permutation(m) if self._rng is not None else np.arange(m)
-        return _batches(self._X, self._y, order, self._bounds)
+        return _Pass(self._X, self._y, order, self._bounds)
 
-    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def __iter__(self) -> _Pass:
         if self._begun:  # the next epoch's
             self._pass = self._new_pass()
         self._begun = True
@@ -73,11 +73,34 @@ class Minibatches:
     def __len__(self) -> int:
         return len(self._bounds)
 
+    def __copy__(self) -> Minibatches:
+        """A copy with the data shared and its own place in the pass and generator: it yields what
+        the original would, and taking its batches leaves the original's where they were (sharing
+        them, the copy's ``for`` used up the original's pass, whose next ``for`` yielded nothing)."""
+        other = object.__new__(type(self))
+        other.__dict__.update(self.__dict__)
+        other._pass, other._rng = copy.copy(self._pass), copy.deepcopy(self._rng)
+        return other
 
-def _batches(X, y, order: np.ndarray, bounds) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    order_X, order_y = _order_for(X, order), _order_for(y, order)
-    for start, stop in bounds:
-        yield X[order_X[start:stop]], y[order_y[start:stop]]
+
+class _Pass:
+    """One pass's batches in ``order``, an iterator that pickles and copies (a generator did not:
+    ``copy.deepcopy`` or ``pickle`` of a `Minibatches` — to a worker process — failed with
+    "cannot pickle 'generator' object"): a copy goes on from the same batch."""
+
+    def __init__(self, X, y, order: np.ndarray, bounds):
+        self._X, self._y, self._bounds, self._next = X, y, bounds, 0
+        self._order_X, self._order_y = _order_for(X, order), _order_for(y, order)
+
+    def __iter__(self) -> _Pass:
+        return self
+
+    def __next__(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._next >= len(self._bounds):
+            raise StopIteration
+        start, stop = self._bounds[self._next]
+        self._next += 1
+        return self._X[self._order_X[start:stop]], self._y[self._order_y[start:stop]]
 
 
 def _check_sizes(batch_size, min_size) -> None:

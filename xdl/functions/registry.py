@@ -223,5 +223,7 @@ def public_function(cls: type[Function], name: str):
     source = compile("\n".join(lines), os.path.join(os.path.dirname(__file__), f"<op {name}>"), "exec")
     exec(source, env)  # noqa: S102 - names come from the class's own declarations
     fn = env[name]
-    fn.__doc__, fn.__module__ = cls.__doc__, cls.__module__
+    # named where it is exported (``xdl.functions.<name>``), not by its class's module, which holds no function
+    # of that name: pickle (a model of one's own holding ``xdl.tanh``), docs tools and IDEs look it up there
+    fn.__doc__, fn.__module__ = cls.__doc__, NAMESPACES[0]
     return fn

@@ -106,7 +106,9 @@ class Dimension:
         return {self.kind: list(self.bounds)}
 
     def __repr__(self) -> str:
-        return f"{self.kind}({', '.join(map(repr, next(iter(self.spec().values()))))})"
+        """Its class and bounds, as it is made in Python (``LogUniform(0.0001, 0.1)``): the space table's
+        kind, ``log_uniform(0.0001, 0.1)``, named nothing xdl.tune has."""
+        return f"{type(self).__name__}({', '.join(map(repr, next(iter(self.spec().values()))))})"
 
 
 class Uniform(Dimension):
@@ -274,6 +276,9 @@ class Choice(Dimension):
 
     def spec(self):
         return {self.kind: self.values}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.values!r})"  # (one list: ``Choice([64], [128])`` is no call it takes)
 
 
 def value_key(value) -> str:

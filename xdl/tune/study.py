@@ -39,7 +39,9 @@ class Trial:
     dev_cost: float | None = None
     epochs: int = 0
     seconds: float = 0.0
-    curves: dict = field(default_factory=dict)  # per epoch: train_cost, dev_cost, dev_accuracy, lr
+    # per epoch: train_cost, dev_cost, dev_accuracy, lr (not in the repr: 4 numbers an epoch printed `study.best`
+    # as 16,000 characters after 200 epochs)
+    curves: dict = field(default_factory=dict, repr=False)
 
     @property
     def ok(self) -> bool:
