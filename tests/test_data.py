@@ -384,6 +384,13 @@ def test_split_names_nan_labels_and_no_examples():
         split(np.zeros((10, 2)), y)  # stratification went off without a word, the NaN kept
     with pytest.raises(ValueError, match="^X has no examples to split"):
         split(np.zeros((0, 2)), np.zeros(0))
+    # a y that has no length was said to have 0 ("X has 10 examples but y has 0")
+    with pytest.raises(TypeError, match=r"^y must be an array of one label or target per example of X, got an object "
+                                        r"of type generator"):
+        split(np.zeros((10, 2)), (v for v in range(10)))
+    with pytest.raises(ValueError, match=r"^y must be an array of one label or target per example of X, got a single "
+                                         r"value array\(3\)"):
+        split(np.zeros((10, 2)), 3)
     with pytest.raises(ValueError, match=r"^dev \(2\) and test \(2\) leave no training examples out of 4"):
         split(np.zeros((4, 2)), np.arange(4), dev=0.375, test=0.375)  # each rounds 1.5 up
     with pytest.raises(ValueError, match="^Standardizer.fit: X has no examples"):

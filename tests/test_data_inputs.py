@@ -1079,7 +1079,7 @@ def test_labels_that_are_a_sparse_column_or_a_generator_are_named_as_such():
         trainer.fit(X, (v for v in y))
     sparse = pytest.importorskip("scipy.sparse")
     column = sparse.csr_matrix(y[:, None])
-    for call in (lambda: trainer.fit(X, column), lambda: trainer.evaluate(X, column),
+    for call in (lambda: trainer.fit(X, column), lambda: trainer.evaluate(X, column), lambda: split(X, column),
                  lambda: fit_many([TrainConfig(epochs=1, patience=0, hidden=[3])], X, column)):
         with pytest.raises(TypeError, match=r"^y is a sparse matrix \(csr_matrix\), which xdl does not take: pass a "
                                             r"dense array, y.toarray\(\)"):

@@ -12,7 +12,8 @@ from typing import NamedTuple
 import numpy as np
 
 from xdl.caller import warn_caller
-from xdl.data.validation import DISTRIBUTION_TOLERANCE, check_bool, check_features, check_int, is_pandas_missing
+from xdl.data.validation import (DISTRIBUTION_TOLERANCE, check_bool, check_features, check_int, is_pandas_missing,
+                                 refuse_non_array, refuse_sparse)
 from xdl.tensor import to_numpy
 
 LARGE = 1_000_000  # above this many examples, dev and test are fixed-size
@@ -92,12 +93,18 @@ def split(X, y, dev=None, test=None, seed: int = 0, stratify: bool | None = None
     X_given, X = X, to_numpy(X)
     if y is None:
         raise TypeError("y is None; split needs the labels (or targets) of X")
+    refuse_sparse(y, "y")
     y_given, y = y, to_numpy(y)
+    if y.ndim == 0:  # (said "X has 40 examples but y has 0" of a generator, a sparse column read as one object)
+        expected = "an array of one label or target per example of X"
+        if y.dtype == object:
+            refuse_non_array(y_given, "y", expected=expected)
+        raise ValueError(f"y must be {expected}, got a single value {y!r}")
     check_int(seed, "split: seed", low=0)
     if stratify is not None:
         check_bool(stratify, "split: stratify")
     if y.shape[:1] != (len(X),):
-        raise ValueError(f"X has {len(X)} examples but y has {len(y) if y.ndim else 0} "
+        raise ValueError(f"X has {len(X)} examples but y has {len(y)} "
                          "(they must have the same length)")
     if len(X) == 0:
         raise ValueError("X has no examples to split")
