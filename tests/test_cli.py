@@ -212,6 +212,24 @@ def test_a_resume_refusing_a_config_files_option_names_it_in_the_file(tmp_path, 
     assert "error: --lr: the checkpoint in " in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("where, said", [("nowhere", "no checkpoint checkpoint.npz at 'nowhere' (no such directory)"),
+                                         ("empty", "no checkpoint checkpoint.npz in 'empty'"),
+                                         ("junk.npz", "load: 'junk.npz' is not an xdl model file")])
+def test_a_config_files_resume_with_no_checkpoint_is_named_as_its_key(tmp_path, capsys, monkeypatch, where, said):
+    """resume = "nowhere" in a --config file was refused as "--resume: no checkpoint …", a flag never
+    typed, the file unnamed; the flag, given, is named as the flag still."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "junk.npz").write_text("junk")
+    (tmp_path / "r.toml").write_text(f'resume = "{where}"\n')
+    assert main(["train", *FAST, "--config", "r.toml"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"xdl train: error: resume in 'r.toml': {said}") and err.count("\n") == 1
+    assert main(["train", *FAST, "--config", "r.toml", "--resume", where]) == 1
+    assert f"xdl train: error: --resume: {said}" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "junk.npz", "r.toml"]  # nothing made
+
+
 @pytest.mark.parametrize("option, value, said", [("l2", "str", "l2 must be a number, got 'str'"),
                                                    ("hidden", [0], "hidden must be a non-empty list")])
 @pytest.mark.parametrize("with_file", [False, True])

@@ -5,6 +5,7 @@ import importlib.util
 import json
 import math
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -1498,6 +1499,18 @@ def test_a_grid_takes_cell_centres_and_the_whole_root_of_n_per_axis():
     space = Space({"lr": LogUniform(1e-4, 1e-1), "l2": LogUniform(1e-4, 1.0), "dropout": Uniform(0.0, 0.5)})
     points = space.grid(64)
     assert len(points) == 64 and all(len({p[name] for p in points}) == 4 for name in ("lr", "l2", "dropout"))
+
+
+def test_a_grid_over_a_range_near_floats_largest_is_finite():
+    """(i + ½)·(high − low) overflowed before the division by n: a grid of decay_rate in [0, 1e308]
+    (a range validate accepts) gave inf at every cell but the first, and those trials failed."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        values = Uniform(0.0, 1e308).grid(4)
+    assert values == pytest.approx([1.25e307, 3.75e307, 6.25e307, 8.75e307])
+    points = Space.from_dict({"decay_rate": {"uniform": [0, 1e308]}}).grid(4)
+    assert all(math.isfinite(p["decay_rate"]) for p in points)
+
 
 
 def test_a_narrowed_dimension_stays_within_its_own_box_and_keeps_choices_mostly_inside():

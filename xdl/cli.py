@@ -853,6 +853,9 @@ def _check_resume(config: TrainConfig, args=None) -> tuple[str, dict]:
     is resumed, for the run's log, and the checkpoint's ``extra`` (`read_extra`). A refused option
     is named as ``args`` gave it: its flag, or its key in the ``--config`` file."""
     path = resume_path(config.resume)  # the directory, or the checkpoint file itself
+    # a --config file's resume is named as its key there: "--resume: no checkpoint …" named a flag never typed
+    who = f"resume in {str(args.config)!r}" if getattr(args, "config", None) is not None \
+        and not hasattr(args, "resume") else "--resume"
     if not path.is_file():
         given = Path(config.resume)
         meant = next((p for p in (given / "checkpoints", given.parent) if (p / CHECKPOINT_FILE).is_file()), None)
@@ -863,14 +866,14 @@ def _check_resume(config: TrainConfig, args=None) -> tuple[str, dict]:
         if meant is None and best is not None:  # (a resume from it into the run's own --out goes on there too)
             hint = f"; it holds a best epoch: --resume {_shell_word(str(best))} continues from it"
         where = f"in {config.resume!r}" if given.is_dir() else f"at {config.resume!r} (no such directory)"
-        raise FileNotFoundError(f"--resume: no checkpoint {CHECKPOINT_FILE} {where}{hint}")
+        raise FileNotFoundError(f"{who}: no checkpoint {CHECKPOINT_FILE} {where}{hint}")
     try:
         extra, _ = read_extra(path)
     except ValueError as e:
         best = path.parent / BEST_FILE
         hint = f"; {str(best)!r} may still hold the best epoch's state" if best.is_file() else ""
-        raise ValueError(f"--resume: {e}{hint}") from None
-    check_checkpoint_kind(extra, path, many=False, who="--resume")
+        raise ValueError(f"{who}: {e}{hint}") from None
+    check_checkpoint_kind(extra, path, many=False, who=who)
     saved = (extra.get("run_info") or {}).get("config")
     if saved:
         try:

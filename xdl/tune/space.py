@@ -79,8 +79,14 @@ class Dimension:
         return [python_value(v) for v in self.value(rng.uniform(self.low, self.high, n))]
 
     def grid(self, n: int) -> list:
-        """``n`` values evenly spaced in the transformed scale (cell centres)."""
-        return [python_value(v) for v in self.value(self.low + (np.arange(n) + 0.5) * (self.high - self.low) / n)]
+        """``n`` values evenly spaced in the transformed scale (cell centres): low + (i + ½)·(high − low)/n."""
+        with np.errstate(over="ignore"):
+            steps = (np.arange(n) + 0.5) * (self.high - self.low) / n
+        if not np.isfinite(steps).all():  # (i + ½)·(high − low) beyond floats (decay_rate in [0, 1e308]): inf
+            # at every cell but the first, each trial refused as "decay_rate must be a finite number"; the
+            # fraction first (not always: it rounds otherwise than the product, and a study's grid stays its own)
+            steps = (np.arange(n) + 0.5) / n * (self.high - self.low)
+        return [python_value(v) for v in self.value(self.low + steps)]
 
     def narrowed(self, low: float, high: float) -> Dimension:
         """The same kind of dimension over the box [low, high] of its transformed scale (within its
