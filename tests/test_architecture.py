@@ -149,3 +149,31 @@ def test_every_public_class_and_function_says_what_it_is():
         if not doc or not doc.strip() or generated:
             missing.append(where)
     assert not missing, f"public names without a docstring of their own: {missing}"
+
+
+def test_every_parameter_of_the_main_entry_points_is_named_in_its_docstring():
+    """``help(xdl.optim.Adam)``, an IDE's tooltip, said nothing of beta1, beta2, eps, check_finite or
+    params (nor `Trainer`'s batch_size and callbacks, `fit_many`'s dtype and progress, `mlp`'s
+    n_features and standardize, `MLPClassifier`'s lr, l2, dropout, …): each parameter is now named
+    in double backquotes — alone or opening an expression (``bias=False``, ``(X, y)``) — in the
+    docstring help() shows (a class's own, with its ``__init__``'s)."""
+    import inspect
+
+    import xdl
+    from xdl.data import split
+    from xdl.nn import BatchNorm, Dense, Module, mlp
+    from xdl.optim import SGD, Adam, AdamW, Momentum, RMSprop, StackedOptimizer
+    from xdl.sklearn import MLPClassifier
+    from xdl.train import Trainer, fit_many
+
+    documented = [SGD, Momentum, RMSprop, Adam, AdamW, StackedOptimizer, Trainer, Trainer.evaluate, Module.predict,
+                  Module.predict_proba, fit_many, mlp, MLPClassifier, BatchNorm, Dense, xdl.tensor, split, xdl.load]
+    missing = []
+    for obj in documented:
+        function = obj.__init__ if inspect.isclass(obj) else obj
+        doc = obj.__doc__ or ""
+        if inspect.isclass(obj) and "__init__" in vars(obj):
+            doc += inspect.getdoc(function) or ""
+        missing += [f"{obj.__qualname__}: {name}" for name in inspect.signature(function).parameters
+                    if name != "self" and not re.search(rf"``\(?{re.escape(name)}\b", doc)]
+    assert not missing, f"parameters their docstrings do not name: {missing}"

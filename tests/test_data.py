@@ -885,3 +885,11 @@ def test_minibatches_copied_mid_pass_go_on_as_the_original_and_apart_from_it(how
     expected = rest(reference)
     assert rest(twin) == expected
     assert rest(batches) == expected
+
+
+def test_a_standardizer_prints_whether_it_is_fitted_and_on_how_many_features():
+    """It printed as ``<xdl.data.standardizer.Standardizer object at 0x…>``, as `Augment` prints its settings."""
+    assert repr(Standardizer()) == "Standardizer()"
+    assert repr(Standardizer().fit(np.ones((3, 64)))) == "Standardizer(fitted on 64 features)"
+    assert repr(Standardizer().fit(np.arange(3.0).reshape(3, 1))) == "Standardizer(fitted on 1 feature)"
+    assert repr(Standardizer().fit(np.zeros((2, 8, 8), np.uint8))) == "Standardizer(fitted on 64 features)"

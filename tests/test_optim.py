@@ -1317,3 +1317,25 @@ def test_a_step_past_the_int64_step_count_is_refused_before_anything_is_written(
     assert opt.t == MAX_STEPS and int(opt.steps_done[0]) == MAX_STEPS
     assert all((p.numpy() == b).all() for p, b in zip(model.parameters(), before))
     make()[1].load_state_dict(opt.state_dict())  # its state loads back
+
+
+@pytest.mark.parametrize("make", [
+    lambda m, wd: SGD(m, lr=0.01, weight_decay=wd),
+    lambda m, wd: Momentum(m, lr=0.01, weight_decay=wd),
+    lambda m, wd: RMSprop(m, lr=0.01, weight_decay=wd),
+    lambda m, wd: Adam(m, lr=0.01, weight_decay=wd),
+    lambda m, wd: AdamW(m, lr=0.01, weight_decay=wd),
+    lambda m, wd: Adam(param_groups(m, wd), lr=0.01),
+])
+def test_a_weight_decay_that_is_inf_in_the_parameters_dtype_is_refused_by_name(make):
+    """weight_decay=1e39 passed its check (finite, ≥ 0) and was inf in the float32 update: one SGD or
+    Adam step made the weights ±inf and the biases NaN (0·inf), as lr and eps beyond float32 are
+    refused by name, and `Trainer`'s l2 and `TrainConfig`'s weight_decay."""
+    model = xdl.nn.mlp(4, [3], 2)
+    with pytest.raises(ValueError, match=r"weight_decay is 1e\+39, inf in float32 .*at most 3.4e\+38"):
+        make(model, 1e39)
+    opt = make(model, 3e38)  # float32's largest holds it
+    with pytest.raises(ValueError, match=r"weight_decay is 1e\+39, inf in float32"):
+        opt.param_groups[0]["weight_decay"] = 1e39
+    assert opt.param_groups[0]["weight_decay"] == 3e38  # refused before anything changed
+    assert make(model.astype(np.float64), 1e39).param_groups[0]["weight_decay"] == 1e39  # float64 holds it

@@ -595,3 +595,22 @@ def test_models_opening_on_batch_norm_or_dropout_take_x_as_each_model_alone_take
     stacked = stack([Sequential(xdl.nn.Dropout(0.5), Dense(4, 3)) for _ in range(2)])
     with pytest.raises(TypeError, match=r"^StackedDropout: expected a floating input, got int64"):
         stacked(Xi)
+
+
+def test_a_stacked_optimizer_prints_its_rule_and_each_models_settings():
+    """It printed as ``<xdl.optim.stacked.StackedOptimizer object at 0x…>``; an `Optimizer` prints its
+    rule and settings. One line where the weights and the others share their settings, one a part
+    where `param_groups` set them apart; frozen models named."""
+    ms = models(3)
+    opt = StackedOptimizer(stack(ms), [Adam(m, lr=lr) for m, lr in zip(ms, (0.001, 0.003, 0.01))])
+    assert repr(opt) == ("StackedOptimizer(Adam of 3 models; lr=[0.001, 0.003, 0.01], beta1=[0.9, 0.9, 0.9], "
+                         "beta2=[0.999, 0.999, 0.999], eps=[1e-08, 1e-08, 1e-08], weight_decay=[0.0, 0.0, 0.0])")
+    opt.freeze(1)
+    assert "lr=[0.001, 0.0, 0.01]" in repr(opt) and repr(opt).endswith("; frozen: [1])")
+    ms = models(2)
+    opt = StackedOptimizer(stack(ms), [Momentum(param_groups(m, 0.1), lr=0.01, nesterov=True) for m in ms])
+    assert repr(opt).splitlines() == [
+        "StackedOptimizer(Momentum of 2 models:",
+        "  weights: lr=[0.01, 0.01], beta=[0.9, 0.9], nesterov=True, weight_decay=[0.1, 0.1]",
+        "  other parameters: lr=[0.01, 0.01], beta=[0.9, 0.9], nesterov=True, weight_decay=[0.0, 0.0]",
+        ")"]

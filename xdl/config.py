@@ -24,6 +24,10 @@ from xdl.train.checkpoint_files import fewest_epochs
 from xdl.train.early_stopping import EarlyStopping
 from xdl.train.trainer import Trainer
 
+__all__ = ["TrainConfig", "OPTIMIZERS", "SCHEDULE_OPTIONS", "SCHEDULES", "AUGMENTED_COPIES", "FLOAT32_RATES",
+           "MAX_NOISE", "MAX_WIDTH", "RUN_OPTIONS", "RESUME_MAY_CHANGE", "IMAGE_SHAPES", "TYPE_NAMES", "first_change",
+           "unread_options", "flag_of"]
+
 # name -> (the options it reads besides lr, (params, config) -> optimizer): the `optimizer` option's
 # choices, what each reads (an option typed for another is refused) and how each is built
 OPTIMIZERS = {

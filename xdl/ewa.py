@@ -16,6 +16,8 @@ import numpy as np
 
 from xdl.data.validation import check_bool, check_number
 
+__all__ = ["EWA", "ewa"]
+
 
 class EWA:
     """Running EWA: ``update(x)`` returns the current (optionally bias-corrected) average."""

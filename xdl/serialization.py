@@ -250,7 +250,11 @@ def load(path, model: Module | None = None) -> Module:
     parameters' dtypes, its frozen parameters and its modules' training or evaluation mode (a file
     of an xdl from before they were kept: all trainable, in training mode). Loaded into ``model``,
     only values are copied, as PyTorch's ``load_state_dict`` and Keras's ``load_weights`` copy them:
-    that model keeps its own dtypes, frozen parameters and mode."""
+    that model keeps its own dtypes, frozen parameters and mode.
+
+    ``path``: the file's name, a str, bytes or os.PathLike (not a file object), as `save` wrote it
+    (``model.npz``; a `Checkpoint`'s ``checkpoint.npz`` and ``best.npz`` load the same way). A file
+    that is missing, not an xdl model file or damaged is an error naming it."""
     if model is not None and not isinstance(model, Module):
         raise TypeError(f"load: model must be an xdl Module to load the state into (or None), got {model!r}")
     path = check_path(path, "load")

@@ -107,7 +107,22 @@ def _keep_names(estimator) -> None:
 class MLPClassifier(ClassifierMixin, BaseEstimator):
     """A fully connected classifier trained with mini-batches (see `xdl.config.TrainConfig` for
     the meaning of each hyperparameter; ``hidden`` may be one size, as scikit-learn's
-    ``hidden_layer_sizes``). ``early_stopping``: hold out ``validation_fraction`` of the training
+    ``hidden_layer_sizes``): each hidden size in [1, 2**20]. ``activation``: the hidden layers',
+    "relu" (the default), "leaky_relu", "tanh" or "sigmoid". ``batch_norm``: True puts batch norm
+    after each hidden Dense layer (``batch_size`` then ≥ 2). ``dropout``: the drop probability after
+    each hidden activation, a number in [0, 1 − 2⁻⁹] (0: none). ``l2``: λ of the penalty
+    λ/(2m)·Σ‖W‖² on the weights added to each batch's cost (m the batch's size; scikit-learn's
+    ``alpha``), a finite number ≥ 0 and at most float32's largest. ``optimizer``: "sgd",
+    "momentum", "nesterov", "rmsprop", "adam" (the default) or "adamw" (scikit-learn's ``solver``;
+    β₁ = 0.9, β₂ = 0.999, ε = 1e-8). ``lr``: the learning rate (a schedule's first), a number > 0 in
+    float32's positive range [1.4e-45, 3.4e38] (scikit-learn's ``learning_rate_init``).
+    ``batch_size``: the examples of each step, a positive integer. ``epochs``: the epochs a ``fit``
+    trains at most, a positive integer (scikit-learn's ``max_iter``). ``weight_decay``: a finite
+    number ≥ 0 and at most float32's largest, on the weights only (not biases, nor batch norm's γ
+    and β): decoupled with "adamw" (p ← p·(1 − lr·wd) each step), coupled with the others
+    (g ← g + wd·p); 0, the default, is none. ``backend``: where the network trains, "auto" (the
+    default: cupy if a GPU answers, else numpy), "numpy", "cupy", or "cpu" / "cuda" (numpy /
+    cupy). ``early_stopping``: hold out ``validation_fraction`` of the training
     data as a dev set and stop after ``patience`` (≥ 1) epochs without a fall of its cost
     (scikit-learn's watches the validation accuracy), keeping the best epoch's network. ``warm_start``: as
     scikit-learn's, a second ``fit`` trains the fitted network on instead of a new one (with a new

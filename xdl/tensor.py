@@ -772,12 +772,13 @@ def role_of(p) -> str:
 
 def tensor(data, requires_grad: bool = False, dtype=None, backend=None, copy: bool = True) -> Tensor:
     """A tensor on ``backend`` (a `Backend`, its name or a device kind; default the current one)
-    from a list, scalar, NumPy/CuPy array or Tensor.
+    of ``data``: a list, scalar, NumPy/CuPy array or Tensor.
 
     Without ``dtype``, floating arrays keep theirs and Python floats become float32; integers
     stay integers (int64 from Python ints: class labels) and booleans booleans, as in PyTorch.
-    Only floating tensors can require a gradient. The data is copied, as by ``torch.tensor``: a
-    later write to either leaves the other alone; ``copy=False`` shares an array of the backend
+    ``requires_grad``: True or False (the default); True makes a leaf whose gradient `backward` fills
+    in ``.grad`` (only floating tensors can require a gradient). The data is copied, as by
+    ``torch.tensor``: a later write to either leaves the other alone; ``copy=False`` shares an array of the backend
     and dtype asked for (``torch.as_tensor``; `Tensor` (array) wraps one as it is). Data on another
     backend is copied over (for a zero-copy exchange use `xdl.from_dlpack`).
 

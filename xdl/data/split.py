@@ -55,9 +55,12 @@ def holdout_sizes(m: int, dev=None, test=None) -> tuple[int, int]:
 
 
 def split(X, y, dev=None, test=None, seed: int = 0, stratify: bool | None = None) -> Split:
-    """Shuffle and split into train, dev and test (dev and test from the same distribution).
+    """Shuffle ``X`` and ``y`` (the same rows) and split them into train, dev and test (dev and test
+    from the same distribution).
 
     ``dev``/``test``: fractions or counts (default: 20% each up to 1M examples, else 10,000 each).
+    ``seed``: the shuffle's, an integer ≥ 0 (0 by default): the same seed, X and y give the same
+    parts, whatever `xdl.seed` set.
     X's rows are returned as they are (its dtype: integers stay integers; a data frame's, and a series'
     labels, as a frame and a series, as train_test_split gives them; NaN, a missing value, too:
     fill it from the training part, as scikit-learn's ``SimpleImputer().fit(X_train)``, before `fit`).

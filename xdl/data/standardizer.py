@@ -28,6 +28,14 @@ class Standardizer:
         self.mean = self.scale = None
         self.feature_names_in_ = None  # a data frame's columns it was fitted on (`check_feature_names`)
 
+    def __repr__(self) -> str:
+        """``Standardizer()`` before `fit`; fitted, the features it was fitted on:
+        ``Standardizer(fitted on 64 features)``."""
+        if getattr(self, "mean", None) is None:
+            return "Standardizer()"
+        n = len(self.mean)
+        return f"Standardizer(fitted on {n} feature{'s' * (n != 1)})"
+
     def fit(self, X) -> Standardizer:
         """μ and σ of each feature of ``X`` (m examples), computed in float64. A feature counts as
         constant, σ = 1 (centered only), when its variance is within the rounding error of the

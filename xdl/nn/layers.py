@@ -37,9 +37,11 @@ def as_floating(x: Tensor, dtype) -> Tensor:
 class Dense(Module):
     """Fully connected layer: Y = X·W + b, X (m, in_features), W (in_features, out_features).
 
-    ``init`` names the weight initializer ("he", "xavier", "glorot", "normal", "zeros") or is a
-    callable ``shape -> array``; the bias starts at zero. ``bias=False`` drops it (before a
-    BatchNorm, whose β does its job).
+    ``in_features`` and ``out_features``: positive integers of at most 2**31 − 1. ``init`` names the
+    weight initializer ("he", "xavier", "glorot", "normal", "zeros") or is a callable
+    ``shape -> array``; the bias starts at zero. ``bias=False`` drops it (before a BatchNorm, whose
+    β does its job). ``dtype``: the parameters' dtype, float32 or float64; None (the default) is
+    float32 (a named initializer draws in float64, then rounds to it).
 
     >>> import xdl
     >>> layer = xdl.nn.Dense(3, 2)
@@ -164,6 +166,12 @@ class BatchNorm(Module):
     running = momentum·running + (1 − momentum)·batch (unbiased variance for running_var).
     Evaluation: the running statistics replace the batch ones. γ starts at 1, β at 0.
     A training batch needs at least 2 examples (a variance of one is no estimate).
+
+    ``features``: the activations' width, a positive integer of at most 2**31 − 1.
+    ``momentum``: a number in [0, 1) (0.9 by default). ``eps``: ε, a finite number > 0 that is not
+    0 in the layer's dtype (1e-5 by default), which keeps the division finite for a feature constant
+    over the batch. ``dtype``: the dtype of γ, β and the running statistics, float32 or float64;
+    None (the default) is float32.
     """
 
     min_batch = 2

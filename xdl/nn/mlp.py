@@ -20,6 +20,15 @@ def mlp(n_features: int, hidden, n_outputs: int, activation: str = "relu", init:
     logits: pair it with `SoftmaxCrossEntropy` (n_outputs = classes) or `BinaryCrossEntropy` (1, or
     one per label of a multi-label task).
 
+    ``n_features``: the inputs' width (features per example; an image's pixels), a positive integer
+    of at most 2**31 − 1, as ``n_outputs``. ``hidden``: the hidden layers' sizes, a non-empty list
+    (tuple, range or 1-D array) of such integers. ``activation``: one of "relu", "leaky_relu",
+    "tanh", "sigmoid". ``init``: as `Dense`'s. ``batch_norm``: True or False. ``dropout``: the drop
+    probability after each hidden activation, a number in [0, 1 − 2⁻⁹] (0, the default: no Dropout
+    layer). ``standardize``: a `Standardize` layer of ``n_features`` features put first (e.g.
+    ``Standardizer().fit(X_train).layer()``), so the model scales its own inputs and `xdl.save`
+    keeps the statistics with it; None (the default): the inputs are taken as they are.
+
     >>> mlp(64, [32, 16], 10, batch_norm=True, dropout=0.1)[0]
     Dense(in_features=64, out_features=32, init='he', bias=False)
     """

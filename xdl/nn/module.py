@@ -873,7 +873,7 @@ class Module:
         """Class probabilities (m, C); a single-output (binary) model gives columns [1 − p, p]; a
         model trained with `BinaryCrossEntropy` on k > 1 outputs (``predicts == "labels"``: a
         multi-label model) each label's probability, (m, k), as scikit-learn's. A regression's
-        model has none (ValueError)."""
+        model has none (ValueError). ``X`` and ``batch_size``: as `predict` takes them."""
         return self._forward_all(X, batch_size, self._probabilities)
 
     def predict(self, X, batch_size: int = 1024) -> np.ndarray:
@@ -881,7 +881,12 @@ class Module:
         from its loss): class indices (m,) — argmax, or logit > 0 for one output — the (m, k) 0/1
         labels of a multi-label model, or a regression's values (its outputs; (m,) for one). A model
         trained in a loop of one's own has no ``predicts`` (None: classes): set ``model.predicts =
-        "values"`` for a regression's (``"labels"`` for a multi-label model's)."""
+        "values"`` for a regression's (``"labels"`` for a multi-label model's).
+
+        ``X``: the examples, an array-like (m, features) or (m, …) (images: flattened) of finite numbers
+        in the model's dtype's range; m may be 0. Computed in evaluation mode, without recording a graph.
+        ``batch_size``: the examples of each forward pass, a positive integer: it bounds the memory a
+        pass takes."""
         return self._forward_all(X, batch_size, self._predictions)
 
     def _predictions(self, out: np.ndarray, probabilities: bool) -> np.ndarray:

@@ -103,6 +103,18 @@ def _check_eps_in(settings: dict, dtypes) -> None:
                              f"{float(np.finfo(dtype).smallest_subnormal):.3g} there")
 
 
+def _check_weight_decay_in(settings: dict, dtypes) -> None:
+    """A setting ``weight_decay`` stays finite in the ``dtypes`` the update holds it in (the
+    parameters'): a larger one is inf there, and wd·p made the weights inf or NaN at the first step
+    (0·inf for a bias at 0), where `Trainer`'s ``l2`` and `TrainConfig`'s refuse such a value by name."""
+    wd = settings.get("weight_decay")
+    for dtype in dtypes if _is_number(wd) else ():
+        high = float(np.finfo(dtype).max)
+        if _real(wd) > high:
+            raise ValueError(f"weight_decay is {wd!r}, inf in {np.dtype(dtype)} (the parameters' dtype, which the "
+                             f"update computes wd·p in): it must be at most {high:.3g} there")
+
+
 def rates_of_their_own(optimizer) -> str | None:
     """The groups' rates in words, in group order ("0.001, 0.1"; a per-step schedule by its name),
     where the groups have more than one — what one rate for all (an epoch schedule, a control
@@ -318,12 +330,22 @@ class Optimizer(StepCount):
     version = 0  # counts changes a captured step cannot read from the device (a flag, a schedule): `_set`
 
     def __init__(self, params=None, check_finite: bool = False, **defaults):
-        """``params``: parameters, a model, or a list of group dicts ``{"params": [...], "lr": ...}``;
-        may be omitted when the optimizer is only used through `minimize`.
+        """What every rule takes (its own settings are in its class's docstring):
 
-        ``check_finite=True`` checks every gradient for NaN/Inf before each update and raises
-        instead of writing them into the weights. Cost: one extra read of the gradient buffer
-        and one device→host sync per group per step.
+        ``params``: a model (its parameters that train; a frozen one is left out), a list of tensors,
+        or a list of group dicts ``{"params": [...], "lr": ..., ...}`` whose settings replace the
+        constructor's for that group (`param_groups` makes the usual two); omitted, the optimizer holds
+        none until `add_param_group` or `minimize` gives it some.
+        ``lr``: α, a number ≥ 0 (0: no step) within the positive range of the parameters' dtype
+        (float32's: [1.4e-45, 3.4e38]; a rate outside it would be 0 or inf there), or a schedule
+        ``count -> lr`` of the steps taken (`xdl.optim.schedules`), evaluated before each step.
+        ``weight_decay`` (every rule's; its docstring says where it enters the step): wd, a number ≥ 0
+        and at most the largest of the parameters' dtype, on every parameter of the group
+        (`param_groups` exempts biases and batch norm's γ, β).
+        ``check_finite``: True checks every gradient for NaN or Inf before each update and raises
+        FloatingPointError, leaving the weights unchanged (one read of the gradients and one
+        device→host sync per group per step; a `Trainer` then runs its steps eagerly); False, the
+        default, does not.
         """
         if "lr" not in defaults:  # a rule of one's own without an __init__ of its own, made without lr=
             raise TypeError(f"{type(self).__name__}: lr is required (give lr=…, or an __init__ passing a default "
@@ -530,6 +552,7 @@ class Optimizer(StepCount):
         check_lr(settings["lr"])
         self.check_settings(settings)
         _check_eps_in(settings, dtypes)
+        _check_weight_decay_in(settings, dtypes)
         rate = rate_at(settings["lr"], t)
         if not callable(settings["lr"]) and dtypes:  # a number the step would refuse: refused now (a schedule's
             # later rates are checked as they come)

@@ -12,7 +12,13 @@ DAMPENING = ("not offered here: xdl.optim.Momentum's v ← β·v + (1 − β)·g
 
 
 class SGD(Optimizer):
-    """p ← p − lr·(g + wd·p)"""
+    """p ← p − lr·(g + wd·p)
+
+    ``weight_decay``: wd (0, the default: none), coupled: g ← g + wd·p before the step.
+    ``params``, ``lr``, ``check_finite``, and ``weight_decay``'s range: as every optimizer's
+    (`Optimizer.__init__`).
+    The settings after ``lr`` are keywords only (PyTorch's third positional argument is momentum).
+    """
 
     pytorch_names = {"momentum": "xdl.optim.Momentum's beta (PyTorch's SGD(lr, momentum=β) is "
                                  "Momentum(lr=lr/(1 − β), beta=β))",
@@ -35,7 +41,16 @@ class Momentum(Optimizer):
     """v ← β·v + (1 − β)·g;  p ← p − lr·v  (the EWA form; Nesterov steps along β·v + (1 − β)·g).
 
     PyTorch's SGD(lr, momentum=β) keeps b ← β·b + g, 1/(1 − β) times this v: it takes the steps of
-    Momentum(lr=lr/(1 − β), beta=β)."""
+    Momentum(lr=lr/(1 − β), beta=β).
+
+    ``beta``: β in [0, 1), the decay of the average (β = 0.9 averages about the last 1/(1 − β) = 10
+    gradients; 0 keeps none: plain SGD).
+    ``nesterov``: True or False (the default); True steps along the look-ahead β·v + (1 − β)·g,
+    with v already updated, instead of v.
+    ``weight_decay``: wd (0, the default: none), coupled: g ← g + wd·p before the average.
+    ``params``, ``lr``, ``check_finite``, and ``weight_decay``'s range: as every optimizer's
+    (`Optimizer.__init__`).
+    """
 
     state_names = ("v",)
     # v here is (1 − β) times PyTorch's buffer b ← β·b + g: the same steps take lr/(1 − β)
@@ -57,7 +72,17 @@ class Momentum(Optimizer):
 
 
 class RMSprop(Optimizer):
-    """s ← β·s + (1 − β)·g²;  p ← p − lr·g/(√s + ε)"""
+    """s ← β·s + (1 − β)·g²;  p ← p − lr·g/(√s + ε)
+
+    ``beta``: β in [0, 1), the decay of the average of g² (PyTorch's alpha; β = 0.9 averages about
+    the last 10 squares).
+    ``eps``: ε, a finite number > 0 that is not 0 in the parameters' dtype (it keeps the division
+    finite where s is 0).
+    ``weight_decay``: wd (0, the default: none), coupled: g ← g + wd·p before the average (g in both
+    formulas is then g + wd·p).
+    ``params``, ``lr``, ``check_finite``, and ``weight_decay``'s range: as every optimizer's
+    (`Optimizer.__init__`).
+    """
 
     state_names = ("s",)
     pytorch_names = {"alpha": "beta here",
@@ -79,7 +104,18 @@ class RMSprop(Optimizer):
 
 class Adam(Optimizer):
     """m ← β₁·m + (1 − β₁)·g;  v ← β₂·v + (1 − β₂)·g²;  p ← p − lr·m̂/(√v̂ + ε)
-    with m̂ = m/(1 − β₁ᵗ), v̂ = v/(1 − β₂ᵗ). ``weight_decay`` is coupled L2 (g ← g + wd·p)."""
+    with m̂ = m/(1 − β₁ᵗ), v̂ = v/(1 − β₂ᵗ), t the group's step number (1 at its first).
+
+    ``beta1``, ``beta2``: β₁ and β₂, each in [0, 1): the decays of the averages of g and g² (the
+    defaults 0.9 and 0.999 average about the last 10 and 1,000 steps; PyTorch's betas).
+    ``eps``: ε, a finite number > 0 that is not 0 in the parameters' dtype (it keeps the division
+    finite where v̂ is 0).
+    ``weight_decay``: wd (0, the default: none), coupled: g ← g + wd·p before the averages (g in the
+    formulas is then g + wd·p, so the decay is scaled by 1/(√v̂ + ε) as the gradient is; `AdamW`
+    decouples it).
+    ``params``, ``lr``, ``check_finite``, and ``weight_decay``'s range: as every optimizer's
+    (`Optimizer.__init__`).
+    """
 
     state_names = ("m", "v")
     pytorch_names = {"betas": "beta1 and beta2 here", "amsgrad": "not offered here"}
@@ -104,7 +140,13 @@ class Adam(Optimizer):
 class AdamW(Adam):
     """Adam with decoupled weight decay: p ← p·(1 − lr·wd) before the Adam step (Loshchilov & Hutter),
     on every parameter of a group, as PyTorch's (``AdamW(param_groups(model, wd))`` decays the
-    weights only, not biases or batch norm's γ and β)."""
+    weights only, not biases or batch norm's γ and β).
+
+    ``weight_decay``: wd (default 0.01; 0 is Adam), decoupled: the weights shrink by lr·wd each step,
+    apart from the gradient and its averages (so not scaled by 1/(√v̂ + ε)); with a schedule for
+    ``lr`` the decay follows it.
+    ``params``, ``lr``, ``beta1``, ``beta2``, ``eps``, ``check_finite``: as `Adam`'s.
+    """
 
     decoupled = True
 

@@ -20,6 +20,8 @@ import math
 from xdl.files import python_value
 from xdl.optim.optimizer import check_count, check_non_negative, check_not_maker, check_positive, takes_arguments
 
+__all__ = ["Schedule", "inverse_time", "exponential", "inverse_sqrt", "staircase", "step_decay", "cosine", "warmup"]
+
 
 def _power(base: float, exponent) -> float:
     """base^exponent as a float: inf beyond floats (a growing schedule's far end, where Python's

@@ -34,8 +34,8 @@ from xdl.data.validation import check_bool, check_int
 from xdl.flat import writable
 from xdl.graph import require_not_capturing
 from xdl.tensor import note_written
-from xdl.optim.optimizer import (Optimizer, StateBuffers, StepCount, _check_eps_in, _is_number, _real, _run_closure,
-                                 check_non_negative, check_rate)
+from xdl.optim.optimizer import (Optimizer, StateBuffers, StepCount, _check_eps_in, _check_weight_decay_in, _is_number,
+                                 _real, _run_closure, check_non_negative, check_rate)
 
 
 @dataclass
@@ -61,6 +61,10 @@ class _Region:
 class StackedOptimizer(StepCount):
     """One optimizer over a `Stacked` model, built from K ordinary optimizers, one per model (as
     ``config.build_optimizer(model_k)`` makes them): the same class, each with its own settings.
+
+    ``stacked``: the `Stacked` model (`xdl.nn.stack`); ``optimizers``: K optimizers of one rule, the
+    k-th holding every parameter of model k (a model's own, or ``param_groups(model, wd)``'s two
+    groups), none stepped yet, without a per-step schedule or ``check_finite``.
 
     ``lr`` is then K rates (`set_lr`); ``step()`` updates every model; ``t`` counts steps.
     """
@@ -129,6 +133,24 @@ class StackedOptimizer(StepCount):
             cols, start = slice(start, start + region.data.shape[1]), start + region.data.shape[1]
             self._bind(region, cols)
 
+    def __repr__(self) -> str:
+        """The rule, K and each setting's K values, as an `Optimizer` shows its groups:
+        ``StackedOptimizer(Adam of 3 models; lr=[0.001, 0.003, 0.01], beta1=[0.9, 0.9, 0.9], …)``, one
+        line a part of the rows where the weights' settings differ from the other parameters'
+        (`param_groups`); the frozen models after them."""
+        def settings(region: _Region) -> str:
+            return ", ".join(f"{name}={value.tolist() if isinstance(value, np.ndarray) else value!r}"
+                             for name, value in region.settings.items())
+
+        head = f"{type(self).__name__}({type(self.rule).__name__} of {self.n_models} model{'s' * (self.n_models != 1)}"
+        frozen = np.flatnonzero(self._frozen).tolist()
+        tail = f"; frozen: {frozen}" if frozen else ""
+        if len(self.regions) == 1:
+            return f"{head}; {settings(self.regions[0])}{tail})"
+        names = ("weights", "other parameters")
+        lines = [f"  {name}: {settings(region)}" for name, region in zip(names, self.regions)]
+        return "\n".join([f"{head}{tail}:", *lines, ")"])
+
     def _region(self, start, stop, per_model: list[dict]) -> _Region:
         settings = {}
         for name in per_model[0]:
@@ -177,6 +199,7 @@ class StackedOptimizer(StepCount):
                 self._check_rate("lr", settings["lr"])  # a number: stacked rates are set per epoch, no schedule
                 self.rule.check_settings(settings)
                 _check_eps_in(settings, [region.data.dtype])
+                _check_weight_decay_in(settings, [region.data.dtype])
             except ValueError as e:
                 raise ValueError(f"{what}, model {k}: {e}") from None
 

@@ -157,6 +157,9 @@ def fit_many(configs, X, y, dev=None, seed: int = 0, dtype="float32", n_classes:
     `Trainer`'s seed also keys its dropout masks; here each model's come from its config's seed) —
     0 unless given, as the K configurations' own seeds are (a `Trainer` without one draws it from
     `xdl.seed`'s generator).
+    ``dtype``: the K models' parameters' dtype, float32 (the default) or float64 (a NumPy dtype or its
+    name); X is cast to it. ``progress``: a tqdm bar over the batch's steps — True shows it, None
+    only on a terminal or in a notebook, False (the default, unlike a `Trainer`'s None) none.
     ``n_classes``: the output width (default: the largest label + 1; at most `MAX_CLASSES`). ``standardize``: a
     `xdl.nn.Standardize` layer each model starts with (as ``xdl train`` builds them); none by
     default. ``callbacks`` see the batch (`ManyTrainer`): a `Checkpoint` keeps the whole batch

@@ -138,7 +138,13 @@ class Trainer:
     """Train ``model`` on ``loss`` with ``optimizer`` in mini-batches.
 
     ``l2``: λ of the penalty λ/(2m)·Σ‖W‖² added to each batch's cost (m = `penalty_examples`: the
-    batch size, the same at every step).
+    batch size, the same at every step), a number ≥ 0 and at most the model dtype's largest; 0, the
+    default, adds none.
+    ``batch_size``: the examples of each training step, a positive integer (64 by default; at least 2
+    with batch norm in the model, checked at fit). Each epoch's shuffled set is cut into batches of
+    this size, the last one holding what is left (a set smaller than it is one batch).
+    ``epochs``: the run's epochs in all, a positive integer: `fit` trains those not trained yet
+    (raise it for a later fit to train on).
     ``schedule``: epochs completed → learning rate, set at the start of each epoch (so the first
     epoch uses schedule(0), as every count in `xdl.optim.schedules`; a callback that sets the rate
     itself clears ``trainer.schedule``, as `Control` does — a checkpoint keeps it cleared —, or the next
@@ -147,6 +153,9 @@ class Trainer:
     `PRECHECKED_RATES` epochs or steps, so a run of 10⁹ epochs starts at once): a rate outside the
     model dtype's positive range (0 or inf in the update) fails then, naming the epoch or step, and
     one beyond those when it comes. An epoch schedule beside a per-step one is refused.
+    ``callbacks``: a list of `xdl.train.Callback` instances (`EarlyStopping`, `Checkpoint`, `Control`,
+    one of your own), each given once; they run by increasing ``order`` (as given where equal), their
+    hooks called at the run's start and end, after each step and at each epoch's end (none by default).
     ``augment``: called as ``augment(X_batch, rng)`` on each training batch (e.g. `xdl.data.Augment`).
     ``seed``: the run's shuffles, dropout masks and augmentation are pure functions of it and of the
     position in the run; None (the default) draws it at the first fit from the generator `xdl.seed`
@@ -973,7 +982,14 @@ class Trainer:
         """Cost (data loss) and accuracy (classification) of the model in evaluation mode, in this
         thread only (`xdl.nn.module.mode_here`: another thread may predict with the model, or train
         it, meanwhile); a model whose state holds NaN or Inf (a diverged run's) is refused, naming where — its outputs
-        would be NaN, and NaN rows counted as class 0."""
+        would be NaN, and NaN rows counted as class 0.
+
+        ``X``: the examples, (m, features) or (m, …) (images: flattened), as `fit` takes them: finite,
+        at least one. ``y``: their labels or targets, as `fit` takes them for this loss (class indices
+        for `SoftmaxCrossEntropy`). ``batch_size``: the examples of each forward pass, a positive
+        integer: it bounds the memory a pass takes (the cost differs between sizes only by rounding).
+        Returns ``{"cost": …, "accuracy": …}``: the data loss averaged over the m examples (no L2 term)
+        and the accuracy, None for a regression."""
         check_int(batch_size, "batch_size")
         X, y = self._check(X, y)
         bad = non_finite_state(self.model)
