@@ -1063,6 +1063,10 @@ def test_softmax_and_log_softmax_along_any_axis_as_torchs_dim(backend, rng):
     y = xdl.softmax(one)
     y.backward()
     assert float(y) == 1.0 and float(one.grad) == 0.0
+    one.grad = None
+    y = xdl.log_softmax(one)  # a 0-d z as one element, as softmax's: log 1 = 0 (it was not compared)
+    y.backward()
+    assert float(y) == 0.0 and float(one.grad) == 0.0
     with pytest.raises(ValueError, match="softmax: axis 3 is out of range"):
         xdl.softmax(x, axis=3)
     for axis in (0, 1, -1):  # log softmax along the same axes: the log of softmax, as PyTorch's log_softmax(dim)

@@ -85,6 +85,24 @@ def test_standardizer_uses_training_statistics_only(rng):
         s.transform(rng.normal(size=(3, 5)))
 
 
+def test_standardizer_statistics_are_scikit_learns(rng):
+    """μ and σ (σ = 1 for a constant feature) as scikit-learn's StandardScaler computes them (NumPy's mean
+    and var, and its rule for a constant: σ² ≤ m·ε·σ² + (m·ε·μ)²), on features whose mean is exactly 0,
+    far from 0, constant up to rounding, and ordinary: a feature of mean 0 and spread 2 was not compared,
+    so its tolerance written (m·ε/μ)² (infinite: every zero-mean feature only centered) passed every test."""
+    eps = np.finfo(np.float64).eps
+    for m in (2, 5, 40):
+        x = rng.standard_normal(m)
+        X = np.stack([np.concatenate([-2 * x, 2 * x]), np.concatenate([1e8 + x, 1e8 - x]),
+                      np.full(2 * m, 0.1 + 0.2), np.concatenate([x, rng.standard_normal(m) * 3 + 1])], axis=1)
+        mean, var = X.mean(axis=0), X.var(axis=0)
+        constant = var <= len(X) * eps * var + (len(X) * eps * mean) ** 2
+        s = Standardizer().fit(X)
+        np.testing.assert_allclose(s.mean, mean, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(s.scale, np.where(constant, 1.0, np.sqrt(var)), rtol=1e-9)
+        assert constant.tolist() == [False, False, True, False]
+
+
 def test_standardizer_inverse_transform_checks_its_input():
     s = Standardizer().fit(np.array([[1.0], [2.0]]))  # μ = 1.5, σ = 0.5
     np.testing.assert_array_equal(s.inverse_transform(np.array([[0], [1]])), [[1.5], [2.0]])  # not truncated to ints

@@ -164,6 +164,17 @@ def test_standardizer_refuses_a_result_beyond_the_inputs_dtype():
     assert s.transform(np.array([[0, 0]], dtype=np.float16)).dtype == np.float16
 
 
+def test_standardizer_inverse_transform_names_the_example_beyond_the_dtype_in_any_piece(monkeypatch):
+    """The example is counted from the start of X, not of the piece of rows it lies in."""
+    monkeypatch.setattr(xdl.data.validation, "PIECE_VALUES", 4)  # two rows of two features a piece
+    s = Standardizer().fit(np.array([[0.0, -1e6], [0.0, 1e6]]))  # μ = 0, σ = 1e6 for feature 1
+    X = np.zeros((5, 2), dtype=np.float16)
+    X[3, 1] = 60000
+    with pytest.raises(ValueError, match=r"^Standardizer.inverse_transform: X's example 3, feature 1 \(60000\) "
+                                         r"becomes 6e\+10, beyond the range of float16"):
+        s.inverse_transform(X)
+
+
 def test_sparse_matrices_are_named_with_the_way_out():
     sparse = pytest.importorskip("scipy.sparse")
     X, y = sparse.csr_matrix(np.eye(4)), np.arange(4) % 2

@@ -530,6 +530,23 @@ def test_diagnose_sends_a_model_with_tiny_gaps_to_the_test_set():
         assert d.verdict == "good" and d.next_steps[0].startswith("check the model on the test set")
 
 
+def test_diagnose_at_the_edges_of_its_rules():
+    """Each rule's edge, on either side: a "good" model's larger gap is named only beyond half the tolerance
+    (0.8 points, 4 times the other, is no work); a training error below the base error with a dev error
+    within tolerance of it is memorized noise where the variance is high; a base error of 1 is refused."""
+    d = xdl.diagnose({"train_accuracy": 0.992, "dev_accuracy": 0.99})  # bias 0.8%, variance 0.2%
+    assert d.verdict == "good" and d.next_steps == [
+        "check the model on the test set, or lower the base error you aim for"]
+    d = xdl.diagnose({"train_accuracy": 0.988, "dev_accuracy": 0.986})  # bias 1.2% (beyond 1%), variance 0.2%
+    assert d.next_steps[0] == "work on the avoidable bias first: 1.20% against a variance of 0.20%"
+    d = xdl.diagnose({"train_accuracy": 1.0, "dev_accuracy": 0.81}, base_error=0.2)  # dev error 19%: 1% below 20%
+    assert d.verdict == "high variance" and not any("lower it" in s for s in d.next_steps), d.next_steps
+    assert d.next_steps[0].startswith("the training error is below the base error 20.00%, the dev error only by "
+                                      "1.00%, within tolerance")
+    with pytest.raises(ValueError, match=r"base_error must be a number in \[0, 1\), got 1"):
+        xdl.diagnose({"train_accuracy": 0.9, "dev_accuracy": 0.9}, base_error=1)
+
+
 def test_gradcheck_under_no_grad_and_within_a_check_builds_the_graph_it_backpropagates(backend, rng):
     """Under a caller's `no_grad` (an evaluation block, or the no_grad an outer check calls its J
     under) the check's own J recorded no graph: "backward() on a tensor that does not require grad",

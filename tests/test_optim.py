@@ -426,6 +426,56 @@ def test_chunked_reference_equals_naive_expressions(rng):
     assert np.allclose(pc, p_n, rtol=1e-5, atol=1e-6) and np.allclose(mc, m_n) and np.allclose(vc, v_n)
 
 
+@pytest.mark.parametrize("rows", [None, 3])
+@pytest.mark.parametrize("rule", ["sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw"])
+def test_every_chunked_update_equals_the_whole_array_formula(rule, rows, rng):
+    """Each update rule walked in chunks of 5 columns (several chunks and a ragged tail, for one model's
+    (n,) buffer and K models' (K, n)) takes the steps its formula, written on whole arrays, takes: only
+    Adam's chunked path was compared, so a wrong chunk width in the others' loops passed every test."""
+    from xdl.ops import optim
+
+    shape = (23,) if rows is None else (rows, 23)
+    p = rng.standard_normal(shape)
+    lr, beta, beta2, eps, wd = 0.1, 0.8, 0.95, 1e-3, 0.05
+    state = [np.zeros(shape), np.zeros(shape)]
+    ref_p, ref = p.copy(), [np.zeros(shape), np.zeros(shape)]
+    for t in range(1, 4):
+        g = rng.standard_normal(shape)
+        gw = g + wd * ref_p if rule != "adamw" else g  # coupled L2, except AdamW's decoupled decay
+        if rule == "sgd":
+            optim.sgd_update(np, p, g, lr, wd, chunk=5)
+            ref_p = ref_p - lr * gw
+        elif rule in ("momentum", "nesterov"):
+            optim.momentum_update(np, p, g, state[0], lr, beta, rule == "nesterov", wd, chunk=5)
+            ref[0] = beta * ref[0] + (1 - beta) * gw
+            ref_p = ref_p - lr * (beta * ref[0] + (1 - beta) * gw if rule == "nesterov" else ref[0])
+        elif rule == "rmsprop":
+            optim.rmsprop_update(np, p, g, state[0], lr, beta, eps, wd, chunk=5)
+            ref[0] = beta * ref[0] + (1 - beta) * gw**2
+            ref_p = ref_p - lr * gw / (np.sqrt(ref[0]) + eps)
+        else:
+            optim.adam_update(np, p, g, state[0], state[1], lr, beta, beta2, eps, t, wd, rule == "adamw", chunk=5)
+            if rule == "adamw":
+                ref_p = ref_p * (1 - lr * wd)
+            ref[0] = beta * ref[0] + (1 - beta) * gw
+            ref[1] = beta2 * ref[1] + (1 - beta2) * gw**2
+            ref_p = ref_p - lr * (ref[0] / (1 - beta**t)) / (np.sqrt(ref[1] / (1 - beta2**t)) + eps)
+        np.testing.assert_allclose(p, ref_p, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(state[0], ref[0], rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(state[1], ref[1], rtol=1e-12, atol=1e-15)
+
+
+def test_an_empty_buffer_takes_every_update_as_no_change():
+    from xdl.ops import optim
+
+    empty = np.zeros(0)
+    optim.sgd_update(np, empty, empty, 0.1, 0.01, chunk=5)
+    optim.momentum_update(np, empty, empty, empty.copy(), 0.1, 0.9, True, 0.01, chunk=5)
+    optim.rmsprop_update(np, empty, empty, empty.copy(), 0.1, 0.9, 1e-8, 0.01, chunk=5)
+    optim.adam_update(np, empty, empty, empty.copy(), empty.copy(), 0.1, 0.9, 0.999, 1e-8, 1, 0.01, True, chunk=5)
+    assert empty.shape == (0,)
+
+
 def test_ewa_bias_correction():
     values = np.full(20, 5.0)
     assert np.allclose(xdl.ewa.ewa(values, 0.9), 5.0)

@@ -31,6 +31,10 @@ def test_draws_follow_the_documented_blocks():
     bits = random_bits(10, seed, stream, step)
     expected = [v for block in range(3) for v in philox4x64_10((block + 1, step, 0, 0), (seed, stream))][:10]
     assert [int(b) for b in bits] == expected
+    # a key's integers are taken mod 2⁶⁴ (the kernel's uint64): a negative seed or step is the block's too
+    bits = random_bits(6, -1, -2, 2**64 + 5)
+    assert [int(b) for b in bits] == [v for block in range(2) for v in philox4x64_10((block + 1, 5, 0, 0),
+                                                                                      (MASK, MASK - 1))][:6]
 
 
 def test_keep_mask_thresholds_16_bit_lanes():

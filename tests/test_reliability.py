@@ -1051,6 +1051,13 @@ def test_a_loss_given_a_tensor_of_targets_first_asks_whether_the_arguments_are_s
             loss(y_true, model(np.zeros((4, 3))))
     with pytest.raises(ValueError, match=r"rows with several 1s are multi-label targets .*BinaryCrossEntropy"):
         SoftmaxCrossEntropy()(model(np.zeros((2, 3))), np.array([[1, 1], [0, 1]]))
+    with pytest.raises(ValueError, match=r"must sum to 1 .*got sums in \[0, 1\]$"):  # a row of 0s: no multi-label
+        SoftmaxCrossEntropy()(model(np.zeros((2, 3))), np.array([[0, 0], [0, 1]]))
+    learned = xdl.tensor(np.ones((4, 2)), requires_grad=True)  # outputs that require grad: the targets are told
+    for loss, name in ((xdl.losses.MeanSquaredError(), "targets"), (SoftmaxCrossEntropy(), "labels")):
+        with pytest.raises(ValueError, match=rf"^{type(loss).__name__}: {name} is a tensor that requires grad, .*; "
+                                             rf"pass {name}.detach\(\) for fixed targets$"):
+            loss(model(np.zeros((4, 3))), learned)
 
 
 @pytest.mark.parametrize("labels", [np.array(["0", "1"]), np.array([0, None], dtype=object), np.array([0j, 1j])])

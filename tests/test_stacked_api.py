@@ -467,6 +467,24 @@ def test_a_stacked_step_takes_a_closure_as_an_optimizers_does():
     np.testing.assert_array_equal(stacked.data, other.data)
 
 
+def test_set_lr_keeps_a_frozen_models_rate_0_and_freeze_with_clear_state_zeroes_its_state():
+    """set_lr gives a frozen model rate 0 whatever it is given for it (its gradient row is zeroed, but Adam's
+    moments still move a weight at any other rate), and freeze(k, clear_state=True) leaves model k's state 0."""
+    ms = models(3)
+    stacked = stack(ms)
+    opt = StackedOptimizer(stacked, [Adam(m, lr=0.01) for m in ms])
+    step(stacked, opt)
+    opt.freeze(1)
+    opt.set_lr([0.1, 0.2, 0.3])
+    assert opt.lr.tolist() == [0.1, 0.0, 0.3]
+    frozen = stacked.data[1].copy()
+    step(stacked, opt), step(stacked, opt)
+    np.testing.assert_array_equal(stacked.data[1], frozen)
+    opt.freeze(2, clear_state=True)
+    assert all((opt.state_dict()["state"][name][2] == 0).all() for name in ("m", "v"))
+    assert all(np.abs(opt.state_dict()["state"][name][0]).max() > 0 for name in ("m", "v"))  # (model 0's kept)
+
+
 def test_a_frozen_models_optimizer_state_stays_as_freeze_left_it_and_unfreeze_goes_on_from_it():
     """freeze(k) zeroed model k's gradient row and rate, but the shared update still ran over its state:
     v ← β·v + (1 − β)·(0 + wd·p) a step, so after 3 frozen steps its momentum was 0.73 of what it was and
