@@ -1073,3 +1073,33 @@ def test_a_benchmark_without_figures_says_why_matplotlib_did_not_import(tmp_path
                      "--seeds", "1", "--out", str(tmp_path / "b")]) == 0
     assert "note: no curves or profile figures: plots need matplotlib, which is installed but failed to import: " \
            "numpy.core.multiarray failed to import\n" in capsys.readouterr().err
+
+
+def test_a_stale_figure_whose_removal_failed_is_removed_by_the_next_write(tmp_path, monkeypatch):
+    """The earlier benchmark's figures this one did not draw were removed after results.json was
+    replaced: a removal that failed (Ctrl-C there, a file that could not be removed) left the figure
+    for good, as the new results.json no longer named it for the next write to remove."""
+    import xdl.bench.report
+    from xdl.files import atomic_write
+
+    def figures(results, directory):  # (the files a drawing writes, without matplotlib's seconds)
+        names = [f"curves-{p}.png" for p in results["problems"]] + ["profile.png"]
+        return [atomic_write(directory / name, lambda f: f.write(b"png")) for name in names]
+
+    monkeypatch.setattr(xdl.bench.report, "_figures", figures)
+    one = benchmark(["quadratic"], ["sgd"], seeds=1, quick=True, lr=1e-3)
+    write(dict(one, problems={**one["problems"], "rosenbrock": one["problems"]["quadratic"]}), tmp_path)
+    real_unlink = Path.unlink
+
+    def failing(self, missing_ok=False):
+        if self.name == "curves-rosenbrock.png":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_unlink(self, missing_ok=missing_ok)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Path, "unlink", failing)
+        with pytest.raises(PermissionError, match="curves-rosenbrock.png"):
+            write(one, tmp_path)
+    write(one, tmp_path)
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == ["curves-quadratic.png", "profile.png"]
+    assert json.loads((tmp_path / "results.json").read_text())["problems"].keys() == {"quadratic"}

@@ -3163,3 +3163,30 @@ def test_a_callback_of_ones_own_that_reads_monitor_names_a_column_the_run_has_be
     trainer.callbacks[0].monitor = "dev_cost"  # (a column the run measures: it goes on)
     trainer.fit(X, y, dev=(X, y))
     assert len(seen) == 2 and all(isinstance(v, float) for v in seen)
+
+
+def test_a_control_file_whose_rename_failed_is_not_applied_again_at_the_next_epoch(tmp_path, monkeypatch):
+    """Applied at epoch 2, its rename failing once (an editor holding it open on Windows, an I/O
+    error): the file was forgotten as applied, read again at epoch 3's end as a new one, applied and
+    noted a second time, and named control-applied-epoch-3.toml."""
+    from pathlib import Path
+    from xdl.train import Control
+
+    parts = moons_parts(200)
+    run = tmp_path / "run"
+    run.mkdir()
+    real_replace, failed = Path.replace, []
+
+    def replace(self, target):
+        if self.name == "control.toml" and not failed:
+            failed.append(target)
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_replace(self, target)
+
+    monkeypatch.setattr(Path, "replace", replace)
+    trainer = make_trainer(None, epochs=4, callbacks=[WriteControl(run, 2, "lr = 0.0005\n"), Control(run),
+                                                      Checkpoint(run / "checkpoints")])
+    history = trainer.fit(parts.X_train, parts.y_train, dev=(parts.X_dev, parts.y_dev))
+    assert failed and [r.get("control") for r in history] == [
+        None, "control.toml at epoch 2: lr = 0.0005 from epoch 3", None, None]
+    assert sorted(p.name for p in run.glob("control*")) == ["control-applied-epoch-2.toml"]

@@ -201,13 +201,15 @@ def write(results: dict, directory) -> list[Path]:
     # them, it was left describing this benchmark beside the earlier results.json — or, in a new directory,
     # alone, and the next benchmark there was refused as "results.md that no optimizer benchmark wrote"
     files.insert(0, atomic_write(directory / "results.md", lambda f: f.write(table + "\n"), binary=False))
+    # the earlier figures this one did not draw again, while the earlier results.json still names them: removed
+    # after it was replaced, a removal that failed (a Ctrl-C, a file that could not be removed) left a figure
+    # of other results that no later write knew of, for good (a results.json failing after this leaves the
+    # earlier one naming figures gone, which the next write's missing_ok passes over)
+    for stale in {*drawn, directory / "profile.png"} - set(files) if earlier is not None else ():
+        stale.unlink(missing_ok=True)
     # results.json last: it says what the directory's figures are (`earlier_results`), so a write that fails
     # before it leaves the earlier one, whose figures the next write removes
     files.insert(0, atomic_write(directory / "results.json", lambda f: f.write(text), binary=False))
-    # the earlier figures this one did not draw again, once the results that no longer name them are written
-    # (removed before, a write failing after left the earlier results naming figures gone)
-    for stale in {*drawn, directory / "profile.png"} - set(files) if earlier is not None else ():
-        stale.unlink(missing_ok=True)
     return files
 
 

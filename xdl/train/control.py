@@ -128,8 +128,9 @@ class Control(Callback):
         self._settle()  # the run is over: nothing left to resume at an earlier state
         if trainer.step:  # stopped mid-epoch (by a step's hook): the run goes on at a later fit or a resume,
             return  # which reads the file (set aside as come after the run's end, it was never applied)
-        if self.path.is_file():  # written during the last epoch (or not settled at its end): never read — set
-            # aside and said, so that a later run in this directory does not obey it at its first epoch
+        if self.path.is_file() and self._pending is None:  # written during the last epoch (or not settled at its
+            # end): never read — set aside and said, so that a later run in this directory does not obey it at its
+            # first epoch (one applied whose rename failed is pending still: the next run renames it)
             aside = self.directory / f"control-unread-end-{trainer.epoch}.toml"
             with contextlib.suppress(OSError):
                 self.path.replace(aside)
@@ -231,9 +232,13 @@ class Control(Callback):
         """Rename the applied file, unless a new one has taken its place since (read as usual)."""
         if self._pending is None:
             return
-        with contextlib.suppress(OSError):  # removed or unreadable meanwhile: nothing to rename
+        try:
             if self.path.read_bytes() == self._pending.content:
                 self.path.replace(self.directory / self._pending.name)
+        except FileNotFoundError:  # removed meanwhile: nothing to rename
+            pass
+        except OSError:  # not renamed (held open elsewhere, an I/O error): still pending — forgotten, the next
+            return       # epoch's end read it as a new file and applied it again, noted twice, named for that epoch
         self._pending = None
 
     def _settle_held(self) -> None:
