@@ -1665,3 +1665,16 @@ def test_tune_resume_names_a_config_files_option_by_its_key(tmp_path, capsys):
     assert f"batch_size (in {str(config)!r}) 64, this one has 32" in err and "--batch-size" not in err
     assert main(["tune", "--resume", "--out", str(out), "--batch-size", "32", "--no-progress"]) == 1
     assert "--batch-size 64, this one has 32" in capsys.readouterr().err  # a flag typed is named as one
+
+
+def test_a_run_that_stopped_early_is_not_told_to_stop_early(tmp_path, capsys):
+    """--patience restores the lowest dev cost's weights: "stop early on the dev cost", among a high
+    variance's next steps, asked for what the run had done, and changes nothing followed."""
+    assert main(["train", "--hidden", "32", "--dropout", "0", "--epochs", "16", "--patience", "2", "--no-progress",
+                 "--out", str(tmp_path / "run")]) == 0
+    capsys.readouterr()
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["best_epoch"] is not None and report["diagnosis"]["verdict"] == "high variance"
+    accuracies = {f"{part}_accuracy": report["metrics"][part]["accuracy"] for part in ("train", "dev")}
+    assert "stop early on the dev cost" in xdl.diagnose(accuracies).next_steps
+    assert "stop early on the dev cost" not in report["diagnosis"]["next_steps"]

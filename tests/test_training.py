@@ -1816,6 +1816,27 @@ def test_a_control_file_with_an_mtime_ahead_of_the_clock_is_read_once_it_has_not
     assert (tmp_path / "control-applied-resume-5.toml").is_file()
 
 
+def test_diagnose_says_a_variance_the_dev_set_cannot_resolve():
+    # a 2-unit network on digits: 359 dev examples at 58.8% error measure it to ±5.2%, and gaps of +3.1% and
+    # −2.8% (two splits of the same data) read "high variance" and "dev and train may differ"
+    d = xdl.diagnose({"train_accuracy": 0.443, "dev_accuracy": 0.4123}, dev_examples=359)
+    assert d.verdict == "high bias and high variance"
+    assert d.next_steps[0].startswith("the variance 3.07% is within the dev error's sampling error, ±5.17% on 359")
+    d = xdl.diagnose({"train_accuracy": 0.468, "dev_accuracy": 0.4958}, dev_examples=359)
+    assert "sampling error" in d.next_steps[0]
+    assert not any("same distribution" in step for step in d.next_steps)
+    d = xdl.diagnose({"train_accuracy": 0.87, "dev_accuracy": 1.0}, dev_examples=5)  # 0 errors of 5: no certainty
+    assert "sampling error" in d.next_steps[0] and not any("same distribution" in s for s in d.next_steps)
+    # gaps the dev set does resolve, or no dev size given: as before
+    for record, n in (({"train_accuracy": 1.0, "dev_accuracy": 0.9777}, 359), ({"train_accuracy": 0.87,
+                                                                               "dev_accuracy": 1.0}, 500),
+                      ({"train_accuracy": 0.443, "dev_accuracy": 0.4123}, None)):
+        assert not any("sampling error" in step for step in xdl.diagnose(record, dev_examples=n).next_steps)
+    for bad in (0, 2.5, True, "5"):
+        with pytest.raises(ValueError, match="dev_examples must be a positive integer"):
+            xdl.diagnose({"train_accuracy": 0.9, "dev_accuracy": 0.9}, dev_examples=bad)
+
+
 def test_diagnose_notes_a_dev_error_far_below_the_training_error():
     d = xdl.diagnose({"train_accuracy": 0.80, "dev_accuracy": 0.95})
     assert d.next_steps[0].startswith("the dev error is 15.00% below the training error: check that dev and train "

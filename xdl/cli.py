@@ -38,7 +38,7 @@ from xdl.backend import BACKEND_CHOICES, BackendError, environment_backend
 from xdl.config import RUN_OPTIONS, TrainConfig, first_change, flag_of, unread_options
 from xdl.data import Standardizer, split
 from xdl.data.validation import check_int
-from xdl.diagnose import NEXT_STEPS, diagnose
+from xdl.diagnose import NEXT_STEPS, STOP_EARLY, diagnose
 from xdl.losses import SoftmaxCrossEntropy, l2
 from xdl.files import (atomic_write, check_directory_name, check_reachable, check_target, check_writable_dir,
                        read_toml)
@@ -666,7 +666,8 @@ def train(config: TrainConfig, args=None) -> int:
                        (("train", parts.X_train, parts.y_train), ("dev", parts.X_dev, parts.y_dev),
                         ("test", parts.X_test, parts.y_test))}
             diagnosis = diagnose({"train_accuracy": metrics["train"]["accuracy"],
-                                  "dev_accuracy": metrics["dev"]["accuracy"]}, base_error=config.base_error)
+                                  "dev_accuracy": metrics["dev"]["accuracy"]}, base_error=config.base_error,
+                                 dev_examples=len(parts.X_dev))
             if "high bias" in diagnosis.verdict:
                 # a bigger network or a longer run learns no more from weights that start equal, or after a rate
                 # that left the model predicting one class: those steps give way to the one that helps
@@ -678,6 +679,8 @@ def train(config: TrainConfig, args=None) -> int:
                 if first is not None:
                     diagnosis.next_steps = [first] + [step for step in diagnosis.next_steps
                                                       if step not in NEXT_STEPS["high bias"][:2]]
+            if history.best_epoch is not None:  # (--patience: the weights are the lowest dev cost's already)
+                diagnosis.next_steps = [step for step in diagnosis.next_steps if step != STOP_EARLY]
             files = _write_outputs(out, model, history, config, metrics, diagnosis)
             files += [str(p) for p in dict.fromkeys((trainer.last_checkpoint, trainer.best_checkpoint)) if p]
         except (KeyboardInterrupt, OSError, MemoryError) as e:  # the training is done and saved: say how to get

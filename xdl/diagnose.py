@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from xdl.data.validation import check_number
+from xdl.data.validation import check_int, check_number
 
 # Accuracies are ratios of counts: 1 − 0.98 − 0 is 0.020000000000000018 in floats, and one given in
 # float32 (a Keras history's, a metric's .item()) is off by up to 6e-8. A gap counts as high only beyond
 # the tolerance by more than such rounding, so equal gaps get equal verdicts (1e-6: one example in a million).
 ROUNDING = 1e-6
 
+# (said to a run that already stopped early, its weights the lowest dev cost's, it changes nothing: the CLI leaves
+# it out there)
+STOP_EARLY = "stop early on the dev cost"
 NEXT_STEPS = {
     "high bias": [
         "train a bigger network (more hidden units or layers)",
@@ -27,7 +30,7 @@ NEXT_STEPS = {
     "high variance": [
         "get more training data, or augment the data you have",
         "add or increase regularization (the L2 penalty, dropout)",
-        "stop early on the dev cost",
+        STOP_EARLY,
         "search architectures and hyperparameters",
     ],
 }
@@ -46,6 +49,10 @@ RUNNING_TRAIN = ("the training error is the epochs' running average in training 
 # One gap is the one to work on first when it is at least this many times the other (the course's
 # Bayes 7.5%, train 8%, dev 10%: variance 2% against avoidable bias 0.5%).
 CLEARLY_LARGER = 2
+# A dev set of n examples measures its error to about ±2 binomial standard errors (95%): a 2-unit network
+# on digits (359 dev examples, 58.8% dev error: ±5.2%) read "high variance" (add regularization) at +3.1% and,
+# on another split, "dev and train may differ" at −2.8%, gaps that the next split reverses.
+RESOLVING_SES = 2
 
 
 @dataclass
@@ -65,7 +72,7 @@ class Diagnosis:
                 f"next steps:\n{steps}")
 
 
-def diagnose(history, base_error: float = 0.0, tolerance: float = 0.02) -> Diagnosis:
+def diagnose(history, base_error: float = 0.0, tolerance: float = 0.02, dev_examples: int | None = None) -> Diagnosis:
     """Diagnose a `History` (or a record dict with train/dev accuracy).
 
     A gap counts as high when it exceeds ``tolerance`` (absolute error; 0.02 = two points; a gap of
@@ -78,7 +85,11 @@ def diagnose(history, base_error: float = 0.0, tolerance: float = 0.02) -> Diagn
     ``tolerance`` says the base error is too high where the dev error is below it by as much too, or the
     variance is within ``tolerance``; else (high variance) the model has memorized its training
     examples' noise (a training error below the best achievable is possible on the examples a model
-    learned, not on new ones).
+    learned, not on new ones). Given ``dev_examples`` (the dev set's size n), a variance that is
+    high (or below −``tolerance``) but no larger than the dev error's sampling error,
+    `RESOLVING_SES` (2) binomial standard errors 2·√(p̃(1 − p̃)/(n + 4)), p̃ = (n·dev error + 2)/(n + 4)
+    (Agresti–Coull, so that 0 errors of 5 is no certainty), is said to be that first: the dev set
+    cannot tell it from no gap.
 
     >>> d = diagnose({"train_accuracy": 0.85, "dev_accuracy": 0.84}, base_error=0.01)
     >>> d.verdict, round(d.avoidable_bias, 2)
@@ -89,6 +100,8 @@ def diagnose(history, base_error: float = 0.0, tolerance: float = 0.02) -> Diagn
     """
     base_error = check_number(base_error, "base_error", "a number in [0, 1)", lambda b: 0 <= b < 1)
     tolerance = check_number(tolerance, "tolerance", "a number in [0, 1) (an error rate)", lambda t: 0 <= t < 1)
+    if dev_examples is not None:
+        dev_examples = check_int(dev_examples, "dev_examples", expected="a positive integer (the dev set's size)")
     record = history.final() if hasattr(history, "final") else history
     if not isinstance(record, dict):
         raise TypeError(f"diagnose takes a History or a record dict with train and dev accuracy, got "
@@ -118,10 +131,21 @@ def diagnose(history, base_error: float = 0.0, tolerance: float = 0.02) -> Diagn
             steps.insert(0, f"the training error is below the base error {base_error:.2%}, the dev error {dev}: the "
                             "model has learned its training examples, their noise too, rather than beaten the base "
                             "error (keep it); that is variance")
-    if variance < -tolerance - ROUNDING:  # dev better than train by more than chance usually explains
+    resolution = None
+    if dev_examples is not None:
+        p = (dev_examples * dev_error + 2) / (dev_examples + 4)
+        resolution = RESOLVING_SES * (p * (1 - p) / (dev_examples + 4)) ** 0.5
+    unresolved = (high_variance or variance < -tolerance - ROUNDING) and resolution is not None \
+        and abs(variance) <= resolution
+    if variance < -tolerance - ROUNDING and not unresolved:  # dev better than train by more than chance usually
+        # explains (a gap the dev set resolves)
         steps.insert(0, f"the dev error is {-variance:.2%} below the training error: check that dev and train come "
                         "from the same distribution (the dev set may be easier, or overlap the training set), and "
                         "that the training error is measured in evaluation mode (dropout off)")
+    if unresolved:
+        steps.insert(0, f"the variance {variance:.2%} is within the dev error's sampling error, ±{resolution:.2%} "
+                        f"on {dev_examples} dev examples: this dev set cannot tell it from no gap; measure on "
+                        "more dev examples before acting on it")
     if getattr(history, "train_running", False):  # (a History of a fit with eval_train=False)
         steps.insert(0, RUNNING_TRAIN)
     return Diagnosis(train_error, dev_error, base_error, bias, variance, verdict, steps)
