@@ -611,6 +611,23 @@ def test_a_label_that_is_no_whole_number_is_named_with_its_example():
         xdl.data.validation.check_labels(y, 4, n_classes=2)
 
 
+def test_labels_whose_largest_sets_a_width_far_beyond_them_are_warned_of():
+    """Whole-number values to regress on (prices) are valid class indices: fit_many and tune built a
+    softmax over every whole number up to the largest (310,001 classes for 4 labels), unsaid."""
+    from xdl.tune.search import _check_data
+
+    X, prices = np.ones((4, 2)), np.array([150_000, 230_000, 199_000, 310_000])
+    said = r"^the largest label, 310000, makes 310001 classes for 4 distinct labels: .*MeanSquaredError regresses"
+    with pytest.warns(UserWarning, match=said):
+        fit_many([TrainConfig(epochs=1, hidden=[2], batch_norm=False, dropout=0, patience=0)], X, prices)
+    with pytest.warns(UserWarning, match=said):
+        _check_data(X, prices, (X, prices), "float32")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # classes with gaps, or many classes each seen: no word
+        xdl.data.validation.note_label_width([np.array([3, 7, 999])], 1000)
+        xdl.data.validation.note_label_width([np.arange(2000)], 2000)
+
+
 def test_a_column_of_class_indices_trains_as_the_indices():
     """Keras's sparse labels (m, 1), a frame's label column: refused by the softmax loss ("labels of
     shape (m, 1)"), where BinaryCrossEntropy took them. Read as (m,), in the Trainer, fit_many and the

@@ -10,12 +10,16 @@ from collections.abc import Mapping
 import numpy as np
 
 from xdl.backend import is_sparse_matrix
+from xdl.caller import warn_caller
 from xdl.tensor import Tensor, to_numpy
 
 
 # The most classes a label may name: far above any data set here, and well below what would exhaust
 # memory (an output layer of 2**20 units after 256 hidden ones already holds 2**28 weights).
 MAX_CLASSES = 2**20
+# beyond this many classes, and this many times the distinct labels, a width set by the largest label is
+# taken for numbers rather than classes (`note_label_width`)
+MANY_CLASSES, CLASSES_PER_LABEL = 1000, 10
 
 
 # The most features a layer may have: cuBLAS's gemm and the kernels' grids take int32 sizes, so a wider
@@ -379,6 +383,20 @@ def check_labels(y, m: int, name: str = "y", n_classes: int | None = None, x_nam
         raise ValueError(f"{name} has class index {y.max()}; the number of classes must be at most "
                          f"MAX_CLASSES = {MAX_CLASSES}")
     return y if np.issubdtype(y.dtype, np.integer) else y.astype(np.int64)
+
+
+def note_label_width(labels, width: int) -> None:
+    """Warn where the largest label sets an output ``width`` (a model to build: `fit_many`'s,
+    `tune`'s) of more than `MANY_CLASSES` classes and `CLASSES_PER_LABEL` times the distinct values
+    of ``labels`` (class-index arrays): values to regress on (prices, years) read as classes trained
+    a softmax over every whole number up to the largest, almost all of them no example's, unsaid."""
+    if width <= MANY_CLASSES:
+        return
+    distinct = len(np.unique(np.concatenate([np.ravel(part) for part in labels])))
+    if width > CLASSES_PER_LABEL * distinct:
+        warn_caller(f"the largest label, {width - 1}, makes {width} classes for {distinct} distinct labels: each "
+                    "model is a classifier of that width. Values to regress on are no classes (a Trainer with "
+                    "MeanSquaredError regresses); labels with gaps are remapped by np.unique(y, return_inverse=True)")
 
 
 # rows of class probabilities (soft labels) sum to 1 within this (float rounding), as SoftmaxCrossEntropy reads them

@@ -43,7 +43,7 @@ from xdl.caller import warn_caller
 from xdl.config import RESUME_MAY_CHANGE, RUN_OPTIONS, TrainConfig
 from xdl.data import check_features, check_labels, training_batches
 from xdl.data.validation import (MAX_CLASSES, check_bool, check_dev_pair, check_feature_names, check_int,
-                                 check_list, feature_names)
+                                 check_list, feature_names, note_label_width)
 from xdl.functions.stacked import stacked_softmax_cross_entropy
 from xdl.nn import Module, Standardize, stack
 from xdl.nn.module import evaluating_here, mode_here
@@ -393,6 +393,7 @@ class ManyTrainer:
                              f"{width} classes the one-hot label rows have [0, {width})")
         if n_classes is None:
             n_classes = max(observed, 2)
+            note_label_width((y, dev[1]) if dev is not None else (y,), n_classes)
         elif (isinstance(n_classes, bool) or not isinstance(n_classes, int | np.integer)
               or not 2 <= n_classes <= MAX_CLASSES):  # (one output of a softmax is always 1: nothing is learned)
             raise ValueError(f"n_classes must be an integer in [2, {MAX_CLASSES}] (MAX_CLASSES), got {n_classes!r}")

@@ -40,7 +40,7 @@ from xdl.caller import warn_caller
 from xdl.config import IMAGE_SHAPES, TrainConfig, unread_options
 from xdl.data import Augment, check_features, check_labels
 from xdl.data.validation import (check_bool, check_dev_pair, check_feature_names, check_int, check_number,
-                                 feature_names, rows)
+                                 feature_names, note_label_width, rows)
 from xdl.extras import import_error
 from xdl.files import check_directory_name, check_reachable, check_writable_dir, python_value
 from xdl.tensor import to_numpy
@@ -551,6 +551,7 @@ def _check_data(X, y, dev, dtype: str):
         if labels.ndim != 1 or not len(labels):
             hint = f" (one-hot rows: give {label}.argmax(axis=1))" if labels.ndim == 2 and labels.shape[1] > 1 else ""
             raise ValueError(f"{label} must be (m,) class indices with m ≥ 1, got shape {labels.shape}{hint}")
+    note_label_width((y, y_dev), _n_classes(y, (X_dev, y_dev)))
     return X, y, (X_dev, y_dev)
 
 
