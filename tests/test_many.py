@@ -1226,3 +1226,35 @@ def test_stop_model_leaves_a_model_already_stopped_as_it_is(digits):
         results = fit_many([small(seed=1, epochs=3), small(seed=2, epochs=3)], X, y, dev=dev, callbacks=[Stop()])
     assert [r.status for r in results] == ["pruned", "completed"]
     assert (results[0].history.stopped_epoch, results[0].history.stopped_by) == (1, "pruned by a callback")
+
+
+def test_a_resume_with_a_patience_the_model_has_waited_out_stops_it_there_as_a_trainers_run(digits, tmp_path,
+                                                                                             monkeypatch):
+    """A Trainer's run resumed with a patience no larger than the epochs it has waited stays stopped
+    there (`EarlyStopping.on_train_begin`); a batch's model trained another epoch, and went on where
+    that one improved (waited 3 epochs, resumed with patience 2: it trained to epoch 7)."""
+    X, y, dev = digits
+    script = [1.0, 2.0, 2.0, 2.0, 0.5, 2.0, 2.0, 2.0]  # model 0's dev cost at each epoch
+    evaluate = xdl.train.ManyTrainer._evaluate
+
+    def scripted(self, X_, y_, *args, **kwargs):
+        out = evaluate(self, X_, y_, *args, **kwargs)
+        if len(X_) == len(dev[0]):
+            out["cost"][0] = script[self.epoch]
+        return out
+
+    monkeypatch.setattr(xdl.train.ManyTrainer, "_evaluate", scripted)
+
+    def run(epochs, patience, resume=None):
+        configs = [small(seed=1, epochs=epochs, patience=patience), small(seed=2, epochs=epochs)]
+        return fit_many(configs, X, y, dev=dev, seed=3, resume=resume, callbacks=[Checkpoint(tmp_path)])
+
+    with xdl.use("numpy"):
+        first = run(4, 5)
+        assert first[0].status == "completed" and first[0].history.best_epoch == 1
+        resumed = run(8, 2, resume=tmp_path)
+    assert resumed[0].status == "stopped" and resumed[0].history.stopped_epoch == 4
+    assert resumed[0].history["dev_cost"] == script[:4] and resumed[0].history.best_epoch == 1
+    assert resumed[0].history.stopped_by == "dev cost did not improve for 3 epochs"
+    assert_same_weights(resumed[0].model, first[0].model, 0.0)  # its best epoch's, as before
+    assert resumed[1].status == "completed" and len(resumed[1].history) == 8

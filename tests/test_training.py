@@ -1731,6 +1731,32 @@ def test_a_later_fit_after_restoring_the_best_goes_on_from_the_runs_last_weights
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
+def test_a_checkpoint_saved_by_hand_after_restoring_the_best_resumes_as_the_uninterrupted_run(tmp_path):
+    """``trainer.save_checkpoint`` after a fit whose EarlyStopping put the best epoch's weights back
+    writes the run where it is — its last weights, which its position and optimizer state go with —
+    as its Checkpoint's last file holds it: it held the best epoch's weights with the last epoch's
+    moments, and a resume from it trained a run that never was."""
+    s = moons_parts(300)
+    straight = make_trainer(None, lr=0.1, epochs=8, callbacks=[EarlyStopping(patience=20)])
+    straight.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    first = make_trainer(None, lr=0.1, epochs=4, callbacks=[EarlyStopping(patience=20)])
+    first.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    assert first.history.best_epoch < 4  # (the model holds an earlier epoch's weights than the run's last)
+    best = {name: a.copy() for name, a in first.model.state_dict().items()}
+    path = first.save_checkpoint(tmp_path / "by-hand.npz")
+    for name, a in first.model.state_dict().items():  # (the model itself keeps the best)
+        np.testing.assert_array_equal(a, best[name])
+    resumed = make_trainer(None, lr=0.1, epochs=8, callbacks=[EarlyStopping(patience=20)])
+    history = resumed.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev), resume=path)
+    assert history["dev_cost"] == straight.history["dev_cost"] and history.best_epoch == straight.history.best_epoch
+    for a, b in zip(resumed.model.parameters(), straight.model.parameters()):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    first.epochs = 8  # a later fit of the trainer goes on from the same weights
+    first.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    for a, b in zip(first.model.parameters(), straight.model.parameters()):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
 class Adds(Callback):
     def on_epoch_end(self, trainer, record):
         record["gap"] = record["dev_cost"] - record["train_cost"]

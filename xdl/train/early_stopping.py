@@ -68,8 +68,7 @@ class EarlyStopping(Callback):
         if not continues_run(trainer) or measures_other_data(trainer, self.monitor):
             self._reset()  # (a fit on other data trains on from the weights the model holds: the best, restored)
             return
-        if self.run_state is not None and not trainer.resumed and _loads(trainer.model) == self._loads_at_end \
-                and _same_parameters(trainer.model, self.best_state):
+        if not trainer.resumed and self.run_weights(trainer.model) is not None:
             # the run goes on from where it was, not from its best — unless the user has put weights of
             # their own in since, loaded (even the best again) or written (a resume has the checkpoint's)
             trainer.model.load_state_dict(self.run_state)
@@ -80,6 +79,14 @@ class EarlyStopping(Callback):
                 trainer.stop_training, trainer.history.stopped_by = True, self._reason()  # best restored)
             else:  # a later fit of the run after it stopped: it trains on, patience anew (as Keras's fit)
                 self.wait = 0
+
+    def run_weights(self, model) -> dict | None:
+        """The run's last weights (a state dict) where ``model`` still holds the best epoch's that
+        `on_train_end` put back over them — no weights of the user's own loaded or written since —, else
+        None: what the run goes on from (a later fit, a checkpoint written after the fit)."""
+        restored = self.run_state is not None and _loads(model) == self._loads_at_end \
+            and _same_parameters(model, self.best_state)
+        return self.run_state if restored else None
 
     def _reason(self) -> str:
         return f"{self.monitor.replace('_', ' ')} did not improve for {self.wait} epoch{'s' * (self.wait != 1)}"

@@ -855,6 +855,16 @@ class ManyTrainer:
         for k in trains_on:  # completed at this epoch, given more epochs now
             self.status[k], self._kept["final"][k] = "training", None
             self.optimizer.unfreeze(k, self._rate(k, self.epoch))
+        for k, config in enumerate(self.configs):  # resumed with a patience no larger than the epochs it has waited:
+            # stopped where it is, as a Trainer's EarlyStopping stops a run resumed so (it trained another epoch, and
+            # went on where that one improved)
+            wait = self._stopping[k]["wait"]
+            if self.status[k] == "training" and config.patience and wait >= config.patience:
+                self.status[k] = "stopped"
+                self.histories[k].stopped_epoch = len(self.histories[k])
+                self.histories[k].stopped_by = f"dev cost did not improve for {wait} epoch{'s' * (wait != 1)}"
+                self.optimizer.freeze(k)
+                self._kept["final"][k] = self.model.row(k)
         ended = [k for k, c in enumerate(self.configs)  # resumed with no more epochs than it has trained
                  if self.status[k] == "training" and not self.step and len(self.histories[k]) >= c.epochs]
         for k in ended:

@@ -24,6 +24,7 @@ the host (augmentation, a per-step lr schedule, ``check_finite``), and `eager_re
 from __future__ import annotations
 
 import contextlib
+import copy
 import inspect
 import json
 import math
@@ -1043,7 +1044,10 @@ class Trainer:
     def save_checkpoint(self, path) -> Path:
         """Model, optimizer state, position (epoch, and step within it), history, callback states
         and the run's provenance in one file, written atomically — never a non-finite model: that
-        raises the divergence error instead, and the previous file stays."""
+        raises the divergence error instead, and the previous file stays. After a fit whose
+        `EarlyStopping` put the best epoch's weights back, the file holds the run's last weights (what
+        the run goes on from, as its position and optimizer state are the last epoch's); the model
+        keeps the best."""
         at = position(self.epoch, self.step)
         bad = non_finite_state(self.model)
         if bad:
@@ -1082,7 +1086,16 @@ class Trainer:
                  # rate, a batch norm's momentum): the provenance holds them as the fit began, so a resume
                  # went on with the values the run was made with, unsaid, and ended with other weights
                  "l2_now": self.l2, "module_settings": _module_settings(self.model)}
-        return write_checkpoint(self.model, path, at, extra, arrays)
+        model = self.model
+        for cb in self.callbacks:  # after a fit, the best epoch's weights its EarlyStopping put back: the file holds
+            # the run's last ones, which its position and optimizer state go with (as its Checkpoint's last file) —
+            # a resume from it went on from the best epoch's weights with the last epoch's moments, a run never run
+            last = cb.run_weights(self.model) if isinstance(cb, EarlyStopping) else None
+            if last is not None:
+                model = copy.deepcopy(self.model)
+                model.load_state_dict(last)
+                break
+        return write_checkpoint(model, path, at, extra, arrays)
 
     def load_checkpoint(self, path) -> None:
         """Restore the state `save_checkpoint` wrote. Everything is read and checked against this
