@@ -135,6 +135,55 @@ def test_a_frozen_parameter_stays_frozen_in_the_stack_and_a_stacked_optimizer_re
         stack(ms)
 
 
+def test_a_stacked_optimizer_given_its_arguments_swapped_or_an_ordinary_model_says_which_comes_first():
+    """StackedOptimizer(optimizers, stacked) failed inside with "'list' object has no attribute
+    'n_models'", and an ordinary Sequential in place of the stack with the same words."""
+    ms = models()
+    stacked = stack(ms)
+    with pytest.raises(TypeError, match=r"^stacked must be a Stacked model \(xdl.nn.stack\(models\)\), got list: "
+                                        r"StackedOptimizer\(stacked, optimizers\), the stack first"):
+        StackedOptimizer([SGD(m, lr=0.1) for m in ms], stacked)
+    with pytest.raises(TypeError, match=r"^stacked must be a Stacked model .*got Sequential"):
+        StackedOptimizer(ms[0], [SGD(ms[0], lr=0.1)])
+
+
+def test_a_rule_of_ones_own_is_stacked_only_once_its_update_says_it_takes_k_models():
+    """A rule written for one model reads h["lr"][0]: stacked, every model stepped at model 0's rate,
+    unsaid. Its class declares ``stacks = True`` once its update takes (K, n) rows and (K,) settings;
+    a subclass that writes an update of its own declares it again."""
+    class SignSGD(xdl.optim.Optimizer):
+        def __init__(self, params=None, lr=0.01):
+            super().__init__(params, lr=lr)
+
+        def update(self, flat, state, h, step, steps_done=None):
+            flat.data -= h["lr"][0] * np.sign(flat.grad)
+
+    class LoudAdam(Adam):
+        def update(self, flat, state, h, step, steps_done=None):
+            super().update(flat, state, h, step, steps_done)
+
+    ms = models()
+    stacked = stack(ms)
+    with pytest.raises(TypeError, match=r"^optimizers: SignSGD's update \(SignSGD.update\) is not declared to take "
+                                        r"stacked models' \(K, n\) rows and \(K,\) settings: once it does, set stacks "
+                                        r"= True on SignSGD"):
+        StackedOptimizer(stacked, [SignSGD(m, lr=0.1 * (k + 1)) for k, m in enumerate(ms)])
+    with pytest.raises(TypeError, match=r"LoudAdam's update \(LoudAdam.update\) is not declared"):
+        StackedOptimizer(stacked, [LoudAdam(m) for m in ms])
+
+    class StackedSignSGD(SignSGD):  # K rates as a (K, 1) column: each row at its own
+        stacks = True
+
+        def update(self, flat, state, h, step, steps_done=None):
+            flat.data -= h["lr"].reshape(-1, *([1] * (flat.data.ndim - 1))) * np.sign(flat.grad)
+
+    class QuietAdam(Adam):  # Adam's update, inherited: stacks as Adam
+        pass
+
+    assert StackedOptimizer(stacked, [QuietAdam(m) for m in ms]).rule.stacks
+    StackedOptimizer(stacked, [StackedSignSGD(m, lr=0.1 * (k + 1)) for k, m in enumerate(ms)])
+
+
 # -- finding 3: stop_model's arguments ------------------------------------------------------------
 class StopAt(Callback):
     def __init__(self, k, status):

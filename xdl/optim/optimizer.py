@@ -325,6 +325,9 @@ class Optimizer(StepCount):
     ``check_settings`` and apply their rule in ``update``."""
 
     state_names: tuple[str, ...] = ()
+    # whether ``update`` takes a (K, n) region of stacked models with (K,)-valued settings (`StackedOptimizer`),
+    # declared by the class that defines it: a rule written for one model reads h["lr"][0], model 0's rate, for all K
+    stacks: bool = False
     pytorch_names: dict[str, str] = PYTORCH_COMMON_NAMES  # a PyTorch setting → what it is here (for messages)
     pytorch_positional: str | None = None  # what PyTorch's positional argument past this rule's last one is (messages)
     version = 0  # counts changes a captured step cannot read from the device (a flag, a schedule): `_set`

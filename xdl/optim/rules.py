@@ -33,6 +33,8 @@ class SGD(Optimizer):
     def __init__(self, params=None, lr=0.01, *, weight_decay=0.0, check_finite=False):
         super().__init__(params, check_finite, lr=lr, weight_decay=weight_decay)
 
+    stacks = True  # (its update takes K models' rows: ARCHITECTURE.md, the optimizer recipe)
+
     def update(self, flat, state, h, step, steps_done=None):
         flat.backend.ops.sgd_update(flat.data, flat.grad, h["lr"], h["weight_decay"])
 
@@ -66,6 +68,8 @@ class Momentum(Optimizer):
         check_beta("beta", s["beta"])
         check_bool(s["nesterov"], "nesterov")
 
+    stacks = True
+
     def update(self, flat, state, h, step, steps_done=None):
         flat.backend.ops.momentum_update(flat.data, flat.grad, state["v"], h["lr"], h["beta"], h["nesterov"],
                                                    h["weight_decay"])
@@ -96,6 +100,8 @@ class RMSprop(Optimizer):
         super().check_settings(s)
         check_beta("beta", s["beta"])
         check_positive("eps", s["eps"])
+
+    stacks = True
 
     def update(self, flat, state, h, step, steps_done=None):
         flat.backend.ops.rmsprop_update(flat.data, flat.grad, state["s"], h["lr"], h["beta"], h["eps"],
@@ -130,6 +136,8 @@ class Adam(Optimizer):
         check_beta("beta1", s["beta1"])
         check_beta("beta2", s["beta2"])
         check_positive("eps", s["eps"])
+
+    stacks = True
 
     def update(self, flat, state, h, step, steps_done=None):
         flat.backend.ops.adam_update(flat.data, flat.grad, state["m"], state["v"], h["lr"], h["beta1"],

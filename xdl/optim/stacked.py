@@ -70,6 +70,11 @@ class StackedOptimizer(StepCount):
     """
 
     def __init__(self, stacked, optimizers):
+        from xdl.nn.stacked import Stacked  # (deferred: xdl.nn sits above the optimizers' modules)
+
+        if not isinstance(stacked, Stacked):  # (the two swapped: "'list' object has no attribute 'n_models'")
+            raise TypeError(f"stacked must be a Stacked model (xdl.nn.stack(models)), got {type(stacked).__name__}: "
+                            "StackedOptimizer(stacked, optimizers), the stack first")
         optimizers = list(optimizers)
         if len(optimizers) != stacked.n_models:
             raise ValueError(f"optimizers: {len(optimizers)} optimizers for a stack of {stacked.n_models} models; "
@@ -80,6 +85,13 @@ class StackedOptimizer(StepCount):
         rules = {type(o).__name__ for o in optimizers}
         if len(rules) > 1:
             raise ValueError(f"optimizers: the models' optimizers must be one class, got {', '.join(sorted(rules))}")
+        rule = type(optimizers[0])
+        defines = next(c for c in rule.__mro__ if "update" in vars(c))
+        if not vars(defines).get("stacks", False):  # (one written for one model read model 0's settings for all K,
+            # or failed inside with NumPy's "could not be broadcast")
+            raise TypeError(f"optimizers: {rule.__name__}'s update ({defines.__name__}.update) is not declared to take "
+                            f"stacked models' (K, n) rows and (K,) settings: once it does, set stacks = True on "
+                            f"{defines.__name__} (ARCHITECTURE.md, the recipe for an optimizer)")
         # the update runs over whole (K, P) rows: every parameter of every model trains
         frozen = [name for name, p in stacked.flat_order() if not p.requires_grad]
         if frozen:
