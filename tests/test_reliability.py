@@ -323,6 +323,33 @@ def test_resume_refuses_a_different_run_before_changing_anything(tmp_path, chang
     assert other.epoch == 0 and len(other.history) == 0
 
 
+def tied_trainer(tied, epochs, tmp_path):
+    xdl.seed(0)
+    first, second = xdl.nn.Dense(2, 8), xdl.nn.Dense(8, 8)
+    third = second if tied else xdl.nn.Dense(8, 8)  # the same layer used twice, or a layer of its own
+    model = xdl.nn.Sequential(first, xdl.nn.ReLU(), second, xdl.nn.ReLU(), third, xdl.nn.ReLU(), xdl.nn.Dense(8, 2))
+    return Trainer(model, SoftmaxCrossEntropy(), Adam(model, lr=0.01), epochs=epochs, seed=0, progress=False,
+                   batch_size=32, callbacks=[Checkpoint(tmp_path)])
+
+
+@pytest.mark.parametrize("tied_then", [True, False])
+def test_resume_with_a_layer_shared_in_one_run_only_names_the_model_not_frozen_parameters(tmp_path, tied_then):
+    """A run of a model using one layer twice resumed with that layer's uses apart (or the other way)
+    was refused as "frozen parameters differ: freeze the ones the run froze", while nothing was frozen:
+    the second use's parameters have no name of their own in the tied model (named once, at the first)."""
+    s = moons()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (save: a model using a layer twice is saved as a model of one's own)
+        tied_trainer(tied_then, 2, tmp_path).fit(s.X_train, s.y_train)
+        other = tied_trainer(not tied_then, 4, tmp_path)
+        before = state_of(other)
+        with pytest.raises(ValueError, match="the models differ: .*a layer used twice or a weight tied") as error:
+            other.fit(s.X_train, s.y_train, resume=tmp_path)
+    assert "frozen" not in str(error.value) and "'4.bias'" in str(error.value)
+    assert_same_state(before, state_of(other))
+    assert other.epoch == 0 and len(other.history) == 0
+
+
 def frozen_trainer(frozen, epochs, tmp_path):
     xdl.seed(0)
     model = xdl.nn.mlp(2, [16, 8], 2, batch_norm=True)

@@ -703,7 +703,9 @@ class Module:
 
     # -- state ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, np.ndarray]:
-        """Name → NumPy copy of every parameter and buffer."""
+        """Name → NumPy copy of every parameter and buffer. A parameter a model holds at several
+        places (a layer used twice, a tied weight) is named once, at its first use (PyTorch lists it
+        under every name): a model built with that layer untied has names this state lacks."""
         state = {name: p.backend.to_numpy(p.data).copy() for name, p in self.named_parameters()}
         for name, array in self.named_buffers():
             state[name] = self.backend.to_numpy(array).copy()

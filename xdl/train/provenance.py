@@ -130,8 +130,11 @@ def evaluation_modules(model) -> list[str]:
     return [name for (name, _), (_, training) in zip(model.named_modules(), training_modes(model)) if not training]
 
 
-def verify(saved: dict, current: dict, path) -> None:
-    """Raise ValueError naming the first fact of ``current`` that differs from ``saved``."""
+def verify(saved: dict, current: dict, path, names: tuple | None = None) -> None:
+    """Raise ValueError naming the first fact of ``current`` that differs from ``saved``. ``names``:
+    (the checkpoint's model's parameter and buffer names, this model's), where known — a parameter
+    one run trained that the other's model does not have is a model that differs (a layer used twice
+    or a weight tied in one of them: a shared parameter has one name, its first use's), not one frozen."""
     for key, now in current.items():
         then = saved.get(key)
         if key == "architecture":  # an initializer by its one spelling (normal(10) is normal(10.0))
@@ -157,10 +160,19 @@ def verify(saved: dict, current: dict, path) -> None:
             was, has = {n for g in then for n in g}, {n for g in now for n in g}
             if was != has:
                 only_then, only_now = sorted(was - has), sorted(has - was)
+                cause = ("frozen parameters differ: freeze the ones the run froze, requires_grad = False, before "
+                         "making the optimizer")
+                if names is not None:  # (a name a model lacks: no freezing gives it back)
+                    lacks = [n for n in only_then if n not in names[1]]
+                    had = [n for n in only_now if n not in names[0]]
+                    if lacks or had:
+                        cause = (f"the models differ: {'this run' if lacks else 'the checkpoint'}'s model has no "
+                                 f"parameter {(lacks or had)[0]!r} — a layer used twice or a weight tied in one "
+                                 "model and not in the other (a shared parameter is named once, at its first use), "
+                                 "or a parameter added or removed: build the model as the run did")
                 raise ValueError(f"resume: the checkpoint's run trained {only_then or 'no other parameter'}, this "
-                                 f"run's optimizer trains {only_now or 'no other parameter'} (frozen parameters "
-                                 f"differ: freeze the ones the run froze, requires_grad = False, before making "
-                                 f"the optimizer) ({str(path)!r})")
+                                 f"run's optimizer trains {only_now or 'no other parameter'} ({cause}) "
+                                 f"({str(path)!r})")
         if key == "modules in evaluation":
             raise ValueError(f"resume: the checkpoint's run ran {then or 'no module'} in evaluation mode, this run "
                              f"{now or 'none'} (put the same ones in evaluation, .eval(), before resuming) "

@@ -1113,7 +1113,9 @@ class Trainer:
         if self._provenance_record is not None:
             if extra.get("provenance") is not None:
                 try:
-                    provenance.verify(extra["provenance"], self._provenance_record, path)
+                    names = (set(model_state), {n for n, _ in self.model.named_parameters()}
+                             | {n for n, _ in self.model.named_buffers()})
+                    provenance.verify(extra["provenance"], self._provenance_record, path, names)
                 except (TypeError, AttributeError, KeyError, IndexError) as e:  # (a record of kinds no xdl wrote: a
                     # layer's config a list, the data's a number) named as the file's damage, not Python's words
                     raise damaged(path, f"its record of the run cannot be read ({type(e).__name__}: {e})") from None
