@@ -636,6 +636,45 @@ def test_ctrl_c_in_a_sequential_trials_last_epoch_keeps_that_trial(data, tmp_pat
     assert dataclasses.asdict(study.trials[0]) == kept[0]  # not trained again
 
 
+def test_a_resumed_batched_search_trains_its_groups_in_their_order_and_prunes_the_same(data, tmp_path, monkeypatch):
+    """Trials 0 and 2 share shapes (hidden [3]), trial 1 does not: a Ctrl-C after trial 0 was pruned at rung 1 left
+    trial 2 to train again, and the resume trained trial 1's group first — it met rung values other than the
+    uninterrupted search's (trial 0's, without trial 2's), and went on where that search pruned it."""
+    import os
+    import signal
+
+    from xdl.train import Interrupted
+    from xdl.train.many import ManyTrainer
+    from xdl.tune import Study
+
+    accuracy = {((3,), 0.01): 0.5, ((2,), 0.01): 0.7, ((3,), 0.03): 0.9}  # each trial's dev accuracy, every epoch
+    train_epoch, ctrl_c = ManyTrainer._train_epoch, []
+
+    def scripted(self, *args, **kwargs):
+        record = train_epoch(self, *args, **kwargs)
+        if ctrl_c:
+            os.kill(os.getpid(), signal.SIGINT)  # (taken at the end of this epoch, the first group's first)
+        for k, history in enumerate(self.histories):
+            if history.records and history[-1]["epoch"] == self.epoch:
+                history[-1]["dev_accuracy"] = accuracy[tuple(self.configs[k].hidden), self.configs[k].lr]
+        return record
+
+    monkeypatch.setattr(ManyTrainer, "_train_epoch", scripted)
+    X, y, dev = data
+    space = {"hidden": {"choice": [[3], [2]]}, "lr": {"choice": [0.01, 0.02, 0.03]}}  # seed 5 draws the 3 above
+    search = dict(trials=3, seed=5, base=dataclasses.replace(BASE, epochs=4), execution="batched", halving=2)
+    whole = tune(X, y, dev, space, **search)
+    assert [(t.params["hidden"], t.status, t.epochs) for t in whole.trials] == \
+        [([3], "pruned", 1), ([2], "pruned", 1), ([3], "completed", 4)]
+    ctrl_c.append(True)
+    with pytest.raises(Interrupted):
+        tune(X, y, dev, space, directory=tmp_path, **search)
+    assert [(t.number, t.status) for t in Study.load(tmp_path).trials] == [(0, "pruned")]
+    ctrl_c.clear()
+    resumed = tune(X, y, dev, space, directory=tmp_path, resume=True, **search)
+    assert [(t.status, t.epochs) for t in resumed.trials] == [(t.status, t.epochs) for t in whole.trials]
+
+
 def test_ctrl_c_in_a_dask_search_says_what_it_kept_and_a_search_without_directory_keeps_it(data, monkeypatch):
     """A Dask search's Ctrl-C, while it waited on its workers, raised a bare KeyboardInterrupt from
     inside distributed (a notebook showed no word of the trials kept, as a sequential search's
@@ -685,6 +724,26 @@ def test_halving_puts_its_rungs_below_the_epochs_the_space_gives_and_never_prune
     assert all(t.epochs < t.params["epochs"] for t in pruned)  # one at its own last epoch has ended
     assert {t.epochs for t in study.trials if t.status == "completed"} <= {2, 8}
     tune(X, y, dev, {"epochs": 8, "lr": 0.01}, trials=1, base=BASE, halving=2, min_epochs=2)  # below 8: taken
+
+
+def test_a_trial_early_stopping_ends_at_a_rung_is_stopped_not_pruned_as_in_a_batch(data):
+    """Sequential: EarlyStopping (patience) ended the trial at a rung's epoch, then `Pruning` called it
+    pruned — a batched search's same trial was "stopped" and ranked (it could be the best there, never here)."""
+    from xdl.train.callback import Callback
+    from xdl.tune.pruning import Pruning
+
+    X, y, dev = data
+
+    class StopAt2(Callback):  # (as EarlyStopping does, before the search's Pruning)
+        def on_epoch_end(self, trainer, record):
+            trainer.stop_training = record["epoch"] == 2 or trainer.stop_training
+
+    for before, pruned_at in (([StopAt2()], None), ([], 2)):
+        pruning = Pruning({2: [1.5]}, eta=2)  # (1.5: above any accuracy, so a loser at rung 2)
+        trainer = BASE.build_trainer(xdl.nn.mlp(64, [4], 10), callbacks=[*before, pruning])
+        trainer.epochs = 4
+        history = trainer.fit(X, y, dev=dev)
+        assert (len(history), pruning.pruned_at) == (2, pruned_at)
 
 
 def test_a_random_search_of_one_trial_is_given_more_on_resume(data, tmp_path):

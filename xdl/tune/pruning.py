@@ -49,7 +49,9 @@ class Pruning(Callback):
 
     def on_epoch_end(self, trainer, record):
         epoch = record["epoch"]  # (a trial at its last epoch has ended, not been stopped early)
-        if epoch in self.recorded and epoch < trainer.epochs \
+        # nor has one that early stopping (a callback before) ends at this epoch: "stopped", as `BatchPruning`
+        # leaves a model that fit_many's early stopping ended (as "pruned" it lost its place among the best)
+        if epoch in self.recorded and epoch < trainer.epochs and not trainer.stop_training \
                 and not goes_on(record["dev_accuracy"], self.recorded[epoch], self.eta):
             trainer.stop_training, self.pruned_at = True, epoch
 

@@ -1047,15 +1047,27 @@ def _held(value):
 def _groups(todo, round_, base, study, parts: int = 1) -> list[list]:
     """The trials to train, as lists of (number, params, config) that share `SHARED` options (an
     invalid combination is recorded as failed at once); each split in up to ``parts`` batches."""
+    def key_of(config):
+        return tuple(repr(getattr(config, k)) for k in SHARED) + (config.dropout > 0,)
+
     groups: dict[tuple, list] = {}
     for number, params in todo:
         config = _config_or_failure(base, number, round_, params, study)
         if config is None:
             continue
-        key = tuple(repr(getattr(config, k)) for k in SHARED) + (config.dropout > 0,)
-        groups.setdefault(key, []).append((number, params, config))
+        groups.setdefault(key_of(config), []).append((number, params, config))
+    # in the order of each group's first trial of the round, its finished ones counted: a resume's groups are trained
+    # in the order they had (one whose first trials had ended before a Ctrl-C went after the next, which then met
+    # other rung values under halving, and pruned others than the uninterrupted search)
+    first = {key: group[0][0] for key, group in groups.items()}
+    for trial in study.trials:
+        if trial.round == round_:
+            with contextlib.suppress(TypeError, ValueError):  # (an invalid combination: in no group)
+                key = key_of(trial_config(base, trial.params, "invalid combination"))
+                if key in first:
+                    first[key] = min(first[key], trial.number)
     batches = []
-    for group in groups.values():
+    for _, group in sorted(groups.items(), key=lambda item: first[item[0]]):
         size = -(-len(group) // parts)
         batches += [group[i:i + size] for i in range(0, len(group), size)]
     return batches
