@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from xdl.bench.environment import headline
+from xdl.caller import warn_caller
 from xdl.files import atomic_write, check_writable_dir
 
 PROFILE_MEASURES = {"steps": "steps to target", "seconds": "seconds to target"}
@@ -201,15 +202,18 @@ def write(results: dict, directory) -> list[Path]:
     # them, it was left describing this benchmark beside the earlier results.json — or, in a new directory,
     # alone, and the next benchmark there was refused as "results.md that no optimizer benchmark wrote"
     files.insert(0, atomic_write(directory / "results.md", lambda f: f.write(table + "\n"), binary=False))
-    # the earlier figures this one did not draw again, while the earlier results.json still names them: removed
-    # after it was replaced, a removal that failed (a Ctrl-C, a file that could not be removed) left a figure
-    # of other results that no later write knew of, for good (a results.json failing after this leaves the
-    # earlier one naming figures gone, which the next write's missing_ok passes over)
-    for stale in {*drawn, directory / "profile.png"} - set(files) if earlier is not None else ():
-        stale.unlink(missing_ok=True)
-    # results.json last: it says what the directory's figures are (`earlier_results`), so a write that fails
-    # before it leaves the earlier one, whose figures the next write removes
+    # results.json after them: it says what the directory's figures are (`earlier_results`), so a write that
+    # fails before it leaves the earlier one, whose figures the next write removes
     files.insert(0, atomic_write(directory / "results.json", lambda f: f.write(text), binary=False))
+    # then the earlier figures this one did not draw again. One that cannot be removed (held open by a
+    # viewer) is named, not raised: raised before results.json, it lost the results; after, the run's
+    # results were all written — and no later write knows of that figure, so the user is told to remove it
+    for stale in {*drawn, directory / "profile.png"} - set(files) if earlier is not None else ():
+        try:
+            stale.unlink(missing_ok=True)
+        except OSError as e:
+            warn_caller(f"{str(stale)!r} is the earlier benchmark's figure, of results this directory no longer "
+                        f"holds, and could not be removed ({e.strerror or e}): remove it by hand")
     return files
 
 
