@@ -253,6 +253,10 @@ def test_a_damaged_option_in_a_checkpoint_is_named_as_the_checkpoints(tmp_path, 
     err = capsys.readouterr().err
     assert f"error: --resume: {str(checkpoint)!r} is damaged or was edited: its run's options (run_info): {said}" in err
     assert {p: p.read_bytes() for p in (tmp_path / "R").rglob("*") if p.is_file()} == before
+    if with_file:  # the resume the file gives: named as its key there, not as a flag never typed
+        config.write_text(f"epochs = 2\nresume = {str(checkpoint.parent)!r}\n")
+        assert main(["train", "--config", str(config)]) == 1
+        assert f"error: resume in {str(config)!r}: {str(checkpoint)!r} is damaged" in capsys.readouterr().err
 
 
 def test_gradcheck_checks_a_sample_of_each_parameter_when_asked(capsys):

@@ -626,6 +626,9 @@ def test_labels_whose_largest_sets_a_width_far_beyond_them_are_warned_of():
         warnings.simplefilter("error")  # classes with gaps, or many classes each seen: no word
         xdl.data.validation.note_label_width([np.array([3, 7, 999])], 1000)
         xdl.data.validation.note_label_width([np.arange(2000)], 2000)
+        # one-hot rows of 1,200 columns, 2 classes seen: the width is the columns given, no largest label's
+        one_hot = np.eye(1200, dtype=np.float32)[[0, 1, 0, 1]]
+        fit_many([TrainConfig(epochs=1, hidden=[2], batch_norm=False, dropout=0, patience=0)], X, one_hot)
 
 
 def test_a_column_of_class_indices_trains_as_the_indices():
@@ -1094,6 +1097,20 @@ def test_tensor_with_a_dtype_refuses_data_it_refuses_without_one():
                                             r"\.toarray\(\)$"):
             xdl.tensor(make(X), dtype=np.float32)
     assert xdl.tensor(X.astype(np.int64), dtype=np.float32).dtype == np.float32  # (real numbers still cast)
+
+
+def test_a_0d_array_holding_one_object_is_named_by_what_it_holds_not_as_a_generator(tmp_path):
+    """``np.load`` of a pickled list or dict gives a 0-d object array, which has ``__iter__``: X and y
+    were told "got an object of type ndarray: … not a generator or a loader of batches"."""
+    np.save(tmp_path / "labels.npy", np.array({"y": [0, 1, 0, 1]}), allow_pickle=True)
+    held = np.load(tmp_path / "labels.npy", allow_pickle=True)
+    X = np.zeros((4, 2))
+    for call, name in ((lambda: xdl.data.check_labels(held, 4), "y"), (lambda: split(X, held), "y"),
+                       (lambda: xdl.data.check_features(held), "X")):
+        said = rf"^{name} must be an array .*, got a 0-d array holding one object of type dict \(np.load of a " \
+            rf"pickled object gives one: {name}.item\(\) is the object\)$"
+        with pytest.raises(TypeError, match=said):
+            call()
 
 
 def test_labels_that_are_a_sparse_column_or_a_generator_are_named_as_such():

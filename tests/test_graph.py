@@ -515,6 +515,30 @@ def test_a_layer_setting_a_callback_changes_captures_the_step_again(backend, mon
     np.testing.assert_array_equal(ends["captured"], ends["eager"])
 
 
+@pytest.mark.parametrize("before, after", [(0.0, 0.2), (0.1, 0.3)], ids=["switched-on", "changed"])
+def test_a_callbacks_trainer_l1_captures_the_step_again(backend, monkeypatch, before, after):
+    """L1's λ₁/m is a constant of the captured graph (and at 0 the term is not in it): a callback's
+    trainer.l1 = … is a setting the replay compares, as trainer.l2 — each batch size captured again,
+    once, and the run ends as the eager one."""
+    from xdl.train import Callback
+
+    class Schedule(Callback):
+        def on_epoch_end(self, trainer, record):
+            if record["epoch"] == 1:
+                trainer.l1 = after
+
+    s = moons()
+    ends = {}
+    for how in ("eager", "captured"):
+        tr = trainer(False if how == "eager" else "auto", callbacks=[Schedule()], l1=before)
+        captures = emulated_capture(monkeypatch, tr) if how == "captured" and backend.name == "numpy" else None
+        tr.fit(s.X_train, s.y_train)
+        ends[how] = weights(backend, tr.model)
+        if captures is not None:
+            assert [fn.__name__ for fn in captures].count("counted_step") == 2 + 2
+    np.testing.assert_array_equal(ends["captured"], ends["eager"])
+
+
 class Tempered(xdl.nn.Module):
     """A model of one's own: logits = fc2(relu(fc1(x)))·scale, ``scale`` a plain attribute that no
     config names (a temperature, a residual weight, a warm-up factor)."""

@@ -583,9 +583,10 @@ def _edit_checkpoint(path, change):
     (lambda e, a: e["optimizer_layout"].__setitem__(0, True), "its optimizer's state cannot be read"),
     (lambda e, a: a.update({"0.weight": np.full_like(a["0.weight"], np.nan)}), "'0.weight' holds NaN or Inf"),
     (lambda e, a: e.update(l2_now=-1), "its 'l2_now' is -1, expected a number ≥ 0"),  # (it was taken as none)
+    (lambda e, a: e.update(l1_now=-2), "its 'l1_now' is -2, expected a number ≥ 0"),
     (lambda e, a: e.update(module_settings=[0.3]), "its 'module_settings' is \\[0.3\\]"),
 ], ids=["records-missing", "record-epoch", "record-cost", "record-accuracy", "epoch", "step", "callbacks", "provenance",
-        "provenance-data", "optimizer-layout", "nan-weights", "l2-now", "module-settings"])
+        "provenance-data", "optimizer-layout", "nan-weights", "l2-now", "l1-now", "module-settings"])
 def test_a_damaged_run_state_in_a_checkpoint_is_refused_naming_the_file(tmp_path, damage, said):
     """Each field a resume reads of a checkpoint is of the kind save_checkpoint writes, and its history
     one record per epoch done (records 1..epoch): a damaged or edited one is refused naming the file and

@@ -3237,3 +3237,16 @@ def test_a_control_file_whose_rename_failed_is_not_applied_again_at_the_next_epo
     assert failed and [r.get("control") for r in history] == [
         None, "control.toml at epoch 2: lr = 0.0005 from epoch 3", None, None]
     assert sorted(p.name for p in run.glob("control*")) == ["control-applied-epoch-2.toml"]
+    # its rename failing to the run's end: said, as a new run in the directory would obey it at its first epoch
+    def held_open(self, target):
+        if self.name == "control.toml":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_replace(self, target)
+
+    monkeypatch.setattr(Path, "replace", held_open)
+    other = tmp_path / "other"
+    other.mkdir()
+    trainer = make_trainer(None, epochs=3, callbacks=[WriteControl(other, 2, "lr = 0.0005\n"), Control(other)])
+    with pytest.warns(UserWarning, match=r"^control.toml was applied but could not be renamed "
+                                         r"control-applied-epoch-2.toml: remove it before a new run"):
+        trainer.fit(parts.X_train, parts.y_train, dev=(parts.X_dev, parts.y_dev))

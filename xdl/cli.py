@@ -39,7 +39,7 @@ from xdl.config import RUN_OPTIONS, TrainConfig, first_change, flag_of, unread_o
 from xdl.data import Standardizer, split
 from xdl.data.validation import check_int
 from xdl.diagnose import NEXT_STEPS, STOP_EARLY, diagnose
-from xdl.losses import SoftmaxCrossEntropy, l2
+from xdl.losses import SoftmaxCrossEntropy, l1, l2
 from xdl.files import (atomic_write, check_directory_name, check_reachable, check_target, check_writable_dir,
                        read_toml)
 from xdl.hostmemory import keep_freed_memory
@@ -71,7 +71,8 @@ ONE_CLASS_ROSE = 1.1
 GRADCHECK_EXAMPLES = 16
 # the options a gradient check reads (the model, its cost, the data, the seed, where it runs); another's
 # flag is noted as ignored
-GRADCHECK_READS = ("dataset", "hidden", "activation", "init", "batch_norm", "dropout", "l2", "seed", "backend")
+GRADCHECK_READS = ("dataset", "hidden", "activation", "init", "batch_norm", "dropout", "l2", "l1", "seed",
+                   "backend")
 # the options of a training run, which xdl gradcheck does not offer as flags (a --config file's are ignored,
 # but resume, which is refused)
 GRADCHECK_SKIPS = ("resume", "out", "checkpoint_every", "epochs", "patience", "progress", "capture")
@@ -482,13 +483,14 @@ def config_from_args(args) -> TrainConfig:
     in_file = read_toml(args.config, "--config") if args.config is not None else {}
     args.config_keys = {key.replace("-", "_") for key in in_file}  # (an option's source, for the errors that name it)
     resume = flags.get("resume", in_file.get("resume"))
+    resume_name = "--resume" if "resume" in flags else f"resume in {str(args.config)!r}"  # (the file's key, named)
     if isinstance(resume, str):  # (a name over 255 bytes: a bare "[Errno 36] File name too long")
         check_reachable(resume, "--resume" if "resume" in flags else f"config file {str(args.config)!r}: resume")
     if resume and isinstance(resume, str) and "out" not in flags and "out" not in in_file \
             and (run := _run_directory(resume)) is not None:
         flags["out"] = str(run)  # a resumed run goes on where it was (Keras's BackupAndRestore)
     # a resumed run's or study's own options, under the file and the flags: a resume needs no option again
-    saved = _resumed_study(args)[0].get("base", {}) or (_resumed_run(resume) if args.command == "train" else {})
+    saved = _resumed_study(args)[0].get("base", {}) or (_resumed_run(resume, resume_name) if args.command == "train" else {})
     source = "command line" if args.config is None else f"config file {str(args.config)!r}"
     try:
         if args.config is not None:  # --config '' is an error (no such file), not no file
@@ -515,11 +517,12 @@ def _run_directory(resume) -> Path | None:
     return checkpoints.parent if checkpoints.name == "checkpoints" else None
 
 
-def _resumed_run(resume) -> dict:
+def _resumed_run(resume, name: str = "--resume") -> dict:
     """``xdl train --resume``: the options of the run whose checkpoint ``resume`` names — its base
     error, checkpoint interval and capture too — but for this command's place and machine (where it
     writes, what it resumes, the backend, a progress bar on this terminal): the resumed run's unless
-    given again (Keras Tuner's reload); {} where there is none to read (the resume's check says why)."""
+    given again (Keras Tuner's reload); {} where there is none to read (the resume's check says why).
+    ``name``: where ``resume`` was given (the flag, or a --config file's key), for a damaged run's error."""
     if not isinstance(resume, str) or not resume:
         return {}
     try:
@@ -534,7 +537,7 @@ def _resumed_run(resume) -> dict:
     try:  # checked on their own, as a study's base options are: one damaged there was blamed on a flag never typed
         TrainConfig.from_dict(kept, source="its run's options (run_info)")  # ("--l2 must be a number")
     except (TypeError, ValueError) as e:
-        raise damaged(resume_path(resume), str(e), "--resume") from None
+        raise damaged(resume_path(resume), str(e), name) from None
     return kept
 
 
@@ -1062,7 +1065,9 @@ def _report(history, metrics, diagnosis, seconds, files, resumed: bool = False) 
 
 # -- xdl gradcheck ------------------------------------------------------------------------------
 def gradcheck(config: TrainConfig, args=None) -> int:
-    """Gradient-check J = cost (+ L2) of the configured model on a small batch, in float64."""
+    """Gradient-check J = cost (+ L2, + L1) of the configured model on a small batch, in float64 (L1's
+    |W| has a kink at W = 0, where backprop gives (λ/m)·sign(0) = 0: the mean of its slopes ∓λ/m
+    there, which the central difference computes too, so a weight at exactly 0 checks as agreeing)."""
     if config.resume:  # (a --config file's: it has no such flag) it would be ignored
         raise ValueError(f"--config: resume = {config.resume!r} continues an xdl train run; xdl gradcheck checks a "
                          "freshly initialized model of these options, not a checkpoint's")
@@ -1079,7 +1084,8 @@ def gradcheck(config: TrainConfig, args=None) -> int:
 
         def cost():
             j = loss(model(X), y)
-            return j + l2(model, config.l2, m=len(X)) if config.l2 else j
+            j = j + l2(model, config.l2, m=len(X)) if config.l2 else j
+            return j + l1(model, config.l1, m=len(X)) if config.l1 else j
 
         checked = sum(p.size if elements is None else min(p.size, elements) for p in model.parameters())
         print(f"xdl gradcheck: backend {backend.name}; {_describe(model)}; {len(X)} examples of {config.dataset}; "

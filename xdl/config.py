@@ -25,8 +25,8 @@ from xdl.train.early_stopping import EarlyStopping
 from xdl.train.trainer import Trainer
 
 __all__ = ["TrainConfig", "OPTIMIZERS", "SCHEDULE_OPTIONS", "SCHEDULES", "AUGMENTED_COPIES", "FLOAT32_RATES",
-           "MAX_NOISE", "MAX_WIDTH", "RUN_OPTIONS", "RESUME_MAY_CHANGE", "IMAGE_SHAPES", "TYPE_NAMES", "first_change",
-           "unread_options", "flag_of"]
+           "MAX_NOISE", "MAX_WIDTH", "RUN_OPTIONS", "RESUME_MAY_CHANGE", "ADDED_OPTIONS", "IMAGE_SHAPES", "TYPE_NAMES",
+           "first_change", "unread_options", "flag_of"]
 
 # name -> (the options it reads besides lr, (params, config) -> optimizer): the `optimizer` option's
 # choices, what each reads (an option typed for another is refused) and how each is built
@@ -58,17 +58,22 @@ RUN_OPTIONS = ("backend", "out", "checkpoint_every", "resume", "progress", "base
 RESUME_MAY_CHANGE = ("epochs", "patience", "base_error", "backend", "precision", "capture", "out", "checkpoint_every",
                      "resume", "progress")
 IMAGE_SHAPES = {"digits": (8, 8)}  # datasets whose examples are images (augmentation applies)
+# Options added since a run's options may have been saved, with what such a run trained with: its resume is
+# compared with that (a run of an xdl before l1 trained without it: a resume with --l1 0.1 is another run)
+ADDED_OPTIONS = {"l1": 0.0}
 
 
 def first_change(saved: dict, now: dict) -> tuple[str, object, object] | None:
     """(name, saved value, value now) of the first option of ``now`` outside `RESUME_MAY_CHANGE`
-    that differs from ``saved`` (options both hold), or None: one run's options, as a resume keeps them."""
+    that differs from ``saved`` (options both hold, an `ADDED_OPTIONS` one missing from ``saved`` at the value
+    it stands for), or None: one run's options, as a resume keeps them."""
     def same(name, then, now):  # (an initializer by its one spelling: normal(10) is normal(10.0))
         try:
             return then == now or (name == "init" and canonical_name(then) == canonical_name(now))
         except (TypeError, ValueError):  # (a file no xdl wrote)
             return False
 
+    saved = {**ADDED_OPTIONS, **saved}
     for name, value in now.items():
         if name not in RESUME_MAY_CHANGE and name in saved and not same(name, saved[name], value):
             return name, saved[name], value
@@ -106,6 +111,8 @@ class TrainConfig:
     dropout: float = _opt(0.3, "dropout rate after each hidden activation (0: none)")
     l2: float = _opt(0.0, "L2 penalty λ (the cost minimized + λ/2m·Σ‖W‖², m the mini-batch's size, as "
                           "scikit-learn's alpha; the costs recorded leave it out)")
+    l1: float = _opt(0.0, "L1 penalty λ₁ (the cost minimized + λ₁/m·Σ|W|, m the mini-batch's size, as Keras's "
+                          "kernel_regularizer=l1; it drives weights to 0; the costs recorded leave it out)")
     optimizer: str = _opt("adam", "optimization algorithm", tuple(OPTIMIZERS))
     lr: float = _opt(3e-3, "learning rate α (the initial one with a schedule)")
     beta1: float = _opt(0.9, "β of momentum and RMSprop, β1 of Adam")
@@ -224,10 +231,10 @@ class TrainConfig:
         # (resume first: a resume's out, unless given, is its run's directory, and a '~' there was blamed on out)
         check_no_tilde(str(self.resume), f"{source}: resume")
         check_directory_name(self.out, f"{source}: out")
-        for name in ("l2", "weight_decay", "augment_noise", "decay_rate"):
+        for name in ("l2", "l1", "weight_decay", "augment_noise", "decay_rate"):
             if not math.isfinite(getattr(self, name)) or getattr(self, name) < 0:
                 raise ValueError(f"{source}: {name} must be a finite number ≥ 0, got {getattr(self, name)}")
-        for name in ("l2", "weight_decay"):  # they multiply the float32 weights, where a larger one is inf: the
+        for name in ("l2", "l1", "weight_decay"):  # they multiply the float32 weights, where a larger one is inf: the
             # run started and stopped at its first step as diverged, advising a smaller learning rate
             if getattr(self, name) > high:
                 raise ValueError(f"{source}: {name} must be at most {high:.3g}, float32's largest number, got "
@@ -318,11 +325,11 @@ class TrainConfig:
 
     def build_trainer(self, model, callbacks=()):
         """The `Trainer` these options describe for ``model``: softmax cross-entropy, the configured
-        optimizer, L2, schedule and augmentation, `EarlyStopping` on the dev cost when ``patience``
+        optimizer, L2, L1, schedule and augmentation, `EarlyStopping` on the dev cost when ``patience``
         is set, then ``callbacks``. Its checkpoints carry these options (``run_info``), so a resume
         can check them (`check_resume`)."""
         stopping = [EarlyStopping(patience=self.patience)] if self.patience else []
-        return Trainer(model, SoftmaxCrossEntropy(), self.build_optimizer(model), l2=self.l2,
+        return Trainer(model, SoftmaxCrossEntropy(), self.build_optimizer(model), l2=self.l2, l1=self.l1,
                        batch_size=self.batch_size, epochs=self.epochs, schedule=self.build_schedule(),
                        callbacks=[*stopping, *callbacks], augment=self.build_augment(), seed=self.seed,
                        progress=self.progress_bar, run_info={"config": dataclasses.asdict(self)},

@@ -25,11 +25,11 @@ NEXT_STEPS = {
         "train a bigger network (more hidden units or layers)",
         "train longer, or with a better optimizer (Adam, momentum) and a tuned learning rate",
         "search architectures and hyperparameters",
-        "reduce regularization (a smaller L2 penalty, less dropout)",
+        "reduce regularization (a smaller L2 or L1 penalty, less dropout)",
     ],
     "high variance": [
         "get more training data, or augment the data you have",
-        "add or increase regularization (the L2 penalty, dropout)",
+        "add or increase regularization (the L2 or L1 penalty, dropout)",
         STOP_EARLY,
         "search architectures and hyperparameters",
     ],

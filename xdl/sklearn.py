@@ -31,7 +31,7 @@ except ImportError as e:  # (one installed but failing to import was told to ins
     raise import_error(e, ("sklearn",), "xdl.sklearn needs scikit-learn ≥ 1.6", "sklearn")
 
 from xdl.backend import SEEDS, array_to_numpy, resolve_backend, thread_backend, thread_seed
-from xdl.config import SCHEDULE_OPTIONS, TrainConfig
+from xdl.config import ADDED_OPTIONS, SCHEDULE_OPTIONS, TrainConfig
 from xdl.data import Standardizer, split
 from xdl.data.validation import check_bool, check_int, check_number, first_where, standardized
 from xdl.nn.module import modes_of, restore_modes
@@ -112,7 +112,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     after each hidden Dense layer (``batch_size`` then ≥ 2). ``dropout``: the drop probability after
     each hidden activation, a number in [0, 1 − 2⁻⁹] (0: none). ``l2``: λ of the penalty
     λ/(2m)·Σ‖W‖² on the weights added to each batch's cost (m the batch's size; scikit-learn's
-    ``alpha``), a finite number ≥ 0 and at most float32's largest. ``optimizer``: "sgd",
+    ``alpha``), a finite number ≥ 0 and at most float32's largest. ``l1``: λ₁ of the penalty
+    λ₁/m·Σ|W| added likewise (scikit-learn's MLP has none; Keras's ``kernel_regularizer=l1``: it
+    drives weights to 0), checked as ``l2``; 0, the default, is none. ``optimizer``: "sgd",
     "momentum", "nesterov", "rmsprop", "adam" (the default) or "adamw" (scikit-learn's ``solver``;
     β₁ = 0.9, β₂ = 0.999, ε = 1e-8). ``lr``: the learning rate (a schedule's first), a number > 0 in
     float32's positive range [1.4e-45, 3.4e38] (scikit-learn's ``learning_rate_init``).
@@ -141,16 +143,18 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     (staircase and step only); under another schedule each is ignored, as scikit-learn's
     ``MLPClassifier`` ignores ``momentum`` unless ``solver="sgd"`` (so a grid may cross them)."""
 
-    # decay_base, decay_every, decay_factor and weight_decay last: arguments given by position keep their meaning
+    # decay_base, decay_every, decay_factor, weight_decay and l1 last: arguments given by position keep their meaning
     @_hinting_sklearn_names
     def __init__(self, hidden=(100,), activation="relu", batch_norm=False, dropout=0.0, l2=0.0,
                  optimizer="adam", lr=1e-3, batch_size=64, epochs=100, schedule="none", decay_rate=0.05,
                  early_stopping=False, validation_fraction=0.1, patience=10, backend="auto", seed=0,
-                 warm_start=False, decay_base=0.95, decay_every=10, decay_factor=0.5, weight_decay=0.0):
+                 warm_start=False, decay_base=0.95, decay_every=10, decay_factor=0.5, weight_decay=0.0,
+                 l1=0.0):
         self.hidden, self.activation, self.batch_norm, self.dropout, self.l2 = hidden, activation, batch_norm, dropout, l2
         self.optimizer, self.lr, self.batch_size, self.epochs = optimizer, lr, batch_size, epochs
         self.schedule, self.decay_rate, self.decay_base = schedule, decay_rate, decay_base
         self.decay_every, self.decay_factor, self.weight_decay = decay_every, decay_factor, weight_decay
+        self.l1 = l1
         self.early_stopping, self.validation_fraction, self.patience = early_stopping, validation_fraction, patience
         self.backend, self.seed, self.warm_start = backend, seed, warm_start
 
@@ -200,7 +204,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             hidden = list(hidden)
         config = TrainConfig.from_dict({
             "hidden": hidden, "activation": self.activation, "batch_norm": self.batch_norm, "dropout": self.dropout,
-            "l2": self.l2, "weight_decay": self.weight_decay, "optimizer": self.optimizer, "lr": self.lr,
+            "l2": self.l2, "l1": self.l1, "weight_decay": self.weight_decay, "optimizer": self.optimizer, "lr": self.lr,
             "batch_size": self.batch_size,
             "epochs": self.epochs, "schedule": self.schedule,
             **{name: getattr(self, name) for name in SCHEDULE_SETTINGS},
@@ -455,9 +459,13 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     def __setstate__(self, state: dict) -> None:
         """An estimator pickled by an older xdl lacks the parameters added since (``weight_decay``,
         ``decay_base``): each takes its default, what that xdl trained with — else it loaded, then
-        failed at ``predict`` on the attribute missing."""
+        failed at ``predict`` on the attribute missing. Its trainer's options lack the options added
+        since too (``l1``): they take what that xdl trained with (`ADDED_OPTIONS`), or a `partial_fit`
+        read them as changed and made a new trainer, dropping the optimizer's state."""
         defaults = {name: p.default for name, p in inspect.signature(type(self).__init__).parameters.items()
                     if name != "self"}
+        if isinstance(state.get("_trainer_options_"), dict):
+            state = {**state, "_trainer_options_": {**ADDED_OPTIONS, **state["_trainer_options_"]}}
         super().__setstate__({**defaults, **state})
 
 

@@ -7,6 +7,7 @@ the rest is better spent on training (98/1/1 and smaller).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import numpy as np
@@ -100,7 +101,7 @@ def split(X, y, dev=None, test=None, seed: int = 0, stratify: bool | None = None
     y_given, y = y, to_numpy(y)
     if y.ndim == 0:  # (said "X has 40 examples but y has 0" of a generator, a sparse column read as one object)
         expected = "an array of one label or target per example of X"
-        if y.dtype == object:
+        if y.dtype == object and not isinstance(y_given, Mapping):  # (a dict's hint is X's: its columns as features)
             refuse_non_array(y_given, "y", expected=expected)
         raise ValueError(f"y must be {expected}, got a single value {y!r}")
     check_int(seed, "split: seed", low=0)

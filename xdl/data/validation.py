@@ -215,10 +215,15 @@ def refuse_non_array(value, name: str, expected: str = "an array of examples (m,
     """A TypeError naming ``name`` and what ``value`` is: something NumPy holds as one 0-d object,
     not ``expected``. Keras's ``fit(generator)`` and a PyTorch ``DataLoader`` of (X, y) batches are
     told that the whole data set is taken as arrays (their batches joined first), a dict of columns
-    that its values are stacked as features."""
+    that its values are stacked as features; a 0-d array holding one object (``np.load`` of a pickled
+    list or dict) by what it holds."""
     kind = type(value).__name__
+    if isinstance(value, np.ndarray) and value.ndim == 0:  # (an ndarray has __iter__: it was told as a generator)
+        raise TypeError(f"{name} must be {expected}, got a 0-d array holding one object of type "
+                        f"{type(value.item()).__name__} (np.load of a pickled object gives one: {name}.item() is the "
+                        "object)")
     if isinstance(value, Mapping):
-        raise TypeError(f"{name} must be an array of examples (m, features), got an object of type {kind} (named "
+        raise TypeError(f"{name} must be {expected}, got an object of type {kind} (named "
                         f"inputs?): stack its columns as features, np.column_stack(list({name}.values()))")
     if hasattr(value, "__iter__") or hasattr(value, "__next__"):
         raise TypeError(f"{name} must be {expected}, got an object of type {kind}: xdl "

@@ -34,7 +34,7 @@ class Callback:
     A callback with state of its own keeps it across a resume through ``state_dict()`` — a pair
     (a dict of JSON values, a dict of NumPy arrays), stored in each checkpoint — and
     ``load_state_dict(state, arrays)``, called with that pair when a run resumes, before
-    ``on_train_begin``. A rate a callback set, ``trainer.l2`` and a schedule it cleared
+    ``on_train_begin``. A rate a callback set, ``trainer.l2``, ``trainer.l1`` and a schedule it cleared
     (``trainer.schedule = None``) are part of the checkpoint; code it set (another schedule,
     ``opt.lr = schedule``) and a layer's setting (a dropout rate, a batch norm's momentum) are not:
     it sets them again in ``on_train_begin`` when ``trainer.resumed``, from its own state (a resume

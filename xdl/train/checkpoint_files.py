@@ -139,6 +139,7 @@ def check_run_state(extra: dict, path, who: str = "resume") -> None:
                          ("seed", optional(is_count), "an integer ≥ 0 or null"),
                          ("start_cost", optional(is_number), "a number or null"),
                          ("l2_now", optional(lambda v: is_number(v) and 0 <= v < math.inf), "a number ≥ 0 or null"),
+                         ("l1_now", optional(lambda v: is_number(v) and 0 <= v < math.inf), "a number ≥ 0 or null"),
                          ("module_settings", optional(is_dict), "a dict or null"),
                          ("partial", optional(is_dict), "a dict or null"),
                          ("provenance", optional(is_dict), "a dict or null"),

@@ -128,9 +128,12 @@ class Control(Callback):
         self._settle()  # the run is over: nothing left to resume at an earlier state
         if trainer.step:  # stopped mid-epoch (by a step's hook): the run goes on at a later fit or a resume,
             return  # which reads the file (set aside as come after the run's end, it was never applied)
-        if self.path.is_file() and self._pending is None:  # written during the last epoch (or not settled at its
-            # end): never read — set aside and said, so that a later run in this directory does not obey it at its
-            # first epoch (one applied whose rename failed is pending still: the next run renames it)
+        if self._pending is not None and self.path.is_file():  # applied, but its rename failed (held open): a
+            # resume renames it (the checkpoint holds it as applied); a new run in this directory would obey it
+            warn_caller(f"{CONTROL_FILE} was applied but could not be renamed {self._pending.name}: remove it before "
+                        "a new run in this directory, which would obey it at its first epoch")
+        elif self.path.is_file():  # written during the last epoch (or not settled at its end): never read — set
+            # aside and said, so that a later run in this directory does not obey it at its first epoch
             aside = self.directory / f"control-unread-end-{trainer.epoch}.toml"
             with contextlib.suppress(OSError):
                 self.path.replace(aside)

@@ -22,6 +22,11 @@ KERAS_STOPPING_OPTIONS = {
 }
 
 
+def patience_reason(monitor: str, wait: int) -> str:
+    """Why a run stopped early, as its history says it: "dev cost did not improve for 15 epochs"."""
+    return f"{monitor.replace('_', ' ')} did not improve for {wait} epoch{'s' * (wait != 1)}"
+
+
 class EarlyStopping(Callback):
     """Stop when ``monitor`` has not improved by more than ``min_delta`` for ``patience`` epochs.
 
@@ -89,7 +94,7 @@ class EarlyStopping(Callback):
         return self.run_state if restored else None
 
     def _reason(self) -> str:
-        return f"{self.monitor.replace('_', ' ')} did not improve for {self.wait} epoch{'s' * (self.wait != 1)}"
+        return patience_reason(self.monitor, self.wait)
 
     def on_epoch_end(self, trainer, record: dict) -> None:
         value = record.get(self.monitor)

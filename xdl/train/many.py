@@ -3,7 +3,7 @@
 The K models share what changes shapes or the batches — `SHARED` options: layer sizes,
 activation, batch norm, where dropout is, batch size, optimizer rule, augmentation — and each keeps
 the rest: its seed (initialization and dropout masks), learning rate and schedule, β's, ε, L2,
-weight decay, dropout rate, epochs and early-stopping patience. `xdl.nn.stack` lays them out as one
+L1, weight decay, dropout rate, epochs and early-stopping patience. `xdl.nn.stack` lays them out as one
 model whose dense layers are batched products and whose batch-norm layers are the ordinary
 kernels over (B, K·C); `xdl.optim.StackedOptimizer` updates all K in one launch per region.
 
@@ -55,7 +55,7 @@ from xdl.tensor import Tensor, enable_grad, no_grad, to_numpy
 from xdl.train.callback import callback_state, check_record, continues_run, load_callback_state
 from xdl.train.checkpoint import Checkpoint, check_resumes_into, stop_for_signal
 from xdl.train.checkpoint_files import check_checkpoint_kind, position, resume_path, upcoming, write_checkpoint
-from xdl.train.early_stopping import EarlyStopping
+from xdl.train.early_stopping import EarlyStopping, patience_reason
 from xdl.train.fit_guards import (callbacks_held, callbacks_told_of_errors, check_callbacks_own, check_goes_on,
                                   check_monitored, check_same_examples, checkpoint_directories_held, fitting_alone,
                                   load_resumed)
@@ -287,6 +287,8 @@ class ManyTrainer:
         self.optimizer = StackedOptimizer(self.model, [c.build_optimizer(m) for c, m in zip(self.configs, models)])
         self._l2 = np.array([c.l2 for c in self.configs])
         self._l2_cache = {}  # m -> _l2_scales
+        self._l1 = np.array([c.l1 for c in self.configs])
+        self._l1_cache = {}  # m -> _l1_scales
         self._schedules = [c.build_schedule() for c in self.configs]
         self._augment = self.configs[0].build_augment()
         self._captured.backend = self.model.backend
@@ -323,6 +325,15 @@ class ManyTrainer:
         if m not in cache:
             backend = self.model.backend
             cache[m] = [backend.asarray((self._l2 / (2 * m)).reshape((-1,) + (1,) * (w.ndim - 1)), dtype=w.dtype)
+                        for w in self.model.parameters("weight")]
+        return cache[m]
+
+    def _l1_scales(self, m: int) -> list:
+        """Per weight, the (K, 1, …) device column λ₁_k/m for m = `penalty_examples` (made once per m)."""
+        cache = self._l1_cache
+        if m not in cache:
+            backend = self.model.backend
+            cache[m] = [backend.asarray((self._l1 / m).reshape((-1,) + (1,) * (w.ndim - 1)), dtype=w.dtype)
                         for w in self.model.parameters("weight")]
         return cache[m]
 
@@ -393,7 +404,8 @@ class ManyTrainer:
                              f"{width} classes the one-hot label rows have [0, {width})")
         if n_classes is None:
             n_classes = max(observed, 2)
-            note_label_width((y, dev[1]) if dev is not None else (y,), n_classes)
+            if width is None:  # (one-hot rows' columns are classes the caller named, not a largest label's reach)
+                note_label_width((y, dev[1]) if dev is not None else (y,), n_classes)
         elif (isinstance(n_classes, bool) or not isinstance(n_classes, int | np.integer)
               or not 2 <= n_classes <= MAX_CLASSES):  # (one output of a softmax is always 1: nothing is learned)
             raise ValueError(f"n_classes must be an integer in [2, {MAX_CLASSES}] (MAX_CLASSES), got {n_classes!r}")
@@ -524,6 +536,7 @@ class ManyTrainer:
             idx = order[bounds[step][0]:bounds[step][1]]
             if captured and self._captured.failure is None:
                 self._l2_scales(self._penalty_m)  # made before a capture: they outlive its graph
+                self._l1_scales(self._penalty_m)
                 cost, hits = self._captured.step(self._train_step, X, y, idx,
                                                   version=(self.optimizer.version, settings))
             else:
@@ -590,6 +603,8 @@ class ManyTrainer:
         total = cost.sum()
         if self._l2.any():
             total = total + _l2_penalty(self.model, self._l2_scales(self._penalty_m))
+        if self._l1.any():
+            total = total + _l1_penalty(self.model, self._l1_scales(self._penalty_m))
         total.backward()
         self.optimizer.step()
         return cost.data, None if self.eval_train else _hits(out.data, yb)
@@ -712,7 +727,7 @@ class ManyTrainer:
             if state["wait"] >= patience:
                 self.status[k] = "stopped"
                 self.histories[k].stopped_epoch = record["epoch"]
-                self.histories[k].stopped_by = f"dev cost did not improve for {state['wait']} epoch{'s' * (state['wait'] != 1)}"
+                self.histories[k].stopped_by = patience_reason("dev_cost", state["wait"])
 
     @no_grad()
     def _evaluate(self, X, y, batch_size: int = 1024, captured: bool = False) -> dict:
@@ -862,7 +877,7 @@ class ManyTrainer:
             if self.status[k] == "training" and config.patience and wait >= config.patience:
                 self.status[k] = "stopped"
                 self.histories[k].stopped_epoch = len(self.histories[k])
-                self.histories[k].stopped_by = f"dev cost did not improve for {wait} epoch{'s' * (wait != 1)}"
+                self.histories[k].stopped_by = patience_reason("dev_cost", wait)
                 self.optimizer.freeze(k)
                 self._kept["final"][k] = self.model.row(k)
         ended = [k for k, c in enumerate(self.configs)  # resumed with no more epochs than it has trained
@@ -992,5 +1007,15 @@ def _l2_penalty(model, scales: list) -> Tensor:
     total = None
     for w, scale in zip(model.parameters("weight"), scales):
         term = (w * w * scale).sum()
+        total = term if total is None else total + term
+    return total
+
+
+def _l1_penalty(model, scales: list) -> Tensor:
+    """Σ_k λ₁_k/m·Σ|W_k| (`_l1_scales` gives each weight's λ₁_k/m column): each model's L1 term
+    (`xdl.losses.l1`), its gradient (λ₁_k/m)·sign(W_k), 0 at a weight of exactly 0."""
+    total = None
+    for w, scale in zip(model.parameters("weight"), scales):
+        term = (w.abs() * scale).sum()
         total = term if total is None else total + term
     return total

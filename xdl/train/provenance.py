@@ -2,7 +2,7 @@
 
 A checkpoint records the run's provenance — the model's architecture, the loss, the optimizer
 and its settings, the parameters each of its groups trains, the modules it runs in evaluation
-mode, the trainer's seed, batch size, L2 and schedule (by name, and by its rates at a
+mode, the trainer's seed, batch size, L2, L1 and schedule (by name, and by its rates at a
 few counts, as each per-step lr), the callbacks by type, the model's dtype, and a digest of the
 training and dev data — and `verify` compares it with the run
 about to resume, naming the first thing that differs with both values, before anything in memory
@@ -78,6 +78,11 @@ GROUP_FACTS = ("optimizer settings", "trained parameters")
 RATES_FACT = "rates of the schedules"
 
 
+# facts recorded since a checkpoint may have been written, with what its run had: a checkpoint of an xdl before
+# l1 trained without it, so a resume with l1 > 0 is another run (not a fact it did not record, left unchecked)
+ADDED_FACTS = {"l1": 0.0}
+
+
 def record(trainer, data: dict) -> dict:
     """The facts a checkpoint of ``trainer`` records and a resume must match, in their saved form
     (`as_saved`: compared with what a checkpoint read back holds); ``data`` holds the digests of the
@@ -97,6 +102,7 @@ def record(trainer, data: dict) -> dict:
         "seed": trainer.seed,
         "batch_size": trainer.batch_size,
         "l2": trainer.l2,
+        "l1": trainer.l1,  # (a checkpoint of an xdl before l1 lacks it: `ADDED_FACTS`)
         # as given: a callback that sets the rate itself clears trainer.schedule, for a later fit too
         "schedule": _setting(trainer._given_schedule) if trainer._given_schedule is not None else None,
         f"{RATES_FACT} at counts {', '.join(map(str, PROBED_COUNTS))}": {
@@ -135,6 +141,7 @@ def verify(saved: dict, current: dict, path, names: tuple | None = None) -> None
     (the checkpoint's model's parameter and buffer names, this model's), where known — a parameter
     one run trained that the other's model does not have is a model that differs (a layer used twice
     or a weight tied in one of them: a shared parameter has one name, its first use's), not one frozen."""
+    saved = {**ADDED_FACTS, **saved}
     for key, now in current.items():
         then = saved.get(key)
         if key == "architecture":  # an initializer by its one spelling (normal(10) is normal(10.0))

@@ -1,4 +1,4 @@
-"""`Trainer`: the course's training loop as one call — mini-batches, L2, a learning-rate schedule,
+"""`Trainer`: the course's training loop as one call — mini-batches, L2/L1, a learning-rate schedule,
 per-epoch train/dev metrics, callbacks, checkpoints and exact resumption.
 
 Randomness is a pure function of the seed and the position in the run: the shuffle of epoch e
@@ -13,7 +13,7 @@ the epoch and step and the checkpoint that holds its last good state. Host syncs
 on a GPU except for the progress bar's periodic refresh; step costs stay on the device and are
 checked in one transfer at the epoch's end (at every step on the CPU, where a check costs nothing).
 
-On a GPU the step (forward, loss, backward, L2, update) is captured as a CUDA graph per batch
+On a GPU the step (forward, loss, backward, L2/L1, update) is captured as a CUDA graph per batch
 shape (`xdl.cuda_graph`) and replayed: the first step of each shape runs for real as the
 warm-up, then is recorded. Its inputs are copied into fixed arrays per shape; the dropout key's
 step and the optimizer's step count and rates live in device memory, so captured and eager runs
@@ -128,6 +128,19 @@ def _checked_run_info(run_info) -> dict:
     return dict(run_info)
 
 
+def check_penalty(lambd, name: str, dtype) -> None:
+    """A weight penalty's λ (``l2``, ``l1``) is a finite number ≥ 0 and at most ``dtype``'s largest:
+    the penalty (λ/(2m)·Σ‖W‖², λ/m·Σ|W|) and its gradient ((λ/m)·W, (λ/m)·sign(W)) are computed in the
+    model's dtype, where a larger λ is inf — the first step's cost was NaN, and the run stopped as
+    diverged, advising a smaller learning rate. Refused by name, before any work."""
+    if isinstance(lambd, bool) or not isinstance(lambd, int | float | np.number) or not 0 <= lambd < math.inf:
+        raise ValueError(f"{name} must be a finite number ≥ 0, got {lambd!r}")
+    high = float(np.finfo(dtype).max)
+    if lambd > high:
+        raise ValueError(f"{name} must be at most {high:.3g}, {dtype}'s largest number (the model's dtype, which "
+                         f"the penalty is computed in), got {lambd!r}")
+
+
 def penalty_examples(batch_size: int, m: int) -> int:
     """The m of the L2 penalty λ/(2m)·Σ‖W‖² at every step of a run on m examples: the batch size (m
     when smaller). A last, smaller batch gets the penalty of the others: dividing by its own size
@@ -140,6 +153,10 @@ class Trainer:
 
     ``l2``: λ of the penalty λ/(2m)·Σ‖W‖² added to each batch's cost (m = `penalty_examples`: the
     batch size, the same at every step), a number ≥ 0 and at most the model dtype's largest; 0, the
+    default, adds none.
+    ``l1``: λ₁ of the penalty λ₁/m·Σ|W| (`xdl.losses.l1`) added likewise, the same m, checked as
+    ``l2`` (Keras's ``kernel_regularizer=l1(λ)``: it drives weights to zero, a sparse model); its
+    gradient is (λ₁/m)·sign(W), 0 at a weight of exactly 0. Both may be set (elastic net); 0, the
     default, adds none.
     ``batch_size``: the examples of each training step, a positive integer (64 by default; at least 2
     with batch norm in the model, checked at fit). Each epoch's shuffled set is cut into batches of
@@ -171,26 +188,23 @@ class Trainer:
     nothing in the step needs the host: `eager_reason`); True insists (an error says why it
     cannot); False runs every step eagerly.
 
-    Costs in the history are the data loss without the L2 term, so train and dev compare alike.
+    Costs in the history are the data loss without the L2 and L1 terms, so train and dev compare alike.
     With batch norm in the model, a last batch of one example is merged into the batch before it
     (a warning says so once per fit).
     """
 
+    l1 = 0.0  # (a Trainer pickled before l1 was an option trains without it, as it did)
+
     def __init__(self, model, loss, optimizer, l2: float = 0.0, batch_size: int = 64, epochs: int = 10,
                  schedule=None, callbacks=(), augment=None, seed: int | None = None, eval_train: bool = True,
-                 progress: bool | None = None, run_info: dict | None = None, capture="auto"):
+                 progress: bool | None = None, run_info: dict | None = None, capture="auto", l1: float = 0.0):
         _check_parts(model, loss, optimizer)
         check_int(batch_size, "batch_size")
         check_int(epochs, "epochs")
         if seed is not None:
             check_int(seed, "seed", low=0, high=SEEDS - 1, expected="an integer in [0, 2**64) or None")
-        if isinstance(l2, bool) or not isinstance(l2, int | float | np.number) or not 0 <= l2 < math.inf:
-            raise ValueError(f"l2 must be a finite number ≥ 0, got {l2!r}")
-        high = float(np.finfo(model.dtype).max)  # the penalty λ/(2m)·Σ‖W‖² and its gradient (λ/m)·W are computed in
-        if l2 > high:  # the model's dtype, where a larger λ is inf: the first step's cost was NaN, and the run
-            # stopped as diverged, advising a smaller learning rate
-            raise ValueError(f"l2 must be at most {high:.3g}, {model.dtype}'s largest number (the model's dtype, which "
-                             f"the penalty is computed in), got {l2!r}")
+        for name, lambd in (("l2", l2), ("l1", l1)):
+            check_penalty(lambd, name, model.dtype)
         check_schedule_kind(schedule)
         predicts = getattr(loss, "predicts", None)
         # (xdl.save would refuse it, after the run; a str first: an array's `in` was NumPy's "truth value")
@@ -227,6 +241,7 @@ class Trainer:
         self.model, self.loss, self.optimizer = model, loss, optimizer
         self._network = model  # what the steps run on their inputs (`Module.network_input`, set by fit)
         self.l2, self.batch_size, self.epochs, self._schedule = float(l2), int(batch_size), int(epochs), schedule
+        self.l1 = float(l1)
         self._given_schedule = schedule  # what the run was made with (a checkpoint records it)
         self.callbacks = sorted(callbacks, key=lambda cb: cb.order)
         self.run_info = _checked_run_info(run_info)
@@ -262,7 +277,7 @@ class Trainer:
         size = sum(p.size for p in self.model.parameters())
         parts = [f"model={type(self.model).__name__}({size:,} parameters)", f"loss={self.loss!r}",
                  f"optimizer={self.optimizer!r}", f"batch_size={self.batch_size}", f"epochs={self.epochs}"]
-        given = {"l2": self.l2, "schedule": self._given_schedule, "callbacks": self.callbacks or None,
+        given = {"l2": self.l2, "l1": self.l1, "schedule": self._given_schedule, "callbacks": self.callbacks or None,
                  "augment": self.augment, "seed": None if self._seed_drawn else self.seed,
                  "eval_train": self.eval_train, "progress": self.progress, "capture": self._captured.capture}
         defaults = {name: p.default for name, p in inspect.signature(Trainer.__init__).parameters.items()}
@@ -783,8 +798,8 @@ class Trainer:
         step's own runs only at its capture); and the settings the step was captured under, to be
         compared with the model's now (`host_settings`: a change captures the step again)."""
         self.optimizer.zero_grad()
-        return self._captured.settings("step", self.model, self.l2, self.optimizer, len(self.optimizer.groups),
-                                       self.eval_train, self.loss, host_values(self.loss))
+        return self._captured.settings("step", self.model, self.l2, self.l1, self.optimizer,
+                                       len(self.optimizer.groups), self.eval_train, self.loss, host_values(self.loss))
 
     def _epoch_so_far(self) -> dict:
         """The epoch's progress after its ``self.step`` steps, as a `_partial`: what a checkpoint
@@ -808,6 +823,8 @@ class Trainer:
         out = self._network(Xb)
         cost = self._step_loss(out, yb)
         total = cost + _losses.l2(self.model, self.l2, m=self._penalty_m) if self.l2 else cost
+        if self.l1:
+            total = total + _losses.l1(self.model, self.l1, m=self._penalty_m)
         total.backward()
         self.optimizer.step()
         hits = None
@@ -1082,10 +1099,10 @@ class Trainer:
                  # not check
                  "provenance": self._provenance_record or provenance.record(self, getattr(self, "_measured_on", None)),
                  "start_cost": getattr(self, "_start_cost", None),  # (a Trainer pickled before starts were kept)
-                 # l2 and the layers' numeric settings as they are now (a callback's trainer.l2 = …, a dropout
-                 # rate, a batch norm's momentum): the provenance holds them as the fit began, so a resume
+                 # l2, l1 and the layers' numeric settings as they are now (a callback's trainer.l2 = …, a
+                 # dropout rate, a batch norm's momentum): the provenance holds them as the fit began, so a resume
                  # went on with the values the run was made with, unsaid, and ended with other weights
-                 "l2_now": self.l2, "module_settings": _module_settings(self.model)}
+                 "l2_now": self.l2, "l1_now": self.l1, "module_settings": _module_settings(self.model)}
         model = self.model
         for cb in self.callbacks:  # after a fit, the best epoch's weights its EarlyStopping put back: the file holds
             # the run's last ones, which its position and optimizer state go with (as its Checkpoint's last file) —
@@ -1112,9 +1129,11 @@ class Trainer:
             self._provenance_record = dict(self._provenance_record, seed=int(extra["seed"]))
         if self._provenance_record is not None:
             if extra.get("provenance") is not None:
+                # (the model's names before the file's record is read: an error of a model of one's own is not
+                # the file's damage)
+                names = (set(model_state), {n for n, _ in self.model.named_parameters()}
+                         | {n for n, _ in self.model.named_buffers()})
                 try:
-                    names = (set(model_state), {n for n, _ in self.model.named_parameters()}
-                             | {n for n, _ in self.model.named_buffers()})
                     provenance.verify(extra["provenance"], self._provenance_record, path, names)
                 except (TypeError, AttributeError, KeyError, IndexError) as e:  # (a record of kinds no xdl wrote: a
                     # layer's config a list, the data's a number) named as the file's damage, not Python's words
@@ -1179,6 +1198,8 @@ class Trainer:
         # an older checkpoint's)
         if extra.get("l2_now") is not None:
             self.l2 = float(extra["l2_now"])
+        if extra.get("l1_now") is not None:  # (None: a checkpoint of an xdl before l1, or saved by hand without it)
+            self.l1 = float(extra["l1_now"])
         # layer settings a callback changed during the run, said once the callbacks' on_train_begin could set
         # them again (`_check_module_settings`)
         self._module_settings = (path, extra.get("module_settings"))

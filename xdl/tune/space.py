@@ -4,7 +4,7 @@ A dimension draws uniformly in its *transformed* scale and maps back (Ng's cours
 exponent, not the value):
 
     uniform(a, b)         x = t,               t ~ U[a, b]
-    log_uniform(a, b)     x = 10^t,            t ~ U[log10 a, log10 b]   (a learning rate, L2 λ)
+    log_uniform(a, b)     x = 10^t,            t ~ U[log10 a, log10 b]   (a learning rate, L2 or L1 λ)
     one_minus_log(a, b)   x = 1 − 10^t,        t ~ U[log10(1 − b), log10(1 − a)]   (an averaging β:
                           0.999 → 0.9995 matters as much as 0.9 → 0.95)
     int_uniform(a, b)     x = round(t),        t ~ U[a − ½, b + ½]   (each integer in [a, b] alike)
@@ -135,7 +135,7 @@ class Uniform(Dimension):
 
 
 class LogUniform(Dimension):
-    """A value in [low, high], low > 0, with log₁₀ of it uniform (a learning rate, L2's λ: each decade
+    """A value in [low, high], low > 0, with log₁₀ of it uniform (a learning rate, L2's or L1's λ: each decade
     as likely): ``{"log_uniform": [low, high]}`` in a space table."""
 
     kind = "log_uniform"
