@@ -490,7 +490,8 @@ def config_from_args(args) -> TrainConfig:
             and (run := _run_directory(resume)) is not None:
         flags["out"] = str(run)  # a resumed run goes on where it was (Keras's BackupAndRestore)
     # a resumed run's or study's own options, under the file and the flags: a resume needs no option again
-    saved = _resumed_study(args)[0].get("base", {}) or (_resumed_run(resume, resume_name) if args.command == "train" else {})
+    saved = _resumed_study(args)[0].get("base", {}) or \
+        (_resumed_run(resume, resume_name) if args.command == "train" else {})
     source = "command line" if args.config is None else f"config file {str(args.config)!r}"
     try:
         if args.config is not None:  # --config '' is an error (no such file), not no file
