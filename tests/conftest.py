@@ -170,3 +170,13 @@ def memory_mapped(obj):
     with tempfile.TemporaryDirectory() as directory:
         joblib.dump(obj, f"{directory}/obj.joblib")
         return joblib.load(f"{directory}/obj.joblib", mmap_mode="r")
+
+
+class StopAtEpoch(xdl.train.Callback):
+    """Stops a run at the end of epoch ``epoch`` (a run cut there, to be resumed)."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_end(self, trainer, record):
+        trainer.stop_training = trainer.stop_training or record["epoch"] == self.epoch

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from conftest import StopAtEpoch
 
 import xdl
 from xdl.cli import main
@@ -79,14 +80,6 @@ def test_l1_drives_small_weights_to_zero_where_l2_only_shrinks_them():
     assert np.all(np.abs(weights["l1"][:2]) > 1.5) and np.all(np.abs(weights["l2"][:2]) > 1.5)
 
 
-class StopAt(Callback):
-    def __init__(self, epoch):
-        self.epoch = epoch
-
-    def on_epoch_end(self, trainer, record):
-        trainer.stop_training = trainer.stop_training or record["epoch"] == self.epoch
-
-
 class SetL1(Callback):
     """trainer.l1 = 0.4 after epoch 1 (a schedule of the penalty of one's own)."""
 
@@ -105,12 +98,12 @@ def test_a_resume_with_l1_and_a_callbacks_l1_ends_as_the_uninterrupted_run(tmp_p
         return Trainer(model, SoftmaxCrossEntropy(), Adam(model, lr=1e-2), l1=0.1, batch_size=32, epochs=4,
                        callbacks=callbacks, seed=0, progress=False)
 
-    whole = trainer([SetL1(), StopAt(99), Checkpoint(tmp_path / "whole")])
+    whole = trainer([SetL1(), StopAtEpoch(99), Checkpoint(tmp_path / "whole")])
     whole.fit(s.X_train, s.y_train)
-    first = trainer([SetL1(), StopAt(2), Checkpoint(tmp_path / "cut")])
+    first = trainer([SetL1(), StopAtEpoch(2), Checkpoint(tmp_path / "cut")])
     first.fit(s.X_train, s.y_train)
     assert first.epoch == 2 and first.l1 == 0.4
-    resumed = trainer([SetL1(), StopAt(99), Checkpoint(tmp_path / "cut")])
+    resumed = trainer([SetL1(), StopAtEpoch(99), Checkpoint(tmp_path / "cut")])
     resumed.fit(s.X_train, s.y_train, resume=tmp_path / "cut")
     assert resumed.l1 == 0.4 and resumed.epoch == 4
     for name, value in whole.model.state_dict().items():

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import edit_saved
+from conftest import StopAtEpoch, edit_saved
 
 import xdl
 from xdl.data import split
@@ -2172,14 +2172,6 @@ def test_a_layer_setting_of_nan_that_nothing_changed_is_not_said_at_a_resume(tmp
         warnings.simplefilter("always")
         trainer(2).fit(s.X_train, s.y_train, resume=tmp_path)
     assert not [str(w.message) for w in caught if "resume: module" in str(w.message)]
-
-
-class StopAtEpoch(Callback):
-    def __init__(self, epoch):
-        self.epoch = epoch
-
-    def on_epoch_end(self, trainer, record):
-        trainer.stop_training = trainer.stop_training or record["epoch"] == self.epoch
 
 
 def test_a_stop_of_the_users_own_callback_is_named_and_a_resume_goes_on(tmp_path):
