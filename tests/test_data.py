@@ -18,8 +18,9 @@ def test_split_sizes_follow_the_course_defaults():
     assert holdout_sizes(100, dev=0.001, test=np.float32(0.1)) == (1, 10)  # a fraction asked for is never empty
     with pytest.raises(ValueError, match="dev must be a fraction in \\[0, 1\\) or a count .*got True"):
         holdout_sizes(100, dev=True)
-    with pytest.raises(ValueError, match="dev"):
-        holdout_sizes(100, dev=1.5)
+    for fraction in (1.5, 1.0, -0.1):  # a float outside [0, 1) is no fraction (−0.1 was not an empty dev set)
+        with pytest.raises(ValueError, match=r"dev must be a fraction in \[0, 1\) or a count in \[0, 100\), got"):
+            holdout_sizes(100, dev=fraction)
     with pytest.raises(ValueError, match="no training examples"):
         holdout_sizes(100, dev=60, test=40)
 
@@ -172,6 +173,9 @@ def test_a_last_batch_of_exactly_min_size_is_kept_and_one_below_is_merged_with_a
         assert training_batches(5, 4, min_size=2) == [(0, 5)]
     with pytest.raises(ValueError, match=r"has 1 example\(s\); batch norm needs batches of at least 2$"):
         training_batches(1, 4, min_size=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # batches that divide the set: no last batch to merge, nothing to say
+        assert training_batches(8, 4, min_size=2) == [(0, 4), (4, 8)]
     with pytest.raises(ValueError, match=r"has 0 example\(s\); a step needs one$"):  # (no batch norm to name)
         training_batches(0, 4)
     orders = []
@@ -273,6 +277,23 @@ def test_augment_flips_shifts_and_adds_noise():
     with pytest.raises(ValueError, match=r"sees examples as 3×3 images, so X must have 9 features, got 8"):
         Augment((3, 3), shift=1).check(8)
 
+
+
+def test_augment_shifts_reach_every_offset_up_to_shift_each_way_alike():
+    """Each (dy, dx) in [−shift, shift]² is drawn, about as often as the others: a lone pixel in the
+    middle of a 5×5 image lands at each of the 25 places (a range one short on the positive side never
+    moved it down or right by ``shift``)."""
+    X = np.zeros((2500, 25))
+    X[:, 12] = 1  # the centre pixel
+    moved = Augment((5, 5), shift=2)(X, np.random.default_rng(0)).reshape(-1, 5, 5)
+    rows, dy, dx = np.nonzero(moved)
+    assert np.array_equal(rows, np.arange(2500))  # the pixel is kept in every image: |shift| ≤ 2
+    offsets, counts = np.unique(np.stack([dy - 2, dx - 2], axis=1), axis=0, return_counts=True)
+    assert offsets.tolist() == [[i, j] for i in range(-2, 3) for j in range(-2, 3)]
+    assert counts.min() > 60  # 100 expected each (a 4-σ band is 60–140)
+    images = np.random.default_rng(1).standard_normal((50, 12))
+    assert np.array_equal(Augment((3, 4))(images, np.random.default_rng(0)), images)  # flip off: none mirrored
+    assert np.array_equal(Augment((3, 4), noise=0.0, shift=0)(images, np.random.default_rng(0)), images)
 
 def test_input_checks_name_the_problem():
     with pytest.raises(ValueError, match="NaN or Inf.*example 1"):
@@ -383,6 +404,9 @@ def test_a_stratified_split_refuses_a_class_of_one_example_as_scikit_learn_does(
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # all distinct (a regression's whole numbers): no classes, nothing to say
         assert len(split(np.zeros((50, 2)), np.arange(50.0)).y_train) == 30
+    one_hot_rows = one_hot(y)  # (a row names its class by its argmax, not by its first value)
+    with pytest.raises(ValueError, match=r"^y: class 3 \(the argmax of its row\) has only 1 example"):
+        split(X, one_hot_rows, stratify=True)
 
 
 @pytest.mark.parametrize("kwargs,message", [

@@ -312,6 +312,16 @@ def test_fit_many_refuses_a_step_hook_it_would_never_call():
         fit_many([TrainConfig(hidden=(4,))], np.zeros((8, 2)), np.zeros(8, dtype=int), callbacks=[StopAtStep(1)])
 
 
+
+def test_a_run_stopped_inside_its_first_epoch_keeps_its_weights_with_no_best_to_restore():
+    """A step's hook stopping epoch 1 ends the fit before any epoch was measured: early stopping has no
+    best epoch, so the model keeps the weights it has and the history names no best epoch (restoring
+    "the best" loaded None)."""
+    s = moons_parts()
+    trainer = make_trainer(None, epochs=3, callbacks=[StopAtStep(2), EarlyStopping(patience=1)])
+    history = trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    assert trainer.optimizer.t == 2 and history.best_epoch is None and len(history) == 0
+
 class SaveAtStep(Callback):
     """A checkpoint after global step ``at`` (Keras's ModelCheckpoint(save_freq=n), Lightning's
     every_n_train_steps), written from the per-step hook."""
@@ -1153,6 +1163,9 @@ def test_diagnose_verdicts_and_history_json(tmp_path):
         xdl.History.load(tmp_path / "bad.json")
     with pytest.raises(ValueError, match="best_epoch is 3, but no record is of that epoch"):
         xdl.History(history.records, best_epoch=3).final()
+    three = [{"epoch": e, "dev_cost": c} for e, c in ((1, 0.5), (2, 0.3), (3, 0.4))]
+    assert xdl.History(three).final() == three[-1]  # the last epoch's, unless a best was restored
+    assert xdl.History(three, best_epoch=2).final() == three[1]
 
 
 def test_learning_curves_png(tmp_path):

@@ -746,6 +746,50 @@ def test_a_trial_early_stopping_ends_at_a_rung_is_stopped_not_pruned_as_in_a_bat
         assert (len(history), pruning.pruned_at) == (2, pruned_at)
 
 
+def test_rungs_are_min_epochs_times_powers_of_eta_strictly_below_the_largest_epochs():
+    """min_epochs·ηʳ < max_epochs, an independent count: a rung at max_epochs itself is none (a trial's
+    last epoch ends it, it is never pruned there)."""
+    from xdl.tune.pruning import rungs
+
+    for min_epochs, eta, max_epochs in [(1, 2, 8), (1, 2, 9), (2, 3, 18), (2, 3, 19), (3, 2, 3), (3, 2, 4), (5, 4, 2)]:
+        expected = [min_epochs * eta ** r for r in range(max_epochs) if min_epochs * eta ** r < max_epochs]
+        assert rungs(min_epochs, eta, max_epochs) == expected
+    assert rungs(1, 2, 8) == [1, 2, 4]
+
+
+def test_the_values_recorded_at_a_rung_are_every_trials_that_reached_it_pruned_there_too():
+    """A trial with r epochs of dev accuracy (one pruned at rung r: stopped right after it) counts at
+    rung r, as at the rungs before; one with fewer does not, nor a None (an epoch not measured)."""
+    from xdl.tune.pruning import recorded_at
+    from xdl.tune.study import Study, Trial
+
+    study = Study({})
+    curves = [[0.5, 0.6], [0.4, 0.7, 0.8, 0.9], [0.3], [None, 0.2], []]
+    study.trials = [Trial(i, 0, {}, "pruned", dev_accuracy=0.1, dev_cost=1.0, curves={"dev_accuracy": c})
+                    for i, c in enumerate(curves)]
+    expected = {r: [c[r - 1] for c in curves if len(c) >= r and c[r - 1] is not None] for r in (1, 2, 4)}
+    assert recorded_at(study, [1, 2, 4]) == expected == {1: [0.5, 0.4, 0.3], 2: [0.6, 0.7, 0.2], 4: [0.9]}
+
+
+def test_a_studys_table_ranks_the_top_k_in_a_markdown_table_of_one_column_per_hyperparameter():
+    """``table()`` holds the best 10 (its default k), ``table(k)`` the best k, ranked 1…k; every row has
+    the header's columns (a separator row of other width is no Markdown table)."""
+    from xdl.tune.study import Study, Trial
+
+    study = Study({})
+    study.trials = [Trial(i, 0, {"lr": 0.01 * (i + 1), "hidden": [8]}, "completed", dev_accuracy=0.5 + 0.01 * i,
+                          dev_cost=1.0, epochs=2) for i in range(12)]
+    rows = study.table().splitlines()
+    assert len(rows) == 2 + 10 and {row.count("|") for row in rows} == {6 + 2 + 1}
+    assert rows[1] == "|" + "---:|" * 8
+    assert "failed" not in study.table()
+    study.trials.append(Trial(12, 0, {"lr": 0.5}, "failed", error="diverged at epoch 1"))
+    assert study.table().endswith("\n1 trial(s) failed; first: trial 12: diverged at epoch 1")
+    top = study.table(3).splitlines()[2:5]
+    assert [row.split("|")[1:3] for row in top] == [[f" {rank} ", f" {number} "] for rank, number in
+                                                    ((1, 11), (2, 10), (3, 9))]
+
+
 def test_a_random_search_of_one_trial_is_given_more_on_resume(data, tmp_path):
     X, y, dev = data
     tune(X, y, dev, {"lr": {"log_uniform": [1e-3, 1e-1]}}, trials=1, base=BASE, directory=tmp_path)
@@ -1567,6 +1611,9 @@ def test_a_grid_over_a_range_near_floats_largest_is_finite():
         warnings.simplefilter("error")
         values = Uniform(0.0, 1e308).grid(4)
     assert values == pytest.approx([1.25e307, 3.75e307, 6.25e307, 8.75e307])
+    assert Uniform(1e307, 1.7e308).grid(3) == pytest.approx([1e307 + (i + 0.5) / 3 * 1.6e308 for i in range(3)])
+    with pytest.raises(ValueError, match=r"uniform: high − low must be a finite number, got \[-1e\+308, 1e\+308\]"):
+        Uniform(-1e308, 1e308)  # (its draws raised numpy's OverflowError, its grid was inf at every cell)
     points = Space.from_dict({"decay_rate": {"uniform": [0, 1e308]}}).grid(4)
     assert all(math.isfinite(p["decay_rate"]) for p in points)
 
@@ -1582,6 +1629,34 @@ def test_a_narrowed_dimension_stays_within_its_own_box_and_keeps_choices_mostly_
     assert letters.narrowed(0.4, 4.0).values == ["a", "b", "c", "d"]  # 0.6 of a's cell is in the box
     assert letters.narrowed(0.6, 4.0).values == ["b", "c", "d"]  # 0.4 of it is not most
 
+
+
+def test_a_narrowed_int_uniform_is_the_int_uniform_of_its_integers_and_of_the_nearest_one_to_a_small_box():
+    """The integers whose cells [k − ½, k + ½] lie mostly in the box, as `IntUniform(first, last)` has
+    them — its box (k ± ½: what the next round of zoom narrows), grid and draws alike; a box inside one
+    cell gives the integer nearest its centre."""
+    from xdl.tune.space import IntUniform
+
+    assert IntUniform(0, 9).grid(4) == [1, 3, 6, 8]  # the cells holding the centres 0.75, 3.25, 5.75, 8.25
+    d = IntUniform(0, 10)
+    for (low, high), (first, last) in [((2.6, 6.2), (3, 6)), ((-3.0, 30.0), (0, 10)), ((4.6, 4.9), (5, 5)),
+                                       ((4.1, 4.3), (4, 4)), ((9.6, 9.9), (10, 10)), ((0.2, 0.4), (0, 0))]:
+        narrowed = d.narrowed(low, high)
+        assert narrowed.bounds == (first, last) and narrowed.box == (first - 0.5, last + 0.5)
+        if first < last:
+            same = IntUniform(first, last)
+            assert narrowed.grid(3) == same.grid(3)
+            assert narrowed.sample(np.random.default_rng(0), 20) == same.sample(np.random.default_rng(0), 20)
+
+
+def test_a_grid_of_more_points_than_asked_goes_through_every_value_of_every_axis():
+    """n = 5 points of a 5 × 3 grid: the diagonal (point i takes value i mod |axis| on each axis)
+    has each of the five widths and each of the three optimizers."""
+    widths = [[4], [8], [16], [32], [64]]
+    space = Space.from_dict({"hidden": {"choice": widths}, "optimizer": {"choice": ["adam", "sgd", "momentum"]}})
+    points = space.grid(5)
+    assert [(p["hidden"], p["optimizer"]) for p in points] == [
+        (widths[i], ["adam", "sgd", "momentum"][i % 3]) for i in range(5)]
 
 def _kill_a_worker_while_it_trains(client, killed):
     """kill -9, as it were, of the first worker seen training a batch (after 0.3 s of it); ``killed``
@@ -1885,6 +1960,8 @@ def test_int_uniform_draws_every_integer_alike_near_the_largest_bounds_too():
         assert stats.chisquare(np.bincount(draws)).pvalue > 1e-4  # (before: 1e-9 at 2**48, 0 at 2**53 − 1)
     odd = np.array(IntUniform(-2**53, 2**53).sample(np.random.default_rng(0), 1000)) % 2
     assert 400 < odd.sum() < 600  # (more than 2**53 integers: a 53-bit u's offsets were all even)
+    wide = np.array(IntUniform(-2**53, 2**53).sample(np.random.default_rng(0), 1000), dtype=float) / 2**53
+    assert wide.min() >= -1 and wide.max() <= 1 and 400 < (wide > 0).sum() < 600  # within its bounds, both halves
     old = np.clip(np.rint(np.random.default_rng(1).uniform(2.5, 9.5, 1000)), 3, 9)  # t ~ U[a − ½, b + ½], rounded
     assert IntUniform(3, 9).sample(np.random.default_rng(1), 1000) == old.astype(int).tolist()
 
@@ -2071,6 +2148,10 @@ def test_a_trial_and_a_dimension_print_as_made_and_briefly():
     curves = {key: [0.5] * 200 for key in ("train_cost", "dev_cost", "dev_accuracy", "lr")}
     trial = Trial(0, 0, {"lr": 0.001}, "completed", dev_accuracy=0.5, dev_cost=1.0, epochs=200, curves=curves)
     assert len(repr(trial)) < 300 and "dev_accuracy=0.5" in repr(trial)
+    done = Trial(3, 0, {"lr": 0.001, "hidden": [8]}, "completed", dev_accuracy=0.95, dev_cost=0.1234, epochs=1,
+                 seconds=1.5)  # (a search's report of each trial: a completed one's line, not a failed one's)
+    assert done.summary() == ("trial 3 completed after 1 epoch (1.5 s): dev accuracy 0.9500, dev cost 0.1234; "
+                              "hidden=[8], lr=0.001")
     namespace = {"Uniform": Uniform, "LogUniform": LogUniform, "OneMinusLog": OneMinusLog, "IntUniform": IntUniform,
                  "Choice": Choice}
     for dimension in (Uniform(0.0, 0.5), LogUniform(1e-4, 0.1), OneMinusLog(0.9, 0.999), IntUniform(1, 5),

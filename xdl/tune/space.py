@@ -124,6 +124,9 @@ class Uniform(Dimension):
 
     def __init__(self, low: float, high: float):
         _check_range(low, high)
+        if not math.isfinite(float(high) - float(low)):  # (bounds ±1e308: its draws raised NumPy's OverflowError
+            # "high - low range exceeds valid bounds", and its grid was inf at every cell)
+            raise ValueError(f"uniform: high − low must be a finite number, got [{low}, {high}]")
         super().__init__(float(low), float(high))
         self.bounds = (float(low), float(high))
 
