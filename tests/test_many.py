@@ -1258,3 +1258,18 @@ def test_a_resume_with_a_patience_the_model_has_waited_out_stops_it_there_as_a_t
     assert resumed[0].history.stopped_by == "dev cost did not improve for 3 epochs"
     assert_same_weights(resumed[0].model, first[0].model, 0.0)  # its best epoch's, as before
     assert resumed[1].status == "completed" and len(resumed[1].history) == 8
+
+
+def test_a_refused_batch_resume_names_the_checkpoint_file(digits, tmp_path):
+    """A Trainer's refused resume names the checkpoint it compared with; a batch's named the option and
+    both values but not the file (a script resuming one of several runs could not tell which)."""
+    X, y, dev = digits
+    fit_many([small(epochs=1), small(epochs=1, seed=1)], X, y, dev=dev, callbacks=[Checkpoint(tmp_path)])
+    where = re.escape(repr(str(tmp_path / "checkpoint.npz")))
+    for configs, kwargs, said in [
+            ([small(epochs=2), small(epochs=2, seed=1, lr=1e-2)], {}, r"configs\[1\]\.lr is 0\.01"),
+            ([small(epochs=2), small(epochs=2, seed=1)], {"seed": 1},
+             r"seed differs from the checkpoint's \(0, now 1\)"),
+            ([small(epochs=2)], {}, r"the checkpoint holds 2 models, configs has 1")]:
+        with pytest.raises(ValueError, match=rf"resume: {said}.*{where}"):
+            fit_many(configs, X, y, dev=dev, callbacks=[Checkpoint(tmp_path)], resume=tmp_path, **kwargs)

@@ -815,7 +815,8 @@ class ManyTrainer:
         _check_many_provenance(extra, path)
         saved = extra["provenance"]
         if len(saved["configs"]) != self.n_models:
-            raise ValueError(f"resume: the checkpoint holds {len(saved['configs'])} models, configs has {self.n_models}")
+            raise ValueError(f"resume: the checkpoint holds {len(saved['configs'])} models, configs has "
+                             f"{self.n_models} ({str(path)!r})")
         # the configs before the arrays: a batch of another architecture keeps other buffers (batch norm's running
         # statistics), which the arrays' check named as missing from a "damaged or edited" file
         for k, (then, now) in enumerate(zip(saved["configs"], self.configs)):
@@ -823,7 +824,8 @@ class ManyTrainer:
             if changed is not None:
                 raise ValueError(f"resume: configs[{k}].{changed[0]} is {changed[2]!r}, the checkpoint's was "
                                  f"{changed[1]!r}; a batch resumes with the configurations it was made with (only "
-                                 f"their {', '.join(key for key in RESUME_MAY_CHANGE if key in then)} may change)")
+                                 f"their {', '.join(key for key in RESUME_MAY_CHANGE if key in then)} may change) "
+                                 f"({str(path)!r})")
         _check_many_state(extra, arrays, path, self.n_models, len(self._good["buffers"]))
         # the callbacks by type, as a Trainer's run compares them (each loads the state of its own kind);
         # a checkpoint from before a key was recorded: eval_train was True, callbacks and n_classes unknown
@@ -833,10 +835,11 @@ class ManyTrainer:
         for key in ("seed", "dtype", "data", "dev", "eval_train", "callbacks", "n_classes", "standardize"):
             then = saved[key] if key in saved else before[key]
             if then != self._provenance[key]:
-                raise ValueError(f"resume: {key} differs from the checkpoint's ({then!r}, now {self._provenance[key]!r})")
+                raise ValueError(f"resume: {key} differs from the checkpoint's ({then!r}, now "
+                                 f"{self._provenance[key]!r}) ({str(path)!r})")
         if len(extra["callbacks"]) != len(self.callbacks):
             raise ValueError(f"resume: the checkpoint has {len(extra['callbacks'])} callbacks' state, this run has "
-                             f"{len(self.callbacks)} callbacks")
+                             f"{len(self.callbacks)} callbacks ({str(path)!r})")
         check_resumes_into(self.callbacks, path)  # (not over another run's resumable state)
         trains_on = self._trains_on(extra, path)
         opt = dict(extra["optimizer"], state={name[len("optimizer/"):]: a for name, a in arrays.items()
