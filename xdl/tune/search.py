@@ -37,7 +37,7 @@ import numpy as np
 
 from xdl.backend import current_backend, use
 from xdl.caller import warn_caller
-from xdl.config import IMAGE_SHAPES, TrainConfig, unread_options
+from xdl.config import ADDED_OPTIONS, IMAGE_SHAPES, TrainConfig, unread_options
 from xdl.data import Augment, check_features, check_labels
 from xdl.data.validation import (check_bool, check_dev_pair, check_feature_names, check_int, check_number,
                                  feature_names, note_label_width, rows)
@@ -490,7 +490,8 @@ def _study(meta: dict, directory, resume: bool, name, flags: bool, unchanging=()
             meta = {**{k: v for k, v in meta.items() if k != "sampling"},
                     **({"sampling": drawn} if drawn is not None else {})}
         study = Study.resume(meta, directory, name("resume"), unchanging,
-                             option=lambda key: name(key) if key.startswith("base.") or key in FLAGGED_META else key)
+                             option=lambda key: name(key) if key.startswith("base.") or key in FLAGGED_META else key,
+                             added=ADDED_OPTIONS)
         saved = max((t.number + 1 for t in study.trials), default=0)
         if saved > meta["trials"]:  # (a random search's may grow, not shrink: its saved trials would be left out)
             raise ValueError(f"{name('trials')} is {meta['trials']}, but the study in {str(directory)!r} holds "

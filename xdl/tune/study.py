@@ -107,14 +107,19 @@ class Study:
         return study
 
     @classmethod
-    def resume(cls, meta: dict, directory, who: str = "resume", unchanging=(), option=lambda key: key) -> Study:
+    def resume(cls, meta: dict, directory, who: str = "resume", unchanging=(), option=lambda key: key,
+               added=None) -> Study:
         """The study in ``directory``, after checking it was made by the same search: every key of
         ``meta`` the saved study holds must be equal, but those named in ``unchanging`` (dotted:
         ``base.capture``), which change no trial's result (every difference is named; ``who``
         names the argument in errors: ``--resume`` for the command, and ``option`` an option by its
         key: ``--dataset`` for ``base.dataset``, ``--trials`` for ``trials``). A key the saved study lacks
-        (written by an older xdl) is not compared: nothing says what it was."""
+        (written by an older xdl) is not compared: nothing says what it was — but for ``added``'s base
+        options (`xdl.config.ADDED_OPTIONS`), compared at the value such a study trained with."""
         saved, trials = saved_study(directory, who)
+        if added and isinstance(saved.get("base"), dict):  # (a study before l1 trained without it: --l1 0.1 is
+            # another search, whose later trials were trained with it beside the saved ones, unsaid)
+            saved = {**saved, "base": {**added, **saved["base"]}}
         # (once each: the command's --seed is the search's seed and base.seed alike)
         differences = list(dict.fromkeys(_differences(saved, meta, skip=set(unchanging), option=option)))
         if differences:
