@@ -207,6 +207,13 @@ def test_one_hot():
     with pytest.raises(ValueError, match="^one_hot: y is empty, so the number of classes cannot be read from it; "
                                          "pass n_classes"):
         one_hot(np.array([], dtype=int))
+    # an (m, 1) column of indices, as fit and Keras's to_categorical take it (refused: "got shape (2, 1)")
+    np.testing.assert_array_equal(one_hot(np.array([[2], [0]]), 3), one_hot([2, 0], 3))
+    np.testing.assert_array_equal(one_hot(np.matrix([[1], [0]])), [[0, 1], [1, 0]])
+    with pytest.raises(ValueError, match=r"masked values, missing labels \(first at example 1\)"):
+        one_hot(np.ma.masked_array([[2], [0]], mask=[[False], [True]]), 3)
+    with pytest.raises(ValueError, match=r"got shape \(2, 2\)"):  # (rows of two: no column of indices)
+        one_hot(np.array([[2, 0], [0, 1]]), 3)
 
 
 @pytest.mark.parametrize("options, message", [

@@ -166,8 +166,8 @@ def _order_for(a, order: np.ndarray):
 
 
 def one_hot(y, n_classes: int | None = None, dtype=np.float32) -> np.ndarray:
-    """(m,) class indices (integers, or whole-number floats: a CSV's labels read by np.loadtxt) →
-    (m, n_classes) rows with a single 1. Without ``n_classes`` it is the largest label + 1, which an
+    """(m,) class indices (integers, or whole-number floats: a CSV's labels read by np.loadtxt; an
+    (m, 1) column too) → (m, n_classes) rows with a single 1. Without ``n_classes`` it is the largest label + 1, which an
     empty ``y`` does not have: pass it.
 
     >>> one_hot([0, 2], 3)
@@ -175,10 +175,14 @@ def one_hot(y, n_classes: int | None = None, dtype=np.float32) -> np.ndarray:
            [0., 0., 1.]], dtype=float32)
     """
     masked = isinstance(y, np.ma.MaskedArray) and bool(np.ma.getmaskarray(y).any())
-    if masked and y.ndim == 1:  # (np.asarray drops the mask: the values under it were encoded as classes)
-        raise ValueError(f"one_hot: y has masked values, missing labels (first at example "
-                         f"{int(np.flatnonzero(np.ma.getmaskarray(y))[0])}); drop those examples first")
+    if masked and (y.ndim == 1 or y.shape[1:] == (1,)):  # (np.asarray drops the mask: the values under it were
+        # encoded as classes)
+        first = int(np.flatnonzero(np.ma.getmaskarray(y).reshape(len(y), -1).any(axis=1))[0])
+        raise ValueError(f"one_hot: y has masked values, missing labels (first at example {first}); drop those "
+                         "examples first")
     y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:  # a column of indices (a frame's label column, Keras's sparse labels), as
+        y = y[:, 0]                      # fit and Keras's to_categorical take it (refused as "got shape (m, 1)")
     if (y.size == 0 and y.ndim == 1) or y.dtype == np.bool_:  # [] reads as float64; a yes/no label is 0/1
         y = y.astype(np.int64)
     # whole-number floats are class indices too (np.loadtxt reads a CSV's label column as 0.0, 1.0, …), as
