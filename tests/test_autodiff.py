@@ -1090,6 +1090,17 @@ def test_gradcheck_takes_one_tensor_as_its_only_input(backend, rng):
         xdl.gradcheck(lambda t: t.sum(), None)
     with pytest.raises(ValueError, match=r"gradcheck: eps must be a finite number > 0 .*got '1e-7'"):
         xdl.gradcheck(lambda t: t.sum(), x, eps="1e-7")
+    # an array, not a Tensor: its rows were taken as the inputs ("inputs[0] is a float64"); another library's
+    # Tensor in a list was "a Tensor, expected an xdl.Tensor"
+    with pytest.raises(TypeError, match=r"^gradcheck: inputs is a numpy.ndarray; it differentiates with respect "
+                                        r"to xdl Tensors: xdl.tensor\(x, requires_grad=True\)$"):
+        xdl.gradcheck(lambda t: t.sum(), np.ones(3))
+
+    class Tensor:  # (another library's, as torch's is named)
+        __module__ = "torch"
+
+    with pytest.raises(TypeError, match=r"^gradcheck: inputs\[1\] is a torch.Tensor, expected an xdl.Tensor$"):
+        xdl.gradcheck(lambda t: t.sum(), [x, Tensor()])
 
 
 def test_gradcheck_names_parameters_that_share_a_name_by_position(rng):

@@ -168,6 +168,13 @@ def relative_difference(g, g_num) -> float:
     return 0.0 if denominator == 0 else float(np.linalg.norm(g - g_num) / denominator)
 
 
+def _kind(value) -> str:
+    """``value``'s type as a user knows it: ``torch.Tensor`` (not "Tensor", xdl's name too), ``float``."""
+    kind = type(value)
+    module = kind.__module__.split(".")[0]
+    return kind.__name__ if module == "builtins" else f"{module}.{kind.__name__}"
+
+
 def gradcheck(fn, inputs, eps: float = 1e-7, elements: int | None = None) -> GradcheckResult:
     """Compare ``fn``'s backprop gradient with two-sided finite differences.
 
@@ -199,6 +206,10 @@ def gradcheck(fn, inputs, eps: float = 1e-7, elements: int | None = None) -> Gra
         raise TypeError(f"gradcheck: fn must be callable (a function returning the cost J), got {type(fn).__name__}")
     if isinstance(inputs, Tensor):  # one input (as torch.autograd.gradcheck takes it), not its rows
         inputs = (inputs,)
+    if hasattr(inputs, "shape") and not isinstance(inputs, Tensor):  # (an array's rows were taken as inputs:
+        # "inputs[0] is a float64")
+        raise TypeError(f"gradcheck: inputs is a {_kind(inputs)}; it differentiates with respect to xdl Tensors: "
+                        "xdl.tensor(x, requires_grad=True)")
     if isinstance(inputs, str) or not hasattr(inputs, "__iter__"):
         # (a model itself, as a PyTorch habit passes it to an optimizer: its parameters are what is meant)
         model = "; a model's are model.parameters(), or dict(model.named_parameters()) to name them" \
@@ -214,7 +225,7 @@ def gradcheck(fn, inputs, eps: float = 1e-7, elements: int | None = None) -> Gra
         raise ValueError("gradcheck: inputs is empty; pass the tensors to differentiate with respect to")
     for i, t in enumerate(inputs):
         if not isinstance(t, Tensor):
-            raise TypeError(f"gradcheck: inputs[{i}] is a {type(t).__name__}, expected an xdl.Tensor")
+            raise TypeError(f"gradcheck: inputs[{i}] is a {_kind(t)}, expected an xdl.Tensor")
         if not is_float64(t.dtype):
             raise TypeError(f"gradcheck: inputs[{i}] is {t.dtype}; gradient checking needs float64 tensors (a "
                             "model's parameters: check a float64 copy, twin = copy.deepcopy(model).astype(np.float64), "
