@@ -1129,3 +1129,26 @@ def test_labels_that_are_a_sparse_column_or_a_generator_are_named_as_such():
         with pytest.raises(TypeError, match=r"^y is a sparse matrix \(csr_matrix\), which xdl does not take: pass a "
                                             r"dense array, y.toarray\(\)"):
             call()
+
+
+@pytest.mark.parametrize("loss", [MeanSquaredError, BinaryCrossEntropy])
+def test_targets_that_are_a_sparse_column_or_a_generator_are_named_as_labels_are(loss):
+    """A regression's or a binary model's y took another path than class labels': a generator was "a single
+    value array(<generator object …>, dtype=object)", a sparse column "a scipy.sparse._csr.csr_matrix … does not
+    convert", naming neither y nor y_dev."""
+    X, y = np.zeros((4, 2)), np.arange(4.0) % 2
+    model = xdl.nn.mlp(2, [3], 1)
+    trainer = Trainer(model, loss(), xdl.optim.Adam(model), progress=False)
+    with pytest.raises(TypeError, match=r"^y must be an array of one target per example of X, got an object of "
+                                        r"type generator: xdl takes the whole data set as arrays"):
+        trainer.fit(X, (v for v in y))
+    with pytest.raises(ValueError, match=r"^y_dev must be an array of one target per example of X_dev, got a single "
+                                         r"value array\(3\.\)$"):
+        trainer.fit(X, y, dev=(X, 3.0))
+    sparse = pytest.importorskip("scipy.sparse")
+    column = sparse.csr_matrix(y[:, None])
+    for call, name in ((lambda: trainer.fit(X, column), "y"), (lambda: trainer.evaluate(X, column), "y"),
+                       (lambda: trainer.fit(X, y, dev=(X, column)), "y_dev")):
+        with pytest.raises(TypeError, match=rf"^{name} is a sparse matrix \(csr_matrix\), which xdl does not take"):
+            call()
+    assert not trainer.history.records  # refused before any epoch

@@ -189,8 +189,8 @@ def earlier_results(directory: Path, what: str = "directory") -> dict | None:
 def write(results: dict, directory) -> list[Path]:
     """results.json, results.md, curves-<problem>.png per problem and profile.png in ``directory``
     (made if needed). A benchmark written there before is replaced whole: its figures that this
-    one does not draw again are removed, so no figure describes other results (a directory that
-    holds results no benchmark wrote is refused, `earlier_results`)."""
+    one does not draw again are removed (one that cannot be is warned of), so no figure describes
+    other results (a directory that holds results no benchmark wrote is refused, `earlier_results`)."""
     directory = check_writable_dir(directory, "directory")
     earlier = earlier_results(directory)
     # the JSON first: results it cannot hold fail before any file is replaced (results.md and the

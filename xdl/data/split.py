@@ -7,14 +7,13 @@ the rest is better spent on training (98/1/1 and smaller).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import NamedTuple
 
 import numpy as np
 
 from xdl.caller import warn_caller
 from xdl.data.validation import (DISTRIBUTION_TOLERANCE, check_bool, check_features, check_int, is_pandas_missing,
-                                 refuse_non_array, refuse_sparse)
+                                 per_example)
 from xdl.tensor import to_numpy
 
 LARGE = 1_000_000  # above this many examples, dev and test are fixed-size
@@ -97,13 +96,8 @@ def split(X, y, dev=None, test=None, seed: int = 0, stratify: bool | None = None
     X_given, X = X, to_numpy(X)
     if y is None:
         raise TypeError("y is None; split needs the labels (or targets) of X")
-    refuse_sparse(y, "y")
-    y_given, y = y, to_numpy(y)
-    if y.ndim == 0:  # (said "X has 40 examples but y has 0" of a generator, a sparse column read as one object)
-        expected = "an array of one label or target per example of X"
-        if y.dtype == object and not isinstance(y_given, Mapping):  # (a dict's hint is X's: its columns as features)
-            refuse_non_array(y_given, "y", expected=expected)
-        raise ValueError(f"y must be {expected}, got a single value {y!r}")
+    # (said "X has 40 examples but y has 0" of a generator, a sparse column read as one object)
+    y_given, y = y, per_example(y, "y", "an array of one label or target per example of X")
     check_int(seed, "split: seed", low=0)
     if stratify is not None:
         check_bool(stratify, "split: stratify")

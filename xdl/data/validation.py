@@ -233,6 +233,19 @@ def refuse_non_array(value, name: str, expected: str = "an array of examples (m,
     raise TypeError(f"{name} must be {expected}, got an object of type {kind}")
 
 
+def per_example(y, name: str, expected: str) -> np.ndarray:
+    """``y`` as a NumPy array of at least one dimension, ``expected`` saying what it holds ("an array of
+    one target per example of X"): a sparse matrix, a generator or a loader (which NumPy holds as one
+    0-d object) refused by what it is, a number as a single value, each naming ``name``."""
+    refuse_sparse(y, name)
+    given, y = y, to_numpy(y)
+    if y.ndim == 0:
+        if y.dtype == object and not isinstance(given, Mapping):  # (a dict's hint is X's: its columns as features)
+            refuse_non_array(given, name, expected=expected)
+        raise ValueError(f"{name} must be {expected}, got a single value {y!r}")
+    return y
+
+
 def feature_names(X, name: str = "X") -> tuple[str, ...] | None:
     """The column names of a data frame ``X`` (pandas' ``columns``), where all are strings, else None
     — as scikit-learn reads ``feature_names_in_``: a frame of unnamed columns (0, 1, …) has none,

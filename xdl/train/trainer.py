@@ -38,7 +38,7 @@ from xdl.backend import SEEDS, get_backend, host_rng
 from xdl.caller import warn_caller
 from xdl.data import Augment, check_labels, training_batches
 from xdl.data.validation import (check_bool, check_dev_pair, check_feature_names, check_int, check_list,
-                                 feature_names)
+                                 feature_names, per_example)
 from xdl.files import json_number
 from xdl.nn import Module, Sequential
 from xdl.nn.module import (PREDICTIONS, classes_of_logits, ends_in_probability, evaluating_here, mode_here,
@@ -341,10 +341,8 @@ class Trainer:
             n_out = shape[1] if len(shape) == 2 else None
             y = check_labels(y, len(X), f"y{name}", n_classes=max(n_out, 2) if n_out else None, x_name=f"X{name}")
         else:
-            y = to_numpy(y)
-            if y.ndim == 0:  # (a number: "0 labels" said nothing of it)
-                raise ValueError(f"y{name} must be an array of one target per example of X{name}, got a single "
-                                 f"value {y!r}")
+            # (a generator was "a single value array(<generator …>)", a sparse column not named: as check_labels)
+            y = per_example(y, f"y{name}", f"an array of one target per example of X{name}")
             if len(y) != len(X):
                 raise ValueError(f"X{name} has {len(X)} examples but y{name} has {len(y)} "
                                  "(they must have the same length)")
