@@ -47,7 +47,7 @@ from xdl.optim import SGD, Optimizer
 from xdl.optim.optimizer import check_rate, rate_at, takes_arguments
 from xdl.saved_fields import damaged
 from xdl.serialization import check_stored_kinds, load, read_checkpoint
-from xdl.tensor import Tensor, enable_grad, no_grad, to_numpy
+from xdl.tensor import Tensor, enable_grad, no_grad
 from xdl.train import provenance
 from xdl.train.callback import (Callback, callback_state, check_record, continues_run, ended_before_its_first_step,
                                 key_not_str, load_callback_state)
