@@ -1113,42 +1113,30 @@ def test_a_0d_array_holding_one_object_is_named_by_what_it_holds_not_as_a_genera
             call()
 
 
-def test_labels_that_are_a_sparse_column_or_a_generator_are_named_as_such():
+@pytest.mark.parametrize("loss, outputs, kind", [(SoftmaxCrossEntropy, 2, "class label"), (MeanSquaredError, 1, "target"),
+                                                 (BinaryCrossEntropy, 1, "target")])
+def test_labels_or_targets_that_are_a_sparse_column_or_a_generator_are_named_as_such(loss, outputs, kind):
     """y as a sparse column or a generator was read by NumPy as one object: "y must be an array of one class
-    label per example of X, got a single value array(<Compressed Sparse Row sparse matrix …>, dtype=object)"."""
+    label per example of X, got a single value array(<Compressed Sparse Row sparse matrix …>, dtype=object)";
+    a regression's or a binary model's y, on another path, "a scipy.sparse._csr.csr_matrix … does not convert",
+    naming neither y nor y_dev."""
     X, y = np.zeros((4, 2)), np.arange(4) % 2
-    model = xdl.nn.mlp(2, [3], 2)
-    trainer = Trainer(model, SoftmaxCrossEntropy(), xdl.optim.Adam(model), progress=False)
-    with pytest.raises(TypeError, match=r"^y must be an array of one class label per example of X, got an object of "
-                                        r"type generator"):
-        trainer.fit(X, (v for v in y))
-    sparse = pytest.importorskip("scipy.sparse")
-    column = sparse.csr_matrix(y[:, None])
-    for call in (lambda: trainer.fit(X, column), lambda: trainer.evaluate(X, column), lambda: split(X, column),
-                 lambda: fit_many([TrainConfig(epochs=1, patience=0, hidden=[3])], X, column)):
-        with pytest.raises(TypeError, match=r"^y is a sparse matrix \(csr_matrix\), which xdl does not take: pass a "
-                                            r"dense array, y.toarray\(\)"):
-            call()
-
-
-@pytest.mark.parametrize("loss", [MeanSquaredError, BinaryCrossEntropy])
-def test_targets_that_are_a_sparse_column_or_a_generator_are_named_as_labels_are(loss):
-    """A regression's or a binary model's y took another path than class labels': a generator was "a single
-    value array(<generator object …>, dtype=object)", a sparse column "a scipy.sparse._csr.csr_matrix … does not
-    convert", naming neither y nor y_dev."""
-    X, y = np.zeros((4, 2)), np.arange(4.0) % 2
-    model = xdl.nn.mlp(2, [3], 1)
+    model = xdl.nn.mlp(2, [3], outputs)
     trainer = Trainer(model, loss(), xdl.optim.Adam(model), progress=False)
-    with pytest.raises(TypeError, match=r"^y must be an array of one target per example of X, got an object of "
+    with pytest.raises(TypeError, match=rf"^y must be an array of one {kind} per example of X, got an object of "
                                         r"type generator: xdl takes the whole data set as arrays"):
         trainer.fit(X, (v for v in y))
-    with pytest.raises(ValueError, match=r"^y_dev must be an array of one target per example of X_dev, got a single "
-                                         r"value array\(3\.\)$"):
-        trainer.fit(X, y, dev=(X, 3.0))
+    with pytest.raises(ValueError, match=rf"^y_dev must be an array of one {kind} per example of X_dev, got a single "
+                                         r"value array\(3\)$"):
+        trainer.fit(X, y, dev=(X, 3))
     sparse = pytest.importorskip("scipy.sparse")
     column = sparse.csr_matrix(y[:, None])
-    for call, name in ((lambda: trainer.fit(X, column), "y"), (lambda: trainer.evaluate(X, column), "y"),
-                       (lambda: trainer.fit(X, y, dev=(X, column)), "y_dev")):
-        with pytest.raises(TypeError, match=rf"^{name} is a sparse matrix \(csr_matrix\), which xdl does not take"):
+    calls = [(lambda: trainer.fit(X, column), "y"), (lambda: trainer.evaluate(X, column), "y"),
+             (lambda: trainer.fit(X, y, dev=(X, column)), "y_dev"), (lambda: split(X, column), "y")]
+    if loss is SoftmaxCrossEntropy:
+        calls.append((lambda: fit_many([TrainConfig(epochs=1, patience=0, hidden=[3])], X, column), "y"))
+    for call, name in calls:
+        with pytest.raises(TypeError, match=rf"^{name} is a sparse matrix \(csr_matrix\), which xdl does not take: "
+                                            rf"pass a dense array, {name}.toarray\(\)"):
             call()
     assert not trainer.history.records  # refused before any epoch
