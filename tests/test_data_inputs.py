@@ -1113,8 +1113,8 @@ def test_a_0d_array_holding_one_object_is_named_by_what_it_holds_not_as_a_genera
             call()
 
 
-@pytest.mark.parametrize("loss, outputs, kind", [(SoftmaxCrossEntropy, 2, "class label"), (MeanSquaredError, 1, "target"),
-                                                 (BinaryCrossEntropy, 1, "target")])
+@pytest.mark.parametrize("loss, outputs, kind", [(SoftmaxCrossEntropy, 2, "class label"),
+                                                 (MeanSquaredError, 1, "target"), (BinaryCrossEntropy, 1, "target")])
 def test_labels_or_targets_that_are_a_sparse_column_or_a_generator_are_named_as_such(loss, outputs, kind):
     """y as a sparse column or a generator was read by NumPy as one object: "y must be an array of one class
     label per example of X, got a single value array(<Compressed Sparse Row sparse matrix …>, dtype=object)";
