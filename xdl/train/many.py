@@ -115,6 +115,10 @@ def _given(model: Module) -> Module:
     return model
 
 
+# the weight penalties a configuration sets per model: name → (d of λ/(d·m), the term of a weight summed)
+PENALTIES = {"l2": (2, lambda w: w * w), "l1": (1, lambda w: w.abs())}
+
+
 def class_indices(y: np.ndarray, name: str) -> tuple[np.ndarray, int | None]:
     """Checked labels ``y`` (`check_labels`) as (m,) int64 class indices, with the number of columns
     of one-hot rows (None for indices): the K models' fused loss takes each example's class, and a
@@ -285,10 +289,8 @@ class ManyTrainer:
         models = self._build_on_host(n_features, n_classes, standardize)
         self.model = stack(models, current_backend())  # one upload of the stack, not K × each parameter
         self.optimizer = StackedOptimizer(self.model, [c.build_optimizer(m) for c, m in zip(self.configs, models)])
-        self._l2 = np.array([c.l2 for c in self.configs])
-        self._l2_cache = {}  # m -> _l2_scales
-        self._l1 = np.array([c.l1 for c in self.configs])
-        self._l1_cache = {}  # m -> _l1_scales
+        self._lambdas = {name: np.array([getattr(c, name) for c in self.configs]) for name in PENALTIES}
+        self._scales_cache = {}  # (penalty, m) -> _penalty_scales
         self._schedules = [c.build_schedule() for c in self.configs]
         self._augment = self.configs[0].build_augment()
         self._captured.backend = self.model.backend
@@ -319,23 +321,15 @@ class ManyTrainer:
         with ThreadPoolExecutor(min(len(self.configs), _usable_cpus())) as pool:
             return list(pool.map(build, self.configs))
 
-    def _l2_scales(self, m: int) -> list:
-        """Per weight, the (K, 1, …) device column λ_k/(2m) for m = `penalty_examples` (made once per m)."""
-        cache = self._l2_cache
-        if m not in cache:
-            backend = self.model.backend
-            cache[m] = [backend.asarray((self._l2 / (2 * m)).reshape((-1,) + (1,) * (w.ndim - 1)), dtype=w.dtype)
-                        for w in self.model.parameters("weight")]
-        return cache[m]
-
-    def _l1_scales(self, m: int) -> list:
-        """Per weight, the (K, 1, …) device column λ₁_k/m for m = `penalty_examples` (made once per m)."""
-        cache = self._l1_cache
-        if m not in cache:
-            backend = self.model.backend
-            cache[m] = [backend.asarray((self._l1 / m).reshape((-1,) + (1,) * (w.ndim - 1)), dtype=w.dtype)
-                        for w in self.model.parameters("weight")]
-        return cache[m]
+    def _penalty_scales(self, name: str, m: int) -> list:
+        """Per weight, the (K, 1, …) device column λ_k/(d·m) of penalty ``name`` (`PENALTIES`: d = 2 for
+        L2, 1 for L1) for m = `penalty_examples` (made once per penalty and m)."""
+        key = (name, m)
+        if key not in self._scales_cache:
+            backend, factors = self.model.backend, self._lambdas[name] / (PENALTIES[name][0] * m)
+            self._scales_cache[key] = [backend.asarray(factors.reshape((-1,) + (1,) * (w.ndim - 1)), dtype=w.dtype)
+                                       for w in self.model.parameters("weight")]
+        return self._scales_cache[key]
 
     capture = loop_capture
 
@@ -535,8 +529,8 @@ class ManyTrainer:
         for step in range(self.step, steps):
             idx = order[bounds[step][0]:bounds[step][1]]
             if captured and self._captured.failure is None:
-                self._l2_scales(self._penalty_m)  # made before a capture: they outlive its graph
-                self._l1_scales(self._penalty_m)
+                for name in PENALTIES:  # made before a capture: they outlive its graph
+                    self._penalty_scales(name, self._penalty_m)
                 cost, hits = self._captured.step(self._train_step, X, y, idx,
                                                   version=(self.optimizer.version, settings))
             else:
@@ -601,10 +595,9 @@ class ManyTrainer:
         out = self._network(Xb)
         cost = stacked_softmax_cross_entropy(out, yb)  # (K,): each model's mean cost (labels checked by fit)
         total = cost.sum()
-        if self._l2.any():
-            total = total + _l2_penalty(self.model, self._l2_scales(self._penalty_m))
-        if self._l1.any():
-            total = total + _l1_penalty(self.model, self._l1_scales(self._penalty_m))
+        for name, (_, term) in PENALTIES.items():
+            if self._lambdas[name].any():
+                total = total + _penalty(self.model, self._penalty_scales(name, self._penalty_m), term)
         total.backward()
         self.optimizer.step()
         return cost.data, None if self.eval_train else _hits(out.data, yb)
@@ -1004,21 +997,12 @@ def _described(config: TrainConfig) -> dict:
     return {k: v for k, v in dataclasses.asdict(config).items() if k not in IGNORED}
 
 
-def _l2_penalty(model, scales: list) -> Tensor:
-    """Σ_k λ_k/(2m)·Σ‖W_k‖² (`_l2_scales` gives each weight's λ_k/(2m) column): each model's L2 term
-    (`xdl.losses.l2`), its gradient (λ_k/m)·W_k."""
+def _penalty(model, scales: list, term) -> Tensor:
+    """Σ_k λ_k/(d·m)·Σ term(W_k) (`_penalty_scales` gives each weight's λ_k/(d·m) column): each model's
+    penalty, as `xdl.losses.l2` (term w², d = 2: gradient (λ_k/m)·W_k) and `xdl.losses.l1` (term |w|,
+    d = 1: gradient (λ_k/m)·sign(W_k), 0 at a weight of exactly 0) compute it alone."""
     total = None
     for w, scale in zip(model.parameters("weight"), scales):
-        term = (w * w * scale).sum()
-        total = term if total is None else total + term
-    return total
-
-
-def _l1_penalty(model, scales: list) -> Tensor:
-    """Σ_k λ₁_k/m·Σ|W_k| (`_l1_scales` gives each weight's λ₁_k/m column): each model's L1 term
-    (`xdl.losses.l1`), its gradient (λ₁_k/m)·sign(W_k), 0 at a weight of exactly 0."""
-    total = None
-    for w, scale in zip(model.parameters("weight"), scales):
-        term = (w.abs() * scale).sum()
-        total = term if total is None else total + term
+        value = (term(w) * scale).sum()
+        total = value if total is None else total + value
     return total
