@@ -1004,7 +1004,7 @@ class Trainer:
         at least one. ``y``: their labels or targets, as `fit` takes them for this loss (class indices
         for `SoftmaxCrossEntropy`). ``batch_size``: the examples of each forward pass, a positive
         integer: it bounds the memory a pass takes (the cost differs between sizes only by rounding).
-        Returns ``{"cost": …, "accuracy": …}``: the data loss averaged over the m examples (no L2 term)
+        Returns ``{"cost": …, "accuracy": …}``: the data loss averaged over the m examples (no penalty)
         and the accuracy, None for a regression."""
         check_int(batch_size, "batch_size")
         X, y = self._check(X, y)
