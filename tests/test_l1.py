@@ -302,3 +302,17 @@ def test_a_study_of_an_xdl_before_l1_resumes_without_it_and_refuses_another_l1(t
     assert path.read_text() == before
     study = tune(X, y, dev, space=space, trials=2, base=base, directory=tmp_path, resume=True)
     assert [t.number for t in study.trials] == [0, 1]
+
+
+def test_gradcheck_says_l1_kinks_in_several_layers_are_kinks_not_bugs():
+    """Weights within ε of 0 in two layers: the second's difference was listed as "also differing like a bug"."""
+    xdl.seed(0)
+    model = model64(hidden=(4,))
+    model[0].weight.data[0, 0] = 3e-8
+    model[2].weight.data[1, 1] = -2e-8
+    s = moons(16)
+    loss = SoftmaxCrossEntropy()
+    result = xdl.gradcheck(lambda: loss(model(s.X_train[:8]), s.y_train[:8]) + l1(model, 1.0, m=8),
+                           dict(model.named_parameters()))
+    assert result.worst.kink is not None and result.also == [], result
+    assert len(result.also_kinks) == 1 and "differing like a bug" not in str(result), result

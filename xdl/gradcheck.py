@@ -100,6 +100,8 @@ class GradcheckResult:
     # the worst alone named one of two wrong backward passes, the other only an unnamed per_input entry
     also: list[tuple[str, float]] = field(default_factory=list)
     sampled: tuple[int, int] | None = None  # (elements checked, of how many) where a sample was drawn (``elements``)
+    # the other inputs whose bug-sized difference kinks of J explain, as the worst's ``kink`` (no bug)
+    also_kinks: list[str] = field(default_factory=list)
 
     @property
     def hidden_bug(self) -> bool:
@@ -138,6 +140,8 @@ class GradcheckResult:
         if self.also:
             text += ("\nalso differing like a bug: "
                      + ", ".join(f"{label} (difference {d:.3e})" for label, d in self.also))
+        if self.also_kinks:
+            text += ("\nalso bug-sized at kinks of J only (no wrong backward pass): " + ", ".join(self.also_kinks))
         if self.constant:
             # (0 everywhere is also where J has a stationary point: a model whose weights all start at 0 on
             # examples balanced between its classes — xdl gradcheck --init zeros on moons — whose J does depend on them)
@@ -308,10 +312,20 @@ def gradcheck(fn, inputs, eps: float = 1e-7, elements: int | None = None) -> Gra
     element = tuple(int(k) for k in np.unravel_index(chosen[i][j], inputs[i].shape))
     worst = Worst(i, names[i], element, float(analytic[i][j]), float(numeric[i][j]), per_input[i], resolved[i],
                   kink)
-    also = [(labels[k], per_input[k]) for k in kept if k != i and verdict_for(per_input[k]) == "bug"]
+    also, also_kinks = [], []
+    for k in (k for k in kept if k != i and verdict_for(per_input[k]) == "bug"):
+        # each one's difference too may be kinks alone (L1's |W| at weights within ε of 0, in every layer): only
+        # the worst was looked at, and the others read as wrong backward passes
+        with gradient_checking():
+            at_kink = _worst_of_bug(call, inputs[k], chosen[k], analytic[k], numeric[k], eps, cost)[1] is not None
+        if at_kink:
+            also_kinks.append(labels[k])
+        else:
+            also.append((labels[k], per_input[k]))
     counts = (sum(len(c) for c in chosen), sum(t.size for t in inputs))
+    sampled = counts if counts[0] < counts[1] else None
     return GradcheckResult(difference, verdict_for(difference) if kept and not constant else "inconclusive", worst,
-                           per_input, resolution, unresolved, constant, also, counts if counts[0] < counts[1] else None)
+                           per_input, resolution, unresolved, constant, also, sampled, also_kinks)
 
 
 def _label(name: str | None, position: int) -> str:
