@@ -293,9 +293,11 @@ def l1(model, lambd: float, m: int = 1) -> Tensor:
     """λ/m·Σ|W| over the model's weights, each once (one shared or tied, or listed twice, too); its
     gradient adds (λ/m)·sign(W) to each weight's — 0 for a weight of exactly 0, where |W| has a kink
     (its slopes there are ∓λ/m; 0 is a subgradient, their mean, as a central difference gives it).
-    It drives weights towards zero (sparse models: with plain gradient steps a weight whose data
-    gradient is smaller than λ/m ends within lr·λ/m of 0, not at exactly 0); ``m`` and the weights
-    as `l2`'s (``Trainer(l1=λ)`` adds it to each batch's cost)."""
+    It drives weights towards zero (sparse models: with plain gradient steps — SGD, Momentum — a
+    weight whose data gradient is smaller than λ/m ends within lr·λ/m of 0, not at exactly 0; an
+    adaptive rule — RMSprop, Adam — divides its step by the gradient's size, and such weights
+    hover about lr from 0 whatever λ; weights that feed a batch norm only shrink, their scale being
+    normalized away); ``m`` and the weights as `l2`'s (``Trainer(l1=λ)`` adds it to each batch's cost)."""
     weights = _penalized(model, lambd, m, "l1")
     total = sum((w.abs().sum() for w in weights[1:]), weights[0].abs().sum())
     return total * (lambd / m)

@@ -114,7 +114,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     λ/(2m)·Σ‖W‖² on the weights added to each batch's cost (m the batch's size; scikit-learn's
     ``alpha``), a finite number ≥ 0 and at most float32's largest. ``l1``: λ₁ of the penalty
     λ₁/m·Σ|W| added likewise (scikit-learn's MLP has none; Keras's ``kernel_regularizer=l1(λ₁/m)``: it
-    drives weights to 0), checked as ``l2``; 0, the default, is none. ``optimizer``: "sgd",
+    drives weights towards 0), checked as ``l2``; 0, the default, is none. ``optimizer``: "sgd",
     "momentum", "nesterov", "rmsprop", "adam" (the default) or "adamw" (scikit-learn's ``solver``;
     β₁ = 0.9, β₂ = 0.999, ε = 1e-8). ``lr``: the learning rate (a schedule's first), a number > 0 in
     float32's positive range [1.4e-45, 3.4e38] (scikit-learn's ``learning_rate_init``).

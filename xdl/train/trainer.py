@@ -156,7 +156,7 @@ class Trainer:
     default, adds none.
     ``l1``: λ₁ of the penalty λ₁/m·Σ|W| (`xdl.losses.l1`) added likewise, the same m, checked as
     ``l2`` (Keras's ``kernel_regularizer=l1(λ₁/m)``, whose penalty is not divided by m: it drives
-    weights to zero, a sparse model); its gradient is (λ₁/m)·sign(W), 0 at a weight of exactly 0.
+    weights towards zero, `xdl.losses.l1`); its gradient is (λ₁/m)·sign(W), 0 at a weight of exactly 0.
     Both may be set (elastic net); 0, the default, adds none.
     ``batch_size``: the examples of each training step, a positive integer (64 by default; at least 2
     with batch norm in the model, checked at fit). Each epoch's shuffled set is cut into batches of
