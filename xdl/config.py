@@ -112,7 +112,8 @@ class TrainConfig:
     l2: float = _opt(0.0, "L2 penalty λ (the cost minimized + λ/2m·Σ‖W‖², m the mini-batch's size, as "
                           "scikit-learn's alpha; the costs recorded leave it out)")
     l1: float = _opt(0.0, "L1 penalty λ₁ (the cost minimized + λ₁/m·Σ|W|, m the mini-batch's size, as Keras's "
-                          "kernel_regularizer=l1(λ₁/m); it drives weights towards 0; the costs recorded leave it out)")
+                          "kernel_regularizer=l1(λ₁/m); it drives weights towards 0; the costs recorded leave it "
+                          "out)")
     optimizer: str = _opt("adam", "optimization algorithm", tuple(OPTIMIZERS))
     lr: float = _opt(3e-3, "learning rate α (the initial one with a schedule)")
     beta1: float = _opt(0.9, "β of momentum and RMSprop, β1 of Adam")
