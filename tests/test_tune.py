@@ -782,6 +782,8 @@ def test_a_studys_table_ranks_the_top_k_in_a_markdown_table_of_one_column_per_hy
     rows = study.table().splitlines()
     assert len(rows) == 2 + 10 and {row.count("|") for row in rows} == {6 + 2 + 1}
     assert rows[1] == "|" + "---:|" * 8
+    assert rows[0] == "| rank | trial | dev accuracy | dev cost | trained | status | hidden | lr |"  # (the epochs a
+    # trial trained, apart from an epochs hyperparameter: both were headed "epochs")
     assert "failed" not in study.table()
     study.trials.append(Trial(12, 0, {"lr": 0.5}, "failed", error="diverged at epoch 1"))
     assert study.table().endswith("\n1 trial(s) failed; first: trial 12: diverged at epoch 1")

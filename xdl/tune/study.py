@@ -190,10 +190,11 @@ class Study:
         return ranked[0] if ranked else None
 
     def table(self, k: int = 10) -> str:
-        """The top ``k`` trials as a Markdown table."""
+        """The top ``k`` trials as a Markdown table (``trained``: the epochs a trial trained, beside an
+        ``epochs`` hyperparameter the space sets: both were headed "epochs")."""
         k = check_int(k, "table: k")
         names = sorted({n for t in self.trials for n in t.params})
-        rows = ["| rank | trial | dev accuracy | dev cost | epochs | status | " + " | ".join(names) + " |",
+        rows = ["| rank | trial | dev accuracy | dev cost | trained | status | " + " | ".join(names) + " |",
                 "|" + "---:|" * (6 + len(names))]
         for rank, t in enumerate(self.ranked()[:k], 1):
             values = [_short(t.params.get(n)) for n in names]
