@@ -1682,3 +1682,13 @@ def test_a_run_that_stopped_early_is_not_told_to_stop_early(tmp_path, capsys):
     accuracies = {f"{part}_accuracy": report["metrics"][part]["accuracy"] for part in ("train", "dev")}
     assert "stop early on the dev cost" in xdl.diagnose(accuracies).next_steps
     assert "stop early on the dev cost" not in report["diagnosis"]["next_steps"]
+
+
+def test_a_configs_trainer_takes_its_options_progress_and_penalties_included():
+    """``--no-progress`` is a Trainer without a bar, ``progress`` (the default) one on a terminal only
+    (None); l2 and l1 are the trainer's — a trainer built without them trained as the defaults, unsaid
+    where no terminal shows the bar."""
+    model = TrainConfig(hidden=[4]).build_model(2, 2)
+    assert TrainConfig(hidden=[4]).build_trainer(model).progress is None
+    trainer = TrainConfig(hidden=[4], progress=False, l2=0.25, l1=0.5).build_trainer(model)
+    assert trainer.progress is False and (trainer.l2, trainer.l1) == (0.25, 0.5)

@@ -623,6 +623,13 @@ def test_labels_whose_largest_sets_a_width_far_beyond_them_are_warned_of():
     with pytest.warns(UserWarning, match=said):
         _check_data(X, prices, (X, prices), "float32")
     with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the dev labels are labels too: 2 in y, 151 with dev's, 1,501 classes
+        y2, y_dev = np.array([0, 1500, 0, 1500]), np.arange(0, 1501, 10)
+        X_dev = np.ones((len(y_dev), 2))
+        fit_many([TrainConfig(epochs=1, hidden=[2], batch_norm=False, dropout=0, patience=0)], X, y2,
+                 dev=(X_dev, y_dev))
+        _check_data(X, y2, (X_dev, y_dev), "float32")
+    with warnings.catch_warnings():
         warnings.simplefilter("error")  # classes with gaps, or many classes each seen: no word
         xdl.data.validation.note_label_width([np.array([3, 7, 999])], 1000)
         xdl.data.validation.note_label_width([np.arange(2000)], 2000)
@@ -630,6 +637,21 @@ def test_labels_whose_largest_sets_a_width_far_beyond_them_are_warned_of():
         one_hot = np.eye(1200, dtype=np.float32)[[0, 1, 0, 1]]
         fit_many([TrainConfig(epochs=1, hidden=[2], batch_norm=False, dropout=0, patience=0)], X, one_hot)
 
+
+
+def test_a_label_width_is_warned_of_only_beyond_ten_times_the_distinct_labels():
+    """The word is for a width of more than `MANY_CLASSES` classes and more than `CLASSES_PER_LABEL`
+    times the distinct labels: 200 labels making 2,000 classes (each class seen or one of 9 unseen
+    neighbours) are classes; 2,001 are not said to be either, one more is a width beyond them."""
+    from xdl.data.validation import CLASSES_PER_LABEL, MANY_CLASSES, note_label_width
+
+    labels = np.arange(0, 2000, 10)  # 200 distinct labels
+    assert CLASSES_PER_LABEL * len(labels) == 2000 > MANY_CLASSES
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        note_label_width([labels], CLASSES_PER_LABEL * len(labels))
+    with pytest.warns(UserWarning, match=r"^the largest label, 2000, makes 2001 classes for 200 distinct labels"):
+        note_label_width([labels], CLASSES_PER_LABEL * len(labels) + 1)
 
 def test_a_column_of_class_indices_trains_as_the_indices():
     """Keras's sparse labels (m, 1), a frame's label column: refused by the softmax loss ("labels of

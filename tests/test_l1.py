@@ -279,6 +279,25 @@ def test_an_estimator_pickled_before_l1_goes_on_with_its_optimizer():
         np.testing.assert_array_equal(older.model_.state_dict()[name], value, err_msg=name)
 
 
+
+def test_an_unfitted_estimator_pickles_as_one_of_an_xdl_before_l1():
+    """An estimator not fitted has no trainer's options to complete (`ADDED_OPTIONS`): it loads as it
+    was, older (no l1) or not, and fits."""
+    import pickle
+
+    for state in (MLPClassifier(hidden=4, epochs=1, l1=0.5).__getstate__(),
+                  MLPClassifier(hidden=4, epochs=1).__getstate__()):
+        assert "_trainer_options_" not in state
+        loaded = MLPClassifier.__new__(MLPClassifier)
+        loaded.__setstate__(pickle.loads(pickle.dumps(state)))
+        assert loaded.get_params()["l1"] == state["l1"] and not hasattr(loaded, "_trainer_options_")
+    older = {k: v for k, v in state.items() if k != "l1"}
+    loaded = MLPClassifier.__new__(MLPClassifier)
+    loaded.__setstate__(older)
+    assert loaded.l1 == 0.0
+    s = moons(60)
+    loaded.fit(s.X_train, s.y_train)
+
 def test_a_study_of_an_xdl_before_l1_resumes_without_it_and_refuses_another_l1(tmp_path):
     """A study's base options saved by an xdl before l1 lack it: its trials trained without it. Its resume
     with l1 = 0.5 was let through (a key the saved study lacks was not compared), its later trials trained

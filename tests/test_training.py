@@ -1729,6 +1729,32 @@ def test_the_l2_penalty_of_a_last_smaller_batch_is_the_others(backend):
     assert xdl.train.trainer.penalty_examples(64, 129) == 64 and xdl.train.trainer.penalty_examples(64, 10) == 10
 
 
+
+def test_weights_of_ones_own_loaded_after_restoring_the_best_are_what_a_checkpoint_and_a_later_fit_take(tmp_path):
+    """The run's last weights stand in for the best EarlyStopping restored only while the model holds
+    those: weights the user loads after the fit (even the best again) are the ones a checkpoint
+    written by hand holds and a later fit trains on from."""
+    s = moons_parts(300)
+    trainer = make_trainer(None, lr=0.1, epochs=4, callbacks=[EarlyStopping(patience=20)])
+    trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    assert trainer.history.best_epoch < 4  # (the best is not the last epoch: the weights differ)
+    own = {name: np.full_like(a, 0.01) for name, a in trainer.model.state_dict().items()}
+    trainer.model.load_state_dict(own)
+    saved = xdl.load(trainer.save_checkpoint(tmp_path / "own.npz")).state_dict()
+    for name, value in own.items():
+        np.testing.assert_array_equal(saved[name], value, err_msg=name)
+    seen = []
+
+    class FirstStep(Callback):
+        def on_train_begin(self, trainer):
+            seen.append({name: a.copy() for name, a in trainer.model.state_dict().items()})
+
+    trainer.callbacks.append(FirstStep())
+    trainer.epochs = 5
+    trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    for name, value in own.items():
+        np.testing.assert_array_equal(seen[0][name], value, err_msg=name)
+
 def test_a_later_fit_after_restoring_the_best_goes_on_from_the_runs_last_weights():
     """As the uninterrupted run: the best weights restored at the first fit's end are put back to
     the run's last before it trains on (its optimizer state is the last epoch's)."""
@@ -1875,6 +1901,15 @@ def test_diagnose_says_a_variance_the_dev_set_cannot_resolve():
         with pytest.raises(ValueError, match="dev_examples must be a positive integer"):
             xdl.diagnose({"train_accuracy": 0.9, "dev_accuracy": 0.9}, dev_examples=bad)
 
+
+
+def test_diagnose_gives_the_agresti_coull_interval_of_a_small_dev_set():
+    """The sampling error is 2·√(p̃(1 − p̃)/(n + 4)), p̃ = (n·dev error + 2)/(n + 4): 0 errors of 5 is
+    ±27.72% (p̃ = 2/9), not the ±28.87% of p̃ = 2/8 or the 0 of the plain binomial's p = 0."""
+    d = xdl.diagnose({"train_accuracy": 0.87, "dev_accuracy": 1.0}, dev_examples=5)
+    assert d.next_steps[0].startswith("the variance -13.00% is within the dev error's sampling error, ±27.72% on 5 ")
+    d = xdl.diagnose({"train_accuracy": 0.9, "dev_accuracy": 0.8}, dev_examples=6)  # p̃ = (1.2 + 2)/10 = 0.32
+    assert "±29.50% on 6 dev examples" in d.next_steps[0]
 
 def test_diagnose_notes_a_dev_error_far_below_the_training_error():
     d = xdl.diagnose({"train_accuracy": 0.80, "dev_accuracy": 0.95})

@@ -697,6 +697,25 @@ def test_ctrl_c_in_a_dask_search_says_what_it_kept_and_a_search_without_director
     assert [(t.number, t.status, t.params) for t in stop.value.study.trials] == [(0, "completed", {"lr": 1e-3})]
 
 
+
+def test_a_rounds_groups_keep_dropout_apart_in_the_order_of_their_first_trials_finished_ones_counted():
+    """Trials with and without dropout train in separate batches; the groups go in the order of their
+    first trial of the round, a trial already in the study counted (one of another round, or an
+    invalid combination, recorded as failed and in no group, is passed over)."""
+    from types import SimpleNamespace
+
+    from xdl.tune.search import _groups
+
+    base = TrainConfig(hidden=[4], epochs=2)
+    todo = [(2, {"dropout": 0.0}), (3, {"dropout": 0.3}), (4, {"dropout": 0.0})]
+    invalid = SimpleNamespace(round=0, number=0, params={"batch_size": 1, "batch_norm": True})
+    ended = SimpleNamespace(round=0, number=1, params={"dropout": 0.3})
+    other_round = SimpleNamespace(round=1, number=0, params={"dropout": 0.0})
+    study = SimpleNamespace(trials=[invalid, ended, other_round])
+    assert [[n for n, _, _ in group] for group in _groups(todo, 0, base, study)] == [[3], [2, 4]]
+    study.trials = []
+    assert [[n for n, _, _ in group] for group in _groups(todo, 0, base, study)] == [[2, 4], [3]]
+
 @pytest.mark.parametrize("execution", ["sequential", "batched"])
 def test_successive_halving_prunes_poor_trials_at_rungs(data, execution, tmp_path):
     X, y, dev = data
