@@ -4,9 +4,11 @@ to each batch's cost (`xdl.losses.l1`), as ``l2`` adds λ/(2m)·Σ‖W‖²."""
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
+from conftest import StopAtEpoch
 
 import xdl
 from xdl.cli import main
@@ -79,20 +81,30 @@ def test_l1_drives_small_weights_to_zero_where_l2_only_shrinks_them():
     assert np.all(np.abs(weights["l1"][:2]) > 1.5) and np.all(np.abs(weights["l2"][:2]) > 1.5)
 
 
-class StopAt(Callback):
-    def __init__(self, epoch):
-        self.epoch = epoch
-
-    def on_epoch_end(self, trainer, record):
-        trainer.stop_training = trainer.stop_training or record["epoch"] == self.epoch
-
-
 class SetL1(Callback):
     """trainer.l1 = 0.4 after epoch 1 (a schedule of the penalty of one's own)."""
 
     def on_epoch_end(self, trainer, record):
         if record["epoch"] == 1:
             trainer.l1 = 0.4
+
+
+@pytest.mark.parametrize("name, value, said", [("l1", None, "got None"), ("l2", -1.0, "got -1.0"),
+                                               ("l1", math.inf, "got inf")])
+def test_a_penalty_a_callback_sets_is_checked_before_the_next_epoch(name, value, said):
+    """trainer.l1 = None trained on without the penalty, unsaid, and -1 was refused inside a step as
+    xdl.losses' lambd: refused before the next epoch, naming trainer.l1."""
+    class SetPenalty(Callback):
+        def on_epoch_end(self, trainer, record):
+            setattr(trainer, name, value)
+
+    s = moons(100)
+    model = model64()
+    trainer = Trainer(model, SoftmaxCrossEntropy(), Adam(model, lr=1e-2), batch_size=32, epochs=3,
+                      callbacks=[SetPenalty()], progress=False)
+    with pytest.raises(ValueError, match=rf"^trainer.{name} must be .*{re.escape(said)}"):
+        trainer.fit(s.X_train, s.y_train)
+    assert trainer.epoch == 1
 
 
 def test_a_resume_with_l1_and_a_callbacks_l1_ends_as_the_uninterrupted_run(tmp_path):
@@ -105,12 +117,12 @@ def test_a_resume_with_l1_and_a_callbacks_l1_ends_as_the_uninterrupted_run(tmp_p
         return Trainer(model, SoftmaxCrossEntropy(), Adam(model, lr=1e-2), l1=0.1, batch_size=32, epochs=4,
                        callbacks=callbacks, seed=0, progress=False)
 
-    whole = trainer([SetL1(), StopAt(99), Checkpoint(tmp_path / "whole")])
+    whole = trainer([SetL1(), StopAtEpoch(99), Checkpoint(tmp_path / "whole")])
     whole.fit(s.X_train, s.y_train)
-    first = trainer([SetL1(), StopAt(2), Checkpoint(tmp_path / "cut")])
+    first = trainer([SetL1(), StopAtEpoch(2), Checkpoint(tmp_path / "cut")])
     first.fit(s.X_train, s.y_train)
     assert first.epoch == 2 and first.l1 == 0.4
-    resumed = trainer([SetL1(), StopAt(99), Checkpoint(tmp_path / "cut")])
+    resumed = trainer([SetL1(), StopAtEpoch(99), Checkpoint(tmp_path / "cut")])
     resumed.fit(s.X_train, s.y_train, resume=tmp_path / "cut")
     assert resumed.l1 == 0.4 and resumed.epoch == 4
     for name, value in whole.model.state_dict().items():

@@ -656,6 +656,8 @@ class Trainer:
         # a parameter a callback froze or unfroze: refused here, on the host (a captured step replays
         # without running the optimizer's own check in its step)
         self.optimizer.check_trainable(self.model)
+        for name in ("l2", "l1"):  # a callback's trainer.l1 = None trained without it, unsaid, and -1 was refused
+            check_penalty(getattr(self, name), f"trainer.{name}", self.model.dtype)  # at a step as losses' lambd
         self._note_added_groups()  # (a callback's add_param_group at the last epoch's end)
         if self.schedule is not None and len(self.optimizer.groups) > getattr(self, "_groups_at_fit", 0):
             # a group a callback added (gradual unfreezing) at a rate of its own: the schedule set it to the
