@@ -1753,7 +1753,8 @@ def test_a_lost_dask_scheduler_is_named_with_what_did_not_finish(data):
 
         with pytest.raises(ConnectionError, match=r"^execution dask: the connection to the Dask scheduler was lost "
                                                   r"\((scheduler-connection-lost|it went away)\); 2 trials of this "
-                                                  r"round did not finish\ntune: its 2 finished trials are in its .study") as raised:
+                                                  r"round did not finish\ntune: its 2 finished trials are in its "
+                                                  r"\.study") as raised:
             tune(X, y, dev, space, trials=4, base=BASE, execution="dask", scheduler=client,
                  report=close_the_scheduler)
         assert len(raised.value.study.trials) == 2  # (the first batch's, lost with the search before)

@@ -167,8 +167,8 @@ def _order_for(a, order: np.ndarray):
 
 def one_hot(y, n_classes: int | None = None, dtype=np.float32) -> np.ndarray:
     """(m,) class indices (integers, or whole-number floats: a CSV's labels read by np.loadtxt; an
-    (m, 1) column too) → (m, n_classes) rows with a single 1. Without ``n_classes`` it is the largest label + 1, which an
-    empty ``y`` does not have: pass it.
+    (m, 1) column too) → (m, n_classes) rows with a single 1. Without ``n_classes`` it is the
+    largest label + 1, which an empty ``y`` does not have: pass it.
 
     >>> one_hot([0, 2], 3)
     array([[1., 0., 0.],
