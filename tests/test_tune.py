@@ -2439,3 +2439,25 @@ def test_optuna_pruning_in_fit_many_passes_an_epoch_no_model_ended(data):
     configs = [TrainConfig(lr=lr, seed=k, epochs=2, patience=0, hidden=[8]) for k, lr in enumerate([1e5, 1e6])]
     results = fit_many(configs, X, y, dev=dev, callbacks=[OptunaPruning(trial, "dev_accuracy")])
     assert [r.status for r in results] == ["failed", "failed"] and trial.study.trials[0].intermediate_values == {}
+
+
+def test_a_zoomed_space_recorded_by_a_study_reads_back():
+    """`zoom` may narrow an integer range to one value and β to a box below ½ (`narrowed`): a study of
+    that space records them as its spec, which `Space.from_dict` refused ("low must be < high", "one_minus_log
+    takes bounds on β") — the study could not be plotted (`plot_study`) or resumed (``xdl tune --resume``).
+    Read as a record they are the same space; written by hand they are still refused."""
+    space = Space.from_dict({"epochs": {"int_uniform": [1, 2]}, "beta1": {"one_minus_log": [0.0, 0.9]}})
+    narrow = zoom(space, {"epochs": 1, "beta1": 0.05}, shrink=0.1)
+    assert narrow.spec()["epochs"] == {"int_uniform": [1, 1]} and narrow.spec()["beta1"]["one_minus_log"][1] < 0.5
+    spec = json.loads(json.dumps(narrow.spec()))
+    study = xdl.tune.Study({"space": spec})
+    study.trials = [xdl.tune.Trial(0, 0, {"epochs": 1, "beta1": 0.01}, "completed", dev_accuracy=0.9, dev_cost=0.3)]
+    assert len(xdl.plots.plot_study(study).axes) == 4
+    again = Space.from_dict(spec, recorded=True)
+    assert again.spec() == narrow.spec()
+    assert again.sample(np.random.default_rng(0), 50) == narrow.sample(np.random.default_rng(0), 50)
+    for key, message in (("epochs", "low must be < high"), ("beta1", "one_minus_log takes bounds on β")):
+        with pytest.raises(ValueError, match=f"space: {key}: {message}"):
+            Space.from_dict({key: spec[key]})
+    with pytest.raises(ValueError, match=r"space: epochs: int_uniform needs integer bounds, got \[1.5, 1.5\]"):
+        Space.from_dict({"epochs": {"int_uniform": [1.5, 1.5]}}, recorded=True)

@@ -1133,7 +1133,7 @@ def tune(config: TrainConfig, args) -> int:
         return given if given is not None else saved.get(name, default)
 
     space = Space.from_toml(args.space) if args.space is not None else \
-        Space.from_dict(saved["space"], source="--resume: the study's space") if saved else None
+        Space.from_dict(saved["space"], source="--resume: the study's space", recorded=True) if saved else None
     trials, strategy, halving, min_epochs = option("trials", 32), option("strategy", "random"), option("halving"), \
         option("min_epochs", 1)
     rounds = args.rounds if args.rounds is not None or strategy in ("random", "grid") else saved.get("rounds")

@@ -150,7 +150,9 @@ def plot_study(study, path=None, space=None):
         # not JSON serializable") made a Space first, whose spec is JSON
         spec = study.meta["space"] if space is None else (space if isinstance(space, Space)
                                                           else Space.from_dict(space)).spec()
-        space = Space.from_dict(json.loads(json.dumps(spec)))  # as the trials hold their values (tuples as lists)
+        # as the trials hold their values (tuples as lists); recorded: a `zoom`ed space's boxes too (its int_uniform
+        # of one value was refused, "low must be < high", and so the plot of its study)
+        space = Space.from_dict(json.loads(json.dumps(spec)), recorded=True)
     except ValueError as e:
         raise ValueError(f"plot_study: {e}") from None
     unsearched = sorted({name for name in space.dimensions for t in trials if name not in t.params})

@@ -103,9 +103,11 @@ class Dimension:
             return self  # as narrow as it gets (`RESOLUTION`)
         return self._over(*ends)
 
-    def _over(self, low: float, high: float) -> Dimension:
-        """A dimension of this kind over [low, high] in its own units, a box of this one's (`narrowed`)."""
-        return type(self)(low, high)
+    @classmethod
+    def _over(cls, low: float, high: float) -> Dimension:
+        """A dimension of this kind over [low, high] in its own units, a box of this one's (`narrowed`), or as
+        a study's record of such a box holds it (`Space.from_dict(..., recorded=True)`)."""
+        return cls(low, high)
 
     def spec(self) -> dict:
         """The dimension as a space table entry: ``{kind: [low, high]}`` in its own units."""
@@ -178,10 +180,11 @@ class OneMinusLog(Dimension):
         Dimension.__init__(self, math.log10(1 - high), math.log10(1 - low))
         self.bounds = (float(low), float(high))
 
-    def _over(self, low: float, high: float) -> Dimension:
+    @classmethod
+    def _over(cls, low: float, high: float) -> Dimension:
         """A box of this dimension's: one of β below ½ there is a narrowing of a range the user gave
         (coarse to fine around β = 0.1 of [0, 0.9]), not the mistake `__init__` refuses."""
-        copy = object.__new__(type(self))
+        copy = object.__new__(cls)
         copy._set(low, high)
         return copy
 
@@ -199,13 +202,22 @@ class IntUniform(Dimension):
     kind = "int_uniform"
 
     def __init__(self, low: int, high: int):
-        if not all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in (low, high)):
-            raise ValueError(f"int_uniform needs integer bounds, got [{low!r}, {high!r}]")
-        if not all(-2**53 <= v <= 2**53 for v in (low, high)):  # (drawn in float64, then rounded)
-            raise ValueError(f"int_uniform bounds must be within ±2**53, got [{low}, {high}]")
+        _check_int_bounds(low, high)
         _check_range(low, high)
         super().__init__(low - 0.5, high + 0.5)
         self.bounds = (int(low), int(high))
+
+    @classmethod
+    def _over(cls, low: int, high: int) -> Dimension:
+        """The integers in [low, high], of one value too: a box `narrowed` made (or a study's record of one,
+        `Space.from_dict(..., recorded=True)`), no range a user could give, which `__init__` refuses."""
+        if low != high:
+            return cls(low, high)
+        _check_int_bounds(low, high)
+        copy = object.__new__(cls)
+        Dimension.__init__(copy, low - 0.5, high + 0.5)
+        copy.bounds = (int(low), int(high))
+        return copy
 
     def value(self, t):
         return np.clip(np.rint(np.asarray(t, dtype=np.float64)), *self.bounds).astype(np.int64)
@@ -238,10 +250,7 @@ class IntUniform(Dimension):
         first, last = max(math.ceil(low), self.bounds[0]), min(math.floor(high), self.bounds[1])
         if first > last:
             first = last = int(np.clip(round((low + high) / 2), *self.bounds))
-        copy = object.__new__(IntUniform)  # (one value: no range a user could give, which is refused)
-        Dimension.__init__(copy, first - 0.5, last + 0.5)
-        copy.bounds = (int(first), int(last))
-        return copy
+        return self._over(int(first), int(last))
 
 
 class Choice(Dimension):
@@ -341,10 +350,12 @@ class Space:
         self.dimensions, self.fixed, self.options = dict(dimensions), {k: as_json(v) for k, v in fixed.items()}, options
 
     @classmethod
-    def from_dict(cls, spec: dict, source: str = "space", options=None) -> Space:
+    def from_dict(cls, spec: dict, source: str = "space", options=None, *, recorded: bool = False) -> Space:
         """The space a table describes: ``name -> {kind: [low, high]}`` or ``{"choice": [...]}``
         (searched), a `Dimension` (searched: as Optuna takes its distributions), or a value
-        (fixed)."""
+        (fixed). ``recorded``: ``spec`` is a study's record (`spec`) of a space that may be `zoom`'s,
+        whose boxes a range written by hand may not be: an int_uniform of one value, a one_minus_log of
+        β below ½ (refused there, a study of such a space could not be plotted or resumed)."""
         if not isinstance(spec, dict):
             raise ValueError(f"{source}: a search space is a non-empty table of hyperparameters, got {spec!r}")
         _check_not_empty(spec, source)
@@ -368,7 +379,8 @@ class Space:
                 elif kind in KINDS:
                     if not isinstance(args, list | tuple) or len(args) != 2:
                         raise ValueError(f"{kind} takes [low, high], got {args!r}")
-                    dimensions[name] = KINDS[kind](*args)  # (OneMinusLog refuses the course's 1 − β range)
+                    # (OneMinusLog refuses the course's 1 − β range; a narrowed box is no user's mistake)
+                    dimensions[name] = KINDS[kind]._over(*args) if recorded else KINDS[kind](*args)
                 else:
                     raise ValueError(f"unknown kind {kind!r}; known: {', '.join([*KINDS, 'choice'])}")
             except (TypeError, ValueError) as e:
@@ -469,6 +481,13 @@ def _check_name(name, source: str, options) -> None:
             options = [o for o in options if o not in NOT_SEARCHED]
     if name not in options:
         raise ValueError(f"{source}: unknown hyperparameter {name!r}; known: {', '.join(options)}")
+
+
+def _check_int_bounds(low, high) -> None:
+    if not all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in (low, high)):
+        raise ValueError(f"int_uniform needs integer bounds, got [{low!r}, {high!r}]")
+    if not all(-2**53 <= v <= 2**53 for v in (low, high)):  # (drawn in float64, then rounded)
+        raise ValueError(f"int_uniform bounds must be within ±2**53, got [{low}, {high}]")
 
 
 def _check_range(low, high) -> None:
