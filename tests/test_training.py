@@ -895,6 +895,32 @@ def test_a_rate_a_callback_sets_under_a_kept_epoch_schedule_is_said():
     assert history["lr"] == pytest.approx([0.1, 0.09, 0.081, 0.0729])  # (the schedule's, as documented)
 
 
+def test_a_rate_a_callbacks_on_train_begin_sets_under_a_kept_epoch_schedule_is_said():
+    """trainer.optimizer.lr = 0.5 in on_train_begin (a rate found before, a warm restart's) with
+    trainer.schedule kept: the first epoch's start set the schedule's rate over it and the run trained
+    as if the callback had done nothing, unsaid — only a rate set after an epoch of the fit was compared.
+    Set to the rate the schedule gives the first epoch, nothing is replaced or said."""
+
+    class SetAtBegin(xdl.train.Callback):
+        def __init__(self, rate):
+            self.rate = rate
+
+        def on_train_begin(self, trainer):
+            trainer.optimizer.lr = self.rate
+
+    s = moons_parts()
+    schedule = xdl.optim.schedules.exponential(0.1, 0.9)
+    trainer = make_trainer(None, optimizer="gd", lr=0.1, epochs=2, schedule=schedule, callbacks=[SetAtBegin(0.5)])
+    with pytest.warns(UserWarning, match=r"^the optimizer's rate was set to 0.5 as the run began \(a callback's "
+                                         r"on_train_begin\), and the schedule sets epoch 1's now, 0.1, in its place"):
+        history = trainer.fit(s.X_train, s.y_train)
+    assert history["lr"] == pytest.approx([0.1, 0.09])  # (the schedule's, as documented)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        make_trainer(None, optimizer="gd", lr=0.3, epochs=2, schedule=schedule,
+                     callbacks=[SetAtBegin(0.1)]).fit(s.X_train, s.y_train)
+
+
 @pytest.mark.parametrize("next_rate", [False, True])
 def test_one_groups_rate_a_callback_sets_under_a_kept_epoch_schedule_is_said(next_rate):
     """``opt.param_groups[1]["lr"] /= 10`` at epoch 2's end (the biases slower, say) with
@@ -2694,6 +2720,30 @@ def test_the_runs_last_epochs_at_rate_0_are_said_to_train_nothing():
         warnings.simplefilter("error")
         make_trainer(None, optimizer="gd", lr=0.5, epochs=3, schedule=lambda e: 0.1 * e).fit(s.X_train, s.y_train)
         make_trainer(None, optimizer="gd", lr=0.5, epochs=3, schedule=cosine(0.5, 3)).fit(s.X_train, s.y_train)
+
+
+def test_a_per_step_schedule_is_read_at_the_optimizers_count_when_checked_before_the_run():
+    """A Trainer made with an optimizer that stepped before (another Trainer's run, a loop of one's
+    own) reads its per-step schedule at the optimizer's count, 20 here: a cosine over 30 steps left the
+    run's last 20 at rate 0, and the check before the run read counts 0 to 29 and said nothing."""
+    s = moons_parts()  # 600 examples: 10 steps an epoch
+    cosine = xdl.optim.schedules.cosine
+    first = make_trainer(None, optimizer="gd", lr=0.5, epochs=2)
+    first.fit(s.X_train, s.y_train)
+    opt = first.optimizer
+    assert opt.t == 20
+    opt.lr = cosine(0.5, 30)
+    with pytest.warns(UserWarning, match=r"^group 0's per-step lr schedule \(read at the optimizer's step count, "
+                                         r"20 at the run's first step\) is 0 from step 11 to the run's last, 30: "
+                                         r"those 20 steps"):
+        history = Trainer(first.model, SoftmaxCrossEntropy(), opt, batch_size=64, epochs=3, seed=0,
+                          progress=False).fit(s.X_train, s.y_train)
+    assert history["lr"][1:] == [0.0, 0.0]
+    opt.lr = cosine(0.5, 100)  # spans the counts it is read at, 50 to 79: nothing to say
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Trainer(first.model, SoftmaxCrossEntropy(), opt, batch_size=64, epochs=3, seed=0,
+                progress=False).fit(s.X_train, s.y_train)
 
 
 def test_a_resumed_run_whose_schedule_control_cleared_is_not_told_its_schedule_trains_nothing(tmp_path):

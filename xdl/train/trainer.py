@@ -422,7 +422,7 @@ class Trainer:
         for g, group in enumerate(self.optimizer.groups):
             lr = group.settings["lr"]
             if callable(lr):
-                for t in range(min(self.epochs * steps, PRECHECKED_RATES)):
+                for t in self._run_counts(steps)[:PRECHECKED_RATES]:
                     what = f"the optimizer's lr schedule at step {t} (group {g})"
                     check_rate(rate_at(lr, t, what), what, self.model.dtype, decayed=t > 0)
             elif self.schedule is None:  # a constant rate (an epoch schedule replaces it)
@@ -440,9 +440,20 @@ class Trainer:
         for g, group in enumerate(self.optimizer.groups):
             lr = group.settings["lr"]
             if callable(lr) and self.epochs * steps <= PRECHECKED_RATES:
-                rates = [rate_at(lr, t, f"the optimizer's lr schedule at step {t} (group {g})")
-                         for t in range(self.epochs * steps)]
-                warn_idle_end(rates, self.optimizer.t, "step", f"group {g}'s per-step lr schedule")
+                counts = self._run_counts(steps)
+                rates = [rate_at(lr, t, f"the optimizer's lr schedule at step {t} (group {g})") for t in counts]
+                at = f" (read at the optimizer's step count, {counts.start} at the run's first step)" \
+                    if counts.start else ""
+                warn_idle_end(rates, self.optimizer.t - counts.start, "step", f"group {g}'s per-step lr schedule{at}")
+
+    def _run_counts(self, steps: int) -> range:
+        """The optimizer's step counts at the run's steps, which its per-step schedules are read at:
+        from the count it had at the run's first step — 0 for a new optimizer, more for one that
+        stepped before this trainer's run (a loop of one's own, another Trainer's fit) — over the
+        run's ``epochs`` of ``steps``. (Read from 0, such a run was checked and warned of over counts it
+        never reaches: a cosine past its end trained nothing, unsaid.)"""
+        first = max(self.optimizer.t - (self.epoch * steps + self.step), 0)
+        return range(first, first + self.epochs * steps)
 
     # -- the loop -----------------------------------------------------------------------------
     def fit(self, X, y, dev=None, resume=None) -> History:
@@ -554,10 +565,12 @@ class Trainer:
             # a name a stop before left (a fit's, the checkpoint's) is none of this fit's: kept, a stop asked now
             # was named as that one (the resume's warning below says it, for a run that was over)
             ended_by, self.history.stopped_by = self.history.stopped_by, None
+            rates_before = [g.settings["lr"] for g in self.optimizer.groups]
             for cb in self.callbacks:
                 call_hook(self, cb, "on_train_begin", where=f" before {upcoming(self.epoch, self.step)}")
                 told.append(cb)  # (its state is this fit's from here: `callbacks_held`)
                 begun.append(cb)  # told of an error from here on: a later one's on_train_begin, or on_train_end's
+            _check_rate_kept_at_begin(self, rates_before)
             # the data this run's bests are measured on from here: a fit refused before (another run's checkpoint in
             # a Checkpoint's directory, a callback's error) measured nothing, and a later fit on the data before it
             # was taken for one on other data, its early stopping's and checkpoint's bests started afresh
@@ -1260,15 +1273,39 @@ def _check_rate_kept(trainer, epoch: int, rate: float) -> None:
                if callable(g.settings["lr"]) or g.settings["lr"] not in (set_before[1], rate)]
     if not changed:
         return
+    when = f"after the schedule set epoch {epoch}'s, {set_before[1]:.6g}"
+    _warn_rate_replaced(trainer, changed, when, epoch, rate)
+
+
+def _check_rate_kept_at_begin(trainer, rates_before: list) -> None:
+    """`_check_rate_kept` for a rate a callback's ``on_train_begin`` set (the rate it found, say, or a
+    warm restart's) while ``trainer.schedule`` is kept: the first epoch's start set the schedule's in its
+    place, and the run trained on at the schedule's rates, unsaid — no epoch of this fit had set one
+    to compare it with. ``rates_before``: each group's lr as the callbacks were called."""
+    if trainer.schedule is None or trainer.stop_training or trainer.epoch >= trainer.epochs \
+            or getattr(trainer, "_rate_kept_said", False):
+        return
+    epoch = trainer.epoch
+    rate = rate_at(trainer.schedule, epoch, f"schedule({epoch})")
+    # (one set to the schedule's own rate loses nothing)
+    now = [g.settings["lr"] for g in trainer.optimizer.groups]
+    changed = [(i, lr) for i, (lr, before) in enumerate(zip(now, rates_before))
+               if lr is not before and (callable(lr) or lr not in (before, rate))]
+    if changed:
+        _warn_rate_replaced(trainer, changed, "as the run began (a callback's on_train_begin)", epoch, rate)
+
+
+def _warn_rate_replaced(trainer, changed: list, when: str, epoch: int, rate: float) -> None:
+    """Say (once per trainer) that the epoch schedule sets epoch ``epoch + 1``'s ``rate`` over the first of
+    ``changed``'s (group, lr), which a callback set ``when``."""
     trainer._rate_kept_said = True
     group, now = changed[0]
     # (a per-step schedule set there, opt.lr = schedule, is replaced for good: it was passed over, unsaid)
     what = f"a per-step schedule, {getattr(now, '__name__', now)}," if callable(now) else f"{now:.6g}"
     whose = "the optimizer's rate" if group == 0 else f"the optimizer's group {group}'s rate"
-    warn_caller(f"{whose} was set to {what} after the schedule set epoch {epoch}'s, {set_before[1]:.6g}, "
-                f"and the schedule sets epoch {epoch + 1}'s now, {rate:.6g}, in its place: a callback that sets the "
-                "rate itself clears the schedule (trainer.schedule = None, as Control does), or the schedule "
-                "sets its own rate back at each epoch's start")
+    warn_caller(f"{whose} was set to {what} {when}, and the schedule sets epoch {epoch + 1}'s now, {rate:.6g}, in "
+                "its place: a callback that sets the rate itself clears the schedule (trainer.schedule = None, as "
+                "Control does), or the schedule sets its own rate back at each epoch's start")
 
 
 def _module_settings(model) -> dict:
