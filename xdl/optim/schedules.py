@@ -146,7 +146,9 @@ def warmup(schedule, steps: int):
     constant: the first of ``steps`` counts uses base/steps, count steps − 1 and later the base.
     It multiplies the base's own rate at each count: ``warmup(cosine(α₀, T), w)`` peaks below α₀ (the
     cosine has decayed over the w counts); for a decay that starts after the warm-up, as Keras's
-    ``CosineDecay(warmup_steps=w)``, shift the base: ``warmup(lambda count: base(max(count - w, 0)), w)``."""
+    ``CosineDecay(warmup_steps=w)``, shift the base: ``warmup(lambda count: base(max(count - w, 0)), w)``.
+    The ramp is PyTorch's ``LinearLR(start_factor=1/w, total_iters=w - 1)``'s, not Keras's (which rises
+    from ``initial_learning_rate`` at count 0 to ``warmup_target`` at count w)."""
     check_count("steps", steps)
     if not callable(schedule):
         check_positive("warmup: schedule (a schedule, or the constant rate to warm up to)", schedule)
