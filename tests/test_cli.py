@@ -343,6 +343,24 @@ def test_a_run_from_zero_weights_is_sent_to_a_random_initialization_not_a_bigger
     assert "initialize the weights randomly" not in capsys.readouterr().out
 
 
+def test_a_run_from_too_large_a_normal_init_is_sent_to_a_fan_in_scale_first(tmp_path, capsys):
+    """--init normal(10), the course's "random × 10": tanh on digits ended at 29% train accuracy and
+    was told "train a bigger network" first, nothing of its start (100% from xavier). A run whose start
+    cost was far above ln C is told its initialization first; one from he, or normal(0.01), is not."""
+    flags = ["--dataset", "moons", "--hidden", "32", "--epochs", "3", "--no-progress", "--no-batch-norm",
+             "--dropout", "0", "--activation", "tanh"]
+    assert main(["train", *flags, "--init", "normal(10)", "--out", str(tmp_path / "large")]) == 0
+    report = json.loads((tmp_path / "large" / "report.json").read_text())["diagnosis"]
+    assert "high bias" in report["verdict"]
+    assert report["next_steps"][0].startswith("initialize the weights at a scale for their fan-in (--init he; xavier "
+                                              "for tanh): from --init normal(10) the run started at a cost of ")
+    assert "train a bigger network (more hidden units or layers)" in report["next_steps"]  # (it still helps a little)
+    for init in ("he", "normal(0.01)"):
+        capsys.readouterr()
+        assert main(["train", *flags, "--init", init, "--out", str(tmp_path / init)]) == 0
+        assert "initialize the weights at a scale" not in capsys.readouterr().out
+
+
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="needs POSIX permissions and a non-root user")
 def test_unwritable_output_directory_fails_before_training(tmp_path, capsys):
     locked = tmp_path / "locked"

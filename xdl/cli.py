@@ -43,7 +43,7 @@ from xdl.losses import SoftmaxCrossEntropy, l1, l2
 from xdl.files import (atomic_write, check_directory_name, check_reachable, check_target, check_writable_dir,
                        read_toml)
 from xdl.hostmemory import keep_freed_memory
-from xdl.init import starts_symmetric
+from xdl.init import canonical_name, starts_symmetric
 from xdl.lock import BENCH, RUN, DirectoryLock, check_not_in_use, took_over_note
 from xdl.saved_fields import damaged
 from xdl.serialization import is_xdl_file, read_extra
@@ -57,6 +57,14 @@ from xdl.train.provenance import verify
 SYMMETRIC_START = ("initialize the weights randomly (--init he; xavier for tanh): from --init {init} every unit of "
                    "a layer computes the same and gets the same gradient, so no bigger network or longer run learns "
                    "more")
+# The first next step of a high-bias run from --init normal(SCALE) that started far above ln C, a uniform guess's
+# cost (the course's "random × 10": tanh on digits from normal(10) ended at 29% train accuracy, told "train a bigger
+# network", 100% from xavier): weights too large for their fan-in saturate tanh and sigmoid and blow up the logits
+LARGE_START = ("initialize the weights at a scale for their fan-in (--init he; xavier for tanh): from --init {init} "
+               "the run started at a cost of {cost:.3g}, {ratio:.3g} × ln C (a uniform guess's): weights that large "
+               "saturate tanh and sigmoid and make the logits huge, where a bigger network or a longer run learns "
+               "slowly if at all")
+LARGE_START_FACTOR = 5  # how far above ln C a run's start cost is `LARGE_START`'s (normal(0.01) starts at ln C)
 # The first next step of a high-bias run whose model predicts one class for (nearly) every training example
 # (`ONE_CLASS`): it learned nothing — Adam at lr 1 on digits without batch norm, its ReLUs dead after a cost of 15
 # in epoch 1, stayed at 10% and was told "train a bigger network", which learns no more at that rate
@@ -675,11 +683,15 @@ def train(config: TrainConfig, args=None) -> int:
             if "high bias" in diagnosis.verdict:
                 # a bigger network or a longer run learns no more from weights that start equal, or after a rate
                 # that left the model predicting one class: those steps give way to the one that helps
-                first = None
+                first, ln_c = None, float(np.log(n_classes))
                 if starts_symmetric(config.init):
                     first = SYMMETRIC_START.format(init=config.init)
+                elif _large_start(trainer.start_cost, config.init, ln_c):  # (before ONE_CLASS: the start, not the rate)
+                    # put first: a bigger network still learns a little more from it (29% → 47%), so both stay
+                    diagnosis.next_steps.insert(0, LARGE_START.format(init=config.init, cost=trainer.start_cost,
+                                                                      ratio=trainer.start_cost / ln_c))
                 elif _rose_above_ln_c(history, n_classes) and (one := _one_class(model, parts.X_train, n_classes)):
-                    first = ONE_CLASS.format(**one, ln_c=float(np.log(n_classes)), lower=config.lr / 10)
+                    first = ONE_CLASS.format(**one, ln_c=ln_c, lower=config.lr / 10)
                 if first is not None:
                     diagnosis.next_steps = [first] + [step for step in diagnosis.next_steps
                                                       if step not in NEXT_STEPS["high bias"][:2]]
@@ -710,6 +722,14 @@ def _one_class(model, X, n_classes: int) -> dict | None:
     counts = np.bincount(np.asarray(model.predict(X)).reshape(-1), minlength=n_classes)
     share = counts.max() / counts.sum()
     return {"label": int(counts.argmax()), "share": share} if n_classes > 1 and share >= ONE_CLASS_SHARE else None
+
+
+def _large_start(start_cost: float | None, init: str, ln_c: float) -> bool:
+    """Whether a run from ``init``, a normal(SCALE), started (``start_cost``: at most its first step's
+    cost, the initial weights') above `LARGE_START_FACTOR` · ln C: its scale, not the rate, is why (he,
+    xavier and glorot draw at a scale for the fan-in already)."""
+    return (canonical_name(init).startswith("normal(") and start_cost is not None and ln_c > 0
+            and start_cost > LARGE_START_FACTOR * ln_c)
 
 
 def _rose_above_ln_c(history, n_classes: int) -> bool:

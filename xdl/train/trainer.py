@@ -286,6 +286,12 @@ class Trainer:
         return f"Trainer({', '.join(parts)}; {self.epoch} of {self.epochs} epochs trained)"
 
     @property
+    def start_cost(self) -> float | None:
+        """Where the run started (`xdl.train.divergence.start_cost`: at most its first step's cost, at
+        the initial weights), known from its first epoch's end (a resume's from its checkpoint); None before."""
+        return self.__dict__.get("_start_cost")  # (a trainer pickled before starts were kept: None)
+
+    @property
     def schedule(self):
         """The epoch schedule (epochs completed → learning rate) that sets the rate at each epoch's
         start, or None."""
