@@ -1928,7 +1928,6 @@ def test_diagnose_says_a_variance_the_dev_set_cannot_resolve():
             xdl.diagnose({"train_accuracy": 0.9, "dev_accuracy": 0.9}, dev_examples=bad)
 
 
-
 def test_diagnose_gives_the_agresti_coull_interval_of_a_small_dev_set():
     """The sampling error is 2·√(p̃(1 − p̃)/(n + 4)), p̃ = (n·dev error + 2)/(n + 4): 0 errors of 5 is
     ±27.72% (p̃ = 2/9), not the ±28.87% of p̃ = 2/8 or the 0 of the plain binomial's p = 0."""
@@ -1936,6 +1935,7 @@ def test_diagnose_gives_the_agresti_coull_interval_of_a_small_dev_set():
     assert d.next_steps[0].startswith("the variance -13.00% is within the dev error's sampling error, ±27.72% on 5 ")
     d = xdl.diagnose({"train_accuracy": 0.9, "dev_accuracy": 0.8}, dev_examples=6)  # p̃ = (1.2 + 2)/10 = 0.32
     assert "±29.50% on 6 dev examples" in d.next_steps[0]
+
 
 def test_diagnose_notes_a_dev_error_far_below_the_training_error():
     d = xdl.diagnose({"train_accuracy": 0.80, "dev_accuracy": 0.95})
