@@ -108,7 +108,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     """A fully connected classifier trained with mini-batches (see `xdl.config.TrainConfig` for
     the meaning of each hyperparameter; ``hidden`` may be one size, as scikit-learn's
     ``hidden_layer_sizes``): each hidden size in [1, 2**20]. ``activation``: the hidden layers',
-    "relu" (the default), "leaky_relu", "tanh" or "sigmoid". ``batch_norm``: True puts batch norm
+    "relu" (the default), "leaky_relu", "tanh" or "sigmoid"; the weights start from He's N(0, 2/n_in)
+    (``xdl.init.he``; scikit-learn's from Glorot's uniform, whatever the activation). ``batch_norm``: True puts batch norm
     after each hidden Dense layer (``batch_size`` then ≥ 2). ``dropout``: the drop probability after
     each hidden activation, a number in [0, 1 − 2⁻⁹] (0: none). ``l2``: λ of the penalty
     λ/(2m)·Σ‖W‖² on the weights added to each batch's cost (m the batch's size; scikit-learn's
