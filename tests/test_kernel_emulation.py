@@ -1,0 +1,523 @@
+"""The CUDA kernels executed on the CPU against their NumPy references, without a GPU.
+
+Each kernels/*.cu file is compiled as host C++ with g++ and tests/cuda_emulation.h (CUDA's built-ins:
+blocks one after another, the threads of a block as fibers meeting at every __syncthreads and warp
+shuffle). `xdl.cuda.ops.CupyOps` then runs as on a GPU — its own launch geometry and arguments, NumPy
+arrays standing in for device arrays — with each launch going through the real binding of its
+kernel (`xdl.cuda.kernels.Kernel`) into the compiled instance. Every result is compared with
+`xdl.ops.NumpyOps`, the specification the GPU tests compare with: bit for bit where the kernels claim
+it (ReLU, the softmax-CE backward, the dropout masks), else to 1e-6 (float32) / 1e-12 (float64)
+relative. The host's exp/log are not CUDA's (both within 2 ulp), and g++ fuses no a·b + c into an
+FMA here (-ffp-contract=off) where nvcc does: the optimizer updates, within tolerance on the GPU,
+are bit for bit here.
+
+The reductions and the dropout kernels also run under another order of blocks and threads
+(`ORDERS`) and must give the same bits: a read of shared memory before the barrier that publishes
+it, or a merge that depends on which block arrives last, shows up as a difference; a barrier some
+threads never reach fails the launch with the block named (`FAULTY` shows both).
+"""
+
+import ctypes
+import math
+import shutil
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import xdl.cuda.ops
+from xdl.backend import NumpyBackend
+from xdl.cuda.kernels import Kernel
+from xdl.cuda.source import C_TYPES, SOURCES, kernel_dir, parse_kernels
+from xdl.ops import NumpyOps
+from test_kernel_sources import FakeCuda  # just enough of cupy.cuda for CupyOps' launch geometry
+
+SHIM = Path(__file__).with_name("cuda_emulation.h")
+TOLERANCE = {np.float32: 1e-6, np.float64: 1e-12}
+CTYPES = {"int": ctypes.c_int32, "long long": ctypes.c_int64, "double": ctypes.c_double}
+EXECUTED = set()  # the instances launched so far (for a look at what a run covered)
+ORDERS = (0, 7)  # 0: blocks and threads in index order; 7: a shuffled order of both (cuda_emulation.h)
+
+pytestmark = [pytest.mark.skipif(shutil.which("g++") is None or sys.platform != "linux",
+                                 reason="needs g++ and glibc's ucontext (Linux)"),
+              pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")]  # NaN, ∞ inputs
+
+
+# -- building: one shared library per source, a C launcher per kernel instance ----------------------
+def symbol(expression: str) -> str:
+    """``bn_stats<float, 4>`` → ``emu_bn_stats_float_4``."""
+    return "emu_" + "_".join(expression.replace("<", " ").replace(">", " ").replace(",", " ").split())
+
+
+def launchers(path, kernels, instances) -> str:
+    """C++ for the source at ``path``: the source, then for each instance of each of its ``kernels``
+    ``const char* emu_…(grid, block, order, void** arguments)``, which takes the arguments as
+    cudaLaunchKernel does (a pointer to each value) and returns "" or what went wrong."""
+    lines = [f'#include "{path}"']
+    for spec in kernels.values():
+        for args in instances:
+            decls = [p.declaration(dict(zip(spec.template, args))) for p in spec.params]
+            fields = "; ".join(f"{d} a{i}" for i, d in enumerate(decls))
+            values = ", ".join(f"*({d}*)a[{i}]" for i, d in enumerate(decls))
+            call = ", ".join(f"v.a{i}" for i in range(len(decls)))
+            expression = spec.expression(args)
+            lines += [
+                f'extern "C" const char* {symbol(expression)}(const unsigned* grid, const unsigned* block, '
+                "unsigned order, void** a) {",
+                "    static thread_local char error[256];",
+                f"    struct Arguments {{ {fields}; }};",
+                f"    const Arguments values{{{values}}};",
+                "    emu::run({grid[0], grid[1], grid[2]}, {block[0], block[1], block[2]}, order,",
+                "             [](const void* p) { const Arguments& v = *(const Arguments*)p; "
+                f"{expression}({call}); }},",
+                "             &values, error);",
+                "    return error;",
+                "}"]
+    return "\n".join(lines) + "\n"
+
+
+# Kernels with the faults the emulator must show (test_the_emulator_…), built with the others.
+FAULTY = """
+template <typename T>
+__global__ void early_return(T* out) {  // thread 0 leaves; the others wait at the barrier for it
+    if (threadIdx.x == 0) return;
+    __syncthreads();
+    out[threadIdx.x] = T(1);
+}
+
+template <typename T>
+__global__ void missing_barrier(T* out) {  // reads another thread's shared value with no barrier between
+    __shared__ T values[64];
+    values[threadIdx.x] = T(threadIdx.x);
+    out[threadIdx.x] = values[63 - threadIdx.x];
+}
+
+template <typename T>
+__global__ void rotate(T* out) {  // no fault: each lane takes the next lane's value
+    out[threadIdx.x] = __shfl_sync(0xFFFFFFFFu, T(threadIdx.x), threadIdx.x + 1);
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def libraries(tmp_path_factory):
+    """{file: ctypes.CDLL}: every source (and `FAULTY`) compiled once per session, in parallel."""
+    folder = tmp_path_factory.mktemp("emulated_kernels")
+    (folder / "faulty.cu").write_text(FAULTY)
+    units = {file: (kernel_dir() / file, source.kernels(), source.instances, source.defines)
+             for file, source in SOURCES.items()}
+    units["faulty.cu"] = (folder / "faulty.cu", parse_kernels(FAULTY), (("float",),), {})
+    builds = {}
+    for file, (path, kernels, instances, defines) in units.items():
+        unit = folder / f"{file}.cpp"
+        unit.write_text(launchers(path, kernels, instances))
+        command = ["g++", "-std=c++20", "-O1", "-ffp-contract=off", "-shared", "-fPIC", "-include", str(SHIM),
+                   *(f"-D{name}={value}" for name, value in defines.items()), "-o", str(folder / f"{file}.so"),
+                   str(unit)]
+        builds[file] = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for file, build in builds.items():
+        output = build.communicate()[0]
+        assert build.returncode == 0, f"{file}:\n{output}"
+    return {file: ctypes.CDLL(str(folder / f"{file}.so")) for file in units}
+
+
+# -- launching: the device side of CupyOps, on the CPU ----------------------------------------------
+class Emulated:
+    """A kernel instance's compiled launcher, called as `Kernel` calls a ``cupy.RawKernel``:
+    ``(grid, block, argument tuple)``. Records each launch; checks what the GPU would refuse."""
+
+    attributes = {"num_regs": 64, "shared_size_bytes": 3 * 8 * 32 * 2 * 8}  # what _resident_blocks reads
+
+    def __init__(self, library, spec, args, log):
+        self.spec, self.args, self.log = spec, args, log
+        self.expression = spec.expression(args)
+        self.function = getattr(library, symbol(self.expression))
+        self.function.restype = ctypes.c_char_p
+        self.function.argtypes = [ctypes.POINTER(ctypes.c_uint)] * 2 + [ctypes.c_uint, ctypes.POINTER(ctypes.c_void_p)]
+        self.order = 0
+
+    def __call__(self, grid, block, values):
+        grid, block = (tuple(dims) + (1,) * (3 - len(dims)) for dims in (grid, block))
+        assert all(type(d) is int and 0 < d < 2**31 for d in grid + block), (self.expression, grid, block)
+        assert grid[1] <= 65535 and math.prod(block) <= 1024, (self.expression, grid, block)
+        cells = []
+        for param, value in zip(self.spec.params, values):
+            if param.pointer:
+                assert isinstance(value, np.ndarray), (self.expression, param.name)
+                cells.append(ctypes.c_void_p(value.ctypes.data))
+            else:
+                cells.append(CTYPES[param.ctype](value))
+        self._check_alignment(values)
+        pointers = (ctypes.c_void_p * len(cells))(*(ctypes.addressof(c) for c in cells))
+        error = self.function((ctypes.c_uint * 3)(*grid), (ctypes.c_uint * 3)(*block), self.order, pointers)
+        assert not error, f"{self.expression} {grid} {block}: {error.decode()}"
+        EXECUTED.add(self.expression)
+        self.log.append((self.expression, grid, block, dict(zip((p.name for p in self.spec.params), values))))
+
+    def _check_alignment(self, values):
+        """16-byte loads (`vectorized`, batch norm's V > 1) need 16-byte aligned rows: on the GPU a
+        misaligned one is an error, here it could pass unnoticed."""
+        named = dict(zip((p.name for p in self.spec.params), values))
+        wide = named.get("vectorized", 0) or (len(self.args) > 1 and self.args[1] > 1)
+        if wide:
+            for name in ("p", "g", "v", "m", "s", "input", "output", "gy", "y", "x", "dy", "dx", "mean"):
+                value = named.get(name)
+                if isinstance(value, np.ndarray):
+                    assert value.ctypes.data % 16 == 0, (self.expression, name, "not 16-byte aligned")
+
+
+class Device:
+    """`CupyOps` over the emulated kernels (``ops``), the reference (``ref``), and the launches made."""
+
+    def __init__(self, libraries, monkeypatch, sm_count=4):
+        self.launches, self.order = [], 0
+        self.kernels = {}
+
+        def emulated_kernel(file, name, dtype, *template):
+            spec = SOURCES[file].kernels()[name]
+            args = (C_TYPES[np.dtype(dtype)], *template)
+            assert args in SOURCES[file].instances, (file, name, args)
+            key = (file, name, args)
+            if key not in self.kernels:
+                self.kernels[key] = Kernel(spec, args, Emulated(libraries[file], spec, args, self.launches), np.ndarray)
+            self.kernels[key].function.order = self.order
+            return self.kernels[key]
+
+        monkeypatch.setattr(xdl.cuda.ops, "kernel", emulated_kernel)
+        attributes = {**FakeCuda.Device.attributes, "MultiProcessorCount": sm_count}
+        cuda = types.SimpleNamespace(Device=type("Device", (FakeCuda.Device,), {"attributes": attributes}),
+                                     get_current_stream=FakeCuda.get_current_stream)
+        backend = NumpyBackend(0)
+        backend.xp = types.SimpleNamespace(**{k: getattr(np, k) for k in dir(np) if not k.startswith("__")}, cuda=cuda)
+        self.ops = xdl.cuda.ops.CupyOps(backend)
+        self.ref = NumpyOps(NumpyBackend(0))
+
+    def launched(self, since=0):
+        return [expression.split("<")[0] for expression, *_ in self.launches[since:]]
+
+
+@pytest.fixture
+def make_device(libraries, monkeypatch):
+    """``make_device(sm_count)``: a `Device` whose CupyOps sizes its grids for that many SMs."""
+    return lambda sm_count=4: Device(libraries, monkeypatch, sm_count)
+
+
+def relative_error(got, ref):
+    ref = np.asarray(ref, dtype=np.float64)
+    denominator = np.linalg.norm(ref)
+    return np.linalg.norm(np.asarray(got, dtype=np.float64) - ref) / (denominator if denominator else 1.0)
+
+
+def assert_same_bits(got, want):
+    """Equal values, NaN where NaN, −0 where −0."""
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+    assert (np.signbit(got) == np.signbit(want))[~np.isnan(want)].all()
+
+
+def rerun_in_another_order(device, run):
+    """``run()`` again with blocks and threads in another order: the same bits (arrays in, arrays out)."""
+    first = [np.copy(a) for a in run()]
+    device.order = ORDERS[1]
+    try:
+        again = run()
+    finally:
+        device.order = ORDERS[0]
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+
+
+# -- activation.cu: relu_forward / relu_backward, softmax_ce_forward / softmax_ce_backward -----------
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 31, 32, 33, 1023, 1025, 70001])
+def test_relu_kernels_are_numpy_maximum_and_mask_product_bit_for_bit(make_device, rng, n, dtype):
+    device = make_device(1)  # 16 blocks of 256: 70001 elements take the grid-stride loop
+    x = rng.standard_normal(n).astype(dtype)
+    x[:4] = np.array([np.nan, -0.0, -np.inf, np.inf], dtype)[:n]
+    gy = rng.standard_normal(n).astype(dtype)
+    gy[1:3] = np.array([np.nan, np.inf], dtype)[:max(0, n - 1)]
+    y = device.ops.relu_forward(x)
+    assert_same_bits(y, device.ref.relu_forward(x))
+    assert_same_bits(device.ops.relu_backward(gy, y), device.ref.relu_backward(gy, y))
+    assert device.launched() == ["relu_forward", "relu_backward"]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m, classes, models", [(1, 1, 1), (7, 3, 1), (31, 2, 1), (33, 1024, 3), (1025, 10, 1),
+                                                (1026, 7, 3), (6, 1025, 1)])
+def test_softmax_ce_kernels_match_the_reference(make_device, rng, m, classes, models, dtype):
+    """Rows' loss and probabilities to tolerance (exp and log are the host's), the backward bit for
+    bit; a label outside [0, C) gives NaN, as the reference."""
+    device = make_device(1)
+    z = (5 * rng.standard_normal((m, classes))).astype(dtype)
+    labels = rng.integers(0, classes, m // models)
+    labels[1:3] = [classes, -1][:len(labels) - 1]
+    gy = np.asarray(0.7, dtype) if models == 1 else rng.standard_normal(models).astype(dtype)
+    rows, probs = device.ops.softmax_cross_entropy_forward(z, labels, models)
+    want_rows, want_probs = device.ref.softmax_cross_entropy_forward(z.copy(), labels, models)
+    np.testing.assert_array_equal(np.isnan(rows), np.isnan(want_rows))
+    assert relative_error(rows[~np.isnan(rows)], want_rows[~np.isnan(want_rows)]) < TOLERANCE[dtype]
+    assert relative_error(probs, want_probs) < 10 * TOLERANCE[dtype]
+    gz = device.ops.softmax_cross_entropy_backward(probs, labels, gy, models)
+    assert_same_bits(gz, device.ref.softmax_cross_entropy_backward(probs, labels, gy, models))
+    # the kernels take up to MAX_CLASSES classes; wider rows are the reference's
+    want = [] if classes > xdl.cuda.ops.MAX_CLASSES else ["softmax_ce_forward", "softmax_ce_backward"]
+    assert device.launched() == want
+
+
+# -- optim.cu: sgd_update, momentum_update, rmsprop_update, adam_update -------------------------------
+RULES = {  # rule: (state arrays, the update given hyperparameters h)
+    "sgd": (0, lambda ops, p, g, s, h: ops.sgd_update(p, g, h["lr"], h["wd"])),
+    "momentum": (1, lambda ops, p, g, s, h: ops.momentum_update(p, g, s[0], h["lr"], h["beta"], False, h["wd"])),
+    "nesterov": (1, lambda ops, p, g, s, h: ops.momentum_update(p, g, s[0], h["lr"], h["beta"], True, h["wd"])),
+    "rmsprop": (1, lambda ops, p, g, s, h: ops.rmsprop_update(p, g, s[0], h["lr"], h["beta"], h["eps"], h["wd"])),
+    "adam": (2, lambda ops, p, g, s, h: ops.adam_update(p, g, s[0], s[1], h["lr"], h["beta"], h["beta2"], h["eps"],
+                                                        3, h["wd"], False, steps_done=h.get("steps_done"))),
+    "adamw": (2, lambda ops, p, g, s, h: ops.adam_update(p, g, s[0], s[1], h["lr"], h["beta"], h["beta2"], h["eps"],
+                                                         3, h["wd"], True, steps_done=h.get("steps_done"))),
+}
+LAYOUTS = {  # (models K, row width, columns updated, hyperparameters): K = 1 is a flat buffer
+    "n=1": (1, 1, (0, 1), "numbers"), "n=5": (1, 5, (0, 5), "numbers"), "n=1025": (1, 1025, (0, 1025), "numbers"),
+    "n=1023 unaligned": (1, 1024, (1, 1024), "numbers"),
+    "n=70001 held": (1, 70001, (0, 70001), "held"),  # an Optimizer's device values and step counter
+    "K=3 whole": (3, 1031, (0, 1031), "per-model"), "K=3 aligned": (3, 1032, (4, 1000), "per-model"),
+    "K=3 unaligned": (3, 1031, (3, 998), "per-model"), "K=5 held": (5, 40, (0, 33), "held"),
+}
+
+
+def hyperparameters(kind, k):
+    h = dict(lr=0.01, beta=0.9, beta2=0.999, eps=1e-8, wd=1e-3)
+    if kind == "numbers":
+        return h
+    h.update(lr=np.array([0.01, 0.001, 0.03, 0.02, 0.05])[:k], beta=np.array([0.9, 0.5, 0.99, 0.8, 0.7])[:k])
+    h["wd"] = h["lr"]
+    if kind == "held":  # K contiguous float64 values each, and the step counter, "in device memory"
+        h = {name: np.ascontiguousarray(np.broadcast_to(np.asarray(v, np.float64), (k,))) for name, v in h.items()}
+        h["steps_done"] = np.array([4], np.int64)
+    return h
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+@pytest.mark.parametrize("rule", list(RULES))
+def test_optimizer_kernels_match_the_reference(make_device, rng, rule, layout, dtype):
+    """Three steps of each rule on regions [a, b) of (K, width) buffers, as the optimizers pass them.
+    Bit for bit here (the kernels carry the reference's formulas in its order; on the GPU nvcc fuses
+    a·b + c, so there the tests ask 1e-6 / 1e-12)."""
+    device = make_device(1)
+    n_state, update = RULES[rule]
+    k, width, columns, kind = LAYOUTS[layout]
+    h = hyperparameters(kind, k)
+    shape = (k, width) if k > 1 else (width,)
+    region = (slice(None), slice(*columns)) if k > 1 else slice(*columns)
+    host = [rng.standard_normal(shape).astype(dtype) for _ in range(2)]
+    host += [np.abs(rng.standard_normal(shape)).astype(dtype) for _ in range(n_state)]
+    got, want = [a.copy()[region] for a in host], [a.copy()[region] for a in host]
+    for _ in range(3):
+        update(device.ops, *got[:2], got[2:], h)
+        update(device.ref, *want[:2], want[2:], h)
+    assert device.launched() == [("momentum" if rule == "nesterov" else "adam" if rule == "adamw" else rule)
+                                 + "_update"] * 3
+    for a, b in zip(got, want):
+        assert relative_error(a, b) < TOLERANCE[dtype]
+        assert_same_bits(a, b)
+
+
+# -- random.cu: dropout_apply, relu_dropout_forward / relu_dropout_backward, stacked_dropout_apply -----
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 15, 16, 17, 511, 512, 513, 2057, 70001])
+@pytest.mark.parametrize("offset", [0, 1], ids=["aligned", "unaligned"])
+@pytest.mark.parametrize("counter", [None, 5], ids=["host-step", "device-counter"])
+def test_dropout_kernels_draw_the_reference_mask_bit_for_bit(make_device, rng, n, dtype, offset, counter):
+    """The mask drawn in the kernel (Philox4x64-10, 16 bits per element, a warp's shuffles) is
+    `xdl.ops.random.keep_mask`: dropout forward and backward, and ReLU then dropout each way, equal
+    the reference exactly — NaN, ±0 and ±∞ included."""
+    device = make_device(1)  # 70001 elements: more chunks than the grid's warps
+    host = rng.standard_normal(n + offset).astype(dtype)
+    host[::5], host[1::7], host[2::11], host[3::13] = np.nan, -0.0, np.inf, -np.inf
+    x, gy = host[offset:], rng.standard_normal(n).astype(dtype)
+    gy[4::17] = np.inf
+    key = (2**64 - 3, 4, 2**64 - 2)  # the step wraps round 2⁶⁴ with the device counter
+    steps_done = None if counter is None else np.array([counter], np.int64)
+    ops, ref = device.ops, device.ref
+    want, saved = ref.dropout_forward(x, 0.3, *key, steps_done=steps_done)
+    got, recomputed = ops.dropout_forward(x, 0.3, *key, steps_done=steps_done)
+    assert_same_bits(got, want)
+    assert_same_bits(ops.dropout_backward(gy, recomputed, 0.3, *key, steps_done=steps_done),
+                     ref.dropout_backward(gy, saved, 0.3, *key, steps_done=steps_done))
+    other = gy.astype(np.float64 if dtype == np.float32 else np.float32)  # a gradient of another dtype
+    assert_same_bits(ops.dropout_backward(other, recomputed, 0.3, *key, steps_done=steps_done),
+                     ref.dropout_backward(other, saved, 0.3, *key, steps_done=steps_done))
+    want, saved = ref.relu_dropout_forward(x, 0.3, *key, steps_done=steps_done)
+    got, recomputed = ops.relu_dropout_forward(x, 0.3, *key, steps_done=steps_done)
+    assert_same_bits(got, want)
+    assert_same_bits(ops.relu_dropout_backward(gy, got, recomputed, 0.3, *key, steps_done=steps_done),
+                     ref.relu_dropout_backward(gy, want, saved, 0.3, *key, steps_done=steps_done))
+    assert device.launched() == ["dropout_apply"] * 3 + ["relu_dropout_forward", "relu_dropout_backward"]
+    forwards = (device.launches[0], device.launches[3])
+    assert [arguments["vectorized"] for *_, arguments in forwards] == [int(offset == 0)] * 2  # 16-byte packs
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rate", [0.0, 0.5, xdl.ops.random.MAX_DROP_RATE, 1 - 2**-17])
+def test_dropout_kernel_at_the_extreme_rates(make_device, rng, rate, dtype):
+    """Rate 0 keeps every unit, a rate above what 16 bits resolve drops every one: as the reference."""
+    device = make_device()
+    x = rng.standard_normal(1000).astype(dtype)
+    want, _ = device.ref.dropout_forward(x, rate, 1, 2, 3)
+    got, _ = device.ops.dropout_forward(x, rate, 1, 2, 3)
+    assert_same_bits(got, want)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(1, 1, 1), (7, 3, 5), (64, 16, 33), (1023, 2, 17), (5, 1, 1025)])
+def test_stacked_dropout_kernel_draws_each_models_own_mask(make_device, rng, shape, dtype):
+    """Model k's slice of (B, K, C) is dropped with its own rate and seed: the reference's stacked
+    masks, and model k's mask alone."""
+    device = make_device()
+    b, k, c = shape
+    x = rng.standard_normal(shape).astype(dtype)
+    rates, seeds = np.linspace(0.0, 0.6, k), [(7 + 1000 * i) % 2**64 for i in range(k - 1)] + [2**64 - 1]
+    steps_done = np.array([3], np.int64)
+    want, saved = device.ref.stacked_dropout_forward(x, rates, seeds, 2, 31, steps_done)
+    got, recomputed = device.ops.stacked_dropout_forward(x, rates, seeds, 2, 31, steps_done)
+    assert_same_bits(got, want)
+    for i in range(k):
+        alone, _ = device.ref.dropout_forward(np.ascontiguousarray(x[:, i]), rates[i], seeds[i], 2, 34)
+        assert_same_bits(got[:, i], alone)
+    assert_same_bits(device.ops.stacked_dropout_backward(x, recomputed, rates, seeds, 2, 31, steps_done),
+                     device.ref.stacked_dropout_backward(x, saved, rates, seeds, 2, 31, steps_done))
+    assert device.launched() == ["stacked_dropout_apply"] * 2
+
+
+# -- batchnorm.cu: bn_forward_small, bn_stats + bn_normalize, bn_backward_reduce + bn_backward_dx,
+#    bn_inference ---------------------------------------------------------------------------------
+BN_SHAPES = {  # (rows, features, SMs): which kernels run, with V features per thread where aligned
+    "2x3 small": (2, 3, 4), "31x4 small": (31, 4, 4), "257x33 stats": (257, 33, 4), "600x128 small": (600, 128, 4),
+    "600x130 stats": (600, 130, 4), "2049x8 stats": (2049, 8, 4), "5000x64 stats": (5000, 64, 4),
+    "12000x5 160 partials": (12000, 5, 40),  # the last block of a column merges 160 partials, 32 at a time
+    "3000x520 17 columns": (3000, 520, 40),
+}
+
+
+def bn_inputs(rng, n, c, dtype, offset=0.0, unaligned=False):
+    """x, γ, β, running mean and variance, dy; x's rows one element off 16-byte alignment if ``unaligned``."""
+    x = (rng.standard_normal((n, c)) * rng.uniform(0.5, 2, c) + offset).astype(dtype)
+    if unaligned:
+        x = np.concatenate([np.zeros(1, dtype), x.ravel()])[1:].reshape(n, c)
+    assert (x.ctypes.data % 16 != 0) == unaligned
+    gamma, beta = rng.uniform(0.5, 2, c).astype(dtype), rng.standard_normal(c).astype(dtype)
+    rm, rv = rng.standard_normal(c).astype(dtype), rng.uniform(0.5, 2, c).astype(dtype)
+    return x, gamma, beta, rm, rv, rng.standard_normal((n, c)).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", list(BN_SHAPES))
+@pytest.mark.parametrize("unaligned", [False, True], ids=["aligned", "unaligned"])
+def test_batchnorm_kernels_match_the_reference(make_device, rng, shape, dtype, unaligned):
+    n, c, sm_count = BN_SHAPES[shape]
+    device = make_device(sm_count)
+    x, gamma, beta, rm, rv, dy = bn_inputs(rng, n, c, dtype, unaligned=unaligned)
+    rm_ref, rv_ref, rm_dev, rv_dev = rm.copy(), rv.copy(), rm.copy(), rv.copy()
+    want = device.ref.batchnorm_train_forward(x, gamma, beta, rm_ref, rv_ref, 0.9, 1e-5)
+    got = device.ops.batchnorm_train_forward(x, gamma, beta, rm_dev, rv_dev, 0.9, 1e-5)
+    grads = device.ops.batchnorm_backward(dy, x, gamma, got[1], got[2])
+    want_grads = device.ref.batchnorm_backward(dy, x, gamma, want[1], want[2])
+    inference = device.ops.batchnorm_inference(x, gamma, beta, rm, rv, 1e-5)
+    tol = 10 * TOLERANCE[dtype]
+    assert relative_error(inference, device.ref.batchnorm_inference(x, gamma, beta, rm, rv, 1e-5)) < tol
+    pairs = ((got[0], want[0]), (got[2], want[2]), (rm_dev, rm_ref), (rv_dev, rv_ref), *zip(grads[1:], want_grads[1:]))
+    for a, b in pairs:
+        assert relative_error(a, b) < tol
+    assert np.linalg.norm((got[1] - want[1]) * want[2]) / np.sqrt(c) < tol  # μ ≈ 0: in standard deviations
+    dx_scale = np.linalg.norm(dy.astype(np.float64) * (gamma * want[2]))  # dx: a difference of such terms
+    assert np.linalg.norm(grads[0] - want_grads[0]) / dx_scale < tol
+    assert not device.ops._counters[0].any()  # the last block of each column reset its counter
+    small = device.ops.forward_in_one_launch(n, c)
+    vec = 1 if unaligned or c % (16 // np.dtype(dtype).itemsize) else 16 // np.dtype(dtype).itemsize
+    assert [e for e, *_ in device.launches] == [
+        f"bn_{k}<{C_TYPES[np.dtype(dtype)]}, {1 if k == 'forward_small' else vec}>"
+        for k in (["forward_small"] if small else ["stats", "normalize"]) + ["backward_reduce", "backward_dx",
+                                                                          "inference"]]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_batchnorm_kernels_keep_the_digits_of_a_far_mean(make_device, rng, dtype):
+    """Mean 1e4, spread ~1: kernels and reference both close to float64 truth (no E[x²] − E[x]²)."""
+    device = make_device()
+    x, gamma, beta, rm, rv, dy = bn_inputs(rng, 3000, 40, dtype, offset=1e4)
+    y, mean, inv_std = device.ops.batchnorm_train_forward(x, gamma, beta, rm, rv, 0.9, 1e-5)
+    x64 = x.astype(np.float64)
+    truth = (x64 - x64.mean(0)) / np.sqrt(x64.var(0) + 1e-5) * gamma + beta
+    assert relative_error(y, truth) < (2e-3 if dtype == np.float32 else 1e-10)
+    assert relative_error(inv_std, 1 / np.sqrt(x64.var(0) + 1e-5)) < (1e-4 if dtype == np.float32 else 1e-10)
+    assert device.launched() == ["bn_stats", "bn_normalize"]
+
+
+@pytest.mark.parametrize("dtype, vec", [(np.float32, 4), (np.float64, 2)])
+@pytest.mark.parametrize("n, c", [(2, 4), (100, 64), (257, 36)])
+def test_bn_forward_small_with_wide_loads_matches_the_reference_too(libraries, rng, n, c, dtype, vec):
+    """The instances CupyOps never launches (it takes bn_forward_small with V = 1) are compiled all
+    the same: launched here directly, they compute the reference's forward too."""
+    x, gamma, beta, rm, rv, _ = bn_inputs(rng, n, c, dtype)
+    args = (C_TYPES[np.dtype(dtype)], vec)
+    spec = SOURCES["batchnorm.cu"].kernels()["bn_forward_small"]
+    forward = Kernel(spec, args, Emulated(libraries["batchnorm.cu"], spec, args, []), np.ndarray)
+    y, stats, running = np.empty_like(x), np.empty((2, c), dtype), [rm.copy(), rv.copy()]
+    forward((-(-c // (xdl.cuda.ops.BLOCK_X * vec)), 1), (xdl.cuda.ops.BLOCK_X, xdl.cuda.ops.BLOCK_Y), x=x, y=y,
+            n_rows=n, n_cols=c, stats=stats, gamma=gamma, beta=beta, running_mean=running[0],
+            running_var=running[1], momentum=0.9, eps=1e-5)
+    want_running = [rm.copy(), rv.copy()]
+    want_y, _, want_inv_std = NumpyOps(NumpyBackend(0)).batchnorm_train_forward(x, gamma, beta, *want_running, 0.9,
+                                                                                 1e-5)
+    for a, b in ((y, want_y), (stats[1], want_inv_std), *zip(running, want_running)):
+        assert relative_error(a, b) < 10 * TOLERANCE[dtype]
+
+
+# -- every kernel under another order of blocks and threads ------------------------------------------
+def test_kernels_give_the_same_bits_in_another_order_of_blocks_and_threads(make_device, rng):
+    """The reductions' merges (shared memory between barriers, the last block of a column) and the
+    dropout warps' shuffles do not depend on which block or thread runs first."""
+    device = make_device(40)
+    for dtype in (np.float32, np.float64):
+        for n, c, unaligned in ((12000, 5, False), (3000, 520, False), (3000, 520, True), (200, 33, False)):
+            x, gamma, beta, rm, rv, dy = bn_inputs(rng, n, c, dtype, unaligned=unaligned)
+
+            def batchnorm():
+                running = [rm.copy(), rv.copy()]
+                y, mean, inv_std = device.ops.batchnorm_train_forward(x, gamma, beta, *running, 0.9, 1e-5)
+                return [y, mean, inv_std, *running, *device.ops.batchnorm_backward(dy, x, gamma, mean, inv_std)]
+
+            rerun_in_another_order(device, batchnorm)
+        x = rng.standard_normal(9000).astype(dtype)
+        rerun_in_another_order(device, lambda: [device.ops.relu_dropout_forward(x, 0.4, 3, 2, 1)[0]])
+        rerun_in_another_order(device, lambda: [device.ops.stacked_dropout_forward(
+            x.reshape(300, 3, 10), [0.1, 0.2, 0.3], [1, 2, 3], 2, 1)[0]])
+    assert {"bn_stats", "bn_backward_reduce", "bn_forward_small", "relu_dropout_forward",
+            "stacked_dropout_apply"} <= set(device.launched())
+
+
+# -- the emulator itself ---------------------------------------------------------------------------
+def launch_faulty(libraries, name, order=0):
+    out = np.zeros(64, np.float32)
+    spec = parse_kernels(FAULTY)[name]
+    function = Emulated(libraries["faulty.cu"], spec, ("float",), [])
+    function.order = order
+    function((1,), (64,), (out,))
+    return out
+
+
+def test_the_emulator_reports_a_barrier_some_threads_never_reach(libraries):
+    with pytest.raises(AssertionError, match=r"block \(0, 0, 0\): 1 of 64 threads finished, the others wait"):
+        launch_faulty(libraries, "early_return")
+
+
+def test_the_emulator_shows_a_missing_barrier_as_a_result_that_depends_on_the_order(libraries):
+    results = [launch_faulty(libraries, "missing_barrier", order) for order in ORDERS]
+    assert not np.array_equal(results[0], results[1])
+    # a full warp's shuffle: every lane takes the value of the lane it names, in its own warp
+    want = np.arange(64, dtype=np.float32).reshape(2, 32)
+    np.testing.assert_array_equal(launch_faulty(libraries, "rotate", ORDERS[1]), np.roll(want, -1, axis=1).ravel())
