@@ -197,9 +197,9 @@ __device__ __forceinline__ void finish_feature(const T* __restrict__ x, int col,
     inv_std = rsqrt_t(m2 / T(n_rows) + T(eps));
     stats[col] = mu;
     stats[n_cols + col] = inv_std;
-    const T m = T(momentum);
-    running_mean[col] = m * running_mean[col] + (T(1) - m) * mu;
-    running_var[col] = m * running_var[col] + (T(1) - m) * (m2 / T(n_rows - 1));
+    const T m = T(momentum), rest = T(1.0 - momentum);  // 1 − m in double, rounded once: the reference's factor
+    running_mean[col] = m * running_mean[col] + rest * mu;
+    running_var[col] = m * running_var[col] + rest * (m2 / T(n_rows - 1));
 }
 
 // Statistics over row blocks: each block writes its partial, the last block of a column merges them.
