@@ -149,6 +149,18 @@ def test_a_long_but_legal_name_is_saved_and_its_stale_temporaries_found(tmp_path
     assert History.load(history().save(tmp_path / ("h" * 250 + ".json")))["epoch"] == [1, 2, 3]
 
 
+def test_a_save_removes_only_its_own_targets_stale_temporaries(tmp_path):
+    """``.run.*.tmp`` matches the temporaries of ``run.4000000.npz`` too: read as a dead writer's of
+    ``run`` (no process 4000000), a save of ``run`` deleted one whose writer was alive, and that save
+    failed at its rename (FileNotFoundError)."""
+    own = tmp_path / f"{files._temporary_prefix(tmp_path / 'run')}999999999.abcdefgh.tmp"  # a dead writer's
+    other = tmp_path / f"{files._temporary_prefix(tmp_path / 'run.4000000.npz')}{os.getpid()}.abcd1234.tmp"
+    for path in (own, other):
+        path.write_bytes(b"x")
+    assert files.remove_stale_temporaries(tmp_path / "run") == [own]
+    assert other.exists() and not own.exists()
+
+
 def test_a_name_too_long_is_reported_against_the_target_never_the_temporary(tmp_path):
     path = tmp_path / ("m" * 300 + ".npz")
     with pytest.raises(OSError) as error:
@@ -487,3 +499,11 @@ def test_a_matplotlib_that_fails_to_import_is_told_from_one_not_installed(tmp_pa
         plots.plot_history(history, tmp_path / "curves.png")
     assert raised.value.__cause__ is (None if error.name else error)  # (a broken one's traceback is kept)
     assert not (tmp_path / "curves.png").exists()
+
+
+@pytest.mark.parametrize("name", ["my runs", "run 1", " lead", "x\u00a0y"])
+def test_a_directory_name_with_a_space_is_a_name_not_a_control_character(tmp_path, name):
+    """Only blank names and control characters (below 32, and 127) are refused: a space inside a name
+    ("my runs", the usual folder on a desktop) is a name like any other, and a run writes there."""
+    assert files.check_writable_dir(tmp_path / name, "Checkpoint directory") == tmp_path / name
+    assert (tmp_path / name).is_dir()

@@ -782,6 +782,20 @@ def test_a_classifier_that_starts_far_above_ln_c_and_falls_trains_on(tmp_path):
                 progress=False).fit(*xdl.datasets.moons(m=400, noise=0.2, seed=0))
 
 
+def test_a_cost_has_diverged_only_above_the_limit_and_ten_times_where_the_run_started():
+    """The rule itself, at its edges: above ln C's multiple where the run started below it, else above
+    10 × its start (`START_FACTOR`, the factor the docs and messages say) — a run that began at the
+    limit and reached 9.99 × its start goes on; at 10.01 ×, it has diverged."""
+    from xdl.train.divergence import cost_limit, diverged_cost
+
+    limit = cost_limit(2)
+    assert diverged_cost(limit, limit, None, "x") is None and diverged_cost(limit, limit, 0.7, "x") is None
+    assert "above 1e4 × ln C" in diverged_cost(limit * 1.001, limit, 0.7, "x")
+    assert diverged_cost(9.99 * limit, limit, limit, "x") is None
+    assert diverged_cost(10 * limit, limit, limit, "x") is None  # (above it, not at it)
+    assert diverged_cost(10.01 * limit, limit, limit, "x").endswith(f"and 10 × where the run started, {limit:.3g}")
+
+
 def test_a_checkpoint_from_before_starts_were_kept_resumes_on_the_limit_alone(tmp_path):
     s = moons(100)
     first = trainer_for(epochs=2, callbacks=[Checkpoint(tmp_path)])

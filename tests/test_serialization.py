@@ -542,3 +542,22 @@ def test_a_files_extra_is_utf8_json_beside_its_header_and_an_older_files_reads_a
             with pytest.raises(ValueError, match=rf"load: '.*damaged.npz' is damaged (or not an xdl model file )?\(.*"
                                                  rf"({said})"):
                 read_back(tmp_path / "damaged.npz")
+
+
+@pytest.mark.parametrize("member", ["0.weight.npy", "extra/a.npy", "__xdl_extra__.npy"])
+def test_a_member_that_is_not_an_npy_array_is_a_damaged_file(tmp_path, member):
+    """A member whose bytes do not start as an .npy array's (a zeroed run of bytes, a file edited by
+    hand): NumPy's npz reader gives its raw bytes, not an array, and reading it raised a bare
+    AttributeError ("'bytes' object has no attribute 'dtype'") — which `unfinished_run`, a
+    Checkpoint's check of its directory and ``xdl train`` do not catch as a damaged file."""
+    import zipfile
+
+    path = xdl.save(xdl.nn.mlp(2, [3], 2), tmp_path / "m.npz", extra={"epoch": 1}, extra_arrays={"a": np.arange(3)})
+    damaged = tmp_path / "damaged.npz"
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(damaged, "w") as target:
+        for info in source.infolist():
+            target.writestr(info.filename, b"not an array" if info.filename == member else source.read(info))
+    for read in (xdl.load, serialization.read_extra):
+        with pytest.raises(ValueError, match=rf"load: '.*damaged.npz' is damaged or not an xdl model file \(.*"
+                                             rf"{member[:-4]!r}"):
+            read(damaged)

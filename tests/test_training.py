@@ -3348,3 +3348,18 @@ def test_a_control_file_whose_rename_failed_is_not_applied_again_at_the_next_epo
     with pytest.warns(UserWarning, match=r"^control.toml was applied but could not be renamed "
                                          r"control-applied-epoch-2.toml: remove it before a new run"):
         trainer.fit(parts.X_train, parts.y_train, dev=(parts.X_dev, parts.y_dev))
+
+
+def test_best_npz_keeps_the_first_of_epochs_that_tie_as_keras_does(tmp_path):
+    """Epochs that measure the same value (a rate of 0 here; accuracies on a small dev set tie often):
+    best.npz stays the first of them, as Keras's ModelCheckpoint(save_best_only=True) keeps it — a
+    later tie is no improvement, and writing it moved the best epoch on without the run doing better."""
+    from xdl.serialization import read_extra
+
+    X, y = xdl.datasets.moons(100, noise=0.2, seed=0)
+    xdl.seed(0)
+    model = xdl.nn.mlp(2, [4], 2)
+    history = Trainer(model, SoftmaxCrossEntropy(), xdl.optim.SGD(model, lr=0.0), epochs=3, progress=False,
+                      callbacks=[Checkpoint(tmp_path)]).fit(X, y, dev=(X[:20], y[:20]))
+    assert len(set(history["dev_cost"])) == 1
+    assert read_extra(tmp_path / "best.npz")[0]["epoch"] == 1

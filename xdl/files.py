@@ -153,6 +153,7 @@ def _written_in_place(path) -> bool:
 # what mkstemp adds to the prefix: the writer's pid (pid_max is at most 2²², 7 digits), ".", 8 random
 # characters and ".tmp"; with room to spare
 _TEMPORARY_TAIL = 24
+_TEMPORARY_REST = re.compile(r"(\d+)\.[a-z0-9_]{8}\.tmp")  # that tail (mkstemp's names: a-z, 0-9 and _)
 
 
 def _temporary_prefix(path: Path) -> str:
@@ -186,9 +187,12 @@ def remove_stale_temporaries(path) -> list[Path]:
     whose writer process no longer exists; a live writer's are left alone. Returns the removed."""
     path = Path(path)
     removed = []
-    for tmp in path.parent.glob(f"{glob.escape(_temporary_prefix(path))}*.tmp"):
-        pid = tmp.name[len(_temporary_prefix(path)):].split(".", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+    prefix = _temporary_prefix(path)
+    for tmp in path.parent.glob(f"{glob.escape(prefix)}*.tmp"):
+        # the rest is exactly mkstemp's: ``.a.*.tmp`` matches another target's too (``.a.4000000.npz.<pid>.….tmp``,
+        # a save of a.4000000.npz under way, whose "pid" 4000000 no process has)
+        tail = _TEMPORARY_REST.fullmatch(tmp.name[len(prefix):])
+        if tail and not _alive(int(tail[1])):
             try:
                 tmp.unlink()
                 removed.append(tmp)

@@ -192,9 +192,9 @@ def _read(path) -> tuple[dict, dict[str, np.ndarray]]:
             if ARCHITECTURE_KEY not in data.files:
                 raise LookupError(f"an .npz archive without the {ARCHITECTURE_KEY} entry")
             header = json.loads(str(data[ARCHITECTURE_KEY]))
-            state = {k: _native(data[k]) for k in data.files if k not in (ARCHITECTURE_KEY, EXTRA_KEY)}
+            state = {k: _native(_array(data, k)) for k in data.files if k not in (ARCHITECTURE_KEY, EXTRA_KEY)}
             if isinstance(header, dict) and EXTRA_KEY in data.files:
-                header["extra"] = _decoded(data[EXTRA_KEY])
+                header["extra"] = _decoded(_array(data, EXTRA_KEY))
     except LookupError as e:
         raise ValueError(f"load: {str(path)!r} is not an xdl model file ({e.args[0]})") from None
     except MemoryError as e:  # an array's header asks for more than there is: a damaged file (a flipped bit of a
@@ -223,6 +223,16 @@ def _read(path) -> tuple[dict, dict[str, np.ndarray]]:
         raise ValueError(f"load: {str(path)!r} is damaged (format {version} without the {EXTRA_KEY} member it holds "
                          "its extra in, or with one that is not a dict)")
     return header, state
+
+
+def _array(data, name: str) -> np.ndarray:
+    """Member ``name`` of the open .npz ``data``; a ValueError where it is not an .npy array: NumPy gives
+    the raw bytes of a member that does not start as one (zeroed bytes, a file edited by hand), which
+    failed later as a bare AttributeError, not the damaged file it is."""
+    array = data[name]
+    if not isinstance(array, np.ndarray):
+        raise ValueError(f"its member {name!r} is not an .npy array")
+    return array
 
 
 def _decoded(encoded: np.ndarray):
