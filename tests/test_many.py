@@ -18,7 +18,7 @@ from xdl.nn import StackError, stack
 from conftest import CopyingHost, edit_saved
 from xdl.optim import StackedOptimizer
 from xdl.train import Callback, Checkpoint, Interrupted, fit_many
-from xdl.train.many import check_shared
+from xdl.train.many import ManyTrainer, check_shared
 
 
 @pytest.fixture(scope="module")
@@ -1273,3 +1273,121 @@ def test_a_refused_batch_resume_names_the_checkpoint_file(digits, tmp_path):
             ([small(epochs=2)], {}, r"the checkpoint holds 2 models, configs has 1")]:
         with pytest.raises(ValueError, match=rf"resume: {said}.*{where}"):
             fit_many(configs, X, y, dev=dev, callbacks=[Checkpoint(tmp_path)], resume=tmp_path, **kwargs)
+
+
+def test_a_batch_whose_every_model_stopped_early_writes_its_checkpoint_there(digits, tmp_path):
+    """Every model stopped by early stopping before its epochs ends the batch (``stop_training``, as a
+    Trainer's early stop): a Checkpoint of a longer period writes the batch's end at that epoch, so a
+    resume finds the run over — without it the last checkpoint was an earlier epoch's, and a resume
+    trained the stopped models again."""
+    X, y, dev = digits
+    configs = [small(seed=1, lr=0.05, patience=1, epochs=40), small(seed=2, lr=0.05, patience=1, epochs=40)]
+    with xdl.use("numpy"):
+        trainer = ManyTrainer(configs, dtype="float64", callbacks=[Checkpoint(tmp_path, every=100)])
+        trainer.fit(X, y, dev=dev)
+    assert trainer.status == ["stopped", "stopped"] and trainer.epoch < 40 and trainer.stop_training
+    assert trainer.last_checkpoint_at == (trainer.epoch, 0)
+
+
+def test_the_batch_records_best_model_is_the_one_best_at_that_epoch(digits):
+    """The batch's record of an epoch names the model whose dev cost is lowest at that epoch (and its
+    costs), not one best at an earlier epoch: a callback (a Checkpoint's best.npz) watches it."""
+    X, y, dev = digits
+    configs = [small(seed=1, lr=0.1), small(seed=2, lr=0.01), small(seed=3, lr=3e-3)]  # the best: 0, 0, 1, 1
+    with xdl.use("numpy"):
+        trainer = ManyTrainer(configs, dtype="float64")
+        trainer.fit(X, y, dev=dev)
+    for e, record in enumerate(trainer.history.records):
+        costs = [h[e]["dev_cost"] for h in trainer.histories]
+        assert record["best_model"] == int(np.argmin(costs)) and record["dev_cost"] == min(costs)
+    assert len({record["best_model"] for record in trainer.history.records}) > 1  # (the best changed: a test)
+
+
+def test_a_later_fit_of_a_batch_stopped_inside_an_epoch_refuses_other_examples(digits, monkeypatch):
+    """As a Trainer's: a Ctrl-C inside an epoch, then a later fit on other data (as many steps or not)
+    is refused, naming the examples — it went on from the step number over batches of other examples."""
+    X, y, dev = digits
+    trainer = ManyTrainer([small(epochs=2), small(epochs=2, lr=3e-3)])
+    interrupt_at_step(monkeypatch, 2)
+    with pytest.raises(Interrupted):
+        trainer.fit(X, y, dev=dev)
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match=r"after step 2 of an epoch over 320 examples, and X has 300"):
+        trainer.fit(X[:300], y[:300], dev=dev)
+    assert [r.status for r in trainer.fit(X, y, dev=dev)] == ["completed", "completed"]  # (its data finishes it)
+
+
+class EpochsSeen(Callback):
+    """Keeps the epochs it saw across a resume (its state)."""
+
+    def __init__(self):
+        self.seen = []
+
+    def on_epoch_end(self, trainer, record):
+        self.seen.append(record["epoch"])
+
+    def state_dict(self):
+        return {"seen": self.seen}, {}
+
+    def load_state_dict(self, state, arrays):
+        self.seen = list(state["seen"])
+
+
+def test_a_resumed_batch_gives_each_callback_its_state_back(digits, tmp_path):
+    X, y, dev = digits
+    configs = [small(epochs=4), small(epochs=4, lr=3e-3)]
+    with pytest.raises(Interrupted):
+        fit_many(configs, X, y, dev=dev, callbacks=[InterruptAt(2), EpochsSeen(), Checkpoint(tmp_path)])
+    seen = EpochsSeen()
+    fit_many(configs, X, y, dev=dev, callbacks=[InterruptAt(0), seen, Checkpoint(tmp_path)], resume=tmp_path)
+    assert seen.seen == [1, 2, 3, 4]
+
+
+def test_a_failed_models_optimizer_state_is_cleared_and_its_row_stays_finite(digits, tmp_path):
+    """A model that diverged may have NaN in its Adam moments: kept, its frozen row (rate 0) still
+    became 0·NaN = NaN at each later step, and every checkpoint of the batch held NaN weights and moments."""
+    X, y, dev = digits
+    configs = [small(seed=1, lr=3e-3), small(seed=2, lr=1e30)]
+    with xdl.use("numpy"):
+        trainer = ManyTrainer(configs, dtype="float64", callbacks=[Checkpoint(tmp_path)])
+        trainer.fit(X, y, dev=dev)
+    assert trainer.status == ["completed", "failed"]
+    assert np.isfinite(trainer.model.data).all()
+    for name, state in trainer.optimizer.state_dict()["state"].items():
+        assert np.isfinite(state).all() and not state[1].any(), name
+
+
+def test_a_batch_stopped_by_a_callback_saves_through_its_checkpoints_only(digits, tmp_path):
+    """A callback that stops the batch (EarlyStopping on it) after another ran on the epoch: only a
+    Checkpoint saves the stop (at its epoch, resumable); the callback before it has nothing to save."""
+    X, y, dev = digits
+    seen = EpochsSeen()
+    trainer = ManyTrainer([small(seed=1, lr=1e-2, epochs=2), small(seed=2, lr=1e-3, epochs=10)],
+                          callbacks=[seen, Checkpoint(tmp_path, every=100),
+                                     xdl.train.EarlyStopping(patience=1, restore_best=False)])
+    trainer.fit(X, y, dev=dev)
+    assert trainer.status[1] == "stopped" and seen.seen == list(range(1, trainer.epoch + 1)) and trainer.epoch < 10
+    assert trainer.last_checkpoint_at == (trainer.epoch, 0)
+
+
+def test_images_and_dev_images_train_as_their_flat_rows(digits):
+    """(m, 8, 8) images with (m, 8, 8) dev images: each flattened as the first layer takes them, the
+    dev set too (its evaluation is of every model), the results those of the flat rows."""
+    X, y, (X_dev, y_dev) = digits
+    configs = [small(seed=1, epochs=2), small(seed=2, epochs=2, lr=1e-2)]
+    with xdl.use("numpy"):
+        flat = fit_many(configs, X, y, dev=(X_dev, y_dev), dtype="float64")
+        images = fit_many(configs, X.reshape(-1, 8, 8), y, dev=(X_dev.reshape(-1, 8, 8), y_dev), dtype="float64")
+    for a, b in zip(flat, images):
+        assert a.history["dev_cost"] == b.history["dev_cost"]
+        assert_same_weights(a.model, b.model, 0.0)
+
+
+def test_a_dev_set_of_one_example_is_measured_as_a_trainer_measures_it(digits):
+    X, y, (X_dev, y_dev) = digits
+    config = small(seed=1, epochs=2)
+    with xdl.use("numpy"):
+        result = fit_many([config], X, y, dev=(X_dev[:1], y_dev[:1]), seed=3, dtype="float64")[0]
+        _, history = alone(config, X, y, (X_dev[:1], y_dev[:1]), seed=3)
+    np.testing.assert_allclose(result.history["dev_cost"], history["dev_cost"], rtol=1e-10)
+    assert result.history["dev_accuracy"] == history["dev_accuracy"]

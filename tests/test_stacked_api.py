@@ -13,6 +13,7 @@ from xdl.flat import pack
 from xdl.nn import Dense, Module, Sequential, StackError, stack
 from xdl.optim import SGD, Adam, Momentum, StackedOptimizer, param_groups
 from xdl.train import Callback, fit_many
+from xdl.train.many import ManyTrainer
 
 RNG = np.random.default_rng(0)
 X, Y = RNG.standard_normal((32, 4)), RNG.integers(0, 3, 32)
@@ -681,3 +682,108 @@ def test_a_stacked_optimizer_prints_its_rule_and_each_models_settings():
         "  weights: lr=[0.01, 0.01], beta=[0.9, 0.9], nesterov=True, weight_decay=[0.1, 0.1]",
         "  other parameters: lr=[0.01, 0.01], beta=[0.9, 0.9], nesterov=True, weight_decay=[0.0, 0.0]",
         ")"]
+
+
+@pytest.mark.parametrize("copy_of", [lambda o: __import__("copy").deepcopy(o),
+                                     lambda o: __import__("pickle").loads(__import__("pickle").dumps(o))])
+def test_a_stacked_optimizer_of_two_regions_copied_with_its_stack_trains_as_the_original(copy_of):
+    """Weights with a weight decay, the other parameters without (`param_groups`): two regions of each
+    row, each made a view of its own columns again in the copy — the second's start is the first's width."""
+    from xdl.optim import AdamW, StackedOptimizer, param_groups
+
+    models = [xdl.nn.mlp(4, [8], 3) for _ in range(2)]
+    st = stack(models)
+    pairs = [(st, StackedOptimizer(st, [AdamW(param_groups(m, wd), lr=1e-2) for m, wd in zip(models, (0.1, 0.3))]))]
+    assert len(pairs[0][1].regions) == 2
+    pairs.append(copy_of(pairs[0]))
+    for s, o in pairs:
+        s.grad[...] = 1.0
+        o.step()
+    np.testing.assert_array_equal(pairs[1][0].data, pairs[0][0].data)
+    assert all(np.shares_memory(r.data, pairs[1][0].data) for r in pairs[1][1].regions)
+
+
+def test_an_unkeyed_stacked_dropout_scales_what_it_keeps_as_each_models_dropout():
+    """A stack training outside fit_many (no key): model k's activations are 0 or x/(1 − rate_k), about
+    rate_k of them 0, as its own inverted Dropout makes them."""
+    from xdl.nn import Dropout, Sequential
+
+    st = stack([Sequential(Dropout(0.25)), Sequential(Dropout(0.5))]).train()
+    out = st(np.full((2000, 8), 2.0, np.float32)).numpy()
+    for k, rate in enumerate((0.25, 0.5)):
+        kept = out[:, k] != 0
+        np.testing.assert_allclose(out[:, k][kept], 2.0 / (1 - rate), rtol=1e-6)
+        assert abs(1 - kept.mean() - rate) < 0.02
+
+
+def test_one_seed_keys_every_models_dropout_as_that_seed_given_to_each():
+    from xdl.nn import Dropout, Sequential
+
+    st = stack([Sequential(Dropout(0.25)), Sequential(Dropout(0.5))]).train()
+    x = np.ones((64, 8), np.float32)
+    st.set_random_key(7, 3)
+    one = st(x).numpy()
+    st.set_random_key([7, 7], 3)
+    np.testing.assert_array_equal(one, st(x).numpy())
+
+
+@pytest.mark.parametrize("k", [2, -1, True, 1.0])
+def test_freeze_and_unfreeze_refuse_an_index_of_no_model(k):
+    """An index of no model (-1 included, as `Stacked.row` refuses it) is refused by name, nothing changed."""
+    from xdl.optim import Adam, StackedOptimizer
+
+    models = [xdl.nn.mlp(4, [8], 3) for _ in range(2)]
+    st = stack(models)
+    opt = StackedOptimizer(st, [Adam(m, lr=1e-2) for m in models])
+    with pytest.raises(IndexError, match=r"^freeze: model .* is not one of the 2 models \(0 to 1\)"):
+        opt.freeze(k)
+    with pytest.raises(IndexError, match=r"^unfreeze: model .* is not one of the 2 models \(0 to 1\)"):
+        opt.unfreeze(k, 1e-2)
+    assert not opt.frozen.any() and opt.lr.tolist() == [1e-2, 1e-2]
+
+
+def test_an_optimizer_state_of_another_number_of_models_is_refused_not_broadcast():
+    """A (1, P) moment loaded into a stack of 2 models was spread over both rows by NumPy's broadcast."""
+    from xdl.optim import Adam, StackedOptimizer
+
+    models = [xdl.nn.mlp(4, [8], 3) for _ in range(2)]
+    st = stack(models)
+    opt = StackedOptimizer(st, [Adam(m, lr=1e-2) for m in models])
+    state = opt.state_dict()
+    width = st.data.shape[1]
+    state["state"]["m"] = np.ones((1, width))
+    with pytest.raises(ValueError, match=rf"^optimizer state 'm' has shape \(1, {width}\), this one \(2, {width}\)"):
+        opt.load_state_dict(state)
+    assert not opt.state_dict()["state"]["m"].any()
+
+
+def test_a_frozen_models_row_stays_as_it_is_whatever_its_gradient():
+    """freeze zeroes the model's gradient row before each update: an inf there (a diverged model's)
+    left its weights NaN through Adam's moments, at a rate of 0 (0·NaN)."""
+    from xdl.optim import Adam, StackedOptimizer
+
+    models = [xdl.nn.mlp(4, [8], 3) for _ in range(2)]
+    st = stack(models)
+    opt = StackedOptimizer(st, [Adam(m, lr=1e-2) for m in models])
+    opt.freeze(0)
+    before = st.data.copy()
+    st.grad[0] = np.inf
+    st.grad[1] = 1.0
+    opt.step()
+    np.testing.assert_array_equal(st.data[0], before[0])
+    assert not np.array_equal(st.data[1], before[1])
+
+
+def test_stack_refuses_models_of_another_number_of_layers():
+    """A model with a layer more (an activation, no parameters) was stacked as model 0's layers: the
+    stack computed what model(1), rebuilt from its own layers, does not."""
+    from xdl.nn import Dense, ReLU, Sequential
+
+    with pytest.raises(StackError, match=r"^model 1 has 3 layers, model 0 has 2"):
+        stack([Sequential(Dense(4, 3), ReLU()), Sequential(Dense(4, 3), ReLU(), ReLU())])
+
+
+def test_a_batch_takes_the_largest_seed():
+    assert ManyTrainer([TrainConfig(hidden=[4])], seed=2**64 - 1).seed == 2**64 - 1
+    with pytest.raises(ValueError, match="seed"):
+        ManyTrainer([TrainConfig(hidden=[4])], seed=2**64)
