@@ -5,7 +5,10 @@
 // OS thread, switched at __syncthreads and at warp shuffles, so every barrier is exact, a barrier
 // some threads never reach is reported (not a hang), and the order in which threads and blocks run
 // is a parameter (the test asks for the same bits in two orders). `__shared__` is `static`: one
-// block at a time uses it. Shuffles take the full warp's mask only. Math is the host's (glibc's
+// block at a time uses it, and each block finds it filled with 0xFF bytes (NaN, −1), as a GPU's
+// leftovers are garbage: a read of shared memory no thread of the block wrote shows, where a static's
+// zeros (or the block before's values) passed it — the test names each array after its declaration
+// (`emu::shared`). Shuffles take the full warp's mask only, from a lane of the block. Math is the host's (glibc's
 // exp/log within 1 ulp, CUDA's within 2): results agree bit for bit with the GPU only where the
 // kernels use exactly rounded operations (+ − × ÷ √, comparisons, integer math) and nvcc fuses no
 // a·b + c.
@@ -81,6 +84,22 @@ struct Launch {
 
 inline thread_local Launch* launch = nullptr;
 
+// The `__shared__` arrays met so far, each filled with 0xFF bytes at every block's start.
+inline std::vector<std::pair<void*, std::size_t>> shared_arrays;
+
+inline void poison(void* array, std::size_t bytes) { std::memset(array, 0xFF, bytes); }
+
+// Called after a `__shared__` declaration, by every thread that passes it: the first, before any thread
+// of the block could write the array, fills and records it.
+template <typename A>
+inline void shared(A& array) {
+    for (const auto& [address, bytes] : shared_arrays) {
+        if (address == (void*)&array) return;
+    }
+    shared_arrays.push_back({(void*)&array, sizeof array});
+    poison(&array, sizeof array);
+}
+
 inline void fail(const char* what) {
     if (!launch->error[0]) std::snprintf(launch->error, sizeof launch->error, "%s", what);
 }
@@ -131,11 +150,12 @@ inline T shfl(unsigned mask, T value, int src_lane) {
     static_assert(sizeof(T) <= 8, "a shuffled value is at most 64 bits");
     if (mask != 0xFFFFFFFFu) fail("__shfl_sync with a partial mask: not emulated");
     const int t = linear_thread(), first = t / 32 * 32;
+    if (first + (src_lane & 31) >= threads_per_block()) fail("__shfl_sync from a lane beyond the block's threads");
     unsigned long long bits = 0;
     std::memcpy(&bits, &value, sizeof(T));
     launch->warp_slots[t] = bits;
     warp_barrier();  // every lane has written its value
-    bits = launch->warp_slots[first + (src_lane & 31)];
+    bits = launch->warp_slots[min(first + (src_lane & 31), threads_per_block() - 1)];  // (failed beyond)
     warp_barrier();  // every lane has read before any writes the next shuffle's
     T out;
     std::memcpy(&out, &bits, sizeof(T));
@@ -198,6 +218,7 @@ inline void run(dim3 grid, dim3 block, unsigned order, void (*body)(const void*)
     }
     for (const uint3& b : blocks) {
         blockIdx = b;
+        for (const auto& [address, bytes] : shared_arrays) poison(address, bytes);
         state.block_waiting = 0;
         for (int& w : state.warp_waiting) w = 0;
         for (int t = 0; t < threads; ++t) {

@@ -19,6 +19,7 @@ threads never reach fails the launch with the block named (`FAULTY` shows both).
 
 import ctypes
 import math
+import re
 import shutil
 import subprocess
 import sys
@@ -52,11 +53,22 @@ def symbol(expression: str) -> str:
     return "emu_" + "_".join(expression.replace("<", " ").replace(">", " ").replace(",", " ").split())
 
 
+def with_shared_named(source: str) -> str:
+    """``source`` with each ``__shared__`` declaration followed, on its line, by ``emu::shared(name);``
+    for each array it declares: the emulator fills them with garbage at each block's start."""
+    def named(match):
+        declarators = re.split(r",(?![^\[]*\])", match.group(1))  # (a comma within [] separates none)
+        names = [re.search(r"(\w+)\s*(\[[^\]]*\]\s*)*$", d.strip()).group(1) for d in declarators]
+        return match.group(0) + "".join(f" emu::shared({name});" for name in names)
+    return re.sub(r"__shared__\s+([^;]*);", named, source)
+
+
 def launchers(path, kernels, instances) -> str:
-    """C++ for the source at ``path``: the source, then for each instance of each of its ``kernels``
+    """C++ for the source at ``path``: the source (`with_shared_named`, its lines numbered as there),
+    then for each instance of each of its ``kernels``
     ``const char* emu_…(grid, block, order, void** arguments)``, which takes the arguments as
     cudaLaunchKernel does (a pointer to each value) and returns "" or what went wrong."""
-    lines = [f'#include "{path}"']
+    lines = [f'#line 1 "{path}"', with_shared_named(Path(path).read_text()), '#line 1 "launchers"']
     for spec in kernels.values():
         for args in instances:
             decls = [p.declaration(dict(zip(spec.template, args))) for p in spec.params]
@@ -93,6 +105,23 @@ __global__ void missing_barrier(T* out) {  // reads another thread's shared valu
     __shared__ T values[64];
     values[threadIdx.x] = T(threadIdx.x);
     out[threadIdx.x] = values[63 - threadIdx.x];
+}
+
+template <typename T>
+__global__ void unwritten_shared(T* out) {  // sums 8 warps' partials, of which a block of 64 writes 2
+    __shared__ T partial[8];
+    if (threadIdx.x % 32 == 0) partial[threadIdx.x / 32] = T(1);
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        T total = T(0);
+        for (int w = 0; w < 8; ++w) total += partial[w];
+        out[0] = total;
+    }
+}
+
+template <typename T>
+__global__ void shuffle_beyond_the_block(T* out) {  // a block of 48: lane 47 asks for lane 16 of its warp of 16
+    out[threadIdx.x] = __shfl_sync(0xFFFFFFFFu, T(threadIdx.x), threadIdx.x + 1);
 }
 
 template <typename T>
@@ -445,6 +474,22 @@ def test_batchnorm_kernels_match_the_reference(make_device, rng, shape, dtype, u
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", ["31x4 small", "600x130 stats"])
+def test_batchnorm_kernels_update_the_running_statistics_with_the_references_1_minus_m(make_device, rng, shape,
+                                                                                     dtype):
+    """At momentum 0.9999 from running statistics of 0 (a new layer's mean) the update is (1 − m)·μ:
+    float32's T(1) − T(m) is 1.66e-4 off 1 − m, which the reference makes in float64 and rounds once."""
+    n, c, sm_count = BN_SHAPES[shape]
+    device = make_device(sm_count)
+    x, gamma, beta, *_ = bn_inputs(rng, n, c, dtype, offset=3.0)
+    got, want = [np.zeros(c, dtype), np.zeros(c, dtype)], [np.zeros(c, dtype), np.zeros(c, dtype)]
+    device.ops.batchnorm_train_forward(x, gamma, beta, *got, 0.9999, 1e-5)
+    device.ref.batchnorm_train_forward(x, gamma, beta, *want, 0.9999, 1e-5)
+    for a, b in zip(got, want):
+        assert relative_error(a, b) < 10 * TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_batchnorm_kernels_keep_the_digits_of_a_far_mean(make_device, rng, dtype):
     """Mean 1e4, spread ~1: kernels and reference both close to float64 truth (no E[x²] − E[x]²)."""
     device = make_device()
@@ -501,12 +546,12 @@ def test_kernels_give_the_same_bits_in_another_order_of_blocks_and_threads(make_
 
 
 # -- the emulator itself ---------------------------------------------------------------------------
-def launch_faulty(libraries, name, order=0):
+def launch_faulty(libraries, name, order=0, threads=64):
     out = np.zeros(64, np.float32)
     spec = parse_kernels(FAULTY)[name]
     function = Emulated(libraries["faulty.cu"], spec, ("float",), [])
     function.order = order
-    function((1,), (64,), (out,))
+    function((1,), (threads,), (out,))
     return out
 
 
@@ -517,7 +562,22 @@ def test_the_emulator_reports_a_barrier_some_threads_never_reach(libraries):
 
 def test_the_emulator_shows_a_missing_barrier_as_a_result_that_depends_on_the_order(libraries):
     results = [launch_faulty(libraries, "missing_barrier", order) for order in ORDERS]
-    assert not np.array_equal(results[0], results[1])
+    assert not np.array_equal(results[0], results[1], equal_nan=True)  # (an unwritten value is NaN: not a difference)
     # a full warp's shuffle: every lane takes the value of the lane it names, in its own warp
     want = np.arange(64, dtype=np.float32).reshape(2, 32)
     np.testing.assert_array_equal(launch_faulty(libraries, "rotate", ORDERS[1]), np.roll(want, -1, axis=1).ravel())
+
+
+def test_the_emulator_gives_shared_memory_no_thread_wrote_as_garbage(libraries):
+    """A GPU's shared memory starts as whatever the SM held: a kernel that reads what no thread of its
+    block wrote (the partials of warps it does not have) sums garbage there. A `static`'s zeros — and,
+    after, the block before's values — gave the right sum here; each block finds 0xFF bytes, NaN."""
+    for order in ORDERS:
+        assert np.isnan(launch_faulty(libraries, "unwritten_shared", order)[0])
+
+
+def test_the_emulator_refuses_a_shuffle_from_a_lane_beyond_the_block(libraries):
+    """A block of 48 threads: its second warp has 16 lanes, and a shuffle from its lane 16 read past
+    the emulator's slots (what the GPU gives there is undefined)."""
+    with pytest.raises(AssertionError, match="__shfl_sync from a lane beyond the block's threads"):
+        launch_faulty(libraries, "shuffle_beyond_the_block", threads=48)

@@ -2746,6 +2746,30 @@ def test_a_per_step_schedule_is_read_at_the_optimizers_count_when_checked_before
                 progress=False).fit(s.X_train, s.y_train)
 
 
+def test_a_per_step_schedule_is_read_at_the_counts_a_later_fit_of_the_trainer_reaches():
+    """A second fit in batches of 32 (19 steps an epoch, after 2 of 10) steps at counts 20 to 38, and one
+    with an optimizer given since at its own counts 0 to 9: read at the run's position in epochs of the
+    fit's steps, the first was told cosine(0.5, 40) is 0 over counts 41 to 57 and a linear decay refused at
+    count 41, negative there, the second that cosine(0.5, 10) trains nothing over 20 steps it never takes."""
+    s = moons_parts()  # 600 examples: 10 steps of 64, 19 of 32
+    cosine = xdl.optim.schedules.cosine
+    for lr in (cosine(0.5, 40), lambda count: 0.5 * (1 - count / 40)):
+        trainer = make_trainer(None, optimizer="gd", lr=0.5, epochs=2)
+        trainer.fit(s.X_train, s.y_train)
+        trainer.optimizer.lr, trainer.batch_size, trainer.epochs = lr, 32, 3
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert trainer.fit(s.X_train, s.y_train)["lr"][2] == pytest.approx(lr(20))
+        assert trainer.optimizer.t == 39
+    trainer = make_trainer(None, optimizer="gd", lr=0.5, epochs=2)
+    trainer.fit(s.X_train, s.y_train)
+    trainer.optimizer, trainer.epochs = xdl.optim.SGD(trainer.model, lr=cosine(0.5, 10)), 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert trainer.fit(s.X_train, s.y_train)["lr"][2] == 0.5
+    assert trainer.optimizer.t == 10
+
+
 def test_a_resumed_run_whose_schedule_control_cleared_is_not_told_its_schedule_trains_nothing(tmp_path):
     """cosine(0.5, 3) for a run of 6 epochs, whose rate the babysitter's control.toml set by hand at
     epoch 1 (the schedule cleared). Resumed, the run was told that epochs 4 to 6 train nothing — read

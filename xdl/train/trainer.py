@@ -457,9 +457,13 @@ class Trainer:
         from the count it had at the run's first step — 0 for a new optimizer, more for one that
         stepped before this trainer's run (a loop of one's own, another Trainer's fit) — over the
         run's ``epochs`` of ``steps``. (Read from 0, such a run was checked and warned of over counts it
-        never reaches: a cosine past its end trained nothing, unsaid.)"""
-        first = max(self.optimizer.t - (self.epoch * steps + self.step), 0)
-        return range(first, first + self.epochs * steps)
+        never reaches: a cosine past its end trained nothing, unsaid.) The steps to come count on from the
+        optimizer's count now, those done are at most as many as it took: the run's position in epochs of
+        ``steps`` alone missed an earlier fit's other batch size and an optimizer given since (a cosine was
+        said to end before the run, a rate of a count never reached refused)."""
+        t = self.optimizer.t
+        done = min(t, self.epoch * steps + self.step)
+        return range(t - done, t + (self.epochs - self.epoch) * steps - self.step)
 
     # -- the loop -----------------------------------------------------------------------------
     def fit(self, X, y, dev=None, resume=None) -> History:
