@@ -990,7 +990,10 @@ def test_a_group_key_the_optimizer_does_not_take_is_refused(make, key, hint):
     (lambda m: Adam(m, betas=(0.9, 0.99)), "betas", "PyTorch's 'betas' is beta1 and beta2 here"),
     (lambda m: AdamW(m, betas=(0.9, 0.99)), "betas", "PyTorch's 'betas' is beta1 and beta2 here"),
     (lambda m: RMSprop(m, alpha=0.99), "alpha", "PyTorch's 'alpha' is beta here"),
-    (lambda m: SGD(m, nesterov=True), "nesterov", r"PyTorch's 'nesterov' is a flag of xdl.optim.Momentum \(Momentum\(lr, beta, nesterov=True"),
+    # the lr its SGD's comes with too: the keyword named first may be nesterov (SGD(m, nesterov=True, momentum=0.9))
+    (lambda m: SGD(m, nesterov=True, momentum=0.9), "nesterov",
+     r"PyTorch's 'nesterov' is a flag of xdl.optim.Momentum \(PyTorch's SGD\(lr, momentum=β, nesterov=True\) is "
+     r"Momentum\(lr=lr/\(1 − β\), beta=β, nesterov=True\)\)"),
     (lambda m: Adam(m, amsgrad=True), "amsgrad", "PyTorch's 'amsgrad' is not offered here"),
     # every PyTorch optimizer's (Python's bare "unexpected keyword argument" before)
     (lambda m: Adam(m, foreach=True), "foreach", "PyTorch's 'foreach' is not needed here: each parameter group's "
@@ -1029,6 +1032,22 @@ def test_momentum_takes_pytorchs_sgd_steps_at_lr_over_one_minus_beta():
         opt.step()
         b = 0.9 * b + g
         p -= 0.1 * b
+    np.testing.assert_allclose(w.numpy(), p, rtol=1e-12, atol=1e-12)
+
+
+def test_nesterov_momentum_takes_pytorchs_nesterov_sgd_steps_at_lr_over_one_minus_beta():
+    """What the hint for PyTorch's 'nesterov' says: SGD(lr, momentum=β, nesterov=True), b ← β·b + g,
+    p ← p − lr·(g + β·b)."""
+    rng = np.random.default_rng(1)
+    grads = rng.standard_normal((20, 3))
+    w = xdl.Parameter(np.zeros(3))
+    opt = Momentum([w], lr=0.1 / (1 - 0.9), beta=0.9, nesterov=True)
+    p, b = np.zeros(3), np.zeros(3)
+    for g in grads:
+        w.grad[...] = g
+        opt.step()
+        b = 0.9 * b + g
+        p -= 0.1 * (g + 0.9 * b)
     np.testing.assert_allclose(w.numpy(), p, rtol=1e-12, atol=1e-12)
 
 

@@ -22,7 +22,10 @@ class SGD(Optimizer):
 
     pytorch_names = {"momentum": "xdl.optim.Momentum's beta (PyTorch's SGD(lr, momentum=β) is "
                                  "Momentum(lr=lr/(1 − β), beta=β))",
-                     "nesterov": "a flag of xdl.optim.Momentum (Momentum(lr, beta, nesterov=True))",
+                     # (PyTorch's nesterov comes with its momentum: Momentum(lr, beta, nesterov=True) alone took
+                     # 1 − β times its steps, 10× smaller at β = 0.9, when nesterov was the keyword named first)
+                     "nesterov": "a flag of xdl.optim.Momentum (PyTorch's SGD(lr, momentum=β, nesterov=True) is "
+                                 "Momentum(lr=lr/(1 − β), beta=β, nesterov=True))",
                      "dampening": DAMPENING}
 
     # PyTorch's third positional argument is momentum (SGD(params, 0.1, 0.9)): here it was weight_decay
