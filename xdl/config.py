@@ -109,8 +109,9 @@ class TrainConfig:
                      "random, normal = normal(0.01); zeros: no symmetry broken, nothing learned)")
     batch_norm: bool = _opt(True, "batch norm after each hidden Dense layer")
     dropout: float = _opt(0.3, "dropout rate after each hidden activation (0: none)")
-    l2: float = _opt(0.0, "L2 penalty λ (the cost minimized + λ/2m·Σ‖W‖², m the mini-batch's size, as "
-                          "scikit-learn's alpha; the costs recorded leave it out)")
+    l2: float = _opt(0.0, "L2 penalty λ (the cost minimized + λ/2m·Σ‖W‖², m the batch size, as scikit-learn's "
+                          "alpha but for a last, smaller batch, which it divides by its own size; the costs recorded "
+                          "leave it out)")
     l1: float = _opt(0.0, "L1 penalty λ₁ (the cost minimized + λ₁/m·Σ|W|, m the mini-batch's size, as Keras's "
                           "kernel_regularizer=l1(λ₁/m); it drives weights towards 0; the costs recorded leave it "
                           "out)")

@@ -62,7 +62,8 @@ except ImportError:  # (a private module: where a release moves it, one of the s
 # scikit-learn's MLPClassifier parameters that are named otherwise here (`_hinting_sklearn_names`)
 SKLEARN_NAMES = {
     "hidden_layer_sizes": "hidden",
-    "alpha": "l2 (the same λ: the cost minimized + λ/2m·Σ‖W‖², m the mini-batch's size; 0 by default)",
+    "alpha": "l2 (the same λ: the cost minimized + λ/2m·Σ‖W‖², m the batch size — a last, smaller batch's too, "
+             "which scikit-learn divides by its own size; 0 by default)",
     "learning_rate_init": "lr",
     "max_iter": "epochs",
     "solver": "optimizer ('sgd', 'momentum', 'adam', …)",
@@ -112,8 +113,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     (``xdl.init.he``; scikit-learn's from Glorot's uniform, whatever the activation). ``batch_norm``: True puts batch norm
     after each hidden Dense layer (``batch_size`` then ≥ 2). ``dropout``: the drop probability after
     each hidden activation, a number in [0, 1 − 2⁻⁹] (0: none). ``l2``: λ of the penalty
-    λ/(2m)·Σ‖W‖² on the weights added to each batch's cost (m the batch's size; scikit-learn's
-    ``alpha``), a finite number ≥ 0 and at most float32's largest. ``l1``: λ₁ of the penalty
+    λ/(2m)·Σ‖W‖² on the weights added to each batch's cost (m ``batch_size``, a last, smaller batch's
+    too; scikit-learn's ``alpha``, which divides that one by its own size), a finite number ≥ 0 and at most float32's largest. ``l1``: λ₁ of the penalty
     λ₁/m·Σ|W| added likewise (scikit-learn's MLP has none; Keras's ``kernel_regularizer=l1(λ₁/m)``: it
     drives weights towards 0), checked as ``l2``; 0, the default, is none. ``optimizer``: "sgd",
     "momentum", "nesterov", "rmsprop", "adam" (the default) or "adamw" (scikit-learn's ``solver``;
