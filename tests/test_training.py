@@ -1937,6 +1937,17 @@ def test_diagnose_gives_the_agresti_coull_interval_of_a_small_dev_set():
     assert "±29.50% on 6 dev examples" in d.next_steps[0]
 
 
+def test_diagnose_reads_a_gap_of_one_dev_example_as_unresolved():
+    """Agresti–Coull's interval is centred on p̃: one dev example, wrong, is 60% ± 43.82%, which holds a training
+    error of 33.33% — not a resolved variance of 66.67% to work on first (about the dev error, 100% ± 43.82%)."""
+    d = xdl.diagnose({"train_accuracy": 2 / 3, "dev_accuracy": 0.0}, dev_examples=1)
+    assert d.next_steps[0].startswith("the variance 66.67% is within the dev error's sampling error, ±43.82% on 1 "
+                                      "dev examples (about 60.00%, which holds the training error)")
+    # one the interval about p̃ leaves out stays resolved: 1 of 1 wrong against a training error of 10%
+    assert not any("sampling error" in s for s in xdl.diagnose({"train_accuracy": 0.9, "dev_accuracy": 0.0},
+                                                               dev_examples=1).next_steps)
+
+
 def test_diagnose_notes_a_dev_error_far_below_the_training_error():
     d = xdl.diagnose({"train_accuracy": 0.80, "dev_accuracy": 0.95})
     assert d.next_steps[0].startswith("the dev error is 15.00% below the training error: check that dev and train "

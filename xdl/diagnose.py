@@ -88,8 +88,8 @@ def diagnose(history, base_error: float = 0.0, tolerance: float = 0.02, dev_exam
     learned, not on new ones). Given ``dev_examples`` (the dev set's size n), a variance that is
     high (or below −``tolerance``) but no larger than the dev error's sampling error,
     `RESOLVING_SES` (2) binomial standard errors 2·√(p̃(1 − p̃)/(n + 4)), p̃ = (n·dev error + 2)/(n + 4)
-    (Agresti–Coull, so that 0 errors of 5 is no certainty), is said to be that first: the dev set
-    cannot tell it from no gap.
+    (Agresti–Coull, so that 0 errors of 5 is no certainty) about p̃ — the interval holds the training
+    error —, is said to be that first: the dev set cannot tell it from no gap.
 
     >>> d = diagnose({"train_accuracy": 0.85, "dev_accuracy": 0.84}, base_error=0.01)
     >>> d.verdict, round(d.avoidable_bias, 2)
@@ -135,8 +135,10 @@ def diagnose(history, base_error: float = 0.0, tolerance: float = 0.02, dev_exam
     if dev_examples is not None:
         p = (dev_examples * dev_error + 2) / (dev_examples + 4)
         resolution = RESOLVING_SES * (p * (1 - p) / (dev_examples + 4)) ** 0.5
+    # the interval is centred on p̃, not on the dev error: of 1 dev example, wrong, 60% ± 43.8% holds a training
+    # error of 33%, which 100% ± 43.8% left out, and a gap one example measures was read as resolved (2·SE at n = 1)
     unresolved = (high_variance or variance < -tolerance - ROUNDING) and resolution is not None \
-        and abs(variance) <= resolution
+        and abs(p - train_error) <= resolution
     if variance < -tolerance - ROUNDING and not unresolved:  # dev better than train by more than chance usually
         # explains (a gap the dev set resolves)
         steps.insert(0, f"the dev error is {-variance:.2%} below the training error: check that dev and train come "
@@ -144,8 +146,8 @@ def diagnose(history, base_error: float = 0.0, tolerance: float = 0.02, dev_exam
                         "that the training error is measured in evaluation mode (dropout off)")
     if unresolved:
         steps.insert(0, f"the variance {variance:.2%} is within the dev error's sampling error, ±{resolution:.2%} "
-                        f"on {dev_examples} dev examples: this dev set cannot tell it from no gap; measure on "
-                        "more dev examples before acting on it")
+                        f"on {dev_examples} dev examples (about {p:.2%}, which holds the training error): this dev "
+                        "set cannot tell it from no gap; measure on more dev examples before acting on it")
     if getattr(history, "train_running", False):  # (a History of a fit with eval_train=False)
         steps.insert(0, RUNNING_TRAIN)
     return Diagnosis(train_error, dev_error, base_error, bias, variance, verdict, steps)
