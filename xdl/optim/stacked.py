@@ -287,7 +287,11 @@ class StackedOptimizer(StepCount):
 
     def unfreeze(self, k: int, lr: float) -> None:
         """Update model k again, at rate ``lr`` (its state as `freeze` left it): a resumed batch
-        trains a model that had completed its epochs for the epochs added."""
+        trains a model that had completed its epochs for the epochs added. The step count is the
+        batch's, one for all K (Adam's bias corrections read it): a model unfrozen after the others
+        stepped on counts their steps, not its own — it goes on as alone only where it froze at the
+        count it is unfrozen at (`fit_many` unfreezes no other: a model that completed before the
+        batch's last epoch is refused more epochs)."""
         if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 0 <= k < self.n_models:
             raise IndexError(f"unfreeze: model {k!r} is not one of the {self.n_models} models (0 to {self.n_models - 1})")
         self._check_rate(f"lr of model {k}", lr)
