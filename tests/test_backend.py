@@ -190,6 +190,22 @@ def test_mixing_backends_names_both(backend):
         a + b
 
 
+def test_a_parameter_of_another_backend_assigned_to_a_model_is_refused_naming_both(backend):
+    """One flat buffer holds a model's parameters: one of another backend (``xdl.Parameter(np.zeros(...))``
+    on a GPU, a NumPy parameter) failed inside the packing with CuPy's "Implicit conversion to a NumPy
+    array is not allowed", registered all the same (on the CPU it was taken, its model's forward refused)."""
+    model = xdl.nn.mlp(3, [4], 2)
+    aux = xdl.Parameter(xdl.Tensor(np.zeros((4, 1), dtype=np.float32), backend=OtherBackend()))
+    with pytest.raises(TypeError, match=rf"Sequential.aux: parameters of different backends \({backend.name} and "
+                                        r"otherlib\) cannot share a model's flat buffer"):
+        model.aux = aux
+    assert not hasattr(model, "aux") and len(model.parameters()) == 4
+    with pytest.raises(TypeError, match="parameters of different backends"):
+        xdl.nn.Sequential(xdl.nn.mlp(3, [4], 2), xdl.nn.mlp(2, [4], 2).to(OtherBackend()))
+    model.aux = xdl.Parameter(xdl.tensor(np.zeros((4, 1), dtype=np.float32), backend=model.backend))  # the way out
+    assert model.aux.backend is backend
+
+
 @pytest.mark.gpu
 def test_mixing_numpy_and_cupy_tensors():
     if not cupy_available():

@@ -900,6 +900,41 @@ def test_a_graphs_pool_lives_with_it_and_caches_made_in_its_warm_up_do_not_come_
     assert backend._retired_pools == []
 
 
+def test_a_graph_keeps_its_step_and_what_the_step_holds_alive():
+    """A replay reads and writes the step's arrays by address: a graph made in a function that returns only
+    it (xdl.bench.steps' xdl_step) must keep its step's model, optimizer and inputs alive, or each replay
+    works on memory CuPy's pool has given to other arrays."""
+    import contextlib
+    import gc
+    import types
+    import weakref
+
+    from xdl.backend import NumpyBackend
+
+    class GraphBackend(NumpyBackend):  # graph bookkeeping only: begin, end, replay
+        supports_graphs = True
+
+        @contextlib.contextmanager
+        def graph_scope(self):
+            state = {"on": False}
+            yield types.SimpleNamespace(begin=lambda: state.update(on=True), end=lambda: state.update(on=False),
+                                        capturing=lambda: state["on"])
+
+        def replay(self, graph):
+            pass
+
+    def graph_of_a_step():  # the step's arrays are held by its closure alone
+        inputs = np.ones(4)
+        return xdl.cuda_graph(lambda: inputs * 2, backend=GraphBackend(0)), weakref.ref(inputs)
+
+    graph, inputs = graph_of_a_step()
+    gc.collect()
+    assert inputs() is not None
+    del graph
+    gc.collect()
+    assert inputs() is None  # (and dropped with the graph)
+
+
 def test_a_losss_check_of_its_targets_inside_a_capture_is_refused_naming_the_way_out(monkeypatch):
     logits = xdl.tensor(np.zeros((2, 3), np.float32))
     monkeypatch.setattr(xdl.graph._capture, "effects", [], raising=False)  # as while xdl.cuda_graph records a step

@@ -79,15 +79,30 @@ def check_packable(params) -> None:
                             "another model")
 
 
+def check_one_backend(params, where: str) -> None:
+    """Raise TypeError if ``params`` live on more than one backend: one flat buffer per dtype holds them
+    all, and copying a CuPy array into a NumPy buffer (or back) failed deep inside `pack` with CuPy's
+    "Implicit conversion to a NumPy array is not allowed", the parameter registered all the same. Nothing
+    is changed."""
+    params = list(params)
+    for p in params[1:]:
+        if p.backend is not params[0].backend:
+            raise TypeError(f"{where}: parameters of different backends ({params[0].backend.name} and "
+                            f"{p.backend.name}) cannot share a model's flat buffer; make the parameter on the model's "
+                            "backend: xdl.Parameter(xdl.tensor(values, backend=model.backend))")
+
+
 def pack(params) -> list[FlatBuffer]:
     """Move ``params`` into new flat buffers, one per dtype, keeping their order and values.
 
     Each parameter's ``data`` and ``grad`` become views into the buffers (a missing gradient
     becomes zeros), and the parameter records where it lives (``p._flat``). A stacked model's
-    parameter is refused before any is moved (`check_packable`).
+    parameter is refused before any is moved (`check_packable`), as are parameters of more than one
+    backend (`check_one_backend`).
     """
     params = list(params)
     check_packable(params)
+    check_one_backend(params, "pack")
     buffers = []
     for dtype, group in _by_dtype(params).items():
         backend = group[0].backend

@@ -76,10 +76,14 @@ class CudaGraph:
     ``fn`` returned at the capture (``result``: arrays each replay overwrites). ``warmup_result``
     is what the last warm-up call returned (that call did its work for real; the capture did none)."""
 
-    def __init__(self, backend, graph, recorder, effects: list, result, warmup_result, constants: list):
+    def __init__(self, backend, graph, recorder, effects: list, result, warmup_result, constants: list, fn=None):
         self.backend, self.result, self.warmup_result = backend, result, warmup_result
         self._graph, self._recorder, self._effects = graph, recorder, effects
         self._constants = constants  # device constants the graph reads: kept alive with it
+        # and the step, with what it holds (its model, optimizer and input arrays): a graph reads them by raw
+        # address, and a step made in a function that returned only its graph (xdl.bench.steps' xdl_step) had
+        # them freed at once, each replay then reading and writing memory the pool gave to other arrays
+        self._fn = fn
 
     def nodes(self) -> dict[str, int] | None:
         """What one replay runs, by node kind ({"KERNEL": n, "MEMSET": m, …}): the launches of the
@@ -144,4 +148,4 @@ def cuda_graph(fn, backend=None, warmup: int = 1) -> CudaGraph:
             raise error from (None if error is failure else failure)
         finally:  # each held by this frame, which its traceback holds: a cycle that kept the caller's
             del error, failure  # frames (a model, its flat buffers, the step's activations) to a full collection
-    return CudaGraph(backend, graph, recorder, effects, result, warmup_result, constants)
+    return CudaGraph(backend, graph, recorder, effects, result, warmup_result, constants, fn)

@@ -31,7 +31,7 @@ from xdl import backend as _backend
 from xdl.caller import warn_caller
 from xdl.data.validation import check_bool, check_feature_names, check_features, check_int, features_of_objects, rows
 from xdl.files import python_value
-from xdl.flat import check_packable, move, pack, view_again, writable
+from xdl.flat import check_one_backend, check_packable, move, pack, view_again, writable
 from xdl.functions.classification import Softmax as SoftmaxOp
 from xdl.functions.classification import softmax_array
 from xdl.functions.elementwise import Sigmoid as SigmoidOp
@@ -379,7 +379,11 @@ class Module:
             raise AttributeError(f"{type(self).__name__}.{name}: the {type(value).__name__} assigned was not "
                                  f"initialized: {NO_INIT} in its __init__")
         if self.__dict__.get("_owns_flat"):  # packed into this module's buffer next: refused before registering
-            check_packable(value.parameters() if isinstance(value, Module) else [value])
+            new = value.parameters() if isinstance(value, Module) else [value]
+            check_packable(new)
+            # against one it keeps (what it replaces goes)
+            kept = next((p for key, p in self.named_parameters() if key.split(".")[0] != name), None)
+            check_one_backend([*([kept] if kept is not None else []), *new], f"{type(self).__name__}.{name}")
         if isinstance(value, Module) and any(module is self for _, module in value.named_modules()):
             # a child holding its parent (a back-reference): every walk of the tree (parameters(),
             # state_dict, train(), repr) recursed until Python's limit, far from the assignment
