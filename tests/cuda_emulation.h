@@ -11,14 +11,29 @@
 // (`emu::shared`). Shuffles take the full warp's mask only, from a lane of the block. Math is the host's (glibc's
 // exp/log within 1 ulp, CUDA's within 2): results agree bit for bit with the GPU only where the
 // kernels use exactly rounded operations (+ − × ÷ √, comparisons, integer math) and nvcc fuses no
-// a·b + c.
+// a·b + c. Threads of a block meet at every __syncthreads at the same source line, or the launch fails
+// (synccheck: a barrier in both branches of a divergent `if` is two barriers on a GPU).
+//
+// Racecheck (-DEMU_RACECHECK, compiled with -fsanitize=thread and linked without its runtime, as the test
+// builds it): g++ then calls the __tsan_read/write hooks below at every memory access, and those within
+// the tracked buffers (`__shared__` arrays and the ranges given by emu_track: the kernel's arguments)
+// are checked byte by byte, as compute-sanitizer's racecheck does. Fibers switch only at barriers, so a
+// race never changes a result here: it must be seen in the accesses. Reported, with both accesses' code
+// addresses: (a) two threads of a block touching a byte between the same two barriers, one writing;
+// (b) two blocks writing a byte, or one block reading or writing a byte another wrote or read, except a
+// read through the last-block protocol: the writer's thread ran __threadfence after its write and before
+// its block's atomicAdd, the reader's thread ran __threadfence after its own block's atomicAdd.
+// atomicAdd's own accesses are atomic: not checked.
 #pragma once
 
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <cstdint>
+#include <dlfcn.h>
 #include <setjmp.h>
 #include <ucontext.h>
+#include <unordered_map>
 #include <vector>
 
 using std::exp;
@@ -68,6 +83,9 @@ struct Fiber {
     State state = RUNNABLE;
     uint3 index{};
     long long syncs = 0;  // __syncthreads calls, for the report of a divergent barrier
+    long long fences = 0;  // __threadfence calls (racecheck: the last-block protocol)
+    int barrier_line = 0;  // where it waits at a __syncthreads
+    const char* barrier_file = "";
 };
 
 struct Launch {
@@ -79,24 +97,64 @@ struct Launch {
     int current = 0, block_waiting = 0;
     std::vector<int> warp_waiting;
     std::vector<unsigned long long> warp_slots;  // one 64-bit slot per thread, for shuffles
-    char error[256] = "";
+    int block = 0;  // the running block's linear index
+    char error[512] = "";
 };
 
 inline thread_local Launch* launch = nullptr;
 
-// The `__shared__` arrays met so far, each filled with 0xFF bytes at every block's start.
-inline std::vector<std::pair<void*, std::size_t>> shared_arrays;
+#ifdef EMU_RACECHECK
+#define EMU_UNCHECKED __attribute__((no_sanitize_thread, noinline))  // the emulator's own accesses
+#else
+#define EMU_UNCHECKED
+#endif
 
-inline void poison(void* array, std::size_t bytes) { std::memset(array, 0xFF, bytes); }
+struct Shared {
+    void* address;
+    std::size_t bytes;
+    const char* name;
+};
+
+// The `__shared__` arrays met so far, each filled with 0xFF bytes at every block's start.
+inline std::vector<Shared> shared_arrays;
+inline bool in_hook = false;  // racecheck: the emulator's own (instrumented) code runs (not thread_local: fast)
+
+#ifdef EMU_RACECHECK
+// A tracked range: a buffer argument or a `__shared__` array. Plain arrays: the hooks run at every access,
+// and a vector's (instrumented, never inlined) iterators made racecheck 50 times slower.
+struct Tracked {
+    std::uintptr_t start, end;
+    bool shared;
+};
+
+constexpr int MAX_TRACKED = 1024;
+inline Tracked tracked[MAX_TRACKED];
+inline int n_tracked = 0;
+inline std::uintptr_t tracked_low = UINTPTR_MAX, tracked_high = 0;  // their span: most accesses fall outside
+
+EMU_UNCHECKED inline void track(std::uintptr_t start, std::uintptr_t end, bool shared) {
+    if (n_tracked == MAX_TRACKED) return;  // (never with these kernels)
+    tracked[n_tracked++] = {start, end, shared};
+    tracked_low = start < tracked_low ? start : tracked_low;
+    tracked_high = end > tracked_high ? end : tracked_high;
+}
+#endif
+
+EMU_UNCHECKED inline void poison(void* array, std::size_t bytes) { std::memset(array, 0xFF, bytes); }
 
 // Called after a `__shared__` declaration, by every thread that passes it: the first, before any thread
 // of the block could write the array, fills and records it.
 template <typename A>
-inline void shared(A& array) {
-    for (const auto& [address, bytes] : shared_arrays) {
-        if (address == (void*)&array) return;
+EMU_UNCHECKED inline void shared(A& array, const char* name) {
+    for (const Shared& s : shared_arrays) {
+        if (s.address == (void*)&array) return;
     }
-    shared_arrays.push_back({(void*)&array, sizeof array});
+    in_hook = true;
+    shared_arrays.push_back({(void*)&array, sizeof array, name});
+    in_hook = false;
+#ifdef EMU_RACECHECK
+    track((std::uintptr_t)&array, (std::uintptr_t)&array + sizeof array, true);
+#endif
     poison(&array, sizeof array);
 }
 
@@ -105,6 +163,8 @@ inline void fail(const char* what) {
 }
 
 inline Fiber& me() { return launch->fibers[launch->current]; }
+
+inline void threadfence() { ++me().fences; }
 
 // The calling fiber waits (`state`) until `release` made it runnable again.
 inline void wait_as(State state) {
@@ -117,8 +177,170 @@ inline int threads_per_block() { return (int)(blockDim.x * blockDim.y * blockDim
 
 inline int linear_thread() { return (int)(threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z)); }
 
-inline void syncthreads() {
-    ++me().syncs;
+#ifdef EMU_RACECHECK
+// -- racecheck --------------------------------------------------------------------------------------
+// The last access of each kind to a byte: block (−1: none), thread, barrier interval, code address.
+struct Access {
+    int block = -1, thread = 0;
+    long long interval = 0, fences = 0;  // fences: the writer's __threadfence calls at its write
+    const void* code = nullptr;
+};
+
+struct Shadow {
+    Access write, read;
+    bool readers = false;  // read by another thread of read.block in read.interval too
+    int other_reader = -1;  // a block other than read.block that read it, or −1
+};
+
+
+
+inline std::unordered_map<std::uintptr_t, Shadow> shadows, shared_shadows;  // (the latter: the running block's)
+inline std::unordered_map<int, std::vector<long long>> released;  // block: its threads' fences at its atomicAdd
+inline bool checking = false;  // a fiber runs the kernel's code
+
+// "lib.so+0x1a2b": a code address the test turns into file:line (addr2line).
+inline void describe_code(const void* code, char* out, std::size_t size) {
+    Dl_info info;
+    if (code && dladdr(code, &info) && info.dli_fname) {
+        const char* slash = std::strrchr(info.dli_fname, '/');
+        std::snprintf(out, size, "{%s+0x%lx}", slash ? slash + 1 : info.dli_fname,
+                      (unsigned long)((const char*)code - (const char*)info.dli_fbase - 1));  // the call, not after
+    } else {
+        std::snprintf(out, size, "{?}");
+    }
+}
+
+inline void describe_thread(int block, int thread, char* out, std::size_t size) {
+    const unsigned b = (unsigned)block, t = (unsigned)thread;
+    std::snprintf(out, size, "block (%u, %u, %u) thread (%u, %u, %u)", b % gridDim.x, b / gridDim.x % gridDim.y,
+                  b / (gridDim.x * gridDim.y), t % blockDim.x, t / blockDim.x % blockDim.y,
+                  t / (blockDim.x * blockDim.y));
+}
+
+inline void report(const char* what, std::uintptr_t address, bool write, const void* code, const Access& earlier,
+                   bool earlier_write) {
+    if (launch->error[0]) return;
+    char where[64] = "", mine[64], theirs[64], here[96], there[96];
+    for (const Shared& s : shared_arrays) {
+        if (address >= (std::uintptr_t)s.address && address < (std::uintptr_t)s.address + s.bytes) {
+            std::snprintf(where, sizeof where, " (__shared__ %s + %lu)", s.name,
+                          (unsigned long)(address - (std::uintptr_t)s.address));
+        }
+    }
+    describe_thread(launch->block, linear_thread(), mine, sizeof mine);
+    describe_thread(earlier.block, earlier.thread, theirs, sizeof theirs);
+    describe_code(code, here, sizeof here);
+    describe_code(earlier.code, there, sizeof there);
+    char text[512];
+    std::snprintf(text, sizeof text, "racecheck: %s: byte @0x%lx%s: %s of %s %s after %s of %s %s", what,
+                  (unsigned long)address, where, write ? "write" : "read", mine, here,
+                  earlier_write ? "write" : "read", theirs, there);
+    fail(text);
+}
+
+// The reading thread's block counted itself (atomicAdd) and the thread fenced after that.
+inline bool acquired() {
+    const auto own = released.find(launch->block);
+    return own != released.end() && me().fences > own->second[linear_thread()];
+}
+
+// The writer fenced after its write and before its block's atomicAdd.
+inline bool published(const Access& w) {
+    const auto theirs = released.find(w.block);
+    return theirs != released.end() && theirs->second[w.thread] > w.fences;
+}
+
+inline void check_byte(Shadow& s, std::uintptr_t address, bool write, const void* code) {
+    const int block = launch->block, thread = linear_thread();
+    const long long interval = me().syncs;
+    const Access& w = s.write;
+    const bool same_interval_write = w.block == block && w.interval == interval && w.thread != thread;
+    if (same_interval_write) {
+        report("threads of a block between the same barriers", address, write, code, w, true);
+    } else if (w.block >= 0 && w.block != block && (write || !(published(w) && acquired()))) {
+        report(write ? "two blocks write" : "a block reads another block's write without the last-block protocol",
+               address, write, code, w, true);
+    }
+    if (write) {
+        const Access& r = s.read;
+        if (r.block == block && r.interval == interval && (r.thread != thread || s.readers)) {
+            report("threads of a block between the same barriers", address, write, code, r, false);
+        } else if (r.block >= 0 && (r.block != block || (s.other_reader >= 0 && s.other_reader != block))) {
+            Access other = r;
+            if (r.block == block) other.block = s.other_reader, other.thread = 0;
+            report("a block writes what another block read", address, write, code, other, false);
+        }
+        s.write = {block, thread, interval, me().fences, code};
+    } else {
+        if (s.read.block == block && s.read.interval == interval) {
+            s.readers = s.readers || s.read.thread != thread;
+        } else {
+            s.readers = false;
+        }
+        if (s.read.block >= 0 && s.read.block != block) s.other_reader = s.read.block;
+        s.read = {block, thread, interval, 0, code};
+    }
+}
+
+inline void check_range(std::unordered_map<std::uintptr_t, Shadow>& map, std::uintptr_t start, std::size_t bytes,
+                        std::uintptr_t low, std::uintptr_t high, bool write, const void* code) {
+    for (std::uintptr_t a = start > low ? start : low; a < start + bytes && a < high; ++a) {
+        check_byte(map[a], a, write, code);
+    }
+}
+
+EMU_UNCHECKED inline void access(const void* pointer, std::size_t bytes, bool write, const void* code) {
+    const std::uintptr_t start = (std::uintptr_t)pointer;
+    if (!checking || in_hook || start >= tracked_high || start + bytes <= tracked_low) return;
+    in_hook = true;  // (check_range is instrumented)
+    for (int i = 0; i < n_tracked; ++i) {
+        const Tracked& t = tracked[i];
+        if (start < t.end && start + bytes > t.start) {
+            check_range(t.shared ? shared_shadows : shadows, start, bytes, t.start, t.end, write, code);
+        }
+    }
+    in_hook = false;
+}
+
+// An atomicAdd by a thread of the running block: the moment its block counts itself.
+inline void atomic_done() {
+    if (in_hook) return;
+    in_hook = true;
+    std::vector<long long>& fences = released[launch->block];
+    if (fences.empty()) {
+        for (const Fiber& f : launch->fibers) fences.push_back(f.fences);
+    }
+    in_hook = false;
+}
+
+// The next launch's argument buffers, as [start, end) pairs; racecheck applies to that launch only.
+extern "C" EMU_UNCHECKED void emu_track(const unsigned long long* ranges, int count) {
+    n_tracked = 0;
+    tracked_low = UINTPTR_MAX, tracked_high = 0;
+    for (int i = 0; i < count; ++i) track(ranges[2 * i], ranges[2 * i + 1], false);
+    in_hook = true;
+    for (const Shared& a : shared_arrays) track((std::uintptr_t)a.address, (std::uintptr_t)a.address + a.bytes, true);
+    in_hook = false;
+}
+#endif
+
+// Every thread of the block meets the others at the same __syncthreads (synccheck).
+inline void syncthreads(const char* file, int line) {
+    Fiber& f = me();
+    for (const Fiber& other : launch->fibers) {
+        if (&other != &f && other.state == AT_BLOCK_BARRIER && (other.barrier_line != line ||
+                                                                 std::strcmp(other.barrier_file, file))) {
+            char text[256];
+            std::snprintf(text, sizeof text, "block (%u, %u, %u): threads (%u, %u, %u) and (%u, %u, %u) wait at "
+                          "different __syncthreads: %s:%d and %s:%d", blockIdx.x, blockIdx.y, blockIdx.z,
+                          other.index.x, other.index.y, other.index.z, f.index.x, f.index.y, f.index.z,
+                          other.barrier_file, other.barrier_line, file, line);
+            fail(text);
+            break;
+        }
+    }
+    f.barrier_file = file, f.barrier_line = line;
+    ++f.syncs;
     if (++launch->block_waiting == threads_per_block()) {
         launch->block_waiting = 0;
         for (Fiber& f : launch->fibers) {
@@ -186,7 +408,7 @@ inline void shuffle(std::vector<T>& v, unsigned long long& state) {
 // `order` 0: blocks and threads in index order; otherwise a permutation of the blocks and, each time
 // the scheduler passes over the threads, of the threads, drawn from `order`.
 inline void run(dim3 grid, dim3 block, unsigned order, void (*body)(const void*), const void* arguments,
-                char (&error)[256]) {
+                char (&error)[512]) {
     Launch state;
     state.body = body;
     state.arguments = arguments;
@@ -218,13 +440,17 @@ inline void run(dim3 grid, dim3 block, unsigned order, void (*body)(const void*)
     }
     for (const uint3& b : blocks) {
         blockIdx = b;
-        for (const auto& [address, bytes] : shared_arrays) poison(address, bytes);
+        state.block = (int)(b.x + grid.x * (b.y + grid.y * b.z));
+        for (const Shared& s : shared_arrays) poison(s.address, s.bytes);
+#ifdef EMU_RACECHECK
+        shared_shadows.clear();  // a new block's shared memory
+#endif
         state.block_waiting = 0;
         for (int& w : state.warp_waiting) w = 0;
         for (int t = 0; t < threads; ++t) {
             Fiber& f = state.fibers[t];
             f.state = RUNNABLE;
-            f.syncs = 0;
+            f.syncs = f.fences = 0;
             f.index = {t % block.x, t / block.x % block.y, t / (block.x * block.y)};
         }
         for (int done = 0; done < threads && !state.error[0];) {
@@ -236,11 +462,17 @@ inline void run(dim3 grid, dim3 block, unsigned order, void (*body)(const void*)
                 if (f.state == RUNNABLE) {
                     state.current = t;
                     threadIdx = f.index;
+#ifdef EMU_RACECHECK
+                    checking = true;
+#endif
                     if (!_setjmp(state.back)) {
                         if (f.started) _longjmp(f.resume, 1);
                         f.started = true;
                         swapcontext(&state.scheduler, &f.context);
                     }
+#ifdef EMU_RACECHECK
+                    checking = false;
+#endif
                     ran = true;
                 }
                 done += f.state == DONE;
@@ -260,18 +492,62 @@ inline void run(dim3 grid, dim3 block, unsigned order, void (*body)(const void*)
         }
         if (state.error[0]) break;
     }
+#ifdef EMU_RACECHECK
+    shadows.clear();
+    shared_shadows.clear();
+    released.clear();
+    n_tracked = 0;  // emu_track names the buffers of one launch
+    tracked_low = UINTPTR_MAX, tracked_high = 0;
+#endif
     launch = outer;
     std::memcpy(error, state.error, sizeof error);
 }
 
 }  // namespace emu
 
-#define __syncthreads() emu::syncthreads()
+#define __syncthreads() emu::syncthreads(__FILE__, __LINE__)
 #define __shfl_sync(mask, value, lane) emu::shfl((mask), (value), (lane))
-#define __threadfence() ((void)0)  // one block at a time: its writes are all seen by the next
+#define __threadfence() emu::threadfence()  // one block at a time: its writes are all seen by the next
 
-inline int atomicAdd(int* address, int value) {  // a fiber is never interrupted between the two
+EMU_UNCHECKED inline int atomicAdd(int* address, int value) {  // a fiber is never interrupted between the two
+#ifdef EMU_RACECHECK
+    emu::atomic_done();
+#endif
     const int old = *address;
     *address = old + value;
     return old;
 }
+
+#ifdef EMU_RACECHECK
+// The calls g++ makes at every load and store (-fsanitize=thread's instrumentation), into racecheck.
+#define EMU_HOOK(kind, write, bytes)                                                                     \
+    extern "C" EMU_UNCHECKED void __tsan_##kind##bytes(void* p) {                                       \
+        emu::access(p, bytes, write, __builtin_return_address(0));                                      \
+    }                                                                                                    \
+    extern "C" EMU_UNCHECKED void __tsan_unaligned_##kind##bytes(void* p) {                             \
+        emu::access(p, bytes, write, __builtin_return_address(0));                                      \
+    }                                                                                                    \
+    extern "C" EMU_UNCHECKED void __tsan_volatile_##kind##bytes(void* p) {                              \
+        emu::access(p, bytes, write, __builtin_return_address(0));                                      \
+    }
+EMU_HOOK(read, false, 1)
+EMU_HOOK(read, false, 2)
+EMU_HOOK(read, false, 4)
+EMU_HOOK(read, false, 8)
+EMU_HOOK(read, false, 16)
+EMU_HOOK(write, true, 1)
+EMU_HOOK(write, true, 2)
+EMU_HOOK(write, true, 4)
+EMU_HOOK(write, true, 8)
+EMU_HOOK(write, true, 16)
+extern "C" EMU_UNCHECKED void __tsan_read_range(void* p, std::size_t n) {
+    emu::access(p, n, false, __builtin_return_address(0));
+}
+extern "C" EMU_UNCHECKED void __tsan_write_range(void* p, std::size_t n) {
+    emu::access(p, n, true, __builtin_return_address(0));
+}
+extern "C" EMU_UNCHECKED void __tsan_func_entry(void*) {}
+extern "C" EMU_UNCHECKED void __tsan_func_exit() {}
+extern "C" EMU_UNCHECKED void __tsan_init() {}
+extern "C" EMU_UNCHECKED void __tsan_vptr_update(void**, void*) {}
+#endif

@@ -14,12 +14,21 @@ are bit for bit here.
 The reductions and the dropout kernels also run under another order of blocks and threads
 (`ORDERS`) and must give the same bits: a read of shared memory before the barrier that publishes
 it, or a merge that depends on which block arrives last, shows up as a difference; a barrier some
-threads never reach fails the launch with the block named (`FAULTY` shows both).
+threads never reach fails the launch with the block named (`FAULTY` shows both), and so do threads
+of a block waiting at __syncthreads of different lines.
+
+Fibers switch only at barriers, so a race within a barrier interval, or between blocks, changes no
+result here. Racecheck (`racecheck_libraries`: the sources built with -DEMU_RACECHECK, see
+cuda_emulation.h) checks every load and store instead: two threads of a block on one byte between the
+same barriers (one writing), two blocks on one byte of the arguments (one writing) but through
+batchnorm.cu's last-block protocol with both its fences. `FAULTY` shows each; every kernel runs under it
+on a few small sizes (test_racecheck_finds_no_race_in_the_kernels).
 """
 
 import ctypes
 import math
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -41,6 +50,7 @@ TOLERANCE = {np.float32: 1e-6, np.float64: 1e-12}
 CTYPES = {"int": ctypes.c_int32, "long long": ctypes.c_int64, "double": ctypes.c_double}
 EXECUTED = set()  # the instances launched so far (for a look at what a run covered)
 ORDERS = (0, 7)  # 0: blocks and threads in index order; 7: a shuffled order of both (cuda_emulation.h)
+byte_bounds = getattr(np.lib, "array_utils", np).byte_bounds  # (NumPy 2 moved it)
 
 pytestmark = [pytest.mark.skipif(shutil.which("g++") is None or sys.platform != "linux",
                                  reason="needs g++ and glibc's ucontext (Linux)"),
@@ -54,12 +64,13 @@ def symbol(expression: str) -> str:
 
 
 def with_shared_named(source: str) -> str:
-    """``source`` with each ``__shared__`` declaration followed, on its line, by ``emu::shared(name);``
-    for each array it declares: the emulator fills them with garbage at each block's start."""
+    """``source`` with each ``__shared__`` declaration followed, on its line, by ``emu::shared(name, "name");``
+    for each array it declares: the emulator fills them with garbage at each block's start (and racecheck
+    names them)."""
     def named(match):
         declarators = re.split(r",(?![^\[]*\])", match.group(1))  # (a comma within [] separates none)
         names = [re.search(r"(\w+)\s*(\[[^\]]*\]\s*)*$", d.strip()).group(1) for d in declarators]
-        return match.group(0) + "".join(f" emu::shared({name});" for name in names)
+        return match.group(0) + "".join(f' emu::shared({name}, "{name}");' for name in names)
     return re.sub(r"__shared__\s+([^;]*);", named, source)
 
 
@@ -79,7 +90,7 @@ def launchers(path, kernels, instances) -> str:
             lines += [
                 f'extern "C" const char* {symbol(expression)}(const unsigned* grid, const unsigned* block, '
                 "unsigned order, void** a) {",
-                "    static thread_local char error[256];",
+                "    static thread_local char error[512];",
                 f"    struct Arguments {{ {fields}; }};",
                 f"    const Arguments values{{{values}}};",
                 "    emu::run({grid[0], grid[1], grid[2]}, {block[0], block[1], block[2]}, order,",
@@ -128,13 +139,89 @@ template <typename T>
 __global__ void rotate(T* out) {  // no fault: each lane takes the next lane's value
     out[threadIdx.x] = __shfl_sync(0xFFFFFFFFu, T(threadIdx.x), threadIdx.x + 1);
 }
+
+template <typename T>
+__global__ void barrier_in_each_branch(T* out) {  // odd and even threads wait at two different barriers
+    if (threadIdx.x % 2) {
+        out[threadIdx.x] = T(1);
+        __syncthreads();
+    } else {
+        __syncthreads();
+        out[threadIdx.x] = T(2);
+    }
+}
+
+template <typename T>
+__global__ void shared_counter(T* out) {  // every thread adds 1 to one shared value: updates lost on a GPU
+    __shared__ T total;
+    if (threadIdx.x == 0) total = T(0);
+    __syncthreads();
+    total += T(1);
+    __syncthreads();
+    if (threadIdx.x == 0) out[0] = total;
+}
+
+template <typename T>
+__global__ void neighbour_in_global(T* out) {  // reads the value its neighbour writes, with no barrier between
+    out[threadIdx.x] = T(threadIdx.x);
+    out[64 + threadIdx.x] = out[(threadIdx.x + 1) % blockDim.x];
+}
+
+template <typename T>
+__global__ void blocks_add_to_one_total(T* out) {  // each block's thread 0 adds to out[0]: not atomicAdd
+    if (threadIdx.x == 0) out[0] += T(1);
+}
+
+template <typename T>
+__global__ void blocks_write_one_value(T* out) {  // each block's thread 0 writes out[0]: the last one stays
+    if (threadIdx.x == 0) out[0] = T(blockIdx.x);
+}
+
+template <typename T>
+__global__ void block_copies_another_blocks_value(T* out) {  // block 0 copies out[1], which block 1 writes
+    if (threadIdx.x == 0 && blockIdx.x == 0) out[2] = out[1];
+    if (threadIdx.x == 0 && blockIdx.x == 1) out[1] = T(1);
+}
+
+// batchnorm.cu's last-block protocol: block b writes out[b], the last block to count itself sums
+// the others' into out[gridDim.x]; `leave_out` 1 drops the writers' __threadfence, 2 the reader's.
+template <typename T>
+__global__ void last_block_sums(T* out, int* counter, int leave_out) {
+    __shared__ bool is_last;
+    if (threadIdx.x == 0) out[blockIdx.x] = T(blockIdx.x + 1);
+    if (leave_out != 1) __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) is_last = atomicAdd(counter, 1) == (int)gridDim.x - 1;
+    __syncthreads();
+    if (is_last && leave_out != 2) __threadfence();
+    if (is_last && threadIdx.x == 0) {
+        T total = T(0);
+        for (unsigned b = 0; b < gridDim.x; ++b) total += out[b];
+        out[gridDim.x] = total;
+        *counter = 0;
+    }
+}
 """
+
+
+# -DEMU_RACECHECK: g++ calls cuda_emulation.h's hooks at every load and store (racecheck, there); the
+# library is linked apart, without -fsanitize=thread: the hooks stand for ThreadSanitizer's runtime.
+RACECHECK = ["-DEMU_RACECHECK", "-g", "-fsanitize=thread"]
 
 
 @pytest.fixture(scope="module")
 def libraries(tmp_path_factory):
     """{file: ctypes.CDLL}: every source (and `FAULTY`) compiled once per session, in parallel."""
-    folder = tmp_path_factory.mktemp("emulated_kernels")
+    return build_libraries(tmp_path_factory.mktemp("emulated_kernels"), [])
+
+
+@pytest.fixture(scope="module")
+def racecheck_libraries(tmp_path_factory):
+    """`libraries` built for racecheck (cuda_emulation.h): every access checked, every launch slower."""
+    return build_libraries(tmp_path_factory.mktemp("racecheck_kernels"), RACECHECK)
+
+
+def build_libraries(folder, flags):
     (folder / "faulty.cu").write_text(FAULTY)
     units = {file: (kernel_dir() / file, source.kernels(), source.instances, source.defines)
              for file, source in SOURCES.items()}
@@ -143,10 +230,11 @@ def libraries(tmp_path_factory):
     for file, (path, kernels, instances, defines) in units.items():
         unit = folder / f"{file}.cpp"
         unit.write_text(launchers(path, kernels, instances))
-        command = ["g++", "-std=c++20", "-O1", "-ffp-contract=off", "-shared", "-fPIC", "-include", str(SHIM),
-                   *(f"-D{name}={value}" for name, value in defines.items()), "-o", str(folder / f"{file}.so"),
-                   str(unit)]
-        builds[file] = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        compile = ["g++", "-std=c++20", "-O1", "-ffp-contract=off", "-fPIC", *flags, "-include", str(SHIM),
+                   *(f"-D{name}={value}" for name, value in defines.items()), "-c", "-o", f"{unit}.o", str(unit)]
+        link = ["g++", "-shared", "-o", str(folder / f"{file}.so"), f"{unit}.o"]
+        builds[file] = subprocess.Popen(["sh", "-c", f"{shlex.join(compile)} && {shlex.join(link)}"],
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     for file, build in builds.items():
         output = build.communicate()[0]
         assert build.returncode == 0, f"{file}:\n{output}"
@@ -154,6 +242,27 @@ def libraries(tmp_path_factory):
 
 
 # -- launching: the device side of CupyOps, on the CPU ----------------------------------------------
+def readable(error, buffers, library):
+    """``error`` with racecheck's code addresses ``{lib.so+0x…}`` as the source lines they run (innermost
+    first, the lines that inlined it after) and a byte ``@0x…`` of an argument as ``name[element]``."""
+    def line(match):
+        where = subprocess.run(["addr2line", "-i", "-e", str(Path(library._name).parent / match.group(1)),
+                                match.group(2)], capture_output=True, text=True).stdout.splitlines()
+        where = [Path(w.split(" (discriminator")[0]).name for w in where]
+        where = [w for w in where if not w.startswith("launchers:")]  # (the generated launcher's calls)
+        return "at " + " in ".join(where) if where else match.group(0)
+
+    def element(match):
+        address = int(match.group(1), 16)
+        for name, array in buffers.items():
+            low, high = byte_bounds(array)
+            if low <= address < high:
+                return f"{name}[{(address - low) // array.itemsize}] (byte {(address - low) % array.itemsize})"
+        return match.group(0)
+    error = re.sub(r"\{([^+{}]+)\+(0x[0-9a-f]+)\}", line, error)
+    return re.sub(r"@(0x[0-9a-f]+)", element, error)
+
+
 class Emulated:
     """A kernel instance's compiled launcher, called as `Kernel` calls a ``cupy.RawKernel``:
     ``(grid, block, argument tuple)``. Records each launch; checks what the GPU would refuse."""
@@ -161,7 +270,8 @@ class Emulated:
     attributes = {"num_regs": 64, "shared_size_bytes": 3 * 8 * 32 * 2 * 8}  # what _resident_blocks reads
 
     def __init__(self, library, spec, args, log):
-        self.spec, self.args, self.log = spec, args, log
+        self.spec, self.args, self.log, self.library = spec, args, log, library
+        self.racecheck = hasattr(library, "emu_track")
         self.expression = spec.expression(args)
         self.function = getattr(library, symbol(self.expression))
         self.function.restype = ctypes.c_char_p
@@ -181,8 +291,12 @@ class Emulated:
                 cells.append(CTYPES[param.ctype](value))
         self._check_alignment(values)
         pointers = (ctypes.c_void_p * len(cells))(*(ctypes.addressof(c) for c in cells))
+        buffers = {p.name: v for p, v in zip(self.spec.params, values) if p.pointer}
+        if self.racecheck:
+            bounds = [b for v in buffers.values() for b in byte_bounds(v)]
+            self.library.emu_track((ctypes.c_ulonglong * len(bounds))(*bounds), len(bounds) // 2)
         error = self.function((ctypes.c_uint * 3)(*grid), (ctypes.c_uint * 3)(*block), self.order, pointers)
-        assert not error, f"{self.expression} {grid} {block}: {error.decode()}"
+        assert not error, f"{self.expression} {grid} {block}: {readable(error.decode(), buffers, self.library)}"
         EXECUTED.add(self.expression)
         self.log.append((self.expression, grid, block, dict(zip((p.name for p in self.spec.params), values))))
 
@@ -546,13 +660,20 @@ def test_kernels_give_the_same_bits_in_another_order_of_blocks_and_threads(make_
 
 
 # -- the emulator itself ---------------------------------------------------------------------------
-def launch_faulty(libraries, name, order=0, threads=64):
-    out = np.zeros(64, np.float32)
+def faulty_line(text):
+    """The line of FAULTY (as compiled: faulty.cu) that holds ``text``."""
+    return next(i for i, line in enumerate(FAULTY.splitlines(), 1) if text in line)
+
+
+def launch_faulty(libraries, name, order=0, threads=64, blocks=1, more=()):
+    """``name`` over ``blocks`` × ``threads`` on ``out`` (128 zeros: the first 64 returned) and the arguments
+    after it (``more``)."""
+    out = np.zeros(128, np.float32)
     spec = parse_kernels(FAULTY)[name]
     function = Emulated(libraries["faulty.cu"], spec, ("float",), [])
     function.order = order
-    function((1,), (threads,), (out,))
-    return out
+    function((blocks,), (threads,), (out, *more))
+    return out[:64]
 
 
 def test_the_emulator_reports_a_barrier_some_threads_never_reach(libraries):
@@ -581,3 +702,117 @@ def test_the_emulator_refuses_a_shuffle_from_a_lane_beyond_the_block(libraries):
     the emulator's slots (what the GPU gives there is undefined)."""
     with pytest.raises(AssertionError, match="__shfl_sync from a lane beyond the block's threads"):
         launch_faulty(libraries, "shuffle_beyond_the_block", threads=48)
+
+
+def test_the_emulator_reports_threads_waiting_at_different_barriers(libraries):
+    """Odd threads at the `if`'s __syncthreads, even ones at the `else`'s: as many calls each, so the
+    count passed; on a GPU they are two barriers (undefined behaviour, a hang or a wrong result)."""
+    line = faulty_line("barrier_in_each_branch")
+    first, second = rf"\S*faulty.cu:{line + 3}", rf"\S*faulty.cu:{line + 5}"  # (either may wait first)
+    lines = rf"({first} and {second}|{second} and {first})"
+    for order in ORDERS:
+        with pytest.raises(AssertionError, match=rf"block \(0, 0, 0\): threads \(\d+, 0, 0\) and \(\d+, 0, 0\) wait "
+                                                 rf"at different __syncthreads: {lines}\b"):
+            launch_faulty(libraries, "barrier_in_each_branch", order)
+
+
+# -- racecheck: every load and store of the kernels checked (cuda_emulation.h) ---------------------
+@pytest.mark.parametrize("name, byte, lines", [
+    ("missing_barrier", r"@0x\w+ \(__shared__ values \+ \d+\)", ("values[threadIdx.x] =", "= values[63")),
+    ("shared_counter", r"@0x\w+ \(__shared__ total \+ 0\)", ("total += T(1)", "total += T(1)")),
+    ("neighbour_in_global", r"out\[\d+\] \(byte 0\)", ("out[threadIdx.x] = T(threadIdx.x)", "out[64 + threadIdx.x]")),
+])
+def test_racecheck_reports_two_threads_of_a_block_on_one_byte_between_barriers(racecheck_libraries, name, byte, lines):
+    """Fibers switch only at barriers: a read-modify-write of shared `total` by every thread is atomic
+    here and loses updates on a GPU; a thread reading its neighbour's value before the barrier happens
+    to read it after. Racecheck sees the accesses, with the line of each."""
+    at = "|".join(str(faulty_line(text)) for text in lines)
+    access = rf"(read|write) of block \(0, 0, 0\) thread \(\d+, 0, 0\) at faulty.cu:({at})"
+    for order in ORDERS:
+        with pytest.raises(AssertionError, match=rf"racecheck: threads of a block between the same barriers: byte "
+                                                 rf"{byte}: {access} after {access}\b"):
+            launch_faulty(racecheck_libraries, name, order)
+
+
+def test_racecheck_reports_blocks_writing_one_byte_or_reading_another_blocks_write(racecheck_libraries):
+    """Blocks run one after another here, so a block sees the writes of those before it; on a GPU they
+    run at once, in any order: a sum of the blocks' `+=` loses some, a block reads old or new values."""
+    line = faulty_line("out[0] += T(1)")
+    for order in ORDERS:
+        with pytest.raises(AssertionError, match=rf"racecheck: a block reads another block's write without the "
+                                                 rf"last-block protocol: byte out\[0\] \(byte 0\): read of block "
+                                                 rf"\(\d, 0, 0\) thread \(0, 0, 0\) at faulty.cu:{line} after write of "
+                                                 rf"block \(\d, 0, 0\) thread \(0, 0, 0\) at faulty.cu:{line}\b"):
+            launch_faulty(racecheck_libraries, "blocks_add_to_one_total", order, blocks=3)
+        with pytest.raises(AssertionError, match=r"racecheck: two blocks write: byte out\[0\]"):
+            launch_faulty(racecheck_libraries, "blocks_write_one_value", order, blocks=3)
+    with pytest.raises(AssertionError, match=r"racecheck: a block writes what another block read: byte out\[1\] "
+                                             r"\(byte 0\): write of block \(1, 0, 0\)"):
+        launch_faulty(racecheck_libraries, "block_copies_another_blocks_value", blocks=2)
+
+
+def test_racecheck_passes_the_last_block_protocol_only_with_both_fences(racecheck_libraries):
+    """batchnorm.cu's merge of the blocks' partials: each writer fences before its block counts itself,
+    the last block fences after counting; without either fence the GPU may read stale partials."""
+    counter = np.zeros(1, np.int32)
+    for order in ORDERS:
+        out = launch_faulty(racecheck_libraries, "last_block_sums", order, 32, 5, (counter, 0))
+        assert out[5] == 15 and counter[0] == 0
+    read = faulty_line("total += out[b]")
+    for leave_out in (1, 2):
+        with pytest.raises(AssertionError, match=rf"racecheck: a block reads another block's write without the "
+                                                 rf"last-block protocol: byte out\[\d\] .*faulty.cu:{read}"):
+            launch_faulty(racecheck_libraries, "last_block_sums", 0, 32, 5, (np.zeros(1, np.int32), leave_out))
+
+
+def test_racecheck_passes_the_faultless_kernels(racecheck_libraries):
+    np.testing.assert_array_equal(launch_faulty(racecheck_libraries, "rotate", 7),
+                                  np.roll(np.arange(64, dtype=np.float32).reshape(2, 32), -1, axis=1).ravel())
+
+
+# -- racecheck on every kernel, a few small sizes -------------------------------------------------------
+def test_racecheck_finds_no_race_in_the_kernels(racecheck_libraries, monkeypatch, rng):
+    """Every kernel CupyOps launches, through its own launches, under racecheck in both orders: no two
+    threads of a block on one byte between barriers, no block reading another's output but through the
+    last-block protocol (batchnorm.cu's merges), every barrier met at one line."""
+    device = Device(racecheck_libraries, monkeypatch, 40)
+    ops = device.ops
+    for order in ORDERS:
+        device.order = order
+        for dtype in (np.float32, np.float64):
+            x = rng.standard_normal(1200).astype(dtype)
+            y = ops.relu_forward(x)
+            ops.relu_backward(x, y)
+            z, labels = rng.standard_normal((40, 5)).astype(dtype), rng.integers(0, 5, 20)
+            rows, probs = ops.softmax_cross_entropy_forward(z, labels, 2)
+            ops.softmax_cross_entropy_backward(probs, labels, rng.standard_normal(2).astype(dtype), 2)
+            steps_done = np.array([2], np.int64)
+            for offset in (0, 1):
+                got, mask = ops.dropout_forward(x[offset:], 0.3, 1, 2, 3, steps_done=steps_done)
+                ops.dropout_backward(x[offset:], mask, 0.3, 1, 2, 3, steps_done=steps_done)
+                got, mask = ops.relu_dropout_forward(x[offset:], 0.3, 1, 2, 3)
+                ops.relu_dropout_backward(x[offset:], got, mask, 0.3, 1, 2, 3)
+            stacked = x.reshape(40, 3, 10)
+            got, mask = ops.stacked_dropout_forward(stacked, [0.1, 0.2, 0.3], [1, 2, 3], 2, 1, steps_done)
+            ops.stacked_dropout_backward(stacked, mask, [0.1, 0.2, 0.3], [1, 2, 3], 2, 1, steps_done)
+            for rule in RULES:
+                for layout in ("n=1025", "n=1023 unaligned", "K=3 unaligned", "K=5 held"):
+                    n_state, update = RULES[rule]
+                    k, width, columns, kind = LAYOUTS[layout]
+                    shape = (k, width) if k > 1 else (width,)
+                    region = (slice(None), slice(*columns)) if k > 1 else slice(*columns)
+                    arrays = [np.abs(rng.standard_normal(shape)).astype(dtype)[region] for _ in range(2 + n_state)]
+                    update(ops, *arrays[:2], arrays[2:], hyperparameters(kind, k))
+            # 35 partials of a column (more than a pass of the merge), V > 1, two columns unaligned, one launch
+            for n, c, unaligned in ((2200, 5, False), (300, 8, False), (300, 40, True), (31, 4, False)):
+                x2, gamma, beta, rm, rv, dy = bn_inputs(rng, n, c, dtype, unaligned=unaligned)
+                out, mean, inv_std = ops.batchnorm_train_forward(x2, gamma, beta, rm, rv, 0.9, 1e-5)
+                ops.batchnorm_backward(dy, x2, gamma, mean, inv_std)
+                ops.batchnorm_inference(x2, gamma, beta, rm, rv, 1e-5)
+    assert max(grid[1] for e, grid, *_ in device.launches if e.startswith("bn_stats")) > 32
+    assert max(grid[0] for e, grid, *_ in device.launches if e.startswith("bn_backward_reduce")) > 1
+    launched = set(device.launched())
+    assert {"relu_forward", "relu_backward", "softmax_ce_forward", "softmax_ce_backward", "dropout_apply",
+            "relu_dropout_forward", "relu_dropout_backward", "stacked_dropout_apply", "sgd_update", "momentum_update",
+            "rmsprop_update", "adam_update", "bn_stats", "bn_normalize", "bn_forward_small", "bn_backward_reduce",
+            "bn_backward_dx", "bn_inference"} == launched
