@@ -9,6 +9,10 @@ import pytest
 import xdl
 from xdl.backend import BackendError, NumpyBackend, get_backend
 
+# the stand-in for CuPy (test_fake_cupy.py): imported only where its runs put it first on the path, never by
+# --doctest-modules collecting its modules here, which would make it the process's cupy
+collect_ignore = ["fakecupy"]
+
 
 def cupy_available() -> bool:
     try:

@@ -1,0 +1,958 @@
+"""A stand-in for CuPy on the CPU, for running xdl's GPU-only Python paths without a GPU.
+
+`ndarray` wraps a NumPy array and is a type of its own (not a numpy.ndarray): NumPy refuses it
+(``__array__`` raises, as CuPy's does), a ufunc refuses a NumPy array beside it, and a host read
+(`get`, `item`, `float`, `bool`) is refused while the current stream is captured. Kernels run
+through the CPU emulator of tests/test_kernel_emulation.py (kernels/*.cu compiled with g++ and
+tests/cuda_emulation.h); cuBLAS is `libcublas_fake.cpp`, loaded as ``libcublas.so.12`` so that
+xdl's loader finds it in /proc/self/maps.
+
+Graph capture: every device operation issued on a capturing stream runs (its results are needed
+for the next one's shapes) and is recorded; at the end of the capture every array that existed
+before it gets its contents back (a capture runs nothing) and every array allocated during it is
+filled with NaN (or 0x5A bytes): graph-pool memory holds garbage until a replay writes it. A
+replay runs the recorded operations again on the same memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import functools
+import hashlib
+import itertools
+import os
+import subprocess
+import sys
+import threading
+import weakref
+from pathlib import Path
+
+import numpy as _np
+
+_HERE = Path(__file__).resolve().parent.parent  # tests/fakecupy
+_TESTS = _HERE.parent
+_BUILD = Path(os.environ.get("FAKECUPY_BUILD", "/tmp/fakecupy-build"))
+_local = threading.local()
+_roots = weakref.WeakValueDictionary()  # id -> every host buffer standing for device memory
+_captures = {}  # stream ptr -> _Capture
+
+
+# -- errors ------------------------------------------------------------------------------------
+class _Runtime:
+    class CUDARuntimeError(RuntimeError):
+        pass
+
+    @staticmethod
+    def getDeviceCount():
+        return 1
+
+    @staticmethod
+    def runtimeGetVersion():
+        return 12040
+
+    @staticmethod
+    def driverGetVersion():
+        return 12040
+
+    @staticmethod
+    def getDeviceProperties(i):
+        return {"name": b"FakeCupy CPU", "totalGlobalMem": 80 << 30, "multiProcessorCount": 4}
+
+    @staticmethod
+    def memGetInfo():
+        return (70 << 30, 80 << 30)
+
+    @staticmethod
+    def deviceSynchronize():
+        _refuse_host_read("cudaDeviceSynchronize")
+
+
+def _capturing_now():
+    return _captures.get(_current_stream().ptr)
+
+
+def _refuse_host_read(what):
+    if _captures:  # (global capture mode: a synchronizing call from any thread invalidates the capture)
+        raise _Runtime.CUDARuntimeError(f"cudaErrorStreamCaptureUnsupported: operation not permitted when stream is "
+                                        f"capturing ({what})")
+
+
+# -- memory: buffers, allocators, pools --------------------------------------------------------
+def _root(a):
+    while isinstance(a.base, _np.ndarray):
+        a = a.base
+    return a
+
+
+class MemoryPointer:
+    def __init__(self, ptr):
+        self.ptr = ptr
+
+
+class MemoryPool:
+    def __init__(self, allocator=None):
+        self._live = weakref.WeakValueDictionary()
+
+    def malloc(self, size):  # (the allocations are NumPy's; the pool only counts what it holds)
+        return MemoryPointer(0)
+
+    def used_bytes(self):
+        return sum(a.nbytes for a in list(self._live.values()))
+
+    def total_bytes(self):
+        return self.used_bytes()
+
+    def free_bytes(self):
+        return 0
+
+    def free_all_blocks(self, stream=None):
+        pass
+
+    def n_free_blocks(self):
+        return 0
+
+    def set_limit(self, size=None, fraction=None):
+        pass
+
+    def __del__(self):
+        # CuPy frees a dropped pool's blocks under the arrays still holding them: poison them
+        if _np is not None and sys.is_finalizing() is False:
+            for a in list(self._live.values()):
+                _poison(a)
+
+
+class PinnedMemoryPool(MemoryPool):
+    pass
+
+
+_default_pool = MemoryPool()
+
+
+def _allocator():
+    return getattr(_local, "allocator", _default_pool.malloc)
+
+
+def _register(a):
+    """Note ``a``'s root buffer as device memory (allocated now under the current allocator if new)."""
+    r = _root(a)
+    if id(r) not in _roots or _roots[id(r)] is not r:
+        _roots[id(r)] = r
+        owner = getattr(_allocator(), "__self__", None)
+        if isinstance(owner, MemoryPool):
+            owner._live[id(r)] = r
+        capture = _capturing_now()
+        if capture is not None:
+            capture.allocated[id(r)] = r
+    return a
+
+
+def _poison(a):
+    if os.environ.get("FAKECUPY_NO_POISON") or not a.flags.writeable or a.size == 0:
+        return
+    if a.dtype.kind in "fc":
+        a[...] = _np.nan
+    else:
+        flat = a.reshape(-1) if a.flags.c_contiguous else None
+        if flat is not None:
+            flat.view(_np.uint8)[...] = 0x5A
+        else:
+            a[...] = 0x5A
+
+
+# -- the array -----------------------------------------------------------------------------------
+def _wrap(x, outs=()):
+    if isinstance(x, ndarray):
+        return x
+    if isinstance(x, _np.ndarray):
+        for w in outs:
+            if w._a is x:
+                return w
+        a = object.__new__(ndarray)
+        a._a = _register(x)
+        return a
+    if isinstance(x, _np.generic):
+        return _wrap(_np.asarray(x))
+    if isinstance(x, tuple):
+        return tuple(_wrap(v, outs) for v in x)
+    if isinstance(x, list):
+        return [_wrap(v, outs) for v in x]
+    return x
+
+
+def _unwrap(x, strict=False, depth=0):
+    """Arrays of this module as their NumPy buffers; a NumPy array copied to the device (refused
+    while capturing) — or, for a ufunc (``strict``), refused as CuPy refuses it."""
+    if isinstance(x, ndarray):
+        return x._a
+    if isinstance(x, _np.ndarray):
+        if x.ndim == 0:
+            return x
+        if strict:
+            raise TypeError(f"Unsupported type {type(x)}")
+        _host_to_device("a NumPy array argument")
+        return _register(_np.array(x, copy=True))
+    if isinstance(x, (tuple, list)) and depth < 2:
+        return type(x)(_unwrap(v, strict, depth + 1) for v in x)
+    if isinstance(x, dict):
+        return {k: _unwrap(v, strict, depth + 1) for k, v in x.items()}
+    return x
+
+
+def _host_to_device(what):
+    if _capturing_now() is not None:
+        raise _Runtime.CUDARuntimeError(f"cudaErrorStreamCaptureUnsupported: {what} copied from the host during "
+                                        "stream capture")
+
+
+def _outs(args, kwargs):
+    found = [v for v in (*args, *kwargs.values()) if isinstance(v, ndarray)]
+    out = kwargs.get("out")
+    if isinstance(out, tuple):
+        found += [v for v in out if isinstance(v, ndarray)]
+    return found
+
+
+def _call(f, args, kwargs, strict=False):
+    """``f`` on the NumPy buffers of its arguments; the result as arrays of this module. On a
+    capturing stream the call is recorded: a replay calls it again and writes what it returns into
+    the arrays this call returned."""
+    u_args, u_kwargs = _unwrap(args, strict), _unwrap(kwargs, strict)
+    result = _arrays(f(*u_args, **u_kwargs))
+    wrapped = _wrap(result, _outs(args, kwargs))
+    capture = _capturing_now()
+    if capture is not None:
+        refs = _refs((result, u_args, u_kwargs), capture)
+
+        def replay():
+            target, args_, kwargs_ = _deref(refs)
+            _into(target, f(*args_, **kwargs_))
+
+        capture.record(replay, getattr(f, "__name__", "op"))
+    return wrapped
+
+
+class _Ref:
+    """An array a recorded operation reads or writes. Memory of the graph's own pool (allocated in its
+    scope) is the graph's; other device memory is held weakly, as a CUDA graph holds a raw address: a
+    replay after the last array on it was dropped reads freed memory, which raises here."""
+
+    __slots__ = ("strong", "weak", "geometry", "what")
+
+    def __init__(self, a, capture):
+        r = _root(a)
+        self.strong, self.weak, self.geometry, self.what = a, None, None, f"{a.dtype}{list(a.shape)}"
+        device = _roots.get(id(r)) is r
+        owned = id(r) in capture.allocated or (capture.pool is not None and capture.pool._live.get(id(r)) is r)
+        if not device or owned or not r.flags.c_contiguous or os.environ.get("FAKECUPY_NO_FREE_CHECK"):
+            return
+        if a is not r:
+            geometry = (a.shape, a.dtype, a.ctypes.data - r.ctypes.data, a.strides)
+            try:
+                _np.ndarray(geometry[0], geometry[1], buffer=r, offset=geometry[2], strides=geometry[3])
+            except (TypeError, ValueError):
+                return
+            self.geometry = geometry
+        self.strong, self.weak = None, weakref.ref(r)
+
+    def get(self):
+        if self.strong is not None:
+            return self.strong
+        r = self.weak()
+        if r is None:
+            raise _Runtime.CUDARuntimeError(f"cudaErrorIllegalAddress (fake cupy): a graph replay reads or writes "
+                                            f"device memory ({self.what}) freed since its capture")
+        if self.geometry is None:
+            return r
+        shape, dtype, offset, strides = self.geometry
+        return _np.ndarray(shape, dtype, buffer=r, offset=offset, strides=strides)
+
+
+def _refs(x, capture, depth=0):
+    if isinstance(x, _np.ndarray) and x.ndim >= 0 and _roots.get(id(_root(x))) is _root(x):
+        return _Ref(x, capture)
+    if isinstance(x, (tuple, list)) and depth < 4:
+        return type(x)(_refs(v, capture, depth + 1) for v in x)
+    if isinstance(x, dict) and depth < 4:
+        return {k: _refs(v, capture, depth + 1) for k, v in x.items()}
+    return x
+
+
+def _deref(x, depth=0):
+    if isinstance(x, _Ref):
+        return x.get()
+    if isinstance(x, (tuple, list)) and depth < 4:
+        return type(x)(_deref(v, depth + 1) for v in x)
+    if isinstance(x, dict) and depth < 4:
+        return {k: _deref(v, depth + 1) for k, v in x.items()}
+    return x
+
+
+def _arrays(result):
+    """NumPy scalars as 0-d arrays (CuPy's reductions return device arrays), which a replay writes."""
+    if isinstance(result, _np.generic):
+        return _np.asarray(result)
+    if isinstance(result, tuple):
+        return tuple(_arrays(r) for r in result)
+    return result
+
+
+def _into(target, value):
+    if isinstance(target, _np.ndarray):
+        if value is not target and target.flags.writeable:  # (a read-only result is a view: broadcast_to)
+            target[...] = value
+    elif isinstance(target, tuple):
+        for t, v in zip(target, value):
+            _into(t, v)
+
+
+def _ufunc_call(ufunc, method, args, kwargs):
+    f = ufunc if method == "__call__" else getattr(ufunc, method)
+    return _call(f, args, kwargs, strict=True)
+
+
+class _Data:
+    __slots__ = ("ptr", "mem")
+
+    def __init__(self, ptr):
+        self.ptr, self.mem = ptr, None
+
+
+class _Flags:
+    def __init__(self, a):
+        self.c_contiguous, self.f_contiguous = a.flags.c_contiguous, a.flags.f_contiguous
+        self.owndata = a.base is None
+
+    def __getitem__(self, key):
+        return {"C_CONTIGUOUS": self.c_contiguous, "F_CONTIGUOUS": self.f_contiguous, "OWNDATA": self.owndata}[key]
+
+
+class ndarray:
+    """A device array: a NumPy buffer behind CuPy's interface."""
+
+    __array_priority__ = 100
+    __hash__ = None
+
+    def __init__(self, shape, dtype=float, memptr=None, strides=None, order="C"):
+        self._a = _register(_np.empty(shape, dtype=dtype, order=order))
+
+    # what a host read is
+    def get(self, stream=None, order="C", out=None, blocking=True):
+        _refuse_host_read("ndarray.get")
+        if out is not None:
+            out[...] = self._a
+            return out
+        return _np.array(self._a, copy=True, order=order)
+
+    def set(self, arr, stream=None):
+        _host_to_device("ndarray.set")
+        self._a[...] = arr
+
+    def item(self):
+        _refuse_host_read("ndarray.item")
+        return self._a.item()
+
+    def tolist(self):
+        _refuse_host_read("ndarray.tolist")
+        return self._a.tolist()
+
+    def __float__(self):
+        _refuse_host_read("float(ndarray)")
+        return float(self._a)
+
+    def __int__(self):
+        _refuse_host_read("int(ndarray)")
+        return int(self._a)
+
+    def __complex__(self):
+        _refuse_host_read("complex(ndarray)")
+        return complex(self._a)
+
+    def __bool__(self):
+        _refuse_host_read("bool(ndarray)")
+        return bool(self._a)
+
+    def __index__(self):
+        _refuse_host_read("operator.index(ndarray)")
+        return self._a.__index__()
+
+    def __array__(self, dtype=None, copy=None):
+        raise TypeError("Implicit conversion to a NumPy array is not allowed. Please use `.get()` to construct a "
+                        "NumPy array explicitly.")
+
+    def __repr__(self):
+        return repr(self._a).replace("array(", "array(", 1)
+
+    def __str__(self):
+        return str(self._a)
+
+    def __format__(self, spec):
+        return format(self._a.item() if self._a.ndim == 0 else self._a, spec)
+
+    # what NumPy's functions do with it (CuPy's __array_ufunc__ / __array_function__)
+    def __array_ufunc__(self, ufunc, method, *args, **kwargs):
+        return _ufunc_call(ufunc, method, args, kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        return _call(func, args, kwargs)
+
+    # layout
+    shape = property(lambda self: self._a.shape)
+    dtype = property(lambda self: self._a.dtype)
+    ndim = property(lambda self: self._a.ndim)
+    size = property(lambda self: self._a.size)
+    strides = property(lambda self: self._a.strides)
+    itemsize = property(lambda self: self._a.itemsize)
+    nbytes = property(lambda self: self._a.nbytes)
+    flags = property(lambda self: _Flags(self._a))
+    data = property(lambda self: _Data(self._a.ctypes.data))
+    device = property(lambda self: cuda.Device(0))
+    T = property(lambda self: _wrap(self._a.T))
+    mT = property(lambda self: _wrap(self._a.mT))
+    real = property(lambda self: _wrap(self._a.real))
+
+    @property
+    def base(self):
+        return None if self._a.base is None else _wrap(_root(self._a))
+
+    def __len__(self):
+        return len(self._a)
+
+    def __iter__(self):
+        for i in range(len(self._a)):
+            yield self[i]
+
+    def __getitem__(self, key):
+        return _call(_np.ndarray.__getitem__, (self, key), {})
+
+    def __setitem__(self, key, value):
+        if isinstance(value, _np.ndarray) and value.ndim > 0:
+            _host_to_device("a NumPy array assigned into a device array")
+        _call(_np.ndarray.__setitem__, (self, key, value if not isinstance(value, _np.ndarray) else
+                                        _np.array(value, copy=True)), {})
+
+    def __getattr__(self, name):  # the methods: NumPy's, on the buffer
+        if name.startswith("__") or name == "_a":
+            raise AttributeError(name)
+        attr = getattr(_np.ndarray, name, None)
+        if attr is None or not callable(attr):
+            raise AttributeError(f"'cupy.ndarray' object has no attribute {name!r}")
+        return functools.partial(_method, name, self)
+
+    def __reduce__(self):
+        return _rebuild, (self._a.copy(),)
+
+    def __copy__(self):
+        return self.copy()
+
+    def __deepcopy__(self, memo):
+        return self.copy()
+
+    def __dlpack_device__(self):
+        return (2, 0)  # kDLCUDA
+
+    def __dlpack__(self, stream=None, **kwargs):
+        _local.exported = self._a.view()
+        return self._a.__dlpack__()
+
+    def __cuda_array_interface__(self):
+        raise AttributeError("__cuda_array_interface__")
+
+
+def _method(name, self, *args, **kwargs):
+    return _call(getattr(_np.ndarray, name), (self, *args), kwargs)
+
+
+def _rebuild(host):
+    return _wrap(_np.array(host, copy=True))
+
+
+def _operator(ufunc, reflected=False):
+    def op(self, other):
+        if isinstance(other, _np.ndarray) and other.ndim > 0:
+            raise TypeError(f"Unsupported type {type(other)}")
+        return _ufunc_call(ufunc, "__call__", (other, self) if reflected else (self, other), {})
+
+    return op
+
+
+def _inplace(ufunc):
+    def op(self, other):
+        if isinstance(other, _np.ndarray) and other.ndim > 0:
+            raise TypeError(f"Unsupported type {type(other)}")
+        _ufunc_call(ufunc, "__call__", (self, other), {"out": self})
+        return self
+
+    return op
+
+
+for _name, _uf in dict(add=_np.add, sub=_np.subtract, mul=_np.multiply, truediv=_np.true_divide,
+                       floordiv=_np.floor_divide, mod=_np.remainder, pow=_np.power, matmul=_np.matmul,
+                       and_=_np.bitwise_and, or_=_np.bitwise_or, xor=_np.bitwise_xor, lshift=_np.left_shift,
+                       rshift=_np.right_shift).items():
+    _n = _name.rstrip("_")
+    setattr(ndarray, f"__{_n}__", _operator(_uf))
+    setattr(ndarray, f"__r{_n}__", _operator(_uf, True))
+    setattr(ndarray, f"__i{_n}__", _inplace(_uf))
+for _name, _uf in dict(eq=_np.equal, ne=_np.not_equal, lt=_np.less, le=_np.less_equal, gt=_np.greater,
+                       ge=_np.greater_equal).items():
+    setattr(ndarray, f"__{_name}__", _operator(_uf))
+for _name, _uf in dict(neg=_np.negative, pos=_np.positive, abs=_np.absolute, invert=_np.invert).items():
+    setattr(ndarray, f"__{_name}__", lambda self, _uf=_uf: _ufunc_call(_uf, "__call__", (self,), {}))
+
+
+# -- the module's functions: NumPy's on the buffers ------------------------------------------------
+def _function(name):
+    f = getattr(_np, name)
+    if isinstance(f, _np.ufunc):
+        @functools.wraps(f)
+        def ufunc(*args, **kwargs):
+            return _ufunc_call(f, "__call__", args, kwargs)
+
+        ufunc.reduce = lambda *a, **k: _ufunc_call(f, "reduce", a, k)
+        ufunc.accumulate = lambda *a, **k: _ufunc_call(f, "accumulate", a, k)
+        ufunc.at = lambda *a, **k: _ufunc_call(f, "at", a, k)
+        ufunc.nin, ufunc.nout = f.nin, f.nout
+        return ufunc
+
+    @functools.wraps(f)
+    def function(*args, **kwargs):
+        return _call(f, args, kwargs)
+
+    return function
+
+
+def asarray(a, dtype=None, order=None, *, blocking=False):
+    if isinstance(a, ndarray):
+        return a if dtype is None or a.dtype == _np.dtype(dtype) else a.astype(dtype)
+    if hasattr(a, "__cuda_array_interface__") or (hasattr(a, "__dlpack_device__") and a.__dlpack_device__()[0] == 2):
+        return from_dlpack(a)
+    _host_to_device("cupy.asarray of host data")
+    return _wrap(_np.array(a, dtype=dtype, copy=True, order=order or "K"))
+
+
+def array(obj, dtype=None, copy=True, order="K", subok=False, ndmin=0, *, blocking=False):
+    if isinstance(obj, ndarray):
+        return _call(_np.array, (obj,), dict(dtype=dtype, copy=copy, order=order, ndmin=ndmin))
+    _host_to_device("cupy.array of host data")
+    return _wrap(_np.array(obj, dtype=dtype, copy=True, order=order, ndmin=ndmin))
+
+
+asanyarray = asarray
+
+
+def ascontiguousarray(a, dtype=None):
+    return _call(_np.ascontiguousarray, (asarray(a),), dict(dtype=dtype))
+
+
+def asnumpy(a, stream=None, order="C", out=None, blocking=True):
+    return a.get(order=order, out=out) if isinstance(a, ndarray) else _np.asarray(a, order=order)
+
+
+def get_array_module(*args):
+    import numpy
+    return sys.modules[__name__] if any(isinstance(a, ndarray) for a in args) else numpy
+
+
+def from_dlpack(obj, *, device=None, copy=None):
+    if isinstance(obj, ndarray):
+        return obj
+    kind = obj.__dlpack_device__()[0]
+    if kind not in (2, 13):
+        raise RuntimeError(f"CuPy cannot import a DLPack tensor on device type {kind} (not CUDA)")
+
+    _local.exported = None
+    capsule = obj.__dlpack__()
+    exported, _local.exported = _local.exported, None
+    if exported is not None:  # one of this stand-in's arrays (NumPy would import its capsule read-only)
+        return _wrap(exported)
+
+    class _Host:  # the same memory seen as the host's (this stand-in's device memory is host memory)
+        def __dlpack__(self, *a, **k):
+            return capsule
+
+        def __dlpack_device__(self):
+            return (1, 0)
+
+    return _wrap(_np.from_dlpack(_Host()))
+
+
+def may_share_memory(a, b, max_work=None):
+    return _np.may_share_memory(_unwrap(a), _unwrap(b))
+
+
+def shares_memory(a, b, max_work=None):
+    return _np.shares_memory(_unwrap(a), _unwrap(b))
+
+
+_made = {}  # NumPy's functions wrapped, by name (not in globals(): `all`, `any`, `max` would shadow the builtins here)
+
+
+def __getattr__(name):
+    if name.startswith("__"):
+        raise AttributeError(name)
+    value = _made.get(name)
+    if value is None:
+        value = getattr(_np, name)  # AttributeError for what NumPy lacks too
+        if callable(value) and not isinstance(value, type):
+            value = _function(name)
+        _made[name] = value
+    return value
+
+
+# -- random ---------------------------------------------------------------------------------------
+class _Generator:
+    def __init__(self, seed):
+        self._g = _np.random.default_rng(seed)
+
+    def __getattr__(self, name):
+        method = getattr(self._g, name)
+        return lambda *a, **k: _call(method, a, k)
+
+
+class _RandomModule:
+    @staticmethod
+    def default_rng(seed=None):
+        return _Generator(seed)
+
+    def __getattr__(self, name):
+        return _function_of(_np.random, name)
+
+
+def _function_of(module, name):
+    f = getattr(module, name)
+    return lambda *a, **k: _call(f, a, k)
+
+
+random = _RandomModule()
+
+
+# -- streams, events, graphs, devices ------------------------------------------------------------
+_stream_ptrs = itertools.count(0x1000, 0x10)
+
+
+class Event:
+    def __init__(self, block=False, disable_timing=False, interprocess=False):
+        self.ptr = next(_stream_ptrs)
+
+    def record(self, stream=None):
+        return self
+
+    def synchronize(self):
+        _refuse_host_read("Event.synchronize")
+
+    def query(self):
+        return True
+
+
+class _Capture:
+    def __init__(self, stream):
+        self.stream, self.ops, self.names = stream, [], []
+        self.allocated = weakref.WeakValueDictionary()
+        owner = getattr(_allocator(), "__self__", None)
+        self.pool = owner if isinstance(owner, MemoryPool) else None
+        self.snapshot = [(r, r.copy()) for r in list(_roots.values()) if r.flags.writeable]
+
+    def record(self, op, name):
+        self.ops.append(op)
+        self.names.append(name)
+
+
+class Graph:
+    def __init__(self, ops, names):
+        self._ops, self._names = ops, names
+
+    def launch(self, stream=None):
+        for op in self._ops:
+            op()
+
+    def upload(self, stream=None):
+        pass
+
+    def debug_dot_str(self, flags=0):
+        nodes = "\n".join(f'"graph_0_node_{i}" [label="KERNEL\\n{name}"];' for i, name in enumerate(self._names))
+        return f"digraph dot {{\n{nodes}\n}}\n"
+
+
+class Stream:
+    null = None
+
+    def __init__(self, null=False, non_blocking=False, ptds=False, priority=None):
+        self.ptr = 0 if null else next(_stream_ptrs)
+
+    def __enter__(self):
+        _stack().append(self)
+        return self
+
+    def __exit__(self, *exc):
+        _stack().pop()
+
+    def use(self):
+        _stack()[:] = [self]
+        return self
+
+    def synchronize(self):
+        _refuse_host_read("Stream.synchronize")
+
+    def record(self, event=None):
+        return event or Event()
+
+    def wait_event(self, event):
+        pass
+
+    def add_callback(self, callback, arg):
+        callback(self, None, arg)
+
+    def is_capturing(self):
+        return self.ptr in _captures
+
+    def begin_capture(self, mode=None):
+        if self.ptr == 0:
+            raise _Runtime.CUDARuntimeError("cudaErrorStreamCaptureUnsupported: the legacy default stream")
+        if self.ptr in _captures:
+            raise _Runtime.CUDARuntimeError("cudaErrorIllegalState: the stream is already capturing")
+        _captures[self.ptr] = _Capture(self)
+        _cublas().fake_set_capturing(ctypes.c_void_p(self.ptr), 1)
+
+    def end_capture(self):
+        capture = _captures.pop(self.ptr, None)
+        if capture is None:
+            raise _Runtime.CUDARuntimeError("cudaErrorIllegalState: the stream is not capturing")
+        _cublas().fake_set_capturing(ctypes.c_void_p(self.ptr), 0)
+        for root, saved in capture.snapshot:  # a capture runs nothing: memory as it was before it
+            if id(root) not in capture.allocated:
+                root[...] = saved
+        for root in list(capture.allocated.values()):  # the graph pool's memory: garbage until replayed
+            _poison(root)
+        return Graph(capture.ops, capture.names)
+
+
+Stream.null = Stream(null=True)
+
+
+def _stack():
+    stack = getattr(_local, "streams", None)
+    if stack is None:
+        stack = _local.streams = []
+    return stack
+
+
+def _current_stream():
+    stack = _stack()
+    return stack[-1] if stack else Stream.null
+
+
+class Device:
+    attributes = {"MultiProcessorCount": 4, "MaxRegistersPerMultiprocessor": 65536,
+                  "MaxSharedMemoryPerMultiprocessor": 228 * 1024, "MaxThreadsPerMultiProcessor": 2048,
+                  "MaxThreadsPerBlock": 1024, "WarpSize": 32}
+
+    def __init__(self, device=None):
+        self.id = 0 if device is None else int(device)
+
+    compute_capability = "90"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+    def use(self):
+        pass
+
+    def synchronize(self):
+        _refuse_host_read("Device.synchronize")
+
+
+@contextlib.contextmanager
+def using_allocator(allocator=None):
+    before = _allocator()
+    _local.allocator = allocator if allocator is not None else _default_pool.malloc
+    try:
+        yield
+    finally:
+        _local.allocator = before
+
+
+def set_allocator(allocator=None):
+    _local.allocator = allocator if allocator is not None else _default_pool.malloc
+
+
+class _Cuda:
+    Stream, Event, Device, MemoryPool, PinnedMemoryPool, MemoryPointer = (Stream, Event, Device, MemoryPool,
+                                                                        PinnedMemoryPool, MemoryPointer)
+    runtime = _Runtime
+    using_allocator = staticmethod(using_allocator)
+    set_allocator = staticmethod(set_allocator)
+
+    class graph:
+        Graph = Graph
+
+    @staticmethod
+    def get_current_stream(device=None):
+        return _current_stream()
+
+    @staticmethod
+    def get_allocator():
+        return _allocator()
+
+    @staticmethod
+    def get_elapsed_time(start, end):
+        return 0.0
+
+    @staticmethod
+    def is_available():
+        return True
+
+    @staticmethod
+    def get_device_id():
+        return 0
+
+
+cuda = _Cuda()
+
+
+def get_default_memory_pool():
+    return _default_pool
+
+
+def get_default_pinned_memory_pool():
+    return PinnedMemoryPool()
+
+
+# -- kernels: the CPU emulator's compiled instances -------------------------------------------------
+@functools.cache
+def _cublas():
+    """The cuBLAS stand-in, built once and loaded as libcublas.so.12 (so it shows in /proc/self/maps)."""
+    source = _HERE / "libcublas_fake.cpp"
+    digest = hashlib.sha1(source.read_bytes()).hexdigest()[:12]
+    folder = _BUILD / f"cublas-{digest}"
+    path = folder / "libcublas.so.12"
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["g++", "-O2", "-shared", "-fPIC", "-o", str(path) + ".tmp", str(source)], check=True)
+        os.replace(str(path) + ".tmp", path)
+    lib = ctypes.CDLL(str(path))
+    lib.fake_set_capturing.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    lib.fake_replay.argtypes = [ctypes.c_int]
+    lib.fake_gemm_count.restype = ctypes.c_longlong
+
+    @ctypes.CFUNCTYPE(None, ctypes.c_int)
+    def recorded(index):  # a GEMM on a capturing stream: logged, run at each replay
+        for capture in _captures.values():
+            pointers = (ctypes.c_void_p * 3)()
+            lib.fake_call_pointers(index, pointers)
+            refs = [_Ref(r, capture) for p in pointers for r in list(_roots.values())
+                    if r.size and r.ctypes.data <= (p or 0) < r.ctypes.data + r.nbytes]
+
+            def replay():
+                for ref in refs:
+                    ref.get()
+                lib.fake_replay(index)
+
+            capture.record(replay, "gemm")
+            break
+
+    lib._recorder = recorded
+    lib.fake_set_recorder(recorded)
+    return lib
+
+
+_CTYPES = {"int": ctypes.c_int32, "long long": ctypes.c_int64, "double": ctypes.c_double}
+
+
+class RawModule:
+    def __init__(self, code=None, path=None, options=(), backend="nvrtc", translate_cucomplex=False,
+                 enable_cooperative_groups=False, name_expressions=None, jitify=False):
+        sys.path.insert(0, str(_TESTS)) if str(_TESTS) not in sys.path else None
+        from xdl.cuda.source import SOURCES
+
+        matches = [f for f, s in SOURCES.items() if s.text() == code]
+        if not matches:
+            raise _Runtime.CUDARuntimeError("fake cupy: RawModule code is not one of xdl's kernels/*.cu")
+        self.file = matches[0]
+        self.library, self.specs = _emulated_library(self.file, tuple(options))
+        self.name_expressions = list(name_expressions or ())
+
+    def get_function(self, name):
+        if name not in self.name_expressions:
+            raise _Runtime.CUDARuntimeError(f"CUDA_ERROR_NOT_FOUND: named symbol not found: {name}")
+        return RawKernel(self, name)
+
+
+@functools.cache
+def _emulated_library(file, options):
+    from test_kernel_emulation import SHIM, launchers  # noqa: the emulator's builder
+
+    from xdl.cuda.source import SOURCES, kernel_dir
+
+    source = SOURCES[file]
+    unit_text = launchers(kernel_dir() / file, source.kernels(), source.instances)
+    defines = [o for o in options if o.startswith("-D")]
+    digest = hashlib.sha1((unit_text + (kernel_dir() / file).read_text() + SHIM.read_text() + repr(defines)).encode()
+                          ).hexdigest()[:12]
+    folder = _BUILD / f"{file}-{digest}"
+    library = folder / f"{file}.so"
+    if not library.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "unit.cpp").write_text(unit_text)
+        subprocess.run(["g++", "-std=c++20", "-O1", "-ffp-contract=off", "-shared", "-fPIC", "-include", str(SHIM),
+                        *defines, "-o", str(library) + ".tmp", str(folder / "unit.cpp")], check=True)
+        os.replace(str(library) + ".tmp", library)
+    return ctypes.CDLL(str(library)), source
+
+
+class RawKernel:
+    attributes = {"num_regs": 64, "shared_size_bytes": 3 * 8 * 32 * 2 * 8, "max_threads_per_block": 1024}
+
+    def __init__(self, module, expression):
+        from test_kernel_emulation import symbol
+
+        self.expression = expression
+        name = expression.split("<")[0]
+        self.spec = module.specs.kernels()[name]
+        self.function = getattr(module.library, symbol(expression))
+        self.function.restype = ctypes.c_char_p
+        self.function.argtypes = [ctypes.POINTER(ctypes.c_uint)] * 2 + [ctypes.c_uint,
+                                                                       ctypes.POINTER(ctypes.c_void_p)]
+
+    def __call__(self, grid, block, args, shared_mem=0, stream=None):
+        grid, block = (tuple(int(d) for d in dims) + (1,) * (3 - len(dims)) for dims in (grid, block))
+        if not all(0 < d < 2**31 for d in grid + block) or grid[1] > 65535 or grid[2] > 65535 \
+                or block[0] * block[1] * block[2] > 1024:
+            raise _Runtime.CUDARuntimeError(f"CUDA_ERROR_INVALID_VALUE: launch of {self.expression} {grid} {block}")
+        if len(args) != len(self.spec.params):
+            raise _Runtime.CUDARuntimeError(f"{self.expression}: {len(args)} arguments for "
+                                            f"{len(self.spec.params)} parameters")
+        cells, keep = [], []
+        for param, value in zip(self.spec.params, args):
+            if param.pointer:
+                if not isinstance(value, ndarray):
+                    raise TypeError(f"{self.expression}: parameter {param.name}: {type(value).__name__} is not a "
+                                    "device array")
+                keep.append(value._a)
+                cells.append(ctypes.c_void_p(value._a.ctypes.data))
+            else:
+                cells.append(_CTYPES[param.ctype](value))
+        pointers = (ctypes.c_void_p * len(cells))(*(ctypes.addressof(c) for c in cells))
+        g, b = (ctypes.c_uint * 3)(*grid), (ctypes.c_uint * 3)(*block)
+
+        def launch():
+            error = self.function(g, b, 0, pointers)
+            if error:
+                raise _Runtime.CUDARuntimeError(f"{self.expression} {grid} {block}: {error.decode()}")
+
+        launch()
+        capture = _capturing_now()
+        if capture is not None:
+            refs = [_Ref(a, capture) for a in keep]
+            del keep
+
+            def replay():
+                for ref in refs:
+                    ref.get()
+                launch()
+
+            replay.keep = (cells, pointers)
+            capture.record(replay, self.expression)
