@@ -200,7 +200,8 @@ def test_a_parameter_of_another_backend_assigned_to_a_model_is_refused_naming_bo
                                         r"otherlib\) cannot share a model's flat buffer"):
         model.aux = aux
     assert not hasattr(model, "aux") and len(model.parameters()) == 4
-    with pytest.raises(TypeError, match="parameters of different backends"):
+    with pytest.raises(TypeError, match=r"parameters of different backends .* or move a layer there first: "
+                                        r"layer.to\(model.backend\)$"):
         xdl.nn.Sequential(xdl.nn.mlp(3, [4], 2), xdl.nn.mlp(2, [4], 2).to(OtherBackend()))
     model.aux = xdl.Parameter(xdl.tensor(np.zeros((4, 1), dtype=np.float32), backend=model.backend))  # the way out
     assert model.aux.backend is backend

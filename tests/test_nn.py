@@ -1462,6 +1462,17 @@ def test_extend_refused_at_a_later_layer_adds_none():
     opt.step()  # still the optimizer of this model
 
 
+def test_extend_with_layers_of_two_backends_adds_none():
+    """Each layer was checked against the model's parameters only: a model with none yet (Sequential())
+    took the first layer, then refused the second, of another backend, as append would, the first added."""
+    from conftest import OtherBackend
+
+    model = Sequential(ReLU())
+    with pytest.raises(TypeError, match=r"Sequential.extend: parameters of different backends \(\w+ and otherlib\)"):
+        model.extend([Dense(2, 2), Dense(2, 2).to(OtherBackend())])
+    assert len(model) == 1 and model.parameters() == []
+
+
 def test_add_buffer_refuses_none_and_keeps_integer_and_boolean_dtypes():
     """PyTorch's register_buffer(name, None) as add_buffer(name, None) made a 0-d NaN buffer, and
     fit refused the model as holding NaN; an integer counter or a boolean mask became float32."""

@@ -1912,7 +1912,9 @@ def test_diagnose_says_a_variance_the_dev_set_cannot_resolve():
     # −2.8% (two splits of the same data) read "high variance" and "dev and train may differ"
     d = xdl.diagnose({"train_accuracy": 0.443, "dev_accuracy": 0.4123}, dev_examples=359)
     assert d.verdict == "high bias and high variance"
-    assert d.next_steps[0].startswith("the variance 3.07% is within the dev error's sampling error, ±5.17% on 359")
+    assert d.next_steps[0].startswith("the variance 3.07% is within the dev error's sampling error: its interval on "
+                                      "359 dev examples, 58.67% ± 5.17% (Agresti–Coull), holds the training error "
+                                      "55.70%")
     d = xdl.diagnose({"train_accuracy": 0.468, "dev_accuracy": 0.4958}, dev_examples=359)
     assert "sampling error" in d.next_steps[0]
     assert not any("same distribution" in step for step in d.next_steps)
@@ -1932,17 +1934,19 @@ def test_diagnose_gives_the_agresti_coull_interval_of_a_small_dev_set():
     """The sampling error is 2·√(p̃(1 − p̃)/(n + 4)), p̃ = (n·dev error + 2)/(n + 4): 0 errors of 5 is
     ±27.72% (p̃ = 2/9), not the ±28.87% of p̃ = 2/8 or the 0 of the plain binomial's p = 0."""
     d = xdl.diagnose({"train_accuracy": 0.87, "dev_accuracy": 1.0}, dev_examples=5)
-    assert d.next_steps[0].startswith("the variance -13.00% is within the dev error's sampling error, ±27.72% on 5 ")
+    assert d.next_steps[0].startswith("the variance -13.00% is within the dev error's sampling error: its interval "
+                                      "on 5 dev examples, 22.22% ± 27.72%")
     d = xdl.diagnose({"train_accuracy": 0.9, "dev_accuracy": 0.8}, dev_examples=6)  # p̃ = (1.2 + 2)/10 = 0.32
-    assert "±29.50% on 6 dev examples" in d.next_steps[0]
+    assert "on 6 dev examples, 32.00% ± 29.50%" in d.next_steps[0]
 
 
 def test_diagnose_reads_a_gap_of_one_dev_example_as_unresolved():
     """Agresti–Coull's interval is centred on p̃: one dev example, wrong, is 60% ± 43.82%, which holds a training
     error of 33.33% — not a resolved variance of 66.67% to work on first (about the dev error, 100% ± 43.82%)."""
     d = xdl.diagnose({"train_accuracy": 2 / 3, "dev_accuracy": 0.0}, dev_examples=1)
-    assert d.next_steps[0].startswith("the variance 66.67% is within the dev error's sampling error, ±43.82% on 1 "
-                                      "dev examples (about 60.00%, which holds the training error)")
+    assert d.next_steps[0].startswith("the variance 66.67% is within the dev error's sampling error: its interval on "
+                                      "1 dev example, 60.00% ± 43.82% (Agresti–Coull), holds the training error "
+                                      "33.33%")
     # one the interval about p̃ leaves out stays resolved: 1 of 1 wrong against a training error of 10%
     assert not any("sampling error" in s for s in xdl.diagnose({"train_accuracy": 0.9, "dev_accuracy": 0.0},
                                                                dev_examples=1).next_steps)

@@ -145,9 +145,11 @@ def diagnose(history, base_error: float = 0.0, tolerance: float = 0.02, dev_exam
                         "from the same distribution (the dev set may be easier, or overlap the training set), and "
                         "that the training error is measured in evaluation mode (dropout off)")
     if unresolved:
-        steps.insert(0, f"the variance {variance:.2%} is within the dev error's sampling error, ±{resolution:.2%} "
-                        f"on {dev_examples} dev examples (about {p:.2%}, which holds the training error): this dev "
-                        "set cannot tell it from no gap; measure on more dev examples before acting on it")
+        examples = f"{dev_examples} dev example{'s' if dev_examples != 1 else ''}"
+        steps.insert(0, f"the variance {variance:.2%} is within the dev error's sampling error: its interval on "
+                        f"{examples}, {p:.2%} ± {resolution:.2%} (Agresti–Coull), holds the training error "
+                        f"{train_error:.2%}; this dev set cannot tell the gap from none; measure on more dev examples "
+                        "before acting on it")
     if getattr(history, "train_running", False):  # (a History of a fit with eval_train=False)
         steps.insert(0, RUNNING_TRAIN)
     return Diagnosis(train_error, dev_error, base_error, bias, variance, verdict, steps)

@@ -87,9 +87,12 @@ def check_one_backend(params, where: str) -> None:
     params = list(params)
     for p in params[1:]:
         if p.backend is not params[0].backend:
+            # (a layer assigned is moved, not remade: the parameter's recipe alone sent a user of model[0] = layer
+            # to rebuild the layer's parameters one by one)
             raise TypeError(f"{where}: parameters of different backends ({params[0].backend.name} and "
                             f"{p.backend.name}) cannot share a model's flat buffer; make the parameter on the model's "
-                            "backend: xdl.Parameter(xdl.tensor(values, backend=model.backend))")
+                            "backend: xdl.Parameter(xdl.tensor(values, backend=model.backend)), or move a layer "
+                            "there first: layer.to(model.backend)")
 
 
 def pack(params) -> list[FlatBuffer]:

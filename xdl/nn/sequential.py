@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from xdl import functions as F
+from xdl.flat import check_one_backend
 from xdl.nn.layers import Dropout, ReLU
 from xdl.nn.module import PYTORCH_NAMES, Module
 from xdl.tensor import missing_attribute
@@ -105,6 +106,9 @@ class Sequential(Module):
                                 "xdl.nn.Module")
         for i, layer in enumerate(layers):  # as append would check it: a refusal at the 2nd had added the 1st
             self._check_registrable(str(len(self.layers) + i), layer)
+        if self.__dict__.get("_owns_flat"):  # and with each other: each was checked against the model's parameters,
+            # of which a model with none yet has no backend, and append refused the 2nd after adding the 1st
+            check_one_backend([p for layer in layers for p in layer.parameters()], "Sequential.extend")
         for layer in layers:
             self.append(layer)
         return self
