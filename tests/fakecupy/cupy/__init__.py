@@ -37,6 +37,21 @@ _local = threading.local()
 _roots = weakref.WeakValueDictionary()  # id -> every host buffer standing for device memory
 _captures = {}  # stream ptr -> _Capture
 
+# What of NumPy's API the stand-in passes through: the names xdl and its tests use that CuPy 14 has too (checked
+# against CuPy's API). Any other is refused, not taken from NumPy: a call CuPy lacks (or takes otherwise) would
+# pass here and fail on a GPU. A new one is added here once CuPy is known to have it, with the same signature.
+FUNCTIONS = frozenset("""abs all any arange broadcast_to clip concatenate empty empty_like equal exp full greater
+    greater_equal int32 int64 isfinite isnan less less_equal log log1p logaddexp matmul maximum negative not_equal
+    ones reciprocal repeat result_type round sign sqrt stack take tanh uint8 where zeros zeros_like""".split())
+METHODS = frozenset("all argmax argmin astype copy fill max mean min reshape std sum swapaxes transpose".split())
+GENERATOR_METHODS = frozenset(("random", "standard_normal"))  # (cupy.random.Generator has few of NumPy's)
+
+
+def _modelled(name: str, names, where: str) -> None:
+    if name not in names:
+        raise AttributeError(f"{where} {name!r} is not modelled by the CuPy stand-in (tests/fakecupy): check that "
+                             "CuPy 14 has it, with NumPy's signature, then add it to the stand-in's lists")
+
 
 # -- errors ------------------------------------------------------------------------------------
 class _Runtime:
@@ -434,6 +449,7 @@ class ndarray:
     def __getattr__(self, name):  # the methods: NumPy's, on the buffer
         if name.startswith("__") or name == "_a":
             raise AttributeError(name)
+        _modelled(name, METHODS, "cupy.ndarray's method")
         attr = getattr(_np.ndarray, name, None)
         if attr is None or not callable(attr):
             raise AttributeError(f"'cupy.ndarray' object has no attribute {name!r}")
@@ -593,7 +609,8 @@ def __getattr__(name):
         raise AttributeError(name)
     value = _made.get(name)
     if value is None:
-        value = getattr(_np, name)  # AttributeError for what NumPy lacks too
+        _modelled(name, FUNCTIONS, "cupy's")
+        value = getattr(_np, name)
         if callable(value) and not isinstance(value, type):
             value = _function(name)
         _made[name] = value
@@ -606,6 +623,7 @@ class _Generator:
         self._g = _np.random.default_rng(seed)
 
     def __getattr__(self, name):
+        _modelled(name, GENERATOR_METHODS, "cupy.random.Generator's method")
         method = getattr(self._g, name)
         return lambda *a, **k: _call(method, a, k)
 
@@ -615,13 +633,8 @@ class _RandomModule:
     def default_rng(seed=None):
         return _Generator(seed)
 
-    def __getattr__(self, name):
-        return _function_of(_np.random, name)
-
-
-def _function_of(module, name):
-    f = getattr(module, name)
-    return lambda *a, **k: _call(f, a, k)
+    def __getattr__(self, name):  # (xdl draws from a generator only: the legacy functions are none of its)
+        _modelled(name, (), "cupy.random's")
 
 
 random = _RandomModule()
