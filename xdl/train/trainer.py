@@ -453,14 +453,12 @@ class Trainer:
                 warn_idle_end(rates, self.optimizer.t - counts.start, "step", f"group {g}'s per-step lr schedule{at}")
 
     def _run_counts(self, steps: int) -> range:
-        """The optimizer's step counts at the run's steps, which its per-step schedules are read at:
-        from the count it had at the run's first step — 0 for a new optimizer, more for one that
-        stepped before this trainer's run (a loop of one's own, another Trainer's fit) — over the
-        run's ``epochs`` of ``steps``. (Read from 0, such a run was checked and warned of over counts it
-        never reaches: a cosine past its end trained nothing, unsaid.) The steps to come count on from the
-        optimizer's count now, those done are at most as many as it took: the run's position in epochs of
-        ``steps`` alone missed an earlier fit's other batch size and an optimizer given since (a cosine was
-        said to end before the run, a rate of a count never reached refused)."""
+        """The optimizer's step counts at this run's steps (``epochs`` of ``steps``), which its per-step
+        schedules are read at: the steps still to come count on from the optimizer's count now, the
+        steps done before them are at most as many as it took. The first is 0 for a new optimizer, more
+        for one that stepped before the run (a loop of one's own, another Trainer's fit, an earlier fit
+        of another batch size). (Read from 0, a run on a used optimizer was checked over counts it never
+        reaches: a cosine past its end trained nothing, unsaid.)"""
         t = self.optimizer.t
         done = min(t, self.epoch * steps + self.step)
         return range(t - done, t + (self.epochs - self.epoch) * steps - self.step)
