@@ -26,7 +26,7 @@ step() {  # step NAME SECONDS COMMAND...: run it, its output to $out/NAME.log, a
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >"$out/summary.txt" 2>&1
 python3 -c "import cupy, sys; print('python', sys.version.split()[0], 'cupy', cupy.__version__)" >>"$out/summary.txt" 2>&1
 # -v: a line per test as it ends, so a step stopped by its limit still says how each test went
-# (the H200 run of 2026-12-04 took 114 s for 433 tests; there are about 500 now)
+# (the H200 run of 2026-12-04 took 114 s for 433 tests; there are about 600 now)
 step gpu-tests 250 python3 -m pytest -m gpu -v -p no:cacheprovider -rfE --durations=10
 tests=$?
 # the two tables write their JSON after each case: a step stopped by its limit keeps its figures
