@@ -22,9 +22,14 @@
 // addresses: (a) two threads of a block touching a byte between the same two barriers, one writing;
 // (b) two blocks writing a byte, or one block reading or writing a byte another wrote or read, except a
 // read through the last-block protocol: the writer's thread ran __threadfence after its write and before
-// its block's atomicAdd, the reader's thread ran __threadfence after its own block's atomicAdd.
+// its block's atomicAdd (before the barrier the atomicAdd follows, when another thread counts the block), the
+// reader's thread ran __threadfence after its own block's atomicAdd.
 // atomicAdd's own accesses are atomic: not checked.
 #pragma once
+
+// Fortified glibc (Ubuntu's g++ defines _FORTIFY_SOURCE when optimizing) checks each _longjmp: one onto a fiber's
+// stack, below the scheduler's, aborts the process ("longjmp causes uninitialized stack frame").
+#undef _FORTIFY_SOURCE
 
 #include <cmath>
 #include <cstdio>
@@ -84,6 +89,7 @@ struct Fiber {
     uint3 index{};
     long long syncs = 0;  // __syncthreads calls, for the report of a divergent barrier
     long long fences = 0;  // __threadfence calls (racecheck: the last-block protocol)
+    long long fenced[2] = {0, 0};  // `fences` at its last two __syncthreads, by their count's parity
     int barrier_line = 0;  // where it waits at a __syncthreads
     const char* barrier_file = "";
 };
@@ -131,6 +137,7 @@ constexpr int MAX_TRACKED = 1024;
 inline Tracked tracked[MAX_TRACKED];
 inline int n_tracked = 0;
 inline std::uintptr_t tracked_low = UINTPTR_MAX, tracked_high = 0;  // their span: most accesses fall outside
+inline long long checked = 0;  // accesses to the arguments since emu_track: none would make racecheck vacuous
 
 EMU_UNCHECKED inline void track(std::uintptr_t start, std::uintptr_t end, bool shared) {
     if (n_tracked == MAX_TRACKED) return;  // (never with these kernels)
@@ -195,7 +202,8 @@ struct Shadow {
 
 
 inline std::unordered_map<std::uintptr_t, Shadow> shadows, shared_shadows;  // (the latter: the running block's)
-inline std::unordered_map<int, std::vector<long long>> released;  // block: its threads' fences at its atomicAdd
+// Block: its threads' fences at its atomicAdd (`counted`), and those ordered before it (`released`).
+inline std::unordered_map<int, std::vector<long long>> counted, released;
 inline bool checking = false;  // a fiber runs the kernel's code
 
 // "lib.so+0x1a2b": a code address the test turns into file:line (addr2line).
@@ -240,8 +248,8 @@ inline void report(const char* what, std::uintptr_t address, bool write, const v
 
 // The reading thread's block counted itself (atomicAdd) and the thread fenced after that.
 inline bool acquired() {
-    const auto own = released.find(launch->block);
-    return own != released.end() && me().fences > own->second[linear_thread()];
+    const auto own = counted.find(launch->block);
+    return own != counted.end() && me().fences > own->second[linear_thread()];
 }
 
 // The writer fenced after its write and before its block's atomicAdd.
@@ -296,32 +304,42 @@ EMU_UNCHECKED inline void access(const void* pointer, std::size_t bytes, bool wr
     for (int i = 0; i < n_tracked; ++i) {
         const Tracked& t = tracked[i];
         if (start < t.end && start + bytes > t.start) {
+            checked += !t.shared;
             check_range(t.shared ? shared_shadows : shadows, start, bytes, t.start, t.end, write, code);
         }
     }
     in_hook = false;
 }
 
-// An atomicAdd by a thread of the running block: the moment its block counts itself.
+// An atomicAdd by a thread of the running block: the moment its block counts itself. Its own thread's fences
+// so far are ordered before it, another thread's only up to the barrier that began this interval: one it ran
+// since, as fibers go, may come after the atomicAdd on a GPU.
 inline void atomic_done() {
     if (in_hook) return;
     in_hook = true;
-    std::vector<long long>& fences = released[launch->block];
-    if (fences.empty()) {
-        for (const Fiber& f : launch->fibers) fences.push_back(f.fences);
+    std::vector<long long> &at = counted[launch->block], &before = released[launch->block];
+    if (at.empty()) {
+        const long long interval = me().syncs;
+        for (const Fiber& f : launch->fibers) {
+            at.push_back(f.fences);
+            before.push_back(&f == &me() ? f.fences : f.fenced[interval & 1]);
+        }
     }
     in_hook = false;
 }
 
 // The next launch's argument buffers, as [start, end) pairs; racecheck applies to that launch only.
 extern "C" EMU_UNCHECKED void emu_track(const unsigned long long* ranges, int count) {
-    n_tracked = 0;
+    n_tracked = 0, checked = 0;
     tracked_low = UINTPTR_MAX, tracked_high = 0;
     for (int i = 0; i < count; ++i) track(ranges[2 * i], ranges[2 * i + 1], false);
     in_hook = true;
     for (const Shared& a : shared_arrays) track((std::uintptr_t)a.address, (std::uintptr_t)a.address + a.bytes, true);
     in_hook = false;
 }
+
+// The accesses to the arguments checked since emu_track (the test asks for some at every launch).
+extern "C" EMU_UNCHECKED long long emu_checked() { return checked; }
 #endif
 
 // Every thread of the block meets the others at the same __syncthreads (synccheck).
@@ -341,6 +359,7 @@ inline void syncthreads(const char* file, int line) {
     }
     f.barrier_file = file, f.barrier_line = line;
     ++f.syncs;
+    f.fenced[f.syncs & 1] = f.fences;
     if (++launch->block_waiting == threads_per_block()) {
         launch->block_waiting = 0;
         for (Fiber& f : launch->fibers) {
@@ -450,7 +469,7 @@ inline void run(dim3 grid, dim3 block, unsigned order, void (*body)(const void*)
         for (int t = 0; t < threads; ++t) {
             Fiber& f = state.fibers[t];
             f.state = RUNNABLE;
-            f.syncs = f.fences = 0;
+            f.syncs = f.fences = f.fenced[0] = f.fenced[1] = 0;
             f.index = {t % block.x, t / block.x % block.y, t / (block.x * block.y)};
         }
         for (int done = 0; done < threads && !state.error[0];) {
@@ -495,6 +514,7 @@ inline void run(dim3 grid, dim3 block, unsigned order, void (*body)(const void*)
 #ifdef EMU_RACECHECK
     shadows.clear();
     shared_shadows.clear();
+    counted.clear();
     released.clear();
     n_tracked = 0;  // emu_track names the buffers of one launch
     tracked_low = UINTPTR_MAX, tracked_high = 0;
