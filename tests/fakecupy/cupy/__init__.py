@@ -342,6 +342,14 @@ class _Flags:
         return {"C_CONTIGUOUS": self.c_contiguous, "F_CONTIGUOUS": self.f_contiguous, "OWNDATA": self.owndata}[key]
 
 
+def _host_read(read, what: str):
+    """A method reading the device array on the host with ``read`` (of its NumPy buffer): refused while capturing."""
+    def method(self):
+        _refuse_host_read(what)
+        return read(self._a)
+    return method
+
+
 class ndarray:
     """A device array: a NumPy buffer behind CuPy's interface."""
 
@@ -363,33 +371,13 @@ class ndarray:
         _host_to_device("ndarray.set")
         self._a[...] = arr
 
-    def item(self):
-        _refuse_host_read("ndarray.item")
-        return self._a.item()
-
-    def tolist(self):
-        _refuse_host_read("ndarray.tolist")
-        return self._a.tolist()
-
-    def __float__(self):
-        _refuse_host_read("float(ndarray)")
-        return float(self._a)
-
-    def __int__(self):
-        _refuse_host_read("int(ndarray)")
-        return int(self._a)
-
-    def __complex__(self):
-        _refuse_host_read("complex(ndarray)")
-        return complex(self._a)
-
-    def __bool__(self):
-        _refuse_host_read("bool(ndarray)")
-        return bool(self._a)
-
-    def __index__(self):
-        _refuse_host_read("operator.index(ndarray)")
-        return self._a.__index__()
+    item = _host_read(_np.ndarray.item, "ndarray.item")
+    tolist = _host_read(_np.ndarray.tolist, "ndarray.tolist")
+    __float__ = _host_read(float, "float(ndarray)")
+    __int__ = _host_read(int, "int(ndarray)")
+    __complex__ = _host_read(complex, "complex(ndarray)")
+    __bool__ = _host_read(bool, "bool(ndarray)")
+    __index__ = _host_read(_np.ndarray.__index__, "operator.index(ndarray)")
 
     def __array__(self, dtype=None, copy=None):
         raise TypeError("Implicit conversion to a NumPy array is not allowed. Please use `.get()` to construct a "
