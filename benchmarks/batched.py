@@ -39,7 +39,7 @@ from xdl.data.validation import check_int
 from xdl.files import atomic_write
 from xdl.bench.environment import checked_backend, environment, headline
 from xdl.files import check_output_file
-from xdl.bench.timing import faster
+from xdl.bench.timing import faster, torch_on
 from xdl.hostmemory import keep_freed_memory
 from xdl.train import fit_many
 
@@ -228,10 +228,11 @@ def main(argv=None) -> None:
     X, y = digits_training_set()
     torch = None
     if not args.no_torch:
-        try:
-            import torch
-        except ImportError:
-            print("(PyTorch not installed: its columns are left out)")
+        # on a GPU, a PyTorch without CUDA (a CPU wheel, a driver it cannot use) is left out as an absent one:
+        # its first .to("cuda") raised before any row, and the run's JSON, xdl's figures too, was never written
+        torch = torch_on(backend)[0]
+        if torch is None:
+            print("(PyTorch not installed" + (", or without CUDA here" if gpu else "") + ": its columns are left out)")
     device = "cuda" if gpu else "cpu"
     xdl_batched(min(ks), X, y, 1)  # warm-up: kernels compiled, caches filled
     one_xdl, one_steady = min(xdl_one(X, y, epochs) for _ in range(args.sequential))

@@ -16,7 +16,8 @@ export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 step() {  # step NAME SECONDS COMMAND...: run it, its output to $out/NAME.log, and say how it ended
     local name=$1 limit=$2 start=$SECONDS
     shift 2
-    timeout "$limit" "$@" >"$out/$name.log" 2>&1
+    # -k: xdl holds SIGTERM until its step ends, so a step hung in a CUDA call is killed 3 s after its limit
+    timeout -k 3 "$limit" "$@" >"$out/$name.log" 2>&1
     local status=$?
     echo "$name: exit $status after $((SECONDS - start)) s$([ $status -eq 124 ] && echo " (out of time: ${limit} s)")" |
         tee -a "$out/summary.txt"
@@ -27,7 +28,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >"$out/summ
 python3 -c "import cupy, sys; print('python', sys.version.split()[0], 'cupy', cupy.__version__)" >>"$out/summary.txt" 2>&1
 # -v: a line per test as it ends, so a step stopped by its limit still says how each test went
 # (the H200 run of 2026-12-04 took 114 s for 433 tests; there are about 600 now)
-step gpu-tests 250 python3 -m pytest -m gpu -v -p no:cacheprovider -rfE --durations=10
+step gpu-tests 240 python3 -m pytest -m gpu -v -p no:cacheprovider -rfE --durations=10
 tests=$?
 # the two tables write their JSON after each case: a step stopped by its limit keeps its figures
 # (that run: report 28 s, batched 22 s)

@@ -11,7 +11,8 @@
 // (`emu::shared`). Shuffles take the full warp's mask only, from a lane of the block. Math is the host's (glibc's
 // exp/log within 1 ulp, CUDA's within 2): results agree bit for bit with the GPU only where the
 // kernels use exactly rounded operations (+ − × ÷ √, comparisons, integer math) and nvcc fuses no
-// a·b + c. Threads of a block meet at every __syncthreads at the same source line, or the launch fails
+// a·b + c; built with -DEMU_DEVICE_MATH (below) it rounds as a GPU may instead. Threads of a block
+// meet at every __syncthreads at the same source line, or the launch fails
 // (synccheck: a barrier in both branches of a divergent `if` is two barriers on a GPU).
 //
 // Racecheck (-DEMU_RACECHECK, compiled with -fsanitize=thread and linked without its runtime, as the test
@@ -528,6 +529,64 @@ inline void run(dim3 grid, dim3 block, unsigned order, void (*body)(const void*)
 #define __syncthreads() emu::syncthreads(__FILE__, __LINE__)
 #define __shfl_sync(mask, value, lane) emu::shfl((mask), (value), (lane))
 #define __threadfence() emu::threadfence()  // one block at a time: its writes are all seen by the next
+
+#ifdef EMU_DEVICE_MATH
+// Device math (-DEMU_DEVICE_MATH=seed, built with -ffp-contract=fast -mfma, `DEVICE_MATH` in the test): what a GPU
+// may compute in place of the exactly rounded results above. g++ then fuses a·b + c into an FMA where it sees one,
+// as nvcc does by default (--fmad=true; the places it fuses need not be nvcc's), and exp, log and pow return the
+// correctly rounded result moved by k ulps, k within the CUDA C++ Programming Guide's maximum ulp error for that
+// function (Mathematical Functions appendix: expf 2, logf 1, exp 1, log 1, pow 2; sqrt, sqrtf — with the
+// default -prec-sqrt=true — and ÷ are exactly rounded there as here). k is drawn from the seed, the function and
+// the arguments' bits: a GPU's math is a function of its input, the same value at every call site and in every
+// run. A result exactly representable (exp(0) = 1, log(1) = 0), infinite, zero or NaN is kept: CUDA's are exact
+// there. So a claim that holds here for a few seeds holds within CUDA's documented bounds, not just for glibc's.
+namespace emu {
+
+inline int ulps_off(unsigned long long function, unsigned long long a, unsigned long long b, int bound) {
+    unsigned long long h = (unsigned long long)(EMU_DEVICE_MATH) * 0x9E3779B97F4A7C15ULL ^ function;
+    for (unsigned long long word : {a, b}) {  // splitmix64 over the arguments
+        h += word + 0x9E3779B97F4A7C15ULL;
+        h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ULL;
+        h = (h ^ (h >> 27)) * 0x94D049BB133111EBULL;
+        h ^= h >> 31;
+    }
+    return (int)(h % (unsigned long long)(2 * bound + 1)) - bound;
+}
+
+template <typename F>
+inline unsigned long long bits_of(F x) {
+    unsigned long long bits = 0;
+    std::memcpy(&bits, &x, sizeof x);
+    return bits;
+}
+
+// `wide` (the function in a wider type) rounded to F, then moved k ulps, k drawn as above.
+template <typename F, typename W>
+inline F within_ulps(W wide, unsigned long long function, F a, F b, int bound) {
+    F r = (F)wide;
+    if (!std::isfinite(r) || r == F(0) || (W)r == wide) return r;
+    const int k = ulps_off(function, bits_of(a), bits_of(b), bound);
+    const F toward = k > 0 ? F(INFINITY) : F(-INFINITY);
+    for (int i = 0; i < (k > 0 ? k : -k) && std::isfinite(r) && r != F(0); ++i) r = std::nextafter(r, toward);
+    return r;
+}
+
+inline float device_exp(float x) { return within_ulps(std::exp((double)x), 1, x, 0.0f, 2); }
+inline double device_exp(double x) { return within_ulps(std::exp((long double)x), 2, x, 0.0, 1); }
+inline float device_log(float x) { return within_ulps(std::log((double)x), 3, x, 0.0f, 1); }
+inline double device_log(double x) { return within_ulps(std::log((long double)x), 4, x, 0.0, 1); }
+inline double device_pow(double x, double y) {
+    return within_ulps(std::pow((long double)x, (long double)y), 5, x, y, 2);
+}
+
+}  // namespace emu
+
+extern "C" int emu_device_math() { return EMU_DEVICE_MATH; }  // (the test asks a library for its mode)
+
+#define exp emu::device_exp
+#define log emu::device_log
+#define pow emu::device_pow
+#endif
 
 EMU_UNCHECKED inline int atomicAdd(int* address, int value) {  // a fiber is never interrupted between the two
 #ifdef EMU_RACECHECK

@@ -19,23 +19,42 @@ pytestmark = pytest.mark.skipif(shutil.which("g++") is None or sys.platform != "
                                 reason="the stand-in's kernels and cuBLAS are built with g++ (Linux)")
 
 
-def run_over_the_stand_in(tmp_path, *command):
+@pytest.fixture(scope="module")
+def build(tmp_path_factory):
+    """Where the stand-in's kernels and cuBLAS are compiled, once for this module's runs (a minute or more)."""
+    return tmp_path_factory.mktemp("fakecupy-build")
+
+
+def run_over_the_stand_in(build, *command, **environment):
     path = os.pathsep.join(str(p) for p in (ROOT / "tests" / "fakecupy", ROOT, ROOT / "tests"))
-    env = {**os.environ, "PYTHONPATH": path, "FAKECUPY_BUILD": str(tmp_path)}
+    env = {**os.environ, "PYTHONPATH": path, "FAKECUPY_BUILD": str(build), **environment}
     env.pop("XDL_BACKEND", None)
     return subprocess.run([sys.executable, *command], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=1800)
 
 
-def test_every_gpu_test_passes_over_the_cupy_stand_in(tmp_path):
-    result = run_over_the_stand_in(tmp_path, "-m", "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider")
+def test_every_gpu_test_passes_over_the_cupy_stand_in(build):
+    result = run_over_the_stand_in(build, "-m", "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider")
     summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     passed = re.search(r"(\d+) passed", summary)
     assert passed and int(passed[1]) >= 500, summary  # ran on the stand-in, not skipped for want of a GPU
 
 
-def test_the_stand_in_refuses_what_it_does_not_model(tmp_path):
+def test_the_softmax_kernel_tests_pass_with_a_gpus_rounding(build):
+    """The kernels built with a GPU's rounding (FAKECUPY_DEVICE_MATH: FMA, CUDA's exp and log off by up to their
+    documented ulps; seed 1 moves logf(4) by one): the loss's tests ask what CUDA's logf gives, not NumPy's bits."""
+    if " fma " not in Path("/proc/cpuinfo").read_text().replace("\n", " "):
+        pytest.skip("device math fuses a·b + c with the host's FMA instructions")
+    result = run_over_the_stand_in(build, "-m", "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider",
+                                   "tests/test_kernels.py", "-k", "softmax", FAKECUPY_DEVICE_MATH="1")
+    summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    passed = re.search(r"(\d+) passed", summary)
+    assert passed and int(passed[1]) >= 11, summary  # ran on the stand-in, not skipped for want of a GPU
+
+
+def test_the_stand_in_refuses_what_it_does_not_model(build):
     """NumPy's API passes through only where CuPy has the same: a name CuPy lacks would pass here and
     fail on a GPU, so any name not on the stand-in's lists is refused."""
     script = ("import cupy\n"
@@ -45,7 +64,65 @@ def test_the_stand_in_refuses_what_it_does_not_model(tmp_path):
               "        get()\n"
               "    except AttributeError as e:\n"
               "        print(e)\n")
-    result = run_over_the_stand_in(tmp_path, "-c", script)
+    result = run_over_the_stand_in(build, "-c", script)
     assert result.returncode == 0, result.stderr
     said = result.stdout.splitlines()
     assert len(said) == 4 and all("is not modelled by the CuPy stand-in" in line for line in said), said
+
+
+def test_the_stand_in_refuses_what_cupy_refuses(build):
+    """Where CuPy 14 is stricter than NumPy, so is the stand-in: a ufunc takes device arrays and scalars
+    only (a NumPy array, 0-d too, or a list is a TypeError; a comparison reads a 0-d NumPy array as its
+    value), a kernel's scalar goes as CuPy marshals it (a Python int as 8 bytes: into an ``int`` parameter
+    the GPU reads garbage), NumPy's functions on device arrays are CuPy's of the same name, and repr reads
+    the device array (refused while a stream captures); a NumPy array written into a basic index's view is
+    CuPy's `fill`, which takes scalars only."""
+    script = """
+import numpy as np
+import cupy
+from xdl.cuda.kernels import _module
+
+def refused(f, error=TypeError):
+    try:
+        f()
+    except error as e:
+        return type(e).__name__
+    return "accepted"
+
+a = cupy.arange(4.0)
+said = [refused(lambda: a + np.asarray(1.0)), refused(lambda: np.asarray(1.0) * a),
+        refused(lambda: cupy.maximum(a, [0.0, 1.0, 2.0, 3.0])), refused(lambda: cupy.maximum(a, np.ones(4))),
+        refused(lambda: cupy.exp(a, out=np.empty(4))), (a > np.asarray(1.5)).get().tolist(),
+        (a + np.float32(1) + 1).dtype.name]
+relu = _module("activation.cu").get_function("relu_forward<float>")
+x, y = cupy.ones(5, dtype=np.float32), cupy.zeros(5, dtype=np.float32)
+said.append(refused(lambda: relu((1,), (32,), (x, y, np.int32(5)))))
+said.append(refused(lambda: relu((1,), (32,), (x, y, 5.0))))
+relu((1,), (32,), (x, y, 5))  # a Python int: a long long, as the parameter is
+said.append(y.get().tolist())
+said.append(refused(lambda: np.median(a), AttributeError))
+said.append(refused(lambda: a.__setitem__(slice(0, 2), np.ones(2)), ValueError))  # CuPy's fill of the view
+stream = cupy.cuda.Stream(non_blocking=True)
+with stream:
+    stream.begin_capture()
+    said.append(refused(lambda: repr(a), cupy.cuda.runtime.CUDARuntimeError))
+    stream.end_capture()
+print(said)
+"""
+    result = run_over_the_stand_in(build, "-c", script)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == str(["TypeError"] * 5 + [[False, False, True, True], "float64", "TypeError",
+                                         "TypeError", [1.0] * 5, "AttributeError", "ValueError",
+                                         "CUDARuntimeError"])
+
+
+def test_the_readmes_captured_step_example_runs_over_the_stand_in(build):
+    """README's `xdl.cuda_graph` loop counts the dropout key's step with ``xp.add(steps, 1, out=steps)``
+    (as xdl/bench/steps.py does): CuPy has the ufunc, and the stand-in refused it, so that example — a
+    user's own step captured and replayed with new batches — could not run off a GPU."""
+    readme = (ROOT / "README.md").read_text()
+    example = next(code for code in re.findall(r"```python\n(.*?)```", readme, re.S) if "xdl.cuda_graph(" in code)
+    script = f"import xdl\nxdl.use('cupy')\nassert xdl.current_backend().supports_graphs\n{example}"
+    result = run_over_the_stand_in(build, "-c", script)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.startswith("16 steps, last cost "), result.stdout  # 1024 examples, 64 a batch

@@ -444,6 +444,23 @@ def test_auto_runs_eagerly_where_a_step_needs_the_host_and_says_why(setup, reaso
         assert opt.t == 0  # refused before any work
 
 
+def test_auto_says_once_why_steps_run_eagerly_when_a_callback_makes_them_need_the_host(backend, monkeypatch):
+    """A per-step schedule set at an epoch's end (or check_finite turned on) makes the next epochs' steps need
+    the host: they ran eagerly without a word, where the same schedule set by a step hook warned ("steps run
+    eagerly from here on") — and the run's log line had said its steps were captured."""
+    class PerStepFromEpoch2(xdl.train.Callback):
+        def on_epoch_end(self, trainer, record):
+            if record["epoch"] == 1:
+                trainer.optimizer.lr = schedules.inverse_time(0.01, 1.0)
+
+    tr = captured_trainer(monkeypatch, backend, epochs=4, callbacks=[PerStepFromEpoch2()])
+    s = moons()
+    with pytest.warns(UserWarning, match="steps run eagerly from here on: the optimizer's lr is a per-step") as said:
+        tr.fit(s.X_train, s.y_train)
+    assert len([w for w in said if "eagerly" in str(w.message)]) == 1  # once, not at each epoch
+    assert "per-step schedule" in tr.eager_reason()
+
+
 class HeadFirst(xdl.nn.Module):
     """A model of a user's own whose last registered layer is not its last: 16 wide, outputs 2."""
 

@@ -612,6 +612,21 @@ def test_set_row_checks_the_whole_row_before_writing_and_row_takes_the_models_in
     np.testing.assert_array_equal(stacked.row(1)["data"], good["data"])
 
 
+def test_set_row_takes_a_row_of_host_arrays(backend):
+    """A row kept as NumPy arrays (a checkpoint's, `to_numpy`'s) goes back into a stack on either backend:
+    on cupy, ``data[k] = host_row`` is CuPy's `fill` of the row's view, which refused it ("non-scalar
+    numpy.ndarray cannot be used for fill")."""
+    stacked = stack([xdl.nn.mlp(4, [8], 3, batch_norm=True) for _ in range(2)])
+    to_numpy = backend.to_numpy
+    row = stacked.row(0)
+    host = {"data": to_numpy(row["data"]), "buffers": [to_numpy(b) for b in row["buffers"]]}
+    stacked.set_row(1, host)
+    after = stacked.row(1)
+    np.testing.assert_array_equal(to_numpy(after["data"]), host["data"])
+    for a, b in zip(after["buffers"], host["buffers"], strict=True):
+        np.testing.assert_array_equal(to_numpy(a), b)
+
+
 @pytest.mark.parametrize("first", [lambda k: xdl.nn.Dropout(0.2 + 0.1 * k),
                                    lambda k: xdl.nn.BatchNorm(4, momentum=0.5 + 0.2 * k, dtype=np.float64)])
 def test_models_opening_on_dropout_or_batch_norm_stack_and_train_each_as_alone(first):

@@ -220,10 +220,13 @@ class Stacked(Sequential):
                 any(tuple(np.shape(saved)) != a.shape[1:] for saved, a in zip(row["buffers"], buffers)):
             raise ValueError(f"set_row: row must be what row(k) gives — 'data' of shape {self.data.shape[1:]} and "
                              f"'buffers', {len(buffers)} arrays of model k's statistics")
-        self.data[k] = row["data"]
+        # each part as this stack's array: a host row (a checkpoint's, `to_numpy`'s) written into CuPy's row view
+        # is `fill`, which takes a scalar only ("non-scalar numpy.ndarray cannot be used for fill")
+        own = self.backend.own
+        self.data[k] = own(row["data"])
         note_written(self.parameters())
         for (_, a), saved in zip(self.named_buffers(), row["buffers"]):
-            a[k] = saved
+            a[k] = own(saved)
 
     def __repr__(self) -> str:
         inner = "\n".join(f"  ({i}): {layer!r}" for i, layer in enumerate(self.layers))  # (PyTorch's form)

@@ -246,6 +246,7 @@ class Trainer:
         self.callbacks = sorted(callbacks, key=lambda cb: cb.order)
         self.run_info = _checked_run_info(run_info)
         self._captured = CapturedSteps(capture, model.backend)  # the graphs of the captured steps
+        self._eager_reason_said = None  # why this fit's steps ran eagerly, as last said (`_train_epoch`)
         self._seed_drawn = seed is None  # drawn at the first fit (`_take_seed`), or a resume's checkpoint's
         self.augment, self.eval_train, self.progress = augment, bool(eval_train), progress
         self.seed = None if seed is None else int(seed)
@@ -502,6 +503,7 @@ class Trainer:
         for name in ("epochs", "batch_size"):  # set by hand since (a later fit trains on by raising trainer.epochs)
             check_int(getattr(self, name), f"fit: trainer.{name}")
         reason = self.eager_reason()
+        self._eager_reason_said = reason  # (the run's log line says it: `xdl train`'s "steps:")
         if self.capture is True and reason is not None:
             raise ValueError(f"capture=True, but this run's steps cannot be captured: {reason}")
         # a model converted or moved since the Trainer was made (model.astype between fits): refused here, before
@@ -715,7 +717,12 @@ class Trainer:
             order = backend.asarray(order)
         checked = self.step
         restore_modes(self._modes)  # (before a captured step's settings are compared: the modes it replays)
-        captured = self.eager_reason() is None
+        reason = self.eager_reason()
+        if reason not in (None, self._eager_reason_said, self._captured.failure) and self.capture == "auto":
+            # a callback changed the step since the fit began (opt.lr = a per-step schedule at an epoch's end): said
+            # once, as a capture that fails mid-epoch says it (the run's log line said the steps were captured)
+            warn_caller(f"steps run eagerly from here on: {reason}")
+        self._eager_reason_said, captured = reason, reason is None
         if captured:  # the dropout key's step, counted on by each step on the device
             steps_done = self._captured.start_epoch(e * steps + self.step)
             self.model.set_random_key(self.seed, 0, steps_done=steps_done)
@@ -743,7 +750,7 @@ class Trainer:
             self.step = step + 1
             bar.update(1)
             if backend.host_sync_is_cheap or self._step_hooks or step + 1 == steps or signals.received:
-                self._check_costs(backend, costs, checked, step + 1)
+                read = self._check_costs(backend, costs, checked, step + 1)  # (steps checked..step, on the host)
                 checked = step + 1
             if self._step_hooks:
                 # between two steps the step's key is no key, as after the epoch's steps: a copy of the model a
@@ -752,7 +759,9 @@ class Trainer:
                 # counter, given back after the hooks)
                 self.model.set_random_key(None)
                 try:
-                    self._step_end(float(costs[step]))
+                    # (this step's cost as the check read it: with hooks it reads every step, and a second
+                    # read of costs[step] was a second sync a step on a GPU)
+                    self._step_end(float(read[-1]))
                     # a parameter a hook froze: refused now, before the next step's forward moves any state (the
                     # optimizer's own check came after it eagerly, and a replay runs none) — where a next step of
                     # this epoch runs: after its last, the epoch's record and checkpoints come first and the next
@@ -978,11 +987,13 @@ class Trainer:
         return (f", or a smaller l2: the L2 term alone scales each weight by 1 − lr·λ/m = {1 - factor:.3g} a step "
                 f"(lr {lr:g}, λ {self.l2:g}, m {self._penalty_m} examples a batch), which grows them once lr·λ/m > 2")
 
-    def _check_costs(self, backend, costs, start: int, stop: int) -> None:
+    def _check_costs(self, backend, costs, start: int, stop: int) -> np.ndarray:
+        """The step costs ``costs[start:stop]``, read in one transfer, as a host array once all are
+        finite; else the divergence error naming the first that is not."""
         values = backend.to_numpy(costs[start:stop])
         bad = np.flatnonzero(~np.isfinite(values))
         if not bad.size:
-            return
+            return values
         where = f"the cost became {values[bad[0]]} at epoch {self.epoch + 1}, step {start + bad[0] + 1}"
         if self.epoch == 0 and start + bad[0] == 0:
             # the first step's cost is the starting weights' (its update comes after it): no rate made it, and

@@ -1,8 +1,9 @@
 """A stand-in for CuPy on the CPU, for running xdl's GPU-only Python paths without a GPU.
 
 `ndarray` wraps a NumPy array and is a type of its own (not a numpy.ndarray): NumPy refuses it
-(``__array__`` raises, as CuPy's does), a ufunc refuses a NumPy array beside it, and a host read
-(`get`, `item`, `float`, `bool`) is refused while the current stream is captured. Kernels run
+(``__array__`` raises, as CuPy's does), a ufunc takes device arrays and scalars only (a NumPy array,
+0-d too, or a list is a TypeError), and a host read (`get`, `item`, `float`, `bool`, `repr`, …) is
+refused while the current stream is captured (`fake_trace` counts them). Kernels run
 through the CPU emulator of tests/test_kernel_emulation.py (kernels/*.cu compiled with g++ and
 tests/cuda_emulation.h); cuBLAS is `libcublas_fake.cpp`, loaded as ``libcublas.so.12`` so that
 xdl's loader finds it in /proc/self/maps.
@@ -25,6 +26,7 @@ import os
 import subprocess
 import sys
 import threading
+import traceback
 import weakref
 from pathlib import Path
 
@@ -40,10 +42,11 @@ _captures = {}  # stream ptr -> _Capture
 # What of NumPy's API the stand-in passes through: the names xdl and its tests use that CuPy 14 has too (checked
 # against CuPy's API). Any other is refused, not taken from NumPy: a call CuPy lacks (or takes otherwise) would
 # pass here and fail on a GPU. A new one is added here once CuPy is known to have it, with the same signature.
-FUNCTIONS = frozenset("""abs all any arange broadcast_to clip concatenate empty empty_like equal exp full greater
-    greater_equal int32 int64 isfinite isnan less less_equal log log1p logaddexp matmul maximum negative not_equal
-    ones reciprocal repeat result_type round sign sqrt stack take tanh uint8 where zeros zeros_like""".split())
-METHODS = frozenset("all argmax argmin astype copy fill max mean min reshape std sum swapaxes transpose".split())
+FUNCTIONS = frozenset("""abs add all any arange broadcast_to clip concatenate copyto empty empty_like equal exp
+    float32 full greater greater_equal int32 int64 isfinite isnan less less_equal log log1p logaddexp matmul maximum
+    ndim negative not_equal ones reciprocal repeat result_type round shape sign size sqrt stack take tanh uint8 where
+    zeros zeros_like""".split())
+METHODS = frozenset("all argmax argmin astype copy fill max mean min reshape std sum swapaxes transpose var".split())
 GENERATOR_METHODS = frozenset(("random", "standard_normal"))  # (cupy.random.Generator has few of NumPy's)
 
 
@@ -87,7 +90,48 @@ def _capturing_now():
     return _captures.get(_current_stream().ptr)
 
 
+# -- tracing: what a piece of code asks of the device (the stand-in's own; CuPy has no such hook) ----------------
+class Trace:
+    """What the stand-in saw while `fake_trace` was on, as ``events``: ``(kind, what, stack)`` with kind
+    "read" (a device-to-host read or a synchronization: what CuPy blocks the host for), "upload" (host data
+    copied to the device), "alloc" (a new device buffer; ``what`` its bytes), "launch" (a kernel: an op of
+    NumPy's API on device arrays other than a view, or a RawKernel) or "graph" (a CUDA graph replayed: one
+    launch); ``stack`` is the traceback where it came from (``stacks=True``), else None. A graph's replay
+    runs no Python and reports nothing but its "graph" event. cuBLAS calls run in C: `gemms` counts them."""
+
+    def __init__(self, stacks: bool = False):
+        self.events, self.stacks = [], stacks
+        self._gemms_before = _cublas().fake_gemm_count()
+
+    def gemms(self) -> int:
+        """The cuBLAS products run since the trace began (a replayed graph's too)."""
+        return _cublas().fake_gemm_count() - self._gemms_before
+
+    def note(self, kind: str, what) -> None:
+        self.events.append((kind, what, "".join(traceback.format_stack()[:-3]) if self.stacks else None))
+
+
+_traces = []  # the traces on now
+
+
+@contextlib.contextmanager
+def fake_trace(stacks: bool = False):
+    """Note every host read, upload, allocation and launch of the block in a `Trace` (the stand-in's own)."""
+    trace = Trace(stacks)
+    _traces.append(trace)
+    try:
+        yield trace
+    finally:
+        _traces.remove(trace)
+
+
+def _traced(kind: str, what) -> None:
+    for trace in _traces:
+        trace.note(kind, what)
+
+
 def _refuse_host_read(what):
+    _traced("read", what)
     if _captures:  # (global capture mode: a synchronizing call from any thread invalidates the capture)
         raise _Runtime.CUDARuntimeError(f"cudaErrorStreamCaptureUnsupported: operation not permitted when stream is "
                                         f"capturing ({what})")
@@ -153,6 +197,7 @@ def _register(a):
     r = _root(a)
     if id(r) not in _roots or _roots[id(r)] is not r:
         _roots[id(r)] = r
+        _traced("alloc", r.nbytes)
         owner = getattr(_allocator(), "__self__", None)
         if isinstance(owner, MemoryPool):
             owner._live[id(r)] = r
@@ -215,6 +260,7 @@ def _unwrap(x, strict=False, depth=0):
 
 
 def _host_to_device(what):
+    _traced("upload", what)
     if _capturing_now() is not None:
         raise _Runtime.CUDARuntimeError(f"cudaErrorStreamCaptureUnsupported: {what} copied from the host during "
                                         "stream capture")
@@ -230,13 +276,16 @@ def _outs(args, kwargs):
 
 def _call(f, args, kwargs, strict=False):
     """``f`` on the NumPy buffers of its arguments; the result as arrays of this module. On a
-    capturing stream the call is recorded: a replay calls it again and writes what it returns into
-    the arrays this call returned."""
+    capturing stream a call that launches a kernel (`_launches`) is recorded: a replay calls it again
+    and writes what it returns into the arrays this call returned."""
     u_args, u_kwargs = _unwrap(args, strict), _unwrap(kwargs, strict)
     result = _arrays(f(*u_args, **u_kwargs))
+    launched = _launches(f, result, kwargs)
+    if launched:
+        _traced("launch", getattr(f, "__name__", "op"))
     wrapped = _wrap(result, _outs(args, kwargs))
     capture = _capturing_now()
-    if capture is not None:
+    if capture is not None and launched:  # (a view, a shape, an empty array: no node of a CUDA graph)
         refs = _refs((result, u_args, u_kwargs), capture)
 
         def replay():
@@ -321,7 +370,46 @@ def _into(target, value):
             _into(t, v)
 
 
+_NO_KERNEL = frozenset(("empty", "empty_like"))  # (memory only: an allocation, no kernel)
+
+
+def _launches(f, result, kwargs) -> bool:
+    """Whether a call of ``f`` that gave ``result`` ran a kernel on CuPy: it wrote an array (``out=``, an
+    assignment, a fill) or made one with values — not a view of memory there was, a host answer (a shape,
+    a dtype) or an empty array."""
+    if getattr(f, "__name__", "") in _NO_KERNEL:
+        return False
+    if result is None or "out" in kwargs:
+        return True
+    if isinstance(result, tuple):
+        return any(_launches(f, r, {}) for r in result)
+    return isinstance(result, _np.ndarray) and _roots.get(id(_root(result))) is not _root(result)
+
+
+def _ufunc_operands(ufunc, method, args, kwargs):
+    """The arguments of a ufunc call that CuPy takes as operands (its inputs and ``out``)."""
+    if method == "__call__":
+        inputs = args[:ufunc.nin]
+    elif method == "at":
+        inputs = args[:1] + args[2:3]  # (the indices between: an index, taken as indexing takes one)
+    else:
+        inputs = args[:1]
+    out = kwargs.get("out", args[ufunc.nin:] if method == "__call__" else ())
+    return (*inputs, *(out if isinstance(out, tuple) else (out,)))
+
+
+_COMPARISONS = frozenset("greater greater_equal less less_equal equal not_equal".split())
+
+
 def _ufunc_call(ufunc, method, args, kwargs):
+    if ufunc.__name__ in _COMPARISONS:  # (CuPy's workaround for numpy/numpy#12142: a 0-d NumPy array as its item)
+        args = tuple(x.item() if isinstance(x, _np.ndarray) and x.ndim == 0 else x for x in args)
+    # CuPy's ufuncs take device arrays and scalars only (cupy/_core/_kernel.pyx `_preprocess_arg`: a Python
+    # int, float, bool or complex or a NumPy scalar; anything else raises TypeError("Unsupported type ..."):
+    # a NumPy array, 0-d ones too, and a list or tuple, which NumPy would make an array of)
+    for x in _ufunc_operands(ufunc, method, args, kwargs):
+        if not (x is None or isinstance(x, (ndarray, _np.generic)) or type(x) in (int, float, bool, complex)):
+            raise TypeError(f"Unsupported type {type(x)}")
     f = ufunc if method == "__call__" else getattr(ufunc, method)
     return _call(f, args, kwargs, strict=True)
 
@@ -383,20 +471,23 @@ class ndarray:
         raise TypeError("Implicit conversion to a NumPy array is not allowed. Please use `.get()` to construct a "
                         "NumPy array explicitly.")
 
-    def __repr__(self):
-        return repr(self._a).replace("array(", "array(", 1)
+    # (CuPy's repr, str and format read the array with get(): a host read)
+    __repr__ = _host_read(repr, "repr(ndarray)")
+    __str__ = _host_read(str, "str(ndarray)")
 
-    def __str__(self):
-        return str(self._a)
-
-    def __format__(self, spec):
+    def __format__(self, spec):  # (CuPy's reads the array on the host)
+        _refuse_host_read("format(ndarray)")
         return format(self._a.item() if self._a.ndim == 0 else self._a, spec)
 
     # what NumPy's functions do with it (CuPy's __array_ufunc__ / __array_function__)
     def __array_ufunc__(self, ufunc, method, *args, **kwargs):
+        # (CuPy calls cupy.<name>: NotImplemented without one)
+        _modelled(ufunc.__name__, FUNCTIONS | _OPERATOR_UFUNCS, "cupy's ufunc")
         return _ufunc_call(ufunc, method, args, kwargs)
 
     def __array_function__(self, func, types, args, kwargs):
+        if func.__module__ == "numpy":  # CuPy calls cupy.<name> (NotImplemented, a TypeError, without one)
+            return getattr(sys.modules[__name__], func.__name__)(*args, **kwargs)
         return _call(func, args, kwargs)
 
     # layout
@@ -426,9 +517,23 @@ class ndarray:
             yield self[i]
 
     def __getitem__(self, key):
+        keys = key if isinstance(key, tuple) else (key,)
+        if any(isinstance(k, ndarray) and k.dtype == bool for k in keys):
+            _refuse_host_read("boolean-mask indexing (CuPy reads the mask's count to size the result)")
+        if len(keys) == self._a.ndim and all(isinstance(k, (int, _np.integer)) for k in keys):
+            key = (*keys, Ellipsis)  # (one element: a 0-d view, as CuPy's, not NumPy's scalar copy)
         return _call(_np.ndarray.__getitem__, (self, key), {})
 
     def __setitem__(self, key, value):
+        parts = key if isinstance(key, tuple) else (key,)
+        if not isinstance(value, ndarray) and all(isinstance(p, (int, _np.integer, slice, type(None))) or p is Ellipsis
+                                                  for p in parts):
+            # CuPy fills a basic index's view with a value not on the device (cupy/_core/_routines_indexing.pyx
+            # `_scatter_op`: ``y.fill(value)``), and `fill` takes a scalar only
+            if isinstance(value, _np.ndarray) and value.ndim > 0:
+                raise ValueError("non-scalar numpy.ndarray cannot be used for fill")
+            if isinstance(value, (list, tuple)):
+                raise TypeError(f"Unsupported type {type(value)}")
         if isinstance(value, _np.ndarray) and value.ndim > 0:
             _host_to_device("a NumPy array assigned into a device array")
         _call(_np.ndarray.__setitem__, (self, key, value if not isinstance(value, _np.ndarray) else
@@ -490,11 +595,12 @@ def _inplace(ufunc):
     return op
 
 
+_OPERATOR_UFUNCS = frozenset()  # the ufuncs of ndarray's operators (CuPy has each)
 for _name, _uf in dict(add=_np.add, sub=_np.subtract, mul=_np.multiply, truediv=_np.true_divide,
                        floordiv=_np.floor_divide, mod=_np.remainder, pow=_np.power, matmul=_np.matmul,
                        and_=_np.bitwise_and, or_=_np.bitwise_or, xor=_np.bitwise_xor, lshift=_np.left_shift,
                        rshift=_np.right_shift).items():
-    _n = _name.rstrip("_")
+    _n, _OPERATOR_UFUNCS = _name.rstrip("_"), _OPERATOR_UFUNCS | {_uf.__name__}
     setattr(ndarray, f"__{_n}__", _operator(_uf))
     setattr(ndarray, f"__r{_n}__", _operator(_uf, True))
     setattr(ndarray, f"__i{_n}__", _inplace(_uf))
@@ -502,6 +608,7 @@ for _name, _uf in dict(eq=_np.equal, ne=_np.not_equal, lt=_np.less, le=_np.less_
                        ge=_np.greater_equal).items():
     setattr(ndarray, f"__{_name}__", _operator(_uf))
 for _name, _uf in dict(neg=_np.negative, pos=_np.positive, abs=_np.absolute, invert=_np.invert).items():
+    _OPERATOR_UFUNCS |= {_uf.__name__}
     setattr(ndarray, f"__{_name}__", lambda self, _uf=_uf: _ufunc_call(_uf, "__call__", (self,), {}))
 
 
@@ -664,6 +771,7 @@ class Graph:
         self._ops, self._names = ops, names
 
     def launch(self, stream=None):
+        _traced("graph", len(self._ops))
         for op in self._ops:
             op()
 
@@ -860,7 +968,27 @@ def _cublas():
     return lib
 
 
-_CTYPES = {"int": ctypes.c_int32, "long long": ctypes.c_int64, "double": ctypes.c_double}
+_PARAMETER_DTYPES = {"int": _np.dtype(_np.int32), "long long": _np.dtype(_np.int64), "double": _np.dtype(_np.float64)}
+
+
+def _scalar_argument(expression, param, value):
+    """A scalar kernel argument as CuPy passes it (cupy/cuda/function.pyx, `_pointer`): a NumPy scalar as its
+    own bytes, a Python int as a long long, a float as a double (a bool as an int: `isinstance(True, int)`),
+    anything else a TypeError. The kernel reads those bytes as its parameter's type: a value of another size,
+    or a float for an integer (or an integer for a float), is refused here, where a GPU reads garbage without
+    a word (a Python float into a ``long long`` count: an illegal address, or worse)."""
+    if not isinstance(value, _np.generic):
+        if isinstance(value, int):
+            value = _np.int64(value)
+        elif isinstance(value, float):
+            value = _np.float64(value)
+        else:
+            raise TypeError(f"Unsupported type {type(value)}")
+    dtype = _PARAMETER_DTYPES[param.ctype]
+    if value.itemsize != dtype.itemsize or (value.dtype.kind == "f") != (dtype.kind == "f"):
+        raise TypeError(f"fake cupy: {expression}: parameter {param.name} ({param.ctype}, {dtype.itemsize} bytes) "
+                        f"given a {value.dtype} ({value.itemsize} bytes): a GPU reads its bytes as a {param.ctype}")
+    return (ctypes.c_char * dtype.itemsize).from_buffer_copy(value.tobytes())
 
 
 class RawModule:
@@ -884,13 +1012,15 @@ class RawModule:
 
 @functools.cache
 def _emulated_library(file, options):
-    from test_kernel_emulation import SHIM, launchers  # noqa: the emulator's builder
+    from test_kernel_emulation import SHIM, device_math, launchers  # noqa: the emulator's builder
 
     from xdl.cuda.source import SOURCES, kernel_dir
 
     source = SOURCES[file]
     unit_text = launchers(kernel_dir() / file, source.kernels(), source.instances)
     defines = [o for o in options if o.startswith("-D")]
+    if os.environ.get("FAKECUPY_DEVICE_MATH"):  # a GPU's rounding: FMA and CUDA's ulp errors (cuda_emulation.h)
+        defines += device_math(int(os.environ["FAKECUPY_DEVICE_MATH"]))
     digest = hashlib.sha1((unit_text + (kernel_dir() / file).read_text() + SHIM.read_text() + repr(defines)).encode()
                           ).hexdigest()[:12]
     folder = _BUILD / f"{file}-{digest}"
@@ -935,7 +1065,7 @@ class RawKernel:
                 keep.append(value._a)
                 cells.append(ctypes.c_void_p(value._a.ctypes.data))
             else:
-                cells.append(_CTYPES[param.ctype](value))
+                cells.append(_scalar_argument(self.expression, param, value))
         pointers = (ctypes.c_void_p * len(cells))(*(ctypes.addressof(c) for c in cells))
         g, b = (ctypes.c_uint * 3)(*grid), (ctypes.c_uint * 3)(*block)
 
@@ -945,6 +1075,7 @@ class RawKernel:
                 raise _Runtime.CUDARuntimeError(f"{self.expression} {grid} {block}: {error.decode()}")
 
         launch()
+        _traced("launch", self.expression)
         capture = _capturing_now()
         if capture is not None:
             refs = [_Ref(a, capture) for a in keep]

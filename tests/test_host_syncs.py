@@ -1,0 +1,182 @@
+"""What a training step asks of the host on a GPU (issue 12: no host sync in the step), counted by the
+CuPy stand-in's trace (`cupy.fake_trace`, tests/fakecupy): a steady step — any after its batch size's
+first, inside an epoch — reads nothing from the device and copies nothing to it (the step costs are
+checked in one transfer at the epoch's end), allocates as much as the step before it, and a captured
+one is its graph's replay plus the batch's gather. Real CuPy counts none of it: there these skip."""
+
+import collections
+
+import numpy as np
+import pytest
+
+import xdl
+import xdl.train.many
+import xdl.train.trainer
+from conftest import cupy_available
+from xdl.config import TrainConfig
+from xdl.optim import schedules
+from xdl.train import Callback, EarlyStopping, Trainer, fit_many
+from xdl.train.checkpoint import Checkpoint
+
+pytestmark = pytest.mark.gpu
+
+EPOCHS, BATCH, M = 3, 16, 96  # 6 steps an epoch
+
+
+@pytest.fixture
+def cupy():
+    if not cupy_available():
+        pytest.skip("needs CuPy and an NVIDIA GPU")
+    import cupy
+
+    if not hasattr(cupy, "fake_trace"):
+        pytest.skip("counts what the CuPy stand-in (tests/fakecupy) sees")
+    with xdl.use("cupy"):
+        xdl.seed(0)
+        yield cupy
+
+
+@pytest.fixture
+def steps(cupy, monkeypatch):
+    """The events of each step of the fits run in the test (a `Trainer`'s or `fit_many`'s): the trace's
+    events between one step's progress tick and the next — a step and its loop's bookkeeping."""
+    ticks = []
+
+    class Ticking:
+        def __init__(self, bar):
+            self.bar = bar
+
+        def update(self, n=1):
+            ticks.append(len(trace.events))
+            return self.bar.update(n)
+
+        def __getattr__(self, name):
+            return getattr(self.bar, name)
+
+    for module in (xdl.train.trainer, xdl.train.many):
+        made = module.progress_bar
+        monkeypatch.setattr(module, "progress_bar", lambda *a, made=made, **k: Ticking(made(*a, **k)))
+    with cupy.fake_trace(stacks=True) as trace:
+        yield lambda: [trace.events[a:b] for a, b in zip(ticks, ticks[1:])]
+
+
+def steady(per_step: list, steps_per_epoch: int) -> list:
+    """The steps after the first epoch (its steps captured each batch size's graph) but an epoch's first
+    (whose events hold the epoch's end before it: evaluation, the costs' check, callbacks)."""
+    return [events for i, events in enumerate(per_step, start=1)
+            if i > steps_per_epoch and i % steps_per_epoch != 0]
+
+
+def counts(events) -> collections.Counter:
+    return collections.Counter(kind for kind, _, _ in events)
+
+
+def host_traffic(events) -> list:
+    return [(kind, what, stack) for kind, what, stack in events if kind in ("read", "upload")]
+
+
+def data(classes=3):
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((M, 8)).astype(np.float32), rng.integers(0, classes, M)
+
+
+TRAINERS = {
+    "adam, batch norm, dropout, l2, l1": dict(model=dict(batch_norm=True, dropout=0.3), l2=0.1, l1=0.01),
+    "momentum, epoch schedule": dict(optimizer=lambda m: xdl.optim.Momentum(m, lr=0.01, nesterov=True),
+                                     schedule=schedules.cosine(1e-2, EPOCHS)),
+    "rmsprop, running train metrics": dict(optimizer=lambda m: xdl.optim.RMSprop(m, lr=1e-3), eval_train=False),
+    "adamw, early stopping, checkpoints": dict(optimizer=lambda m: xdl.optim.AdamW(m, lr=1e-3, weight_decay=0.01),
+                                               callbacks=lambda d: [EarlyStopping(patience=5), Checkpoint(d)]),
+}
+
+
+@pytest.mark.parametrize("capture", ["auto", False])
+@pytest.mark.parametrize("case", list(TRAINERS))
+def test_a_steady_trainer_step_reads_nothing_on_the_host(steps, tmp_path, case, capture):
+    settings = dict(TRAINERS[case])
+    model = xdl.nn.mlp(8, [12, 10], 3, **settings.pop("model", {}))
+    optimizer = settings.pop("optimizer", lambda m: xdl.optim.Adam(m, lr=1e-3))(model)
+    callbacks = settings.pop("callbacks", lambda d: [])(tmp_path)
+    X, y = data()
+    trainer = Trainer(model, xdl.losses.SoftmaxCrossEntropy(), optimizer, batch_size=BATCH, epochs=EPOCHS, seed=1,
+                      progress=False, capture=capture, callbacks=callbacks, **settings)
+    trainer.fit(X, y, dev=(X[:32], y[:32]))
+    assert (trainer.eager_reason() is None) == (capture == "auto"), trainer.eager_reason()
+    each = steady(steps(), M // BATCH)
+    assert len(each) == (EPOCHS - 1) * (M // BATCH - 1)
+    for events in each:
+        assert not host_traffic(events), host_traffic(events)[0][2]
+    assert len({counts(events)["alloc"] for events in each}) == 1  # none kept from one step to the next
+    if capture == "auto":  # the batch gathered into the graph's inputs (2), its cost kept (1), hits counted (1)
+        assert all(counts(events)["graph"] == 1 and counts(events)["launch"] <= 4 for events in each), \
+            [counts(events) for events in each]
+
+
+@pytest.mark.parametrize("capture", ["auto", False])
+def test_a_steady_fit_many_step_reads_nothing_on_the_host(steps, tmp_path, capture):
+    X, y = data()
+    configs = [TrainConfig(lr=1e-3 * (k + 1), l2=0.1 * k, seed=k, epochs=EPOCHS, patience=2, hidden=[12, 10],
+                           batch_norm=True, dropout=0.1 * (k + 1), optimizer="adam", batch_size=BATCH)
+               for k in range(3)]
+    results = fit_many(configs, X, y, dev=(X[:32], y[:32]), capture=capture, callbacks=[Checkpoint(tmp_path)])
+    assert [r.status for r in results] == ["completed"] * 3
+    each = steady(steps(), M // BATCH)
+    assert len(each) == (EPOCHS - 1) * (M // BATCH - 1)
+    for events in each:
+        assert not host_traffic(events), host_traffic(events)[0][2]
+    assert len({counts(events)["alloc"] for events in each}) == 1
+    if capture == "auto":
+        assert all(counts(events)["graph"] == 1 and counts(events)["launch"] <= 4 for events in each)
+
+
+def test_a_step_hook_costs_one_read_of_the_step_cost(steps):
+    """A callback's on_step_end gets the step's cost, read from the device: one sync a step, the same
+    read that checks the cost is finite (the check's read and a second one for the hook were two)."""
+    seen = []
+
+    class Costs(Callback):
+        def on_step_end(self, trainer, cost):
+            seen.append(cost)
+
+    model = xdl.nn.mlp(8, [12], 3)
+    X, y = data()
+    trainer = Trainer(model, xdl.losses.SoftmaxCrossEntropy(), xdl.optim.Adam(model, lr=1e-3), batch_size=BATCH,
+                      epochs=EPOCHS, seed=1, progress=False, callbacks=[Costs()])
+    history = trainer.fit(X, y)
+    each = steady(steps(), M // BATCH)
+    assert [len(host_traffic(events)) for events in each] == [1] * len(each), \
+        [[what for _, what, _ in host_traffic(events)] for events in each]
+    assert len(seen) == EPOCHS * (M // BATCH) and all(isinstance(c, float) and np.isfinite(c) for c in seen)
+    assert history.records[-1]["epoch"] == EPOCHS
+
+
+def test_a_captured_step_replays_the_launches_of_the_eager_step(cupy):
+    """The train-step benchmark's step (`xdl.bench.steps.xdl_step`): its graph's nodes are the kernels and
+    products an eager step launches one by one — the stand-in records no node for a view or an empty array."""
+    from xdl.bench.steps import xdl_step
+
+    backend = xdl.current_backend()
+    eager = xdl_step(backend, 32, 16, 8, 2, captured=False)
+    eager()
+    with cupy.fake_trace() as trace:
+        eager()
+    launches = counts(trace.events)["launch"] + trace.gemms()
+    assert counts(trace.events)["read"] == 0
+    captured = xdl_step(backend, 32, 16, 8, 2, captured=True)
+    with cupy.fake_trace() as trace:
+        captured()
+    assert counts(trace.events) == {"graph": 1} and trace.gemms() == 8  # 3 products each way, less the input's
+    assert captured.nodes() == {"KERNEL": launches}
+
+
+def test_the_stand_in_counts_what_cupy_reads_on_the_host(cupy):
+    """Each of these blocks the host on CuPy until the device is done and copies from it."""
+    x = cupy.arange(6, dtype=np.float32)
+    with cupy.fake_trace() as trace:
+        x.get(), x[1].item(), float(x[2]), bool(x[3] > 0), x.tolist(), f"{x[4]:.2f}", x[x > 2]
+        one = x[5]
+    reads = [what for kind, what, _ in trace.events if kind == "read"]
+    assert len(reads) == 7, reads
+    assert [kind for kind, _, _ in trace.events].count("upload") == 0
+    one += 1  # a 0-d view, as CuPy's x[i]: written in place
+    assert float(x[5]) == 6.0
