@@ -67,6 +67,9 @@ def main(argv=None) -> None:
     parser.add_argument("--top", type=int, default=30, help="functions listed per shape (default 30)")
     parser.add_argument("--quick", action="store_true", help=f"one small step {QUICK_SHAPE} instead of the "
                         "table's two smallest")
+    parser.add_argument("--l2", type=float, default=0.0, help="λ of an L2 penalty added to the step's cost, as "
+                        "Trainer(l2=) adds it (default 0: none)")
+    parser.add_argument("--l1", type=float, default=0.0, help="λ₁ of an L1 penalty added likewise (default 0: none)")
     args = parser.parse_args(argv)
     if args.steps < 1 or args.top < 1:
         parser.error(f"--steps and --top must be ≥ 1, got {args.steps} and {args.top}")
@@ -74,11 +77,12 @@ def main(argv=None) -> None:
     keep_freed_memory()  # as the xdl command does
     print(f"# eager step host profile — backend {backend.name}, device {backend.device_name()}\n")
     for batch, features, width, layers in [QUICK_SHAPE] if args.quick else STEP_SHAPES[:2]:
-        step = xdl_step(backend, batch, features, width, layers, captured=False)
+        step = xdl_step(backend, batch, features, width, layers, captured=False, l2=args.l2, l1=args.l1)
         for _ in range(10):  # warm-up: kernels compiled, plans and pools filled
             step()
         host, wall = host_and_wall(step, backend.synchronize, args.steps)
-        print(f"## B={batch}, {features}→{layers}×{width}→10: wall {wall * 1e6:.0f} µs per step, "
+        penalties = "".join(f", {name} {value:g}" for name, value in (("l2", args.l2), ("l1", args.l1)) if value)
+        print(f"## B={batch}, {features}→{layers}×{width}→10{penalties}: wall {wall * 1e6:.0f} µs per step, "
               f"host {host * 1e6:.0f} µs per step ({host / wall:.0%} of wall)\n")
         print(profile(step, backend.synchronize, args.steps, args.top))
 

@@ -216,6 +216,19 @@ def test_one_hot():
         one_hot(np.array([[2, 0], [0, 1]]), 3)
 
 
+def test_one_hot_reads_labels_of_any_backend_and_tensors(backend):
+    """Labels on the device (a CuPy array, a Tensor of one) are read as minibatches and fit read them: NumPy's
+    np.asarray of a CuPy array raised "Implicit conversion to a NumPy array is not allowed" inside one_hot."""
+    expected = [[0, 0, 1], [1, 0, 0], [0, 1, 0]]
+    y = backend.asarray(np.array([2, 0, 1]))
+    for labels in (y, xdl.tensor(y), backend.asarray(np.array([[2], [0], [1]]))):
+        rows = one_hot(labels)
+        assert isinstance(rows, np.ndarray) and rows.dtype == np.float32
+        np.testing.assert_array_equal(rows, expected)
+    whole_floats = backend.asarray(np.array([2.0, 0.0, 1.0]))  # (np.loadtxt's labels, moved to the device)
+    np.testing.assert_array_equal(one_hot(whole_floats, 4), np.pad(expected, ((0, 0), (0, 1))))
+
+
 @pytest.mark.parametrize("options, message", [
     (dict(noise=float("nan")), "noise must be a finite number ≥ 0, got nan"),
     (dict(flip="no"), "flip must be True or False, got 'no'"),  # a truthy string was a flip

@@ -1102,6 +1102,25 @@ def test_a_state_of_parameters_listed_in_another_order_is_refused():
     assert swapped.t == 0
 
 
+def test_data_and_grad_rebound_to_another_backends_arrays_are_written_back_as_their_values(backend):
+    """``p.grad = np.full(...)`` on a cupy parameter (and a cupy array on a numpy one): zero_grad and step copy
+    its values into the parameter's flat buffers, as they do an array of its own backend; the check that it was
+    rebound asked the parameter's backend for the other array's address and failed ("'memoryview' object has no
+    attribute 'ptr'", "__array_interface__")."""
+    host = xdl.backend.get_backend("numpy")
+    for own, other in ((backend, host), (host, backend)):
+        w = xdl.tensor([1.0, 2.0, 3.0], requires_grad=True, backend=own)
+        opt = SGD([w], lr=0.5)
+        w.grad = other.asarray(np.full(3, 2.0))
+        opt.step()  # p ← p − lr·g
+        np.testing.assert_array_equal(w.numpy(), [0.0, 1.0, 2.0])
+        w.data, w.grad = other.asarray(np.full(3, 4.0)), other.asarray(np.full(3, 100.0))
+        opt.zero_grad()
+        assert own.owns(w.data) and own.owns(w.grad)
+        np.testing.assert_array_equal(w.numpy(), [4.0, 4.0, 4.0])
+        np.testing.assert_array_equal(own.to_numpy(w.grad), 0)
+
+
 def test_zero_grad_zeroes_a_gradient_rebound_by_hand_and_t_is_checked():
     w = xdl.tensor(np.ones(3), requires_grad=True)
     opt = SGD([w], lr=0.1)

@@ -203,7 +203,19 @@ def _buffer_order(group) -> list:
     return list(group)
 
 
-def _contiguous_run(group):
+def contiguous_range(params):
+    """(data, grad): the views of the one range of a flat buffer that ``params`` (of one dtype) fill back
+    to back, in any order given — a model's weights, which its buffer holds first —, or None where they
+    do not (one not placed, in another buffer, a gap between them, a ``.data`` or ``.grad`` rebound)."""
+    span = _span(_buffer_order(params))
+    if span is None:
+        return None
+    flat, start, stop = span
+    return flat.data[start:stop], flat.grad[start:stop]
+
+
+def _span(group):
+    """(buffer, start, stop) of the range ``group`` fills in its order, or None."""
     first = getattr(group[0], "_flat", None)
     if first is None:
         return None
@@ -213,16 +225,25 @@ def _contiguous_run(group):
         if getattr(p, "_flat", None) != (flat, offset) or not is_view_of(p, flat, offset):
             return None
         offset += p.size
-    if start == 0 and offset == flat.size:
+    return flat, start, offset
+
+
+def _contiguous_run(group):
+    span = _span(group)
+    if span is None:
+        return None
+    flat, start, stop = span
+    if start == 0 and stop == flat.size:
         return flat
-    return FlatBuffer(flat.data[start:offset], flat.grad[start:offset], list(group))
+    return FlatBuffer(flat.data[start:stop], flat.grad[start:stop], list(group))
 
 
 def is_view_of(p, flat, offset) -> bool:
-    """Whether p.data/p.grad still point at ``flat`` (nobody rebound them)."""
-    address, at = p.backend.address, offset * flat.data.dtype.itemsize
-    return (address(p.data) == address(flat.data) + at
-            and p.grad is not None and address(p.grad) == address(flat.grad) + at)
+    """Whether p.data/p.grad still point at ``flat`` (nobody rebound them). An array of another backend
+    bound by hand (``p.grad = np.zeros(...)`` on the GPU) is not: its backend's address is no address here."""
+    owns, address, at = p.backend.owns, p.backend.address, offset * flat.data.dtype.itemsize
+    return (owns(p.data) and address(p.data) == address(flat.data) + at
+            and p.grad is not None and owns(p.grad) and address(p.grad) == address(flat.grad) + at)
 
 
 def _by_dtype(params) -> dict:

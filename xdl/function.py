@@ -19,7 +19,8 @@ tensors' dtype (so a float64 scalar never turns float32 arrays into float64), re
 backends, records the node only when some input requires a gradient and `xdl.no_grad` is not
 active, and makes the output's data an array of the backend (a 0-d one for a NumPy scalar).
 ``backward`` returns one gradient per input, in input order, ``None`` for inputs that need none
-(``self.needs_grad[i]`` says which do) or whose gradient it added into `gradient_buffer`. Class
+(``self.needs_grad[i]`` says which do) or whose gradient it added into `gradient_buffer`; it reads
+``gy`` and never writes it (one array may be the gradient of several inputs). Class
 constants that are not settings carry no annotation; settings annotated ``float`` arrive as Python
 floats, ``bool`` ones as Python bools (a NumPy bool converted). To make the function public
 (``xdl.scale``, ``Tensor.scale``, the gradient-check table), declare it with `xdl.functions.op`.
@@ -131,6 +132,16 @@ class Function:
         if into is None:
             return self.backend.ops.matmul(a, b)
         self.backend.ops.matmul(a, b, out=into, accumulate=True)
+        return None
+
+    def row_sum_gradient(self, i: int, gy):
+        """∂L/∂(input i) = Σᵢ gy[..., i, :] (a bias's: its rows summed, each matrix's of a stack):
+        added into its `gradient_buffer` (on the GPU a product with a row of ones, β = 1: one launch, no
+        temporary; returns None), else returned."""
+        into = self.gradient_buffer(i)
+        if into is None or into.dtype != gy.dtype:  # (another dtype: the sum, cast by the leaf's accumulation)
+            return gy.sum(axis=-2)
+        self.backend.ops.sum_rows(gy, out=into, accumulate=True)
         return None
 
     def backward(self, gy):

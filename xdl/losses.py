@@ -26,6 +26,7 @@ from xdl import functions as F
 from xdl.backend import array_to_numpy
 from xdl.data.validation import (DISTRIBUTION_TOLERANCE, check_number, check_tensors, is_pandas_missing,
                                  objects_as_floats, refuse_times)
+from xdl.functions.penalties import WeightPenalty, weight_ranges
 from xdl.graph import require_not_capturing
 from xdl.nn.module import ends_in_probability
 from xdl.tensor import Tensor, role_of
@@ -285,8 +286,7 @@ def l2(model, lambd: float, m: int = 1) -> Tensor:
     ``xdl.Parameter(b, role="bias")``.
     """
     weights = _penalized(model, lambd, m, "l2")
-    total = sum(((w * w).sum() for w in weights[1:]), (weights[0] * weights[0]).sum())
-    return total * (lambd / (2 * m))
+    return WeightPenalty.apply(*weights, kind="l2", slope=float(lambd) / float(m), ranges=weight_ranges(weights))
 
 
 def l1(model, lambd: float, m: int = 1) -> Tensor:
@@ -299,5 +299,4 @@ def l1(model, lambd: float, m: int = 1) -> Tensor:
     hover about lr from 0 whatever λ; weights that feed a batch norm only shrink, their scale being
     normalized away); ``m`` and the weights as `l2`'s (``Trainer(l1=λ)`` adds it to each batch's cost)."""
     weights = _penalized(model, lambd, m, "l1")
-    total = sum((w.abs().sum() for w in weights[1:]), weights[0].abs().sum())
-    return total * (lambd / m)
+    return WeightPenalty.apply(*weights, kind="l1", slope=float(lambd) / float(m), ranges=weight_ranges(weights))

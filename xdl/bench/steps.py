@@ -18,7 +18,7 @@ import numpy as np
 
 import xdl
 from xdl.bench.timing import time_calls, torch_on
-from xdl.losses import SoftmaxCrossEntropy
+from xdl.losses import SoftmaxCrossEntropy, l1 as l1_penalty, l2 as l2_penalty
 
 STEP_SHAPES = ((128, 784, 256, 3), (512, 784, 1024, 4), (4096, 784, 2048, 4))  # batch, inputs, width, layers
 
@@ -31,8 +31,9 @@ class StepRow:
     launches: dict | None = None  # the captured step's graph nodes by kind (what an eager step launches)
 
 
-def xdl_step(backend, batch, features, width, layers, captured: bool):
-    """A step function on fixed input arrays, eager or as a replayed CUDA graph."""
+def xdl_step(backend, batch, features, width, layers, captured: bool, l2: float = 0.0, l1: float = 0.0):
+    """A step function on fixed input arrays, eager or as a replayed CUDA graph; ``l2``, ``l1``: the weight
+    penalties added to its cost, as a `Trainer`'s (each left out at 0)."""
     xp = backend.xp
     xdl.seed(0)
     model = xdl.nn.mlp(features, [width] * layers, 10, batch_norm=True, dropout=0.2)
@@ -50,7 +51,10 @@ def xdl_step(backend, batch, features, width, layers, captured: bool):
     def step():
         opt.zero_grad()
         cost = loss.compute(model(inputs), y)
-        cost.backward()
+        total = cost + l2_penalty(model, l2, m=batch) if l2 else cost
+        if l1:
+            total = total + l1_penalty(model, l1, m=batch)
+        total.backward()
         opt.step()
         xp.add(counter, 1, out=counter)  # the next step's dropout key
         return cost.data

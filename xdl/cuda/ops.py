@@ -16,7 +16,7 @@ from xdl.caller import warn_caller
 from xdl.cuda.cublas import Cublas
 from xdl.cuda.kernels import kernel
 from xdl.cuda.source import DTYPES, SOURCES
-from xdl.ops import NumpyOps, batchnorm
+from xdl.ops import NumpyOps, batchnorm, penalty
 from xdl.ops.random import LANE_BITS
 
 THREADS = 256  # threads per block of the optimizer updates (grid-stride loops: any value works)
@@ -52,6 +52,7 @@ class CupyOps(NumpyOps):
         self._handles = {}  # (device, stream pointer) -> Cublas
         self._no_steps_done = self._lasting("zero step counter", lambda: self.xp.zeros(1, dtype=self.xp.int64))
         self._model_keys = {}  # (rates, seeds) -> stacked dropout's per-model arrays on the device
+        self._ones_vectors = {}  # (length, dtype) -> ones: `sum_rows`' operand
         self._cublas_error = None  # why cuBLAS could not be loaded, once
 
     # -- caches: made once, outside any graph ------------------------------------------------
@@ -67,6 +68,7 @@ class CupyOps(NumpyOps):
         """The uploaded values a captured step may read (a graph keeps them alive: the caches
         are cleared when they grow)."""
         return [*self._uploaded.values(), *(a for keys in self._model_keys.values() for a in keys.values()),
+                *self._ones_vectors.values(),
                 *self._counters.values()]  # replaced by larger ones when a wider layer needs more
 
     # -- matrix products: xdl's own cuBLAS handle per stream (capturable, β = 1 accumulation) --
@@ -80,6 +82,27 @@ class CupyOps(NumpyOps):
                 if handle.gemm(a, b, target, accumulate):
                     return target
         return super().matmul(a, b, out, accumulate)
+
+    def sum_rows(self, x, out, accumulate=False):
+        # a product with a row of ones: with β = 1 cuBLAS adds the sum into ``out`` itself, one launch and no
+        # temporary (a reduction then an add are two launches and an allocation); in exact float32 products
+        # only, as TF32 would round x's values, not just the order they are summed in
+        if x.ndim in (2, 3) and x.dtype in FLOAT_TYPES and out.dtype == x.dtype and self.backend.precision == "float32":
+            handle = self._cublas()
+            if handle is not None and handle.gemm(self._ones(x.shape[-2], x.dtype)[None, :], x, out[..., None, :],
+                                                  accumulate):
+                return out
+        return super().sum_rows(x, out, accumulate)
+
+    def _ones(self, n: int, dtype):
+        """A vector of n ones, made once per length and dtype (a batch size's warm-up makes it)."""
+        key = (n, np.dtype(dtype).str)
+        ones = self._ones_vectors.get(key)
+        if ones is None:
+            if len(self._ones_vectors) >= 64:
+                self._ones_vectors.clear()  # a graph keeps what it read (cached_arrays)
+            ones = self._ones_vectors[key] = self._lasting("vector of ones", lambda: self.xp.ones(n, dtype=dtype))
+        return ones
 
     def _cublas(self):
         """The handle of the current stream, at the backend's precision (None where cuBLAS cannot
@@ -104,6 +127,14 @@ class CupyOps(NumpyOps):
 
     def _aligned(self, *arrays) -> bool:
         return all(self.address(a) % 16 == 0 for a in arrays)
+
+    # -- weight penalties: the reference over the whole range at once (a few launches; chunks would be
+    # launches each) -----------------------------------------------------------------------
+    def penalty_sums(self, w, kind):
+        return penalty.penalty_sums(self.xp, w, kind, chunk=None)
+
+    def penalty_gradient(self, grad, w, coefficient, kind):
+        penalty.penalty_gradient(self.xp, grad, w, coefficient, kind, chunk=None)
 
     # -- optimizer updates ----------------------------------------------------------------
     # One kernel per rule (kernels/optim.cu) for one model (a flat (n,) buffer: K = 1) and K stacked

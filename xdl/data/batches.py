@@ -9,6 +9,7 @@ import numpy as np
 from xdl.backend import backend_of, host_rng
 from xdl.caller import warn_caller
 from xdl.data.validation import MAX_CLASSES, check_bool, check_int
+from xdl.tensor import to_numpy
 
 
 def minibatches(X, y, batch_size: int, shuffle: bool = True, seed=None,
@@ -167,8 +168,8 @@ def _order_for(a, order: np.ndarray):
 
 def one_hot(y, n_classes: int | None = None, dtype=np.float32) -> np.ndarray:
     """(m,) class indices (integers, or whole-number floats: a CSV's labels read by np.loadtxt; an
-    (m, 1) column too) → (m, n_classes) rows with a single 1. Without ``n_classes`` it is the
-    largest label + 1, which an empty ``y`` does not have: pass it.
+    (m, 1) column too; an array of any backend, or a Tensor) → (m, n_classes) NumPy rows with a single
+    1. Without ``n_classes`` it is the largest label + 1, which an empty ``y`` does not have: pass it.
 
     >>> one_hot([0, 2], 3)
     array([[1., 0., 0.],
@@ -180,7 +181,7 @@ def one_hot(y, n_classes: int | None = None, dtype=np.float32) -> np.ndarray:
         first = int(np.flatnonzero(np.ma.getmaskarray(y).reshape(len(y), -1).any(axis=1))[0])
         raise ValueError(f"one_hot: y has masked values, missing labels (first at example {first}); drop those "
                          "examples first")
-    y = np.asarray(y)
+    y = to_numpy(y)  # (a device array or a Tensor of one, as minibatches and fit take: np.asarray refuses CuPy's)
     if y.ndim == 2 and y.shape[1] == 1:  # a column of indices (a frame's label column, Keras's sparse labels), as
         y = y[:, 0]                      # fit and Keras's to_categorical take it (refused as "got shape (m, 1)")
     if (y.size == 0 and y.ndim == 1) or y.dtype == np.bool_:  # [] reads as float64; a yes/no label is 0/1

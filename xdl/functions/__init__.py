@@ -11,6 +11,7 @@ from xdl.functions import (  # noqa: F401 - importing a module runs its declarat
     batchnorm,
     classification,
     elementwise,
+    penalties,
     products,
     reductions,
     regularization,

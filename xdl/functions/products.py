@@ -69,5 +69,5 @@ class Linear(Function):
         gw = self.product_gradient(1, self.x.T, gy) if self.needs_grad[1] else None
         if len(self.needs_grad) == 2:
             return gx, gw
-        gb = gy.sum(axis=0) if self.needs_grad[2] else None
+        gb = self.row_sum_gradient(2, gy) if self.needs_grad[2] else None
         return gx, gw, gb

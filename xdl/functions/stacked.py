@@ -59,7 +59,7 @@ class StackedLinear(Function):
             xt = self.x.transpose(1, 2, 0) if self.x.ndim == 3 else self.x.T  # (K, n_in, B) or (n_in, B)
             gw = self.product_gradient(1, xt, g)  # as `linear`: the terms of ∂L/∂W sum in the same order
         if len(self.needs_grad) == 3 and self.needs_grad[2]:
-            gb = g.sum(axis=1)
+            gb = self.row_sum_gradient(2, g)
         return (gx, gw) if len(self.needs_grad) == 2 else (gx, gw, gb)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from xdl.ops import activation, batchnorm, optim, random
+from xdl.ops import activation, batchnorm, optim, penalty, random
 
 
 class NumpyOps:
@@ -30,6 +30,15 @@ class NumpyOps:
             out += a @ b
         else:
             self.xp.matmul(a, b, out=out)
+        return out
+
+    def sum_rows(self, x, out, accumulate=False):
+        """Σᵢ x[..., i, :], the sum over the rows of a matrix or of each of a stack (a bias's gradient),
+        written into ``out`` or added to it (``out += Σᵢ x[..., i, :]``) when ``accumulate``."""
+        if accumulate:
+            out += x.sum(axis=-2)
+        else:
+            x.sum(axis=-2, out=out)
         return out
 
     # -- activations and the loss (formulas in xdl.ops.activation) -------------------------
@@ -59,6 +68,17 @@ class NumpyOps:
 
     def batchnorm_inference(self, x, gamma, beta, running_mean, running_var, eps):
         return batchnorm.batchnorm_inference(self.xp, x, gamma, beta, running_mean, running_var, eps)
+
+    # -- weight penalties over flat ranges of weights (formulas in xdl.ops.penalty) ----------
+    def penalty_sums(self, w, kind):
+        """Σ w² (``kind`` "l2") or Σ |w| ("l1") of (n,) weights (a 0-d array), or per row of a (K, n)
+        region of K stacked models ((K,))."""
+        return penalty.penalty_sums(self.xp, w, kind)
+
+    def penalty_gradient(self, grad, w, coefficient, kind):
+        """grad += c·w (``kind`` "l2") or c·sign(w) ("l1") in place; c a number, a 0-d array or a (K, 1)
+        column of per-model values."""
+        penalty.penalty_gradient(self.xp, grad, w, coefficient, kind)
 
     # -- optimizer updates over flat buffers (formulas in xdl.ops.optim) -------------------
     # p, g and the state are flat (n,), or (K, n) regions of K stacked models' buffers (row k =

@@ -938,8 +938,8 @@ def _reattach(p, data_view, grad_view, name: str) -> None:
         elif tuple(value.shape) != tuple(view.shape):
             raise ValueError(f"{name}.{attribute} was rebound to shape {tuple(value.shape)}; the parameter's shape is "
                              f"{tuple(view.shape)} (a parameter's shape is fixed once an optimizer holds it)")
-        else:
-            view[...] = p.backend.asarray(value)
+        else:  # (of any backend: its values copied over, as asarray does not from a device to the host)
+            view[...] = p.backend.own(value)
         setattr(p, attribute, view)
 
 

@@ -44,6 +44,7 @@ from xdl.config import RESUME_MAY_CHANGE, RUN_OPTIONS, TrainConfig
 from xdl.data import check_features, check_labels, training_batches
 from xdl.data.validation import (MAX_CLASSES, check_bool, check_dev_pair, check_feature_names, check_int,
                                  check_list, feature_names, note_label_width)
+from xdl.functions.penalties import WeightPenalty
 from xdl.functions.stacked import stacked_softmax_cross_entropy
 from xdl.nn import Module, Standardize, stack
 from xdl.nn.module import evaluating_here, mode_here
@@ -115,8 +116,8 @@ def _given(model: Module) -> Module:
     return model
 
 
-# the weight penalties a configuration sets per model: name → (d of λ/(d·m), the term of a weight summed)
-PENALTIES = {"l2": (2, lambda w: w * w), "l1": (1, lambda w: w.abs())}
+# the weight penalties a configuration sets per model (`WeightPenalty`'s kinds: λ_k/(2m)·Σ‖W_k‖², λ_k/m·Σ|W_k|)
+PENALTIES = ("l2", "l1")
 
 
 def class_indices(y: np.ndarray, name: str) -> tuple[np.ndarray, int | None]:
@@ -321,14 +322,13 @@ class ManyTrainer:
         with ThreadPoolExecutor(min(len(self.configs), _usable_cpus())) as pool:
             return list(pool.map(build, self.configs))
 
-    def _penalty_scales(self, name: str, m: int) -> list:
-        """Per weight, the (K, 1, …) device column λ_k/(d·m) of penalty ``name`` (`PENALTIES`: d = 2 for
-        L2, 1 for L1) for m = `penalty_examples` (made once per penalty and m)."""
+    def _penalty_scales(self, name: str, m: int):
+        """The (K, 1) device column λ_k/m of penalty ``name`` (`PENALTIES`), in the models' dtype, for m =
+        `penalty_examples` (made once per penalty and m): `WeightPenalty`'s per-model ``slope``."""
         key = (name, m)
         if key not in self._scales_cache:
-            backend, factors = self.model.backend, self._lambdas[name] / (PENALTIES[name][0] * m)
-            self._scales_cache[key] = [backend.asarray(factors.reshape((-1,) + (1,) * (w.ndim - 1)), dtype=w.dtype)
-                                       for w in self.model.parameters("weight")]
+            self._scales_cache[key] = self.model.backend.asarray((self._lambdas[name] / m).reshape(-1, 1),
+                                                                 dtype=self.dtype)
         return self._scales_cache[key]
 
     capture = loop_capture
@@ -595,9 +595,9 @@ class ManyTrainer:
         out = self._network(Xb)
         cost = stacked_softmax_cross_entropy(out, yb)  # (K,): each model's mean cost (labels checked by fit)
         total = cost.sum()
-        for name, (_, term) in PENALTIES.items():
+        for name in PENALTIES:
             if self._lambdas[name].any():
-                total = total + _penalty(self.model, self._penalty_scales(name, self._penalty_m), term)
+                total = total + _penalty(self.model, name, self._penalty_scales(name, self._penalty_m))
         total.backward()
         self.optimizer.step()
         return cost.data, None if self.eval_train else _hits(out.data, yb)
@@ -997,12 +997,12 @@ def _described(config: TrainConfig) -> dict:
     return {k: v for k, v in dataclasses.asdict(config).items() if k not in IGNORED}
 
 
-def _penalty(model, scales: list, term) -> Tensor:
-    """Σ_k λ_k/(d·m)·Σ term(W_k) (`_penalty_scales` gives each weight's λ_k/(d·m) column): each model's
-    penalty, as `xdl.losses.l2` (term w², d = 2: gradient (λ_k/m)·W_k) and `xdl.losses.l1` (term |w|,
-    d = 1: gradient (λ_k/m)·sign(W_k), 0 at a weight of exactly 0) compute it alone."""
-    total = None
-    for w, scale in zip(model.parameters("weight"), scales):
-        value = (term(w) * scale).sum()
-        total = value if total is None else total + value
-    return total
+def _penalty(model, kind: str, slopes) -> Tensor:
+    """Σ_k of each model's penalty ``kind`` (`PENALTIES`), λ_k/(2m)·Σ‖W_k‖² or λ_k/m·Σ|W_k| as `xdl.losses.l2`
+    and `xdl.losses.l1` compute it alone (gradient (λ_k/m)·W_k or (λ_k/m)·sign(W_k), 0 at a weight of exactly
+    0), ``slopes`` the (K, 1) column λ_k/m (`_penalty_scales`): one node over the stack's weight columns
+    [0, n_weights) of its (K, P) buffers, one pass each way over that (K, n_weights) region."""
+    weights = model.parameters("weight")
+    columns = slice(0, model.n_weights)
+    region = (model.data[:, columns], model.grad[:, columns], tuple(w.grad for w in weights))
+    return WeightPenalty.apply(*weights, kind=kind, slope=slopes, ranges=((tuple(range(len(weights))), region),))

@@ -44,8 +44,8 @@ _captures = {}  # stream ptr -> _Capture
 # pass here and fail on a GPU. A new one is added here once CuPy is known to have it, with the same signature.
 FUNCTIONS = frozenset("""abs add all any arange broadcast_to clip concatenate copyto empty empty_like equal exp
     float32 full greater greater_equal int32 int64 isfinite isnan less less_equal log log1p logaddexp matmul maximum
-    ndim negative not_equal ones reciprocal repeat result_type round shape sign size sqrt stack take tanh uint8 where
-    zeros zeros_like""".split())
+    multiply ndim negative not_equal ones reciprocal repeat result_type round shape sign size sqrt stack take tanh uint8
+    where zeros zeros_like""".split())
 METHODS = frozenset("all argmax argmin astype copy fill max mean min reshape std sum swapaxes transpose var".split())
 GENERATOR_METHODS = frozenset(("random", "standard_normal"))  # (cupy.random.Generator has few of NumPy's)
 

@@ -1,0 +1,133 @@
+"""The L2 and L1 weight penalties as one node over all the weights (`xdl.functions.penalties.WeightPenalty`):
+its cost and the gradients it adds agree with the plain per-weight formula — λ/(2m)·Σ‖W‖², λ/m·Σ|W|; (λ/m)·W,
+(λ/m)·sign(W) — on many generated models and lists of parameters: weights back to back in a model's buffer,
+scattered, listed twice, frozen, of two dtypes, not contiguous, a plain tensor, and fit_many's stacked models."""
+
+import numpy as np
+import pytest
+
+import xdl
+from xdl.config import TrainConfig
+from xdl.losses import l1, l2
+from xdl.tensor import role_of
+
+CASES = 60  # generated per backend and penalty
+
+
+def reference(weights, kind, lambd, m):
+    """The per-weight formula in float64 on the host: (cost, {id(w): gradient added})."""
+    distinct = list({id(w): w for w in weights}.values())
+    arrays = [xdl.backend.array_to_numpy(w.data).astype(np.float64) for w in distinct]
+    if kind == "l2":
+        cost = lambd / (2 * m) * sum(float((a * a).sum()) for a in arrays)
+        grads = {id(w): lambd / m * a for w, a in zip(distinct, arrays)}
+    else:
+        cost = lambd / m * sum(float(np.abs(a).sum()) for a in arrays)
+        grads = {id(w): lambd / m * np.sign(a) for w, a in zip(distinct, arrays)}
+    return cost, grads
+
+
+def generated(rng, backend):
+    """A model and what a penalty is given of it (the model, or a list of parameters), with some of its
+    weights frozen, zeros among them and gradients already there (the penalty's add to them)."""
+    dtype = np.float64
+    sizes = [int(n) for n in rng.integers(1, 7, size=rng.integers(1, 4))]
+    model = xdl.nn.mlp(int(rng.integers(1, 6)), sizes, int(rng.integers(1, 5)),
+                       batch_norm=bool(rng.integers(2))).astype(dtype)
+    weights = model.parameters("weight")
+    for w in weights:
+        w.data[...] = backend.asarray(rng.standard_normal(w.shape) * (rng.random(w.shape) > 0.2))  # exact 0s too
+        w.grad[...] = backend.asarray(rng.standard_normal(w.shape))
+    shape = rng.integers(7)
+    given = model
+    if shape == 1:  # the model's parameters, as a list, in another order
+        given = list(model.parameters())[::-1]
+    elif shape == 2:  # a weight listed twice (tied): counted once
+        given = list(model.parameters()) + [weights[0]]
+    elif shape == 3 and len(weights) > 2:  # every other weight: a gap between them
+        given = weights[::2]
+    elif shape == 4:  # weights of another model of another dtype beside them
+        other = xdl.nn.mlp(3, [2], 2).astype(np.float32)
+        for w in other.parameters("weight"):
+            w.grad[...] = 0.5
+        given = list(model.parameters()) + list(other.parameters())
+    elif shape == 5:  # parameters of no buffer: one a transposed (not contiguous) view, one a plain tensor
+        given = [xdl.Parameter(xdl.tensor(backend.asarray(rng.standard_normal((3, 4))).T)),
+                 xdl.tensor(backend.asarray(rng.standard_normal((2, 2))), requires_grad=True), weights[-1]]
+    elif shape == 6:  # a model with a parameter rebound by hand (PyTorch's habit): no longer a view of the buffer
+        weights[0].grad = backend.asarray(rng.standard_normal(weights[0].shape))
+    if rng.integers(3) == 0:
+        frozen = weights[int(rng.integers(len(weights)))]
+        frozen.requires_grad = False
+    return given
+
+
+@pytest.mark.parametrize("kind", ["l2", "l1"])
+def test_the_penalty_node_agrees_with_the_per_weight_formula_on_generated_models(backend, kind):
+    penalty = {"l2": l2, "l1": l1}[kind]
+    rng = np.random.default_rng(12 if kind == "l2" else 13)
+    for case in range(CASES):
+        given = generated(rng, backend)
+        params = given.parameters() if hasattr(given, "parameters") else given
+        weights = [w for w in params if role_of(w) == "weight"]
+        before = {id(w): None if w.grad is None else xdl.backend.array_to_numpy(w.grad).astype(np.float64).copy()
+                  for w in weights}
+        lambd, m = float(rng.uniform(0, 3)), int(rng.integers(1, 50))
+        cost = penalty(given, lambd, m)
+        want_cost, want_grads = reference(weights, kind, lambd, m)
+        assert cost.dtype == np.result_type(*(w.dtype for w in weights)), case
+        exact = all(w.dtype == np.float64 for w in weights)  # (float32 weights are summed in float32, as before)
+        np.testing.assert_allclose(cost.item(), want_cost, rtol=1e-12 if exact else 1e-6, err_msg=f"case {case}")
+        cost.backward()
+        for w in {id(w): w for w in weights}.values():
+            if not w.requires_grad:  # frozen: its gradient left as it was
+                got = None if w.grad is None else xdl.backend.array_to_numpy(w.grad)
+                assert (got is None and before[id(w)] is None) or np.array_equal(got, before[id(w)]), case
+                continue
+            want = want_grads[id(w)] + (0 if before[id(w)] is None else before[id(w)])
+            rtol = 1e-12 if w.dtype == np.float64 else 1e-6
+            np.testing.assert_allclose(xdl.backend.array_to_numpy(w.grad), want, rtol=rtol, atol=rtol,
+                                       err_msg=f"case {case}")
+
+
+def test_a_model_s_weights_are_penalized_over_their_range_of_its_buffer_in_one_pass(backend, monkeypatch):
+    """A model's weights, back to back at its buffer's start: one sum and one gradient pass over that range."""
+    calls = []
+    ops = backend.ops
+    for name in ("penalty_sums", "penalty_gradient"):
+        method = getattr(ops, name)
+        monkeypatch.setattr(ops, name, lambda *a, method=method, name=name: calls.append((name, a[0].shape))
+                            or method(*a))
+    model = xdl.nn.mlp(4, [5, 3], 2)
+    l2(model, 0.1, 8).backward()
+    n = sum(w.size for w in model.parameters("weight"))
+    assert calls == [("penalty_sums", (n,)), ("penalty_gradient", (n,))]
+
+
+@pytest.mark.parametrize("kind", ["l2", "l1"])
+def test_fit_many_s_penalty_is_each_model_s_alone(backend, kind):
+    """fit_many's one node over the stacked weight columns gives model k the cost and the gradient
+    xdl.losses gives it alone with its own λ_k (a model with λ = 0 among them), and nothing to the rest."""
+    from xdl.train.many import ManyTrainer, _penalty
+
+    lambdas, m = [0.0, 0.4, 1.3], 8
+    configs = [TrainConfig(seed=k, hidden=[4, 3], batch_norm=True, **{kind: lambdas[k]}) for k in range(3)]
+    trainer = ManyTrainer(configs, dtype="float64")
+    trainer._build(5, 3, None)
+    stacked = trainer.model
+    for w in stacked.parameters("weight"):  # exact zeros among the weights
+        w.data[...] = w.data * backend.asarray(np.random.default_rng(1).random(w.shape) > 0.2)
+    stacked.zero_grad()
+    cost = _penalty(stacked, kind, trainer._penalty_scales(kind, m))
+    cost.backward()
+    penalty, want = {"l2": l2, "l1": l1}[kind], 0.0
+    grads = xdl.backend.array_to_numpy(stacked.grad)
+    for k in range(3):
+        alone = stacked.model(k)
+        alone.zero_grad()
+        one = penalty(alone, lambdas[k], m)
+        one.backward()
+        want += one.item()
+        alone_grads = np.concatenate([xdl.backend.array_to_numpy(p.grad).reshape(-1) for _, p in alone.flat_order()])
+        np.testing.assert_allclose(grads[k], alone_grads, rtol=1e-12, atol=0, err_msg=f"model {k}")
+    np.testing.assert_allclose(cost.item(), want, rtol=1e-12)

@@ -1,0 +1,88 @@
+"""The L2 and L1 weight penalties as one node over all the weights (`xdl.losses.l2`, `xdl.losses.l1`, and
+`xdl.train.fit_many`'s per-model ones): a model's weights lie back to back at the start of its flat buffer,
+so the penalty is one pass over that range each way, not a product, a sum and an addition per weight."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from xdl.flat import contiguous_range
+from xdl.function import Function
+
+
+class WeightPenalty(Function):
+    """y = (λ/m)/2·Σ_W ‖W‖²_F (``kind`` "l2") or (λ/m)·Σ_W Σ|W| ("l1");  ∂L/∂W = g·(λ/m)·W or
+    g·(λ/m)·sign(W), added straight into each weight's `gradient_buffer`.
+
+    ``slope``: λ/m, a number — or, for K stacked models' (K, …) weights, a (K, 1) column of the backend
+    holding each model's λ_k/m (y then Σ_k of each model's penalty). ``ranges``: `weight_ranges` of the
+    inputs — per dtype, the inputs' indices and, where they fill one range of a flat buffer back to back,
+    that range: the sum is taken over it and the gradient added into it in one pass each (a few launches on
+    a GPU, no temporary of its size on the CPU), else weight by weight."""
+
+    kind: str
+    slope: object
+    ranges: tuple = ()
+
+    def forward(self, *weights):
+        ops, stacked = self.backend.ops, hasattr(self.slope, "shape")
+        dtype = np.result_type(*(w.dtype for w in weights))
+        total = None
+        for indices, span in self.ranges:
+            parts = [span[0]] if span is not None else [_rows(weights[i], stacked) for i in indices]
+            for part in parts:
+                sums = ops.penalty_sums(part, self.kind).astype(dtype, copy=False)
+                total = sums if total is None else total + sums
+        half = 0.5 if self.kind == "l2" else 1.0  # λ/(2m) = (λ/m)/2 exactly
+        if stacked:
+            return (total * self.slope[:, 0]).sum() * half
+        return total * (self.slope * half)
+
+    def backward(self, gy):
+        ops, stacked = self.backend.ops, hasattr(self.slope, "shape")
+        coefficient = gy * self.slope  # g·λ/m: one value, or a (K, 1) column
+        grads = [None] * len(self.inputs)
+        for indices, span in self.ranges:
+            c = coefficient.astype(self.inputs[indices[0]].dtype, copy=False)
+            if span is not None and self._fills(indices, span[2]):
+                ops.penalty_gradient(span[1], span[0], c, self.kind)
+                continue
+            for i in indices:  # weight by weight: scattered, frozen ones among them, a gradient to return
+                if not self.needs_grad[i]:
+                    continue
+                w = self.inputs[i].data
+                into = self.gradient_buffer(i)
+                if into is None:
+                    into = grads[i] = self.xp.zeros_like(w)
+                column = c.reshape((-1,) + (1,) * (w.ndim - 1)) if stacked else c
+                ops.penalty_gradient(_at_least_1d(into), _at_least_1d(w), column, self.kind)
+        return tuple(grads)
+
+    def _fills(self, indices, seen) -> bool:
+        """Whether the range's gradients are still those of the weights at ``indices`` and all are wanted:
+        every one needs a gradient and still has the ``.grad`` it had at the forward (a view of the range;
+        one rebound since, or a frozen one, is added weight by weight)."""
+        return all(self.needs_grad[i] and self.inputs[i].grad is grad for i, grad in zip(indices, seen))
+
+
+def weight_ranges(weights) -> tuple:
+    """`WeightPenalty`'s ``ranges`` of ``weights``: per dtype, (their indices, the (data, grad) views of the
+    flat buffer's range they fill back to back and their ``.grad`` arrays now — or None where they do not)."""
+    groups: dict = {}
+    for i, w in enumerate(weights):
+        groups.setdefault(w.dtype, []).append(i)
+    ranges = []
+    for indices in groups.values():
+        group = [weights[i] for i in indices]
+        span = contiguous_range(group)
+        ranges.append((tuple(indices), None if span is None else (*span, tuple(w.grad for w in group))))
+    return tuple(ranges)
+
+
+def _rows(w, stacked: bool):
+    """``w`` as the ops sum it: (n,), or (K, n) for K stacked models."""
+    return w.reshape(w.shape[0], -1) if stacked else w.reshape(-1)
+
+
+def _at_least_1d(a):
+    return a.reshape(1) if a.ndim == 0 else a  # (a view: a 0-d array is contiguous)

@@ -1,0 +1,55 @@
+"""Weight penalties over flat ranges of weights — the NumPy reference and the CPU implementation.
+
+    L2   Σ w²     its gradient added in place:  g ← g + c·w
+    L1   Σ |w|    its gradient added in place:  g ← g + c·sign(w)   (sign(0) = 0: |w|'s subgradient at its kink)
+
+``w`` is (n,) — one model's weights, or a range of its flat buffer — or a (K, n) region of K stacked
+models' buffers (row k = model k), summed along its last axis: one sum, or K. ``c`` is the incoming
+gradient times λ/m: a number or a 0-d array, or a (K, 1) column of per-model values. The buffers are
+walked in cache-sized chunks with in-place ufuncs (``out=``), as the optimizers' updates are: no
+temporary of the weights' size on the CPU (``chunk=None``: the whole array as one chunk, a few
+launches on a GPU).
+"""
+
+from __future__ import annotations
+
+from xdl.ops.optim import CHUNK, _as, _chunks, _scratch
+
+KINDS = ("l2", "l1")
+
+
+def _each_chunk(xp, w, chunk):
+    """(slice, scratch of the slice's width) along ``w``'s last axis."""
+    chunk = (w.size or 1) if chunk is None else chunk
+    scratch = _scratch(xp, w, chunk)
+    for columns in _chunks(w, chunk):
+        yield columns, scratch[..., :columns.stop - columns.start]
+
+
+def penalty_sums(xp, w, kind: str, chunk: int | None = CHUNK):
+    """Σ w² (``kind`` "l2") or Σ |w| ("l1") along ``w``'s last axis, in its dtype: a 0-d array for (n,),
+    (K,) for a (K, n) region."""
+    total = None
+    for columns, part in _each_chunk(xp, w, chunk):
+        if kind == "l2":
+            xp.multiply(w[..., columns], w[..., columns], out=part)
+        else:
+            xp.abs(w[..., columns], out=part)
+        if total is None:
+            total = part.sum(axis=-1)
+        else:
+            total += part.sum(axis=-1)
+    return total if total is not None else xp.zeros(w.shape[:-1], dtype=w.dtype)  # (no weights: a sum of 0)
+
+
+def penalty_gradient(xp, grad, w, coefficient, kind: str, chunk: int | None = CHUNK) -> None:
+    """grad ← grad + c·w (``kind`` "l2") or grad + c·sign(w) ("l1"), in place; ``grad`` and ``w`` of one
+    shape, (n,) or (K, n) with c a (K, 1) column."""
+    coefficient = _as(coefficient, w)
+    for columns, part in _each_chunk(xp, w, chunk):
+        if kind == "l2":
+            xp.multiply(w[..., columns], coefficient, out=part)
+        else:
+            xp.sign(w[..., columns], out=part)
+            part *= coefficient
+        grad[..., columns] += part
