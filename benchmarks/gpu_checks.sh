@@ -18,9 +18,13 @@ step() {  # step NAME SECONDS COMMAND...: run it, its output to $out/NAME.log, a
     shift 2
     # -k: xdl holds SIGTERM until its step ends, so a step hung in a CUDA call is killed 3 s after its limit
     timeout -k 3 "$limit" "$@" >"$out/$name.log" 2>&1
-    local status=$?
-    echo "$name: exit $status after $((SECONDS - start)) s$([ $status -eq 124 ] && echo " (out of time: ${limit} s)")" |
-        tee -a "$out/summary.txt"
+    local status=$? late=""
+    # 124: stopped by SIGTERM at its limit; 137: killed 3 s after it (-k), which timeout reports as a KILL's
+    # status, not 124 (a step killed so was reported as an exit 137 of its own)
+    if [ $status -eq 124 ] || { [ $status -eq 137 ] && [ $((SECONDS - start)) -ge "$limit" ]; }; then
+        late=" (out of time: ${limit} s)"
+    fi
+    echo "$name: exit $status after $((SECONDS - start)) s$late" | tee -a "$out/summary.txt"
     return $status
 }
 
@@ -28,11 +32,11 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >"$out/summ
 python3 -c "import cupy, sys; print('python', sys.version.split()[0], 'cupy', cupy.__version__)" >>"$out/summary.txt" 2>&1
 # -v: a line per test as it ends, so a step stopped by its limit still says how each test went
 # (the H200 run of 2026-12-04 took 114 s for 433 tests; there are about 600 now)
-step gpu-tests 240 python3 -m pytest -m gpu -v -p no:cacheprovider -rfE --durations=10
+step gpu-tests 235 python3 -m pytest -m gpu -v -p no:cacheprovider -rfE --durations=10
 tests=$?
 # the two tables write their JSON after each case: a step stopped by its limit keeps its figures
 # (that run: report 28 s, batched 22 s)
-step report 150 env XDL_BACKEND=cupy python3 benchmarks/report.py --json "$out/report.json"
+step report 145 env XDL_BACKEND=cupy python3 benchmarks/report.py --json "$out/report.json"
 step batched 90 env XDL_BACKEND=cupy python3 benchmarks/batched.py --json "$out/batched.json"
 step profile 45 env XDL_BACKEND=cupy python3 benchmarks/profile_step.py
 step bn-paths 20 env XDL_BACKEND=cupy python3 benchmarks/bn_paths.py

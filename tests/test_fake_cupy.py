@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from test_kernel_emulation import HOST_HAS_FMA
+
 ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None or sys.platform != "linux",
@@ -44,7 +46,7 @@ def test_every_gpu_test_passes_over_the_cupy_stand_in(build):
 def test_the_softmax_kernel_tests_pass_with_a_gpus_rounding(build):
     """The kernels built with a GPU's rounding (FAKECUPY_DEVICE_MATH: FMA, CUDA's exp and log off by up to their
     documented ulps; seed 1 moves logf(4) by one): the loss's tests ask what CUDA's logf gives, not NumPy's bits."""
-    if " fma " not in Path("/proc/cpuinfo").read_text().replace("\n", " "):
+    if not HOST_HAS_FMA:
         pytest.skip("device math fuses a·b + c with the host's FMA instructions")
     result = run_over_the_stand_in(build, "-m", "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider",
                                    "tests/test_kernels.py", "-k", "softmax", FAKECUPY_DEVICE_MATH="1")

@@ -9,6 +9,7 @@ inputs, device counters, warm-up results, host effects. On cupy the same tests c
 
 import os
 import signal
+import warnings
 
 import numpy as np
 import pytest
@@ -444,21 +445,52 @@ def test_auto_runs_eagerly_where_a_step_needs_the_host_and_says_why(setup, reaso
         assert opt.t == 0  # refused before any work
 
 
+class PerStepFromEpoch2(xdl.train.Callback):
+    """Sets a per-step lr schedule at the first epoch's end: the next epochs' steps need the host."""
+
+    def on_epoch_end(self, trainer, record):
+        if record["epoch"] == 1:
+            trainer.optimizer.lr = schedules.inverse_time(0.01, 1.0)
+
+
 def test_auto_says_once_why_steps_run_eagerly_when_a_callback_makes_them_need_the_host(backend, monkeypatch):
     """A per-step schedule set at an epoch's end (or check_finite turned on) makes the next epochs' steps need
     the host: they ran eagerly without a word, where the same schedule set by a step hook warned ("steps run
     eagerly from here on") — and the run's log line had said its steps were captured."""
-    class PerStepFromEpoch2(xdl.train.Callback):
-        def on_epoch_end(self, trainer, record):
-            if record["epoch"] == 1:
-                trainer.optimizer.lr = schedules.inverse_time(0.01, 1.0)
-
     tr = captured_trainer(monkeypatch, backend, epochs=4, callbacks=[PerStepFromEpoch2()])
     s = moons()
     with pytest.warns(UserWarning, match="steps run eagerly from here on: the optimizer's lr is a per-step") as said:
         tr.fit(s.X_train, s.y_train)
     assert len([w for w in said if "eagerly" in str(w.message)]) == 1  # once, not at each epoch
     assert "per-step schedule" in tr.eager_reason()
+
+
+def test_auto_says_nothing_anew_of_steps_eager_from_the_fits_start(backend, monkeypatch):
+    """Steps eager from the fit's start (check_finite: the run's log line said so) stay eager when a callback
+    sets a per-step schedule: the reason changes, not the steps, and "steps run eagerly from here on" was said."""
+    tr = trainer("auto", epochs=3, callbacks=[PerStepFromEpoch2()],
+                 optimizer=lambda model: xdl.optim.Adam(model, lr=0.01, check_finite=True))
+    if backend.name == "numpy":
+        emulated_capture(monkeypatch, tr)
+    assert "check_finite" in tr.eager_reason()
+    s = moons()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tr.fit(s.X_train, s.y_train)
+    assert "per-step schedule" in tr.eager_reason() and len(tr.history.records) == 3
+
+
+def test_capture_true_refuses_a_callbacks_change_that_makes_the_steps_eager(backend, monkeypatch):
+    """capture=True insists: a per-step schedule set at an epoch's end is refused at the next epoch's start,
+    as `fit` refuses it and as the same change made by a step hook fails its capture — the run's epochs after
+    it ran eagerly, without a word."""
+    tr = captured_trainer(monkeypatch, backend, epochs=4, callbacks=[PerStepFromEpoch2()])
+    tr.capture = True
+    s = moons()
+    with pytest.raises(ValueError, match="epoch 2: capture=True, but this run's steps cannot be captured: the "
+                                         "optimizer's lr is a per-step schedule"):
+        tr.fit(s.X_train, s.y_train)
+    assert tr.epoch == 1 and tr.step == 0 and len(tr.history.records) == 1
 
 
 class HeadFirst(xdl.nn.Module):

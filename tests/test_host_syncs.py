@@ -207,3 +207,22 @@ def test_the_stand_in_counts_what_cupy_reads_on_the_host(cupy):
     assert [kind for kind, _, _ in trace.events].count("upload") == 0
     one += 1  # a 0-d view, as CuPy's x[i]: written in place
     assert float(x[5]) == 6.0
+
+
+def test_the_stand_in_records_an_out_given_by_position(cupy):
+    """``xp.add(c, 1, c)`` writes ``c`` as ``out=c`` does: a launch, and a node of a graph captured over it.
+    NumPy returns the ``out`` it was given, which the stand-in took for memory there was (a view): no launch,
+    no node, and a replay left ``c`` as it was."""
+    c, source, taken = cupy.zeros(3), cupy.arange(6.0), cupy.zeros(2)
+    index = cupy.asarray(np.array([4, 1]))
+    stream = cupy.cuda.Stream(non_blocking=True)
+    with cupy.fake_trace() as trace, stream:
+        stream.begin_capture()
+        cupy.add(c, 1, c)
+        cupy.take(source, index, 0, taken)
+        source.sum(0, None, c[0])  # (a method's out, by position: a 0-d view)
+        graph = stream.end_capture()
+    assert counts(trace.events)["launch"] == 3
+    for _ in range(2):
+        graph.launch()
+    assert c.get().tolist() == [15.0, 2.0, 2.0] and taken.get().tolist() == [4.0, 1.0]

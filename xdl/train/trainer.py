@@ -246,7 +246,8 @@ class Trainer:
         self.callbacks = sorted(callbacks, key=lambda cb: cb.order)
         self.run_info = _checked_run_info(run_info)
         self._captured = CapturedSteps(capture, model.backend)  # the graphs of the captured steps
-        self._eager_reason_said = None  # why this fit's steps ran eagerly, as last said (`_train_epoch`)
+        self._eager_reason_said = None  # why the last epoch's steps ran eagerly, None if captured: said by the
+        # fit's log line (`eager_reason`), and at an epoch's start where a callback's change made them eager
         self._seed_drawn = seed is None  # drawn at the first fit (`_take_seed`), or a resume's checkpoint's
         self.augment, self.eval_train, self.progress = augment, bool(eval_train), progress
         self.seed = None if seed is None else int(seed)
@@ -718,9 +719,14 @@ class Trainer:
         checked = self.step
         restore_modes(self._modes)  # (before a captured step's settings are compared: the modes it replays)
         reason = self.eager_reason()
-        if reason not in (None, self._eager_reason_said, self._captured.failure) and self.capture == "auto":
-            # a callback changed the step since the fit began (opt.lr = a per-step schedule at an epoch's end): said
-            # once, as a capture that fails mid-epoch says it (the run's log line said the steps were captured)
+        if self._eager_reason_said is None and reason not in (None, self._captured.failure) and \
+                self.capture is not False:  # (set off by a callback: as asked)
+            # a callback changed the captured step since the epoch before (opt.lr = a per-step schedule at its end):
+            # said once, as a capture that fails mid-epoch says it (the run's log line said the steps were captured);
+            # refused under capture=True, as `fit` refuses it and as a step hook's change fails its capture (the
+            # epochs after it ran eagerly, unsaid). Steps eager before (check_finite) are not said to be so anew.
+            if self.capture is True:
+                raise ValueError(f"epoch {e + 1}: capture=True, but this run's steps cannot be captured: {reason}")
             warn_caller(f"steps run eagerly from here on: {reason}")
         self._eager_reason_said, captured = reason, reason is None
         if captured:  # the dropout key's step, counted on by each step on the device

@@ -280,7 +280,7 @@ def _call(f, args, kwargs, strict=False):
     and writes what it returns into the arrays this call returned."""
     u_args, u_kwargs = _unwrap(args, strict), _unwrap(kwargs, strict)
     result = _arrays(f(*u_args, **u_kwargs))
-    launched = _launches(f, result, kwargs)
+    launched = _launches(f, result, u_args, kwargs)
     if launched:
         _traced("launch", getattr(f, "__name__", "op"))
     wrapped = _wrap(result, _outs(args, kwargs))
@@ -373,16 +373,18 @@ def _into(target, value):
 _NO_KERNEL = frozenset(("empty", "empty_like"))  # (memory only: an allocation, no kernel)
 
 
-def _launches(f, result, kwargs) -> bool:
-    """Whether a call of ``f`` that gave ``result`` ran a kernel on CuPy: it wrote an array (``out=``, an
-    assignment, a fill) or made one with values — not a view of memory there was, a host answer (a shape,
-    a dtype) or an empty array."""
+def _launches(f, result, args, kwargs) -> bool:
+    """Whether a call ``f(*args, **kwargs)`` that gave ``result`` ran a kernel on CuPy: it wrote an array
+    (``out=``, an assignment, a fill, or an ``out`` given by position: NumPy returns the array it wrote, one of
+    ``args[1:]``) or made one with values — not a view of memory there was, the array it was called on
+    (``x.astype(x.dtype, copy=False)``), a host answer (a shape, a dtype) or an empty array."""
     if getattr(f, "__name__", "") in _NO_KERNEL:
         return False
-    if result is None or "out" in kwargs:
+    # (an out by position, ``xp.add(c, 1, c)``, read as memory there was: a capture recorded no node for it)
+    if result is None or "out" in kwargs or any(result is a for a in args[1:]):
         return True
     if isinstance(result, tuple):
-        return any(_launches(f, r, {}) for r in result)
+        return any(_launches(f, r, args, {}) for r in result)
     return isinstance(result, _np.ndarray) and _roots.get(id(_root(result))) is not _root(result)
 
 
@@ -576,10 +578,8 @@ def _rebuild(host):
     return _wrap(_np.array(host, copy=True))
 
 
-def _operator(ufunc, reflected=False):
+def _operator(ufunc, reflected=False):  # (a NumPy array beside it: refused by `_ufunc_call`, as CuPy's ufuncs do)
     def op(self, other):
-        if isinstance(other, _np.ndarray) and other.ndim > 0:
-            raise TypeError(f"Unsupported type {type(other)}")
         return _ufunc_call(ufunc, "__call__", (other, self) if reflected else (self, other), {})
 
     return op
@@ -587,8 +587,6 @@ def _operator(ufunc, reflected=False):
 
 def _inplace(ufunc):
     def op(self, other):
-        if isinstance(other, _np.ndarray) and other.ndim > 0:
-            raise TypeError(f"Unsupported type {type(other)}")
         _ufunc_call(ufunc, "__call__", (self, other), {"out": self})
         return self
 
@@ -1018,10 +1016,11 @@ def _emulated_library(file, options):
 
     source = SOURCES[file]
     unit_text = launchers(kernel_dir() / file, source.kernels(), source.instances)
-    defines = [o for o in options if o.startswith("-D")]
-    if os.environ.get("FAKECUPY_DEVICE_MATH"):  # a GPU's rounding: FMA and CUDA's ulp errors (cuda_emulation.h)
-        defines += device_math(int(os.environ["FAKECUPY_DEVICE_MATH"]))
-    digest = hashlib.sha1((unit_text + (kernel_dir() / file).read_text() + SHIM.read_text() + repr(defines)).encode()
+    flags = [o for o in options if o.startswith("-D")]
+    seed = int(os.environ.get("FAKECUPY_DEVICE_MATH") or 0)  # (0, as EMU_DEVICE_MATH's: exact arithmetic)
+    if seed:  # a GPU's rounding: FMA and CUDA's ulp errors (cuda_emulation.h)
+        flags += device_math(seed)
+    digest = hashlib.sha1((unit_text + (kernel_dir() / file).read_text() + SHIM.read_text() + repr(flags)).encode()
                           ).hexdigest()[:12]
     folder = _BUILD / f"{file}-{digest}"
     library = folder / f"{file}.so"
@@ -1029,7 +1028,7 @@ def _emulated_library(file, options):
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "unit.cpp").write_text(unit_text)
         subprocess.run(["g++", "-std=c++20", "-O1", "-ffp-contract=off", "-shared", "-fPIC", "-include", str(SHIM),
-                        *defines, "-o", str(library) + ".tmp", str(folder / "unit.cpp")], check=True)
+                        *flags, "-o", str(library) + ".tmp", str(folder / "unit.cpp")], check=True)
         os.replace(str(library) + ".tmp", library)
     return ctypes.CDLL(str(library)), source
 
