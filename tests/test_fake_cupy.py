@@ -128,3 +128,52 @@ def test_the_readmes_captured_step_example_runs_over_the_stand_in(build):
     result = run_over_the_stand_in(build, "-c", script)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.startswith("16 steps, last cost "), result.stdout  # 1024 examples, 64 a batch
+
+
+def test_the_memory_check_frees_poisons_and_hands_out_blocks_and_refuses_dangling_cublas_pointers(build):
+    """`cupy.fake_memory_check`: a freed device block is poisoned and handed to the next allocation of its size
+    ("reuse", as CuPy's pool does; "quarantine": never), a view of a temporary keeps its block, and a cuBLAS
+    call whose workspace was freed and handed to another array since `cublasSetWorkspace_v2`, or whose operand
+    runs past its allocation, is refused (on a GPU it writes another array's memory without a word)."""
+    script = """
+import ctypes
+import numpy as np
+import cupy
+from xdl.cuda.cublas import Cublas
+
+said = []
+with cupy.fake_memory_check("reuse"):
+    a = cupy.ones(100, dtype=np.float32)  # 400 bytes: a block of 512
+    view = (a * 2)[10:20]  # a view of a temporary
+    address = a.data.ptr
+    del a
+    b = cupy.empty(120, dtype=np.float32)  # 480 bytes: the 512-byte block just freed, poisoned
+    said += [b.data.ptr == address, bool(np.isnan(b.get()[:100]).all()), view.get().tolist() == [2.0] * 10]
+    handle = Cublas(cupy, cupy.cuda.get_current_stream().ptr, lambda x: x.data.ptr)
+    x, w, out = (cupy.ones(shape, dtype=np.float32) for shape in ((4, 3), (3, 2), (4, 2)))
+    said.append(handle.gemm(x, w, out) and out.get().tolist() == [[3.0, 3.0]] * 4)
+    one, zero = ctypes.c_float(1.0), ctypes.c_float(0.0)  # C = 2 x 8 from a 4 x 2 array: past its end
+    said.append(handle.lib.cublasSgemm_v2(handle.handle, 0, 0, 2, 8, 3, ctypes.byref(one), w.data.ptr, 2,
+                                          x.data.ptr, 3, ctypes.byref(zero), out.data.ptr, 2))
+    said.append("runs past its allocation" in cupy.fake_memory_errors()[-1])
+    handle.workspace = None  # freed under the handle: its block goes to the next array of its size
+    taken = cupy.empty(32 << 20, dtype=np.uint8)
+    try:
+        handle.gemm(x, w, out)
+        said.append("accepted")
+    except RuntimeError as e:
+        said.append(str(e))
+    said.append(cupy.fake_memory_errors()[-1].split(": ", 2)[-1])
+with cupy.fake_memory_check("quarantine"):
+    c = cupy.ones(100, dtype=np.float32)
+    address = c.data.ptr
+    del c
+    said.append(cupy.empty(100, dtype=np.float32).data.ptr != address)
+print(said)
+"""
+    result = run_over_the_stand_in(build, "-c", script)
+    assert result.returncode == 0, result.stderr[-3000:]
+    workspace = "was freed and handed to another array since cublasSetWorkspace_v2"
+    assert result.stdout.strip().startswith(str([True, True, True, True, 14, True,
+                                                 "cublas gemm failed with cublasStatus_t 14"])[:-1]), result.stdout
+    assert workspace in result.stdout and result.stdout.strip().endswith("True]"), result.stdout

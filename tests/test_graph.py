@@ -205,6 +205,51 @@ def test_a_captured_user_step_replays_with_new_inputs_and_counts_the_optimizer_s
     assert nodes is not None and nodes.get("KERNEL", 0) > 10, nodes
 
 
+@pytest.mark.gpu
+@pytest.mark.parametrize("batch_norm", [False, True])
+@pytest.mark.parametrize("convert", ["astype", "to_and_back", "freeze"])
+def test_a_captured_step_of_a_converted_model_is_refused_before_its_graph_replays(cupy_backend, convert,
+                                                                                   batch_norm):
+    """A graph reads and writes memory by address: after ``model.astype`` or ``model.to`` (new flat buffers, new
+    running statistics) a replay updated the old parameters the optimizer holds, and wrote the batch norm's
+    statistics into memory freed since — on a GPU the pool's next array's (the stand-in: an illegal address);
+    a parameter frozen since went on moving. Refused before the replay runs, as an eager step is; a step
+    captured again trains the converted model."""
+    backend = cupy_backend
+    model = xdl.nn.mlp(5, [16], 3, batch_norm=batch_norm)
+    inputs = np.random.default_rng(0).standard_normal((32, 5))
+
+    def captured(model):
+        opt, loss = xdl.optim.Adam(model, lr=0.01), SoftmaxCrossEntropy()
+        x = backend.asarray(inputs.astype(model.dtype))
+        y = loss.prepare(backend.asarray(np.zeros(32, np.int64)), (32, 3), backend, model.dtype)
+
+        def step():
+            opt.zero_grad()
+            cost = loss.compute(model(xdl.Tensor(x, backend=backend)), y)
+            cost.backward()
+            opt.step()
+            return cost.data
+        return opt, xdl.cuda_graph(step)
+
+    opt, graph = captured(model)
+    graph()
+    if convert == "astype":
+        model.astype(np.float64)
+    elif convert == "to_and_back":
+        model.to("numpy").to(backend)
+    else:
+        model[0].weight.requires_grad = False
+    with pytest.raises((RuntimeError, ValueError),
+                       match="capture the step again|make the optimizer after that|frozen now") as refused:
+        graph()
+    assert "IllegalAddress" not in str(refused.value) and opt.t == 2  # refused before the replay ran
+    before = model.state_dict()
+    opt, graph = captured(model)  # captured again: the converted model trains
+    graph()
+    assert opt.t == 2 and any((before[k] != v).any() for k, v in model.state_dict().items())
+
+
 def test_a_write_noted_in_a_captured_step_is_counted_at_each_replay_not_at_the_capture():
     """count(w) ← count at each replay: a capture writes nothing and a replay runs no Python, so an
     optimizer's note_written, run once at the capture, refused a graph recorded before a capture

@@ -131,3 +131,47 @@ def test_fit_many_s_penalty_is_each_model_s_alone(backend, kind):
         alone_grads = np.concatenate([xdl.backend.array_to_numpy(p.grad).reshape(-1) for _, p in alone.flat_order()])
         np.testing.assert_allclose(grads[k], alone_grads, rtol=1e-12, atol=0, err_msg=f"model {k}")
     np.testing.assert_allclose(cost.item(), want, rtol=1e-12)
+
+
+def test_a_weight_frozen_between_the_forward_and_the_backward_gets_no_gradient(backend):
+    """Freezing a parameter after the cost was computed leaves its ``.grad`` as it was, as `Tensor.backward`
+    leaves it for a gradient an op returns (and PyTorch's): the penalty's pass over the weights' range, a
+    dense layer's bias gradient by a product with ones and its weight gradient by β = 1 added into the frozen
+    parameters' views of the flat gradient buffer all the same."""
+    rng = np.random.default_rng(14)
+    loss = xdl.losses.SoftmaxCrossEntropy()
+    for case in range(12):
+        sizes = [int(n) for n in rng.integers(1, 6, size=rng.integers(1, 3))]
+        model = xdl.nn.mlp(4, sizes, 3)
+        model.zero_grad()
+        params = list(model.parameters())
+        for p in params:
+            p.grad[...] = backend.asarray(rng.standard_normal(p.shape).astype(p.dtype))
+        x = xdl.tensor(backend.asarray(rng.standard_normal((6, 4)).astype(np.float32)))
+        cost = loss(model(x), rng.integers(0, 3, 6)) + l2(model, 0.5, 6) + l1(model, 0.1, 6)
+        frozen = [p for p in params if rng.integers(2)] or params[:1]
+        before = [xdl.backend.array_to_numpy(p.grad).copy() for p in frozen]
+        for p in frozen:
+            p.requires_grad = False
+        cost.backward()
+        for p, grad in zip(frozen, before):
+            np.testing.assert_array_equal(xdl.backend.array_to_numpy(p.grad), grad, err_msg=f"case {case}")
+
+
+def test_the_gradient_is_that_of_the_values_the_forward_summed(backend):
+    """A weight whose ``.data`` is rebound (not written in place: no write refuses the backward) after the
+    cost was computed gets the gradient of the values the cost was made of, as any op's saved inputs give
+    it — outside a buffer's range as inside it (the weight-by-weight pass read the new ``.data``)."""
+    rng = np.random.default_rng(15)
+    for penalty, slope in ((l2, lambda a: a), (l1, np.sign)):
+        plain = xdl.Parameter(backend.asarray(rng.standard_normal((2, 3)).astype(np.float32)))
+        model = xdl.nn.mlp(3, [4], 2)
+        model.zero_grad()
+        weights = [plain, *model.parameters("weight")]
+        then = [xdl.backend.array_to_numpy(w.data).copy() for w in weights]
+        cost = penalty(weights, 0.8, 4)
+        for w in weights:
+            w.data = w.data * 3 - 1
+        cost.backward()
+        for w, values in zip(weights, then):
+            np.testing.assert_allclose(xdl.backend.array_to_numpy(w.grad), 0.8 / 4 * slope(values), rtol=1e-6)

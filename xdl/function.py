@@ -119,9 +119,11 @@ class Function:
     def gradient_buffer(self, i: int):
         """The ``.grad`` array of input ``i`` when a backward may add its gradient straight into it
         (then returning None for that input): a leaf that needs a gradient and already has one of
-        its dtype — a parameter's view of its flat gradient buffer. Else None."""
+        its dtype — a parameter's view of its flat gradient buffer. Else None. Needing one is also asked
+        of the leaf now: one frozen since the forward takes no gradient, as `Tensor.backward` gives none to it."""
         x = self.inputs[i]
-        if self.needs_grad[i] and x._fn is None and x.grad is not None and x.grad.dtype == x.dtype:
+        if (self.needs_grad[i] and x._requires_grad and x._fn is None and x.grad is not None
+                and x.grad.dtype == x.dtype):
             return x.grad
         return None
 

@@ -65,6 +65,17 @@ def host_effect(fn) -> None:
         effects.append(fn)
 
 
+def replay_check(fn) -> None:
+    """While a step is being captured, have ``fn()`` called before every replay of its graph (outside a
+    capture: nothing): it raises where what the capture found no longer holds. A graph reads and writes
+    memory by address, not the arrays a model holds now: after ``model.astype(...)`` or ``model.to(...)``
+    its replay updated the old copies (an optimizer keeps them) and wrote running statistics into memory
+    freed since, which a GPU's pool hands to the next array — another array's values, silently."""
+    checks = getattr(_capture, "checks", None)
+    if checks is not None:
+        checks.append(fn)
+
+
 def require_not_capturing(what: str) -> None:
     """Raise `CaptureError` if a capture is recording: ``what`` cannot be replayed."""
     if _effects() is not None:
@@ -72,13 +83,15 @@ def require_not_capturing(what: str) -> None:
 
 
 class CudaGraph:
-    """A captured step: calling it replays the graph, then the step's host effects; returns what
+    """A captured step: calling it checks what the capture found still holds (`replay_check`), replays
+    the graph, then the step's host effects; returns what
     ``fn`` returned at the capture (``result``: arrays each replay overwrites). ``warmup_result``
     is what the last warm-up call returned (that call did its work for real; the capture did none)."""
 
-    def __init__(self, backend, graph, recorder, effects: list, result, warmup_result, constants: list, fn=None):
+    def __init__(self, backend, graph, recorder, effects: list, result, warmup_result, constants: list, fn=None,
+                 checks: tuple = ()):
         self.backend, self.result, self.warmup_result = backend, result, warmup_result
-        self._graph, self._recorder, self._effects = graph, recorder, effects
+        self._graph, self._recorder, self._effects, self._checks = graph, recorder, effects, checks
         self._constants = constants  # device constants the graph reads: kept alive with it
         # and the step, with what it holds (its model, optimizer and input arrays): a graph reads them by raw
         # address, and a step made in a function that returned only its graph (xdl.bench.steps' xdl_step) had
@@ -91,6 +104,8 @@ class CudaGraph:
         return self.backend.graph_nodes(self._graph)
 
     def __call__(self):
+        for check in self._checks:
+            check()
         self.backend.replay(self._graph)
         for effect in self._effects:
             effect()
@@ -125,15 +140,15 @@ def cuda_graph(fn, backend=None, warmup: int = 1) -> CudaGraph:
         warmup_result = None
         for _ in range(int(warmup)):
             warmup_result = fn()
-        effects, graph, failure = [], None, None
-        _capture.effects = effects
+        effects, checks, graph, failure = [], [], None, None
+        _capture.effects, _capture.checks = effects, checks
         try:
             recorder.begin()
             result = fn()
         except Exception as e:  # what the step did that a capture cannot record
             failure = e
         finally:
-            _capture.effects = None
+            _capture.effects = _capture.checks = None
             try:
                 if recorder.capturing():
                     graph = recorder.end()  # ends a failed capture too: the stream must not stay recording
@@ -148,4 +163,4 @@ def cuda_graph(fn, backend=None, warmup: int = 1) -> CudaGraph:
             raise error from (None if error is failure else failure)
         finally:  # each held by this frame, which its traceback holds: a cycle that kept the caller's
             del error, failure  # frames (a model, its flat buffers, the step's activations) to a full collection
-    return CudaGraph(backend, graph, recorder, effects, result, warmup_result, constants, fn)
+    return CudaGraph(backend, graph, recorder, effects, result, warmup_result, constants, fn, tuple(checks))

@@ -22,10 +22,11 @@ class WeightPenalty(Function):
 
     kind: str
     slope: object
-    ranges: tuple = ()
+    ranges: tuple
 
     def forward(self, *weights):
         ops, stacked = self.backend.ops, hasattr(self.slope, "shape")
+        self.weights = weights  # the values summed: a ``.data`` rebound since is not what the cost was made of
         dtype = np.result_type(*(w.dtype for w in weights))
         total = None
         for indices, span in self.ranges:
@@ -50,7 +51,7 @@ class WeightPenalty(Function):
             for i in indices:  # weight by weight: scattered, frozen ones among them, a gradient to return
                 if not self.needs_grad[i]:
                     continue
-                w = self.inputs[i].data
+                w = self.weights[i]
                 into = self.gradient_buffer(i)
                 if into is None:
                     into = grads[i] = self.xp.zeros_like(w)
@@ -60,9 +61,10 @@ class WeightPenalty(Function):
 
     def _fills(self, indices, seen) -> bool:
         """Whether the range's gradients are still those of the weights at ``indices`` and all are wanted:
-        every one needs a gradient and still has the ``.grad`` it had at the forward (a view of the range;
-        one rebound since, or a frozen one, is added weight by weight)."""
-        return all(self.needs_grad[i] and self.inputs[i].grad is grad for i, grad in zip(indices, seen))
+        every one needs a gradient, then and now, and still has the ``.grad`` it had at the forward (a view of
+        the range; one rebound since, or a frozen one, is added weight by weight)."""
+        return all(self.needs_grad[i] and self.inputs[i]._requires_grad and self.inputs[i].grad is grad
+                   for i, grad in zip(indices, seen))
 
 
 def weight_ranges(weights) -> tuple:

@@ -28,6 +28,7 @@ from typing import NamedTuple
 import numpy as np
 
 from xdl import backend as _backend
+from xdl import graph as _graph
 from xdl.caller import warn_caller
 from xdl.data.validation import check_bool, check_feature_names, check_features, check_int, features_of_objects, rows
 from xdl.files import python_value
@@ -55,6 +56,21 @@ def _check_fits(values: np.ndarray, dtype, name: str) -> None:
 def dotted(prefix: str, name: str) -> str:
     """A name inside the module named ``prefix`` ('' for the top): 'body' + 'weight' → 'body.weight'."""
     return f"{prefix}.{name}" if prefix else name
+
+
+def _buffers_held(model):
+    """A check, for a captured step's replays, that ``model``'s buffers are the arrays its capture read and
+    wrote (the graph holds those, by address): `astype` and `to` put new ones in their place."""
+    held = [(f"{name}.{buffer}" if name else buffer, module, buffer, getattr(module, buffer))
+            for name, module in model.named_modules() for buffer in module._buffers]
+
+    def check():
+        for dotted_name, module, buffer, array in held:
+            if getattr(module, buffer) is not array:
+                raise RuntimeError(f"a captured step's graph writes the buffer {dotted_name} it was captured with, "
+                                   "which the model no longer holds (model.astype(...), model.to(...) or a buffer "
+                                   "assigned since the capture): capture the step again (xdl.cuda_graph)")
+    return check
 
 
 @functools.cache
@@ -620,6 +636,8 @@ class Module:
         depth = getattr(_passes, "depth", 0)
         if not depth:  # an outermost call: a forward pass of its own (`draw_key` counts a module's draws in it)
             _passes.number = next(_PASS_NUMBERS)
+            if _graph.capturing():
+                _graph.replay_check(_buffers_held(self))
         _passes.depth = depth + 1
         try:
             if training is None:

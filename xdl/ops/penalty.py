@@ -18,6 +18,11 @@ from xdl.ops.optim import CHUNK, _as, _chunks, _scratch
 KINDS = ("l2", "l1")
 
 
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:  # (any other was computed as L1)
+        raise ValueError(f"penalty kind must be one of {KINDS}, got {kind!r}")
+
+
 def _each_chunk(xp, w, chunk):
     """(slice, scratch of the slice's width) along ``w``'s last axis."""
     chunk = (w.size or 1) if chunk is None else chunk
@@ -29,22 +34,25 @@ def _each_chunk(xp, w, chunk):
 def penalty_sums(xp, w, kind: str, chunk: int | None = CHUNK):
     """Σ w² (``kind`` "l2") or Σ |w| ("l1") along ``w``'s last axis, in its dtype: a 0-d array for (n,),
     (K,) for a (K, n) region."""
-    total = None
+    _check_kind(kind)
+    totals = []
     for columns, part in _each_chunk(xp, w, chunk):
         if kind == "l2":
             xp.multiply(w[..., columns], w[..., columns], out=part)
         else:
             xp.abs(w[..., columns], out=part)
-        if total is None:
-            total = part.sum(axis=-1)
-        else:
-            total += part.sum(axis=-1)
-    return total if total is not None else xp.zeros(w.shape[:-1], dtype=w.dtype)  # (no weights: a sum of 0)
+        totals.append(part.sum(axis=-1))
+    if not totals:
+        return xp.zeros(w.shape[:-1], dtype=w.dtype)  # (no weights: a sum of 0)
+    # the chunks' totals summed pairwise, as each chunk's own sum is: added one after another in float32,
+    # 1,500 of them (50M weights) were 10× further from the exact sum than NumPy's sum of the whole
+    return totals[0] if len(totals) == 1 else xp.stack(totals).sum(axis=0)
 
 
 def penalty_gradient(xp, grad, w, coefficient, kind: str, chunk: int | None = CHUNK) -> None:
     """grad ← grad + c·w (``kind`` "l2") or grad + c·sign(w) ("l1"), in place; ``grad`` and ``w`` of one
     shape, (n,) or (K, n) with c a (K, 1) column."""
+    _check_kind(kind)
     coefficient = _as(coefficient, w)
     for columns, part in _each_chunk(xp, w, chunk):
         if kind == "l2":

@@ -27,7 +27,7 @@ import numpy as np
 
 from xdl.data.validation import check_bool, check_int, check_list, check_tensors
 from xdl.flat import FlatBuffer, flat_views, is_view_of, views_of, writable
-from xdl.graph import host_effect, require_not_capturing
+from xdl.graph import host_effect, replay_check, require_not_capturing
 from xdl.tensor import Tensor, enable_grad, missing_attribute, note_written, role_of
 
 # The most steps a count may say: the device's copy (``steps_done``) is one int64. A larger t passed its
@@ -629,6 +629,7 @@ class Optimizer(StepCount):
 
     def _step(self) -> None:
         self._check_steppable()
+        replay_check(self._check_steppable)  # (a replay of a captured step runs no Python: checked before each)
         self._write_back_rebound()
         if self.check_finite:
             require_not_capturing("check_finite=True (it reads every gradient on the host)")

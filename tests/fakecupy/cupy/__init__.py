@@ -17,6 +17,7 @@ replay runs the recorded operations again on the same memory.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import ctypes
 import functools
@@ -44,8 +45,8 @@ _captures = {}  # stream ptr -> _Capture
 # pass here and fail on a GPU. A new one is added here once CuPy is known to have it, with the same signature.
 FUNCTIONS = frozenset("""abs add all any arange broadcast_to clip concatenate copyto empty empty_like equal exp
     float32 full greater greater_equal int32 int64 isfinite isnan less less_equal log log1p logaddexp matmul maximum
-    multiply ndim negative not_equal ones reciprocal repeat result_type round shape sign size sqrt stack take tanh uint8
-    where zeros zeros_like""".split())
+    multiply ndim negative not_equal ones reciprocal repeat result_type round shape sign size sqrt stack subtract take
+    tanh uint8 where zeros zeros_like""".split())
 METHODS = frozenset("all argmax argmin astype copy fill max mean min reshape std sum swapaxes transpose var".split())
 GENERATOR_METHODS = frozenset(("random", "standard_normal"))  # (cupy.random.Generator has few of NumPy's)
 
@@ -165,8 +166,9 @@ class MemoryPool:
     def free_bytes(self):
         return 0
 
-    def free_all_blocks(self, stream=None):
-        pass
+    def free_all_blocks(self, stream=None):  # (under the memory check: its freed blocks are never handed out again)
+        for key in [key for key in _free_blocks if key[0] == id(self)]:
+            del _free_blocks[key]
 
     def n_free_blocks(self):
         return 0
@@ -192,10 +194,15 @@ def _allocator():
     return getattr(_local, "allocator", _default_pool.malloc)
 
 
-def _register(a):
-    """Note ``a``'s root buffer as device memory (allocated now under the current allocator if new)."""
+def _register(a, uninitialized=False):
+    """Note ``a``'s root buffer as device memory (allocated now under the current allocator if new); under
+    `fake_memory_check` a new buffer is moved into a device block of its own (`_Block`): ``a`` as it is there
+    (``uninitialized``, an `empty` one: with what the block held, as CuPy's ``empty`` gives)."""
     r = _root(a)
     if id(r) not in _roots or _roots[id(r)] is not r:
+        if _checking is not None and r.base is None and r.nbytes and (r.flags.c_contiguous or r.flags.f_contiguous):
+            # (not foreign memory, a DLPack import's, nor a layout of NumPy's other than C or F order)
+            a, r = _into_block(a, r, uninitialized)
         _roots[id(r)] = r
         _traced("alloc", r.nbytes)
         owner = getattr(_allocator(), "__self__", None)
@@ -205,6 +212,157 @@ def _register(a):
         if capture is not None:
             capture.allocated[id(r)] = r
     return a
+
+
+# -- the memory check (`fake_memory_check`): device blocks with lifetimes, as CuPy's pool hands them out ---------
+_checking = {"1": "reuse", "reuse": "reuse", "quarantine": "quarantine"}.get(  # None (off), "quarantine" or
+    os.environ.get("FAKECUPY_MEMORY_CHECK", ""))  # "reuse": `fake_memory_check`'s mode
+_BLOCK_BYTES = 512  # CuPy's pool rounds each allocation up to a multiple of 512 bytes and aligns it so
+_blocks = {}  # address -> _Block: every block ever made (memory is never given back to the host)
+_block_addresses = []  # their addresses, sorted
+_free_blocks = {}  # (pool id, bytes) -> blocks freed and not yet handed out again (most recent last)
+_freed = {}  # id -> every block freed and not handed out again, oldest first (kept up to _FREED_BYTES)
+_freed_bytes = 0  # their bytes
+_FREED_BYTES = 1 << 30  # beyond it the oldest freed blocks go back to the host (a pointer into one: in no allocation)
+_memory_errors = []  # what the check refused, as messages (a cuBLAS call refused reads as its status only)
+
+
+class _Block:
+    """Device memory of one allocation: host bytes that outlive the arrays on them. ``generation`` counts
+    its allocations (a pointer noted at one generation is dangling at another); ``owner`` is the live
+    root array on it (a weak reference; None once freed)."""
+
+    __slots__ = ("memory", "address", "size", "generation", "owner", "pool", "dtype")
+
+    def __init__(self, size, pool):
+        self.memory = (ctypes.c_ubyte * (size + _BLOCK_BYTES))()
+        start = ctypes.addressof(self.memory)
+        self.address = start + (-start) % _BLOCK_BYTES
+        self.size, self.generation, self.owner, self.pool, self.dtype = size, 0, None, pool, None
+
+    def live(self):
+        return self.owner is not None and self.owner() is not None
+
+    def poison(self):
+        """Fill the block with garbage: NaN for the float dtype last on it, else 0x5A bytes."""
+        if os.environ.get("FAKECUPY_NO_POISON"):
+            return
+        raw = (ctypes.c_ubyte * self.size).from_address(self.address)
+        if self.dtype is not None and self.dtype.kind in "fc":
+            _np.frombuffer(raw, dtype=self.dtype, count=self.size // self.dtype.itemsize)[...] = _np.nan
+        else:
+            ctypes.memset(self.address, 0x5A, self.size)
+
+
+def _into_block(a, r, uninitialized=False):
+    """``a`` (a view of the new NumPy buffer ``r``, or ``r``) moved into a device block: a freed block of
+    the same size from the same pool under "reuse" (CuPy's pool hands the last one freed to the next
+    allocation), else a new one (poisoned, for an ``uninitialized`` one). The block is freed — poisoned, and
+    under "reuse" handed out again — when the last array on it goes."""
+    size = -(-r.nbytes // _BLOCK_BYTES) * _BLOCK_BYTES
+    owner = getattr(_allocator(), "__self__", None)
+    pool = id(owner) if isinstance(owner, MemoryPool) else 0
+    free = _free_blocks.get((pool, size)) if _checking == "reuse" else None
+    global _freed_bytes
+    block = free.pop() if free else _Block(size, pool)
+    if _freed.pop(id(block), None) is not None:
+        _freed_bytes -= block.size
+    if block.address not in _blocks:
+        _blocks[block.address] = block
+        bisect.insort(_block_addresses, block.address)
+    raw = (ctypes.c_ubyte * size).from_address(block.address)
+    moved = _np.ndarray(r.shape, r.dtype, buffer=raw, strides=r.strides)
+    if not uninitialized:
+        moved[...] = r
+    elif block.generation == 0:  # (new host memory is zeros: garbage, as a GPU's never-used memory)
+        block.dtype = r.dtype
+        block.poison()
+    moved.flags.writeable = r.flags.writeable
+    block.generation += 1
+    block.owner, block.dtype = weakref.ref(moved), r.dtype
+    weakref.finalize(moved, _free_block, block)
+    if a is r:
+        return moved, moved
+    flat = (moved if moved.flags.c_contiguous else moved.T).reshape(-1).view(_np.uint8)  # (a view: ``moved`` its base)
+    view = _np.ndarray(a.shape, a.dtype, buffer=flat, offset=a.ctypes.data - r.ctypes.data, strides=a.strides)
+    view.flags.writeable = a.flags.writeable
+    return view, moved
+
+
+def _free_block(block):
+    global _freed_bytes
+    block.owner = None
+    block.poison()
+    if sys.is_finalizing():
+        return
+    if _checking == "reuse":
+        _free_blocks.setdefault((block.pool, block.size), []).append(block)
+    _freed[id(block)] = block
+    _freed_bytes += block.size
+    while _freed_bytes > _FREED_BYTES:
+        oldest = _freed.pop(next(iter(_freed)))
+        _freed_bytes -= oldest.size
+        listed = _free_blocks.get((oldest.pool, oldest.size), [])
+        if oldest in listed:
+            listed.remove(oldest)
+        del _blocks[oldest.address]
+        _block_addresses.remove(oldest.address)
+
+
+def _block_of(address):
+    """The block whose memory holds ``address``, or None."""
+    i = bisect.bisect_right(_block_addresses, address) - 1
+    block = _blocks.get(_block_addresses[i]) if i >= 0 else None
+    return block if block is not None and address < block.address + block.size else None
+
+
+def _pointer_problem(address, nbytes):
+    """Why ``nbytes`` bytes from ``address`` are not all in one live device allocation, or None."""
+    if not address or nbytes <= 0:
+        return None
+    block = _block_of(address)
+    if block is not None:
+        root = block.owner() if block.owner is not None else None
+        if root is None:
+            return f"0x{address:x} is in device memory freed (block of generation {block.generation})"
+        if address + nbytes > root.ctypes.data + root.nbytes:
+            return f"0x{address:x}+{nbytes} runs past its allocation ({root.nbytes} bytes at 0x{root.ctypes.data:x})"
+        return None
+    for r in list(_roots.values()):  # memory allocated before the check began
+        if r.ctypes.data <= address and address + nbytes <= r.ctypes.data + r.nbytes:
+            return None
+    return f"0x{address:x}+{nbytes} is in no live device allocation"
+
+
+def _generation(address):
+    block = _block_of(address)
+    return None if block is None else (block, block.generation)
+
+
+@contextlib.contextmanager
+def fake_memory_check(mode: str = "reuse"):
+    """Within the block (the stand-in's own; CuPy has none), every new device buffer is a block of its own whose
+    memory outlives its arrays: freed (its last array gone), it is poisoned (NaN, 0x5A) and, under "reuse",
+    handed to the next allocation of its size from its pool, as CuPy's pool does ("quarantine": never again).
+    A cuBLAS call checks its operands and its handle's workspace against them: a pointer outside a live
+    allocation, or a workspace freed (or handed to another array) since `cublasSetWorkspace_v2`, is refused
+    (status 14, the reason in `fake_memory_errors`). FAKECUPY_MEMORY_CHECK=reuse|quarantine turns it on for the
+    whole process."""
+    global _checking
+    if mode not in ("reuse", "quarantine"):
+        raise ValueError(f"fake_memory_check: mode must be 'reuse' or 'quarantine', got {mode!r}")
+    before, _checking = _checking, mode
+    _cublas().fake_set_checking(1)
+    try:
+        yield
+    finally:
+        _checking = before
+        _cublas().fake_set_checking(int(before is not None))
+
+
+def fake_memory_errors() -> list:
+    """What the memory check refused so far, as messages (the stand-in's own)."""
+    return list(_memory_errors)
 
 
 def _poison(a):
@@ -221,7 +379,7 @@ def _poison(a):
 
 
 # -- the array -----------------------------------------------------------------------------------
-def _wrap(x, outs=()):
+def _wrap(x, outs=(), uninitialized=False):
     if isinstance(x, ndarray):
         return x
     if isinstance(x, _np.ndarray):
@@ -229,7 +387,7 @@ def _wrap(x, outs=()):
             if w._a is x:
                 return w
         a = object.__new__(ndarray)
-        a._a = _register(x)
+        a._a = _register(x, uninitialized)
         return a
     if isinstance(x, _np.generic):
         return _wrap(_np.asarray(x))
@@ -259,6 +417,15 @@ def _unwrap(x, strict=False, depth=0):
     return x
 
 
+def _buffers(x):
+    """The NumPy buffers of `_wrap`'s result."""
+    if isinstance(x, ndarray):
+        return x._a
+    if isinstance(x, (tuple, list)):
+        return type(x)(_buffers(v) for v in x)
+    return x
+
+
 def _host_to_device(what):
     _traced("upload", what)
     if _capturing_now() is not None:
@@ -283,7 +450,8 @@ def _call(f, args, kwargs, strict=False):
     launched = _launches(f, result, u_args, kwargs)
     if launched:
         _traced("launch", getattr(f, "__name__", "op"))
-    wrapped = _wrap(result, _outs(args, kwargs))
+    wrapped = _wrap(result, _outs(args, kwargs), getattr(f, "__name__", "") in _NO_KERNEL)
+    result = _buffers(wrapped)  # (what `_register` made of it: moved into a device block under the memory check)
     capture = _capturing_now()
     if capture is not None and launched:  # (a view, a shape, an empty array: no node of a CUDA graph)
         refs = _refs((result, u_args, u_kwargs), capture)
@@ -426,7 +594,7 @@ class _Data:
 class _Flags:
     def __init__(self, a):
         self.c_contiguous, self.f_contiguous = a.flags.c_contiguous, a.flags.f_contiguous
-        self.owndata = a.base is None
+        self.owndata = _root(a) is a
 
     def __getitem__(self, key):
         return {"C_CONTIGUOUS": self.c_contiguous, "F_CONTIGUOUS": self.f_contiguous, "OWNDATA": self.owndata}[key]
@@ -447,7 +615,7 @@ class ndarray:
     __hash__ = None
 
     def __init__(self, shape, dtype=float, memptr=None, strides=None, order="C"):
-        self._a = _register(_np.empty(shape, dtype=dtype, order=order))
+        self._a = _register(_np.empty(shape, dtype=dtype, order=order), uninitialized=True)
 
     # what a host read is
     def get(self, stream=None, order="C", out=None, blocking=True):
@@ -509,7 +677,7 @@ class ndarray:
 
     @property
     def base(self):
-        return None if self._a.base is None else _wrap(_root(self._a))
+        return None if _root(self._a) is self._a else _wrap(_root(self._a))
 
     def __len__(self):
         return len(self._a)
@@ -944,6 +1112,32 @@ def _cublas():
     lib.fake_set_capturing.argtypes = [ctypes.c_void_p, ctypes.c_int]
     lib.fake_replay.argtypes = [ctypes.c_int]
     lib.fake_gemm_count.restype = ctypes.c_longlong
+    lib.fake_set_checking.argtypes = [ctypes.c_int]
+    workspaces = {}  # handle -> (block, generation) of its workspace when it was set (under the memory check)
+
+    @ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p),
+                      ctypes.POINTER(ctypes.c_longlong))
+    def check(what, handle, pointers, extents):  # the memory check of a cuBLAS call: 0 lets it run
+        names = ("workspace",) if what == 0 else ("A", "B", "C", "workspace")
+        call = ("cublasSetWorkspace_v2", "a cuBLAS GEMM", "a cuBLAS GEMM replayed in a graph")[what]
+        problems = [f"{name}: {problem}" for i, name in enumerate(names)
+                    if (problem := _pointer_problem(pointers[i] or 0, extents[i])) is not None]
+        workspace = pointers[len(names) - 1] or 0
+        if what == 0:
+            workspaces[handle] = _generation(workspace)
+        elif not problems and workspaces.get(handle) is not None and _generation(workspace) != workspaces[handle]:
+            problems.append(f"workspace: 0x{workspace:x} was freed and handed to another array since "
+                            "cublasSetWorkspace_v2")
+        if not problems:
+            return 0
+        message = f"fake cupy memory check: {call} refused: {'; '.join(problems)}"
+        _memory_errors.append(message)
+        print(message, file=sys.stderr)
+        return 1
+
+    lib._check = check
+    lib.fake_set_checker(check)
+    lib.fake_set_checking(int(_checking is not None))
 
     @ctypes.CFUNCTYPE(None, ctypes.c_int)
     def recorded(index):  # a GEMM on a capturing stream: logged, run at each replay
@@ -956,7 +1150,8 @@ def _cublas():
             def replay():
                 for ref in refs:
                     ref.get()
-                lib.fake_replay(index)
+                if lib.fake_replay(index):
+                    raise _Runtime.CUDARuntimeError(f"cudaErrorIllegalAddress (fake cupy): {_memory_errors[-1]}")
 
             capture.record(replay, "gemm")
             break
