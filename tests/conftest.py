@@ -92,6 +92,22 @@ def disk_full_from(monkeypatch):
     return full_from
 
 
+@pytest.fixture(name="cupy")
+def traced_cupy():
+    """``cupy``: the CuPy stand-in (tests/fakecupy), the cupy backend in use and seeded, for tests that count
+    what a step asks of a GPU through its trace (`cupy.fake_trace`); skipped on a real GPU (its CuPy counts
+    nothing) and without one."""
+    if not cupy_available():
+        pytest.skip("needs CuPy and an NVIDIA GPU")
+    import cupy
+
+    if not hasattr(cupy, "fake_trace"):
+        pytest.skip("counts what the CuPy stand-in (tests/fakecupy) sees")
+    with xdl.use("cupy"):
+        xdl.seed(0)
+        yield cupy
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)

@@ -174,15 +174,11 @@ def cupy_backend():
         yield backend
 
 
-@pytest.mark.gpu
-def test_a_captured_user_step_replays_with_new_inputs_and_counts_the_optimizer_steps(cupy_backend):
-    backend = cupy_backend
-    model = xdl.nn.mlp(5, [16], 3, batch_norm=True)
-    opt = xdl.optim.Adam(model, lr=0.01)
-    x = backend.asarray(np.zeros((32, 5), np.float32))
-    y = backend.asarray(np.zeros(32, np.int64))
+def user_step(model, opt, x, backend):
+    """A user's training step on the fixed input array ``x`` (32 rows) and labels of 0, as the README writes
+    one for `xdl.cuda_graph`."""
     loss = SoftmaxCrossEntropy()
-    y = loss.prepare(y, (32, 3), backend, np.float32)  # checked once: a captured step cannot read it
+    y = loss.prepare(backend.asarray(np.zeros(32, np.int64)), (32, 3), backend, model.dtype)  # (checked once)
 
     def step():
         opt.zero_grad()
@@ -190,7 +186,16 @@ def test_a_captured_user_step_replays_with_new_inputs_and_counts_the_optimizer_s
         cost.backward()
         opt.step()
         return cost.data
+    return step
 
+
+@pytest.mark.gpu
+def test_a_captured_user_step_replays_with_new_inputs_and_counts_the_optimizer_steps(cupy_backend):
+    backend = cupy_backend
+    model = xdl.nn.mlp(5, [16], 3, batch_norm=True)
+    opt = xdl.optim.Adam(model, lr=0.01)
+    x = backend.asarray(np.zeros((32, 5), np.float32))
+    step = user_step(model, opt, x, backend)
     rng = np.random.default_rng(0)
     x[...] = backend.asarray(rng.standard_normal((32, 5)).astype(np.float32))
     graph = xdl.cuda_graph(step)
@@ -220,17 +225,8 @@ def test_a_captured_step_of_a_converted_model_is_refused_before_its_graph_replay
     inputs = np.random.default_rng(0).standard_normal((32, 5))
 
     def captured(model):
-        opt, loss = xdl.optim.Adam(model, lr=0.01), SoftmaxCrossEntropy()
-        x = backend.asarray(inputs.astype(model.dtype))
-        y = loss.prepare(backend.asarray(np.zeros(32, np.int64)), (32, 3), backend, model.dtype)
-
-        def step():
-            opt.zero_grad()
-            cost = loss.compute(model(xdl.Tensor(x, backend=backend)), y)
-            cost.backward()
-            opt.step()
-            return cost.data
-        return opt, xdl.cuda_graph(step)
+        opt = xdl.optim.Adam(model, lr=0.01)
+        return opt, xdl.cuda_graph(user_step(model, opt, backend.asarray(inputs.astype(model.dtype)), backend))
 
     opt, graph = captured(model)
     graph()

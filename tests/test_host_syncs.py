@@ -12,7 +12,6 @@ import pytest
 import xdl
 import xdl.train.many
 import xdl.train.trainer
-from conftest import cupy_available
 from xdl.config import TrainConfig
 from xdl.optim import schedules
 from xdl.train import Callback, EarlyStopping, Trainer, fit_many
@@ -21,19 +20,6 @@ from xdl.train.checkpoint import Checkpoint
 pytestmark = pytest.mark.gpu
 
 EPOCHS, BATCH, M = 3, 16, 96  # 6 steps an epoch
-
-
-@pytest.fixture
-def cupy():
-    if not cupy_available():
-        pytest.skip("needs CuPy and an NVIDIA GPU")
-    import cupy
-
-    if not hasattr(cupy, "fake_trace"):
-        pytest.skip("counts what the CuPy stand-in (tests/fakecupy) sees")
-    with xdl.use("cupy"):
-        xdl.seed(0)
-        yield cupy
 
 
 @pytest.fixture

@@ -18,19 +18,6 @@ pytestmark = pytest.mark.gpu
 M, FEATURES, CLASSES = 8, 5, 4
 
 
-@pytest.fixture
-def cupy():
-    if not cupy_available():
-        pytest.skip("needs CuPy and an NVIDIA GPU")
-    import cupy
-
-    if not hasattr(cupy, "fake_trace"):
-        pytest.skip("counts what the CuPy stand-in (tests/fakecupy) sees")
-    with xdl.use("cupy"):
-        xdl.seed(0)
-        yield cupy
-
-
 def traced(cupy, run):
     """(run's result, {"launch": kernels, "gemm": cuBLAS products, "alloc": new buffers}) of one call."""
     with cupy.fake_trace() as trace:
