@@ -246,6 +246,33 @@ def test_a_captured_step_of_a_converted_model_is_refused_before_its_graph_replay
     assert opt.t == 2 and any((before[k] != v).any() for k, v in model.state_dict().items())
 
 
+@pytest.mark.gpu
+@pytest.mark.parametrize("convert", ["astype", "to_and_back"])
+def test_a_captured_forward_of_a_moved_model_is_refused_before_its_graph_replays(cupy_backend, convert):
+    """A graph of a forward alone (no optimizer, no buffers: an MLP's predictions) reads the parameters by
+    address: after ``model.astype`` or ``model.to`` (new flat buffers) its replay read memory
+    freed since — the pool's next array on a GPU, an illegal address on the stand-in. Refused before it
+    replays; a forward captured again reads the model's parameters where they are."""
+    backend = cupy_backend
+    model = xdl.nn.mlp(5, [16, 8], 3)
+    inputs = np.random.default_rng(1).standard_normal((4, 5))
+    x = xdl.Tensor(backend.asarray(inputs.astype(np.float32)), backend=backend)
+    graph = xdl.cuda_graph(lambda: model(x).data)
+    graph()
+    if convert == "astype":
+        model.astype(np.float64)
+        x = xdl.Tensor(backend.asarray(inputs), backend=backend)
+    else:
+        model.to("numpy").to(backend)
+    with pytest.raises(RuntimeError, match="capture the step again") as refused:
+        graph()
+    assert "IllegalAddress" not in str(refused.value)
+    graph = xdl.cuda_graph(lambda: model(x).data)
+    graph()
+    want = xdl.backend.array_to_numpy(model(x).data)
+    np.testing.assert_allclose(xdl.backend.array_to_numpy(graph.result), want, rtol=1e-6)
+
+
 def test_a_write_noted_in_a_captured_step_is_counted_at_each_replay_not_at_the_capture():
     """count(w) ← count at each replay: a capture writes nothing and a replay runs no Python, so an
     optimizer's note_written, run once at the capture, refused a graph recorded before a capture

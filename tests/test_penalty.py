@@ -9,6 +9,7 @@ import pytest
 import xdl
 from xdl.config import TrainConfig
 from xdl.losses import l1, l2
+from xdl.ops.penalty import penalty_sums
 from xdl.tensor import role_of
 
 CASES = 60  # generated per backend and penalty
@@ -175,3 +176,18 @@ def test_the_gradient_is_that_of_the_values_the_forward_summed(backend):
         cost.backward()
         for w, values in zip(weights, then):
             np.testing.assert_allclose(xdl.backend.array_to_numpy(w.grad), 0.8 / 4 * slope(values), rtol=1e-6)
+
+
+def test_each_stacked_model_s_sum_is_its_row_summed_alone_bit_for_bit():
+    """`penalty_sums` of K stacked models' (K, n) weights, chunk by chunk: each model's Σ w² and Σ|w| is that
+    of its row alone, to the bit — the chunks' totals summed pairwise for each (NumPy sums pairwise along the
+    last axis only: a (chunks, K) stack summed over axis 0 added them one after another, up to 10× further
+    from the exact sum in float32)."""
+    rng = np.random.default_rng(16)
+    for case in range(40):
+        K, chunk = int(rng.integers(2, 6)), int(rng.integers(1, 9))
+        w = (rng.standard_normal((K, int(rng.integers(1, 4000)))) + 3).astype(np.float32)
+        for kind in ("l2", "l1"):
+            stacked = penalty_sums(np, w, kind, chunk=chunk)  # (under MIN_COLUMNS: ``chunk`` columns, as alone)
+            alone = [penalty_sums(np, row, kind, chunk=chunk) for row in w]
+            np.testing.assert_array_equal(stacked, np.array(alone), err_msg=f"case {case}, {kind}")

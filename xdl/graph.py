@@ -69,8 +69,8 @@ def replay_check(fn) -> None:
     """While a step is being captured, have ``fn()`` called before every replay of its graph (outside a
     capture: nothing): it raises where what the capture found no longer holds. A graph reads and writes
     memory by address, not the arrays a model holds now: after ``model.astype(...)`` or ``model.to(...)``
-    its replay updated the old copies (an optimizer keeps them) and wrote running statistics into memory
-    freed since, which a GPU's pool hands to the next array — another array's values, silently."""
+    its replay updated the old copies (an optimizer keeps them), or read parameters and wrote running statistics
+    in memory freed since, which a GPU's pool hands to the next array — another array's values, silently."""
     checks = getattr(_capture, "checks", None)
     if checks is not None:
         checks.append(fn)

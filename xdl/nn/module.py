@@ -58,13 +58,22 @@ def dotted(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if prefix else name
 
 
-def _buffers_held(model):
-    """A check, for a captured step's replays, that ``model``'s buffers are the arrays its capture read and
-    wrote (the graph holds those, by address): `astype` and `to` put new ones in their place."""
+def _state_held(model):
+    """A check, for a captured step's replays, that ``model``'s parameters are still where its capture found
+    them (``p._flat``, as `xdl.optim.Optimizer.check_placed` asks) and its buffers are the arrays it read and
+    wrote: the graph holds those addresses, and `astype`, `to` or a repacking put new ones in their place — a
+    replay then read freed memory, another array's once a GPU's pool hands it out."""
+    placed = [(name, p, getattr(p, "_flat", None)) for name, p in model.named_parameters()]  # (a stack's: none)
     held = [(f"{name}.{buffer}" if name else buffer, module, buffer, getattr(module, buffer))
             for name, module in model.named_modules() for buffer in module._buffers]
 
     def check():
+        for dotted_name, p, place in placed:
+            if getattr(p, "_flat", None) is not place:
+                raise RuntimeError(f"a captured step's graph reads the parameter {dotted_name} where it was "
+                                   "captured, and it moved since (model.astype(...), model.to(...), a parameter or "
+                                   "submodule assigned, or an optimizer packing it): capture the step again "
+                                   "(xdl.cuda_graph)")
         for dotted_name, module, buffer, array in held:
             if getattr(module, buffer) is not array:
                 raise RuntimeError(f"a captured step's graph writes the buffer {dotted_name} it was captured with, "
@@ -637,7 +646,7 @@ class Module:
         if not depth:  # an outermost call: a forward pass of its own (`draw_key` counts a module's draws in it)
             _passes.number = next(_PASS_NUMBERS)
             if _graph.capturing():
-                _graph.replay_check(_buffers_held(self))
+                _graph.replay_check(_state_held(self))
         _passes.depth = depth + 1
         try:
             if training is None:
