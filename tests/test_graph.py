@@ -248,6 +248,31 @@ def test_a_captured_step_of_a_converted_model_is_refused_before_its_graph_replay
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("convert", ["astype", "to_and_back"])
+def test_the_refusal_of_a_moved_models_replay_names_the_optimizer_to_make_again(cupy_backend, convert):
+    """The replay's refusal says what to do: capturing the step again with the optimizer made before the move
+    is refused in turn (it holds the old copies), so the message asks for the optimizer made anew too."""
+    backend = cupy_backend
+    model = xdl.nn.mlp(5, [16], 3)
+    inputs = np.random.default_rng(0).standard_normal((32, 5))
+    opt = xdl.optim.SGD(model, lr=0.01)
+    graph = xdl.cuda_graph(user_step(model, opt, backend.asarray(inputs.astype(np.float32)), backend))
+    if convert == "astype":
+        model.astype(np.float64)
+    else:
+        model.to("numpy").to(backend)
+    x = backend.asarray(inputs.astype(model.dtype))
+    with pytest.raises(RuntimeError, match="capture the step again") as refused:
+        graph()
+    assert "optimizer" in str(refused.value) and "made anew" in str(refused.value)
+    with pytest.raises(RuntimeError, match="make the optimizer after that"):
+        xdl.cuda_graph(user_step(model, opt, x, backend))  # the old optimizer: refused, as the message says
+    opt = xdl.optim.SGD(model, lr=0.01)
+    xdl.cuda_graph(user_step(model, opt, x, backend))()  # as the message says: trains
+    assert opt.t == 2
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("convert", ["astype", "to_and_back"])
 def test_a_captured_forward_of_a_moved_model_is_refused_before_its_graph_replays(cupy_backend, convert):
     """A graph of a forward alone (no optimizer, no buffers: an MLP's predictions) reads the parameters by
     address: after ``model.astype`` or ``model.to`` (new flat buffers) its replay read memory

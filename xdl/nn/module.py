@@ -73,7 +73,8 @@ def _state_held(model):
                 raise RuntimeError(f"a captured step's graph reads the parameter {dotted_name} where it was "
                                    "captured, and it moved since (model.astype(...), model.to(...), a parameter or "
                                    "submodule assigned, or an optimizer packing it): capture the step again "
-                                   "(xdl.cuda_graph)")
+                                   "(xdl.cuda_graph), its optimizer, if it has one, made anew first (the one "
+                                   "before holds the old copies and refuses to step)")
         for dotted_name, module, buffer, array in held:
             if getattr(module, buffer) is not array:
                 raise RuntimeError(f"a captured step's graph writes the buffer {dotted_name} it was captured with, "

@@ -185,8 +185,9 @@ class Trainer:
     ``run_info``: JSON-able facts about the run stored in its checkpoints (the ``xdl`` command
     keeps its options there, to check a ``--resume``).
     ``capture``: "auto" captures each batch shape's step as a CUDA graph where it can (cupy, and
-    nothing in the step needs the host: `eager_reason`); True insists (an error says why it
-    cannot); False runs every step eagerly.
+    nothing in the step needs the host: `eager_reason`; a callback's change that makes it need the host,
+    an lr set per step, is warned of at the next epoch's start); True insists (an error says why it
+    cannot, at the fit's start or at that epoch's); False runs every step eagerly.
 
     Costs in the history are the data loss without the L2 and L1 terms, so train and dev compare alike.
     With batch norm in the model, a last batch of one example is merged into the batch before it
