@@ -288,3 +288,64 @@ def test_a_copy_of_a_model_or_tensor_stays_on_its_backend_one_made_by_hand_too()
     t = xdl.tensor([1.0, 2.0], backend=own)
     assert (t + copy.deepcopy(t)).backend is own
     assert pickle.loads(pickle.dumps(own)) is get_backend("numpy")
+
+
+@pytest.mark.gpu
+def test_a_parameter_takes_data_and_grad_of_its_backend_only_refused_at_the_assignment():
+    """``p.data = numpy_array`` on a model on cupy (and a CuPy one on numpy) was taken, and the next forward
+    failed inside the cuBLAS binding ("'memoryview' object has no attribute 'ptr'"), or NumPy's ("Unsupported
+    type"), naming neither the parameter nor the way; ``.grad`` likewise. Refused where it is assigned, naming
+    the parameter, its backend and the way, before anything changes; its own backend's arrays and Tensors are
+    taken as before (written back at the optimizer's next step)."""
+    if not cupy_available():
+        pytest.skip("needs a GPU")
+    for here, other in (("cupy", "numpy"), ("numpy", "cupy")):
+        with xdl.use(here):
+            model = xdl.nn.mlp(4, [8], 3)
+        foreign = get_backend(other)
+        for p in model.parameters():
+            for attribute in ("data", "grad"):
+                before = getattr(p, attribute)
+                for value in (foreign.xp.zeros(p.shape, dtype=p.dtype), xdl.tensor(np.zeros(p.shape), backend=other)):
+                    with pytest.raises(TypeError, match=rf"^{attribute}: parameter '{p.name}' on the {here} backend "
+                                                        r"takes an array of it, got .*p\[\.\.\.\] = values.*model\.to"):
+                        setattr(p, attribute, value)
+                    assert getattr(p, attribute) is before
+        optimizer = xdl.optim.SGD(model, lr=1.0)
+        w = model.parameters()[0]
+        w.data = model.backend.xp.ones(w.shape, dtype=w.dtype)  # its own backend's: taken
+        w.grad = xdl.tensor(np.full(w.shape, 0.5, dtype=w.dtype), backend=here)
+        optimizer.step()
+        np.testing.assert_array_equal(w.numpy(), np.full(w.shape, 0.5, dtype=w.dtype))
+        with xdl.no_grad():  # the way the message names: the values copied over from any backend
+            w[...] = foreign.xp.full(w.shape, 2.0, dtype=w.dtype)
+        np.testing.assert_array_equal(model.to(other).parameters()[0].numpy(), np.full(w.shape, 2.0))
+        assert model.parameters()[0].backend is foreign  # (moved: the parameters rebound with their backend first)
+
+
+@pytest.mark.gpu
+def test_a_cupy_array_is_read_as_cupy_s_before_the_cupy_backend_was_first_used(monkeypatch):
+    """A model on numpy (``XDL_BACKEND=numpy``) given CuPy data before anything had used the cupy backend: the
+    array was no loaded backend's, so `xdl.tensor`, a model's call, fit, predict, `split` and `Standardizer`
+    refused it as "does not convert to a NumPy array (Implicit conversion … not allowed)", where the same calls
+    after any use of cupy copied it over. Its DLPack device names its backend."""
+    if not cupy_available():
+        pytest.skip("needs a GPU")
+    from xdl.data import Standardizer, split
+    from xdl.train import Trainer
+
+    cupy = get_backend("cupy").xp
+    X = np.random.default_rng(0).normal(size=(30, 4)).astype(np.float32)
+    y = np.arange(30) % 3
+    monkeypatch.setattr(xdl.backend, "_backends", {"numpy": get_backend("numpy")})  # as in a process on numpy
+    with xdl.use("numpy"):
+        model = xdl.nn.mlp(4, [8], 3)
+        np.testing.assert_array_equal(xdl.tensor(cupy.asarray(X)).numpy(), X)
+        assert xdl.backend.owner(cupy.asarray(X)).name == "cupy"
+        np.testing.assert_array_equal(model(cupy.asarray(X)).numpy(), model(X).numpy())
+        trainer = Trainer(model, xdl.losses.SoftmaxCrossEntropy(), xdl.optim.Adam(model), epochs=1, progress=False)
+        trainer.fit(cupy.asarray(X), cupy.asarray(y))
+        np.testing.assert_array_equal(model.predict(cupy.asarray(X)), model.predict(X))
+        assert split(cupy.asarray(X), y, seed=0).X_train.get().tolist() == split(X, y, seed=0).X_train.tolist()
+        np.testing.assert_array_equal(Standardizer().fit(cupy.asarray(X)).transform(cupy.asarray(X)).get(),
+                                      Standardizer().fit(X).transform(X))

@@ -1162,3 +1162,31 @@ def test_labels_or_targets_that_are_a_sparse_column_or_a_generator_are_named_as_
                                             rf"pass a dense array, {name}.toarray\(\)"):
             call()
     assert not trainer.history.records  # refused before any epoch
+
+
+@pytest.mark.gpu
+def test_split_and_a_standardizer_give_cupy_inputs_back_as_cupy_arrays():
+    """`split`'s parts and `Standardizer.transform`'s and ``inverse_transform``'s values were NumPy arrays for
+    CuPy inputs (a GPU pipeline's next step mixed the two): each comes back on its input's backend (as
+    scikit-learn's array API mode returns the input's namespace), with the values NumPy's input gives, X and y
+    each on its own."""
+    from conftest import cupy_available
+
+    if not cupy_available():
+        pytest.skip("needs a GPU")
+    cupy = xdl.backend.get_backend("cupy").xp
+    rng = np.random.default_rng(0)
+    for dtype in (np.float32, np.float64, np.int64, np.uint8):
+        X, y = (rng.normal(size=(50, 3)) * 20).astype(dtype), np.arange(50) % 3
+        for on_device in ((True, False), (False, True), (True, True)):
+            given = [cupy.asarray(a) if device else a for a, device in zip((X, y), on_device)]
+            for part, expected, device in zip(split(*given, seed=1), split(X, y, seed=1), on_device * 3):
+                assert isinstance(part, cupy.ndarray) is device
+                host = part.get() if device else part
+                assert host.dtype == expected.dtype
+                np.testing.assert_array_equal(host, expected)
+        scaler = Standardizer().fit(cupy.asarray(X))
+        for method in ("transform", "inverse_transform", "fit_transform"):
+            out, expected = getattr(scaler, method)(cupy.asarray(X)), getattr(Standardizer().fit(X), method)(X)
+            assert isinstance(out, cupy.ndarray) and out.dtype == expected.dtype
+            np.testing.assert_array_equal(out.get(), expected)

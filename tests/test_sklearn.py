@@ -719,3 +719,26 @@ def test_a_scikit_learn_that_fails_to_import_is_told_from_one_not_installed(monk
     monkeypatch.setattr(builtins, "__import__", failing)
     with pytest.raises(ImportError, match=said):
         import xdl.sklearn  # noqa: F401
+
+
+@pytest.mark.gpu
+def test_cupy_x_and_y_fit_predict_and_score_as_numpy_s_do():
+    """CuPy X or y (a GPU user's data) failed inside scikit-learn's checks with CuPy's "Implicit conversion to a
+    NumPy array is not allowed", naming neither the argument nor the way; ``score`` with CuPy y likewise. They
+    are read on the host, as `Trainer.fit` reads them, and give what NumPy's give (the results NumPy's, as
+    ``model.predict``'s)."""
+    from conftest import cupy_available
+
+    if not cupy_available():
+        pytest.skip("needs a GPU")
+    cupy = get_backend("cupy").xp
+    X, y = xdl.datasets.moons(200, seed=0)  # (labels CuPy holds: numbers)
+    for backend in ("numpy", "cupy"):
+        expected = MLPClassifier(hidden=(8,), epochs=3, backend=backend).fit(X, y)
+        for X_given, y_given in ((cupy.asarray(X), y), (X, cupy.asarray(y)), (cupy.asarray(X), cupy.asarray(y))):
+            clf = MLPClassifier(hidden=(8,), epochs=3, backend=backend).fit(X_given, y_given)
+            np.testing.assert_array_equal(clf.predict_proba(X_given), expected.predict_proba(X))
+            assert isinstance(clf.predict(X_given), np.ndarray)
+            np.testing.assert_array_equal(clf.predict(X_given), expected.predict(X))
+            assert clf.score(X_given, y_given) == expected.score(X, y)
+        clf.partial_fit(cupy.asarray(X), cupy.asarray(y))

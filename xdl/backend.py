@@ -597,13 +597,48 @@ def thread_seed(n: int | None):
 
 
 def backend_of(array) -> Backend:
-    """The backend an array belongs to (numpy, or a loaded backend that owns it)."""
+    """The backend an array belongs to (numpy, or a backend that owns it: `owner`)."""
     if isinstance(array, np.ndarray | np.generic):
         return get_backend("numpy")
-    for backend in _backends.values():
+    backend = owner(array)
+    if backend is None:
+        raise TypeError(f"expected a numpy or cupy array, got {type(array).__name__}")
+    return backend
+
+
+def owner(array) -> Backend | None:
+    """The backend whose array ``array`` is: a loaded one that owns it, or else the one that holds arrays
+    where its DLPack device is (``__dlpack_device__``), made now, if it owns it — a CuPy array given to a
+    model on numpy before the cupy backend was first used (``XDL_BACKEND=numpy``): it was read as no
+    backend's, and fit, predict, `split`, `Standardizer` and `xdl.tensor` refused it as "does not convert to a
+    NumPy array" (CuPy's "Implicit conversion … not allowed"), where the same call after any use of cupy
+    copied it over. None for anything else (lists, frames, another library's arrays)."""
+    for backend in list(_backends.values()):
         if backend.owns(array):
             return backend
-    raise TypeError(f"expected a numpy or cupy array, got {type(array).__name__}")
+    device = getattr(array, "__dlpack_device__", None)
+    if device is None or isinstance(array, np.ndarray | np.generic) or not callable(device):
+        return None
+    try:
+        backend = backend_for_dlpack(int(device()[0]))
+    except (BackendError, TypeError, ValueError, IndexError, RuntimeError):  # (no backend there, or none usable)
+        return None
+    return backend if backend.owns(array) else None
+
+
+def on_backend_of(result: np.ndarray, given):
+    """``result``, a NumPy array computed on the host from ``given``, on ``given``'s backend: for a CuPy
+    array a CuPy array (as scikit-learn's array API mode returns its input's namespace: `split`'s parts and
+    `Standardizer.transform`'s values were NumPy ones, and a device pipeline's next step mixed the two);
+    for anything else (a NumPy array, a list, a frame's values) ``result`` as it is."""
+    backend = owner(given)
+    return result if backend is None or backend.owns(result) else backend.asarray(result)
+
+
+def on_device(array) -> bool:
+    """Whether ``array`` is an array of a backend whose arrays live off the host (a CuPy array: `owner`)."""
+    backend = None if isinstance(array, np.ndarray | np.generic) else owner(array)
+    return backend is not None and backend.device_type != "cpu"
 
 
 def backend_for_dlpack(device_type: int) -> Backend:
@@ -630,9 +665,9 @@ def array_to_numpy(array) -> np.ndarray:
         return np.ma.filled(array.astype(floating), np.nan)
     if isinstance(array, np.ndarray | np.generic):
         return np.asarray(array)
-    for backend in _backends.values():
-        if backend.owns(array):
-            return backend.to_numpy(array)
+    backend = owner(array)
+    if backend is not None:
+        return backend.to_numpy(array)
     if is_sparse_matrix(array):  # NumPy reads a scipy.sparse matrix as one 0-d object
         raise TypeError(f"a {type(array).__module__}.{type(array).__name__} (a sparse matrix) does not convert to a "
                         "NumPy array: pass a dense one, .toarray()")

@@ -154,17 +154,17 @@ def move(params, backend) -> list[FlatBuffer]:
         group = _buffer_order(group)
         run = _contiguous_run(group)
         if run is None:
-            for p in group:
-                p.data, p.grad, p._flat = backend.own(p.data), None if p.grad is None else backend.own(p.grad), None
-                p.backend = backend
+            for p in group:  # (backend first: a parameter takes arrays of its backend only, `Parameter.__setattr__`)
+                data, grad = backend.own(p.data), None if p.grad is None else backend.own(p.grad)
+                p.backend, p.data, p.grad, p._flat = backend, data, grad, None
             out.extend(pack(group))
             continue
         flat = FlatBuffer(backend.own(run.data), backend.own(run.grad), list(group))
         offset = 0
         for p in group:
             end = offset + p.size
+            p.backend, p._flat = backend, (flat, offset)
             p.data, p.grad = flat.data[offset:end].reshape(p.shape), flat.grad[offset:end].reshape(p.shape)
-            p._flat, p.backend = (flat, offset), backend
             offset = end
         out.append(flat)
     return out

@@ -30,7 +30,7 @@ try:
 except ImportError as e:  # (one installed but failing to import was told to install it: `import_error`)
     raise import_error(e, ("sklearn",), "xdl.sklearn needs scikit-learn ≥ 1.6", "sklearn")
 
-from xdl.backend import SEEDS, array_to_numpy, resolve_backend, thread_backend, thread_seed
+from xdl.backend import SEEDS, array_to_numpy, on_device, resolve_backend, thread_backend, thread_seed
 from xdl.config import ADDED_OPTIONS, SCHEDULE_OPTIONS, TrainConfig
 from xdl.data import Standardizer, split
 from xdl.data.validation import check_bool, check_int, check_number, first_where, standardized
@@ -126,7 +126,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     and β): decoupled with "adamw" (p ← p·(1 − lr·wd) each step), coupled with the others
     (g ← g + wd·p); 0, the default, is none. ``backend``: where the network trains, "auto" (the
     default: cupy if a GPU answers, else numpy), "numpy", "cupy", or "cpu" / "cuda" (numpy /
-    cupy). ``early_stopping``: hold out ``validation_fraction`` of the training
+    cupy); X and y may be arrays of either (CuPy ones are copied to the host, as `Trainer.fit` reads
+    them), and what it returns is NumPy's, as ``model.predict``'s (``classes_`` may be strings, which
+    CuPy cannot hold). ``early_stopping``: hold out ``validation_fraction`` of the training
     data as a dev set and stop after ``patience`` (≥ 1) epochs without a fall of its cost
     (scikit-learn's watches the validation accuracy), keeping the best epoch's network. ``warm_start``: as
     scikit-learn's, a second ``fit`` trains the fitted network on instead of a new one (with a new
@@ -425,6 +427,12 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         X = validate_data(self, _unmasked(X, "X"), reset=False, dtype=INPUT_DTYPES)
         return _network(self.model_).predict_proba(_network_input(X, self._input_scaler(), self.model_.dtype))
 
+    def score(self, X, y, sample_weight=None) -> float:
+        """The accuracy of `predict` on ``(X, y)`` (scikit-learn's ``ClassifierMixin.score``), ``y`` and
+        ``sample_weight`` of any backend: scikit-learn's ``accuracy_score`` reads them through
+        ``np.asarray``, which a CuPy array refuses."""
+        return super().score(X, _unmasked(y, "y"), sample_weight=_unmasked(sample_weight, "sample_weight"))
+
     def predict_log_proba(self, X) -> np.ndarray:
         """log P(class | x): the log of `predict_proba` (as scikit-learn's MLPClassifier), taken in
         float64 so it orders the classes as the probabilities do; −inf where a probability rounds to
@@ -476,9 +484,12 @@ def _unmasked(values, name: str):
     ``validate_data`` refuses by name: it reads a masked array through ``np.asarray``, which drops the
     mask, and the estimator trained on and predicted from the fill values under it (-9999), unsaid.
     One of strings (class labels) with a value masked is refused, naming ``name``: no NaN stands
-    for it, and the label under the mask was trained on as the example's class."""
+    for it, and the label under the mask was trained on as the example's class. A device array (CuPy's)
+    comes to the host, as `Trainer.fit` and ``model.predict`` read one: ``validate_data`` reads it through
+    ``np.asarray``, which CuPy refuses ("Implicit conversion to a NumPy array is not allowed"), so a fit on
+    the GPU's data failed inside scikit-learn, naming neither the argument nor the way."""
     if not isinstance(values, np.ma.MaskedArray):
-        return values
+        return array_to_numpy(values) if on_device(values) else values
     mask = np.ma.getmaskarray(values)
     if values.dtype.kind not in "biuf" and mask.any():
         raise ValueError(f"{name} contains masked values (first at example {int(np.argwhere(mask)[0][0])}); "

@@ -751,6 +751,27 @@ class Parameter(Tensor):
         label = f"{self.name}: " if self.name else ""
         return f"Parameter({label}shape={self.shape}, dtype={self.dtype}, backend={self.backend.name})"
 
+    def __setattr__(self, name: str, value) -> None:
+        """``p.data = array`` and ``p.grad = array`` (PyTorch's rebinding: the optimizer writes it back into
+        its place at its next step) take an array of the parameter's backend (or a Tensor there; ``grad``
+        None too), checked here, before anything changes: a NumPy array bound to a parameter on cupy (a CuPy
+        one on numpy) was taken, and the next forward failed inside the cuBLAS binding ("'memoryview' object
+        has no attribute 'ptr'") or NumPy's, naming neither the parameter nor the way. (PyTorch takes it
+        there and refuses the op that mixes devices.) `xdl.flat.move` rebinds both with ``backend`` set first."""
+        if name in ("data", "grad") and value is not None:
+            array = value.data if isinstance(value, Tensor) else value
+            backend = self.__dict__.get("backend")
+            # (a NumPy scalar, a 0-d leaf's value rebound by `_in_place`, is held as a NumPy array is)
+            held = backend is None or backend.owns(np.asarray(array) if isinstance(array, np.generic) else array)
+            if not held:
+                label = f"parameter {self.__dict__.get('name')!r}" if self.__dict__.get("name") else "a parameter"
+                given = value.backend.name + " Tensor" if isinstance(value, Tensor) else \
+                    f"{type(value).__module__}.{type(value).__name__}"
+                raise TypeError(f"{name}: {label} on the {backend.name} backend takes an array of it, got a {given}; "
+                                "copy the values over with `with xdl.no_grad(): p[...] = values` (any backend's), "
+                                "or move the model there first with model.to(...)")
+        object.__setattr__(self, name, value)
+
     def __setstate__(self, state: dict) -> None:
         """Values and gradient it can write (`xdl.flat.writable`: joblib's read-only memory maps
         copied), whether or not a model or an optimizer copied with it makes them views again: a

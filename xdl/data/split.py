@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from xdl.backend import on_backend_of
 from xdl.caller import warn_caller
 from xdl.data.validation import (DISTRIBUTION_TOLERANCE, check_bool, check_features, check_int, is_pandas_missing,
                                  per_example)
@@ -23,7 +24,8 @@ LARGE_HOLDOUT = 10_000
 class Split(NamedTuple):
     """What `split` returns: the train, dev and test parts, by name (``s.X_dev``) or in this order
     (``X_train, y_train, X_dev, y_dev, X_test, y_test = s``; ``s[::2]`` are the three X's): NumPy
-    arrays, or frames and series where X and y were (pandas' rows, as train_test_split gives them)."""
+    arrays, or CuPy arrays where X or y was one, or frames and series where X and y were (pandas' rows, as
+    train_test_split gives them)."""
 
     X_train: np.ndarray
     y_train: np.ndarray
@@ -62,7 +64,8 @@ def split(X, y, dev=None, test=None, seed: int = 0, stratify: bool | None = None
     ``seed``: the shuffle's, an integer ≥ 0 (0 by default): the same seed, X and y give the same
     parts, whatever `xdl.seed` set.
     X's rows are returned as they are (its dtype: integers stay integers; a data frame's, and a series'
-    labels, as a frame and a series, as train_test_split gives them; NaN, a missing value, too:
+    labels, as a frame and a series, as train_test_split gives them; a CuPy array's, and CuPy labels, as
+    CuPy arrays — each part on the device its array came from; NaN, a missing value, too:
     fill it from the training part, as scikit-learn's ``SimpleImputer().fit(X_train)``, before `fit`).
     ``stratify`` keeps each class's share in every part — to within 1 + (C − 2)·p examples of a
     class's exact share in dev and in train, and twice that in test, C the number of classes and p
@@ -135,8 +138,11 @@ def _rows(given, array: np.ndarray, index: np.ndarray):
     """Rows ``index`` of a data frame or series as its own (pandas' ``iloc``), as train_test_split
     gives them — its columns' names and dtypes kept, so a model fitted on the training part keeps
     the names and refuses a frame of them in another order (as an array, it read one by position,
-    silently); of anything else, those of its NumPy ``array``."""
-    return given.iloc[index] if hasattr(given, "iloc") and not isinstance(given, np.ndarray) else array[index]
+    silently); of anything else, those of its NumPy ``array``, on ``given``'s backend (a CuPy array's as a CuPy
+    array: they were NumPy ones, and the next step of a device pipeline mixed the two)."""
+    if hasattr(given, "iloc") and not isinstance(given, np.ndarray):
+        return given.iloc[index]
+    return on_backend_of(array[index], given)
 
 
 def _finite(values: np.ndarray) -> np.ndarray:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from xdl.backend import on_backend_of
 from xdl.data.validation import (cast_within, check_feature_names, check_features, feature_names, floating_dtype,
                                  pieces, rows, standardized)
 
@@ -67,11 +68,12 @@ class Standardizer:
 
     def transform(self, X) -> np.ndarray:
         """(X − μ) / σ, computed in float64 and returned in ``X``'s floating dtype (for integers
-        float32, or float64 beyond 2**24, as `check_features` reads them); a value beyond that dtype's
-        range is refused, naming its example and feature."""
-        X = self._checked(X, cast=False)  # (integers read a piece at a time: cast whole, 2× the result)
-        return standardized(rows(X), self.mean, self.scale, floating_dtype(X), "Standardizer.transform: X") \
-            .reshape(X.shape)
+        float32, or float64 beyond 2**24, as `check_features` reads them), on ``X``'s backend (a CuPy array's
+        as a CuPy array: the statistics are the host's, float64); a value beyond that dtype's range is refused,
+        naming its example and feature."""
+        given, X = X, self._checked(X, cast=False)  # (integers read a piece at a time: cast whole, 2× the result)
+        return on_backend_of(standardized(rows(X), self.mean, self.scale, floating_dtype(X),
+                                          "Standardizer.transform: X").reshape(X.shape), given)
 
     def fit_transform(self, X) -> np.ndarray:
         return self.fit(X).transform(X)
@@ -79,9 +81,9 @@ class Standardizer:
     def inverse_transform(self, X) -> np.ndarray:
         """X·σ + μ: standardized values back in the data's units, computed in float64 and returned in
         ``X``'s floating dtype (for integers float32, or float64 beyond 2**24, where float32 would round
-        them: standardized values are fractions); a value
+        them: standardized values are fractions), on ``X``'s backend as `transform`'s; a value
         beyond that dtype's range is refused, naming its example and feature."""
-        X = self._checked(X)
+        given, X = X, self._checked(X)
         Z = rows(X)
         out = np.empty(Z.shape, dtype=X.dtype)
         for start, stop in pieces(Z):  # a piece's float64 values at a time (`pieces`), not the set's
@@ -92,7 +94,7 @@ class Standardizer:
                 return (f"Standardizer.inverse_transform: X's example {start + i}, feature {j} ({Z[start + i, j]:.6g}) "
                         f"becomes {values[i, j]:.6g}")
             out[start:stop] = cast_within(values, X.dtype, where)
-        return out.reshape(X.shape)
+        return on_backend_of(out.reshape(X.shape), given)
 
     def layer(self, dtype=None):
         """An `xdl.nn.Standardize` layer holding these statistics."""
