@@ -15,12 +15,14 @@ import numpy as np
 import pytest
 
 import xdl
+import xdl.flat
 import xdl.graph
 import xdl.train.captured
 import xdl.train.trainer
 from xdl.backend import CaptureError
 from xdl.data import split
 from xdl.losses import SoftmaxCrossEntropy
+from xdl.optim.optimizer import MAX_STEPS
 from xdl.optim import schedules
 from xdl.tensor import note_written
 from xdl.train import Trainer
@@ -244,6 +246,85 @@ def test_a_captured_step_of_a_converted_model_is_refused_before_its_graph_replay
     opt, graph = captured(model)  # captured again: the converted model trains
     graph()
     assert opt.t == 2 and any((before[k] != v).any() for k, v in model.state_dict().items())
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("change", ["buffer assigned", "buffer added again", "buffer deleted", "parameter assigned",
+                                    "packed by another optimizer", "packed anew", "left-out unfrozen", "group added",
+                                    "first steps loaded", "count set to its most", "count replayed to its most"])
+def test_a_change_after_a_passed_replay_check_refuses_the_next_replay(cupy_backend, change):
+    """A graph whose checks passed skips them while nothing they read changed (`xdl.graph.CheckedState`: a steady
+    replay compares one count); each change they read is noted, so the replay after it is refused before it runs,
+    as an eager step is — without its note, the replay wrote a buffer freed since (the stand-in: an illegal
+    address), left a group it never captured untrained, passed Adam the old first step, or wrapped the count."""
+    backend = cupy_backend
+    model = xdl.nn.mlp(5, [16], 3, batch_norm=True)
+    if change == "left-out unfrozen":
+        model[3].bias.requires_grad = False  # left out by the optimizer
+    opt = xdl.optim.Adam(model, lr=0.01)
+    other = xdl.nn.mlp(5, [4], 3)  # (its parameters placed in its own buffer now: adding them places nothing)
+    x = backend.asarray(np.random.default_rng(0).standard_normal((32, 5)).astype(np.float32))
+    graph = xdl.cuda_graph(user_step(model, opt, x, backend))
+    if change == "count replayed to its most":
+        opt.t = MAX_STEPS - 2  # (the two replays below count it to its most)
+    graph()  # checked
+    graph()  # not checked again: nothing changed
+    if change == "buffer assigned":
+        model[1].running_mean = backend.xp.zeros(16, dtype=np.float32)
+    elif change == "buffer added again":
+        model[1].add_buffer("running_mean", np.zeros(16))
+    elif change == "buffer deleted":
+        del model[1].running_var
+    elif change == "parameter assigned":
+        model[0].weight = xdl.Parameter(backend.asarray(np.ones((5, 16), np.float32)))
+    elif change == "packed by another optimizer":  # (not back to back in the model's buffer: packed anew)
+        xdl.optim.SGD([model[0].weight, model[3].bias], lr=0.1)
+    elif change == "packed anew":  # (what that optimizer's packing does, without its own group's note)
+        xdl.flat.pack([model[0].weight, model[3].bias])
+    elif change == "left-out unfrozen":
+        model[3].bias.requires_grad = True
+    elif change == "group added":
+        opt.add_param_group({"params": other.parameters()})
+    elif change == "first steps loaded":
+        state = opt.state_dict()
+        opt.load_state_dict({**state, "first_steps": [2]})
+    elif change == "count set to its most":
+        opt.t = MAX_STEPS
+    t = opt.t
+    with pytest.raises((RuntimeError, ValueError, AttributeError, OverflowError),
+                       match="capture the step again|frozen|has no attribute|another step would wrap") as refused:
+        graph()
+    assert "IllegalAddress" not in str(refused.value) and opt.t == t  # refused before the replay ran
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("convert", ["astype", "to_and_back"])
+def test_a_captured_forward_reading_buffers_only_is_refused_after_they_are_converted(cupy_backend, convert):
+    """A model of buffers and no parameters (nothing packed anew, noting the change): its conversion notes its
+    buffers' (`CheckedState`), so a captured forward reading them by address is refused, not replayed on memory
+    freed since."""
+    backend = cupy_backend
+
+    class Offset(xdl.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.add_buffer("offset", np.arange(5.0))
+
+        def forward(self, x):
+            return x + xdl.Tensor(self.offset)
+
+    model = Offset()
+    x = xdl.Tensor(backend.asarray(np.ones((4, 5), np.float32)), backend=backend)
+    graph = xdl.cuda_graph(lambda: model(x).data)
+    graph()
+    graph()
+    if convert == "astype":
+        model.astype(np.float64)
+    else:
+        model.to("numpy").to(backend)
+    with pytest.raises(RuntimeError, match="capture the step again") as refused:
+        graph()
+    assert "IllegalAddress" not in str(refused.value)
 
 
 @pytest.mark.gpu

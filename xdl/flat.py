@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import weakref
 
+from xdl.graph import checked_state_changed
+
 
 class FlatBuffer:  # one buffer is one place: compared by identity, never array by array
     """``data`` and ``grad``: 1-D arrays of one dtype; ``params`` are views into them, in order.
@@ -121,6 +123,7 @@ def pack(params) -> list[FlatBuffer]:
             p.data, p.grad, p._flat = data, grad, (flat, offset)
             offset = end
         buffers.append(flat)
+    checked_state_changed()  # new places: a graph captured on the old ones refuses its next replay
     return buffers
 
 

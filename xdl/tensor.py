@@ -353,6 +353,7 @@ class Tensor:
             raise RuntimeError("requires_grad can be changed on leaf tensors only; this one is the result of an "
                                f"operation ({type(self._fn).__name__}): use .detach() for a tensor without a graph")
         self._requires_grad = bool(value)
+        _graph.checked_state_changed()  # a frozen or unfrozen parameter: refused by a captured step's next replay
 
     def __getstate__(self) -> dict:
         """A pickled (or deep-copied) tensor keeps its values and flags, not the graph that made it

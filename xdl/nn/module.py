@@ -59,15 +59,27 @@ def dotted(prefix: str, name: str) -> str:
 
 
 def _state_held(model):
-    """A check, for a captured step's replays, that ``model``'s parameters are still where its capture found
-    them (``p._flat``, as `xdl.optim.Optimizer.check_placed` asks) and its buffers are the arrays it read and
-    wrote: the graph holds those addresses, and `astype`, `to` or a repacking put new ones in their place — a
-    replay then read freed memory, another array's once a GPU's pool hands it out."""
+    """A check, for a captured step's replays, that ``model``'s parameters are the ones its capture read, still
+    where it found them (``p._flat``, as `xdl.optim.Optimizer.check_placed` asks), and its buffers are the
+    arrays it read and wrote: the graph holds those addresses, and `astype`, `to` or a repacking put new ones in
+    their place — a replay then read freed memory, another array's once a GPU's pool hands it out —, and a
+    parameter assigned into a submodule (which packs nothing: the model's buffer is its parent's) is one the
+    graph never reads — it went on reading and training the one it replaced. (Run where `CheckedState` moved:
+    each change here notes itself.)"""
     placed = [(name, p, getattr(p, "_flat", None)) for name, p in model.named_parameters()]  # (a stack's: none)
     held = [(f"{name}.{buffer}" if name else buffer, module, buffer, getattr(module, buffer))
             for name, module in model.named_modules() for buffer in module._buffers]
 
     def check():
+        now = list(model.named_parameters())
+        other = next((name for (name, p), (_, was, _) in zip(now, placed) if p is not was), None)
+        if other is not None or len(now) != len(placed):
+            what = f"its parameter {other} is another one" if other is not None else \
+                f"it has {len(now)} parameters, {len(placed)} then"
+            raise RuntimeError(f"a captured step's graph reads the model's parameters it was captured with, and "
+                               f"{what} since (a parameter or submodule assigned or removed): capture the step again "
+                               "(xdl.cuda_graph), its optimizer, if it has one, made anew first (the one before "
+                               "holds the parameters replaced)")
         for dotted_name, p, place in placed:
             if getattr(p, "_flat", None) is not place:
                 raise RuntimeError(f"a captured step's graph reads the parameter {dotted_name} where it was "
@@ -360,6 +372,7 @@ class Module:
 
     def __setattr__(self, name, value):
         _check_attribute_name(self, name, value)
+        was_buffer = name in self.__dict__.get("_buffers", ())
         if name == "predicts" and value is not None and (not isinstance(value, str) or value not in PREDICTIONS):
             # set by hand in a loop of one's own: a misspelt "value" predicted classes without a word
             # (predict reads anything but "values" and "labels" as classes; only xdl.save refused it, later)
@@ -386,6 +399,8 @@ class Module:
                             "registered: they would not train, be saved or switch modes with the model; hold them in "
                             "an xdl.nn.Sequential, or assign each as an attribute")
         object.__setattr__(self, name, value)
+        if was_buffer or changed:  # a buffer rebound, a parameter or submodule registered or removed: a graph
+            _graph.checked_state_changed()  # captured on the model as it was refuses its next replay (`_state_held`)
         if changed:
             self._repack()
 
@@ -393,8 +408,12 @@ class Module:
         return missing_attribute(self, name, PYTORCH_NAMES)
 
     def __delattr__(self, name):
+        was_buffer = name in self.__dict__.get("_buffers", ())
         object.__delattr__(self, name)  # no such attribute: AttributeError, nothing changed
-        if self._unregister(name):
+        changed = self._unregister(name)
+        if was_buffer or changed:  # (as `__setattr__`'s)
+            _graph.checked_state_changed()
+        if changed:
             self._repack()
 
     def _check_registrable(self, name: str, value) -> None:
@@ -479,6 +498,7 @@ class Module:
             self._repack()
         self._buffers[name] = True
         object.__setattr__(self, name, array)
+        _graph.checked_state_changed()  # (a buffer made again in place of one a graph writes)
         return array
 
     # -- walking the tree -----------------------------------------------------------------
@@ -711,6 +731,7 @@ class Module:
         for _, module in self.named_modules():
             for name in module._buffers:
                 object.__setattr__(module, name, target.own(getattr(module, name)))
+        _graph.checked_state_changed()  # parameters and buffers moved: a graph captured on them refuses its replay
         return self
 
     def astype(self, dtype) -> Module:
@@ -730,6 +751,7 @@ class Module:
         for module, name in buffers:
             if getattr(module, name).dtype != dtype:  # one of that dtype stays as it is (and where it is)
                 object.__setattr__(module, name, getattr(module, name).astype(dtype))
+        _graph.checked_state_changed()  # buffers converted (the parameters' new places note themselves: `pack`)
         self.flatten()
         return self
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from xdl.data.validation import check_bool, check_int, check_list, check_tensors
 from xdl.flat import FlatBuffer, flat_views, is_view_of, views_of, writable
-from xdl.graph import host_effect, replay_check, require_not_capturing
+from xdl.graph import checked_state_changed, host_effect, replay_check, require_not_capturing
 from xdl.tensor import Tensor, enable_grad, missing_attribute, note_written, role_of
 
 # The most steps a count may say: the device's copy (``steps_done``) is one int64. A larger t passed its
@@ -254,9 +254,12 @@ class StepCount:
         self._t = check_int(value, "t (the steps taken)", low=0, high=MAX_STEPS,
                             expected=f"an integer ≥ 0 and at most {MAX_STEPS} (an int64, as the device holds it)")
         for g in getattr(self, "groups", ()):  # (a count set back below a group's start starts it there)
-            g.first_step = min(g.first_step, self._t)
+            if g.first_step > self._t:
+                g.first_step = self._t
+                self.version += 1  # (a host value of the step's update: a captured step is captured again)
         if self.steps_done is not None:
             self.steps_done.fill(self._t)
+        checked_state_changed()  # a count at `MAX_STEPS`: a captured step's replay is refused, as a step is
 
     def _check_count_room(self) -> None:
         """Refuse a step once ``t`` is `MAX_STEPS`: the device's int64 count would wrap to −2⁶³ (Adam's
@@ -274,6 +277,8 @@ class StepCount:
 
     def _count_step(self) -> None:
         self._t += 1
+        if self._t >= MAX_STEPS:  # the replay check's count room: read again before the next replay
+            checked_state_changed()
 
 
 def _pytorch_hint(cls, key: str) -> str:
@@ -466,6 +471,7 @@ class Optimizer(StepCount):
         if self.steps_done is None:
             self.steps_done = xp.full(1, self._t, dtype=np.int64)
         self.groups.append(group)
+        checked_state_changed()  # (what `check_trainable` holds: a captured step's checks run again)
         self._hold(group, lr)
 
     def _checked_group(self, group: dict, seen: set | None = None) -> tuple[list, dict, float]:
@@ -627,9 +633,24 @@ class Optimizer(StepCount):
         self.check_trainable()
         self._check_count_room()
 
+    def _check_replayable(self, first_steps: tuple) -> None:
+        """Raise unless a replay of a step captured when the groups began at ``first_steps`` updates as an eager
+        step would: `_check_steppable`, and the groups the same — one added since (``add_param_group``) gets no
+        update from the graph, and a group's first step set since (``load_state_dict``, ``t`` set below it) is
+        not the one the graph passes its update (Adam's t, its bias corrections)."""
+        self._check_steppable()
+        now = tuple(g.first_step for g in self.groups)
+        if now != first_steps:
+            change = f"{len(now) - len(first_steps)} group(s) added" if len(now) != len(first_steps) else \
+                f"the groups' first steps set to {list(now)} (from {list(first_steps)})"
+            raise RuntimeError(f"{type(self).__name__}: a captured step's graph updates the groups it was captured "
+                               f"with, and the optimizer changed since ({change}): capture the step again "
+                               "(xdl.cuda_graph)")
+
     def _step(self) -> None:
         self._check_steppable()
-        replay_check(self._check_steppable)  # (a replay of a captured step runs no Python: checked before each)
+        # (a replay of a captured step runs no Python: checked before each)
+        replay_check(functools.partial(self._check_replayable, tuple(g.first_step for g in self.groups)))
         self._write_back_rebound()
         if self.check_finite:
             require_not_capturing("check_finite=True (it reads every gradient on the host)")
@@ -860,9 +881,12 @@ class Optimizer(StepCount):
                     a[...] = flat.backend.asarray(_relaid(sv[k], then, g, flat))
         self.t = int(state["t"])
         for g, first in zip(self.groups, state.get("first_steps", [0] * len(self.groups))):  # (older states: 0)
+            if g.first_step != int(first):
+                self.version += 1  # (a host value of the step's update, as the `t` setter's)
             g.first_step = int(first)
             _bind_hyperparameters(g)
             self._hold(g, self.current_lr(g))
+        checked_state_changed()  # (the first steps a captured step's update was given: `_check_replayable`)
 
 
 def _run_closure(closure, what: str):
