@@ -10,8 +10,8 @@ Every call is followed by the device synchronization of its implementation, so G
 import pytest
 
 import xdl
-from xdl.bench.kernels import (MLP_SHAPES, batchnorm_case, dropout_case, optimizer_case, relu_case,
-                               relu_dropout_case)
+from xdl.bench.kernels import (ACTIVATIONS, MLP_SHAPES, activation_case, batchnorm_case, dropout_case, optimizer_case,
+                               relu_case, relu_dropout_case)
 from xdl.bench.steps import STEP_SHAPES, torch_step, xdl_step
 from xdl.bench.timing import torch_on
 
@@ -86,6 +86,16 @@ def test_elementwise(benchmark, backend, make_case, shape, impl):
     if not _gpu(backend) and shape != (1024, 1024):
         pytest.skip("large elementwise cases are GPU-sized")
     case = make_case(backend, *shape)
+    run_case(benchmark, case, _impl_name(case, impl))
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("shape", [(1024, 1024), (8192, 4096)], ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("name", ACTIVATIONS)
+def test_activation(benchmark, backend, name, shape, impl):
+    if not _gpu(backend) and shape != (1024, 1024):
+        pytest.skip("large elementwise cases are GPU-sized")
+    case = activation_case(backend, name, *shape)
     run_case(benchmark, case, _impl_name(case, impl))
 
 

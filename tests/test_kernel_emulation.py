@@ -6,11 +6,12 @@ shuffle). `xdl.cuda.ops.CupyOps` then runs as on a GPU — its own launch geomet
 arrays standing in for device arrays — with each launch going through the real binding of its
 kernel (`xdl.cuda.kernels.Kernel`) into the compiled instance. Every result is compared with
 `xdl.ops.NumpyOps`, the specification the GPU tests compare with: bit for bit where the kernels claim
-it (ReLU, the softmax-CE backward, the dropout masks), else to 1e-6 (float32) / 1e-12 (float64)
-relative. The host's exp/log are not CUDA's (both within 2 ulp), and g++ fuses no a·b + c into an
-FMA here (-ffp-contract=off) where nvcc does: the optimizer updates, within tolerance on the GPU,
-are bit for bit here. Built with `device_math` (the environment's EMU_DEVICE_MATH=seed, for this whole file)
-the emulator rounds as a GPU may: FMA, and exp, log and pow off by up to CUDA's documented ulps; every claim
+it (ReLU and leaky ReLU, the tanh, σ and softmax-CE backwards, the dropout masks), else to 1e-6 (float32) /
+1e-12 (float64) relative (tanh and σ to 8 ulps each). The host's exp/log/tanh are not CUDA's (within 2 ulp),
+and g++ fuses no a·b + c into an FMA here (-ffp-contract=off) where nvcc does: the optimizer updates,
+within tolerance on the GPU, are bit for bit here. Built with `device_math` (the environment's
+EMU_DEVICE_MATH=seed, for this whole file) the emulator rounds as a GPU may: FMA, and exp, log, tanh and pow
+off by up to CUDA's documented ulps; every claim
 but the optimizers' bits holds there too (test_the_kernels_keep_their_claims_with_a_gpus_rounding).
 
 The reductions and the dropout kernels also run under another order of blocks and threads
@@ -398,7 +399,7 @@ def rerun_in_another_order(device, run):
         np.testing.assert_array_equal(a, b)
 
 
-# -- activation.cu: relu_forward / relu_backward, softmax_ce_forward / softmax_ce_backward -----------
+# -- activation.cu: relu, tanh, sigmoid, leaky_relu (forward / backward), softmax_ce_forward / _backward -----
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n", [1, 31, 32, 33, 1023, 1025, 70001])
 def test_relu_kernels_are_numpy_maximum_and_mask_product_bit_for_bit(make_device, rng, n, dtype):
@@ -411,6 +412,59 @@ def test_relu_kernels_are_numpy_maximum_and_mask_product_bit_for_bit(make_device
     assert_same_bits(y, device.ref.relu_forward(x))
     assert_same_bits(device.ops.relu_backward(gy, y), device.ref.relu_backward(gy, y))
     assert device.launched() == ["relu_forward", "relu_backward"]
+
+
+def activation_inputs(rng, n, dtype):
+    """n values over every magnitude of ``dtype`` (normal, tiny, huge, σ's and exp's thresholds), with NaN, ±0, ±∞,
+    subnormals and the extremes in the first places."""
+    info = np.finfo(dtype)
+    special = np.array([np.nan, -0.0, 0.0, np.inf, -np.inf, info.smallest_subnormal, -info.smallest_subnormal,
+                        info.tiny / 3, -info.tiny, info.max, -info.max, 88.7, -88.7, 89.5, -104.0, 709.7, -745.0,
+                        20.0, -20.0, 1.0, -1.0], dtype)
+    x = (rng.choice([-1, 1], n) * 10.0 ** rng.uniform(-4, 3, n)).astype(dtype)
+    x[:min(n, len(special))] = special[:n]
+    return x
+
+
+def assert_within_ulps(got, want, ulps):
+    """NaN where NaN, the same sign, and each value within ``ulps`` units in the last place of the other's."""
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    kept = ~np.isnan(want)
+    assert (np.signbit(got) == np.signbit(want))[kept].all()
+    unit = np.maximum(np.spacing(np.abs(want[kept])), np.finfo(want.dtype).smallest_subnormal)
+    assert (np.abs(got[kept].astype(np.float64) - want[kept]) <= ulps * unit.astype(np.float64)).all()
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # (the largest values times 1e30)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 31, 32, 33, 1023, 1025, 70001])
+def test_tanh_sigmoid_and_leaky_relu_kernels_match_the_reference(make_device, rng, n, dtype):
+    """One launch each way. The backwards and leaky ReLU bit for bit (no product there is added to: no FMA on a
+    GPU either; the slope rounded to the dtype first, as NumPy's product with a Python float); tanh and σ within
+    8 ulps (CUDA's tanh and exp are within 2 ulps, NumPy's within its own, and σ rounds twice more), with NaN, ±0,
+    ±∞, subnormals and σ of |x| > 88 (e^|x| past float32's range) neither overflowing nor NaN."""
+    device = make_device(1)  # 16 blocks of 256: 70001 elements take the grid-stride loop
+    x = activation_inputs(rng, n, dtype)
+    gy = rng.standard_normal(n).astype(dtype)
+    gy[-3:] = np.array([np.nan, np.inf, -0.0], dtype)[-min(n, 3):]
+    y = device.ops.tanh_forward(x)
+    assert_within_ulps(y, device.ref.tanh_forward(x), 8)
+    assert_same_bits(device.ops.tanh_backward(gy, y), device.ref.tanh_backward(gy, y))
+    y = device.ops.sigmoid_forward(x)
+    assert_within_ulps(y, device.ref.sigmoid_forward(x), 8)
+    assert ((y >= 0) & (y <= 1))[~np.isnan(x)].all()
+    assert_same_bits(device.ops.sigmoid_backward(gy, y), device.ref.sigmoid_backward(gy, y))
+    launched = ["tanh_forward", "tanh_backward", "sigmoid_forward", "sigmoid_backward"]
+    # a negative slope's backward reads x, else y; 1e-50 is 0 in float32 (+∞·0: NaN), 1e-45 a subnormal there
+    for slope in (0.01, 1.0, 1e-45, 1e-50, 0.0, -0.0, -0.5, 1.7, 1e30):
+        y = device.ops.leaky_relu_forward(x, slope)
+        assert_same_bits(y, device.ref.leaky_relu_forward(x, slope))
+        saved = y if slope >= 0 else x
+        assert_same_bits(device.ops.leaky_relu_backward(gy, saved, slope),
+                         device.ref.leaky_relu_backward(gy, saved, slope))
+        launched += ["leaky_relu_forward", "leaky_relu_backward"]
+    assert device.launched() == launched
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -695,15 +749,17 @@ def device_math_libraries(tmp_path_factory):
 
 
 def test_the_kernels_keep_their_claims_with_a_gpus_rounding(libraries, device_math_libraries, monkeypatch, rng):
-    """nvcc fuses a·b + c (--fmad=true by default) and CUDA's exp, log and pow are within 1 or 2 ulps, not
-    glibc's: with both (`device_math`), each kernel stays within its tolerance of the reference, and ReLU, the
-    softmax-CE backward and the dropout kernels stay bit for bit (no product there is added to). The optimizer
+    """nvcc fuses a·b + c (--fmad=true by default) and CUDA's exp, log, tanh and pow are within 1 or 2 ulps, not
+    glibc's: with both (`device_math`), each kernel stays within its tolerance of the reference, and ReLU, leaky
+    ReLU, the tanh, σ and softmax-CE backwards and the dropout kernels stay bit for bit (no product there is added
+    to). The optimizer
     updates differ from the reference in the last bits, as on the GPU, and so does the loss (exp, log)."""
     def on_a_gpu(sm_count=4):
         return Device(device_math_libraries, monkeypatch, sm_count)
 
     for dtype in (np.float32, np.float64):
         test_relu_kernels_are_numpy_maximum_and_mask_product_bit_for_bit(on_a_gpu, rng, 1025, dtype)
+        test_tanh_sigmoid_and_leaky_relu_kernels_match_the_reference(on_a_gpu, rng, 1025, dtype)
         for m, classes, models in ((7, 3, 1), (33, 1024, 3), (1026, 7, 3)):
             test_softmax_ce_kernels_match_the_reference(on_a_gpu, rng, m, classes, models, dtype)
         for rule in RULES:
@@ -851,6 +907,9 @@ def test_racecheck_finds_no_race_in_the_kernels(racecheck_libraries, monkeypatch
             x = rng.standard_normal(1200).astype(dtype)
             y = ops.relu_forward(x)
             ops.relu_backward(x, y)
+            ops.tanh_backward(x, ops.tanh_forward(x))
+            ops.sigmoid_backward(x, ops.sigmoid_forward(x))
+            ops.leaky_relu_backward(x, ops.leaky_relu_forward(x, 0.1), 0.1)
             z, labels = rng.standard_normal((40, 5)).astype(dtype), rng.integers(0, 5, 20)
             rows, probs = ops.softmax_cross_entropy_forward(z, labels, 2)
             ops.softmax_cross_entropy_backward(probs, labels, rng.standard_normal(2).astype(dtype), 2)
@@ -880,7 +939,8 @@ def test_racecheck_finds_no_race_in_the_kernels(racecheck_libraries, monkeypatch
     assert max(grid[1] for e, grid, *_ in device.launches if e.startswith("bn_stats")) > 32
     assert max(grid[0] for e, grid, *_ in device.launches if e.startswith("bn_backward_reduce")) > 1
     launched = set(device.launched())
-    assert {"relu_forward", "relu_backward", "softmax_ce_forward", "softmax_ce_backward", "dropout_apply",
+    assert {"relu_forward", "relu_backward", "tanh_forward", "tanh_backward", "sigmoid_forward", "sigmoid_backward",
+            "leaky_relu_forward", "leaky_relu_backward", "softmax_ce_forward", "softmax_ce_backward", "dropout_apply",
             "relu_dropout_forward", "relu_dropout_backward", "stacked_dropout_apply", "sgd_update", "momentum_update",
             "rmsprop_update", "adam_update", "bn_stats", "bn_normalize", "bn_forward_small", "bn_backward_reduce",
             "bn_backward_dx", "bn_inference"} == launched

@@ -174,6 +174,9 @@ def test_cupy_ops_launch_every_kernel_with_arguments_its_binding_accepts(monkeyp
         x = rng.standard_normal((33, 7)).astype(dtype)
         y = ops.relu_forward(x)
         ops.relu_backward(x, y)
+        ops.tanh_backward(x, ops.tanh_forward(x))
+        ops.sigmoid_backward(x, ops.sigmoid_forward(x))
+        ops.leaky_relu_backward(x, ops.leaky_relu_forward(x, -0.5), -0.5)
         labels = rng.integers(0, 7, 33)
         rows, probs = ops.softmax_cross_entropy_forward(x, labels)
         assert rows.shape == (33,) and probs.shape == x.shape

@@ -43,6 +43,44 @@ def test_relu_kernels_match_the_reference_bit_for_bit(gpu, rng, n, dtype):
     np.testing.assert_array_equal(gpu.ops.relu_backward(gpu.asarray(gy), y).get(), ref.relu_backward(gy, y.get()))
 
 
+def within_ulps(got, want, ulps):
+    """NaN where NaN, the same sign, each value within ``ulps`` units in the last place of the other's."""
+    kept = ~np.isnan(want)
+    unit = np.maximum(np.spacing(np.abs(want[kept])), np.finfo(want.dtype).smallest_subnormal).astype(np.float64)
+    return (got.dtype == want.dtype and np.array_equal(np.isnan(got), np.isnan(want))
+            and (np.signbit(got) == np.signbit(want))[kept].all()
+            and (np.abs(got[kept].astype(np.float64) - want[kept]) <= ulps * unit).all())
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # (the largest values times 1e30)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", SIZES)
+def test_tanh_sigmoid_and_leaky_relu_kernels_match_the_reference(gpu, rng, n, dtype):
+    """The backwards and leaky ReLU bit for bit; tanh and σ within 8 ulps (CUDA's tanh and exp, NumPy's own),
+    σ of |x| past exp's range neither overflowing nor NaN; NaN, ±0, ±∞ and subnormals among the inputs."""
+    ref = NumpyOps(xdl.backend.get_backend("numpy"))
+    info = np.finfo(dtype)
+    x = (rng.choice([-1, 1], n) * 10.0 ** rng.uniform(-4, 3, n)).astype(dtype)
+    special = np.array([np.nan, -0.0, 0.0, np.inf, -np.inf, info.smallest_subnormal, -info.tiny / 3, info.max,
+                        -info.max, 89.5, -104.0, -745.0], dtype)[:n]
+    x[:len(special)] = special
+    gy = rng.standard_normal(n).astype(dtype)
+    x_gpu, gy_gpu = gpu.asarray(x), gpu.asarray(gy)
+    for name in ("tanh", "sigmoid"):
+        y = getattr(gpu.ops, f"{name}_forward")(x_gpu)
+        assert within_ulps(y.get(), getattr(ref, f"{name}_forward")(x), 8), name
+        np.testing.assert_array_equal(getattr(gpu.ops, f"{name}_backward")(gy_gpu, y).get(),
+                                      getattr(ref, f"{name}_backward")(gy, y.get()))
+    for slope in (0.01, 1.0, 1e-50, 0.0, -0.5, 1e30):
+        y = gpu.ops.leaky_relu_forward(x_gpu, slope)
+        want = ref.leaky_relu_forward(x, slope)
+        np.testing.assert_array_equal(y.get(), want)
+        assert (np.signbit(y.get()) == np.signbit(want)).all()  # (x = ±0 gives ±0·slope)
+        saved, saved_host = (y, want) if slope >= 0 else (x_gpu, x)
+        np.testing.assert_array_equal(gpu.ops.leaky_relu_backward(gy_gpu, saved, slope).get(),
+                                      ref.leaky_relu_backward(gy, saved_host, slope))
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("m, classes", [(1, 1), (7, 3), (1023, 10), (4098, 1024), (6, 1025)])
 def test_softmax_cross_entropy_kernels_match_the_reference(gpu, rng, m, classes, dtype):

@@ -94,8 +94,13 @@ COUNTS = {
     # gradient buffer by cuBLAS with β = 1 (∂L/∂b a product with a row of ones), no temporary; X is data
     "dense": (dense(True), (dict(launch=1, gemm=1, alloc=1), dict(launch=0, gemm=2, alloc=0))),
     "dense, no bias": (dense(False), (dict(launch=0, gemm=1, alloc=1), dict(launch=0, gemm=1, alloc=0))),
-    # one kernel each way (kernels/activation.cu, kernels/random.cu)
+    # one kernel each way (kernels/activation.cu, kernels/random.cu); leaky ReLU's backward reads y, or x for a
+    # negative slope
     "relu": (op(F.relu), (dict(launch=1, gemm=0, alloc=1), dict(launch=1, gemm=0, alloc=1))),
+    "tanh": (op(F.tanh), (dict(launch=1, gemm=0, alloc=1), dict(launch=1, gemm=0, alloc=1))),
+    "sigmoid": (op(F.sigmoid), (dict(launch=1, gemm=0, alloc=1), dict(launch=1, gemm=0, alloc=1))),
+    "leaky_relu": (op(lambda x: F.leaky_relu(x, 0.2)), (dict(launch=1, gemm=0, alloc=1),) * 2),
+    "leaky_relu, negative slope": (op(lambda x: F.leaky_relu(x, -0.5)), (dict(launch=1, gemm=0, alloc=1),) * 2),
     "relu_dropout": (op(lambda x: F.relu_dropout(x, 0.3, KEY)), (dict(launch=1, gemm=0, alloc=1),) * 2),
     "dropout": (op(lambda x: F.dropout(x, 0.3, key=KEY)), (dict(launch=1, gemm=0, alloc=1),) * 2),
     # the kernel, then the mean of the rows' losses; back: the seed (`xp.ones`), the kernel
@@ -104,7 +109,6 @@ COUNTS = {
     # ∂L/∂β added from the reduction's buffer into their views of the flat gradient buffer
     "batch norm, training": (batch_norm(True), (dict(launch=1, gemm=0, alloc=2), dict(launch=4, gemm=0, alloc=2))),
     # NumPy's API, one launch per operation: what a kernel of their own would cut
-    "tanh": (op(F.tanh), (dict(launch=1, gemm=0, alloc=1), dict(launch=3, gemm=0, alloc=3))),
     "softmax cross-entropy, one-hot": (loss("one-hot"),
                                        (dict(launch=14, gemm=0, alloc=12), dict(launch=5, gemm=0, alloc=3))),
     "mean squared error": (loss("mse"), (dict(launch=3, gemm=0, alloc=3), dict(launch=5, gemm=0, alloc=5))),
@@ -116,6 +120,27 @@ def test_each_op_launches_and_allocates_as_counted(cupy, name):
     make, (forward, backward) = COUNTS[name]
     seeded = name.startswith(("softmax", "mean"))
     assert forward_and_backward(cupy, make, seeded) == (forward, backward)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "leaky_relu", "leaky_relu, negative slope"])
+def test_a_stack_of_models_runs_its_shared_activation_as_one_kernel_each_way(cupy, activation):
+    """`fit_many`'s stacked models (K = 3) share an elementwise activation over their (B, K, C) activations: one
+    launch each way for all K, not one per model or per NumPy operation, with the values of the models alone."""
+    make = {"tanh": xdl.nn.Tanh, "sigmoid": xdl.nn.Sigmoid, "leaky_relu": lambda: xdl.nn.LeakyReLU(0.1),
+            "leaky_relu, negative slope": lambda: xdl.nn.LeakyReLU(-0.3)}[activation]
+    models = [xdl.nn.Sequential(xdl.nn.Dense(3, 5), make(), xdl.nn.Dense(5, 2)) for _ in range(3)]
+    stacked = xdl.nn.stack(models, xdl.current_backend())
+    x = xdl.tensor(np.random.default_rng(0).standard_normal((7, 3)).astype(np.float32))
+    stacked(x).sum().backward()  # (a first call)
+    with cupy.fake_trace() as trace:
+        out = stacked(x)
+        out.backward(cupy.ones(out.shape, out.dtype))
+    kernels = [what.split("<")[0] for kind, what, _ in trace.events if kind == "launch" and "<" in what]
+    name = activation.split(",")[0]
+    assert kernels == [f"{name}_forward", f"{name}_backward"]
+    for k, model in enumerate(models):
+        alone = model.to("numpy")(x.numpy())
+        np.testing.assert_allclose(out.numpy()[:, k], alone.numpy(), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("precision", ["float32", "tf32"])

@@ -5,7 +5,8 @@ suites in ``benchmarks/`` time the same cases.
 Each case counts the fewest bytes its op must move (every input read once, every output written
 once): fp32 Adam 28 B/parameter, SGD 12, Momentum and RMSprop 20; batch-norm forward and inference
 8 B/element, forward+backward 20; dropout forward+backward 16 (its mask is recomputed, not stored);
-ReLU forward+backward 20 (x → y, then ∂L/∂y and y → ∂L/∂x), and ReLU then dropout as one op 20 too.
+ReLU forward+backward 20 (x → y, then ∂L/∂y and y → ∂L/∂x), and ReLU then dropout as one op 20 too; tanh,
+sigmoid and leaky ReLU forward+backward 20 as ReLU.
 Batch norm is also timed through the public API (``bn(x)``, ``bn(x).backward(dy)``): what autodiff
 adds to its kernels.
 """
@@ -299,6 +300,38 @@ def relu_case(backend: Backend, n: int, c: int) -> Case:
     return case
 
 
+ACTIVATIONS = ("tanh", "sigmoid", "leaky_relu")  # activation_case's, each one kernel each way on a GPU
+
+
+def activation_case(backend: Backend, name: str, n: int, c: int) -> Case:
+    """Forward + backward of tanh, sigmoid or leaky ReLU (slope 0.01) on (n, c), as `relu_case`: one kernel each
+    way, the backward reading the forward's output — 20 B/element; naive ``xp`` is the expressions they were."""
+    xp, ops, rng = backend.xp, backend.ops, backend.rng
+    x, gy = rng.standard_normal((n, c), dtype=xp.float32), rng.standard_normal((n, c), dtype=xp.float32)
+    case = Case(f"{name} fwd+bwd {n}x{c}", 20 * n * c)
+    forward, backward = getattr(ops, f"{name}_forward"), getattr(ops, f"{name}_backward")
+    if name == "leaky_relu":
+        def fused():
+            return backward(gy, forward(x, 0.01), 0.01)
+
+        def naive_fn():
+            positive = x > 0
+            return xp.where(positive, x, x * 0.01), xp.where(positive, gy, gy * 0.01)
+    else:
+        def fused():
+            return backward(gy, forward(x))
+
+        def naive_fn():
+            y = xp.tanh(x) if name == "tanh" else 1 / (1 + xp.exp(-x))
+            return y, gy * (1 - y * y) if name == "tanh" else gy * y * (1 - y)
+
+    case.impls["xdl kernels"] = (fused, backend.synchronize)
+    case.impls["naive xp"] = (naive_fn, backend.synchronize)
+    _torch_forward_backward(case, backend, n, c, lambda F, tx: F.leaky_relu(tx, 0.01) if name == "leaky_relu"
+                            else getattr(F, name)(tx))
+    return case
+
+
 def _count(n: int) -> str:
     return f"{n / 1e6:g}M" if n >= 1e6 else f"{n / 1e3:g}K" if n >= 1e3 else str(n)
 
@@ -374,6 +407,9 @@ def report(quick: bool = False, json_path=None, json_flag: str = "json_path") ->
     for case in (dropout_case, relu_case, relu_dropout_case):
         for n, c in shapes:
             measured(case(backend, n, c).rows())
+    for name in ACTIVATIONS:
+        for n, c in shapes:
+            measured(activation_case(backend, name, n, c).rows())
 
     print(f"# xdl benchmark report{' (--quick)' if quick else ''} — {headline(env)}")
     print(f"measured copy bandwidth: {copy.gbps:.0f} GB/s (bytes read + written)\n")

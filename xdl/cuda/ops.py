@@ -332,6 +332,51 @@ class CupyOps(NumpyOps):
                                                            gx=gx, n=y.size)
         return gx
 
+    def _elementwise_supported(self, *arrays) -> bool:
+        """One kernel over the elements: float32/float64 arrays of one dtype and shape, each C-contiguous (a view
+        of another layout, or anything else, is the reference's)."""
+        first = arrays[0]
+        return (first.dtype in FLOAT_TYPES and first.size > 0
+                and all(a.dtype == first.dtype and a.shape == first.shape and a.flags.c_contiguous for a in arrays))
+
+    def _elementwise(self, name: str, like, output: str, **arguments):
+        """activation.cu's ``name`` over the elements of ``like``, its parameter ``output`` a new array like it
+        (returned)."""
+        out = self.xp.empty_like(like)
+        kernel("activation.cu", name, like.dtype)((self._elementwise_blocks(like.size),), (THREADS,), **arguments,
+                                                  **{output: out}, n=like.size)
+        return out
+
+    def tanh_forward(self, x):
+        if not self._elementwise_supported(x):
+            return super().tanh_forward(x)
+        return self._elementwise("tanh_forward", x, "y", x=x)
+
+    def tanh_backward(self, gy, y):
+        if not self._elementwise_supported(y, gy):
+            return super().tanh_backward(gy, y)
+        return self._elementwise("tanh_backward", y, "gx", gy=gy, y=y)
+
+    def sigmoid_forward(self, x):
+        if not self._elementwise_supported(x):
+            return super().sigmoid_forward(x)
+        return self._elementwise("sigmoid_forward", x, "y", x=x)
+
+    def sigmoid_backward(self, gy, y):
+        if not self._elementwise_supported(y, gy):
+            return super().sigmoid_backward(gy, y)
+        return self._elementwise("sigmoid_backward", y, "gx", gy=gy, y=y)
+
+    def leaky_relu_forward(self, x, slope):
+        if not self._elementwise_supported(x):
+            return super().leaky_relu_forward(x, slope)
+        return self._elementwise("leaky_relu_forward", x, "y", x=x, slope=float(slope))
+
+    def leaky_relu_backward(self, gy, saved, slope):
+        if not self._elementwise_supported(saved, gy):
+            return super().leaky_relu_backward(gy, saved, slope)
+        return self._elementwise("leaky_relu_backward", saved, "gx", gy=gy, saved=saved, slope=float(slope))
+
     def _softmax_supported(self, z, labels, models) -> bool:
         # a thread per row: for the class counts of classifiers (MAX_CLASSES), not vocabularies
         return (z.dtype in FLOAT_TYPES and z.ndim == 2 and z.flags.c_contiguous and 0 < z.shape[1] <= MAX_CLASSES

@@ -6,26 +6,16 @@ import numpy as np
 
 from xdl.function import Function
 from xdl.functions.registry import Check, op
+from xdl.ops import activation
 
 SHAPES = [Check((3, 4)), Check((2, 3, 2))]
 
 
 def sigmoid_array(xp, z):
-    """σ(z) = 1/(1 + e⁻ᶻ), as r = 1/(1 + e) for z ≥ 0 and e·r below, with e = e^−|z| ∈ (0, 1]: it
-    never overflows, and σ of a negative z keeps its relative precision (σ(−20) ≈ 2.06e-9 in
-    float32, where (1 + tanh(z/2))/2 cancels to 0). Arrays only in the `where` (no Python
-    constant to upload in a captured step). A 0-d z as one element: NumPy's abs of a 0-d array is a
-    scalar, which ``out=`` cannot write into."""
-    if z.ndim == 0:
-        return sigmoid_array(xp, z.reshape(1)).reshape(())
-    if z.dtype.kind != "f":  # integers and booleans: σ in float64, as exp gives them
-        z = z.astype(np.float64)
-    e = xp.abs(z)
-    xp.negative(e, out=e)
-    xp.exp(e, out=e)
-    r = e + 1
-    xp.reciprocal(r, out=r)
-    return xp.where(z >= 0, r, e * r)
+    """σ(z) = 1/(1 + e⁻ᶻ), never overflowing and keeping σ's relative precision below 0: the one sigmoid (the
+    op's forward, binary cross-entropy's backward, a model's probabilities), its formula in
+    `xdl.ops.activation.sigmoid_forward`."""
+    return activation.sigmoid_forward(xp, z)
 
 
 @op(method=True, check=SHAPES)
@@ -126,11 +116,12 @@ class Tanh(Function):
     """y = tanh x;  ∂y/∂x = 1 − y²"""
 
     def forward(self, x):
-        self.y = self.xp.tanh(x)
+        # one kernel each way on the GPU (kernels/activation.cu), the backward reading y
+        self.y = self.backend.ops.tanh_forward(x)
         return self.y
 
     def backward(self, gy):
-        return (gy * (1 - self.y * self.y),)
+        return (self.backend.ops.tanh_backward(gy, self.y),)
 
 
 @op(method=True, check=SHAPES)
@@ -138,11 +129,12 @@ class Sigmoid(Function):
     """y = σ(x) = 1/(1 + e⁻ˣ) (see `sigmoid_array`);  ∂y/∂x = y·(1 − y)"""
 
     def forward(self, x):
-        self.y = sigmoid_array(self.xp, x)
+        # one kernel each way on the GPU (kernels/activation.cu), the backward reading y
+        self.y = self.backend.ops.sigmoid_forward(x)
         return self.y
 
     def backward(self, gy):
-        return (gy * self.y * (1 - self.y),)
+        return (self.backend.ops.sigmoid_backward(gy, self.y),)
 
 
 @op(name="relu", method=True, check=SHAPES, domain="nonzero")
@@ -158,15 +150,19 @@ class ReLU(Function):
         return (self.backend.ops.relu_backward(gy, self.y),)
 
 
-@op(name="leaky_relu", method=True, domain="nonzero", check=[Check((3, 4)), Check((3, 4), slope=0.2)])
+@op(name="leaky_relu", method=True, domain="nonzero", check=[Check((3, 4)), Check((3, 4), slope=0.2),
+                                                                 Check((3, 4), slope=-0.5)])
 class LeakyReLU(Function):
-    """y = x if x > 0 else slope·x;  ∂y/∂x = 1 or slope"""
+    """y = x if x > 0 else slope·x;  ∂y/∂x = 1 or slope (slope at 0)"""
 
     slope: float = 0.01
 
     def forward(self, x):
-        self.positive = x > 0
-        return self.xp.where(self.positive, x, x * self.slope)
+        # one kernel each way on the GPU (kernels/activation.cu); the backward reads y where y > 0 exactly where
+        # x > 0 (slope ≥ 0), else x: a negative slope makes a negative x's y positive
+        y = self.backend.ops.leaky_relu_forward(x, self.slope)
+        self.saved = y if activation.leaky_relu_saves_output(self.slope) else x
+        return y
 
     def backward(self, gy):
-        return (self.xp.where(self.positive, gy, gy * self.slope),)
+        return (self.backend.ops.leaky_relu_backward(gy, self.saved, self.slope),)

@@ -50,6 +50,31 @@ class NumpyOps:
         """∂L/∂x = ∂L/∂y·[y > 0], from the forward's output y."""
         return activation.relu_backward(self.xp, gy, y)
 
+    def tanh_forward(self, x):
+        """y = tanh x."""
+        return activation.tanh_forward(self.xp, x)
+
+    def tanh_backward(self, gy, y):
+        """∂L/∂x = ∂L/∂y·(1 − y·y), from the forward's output y."""
+        return activation.tanh_backward(self.xp, gy, y)
+
+    def sigmoid_forward(self, x):
+        """y = σ(x), without overflow (1/(1 + e) for x ≥ 0, e·1/(1 + e) below, e = e^−|x|)."""
+        return activation.sigmoid_forward(self.xp, x)
+
+    def sigmoid_backward(self, gy, y):
+        """∂L/∂x = (∂L/∂y·y)·(1 − y), from the forward's output y."""
+        return activation.sigmoid_backward(self.xp, gy, y)
+
+    def leaky_relu_forward(self, x, slope):
+        """y = x if x > 0 else x·slope (``slope`` a Python float)."""
+        return activation.leaky_relu_forward(self.xp, x, slope)
+
+    def leaky_relu_backward(self, gy, saved, slope):
+        """∂L/∂x = ∂L/∂y if saved > 0 else ∂L/∂y·slope, ``saved`` the forward's output y where slope ≥ 0, its
+        input x where slope < 0 (`activation.leaky_relu_saves_output`)."""
+        return activation.leaky_relu_backward(self.xp, gy, saved, slope)
+
     def softmax_cross_entropy_forward(self, z, labels, models=1):
         """Logits z (m, C), class indices (m,): (each row's loss (m,), the probabilities (m, C)).
         ``models`` = K: z is K stacked models' (B·K, C), row b·K + k model k's, labels (B,)."""

@@ -1,4 +1,4 @@
-"""ReLU and softmax cross-entropy — the NumPy references of ``kernels/activation.cu``.
+"""ReLU, tanh, sigmoid, leaky ReLU and softmax cross-entropy — the NumPy references of ``kernels/activation.cu``.
 
 Written against ``xp`` (NumPy or CuPy) and used as-is on the CPU; the kernels follow them line by
 line, so an eager step on the GPU launches one kernel for each (and the loss's mean, one more).
@@ -6,6 +6,17 @@ line, so an eager step on the GPU launches one kernel for each (and the loss's m
 ReLU:      y = max(x, 0), NaN kept (NumPy's ``maximum``: −0 and −∞ give +0)
            ∂L/∂x = ∂L/∂y·[y > 0]   (read from y: y > 0 exactly where x > 0; ∂L/∂y = ∞ at a zero gives NaN,
                                     as a product with the mask does)
+tanh:      y = tanh x
+           ∂L/∂x = ∂L/∂y·(1 − y·y)          (from y; y·y rounded before the subtraction — the kernel's product is
+                                             __fmul_rn, which nvcc never fuses into an FMA —: these bits on a GPU too)
+sigmoid:   y = σ(x) = 1/(1 + e) for x ≥ 0, e·1/(1 + e) below, e = e^−|x|   (never overflows; σ of a negative x
+                                             keeps its relative precision: see `sigmoid_forward`)
+           ∂L/∂x = (∂L/∂y·y)·(1 − y)        (from y)
+leaky ReLU: y = x if x > 0 else x·slope     (slope a Python float: x's dtype, NEP 50; x = ±0 gives ±0·slope,
+                                             NaN stays NaN; for 0 < slope ≤ 1, max(x, x·slope), the same bits)
+           ∂L/∂x = ∂L/∂y if s > 0 else ∂L/∂y·slope, s the output y where slope ≥ 0 (y > 0 exactly where
+                                             x > 0 then) and the input x where slope < 0 (a negative x's y is
+                                             positive): at x = 0 the slope, as PyTorch's
 
 Softmax cross-entropy of logits z (m, C) against class indices y (m,), row by row:
 
@@ -34,6 +45,65 @@ def relu_forward(xp, x):
 
 def relu_backward(xp, gy, y):
     return gy * (y > 0)
+
+
+def tanh_forward(xp, x):
+    return xp.tanh(x)
+
+
+def tanh_backward(xp, gy, y):
+    if y.ndim == 0:  # (NumPy's product of 0-d arrays is a scalar, which out= cannot write into)
+        return tanh_backward(xp, gy.reshape(1), y.reshape(1)).reshape(())
+    g = y * y
+    xp.subtract(1, g, out=g)
+    if np.promote_types(g.dtype, gy.dtype) != g.dtype:  # a wider ∂L/∂y: the product in its dtype, not y's
+        return g * gy
+    g *= gy
+    return g
+
+
+def sigmoid_forward(xp, x):
+    """σ(x) = 1/(1 + e⁻ˣ), as r = 1/(1 + e) for x ≥ 0 and e·r below, with e = e^−|x| ∈ (0, 1]: it never
+    overflows, and σ of a negative x keeps its relative precision (σ(−20) ≈ 2.06e-9 in float32, where
+    (1 + tanh(x/2))/2 cancels to 0). Integers and booleans in float64, as exp gives them. Arrays only in the
+    selection (no Python constant to upload in a captured step). A 0-d x as one element: NumPy's abs of a 0-d
+    array is a scalar, which ``out=`` cannot write into."""
+    if x.ndim == 0:
+        return sigmoid_forward(xp, x.reshape(1)).reshape(())
+    if x.dtype.kind != "f":
+        x = x.astype(np.float64)
+    e = xp.abs(x)
+    xp.negative(e, out=e)
+    xp.exp(e, out=e)
+    r = e + 1
+    xp.reciprocal(r, out=r)
+    e *= r  # σ below 0, in e's place
+    return xp.where(x >= 0, r, e)  # (NaN is neither: e·r, NaN)
+
+
+def sigmoid_backward(xp, gy, y):
+    g = gy * y
+    g *= 1 - y
+    return g
+
+
+def leaky_relu_forward(xp, x, slope: float):
+    if 0 < slope <= 1 and x.ndim and x.dtype.kind == "f" and x.dtype.type(slope) > 0:
+        # x·slope rounded (the slope in x's dtype, NEP 50) is ≤ x where x > 0 and ≥ x below, and ±0, ±∞ and NaN
+        # give themselves: the larger of x and x·slope is the selection below, in one pass and one array fewer
+        y = x * slope
+        return xp.maximum(y, x, out=y)
+    return xp.where(x > 0, x, x * slope)
+
+
+def leaky_relu_saves_output(slope: float) -> bool:
+    """Whether leaky ReLU's backward reads its output y (slope ≥ 0: y > 0 exactly where x > 0), else its input x."""
+    return slope >= 0
+
+
+def leaky_relu_backward(xp, gy, saved, slope: float):
+    """``saved``: y where `leaky_relu_saves_output`, else x."""
+    return xp.where(saved > 0, gy, gy * slope)
 
 
 def _row_labels(xp, labels, models: int, classes: int):
