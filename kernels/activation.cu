@@ -3,11 +3,11 @@
 //
 // The specification is the NumPy reference in xdl/ops/activation.py; each kernel does the same
 // operations in the same type T (float or double), so the elementwise ones agree bit for bit (but tanh's and
-// exp's own rounding: CUDA's, not NumPy's) and the row sums of the loss to rounding (the reference sums
-// pairwise, a thread here in order).
+// exp's own rounding: CUDA's, not NumPy's) and the loss to rounding (the reference sums a row and the rows'
+// losses pairwise, a thread here a row in order, and the rows' losses in lanes, then pairwise).
 //
 // Self-contained (no headers). Grid-stride loops; the loader (xdl/cuda) launches each kernel by
-// parameter name.
+// parameter name; softmax_ce_forward with blocks of LOSS_THREADS (a define, xdl/cuda/source.py).
 
 // y = max(x, 0) as NumPy's maximum(x, 0): NaN kept, −0 and −∞ give +0.
 template <typename T>
@@ -26,12 +26,32 @@ __global__ void relu_backward(const T* gy, const T* y, T* gx, long long n) {
     }
 }
 
+// True in the last block of the grid to finish, called by all its threads after the block wrote its
+// rows' losses: `counter` (zeroed once per stream) counts the blocks, and that block resets it.
+__device__ __forceinline__ bool last_block(int* counter) {
+    __shared__ bool is_last;
+    __threadfence();  // make this block's row losses visible before it is counted
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        is_last = atomicAdd(counter, 1) == (int)gridDim.x - 1;
+        if (is_last) *counter = 0;  // ready for the next launch on this stream
+    }
+    __syncthreads();
+    if (is_last) __threadfence();
+    return is_last;
+}
+
 // One thread per row i of the logits z (rows, C): the probabilities p and the row's loss
-// ℓ = log Σ_j e^(s_j) − s_y with s = z − max_j z_j (the host averages ℓ over the rows). Row i is
-// model i mod `models`'s logits for example ⌊i/models⌋, whose label is labels[⌊i/models⌋].
+// ℓ = log Σ_j e^(s_j) − s_y with s = z − max_j z_j; then, in the last block to finish, each model's
+// mean J_k = (1/B) Σ_b ℓ_(b·models + k) into loss[k], B = rows/models examples. Row i is model
+// i mod `models`'s logits for example ⌊i/models⌋, whose label is labels[⌊i/models⌋]. The means'
+// order of additions is fixed by `models` and B alone (not by which block finishes last): for a
+// chunk of up to LOSS_THREADS models, S lanes per model (S the largest power of two with S·chunk ≤
+// LOSS_THREADS), lane s adding the rows b = s, s + S, … in turn, then the lanes' sums halved
+// pairwise — a captured and an eager step give the same bits (no float atomics).
 template <typename T>
-__global__ void softmax_ce_forward(const T* z, const long long* labels, T* probs, T* row_loss, long long rows,
-                                   long long classes, long long models) {
+__global__ void softmax_ce_forward(const T* z, const long long* labels, T* probs, T* row_loss, T* loss,
+                                   int* counter, long long rows, long long classes, long long models) {
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < rows; i += (long long)gridDim.x * blockDim.x) {
         const T* zi = z + i * classes;
         T* pi = probs + i * classes;
@@ -50,6 +70,27 @@ __global__ void softmax_ce_forward(const T* z, const long long* labels, T* probs
         // a label outside [0, C) (unchecked input) makes the row's loss NaN, never an out-of-bounds read
         const long long label = labels[i / models];
         row_loss[i] = (label >= 0 && label < classes) ? log(total) - (zi[label] - top) : T(nan(""));
+    }
+    if (!last_block(counter)) return;
+    __shared__ T lane_sum[LOSS_THREADS];
+    const long long examples = rows / models;
+    const int t = threadIdx.x;
+    for (long long first = 0; first < models; first += LOSS_THREADS) {
+        const int chunk = (int)(models - first < LOSS_THREADS ? models - first : LOSS_THREADS);
+        int lanes = 1;
+        while (2 * lanes * chunk <= LOSS_THREADS) lanes *= 2;
+        if (t < lanes * chunk) {
+            const long long k = first + t % chunk;
+            T sum = T(0);
+            for (long long b = t / chunk; b < examples; b += lanes) sum += row_loss[b * models + k];
+            lane_sum[t] = sum;
+        }
+        for (int half = lanes / 2; half > 0; half /= 2) {
+            __syncthreads();
+            if (t < half * chunk) lane_sum[t] += lane_sum[t + half * chunk];
+        }
+        if (t < chunk) loss[first + t] = lane_sum[t] / T(examples);  // (its own sum: written by this thread)
+        __syncthreads();  // lane_sum is the next chunk's
     }
 }
 

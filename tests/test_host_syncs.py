@@ -115,6 +115,30 @@ def test_a_steady_fit_many_step_reads_nothing_on_the_host(steps, tmp_path, captu
         assert all(counts(events)["graph"] == 1 and counts(events)["launch"] <= 4 for events in each)
 
 
+def test_one_hot_label_rows_step_as_class_indices_do(steps):
+    """Exact one-hot rows (Keras's categorical labels) are prepared once, on the host, as their class
+    indices: an eager steady step reads nothing, and launches and allocates what the indices' step does —
+    the fused loss, where the rows' NumPy-API path was 12 launches more forward, 3 back — and the run is
+    theirs bit for bit."""
+    X, y = data()
+    per_step, histories = {}, {}
+    for form, labels in (("indices", y), ("one-hot", np.eye(3, dtype=np.float32)[y])):
+        # (the first fit's windows, and the one from its last tick to this fit's first)
+        start = len(steps()) + (form != "indices")
+        xdl.seed(0)
+        model = xdl.nn.mlp(8, [12, 10], 3)
+        trainer = Trainer(model, xdl.losses.SoftmaxCrossEntropy(), xdl.optim.Adam(model, lr=1e-3), batch_size=BATCH,
+                          epochs=EPOCHS, seed=1, progress=False, capture=False)
+        histories[form] = trainer.fit(X, labels, dev=(X[:32], labels[:32])).records
+        each = steady(steps()[start:], M // BATCH)
+        for events in each:
+            assert not host_traffic(events), host_traffic(events)[0][2]
+        per_step[form] = [(counts(events)["launch"], counts(events)["alloc"]) for events in each]
+    assert per_step["one-hot"] == per_step["indices"]
+    assert [{k: v for k, v in r.items() if "seconds" not in k} for r in histories["one-hot"]] == \
+        [{k: v for k, v in r.items() if "seconds" not in k} for r in histories["indices"]]
+
+
 def test_a_step_hook_costs_one_read_of_the_step_cost(steps):
     """A callback's on_step_end gets the step's cost, read from the device: one sync a step, the same
     read that checks the cost is finite (the check's read and a second one for the hook were two)."""

@@ -469,25 +469,51 @@ def test_tanh_sigmoid_and_leaky_relu_kernels_match_the_reference(make_device, rn
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("m, classes, models", [(1, 1, 1), (7, 3, 1), (31, 2, 1), (33, 1024, 3), (1025, 10, 1),
-                                                (1026, 7, 3), (6, 1025, 1)])
+                                                (1026, 7, 3), (6, 1025, 1), (4099, 3, 1), (770, 5, 7), (600, 4, 300),
+                                                (257, 2, 257), (512, 3, 256)])
 def test_softmax_ce_kernels_match_the_reference(make_device, rng, m, classes, models, dtype):
-    """Rows' loss and probabilities to tolerance (exp and log are the host's), the backward bit for
-    bit; a label outside [0, C) gives NaN, as the reference."""
+    """Each model's mean loss and the probabilities to tolerance (exp and log are the host's; the
+    mean summed in the last block, in lanes), the backward bit for bit; a label outside [0, C) gives
+    its model's mean NaN, as the reference. Rows not a multiple of the block, one block or a
+    grid-stride loop over many, more models than the block has threads (the means in chunks)."""
     device = make_device(1)
     z = (5 * rng.standard_normal((m, classes))).astype(dtype)
     labels = rng.integers(0, classes, m // models)
     labels[1:3] = [classes, -1][:len(labels) - 1]
     gy = np.asarray(0.7, dtype) if models == 1 else rng.standard_normal(models).astype(dtype)
-    rows, probs = device.ops.softmax_cross_entropy_forward(z, labels, models)
-    want_rows, want_probs = device.ref.softmax_cross_entropy_forward(z.copy(), labels, models)
-    np.testing.assert_array_equal(np.isnan(rows), np.isnan(want_rows))
-    assert relative_error(rows[~np.isnan(rows)], want_rows[~np.isnan(want_rows)]) < TOLERANCE[dtype]
+    means, probs = device.ops.softmax_cross_entropy_forward(z, labels, models)
+    want_means, want_probs = device.ref.softmax_cross_entropy_forward(z.copy(), labels, models)
+    assert means.shape == want_means.shape == (models,) and means.dtype == want_means.dtype
+    np.testing.assert_array_equal(np.isnan(means), np.isnan(want_means))
+    assert relative_error(means[~np.isnan(means)], want_means[~np.isnan(want_means)]) < TOLERANCE[dtype]
     assert relative_error(probs, want_probs) < 10 * TOLERANCE[dtype]
+    assert not any(c.any() for c in device.ops._counters.values())  # the last block reset its counter
     gz = device.ops.softmax_cross_entropy_backward(probs, labels, gy, models)
     assert_same_bits(gz, device.ref.softmax_cross_entropy_backward(probs, labels, gy, models))
     # the kernels take up to MAX_CLASSES classes; wider rows are the reference's
     want = [] if classes > xdl.cuda.ops.MAX_CLASSES else ["softmax_ce_forward", "softmax_ce_backward"]
     assert device.launched() == want
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_ce_means_are_summed_in_an_order_the_launch_fixes(make_device, rng, dtype):
+    """The means (the last block's sums of every block's row losses) are the same bits in another order
+    of blocks and threads and on another number of SMs (another grid: which block is last changes), and
+    each of K models' mean is its mean alone to rounding."""
+    z = (3 * rng.standard_normal((3 * 2000, 6))).astype(dtype)
+    labels = rng.integers(0, 6, 2000)
+    results = []
+    for sm_count in (1, 3, 40):
+        device = make_device(sm_count)
+        run = lambda: device.ops.softmax_cross_entropy_forward(z, labels, 3)  # noqa: E731
+        rerun_in_another_order(device, run)
+        results.append(run())
+        assert {grid[0] for e, grid, *_ in device.launches} == {min(16 * sm_count, -(-6000 // 256))}
+    for got in results[1:]:
+        assert_same_bits(got[0], results[0][0])
+    one = np.ascontiguousarray(z.reshape(2000, 3, 6)[:, 1])  # model 1's logits alone: its mean as one model's
+    alone, _ = device.ops.softmax_cross_entropy_forward(one, labels, 1)
+    assert relative_error(results[0][0][1:2], alone) < TOLERANCE[dtype]
 
 
 # -- optim.cu: sgd_update, momentum_update, rmsprop_update, adam_update -------------------------------
@@ -776,10 +802,11 @@ def test_the_kernels_keep_their_claims_with_a_gpus_rounding(libraries, device_ma
         results = []
         for make in (lambda: Device(libraries, monkeypatch), on_a_gpu):  # (each Device patches CupyOps' kernels)
             device = make()
-            results.append([device.ops.softmax_cross_entropy_forward(z, labels)[0], p.copy()])
-            device.ops.sgd_update(results[-1][1], g, 0.01, 0.001)
+            results.append([*device.ops.softmax_cross_entropy_forward(z, labels), p.copy()])
+            device.ops.sgd_update(results[-1][2], g, 0.01, 0.001)
             assert device.launched() == ["softmax_ce_forward", "sgd_update"]
-        assert all((a != b).any() for a, b in zip(*results))  # CUDA's exp and log; p − lr·(g + wd·p) fused
+        # CUDA's exp and log (the probabilities; the mean, one number, may round alike); p − lr·(g + wd·p) fused
+        assert all((a != b).any() for a, b in zip(*(r[1:] for r in results)))
 
 
 # -- the emulator itself ---------------------------------------------------------------------------
@@ -911,8 +938,11 @@ def test_racecheck_finds_no_race_in_the_kernels(racecheck_libraries, monkeypatch
             ops.sigmoid_backward(x, ops.sigmoid_forward(x))
             ops.leaky_relu_backward(x, ops.leaky_relu_forward(x, 0.1), 0.1)
             z, labels = rng.standard_normal((40, 5)).astype(dtype), rng.integers(0, 5, 20)
-            rows, probs = ops.softmax_cross_entropy_forward(z, labels, 2)
+            means, probs = ops.softmax_cross_entropy_forward(z, labels, 2)
             ops.softmax_cross_entropy_backward(probs, labels, rng.standard_normal(2).astype(dtype), 2)
+            # the means' merge over 3 blocks' rows (the last-block protocol), 300 models in two chunks
+            ops.softmax_cross_entropy_forward(rng.standard_normal((600, 3)).astype(dtype), labels[:1].repeat(600), 1)
+            ops.softmax_cross_entropy_forward(rng.standard_normal((600, 3)).astype(dtype), labels[:2], 300)
             steps_done = np.array([2], np.int64)
             for offset in (0, 1):
                 got, mask = ops.dropout_forward(x[offset:], 0.3, 1, 2, 3, steps_done=steps_done)

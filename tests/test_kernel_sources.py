@@ -178,11 +178,11 @@ def test_cupy_ops_launch_every_kernel_with_arguments_its_binding_accepts(monkeyp
         ops.sigmoid_backward(x, ops.sigmoid_forward(x))
         ops.leaky_relu_backward(x, ops.leaky_relu_forward(x, -0.5), -0.5)
         labels = rng.integers(0, 7, 33)
-        rows, probs = ops.softmax_cross_entropy_forward(x, labels)
-        assert rows.shape == (33,) and probs.shape == x.shape
+        mean, probs = ops.softmax_cross_entropy_forward(x, labels)
+        assert mean.shape == (1,) and probs.shape == x.shape
         ops.softmax_cross_entropy_backward(probs, labels, np.ones((), dtype))
-        rows, probs = ops.softmax_cross_entropy_forward(x[:30], labels[:10], 3)  # 3 stacked models
-        assert launches[-1].startswith("softmax_ce_forward")
+        means, probs = ops.softmax_cross_entropy_forward(x[:30], labels[:10], 3)  # 3 stacked models
+        assert launches[-1].startswith("softmax_ce_forward") and means.shape == (3,)
         ops.softmax_cross_entropy_backward(probs, labels[:10], np.broadcast_to(np.ones((), dtype), (3,)), 3)
         assert launches[-1].startswith("softmax_ce_backward")  # a sum's stride-0 gradient, made contiguous
         # the one-launch forward (few rows; or up to 2048 rows over features that fill the 4 SMs

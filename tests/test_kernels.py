@@ -87,18 +87,19 @@ def test_softmax_cross_entropy_kernels_match_the_reference(gpu, rng, m, classes,
     ref = NumpyOps(xdl.backend.get_backend("numpy"))
     z = (5 * rng.standard_normal((m, classes))).astype(dtype)
     labels = rng.integers(0, classes, m)
-    rows, probs = gpu.ops.softmax_cross_entropy_forward(gpu.asarray(z), gpu.asarray(labels))
-    plain_rows, ref_probs = ref.softmax_cross_entropy_forward(z.copy(), labels)
-    assert relative_error(rows.get(), plain_rows) < 10 * TOLERANCE[dtype]
+    mean, probs = gpu.ops.softmax_cross_entropy_forward(gpu.asarray(z), gpu.asarray(labels))
+    ref_mean, ref_probs = ref.softmax_cross_entropy_forward(z.copy(), labels)
+    assert mean.shape == ref_mean.shape == (1,)  # the mean over the rows, in the kernel
+    assert relative_error(mean.get(), ref_mean) < 10 * TOLERANCE[dtype]
     assert relative_error(probs.get(), ref_probs) < 10 * TOLERANCE[dtype]
     gy = np.asarray(0.7, dtype=dtype)
     got = gpu.ops.softmax_cross_entropy_backward(probs, gpu.asarray(labels), gpu.asarray(gy))
     np.testing.assert_array_equal(got.get(), ref.softmax_cross_entropy_backward(probs.get(), labels, gy))
     if m % 3 == 0 and m > 3:  # as 3 stacked models' rows: row b·3 + k is model k's, the labels (m/3,) shared
         shared, gy = labels[:m // 3], rng.standard_normal(3).astype(dtype)
-        rows, probs = gpu.ops.softmax_cross_entropy_forward(gpu.asarray(z), gpu.asarray(shared), 3)
-        ref_rows, ref_probs = ref.softmax_cross_entropy_forward(z.copy(), shared, 3)
-        assert relative_error(rows.get(), ref_rows) < 10 * TOLERANCE[dtype]
+        means, probs = gpu.ops.softmax_cross_entropy_forward(gpu.asarray(z), gpu.asarray(shared), 3)
+        ref_means, ref_probs = ref.softmax_cross_entropy_forward(z.copy(), shared, 3)
+        assert means.shape == (3,) and relative_error(means.get(), ref_means) < 10 * TOLERANCE[dtype]
         got = gpu.ops.softmax_cross_entropy_backward(probs, gpu.asarray(shared), gpu.asarray(gy), 3)
         np.testing.assert_array_equal(got.get(), ref.softmax_cross_entropy_backward(probs.get(), shared, gy, 3))
         ones = gpu.xp.broadcast_to(gpu.xp.ones((), dtype), (3,))  # a sum's gradient: stride 0
@@ -106,17 +107,19 @@ def test_softmax_cross_entropy_kernels_match_the_reference(gpu, rng, m, classes,
         np.testing.assert_array_equal(got.get(), ref.softmax_cross_entropy_backward(probs.get(), shared,
                                                                                   np.ones(3, dtype), 3))
     # what the kernel does not take falls back to the reference: int32 labels, a transposed z
-    rows, _ = gpu.ops.softmax_cross_entropy_forward(gpu.asarray(np.asfortranarray(z)), gpu.asarray(labels.astype(np.int32)))
-    assert relative_error(rows.get(), plain_rows) < 10 * TOLERANCE[dtype]  # the unstacked rows
+    mean, _ = gpu.ops.softmax_cross_entropy_forward(gpu.asarray(np.asfortranarray(z)),
+                                                    gpu.asarray(labels.astype(np.int32)))
+    assert relative_error(mean.get(), ref_mean) < 10 * TOLERANCE[dtype]  # the unstacked mean
 
 
 def test_softmax_cross_entropy_kernel_gives_nan_for_a_label_out_of_range_as_the_reference(gpu):
     z, labels, gy = np.zeros((3, 4), np.float32), np.array([0, 4, -1]), np.float32(1.0)
-    rows, probs = gpu.ops.softmax_cross_entropy_forward(gpu.asarray(z), gpu.asarray(labels))
-    ref_rows, _ = xdl.ops.activation.softmax_cross_entropy_forward(np, z.copy(), labels)
-    np.testing.assert_array_equal(np.isnan(rows.get()), np.isnan(ref_rows))
+    mean, probs = gpu.ops.softmax_cross_entropy_forward(gpu.asarray(z), gpu.asarray(labels))
+    ref_mean, _ = xdl.ops.activation.softmax_cross_entropy_forward(np, z.copy(), labels)
+    assert np.isnan(mean.get()).all() and np.isnan(ref_mean).all()  # a row's NaN loss is its mean's
     # log(4) to CUDA's logf, within 1 ulp of the correctly rounded value: not NumPy's bits
-    assert ref_rows[0] == np.float32(np.log(4)) and relative_error(rows.get()[0], ref_rows[0]) < TOLERANCE[np.float32]
+    mean, _ = gpu.ops.softmax_cross_entropy_forward(gpu.asarray(z[:1]), gpu.asarray(labels[:1]))
+    assert relative_error(mean.get()[0], np.float32(np.log(4))) < TOLERANCE[np.float32]
     got = gpu.ops.softmax_cross_entropy_backward(probs, gpu.asarray(labels), gpu.asarray(gy))
     np.testing.assert_array_equal(got.get(),
                                   xdl.ops.activation.softmax_cross_entropy_backward(np, probs.get(), labels, gy))

@@ -103,14 +103,17 @@ COUNTS = {
     "leaky_relu, negative slope": (op(lambda x: F.leaky_relu(x, -0.5)), (dict(launch=1, gemm=0, alloc=1),) * 2),
     "relu_dropout": (op(lambda x: F.relu_dropout(x, 0.3, KEY)), (dict(launch=1, gemm=0, alloc=1),) * 2),
     "dropout": (op(lambda x: F.dropout(x, 0.3, key=KEY)), (dict(launch=1, gemm=0, alloc=1),) * 2),
-    # the kernel, then the mean of the rows' losses; back: the seed (`xp.ones`), the kernel
-    "softmax cross-entropy": (loss("indices"), (dict(launch=2, gemm=0, alloc=3), dict(launch=2, gemm=0, alloc=2))),
+    # the kernel, the mean of the rows' losses in its last block (probabilities, and the rows' losses with the mean
+    # after them); back: the seed (`xp.ones`), the kernel
+    "softmax cross-entropy": (loss("indices"), (dict(launch=1, gemm=0, alloc=2), dict(launch=2, gemm=0, alloc=2))),
     # the batch norm kernel (one launch at this size: bn_forward_small); back: its two kernels, then ∂L/∂γ and
     # ∂L/∂β added from the reduction's buffer into their views of the flat gradient buffer
     "batch norm, training": (batch_norm(True), (dict(launch=1, gemm=0, alloc=2), dict(launch=4, gemm=0, alloc=2))),
-    # NumPy's API, one launch per operation: what a kernel of their own would cut
+    # exact one-hot rows are prepared as their class indices (`SoftmaxCrossEntropy.prepare`): the fused kernels
+    # (the rows took NumPy's API: 14 launches forward, 5 back)
     "softmax cross-entropy, one-hot": (loss("one-hot"),
-                                       (dict(launch=14, gemm=0, alloc=12), dict(launch=5, gemm=0, alloc=3))),
+                                       (dict(launch=1, gemm=0, alloc=2), dict(launch=2, gemm=0, alloc=2))),
+    # NumPy's API, one launch per operation: what a kernel of their own would cut
     "mean squared error": (loss("mse"), (dict(launch=3, gemm=0, alloc=3), dict(launch=5, gemm=0, alloc=5))),
 }
 
@@ -184,7 +187,7 @@ def test_the_train_step_benchmarks_eager_step_launches_as_counted(cupy):
     step()
     _, counts = traced(cupy, step)
     # zero_grad 1; per hidden layer: batch norm 1 + 4 back, relu_dropout 1 + 1; the output bias's add 1; the loss
-    # 2 + 1 and its seed 1; Adam 1 and its step count's add 1; the dropout counter's add 1 — and the products:
+    # 1 + 1 and its seed 1; Adam 1 and its step count's add 1; the dropout counter's add 1 — and the products:
     # 3 forward, 2 for ∂L/∂X, 3 for ∂L/∂W, 1 for the output bias's ∂L/∂b (it was a sum, then an add into its
     # view: 2 launches)
-    assert counts == dict(launch=23, gemm=9, alloc=22)
+    assert counts == dict(launch=22, gemm=9, alloc=21)

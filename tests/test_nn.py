@@ -809,6 +809,37 @@ def test_soft_label_rows_within_the_tolerance_get_their_costs_own_gradient(backe
         SoftmaxCrossEntropy()(t64(backend, z), normalized).item(), rel=1e-14)
 
 
+def test_exact_one_hot_rows_are_prepared_as_class_indices_with_the_rows_cost_and_gradient(backend, rng):
+    """Rows of 0s and a single 1 (float, int or bool; Keras's categorical labels) are prepared as their class
+    indices, what the fused loss takes (one kernel each way on the GPU), with the cost and gradient of the rows,
+    −Σⱼ yⱼ log pⱼ = −log p_label and p − y, to float64 rounding; soft rows, and rows within the tolerance of
+    a distribution that are not exactly one-hot, keep their rows."""
+    loss, numpy = SoftmaxCrossEntropy(), xdl.backend.get_backend("numpy")
+    for case in range(40):
+        m, classes = int(rng.integers(1, 30)), int(rng.integers(2, 9))
+        index = rng.integers(0, classes, m)
+        rows = np.eye(classes)[index].astype([np.float64, np.float32, np.int8, np.bool_][case % 4])
+        given = backend.asarray(rows) if case % 3 == 0 else rows  # (the backend's own array, read there)
+        labels = loss.prepare(given, (m, classes), backend, np.float64)
+        assert labels.shape == (m,) and labels.dtype == np.int64
+        np.testing.assert_array_equal(backend.to_numpy(labels), index)
+        z = rng.standard_normal((m, classes)) * 10.0 ** rng.uniform(-1, 2)
+        fused, unfused = t64(backend, z), t64(backend, z)
+        cost = loss.compute(fused, labels)
+        want = xdl.softmax_cross_entropy(unfused, backend.asarray(rows.astype(np.float64)))  # the rows' own path
+        cost.backward()
+        want.backward()
+        assert cost.item() == pytest.approx(want.item(), rel=1e-12, abs=1e-12)
+        np.testing.assert_allclose(backend.to_numpy(fused.grad), backend.to_numpy(unfused.grad), rtol=1e-12,
+                                   atol=1e-15)
+        near = np.eye(classes)[index] * (1 + 5e-5)  # within the tolerance, no one-hot row: kept, made exact
+        soft = rng.dirichlet(np.ones(classes), size=m)
+        for kept in (near, soft):
+            prepared = loss.prepare(kept, (m, classes), numpy, np.float64)
+            assert prepared.shape == (m, classes)
+            np.testing.assert_allclose(prepared, kept / kept.sum(axis=1, keepdims=True), rtol=1e-15)
+
+
 @pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid"])
 def test_mlp_draws_every_layer_with_the_init_asked_for(activation):
     model = xdl.nn.mlp(4, [5], 3, activation=activation, init="zeros")  # the output layer's was xavier's for tanh

@@ -141,7 +141,9 @@ def _as_array(targets, backend, name: str):
 class SoftmaxCrossEntropy(Loss):
     """Softmax + cross-entropy of logits (m, C) against class indices (m,) or one-hot (or soft)
     rows (m, C), each a distribution: rows that sum to 1 within 1e-4 (float rounding) are divided
-    by their sums (rows of another sum are refused; `xdl.functions.softmax_cross_entropy` takes them)."""
+    by their sums (rows of another sum are refused; `xdl.functions.softmax_cross_entropy` takes them).
+    `prepare` gives exact one-hot rows (0s and a single 1) as their class indices, the fused loss's
+    input: the same cost and gradient."""
 
     predicts = "classes"
 
@@ -180,17 +182,24 @@ class SoftmaxCrossEntropy(Loss):
         if not xp.all(xp.isfinite(y) & (y >= 0)):
             raise ValueError("SoftmaxCrossEntropy: one-hot (or soft) label rows must be finite and ≥ 0")
         sums = y.sum(axis=1, dtype=np.float64)
+        # both answers in one host read (a device array's: one sync, as the sums' check alone took before)
+        distributions, zeros_and_ones = (bool(v) for v in array_to_numpy(xp.stack([
+            xp.all(xp.abs(sums - 1) <= DISTRIBUTION_TOLERANCE), xp.all((y == 0) | (y == 1))])))
         # rows of another sum are refused as a slip (multi-label rows, counts): F.softmax_cross_entropy, PyTorch's
         # −Σ y log p, takes them, with its own gradient p·Σy − y
-        if m and not xp.all(xp.abs(sums - 1) <= DISTRIBUTION_TOLERANCE):
+        if not distributions:
             # rows of several 1s are a multi-label problem's targets (Keras's sigmoid + binary_crossentropy): named
-            several = float(sums.max()) > 1 + DISTRIBUTION_TOLERANCE and bool(xp.all((y == 0) | (y == 1)))
+            several = float(sums.max()) > 1 + DISTRIBUTION_TOLERANCE and zeros_and_ones
             raise ValueError(f"SoftmaxCrossEntropy: one-hot (or soft) label rows must sum to 1 (each a "
                              f"distribution over the classes), got sums in [{float(sums.min()):g}, "
                              f"{float(sums.max()):g}]" + ("; rows with several 1s are multi-label targets (several "
                              "yes/no labels per example): BinaryCrossEntropy trains one per output" if several else ""))
-        # rows within the tolerance made exact distributions (the cost of the labels meant, not of their
-        # rounding); one-hot rows divide by an exact 1 and stay as they are
+        if zeros_and_ones:  # rows of 0s and a single 1 (they sum to 1): exact one-hot rows, Keras's categorical labels
+            # as their class indices, what the fused loss takes (one kernel each way on the GPU; the rows' path of
+            # NumPy-API operations was 14 launches forward): the same cost, −Σⱼ yⱼ log pⱼ = −log p_label, and
+            # gradient, p − y. Prepared once per data set by a Trainer, on the host: a step reads nothing more
+            return y.argmax(axis=1).astype(xp.int64)
+        # rows within the tolerance made exact distributions (the cost of the labels meant, not of their rounding)
         return (y / sums[:, None]).astype(dtype, copy=False)
 
     def compute(self, logits: Tensor, labels) -> Tensor:

@@ -22,6 +22,7 @@ from xdl.ops.random import LANE_BITS
 THREADS = 256  # threads per block of the optimizer updates (grid-stride loops: any value works)
 BN = SOURCES["batchnorm.cu"].defines
 BLOCK_X, BLOCK_Y, ROW_GROUP = BN["BLOCK_X"], BN["BLOCK_Y"], BN["ROW_GROUP"]  # what batchnorm.cu is compiled for
+LOSS_THREADS = SOURCES["activation.cu"].defines["LOSS_THREADS"]  # softmax_ce_forward's block (its means' lanes)
 SMALL_ROWS = 2048  # up to this batch size the training forward may be one launch (bn_forward_small) …
 SHORT_ROWS = 256  # … and up to this one it is: a thread's two passes over its column stay short
 ELEMENTWISE_ROWS = 32  # rows per block of the batch-norm elementwise passes: many short blocks, no long tail
@@ -47,7 +48,7 @@ class CupyOps(NumpyOps):
         self.address = backend.address
         self.sm_count = backend.xp.cuda.Device().attributes["MultiProcessorCount"]
         self._grids = {}  # (kernel, rows, cols, vec) -> batch-norm launch geometry
-        self._counters = {}  # stream pointer -> zeroed int32 counters of bn_stats/bn_backward_reduce
+        self._counters = {}  # stream pointer -> zeroed int32 counters of bn_stats/bn_backward_reduce/softmax_ce_forward
         self._uploaded = {}  # per-model hyperparameters on the device, by content (_on_device)
         self._handles = {}  # (device, stream pointer) -> Cublas
         self._no_steps_done = self._lasting("zero step counter", lambda: self.xp.zeros(1, dtype=self.xp.int64))
@@ -388,11 +389,14 @@ class CupyOps(NumpyOps):
         if not self._softmax_supported(z, labels, models):
             return super().softmax_cross_entropy_forward(z, labels, models)
         (rows, classes), xp = z.shape, self.xp
-        probs, row_loss = xp.empty_like(z), xp.empty(rows, dtype=z.dtype)
-        kernel("activation.cu", "softmax_ce_forward", z.dtype)((self._elementwise_blocks(rows),), (THREADS,), z=z,
-                                                                labels=labels, probs=probs, row_loss=row_loss,
-                                                                rows=rows, classes=classes, models=models)
-        return row_loss, probs
+        # the rows' losses and, after them, each model's mean (the last block's sums of them): one allocation
+        probs, losses = xp.empty_like(z), xp.empty(rows + models, dtype=z.dtype)
+        blocks = max(1, min(-(-rows // LOSS_THREADS), self.sm_count * 16))
+        kernel("activation.cu", "softmax_ce_forward", z.dtype)((blocks,), (LOSS_THREADS,), z=z, labels=labels,
+                                                                probs=probs, row_loss=losses[:rows], loss=losses[rows:],
+                                                                counter=self._stream_counters(1), rows=rows,
+                                                                classes=classes, models=models)
+        return losses[rows:], probs
 
     def softmax_cross_entropy_backward(self, probs, labels, gy, models=1):
         if not (self._softmax_supported(probs, labels, models) and isinstance(gy, self.xp.ndarray)
@@ -439,12 +443,15 @@ class CupyOps(NumpyOps):
         by_smem = device["MaxSharedMemoryPerMultiprocessor"] // (attrs["shared_size_bytes"] + 1024)
         return max(1, min(device["MaxThreadsPerMultiProcessor"] // threads, by_regs, by_smem))
 
-    def _bn_counters(self, n):
+    def _stream_counters(self, n):
+        """At least ``n`` zeroed int32 counters of the last-block protocol, one set per stream: the kernels
+        that count their blocks (the batch-norm reductions, the softmax cross-entropy's mean) run one
+        after another on a stream, and each leaves its counters at 0."""
         stream = self.xp.cuda.get_current_stream().ptr
         counters = self._counters.get(stream)
         if counters is None or counters.size < n:
             counters = self._counters[stream] = self._lasting(
-                "batch-norm reduction on this stream", lambda: self.xp.zeros(max(n, 1024), dtype=self.xp.int32))
+                "reduction's block counters on this stream", lambda: self.xp.zeros(max(n, 1024), dtype=self.xp.int32))
         return counters
 
     def _bn_supported(self, x, *columns) -> bool:
@@ -474,7 +481,7 @@ class CupyOps(NumpyOps):
         stats_kernel, normalize = (kernel("batchnorm.cu", k, dt, vec) for k in ("bn_stats", "bn_normalize"))
         grid, rows = self._bn_grid(stats_kernel, n, c, vec, reduction=True)
         stats = xp.empty((2 + 2 * grid[1], c), dtype=dt)  # μ, 1/√(σ² + ε), then the kernel's partials
-        stats_kernel(grid, block, **common, rows_per_block=rows, stats=stats, counters=self._bn_counters(grid[0]),
+        stats_kernel(grid, block, **common, rows_per_block=rows, stats=stats, counters=self._stream_counters(grid[0]),
                      running_mean=running_mean, running_var=running_var, momentum=momentum, eps=eps)
         grid, rows = self._bn_grid(normalize, n, c, vec, reduction=False)
         normalize(grid, block, **common, y=y, rows_per_block=rows, stats=stats, gamma=gamma, beta=beta)
@@ -499,7 +506,7 @@ class CupyOps(NumpyOps):
         common = dict(dy=dy, x=x, n_rows=n, n_cols=c, mean=mean, inv_std=inv_std)
         grid, rows = self._bn_grid(reduce, n, c, vec, reduction=True)
         grads = xp.empty((2 + 2 * grid[1], c), dtype=dt)  # ∂L/∂γ, ∂L/∂β, then the kernel's partials
-        reduce(grid, block, **common, rows_per_block=rows, grads=grads, counters=self._bn_counters(grid[0]))
+        reduce(grid, block, **common, rows_per_block=rows, grads=grads, counters=self._stream_counters(grid[0]))
         dx = xp.empty((n, c), dtype=dt)
         grid, rows = self._bn_grid(dx_kernel, n, c, vec, reduction=False)
         dx_kernel(grid, block, **common, dx=dx, rows_per_block=rows, gamma=gamma, grads=grads)

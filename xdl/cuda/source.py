@@ -137,7 +137,7 @@ def _parsed(file: str, text: str) -> dict[str, KernelSpec]:
 # Every kernel of a file takes the same template parameters: (T) for activation.cu, optim.cu and random.cu, (T, V)
 # for batchnorm.cu, V being the features per thread (16 bytes' worth, or 1 for unaligned rows).
 SOURCES = {
-    "activation.cu": Source("activation.cu", instances=(("float",), ("double",))),
+    "activation.cu": Source("activation.cu", instances=(("float",), ("double",)), defines={"LOSS_THREADS": 256}),
     "optim.cu": Source("optim.cu", instances=(("float",), ("double",))),
     "random.cu": Source("random.cu", instances=(("float",), ("double",))),
     "batchnorm.cu": Source("batchnorm.cu", instances=(("float", 1), ("float", 4), ("double", 1), ("double", 2)),

@@ -98,9 +98,9 @@ class SoftmaxCrossEntropy(Function):
 
     def forward(self, z):
         xp = self.xp
-        if self.labels.ndim == 1:  # the fused op: one kernel on the GPU (xdl.ops.activation)
-            rows, self.probs = self.backend.ops.softmax_cross_entropy_forward(z, self.labels)
-            return xp.asarray(rows.mean(), dtype=z.dtype)
+        if self.labels.ndim == 1:  # the fused op, the mean too: one kernel on the GPU (xdl.ops.activation)
+            mean, self.probs = self.backend.ops.softmax_cross_entropy_forward(z, self.labels)
+            return mean.reshape(())
         shifted = z - z.max(axis=-1, keepdims=True)
         # Σⱼ yᵢⱼ zᵢⱼ over the labelled classes only: 0·(−inf) (a logit far below the row's largest) is no NaN
         with np.errstate(invalid="ignore"):  # (the products of those are left out)

@@ -70,14 +70,11 @@ class StackedSoftmaxCrossEntropy(Function):
     labels: object
 
     def forward(self, z):
-        # the (B·K, C) rows of the fused op (one kernel on the GPU), model k's every K-th row
+        # the (B·K, C) rows of the fused op, model k's every K-th row: each model's mean (one kernel on the GPU),
+        # its B rows summed as one model's loss sums them (`xdl.ops.activation.softmax_cross_entropy_forward`)
         b, k, c = z.shape
-        rows, self.probs = self.backend.ops.softmax_cross_entropy_forward(z.reshape(b * k, c), self.labels, k)
-        # each model's B rows summed as one model's loss sums them on NumPy (pairwise along a contiguous row;
-        # down a column of (B, K) it adds one row at a time: the costs a run records differed from alone's);
-        # CuPy's reductions may still differ from a 1-D one's in the last bit
-        per_model = self.xp.ascontiguousarray(rows.reshape(b, k).T)
-        return per_model.mean(axis=1).astype(z.dtype, copy=False)
+        means, self.probs = self.backend.ops.softmax_cross_entropy_forward(z.reshape(b * k, c), self.labels, k)
+        return means
 
     def backward(self, gy):
         b, k = self.probs.shape[0] // gy.shape[0], gy.shape[0]

@@ -76,8 +76,9 @@ class NumpyOps:
         return activation.leaky_relu_backward(self.xp, gy, saved, slope)
 
     def softmax_cross_entropy_forward(self, z, labels, models=1):
-        """Logits z (m, C), class indices (m,): (each row's loss (m,), the probabilities (m, C)).
-        ``models`` = K: z is K stacked models' (B·K, C), row b·K + k model k's, labels (B,)."""
+        """Logits z (m, C), class indices (m,): (the mean loss over the rows (1,), the probabilities (m, C)).
+        ``models`` = K: z is K stacked models' (B·K, C), row b·K + k model k's, labels (B,), and the
+        first of the pair each model's mean over its B rows (K,)."""
         return activation.softmax_cross_entropy_forward(self.xp, z, labels, models)
 
     def softmax_cross_entropy_backward(self, probs, labels, gy, models=1):

@@ -1,7 +1,7 @@
 """ReLU, tanh, sigmoid, leaky ReLU and softmax cross-entropy — the NumPy references of ``kernels/activation.cu``.
 
 Written against ``xp`` (NumPy or CuPy) and used as-is on the CPU; the kernels follow them line by
-line, so an eager step on the GPU launches one kernel for each (and the loss's mean, one more).
+line, so an eager step on the GPU launches one kernel for each way of each (the loss's mean too).
 
 ReLU:      y = max(x, 0), NaN kept (NumPy's ``maximum``: −0 and −∞ give +0)
            ∂L/∂x = ∂L/∂y·[y > 0]   (read from y: y > 0 exactly where x > 0; ∂L/∂y = ∞ at a zero gives NaN,
@@ -22,7 +22,7 @@ Softmax cross-entropy of logits z (m, C) against class indices y (m,), row by ro
 
     s = z − max_j z_j
     p = e^s / Σ_j e^(s_j)                (kept for the backward)
-    ℓ = log Σ_j e^(s_j) − s_y            J = (1/m) Σ_i ℓ_i
+    ℓ = log Σ_j e^(s_j) − s_y            J = (1/m) Σ_i ℓ_i   (the forward returns J, a (1,) array)
     ∂J/∂z = (p − onehot(y))·(∂L/∂J/m)
 
 A label outside [0, C) (the functional op does not check its labels: the loss classes do, once
@@ -30,8 +30,8 @@ per data set) makes its row's loss NaN and subtracts nothing in the backward —
 which must never read out of bounds, and never wrapping −1 round to the last class.
 
 K stacked models (``models`` = K): z is (B·K, C), row b·K + k model k's logits for example b, the
-labels (B,) shared; each model's mean J_k = (1/B) Σ_b ℓ_(b·K+k) has its own incoming gradient
-∂L/∂J_k, so ∂J/∂z of row b·K + k is (p − onehot(y_b))·(∂L/∂J_k/B).
+labels (B,) shared; each model's mean J_k = (1/B) Σ_b ℓ_(b·K+k) (the forward returns the K means) has
+its own incoming gradient ∂L/∂J_k, so ∂J/∂z of row b·K + k is (p − onehot(y_b))·(∂L/∂J_k/B).
 """
 
 from __future__ import annotations
@@ -114,14 +114,17 @@ def _row_labels(xp, labels, models: int, classes: int):
 
 
 def softmax_cross_entropy_forward(xp, z, labels, models: int = 1):
-    """(each row's loss ℓ (m,), the probabilities p (m, C)) for class indices ``labels``."""
+    """(each model's mean loss J (models,), the probabilities p (m, C)) for class indices ``labels``."""
     shifted = z - z.max(axis=-1, keepdims=True)
     rows, valid = _row_labels(xp, labels, models, z.shape[1])
     picked = xp.where(valid, shifted[xp.arange(z.shape[0]), rows], z.dtype.type(np.nan))  # a scalar: nothing uploaded
     probs = xp.exp(shifted, out=shifted)
     total = probs.sum(axis=-1, keepdims=True)
     probs /= total
-    return xp.log(total[:, 0]) - picked, probs
+    losses = xp.log(total[:, 0]) - picked
+    # each model's B rows summed along a contiguous row, pairwise, as one model's (B,) losses are (down a column
+    # of (B, K) NumPy adds one row at a time: K models' costs differed from each alone's)
+    return xp.ascontiguousarray(losses.reshape(-1, models).T).mean(axis=1), probs
 
 
 def softmax_cross_entropy_backward(xp, probs, labels, gy, models: int = 1):

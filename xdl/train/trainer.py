@@ -270,6 +270,7 @@ class Trainer:
         self._cost_limit = None  # the train cost above which this fit has diverged (`cost_limit`), set by fit
         self._start_cost = None  # where the run started (`start_cost`), known from its first epoch's end
         self._measured_on = None  # the data digests of the last fit (`_digests`), where a callback keeps a best
+        self._one_hot_widths = {}  # `_check`'s name -> C, where its one-hot label rows were prepared as class indices
         self.data_changed = frozenset()  # the metrics this fit measures on other data than the one before (`_changed`)
 
     def __repr__(self) -> str:
@@ -356,10 +357,14 @@ class Trainer:
                 raise ValueError(f"X{name} has {len(X)} examples but y{name} has {len(y)} "
                                  "(they must have the same length)")
         if isinstance(self.loss, _losses.Loss):
+            rows = y.ndim == 2
             try:
                 y = self.loss.prepare(y, shape, get_backend("numpy"), self.model.dtype)
             except (TypeError, ValueError) as e:
                 raise type(e)(f"y{name}: {e}") from None
+            # exact one-hot rows come back as class indices (SoftmaxCrossEntropy's fused loss takes them): their
+            # digest is still the rows' (`_digests`), as a checkpoint of a run given them recorded it
+            self.__dict__.setdefault("_one_hot_widths", {})[name] = shape[1] if rows and y.ndim == 1 else None
         else:  # a function of (outputs, labels): targets with the outputs' shape, as Keras lines y_true up with
             if y.shape != shape and y.size == math.prod(shape):  # y_pred — (m,) against (m, 1) would broadcast
                 y = y.reshape(shape)  # to (m, m) in the function's arithmetic, silently
@@ -1362,8 +1367,16 @@ def _digests(trainer, X, y, dev) -> dict:
     (the data as given, not as a model's statistics standardize it: a run's digest is the same
     resumed or not)."""
     dtype = trainer.model.dtype
-    return {"train": provenance.data_digest(X.astype(dtype, copy=False), y),
-            "dev": provenance.data_digest(dev[0].astype(dtype, copy=False), dev[1]) if dev is not None else None}
+    widths = trainer.__dict__.get("_one_hot_widths", {})
+
+    def labels(y, name):  # one-hot rows prepared as class indices hashed as the rows, in the model's dtype, they
+        # were prepared as before (a checkpoint's digest of them resumes; indices then rows now are refused, as before)
+        width = widths.get(name)
+        return y if width is None else np.eye(width, dtype=dtype)[y]
+
+    return {"train": provenance.data_digest(X.astype(dtype, copy=False), labels(y, "")),
+            "dev": provenance.data_digest(dev[0].astype(dtype, copy=False), labels(dev[1], "_dev"))
+            if dev is not None else None}
 
 
 def _changed(before: dict | None, now: dict | None) -> frozenset:
