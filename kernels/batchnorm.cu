@@ -49,6 +49,10 @@ __device__ __forceinline__ T rsqrt_t(T x) { return T(1) / sqrt(x); }
 template <>
 __device__ __forceinline__ float rsqrt_t<float>(float x) { return 1.0f / sqrtf(x); }
 
+// a·b rounded to T, never contracted into an FMA with an add that uses it (nvcc fuses a·b + c by default)
+__device__ __forceinline__ float mul_rn(float a, float b) { return __fmul_rn(a, b); }
+__device__ __forceinline__ double mul_rn(double a, double b) { return __dmul_rn(a, b); }
+
 // Chan et al.: fold a group (n_b values, mean_b, M2_b) into (n_a, mean_a, M2_a), given w = n_b/(n_a + n_b).
 // Split from the count update so V features that share their counts share one division.
 template <typename T>
@@ -334,12 +338,22 @@ bn_inference(const T* __restrict__ x, T* __restrict__ y, long long n_rows, int n
 // -- backward ---------------------------------------------------------------------------------
 // Per feature: ∂L/∂β = Σ dy;  ∂L/∂γ = Σ dy·x̂ = (1/σ)·Σ dy·(x − μ)  (μ subtracted first: no cancellation).
 //   mean, inv_std: μ, 1/σ from bn_stats;
-//   grads: [2 + 2·gridDim.y, C]: out ∂L/∂γ, ∂L/∂β, then the block partials (Σ dy; Σ dy·(x − μ)).
+//   grads: [2 + 2·gridDim.y, C]: out ∂L/∂γ, ∂L/∂β (what bn_backward_dx reads), then the block partials
+//          (Σ dy; Σ dy·(x − μ));
+//   dgamma, dbeta: where ∂L/∂γ and ∂L/∂β go as well when `outputs` says so (OUT_DGAMMA, OUT_DBETA; one not named
+//          is never touched and may be any array) — γ's and β's views of the flat gradient buffer: dgamma += ∂L/∂γ
+//          where accumulate ≠ 0, dgamma = ∂L/∂γ otherwise (dbeta likewise). Feature c is element
+//          (c / group)·ld + c % group of each: C in a row ((C,) arrays, group = ld = C), or K models' rows of
+//          `group` features each, rows ld apart (their (K, C/K) views of a (K, P) buffer; dgamma_ld, dbeta_ld).
+//          So the backward needs no add of its own: a read and a write of 2·C values, against the N·C of dy, x.
+#define OUT_DGAMMA 1
+#define OUT_DBETA 2
 template <typename T, int V>
 __global__ void __launch_bounds__(THREADS, REDUCE_MIN_BLOCKS)
 bn_backward_reduce(const T* __restrict__ dy, const T* __restrict__ x, long long n_rows, int n_cols,
                    long long rows_per_block, const T* __restrict__ mean, const T* __restrict__ inv_std,
-                   T* __restrict__ grads, int* __restrict__ counters) {
+                   T* __restrict__ grads, int* __restrict__ counters, T* __restrict__ dgamma, T* __restrict__ dbeta,
+                   int outputs, int accumulate, int group, long long dgamma_ld, long long dbeta_ld) {
     constexpr int F = BLOCK_X * V;
     __shared__ T s_dy[BLOCK_Y][F], s_dy_xmu[BLOCK_Y][F];
     const int tx = threadIdx.x, ty = threadIdx.y;
@@ -417,8 +431,19 @@ bn_backward_reduce(const T* __restrict__ dy, const T* __restrict__ x, long long 
             a += s_dy[l][j];
             b += s_dy_xmu[l][j];
         }
-        grads[col] = b * inv_std[col];  // ∂L/∂γ
-        grads[n_cols + col] = a;               // ∂L/∂β
+        // ∂L/∂γ rounded once, never fused into the add below: the bits the add of a separate pass made
+        const T dgamma_col = mul_rn(b, inv_std[col]);
+        grads[col] = dgamma_col;
+        grads[n_cols + col] = a;  // ∂L/∂β
+        const long long row = col / group, at = col % group;
+        if (outputs & OUT_DGAMMA) {
+            T& out = dgamma[row * dgamma_ld + at];
+            out = accumulate ? out + dgamma_col : dgamma_col;
+        }
+        if (outputs & OUT_DBETA) {
+            T& out = dbeta[row * dbeta_ld + at];
+            out = accumulate ? out + a : a;
+        }
     }
 }
 

@@ -71,6 +71,9 @@ template <typename A, typename B>
 inline auto max(A a, B b) { return a < b ? b : a; }
 template <typename T>
 inline T __ldcg(const T* p) { return *p; }
+// a product CUDA never fuses into an FMA: a call g++ does not inline, so device math's -ffp-contract=fast cannot
+__attribute__((noinline)) inline float __fmul_rn(float a, float b) { return a * b; }
+__attribute__((noinline)) inline double __dmul_rn(double a, double b) { return a * b; }
 
 namespace emu {
 
@@ -529,11 +532,6 @@ inline void run(dim3 grid, dim3 block, unsigned order, void (*body)(const void*)
 #define __syncthreads() emu::syncthreads(__FILE__, __LINE__)
 #define __shfl_sync(mask, value, lane) emu::shfl((mask), (value), (lane))
 #define __threadfence() emu::threadfence()  // one block at a time: its writes are all seen by the next
-
-// CUDA's products that nvcc never fuses into an FMA: out of line here, so that device math's -ffp-contract=fast
-// (below) cannot fuse them either.
-__attribute__((noinline)) inline float __fmul_rn(float a, float b) { return a * b; }
-__attribute__((noinline)) inline double __dmul_rn(double a, double b) { return a * b; }
 
 #ifdef EMU_DEVICE_MATH
 // Device math (-DEMU_DEVICE_MATH=seed, built with -ffp-contract=fast -mfma, `DEVICE_MATH` in the test): what a GPU

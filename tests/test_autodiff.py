@@ -358,6 +358,52 @@ def test_gradcheck_leaves_batch_norms_running_statistics_as_they_were(backend, r
     assert not np.array_equal(backend.to_numpy(model.layers[1].running_mean), before["1.running_mean"])
 
 
+@pytest.mark.parametrize("stacked", [False, True], ids=["one model", "3 stacked models"])
+@pytest.mark.parametrize("frozen", [None, "gamma", "beta after a forward"])
+def test_batch_norms_gradients_go_into_their_buffers_with_the_bits_of_returned_ones(backend, rng, stacked, frozen):
+    """Batch norm's backward adds ∂L/∂γ and ∂L/∂β into their views of the flat gradient buffer itself (on the GPU
+    its reduction kernel does: no add of their own): after two backward passes, the bits `batch_norm` gives leaves
+    of their own (returned, then added), K stacked models' in their rows of the (K, P) buffer; a frozen γ's
+    gradient untouched, and one frozen between a forward and its backward."""
+    k, c, b = 3 if stacked else 1, 5, 8
+    models = [xdl.nn.Sequential(xdl.nn.BatchNorm(c)) for _ in range(k)]
+    if stacked:
+        model = xdl.nn.stack(models)
+        xdl.optim.StackedOptimizer(model, [xdl.optim.SGD(m, lr=0.1) for m in models]).zero_grad()
+    else:
+        model = models[0]
+        xdl.optim.SGD(model, lr=0.1).zero_grad()
+    params = {name.rsplit(".", 1)[-1]: p for name, p in model.named_parameters()}
+    with xdl.no_grad():
+        for p in params.values():
+            p.data[...] = backend.asarray(rng.uniform(0.5, 2, p.shape).astype(np.float32))
+    if frozen == "gamma":
+        params["gamma"].requires_grad = False
+    leaves = {name: xdl.tensor(backend.to_numpy(p.data).reshape(-1), requires_grad=name != frozen)
+              for name, p in params.items()}
+    running = [backend.asarray(np.zeros(k * c, np.float32)), backend.asarray(np.ones(k * c, np.float32))]
+    sums = {}
+    for step in range(2):
+        x = rng.standard_normal((b, k, c) if stacked else (b, c)).astype(np.float32)
+        gy = backend.asarray(rng.standard_normal(x.shape).astype(np.float32))
+        out = model(xdl.tensor(x))
+        if frozen == "beta after a forward" and step == 1:
+            params["beta"].requires_grad = leaves["beta"].requires_grad = False
+        out.backward(gy)
+        y = xdl.batch_norm(xdl.tensor(x.reshape(b, k * c)), leaves["gamma"], leaves["beta"], *running)
+        y.backward(gy.reshape(b, k * c))
+        for name, leaf in leaves.items():  # each step's as returned (a leaf without a .grad has no buffer), summed
+            if leaf.grad is not None:
+                sums[name] = sums.get(name, 0) + backend.to_numpy(leaf.grad)
+                leaf.grad = None
+    for name, p in params.items():
+        got = backend.to_numpy(p.grad).reshape(-1)
+        if name == frozen:
+            assert not got.any(), name  # (zero_grad's zeros)
+        else:
+            np.testing.assert_array_equal(got, sums[name], err_msg=name)
+
+
 def test_gradcheck_rejects_float32(backend):
     w = xdl.tensor([1.0, 2.0], requires_grad=True)
     with pytest.raises(TypeError, match="float64"):

@@ -693,6 +693,88 @@ def test_batchnorm_kernels_match_the_reference(make_device, rng, shape, dtype, u
                                                                           "inference"]]
 
 
+BN_BACKWARD_SHAPES = {  # (rows, features, SMs, whether bn_backward_reduce merges partials of several row blocks)
+    "1x5 one row": (1, 5, 4, False), "2x3": (2, 3, 4, False), "31x4 one block": (31, 4, 4, False),
+    "257x33 not a multiple of V": (257, 33, 4, True), "600x130 two columns": (600, 130, 4, True),
+    "12000x5 160 partials": (12000, 5, 40, True), "3000x520 17 columns": (3000, 520, 40, True),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", list(BN_BACKWARD_SHAPES))
+@pytest.mark.parametrize("unaligned", [False, True], ids=["aligned", "unaligned"])
+def test_batchnorm_backward_reduction_adds_its_gradients_into_the_given_outputs(make_device, monkeypatch, rng, shape,
+                                                                                  dtype, unaligned):
+    """bn_backward_reduce writes ∂L/∂γ, ∂L/∂β into the arrays it is given (a parameter's view of the flat gradient
+    buffer: (C,), or K stacked models' (K, C/K) rows of their (K, P) buffer), added to their values when
+    ``accumulate``: the same bits as the gradients it returns added there by NumPy (the separate add it replaces),
+    either or both of them, the one-block and the multi-block merge, with dx unchanged, nothing else in the buffer
+    touched and no launch of its own; the reference does the same with the same signature. An output the kernel
+    cannot address (strided, another dtype, rows unlike the other's) is added from its buffer instead."""
+    n, c, sm_count, merged = BN_BACKWARD_SHAPES[shape]
+    device = make_device(sm_count)
+    x, gamma, _, _, _, dy = bn_inputs(rng, n, c, dtype, unaligned=unaligned)
+    mean, inv_std = x.mean(0), (1 / np.sqrt(x.var(0) + 1e-5)).astype(dtype)
+    want_dx, want_dgamma, want_dbeta = device.ops.batchnorm_backward(dy, x, gamma, mean, inv_std)  # returned
+    ref = device.ref.batchnorm_backward(dy, x, gamma, mean, inv_std)
+    assert [grid[1] > 1 for e, grid, *_ in device.launches if e.startswith("bn_backward_reduce")] == [merged]
+    start = rng.standard_normal((2, c)).astype(dtype)
+    k = next(d for d in range(2, c + 1) if c % d == 0)  # K stacked models of C/K features each
+    flat = np.zeros((k, 2 * c // k + 3), dtype)  # their (K, P) buffer: γ's and β's rows among others
+
+    def outputs(into):
+        """(dgamma, dbeta) holding ``start``, laid out as ``into`` says; None where not given."""
+        if into == "stacked":
+            flat[...] = 0
+            pair = flat[:, 1:1 + c // k], flat[:, 2 + c // k:2 + 2 * c // k]
+        elif into == "strided":
+            pair = tuple(np.zeros((2, 2 * c), dtype)[:, ::2])
+        elif into == "other dtype":
+            pair = tuple(np.zeros((2, c), np.float32 if dtype == np.float64 else np.float64))
+        elif into == "unlike rows":
+            pair = np.zeros(c, dtype), np.zeros((k, c // k), dtype)
+        else:
+            pair = tuple(np.zeros((2, c), dtype))
+        for out, values in zip(pair, start):
+            out[...] = values.reshape(out.shape)
+        return [None if into in ("gamma", "beta") and into != name else out
+                for out, name in zip(pair, ("gamma", "beta"))]
+
+    added, write_or_add = [], xdl.ops.batchnorm.write_or_add  # the outputs added from the kernel's buffer by the
+    monkeypatch.setattr(xdl.ops.batchnorm, "write_or_add",  # host (on a GPU, a launch each)
+                        lambda out, *rest: added.append(out) or write_or_add(out, *rest))
+    for accumulate in (False, True):
+        for into in ("both", "gamma", "beta", "stacked", "strided", "other dtype", "unlike rows"):
+            dgamma, dbeta = outputs(into)
+            since, added[:] = len(device.launches), []
+            got = device.ops.batchnorm_backward(dy, x, gamma, mean, inv_std, dgamma, dbeta, accumulate=accumulate)
+            assert device.launched(since) == ["bn_backward_reduce", "bn_backward_dx"]
+            assert len(added) == {"strided": 2, "other dtype": 2, "unlike rows": 1}.get(into, 0)
+            assert_same_bits(got[0], want_dx)
+            for out, result, before, want in zip((dgamma, dbeta), got[1:], start, (want_dgamma, want_dbeta)):
+                if out is None:
+                    assert_same_bits(result, want)
+                else:
+                    assert result is out
+                    expected = before.reshape(out.shape).astype(out.dtype)  # out += g, out[...] = g as NumPy does
+                    expected[...] = expected + want.reshape(out.shape) if accumulate else want.reshape(out.shape)
+                    assert_same_bits(out, expected)
+            if into == "stacked":  # the rest of the models' buffer as it was
+                assert not flat[:, [0, 1 + c // k, -1]].any()
+            # the reference: into its outputs as the kernel into its own (bits), near the kernel's values
+            ref_outputs = outputs(into)
+            ref_got = device.ref.batchnorm_backward(dy, x, gamma, mean, inv_std, *ref_outputs, accumulate=accumulate)
+            for out, result, before, values in zip(ref_outputs, ref_got[1:], start, ref[1:]):
+                if out is None:
+                    assert_same_bits(result, values)
+                    continue
+                assert result is out
+                expected = before.reshape(out.shape).astype(out.dtype)
+                expected[...] = expected + values.reshape(out.shape) if accumulate else values.reshape(out.shape)
+                assert_same_bits(out, expected)
+                assert relative_error(got[1 if out is ref_outputs[0] else 2], out) < 10 * TOLERANCE[dtype]
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", ["31x4 small", "600x130 stats"])
 def test_batchnorm_kernels_update_the_running_statistics_with_the_references_1_minus_m(make_device, rng, shape,
@@ -752,9 +834,10 @@ def test_kernels_give_the_same_bits_in_another_order_of_blocks_and_threads(make_
             x, gamma, beta, rm, rv, dy = bn_inputs(rng, n, c, dtype, unaligned=unaligned)
 
             def batchnorm():
-                running = [rm.copy(), rv.copy()]
+                running, into = [rm.copy(), rv.copy()], [rm.copy(), rv.copy()]  # (∂L/∂γ, ∂L/∂β added into these)
                 y, mean, inv_std = device.ops.batchnorm_train_forward(x, gamma, beta, *running, 0.9, 1e-5)
-                return [y, mean, inv_std, *running, *device.ops.batchnorm_backward(dy, x, gamma, mean, inv_std)]
+                return [y, mean, inv_std, *running, *device.ops.batchnorm_backward(dy, x, gamma, mean, inv_std),
+                        *device.ops.batchnorm_backward(dy, x, gamma, mean, inv_std, *into, accumulate=True)]
 
             rerun_in_another_order(device, batchnorm)
         x = rng.standard_normal(9000).astype(dtype)
@@ -795,6 +878,9 @@ def test_the_kernels_keep_their_claims_with_a_gpus_rounding(libraries, device_ma
         test_stacked_dropout_kernel_draws_each_models_own_mask(on_a_gpu, rng, (7, 3, 5), dtype)
         for shape in ("31x4 small", "600x130 stats", "12000x5 160 partials"):
             test_batchnorm_kernels_match_the_reference(on_a_gpu, rng, shape, dtype, False)
+        for shape in ("31x4 one block", "600x130 two columns"):  # ∂L/∂γ never fused into the add: the same bits
+            test_batchnorm_backward_reduction_adds_its_gradients_into_the_given_outputs(on_a_gpu, monkeypatch, rng,
+                                                                                         shape, dtype, False)
         test_batchnorm_kernels_keep_the_digits_of_a_far_mean(on_a_gpu, rng, dtype)
     if Device(libraries, monkeypatch).exact:  # (not when EMU_DEVICE_MATH builds `libraries` so too)
         p, g = rng.standard_normal((2, 1025)).astype(np.float32)
@@ -965,6 +1051,12 @@ def test_racecheck_finds_no_race_in_the_kernels(racecheck_libraries, monkeypatch
                 x2, gamma, beta, rm, rv, dy = bn_inputs(rng, n, c, dtype, unaligned=unaligned)
                 out, mean, inv_std = ops.batchnorm_train_forward(x2, gamma, beta, rm, rv, 0.9, 1e-5)
                 ops.batchnorm_backward(dy, x2, gamma, mean, inv_std)
+                into = rng.standard_normal((2, c)).astype(dtype)  # ∂L/∂γ, ∂L/∂β added into given arrays too
+                ops.batchnorm_backward(dy, x2, gamma, mean, inv_std, *into, accumulate=True)
+                ops.batchnorm_backward(dy, x2, gamma, mean, inv_std, None, into[1])
+                k = 2 if c % 2 == 0 else c  # K models' (K, C/K) rows of their (K, P) buffer
+                flat = rng.standard_normal((k, 2 * c // k + 1)).astype(dtype)
+                ops.batchnorm_backward(dy, x2, gamma, mean, inv_std, flat[:, :c // k], flat[:, c // k + 1:], True)
                 ops.batchnorm_inference(x2, gamma, beta, rm, rv, 1e-5)
     assert max(grid[1] for e, grid, *_ in device.launches if e.startswith("bn_stats")) > 32
     assert max(grid[0] for e, grid, *_ in device.launches if e.startswith("bn_backward_reduce")) > 1

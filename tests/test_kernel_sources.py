@@ -195,6 +195,8 @@ def test_cupy_ops_launch_every_kernel_with_arguments_its_binding_accepts(monkeyp
             y, mean, inv_std = ops.batchnorm_train_forward(x, gamma, beta, rm, rv, 0.9, 1e-5)
             assert [e.split("<")[0] for e in launches[before:]] == forward, (n, c)
             ops.batchnorm_backward(dy, x, gamma, mean, inv_std)
+            flat = np.zeros((2, c + 3), dtype)  # ∂L/∂γ into a (C,) array, ∂L/∂β into 2 models' rows of a buffer
+            ops.batchnorm_backward(dy, x, gamma, mean, inv_std, np.zeros(c, dtype), flat[:, :c // 2], accumulate=True)
             ops.batchnorm_inference(x, gamma, beta, rm, rv, 1e-5)
         x = rng.standard_normal((33, 3, 7)).astype(dtype)
         y, saved = ops.dropout_forward(x, 0.3, 2**64 - 1, 4, 17)

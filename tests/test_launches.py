@@ -87,6 +87,17 @@ def batch_norm(training: bool):
     return make
 
 
+def stacked_batch_norm():
+    """K = 3 models' batch norm (`StackedBatchNorm`: one over (B, K·C)), their γ and β rows of the (K, P) buffer."""
+    def make():
+        models = [xdl.nn.Sequential(xdl.nn.BatchNorm(FEATURES)) for _ in range(3)]
+        stacked = xdl.nn.stack(models)
+        xdl.optim.StackedOptimizer(stacked, [xdl.optim.SGD(m, lr=0.1) for m in models]).zero_grad()
+        x = data((M, 3, FEATURES))
+        return (lambda: stacked(x)), x
+    return make
+
+
 KEY = (1, 2, 3)
 # op: its forward's and its backward's {launch, gemm, alloc}
 COUNTS = {
@@ -106,9 +117,13 @@ COUNTS = {
     # the kernel, the mean of the rows' losses in its last block (probabilities, and the rows' losses with the mean
     # after them); back: the seed (`xp.ones`), the kernel
     "softmax cross-entropy": (loss("indices"), (dict(launch=1, gemm=0, alloc=2), dict(launch=2, gemm=0, alloc=2))),
-    # the batch norm kernel (one launch at this size: bn_forward_small); back: its two kernels, then ∂L/∂γ and
-    # ∂L/∂β added from the reduction's buffer into their views of the flat gradient buffer
-    "batch norm, training": (batch_norm(True), (dict(launch=1, gemm=0, alloc=2), dict(launch=4, gemm=0, alloc=2))),
+    # the batch norm kernel (one launch at this size: bn_forward_small); back: its two kernels, the reduction
+    # adding ∂L/∂γ and ∂L/∂β into their views of the flat gradient buffer itself (its partials' buffer and dx)
+    "batch norm, training": (batch_norm(True), (dict(launch=1, gemm=0, alloc=2), dict(launch=2, gemm=0, alloc=2))),
+    # the same for K models, γ and β first gathered from their (K, C) rows of the models' (K, P) buffer (a copy
+    # each: the forward kernels read contiguous ones); back: ∂L/∂γ and ∂L/∂β added into those rows by the reduction
+    "stacked batch norm, training": (stacked_batch_norm(), (dict(launch=3, gemm=0, alloc=4),
+                                                            dict(launch=2, gemm=0, alloc=2))),
     # exact one-hot rows are prepared as their class indices (`SoftmaxCrossEntropy.prepare`): the fused kernels
     # (the rows took NumPy's API: 14 launches forward, 5 back)
     "softmax cross-entropy, one-hot": (loss("one-hot"),
@@ -186,8 +201,8 @@ def test_the_train_step_benchmarks_eager_step_launches_as_counted(cupy):
     step = xdl_step(xdl.current_backend(), 32, 16, 8, 2, captured=False)
     step()
     _, counts = traced(cupy, step)
-    # zero_grad 1; per hidden layer: batch norm 1 + 4 back, relu_dropout 1 + 1; the output bias's add 1; the loss
+    # zero_grad 1; per hidden layer: batch norm 1 + 2 back, relu_dropout 1 + 1; the output bias's add 1; the loss
     # 1 + 1 and its seed 1; Adam 1 and its step count's add 1; the dropout counter's add 1 — and the products:
     # 3 forward, 2 for ∂L/∂X, 3 for ∂L/∂W, 1 for the output bias's ∂L/∂b (it was a sum, then an add into its
     # view: 2 launches)
-    assert counts == dict(launch=22, gemm=9, alloc=21)
+    assert counts == dict(launch=18, gemm=9, alloc=21)

@@ -23,6 +23,7 @@ THREADS = 256  # threads per block of the optimizer updates (grid-stride loops: 
 BN = SOURCES["batchnorm.cu"].defines
 BLOCK_X, BLOCK_Y, ROW_GROUP = BN["BLOCK_X"], BN["BLOCK_Y"], BN["ROW_GROUP"]  # what batchnorm.cu is compiled for
 LOSS_THREADS = SOURCES["activation.cu"].defines["LOSS_THREADS"]  # softmax_ce_forward's block (its means' lanes)
+BN_OUT_DGAMMA, BN_OUT_DBETA = 1, 2  # bn_backward_reduce's `outputs` bits (OUT_DGAMMA, OUT_DBETA there)
 SMALL_ROWS = 2048  # up to this batch size the training forward may be one launch (bn_forward_small) …
 SHORT_ROWS = 256  # … and up to this one it is: a thread's two passes over its column stay short
 ELEMENTWISE_ROWS = 32  # rows per block of the batch-norm elementwise passes: many short blocks, no long tail
@@ -495,22 +496,52 @@ class CupyOps(NumpyOps):
         (`benchmarks/bn_paths.py` times both)."""
         return n_rows <= SHORT_ROWS or (n_rows <= SMALL_ROWS and -(-n_cols // BLOCK_X) >= self.sm_count)
 
-    def batchnorm_backward(self, dy, x, gamma, mean, inv_std):
+    def batchnorm_backward(self, dy, x, gamma, mean, inv_std, dgamma=None, dbeta=None, accumulate=False):
         if not self._bn_supported(x, gamma, mean, inv_std) or dy.dtype != x.dtype:
-            return super().batchnorm_backward(dy, x, gamma, mean, inv_std)
+            return super().batchnorm_backward(dy, x, gamma, mean, inv_std, dgamma, dbeta, accumulate)
         xp, dt = self.xp, x.dtype
         dy, x = xp.ascontiguousarray(dy), xp.ascontiguousarray(x)
         n, c = x.shape
+        # ∂L/∂γ, ∂L/∂β into the outputs by the reduction itself where it can address them (x's dtype, rows of unit
+        # stride, the same features per row), else added here from its buffer (a launch each: the reference's way)
+        layouts = [out is not None and out.dtype == dt and self._bn_output_layout(out, c) or None
+                   for out in (dgamma, dbeta)]
+        if layouts[0] and layouts[1] and layouts[0][0] != layouts[1][0]:
+            layouts[1] = None
+        group = next((layout[0] for layout in layouts if layout), c)
         vec, block = self._bn_vec(c, dy, x, mean), (BLOCK_X, BLOCK_Y)
         reduce, dx_kernel = (kernel("batchnorm.cu", k, dt, vec) for k in ("bn_backward_reduce", "bn_backward_dx"))
         common = dict(dy=dy, x=x, n_rows=n, n_cols=c, mean=mean, inv_std=inv_std)
         grid, rows = self._bn_grid(reduce, n, c, vec, reduction=True)
         grads = xp.empty((2 + 2 * grid[1], c), dtype=dt)  # ∂L/∂γ, ∂L/∂β, then the kernel's partials
-        reduce(grid, block, **common, rows_per_block=rows, grads=grads, counters=self._stream_counters(grid[0]))
+        outputs = bool(layouts[0]) * BN_OUT_DGAMMA | bool(layouts[1]) * BN_OUT_DBETA
+        reduce(grid, block, **common, rows_per_block=rows, grads=grads, counters=self._stream_counters(grid[0]),
+               dgamma=dgamma if layouts[0] else grads, dbeta=dbeta if layouts[1] else grads,  # (not named: unread)
+               outputs=outputs, accumulate=int(accumulate), group=group,
+               dgamma_ld=layouts[0][1] if layouts[0] else c, dbeta_ld=layouts[1][1] if layouts[1] else c)
         dx = xp.empty((n, c), dtype=dt)
         grid, rows = self._bn_grid(dx_kernel, n, c, vec, reduction=False)
         dx_kernel(grid, block, **common, dx=dx, rows_per_block=rows, gamma=gamma, grads=grads)
-        return dx, grads[0], grads[1]
+        results = [dx]
+        for out, layout, batch in zip((dgamma, dbeta), layouts, grads[:2]):
+            if out is not None and layout is None:
+                batchnorm.write_or_add(out, batch.reshape(out.shape), accumulate)
+            results.append(batch if out is None else out)
+        return tuple(results)
+
+    @staticmethod
+    def _bn_output_layout(out, n_cols):
+        """(features per row, row stride in elements) by which bn_backward_reduce addresses ``out``, the n_cols
+        values of a batch-norm gradient: a contiguous (C,) array, or K rows of unit stride ((K, C/K): K stacked
+        models' views of their (K, P) buffer); None for another layout."""
+        item = out.dtype.itemsize
+        if out.size != n_cols or out.ndim not in (1, 2) or out.strides[-1] != item:
+            return None
+        if out.ndim == 1:
+            return n_cols, n_cols
+        if out.strides[0] % item or out.strides[0] < out.shape[1] * item:
+            return None
+        return out.shape[1], out.strides[0] // item
 
     def batchnorm_inference(self, x, gamma, beta, running_mean, running_var, eps):
         if not self._bn_supported(x, gamma, beta, running_mean, running_var):

@@ -13,7 +13,10 @@ from xdl.tensor import Tensor, to_numpy
 
 
 class BatchNormTrain(Function):
-    """y = γ·(x − μ_B)/√(σ²_B + ε) + β with batch statistics; updates the running statistics."""
+    """y = γ·(x − μ_B)/√(σ²_B + ε) + β with batch statistics; updates the running statistics.
+
+    γ and β are (C,), or (K, C) for K stacked models' x (B, K·C) (`xdl.nn.stacked.StackedBatchNorm`: their own
+    leaves, so that ∂L/∂γ and ∂L/∂β go straight into their views of the flat gradient buffer)."""
 
     running_mean: object
     running_var: object
@@ -31,13 +34,26 @@ class BatchNormTrain(Function):
                 f"{x.shape[0]}; to predict, use model.predict(X) or model(X, training=False) (or model.eval() "
                 "first), which normalize with the running statistics"
             )
+        gamma, beta = gamma.reshape(-1), beta.reshape(-1)  # (K, C) stacked as (K·C,): their rows gathered
         y, self.mean, self.inv_std = self.backend.ops.batchnorm_train_forward(
             x, gamma, beta, self.running_mean, self.running_var, self.momentum, self.eps)
         self.x, self.gamma = x, gamma
         return y
 
     def backward(self, gy):
-        return self.backend.ops.batchnorm_backward(gy, self.x, self.gamma, self.mean, self.inv_std)
+        # ∂L/∂γ and ∂L/∂β added by the backward's own reduction into their gradient buffers (no add of their own
+        # on the GPU), else returned; one frozen gets neither
+        into = [self._gradient_output(i, gy) for i in (1, 2)]
+        dx, dgamma, dbeta = self.backend.ops.batchnorm_backward(gy, self.x, self.gamma, self.mean, self.inv_std,
+                                                                *into, accumulate=True)
+        return dx, *(None if buffer is not None or not self.needs_grad[i] else g.reshape(self.inputs[i].shape)
+                     for i, buffer, g in ((1, into[0], dgamma), (2, into[1], dbeta)))
+
+    def _gradient_output(self, i: int, gy):
+        """Input i's `gradient_buffer` where there is one of gy's and x's dtype (the one ∂L/∂γ is computed in:
+        no second rounding), else None."""
+        into = self.gradient_buffer(i)
+        return into if into is not None and into.dtype == gy.dtype == self.x.dtype else None
 
 
 class BatchNormInference(Function):
@@ -48,6 +64,7 @@ class BatchNormInference(Function):
     eps: float = 1e-5
 
     def forward(self, x, gamma, beta):
+        gamma, beta = gamma.reshape(-1), beta.reshape(-1)  # (K, C) for K stacked models, as `BatchNormTrain`
         self.x, self.gamma = x, gamma
         if any(self.needs_grad):  # its backward reads them: as they are now (C numbers each), not as a training-mode
             # forward or a load_state_dict before it left them in place — the write clock sees tensors, not buffers
@@ -57,7 +74,8 @@ class BatchNormInference(Function):
     def backward(self, gy):
         inv_std = 1.0 / self.xp.sqrt(self.running_var + self.eps)
         x_hat = (self.x - self.running_mean) * inv_std
-        return gy * (self.gamma * inv_std), (gy * x_hat).sum(axis=0), gy.sum(axis=0)
+        shape = self.inputs[1].shape  # (C,), or (K, C) stacked
+        return gy * (self.gamma * inv_std), (gy * x_hat).sum(axis=0).reshape(shape), gy.sum(axis=0).reshape(shape)
 
 
 _STATS = dict(running_mean=np.array([0.5, -1.0, 2.0]), running_var=np.array([0.5, 2.0, 1.5]))

@@ -398,7 +398,8 @@ class StackedBatchNorm(Module):
                              f"for {k} models of {c} features")
         x = each_models(as_floating(x, self.gamma.dtype), k)  # (integer features: in its dtype, as `BatchNorm`)
         b = x.shape[0]
-        y = layer_batch_norm(x.reshape(b, k * c), self.gamma.reshape(k * c), self.beta.reshape(k * c),
+        # γ and β (K, C) as they are: leaves, whose gradients the backward adds straight into their buffers
+        y = layer_batch_norm(x.reshape(b, k * c), self.gamma, self.beta,
                              self.running_mean.reshape(k * c), self.running_var.reshape(k * c), self.training,
                              self.momentum, self.eps)
         return y.reshape(b, k, c)

@@ -89,8 +89,10 @@ class NumpyOps:
     def batchnorm_train_forward(self, x, gamma, beta, running_mean, running_var, momentum, eps):
         return batchnorm.batchnorm_train_forward(self.xp, x, gamma, beta, running_mean, running_var, momentum, eps)
 
-    def batchnorm_backward(self, dy, x, gamma, mean, inv_std):
-        return batchnorm.batchnorm_backward(self.xp, dy, x, gamma, mean, inv_std)
+    def batchnorm_backward(self, dy, x, gamma, mean, inv_std, dgamma=None, dbeta=None, accumulate=False):
+        """(∂L/∂x, ∂L/∂γ, ∂L/∂β); ∂L/∂γ and ∂L/∂β written into ``dgamma`` and ``dbeta`` where given, or
+        added to them (``dgamma += ∂L/∂γ``) when ``accumulate``, as `sum_rows` does (those arrays returned)."""
+        return batchnorm.batchnorm_backward(self.xp, dy, x, gamma, mean, inv_std, dgamma, dbeta, accumulate)
 
     def batchnorm_inference(self, x, gamma, beta, running_mean, running_var, eps):
         return batchnorm.batchnorm_inference(self.xp, x, gamma, beta, running_mean, running_var, eps)

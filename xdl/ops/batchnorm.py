@@ -64,20 +64,36 @@ def _rounded(factor, like):
     return factor.astype(like.dtype, copy=False) if hasattr(factor, "astype") else factor
 
 
-def batchnorm_backward(xp, dy, x, gamma, mean, inv_std):
-    """Gradients ``(dx, dgamma, dbeta)`` of batch norm in training mode."""
+def batchnorm_backward(xp, dy, x, gamma, mean, inv_std, dgamma=None, dbeta=None, accumulate=False):
+    """Gradients ``(dx, dgamma, dbeta)`` of batch norm in training mode. ∂L/∂γ and ∂L/∂β go into
+    ``dgamma`` and ``dbeta`` where given — a parameter's view of the flat gradient buffer, of C values
+    ((K, C/K) for K stacked models) — added to them when ``accumulate`` (``dgamma += ∂L/∂γ``), else
+    written; those arrays are then returned."""
     n = x.shape[0]
     x_hat = x - mean
     x_hat *= inv_std
-    dbeta = dy.sum(axis=0)
-    dgamma = (dy * x_hat).sum(axis=0)
+    batch_dbeta = dy.sum(axis=0)
+    batch_dgamma = (dy * x_hat).sum(axis=0)
     # dx = (γ/σ)/N · (N·dy − Σdy − x̂·Σ(dy·x̂)), built in the x̂ buffer
-    x_hat *= dgamma
-    x_hat += dbeta
+    x_hat *= batch_dgamma
+    x_hat += batch_dbeta
     dx = dy * n
     dx -= x_hat
     dx *= gamma * inv_std / n
-    return dx, dgamma, dbeta
+    if dgamma is not None:
+        batch_dgamma = write_or_add(dgamma, batch_dgamma.reshape(dgamma.shape), accumulate)
+    if dbeta is not None:
+        batch_dbeta = write_or_add(dbeta, batch_dbeta.reshape(dbeta.shape), accumulate)
+    return dx, batch_dgamma, batch_dbeta
+
+
+def write_or_add(out, values, accumulate: bool):
+    """``out += values`` when ``accumulate``, else ``out[...] = values``; returns ``out``."""
+    if accumulate:
+        out += values
+    else:
+        out[...] = values
+    return out
 
 
 def batchnorm_inference(xp, x, gamma, beta, running_mean, running_var, eps):
