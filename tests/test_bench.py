@@ -595,8 +595,9 @@ def test_the_torch_reference_of_a_forward_backward_case_does_the_same_work_at_ev
 def test_every_speed_script_runs_its_cases_at_their_smallest_on_each_backend(backend, capsys, monkeypatch):
     """What benchmarks/gpu_checks.sh runs on a lent GPU, each case at a small shape (timed once), so that a
     script's bug fails here and over the CuPy stand-in, not in the device's few minutes: the kernels' cases
-    (the copy, each update rule, batch norm, dropout, ReLU, tanh, sigmoid, leaky ReLU), the train step eager and
-    captured (tf32 too), the step profile, both batch-norm paths and one batched step against each model alone. Over the
+    (the copy, each update rule, batch norm, dropout, ReLU, tanh, sigmoid, leaky ReLU, the L2 penalty), the train step
+    eager and captured (tf32 too), the step profile, both batch-norm paths and one batched step against each model
+    alone. Over the
     stand-in the step, the copy and batch norm's naive reference stopped on names it lacked (cupy.add,
     cupy.copyto, cupy.float32, ndarray.var), which CuPy has."""
     from xdl.bench import kernels, steps, timing
@@ -612,6 +613,7 @@ def test_every_speed_script_runs_its_cases_at_their_smallest_on_each_backend(bac
     cases += [kernels.batchnorm_case(backend, mode, 16, 8) for mode in ("train fwd", "train fwd+bwd", "inference")]
     cases += [make(backend, 16, 8) for make in (kernels.dropout_case, kernels.relu_case, kernels.relu_dropout_case)]
     cases += [kernels.activation_case(backend, name, 16, 8) for name in kernels.ACTIVATIONS]
+    cases += [kernels.penalty_case(backend, 300)]
     rows = [row for case in cases for row in case.rows()]
     assert len(kernels.format_table(rows, copy).splitlines()) == 2 + len(rows) and all(r.seconds > 0 for r in rows)
     step_rows = [row for case in steps.step_rows(backend, [(16, 8, 8, 1)]) for row in case]

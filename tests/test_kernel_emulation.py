@@ -29,6 +29,7 @@ on a few small sizes (test_racecheck_finds_no_race_in_the_kernels).
 """
 
 import ctypes
+import itertools
 import math
 import os
 import re
@@ -824,6 +825,122 @@ def test_bn_forward_small_with_wide_loads_matches_the_reference_too(libraries, r
         assert relative_error(a, b) < 10 * TOLERANCE[dtype]
 
 
+# -- penalty.cu: penalty_forward / penalty_backward -------------------------------------------------
+# (models K, row width, columns penalized, SMs): "n=…" a model's (n,) range of its flat buffer, λ/m a number;
+# "K=…" K stacked models' (K, n) region of their (K, width) buffers, a (K, 1) column of λ_k/m
+PENALTY_LAYOUTS = {
+    "n=1": (1, 1, (0, 1), 4), "n=255": (1, 255, (0, 255), 4), "n=257 offset": (1, 300, (3, 260), 4),
+    "n=4096 16 blocks": (1, 4096, (0, 4096), 1), "n=70001 grid-stride": (1, 70001, (0, 70001), 1),
+    "n=70001 many blocks": (1, 70001, (0, 70001), 40),
+    "K=1 region": (1, 40, (0, 33), 4), "K=2": (2, 700, (0, 513), 1), "K=3 unaligned": (3, 1031, (3, 998), 4),
+    "K=4 short rows": (4, 9, (0, 7), 4), "K=5": (5, 5000, (0, 4999), 40),
+}
+
+
+def penalty_inputs(rng, layout, dtype, special=None):
+    """(w, grad, slope, gy) of a `PENALTY_LAYOUTS` layout: exact zeros (±0) among the weights and, if ``special``
+    (NaN or ∞), it and ±∞ too; ``grad`` a `GradientBuffer`."""
+    k, width, columns, _ = PENALTY_LAYOUTS[layout]
+    one_model = layout.startswith("n=")
+    host = rng.standard_normal((k, width)) * rng.choice([1e-3, 1.0, 1e3], size=(k, 1))
+    host[rng.random(host.shape) < 0.2] = 0.0
+    host[rng.random(host.shape) < 0.05] = -0.0
+    if special:  # in the penalized columns, in model 0 (λ = 0 for K > 2: ∞·0 is NaN) and another
+        host[[0, k - 1, k - 1], rng.integers(*columns, 3)] = [np.inf, special, -np.inf]
+    index = (0 if one_model else slice(None), slice(*columns))
+    w, grad = host.astype(dtype)[index], GradientBuffer(rng.standard_normal((k, width)).astype(dtype), index)
+    if one_model:
+        return w, grad, float(rng.uniform(0.01, 2)), np.asarray(rng.uniform(0.5, 2), dtype)
+    slope = rng.uniform(0, 2, (k, 1)).astype(dtype)
+    slope[0] = 0.0 if k > 2 else slope[0]  # a model with λ = 0 among them
+    return w, grad, slope, np.asarray(rng.uniform(0.5, 2), dtype)
+
+
+class GradientBuffer:
+    """A gradient buffer's values and the region of it penalized: ``copy()`` a fresh copy's region (the weights'
+    layout: the kernels take rows of one stride)."""
+
+    def __init__(self, values, index):
+        self.values, self.index = values, index
+
+    def copy(self):
+        return self.values.copy()[self.index]
+
+
+def exact_penalty(w, kind, slope):
+    """The cost in float64 of the values as given (λ/m rounded to w's dtype, as both compute with it)."""
+    w64 = np.atleast_2d(w.astype(np.float64))
+    sums = (w64 * w64 if kind == "l2" else np.abs(w64)).sum(axis=-1)
+    slopes = np.asarray(slope, dtype=w.dtype).astype(np.float64).reshape(-1)
+    return float((sums * slopes).sum() * (0.5 if kind == "l2" else 1.0))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", list(PENALTY_LAYOUTS))
+@pytest.mark.parametrize("kind", ["l2", "l1"])
+def test_penalty_kernels_match_the_reference(make_device, rng, kind, layout, dtype):
+    """One launch each way. The cost, summed in double: within 4 roundings of w's dtype of the exact cost of
+    the same values (each sum, its product with λ/m, the total, the scale) and within 1e-6 (float32, whose
+    reference sums pairwise in float32) / 1e-12 (float64) of the reference; the gradient bit for bit (exact
+    arithmetic: c·w or c·sign(w) added once, sign(±0) = 0)."""
+    k, width, columns, sm_count = PENALTY_LAYOUTS[layout]
+    device = make_device(sm_count)
+    w, grad, slope, gy = penalty_inputs(rng, layout, dtype)
+    cost = device.ops.penalty_forward(w, kind, slope)
+    want = device.ref.penalty_forward(w, kind, slope)
+    assert cost.shape == () and cost.dtype == want.dtype == dtype
+    exact = exact_penalty(w, kind, slope)
+    assert abs(float(cost) - exact) <= 4 * np.finfo(dtype).eps * abs(exact)
+    assert abs(float(cost) - float(want)) <= TOLERANCE[dtype] * abs(float(want))
+    got, expected, before = grad.copy(), grad.copy(), grad.copy()
+    device.ops.penalty_backward(got, w, gy, slope, kind)
+    device.ref.penalty_backward(expected, w, gy, slope, kind)
+    assert relative_error(got, expected) < TOLERANCE[dtype]
+    if device.exact:
+        assert_same_bits(got, expected)
+    if kind == "l1":  # a weight of exactly 0 (either sign) gets no gradient from the penalty
+        zero = w == 0
+        assert_same_bits(got[zero], before[zero] + np.asarray(0, dtype))
+    assert device.launched() == ["penalty_forward", "penalty_backward"]
+    n = columns[1] - columns[0]  # a block per 256 weights of a row, up to 16 blocks per SM in all (grid-stride)
+    assert device.launches[0][1] == (min(-(-n // 256), -(-16 * sm_count // k)), k, 1)
+    assert device.ops._penalty_scratch[0][0][0] == 0  # the last block reset the counter
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kind", ["l2", "l1"])
+def test_penalty_kernels_carry_nan_and_infinity_as_the_reference(make_device, rng, kind, dtype):
+    """NaN and ±∞ weights: the cost NaN or ∞ where the reference's is (∞·0 of a model with λ = 0: NaN), the
+    gradient's NaN and ±∞ where the reference's are, its other values as the reference's."""
+    for layout, special in itertools.product(("n=257 offset", "K=3 unaligned", "K=5"), (np.nan, np.inf)):
+        device = make_device(PENALTY_LAYOUTS[layout][3])
+        w, grad, slope, gy = penalty_inputs(rng, layout, dtype, special)
+        cost, want = device.ops.penalty_forward(w, kind, slope), device.ref.penalty_forward(w, kind, slope)
+        assert not np.isfinite(want) and (np.isnan(cost) == np.isnan(want)) and (np.isnan(want) or cost == want)
+        got, expected = grad.copy(), grad.copy()
+        device.ops.penalty_backward(got, w, gy, slope, kind)
+        device.ref.penalty_backward(expected, w, gy, slope, kind)
+        np.testing.assert_array_equal(got, expected)  # (NaN where NaN)
+        assert device.launched() == ["penalty_forward", "penalty_backward"]
+
+
+def test_penalty_kernels_give_the_references_answer_where_they_do_not_apply(make_device, rng):
+    """A strided range, a float16 one, a slope column of another dtype, a gradient given as a number: the
+    reference runs (nothing launched) and answers."""
+    device = make_device()
+    w = rng.standard_normal(40)
+    cases = [(w[::2], 0.5), (w.astype(np.float16), 0.5), (w.reshape(4, 10).astype(np.float32), np.ones((4, 1)))]
+    for values, slope in cases:
+        for kind in ("l2", "l1"):
+            assert_same_bits(np.asarray(device.ops.penalty_forward(values, kind, slope)),
+                             np.asarray(device.ref.penalty_forward(values, kind, slope)))
+            got, expected = np.zeros_like(values), np.zeros_like(values)
+            device.ops.penalty_backward(got, values, 0.5, slope, kind)
+            device.ref.penalty_backward(expected, values, 0.5, slope, kind)
+            assert_same_bits(got, expected)
+    assert device.launched() == []
+
+
 # -- every kernel under another order of blocks and threads ------------------------------------------
 def test_kernels_give_the_same_bits_in_another_order_of_blocks_and_threads(make_device, rng):
     """The reductions' merges (shared memory between barriers, the last block of a column) and the
@@ -844,8 +961,12 @@ def test_kernels_give_the_same_bits_in_another_order_of_blocks_and_threads(make_
         rerun_in_another_order(device, lambda: [device.ops.relu_dropout_forward(x, 0.4, 3, 2, 1)[0]])
         rerun_in_another_order(device, lambda: [device.ops.stacked_dropout_forward(
             x.reshape(300, 3, 10), [0.1, 0.2, 0.3], [1, 2, 3], 2, 1)[0]])
+        for kind in ("l2", "l1"):  # the penalty's sums: many blocks' partials merged by the last one
+            slopes = np.array([[0.5], [0.25], [2.0]], dtype)
+            rerun_in_another_order(device, lambda: [device.ops.penalty_forward(x, kind, 0.3),
+                                                    device.ops.penalty_forward(x.reshape(3, 3000), kind, slopes)])
     assert {"bn_stats", "bn_backward_reduce", "bn_forward_small", "relu_dropout_forward",
-            "stacked_dropout_apply"} <= set(device.launched())
+            "stacked_dropout_apply", "penalty_forward"} <= set(device.launched())
 
 
 # -- every claim with a GPU's rounding ---------------------------------------------------------------
@@ -882,6 +1003,9 @@ def test_the_kernels_keep_their_claims_with_a_gpus_rounding(libraries, device_ma
             test_batchnorm_backward_reduction_adds_its_gradients_into_the_given_outputs(on_a_gpu, monkeypatch, rng,
                                                                                          shape, dtype, False)
         test_batchnorm_kernels_keep_the_digits_of_a_far_mean(on_a_gpu, rng, dtype)
+        for kind in ("l2", "l1"):
+            for layout in ("n=257 offset", "n=70001 many blocks", "K=5"):
+                test_penalty_kernels_match_the_reference(on_a_gpu, rng, kind, layout, dtype)
     if Device(libraries, monkeypatch).exact:  # (not when EMU_DEVICE_MATH builds `libraries` so too)
         p, g = rng.standard_normal((2, 1025)).astype(np.float32)
         z, labels = rng.standard_normal((64, 10)), rng.integers(0, 10, 64)
@@ -1058,6 +1182,11 @@ def test_racecheck_finds_no_race_in_the_kernels(racecheck_libraries, monkeypatch
                 flat = rng.standard_normal((k, 2 * c // k + 1)).astype(dtype)
                 ops.batchnorm_backward(dy, x2, gamma, mean, inv_std, flat[:, :c // k], flat[:, c // k + 1:], True)
                 ops.batchnorm_inference(x2, gamma, beta, rm, rv, 1e-5)
+            for kind in ("l2", "l1"):  # a model's range over 2 blocks, 3 models' regions over 1 and 2
+                for layout in ("n=257 offset", "K=3 unaligned", "K=2"):
+                    w, grad, slope, gy = penalty_inputs(rng, layout, dtype)
+                    ops.penalty_forward(w, kind, slope)
+                    ops.penalty_backward(grad.copy(), w, gy, slope, kind)
     assert max(grid[1] for e, grid, *_ in device.launches if e.startswith("bn_stats")) > 32
     assert max(grid[0] for e, grid, *_ in device.launches if e.startswith("bn_backward_reduce")) > 1
     launched = set(device.launched())
@@ -1065,4 +1194,4 @@ def test_racecheck_finds_no_race_in_the_kernels(racecheck_libraries, monkeypatch
             "leaky_relu_forward", "leaky_relu_backward", "softmax_ce_forward", "softmax_ce_backward", "dropout_apply",
             "relu_dropout_forward", "relu_dropout_backward", "stacked_dropout_apply", "sgd_update", "momentum_update",
             "rmsprop_update", "adam_update", "bn_stats", "bn_normalize", "bn_forward_small", "bn_backward_reduce",
-            "bn_backward_dx", "bn_inference"} == launched
+            "bn_backward_dx", "bn_inference", "penalty_forward", "penalty_backward"} == launched

@@ -212,6 +212,16 @@ def test_cupy_ops_launch_every_kernel_with_arguments_its_binding_accepts(monkeyp
         assert launches[-1].startswith("relu_dropout_backward")
         y, saved = ops.stacked_dropout_forward(x, [0.1, 0.0, 0.5], [1, 2**63, 3], 4, 17)
         ops.stacked_dropout_backward(x, saved, [0.1, 0.0, 0.5], [1, 2**63, 3], 4, 17)
+        # the weight penalties: a model's (n,) range with λ/m a number, K = 3 models' (3, n) region with a column
+        w, grad = rng.standard_normal((3, 1031)).astype(dtype), np.zeros((3, 1031), dtype)
+        for kind in ("l2", "l1"):
+            before = len(launches)
+            assert ops.penalty_forward(w[0], kind, 0.25).shape == ()
+            ops.penalty_backward(grad[0], w[0], np.ones((), dtype), 0.25, kind)
+            slopes = np.array([[0.1], [0.0], [0.3]], dtype)
+            assert ops.penalty_forward(w[:, 5:1000], kind, slopes).shape == ()
+            ops.penalty_backward(grad[:, 5:1000], w[:, 5:1000], np.ones((), dtype), slopes, kind)
+            assert [e.split("<")[0] for e in launches[before:]] == ["penalty_forward", "penalty_backward"] * 2
     a, b = rng.standard_normal((5, 3)), rng.standard_normal((3, 4))
     np.testing.assert_array_equal(ops.matmul(a, b), a @ b)  # cuBLAS cannot load here: xp.matmul serves
     kernels = {e.split("<")[0] for e in launches}

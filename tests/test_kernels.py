@@ -155,6 +155,54 @@ def test_optimizer_kernel_matches_reference(gpu, rng, rule, n, dtype, offset):
         assert relative_error(d.get(), r) < TOLERANCE[dtype]
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", [1, 7, 1023, (1 << 20) + 3, "K=1", "K=3 unaligned", "K=5"])
+@pytest.mark.parametrize("kind", ["l2", "l1"])
+def test_penalty_kernels_match_the_reference(gpu, rng, kind, layout, dtype):
+    """penalty_forward and penalty_backward (kernels/penalty.cu) on a model's (n,) range of awkward sizes and on
+    K stacked models' (K, n) regions: the cost within 4 roundings of the exact cost of the same values (summed in
+    double) and 1e-6 / 1e-12 of the reference (float32 sums pairwise in float32), the gradient within 1e-6 /
+    1e-12 (the GPU fuses c·w + g); sign(±0) = 0; NaN and ∞ where the reference has them."""
+    ref_ops = NumpyOps(xdl.backend.get_backend("numpy"))
+    k, n = (1, layout) if isinstance(layout, int) else ({"K=1": 1, "K=3 unaligned": 3, "K=5": 5}[layout], 4099)
+    width = n + (3 if isinstance(layout, str) else 0)
+    host = rng.standard_normal((k, width)) * 10.0 ** rng.integers(-3, 4, size=(k, 1))
+    host[rng.random(host.shape) < 0.2] = 0.0
+    host = host.astype(dtype)
+    grad = rng.standard_normal((k, width)).astype(dtype)
+    index = (0, slice(None)) if isinstance(layout, int) else (slice(None), slice(3, None))
+    slope = 0.37 if isinstance(layout, int) else rng.uniform(0, 2, (k, 1)).astype(dtype)
+    gy = np.asarray(1.7, dtype)
+    for special in (None, np.inf, np.nan):
+        if special is not None:
+            host[k - 1, width - 1] = special
+        w, ref_w = gpu.asarray(host)[index], host[index]
+        cost = gpu.ops.penalty_forward(w, kind, slope if isinstance(slope, float) else gpu.asarray(slope))
+        want = ref_ops.penalty_forward(ref_w, kind, slope)
+        assert cost.dtype == want.dtype == dtype and cost.shape == ()
+        if special is None:
+            w64 = np.atleast_2d(ref_w.astype(np.float64))
+            sums = (w64 * w64 if kind == "l2" else np.abs(w64)).sum(-1)
+            exact = float((sums * np.asarray(slope, dtype).astype(np.float64).ravel()).sum() * (0.5 if kind == "l2"
+                                                                                                else 1.0))
+            assert abs(float(cost) - exact) <= 4 * np.finfo(dtype).eps * exact
+            assert abs(float(cost) - float(want)) <= TOLERANCE[dtype] * float(want)
+        else:
+            np.testing.assert_array_equal(cost.get(), want)
+        got, expected = gpu.asarray(grad)[index], grad.copy()[index]
+        gpu.ops.penalty_backward(got, w, gpu.asarray(gy), slope if isinstance(slope, float) else gpu.asarray(slope),
+                                 kind)
+        ref_ops.penalty_backward(expected, ref_w, gy, slope, kind)
+        got = got.get()
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+        finite = np.isfinite(expected)
+        np.testing.assert_array_equal(got[~finite & ~np.isnan(expected)], expected[~finite & ~np.isnan(expected)])
+        assert relative_error(got[finite], expected[finite]) < TOLERANCE[dtype]
+        if kind == "l1":
+            zero = ref_w == 0
+            np.testing.assert_array_equal(got[zero], grad[index][zero])
+
+
 MODEL_LR, MODEL_BETA = np.array([0.01, 0.001, 0.03]), np.array([0.9, 0.5, 0.99])
 MODEL_UPDATES = {  # K = 3 stacked models, per-model hyperparameters (one launch of <rule>_update)
     "sgd": (0, lambda ops, p, g, s: ops.sgd_update(p, g, MODEL_LR, 0.001)),

@@ -98,6 +98,24 @@ def stacked_batch_norm():
     return make
 
 
+def penalty(kind: str, stacked: bool):
+    def make():
+        if stacked:  # fit_many's: one node over K = 3 models' weight columns, λ_k/m a (K, 1) column
+            from xdl.config import TrainConfig
+            from xdl.train.many import ManyTrainer, _penalty
+
+            trainer = ManyTrainer([TrainConfig(seed=k, hidden=[6, 4], **{kind: 0.1 * (k + 1)}) for k in range(3)],
+                                  dtype="float32")
+            trainer._build(FEATURES, CLASSES, None)
+            trainer.model.zero_grad()
+            slopes = trainer._penalty_scales(kind, M)  # (uploaded once per penalty and m)
+            return (lambda: _penalty(trainer.model, kind, slopes)), None
+        model = xdl.nn.mlp(FEATURES, [6, 4], CLASSES)
+        xdl.optim.SGD(model, lr=0.1).zero_grad()
+        return (lambda: getattr(xdl.losses, kind)(model, 0.5, M)), None
+    return make
+
+
 KEY = (1, 2, 3)
 # op: its forward's and its backward's {launch, gemm, alloc}
 COUNTS = {
@@ -130,13 +148,22 @@ COUNTS = {
                                        (dict(launch=1, gemm=0, alloc=2), dict(launch=2, gemm=0, alloc=2))),
     # NumPy's API, one launch per operation: what a kernel of their own would cut
     "mean squared error": (loss("mse"), (dict(launch=3, gemm=0, alloc=3), dict(launch=5, gemm=0, alloc=5))),
+    # the cost in one kernel (kernels/penalty.cu: the sum over the weights' range, times λ/m, into a new 0-d
+    # array); back: the seed, then one kernel adding g·(λ/m)·W or g·(λ/m)·sign(W) into the range of the gradient
+    # buffer (it was 3 launches forward — w·w, the sum, ·λ/2m — and 3 or 4 back, the stack's 5 forward)
+    "penalty l2": (penalty("l2", False), (dict(launch=1, gemm=0, alloc=1), dict(launch=2, gemm=0, alloc=1))),
+    "penalty l1": (penalty("l1", False), (dict(launch=1, gemm=0, alloc=1), dict(launch=2, gemm=0, alloc=1))),
+    "penalty l2, 3 stacked models": (penalty("l2", True), (dict(launch=1, gemm=0, alloc=1),
+                                                           dict(launch=2, gemm=0, alloc=1))),
+    "penalty l1, 3 stacked models": (penalty("l1", True), (dict(launch=1, gemm=0, alloc=1),
+                                                           dict(launch=2, gemm=0, alloc=1))),
 }
 
 
 @pytest.mark.parametrize("name", list(COUNTS))
 def test_each_op_launches_and_allocates_as_counted(cupy, name):
     make, (forward, backward) = COUNTS[name]
-    seeded = name.startswith(("softmax", "mean"))
+    seeded = name.startswith(("softmax", "mean", "penalty"))
     assert forward_and_backward(cupy, make, seeded) == (forward, backward)
 
 
@@ -206,3 +233,15 @@ def test_the_train_step_benchmarks_eager_step_launches_as_counted(cupy):
     # 3 forward, 2 for ∂L/∂X, 3 for ∂L/∂W, 1 for the output bias's ∂L/∂b (it was a sum, then an add into its
     # view: 2 launches)
     assert counts == dict(launch=18, gemm=9, alloc=21)
+
+
+def test_the_train_step_benchmarks_step_with_l2_and_l1_launches_as_counted(cupy):
+    """The same step with L2 and L1 added to its cost (`xdl_step(..., l2=, l1=)`, as a Trainer adds them): each
+    penalty one kernel forward, one back, and the cost's add (2 allocations: its cost and the add's) — 6
+    launches more than the plain step; they were 17 (w·w, the sum, ·λ/2m; g·λ/m, then the pass's 2 or 3)."""
+    from xdl.bench.steps import xdl_step
+
+    step = xdl_step(xdl.current_backend(), 32, 16, 8, 2, captured=False, l2=0.5, l1=0.001)
+    step()
+    _, counts = traced(cupy, step)
+    assert counts == dict(launch=18 + 6, gemm=9, alloc=21 + 4)

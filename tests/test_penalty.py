@@ -92,17 +92,18 @@ def test_the_penalty_node_agrees_with_the_per_weight_formula_on_generated_models
 
 
 def test_a_model_s_weights_are_penalized_over_their_range_of_its_buffer_in_one_pass(backend, monkeypatch):
-    """A model's weights, back to back at its buffer's start: one sum and one gradient pass over that range."""
+    """A model's weights, back to back at its buffer's start: one pass each way over that range (the cost and
+    its gradient: one kernel each on a GPU)."""
     calls = []
     ops = backend.ops
-    for name in ("penalty_sums", "penalty_gradient"):
+    for name in ("penalty_forward", "penalty_backward", "penalty_sums", "penalty_gradient"):
         method = getattr(ops, name)
         monkeypatch.setattr(ops, name, lambda *a, method=method, name=name: calls.append((name, a[0].shape))
                             or method(*a))
     model = xdl.nn.mlp(4, [5, 3], 2)
     l2(model, 0.1, 8).backward()
     n = sum(w.size for w in model.parameters("weight"))
-    assert calls == [("penalty_sums", (n,)), ("penalty_gradient", (n,))]
+    assert calls == [("penalty_forward", (n,)), ("penalty_backward", (n,))]
 
 
 @pytest.mark.parametrize("kind", ["l2", "l1"])
@@ -191,3 +192,164 @@ def test_each_stacked_model_s_sum_is_its_row_summed_alone_bit_for_bit():
             stacked = penalty_sums(np, w, kind, chunk=chunk)  # (under MIN_COLUMNS: ``chunk`` columns, as alone)
             alone = [penalty_sums(np, row, kind, chunk=chunk) for row in w]
             np.testing.assert_array_equal(stacked, np.array(alone), err_msg=f"case {case}, {kind}")
+
+
+# -- the ranges found once and kept (`weight_ranges`' memo on the flat buffer) --------------------------------
+def same_ranges(backend, got, want) -> bool:
+    """Whether two `weight_ranges` answers are the same: indices, and views of the same places (or None)."""
+    if len(got) != len(want):
+        return False
+    for (indices, span), (want_indices, want_span) in zip(got, want):
+        if indices != want_indices or (span is None) != (want_span is None):
+            return False
+        if span is not None and not (all(backend.address(a) == backend.address(b) and a.shape == b.shape
+                                         for a, b in zip(span[:2], want_span[:2]))
+                                     and all(a is b for a, b in zip(span[2], want_span[2]))):
+            return False
+    return True
+
+
+def check_penalty_lands_in_place(backend, model, weights):
+    """l2 and l1 of ``weights``: the cost of their values now, the gradient added into their ``.grad`` now."""
+    for penalty, slope in ((l2, lambda a: a), (l1, np.sign)):
+        before = [xdl.backend.array_to_numpy(w.grad).astype(np.float64) for w in weights]
+        values = [xdl.backend.array_to_numpy(w.data).astype(np.float64) for w in weights]
+        cost = penalty(weights, 0.6, 3)
+        want = sum(0.1 * (v * v).sum() if penalty is l2 else 0.2 * np.abs(v).sum() for v in values)
+        np.testing.assert_allclose(cost.item(), want, rtol=1e-6)
+        cost.backward()
+        for w, b, v in zip(weights, before, values):
+            np.testing.assert_allclose(xdl.backend.array_to_numpy(w.grad), b + 0.2 * slope(v), rtol=1e-6, atol=1e-7)
+
+
+def test_a_steady_steps_ranges_are_those_found_before_and_anything_that_moves_a_weight_finds_them_again(backend):
+    """`weight_ranges` of the same weights, each with the arrays it had, is the answer found before (the same
+    object: no address asked); after anything that gives a weight or its buffer other arrays it is found again
+    — the answer a search from scratch gives — and the penalty sums the weights' values now and adds into
+    their gradients now."""
+    from xdl.functions.penalties import _find_ranges, weight_ranges
+    from xdl.losses import _weights
+
+    def rebind_data(model):
+        w = model.parameters("weight")[1]
+        w.data = w.data * 1.0
+
+    def rebind_grad(model):
+        w = model.parameters("weight")[0]
+        w.grad = w.grad.copy()
+
+    def written_back(model):  # a rebound .grad an optimizer writes back into its place: a view again
+        rebind_grad(model)
+        xdl.optim.SGD(model, lr=0.0).step()
+
+    def rebind_buffer(model):
+        flat = model.parameters("weight")[0]._flat[0]
+        flat.data, flat.grad = flat.data.copy(), flat.grad.copy()
+
+    def nest(model):  # placed inside another model: packed anew
+        return xdl.nn.Sequential(model, xdl.nn.Dense(2, 3))
+
+    changes = {"astype": lambda m: m.astype(np.float64), "astype back": lambda m: m.astype(np.float64).astype(
+        np.float32), "to": lambda m: m.to("numpy" if backend.name != "numpy" else backend), "data rebound":
+        rebind_data, "grad rebound": rebind_grad, "grad written back": written_back, "buffer's arrays rebound":
+        rebind_buffer, "nested": nest, "frozen": lambda m: setattr(m.parameters("weight")[0], "requires_grad", False)}
+    for name, change in changes.items():
+        model = xdl.nn.mlp(4, [5, 3], 2)
+        xdl.optim.SGD(model, lr=0.1).zero_grad()
+        found = weight_ranges(_weights(model))
+        assert weight_ranges(_weights(model)) is found, name  # a steady step: nothing asked again
+        assert weight_ranges(list(_weights(model))[::-1]) is not found  # other weights' list: its own
+        model = change(model) or model
+        weights = _weights(model)
+        again = weight_ranges(weights)
+        assert same_ranges(model.backend, again, _find_ranges(weights)), name
+        moved_none = name == "frozen" or (name == "to" and backend.name == "numpy")  # (to the backend it is on)
+        assert (again is found) == moved_none, name
+        assert weight_ranges(weights) is again, name
+        check_penalty_lands_in_place(model.backend, model, [w for w in weights if w.requires_grad])
+
+
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+def test_a_copied_model_s_penalty_is_over_the_copy_s_buffer(backend, how):
+    """A model copied (deepcopy, pickle) after its penalty ranges were found: the copy's penalty sums the copy's
+    weights and adds into the copy's gradients, and leaves the original's as they were (the ranges found are
+    the original's buffer's, never copied with it)."""
+    import copy
+    import pickle
+
+    from xdl.functions.penalties import weight_ranges
+    from xdl.losses import _weights
+
+    model = xdl.nn.mlp(4, [5, 3], 2)
+    xdl.optim.SGD(model, lr=0.1).zero_grad()
+    l2(model, 0.5, 4).backward()
+    found = weight_ranges(_weights(model))
+    clone = copy.deepcopy(model) if how == "deepcopy" else pickle.loads(pickle.dumps(model))
+    for w in clone.parameters("weight"):
+        w.data[...] = w.data * 2 - 1  # in place: the copy's buffer
+    original = {k: np.array(v, copy=True) for k, v in model.state_dict().items()}
+    original_grads = [xdl.backend.array_to_numpy(w.grad).copy() for w in model.parameters("weight")]
+    assert weight_ranges(_weights(clone)) is not found
+    check_penalty_lands_in_place(backend, clone, _weights(clone))
+    for (name, value), now in zip(original.items(), model.state_dict().values()):
+        np.testing.assert_array_equal(now, value, err_msg=name)
+    for w, grad in zip(model.parameters("weight"), original_grads):
+        np.testing.assert_array_equal(xdl.backend.array_to_numpy(w.grad), grad)
+    assert weight_ranges(_weights(model)) is found  # the original's still hold
+
+
+def test_a_run_with_penalties_resumed_from_its_checkpoint_ends_as_the_uninterrupted_run(tmp_path):
+    """l2 and l1 over a run stopped after epoch 2 and resumed — by a trainer whose model's penalty ranges were
+    found before the checkpoint was loaded into it — end with the uninterrupted run's weights, bit for bit."""
+    from xdl.train import Checkpoint, Trainer
+
+    X, y = xdl.datasets.moons(300, noise=0.2, seed=0)
+
+    def trainer(epochs, folder):
+        xdl.seed(0)
+        model = xdl.nn.mlp(2, [8, 4], 2)
+        l2(model, 0.1, 8).backward()  # the ranges found on this model's buffer before any resume
+        optimizer = xdl.optim.Adam(model, lr=0.01)
+        return Trainer(model, xdl.losses.SoftmaxCrossEntropy(), optimizer, epochs=epochs, batch_size=32, l2=0.3,
+                       l1=0.01, seed=0, progress=False, callbacks=[Checkpoint(tmp_path / folder)])
+
+    whole = trainer(4, "whole")
+    whole.fit(X, y)
+    trainer(2, "cut").fit(X, y)
+    resumed = trainer(4, "cut")
+    resumed.fit(X, y, resume=tmp_path / "cut")
+    for (name, a), b in zip(whole.model.state_dict().items(), resumed.model.state_dict().values()):
+        np.testing.assert_array_equal(a, b, err_msg=name)
+    assert resumed.history["train_cost"] == whole.history["train_cost"]
+
+
+def test_a_captured_penalty_step_gives_the_eager_steps_bits(backend):
+    """l2 + l1 and their gradients captured as a CUDA graph and replayed: the eager step's bits (the sums are
+    merged in a fixed order by the kernel's last block, no float atomics), and over weights written since the
+    capture, their values now."""
+    if not backend.supports_graphs:
+        pytest.skip("CUDA graphs need the cupy backend")
+    rng = np.random.default_rng(18)
+    model = xdl.nn.mlp(30, [300, 40], 5)  # 10,700 weights: a grid of several blocks
+    out = backend.xp.zeros((), dtype=np.float32)
+
+    def step():
+        model.zero_grad()
+        cost = l2(model, 0.7, 5) + l1(model, 0.05, 5)
+        cost.backward()
+        out[...] = cost.data
+
+    def eager_then_replayed(graph):
+        step()
+        eager = [xdl.backend.array_to_numpy(out).copy()] + [xdl.backend.array_to_numpy(p.grad).copy()
+                                                            for p in model.parameters()]
+        graph()
+        replayed = [xdl.backend.array_to_numpy(out)] + [xdl.backend.array_to_numpy(p.grad) for p in model.parameters()]
+        for a, b in zip(eager, replayed):
+            np.testing.assert_array_equal(a, b)
+
+    graph = xdl.cuda_graph(step)
+    for _ in range(3):
+        eager_then_replayed(graph)
+        for w in model.parameters("weight"):
+            w.data[...] = backend.asarray(rng.standard_normal(w.shape).astype(np.float32) * (rng.random(w.shape) > 0.3))

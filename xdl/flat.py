@@ -20,11 +20,15 @@ class FlatBuffer:  # one buffer is one place: compared by identity, never array 
 
     The buffer holds its parameters weakly (each holds its buffer, ``p._flat``): both ways strong
     made a cycle, so a dropped model's buffers lived on until a full garbage collection (a loop over
-    trials held several models' weights and gradients at once). A parameter gone is left out."""
+    trials held several models' weights and gradients at once). A parameter gone is left out.
+
+    ``ranges_memo``: what `xdl.functions.penalties.weight_ranges` found over weights placed here, kept for
+    the next step's call (it holds them weakly too); this process's, left out of a pickle or a copy."""
 
     def __init__(self, data, grad, params=()):
         self.data, self.grad = data, grad
         self.params = params
+        self.ranges_memo = {}
 
     @property
     def params(self) -> list:
@@ -56,6 +60,7 @@ class FlatBuffer:  # one buffer is one place: compared by identity, never array 
         holds it views them again: an update writes them in place."""
         self.data, self.grad = writable(state["data"]), writable(state["grad"])
         self.params = state["params"]
+        self.ranges_memo = {}
 
 
 def writable(array):

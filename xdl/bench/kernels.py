@@ -6,7 +6,8 @@ Each case counts the fewest bytes its op must move (every input read once, every
 once): fp32 Adam 28 B/parameter, SGD 12, Momentum and RMSprop 20; batch-norm forward and inference
 8 B/element, forward+backward 20; dropout forward+backward 16 (its mask is recomputed, not stored);
 ReLU forward+backward 20 (x → y, then ∂L/∂y and y → ∂L/∂x), and ReLU then dropout as one op 20 too; tanh,
-sigmoid and leaky ReLU forward+backward 20 as ReLU.
+sigmoid and leaky ReLU forward+backward 20 as ReLU;
+the L2 penalty's node forward+backward 16 (w, then w and g read, g written).
 Batch norm is also timed through the public API (``bn(x)``, ``bn(x).backward(dy)``): what autodiff
 adds to its kernels.
 """
@@ -332,6 +333,28 @@ def activation_case(backend: Backend, name: str, n: int, c: int) -> Case:
     return case
 
 
+def penalty_case(backend: Backend, n: int) -> Case:
+    """The L2 penalty's node over n weights, forward + backward (`WeightPenalty`'s passes: the cost, then
+    g·(λ/m)·W added into the gradient range): w read, then w and g read and g written — 16 B/weight in fp32."""
+    xp, ops, rng = backend.xp, backend.ops, backend.rng
+    w, g = rng.standard_normal(n, dtype=xp.float32), rng.standard_normal(n, dtype=xp.float32)
+    gy = xp.ones((), dtype=xp.float32)
+    case = Case(f"l2 penalty fwd+bwd {_count(n)}", 16 * n)
+
+    def xdl_fn():
+        ops.penalty_forward(w, "l2", 0.01)
+        ops.penalty_backward(g, w, gy, 0.01, "l2")
+
+    def naive_fn():
+        cost = (w * w).sum() * 0.005
+        g[...] += gy * 0.01 * w
+        return cost
+
+    case.impls["xdl kernels"] = (xdl_fn, backend.synchronize)
+    case.impls["naive xp"] = (naive_fn, backend.synchronize)
+    return case
+
+
 def _count(n: int) -> str:
     return f"{n / 1e6:g}M" if n >= 1e6 else f"{n / 1e3:g}K" if n >= 1e3 else str(n)
 
@@ -410,6 +433,8 @@ def report(quick: bool = False, json_path=None, json_flag: str = "json_path") ->
     for name in ACTIVATIONS:
         for n, c in shapes:
             measured(activation_case(backend, name, n, c).rows())
+    for n in (1_000_000, 10_000_000):
+        measured(penalty_case(backend, n).rows())
 
     print(f"# xdl benchmark report{' (--quick)' if quick else ''} — {headline(env)}")
     print(f"measured copy bandwidth: {copy.gbps:.0f} GB/s (bytes read + written)\n")

@@ -28,6 +28,8 @@ SMALL_ROWS = 2048  # up to this batch size the training forward may be one launc
 SHORT_ROWS = 256  # … and up to this one it is: a thread's two passes over its column stay short
 ELEMENTWISE_ROWS = 32  # rows per block of the batch-norm elementwise passes: many short blocks, no long tail
 MAX_GRID_Y = 65535
+PENALTY_THREADS = SOURCES["penalty.cu"].defines["THREADS"]  # what penalty.cu is compiled for
+MIN_PARTIALS = 4096  # doubles of a stream's penalty partials, made once (a wider grid makes more)
 MAX_CLASSES = 1024  # the softmax cross-entropy kernel's widest row (a thread loops over a row three times)
 FLOAT_TYPES = (DTYPES["float"], DTYPES["double"])  # the T the kernels are instantiated for
 
@@ -50,6 +52,7 @@ class CupyOps(NumpyOps):
         self.sm_count = backend.xp.cuda.Device().attributes["MultiProcessorCount"]
         self._grids = {}  # (kernel, rows, cols, vec) -> batch-norm launch geometry
         self._counters = {}  # stream pointer -> zeroed int32 counters of bn_stats/bn_backward_reduce/softmax_ce_forward
+        self._penalty_scratch = {}  # stream pointer -> (zeroed int32 counter, double partials) of penalty_forward
         self._uploaded = {}  # per-model hyperparameters on the device, by content (_on_device)
         self._handles = {}  # (device, stream pointer) -> Cublas
         self._no_steps_done = self._lasting("zero step counter", lambda: self.xp.zeros(1, dtype=self.xp.int64))
@@ -71,7 +74,8 @@ class CupyOps(NumpyOps):
         are cleared when they grow)."""
         return [*self._uploaded.values(), *(a for keys in self._model_keys.values() for a in keys.values()),
                 *self._ones_vectors.values(),
-                *self._counters.values()]  # replaced by larger ones when a wider layer needs more
+                *self._counters.values(),  # replaced by larger ones when a wider layer needs more
+                *(a for scratch in self._penalty_scratch.values() for a in scratch)]
 
     # -- matrix products: xdl's own cuBLAS handle per stream (capturable, β = 1 accumulation) --
     def matmul(self, a, b, out=None, accumulate=False):
@@ -130,13 +134,72 @@ class CupyOps(NumpyOps):
     def _aligned(self, *arrays) -> bool:
         return all(self.address(a) % 16 == 0 for a in arrays)
 
-    # -- weight penalties: the reference over the whole range at once (a few launches; chunks would be
-    # launches each) -----------------------------------------------------------------------
+    # -- weight penalties: one kernel each way (kernels/penalty.cu) over a model's (n,) range or K stacked
+    # models' (K, n) region; the plain sums and a gradient of a given coefficient (weights outside a range, one
+    # by one) are the reference over the whole array at once (a few launches; chunks would be launches each)
     def penalty_sums(self, w, kind):
         return penalty.penalty_sums(self.xp, w, kind, chunk=None)
 
     def penalty_gradient(self, grad, w, coefficient, kind):
         penalty.penalty_gradient(self.xp, grad, w, coefficient, kind, chunk=None)
+
+    def _penalty_layout(self, w, slope, *others):
+        """(K, n, ld, per-model slopes or None) of ``w`` as the kernels take it — (n,) contiguous with a number
+        ``slope``, or (K, n) rows of unit stride with a contiguous (K, 1) column of its dtype — and ``others``
+        laid out alike; None for anything else (the reference runs)."""
+        if w.dtype not in FLOAT_TYPES or w.size == 0 or any(a.dtype != w.dtype or a.shape != w.shape
+                                                            or a.strides != w.strides for a in others):
+            return None
+        if not hasattr(slope, "shape"):
+            return (1, w.size, w.size, None) if w.ndim == 1 and w.flags.c_contiguous else None
+        if (w.ndim != 2 or w.strides[1] != w.itemsize or not 0 < w.shape[0] <= MAX_GRID_Y
+                or not isinstance(slope, self.xp.ndarray) or slope.dtype != w.dtype
+                or slope.shape != (w.shape[0], 1) or not slope.flags.c_contiguous):
+            return None
+        return w.shape[0], w.shape[1], w.strides[0] // w.itemsize, slope
+
+    def _penalty_blocks(self, n: int, k: int) -> int:
+        return max(1, min(-(-n // PENALTY_THREADS), -(-self.sm_count * 16 // k)))
+
+    def penalty_forward(self, w, kind, slope):
+        layout = self._penalty_layout(w, slope)
+        if layout is None:
+            return super().penalty_forward(w, kind, slope)
+        penalty._check_kind(kind)
+        k, n, ld, slopes = layout
+        half = 0.5 if kind == "l2" else 1.0
+        blocks = self._penalty_blocks(n, k)
+        counter, partials = self._penalty_partials(blocks * k)
+        cost = self.xp.empty((), dtype=w.dtype)
+        kernel("penalty.cu", "penalty_forward", w.dtype)(
+            (blocks, k), (PENALTY_THREADS,), w=w, n=n, ld=ld, kind=penalty.KINDS.index(kind),
+            scale=half if slopes is not None else float(slope) * half, slopes=cost if slopes is None else slopes,
+            per_model=int(slopes is not None), partials=partials, counter=counter, cost=cost)  # (cost: unread)
+        return cost
+
+    def penalty_backward(self, grad, w, gy, slope, kind):
+        layout = self._penalty_layout(w, slope, grad)
+        if layout is None or not (isinstance(gy, self.xp.ndarray) and gy.dtype == w.dtype and gy.size == 1
+                                  and gy.flags.c_contiguous):
+            return super().penalty_backward(grad, w, gy, slope, kind)
+        penalty._check_kind(kind)
+        k, n, ld, slopes = layout
+        kernel("penalty.cu", "penalty_backward", w.dtype)(
+            (self._penalty_blocks(n, k), k), (PENALTY_THREADS,), grad=grad, w=w, n=n, ld=ld,
+            kind=penalty.KINDS.index(kind), gy=gy, slope=0.0 if slopes is not None else float(slope),
+            slopes=gy if slopes is None else slopes, per_model=int(slopes is not None))  # (gy as slopes: unread)
+        return None
+
+    def _penalty_partials(self, n: int):
+        """(the stream's counter, at least ``n`` doubles of partials) for penalty_forward: made once per stream
+        (the counter is zeroed, and reset by the kernel's last block), larger when a wider grid needs more."""
+        stream = self.xp.cuda.get_current_stream().ptr
+        scratch = self._penalty_scratch.get(stream)
+        if scratch is None or scratch[1].size < n:
+            scratch = self._penalty_scratch[stream] = self._lasting(
+                "weight penalty's reduction on this stream",
+                lambda: (self.xp.zeros(1, dtype=self.xp.int32), self.xp.empty(max(n, MIN_PARTIALS), dtype=np.float64)))
+        return scratch
 
     # -- optimizer updates ----------------------------------------------------------------
     # One kernel per rule (kernels/optim.cu) for one model (a flat (n,) buffer: K = 1) and K stacked

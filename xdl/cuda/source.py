@@ -134,12 +134,14 @@ def _parsed(file: str, text: str) -> dict[str, KernelSpec]:
     return parse_kernels(text, file)
 
 
-# Every kernel of a file takes the same template parameters: (T) for activation.cu, optim.cu and random.cu, (T, V)
+# Every kernel of a file takes the same template parameters: (T) for activation.cu, optim.cu, penalty.cu and
+# random.cu, (T, V)
 # for batchnorm.cu, V being the features per thread (16 bytes' worth, or 1 for unaligned rows).
 SOURCES = {
     "activation.cu": Source("activation.cu", instances=(("float",), ("double",)), defines={"LOSS_THREADS": 256}),
     "optim.cu": Source("optim.cu", instances=(("float",), ("double",))),
     "random.cu": Source("random.cu", instances=(("float",), ("double",))),
+    "penalty.cu": Source("penalty.cu", instances=(("float",), ("double",)), defines={"THREADS": 256}),
     "batchnorm.cu": Source("batchnorm.cu", instances=(("float", 1), ("float", 4), ("double", 1), ("double", 2)),
                            defines={"BLOCK_X": 32, "BLOCK_Y": 8, "ROW_GROUP": 8}),
 }

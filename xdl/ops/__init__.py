@@ -108,6 +108,15 @@ class NumpyOps:
         column of per-model values."""
         penalty.penalty_gradient(self.xp, grad, w, coefficient, kind)
 
+    def penalty_forward(self, w, kind, slope):
+        """The cost (λ/m)/2·Σ w² or (λ/m)·Σ |w| of (n,) weights, ``slope`` = λ/m; of a (K, n) region, ``slope``
+        a (K, 1) column of λ_k/m, the sum of each model's (a 0-d array)."""
+        return penalty.penalty_forward(self.xp, w, kind, slope)
+
+    def penalty_backward(self, grad, w, gy, slope, kind):
+        """`penalty_forward`'s gradient, added into ``grad`` in place: c·w or c·sign(w), c = gy·slope."""
+        penalty.penalty_backward(self.xp, grad, w, gy, slope, kind)
+
     # -- optimizer updates over flat buffers (formulas in xdl.ops.optim) -------------------
     # p, g and the state are flat (n,), or (K, n) regions of K stacked models' buffers (row k =
     # model k). A hyperparameter is a number, or K per-model values: a host array, or an array of

@@ -3,6 +3,9 @@
     L2   Σ w²     its gradient added in place:  g ← g + c·w
     L1   Σ |w|    its gradient added in place:  g ← g + c·sign(w)   (sign(0) = 0: |w|'s subgradient at its kink)
 
+`penalty_forward` and `penalty_backward` are the `WeightPenalty` node's two passes over one range: the cost
+(λ/m)/2·Σ w² or (λ/m)·Σ |w| itself, and its gradient with c = g·λ/m (kernels/penalty.cu: one launch each).
+
 ``w`` is (n,) — one model's weights, or a range of its flat buffer — or a (K, n) region of K stacked
 models' buffers (row k = model k), summed along its last axis: one sum, or K. ``c`` is the incoming
 gradient times λ/m: a number or a 0-d array, or a (K, 1) column of per-model values. The buffers are
@@ -62,3 +65,20 @@ def penalty_gradient(xp, grad, w, coefficient, kind: str, chunk: int | None = CH
             xp.sign(w[..., columns], out=part)
             part *= coefficient
         grad[..., columns] += part
+
+
+def penalty_forward(xp, w, kind: str, slope, chunk: int | None = CHUNK):
+    """The cost: (λ/m)/2·Σ w² (``kind`` "l2") or (λ/m)·Σ |w| ("l1") of (n,) weights, ``slope`` = λ/m a number,
+    S·(slope/2) in w's dtype — or of K stacked models' (K, n) region, ``slope`` a (K, 1) column of λ_k/m: the
+    sum of each model's, (Σ_k S_k·slope_k)/2. A 0-d array."""
+    sums = penalty_sums(xp, w, kind, chunk)
+    half = 0.5 if kind == "l2" else 1.0  # λ/(2m) = (λ/m)/2 exactly
+    if hasattr(slope, "shape"):
+        return (sums * slope[:, 0]).sum() * half
+    return sums * (slope * half)
+
+
+def penalty_backward(xp, grad, w, gy, slope, kind: str, chunk: int | None = CHUNK) -> None:
+    """`penalty_forward`'s gradient added in place: grad ← grad + c·w ("l2") or grad + c·sign(w) ("l1"),
+    c = gy·slope (the cost's incoming gradient times λ/m, or a (K, 1) column of gy·λ_k/m) in w's dtype."""
+    penalty_gradient(xp, grad, w, _as(gy * slope, w), kind, chunk)
