@@ -149,9 +149,12 @@ class CopyingHost(NumpyBackend):
     def __init__(self):
         super().__init__(0)
         self._made = {}  # id -> weak reference of each array made here
+        self.xp = _MakingNumpy(self._register)  # its xp's new arrays are its own, as a device's xp makes them
 
     def asarray(self, data, dtype=None):
-        array = np.array(data, dtype=dtype, copy=True)
+        return self._register(np.array(data, dtype=dtype, copy=True))
+
+    def _register(self, array):
         self._made[id(array)] = weakref.ref(array)
         return array
 
@@ -160,6 +163,21 @@ class CopyingHost(NumpyBackend):
             array = array.base
         made = self._made.get(id(array))
         return made is not None and made() is array
+
+
+class _MakingNumpy:
+    """NumPy whose functions that make an array anew (``zeros_like``, ``empty``, …) hand it to ``register``."""
+
+    MAKERS = frozenset({"empty", "empty_like", "zeros", "zeros_like", "ones", "ones_like", "full", "full_like"})
+
+    def __init__(self, register):
+        self._register = register
+
+    def __getattr__(self, name):
+        value = getattr(np, name)
+        if name not in self.MAKERS:
+            return value
+        return lambda *args, **kwargs: self._register(value(*args, **kwargs))
 
 
 @pytest.fixture
