@@ -236,3 +236,128 @@ def test_the_stand_in_records_an_out_given_by_position(cupy):
     for _ in range(2):
         graph.launch()
     assert c.get().tolist() == [15.0, 2.0, 2.0] and taken.get().tolist() == [4.0, 1.0]
+
+
+def _stop_odd_models_after_the_first_epoch():
+    class StopOdd(Callback):  # (a callback's `stop_model`: frozen as early stopping freezes a model)
+        def on_epoch_end(self, trainer, record):
+            if trainer.epoch == 1:
+                for k in range(1, trainer.n_models, 2):
+                    trainer.stop_model(k)
+    return [StopOdd()]
+
+
+# fit_many's configurations, model k's options (`TrainConfig`'s) from k: rates, β's, λ's, dropout rates and
+# schedules' parameters differ per model, as in a search
+BATCHES = {
+    "xdl train's default model": dict(hidden=[256, 128]),
+    "no batch norm, no dropout": dict(batch_norm=False, dropout=0.0),
+    "dropout, no batch norm": dict(batch_norm=False),
+    "batch norm, no dropout": dict(dropout=0.0),
+    "l2 and l1": dict(l2=lambda k: 0.1 * (k % 3 + 1), l1=lambda k: 0.01 * (k % 2 + 1)),
+    **{rule: dict(optimizer=rule, beta1=lambda k: 0.8 + 0.01 * (k % 5)) for rule in ("sgd", "momentum", "rmsprop")},
+    "adamw": dict(optimizer="adamw", weight_decay=lambda k: 0.01 * (k % 2), beta2=lambda k: 0.99 + 0.001 * (k % 3)),
+    "cosine schedule": dict(schedule="cosine"),
+    "staircase schedule": dict(schedule="staircase", decay_every=1),
+    "early stopping, odd models stopped": dict(patience=2, callbacks=_stop_odd_models_after_the_first_epoch),
+    "a model in four diverged": dict(lr=lambda k: 1e20 if k % 4 == 3 else 1e-3),
+}
+
+
+@pytest.fixture
+def per_step(cupy, monkeypatch):
+    """``per_step(fit)``: fit() run with each steady step's events counted (`steady`): the trace's kinds, the
+    cuBLAS products ("gemm") and the calls of xdl's own Python functions ("python": the host's work)."""
+    import os
+    import sys
+
+    package = os.path.dirname(xdl.__file__) + os.sep
+    python_calls = [0]
+
+    def count(frame, event, arg):
+        if event == "call" and frame.f_code.co_filename.startswith(package):
+            python_calls[0] += 1
+
+    def run(fit):
+        ticks, made = [], xdl.train.many.progress_bar
+
+        class Ticking:  # profiles the steps steady ones are (the trace counts every step)
+            def __init__(self, bar):
+                self.bar = bar
+
+            def update(self, n=1):
+                sys.setprofile(None)
+                ticks.append((len(trace.events), trace.gemms(), python_calls[0]))
+                sys.setprofile(count)
+                return self.bar.update(n)
+
+            def close(self):
+                sys.setprofile(None)
+                return self.bar.close()
+
+            def __getattr__(self, name):
+                return getattr(self.bar, name)
+
+        monkeypatch.setattr(xdl.train.many, "progress_bar", lambda *a, **k: Ticking(made(*a, **k)))
+        try:
+            with cupy.fake_trace() as trace:
+                results = fit()
+        finally:
+            sys.setprofile(None)
+        each = []
+        for (a, gemms_a, calls_a), (b, gemms_b, calls_b) in zip(ticks, ticks[1:]):
+            each.append(counts(trace.events[a:b]) + collections.Counter(gemm=gemms_b - gemms_a,
+                                                                           python=calls_b - calls_a))
+        return results, steady(each, M // BATCH)
+    return run
+
+
+@pytest.mark.parametrize("capture", ["auto", False])
+@pytest.mark.parametrize("case", list(BATCHES))
+def test_a_fit_many_step_asks_as_much_of_the_host_and_the_gpu_for_any_number_of_models(per_step, case, capture):
+    """Issue 13: K models' steady step — captured or eager — launches, allocates, reads, multiplies (cuBLAS) and
+    runs as much of xdl's Python for 8 models as for 4 (the GPU's work grows with K, the overhead does not), no
+    more on the device for 4 than for 1 (one model's (B, 1, C) views are contiguous where K's are not: a few copies
+    fewer), with
+    models frozen (stopped, diverged) or not. A per-model Python loop on the step's path fails it: `checked_key`
+    per seed in `Stacked.set_random_key`, an eager step's, was 2·K checks a step."""
+    settings = dict(BATCHES[case])
+    callbacks = settings.pop("callbacks", lambda: [])
+    X, y = data()
+
+    def fit(k_models):
+        def option(value, k):
+            return value(k) if callable(value) else value
+
+        configs = [TrainConfig(**{"lr": 1e-3 * (1 + k % 5), "seed": k, "epochs": EPOCHS, "patience": 0,
+                                  "hidden": [12, 10], "dropout": 0.1 + 0.05 * (k % 4), "batch_size": BATCH,
+                                  "decay_rate": 0.05 + 0.01 * (k % 3),
+                                  **{key: option(value, k) for key, value in settings.items()}})
+                   for k in range(k_models)]
+        xdl.seed(0)
+        return per_step(lambda: fit_many(configs, X, y, dev=(X[:32], y[:32]), capture=capture,
+                                         callbacks=callbacks()))
+
+    steps_of = {}
+    # (multiples of 4 beside 1: the kernels' vector width, picked by the (B, K·C) layout, takes another path of
+    # Python, one call fewer or more, as K·C is one or not)
+    for k_models in (1, 4, 8) if case != "a model in four diverged" else (4, 8):
+        results, each = fit(k_models)
+        assert len(each) == (EPOCHS - 1) * (M // BATCH - 1)
+        statuses = collections.Counter(r.status for r in results)
+        if case == "early stopping, odd models stopped":
+            assert statuses["stopped"] == k_models // 2, statuses
+        if case == "a model in four diverged":
+            assert statuses["failed"] == k_models // 4, statuses
+        for events in each:  # (nothing read nor copied to the device: `test_a_steady_fit_many_step_reads_nothing…`)
+            assert events["read"] == events["upload"] == 0, events
+        # every steady step alike, but an epoch's after a model froze (its gradient row zeroed: one launch more)
+        steps_of[k_models] = sorted({tuple(sorted(events.items())) for events in each})
+        if capture == "auto":
+            assert all(events["graph"] == 1 and events["launch"] <= 4 for events in each), each
+    several = [k_models for k_models in steps_of if k_models > 1]
+    for k_models in several[1:]:
+        assert steps_of[k_models] == steps_of[several[0]], (case, capture, steps_of)
+    if 1 in steps_of:  # its device's work; its Python takes another path or two
+        for few, many in zip(steps_of[1], steps_of[several[0]]):
+            assert all(n <= dict(many)[kind] for kind, n in few if kind != "python"), (case, capture, steps_of)

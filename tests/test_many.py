@@ -148,6 +148,62 @@ def test_every_update_rule_batched_equals_alone(digits, optimizer):
             assert_same_weights(result.model, alone(config, X, y, dev, seed=3)[0], 1e-10)
 
 
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "momentum"])
+def test_a_step_runs_as_much_python_for_8_models_as_for_4(monkeypatch, optimizer):
+    """Issue 13 on the CPU: the host's work of a steady step — the calls of xdl's Python functions between one
+    step's end and the next — does not grow with K, for models of their own rates and β's (Adam's bias
+    corrections were computed per model, K calls a step; `Stacked.set_random_key` checked each seed, 2·K).
+    Without dropout: its NumPy reference draws each model's mask with a generator of its own key
+    (`stacked_keep_mask`), K draws a layer, where the GPU's kernel draws all K."""
+    import sys
+
+    import xdl.train.many
+
+    package, calls, made = os.path.dirname(xdl.__file__) + os.sep, [0], xdl.train.many.progress_bar
+
+    def count(frame, event, arg):
+        if event == "call" and frame.f_code.co_filename.startswith(package):
+            calls[0] += 1
+
+    class Counting:  # each step's calls, from one step's end to the next
+        def __init__(self, bar):
+            self.bar, self.ends = bar, []
+
+        def update(self, n=1):
+            sys.setprofile(None)
+            self.ends.append(calls[0])
+            sys.setprofile(count)
+            return self.bar.update(n)
+
+        def close(self):
+            sys.setprofile(None)
+            return self.bar.close()
+
+    bars = []
+
+    def counting_bar(*args, **kwargs):
+        bars.append(Counting(made(*args, **kwargs)))
+        return bars[-1]
+
+    monkeypatch.setattr(xdl.train.many, "progress_bar", counting_bar)
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((96, 8)), rng.integers(0, 3, 96)
+
+    def steady_steps(k_models):
+        configs = [TrainConfig(optimizer=optimizer, lr=1e-3 * (1 + k), beta1=0.8 + 0.1 * (k % 2), beta2=0.999,
+                               weight_decay=0.01, dropout=0.0, hidden=[12, 10], batch_size=16, epochs=2, patience=0,
+                               seed=k) for k in range(k_models)]
+        try:
+            with xdl.use("numpy"):
+                fit_many(configs, X, y)
+        finally:
+            sys.setprofile(None)
+        ends = bars[-1].ends  # the second epoch's steps after its first (whose calls hold the first epoch's end)
+        return {b - a for a, b in zip(ends[6:], ends[7:])}
+
+    assert steady_steps(8) == steady_steps(4)
+
+
 def test_dropout_masks_are_those_each_model_draws_alone(digits):
     """The same seed: each model's masks (and so its weights) are what it gets alone, whatever
     its rate; different seeds: different masks."""

@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from xdl import functions as F
-from xdl.backend import array_to_numpy, resolve_backend, thread_backend
+from xdl.backend import SEEDS, array_to_numpy, resolve_backend, thread_backend
 from xdl.checking import is_gradient_checking
 from xdl.data.validation import check_bool, check_list, check_width, standardized
 from xdl.flat import writable
@@ -133,9 +133,14 @@ class Stacked(Sequential):
         seeds = None if seed is None else [seed] * self.n_models if np.ndim(seed) == 0 else list(seed)
         if seeds is not None and len(seeds) != self.n_models:
             raise ValueError(f"set_random_key: seed must be one seed or {self.n_models} (one per model), got {len(seeds)}")
-        if seeds is not None:  # each an integer in [0, 2**64), as a model's alone (`checked_key`)
-            seeds = [checked_key(s, step)[0] for s in seeds]
-            step = int(step)  # (checked with each seed)
+        if seeds is not None:  # each an integer in [0, 2**64), as a model's alone (`checked_key`): Python ints
+            # in range at a glance, as fit_many's eager step gives them each step (`checked_key` per seed was
+            # 2·K checks a step: an eager GPU step's one host cost growing with K); any other kind one by one
+            if set(map(type, seeds)) <= {int} and min(seeds) >= 0 and max(seeds) < SEEDS:
+                step = checked_key(seeds[0], step)[1]
+            else:
+                seeds = [checked_key(s, step)[0] for s in seeds]
+            step = int(step)  # (checked with the seeds)
         extra = () if steps_done is None else (steps_done,)
         for stream, (_, module) in enumerate(self.named_modules()):
             if module.draws_random:

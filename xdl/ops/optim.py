@@ -127,13 +127,23 @@ def rmsprop_update(xp, p, g, sq, lr, beta, eps, weight_decay=0.0, chunk=CHUNK):
 def adam_scalars(lr, beta1, beta2, step, xp=np):
     """The per-step host scalars: lr/(1 − β₁ᵗ) (m̂'s correction folded into the step) and
     1/√(1 − β₂ᵗ) (so √v̂ = √v·that). Per-model columns give float64 columns of ``xp``, each value
-    computed with Python floats exactly as one model's is (a vector power may round differently)."""
+    exactly as one model's: the powers computed with Python floats (a vector power may round
+    differently) once per distinct β — the K models of a search mostly share them, and a power per
+    model made a stacked step's host work grow with K —, lr divided by them as arrays (IEEE division,
+    as Python's)."""
     if not any(np.ndim(h) for h in (lr, beta1, beta2)):
         return lr / (1.0 - beta1**step), 1.0 / (1.0 - beta2**step) ** 0.5
-    host = np.broadcast_arrays(*(np.asarray(h.tolist() if np.ndim(h) else h, dtype=np.float64)
-                                 for h in (lr, beta1, beta2)))
-    pairs = [adam_scalars(a, b, c, step) for a, b, c in zip(*(h.ravel().tolist() for h in host))]
-    return tuple(xp.asarray(np.array(column, dtype=np.float64).reshape(host[0].shape)) for column in zip(*pairs))
+    lr, beta1, beta2 = np.broadcast_arrays(*(np.asarray(h.tolist() if np.ndim(h) else h, dtype=np.float64)
+                                             for h in (lr, beta1, beta2)))
+    bias1 = _per_distinct(beta1, lambda b: 1.0 - b**step)
+    inv_sqrt_bias2 = _per_distinct(beta2, lambda b: 1.0 / (1.0 - b**step) ** 0.5)
+    return xp.asarray(lr / bias1), xp.asarray(inv_sqrt_bias2)
+
+
+def _per_distinct(values: np.ndarray, f) -> np.ndarray:
+    """``f`` of each element of ``values`` (float64), called once per distinct value, on a Python float."""
+    distinct, where = np.unique(values, return_inverse=True)
+    return np.array([f(v) for v in distinct.tolist()], dtype=np.float64)[where.reshape(values.shape)]
 
 
 def adam_update(xp, p, g, m, v, lr, beta1, beta2, eps, step, weight_decay=0.0, decoupled=False, chunk=CHUNK):
