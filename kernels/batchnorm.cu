@@ -15,7 +15,13 @@
 //
 // The two reductions finish in the same launch: each block writes its partial result, and the last
 // block of a column of blocks to arrive (an atomic counter per column, reset by that block) merges
-// the partials of its features in a fixed order, so results are deterministic.
+// the partials of its features in a fixed order, so results are deterministic. The partials are
+// scratch of that one launch (the host keeps one buffer of them per stream).
+//
+// γ, β (and ∂L/∂γ, ∂L/∂β) are per-feature arrays addressed by rows: feature c is element
+// (c / group)·ld + c % group (`feature_at`) — a (C,) array (group = ld = C), or K stacked models' rows of
+// `group` features each, ld apart (their (K, C/K) views of the models' (K, P) parameter buffer), read in
+// place: no gathering copy per launch.
 //
 // Self-contained (no headers). The loader (xdl/cuda) reads each kernel's parameter list from this
 // file and launches it by parameter name; it also passes the block shape and row grouping as
@@ -67,6 +73,11 @@ __device__ __forceinline__ void chan_merge(T& n_a, T& mean_a, T& m2_a, T n_b, T 
     if (n_b == T(0)) return;
     chan_update(mean_a, m2_a, n_a, n_b / (n_a + n_b), mean_b, m2_b);
     n_a += n_b;
+}
+
+// Where feature c is in a per-feature array of rows of `group` features, rows `ld` elements apart.
+__device__ __forceinline__ long long feature_at(int c, int group, long long ld) {
+    return (long long)(c / group) * ld + c % group;
 }
 
 // Rows in [r0, r1) that row lane `lane` visits (r0 + lane, r0 + lane + BLOCK_Y, …).
@@ -207,18 +218,18 @@ __device__ __forceinline__ void finish_feature(const T* __restrict__ x, int col,
 }
 
 // Statistics over row blocks: each block writes its partial, the last block of a column merges them.
-//   stats: [2 + 2·gridDim.y, C]: out μ, 1/√(σ² + ε), then the block partials (mean of x − K; M2).
+//   stats: [2, C] out μ, 1/√(σ² + ε);  partials: [2·gridDim.y, C] scratch, the block partials (mean of x − K; M2).
 template <typename T, int V>
 __global__ void __launch_bounds__(THREADS, REDUCE_MIN_BLOCKS)
 bn_stats(const T* __restrict__ x, long long n_rows, int n_cols, long long rows_per_block, T* __restrict__ stats,
-         int* __restrict__ counters, T* __restrict__ running_mean, T* __restrict__ running_var, double momentum,
-         double eps) {
+         T* __restrict__ partials, int* __restrict__ counters, T* __restrict__ running_mean,
+         T* __restrict__ running_var, double momentum, double eps) {
     constexpr int F = BLOCK_X * V;  // features per block
     __shared__ T s_count[BLOCK_Y][F], s_mean[BLOCK_Y][F], s_m2[BLOCK_Y][F];
     const int c = (blockIdx.x * BLOCK_X + threadIdx.x) * V;
     const long long n_parts = gridDim.y;
     const long long r0 = (long long)blockIdx.y * rows_per_block;
-    T* part = stats + 2 * (long long)n_cols;
+    T* part = partials;
     T mean[V], m2[V];
     block_moments<T, V>(x, r0, min(r0 + rows_per_block, n_rows), n_cols, c, mean, m2, s_mean, s_m2);
     if (threadIdx.y == 0 && c < n_cols) store_partials<T, V>(part, n_parts, n_cols, c, mean, m2);
@@ -269,27 +280,29 @@ __device__ __forceinline__ void affine_rows(const T* __restrict__ x, T* __restri
 template <typename T, int V>
 __global__ void __launch_bounds__(THREADS)
 bn_normalize(const T* __restrict__ x, T* __restrict__ y, long long n_rows, int n_cols, long long rows_per_block,
-             const T* __restrict__ stats, const T* __restrict__ gamma, const T* __restrict__ beta) {
+             const T* __restrict__ stats, const T* __restrict__ gamma, const T* __restrict__ beta, int group,
+             long long gamma_ld, long long beta_ld) {
     const int c = (blockIdx.x * BLOCK_X + threadIdx.x) * V;
     if (c >= n_cols) return;
     T a[V], scale[V], offset[V];
 #pragma unroll
     for (int k = 0; k < V; ++k) {
         a[k] = stats[c + k];
-        scale[k] = gamma[c + k] * stats[n_cols + c + k];
-        offset[k] = beta[c + k];
+        scale[k] = gamma[feature_at(c + k, group, gamma_ld)] * stats[n_cols + c + k];
+        offset[k] = beta[feature_at(c + k, group, beta_ld)];
     }
     affine_rows<T, V>(x, y, n_rows, n_cols, rows_per_block, a, scale, offset, c);
 }
 
 // Small batches, one launch: a block owns its features over all rows (gridDim.y == 1), computes
 // their statistics, then normalizes the rows it has just read (now in cache).
-//   stats: [2, C] out (μ, 1/√(σ² + ε)).
+//   stats: [2, C] out (μ, 1/√(σ² + ε)); γ, β addressed by (group, *_ld) as in bn_normalize.
 template <typename T, int V>
 __global__ void __launch_bounds__(THREADS)
 bn_forward_small(const T* __restrict__ x, T* __restrict__ y, long long n_rows, int n_cols, T* __restrict__ stats,
-                 const T* __restrict__ gamma, const T* __restrict__ beta, T* __restrict__ running_mean,
-                 T* __restrict__ running_var, double momentum, double eps) {
+                 const T* __restrict__ gamma, const T* __restrict__ beta, int group, long long gamma_ld,
+                 long long beta_ld, T* __restrict__ running_mean, T* __restrict__ running_var, double momentum,
+                 double eps) {
     constexpr int F = BLOCK_X * V;
     __shared__ T s_mean[BLOCK_Y][F], s_m2[BLOCK_Y][F];
     const int c = (blockIdx.x * BLOCK_X + threadIdx.x) * V;
@@ -303,7 +316,7 @@ bn_forward_small(const T* __restrict__ x, T* __restrict__ y, long long n_rows, i
             finish_feature(x, c + k, mean[k], m2[k], n_rows, n_cols, stats, running_mean, running_var, momentum, eps,
                            mu, inv_std);
             s_mean[0][threadIdx.x * V + k] = mu;
-            s_m2[0][threadIdx.x * V + k] = gamma[c + k] * inv_std;
+            s_m2[0][threadIdx.x * V + k] = gamma[feature_at(c + k, group, gamma_ld)] * inv_std;
         }
     }
     __syncthreads();
@@ -313,7 +326,7 @@ bn_forward_small(const T* __restrict__ x, T* __restrict__ y, long long n_rows, i
     for (int k = 0; k < V; ++k) {
         a[k] = s_mean[0][threadIdx.x * V + k];
         scale[k] = s_m2[0][threadIdx.x * V + k];
-        offset[k] = beta[c + k];
+        offset[k] = beta[feature_at(c + k, group, beta_ld)];
     }
     affine_rows<T, V>(x, y, n_rows, n_cols, n_rows, a, scale, offset, c);
 }
@@ -322,15 +335,15 @@ template <typename T, int V>
 __global__ void __launch_bounds__(THREADS)
 bn_inference(const T* __restrict__ x, T* __restrict__ y, long long n_rows, int n_cols, long long rows_per_block,
              const T* __restrict__ running_mean, const T* __restrict__ running_var, const T* __restrict__ gamma,
-             const T* __restrict__ beta, double eps) {
+             const T* __restrict__ beta, int group, long long gamma_ld, long long beta_ld, double eps) {
     const int c = (blockIdx.x * BLOCK_X + threadIdx.x) * V;
     if (c >= n_cols) return;
     T a[V], scale[V], offset[V];
 #pragma unroll
     for (int k = 0; k < V; ++k) {
         a[k] = running_mean[c + k];
-        scale[k] = gamma[c + k] * rsqrt_t(running_var[c + k] + T(eps));
-        offset[k] = beta[c + k];
+        scale[k] = gamma[feature_at(c + k, group, gamma_ld)] * rsqrt_t(running_var[c + k] + T(eps));
+        offset[k] = beta[feature_at(c + k, group, beta_ld)];
     }
     affine_rows<T, V>(x, y, n_rows, n_cols, rows_per_block, a, scale, offset, c);
 }
@@ -338,12 +351,12 @@ bn_inference(const T* __restrict__ x, T* __restrict__ y, long long n_rows, int n
 // -- backward ---------------------------------------------------------------------------------
 // Per feature: ∂L/∂β = Σ dy;  ∂L/∂γ = Σ dy·x̂ = (1/σ)·Σ dy·(x − μ)  (μ subtracted first: no cancellation).
 //   mean, inv_std: μ, 1/σ from bn_stats;
-//   grads: [2 + 2·gridDim.y, C]: out ∂L/∂γ, ∂L/∂β (what bn_backward_dx reads), then the block partials
-//          (Σ dy; Σ dy·(x − μ));
+//   grads: [2, C] out ∂L/∂γ, ∂L/∂β (what bn_backward_dx reads);
+//   partials: [2·gridDim.y, C] scratch, the block partials (Σ dy; Σ dy·(x − μ));
 //   dgamma, dbeta: where ∂L/∂γ and ∂L/∂β go as well when `outputs` says so (OUT_DGAMMA, OUT_DBETA; one not named
 //          is never touched and may be any array) — γ's and β's views of the flat gradient buffer: dgamma += ∂L/∂γ
 //          where accumulate ≠ 0, dgamma = ∂L/∂γ otherwise (dbeta likewise). Feature c is element
-//          (c / group)·ld + c % group of each: C in a row ((C,) arrays, group = ld = C), or K models' rows of
+//          `feature_at`(c, group, ld) of each: C in a row ((C,) arrays, group = ld = C), or K models' rows of
 //          `group` features each, rows ld apart (their (K, C/K) views of a (K, P) buffer; dgamma_ld, dbeta_ld).
 //          So the backward needs no add of its own: a read and a write of 2·C values, against the N·C of dy, x.
 #define OUT_DGAMMA 1
@@ -352,8 +365,9 @@ template <typename T, int V>
 __global__ void __launch_bounds__(THREADS, REDUCE_MIN_BLOCKS)
 bn_backward_reduce(const T* __restrict__ dy, const T* __restrict__ x, long long n_rows, int n_cols,
                    long long rows_per_block, const T* __restrict__ mean, const T* __restrict__ inv_std,
-                   T* __restrict__ grads, int* __restrict__ counters, T* __restrict__ dgamma, T* __restrict__ dbeta,
-                   int outputs, int accumulate, int group, long long dgamma_ld, long long dbeta_ld) {
+                   T* __restrict__ grads, T* __restrict__ partials, int* __restrict__ counters,
+                   T* __restrict__ dgamma, T* __restrict__ dbeta, int outputs, int accumulate, int group,
+                   long long dgamma_ld, long long dbeta_ld) {
     constexpr int F = BLOCK_X * V;
     __shared__ T s_dy[BLOCK_Y][F], s_dy_xmu[BLOCK_Y][F];
     const int tx = threadIdx.x, ty = threadIdx.y;
@@ -361,7 +375,7 @@ bn_backward_reduce(const T* __restrict__ dy, const T* __restrict__ x, long long 
     const long long n_parts = gridDim.y;
     const long long r0 = (long long)blockIdx.y * rows_per_block;
     const long long r1 = min(r0 + rows_per_block, n_rows);
-    T* part = grads + 2 * (long long)n_cols;
+    T* part = partials;
     T sum_dy[V], sum_dy_xmu[V];
 #pragma unroll
     for (int k = 0; k < V; ++k) sum_dy[k] = sum_dy_xmu[k] = T(0);
@@ -435,24 +449,24 @@ bn_backward_reduce(const T* __restrict__ dy, const T* __restrict__ x, long long 
         const T dgamma_col = mul_rn(b, inv_std[col]);
         grads[col] = dgamma_col;
         grads[n_cols + col] = a;  // ∂L/∂β
-        const long long row = col / group, at = col % group;
         if (outputs & OUT_DGAMMA) {
-            T& out = dgamma[row * dgamma_ld + at];
+            T& out = dgamma[feature_at(col, group, dgamma_ld)];
             out = accumulate ? out + dgamma_col : dgamma_col;
         }
         if (outputs & OUT_DBETA) {
-            T& out = dbeta[row * dbeta_ld + at];
+            T& out = dbeta[feature_at(col, group, dbeta_ld)];
             out = accumulate ? out + a : a;
         }
     }
 }
 
 // ∂L/∂x = (γ/σ)/N · (N·dy − ∂L/∂β − x̂·∂L/∂γ),  x̂ = (x − μ)/σ
+//   grads: bn_backward_reduce's [2, C] ∂L/∂γ, ∂L/∂β; γ addressed by (group, gamma_ld) as in the forward.
 template <typename T, int V>
 __global__ void __launch_bounds__(THREADS)
 bn_backward_dx(const T* __restrict__ dy, const T* __restrict__ x, T* __restrict__ dx, long long n_rows, int n_cols,
                long long rows_per_block, const T* __restrict__ mean, const T* __restrict__ inv_std,
-               const T* __restrict__ gamma, const T* __restrict__ grads) {
+               const T* __restrict__ gamma, int group, long long gamma_ld, const T* __restrict__ grads) {
     const int c = (blockIdx.x * BLOCK_X + threadIdx.x) * V;
     if (c >= n_cols) return;
     const T n = T(n_rows);
@@ -461,7 +475,7 @@ bn_backward_dx(const T* __restrict__ dy, const T* __restrict__ x, T* __restrict_
     for (int k = 0; k < V; ++k) {
         const T s = inv_std[c + k];
         mu[k] = mean[c + k];
-        k_coef[k] = gamma[c + k] * s / n;
+        k_coef[k] = gamma[feature_at(c + k, group, gamma_ld)] * s / n;
         xhat_coef[k] = grads[c + k] * s;  // x̂·∂L/∂γ = (x − μ)·(1/σ)·∂L/∂γ
         dbeta[k] = grads[n_cols + c + k];
     }

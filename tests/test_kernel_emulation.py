@@ -732,8 +732,8 @@ def test_batchnorm_backward_reduction_adds_its_gradients_into_the_given_outputs(
             pair = tuple(np.zeros((2, 2 * c), dtype)[:, ::2])
         elif into == "other dtype":
             pair = tuple(np.zeros((2, c), np.float32 if dtype == np.float64 else np.float64))
-        elif into == "unlike rows":
-            pair = np.zeros(c, dtype), np.zeros((k, c // k), dtype)
+        elif into == "unlike rows":  # (a contiguous (K, C/K) is one row of C to the kernel: alike)
+            pair = np.zeros(c, dtype), np.zeros((k, c // k + 1), dtype)[:, 1:]
         else:
             pair = tuple(np.zeros((2, c), dtype))
         for out, values in zip(pair, start):
@@ -776,6 +776,80 @@ def test_batchnorm_backward_reduction_adds_its_gradients_into_the_given_outputs(
                 assert relative_error(got[1 if out is ref_outputs[0] else 2], out) < 10 * TOLERANCE[dtype]
 
 
+def stacked_rows(rng, values, k, dtype):
+    """``values`` (C,) as K stacked models' (K, C/K) rows of a (K, P) buffer, one column off its start and
+    between other values (`StackedBatchNorm`'s γ, β), and the buffer."""
+    group = values.size // k
+    flat = rng.standard_normal((k, group + 3)).astype(dtype)
+    rows = flat[:, 1:1 + group]
+    rows[...] = values.reshape(k, group)
+    return rows, flat
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", ["2x3 small", "31x4 small", "600x128 small", "257x33 stats", "600x130 stats",
+                                   "12000x5 160 partials"])
+@pytest.mark.parametrize("unaligned", [False, True], ids=["aligned", "unaligned"])
+def test_batchnorm_kernels_read_stacked_models_gamma_and_beta_in_place(make_device, rng, shape, dtype, unaligned):
+    """K stacked models' γ and β are their (K, C/K) rows of the models' (K, P) buffer: every kernel reads them
+    there (no gathering copy, no fallback to the reference) and gives the bits it gives for contiguous copies
+    of them — the one-launch forward, stats + normalize over one and several row blocks, the backward's dx,
+    inference — as the reference does with the same signature."""
+    n, c, sm_count = BN_SHAPES[shape]
+    device = make_device(sm_count)
+    x, gamma, beta, rm, rv, dy = bn_inputs(rng, n, c, dtype, unaligned=unaligned)
+    k = next(d for d in range(2, c + 1) if c % d == 0)
+    (gamma_rows, gamma_flat), (beta_rows, _) = (stacked_rows(rng, v, k, dtype) for v in (gamma, beta))
+    assert not gamma_rows.flags.c_contiguous and gamma_rows.strides[0] == gamma_flat.strides[0]
+    for impl in (device.ops, device.ref):
+        runs = []
+        for g, b in ((gamma, beta), (gamma_rows, beta_rows)):
+            since, running = len(device.launches), [rm.copy(), rv.copy()]
+            y, mean, inv_std = impl.batchnorm_train_forward(x, g, b, *running, 0.9, 1e-5)
+            into = [np.zeros((k, c // k), dtype), np.zeros((k, c // k), dtype)]
+            grads = impl.batchnorm_backward(dy, x, g, mean, inv_std, *into, accumulate=True)
+            inference = impl.batchnorm_inference(x, g, b, rm, rv, 1e-5)
+            runs.append([y, mean, inv_std, *running, *grads, inference])
+            if impl is device.ops:
+                forward = ["bn_forward_small"] if device.ops.forward_in_one_launch(n, c) else ["bn_stats",
+                                                                                               "bn_normalize"]
+                assert device.launched(since) == forward + ["bn_backward_reduce", "bn_backward_dx", "bn_inference"]
+        for a, b in zip(*runs):
+            assert_same_bits(a, b)
+    assert (gamma_flat[:, 1:1 + c // k] == gamma.reshape(k, c // k)).all()  # read, not written
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_batchnorm_reductions_keep_their_partials_in_one_workspace_per_stream(make_device, rng, dtype):
+    """The reductions' block partials (and the ∂L/∂γ, ∂L/∂β the backward's dx reads) are scratch in one buffer
+    per stream, made once; what outlives a call is allocated apart: a forward's μ and 1/σ (its backward reads
+    them after other layers ran) and a backward's returned gradients. Two layers of other widths between a
+    forward and its backward leave the backward's bits as they were right after the forward."""
+    device = make_device(4)
+    layers = [bn_inputs(rng, n, c, dtype) for n, c in ((5000, 64), (257, 33), (2049, 8))]
+    into = [[np.zeros(layer[0].shape[1], dtype) for _ in range(2)] for layer in layers]
+
+    def forward(layer):
+        x, gamma, beta, rm, rv, _ = layer
+        return device.ops.batchnorm_train_forward(x, gamma, beta, rm.copy(), rv.copy(), 0.9, 1e-5)
+
+    def backward(layer, saved, outputs):
+        x, gamma, _, _, _, dy = layer
+        return device.ops.batchnorm_backward(dy, x, gamma, saved[1], saved[2], *outputs)
+
+    alone = [backward(layer, forward(layer), [None, None]) for layer in layers]
+    workspace = dict(device.ops._workspaces)
+    assert len(workspace) == 1
+    assert device.launched() == ["bn_stats", "bn_normalize", "bn_backward_reduce", "bn_backward_dx"] * 3
+    for _ in range(2):  # a step: the forwards, then the backwards in reverse
+        saved = [forward(layer) for layer in layers]
+        for i in reversed(range(len(layers))):
+            for a, b in zip(backward(layers[i], saved[i], into[i]), alone[i]):
+                assert_same_bits(a, b)
+    assert device.ops._workspaces.keys() == workspace.keys()  # made by the first steps' calls, none since
+    assert all(device.ops._workspaces[key] is buffer for key, buffer in workspace.items())
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", ["31x4 small", "600x130 stats"])
 def test_batchnorm_kernels_update_the_running_statistics_with_the_references_1_minus_m(make_device, rng, shape,
@@ -816,8 +890,8 @@ def test_bn_forward_small_with_wide_loads_matches_the_reference_too(libraries, r
     forward = Kernel(spec, args, Emulated(libraries["batchnorm.cu"], spec, args, []), np.ndarray)
     y, stats, running = np.empty_like(x), np.empty((2, c), dtype), [rm.copy(), rv.copy()]
     forward((-(-c // (xdl.cuda.ops.BLOCK_X * vec)), 1), (xdl.cuda.ops.BLOCK_X, xdl.cuda.ops.BLOCK_Y), x=x, y=y,
-            n_rows=n, n_cols=c, stats=stats, gamma=gamma, beta=beta, running_mean=running[0],
-            running_var=running[1], momentum=0.9, eps=1e-5)
+            n_rows=n, n_cols=c, stats=stats, gamma=gamma, beta=beta, group=c, gamma_ld=c, beta_ld=c,
+            running_mean=running[0], running_var=running[1], momentum=0.9, eps=1e-5)
     want_running = [rm.copy(), rv.copy()]
     want_y, _, want_inv_std = NumpyOps(NumpyBackend(0)).batchnorm_train_forward(x, gamma, beta, *want_running, 0.9,
                                                                                  1e-5)
@@ -904,7 +978,7 @@ def test_penalty_kernels_match_the_reference(make_device, rng, kind, layout, dty
     assert device.launched() == ["penalty_forward", "penalty_backward"]
     n = columns[1] - columns[0]  # a block per 256 weights of a row, up to 16 blocks per SM in all (grid-stride)
     assert device.launches[0][1] == (min(-(-n // 256), -(-16 * sm_count // k)), k, 1)
-    assert device.ops._penalty_scratch[0][0][0] == 0  # the last block reset the counter
+    assert device.ops._stream_counters(1)[0] == 0  # the last block reset the counter
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -1182,6 +1256,11 @@ def test_racecheck_finds_no_race_in_the_kernels(racecheck_libraries, monkeypatch
                 flat = rng.standard_normal((k, 2 * c // k + 1)).astype(dtype)
                 ops.batchnorm_backward(dy, x2, gamma, mean, inv_std, flat[:, :c // k], flat[:, c // k + 1:], True)
                 ops.batchnorm_inference(x2, gamma, beta, rm, rv, 1e-5)
+                # γ and β read in place in those rows: the forward kernels, dx and inference
+                gamma_rows, beta_rows = flat[:, :c // k], flat[:, c // k + 1:]
+                out, mean, inv_std = ops.batchnorm_train_forward(x2, gamma_rows, beta_rows, rm, rv, 0.9, 1e-5)
+                ops.batchnorm_backward(dy, x2, gamma_rows, mean, inv_std)
+                ops.batchnorm_inference(x2, gamma_rows, beta_rows, rm, rv, 1e-5)
             for kind in ("l2", "l1"):  # a model's range over 2 blocks, 3 models' regions over 1 and 2
                 for layout in ("n=257 offset", "K=3 unaligned", "K=2"):
                     w, grad, slope, gy = penalty_inputs(rng, layout, dtype)

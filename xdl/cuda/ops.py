@@ -29,7 +29,6 @@ SHORT_ROWS = 256  # … and up to this one it is: a thread's two passes over its
 ELEMENTWISE_ROWS = 32  # rows per block of the batch-norm elementwise passes: many short blocks, no long tail
 MAX_GRID_Y = 65535
 PENALTY_THREADS = SOURCES["penalty.cu"].defines["THREADS"]  # what penalty.cu is compiled for
-MIN_PARTIALS = 4096  # doubles of a stream's penalty partials, made once (a wider grid makes more)
 MAX_CLASSES = 1024  # the softmax cross-entropy kernel's widest row (a thread loops over a row three times)
 FLOAT_TYPES = (DTYPES["float"], DTYPES["double"])  # the T the kernels are instantiated for
 
@@ -52,7 +51,7 @@ class CupyOps(NumpyOps):
         self.sm_count = backend.xp.cuda.Device().attributes["MultiProcessorCount"]
         self._grids = {}  # (kernel, rows, cols, vec) -> batch-norm launch geometry
         self._counters = {}  # stream pointer -> zeroed int32 counters of bn_stats/bn_backward_reduce/softmax_ce_forward
-        self._penalty_scratch = {}  # stream pointer -> (zeroed int32 counter, double partials) of penalty_forward
+        self._workspaces = {}  # (stream pointer, dtype) -> scratch of the batch-norm reductions (_stream_workspace)
         self._uploaded = {}  # per-model hyperparameters on the device, by content (_on_device)
         self._handles = {}  # (device, stream pointer) -> Cublas
         self._no_steps_done = self._lasting("zero step counter", lambda: self.xp.zeros(1, dtype=self.xp.int64))
@@ -75,7 +74,7 @@ class CupyOps(NumpyOps):
         return [*self._uploaded.values(), *(a for keys in self._model_keys.values() for a in keys.values()),
                 *self._ones_vectors.values(),
                 *self._counters.values(),  # replaced by larger ones when a wider layer needs more
-                *(a for scratch in self._penalty_scratch.values() for a in scratch)]
+                *self._workspaces.values()]
 
     # -- matrix products: xdl's own cuBLAS handle per stream (capturable, β = 1 accumulation) --
     def matmul(self, a, b, out=None, accumulate=False):
@@ -169,12 +168,12 @@ class CupyOps(NumpyOps):
         k, n, ld, slopes = layout
         half = 0.5 if kind == "l2" else 1.0
         blocks = self._penalty_blocks(n, k)
-        counter, partials = self._penalty_partials(blocks * k)
         cost = self.xp.empty((), dtype=w.dtype)
         kernel("penalty.cu", "penalty_forward", w.dtype)(
             (blocks, k), (PENALTY_THREADS,), w=w, n=n, ld=ld, kind=penalty.KINDS.index(kind),
             scale=half if slopes is not None else float(slope) * half, slopes=cost if slopes is None else slopes,
-            per_model=int(slopes is not None), partials=partials, counter=counter, cost=cost)  # (cost: unread)
+            per_model=int(slopes is not None), partials=self._stream_workspace(blocks * k, np.float64),
+            counter=self._stream_counters(1), cost=cost)  # (cost: unread)
         return cost
 
     def penalty_backward(self, grad, w, gy, slope, kind):
@@ -189,17 +188,6 @@ class CupyOps(NumpyOps):
             kind=penalty.KINDS.index(kind), gy=gy, slope=0.0 if slopes is not None else float(slope),
             slopes=gy if slopes is None else slopes, per_model=int(slopes is not None))  # (gy as slopes: unread)
         return None
-
-    def _penalty_partials(self, n: int):
-        """(the stream's counter, at least ``n`` doubles of partials) for penalty_forward: made once per stream
-        (the counter is zeroed, and reset by the kernel's last block), larger when a wider grid needs more."""
-        stream = self.xp.cuda.get_current_stream().ptr
-        scratch = self._penalty_scratch.get(stream)
-        if scratch is None or scratch[1].size < n:
-            scratch = self._penalty_scratch[stream] = self._lasting(
-                "weight penalty's reduction on this stream",
-                lambda: (self.xp.zeros(1, dtype=self.xp.int32), self.xp.empty(max(n, MIN_PARTIALS), dtype=np.float64)))
-        return scratch
 
     # -- optimizer updates ----------------------------------------------------------------
     # One kernel per rule (kernels/optim.cu) for one model (a flat (n,) buffer: K = 1) and K stacked
@@ -477,6 +465,9 @@ class CupyOps(NumpyOps):
     # Every kernel of kernels/batchnorm.cu runs on (BLOCK_X, BLOCK_Y) blocks; a thread owns `vec`
     # consecutive features. The two reductions finish in their last block, found with one int
     # counter per column of blocks: counters are zeroed once per stream and reset by the kernels.
+    # Their block partials (and the backward's ∂L/∂γ, ∂L/∂β for bn_backward_dx) are scratch of one
+    # call, in a workspace per stream (`_stream_workspace`); only what outlives the call is allocated.
+    # γ and β are read where they are: a (C,) array or K stacked models' (K, C/K) rows (`_bn_row_layout`).
     def _bn_vec(self, n_cols, *rows) -> int:
         """Features per thread: 16 bytes' worth when every row array is 16-byte aligned, else 1."""
         width = 16 // rows[0].dtype.itemsize
@@ -509,8 +500,8 @@ class CupyOps(NumpyOps):
 
     def _stream_counters(self, n):
         """At least ``n`` zeroed int32 counters of the last-block protocol, one set per stream: the kernels
-        that count their blocks (the batch-norm reductions, the softmax cross-entropy's mean) run one
-        after another on a stream, and each leaves its counters at 0."""
+        that count their blocks (the batch-norm reductions, the softmax cross-entropy's mean, the weight
+        penalty's sums) run one after another on a stream, and each leaves its counters at 0."""
         stream = self.xp.cuda.get_current_stream().ptr
         counters = self._counters.get(stream)
         if counters is None or counters.size < n:
@@ -518,12 +509,35 @@ class CupyOps(NumpyOps):
                 "reduction's block counters on this stream", lambda: self.xp.zeros(max(n, 1024), dtype=self.xp.int32))
         return counters
 
+    def _stream_workspace(self, n, dtype):
+        """``n`` elements of ``dtype`` of scratch on the current stream, for what one call's kernels write and
+        read and nothing reads after it (the reductions' block partials: batch norm's, the weight penalty's).
+        One buffer per stream and dtype serves every layer and op, forward and backward: kernels on a stream run
+        one after another, so a call's last read of it is done before the next call's first write — in a
+        captured graph too, whose nodes keep the stream's order (a chain). Grown, never shrunk; a graph keeps the one it captured (`cached_arrays`)."""
+        key = (self.xp.cuda.get_current_stream().ptr, np.dtype(dtype).str)
+        workspace = self._workspaces.get(key)
+        if workspace is None or workspace.size < n:
+            workspace = self._workspaces[key] = self._lasting(
+                "reductions' workspace on this stream", lambda: self.xp.empty(n, dtype=dtype))
+        return workspace[:n]
+
     def _bn_supported(self, x, *columns) -> bool:
         return (x.ndim == 2 and x.dtype in FLOAT_TYPES and x.size > 0
                 and all(c.dtype == x.dtype and c.flags.c_contiguous for c in columns))
 
+    def _bn_affine(self, x, gamma, beta):
+        """dict(gamma, beta, group, gamma_ld, beta_ld) by which the forward kernels read γ and β in place (x's
+        dtype, rows alike: `_bn_row_layout`), or None where they cannot (the reference serves)."""
+        n_cols = x.shape[-1]
+        layouts = [a.dtype == x.dtype and self._bn_row_layout(a, n_cols) for a in (gamma, beta)]
+        if not (layouts[0] and layouts[1]) or layouts[0][0] != layouts[1][0]:
+            return None
+        return dict(gamma=gamma, beta=beta, group=layouts[0][0], gamma_ld=layouts[0][1], beta_ld=layouts[1][1])
+
     def batchnorm_train_forward(self, x, gamma, beta, running_mean, running_var, momentum, eps):
-        if not self._bn_supported(x, gamma, beta, running_mean, running_var):
+        affine = self._bn_supported(x, running_mean, running_var) and self._bn_affine(x, gamma, beta)
+        if not affine:
             return super().batchnorm_train_forward(x, gamma, beta, running_mean, running_var, momentum, eps)
         if getattr(momentum, "ndim", 0):  # one momentum per feature (stacked models): the kernels take one
             y, mean, inv_std = self.batchnorm_train_forward(x, gamma, beta, running_mean, running_var, 1.0, eps)
@@ -535,20 +549,21 @@ class CupyOps(NumpyOps):
         n, c = x.shape
         block, y = (BLOCK_X, BLOCK_Y), xp.empty((n, c), dtype=dt)
         common = dict(x=x, n_rows=n, n_cols=c)
+        stats = xp.empty((2, c), dtype=dt)  # μ, 1/√(σ² + ε): the backward reads them
         if self.forward_in_one_launch(n, c):
-            stats = xp.empty((2, c), dtype=dt)  # μ, 1/√(σ² + ε)
             kernel("batchnorm.cu", "bn_forward_small", dt, 1)(
-                (-(-c // BLOCK_X), 1), block, **common, y=y, stats=stats, gamma=gamma, beta=beta,
+                (-(-c // BLOCK_X), 1), block, **common, y=y, stats=stats, **affine,
                 running_mean=running_mean, running_var=running_var, momentum=momentum, eps=eps)
             return y, stats[0], stats[1]
         vec = self._bn_vec(c, x)
         stats_kernel, normalize = (kernel("batchnorm.cu", k, dt, vec) for k in ("bn_stats", "bn_normalize"))
         grid, rows = self._bn_grid(stats_kernel, n, c, vec, reduction=True)
-        stats = xp.empty((2 + 2 * grid[1], c), dtype=dt)  # μ, 1/√(σ² + ε), then the kernel's partials
-        stats_kernel(grid, block, **common, rows_per_block=rows, stats=stats, counters=self._stream_counters(grid[0]),
-                     running_mean=running_mean, running_var=running_var, momentum=momentum, eps=eps)
+        partials = self._stream_workspace(2 * grid[1] * c, dt).reshape(2 * grid[1], c)
+        stats_kernel(grid, block, **common, rows_per_block=rows, stats=stats, partials=partials,
+                     counters=self._stream_counters(grid[0]), running_mean=running_mean, running_var=running_var,
+                     momentum=momentum, eps=eps)
         grid, rows = self._bn_grid(normalize, n, c, vec, reduction=False)
-        normalize(grid, block, **common, y=y, rows_per_block=rows, stats=stats, gamma=gamma, beta=beta)
+        normalize(grid, block, **common, y=y, rows_per_block=rows, stats=stats, **affine)
         return y, stats[0], stats[1]
 
     def forward_in_one_launch(self, n_rows: int, n_cols: int) -> bool:
@@ -560,14 +575,15 @@ class CupyOps(NumpyOps):
         return n_rows <= SHORT_ROWS or (n_rows <= SMALL_ROWS and -(-n_cols // BLOCK_X) >= self.sm_count)
 
     def batchnorm_backward(self, dy, x, gamma, mean, inv_std, dgamma=None, dbeta=None, accumulate=False):
-        if not self._bn_supported(x, gamma, mean, inv_std) or dy.dtype != x.dtype:
+        gamma_layout = x.ndim == 2 and gamma.dtype == x.dtype and self._bn_row_layout(gamma, x.shape[1])
+        if not self._bn_supported(x, mean, inv_std) or dy.dtype != x.dtype or not gamma_layout:
             return super().batchnorm_backward(dy, x, gamma, mean, inv_std, dgamma, dbeta, accumulate)
         xp, dt = self.xp, x.dtype
         dy, x = xp.ascontiguousarray(dy), xp.ascontiguousarray(x)
         n, c = x.shape
         # ∂L/∂γ, ∂L/∂β into the outputs by the reduction itself where it can address them (x's dtype, rows of unit
         # stride, the same features per row), else added here from its buffer (a launch each: the reference's way)
-        layouts = [out is not None and out.dtype == dt and self._bn_output_layout(out, c) or None
+        layouts = [out is not None and out.dtype == dt and self._bn_row_layout(out, c) or None
                    for out in (dgamma, dbeta)]
         if layouts[0] and layouts[1] and layouts[0][0] != layouts[1][0]:
             layouts[1] = None
@@ -576,15 +592,20 @@ class CupyOps(NumpyOps):
         reduce, dx_kernel = (kernel("batchnorm.cu", k, dt, vec) for k in ("bn_backward_reduce", "bn_backward_dx"))
         common = dict(dy=dy, x=x, n_rows=n, n_cols=c, mean=mean, inv_std=inv_std)
         grid, rows = self._bn_grid(reduce, n, c, vec, reduction=True)
-        grads = xp.empty((2 + 2 * grid[1], c), dtype=dt)  # ∂L/∂γ, ∂L/∂β, then the kernel's partials
+        # ∂L/∂γ, ∂L/∂β (what bn_backward_dx reads), then the reduction's partials: scratch of this call — the
+        # host's adds below are queued before any later use of the workspace — but for a gradient returned
+        workspace = self._stream_workspace((2 + 2 * grid[1]) * c, dt).reshape(2 + 2 * grid[1], c)
+        grads = workspace[:2] if dgamma is not None and dbeta is not None else xp.empty((2, c), dtype=dt)
         outputs = bool(layouts[0]) * BN_OUT_DGAMMA | bool(layouts[1]) * BN_OUT_DBETA
-        reduce(grid, block, **common, rows_per_block=rows, grads=grads, counters=self._stream_counters(grid[0]),
+        reduce(grid, block, **common, rows_per_block=rows, grads=grads, partials=workspace[2:],
+               counters=self._stream_counters(grid[0]),
                dgamma=dgamma if layouts[0] else grads, dbeta=dbeta if layouts[1] else grads,  # (not named: unread)
                outputs=outputs, accumulate=int(accumulate), group=group,
                dgamma_ld=layouts[0][1] if layouts[0] else c, dbeta_ld=layouts[1][1] if layouts[1] else c)
         dx = xp.empty((n, c), dtype=dt)
         grid, rows = self._bn_grid(dx_kernel, n, c, vec, reduction=False)
-        dx_kernel(grid, block, **common, dx=dx, rows_per_block=rows, gamma=gamma, grads=grads)
+        dx_kernel(grid, block, **common, dx=dx, rows_per_block=rows, gamma=gamma, group=gamma_layout[0],
+                  gamma_ld=gamma_layout[1], grads=grads)
         results = [dx]
         for out, layout, batch in zip((dgamma, dbeta), layouts, grads[:2]):
             if out is not None and layout is None:
@@ -593,21 +614,23 @@ class CupyOps(NumpyOps):
         return tuple(results)
 
     @staticmethod
-    def _bn_output_layout(out, n_cols):
-        """(features per row, row stride in elements) by which bn_backward_reduce addresses ``out``, the n_cols
-        values of a batch-norm gradient: a contiguous (C,) array, or K rows of unit stride ((K, C/K): K stacked
-        models' views of their (K, P) buffer); None for another layout."""
-        item = out.dtype.itemsize
-        if out.size != n_cols or out.ndim not in (1, 2) or out.strides[-1] != item:
+    def _bn_row_layout(array, n_cols):
+        """(features per row, row stride in elements) by which the kernels address ``array``, n_cols per-feature
+        values (γ, β, or their gradients; `feature_at` in batchnorm.cu): a contiguous array as one row (C,),
+        or K rows of unit stride ((K, C/K): K stacked models' views of their (K, P) buffer); None for another
+        layout."""
+        item = array.dtype.itemsize
+        if array.size != n_cols or array.ndim not in (1, 2) or array.strides[-1] != item:
             return None
-        if out.ndim == 1:
+        if array.ndim == 1 or array.flags.c_contiguous:
             return n_cols, n_cols
-        if out.strides[0] % item or out.strides[0] < out.shape[1] * item:
+        if array.strides[0] % item or array.strides[0] < array.shape[1] * item:
             return None
-        return out.shape[1], out.strides[0] // item
+        return array.shape[1], array.strides[0] // item
 
     def batchnorm_inference(self, x, gamma, beta, running_mean, running_var, eps):
-        if not self._bn_supported(x, gamma, beta, running_mean, running_var):
+        affine = self._bn_supported(x, running_mean, running_var) and self._bn_affine(x, gamma, beta)
+        if not affine:
             return super().batchnorm_inference(x, gamma, beta, running_mean, running_var, eps)
         xp, dt = self.xp, x.dtype
         x = xp.ascontiguousarray(x)
@@ -617,7 +640,7 @@ class CupyOps(NumpyOps):
         grid, rows = self._bn_grid(inference, n, c, vec, reduction=False)
         y = xp.empty((n, c), dtype=dt)
         inference(grid, (BLOCK_X, BLOCK_Y), x=x, y=y, n_rows=n, n_cols=c, rows_per_block=rows,
-                  running_mean=running_mean, running_var=running_var, gamma=gamma, beta=beta, eps=eps)
+                  running_mean=running_mean, running_var=running_var, **affine, eps=eps)
         return y
 
 

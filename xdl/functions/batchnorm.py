@@ -34,7 +34,7 @@ class BatchNormTrain(Function):
                 f"{x.shape[0]}; to predict, use model.predict(X) or model(X, training=False) (or model.eval() "
                 "first), which normalize with the running statistics"
             )
-        gamma, beta = gamma.reshape(-1), beta.reshape(-1)  # (K, C) stacked as (K·C,): their rows gathered
+        # γ, β: (C,), or K stacked models' (K, C) rows of their (K, P) buffer, read in place (no gathering copy)
         y, self.mean, self.inv_std = self.backend.ops.batchnorm_train_forward(
             x, gamma, beta, self.running_mean, self.running_var, self.momentum, self.eps)
         self.x, self.gamma = x, gamma
@@ -64,8 +64,7 @@ class BatchNormInference(Function):
     eps: float = 1e-5
 
     def forward(self, x, gamma, beta):
-        gamma, beta = gamma.reshape(-1), beta.reshape(-1)  # (K, C) for K stacked models, as `BatchNormTrain`
-        self.x, self.gamma = x, gamma
+        self.x, self.gamma = x, gamma  # (K, C) for K stacked models, read in place as `BatchNormTrain` reads them
         if any(self.needs_grad):  # its backward reads them: as they are now (C numbers each), not as a training-mode
             # forward or a load_state_dict before it left them in place — the write clock sees tensors, not buffers
             self.running_mean, self.running_var = self.running_mean.copy(), self.running_var.copy()
@@ -75,7 +74,8 @@ class BatchNormInference(Function):
         inv_std = 1.0 / self.xp.sqrt(self.running_var + self.eps)
         x_hat = (self.x - self.running_mean) * inv_std
         shape = self.inputs[1].shape  # (C,), or (K, C) stacked
-        return gy * (self.gamma * inv_std), (gy * x_hat).sum(axis=0).reshape(shape), gy.sum(axis=0).reshape(shape)
+        gx = gy * (self.gamma.reshape(-1) * inv_std)
+        return gx, (gy * x_hat).sum(axis=0).reshape(shape), gy.sum(axis=0).reshape(shape)
 
 
 _STATS = dict(running_mean=np.array([0.5, -1.0, 2.0]), running_var=np.array([0.5, 2.0, 1.5]))

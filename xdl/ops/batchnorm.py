@@ -18,6 +18,9 @@ Backward, with x̂ recomputed from the saved μ and 1/σ:
     ∂L/∂β = Σᵢ dyᵢ,   ∂L/∂γ = Σᵢ dyᵢ·x̂ᵢ
     ∂L/∂x = (γ/σ)/N · (N·dy − ∂L/∂β − x̂·∂L/∂γ)
 
+γ and β (and the gradient outputs) are C values: a (C,) array, or K stacked models' (K, C/K) rows —
+their views of the models' (K, P) parameter buffer, which the kernels read in place.
+
 Inference: y = (x − running_mean)·scale + β with scale = γ/√(running_var + ε) — the mean subtracted
 first, as in training and in the kernel (x·scale + (β − running_mean·scale) cancels: at 1e4 ± 1 in
 float32 it lost 3 of y's digits, at 1e6 ± 1 all but 1, where the training forward keeps them).
@@ -40,8 +43,8 @@ def batchnorm_train_forward(xp, x, gamma, beta, running_mean, running_var, momen
     var = (y * y).mean(axis=0)
     inv_std = 1.0 / xp.sqrt(var + eps)
     y *= inv_std
-    y *= gamma
-    y += beta
+    y *= gamma.reshape(-1)
+    y += beta.reshape(-1)
     update_running_statistics(running_mean, running_var, mean, var, momentum, n)
     return y, mean, inv_std
 
@@ -79,7 +82,7 @@ def batchnorm_backward(xp, dy, x, gamma, mean, inv_std, dgamma=None, dbeta=None,
     x_hat += batch_dbeta
     dx = dy * n
     dx -= x_hat
-    dx *= gamma * inv_std / n
+    dx *= gamma.reshape(-1) * inv_std / n
     if dgamma is not None:
         batch_dgamma = write_or_add(dgamma, batch_dgamma.reshape(dgamma.shape), accumulate)
     if dbeta is not None:
@@ -99,8 +102,8 @@ def write_or_add(out, values, accumulate: bool):
 def batchnorm_inference(xp, x, gamma, beta, running_mean, running_var, eps):
     """y = (x − running_mean)·scale + β with the running statistics (no reductions): the mean
     subtracted before the scale, so a feature far from 0 keeps its spread's digits (module docstring)."""
-    scale = gamma / xp.sqrt(running_var + eps)
+    scale = gamma.reshape(-1) / xp.sqrt(running_var + eps)
     y = x - running_mean
     y *= scale
-    y += beta
+    y += beta.reshape(-1)
     return y
