@@ -95,15 +95,17 @@ __global__ void softmax_ce_forward(const T* z, const long long* labels, T* probs
 }
 
 // ∂J/∂z = (p − onehot(y))·(gy/B): gy holds each model's incoming gradient of its mean loss (in
-// device memory), B = rows/models examples per model. (A label outside [0, C) subtracts nothing.)
+// device memory; model k's at gy[k·gy_stride], a stride of 0 when one value is every model's, as the
+// broadcast gradient of a sum of the K losses is), B = rows/models examples per model. (A label outside
+// [0, C) subtracts nothing.)
 template <typename T>
 __global__ void softmax_ce_backward(const T* probs, const long long* labels, const T* gy, T* gz, long long rows,
-                                    long long classes, long long models) {
+                                    long long classes, long long models, long long gy_stride) {
     const long long n = rows * classes;
     const T examples = T(rows / models);
     for (long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x; e < n; e += (long long)gridDim.x * blockDim.x) {
         const long long i = e / classes;
-        gz[e] = (probs[e] - T(labels[i / models] == e - i * classes)) * (gy[i % models] / examples);
+        gz[e] = (probs[e] - T(labels[i / models] == e - i * classes)) * (gy[i % models * gy_stride] / examples);
     }
 }
 

@@ -9,7 +9,8 @@
 // The same kernel applies dropout forward (x → y) and backward (∂L/∂y → ∂L/∂x): output = input·d·scale
 // with d the keep mask and scale = 1/(1 − rate), computed as input·(d ? scale : 0) so that a dropped
 // NaN stays NaN and a dropped −x gives −0, as NumPy's input·mask does. ReLU followed by dropout is
-// one kernel each way too (relu_dropout_forward, relu_dropout_backward), bit for bit the pair's.
+// one kernel each way too (relu_dropout_forward, relu_dropout_backward; for K stacked models
+// stacked_relu_dropout_forward, stacked_relu_dropout_backward), bit for bit the pair's.
 //
 // The step of the key is `step + steps_done[0]`: `steps_done` is a counter in device memory, so a
 // captured step (CUDA graph) that advances the counter draws a new mask on every replay.
@@ -188,8 +189,9 @@ __global__ void relu_dropout_backward(const T* gy, const T* y, T* output, long l
 // model k's own key and rate, exactly the mask it draws alone over its (B, C) activations:
 // element (b, k, c) is element b·C + c of model k's draw. Per-model values are arrays of K; grid.y
 // is the model. Chunks as above over model k's B·C elements (coalesced within each run of C; no
-// packs: a model's elements are not contiguous).
-template <typename T>
+// packs: a model's elements are not contiguous). As alone, f is the identity (dropout) or ReLU
+// (ReLU then dropout: `Stacked` runs a ReLU layer followed by its stacked Dropout layer so).
+template <typename T, bool RELU>
 struct StackedKeptScaled {
     const T* input;
     T* output;
@@ -197,7 +199,22 @@ struct StackedKeptScaled {
     long long models, cols, k;
     __device__ __forceinline__ void one(long long i, unsigned kept) const {
         const long long at = (i / cols * models + k) * cols + i % cols;
-        output[at] = input[at] * (kept ? scale : T(0));
+        output[at] = KeptScaled<T, RELU>{input, output, scale}.of(input[at], kept);
+    }
+    __device__ __forceinline__ void pack(long long, unsigned) const {}  // never called: vectorized is 0
+};
+
+// Its backward of ReLU then dropout, element (b, k, c) as `ReluDropoutGradient`'s from model k's mask.
+template <typename T>
+struct StackedReluDropoutGradient {
+    const T* gy;
+    const T* y;
+    T* output;
+    T scale;
+    long long models, cols, k;
+    __device__ __forceinline__ void one(long long i, unsigned kept) const {
+        const long long at = (i / cols * models + k) * cols + i % cols;
+        output[at] = ReluDropoutGradient<T>{gy, y, output, scale}.of(gy[at], y[at], kept);
     }
     __device__ __forceinline__ void pack(long long, unsigned) const {}  // never called: vectorized is 0
 };
@@ -208,5 +225,27 @@ __global__ void stacked_dropout_apply(const T* input, T* output, long long rows,
                                       long long stream, long long step, const long long* steps_done) {
     const int k = blockIdx.y;
     for_each_masked<T>(rows * cols, (u64)seed[k], (u64)stream, (u64)step + (u64)steps_done[0], threshold[k], 0,
-                       StackedKeptScaled<T>{input, output, T(scale[k]), models, cols, k});
+                       StackedKeptScaled<T, false>{input, output, T(scale[k]), models, cols, k});
+}
+
+// output[:, k] = ReLU(input[:, k])·(kept ? scale[k] : 0): K models' ReLU then dropout in one pass, bit for
+// bit relu_forward then stacked_dropout_apply (and model k's relu_dropout_forward alone).
+template <typename T>
+__global__ void stacked_relu_dropout_forward(const T* input, T* output, long long rows, int models, long long cols,
+                                             const int* threshold, const double* scale, const long long* seed,
+                                             long long stream, long long step, const long long* steps_done) {
+    const int k = blockIdx.y;
+    for_each_masked<T>(rows * cols, (u64)seed[k], (u64)stream, (u64)step + (u64)steps_done[0], threshold[k], 0,
+                       StackedKeptScaled<T, true>{input, output, T(scale[k]), models, cols, k});
+}
+
+// Its backward: output[:, k] = (gy[:, k]·(kept ? scale[k] : 0))·[y[:, k] > 0], y the forward's output.
+template <typename T>
+__global__ void stacked_relu_dropout_backward(const T* gy, const T* y, T* output, long long rows, int models,
+                                              long long cols, const int* threshold, const double* scale,
+                                              const long long* seed, long long stream, long long step,
+                                              const long long* steps_done) {
+    const int k = blockIdx.y;
+    for_each_masked<T>(rows * cols, (u64)seed[k], (u64)stream, (u64)step + (u64)steps_done[0], threshold[k], 0,
+                       StackedReluDropoutGradient<T>{gy, y, output, T(scale[k]), models, cols, k});
 }

@@ -323,6 +323,39 @@ def test_a_parameter_takes_data_and_grad_of_its_backend_only_refused_at_the_assi
         assert model.parameters()[0].backend is foreign  # (moved: the parameters rebound with their backend first)
 
 
+def test_a_steady_step_runs_no_parameter_setattr(monkeypatch):
+    """`Parameter.__setattr__` (the backend check of ``p.data =`` and ``p.grad =``) is a Python call per attribute
+    set: a step's write stamps (`note_written`, once per parameter per step, and per replay of a captured step)
+    went through it, 2.5x the stamp's own host time. A steady step — forward, backward, update — sets no
+    attribute of a parameter through it; the stamps still count (a backward after the update is refused)."""
+    from xdl.tensor import Parameter
+
+    model = xdl.nn.mlp(4, [8], 3, batch_norm=True)
+    optimizer = xdl.optim.Adam(model, lr=1e-3)
+    x, y = np.ones((5, 4), np.float32), np.array([0, 1, 2, 0, 1])
+
+    def step():
+        optimizer.zero_grad()
+        cost = xdl.losses.SoftmaxCrossEntropy()(model(x), y)
+        cost.backward()
+        optimizer.step()
+
+    step()
+    sets = []
+    checking = Parameter.__setattr__
+    monkeypatch.setattr(Parameter, "__setattr__", lambda p, name, value: (sets.append(name), checking(p, name, value)))
+    for _ in range(3):
+        step()
+    assert sets == []
+    w = model.parameters()[0]
+    stamp = w._written
+    cost = (model(x) ** 2).sum()
+    optimizer.step()  # (a step's update: the weights written after the forward)
+    assert w._written > stamp
+    with pytest.raises(RuntimeError):
+        cost.backward()
+
+
 @pytest.mark.gpu
 def test_a_cupy_array_is_read_as_cupy_s_before_the_cupy_backend_was_first_used(monkeypatch):
     """A model on numpy (``XDL_BACKEND=numpy``) given CuPy data before anything had used the cupy backend: the

@@ -464,7 +464,8 @@ def emulated_capture(monkeypatch, tr):
 
     def written_arrays():
         opt = tr.optimizer
-        arrays = [opt.steps_done, tr._captured.counter]
+        # (the step counts — the dropout key's and the epoch's — and the epoch's costs and hits the steps write)
+        arrays = [opt.steps_done, tr._captured._steps, *tr._captured._totals]
         if isinstance(opt, xdl.optim.StackedOptimizer):  # fit_many's K models
             arrays += [r.held for r in opt.regions] + list(opt._state.values()) + [tr.model.data, tr.model.grad]
         else:

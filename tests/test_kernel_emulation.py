@@ -491,8 +491,12 @@ def test_softmax_ce_kernels_match_the_reference(make_device, rng, m, classes, mo
     assert not any(c.any() for c in device.ops._counters.values())  # the last block reset its counter
     gz = device.ops.softmax_cross_entropy_backward(probs, labels, gy, models)
     assert_same_bits(gz, device.ref.softmax_cross_entropy_backward(probs, labels, gy, models))
+    # a sum's gradient, one value broadcast to every model (stride 0: fit_many's), read in place
+    shared = np.broadcast_to(np.asarray(0.7, dtype), (models,))
+    assert_same_bits(device.ops.softmax_cross_entropy_backward(probs, labels, shared, models),
+                     device.ref.softmax_cross_entropy_backward(probs, labels, np.full(models, 0.7, dtype), models))
     # the kernels take up to MAX_CLASSES classes; wider rows are the reference's
-    want = [] if classes > xdl.cuda.ops.MAX_CLASSES else ["softmax_ce_forward", "softmax_ce_backward"]
+    want = [] if classes > xdl.cuda.ops.MAX_CLASSES else ["softmax_ce_forward"] + ["softmax_ce_backward"] * 2
     assert device.launched() == want
 
 
@@ -641,6 +645,41 @@ def test_stacked_dropout_kernel_draws_each_models_own_mask(make_device, rng, sha
     assert_same_bits(device.ops.stacked_dropout_backward(x, recomputed, rates, seeds, 2, 31, steps_done),
                      device.ref.stacked_dropout_backward(x, saved, rates, seeds, 2, 31, steps_done))
     assert device.launched() == ["stacked_dropout_apply"] * 2
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("models", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("rows, cols", [(1, 1), (7, 5), (33, 17), (1023, 3), (3, 700)])
+def test_stacked_relu_dropout_kernels_are_the_pair_and_each_models_own(make_device, rng, rows, cols, models, dtype):
+    """K models' ReLU then dropout in one kernel each way (`stacked_relu_dropout_forward/backward`) equal the
+    reference bit for bit, the reference equals the pair it fuses (ReLU then `stacked_dropout_forward`, their
+    backwards), and model k's slice is what `relu_dropout_forward` gives it alone — rates of 0 and of 0.5 and
+    above among the models, rows not a multiple of a warp's chunk, NaN, ±0 and ±∞ included."""
+    device = make_device(2)
+    ops, ref = device.ops, device.ref
+    x = rng.standard_normal((rows, models, cols)).astype(dtype)
+    x.reshape(-1)[::5], x.reshape(-1)[1::7], x.reshape(-1)[2::11], x.reshape(-1)[3::13] = np.nan, -0.0, np.inf, -np.inf
+    gy = rng.standard_normal(x.shape).astype(dtype)
+    gy.reshape(-1)[4::17] = np.inf
+    rates = np.array([0.5, 0.0, xdl.ops.random.MAX_DROP_RATE, 0.3, 0.75][:models])
+    seeds = [(11 + 977 * i) % 2**64 for i in range(models - 1)] + [2**64 - 1]
+    steps_done = np.array([3], np.int64)
+    want, saved = ref.stacked_relu_dropout_forward(x, rates, seeds, 2, 31, steps_done)
+    got, recomputed = ops.stacked_relu_dropout_forward(x, rates, seeds, 2, 31, steps_done)
+    assert_same_bits(got, want)
+    back = ops.stacked_relu_dropout_backward(gy, got, recomputed, rates, seeds, 2, 31, steps_done)
+    assert_same_bits(back, ref.stacked_relu_dropout_backward(gy, want, saved, rates, seeds, 2, 31, steps_done))
+    assert device.launched() == ["stacked_relu_dropout_forward", "stacked_relu_dropout_backward"]
+    relu = ref.relu_forward(x)  # the pair
+    pair, pair_saved = ref.stacked_dropout_forward(relu, rates, seeds, 2, 31, steps_done)
+    assert_same_bits(want, pair)
+    assert_same_bits(back, ref.relu_backward(ref.stacked_dropout_backward(gy, pair_saved, rates, seeds, 2, 31,
+                                                                          steps_done), relu))
+    for k in range(models):  # each model's own, alone
+        alone, kept = ref.relu_dropout_forward(np.ascontiguousarray(x[:, k]), rates[k], seeds[k], 2, 34)
+        assert_same_bits(got[:, k], alone)
+        assert_same_bits(back[:, k], ref.relu_dropout_backward(np.ascontiguousarray(gy[:, k]), alone, kept, rates[k],
+                                                               seeds[k], 2, 34))
 
 
 # -- batchnorm.cu: bn_forward_small, bn_stats + bn_normalize, bn_backward_reduce + bn_backward_dx,
@@ -1035,12 +1074,20 @@ def test_kernels_give_the_same_bits_in_another_order_of_blocks_and_threads(make_
         rerun_in_another_order(device, lambda: [device.ops.relu_dropout_forward(x, 0.4, 3, 2, 1)[0]])
         rerun_in_another_order(device, lambda: [device.ops.stacked_dropout_forward(
             x.reshape(300, 3, 10), [0.1, 0.2, 0.3], [1, 2, 3], 2, 1)[0]])
+        stacked = x.reshape(300, 3, 10)
+
+        def stacked_relu_dropout():
+            y, saved = device.ops.stacked_relu_dropout_forward(stacked, [0.0, 0.5, 0.3], [1, 2, 3], 2, 1)
+            return [y, device.ops.stacked_relu_dropout_backward(stacked, y, saved, [0.0, 0.5, 0.3], [1, 2, 3], 2, 1)]
+
+        rerun_in_another_order(device, stacked_relu_dropout)
         for kind in ("l2", "l1"):  # the penalty's sums: many blocks' partials merged by the last one
             slopes = np.array([[0.5], [0.25], [2.0]], dtype)
             rerun_in_another_order(device, lambda: [device.ops.penalty_forward(x, kind, 0.3),
                                                     device.ops.penalty_forward(x.reshape(3, 3000), kind, slopes)])
-    assert {"bn_stats", "bn_backward_reduce", "bn_forward_small", "relu_dropout_forward",
-            "stacked_dropout_apply", "penalty_forward"} <= set(device.launched())
+    assert {"bn_stats", "bn_backward_reduce", "bn_forward_small", "relu_dropout_forward", "stacked_dropout_apply",
+            "stacked_relu_dropout_forward", "stacked_relu_dropout_backward",
+            "penalty_forward"} <= set(device.launched())
 
 
 # -- every claim with a GPU's rounding ---------------------------------------------------------------
@@ -1071,6 +1118,7 @@ def test_the_kernels_keep_their_claims_with_a_gpus_rounding(libraries, device_ma
                 test_optimizer_kernels_match_the_reference(on_a_gpu, rng, rule, layout, dtype)
         test_dropout_kernels_draw_the_reference_mask_bit_for_bit(on_a_gpu, rng, 2057, dtype, 1, 5)
         test_stacked_dropout_kernel_draws_each_models_own_mask(on_a_gpu, rng, (7, 3, 5), dtype)
+        test_stacked_relu_dropout_kernels_are_the_pair_and_each_models_own(on_a_gpu, rng, 33, 17, 4, dtype)
         for shape in ("31x4 small", "600x130 stats", "12000x5 160 partials"):
             test_batchnorm_kernels_match_the_reference(on_a_gpu, rng, shape, dtype, False)
         for shape in ("31x4 one block", "600x130 two columns"):  # ∂L/∂γ never fused into the add: the same bits
@@ -1236,6 +1284,8 @@ def test_racecheck_finds_no_race_in_the_kernels(racecheck_libraries, monkeypatch
             stacked = x.reshape(40, 3, 10)
             got, mask = ops.stacked_dropout_forward(stacked, [0.1, 0.2, 0.3], [1, 2, 3], 2, 1, steps_done)
             ops.stacked_dropout_backward(stacked, mask, [0.1, 0.2, 0.3], [1, 2, 3], 2, 1, steps_done)
+            got, mask = ops.stacked_relu_dropout_forward(stacked, [0.0, 0.6, 0.3], [1, 2, 3], 2, 1, steps_done)
+            ops.stacked_relu_dropout_backward(stacked, got, mask, [0.0, 0.6, 0.3], [1, 2, 3], 2, 1, steps_done)
             for rule in RULES:
                 for layout in ("n=1025", "n=1023 unaligned", "K=3 unaligned", "K=5 held"):
                     n_state, update = RULES[rule]
@@ -1271,6 +1321,7 @@ def test_racecheck_finds_no_race_in_the_kernels(racecheck_libraries, monkeypatch
     launched = set(device.launched())
     assert {"relu_forward", "relu_backward", "tanh_forward", "tanh_backward", "sigmoid_forward", "sigmoid_backward",
             "leaky_relu_forward", "leaky_relu_backward", "softmax_ce_forward", "softmax_ce_backward", "dropout_apply",
-            "relu_dropout_forward", "relu_dropout_backward", "stacked_dropout_apply", "sgd_update", "momentum_update",
+            "relu_dropout_forward", "relu_dropout_backward", "stacked_dropout_apply", "stacked_relu_dropout_forward",
+            "stacked_relu_dropout_backward", "sgd_update", "momentum_update",
             "rmsprop_update", "adam_update", "bn_stats", "bn_normalize", "bn_forward_small", "bn_backward_reduce",
             "bn_backward_dx", "bn_inference", "penalty_forward", "penalty_backward"} == launched

@@ -185,7 +185,7 @@ def test_cupy_ops_launch_every_kernel_with_arguments_its_binding_accepts(monkeyp
         means, probs = ops.softmax_cross_entropy_forward(x[:30], labels[:10], 3)  # 3 stacked models
         assert launches[-1].startswith("softmax_ce_forward") and means.shape == (3,)
         ops.softmax_cross_entropy_backward(probs, labels[:10], np.broadcast_to(np.ones((), dtype), (3,)), 3)
-        assert launches[-1].startswith("softmax_ce_backward")  # a sum's stride-0 gradient, made contiguous
+        assert launches[-1].startswith("softmax_ce_backward")  # a sum's stride-0 gradient, read in place
         # the one-launch forward (few rows; or up to 2048 rows over features that fill the 4 SMs
         # here), else stats + normalize
         for n, c, forward in ((16, 8, ["bn_forward_small"]), (600, 128, ["bn_forward_small"]),
@@ -213,6 +213,10 @@ def test_cupy_ops_launch_every_kernel_with_arguments_its_binding_accepts(monkeyp
         assert launches[-1].startswith("relu_dropout_backward")
         y, saved = ops.stacked_dropout_forward(x, [0.1, 0.0, 0.5], [1, 2**63, 3], 4, 17)
         ops.stacked_dropout_backward(x, saved, [0.1, 0.0, 0.5], [1, 2**63, 3], 4, 17)
+        y, saved = ops.stacked_relu_dropout_forward(x, [0.1, 0.0, 0.5], [1, 2**63, 3], 4, 17)
+        assert launches[-1].startswith("stacked_relu_dropout_forward")
+        ops.stacked_relu_dropout_backward(x, y, saved, [0.1, 0.0, 0.5], [1, 2**63, 3], 4, 17)
+        assert launches[-1].startswith("stacked_relu_dropout_backward")
         # the weight penalties: a model's (n,) range with λ/m a number, K = 3 models' (3, n) region with a column
         w, grad = rng.standard_normal((3, 1031)).astype(dtype), np.zeros((3, 1031), dtype)
         for kind in ("l2", "l1"):

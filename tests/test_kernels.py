@@ -366,6 +366,22 @@ def test_stacked_dropout_kernel_draws_each_models_own_mask(gpu, rng, shape, dtyp
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(1, 1, 1), (7, 3, 5), (64, 16, 256), (1023, 5, 17)])
+def test_stacked_relu_dropout_kernels_are_the_reference_bit_for_bit(gpu, rng, shape, dtype):
+    b, k, c = shape
+    host, gy = (rng.standard_normal(shape).astype(dtype) for _ in range(2))
+    host.reshape(-1)[::7], host.reshape(-1)[1::11] = np.nan, -0.0
+    rates = np.linspace(0.0, 0.75, k)[::-1].copy()
+    seeds = [(7 + 1000 * i) % 2**64 for i in range(k)]
+    ref = NumpyOps(xdl.backend.get_backend("numpy"))
+    want, saved = ref.stacked_relu_dropout_forward(host, rates, seeds, 2, 31)
+    got, recomputed = gpu.ops.stacked_relu_dropout_forward(gpu.asarray(host), rates, seeds, 2, 31)
+    np.testing.assert_array_equal(got.get(), want)
+    back = gpu.ops.stacked_relu_dropout_backward(gpu.asarray(gy), got, recomputed, rates, seeds, 2, 31)
+    np.testing.assert_array_equal(back.get(), ref.stacked_relu_dropout_backward(gy, want, saved, rates, seeds, 2, 31))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("m, k, n", [(1, 1, 1), (7, 1023, 3), (128, 256, 256), (513, 33, 1)])
 def test_own_cublas_handle_matches_cupy_matmul(gpu, rng, m, k, n, dtype):
     """xdl's cuBLAS handle (ctypes) against cupy.matmul, every operand plain or a transposed view,

@@ -116,6 +116,23 @@ def penalty(kind: str, stacked: bool):
     return make
 
 
+def stacked(function, shape=(M, 3, FEATURES)):
+    """``function`` of K = 3 models' (B, K, C) activations, as `op` of one model's."""
+    def make():
+        x = data(shape)
+        return (lambda: function(x)), x
+    return make
+
+
+def stacked_loss():
+    """K = 3 models' losses summed, as fit_many's step sums them (the sum's gradient: one 1 broadcast to K)."""
+    def make():
+        z, y = data((M, 3, CLASSES)), np.random.default_rng(2).integers(0, CLASSES, M)
+        y = xdl.current_backend().asarray(y)
+        return (lambda: F.stacked_softmax_cross_entropy(z, y).sum()), z
+    return make
+
+
 KEY = (1, 2, 3)
 # op: its forward's and its backward's {launch, gemm, alloc}
 COUNTS = {
@@ -132,6 +149,9 @@ COUNTS = {
     "leaky_relu, negative slope": (op(lambda x: F.leaky_relu(x, -0.5)), (dict(launch=1, gemm=0, alloc=1),) * 2),
     "relu_dropout": (op(lambda x: F.relu_dropout(x, 0.3, KEY)), (dict(launch=1, gemm=0, alloc=1),) * 2),
     "dropout": (op(lambda x: F.dropout(x, 0.3, key=KEY)), (dict(launch=1, gemm=0, alloc=1),) * 2),
+    # K = 3 models' ReLU then dropout (`Stacked` runs a ReLU before its stacked dropout so), each with its rate
+    "stacked relu_dropout, 3 models": (stacked(lambda x: F.stacked_relu_dropout(x, (0.3, 0.0, 0.6), ((1, 2, 3), 2, 3))),
+                                       (dict(launch=1, gemm=0, alloc=1),) * 2),
     # the kernel, the mean of the rows' losses in its last block (probabilities, and the rows' losses with the mean
     # after them); back: the seed (`xp.ones`), the kernel
     "softmax cross-entropy": (loss("indices"), (dict(launch=1, gemm=0, alloc=2), dict(launch=2, gemm=0, alloc=2))),
@@ -143,6 +163,10 @@ COUNTS = {
     # (no gathering copy), and add ∂L/∂γ and ∂L/∂β into those rows
     "stacked batch norm, training": (stacked_batch_norm(), (dict(launch=1, gemm=0, alloc=2),
                                                             dict(launch=2, gemm=0, alloc=1))),
+    # K = 3 models' losses (one kernel, each model's mean in its last block) and their sum; back: the seed, the kernel
+    # reading the sum's broadcast gradient in place (it was copied first: 3 launches)
+    "softmax cross-entropy, 3 stacked models summed": (stacked_loss(), (dict(launch=2, gemm=0, alloc=3),
+                                                                         dict(launch=2, gemm=0, alloc=2))),
     # exact one-hot rows are prepared as their class indices (`SoftmaxCrossEntropy.prepare`): the fused kernels
     # (the rows took NumPy's API: 14 launches forward, 5 back)
     "softmax cross-entropy, one-hot": (loss("one-hot"),

@@ -204,6 +204,32 @@ def test_a_step_runs_as_much_python_for_8_models_as_for_4(monkeypatch, optimizer
     assert steady_steps(8) == steady_steps(4)
 
 
+def test_models_of_one_seed_draw_each_dropout_mask_once(monkeypatch):
+    """Issue 13 on the CPU: K models of one seed (`xdl.tune`'s trials) draw one Philox mask per dropout layer and
+    step on NumPy, whatever K (it was one per model: K draws a layer)."""
+    import xdl.ops.random as random
+
+    drawn, real = [0], random.random_bits
+
+    def counting(*args):
+        drawn[0] += 1
+        return real(*args)
+
+    monkeypatch.setattr(random, "random_bits", counting)
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((96, 8)), rng.integers(0, 3, 96)
+
+    def draws(k_models):
+        drawn[0] = 0
+        configs = [TrainConfig(lr=1e-3 * (1 + k), dropout=0.1 + 0.1 * k, hidden=[12, 10], batch_size=16, epochs=2,
+                               patience=0, seed=4) for k in range(k_models)]
+        with xdl.use("numpy"):
+            fit_many(configs, X, y)
+        return drawn[0]
+
+    assert draws(6) == draws(2) == 2 * 2 * 6  # 2 dropout layers, 2 epochs of 6 steps
+
+
 def test_dropout_masks_are_those_each_model_draws_alone(digits):
     """The same seed: each model's masks (and so its weights) are what it gets alone, whatever
     its rate; different seeds: different masks."""

@@ -71,6 +71,49 @@ def test_stacked_masks_are_each_models_own():
         np.testing.assert_array_equal(masks[:, k], keep_mask((6, 5), rate, seed, 2, 9))
 
 
+def test_stacked_masks_equal_each_models_own_over_generated_cases():
+    """stacked_keep_mask draws once per distinct seed and compares once: every model's slice is still the mask it
+    draws alone, bit for bit, over generated K, shapes (sizes off a multiple of 4 too), seeds (repeated, 2⁶⁴ − 1,
+    negative: reduced mod 2⁶⁴), streams, steps and rates (0, ⌈rate·2¹⁶⌉ exact, thresholds of 2¹⁶ dropping all)."""
+    from xdl.ops.random import stacked_keep_mask
+
+    rng = np.random.default_rng(13)
+    rate_pool = [0.0, 0.3, 0.5, 1 / 2**16, 7 / 2**16, 0.25 + 1e-9, 1 - 2**-9, 1 - 2**-17, 1 - 2**-20, 1.0]
+    seed_pool = [0, 1, 5, 2**63 + 7, 2**64 - 1, -1, 12345]
+    cases = 0
+    for _ in range(300):
+        k = int(rng.integers(1, 10))
+        shape = tuple(int(d) for d in rng.integers(1, 12, size=int(rng.integers(1, 4))))
+        seeds = [seed_pool[i] for i in rng.integers(0, len(seed_pool), k)] if rng.random() < 0.6 else \
+            [int(s) for s in rng.integers(0, 2**62, k)]
+        rates = [rate_pool[i] if rng.random() < 0.5 else float(rng.random()) for i in rng.integers(0, 10, k)]
+        stream, step = int(rng.integers(0, 2**20)), int(rng.integers(0, 2**63))
+        masks = stacked_keep_mask(shape, np.array(rates) if rng.random() < 0.5 else rates, seeds, stream, step)
+        assert masks.shape == (shape[0], k, *shape[1:]) and masks.dtype == bool
+        for j in range(k):
+            np.testing.assert_array_equal(masks[:, j], keep_mask(shape, rates[j], seeds[j], stream, step))
+        cases += 1
+    assert cases == 300
+
+
+def test_stacked_masks_draw_once_per_distinct_seed(monkeypatch):
+    """Models sharing a seed (`xdl.tune`'s trials all do) share one Philox draw: the draws of a stacked mask do
+    not grow with K (they were one per model, K a layer)."""
+    import xdl.ops.random as random
+
+    drawn = []
+    real = random.random_bits
+    monkeypatch.setattr(random, "random_bits", lambda *args: drawn.append(args[1]) or real(*args))
+
+    def draws(seeds):
+        drawn.clear()
+        random.stacked_keep_mask((16, 24), np.linspace(0.1, 0.6, len(seeds)), seeds, 3, 4)
+        return sorted(drawn)
+
+    assert draws([7] * 4) == draws([7] * 16) == [7]
+    assert draws([1, 2, 1, 2, 1, 2, 1, 2]) == [1, 2]
+
+
 def test_different_keys_draw_different_masks():
     base = keep_mask((64, 32), 0.5, 0, 1, 2)
     for key in ((1, 1, 2), (0, 2, 2), (0, 1, 3)):

@@ -349,7 +349,26 @@ class CupyOps(NumpyOps):
                                               steps_done)
         return self._stacked_dropout(self.xp.ascontiguousarray(gy), rates, seeds, stream, step, steps_done)
 
-    def _stacked_dropout(self, source, rates, seeds, stream, step, steps_done):
+    def stacked_relu_dropout_forward(self, x, rates, seeds, stream, step, steps_done=None):
+        if not self._dropout_supported(x, steps_done) or x.ndim != 3 or x.shape[1] > MAX_GRID_Y:
+            return super().stacked_relu_dropout_forward(x, rates, seeds, stream, step, steps_done)
+        return (self._stacked_dropout(x, rates, seeds, stream, step, steps_done, "stacked_relu_dropout_forward"),
+                Recomputed(x.dtype))
+
+    def stacked_relu_dropout_backward(self, gy, y, saved, rates, seeds, stream, step, steps_done=None):
+        if not isinstance(saved, Recomputed):  # the forward fell back to the reference and kept its masks
+            return super().stacked_relu_dropout_backward(gy, y, saved, rates, seeds, stream, step, steps_done)
+        if gy.dtype != y.dtype:  # (a float64 gradient into a float32 model) as the reference pair computes it
+            return self.relu_backward(self.stacked_dropout_backward(gy, saved, rates, seeds, stream, step, steps_done),
+                                      y)
+        gy = self.xp.ascontiguousarray(gy)  # y is what the kernel wrote: contiguous, float
+        return self._stacked_dropout(gy, rates, seeds, stream, step, steps_done, "stacked_relu_dropout_backward",
+                                     gy=gy, y=y)
+
+    def _stacked_dropout(self, source, rates, seeds, stream, step, steps_done, name="stacked_dropout_apply",
+                         **arrays):
+        """One launch of a stacked mask-applying kernel of random.cu over ``source`` (B, K, C) (its
+        ``input``, or the ``arrays`` it names), model k's slice with rates[k] and seeds[k]."""
         rows, models, cols = source.shape
         key = (np.asarray(rates, dtype=np.float64).tobytes(), tuple(seeds))
         per_model = self._model_keys.get(key)
@@ -360,9 +379,9 @@ class CupyOps(NumpyOps):
             host = dict(threshold=np.ceil(rates * 2**LANE_BITS).astype(np.int32), scale=1.0 / (1.0 - rates),
                         seed=np.array([_int64(s) for s in seeds], dtype=np.int64))
             per_model = self._model_keys[key] = self._lasting(
-                "stacked dropout layer", lambda: {name: self.xp.asarray(values) for name, values in host.items()})
-        return self._dropout_launch("stacked_dropout_apply", source, steps_done, per_model, input=source,
-                                    rows=rows, models=models, cols=cols, stream=_int64(stream), step=_int64(step))
+                "stacked dropout layer", lambda: {part: self.xp.asarray(values) for part, values in host.items()})
+        return self._dropout_launch(name, source, steps_done, per_model, **(arrays or {"input": source}), rows=rows,
+                                    models=models, cols=cols, stream=_int64(stream), step=_int64(step))
 
     # -- activations and the loss: one launch each (kernels/activation.cu) -----------------
     def _elementwise_blocks(self, n: int) -> int:
@@ -454,11 +473,14 @@ class CupyOps(NumpyOps):
         if not (self._softmax_supported(probs, labels, models) and isinstance(gy, self.xp.ndarray)
                 and gy.dtype == probs.dtype and gy.size == models):
             return super().softmax_cross_entropy_backward(probs, labels, gy, models)
-        gy = self.xp.ascontiguousarray(gy)  # K models' gradients come broadcast from a sum (stride 0)
+        # K models' gradients come broadcast from a sum of their losses (stride 0: read in place, not copied)
+        shared = gy.ndim == 1 and gy.strides[0] == 0
+        gy = gy if shared else self.xp.ascontiguousarray(gy)
         (rows, classes), gz = probs.shape, self.xp.empty_like(probs)
         kernel("activation.cu", "softmax_ce_backward", probs.dtype)((self._elementwise_blocks(probs.size),),
                                                                      (THREADS,), probs=probs, labels=labels, gy=gy,
-                                                                     gz=gz, rows=rows, classes=classes, models=models)
+                                                                     gz=gz, rows=rows, classes=classes, models=models,
+                                                                     gy_stride=0 if shared else 1)
         return gz
 
     # -- batch norm -----------------------------------------------------------------------

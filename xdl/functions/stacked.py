@@ -100,21 +100,55 @@ class StackedDropout(Function):
         return (self.backend.ops.stacked_dropout_backward(gy, self.saved, self.rates, seeds, *rest),)
 
 
+class StackedReLUDropout(Function):
+    """y[:, k] = max(x[:, k], 0)·d_k/(1 − rate_k): K models' ReLU then `StackedDropout` as one node
+    (one kernel each way on the GPU);  ∂L/∂x[:, k] = ∂L/∂y[:, k]·d_k/(1 − rate_k)·[y[:, k] > 0]. Bit for
+    bit what `relu` then `stacked_dropout` give, model k's slice what `relu_dropout` gives it alone:
+    `xdl.nn.Stacked` runs a ReLU layer followed by its stacked Dropout layer so."""
+
+    rates: object
+    key: object  # (seeds, stream, step)
+
+    def forward(self, x):
+        seeds, *rest = self.key
+        self.y, self.saved = self.backend.ops.stacked_relu_dropout_forward(x, self.rates, seeds, *rest)
+        return self.y
+
+    def backward(self, gy):
+        seeds, *rest = self.key
+        return (self.backend.ops.stacked_relu_dropout_backward(gy, self.y, self.saved, self.rates, seeds, *rest),)
+
+
+def _checked_stacked_dropout(x, rates, key, name: str):
+    """(rates, key) of `stacked_dropout` and `stacked_relu_dropout`, checked against x (B, K, C)."""
+    key = checked_mask_key(key, name, stacked=True)
+    rates, key = np.array(rates, dtype=np.float64), (tuple(key[0]), *key[1:])  # copies: the backward reuses them
+    if x.ndim != 3 or rates.shape != (x.shape[1],) or len(key[0]) != x.shape[1]:
+        raise ValueError(f"{name}: input {x.shape} with {rates.size} rates and {len(key[0])} seeds; "
+                         "expected (B, K, C) and K of each")
+    good = (rates >= 0) & (rates <= MAX_DROP_RATE)  # (every step: one comparison; the words are check_drop_rate's)
+    if not good.all():
+        k = int(np.argmin(good))
+        check_drop_rate(rates[k].item(), f"{name}: rates[{k}]")
+    return rates, key
+
+
 @op(check=[Check((5, 3, 4), args=((0.2, 0.5, 0.0), ((1, 2, 3), 0, 7)))])
 def stacked_dropout(x, rates, key):
     """Each of K models' inverted dropout of x (B, K, C) with its rate (``rates``, K values in
     `check_drop_rate`'s range) and its mask keyed by ``key`` = (seeds, stream, step), model k's by (seeds[k], stream,
     step): the mask `dropout(x_k, rates[k], key=(seeds[k], stream, step))` draws alone."""
-    key = checked_mask_key(key, "stacked_dropout", stacked=True)
-    rates, key = np.array(rates, dtype=np.float64), (tuple(key[0]), *key[1:])  # copies: the backward reuses them
-    if x.ndim != 3 or rates.shape != (x.shape[1],) or len(key[0]) != x.shape[1]:
-        raise ValueError(f"stacked_dropout: input {x.shape} with {rates.size} rates and {len(key[0])} seeds; "
-                         "expected (B, K, C) and K of each")
-    good = (rates >= 0) & (rates <= MAX_DROP_RATE)  # (every step: one comparison; the words are check_drop_rate's)
-    if not good.all():
-        k = int(np.argmin(good))
-        check_drop_rate(rates[k].item(), f"stacked_dropout: rates[{k}]")
+    rates, key = _checked_stacked_dropout(x, rates, key, "stacked_dropout")
     return StackedDropout.apply(x, rates=rates, key=key)
+
+
+@op(domain="nonzero", check=[Check((5, 3, 4), args=((0.2, 0.5, 0.0), ((1, 2, 3), 0, 7)))])
+def stacked_relu_dropout(x, rates, key):
+    """``stacked_dropout(relu(x), rates, key)`` as one op: model k's slice of x (B, K, C) with its rate and
+    its mask keyed by (seeds[k], stream, step), what `relu_dropout(x_k, rates[k], (seeds[k], stream, step))`
+    gives alone; the same values and gradients as the pair, fewer launches."""
+    rates, key = _checked_stacked_dropout(x, rates, key, "stacked_relu_dropout")
+    return StackedReLUDropout.apply(x, rates=rates, key=key)
 
 
 @op(check=[Check((5, 3, 3), args=(_LABELS,)), Check((5, 1, 3), args=(_LABELS,))])

@@ -45,13 +45,20 @@ class Sequential(Module):
     def forward(self, x):
         layers, i = self.layers, 0
         while i < len(layers):
-            if i + 1 < len(layers) and _fused(layers[i], layers[i + 1]):
-                x = F.relu_dropout(x, layers[i + 1].rate, layers[i + 1].draw_key())  # one op for the pair
+            pair = self._pair(layers[i], layers[i + 1], x) if i + 1 < len(layers) else None
+            if pair is not None:  # one op for the pair
+                x = pair()
                 i += 2
             else:
                 x = layers[i](x)
                 i += 1
         return x
+
+    def _pair(self, layer, after, x):
+        """``layer`` then ``after`` on ``x`` as one op (a callable), or None where they run one by one."""
+        if _fused(layer, after):
+            return lambda: F.relu_dropout(x, after.rate, after.draw_key())
+        return None
 
     def _host_layer(self):
         """The first layer, where it has a host form (`Module.network_input`: a `Standardize`) and

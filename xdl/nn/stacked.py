@@ -82,6 +82,13 @@ class Stacked(Sequential):
     def __len__(self) -> int:
         return len(self.layers)
 
+    def _pair(self, layer, after, x):
+        """A ReLU followed by a keyed stacked Dropout in training (what fit_many runs) as
+        `F.stacked_relu_dropout`, as `Sequential` runs one model's pair; None for any other two layers."""
+        if _fused(layer, after) and x.ndim == 3 and x.dtype.kind == "f":
+            return lambda: F.stacked_relu_dropout(x, after.rates, after.random_key)
+        return None
+
     def __setstate__(self, state: dict) -> None:
         """A copy (pickle, deepcopy) copies every array apart, views too: each stacked parameter is
         made a (K, …) view of the copied (K, P) buffers again (its values written there first), in
@@ -354,6 +361,15 @@ def _stacked_layer(layer, same: list, params: dict):
     if isinstance(layer, ELEMENTWISE):
         return type(layer)(**layer.current_config())
     raise StackError(f"stack: {type(layer).__name__} layers cannot be stacked yet")
+
+
+def _fused(layer, after) -> bool:
+    """Whether ``layer`` then ``after`` run as one op: a ReLU before a keyed stacked dropout with a
+    rate above 0 in training (`xdl.nn.sequential`'s pair, stacked), whose pair `stacked_relu_dropout`
+    computes bit for bit in one kernel each way. (Over floating (B, K, C) activations: a ReLU of
+    X itself, where a model opens on it, runs alone.)"""
+    return (type(layer) is ReLU and type(after) is StackedDropout and after.training and after.rates.any()
+            and after.random_key is not None)
 
 
 def each_models(x, k: int):

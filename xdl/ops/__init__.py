@@ -201,13 +201,33 @@ class NumpyOps:
     def stacked_dropout_forward(self, x, rates, seeds, stream, step, steps_done=None):
         """K models' dropout of x (B, K, C): model k's slice with its rate and its own key
         (seeds[k], stream, step), the mask it draws alone. (y, saved)."""
+        scaled = self._stacked_scaled_masks(x, rates, seeds, stream, step, steps_done)
+        return x * scaled, scaled
+
+    def _stacked_scaled_masks(self, x, rates, seeds, stream, step, steps_done):
+        """d_k·(1/(1 − rates[k])) in x's dtype, (B, K, C) for x (B, K, C): what the backward keeps."""
         b, k, c = x.shape
         scaled = self.stacked_dropout_mask((b, c), rates, seeds, stream, _key_step(step, steps_done)).astype(x.dtype)
         scaled *= self.backend.asarray((1.0 / (1.0 - np.asarray(rates, dtype=np.float64))).astype(x.dtype))[:, None]
-        return x * scaled, scaled
+        return scaled
 
     def stacked_dropout_backward(self, gy, saved, rates, seeds, stream, step, steps_done=None):
         return gy * saved
+
+    def stacked_relu_dropout_forward(self, x, rates, seeds, stream, step, steps_done=None):
+        """K models' dropout of ReLU(x), keyed as `stacked_dropout_forward`: (y, saved). One kernel on the
+        GPU; model k's slice is what `relu_dropout_forward` gives it alone."""
+        y = self.relu_forward(x)
+        scaled = self._stacked_scaled_masks(y, rates, seeds, stream, step, steps_done)
+        y *= scaled  # in ReLU's output, an array of our own: the pair's values without a second one
+        return y, scaled
+
+    def stacked_relu_dropout_backward(self, gy, y, saved, rates, seeds, stream, step, steps_done=None):
+        """∂L/∂x of `stacked_relu_dropout_forward` from its output y: the stacked dropout's backward, then
+        ReLU's at y — the pair's result, bit for bit, as `relu_dropout_backward`'s."""
+        g = self.stacked_dropout_backward(gy, saved, rates, seeds, stream, step, steps_done)
+        g *= y > 0  # ReLU's backward, in dropout's result (an array of our own)
+        return g
 
 
 def _key_step(step, steps_done) -> int:

@@ -7,6 +7,13 @@ and every later batch of that size is one replay. What changes from step to step
 memory: the optimizer's rates and step count (`xdl.optim.Optimizer`), and the dropout key's step,
 ``counter`` here, which each step advances after its forward and backward.
 
+The graph (`CapturedSteps.epoch_step`) does the rest of a step's work too: the epoch's step, held on the
+device, picks the batch's row of the epoch's order (laid out one row a batch at the epoch's start,
+`start_epoch`), the graph gathers the batch by it, writes the step's cost and adds its hits into the
+epoch's arrays (`CapturedSteps.totals`) at that step, and counts the step. So a steady step is one
+replay: no other launch (the gathers and that bookkeeping were 3–4 launches of a few µs of host time
+each, beside a whole step's graph of ~0.3 ms on a GPU), no host read and no upload.
+
 A step that cannot be captured (`xdl.graph.require_not_capturing`, or CUDA refusing an
 operation) raises `CaptureError`: under ``capture="auto"`` the loop then warns once and runs the
 rest eagerly (the warm-up already did the batch's step), under ``capture=True`` the error stands.
@@ -108,7 +115,14 @@ class CapturedSteps:
         self.capture, self.backend = check_capture(capture), backend
         self.failure: str | None = None
         self.counter = None
-        self._graphs = {}  # batch size or call key -> (CudaGraph, its input arrays, version)
+        # [the run's step count, the epoch's step] (int64 on the device), counted on by each step at once:
+        # ``counter`` is a view of the first (the dropout key's), the second picks `epoch_step`'s batch and
+        # where its cost goes
+        self._steps = None
+        self._epoch = None  # what `epoch_step`'s graphs read and write: (X, y, order rows, costs, hits)
+        self._totals = ()  # `totals`' arrays: the epoch's costs (and a spare one), its hits
+        self._layout = None  # the fit's batches and, on the device, where each row of the order's rows comes from
+        self._graphs = {}  # ("epoch", batch size) or call key -> (CudaGraph, its input arrays, version)
         self._settings = {}  # `settings`' last, by name
 
     def eager_reason(self, backend, host_augmentation: bool) -> str | None:
@@ -124,40 +138,93 @@ class CapturedSteps:
             return "augmentation runs on the host"
         return None
 
-    def start_epoch(self, first_step: int):
+    def start_epoch(self, first_step: int, step: int = 0, data=None, order=None, bounds=None):
         """Set the dropout key's step to the run's ``first_step`` (global step count) and return
-        the counter (give it to ``set_random_key(..., steps_done=)``)."""
-        if self.counter is None:
-            self.counter = self.backend.xp.zeros(1, dtype=np.int64)
+        the counter (give it to ``set_random_key(..., steps_done=)``).
+
+        For `epoch_step`, once `totals` gave the epoch's arrays: the epoch from its step ``step`` on (a resumed
+        epoch's first), ``data`` (X, y), ``order`` (the epoch's shuffle) on the device and ``bounds`` (each
+        batch's (start, stop) in it, one after another). The order is laid out as one row a batch (one kernel),
+        padded to the widest batch: row s holds ``order[bounds[s][0]:bounds[s][1]]`` first, and a spare row
+        follows the last (as `totals`' spare cost). Arrays other than the last epoch's have the steps captured
+        again."""
+        xp = self.backend.xp
+        if self._steps is None:
+            self._steps = xp.zeros(2, dtype=np.int64)
+            self.counter = self._steps[:1]
         self.counter.fill(first_step)
+        self._steps[1:].fill(step)
+        if data is not None:
+            if self._layout is None or self._layout[0] != bounds:  # (the fit's batches: laid out once)
+                starts, stops = np.array([*bounds, (0, 0)], dtype=np.int64).T  # (the spare row: no example)
+                columns = np.arange(max(stops - starts))
+                self._layout = (list(bounds), self.backend.asarray(np.minimum(starts[:, None] + columns,
+                                                                               len(order) - 1)))
+            positions = self._layout[1]  # (where each row's examples lie in the order: past a batch's, any)
+            rows = self._epoch[2] if self._epoch is not None else None
+            if rows is None or rows.shape != positions.shape:
+                rows = xp.empty(positions.shape, dtype=np.int64)
+            xp.take(order, positions, out=rows)
+            epoch = (*data, rows, *self._totals)
+            if self._epoch is None or any(a is not b for a, b in zip(epoch, self._epoch)):
+                self._epoch = epoch  # (a new tuple: the graphs of the last one capture again)
         return self.counter
 
-    def step(self, step_fn, X, y, idx, version=None):
-        """Run ``step_fn(X_batch, y_batch)`` on the batch ``idx`` of ``(X, y)`` through its size's
-        graph and return what it returns (arrays a replay overwrites: read them before the next
-        step). ``version``: what the step was captured under (e.g. which models are frozen); a
-        different one captures again."""
-        xp, size = self.backend.xp, len(idx)
-        entry = self._graphs.get(size)
-        Xs, ys = entry[1] if entry is not None else \
-            (xp.empty((size, *X.shape[1:]), dtype=X.dtype), xp.empty((size, *y.shape[1:]), dtype=y.dtype))
-        xp.take(X, idx, axis=0, out=Xs)
-        xp.take(y, idx, axis=0, out=ys)
-        if entry is not None and entry[2] == version:
-            return entry[0]()
+    def totals(self, steps: int, cost_shape: tuple = (), hits_shape: tuple = (), hits_dtype=np.float64) -> tuple:
+        """The arrays `epoch_step`'s graphs write, zeroed for an epoch of ``steps`` steps: its costs, (steps,
+        *cost_shape) float64 (``costs[s]``: step s's), and its hits, their sum. The same ones each epoch (a graph
+        writes them by their address; made anew for other shapes). The costs hold a spare one past the last step,
+        left out of the view returned: a step's capture comes after its warm-up, a real step that counted the
+        epoch's step on, and after the last step's the capture addresses the step after it — nothing runs there
+        on a GPU, but the CuPy stand-in runs the capture and refuses an index past the end, which CuPy wraps
+        around to the first step's."""
+        xp, held = self.backend.xp, self._totals
+        if not held or held[0].shape != (steps + 1, *cost_shape) or held[1].shape != tuple(hits_shape) or \
+                held[1].dtype != np.dtype(hits_dtype):
+            held = self._totals = (xp.zeros((steps + 1, *cost_shape), dtype=np.float64),
+                                   xp.zeros(hits_shape, dtype=hits_dtype))
+        else:
+            for array in held:
+                array.fill(0)
+        return held[0][:steps], held[1]
+
+    def epoch_step(self, step_fn, size: int, version=None) -> None:
+        """Run ``step_fn(X_batch, y_batch)`` — which returns (the batch's cost, its hits or None) — on the
+        epoch's next batch, of ``size`` examples, through its size's graph, which does the step's bookkeeping
+        on the device (`start_epoch`'s arrays): it gathers the batch from the order's row at the epoch's step,
+        writes the cost into ``costs[step]``, adds the hits to ``hits`` and counts the step. ``version``: what
+        the step was captured under (e.g. which models are frozen); a different one captures again."""
+        key = ("epoch", size)
+        entry = self._graphs.get(key)
+        if entry is not None and entry[1] is self._epoch and entry[2] == version:
+            entry[0]()
+            return
+        xp, (X, y, rows, costs, hits) = self.backend.xp, self._epoch
+        if entry is not None and entry[1] is self._epoch:  # (another version: the same inputs)
+            Xs, ys, row = entry[0].result
+        else:
+            Xs, ys = xp.empty((size, *X.shape[1:]), dtype=X.dtype), xp.empty((size, *y.shape[1:]), dtype=y.dtype)
+            row = xp.empty((1, rows.shape[1]), dtype=np.int64)
+        step, batch = self._steps[1:], row[0, :size]
 
         def counted_step():
-            out = step_fn(Xs, ys)
-            self.counter += 1  # the next step's dropout key
-            return out
+            xp.take(rows, step, axis=0, out=row)  # (the batch's row of the order: the epoch's step picks it)
+            xp.take(X, batch, axis=0, out=Xs)
+            xp.take(y, batch, axis=0, out=ys)
+            cost, batch_hits = step_fn(Xs, ys)
+            costs[step] = cost
+            if batch_hits is not None:
+                xp.add(hits, batch_hits, out=hits)
+            self._steps += 1  # the next step's dropout key, and the epoch's next step
+            return Xs, ys, row  # (the graph's inputs: kept by it, and by a capture again of another version)
 
-        return self._capture(size, counted_step, (Xs, ys), version)
+        self._capture(key, counted_step, self._epoch, version)
 
     def call(self, name: str, fn, *arrays, version=None):
         """``fn(*fixed)`` through the graph kept for ``name`` and the arrays' shapes, captured at
         the first call of those shapes (which runs for real): each array is copied into a fixed
         one the graph reads (one copy kernel), so a few graphs serve any data — an evaluation
-        batch of the training set or the dev set alike. ``version``: as `step`'s (a different
+        batch of the training set or the dev set alike. ``version``: as `epoch_step`'s (a different
         one captures again)."""
         xp = self.backend.xp
         key = (name, *((a.shape, a.dtype.str) for a in arrays))
@@ -193,6 +260,8 @@ class CapturedSteps:
         return self._settings[name]
 
     def clear(self) -> None:
-        """Drop the graphs (a next fit captures again) and give their memory back."""
+        """Drop the graphs (a next fit captures again), the epoch's arrays (the fit's data among them) and give
+        their memory back."""
         self._graphs.clear()
+        self._epoch, self._totals, self._layout = None, (), None
         self.backend.release_graph_memory()

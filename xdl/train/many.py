@@ -506,8 +506,13 @@ class ManyTrainer:
         start = time.perf_counter()
         rates = self._rates(e)
         self.optimizer.set_lr(rates)
-        costs = xp.zeros((steps, k), dtype=np.float64)  # each step's cost per model, on the device
-        correct = None if self.eval_train else xp.zeros(k, dtype=np.int64)  # the epoch's hits per model
+        captured = self.eager_reason() is None
+        if captured:  # (the same arrays each epoch, which the steps' graphs write)
+            costs, correct = self._captured.totals(steps, (k,), (k,), np.int64)
+        else:
+            costs = xp.zeros((steps, k), dtype=np.float64)  # each step's cost per model, on the device
+            correct = xp.zeros(k, dtype=np.int64)  # the epoch's hits per model
+        correct = None if self.eval_train else correct
         seconds_before = 0.0
         if self._partial is not None:  # resuming mid-epoch
             costs[:self.step] = backend.asarray(np.asarray(self._partial["costs"], dtype=np.float64))
@@ -520,29 +525,29 @@ class ManyTrainer:
             order = backend.asarray(order)
         seeds = [c.seed for c in self.configs]
         checked = self.step
-        captured = self.eager_reason() is None
-        if captured:  # the dropout key's step, counted on by each step on the device
-            model.set_random_key(seeds, 0, steps_done=self._captured.start_epoch(e * steps + self.step))
+        if captured:  # the dropout key's step and the epoch's, counted on by each step on the device
+            steps_done = self._captured.start_epoch(e * steps + self.step, self.step, (X, y), order, bounds)
+            model.set_random_key(seeds, 0, steps_done=steps_done)
             settings = self._captured.settings("step", model, self.eval_train)  # as Trainer's: what a replay keeps
         model.train()
         self._mid_step = True
         for step in range(self.step, steps):
-            idx = order[bounds[step][0]:bounds[step][1]]
-            if captured and self._captured.failure is None:
+            if captured and self._captured.failure is None:  # (its graph writes costs[step] and adds its hits)
                 for name in PENALTIES:  # made before a capture: they outlive its graph
                     self._penalty_scales(name, self._penalty_m)
-                cost, hits = self._captured.step(self._train_step, X, y, idx,
-                                                  version=(self.optimizer.version, settings))
+                self._captured.epoch_step(self._train_step, bounds[step][1] - bounds[step][0],
+                                          version=(self.optimizer.version, settings))
             else:
+                idx = order[bounds[step][0]:bounds[step][1]]
                 Xb, yb = X[idx], y[idx]
                 if self._augment is not None:  # on the host, as Trainer does
                     Xb = backend.asarray(self._augment(Xb, np.random.default_rng([self.seed, e, step])))
                     yb = backend.asarray(yb)
                 model.set_random_key(seeds, e * steps + step)
                 cost, hits = self._train_step(Xb, yb)
-            costs[step] = cost
-            if hits is not None:
-                correct += hits
+                costs[step] = cost
+                if hits is not None:
+                    correct += hits
             self.step = step + 1
             bar.update(1)
             if backend.host_sync_is_cheap or step + 1 == steps or signals.received:
@@ -594,11 +599,16 @@ class ManyTrainer:
         self.optimizer.zero_grad()
         out = self._network(Xb)
         cost = stacked_softmax_cross_entropy(out, yb)  # (K,): each model's mean cost (labels checked by fit)
-        total = cost.sum()
+        total = None  # Σ_k J_k plus the penalties, where one is set
         for name in PENALTIES:
             if self._lambdas[name].any():
-                total = total + _penalty(self.model, name, self._penalty_scales(name, self._penalty_m))
-        total.backward()
+                total = (cost.sum() if total is None else total) + _penalty(self.model, name,
+                                                                            self._penalty_scales(name, self._penalty_m))
+        if total is not None:
+            total.backward()
+        else:  # Σ_k J_k's gradient, ∂/∂J_k = 1 for each model, as the sum's backward gives it (a 1 broadcast) —
+            backend = self.model.backend  # without the sum and its seed of 1 (two launches on the GPU)
+            cost.backward(backend.xp.broadcast_to(backend.scalar(1, cost.dtype), cost.shape))
         self.optimizer.step()
         return cost.data, None if self.eval_train else _hits(out.data, yb)
 

@@ -707,8 +707,24 @@ class Trainer:
         else:  # no schedule set this epoch's rate: one set again later is not compared with the rate it set before
             self._schedule_set = None  # it was cleared (a warning for a rate the callback meant)
         lr = self.optimizer.current_lr()
-        costs = xp.zeros(steps, dtype=np.float64)  # each step's mean cost, kept on the device
-        correct = xp.zeros((), dtype=np.float64)  # (a multi-label example counts its share of right labels)
+        restore_modes(self._modes)  # (before a captured step's settings are compared: the modes it replays)
+        reason = self.eager_reason()
+        if self._eager_reason_said is None and reason not in (None, self._captured.failure) and \
+                self.capture is not False:  # (set off by a callback: as asked)
+            # a callback changed the captured step since the epoch before (opt.lr = a per-step schedule at its end):
+            # said once, as a capture that fails mid-epoch says it (the run's log line said the steps were captured);
+            # refused under capture=True, as `fit` refuses it and as a step hook's change fails its capture (the
+            # epochs after it ran eagerly, unsaid). Steps eager before (check_finite) are not said to be so anew.
+            if self.capture is True:
+                raise ValueError(f"epoch {e + 1}: capture=True, but this run's steps cannot be captured: {reason}")
+            warn_caller(f"steps run eagerly from here on: {reason}")
+        self._eager_reason_said, captured = reason, reason is None
+        # each step's mean cost and the epoch's correct count (a multi-label example counts its share of right
+        # labels), kept on the device; captured, the same arrays each epoch, which the steps' graphs write
+        if captured:
+            costs, correct = self._captured.totals(steps)
+        else:
+            costs, correct = xp.zeros(steps, dtype=np.float64), xp.zeros((), dtype=np.float64)
         seconds_before = 0.0
         if self._partial is not None:  # resuming mid-epoch
             costs[:self.step] = backend.asarray(np.asarray(self._partial["costs"], dtype=np.float64))
@@ -723,31 +739,19 @@ class Trainer:
         if not isinstance(X, np.ndarray):
             order = backend.asarray(order)
         checked = self.step
-        restore_modes(self._modes)  # (before a captured step's settings are compared: the modes it replays)
-        reason = self.eager_reason()
-        if self._eager_reason_said is None and reason not in (None, self._captured.failure) and \
-                self.capture is not False:  # (set off by a callback: as asked)
-            # a callback changed the captured step since the epoch before (opt.lr = a per-step schedule at its end):
-            # said once, as a capture that fails mid-epoch says it (the run's log line said the steps were captured);
-            # refused under capture=True, as `fit` refuses it and as a step hook's change fails its capture (the
-            # epochs after it ran eagerly, unsaid). Steps eager before (check_finite) are not said to be so anew.
-            if self.capture is True:
-                raise ValueError(f"epoch {e + 1}: capture=True, but this run's steps cannot be captured: {reason}")
-            warn_caller(f"steps run eagerly from here on: {reason}")
-        self._eager_reason_said, captured = reason, reason is None
-        if captured:  # the dropout key's step, counted on by each step on the device
-            steps_done = self._captured.start_epoch(e * steps + self.step)
+        if captured:  # the dropout key's step and the epoch's, counted on by each step on the device
+            steps_done = self._captured.start_epoch(e * steps + self.step, self.step, (X, y), order, bounds)
             self.model.set_random_key(self.seed, 0, steps_done=steps_done)
             settings = self._replay_settings()
         # from the epoch's first step until its record (or a stop's `_partial`): an exception in between
         # leaves the run where no fit can go on exactly
         self._mid_step = True
         for step in range(self.step, steps):
-            idx = order[bounds[step][0]:bounds[step][1]]
-            if captured and self._captured.failure is None:
-                cost, hits = self._captured.step(self._train_step, X, y, idx,
-                                                  version=(self.optimizer.version, settings))
+            if captured and self._captured.failure is None:  # (its graph writes costs[step] and adds its hits)
+                self._captured.epoch_step(self._train_step, bounds[step][1] - bounds[step][0],
+                                          version=(self.optimizer.version, settings))
             else:
+                idx = order[bounds[step][0]:bounds[step][1]]
                 Xb, yb = X[idx], y[idx]
                 if self.augment is not None:  # (batches cut on the host: the labels go to the device as the
                     # evaluation's do, or a loss met host labels beside device outputs, refused: MSE and any loss
@@ -756,9 +760,9 @@ class Trainer:
                     yb = backend.asarray(yb)
                 self.model.set_random_key(self.seed, e * steps + step)
                 cost, hits = self._train_step(Xb, yb)
-            costs[step] = cost
-            if hits is not None:
-                correct += hits
+                costs[step] = cost
+                if hits is not None:
+                    correct += hits
             self.step = step + 1
             bar.update(1)
             if backend.host_sync_is_cheap or self._step_hooks or step + 1 == steps or signals.received:
