@@ -44,6 +44,7 @@
 
 using std::exp;
 using std::log;
+using std::log1p;
 using std::nan;
 using std::pow;
 using std::sqrt;
@@ -536,14 +537,14 @@ inline void run(dim3 grid, dim3 block, unsigned order, void (*body)(const void*)
 #ifdef EMU_DEVICE_MATH
 // Device math (-DEMU_DEVICE_MATH=seed, built with -ffp-contract=fast -mfma, `DEVICE_MATH` in the test): what a GPU
 // may compute in place of the exactly rounded results above. g++ then fuses a·b + c into an FMA where it sees one,
-// as nvcc does by default (--fmad=true; the places it fuses need not be nvcc's), and exp, log, tanh and pow return
-// the correctly rounded result moved by k ulps, k within the CUDA C++ Programming Guide's maximum ulp error for that
-// function (Mathematical Functions appendix: expf 2, logf 1, tanhf 2, exp 1, log 1, tanh 2, pow 2; sqrt, sqrtf —
-// with the default -prec-sqrt=true — and ÷ are exactly rounded there as here). k is drawn from the seed, the
-// function and the arguments' bits: a GPU's math is a function of its input, the same value at every call site
-// and in every run. A result exactly representable (exp(0) = 1, log(1) = 0), infinite, zero or NaN is kept: CUDA's
-// are exact there. So a claim that holds here for a few seeds holds within CUDA's documented bounds, not just for
-// glibc's.
+// as nvcc does by default (--fmad=true; the places it fuses need not be nvcc's), and exp, log, log1p, tanh and pow
+// return the correctly rounded result moved by k ulps, k within the CUDA C++ Programming Guide's maximum ulp error
+// for that function (Mathematical Functions appendix: expf 2, logf 1, log1pf 1, tanhf 2, exp 1, log 1, log1p 1,
+// tanh 2, pow 2; sqrt, sqrtf — with the default -prec-sqrt=true — and ÷ are exactly rounded there as here). k is
+// drawn from the seed, the function and the arguments' bits: a GPU's math is a function of its input, the same
+// value at every call site and in every run. A result exactly representable (exp(0) = 1, log(1) = 0), infinite,
+// zero or NaN is kept: CUDA's are exact there. So a claim that holds here for a few seeds holds within CUDA's
+// documented bounds, not just for glibc's.
 namespace emu {
 
 inline int ulps_off(unsigned long long function, unsigned long long a, unsigned long long b, int bound) {
@@ -579,6 +580,8 @@ inline float device_exp(float x) { return within_ulps(std::exp((double)x), 1, x,
 inline double device_exp(double x) { return within_ulps(std::exp((long double)x), 2, x, 0.0, 1); }
 inline float device_log(float x) { return within_ulps(std::log((double)x), 3, x, 0.0f, 1); }
 inline double device_log(double x) { return within_ulps(std::log((long double)x), 4, x, 0.0, 1); }
+inline float device_log1p(float x) { return within_ulps(std::log1p((double)x), 8, x, 0.0f, 1); }
+inline double device_log1p(double x) { return within_ulps(std::log1p((long double)x), 9, x, 0.0, 1); }
 inline float device_tanh(float x) { return within_ulps(std::tanh((double)x), 6, x, 0.0f, 2); }
 inline double device_tanh(double x) { return within_ulps(std::tanh((long double)x), 7, x, 0.0, 2); }
 inline double device_pow(double x, double y) {
@@ -591,6 +594,7 @@ extern "C" int emu_device_math() { return EMU_DEVICE_MATH; }  // (the test asks 
 
 #define exp emu::device_exp
 #define log emu::device_log
+#define log1p emu::device_log1p
 #define pow emu::device_pow
 #define tanh emu::device_tanh
 #endif

@@ -727,6 +727,53 @@ def test_sigmoid_and_binary_cross_entropy_of_a_0d_tensor(backend):
     assert float(z.grad) == pytest.approx(1 / (1 + np.exp(-0.5)) - 1.0)
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # (∞ − ∞ of an infinite logit)
+def test_the_fused_losses_give_the_values_and_gradients_of_their_formulas(backend, rng):
+    """Binary cross-entropy and the mean squared error are one node each (one kernel each way on a GPU): on the CPU
+    the bits of their formulas — NumPy's max(z, 0) − z·y + log1p(e^−|z|) and (σ(z) − y)·(g/n), and autodiff of
+    mean((p − t)²) as tensor operations (its gradient x + x, for both inputs) —, 0-d to (m, k), float32 targets of
+    float64 predictions, NaN and ±∞ logits; on a GPU to rounding (exp, log1p are CUDA's; the mean summed in lanes)."""
+    from xdl.backend import array_to_numpy
+    from xdl.functions.elementwise import sigmoid_array
+
+    exact = backend.name == "numpy"
+
+    def same(got, want):
+        got, want = (np.asarray(array_to_numpy(a)) for a in (got, want))
+        assert got.dtype == want.dtype and got.shape == want.shape
+        if exact:
+            np.testing.assert_array_equal(got, want)
+        else:
+            np.testing.assert_allclose(got, want, rtol=1e-5 if got.dtype == np.float32 else 1e-12, atol=1e-7)
+
+    for shape in [(), (1,), (7,), (5, 1), (33, 3), (300, 2)]:
+        for dtype in (np.float32, np.float64):
+            z = (rng.standard_normal(shape) * 10.0 ** rng.uniform(-2, 2)).astype(dtype)
+            if z.size > 3 and exact:
+                z.reshape(-1)[:3] = [np.nan, np.inf, -np.inf]
+            y = rng.random(shape).round(int(rng.integers(0, 3))).astype(dtype)
+            gy = np.asarray(rng.choice([1.0, -0.3]), dtype)
+            logits = xdl.tensor(z, backend=backend, requires_grad=True)
+            cost = xdl.sigmoid_binary_cross_entropy(logits, y)
+            cost.backward(gy)
+            want = np.asarray((np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))).mean(), dtype)
+            gradient = sigmoid_array(np, z)
+            gradient -= y
+            gradient *= gy / z.size
+            same(cost.data, want)
+            same(logits.grad, gradient)
+            t = rng.standard_normal(shape).astype(rng.choice([dtype, np.float32]))
+            fused = [xdl.tensor(a.copy(), backend=backend, requires_grad=True) for a in (z, t)]
+            formula = [xdl.tensor(a.copy(), backend=backend, requires_grad=True) for a in (z, t)]
+            cost = xdl.mean_squared_error(*fused)
+            diff = formula[0] - formula[1]
+            cost.backward(gy)
+            (diff * diff).mean().backward(gy)
+            same(cost.data, (diff * diff).mean().data)
+            for a, b in zip(fused, formula):
+                same(a.grad, b.grad)
+
+
 def test_0d_results_and_gradients_are_arrays_of_the_backend(backend):
     """NumPy's 0-d results are scalars: a gradient that was one could not be zeroed in place
     (``grad[...] = 0``, as gradcheck does), nor an output written with ``out=``."""

@@ -568,7 +568,8 @@ def test_the_torch_reference_of_a_forward_backward_case_does_the_same_work_at_ev
     torch = pytest.importorskip("torch")
     from torch.utils._python_dispatch import TorchDispatchMode
 
-    from xdl.bench.kernels import activation_case, batchnorm_case, dropout_case, relu_case, relu_dropout_case
+    from xdl.bench.kernels import (activation_case, batchnorm_case, dropout_case, loss_case, relu_case,
+                                   relu_dropout_case)
 
     class Ops(TorchDispatchMode):
         def __init__(self):
@@ -582,7 +583,8 @@ def test_the_torch_reference_of_a_forward_backward_case_does_the_same_work_at_ev
     backend = xdl.backend.get_backend("numpy")
     for case in (relu_case(backend, 8, 4), dropout_case(backend, 8, 4), relu_dropout_case(backend, 8, 4),
                  batchnorm_case(backend, "train fwd+bwd", 8, 4),
-                 *(activation_case(backend, name, 8, 4) for name in ("tanh", "sigmoid", "leaky_relu"))):
+                 *(activation_case(backend, name, 8, 4) for name in ("tanh", "sigmoid", "leaky_relu")),
+                 *(loss_case(backend, name, 32) for name in ("bce", "mse"))):
         fn, _ = case.impls["torch"]
         calls = []
         for _ in range(3):
@@ -595,9 +597,9 @@ def test_the_torch_reference_of_a_forward_backward_case_does_the_same_work_at_ev
 def test_every_speed_script_runs_its_cases_at_their_smallest_on_each_backend(backend, capsys, monkeypatch):
     """What benchmarks/gpu_checks.sh runs on a lent GPU, each case at a small shape (timed once), so that a
     script's bug fails here and over the CuPy stand-in, not in the device's few minutes: the kernels' cases
-    (the copy, each update rule, batch norm, dropout, ReLU, tanh, sigmoid, leaky ReLU, the L2 penalty), the train step
-    eager and captured (tf32 too), the step profile, both batch-norm paths and one batched step against each model
-    alone. Over the
+    (the copy, each update rule, batch norm, dropout, ReLU, tanh, sigmoid, leaky ReLU, the L2 penalty, the losses), the
+    train step eager and captured (tf32 too), the step profile, both batch-norm paths and one batched step against
+    each model alone. Over the
     stand-in the step, the copy and batch norm's naive reference stopped on names it lacked (cupy.add,
     cupy.copyto, cupy.float32, ndarray.var), which CuPy has."""
     from xdl.bench import kernels, steps, timing
@@ -614,6 +616,7 @@ def test_every_speed_script_runs_its_cases_at_their_smallest_on_each_backend(bac
     cases += [make(backend, 16, 8) for make in (kernels.dropout_case, kernels.relu_case, kernels.relu_dropout_case)]
     cases += [kernels.activation_case(backend, name, 16, 8) for name in kernels.ACTIVATIONS]
     cases += [kernels.penalty_case(backend, 300)]
+    cases += [kernels.loss_case(backend, name, 300) for name in kernels.LOSSES]
     rows = [row for case in cases for row in case.rows()]
     assert len(kernels.format_table(rows, copy).splitlines()) == 2 + len(rows) and all(r.seconds > 0 for r in rows)
     step_rows = [row for case in steps.step_rows(backend, [(16, 8, 8, 1)]) for row in case]
@@ -785,7 +788,7 @@ def test_the_kernels_json_says_what_produced_it_and_checks_its_path_first(tmp_pa
     tiny = kernels.Row("device copy", "xp.copyto", 1e-3, 10**6)
     monkeypatch.setattr(kernels, "copy_bandwidth", lambda backend, nbytes: tiny)
     monkeypatch.setattr(kernels, "optimizer_case", lambda backend, rule, n=None, shapes=None: kernels.Case("c", 1))
-    for name in ("batchnorm_case", "dropout_case", "relu_case", "relu_dropout_case", "activation_case"):
+    for name in ("batchnorm_case", "dropout_case", "relu_case", "relu_dropout_case", "activation_case", "loss_case"):
         monkeypatch.setattr(kernels, name, lambda backend, *args: kernels.Case("c", 1))
     monkeypatch.setattr(kernels, "step_rows", lambda backend, shapes: iter([]))
     monkeypatch.setattr(kernels, "main_job_seconds_per_epoch", lambda name: 0.01)

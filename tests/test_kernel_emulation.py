@@ -1,18 +1,18 @@
 """The CUDA kernels executed on the CPU against their NumPy references, without a GPU.
 
-Each kernels/*.cu file is compiled as host C++ with g++ and tests/cuda_emulation.h (CUDA's built-ins:
-blocks one after another, the threads of a block as fibers meeting at every __syncthreads and warp
-shuffle). `xdl.cuda.ops.CupyOps` then runs as on a GPU — its own launch geometry and arguments, NumPy
-arrays standing in for device arrays — with each launch going through the real binding of its
-kernel (`xdl.cuda.kernels.Kernel`) into the compiled instance. Every result is compared with
-`xdl.ops.NumpyOps`, the specification the GPU tests compare with: bit for bit where the kernels claim
-it (ReLU and leaky ReLU, the tanh, σ and softmax-CE backwards, the dropout masks), else to 1e-6 (float32) /
-1e-12 (float64) relative (tanh and σ to 8 ulps each). The host's exp/log/tanh are not CUDA's (within 2 ulp),
-and g++ fuses no a·b + c into an FMA here (-ffp-contract=off) where nvcc does: the optimizer updates,
+Each kernels/*.cu file is compiled as host C++ with g++ and tests/cuda_emulation.h (CUDA's built-ins: blocks
+one after another, the threads of a block as fibers meeting at every __syncthreads and warp shuffle).
+`xdl.cuda.ops.CupyOps` then runs as on a GPU — its own launch geometry and arguments, NumPy arrays standing in
+for device arrays — with each launch going through the real binding of its kernel (`xdl.cuda.kernels.Kernel`)
+into the compiled instance. Every result is compared with `xdl.ops.NumpyOps`, the specification the GPU tests
+compare with: bit for bit where the kernels claim it (ReLU and leaky ReLU, the tanh, σ, softmax-CE and
+squared-error backwards, the dropout masks), else to 1e-6 (float32) / 1e-12 (float64) relative (tanh and σ to
+8 ulps each, binary cross-entropy's backward to 8 ulps of σ). The host's exp/log/tanh are not CUDA's (within 2
+ulp), and g++ fuses no a·b + c into an FMA here (-ffp-contract=off) where nvcc does: the optimizer updates,
 within tolerance on the GPU, are bit for bit here. Built with `device_math` (the environment's
-EMU_DEVICE_MATH=seed, for this whole file) the emulator rounds as a GPU may: FMA, and exp, log, tanh and pow
-off by up to CUDA's documented ulps; every claim
-but the optimizers' bits holds there too (test_the_kernels_keep_their_claims_with_a_gpus_rounding).
+EMU_DEVICE_MATH=seed, for this whole file) the emulator rounds as a GPU may: FMA, and exp, log, log1p, tanh and pow
+off by up to CUDA's documented ulps; every claim but the optimizers' bits holds there too
+(test_the_kernels_keep_their_claims_with_a_gpus_rounding).
 
 The reductions and the dropout kernels also run under another order of blocks and threads
 (`ORDERS`) and must give the same bits: a read of shared memory before the barrier that publishes
@@ -519,6 +519,74 @@ def test_softmax_ce_means_are_summed_in_an_order_the_launch_fixes(make_device, r
     one = np.ascontiguousarray(z.reshape(2000, 3, 6)[:, 1])  # model 1's logits alone: its mean as one model's
     alone, _ = device.ops.softmax_cross_entropy_forward(one, labels, 1)
     assert relative_error(results[0][0][1:2], alone) < TOLERANCE[dtype]
+
+
+def elementwise_loss_inputs(rng, n, dtype):
+    """Logits or predictions over many magnitudes with NaN, ±∞, ±0 early (when ``n`` leaves room past them), targets in
+    [0, 1], 0/1 for half, and a one-element gradient."""
+    z = activation_inputs(rng, n, dtype)
+    if n > 40:  # NaN and ±∞ in the first places; the clean cases are the sizes ≤ 40
+        z[:21] = (30 * rng.standard_normal(21)).astype(dtype)
+        z[rng.integers(21, n)] = rng.choice([np.nan, np.inf, -np.inf]) if n % 2 else 0.0
+    else:
+        z = (10 * rng.standard_normal(n)).astype(dtype)
+    y = rng.random(n).astype(dtype)
+    y[::2] = np.round(y[::2])
+    return z, y, np.asarray(rng.choice([0.7, -1.3, 1.0]), dtype)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 7, 31, 255, 256, 257, 1023, 1025, 4097, 70001])
+def test_bce_and_mse_kernels_match_the_reference(make_device, rng, n, dtype):
+    """One launch each way: the mean to tolerance (exp, log1p are the host's; the elements' losses summed in lanes
+    in the last block, `model_means`, where NumPy sums pairwise), NaN where the reference's is; mean squared error's
+    backward bit for bit, binary cross-entropy's within 8 ulps of σ (exp's rounding) times gy/n. Sizes not a
+    multiple of the block, one block, many, a grid-stride loop (70001 on one SM's 16 blocks)."""
+    device = make_device(1)
+    z, y, gy = elementwise_loss_inputs(rng, n, dtype)
+    shape = (n // 7, 7) if n % 7 == 0 else (n,)  # (m, k) labels too
+    z, y = z.reshape(shape), y.reshape(shape)
+    for name, targets in (("binary_cross_entropy", y), ("squared_error", (3 * (y - 0.5)).astype(dtype))):
+        forward, backward = getattr(device.ops, f"{name}_forward"), getattr(device.ops, f"{name}_backward")
+        mean = forward(z, targets)
+        want = getattr(device.ref, f"{name}_forward")(z, targets)
+        assert mean.shape == want.shape == (1,) and mean.dtype == want.dtype == dtype
+        if np.isfinite(want).all():
+            assert relative_error(mean, want) < TOLERANCE[dtype]
+        else:  # NaN where NaN, ±∞ where the reference's is
+            np.testing.assert_array_equal(mean, want)
+        assert not any(c.any() for c in device.ops._counters.values())  # the last block reset its counter
+        g = backward(z, targets, gy)
+        want_g = getattr(device.ref, f"{name}_backward")(z, targets, gy)
+        if name == "squared_error":
+            assert_same_bits(g, want_g)
+        else:
+            assert g.dtype == want_g.dtype and g.shape == want_g.shape
+            np.testing.assert_array_equal(np.isnan(g), np.isnan(want_g))
+            unit = np.spacing(np.ones((), dtype)) * abs(float(gy)) / z.size  # σ ≤ 1: an ulp of 1, scaled
+            kept = ~np.isnan(want_g)
+            assert (np.abs(g[kept].astype(np.float64) - want_g[kept]) <= 8 * unit).all()
+    assert device.launched() == ["bce_forward", "bce_backward", "mse_forward", "mse_backward"]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bce_and_mse_means_are_summed_in_an_order_the_launch_fixes(make_device, rng, dtype):
+    """The means are the same bits in another order of blocks and threads and on another number of SMs (which
+    block is last changes), as softmax cross-entropy's: their last block sums in the lanes `model_means` fixes."""
+    z = (3 * rng.standard_normal((9001, 3))).astype(dtype)
+    y = rng.random((9001, 3)).astype(dtype)
+    results = []
+    for sm_count in (1, 3, 40):
+        device = make_device(sm_count)
+        run = lambda: (device.ops.binary_cross_entropy_forward(z, y),  # noqa: E731
+                       device.ops.squared_error_forward(z, y))
+        rerun_in_another_order(device, run)
+        results.append(run())
+        assert {grid[0] for e, grid, *_ in device.launches} == {min(16 * sm_count, -(-z.size // 256))}
+    for got in results[1:]:
+        for a, b in zip(got, results[0]):
+            assert_same_bits(a, b)
 
 
 # -- optim.cu: sgd_update, momentum_update, rmsprop_update, adam_update -------------------------------
@@ -1102,8 +1170,8 @@ def device_math_libraries(tmp_path_factory):
 def test_the_kernels_keep_their_claims_with_a_gpus_rounding(libraries, device_math_libraries, monkeypatch, rng):
     """nvcc fuses a·b + c (--fmad=true by default) and CUDA's exp, log, tanh and pow are within 1 or 2 ulps, not
     glibc's: with both (`device_math`), each kernel stays within its tolerance of the reference, and ReLU, leaky
-    ReLU, the tanh, σ and softmax-CE backwards and the dropout kernels stay bit for bit (no product there is added
-    to). The optimizer
+    ReLU, the tanh, σ, softmax-CE and squared-error backwards and the dropout kernels stay bit for bit (no product
+    there is added to). The optimizer
     updates differ from the reference in the last bits, as on the GPU, and so does the loss (exp, log)."""
     def on_a_gpu(sm_count=4):
         return Device(device_math_libraries, monkeypatch, sm_count)
@@ -1113,6 +1181,8 @@ def test_the_kernels_keep_their_claims_with_a_gpus_rounding(libraries, device_ma
         test_tanh_sigmoid_and_leaky_relu_kernels_match_the_reference(on_a_gpu, rng, 1025, dtype)
         for m, classes, models in ((7, 3, 1), (33, 1024, 3), (1026, 7, 3)):
             test_softmax_ce_kernels_match_the_reference(on_a_gpu, rng, m, classes, models, dtype)
+        for n in (7, 1025):
+            test_bce_and_mse_kernels_match_the_reference(on_a_gpu, rng, n, dtype)
         for rule in RULES:
             for layout in ("n=5", "n=1023 unaligned", "K=3 unaligned", "K=5 held"):
                 test_optimizer_kernels_match_the_reference(on_a_gpu, rng, rule, layout, dtype)
@@ -1275,6 +1345,14 @@ def test_racecheck_finds_no_race_in_the_kernels(racecheck_libraries, monkeypatch
             # the means' merge over 3 blocks' rows (the last-block protocol), 300 models in two chunks
             ops.softmax_cross_entropy_forward(rng.standard_normal((600, 3)).astype(dtype), labels[:1].repeat(600), 1)
             ops.softmax_cross_entropy_forward(rng.standard_normal((600, 3)).astype(dtype), labels[:2], 300)
+            # the elementwise losses: one block, and the mean over 5 blocks' elements (the last-block protocol)
+            for shape in ((7, 3), (1200,)):
+                z, y, gy = elementwise_loss_inputs(rng, math.prod(shape), dtype)
+                z, y = z.reshape(shape), y.reshape(shape)
+                ops.binary_cross_entropy_forward(z, y)
+                ops.binary_cross_entropy_backward(z, y, gy)
+                ops.squared_error_forward(z, y)
+                ops.squared_error_backward(z, y, gy)
             steps_done = np.array([2], np.int64)
             for offset in (0, 1):
                 got, mask = ops.dropout_forward(x[offset:], 0.3, 1, 2, 3, steps_done=steps_done)
@@ -1321,6 +1399,7 @@ def test_racecheck_finds_no_race_in_the_kernels(racecheck_libraries, monkeypatch
     launched = set(device.launched())
     assert {"relu_forward", "relu_backward", "tanh_forward", "tanh_backward", "sigmoid_forward", "sigmoid_backward",
             "leaky_relu_forward", "leaky_relu_backward", "softmax_ce_forward", "softmax_ce_backward", "dropout_apply",
+            "bce_forward", "bce_backward", "mse_forward", "mse_backward",
             "relu_dropout_forward", "relu_dropout_backward", "stacked_dropout_apply", "stacked_relu_dropout_forward",
             "stacked_relu_dropout_backward", "sgd_update", "momentum_update",
             "rmsprop_update", "adam_update", "bn_stats", "bn_normalize", "bn_forward_small", "bn_backward_reduce",

@@ -186,6 +186,15 @@ def test_cupy_ops_launch_every_kernel_with_arguments_its_binding_accepts(monkeyp
         assert launches[-1].startswith("softmax_ce_forward") and means.shape == (3,)
         ops.softmax_cross_entropy_backward(probs, labels[:10], np.broadcast_to(np.ones((), dtype), (3,)), 3)
         assert launches[-1].startswith("softmax_ce_backward")  # a sum's stride-0 gradient, read in place
+        # the elementwise losses: the mean (1,) in the forward, the incoming gradient read from device memory
+        targets = rng.random(x.shape).astype(dtype)
+        before = len(launches)
+        assert ops.binary_cross_entropy_forward(x, targets).shape == (1,)
+        ops.binary_cross_entropy_backward(x, targets, np.ones((), dtype))
+        assert ops.squared_error_forward(x, targets).shape == (1,)
+        ops.squared_error_backward(x, targets, np.ones((), dtype))
+        assert [e.split("<")[0] for e in launches[before:]] == ["bce_forward", "bce_backward", "mse_forward",
+                                                                "mse_backward"]
         # the one-launch forward (few rows; or up to 2048 rows over features that fill the 4 SMs
         # here), else stats + normalize
         for n, c, forward in ((16, 8, ["bn_forward_small"]), (600, 128, ["bn_forward_small"]),

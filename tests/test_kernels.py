@@ -125,6 +125,38 @@ def test_softmax_cross_entropy_kernel_gives_nan_for_a_label_out_of_range_as_the_
                                   xdl.ops.activation.softmax_cross_entropy_backward(np, probs.get(), labels, gy))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", SIZES)
+def test_bce_and_mse_kernels_match_the_reference(gpu, rng, n, dtype):
+    """Binary cross-entropy of logits and the mean squared error: the mean (in the forward's last block) to
+    tolerance, the backward of the mean squared error bit for bit, of binary cross-entropy within a few ulps of
+    σ (CUDA's exp) times gy/n; a strided view falls back to the reference, and a NaN makes the mean NaN."""
+    ref = NumpyOps(xdl.backend.get_backend("numpy"))
+    z = (5 * rng.standard_normal(n)).astype(dtype)
+    y = rng.random(n).astype(dtype)
+    y[::2] = y[::2].round()
+    gy = np.asarray(0.7, dtype=dtype)
+    for name, targets in (("binary_cross_entropy", y), ("squared_error", (3 * y).astype(dtype))):
+        forward, backward = getattr(gpu.ops, f"{name}_forward"), getattr(gpu.ops, f"{name}_backward")
+        mean = forward(gpu.asarray(z), gpu.asarray(targets))
+        want = getattr(ref, f"{name}_forward")(z, targets)
+        assert mean.shape == want.shape == (1,) and mean.dtype == dtype
+        assert relative_error(mean.get(), want) < 10 * TOLERANCE[dtype]
+        got = backward(gpu.asarray(z), gpu.asarray(targets), gpu.asarray(gy)).get()
+        want = getattr(ref, f"{name}_backward")(z, targets, gy)
+        if name == "squared_error":
+            np.testing.assert_array_equal(got, want)
+        else:
+            np.testing.assert_allclose(got, want, rtol=0, atol=8 * np.finfo(dtype).eps * 0.7 / n)
+        if n > 1:  # every other element: a strided view, the reference's (on the device)
+            mean = forward(gpu.asarray(z)[::2], gpu.asarray(targets)[::2])
+            assert relative_error(mean.get(), getattr(ref, f"{name}_forward")(z[::2], targets[::2])) \
+                < 10 * TOLERANCE[dtype]
+        bad = z.copy()
+        bad[n // 2] = np.nan
+        assert np.isnan(forward(gpu.asarray(bad), gpu.asarray(targets)).get()).all()
+
+
 UPDATES = {
     "sgd": (0, lambda ops, p, g, s: ops.sgd_update(p, g, 0.01, 0.001)),
     "momentum": (1, lambda ops, p, g, s: ops.momentum_update(p, g, s[0], 0.01, 0.9, False, 0.001)),

@@ -67,6 +67,9 @@ def loss(kind: str):
         if kind == "mse":
             compute, shape = xdl.losses.MeanSquaredError(), (M, 3)
             y = np.random.default_rng(2).standard_normal(shape)
+        elif kind == "bce":  # 3 yes/no labels per example (multi-label), soft ones among them
+            compute, shape = xdl.losses.BinaryCrossEntropy(), (M, 3)
+            y = np.random.default_rng(2).random(shape).round(1)
         else:
             compute, shape = xdl.losses.SoftmaxCrossEntropy(), (M, CLASSES)
             y = np.random.default_rng(2).integers(0, CLASSES, M)
@@ -171,8 +174,11 @@ COUNTS = {
     # (the rows took NumPy's API: 14 launches forward, 5 back)
     "softmax cross-entropy, one-hot": (loss("one-hot"),
                                        (dict(launch=1, gemm=0, alloc=2), dict(launch=2, gemm=0, alloc=2))),
-    # NumPy's API, one launch per operation: what a kernel of their own would cut
-    "mean squared error": (loss("mse"), (dict(launch=3, gemm=0, alloc=3), dict(launch=5, gemm=0, alloc=5))),
+    # the kernel, the mean of the elements' losses in its last block (the losses with the mean after them); back:
+    # the seed, the kernel (NumPy's API, one launch per operation, was 3 launches forward and 5 back, the seed's
+    # among them, for the mean squared error; 9 and 12 for binary cross-entropy)
+    "mean squared error": (loss("mse"), (dict(launch=1, gemm=0, alloc=1), dict(launch=2, gemm=0, alloc=2))),
+    "binary cross-entropy": (loss("bce"), (dict(launch=1, gemm=0, alloc=1), dict(launch=2, gemm=0, alloc=2))),
     # the cost in one kernel (kernels/penalty.cu: the sum over the weights' range, times λ/m, into a new 0-d
     # array); back: the seed, then one kernel adding g·(λ/m)·W or g·(λ/m)·sign(W) into the range of the gradient
     # buffer (it was 3 launches forward — w·w, the sum, ·λ/2m — and 3 or 4 back, the stack's 5 forward)
@@ -188,7 +194,7 @@ COUNTS = {
 @pytest.mark.parametrize("name", list(COUNTS))
 def test_each_op_launches_and_allocates_as_counted(cupy, name):
     make, (forward, backward) = COUNTS[name]
-    seeded = name.startswith(("softmax", "mean", "penalty"))
+    seeded = name.startswith(("softmax", "mean", "penalty", "binary"))
     assert forward_and_backward(cupy, make, seeded) == (forward, backward)
 
 

@@ -260,8 +260,7 @@ class MeanSquaredError(Loss):
             raise ValueError(f"MeanSquaredError: targets of shape {shape} for outputs of shape "
                              f"{tuple(predictions.shape)}: give them the same shape (loss(outputs, targets) and "
                              "loss.prepare(...) do)")
-        diff = predictions - targets
-        return (diff * diff).mean()
+        return F.mean_squared_error(predictions, targets)  # one node: one kernel each way on the GPU
 
 
 def _weights(model_or_params, name: str = "model"):

@@ -637,6 +637,10 @@ class Tensor:
         if grad is None:
             if self.size != 1:
                 raise RuntimeError(f"backward() without a gradient needs a one-element tensor, got shape {self.shape}")
+            # made anew at each backward, as PyTorch's ones_like (on a GPU one fill launch of an eager step's dozen or
+            # more, a node of a captured one; on the CPU about a microsecond): a constant kept across steps would be
+            # written by a Function of one's own whose backward writes its gy in place, against `Function`'s rule
+            # (xdl's own never do), and NumPy could refuse that write with a read-only array but CuPy cannot
             grad = xp.ones(self.data.shape, dtype=self.dtype)
         else:
             # in the output's dtype, a Tensor's too (an integer gradient crashed batch norm's backward)

@@ -7,7 +7,8 @@ once): fp32 Adam 28 B/parameter, SGD 12, Momentum and RMSprop 20; batch-norm for
 8 B/element, forward+backward 20; dropout forward+backward 16 (its mask is recomputed, not stored);
 ReLU forward+backward 20 (x → y, then ∂L/∂y and y → ∂L/∂x), and ReLU then dropout as one op 20 too; tanh,
 sigmoid and leaky ReLU forward+backward 20 as ReLU;
-the L2 penalty's node forward+backward 16 (w, then w and g read, g written).
+the L2 penalty's node forward+backward 16 (w, then w and g read, g written); binary cross-entropy and the mean
+squared error forward+backward 20 (z and y, then z and y read, ∂L/∂z written).
 Batch norm is also timed through the public API (``bn(x)``, ``bn(x).backward(dy)``): what autodiff
 adds to its kernels.
 """
@@ -333,6 +334,45 @@ def activation_case(backend: Backend, name: str, n: int, c: int) -> Case:
     return case
 
 
+LOSSES = ("bce", "mse")  # loss_case's: binary cross-entropy of logits and the mean squared error
+
+
+def loss_case(backend: Backend, name: str, n: int) -> Case:
+    """Forward + backward of binary cross-entropy of logits (``name`` "bce") or the mean squared error ("mse") over
+    n elements: one kernel each way, the mean in the forward's last block — z and y read, then z and y read and
+    ∂L/∂z written: 20 B/element; naive ``xp`` is the expressions they were."""
+    xp, ops, rng = backend.xp, backend.ops, backend.rng
+    z = rng.standard_normal(n, dtype=xp.float32)
+    y = rng.random(n, dtype=xp.float32) if name == "bce" else rng.standard_normal(n, dtype=xp.float32)
+    gy = xp.ones((), dtype=xp.float32)
+    case = Case(f"{name} fwd+bwd {_count(n)}", 20 * n)
+    if name == "bce":
+        def fused():
+            return ops.binary_cross_entropy_forward(z, y), ops.binary_cross_entropy_backward(z, y, gy)
+
+        def naive_fn():
+            cost = (xp.maximum(z, 0) - z * y + xp.log1p(xp.exp(-xp.abs(z)))).mean()
+            return cost, (1 / (1 + xp.exp(-z)) - y) * (gy / n)
+    else:
+        def fused():
+            return ops.squared_error_forward(z, y), ops.squared_error_backward(z, y, gy)
+
+        def naive_fn():
+            diff = z - y
+            return (diff * diff).mean(), 2 * diff * (gy / n)
+
+    case.impls["xdl kernels"] = (fused, backend.synchronize)
+    case.impls["naive xp"] = (naive_fn, backend.synchronize)
+    torch, device, sync = torch_on(backend)
+    if torch is not None:
+        tz = torch.randn(n, device=device, requires_grad=True)
+        ty = torch.rand(n, device=device)
+        loss = (torch.nn.functional.binary_cross_entropy_with_logits if name == "bce"
+                else torch.nn.functional.mse_loss)
+        case.impls["torch"] = (lambda: torch.autograd.grad(loss(tz, ty), tz), sync)
+    return case
+
+
 def penalty_case(backend: Backend, n: int) -> Case:
     """The L2 penalty's node over n weights, forward + backward (`WeightPenalty`'s passes: the cost, then
     g·(λ/m)·W added into the gradient range): w read, then w and g read and g written — 16 B/weight in fp32."""
@@ -435,6 +475,9 @@ def report(quick: bool = False, json_path=None, json_flag: str = "json_path") ->
             measured(activation_case(backend, name, n, c).rows())
     for n in (1_000_000, 10_000_000):
         measured(penalty_case(backend, n).rows())
+    for name in LOSSES:
+        for n in (1 << 20, 1 << 24):
+            measured(loss_case(backend, name, n).rows())
 
     print(f"# xdl benchmark report{' (--quick)' if quick else ''} — {headline(env)}")
     print(f"measured copy bandwidth: {copy.gbps:.0f} GB/s (bytes read + written)\n")

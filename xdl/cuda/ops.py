@@ -22,7 +22,7 @@ from xdl.ops.random import LANE_BITS
 THREADS = 256  # threads per block of the optimizer updates (grid-stride loops: any value works)
 BN = SOURCES["batchnorm.cu"].defines
 BLOCK_X, BLOCK_Y, ROW_GROUP = BN["BLOCK_X"], BN["BLOCK_Y"], BN["ROW_GROUP"]  # what batchnorm.cu is compiled for
-LOSS_THREADS = SOURCES["activation.cu"].defines["LOSS_THREADS"]  # softmax_ce_forward's block (its means' lanes)
+LOSS_THREADS = SOURCES["activation.cu"].defines["LOSS_THREADS"]  # the losses' forwards' block (their means' lanes)
 BN_OUT_DGAMMA, BN_OUT_DBETA = 1, 2  # bn_backward_reduce's `outputs` bits (OUT_DGAMMA, OUT_DBETA there)
 SMALL_ROWS = 2048  # up to this batch size the training forward may be one launch (bn_forward_small) …
 SHORT_ROWS = 256  # … and up to this one it is: a thread's two passes over its column stay short
@@ -50,7 +50,7 @@ class CupyOps(NumpyOps):
         self.address = backend.address
         self.sm_count = backend.xp.cuda.Device().attributes["MultiProcessorCount"]
         self._grids = {}  # (kernel, rows, cols, vec) -> batch-norm launch geometry
-        self._counters = {}  # stream pointer -> zeroed int32 counters of bn_stats/bn_backward_reduce/softmax_ce_forward
+        self._counters = {}  # stream pointer -> zeroed int32 counters of bn_stats, bn_backward_reduce, the losses
         self._workspaces = {}  # (stream pointer, dtype) -> scratch of the batch-norm reductions (_stream_workspace)
         self._uploaded = {}  # per-model hyperparameters on the device, by content (_on_device)
         self._handles = {}  # (device, stream pointer) -> Cublas
@@ -462,11 +462,10 @@ class CupyOps(NumpyOps):
         (rows, classes), xp = z.shape, self.xp
         # the rows' losses and, after them, each model's mean (the last block's sums of them): one allocation
         probs, losses = xp.empty_like(z), xp.empty(rows + models, dtype=z.dtype)
-        blocks = max(1, min(-(-rows // LOSS_THREADS), self.sm_count * 16))
-        kernel("activation.cu", "softmax_ce_forward", z.dtype)((blocks,), (LOSS_THREADS,), z=z, labels=labels,
-                                                                probs=probs, row_loss=losses[:rows], loss=losses[rows:],
-                                                                counter=self._stream_counters(1), rows=rows,
-                                                                classes=classes, models=models)
+        kernel("activation.cu", "softmax_ce_forward", z.dtype)((self._loss_blocks(rows),), (LOSS_THREADS,), z=z,
+                                                                labels=labels, probs=probs, row_loss=losses[:rows],
+                                                                loss=losses[rows:], counter=self._stream_counters(1),
+                                                                rows=rows, classes=classes, models=models)
         return losses[rows:], probs
 
     def softmax_cross_entropy_backward(self, probs, labels, gy, models=1):
@@ -482,6 +481,43 @@ class CupyOps(NumpyOps):
                                                                      gz=gz, rows=rows, classes=classes, models=models,
                                                                      gy_stride=0 if shared else 1)
         return gz
+
+    def _loss_blocks(self, rows: int) -> int:
+        """A loss forward's grid: a thread per row (or element), the mean in its last block."""
+        return max(1, min(-(-rows // LOSS_THREADS), self.sm_count * 16))
+
+    def _mean_loss(self, name: str, like, **arguments):
+        """activation.cu's elementwise loss ``name`` over ``like``'s n elements: each element's loss and, after them,
+        their mean (the last block's sum of them), one allocation; the mean returned, a (1,) view."""
+        n = like.size
+        losses = self.xp.empty(n + 1, dtype=like.dtype)
+        kernel("activation.cu", name, like.dtype)((self._loss_blocks(n),), (LOSS_THREADS,), **arguments,
+                                                  element_loss=losses[:n], loss=losses[n:],
+                                                  counter=self._stream_counters(1), n=n)
+        return losses[n:]
+
+    def _gradient_supported(self, like, gy) -> bool:
+        return isinstance(gy, self.xp.ndarray) and gy.dtype == like.dtype and gy.size == 1
+
+    def binary_cross_entropy_forward(self, z, labels):
+        if not self._elementwise_supported(z, labels):
+            return super().binary_cross_entropy_forward(z, labels)
+        return self._mean_loss("bce_forward", z, z=z, labels=labels)
+
+    def binary_cross_entropy_backward(self, z, labels, gy):
+        if not (self._elementwise_supported(z, labels) and self._gradient_supported(z, gy)):
+            return super().binary_cross_entropy_backward(z, labels, gy)
+        return self._elementwise("bce_backward", z, "gz", z=z, labels=labels, gy=gy)
+
+    def squared_error_forward(self, predictions, targets):
+        if not self._elementwise_supported(predictions, targets):
+            return super().squared_error_forward(predictions, targets)
+        return self._mean_loss("mse_forward", predictions, predictions=predictions, targets=targets)
+
+    def squared_error_backward(self, predictions, targets, gy):
+        if not (self._elementwise_supported(predictions, targets) and self._gradient_supported(predictions, gy)):
+            return super().squared_error_backward(predictions, targets, gy)
+        return self._elementwise("mse_backward", predictions, "gp", predictions=predictions, targets=targets, gy=gy)
 
     # -- batch norm -----------------------------------------------------------------------
     # Every kernel of kernels/batchnorm.cu runs on (BLOCK_X, BLOCK_Y) blocks; a thread owns `vec`
@@ -522,8 +558,8 @@ class CupyOps(NumpyOps):
 
     def _stream_counters(self, n):
         """At least ``n`` zeroed int32 counters of the last-block protocol, one set per stream: the kernels
-        that count their blocks (the batch-norm reductions, the softmax cross-entropy's mean, the weight
-        penalty's sums) run one after another on a stream, and each leaves its counters at 0."""
+        that count their blocks (the batch-norm reductions, the losses' means, the weight penalty's sums) run
+        one after another on a stream, and each leaves its counters at 0."""
         stream = self.xp.cuda.get_current_stream().ptr
         counters = self._counters.get(stream)
         if counters is None or counters.size < n:

@@ -14,6 +14,7 @@ from xdl.functions import (  # noqa: F401 - importing a module runs its declarat
     penalties,
     products,
     reductions,
+    regression,
     regularization,
     shapes,
     stacked,

@@ -13,8 +13,8 @@ SHAPES = [Check((3, 4)), Check((2, 3, 2))]
 
 def sigmoid_array(xp, z):
     """σ(z) = 1/(1 + e⁻ᶻ), never overflowing and keeping σ's relative precision below 0: the one sigmoid (the
-    op's forward, binary cross-entropy's backward, a model's probabilities), its formula in
-    `xdl.ops.activation.sigmoid_forward`."""
+    op's forward, a model's probabilities; binary cross-entropy's backward calls its reference itself,
+    `xdl.ops.activation.binary_cross_entropy_backward`), its formula in `xdl.ops.activation.sigmoid_forward`."""
     return activation.sigmoid_forward(xp, z)
 
 

@@ -86,6 +86,24 @@ class NumpyOps:
         values, each model's, for ``models`` = K)."""
         return activation.softmax_cross_entropy_backward(self.xp, probs, labels, gy, models)
 
+    def binary_cross_entropy_forward(self, z, labels):
+        """Logits z and targets y in [0, 1] of one shape and dtype: the mean (1,) of max(z, 0) − z·y + log(1 + e^−|z|)
+        over the elements."""
+        return activation.binary_cross_entropy_forward(self.xp, z, labels)
+
+    def binary_cross_entropy_backward(self, z, labels, gy):
+        """∂J/∂z = (σ(z) − y)·(gy/n) of the elements' mean J, given its incoming gradient ``gy`` (0-d)."""
+        return activation.binary_cross_entropy_backward(self.xp, z, labels, gy)
+
+    def squared_error_forward(self, predictions, targets):
+        """The mean (1,) of (p − t)² over the elements of two arrays of one shape."""
+        return activation.squared_error_forward(self.xp, predictions, targets)
+
+    def squared_error_backward(self, predictions, targets, gy):
+        """∂J/∂p = 2·((p − t)·(gy/n)) of the elements' mean J, given its incoming gradient ``gy`` (0-d); ∂J/∂t is
+        its negative."""
+        return activation.squared_error_backward(self.xp, predictions, targets, gy)
+
     def batchnorm_train_forward(self, x, gamma, beta, running_mean, running_var, momentum, eps):
         return batchnorm.batchnorm_train_forward(self.xp, x, gamma, beta, running_mean, running_var, momentum, eps)
 

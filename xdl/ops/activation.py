@@ -1,7 +1,8 @@
-"""ReLU, tanh, sigmoid, leaky ReLU and softmax cross-entropy — the NumPy references of ``kernels/activation.cu``.
+"""ReLU, tanh, sigmoid, leaky ReLU and the losses (softmax and binary cross-entropy, mean squared error) — the
+NumPy references of ``kernels/activation.cu``.
 
 Written against ``xp`` (NumPy or CuPy) and used as-is on the CPU; the kernels follow them line by
-line, so an eager step on the GPU launches one kernel for each way of each (the loss's mean too).
+line, so an eager step on the GPU launches one kernel for each way of each (a loss's mean too).
 
 ReLU:      y = max(x, 0), NaN kept (NumPy's ``maximum``: −0 and −∞ give +0)
            ∂L/∂x = ∂L/∂y·[y > 0]   (read from y: y > 0 exactly where x > 0; ∂L/∂y = ∞ at a zero gives NaN,
@@ -32,6 +33,21 @@ which must never read out of bounds, and never wrapping −1 round to the last c
 K stacked models (``models`` = K): z is (B·K, C), row b·K + k model k's logits for example b, the
 labels (B,) shared; each model's mean J_k = (1/B) Σ_b ℓ_(b·K+k) (the forward returns the K means) has
 its own incoming gradient ∂L/∂J_k, so ∂J/∂z of row b·K + k is (p − onehot(y_b))·(∂L/∂J_k/B).
+
+Binary cross-entropy of logits z against targets y in [0, 1] (the same shape, n elements), the stable form of
+−[y log σ(z) + (1 − y) log(1 − σ(z))]:
+
+    ℓ = max(z, 0) − z·y + log(1 + e^−|z|)      J = (1/n) Σ ℓ   (the forward returns J, a (1,) array)
+    ∂J/∂z = (σ(z) − y)·(∂L/∂J/n)                (σ as `sigmoid_forward`)
+
+Mean squared error of predictions p against targets t (the same shape, n elements):
+
+    ℓ = (p − t)²                                J = (1/n) Σ ℓ   (a (1,) array)
+    ∂J/∂p = 2·((p − t)·(∂L/∂J/n))               (the doubling exact: the sum x + x of (p − t)·(p − t)'s two
+                                                 products' gradients, which autodiff of the formula gives)
+
+Those two are one model's (fit_many's stacked models train on softmax cross-entropy only); the kernels' means
+share softmax cross-entropy's (`model_means`: in lanes, then pairwise, where NumPy sums pairwise: to rounding).
 """
 
 from __future__ import annotations
@@ -137,4 +153,32 @@ def softmax_cross_entropy_backward(xp, probs, labels, gy, models: int = 1):
         g *= gy / g.shape[0]
     else:
         g.reshape(-1, models, g.shape[1])[...] *= (gy / (g.shape[0] // models))[None, :, None]
+    return g
+
+
+def binary_cross_entropy_forward(xp, z, labels):
+    """The mean J (1,) of ℓ = max(z, 0) − z·y + log(1 + e^−|z|) over z's elements, ``labels`` y of z's shape."""
+    loss = xp.maximum(z, 0) - z * labels + xp.log1p(xp.exp(-xp.abs(z)))
+    return xp.asarray(loss.mean(), dtype=z.dtype).reshape(1)
+
+
+def binary_cross_entropy_backward(xp, z, labels, gy):
+    """∂J/∂z = (σ(z) − y)·(gy/n) for the mean J and its incoming gradient ``gy`` (a 0-d or one-element array)."""
+    g = sigmoid_forward(xp, z)
+    g -= labels
+    g *= gy.reshape(()) / z.size
+    return g
+
+
+def squared_error_forward(xp, predictions, targets):
+    """The mean J (1,) of ℓ = (p − t)² over the elements (of one shape; NumPy's promotion of two dtypes)."""
+    diff = predictions - targets
+    return xp.asarray((diff * diff).mean()).reshape(1)
+
+
+def squared_error_backward(xp, predictions, targets, gy):
+    """∂J/∂p = 2·((p − t)·(gy/n)) for the mean J and its incoming gradient ``gy`` (a 0-d or one-element array):
+    x + x of autodiff's two products, 2·x (exact) here."""
+    g = (predictions - targets) * (gy.reshape(()) / predictions.size)
+    g *= 2
     return g
