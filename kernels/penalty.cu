@@ -50,19 +50,11 @@ __device__ __forceinline__ T sign_of(T v) {
     return v > T(0) ? T(1) : v < T(0) ? T(-1) : v == T(0) ? T(0) : v;
 }
 
-// grid (blocks, K), THREADS threads; `partials`: blocks·K doubles; `counter`: one int, 0 between launches.
-template <typename T>
-__global__ void penalty_forward(const T* __restrict__ w, long long n, long long ld, int kind, double scale,
-                                const T* __restrict__ slopes, int per_model, double* __restrict__ partials,
-                                int* counter, T* __restrict__ cost) {
-    __shared__ double scratch[THREADS];
+// True in the last block of the grid to finish, called by all its threads after the block wrote its partial
+// (activation.cu's protocol, over a 2-D grid): `counter` (zeroed once per stream) counts the blocks, and that
+// block resets it.
+__device__ __forceinline__ bool last_block(int* counter) {
     __shared__ bool is_last;
-    const T* row = w + (long long)blockIdx.y * ld;
-    double sum = 0.0;
-    for (long long j = (long long)blockIdx.x * THREADS + threadIdx.x; j < n; j += (long long)gridDim.x * THREADS)
-        sum += penalty_term(row[j], kind);
-    sum = block_sum(scratch, sum);
-    if (threadIdx.x == 0) partials[(long long)blockIdx.y * gridDim.x + blockIdx.x] = sum;
     __threadfence();  // make this block's partial visible before it is counted
     __syncthreads();
     if (threadIdx.x == 0) {
@@ -70,8 +62,23 @@ __global__ void penalty_forward(const T* __restrict__ w, long long n, long long 
         if (is_last) *counter = 0;  // ready for the next launch on this stream
     }
     __syncthreads();
-    if (!is_last) return;
-    __threadfence();
+    if (is_last) __threadfence();
+    return is_last;
+}
+
+// grid (blocks, K), THREADS threads; `partials`: blocks·K doubles; `counter`: one int, 0 between launches.
+template <typename T>
+__global__ void penalty_forward(const T* __restrict__ w, long long n, long long ld, int kind, double scale,
+                                const T* __restrict__ slopes, int per_model, double* __restrict__ partials,
+                                int* counter, T* __restrict__ cost) {
+    __shared__ double scratch[THREADS];
+    const T* row = w + (long long)blockIdx.y * ld;
+    double sum = 0.0;
+    for (long long j = (long long)blockIdx.x * THREADS + threadIdx.x; j < n; j += (long long)gridDim.x * THREADS)
+        sum += penalty_term(row[j], kind);
+    sum = block_sum(scratch, sum);
+    if (threadIdx.x == 0) partials[(long long)blockIdx.y * gridDim.x + blockIdx.x] = sum;
+    if (!last_block(counter)) return;
     double total = 0.0;  // Σ_k S_k·slopes[k] (K models)
     T cost_of_one = T(0);
     for (unsigned k = 0; k < gridDim.y; ++k) {

@@ -143,7 +143,7 @@ SOURCES = {
     "random.cu": Source("random.cu", instances=(("float",), ("double",))),
     "penalty.cu": Source("penalty.cu", instances=(("float",), ("double",)), defines={"THREADS": 256}),
     "batchnorm.cu": Source("batchnorm.cu", instances=(("float", 1), ("float", 4), ("double", 1), ("double", 2)),
-                           defines={"BLOCK_X": 32, "BLOCK_Y": 8, "ROW_GROUP": 8}),
+                           defines={"BLOCK_X": 32, "BLOCK_Y": 8, "ROW_GROUP": 8, "OUT_DGAMMA": 1, "OUT_DBETA": 2}),
 }
 
 

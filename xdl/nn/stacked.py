@@ -85,7 +85,7 @@ class Stacked(Sequential):
     def _pair(self, layer, after, x):
         """A ReLU followed by a keyed stacked Dropout in training (what fit_many runs) as
         `F.stacked_relu_dropout`, as `Sequential` runs one model's pair; None for any other two layers."""
-        if _fused(layer, after) and x.ndim == 3 and x.dtype.kind == "f":
+        if _stacked_fused(layer, after) and x.ndim == 3 and x.dtype.kind == "f":
             return lambda: F.stacked_relu_dropout(x, after.rates, after.random_key)
         return None
 
@@ -363,7 +363,7 @@ def _stacked_layer(layer, same: list, params: dict):
     raise StackError(f"stack: {type(layer).__name__} layers cannot be stacked yet")
 
 
-def _fused(layer, after) -> bool:
+def _stacked_fused(layer, after) -> bool:
     """Whether ``layer`` then ``after`` run as one op: a ReLU before a keyed stacked dropout with a
     rate above 0 in training (`xdl.nn.sequential`'s pair, stacked), whose pair `stacked_relu_dropout`
     computes bit for bit in one kernel each way. (Over floating (B, K, C) activations: a ReLU of

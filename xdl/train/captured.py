@@ -138,36 +138,37 @@ class CapturedSteps:
             return "augmentation runs on the host"
         return None
 
-    def start_epoch(self, first_step: int, step: int = 0, data=None, order=None, bounds=None):
+    def start_epoch(self, first_step: int, step: int, data, order, bounds):
         """Set the dropout key's step to the run's ``first_step`` (global step count) and return
         the counter (give it to ``set_random_key(..., steps_done=)``).
 
-        For `epoch_step`, once `totals` gave the epoch's arrays: the epoch from its step ``step`` on (a resumed
+        For `epoch_step`, after `totals` gave the epoch's arrays: the epoch from its step ``step`` on (a resumed
         epoch's first), ``data`` (X, y), ``order`` (the epoch's shuffle) on the device and ``bounds`` (each
         batch's (start, stop) in it, one after another). The order is laid out as one row a batch (one kernel),
         padded to the widest batch: row s holds ``order[bounds[s][0]:bounds[s][1]]`` first, and a spare row
         follows the last (as `totals`' spare cost). Arrays other than the last epoch's have the steps captured
         again."""
+        if not self._totals:
+            raise RuntimeError("CapturedSteps.start_epoch: call totals(steps, ...) first (the epoch's cost and hits "
+                               "arrays the steps' graphs write)")
         xp = self.backend.xp
         if self._steps is None:
             self._steps = xp.zeros(2, dtype=np.int64)
             self.counter = self._steps[:1]
         self.counter.fill(first_step)
         self._steps[1:].fill(step)
-        if data is not None:
-            if self._layout is None or self._layout[0] != bounds:  # (the fit's batches: laid out once)
-                starts, stops = np.array([*bounds, (0, 0)], dtype=np.int64).T  # (the spare row: no example)
-                columns = np.arange(max(stops - starts))
-                self._layout = (list(bounds), self.backend.asarray(np.minimum(starts[:, None] + columns,
-                                                                               len(order) - 1)))
-            positions = self._layout[1]  # (where each row's examples lie in the order: past a batch's, any)
-            rows = self._epoch[2] if self._epoch is not None else None
-            if rows is None or rows.shape != positions.shape:
-                rows = xp.empty(positions.shape, dtype=np.int64)
-            xp.take(order, positions, out=rows)
-            epoch = (*data, rows, *self._totals)
-            if self._epoch is None or any(a is not b for a, b in zip(epoch, self._epoch)):
-                self._epoch = epoch  # (a new tuple: the graphs of the last one capture again)
+        if self._layout is None or self._layout[0] != bounds:  # (the fit's batches: laid out once)
+            starts, stops = np.array([*bounds, (0, 0)], dtype=np.int64).T  # (the spare row: no example)
+            columns = np.arange(max(stops - starts))
+            self._layout = (list(bounds), self.backend.asarray(np.minimum(starts[:, None] + columns, len(order) - 1)))
+        positions = self._layout[1]  # (where each row's examples lie in the order: past a batch's, any)
+        rows = self._epoch[2] if self._epoch is not None else None
+        if rows is None or rows.shape != positions.shape:
+            rows = xp.empty(positions.shape, dtype=np.int64)
+        xp.take(order, positions, out=rows)
+        epoch = (*data, rows, *self._totals)
+        if self._epoch is None or any(a is not b for a, b in zip(epoch, self._epoch)):
+            self._epoch = epoch  # (a new tuple: the graphs of the last one capture again)
         return self.counter
 
     def totals(self, steps: int, cost_shape: tuple = (), hits_shape: tuple = (), hits_dtype=np.float64) -> tuple:

@@ -511,8 +511,8 @@ class ManyTrainer:
             costs, correct = self._captured.totals(steps, (k,), (k,), np.int64)
         else:
             costs = xp.zeros((steps, k), dtype=np.float64)  # each step's cost per model, on the device
-            correct = xp.zeros(k, dtype=np.int64)  # the epoch's hits per model
-        correct = None if self.eval_train else correct
+            correct = None if self.eval_train else xp.zeros(k, dtype=np.int64)  # the epoch's hits per model
+        correct = None if self.eval_train else correct  # (the graphs' hits array: written, not read then)
         seconds_before = 0.0
         if self._partial is not None:  # resuming mid-epoch
             costs[:self.step] = backend.asarray(np.asarray(self._partial["costs"], dtype=np.float64))
