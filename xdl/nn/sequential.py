@@ -45,7 +45,8 @@ class Sequential(Module):
     def forward(self, x):
         layers, i = self.layers, 0
         while i < len(layers):
-            pair = self._pair(layers[i], layers[i + 1], x) if i + 1 < len(layers) else None
+            # (the pairs run as one op open on a ReLU: any other layer costs no call to `_pair`)
+            pair = self._pair(layers[i], layers[i + 1], x) if type(layers[i]) is ReLU and i + 1 < len(layers) else None
             if pair is not None:  # one op for the pair
                 x = pair()
                 i += 2
@@ -55,7 +56,8 @@ class Sequential(Module):
         return x
 
     def _pair(self, layer, after, x):
-        """``layer`` then ``after`` on ``x`` as one op (a callable), or None where they run one by one."""
+        """``layer`` (a ReLU: `forward` asks of no other) then ``after`` on ``x`` as one op (a callable), or None
+        where they run one by one."""
         if _fused(layer, after):
             return lambda: F.relu_dropout(x, after.rate, after.draw_key())
         return None
