@@ -355,9 +355,10 @@ bn_inference(const T* __restrict__ x, T* __restrict__ y, long long n_rows, int n
 //   partials: [2·gridDim.y, C] scratch, the block partials (Σ dy; Σ dy·(x − μ));
 //   dgamma, dbeta: where ∂L/∂γ and ∂L/∂β go as well when `outputs` says so (its bits OUT_DGAMMA, OUT_DBETA,
 //          defines; one not named is never touched and may be any array) — γ's and β's views of the flat
-//          gradient buffer: dgamma += ∂L/∂γ where accumulate ≠ 0, dgamma = ∂L/∂γ otherwise (dbeta likewise). Feature c is element
-//          `feature_at`(c, group, ld) of each: C in a row ((C,) arrays, group = ld = C), or K models' rows of
-//          `group` features each, rows ld apart (their (K, C/K) views of a (K, P) buffer; dgamma_ld, dbeta_ld).
+//          gradient buffer: dgamma += ∂L/∂γ where accumulate ≠ 0, dgamma = ∂L/∂γ otherwise (dbeta likewise).
+//          Feature c is element `feature_at`(c, group, ld) of each: C in a row ((C,) arrays, group = ld = C),
+//          or K models' rows of `group` features each, rows ld apart (their (K, C/K) views of a (K, P)
+//          buffer; dgamma_ld, dbeta_ld).
 //          So the backward needs no add of its own: a read and a write of 2·C values, against the N·C of dy, x.
 template <typename T, int V>
 __global__ void __launch_bounds__(THREADS, REDUCE_MIN_BLOCKS)

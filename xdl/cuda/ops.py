@@ -572,7 +572,8 @@ class CupyOps(NumpyOps):
         read and nothing reads after it (the reductions' block partials: batch norm's, the weight penalty's).
         One buffer per stream and dtype serves every layer and op, forward and backward: kernels on a stream run
         one after another, so a call's last read of it is done before the next call's first write — in a
-        captured graph too, whose nodes keep the stream's order (a chain). Grown, never shrunk; a graph keeps the one it captured (`cached_arrays`)."""
+        captured graph too, whose nodes keep the stream's order (a chain). Grown, never shrunk; a graph keeps the
+        one it captured (`cached_arrays`)."""
         key = (self.xp.cuda.get_current_stream().ptr, np.dtype(dtype).str)
         workspace = self._workspaces.get(key)
         if workspace is None or workspace.size < n:
