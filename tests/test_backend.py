@@ -382,3 +382,35 @@ def test_a_cupy_array_is_read_as_cupy_s_before_the_cupy_backend_was_first_used(m
         assert split(cupy.asarray(X), y, seed=0).X_train.get().tolist() == split(X, y, seed=0).X_train.tolist()
         np.testing.assert_array_equal(Standardizer().fit(cupy.asarray(X)).transform(cupy.asarray(X)).get(),
                                       Standardizer().fit(X).transform(X))
+
+
+def test_owner_says_another_librarys_device_array_is_no_backends_without_making_the_cupy_backend(monkeypatch):
+    """A torch (or JAX) CUDA tensor has CuPy's DLPack device, but is no CuPy array: `owner` made the cupy
+    backend to ask it — imported cupy and set up its device (or, on a machine without one, tried to) — and only
+    then said no. Asked of every form of such an array, and through the helpers that ask `owner`, it answers
+    as before and makes nothing."""
+    made = []
+
+    def create(cls, seed=None):
+        made.append(cls.name)
+        raise BackendError("made")
+
+    monkeypatch.setattr(xdl.backend, "_backends", {"numpy": get_backend("numpy")})  # a process that has not used cupy
+    monkeypatch.setattr(xdl.backend.CupyBackend, "create", classmethod(create))
+    interface = {"shape": (3,), "typestr": "<f4", "data": (0, False), "version": 3}
+
+    def library_array(device, cuda_interface, callable_device=True):
+        attributes = {"__dlpack__": lambda self, **kwargs: None}
+        if device is not None:
+            attributes["__dlpack_device__"] = (lambda self: device) if callable_device else device
+        if cuda_interface:
+            attributes["__cuda_array_interface__"] = interface
+        return type("Tensor", (), attributes)()
+
+    cases = [library_array(device, cuda, call) for device in ((2, 0), (13, 1), (2, 3), (1, 0), None)
+             for cuda in (True, False) for call in (True, False)]
+    for array in cases:
+        assert xdl.backend.owner(array) is None
+        assert not xdl.backend.on_device(array)
+        assert xdl.backend.on_backend_of(np.ones(2), array).tolist() == [1.0, 1.0]
+    assert made == [] and "cupy" not in xdl.backend._backends

@@ -269,6 +269,109 @@ def test_a_steady_steps_ranges_are_those_found_before_and_anything_that_moves_a_
         check_penalty_lands_in_place(model.backend, model, [w for w in weights if w.requires_grad])
 
 
+def test_the_ranges_kept_hold_no_array_of_another_buffer(backend):
+    """A penalty over weights of two models (or of two dtypes) kept, on the first's buffer, the other's arrays:
+    the second model dropped or converted, its weights and gradients stayed alive as long as the first model
+    (until 8 other lists of weights had come). Each such list is found each call, the penalty still lands in
+    place, and a model's own weights' ranges are still found once and kept."""
+    import gc
+    import weakref
+
+    from xdl.functions.penalties import weight_ranges
+    from xdl.losses import _weights
+
+    for change in ("dropped", "astype", "nested"):
+        kept = xdl.nn.mlp(4, [5], 2).to(backend)
+        other = xdl.nn.mlp(6, [7, 3], 2).to(backend)
+        xdl.optim.SGD(kept, lr=0.1).zero_grad()
+        xdl.optim.SGD(other, lr=0.1).zero_grad()
+        both = _weights(kept) + _weights(other)
+        check_penalty_lands_in_place(backend, kept, both)
+        own = weight_ranges(_weights(kept))
+        assert weight_ranges(_weights(kept)) is own  # (kept: every weight in the buffer it is kept on)
+        arrays = {id(a): weakref.ref(a) for a in (other.parameters()[0]._flat[0].data,
+                                                  other.parameters()[0]._flat[0].grad)}
+        del both
+        if change == "dropped":
+            del other
+        elif change == "astype":
+            other.astype(np.float64)
+        else:  # placed inside another model: packed anew
+            other = xdl.nn.Sequential(other, xdl.nn.Dense(2, 3))
+        gc.collect()
+        assert all(ref() is None for ref in arrays.values()), change
+        assert weight_ranges(_weights(kept)) is own, change
+    mixed = xdl.nn.Sequential(xdl.nn.Dense(3, 4), xdl.nn.Dense(4, 2).astype(np.float64)).to(backend)
+    xdl.optim.SGD(mixed, lr=0.1).zero_grad()
+    check_penalty_lands_in_place(backend, mixed, _weights(mixed))
+
+
+def test_a_steady_penalty_walks_no_module_and_a_model_changed_since_is_walked_again(backend, monkeypatch):
+    """l2 and l1 of a model walked its whole tree each call (a Trainer's every step) for a list that changes
+    only with the model: kept while no change is counted (`CheckedState`); after anything that changes what the
+    model's parameters are — a layer appended, replaced or nested, a parameter added or removed inside a child,
+    a role set by hand, a freeze, a conversion, a copy — the penalty covers the weights the model has now, and
+    lands in their gradients now."""
+    import copy
+
+    from xdl.nn.module import Module
+
+    walks = []
+    walk = Module.named_modules
+
+    def counted(self, prefix=""):
+        walks.append(self)
+        return walk(self, prefix)
+
+    def append(m):
+        m.append(xdl.nn.Dense(2, 3))
+
+    def replace(m):
+        m[0] = xdl.nn.Dense(4, 5)
+
+    def nest(m):
+        return xdl.nn.Sequential(m, xdl.nn.Dense(2, 2))
+
+    def add_parameter(m):
+        m[2].extra = xdl.Parameter(xdl.tensor(np.ones((3, 3), np.float32), backend=m.backend).data)
+
+    def remove_parameter(m):
+        m[0].weight = None
+
+    def role_by_hand(m):
+        m[2].weight.role = "bias"
+
+    def matrix_bias(m):  # a role taken back: read by the shape again
+        m[0].bias.role = None
+        m[0].bias = xdl.Parameter(xdl.tensor(np.ones((5, 2), np.float32), backend=m.backend).data)
+
+    changes = [None, append, replace, nest, add_parameter, remove_parameter, role_by_hand, matrix_bias,
+               lambda m: setattr(m[0].weight, "requires_grad", False), lambda m: m.astype(np.float64),
+               copy.deepcopy]
+    for case, change in enumerate(changes):
+        model = xdl.nn.Sequential(xdl.nn.Dense(4, 5), xdl.nn.ReLU(), xdl.nn.Dense(5, 2)).to(backend)
+        l2(model, 0.5, 4)
+        monkeypatch.setattr(Module, "named_modules", counted)
+        for penalty in (l2, l1, l2):
+            penalty(model, 0.5, 4)
+        assert walks == [], case  # a steady call: nothing walked
+        monkeypatch.setattr(Module, "named_modules", walk)
+        model = change(model) or model if change is not None else model
+        for kind, penalty in (("l2", l2), ("l1", l1)):
+            weights = [p for p in model.parameters() if role_of(p) == "weight"]  # (walked now)
+            for w in weights:
+                if w.grad is not None:  # (one added since has none yet)
+                    w.grad[...] = 0
+            cost = penalty(model, 0.5, 4)
+            want, grads = reference(weights, kind, 0.5, 4)
+            np.testing.assert_allclose(cost.item(), want, rtol=1e-6, err_msg=str(case))
+            cost.backward()
+            for w in weights:
+                if w.requires_grad:
+                    np.testing.assert_allclose(xdl.backend.array_to_numpy(w.grad), grads[id(w)], rtol=1e-6,
+                                               atol=1e-7, err_msg=str(case))
+
+
 @pytest.mark.parametrize("how", ["deepcopy", "pickle"])
 def test_a_copied_model_s_penalty_is_over_the_copy_s_buffer(backend, how):
     """A model copied (deepcopy, pickle) after its penalty ranges were found: the copy's penalty sums the copy's

@@ -268,6 +268,40 @@ def test_a_resume_with_the_labels_in_another_form_says_so(tmp_path):
                                                                            resume=tmp_path)
 
 
+def test_a_checkpoint_digests_one_hot_label_rows_as_given_negative_zeros_included(tmp_path):
+    """Exact one-hot rows are trained as their class indices, but a checkpoint records the digest of the
+    rows as given, in the model's dtype (what the runs recorded before rows were made indices): rows
+    holding −0.0 were rebuilt of +0.0 for it, and a checkpoint written with them then said "the train
+    data differ" on resuming."""
+    from xdl.serialization import read_checkpoint
+    from xdl.train.provenance import data_digest
+
+    rng = np.random.default_rng(0)
+    for case in range(12):
+        dtype = (np.float32, np.float64)[case % 2]
+        m, classes = int(rng.integers(5, 40)), int(rng.integers(2, 5))
+        X = rng.standard_normal((m, 2))
+        given = [np.eye(classes)[rng.integers(0, classes, n)] for n in (m, 7)]  # train, dev
+        for rows in given:
+            if case % 3 != 2:  # (every third case without: the rule)
+                rows[(rows == 0) & (rng.random(rows.shape) < 0.5)] = -0.0
+        given = [rows.astype((np.float64, np.float32, object, np.int8)[case % 4]) for rows in given]
+        dev = (rng.standard_normal((7, 2)), given[1])
+        xdl.seed(0)
+        model = xdl.nn.mlp(2, [4], classes).astype(dtype)
+        path = tmp_path / str(case)
+        Trainer(model, SoftmaxCrossEntropy(), xdl.optim.SGD(model, lr=0.1), epochs=1, batch_size=8, progress=False,
+                callbacks=[Checkpoint(path)]).fit(X, given[0], dev=dev)
+        recorded = read_checkpoint(path / "checkpoint.npz")[0]["provenance"]["data"]
+        assert recorded == {"train": data_digest(X.astype(dtype), given[0].astype(dtype)),
+                            "dev": data_digest(dev[0].astype(dtype), given[1].astype(dtype))}, case
+        xdl.seed(0)
+        model = xdl.nn.mlp(2, [4], classes).astype(dtype)
+        history = Trainer(model, SoftmaxCrossEntropy(), xdl.optim.SGD(model, lr=0.1), epochs=2, batch_size=8,
+                          progress=False, callbacks=[Checkpoint(path)]).fit(X, given[0], dev=dev, resume=path)
+        assert history["epoch"] == [1, 2]
+
+
 def test_a_lightning_on_exception_is_refused_naming_xdls_signature():
     class LightningCleanUp(Callback):
         def on_exception(self, trainer, pl_module, exception):

@@ -34,6 +34,7 @@ import contextlib
 import importlib
 import os
 import re
+import sys
 import threading
 
 import numpy as np
@@ -60,6 +61,8 @@ class Backend:
     dlpack_devices : tuple of int
         The DLPack device codes of this backend's arrays (``kDLCPU`` = 1; ``kDLCUDA`` = 2 and
         ``kDLCUDAManaged`` = 13).
+    module : str
+        The import name of the array module (``"numpy"``, ``"cupy"``): `holds` asks it.
     host_sync_is_cheap : bool
         Whether reading a value on the host costs nothing (the CPU) or stalls a device queue.
     supports_graphs : bool
@@ -77,6 +80,7 @@ class Backend:
     name: str
     device_type: str
     dlpack_devices: tuple[int, ...]
+    module: str
     host_sync_is_cheap: bool
     supports_graphs: bool = False  # CUDA graphs (`graph_scope`, `replay`)
 
@@ -125,6 +129,15 @@ class Backend:
     def owns(self, array) -> bool:
         """Whether ``array`` is an array of this backend."""
         return isinstance(array, self.xp.ndarray)
+
+    @classmethod
+    def holds(cls, array) -> bool:
+        """Whether ``array`` is an array of this kind of backend, told without making one (`owner`): an
+        ndarray of its array module, if that is imported — an array of it exists only once it is. Another
+        library's array on the same device (a torch CUDA tensor, DLPack device CuPy's) is not: making the
+        backend to ask imported cupy and set up its device only to answer no."""
+        ndarray = getattr(sys.modules.get(cls.module), "ndarray", None)
+        return isinstance(ndarray, type) and isinstance(array, ndarray)
 
     def own(self, array):
         """``array`` (of any backend) as an array of this one: itself if it is one, else a copy."""
@@ -233,6 +246,7 @@ class NumpyBackend(Backend):
     name = "numpy"
     device_type = "cpu"
     dlpack_devices = (1,)  # kDLCPU
+    module = "numpy"
     host_sync_is_cheap = True
 
     def __init__(self, seed: int | None = None):
@@ -269,6 +283,7 @@ class CupyBackend(Backend):
     name = "cupy"
     device_type = "cuda"
     dlpack_devices = (2, 13)  # kDLCUDA, kDLCUDAManaged
+    module = "cupy"
     host_sync_is_cheap = False
     supports_graphs = True
 
@@ -607,23 +622,22 @@ def backend_of(array) -> Backend:
 
 
 def owner(array) -> Backend | None:
-    """The backend whose array ``array`` is: a loaded one that owns it, or else the one that holds arrays
-    where its DLPack device is (``__dlpack_device__``), made now, if it owns it — a CuPy array given to a
-    model on numpy before the cupy backend was first used (``XDL_BACKEND=numpy``): it was read as no
-    backend's, and fit, predict, `split`, `Standardizer` and `xdl.tensor` refused it as "does not convert to a
-    NumPy array" (CuPy's "Implicit conversion … not allowed"), where the same call after any use of cupy
-    copied it over. None for anything else (lists, frames, another library's arrays)."""
+    """The backend whose array ``array`` is: a loaded one that owns it, or else the one whose kind holds it
+    (`Backend.holds`), made now — a CuPy array given to a model on numpy before the cupy backend was first
+    used (``XDL_BACKEND=numpy``): it was read as no backend's, and fit, predict, `split`, `Standardizer` and
+    `xdl.tensor` refused it as "does not convert to a NumPy array" (CuPy's "Implicit conversion … not
+    allowed"), where the same call after any use of cupy copied it over. None for anything else (lists,
+    frames, another library's arrays — a torch CUDA tensor too, told without making the cupy backend)."""
     for backend in list(_backends.values()):
         if backend.owns(array):
             return backend
-    device = getattr(array, "__dlpack_device__", None)
-    if device is None or isinstance(array, np.ndarray | np.generic) or not callable(device):
-        return None
-    try:
-        backend = backend_for_dlpack(int(device()[0]))
-    except (BackendError, TypeError, ValueError, IndexError, RuntimeError):  # (no backend there, or none usable)
-        return None
-    return backend if backend.owns(array) else None
+    for name, cls in BACKENDS.items():
+        if name not in _backends and cls.holds(array):
+            try:
+                return get_backend(name)
+            except BackendError:  # (its module imported, but no device answers)
+                return None
+    return None
 
 
 def on_backend_of(result: np.ndarray, given):

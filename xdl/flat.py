@@ -22,8 +22,9 @@ class FlatBuffer:  # one buffer is one place: compared by identity, never array 
     made a cycle, so a dropped model's buffers lived on until a full garbage collection (a loop over
     trials held several models' weights and gradients at once). A parameter gone is left out.
 
-    ``ranges_memo``: what `xdl.functions.penalties.weight_ranges` found over weights placed here, kept for
-    the next step's call (it holds them weakly too); this process's, left out of a pickle or a copy."""
+    ``ranges_memo``: what `xdl.functions.penalties.weight_ranges` found over weights all placed here, kept for
+    the next step's call (it holds them weakly too, and no other buffer's arrays); this process's, left out of
+    a pickle or a copy."""
 
     def __init__(self, data, grad, params=()):
         self.data, self.grad = data, grad

@@ -77,14 +77,18 @@ def weight_ranges(weights) -> tuple:
     """`WeightPenalty`'s ``ranges`` of ``weights``: per dtype, (their indices, the (data, grad) views of the
     flat buffer's range they fill back to back and their ``.grad`` arrays now — or None where they do not).
 
-    Found once and kept on the first weight's flat buffer (`RangesFound`, in its ``ranges_memo``): a steady
-    step's call — the same weights, each with the same ``.data`` and ``.grad`` arrays, in buffers with the same
-    arrays — takes them from there (finding them asks every weight's address: ~27 µs for 3 weights, 66 µs for 6
-    on the CPU, each step). What places a parameter anew (`model.astype`, `model.to`, a packing, a copy's or an
+    Found once and kept on their flat buffer (`RangesFound`, in its ``ranges_memo``): a steady step's call —
+    the same weights, each with the same ``.data`` and ``.grad`` arrays, in a buffer with the same arrays —
+    takes them from there (finding them asks every weight's address: ~27 µs for 3 weights, 66 µs for 6 on the
+    CPU, each step). What places a parameter anew (`model.astype`, `model.to`, a packing, a copy's or an
     unpickling's `view_again`) binds it new arrays, as does a ``.data`` or ``.grad`` rebound by hand: found
-    again then. A copy of the buffer (pickle, deepcopy) keeps none."""
+    again then. A copy of the buffer (pickle, deepcopy) keeps none. Kept only where every weight is placed
+    in that one buffer (a model's weights of one dtype: a Trainer's penalty): the memo then holds arrays of
+    the buffer it is in, nothing more — weights of another buffer too (two models' in one list) had the
+    first's buffer hold the other's arrays, a whole model's weights and gradients kept after that model was
+    dropped or converted. Others (those, a model's of two dtypes, stacked or unplaced weights) are found each call."""
     place = getattr(weights[0], "_flat", None) if weights else None
-    if place is None:
+    if place is None or not all(getattr(w, "_flat", None) is not None and w._flat[0] is place[0] for w in weights):
         return _find_ranges(weights)
     memo, key = place[0].ranges_memo, tuple(map(id, weights))
     found = memo.get(key)
@@ -97,7 +101,7 @@ def weight_ranges(weights) -> tuple:
 
 class RangesFound:
     """`weight_ranges`' answer for ``weights`` and what it depended on: the weights (weakly: a buffer holds its
-    parameters weakly), their ``.data`` and ``.grad`` arrays, and the arrays of the buffers they were in."""
+    parameters weakly), their ``.data`` and ``.grad`` arrays, and the arrays of the buffer they were in."""
 
     __slots__ = ("ranges", "_weights", "_arrays", "_buffers")
 

@@ -30,6 +30,7 @@ import json
 import math
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -270,7 +271,7 @@ class Trainer:
         self._cost_limit = None  # the train cost above which this fit has diverged (`cost_limit`), set by fit
         self._start_cost = None  # where the run started (`start_cost`), known from its first epoch's end
         self._measured_on = None  # the data digests of the last fit (`_digests`), where a callback keeps a best
-        self._one_hot_widths = {}  # `_check`'s name -> C, where its one-hot label rows were prepared as class indices
+        self._one_hot_rows = {}  # `_check`'s name -> `_OneHotRows`, where its one-hot label rows became indices
         self.data_changed = frozenset()  # the metrics this fit measures on other data than the one before (`_changed`)
 
     def __repr__(self) -> str:
@@ -357,14 +358,15 @@ class Trainer:
                 raise ValueError(f"X{name} has {len(X)} examples but y{name} has {len(y)} "
                                  "(they must have the same length)")
         if isinstance(self.loss, _losses.Loss):
-            rows = y.ndim == 2
+            rows = y if y.ndim == 2 else None
             try:
                 y = self.loss.prepare(y, shape, get_backend("numpy"), self.model.dtype)
             except (TypeError, ValueError) as e:
                 raise type(e)(f"y{name}: {e}") from None
             # exact one-hot rows come back as class indices (SoftmaxCrossEntropy's fused loss takes them): their
             # digest is still the rows' (`_digests`), as a checkpoint of a run given them recorded it
-            self.__dict__.setdefault("_one_hot_widths", {})[name] = shape[1] if rows and y.ndim == 1 else None
+            self.__dict__.setdefault("_one_hot_rows", {})[name] = \
+                _OneHotRows.of(rows, self.model.dtype) if rows is not None and y.ndim == 1 else None
         else:  # a function of (outputs, labels): targets with the outputs' shape, as Keras lines y_true up with
             if y.shape != shape and y.size == math.prod(shape):  # y_pred — (m,) against (m, 1) would broadcast
                 y = y.reshape(shape)  # to (m, m) in the function's arithmetic, silently
@@ -1366,17 +1368,42 @@ def network_data(model, X, dev, on_host: bool):
     return X, dev, network
 
 
+class _OneHotRows(NamedTuple):
+    """Exact one-hot label rows `Loss.prepare` gave as their class indices, as `_digests` hashes them:
+    their ``width`` C and where they held −0.0 (``negative_zeros``: the rows' sign bits, packed, 1 bit a
+    label; None where none was, the rule). A −0.0 equals 0 and trains as one, but the rows as prepared
+    before (the model's dtype, each divided by its sum of exactly 1) kept its sign: a checkpoint of
+    such rows recorded it, and rows rebuilt of +0.0 alone digested apart (its resume refused as other data)."""
+
+    width: int
+    negative_zeros: np.ndarray | None
+
+    @classmethod
+    def of(cls, given: np.ndarray, dtype) -> _OneHotRows:
+        """The rows ``given`` (m, C) to `_check` (in the model's ``dtype``, as prepared: objects as numbers)."""
+        signs = np.signbit(given.astype(dtype, copy=False)) if given.dtype.kind in "fO" else None  # (ints have none)
+        return cls(given.shape[1], np.packbits(signs, axis=None) if signs is not None and signs.any() else None)
+
+    def rows(self, indices: np.ndarray, dtype) -> np.ndarray:
+        """The (m, C) rows of class ``indices`` in ``dtype``, −0.0 where the rows given held it."""
+        rows = np.eye(self.width, dtype=dtype)[indices]
+        if self.negative_zeros is not None:
+            negative = np.unpackbits(self.negative_zeros, count=rows.size).view(bool).reshape(rows.shape)
+            rows[negative] = -0.0  # (all of them zeros: a row's 1 is > 0, signbit False)
+        return rows
+
+
 def _digests(trainer, X, y, dev) -> dict:
     """The data digests of a fit (`provenance.record`'s data), over `_check`'s X in the model's dtype
     (the data as given, not as a model's statistics standardize it: a run's digest is the same
     resumed or not)."""
     dtype = trainer.model.dtype
-    widths = trainer.__dict__.get("_one_hot_widths", {})
+    one_hot = trainer.__dict__.get("_one_hot_rows", {})
 
     def labels(y, name):  # one-hot rows prepared as class indices hashed as the rows, in the model's dtype, they
         # were prepared as before (a checkpoint's digest of them resumes; indices then rows now are refused, as before)
-        width = widths.get(name)
-        return y if width is None else np.eye(width, dtype=dtype)[y]
+        rows = one_hot.get(name)
+        return y if rows is None else rows.rows(y, dtype)
 
     return {"train": provenance.data_digest(X.astype(dtype, copy=False), labels(y, "")),
             "dev": provenance.data_digest(dev[0].astype(dtype, copy=False), labels(dev[1], "_dev"))
