@@ -18,6 +18,9 @@
 // the partials of its features in a fixed order, so results are deterministic. The partials are
 // scratch of that one launch (the host keeps one buffer of them per stream).
 //
+// The momentum m of the running statistics is one double, or one per feature (K stacked models with momenta of
+// their own: `momentum_of`), read by the forward kernels that update the statistics, bn_stats and bn_forward_small.
+//
 // γ, β (and ∂L/∂γ, ∂L/∂β) are per-feature arrays addressed by rows: feature c is element
 // (c / group)·ld + c % group (`feature_at`) — a (C,) array (group = ld = C), or K stacked models' rows of
 // `group` features each, ld apart (their (K, C/K) views of the models' (K, P) parameter buffer), read in
@@ -201,6 +204,14 @@ __device__ __forceinline__ T block_moments(const T* __restrict__ x, long long r0
     return count;
 }
 
+// Feature col's momentum m: `momentum` for every feature (per_feature = 0; momenta is then any array, unread), or
+// momenta[col], one double per feature (K stacked models with momenta of their own, each repeated over its
+// features): either way the double a model alone passes as `momentum`, so its running statistics are the same bits.
+__device__ __forceinline__ double momentum_of(int col, double momentum, const double* __restrict__ momenta,
+                                              int per_feature) {
+    return per_feature ? momenta[col] : momentum;
+}
+
 // Feature col's μ and 1/√(σ² + ε) from its moments over all n_rows rows; writes them to stats and
 // updates the running statistics.
 template <typename T>
@@ -218,12 +229,14 @@ __device__ __forceinline__ void finish_feature(const T* __restrict__ x, int col,
 }
 
 // Statistics over row blocks: each block writes its partial, the last block of a column merges them.
-//   stats: [2, C] out μ, 1/√(σ² + ε);  partials: [2·gridDim.y, C] scratch, the block partials (mean of x − K; M2).
+//   stats: [2, C] out μ, 1/√(σ² + ε);  partials: [2·gridDim.y, C] scratch, the block partials
+//   (mean of x − K; M2);  momentum, momenta, per_feature: m (`momentum_of`).
 template <typename T, int V>
 __global__ void __launch_bounds__(THREADS, REDUCE_MIN_BLOCKS)
 bn_stats(const T* __restrict__ x, long long n_rows, int n_cols, long long rows_per_block, T* __restrict__ stats,
          T* __restrict__ partials, int* __restrict__ counters, T* __restrict__ running_mean,
-         T* __restrict__ running_var, double momentum, double eps) {
+         T* __restrict__ running_var, double momentum, const double* __restrict__ momenta, int per_feature,
+         double eps) {
     constexpr int F = BLOCK_X * V;  // features per block
     __shared__ T s_count[BLOCK_Y][F], s_mean[BLOCK_Y][F], s_m2[BLOCK_Y][F];
     const int c = (blockIdx.x * BLOCK_X + threadIdx.x) * V;
@@ -252,8 +265,8 @@ bn_stats(const T* __restrict__ x, long long n_rows, int n_cols, long long rows_p
     if (lane == 0 && col < n_cols) {
         for (int l = 1; l < L; ++l) chan_merge(n_a, mu, q, s_count[l][j], s_mean[l][j], s_m2[l][j]);
         T mean_out, inv_std;
-        finish_feature(x, col, mu, q, n_rows, n_cols, stats, running_mean, running_var, momentum, eps, mean_out,
-                       inv_std);
+        finish_feature(x, col, mu, q, n_rows, n_cols, stats, running_mean, running_var,
+                       momentum_of(col, momentum, momenta, per_feature), eps, mean_out, inv_std);
     }
 }
 
@@ -296,13 +309,13 @@ bn_normalize(const T* __restrict__ x, T* __restrict__ y, long long n_rows, int n
 
 // Small batches, one launch: a block owns its features over all rows (gridDim.y == 1), computes
 // their statistics, then normalizes the rows it has just read (now in cache).
-//   stats: [2, C] out (μ, 1/√(σ² + ε)); γ, β addressed by (group, *_ld) as in bn_normalize.
+//   stats: [2, C] out (μ, 1/√(σ² + ε)); γ, β addressed by (group, *_ld) as in bn_normalize; m as in bn_stats.
 template <typename T, int V>
 __global__ void __launch_bounds__(THREADS)
 bn_forward_small(const T* __restrict__ x, T* __restrict__ y, long long n_rows, int n_cols, T* __restrict__ stats,
                  const T* __restrict__ gamma, const T* __restrict__ beta, int group, long long gamma_ld,
                  long long beta_ld, T* __restrict__ running_mean, T* __restrict__ running_var, double momentum,
-                 double eps) {
+                 const double* __restrict__ momenta, int per_feature, double eps) {
     constexpr int F = BLOCK_X * V;
     __shared__ T s_mean[BLOCK_Y][F], s_m2[BLOCK_Y][F];
     const int c = (blockIdx.x * BLOCK_X + threadIdx.x) * V;
@@ -313,8 +326,8 @@ bn_forward_small(const T* __restrict__ x, T* __restrict__ y, long long n_rows, i
 #pragma unroll
         for (int k = 0; k < V; ++k) {
             T mu, inv_std;
-            finish_feature(x, c + k, mean[k], m2[k], n_rows, n_cols, stats, running_mean, running_var, momentum, eps,
-                           mu, inv_std);
+            finish_feature(x, c + k, mean[k], m2[k], n_rows, n_cols, stats, running_mean, running_var,
+                           momentum_of(c + k, momentum, momenta, per_feature), eps, mu, inv_std);
             s_mean[0][threadIdx.x * V + k] = mu;
             s_m2[0][threadIdx.x * V + k] = gamma[feature_at(c + k, group, gamma_ld)] * inv_std;
         }

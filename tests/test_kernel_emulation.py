@@ -973,6 +973,59 @@ def test_batchnorm_kernels_update_the_running_statistics_with_the_references_1_m
         assert relative_error(a, b) < 10 * TOLERANCE[dtype]
 
 
+def stacked_momenta(rng, c):
+    """(K, one momentum per feature): K models' momenta — 0, one near 1, others drawn — each repeated over its C/K
+    features, as `StackedBatchNorm` lays them out for the (B, K·C) matrix."""
+    k = next(d for d in range(2, c + 1) if c % d == 0)
+    values = np.concatenate([[0.0, 0.9999], rng.uniform(0, 1, k)])[:k]
+    return k, np.repeat(values, c // k)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", list(BN_SHAPES))
+@pytest.mark.parametrize("unaligned", [False, True], ids=["aligned", "unaligned"])
+def test_batchnorm_kernels_take_one_momentum_per_feature(make_device, rng, shape, dtype, unaligned):
+    """K stacked models with momenta of their own (one float64 per feature): the forward kernels read each
+    feature's momentum themselves — the launches of one momentum, nothing after them — and each model's columns
+    get the bits its momentum gives them alone (its number passed as `momentum`), y, μ and 1/σ unchanged; near
+    the reference's, which the same per-feature momenta give (they ran at momentum 1, then the statistics were
+    updated again from 1/σ: a dozen launches more, and σ² taken back from 1/√(σ² + ε) off by its rounding)."""
+    n, c, sm_count = BN_SHAPES[shape]
+    device = make_device(sm_count)
+    x, gamma, beta, rm, rv, _ = bn_inputs(rng, n, c, dtype, unaligned=unaligned)
+    k, momenta = stacked_momenta(rng, c)
+    got = [rm.copy(), rv.copy()]
+    y, mean, inv_std = device.ops.batchnorm_train_forward(x, gamma, beta, *got, momenta, 1e-5)
+    forward = ["bn_forward_small"] if device.ops.forward_in_one_launch(n, c) else ["bn_stats", "bn_normalize"]
+    assert device.launched() == forward
+    for model in range(k):
+        columns = slice(model * (c // k), (model + 1) * (c // k))
+        alone = [rm.copy(), rv.copy()]
+        alone_out = device.ops.batchnorm_train_forward(x, gamma, beta, *alone, float(momenta[columns][0]), 1e-5)
+        for a, b in zip((y, mean, inv_std), alone_out):
+            assert_same_bits(a, b)
+        for a, b in zip(got, alone):
+            assert_same_bits(a[columns], b[columns])
+    want = [rm.copy(), rv.copy()]
+    device.ref.batchnorm_train_forward(x, gamma, beta, *want, momenta, 1e-5)
+    for a, b in zip(got, want):
+        assert relative_error(a, b) < 10 * TOLERANCE[dtype]
+
+
+def test_batchnorm_kernels_leave_momenta_they_cannot_read_to_the_reference(make_device, rng):
+    """Per-feature momenta the kernels cannot read in place (float32, strided) are the reference's to apply:
+    nothing launched, its bits."""
+    device = make_device()
+    x, gamma, beta, rm, rv, _ = bn_inputs(rng, 31, 4, np.float64)
+    for momenta in (np.full(4, 0.5, np.float32), np.linspace(0.1, 0.9, 8)[::2]):
+        got, want = [rm.copy(), rv.copy()], [rm.copy(), rv.copy()]
+        out = device.ops.batchnorm_train_forward(x, gamma, beta, *got, momenta, 1e-5)
+        ref = device.ref.batchnorm_train_forward(x, gamma, beta, *want, momenta, 1e-5)
+        for a, b in zip([*out, *got], [*ref, *want]):
+            assert_same_bits(a, b)
+    assert device.launched() == []
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_batchnorm_kernels_keep_the_digits_of_a_far_mean(make_device, rng, dtype):
     """Mean 1e4, spread ~1: kernels and reference both close to float64 truth (no E[x²] − E[x]²)."""
@@ -986,22 +1039,26 @@ def test_batchnorm_kernels_keep_the_digits_of_a_far_mean(make_device, rng, dtype
     assert device.launched() == ["bn_stats", "bn_normalize"]
 
 
+@pytest.mark.parametrize("per_feature", [False, True], ids=["one momentum", "per feature"])
 @pytest.mark.parametrize("dtype, vec", [(np.float32, 4), (np.float64, 2)])
 @pytest.mark.parametrize("n, c", [(2, 4), (100, 64), (257, 36)])
-def test_bn_forward_small_with_wide_loads_matches_the_reference_too(libraries, rng, n, c, dtype, vec):
+def test_bn_forward_small_with_wide_loads_matches_the_reference_too(libraries, rng, n, c, dtype, vec, per_feature):
     """The instances CupyOps never launches (it takes bn_forward_small with V = 1) are compiled all
     the same: launched here directly, they compute the reference's forward too."""
     x, gamma, beta, rm, rv, _ = bn_inputs(rng, n, c, dtype)
+    momentum = stacked_momenta(rng, c)[1] if per_feature else 0.9
+    momenta = dict(momentum=0.0, momenta=momentum, per_feature=1) if per_feature else \
+        dict(momentum=momentum, momenta=np.zeros(1), per_feature=0)
     args = (C_TYPES[np.dtype(dtype)], vec)
     spec = SOURCES["batchnorm.cu"].kernels()["bn_forward_small"]
     forward = Kernel(spec, args, Emulated(libraries["batchnorm.cu"], spec, args, []), np.ndarray)
     y, stats, running = np.empty_like(x), np.empty((2, c), dtype), [rm.copy(), rv.copy()]
     forward((-(-c // (xdl.cuda.ops.BLOCK_X * vec)), 1), (xdl.cuda.ops.BLOCK_X, xdl.cuda.ops.BLOCK_Y), x=x, y=y,
             n_rows=n, n_cols=c, stats=stats, gamma=gamma, beta=beta, group=c, gamma_ld=c, beta_ld=c,
-            running_mean=running[0], running_var=running[1], momentum=0.9, eps=1e-5)
+            running_mean=running[0], running_var=running[1], **momenta, eps=1e-5)
     want_running = [rm.copy(), rv.copy()]
-    want_y, _, want_inv_std = NumpyOps(NumpyBackend(0)).batchnorm_train_forward(x, gamma, beta, *want_running, 0.9,
-                                                                                 1e-5)
+    want_y, _, want_inv_std = NumpyOps(NumpyBackend(0)).batchnorm_train_forward(x, gamma, beta, *want_running,
+                                                                                 momentum, 1e-5)
     for a, b in ((y, want_y), (stats[1], want_inv_std), *zip(running, want_running)):
         assert relative_error(a, b) < 10 * TOLERANCE[dtype]
 
@@ -1137,7 +1194,14 @@ def test_kernels_give_the_same_bits_in_another_order_of_blocks_and_threads(make_
                 return [y, mean, inv_std, *running, *device.ops.batchnorm_backward(dy, x, gamma, mean, inv_std),
                         *device.ops.batchnorm_backward(dy, x, gamma, mean, inv_std, *into, accumulate=True)]
 
+            momenta = stacked_momenta(rng, c)[1]
+
+            def batchnorm_with_momenta():  # K stacked models' own, one per feature
+                running = [rm.copy(), rv.copy()]
+                return [*device.ops.batchnorm_train_forward(x, gamma, beta, *running, momenta, 1e-5), *running]
+
             rerun_in_another_order(device, batchnorm)
+            rerun_in_another_order(device, batchnorm_with_momenta)
         x = rng.standard_normal(9000).astype(dtype)
         rerun_in_another_order(device, lambda: [device.ops.relu_dropout_forward(x, 0.4, 3, 2, 1)[0]])
         rerun_in_another_order(device, lambda: [device.ops.stacked_dropout_forward(
@@ -1388,6 +1452,7 @@ def test_racecheck_finds_no_race_in_the_kernels(racecheck_libraries, monkeypatch
                 gamma_rows, beta_rows = flat[:, :c // k], flat[:, c // k + 1:]
                 out, mean, inv_std = ops.batchnorm_train_forward(x2, gamma_rows, beta_rows, rm, rv, 0.9, 1e-5)
                 ops.batchnorm_backward(dy, x2, gamma_rows, mean, inv_std)
+                ops.batchnorm_train_forward(x2, gamma_rows, beta_rows, rm, rv, stacked_momenta(rng, c)[1], 1e-5)
                 ops.batchnorm_inference(x2, gamma_rows, beta_rows, rm, rv, 1e-5)
             for kind in ("l2", "l1"):  # a model's range over 2 blocks, 3 models' regions over 1 and 2
                 for layout in ("n=257 offset", "K=3 unaligned", "K=2"):

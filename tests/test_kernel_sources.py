@@ -53,7 +53,7 @@ def stats_arguments():
     x = np.zeros((8, 4), np.float32)
     return dict(x=x, n_rows=8, n_cols=4, rows_per_block=8, stats=np.zeros((2, 4), np.float32),
                 partials=np.zeros((2, 4), np.float32), counters=np.zeros(4, np.int32), running_mean=x[0],
-                running_var=x[1], momentum=0.9, eps=1e-5)
+                running_var=x[1], momentum=0.9, momenta=np.zeros(1), per_feature=0, eps=1e-5)
 
 
 def test_a_launch_passes_arguments_by_name_in_the_source_order():

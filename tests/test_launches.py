@@ -90,10 +90,10 @@ def batch_norm(training: bool):
     return make
 
 
-def stacked_batch_norm():
+def stacked_batch_norm(momenta=(0.9, 0.9, 0.9)):
     """K = 3 models' batch norm (`StackedBatchNorm`: one over (B, K·C)), their γ and β rows of the (K, P) buffer."""
     def make():
-        models = [xdl.nn.Sequential(xdl.nn.BatchNorm(FEATURES)) for _ in range(3)]
+        models = [xdl.nn.Sequential(xdl.nn.BatchNorm(FEATURES, momentum=momentum)) for momentum in momenta]
         stacked = xdl.nn.stack(models)
         xdl.optim.StackedOptimizer(stacked, [xdl.optim.SGD(m, lr=0.1) for m in models]).zero_grad()
         x = data((M, 3, FEATURES))
@@ -165,6 +165,11 @@ COUNTS = {
     # the same for K models: the kernels read γ and β in place, in their (K, C) rows of the models' (K, P) buffer
     # (no gathering copy), and add ∂L/∂γ and ∂L/∂β into those rows
     "stacked batch norm, training": (stacked_batch_norm(), (dict(launch=1, gemm=0, alloc=2),
+                                                            dict(launch=2, gemm=0, alloc=1))),
+    # and with a momentum of each model's own (one per feature, on the device): the kernel reads each feature's (it
+    # ran at momentum 1, then updated the statistics again from 1/σ: 16 launches and 13 buffers forward)
+    "stacked batch norm, training, momenta of their own": (stacked_batch_norm((0.9, 0.5, 0.99)),
+                                                           (dict(launch=1, gemm=0, alloc=2),
                                                             dict(launch=2, gemm=0, alloc=1))),
     # K = 3 models' losses (one kernel, each model's mean in its last block) and their sum; back: the seed, the kernel
     # reading the sum's broadcast gradient in place (it was copied first: 3 launches)

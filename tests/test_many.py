@@ -566,6 +566,30 @@ def test_batch_norm_momentum_and_statistics_per_model(dtype):
 
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("batch", [9, 3000])  # on a GPU: the one-launch forward, and bn_stats + bn_normalize
+def test_stacked_batch_norm_momenta_give_each_model_its_own_statistics_bit_for_bit(backend, dtype, batch):
+    """K models opening on batch norm, momenta of their own (0 and one near 1 among them): a few training passes
+    of the stack leave each model's running statistics the bits it keeps alone, on either backend — on a GPU
+    each feature's momentum read by the kernels, as one model's number is (they ran at momentum 1 and the
+    statistics were updated again from 1/σ, σ² taken back from 1/√(σ² + ε): float rounding off)."""
+    models = []
+    for s, momentum in ((1, 0.0), (2, 0.5), (3, 0.9999)):
+        xdl.seed(s)
+        models.append(xdl.nn.Sequential(xdl.nn.BatchNorm(5, momentum=momentum), xdl.nn.Dense(5, 3)).astype(dtype))
+    stacked = stack(models)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        x = backend.asarray((rng.normal(size=(batch, 5)) * 3 + 100).astype(dtype))
+        stacked(x)
+        for m in models:
+            m(x)
+    for k, m in enumerate(models):
+        for name in ("running_mean", "running_var"):
+            np.testing.assert_array_equal(backend.to_numpy(getattr(stacked.model(k).layers[0], name)),
+                                          backend.to_numpy(getattr(m.layers[0], name)), err_msg=f"{k} {name}")
+
+
 @pytest.mark.parametrize("target", ["stand-in", "backend"])
 def test_models_built_on_the_host_stack_onto_another_backend(backend, target):
     """`stack(models, backend)`: the K models' weights and statistics land on ``backend`` in one

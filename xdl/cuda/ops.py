@@ -55,6 +55,8 @@ class CupyOps(NumpyOps):
         self._uploaded = {}  # per-model hyperparameters on the device, by content (_on_device)
         self._handles = {}  # (device, stream pointer) -> Cublas
         self._no_steps_done = self._lasting("zero step counter", lambda: self.xp.zeros(1, dtype=self.xp.int64))
+        # what a batch-norm forward with one momentum passes as the kernels' momenta (a double array they do not read)
+        self._no_momenta = self._lasting("unread momenta", lambda: self.xp.zeros(1, dtype=np.float64))
         self._model_keys = {}  # (rates, seeds) -> stacked dropout's per-model arrays on the device
         self._ones_vectors = {}  # (length, dtype) -> ones: `sum_rows`' operand
         self._cublas_error = None  # why cuBLAS could not be loaded, once
@@ -525,7 +527,8 @@ class CupyOps(NumpyOps):
     # counter per column of blocks: counters are zeroed once per stream and reset by the kernels.
     # Their block partials (and the backward's ∂L/∂γ, ∂L/∂β for bn_backward_dx) are scratch of one
     # call, in a workspace per stream (`_stream_workspace`); only what outlives the call is allocated.
-    # γ and β are read where they are: a (C,) array or K stacked models' (K, C/K) rows (`_bn_row_layout`).
+    # γ and β are read where they are: a (C,) array or K stacked models' (K, C/K) rows (`_bn_row_layout`); the
+    # momentum is a number or one per feature, read by the forward kernels (`_bn_momenta`).
     def _bn_vec(self, n_cols, *rows) -> int:
         """Features per thread: 16 bytes' worth when every row array is 16-byte aligned, else 1."""
         width = 16 // rows[0].dtype.itemsize
@@ -596,13 +599,9 @@ class CupyOps(NumpyOps):
 
     def batchnorm_train_forward(self, x, gamma, beta, running_mean, running_var, momentum, eps):
         affine = self._bn_supported(x, running_mean, running_var) and self._bn_affine(x, gamma, beta)
-        if not affine:
+        momenta = self._bn_momenta(momentum, x.shape[-1])
+        if not affine or momenta is None:
             return super().batchnorm_train_forward(x, gamma, beta, running_mean, running_var, momentum, eps)
-        if getattr(momentum, "ndim", 0):  # one momentum per feature (stacked models): the kernels take one
-            y, mean, inv_std = self.batchnorm_train_forward(x, gamma, beta, running_mean, running_var, 1.0, eps)
-            var = 1.0 / (inv_std * inv_std) - eps  # the batch's biased σ², from what the kernels return
-            batchnorm.update_running_statistics(running_mean, running_var, mean, var, momentum, x.shape[0])
-            return y, mean, inv_std
         xp, dt = self.xp, x.dtype
         x = xp.ascontiguousarray(x)
         n, c = x.shape
@@ -612,7 +611,7 @@ class CupyOps(NumpyOps):
         if self.forward_in_one_launch(n, c):
             kernel("batchnorm.cu", "bn_forward_small", dt, 1)(
                 (-(-c // BLOCK_X), 1), block, **common, y=y, stats=stats, **affine,
-                running_mean=running_mean, running_var=running_var, momentum=momentum, eps=eps)
+                running_mean=running_mean, running_var=running_var, **momenta, eps=eps)
             return y, stats[0], stats[1]
         vec = self._bn_vec(c, x)
         stats_kernel, normalize = (kernel("batchnorm.cu", k, dt, vec) for k in ("bn_stats", "bn_normalize"))
@@ -620,10 +619,22 @@ class CupyOps(NumpyOps):
         partials = self._stream_workspace(2 * grid[1] * c, dt).reshape(2 * grid[1], c)
         stats_kernel(grid, block, **common, rows_per_block=rows, stats=stats, partials=partials,
                      counters=self._stream_counters(grid[0]), running_mean=running_mean, running_var=running_var,
-                     momentum=momentum, eps=eps)
+                     **momenta, eps=eps)
         grid, rows = self._bn_grid(normalize, n, c, vec, reduction=False)
         normalize(grid, block, **common, y=y, rows_per_block=rows, stats=stats, **affine)
         return y, stats[0], stats[1]
+
+    def _bn_momenta(self, momentum, n_cols):
+        """dict(momentum, momenta, per_feature) by which the forward kernels read m (`momentum_of` in batchnorm.cu):
+        a number as a double, or one per feature — K stacked models' momenta, each repeated over its features — read
+        in place from n_cols contiguous float64 on the device (`StackedBatchNorm` uploads them once), in the same
+        launch; None for another array (the reference serves)."""
+        if getattr(momentum, "ndim", 0) == 0:
+            return dict(momentum=momentum, momenta=self._no_momenta, per_feature=0)  # (momenta: unread)
+        if not (isinstance(momentum, self.xp.ndarray) and momentum.dtype == np.float64 and momentum.shape == (n_cols,)
+                and momentum.flags.c_contiguous):
+            return None
+        return dict(momentum=0.0, momenta=momentum, per_feature=1)
 
     def forward_in_one_launch(self, n_rows: int, n_cols: int) -> bool:
         """Whether the training forward of (n_rows, n_cols) is one launch (`bn_forward_small`): for

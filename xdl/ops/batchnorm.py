@@ -54,7 +54,7 @@ def update_running_statistics(running_mean, running_var, mean, var, momentum, n:
     (σ² the batch's biased variance of n rows), in place. ``momentum`` m is a Python float or a float64
     array (one per feature): each factor is computed in float64 and rounded to the statistics' dtype
     once, so a feature's update is the same bits for either."""
-    kept, rest = _rounded(momentum, running_mean), 1.0 - momentum  # each factor made once (per-feature: launches)
+    kept, rest = _rounded(momentum, running_mean), 1.0 - momentum  # each factor made once
     running_mean *= kept
     running_mean += _rounded(rest, running_mean) * mean
     running_var *= kept
