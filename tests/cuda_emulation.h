@@ -42,12 +42,16 @@
 #include <unordered_map>
 #include <vector>
 
+// CUDA overloads its math functions for float in the global namespace (fabs(float) is fabsf): each here too, or
+// g++ takes C's double one — exp(-fabs(x)) of a float x was computed in double, closer than a GPU's expf
 using std::exp;
+using std::fabs;
 using std::log;
 using std::log1p;
 using std::nan;
 using std::pow;
 using std::sqrt;
+using std::tanh;
 
 #define __global__
 #define __device__

@@ -1292,6 +1292,36 @@ def launch_faulty(libraries, name, order=0, threads=64, blocks=1, more=()):
     return out[:64]
 
 
+ONE_ARGUMENT_MATH = ("fabs", "sqrt", "exp", "log", "log1p", "tanh")  # those CUDA overloads for float too
+
+
+@pytest.mark.parametrize("device", [False, True], ids=["exact", "device-math"])
+def test_the_emulators_math_keeps_a_float_argument_float_as_cudas_overloads_do(tmp_path, device):
+    """CUDA's fabs(float), tanh(float), … are float functions (fabsf, tanhf); the emulator took C's double ones
+    where <cmath>'s were not brought into the global namespace: exp(-fabs(x)) of σ and binary cross-entropy
+    computed a float x's exponential in double, rounded once, where a GPU's expf is off by up to 2 ulps (device
+    math's too: its device_exp(double) moves a double's ulp) — a kernel checked closer than it runs, and a float
+    kernel's v/(1 + fabs(v)) gave other bits than the GPU's and the reference's."""
+    if device and not HOST_HAS_FMA:
+        pytest.skip("device math fuses a·b + c with the host's FMA instructions")
+    called = {name for path in kernel_dir().glob("*.cu") for name in ONE_ARGUMENT_MATH
+              if re.search(rf"\b{name}\(", _comments_removed(path.read_text()))}
+    assert {"fabs", "exp"} <= called
+    checks = "\n".join(f'    static_assert(std::is_same_v<decltype({name}(x)), T>, "{name}");'
+                       for name in sorted(called))
+    flags = device_math(1) if device else []
+    program = tmp_path / "math.cpp"
+    program.write_text(f"#include <type_traits>\ntemplate <typename T> void check(T x) {{\n{checks}\n}}\n"
+                       "template void check<float>(float);\ntemplate void check<double>(double);\n")
+    compile = subprocess.run(["g++", "-std=c++20", "-fsyntax-only", *flags, "-include", str(SHIM), str(program)],
+                             capture_output=True, text=True)
+    assert compile.returncode == 0, compile.stderr[-3000:]
+
+
+def _comments_removed(text: str) -> str:
+    return re.sub(r"//[^\n]*|/\*.*?\*/", "", text, flags=re.S)
+
+
 def test_the_emulator_reports_a_barrier_some_threads_never_reach(libraries):
     with pytest.raises(AssertionError, match=r"block \(0, 0, 0\): 1 of 64 threads finished, the others wait"):
         launch_faulty(libraries, "early_return")

@@ -187,6 +187,23 @@ def test_optimizer_kernel_matches_reference(gpu, rng, rule, n, dtype, offset):
         assert relative_error(d.get(), r) < TOLERANCE[dtype]
 
 
+@pytest.mark.parametrize("rule", list(UPDATES))
+def test_an_update_its_kernel_does_not_take_runs_the_reference_on_the_device(gpu, rng, rule):
+    """Every other element (a layout no kernel takes): `CupyOps` hands it to the NumPy reference, which runs on
+    CuPy's arrays — as it does for a rule without a kernel (ARCHITECTURE.md's optimizer recipe). The RMSprop and Adam
+    references divide with ``xp.divide``, which the CuPy stand-in did not model: their fallback failed there (not on
+    a GPU), and so did a new rule's reference written after theirs."""
+    n_state, update = UPDATES[rule]
+    host = [rng.standard_normal(2 * 257) for _ in range(2)] + [np.abs(rng.standard_normal(2 * 257))
+                                                              for _ in range(n_state)]
+    dev, ref = [gpu.asarray(a)[::2] for a in host], [a[::2].copy() for a in host]
+    for _ in range(2):
+        update(gpu.ops, *dev[:2], dev[2:])
+        update(NumpyOps(xdl.backend.get_backend("numpy")), *ref[:2], ref[2:])
+    for d, r in zip(dev, ref):
+        assert relative_error(d.get(), r) < TOLERANCE[np.float64]
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("layout", [1, 7, 1023, (1 << 20) + 3, "K=1", "K=3 unaligned", "K=5"])
 @pytest.mark.parametrize("kind", ["l2", "l1"])

@@ -43,7 +43,7 @@ _captures = {}  # stream ptr -> _Capture
 # What of NumPy's API the stand-in passes through: the names xdl and its tests use that CuPy 14 has too (checked
 # against CuPy's API). Any other is refused, not taken from NumPy: a call CuPy lacks (or takes otherwise) would
 # pass here and fail on a GPU. A new one is added here once CuPy is known to have it, with the same signature.
-FUNCTIONS = frozenset("""abs add all any arange broadcast_to clip concatenate copyto empty empty_like equal exp
+FUNCTIONS = frozenset("""abs add all any arange broadcast_to clip concatenate copyto divide empty empty_like equal exp
     float32 full greater greater_equal int32 int64 isfinite isnan less less_equal log log1p logaddexp matmul maximum
     multiply ndim negative not_equal ones reciprocal repeat result_type round shape sign size sqrt stack subtract take
     tanh uint8 where zeros zeros_like""".split())
