@@ -406,6 +406,30 @@ def test_gradcheck_from_a_zero_start_says_so_not_that_j_ignores_the_weights(caps
     assert "starts every weight at 0" not in capsys.readouterr().err
 
 
+def test_gradcheck_of_weights_too_large_for_its_step_names_the_init_not_an_eps_it_has_no_flag_for(capsys):
+    """--init normal(1e9) (any finite scale is allowed) draws weights whose ulp is above the check's
+    ε: the error said "give an eps of at least …", and the command's only --eps is Adam's, which a
+    check ignores — given, it was noted as ignored and the same error came back."""
+    args = ["gradcheck", "--dataset", "moons", "--hidden", "4", "--init", "normal(1e9)", "--elements", "3"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "xdl gradcheck: error: --init normal(1e9) drew weights too large to check" in err
+    assert "give --init a smaller scale" in err and "eps of at least" not in err
+
+
+def test_a_run_diverging_from_a_large_start_names_the_initial_weights_beside_the_rate(tmp_path, capsys):
+    """--init normal(1e17) at lr 1e-10: a batch norm's running variance overflowed within the first epoch
+    (the weights still the initial ones), and the run stopped told "try a smaller learning rate" alone,
+    under its own note that it had started at a cost of 1.2e18, a large initialization."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (NumPy's overflow)
+        assert main(["train", "--init", "normal(1e17)", "--lr", "1e-10", "--epochs", "1", "--no-progress",
+                     "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err
+    assert re.search(r"error: training diverged: .*try a smaller learning rate, or draw smaller initial weights: the "
+                     r"run started at a cost of 1\.\d+e\+18, above 1e4 × ln C", err), err
+
+
 def test_resume_of_a_run_directory_holding_only_a_best_epoch_names_it_and_the_command_it_gives_runs(tmp_path, capsys):
     """--resume OUT (not OUT/checkpoints) of a run killed before its first checkpoint.npz said "no
     checkpoint checkpoint.npz in 'OUT'" and nothing of the best.npz there, as OUT/checkpoints does;

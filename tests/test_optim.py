@@ -1,6 +1,7 @@
 """Optimizers against their formulas, schedules, minimize, bad input, checkpoints."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -1223,6 +1224,30 @@ def test_schedules_at_the_edges_of_their_formulas():
     assert step(9) == pytest.approx(0.1) and step(10) == pytest.approx(0.05)
     flat = schedules.cosine(0.1, total=10, min_lr=0.1)
     assert [flat(count) for count in (0, 5, 10, 20)] == pytest.approx([0.1] * 4)
+
+
+SCHEDULES_MADE = [schedules.inverse_time(0.1, 1.0), schedules.exponential(0.1, 0.9), schedules.inverse_sqrt(0.1),
+                  schedules.staircase(0.1, 0.5, 3), schedules.step_decay(0.1, 0.5, 10), schedules.cosine(0.1, 10),
+                  schedules.warmup(schedules.cosine(0.1, 10), 3)]
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES_MADE, ids=repr)
+@pytest.mark.parametrize("count", [-1, -0.5, math.nan, "3", None, True, [2]])
+def test_a_schedule_called_with_no_count_of_steps_done_names_it(schedule, count):
+    """A count is the steps (or epochs) done, a number ≥ 0: inverse_time(0.1, 1.0)(-1) raised a bare
+    ZeroDivisionError, a negative count elsewhere gave a rate above α₀ (exponential's α₀/base) or a cosine's
+    rate of count 1, NaN gave NaN, and "3" or None a TypeError from inside the formula."""
+    expected = (rf"^{re.escape(repr(schedule))}: count must be a number ≥ 0 \(the steps or epochs done before the "
+                rf"one the rate is for\), got {re.escape(repr(count))}$")
+    with pytest.raises(ValueError, match=expected):
+        schedule(count)
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES_MADE, ids=repr)
+def test_a_schedule_takes_any_count_of_steps_done(schedule):
+    """Counts of NumPy's integers and floats (Keras's steps may be floats), large ones too."""
+    for count in (0, 1.5, np.int64(7), np.float32(2.0), 10**30):
+        assert schedule(count) >= 0
 
 
 def test_adamw_decays_by_default_as_pytorchs_does():

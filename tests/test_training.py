@@ -715,6 +715,35 @@ def test_a_trainer_needs_instances_and_an_optimizer_of_its_model():
     assert Trainer(model, SoftmaxCrossEntropy(), frozen).optimizer is frozen
 
 
+def test_softmax_cross_entropy_on_one_output_is_named_whatever_the_labels_not_as_a_label_outside_two_classes():
+    """A one-output model with labels of three classes said "y has class index 2, outside the model's 2
+    classes [0, 2)": a model of one output, and a loss that needs two or more whatever the labels."""
+    xdl.seed(0)
+    one_output = xdl.nn.mlp(2, [4], 1)
+    trainer = Trainer(one_output, SoftmaxCrossEntropy(), Adam(one_output), progress=False)
+    X, y = np.zeros((9, 2)), np.arange(9) % 3
+    for run in (lambda: trainer.fit(X, y), lambda: trainer.evaluate(X, y)):
+        with pytest.raises(ValueError, match=r"^y: SoftmaxCrossEntropy needs 2 or more outputs, the model gives 1"):
+            run()
+
+
+def test_running_statistics_that_overflow_in_the_first_forward_pass_are_no_rate_s_doing_and_said_so():
+    """Weights drawn at normal(1e20) overflow a batch norm's running variance in the first forward pass,
+    the cost staying finite: the run, at lr 1e-10, stopped at its first epoch's end with "try a smaller
+    learning rate"."""
+    s = moons_parts(200)
+    xdl.seed(0)
+    model = xdl.nn.mlp(2, [16, 8], 2, batch_norm=True, init="normal(1e20)")
+    trainer = Trainer(model, SoftmaxCrossEntropy(), Adam(model, lr=1e-10), epochs=2, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (NumPy's overflow)
+        with pytest.raises(FloatingPointError, match=r"running_var became NaN or Inf at epoch 1, step 1, in its "
+                                                     r"forward pass, before any update: .*; the learning rate is not "
+                                                     r"the cause"):
+            trainer.fit(s.X_train, s.y_train)
+    assert trainer.step == 1  # (stopped there, not at the epoch's end)
+
+
 def test_a_second_fit_goes_on_with_the_run_and_says_when_there_is_nothing_left():
     s = moons_parts()
     trainer = make_trainer(None, epochs=2)

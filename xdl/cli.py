@@ -42,6 +42,7 @@ from xdl.diagnose import NEXT_STEPS, STOP_EARLY, diagnose
 from xdl.losses import SoftmaxCrossEntropy, l1, l2
 from xdl.files import (atomic_write, check_directory_name, check_reachable, check_target, check_writable_dir,
                        read_toml)
+from xdl.gradcheck import StepRoundsAway
 from xdl.hostmemory import keep_freed_memory
 from xdl.init import canonical_name, starts_symmetric
 from xdl.lock import BENCH, RUN, DirectoryLock, check_not_in_use, took_over_note
@@ -1120,7 +1121,14 @@ def gradcheck(config: TrainConfig, args=None) -> int:
                   "checks J of the model these options build, at its initial weights): ignored")
         if config.dropout:
             _note("note: dropout is off while checking: a random mask would make J another function at every call")
-        result = xdl.gradcheck(cost, dict(model.named_parameters()), elements=elements)  # "2.bias", not "bias" thrice
+        try:
+            # (named parameters: "2.bias", not "bias" thrice)
+            result = xdl.gradcheck(cost, dict(model.named_parameters()), elements=elements)
+        except StepRoundsAway as e:  # its advice, "give an eps", named a setting this command has none of (its --eps
+            # is Adam's, which a check ignores): the weights are the init's draws, so a smaller init is the way
+            raise ValueError(f"--init {config.init} drew weights too large to check: {e.label} {e.index} is "
+                             f"{e.value:.3g}, where the finite difference's step θ ± {e.eps:g} rounds back to θ in "
+                             "float64; give --init a smaller scale") from None
     print(result)
     if result.constant and starts_symmetric(config.init):  # J is the model's own: its start is why, not J
         _note(f"note: --init {config.init} starts every weight at 0, where every gradient of J is 0 (each unit of a "

@@ -55,10 +55,24 @@ from xdl.data.validation import check_int, check_number
 from xdl.checking import gradient_checking
 from xdl.tensor import Tensor, enable_grad, no_grad, reverse_topological
 
-__all__ = ["gradcheck", "GradcheckResult", "VERDICTS", "verdict_for", "relative_difference"]
+__all__ = ["gradcheck", "GradcheckResult", "StepRoundsAway", "VERDICTS", "verdict_for", "relative_difference"]
 
 VERDICTS = ((1e-7, "great"), (1e-5, "ok"), (1e-3, "suspect"))
 RECHECK = 100  # an input that reads as a bug is checked again with a step this many times larger
+
+
+class StepRoundsAway(ValueError):
+    """An input element θ so large that θ ± ε rounds back to θ in float64 (its ulp is above ε): its
+    numeric gradient would read 0. Raised before any finite difference, with what a caller needs to
+    say it in its own terms (``xdl gradcheck`` has no ε to give, only the weights' ``--init``):
+    ``label`` and ``index`` name the element, ``value`` is θ, ``eps`` the step, ``needed`` the
+    smallest ε that moves every element checked."""
+
+    def __init__(self, label: str, index: tuple, value: float, eps: float, needed: float):
+        super().__init__(f"gradcheck: {label} {index} is {value:.6g}, where θ ± ε rounds back to θ in float64 "
+                         f"(ε = {eps:g}): give an eps of at least {needed:.3g} (every element checked then moves), "
+                         "or inputs of a smaller magnitude")
+        self.label, self.index, self.value, self.eps, self.needed = label, index, value, eps, needed
 
 
 @dataclass
@@ -459,7 +473,7 @@ def _check_deterministic(call, cost: float) -> None:
 def _check_step(inputs, chosen, eps: float, labels) -> None:
     """Every chosen element θ of every input moves by ±``eps`` in float64 (at 1e10, θ ± 1e-7 is θ: its
     numeric gradient would read 0); else a ValueError naming the first of those whose ulp is the
-    largest: the eps every one needs (the first's alone stopped at the next, 1e10 then 3e13)."""
+    largest: the eps every one needs (the first's alone stopped at the next, 1e10 then 3e13): `StepRoundsAway`."""
     worst = None  # (θ's ulp, label, index, θ)
     for t, c, label in zip(inputs, chosen, labels):
         theta = t.backend.to_numpy(t.data).reshape(-1)[c]
@@ -476,9 +490,7 @@ def _check_step(inputs, chosen, eps: float, labels) -> None:
                 worst = (ulps.max(), label, tuple(int(i) for i in np.unravel_index(c[k], t.shape)), float(theta[k]))
     if worst is not None:
         ulp, label, index, value = worst
-        raise ValueError(f"gradcheck: {label} {index} is {value:.6g}, where θ ± ε rounds back to θ in float64 "
-                         f"(ε = {eps:g}): give an eps of at least {ulp:.3g} (every element checked then moves), "
-                         "or inputs of a smaller magnitude")
+        raise StepRoundsAway(label, index, value, eps, ulp)
 
 
 @no_grad()

@@ -17,10 +17,14 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from xdl.files import python_value
 from xdl.optim.optimizer import check_count, check_non_negative, check_not_maker, check_positive, takes_arguments
 
 __all__ = ["Schedule", "inverse_time", "exponential", "inverse_sqrt", "staircase", "step_decay", "cosine", "warmup"]
+
+COUNT_TYPES = (int, float, np.integer, np.floating)  # a schedule's count: steps or epochs done (Keras's may be floats)
 
 
 def _power(base: float, exponent) -> float:
@@ -45,6 +49,11 @@ class Schedule:
         self.__name__ = f"{kind}({', '.join(str(getattr(a, '__name__', a)) for a in self.args)})"
 
     def __call__(self, count):
+        # (a negative count reached 1/0 in inverse_time and rates above α₀ elsewhere, NaN gave NaN, and a string
+        # or None a TypeError from inside the formula; checked inline: a Trainer prechecks up to 10⁵ rates)
+        if isinstance(count, bool) or not isinstance(count, COUNT_TYPES) or not count >= 0:
+            raise ValueError(f"{self.__name__}: count must be a number ≥ 0 (the steps or epochs done before the one "
+                             f"the rate is for), got {count!r}")
         return self.formula(count, *self.args)
 
     def __repr__(self) -> str:

@@ -349,8 +349,10 @@ class Trainer:
                                "augment")
         shape = (len(X), *self._output_shape(X))
         if isinstance(self.loss, _losses.SoftmaxCrossEntropy):  # class indices, in the checks' own words
-            n_out = shape[1] if len(shape) == 2 else None
-            y = check_labels(y, len(X), f"y{name}", n_classes=max(n_out, 2) if n_out else None, x_name=f"X{name}")
+            # the model's classes, its outputs: fewer than 2 the loss refuses below, whatever the labels (checked
+            # against 2 here, labels of 3 classes were "outside the model's 2 classes" of a one-output model)
+            n_out = shape[1] if len(shape) == 2 and shape[1] >= 2 else None
+            y = check_labels(y, len(X), f"y{name}", n_classes=n_out, x_name=f"X{name}")
         else:
             # (a generator was "a single value array(<generator …>)", a sparse column not named: as check_labels)
             y = per_example(y, f"y{name}", f"an array of one target per example of X{name}")
@@ -770,6 +772,8 @@ class Trainer:
             if backend.host_sync_is_cheap or self._step_hooks or step + 1 == steps or signals.received:
                 read = self._check_costs(backend, costs, checked, step + 1)  # (steps checked..step, on the host)
                 checked = step + 1
+            if e == 0 and step == 0:
+                self._check_first_forward()
             if self._step_hooks:
                 # between two steps the step's key is no key, as after the epoch's steps: a copy of the model a
                 # hook keeps (an EMA's start, the best so far) or a forward of its own in training mode drew
@@ -970,7 +974,7 @@ class Trainer:
     # -- stopping -----------------------------------------------------------------------------
     def _diverged(self, what: str, advice: str | None = None) -> FloatingPointError:
         if advice is None:
-            advice = "try a smaller learning rate" + self._l2_advice()
+            advice = "try a smaller learning rate" + self._l2_advice() + self._large_start_advice()
         kept = []
         if self.last_checkpoint is not None:
             kept.append(f"the last good state ({position(*self.last_checkpoint_at)}) is in "
@@ -990,6 +994,17 @@ class Trainer:
         kept = "; ".join(kept)
         self.history.diverged = what  # history.json says so, not only the error
         return FloatingPointError(f"training diverged: {what}; {kept}; {advice}")
+
+    def _large_start_advice(self) -> str:
+        """The initial weights' part in a divergence of a run that started above the cost limit (a
+        classifier's `DIVERGENCE_FACTOR` × ln C, warned of at its first epoch's end): weights drawn that
+        large (normal(1e17) on digits) overflowed a batch norm's running variance at a later batch of
+        the first epoch, at lr 1e-10, and the run stopped told of the rate alone."""
+        start = self.__dict__.get("_start_cost")  # (known from the first epoch's end; a Trainer pickled before: none)
+        if start is None or self._cost_limit is None or not start > self._cost_limit:
+            return ""
+        return (f", or draw smaller initial weights: the run started at a cost of {start:.3g}, above "
+                f"{divergence_factor()} × ln C (where a classifier starts) = {self._cost_limit:.3g}")
 
     def _l2_advice(self) -> str:
         """The L2 term's part in a divergence of plain gradient descent (`xdl.optim.SGD`): its gradient
@@ -1023,6 +1038,20 @@ class Trainer:
                 "of one's own gives NaN) — draw smaller initial weights for this depth (he for ReLU, xavier for "
                 f"tanh) or add batch norm{inputs}")
         raise self._diverged(where)
+
+    def _check_first_forward(self) -> None:
+        """The buffers after the run's first step (one host read, once a run): a batch norm's running
+        statistics are the first forward pass's, at the starting weights, before any update — NaN or
+        Inf there is no rate's doing. Weights drawn at normal(1e20) overflowed the running variance
+        while the cost stayed finite, and the run stopped at its first epoch's end told to try a smaller
+        learning rate (at lr 1e-10), under its own warning of a large start."""
+        buffers = {name for name, _ in self.model.named_buffers()}
+        bad = [name for name in non_finite_state(self.model) if name in buffers] if buffers else []
+        if bad:
+            raise self._diverged(
+                f"{', '.join(bad)} became NaN or Inf at epoch 1, step 1, in its forward pass, before any update: "
+                "the model's activations at its starting weights overflow",
+                "the learning rate is not the cause — draw smaller initial weights (he for ReLU, xavier for tanh)")
 
     def _check_record(self, record: dict, steps: int) -> None:
         """The epoch-end costs decide early stopping and checkpoints: they must be finite, and so
