@@ -960,7 +960,8 @@ def test_a_model_whose_state_becomes_non_finite_fails_as_alone_while_its_costs_s
         config = small(seed=1, batch_norm=True, epochs=2, lr=1e-3)
         huge = fit_many([config], X * 1e19, y, dev=(dev[0] * 1e19, dev[1]), dtype="float32")[0]
         assert huge.status == "failed" and "running_var became NaN or Inf in epoch 1" in huge.error
-        with pytest.raises(FloatingPointError, match=r"running_var became NaN or Inf in epoch 1"):
+        with pytest.raises(FloatingPointError, match=r"running_var became NaN or Inf at epoch 1, step 1, in its "
+                                                     r"forward pass.*standardize the inputs"):
             alone(config, X * 1e19, y, (dev[0] * 1e19, dev[1]), seed=0, dtype=np.float32)
         one_step = dict(optimizer="sgd", batch_norm=False, batch_size=len(X), epochs=1)
         good, blown = fit_many([small(seed=1, lr=1e-2, **one_step), small(seed=1, lr=3e38, **one_step)], X * 100, y,
@@ -1497,3 +1498,23 @@ def test_a_dev_set_of_one_example_is_measured_as_a_trainer_measures_it(digits):
         _, history = alone(config, X, y, (X_dev[:1], y_dev[:1]), seed=3)
     np.testing.assert_allclose(result.history["dev_cost"], history["dev_cost"], rtol=1e-10)
     assert result.history["dev_accuracy"] == history["dev_accuracy"]
+
+
+def test_a_standardized_batch_runs_each_relu_and_dropout_as_one_op_as_a_stack_does(digits, monkeypatch):
+    """fit_many's step with a leading Standardize runs the stack after it (`network_input`'s ``stack[1:]``):
+    that slice was a plain Sequential, whose pairing knows one model's Dropout only, so each ReLU and
+    stacked dropout ran as two ops (two kernels each way on the GPU, and an activation more in memory)
+    where the whole stack runs them as one `stacked_relu_dropout` — the same values, bit for bit."""
+    X, y, dev = digits
+    standardize = xdl.data.Standardizer().fit(X).layer()
+    configs = [small(dropout=0.3, seed=k, epochs=1) for k in range(3)]
+    ops = xdl.current_backend().ops
+    calls = []
+    for name in ("stacked_relu_dropout_forward", "stacked_dropout_forward"):
+        original = getattr(ops, name)
+        monkeypatch.setattr(ops, name, lambda *a, _original=original, _name=name, **k: (calls.append(_name),
+                                                                                        _original(*a, **k))[1])
+    fit_many(configs, X, y, dev=dev, standardize=standardize, capture=False)
+    assert calls and set(calls) == {"stacked_relu_dropout_forward"}
+    whole = stack([c.build_model(X.shape[1], 10, standardize) for c in configs])
+    assert type(whole[1:])._pair is type(whole)._pair  # a slice of a stack pairs its layers as the stack does

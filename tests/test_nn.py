@@ -1582,3 +1582,16 @@ def test_a_setting_set_to_none_reads_as_off_only_for_a_flag():
     relu = LeakyReLU(0.2)
     relu.slope = None
     assert relu.current_config()["slope"] == 0.2
+
+
+def test_the_streams_set_random_key_numbers_are_the_named_modules_positions():
+    """`set_random_key` numbers a drawing module's stream by its position in `named_modules` (a
+    module held under two names counts at each), walked without making the names: the same order."""
+    shared = xdl.nn.Dropout(0.2)
+    inner = xdl.nn.Sequential(xdl.nn.Dense(3, 4), shared, xdl.nn.ReLU())
+    model = xdl.nn.Sequential(xdl.nn.Dense(2, 3), xdl.nn.Dropout(0.1), inner, shared, xdl.nn.Dense(3, 2))
+    walked = [module for _, module in model.named_modules()]
+    assert [id(m) for m in model._each_module()] == [id(m) for m in walked]
+    model.set_random_key(5, 7)
+    last = max(i for i, m in enumerate(walked) if m is shared)
+    assert model[1].random_key == (5, 2, 7) and shared.random_key == (5, last, 7)

@@ -31,6 +31,7 @@ numpy cpu True
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import os
 import re
@@ -89,7 +90,6 @@ class Backend:
         self._rng_lock = threading.Lock()
         self.seed(seed)
         self.precision = "float32"
-        self._ops = None
 
     @property
     def precision(self) -> str:
@@ -162,15 +162,14 @@ class Backend:
                 rng = self._rng
         return rng
 
-    @property
+    @functools.cached_property
     def ops(self):
         """The fused operations: NumPy references on the CPU, CUDA kernels on the GPU.
 
-        Built on first use, so nothing compiles at import.
+        Built on first use, so nothing compiles at import; kept in the instance then, where a read
+        of it (a dozen an op-heavy step) is an attribute's, not a property's call.
         """
-        if self._ops is None:
-            self._ops = self._make_ops()
-        return self._ops
+        return self._make_ops()
 
     # -- what differs -----------------------------------------------------------------------
     @classmethod
@@ -315,7 +314,8 @@ class CupyBackend(Backend):
         return self.xp.asarray(data, dtype=dtype)
 
     def captured_constants(self) -> list:
-        cached = self._ops.cached_arrays() if self._ops is not None else []
+        ops = self.__dict__.get("ops")  # (built, or none yet: `ops` not made to be asked)
+        cached = ops.cached_arrays() if ops is not None else []
         return [*self._scalars.values(), *cached]
 
     def capturing(self) -> bool:

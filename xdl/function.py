@@ -48,6 +48,9 @@ class Function:
     _bool_fields: frozenset = frozenset()  # settings annotated ``bool``: True or False (a NumPy bool converted)
     _required: frozenset = frozenset()  # settings without a default
     _own_init = False  # a subclass defines __init__: it runs on every apply
+    # a Function of one's own: its backward's gradients are checked at every backward (`Tensor.backward`);
+    # xdl's own are checked by their gradient-check rows instead, not per step
+    _gradients_checked = True
     # the output holds the input's values, moved or bounded (reshape, squeeze, x[:, 0], .T, astype, clamp):
     # it keeps the input's ``made_by``, so sigmoid(z).reshape(-1) still says it holds probabilities
     keeps_values = False
@@ -81,6 +84,7 @@ class Function:
         cls.fields, cls._float_fields, cls._bool_fields = fields, frozenset(floats), frozenset(bools)
         cls._required = frozenset(name for name, default in fields.items() if default is REQUIRED)
         cls._own_init = any("__init__" in vars(klass) for klass in cls.__mro__[:cls.__mro__.index(Function)])
+        cls._gradients_checked = not cls.__module__.startswith("xdl.")
 
     def __init__(self, **settings):
         if not settings.keys() <= self.fields.keys():
@@ -160,11 +164,12 @@ class Function:
         # this runs once per operation.
         fn = cls(**settings) if settings or cls._required or cls._own_init else object.__new__(cls)
         tensors = _as_tensors(inputs, cls.__name__)
-        record = is_grad_enabled() and any(t._requires_grad for t in tensors)  # (the flag itself: once per op)
-        fn.needs_grad = tuple(record and t._requires_grad for t in tensors)
+        wants = [t._requires_grad for t in tensors]  # (lists, not generators: one call each, not one per input)
+        record = is_grad_enabled() and any(wants)  # (the flag itself: once per op)
+        fn.needs_grad = tuple(wants) if record else (False,) * len(tensors)
         fn.backend = tensors[0].backend
         fn.xp = fn.backend.xp
-        y = fn.forward(*(t.data for t in tensors))
+        y = fn.forward(*[t.data for t in tensors])
         if not isinstance(y, fn.xp.ndarray):
             if isinstance(y, tuple | list):
                 raise TypeError(f"{cls.__name__}.forward returned a {type(y).__name__}: a Function has one output, "

@@ -692,7 +692,9 @@ class Tensor:
                 node._accumulate(g)
                 continue
             fn = node._fn
-            gradients = _checked_grads(fn, fn.backward(g))
+            gradients = fn.backward(g)
+            if fn._gradients_checked:  # (a Function of one's own)
+                gradients = _checked_grads(fn, gradients)
             # walked once its backward ran (one that raised part-way leaves the nodes it never reached free)
             fn._walked = mark
             if keep:
@@ -850,9 +852,8 @@ def from_dlpack(obj) -> Tensor:
 
 def _checked_grads(fn, grads) -> tuple:
     """A custom Function's backward gives one gradient per input, each of that input's shape (None
-    for one without): one that does not would corrupt ``.grad`` without a word."""
-    if type(fn).__module__.startswith("xdl."):  # xdl's own: each checked by its gradcheck row, not per step
-        return grads
+    for one without): one that does not would corrupt ``.grad`` without a word. Called for those only
+    (`Function._gradients_checked`): xdl's own are checked by their gradcheck rows, not per step."""
     name = type(fn).__name__
     if len(fn.inputs) == 1 and hasattr(grads, "shape"):  # one input's gradient alone, as PyTorch allows
         grads = (grads,)

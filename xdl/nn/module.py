@@ -511,6 +511,15 @@ class Module:
         for name, child in self._modules.items():
             yield from child.named_modules(dotted(prefix, name))
 
+    def _each_module(self, into: list | None = None) -> list:
+        """The modules `named_modules` gives, in its order (one held under two names twice), without
+        making their names: what `set_random_key` numbers its streams by, at every step."""
+        into = [] if into is None else into
+        into.append(self)
+        for child in self._modules.values():
+            child._each_module(into)
+        return into
+
     def named_parameters(self):
         """(dotted name, parameter) pairs, depth first, each parameter once."""
         seen = set()
@@ -533,16 +542,27 @@ class Module:
             for name in module._buffers:
                 yield dotted(prefix, name), getattr(module, name)
 
+    def _first_parameter(self) -> Parameter | None:
+        """The first parameter `named_parameters` gives, or None: found without making its name (what
+        `dtype` and `backend` read at every call of a model)."""
+        for p in self._parameters.values():
+            return p
+        for child in self._modules.values():
+            p = child._first_parameter()
+            if p is not None:
+                return p
+        return None
+
     @property
     def dtype(self):
-        for _, p in self.named_parameters():  # the first one's: no list of them all
-            return p.dtype
-        return np.dtype(np.float32)
+        p = self._first_parameter()
+        return np.dtype(np.float32) if p is None else p.dtype
 
     @property
     def backend(self):
         """The backend the module's parameters (or buffers) live on; the current one if it has none."""
-        for _, p in self.named_parameters():
+        p = self._first_parameter()
+        if p is not None:
             return p.backend
         for _, array in self.named_buffers():
             return _backend.backend_of(array)
@@ -601,9 +621,11 @@ class Module:
         if seed is not None:
             seed, step = checked_key(seed, step)
         extra = () if steps_done is None else (steps_done,)
-        for stream, (_, module) in enumerate(self.named_modules()):
+        for stream, module in enumerate(self._each_module()):
             if module.draws_random:
-                module.random_key = None if seed is None else (seed, stream, step, *extra)
+                # (set past `__setattr__`, whose checks of a user's attribute — ~20 calls a module, each step —
+                # have nothing to refuse in a key of checked integers)
+                object.__setattr__(module, "random_key", None if seed is None else (seed, stream, step, *extra))
                 module.__dict__["_draws"] = (None, -1)  # (forward pass, draws in it): none yet
 
     def draw_key(self):

@@ -75,11 +75,17 @@ class Sequential(Module):
         from 0, unlike PyTorch's, whose slice keeps their names: ``model[1:].state_dict()`` names
         ``0.weight`` what ``model.state_dict()`` names ``1.weight``."""
         if isinstance(i, slice):
-            part = Sequential.__new__(Sequential)
-            Module.__init__(part)
+            part = self._empty_part()
             part._hold(self.layers[i])
             return part
         return self.layers[i]
+
+    def _empty_part(self) -> Sequential:
+        """The module a slice holds its layers in (`__getitem__`): a Sequential, which runs them in order,
+        pairing them as this class does (`Stacked` gives a part that pairs its own layers)."""
+        part = Sequential.__new__(Sequential)
+        Module.__init__(part)
+        return part
 
     def __setitem__(self, i: int, layer) -> None:
         """``model[i] = layer`` replaces layer ``i`` (as PyTorch's: one layer, by its index)."""

@@ -89,6 +89,14 @@ class Stacked(Sequential):
             return lambda: F.stacked_relu_dropout(x, after.rates, after.random_key)
         return None
 
+    def _empty_part(self) -> Sequential:
+        """A `StackedPart`: a slice (``stack[1:]``, fit_many's network after a leading Standardize) runs
+        each ReLU and keyed stacked dropout as one op, as the stack does — a plain Sequential's pairing
+        knows one model's Dropout only, and ran them as two ops (two kernels each way on a GPU)."""
+        part = StackedPart.__new__(StackedPart)
+        Module.__init__(part)
+        return part
+
     def __setstate__(self, state: dict) -> None:
         """A copy (pickle, deepcopy) copies every array apart, views too: each stacked parameter is
         made a (K, …) view of the copied (K, P) buffers again (its values written there first), in
@@ -149,9 +157,9 @@ class Stacked(Sequential):
                 seeds = [checked_key(s, step)[0] for s in seeds]
             step = int(step)  # (checked with the seeds)
         extra = () if steps_done is None else (steps_done,)
-        for stream, (_, module) in enumerate(self.named_modules()):
-            if module.draws_random:
-                module.random_key = None if seeds is None else (seeds, stream, step, *extra)
+        for stream, module in enumerate(self._each_module()):
+            if module.draws_random:  # (past `__setattr__`, as `Module.set_random_key` sets a key)
+                object.__setattr__(module, "random_key", None if seeds is None else (seeds, stream, step, *extra))
 
     # -- one model at a time ------------------------------------------------------------------
     def model_state(self, k: int, row: dict | None = None) -> dict[str, np.ndarray]:
@@ -361,6 +369,13 @@ def _stacked_layer(layer, same: list, params: dict):
     if isinstance(layer, ELEMENTWISE):
         return type(layer)(**layer.current_config())
     raise StackError(f"stack: {type(layer).__name__} layers cannot be stacked yet")
+
+
+class StackedPart(Sequential):
+    """Some of a `Stacked`'s layers, shared with it (a slice: ``stack[1:]``), run as the stack runs
+    them — its ReLU and stacked dropout pairs as one op."""
+
+    _pair = Stacked._pair
 
 
 def _stacked_fused(layer, after) -> bool:

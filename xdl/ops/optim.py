@@ -53,7 +53,8 @@ def _scratch(xp, like, chunk):
 
 def _as(h, like):
     """A hyperparameter (or a value derived from it) as it meets ``like``: a Python float as is (NumPy
-    rounds it to the array's dtype), a float64 per-model column rounded to that dtype here."""
+    rounds it to the array's dtype), a float64 per-model column rounded to that dtype here. Each update
+    rounds its values once, before its chunks (a column rounded per chunk was a new array each time)."""
     return h.astype(like.dtype, copy=False) if hasattr(h, "astype") else h
 
 
@@ -62,53 +63,64 @@ def _is_zero(h) -> bool:
     return np.ndim(h) == 0 and not h
 
 
+def _decay(weight_decay, like):
+    """A coupled weight decay as `_decayed_gradient` takes it: None for the scalar 0 (no decay), else as
+    `_as` gives it."""
+    return None if _is_zero(weight_decay) else _as(weight_decay, like)
+
+
 def _decayed_gradient(xp, p, g, weight_decay, out):
-    """g + wd·p into ``out`` (coupled L2), or g itself when wd = 0."""
-    if _is_zero(weight_decay):
+    """g + wd·p into ``out`` (coupled L2), or g itself where ``weight_decay`` (`_decay`'s) is None."""
+    if weight_decay is None:
         return g
-    xp.multiply(p, _as(weight_decay, p), out=out)
+    xp.multiply(p, weight_decay, out=out)
     out += g
     return out
 
 
-def _average_into(xp, state, x, beta, tmp):
-    """state ← β·state + (1 − β)·x in place; ``tmp`` (x's size, may be x) is left holding (1 − β)·x."""
-    state *= _as(beta, state)
-    xp.multiply(x, _as(1.0 - beta, x), out=tmp)
+def _average_into(xp, state, x, beta, rest, tmp):
+    """state ← β·state + (1 − β)·x in place, ``rest`` = 1 − β (both as `_as` gives them); ``tmp`` (x's
+    size, may be x) is left holding (1 − β)·x."""
+    state *= beta
+    xp.multiply(x, rest, out=tmp)
     state += tmp
 
 
 def sgd_update(xp, p, g, lr, weight_decay=0.0, chunk=CHUNK):
     """p ← p − lr·(g + wd·p)"""
+    lr, weight_decay = _as(lr, p), _decay(weight_decay, p)
     tmp, gw_buf = _scratch(xp, p, chunk), _scratch(xp, p, chunk)
     for s in _chunks(p, chunk):
         n = s.stop - s.start
         gw = _decayed_gradient(xp, p[..., s], g[..., s], weight_decay, gw_buf[..., :n])
-        xp.multiply(gw, _as(lr, p), out=tmp[..., :n])
+        xp.multiply(gw, lr, out=tmp[..., :n])
         p[..., s] -= tmp[..., :n]
 
 
 def momentum_update(xp, p, g, v, lr, beta, nesterov=False, weight_decay=0.0, chunk=CHUNK):
     """v ← β·v + (1 − β)·g;  p ← p − lr·v   (Nesterov: p ← p − lr·(β·v + (1 − β)·g))"""
+    lr, beta, rest, weight_decay = _as(lr, p), _as(beta, p), _as(1.0 - beta, p), _decay(weight_decay, p)
     tmp, gw_buf = _scratch(xp, p, chunk), _scratch(xp, p, chunk)
     for s in _chunks(p, chunk):
         n = s.stop - s.start
         t = tmp[..., :n]
         gw = _decayed_gradient(xp, p[..., s], g[..., s], weight_decay, gw_buf[..., :n])
         vs = v[..., s]
-        _average_into(xp, vs, gw, beta, t)  # v = β·v + (1 − β)·g
+        _average_into(xp, vs, gw, beta, rest, t)  # v = β·v + (1 − β)·g
         if nesterov:  # step along the look-ahead β·v + (1 − β)·g; t still holds (1 − β)·g
-            look = xp.multiply(vs, _as(beta, vs), out=gw_buf[..., :n])  # gw is no longer needed
+            look = xp.multiply(vs, beta, out=gw_buf[..., :n])  # gw is no longer needed
             t += look
-            t *= _as(lr, t)
+            t *= lr
             p[..., s] -= t
         else:
-            xp.multiply(vs, _as(lr, vs), out=t)
+            xp.multiply(vs, lr, out=t)
             p[..., s] -= t
 
 
 def rmsprop_update(xp, p, g, sq, lr, beta, eps, weight_decay=0.0, chunk=CHUNK):
     """s ← β·s + (1 − β)·g²;  p ← p − lr·g/(√s + ε)"""
+    lr, beta, rest, eps = _as(lr, p), _as(beta, p), _as(1.0 - beta, p), _as(eps, p)
+    weight_decay = _decay(weight_decay, p)
     tmp, gw_buf = _scratch(xp, p, chunk), _scratch(xp, p, chunk)
     for s in _chunks(p, chunk):
         n = s.stop - s.start
@@ -116,11 +128,11 @@ def rmsprop_update(xp, p, g, sq, lr, beta, eps, weight_decay=0.0, chunk=CHUNK):
         gw = _decayed_gradient(xp, p[..., s], g[..., s], weight_decay, gw_buf[..., :n])
         ss = sq[..., s]
         xp.multiply(gw, gw, out=t)
-        _average_into(xp, ss, t, beta, t)  # s = β·s + (1 − β)·g²
+        _average_into(xp, ss, t, beta, rest, t)  # s = β·s + (1 − β)·g²
         xp.sqrt(ss, out=t)
-        t += _as(eps, t)  # √s + ε
+        t += eps  # √s + ε
         xp.divide(gw, t, out=t)
-        t *= _as(lr, t)
+        t *= lr
         p[..., s] -= t
 
 
@@ -149,22 +161,25 @@ def _per_distinct(values: np.ndarray, f) -> np.ndarray:
 def adam_update(xp, p, g, m, v, lr, beta1, beta2, eps, step, weight_decay=0.0, decoupled=False, chunk=CHUNK):
     """One Adam (``decoupled=False``) or AdamW (``decoupled=True``) step number ``step`` (t ≥ 1)."""
     step_size, inv_sqrt_bias2 = adam_scalars(lr, beta1, beta2, step, xp)
+    decay = decoupled and not _is_zero(weight_decay)
+    shrink = _as(1.0 - lr * weight_decay, p) if decay else None  # AdamW's 1 − lr·wd
+    weight_decay = None if decoupled else _decay(weight_decay, p)  # (decoupled: no coupled L2 in the gradient)
+    step_size, inv_sqrt_bias2, eps = _as(step_size, p), _as(inv_sqrt_bias2, p), _as(eps, p)
+    beta1, rest1, beta2, rest2 = _as(beta1, p), _as(1.0 - beta1, p), _as(beta2, p), _as(1.0 - beta2, p)
     tmp, gw_buf = _scratch(xp, p, chunk), _scratch(xp, p, chunk)
     for s in _chunks(p, chunk):
         n = s.stop - s.start
         t = tmp[..., :n]
         ps, ms, vs = p[..., s], m[..., s], v[..., s]
-        if decoupled and not _is_zero(weight_decay):
-            ps *= _as(1.0 - lr * weight_decay, ps)  # AdamW: p = p·(1 − lr·wd)
-            gw = g[..., s]
-        else:
-            gw = _decayed_gradient(xp, ps, g[..., s], weight_decay, gw_buf[..., :n])
-        _average_into(xp, ms, gw, beta1, t)  # m = β₁·m + (1 − β₁)·g
+        if decay:
+            ps *= shrink  # AdamW: p = p·(1 − lr·wd)
+        gw = _decayed_gradient(xp, ps, g[..., s], weight_decay, gw_buf[..., :n])
+        _average_into(xp, ms, gw, beta1, rest1, t)  # m = β₁·m + (1 − β₁)·g
         xp.multiply(gw, gw, out=t)
-        _average_into(xp, vs, t, beta2, t)  # v = β₂·v + (1 − β₂)·g²
+        _average_into(xp, vs, t, beta2, rest2, t)  # v = β₂·v + (1 − β₂)·g²
         xp.sqrt(vs, out=t)
-        t *= _as(inv_sqrt_bias2, t)
-        t += _as(eps, t)  # √v̂ + ε
+        t *= inv_sqrt_bias2
+        t += eps  # √v̂ + ε
         xp.divide(ms, t, out=t)
-        t *= _as(step_size, t)
+        t *= step_size
         ps -= t  # p = p − lr·m̂/(√v̂ + ε)

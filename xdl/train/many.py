@@ -615,7 +615,10 @@ class ManyTrainer:
     def _check_costs(self, costs, start: int, stop: int) -> None:
         """Fail every training model whose cost in steps [start, stop) is not finite."""
         values = self.model.backend.to_numpy(costs[start:stop])
-        for k in np.flatnonzero(~np.isfinite(values).all(axis=0)):
+        finite = np.isfinite(values)
+        if finite.all():  # (the usual case, read at every step on the CPU: no search for the models that are not)
+            return
+        for k in np.flatnonzero(~finite.all(axis=0)):
             if self.status[k] == "training":
                 step = start + int(np.flatnonzero(~np.isfinite(values[:, k]))[0])
                 self._fail(k, f"the cost became {values[step - start, k]} at epoch {self.epoch + 1}, step {step + 1}")

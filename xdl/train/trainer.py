@@ -1024,9 +1024,10 @@ class Trainer:
         """The step costs ``costs[start:stop]``, read in one transfer, as a host array once all are
         finite; else the divergence error naming the first that is not."""
         values = backend.to_numpy(costs[start:stop])
-        bad = np.flatnonzero(~np.isfinite(values))
-        if not bad.size:
+        finite = np.isfinite(values)
+        if finite.all():  # (the usual case, read at every step on the CPU: no search for the first that is not)
             return values
+        bad = np.flatnonzero(~finite)
         where = f"the cost became {values[bad[0]]} at epoch {self.epoch + 1}, step {start + bad[0] + 1}"
         if self.epoch == 0 and start + bad[0] == 0:
             # the first step's cost is the starting weights' (its update comes after it): no rate made it, and
@@ -1050,8 +1051,9 @@ class Trainer:
         if bad:
             raise self._diverged(
                 f"{', '.join(bad)} became NaN or Inf at epoch 1, step 1, in its forward pass, before any update: "
-                "the model's activations at its starting weights overflow",
-                "the learning rate is not the cause — draw smaller initial weights (he for ReLU, xavier for tanh)")
+                "the model's activations overflow at its starting weights",
+                "the learning rate is not the cause — standardize the inputs or draw smaller initial weights (he "
+                "for ReLU, xavier for tanh)")
 
     def _check_record(self, record: dict, steps: int) -> None:
         """The epoch-end costs decide early stopping and checkpoints: they must be finite, and so
