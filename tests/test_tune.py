@@ -1245,6 +1245,10 @@ def test_the_best_trial_is_one_that_trained_to_its_end_never_a_pruned_one(tmp_pa
     study = _study_of(out, *trials)
     assert study.best.number == 2 and [t.number for t in study.ranked()] == [2, 0]
     assert study.best_config().lr == 0.03
+    # Optuna's names for the same (an Optuna user's first reach)
+    assert study.best_trial is study.best and study.best_value == 0.85 and study.best_params == {"lr": 0.03}
+    study.best_params["lr"] = 1.0  # (a copy: the trial keeps its own)
+    assert study.best.params == {"lr": 0.03}
     table = study.table()
     assert [row.split("|")[2].strip() for row in table.splitlines()[2:] if row.startswith("| ")] == ["2", "0"]
     assert "1 trial(s) pruned (stopped early at a rung, not ranked)" in table
@@ -1256,8 +1260,9 @@ def test_the_best_trial_is_one_that_trained_to_its_end_never_a_pruned_one(tmp_pa
     # none trained to the end: no best, and the command says why
     study = _study_of(tmp_path / "none", trials[1], trials[3])
     assert study.best is None
-    with pytest.raises(ValueError, match=r"no trial trained to the end \(pruned and failed ones do not count\)"):
-        study.best_config()
+    for read in ("best_config()", "best_trial", "best_params", "best_value"):
+        with pytest.raises(ValueError, match=r"no trial trained to the end \(pruned and failed ones do not count\)"):
+            eval(f"study.{read}")
     assert cli.main(["tune", *TINY, "--trials", "2", "--out", str(tmp_path / "none")]) == 1
     # (an error as every other's: a script greps for the prefix)
     assert "xdl tune: error: no trial trained to the end (pruned and failed trials do not count)" in \

@@ -189,6 +189,26 @@ class Study:
         ranked = self.ranked()
         return ranked[0] if ranked else None
 
+    @property
+    def best_trial(self) -> Trial:
+        """`best`, as Optuna's ``study.best_trial`` gives it: a ValueError where no trial trained to
+        its end (``best`` is None there)."""
+        if self.best is None:
+            raise ValueError("no trial trained to the end (pruned and failed ones do not count): there is no best "
+                             "trial (table() says why)")
+        return self.best
+
+    @property
+    def best_params(self) -> dict:
+        """The best trial's hyperparameters (Optuna's ``study.best_params``): a copy."""
+        return dict(self.best_trial.params)
+
+    @property
+    def best_value(self) -> float:
+        """The best trial's dev accuracy, what a search maximizes (Optuna's ``study.best_value``, the
+        ``value`` of `trials_dataframe`)."""
+        return self.best_trial.dev_accuracy
+
     def table(self, k: int = 10) -> str:
         """The top ``k`` trials as a Markdown table (``trained``: the epochs a trial trained, beside an
         ``epochs`` hyperparameter the space sets: both were headed "epochs")."""
@@ -233,11 +253,9 @@ class Study:
         trial's values."""
         from xdl.config import TrainConfig
 
-        if self.best is None:
-            raise ValueError("no trial trained to the end (pruned and failed ones do not count): there is no best "
-                             "configuration (table() says why)")
+        best = self.best_trial
         try:
-            return TrainConfig.from_dict({**self.meta["base"], **self.best.params}, source=f"trial {self.best.number}")
+            return TrainConfig.from_dict({**self.meta["base"], **best.params}, source=f"trial {best.number}")
         except (TypeError, ValueError) as e:
             if self.directory is None:
                 raise
