@@ -2,6 +2,7 @@
 optimizer from a file, failures recorded, the command line; and the speed benchmarks' own code
 (batched training, the step profile, the kernel cases) at their smallest."""
 
+import dataclasses
 import json
 import re
 import subprocess
@@ -28,7 +29,29 @@ def without_times(value):
     return value
 
 
-def test_the_same_seed_gives_the_same_results_apart_from_times():
+@pytest.fixture
+def quick_budget(monkeypatch):
+    """``quick_budget(problem, steps)``: ``--quick`` trains benchmark ``problem`` for ``steps`` (epochs of a
+    classification) in this test, for a test whose claim holds at any length (moons' 600 quick epochs, digits' 15
+    were most of this file's time)."""
+    from xdl.bench.problems import PROBLEMS
+
+    def shorten(problem, steps):
+        full, _ = PROBLEMS[problem].budget
+        monkeypatch.setitem(PROBLEMS, problem, dataclasses.replace(PROBLEMS[problem], budget=(full, steps)))
+
+    return shorten
+
+
+def reached_the_target(results, problem):
+    """Whether some search trial of ``problem`` reached its target: the runs were long enough that the steps to the
+    target are compared too, not None against None."""
+    return any(trial.get("steps_to_target") is not None
+               for entry in results["problems"][problem].values() for trial in entry["search"])
+
+
+def test_the_same_seed_gives_the_same_results_apart_from_times(quick_budget):
+    quick_budget("moons", 60)
     a = benchmark(["quadratic", "moons"], ["sgd", "adam"], seeds=2, trials=3, quick=True)
     b = benchmark(["quadratic", "moons"], ["sgd", "adam"], seeds=2, trials=3, quick=True)
     assert json.dumps(without_times(a), sort_keys=True) == json.dumps(without_times(b), sort_keys=True)
@@ -36,6 +59,7 @@ def test_the_same_seed_gives_the_same_results_apart_from_times():
     assert rates[0] == rates[1]  # every optimizer gets the same rates to try
     for entry in a["problems"]["moons"].values():
         assert len(entry["runs"]) == 2 and {r["seed"] for r in entry["runs"]} == {1, 2}
+    assert reached_the_target(a, "moons") and reached_the_target(a, "quadratic")
 
 
 def test_moons_at_the_courses_settings_shows_adam_ahead():
@@ -70,7 +94,8 @@ class Broken(Optimizer):
 '''
 
 
-def test_a_users_optimizer_from_a_file_takes_part_and_a_crash_is_recorded(tmp_path):
+def test_a_users_optimizer_from_a_file_takes_part_and_a_crash_is_recorded(tmp_path, quick_budget):
+    quick_budget("digits", 3)
     path = tmp_path / "my_rules.py"
     path.write_text(USER_OPTIMIZER)
     results = benchmark(["quadratic", "digits"], ["adam", f"{path}:SignSGD", f"{path}:Broken"], seeds=1, trials=2,
@@ -217,11 +242,13 @@ def test_cli_bench_optimizers(tmp_path, capsys):
     assert "--problem 'mnist': unknown" in capsys.readouterr().err
 
 
-def test_a_batched_search_gives_the_records_of_one_run_at_a_time():
+def test_a_batched_search_gives_the_records_of_one_run_at_a_time(quick_budget):
     """fit_many trains the trials at once; every record is the one-at-a-time run's, apart from times
     (and the test cost's last digits: it is summed in another order)."""
+    quick_budget("digits", 5)
     one = benchmark(["digits"], ["adam", "momentum", "adamw"], seeds=1, trials=4, quick=True, batched=False)
     many = benchmark(["digits"], ["adam", "momentum", "adamw"], seeds=1, trials=4, quick=True, batched=True)
+    assert reached_the_target(one, "digits")
     for name in ("adam", "momentum", "adamw"):  # adamw: decay on the weights only in both
         a, b = one["problems"]["digits"][name]["search"], many["problems"]["digits"][name]["search"]
         for x, y in zip(a, b):
