@@ -16,9 +16,12 @@ import pstats
 import statistics
 import time
 
+import numpy as np
+
 from xdl.bench.environment import checked_backend
 from xdl.bench.steps import STEP_SHAPES, xdl_step
 from xdl.hostmemory import keep_freed_memory
+from xdl.train.trainer import check_penalty
 
 QUICK_SHAPE = (32, 64, 32, 2)  # batch, inputs, width, layers: all framework, next to no arithmetic
 
@@ -73,6 +76,11 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.steps < 1 or args.top < 1:
         parser.error(f"--steps and --top must be ≥ 1, got {args.steps} and {args.top}")
+    for flag, lambd in (("--l2", args.l2), ("--l1", args.l1)):
+        try:  # before any work: refused inside the step's penalty, it was a traceback after the header
+            check_penalty(lambd, flag, np.dtype(np.float32))  # (the step's model is float32)
+        except ValueError as e:
+            parser.error(str(e))
     backend = checked_backend(parser)  # (XDL_BACKEND=cupy without a GPU: one line naming it, not a traceback)
     keep_freed_memory()  # as the xdl command does
     print(f"# eager step host profile — backend {backend.name}, device {backend.device_name()}\n")

@@ -10,8 +10,8 @@ Every call is followed by the device synchronization of its implementation, so G
 import pytest
 
 import xdl
-from xdl.bench.kernels import (ACTIVATIONS, MLP_SHAPES, activation_case, batchnorm_case, dropout_case, optimizer_case,
-                               relu_case, relu_dropout_case)
+from xdl.bench.kernels import (ACTIVATIONS, LOSSES, MLP_SHAPES, activation_case, batchnorm_case, dropout_case,
+                               loss_case, optimizer_case, penalty_case, relu_case, relu_dropout_case)
 from xdl.bench.steps import STEP_SHAPES, torch_step, xdl_step
 from xdl.bench.timing import torch_on
 
@@ -78,7 +78,7 @@ def test_batchnorm(benchmark, backend, shape, mode, impl):
     run_case(benchmark, case, _impl_name(case, impl))
 
 
-@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("impl", [*IMPLS, "xdl relu, dropout"])  # (the last: ReLU then dropout as two ops)
 @pytest.mark.parametrize("shape", [(1024, 1024), (8192, 4096)], ids=lambda s: f"{s[0]}x{s[1]}")
 @pytest.mark.parametrize("make_case", [dropout_case, relu_case, relu_dropout_case], ids=["dropout", "relu",
                                                                                      "relu_dropout"])
@@ -96,6 +96,23 @@ def test_activation(benchmark, backend, name, shape, impl):
     if not _gpu(backend) and shape != (1024, 1024):
         pytest.skip("large elementwise cases are GPU-sized")
     case = activation_case(backend, name, *shape)
+    run_case(benchmark, case, _impl_name(case, impl))
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("n", [1_000_000, 10_000_000])
+def test_l2_penalty(benchmark, backend, n, impl):
+    case = penalty_case(backend, n)
+    run_case(benchmark, case, _impl_name(case, impl))
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("n", [1 << 20, 1 << 24], ids=["1M", "16M"])
+@pytest.mark.parametrize("name", LOSSES)
+def test_loss(benchmark, backend, name, n, impl):
+    if not _gpu(backend) and n != 1 << 20:
+        pytest.skip("large loss cases are GPU-sized")
+    case = loss_case(backend, name, n)
     run_case(benchmark, case, _impl_name(case, impl))
 
 

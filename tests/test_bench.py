@@ -571,6 +571,60 @@ def test_the_step_profile_reports_host_and_wall_time_and_the_functions_behind_th
     assert "--steps and --top must be ≥ 1, got 0 and 30" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["--l2", "-1"], "--l2 must be a finite number ≥ 0, got -1.0"),
+    (["--l1", "nan"], "--l1 must be a finite number ≥ 0, got nan"),
+    (["--l2", "inf"], "--l2 must be a finite number ≥ 0, got inf"),
+    (["--l1", "1e39"], "--l1 must be at most 3.4e+38, float32's largest number"),
+])
+def test_the_step_profile_refuses_a_bad_penalty_by_its_flag_before_any_work(flags, message, monkeypatch, capsys):
+    """profile_step.py --l2 -1 printed its header, built the step, then raised a traceback naming "l2: lambd"."""
+    script = load_benchmark_script("profile_step", monkeypatch)
+    monkeypatch.setattr(script, "xdl_step", lambda *args, **kwargs: pytest.fail("work started"))
+    monkeypatch.setattr(script, "keep_freed_memory", lambda: False)
+    with pytest.raises(SystemExit) as stopped:
+        script.main(["--quick", *flags])
+    captured = capsys.readouterr()
+    assert stopped.value.code == 2 and f": error: {message}" in captured.err and captured.out == ""
+
+
+def test_the_pytest_benchmark_suites_time_every_case_and_implementation_of_the_report():
+    """README: `pytest benchmarks --benchmark-enable` runs the same cases as report.py. The l2 penalty and the
+    bce/mse cases were the report's only, and ReLU then dropout as two ops was never timed by the suites."""
+    import ast
+    import inspect
+
+    from xdl.bench import kernels
+
+    suites = load_benchmark_script("test_fused_ops", pytest.MonkeyPatch())
+    used = {node.id for test in ast.parse(inspect.getsource(suites)).body if isinstance(test, ast.FunctionDef)
+            for node in ast.walk(test) if isinstance(node, ast.Name)}  # (their bodies and marks, not the imports)
+    makers = [name for name, fn in vars(kernels).items() if name.endswith("_case") and inspect.isfunction(fn)]
+    assert [name for name in makers if name not in used] == []
+    impls = {value for test in vars(suites).values() for mark in getattr(test, "pytestmark", ())
+             if mark.name == "parametrize" and mark.args[0] == "impl" for value in mark.args[1]}
+    backend = xdl.backend.get_backend("numpy")
+    cases = [kernels.optimizer_case(backend, rule, 1000) for rule in kernels.OPT_BYTES]
+    cases += [kernels.batchnorm_case(backend, mode, 64, 32) for mode in ("train fwd", "train fwd+bwd", "inference")]
+    cases += [make(backend, 64, 32) for make in (kernels.dropout_case, kernels.relu_case, kernels.relu_dropout_case)]
+    cases += [kernels.activation_case(backend, name, 64, 32) for name in kernels.ACTIVATIONS]
+    cases += [kernels.penalty_case(backend, 1000)] + [kernels.loss_case(backend, name, 1000) for name in kernels.LOSSES]
+    for case in cases:
+        timed = {suites._impl_name(case, impl) for impl in impls}
+        assert [impl for impl in case.impls if impl not in timed] == [], case.name
+
+
+def test_the_kernels_table_writes_a_cpus_slow_rates_with_their_digits_not_as_0_gb_s():
+    """On a CPU a naive case moves 0.3 GB/s against a copy's 11: the table read "0" GB/s beside "3%" of copy."""
+    from xdl.bench.kernels import Row, format_table
+
+    copy = Row("device copy", "xp.copyto", 1.0, 11_000_000_000)
+    rows = [Row("adam 10M", "naive xp", 1.0, 330_000_000), Row("adam 10M", "xdl", 0.0625, 280_000_000),
+            Row("adam 100M", "xdl", 0.001, 2_800_000_000)]
+    cells = [line.split(" | ")[3] for line in format_table(rows, copy).splitlines()[2:]]
+    assert cells == ["0.33", "4.48", "2800"]
+
+
 def test_batch_norm_cases_time_the_public_api_beside_the_kernels():
     """Each batch-norm case runs the kernels directly and through `xdl.nn.BatchNorm` (``bn(x)``,
     ``bn(x).backward(dy)``); the report gives the public API's time over the kernels'."""

@@ -412,7 +412,7 @@ def format_table(rows: list[Row], copy: Row) -> str:
         for r in group:
             vs_naive = faster(naive.seconds, r.seconds) if naive and r is not naive else ""
             vs_torch = f"{r.seconds / torch.seconds:.2f}× torch's time" if torch and r is not torch else ""
-            lines.append(f"| {case} | {r.impl} | {_duration(r.seconds)} | {r.gbps:.0f} | "
+            lines.append(f"| {case} | {r.impl} | {_duration(r.seconds)} | {_rate(r.gbps)} | "
                          f"{100 * r.gbps / copy.gbps:.0f}% | {vs_naive} | {vs_torch} |")
     return "\n".join(lines)
 
@@ -424,6 +424,11 @@ def api_overhead(rows: list[Row]) -> str:
               if r.impl == LAYER_IMPL and r.case in kernels]
     return "batch norm through the public API (bn(x), bn(x).backward(dy)) vs the kernels alone: " + \
         (", ".join(ratios) or "no case")
+
+
+def _rate(gbps: float) -> str:
+    """GB/s as a whole number from 100 on (a GPU's thousands), else to 3 digits: a CPU's 0.33 GB/s was "0"."""
+    return f"{gbps:.0f}" if gbps >= 99.95 else f"{gbps:.3g}"
 
 
 def _duration(s: float) -> str:
