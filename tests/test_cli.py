@@ -791,6 +791,34 @@ def test_a_history_that_cannot_be_written_leaves_the_way_on_said(tmp_path, capsy
     lock.release()  # the file stays (its holder gone: the next takes it over); no error in place of the run's
 
 
+@pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
+def test_a_second_ctrl_c_as_the_stopped_runs_history_is_written_still_says_how_to_go_on(tmp_path, capsys,
+                                                                                         monkeypatch):
+    """Ctrl-C twice: the first stops the run at a step and its checkpoint is written; the second came as
+    history.json was written after it, and the command said "what it was doing is not saved" — of a run
+    whose training was saved — and not the --resume that continues it."""
+    import signal
+
+    import xdl.train.history
+
+    class SignalAfterEpoch(xdl.train.Callback):
+        def on_epoch_end(self, trainer, record):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    def second_ctrl_c(self, path):
+        raise KeyboardInterrupt
+
+    build = xdl.config.TrainConfig.build_trainer
+    monkeypatch.setattr(xdl.config.TrainConfig, "build_trainer",
+                        lambda self, model, callbacks=(): build(self, model, [*callbacks, SignalAfterEpoch()]))
+    monkeypatch.setattr(xdl.train.history.History, "save", second_ctrl_c)
+    out = tmp_path / "run"
+    assert main(["train", *FAST, "--out", str(out)]) == 130
+    err = capsys.readouterr().err
+    assert "note: the history was not written (interrupted again)" in err and "not saved" not in err
+    assert f"to continue, run the same command with --resume {out / 'checkpoints'} (its state after epoch 1)" in err
+
+
 def test_flipping_digits_is_noted(tmp_path, capsys):
     assert main(["train", "--epochs", "1", "--augment-flip", "--no-progress", "--out", str(tmp_path)]) == 0
     assert "note: --augment-flip mirrors digits" in capsys.readouterr().err

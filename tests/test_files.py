@@ -189,6 +189,34 @@ def test_a_directory_made_read_only_during_a_write_is_reported_against_the_targe
     assert path.read_bytes() == b"old"
 
 
+def test_a_ctrl_c_as_the_npz_writer_closes_a_member_is_said_as_the_ctrl_c(tmp_path, monkeypatch):
+    """A second Ctrl-C lands in the checkpoint the first one's stop writes. Where it landed as zipfile
+    began closing a member (before its ``try``), the archive's own close then refused ("Can't close the
+    ZIP file while there is an open writing handle on it"): that ValueError took the interrupt's place,
+    and ``xdl train`` said it as an error of its own, with no word of the checkpoint that still stood."""
+    import zipfile
+
+    path = tmp_path / "checkpoint.npz"
+    before = model()
+    xdl.save(before, path)
+    close, landed = zipfile._ZipWriteFile.close, []
+
+    def interrupted_close(self):  # as a signal handled at the method's first instruction
+        if not landed:
+            landed.append(self)
+            raise KeyboardInterrupt
+        return close(self)
+
+    monkeypatch.setattr(zipfile._ZipWriteFile, "close", interrupted_close)
+    with pytest.raises(KeyboardInterrupt):
+        xdl.save(model(), path)
+    assert landed and os.listdir(tmp_path) == [path.name]  # no temporary left
+    np.testing.assert_array_equal(xdl.load(path).state_dict()["0.weight"], before.state_dict()["0.weight"])
+    member = landed[0]  # (left open by the interrupt: let it and its archive go quietly, not in a later test's GC)
+    member._zipfile._writing, member._zipfile.fp = False, None
+    io.BufferedIOBase.close(member)
+
+
 # -- History files ---------------------------------------------------------------------------------
 def test_a_history_comes_back_as_saved_non_finite_values_and_none_apart(tmp_path):
     """NaN and ±infinity are written as Python's json writes them (so they come back, and JSON's null

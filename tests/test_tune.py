@@ -1576,6 +1576,33 @@ def test_a_failed_write_of_xdl_tune_says_what_is_kept_and_how_to_go_on(tmp_path,
     assert len(json.loads((out / "trials.json").read_text())["trials"]) == 3
 
 
+@pytest.mark.parametrize("landing", ["best.toml", "trials.png"])
+def test_a_ctrl_c_while_xdl_tune_writes_its_best_says_a_resume_writes_it(tmp_path, capsys, monkeypatch, landing):
+    """Ctrl-C once every trial was saved, as best.toml or trials.png was written: the command said "what it
+    was doing is not saved" and no way on; the same command again was refused (a study there), and a
+    resumed search's best.toml was left the best of the trials before, unsaid."""
+    import xdl.files
+
+    replace = xdl.files.os.replace
+
+    def ctrl_c_at(source, target, *args, **kwargs):
+        if str(target).endswith(landing):
+            raise KeyboardInterrupt
+        return replace(source, target, *args, **kwargs)
+
+    out = tmp_path / "study"
+    monkeypatch.setattr(xdl.files.os, "replace", ctrl_c_at)
+    assert cli.main(["tune", *TINY, "--trials", "2", "--execution", "sequential", "--out", str(out)]) == 130
+    err = capsys.readouterr().err
+    assert f"xdl tune: interrupted by SIGINT while writing {landing}; its 2 trials are all in " \
+           f"{str(out / 'trials.json')!r}: to write best.toml and trials.png, run xdl tune --resume --out {out}" in err
+    assert sorted(p.name for p in out.iterdir()) == (["best.toml", "trials.json"] if landing == "trials.png" else
+                                                     ["trials.json"])
+    monkeypatch.setattr(xdl.files.os, "replace", replace)
+    assert cli.main(["tune", "--resume", "--out", str(out)]) == 0  # (it trains nothing)
+    assert sorted(p.name for p in out.iterdir()) == ["best.toml", "trials.json", "trials.png"]
+
+
 @pytest.mark.parametrize("execution", ["sequential", "batched"])
 def test_each_trial_is_reported_as_it_is_recorded_with_the_best_so_far(data, execution):
     """As Optuna logs "Trial 3 finished with value … Best is trial 1": a batch's trials too, each

@@ -946,7 +946,10 @@ def _resumed_without_control(config: TrainConfig, out: Path, extra: dict) -> str
 def _interrupted(stop: Interrupted, trainer, out: Path) -> int:
     """Ctrl-C or SIGTERM: the Trainer finished its step and wrote the checkpoint; keep the history
     too and say how to continue."""
-    _keep_history(trainer, out)
+    try:
+        _keep_history(trainer, out)
+    except KeyboardInterrupt:  # a second Ctrl-C just after the first (its checkpoint written): the way on is
+        _note("note: the history was not written (interrupted again)")  # still said, not "not saved"
     print(f"\nxdl train: {stop}", file=sys.stderr)
     # (its epochs trained, or early stopping's stop: the resume trains nothing, and writes them; after a control
     # file's stop it trains on, as after a stop without a signal)
@@ -1227,17 +1230,26 @@ def tune(config: TrainConfig, args) -> int:
                 print(f"\nxdl tune: interrupted by {signal_name} before a trial was saved; nothing to continue: run "
                       "the same command again (without --resume)", file=sys.stderr)
             return _signal_status(signal_name)
-    best = study.best
+    best, writing = study.best, BEST_CONFIG
     try:
         with _search_writes(out):  # best.toml, trials.png: the files first, as a reader of stdout gone (| head)
             if best is not None:   # stops the printing, not them
                 path = study.write_best()
+                writing = "trials.png"
                 try:
                     from xdl.plots import plot_study
 
                     picture = f" and {plot_study(study, out / 'trials.png')}"
                 except ImportError as e:
                     picture = f" (no trials.png: {e})"
+    except KeyboardInterrupt as stop:  # every trial is saved, and a resume (training none) writes them: said so —
+        # "what it was doing is not saved" sent the user to the same command, refused (a study there), and a
+        # resumed search's best.toml was left the best of the trials before it
+        signal_name, saved = _signal_of(stop), len(study.trials)
+        print(f"\nxdl tune: interrupted by {signal_name} while writing {writing}; its {_count(saved, 'trial')} "
+              f"{'is' if saved == 1 else 'are all'} in {str(out / TRIALS_FILE)!r}: to write {BEST_CONFIG} and "
+              f"trials.png, run xdl tune --resume --out {_shell_word(str(out))}", file=sys.stderr)
+        return _signal_status(signal_name)
     finally:  # (the table, a failed write's too: the trials are all in trials.json)
         print(study.table(args.top))
     if best is None:

@@ -81,9 +81,10 @@ def atomic_write(path, write, binary: bool = True, what: str = "save") -> Path:
     umask gives a new file. Temporaries that a killed writer
     left beside ``path`` are removed. ``path`` is checked first (`check_target`): a character
     device or a pipe is written into directly, as ``open`` would. Errors name ``path``, never the
-    temporary file; ``what`` names the caller in them ("save"). Text (``binary=False``) is UTF-8 in
-    any locale: JSON, TOML and Markdown are, and xdl reads them back as UTF-8 (a locale of ASCII
-    failed a benchmark's results.md on its '±' once the benchmark had run).
+    temporary file; ``what`` names the caller in them ("save"); a Ctrl-C is raised as itself, never as
+    the error the writer's clean-up raised on top of it (`_interrupt_behind`). Text (``binary=False``)
+    is UTF-8 in any locale: JSON, TOML and Markdown are, and xdl reads them back as UTF-8 (a locale of
+    ASCII failed a benchmark's results.md on its '±' once the benchmark had run).
 
     >>> import json, tempfile, pathlib
     >>> target = pathlib.Path(tempfile.mkdtemp()) / "report.json"
@@ -120,10 +121,31 @@ def atomic_write(path, write, binary: bool = True, what: str = "save") -> Path:
             # error said is the write's, naming the file, not the cleanup's, naming the temporary
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+        interrupt = _interrupt_behind(e)
+        if interrupt is not None:  # said as the Ctrl-C (or SIGTERM) it is: the caller's way on is a stop's
+            raise interrupt from None
         if isinstance(e, OSError) and e.errno is not None and (tmp is None or e.filename in (None, tmp)):
             raise type(e)(e.errno, e.strerror, str(path)) from None  # a full disk: name the file, not the temporary
         raise
     return path
+
+
+def _interrupt_behind(error: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C (a `KeyboardInterrupt`, SIGTERM's and a Trainer's stop included) that ``error``, an
+    error of a writer's own clean-up, was raised on top of — else None. A signal handled as zipfile
+    begins closing an archive's member (before its ``try``) leaves the member open, and the archive's
+    close, on the way out, raised "Can't close the ZIP file while there is an open writing handle on
+    it": that ValueError took the interrupt's place (a second Ctrl-C lands in the checkpoint the
+    first one's stop writes), and the caller said an error of the file where the user had stopped it."""
+    if isinstance(error, KeyboardInterrupt):
+        return None  # (raised as it is)
+    seen, behind = {id(error)}, error.__context__
+    while behind is not None and id(behind) not in seen:  # (a chain may loop)
+        if isinstance(behind, KeyboardInterrupt):
+            return behind
+        seen.add(id(behind))
+        behind = behind.__context__
+    return None
 
 
 class _Unseekable(io.FileIO):
