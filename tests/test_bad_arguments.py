@@ -81,3 +81,43 @@ def test_an_array_given_for_a_name_is_refused_naming_the_argument():
     with pytest.raises(ValueError, match=r"Sequential\.predicts must be one of .* got array"):
         model.predicts = np.array(["classes", "values"])
     assert model.predicts is None
+
+
+NOT_NUMBERS = {"strings": np.array(["a", "b", "c"]), "a list of strings": ["a", "b", "c"],
+               "complex": np.array([1 + 1j, 0, 1]), "dates": np.array(["2020-01-01"] * 3, dtype="datetime64[D]"),
+               "durations": np.array([1, 2, 3], dtype="timedelta64[s]"),
+               "objects": np.array([1, None, 0], dtype=object)}
+
+
+@pytest.mark.parametrize("function, argument", [(xdl.mean_squared_error, "targets"),
+                                                (xdl.sigmoid_binary_cross_entropy, "labels")])
+@pytest.mark.parametrize("kind", list(NOT_NUMBERS))
+def test_the_functional_losses_refuse_targets_that_are_no_real_numbers_by_name(function, argument, kind):
+    """mean_squared_error of strings or dates raised NumPy's UFuncTypeError; sigmoid_binary_cross_entropy
+    dropped a complex target's imaginary part (a ComplexWarning) and took dates as numbers: refused as the
+    loss classes refuse them (one check, `xdl.data.validation.real_numbers`), before any work."""
+    outputs = xdl.tensor(np.zeros(3))
+    with pytest.raises(TypeError, match=rf"^{function.__name__}: {argument} (must hold real numbers|holds)"):
+        function(outputs, NOT_NUMBERS[kind])
+
+
+@pytest.mark.parametrize("targets", [[1, 0, 1], np.array([True, False, True]), np.array([1.0, 0.0, 1.0], dtype=object),
+                                     np.array([1, 0, 1], dtype=np.int8)])
+def test_the_functional_losses_take_targets_of_real_numbers_in_any_dtype(targets):
+    outputs = xdl.tensor(np.zeros(3))
+    assert xdl.mean_squared_error(outputs, targets).item() == pytest.approx(2 / 3)
+    assert xdl.sigmoid_binary_cross_entropy(outputs, targets).item() == pytest.approx(np.log(2))
+
+
+def test_a_count_of_one_is_said_in_the_singular():
+    """split of one example against two labels said "X has 1 examples"; the messages that name a count
+    that may be 1 say it through `xdl.data.validation.counted`."""
+    with pytest.raises(ValueError, match=r"^X has 1 example but y has 2 "):
+        xdl.data.split(np.zeros((1, 2)), np.array([0, 1]))
+    with pytest.raises(ValueError, match=r"^X has 1 example but y has 2 "):
+        next(iter(xdl.data.minibatches(np.zeros((1, 2)), np.array([0, 1]), 1)))
+    with pytest.raises(ValueError, match=r"^y has 2 labels for 1 example "):
+        xdl.data.check_labels(np.array([0, 1]), 1)
+    with pytest.raises(ValueError, match=r"^SoftmaxCrossEntropy: 2 labels for 1 example$"):
+        xdl.losses.SoftmaxCrossEntropy()(xdl.tensor(np.zeros((1, 2))), np.array([0, 1]))
+    assert repr(xdl.train.History()).startswith("History(0 epochs, ")

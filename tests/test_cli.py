@@ -214,7 +214,9 @@ def test_a_resume_refusing_a_config_files_option_names_it_in_the_file(tmp_path, 
 
 @pytest.mark.parametrize("where, said", [("nowhere", "no checkpoint checkpoint.npz at 'nowhere' (no such directory)"),
                                          ("empty", "no checkpoint checkpoint.npz in 'empty'"),
-                                         ("junk.npz", "load: 'junk.npz' is not an xdl model file")])
+                                         ("junk.npz", "load: 'junk.npz' is not an xdl model file"),
+                                         (os.devnull, f"no checkpoint checkpoint.npz at {os.devnull!r} (not a "
+                                                      "directory, nor a file)")])
 def test_a_config_files_resume_with_no_checkpoint_is_named_as_its_key(tmp_path, capsys, monkeypatch, where, said):
     """resume = "nowhere" in a --config file was refused as "--resume: no checkpoint …", a flag never
     typed, the file unnamed; the flag, given, is named as the flag still."""

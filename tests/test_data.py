@@ -171,12 +171,12 @@ def test_a_last_batch_of_exactly_min_size_is_kept_and_one_below_is_merged_with_a
     assert batch_bounds(9, 4, min_size=2) == [(0, 4), (4, 9)]
     with pytest.warns(UserWarning, match="the last batch of each epoch would have 1 example"):
         assert training_batches(5, 4, min_size=2) == [(0, 5)]
-    with pytest.raises(ValueError, match=r"has 1 example\(s\); batch norm needs batches of at least 2$"):
+    with pytest.raises(ValueError, match=r"has 1 example; batch norm needs batches of at least 2$"):
         training_batches(1, 4, min_size=2)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # batches that divide the set: no last batch to merge, nothing to say
         assert training_batches(8, 4, min_size=2) == [(0, 4), (4, 8)]
-    with pytest.raises(ValueError, match=r"has 0 example\(s\); a step needs one$"):  # (no batch norm to name)
+    with pytest.raises(ValueError, match=r"has 0 examples; a step needs one$"):  # (no batch norm to name)
         training_batches(0, 4)
     orders = []
     for seed in (1, 1, 2):

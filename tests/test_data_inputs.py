@@ -350,8 +350,11 @@ def test_inputs_users_bring_end_to_end():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         with pytest.warns(UserWarning, match=r"the run started at a cost of \S+, above 1e4 × ln C .*: inputs "
-                                             r"far from unit scale \(standardize them: xdl.data.Standardizer\)"):
-            trainer.fit(unscaled, (unscaled[:, 0] > 0).astype(int))  # (it trains on: it did not rise above its start)
+                                             r"far from unit scale \(standardize them: xdl.data.Standardizer\)"), \
+                pytest.raises(FloatingPointError, match=r"the optimizer's state \(group 0's v\) became NaN or Inf in "
+                                                        r"epoch 1: .*standardize the inputs"):
+            # (it did not rise above its start, but Adam's v = g² overflowed: the first layer's steps were 0)
+            trainer.fit(unscaled, (unscaled[:, 0] > 0).astype(int))
 
 
 def test_integer_labels_held_as_objects_train_as_the_integers_do():

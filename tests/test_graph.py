@@ -1362,3 +1362,26 @@ def test_a_captured_multi_label_run_measures_each_label_as_an_eager_one(backend,
         assert how == "eager" or tr.eager_reason() is None
         runs[how] = [{k: v for k, v in r.items() if k not in ("seconds", "step_seconds")} for r in history.records]
     assert runs["captured"] == runs["eager"] and 0.5 < runs["eager"][-1]["dev_accuracy"] <= 1
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("read", ["hyperparameter", "step counter"])
+def test_a_reference_update_that_reads_the_device_inside_a_capture_is_refused_naming_what(cupy_backend, read):
+    """An update with no kernel for its layout (a held rate of float32, not float64; a step counter of
+    int32) runs the NumPy reference, which reads those device values on the host: inside a capture it
+    failed on CUDA's own "operation not permitted when stream is capturing", naming nothing of xdl's."""
+    backend = cupy_backend
+    p, g = (backend.asarray(np.full(8, v, np.float32)) for v in (1.0, 0.5))
+    m, v = backend.xp.zeros_like(p), backend.xp.zeros_like(p)
+    if read == "hyperparameter":
+        lr = backend.asarray(np.array([0.1], np.float32))
+        step, said = (lambda: backend.ops.sgd_update(p, g, lr)), "an update's per-model hyperparameters"
+    else:
+        counter = backend.asarray(np.array([3], np.int32))
+        step, said = (lambda: backend.ops.adam_update(p, g, m, v, 0.1, 0.9, 0.999, 1e-8, 1, steps_done=counter)), \
+            "the step counter"
+    with pytest.raises(CaptureError, match=f"^cannot capture {said} read on the host by the NumPy reference") \
+            as refused:
+        xdl.cuda_graph(step, backend)
+    assert "cudaError" not in str(refused.value)
+    step()  # eagerly: the reference runs

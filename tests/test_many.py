@@ -432,7 +432,7 @@ def test_a_batch_resumed_from_inside_an_epoch_cannot_end_before_that_epoch(digit
             fit_many(configs, X, y, dev=dev, callbacks=[Checkpoint(tmp_path)])
         monkeypatch.undo()
         short = [dataclasses.replace(c, epochs=1) for c in configs]
-        with pytest.raises(ValueError, match=r"configs\[0\]\.epochs: .* has trained 1 epochs and 2 steps of epoch 2 "
+        with pytest.raises(ValueError, match=r"configs\[0\]\.epochs: .* has trained 1 epoch and 2 steps of epoch 2 "
                                              r"and this run has configs\[0\]\.epochs 1: a run cannot train fewer"):
             fit_many(short, X, y, dev=dev, callbacks=[Checkpoint(tmp_path)], resume=tmp_path)
         results = fit_many([dataclasses.replace(c, epochs=2) for c in configs], X, y, dev=dev,
@@ -959,7 +959,8 @@ def test_a_model_whose_state_becomes_non_finite_fails_as_alone_while_its_costs_s
         warnings.simplefilter("ignore", RuntimeWarning)
         config = small(seed=1, batch_norm=True, epochs=2, lr=1e-3)
         huge = fit_many([config], X * 1e19, y, dev=(dev[0] * 1e19, dev[1]), dtype="float32")[0]
-        assert huge.status == "failed" and "running_var became NaN or Inf in epoch 1" in huge.error
+        assert huge.status == "failed" and re.search(r"running_var became NaN or Inf at epoch 1, step 1, in its "
+                                                     r"forward pass.*standardize the inputs", huge.error)  # as alone
         with pytest.raises(FloatingPointError, match=r"running_var became NaN or Inf at epoch 1, step 1, in its "
                                                      r"forward pass.*standardize the inputs"):
             alone(config, X * 1e19, y, (dev[0] * 1e19, dev[1]), seed=0, dtype=np.float32)
@@ -1518,3 +1519,42 @@ def test_a_standardized_batch_runs_each_relu_and_dropout_as_one_op_as_a_stack_do
     assert calls and set(calls) == {"stacked_relu_dropout_forward"}
     whole = stack([c.build_model(X.shape[1], 10, standardize) for c in configs])
     assert type(whole[1:])._pair is type(whole)._pair  # a slice of a stack pairs its layers as the stack does
+
+
+def test_a_model_whose_first_forward_pass_overflows_its_running_statistics_fails_told_of_its_init():
+    """`Trainer._check_first_forward`'s check, model by model: weights drawn at normal(1e20) overflow a batch
+    norm's running variance in the first forward pass while the cost stays finite; the batch failed that
+    model only at the epoch's end, told "try a smaller learning rate" (at lr 1e-10). It fails after the first
+    step in the Trainer's words, the others go on."""
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((64, 2)), rng.integers(0, 2, 64)
+    good = small(hidden=[16, 8], batch_norm=True, optimizer="adam", lr=1e-3, batch_size=16, epochs=2, seed=1)
+    huge = dataclasses.replace(good, init="normal(1e20)", lr=1e-10)
+    with xdl.use("numpy"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # (NumPy's overflow)
+        results = fit_many([good, huge], X, y, n_classes=2)
+        with pytest.raises(FloatingPointError) as error:
+            alone(huge, X, y, None, seed=0, n_classes=2, dtype=np.float32)
+    assert [r.status for r in results] == ["completed", "failed"]
+    said = results[1].history.diverged
+    assert re.match(r"^(\d\.)?running_var became NaN or Inf at epoch 1, step 1, in its forward pass, before any update",
+                    said)
+    assert said.partition(" became ")[2] in str(error.value)  # the same words as alone (the stack's names: "1.")
+    assert results[1].error.endswith("; the learning rate is not the cause — standardize the inputs or draw smaller "
+                                     "initial weights (he for ReLU, xavier for tanh)")
+    assert len(results[0].history) == 2
+
+
+def test_a_model_whose_optimizer_state_overflows_fails_and_the_others_go_on():
+    """The Trainer's check of its optimizer's state, model by model: a weight_decay of 1e20 overflows Adam's
+    second moment (v = inf, each step 0 from there) while the costs stay finite; the batch called that model
+    completed. It fails, named; the other trains on."""
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((64, 2)), rng.integers(0, 2, 64)
+    good = small(hidden=[8], optimizer="adam", lr=1e-3, batch_size=16, epochs=2, seed=1)
+    with xdl.use("numpy"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        results = fit_many([good, dataclasses.replace(good, weight_decay=1e20)], X, y, n_classes=2)
+    assert [r.status for r in results] == ["completed", "failed"]
+    assert results[1].history.diverged == "the optimizer's v became NaN or Inf in epoch 1"
+    assert len(results[0].history) == 2

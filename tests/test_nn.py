@@ -995,7 +995,7 @@ def test_predict_names_a_forward_that_does_not_keep_the_batch_s_rows():
 
     for batch_size in (2, 5):
         with pytest.raises(ValueError, match=r"predict: the model's forward returned outputs of shape \(1, 2\) for a "
-                                             r"batch of \d examples; predict needs a row of outputs per example"):
+                                             r"batch of \d examples?; predict needs a row of outputs per example"):
             Pooled().predict_outputs(np.ones((5, 3), np.float32), batch_size=batch_size)
 
 

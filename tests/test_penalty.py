@@ -456,3 +456,18 @@ def test_a_captured_penalty_step_gives_the_eager_steps_bits(backend):
         eager_then_replayed(graph)
         for w in model.parameters("weight"):
             w.data[...] = backend.asarray(rng.standard_normal(w.shape).astype(np.float32) * (rng.random(w.shape) > 0.3))
+
+
+@pytest.mark.parametrize("penalty", [l2, l1])
+@pytest.mark.parametrize("lambd", [1e39, 1e40, 10**400])
+def test_a_lambd_beyond_the_weights_dtype_is_refused_as_the_trainer_refuses_it(penalty, lambd):
+    """l2(model, 1e40, m) of a float32 model returned inf (its gradient inf too), where Trainer(l2=1e40)
+    refused the value: one check (`xdl.losses.check_penalty`), by name, before any work; a float64 model
+    holds it."""
+    model = xdl.nn.mlp(2, [4], 2)
+    with pytest.raises(ValueError, match=rf"^{penalty.__name__}: lambd must be at most 3.4e\+38, float32's largest"):
+        penalty(model, lambd, 4)
+    with pytest.raises(ValueError, match=r"^l2 must be at most 3.4e\+38, float32's largest"):
+        xdl.train.Trainer(model, xdl.losses.SoftmaxCrossEntropy(), xdl.optim.SGD(model), l2=lambd)
+    if lambd < 1e300:
+        assert np.isfinite(penalty(model.astype(np.float64), lambd, 4).item())

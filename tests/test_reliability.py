@@ -569,7 +569,7 @@ def _edit_checkpoint(path, change):
 
 
 @pytest.mark.parametrize("damage, said", [
-    (lambda e, a: e["history"]["records"].__delitem__(slice(0, 1)), "its history holds 1 records for the 2 epochs"),
+    (lambda e, a: e["history"]["records"].__delitem__(slice(0, 1)), "its history holds 1 record for the 2 epochs"),
     (lambda e, a: e["history"]["records"][1].update(epoch="2"), "its history's record 2 is of epoch '2'"),
     (lambda e, a: e["history"]["records"][0].update(train_cost=[1, 2]), "its history.s record 1.s 'train_cost' is \\[1, 2\\]"),
     (lambda e, a: e["history"]["records"][0].update(dev_accuracy=1e30), "its history.s record 1.s "
@@ -812,7 +812,7 @@ def test_a_checkpoint_from_before_starts_were_kept_resumes_on_the_limit_alone(tm
     ([0, -1], r"class indices in \[0, 3\), got values in \[-1, 0\]"),
     ([0, 7], r"class indices in \[0, 3\), got values in \[0, 7\]"),
     ([0.5, 1], r"class indices \(integers\)"),
-    ([0], "1 labels for 2 examples"),
+    ([0], "1 label for 2 examples"),
     ([[1, 0, 0]], r"labels of shape \(1, 3\)"),
     ([[1, 0, -1], [0, 1, 0]], "must be finite and ≥ 0"),
 ])
@@ -1178,14 +1178,14 @@ def test_a_resume_from_inside_an_epoch_cannot_end_before_that_epoch(tmp_path):
         first.fit(s.X_train, s.y_train)  # stopped after step 5 of epoch 2
     short = trainer_for(epochs=1, augment=SignalAtStep(at_call=-1), callbacks=[Checkpoint(tmp_path)])
     before = state_of(short)
-    with pytest.raises(ValueError, match=r"the checkpoint has trained 1 epochs and 5 steps of epoch 2 and this run "
+    with pytest.raises(ValueError, match=r"the checkpoint has trained 1 epoch and 5 steps of epoch 2 and this run "
                                          r"has epochs=1: it cannot train fewer; ask for 2 \(to finish the epoch"):
         short.fit(s.X_train, s.y_train, resume=tmp_path)
     assert_same_state(state_of(short), before)  # refused before anything changed
     import dataclasses
 
     config, saved = xdl.config.TrainConfig(epochs=1), dataclasses.asdict(xdl.config.TrainConfig(epochs=4))
-    with pytest.raises(ValueError, match=r"--epochs: .* has trained 1 epochs and 5 steps of epoch 2 and this run has "
+    with pytest.raises(ValueError, match=r"--epochs: .* has trained 1 epoch and 5 steps of epoch 2 and this run has "
                                          r"--epochs 1: a run cannot train fewer; ask for 2"):
         config.check_resume(saved, "somewhere", 1, step=5)
     config.check_resume(saved, "somewhere", 1)  # at an epoch's end, as many epochs end the run as it ended

@@ -682,7 +682,7 @@ def test_bad_inputs_are_rejected_before_training():
     X_nan[3, 1] = np.nan
     cases = [((s.X_train, s.y_train[:-1]), "same length"), ((X_nan, s.y_train), "NaN or Inf"),
              ((s.X_train, s.y_train + 5), "outside the model's 2 classes"),
-             ((s.X_train[:, :1], s.y_train), "1 features, the model expects 2")]
+             ((s.X_train[:, :1], s.y_train), "1 feature, the model expects 2")]
     for (X, y), match in cases:
         with pytest.raises(ValueError, match=match):
             trainer.fit(X, y)
@@ -3465,3 +3465,27 @@ def test_best_npz_keeps_the_first_of_epochs_that_tie_as_keras_does(tmp_path):
                       callbacks=[Checkpoint(tmp_path)]).fit(X, y, dev=(X[:20], y[:20]))
     assert len(set(history["dev_cost"])) == 1
     assert read_extra(tmp_path / "best.npz")[0]["epoch"] == 1
+
+
+@pytest.mark.parametrize("rule", ["Adam", "RMSprop"])
+def test_an_optimizer_state_that_overflows_is_a_divergence_named_with_its_weight_decay(rule):
+    """A weight_decay of 1e20 (coupled: g + wd·p) overflows the second moment Adam and RMSprop square it into
+    (v = inf) while the weights and costs stay finite: each step m̂/(√v̂ + ε) was 0 from there, and the run
+    ended as completed, the weights it decays no longer learning. Stopped as diverged at the epoch's end,
+    told to lower the decay (the rate does not scale the state); a moderate decay trains on."""
+    s = moons_parts(200)
+    for decay, fails in ((1e20, True), (1e-2, False)):
+        xdl.seed(0)
+        model = xdl.nn.mlp(2, [8], 2)
+        optimizer = getattr(xdl.optim, rule)(xdl.optim.param_groups(model, decay), lr=1e-3)
+        trainer = Trainer(model, SoftmaxCrossEntropy(), optimizer, epochs=2, progress=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # (NumPy's overflow)
+            if not fails:
+                trainer.fit(s.X_train, s.y_train)
+                assert not optimizer.non_finite_state() and len(trainer.history) == 2
+                continue
+            with pytest.raises(FloatingPointError, match=r"the optimizer's state \(group 0's (v|s)\) became NaN or Inf "
+                                                         r"in epoch 1: .*try a smaller weight_decay \(now 1e\+20\)"):
+                trainer.fit(s.X_train, s.y_train)
+        assert trainer.history.diverged.startswith("the optimizer's state (group 0's ")

@@ -37,7 +37,7 @@ import xdl
 from xdl.backend import BACKEND_CHOICES, BackendError, environment_backend
 from xdl.config import RUN_OPTIONS, TrainConfig, first_change, flag_of, unread_options
 from xdl.data import Standardizer, split
-from xdl.data.validation import check_int
+from xdl.data.validation import check_int, counted
 from xdl.diagnose import NEXT_STEPS, STOP_EARLY, diagnose
 from xdl.losses import SoftmaxCrossEntropy, l1, l2
 from xdl.files import (atomic_write, check_directory_name, check_reachable, check_target, check_writable_dir,
@@ -801,8 +801,9 @@ def _check_no_unfinished_run(out: Path, resumed: Path | None = None) -> str | No
         # under the options it was given (--patience 5, --epochs 8, --precision tf32: a resume may change them)
         # and leaves the checkpoint as it was: its run is finished, not stopped while writing its outputs
         return replaced
+    # (an older xdl's stop: no stopped_by)
     why = extra["history"].get("stopped_by") or (f"stopped early at epoch {done}" if waited_out_patience(extra) else
-                                                 f"its {done} epochs trained")  # (an older xdl's stop: no stopped_by)
+                                                 f"its {counted(done, 'epoch')} trained")
     raise FileExistsError(f"--out {str(out)!r} holds a run that was over ({why}) but whose outputs were not all "
                           f"written after it (it was stopped while writing them): --resume "
                           f"{_shell_word(str(path.parent))} goes on from there (a run over by its epochs or early "
@@ -893,7 +894,7 @@ def _check_resume(config: TrainConfig, args=None) -> tuple[str, dict]:
         best = next((p / BEST_FILE for p in (given, given / "checkpoints") if (p / BEST_FILE).is_file()), None)
         if meant is None and best is not None:  # (a resume from it into the run's own --out goes on there too)
             hint = f"; it holds a best epoch: --resume {_shell_word(str(best))} continues from it"
-        where = f"in {config.resume!r}" if given.is_dir() else f"at {config.resume!r} (no such directory)"
+        where = f"in {config.resume!r}" if given.is_dir() else f"at {config.resume!r} ({_not_a_directory(given)})"
         raise FileNotFoundError(f"{who}: no checkpoint {CHECKPOINT_FILE} {where}{hint}")
     try:
         extra, _ = read_extra(path)
@@ -1084,7 +1085,7 @@ def _report(history, metrics, diagnosis, seconds, files, resumed: bool = False) 
     # a resumed run's mean takes in the epochs before it: said, or it reads as this run's (2 epochs in
     # 0.1 s "(3694 ms per epoch)")
     over = f" over all {epochs}, the resumed run's included" if resumed else ""
-    print(f"time: {_count(epochs, 'epoch')}, this run {seconds:.1f} s ({1000 * per_epoch:.0f} ms per epoch{over})")
+    print(f"time: {counted(epochs, 'epoch')}, this run {seconds:.1f} s ({1000 * per_epoch:.0f} ms per epoch{over})")
     print("files written:\n" + "\n".join(f"  {f}" for f in files))
 
 
@@ -1204,7 +1205,7 @@ def tune(config: TrainConfig, args) -> int:
         try:  # (the header too: a Ctrl-C just after it is the search's, with its message)
             print(f"xdl {xdl.__version__} tune: backend {backend.name} on {backend.device_name()}"
                   f"{_precision_note(backend)}; dataset {config.dataset}: {len(parts.X_train)} train / "
-                  f"{len(parts.X_dev)} dev examples; {_count(planned, 'trial')}, {strategy}, {args.execution}"
+                  f"{len(parts.X_dev)} dev examples; {counted(planned, 'trial')}, {strategy}, {args.execution}"
                   + (f" (the grid {trials} trials allow: every choice, the same number of values in each range)"
                      if planned != trials else "")
                   + (f"; resuming the study in {str(out)!r} ({len(saved_trials)} "
@@ -1292,8 +1293,8 @@ def bench_optimizers(config, args) -> int:
             _note(replaced)
         search = f"no lr search (every optimizer at --lr {args.lr:g})" if args.lr is not None else f"{trials} lr trials"
         print(f"xdl {xdl.__version__} bench optimizers: backend {backend.name} on {backend.device_name()}; "
-              f"{_count(len(optimizers), 'optimizer')} × {_count(len(problems), 'problem')}, {search}, "
-              f"{_count(seeds, 'seed')}")
+              f"{counted(len(optimizers), 'optimizer')} × {counted(len(problems), 'problem')}, {search}, "
+              f"{counted(seeds, 'seed')}")
         steps = benchmark_steps(problems, optimizers, seeds=seeds, trials=trials, seed=args.seed, quick=args.quick,
                                 lr=args.lr, batched=args.batched, progress=lambda what: print(f"  {what}", file=sys.stderr))
         results = None
@@ -1305,7 +1306,7 @@ def bench_optimizers(config, args) -> int:
             if not done:
                 raise
             results["interrupted"] = True
-            signal_name, pairs = _signal_of(stop), _count(len(done), '(problem, optimizer) pair')
+            signal_name, pairs = _signal_of(stop), counted(len(done), '(problem, optimizer) pair')
             if replaced:  # a finished benchmark is replaced by a finished one only: Ctrl-C on a second run in
                 # the same --out (the default's) wrote its few pairs over it, and marked the directory interrupted
                 print(markdown(results))
@@ -1347,14 +1348,16 @@ def _check_no_interrupted_benchmark(out: Path) -> str | None:
         return None
     done = sum(len(per) for per in earlier["problems"].values())
     if earlier.get("interrupted"):
-        raise FileExistsError(f"--out {str(out)!r} holds an interrupted benchmark ({_count(done, 'pair')} measured; "
+        raise FileExistsError(f"--out {str(out)!r} holds an interrupted benchmark ({counted(done, 'pair')} measured; "
                               "a benchmark cannot be resumed): give another --out, or remove it to start afresh there")
-    return f"note: --out {str(out)!r} holds a benchmark ({_count(done, 'pair')}); this one replaces its files"
+    return f"note: --out {str(out)!r} holds a benchmark ({counted(done, 'pair')}); this one replaces its files"
 
 
-def _count(n: int, noun: str) -> str:
-    """``n`` and the noun, plural unless n is 1: "1 seed", "3 seeds"."""
-    return f"{n} {noun}{'s' * (n != 1)}"
+def _not_a_directory(path: Path) -> str:
+    """Why ``path``, neither a directory nor a file (a file is read as a checkpoint), holds no checkpoint:
+    it does not exist, or it is something else, a device such as /dev/null ("no such directory" of a
+    path that exists sent one looking for a typo)."""
+    return "no such directory" if not path.exists() else "not a directory, nor a file"
 
 
 def bench_kernels(config, args) -> int:

@@ -18,15 +18,13 @@
 from __future__ import annotations
 
 import math
-import numbers
 import weakref
 
 import numpy as np
 
 from xdl import functions as F
 from xdl.backend import array_to_numpy
-from xdl.data.validation import (DISTRIBUTION_TOLERANCE, check_number, check_tensors, is_pandas_missing,
-                                 objects_as_floats, refuse_times)
+from xdl.data.validation import DISTRIBUTION_TOLERANCE, check_number, check_tensors, counted, real_numbers
 from xdl.functions.penalties import WeightPenalty, weight_ranges
 from xdl.graph import CheckedState, require_not_capturing
 from xdl.nn.module import Module, ends_in_probability
@@ -125,17 +123,7 @@ def _as_array(targets, backend, name: str):
     data = targets.data if isinstance(targets, Tensor) else targets
     if not backend.owns(data) or isinstance(data, np.ma.MaskedArray):  # (a masked value as NaN: `array_to_numpy`)
         data = np.asarray(array_to_numpy(data))  # checked on the host: CuPy has no string or object arrays
-    refuse_times(data, name, name.rpartition(": ")[2])  # (NumPy counts durations among its integers)
-    if data.dtype == object and data.size and np.asarray(np.frompyfunc(
-            lambda v: isinstance(v, numbers.Real) or is_pandas_missing(v), 1, 1)(data), dtype=bool).all():
-        # numbers held as objects (a pandas nullable Float64 column, a column of a table of mixed types), read
-        # as X's and class labels of objects are (`check_features`, `check_labels`), pandas' missing value pd.NA
-        # as NaN (a nullable boolean column with one was refused as "must hold real numbers", its gap unnamed);
-        # None is no number (the np.asarray: of a 0-d array, frompyfunc gives a Python bool, which has no astype)
-        data = objects_as_floats(data)
-    if not (np.issubdtype(data.dtype, np.integer) or np.issubdtype(data.dtype, np.floating)
-            or data.dtype == np.bool_):
-        raise TypeError(f"{name} must hold real numbers, got dtype {data.dtype}")
+    data = real_numbers(data, name, name.rpartition(": ")[2])
     return backend.asarray(data)
 
 
@@ -163,7 +151,7 @@ class SoftmaxCrossEntropy(Loss):
             y = y[:, 0]
         if y.ndim == 1:
             if y.shape[0] != m:
-                raise ValueError(f"SoftmaxCrossEntropy: {y.shape[0]} labels for {m} examples")
+                raise ValueError(f"SoftmaxCrossEntropy: {counted(y.shape[0], 'label')} for {counted(m, 'example')}")
             if not np.issubdtype(y.dtype, np.integer):
                 if not xp.all(xp.isfinite(y) & (y == xp.round(y))):
                     raise ValueError(f"SoftmaxCrossEntropy: labels must be class indices (integers), "
@@ -310,15 +298,32 @@ def _lists_as_modules_do(module) -> bool:
             and cls.named_modules is Module.named_modules)
 
 
+def check_penalty(lambd, name: str, dtype=None) -> None:
+    """A weight penalty's λ (``l2``, ``l1``: `Trainer`'s, and `l2`'s, `l1`'s ``lambd``) is a
+    finite number ≥ 0 and at most ``dtype``'s largest: the penalty (λ/(2m)·Σ‖W‖², λ/m·Σ|W|) and its
+    gradient ((λ/m)·W, (λ/m)·sign(W)) are computed in the weights' dtype, where a larger λ is inf —
+    the cost was inf, and a run's first step NaN, stopped as diverged advising a smaller learning
+    rate. Refused by name, before any work (the range once the ``dtype`` is known: None checks λ ≥ 0 alone)."""
+    # (not `check_number`: a Python int beyond floats, 10**400, is finite, beyond the dtype's range, not inf)
+    if isinstance(lambd, bool) or not isinstance(lambd, int | float | np.number) or not 0 <= lambd < math.inf:
+        raise ValueError(f"{name} must be a finite number ≥ 0, got {lambd!r}")
+    high = math.inf if dtype is None else float(np.finfo(dtype).max)
+    if lambd > high:
+        raise ValueError(f"{name} must be at most {high:.3g}, {np.dtype(dtype)}'s largest number (the model's dtype, "
+                         f"which the penalty is computed in), got {lambd!r}")
+
+
 def _penalized(model, lambd, m, name: str) -> list:
     """The weights a penalty ``name`` covers, once λ and m are checked (named, before any work)."""
-    check_number(lambd, f"{name}: lambd", "a finite number ≥ 0", lambda v: 0 <= v < math.inf)
+    check_penalty(lambd, f"{name}: lambd")  # (its range in the weights' dtypes: once they are known)
     check_number(m, f"{name}: m", "a number > 0 (the examples the cost averages over)", lambda v: 0 < v < math.inf)
     if not hasattr(model, "parameters") and (isinstance(model, str) or not hasattr(model, "__iter__")):
         raise TypeError(f"{name}: expected a model or a list of its parameters, got {type(model).__name__}")
     weights = _weights(model, f"{name}: model")
     if not weights:
         raise ValueError(f"{name}: the model has no weights to penalize")
+    for dtype in {w.dtype for w in weights}:  # (each weight's term and gradient in its own dtype)
+        check_penalty(lambd, f"{name}: lambd", dtype)
     return weights
 
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from xdl.backend import backend_of, host_rng
 from xdl.caller import warn_caller
-from xdl.data.validation import MAX_CLASSES, check_bool, check_int
+from xdl.data.validation import MAX_CLASSES, check_bool, check_int, counted
 from xdl.tensor import to_numpy
 
 
@@ -34,7 +34,7 @@ def minibatches(X, y, batch_size: int, shuffle: bool = True, seed=None,
     if not (seed is None or isinstance(seed, np.random.Generator)):
         check_int(seed, "seed", low=0, expected="None, an integer ≥ 0 or a NumPy Generator")
     if len(X) != len(y):
-        raise ValueError(f"X has {len(X)} examples but y has {len(y)} (they must have the same length)")
+        raise ValueError(f"X has {counted(len(X), 'example')} but y has {len(y)} (they must have the same length)")
     rng = host_rng() if seed is None else np.random.default_rng(seed)
     return Minibatches(X, y, batch_bounds(len(X), batch_size, min_size), rng if shuffle else None)
 
@@ -131,12 +131,12 @@ def training_batches(m: int, batch_size: int, min_size: int = 1) -> list[tuple[i
     bounds = batch_bounds(m, batch_size, min_size)  # (its arguments checked first)
     if m < min_size:
         needs = f"batch norm needs batches of at least {min_size}" if min_size > 1 else "a step needs one"
-        raise ValueError(f"the training set has {m} example(s); {needs}")
+        raise ValueError(f"the training set has {counted(m, 'example')}; {needs}")
     last = m % batch_size
     if 0 < last < min_size and m > batch_size:
-        warn_caller(f"the last batch of each epoch would have {last} example(s), too few for batch norm; it is "
-                    f"merged into the batch before it ({bounds[-1][1] - bounds[-1][0]} examples; another batch_size "
-                    "avoids it)")
+        warn_caller(f"the last batch of each epoch would have {counted(last, 'example')}, too few for batch norm; it "
+                    f"is merged into the batch before it ({counted(bounds[-1][1] - bounds[-1][0], 'example')}; "
+                    "another batch_size avoids it)")
     return bounds
 
 

@@ -13,8 +13,8 @@ import numpy as np
 
 from xdl.backend import on_backend_of
 from xdl.caller import warn_caller
-from xdl.data.validation import (DISTRIBUTION_TOLERANCE, check_bool, check_features, check_int, is_pandas_missing,
-                                 per_example)
+from xdl.data.validation import (DISTRIBUTION_TOLERANCE, check_bool, check_features, check_int, counted,
+                                 is_pandas_missing, per_example)
 from xdl.tensor import to_numpy
 
 LARGE = 1_000_000  # above this many examples, dev and test are fixed-size
@@ -105,7 +105,7 @@ def split(X, y, dev=None, test=None, seed: int = 0, stratify: bool | None = None
     if stratify is not None:
         check_bool(stratify, "split: stratify")
     if y.shape[:1] != (len(X),):
-        raise ValueError(f"X has {len(X)} examples but y has {len(y)} "
+        raise ValueError(f"X has {counted(len(X), 'example')} but y has {len(y)} "
                          "(they must have the same length)")
     if len(X) == 0:
         raise ValueError("X has no examples to split")

@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from xdl.backend import on_backend_of
-from xdl.data.validation import (cast_within, check_feature_names, check_features, feature_names, floating_dtype,
-                                 pieces, rows, standardized)
+from xdl.data.validation import (cast_within, check_feature_names, check_features, counted, feature_names,
+                                 floating_dtype, pieces, rows, standardized)
 
 
 class Standardizer:
@@ -113,7 +113,7 @@ class Standardizer:
         X = check_features(X, cast=cast)
         n = int(np.prod(X.shape[1:]))
         if n != len(self.mean):
-            raise ValueError(f"X has {n} features; the Standardizer was fitted on {len(self.mean)}")
+            raise ValueError(f"X has {counted(n, 'feature')}; the Standardizer was fitted on {len(self.mean)}")
         return X
 
     def _check_fitted(self):

@@ -4,6 +4,7 @@ message that names the argument and what was expected, before anything is traine
 from __future__ import annotations
 
 import math
+import numbers
 from collections import Counter
 from collections.abc import Mapping
 
@@ -287,6 +288,12 @@ def shown(names) -> str:
     return f"{names[:SHOWN_NAMES]}" if more <= 0 else f"{str(names[:SHOWN_NAMES])[:-1]}, … {more} more]"
 
 
+def counted(n: int, noun: str) -> str:
+    """``n`` and the noun, plural unless n is 1: "1 example", "3 examples" (messages name counts that
+    may be 1: "X has 1 examples" read as a slip)."""
+    return f"{n} {noun}{'s' * (n != 1)}"
+
+
 def check_feature_names(X, expected: tuple[str, ...] | None, name: str = "X", holder: str = "model",
                         made: str = "trained") -> None:
     """A ValueError unless the columns of a data frame ``X`` (`feature_names`) are ``expected``, the
@@ -333,6 +340,36 @@ def refuse_times(values: np.ndarray, name: str, variable: str | None = None) -> 
                         f"first, ({v} - {v}.min()) / np.timedelta64(1, 's')")
 
 
+def real_numbers(values, name: str, variable: str | None = None):
+    """``values`` (an array of any backend) when it holds real numbers (booleans, integers, floats),
+    numbers held as objects read as floats (pandas' missing value as NaN, `objects_as_floats`);
+    anything else refused by name: strings, complex numbers (a loss of them was complex, or lost
+    their imaginary parts without a word), dates and durations (`refuse_times`; ``variable`` as
+    there). A dtype is a host value: a device array is checked without a read."""
+    refuse_times(values, name, variable)  # (NumPy counts durations among its integers: before the kind test)
+    if values.dtype == object and values.size and np.asarray(np.frompyfunc(
+            lambda v: isinstance(v, numbers.Real) or is_pandas_missing(v), 1, 1)(values), dtype=bool).all():
+        # numbers held as objects (a pandas nullable Float64 column, a column of a table of mixed types), read
+        # as X's and class labels of objects are (`check_features`, `check_labels`), pandas' missing value pd.NA
+        # as NaN (a nullable boolean column with one was refused as "must hold real numbers", its gap unnamed);
+        # None is no number (the np.asarray: of a 0-d array, frompyfunc gives a Python bool, which has no astype)
+        values = objects_as_floats(values)
+    if values.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {values.dtype}")
+    return values
+
+
+def real_targets(targets, name: str):
+    """The targets of a functional loss (a Tensor, a list, an array of any backend) checked as
+    `real_numbers` hold them, before any work: returned as they were where they were numbers (a
+    list keeps its conversion in the outputs' dtype), else as the floats they hold."""
+    data = targets.data if isinstance(targets, Tensor) else targets
+    if not hasattr(data, "dtype"):  # a list, a number: read on the host as NumPy reads it
+        data = np.asarray(data)
+    checked = real_numbers(data, name, name.rpartition(": ")[2])
+    return targets if checked.dtype == data.dtype else checked
+
+
 def check_labels(y, m: int, name: str = "y", n_classes: int | None = None, x_name: str = "X") -> np.ndarray:
     """``y`` (array-like, any backend's array or a Tensor) as (m,) integer class indices in
     [0, n_classes) — or, with no ``n_classes`` (the labels will set it), below `MAX_CLASSES`; an
@@ -351,7 +388,7 @@ def check_labels(y, m: int, name: str = "y", n_classes: int | None = None, x_nam
         raise ValueError(f"{name} must be an array of one class label per example of {x_name}, got a single value "
                          f"{y!r}")
     if y.shape[:1] != (m,):
-        raise ValueError(f"{name} has {y.shape[0]} labels for {m} examples "
+        raise ValueError(f"{name} has {counted(y.shape[0], 'label')} for {counted(m, 'example')} "
                          f"({x_name} and {name} must have the same length)")
     if y.ndim == 2 and y.shape[1] == 1:  # a column of class indices (Keras's sparse labels, a frame's column):
         y = y[:, 0]  # no one-hot row of one class
@@ -424,7 +461,7 @@ DISTRIBUTION_TOLERANCE = 1e-4
 def check_width(width: int, n_features: int, name: str = "X", expects: str = "the model expects") -> None:
     """A ValueError naming ``name`` unless its examples have ``n_features`` features (``width``)."""
     if width != n_features:
-        raise ValueError(f"{name} has {width} features, {expects} {n_features}")
+        raise ValueError(f"{name} has {counted(width, 'feature')}, {expects} {n_features}")
 
 
 # Values per piece of a pass over a whole data set on the host (its finiteness and range checks, its

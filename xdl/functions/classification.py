@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from xdl.data.validation import real_targets
 from xdl.function import Function
 from xdl.functions.registry import Check, op
 from xdl.functions.shapes import check_axis
@@ -158,6 +159,7 @@ def sigmoid_binary_cross_entropy(logits, labels):
     """Sigmoid binary cross-entropy of ``logits`` against targets in [0, 1] of the same shape (not
     broadcast: (m, 1) logits against (m,) targets would compare every pair)."""
     _refuse_learned_targets(labels, "sigmoid_binary_cross_entropy", "labels")
+    labels = real_targets(labels, "sigmoid_binary_cross_entropy: labels")  # (a complex one lost its imaginary part)
     logits = _floating(logits)
     labels = logits.backend.asarray(labels, dtype=logits.dtype)
     if labels.shape != tuple(logits.shape):

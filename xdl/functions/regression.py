@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from xdl.data.validation import real_targets
 from xdl.function import Function
 from xdl.functions.registry import Check, op
 from xdl.tensor import Tensor
@@ -29,7 +30,9 @@ def mean_squared_error(predictions, targets):
     """The mean of (predictions − targets)² over the elements, differentiable in both (PyTorch's ``mse_loss``), of
     one shape (not broadcast: (m, 1) predictions against (m,) targets would compare every pair and train to the
     targets' mean without a word). Targets of another dtype are taken as ``predictions - targets`` takes them
-    (NumPy's promotion); a list in the predictions' dtype."""
+    (NumPy's promotion); a list in the predictions' dtype. Targets that are no real numbers (strings, complex
+    numbers, dates) are refused by name (`xdl.data.validation.real_numbers`, as the loss classes refuse them)."""
+    targets = real_targets(targets, "mean_squared_error: targets")
     # shapes are host values: a captured step checks them at its capture, reading nothing from the device
     shape, expected = (tuple(np.shape(a.data if isinstance(a, Tensor) else a)) for a in (targets, predictions))
     if shape != expected:

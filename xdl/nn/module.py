@@ -30,7 +30,8 @@ import numpy as np
 from xdl import backend as _backend
 from xdl import graph as _graph
 from xdl.caller import warn_caller
-from xdl.data.validation import check_bool, check_feature_names, check_features, check_int, features_of_objects, rows
+from xdl.data.validation import (check_bool, check_feature_names, check_features, check_int, counted,
+                                 features_of_objects, rows)
 from xdl.files import python_value
 from xdl.flat import check_one_backend, check_packable, move, pack, view_again, writable
 from xdl.functions.classification import Softmax as SoftmaxOp
@@ -258,7 +259,7 @@ def _one_output(out, rows: int) -> Tensor:
                         "of outputs (m, outputs) — return the outputs alone, or call the model itself")
     if out.ndim == 0 or len(out) != rows:
         raise ValueError(f"predict: the model's forward returned outputs of shape {tuple(out.shape)} for a batch of "
-                         f"{rows} examples; predict needs a row of outputs per example (m, outputs)")
+                         f"{counted(rows, 'example')}; predict needs a row of outputs per example (m, outputs)")
     return out
 
 

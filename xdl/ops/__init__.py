@@ -147,10 +147,28 @@ class NumpyOps:
         ones: the same result, with a zero skipped), or a float64 (K, 1) column."""
         if not np.ndim(h):
             return h
+        self._refuse_host_reads("an update's per-model hyperparameters")
         if p.ndim == 1:  # one model's value, held in a one-element array
             return float(h.reshape(-1)[0])
         column = self.xp.asarray(h, dtype=np.float64).reshape(-1, 1)
         return float(column[0, 0]) if bool((column == column[0, 0]).all()) else column
+
+    def _refuse_host_reads(self, what: str) -> None:
+        """A reference reads ``what`` (device arrays on CuPy: an optimizer's held values, its step
+        counter) on the host, or copies host arrays to the device: a step being captured into a
+        CUDA graph cannot (a replay would reuse the values read at the capture) — refused as
+        `CaptureError` naming it (it failed on CUDA's own "operation not permitted when stream is
+        capturing"). Through the backend: xdl.ops imports nothing of it."""
+        self.backend.refuse_if_capturing(f"{what} read on the host by the NumPy reference (no kernel for this "
+                                         "rule, layout or dtype)")
+
+    def _key_step(self, step, steps_done) -> int:
+        """A dropout key's or Adam's step number: ``step + steps_done[0]`` (``steps_done``: a step
+        counter in the backend's memory, read on the host)."""
+        if steps_done is None:
+            return int(step)
+        self._refuse_host_reads("the step counter")
+        return int(step) + int(steps_done.reshape(-1)[0])
 
     def sgd_update(self, p, g, lr, weight_decay=0.0):
         h = self._per_model
@@ -168,7 +186,7 @@ class NumpyOps:
                     steps_done=None):
         h = self._per_model
         optim.adam_update(self.xp, p, g, m, v, h(lr, p), h(beta1, p), h(beta2, p), h(eps, p),
-                          _key_step(step, steps_done), h(weight_decay, p), decoupled)
+                          self._key_step(step, steps_done), h(weight_decay, p), decoupled)
 
     # -- dropout with counter-based masks (formulas in xdl.ops.random) ---------------------
     # The mask of a draw keyed by (seed, stream, step) is a pure function of the key, so the CUDA
@@ -183,7 +201,7 @@ class NumpyOps:
     def _scaled_mask(self, x, rate, seed, stream, step, steps_done):
         """d·(1/(1 − rate)) in x's dtype, d the keep mask keyed by (seed, stream, step): what the
         backward keeps."""
-        scaled = self.dropout_mask(x.shape, rate, seed, stream, _key_step(step, steps_done)).astype(x.dtype)
+        scaled = self.dropout_mask(x.shape, rate, seed, stream, self._key_step(step, steps_done)).astype(x.dtype)
         scaled *= 1.0 / (1.0 - rate)
         return scaled
 
@@ -225,7 +243,8 @@ class NumpyOps:
     def _stacked_scaled_masks(self, x, rates, seeds, stream, step, steps_done):
         """d_k·(1/(1 − rates[k])) in x's dtype, (B, K, C) for x (B, K, C): what the backward keeps."""
         b, k, c = x.shape
-        scaled = self.stacked_dropout_mask((b, c), rates, seeds, stream, _key_step(step, steps_done)).astype(x.dtype)
+        step = self._key_step(step, steps_done)
+        scaled = self.stacked_dropout_mask((b, c), rates, seeds, stream, step).astype(x.dtype)
         scaled *= self.backend.asarray((1.0 / (1.0 - np.asarray(rates, dtype=np.float64))).astype(x.dtype))[:, None]
         return scaled
 
@@ -246,7 +265,3 @@ class NumpyOps:
         g = self.stacked_dropout_backward(gy, saved, rates, seeds, stream, step, steps_done)
         g *= y > 0  # ReLU's backward, in dropout's result (an array of our own)
         return g
-
-
-def _key_step(step, steps_done) -> int:
-    return int(step) + (0 if steps_done is None else int(steps_done.reshape(-1)[0]))

@@ -797,6 +797,19 @@ class Optimizer(StepCount):
             self.step()
         return cost.item()
 
+    def non_finite_state(self) -> list[str]:
+        """The state buffers holding NaN or Inf, as "group g's name" (one host read: every buffer's
+        flag stacked on the device; none without state). A state that overflowed stops the updates
+        without a word while the weights and costs stay finite: Adam's v = inf makes its step
+        m̂/(√v̂ + ε) = 0 — a weight_decay of 1e20, whose decayed gradient g + wd·p it squares."""
+        held = [(i, name, a) for i, g in enumerate(self.groups) for st in g.state for name, a in st.items()]
+        if not held:
+            return []
+        backend = self.groups[held[0][0]].flats[0].backend
+        xp = backend.xp
+        finite = backend.to_numpy(xp.stack([xp.isfinite(a).all() for _, _, a in held]))
+        return list(dict.fromkeys(f"group {i}'s {name}" for (i, name, _), ok in zip(held, finite) if not ok))
+
     # -- checkpoints ----------------------------------------------------------------------
     def state_dict(self) -> dict:
         """The optimizer's class, step count, hyperparameters (a schedule is kept as-is: it is

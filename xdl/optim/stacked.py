@@ -334,6 +334,12 @@ class StackedOptimizer(StepCount):
         self._count_on()
 
     # -- checkpoints ----------------------------------------------------------------------
+    def state_arrays(self) -> dict:
+        """The rule's state, name → its (K, P) array (row k: model k's; a frozen model's row as its
+        freeze left it), to read, not to write: `ManyTrainer` checks it finite as a `Trainer` checks
+        its optimizer's (`Optimizer.non_finite_state`)."""
+        return dict(self._state)
+
     def state_dict(self) -> dict:
         """Step count, per-model settings and frozen flags, and NumPy copies of the (K, P) state."""
         to_numpy = self.model.backend.to_numpy

@@ -7,6 +7,7 @@ import math
 import os
 from pathlib import Path
 
+from xdl.data.validation import counted
 from xdl.files import check_reachable
 from xdl.saved_fields import check_fields, damaged, is_count, is_dict, is_list_of, is_number, is_records, optional
 from xdl.serialization import is_many_checkpoint, read_extra, save
@@ -47,9 +48,9 @@ def fewest_epochs(epoch: int, step: int) -> tuple[int, str, str]:
     (step > 0) — with epochs = epoch there, the run would end holding ``step`` steps of an epoch that
     no record of its history has, said to be over "as it ended" where it had been stopped partway."""
     if step:
-        return (epoch + 1, f"{epoch} epochs and {step} step{'s' if step != 1 else ''} of epoch {epoch + 1}",
+        return (epoch + 1, f"{counted(epoch, 'epoch')} and {counted(step, 'step')} of epoch {epoch + 1}",
                 f"ask for {epoch + 1} (to finish the epoch it stopped in) or more")
-    return epoch, f"{epoch} epochs", f"ask for {epoch} (to end the run as it ended) or more"
+    return epoch, counted(epoch, "epoch"), f"ask for {epoch} (to end the run as it ended) or more"
 
 
 def read_position(path) -> tuple[dict, int, int]:
@@ -149,7 +150,8 @@ def check_run_state(extra: dict, path, who: str = "resume") -> None:
                  path, who, required=("epoch", "callbacks", "history"))
     records, epoch = extra["history"]["records"], extra["epoch"]
     if len(records) != epoch:
-        raise damaged(path, f"its history holds {len(records)} records for the {epoch} epochs it trained", who)
+        raise damaged(path, f"its history holds {counted(len(records), 'record')} for the {counted(epoch, 'epoch')} "
+                            "it trained", who)
     for i, record in enumerate(records, 1):
         if record.get("epoch") != i or not is_count(record.get("epoch")):
             raise damaged(path, f"its history's record {i} is of epoch {record.get('epoch')!r:.40}", who)

@@ -66,6 +66,21 @@ FIRST_EPOCH_HINT = ("; in the first epoch already: unstandardized inputs make st
                     "(standardize them: xdl.data.Standardizer)")
 
 
+# where and why the running statistics a first forward pass wrote are NaN or Inf, and what to do instead
+FIRST_FORWARD = ("became NaN or Inf at epoch 1, step 1, in its forward pass, before any update: the model's "
+                 "activations overflow at its starting weights")
+FIRST_FORWARD_ADVICE = ("the learning rate is not the cause — standardize the inputs or draw smaller initial weights "
+                        "(he for ReLU, xavier for tanh)")
+
+
+def first_forward_failure(names: list[str]) -> str:
+    """What went wrong where the buffers ``names`` (a batch norm's running statistics) hold NaN or Inf
+    after a run's first step: they are the first forward pass's, at the starting weights, before any
+    update — the starting weights' or the inputs' doing, not the rate's (`Trainer`'s and `fit_many`'s
+    check, in the same words)."""
+    return f"{', '.join(names)} {FIRST_FORWARD}"
+
+
 def diverged_cost(value: float, limit: float, start: float | None, where: str) -> str | None:
     """Why a classifier's train cost ``value`` at ``where`` says its run diverged, or None: above
     ``limit`` (`cost_limit`) and above `START_FACTOR` × ``start`` (`start_cost`, where the run

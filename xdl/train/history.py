@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xdl.data.validation import check_int
+from xdl.data.validation import check_int, counted
 from xdl.files import EncodedJSON, atomic_write, check_path, json_number
 
 # Keras's names of the columns (its History's keys, its callbacks' monitors) → this history's
@@ -188,5 +188,6 @@ class History:
             raise ValueError(f"History.load: {str(path)!r} is damaged: {e}") from None
 
     def __repr__(self) -> str:
-        return f"History({len(self)} epochs, stopped_epoch={self.stopped_epoch}, best_epoch={self.best_epoch})"
+        return (f"History({counted(len(self), 'epoch')}, stopped_epoch={self.stopped_epoch}, "
+                f"best_epoch={self.best_epoch})")
 

@@ -43,7 +43,7 @@ from xdl.caller import warn_caller
 from xdl.config import RESUME_MAY_CHANGE, RUN_OPTIONS, TrainConfig
 from xdl.data import check_features, check_labels, training_batches
 from xdl.data.validation import (MAX_CLASSES, check_bool, check_dev_pair, check_feature_names, check_int,
-                                 check_list, feature_names, note_label_width)
+                                 check_list, counted, feature_names, note_label_width)
 from xdl.functions.penalties import WeightPenalty
 from xdl.functions.stacked import stacked_softmax_cross_entropy
 from xdl.nn import Module, Standardize, stack
@@ -61,7 +61,8 @@ from xdl.train.fit_guards import (callbacks_held, callbacks_told_of_errors, chec
                                   check_monitored, check_same_examples, checkpoint_directories_held, fitting_alone,
                                   load_resumed)
 from xdl.train.captured import CapturedSteps, loop_capture
-from xdl.train.divergence import FIRST_EPOCH_HINT, cost_limit, diverged_cost, start_cost
+from xdl.train.divergence import (FIRST_EPOCH_HINT, FIRST_FORWARD_ADVICE, cost_limit, diverged_cost,
+                                  first_forward_failure, start_cost)
 from xdl.train.history import History
 from xdl.train.hooks import call_hook, check_callback, check_distinct_callbacks, keras_stop
 from xdl.train.interrupt import Interrupted, SignalFlag
@@ -553,6 +554,8 @@ class ManyTrainer:
             if backend.host_sync_is_cheap or step + 1 == steps or signals.received:
                 self._check_costs(costs, checked, step + 1)
                 checked = step + 1
+            if e == 0 and step == 0:
+                self._check_first_forward()
             if signals.received and step + 1 < steps:
                 self._partial = {"costs": backend.to_numpy(costs[:step + 1]).tolist(),
                                  "correct": None if correct is None else backend.to_numpy(correct).tolist(),
@@ -623,12 +626,15 @@ class ManyTrainer:
                 step = start + int(np.flatnonzero(~np.isfinite(values[:, k]))[0])
                 self._fail(k, f"the cost became {values[step - start, k]} at epoch {self.epoch + 1}, step {step + 1}")
 
-    def _fail(self, k: int, what: str) -> None:
-        """Stop model k for good: its state goes back to the end of its last good epoch."""
+    def _fail(self, k: int, what: str, advice: str | None = None) -> None:
+        """Stop model k for good: its state goes back to the end of its last good epoch (``what``: where
+        and how it diverged, its history's ``diverged``; ``advice`` ends its error, as a Trainer's)."""
         kept, best = len(self.histories[k]), self._stopping[k].get("best_epoch") if self._kept["best"][k] else None
         self.errors[k] = (f"model {k} diverged: {what}; its result holds its best epoch's weights (epoch {best})"
                           if best is not None else f"model {k} diverged: {what}; it keeps its state after epoch {kept}"
                           if kept else f"model {k} diverged: {what}; it keeps its initial state")
+        if advice is not None:
+            self.errors[k] += f"; {advice}"
         self.histories[k].diverged = what  # where, as a Trainer's history says it
         self.status[k] = "failed"
         self.optimizer.freeze(k, clear_state=True)  # its state may hold NaN
@@ -681,16 +687,33 @@ class ManyTrainer:
         record.update(seconds=seconds, step_seconds=step_seconds)
         return record
 
-    def _non_finite_state(self) -> dict[int, list[str]]:
-        """Model k → the names of its parameters and buffers holding NaN or Inf, for each training
-        model that has any (as `Trainer` checks its model's state each epoch: one host read of a
-        (K,) flag per array, the names looked up only for a model that has one)."""
+    def _check_first_forward(self) -> None:
+        """As `Trainer._check_first_forward`, model by model (one host read, once a run): a training
+        model whose running statistics are NaN or Inf after the first step got them from its first
+        forward pass, at its starting weights — it fails, told to standardize the inputs or draw smaller
+        initial weights, not to lower a rate that is not the cause (it failed at the epoch's end, as a
+        state that became NaN in training); the others go on."""
+        for k, names in self._non_finite_state(buffers_only=True).items():
+            self._fail(k, first_forward_failure(names), FIRST_FORWARD_ADVICE)
+
+    def _non_finite_state(self, buffers_only: bool = False) -> dict[int, list[str]]:
+        """Model k → the names of its parameters, buffers and optimizer state (its buffers alone:
+        ``buffers_only``) holding NaN or Inf, for each training model that has any (as `Trainer`
+        checks its model's and optimizer's state each epoch — an overflowed state, Adam's v at a
+        weight_decay of 1e20, stops the updates while the costs stay finite: one host read of a (K,)
+        flag per array, the names looked up only for a model that has one)."""
         backend, training = self.model.backend, np.array([s == "training" for s in self.status])
-        arrays = [self.model.data, *(a for _, a in self.model.named_buffers())]
+        buffers = list(self.model.named_buffers())
+        state = [] if buffers_only else \
+            [(f"the optimizer's {name}", a) for name, a in self.optimizer.state_arrays().items()]
+        arrays = [a for _, a in buffers] if buffers_only else [self.model.data, *(a for _, a in buffers + state)]
+        named = buffers if buffers_only else \
+            [(name, p.data) for name, p in self.model.named_parameters()] + buffers + state
+        if not arrays:  # (no batch norm: no buffers to read)
+            return {}
         xp = backend.xp  # one host read: every array's (K,) flags stacked on the device
         finite = backend.to_numpy(xp.stack([xp.isfinite(a.reshape(self.n_models, -1)).all(axis=1) for a in arrays]))
         bad = np.flatnonzero(training & ~finite.all(axis=0))
-        named = [(name, p.data) for name, p in self.model.named_parameters()] + list(self.model.named_buffers())
         return {int(k): [name for name, a in named if not bool(backend.xp.isfinite(a[k]).all())] for k in bad}
 
     def _stop_if_asked(self) -> None:
@@ -912,15 +935,16 @@ class ManyTrainer:
             if status == "completed" and config.epochs != saved[k]["epochs"]:
                 if done != epoch or int(extra["step"]):
                     raise ValueError(f"resume: configs[{k}].epochs is {config.epochs}, but model {k} completed its "
-                                     f"{done} epochs before the batch's epoch {epoch + 1 if extra['step'] else epoch}: "
+                                     f"{counted(done, 'epoch')} before the batch's epoch "
+                                     f"{epoch + 1 if extra['step'] else epoch}: "
                                      "it can only train on in step with the others; keep its epochs")
                 trains_on.append(k)
             if status == "training" or k in trains_on:
                 config.check_resume(saved[k], str(path), done, option=lambda name, k=k: f"configs[{k}].{name}",
                                     step=int(extra["step"]))  # (a model training is at the batch's step)
             elif status == "stopped" and config.patience > saved[k]["patience"]:  # (a Trainer's run trains on)
-                warn_caller(f"resume: model {k} was stopped by early stopping after {done} epochs; it stays stopped "
-                            f"(a model of a batch trains only in step with the others): configs[{k}].patience "
+                warn_caller(f"resume: model {k} was stopped by early stopping after {counted(done, 'epoch')}; it stays "
+                            f"stopped (a model of a batch trains only in step with the others): configs[{k}].patience "
                             f"{config.patience} is not applied to it")
         if "training" not in extra["status"] and not trains_on:  # as a Trainer's run over: it ends as it ended
             warn_caller(f"resume: every model of the checkpoint in {str(path)!r} has finished (completed, stopped "

@@ -38,7 +38,7 @@ from xdl import losses as _losses
 from xdl.backend import SEEDS, get_backend, host_rng
 from xdl.caller import warn_caller
 from xdl.data import Augment, check_labels, training_batches
-from xdl.data.validation import (check_bool, check_dev_pair, check_feature_names, check_int, check_list,
+from xdl.data.validation import (check_bool, check_dev_pair, check_feature_names, check_int, check_list, counted,
                                  feature_names, per_example)
 from xdl.files import json_number
 from xdl.nn import Module, Sequential
@@ -60,8 +60,8 @@ from xdl.train.fit_guards import (callbacks_held, callbacks_told_of_errors, chec
                                   check_monitored, check_same_examples, checkpoint_directories_held, fitting_alone,
                                   load_resumed)
 from xdl.train.captured import CapturedSteps, host_values, loop_capture
-from xdl.train.divergence import (FIRST_EPOCH_HINT, START_FACTOR, cost_limit_of, diverged_cost, divergence_factor,
-                                  non_finite_state, start_cost)
+from xdl.train.divergence import (FIRST_EPOCH_HINT, FIRST_FORWARD_ADVICE, START_FACTOR, cost_limit_of, diverged_cost,
+                                  divergence_factor, first_forward_failure, non_finite_state, start_cost)
 from xdl.train.history import History
 from xdl.train.hooks import call_hook, check_callback, check_distinct_callbacks
 from xdl.train.interrupt import Interrupted, SignalFlag
@@ -129,19 +129,6 @@ def _checked_run_info(run_info) -> dict:
     return dict(run_info)
 
 
-def check_penalty(lambd, name: str, dtype) -> None:
-    """A weight penalty's λ (``l2``, ``l1``) is a finite number ≥ 0 and at most ``dtype``'s largest:
-    the penalty (λ/(2m)·Σ‖W‖², λ/m·Σ|W|) and its gradient ((λ/m)·W, (λ/m)·sign(W)) are computed in the
-    model's dtype, where a larger λ is inf — the first step's cost was NaN, and the run stopped as
-    diverged, advising a smaller learning rate. Refused by name, before any work."""
-    if isinstance(lambd, bool) or not isinstance(lambd, int | float | np.number) or not 0 <= lambd < math.inf:
-        raise ValueError(f"{name} must be a finite number ≥ 0, got {lambd!r}")
-    high = float(np.finfo(dtype).max)
-    if lambd > high:
-        raise ValueError(f"{name} must be at most {high:.3g}, {dtype}'s largest number (the model's dtype, which "
-                         f"the penalty is computed in), got {lambd!r}")
-
-
 def penalty_examples(batch_size: int, m: int) -> int:
     """The m of the L2 penalty λ/(2m)·Σ‖W‖² at every step of a run on m examples: the batch size (m
     when smaller). A last, smaller batch gets the penalty of the others: dividing by its own size
@@ -206,7 +193,7 @@ class Trainer:
         if seed is not None:
             check_int(seed, "seed", low=0, high=SEEDS - 1, expected="an integer in [0, 2**64) or None")
         for name, lambd in (("l2", l2), ("l1", l1)):
-            check_penalty(lambd, name, model.dtype)
+            _losses.check_penalty(lambd, name, model.dtype)
         check_schedule_kind(schedule)
         predicts = getattr(loss, "predicts", None)
         # (xdl.save would refuse it, after the run; a str first: an array's `in` was NumPy's "truth value")
@@ -526,8 +513,8 @@ class Trainer:
         continuing = resume is None and continues_run(self)  # (the callbacks' state goes on: this run's, checked)
         check_callbacks_own(self, continuing)
         if resume is None and self.epoch >= self.epochs:  # it would return at once, training nothing
-            raise ValueError(f"fit: this trainer has trained all its {self.epochs} epochs; fit trains the remaining "
-                             "epochs of its run: raise trainer.epochs to train on, or make a new Trainer")
+            raise ValueError(f"fit: this trainer has trained all its {counted(self.epochs, 'epoch')}; fit trains the "
+                             "remaining epochs of its run: raise trainer.epochs to train on, or make a new Trainer")
         bad = non_finite_state(self.model) if resume is None else []  # (a resume loads its checkpoint's state)
         if bad:  # the first step's cost would be NaN, and called a divergence of this run's learning rate
             raise ValueError(f"fit: the model holds NaN or Inf in {', '.join(bad[:3])}{', …' if len(bad) > 3 else ''} "
@@ -602,7 +589,7 @@ class Trainer:
                 self._warn_idle_ends(len(bounds))
             # a run killed after its end (its checkpoint's stop or epochs; not a stop asked for on resuming)
             if resume is not None and (self.epoch >= self.epochs or self.stop_training and self.history.stopped_epoch):
-                why = self.history.stopped_by or ended_by or f"its {self.epoch} epochs trained"
+                why = self.history.stopped_by or ended_by or f"its {counted(self.epoch, 'epoch')} trained"
                 more = "patience" if self.stop_training and self.history.stopped_epoch else "epochs"  # (early stopping's)
                 warn_caller(f"resume: the checkpoint's run is over ({why}): nothing to train; it ends as it ended — "
                             f"raise {more} to train on")
@@ -691,7 +678,8 @@ class Trainer:
         # without running the optimizer's own check in its step)
         self.optimizer.check_trainable(self.model)
         for name in ("l2", "l1"):  # a callback's trainer.l1 = None trained without it, unsaid, and -1 was refused
-            check_penalty(getattr(self, name), f"trainer.{name}", self.model.dtype)  # at a step as losses' lambd
+            # at each epoch, as losses' lambd at each call
+            _losses.check_penalty(getattr(self, name), f"trainer.{name}", self.model.dtype)
         self._note_added_groups()  # (a callback's add_param_group at the last epoch's end)
         if self.schedule is not None and len(self.optimizer.groups) > getattr(self, "_groups_at_fit", 0):
             # a group a callback added (gradual unfreezing) at a rate of its own: the schedule set it to the
@@ -1006,6 +994,19 @@ class Trainer:
         return (f", or draw smaller initial weights: the run started at a cost of {start:.3g}, above "
                 f"{divergence_factor()} × ln C (where a classifier starts) = {self._cost_limit:.3g}")
 
+    def _state_advice(self) -> str:
+        """What to change where the optimizer's state overflowed: the rule's state holds the gradient
+        (Adam's and RMSprop's its square), which the rate does not scale — "a smaller learning rate"
+        was no help. With weight decay the decayed gradient g + wd·p: beyond float32 at a wd of 1e20;
+        else the gradient itself: inputs far from unit scale (1e20) or huge starting weights."""
+        decays = [g.settings.get("weight_decay") for g in self.optimizer.groups]
+        largest = max((d for d in decays if isinstance(d, int | float) and not isinstance(d, bool)), default=0)
+        if largest:
+            return (f"try a smaller weight_decay (now {largest:g}): the rule's state holds the decayed gradient "
+                    "g + wd·p, which Adam and RMSprop square — the learning rate does not scale it")
+        return ("the learning rate is not the cause — the rule's state holds the gradient, which Adam and RMSprop "
+                "square: standardize the inputs (xdl.data.Standardizer) or draw smaller initial weights")
+
     def _l2_advice(self) -> str:
         """The L2 term's part in a divergence of plain gradient descent (`xdl.optim.SGD`): its gradient
         (λ/m)·W alone scales each weight by 1 − lr·λ/m a step, which grows the weights, flipping their
@@ -1049,11 +1050,7 @@ class Trainer:
         buffers = {name for name, _ in self.model.named_buffers()}
         bad = [name for name in non_finite_state(self.model) if name in buffers] if buffers else []
         if bad:
-            raise self._diverged(
-                f"{', '.join(bad)} became NaN or Inf at epoch 1, step 1, in its forward pass, before any update: "
-                "the model's activations overflow at its starting weights",
-                "the learning rate is not the cause — standardize the inputs or draw smaller initial weights (he "
-                "for ReLU, xavier for tanh)")
+            raise self._diverged(first_forward_failure(bad), FIRST_FORWARD_ADVICE)
 
     def _check_record(self, record: dict, steps: int) -> None:
         """The epoch-end costs decide early stopping and checkpoints: they must be finite, and so
@@ -1073,6 +1070,10 @@ class Trainer:
         bad = non_finite_state(self.model)
         if bad:
             raise self._diverged(f"{', '.join(bad)} became NaN or Inf in epoch {record['epoch']}")
+        bad = self.optimizer.non_finite_state()  # (the model's finite: its updates 0 or NaN from there, unsaid)
+        if bad:
+            raise self._diverged(f"the optimizer's state ({', '.join(bad)}) became NaN or Inf in epoch "
+                                 f"{record['epoch']}: its updates are 0 or NaN from there", self._state_advice())
 
 
     # -- evaluation ---------------------------------------------------------------------------
