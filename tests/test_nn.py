@@ -1,5 +1,7 @@
 """Layers and models: gradients, initialization, batch norm, dropout, the flat buffer."""
 
+import copy
+import pickle
 import re
 
 import numpy as np
@@ -477,8 +479,8 @@ def test_a_dropout_called_twice_in_a_forward_pass_draws_two_masks_under_a_key(ba
         once = drop(X).numpy() != 0  # a pass of the layer alone: its first call's key, the one it is given
         np.testing.assert_array_equal(once, xdl.functions.dropout(xdl.tensor(X), 0.5, key=drop.random_key).numpy() != 0)
     else:
-        seen, relu_dropout = [], xdl.functions.relu_dropout
-        monkeypatch.setattr(xdl.nn.sequential.F, "relu_dropout",
+        seen, relu_dropout = [], xdl.nn.sequential.layer_relu_dropout
+        monkeypatch.setattr(xdl.nn.sequential, "layer_relu_dropout",
                             lambda x, rate, key: seen.append(key) or relu_dropout(x, rate, key))
         model(X)
         assert seen[0] == drop.random_key and seen[1][1] == drop.random_key[1] + xdl.nn.module.REPEAT_STREAMS
@@ -1142,28 +1144,144 @@ def test_a_drop_rate_nearer_1_than_the_masks_resolve_is_refused():
         with pytest.raises(ValueError, match=r"must be .*\[0, 0.998046875\]"):
             make()
     layer = xdl.nn.Dropout(0.5)
-    layer.rate = 0.9999  # set by hand: checked where it is read
-    with pytest.raises(ValueError, match=r"dropout: rate must be a number in \[0, 0.998046875\]"):
-        layer(xdl.tensor(np.ones((2, 3))))
+    with pytest.raises(ValueError, match=r"Dropout: rate must be a number in \[0, 0.998046875\]"):
+        layer.rate = 0.9999  # set by hand: checked where it is set
+    assert layer.rate == 0.5
 
 
 @pytest.mark.parametrize("setting,value,message", [
     ("momentum", 1.5, r"BatchNorm: momentum must be a number in \[0, 1\), got 1.5"),
     ("momentum", 1.0, r"BatchNorm: momentum must be a number in \[0, 1\), got 1.0"),
-    ("eps", -1.0, r"BatchNorm: eps must be a finite number > 0, got -1.0"),
-    ("eps", float("nan"), r"BatchNorm: eps must be a finite number > 0, got nan"),
+    ("eps", -1.0, r"BatchNorm: eps must be a finite number > 0 in float32, got -1.0"),
+    ("eps", float("nan"), r"BatchNorm: eps must be a finite number > 0 in float32, got nan"),
 ])
-def test_batchnorm_settings_set_by_hand_are_checked_where_read(setting, value, message):
+def test_batchnorm_settings_set_by_hand_are_checked_where_set(setting, value, message):
     """running = momentum·running + (1 − momentum)·batch: a momentum set by hand after construction
     (PyTorch's ``bn.momentum = …``, which `Module.current_config` reads back) was used unchecked — 1.5
     extrapolated the statistics, 1.0 froze them and saved a file xdl.load could not rebuild; an ε of
-    −1 was called "0 in float32", and NaN made every output NaN. Checked as Dropout's rate is: at the
-    forward, before anything changes."""
+    −1 was called "0 in float32", and NaN made every output NaN. Checked where it is set (it was at
+    each forward that read it), the layer left as it was."""
     bn = BatchNorm(3)
-    setattr(bn, setting, value)
     with pytest.raises(ValueError, match=message):
-        bn(xdl.tensor(np.arange(12.0, dtype=np.float32).reshape(4, 3)))
-    np.testing.assert_array_equal(bn.running_mean.copy(), np.zeros(3))  # nothing was updated
+        setattr(bn, setting, value)
+    assert (bn.momentum, bn.eps) == (0.9, 1e-5)
+    bn(xdl.tensor(np.arange(12.0, dtype=np.float32).reshape(4, 3)))  # (trains as before)
+
+
+def _stacked_layer(kind):
+    """A stack of three models (Dense, BatchNorm, ReLU, Dropout, Dense) and its layer of ``kind``."""
+    models = []
+    for seed in (1, 2, 3):
+        xdl.seed(seed)
+        models.append(xdl.nn.mlp(4, [5], 2, batch_norm=True, dropout=0.5))
+    stacked = xdl.nn.stacked.stack(models)
+    return stacked, next(layer for layer in stacked.layers if type(layer).__name__ == kind)
+
+
+_BAD_SETTINGS = [  # (layer, setting, value refused, words of the error)
+    (lambda: Dropout(0.5), "rate", 1.0, r"Dropout: rate must be a number in \[0, 0.998046875\] .*got 1.0"),
+    (lambda: Dropout(0.5), "rate", -0.1, r"Dropout: rate must be .*got -0.1"),
+    (lambda: Dropout(0.5), "rate", "0.5", r"Dropout: rate must be .*got '0.5'"),
+    (lambda: Dropout(0.5), "rate", float("nan"), r"Dropout: rate must be .*got nan"),
+    (lambda: Dropout(0.5), "rate", None, r"Dropout: rate must be .*got None"),
+    (lambda: Dropout(0.5), "random_key", (1, 2), r"Dropout: random_key: key must be \(seed, stream, step\)"),
+    (lambda: Dropout(0.5), "random_key", (1.0, 2, 3), r"Dropout: random_key: key must be"),
+    (lambda: Dropout(0.5), "random_key", "key", r"Dropout: random_key: key must be"),
+    (lambda: BatchNorm(3), "momentum", -0.1, r"BatchNorm: momentum must be a number in \[0, 1\), got -0.1"),
+    (lambda: BatchNorm(3), "momentum", "0.9", r"BatchNorm: momentum must be .*got '0.9'"),
+    (lambda: BatchNorm(3), "momentum", float("nan"), r"BatchNorm: momentum must be .*got nan"),
+    (lambda: BatchNorm(3), "momentum", None, r"BatchNorm: momentum must be .*got None"),
+    (lambda: BatchNorm(3), "eps", 0, r"BatchNorm: eps must be a finite number > 0 in float32, got 0"),
+    (lambda: BatchNorm(3), "eps", float("inf"), r"BatchNorm: eps must be .*got inf"),
+    (lambda: BatchNorm(3), "eps", 1e-50, r"BatchNorm: eps must be a finite number > 0 in float32, got 1e-50"),
+    (lambda: BatchNorm(3, dtype=np.float64), "eps", 1e-400, r"BatchNorm: eps must be .* in float64, got 0.0"),
+    (lambda: _stacked_layer("StackedBatchNorm")[1], "momentum", 1.5,
+     r"StackedBatchNorm: momentum must be a number in \[0, 1\), got 1.5"),
+    (lambda: _stacked_layer("StackedBatchNorm")[1], "momentum", [0.5, 1.0, 0.9],
+     r"StackedBatchNorm: momentum must be .* one per model \(3\) .*: \[0.5, 1.0, 0.9\]"),
+    (lambda: _stacked_layer("StackedBatchNorm")[1], "momentum", [0.5, 0.9],
+     r"StackedBatchNorm: momentum must be .*of shape \(2,\)"),
+    (lambda: _stacked_layer("StackedBatchNorm")[1], "eps", -1.0,
+     r"StackedBatchNorm: eps must be a finite number > 0 in float32, got -1.0"),
+    (lambda: _stacked_layer("StackedDropout")[1], "rates", [0.5, 1.0, 0.1],
+     r"StackedDropout: rates\[1\] must be a number in \[0, 0.998046875\]"),
+    (lambda: _stacked_layer("StackedDropout")[1], "rates", [0.5, 0.1], r"StackedDropout: rates must be 3 numbers"),
+    (lambda: _stacked_layer("StackedDropout")[1], "rates", 0.5, r"StackedDropout: rates must be 3 numbers"),
+    (lambda: _stacked_layer("StackedDropout")[1], "random_key", (1, 0, 3),
+     r"StackedDropout: random_key: key must be \(seeds \(one integer per model\), stream, step\)"),
+    (lambda: _stacked_layer("StackedDropout")[1], "random_key", ((1, 2), 0, 3),
+     r"StackedDropout: random_key must hold 3 seeds \(one per model\), got 2"),
+]
+
+
+@pytest.mark.parametrize("make,setting,value,message", _BAD_SETTINGS)
+def test_a_setting_a_forward_reads_is_refused_where_it_is_set(make, setting, value, message):
+    """A layer's setting that its forward reads (a dropout's rate and key, a batch norm's momentum and ε, a
+    stack's per-model ones) set by hand is refused at the assignment, naming it, the layer left as it was: it
+    was checked at each forward that read it (a stack's not at all: a momentum of 1.5 extrapolated the
+    statistics of every model, a rate of 1 made NaN), ~55 Python calls of a default model's training step."""
+    layer = make()
+    before = copy.deepcopy(layer.__dict__.get(setting))
+    with pytest.raises(ValueError, match=message):
+        setattr(layer, setting, value)
+    after = layer.__dict__.get(setting)
+    assert (after == before).all() if isinstance(after, np.ndarray) else after == before
+
+
+def test_settings_set_by_hand_are_kept_as_the_forward_reads_them():
+    """Good values set by hand: numbers as floats, a stack's K values as one float where they are equal, else a
+    value per column (its forward's form), the stack's rates read-only (written in place they went unseen)."""
+    bn, drop = BatchNorm(3), Dropout(0.5)
+    bn.momentum, bn.eps, drop.rate, drop.random_key = np.float32(0.5), 1, np.float64(0.25), [1, 2, 3]
+    assert (type(bn.momentum), type(bn.eps), type(drop.rate), drop.random_key) == (float, float, float, (1, 2, 3))
+    _, sbn = _stacked_layer("StackedBatchNorm")
+    sbn.momentum = [0.5, 0.5, 0.5]
+    assert sbn.momentum == 0.5
+    sbn.momentum = np.array([0.5, 0.9, 0.0])
+    np.testing.assert_array_equal(sbn.backend.to_numpy(sbn.momentum), np.repeat([0.5, 0.9, 0.0], 5))
+    _, sdrop = _stacked_layer("StackedDropout")
+    sdrop.rates = (0.1, 0, 0.2)
+    with pytest.raises(ValueError, match="read-only"):
+        sdrop.rates[0] = 1.0
+    np.testing.assert_array_equal(sdrop.rates, [0.1, 0.0, 0.2])
+    seeds = [4, 5, 6]
+    sdrop.random_key = (seeds, 0, 7)
+    seeds[0] = 9  # (a list of one's own, changed after: not the key's)
+    assert sdrop.random_key == ((4, 5, 6), 0, 7)
+
+
+def test_a_stacked_dropouts_rates_set_by_hand_are_the_ones_its_unkeyed_masks_draw_with():
+    """Rates set after an unkeyed training pass (no Trainer's key: the backend's generator): the masks were
+    drawn with the columns made from the rates before, made once per backend and dtype (0.5 kept where 0.9
+    and 0.1 were set)."""
+    stacked, drop = _stacked_layer("StackedDropout")
+    x = xdl.tensor(np.ones((4000, 3, 5), np.float32))
+    drop(x)
+    drop.rates = np.array([0.9, 0.1, 0.5])
+    kept = (drop(x).numpy() != 0).mean(axis=(0, 2))
+    np.testing.assert_allclose(kept, [0.1, 0.9, 0.5], atol=0.02)
+
+
+@pytest.mark.parametrize("kind,setting,value", [("Dropout", "rate", 1.0), ("BatchNorm", "momentum", 1.5),
+                                                ("BatchNorm", "eps", -1.0), ("StackedDropout", "rates", [1.0] * 3),
+                                                ("StackedBatchNorm", "momentum", 1.5)])
+def test_a_pickle_of_an_older_xdl_loads_and_its_bad_settings_are_refused_there(kind, setting, value):
+    """A pickle holds each setting in the layer's __dict__ as older xdl kept it (which checked it at each forward
+    instead): it loads as it was, results bit for bit; one holding a bad value set by hand (never run) is refused
+    as it loads, naming the setting — its forward would read it unchecked now."""
+    if kind.startswith("Stacked"):
+        model, layer = _stacked_layer(kind)
+    else:
+        xdl.seed(0)
+        model = xdl.nn.mlp(4, [5], 2, batch_norm=True, dropout=0.5)
+        layer = next(m for m in model.layers if type(m).__name__ == kind)
+    x = np.random.default_rng(0).normal(size=(6, 4)).astype(np.float32)
+    model.set_random_key(([1, 2, 3] if kind.startswith("Stacked") else 1), 5)
+    copied = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(copied(x).numpy(), model(x).numpy())
+    layer.__dict__[setting] = value  # (as an older xdl's assignment left it: unchecked)
+    with pytest.raises(ValueError, match=rf"{kind}: {setting}"):
+        pickle.loads(pickle.dumps(model))
 
 
 # -- found by a PyTorch user porting a training loop ------------------------------------------------

@@ -122,7 +122,7 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training=True, momentu
 def _check_momentum(momentum, features: tuple) -> None:
     """``momentum``: a number in [0, 1), or one per feature (``features``, x's), each in [0, 1) — a
     host array's values read, a device array's shape and dtype only (the public function's check: a
-    layer checked its own when it was made)."""
+    layer checked its own where it was set)."""
     if np.ndim(momentum) == 0:  # a number (a host 0-d array's value read; a device one's dtype only)
         if hasattr(momentum, "shape") and not isinstance(momentum, np.ndarray | np.generic):
             if not np.issubdtype(momentum.dtype, np.floating):
@@ -143,7 +143,7 @@ def _check_momentum(momentum, features: tuple) -> None:
 
 def layer_batch_norm(x, gamma, beta, running_mean, running_var, training: bool, momentum, eps: float):
     """`batch_norm` without its checks, as a layer calls it at every forward: the layer checked its
-    settings when it was made, and the running statistics are its own buffers — but for its eps in
+    settings where they were set, and the running statistics are its own buffers — but for its eps in
     x's dtype, which ``model.astype`` may have narrowed (one comparison for any usual ε). An x
     narrower than the running statistics (a float16 tensor into a float32 layer) is widened to
     their dtype first, as a Dense layer's product widens it."""
@@ -156,7 +156,8 @@ def layer_batch_norm(x, gamma, beta, running_mean, running_var, training: bool, 
         momentum = 1.0  # running = 1·running + 0·batch
     # per feature: float64, as a Python float is — the factors derived from it are rounded to x's dtype
     # once (`xdl.ops.batchnorm`), so each stacked model's statistics are those it keeps alone
-    momentum = float(momentum) if np.ndim(momentum) == 0 else x.backend.asarray(momentum, dtype=np.float64)
+    if not isinstance(momentum, float):  # (a layer's is one: `xdl.nn.BatchNorm.checked_settings`)
+        momentum = float(momentum) if np.ndim(momentum) == 0 else x.backend.asarray(momentum, dtype=np.float64)
     if training:
         return BatchNormTrain.apply(x, gamma, beta, running_mean=running_mean, running_var=running_var,
                                     momentum=momentum, eps=eps)

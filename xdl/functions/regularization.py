@@ -57,25 +57,31 @@ def dropout(x, rate: float, training: bool = True, mask=None, key=None):
     check_bool(training, "dropout: training")  # a string "False" would be true
     if key is not None:
         key = checked_mask_key(key, "dropout")
-    if not training or rate == 0.0 or (mask is None and key is None and is_gradient_checking()):
-        return x
-    if mask is not None:
-        if tuple(mask.shape) != x.shape:
-            raise ValueError(f"dropout: mask shape {tuple(mask.shape)} does not match input shape {x.shape}")
-        mask = x.backend.asarray(mask.data if isinstance(mask, Tensor) else mask)
-        if mask.dtype != np.bool_:  # 0/1, the course's (D < keep_prob).astype(int); not D = rand(...) itself,
-            if not bool(((mask == 0) | (mask == 1)).all()):  # which would scale x by it
-                raise ValueError("dropout: mask must be a keep mask, boolean or of 0s and 1s (1 = keep), got other "
-                                 "values; a keep mask is rand(...) >= rate")
-            mask = mask != 0
-    elif key is not None:
-        return Dropout.apply(x, rate=rate, key=key)
-    else:
-        # drawn in x's dtype where the generator has one (float32, float64: the draws as before), else in float32
-        # (NumPy draws no float16: "Unsupported dtype dtype('float16') for random")
-        draw = x.dtype if x.dtype in (np.float32, np.float64) else np.float32
-        mask = x.backend.rng.random(x.shape, dtype=draw) >= rate
+    if mask is None or not training or rate == 0.0:
+        return layer_dropout(x, rate, training, key)
+    if tuple(mask.shape) != x.shape:
+        raise ValueError(f"dropout: mask shape {tuple(mask.shape)} does not match input shape {x.shape}")
+    mask = x.backend.asarray(mask.data if isinstance(mask, Tensor) else mask)
+    if mask.dtype != np.bool_:  # 0/1, the course's (D < keep_prob).astype(int); not D = rand(...) itself,
+        if not bool(((mask == 0) | (mask == 1)).all()):  # which would scale x by it
+            raise ValueError("dropout: mask must be a keep mask, boolean or of 0s and 1s (1 = keep), got other "
+                             "values; a keep mask is rand(...) >= rate")
+        mask = mask != 0
     return Dropout.apply(x, mask=mask, rate=rate)
+
+
+def layer_dropout(x, rate: float, training: bool, key):
+    """`dropout` without its checks, its mask keyed by ``key`` or else drawn from the backend's generator: as
+    `xdl.nn.Dropout` calls it at every forward, its rate and key checked where they were set
+    (`xdl.nn.Dropout.checked_settings`; the key of a layer's second call in a pass is drawn from its checked one)."""
+    if not training or rate == 0.0 or (key is None and is_gradient_checking()):
+        return x
+    if key is not None:
+        return Dropout.apply(x, rate=rate, key=key)
+    # drawn in x's dtype where the generator has one (float32, float64: the draws as before), else in float32
+    # (NumPy draws no float16: "Unsupported dtype dtype('float16') for random")
+    draw = x.dtype if x.dtype in (np.float32, np.float64) else np.float32
+    return Dropout.apply(x, mask=x.backend.rng.random(x.shape, dtype=draw) >= rate, rate=rate)
 
 
 class ReLUDropout(Function):
@@ -99,7 +105,13 @@ def relu_dropout(x, rate: float, key):
     """``dropout(relu(x), rate, key=key)`` as one op: the mask keyed by ``key`` = (seed, stream,
     step[, steps_done]) as `dropout` draws it; the same values and gradients, fewer launches."""
     rate = check_drop_rate(rate, "relu_dropout: rate")
-    return ReLUDropout.apply(x, rate=rate, key=checked_mask_key(key, "relu_dropout"))
+    return layer_relu_dropout(x, rate, checked_mask_key(key, "relu_dropout"))
+
+
+def layer_relu_dropout(x, rate: float, key):
+    """`relu_dropout` without its checks, as `xdl.nn.Sequential` runs a ReLU and a keyed Dropout layer at every
+    forward: the layer checked its rate and key where they were set (`layer_dropout`)."""
+    return ReLUDropout.apply(x, rate=rate, key=key)
 
 
 def check_drop_rate(rate, name: str) -> float:

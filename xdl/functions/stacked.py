@@ -139,6 +139,13 @@ def stacked_dropout(x, rates, key):
     `check_drop_rate`'s range) and its mask keyed by ``key`` = (seeds, stream, step), model k's by (seeds[k], stream,
     step): the mask `dropout(x_k, rates[k], key=(seeds[k], stream, step))` draws alone."""
     rates, key = _checked_stacked_dropout(x, rates, key, "stacked_dropout")
+    return layer_stacked_dropout(x, rates, key)
+
+
+def layer_stacked_dropout(x, rates, key):
+    """`stacked_dropout` without its checks, as `xdl.nn.stacked.StackedDropout` calls it at every forward: the
+    layer checked its rates and key where they were set, and holds them so that nothing writes them after
+    (a read-only array, a tuple of seeds: the backward reads them again)."""
     return StackedDropout.apply(x, rates=rates, key=key)
 
 
@@ -148,6 +155,12 @@ def stacked_relu_dropout(x, rates, key):
     its mask keyed by (seeds[k], stream, step), what `relu_dropout(x_k, rates[k], (seeds[k], stream, step))`
     gives alone; the same values and gradients as the pair, fewer launches."""
     rates, key = _checked_stacked_dropout(x, rates, key, "stacked_relu_dropout")
+    return layer_stacked_relu_dropout(x, rates, key)
+
+
+def layer_stacked_relu_dropout(x, rates, key):
+    """`stacked_relu_dropout` without its checks, as `xdl.nn.Stacked` runs a ReLU and its StackedDropout layer
+    at every forward (`layer_stacked_dropout`)."""
     return StackedReLUDropout.apply(x, rates=rates, key=key)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import numpy as np
 
 from xdl import functions as F
@@ -9,7 +11,7 @@ from xdl import init as initializers
 from xdl.backend import array_to_numpy
 from xdl.data.validation import check_bool, check_n_features, check_number, check_width, standardized
 from xdl.functions.batchnorm import layer_batch_norm
-from xdl.functions.regularization import check_drop_rate
+from xdl.functions.regularization import check_drop_rate, checked_mask_key, layer_dropout
 from xdl.nn.module import Module, check_dtype
 from xdl.tensor import Tensor
 
@@ -137,26 +139,41 @@ class Dropout(Module):
     Masks come from the key `Module.set_random_key` gave (a pure function of seed, layer and step:
     how `Trainer` runs it; a layer called twice in one forward pass draws a mask per call,
     `Module.draw_key`), or else from the backend's seeded generator.
+
+    ``rate`` and ``random_key`` are checked where they are set (``layer.rate = 0.1`` too, PyTorch's
+    ``layer.p = 0.1``: `checked_settings`), so each forward reads them as they are.
     """
 
     draws_random = True
+    checked_settings = MappingProxyType({
+        "rate": lambda layer, rate: check_drop_rate(rate, "Dropout: rate"),
+        "random_key": lambda layer, key: None if key is None else checked_mask_key(key, "Dropout: random_key"),
+    })
 
     def __init__(self, rate: float):
         super().__init__()
-        self.rate = check_drop_rate(rate, "Dropout: rate")
+        self.rate = rate
         self.config = {"rate": self.rate}
         self.random_key = None  # (seed, stream, step), set by Module.set_random_key
 
     def forward(self, x):
         check_input(x, lambda: f"Dropout({self.rate})")
         training = self.training
-        return F.dropout(x, self.rate, training=training, key=self.draw_key() if training else self.random_key)
+        return layer_dropout(x, self.rate, training, self.draw_key() if training else None)
 
 
 def _checked_momentum(momentum) -> float:
     """A batch norm's momentum as a float in [0, 1), else an error naming it (1 would freeze the
     running statistics, above it extrapolate them)."""
     return check_number(momentum, "BatchNorm: momentum", "a number in [0, 1)", lambda b: 0 <= b < 1)
+
+
+def checked_eps(eps, dtype, name: str = "BatchNorm: eps") -> float:
+    """A batch norm's ε as a float, finite, > 0 and not 0 in ``dtype`` (its γ's: 1/√(0 + ε) on a
+    feature constant over the batch), else an error naming it (``name``)."""
+    dtype = np.dtype(dtype)
+    return check_number(eps, name, f"a finite number > 0 in {dtype}",
+                        lambda e: 0 < e < np.inf and dtype.type(e) > 0)
 
 
 class BatchNorm(Module):
@@ -172,33 +189,36 @@ class BatchNorm(Module):
     0 in the layer's dtype (1e-5 by default), which keeps the division finite for a feature constant
     over the batch. ``dtype``: the dtype of γ, β and the running statistics, float32 or float64;
     None (the default) is float32.
+
+    ``momentum`` and ``eps`` are checked where they are set (``bn.momentum = 0.99`` too, PyTorch's
+    habit: `checked_settings`; a momentum of 1.5 extrapolated the running statistics, 1.0 froze them
+    and made a file xdl.load could not rebuild), so each forward reads them as they are — but for ε
+    in x's dtype, which ``astype`` may have narrowed (`layer_batch_norm`'s one comparison).
     """
 
     min_batch = 2
+    checked_settings = MappingProxyType({
+        "momentum": lambda layer, momentum: _checked_momentum(momentum),
+        "eps": lambda layer, eps: checked_eps(eps, layer.dtype),  # (γ's dtype, once the constructor made γ)
+    })
 
     def __init__(self, features: int, momentum: float = 0.9, eps: float = 1e-5, dtype=None):
         super().__init__()
         self.features = check_n_features(features, "BatchNorm: features")
-        self.momentum = _checked_momentum(momentum)
+        self.momentum = momentum
         check_dtype(dtype, "BatchNorm: dtype")
-        self.eps = check_number(eps, "BatchNorm: eps", f"a finite number > 0 in {np.dtype(dtype or np.float32)}",
-                                lambda e: 0 < e < np.inf and np.dtype(dtype or np.float32).type(e) > 0)
-        self.config = {"features": self.features, "momentum": self.momentum, "eps": self.eps}
+        eps = checked_eps(eps, dtype or np.float32)  # before γ is made in that dtype (it is set below)
         self.add_parameter("gamma", np.ones(features), "scale", dtype)
         self.add_parameter("beta", np.zeros(features), "shift", dtype)
         self.add_buffer("running_mean", np.zeros(features), dtype)
         self.add_buffer("running_var", np.ones(features), dtype)
+        self.eps = eps
+        self.config = {"features": self.features, "momentum": self.momentum, "eps": self.eps}
 
     def forward(self, x):
         x = check_input(x, lambda: f"BatchNorm({self.features})", self.features, "N", self.gamma.dtype)
-        # set by hand since (PyTorch's bn.momentum = …): checked where they are read, as Dropout's rate —
-        # a momentum of 1.5 extrapolated the running statistics, one of 1.0 froze them and made a model
-        # file that xdl.load could not rebuild; an eps of −1 was said to be "0 in float32" (an ε that
-        # rounds to 0 in x's dtype is layer_batch_norm's to name)
-        momentum = _checked_momentum(self.momentum)
-        eps = check_number(self.eps, "BatchNorm: eps", "a finite number > 0", lambda e: 0 < e < np.inf)
         return layer_batch_norm(x, self.gamma, self.beta, self.running_mean, self.running_var, self.training,
-                                momentum, eps)
+                                self.momentum, self.eps)
 
 
 class Standardize(Module):

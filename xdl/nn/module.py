@@ -22,7 +22,8 @@ import functools
 import inspect
 import itertools
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import NamedTuple
 
 import numpy as np
@@ -351,7 +352,10 @@ class Module:
     ``host_forward(X, dtype, name)``: its forward on a host (m, features) array, cast to the
     network's ``dtype`` after, where a layer has one (`Standardize`; see `network_input`);
     ``float64_buffers``: the buffers it keeps in float64 in a model of any dtype (`Standardize`'s
-    statistics).
+    statistics); ``checked_settings``: name → ``check(module, value)``, each setting a forward reads
+    (a dropout's rate, a batch norm's momentum) checked where it is set — by the constructor, by hand
+    (PyTorch's ``bn.momentum = …``), by unpickling — and stored as ``check`` gives it, so that the
+    forward reads it unchecked.
     """
 
     min_batch = 1
@@ -363,6 +367,8 @@ class Module:
     # given later must have them in that order (`check_feature_names`: by position, reordered columns were
     # read into each other's weights, silently)
     feature_names_in_: tuple[str, ...] | None = None
+    # setting → check(module, value) -> the value stored, or an error naming the setting (class docstring)
+    checked_settings: Mapping[str, Callable] = MappingProxyType({})
 
     def __init__(self):
         object.__setattr__(self, "_parameters", {})
@@ -373,6 +379,9 @@ class Module:
 
     def __setattr__(self, name, value):
         _check_attribute_name(self, name, value)
+        check = self.checked_settings.get(name)
+        if check is not None:  # (refused here, before anything changed)
+            value = check(self, value)
         was_buffer = name in self.__dict__.get("_buffers", ())
         if name == "predicts" and value is not None and (not isinstance(value, str) or value not in PREDICTIONS):
             # set by hand in a loop of one's own: a misspelt "value" predicted classes without a word
@@ -729,6 +738,9 @@ class Module:
         for name in state.get("_buffers", ()):  # (running statistics, written in place: `writable`)
             if name in state:
                 object.__setattr__(self, name, writable(state[name]))
+        for name, check in self.checked_settings.items():  # as set by hand: a pickle of an older xdl, which
+            if name in state:  # checked them at each forward instead, may hold one set so and never run
+                object.__setattr__(self, name, check(self, state[name]))
         if state.get("_owns_flat") and not view_again([p for _, p in self.flat_order()]):
             self.flatten()
 

@@ -6,6 +6,7 @@ import numpy as np
 
 from xdl import functions as F
 from xdl.flat import check_one_backend
+from xdl.functions.regularization import layer_relu_dropout
 from xdl.nn.layers import Dropout, ReLU
 from xdl.nn.module import PYTORCH_NAMES, Module
 from xdl.tensor import missing_attribute
@@ -59,7 +60,8 @@ class Sequential(Module):
         """``layer`` (a ReLU: `forward` asks of no other) then ``after`` on ``x`` as one op (a callable), or None
         where they run one by one."""
         if _fused(layer, after):
-            return lambda: F.relu_dropout(x, after.rate, after.draw_key())
+            # (its rate and key checked where they were set: `Dropout.checked_settings`)
+            return lambda: layer_relu_dropout(x, after.rate, after.draw_key())
         return None
 
     def _host_layer(self):

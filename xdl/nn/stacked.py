@@ -22,18 +22,22 @@ True
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import numpy as np
 
 from xdl import functions as F
 from xdl.backend import SEEDS, array_to_numpy, resolve_backend, thread_backend
 from xdl.checking import is_gradient_checking
-from xdl.data.validation import check_bool, check_list, check_width, standardized
+from xdl.data.validation import check_bool, check_list, check_number, check_width, standardized
 from xdl.flat import writable
 from xdl.functions.classification import softmax_array
 from xdl.functions.batchnorm import layer_batch_norm
+from xdl.functions.regularization import check_drop_rate, checked_mask_key
+from xdl.functions.stacked import layer_stacked_dropout, layer_stacked_relu_dropout
 from xdl.nn.architecture import build_on_host, describe, is_xdl_layer
 from xdl.nn.layers import (BatchNorm, Dense, Dropout, LeakyReLU, ReLU, Sigmoid, Softmax, Standardize, Tanh,
-                           as_floating)
+                           as_floating, checked_eps)
 from xdl.nn.module import Module, checked_key
 from xdl.nn.sequential import Sequential
 from xdl.tensor import Parameter, Tensor, note_written
@@ -84,9 +88,11 @@ class Stacked(Sequential):
 
     def _pair(self, layer, after, x):
         """A ReLU followed by a keyed stacked Dropout in training (what fit_many runs) as
-        `F.stacked_relu_dropout`, as `Sequential` runs one model's pair; None for any other two layers."""
-        if _stacked_fused(layer, after) and x.ndim == 3 and x.dtype.kind == "f":
-            return lambda: F.stacked_relu_dropout(x, after.rates, after.random_key)
+        `F.stacked_relu_dropout` (its unchecked form), as `Sequential` runs one model's pair; None for any
+        other two layers."""
+        if _stacked_fused(layer, after) and x.ndim == 3 and x.shape[1] == len(after.rates) and x.dtype.kind == "f":
+            # (its rates and key checked where they were set: `StackedDropout.checked_settings`)
+            return lambda: layer_stacked_relu_dropout(x, after.rates, after.random_key)
         return None
 
     def _empty_part(self) -> Sequential:
@@ -159,7 +165,8 @@ class Stacked(Sequential):
         extra = () if steps_done is None else (steps_done,)
         for stream, module in enumerate(self._each_module()):
             if module.draws_random:  # (past `__setattr__`, as `Module.set_random_key` sets a key)
-                object.__setattr__(module, "random_key", None if seeds is None else (seeds, stream, step, *extra))
+                object.__setattr__(module, "random_key",
+                                   None if seeds is None else (tuple(seeds), stream, step, *extra))
 
     # -- one model at a time ------------------------------------------------------------------
     def model_state(self, k: int, row: dict | None = None) -> dict[str, np.ndarray]:
@@ -409,10 +416,36 @@ class StackedDense(Module):
         return f"StackedDense({self.weight.shape[0]} × {self.in_features}→{self.out_features})"
 
 
+def _checked_momenta(layer, momenta):
+    """A stacked batch norm's momentum as its forward reads it: one number in [0, 1) for all K models,
+    or one per model (K numbers, or the K·C columns' it keeps: read back to the host once, here),
+    each in [0, 1) — kept as one float where all are equal, else as one float64 per column of the
+    (B, K·C) matrix, on the device once (a captured step copies nothing from the host); else an
+    error naming it (unchecked, a momentum of 1.5 set by hand extrapolated the statistics)."""
+    k, c = layer.gamma.shape
+    if np.ndim(momenta) == 0:
+        return check_number(momenta, "StackedBatchNorm: momentum", "a number in [0, 1)", lambda m: 0 <= m < 1)
+    values = array_to_numpy(momenta)
+    if values.dtype.kind not in "iuf" or values.shape not in ((k,), (k * c,)) \
+            or not ((values >= 0) & (values < 1)).all():  # (a NaN is in no range)
+        raise ValueError(f"StackedBatchNorm: momentum must be a number in [0, 1), or one per model ({k}) or per "
+                         f"column ({k * c}), each in [0, 1); got {values.dtype} of shape {values.shape}"
+                         + (f": {values.tolist()}" if values.size <= 8 else ""))
+    values = values.astype(np.float64)
+    if (values == values[0]).all():
+        return float(values[0])
+    return layer.gamma.backend.asarray(np.repeat(values, c) if values.shape == (k,) else values)
+
+
 class StackedBatchNorm(Module):
-    """K batch-norm layers over (B, K, C) activations: to the kernels, one over a (B, K·C) matrix."""
+    """K batch-norm layers over (B, K, C) activations: to the kernels, one over a (B, K·C) matrix.
+    ``momentum`` and ``eps`` are checked where they are set (`checked_settings`), as `BatchNorm`'s."""
 
     min_batch = 2
+    checked_settings = MappingProxyType({
+        "momentum": _checked_momenta,
+        "eps": lambda layer, eps: checked_eps(eps, layer.dtype, "StackedBatchNorm: eps"),
+    })
 
     def __init__(self, gamma, beta, running_means, running_vars, momenta, eps):
         """``running_means``/``running_vars``: (K, C) host arrays; ``momenta``: K numbers."""
@@ -420,12 +453,7 @@ class StackedBatchNorm(Module):
         self.gamma, self.beta = gamma, beta
         self.add_buffer("running_mean", running_means, gamma.dtype)
         self.add_buffer("running_var", running_vars, gamma.dtype)
-        momenta = np.asarray(momenta, dtype=np.float64)
-        # one value per column of the (B, K·C) matrix, on the device once (a captured step copies
-        # nothing from the host), or one number when every model has the same
-        self.momentum = float(momenta[0]) if (momenta == momenta[0]).all() else \
-            gamma.backend.asarray(np.repeat(momenta, gamma.shape[1]))  # float64: `xdl.functions.batch_norm`
-        self.eps = float(eps)
+        self.momentum, self.eps = momenta, eps  # (float64 per column: `xdl.functions.batch_norm`'s)
 
     def forward(self, x):
         k, c = self.gamma.shape
@@ -444,16 +472,48 @@ class StackedBatchNorm(Module):
         return f"StackedBatchNorm({self.gamma.shape[0]} × {self.gamma.shape[1]})"
 
 
+def _checked_rates(layer, rates) -> np.ndarray:
+    """A stacked dropout's rates: one per model (K, as many as it was made with), each in `check_drop_rate`'s
+    range, as a read-only float64 copy (one written in place went into the kernels' rates but not into the
+    unkeyed masks' columns, made once from the rates they were made with); else an error naming them."""
+    values = array_to_numpy(rates) if np.ndim(rates) else np.asarray(rates)
+    k = len(layer.__dict__["rates"]) if "rates" in layer.__dict__ else None
+    if values.ndim != 1 or len(values) != (k or len(values)) or not len(values) or values.dtype.kind not in "iuf":
+        raise ValueError(f"StackedDropout: rates must be {k or 'K'} numbers (one per model), got {values.dtype} "
+                         f"of shape {values.shape}")
+    values = values.astype(np.float64)  # (a copy)
+    for i, rate in enumerate(values):
+        check_drop_rate(float(rate), f"StackedDropout: rates[{i}]")
+    values.flags.writeable = False
+    return values
+
+
+def _checked_stacked_key(layer, key):
+    """A stacked dropout's key: None, or (seeds, stream, step[, steps_done]) with one integer seed per model,
+    the seeds kept as a tuple (the backward reads them again); else an error naming it."""
+    if key is None:
+        return None
+    key = checked_mask_key(key, "StackedDropout: random_key", stacked=True)
+    if len(key[0]) != len(layer.rates):
+        raise ValueError(f"StackedDropout: random_key must hold {len(layer.rates)} seeds (one per model), got "
+                         f"{len(key[0])}")
+    return (tuple(key[0]), *key[1:])
+
+
 class StackedDropout(Module):
-    """K inverted-dropout layers with their own rates; model k's mask is the one it draws alone."""
+    """K inverted-dropout layers with their own rates; model k's mask is the one it draws alone.
+    ``rates`` are checked where they are set (`checked_settings`), as `Dropout`'s rate."""
 
     draws_random = True
+    checked_settings = MappingProxyType({"rates": _checked_rates, "random_key": _checked_stacked_key})
 
     def __init__(self, rates):
         super().__init__()
-        self.rates = np.asarray(rates, dtype=np.float64)
+        self.rates = rates
         self.random_key = None  # (seeds, stream, step), set by Stacked.set_random_key
-        self._columns = {}  # (backend, dtype) -> (1, K, 1) rates and 1/(1 − rate_k), made once (no copy per step)
+        # (backend, dtype) -> (the rates they were made from, (1, K, 1) rates, 1/(1 − rate_k)), made once (no copy
+        # per step) for the rates set now
+        self._columns = {}
 
     def forward(self, x):
         if not self.training or not self.rates.any():
@@ -462,15 +522,18 @@ class StackedDropout(Module):
             raise TypeError(f"StackedDropout: expected a floating input, got {x.dtype}; convert it with "
                             "x.astype(model.dtype)")
         x = each_models(x, len(self.rates))
-        if self.random_key is not None:
-            return F.stacked_dropout(x, self.rates, self.random_key)
+        if x.ndim != 3 or x.shape[1] != len(self.rates):
+            raise ValueError(f"StackedDropout: input of shape {tuple(x.shape)}; expected (B, C) or "
+                             f"(B, {len(self.rates)}, C) for {len(self.rates)} models")
+        if self.random_key is not None:  # (rates and key checked where they were set: `checked_settings`)
+            return layer_stacked_dropout(x, self.rates, self.random_key)
         if is_gradient_checking():  # an unkeyed mask is drawn anew at each call: J would be no one function
             return x                # (each model's Dropout is the identity there too)
         backend, key = x.backend, (id(x.backend), x.dtype)
-        if key not in self._columns:
-            self._columns[key] = (backend.asarray(self.rates[None, :, None]),
+        if self._columns.get(key, (None,))[0] is not self.rates:  # (rates set since: made again)
+            self._columns[key] = (self.rates, backend.asarray(self.rates[None, :, None]),
                                   backend.asarray((1.0 / (1.0 - self.rates))[None, :, None].astype(x.dtype)))
-        rates, scales = self._columns[key]
+        _, rates, scales = self._columns[key]
         scaled = (backend.rng.random(x.shape, dtype=x.dtype) >= rates).astype(x.dtype)
         scaled *= scales
         return x * Tensor(scaled, backend=backend)  # y = x·d/(1 − rate_k), as each model's Dropout
