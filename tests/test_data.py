@@ -576,6 +576,18 @@ def test_split_returns_the_rows_of_x_as_they_are():
     assert split(np.zeros((10, 4), np.uint8), np.arange(10) % 2).X_dev.dtype == np.uint8
 
 
+def test_a_splits_repr_gives_each_parts_shape_and_dtype_not_its_values():
+    # a notebook cell ending with split(X, y) printed all six arrays: 3,400 characters of the digits' values
+    X, y = xdl.datasets.digits()
+    s = split(X, y, seed=0)
+    assert repr(s) == ("Split(X_train: (1079, 64) float32, y_train: (1079,) int64, X_dev: (359, 64) float32, "
+                       "y_dev: (359,) int64, X_test: (359, 64) float32, y_test: (359,) int64)")
+    pd = pytest.importorskip("pandas")
+    frames = split(pd.DataFrame(X[:100, :3], columns=list("abc")), pd.Series(y[:100]), seed=0)
+    assert repr(frames).startswith("Split(X_train: DataFrame (60, 3), y_train: Series (60,) int64, X_dev: DataFrame")
+    assert repr(frames) == str(frames) and len(repr(frames)) < 250
+
+
 def test_ewa_takes_lists_and_names_a_ragged_sequence():
     from xdl.ewa import EWA, ewa
 

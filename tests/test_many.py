@@ -489,6 +489,22 @@ def test_each_result_is_an_ordinary_model(digits, tmp_path):
         assert type(result.model).__name__ == "Sequential"
 
 
+def test_a_config_and_a_result_show_only_the_options_set(digits):
+    # every one of TrainConfig's 34 options made a config 530 characters and each of fit_many's K results a
+    # screen of a notebook's output; shown as scikit-learn shows an estimator (print_changed_only), and
+    # TrainConfig(...) of what it shows is the same config
+    assert repr(TrainConfig()) == "TrainConfig()"
+    config = small(lr=1e-2, seed=1, epochs=1)
+    assert repr(config) == ("TrainConfig(hidden=[24, 16], dropout=0.0, lr=0.01, schedule='none', epochs=1, "
+                            "patience=0, seed=1, progress=False)")
+    assert eval(repr(config), {"TrainConfig": TrainConfig}) == config
+    X, y, dev = digits
+    with xdl.use("numpy"):
+        result = fit_many([config], X, y, dev=dev)[0]
+    assert repr(result) == (f"Result(config={config!r}, history=History(1 epoch, stopped_epoch=None, "
+                            "best_epoch=None), status='completed', error=None)")
+
+
 def test_a_result_takes_its_model_out_when_first_read(digits, monkeypatch):
     """results() builds no model: a search keeping histories pays for none, a user keeping the best
     pays for one. Results asked for mid-run keep the batch as it was then; a copy of a result

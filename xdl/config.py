@@ -93,6 +93,11 @@ def _opt(default, help: str, choices=None):
     return field(default=default, metadata={"help": help, "choices": choices})
 
 
+def _default(option: dataclasses.Field):
+    """An option's default value (made by its factory where it has one: a list)."""
+    return option.default_factory() if option.default is dataclasses.MISSING else option.default
+
+
 @dataclass
 class TrainConfig:
     """Every option of a run, with its default: what each means is its field's help
@@ -190,6 +195,14 @@ class TrainConfig:
             setattr(config, name, value)  # set, then checked by validate: its errors name ``source``
         config.validate(source)
         return config
+
+    def __repr__(self) -> str:
+        """The options that differ from their defaults, as scikit-learn shows an estimator
+        (``print_changed_only``): all 34 made a config 530 characters, and each of `fit_many`'s K
+        results a screen of a notebook's output. ``TrainConfig(...)`` of it is the same config."""
+        changed = [f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self)
+                   if getattr(self, f.name) != _default(f)]
+        return f"{type(self).__name__}({', '.join(changed)})"
 
     def __post_init__(self):
         # checked where it is made, from Python as from a file or the command line

@@ -34,6 +34,20 @@ class Split(NamedTuple):
     X_test: np.ndarray
     y_test: np.ndarray
 
+    def __repr__(self) -> str:
+        """Each part's shape and dtype, not its values (a NamedTuple's repr printed all six arrays:
+        3,400 characters of the digits' values for a notebook cell ending with ``split(X, y)``)."""
+        return f"Split({', '.join(f'{name}: {_described(part)}' for name, part in zip(self._fields, self))})"
+
+
+def _described(part) -> str:
+    """``part``'s shape and dtype, its kind first where it is no NumPy array: ``(1079, 64) float32``,
+    ``DataFrame (1079, 64)`` (a frame's columns have dtypes of their own), ``cupy (1079,) int64``."""
+    kind = type(part).__name__ if type(part).__module__.startswith("pandas") else type(part).__module__.split(".")[0]
+    dtype = getattr(part, "dtype", None)
+    return " ".join(str(item) for item in (kind if kind != "numpy" else None, getattr(part, "shape", None), dtype)
+                    if item is not None)
+
 
 def holdout_sizes(m: int, dev=None, test=None) -> tuple[int, int]:
     """Number of dev and test examples: a fraction in [0, 1) of ``m`` (rounded; one asked for is at
