@@ -21,7 +21,7 @@ import numpy as np
 from xdl.bench.environment import checked_backend
 from xdl.bench.steps import STEP_SHAPES, xdl_step
 from xdl.hostmemory import keep_freed_memory
-from xdl.train.trainer import check_penalty
+from xdl.losses import check_penalty
 
 QUICK_SHAPE = (32, 64, 32, 2)  # batch, inputs, width, layers: all framework, next to no arithmetic
 

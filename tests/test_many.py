@@ -1564,7 +1564,8 @@ def test_a_model_whose_first_forward_pass_overflows_its_running_statistics_fails
 def test_a_model_whose_optimizer_state_overflows_fails_and_the_others_go_on():
     """The Trainer's check of its optimizer's state, model by model: a weight_decay of 1e20 overflows Adam's
     second moment (v = inf, each step 0 from there) while the costs stay finite; the batch called that model
-    completed. It fails, named; the other trains on."""
+    completed. It fails, named and told to lower its decay as a Trainer is (`divergence.state_advice`: the rate
+    does not scale the state); the other trains on."""
     rng = np.random.default_rng(0)
     X, y = rng.standard_normal((64, 2)), rng.integers(0, 2, 64)
     good = small(hidden=[8], optimizer="adam", lr=1e-3, batch_size=16, epochs=2, seed=1)
@@ -1573,4 +1574,7 @@ def test_a_model_whose_optimizer_state_overflows_fails_and_the_others_go_on():
         results = fit_many([good, dataclasses.replace(good, weight_decay=1e20)], X, y, n_classes=2)
     assert [r.status for r in results] == ["completed", "failed"]
     assert results[1].history.diverged == "the optimizer's v became NaN or Inf in epoch 1"
+    assert results[1].error.endswith("; try a smaller weight_decay (now 1e+20): the rule's state holds the decayed "
+                                     "gradient g + wd·p, which Adam and RMSprop square — the learning rate does not "
+                                     "scale it")
     assert len(results[0].history) == 2

@@ -3,6 +3,8 @@ its cost and the gradients it adds agree with the plain per-weight formula — �
 (λ/m)·sign(W) — on many generated models and lists of parameters: weights back to back in a model's buffer,
 scattered, listed twice, frozen, of two dtypes, not contiguous, a plain tensor, and fit_many's stacked models."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -471,3 +473,26 @@ def test_a_lambd_beyond_the_weights_dtype_is_refused_as_the_trainer_refuses_it(p
         xdl.train.Trainer(model, xdl.losses.SoftmaxCrossEntropy(), xdl.optim.SGD(model), l2=lambd)
     if lambd < 1e300:
         assert np.isfinite(penalty(model.astype(np.float64), lambd, 4).item())
+
+
+@pytest.mark.parametrize("lambd", [np.complex128(1), np.timedelta64(1, "s"), np.float16(np.inf)])
+def test_a_lambd_that_is_no_finite_real_number_is_refused_by_name_by_the_penalties_and_the_trainer(lambd):
+    """One check (`xdl.losses.check_penalty`) for l2, l1 and a Trainer: a NumPy complex λ was taken by l2 and l1
+    (its imaginary part dropped under NumPy's ComplexWarning), where check_number had refused it; a duration was
+    NumPy's "ufunc 'less' did not contain a loop"."""
+    model = xdl.nn.mlp(2, [4], 2)
+    for penalty in (l2, l1):
+        with pytest.raises(ValueError, match=rf"^{penalty.__name__}: lambd must be a finite number ≥ 0, got "):
+            penalty(model, lambd, 4)
+    with pytest.raises(ValueError, match=r"^l1 must be a finite number ≥ 0, got "):
+        xdl.train.Trainer(model, xdl.losses.SoftmaxCrossEntropy(), xdl.optim.SGD(model), l1=lambd)
+
+
+def test_a_small_lambd_of_a_narrow_dtype_is_compared_without_a_warning():
+    """A float16 λ met float32's largest number in its own dtype, which NumPy's comparison cast it to (inf, under
+    "overflow encountered in cast"): compared as a Python float, it is taken quietly."""
+    model = xdl.nn.mlp(2, [4], 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for penalty in (l2, l1):
+            assert np.isfinite(penalty(model, np.float16(0.5), 4).item())

@@ -1208,8 +1208,8 @@ def tune(config: TrainConfig, args) -> int:
                   f"{len(parts.X_dev)} dev examples; {counted(planned, 'trial')}, {strategy}, {args.execution}"
                   + (f" (the grid {trials} trials allow: every choice, the same number of values in each range)"
                      if planned != trials else "")
-                  + (f"; resuming the study in {str(out)!r} ({len(saved_trials)} "
-                     f"trial{'s' * (len(saved_trials) != 1)} saved)" if args.tune_resume else ""))
+                  + (f"; resuming the study in {str(out)!r} ("
+                     f"{counted(len(saved_trials), 'trial')} saved)" if args.tune_resume else ""))
             with warnings.catch_warnings():
                 warnings.simplefilter("always", append=True)  # (after the user's, as xdl train's)
                 warnings.showwarning = _note_once()  # a lock taken over from a killed search, say
@@ -1247,7 +1247,7 @@ def tune(config: TrainConfig, args) -> int:
         # "what it was doing is not saved" sent the user to the same command, refused (a study there), and a
         # resumed search's best.toml was left the best of the trials before it
         signal_name, saved = _signal_of(stop), len(study.trials)
-        print(f"\nxdl tune: interrupted by {signal_name} while writing {writing}; its {_count(saved, 'trial')} "
+        print(f"\nxdl tune: interrupted by {signal_name} while writing {writing}; its {counted(saved, 'trial')} "
               f"{'is' if saved == 1 else 'are all'} in {str(out / TRIALS_FILE)!r}: to write {BEST_CONFIG} and "
               f"trials.png, run xdl tune --resume --out {_shell_word(str(out))}", file=sys.stderr)
         return _signal_status(signal_name)

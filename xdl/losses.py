@@ -272,12 +272,12 @@ def _model_parameters(model: Module) -> list:
     """``model.parameters()``, walked once while the model's tree stays as it was: a Trainer's penalty asks
     it each step, and the walk of every module was a fair part of the call (13–20 µs of l2's 55–95 µs for
     an mlp of 2 to 4 layers on the CPU; ~1 µs kept). A parameter or a submodule registered or removed
-    anywhere in the tree counts a change of `CheckedState` (`Module.__setattr__`, `__delattr__`), so the list is kept while the
-    count is the one it was made at; any other change counted (a parameter frozen, placed anew) walks it
-    again, as nothing tells those apart. A model whose modules list their parameters their own way (an
-    override of ``parameters``, ``named_parameters`` or ``named_modules``: what it gives may change
-    uncounted), or that cannot be a key (a class of one's own with ``__eq__`` and no ``__hash__``), is
-    walked each call. The list is the caller's to read, not to change."""
+    anywhere in the tree counts a change of `CheckedState` (`Module.__setattr__`, `__delattr__`), so the
+    list is kept while the count is the one it was made at; any other change counted (a parameter frozen,
+    placed anew) walks it again, as nothing tells those apart. A model whose modules list their parameters
+    their own way (an override of ``parameters``, ``named_parameters`` or ``named_modules``: what it gives
+    may change uncounted), or that cannot be a key (a class of one's own with ``__eq__`` and no
+    ``__hash__``), is walked each call. The list is the caller's to read, not to change."""
     count = CheckedState.now  # (read before the walk: a change during it is walked again next call)
     try:
         held = _LISTED.get(model)
@@ -304,11 +304,15 @@ def check_penalty(lambd, name: str, dtype=None) -> None:
     gradient ((λ/m)·W, (λ/m)·sign(W)) are computed in the weights' dtype, where a larger λ is inf —
     the cost was inf, and a run's first step NaN, stopped as diverged advising a smaller learning
     rate. Refused by name, before any work (the range once the ``dtype`` is known: None checks λ ≥ 0 alone)."""
-    # (not `check_number`: a Python int beyond floats, 10**400, is finite, beyond the dtype's range, not inf)
-    if isinstance(lambd, bool) or not isinstance(lambd, int | float | np.number) or not 0 <= lambd < math.inf:
+    # (not `check_number`: a Python int beyond floats, 10**400, is finite, beyond the dtype's range, not inf; a
+    # NumPy complex or duration is no real number: the one's imaginary part was dropped, the other not comparable)
+    if isinstance(lambd, bool | np.timedelta64) or not isinstance(lambd, int | float | np.integer | np.floating):
+        raise ValueError(f"{name} must be a finite number ≥ 0, got {lambd!r}")
+    value = lambd if isinstance(lambd, int) else float(lambd)  # (a float16's comparison cast float32's largest: inf)
+    if not 0 <= value < math.inf:
         raise ValueError(f"{name} must be a finite number ≥ 0, got {lambd!r}")
     high = math.inf if dtype is None else float(np.finfo(dtype).max)
-    if lambd > high:
+    if value > high:
         raise ValueError(f"{name} must be at most {high:.3g}, {np.dtype(dtype)}'s largest number (the model's dtype, "
                          f"which the penalty is computed in), got {lambd!r}")
 

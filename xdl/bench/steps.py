@@ -146,7 +146,8 @@ def main_job_seconds_per_epoch(backend_name: str) -> float:
 
 def format_step_table(rows: list[StepRow]) -> str:
     # (the ratios are times: below 1× is faster than torch, as the kernels table's "× torch's time")
-    lines = ["| step | implementation | median time | × torch eager's time | × torch graph's time | launches per step |",
+    lines = ["| step | implementation | median time | × torch eager's time | × torch graph's time "
+             "| launches per step |",
              "|---|---|---:|---:|---:|---|"]
     for case in dict.fromkeys(r.case for r in rows):
         group = [r for r in rows if r.case == case]

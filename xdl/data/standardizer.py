@@ -35,7 +35,7 @@ class Standardizer:
         if getattr(self, "mean", None) is None:
             return "Standardizer()"
         n = len(self.mean)
-        return f"Standardizer(fitted on {n} feature{'s' * (n != 1)})"
+        return f"Standardizer(fitted on {counted(n, 'feature')})"
 
     def fit(self, X) -> Standardizer:
         """μ and σ of each feature of ``X`` (m examples), computed in float64. A feature counts as

@@ -81,6 +81,19 @@ def first_forward_failure(names: list[str]) -> str:
     return f"{', '.join(names)} {FIRST_FORWARD}"
 
 
+def state_advice(weight_decay: float) -> str:
+    """What to change where an optimizer's state overflowed (`Trainer`'s and `fit_many`'s, in the same words):
+    the rule's state holds the gradient (Adam's and RMSprop's its square), which the rate does not scale — "a
+    smaller learning rate" was no help. With a ``weight_decay`` (the largest of the run's) the decayed gradient
+    g + wd·p: beyond float32 at a wd of 1e20; else the gradient itself: inputs far from unit scale (1e20) or
+    huge starting weights."""
+    if weight_decay:
+        return (f"try a smaller weight_decay (now {weight_decay:g}): the rule's state holds the decayed gradient "
+                "g + wd·p, which Adam and RMSprop square — the learning rate does not scale it")
+    return ("the learning rate is not the cause — the rule's state holds the gradient, which Adam and RMSprop "
+            "square: standardize the inputs (xdl.data.Standardizer) or draw smaller initial weights")
+
+
 def diverged_cost(value: float, limit: float, start: float | None, where: str) -> str | None:
     """Why a classifier's train cost ``value`` at ``where`` says its run diverged, or None: above
     ``limit`` (`cost_limit`) and above `START_FACTOR` × ``start`` (`start_cost`, where the run

@@ -62,7 +62,7 @@ from xdl.train.fit_guards import (callbacks_held, callbacks_told_of_errors, chec
                                   load_resumed)
 from xdl.train.captured import CapturedSteps, loop_capture
 from xdl.train.divergence import (FIRST_EPOCH_HINT, FIRST_FORWARD_ADVICE, cost_limit, diverged_cost,
-                                  first_forward_failure, start_cost)
+                                  first_forward_failure, start_cost, state_advice)
 from xdl.train.history import History
 from xdl.train.hooks import call_hook, check_callback, check_distinct_callbacks, keras_stop
 from xdl.train.interrupt import Interrupted, SignalFlag
@@ -119,6 +119,7 @@ def _given(model: Module) -> Module:
 
 # the weight penalties a configuration sets per model (`WeightPenalty`'s kinds: λ_k/(2m)·Σ‖W_k‖², λ_k/m·Σ|W_k|)
 PENALTIES = ("l2", "l1")
+OPTIMIZER_STATE = "the optimizer's "  # how `_non_finite_state` names a model's rows of the rule's state
 
 
 def class_indices(y: np.ndarray, name: str) -> tuple[np.ndarray, int | None]:
@@ -664,7 +665,10 @@ class ManyTrainer:
                 self._fail(k, why + first)
                 continue
             if k in non_finite:  # (a running variance can overflow while the costs stay finite)
-                self._fail(k, f"{', '.join(non_finite[k])} became NaN or Inf in epoch {self.epoch}")
+                # an overflowed optimizer state is told what to change as a Trainer's is: not the rate
+                advice = state_advice(self.configs[k].weight_decay) \
+                    if any(name.startswith(OPTIMIZER_STATE) for name in non_finite[k]) else None
+                self._fail(k, f"{', '.join(non_finite[k])} became NaN or Inf in epoch {self.epoch}", advice)
                 continue
             record.update(lr=float(rates[k]), seconds=seconds, step_seconds=step_seconds)
             self.histories[k].append(record)
@@ -705,7 +709,7 @@ class ManyTrainer:
         backend, training = self.model.backend, np.array([s == "training" for s in self.status])
         buffers = list(self.model.named_buffers())
         state = [] if buffers_only else \
-            [(f"the optimizer's {name}", a) for name, a in self.optimizer.state_arrays().items()]
+            [(f"{OPTIMIZER_STATE}{name}", a) for name, a in self.optimizer.state_arrays().items()]
         arrays = [a for _, a in buffers] if buffers_only else [self.model.data, *(a for _, a in buffers + state)]
         named = buffers if buffers_only else \
             [(name, p.data) for name, p in self.model.named_parameters()] + buffers + state

@@ -61,7 +61,8 @@ from xdl.train.fit_guards import (callbacks_held, callbacks_told_of_errors, chec
                                   load_resumed)
 from xdl.train.captured import CapturedSteps, host_values, loop_capture
 from xdl.train.divergence import (FIRST_EPOCH_HINT, FIRST_FORWARD_ADVICE, START_FACTOR, cost_limit_of, diverged_cost,
-                                  divergence_factor, first_forward_failure, non_finite_state, start_cost)
+                                  divergence_factor, first_forward_failure, non_finite_state, start_cost,
+                                  state_advice)
 from xdl.train.history import History
 from xdl.train.hooks import call_hook, check_callback, check_distinct_callbacks
 from xdl.train.interrupt import Interrupted, SignalFlag
@@ -995,17 +996,11 @@ class Trainer:
                 f"{divergence_factor()} × ln C (where a classifier starts) = {self._cost_limit:.3g}")
 
     def _state_advice(self) -> str:
-        """What to change where the optimizer's state overflowed: the rule's state holds the gradient
-        (Adam's and RMSprop's its square), which the rate does not scale — "a smaller learning rate"
-        was no help. With weight decay the decayed gradient g + wd·p: beyond float32 at a wd of 1e20;
-        else the gradient itself: inputs far from unit scale (1e20) or huge starting weights."""
+        """What to change where the optimizer's state overflowed (`state_advice`, at the groups' largest
+        weight decay)."""
         decays = [g.settings.get("weight_decay") for g in self.optimizer.groups]
-        largest = max((d for d in decays if isinstance(d, int | float) and not isinstance(d, bool)), default=0)
-        if largest:
-            return (f"try a smaller weight_decay (now {largest:g}): the rule's state holds the decayed gradient "
-                    "g + wd·p, which Adam and RMSprop square — the learning rate does not scale it")
-        return ("the learning rate is not the cause — the rule's state holds the gradient, which Adam and RMSprop "
-                "square: standardize the inputs (xdl.data.Standardizer) or draw smaller initial weights")
+        return state_advice(max((d for d in decays if isinstance(d, int | float) and not isinstance(d, bool)),
+                                default=0))
 
     def _l2_advice(self) -> str:
         """The L2 term's part in a divergence of plain gradient descent (`xdl.optim.SGD`): its gradient
