@@ -646,7 +646,7 @@ def test_the_torch_reference_of_a_forward_backward_case_does_the_same_work_at_ev
     """A fwd+bwd case's PyTorch call hands ∂L/∂x back, as xdl's kernels do: with ``.backward()``
     every call after the first also added it into ``x.grad`` (one more pass over (n, c), 12
     B/element, timed as PyTorch's)."""
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     from torch.utils._python_dispatch import TorchDispatchMode
 
     from xdl.bench.kernels import (activation_case, batchnorm_case, dropout_case, loss_case, relu_case,

@@ -23,6 +23,10 @@ def test_split_sizes_follow_the_course_defaults():
             holdout_sizes(100, dev=fraction)
     with pytest.raises(ValueError, match="no training examples"):
         holdout_sizes(100, dev=60, test=40)
+    assert holdout_sizes(100, dev=0, test=0.0) == (0, 0)  # none held out, asked for as a count or a fraction
+    for count in (100, 101, -1):  # a count is in [0, m): m itself is named as such, not as leaving no training
+        with pytest.raises(ValueError, match=rf"or a count in \[0, 100\), got {count}$"):
+            holdout_sizes(100, dev=count)
 
 
 def test_split_is_a_seeded_stratified_partition(rng):
@@ -58,6 +62,10 @@ def test_split_stratifies_labels_of_any_type(rng):
     targets = rng.standard_normal(100)  # a regression's: no classes, shuffled as with stratify=False
     for a, b in zip(split(X, targets, seed=1), split(X, targets, seed=1, stratify=False)):
         np.testing.assert_array_equal(a, b)
+    # soft labels with zeros in them are distributions too (≥ 0, not > 0): their argmax's shares are kept
+    soft = np.array([[0.75, 0.25, 0.0], [0.0, 0.1, 0.9]] * 50)[rng.permutation(100)]
+    for seed in range(5):
+        assert [int((part.argmax(axis=1) == 2).sum()) for part in split(X, soft, seed=seed)[1::2]] == [30, 10, 10]
 
 
 def test_split_of_integer_labels_is_pinned():
@@ -427,6 +435,14 @@ def test_a_stratified_split_refuses_a_class_of_one_example_as_scikit_learn_does(
     one_hot_rows = one_hot(y)  # (a row names its class by its argmax, not by its first value)
     with pytest.raises(ValueError, match=r"^y: class 3 \(the argmax of its row\) has only 1 example"):
         split(X, one_hot_rows, stratify=True)
+    with pytest.raises(ValueError, match=r"^y: class 3 has only 1 example"):  # the lone one named, not one of 2
+        split(np.zeros((30, 2)), np.array([4, 4] + [0, 1, 2] * 9 + [3]), stratify=True)
+    y_two = np.array([0, 1, 2] * 10 + [3, 3])  # a class of 2 examples is enough: stratified, no word said
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for stratify in (None, True):
+            parts = split(np.zeros((32, 2)), y_two, dev=2, test=2, stratify=stratify)
+            assert sorted(np.concatenate(parts[1::2]).tolist()) == sorted(y_two.tolist())
 
 
 @pytest.mark.parametrize("kwargs,message", [

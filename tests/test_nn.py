@@ -227,6 +227,23 @@ def test_batchnorm_normalizes_and_tracks_running_stats(backend, rng):
     assert np.allclose(bn(X).numpy(), expected, rtol=1e-4, atol=1e-4)
 
 
+def test_batchnorm_running_statistics_average_from_where_they_are(backend, rng):
+    """running ← m·running + (1 − m)·batch's, from running statistics away from 0 and 1 and over two
+    batches: the test above starts from the defaults (0 and 1), where m·0 = 0/m hid a mean that was
+    divided by m instead of multiplied."""
+    bn = f64(BatchNorm(3, momentum=0.8))
+    start_mean, start_var = rng.standard_normal(3) * 4, rng.uniform(2.0, 5.0, 3)
+    bn.running_mean[...], bn.running_var[...] = backend.asarray(start_mean), backend.asarray(start_var)
+    mean, var = start_mean.copy(), start_var.copy()
+    for _ in range(2):
+        X = rng.standard_normal((10, 3)) * [1, 3, 0.5] + [2, -1, 7]
+        bn(t64(backend, X))
+        mean = 0.8 * mean + 0.2 * X.mean(0)
+        var = 0.8 * var + 0.2 * X.var(0, ddof=1)
+    np.testing.assert_allclose(backend.to_numpy(bn.running_mean), mean, rtol=1e-12)
+    np.testing.assert_allclose(backend.to_numpy(bn.running_var), var, rtol=1e-12)
+
+
 def test_batchnorm_rejects_batch_of_one(backend):
     bn = BatchNorm(3)
     with pytest.raises(ValueError, match="at least 2 examples"):

@@ -196,6 +196,34 @@ def test_each_stacked_model_s_sum_is_its_row_summed_alone_bit_for_bit():
             np.testing.assert_array_equal(stacked, np.array(alone), err_msg=f"case {case}, {kind}")
 
 
+def test_the_sums_and_gradients_are_the_plain_formulas_in_one_chunk_or_several_and_a_bad_kind_is_refused():
+    """Σ w² and Σ|w| along the last axis, of (n,), (K, n) and empty weights: with ``chunk=None`` (the whole
+    array as one chunk, the path CupyOps takes, untested on the CPU otherwise) NumPy's own sums of the whole,
+    bit for bit; in chunks of 5 columns the same sums to rounding (a sum that kept only the first chunk's total,
+    or an empty (K, 0) region's 0-d sum, passed every test). The gradient is c·w or c·sign(w); a kind other than
+    "l2" or "l1" is refused before anything is summed or added (it was computed as L1)."""
+    from xdl.ops.penalty import penalty_gradient
+
+    rng = np.random.default_rng(17)
+    for shape in [(0,), (1,), (7,), (37,), (3, 0), (3, 41), (2, 5000)]:  # (7,): two chunks of 5 columns
+        w = rng.standard_normal(shape).astype(np.float32)
+        c = 0.25 if len(shape) == 1 else rng.uniform(0.1, 1.0, (shape[0], 1))
+        for kind, value, slope in (("l2", w * w, w), ("l1", np.abs(w), np.sign(w))):
+            whole, chunked = penalty_sums(np, w, kind, chunk=None), penalty_sums(np, w, kind, chunk=5)
+            assert whole.shape == chunked.shape == shape[:-1] and whole.dtype == chunked.dtype == np.float32
+            np.testing.assert_array_equal(whole, value.sum(axis=-1))
+            np.testing.assert_allclose(chunked, value.astype(np.float64).sum(axis=-1), rtol=1e-5)
+            grad = rng.standard_normal(shape).astype(np.float32)
+            want = grad + (np.asarray(c).astype(np.float32) * slope)
+            penalty_gradient(np, grad, w, c, kind, chunk=None)
+            np.testing.assert_allclose(grad, want, rtol=1e-6, err_msg=f"{shape}, {kind}")
+    w, grad = np.ones(4, np.float32), np.zeros(4, np.float32)
+    for call in (lambda: penalty_sums(np, w, "l3"), lambda: penalty_gradient(np, grad, w, 1.0, "L2", chunk=None)):
+        with pytest.raises(ValueError, match=r"penalty kind must be one of \('l2', 'l1'\), got"):
+            call()
+    assert not grad.any()
+
+
 # -- the ranges found once and kept (`weight_ranges`' memo on the flat buffer) --------------------------------
 def same_ranges(backend, got, want) -> bool:
     """Whether two `weight_ranges` answers are the same: indices, and views of the same places (or None)."""

@@ -2891,6 +2891,46 @@ def test_early_stopping_counts_an_improvement_only_beyond_min_delta_in_the_monit
     assert run([1.0, 0.85, 0.8, 0.76], min_delta=0.1) == (4, 2)  # 0.15 better, then 0.05 and 0.09 below 0.85
     assert run([0.5, 0.6, 0.7, 0.8], monitor="dev_accuracy") == (None, 4)  # rising accuracy keeps improving
     assert run([0.8, 0.7, 0.6], monitor="dev_accuracy") == (3, 1)  # falling accuracy: no improvement
+    # min_delta in the accuracy's own units: 0.08 better is no improvement at 0.1 (a sign of −2 halved it)
+    assert run([0.5, 0.58, 0.58], monitor="dev_accuracy", min_delta=0.1) == (3, 1)
+    assert run([0.5, 0.62, 0.62], monitor="dev_accuracy", min_delta=0.1) == (None, 2)
+
+
+def test_early_stopping_waits_five_epochs_by_default():
+    """The default patience is 5 (the signature's, which the docstring's "patience epochs" reads): a run with no
+    improvement after its first epoch stops at epoch 6, not before (a default of 6 was a mutant every test passed)."""
+    from types import SimpleNamespace
+
+    from xdl.train import EarlyStopping
+
+    es = EarlyStopping(restore_best=False)
+    trainer = SimpleNamespace(stop_training=False, history=SimpleNamespace(stopped_by=None))
+    epoch = 0
+    while not trainer.stop_training and epoch < 10:
+        epoch += 1
+        es.on_epoch_end(trainer, {"epoch": epoch, "dev_cost": 1.0})
+    assert epoch == 6 and trainer.history.stopped_by == "dev cost did not improve for 5 epochs"
+
+
+def test_early_stopping_keeps_its_best_weights_through_a_checkpoint_and_sees_weights_written_over_them():
+    """`load_state_dict` puts back the best epoch's weights a checkpoint holds (``dict(arrays) and None`` lost
+    them: a resumed run restored nothing); `run_weights` is the run's last weights only while the model holds
+    the best ones bit for bit: a weight written in place since is the user's, not the run's to overwrite."""
+    from xdl.train import EarlyStopping
+    from xdl.train.early_stopping import _loads
+
+    model = xdl.nn.Dense(3, 2)
+    es = EarlyStopping()
+    es.best_state, es.best, es.best_epoch = model.state_dict(), 0.5, 3
+    state, arrays = es.state_dict()
+    resumed = EarlyStopping()
+    resumed.load_state_dict(state, arrays)
+    assert resumed.best_epoch == 3 and sorted(resumed.best_state) == sorted(model.state_dict())
+    assert all(np.array_equal(resumed.best_state[k], v) for k, v in model.state_dict().items())
+    es.run_state, es._loads_at_end = {"weight": np.zeros((3, 2))}, _loads(model)
+    assert es.run_weights(model) is es.run_state  # the model still holds the best: the run goes on from its last
+    model.weight.data[0, 0] += 1.0
+    assert es.run_weights(model) is None  # written over: the user's weights
 
 
 def test_a_later_fit_after_an_early_stop_waits_its_patience_anew_as_keras_s_fit():

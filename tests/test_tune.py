@@ -1655,6 +1655,10 @@ def test_a_grid_takes_cell_centres_and_the_whole_root_of_n_per_axis():
     space = Space({"lr": LogUniform(1e-4, 1e-1), "l2": LogUniform(1e-4, 1.0), "dropout": Uniform(0.0, 0.5)})
     points = space.grid(64)
     assert len(points) == 64 and all(len({p[name] for p in points}) == 4 for name in ("lr", "l2", "dropout"))
+    # a box narrowed to a point is the dimension itself (as narrow as it gets), at 0 too, where the ends' distance
+    # and RESOLUTION's share of them are both 0 (a box of [0, 0] is no range)
+    dropout = Uniform(-1.0, 1.0)
+    assert dropout.narrowed(0.0, 0.0) is dropout and dropout.narrowed(0.5, 0.5) is dropout
 
 
 def test_a_grid_over_a_range_near_floats_largest_is_finite():
