@@ -14,6 +14,34 @@ from xdl.backend import BackendError, NumpyBackend, get_backend
 collect_ignore = ["fakecupy"]
 
 
+# gpu tests never yet run on a device (the H200 run of 2026-12-04 predates them or their kernels): run first, so
+# that a device check stopped by its time limit (benchmarks/gpu_checks.sh) has their results before the others'.
+# (file, fragment of the test's name); an empty fragment takes the whole file.
+FIRST_ON_A_DEVICE = (
+    ("test_kernels.py", "tanh_sigmoid_and_leaky_relu"), ("test_kernels.py", "bce_and_mse"),
+    ("test_kernels.py", "penalty"), ("test_kernels.py", "relu_dropout"), ("test_kernels.py", "softmax_cross_entropy"),
+    ("test_kernels.py", "batchnorm"), ("test_kernels.py", "update_its_kernel_does_not_take"),
+    ("test_kernels.py", "dropout_kernel_unaligned"),
+    ("test_many.py", "batch_norm"), ("test_nn.py", "batchnorm"), ("test_autodiff.py", "batch_norm"),
+    ("test_host_syncs.py", ""), ("test_graph.py", "captured"), ("test_penalty.py", ""),
+)
+
+
+def device_priority(item) -> int:
+    """The place of ``item``'s entry in `FIRST_ON_A_DEVICE` (a gpu test of it), else the entries' count (any other)."""
+    if item.get_closest_marker("gpu") is not None:
+        for place, (file, fragment) in enumerate(FIRST_ON_A_DEVICE):
+            if item.path.name == file and fragment in getattr(item, "originalname", item.name):
+                return place
+    return len(FIRST_ON_A_DEVICE)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The gpu tests of `FIRST_ON_A_DEVICE` before every other test, in its entries' order (a stable sort: each
+    entry's tests, and the others, stay in their collected order)."""
+    items.sort(key=device_priority)
+
+
 def cupy_available() -> bool:
     try:
         get_backend("cupy")

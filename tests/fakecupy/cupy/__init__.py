@@ -39,6 +39,7 @@ _BUILD = Path(os.environ.get("FAKECUPY_BUILD", "/tmp/fakecupy-build"))
 _local = threading.local()
 _roots = weakref.WeakValueDictionary()  # id -> every host buffer standing for device memory
 _captures = {}  # stream ptr -> _Capture
+__version__ = "14.0.0+fakecupy"  # CuPy's attribute (gpu_checks.sh prints it), saying this is the stand-in
 
 # What of NumPy's API the stand-in passes through: the names xdl and its tests use that CuPy 14 has too (checked
 # against CuPy's API). Any other is refused, not taken from NumPy: a call CuPy lacks (or takes otherwise) would
