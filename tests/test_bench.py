@@ -370,6 +370,17 @@ def load_benchmark_script(name, monkeypatch):
     return module
 
 
+def refused_before_any_work(name, work, argv, monkeypatch, capsys):
+    """benchmarks/``name``.py's ``main(argv)``, its ``work`` failing the test if it is reached: the
+    exit status it stops with, and what it printed."""
+    script = load_benchmark_script(name, monkeypatch)
+    monkeypatch.setattr(script, work, lambda *args, **kwargs: pytest.fail("work started"))
+    monkeypatch.setattr(script, "keep_freed_memory", lambda: False)
+    with pytest.raises(SystemExit) as stopped:
+        script.main(argv)
+    return stopped.value.code, capsys.readouterr()
+
+
 def test_the_acceptance_summary_judges_each_point_from_the_run_and_says_what_is_missing(tmp_path, capsys,
                                                                                        monkeypatch):
     """benchmarks/acceptance.py on made-up figures: each bound applied as the issues write it."""
@@ -525,12 +536,8 @@ def test_the_acceptance_summary_names_a_file_that_is_not_the_one_its_place_takes
 ])
 def test_the_kernel_report_script_refuses_a_path_it_cannot_write_in_one_line(flags, message, monkeypatch, capsys):
     """benchmarks/report.py printed a traceback; now a usage error, as batched.py's, before any work."""
-    script = load_benchmark_script("report", monkeypatch)
-    monkeypatch.setattr(script, "report", lambda *args, **kwargs: pytest.fail("work started"))
-    monkeypatch.setattr(script, "keep_freed_memory", lambda: False)
-    with pytest.raises(SystemExit) as stopped:
-        script.main(["--quick", *flags])
-    assert stopped.value.code == 2 and f": error: {message}" in capsys.readouterr().err
+    code, printed = refused_before_any_work("report", "report", ["--quick", *flags], monkeypatch, capsys)
+    assert code == 2 and f": error: {message}" in printed.err
 
 
 @pytest.mark.parametrize("name, work", [("report", "report"), ("profile_step", "xdl_step"),
@@ -544,14 +551,10 @@ def test_the_speed_scripts_refuse_a_backend_this_machine_lacks_in_one_line(name,
 
     if backend == "cupy" and cupy_available():
         pytest.skip("a GPU is present: cupy works")
-    script = load_benchmark_script(name, monkeypatch)
-    monkeypatch.setattr(script, work, lambda *args, **kwargs: pytest.fail("work started"))
-    monkeypatch.setattr(script, "keep_freed_memory", lambda: False)
     monkeypatch.setattr(xdl.backend, "_current", None)  # as in a fresh process: XDL_BACKEND is read
     monkeypatch.setenv("XDL_BACKEND", backend)
-    with pytest.raises(SystemExit) as stopped:
-        script.main(["--quick"])
-    assert stopped.value.code == 2 and f": error: {message}" in capsys.readouterr().err
+    code, printed = refused_before_any_work(name, work, ["--quick"], monkeypatch, capsys)
+    assert code == 2 and f": error: {message}" in printed.err
 
 
 def test_the_step_profile_reports_host_and_wall_time_and_the_functions_behind_them(capsys, monkeypatch):
@@ -579,13 +582,8 @@ def test_the_step_profile_reports_host_and_wall_time_and_the_functions_behind_th
 ])
 def test_the_step_profile_refuses_a_bad_penalty_by_its_flag_before_any_work(flags, message, monkeypatch, capsys):
     """profile_step.py --l2 -1 printed its header, built the step, then raised a traceback naming "l2: lambd"."""
-    script = load_benchmark_script("profile_step", monkeypatch)
-    monkeypatch.setattr(script, "xdl_step", lambda *args, **kwargs: pytest.fail("work started"))
-    monkeypatch.setattr(script, "keep_freed_memory", lambda: False)
-    with pytest.raises(SystemExit) as stopped:
-        script.main(["--quick", *flags])
-    captured = capsys.readouterr()
-    assert stopped.value.code == 2 and f": error: {message}" in captured.err and captured.out == ""
+    code, printed = refused_before_any_work("profile_step", "xdl_step", ["--quick", *flags], monkeypatch, capsys)
+    assert code == 2 and f": error: {message}" in printed.err and printed.out == ""
 
 
 def test_the_pytest_benchmark_suites_time_every_case_and_implementation_of_the_report():
