@@ -1245,6 +1245,21 @@ def test_a_setting_a_forward_reads_is_refused_where_it_is_set(make, setting, val
     assert (after == before).all() if isinstance(after, np.ndarray) else after == before
 
 
+@pytest.mark.parametrize("value", ["False", 0, None, np.array([False])])
+def test_a_training_flag_set_by_hand_is_refused_where_it_is_set_unless_true_or_false(value):
+    """``layer.training = …`` (PyTorch's way) is checked at the assignment, the flag left as it was: Dropout's
+    forward, which checked it (`dropout`'s ``training``), reads it unchecked now — "False" dropped units in
+    evaluation, without a word. A NumPy bool is taken, as a bool."""
+    drop = Dropout(0.5)
+    with pytest.raises(ValueError, match=r"^Dropout.training must be True or False, got "):
+        drop.training = value
+    assert drop.__dict__["training"] is True
+    drop.training = np.bool_(False)
+    assert drop.__dict__["training"] is False
+    x = np.ones((4, 8))
+    np.testing.assert_array_equal(drop(x).numpy(), x)
+
+
 def test_settings_set_by_hand_are_kept_as_the_forward_reads_them():
     """Good values set by hand: numbers as floats, a stack's K values as one float where they are equal, else a
     value per column (its forward's form), the stack's rates read-only (written in place they went unseen)."""

@@ -618,7 +618,10 @@ class Module:
 
     @training.setter
     def training(self, value: bool) -> None:
-        self.__dict__["training"] = value
+        # checked where it is set (PyTorch's ``model.training = False``), as the settings a forward reads
+        # (`checked_settings`): a "False" set by hand would read as training, and Dropout's forward no longer
+        # checks it
+        self.__dict__["training"] = check_bool(value, f"{type(self).__name__}.training")
 
     def set_random_key(self, seed: int | None, step: int = 0, steps_done=None) -> None:
         """Key the random draws of the next training forward passes by (seed, step): the module at

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from xdl import functions as F
 from xdl.flat import check_one_backend
 from xdl.functions.regularization import layer_relu_dropout
 from xdl.nn.layers import Dropout, ReLU
