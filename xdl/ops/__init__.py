@@ -147,7 +147,8 @@ class NumpyOps:
         ones: the same result, with a zero skipped), or a float64 (K, 1) column."""
         if not np.ndim(h):
             return h
-        self._refuse_host_reads("an update's per-model hyperparameters")
+        if self.backend.supports_graphs:  # (only a backend that captures can refuse: no calls per step on the CPU)
+            self._refuse_host_reads("an update's per-model hyperparameters")
         if p.ndim == 1:  # one model's value, held in a one-element array
             return float(h.reshape(-1)[0])
         column = self.xp.asarray(h, dtype=np.float64).reshape(-1, 1)
@@ -167,7 +168,8 @@ class NumpyOps:
         counter in the backend's memory, read on the host)."""
         if steps_done is None:
             return int(step)
-        self._refuse_host_reads("the step counter")
+        if self.backend.supports_graphs:
+            self._refuse_host_reads("the step counter")
         return int(step) + int(steps_done.reshape(-1)[0])
 
     def sgd_update(self, p, g, lr, weight_decay=0.0):
