@@ -61,7 +61,7 @@ PROBLEMS = {
 }
 QUICK = ("quadratic", "rosenbrock", "moons", "digits")
 # The spread of a function run's start around the standard one: small beside the standard start's
-# distance from the minimum (√10 for the quadratic, 2.9 for Rosenbrock), so every start keeps the
+# distance from the minimum (√10 for the quadratic, √7.25 ≈ 2.7 for Rosenbrock), so every start keeps the
 # problem's character (the ill-conditioned directions, the curved valley) while the runs differ.
 START_NOISE = 0.1
 

@@ -24,8 +24,8 @@ class Augment:
 
     >>> import numpy as np
     >>> aug = Augment(image_shape=(2, 2), flip=True)
-    >>> aug(np.arange(4.0).reshape(1, 4), np.random.default_rng(1)).shape
-    (1, 4)
+    >>> aug(np.arange(4.0).reshape(1, 4), np.random.default_rng(2))  # this draw mirrors the 2×2 image [[0, 1], [2, 3]]
+    array([[1., 0., 3., 2.]])
     """
 
     def __init__(self, image_shape: tuple[int, int], flip: bool = False, shift: int = 0, noise: float = 0.0):

@@ -45,10 +45,12 @@ class Dense(Module):
     β does its job). ``dtype``: the parameters' dtype, float32 or float64; None (the default) is
     float32 (a named initializer draws in float64, then rounds to it).
 
-    >>> import xdl
+    >>> import numpy as np, xdl
     >>> layer = xdl.nn.Dense(3, 2)
-    >>> layer(xdl.tensor([[1.0, 2.0, 3.0]])).shape
-    (1, 2)
+    >>> x = xdl.tensor([[1.0, 2.0, 3.0]])
+    >>> y = layer(x)
+    >>> y.shape, bool(np.allclose(y.numpy(), x.numpy() @ layer.weight.numpy() + layer.bias.numpy()))
+    ((1, 2), True)
     """
 
     def __init__(self, in_features: int, out_features: int, init="he", bias: bool = True, dtype=None):

@@ -26,7 +26,7 @@ LANE_BITS = 16  # bits of a 64-bit value each mask element uses
 LANES = 64 // LANE_BITS
 # The largest drop rate these draws resolve: P(keep) is 1 − rate within 2⁻¹⁶, so a kept unit's
 # 1/(1 − rate) makes E[y] = x within 2⁻¹⁶/(1 − rate) — under 1% up to here (at rate 0.9999 it was
-# 9% low, and from 1 − 2⁻¹⁶ every unit dropped).
+# 8% low, and above 1 − 2⁻¹⁶ every unit dropped).
 MAX_DROP_RATE = 1 - 2**-9
 
 _local = threading.local()  # one generator per thread, re-keyed per draw (cheaper than a new one)
