@@ -626,7 +626,8 @@ def test_a_finished_run_keeps_a_checkpoint_to_go_on_from_with_more_epochs(tmp_pa
     # (was: X contains NaN or Inf, after the run had started)
     (["train", "--augment-noise", "1e38"], "--augment-noise must be at most 3.4e+37"),
     # (was: the run started, and stopped at its first step as diverged, advising a smaller learning rate)
-    (["train", "--l2", "1e39"], "--l2 must be at most 3.4e+38, float32's largest number, got 1e+39"),
+    (["train", "--l2", "1e39"], "--l2 must be at most 3.4e+38, float32's largest number (the model's dtype, "
+                                "which the penalty is computed in), got 1e+39"),
     (["train", "--weight-decay", "1e300"], "--weight-decay must be at most 3.4e+38"),
     # a negative number with an exponent is a value (was: argument --lr: expected one argument)
     (["train", "--lr", "-1e-3"], "--lr must be a finite number > 0, got -0.001"),

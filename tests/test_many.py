@@ -688,7 +688,7 @@ def test_bad_arguments_are_named_before_any_work(digits):
         models.append(xdl.nn.mlp(4, [8], 3))
     stacked = stack(models)
     optimizers = [xdl.optim.Adam(xdl.nn.mlp(4, [8], 3)) for _ in range(2)]
-    with pytest.raises(ValueError, match=r"optimizers: 1 optimizers for a stack of 2 models"):
+    with pytest.raises(ValueError, match=r"optimizers: 1 optimizer for a stack of 2 models"):
         StackedOptimizer(stacked, optimizers[:1])
     opt = StackedOptimizer(stacked, optimizers)
     with pytest.raises(ValueError, match=r"lr: 3 values for a stack of 2 models"):
@@ -1556,8 +1556,9 @@ def test_a_model_whose_first_forward_pass_overflows_its_running_statistics_fails
     assert re.match(r"^(\d\.)?running_var became NaN or Inf at epoch 1, step 1, in its forward pass, before any update",
                     said)
     assert said.partition(" became ")[2] in str(error.value)  # the same words as alone (the stack's names: "1.")
-    assert results[1].error.endswith("; the learning rate is not the cause — standardize the inputs or draw smaller "
-                                     "initial weights (he for ReLU, xavier for tanh)")
+    assert results[1].error.endswith("; the learning rate is not the cause — standardize the inputs "
+                                     "(xdl.data.Standardizer) or draw smaller initial weights (he for ReLU, xavier "
+                                     "for tanh)")
     assert len(results[0].history) == 2
 
 

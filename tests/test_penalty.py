@@ -516,6 +516,18 @@ def test_a_lambd_that_is_no_finite_real_number_is_refused_by_name_by_the_penalti
         xdl.train.Trainer(model, xdl.losses.SoftmaxCrossEntropy(), xdl.optim.SGD(model), l1=lambd)
 
 
+@pytest.mark.parametrize("name", ["l2", "l1", "weight_decay"])
+@pytest.mark.parametrize("lambd", [-1.0, -1e-300, float("nan"), float("inf"), -float("inf"), 3.5e38, 1e39, 1e300])
+def test_a_config_refuses_a_bad_lambd_in_the_trainers_words(name, lambd):
+    """TrainConfig kept a λ check of its own beside `xdl.losses.check_penalty` (the Trainer's), in other words
+    ("at most 3.4e+38, float32's largest number", without why): one check, the config's option named."""
+    with pytest.raises(ValueError) as trainers:
+        xdl.losses.check_penalty(lambd, f"config: {name}", np.float32)
+    with pytest.raises(ValueError) as configs:
+        TrainConfig.from_dict({name: lambd})
+    assert str(configs.value) == str(trainers.value)
+
+
 def test_a_small_lambd_of_a_narrow_dtype_is_compared_without_a_warning():
     """A float16 λ met float32's largest number in its own dtype, which NumPy's comparison cast it to (inf, under
     "overflow encountered in cast"): compared as a Python float, it is taken quietly."""

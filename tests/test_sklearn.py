@@ -146,7 +146,8 @@ def test_a_fit_that_fails_leaves_the_estimator_as_it_was():
     for warm in (False, True):
         # said as the estimator's (the Trainer's words spoke of Checkpoint callbacks, which it has not)
         with pytest.raises(FloatingPointError, match=r"^MLPClassifier: training diverged: the (train )?cost became .*; "
-                                                     r"the estimator is as it was before this call; try a smaller lr$"):
+                                                     r"the estimator is as it was before this call; "
+                                                     r"try a smaller learning rate$"):
             clf.set_params(warm_start=warm, **diverging).fit(X, y)
         assert {k: v for k, v in vars(clf).items() if k.endswith("_")}.keys() == attributes.keys()
         assert clf.model_ is attributes["model_"] and clf.loss_curve_ == attributes["loss_curve_"]
@@ -158,6 +159,22 @@ def test_a_fit_that_fails_leaves_the_estimator_as_it_was():
         fresh.fit(X, y)
     with pytest.raises(NotFittedError):
         fresh.predict(X)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy's overflow warnings of the diverging run
+@pytest.mark.parametrize("params, advice", [
+    (dict(optimizer="adam", weight_decay=1e20), r"try a smaller weight_decay \(now 1e\+20\): .* the learning rate does "
+                                                r"not scale it$"),
+    (dict(optimizer="sgd", lr=0.5, l2=1e30), r"try a smaller learning rate, or a smaller l2: the L2 term alone"),
+    (dict(optimizer="sgd", lr=1e6), r"try a smaller learning rate$"),
+])
+def test_a_diverging_fit_ends_with_the_trainers_advice(params, advice):
+    """The estimator's error ended "try a smaller lr" whatever the Trainer had found: an Adam whose state a
+    weight_decay of 1e20 overflowed (where the rate does not scale it), an L2 term that alone grows the weights."""
+    X, y = labelled_moons()
+    with pytest.raises(FloatingPointError, match=r"^MLPClassifier: training diverged: .*; the estimator is as it was "
+                                                 r"before this call; " + advice):
+        MLPClassifier(hidden=(8,), epochs=2, backend="numpy", **params).fit(X, y)
 
 
 def test_partial_fit_is_an_epoch_at_a_time_of_the_same_run():

@@ -243,7 +243,7 @@ def adam_state():
     (lambda sd: {k: v for k, v in sd.items() if k != "frozen"}, r"optimizer state has no frozen"),
     # these two were "does not fit this stacked optimizer (regions or buffers differ)", naming neither
     (lambda sd: dict(sd, settings=sd["settings"] * 2),
-     r"optimizer state has 2 sets of settings for 1 part\(s\) of each row: expected a list of one set .* or two "
+     r"optimizer state has 2 sets of settings for 1 part of each row: expected a list of one set .* or two "
      r"\(set apart, as by xdl.optim.param_groups\(model, weight_decay\)"),
     (lambda sd: dict(sd, state={"m": sd["state"]["m"]}),
      r"optimizer state holds buffers \['m'\], Adam keeps \['m', 'v'\]"),

@@ -805,7 +805,7 @@ def test_a_studys_table_ranks_the_top_k_in_a_markdown_table_of_one_column_per_hy
     # trial trained, apart from an epochs hyperparameter: both were headed "epochs")
     assert "failed" not in study.table()
     study.trials.append(Trial(12, 0, {"lr": 0.5}, "failed", error="diverged at epoch 1"))
-    assert study.table().endswith("\n1 trial(s) failed; first: trial 12: diverged at epoch 1")
+    assert study.table().endswith("\n1 trial failed; first: trial 12: diverged at epoch 1")
     top = study.table(3).splitlines()[2:5]
     assert [row.split("|")[1:3] for row in top] == [[f" {rank} ", f" {number} "] for rank, number in
                                                     ((1, 11), (2, 10), (3, 9))]
@@ -1251,7 +1251,7 @@ def test_the_best_trial_is_one_that_trained_to_its_end_never_a_pruned_one(tmp_pa
     assert study.best.params == {"lr": 0.03}
     table = study.table()
     assert [row.split("|")[2].strip() for row in table.splitlines()[2:] if row.startswith("| ")] == ["2", "0"]
-    assert "1 trial(s) pruned (stopped early at a rung, not ranked)" in table
+    assert "1 trial pruned (stopped early at a rung, not ranked)" in table
     # the command's "best:" line and best.toml
     monkeypatch.setattr(xdl.tune, "tune", lambda *a, **k: study)
     assert cli.main(["tune", *TINY, "--trials", "4", "--out", str(out)]) == 0

@@ -14,10 +14,11 @@ import numpy as np
 from xdl import optim
 from xdl.backend import BACKEND_CHOICES, PRECISIONS, SEEDS, thread_seed
 from xdl.data import Augment, Standardizer
+from xdl.data.validation import counted
 from xdl.datasets import DATASETS
 from xdl.files import check_directory_name, check_no_tilde, read_toml
 from xdl.init import INITIALIZERS, canonical_name, is_named
-from xdl.losses import SoftmaxCrossEntropy
+from xdl.losses import SoftmaxCrossEntropy, check_penalty
 from xdl.functions.regularization import check_drop_rate
 from xdl.nn import ACTIVATIONS, mlp
 from xdl.train.checkpoint_files import fewest_epochs
@@ -246,14 +247,11 @@ class TrainConfig:
         # (resume first: a resume's out, unless given, is its run's directory, and a '~' there was blamed on out)
         check_no_tilde(str(self.resume), f"{source}: resume")
         check_directory_name(self.out, f"{source}: out")
-        for name in ("l2", "l1", "weight_decay", "augment_noise", "decay_rate"):
+        for name in ("l2", "l1", "weight_decay"):  # λ's: they multiply the float32 weights, where a larger one is inf
+            check_penalty(getattr(self, name), f"{source}: {name}", np.float32)  # (the Trainer's check, in its words)
+        for name in ("augment_noise", "decay_rate"):
             if not math.isfinite(getattr(self, name)) or getattr(self, name) < 0:
                 raise ValueError(f"{source}: {name} must be a finite number ≥ 0, got {getattr(self, name)}")
-        for name in ("l2", "l1", "weight_decay"):  # they multiply the float32 weights, where a larger one is inf: the
-            # run started and stopped at its first step as diverged, advising a smaller learning rate
-            if getattr(self, name) > high:
-                raise ValueError(f"{source}: {name} must be at most {high:.3g}, float32's largest number, got "
-                                 f"{getattr(self, name)}")
         if self.augment_noise > MAX_NOISE:  # (a larger σ's draws overflow the float32 images to inf: the run
             # failed after it had started, on "X contains NaN or Inf", under NumPy's overflow warning)
             raise ValueError(f"{source}: augment_noise must be at most {MAX_NOISE:.3g} (float32's largest number / 10: "
@@ -365,7 +363,8 @@ class TrainConfig:
                              f"this run has {option('epochs')} {self.epochs}: a run cannot train fewer; {ask}")
         if self.schedule == "cosine" and saved.get("epochs") != self.epochs:
             raise ValueError(f"{option('epochs')}: the cosine schedule of the checkpoint in {where!r} spans "
-                             f"{saved.get('epochs')} epochs, this run has {self.epochs}; it cannot change on a resume")
+                             f"{counted(saved.get('epochs'), 'epoch')}, this run has {self.epochs}; "
+                             "it cannot change on a resume")
         if (saved.get("patience", 0) == 0) != (self.patience == 0):
             raise ValueError(f"{option('patience')}: the checkpoint in {where!r} was made with {saved.get('patience')!r}, "
                              f"this run has {self.patience!r}; early stopping (patience > 0) cannot be switched on or "

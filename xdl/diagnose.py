@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from xdl.data.validation import check_int, check_number
+from xdl.data.validation import check_int, check_number, counted
 
 # Accuracies are ratios of counts: 1 − 0.98 − 0 is 0.020000000000000018 in floats, and one given in
 # float32 (a Keras history's, a metric's .item()) is off by up to 6e-8. A gap counts as high only beyond
@@ -145,7 +145,7 @@ def diagnose(history, base_error: float = 0.0, tolerance: float = 0.02, dev_exam
                         "from the same distribution (the dev set may be easier, or overlap the training set), and "
                         "that the training error is measured in evaluation mode (dropout off)")
     if unresolved:
-        examples = f"{dev_examples} dev example{'s' if dev_examples != 1 else ''}"
+        examples = counted(dev_examples, "dev example")
         steps.insert(0, f"the variance {variance:.2%} is within the dev error's sampling error: its interval on "
                         f"{examples}, {p:.2%} ± {resolution:.2%} (Agresti–Coull), holds the training error "
                         f"{train_error:.2%}; this dev set cannot tell the gap from none; measure on more dev examples "

@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from xdl.data.validation import check_int, check_number
+from xdl.data.validation import check_int, check_number, counted
 from xdl.checking import gradient_checking
 from xdl.tensor import Tensor, enable_grad, no_grad, reverse_topological
 
@@ -366,7 +366,7 @@ def _caller(fn, inputs):
     # named by its parameters alone: a default's repr may be a whole data set
     parameters = (str(p.replace(default=p.empty, annotation=p.empty)) for p in signature.parameters.values())
     shown = f"{getattr(fn, '__name__', 'fn')}({', '.join(parameters)})"
-    n = f"{len(inputs)} input{'s' if len(inputs) > 1 else ''}"
+    n = counted(len(inputs), "input")
     if bound is None and not takes_none:
         raise TypeError(f"gradcheck: fn {shown} takes neither the {n} (fn(*inputs)) nor no arguments (fn())")
     if bound is None:

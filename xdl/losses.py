@@ -299,11 +299,12 @@ def _lists_as_modules_do(module) -> bool:
 
 
 def check_penalty(lambd, name: str, dtype=None) -> None:
-    """A weight penalty's λ (``l2``, ``l1``: `Trainer`'s, and `l2`'s, `l1`'s ``lambd``) is a
-    finite number ≥ 0 and at most ``dtype``'s largest: the penalty (λ/(2m)·Σ‖W‖², λ/m·Σ|W|) and its
-    gradient ((λ/m)·W, (λ/m)·sign(W)) are computed in the weights' dtype, where a larger λ is inf —
-    the cost was inf, and a run's first step NaN, stopped as diverged advising a smaller learning
-    rate. Refused by name, before any work (the range once the ``dtype`` is known: None checks λ ≥ 0 alone)."""
+    """A weight penalty's λ (``l2``, ``l1``: `Trainer`'s, `TrainConfig`'s with its ``weight_decay``, and `l2`'s,
+    `l1`'s ``lambd``) is a finite number ≥ 0 and at most ``dtype``'s largest: the penalty (λ/(2m)·Σ‖W‖²,
+    λ/m·Σ|W|) and its gradient ((λ/m)·W, (λ/m)·sign(W); a decay's wd·W) are computed in the weights' dtype,
+    where a larger λ is inf — the cost was inf, and a run's first step NaN, stopped as diverged advising a smaller
+    learning rate. Refused by name, before any work (the range once the ``dtype`` is known: None checks λ ≥ 0
+    alone)."""
     # (not `check_number`: a Python int beyond floats, 10**400, is finite, beyond the dtype's range, not inf; a
     # NumPy complex or duration is no real number: the one's imaginary part was dropped, the other not comparable)
     if isinstance(lambd, bool | np.timedelta64) or not isinstance(lambd, int | float | np.integer | np.floating):

@@ -35,6 +35,7 @@ from xdl.config import ADDED_OPTIONS, SCHEDULE_OPTIONS, TrainConfig
 from xdl.data import Standardizer, split
 from xdl.data.validation import check_bool, check_int, check_number, first_where, standardized
 from xdl.nn.module import modes_of, restore_modes
+from xdl.train.divergence import RATE_ADVICE
 from xdl.train.early_stopping import EarlyStopping
 from xdl.train.interrupt import Interrupted
 
@@ -266,6 +267,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             # where a run diverged (the Trainer's words speak of Checkpoint callbacks, which an estimator has not)
             diverged = getattr(getattr(self.__dict__.get("trainer_"), "history", None), "diverged", None) \
                 if isinstance(e, FloatingPointError) else None
+            # and what to change, as the Trainer said it ("a smaller lr" was told where the rate was not the cause)
+            advice = getattr(self.__dict__.get("trainer_"), "_divergence_advice", RATE_ADVICE)
             if weights is not None:
                 model.load_state_dict(weights)
                 restore_modes(modes)
@@ -282,7 +285,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             self.__dict__.update(before)
             if diverged:
                 raise FloatingPointError(f"MLPClassifier: training diverged: {diverged}; the estimator is as it was "
-                                         "before this call; try a smaller lr") from None
+                                         f"before this call; {advice}") from None
             raise
 
     def _fit(self, X, y):

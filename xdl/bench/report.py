@@ -16,6 +16,7 @@ import numpy as np
 
 from xdl.bench.environment import headline
 from xdl.caller import warn_caller
+from xdl.data.validation import counted
 from xdl.files import atomic_write, check_writable_dir
 
 PROFILE_MEASURES = {"steps": "steps to target", "seconds": "seconds to target"}
@@ -64,7 +65,7 @@ def markdown(results: dict) -> str:
     column means; a run stopped part way says so), then the table."""
     seeds = results.get("seeds")
     lines = header(results) + [
-        f"| problem | optimizer | lr | final (mean ± sd over {seeds} seed{'s' * (seeds != 1)}) | train accuracy | "
+        f"| problem | optimizer | lr | final (mean ± sd over {counted(seeds, 'seed')}) | train accuracy | "
         "reached target | steps to target | s to target | diverged / crashed (search + runs) |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in summary(results):

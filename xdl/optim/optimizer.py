@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from xdl.data.validation import check_bool, check_int, check_list, check_tensors
+from xdl.data.validation import check_bool, check_int, check_list, check_tensors, counted
 from xdl.flat import FlatBuffer, flat_views, is_view_of, views_of, writable
 from xdl.graph import checked_state_changed, host_effect, replay_check, require_not_capturing
 from xdl.tensor import Tensor, enable_grad, missing_attribute, note_written, role_of
@@ -433,7 +433,7 @@ class Optimizer(StepCount):
         (PyTorch's lists its groups): ``Adam(lr=0.001, beta1=0.9, …; 6 parameters)``, one line a
         group where there are several."""
         def group(settings: dict, params) -> str:
-            count = "no parameters yet" if params is None else f"{len(params)} parameter{'s' * (len(params) != 1)}"
+            count = "no parameters yet" if params is None else counted(len(params), "parameter")
             return f"{', '.join(f'{k}={v!r}' for k, v in settings.items())}; {count}"
 
         name = type(self).__name__
@@ -641,7 +641,7 @@ class Optimizer(StepCount):
         self._check_steppable()
         now = tuple(g.first_step for g in self.groups)
         if now != first_steps:
-            change = f"{len(now) - len(first_steps)} group(s) added" if len(now) != len(first_steps) else \
+            change = f"{counted(len(now) - len(first_steps), 'group')} added" if len(now) != len(first_steps) else \
                 f"the groups' first steps set to {list(now)} (from {list(first_steps)})"
             raise RuntimeError(f"{type(self).__name__}: a captured step's graph updates the groups it was captured "
                                f"with, and the optimizer changed since ({change}): capture the step again "

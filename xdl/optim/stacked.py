@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from xdl.data.validation import check_bool, check_int
+from xdl.data.validation import check_bool, check_int, counted
 from xdl.flat import writable
 from xdl.graph import require_not_capturing
 from xdl.tensor import note_written
@@ -77,7 +77,8 @@ class StackedOptimizer(StepCount):
                             "StackedOptimizer(stacked, optimizers), the stack first")
         optimizers = list(optimizers)
         if len(optimizers) != stacked.n_models:
-            raise ValueError(f"optimizers: {len(optimizers)} optimizers for a stack of {stacked.n_models} models; "
+            raise ValueError(f"optimizers: {counted(len(optimizers), 'optimizer')} for a stack of "
+                             f"{counted(stacked.n_models, 'model')}; "
                              "give one per model")
         for k, o in enumerate(optimizers):
             if not isinstance(o, Optimizer):
@@ -154,7 +155,7 @@ class StackedOptimizer(StepCount):
             return ", ".join(f"{name}={value.tolist() if isinstance(value, np.ndarray) else value!r}"
                              for name, value in region.settings.items())
 
-        head = f"{type(self).__name__}({type(self.rule).__name__} of {self.n_models} model{'s' * (self.n_models != 1)}"
+        head = f"{type(self).__name__}({type(self.rule).__name__} of {counted(self.n_models, 'model')}"
         frozen = np.flatnonzero(self._frozen).tolist()
         tail = f"; frozen: {frozen}" if frozen else ""
         if len(self.regions) == 1:
@@ -387,9 +388,10 @@ class StackedOptimizer(StepCount):
             check_bool(flag, f"optimizer state frozen[{i}]")
         if not isinstance(state["settings"], list | tuple) or len(state["settings"]) != len(self.regions):
             # (one set per model where the models' optimizers treat weights and other parameters alike, else two)
-            saved = len(state["settings"]) if isinstance(state["settings"], list | tuple) else repr(state["settings"])
-            raise ValueError(f"optimizer state has {saved} sets of settings for {len(self.regions)} part(s) of each "
-                             "row: expected a list of one set (models whose optimizers set weights and other parameters "
+            saved = f"{counted(len(state['settings']), 'set')} of settings" \
+                if isinstance(state["settings"], list | tuple) else f"settings {state['settings']!r}"
+            raise ValueError(f"optimizer state has {saved} for {counted(len(self.regions), 'part')} of each row: "
+                             "expected a list of one set (models whose optimizers set weights and other parameters "
                              "alike) or two (set apart, as by xdl.optim.param_groups(model, weight_decay) with a "
                              "weight decay ≠ 0); stack optimizers made as the saved ones were")
         if not isinstance(state["state"], dict) or set(state["state"]) != set(self._state):

@@ -61,6 +61,12 @@ def start_cost(costs: np.ndarray, bounds) -> np.ndarray | float:
 
 
 START_FACTOR = 10  # a run that began above the limit has diverged once its cost is this many times its start
+
+# The advice a divergence's error ends with, each piece said once (`Trainer`'s, `fit_many`'s, the estimator's)
+RATE_ADVICE = "try a smaller learning rate"  # (a step too large: the usual cause)
+NOT_THE_RATE = "the learning rate is not the cause"  # (where it is not: lowering it was no help)
+STANDARDIZE = "standardize the inputs (xdl.data.Standardizer)"
+SMALLER_INIT = "draw smaller initial weights (he for ReLU, xavier for tanh)"
 # added to a divergence in the first epoch of a model with no leading Standardize layer
 FIRST_EPOCH_HINT = ("; in the first epoch already: unstandardized inputs make steps that large as a large rate does "
                     "(standardize them: xdl.data.Standardizer)")
@@ -69,8 +75,16 @@ FIRST_EPOCH_HINT = ("; in the first epoch already: unstandardized inputs make st
 # where and why the running statistics a first forward pass wrote are NaN or Inf, and what to do instead
 FIRST_FORWARD = ("became NaN or Inf at epoch 1, step 1, in its forward pass, before any update: the model's "
                  "activations overflow at its starting weights")
-FIRST_FORWARD_ADVICE = ("the learning rate is not the cause — standardize the inputs or draw smaller initial weights "
-                        "(he for ReLU, xavier for tanh)")
+FIRST_FORWARD_ADVICE = f"{NOT_THE_RATE} — {STANDARDIZE} or {SMALLER_INIT}"
+
+
+def first_step_advice(standardized: bool) -> str:
+    """What to change where a run's first step cost is not finite: the starting weights' (or a layer's or
+    loss's of one's own) doing, before any update — no rate made it; the inputs' too where the model has no
+    leading Standardize layer (not ``standardized``)."""
+    inputs = "" if standardized else f", or {STANDARDIZE}"
+    return (f"{NOT_THE_RATE} — the forward pass overflows at those weights (or a layer or loss of one's own gives "
+            f"NaN): {SMALLER_INIT} or add batch norm{inputs}")
 
 
 def first_forward_failure(names: list[str]) -> str:
@@ -90,8 +104,8 @@ def state_advice(weight_decay: float) -> str:
     if weight_decay:
         return (f"try a smaller weight_decay (now {weight_decay:g}): the rule's state holds the decayed gradient "
                 "g + wd·p, which Adam and RMSprop square — the learning rate does not scale it")
-    return ("the learning rate is not the cause — the rule's state holds the gradient, which Adam and RMSprop "
-            "square: standardize the inputs (xdl.data.Standardizer) or draw smaller initial weights")
+    return (f"{NOT_THE_RATE} — the rule's state holds the gradient, which Adam and RMSprop square: {STANDARDIZE} "
+            f"or {SMALLER_INIT}")
 
 
 def diverged_cost(value: float, limit: float, start: float | None, where: str) -> str | None:

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from xdl.data.validation import check_bool, check_int, check_number
+from xdl.data.validation import check_bool, check_int, check_number, counted
 from xdl.train.callback import Callback, check_monitor, continues_run, ended_before_its_first_step, measures_other_data
 
 
@@ -24,7 +24,7 @@ KERAS_STOPPING_OPTIONS = {
 
 def patience_reason(monitor: str, wait: int) -> str:
     """Why a run stopped early, as its history says it: "dev cost did not improve for 15 epochs"."""
-    return f"{monitor.replace('_', ' ')} did not improve for {wait} epoch{'s' * (wait != 1)}"
+    return f"{monitor.replace('_', ' ')} did not improve for {counted(wait, 'epoch')}"
 
 
 class EarlyStopping(Callback):

@@ -848,7 +848,7 @@ class ManyTrainer:
         _check_many_provenance(extra, path)
         saved = extra["provenance"]
         if len(saved["configs"]) != self.n_models:
-            raise ValueError(f"resume: the checkpoint holds {len(saved['configs'])} models, configs has "
+            raise ValueError(f"resume: the checkpoint holds {counted(len(saved['configs']), 'model')}, configs has "
                              f"{self.n_models} ({str(path)!r})")
         # the configs before the arrays: a batch of another architecture keeps other buffers (batch norm's running
         # statistics), which the arrays' check named as missing from a "damaged or edited" file

@@ -60,9 +60,9 @@ from xdl.train.fit_guards import (callbacks_held, callbacks_told_of_errors, chec
                                   check_monitored, check_same_examples, checkpoint_directories_held, fitting_alone,
                                   load_resumed)
 from xdl.train.captured import CapturedSteps, host_values, loop_capture
-from xdl.train.divergence import (FIRST_EPOCH_HINT, FIRST_FORWARD_ADVICE, START_FACTOR, cost_limit_of, diverged_cost,
-                                  divergence_factor, first_forward_failure, non_finite_state, start_cost,
-                                  state_advice)
+from xdl.train.divergence import (FIRST_EPOCH_HINT, FIRST_FORWARD_ADVICE, RATE_ADVICE, START_FACTOR, cost_limit_of,
+                                  diverged_cost, divergence_factor, first_forward_failure, first_step_advice,
+                                  non_finite_state, start_cost, state_advice)
 from xdl.train.history import History
 from xdl.train.hooks import call_hook, check_callback, check_distinct_callbacks
 from xdl.train.interrupt import Interrupted, SignalFlag
@@ -345,7 +345,7 @@ class Trainer:
             # (a generator was "a single value array(<generator …>)", a sparse column not named: as check_labels)
             y = per_example(y, f"y{name}", f"an array of one target per example of X{name}")
             if len(y) != len(X):
-                raise ValueError(f"X{name} has {len(X)} examples but y{name} has {len(y)} "
+                raise ValueError(f"X{name} has {counted(len(X), 'example')} but y{name} has {len(y)} "
                                  "(they must have the same length)")
         if isinstance(self.loss, _losses.Loss):
             rows = y if y.ndim == 2 else None
@@ -963,7 +963,8 @@ class Trainer:
     # -- stopping -----------------------------------------------------------------------------
     def _diverged(self, what: str, advice: str | None = None) -> FloatingPointError:
         if advice is None:
-            advice = "try a smaller learning rate" + self._l2_advice() + self._large_start_advice()
+            advice = RATE_ADVICE + self._l2_advice() + self._large_start_advice()
+        self._divergence_advice = advice  # (the estimator's error ends with it too: `MLPClassifier.fit`)
         kept = []
         if self.last_checkpoint is not None:
             kept.append(f"the last good state ({position(*self.last_checkpoint_at)}) is in "
@@ -1014,7 +1015,8 @@ class Trainer:
         if not factor > 2:
             return ""
         return (f", or a smaller l2: the L2 term alone scales each weight by 1 − lr·λ/m = {1 - factor:.3g} a step "
-                f"(lr {lr:g}, λ {self.l2:g}, m {self._penalty_m} examples a batch), which grows them once lr·λ/m > 2")
+                f"(lr {lr:g}, λ {self.l2:g}, m {counted(self._penalty_m, 'example')} a batch), which grows them once "
+                "lr·λ/m > 2")
 
     def _check_costs(self, backend, costs, start: int, stop: int) -> np.ndarray:
         """The step costs ``costs[start:stop]``, read in one transfer, as a host array once all are
@@ -1028,12 +1030,9 @@ class Trainer:
         if self.epoch == 0 and start + bad[0] == 0:
             # the first step's cost is the starting weights' (its update comes after it): no rate made it, and
             # "try a smaller learning rate" sent a user whose 50-layer net overflowed from normal(1) to lr = 1e-9
-            inputs = ", or standardize the inputs (xdl.data.Standardizer)" if self._network is self.model else ""
             raise self._diverged(
                 f"{where}, before any update: the model's outputs at its starting weights are not finite",
-                "the learning rate is not the cause: the forward pass overflows at those weights (or a layer or loss "
-                "of one's own gives NaN) — draw smaller initial weights for this depth (he for ReLU, xavier for "
-                f"tanh) or add batch norm{inputs}")
+                first_step_advice(standardized=self._network is not self.model))
         raise self._diverged(where)
 
     def _check_first_forward(self) -> None:

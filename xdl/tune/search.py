@@ -40,7 +40,7 @@ from xdl.caller import warn_caller
 from xdl.config import ADDED_OPTIONS, IMAGE_SHAPES, TrainConfig, unread_options
 from xdl.data import Augment, check_features, check_labels
 from xdl.data.validation import (check_bool, check_dev_pair, check_feature_names, check_int, check_number,
-                                 feature_names, note_label_width, rows)
+                                 counted, feature_names, note_label_width, rows)
 from xdl.extras import import_error
 from xdl.files import check_directory_name, check_reachable, check_writable_dir, python_value
 from xdl.tensor import to_numpy
@@ -505,8 +505,8 @@ def _study(meta: dict, directory, resume: bool, name, flags: bool, unchanging=()
         except ValueError as e:  # not a study: no resume either, and still not ours to replace
             raise FileExistsError(f"{name('directory')}: {e}; move it away, or pass another "
                                   f"{name('directory')}") from None
-        raise FileExistsError(f"{name('directory')} {str(directory)!r} already holds a study of {n} "
-                              f"trial{'' if n == 1 else 's'}: pass {'--resume' if flags else 'resume=True'} "
+        raise FileExistsError(f"{name('directory')} {str(directory)!r} already holds a study of "
+                              f"{counted(n, 'trial')}: pass {'--resume' if flags else 'resume=True'} "
                               f"to continue it, or another {name('directory')}")
     return Study(meta, directory)
 
@@ -1009,7 +1009,7 @@ def _record_as_completed(client, futures: dict, left: dict, round_, search: _Sea
             outcomes, seconds = future.result()
         except distributed.KilledWorker as e:  # (an error a batch raises is the search's, as in the other executions)
             tries = e.allowed_failures + 1
-            error = (f"the Dask worker died each time it trained ({tries} time{'s' * (tries != 1)}: out of memory? the "
+            error = (f"the Dask worker died each time it trained ({counted(tries, 'time')}: out of memory? the "
                      "workers' logs say)")
             search.study.add([_trial(number, round_, params, error=error) for number, params, _ in group])
             continue
@@ -1018,8 +1018,8 @@ def _record_as_completed(client, futures: dict, left: dict, round_, search: _Sea
                 raise
             # (distributed 2024.1 gives no reason: its message is the task's key, nothing to a user)
             n, why = len(group) + sum(len(g) for g in left.values()), getattr(e, "reason", None) or "it went away"
-            raise ConnectionError(f"execution dask: the connection to the Dask scheduler was lost ({why}); {n} "
-                                  f"trial{'s' * (n != 1)} of this round did not finish") from None
+            raise ConnectionError(f"execution dask: the connection to the Dask scheduler was lost ({why}); "
+                                  f"{counted(n, 'trial')} of this round did not finish") from None
         search.study.add([_trial(number, round_, params, *outcome, seconds) for (number, params, _), outcome in
                           zip(group, outcomes)])
 

@@ -12,7 +12,7 @@ import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from xdl.data.validation import check_int
+from xdl.data.validation import check_int, counted
 from xdl.extras import import_error
 from xdl.files import atomic_write
 from xdl.saved_fields import check_fields, is_count, is_dict, is_number, optional
@@ -63,7 +63,7 @@ class Trial:
         params = ", ".join(f"{k}={_short(v)}" for k, v in sorted(self.params.items()))
         if not self.ok:
             return f"trial {self.number} {self.status} ({params}): {self.error}"
-        return (f"trial {self.number} {self.status} after {self.epochs} epoch{'s' * (self.epochs != 1)} "
+        return (f"trial {self.number} {self.status} after {counted(self.epochs, 'epoch')} "
                 f"({self.seconds:.3g} s): dev accuracy {self.dev_accuracy:.4f}, dev cost {self.dev_cost:.4f}; {params}")
 
 
@@ -84,7 +84,7 @@ class Study:
         done = sum(t.complete for t in self.trials)
         where = f"; in {str(self.directory)!r}" if self.directory is not None else ""
         ranked = f", best: trial {best.number} with dev accuracy {best.dev_accuracy:.4f}" if best is not None else ""
-        return f"Study({n} trial{'s' * (n != 1)}, {done} completed{ranked}{where})"
+        return f"Study({counted(n, 'trial')}, {done} completed{ranked}{where})"
 
     @classmethod
     def load(cls, directory) -> Study:
@@ -222,10 +222,10 @@ class Study:
                         + " | ".join(values) + " |")
         pruned = [t for t in self.trials if t.status == "pruned"]
         if pruned:  # not ranked: each one's accuracy is of the epochs it had when stopped
-            rows.append(f"\n{len(pruned)} trial(s) pruned (stopped early at a rung, not ranked)")
+            rows.append(f"\n{counted(len(pruned), 'trial')} pruned (stopped early at a rung, not ranked)")
         failed = [t for t in self.trials if t.status == "failed"]
         if failed:
-            rows.append(f"\n{len(failed)} trial(s) failed; first: trial {failed[0].number}: {failed[0].error}")
+            rows.append(f"\n{counted(len(failed), 'trial')} failed; first: trial {failed[0].number}: {failed[0].error}")
         return "\n".join(rows)
 
     def trials_dataframe(self):
