@@ -37,6 +37,10 @@ class EWA:
         kind = x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype  # (a device array: its dtype, no copy)
         if kind == np.bool_ or not (np.issubdtype(kind, np.integer) or np.issubdtype(kind, np.floating)):
             raise TypeError(f"EWA.update: x must be a real number or an array of them, got {x!r:.60}")
+        if self.t and not _broadcasts_to(np.shape(x), np.shape(self.value)):
+            # (broadcast, a (2, 1) x made a (3,) average (2, 3) without a word; one of (4,) raised NumPy's error)
+            raise ValueError(f"EWA.update: x must be of the average's shape {np.shape(self.value)} (or broadcast to "
+                             f"it), got shape {np.shape(x)}")
         if np.issubdtype(kind, np.floating) and kind.itemsize < 8:  # (NEP 50: a Python β keeps float32 float32)
             x = x.astype(np.float64) if hasattr(x, "astype") else np.asarray(x, np.float64)  # (a memoryview: none)
         value = self.beta * self.value + (1.0 - self.beta) * x  # computed first: a failure leaves t as it was
@@ -48,6 +52,14 @@ class EWA:
         if not self.bias_correction or self.t == 0:
             return self.value
         return self.value / (1.0 - self.beta**self.t)
+
+
+def _broadcasts_to(shape: tuple, target: tuple) -> bool:
+    """Whether an array of ``shape`` broadcasts to ``target`` leaving it as it is (NumPy's rules)."""
+    try:
+        return np.broadcast_shapes(shape, target) == target
+    except ValueError:
+        return False
 
 
 def _real_array(values, name: str) -> np.ndarray:

@@ -86,12 +86,21 @@ def _described(array) -> str:
     return f"{type(array).__name__}" + (f" of shape {tuple(shape)} and dtype {dtype}" if shape is not None else "")
 
 
+def eps_holds(eps: float, dtype) -> bool:
+    """Whether ``eps`` is a finite ε > 0 in ``dtype``: 0 < ε < ∞ and 0 < dtype(ε) < ∞ — below the
+    dtype's least subnormal ε is 0 there (1/√0 on a constant feature), above its largest value ∞ (every
+    output β, the normalized values 0)."""
+    with np.errstate(over="ignore"):  # (beyond the dtype: inf, refused by the comparison, not warned of)
+        return bool(0 < eps < np.inf and 0 < np.dtype(dtype).type(eps) < np.inf)
+
+
 @op(domain=("real", "positive", "real"),
     check=[Check((6, 3), (3,), (3,), **_STATS), Check((6, 3), (3,), (3,), training=False, **_STATS)])
 def batch_norm(x, gamma, beta, running_mean, running_var, training=True, momentum=0.9, eps=1e-5):
     """Batch norm of tensor ``x`` (N, C): batch statistics in training (``running_mean`` and
     ``running_var`` — arrays of x's backend, or tensors — are updated in place with ``momentum``, a
-    number in [0, 1) or one per feature), the running ones otherwise; ``eps`` > 0 in x's dtype."""
+    number in [0, 1) or one per feature), the running ones otherwise; ``eps`` finite and > 0 in x's
+    dtype (`eps_holds`)."""
     if not isinstance(x, Tensor):
         raise TypeError(f"batch_norm: x must be an xdl Tensor (xdl.tensor(array)), got {type(x).__name__}")
     if not np.issubdtype(x.dtype, np.floating):
@@ -113,7 +122,7 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training=True, momentu
             raise ValueError(f"batch_norm: {name} must have shape {x.shape[1:]} (x's features), got {stat.shape}")
     if isinstance(eps, bool) or not isinstance(eps, int | float | np.integer | np.floating):
         raise TypeError(f"batch_norm: eps must be a number, got {eps!r}")
-    if not (0 < eps < np.inf and x.dtype.type(eps) > 0):  # ε in x's dtype: 0 there is 1/√0 on a constant feature
+    if not eps_holds(eps, x.dtype):  # ε in x's dtype: 0 there is 1/√0 on a constant feature
         raise ValueError(f"batch_norm: eps must be a finite number > 0 in {x.dtype}, got {eps!r}")
     _check_momentum(momentum, x.shape[1:])
     return layer_batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, eps)
@@ -150,8 +159,9 @@ def layer_batch_norm(x, gamma, beta, running_mean, running_var, training: bool, 
     if x.dtype != running_mean.dtype and x.dtype.itemsize < running_mean.dtype.itemsize:
         # computed in float16, (x − μ)² overflows at 65504: the outputs were 0 and running_var inf for good
         x = x.astype(running_mean.dtype)
-    if eps < 1e-30 and not x.dtype.type(eps) > 0:  # (float32 holds every ε ≥ 1e-30)
-        raise ValueError(f"BatchNorm: eps {eps!r} is 0 in {x.dtype}: 1/√(0 + ε) on a constant feature")
+    if not 1e-30 <= eps <= 1e38 and not eps_holds(eps, x.dtype):  # (float32 holds every ε in [1e-30, 1e38])
+        raise ValueError(f"BatchNorm: eps {eps!r} is 0 in {x.dtype}: 1/√(0 + ε) on a constant feature" if eps < 1 else
+                         f"BatchNorm: eps {eps!r} is inf in {x.dtype}: 1/√(σ² + ε) = 0, every output β")
     if is_gradient_checking():  # a check calls the model many times and must not change it
         momentum = 1.0  # running = 1·running + 0·batch
     # per feature: float64, as a Python float is — the factors derived from it are rounded to x's dtype

@@ -10,7 +10,7 @@ from xdl import functions as F
 from xdl import init as initializers
 from xdl.backend import array_to_numpy
 from xdl.data.validation import check_bool, check_n_features, check_number, check_width, standardized
-from xdl.functions.batchnorm import layer_batch_norm
+from xdl.functions.batchnorm import eps_holds, layer_batch_norm
 from xdl.functions.regularization import check_drop_rate, checked_mask_key, layer_dropout
 from xdl.nn.module import Module, check_dtype
 from xdl.tensor import Tensor
@@ -88,11 +88,18 @@ class ReLU(Module):
 
 
 class LeakyReLU(Module):
-    """y = x if x > 0 else slope·x"""
+    """y = x if x > 0 else slope·x
+
+    ``slope`` is checked where it is set (``layer.slope = 0.2`` too: `checked_settings`; set by hand, a
+    NaN or ∞ made every negative input's output NaN or ∞, and a string was refused only by the forward)."""
+
+    checked_settings = MappingProxyType({
+        "slope": lambda layer, slope: check_number(slope, "LeakyReLU: slope", "a finite number", np.isfinite),
+    })
 
     def __init__(self, slope: float = 0.01):
         super().__init__()
-        self.slope = check_number(slope, "LeakyReLU: slope", "a finite number", np.isfinite)
+        self.slope = slope
         self.config = {"slope": self.slope}
 
     def forward(self, x):
@@ -116,15 +123,22 @@ class Sigmoid(Module):
         return True
 
 
+def _checked_axis(axis) -> int:
+    """A softmax's axis as an int, else an error naming it."""
+    if isinstance(axis, bool) or not isinstance(axis, int | np.integer):
+        raise TypeError(f"Softmax: axis must be an integer, got {axis!r}")
+    return int(axis)
+
+
 class Softmax(Module):
     """y = softmax(x) along ``axis`` (the last by default). For training, prefer logits with
-    SoftmaxCrossEntropy."""
+    SoftmaxCrossEntropy. ``axis`` is checked where it is set (``layer.axis = 0`` too: `checked_settings`)."""
+
+    checked_settings = MappingProxyType({"axis": lambda layer, axis: _checked_axis(axis)})
 
     def __init__(self, axis: int = -1):
         super().__init__()
-        if isinstance(axis, bool) or not isinstance(axis, int | np.integer):
-            raise TypeError(f"Softmax: axis must be an integer, got {axis!r}")
-        self.axis = int(axis)
+        self.axis = axis
         self.config = {"axis": self.axis}
 
     def forward(self, x):
@@ -171,11 +185,10 @@ def _checked_momentum(momentum) -> float:
 
 
 def checked_eps(eps, dtype, name: str = "BatchNorm: eps") -> float:
-    """A batch norm's ε as a float, finite, > 0 and not 0 in ``dtype`` (its γ's: 1/√(0 + ε) on a
-    feature constant over the batch), else an error naming it (``name``)."""
+    """A batch norm's ε as a float, finite and > 0 in ``dtype`` (its γ's: 0 there is 1/√(0 + ε) on a
+    feature constant over the batch, ∞ zeroes every output; `eps_holds`), else an error naming it (``name``)."""
     dtype = np.dtype(dtype)
-    return check_number(eps, name, f"a finite number > 0 in {dtype}",
-                        lambda e: 0 < e < np.inf and dtype.type(e) > 0)
+    return check_number(eps, name, f"a finite number > 0 in {dtype}", lambda e: eps_holds(e, dtype))
 
 
 class BatchNorm(Module):

@@ -54,7 +54,9 @@ class Schedule:
         if isinstance(count, bool) or not isinstance(count, COUNT_TYPES) or not count >= 0:
             raise ValueError(f"{self.__name__}: count must be a number ≥ 0 (the steps or epochs done before the one "
                              f"the rate is for), got {count!r}")
-        return self.formula(count, *self.args)
+        # a NumPy count as the Python number it holds, as the arguments are: np.float32(7) ran the formula in
+        # float32 (a rate rounded there), np.int64 gave NumPy's power, 1 ulp from the Python int's
+        return self.formula(python_value(count), *self.args)
 
     def __repr__(self) -> str:
         return self.__name__
