@@ -1579,3 +1579,30 @@ def test_a_model_whose_optimizer_state_overflows_fails_and_the_others_go_on():
                                      "gradient g + wd·p, which Adam and RMSprop square — the learning rate does not "
                                      "scale it")
     assert len(results[0].history) == 2
+
+
+def test_each_result_model_carries_the_settings_a_callback_set_on_the_stack(rng):
+    """A callback's rates, momenta and ε set on the stack trained the models; each `Result.model` was rebuilt
+    with the ones of the configurations, and computed other outputs than its model in the stack."""
+    class Settings(Callback):
+        def on_epoch_end(self, trainer, record):
+            for layer in trainer.model.layers:
+                if type(layer).__name__ == "StackedDropout":
+                    layer.rates = [0.05, 0.45]
+                if type(layer).__name__ == "StackedBatchNorm":
+                    layer.momentum, layer.eps = [0.2, 0.7], 0.01
+
+    X, y = rng.normal(size=(64, 5)), rng.integers(0, 3, 64)
+    configs = [small(hidden=[6], epochs=2, batch_size=16, dropout=rate, batch_norm=True, seed=s)
+               for s, rate in ((1, 0.2), (2, 0.3))]
+    trainer = ManyTrainer(configs, seed=3, dtype="float64", callbacks=[Settings()])
+    results = trainer.fit(X, y)
+    trainer.model.set_random_key([4, 5], 2)
+    out = trainer.model(X).numpy()
+    for k, result in enumerate(results):
+        model = result.model
+        layers = {type(layer).__name__: layer for layer in model.layers}
+        assert (layers["Dropout"].rate, layers["BatchNorm"].momentum, layers["BatchNorm"].eps) == \
+            ([0.05, 0.45][k], [0.2, 0.7][k], 0.01)
+        model.set_random_key(4 + k, 2)
+        np.testing.assert_allclose(model(X).numpy(), out[:, k], rtol=1e-10, atol=1e-12)

@@ -1,6 +1,8 @@
 """The stacked models' API at its edges (`xdl.nn.stack`, `StackedOptimizer`, `stacked_softmax_cross_entropy`,
 `ManyTrainer.stop_model`): what it cannot do is refused by name, before anything changes."""
 
+import contextlib
+import pickle
 import re
 
 import numpy as np
@@ -802,3 +804,155 @@ def test_a_batch_takes_the_largest_seed():
     assert ManyTrainer([TrainConfig(hidden=[4])], seed=2**64 - 1).seed == 2**64 - 1
     with pytest.raises(ValueError, match="seed"):
         ManyTrainer([TrainConfig(hidden=[4])], seed=2**64)
+
+
+# -- a model taken out carries the stack's settings as they are now ---------------------------------------
+def random_models(rng, k: int, n_in: int) -> list:
+    """K models of one random architecture (an opening Standardize, Dropout or BatchNorm or none; dense layers,
+    each maybe followed by batch norm, an activation, maybe dropout; maybe a Softmax), each with its own rates,
+    momenta, running statistics and weights."""
+    from xdl.nn import BatchNorm, Dropout, LeakyReLU, ReLU, Sigmoid, Softmax, Standardize, Tanh
+
+    plan, width = [], n_in
+    opening = rng.choice(["none", "std", "drop", "bn"])
+    if opening != "none":
+        plan.append((opening, width))
+    for _ in range(rng.integers(1, 3)):
+        plan.append(("dense", width, width := int(rng.integers(2, 6))))
+        plan += [("bn", width)] * (rng.random() < 0.5) + [("act", int(rng.integers(4)))]
+        plan += [("drop", width)] * (rng.random() < 0.6)
+    plan.append(("dense", width, int(rng.integers(2, 4))))
+    plan += [("softmax",)] * (rng.random() < 0.3)
+    activations = [ReLU, Tanh, Sigmoid, lambda: LeakyReLU(0.01)]
+    out = []
+    for model in range(k):
+        xdl.seed(model)
+        layers = []
+        for kind, *sizes in plan:
+            if kind == "bn":
+                layer = BatchNorm(sizes[0], momentum=float(rng.uniform(0, 0.99)), dtype=np.float64)
+                layer.running_mean[...] = rng.normal(size=sizes[0])
+                layer.running_var[...] = rng.uniform(0.5, 2, sizes[0])
+            else:
+                layer = {"std": lambda: Standardize(sizes[0], rng.normal(size=sizes[0]), rng.uniform(0.5, 2, sizes[0])),
+                         "drop": lambda: Dropout(float(rng.choice([0.0, 0.1, 0.3, 0.5]))),
+                         "dense": lambda: Dense(*sizes, dtype=np.float64),
+                         "act": lambda: activations[sizes[0]](), "softmax": Softmax}[kind]()
+            layers.append(layer)
+        out.append(Sequential(*layers).astype(np.float64))
+    return out
+
+
+def set_on_the_stack(rng, stacked) -> None:
+    """Settings set by hand on the stack, at random: rates, momenta (one or one per model), ε, a slope, a frozen
+    parameter, a layer or the whole stack in evaluation mode."""
+    k = stacked.n_models
+    for layer in stacked.layers:
+        name = type(layer).__name__
+        if name == "StackedDropout" and rng.random() < 0.6:
+            layer.rates = rng.choice([0.0, 0.2, 0.4, 0.6], k)
+        if name == "StackedBatchNorm" and rng.random() < 0.6:
+            layer.momentum = float(rng.uniform(0, 0.99)) if rng.random() < 0.5 else rng.uniform(0, 0.99, k)
+        if name == "StackedBatchNorm" and rng.random() < 0.4:
+            layer.eps = float(rng.choice([1e-3, 1e-1]))
+        if name == "LeakyReLU" and rng.random() < 0.6:
+            layer.slope = float(rng.uniform(0.05, 0.5))
+        if layer.parameters() and rng.random() < 0.2:
+            layer.parameters()[0].requires_grad = False
+        if rng.random() < 0.15:
+            layer.eval()
+    if rng.random() < 0.2:
+        stacked.eval()
+
+
+def assert_each_model_taken_out_computes_as_in_the_stack(stacked, take, x, seeds):
+    """``take(k)`` (model k taken out) computes model k's outputs of the stack in the modes as set and in
+    evaluation, keyed by model k's seed, and leaves the running statistics the stack's training pass leaves."""
+    for evaluating in (False, True):
+        copied, taken = pickle.loads(pickle.dumps(stacked)), [take(k) for k in range(stacked.n_models)]
+        copied.set_random_key(seeds, 3)
+        with copied.mode(False) if evaluating else contextlib.nullcontext():
+            out = copied(x).numpy()
+        for k, model in enumerate(taken):
+            assert [m.training for _, m in model.named_modules()] == [m.training for _, m in stacked.named_modules()]
+            assert [p.requires_grad for p in model.parameters()] == [p.requires_grad for p in stacked.parameters()]
+            model.set_random_key(seeds[k], 3)
+            with model.mode(False) if evaluating else contextlib.nullcontext():
+                np.testing.assert_allclose(model(x).numpy(), out[:, k], rtol=1e-10, atol=1e-12)
+            after = copied.model(k).state_dict()
+            for name, array in model.state_dict().items():
+                np.testing.assert_allclose(array, after[name], rtol=1e-10, atol=1e-12, err_msg=name)
+
+
+def saved_and_loaded(model, directory):
+    path = directory / "model.xdl"
+    xdl.save(model, path)
+    return xdl.load(path)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_model_taken_out_carries_the_settings_set_on_the_stack_since(seed, tmp_path):
+    """`Stacked.model(k)` rebuilt model k from its description at stacking time: rates, momenta, ε and slopes set
+    on the stack since, and its modules' modes, were lost — the model taken out (and a pickled stack's, and the
+    file xdl.save wrote of it) computed other outputs than model k inside the stack. 4 × 15 random cases."""
+    rng = np.random.default_rng(seed)
+    for _ in range(15):
+        k, n_in = int(rng.integers(1, 4)), int(rng.integers(2, 5))
+        stacked = stack(random_models(rng, k, n_in))
+        set_on_the_stack(rng, stacked)
+        x, seeds = rng.normal(size=(6, n_in)), [int(s) for s in rng.integers(0, 1000, k)]
+        assert_each_model_taken_out_computes_as_in_the_stack(stacked, stacked.model, x, seeds)
+        copied = pickle.loads(pickle.dumps(stacked))
+        assert_each_model_taken_out_computes_as_in_the_stack(stacked, copied.model, x, seeds)
+        assert_each_model_taken_out_computes_as_in_the_stack(
+            stacked, lambda j: saved_and_loaded(stacked.model(j), tmp_path), x, seeds)
+
+
+def test_a_per_column_momentum_is_refused_where_a_models_columns_differ():
+    """A model's BatchNorm has one momentum: K·C per-column momenta that differ within a model ran in the stack,
+    and model(k) took out another (its description's)."""
+    stacked = stack([Sequential(xdl.nn.BatchNorm(3, momentum=m), Dense(3, 2)) for m in (0.5, 0.9)])
+    layer = stacked.layers[0]
+    with pytest.raises(ValueError, match=re.escape("model 1's 3 columns differ: [0.2, 0.2, 0.3]")):
+        layer.momentum = [0.5, 0.5, 0.5, 0.2, 0.2, 0.3]
+    assert layer.momentum.tolist() == [0.5, 0.5, 0.5, 0.9, 0.9, 0.9]  # (as it was)
+    layer.momentum = [0.1, 0.1, 0.1, 0.7, 0.7, 0.7]
+    assert [stacked.model(k).layers[0].momentum for k in range(2)] == [0.1, 0.7]
+
+
+def test_stack_takes_the_models_modes_predictions_and_columns_and_model_k_gives_them_back():
+    """The stack started in training mode whatever its models' modes (a model in evaluation came back out
+    training, and the stack dropped units it did not), and kept no frame columns (model(k) lost them)."""
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        ms = random_models(rng, int(rng.integers(1, 4)), 3)
+        evaluating = [i for i in range(len(ms[0])) if rng.random() < 0.3]
+        for m in ms:
+            for i in evaluating:
+                m[i].eval()
+            m.predicts, m.feature_names_in_ = "values", ("a", "b", "c")
+        stacked = stack(ms)
+        x = rng.normal(size=(5, 3))
+        stacked.set_random_key([3] * len(ms), 1)
+        out = stacked(x).numpy()
+        for k, m in enumerate(ms):
+            taken = stacked.model(k)
+            assert [t.training for _, t in taken.named_modules()] == [t.training for _, t in m.named_modules()]
+            assert (taken.predicts, taken.feature_names_in_) == ("values", ("a", "b", "c"))
+            m.set_random_key(3, 1)
+            np.testing.assert_allclose(out[:, k], m(x).numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("change,match", [
+    (lambda m: m[1].eval(), "layer 1 is in evaluation mode in model 1, in training mode in model 0"),
+    (lambda m: m.eval(), "the model is in evaluation mode in model 1"),
+    (lambda m: setattr(m, "predicts", "values"), "model 1 predicts values, model 0 classes"),
+    (lambda m: setattr(m, "feature_names_in_", ("a", "b", "c", "d")),
+     r"model 1 was fitted on columns \['a', 'b', 'c', 'd'\], model 0 on no data frame"),
+])
+def test_stack_refuses_models_whose_modes_predictions_or_columns_differ(change, match):
+    ms = models(2)
+    ms[0].predicts = "classes"  # (None is classes too)
+    change(ms[1])
+    with pytest.raises(StackError, match=match):
+        stack(ms)

@@ -182,15 +182,28 @@ class Stacked(Sequential):
             state[name] = to_numpy(array)
         return state
 
+    def description(self, k: int) -> dict:
+        """Model k's architecture as the stack holds it now: its description when it was stacked, each
+        layer's settings read again from the stacked layer (`_model_settings`: a rate, a momentum, an ε or
+        a slope set on the stack since), as `describe` reads an ordinary model's settings as they are now."""
+        self._check_index(k, "description")
+        described = self.descriptions[k]
+        layers = [{**d, "config": {**d.get("config", {}), **_model_settings(layer, k)}}
+                  for d, layer in zip(described["layers"], self.layers, strict=True)]
+        return {**described, "layers": layers}
+
     def model(self, k: int, row: dict | None = None) -> Module:
-        """Model k as an ordinary model (its own dropout rate and batch-norm momentum), with its
+        """Model k as an ordinary model, with the stack's settings as they are now (`description`: its own
+        dropout rate and batch-norm momentum among them), its modules' modes, frozen parameters, and its
         current weights and statistics (or those of ``row``): ``xdl.save``-able, ``predict``-able."""
         self._check_index(k, "model")
-        model = build_on_host(self.descriptions[k], self.dtype)
+        model = build_on_host(self.description(k), self.dtype)
         model.load_state_dict(self.model_state(k, row))
         stacked = dict(self.named_parameters())
         for name, p in model.named_parameters():  # frozen where the stack's is (as the models were)
             p.requires_grad = stacked[name].requires_grad
+        for (_, mine), (_, its) in zip(self.named_modules(), model.named_modules(), strict=True):
+            its.training = mine.__dict__.get("training", True)  # (the flag, not a `mode_here` block's mode)
         model.predicts = self.predicts
         model.feature_names_in_ = self.feature_names_in_  # (a frame's columns it was fitted on)
         return model.to(self.backend)
@@ -264,7 +277,8 @@ def stack(models, backend=None) -> Stacked:
     """One `Stacked` model from K ordinary models of the same architecture (`Sequential` models on
     one backend; only their initial weights, dropout rates and batch-norm momenta may differ); their
     current weights and statistics are copied in, and a parameter frozen in all of them stays
-    frozen. A `StackError` names the first difference.
+    frozen, each module's mode, what they predict and the frame columns they were fitted on the
+    models' (the same in each: `check_same_as_model_0`). A `StackError` names the first difference.
 
     ``backend`` (a `Backend` or its name; default the models'): where the stack lives. Models built on the
     host and stacked onto the GPU cost one upload of the (K, P) buffer, not one per parameter."""
@@ -306,6 +320,7 @@ def stack(models, backend=None) -> Stacked:
             raise StackError(f"stack: parameter {name} is {'frozen' if name in names else 'trainable'} in model {k}, "
                              f"{'frozen' if name in frozen[0] else 'trainable'} in model 0 (requires_grad); a stacked "
                              "parameter is frozen in every model or in none")
+    check_same_as_model_0(models)
     first, source = models[0], models[0].backend
     backend = source if backend is None else resolve_backend(backend, "stack")
     order = first.flat_order()
@@ -331,9 +346,42 @@ def stack(models, backend=None) -> Stacked:
             same = [m.layers[i] for m in models]
             layers.append(_stacked_layer(layer, same, params))
     stacked = Stacked(layers, data, grad, n_weights, descriptions)
-    kinds = {m.predicts for m in models}
+    kinds = {m.predicts for m in models}  # (None and "classes" alike: `check_same_as_model_0`)
     stacked.predicts = kinds.pop() if len(kinds) == 1 else None  # what each model taken out predicts
+    stacked.feature_names_in_ = first.feature_names_in_  # (the frame's columns X is read by, each model's)
+    for (_, mine), (_, its) in zip(stacked.named_modules(), first.named_modules(), strict=True):
+        mine.training = its.__dict__.get("training", True)  # each module in the mode the models' is in
     return stacked
+
+
+def check_same_as_model_0(models) -> None:
+    """Raise `StackError` unless every model is as model 0 in what a stack holds once for all K: each
+    module's mode (one stacked layer runs in one), what the outputs predict (None is classes) and the
+    frame columns it was fitted on — what each `Stacked.model` takes back out."""
+    first = models[0]
+    modes = [(name, m.__dict__.get("training", True)) for name, m in first.named_modules()]
+    for k, model in enumerate(models[1:], 1):
+        for (name, training), (_, module) in zip(modes, model.named_modules(), strict=True):
+            if module.__dict__.get("training", True) != training:
+                where = f"layer {name}" if name else "the model"
+                raise StackError(f"stack: {where} is in {_mode_name(not training)} mode in model {k}, in "
+                                 f"{_mode_name(training)} mode in model 0: a stacked layer runs in one mode; set "
+                                 "every model's (model.train() or model.eval())")
+        if (model.predicts or "classes") != (first.predicts or "classes"):
+            raise StackError(f"stack: model {k} predicts {model.predicts or 'classes'}, model 0 "
+                             f"{first.predicts or 'classes'} (Module.predicts): a stack's models predict one kind")
+        if model.feature_names_in_ != first.feature_names_in_:
+            raise StackError(f"stack: model {k} was fitted on {_columns_named(model.feature_names_in_)}, model 0 "
+                             f"on {_columns_named(first.feature_names_in_)} (feature_names_in_): the stack reads one "
+                             "X for all")
+
+
+def _mode_name(training: bool) -> str:
+    return "training" if training else "evaluation"
+
+
+def _columns_named(names) -> str:
+    return "no data frame" if names is None else f"columns {list(names)}"
 
 
 def row_columns(sizes) -> dict[str, slice]:
@@ -378,6 +426,17 @@ def _stacked_layer(layer, same: list, params: dict):
     raise StackError(f"stack: {type(layer).__name__} layers cannot be stacked yet")
 
 
+def _model_settings(layer, k: int) -> dict:
+    """Model k's settings of a stacked ``layer``, named as its ordinary layer's config names them: a stacked
+    layer's own (`model_settings`), a shared elementwise layer's as it holds them now (a LeakyReLU's slope);
+    none for Softmax (its axis counts the stack's (B, K, C) axes: the model's own is its description's)."""
+    if isinstance(layer, StackedDropout | StackedBatchNorm):
+        return layer.model_settings(k)
+    if isinstance(layer, ELEMENTWISE) and not isinstance(layer, Softmax):
+        return layer.current_config()
+    return {}
+
+
 class StackedPart(Sequential):
     """Some of a `Stacked`'s layers, shared with it (a slice: ``stack[1:]``), run as the stack runs
     them — its ReLU and stacked dropout pairs as one op."""
@@ -418,10 +477,11 @@ class StackedDense(Module):
 
 def _checked_momenta(layer, momenta):
     """A stacked batch norm's momentum as its forward reads it: one number in [0, 1) for all K models,
-    or one per model (K numbers, or the K·C columns' it keeps: read back to the host once, here),
-    each in [0, 1) — kept as one float where all are equal, else as one float64 per column of the
-    (B, K·C) matrix, on the device once (a captured step copies nothing from the host); else an
-    error naming it (unchecked, a momentum of 1.5 set by hand extrapolated the statistics)."""
+    or one per model (K numbers, or the K·C columns' it keeps: read back to the host once, here, a
+    model's C columns alike — its `BatchNorm` has one, which `Stacked.model` gives it), each in [0, 1)
+    — kept as one float where all are equal, else as one float64 per column of the (B, K·C) matrix,
+    on the device once (a captured step copies nothing from the host); else an error naming it
+    (unchecked, a momentum of 1.5 set by hand extrapolated the statistics)."""
     k, c = layer.gamma.shape
     if np.ndim(momenta) == 0:
         return check_number(momenta, "StackedBatchNorm: momentum", "a number in [0, 1)", lambda m: 0 <= m < 1)
@@ -432,6 +492,13 @@ def _checked_momenta(layer, momenta):
                          f"column ({k * c}), each in [0, 1); got {values.dtype} of shape {values.shape}"
                          + (f": {values.tolist()}" if values.size <= 8 else ""))
     values = values.astype(np.float64)
+    if values.shape == (k * c,):  # one per model: model(k) takes model k's out as a BatchNorm's one momentum
+        columns = values.reshape(k, c)
+        differs = (columns != columns[:, :1]).any(axis=1)
+        if differs.any():
+            model = int(np.argmax(differs))
+            raise ValueError(f"StackedBatchNorm: momentum per column must be one per model (a model's BatchNorm "
+                             f"has one): model {model}'s {c} columns differ: {columns[model].tolist()}")
     if (values == values[0]).all():
         return float(values[0])
     return layer.gamma.backend.asarray(np.repeat(values, c) if values.shape == (k,) else values)
@@ -467,6 +534,13 @@ class StackedBatchNorm(Module):
                              self.running_mean.reshape(k * c), self.running_var.reshape(k * c), self.training,
                              self.momentum, self.eps)
         return y.reshape(b, k, c)
+
+    def model_settings(self, k: int) -> dict:
+        """Model k's momentum and ε, as a `BatchNorm`'s config names them (`Stacked.description`)."""
+        momentum = self.momentum
+        if np.ndim(momentum):  # one float64 per column, a model's columns alike (`_checked_momenta`)
+            momentum = float(array_to_numpy(momentum)[k * self.gamma.shape[1]])
+        return {"momentum": momentum, "eps": self.eps}
 
     def __repr__(self) -> str:
         return f"StackedBatchNorm({self.gamma.shape[0]} × {self.gamma.shape[1]})"
@@ -537,6 +611,10 @@ class StackedDropout(Module):
         scaled = (backend.rng.random(x.shape, dtype=x.dtype) >= rates).astype(x.dtype)
         scaled *= scales
         return x * Tensor(scaled, backend=backend)  # y = x·d/(1 − rate_k), as each model's Dropout
+
+    def model_settings(self, k: int) -> dict:
+        """Model k's rate, as a `Dropout`'s config names it (`Stacked.description`)."""
+        return {"rate": float(self.rates[k])}
 
     def __repr__(self) -> str:
         return f"StackedDropout(rates={self.rates.tolist()})"
