@@ -423,3 +423,68 @@ def test_a_fit_many_step_asks_as_much_of_the_host_and_the_gpu_for_any_number_of_
     if 1 in steps_of:  # its device's work; its Python takes another path or two
         for few, many in zip(steps_of[1], steps_of[several[0]]):
             assert all(n <= dict(many)[kind] for kind, n in few if kind != "python"), (case, capture, steps_of)
+
+
+def epoch_ends(per_step: list, steps_per_epoch: int) -> list:
+    """The windows holding an epoch's end but the last's: from its last step's progress tick to the next
+    epoch's first step's (the epoch's record, checks and callbacks, and the next epoch's start)."""
+    return [events for i, events in enumerate(per_step, start=1) if i % steps_per_epoch == 0]
+
+
+def reads_at_epoch_ends(per_step: list) -> list:
+    """Each epoch end's host reads, named by the xdl function that asked for each (the innermost one)."""
+    def asker(stack):
+        frames = [line.split(" in ")[-1] for line in stack.splitlines() if "/xdl/" in line and ", in " in line]
+        return next((f for f in reversed(frames) if f not in ("to_numpy", "<listcomp>", "<dictcomp>")), stack)
+    return [[asker(stack) for kind, _, stack in events if kind == "read"]
+            for events in epoch_ends(per_step, M // BATCH)]
+
+
+EPOCH_END_RUNS = {  # (a dev set, eval_train, a schedule, early stopping)
+    "dev, train evaluated": dict(dev=True),
+    "no dev, train evaluated": dict(dev=False),
+    "dev, running train metrics": dict(dev=True, eval_train=False),
+    "no dev, running train metrics, schedule": dict(dev=False, eval_train=False, schedule=True),
+    "dev, early stopping without restore": dict(dev=True, early_stopping=True),
+}
+
+
+@pytest.mark.parametrize("capture", ["auto", False])
+@pytest.mark.parametrize("case", list(EPOCH_END_RUNS))
+def test_an_epoch_end_reads_the_host_twice(steps, case, capture):
+    """Issue 12: an epoch's end on the GPU is two host reads — its last step's cost check (which times the steps:
+    ``step_seconds``) and one transfer of all the record and its checks need (`read_together`): the evaluations'
+    costs and hits, the step costs, the model's and the optimizer's finite flags. They were 5–7 (each evaluation's
+    cost and hits, the step costs again, the model's flags, the optimizer's), ~10–30 µs and a drain of the GPU's
+    queue each, for a `Trainer` and for `fit_many` alike."""
+    run = EPOCH_END_RUNS[case]
+    X, y = data()
+    dev = (X[:32], y[:32]) if run["dev"] else None
+    xdl.seed(0)
+    model = xdl.nn.mlp(8, [12, 10], 3, batch_norm=True, dropout=0.1)
+    trainer = Trainer(model, xdl.losses.SoftmaxCrossEntropy(), xdl.optim.Adam(model, lr=1e-3), batch_size=BATCH,
+                      epochs=EPOCHS, seed=1, progress=False, capture=capture, eval_train=run.get("eval_train", True),
+                      schedule=schedules.cosine(1e-2, EPOCHS) if run.get("schedule") else None,
+                      callbacks=[EarlyStopping(patience=5, restore_best=False)] if run.get("early_stopping") else [])
+    trainer.fit(X, y, dev=dev)
+    configs = [TrainConfig(lr=1e-3 * (k + 1), seed=k, epochs=EPOCHS, patience=2 if run.get("early_stopping") else 0,
+                           hidden=[12, 10], batch_norm=True, dropout=0.1, batch_size=BATCH,
+                           schedule="cosine" if run.get("schedule") else "none") for k in range(3)]
+    start = len(steps()) + 1  # (the window from the Trainer's last tick to fit_many's first)
+    fit_many(configs, X, y, dev=dev, capture=capture, eval_train=run.get("eval_train", True))
+    per_step = steps()
+    for fit, ends in (("Trainer", reads_at_epoch_ends(per_step[:start - 1])),
+                      ("fit_many", reads_at_epoch_ends(per_step[start:]))):
+        assert len(ends) == EPOCHS - 1, (fit, ends)
+        assert all(reads == ["_check_costs", "read_together"] for reads in ends), (fit, ends)
+
+
+def test_evaluate_reads_its_cost_and_accuracy_at_once(cupy):
+    """`Trainer.evaluate`: the model's state check and one read of its cost and hits (they were one each)."""
+    X, y = data()
+    model = xdl.nn.mlp(8, [12], 3, batch_norm=True)
+    trainer = Trainer(model, xdl.losses.SoftmaxCrossEntropy(), xdl.optim.Adam(model, lr=1e-3), progress=False)
+    with cupy.fake_trace() as trace:
+        metrics = trainer.evaluate(X, y, batch_size=40)
+    assert counts(trace.events)["read"] == 2
+    assert np.isfinite(metrics["cost"]) and 0 <= metrics["accuracy"] <= 1

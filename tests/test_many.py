@@ -1359,15 +1359,15 @@ def test_a_resume_with_a_patience_the_model_has_waited_out_stops_it_there_as_a_t
     that one improved (waited 3 epochs, resumed with patience 2: it trained to epoch 7)."""
     X, y, dev = digits
     script = [1.0, 2.0, 2.0, 2.0, 0.5, 2.0, 2.0, 2.0]  # model 0's dev cost at each epoch
-    evaluate = xdl.train.ManyTrainer._evaluate
+    evaluate = xdl.train.ManyTrainer._evaluation_sums
 
     def scripted(self, X_, y_, *args, **kwargs):
-        out = evaluate(self, X_, y_, *args, **kwargs)
+        out = evaluate(self, X_, y_, *args, **kwargs)  # (the summed costs: the dev cost is the sum / m)
         if len(X_) == len(dev[0]):
-            out["cost"][0] = script[self.epoch]
+            out["cost"][0] = script[self.epoch] * len(X_)
         return out
 
-    monkeypatch.setattr(xdl.train.ManyTrainer, "_evaluate", scripted)
+    monkeypatch.setattr(xdl.train.ManyTrainer, "_evaluation_sums", scripted)
 
     def run(epochs, patience, resume=None):
         configs = [small(seed=1, epochs=epochs, patience=patience), small(seed=2, epochs=epochs)]

@@ -1914,11 +1914,11 @@ def test_a_forward_pass_after_a_restore_does_not_read_as_weights_of_the_users_ow
 def test_a_fit_stopped_at_an_epochs_end_cannot_be_gone_on_with_only_resumed(monkeypatch):
     s = moons()
     trainer = trainer_for(epochs=2, eval_train=False)
-    real = Trainer._evaluate
-    monkeypatch.setattr(Trainer, "_evaluate", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+    real = Trainer._evaluation_sums
+    monkeypatch.setattr(Trainer, "_evaluation_sums", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):
         trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))  # a second Ctrl-C in the dev evaluation
-    monkeypatch.setattr(Trainer, "_evaluate", real)
+    monkeypatch.setattr(Trainer, "_evaluation_sums", real)
     with pytest.raises(RuntimeError, match="stopped inside a step or an epoch's end"):
         trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))  # its epoch's costs are gone: it read 0.0
 

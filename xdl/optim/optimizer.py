@@ -797,18 +797,32 @@ class Optimizer(StepCount):
             self.step()
         return cost.item()
 
-    def non_finite_state(self) -> list[str]:
-        """The state buffers holding NaN or Inf, as "group g's name" (one host read: every buffer's
-        flag stacked on the device; none without state). A state that overflowed stops the updates
-        without a word while the weights and costs stay finite: Adam's v = inf makes its step
+    def _held_state(self) -> list[tuple[int, str, object]]:
+        """(group index, buffer name, array) for every state buffer, in the groups' order."""
+        return [(i, name, a) for i, g in enumerate(self.groups) for st in g.state for name, a in st.items()]
+
+    def state_flags(self):
+        """isfinite(a).all() for each state buffer (`_held_state`'s order), stacked on the device and not
+        read — (n,) booleans —, or None without state: `non_finite_state` reads them, or takes them read
+        with other values in one transfer (`xdl.train.host_reads.read_together`)."""
+        held = self._held_state()
+        if not held:
+            return None
+        xp = self.groups[held[0][0]].flats[0].backend.xp
+        return xp.stack([xp.isfinite(a).all() for _, _, a in held])
+
+    def non_finite_state(self, flags=None) -> list[str]:
+        """The state buffers holding NaN or Inf, as "group g's name". ``flags``: `state_flags` already
+        read on the host (with other values: one read in all); None: read here (one host read: every
+        buffer's flag stacked on the device; none without state). A state that overflowed stops the
+        updates without a word while the weights and costs stay finite: Adam's v = inf makes its step
         m̂/(√v̂ + ε) = 0 — a weight_decay of 1e20, whose decayed gradient g + wd·p it squares."""
-        held = [(i, name, a) for i, g in enumerate(self.groups) for st in g.state for name, a in st.items()]
+        held = self._held_state()
         if not held:
             return []
-        backend = self.groups[held[0][0]].flats[0].backend
-        xp = backend.xp
-        finite = backend.to_numpy(xp.stack([xp.isfinite(a).all() for _, _, a in held]))
-        return list(dict.fromkeys(f"group {i}'s {name}" for (i, name, _), ok in zip(held, finite) if not ok))
+        if flags is None:
+            flags = self.groups[held[0][0]].flats[0].backend.to_numpy(self.state_flags())
+        return list(dict.fromkeys(f"group {i}'s {name}" for (i, name, _), ok in zip(held, flags) if not ok))
 
     # -- checkpoints ----------------------------------------------------------------------
     def state_dict(self) -> dict:

@@ -121,14 +121,31 @@ def diverged_cost(value: float, limit: float, start: float | None, where: str) -
         (f" and {START_FACTOR} × where the run started, {start:.3g}" if started > limit else "")
 
 
-def non_finite_state(model) -> list[str]:
-    """Names of the parameters and buffers holding NaN or Inf: one host read of a flag per flat
-    buffer, parameter outside one and buffer; the names looked up only when a flag is down."""
-    backend, xp = model.backend, model.backend.xp
+def _checked_state(model) -> list:
+    """The arrays whose values are the model's state, each once: its flat buffers, its parameters
+    outside one and its buffers."""
     flats = {id(p._flat[0]): p._flat[0].data for p in model.parameters() if getattr(p, "_flat", None)}
-    checked = [*flats.values(), *(p.data for p in model.parameters() if not getattr(p, "_flat", None)),
-               *(a for _, a in model.named_buffers())]
-    if not checked or backend.to_numpy(xp.stack([xp.isfinite(a).all() for a in checked])).all():
+    return [*flats.values(), *(p.data for p in model.parameters() if not getattr(p, "_flat", None)),
+            *(a for _, a in model.named_buffers())]
+
+
+def state_flags(model):
+    """isfinite(a).all() for each array of the model's state (`_checked_state`), stacked on the device
+    and not read — (n,) booleans —, or None for a model without state: `non_finite_state` reads them,
+    or takes them read with other values in one transfer (`xdl.train.host_reads.read_together`)."""
+    xp, checked = model.backend.xp, _checked_state(model)
+    return xp.stack([xp.isfinite(a).all() for a in checked]) if checked else None
+
+
+def non_finite_state(model, flags=None) -> list[str]:
+    """Names of the parameters and buffers holding NaN or Inf; the names looked up only when a flag
+    is down. ``flags``: `state_flags(model)` already read on the host (with other values: one read in
+    all); None: read here, one host read of a flag per flat buffer, parameter outside one and buffer."""
+    if flags is None:
+        stacked = state_flags(model)
+        flags = model.backend.to_numpy(stacked) if stacked is not None else ()
+    if np.all(flags):
         return []
+    xp = model.backend.xp
     named = [(n, p.data) for n, p in model.named_parameters()] + list(model.named_buffers())
     return [name for name, a in named if not bool(xp.isfinite(a).all())]

@@ -64,6 +64,7 @@ from xdl.train.captured import CapturedSteps, loop_capture
 from xdl.train.divergence import (FIRST_EPOCH_HINT, FIRST_FORWARD_ADVICE, cost_limit, diverged_cost,
                                   first_forward_failure, start_cost, state_advice)
 from xdl.train.history import History
+from xdl.train.host_reads import read_together
 from xdl.train.hooks import call_hook, check_callback, check_distinct_callbacks, keras_stop
 from xdl.train.interrupt import Interrupted, SignalFlag
 from xdl.train.progress import progress_bar
@@ -566,18 +567,27 @@ class ManyTrainer:
                 stop_for_signal(self, signals.received)
         model.set_random_key(None)  # the last step's key is no key for a callback's copy of the stack (as Trainer's)
         step_seconds = seconds_before + time.perf_counter() - start  # (the last step's cost check synced)
+        # what the records and their checks need of the device, read in one transfer (as Trainer's): each
+        # evaluation's sums, the step costs (the first epoch's starts; the running train costs), the hits, and the
+        # state's finite flags
+        train = self._evaluation_sums(X, y_device, captured=captured) if self.eval_train else {}
+        dev_sums = self._evaluation_sums(*dev, captured=captured) if dev is not None else {}
+        at_end = read_together(backend, costs=costs if e == 0 or not self.eval_train else None, correct=correct,
+                               train_cost=train.get("cost"), train_correct=train.get("correct"),
+                               dev_cost=dev_sums.get("cost"), dev_correct=dev_sums.get("correct"),
+                               state=self._state_flags())
         if self.eval_train:
-            train = self._evaluate(X, y_device, captured=captured)
+            train = _metrics(at_end["train_cost"], at_end["train_correct"], len(X))
         else:  # as Trainer's: each model's step costs weighted by their batch sizes, and its hits
             sizes = np.array([b - a for a, b in bounds], dtype=np.float64)
-            train = {"cost": (backend.to_numpy(costs).T @ sizes / len(X)).tolist(),
-                     "accuracy": (backend.to_numpy(correct) / len(X)).tolist()}
-        dev_metrics = self._evaluate(*dev, captured=captured) if dev is not None else None
+            train = {"cost": (at_end["costs"].T @ sizes / len(X)).tolist(),
+                     "accuracy": (at_end["correct"] / len(X)).tolist()}
+        dev_metrics = _metrics(at_end["dev_cost"], at_end["dev_correct"], len(dev[0])) if dev is not None else None
         seconds = seconds_before + time.perf_counter() - start  # the whole epoch, as Trainer times one
         if e == 0:  # where each model started (`start_cost`)
-            self._start_costs = start_cost(backend.to_numpy(costs), bounds).tolist()
+            self._start_costs = start_cost(at_end["costs"], bounds).tolist()
         self.epoch, self.step = e + 1, 0
-        return self._end_epoch(train, dev_metrics, rates, steps, seconds, step_seconds)
+        return self._end_epoch(train, dev_metrics, rates, steps, seconds, step_seconds, at_end["state"])
 
     def _rates(self, epoch: int) -> np.ndarray:
         """The K models' learning rates in epoch ``epoch`` (from 0): their schedules', or their lr — a
@@ -644,9 +654,10 @@ class ManyTrainer:
         self._kept["final"][k] = good
 
     def _end_epoch(self, train: dict, dev: dict | None, rates, steps: int, seconds: float,
-                   step_seconds: float) -> dict:
-        """Record each training model's epoch, apply early stopping and the epoch limits."""
-        non_finite = self._non_finite_state()
+                   step_seconds: float, state_flags=None) -> dict:
+        """Record each training model's epoch, apply early stopping and the epoch limits; ``state_flags``:
+        `_state_flags` as read with the epoch's costs (None: read here)."""
+        non_finite = self._non_finite_state(finite=state_flags)
         for k in range(self.n_models):
             if self.status[k] != "training":
                 continue
@@ -700,24 +711,38 @@ class ManyTrainer:
         for k, names in self._non_finite_state(buffers_only=True).items():
             self._fail(k, first_forward_failure(names), FIRST_FORWARD_ADVICE)
 
-    def _non_finite_state(self, buffers_only: bool = False) -> dict[int, list[str]]:
+    def _checked_state(self, buffers_only: bool = False) -> tuple[list, list]:
+        """(the arrays `_state_flags` checks, (name, array) for each name `_non_finite_state` may give): the
+        stack's data, buffers and optimizer state (its buffers alone: ``buffers_only``)."""
+        buffers = list(self.model.named_buffers())
+        if buffers_only:
+            return [a for _, a in buffers], buffers
+        state = [(f"{OPTIMIZER_STATE}{name}", a) for name, a in self.optimizer.state_arrays().items()]
+        named = [(name, p.data) for name, p in self.model.named_parameters()] + buffers + state
+        return [self.model.data, *(a for _, a in buffers + state)], named
+
+    def _state_flags(self, buffers_only: bool = False):
+        """Each checked array's (K,) finite flags (`_checked_state`), stacked on the device and not read —
+        (arrays, K) booleans —, or None where there is no array to check (no batch norm: no buffers)."""
+        arrays, _ = self._checked_state(buffers_only)
+        xp = self.model.backend.xp
+        return xp.stack([xp.isfinite(a.reshape(self.n_models, -1)).all(axis=1) for a in arrays]) if arrays else None
+
+    def _non_finite_state(self, buffers_only: bool = False, finite=None) -> dict[int, list[str]]:
         """Model k → the names of its parameters, buffers and optimizer state (its buffers alone:
         ``buffers_only``) holding NaN or Inf, for each training model that has any (as `Trainer`
         checks its model's and optimizer's state each epoch — an overflowed state, Adam's v at a
-        weight_decay of 1e20, stops the updates while the costs stay finite: one host read of a (K,)
-        flag per array, the names looked up only for a model that has one)."""
+        weight_decay of 1e20, stops the updates while the costs stay finite); the names looked up only
+        for a model that has one. ``finite``: `_state_flags` already read on the host (with other values:
+        one read in all); None: read here, one host read."""
         backend, training = self.model.backend, np.array([s == "training" for s in self.status])
-        buffers = list(self.model.named_buffers())
-        state = [] if buffers_only else \
-            [(f"{OPTIMIZER_STATE}{name}", a) for name, a in self.optimizer.state_arrays().items()]
-        arrays = [a for _, a in buffers] if buffers_only else [self.model.data, *(a for _, a in buffers + state)]
-        named = buffers if buffers_only else \
-            [(name, p.data) for name, p in self.model.named_parameters()] + buffers + state
-        if not arrays:  # (no batch norm: no buffers to read)
-            return {}
-        xp = backend.xp  # one host read: every array's (K,) flags stacked on the device
-        finite = backend.to_numpy(xp.stack([xp.isfinite(a.reshape(self.n_models, -1)).all(axis=1) for a in arrays]))
-        bad = np.flatnonzero(training & ~finite.all(axis=0))
+        if finite is None:
+            stacked = self._state_flags(buffers_only)
+            if stacked is None:
+                return {}
+            finite = backend.to_numpy(stacked)
+        bad = np.flatnonzero(training & ~finite.astype(bool).all(axis=0))
+        _, named = self._checked_state(buffers_only)
         return {int(k): [name for name, a in named if not bool(backend.xp.isfinite(a[k]).all())] for k in bad}
 
     def _stop_if_asked(self) -> None:
@@ -763,9 +788,10 @@ class ManyTrainer:
                 self.histories[k].stopped_by = patience_reason("dev_cost", state["wait"])
 
     @no_grad()
-    def _evaluate(self, X, y, batch_size: int = 1024, captured: bool = False) -> dict:
-        """Each model's cost and accuracy in evaluation mode: {"cost": (K,), "accuracy": (K,)};
-        ``captured``: each batch's pass a graph, as `Trainer._evaluate`'s."""
+    def _evaluation_sums(self, X, y, batch_size: int = 1024, captured: bool = False) -> dict:
+        """Each model's summed cost (Σ batch cost × batch size) and hits in evaluation mode, not read:
+        {"cost": (K,) float64, "correct": (K,) int64} device arrays (`_metrics` makes them costs and
+        accuracies); ``captured``: each batch's pass a graph, as `Trainer._evaluation_sums`'."""
         xp, k = self.model.backend.xp, self.n_models
         cost_sum, correct = xp.zeros(k, dtype=np.float64), xp.zeros(k, dtype=np.int64)
         settings = self._captured.settings("evaluate", self.model) if captured else None
@@ -783,9 +809,7 @@ class ManyTrainer:
                     cost, hits = batch(Xb, yb)
                 cost_sum += cost
                 correct += hits
-        m = max(len(X), 1)
-        to_numpy = self.model.backend.to_numpy
-        return {"cost": (to_numpy(cost_sum) / m).tolist(), "accuracy": (to_numpy(correct) / m).tolist()}
+        return {"cost": cost_sum, "correct": correct}
 
     # -- results ------------------------------------------------------------------------------
     def results(self, last_epoch: bool = False) -> list[Result]:
@@ -1021,6 +1045,13 @@ def check_standardize(standardize, n_features: int) -> None:
         raise TypeError(f"standardize must be an xdl.nn.Standardize layer{hint} or None, got {standardize!r}")
     if standardize is not None and standardize.features != n_features:
         raise ValueError(f"standardize has {standardize.features} features, X has {n_features}")
+
+
+def _metrics(cost_sum: np.ndarray, correct: np.ndarray, m: int) -> dict:
+    """{"cost": Σ cost / m, "accuracy": hits / m}, lists of K, from an evaluation's sums read on the host
+    (`ManyTrainer._evaluation_sums`) over m examples."""
+    m = max(m, 1)
+    return {"cost": (cost_sum / m).tolist(), "accuracy": (correct / m).tolist()}
 
 
 def _hits(logits, labels):

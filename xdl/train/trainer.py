@@ -62,8 +62,9 @@ from xdl.train.fit_guards import (callbacks_held, callbacks_told_of_errors, chec
 from xdl.train.captured import CapturedSteps, host_values, loop_capture
 from xdl.train.divergence import (FIRST_EPOCH_HINT, FIRST_FORWARD_ADVICE, RATE_ADVICE, START_FACTOR, cost_limit_of,
                                   diverged_cost, divergence_factor, first_forward_failure, first_step_advice,
-                                  non_finite_state, start_cost, state_advice)
+                                  non_finite_state, start_cost, state_advice, state_flags)
 from xdl.train.history import History
+from xdl.train.host_reads import read_together
 from xdl.train.hooks import call_hook, check_callback, check_distinct_callbacks
 from xdl.train.interrupt import Interrupted, SignalFlag
 from xdl.train.progress import progress_bar
@@ -809,8 +810,17 @@ class Trainer:
         self.model.set_random_key(None)
         self._so_far = None  # (the steps are over: the record, not a `_partial`, holds the epoch from here)
         step_seconds = seconds_before + time.perf_counter() - start  # (the last step's cost check synced)
+        # what the record and its checks need of the device, read in one transfer: each evaluation's sums, the
+        # step costs (the first epoch's start; the running train cost), the hits, the state's finite flags
+        train = self._evaluation_sums(X, y, captured=captured) if self.eval_train else {}
+        dev_sums = self._evaluation_sums(*dev, captured=captured) if dev is not None else {}
+        at_end = read_together(backend, costs=costs if e == 0 or not self.eval_train else None,
+                               correct=None if self.eval_train else correct,
+                               train_cost=train.get("cost"), train_correct=train.get("correct"),
+                               dev_cost=dev_sums.get("cost"), dev_correct=dev_sums.get("correct"),
+                               model=state_flags(self.model), optimizer=self.optimizer.state_flags())
         if e == 0:
-            self._start_cost = start_cost(backend.to_numpy(costs), bounds)
+            self._start_cost = start_cost(at_end["costs"], bounds)
             if self._cost_limit is not None and self._start_cost > self._cost_limit:  # it trains on: said once
                 inputs = "inputs far from unit scale (standardize them: xdl.data.Standardizer) or " \
                     if self._network is self.model else ""  # (no leading Standardize)
@@ -819,14 +829,14 @@ class Trainer:
                             f"it diverges only if its cost rises to {START_FACTOR} times where it started")
         record = {"epoch": e + 1}
         if self.eval_train:
-            record.update(_prefixed("train", self._evaluate(X, y, captured=captured)))
+            record.update(_prefixed("train", self._metrics(at_end["train_cost"], at_end["train_correct"], y)))
         else:
             sizes = np.array([b - a for a, b in bounds], dtype=np.float64)
-            record["train_cost"] = float(backend.to_numpy(costs) @ sizes) / len(X)
-            record["train_accuracy"] = float(correct) / len(X) if self.classification else None
-        record.update(_prefixed("dev", self._evaluate(*dev, captured=captured)) if dev is not None
-                      else {"dev_cost": None, "dev_accuracy": None})
-        self._check_record(record, steps)
+            record["train_cost"] = float(at_end["costs"] @ sizes) / len(X)
+            record["train_accuracy"] = float(at_end["correct"]) / len(X) if self.classification else None
+        record.update(_prefixed("dev", self._metrics(at_end["dev_cost"], at_end["dev_correct"], dev[1]))
+                      if dev is not None else {"dev_cost": None, "dev_accuracy": None})
+        self._check_record(record, steps, at_end["model"], at_end["optimizer"])
         record["lr"] = lr
         record["seconds"] = seconds_before + time.perf_counter() - start
         record["step_seconds"] = step_seconds
@@ -1046,10 +1056,11 @@ class Trainer:
         if bad:
             raise self._diverged(first_forward_failure(bad), FIRST_FORWARD_ADVICE)
 
-    def _check_record(self, record: dict, steps: int) -> None:
+    def _check_record(self, record: dict, steps: int, model_flags=None, optimizer_flags=None) -> None:
         """The epoch-end costs decide early stopping and checkpoints: they must be finite, and so
-        must the state (a batch norm's running variance can overflow while the costs stay finite;
-        one host read per flat buffer)."""
+        must the state (a batch norm's running variance can overflow while the costs stay finite):
+        the model's and the optimizer's finite flags (`state_flags`) as read with the epoch's costs,
+        or read here (None)."""
         for key in ("train_cost", "dev_cost"):
             value = record.get(key)
             if value is not None and not math.isfinite(value):
@@ -1061,10 +1072,11 @@ class Trainer:
         if why is not None:  # finite, but far above where a classifier starts, and above where this one started
             first = FIRST_EPOCH_HINT if record["epoch"] == 1 and self._network is self.model else ""  # (no Standardize)
             raise self._diverged(why + first)
-        bad = non_finite_state(self.model)
+        bad = non_finite_state(self.model, model_flags)
         if bad:
             raise self._diverged(f"{', '.join(bad)} became NaN or Inf in epoch {record['epoch']}")
-        bad = self.optimizer.non_finite_state()  # (the model's finite: its updates 0 or NaN from there, unsaid)
+        # (the model's finite: its updates 0 or NaN from there, unsaid)
+        bad = self.optimizer.non_finite_state(optimizer_flags)
         if bad:
             raise self._diverged(f"the optimizer's state ({', '.join(bad)}) became NaN or Inf in epoch "
                                  f"{record['epoch']}: its updates are 0 or NaN from there", self._state_advice())
@@ -1096,11 +1108,25 @@ class Trainer:
             self._network = self.model
         return self._evaluate(X, y, batch_size)
 
-    @no_grad()  # (called within a fit, which records: each batch's forward kept its graph and activations)
     def _evaluate(self, X, y, batch_size: int = 1024, captured: bool = False) -> dict:
-        """Cost and accuracy in evaluation mode. ``captured`` (within a fit whose steps are
-        captured, X and y on the device): each batch's forward pass is a graph per batch shape,
-        the batch copied into its input arrays (`CapturedSteps.call`)."""
+        """Cost and accuracy in evaluation mode (`_evaluation_sums`, read in one transfer)."""
+        sums = read_together(self.model.backend, **self._evaluation_sums(X, y, batch_size, captured))
+        return self._metrics(sums["cost"], sums["correct"], y)
+
+    def _metrics(self, cost_sum, correct, y) -> dict:
+        """``{"cost": Σ cost / m, "accuracy": hits / (m·k)}`` (None for a regression) from an evaluation's
+        sums read on the host (`_evaluation_sums`) over the m examples of ``y``, k labels each for
+        yes/no labels (one otherwise)."""
+        m = max(len(y), 1)
+        k = math.prod(y.shape[1:]) if self._each_output else 1
+        return {"cost": float(cost_sum) / m, "accuracy": float(correct) / (m * k) if self.classification else None}
+
+    @no_grad()  # (called within a fit, which records: each batch's forward kept its graph and activations)
+    def _evaluation_sums(self, X, y, batch_size: int = 1024, captured: bool = False) -> dict:
+        """``{"cost": Σ batch cost × batch size, "correct": Σ hits}`` in evaluation mode, 0-d device
+        arrays, not read (`_metrics` makes them the cost and the accuracy). ``captured`` (within a fit
+        whose steps are captured, X and y on the device): each batch's forward pass is a graph per batch
+        shape, the batch copied into its input arrays (`CapturedSteps.call`)."""
         backend = self.model.backend
         xp = backend.xp
         cost_sum, correct = xp.zeros((), dtype=np.float64), xp.zeros((), dtype=np.float64)
@@ -1109,9 +1135,8 @@ class Trainer:
         settings = self._captured.settings("evaluate", self.model, self.loss, host_values(self.loss)) if captured else None
 
         # yes/no labels (binary cross-entropy) counted as right labels, each example's share k of them taken once
-        # at the end: the shares summed batch by batch (2/3 + 1/3 + …) rounded by the batches' bounds, so the
-        # accuracy of one model on one set changed in its last bit with batch_size
-        k = math.prod(y.shape[1:]) if self._each_output else 1
+        # at the end (`_metrics`): the shares summed batch by batch (2/3 + 1/3 + …) rounded by the batches' bounds,
+        # so the accuracy of one model on one set changed in its last bit with batch_size
 
         def batch(Xb, yb):
             out = self._network(Xb)
@@ -1130,8 +1155,7 @@ class Trainer:
                 cost_sum += cost
                 if hits is not None:
                     correct += hits
-        m = max(len(X), 1)
-        return {"cost": float(cost_sum) / m, "accuracy": float(correct) / (m * k) if self.classification else None}
+        return {"cost": cost_sum, "correct": correct}
 
     # -- checkpoints --------------------------------------------------------------------------
     def save_checkpoint(self, path) -> Path:
