@@ -242,6 +242,27 @@ def test_threads_whose_first_use_of_xdl_comes_at_once_share_one_backend():
     assert out.stdout.split() == ["1", "True"]
 
 
+def test_a_seed_while_another_thread_makes_the_backend_seeds_that_backend():
+    """`xdl.seed(n)` while another thread was making its first backend (slowly here, as CuPy's import
+    and device query are): the backend was made with the seed before and added after the seed's loop
+    over the backends, so its generator (noise, a loop's own dropout) was not seeded with ``n``. The
+    seed now waits for the backend being made (the wait below ends at 0.5 s then)."""
+    out = run_python(
+        "import threading, numpy as np, xdl\n"
+        "from xdl.backend import NumpyBackend\n"
+        "made, making, seeded = NumpyBackend.create.__func__, threading.Event(), threading.Event()\n"
+        "NumpyBackend.create = classmethod(lambda cls, seed=None:\n"
+        "                                  (making.set(), seeded.wait(0.5), made(cls, seed))[2])\n"
+        "worker = threading.Thread(target=lambda: xdl.backend.get_backend('numpy'))\n"
+        "worker.start(); making.wait(10)\n"
+        "xdl.seed(5); seeded.set(); worker.join()\n"
+        "drawn = xdl.backend.get_backend('numpy').rng.random(3)\n"
+        "print(bool(np.array_equal(drawn, np.random.default_rng(5).random(3))))\n",
+        XDL_BACKEND="numpy")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True"]
+
+
 def test_thread_backend_holds_in_this_thread_only_and_is_restored():
     """How xdl's own code builds on the host without switching the process's backend (`use`),
     which other threads may be using."""

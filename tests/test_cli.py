@@ -19,6 +19,7 @@ import xdl
 import xdl.cli
 from xdl.cli import GRADCHECK_SKIPS, main
 from xdl.config import TrainConfig
+from xdl.train import divergence
 
 FAST = ["--dataset", "moons", "--hidden", "8", "--epochs", "3", "--no-progress"]
 
@@ -1765,3 +1766,47 @@ def test_a_configs_trainer_takes_its_options_progress_and_penalties_included():
     assert TrainConfig(hidden=[4]).build_trainer(model).progress is None
     trainer = TrainConfig(hidden=[4], progress=False, l2=0.25, l1=0.5).build_trainer(model)
     assert trainer.progress is False and (trainer.l2, trainer.l1) == (0.25, 0.5)
+
+
+def _diverging_at_epoch_two(monkeypatch, advice: str) -> None:
+    """The trainer's check at epoch 2's end diverges with ``advice``: a patch, as no natural input reaches each
+    advice after a checkpoint (an optimizer's state overflowing, say, in a 3-epoch moons run)."""
+    from xdl.train.trainer import Trainer
+
+    check = Trainer._check_record
+
+    def diverging(self, record, steps, *flags):
+        if record["epoch"] == 2:
+            raise self._diverged("the test's divergence at the end of epoch 2", advice)
+        return check(self, record, steps, *flags)
+
+    monkeypatch.setattr(Trainer, "_check_record", diverging)
+
+
+ADVICES = {  # advice → whether it is the rate's (control.toml's lr is the way on)
+    divergence.RATE_ADVICE: True,
+    divergence.RATE_ADVICE + ", or a smaller l2: …": True,
+    divergence.state_advice(0.0): False,
+    divergence.state_advice(0.5): False,
+    divergence.FIRST_FORWARD_ADVICE: False,
+    divergence.first_step_advice(standardized=True): False,
+}
+
+
+@pytest.mark.parametrize("kept", ["checkpoint", "best"])
+@pytest.mark.parametrize("advice", ADVICES)
+def test_a_divergences_way_on_fits_its_advice(tmp_path, capsys, monkeypatch, advice, kept):
+    """After a divergence the error said to write `lr = …` into control.toml and resume whatever its advice
+    was, after "the learning rate is not the cause" too: the rate's way only where the advice is the rate's,
+    else a new run's (its options are the change; a resume keeps them)."""
+    _diverging_at_epoch_two(monkeypatch, advice)
+    out = tmp_path / "run"
+    every = ["--checkpoint-every", "0"] if kept == "best" else []
+    assert main(["train", *FAST, *every, "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    resume = out / "checkpoints" / ("best.npz" if kept == "best" else "")
+    assert "training diverged: the test's divergence at the end of epoch 2; the " in err and advice in err
+    assert (f"write `lr = …` into '{out / 'control.toml'}' and run the same command with --resume {resume}" in err) \
+        is ADVICES[advice]
+    assert ("a new run makes that change (another --out, without --resume: a resume keeps the run's options)"
+            in err) is not ADVICES[advice]

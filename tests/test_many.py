@@ -1606,3 +1606,25 @@ def test_each_result_model_carries_the_settings_a_callback_set_on_the_stack(rng)
             ([0.05, 0.45][k], [0.2, 0.7][k], 0.01)
         model.set_random_key(4 + k, 2)
         np.testing.assert_allclose(model(X).numpy(), out[:, k], rtol=1e-10, atol=1e-12)
+
+
+def test_a_float64_result_with_an_eps_of_float64_only_is_taken_out_and_saved(digits, tmp_path):
+    """A float64 batch whose batch norms' ε was set on the stack to 1e-50 (0 in float32): each result's model
+    is built in float64, not in float32 and then cast (which refused that ε), and saved and loaded whole."""
+    X, y, dev = digits
+
+    class TinyEps(Callback):
+        def on_epoch_end(self, trainer, record):
+            for layer in trainer.model.layers:
+                if type(layer).__name__ == "StackedBatchNorm":
+                    layer.eps = 1e-50
+
+    with xdl.use("numpy"):
+        results = fit_many([small(seed=1, epochs=1, batch_norm=True), small(seed=2, epochs=1, batch_norm=True)],
+                           X, y, dtype="float64", callbacks=[TinyEps()])
+        for result in results:
+            model = result.model
+            assert model.dtype == np.float64 and [bn.eps for bn in model.layers if isinstance(bn, xdl.nn.BatchNorm)]\
+                == [1e-50, 1e-50]
+            loaded = xdl.load(xdl.save(model, tmp_path / f"{result.config.seed}.npz"))
+            assert (loaded.predict(dev[0]) == model.predict(dev[0])).all()

@@ -71,3 +71,84 @@ def test_the_losses_table_says_binary_cross_entropy_takes_k_labels():
 
     row = xdl.losses.__doc__.split("`BinaryCrossEntropy`", 1)[1].split("`MeanSquaredError`", 1)[0]
     assert "(m, k)" in row and "m·k" in row, row  # (its J then the mean over all m·k terms)
+
+
+def readme_text() -> str:
+    return (ROOT / "README.md").read_text()
+
+
+def test_the_readme_says_a_second_backward_of_one_tensor_accumulates():
+    """README said xdl's graph rules are PyTorch's "made stricter"; a second backward of the same loss is
+    not refused (PyTorch refuses it) but accumulates the gradients again, which README now says."""
+    import numpy as np
+
+    import xdl
+
+    model = xdl.nn.mlp(4, [3], 2)
+    x, y = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32), np.array([0, 1, 0, 1, 1])
+    cost = xdl.losses.SoftmaxCrossEntropy()(model(x), y)
+    cost.backward()
+    once = [xdl.to_numpy(p.grad).copy() for p in model.parameters()]
+    cost.backward()
+    assert all(np.allclose(xdl.to_numpy(p.grad), 2 * g) for p, g in zip(model.parameters(), once))
+    sentence = " ".join(readme_text().split("A second backward of the same tensor", 1)[-1].split(".", 1)[0].split())
+    assert sentence.startswith("is not refused: it accumulates the gradients again"), sentence
+
+
+def test_the_readme_says_which_optimizers_and_problems_bench_quick_runs():
+    """README listed all six problems right after `xdl bench optimizers --quick`, which runs four of them
+    (`xdl.bench.QUICK`) with four optimizers."""
+    from xdl.bench import PROBLEMS, QUICK
+
+    shown = {"quadratic": "quadratic", "rosenbrock": "Rosenbrock", "moons": "moons", "circles": "circles",
+             "digits": "digits", "mnist1d": "MNIST-1D"}
+    assert set(shown) == set(PROBLEMS)
+    quick = readme_text().split("--quick", 1)[1].split("writes", 1)[0]
+    assert [name for name in QUICK if shown[name] not in quick] == [], quick
+    assert [name for name in PROBLEMS if name not in QUICK and shown[name] in quick] == [], quick
+    assert "SGD, Momentum, RMSprop and Adam" in " ".join(quick.split()), quick
+
+
+def test_the_readmes_notebook_paragraph_holds(tmp_path):
+    """What README's notebook paragraph says of `fit` called again: it goes on with the run, refuses
+    once every epoch is trained until `trainer.epochs` grows, returns the run's one `History` (a frame
+    of epochs as `pd.DataFrame(history.history)` or `pd.DataFrame(history)`), and a model put in
+    evaluation mode is trained in training mode and left in training mode."""
+    pd = pytest.importorskip("pandas")
+    import xdl
+    from xdl.data import split
+    from xdl.train import Trainer
+
+    X, y = xdl.datasets.digits()
+    s = split(X, y, seed=0)
+    model = xdl.nn.mlp(64, [8], 10)
+    trainer = Trainer(model, xdl.losses.SoftmaxCrossEntropy(), xdl.optim.Adam(model), epochs=1, progress=False)
+    first = trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    with pytest.raises(ValueError, match="has trained all its 1 epochs?.*raise trainer.epochs"):
+        trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    trainer.epochs += 2
+    model.eval()
+    history = trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    assert history is first and model.training
+    assert "left in training mode" in readme_text()
+    for frame in (pd.DataFrame(history.history), pd.DataFrame(history)):
+        assert frame["epoch"].tolist() == [1, 2, 3] and "dev_accuracy" in frame.columns
+
+
+def test_the_readmes_sections_come_in_a_newcomers_order():
+    """Install and first run, the command line, the Python API, the GPU, search, benchmarks: GPU and
+    benchmark paragraphs stood between the command line and the Python API, under no heading."""
+    headings = re.findall(r"^## (.+)$", readme_text(), re.M)
+    assert headings == ["Quickstart", "The command line", "Python", "GPU", "Many models and hyperparameter search",
+                        "Benchmarks", "Layout"], headings
+
+
+def test_the_readme_names_every_hook_a_callback_may_override():
+    """README's list of `Callback`'s hooks left out `on_checkpoint`."""
+    import inspect
+
+    from xdl.train import Callback
+
+    paragraph = readme_text().split("A callback of your own subclasses `xdl.train.Callback`", 1)[1].split("\n\n", 1)[0]
+    hooks = [name for name, _ in inspect.getmembers(Callback, inspect.isfunction) if name.startswith("on_")]
+    assert [name for name in hooks if f"`{name}(" not in paragraph] == [], paragraph

@@ -1,6 +1,7 @@
 import io
 import json
 import os
+import pickle
 import re
 import warnings
 
@@ -159,6 +160,42 @@ def test_build_without_initializing_draws_nothing_and_keeps_the_description(monk
     fresh = xdl.nn.build(description)
     assert all(p.numpy().any() for p in fresh.parameters("weight"))
     assert xdl.backend.host_rng().bit_generator.state == state
+
+
+def test_build_in_a_thread_leaves_another_threads_seed_and_draws_as_they_were(monkeypatch):
+    """`build` drew a fresh model's weights from the process's generator, then set that generator back
+    to its state before: an ``xdl.seed(1)`` and a draw made in another thread meanwhile were undone, so
+    that thread's next model was not the one ``xdl.seed(1)`` gives (77 in 2,000 under a building
+    thread). The weights are drawn from a copy now; the interleaving is forced here."""
+    import threading
+
+    description = xdl.nn.describe(xdl.nn.mlp(4, [5], 2))
+    expected = np.random.default_rng(1).standard_normal(6)
+    xdl.seed(0)
+    reference = xdl.nn.build(description)
+    building, drawn = threading.Event(), threading.Event()
+    real_build = xdl.nn.architecture._build
+
+    def build_after_a_draw_elsewhere(*args):
+        model = real_build(*args)
+        building.set()
+        assert drawn.wait(10)
+        return model
+
+    monkeypatch.setattr(xdl.nn.architecture, "_build", build_after_a_draw_elsewhere)
+    xdl.seed(0)
+    built = []
+    worker = threading.Thread(target=lambda: built.append(xdl.nn.build(description)))
+    worker.start()
+    assert building.wait(10)
+    xdl.seed(1)
+    first = xdl.backend.host_rng().standard_normal(3)
+    drawn.set()
+    worker.join()
+    rest = xdl.backend.host_rng().standard_normal(3)
+    np.testing.assert_array_equal(np.concatenate([first, rest]), expected)
+    for a, b in zip(built[0].parameters(), reference.parameters()):  # drawn as before: from xdl.seed(0)'s state
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
 def test_load_state_dict_takes_tensors_and_lists_and_skips_other_names_when_not_strict():
@@ -561,3 +598,57 @@ def test_a_member_that_is_not_an_npy_array_is_a_damaged_file(tmp_path, member):
         with pytest.raises(ValueError, match=rf"load: '.*damaged.npz' is damaged or not an xdl model file \(.*"
                                              rf"{member[:-4]!r}"):
             read(damaged)
+
+
+def tiny_eps_float64_model():
+    """A float64 model with a batch norm's ε valid in float64 only (1e-50 is 0 in float32)."""
+    xdl.seed(0)
+    return Sequential(Dense(3, 4, dtype=np.float64), BatchNorm(4, eps=1e-50, dtype=np.float64), ReLU(),
+                      Dense(4, 2, dtype=np.float64))
+
+
+def _through_save(model, tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (it warned that load could not rebuild it, and saved no architecture)
+        return xdl.load(xdl.save(model, tmp_path / "model.npz"))
+
+
+def _through_checkpoint(model, tmp_path):
+    X, y = xdl.datasets.moons(64, noise=0.2, seed=0)
+    trainer = xdl.train.Trainer(model, SoftmaxCrossEntropy(), xdl.optim.SGD(model, lr=1e-3), epochs=1, seed=0,
+                                progress=False, callbacks=[xdl.train.Checkpoint(tmp_path / "run")])
+    trainer.fit(X[:, [0, 1, 0]].astype(np.float64), y)
+    return xdl.load(tmp_path / "run" / "checkpoint.npz")
+
+
+ROUND_TRIPS = {
+    "save and load": _through_save,
+    "a Trainer's checkpoint": _through_checkpoint,
+    "Stacked.model": lambda model, tmp_path: xdl.nn.stack([model, model]).model(1),
+    "pickle": lambda model, tmp_path: pickle.loads(pickle.dumps(model)),
+}
+
+
+@pytest.mark.parametrize("path", ROUND_TRIPS)
+def test_a_float64_model_with_an_eps_of_float64_only_is_rebuilt(path, tmp_path):
+    """A model is rebuilt in its own dtype, not built in float32 and then cast: a float64 batch norm's ε of
+    1e-50 (0 in float32) was refused there, so xdl.save kept no architecture (xdl.load could not rebuild
+    the file) and Stacked.model raised."""
+    model = tiny_eps_float64_model()
+    rebuilt = ROUND_TRIPS[path](model, tmp_path)
+    assert rebuilt.dtype == np.float64 and rebuilt[1].eps == 1e-50 and repr(rebuilt) == repr(model)
+    assert {name: a.dtype for name, a in rebuilt.state_dict().items()} == \
+        {name: a.dtype for name, a in model.state_dict().items()}
+    x = np.random.default_rng(0).normal(size=(5, 3))
+    np.testing.assert_array_equal(rebuilt.eval()(x).numpy(), model.eval()(x).numpy())
+
+
+@pytest.mark.parametrize("dtype", [None, np.float32, np.float64])
+def test_build_makes_the_layers_in_the_dtype_asked(dtype):
+    model = Sequential(xdl.nn.Standardize(3, dtype=np.float64), Dense(3, 4), BatchNorm(4), ReLU(), Dense(4, 2))
+    built = xdl.nn.build(xdl.nn.describe(model), dtype=dtype)
+    assert {p.dtype for p in built.parameters()} == {np.dtype(dtype or np.float32)}
+    assert built[0].integer_dtype == np.float64  # Standardize's dtype is an integer input's result's, kept
+    assert xdl.nn.describe(built) == xdl.nn.describe(model)
+    with pytest.raises(ValueError, match=r"^build: dtype must be float32 or float64 or None, got 'float16'$"):
+        xdl.nn.build(xdl.nn.describe(model), dtype="float16")

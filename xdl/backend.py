@@ -31,6 +31,7 @@ numpy cpu True
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import importlib
 import os
@@ -572,10 +573,11 @@ def seed(n: int | None) -> None:
     for fresh entropy."""
     check_seed(n)
     global _seed, _host_rng
-    _seed = n
-    _host_rng = np.random.default_rng(n)
-    for backend in _backends.values():
-        backend.seed(n)
+    with _creating:  # (a backend being made in another thread meanwhile took the seed before, and was left out)
+        _seed = n
+        _host_rng = np.random.default_rng(n)
+        for backend in _backends.values():
+            backend.seed(n)
 
 
 _host_rng = np.random.default_rng()
@@ -603,12 +605,28 @@ def thread_seed(n: int | None):
     built there draws the weights it draws after ``xdl.seed(n)``, and the process's generators
     (the user's, the devices') are left as they were."""
     check_seed(n)
-    previous = getattr(_thread, "host_rng", None)
-    _thread.host_rng = np.random.default_rng(n)
-    try:
+    with thread_generator(np.random.default_rng(n)):
         yield
+
+
+@contextlib.contextmanager
+def thread_generator(generator: np.random.Generator):
+    """Within the block, in this thread only, `host_rng` is ``generator`` (`thread_seed`'s, or
+    `host_rng_copy`'s): what this thread draws moves no other thread's generator."""
+    previous = getattr(_thread, "host_rng", None)
+    _thread.host_rng = generator
+    try:
+        yield generator
     finally:
         _thread.host_rng = previous
+
+
+def host_rng_copy() -> np.random.Generator:
+    """A generator of its own at `host_rng`'s state now: it draws what `host_rng` would draw next, and
+    leaves that one where it is (read under its lock: another thread may be drawing from it)."""
+    rng = host_rng()
+    with rng.bit_generator.lock:
+        return copy.deepcopy(rng)
 
 
 def backend_of(array) -> Backend:

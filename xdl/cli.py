@@ -52,6 +52,7 @@ from xdl.train import BEST_FILE, CHECKPOINT_FILE, Checkpoint, Control, Interrupt
 from xdl.train.checkpoint_files import (check_checkpoint_kind, position, read_position, resume_path, unfinished_run,
                                         waited_out_patience)
 from xdl.train.control import CONTROL_FILE
+from xdl.train.divergence import RATE_ADVICE
 from xdl.train.provenance import verify
 
 # The first next step of a high-bias run whose weights started equal (`xdl.init.starts_symmetric`)
@@ -657,11 +658,11 @@ def train(config: TrainConfig, args=None) -> int:
                 best = _without_a_lone_best(trainer, out, named=True)
                 if best is None:
                     raise
-                raise FloatingPointError(f"{e}: to do so from its best epoch, write `lr = …` into "
-                                         f"{str(out / 'control.toml')!r} and {_resume_from_best(best)}") from None
+                raise FloatingPointError(f"{e}{_way_on(trainer, out, 'its best epoch', _resume_from_best(best))}") \
+                    from None
             # the way on from the last good state, whose rate (maybe set by hand) is the one that diverged
-            raise FloatingPointError(f"{e}: to do so from the last good state, write `lr = …` into "
-                                     f"{str(out / 'control.toml')!r} and {_resume_command(trainer)}") from None
+            raise FloatingPointError(f"{e}{_way_on(trainer, out, 'the last good state', _resume_command(trainer))}") \
+                from None
         except BrokenPipeError:  # a reader of stdout or stderr gone (`2>&1 | head`): no directory to blame
             raise
         except OSError as e:  # a checkpoint could not be written: training stopped there
@@ -1039,6 +1040,17 @@ def _signal_of(stop: KeyboardInterrupt) -> str:
 def _signal_status(signal_name: str) -> int:
     """The exit status a shell gives a process that died of that signal (130 for SIGINT)."""
     return 128 + signal.Signals[signal_name].value
+
+
+def _way_on(trainer, out: Path, state: str, resume: str) -> str:
+    """What a divergence's error adds to the trainer's advice: where that is the rate's (`RATE_ADVICE`), how
+    to go on from ``state`` at another rate — ``lr = …`` in control.toml, then ``resume`` —; otherwise (the
+    rate is not the cause: the starting weights, the inputs, the weight decay) how to make that change: a new
+    run's options, which a resume keeps as they were."""
+    advice = trainer.__dict__.get("_divergence_advice")  # (None: not the trainer's divergence check, said as before)
+    if advice is None or advice.startswith(RATE_ADVICE):
+        return f": to do so from {state}, write `lr = …` into {str(out / 'control.toml')!r} and {resume}"
+    return ": a new run makes that change (another --out, without --resume: a resume keeps the run's options)"
 
 
 def _resume_command(trainer) -> str:

@@ -78,7 +78,7 @@ def save(model: Module, path, extra: dict | None = None, extra_arrays: dict | No
     except TypeError:
         architecture = None
     state = model.state_dict()
-    if architecture is not None and (differs := _rebuilt_differs(architecture, state)) is not None:
+    if architecture is not None and (differs := _rebuilt_differs(architecture, state, model.dtype)) is not None:
         warn_caller(f"save: the model's state differs from what its layers describe ({differs}), so load could not "
                     "rebuild it: it is saved as a model of one's own, which xdl.load(path, model=...) loads into a "
                     "model made in code")
@@ -104,11 +104,12 @@ def is_many_checkpoint(extra: dict | None) -> bool:
     return isinstance(extra, dict) and extra.get("many") is True and "provenance" in extra
 
 
-def _rebuilt_differs(architecture: dict, state: dict) -> str | None:
-    """What the model `load` would build from ``architecture`` lacks or has beyond ``state`` (names
-    and shapes: the first difference in words), or None where it would take the state as it is."""
+def _rebuilt_differs(architecture: dict, state: dict, dtype) -> str | None:
+    """What the model `load` would build from ``architecture`` in ``dtype`` (the header's) lacks or has
+    beyond ``state`` (names and shapes: the first difference in words), or None where it would take the
+    state as it is."""
     try:
-        shapes = dict(_rebuilt_shapes(json.dumps(architecture, sort_keys=True)))
+        shapes = dict(_rebuilt_shapes(json.dumps(architecture, sort_keys=True), np.dtype(dtype).name))
     except (TypeError, ValueError) as e:  # (a layer's config it no longer takes)
         return f"its layers cannot be built again: {e}"
     missing, extra = sorted(set(shapes) - set(state)), sorted(set(state) - set(shapes))
@@ -120,10 +121,11 @@ def _rebuilt_differs(architecture: dict, state: dict) -> str | None:
 
 
 @functools.lru_cache(maxsize=64)
-def _rebuilt_shapes(architecture: str) -> tuple:
+def _rebuilt_shapes(architecture: str, dtype: str) -> tuple:
     """(name, shape) of each parameter and buffer of the model `load` builds from ``architecture``
-    (its JSON): built once per architecture (zeros, nothing drawn), not at every checkpoint."""
-    rebuilt = build_on_host(json.loads(architecture), np.float32)
+    (its JSON) in ``dtype``: built once per architecture and dtype (zeros, nothing drawn), not at
+    every checkpoint."""
+    rebuilt = build_on_host(json.loads(architecture), dtype)
     return tuple((name, tuple(p.shape)) for name, p in rebuilt.named_parameters()) + \
         tuple((name, tuple(array.shape)) for name, array in rebuilt.named_buffers())
 

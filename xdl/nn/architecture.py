@@ -10,14 +10,16 @@ it can be stored as JSON beside the weights (`xdl.save`) and compared (a resume,
 
 from __future__ import annotations
 
-from xdl.backend import get_backend, host_rng, thread_backend
+from xdl.backend import get_backend, host_rng_copy, thread_backend, thread_generator
 from xdl.init import is_named
 from xdl.nn.layers import BatchNorm, Dense, Dropout, LeakyReLU, ReLU, Sigmoid, Softmax, Standardize, Tanh
-from xdl.nn.module import Module
+from xdl.nn.module import Module, check_dtype
 from xdl.nn.sequential import Sequential
 
 LAYERS = {cls.__name__: cls for cls in (BatchNorm, Dense, Dropout, LeakyReLU, ReLU, Sigmoid, Softmax, Standardize, Tanh,
                                           Sequential)}
+# the layers whose ``dtype`` argument is their parameters' (Standardize's is an integer input's result's)
+PARAMETER_DTYPE_LAYERS = (BatchNorm, Dense)
 
 
 def describe(module: Module) -> dict:
@@ -37,19 +39,21 @@ def is_xdl_layer(module: Module) -> bool:
     return LAYERS.get(type(module).__name__) is type(module)
 
 
-def build(description: dict, initialize: bool = True) -> Module:
+def build(description: dict, initialize: bool = True, dtype=None) -> Module:
     """A fresh module from `describe`'s output (the host random stream is left untouched).
 
     ``initialize=False`` leaves the weights at zero, drawing nothing and touching no generator
     (another thread may be drawing from it): for a state about to be loaded into it (`xdl.load`,
-    `Stacked.model`)."""
+    `Stacked.model`). ``dtype``: the parameters' dtype, float32 or float64 (None: each layer's
+    default, float32), the layers made in it — so a setting checked in it (a float64 batch norm's
+    ε = 1e-50, 0 in float32) builds as it was made."""
+    check_dtype(dtype, "build: dtype")
     if not initialize:
-        return _build(description, initialize)
-    state = host_rng().bit_generator.state  # building draws initial weights we are about to overwrite
-    try:
-        return _build(description, initialize)
-    finally:
-        host_rng().bit_generator.state = state
+        return _build(description, initialize, dtype)
+    # drawn from a copy, not drawn then rewound: the rewind set the shared generator back over what another
+    # thread seeded or drew meanwhile (an xdl.seed(1) there, then mlp(...), built other weights than alone)
+    with thread_generator(host_rng_copy()):
+        return _build(description, initialize, dtype)
 
 
 def build_on_host(description: dict, dtype) -> Module:
@@ -57,18 +61,21 @@ def build_on_host(description: dict, dtype) -> Module:
     (nothing drawn): for a state to be loaded into it there, and the model then moved where it is
     to live (`Module.to`, one copy per flat buffer) — not one copy per parameter and state."""
     with thread_backend(get_backend("numpy")):
-        return build(description, initialize=False).astype(dtype)
+        # astype too: a layer of one's own in `LAYERS` is built in its default dtype
+        return build(description, initialize=False, dtype=dtype).astype(dtype)
 
 
-def _build(description: dict, initialize: bool) -> Module:
+def _build(description: dict, initialize: bool, dtype=None) -> Module:
     name = description.get("class")
     if name == "Sequential":
-        return Sequential(*[_build(d, initialize) for d in description["layers"]])
+        return Sequential(*[_build(d, initialize, dtype) for d in description["layers"]])
     if name not in LAYERS:
         raise ValueError(f"unknown layer class {name!r} in the saved architecture: a layer of one's own is "
                          f"rebuilt where xdl.nn.LAYERS[{name!r}] names its class, or load into a model you build: "
                          "xdl.load(path, model=...)")
     config = description.get("config", {})
+    if dtype is not None and LAYERS[name] in PARAMETER_DTYPE_LAYERS:
+        config = {**config, "dtype": dtype}
     init = config.get("init")
     # an initializer is recorded by name (`Dense`); an ``init`` of another kind — a number, the value
     # a layer's parameter starts at — is a plain setting, built as it was given (not swapped for "zeros")
