@@ -1691,7 +1691,7 @@ def test_loading_a_model_touches_no_generator(tmp_path, monkeypatch):
     def no_draws():
         raise AssertionError("load drew from (or rewound) the host generator another thread may be drawing from")
 
-    monkeypatch.setattr(xdl.nn.architecture, "host_rng", no_draws)
+    monkeypatch.setattr(xdl.nn.architecture, "host_rng_copy", no_draws)
     assert xdl.load(path) is not None
 
 
@@ -2479,3 +2479,45 @@ def test_a_group_a_callback_adds_at_the_rate_an_epoch_schedule_set_resumes(tmp_p
     assert resumed.epoch == 3 and [g["lr"] for g in resumed.optimizer.param_groups] == [0.0025, 0.0025]
     for p, q in zip(whole.model.parameters(), resumed.model.parameters()):
         np.testing.assert_array_equal(p.data, q.data)
+
+
+@pytest.mark.parametrize("name", ["_lock", "_same_file", "_holder", "_read_from_start", "_write_at_start", "_close",
+                                  "_unlock"])
+def test_a_ctrl_c_anywhere_in_a_directory_locks_acquire_or_release_leaves_the_directory_free(tmp_path, name):
+    """A Ctrl-C lands at the start of a Python function, among others: one at the start of each call
+    that taking and letting go of a directory makes (a lock file read or written, the descriptor
+    closed), once the flock was taken, left the descriptor open — this process held the directory
+    until it ended, its next run or search there refused, "in use by another run: process <its own>"
+    (or, interrupted once the lock file was removed, it kept a descriptor open for nothing)."""
+    import xdl.lock as lock_module
+    real = getattr(lock_module, name, None)
+    if real is None:
+        pytest.skip(f"xdl.lock has no {name}")
+    calls = [0]
+
+    def counted(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == interrupt_at[0]:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    interrupt_at = [0]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(lock_module, name, counted)
+        with lock_module.DirectoryLock(tmp_path, "--out", lock_module.RUN):
+            pass
+    made = calls[0]  # the calls of one acquire and release
+    for at in range(1, made + 1):
+        directory = tmp_path / f"{name}-{at}"
+        directory.mkdir()
+        calls[0], interrupt_at[0] = 0, at
+        open_before = os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else []
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(lock_module, name, counted)
+            with pytest.raises(KeyboardInterrupt):
+                with lock_module.DirectoryLock(directory, "--out", lock_module.RUN):
+                    pass
+        if open_before:
+            assert len(os.listdir("/proc/self/fd")) == len(open_before), f"{name}: call {at} of {made}"
+        with lock_module.DirectoryLock(directory, "--out", lock_module.RUN) as again:  # (not "in use")
+            assert again.took_over is None

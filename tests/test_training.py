@@ -3126,6 +3126,115 @@ def test_a_second_fit_of_a_trainer_while_its_fit_runs_is_refused_and_the_run_is_
     assert [r["epoch"] for r in trainer.fit(X, y)] == [1, 2, 3, 4]  # (the fit let the trainer go)
 
 
+class GuardsLockInterrupted:
+    """The fit guards' lock where a Ctrl-C lands while a fit waits for it (another thread starting a
+    fit holds it: Python's lock waits are interrupted by signals): once ``armed``, each acquire raises
+    KeyboardInterrupt."""
+
+    def __init__(self):
+        self.lock, self.armed = threading.Lock(), False
+
+    def __enter__(self):
+        if self.armed:
+            raise KeyboardInterrupt
+        return self.lock.__enter__()
+
+    def __exit__(self, *exc):
+        return self.lock.__exit__(*exc)
+
+
+class ArmsAtTheEnd(Callback):
+    """Arms ``lock`` at the run's end (``on_train_end``: the fit's clean-up comes next)."""
+
+    def __init__(self, lock):
+        self.lock = lock
+
+    def on_train_end(self, trainer):
+        self.lock.armed = True
+
+
+@pytest.mark.parametrize("kind", ["Trainer", "ManyTrainer"])
+def test_a_ctrl_c_in_the_clean_up_of_a_fit_leaves_neither_the_trainer_nor_its_callbacks_fitting(monkeypatch, kind):
+    """A Ctrl-C in a fit's own clean-up (here: while it waits for the guards' lock after the run's
+    end) left the trainer marked as fitting and its EarlyStopping as in a fit running now: every
+    later fit of the trainer was refused, "this trainer is fitting already", and so was another
+    trainer's first fit with that callback, "in the fit of another trainer running now"."""
+    lock = GuardsLockInterrupted()
+    monkeypatch.setattr(xdl.train.fit_guards, "_RUNS_LOCK", lock)
+    X, y = xdl.datasets.moons(100, noise=0.2, seed=0)
+
+    def made(callbacks):
+        if kind == "Trainer":
+            return make_trainer(None, epochs=1, callbacks=callbacks)
+        return xdl.train.ManyTrainer([xdl.config.TrainConfig(hidden=[4], epochs=1, patience=0, seed=0)],
+                                     callbacks=callbacks)
+
+    stopping = EarlyStopping(patience=5, monitor="train_cost", restore_best=False)
+    trainer = made([stopping, ArmsAtTheEnd(lock)])
+    with contextlib.suppress(KeyboardInterrupt):  # (the clean-up that needs no lock is not interrupted)
+        trainer.fit(X, y)
+    lock.armed = False
+    made([stopping]).fit(X, y)  # another trainer's first fit with the callback: its run is not running
+    trainer.callbacks = [EarlyStopping(patience=5, monitor="train_cost", restore_best=False)]
+    if kind == "Trainer":
+        trainer.epochs = 2
+        assert [r["epoch"] for r in trainer.fit(X, y)] == [1, 2]  # a later fit of the trainer goes on
+    else:  # (refused by what it is past: its run has ended — not by the guard)
+        with pytest.raises(ValueError, match="every model of this batch has ended"):
+            trainer.fit(X, y)
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="no interval timer (Windows)")
+def test_a_ctrl_c_at_any_moment_of_a_fits_start_or_end_leaves_the_trainer_free():
+    """Ctrl-C's KeyboardInterrupt lands between any two bytecodes where Python checks for signals:
+    after a call, at a function's start. Fired by a timer at random moments of fits (their
+    training stubbed out: the guards' code is all that runs), one that landed after the trainer was
+    marked as fitting and before its clean-up removed the mark (inside a context manager's exit, or
+    before its ``try``) left the mark: a later fit of the trainer, or of a new trainer made at a dead
+    one's address, was refused as "fitting already"."""
+    rng = np.random.default_rng(0)
+    armed = [False]
+
+    def interrupt(signum, frame):
+        if armed[0]:
+            armed[0] = False
+            raise KeyboardInterrupt
+
+    class Stubbed(Trainer):
+        def __init__(self):  # (nothing a stubbed fit reads)
+            pass
+
+        def _fit(self, *args):
+            return None
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    refused = []
+    try:
+        for delay in rng.uniform(1e-6, 4e-5, size=4000):
+            trainer = Stubbed()
+            armed[0] = True
+            try:
+                try:
+                    signal.setitimer(signal.ITIMER_REAL, delay)
+                    trainer.fit(None, None)
+                finally:
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+                    armed[0] = False
+            except KeyboardInterrupt:
+                pass
+            except RuntimeError as e:  # (a mark a dead trainer left, met by this one at its address)
+                refused.append(str(e))
+                continue
+            try:
+                trainer.fit(None, None)
+            except RuntimeError as e:
+                refused.append(str(e))
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert not refused, (len(refused), refused[0])
+
+
 def test_a_ctrl_c_once_the_run_has_ended_tells_no_callback_of_an_error_after_its_end(tmp_path):
     """The fit ended as it would (each callback's on_train_end), then raised Interrupted(over=True) inside
     the block that tells callbacks of an error: each had on_exception too, which is called "instead of

@@ -88,11 +88,23 @@ class DirectoryLock:
             except BaseException:
                 os.close(fd)
                 raise
-            # a holder that was ending removed the file after we opened it: our lock is on a file no
-            # other holder will open, so try again with the one now at the path
-            if _same_file(fd, self.path):
-                break
+            try:  # (the descriptor holds the flock from here: closed on any error, an interrupt's too, or this
+                # process held the directory until it ended, refusing its own next try as "in use")
+                # a holder that was ending removed the file after we opened it: our lock is on a file no
+                # other holder will open, so try again with the one now at the path
+                if _same_file(fd, self.path):
+                    self._name_this_process(fd, locked)
+                    break
+            except BaseException:
+                _close(fd, locked)
+                raise
             _close(fd, locked)
+        self._fd, self._locked = fd, locked
+        return self
+
+    def _name_this_process(self, fd: int, locked: bool) -> None:
+        """This process named in the lock file ``fd`` holds (``took_over``: the holder it named before,
+        one that is gone); an OSError names the file."""
         left = _holder(fd)  # a holder still named in the file had no chance to remove it (killed)
         self.took_over = left if locked and left and left.get("pid") != os.getpid() else None
         me = {"pid": os.getpid(), "host": socket.gethostname(),
@@ -100,15 +112,10 @@ class DirectoryLock:
         try:
             os.ftruncate(fd, 0)
             _write_at_start(fd, json.dumps(me).encode())
-        except BaseException as e:
-            # (a full disk) the descriptor holds the flock: closed, or this process would hold the directory
-            # until it ends, and refuse its own next try as "in use"; the error names the file
-            _close(fd, locked)
-            if isinstance(e, OSError) and e.errno is not None and e.filename is None:
+        except OSError as e:  # (a full disk)
+            if e.errno is not None and e.filename is None:
                 raise type(e)(e.errno, e.strerror, str(self.path)) from None
             raise
-        self._fd, self._locked = fd, locked
-        return self
 
     def release(self) -> None:
         """Remove the lock file (while still holding it: one waiting on this file then finds
@@ -125,8 +132,11 @@ class DirectoryLock:
                     self.path.unlink()
                 except OSError:
                     left = True
+            _unlock(fd, self._locked)
         finally:
-            _close(fd, self._locked)  # the flock goes with it
+            # the flock goes with it; first, one call: no interrupt lands before it (`_close`'s start took one,
+            # and this process held the directory until it ended)
+            os.close(fd)
         if left and os.name == "nt":  # closed, it can go (one another process opened since stays: it is theirs)
             with contextlib.suppress(OSError):
                 self.path.unlink()
@@ -229,18 +239,24 @@ def _windows_locking(fd: int, msvcrt, mode) -> None:
 
 
 def _close(fd: int, locked: bool) -> None:
-    """Close ``fd``, letting go of its lock: an flock goes with the descriptor; Windows' byte lock is
-    unlocked first (Microsoft's documentation leaves a lock closed unreleased for a while)."""
+    """Close ``fd``, letting go of its lock (`_unlock` first)."""
     try:
-        if locked:
-            try:
-                import fcntl  # noqa: F401  (POSIX: the close releases it)
-            except ImportError:
-                import msvcrt
-                with contextlib.suppress(OSError):
-                    _windows_locking(fd, msvcrt, msvcrt.LK_UNLCK)
+        _unlock(fd, locked)
     finally:
         os.close(fd)
+
+
+def _unlock(fd: int, locked: bool) -> None:
+    """Windows' byte lock on ``fd`` unlocked (Microsoft's documentation leaves a lock closed unreleased
+    for a while); POSIX: nothing (an flock goes with the descriptor's close)."""
+    if not locked:
+        return
+    try:
+        import fcntl  # noqa: F401  (POSIX: the close releases it)
+    except ImportError:
+        import msvcrt
+        with contextlib.suppress(OSError):
+            _windows_locking(fd, msvcrt, msvcrt.LK_UNLCK)
 
 
 def _holder(fd: int) -> dict | None:

@@ -1,6 +1,6 @@
 """What one fit holds and checks around its run: each callback with state is one run's
 (`callbacks_held`, and `load_resumed` for a resume's), each trainer fits once at a time
-(`fitting_alone`), each `Checkpoint` directory is this fit's alone, what the callbacks monitor is
+(`take_fit`), each `Checkpoint` directory is this fit's alone, what the callbacks monitor is
 measured (`check_monitored`), callbacks are told of errors (`callbacks_told_of_errors`), and a later
 fit goes on only where the run stands known (`check_goes_on`, `check_same_examples`)."""
 
@@ -16,8 +16,9 @@ from xdl.train.callback import Callback, check_monitor
 from xdl.train.checkpoint import Checkpoint
 
 
-# id(callback) -> [a weak reference to it, one to the trainer whose run its state is, whether it fits now]
-_RUNS: dict[int, list] = {}
+# id(callback) -> (a weak reference to it, one to the trainer whose run its state is); whether that run's fit runs
+# now is `FITTING`'s to say (a flag here, cleared at the fit's end, stayed set where an interrupt landed first)
+_RUNS: dict[int, tuple] = {}
 _RUNS_LOCK = threading.Lock()
 
 
@@ -45,7 +46,7 @@ def check_callbacks_own(trainer, continuing: bool) -> None:
         entry = _run_of(cb) if keeps_state(cb) else None
         if entry is None or entry[1]() is trainer:
             continue
-        if entry[2]:
+        if _in_fit_now(cb, entry[1]()):
             raise RuntimeError(f"callbacks: this {type(cb).__name__} is in the fit of another trainer running now; "
                                "its state (state_dict) is one run's: give each trainer its own callback "
                                "(copy.deepcopy(callback), or make another)")
@@ -65,16 +66,20 @@ def callbacks_held(trainer, continuing: bool):
     block yields (each callback once its ``on_train_begin`` returned; all of them once a resume
     began loading their state): that one is still the run's it was before."""
     held = [cb for cb in trainer.callbacks if keeps_state(cb)]
-    with _RUNS_LOCK:
-        check_callbacks_own(trainer, continuing)
-        before = {id(cb): _run_of(cb) for cb in held}
-        for cb in held:
-            key = id(cb)
-            _RUNS[key] = [weakref.ref(cb, lambda _, key=key: _RUNS.pop(key, None)), weakref.ref(trainer), True]
     told = []  # the callbacks whose state this fit may have changed (their on_train_begin returned, a resume's load)
+    before = None  # each callback's run before this fit took it (inside the try: an interrupt as it takes them is
+    # undone below — one between the taking and a try after it left them this trainer's)
     try:
+        with _RUNS_LOCK:
+            check_callbacks_own(trainer, continuing)
+            before = {id(cb): _run_of(cb) for cb in held}
+            for cb in held:
+                key = id(cb)
+                _RUNS[key] = (weakref.ref(cb, lambda _, key=key: _RUNS.pop(key, None)), weakref.ref(trainer))
         yield told
     except BaseException:
+        if before is None:  # refused (`check_callbacks_own`), or stopped before it took any
+            raise
         # one this fit never changed (a resume's checkpoint missing or another run's, a Checkpoint refusing in its own
         # on_train_begin) is still the run's it was — taken as this trainer's, that run's later fit was refused; one
         # a resume loaded the checkpoint's state into (a later callback's load_state_dict failed) is not: put back,
@@ -88,12 +93,6 @@ def callbacks_held(trainer, continuing: bool):
                 else:
                     _RUNS[id(cb)] = before[id(cb)]
         raise
-    finally:
-        with _RUNS_LOCK:
-            for cb in held:
-                entry = _run_of(cb)
-                if entry is not None:
-                    entry[2] = False
 
 
 def load_resumed(trainer, checkpoint, flags: tuple, told: list) -> None:
@@ -112,30 +111,49 @@ def load_resumed(trainer, checkpoint, flags: tuple, told: list) -> None:
     told.extend(trainer.callbacks)
 
 
-_FITTING: set[int] = set()  # id of each trainer (a `Trainer`, a `ManyTrainer`) whose fit runs now (`fitting_alone`)
+class FitClaim:
+    """One fit of ``trainer`` (a `Trainer`, a `ManyTrainer`), held in `FITTING` while it runs. A fit
+    takes its claim inside a ``try`` whose ``finally`` begins with ``FITTING.discard(claim)``: one C
+    call, so no interrupt (Ctrl-C: Python raises it between bytecodes, after a call) lands between
+    the fit's end and it — a ``with`` of a context manager runs Python code there (its ``__exit__``),
+    and an interrupt in it left the trainer "fitting already" for good. The claim is its own entry (a
+    refused fit's removes no other's), and names the trainer by a weak reference (one left behind
+    never names a new trainer made at a dead one's address)."""
+
+    __slots__ = ("trainer",)
+
+    def __init__(self, trainer):
+        self.trainer = weakref.ref(trainer)
 
 
-@contextlib.contextmanager
-def fitting_alone(trainer, who: str, maker: str):
-    """Within the block, the fit of ``trainer`` (``who``: "trainer" or "batch", made by ``maker``)
-    is its only one: a second fit of it meanwhile — from another thread (a notebook's cell run
-    again while a background thread trains), or from one of its callbacks — is refused before it
-    checks or changes anything. Two fits of one trainer at once interleaved their steps over one
-    model, optimizer and position: the second was told the first "was stopped inside a step (a
-    second Ctrl-C …)", or both trained, one failing at a backward through weights the other had
-    written, and the run's history held both fits' epochs (26 records for 20 epochs)."""
+FITTING: set[FitClaim] = set()  # the claim of each fit running now (`take_fit`)
+
+
+def fitting_now(trainer) -> bool:
+    """Whether a fit of ``trainer`` runs now (a claim of it in `FITTING`)."""
+    return any(claim.trainer() is trainer for claim in tuple(FITTING))  # (a copy: a fit's end discards unlocked)
+
+
+def _in_fit_now(cb, owner) -> bool:
+    """Whether ``cb`` is in a fit running now of ``owner``, the trainer whose run its state is (None: one gone)."""
+    return owner is not None and fitting_now(owner) and any(c is cb for c in owner.callbacks)
+
+
+def take_fit(claim: FitClaim, who: str, maker: str) -> None:
+    """``claim`` taken into `FITTING`: its fit (of ``claim.trainer``, ``who``: "trainer" or "batch",
+    made by ``maker``) is that trainer's only one — a second fit of it meanwhile, from another thread
+    (a notebook's cell run again while a background thread trains) or from one of its callbacks, is
+    refused before it checks or changes anything. Two fits of one trainer at once interleaved their
+    steps over one model, optimizer and position: the second was told the first "was stopped inside a
+    step (a second Ctrl-C …)", or both trained, one failing at a backward through weights the other
+    had written, and the run's history held both fits' epochs (26 records for 20 epochs)."""
     with _RUNS_LOCK:
-        if id(trainer) in _FITTING:
+        if fitting_now(claim.trainer()):
             raise RuntimeError(f"fit: this {who} is fitting already (a fit of it in another thread, or called from "
                                "its own callback); a run trains in one fit at a time: wait for that fit to end "
                                "(a callback's trainer.stop_training = True, or a Control file's stop = true, ends it "
                                f"early), or make a new {maker}")
-        _FITTING.add(id(trainer))
-    try:
-        yield
-    finally:
-        with _RUNS_LOCK:
-            _FITTING.discard(id(trainer))
+        FITTING.add(claim)
 
 
 @contextlib.contextmanager

@@ -58,8 +58,8 @@ from xdl.train.checkpoint import Checkpoint, check_resumes_into, stop_for_signal
 from xdl.train.checkpoint_files import check_checkpoint_kind, position, resume_path, upcoming, write_checkpoint
 from xdl.train.early_stopping import EarlyStopping, patience_reason
 from xdl.train.fit_guards import (callbacks_held, callbacks_told_of_errors, check_callbacks_own, check_goes_on,
-                                  check_monitored, check_same_examples, checkpoint_directories_held, fitting_alone,
-                                  load_resumed)
+                                  check_monitored, check_same_examples, checkpoint_directories_held, FitClaim,
+                                  FITTING, load_resumed, take_fit)
 from xdl.train.captured import CapturedSteps, loop_capture
 from xdl.train.divergence import (FIRST_EPOCH_HINT, FIRST_FORWARD_ADVICE, cost_limit, diverged_cost,
                                   first_forward_failure, start_cost, state_advice)
@@ -353,9 +353,13 @@ class ManyTrainer:
 
     # -- the loop -----------------------------------------------------------------------------
     def fit(self, X, y, dev=None, n_classes=None, standardize=None, resume=None) -> list[Result]:
-        with fitting_alone(self, "batch", "ManyTrainer"), enable_grad():  # (a second fit meanwhile: refused; a
-            # caller's no_grad block: its steps record gradients all the same, as a Trainer's)
-            return self._fit(X, y, dev, n_classes, standardize, resume)
+        claim = FitClaim(self)
+        try:
+            take_fit(claim, "batch", "ManyTrainer")  # (a second fit meanwhile: refused)
+            with enable_grad():  # (a caller's no_grad block: its steps record gradients all the same, as a Trainer's)
+                return self._fit(X, y, dev, n_classes, standardize, resume)
+        finally:
+            FITTING.discard(claim)  # (first, one call: no interrupt between the fit's end and it, `FitClaim`)
 
     def _fit(self, X, y, dev, n_classes, standardize, resume) -> list[Result]:
         checkpoint = None if resume is None else resume_path(resume)

@@ -57,8 +57,8 @@ from xdl.train.checkpoint_files import (check_checkpoint_kind, fewest_epochs, po
                                         write_checkpoint)
 from xdl.train.early_stopping import EarlyStopping
 from xdl.train.fit_guards import (callbacks_held, callbacks_told_of_errors, check_callbacks_own, check_goes_on,
-                                  check_monitored, check_same_examples, checkpoint_directories_held, fitting_alone,
-                                  load_resumed)
+                                  check_monitored, check_same_examples, checkpoint_directories_held, FitClaim,
+                                  FITTING, load_resumed, take_fit)
 from xdl.train.captured import CapturedSteps, host_values, loop_capture
 from xdl.train.divergence import (FIRST_EPOCH_HINT, FIRST_FORWARD_ADVICE, RATE_ADVICE, START_FACTOR, cost_limit_of,
                                   diverged_cost, divergence_factor, first_forward_failure, first_step_advice,
@@ -490,15 +490,20 @@ class Trainer:
         with a callback's ``trainer.stop_training = True``, or a `Control` file's ``stop = true``.) A
         callback's stop from ``on_step_end`` leaves the epoch mid-way as Ctrl-C does, without raising.
         Each `Checkpoint` directory is this fit's alone while it runs (`checkpoint_directories_held`),
-        and the trainer too: a second fit of it while one runs (another thread's) is refused (`fitting_alone`).
+        and the trainer too: a second fit of it while one runs (another thread's) is refused (`take_fit`).
         A fit records its steps' gradients whatever block it is called in (a caller's ``xdl.no_grad()``: its
         backward failed, "on a tensor that does not require grad").
         """
-        with fitting_alone(self, "trainer", "Trainer"), enable_grad():
-            return self._fit(X, y, dev, resume)
+        claim = FitClaim(self)
+        try:
+            take_fit(claim, "trainer", "Trainer")
+            with enable_grad():
+                return self._fit(X, y, dev, resume)
+        finally:
+            FITTING.discard(claim)  # (first, one call: no interrupt between the fit's end and it, `FitClaim`)
 
     def _fit(self, X, y, dev, resume) -> History:
-        """`fit`, the trainer's only fit running (`fitting_alone`)."""
+        """`fit`, the trainer's only fit running (`take_fit`)."""
         checkpoint = None if resume is None else resume_path(resume)
         for name in ("epochs", "batch_size"):  # set by hand since (a later fit trains on by raising trainer.epochs)
             check_int(getattr(self, name), f"fit: trainer.{name}")
