@@ -61,46 +61,28 @@ COUNTS = st.lists(st.integers(0, 10**6), min_size=2, max_size=8)
 @quick
 @given(case=decays(), counts=COUNTS)
 def test_a_decay_starts_at_its_rate_and_never_rises(case, counts):
-    """s(0) = α₀ exactly (a cosine to a min_lr > 0 too: `test_a_cosine_is_exact_at_both_ends_and_never_rises`),
+    """s(0) = α₀ exactly (a cosine to a min_lr > 0 within 1 ulp: min_lr + (α₀ − min_lr)·1 rounds twice, the
+    price of min_lr exact at its end and of rates that stay the formula's: `test_a_cosines_rates_are_its_formulas`),
     and s(a) ≥ s(b) for a ≤ b: every decay's formula is non-increasing in the count."""
     schedule, lr0 = case
-    assert schedule(0) == lr0
+    assert schedule(0) == lr0 or repr(schedule).startswith("cosine") and math.isclose(schedule(0), lr0, rel_tol=2**-52)
     rates = [schedule(count) for count in sorted(counts)]
     assert all(earlier >= later for earlier, later in zip(rates, rates[1:])), (schedule, rates)
 
 
-@settings(max_examples=500, deadline=None, derandomize=True)  # (cheap: a few floats each)
-@given(lr0=st.floats(1e-12, 1e6), share=st.one_of(st.floats(0, 1), st.just(1.0), st.floats(1 - 1e-6, 1)),
-       total=st.one_of(st.integers(1, 20), st.integers(1, 10**10)), counts=st.lists(st.floats(0, 1), max_size=8))
-def test_a_cosine_is_exact_at_both_ends_and_never_rises(lr0, share, total, counts):
-    """cosine(α₀, T, min_lr): α₀ exactly at count 0, min_lr exactly from T on, between them within [min_lr, α₀]
-    and non-increasing, for min_lr anywhere in [0, α₀] (near α₀ too) and T up to 10¹⁰ (where the share decayed
-    rounds to 1 before T). min_lr + (α₀ − min_lr)·1 rounded twice: cosine(6.522139776984614, 1,
-    2.241985548338461)(0) was 1 ulp below α₀."""
-    min_lr = min(share * lr0, lr0)
-    schedule = schedules.cosine(lr0, total, min_lr)
-    assert schedule(0) == lr0 and schedule(total) == schedule(total + 1) == schedule(2.5 * total) == min_lr
-    ends = [0, 1, 2, total - 2, total - 1, total]
-    steps = sorted({c for c in ends if c >= 0} | {round(f * total) for f in counts} | {f * total for f in counts})
-    rates = [schedule(count) for count in steps]
-    assert all(lr0 >= earlier >= later >= min_lr for earlier, later in zip(rates, rates[1:])), (schedule, steps, rates)
-
-
-def test_a_cosine_starts_at_its_rate_where_the_old_formula_was_an_ulp_below():
-    """20,000 seeded cosines of random α₀ (10⁻⁸ … 10³), min_lr (0, a random share of α₀, or within 10⁻¹⁶ … 10⁻¹
-    of it) and T: the old formula missed α₀ at count 0 in about 2% (hypothesis's draws, favouring round
-    numbers, found none), 1 ulp below or above it."""
-    assert schedules.cosine(6.522139776984614, 1, 2.241985548338461)(0) == 6.522139776984614
+def test_a_cosines_rates_are_its_formulas():
+    """cosine(α₀, T, min_lr)(t) is min_lr + (α₀ − min_lr)·(1 + cos(π·min(t, T)/T))/2 bit for bit, as
+    written: a checkpoint keeps its schedule's rates at a few counts and a resume compares them exactly
+    (`provenance`), so a formula reordered for an ulp (α₀ exact at count 0) refused every cosine run
+    checkpointed before it (1,532 of 2,000 random cosines differed somewhere)."""
     rng = np.random.default_rng(0)
-    for _ in range(20_000):
+    for _ in range(5_000):
         lr0 = float(10 ** rng.uniform(-8, 3))
-        kind = rng.integers(3)
-        min_lr = [0.0, lr0 * rng.random(), lr0 * (1 - 10 ** rng.uniform(-16, -1))][kind]
-        total = int(rng.choice([1, 2, 3, 10, 1000, rng.integers(1, 10**9)]))
-        schedule = schedules.cosine(lr0, total, min(min_lr, lr0))
-        rates = [schedule(count) for count in sorted((0, 1, total // 2, total - 1, total))]
-        assert rates[0] == lr0 and rates[-1] == min(min_lr, lr0), (schedule, rates)
-        assert all(earlier >= later for earlier, later in zip(rates, rates[1:])), (schedule, rates)
+        min_lr = [0.0, lr0 * rng.random()][rng.integers(2)]
+        total = int(rng.choice([1, 3, 40, 200, rng.integers(1, 10**6)]))
+        schedule = schedules.cosine(lr0, total, min_lr)
+        for count in (0, 1, 2, 3, 5, 100, total // 2, total - 1, total, total + 7):
+            assert schedule(count) == min_lr + (lr0 - min_lr) * (1 + math.cos(math.pi * min(count, total) / total)) / 2
 
 
 @quick

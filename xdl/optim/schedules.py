@@ -83,12 +83,7 @@ def _step_decay(count, lr0, factor, every):
 
 
 def _cosine(count, lr0, total, min_lr):
-    if count >= total:  # held at min_lr, exactly (lr0 − (lr0 − min_lr) need not round to it)
-        return min_lr
-    # α₀ less the part decayed, not min_lr plus the part left: exact at count 0 (1 − cos 0 = 0), where
-    # min_lr + (α₀ − min_lr)·1 rounded twice (1 ulp off α₀); the max keeps a rounding (the share decayed
-    # rounded to 1 near the end of a long schedule) from going below min_lr, and rising back to it at total
-    return max(lr0 - (lr0 - min_lr) * (1 - math.cos(math.pi * count / total)) / 2, min_lr)
+    return min_lr + (lr0 - min_lr) * (1 + math.cos(math.pi * min(count, total) / total)) / 2
 
 
 def _warmup(count, base, steps):
@@ -147,8 +142,7 @@ def step_decay(lr0: float, factor: float = 0.5, every: int = 10):
 @_maker
 def cosine(lr0: float, total: int, min_lr: float = 0.0):
     """α = min_lr + (α₀ − min_lr)·(1 + cos(π·min(count, total)/total))/2 (from α₀ down to min_lr,
-    default 0, held after ``total`` counts), computed as α₀ − (α₀ − min_lr)·(1 − cos(π·count/total))/2,
-    no lower than min_lr: α₀ exactly at count 0, min_lr exactly from ``total`` on, never rising between"""
+    default 0, held after ``total`` counts)"""
     check_positive("lr0", lr0)
     check_count("total", total)
     check_non_negative("min_lr", min_lr)
