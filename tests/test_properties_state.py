@@ -267,6 +267,24 @@ def test_an_eps_beyond_the_layers_dtype_is_refused_as_one_below_it(dtype):
             narrowed(np.ones((4, 3), np.float32))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_batch_norm_refuses_an_integer_eps_beyond_floats_naming_it(dtype):
+    """`batch_norm`'s ε checked in x's dtype: a Python int beyond every float (10**309 …) is no finite ε in
+    any dtype, refused as 1e39 is in float32 — it raised NumPy's bare "int too large to convert to float"."""
+    x, ones, zeros = (xdl.tensor(np.full(shape, fill, dtype)) for shape, fill in
+                      (((4, 3), 0.5), ((3,), 1.0), ((3,), 0.0)))
+    for digits in (309, 310, 400):
+        with pytest.raises(ValueError, match=rf"^batch_norm: eps must be a finite number > 0 in {np.dtype(dtype)}"):
+            xdl.functions.batch_norm(x, ones, zeros, np.zeros(3, dtype), np.ones(3, dtype), eps=10**digits)
+    for eps in (1, 10**38, 10**300):  # (an int within the dtype's range is an ε as its float is)
+        finite = float(eps) <= float(np.finfo(dtype).max)
+        if finite:
+            xdl.functions.batch_norm(x, ones, zeros, np.zeros(3, dtype), np.ones(3, dtype), eps=eps)
+        else:
+            with pytest.raises(ValueError, match="^batch_norm: eps must be"):
+                xdl.functions.batch_norm(x, ones, zeros, np.zeros(3, dtype), np.ones(3, dtype), eps=eps)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # xdl.data.split
 

@@ -90,8 +90,14 @@ def eps_holds(eps: float, dtype) -> bool:
     """Whether ``eps`` is a finite ε > 0 in ``dtype``: 0 < ε < ∞ and 0 < dtype(ε) < ∞ — below the
     dtype's least subnormal ε is 0 there (1/√0 on a constant feature), above its largest value ∞ (every
     output β, the normalized values 0)."""
-    with np.errstate(over="ignore"):  # (beyond the dtype: inf, refused by the comparison, not warned of)
-        return bool(0 < eps < np.inf and 0 < np.dtype(dtype).type(eps) < np.inf)
+    if not 0 < eps < np.inf:
+        return False
+    try:
+        with np.errstate(over="ignore"):  # (beyond the dtype: inf, refused by the comparison, not warned of)
+            in_dtype = np.dtype(dtype).type(eps)
+    except OverflowError:  # a Python int beyond every float (10**400): NumPy raises where a float gives inf
+        return False
+    return bool(0 < in_dtype < np.inf)
 
 
 @op(domain=("real", "positive", "real"),
