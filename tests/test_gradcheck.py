@@ -696,3 +696,26 @@ def test_gradcheck_still_catches_a_backward_twice_too_large_a_few_roundings_abov
     x.name, a.name = "x", "a"
     result = xdl.gradcheck(lambda: DoubledHalfSquare.apply(x).sum() + 1e6 * (a * a).sum() + 1e9, [x, a])
     assert not result.passed and result.hidden_bug and result.unresolved == [], str(result)
+
+
+class ScaledSquare(Function):
+    """y = x², with a backward of ``factor``·2x (1: right; anything else: a wrong backward pass)."""
+
+    factor: float = 1.0
+
+    def forward(self, x):
+        self.x = x
+        return x * x
+
+    def backward(self, gy):
+        return (self.factor * 2 * gy * self.x,)
+
+
+@pytest.mark.parametrize("factor", [1.0, 0.5, 0.9, 0.999, 1.001, 1.5, 3.0, -1.0, 0.0])
+def test_a_gradcheck_result_is_true_only_where_the_check_passed(backend, factor):
+    """PyTorch's habit, ``assert torch.autograd.gradcheck(fn, inputs)``: the result was a dataclass,
+    always true, so the assert let every wrong backward pass through. Its truth is now ``passed``."""
+    x = t64(backend, np.random.default_rng(int(factor * 1000) % 97).normal(size=(4, 3)))
+    result = xdl.gradcheck(lambda t: ScaledSquare.apply(t, factor=factor).sum(), x)
+    assert bool(result) is result.passed
+    assert bool(result) is (factor == 1.0), str(result)

@@ -285,6 +285,25 @@ def test_dropout_keeps_fraction_and_expectation(backend):
         Dropout(1.0)
 
 
+
+@pytest.mark.parametrize("rate", [0.0, 0.1, 0.25, 0.5, 0.75, 0.9])
+def test_dropout_p_is_pytorchs_name_of_its_rate(backend, rate):
+    """``layer.p = …`` (PyTorch's name, a dropout schedule's habit) set a plain attribute that no forward
+    read: the layer went on dropping at its old rate. ``p`` is now ``rate``, read, set and made with."""
+    made = Dropout(p=rate)
+    assert made.rate == made.p == rate and made.config == {"rate": rate}
+    layer = Dropout(0.5)
+    layer.p = rate
+    assert layer.rate == layer.p == rate and "p" not in vars(layer)
+    y = layer(np.ones((500, 400), dtype=np.float32)).numpy()
+    assert (y != 0).mean() == pytest.approx(1 - rate, abs=0.01)
+    with pytest.raises(ValueError, match=r"Dropout: rate must be a number in .*got 1.5"):
+        layer.p = 1.5
+    assert layer.rate == rate  # (refused before anything changed)
+    with pytest.raises(TypeError, match=r"Dropout: give the drop probability once, as rate \(or p"):
+        Dropout(rate, p=rate)
+
+
 MLP_ERRORS = [
     (dict(hidden=32), r"mlp: hidden must be a non-empty list of positive integers.*got 32 \(one hidden layer of 32: \[32\]\)"),
     (dict(hidden=[3.7]), r"mlp: hidden must be a non-empty list of positive integers.*got \[3.7\]"),
@@ -1436,6 +1455,32 @@ def test_pytorch_names_that_xdl_spells_otherwise_say_its_spelling():
     with pytest.raises(AttributeError, match="'list' object has no attribute 'shape'"):
         t.shape
 
+
+def test_pytorch_module_names_that_xdl_spells_otherwise_say_its_spelling():
+    """``nn.Linear``, ``torch.manual_seed``, ``optim.lr_scheduler`` met a bare "module 'xdl.nn' has no
+    attribute 'Linear'": each name of the tables now says the way here, and every way named works."""
+    import xdl.losses
+    import xdl.nn
+    import xdl.optim
+
+    tables = [(xdl, "torch", xdl.PYTORCH_NAMES), (xdl.nn, "nn", xdl.nn.PYTORCH_NAMES),
+              (xdl.losses, "nn", xdl.losses.PYTORCH_LOSSES), (xdl.optim, "optim", xdl.optim.PYTORCH_NAMES)]
+    for module, torch_module, table in tables:
+        for name, way in table.items():
+            with pytest.raises(AttributeError, match=rf"^module '{module.__name__}' has no attribute '{name}'; for "
+                                                     rf"PyTorch's {torch_module}.{name}, use {re.escape(way)}$"):
+                getattr(module, name)
+        with pytest.raises(AttributeError, match=rf"^module '{module.__name__}' has no attribute 'nothing'$"):
+            module.nothing
+        assert not hasattr(module, "nothing") and getattr(module, "nothing", None) is None
+    # the ways named work as written
+    assert isinstance(xdl.nn.Dense(3, 2), xdl.nn.Module) and xdl.nn.Dense(3, 2).weight.shape == (3, 2)
+    assert xdl.nn.BatchNorm(4).features == 4 and len(xdl.nn.Sequential(xdl.nn.ReLU(), xdl.nn.Tanh())) == 2
+    for loss in (xdl.losses.SoftmaxCrossEntropy, xdl.losses.MeanSquaredError, xdl.losses.BinaryCrossEntropy):
+        assert isinstance(loss(), xdl.losses.Loss)
+    assert callable(xdl.optim.schedules.step_decay(0.1, 0.5, 2)) and xdl.tensor(np.ones(2)).shape == (2,)
+    assert xdl.relu(xdl.tensor([-1.0, 1.0])).numpy().tolist() == [0.0, 1.0] and callable(xdl.log_softmax)
+    assert callable(xdl.seed)
 
 def test_the_apply_hint_visits_a_shared_layer_once_as_pytorch_s_apply():
     """named_modules names a layer held in two places under each name (PyTorch's yields it once);

@@ -3638,3 +3638,20 @@ def test_an_optimizer_state_that_overflows_is_a_divergence_named_with_its_weight
                                                          r"in epoch 1: .*try a smaller weight_decay \(now 1e\+20\)"):
                 trainer.fit(s.X_train, s.y_train)
         assert trainer.history.diverged.startswith("the optimizer's state (group 0's ")
+
+
+@pytest.mark.parametrize("option, way", [
+    ("validation_data", r"dev=\(X_dev, y_dev\)"), ("validation_split", r"xdl.data.split"),
+    ("epochs", r"Trainer\(epochs="), ("batch_size", r"Trainer\(batch_size="), ("callbacks", r"Trainer\(callbacks="),
+    ("verbose", r"Trainer\(progress="), ("shuffle", r"each epoch is shuffled"), ("initial_epoch", r"resume="),
+    ("class_weight", r"not offered"), ("sample_weight", r"not offered"), ("devv", r"its options: dev, resume")])
+def test_fit_says_where_a_keras_option_is(backend, option, way):
+    """Keras's ``model.fit(X, y, validation_data=…, epochs=…)``: Python's "unexpected keyword argument"
+    named the keyword and not where it is here. Refused before any work: the trainer trains nothing."""
+    s = moons_parts(200)
+    trainer = make_trainer(backend, epochs=2)
+    before = trainer.model.state_dict()
+    with pytest.raises(TypeError, match=rf"Trainer.fit\(\) takes no option {option}=: .*{way}"):
+        trainer.fit(s.X_train, s.y_train, **{option: (s.X_dev, s.y_dev)})
+    assert trainer.epoch == 0 and all(np.array_equal(before[k], v) for k, v in trainer.model.state_dict().items())
+    assert trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev)).final()["epoch"] == 2  # (dev= is the way)

@@ -30,12 +30,19 @@ __version__ = "0.1.0"
 LAZY_SUBMODULES = ("bench", "config", "hostmemory", "ops", "plots", "sklearn", "tune")
 
 
+# PyTorch's torch names of what is here under another name (`__getattr__`)
+PYTORCH_NAMES = {"manual_seed": "xdl.seed(n) (weights, shuffles and dropout masks drawn from it)",
+                 "from_numpy": "xdl.tensor(array)"}
+
+
 def __getattr__(name: str):
     if name in LAZY_SUBMODULES:
         import importlib
 
         return importlib.import_module(f"xdl.{name}")
-    raise AttributeError(f"module 'xdl' has no attribute {name!r}")
+    from xdl.tensor import missing_module_attribute
+
+    missing_module_attribute("xdl", name, PYTORCH_NAMES, "torch")
 
 
 __all__ = [

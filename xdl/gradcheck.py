@@ -99,7 +99,8 @@ class GradcheckResult:
     finite differences resolve) and its ``verdict`` (`VERDICTS`; "inconclusive" with none resolved),
     the ``worst`` place, each input's own difference (``per_input``, in input order), the finite
     differences' floor ``resolution`` (|J|·2⁻⁵²/ε) and the inputs whose bug-like difference is that
-    rounding (``unresolved``). ``passed`` says whether the check passed; ``str`` says it all."""
+    rounding (``unresolved``). ``passed`` (and ``bool(result)``) says whether the check passed; ``str`` says it
+    all."""
 
     difference: float
     verdict: str
@@ -131,6 +132,11 @@ class GradcheckResult:
         """True unless the verdict is "bug", "suspect" or "inconclusive", or an input hides a bug
         (`hidden_bug`)."""
         return self.verdict in ("great", "ok") and not self.hidden_bug
+
+    def __bool__(self) -> bool:
+        """`passed`: ``assert xdl.gradcheck(...)`` is PyTorch's ``assert torch.autograd.gradcheck(...)``, which
+        returns True only where the check passed (a dataclass is always true: that assert let a bug through)."""
+        return self.passed
 
     def __str__(self) -> str:
         w = self.worst

@@ -28,7 +28,7 @@ from xdl.data.validation import DISTRIBUTION_TOLERANCE, check_number, check_tens
 from xdl.functions.penalties import WeightPenalty, weight_ranges
 from xdl.graph import CheckedState, require_not_capturing
 from xdl.nn.module import Module, ends_in_probability
-from xdl.tensor import Tensor, role_of
+from xdl.tensor import Tensor, missing_module_attribute, role_of
 
 __all__ = ["Loss", "SoftmaxCrossEntropy", "BinaryCrossEntropy", "MeanSquaredError", "l2", "l1"]
 
@@ -42,6 +42,19 @@ PYTORCH_OPTIONS = {
     "weight": "class weights are not offered",
     "pos_weight": "class weights are not offered",
 }
+
+# PyTorch's loss classes → the way here (the module's `__getattr__`)
+PYTORCH_LOSSES = {
+    "CrossEntropyLoss": "SoftmaxCrossEntropy() (on logits)",
+    "MSELoss": "MeanSquaredError()",
+    "BCEWithLogitsLoss": "BinaryCrossEntropy() (on logits)",
+    "BCELoss": "BinaryCrossEntropy() on logits: leave the sigmoid out of the model (predict_proba applies it)",
+    "NLLLoss": "SoftmaxCrossEntropy() on logits: leave the log_softmax out of the model",
+}
+
+
+def __getattr__(name: str):
+    missing_module_attribute(__name__, name, PYTORCH_LOSSES, "nn")
 
 
 class Loss:

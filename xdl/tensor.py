@@ -289,6 +289,17 @@ def missing_attribute(obj, name: str, pytorch_names: dict, read=frozenset()):
     return object.__getattribute__(obj, name)
 
 
+def missing_module_attribute(module: str, name: str, pytorch_names: dict, torch_module: str):
+    """A module's ``__getattr__``: PyTorch's name ``torch_module.name`` of what ``module`` has under
+    another name here (``pytorch_names``: name → the way here) says that way; any other name is Python's
+    "module has no attribute" (``import torch.nn as nn; nn.Linear`` is ``xdl.nn.Dense``: the bare error
+    did not say which)."""
+    if name in pytorch_names:
+        raise AttributeError(f"module {module!r} has no attribute {name!r}; for PyTorch's {torch_module}.{name}, "
+                             f"use {pytorch_names[name]}")
+    raise AttributeError(f"module {module!r} has no attribute {name!r}")
+
+
 # a tensor's state that is its process's, not its own: left out of a pickle (`Tensor.__getstate__`)
 _PROCESS_STATE = frozenset({"_written", "_aliases"})
 

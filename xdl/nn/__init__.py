@@ -6,6 +6,22 @@ from xdl.nn.mlp import ACTIVATIONS, mlp
 from xdl.nn.module import Module
 from xdl.nn.sequential import Sequential
 from xdl.nn.stacked import Stacked, StackError, stack
+from xdl.tensor import missing_module_attribute
+
+# PyTorch's torch.nn names of what is here under another name (`__getattr__`)
+PYTORCH_NAMES = {
+    "Linear": "xdl.nn.Dense(in_features, out_features) (Keras's name; its weight is (in_features, out_features))",
+    "BatchNorm1d": "xdl.nn.BatchNorm(features) (its momentum is Keras's: PyTorch's momentum=0.1 is 0.9 here)",
+    "ModuleList": "xdl.nn.Sequential(...) (its layers by number), or an attribute per module",
+    "CrossEntropyLoss": "xdl.losses.SoftmaxCrossEntropy()",
+    "MSELoss": "xdl.losses.MeanSquaredError()",
+    "BCEWithLogitsLoss": "xdl.losses.BinaryCrossEntropy() (it takes logits)",
+    "functional": "xdl itself: every differentiable function is at its top level (xdl.relu, xdl.log_softmax, …)",
+}
+
+
+def __getattr__(name: str):
+    missing_module_attribute(__name__, name, PYTORCH_NAMES, "nn")
 
 __all__ = ["build", "describe", "ACTIVATIONS", "BatchNorm", "Dense", "Dropout", "LAYERS", "LeakyReLU", "Module", "ReLU", "Sequential", "Sigmoid",
            "Softmax", "StackError", "Stacked", "Standardize", "Tanh", "mlp", "stack"]

@@ -156,8 +156,9 @@ class Dropout(Module):
     how `Trainer` runs it; a layer called twice in one forward pass draws a mask per call,
     `Module.draw_key`), or else from the backend's seeded generator.
 
-    ``rate`` and ``random_key`` are checked where they are set (``layer.rate = 0.1`` too, PyTorch's
-    ``layer.p = 0.1``: `checked_settings`), so each forward reads them as they are.
+    ``rate`` and ``random_key`` are checked where they are set (``layer.rate = 0.1`` too: `checked_settings`),
+    so each forward reads them as they are. ``p``, PyTorch's name (``Dropout(p=0.5)``, ``layer.p = 0.1``),
+    is ``rate``: a ``layer.p = 0.1`` of a PyTorch habit set an attribute no forward read, and the rate stayed.
     """
 
     draws_random = True
@@ -166,11 +167,23 @@ class Dropout(Module):
         "random_key": lambda layer, key: None if key is None else checked_mask_key(key, "Dropout: random_key"),
     })
 
-    def __init__(self, rate: float):
+    def __init__(self, rate: float | None = None, *, p: float | None = None):
+        if (rate is None) == (p is None):
+            raise TypeError(f"Dropout: give the drop probability once, as rate (or p, PyTorch's name), "
+                            f"got rate={rate!r} and p={p!r}")
         super().__init__()
-        self.rate = rate
+        self.rate = rate if p is None else p
         self.config = {"rate": self.rate}
         self.random_key = None  # (seed, stream, step), set by Module.set_random_key
+
+    @property
+    def p(self) -> float:
+        """PyTorch's name of ``rate``: reading and setting it reads and sets ``rate`` (checked there)."""
+        return self.rate
+
+    @p.setter
+    def p(self, value) -> None:
+        self.rate = value
 
     def forward(self, x):
         check_input(x, lambda: f"Dropout({self.rate})")
@@ -200,7 +213,9 @@ class BatchNorm(Module):
     A training batch needs at least 2 examples (a variance of one is no estimate).
 
     ``features``: the activations' width, a positive integer of at most 2**31 − 1.
-    ``momentum``: a number in [0, 1) (0.9 by default). ``eps``: ε, a finite number > 0 that is not
+    ``momentum``: a number in [0, 1) (0.9 by default), the weight of the running value (Keras's
+    convention): PyTorch's ``BatchNorm1d(momentum=0.1)`` weighs the batch's instead, and is ``momentum=0.9``
+    here (0.1 here keeps 90% of each batch's statistics). ``eps``: ε, a finite number > 0 that is not
     0 in the layer's dtype (1e-5 by default), which keeps the division finite for a feature constant
     over the batch. ``dtype``: the dtype of γ, β and the running statistics, float32 or float64;
     None (the default) is float32.

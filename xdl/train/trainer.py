@@ -73,6 +73,22 @@ from xdl.train.schedule_checks import check_schedule_fits, check_schedule_kind, 
 REFRESH_STEPS = 20  # the progress bar shows the running cost every this many steps (one host sync)
 PRECHECKED_RATES = 100_000  # rates checked before training, per kind (epoch schedule, step schedule)
 
+# Keras's Model.fit options → the way here (`Trainer.fit`): Python's "unexpected keyword argument
+# 'validation_data'" did not say that the dev set is dev=, nor that the rest are the Trainer's
+KERAS_FIT_OPTIONS = {
+    "validation_data": "dev=(X_dev, y_dev)",
+    "validation_split": "a dev set split off first: s = xdl.data.split(X, y), then fit(s.X_train, s.y_train, "
+                        "dev=(s.X_dev, s.y_dev))",
+    "epochs": "Trainer(epochs=…), the run's total (trainer.epochs += 10 trains on)",
+    "batch_size": "Trainer(batch_size=…)",
+    "callbacks": "Trainer(callbacks=[…])",
+    "verbose": "Trainer(progress=…) (True or False: a tqdm bar or none)",
+    "shuffle": "not an option: each epoch is shuffled, from Trainer(seed=…)",
+    "initial_epoch": "not an option: a fit goes on from where the run stopped (resume=… from a Checkpoint's "
+                     "directory)",
+    "class_weight": "class weights are not offered",
+    "sample_weight": "example weights are not offered",
+}
 
 TARGET_SCALE = 100.0  # a regression's targets' root mean square above which, or below 1/which, a run is warned
 
@@ -465,7 +481,7 @@ class Trainer:
         return range(t - done, t + (self.epochs - self.epoch) * steps - self.step)
 
     # -- the loop -----------------------------------------------------------------------------
-    def fit(self, X, y, dev=None, resume=None) -> History:
+    def fit(self, X, y, dev=None, resume=None, **keras_options) -> History:
         """Train for the remaining epochs of the run and return the `History` (the run goes on
         from where a previous ``fit`` stopped — Ctrl-C, early stopping, a ``stop`` — on the same
         trainer; one whose epochs are all trained refuses: raise ``epochs``, or make a new Trainer).
@@ -493,7 +509,12 @@ class Trainer:
         and the trainer too: a second fit of it while one runs (another thread's) is refused (`take_fit`).
         A fit records its steps' gradients whatever block it is called in (a caller's ``xdl.no_grad()``: its
         backward failed, "on a tensor that does not require grad").
+        A Keras option (``validation_data=``, ``epochs=``, …) is refused, saying where it is here
+        (`KERAS_FIT_OPTIONS`).
         """
+        for name in keras_options:  # (before any work: Python's own message named the keyword only)
+            way = KERAS_FIT_OPTIONS.get(name, "not an option of Trainer.fit (its options: dev, resume)")
+            raise TypeError(f"Trainer.fit() takes no option {name}=: {way}")
         claim = FitClaim(self)
         try:
             take_fit(claim, "trainer", "Trainer")
