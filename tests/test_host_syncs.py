@@ -488,3 +488,143 @@ def test_evaluate_reads_its_cost_and_accuracy_at_once(cupy):
         metrics = trainer.evaluate(X, y, batch_size=40)
     assert counts(trace.events)["read"] == 2
     assert np.isfinite(metrics["cost"]) and 0 <= metrics["accuracy"] <= 1
+
+
+def reads_of(cupy, call):
+    """(what ``call`` returned, the host reads it made)."""
+    with cupy.fake_trace(stacks=True) as trace:
+        out = call()
+    return out, [stack for kind, _, stack in trace.events if kind == "read"]
+
+
+def train_model():
+    """xdl train's model: a leading Standardize (float64 statistics), two batch norms (float32 ones), dropout."""
+    X, _ = data()
+    return xdl.nn.mlp(8, [12, 10], 3, batch_norm=True, dropout=0.3,
+                      standardize=xdl.nn.Standardize(8, X.mean(0), X.std(0)))
+
+
+def per_array(model) -> dict:
+    """The state as it was read before: one copy per parameter and buffer."""
+    return {**{name: p.data.get() for name, p in model.named_parameters()},
+            **{name: a.get() for name, a in model.named_buffers()}}
+
+
+def assert_same_state(state, expected):
+    assert list(state) == list(expected)
+    for name, value in expected.items():
+        assert state[name].dtype == value.dtype and state[name].shape == value.shape, name
+        np.testing.assert_array_equal(state[name], value, err_msg=name)
+
+
+def test_a_state_dict_reads_each_flat_buffer_once_and_the_statistics_once_per_dtype(cupy):
+    """A state dict read each parameter and buffer alone — 14 host reads of xdl train's model, each a copy and a
+    sync on a GPU, at each improving epoch of an `EarlyStopping(restore_best=True)`, each checkpoint and each
+    `xdl.save` —; now the one flat buffer of its parameters and its statistics once per dtype (float64 and
+    float32): 3. The arrays are those reads' values, and stay so while the model trains on."""
+    model = train_model()
+    expected = per_array(model)
+    state, reads = reads_of(cupy, model.state_dict)
+    assert len(reads) == 3, reads
+    assert_same_state(state, expected)
+    for p in model.parameters():
+        p.data[...] = 7
+    for _, a in model.named_buffers():
+        a[...] = 9
+    assert_same_state(state, expected)
+
+
+STATE_CASES = {  # (a model, a part of it, parameters out of their place) → the host reads its state takes
+    "a whole model": (lambda m: m, 1 + 2),
+    "its last layer (its weight and bias: two runs of the buffer, not the span between them)": (lambda m: m[9], 2),
+    "a batch norm of it (γ and β: one run; its statistics)": (lambda m: m[2], 1 + 1),
+    "a slice of it": (lambda m: m[4:], 2 + 1),
+    "a weight rebound by hand (read alone)": (lambda m: (setattr(m[1].weight, "data", m[1].weight.data.copy()), m)[1],
+                                              2 + 2),
+    "float64": (lambda m: m.astype("float64"), 1 + 1),
+}
+
+
+@pytest.mark.parametrize("case", list(STATE_CASES))
+def test_a_state_dict_reads_each_run_of_a_flat_buffer_once(cupy, case):
+    make, expected_reads = STATE_CASES[case]
+    model = make(train_model())
+    rng = np.random.default_rng(1)
+    for p in model.parameters():
+        p.data[...] = cupy.asarray(rng.standard_normal(p.shape).astype(p.dtype))
+    expected = per_array(model)
+    state, reads = reads_of(cupy, model.state_dict)
+    assert len(reads) == expected_reads, reads
+    assert_same_state(state, expected)
+
+
+def test_early_stopping_keeps_its_best_in_one_read_per_flat_buffer_and_dtype_of_statistics(cupy):
+    model = train_model()
+    trainer = Trainer(model, xdl.losses.SoftmaxCrossEntropy(), xdl.optim.Adam(model, lr=1e-3), progress=False)
+    stopping = EarlyStopping(patience=2)
+    _, reads = reads_of(cupy, lambda: stopping.on_epoch_end(trainer, {"epoch": 1, "dev_cost": 1.0}))
+    assert len(reads) == 3, reads
+    assert_same_state(stopping.best_state, per_array(model))
+
+
+def test_a_trainer_checkpoint_reads_the_model_once_per_flat_buffer(cupy, tmp_path):
+    """`Trainer.save_checkpoint` after a fit whose `EarlyStopping` put the best weights back: the state check (1),
+    Adam's m and v (2), whether the model still holds the best weights (1: was one per parameter) and the model's
+    state (3: was 14). It was 25."""
+    X, y = data()
+    model = train_model()
+    trainer = Trainer(model, xdl.losses.SoftmaxCrossEntropy(), xdl.optim.Adam(model, lr=1e-3), batch_size=BATCH,
+                      epochs=2, seed=1, progress=False, callbacks=[EarlyStopping(patience=5)])
+    trainer.fit(X, y, dev=(X[:32], y[:32]))
+    _, reads = reads_of(cupy, lambda: trainer.save_checkpoint(tmp_path / "last.npz"))
+    assert len(reads) == 7, reads
+
+
+def test_a_fit_many_checkpoint_reads_the_statistics_once_and_a_frozen_models_state_with_the_rest(cupy, tmp_path,
+                                                                                                monkeypatch):
+    """`fit_many`'s checkpoint: the optimizer's m and v (2, whatever the number of frozen models: a read per
+    frozen model and name before), the batch's last good copy (1), each kept row's weights (one each), every copy's
+    statistics (1: one per array before) and the stack's state (its (K, P) buffer once and its statistics: 2, were
+    one per array). 34 and 55 reads became 9 and 12 here."""
+    made = []
+    save = xdl.train.many.ManyTrainer.save_checkpoint
+
+    def counted_save(self, path):
+        rows = sum(row is not None for kept in self._kept.values() for row in kept)
+        out, reads = reads_of(cupy, lambda: save(self, path))
+        made.append((len(reads), rows))
+        return out
+
+    monkeypatch.setattr(xdl.train.many.ManyTrainer, "save_checkpoint", counted_save)
+    X, y = data()
+    configs = [TrainConfig(lr=1e-3 * (k + 1), seed=k, epochs=2, patience=2, hidden=[12, 10], batch_norm=True,
+                           dropout=0.1, batch_size=BATCH) for k in range(3)]
+    fit_many(configs, X, y, dev=(X[:32], y[:32]), callbacks=[Checkpoint(tmp_path)])
+    assert made and all(reads == 6 + rows for reads, rows in made), made
+    assert any(rows == 6 for _, rows in made), made  # (the last: every model's best and final rows, all frozen)
+
+
+def test_a_stacked_optimizers_state_is_one_read_per_name_with_frozen_models(cupy):
+    models = [xdl.nn.mlp(8, [12], 3) for _ in range(3)]
+    stacked = xdl.nn.stack(models)
+    opt = xdl.optim.StackedOptimizer(stacked, [xdl.optim.Adam(m, lr=1e-2) for m in models])
+    X, y = data()
+    loss = xdl.losses.SoftmaxCrossEntropy()
+    for step in range(4):
+        if step == 2:
+            opt.freeze(0)
+            opt.freeze(2)
+        stacked.zero_grad()
+        out = stacked(cupy.asarray(X[:16]))
+        cost = sum(loss(out[:, k], cupy.asarray(y[:16])) for k in range(3))
+        cost.backward()
+        opt.step()
+    expected = {name: a.get() for name, a in opt.state_arrays().items()}
+    for k, rows in opt._paused.items():
+        for name, row in rows.items():
+            expected[name][k] = row.get()
+    state, reads = reads_of(cupy, opt.state_dict)
+    assert len(reads) == 2, reads
+    assert sorted(state["state"]) == sorted(expected)
+    for name, value in expected.items():
+        np.testing.assert_array_equal(state["state"][name], value, err_msg=name)

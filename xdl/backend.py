@@ -686,6 +686,38 @@ def is_sparse_matrix(array) -> bool:
     return hasattr(array, "toarray") and hasattr(array, "nnz")
 
 
+def host_copy(backend: Backend, array) -> np.ndarray:
+    """A NumPy copy of ``array`` (of ``backend``), never its memory: on the CPU `to_numpy` gives the array
+    itself (an array the backend owns), which is copied; a device's read is a new host array already, not
+    copied again."""
+    host = backend.to_numpy(array)
+    return host.copy() if backend.owns(host) else host
+
+
+def to_numpy_together(backend: Backend, arrays) -> list[np.ndarray]:
+    """NumPy copies of ``arrays`` (of ``backend``), in their order, shapes and dtypes, in one host read per
+    dtype: on a GPU each read is a copy and a sync. A dtype's arrays are raveled and concatenated on the
+    device (one alone is read as it is: no device copy) and each is returned as a view of that dtype's one
+    host copy. Meant for small arrays (running statistics): the concatenation is a device copy of them.
+    Where a host read is cheap (the CPU) each is copied alone (`host_copy`): as fast, and no concatenation."""
+    arrays = list(arrays)
+    if backend.host_sync_is_cheap:
+        return [host_copy(backend, a) for a in arrays]
+    by_dtype: dict = {}
+    for i, a in enumerate(arrays):
+        by_dtype.setdefault(a.dtype, []).append(i)
+    out: list = [None] * len(arrays)
+    for indices in by_dtype.values():
+        if len(indices) == 1:
+            out[indices[0]] = host_copy(backend, arrays[indices[0]])
+            continue
+        host, at = backend.to_numpy(backend.xp.concatenate([arrays[i].reshape(-1) for i in indices])), 0
+        for i in indices:
+            out[i] = host[at:at + arrays[i].size].reshape(arrays[i].shape)
+            at += arrays[i].size
+    return out
+
+
 def array_to_numpy(array) -> np.ndarray:
     """A NumPy array from an array of any loaded backend, or anything array-like. A masked array's
     masked values (np.ma: np.genfromtxt(usemask=True)'s, a FITS or netCDF column's gaps) become NaN,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import weakref
 
+from xdl.backend import host_copy
 from xdl.graph import checked_state_changed
 
 
@@ -253,6 +254,49 @@ def is_view_of(p, flat, offset) -> bool:
     owns, address, at = p.backend.owns, p.backend.address, offset * flat.data.dtype.itemsize
     return (owns(p.data) and address(p.data) == address(flat.data) + at
             and p.grad is not None and owns(p.grad) and address(p.grad) == address(flat.grad) + at)
+
+
+def _at(p, array, buffer, offset) -> bool:
+    """Whether ``array`` (p's data) is an array of p's backend starting at ``buffer[offset]`` (`is_view_of`'s test)."""
+    backend = p.backend
+    return backend.owns(array) and backend.address(array) == backend.address(buffer) + offset * buffer.dtype.itemsize
+
+
+def host_values(params) -> list:
+    """NumPy copies of ``params``' values, in their order, in one host read per run of them that lies back to back
+    in a flat buffer — a whole model's: one per buffer (on a GPU each read is a copy and a sync; they were one per
+    parameter) —, each a view of its run's host copy; one not in its place (none, or a ``.data`` rebound by hand)
+    read alone. A run is read whole, never more: a submodule's weights and biases are two runs, not the span.
+    Where a host read is cheap (the CPU) each is copied alone: finding the runs (two address reads a parameter)
+    cost more than the copies."""
+    params = list(params)
+    values: list = [None] * len(params)
+    placed: dict = {}  # id(buffer) → (buffer, [(offset, index in params)])
+    for i, p in enumerate(params):
+        place = getattr(p, "_flat", None)
+        if place is not None and not p.backend.host_sync_is_cheap and _at(p, p.data, place[0].data, place[1]):
+            placed.setdefault(id(place[0]), (place[0], []))[1].append((place[1], i))
+        else:
+            values[i] = host_copy(p.backend, p.data)
+    for flat, members in placed.values():
+        for start, stop, run in _runs(sorted(members), params):
+            host = host_copy(params[run[0]].backend, flat.data[start:stop])
+            for i in run:
+                at = params[i]._flat[1] - start
+                values[i] = host[at:at + params[i].size].reshape(params[i].shape)
+    return values
+
+
+def _runs(members, params):
+    """(start, stop, indices) of each run of ``members`` — (offset, index) sorted by offset — lying back to back."""
+    runs = []
+    for offset, i in members:
+        if runs and runs[-1][1] == offset:
+            runs[-1][1] += params[i].size
+            runs[-1][2].append(i)
+        else:
+            runs.append([offset, offset + params[i].size, [i]])
+    return runs
 
 
 def _by_dtype(params) -> dict:

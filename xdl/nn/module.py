@@ -34,7 +34,7 @@ from xdl.caller import warn_caller
 from xdl.data.validation import (check_bool, check_feature_names, check_features, check_int, counted,
                                  features_of_objects, rows)
 from xdl.files import python_value
-from xdl.flat import check_one_backend, check_packable, move, pack, view_again, writable
+from xdl.flat import check_one_backend, check_packable, host_values, move, pack, view_again, writable
 from xdl.functions.classification import Softmax as SoftmaxOp
 from xdl.functions.classification import softmax_array
 from xdl.functions.elementwise import Sigmoid as SigmoidOp
@@ -797,11 +797,22 @@ class Module:
     def state_dict(self) -> dict[str, np.ndarray]:
         """Name → NumPy copy of every parameter and buffer. A parameter a model holds at several
         places (a layer used twice, a tied weight) is named once, at its first use (PyTorch lists it
-        under every name): a model built with that layer untied has names this state lacks."""
-        state = {name: p.backend.to_numpy(p.data).copy() for name, p in self.named_parameters()}
-        for name, array in self.named_buffers():
-            state[name] = self.backend.to_numpy(array).copy()
+        under every name): a model built with that layer untied has names this state lacks.
+
+        Read in one host read per flat buffer (the parameters: `host_values`) and one per dtype of the buffers
+        (`to_numpy_together`), not one per array: on a GPU each read is a copy and a sync (the arrays are then
+        views of those host copies). Either way they are apart from the model: training on changes none of them."""
+        named = list(self.named_parameters())
+        state = dict(zip([name for name, _ in named], self._host_parameters([p for _, p in named])))
+        buffers = list(self.named_buffers())
+        if buffers:
+            state.update(zip([name for name, _ in buffers],
+                             _backend.to_numpy_together(self.backend, [array for _, array in buffers])))
         return state
+
+    def _host_parameters(self, params) -> list[np.ndarray]:
+        """NumPy copies of ``params`` (this model's), one host read per run of them in a flat buffer."""
+        return host_values(params)
 
     def load_state_dict(self, state: dict, strict: bool = True) -> LoadedKeys:
         """Copy values in place from ``state`` (a mapping, as PyTorch's: a dict, or ``np.load`` of

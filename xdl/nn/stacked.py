@@ -27,7 +27,7 @@ from types import MappingProxyType
 import numpy as np
 
 from xdl import functions as F
-from xdl.backend import SEEDS, array_to_numpy, resolve_backend, thread_backend
+from xdl.backend import SEEDS, array_to_numpy, host_copy, resolve_backend, thread_backend, to_numpy_together
 from xdl.checking import is_gradient_checking
 from xdl.data.validation import check_bool, check_list, check_number, check_width, standardized
 from xdl.flat import writable
@@ -178,9 +178,16 @@ class Stacked(Sequential):
         data = to_numpy(row["data"])  # one copy to the host, then views of it
         for name, p in self.flat_order():
             state[name] = data[columns[name]].reshape(p.shape[1:])
-        for (name, _), array in zip(self.named_buffers(), row["buffers"]):
-            state[name] = to_numpy(array)
+        names = [name for name, _ in self.named_buffers()]  # (the statistics: one host read per dtype)
+        state.update(zip(names, to_numpy_together(self.backend, row["buffers"])))
         return state
+
+    def _host_parameters(self, params) -> list[np.ndarray]:
+        """NumPy views of ``params``' columns of one host copy of the (K, P) buffer (as `row` and `model_state`
+        read it): one host read, not one per parameter (a stack's parameters lie in no flat buffer)."""
+        host, columns = host_copy(self.backend, self.data), self._columns()
+        names = {id(p): name for name, p in self.flat_order()}
+        return [host[:, columns[names[id(p)]]].reshape(p.shape) for p in params]
 
     def description(self, k: int) -> dict:
         """Model k's architecture as the stack holds it now: its description when it was stacked, each

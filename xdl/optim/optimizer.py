@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from xdl.backend import host_copy
 from xdl.data.validation import check_bool, check_int, check_list, check_tensors, counted
 from xdl.flat import FlatBuffer, flat_views, is_view_of, views_of, writable
 from xdl.graph import checked_state_changed, host_effect, replay_check, require_not_capturing
@@ -834,7 +835,7 @@ class Optimizer(StepCount):
             "t": self.t,
             "first_steps": [g.first_step for g in self.groups],
             "settings": [dict(g.settings) for g in self.groups],
-            "state": [[{k: flat.backend.to_numpy(a).copy() for k, a in st.items()}
+            "state": [[{k: host_copy(flat.backend, a) for k, a in st.items()}  # (one read each: no device copy)
                        for flat, st in zip(g.flats, g.state)] for g in self.groups],
             "layout": [_layout(g) for g in self.groups],
             "shapes": [[list(p.shape) for p in g.params] for g in self.groups],

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from xdl.backend import host_copy
 from xdl.data.validation import check_bool, check_int, counted
 from xdl.flat import writable
 from xdl.graph import require_not_capturing
@@ -343,15 +344,22 @@ class StackedOptimizer(StepCount):
 
     def state_dict(self) -> dict:
         """Step count, per-model settings and frozen flags, and NumPy copies of the (K, P) state."""
-        to_numpy = self.model.backend.to_numpy
-        state = {name: to_numpy(a).copy() for name, a in self._state.items()}
-        for k, rows in self._paused.items():  # a frozen model's as freeze kept it
-            for name, row in rows.items():
-                state[name][k] = to_numpy(row)
         return {"class": type(self.rule).__name__, "t": self.t, "frozen": self._frozen.tolist(),
                 "settings": [{k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in r.settings.items()}
                              for r in self.regions],
-                "state": state}
+                "state": {name: self._host_state(name) for name in self._state}}
+
+    def _host_state(self, name: str) -> np.ndarray:
+        """A NumPy copy of state ``name``, (K, P), a frozen model's row as its freeze kept it, in one host read
+        (the frozen rows put in a device copy first: a read per frozen model and name was a sync each on a GPU)."""
+        backend, array = self.model.backend, self._state[name]
+        paused = [(k, rows[name]) for k, rows in self._paused.items()]
+        if not paused:
+            return host_copy(backend, array)
+        array = array.copy()
+        for k, row in paused:
+            array[k] = row
+        return backend.to_numpy(array)  # (a copy already: on the CPU, the array itself)
 
     def load_state_dict(self, state: dict) -> None:
         """Restore from `state_dict` (checked first, `check_state_dict`)."""

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xdl.backend import SEEDS, current_backend, get_backend, thread_backend
+from xdl.backend import SEEDS, current_backend, get_backend, thread_backend, to_numpy_together
 from xdl.caller import warn_caller
 from xdl.config import RESUME_MAY_CHANGE, RUN_OPTIONS, TrainConfig
 from xdl.data import check_features, check_labels, training_batches
@@ -847,12 +847,14 @@ class ManyTrainer:
         to_numpy = self.model.backend.to_numpy
         arrays = {f"optimizer/{name}": a for name, a in opt.pop("state").items()}
         arrays["good/data"] = to_numpy(self._good["data"])
-        arrays.update({f"good/buffer/{i}": to_numpy(a) for i, a in enumerate(self._good["buffers"])})
+        statistics = {f"good/buffer/{i}": a for i, a in enumerate(self._good["buffers"])}
         for kind, rows in self._kept.items():
             for k, row in enumerate(rows):
                 if row is not None:
                     arrays[f"{kind}/{k}/data"] = to_numpy(row["data"])
-                    arrays.update({f"{kind}/{k}/buffer/{i}": to_numpy(a) for i, a in enumerate(row["buffers"])})
+                    statistics.update({f"{kind}/{k}/buffer/{i}": a for i, a in enumerate(row["buffers"])})
+        # every copy's statistics (small) in one host read per dtype, not one per array: each is a sync on a GPU
+        arrays.update(zip(statistics, to_numpy_together(self.model.backend, statistics.values())))
         callbacks = []
         for i, cb in enumerate(self.callbacks):
             state, cb_arrays = callback_state(cb)
