@@ -150,6 +150,19 @@ def test_thread_seed_keys_this_threads_host_draws_only():
     assert xdl.backend.host_rng() is process
 
 
+def test_a_build_or_a_nested_thread_seed_leaves_the_blocks_generator_the_threads():
+    """`build` draws from a copy in a block of its own (`thread_generator`), as a nested `thread_seed`: on
+    leaving, the enclosing block's generator is this thread's again — not the process's."""
+    xdl.seed(3)
+    model = xdl.nn.mlp(2, [3], 2)
+    with xdl.backend.thread_seed(7):
+        xdl.nn.architecture.build(xdl.nn.describe(model))
+        with xdl.backend.thread_seed(8):
+            pass
+        after = xdl.backend.host_rng().standard_normal(3)
+    assert np.array_equal(after, np.random.default_rng(7).standard_normal(3))
+
+
 def test_to_numpy_of_tensor_and_array(backend):
     t = xdl.tensor([[1.0, 2.0]])
     assert isinstance(xdl.to_numpy(t), np.ndarray)

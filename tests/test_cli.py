@@ -1806,7 +1806,8 @@ def test_a_divergences_way_on_fits_its_advice(tmp_path, capsys, monkeypatch, adv
     err = capsys.readouterr().err
     resume = out / "checkpoints" / ("best.npz" if kept == "best" else "")
     assert "training diverged: the test's divergence at the end of epoch 2; the " in err and advice in err
-    assert (f"write `lr = …` into '{out / 'control.toml'}' and run the same command with --resume {resume}" in err) \
-        is ADVICES[advice]
+    state = "its best epoch" if kept == "best" else "the last good state"
+    assert (f"to do so from {state}, write `lr = …` into '{out / 'control.toml'}' and run the same command with "
+            f"--resume {resume}" in err) is ADVICES[advice]
     assert ("a new run makes that change (another --out, without --resume: a resume keeps the run's options)"
             in err) is not ADVICES[advice]

@@ -370,8 +370,9 @@ def test_layer_arguments_are_checked_with_named_errors(make, message):
 def test_softmax_layer_takes_an_axis_and_keeps_it_in_its_description():
     assert Softmax().config == {"axis": -1} and Softmax(np.int64(0)).axis == 0
     assert xdl.nn.architecture.build({"class": "Softmax"}).axis == -1  # described before it had one
-    with pytest.raises(TypeError, match=r"Softmax: axis must be an integer, got 1.5"):
-        Softmax(1.5)
+    for axis in (1.5, True):  # (a bool is no axis, though an int)
+        with pytest.raises(TypeError, match=rf"Softmax: axis must be an integer, got {axis}"):
+            Softmax(axis)
 
 
 def test_layer_arguments_keep_accepting_numbers_of_any_kind():

@@ -1460,3 +1460,21 @@ def test_a_weight_decay_that_is_inf_in_the_parameters_dtype_is_refused_by_name(m
         opt.param_groups[0]["weight_decay"] = 1e39
     assert opt.param_groups[0]["weight_decay"] == 3e38  # refused before anything changed
     assert make(model.astype(np.float64), 1e39).param_groups[0]["weight_decay"] == 1e39  # float64 holds it
+
+
+@pytest.mark.parametrize("make", [Adam, RMSprop, Momentum])
+def test_the_state_check_names_the_group_and_the_buffer_holding_nan_or_inf(make):
+    """`non_finite_state` names each state buffer that holds NaN or Inf as "group g's name", g its group's index
+    (two groups: `param_groups`), and none while all are finite — whether it reads the flags or is given them."""
+    xdl.seed(0)
+    model = xdl.nn.mlp(2, [3], 2)
+    optimizer = make(param_groups(model, 0.1), lr=0.01)
+    held = [(i, name, array) for i, group in enumerate(optimizer.groups) for st in group.state
+            for name, array in st.items()]
+    assert {i for i, _, _ in held} == {0, 1} and optimizer.non_finite_state() == []
+    for i, name, array in held:
+        for bad in (np.nan, -np.inf):
+            array[0], before = bad, array[0]
+            flags = optimizer.groups[0].flats[0].backend.to_numpy(optimizer.state_flags())
+            assert optimizer.non_finite_state() == optimizer.non_finite_state(flags) == [f"group {i}'s {name}"]
+            array[0] = before

@@ -243,6 +243,7 @@ def test_a_leaky_relus_slope_and_a_softmaxs_axis_set_by_hand_are_checked_as_the_
     assert (type(layer.slope), type(softmax.axis)) == (float, int) and layer.current_config() == {"slope": 0.5}
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # (refused, not warned of: NumPy's "overflow in cast")
 @pytest.mark.parametrize("dtype", [None, np.float32, np.float64])
 def test_an_eps_beyond_the_layers_dtype_is_refused_as_one_below_it(dtype):
     """ε must be finite and > 0 in γ's dtype — made, set, given to `batch_norm` or narrowed by ``astype``:

@@ -1458,6 +1458,9 @@ def test_a_multi_label_accuracy_does_not_depend_on_the_evaluation_batch_size():
     right = int(((model.predict_outputs(X) > 0) == (labels > 0.5)).sum())
     accuracies = {trainer.evaluate(X, labels, batch_size=size)["accuracy"] for size in (1, 7, 50, 99)}
     assert accuracies == {right / (50 * 3)}
+    # and the cost is the loss's over the set: its mean over the m·k labels, as each batch's is (no second ÷ k)
+    cost = BinaryCrossEntropy()(xdl.tensor(model.predict_outputs(X)), xdl.tensor(labels.astype(np.float32)))
+    assert trainer.evaluate(X, labels)["cost"] == pytest.approx(float(cost.numpy()), rel=1e-5)
 
 
 def test_binary_cross_entropy_takes_soft_labels_in_either_shape_and_counts_their_nearer_class():
@@ -1691,7 +1694,7 @@ def test_loading_a_model_touches_no_generator(tmp_path, monkeypatch):
     def no_draws():
         raise AssertionError("load drew from (or rewound) the host generator another thread may be drawing from")
 
-    monkeypatch.setattr(xdl.nn.architecture, "host_rng_copy", no_draws)
+    monkeypatch.setattr(xdl.nn.architecture, "host_rng_copy", no_draws)  # (what `build` draws from)
     assert xdl.load(path) is not None
 
 

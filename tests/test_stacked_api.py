@@ -607,7 +607,7 @@ def test_set_row_checks_the_whole_row_before_writing_and_row_takes_the_models_in
         for a, b in zip(after["buffers"], before["buffers"], strict=True):
             np.testing.assert_array_equal(a, b)
     for call in (lambda: stacked.row(2), lambda: stacked.row(-1), lambda: stacked.set_row(-1, good),
-                 lambda: stacked.model_state(2)):
+                 lambda: stacked.model_state(2), lambda: stacked.description(2), lambda: stacked.description(-1)):
         with pytest.raises(IndexError, match="a stack of 2 models has models 0 to 1"):
             call()
     stacked.set_row(1, good)
@@ -906,6 +906,20 @@ def test_a_model_taken_out_carries_the_settings_set_on_the_stack_since(seed, tmp
         assert_each_model_taken_out_computes_as_in_the_stack(stacked, copied.model, x, seeds)
         assert_each_model_taken_out_computes_as_in_the_stack(
             stacked, lambda j: saved_and_loaded(stacked.model(j), tmp_path), x, seeds)
+
+
+def test_the_description_of_model_k_of_a_stack_set_nothing_on_is_model_ks():
+    """`Stacked.description(k)` reads each layer's settings back from the stack: nothing set on it since,
+    they are model k's (`describe`) — a Softmax(axis=1), stacked along the stack's last axis, keeps its axis 1."""
+    from xdl.nn import LeakyReLU, Softmax, describe
+
+    rng = np.random.default_rng(7)
+    cases = [random_models(rng, int(rng.integers(1, 4)), int(rng.integers(2, 5))) for _ in range(20)]
+    cases.append([Sequential(Dense(3, 4, dtype=np.float64), LeakyReLU(0.2), Dense(4, 2, dtype=np.float64),
+                             Softmax(axis=1)) for _ in range(2)])
+    for ms in cases:
+        stacked = stack(ms)
+        assert [stacked.description(k) for k in range(len(ms))] == [describe(m) for m in ms]
 
 
 def test_a_per_column_momentum_is_refused_where_a_models_columns_differ():

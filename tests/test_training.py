@@ -648,6 +648,7 @@ def test_a_cost_not_finite_at_the_first_step_is_said_to_be_the_starting_weights_
                                                  r"the learning rate is not the cause — .* initial weights") as e:
         trainer.fit(s.X_train, s.y_train)
     assert "smaller learning rate" not in str(e.value)
+    assert str(e.value).endswith("or standardize the inputs (xdl.data.Standardizer)")  # (no leading Standardize)
     assert trainer.history.diverged.startswith("the cost became nan at epoch 1, step 1, before any update")
 
 
@@ -663,6 +664,60 @@ def test_a_model_holding_nan_is_refused_before_training_not_called_a_divergence(
     with pytest.raises(ValueError, match=r"^fit: the model holds NaN or Inf in 0\.weight before training"):
         trainer.fit(s.X_train, s.y_train)
     assert (trainer.epoch, trainer.step, trainer.seed, trainer.history.records) == (0, 0, seed, [])  # nothing ran
+
+
+@pytest.mark.parametrize("packed", [True, False])
+def test_the_state_check_names_each_parameter_and_buffer_holding_nan_or_inf(packed):
+    """`non_finite_state` flags each array of the state once — a flat buffer, a parameter outside one (a layer
+    of its own, not packed), a buffer — and names the one holding NaN or Inf, in each place of each."""
+    from xdl.train.divergence import non_finite_state
+
+    def make():
+        xdl.seed(0)
+        return xdl.nn.mlp(2, [3], 2, batch_norm=True) if packed else xdl.nn.BatchNorm(3)
+
+    assert all(getattr(p, "_flat", None) is not None for p in make().parameters()) is packed
+    assert non_finite_state(make()) == []
+    for name, _ in [*make().named_parameters(), *make().named_buffers()]:
+        for bad in (np.nan, np.inf):
+            model = make()
+            array = {**{n: p.data for n, p in model.named_parameters()}, **dict(model.named_buffers())}[name]
+            array[(-1,) * array.ndim] = bad
+            assert non_finite_state(model) == [name], (name, bad)
+
+
+def test_read_together_gives_each_part_back_as_float64_of_its_shape_and_none_for_none():
+    """`read_together` (the epoch end's one host read): each part's values exactly — floats, booleans, counts
+    below 2⁵³ —, of its shape, as float64; None where None, every part None or none given too. 300 cases."""
+    from xdl.train.host_reads import read_together
+
+    backend, rng = xdl.backend.get_backend("numpy"), np.random.default_rng(0)
+    makers = [lambda s: rng.normal(size=s).astype(np.float32), lambda s: rng.normal(size=s),
+              lambda s: rng.random(s) < 0.5, lambda s: rng.integers(0, 2**53, size=s)]
+    for _ in range(300):
+        parts = {f"part{j}": None if rng.random() < 0.3 else np.asarray(makers[rng.integers(4)](
+            tuple(int(n) for n in rng.integers(0, 4, size=rng.integers(0, 3))))) for j in range(rng.integers(0, 5))}
+        read = read_together(backend, **parts)
+        assert list(read) == list(parts)
+        for name, a in parts.items():
+            if a is None:
+                assert read[name] is None
+            else:
+                assert read[name].dtype == np.float64 and read[name].shape == a.shape, (name, a)
+                np.testing.assert_array_equal(read[name], a.astype(np.float64))
+
+
+def test_a_run_whose_cost_falls_in_its_first_epoch_started_at_that_epochs_mean_step_cost():
+    """`start_cost` of the first epoch's step costs in step order (read at the epoch's end: `read_together`):
+    the smaller of the first step's cost and the epoch's mean — for a falling run the mean, which the record
+    holds as its running train cost (eval_train=False) —, not a later step's cost."""
+    s = moons_parts()
+    xdl.seed(0)
+    model = xdl.nn.mlp(2, [16], 2)
+    trainer = Trainer(model, SoftmaxCrossEntropy(), Adam(model, lr=0.05), batch_size=16, epochs=1, eval_train=False,
+                      progress=False, seed=0)
+    trainer.fit(s.X_train, s.y_train)
+    assert trainer._start_cost == pytest.approx(trainer.history.records[0]["train_cost"], rel=1e-12)
 
 
 @pytest.mark.parametrize("bad, match", [

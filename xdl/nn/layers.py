@@ -168,11 +168,11 @@ class Dropout(Module):
     })
 
     def __init__(self, rate: float | None = None, *, p: float | None = None):
-        if (rate is None) == (p is None):
+        if rate is not None and p is not None:
             raise TypeError(f"Dropout: give the drop probability once, as rate (or p, PyTorch's name), "
                             f"got rate={rate!r} and p={p!r}")
         super().__init__()
-        self.rate = rate if p is None else p
+        self.rate = p if rate is None else rate  # (neither: None, refused by the rate's check, as `d.rate = None`)
         self.config = {"rate": self.rate}
         self.random_key = None  # (seed, stream, step), set by Module.set_random_key
 
