@@ -304,6 +304,17 @@ def test_dropout_p_is_pytorchs_name_of_its_rate(backend, rate):
         Dropout(rate, p=rate)
 
 
+@pytest.mark.parametrize("made", [lambda: Dropout(), lambda: Dropout(None), lambda: Dropout(p=None)])
+def test_dropout_made_without_a_rate_is_refused_as_a_rate_of_none_set_by_hand(made):
+    """No rate (or None as rate or p) is the error ``layer.rate = None`` gives, ValueError naming the rate: the
+    constructor raised TypeError there, where a setting's assignment and its constructor refuse alike."""
+    with pytest.raises(ValueError, match=r"^Dropout: rate must be a number in .*got None$"):
+        made()
+    layer = Dropout(0.5)
+    with pytest.raises(ValueError, match=r"^Dropout: rate must be a number in .*got None$"):
+        layer.rate = None
+
+
 MLP_ERRORS = [
     (dict(hidden=32), r"mlp: hidden must be a non-empty list of positive integers.*got 32 \(one hidden layer of 32: \[32\]\)"),
     (dict(hidden=[3.7]), r"mlp: hidden must be a non-empty list of positive integers.*got \[3.7\]"),
@@ -1482,6 +1493,16 @@ def test_pytorch_module_names_that_xdl_spells_otherwise_say_its_spelling():
     assert callable(xdl.optim.schedules.step_decay(0.1, 0.5, 2)) and xdl.tensor(np.ones(2)).shape == (2,)
     assert xdl.relu(xdl.tensor([-1.0, 1.0])).numpy().tolist() == [0.0, 1.0] and callable(xdl.log_softmax)
     assert callable(xdl.seed)
+
+
+def test_the_way_said_for_torch_from_numpy_shares_the_arrays_memory_as_it_does():
+    """``torch.from_numpy(a)`` shares ``a``'s memory (a write to ``a`` is seen by the tensor); the way said for it was
+    ``xdl.tensor(array)``, which copies: the way said, run as written, now shares as PyTorch's does."""
+    array = np.ones(3, dtype=np.float32)
+    way = xdl.PYTORCH_NAMES["from_numpy"].split(" (")[0]
+    shared = eval(way, {"xdl": xdl, "array": array})
+    array[0] = 5
+    assert shared.backend.name != "numpy" or shared.numpy()[0] == 5, way
 
 def test_the_apply_hint_visits_a_shared_layer_once_as_pytorch_s_apply():
     """named_modules names a layer held in two places under each name (PyTorch's yields it once);

@@ -32,7 +32,8 @@ LAZY_SUBMODULES = ("bench", "config", "hostmemory", "ops", "plots", "sklearn", "
 
 # PyTorch's torch names of what is here under another name (`__getattr__`)
 PYTORCH_NAMES = {"manual_seed": "xdl.seed(n) (weights, shuffles and dropout masks drawn from it)",
-                 "from_numpy": "xdl.tensor(array)"}
+                 # (torch.from_numpy shares the array's memory: xdl.tensor(array) copies it)
+                 "from_numpy": "xdl.tensor(array, copy=False) (sharing a NumPy array's memory on the CPU)"}
 
 
 def __getattr__(name: str):

@@ -262,7 +262,7 @@ def _at(p, array, buffer, offset) -> bool:
     return backend.owns(array) and backend.address(array) == backend.address(buffer) + offset * buffer.dtype.itemsize
 
 
-def host_values(params) -> list:
+def host_copies(params) -> list:
     """NumPy copies of ``params``' values, in their order, in one host read per run of them that lies back to back
     in a flat buffer — a whole model's: one per buffer (on a GPU each read is a copy and a sync; they were one per
     parameter) —, each a view of its run's host copy; one not in its place (none, or a ``.data`` rebound by hand)

@@ -34,7 +34,7 @@ from xdl.caller import warn_caller
 from xdl.data.validation import (check_bool, check_feature_names, check_features, check_int, counted,
                                  features_of_objects, rows)
 from xdl.files import python_value
-from xdl.flat import check_one_backend, check_packable, host_values, move, pack, view_again, writable
+from xdl.flat import check_one_backend, check_packable, host_copies, move, pack, view_again, writable
 from xdl.functions.classification import Softmax as SoftmaxOp
 from xdl.functions.classification import softmax_array
 from xdl.functions.elementwise import Sigmoid as SigmoidOp
@@ -799,7 +799,7 @@ class Module:
         places (a layer used twice, a tied weight) is named once, at its first use (PyTorch lists it
         under every name): a model built with that layer untied has names this state lacks.
 
-        Read in one host read per flat buffer (the parameters: `host_values`) and one per dtype of the buffers
+        Read in one host read per flat buffer (the parameters: `host_copies`) and one per dtype of the buffers
         (`to_numpy_together`), not one per array: on a GPU each read is a copy and a sync (the arrays are then
         views of those host copies). Either way they are apart from the model: training on changes none of them."""
         named = list(self.named_parameters())
@@ -812,7 +812,7 @@ class Module:
 
     def _host_parameters(self, params) -> list[np.ndarray]:
         """NumPy copies of ``params`` (this model's), one host read per run of them in a flat buffer."""
-        return host_values(params)
+        return host_copies(params)
 
     def load_state_dict(self, state: dict, strict: bool = True) -> LoadedKeys:
         """Copy values in place from ``state`` (a mapping, as PyTorch's: a dict, or ``np.load`` of

@@ -142,7 +142,7 @@ def step_decay(lr0: float, factor: float = 0.5, every: int = 10):
 @_maker
 def cosine(lr0: float, total: int, min_lr: float = 0.0):
     """α = min_lr + (α₀ − min_lr)·(1 + cos(π·min(count, total)/total))/2 (from α₀ down to min_lr,
-    default 0, held after ``total`` counts)"""
+    default 0, held after ``total`` counts)."""
     check_positive("lr0", lr0)
     check_count("total", total)
     check_non_negative("min_lr", min_lr)

@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from xdl.data.validation import check_bool, check_int, check_number, counted
-from xdl.flat import host_values
+from xdl.flat import host_copies
 from xdl.train.callback import Callback, check_monitor, continues_run, ended_before_its_first_step, measures_other_data
 
 
@@ -152,9 +152,9 @@ def _loads(model) -> int:
 def _same_parameters(model, state: dict | None) -> bool:
     """Whether ``model``'s parameters are those of ``state``, bit for bit (its buffers aside: a forward
     pass in training mode moves batch norm's running statistics), read in one host read per flat buffer
-    (`host_values`)."""
+    (`host_copies`)."""
     named = list(model.named_parameters())
     if state is None or any(name not in state for name, _ in named):
         return False
-    values = host_values([p for _, p in named])
+    values = host_copies([p for _, p in named])
     return all(np.array_equal(value, state[name]) for (name, _), value in zip(named, values))

@@ -28,7 +28,7 @@ def keeps_state(cb) -> bool:
     return type(cb).state_dict is not Callback.state_dict
 
 
-def _run_of(cb) -> list | None:
+def _run_of(cb) -> tuple | None:
     entry = _RUNS.get(id(cb))
     return entry if entry is not None and entry[0]() is cb else None  # (an id reused by another object: none)
 
