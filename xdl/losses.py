@@ -27,6 +27,7 @@ from xdl.backend import array_to_numpy
 from xdl.data.validation import DISTRIBUTION_TOLERANCE, check_number, check_tensors, counted, real_numbers
 from xdl.functions.penalties import WeightPenalty, weight_ranges
 from xdl.graph import CheckedState, require_not_capturing
+from xdl.nn import PYTORCH_LOSSES
 from xdl.nn.module import Module, ends_in_probability
 from xdl.tensor import Tensor, missing_module_attribute, role_of
 
@@ -43,17 +44,8 @@ PYTORCH_OPTIONS = {
     "pos_weight": "class weights are not offered",
 }
 
-# PyTorch's loss classes → the way here (the module's `__getattr__`)
-PYTORCH_LOSSES = {
-    "CrossEntropyLoss": "SoftmaxCrossEntropy() (on logits)",
-    "MSELoss": "MeanSquaredError()",
-    "BCEWithLogitsLoss": "BinaryCrossEntropy() (on logits)",
-    "BCELoss": "BinaryCrossEntropy() on logits: leave the sigmoid out of the model (predict_proba applies it)",
-    "NLLLoss": "SoftmaxCrossEntropy() on logits: leave the log_softmax out of the model",
-}
 
-
-def __getattr__(name: str):
+def __getattr__(name: str):  # (torch.nn's loss names: `xdl.nn.PYTORCH_LOSSES`)
     missing_module_attribute(__name__, name, PYTORCH_LOSSES, "nn")
 
 

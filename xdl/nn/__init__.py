@@ -8,20 +8,27 @@ from xdl.nn.sequential import Sequential
 from xdl.nn.stacked import Stacked, StackError, stack
 from xdl.tensor import missing_module_attribute
 
+# torch.nn's losses → xdl.losses' way (its `__getattr__` says it too)
+PYTORCH_LOSSES = {
+    "CrossEntropyLoss": "SoftmaxCrossEntropy() (on logits)",
+    "MSELoss": "MeanSquaredError()",
+    "BCEWithLogitsLoss": "BinaryCrossEntropy() (on logits)",
+    "BCELoss": "BinaryCrossEntropy() on logits: leave the sigmoid out of the model (predict_proba applies it)",
+    "NLLLoss": "SoftmaxCrossEntropy() on logits: leave the log_softmax out of the model",
+}
 # PyTorch's torch.nn names of what is here under another name (`__getattr__`)
 PYTORCH_NAMES = {
     "Linear": "xdl.nn.Dense(in_features, out_features) (Keras's name; its weight is (in_features, out_features))",
     "BatchNorm1d": "xdl.nn.BatchNorm(features) (its momentum is Keras's: PyTorch's momentum=0.1 is 0.9 here)",
     "ModuleList": "xdl.nn.Sequential(...) (its layers by number), or an attribute per module",
-    "CrossEntropyLoss": "xdl.losses.SoftmaxCrossEntropy()",
-    "MSELoss": "xdl.losses.MeanSquaredError()",
-    "BCEWithLogitsLoss": "xdl.losses.BinaryCrossEntropy() (it takes logits)",
     "functional": "xdl itself: every differentiable function is at its top level (xdl.relu, xdl.log_softmax, …)",
+    **{name: f"xdl.losses.{way}" for name, way in PYTORCH_LOSSES.items()},
 }
 
 
 def __getattr__(name: str):
     missing_module_attribute(__name__, name, PYTORCH_NAMES, "nn")
+
 
 __all__ = ["build", "describe", "ACTIVATIONS", "BatchNorm", "Dense", "Dropout", "LAYERS", "LeakyReLU", "Module", "ReLU", "Sequential", "Sigmoid",
            "Softmax", "StackError", "Stacked", "Standardize", "Tanh", "mlp", "stack"]
