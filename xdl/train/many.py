@@ -746,6 +746,8 @@ class ManyTrainer:
                 return {}
             finite = backend.to_numpy(stacked)
         bad = np.flatnonzero(training & ~finite.astype(bool).all(axis=0))
+        if not bad.size:  # (the usual epoch: no names to look up)
+            return {}
         _, named = self._checked_state(buffers_only)
         return {int(k): [name for name, a in named if not bool(backend.xp.isfinite(a[k]).all())] for k in bad}
 
