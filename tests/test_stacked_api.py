@@ -970,3 +970,124 @@ def test_stack_refuses_models_whose_modes_predictions_or_columns_differ(change, 
     change(ms[1])
     with pytest.raises(StackError, match=match):
         stack(ms)
+
+
+# -- a stacked parameter's .data or .grad rebound by hand: written into the stack's buffers ------------------------
+def rebound_value(rng, p, values):
+    """``values`` as a user rebinds them: an array of the stack's dtype or another, a Tensor, or an array computed
+    from the parameter's own (PyTorch's ``p.data = p.data * 2``)."""
+    kind = rng.integers(4)
+    if kind == 3:
+        values[...] = p.data * 2 - 0.5
+    return [values, values.astype(np.float32), xdl.tensor(values), values.copy()][kind]
+
+
+def squares(out):
+    return (out * out).sum()
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_a_stacked_parameters_data_rebound_by_hand_is_what_the_forward_the_state_and_the_step_read(seed):
+    rng = np.random.default_rng(seed)
+    originals = random_models(rng, int(rng.integers(1, 4)), 3)
+    stacked = stack(originals).eval()  # (masks and batch statistics out of it: each model computes as alone)
+    x = rng.normal(size=(6, 3))
+    new = {}
+    for name, p in stacked.named_parameters():
+        if rng.random() < 0.7 or not new:
+            new[name] = rng.normal(size=p.shape)
+            p.data = rebound_value(rng, p, new[name])
+    assert all(np.shares_memory(p.data, stacked.data) for p in stacked.parameters())
+    state = stacked.state_dict()
+    for name, values in new.items():
+        np.testing.assert_allclose(state[name], values, rtol=1e-6, err_msg=name)  # (float32 given: rounded)
+    alone = [stacked.model(k) for k in range(stacked.n_models)]  # each carries the values rebound
+    out = stacked(x).numpy()
+    for k, model in enumerate(alone):
+        np.testing.assert_allclose(model(x).numpy(), out[:, k], rtol=1e-10, atol=1e-12)
+    rates = rng.uniform(0.01, 0.1, stacked.n_models)
+    optimizer = StackedOptimizer(stacked, [SGD(m, lr=lr) for m, lr in zip(originals, rates)])
+    optimizer.zero_grad()
+    squares(stacked(x)).backward()
+    optimizer.step()
+    for k, model in enumerate(alone):  # one step of each model alone, from the values rebound
+        model_optimizer = SGD(model, lr=rates[k])
+        model_optimizer.zero_grad()
+        squares(model(x)).backward()
+        model_optimizer.step()
+        after = stacked.model(k).state_dict()
+        for name, array in model.state_dict().items():
+            np.testing.assert_allclose(after[name], array, rtol=1e-10, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_stacked_parameters_grad_rebound_by_hand_or_to_none_is_what_the_step_reads(seed):
+    """PyTorch's ``p.grad = None`` loop before backward (the gradient then went into arrays of their own, and
+    the step read the stack's zeros: nothing trained), or ``p.grad = array``: the stack's gradient buffer."""
+    rng = np.random.default_rng(seed)
+    originals = random_models(rng, 2, 3)
+    x = rng.normal(size=(6, 3))
+    stacks = [stack(originals).eval() for _ in range(2)]
+    optimizers = [StackedOptimizer(s, [SGD(m, lr=0.05) for m in originals]) for s in stacks]
+    stacks[0].grad[...] = rng.normal(size=stacks[0].grad.shape)  # (stale: set_to_none drops it)
+    for p in stacks[0].parameters():
+        p.grad = None
+    optimizers[1].zero_grad()
+    for s, o in zip(stacks, optimizers):
+        squares(s(x)).backward()
+        o.step()
+    assert all(np.shares_memory(p.grad, stacks[0].grad) for p in stacks[0].parameters())
+    np.testing.assert_array_equal(stacks[0].data, stacks[1].data)
+    assert not np.array_equal(stacks[0].data, stack(originals).data)  # (it trained)
+    given = {name: rng.normal(size=p.shape) for name, p in stacks[0].named_parameters()}
+    before = {name: p.data.copy() for name, p in stacks[0].named_parameters()}
+    for name, p in stacks[0].named_parameters():
+        p.grad = given[name]
+    optimizers[0].step()
+    for name, p in stacks[0].named_parameters():  # SGD: w − lr·g, of the gradients given
+        np.testing.assert_allclose(p.data, before[name] - 0.05 * given[name], rtol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("attribute", ["data", "grad"])
+def test_a_stacked_parameter_rebound_to_another_shape_is_refused_before_anything_changes(attribute):
+    stacked = stack(models(3))
+    for name, p in stacked.named_parameters():
+        bound, buffers = getattr(p, attribute), (stacked.data.copy(), stacked.grad.copy())
+        wrong = [np.zeros(p.shape[1:]), np.zeros((*p.shape, 1)), np.zeros((4, *p.shape[1:])), np.zeros(()),
+                 xdl.tensor(np.zeros(p.shape[1:]))] + [None] * (attribute == "data")
+        for value in wrong:
+            with pytest.raises(ValueError, match=rf"{attribute}: parameter '{name.split('.')[-1]}' of a Stacked "
+                                                 rf"model .* of shape \({p.shape[0]}, "):
+                setattr(p, attribute, value)
+            assert getattr(p, attribute) is bound
+            np.testing.assert_array_equal(stacked.data, buffers[0])
+            np.testing.assert_array_equal(stacked.grad, buffers[1])
+    assert_still_stacked(stacked)
+
+
+def test_a_graph_recorded_before_a_stacked_parameters_data_is_rebound_is_refused_as_after_a_step():
+    """The forward saved the parameter's view, whose values the rebind wrote: its backward would combine
+    the activations of then with the weights of now (an ordinary model's rebind leaves the saved array as it was)."""
+    stacked = stack(models())
+    cost = squares(stacked(X))
+    weight = stacked.layers[0].weight
+    weight.data = weight.data * 2
+    with pytest.raises(RuntimeError, match="written in place"):
+        cost.backward()
+
+
+def test_a_stacked_parameters_data_and_grad_rebound_go_into_the_stacks_buffers_on_either_backend(backend):
+    stacked = stack(models(2, np.float32), backend)
+    x = np.ones((5, 4), np.float32)
+    views = [(p.data, p.grad) for p in stacked.parameters()]  # (the stack's: `assert_still_stacked`)
+    stacked.grad.fill(1)
+    for p in stacked.parameters():
+        p.data, p.grad = p.data * 2 - 1, None
+    to_numpy = backend.to_numpy
+    assert all(p.data is data and p.grad is grad for p, (data, grad) in zip(stacked.parameters(), views))
+    assert not to_numpy(stacked.grad).any()
+    state, out = stacked.state_dict(), stacked(x).numpy()
+    for name, p in stacked.named_parameters():
+        np.testing.assert_array_equal(state[name], to_numpy(p.data), err_msg=name)
+    for k in range(2):
+        np.testing.assert_allclose(stacked.model(k)(x).numpy(), out[:, k], rtol=1e-6, atol=1e-6)

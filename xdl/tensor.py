@@ -777,7 +777,11 @@ class Parameter(Tensor):
         None too), checked here, before anything changes: a NumPy array bound to a parameter on cupy (a CuPy
         one on numpy) was taken, and the next forward failed inside the cuBLAS binding ("'memoryview' object
         has no attribute 'ptr'") or NumPy's, naming neither the parameter nor the way. (PyTorch takes it
-        there and refuses the op that mixes devices.) `xdl.flat.move` rebinds both with ``backend`` set first."""
+        there and refuses the op that mixes devices.) `xdl.flat.move` rebinds both with ``backend`` set first.
+
+        A stacked model's parameter (``_stacked``: a view of its (K, P) buffers) is not rebound: the values are
+        written into its view (`_write_into_stack`), which the stack's optimizer, ``state_dict``, ``row`` and
+        ``model(k)`` read — bound, they went into its forward alone."""
         if name in ("data", "grad") and value is not None:
             array = value.data if isinstance(value, Tensor) else value
             backend = self.__dict__.get("backend")
@@ -790,6 +794,10 @@ class Parameter(Tensor):
                 raise TypeError(f"{name}: {label} on the {backend.name} backend takes an array of it, got a {given}; "
                                 "copy the values over with `with xdl.no_grad(): p[...] = values` (any backend's), "
                                 "or move the model there first with model.to(...)")
+        # (a backward's ``p.grad += g`` comes here for each parameter with the array it holds: bound as it is)
+        if "_stacked" in self.__dict__ and name in ("data", "grad") and value is not self.__dict__[name]:
+            _write_into_stack(self, name, value)
+            return
         object.__setattr__(self, name, value)
 
     def __setstate__(self, state: dict) -> None:
@@ -800,6 +808,26 @@ class Parameter(Tensor):
         for name in ("data", "grad"):
             if self.__dict__.get(name) is not None:
                 self.__dict__[name] = writable(self.__dict__[name])
+
+
+def _write_into_stack(p: Parameter, name: str, value) -> None:
+    """``p.data = x`` / ``p.grad = g`` on a stacked parameter: view[...] = x, the view kept bound (``grad``
+    None: zeroed, as the stack's ``zero_grad`` takes set_to_none), as an ordinary model's optimizer writes a
+    rebound array back into its flat buffer (`xdl.optim.optimizer._reattach`). Of another shape: a ValueError,
+    nothing written. New values are a write (`note_written`: a graph recorded before reads them no more)."""
+    view = p.__dict__[name]
+    if value is None and name == "grad":
+        view.fill(0)
+        return
+    array = value.data if isinstance(value, Tensor) else value
+    if tuple(getattr(array, "shape", ())) != tuple(view.shape):
+        label = f"parameter {p.__dict__.get('name')!r}" if p.__dict__.get("name") else "a parameter"
+        raise ValueError(f"{name}: {label} of a Stacked model is a view of its (K, P) buffer, of shape "
+                         f"{tuple(view.shape)}; got {type(array).__name__} of shape {getattr(array, 'shape', None)} "
+                         f"(its values are written into the buffer: give {tuple(view.shape)}, one row per model)")
+    view[...] = array
+    if name == "data":
+        note_written([p])
 
 
 def role_of(p) -> str:

@@ -115,7 +115,10 @@ class Stacked(Sequential):
             data, grad = (a[:, columns[name]].reshape(p.shape) for a in (self.data, self.grad))
             data[...] = p.data
             grad[...] = 0 if p.grad is None else p.grad
-            p.data, p.grad = data, grad
+            # bound past `Parameter.__setattr__`, which writes a stacked parameter's new values into the view it
+            # holds (here the copy's own arrays, the old views' copies) and keeps that view
+            object.__setattr__(p, "data", data)
+            object.__setattr__(p, "grad", grad)
 
     def _columns(self) -> dict[str, slice]:
         """Each parameter's columns of a row (`row_columns`: the ordinary model's flat buffer)."""
