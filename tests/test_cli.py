@@ -429,8 +429,9 @@ def test_a_run_diverging_from_a_large_start_names_the_initial_weights_beside_the
         assert main(["train", "--init", "normal(1e17)", "--lr", "1e-10", "--epochs", "1", "--no-progress",
                      "--out", str(tmp_path / "run")]) == 1
     err = capsys.readouterr().err
-    assert re.search(r"error: training diverged: .*try a smaller learning rate, or draw smaller initial weights: the "
-                     r"run started at a cost of 1\.\d+e\+18, above 1e4 × ln C", err), err
+    assert re.search(r"error: training diverged: .*try a smaller learning rate, or draw smaller initial weights \(he "
+                     r"for ReLU, xavier for tanh\): the run started at a cost of 1\.\d+e\+18, above 1e4 × ln C",
+                     err), err
 
 
 def test_resume_of_a_run_directory_holding_only_a_best_epoch_names_it_and_the_command_it_gives_runs(tmp_path, capsys):

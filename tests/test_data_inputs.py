@@ -350,7 +350,8 @@ def test_inputs_users_bring_end_to_end():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         with pytest.warns(UserWarning, match=r"the run started at a cost of \S+, above 1e4 × ln C .*: inputs "
-                                             r"far from unit scale \(standardize them: xdl.data.Standardizer\)"), \
+                                             r"far from unit scale or a large initialization — standardize the inputs "
+                                             r"\(xdl.data.Standardizer\) or draw smaller initial weights"), \
                 pytest.raises(FloatingPointError, match=r"the optimizer's state \(group 0's v\) became NaN or Inf in "
                                                         r"epoch 1: .*standardize the inputs"):
             # (it did not rise above its start, but Adam's v = g² overflowed: the first layer's steps were 0)

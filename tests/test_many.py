@@ -3,6 +3,7 @@ model ends exactly where the same configuration trained alone ends; per-model ea
 divergence; checkpoints and exact resume; bad input named."""
 
 import dataclasses
+import inspect
 import os
 import re
 import signal
@@ -19,6 +20,7 @@ from conftest import CopyingHost, edit_saved
 from xdl.optim import StackedOptimizer
 from xdl.train import Callback, Checkpoint, Interrupted, fit_many
 from xdl.train.many import ManyTrainer, check_shared
+from xdl.train.trainer import KERAS_FIT_OPTIONS
 
 
 @pytest.fixture(scope="module")
@@ -1004,6 +1006,9 @@ def test_a_model_whose_cost_and_state_both_blew_up_is_said_to_diverge_as_alone()
     assert batched.status == "failed"
     assert batched.history.diverged.startswith("the train cost became ")
     assert batched.history.diverged in str(error.value)  # the same words, hint included
+    assert batched.history.diverged.endswith("; in the first epoch already: unstandardized inputs make steps that "
+                                             "large as a large rate does — standardize the inputs "
+                                             "(xdl.data.Standardizer)")
 
 
 class RaiseAt(Callback):
@@ -1628,3 +1633,50 @@ def test_a_float64_result_with_an_eps_of_float64_only_is_taken_out_and_saved(dig
                 == [1e-50, 1e-50]
             loaded = xdl.load(xdl.save(model, tmp_path / f"{result.config.seed}.npz"))
             assert (loaded.predict(dev[0]) == model.predict(dev[0])).all()
+
+
+KERAS_FIT_WAYS = [("validation_data", r"dev=\(X_dev, y_dev\)"), ("validation_split", "xdl.data.split"),
+                  ("epochs", r"TrainConfig\(epochs="), ("batch_size", r"TrainConfig\(batch_size="),
+                  ("initial_epoch", "resume="), ("class_weight", "not offered"), ("sample_weight", "not offered")]
+
+
+@pytest.mark.parametrize("option, way", KERAS_FIT_WAYS + [("verbose", r"fit_many\(progress="),
+                                                          ("shuffle", r"from fit_many\(seed=")])
+def test_fit_many_says_where_a_keras_option_is(digits, option, way):
+    """``fit_many(configs, X, y, validation_data=…, epochs=…)`` as Keras's fit: Python's bare "unexpected keyword
+    argument" where `Trainer.fit` said the way here. Refused before any work (no configuration checked)."""
+    X, y, dev = digits
+    with pytest.raises(TypeError, match=rf"^fit_many\(\) takes no option {option}=: .*{way}"):
+        fit_many([small()], X, y, **{option: dev})
+    with pytest.raises(TypeError, match=r"^fit_many\(\) takes no option devv=: not an option of fit_many \(its "
+                                        r"options: dev, seed, dtype, n_classes, standardize, callbacks, resume, "):
+        fit_many(["not a config"], X, y, devv=dev)  # (the keyword refused first: before the configs' check)
+
+
+@pytest.mark.parametrize("option, way", KERAS_FIT_WAYS + [
+    ("verbose", r"ManyTrainer\(progress="), ("shuffle", r"from ManyTrainer\(seed="),
+    ("callbacks", r"ManyTrainer\(callbacks=\[…\]\)"), ("devv", r"its options: dev, n_classes, standardize, resume")])
+def test_many_trainer_fit_says_where_a_keras_option_is(digits, option, way):
+    """As `fit_many`: ``ManyTrainer.fit`` refuses a Keras option saying where it is, before building the batch."""
+    X, y, dev = digits
+    batch = ManyTrainer([small(epochs=1), small(epochs=1, seed=1)])
+    with pytest.raises(TypeError, match=rf"^ManyTrainer.fit\(\) takes no option {option}=: .*{way}"):
+        batch.fit(X, y, **{option: dev})
+    assert batch.model is None  # nothing built, nothing trained
+    assert [r.status for r in batch.fit(X, y, dev=dev)] == ["completed", "completed"]  # (dev= is the way)
+
+
+@pytest.mark.parametrize("caller, run, maker", [("Trainer.fit", xdl.train.Trainer, xdl.train.Trainer),
+                                                ("fit_many", TrainConfig, fit_many),
+                                                ("ManyTrainer.fit", TrainConfig, ManyTrainer)])
+def test_every_keyword_a_keras_fit_hint_names_is_taken_there(caller, run, maker):
+    """Each way `KERAS_FIT_OPTIONS` names as ``Maker(keyword=…)`` is a keyword of that maker, as each fit fills
+    the table in."""
+    named = {"Trainer": xdl.train.Trainer, "TrainConfig": TrainConfig, "fit_many": fit_many, "ManyTrainer": ManyTrainer}
+    calls = 0
+    for way in KERAS_FIT_OPTIONS.values():
+        text = way.format(run=run.__name__, maker=maker.__name__)
+        for name, keyword in re.findall(r"(\w+)\((\w+)=", text):
+            assert keyword in inspect.signature(named[name]).parameters, (caller, text)
+            calls += 1
+    assert calls >= 5

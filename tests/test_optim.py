@@ -1029,6 +1029,51 @@ def test_a_pytorch_keyword_a_constructor_does_not_take_says_what_it_is_here(make
         SGD(model, foo=1)
 
 
+# Keras's spelling of each rule's settings → xdl's (Keras's SGD momentum and nesterov are PyTorch's: above)
+KERAS_SPELLINGS = {SGD: {"learning_rate": "lr"}, Momentum: {"learning_rate": "lr"},
+                   RMSprop: {"learning_rate": "lr", "rho": "beta", "epsilon": "eps"},
+                   Adam: {"learning_rate": "lr", "beta_1": "beta1", "beta_2": "beta2", "epsilon": "eps"},
+                   AdamW: {"learning_rate": "lr", "beta_1": "beta1", "beta_2": "beta2", "epsilon": "eps"}}
+KERAS_NOT_HERE = {"decay": r"a schedule here: lr=xdl.optim.schedules.inverse_time\(lr, decay_rate=decay\)",
+                  **{key: "not offered here" for key in ("clipnorm", "clipvalue", "global_clipnorm")}}
+
+
+@pytest.mark.parametrize("rule, key, hint", [(rule, key, f"{ours} here") for rule, names in KERAS_SPELLINGS.items()
+                                             for key, ours in names.items()] +
+                         [(rule, key, hint) for rule in KERAS_SPELLINGS for key, hint in KERAS_NOT_HERE.items()])
+def test_a_keras_keyword_a_constructor_does_not_take_says_what_it_is_here(rule, key, hint):
+    """``Adam(learning_rate=1e-3, beta_1=0.9, epsilon=1e-7)`` as Keras spells it met Python's bare "unexpected
+    keyword argument" where PyTorch's names were told xdl's; as a constructor's keyword and as a group's key."""
+    model = xdl.nn.mlp(3, [4], 2)
+    before = model.state_dict()
+    with pytest.raises(TypeError, match=f"{rule.__name__}\\(\\) got an unexpected keyword argument '{key}'; "
+                                        f"Keras's '{key}' is {hint}"):
+        rule(model, **{key: 0.5})
+    for name, value in model.state_dict().items():  # refused before the parameters were placed
+        np.testing.assert_array_equal(value, before[name])
+    with pytest.raises(ValueError, match=f"settings \\['{key}'\\].*; Keras's '{key}' is {hint}"):
+        rule([{"params": [xdl.Parameter(np.ones(3))], key: 0.5}])
+    ours = KERAS_SPELLINGS[rule].get(key)
+    if ours is not None:  # the spelling said is taken, under that name
+        assert rule(model, **{ours: 0.5}).defaults[ours] == 0.5
+
+
+def test_keras_decay_is_the_inverse_time_schedule_its_hint_names():
+    """What the hint for Keras's 'decay' says: Keras 2's SGD(lr, decay=d) steps p ← p − lr/(1 + d·t)·g, t the
+    steps done before this one, as SGD(lr=schedules.inverse_time(lr, decay_rate=d)) does."""
+    rng = np.random.default_rng(2)
+    for lr, decay in rng.uniform(0.01, 1.0, size=(5, 2)):
+        grads = rng.standard_normal((20, 3))
+        w = xdl.Parameter(np.zeros(3))
+        opt = SGD([w], lr=schedules.inverse_time(lr, decay_rate=decay))
+        p = np.zeros(3)
+        for t, g in enumerate(grads):
+            w.grad[...] = g
+            opt.step()
+            p -= lr / (1 + decay * t) * g
+        np.testing.assert_allclose(w.numpy(), p, rtol=1e-12, atol=1e-12)
+
+
 def test_momentum_takes_pytorchs_sgd_steps_at_lr_over_one_minus_beta():
     """What the hint for PyTorch's 'momentum' says: SGD(lr, momentum=β), b ← β·b + g, p ← p − lr·b."""
     rng = np.random.default_rng(0)

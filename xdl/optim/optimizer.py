@@ -282,14 +282,18 @@ class StepCount:
             checked_state_changed()
 
 
-def _pytorch_hint(cls, key: str) -> str:
-    """What PyTorch's setting ``key`` is in the rule ``cls`` (its ``pytorch_names``), for a message."""
-    return f"PyTorch's {key!r} is {cls.pytorch_names[key]}"
+def _named_elsewhere_hint(cls, key: str) -> str | None:
+    """What PyTorch's or Keras's setting ``key`` is in the rule ``cls`` (its ``pytorch_names``, then its
+    ``keras_names``), for a message; None where neither names it."""
+    for library, names in (("PyTorch", cls.pytorch_names), ("Keras", cls.keras_names)):
+        if key in names:
+            return f"{library}'s {key!r} is {names[key]}"
+    return None
 
 
-def _hinting_pytorch_names(init):
-    """``init`` refusing, before it runs, a keyword it does not take that PyTorch's optimizers do
-    (the class's ``pytorch_names``), with what it is here."""
+def _hinting_named_elsewhere(init):
+    """``init`` refusing, before it runs, a keyword it does not take that PyTorch's or Keras's optimizers
+    do (the class's ``pytorch_names``, ``keras_names``), with what it is here."""
     taken = inspect.signature(init).parameters
     if any(p.kind is p.VAR_KEYWORD for p in taken.values()):
         return init
@@ -303,9 +307,9 @@ def _hinting_pytorch_names(init):
             raise TypeError(f"{type(self).__name__}() takes {len(positional)} positional arguments "
                             f"({', '.join(positional)}) but {len(args)} were given; {hint}")
         for key in kwargs:
-            if key not in taken and key in type(self).pytorch_names:
-                raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {key!r}; "
-                                f"{_pytorch_hint(type(self), key)}")
+            hint = None if key in taken else _named_elsewhere_hint(type(self), key)
+            if hint:
+                raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {key!r}; {hint}")
         init(self, *args, **kwargs)
 
     return checked
@@ -325,6 +329,16 @@ PYTORCH_ATTRIBUTES = {"state": "state_dict()['state'] (NumPy copies of each grou
                       "get_last_lr": "current_lr() (the rate in force, a number; lr may hold a schedule)"}
 PYTORCH_READ = frozenset({"state"})  # those of them PyTorch reads rather than calls
 
+# Keras's names of settings every rule here has or lacks → what they are here (each rule's `keras_names` adds its
+# own; Keras's momentum and nesterov are PyTorch's, said by `pytorch_names`)
+KERAS_COMMON_NAMES = {
+    "learning_rate": "lr here",
+    # Keras 2's decay: lr / (1 + decay·iterations), iterations the steps done before this one
+    "decay": "a schedule here: lr=xdl.optim.schedules.inverse_time(lr, decay_rate=decay), lr / (1 + decay·steps done)",
+    "clipnorm": "not offered here (no gradient clipping)",
+    "clipvalue": "not offered here (no gradient clipping)",
+    "global_clipnorm": "not offered here (no gradient clipping)"}
+
 
 class Optimizer(StepCount):
     """Base class. Subclasses set ``state_names``, validate their hyperparameters in
@@ -335,6 +349,7 @@ class Optimizer(StepCount):
     # declared by the class that defines it: a rule written for one model reads h["lr"][0], model 0's rate, for all K
     stacks: bool = False
     pytorch_names: dict[str, str] = PYTORCH_COMMON_NAMES  # a PyTorch setting → what it is here (for messages)
+    keras_names: dict[str, str] = KERAS_COMMON_NAMES  # a Keras setting → what it is here (for messages)
     pytorch_positional: str | None = None  # what PyTorch's positional argument past this rule's last one is (messages)
     version = 0  # counts changes a captured step cannot read from the device (a flag, a schedule): `_set`
 
@@ -385,14 +400,16 @@ class Optimizer(StepCount):
                 self.add_param_group(group)
 
     def __init_subclass__(cls, **kwargs):
-        """A rule's constructor given a PyTorch keyword it does not take (``SGD(m, momentum=0.9)``,
-        ``Adam(m, betas=…)``) says what that setting is here, as a group's key does: Python's
-        "unexpected keyword argument" would not."""
+        """A rule's constructor given a PyTorch or Keras keyword it does not take (``SGD(m, momentum=0.9)``,
+        ``Adam(m, betas=…)``, ``Adam(m, learning_rate=…)``) says what that setting is here, as a group's key
+        does: Python's "unexpected keyword argument" would not."""
         super().__init_subclass__(**kwargs)
         if "pytorch_names" in vars(cls):  # a rule's own, besides those of every PyTorch optimizer
             cls.pytorch_names = {**PYTORCH_COMMON_NAMES, **cls.pytorch_names}
+        if "keras_names" in vars(cls):  # as Keras's
+            cls.keras_names = {**KERAS_COMMON_NAMES, **cls.keras_names}
         if "__init__" in vars(cls):
-            cls.__init__ = _hinting_pytorch_names(cls.__init__)
+            cls.__init__ = _hinting_named_elsewhere(cls.__init__)
 
     def __setstate__(self, state: dict) -> None:
         """A copy (pickle, deepcopy) copies every array apart, views too: each parameter's data and
@@ -519,7 +536,7 @@ class Optimizer(StepCount):
         for one of them, a typo) would be kept and never read."""
         unknown = sorted(k for k in group if k != "params" and k not in self.defaults)
         if unknown:
-            hints = "".join(f"; {_pytorch_hint(type(self), k)}" for k in unknown if k in self.pytorch_names)
+            hints = "".join(f"; {hint}" for hint in (_named_elsewhere_hint(type(self), k) for k in unknown) if hint)
             raise ValueError(f"a parameter group has settings {unknown} that {type(self).__name__} does not take "
                              f"(its settings: {', '.join(self.defaults)}){hints}")
 

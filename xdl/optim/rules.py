@@ -95,6 +95,7 @@ class RMSprop(Optimizer):
     pytorch_names = {"alpha": "beta here",
                      "momentum": "not in RMSprop here (use Adam for momentum with RMSprop's scaling)",
                      "centered": "not offered here"}
+    keras_names = {"rho": "beta here", "epsilon": "eps here"}
 
     def __init__(self, params=None, lr=0.001, beta=0.9, eps=1e-8, weight_decay=0.0, check_finite=False):
         super().__init__(params, check_finite, lr=lr, beta=beta, eps=eps, weight_decay=weight_decay)
@@ -128,6 +129,7 @@ class Adam(Optimizer):
 
     state_names = ("m", "v")
     pytorch_names = {"betas": "beta1 and beta2 here", "amsgrad": "not offered here"}
+    keras_names = {"beta_1": "beta1 here", "beta_2": "beta2 here", "epsilon": "eps here"}
     decoupled = False
 
     def __init__(self, params=None, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,

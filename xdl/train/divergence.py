@@ -69,7 +69,7 @@ STANDARDIZE = "standardize the inputs (xdl.data.Standardizer)"
 SMALLER_INIT = "draw smaller initial weights (he for ReLU, xavier for tanh)"
 # added to a divergence in the first epoch of a model with no leading Standardize layer
 FIRST_EPOCH_HINT = ("; in the first epoch already: unstandardized inputs make steps that large as a large rate does "
-                    "(standardize them: xdl.data.Standardizer)")
+                    f"— {STANDARDIZE}")
 
 
 # where and why the running statistics a first forward pass wrote are NaN or Inf, and what to do instead

@@ -69,7 +69,7 @@ from xdl.train.hooks import call_hook, check_callback, check_distinct_callbacks,
 from xdl.train.interrupt import Interrupted, SignalFlag
 from xdl.train.progress import progress_bar
 from xdl.train.provenance import data_digest
-from xdl.train.trainer import network_data, penalty_examples
+from xdl.train.trainer import network_data, penalty_examples, refuse_keras_options
 
 # Options the K configurations must share: they change shapes, the batches, or the update rule.
 SHARED = ("dataset", "hidden", "activation", "batch_norm", "batch_size", "optimizer", "augment_shift", "augment_noise",
@@ -154,7 +154,7 @@ def check_shared(configs) -> None:
 
 def fit_many(configs, X, y, dev=None, seed: int = 0, dtype="float32", n_classes: int | None = None,
              standardize=None, callbacks=(), resume=None, progress: bool | None = False,
-             capture="auto", eval_train: bool = True) -> list[Result]:
+             capture="auto", eval_train: bool = True, **keras_options) -> list[Result]:
     """Fit the `TrainConfig` s ``configs`` at once on ``(X, y)`` and return one `Result` each.
 
     ``y`` (and ``y_dev``): (m,) class indices, or (m, C) one-hot rows, C classes (not soft rows: the
@@ -182,6 +182,8 @@ def fit_many(configs, X, y, dev=None, seed: int = 0, dtype="float32", n_classes:
     `Checkpoint`. ``eval_train``: as `Trainer`'s — each model's train cost and accuracy measured in evaluation
     mode on the whole training set after each epoch; False: the running averages of its steps
     (no pass over the training set: an epoch is its steps and the dev set's evaluation).
+    ``keras_options``: none is taken; a Keras option (``validation_data=``, ``epochs=``, …) is refused,
+    saying where it is here, as by `Trainer.fit` (`KERAS_FIT_OPTIONS`).
 
     >>> import xdl
     >>> from xdl.config import TrainConfig
@@ -191,6 +193,8 @@ def fit_many(configs, X, y, dev=None, seed: int = 0, dtype="float32", n_classes:
     >>> [r.status for r in results], len(results[2].history)
     (['completed', 'completed', 'completed'], 2)
     """
+    refuse_keras_options(keras_options, "fit_many", "dev, seed, dtype, n_classes, standardize, callbacks, resume, "
+                         "progress, capture, eval_train", run="TrainConfig", maker="fit_many")
     trainer = ManyTrainer(configs, seed=seed, dtype=dtype, callbacks=callbacks, progress=progress, capture=capture,
                           eval_train=eval_train)
     try:
@@ -352,7 +356,11 @@ class ManyTrainer:
         return into
 
     # -- the loop -----------------------------------------------------------------------------
-    def fit(self, X, y, dev=None, n_classes=None, standardize=None, resume=None) -> list[Result]:
+    def fit(self, X, y, dev=None, n_classes=None, standardize=None, resume=None, **keras_options) -> list[Result]:
+        """`fit_many`'s fit of this batch (its options: as there); a Keras option is refused, saying where
+        it is here (`KERAS_FIT_OPTIONS`)."""
+        refuse_keras_options(keras_options, "ManyTrainer.fit", "dev, n_classes, standardize, resume",
+                             run="TrainConfig", maker="ManyTrainer")
         claim = FitClaim(self)
         try:
             take_fit(claim, "batch", "ManyTrainer")  # (a second fit meanwhile: refused)

@@ -60,9 +60,9 @@ from xdl.train.fit_guards import (callbacks_held, callbacks_told_of_errors, chec
                                   check_monitored, check_same_examples, checkpoint_directories_held, FitClaim,
                                   FITTING, load_resumed, take_fit)
 from xdl.train.captured import CapturedSteps, host_values, loop_capture
-from xdl.train.divergence import (FIRST_EPOCH_HINT, FIRST_FORWARD_ADVICE, RATE_ADVICE, START_FACTOR, cost_limit_of,
-                                  diverged_cost, divergence_factor, first_forward_failure, first_step_advice,
-                                  non_finite_state, start_cost, state_advice, state_flags)
+from xdl.train.divergence import (FIRST_EPOCH_HINT, FIRST_FORWARD_ADVICE, RATE_ADVICE, SMALLER_INIT, STANDARDIZE,
+                                  START_FACTOR, cost_limit_of, diverged_cost, divergence_factor, first_forward_failure,
+                                  first_step_advice, non_finite_state, start_cost, state_advice, state_flags)
 from xdl.train.history import History
 from xdl.train.host_reads import read_together
 from xdl.train.hooks import call_hook, check_callback, check_distinct_callbacks
@@ -73,22 +73,35 @@ from xdl.train.schedule_checks import check_schedule_fits, check_schedule_kind, 
 REFRESH_STEPS = 20  # the progress bar shows the running cost every this many steps (one host sync)
 PRECHECKED_RATES = 100_000  # rates checked before training, per kind (epoch schedule, step schedule)
 
-# Keras's Model.fit options → the way here (`Trainer.fit`): Python's "unexpected keyword argument
-# 'validation_data'" did not say that the dev set is dev=, nor that the rest are the Trainer's
+# Keras's Model.fit options → the way here, said by `Trainer.fit`, `fit_many` and `ManyTrainer.fit` alike
+# (`refuse_keras_options`): Python's "unexpected keyword argument 'validation_data'" did not say that the dev
+# set is dev=, nor where the rest are. {run} is what takes a run's epochs and batch size (a Trainer, or each
+# TrainConfig of a batch), {maker} what takes its callbacks, progress bar and seed
 KERAS_FIT_OPTIONS = {
     "validation_data": "dev=(X_dev, y_dev)",
-    "validation_split": "a dev set split off first: s = xdl.data.split(X, y), then fit(s.X_train, s.y_train, "
-                        "dev=(s.X_dev, s.y_dev))",
-    "epochs": "Trainer(epochs=…), the run's total (trainer.epochs += 10 trains on)",
-    "batch_size": "Trainer(batch_size=…)",
-    "callbacks": "Trainer(callbacks=[…])",
-    "verbose": "Trainer(progress=…) (True or False: a tqdm bar or none)",
-    "shuffle": "not an option: each epoch is shuffled, from Trainer(seed=…)",
+    "validation_split": "a dev set split off first: s = xdl.data.split(X, y), then fit on s.X_train, s.y_train with "
+                        "dev=(s.X_dev, s.y_dev)",
+    "epochs": "{run}(epochs=…), the run's total",
+    "batch_size": "{run}(batch_size=…)",
+    "callbacks": "{maker}(callbacks=[…])",
+    "verbose": "{maker}(progress=…) (True or False: a tqdm bar or none)",
+    "shuffle": "not an option: each epoch is shuffled, from {maker}(seed=…)",
     "initial_epoch": "not an option: a fit goes on from where the run stopped (resume=… from a Checkpoint's "
                      "directory)",
     "class_weight": "class weights are not offered",
     "sample_weight": "example weights are not offered",
 }
+
+
+def refuse_keras_options(options: dict, caller: str, own: str, run: str, maker: str) -> None:
+    """Raise TypeError for the first of ``options``, keywords that ``caller`` does not take, saying where
+    Keras's Model.fit option of that name is here (`KERAS_FIT_OPTIONS`, with ``run`` and ``maker`` for its
+    fields), or else that it is none of ``caller``'s options (``own``)."""
+    for name in options:
+        way = KERAS_FIT_OPTIONS[name].format(run=run, maker=maker) if name in KERAS_FIT_OPTIONS else \
+            f"not an option of {caller} (its options: {own})"
+        raise TypeError(f"{caller}() takes no option {name}=: {way}")
+
 
 TARGET_SCALE = 100.0  # a regression's targets' root mean square above which, or below 1/which, a run is warned
 
@@ -512,9 +525,8 @@ class Trainer:
         A Keras option (``validation_data=``, ``epochs=``, …) is refused, saying where it is here
         (`KERAS_FIT_OPTIONS`).
         """
-        for name in keras_options:  # (before any work: Python's own message named the keyword only)
-            way = KERAS_FIT_OPTIONS.get(name, "not an option of Trainer.fit (its options: dev, resume)")
-            raise TypeError(f"Trainer.fit() takes no option {name}=: {way}")
+        # (before any work: Python's own message named the keyword only)
+        refuse_keras_options(keras_options, "Trainer.fit", "dev, resume", run="Trainer", maker="Trainer")
         claim = FitClaim(self)
         try:
             take_fit(claim, "trainer", "Trainer")
@@ -848,10 +860,11 @@ class Trainer:
         if e == 0:
             self._start_cost = start_cost(at_end["costs"], bounds)
             if self._cost_limit is not None and self._start_cost > self._cost_limit:  # it trains on: said once
-                inputs = "inputs far from unit scale (standardize them: xdl.data.Standardizer) or " \
-                    if self._network is self.model else ""  # (no leading Standardize)
+                unscaled = self._network is self.model  # (no leading Standardize)
+                causes = f"{'inputs far from unit scale or ' if unscaled else ''}a large initialization"
+                advice = f"{STANDARDIZE + ' or ' if unscaled else ''}{SMALLER_INIT}"
                 warn_caller(f"the run started at a cost of {self._start_cost:.3g}, above {divergence_factor()} × ln C "
-                            f"(where a classifier starts) = {self._cost_limit:.3g}: {inputs}a large initialization; "
+                            f"(where a classifier starts) = {self._cost_limit:.3g}: {causes} — {advice}; "
                             f"it diverges only if its cost rises to {START_FACTOR} times where it started")
         record = {"epoch": e + 1}
         if self.eval_train:
@@ -1029,7 +1042,7 @@ class Trainer:
         start = self.__dict__.get("_start_cost")  # (known from the first epoch's end; a Trainer pickled before: none)
         if start is None or self._cost_limit is None or not start > self._cost_limit:
             return ""
-        return (f", or draw smaller initial weights: the run started at a cost of {start:.3g}, above "
+        return (f", or {SMALLER_INIT}: the run started at a cost of {start:.3g}, above "
                 f"{divergence_factor()} × ln C (where a classifier starts) = {self._cost_limit:.3g}")
 
     def _state_advice(self) -> str:
