@@ -782,22 +782,23 @@ class Parameter(Tensor):
         A stacked model's parameter (``_stacked``: a view of its (K, P) buffers) is not rebound: the values are
         written into its view (`_write_into_stack`), which the stack's optimizer, ``state_dict``, ``row`` and
         ``model(k)`` read — bound, they went into its forward alone."""
-        if name in ("data", "grad") and value is not None:
-            array = value.data if isinstance(value, Tensor) else value
-            backend = self.__dict__.get("backend")
-            # (a NumPy scalar, a 0-d leaf's value rebound by `_in_place`, is held as a NumPy array is)
-            held = backend is None or backend.owns(np.asarray(array) if isinstance(array, np.generic) else array)
-            if not held:
-                label = f"parameter {self.__dict__.get('name')!r}" if self.__dict__.get("name") else "a parameter"
-                given = value.backend.name + " Tensor" if isinstance(value, Tensor) else \
-                    f"{type(value).__module__}.{type(value).__name__}"
-                raise TypeError(f"{name}: {label} on the {backend.name} backend takes an array of it, got a {given}; "
-                                "copy the values over with `with xdl.no_grad(): p[...] = values` (any backend's), "
-                                "or move the model there first with model.to(...)")
-        # (a backward's ``p.grad += g`` comes here for each parameter with the array it holds: bound as it is)
-        if "_stacked" in self.__dict__ and name in ("data", "grad") and value is not self.__dict__[name]:
-            _write_into_stack(self, name, value)
-            return
+        if name in ("data", "grad"):
+            if value is not None:
+                array = value.data if isinstance(value, Tensor) else value
+                backend = self.__dict__.get("backend")
+                # (a NumPy scalar, a 0-d leaf's value rebound by `_in_place`, is held as a NumPy array is)
+                held = backend is None or backend.owns(np.asarray(array) if isinstance(array, np.generic) else array)
+                if not held:
+                    label = f"parameter {self.__dict__.get('name')!r}" if self.__dict__.get("name") else "a parameter"
+                    given = value.backend.name + " Tensor" if isinstance(value, Tensor) else \
+                        f"{type(value).__module__}.{type(value).__name__}"
+                    raise TypeError(f"{name}: {label} on the {backend.name} backend takes an array of it, got a "
+                                    f"{given}; copy the values over with `with xdl.no_grad(): p[...] = values` (any "
+                                    "backend's), or move the model there first with model.to(...)")
+            # (a backward's ``p.grad += g`` comes here for each parameter with the array it holds: bound as it is)
+            if "_stacked" in self.__dict__ and value is not self.__dict__[name]:
+                _write_into_stack(self, name, value)
+                return
         object.__setattr__(self, name, value)
 
     def __setstate__(self, state: dict) -> None:

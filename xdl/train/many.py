@@ -584,7 +584,8 @@ class ManyTrainer:
         # state's finite flags
         train = self._evaluation_sums(X, y_device, captured=captured) if self.eval_train else {}
         dev_sums = self._evaluation_sums(*dev, captured=captured) if dev is not None else {}
-        at_end = read_together(backend, costs=costs if e == 0 or not self.eval_train else None, correct=correct,
+        at_end = read_together(backend, costs=costs if e == 0 or not self.eval_train else None,
+                               correct=None if self.eval_train else correct,
                                train_cost=train.get("cost"), train_correct=train.get("correct"),
                                dev_cost=dev_sums.get("cost"), dev_correct=dev_sums.get("correct"),
                                state=self._state_flags())

@@ -1147,9 +1147,9 @@ class Trainer:
             self._network = self.model
         return self._evaluate(X, y, batch_size)
 
-    def _evaluate(self, X, y, batch_size: int = 1024, captured: bool = False) -> dict:
+    def _evaluate(self, X, y, batch_size: int = 1024) -> dict:
         """Cost and accuracy in evaluation mode (`_evaluation_sums`, read in one transfer)."""
-        sums = read_together(self.model.backend, **self._evaluation_sums(X, y, batch_size, captured))
+        sums = read_together(self.model.backend, **self._evaluation_sums(X, y, batch_size))
         return self._metrics(sums["cost"], sums["correct"], y)
 
     def _metrics(self, cost_sum, correct, y) -> dict:
