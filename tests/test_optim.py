@@ -1035,7 +1035,8 @@ KERAS_SPELLINGS = {SGD: {"learning_rate": "lr"}, Momentum: {"learning_rate": "lr
                    Adam: {"learning_rate": "lr", "beta_1": "beta1", "beta_2": "beta2", "epsilon": "eps"},
                    AdamW: {"learning_rate": "lr", "beta_1": "beta1", "beta_2": "beta2", "epsilon": "eps"}}
 KERAS_NOT_HERE = {"decay": r"a schedule here: lr=xdl.optim.schedules.inverse_time\(lr, decay_rate=decay\)",
-                  **{key: "not offered here" for key in ("clipnorm", "clipvalue", "global_clipnorm")}}
+                  **{key: "not offered here" for key in ("clipnorm", "clipvalue")},
+                  "global_clipnorm": r"not an optimizer setting here: xdl\.optim\.clip_grad_norm\(model, max_norm\)"}
 
 
 @pytest.mark.parametrize("rule, key, hint", [(rule, key, f"{ours} here") for rule, names in KERAS_SPELLINGS.items()

@@ -21,6 +21,7 @@ PYTORCH_NAMES = {
     "Linear": "xdl.nn.Dense(in_features, out_features) (Keras's name; its weight is (in_features, out_features))",
     "BatchNorm1d": "xdl.nn.BatchNorm(features) (its momentum is Keras's: PyTorch's momentum=0.1 is 0.9 here)",
     "ModuleList": "xdl.nn.Sequential(...) (its layers by number), or an attribute per module",
+    "utils": "xdl.optim.clip_grad_norm(model, max_norm) for its clip_grad_norm_",
     "functional": "xdl itself: every differentiable function is at its top level (xdl.relu, xdl.log_softmax, …)",
     **{name: f"xdl.losses.{way}" for name, way in PYTORCH_LOSSES.items()},
 }

@@ -1,6 +1,7 @@
 """Optimizers over flat parameter buffers, and learning-rate schedules."""
 
 from xdl.optim import schedules
+from xdl.optim.clipping import clip_grad_norm
 from xdl.optim.optimizer import Optimizer, param_groups
 from xdl.optim.rules import SGD, Adam, AdamW, Momentum, RMSprop
 from xdl.optim.stacked import StackedOptimizer
@@ -16,4 +17,5 @@ PYTORCH_NAMES = {
 def __getattr__(name: str):
     missing_module_attribute(__name__, name, PYTORCH_NAMES, "optim")
 
-__all__ = ["SGD", "Adam", "AdamW", "Momentum", "Optimizer", "RMSprop", "StackedOptimizer", "param_groups", "schedules"]
+__all__ = ["SGD", "Adam", "AdamW", "Momentum", "Optimizer", "RMSprop", "StackedOptimizer", "clip_grad_norm",
+           "param_groups", "schedules"]

@@ -335,9 +335,12 @@ KERAS_COMMON_NAMES = {
     "learning_rate": "lr here",
     # Keras 2's decay: lr / (1 + decay·iterations), iterations the steps done before this one
     "decay": "a schedule here: lr=xdl.optim.schedules.inverse_time(lr, decay_rate=decay), lr / (1 + decay·steps done)",
-    "clipnorm": "not offered here (no gradient clipping)",
-    "clipvalue": "not offered here (no gradient clipping)",
-    "global_clipnorm": "not offered here (no gradient clipping)"}
+    # (Keras's clipnorm clips each gradient by its own norm; its global_clipnorm all of them by their one norm)
+    "clipnorm": "not offered here (each gradient clipped by its own norm); xdl.optim.clip_grad_norm(model, max_norm) "
+                "clips them all by their one norm (Keras's global_clipnorm), between backward and step",
+    "clipvalue": "not offered here (no clipping by value)",
+    "global_clipnorm": "not an optimizer setting here: xdl.optim.clip_grad_norm(model, max_norm) between backward "
+                       "and step"}
 
 
 class Optimizer(StepCount):

@@ -1,0 +1,273 @@
+"""`xdl.optim.clip_grad_norm`: gradients scaled by min(1, max_norm / (‖g‖₂ + 1e-6)) over all of them together
+(PyTorch's ``clip_grad_norm_``), checked against NumPy by hand; a `Stacked` model's K models each by its own norm."""
+
+import numpy as np
+import pytest
+
+import xdl
+from xdl.optim import SGD, clip_grad_norm
+
+
+def reference(grads: list, max_norm: float) -> tuple[float, list]:
+    """The norm of ``grads`` (NumPy arrays) and the clipped gradients, in float64, by the formula."""
+    norm = float(np.sqrt(sum(float(np.sum(np.square(g.astype(np.float64)))) for g in grads)))
+    scale = min(1.0, max_norm / (norm + 1e-6))
+    return norm, [g.astype(np.float64) * scale for g in grads]
+
+
+def host(backend, array) -> np.ndarray:
+    return np.array(backend.to_numpy(array))
+
+
+def model_with_gradients(backend, rng, dtype, magnitude: float, sizes=(3, [5, 4], 2)):
+    """A model whose gradients are random values of about ``magnitude`` (written into its flat buffer)."""
+    model = xdl.nn.mlp(*sizes).astype(dtype).to(backend)
+    for p in model.parameters():
+        p.grad[...] = backend.own((rng.standard_normal(p.shape) * magnitude).astype(dtype))
+    return model
+
+
+def tolerance(dtype) -> dict:
+    return {"rtol": 1e-12, "atol": 0} if np.dtype(dtype) == np.float64 else {"rtol": 2e-6, "atol": 0}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_model_is_clipped_by_its_global_norm_as_numpy_computes_it(backend, dtype):
+    """60 models (gradients of 1e-4 to 1e4, max_norm of 1e-3 to 1e3: about half clipped): the norm returned is a 0-d
+    array of the backend in the gradients' dtype, equal to NumPy's; each gradient is NumPy's clipped one."""
+    rng = np.random.default_rng(7)
+    clipped = 0
+    for _ in range(60):
+        model = model_with_gradients(backend, rng, dtype, 10 ** rng.uniform(-4, 4))
+        max_norm = float(10 ** rng.uniform(-3, 3))
+        before = [host(backend, p.grad) for p in model.parameters()]
+        expected_norm, expected = reference(before, max_norm)
+        norm = clip_grad_norm(model, max_norm)
+        assert backend.owns(norm) and norm.shape == () and norm.dtype == dtype
+        np.testing.assert_allclose(float(host(backend, norm)), expected_norm, **tolerance(dtype))
+        for p, want in zip(model.parameters(), expected):
+            np.testing.assert_allclose(host(backend, p.grad), want, **tolerance(dtype))
+        clipped += expected_norm > max_norm
+    assert 10 < clipped < 50
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_norm_below_max_norm_leaves_the_gradients_unchanged_bit_for_bit(backend, dtype):
+    """PyTorch's convention: the scale is min(1, ·), exactly 1 below max_norm, and g · 1 is g (40 models)."""
+    rng = np.random.default_rng(8)
+    for _ in range(40):
+        model = model_with_gradients(backend, rng, dtype, 10 ** rng.uniform(-6, 2))
+        before = [host(backend, p.grad) for p in model.parameters()]
+        norm, _ = reference(before, 1.0)
+        clip_grad_norm(model, norm * 1.01 + 1e-3)
+        for p, was in zip(model.parameters(), before):
+            np.testing.assert_array_equal(host(backend, p.grad), was)
+
+
+def test_zero_gradients_have_a_norm_of_0_and_stay_0(backend):
+    model = xdl.nn.mlp(3, [4], 2).to(backend)
+    model.zero_grad()
+    norm = clip_grad_norm(model, 1e-3)
+    assert float(host(backend, norm)) == 0.0
+    assert all(not host(backend, p.grad).any() for p in model.parameters())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_one_huge_gradient_is_scaled_to_max_norm_with_the_rest(backend, dtype):
+    """One value of 1e20 among values of about 1: its square overflows float32, not the float64 sum of squares;
+    after clipping the norm is max_norm and the small values shrink by the same factor."""
+    rng = np.random.default_rng(9)
+    model = model_with_gradients(backend, rng, dtype, 1.0)
+    first = model.parameters()[0]
+    first.grad[0, 0] = 1e20
+    before = [host(backend, p.grad) for p in model.parameters()]
+    expected_norm, expected = reference(before, 0.5)
+    norm = clip_grad_norm(model, 0.5)
+    np.testing.assert_allclose(float(host(backend, norm)), expected_norm, rtol=1e-6)
+    after = [host(backend, p.grad) for p in model.parameters()]
+    np.testing.assert_allclose(reference(after, 1.0)[0], 0.5, rtol=1e-5)
+    for got, want in zip(after, expected):
+        np.testing.assert_allclose(got, want, rtol=2e-6, atol=1e-30)
+
+
+def test_a_nan_gradient_makes_the_norm_and_every_gradient_nan(backend):
+    """As PyTorch's: the scale is NaN, so the next step writes NaN into every weight (a run's divergence check
+    stops it there)."""
+    model = model_with_gradients(backend, np.random.default_rng(10), np.float32, 1.0)
+    model.parameters()[1].grad[0] = np.nan
+    norm = clip_grad_norm(model, 1.0)
+    assert np.isnan(float(host(backend, norm)))
+    assert all(np.isnan(host(backend, p.grad)).all() for p in model.parameters())
+
+
+def test_an_infinite_gradient_makes_the_norm_inf_the_finite_gradients_0_and_it_nan(backend):
+    """As PyTorch's: the scale max_norm / inf is 0; inf · 0 is NaN."""
+    model = model_with_gradients(backend, np.random.default_rng(11), np.float64, 1.0)
+    model.parameters()[0].grad[1, 2] = -np.inf
+    with np.errstate(invalid="ignore"):  # (NumPy's warning of inf · 0)
+        norm = clip_grad_norm(model, 1.0)
+    assert float(host(backend, norm)) == np.inf
+    grads = [host(backend, p.grad) for p in model.parameters()]
+    assert np.isnan(grads[0][1, 2])
+    grads[0][1, 2] = 0
+    assert all(not g.any() for g in grads)
+
+
+def test_parameters_in_any_order_or_apart_from_their_buffer_are_clipped_alike(backend):
+    """A list of parameters that does not fill a run of their flat buffer (a subset, reversed, with one whose
+    grad is None, of two dtypes together) is clipped gradient by gradient, by the same one norm (30 cases);
+    a grad of None is skipped (PyTorch's), float32 and float64 together give a float64 norm."""
+    rng = np.random.default_rng(12)
+    for case in range(30):
+        model = model_with_gradients(backend, rng, np.float32, 10 ** rng.uniform(-2, 2))
+        other = model_with_gradients(backend, rng, np.float64, 10 ** rng.uniform(-2, 2))
+        params = model.parameters()
+        chosen = [params[i] for i in rng.permutation(len(params))[:rng.integers(1, len(params) + 1)]]
+        if case % 3 == 0:
+            chosen.append(xdl.Parameter(xdl.tensor(np.ones(3, np.float32), backend=backend)))  # grad None
+        if case % 2 == 0:
+            chosen += other.parameters()[:2]
+        with_grad = [p for p in chosen if p.grad is not None]
+        max_norm = float(10 ** rng.uniform(-1, 1))
+        expected_norm, expected = reference([host(backend, p.grad) for p in with_grad], max_norm)
+        untouched = [host(backend, p.grad) for p in params if not any(p is q for q in chosen)]
+        norm = clip_grad_norm(chosen, max_norm)
+        assert norm.dtype == (np.float64 if case % 2 == 0 else np.float32)
+        np.testing.assert_allclose(float(host(backend, norm)), expected_norm, rtol=2e-6)
+        for p, want in zip(with_grad, expected):
+            np.testing.assert_allclose(host(backend, p.grad), want, rtol=2e-6)
+        others = [host(backend, p.grad) for p in params if not any(p is q for q in chosen)]
+        for was, now in zip(untouched, others):
+            np.testing.assert_array_equal(now, was)
+
+
+def test_a_lone_tensor_and_an_empty_list_are_taken_as_pytorch_takes_them(backend):
+    p = xdl.Parameter(xdl.tensor(np.zeros(4), backend=backend))
+    p.grad = backend.own(np.array([3.0, 4.0, 0.0, 0.0]))
+    norm = clip_grad_norm(p, 1.0)
+    assert float(host(backend, norm)) == 5.0
+    np.testing.assert_allclose(host(backend, p.grad), [0.6, 0.8, 0, 0], rtol=1e-6)
+    assert float(host(backend, clip_grad_norm([], 1.0))) == 0.0
+
+
+@pytest.mark.parametrize("max_norm", [0, -1.0, float("nan"), float("inf"), 10 ** 400, True, "1", None, [1.0]])
+def test_a_bad_max_norm_is_refused_naming_it_before_any_change(max_norm):
+    model = model_with_gradients(xdl.current_backend(), np.random.default_rng(13), np.float32, 1.0)
+    before = model.state_dict()
+    grads = [p.grad.copy() for p in model.parameters()]
+    with pytest.raises(ValueError, match="clip_grad_norm: max_norm must be a finite number > 0, got"):
+        clip_grad_norm(model, max_norm)
+    for p, was in zip(model.parameters(), grads):
+        np.testing.assert_array_equal(p.grad, was)
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, before[name])
+
+
+def test_what_is_not_parameters_is_refused_naming_it():
+    with pytest.raises(TypeError, match="clip_grad_norm: parameters must be a model, a list of tensors or a tensor"):
+        clip_grad_norm(5, 1.0)
+    with pytest.raises(TypeError, match=r"clip_grad_norm: parameters\[1\] is a ndarray, expected an xdl.Tensor"):
+        clip_grad_norm([xdl.Parameter(xdl.tensor(np.ones(2))), np.ones(2)], 1.0)
+
+
+def stack_of(backend, rng, k: int, dtype=np.float64):
+    """K models stacked, with gradients of magnitudes from 1e-3 to 1e3 written into the (K, P) buffer."""
+    stacked = xdl.nn.stack([xdl.nn.mlp(4, [6, 5], 3).astype(dtype) for _ in range(k)], backend)
+    scales = 10 ** rng.uniform(-3, 3, size=(k, 1))
+    stacked.grad[...] = backend.own((rng.standard_normal(stacked.grad.shape) * scales).astype(dtype))
+    return stacked
+
+
+def test_a_stack_clips_each_model_by_its_own_norm_as_each_model_alone(backend):
+    """K models stacked (K from 1 to 6, 20 stacks): the K norms and the clipped (K, P) gradients are those of the
+    K models, taken out of the stack with their gradients and clipped alone (float64, to 1e-12)."""
+    rng = np.random.default_rng(14)
+    for k in list(range(1, 7)) * 3 + [2, 5]:
+        stacked = stack_of(backend, rng, k)
+        max_norm = float(10 ** rng.uniform(-1, 1))
+        grads = host(backend, stacked.grad)
+        alone = []
+        for row in grads:
+            model = xdl.nn.mlp(4, [6, 5], 3).astype(np.float64).to(backend)
+            for p, (start, stop) in zip([p for _, p in model.flat_order()], _columns(model)):
+                p.grad[...] = backend.own(row[start:stop].reshape(p.shape))
+            norm = clip_grad_norm(model, max_norm)
+            alone.append((float(host(backend, norm)), np.concatenate([host(backend, p.grad).ravel()
+                                                                      for _, p in model.flat_order()])))
+        norms = clip_grad_norm(stacked, max_norm)
+        assert backend.owns(norms) and norms.shape == (k,) and norms.dtype == np.float64
+        np.testing.assert_allclose(host(backend, norms), [n for n, _ in alone], rtol=1e-12, atol=0)
+        np.testing.assert_allclose(host(backend, stacked.grad), np.stack([g for _, g in alone]), rtol=1e-12, atol=0)
+
+
+def _columns(model) -> list[tuple[int, int]]:
+    """Each parameter's (start, stop) in its model's flat buffer order (a stacked row's layout)."""
+    out, start = [], 0
+    for _, p in model.flat_order():
+        out.append((start, start + p.size))
+        start += p.size
+    return out
+
+
+def test_a_stacked_models_parameters_listed_are_refused_before_any_change(backend):
+    """Listed, they are K models' rows, which one norm would mix: the Stacked model itself is asked for."""
+    stacked = stack_of(backend, np.random.default_rng(15), 3)
+    before = host(backend, stacked.grad)
+    with pytest.raises(TypeError, match=r"parameters\[0\] belongs to a Stacked model .* give the Stacked model"):
+        clip_grad_norm(stacked.parameters(), 1.0)
+    np.testing.assert_array_equal(host(backend, stacked.grad), before)
+
+
+def test_clipping_keeps_a_too_high_learning_rate_from_diverging(backend):
+    """Plain SGD at lr 0.3 on a regression whose inputs are of about 10 diverges (the cost is NaN after 100 steps);
+    the same run with the gradient clipped to norm 0.1 keeps a finite cost, never above the first, that ends below a
+    tenth of it."""
+    rng = np.random.default_rng(16)
+    x = (rng.standard_normal((64, 5)) * 10).astype(np.float32)
+    y = (x @ rng.standard_normal((5, 1)) * 0.1).astype(np.float32)
+    loss = xdl.losses.MeanSquaredError()
+
+    def costs(clip: bool) -> list[float]:
+        xdl.seed(0)
+        model = xdl.nn.mlp(5, [16], 1).to(backend)
+        opt = SGD(model, lr=0.3)
+        out = []
+        with np.errstate(all="ignore"):
+            for _ in range(100):
+                opt.zero_grad()
+                cost = loss(model(x), y)
+                cost.backward()
+                if clip:
+                    clip_grad_norm(model, 0.1)
+                opt.step()
+                out.append(float(host(backend, cost.data)))
+        return out
+
+    assert not np.isfinite(costs(clip=False)[-1])
+    clipped = costs(clip=True)
+    assert np.isfinite(clipped).all() and max(clipped) == clipped[0] and clipped[-1] < clipped[0] / 10
+
+
+def test_pytorch_and_keras_names_point_to_it():
+    with pytest.raises(AttributeError, match=r"xdl.optim.clip_grad_norm\(model, max_norm\)"):
+        xdl.nn.utils  # noqa: B018
+    with pytest.raises(TypeError, match="Keras's 'global_clipnorm' is not an optimizer setting here: "
+                                        r"xdl.optim.clip_grad_norm\(model, max_norm\)"):
+        xdl.optim.Adam(xdl.nn.mlp(2, [2], 1), global_clipnorm=1.0)
+
+
+@pytest.mark.gpu
+def test_clipping_reads_nothing_back_to_the_host(cupy):
+    """The norm and the scale stay on the device (no host read: no sync) — a model's one flat buffer and a
+    stack's (K, P) one are each a reduction and a scale, not one per parameter."""
+    backend = xdl.current_backend()
+    rng = np.random.default_rng(17)
+    model = model_with_gradients(backend, rng, np.float32, 10.0, sizes=(3, [5, 4, 4, 4], 2))
+    stacked = stack_of(backend, rng, 4, np.float32)
+    for target in (model, stacked):
+        clip_grad_norm(target, 1.0)
+        with cupy.fake_trace() as trace:
+            clip_grad_norm(target, 1.0)
+        kinds = [kind for kind, _, _ in trace.events]
+        assert "read" not in kinds and "upload" not in kinds
+        assert kinds.count("launch") <= 10

@@ -1,0 +1,124 @@
+"""Gradient clipping by global norm: PyTorch's ``torch.nn.utils.clip_grad_norm_``, between ``backward`` and ``step``.
+
+>>> import numpy as np, xdl
+>>> model = xdl.nn.mlp(3, [4], 2)
+>>> model(np.ones((5, 3), np.float32)).sum().backward()
+>>> norm = xdl.optim.clip_grad_norm(model, max_norm=1e-3)  # the norm before clipping, a 0-d array
+>>> bool(norm > 1e-3)
+True
+>>> float(xdl.optim.clip_grad_norm(model, max_norm=1.0)) < 1e-3 + 1e-9
+True
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from xdl.backend import backend_of, current_backend
+from xdl.data.validation import check_number
+from xdl.flat import check_one_backend, contiguous_range
+from xdl.tensor import Tensor
+
+EPSILON = 1e-6  # added to the norm before dividing (PyTorch's): a zero gradient divides by 1e-6, not by 0
+
+
+def clip_grad_norm(parameters, max_norm):
+    """Scale the gradients in place so that their global 2-norm is at most ``max_norm``; return the norm before.
+
+        ‖g‖₂ = sqrt(Σ_p Σ_i g_{p,i}²)  over every gradient together, as if they were one vector
+        g ← g · min(1, max_norm / (‖g‖₂ + 1e-6))
+
+    PyTorch's convention (``clip_grad_norm_``): a norm below ``max_norm`` multiplies by exactly 1, so the
+    gradients are unchanged bit for bit; the scale is computed on the device and applied whatever it is, so
+    the call reads nothing back to the host (no sync on a GPU). The squares are summed in float64 (a float32
+    gradient of 1e20 has a finite norm), and the norm returned is a 0-d array of the backend in the gradients'
+    dtype (float64 where float32 and float64 gradients are clipped together).
+
+    ``parameters``: a model (every parameter ``model.parameters()`` lists), a list of tensors or one tensor; one
+    whose ``grad`` is None is skipped, as PyTorch does. A `Stacked` model (`xdl.nn.stack`) is K models: each is
+    clipped by its own norm (one per row of its (K, P) gradient buffer), as K models trained apart would be,
+    and the K norms are returned, a (K,) array.
+    ``max_norm``: a finite number > 0.
+
+    Where the parameters of a dtype fill a run of a flat buffer back to back (a model's do), that run is one
+    reduction and one scale; otherwise each gradient is one. A NaN among the gradients makes the norm NaN and
+    every gradient NaN; an Inf makes the norm Inf, the scale 0, finite gradients 0 and infinite ones NaN
+    (PyTorch's results): the next step writes NaN into the weights, so the cost after it is NaN and a divergence
+    check on the cost stops the run.
+    """
+    max_norm = check_number(max_norm, "clip_grad_norm: max_norm", "a finite number > 0",
+                            lambda value: 0 < value < math.inf)
+    from xdl.nn.stacked import Stacked  # (deferred: xdl.nn sits above the optimizers' modules)
+
+    if isinstance(parameters, Stacked):
+        return _clip_rows([parameters.grad], max_norm, (parameters.n_models,), parameters.grad.dtype)
+    params = _checked_parameters(parameters)
+    grads = _gradient_arrays(params)
+    if not grads:  # (PyTorch's: a norm of 0)
+        backend = params[0].backend if params else current_backend()
+        return backend.xp.zeros((), dtype=np.float32)
+    return _clip_rows(grads, max_norm, (), np.result_type(*(g.dtype for g in grads)))
+
+
+def _checked_parameters(parameters) -> list:
+    """``parameters`` as a list of tensors (a model's, a list, or one tensor), refused before any change where
+    they live on several backends or one is a stacked model's (its gradient holds K models' rows, which one
+    norm over the list would mix: give the `Stacked` model itself)."""
+    if hasattr(parameters, "parameters") and callable(parameters.parameters):
+        params = list(parameters.parameters())
+    elif isinstance(parameters, Tensor):
+        params = [parameters]
+    else:
+        try:
+            params = list(parameters)
+        except TypeError:
+            raise TypeError(f"clip_grad_norm: parameters must be a model, a list of tensors or a tensor, got "
+                            f"{type(parameters).__name__}") from None
+    for i, p in enumerate(params):
+        if not isinstance(p, Tensor):
+            raise TypeError(f"clip_grad_norm: parameters[{i}] is a {type(p).__name__}, expected an xdl.Tensor")
+        if getattr(p, "_stacked", False):
+            raise TypeError(f"clip_grad_norm: parameters[{i}] belongs to a Stacked model (its gradient holds K "
+                            "models' rows); give the Stacked model itself, which clips each model by its own norm")
+    if params:
+        check_one_backend(params, "clip_grad_norm")
+    return params
+
+
+def _gradient_arrays(params) -> list:
+    """The arrays holding ``params``' gradients: per dtype, the one run of a flat buffer they fill back to
+    back (`contiguous_range`), else each parameter's own; a parameter whose ``grad`` is None left out."""
+    by_dtype: dict = {}
+    for p in params:
+        if p.grad is not None:
+            by_dtype.setdefault(p.dtype, []).append(p)
+    grads = []
+    for group in by_dtype.values():
+        run = contiguous_range(group)
+        if run is not None:
+            grads.append(run[1])
+        else:  # (a grad rebound to a Tensor by hand, PyTorch's ``p.grad = t``: its array)
+            grads.extend(p.grad.data if isinstance(p.grad, Tensor) else p.grad for p in group)
+    return grads
+
+
+def _clip_rows(grads, max_norm: float, shape: tuple, dtype):
+    """Clip ``grads`` (arrays whose leading axis is the model's, of length ``shape``'s product: 1 where
+    ``shape`` is ()) by each model's norm over all of them; the norms, of ``shape`` and ``dtype``."""
+    rows = int(np.prod(shape))
+    squares = None
+    for g in grads:
+        g64 = g.reshape(rows, -1).astype(np.float64)  # (a copy: squared in place)
+        g64 *= g64
+        row_sums = g64.sum(axis=1)
+        squares = row_sums if squares is None else squares + row_sums
+    xp = backend_of(grads[0]).xp
+    norms = xp.sqrt(squares)
+    # min(1, ·) by clip: NaN stays NaN (so do the gradients, PyTorch's); the ratio is ≥ 0, so 0 clips nothing
+    scales = xp.clip(max_norm / (norms + EPSILON), 0.0, 1.0)
+    for g in grads:
+        g *= scales.astype(g.dtype).reshape((rows,) + (1,) * (g.ndim - 1) if shape else ())
+    return norms.astype(dtype).reshape(shape)
+
