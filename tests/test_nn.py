@@ -1,6 +1,7 @@
 """Layers and models: gradients, initialization, batch norm, dropout, the flat buffer."""
 
 import copy
+import inspect
 import pickle
 import re
 
@@ -1818,3 +1819,57 @@ def test_the_streams_set_random_key_numbers_are_the_named_modules_positions():
     model.set_random_key(5, 7)
     last = max(i for i, m in enumerate(walked) if m is shared)
     assert model[1].random_key == (5, 2, 7) and shared.random_key == (5, last, 7)
+
+
+# -- a PyTorch or Keras constructor keyword of a layer's peer: taken, or said what it is here ---------------------
+KERAS_LAYER = ["name", "trainable", "dtype", "autocast", "input_shape", "activity_regularizer"]  # every Keras layer's
+# each layer of xdl.nn: its arguments here, then its peers' constructor keywords (PyTorch's torch.nn, Keras's layers)
+LAYER_PEERS = {
+    "Dense": ({"in_features": 3, "out_features": 2},
+              ["in_features", "out_features", "bias", "device", "dtype"],  # nn.Linear
+              ["units", "activation", "use_bias", "kernel_initializer", "bias_initializer", "kernel_regularizer",
+               "bias_regularizer", "kernel_constraint", "bias_constraint", "lora_rank", "input_dim", *KERAS_LAYER]),
+    "ReLU": ({}, ["inplace"], ["max_value", "negative_slope", "threshold", *KERAS_LAYER]),
+    "LeakyReLU": ({}, ["negative_slope", "inplace"], ["negative_slope", "alpha", *KERAS_LAYER]),
+    "Tanh": ({}, [], KERAS_LAYER),  # (Keras's Activation("tanh"))
+    "Sigmoid": ({}, [], KERAS_LAYER),
+    "Softmax": ({}, ["dim"], ["axis", *KERAS_LAYER]),
+    "Dropout": ({}, ["p", "inplace"], ["rate", "noise_shape", "seed", *KERAS_LAYER]),
+    "BatchNorm": ({"features": 3},
+                  ["num_features", "eps", "momentum", "affine", "track_running_stats", "device", "dtype"],  # 1d
+                  ["axis", "momentum", "epsilon", "center", "scale", "beta_initializer", "gamma_initializer",
+                   "moving_mean_initializer", "moving_variance_initializer", "beta_regularizer", "gamma_regularizer",
+                   "beta_constraint", "gamma_constraint", "synchronized", *KERAS_LAYER]),
+    "Standardize": ({"features": 2}, [], ["axis", "mean", "variance", "invert", *KERAS_LAYER]),  # Normalization
+    "Sequential": ({}, [], ["layers", "trainable", "name"]),
+}
+# a value each keyword a layer takes is given in the cases below
+TAKEN_VALUES = {"in_features": 3, "out_features": 2, "bias": False, "dtype": "float64", "eps": 1e-3, "momentum": 0.5,
+                "axis": 0, "p": 0.3, "rate": 0.3, "mean": np.zeros(2)}
+
+
+def test_layer_peers_cover_every_layer():
+    assert set(LAYER_PEERS) == set(xdl.nn.LAYERS)
+
+
+@pytest.mark.parametrize("name, library, key", [
+    (name, library, key) for name, (_, pytorch, keras) in LAYER_PEERS.items()
+    for library, keys in (("PyTorch", pytorch), ("Keras", keras)) for key in keys])
+def test_a_peers_constructor_keyword_is_taken_or_says_what_it_is_here(name, library, key):
+    """``BatchNorm(num_features=64)``, ``Softmax(dim=1)``, ``Dense(3, units=2)`` as PyTorch or Keras spell them met
+    Python's bare "unexpected keyword argument", where an optimizer's said xdl's spelling: a keyword a layer does not
+    take says what it is here (a setting of its own, named by its name here, or what is offered instead), before
+    anything is made. A keyword it takes is taken."""
+    cls = xdl.nn.LAYERS[name]
+    given, _, _ = LAYER_PEERS[name]
+    takes = inspect.signature(cls).parameters
+    if key in takes and takes[key].kind is not inspect.Parameter.VAR_POSITIONAL:
+        cls(**{**given, key: TAKEN_VALUES[key]})
+        return
+    with pytest.raises(TypeError, match=rf"^{name}\(\) got an unexpected keyword argument '{key}'; "
+                                        rf"(PyTorch|Keras)'s '{key}' is .*here") as refused:
+        cls(**given, **{key: 1})
+    ours = re.search(rf"'{key}' is (\w+) here", str(refused.value))
+    assert ours is None or ours[1] in takes  # a name said to be this layer's is one of its arguments
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'foo'$"):  # no hint to give: Python's words
+        cls(**given, foo=1)

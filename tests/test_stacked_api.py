@@ -1065,6 +1065,60 @@ def test_a_stacked_parameter_rebound_to_another_shape_is_refused_before_anything
     assert_still_stacked(stacked)
 
 
+@pytest.mark.parametrize("seed", range(8))
+def test_a_stacks_own_buffers_rebound_by_hand_are_written_into_them_and_the_stack_stays_one(seed):
+    """``stacked.data = array`` / ``stacked.grad = …`` on the stack itself (not on a parameter) rebound its (K, P)
+    buffers, the layers' parameters still views of the old ones: the forward read the old values, ``row``,
+    ``model(k)`` and ``state_dict``'s columns the new. As a parameter's rebind: written into the buffers."""
+    rng = np.random.default_rng(seed)
+    stacked = stack(random_models(rng, int(rng.integers(1, 4)), 3)).eval()
+    data, grad = stacked.data, stacked.grad
+    x = rng.normal(size=(6, 3))
+    values = rng.normal(size=data.shape)
+    stacked.data = rebound_value(rng, stacked, values)
+    gradient = rng.normal(size=grad.shape)
+    stacked.grad = [gradient, xdl.tensor(gradient), None][int(rng.integers(3))]
+    assert stacked.data is data and stacked.grad is grad
+    np.testing.assert_allclose(stacked.data, values, rtol=1e-6)  # (float32 given: rounded)
+    assert all(np.shares_memory(p.data, data) and np.shares_memory(p.grad, grad) for p in stacked.parameters())
+    out = stacked(x).numpy()
+    for k in range(stacked.n_models):  # each model taken out has the values given and computes the stack's forward
+        np.testing.assert_array_equal(stacked.row(k)["data"], data[k])
+        np.testing.assert_allclose(stacked.model(k)(x).numpy(), out[:, k], rtol=1e-10, atol=1e-12)
+
+
+def test_a_stacks_own_buffers_rebound_on_either_backend_take_host_arrays_too(backend):
+    """On cupy, ``stacked.data = host_array`` (a checkpoint's row, as `set_row` takes one) is copied into the device
+    buffer; an array of the backend is written as it is."""
+    stacked = stack(models(2, np.float32), backend)
+    data, grad, to_numpy = stacked.data, stacked.grad, backend.to_numpy
+    values = RNG.normal(size=data.shape).astype(np.float32)
+    stacked.data, stacked.grad = values, backend.asarray(np.ones(grad.shape, np.float32))
+    assert stacked.data is data and stacked.grad is grad
+    np.testing.assert_array_equal(to_numpy(data), values)
+    assert (to_numpy(grad) == 1).all()
+    x = np.ones((5, 4), np.float32)
+    out = stacked(x).numpy()
+    for k in range(2):
+        np.testing.assert_allclose(stacked.model(k)(x).numpy(), out[:, k], rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("attribute", ["data", "grad"])
+def test_a_stacks_own_buffer_rebound_to_another_shape_is_refused_before_anything_changes(attribute):
+    stacked = stack(models(3))
+    bound, buffers = getattr(stacked, attribute), (stacked.data.copy(), stacked.grad.copy())
+    shape = bound.shape
+    for value in [np.zeros(shape[1:]), np.zeros((*shape, 1)), np.zeros((4, shape[1])), np.zeros(()),
+                  xdl.tensor(np.zeros(shape[1:])), [[0.0] * shape[1]] * shape[0]] + [None] * (attribute == "data"):
+        with pytest.raises(ValueError, match=rf"{attribute}: a Stacked model's {attribute} is its \(K, P\) buffer, "
+                                             rf"whose views its parameters are, of shape \({shape[0]}, {shape[1]}\)"):
+            setattr(stacked, attribute, value)
+        assert getattr(stacked, attribute) is bound
+        np.testing.assert_array_equal(stacked.data, buffers[0])
+        np.testing.assert_array_equal(stacked.grad, buffers[1])
+    assert_still_stacked(stacked)
+
+
 def test_a_graph_recorded_before_a_stacked_parameters_data_is_rebound_is_refused_as_after_a_step():
     """The forward saved the parameter's view, whose values the rebind wrote: its backward would combine
     the activations of then with the weights of now (an ordinary model's rebind leaves the saved array as it was)."""

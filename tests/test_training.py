@@ -3695,6 +3695,22 @@ def test_an_optimizer_state_that_overflows_is_a_divergence_named_with_its_weight
         assert trainer.history.diverged.startswith("the optimizer's state (group 0's ")
 
 
+@pytest.mark.parametrize("epochs, more", [(1, 1), (2, 3), (3, 1)])
+def test_fit_given_epochs_says_how_to_train_on_and_the_way_said_trains_on(epochs, more):
+    """A second ``trainer.fit(X, y, epochs=10)``, Keras's way to train 10 more: the refusal said the Trainer's
+    epochs are the run's total, not how a run trains on (its "trainer.epochs += 10" tip was lost)."""
+    s = moons_parts(200)
+    trainer = make_trainer(None, epochs=epochs)
+    trainer.fit(s.X_train, s.y_train)
+    with pytest.raises(TypeError, match=r"Trainer.fit\(\) takes no option epochs=: Trainer\(epochs=…\), the run's "
+                                        r"total; to train on after a fit, raise it and fit again: trainer.epochs \+= "
+                                        r"10 trains 10 more \(Keras's fit\(epochs=20, initial_epoch=10\)\)"):
+        trainer.fit(s.X_train, s.y_train, epochs=more)
+    trainer.epochs += more  # the way said
+    trainer.fit(s.X_train, s.y_train)
+    assert len(trainer.history) == epochs + more and trainer.epoch == epochs + more
+
+
 @pytest.mark.parametrize("option, way", [
     ("validation_data", r"dev=\(X_dev, y_dev\)"), ("validation_split", r"xdl.data.split"),
     ("epochs", r"Trainer\(epochs="), ("batch_size", r"Trainer\(batch_size="), ("callbacks", r"Trainer\(callbacks="),

@@ -300,6 +300,42 @@ def missing_module_attribute(module: str, name: str, pytorch_names: dict, torch_
     raise AttributeError(f"module {module!r} has no attribute {name!r}")
 
 
+def named_elsewhere_hint(cls, key: str) -> str | None:
+    """What PyTorch's or Keras's setting ``key`` is in ``cls`` (an optimizer's rule, a layer: its
+    ``pytorch_names``, then its ``keras_names``), for a message; None where neither names it."""
+    for library, names in (("PyTorch", cls.pytorch_names), ("Keras", cls.keras_names)):
+        if key in names:
+            return f"{library}'s {key!r} is {names[key]}"
+    return None
+
+
+def hinting_named_elsewhere(init):
+    """``init`` (a constructor of an optimizer's rule or of a layer) refusing, before it runs, a keyword it
+    does not take that PyTorch's or Keras's peer does (the class's ``pytorch_names``, ``keras_names``), with
+    what it is here; and a positional argument past its last where the class says what PyTorch's is there
+    (``pytorch_positional``). Python's "unexpected keyword argument" named the keyword, not the way here."""
+    taken = inspect.signature(init).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in taken.values()):
+        return init
+
+    positional = [name for name, p in list(taken.items())[1:] if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    keywords = {name for name, p in taken.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+    @functools.wraps(init)
+    def checked(self, *args, **kwargs):
+        hint = getattr(type(self), "pytorch_positional", None)
+        if hint and len(args) > len(positional):  # PyTorch's order, whose next argument means another setting
+            raise TypeError(f"{type(self).__name__}() takes {len(positional)} positional arguments "
+                            f"({', '.join(positional)}) but {len(args)} were given; {hint}")
+        for key in kwargs:
+            hint = None if key in keywords else named_elsewhere_hint(type(self), key)  # (*layers' name is none)
+            if hint:
+                raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {key!r}; {hint}")
+        init(self, *args, **kwargs)
+
+    return checked
+
+
 # a tensor's state that is its process's, not its own: left out of a pickle (`Tensor.__getstate__`)
 _PROCESS_STATE = frozenset({"_written", "_aliases"})
 
@@ -812,23 +848,30 @@ class Parameter(Tensor):
 
 
 def _write_into_stack(p: Parameter, name: str, value) -> None:
-    """``p.data = x`` / ``p.grad = g`` on a stacked parameter: view[...] = x, the view kept bound (``grad``
-    None: zeroed, as the stack's ``zero_grad`` takes set_to_none), as an ordinary model's optimizer writes a
-    rebound array back into its flat buffer (`xdl.optim.optimizer._reattach`). Of another shape: a ValueError,
-    nothing written. New values are a write (`note_written`: a graph recorded before reads them no more)."""
-    view = p.__dict__[name]
+    """``p.data = x`` / ``p.grad = g`` on a stacked parameter: written into its view (`write_into_stack`), as an
+    ordinary model's optimizer writes a rebound array back into its flat buffer (`xdl.optim.optimizer._reattach`).
+    New values are a write (`note_written`: a graph recorded before reads them no more)."""
+    label = f"parameter {p.__dict__.get('name')!r}" if p.__dict__.get("name") else "a parameter"
+    write_into_stack(p.__dict__[name], name, value, p.backend, f"{label} of a Stacked model is a view of its (K, P) "
+                                                               "buffer")
+    if name == "data":
+        note_written([p])
+
+
+def write_into_stack(view, name: str, value, backend, what: str) -> None:
+    """``holder.name = value`` where ``view``, what the holder has bound to ``name``, is a stacked model's (K, P)
+    buffer or a view of it (``what`` says which, for the error): view[...] = value, the view kept bound (``grad``
+    None: zeroed, as the stack's ``zero_grad`` takes set_to_none; an array of another backend copied over, as
+    `Stacked.set_row` takes one). Of another shape: a ValueError, nothing written."""
     if value is None and name == "grad":
         view.fill(0)
         return
     array = value.data if isinstance(value, Tensor) else value
     if tuple(getattr(array, "shape", ())) != tuple(view.shape):
-        label = f"parameter {p.__dict__.get('name')!r}" if p.__dict__.get("name") else "a parameter"
-        raise ValueError(f"{name}: {label} of a Stacked model is a view of its (K, P) buffer, of shape "
-                         f"{tuple(view.shape)}; got {type(array).__name__} of shape {getattr(array, 'shape', None)} "
-                         f"(its values are written into the buffer: give {tuple(view.shape)}, one row per model)")
-    view[...] = array
-    if name == "data":
-        note_written([p])
+        raise ValueError(f"{name}: {what}, of shape {tuple(view.shape)}; got {type(array).__name__} of shape "
+                         f"{getattr(array, 'shape', None)} (its values are written into the buffer: give "
+                         f"{tuple(view.shape)}, one row per model)")
+    view[...] = backend.own(array)
 
 
 def role_of(p) -> str:

@@ -53,6 +53,22 @@ class Dense(Module):
     ((1, 2), True)
     """
 
+    # PyTorch's Linear(in_features, out_features, bias, device, dtype) is this layer's; Keras's Dense's keywords:
+    keras_names = {
+        "units": "out_features here (with in_features, the input's width: Dense(in_features, out_features))",
+        "input_dim": "in_features here",
+        "activation": "a layer of its own here, after this one: Sequential(Dense(…), ReLU())",
+        "use_bias": "bias here",
+        "kernel_initializer": "init here",
+        "bias_initializer": "not offered here: the bias starts at zero",
+        "kernel_regularizer": "Trainer(l2=…) or Trainer(l1=…) here, on every weight of the model (Keras's l2(λ) "
+                              "is l2=2·m·λ, l1(λ) is l1=m·λ, m the batch size)",
+        "bias_regularizer": "not offered here: the penalties cover weights, not biases",
+        "kernel_constraint": "not offered here",
+        "bias_constraint": "not offered here",
+        "lora_rank": "not offered here",
+    }
+
     def __init__(self, in_features: int, out_features: int, init="he", bias: bool = True, dtype=None):
         super().__init__()
         self.in_features = check_n_features(in_features, "Dense: in_features")
@@ -83,6 +99,9 @@ class Dense(Module):
 class ReLU(Module):
     """y = max(x, 0)"""
 
+    keras_names = {"negative_slope": "LeakyReLU(slope) here", "max_value": "not offered here (no cap)",
+                   "threshold": "not offered here (the threshold is 0)"}
+
     def forward(self, x):
         return F.relu(x)
 
@@ -96,6 +115,8 @@ class LeakyReLU(Module):
     checked_settings = MappingProxyType({
         "slope": lambda layer, slope: check_number(slope, "LeakyReLU: slope", "a finite number", np.isfinite),
     })
+    pytorch_names = {"negative_slope": "slope here"}  # (Keras 3's name too)
+    keras_names = {"alpha": "slope here (Keras 2's; its default is 0.3, here 0.01 as PyTorch's)"}
 
     def __init__(self, slope: float = 0.01):
         super().__init__()
@@ -135,6 +156,7 @@ class Softmax(Module):
     SoftmaxCrossEntropy. ``axis`` is checked where it is set (``layer.axis = 0`` too: `checked_settings`)."""
 
     checked_settings = MappingProxyType({"axis": lambda layer, axis: _checked_axis(axis)})
+    pytorch_names = {"dim": "axis here"}
 
     def __init__(self, axis: int = -1):
         super().__init__()
@@ -166,6 +188,8 @@ class Dropout(Module):
         "rate": lambda layer, rate: check_drop_rate(rate, "Dropout: rate"),
         "random_key": lambda layer, key: None if key is None else checked_mask_key(key, "Dropout: random_key"),
     })
+    keras_names = {"noise_shape": "not offered here: each unit is dropped on its own",
+                   "seed": "the run's seed here: Trainer(seed=…) or xdl.seed(n) (the masks are drawn from it)"}
 
     def __init__(self, rate: float | None = None, *, p: float | None = None):
         if rate is not None and p is not None:
@@ -204,6 +228,10 @@ def checked_eps(eps, dtype, name: str = "BatchNorm: eps") -> float:
     return check_number(eps, name, f"a finite number > 0 in {dtype}", lambda e: eps_holds(e, dtype))
 
 
+# how a batch norm's γ and β are kept as they start (PyTorch's affine=False, Keras's center=False, scale=False)
+KEPT_AS_THEY_START = "(to keep them as they start: for p in bn.parameters(): p.requires_grad = False)"
+
+
 class BatchNorm(Module):
     """Batch normalization of (N, features) activations.
 
@@ -231,6 +259,26 @@ class BatchNorm(Module):
         "momentum": lambda layer, momentum: _checked_momentum(momentum),
         "eps": lambda layer, eps: checked_eps(eps, layer.dtype),  # (γ's dtype, once the constructor made γ)
     })
+    pytorch_names = {
+        "num_features": "features here",
+        "affine": f"not offered here: γ and β are always learned {KEPT_AS_THEY_START}",
+        "track_running_stats": "not offered here: the running statistics are always kept, and evaluation uses them",
+    }
+    keras_names = {
+        "epsilon": "eps here",
+        "axis": "not offered here: the features are the last axis of (N, features) inputs",
+        "center": f"not offered here: β is always learned {KEPT_AS_THEY_START}",
+        "scale": f"not offered here: γ is always learned {KEPT_AS_THEY_START}",
+        "beta_initializer": "not offered here: β starts at 0",
+        "gamma_initializer": "not offered here: γ starts at 1",
+        "moving_mean_initializer": "not offered here: the running mean starts at 0",
+        "moving_variance_initializer": "not offered here: the running variance starts at 1",
+        "beta_regularizer": "not offered here: the penalties cover weights, not γ or β",
+        "gamma_regularizer": "not offered here: the penalties cover weights, not γ or β",
+        "beta_constraint": "not offered here",
+        "gamma_constraint": "not offered here",
+        "synchronized": "not offered here: a batch is normalized on one device",
+    }
 
     def __init__(self, features: int, momentum: float = 0.9, eps: float = 1e-5, dtype=None):
         super().__init__()
@@ -260,6 +308,10 @@ class Standardize(Module):
     would be off by up to 0.03, more than the spread of a feature measured to 1e-3."""
 
     float64_buffers = ("mean", "scale")
+    # Keras's Normalization(axis, mean, variance, invert) is this layer's peer
+    keras_names = {"variance": "scale here, a standard deviation: scale=np.sqrt(variance)",
+                   "axis": "not offered here: the features are the last axis of (N, features) inputs",
+                   "invert": "not offered here"}
 
     def __init__(self, features: int, mean=None, scale=None, dtype=None):
         super().__init__()

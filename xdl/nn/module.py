@@ -39,7 +39,8 @@ from xdl.functions.classification import Softmax as SoftmaxOp
 from xdl.functions.classification import softmax_array
 from xdl.functions.elementwise import Sigmoid as SigmoidOp
 from xdl.functions.elementwise import sigmoid_array
-from xdl.tensor import ROLES, Parameter, Tensor, missing_attribute, no_grad, note_written, role_of, tensor, to_numpy
+from xdl.tensor import (ROLES, Parameter, Tensor, hinting_named_elsewhere, missing_attribute, no_grad, note_written,
+                        role_of, tensor, to_numpy)
 
 
 def _check_fits(values: np.ndarray, dtype, name: str) -> None:
@@ -303,6 +304,25 @@ PYTORCH_NAMES = {
 }
 
 
+# PyTorch's constructor keywords of layers, each layer's peer's or not, that no layer here takes → what they are
+# here (each layer's `pytorch_names` adds its peer's own: `Module.__init_subclass__`)
+PYTORCH_LAYER_NAMES = {
+    "device": "to(device) here, on the model once built: model.to('cuda')",
+    "inplace": "not offered here: each layer writes its output to a new array",
+}
+# Keras's keywords of every layer → what they are here (each layer's `keras_names` adds its peer's own)
+KERAS_LAYER_NAMES = {
+    "name": "not offered here: a layer is known by where its model holds it (model.named_modules())",
+    "trainable": "the parameters' flag here: for p in layer.parameters(): p.requires_grad = False freezes them",
+    "dtype": "not needed here: a layer without parameters computes in its input's dtype (Dense, BatchNorm and "
+             "Standardize take dtype=)",
+    "input_shape": "not needed here: a layer with parameters takes its input's width as its first argument "
+                   "(Dense(in_features, out_features), BatchNorm(features))",
+    "activity_regularizer": "not offered here: the penalties cover weights (Trainer(l2=…), Trainer(l1=…))",
+    "autocast": "not offered here: a layer computes in its parameters' dtype (no mixed precision)",
+}
+
+
 class LoadedKeys(NamedTuple):
     """What `Module.load_state_dict` left out (PyTorch's ``_IncompatibleKeys``): the model's names
     the state lacks, and the state's names the model lacks."""
@@ -369,6 +389,8 @@ class Module:
     feature_names_in_: tuple[str, ...] | None = None
     # setting → check(module, value) -> the value stored, or an error naming the setting (class docstring)
     checked_settings: Mapping[str, Callable] = MappingProxyType({})
+    pytorch_names: dict[str, str] = PYTORCH_LAYER_NAMES  # a PyTorch constructor keyword → what it is here (messages)
+    keras_names: dict[str, str] = KERAS_LAYER_NAMES  # a Keras constructor keyword → what it is here (messages)
 
     def __init__(self):
         object.__setattr__(self, "_parameters", {})
@@ -376,6 +398,19 @@ class Module:
         object.__setattr__(self, "_buffers", {})
         object.__setattr__(self, "training", True)
         object.__setattr__(self, "config", {})
+
+    def __init_subclass__(cls, **kwargs):
+        """A layer's constructor given a PyTorch or Keras keyword it does not take (``BatchNorm(num_features=64)``,
+        ``Softmax(dim=1)``, ``Dense(3, units=2)``) says what that setting is here (its class's ``pytorch_names``
+        and ``keras_names``, besides those every layer's: `PYTORCH_LAYER_NAMES`, `KERAS_LAYER_NAMES`), as an
+        optimizer's does: Python's "unexpected keyword argument" did not."""
+        super().__init_subclass__(**kwargs)
+        if "pytorch_names" in vars(cls):
+            cls.pytorch_names = {**PYTORCH_LAYER_NAMES, **cls.pytorch_names}
+        if "keras_names" in vars(cls):
+            cls.keras_names = {**KERAS_LAYER_NAMES, **cls.keras_names}
+        if "__init__" in vars(cls):
+            cls.__init__ = hinting_named_elsewhere(cls.__init__)
 
     def __setattr__(self, name, value):
         _check_attribute_name(self, name, value)
@@ -1046,3 +1081,8 @@ class Module:
         lines = [args] if args else []
         lines += [f"({name}): " + repr(child).replace("\n", "\n  ") for name, child in children.items()]
         return f"{type(self).__name__}(\n" + "".join(f"  {line}\n" for line in lines) + ")"
+
+
+# (the layers without a constructor of their own, ReLU's ``inplace=True``, come here: `__init_subclass__`
+# wraps each constructor a subclass defines)
+Module.__init__ = hinting_named_elsewhere(Module.__init__)

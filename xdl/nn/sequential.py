@@ -26,6 +26,8 @@ class Sequential(Module):
     (1,)
     """
 
+    keras_names = {"layers": "the layers given as they are here: Sequential(*layers) or Sequential(list_of_layers)"}
+
     def __init__(self, *layers):
         super().__init__()
         if len(layers) == 1 and isinstance(layers[0], list | tuple):

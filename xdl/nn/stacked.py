@@ -40,7 +40,7 @@ from xdl.nn.layers import (BatchNorm, Dense, Dropout, LeakyReLU, ReLU, Sigmoid, 
                            as_floating, checked_eps)
 from xdl.nn.module import Module, checked_key
 from xdl.nn.sequential import Sequential
-from xdl.tensor import Parameter, Tensor, note_written
+from xdl.tensor import Parameter, Tensor, note_written, write_into_stack
 
 ELEMENTWISE = (ReLU, LeakyReLU, Tanh, Sigmoid, Softmax)  # elementwise, or Softmax along an axis: shared
 PER_MODEL = {"Dropout": ("rate",), "BatchNorm": ("momentum",), "Dense": ("init",)}  # may differ between models
@@ -143,10 +143,22 @@ class Stacked(Sequential):
     def __setattr__(self, name, value) -> None:
         """Refused for a held layer's name, as `append`: ``stack[i] = layer`` (Sequential's ``__setitem__``,
         inherited, comes here) or ``setattr(stack, "1", layer)`` (PyTorch's replace-by-name) put an
-        ordinary layer among the stacked ones — run on (K, m, n) inputs, or one no model(k) had."""
+        ordinary layer among the stacked ones — run on (K, m, n) inputs, or one no model(k) had.
+
+        ``stack.data = x`` / ``stack.grad = g``, the (K, P) buffers themselves rebound by hand, are written into
+        them (`write_into_stack`), as a stacked parameter's ``p.data = x`` is: rebound, the layers' parameters
+        stayed views of the old buffers, so the forward read the old values and ``row``, ``model(k)`` and
+        ``state_dict`` the new (the stack split from its models)."""
         if "layers" in self.__dict__ and name.isdigit() and int(name) < len(self.layers):
             raise TypeError(f"Stacked: a layer of a stack of {self.n_models} models cannot be replaced (model(k) "
                             "would not have it): change each model and stack them again")
+        # (the constructor binds them past this; ``stack.grad += g`` comes here with the array it holds)
+        if name in ("data", "grad") and name in self.__dict__ and value is not self.__dict__[name]:
+            write_into_stack(self.__dict__[name], name, value, self.backend,
+                             f"a Stacked model's {name} is its (K, P) buffer, whose views its parameters are")
+            if name == "data":
+                note_written(self.parameters())  # (as `set_row`'s)
+            return
         super().__setattr__(name, value)
 
     def set_random_key(self, seed, step: int = 0, steps_done=None) -> None:

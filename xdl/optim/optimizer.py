@@ -29,7 +29,8 @@ from xdl.backend import host_copy
 from xdl.data.validation import check_bool, check_int, check_list, check_tensors, counted
 from xdl.flat import FlatBuffer, flat_views, is_view_of, views_of, writable
 from xdl.graph import checked_state_changed, host_effect, replay_check, require_not_capturing
-from xdl.tensor import Tensor, enable_grad, missing_attribute, note_written, role_of
+from xdl.tensor import (Tensor, enable_grad, hinting_named_elsewhere, missing_attribute, named_elsewhere_hint,
+                        note_written, role_of)
 
 # The most steps a count may say: the device's copy (``steps_done``) is one int64. A larger t passed its
 # check and then failed to fill it (OverflowError) — load_state_dict had by then written the state
@@ -282,39 +283,6 @@ class StepCount:
             checked_state_changed()
 
 
-def _named_elsewhere_hint(cls, key: str) -> str | None:
-    """What PyTorch's or Keras's setting ``key`` is in the rule ``cls`` (its ``pytorch_names``, then its
-    ``keras_names``), for a message; None where neither names it."""
-    for library, names in (("PyTorch", cls.pytorch_names), ("Keras", cls.keras_names)):
-        if key in names:
-            return f"{library}'s {key!r} is {names[key]}"
-    return None
-
-
-def _hinting_named_elsewhere(init):
-    """``init`` refusing, before it runs, a keyword it does not take that PyTorch's or Keras's optimizers
-    do (the class's ``pytorch_names``, ``keras_names``), with what it is here."""
-    taken = inspect.signature(init).parameters
-    if any(p.kind is p.VAR_KEYWORD for p in taken.values()):
-        return init
-
-    positional = [name for name, p in list(taken.items())[1:] if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-
-    @functools.wraps(init)
-    def checked(self, *args, **kwargs):
-        hint = getattr(type(self), "pytorch_positional", None)
-        if hint and len(args) > len(positional):  # PyTorch's order, whose next argument means another setting
-            raise TypeError(f"{type(self).__name__}() takes {len(positional)} positional arguments "
-                            f"({', '.join(positional)}) but {len(args)} were given; {hint}")
-        for key in kwargs:
-            hint = None if key in taken else _named_elsewhere_hint(type(self), key)
-            if hint:
-                raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {key!r}; {hint}")
-        init(self, *args, **kwargs)
-
-    return checked
-
-
 # settings every PyTorch optimizer takes → what they are here (each rule's `pytorch_names` adds its own)
 PYTORCH_COMMON_NAMES = {
     "foreach": "not needed here: each parameter group's update is one fused pass over its flat buffer already",
@@ -412,7 +380,7 @@ class Optimizer(StepCount):
         if "keras_names" in vars(cls):  # as Keras's
             cls.keras_names = {**KERAS_COMMON_NAMES, **cls.keras_names}
         if "__init__" in vars(cls):
-            cls.__init__ = _hinting_named_elsewhere(cls.__init__)
+            cls.__init__ = hinting_named_elsewhere(cls.__init__)
 
     def __setstate__(self, state: dict) -> None:
         """A copy (pickle, deepcopy) copies every array apart, views too: each parameter's data and
@@ -539,7 +507,7 @@ class Optimizer(StepCount):
         for one of them, a typo) would be kept and never read."""
         unknown = sorted(k for k in group if k != "params" and k not in self.defaults)
         if unknown:
-            hints = "".join(f"; {hint}" for hint in (_named_elsewhere_hint(type(self), k) for k in unknown) if hint)
+            hints = "".join(f"; {hint}" for hint in (named_elsewhere_hint(type(self), k) for k in unknown) if hint)
             raise ValueError(f"a parameter group has settings {unknown} that {type(self).__name__} does not take "
                              f"(its settings: {', '.join(self.defaults)}){hints}")
 

@@ -81,7 +81,7 @@ KERAS_FIT_OPTIONS = {
     "validation_data": "dev=(X_dev, y_dev)",
     "validation_split": "a dev set split off first: s = xdl.data.split(X, y), then fit on s.X_train, s.y_train with "
                         "dev=(s.X_dev, s.y_dev)",
-    "epochs": "{run}(epochs=…), the run's total",
+    "epochs": "{run}(epochs=…), the run's total{train_on}",
     "batch_size": "{run}(batch_size=…)",
     "callbacks": "{maker}(callbacks=[…])",
     "verbose": "{maker}(progress=…) (True or False: a tqdm bar or none)",
@@ -92,14 +92,19 @@ KERAS_FIT_OPTIONS = {
     "sample_weight": "example weights are not offered",
 }
 
+# how a Trainer trains on after a fit (Keras's second fit trains `epochs` more, or from initial_epoch on: here a fit
+# trains the run's epochs not trained yet, and one after the last refuses)
+TRAINS_ON = ("; to train on after a fit, raise it and fit again: trainer.epochs += 10 trains 10 more (Keras's "
+             "fit(epochs=20, initial_epoch=10))")
 
-def refuse_keras_options(options: dict, caller: str, own: str, run: str, maker: str) -> None:
+
+def refuse_keras_options(options: dict, caller: str, own: str, run: str, maker: str, train_on: str = "") -> None:
     """Raise TypeError for the first of ``options``, keywords that ``caller`` does not take, saying where
-    Keras's Model.fit option of that name is here (`KERAS_FIT_OPTIONS`, with ``run`` and ``maker`` for its
-    fields), or else that it is none of ``caller``'s options (``own``)."""
+    Keras's Model.fit option of that name is here (`KERAS_FIT_OPTIONS`, with ``run``, ``maker`` and ``train_on``,
+    how a run trains on after a fit, for its fields), or else that it is none of ``caller``'s options (``own``)."""
     for name in options:
-        way = KERAS_FIT_OPTIONS[name].format(run=run, maker=maker) if name in KERAS_FIT_OPTIONS else \
-            f"not an option of {caller} (its options: {own})"
+        way = KERAS_FIT_OPTIONS[name].format(run=run, maker=maker, train_on=train_on) \
+            if name in KERAS_FIT_OPTIONS else f"not an option of {caller} (its options: {own})"
         raise TypeError(f"{caller}() takes no option {name}=: {way}")
 
 
@@ -526,7 +531,8 @@ class Trainer:
         (`KERAS_FIT_OPTIONS`).
         """
         # (before any work: Python's own message named the keyword only)
-        refuse_keras_options(keras_options, "Trainer.fit", "dev, resume", run="Trainer", maker="Trainer")
+        refuse_keras_options(keras_options, "Trainer.fit", "dev, resume", run="Trainer", maker="Trainer",
+                             train_on=TRAINS_ON)
         claim = FitClaim(self)
         try:
             take_fit(claim, "trainer", "Trainer")
