@@ -15,7 +15,7 @@ import xdl.train.many
 import xdl.train.trainer
 from xdl.config import TrainConfig
 from xdl.optim import schedules
-from xdl.train import Callback, EarlyStopping, Trainer, fit_many
+from xdl.train import Callback, EarlyStopping, ReduceLROnPlateau, Trainer, fit_many
 from xdl.train.checkpoint import Checkpoint
 
 pytestmark = pytest.mark.gpu
@@ -446,6 +446,7 @@ EPOCH_END_RUNS = {  # (a dev set, eval_train, a schedule, early stopping)
     "dev, running train metrics": dict(dev=True, eval_train=False),
     "no dev, running train metrics, schedule": dict(dev=False, eval_train=False, schedule=True),
     "dev, early stopping without restore": dict(dev=True, early_stopping=True),
+    "dev, a plateau lowering the rate at each epoch's end": dict(dev=True, plateau=True),
 }
 
 
@@ -465,8 +466,11 @@ def test_an_epoch_end_reads_the_host_twice(steps, case, capture):
     trainer = Trainer(model, xdl.losses.SoftmaxCrossEntropy(), xdl.optim.Adam(model, lr=1e-3), batch_size=BATCH,
                       epochs=EPOCHS, seed=1, progress=False, capture=capture, eval_train=run.get("eval_train", True),
                       schedule=schedules.cosine(1e-2, EPOCHS) if run.get("schedule") else None,
-                      callbacks=[EarlyStopping(patience=5, restore_best=False)] if run.get("early_stopping") else [])
+                      callbacks=[EarlyStopping(patience=5, restore_best=False)] if run.get("early_stopping") else
+                      [ReduceLROnPlateau(patience=1, factor=0.5, min_delta=10)] if run.get("plateau") else [])
     trainer.fit(X, y, dev=dev)
+    if run.get("plateau"):  # (no epoch after the first improves by 10: each halves the next epoch's rate)
+        assert trainer.history["lr"] == [1e-3 * 0.5 ** max(e - 1, 0) for e in range(EPOCHS)]
     configs = [TrainConfig(lr=1e-3 * (k + 1), seed=k, epochs=EPOCHS, patience=2 if run.get("early_stopping") else 0,
                            hidden=[12, 10], batch_norm=True, dropout=0.1, batch_size=BATCH,
                            schedule="cosine" if run.get("schedule") else "none") for k in range(3)]

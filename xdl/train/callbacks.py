@@ -1,5 +1,5 @@
 """Callbacks: code that runs at the edges of `Trainer.fit` — xdl's own (`EarlyStopping`,
-`Checkpoint`, `Control`), each in its module, and `Callback`, the base of yours.
+`Checkpoint`, `Control`, `ReduceLROnPlateau`), each in its module, and `Callback`, the base of yours.
 
 A callback's state goes into checkpoints (`state_dict` / `load_state_dict`), so a resumed run
 continues exactly where the interrupted one stopped.
@@ -11,6 +11,7 @@ from xdl.train.checkpoint_files import BEST_FILE, CHECKPOINT_FILE
 # (a Control an older xdl pickled while a file it applied waited to be renamed names its _Applied here)
 from xdl.train.control import CONTROL_FILE, Control, _Applied  # noqa: F401
 from xdl.train.early_stopping import EarlyStopping
+from xdl.train.plateau import ReduceLROnPlateau
 
 __all__ = ["BEST_FILE", "CHECKPOINT_FILE", "CONTROL_FILE", "MONITORED", "Callback", "Checkpoint", "Control",
-           "EarlyStopping"]
+           "EarlyStopping", "ReduceLROnPlateau"]

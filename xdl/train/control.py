@@ -41,8 +41,9 @@ class Control(Callback):
     ``stop = true`` — apply it, note it in the epoch's history record (``control``), and rename the
     file ``control-applied-epoch-<n>.toml`` once a checkpoint holds its effect (at once without a
     `Checkpoint` callback; so a run stopped before then — a failed checkpoint write, a divergence —
-    finds the file again on resuming). A resumed run first replays the rate set before (its state
-    goes into checkpoints), then applies a file written while it was stopped before its first step
+    finds the file again on resuming). A resumed run goes on at the checkpoint's rate (the one set
+    here, or one a callback set after it, `ReduceLROnPlateau`'s; set here again from its state for a
+    checkpoint of an older xdl), then applies a file written while it was stopped before its first step
     (the way on after a rate that diverged; ``control-applied-resume-<n>.toml``, ``…-<n>-2.toml`` for
     a second one at that epoch; with ``stop``, no
     epoch runs, so a checkpoint is written then, holding a rate given with it). A file that does
@@ -70,6 +71,8 @@ class Control(Callback):
         self._pending: _Applied | None = None  # applied, not yet renamed
         self._held: dict | None = None  # the checkpoint's `_pending` (name, sha256): applied, in its state, not renamed
         self._seen: tuple | None = None  # the control file's (mtime, size, inode) at a look, and when first seen so
+        # on resuming, set the rate again: a checkpoint of an older xdl (its optimizer's settings not saved) reset it
+        self._replays = False
 
     @property
     def path(self) -> Path:
@@ -90,9 +93,9 @@ class Control(Callback):
                             "to train without it)")
             return
         if not trainer.resumed:  # a later fit of the run: its rate set by hand is in place, and kept for the
-            return               # checkpoints it writes (a resume from them replays it)
+            return               # checkpoints it writes (their optimizer holds it)
         replayed = self.lr
-        if replayed is not None:  # replay: the resumed run keeps the rate set by hand
+        if replayed is not None and self._replays:  # replay: the resumed run keeps the rate set by hand
             self._set_lr(trainer, replayed)
         self._settle_held()
         starts = upcoming(trainer.epoch, trainer.step)
@@ -100,7 +103,8 @@ class Control(Callback):
         self._on_resume = self._apply(trainer, f"on resuming (before {starts})", f"resume-{trainer.epoch + 1}",
                                       starts, wait=True)
         self._on_resume = "; ".join(filter(None, (unrecorded, self._on_resume))) or None
-        if replayed is not None and self.lr == replayed and self.report is not None:  # (not replaced just now:
+        if replayed is not None and self.lr == replayed == trainer.optimizer.lr and self.report is not None:  # (not
+            # replaced just now, nor lowered since by a callback:
             # xdl train's summary above names the options' lr and schedule, which it stands in place of)
             self.report(f"the rate {CONTROL_FILE} set goes on: lr = {replayed!r}, in place of the options' lr and "
                         "schedule")
@@ -267,10 +271,15 @@ class Control(Callback):
     def state_dict(self):
         applied = None if self._pending is None else \
             {"name": self._pending.name, "sha256": hashlib.sha256(self._pending.content).hexdigest()}
-        return {"lr": self.lr, "notes": self.notes, "unrecorded": self._on_resume, "applied": applied}, {}
+        # ("rate_held": the checkpoint's optimizer holds the rate as it is now — the one set here, or one a callback
+        # set after it, a plateau's lowering —, which a replay of lr on resuming put back to the file's; without
+        # it, a checkpoint of an xdl before it, the rate is set again)
+        return {"lr": self.lr, "notes": self.notes, "unrecorded": self._on_resume, "applied": applied,
+                "rate_held": True}, {}
 
     def load_state_dict(self, state, arrays):
         self.lr, self.notes = state.get("lr"), list(state.get("notes", []))
+        self._replays = state.get("rate_held") is not True
         applied = state.get("applied")  # (a checkpoint of an xdl before it has none; one edited by hand is ignored)
         ok = isinstance(applied, dict) and all(isinstance(applied.get(key), str) for key in ("name", "sha256"))
         self._held = applied if ok and re.fullmatch(r"control-applied-[\w-]+\.toml", applied["name"]) else None

@@ -67,6 +67,7 @@ from xdl.train.history import History
 from xdl.train.host_reads import read_together
 from xdl.train.hooks import call_hook, check_callback, check_distinct_callbacks, keras_stop
 from xdl.train.interrupt import Interrupted, SignalFlag
+from xdl.train.plateau import ReduceLROnPlateau
 from xdl.train.progress import progress_bar
 from xdl.train.provenance import data_digest
 from xdl.train.trainer import network_data, penalty_examples, refuse_keras_options
@@ -259,6 +260,10 @@ class ManyTrainer:
                                  "config a patience (TrainConfig(patience=...)) for per-model early stopping, "
                                  "which keeps each model's best epoch, or EarlyStopping(restore_best=False) to stop "
                                  "the batch")
+            if isinstance(cb, ReduceLROnPlateau):  # one rule for K rates, read off the batch's best model's record
+                raise ValueError("callbacks: ReduceLROnPlateau sets one model's rate from its own record; fit_many's "
+                                 "K models have a rate each, and the batch's record is its best model's: give each "
+                                 "TrainConfig a schedule, or train the models one by one with a Trainer")
         check_distinct_callbacks(callbacks)
         self._captured = CapturedSteps(capture)  # the graphs of the captured steps (its backend: the model's)
         self.configs, self.seed, self.dtype, self.eval_train = configs, int(seed), dtype, bool(eval_train)

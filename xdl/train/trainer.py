@@ -67,6 +67,7 @@ from xdl.train.history import History
 from xdl.train.host_reads import read_together
 from xdl.train.hooks import call_hook, check_callback, check_distinct_callbacks
 from xdl.train.interrupt import Interrupted, SignalFlag
+from xdl.train.plateau import ReduceLROnPlateau
 from xdl.train.progress import progress_bar
 from xdl.train.schedule_checks import check_schedule_fits, check_schedule_kind, warn_idle_end
 
@@ -195,9 +196,10 @@ class Trainer:
     `PRECHECKED_RATES` epochs or steps, so a run of 10⁹ epochs starts at once): a rate outside the
     model dtype's positive range (0 or inf in the update) fails then, naming the epoch or step, and
     one beyond those when it comes. An epoch schedule beside a per-step one is refused.
-    ``callbacks``: a list of `xdl.train.Callback` instances (`EarlyStopping`, `Checkpoint`, `Control`,
-    one of your own), each given once; they run by increasing ``order`` (as given where equal), their
-    hooks called at the run's start and end, after each step and at each epoch's end (none by default).
+    ``callbacks``: a list of `xdl.train.Callback` instances (`EarlyStopping`, `ReduceLROnPlateau` — refused
+    beside an epoch schedule —, `Checkpoint`, `Control`, one of your own), each given once; they run by
+    increasing ``order`` (as given where equal), their hooks called at the run's start and end, after each step
+    and at each epoch's end (none by default).
     ``augment``: called as ``augment(X_batch, rng)`` on each training batch (e.g. `xdl.data.Augment`).
     ``seed``: the run's shuffles, dropout masks and augmentation are pure functions of it and of the
     position in the run; None (the default) draws it at the first fit from the generator `xdl.seed`
@@ -579,6 +581,9 @@ class Trainer:
             check_feature_names(dev[0], names, "X_dev")
             dev = self._check(*dev, name="_dev")
         check_monitored(self.callbacks, dev, accuracy=self.classification)
+        for cb in self.callbacks:  # (a rate it lowers that an epoch schedule would set back)
+            if isinstance(cb, ReduceLROnPlateau):
+                cb.check_fits(self)
         bounds = self._batches(len(X))
         self._penalty_m = penalty_examples(self.batch_size, len(X))
         self._check_rates(len(bounds))
@@ -591,7 +596,8 @@ class Trainer:
         # its data are digested for them as for a Checkpoint's (`save_checkpoint` records the run with them) —
         # without, a resume from one was unchecked (another data set taken)
         own = any(not type(cb).__module__.startswith("xdl.") for cb in self.callbacks)
-        compared = checkpointing or own or any(isinstance(cb, EarlyStopping) for cb in self.callbacks)  # (bests kept)
+        compared = checkpointing or own or any(isinstance(cb, EarlyStopping | ReduceLROnPlateau)
+                                               for cb in self.callbacks)  # (bests kept)
         data = _digests(self, X, y, dev) if resume is not None or compared else None
         # a group added since the trainer was made (add_param_group between fits: gradual unfreezing) is given
         # with the settings it has now, as a trainer made with it would read them: recorded as made, the run's
