@@ -325,7 +325,8 @@ def hinting_named_elsewhere(init):
     def checked(self, *args, **kwargs):
         hint = getattr(type(self), "pytorch_positional", None)
         if hint and len(args) > len(positional):  # PyTorch's order, whose next argument means another setting
-            raise TypeError(f"{type(self).__name__}() takes {len(positional)} positional arguments "
+            plural = "" if len(positional) == 1 else "s"  # (Python's own: "takes 1 positional argument")
+            raise TypeError(f"{type(self).__name__}() takes {len(positional)} positional argument{plural} "
                             f"({', '.join(positional)}) but {len(args)} were given; {hint}")
         for key in kwargs:
             hint = None if key in keywords else named_elsewhere_hint(type(self), key)  # (*layers' name is none)

@@ -42,8 +42,12 @@ _CHECK_MASK = np.random.default_rng(0).random((6, 5)) >= 0.3
 
 
 @op(check=[Check((6, 5), args=(0.3,), mask=_CHECK_MASK), Check((6, 5), args=(0.5,), key=(3, 1, 7))])
-def dropout(x, rate: float, training: bool = True, mask=None, key=None):
+def dropout(x, rate: float, training: bool = True, *, mask=None, key=None):
     """Inverted dropout of tensor ``x`` dropping each unit with probability ``rate``.
+
+    ``mask`` and ``key`` are keywords only: PyTorch's F.dropout(input, p, training, inplace) takes
+    inplace fourth, and ``dropout(x, 0.5, True, False)`` took False as the mask ("'bool' object has no
+    attribute 'shape'").
 
     The keep mask is ``mask`` (``x``'s shape, True or 1 = keep) when given; else, with
     ``key = (seed, stream, step)``, the counter-based draw `xdl.ops.random.keep_mask` (the same on

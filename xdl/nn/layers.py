@@ -43,7 +43,8 @@ class Dense(Module):
     weight initializer ("he", "xavier", "glorot", "normal", "zeros") or is a callable
     ``shape -> array``; the bias starts at zero. ``bias=False`` drops it (before a BatchNorm, whose
     β does its job). ``dtype``: the parameters' dtype, float32 or float64; None (the default) is
-    float32 (a named initializer draws in float64, then rounds to it).
+    float32 (a named initializer draws in float64, then rounds to it). ``init``, ``bias`` and ``dtype``
+    are keywords only: PyTorch's Linear(in_features, out_features, bias) takes bias third.
 
     >>> import numpy as np, xdl
     >>> layer = xdl.nn.Dense(3, 2)
@@ -53,7 +54,11 @@ class Dense(Module):
     ((1, 2), True)
     """
 
-    # PyTorch's Linear(in_features, out_features, bias, device, dtype) is this layer's; Keras's Dense's keywords:
+    # PyTorch's Linear(in_features, out_features, bias, device, dtype) is this layer's: Dense(3, 2, False) took
+    # False as init ("unknown initializer False"), so the settings after out_features are keywords
+    pytorch_positional = ("PyTorch's third, Linear(in_features, out_features, bias), is bias here: give bias=… "
+                          "(and init=…, dtype=…) by name")
+    # Keras's Dense's keywords:
     keras_names = {
         "units": "out_features here (with in_features, the input's width: Dense(in_features, out_features))",
         "input_dim": "in_features here",
@@ -69,7 +74,7 @@ class Dense(Module):
         "lora_rank": "not offered here",
     }
 
-    def __init__(self, in_features: int, out_features: int, init="he", bias: bool = True, dtype=None):
+    def __init__(self, in_features: int, out_features: int, *, init="he", bias: bool = True, dtype=None):
         super().__init__()
         self.in_features = check_n_features(in_features, "Dense: in_features")
         self.out_features = check_n_features(out_features, "Dense: out_features")
@@ -246,7 +251,9 @@ class BatchNorm(Module):
     here (0.1 here keeps 90% of each batch's statistics). ``eps``: ε, a finite number > 0 that is not
     0 in the layer's dtype (1e-5 by default), which keeps the division finite for a feature constant
     over the batch. ``dtype``: the dtype of γ, β and the running statistics, float32 or float64;
-    None (the default) is float32.
+    None (the default) is float32. ``momentum``, ``eps`` and ``dtype`` are keywords only: PyTorch's
+    BatchNorm1d(num_features, eps, momentum) takes eps second, and BatchNorm(64, 1e-5) set momentum=1e-5
+    here (the running statistics became the last batch's) without a word.
 
     ``momentum`` and ``eps`` are checked where they are set (``bn.momentum = 0.99`` too, PyTorch's
     habit: `checked_settings`; a momentum of 1.5 extrapolated the running statistics, 1.0 froze them
@@ -264,6 +271,9 @@ class BatchNorm(Module):
         "affine": f"not offered here: γ and β are always learned {KEPT_AS_THEY_START}",
         "track_running_stats": "not offered here: the running statistics are always kept, and evaluation uses them",
     }
+    pytorch_positional = ("PyTorch's second and third, BatchNorm1d(num_features, eps, momentum), are eps and "
+                          "momentum here, by name: eps=…, momentum=… (PyTorch's momentum=0.1 weighs the batch: "
+                          "momentum=0.9 here)")
     keras_names = {
         "epsilon": "eps here",
         "axis": "not offered here: the features are the last axis of (N, features) inputs",
@@ -280,7 +290,7 @@ class BatchNorm(Module):
         "synchronized": "not offered here: a batch is normalized on one device",
     }
 
-    def __init__(self, features: int, momentum: float = 0.9, eps: float = 1e-5, dtype=None):
+    def __init__(self, features: int, *, momentum: float = 0.9, eps: float = 1e-5, dtype=None):
         super().__init__()
         self.features = check_n_features(features, "BatchNorm: features")
         self.momentum = momentum

@@ -66,6 +66,10 @@ def check_stackable(descriptions: list[dict]) -> None:
                                      f"{a['config'].get(key)!r} in model 0")
 
 
+# what a stack's buffers and layers were made of (`stack`): set by hand, ``stack.n_models = 5`` split it from them
+DERIVED = ("n_models", "n_weights", "descriptions")
+
+
 class Stacked(Sequential):
     """K models as one: ``stacked(X)`` maps (B, n_features) — or (B, K, n_features) — to (B, K, outputs).
 
@@ -81,7 +85,8 @@ class Stacked(Sequential):
         object.__setattr__(self, "layers", list(layers))  # (registered one by one above: a list is not)
         object.__setattr__(self, "data", data)
         object.__setattr__(self, "grad", grad)
-        self.n_models, self.n_weights, self.descriptions = data.shape[0], int(n_weights), descriptions
+        for name, value in zip(DERIVED, (data.shape[0], int(n_weights), descriptions)):
+            object.__setattr__(self, name, value)  # (bound past `__setattr__`, which refuses them)
 
     def __len__(self) -> int:
         return len(self.layers)
@@ -148,10 +153,18 @@ class Stacked(Sequential):
         ``stack.data = x`` / ``stack.grad = g``, the (K, P) buffers themselves rebound by hand, are written into
         them (`write_into_stack`), as a stacked parameter's ``p.data = x`` is: rebound, the layers' parameters
         stayed views of the old buffers, so the forward read the old values and ``row``, ``model(k)`` and
-        ``state_dict`` the new (the stack split from its models)."""
+        ``state_dict`` the new (the stack split from its models).
+
+        ``n_models``, ``n_weights`` and ``descriptions`` (`DERIVED`), what the buffers and layers were made of,
+        are refused: set by hand, ``stack.n_models = 5`` on a stack of 3 made ``model(4)`` fail with "list index
+        out of range" and ``set_random_key`` ask for 5 seeds, ``n_weights`` moved the columns a
+        `StackedOptimizer` decays as weights, and ``descriptions`` rebuilt other models than the rows held."""
         if "layers" in self.__dict__ and name.isdigit() and int(name) < len(self.layers):
             raise TypeError(f"Stacked: a layer of a stack of {self.n_models} models cannot be replaced (model(k) "
                             "would not have it): change each model and stack them again")
+        if name in DERIVED:
+            raise AttributeError(f"Stacked: {name} is what the stack of {self.n_models} models was made of, not a "
+                                 "setting: stack the models again (xdl.nn.stack) for another")
         # (the constructor binds them past this; ``stack.grad += g`` comes here with the array it holds)
         if name in ("data", "grad") and name in self.__dict__ and value is not self.__dict__[name]:
             write_into_stack(self.__dict__[name], name, value, self.backend,

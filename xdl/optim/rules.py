@@ -55,6 +55,8 @@ class Momentum(Optimizer):
     ``weight_decay``: wd (0, the default: none), coupled: g ← g + wd·p before the average.
     ``params``, ``lr``, ``check_finite``, and ``weight_decay``'s range: as every optimizer's
     (`Optimizer.__init__`).
+    The settings after ``lr`` are keywords only (PyTorch's SGD(params, lr, momentum, dampening) takes lr
+    for another scale of step, and dampening where nesterov is here).
     """
 
     state_names = ("v",)
@@ -62,8 +64,13 @@ class Momentum(Optimizer):
     pytorch_names = {"momentum": "beta here, but its SGD(lr, momentum=β) is Momentum(lr=lr/(1 − β), beta=β): "
                                  "v here is β·v + (1 − β)·g, PyTorch's buffer β·b + g",
                      "dampening": DAMPENING}
+    # PyTorch's SGD(params, 0.1, 0.9) is Momentum(params, 1.0, beta=0.9): Momentum(params, 0.1, 0.9) took
+    # steps 10× smaller, without a word — so the settings after lr are keywords
+    pytorch_positional = ("PyTorch's third, SGD(params, lr, momentum), is beta here, with lr / (1 − β) for the "
+                          "same steps (Momentum(params, lr / (1 − β), beta=β)); give beta, nesterov and "
+                          "weight_decay by name")
 
-    def __init__(self, params=None, lr=0.01, beta=0.9, nesterov=False, weight_decay=0.0, check_finite=False):
+    def __init__(self, params=None, lr=0.01, *, beta=0.9, nesterov=False, weight_decay=0.0, check_finite=False):
         super().__init__(params, check_finite, lr=lr, beta=beta, nesterov=nesterov, weight_decay=weight_decay)
 
     def check_settings(self, s):
@@ -89,6 +96,8 @@ class RMSprop(Optimizer):
     formulas is then g + wd·p).
     ``params``, ``lr``, ``check_finite``, and ``weight_decay``'s range: as every optimizer's
     (`Optimizer.__init__`).
+    The settings after ``lr`` are keywords only (Keras's RMSprop(learning_rate, rho, momentum) takes
+    momentum where eps is here).
     """
 
     state_names = ("s",)
@@ -96,8 +105,12 @@ class RMSprop(Optimizer):
                      "momentum": "not in RMSprop here (use Adam for momentum with RMSprop's scaling)",
                      "centered": "not offered here"}
     keras_names = {"rho": "beta here", "epsilon": "eps here"}
+    # Keras's order, RMSprop(learning_rate, rho, momentum), after params: RMSprop(m, 0.001, 0.9, 0.9) took the
+    # momentum as eps, without a word — so the settings after lr are keywords
+    pytorch_positional = ("PyTorch's third, RMSprop(params, lr, alpha), is beta here (Keras's rho), and this "
+                          "rule has no momentum (Keras's fourth): give beta, eps and weight_decay by name")
 
-    def __init__(self, params=None, lr=0.001, beta=0.9, eps=1e-8, weight_decay=0.0, check_finite=False):
+    def __init__(self, params=None, lr=0.001, *, beta=0.9, eps=1e-8, weight_decay=0.0, check_finite=False):
         super().__init__(params, check_finite, lr=lr, beta=beta, eps=eps, weight_decay=weight_decay)
 
     def check_settings(self, s):
@@ -125,14 +138,18 @@ class Adam(Optimizer):
     decouples it).
     ``params``, ``lr``, ``check_finite``, and ``weight_decay``'s range: as every optimizer's
     (`Optimizer.__init__`).
+    The settings after ``lr`` are keywords only (PyTorch's Adam(params, lr, betas, eps) takes the pair
+    where beta1 is here, and eps where beta2 is).
     """
 
     state_names = ("m", "v")
     pytorch_names = {"betas": "beta1 and beta2 here", "amsgrad": "not offered here"}
     keras_names = {"beta_1": "beta1 here", "beta_2": "beta2 here", "epsilon": "eps here"}
     decoupled = False
+    pytorch_positional = ("PyTorch's third, Adam(params, lr, betas), is beta1 and beta2 here: give beta1, beta2, "
+                          "eps and weight_decay by name")
 
-    def __init__(self, params=None, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+    def __init__(self, params=None, lr=0.001, *, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
                  check_finite=False):
         super().__init__(params, check_finite, lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay)
 
@@ -162,7 +179,10 @@ class AdamW(Adam):
     """
 
     decoupled = True
+    pytorch_positional = ("PyTorch's third, AdamW(params, lr, betas), is beta1 and beta2 here: give beta1, beta2, "
+                          "eps and weight_decay by name")
 
-    def __init__(self, params=None, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01,
+    def __init__(self, params=None, lr=0.001, *, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01,
                  check_finite=False):
-        super().__init__(params, lr, beta1, beta2, eps, weight_decay, check_finite)
+        super().__init__(params, lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
+                         check_finite=check_finite)

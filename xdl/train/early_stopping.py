@@ -41,11 +41,15 @@ class EarlyStopping(Callback):
     other data (`measures_other_data`): then it starts afresh, from the weights the model holds.
     A run resumed from a checkpoint of its stop stays stopped, ending as it ended, unless the
     patience is now larger than the epochs it waited.
+
+    The settings after ``monitor`` are keywords only: Keras's EarlyStopping(monitor, min_delta,
+    patience) takes min_delta second, and ``EarlyStopping("dev_cost", 1, 3)`` was patience 1 and
+    min_delta 3 here without a word.
     """
 
     reads_monitor = True
 
-    def __init__(self, monitor: str = "dev_cost", patience: int = 5, min_delta: float = 0.0,
+    def __init__(self, monitor: str = "dev_cost", *, patience: int = 5, min_delta: float = 0.0,
                  restore_best: bool = True, **options):
         for name in options:  # (Keras's restore_best_weights=True said Python's "unexpected keyword argument")
             way = KERAS_STOPPING_OPTIONS.get(name, "not an option of EarlyStopping")

@@ -218,11 +218,14 @@ class Trainer:
     Costs in the history are the data loss without the L2 and L1 terms, so train and dev compare alike.
     With batch norm in the model, a last batch of one example is merged into the batch before it
     (a warning says so once per fit).
+
+    The settings after ``optimizer`` are keywords only: ``Trainer(model, loss, opt, 32)``, batch_size
+    in a Keras habit (``fit(x, y, 32)``), was l2=32 and trained on under that penalty without a word.
     """
 
     l1 = 0.0  # (a Trainer pickled before l1 was an option trains without it, as it did)
 
-    def __init__(self, model, loss, optimizer, l2: float = 0.0, batch_size: int = 64, epochs: int = 10,
+    def __init__(self, model, loss, optimizer, *, l2: float = 0.0, batch_size: int = 64, epochs: int = 10,
                  schedule=None, callbacks=(), augment=None, seed: int | None = None, eval_train: bool = True,
                  progress: bool | None = None, run_info: dict | None = None, capture="auto", l1: float = 0.0):
         _check_parts(model, loss, optimizer)

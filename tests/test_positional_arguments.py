@@ -1,0 +1,163 @@
+"""Arguments by position in a peer library's order (PyTorch's, Keras's), where the same position means
+another setting here: refused, saying what the peer's argument is here and its keyword — not taken as
+that other setting. ``BatchNorm(64, 1e-5)`` (PyTorch's eps second) was momentum=1e-5 here, the running
+statistics the last batch's; ``Trainer(model, loss, opt, 32)`` was l2=32; ``EarlyStopping("dev_cost", 1, 3)``
+(Keras's min_delta second) was patience 1. The settings after the ones every user passes by position
+are keywords only."""
+
+import copy
+import pickle
+import re
+
+import numpy as np
+import pytest
+
+import xdl
+from xdl.nn import BatchNorm, Dense
+from xdl.optim import SGD, Adam, AdamW, Momentum, RMSprop
+from xdl.train import EarlyStopping
+
+
+def prefixes(args: tuple) -> list[tuple]:
+    """Every call a user writes with the first n of a peer's positional ``args``, n from 1 to all."""
+    return [args[:n] for n in range(1, len(args) + 1)]
+
+
+# a layer's peer positional orders past the arguments taken here: (class, its positional names here, the values)
+LAYER_ORDERS = [
+    # PyTorch's BatchNorm1d(num_features, eps, momentum, affine, track_running_stats)
+    (BatchNorm, ("features",), (64,), (1e-5, 0.1, True, True)),
+    # Keras's BatchNormalization(axis, momentum, epsilon) (axis the features' here)
+    (BatchNorm, ("features",), (64,), (0.99, 1e-3)),
+    # PyTorch's Linear(in_features, out_features, bias, device, dtype)
+    (Dense, ("in_features", "out_features"), (3, 2), (False, None, np.float64)),
+    (Dense, ("in_features", "out_features"), (3, 2), (True,)),
+    # Keras's Dense(units, activation, use_bias), with in_features first
+    (Dense, ("in_features", "out_features"), (3, 2), (None, False)),
+]
+LAYER_KEYWORDS = {BatchNorm: ("eps=", "momentum="), Dense: ("bias=",)}
+LAYER_CASES = [(cls, names, given + extra) for cls, names, given, rest in LAYER_ORDERS for extra in prefixes(rest)]
+
+
+@pytest.mark.parametrize("cls, names, args", LAYER_CASES)
+def test_a_layer_refuses_a_peers_positional_setting_naming_its_keyword_here(cls, names, args):
+    plural = "" if len(names) == 1 else "s"
+    said = (f"{cls.__name__}() takes {len(names)} positional argument{plural} ({', '.join(names)}) "
+            f"but {len(args)} were given; PyTorch's")
+    with pytest.raises(TypeError, match=re.escape(said)) as refused:
+        cls(*args)
+    assert all(keyword in str(refused.value) for keyword in LAYER_KEYWORDS[cls])
+
+
+@pytest.mark.parametrize("momentum, eps", [(0.9, 1e-5), (0.5, 1e-3), (0.0, 0.1)])
+def test_batch_norms_settings_by_name_are_as_given(momentum, eps):
+    bn = BatchNorm(8, momentum=momentum, eps=eps, dtype=np.float64)
+    assert (bn.momentum, bn.eps, bn.gamma.dtype) == (momentum, eps, np.float64)
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_dense_settings_by_name_are_as_given(bias):
+    layer = Dense(3, 2, init="zeros", bias=bias, dtype=np.float64)
+    assert (layer.bias is not None, layer.weight.dtype, float(abs(layer.weight.numpy()).sum())) == (bias, np.float64, 0)
+
+
+# a rule's peers' positional orders after (params, lr), and the keyword here the message names
+RULE_ORDERS = [
+    # PyTorch's SGD(params, lr, momentum, dampening, weight_decay, nesterov); Keras's SGD(lr, momentum, nesterov, wd)
+    (Momentum, (0.9, 0.0, 5e-4, True), "beta"),
+    (Momentum, (0.9, True, 1e-4), "beta"),
+    # PyTorch's RMSprop(params, lr, alpha, eps, weight_decay, momentum, centered); Keras's (lr, rho, momentum, eps)
+    (RMSprop, (0.99, 1e-8, 0.0, 0.9, False), "beta"),
+    (RMSprop, (0.9, 0.9, 1e-7), "beta"),
+    # PyTorch's Adam(params, lr, betas, eps, weight_decay, amsgrad); Keras's Adam(lr, beta_1, beta_2, epsilon, amsgrad)
+    (Adam, ((0.9, 0.999), 1e-8, 0.0, False), "beta1"),
+    (Adam, (0.9, 0.999, 1e-7, True), "beta1"),
+    (AdamW, ((0.9, 0.999), 1e-8, 0.01, False), "beta1"),
+    (AdamW, (0.9, 0.999, 1e-7, True), "beta1"),
+    (SGD, (0.9, 0.0, 5e-4, True), "beta"),
+]
+RULE_CASES = [(cls, extra, keyword) for cls, rest, keyword in RULE_ORDERS for extra in prefixes(rest)]
+
+
+@pytest.mark.parametrize("cls, extra, keyword", RULE_CASES)
+def test_a_rule_refuses_a_peers_positional_setting_naming_its_keyword_here(cls, extra, keyword):
+    """Momentum(params, 0.1, 0.9) as PyTorch's SGD took steps 10× smaller (lr/(1 − β) is PyTorch's step);
+    RMSprop(params, 0.001, 0.9, 0.9) in Keras's order took its momentum as eps."""
+    model = xdl.nn.mlp(3, [4], 2)
+    said = (f"{cls.__name__}() takes 2 positional arguments (params, lr) but {2 + len(extra)} were given; "
+            f"PyTorch's third, ")
+    with pytest.raises(TypeError, match=re.escape(said)) as refused:
+        cls(model, 0.01, *extra)
+    assert re.search(rf"\b{keyword}\b", str(refused.value))
+
+
+@pytest.mark.parametrize("cls, settings", [
+    (Momentum, {"beta": 0.5, "nesterov": True, "weight_decay": 1e-3}),
+    (RMSprop, {"beta": 0.99, "eps": 1e-6, "weight_decay": 1e-3}),
+    (Adam, {"beta1": 0.8, "beta2": 0.99, "eps": 1e-6, "weight_decay": 1e-3}),
+    (AdamW, {"beta1": 0.8, "beta2": 0.99, "eps": 1e-6, "weight_decay": 1e-3}),
+])
+def test_a_rules_settings_by_name_are_as_given(cls, settings):
+    opt = cls(xdl.nn.mlp(3, [4], 2), 0.05, **settings)
+    assert opt.defaults == {"lr": 0.05, **settings}
+
+
+def trainer_parts():
+    model = xdl.nn.mlp(3, [4], 2)
+    return model, xdl.losses.SoftmaxCrossEntropy(), Adam(model, lr=1e-3)
+
+
+# Keras's fit(x, y, batch_size, epochs): the numbers after the parts in that habit
+@pytest.mark.parametrize("extra", prefixes((32, 5)) + prefixes((0.0, 32, 5, None)))
+def test_a_trainer_takes_its_settings_by_name_only(extra):
+    with pytest.raises(TypeError, match=r"takes 4 positional arguments but \d+ were given"):
+        xdl.Trainer(*trainer_parts(), *extra)
+    trainer = xdl.Trainer(*trainer_parts(), l2=0.5, batch_size=32, epochs=5)
+    assert (trainer.l2, trainer.batch_size, trainer.epochs) == (0.5, 32, 5)
+
+
+# Keras's EarlyStopping(monitor, min_delta, patience, verbose, mode, baseline, restore_best_weights)
+@pytest.mark.parametrize("extra", prefixes((1, 3, 0, "auto")) + prefixes((0.0, 5)) + prefixes((3, 0.01, False)))
+def test_early_stoppings_settings_after_the_monitor_are_by_name_only(extra):
+    """EarlyStopping("dev_cost", 1, 3), Keras's min_delta=1 and patience=3, was patience 1 and min_delta 3."""
+    with pytest.raises(TypeError, match=r"takes from 1 to 2 positional arguments but \d+ were given"):
+        EarlyStopping("dev_cost", *extra)
+    stopping = EarlyStopping("dev_cost", patience=3, min_delta=1, restore_best=False)
+    assert (stopping.patience, stopping.min_delta, stopping.restore_best) == (3, 1.0, False)
+
+
+DERIVED = ("n_models", "n_weights", "descriptions")  # (a stack's, `xdl.nn.stacked.DERIVED`)
+
+
+def small_stack():
+    return xdl.nn.stack([xdl.nn.mlp(3, [4], 2, batch_norm=True) for _ in range(3)])
+
+
+@pytest.mark.parametrize("name", DERIVED)
+@pytest.mark.parametrize("value", [5, 0, [], None])
+def test_a_stacks_derived_attributes_are_refused_by_name(name, value):
+    """``stack.n_models = 5`` on a stack of 3 made model(4) fail with "list index out of range" and
+    set_random_key ask for 5 seeds; n_weights moved the weight columns; descriptions other models."""
+    stack = small_stack()
+    before = getattr(stack, name)
+    with pytest.raises(AttributeError, match=rf"Stacked: {name} is what the stack of 3 models was made of, not a "
+                                             r"setting: stack the models again \(xdl.nn.stack\)"):
+        setattr(stack, name, value)
+    assert getattr(stack, name) == before
+
+
+def test_a_stack_copied_keeps_what_it_was_made_of():
+    stack = small_stack()
+    for copied in (copy.deepcopy(stack), pickle.loads(pickle.dumps(stack))):
+        assert [getattr(copied, name) for name in DERIVED] == [getattr(stack, name) for name in DERIVED]
+        assert xdl.nn.describe(copied.model(2)) == xdl.nn.describe(stack.model(2))
+
+
+# PyTorch's F.dropout(input, p, training, inplace)
+@pytest.mark.parametrize("inplace", [False, True])
+def test_the_dropout_function_takes_its_mask_and_key_by_name_only(inplace):
+    x = xdl.tensor(np.ones((4, 3)))
+    with pytest.raises(TypeError, match=r"takes from 2 to 3 positional arguments but 4 were given"):
+        xdl.dropout(x, 0.5, True, inplace)
+    kept = xdl.dropout(x, 0.5, True, mask=np.eye(4, 3, dtype=bool))
+    np.testing.assert_array_equal(kept.numpy(), 2 * np.eye(4, 3))
