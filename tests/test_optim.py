@@ -1036,7 +1036,7 @@ KERAS_SPELLINGS = {SGD: {"learning_rate": "lr"}, Momentum: {"learning_rate": "lr
                    AdamW: {"learning_rate": "lr", "beta_1": "beta1", "beta_2": "beta2", "epsilon": "eps"}}
 KERAS_NOT_HERE = {"decay": r"a schedule here: lr=xdl.optim.schedules.inverse_time\(lr, decay_rate=decay\)",
                   **{key: "not offered here" for key in ("clipnorm", "clipvalue")},
-                  "global_clipnorm": r"not an optimizer setting here: xdl\.optim\.clip_grad_norm\(model, max_norm\)"}
+                  "global_clipnorm": r"max_grad_norm here \(every rule's: the gradients clipped to that global 2-norm"}
 
 
 @pytest.mark.parametrize("rule, key, hint", [(rule, key, f"{ours} here") for rule, names in KERAS_SPELLINGS.items()

@@ -61,7 +61,7 @@ RESUME_MAY_CHANGE = ("epochs", "patience", "base_error", "backend", "precision",
 IMAGE_SHAPES = {"digits": (8, 8)}  # datasets whose examples are images (augmentation applies)
 # Options added since a run's options may have been saved, with what such a run trained with: its resume is
 # compared with that (a run of an xdl before l1 trained without it: a resume with --l1 0.1 is another run)
-ADDED_OPTIONS = {"l1": 0.0}
+ADDED_OPTIONS = {"l1": 0.0, "max_grad_norm": 0.0}
 
 
 def first_change(saved: dict, now: dict) -> tuple[str, object, object] | None:
@@ -127,6 +127,8 @@ class TrainConfig:
     beta2: float = _opt(0.999, "β2 of Adam")
     eps: float = _opt(1e-8, "ε of RMSprop and Adam")
     weight_decay: float = _opt(0.0, "weight decay on weights (decoupled for adamw, which at 0 is adam)")
+    max_grad_norm: float = _opt(0.0, "clip the gradients to this global 2-norm at each step, g·min(1, max/(‖g‖₂ + "
+                                     "1e-6)), as Keras's global_clipnorm (0: no clipping)")
     schedule: str = _opt("inverse_time", "learning-rate schedule over epochs (cosine: α0·(1 + cos(π·epoch/epochs))/2, "
                                          "epoch from 0)", SCHEDULES)
     decay_rate: float = _opt(0.05, "inverse_time: α0/(1 + decay_rate·epoch), epoch from 0; staircase: "
@@ -249,7 +251,7 @@ class TrainConfig:
         check_directory_name(self.out, f"{source}: out")
         for name in ("l2", "l1", "weight_decay"):  # λ's: they multiply the float32 weights, where a larger one is inf
             check_penalty(getattr(self, name), f"{source}: {name}", np.float32)  # (the Trainer's check, in its words)
-        for name in ("augment_noise", "decay_rate"):
+        for name in ("augment_noise", "decay_rate", "max_grad_norm"):
             if not math.isfinite(getattr(self, name)) or getattr(self, name) < 0:
                 raise ValueError(f"{source}: {name} must be a finite number ≥ 0, got {getattr(self, name)}")
         if self.augment_noise > MAX_NOISE:  # (a larger σ's draws overflow the float32 images to inf: the run
@@ -322,9 +324,11 @@ class TrainConfig:
 
     def build_optimizer(self, model):
         """The optimizer named by ``optimizer`` (an `OPTIMIZERS` entry) over ``model``; weight decay
-        goes to the weights only (`xdl.optim.param_groups`)."""
+        goes to the weights only (`xdl.optim.param_groups`); ``max_grad_norm`` is the optimizer's (0: None)."""
         params = optim.param_groups(model, self.weight_decay) if self.weight_decay else model
-        return OPTIMIZERS[self.optimizer][1](params, self)
+        optimizer = OPTIMIZERS[self.optimizer][1](params, self)
+        optimizer.max_grad_norm = self.max_grad_norm or None
+        return optimizer
 
     def build_schedule(self):
         """epochs completed (0 for the first epoch) → learning rate, or None for a constant rate."""

@@ -104,21 +104,45 @@ def _gradient_arrays(params) -> list:
     return grads
 
 
+def clip_buffers(grads, max_norm, rows: int = 1) -> None:
+    """Clip gradient buffers in place, as `clip_grad_norm` does, for an optimizer's ``max_grad_norm`` (at the
+    start of its step): ``grads``, arrays whose leading axis is the model's (``rows`` of them: a `Stacked`
+    model's K, each clipped by its own norm over all the arrays), or of one model where ``rows`` is 1.
+
+        g_k ← g_k · min(1, max_norm_k / (‖g_k‖₂ + 1e-6))
+
+    ``max_norm``: a finite number > 0 (checked by the caller), or a (rows,) float64 array of the backend,
+    inf for a model not clipped (its gradients multiplied by exactly 1, an infinite norm's too)."""
+    _scale(grads, _norms(grads, rows), max_norm, rows)
+
+
 def _clip_rows(grads, max_norm: float, shape: tuple, dtype):
     """Clip ``grads`` (arrays whose leading axis is the model's, of length ``shape``'s product: 1 where
     ``shape`` is ()) by each model's norm over all of them; the norms, of ``shape`` and ``dtype``."""
     rows = int(np.prod(shape))
+    norms = _norms(grads, rows)
+    _scale(grads, norms, max_norm, rows)
+    return norms.astype(dtype).reshape(shape)
+
+
+def _norms(grads, rows: int):
+    """Each model's norm over ``grads``, a (rows,) float64 array: sqrt(Σ g²) per row, squared in float64."""
     squares = None
     for g in grads:
         g64 = g.reshape(rows, -1).astype(np.float64)  # (a copy: squared in place)
         g64 *= g64
         row_sums = g64.sum(axis=1)
         squares = row_sums if squares is None else squares + row_sums
-    xp = backend_of(grads[0]).xp
-    norms = xp.sqrt(squares)
-    # min(1, ·) by clip: NaN stays NaN (so do the gradients, PyTorch's); the ratio is ≥ 0, so 0 clips nothing
-    scales = xp.clip(max_norm / (norms + EPSILON), 0.0, 1.0)
-    for g in grads:
-        g *= scales.astype(g.dtype).reshape((rows,) + (1,) * (g.ndim - 1) if shape else ())
-    return norms.astype(dtype).reshape(shape)
+    return backend_of(grads[0]).xp.sqrt(squares)
 
+
+def _scale(grads, norms, max_norm, rows: int) -> None:
+    """``grads`` (rows of ``rows`` models, or one model's where ``rows`` is 1) times min(1, max_norm / (norm + ε))."""
+    xp = backend_of(grads[0]).xp
+    # min(1, ·) by clip: NaN stays NaN (so do the gradients, PyTorch's); the ratio is ≥ 0, so 0 clips nothing
+    with np.errstate(invalid="ignore"):  # (inf/inf of a model not clipped whose norm is inf: replaced below)
+        scales = xp.clip(max_norm / (norms + EPSILON), 0.0, 1.0)
+    if getattr(max_norm, "ndim", 0):  # (K,) max norms, inf for a model not clipped: exactly 1 (inf/inf is NaN)
+        scales = xp.where(xp.isfinite(max_norm), scales, 1.0)
+    for g in grads:
+        g *= scales.astype(g.dtype).reshape((rows,) + (1,) * (g.ndim - 1) if rows > 1 else ())

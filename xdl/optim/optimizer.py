@@ -29,6 +29,7 @@ from xdl.backend import host_copy
 from xdl.data.validation import check_bool, check_int, check_list, check_tensors, counted
 from xdl.flat import FlatBuffer, flat_views, is_view_of, views_of, writable
 from xdl.graph import checked_state_changed, host_effect, replay_check, require_not_capturing
+from xdl.optim.clipping import clip_buffers
 from xdl.tensor import (Tensor, enable_grad, hinting_named_elsewhere, missing_attribute, named_elsewhere_hint,
                         note_written, role_of)
 
@@ -77,6 +78,15 @@ def rate_range(dtype=np.float32) -> tuple[float, float]:
     a rate meant to be 0 says as 0), a larger one inf."""
     info = np.finfo(dtype)
     return float(info.smallest_subnormal), float(info.max)
+
+
+def check_max_grad_norm(value, what: str = "max_grad_norm") -> float | None:
+    """An optimizer's ``max_grad_norm``: None (no clipping) or a finite number > 0, as a float."""
+    if value is None:
+        return None
+    if not 0 < _real(value) < math.inf:
+        raise ValueError(f"{what} must be None (no clipping) or a finite number > 0, got {value!r}")
+    return float(value)
 
 
 def check_rate(value, what: str, dtype=np.float32, zero: bool = True, decayed: bool = False) -> float:
@@ -304,11 +314,12 @@ KERAS_COMMON_NAMES = {
     # Keras 2's decay: lr / (1 + decay·iterations), iterations the steps done before this one
     "decay": "a schedule here: lr=xdl.optim.schedules.inverse_time(lr, decay_rate=decay), lr / (1 + decay·steps done)",
     # (Keras's clipnorm clips each gradient by its own norm; its global_clipnorm all of them by their one norm)
-    "clipnorm": "not offered here (each gradient clipped by its own norm); xdl.optim.clip_grad_norm(model, max_norm) "
-                "clips them all by their one norm (Keras's global_clipnorm), between backward and step",
+    "clipnorm": "not offered here (each gradient clipped by its own norm); max_grad_norm clips them all by their one "
+                "norm (Keras's global_clipnorm), as xdl.optim.clip_grad_norm(model, max_norm) between backward and "
+                "step",
     "clipvalue": "not offered here (no clipping by value)",
-    "global_clipnorm": "not an optimizer setting here: xdl.optim.clip_grad_norm(model, max_norm) between backward "
-                       "and step"}
+    "global_clipnorm": "max_grad_norm here (every rule's: the gradients clipped to that global 2-norm at the start "
+                       "of each step, as xdl.optim.clip_grad_norm(model, max_norm) clips them)"}
 
 
 class Optimizer(StepCount):
@@ -323,8 +334,9 @@ class Optimizer(StepCount):
     keras_names: dict[str, str] = KERAS_COMMON_NAMES  # a Keras setting → what it is here (for messages)
     pytorch_positional: str | None = None  # what PyTorch's positional argument past this rule's last one is (messages)
     version = 0  # counts changes a captured step cannot read from the device (a flag, a schedule): `_set`
+    _max_grad_norm = None  # (an optimizer pickled by an xdl before max_grad_norm clipped nothing)
 
-    def __init__(self, params=None, check_finite: bool = False, **defaults):
+    def __init__(self, params=None, check_finite: bool = False, *, max_grad_norm=None, **defaults):
         """What every rule takes (its own settings are in its class's docstring):
 
         ``params``: a model (its parameters that train; a frozen one is left out), a list of tensors,
@@ -341,12 +353,17 @@ class Optimizer(StepCount):
         FloatingPointError, leaving the weights unchanged (one read of the gradients and one
         device→host sync per group per step; a `Trainer` then runs its steps eagerly); False, the
         default, does not.
+        ``max_grad_norm`` (Keras's ``global_clipnorm``): None, the default, clips nothing; a finite number > 0
+        clips the gradients at the start of each step, on the device, to that global 2-norm over every group
+        together, as `xdl.optim.clip_grad_norm` does between backward and step:
+        g ← g · min(1, max_grad_norm / (‖g‖₂ + 1e-6)). It is the optimizer's, not a group's.
         """
         if "lr" not in defaults:  # a rule of one's own without an __init__ of its own, made without lr=
             raise TypeError(f"{type(self).__name__}: lr is required (give lr=…, or an __init__ passing a default "
                             "to super().__init__(params, lr=…), as xdl's rules do)")
         check_lr(defaults["lr"])
         self.check_settings(defaults)
+        self._max_grad_norm = check_max_grad_norm(max_grad_norm)
         self.defaults = defaults
         self.check_finite = check_bool(check_finite, "check_finite")
         self.groups: list[ParamGroup] = []
@@ -431,6 +448,18 @@ class Optimizer(StepCount):
             return f"{name}({group(only.settings, only.params) if only else group(self.defaults, None)})"
         lines = [f"  group {i}: {group(g.settings, g.params)}" for i, g in enumerate(self.groups)]
         return "\n".join([f"{name}(", *lines, ")"])
+
+    @property
+    def max_grad_norm(self) -> float | None:
+        """The global 2-norm the gradients are clipped to at the start of each step (None: not clipped)."""
+        return self._max_grad_norm
+
+    @max_grad_norm.setter
+    def max_grad_norm(self, value) -> None:
+        value = check_max_grad_norm(value)
+        if value != self._max_grad_norm:
+            self.version += 1  # a captured step holds the number (or no clipping) it was captured with
+        self._max_grad_norm = value
 
     # -- hooks for subclasses -------------------------------------------------------------
     def check_settings(self, settings: dict) -> None:
@@ -649,6 +678,7 @@ class Optimizer(StepCount):
                             min((f.data.dtype for f in g.flats), key=lambda dtype: dtype.itemsize),
                             decayed=callable(g.settings["lr"]) and self.t > 0)
                  if g.flats else 0.0 for i, g in enumerate(self.groups)]
+        self._clip()
         for g, lr in zip(self.groups, rates):
             h = self._hold(g, lr)
             for flat, state in zip(g.flats, g.state):
@@ -656,6 +686,13 @@ class Optimizer(StepCount):
                 self.update(flat, state, h, 1 - g.first_step, self.steps_done)
             note_written(g.params)
         self._count_on()
+
+    def _clip(self) -> None:
+        """Every group's gradients scaled together to ``max_grad_norm`` (`clipping.clip_buffers`), once the step's
+        checks passed (a refused step leaves them as they were); nothing without one."""
+        grads = [flat.grad for g in self.groups for flat in g.flats]
+        if self._max_grad_norm is not None and grads:
+            clip_buffers(grads, self._max_grad_norm)
 
     def check_placed(self) -> None:
         """The parameters still live in the buffers this optimizer updates: once moved (packing
@@ -826,6 +863,7 @@ class Optimizer(StepCount):
             "state": [[{k: host_copy(flat.backend, a) for k, a in st.items()}  # (one read each: no device copy)
                        for flat, st in zip(g.flats, g.state)] for g in self.groups],
             "layout": [_layout(g) for g in self.groups],
+            "max_grad_norm": self.max_grad_norm,
             "shapes": [[list(p.shape) for p in g.params] for g in self.groups],
         }
 
@@ -841,6 +879,7 @@ class Optimizer(StepCount):
                              "their state buffers mean different things")
         t = check_int(state["t"], "optimizer state's t (the steps taken)", low=0, high=MAX_STEPS,
                       expected=f"an integer ≥ 0 and at most {MAX_STEPS} (an int64, as the device holds it)")
+        check_max_grad_norm(state.get("max_grad_norm"), "optimizer state's max_grad_norm")  # (older states: None)
         for name in ("state", "settings", "first_steps"):
             if name in state and len(state[name]) != len(self.groups):
                 raise ValueError(f"optimizer state has {len(state[name])} groups' {name}, this optimizer "
@@ -896,6 +935,7 @@ class Optimizer(StepCount):
                 for k, a in st.items():
                     a[...] = flat.backend.asarray(_relaid(sv[k], then, g, flat))
         self.t = int(state["t"])
+        self.max_grad_norm = state.get("max_grad_norm")  # (a state saved before max_grad_norm: None)
         for g, first in zip(self.groups, state.get("first_steps", [0] * len(self.groups))):  # (older states: 0)
             if g.first_step != int(first):
                 self.version += 1  # (a host value of the step's update, as the `t` setter's)

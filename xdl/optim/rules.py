@@ -15,7 +15,7 @@ class SGD(Optimizer):
     """p ← p − lr·(g + wd·p)
 
     ``weight_decay``: wd (0, the default: none), coupled: g ← g + wd·p before the step.
-    ``params``, ``lr``, ``check_finite``, and ``weight_decay``'s range: as every optimizer's
+    ``params``, ``lr``, ``check_finite``, ``max_grad_norm``, and ``weight_decay``'s range: as every optimizer's
     (`Optimizer.__init__`).
     The settings after ``lr`` are keywords only (PyTorch's third positional argument is momentum).
     """
@@ -33,8 +33,8 @@ class SGD(Optimizer):
     pytorch_positional = ("PyTorch's third, SGD(params, lr, momentum), is xdl.optim.Momentum's beta "
                           "(Momentum(params, lr / (1 − β), beta=β)); give weight_decay by its name")
 
-    def __init__(self, params=None, lr=0.01, *, weight_decay=0.0, check_finite=False):
-        super().__init__(params, check_finite, lr=lr, weight_decay=weight_decay)
+    def __init__(self, params=None, lr=0.01, *, weight_decay=0.0, check_finite=False, max_grad_norm=None):
+        super().__init__(params, check_finite, max_grad_norm=max_grad_norm, lr=lr, weight_decay=weight_decay)
 
     stacks = True  # (its update takes K models' rows: ARCHITECTURE.md, the optimizer recipe)
 
@@ -53,7 +53,7 @@ class Momentum(Optimizer):
     ``nesterov``: True or False (the default); True steps along the look-ahead β·v + (1 − β)·g,
     with v already updated, instead of v.
     ``weight_decay``: wd (0, the default: none), coupled: g ← g + wd·p before the average.
-    ``params``, ``lr``, ``check_finite``, and ``weight_decay``'s range: as every optimizer's
+    ``params``, ``lr``, ``check_finite``, ``max_grad_norm``, and ``weight_decay``'s range: as every optimizer's
     (`Optimizer.__init__`).
     The settings after ``lr`` are keywords only (PyTorch's SGD(params, lr, momentum, dampening) takes lr
     for another scale of step, and dampening where nesterov is here).
@@ -70,8 +70,10 @@ class Momentum(Optimizer):
                           "same steps (Momentum(params, lr / (1 − β), beta=β)); give beta, nesterov and "
                           "weight_decay by name")
 
-    def __init__(self, params=None, lr=0.01, *, beta=0.9, nesterov=False, weight_decay=0.0, check_finite=False):
-        super().__init__(params, check_finite, lr=lr, beta=beta, nesterov=nesterov, weight_decay=weight_decay)
+    def __init__(self, params=None, lr=0.01, *, beta=0.9, nesterov=False, weight_decay=0.0, check_finite=False,
+                 max_grad_norm=None):
+        super().__init__(params, check_finite, max_grad_norm=max_grad_norm,
+                         lr=lr, beta=beta, nesterov=nesterov, weight_decay=weight_decay)
 
     def check_settings(self, s):
         super().check_settings(s)
@@ -94,7 +96,7 @@ class RMSprop(Optimizer):
     finite where s is 0).
     ``weight_decay``: wd (0, the default: none), coupled: g ← g + wd·p before the average (g in both
     formulas is then g + wd·p).
-    ``params``, ``lr``, ``check_finite``, and ``weight_decay``'s range: as every optimizer's
+    ``params``, ``lr``, ``check_finite``, ``max_grad_norm``, and ``weight_decay``'s range: as every optimizer's
     (`Optimizer.__init__`).
     The settings after ``lr`` are keywords only (Keras's RMSprop(learning_rate, rho, momentum) takes
     momentum where eps is here).
@@ -110,8 +112,10 @@ class RMSprop(Optimizer):
     pytorch_positional = ("PyTorch's third, RMSprop(params, lr, alpha), is beta here (Keras's rho), and this "
                           "rule has no momentum (Keras's fourth): give beta, eps and weight_decay by name")
 
-    def __init__(self, params=None, lr=0.001, *, beta=0.9, eps=1e-8, weight_decay=0.0, check_finite=False):
-        super().__init__(params, check_finite, lr=lr, beta=beta, eps=eps, weight_decay=weight_decay)
+    def __init__(self, params=None, lr=0.001, *, beta=0.9, eps=1e-8, weight_decay=0.0, check_finite=False,
+                 max_grad_norm=None):
+        super().__init__(params, check_finite, max_grad_norm=max_grad_norm,
+                         lr=lr, beta=beta, eps=eps, weight_decay=weight_decay)
 
     def check_settings(self, s):
         super().check_settings(s)
@@ -136,7 +140,7 @@ class Adam(Optimizer):
     ``weight_decay``: wd (0, the default: none), coupled: g ← g + wd·p before the averages (g in the
     formulas is then g + wd·p, so the decay is scaled by 1/(√v̂ + ε) as the gradient is; `AdamW`
     decouples it).
-    ``params``, ``lr``, ``check_finite``, and ``weight_decay``'s range: as every optimizer's
+    ``params``, ``lr``, ``check_finite``, ``max_grad_norm``, and ``weight_decay``'s range: as every optimizer's
     (`Optimizer.__init__`).
     The settings after ``lr`` are keywords only (PyTorch's Adam(params, lr, betas, eps) takes the pair
     where beta1 is here, and eps where beta2 is).
@@ -150,8 +154,9 @@ class Adam(Optimizer):
                           "eps and weight_decay by name")
 
     def __init__(self, params=None, lr=0.001, *, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
-                 check_finite=False):
-        super().__init__(params, check_finite, lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay)
+                 check_finite=False, max_grad_norm=None):
+        super().__init__(params, check_finite, max_grad_norm=max_grad_norm,
+                         lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay)
 
     def check_settings(self, s):
         super().check_settings(s)
@@ -175,7 +180,7 @@ class AdamW(Adam):
     ``weight_decay``: wd (default 0.01; 0 is Adam), decoupled: the weights shrink by lr·wd each step,
     apart from the gradient and its averages (so not scaled by 1/(√v̂ + ε)); with a schedule for
     ``lr`` the decay follows it.
-    ``params``, ``lr``, ``beta1``, ``beta2``, ``eps``, ``check_finite``: as `Adam`'s.
+    ``params``, ``lr``, ``beta1``, ``beta2``, ``eps``, ``check_finite``, ``max_grad_norm``: as `Adam`'s.
     """
 
     decoupled = True
@@ -183,6 +188,6 @@ class AdamW(Adam):
                           "eps and weight_decay by name")
 
     def __init__(self, params=None, lr=0.001, *, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01,
-                 check_finite=False):
+                 check_finite=False, max_grad_norm=None):
         super().__init__(params, lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
-                         check_finite=check_finite)
+                         check_finite=check_finite, max_grad_norm=max_grad_norm)

@@ -35,8 +35,9 @@ from xdl.data.validation import check_bool, check_int, counted
 from xdl.flat import writable
 from xdl.graph import require_not_capturing
 from xdl.tensor import note_written
+from xdl.optim.clipping import clip_buffers
 from xdl.optim.optimizer import (Optimizer, StateBuffers, StepCount, _check_eps_in, _check_weight_decay_in, _is_number,
-                                 _real, _run_closure, check_non_negative, check_rate)
+                                 _real, _run_closure, check_max_grad_norm, check_non_negative, check_rate)
 
 
 @dataclass
@@ -127,6 +128,8 @@ class StackedOptimizer(StepCount):
         self._frozen = np.zeros(stacked.n_models, dtype=bool)
         self._frozen_rows = None  # the frozen rows' indices on the device (step zeroes their gradients)
         self._paused = {}  # k → a frozen model's state rows as `freeze` kept them
+        self._max_grad_norms, self._max_norms_held = [None] * stacked.n_models, None
+        self._set_max_grad_norms([o.max_grad_norm for o in optimizers])
         for region in self.regions:
             self._hold(region)
 
@@ -138,6 +141,8 @@ class StackedOptimizer(StepCount):
         self.__dict__.update(state)
         self._params = self.model.parameters()  # (a pickle of before they were listed has none)
         self.__dict__.setdefault("_paused", {})  # (nor one of before frozen states were kept)
+        self.__dict__.setdefault("_max_grad_norms", [None] * self.model.n_models)  # (nor before max_grad_norm)
+        self.__dict__.setdefault("_max_norms_held", None)
         self._state = {name: writable(a) for name, a in self._state.items()}
         if self.steps_done is not None:
             self.steps_done = writable(self.steps_done)
@@ -231,6 +236,28 @@ class StackedOptimizer(StepCount):
     @property
     def n_models(self) -> int:
         return self.model.n_models
+
+    @property
+    def max_grad_norm(self) -> list:
+        """Each model's ``max_grad_norm`` (its optimizer's): None where its gradients are not clipped."""
+        return list(self._max_grad_norms)
+
+    def _set_max_grad_norms(self, values: list) -> None:
+        """Hold the K max norms (checked) on the device for the step, a (K,) float64 array with inf for None
+        (a model not clipped), or nothing where none is clipped."""
+        if values == self._max_grad_norms:
+            return
+        self._max_grad_norms = list(values)
+        self._max_norms_held = None if all(v is None for v in values) else self.model.backend.asarray(
+            np.array([math.inf if v is None else v for v in values], dtype=np.float64))
+        self.version += 1  # a captured step holds the array (or no clipping) it was captured with
+
+    def _check_max_grad_norms(self, values, what: str) -> list:
+        """``values`` as K max norms, each None or a finite number > 0 (as a float)."""
+        if not isinstance(values, list | tuple) or len(values) != self.n_models:
+            raise ValueError(f"{what} must be {self.n_models} values (one per model, None where not clipped), got "
+                             f"{values!r}")
+        return [check_max_grad_norm(v, f"{what}[{k}]") for k, v in enumerate(values)]
 
     def _check_rate(self, name: str, value) -> None:
         """A rate model k's own optimizer would take (`Optimizer`'s ``lr`` setter): a finite number ≥ 0,
@@ -330,6 +357,8 @@ class StackedOptimizer(StepCount):
         self._check_count_room()
         if self._frozen_rows is not None:
             self.model.grad[self._frozen_rows] = 0
+        if self._max_norms_held is not None:  # each model by its own norm (a frozen one's, zeroed, is 0: unchanged)
+            clip_buffers([self.model.grad], self._max_norms_held, self.n_models)
         for region in self.regions:
             self.rule.update(region, region.state, self._hold(region), 1, self.steps_done)  # Adam's t = 1 + steps
         note_written(self._params)
@@ -345,6 +374,7 @@ class StackedOptimizer(StepCount):
     def state_dict(self) -> dict:
         """Step count, per-model settings and frozen flags, and NumPy copies of the (K, P) state."""
         return {"class": type(self.rule).__name__, "t": self.t, "frozen": self._frozen.tolist(),
+                "max_grad_norm": self.max_grad_norm,
                 "settings": [{k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in r.settings.items()}
                              for r in self.regions],
                 "state": {name: self._host_state(name) for name in self._state}}
@@ -371,6 +401,8 @@ class StackedOptimizer(StepCount):
             region.settings.update({name: np.array(v, dtype=np.float64) if name in per_model else v
                                     for name, v in saved.items()})
             self._hold(region)
+        self._set_max_grad_norms(self._check_max_grad_norms(state.get("max_grad_norm", [None] * self.n_models),
+                                                            "optimizer state max_grad_norm"))  # (older states: None)
         self._frozen = np.array(state["frozen"], dtype=bool)
         self._frozen_changed()
         self._paused = {int(k): {name: a[k].copy() for name, a in self._state.items()}
@@ -394,6 +426,8 @@ class StackedOptimizer(StepCount):
             raise ValueError(f"optimizer state frozen must be {k} flags (one per model), got {frozen!r}")
         for i, flag in enumerate(frozen):
             check_bool(flag, f"optimizer state frozen[{i}]")
+        if "max_grad_norm" in state:  # (a state saved before max_grad_norm has none: every model unclipped)
+            self._check_max_grad_norms(state["max_grad_norm"], "optimizer state max_grad_norm")
         if not isinstance(state["settings"], list | tuple) or len(state["settings"]) != len(self.regions):
             # (one set per model where the models' optimizers treat weights and other parameters alike, else two)
             saved = f"{counted(len(state['settings']), 'set')} of settings" \

@@ -80,7 +80,7 @@ RATES_FACT = "rates of the schedules"
 
 # facts recorded since a checkpoint may have been written, with what its run had: a checkpoint of an xdl before
 # l1 trained without it, so a resume with l1 > 0 is another run (not a fact it did not record, left unchecked)
-ADDED_FACTS = {"l1": 0.0}
+ADDED_FACTS = {"l1": 0.0, "max_grad_norm": None}
 
 
 def record(trainer, data: dict) -> dict:
@@ -97,6 +97,7 @@ def record(trainer, data: dict) -> dict:
         "loss": type(trainer.loss).__name__,
         "optimizer": type(optimizer).__name__,
         "optimizer settings": [{k: _setting(v) for k, v in g.items()} for g in trainer._settings],
+        "max_grad_norm": optimizer.max_grad_norm,  # (the optimizer's, not a group's; older checkpoints: `ADDED_FACTS`)
         "trained parameters": trained_parameters(trainer.model, trainer.optimizer),
         "modules in evaluation": evaluation_modules(trainer.model),
         "seed": trainer.seed,

@@ -1241,6 +1241,7 @@ class Trainer:
         extra = {"epoch": self.epoch, "epochs": self.epochs, "step": self.step, "partial": partial,
                  "optimizer_t": opt["t"], "optimizer_first_steps": opt["first_steps"],
                  "optimizer": opt["class"], "optimizer_settings": settings, "optimizer_layout": opt["layout"],
+                 "optimizer_max_grad_norm": opt["max_grad_norm"],
                  "optimizer_scheduled": [sorted(k for k, v in group.items() if callable(v)) for group in opt["settings"]],
                  # of those, the ones set in place of the schedule the optimizer was made with (opt.lr = another)
                  "optimizer_replaced": [sorted(k for k, v in group.items() if callable(v) and v is not given.get(k))
@@ -1324,7 +1325,8 @@ class Trainer:
         self._replaced = [(i, name) for i, names in enumerate(extra.get("optimizer_replaced") or []) for name in names]
         saved_opt = {"class": extra.get("optimizer", opt["class"]), "t": extra["optimizer_t"],
                      "first_steps": extra.get("optimizer_first_steps", [0] * len(opt["settings"])),  # (older: 0)
-                     "settings": settings, "state": state, "layout": extra.get("optimizer_layout")}
+                     "settings": settings, "state": state, "layout": extra.get("optimizer_layout"),
+                     "max_grad_norm": extra.get("optimizer_max_grad_norm")}  # (older: None, as they trained)
         # the model's first: one of other sizes (of one's own: no provenance describes it) was told of the optimizer's
         # flat state alone, a length naming no layer; an early stopping's best state too (it failed at the end of the
         # run, its files written over, or loaded integer weights as 0s and 1s)
