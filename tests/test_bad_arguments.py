@@ -121,3 +121,60 @@ def test_a_count_of_one_is_said_in_the_singular():
     with pytest.raises(ValueError, match=r"^SoftmaxCrossEntropy: 2 labels for 1 example$"):
         xdl.losses.SoftmaxCrossEntropy()(xdl.tensor(np.zeros((1, 2))), np.array([0, 1]))
     assert repr(xdl.train.History()).startswith("History(0 epochs, ")
+
+
+@pytest.mark.parametrize("options, said", [
+    (dict(seed=2**64), r"seed must be below 2\*\*64, got 18446744073709551616"),
+    (dict(seed=2**70), r"seed must be below 2\*\*64, got 1180591620717411303424"),
+    (dict(augment_noise=-0.1), r"augment_noise must be a finite number ≥ 0, got -0\.1"),
+    (dict(augment_noise=float("inf")), r"augment_noise must be a finite number ≥ 0, got inf"),
+    (dict(decay_rate=-1.0), r"decay_rate must be a finite number ≥ 0, got -1\.0"),
+    (dict(decay_rate=float("nan")), r"decay_rate must be a finite number ≥ 0, got nan"),
+])
+def test_a_configs_out_of_range_options_are_named(options, said):
+    from xdl.config import TrainConfig
+
+    with pytest.raises(ValueError, match=r"^TrainConfig: " + said):
+        TrainConfig(**options)
+
+
+def test_a_dev_set_that_is_no_pair_and_inputs_that_are_no_numbers_are_named_before_training():
+    """A Trainer's fit and fit_many name a ``dev`` that is not (X_dev, y_dev), by what it got, and an X of
+    complex numbers or strings by its dtype, before any step: the model's weights are as they were."""
+    from xdl.config import TrainConfig
+    from xdl.losses import SoftmaxCrossEntropy
+    from xdl.train import Trainer, fit_many
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 3))
+    y = (X[:, 0] > 0).astype(int)
+    model = xdl.nn.mlp(3, [4], 2)
+    trainer = Trainer(model, SoftmaxCrossEntropy(), Adam(model), epochs=1, progress=False)
+    before = model.state_dict()
+    for dev, got in (((X,), "tuple of length 1"), ([X, y, y], "list of length 3"), ("dev", "str"),
+                     (X, "ndarray"), ({"X": X, "y": y}, "dict")):
+        said = rf"^dev must be a pair \(X_dev, y_dev\), got {got}$"
+        with pytest.raises(ValueError, match=said):
+            trainer.fit(X, y, dev=dev)
+        with xdl.use("numpy"), pytest.raises(ValueError, match=said):
+            fit_many([TrainConfig(hidden=[4], epochs=1, patience=0, progress=False)], X, y, dev=dev)
+    for given in (X.astype(complex), np.full(X.shape, "a")):
+        with pytest.raises(TypeError, match=rf"^X must hold numbers, got dtype {given.dtype}$"):
+            trainer.fit(given, y)
+    assert len(trainer.history) == 0
+    assert all(np.array_equal(before[name], value) for name, value in model.state_dict().items())
+
+
+@pytest.mark.parametrize("dtype, error, said", [
+    ("bogus", TypeError, r"dtype must be a floating dtype name, got 'bogus'"),
+    (3.5, TypeError, r"dtype must be a floating dtype name, got 3\.5"),
+    (None, ValueError, r"dtype must be float32 or float64, got None"),
+    ("float16", ValueError, r"dtype must be float32 or float64, got float16"),
+    (np.int64, ValueError, r"dtype must be float32 or float64, got int64"),
+])
+def test_fit_many_names_a_dtype_it_cannot_train_in(dtype, error, said):
+    from xdl.config import TrainConfig
+    from xdl.train.many import ManyTrainer
+
+    with pytest.raises(error, match="^" + said + "$"):
+        ManyTrainer([TrainConfig(hidden=[4], epochs=1, patience=0, progress=False)], dtype=dtype)

@@ -1812,3 +1812,33 @@ def test_a_divergences_way_on_fits_its_advice(tmp_path, capsys, monkeypatch, adv
             f"--resume {resume}" in err) is ADVICES[advice]
     assert ("a new run makes that change (another --out, without --resume: a resume keeps the run's options)"
             in err) is not ADVICES[advice]
+
+
+@pytest.mark.parametrize("flags, said", [
+    (["--lr", "0.5"], "--lr does not change a gradient check"),
+    (["--optimizer", "sgd", "--lr", "0.5", "--batch-size", "8"], "--optimizer, --lr, --batch-size do not change a "
+                                                                  "gradient check"),
+    (["--schedule", "inverse_time", "--decay-rate", "0.5"], "--schedule, --decay-rate do not change a gradient check"),
+])
+def test_gradcheck_names_the_training_flags_it_ignores(capsys, flags, said):
+    """The flags of a training run that a gradient check does not read (it checks J of the model the
+    options build, at its initial weights) are named once, as ignored; the check still runs."""
+    assert main(["gradcheck", "--dataset", "moons", "--hidden", "4", "--dropout", "0", *flags]) == 0
+    err = capsys.readouterr().err
+    assert f"note: {said} (it checks J of the model these options build, at its initial weights): ignored" in err
+    assert err.count("does not change a gradient check") + err.count("do not change a gradient check") == 1
+
+
+def test_xdl_train_without_matplotlib_writes_every_other_output_and_says_why_there_are_no_curves(
+        tmp_path, capsys, monkeypatch):
+    """matplotlib is an extra (xdl[plot]): a run without it trains, writes its model, history and report, and
+    lists the curves it could not draw with the reason, not an error after the training."""
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # (an import of it raises ImportError)
+    out = tmp_path / "run"
+    assert main(["train", *FAST, "--epochs", "1", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "(no curves.png: plots need matplotlib: pip install 'xdl[plot]'" in printed
+    assert not (out / "curves.png").exists()
+    assert {"model.npz", "history.json", "report.json"} <= {p.name for p in out.iterdir()}

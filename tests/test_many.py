@@ -1680,3 +1680,26 @@ def test_every_keyword_a_keras_fit_hint_names_is_taken_there(caller, run, maker)
             assert keyword in inspect.signature(named[name]).parameters, (caller, text)
             calls += 1
     assert calls >= 5
+
+
+def test_a_resume_with_another_number_of_models_or_callbacks_names_it_and_leaves_the_checkpoint(digits, tmp_path):
+    """A batch resumed with fewer or more configs than its checkpoint holds, or from a checkpoint whose
+    callbacks' states are not one per callback (an older file, or one edited by hand), is refused naming the
+    counts and the file before anything is read into the batch or written over the checkpoint."""
+    X, y, dev = digits
+    configs = [small(seed=k, epochs=2) for k in (1, 2, 3)]
+    with xdl.use("numpy"):
+        fit_many(configs[:2], X, y, dev=dev, callbacks=[Checkpoint(tmp_path, every=None)])
+    path = tmp_path / "checkpoint.npz"
+    saved = path.read_bytes()
+    for n in (1, 3):
+        with xdl.use("numpy"), pytest.raises(ValueError, match=rf"resume: the checkpoint holds 2 models, configs has "
+                                                               rf"{n} \('.*checkpoint\.npz'\)"):
+            fit_many(configs[:n], X, y, dev=dev, callbacks=[Checkpoint(tmp_path, every=None)], resume=tmp_path)
+        assert path.read_bytes() == saved
+    edit_saved(path, lambda header, arrays: header["extra"]["callbacks"].append({}))
+    edited = path.read_bytes()
+    with xdl.use("numpy"), pytest.raises(ValueError, match=r"resume: the checkpoint holds the state of 2 "
+                                                           r"callbacks, this run has 1 callback \('.*npz'\)"):
+        fit_many(configs[:2], X, y, dev=dev, callbacks=[Checkpoint(tmp_path, every=None)], resume=tmp_path)
+    assert path.read_bytes() == edited

@@ -652,3 +652,19 @@ def test_build_makes_the_layers_in_the_dtype_asked(dtype):
     assert xdl.nn.describe(built) == xdl.nn.describe(model)
     with pytest.raises(ValueError, match=r"^build: dtype must be float32 or float64 or None, got 'float16'$"):
         xdl.nn.build(xdl.nn.describe(model), dtype="float16")
+
+
+@pytest.mark.parametrize("predicts", ["colors", 3, ["classes"], ""])
+def test_a_model_file_whose_predictions_are_of_no_kind_xdl_writes_is_named_damaged(tmp_path, predicts):
+    """A file's ``predicts`` (what `predict` gives) not one of xdl's kinds is refused naming the file."""
+    path = tmp_path / "model.npz"
+    xdl.save(xdl.nn.mlp(3, [4], 2), path)
+    xdl.load(path)
+
+    def damage(header, arrays):
+        header["predicts"] = predicts
+
+    edit_saved(path, damage)
+    with pytest.raises(ValueError, match=rf"load: '.*model\.npz' is damaged: its model predicts "
+                                         rf"{re.escape(repr(predicts))}, not one of \("):
+        xdl.load(path)

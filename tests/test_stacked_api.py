@@ -1145,3 +1145,28 @@ def test_a_stacked_parameters_data_and_grad_rebound_go_into_the_stacks_buffers_o
         np.testing.assert_array_equal(state[name], to_numpy(p.data), err_msg=name)
     for k in range(2):
         np.testing.assert_allclose(stacked.model(k)(x).numpy(), out[:, k], rtol=1e-6, atol=1e-6)
+
+
+def test_optimizers_a_stack_cannot_take_are_named_by_index():
+    """Not an Optimizer, rules of two classes, one that has stepped, one with a per-step rate: each
+    is refused naming the optimizer (its index) and what to give instead."""
+    def stepped(m):
+        o = SGD(m, lr=0.1)
+        o.t = 3
+        return o
+
+    for makers, error, said in (
+            ((lambda m: SGD(m, lr=0.1), lambda m: "adam"), TypeError,
+             r"optimizers\[1\] is a str, expected an xdl\.optim\.Optimizer"),
+            ((lambda m: SGD(m, lr=0.1), lambda m: Adam(m)), ValueError,
+             r"optimizers: the models' optimizers must be one class, got Adam, SGD"),
+            ((lambda m: Momentum(m, lr=0.1), lambda m: SGD(m, lr=0.1)), ValueError,
+             r"optimizers: the models' optimizers must be one class, got Momentum, SGD"),
+            ((lambda m: SGD(m, lr=0.1), stepped), ValueError,
+             r"optimizers\[1\] has taken 3 steps; stack fresh optimizers"),
+            ((lambda m: SGD(m, lr=lambda t: 0.1), lambda m: SGD(m, lr=0.1)), ValueError,
+             r"optimizers\[0\] has a per-step lr schedule; stacked models take their rates per epoch \(set_lr\)")):
+        ms = models()
+        stacked = stack(ms)
+        with pytest.raises(error, match=said):
+            StackedOptimizer(stacked, [make(m) for make, m in zip(makers, ms)])

@@ -15,6 +15,7 @@ import xdl
 from xdl.data import Standardizer, split
 from xdl.losses import SoftmaxCrossEntropy
 from xdl.optim import Adam
+from xdl.serialization import read_extra
 from xdl.train import Callback, Checkpoint, EarlyStopping, Trainer
 
 
@@ -1914,6 +1915,53 @@ def test_a_later_fit_after_restoring_the_best_goes_on_from_the_runs_last_weights
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
+class BestEpochSeen(Callback):
+    """Notes the history's best_epoch at each epoch's end (after early stopping and the checkpoints)."""
+
+    order = 200
+
+    def __init__(self):
+        self.seen = []
+
+    def on_epoch_end(self, trainer, record):
+        self.seen.append(trainer.history.best_epoch)
+
+
+def test_a_later_fit_after_restoring_the_best_no_longer_says_the_best_epoch_is_in_the_model(tmp_path):
+    """history.best_epoch says early stopping put that epoch's weights back: a later fit puts the run's
+    last ones back to train on, and its epochs, its checkpoints and a Ctrl-C's history kept naming the
+    best epoch of the fit before (the uninterrupted run's say none until its end); a later fit refused
+    before its first step leaves the best in the model and says so again."""
+    s = moons_parts(300)
+    data = (s.X_train, s.y_train), {"dev": (s.X_dev, s.y_dev)}
+    straight_seen, twice_seen = BestEpochSeen(), BestEpochSeen()
+    straight = make_trainer(None, lr=0.05, epochs=6, callbacks=[EarlyStopping(patience=20), straight_seen,
+                                                                Checkpoint(tmp_path / "straight")])
+    straight.fit(*data[0], **data[1])
+    twice = make_trainer(None, lr=0.05, epochs=3, callbacks=[EarlyStopping(patience=20), twice_seen,
+                                                             Checkpoint(tmp_path / "twice")])
+    twice.fit(*data[0], **data[1])
+    assert twice.history.best_epoch is not None  # (restored at the first fit's end)
+
+    class Refuses(Callback):
+        def on_train_begin(self, trainer):
+            raise RuntimeError("refused")
+
+    best_epoch = twice.history.best_epoch
+    twice.callbacks.append(Refuses())
+    twice.epochs = 6
+    with pytest.raises(RuntimeError, match="refused"):
+        twice.fit(*data[0], **data[1])
+    assert twice.history.best_epoch == best_epoch  # (the model holds that epoch's weights again)
+    twice.callbacks.pop()
+    twice.fit(*data[0], **data[1])
+    assert twice_seen.seen == straight_seen.seen == [None] * 6
+    assert twice.history.best_epoch == straight.history.best_epoch
+    for name in ("checkpoint.npz", "best.npz"):
+        histories = [read_extra(tmp_path / run / name)[0]["history"] for run in ("straight", "twice")]
+        assert [h["best_epoch"] for h in histories] == [None, None], name
+
+
 def test_a_checkpoint_saved_by_hand_after_restoring_the_best_resumes_as_the_uninterrupted_run(tmp_path):
     """``trainer.save_checkpoint`` after a fit whose EarlyStopping put the best epoch's weights back
     writes the run where it is — its last weights, which its position and optimizer state go with —
@@ -1929,6 +1977,8 @@ def test_a_checkpoint_saved_by_hand_after_restoring_the_best_resumes_as_the_unin
     path = first.save_checkpoint(tmp_path / "by-hand.npz")
     for name, a in first.model.state_dict().items():  # (the model itself keeps the best)
         np.testing.assert_array_equal(a, best[name])
+    # its history, as its weights, the run's where it is: no best epoch put back (as its Checkpoint's last file)
+    assert read_extra(path)[0]["history"]["best_epoch"] is None and first.history.best_epoch is not None
     resumed = make_trainer(None, lr=0.1, epochs=8, callbacks=[EarlyStopping(patience=20)])
     history = resumed.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev), resume=path)
     assert history["dev_cost"] == straight.history["dev_cost"] and history.best_epoch == straight.history.best_epoch
@@ -3726,3 +3776,86 @@ def test_fit_says_where_a_keras_option_is(backend, option, way):
         trainer.fit(s.X_train, s.y_train, **{option: (s.X_dev, s.y_dev)})
     assert trainer.epoch == 0 and all(np.array_equal(before[k], v) for k, v in trainer.model.state_dict().items())
     assert trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev)).final()["epoch"] == 2  # (dev= is the way)
+
+
+def test_a_resume_from_a_checkpoint_of_other_callbacks_names_their_counts_and_changes_nothing(tmp_path):
+    """A checkpoint whose callbacks' states are not one per callback of the run (an older file, or one
+    edited by hand: the provenance names the same callbacks) is refused naming both counts and the file,
+    before the model or the file changes."""
+    from conftest import edit_saved
+
+    s = moons_parts()
+    make_trainer(None, epochs=1, callbacks=[Checkpoint(tmp_path)]).fit(s.X_train, s.y_train)
+    path = tmp_path / "checkpoint.npz"
+    for extra_states in (1, 2):
+        edit_saved(path, lambda header, arrays: header["extra"]["callbacks"].append({}))
+        edited = path.read_bytes()
+        trainer = make_trainer(None, epochs=2, callbacks=[Checkpoint(tmp_path)])
+        before = trainer.model.state_dict()
+        with pytest.raises(ValueError, match=rf"resume: the checkpoint holds the state of {1 + extra_states} "
+                                             rf"callbacks, this trainer has 1 callback \('.*checkpoint\.npz'\)"):
+            trainer.fit(s.X_train, s.y_train, resume=tmp_path)
+        assert path.read_bytes() == edited
+        after = trainer.model.state_dict()
+        assert all(np.array_equal(before[name], after[name]) for name in before)
+
+
+@pytest.mark.parametrize("text, said", [
+    ("learning_rate = 0.1\n", r"unknown key\(s\) learning_rate \(known: lr, stop\)"),
+    ("lr = 0.01\nstop = false\nepochs = 9\nbatch = 2\n", r"unknown key\(s\) batch, epochs \(known: lr, stop\)"),
+    ("stop = 1\n", r"stop must be true or false, got 1"),
+    ("stop = \"no\"\n", r"stop must be true or false, got 'no'"),
+    ("lr = 0\n", r"lr must be > 0, got 0 \(to end the run, write stop = true\)"),
+    ("lr = -0.0\n", r"lr must be > 0, got -0\.0"),
+    ("lr = true\n", r"lr is True: a learning rate must be"),
+    ("lr = \"0.1\"\n", r"lr is '0\.1': a learning rate must be"),
+    ("lr = inf\n", r"lr is inf: a learning rate must be"),
+    ("lr = 1e-3\nstop = tru\n", r""),  # (not TOML: its parser's words)
+])
+def test_a_rejected_control_file_is_named_set_aside_and_changes_nothing(tmp_path, text, said):
+    """Every control file a run cannot apply is said (a warning and the epoch's record, naming what is
+    wrong), renamed at once, and changes neither the rate nor the run's length."""
+    from xdl.train import Control
+
+    parts = moons_parts(200)
+    plain = make_trainer(None, epochs=3, lr=1e-2).fit(parts.X_train, parts.y_train)
+    trainer = make_trainer(None, epochs=3, lr=1e-2, callbacks=[WriteControl(tmp_path, 1, text), Control(tmp_path)])
+    with pytest.warns(UserWarning, match=r"control\.toml at epoch 1 not applied: " + said):
+        history = trainer.fit(parts.X_train, parts.y_train)
+    assert "not applied" in history[0]["control"] and len(history) == 3
+    assert history["lr"] == plain["lr"] and history["train_cost"] == plain["train_cost"]
+    assert (tmp_path / "control-rejected-epoch-1.toml").read_text() == text
+    assert not (tmp_path / "control.toml").exists()
+
+
+def test_two_checkpoints_writing_into_one_directory_are_refused_before_any_work(tmp_path):
+    """Two Checkpoint callbacks of one fit, a Trainer's or fit_many's, whose directories are the same
+    however spelled (a trailing slash, a '..', a symbolic link) would write over each other's files:
+    refused naming the directory before anything is made or trained."""
+    from xdl.config import TrainConfig
+    from xdl.train import fit_many
+
+    s = moons_parts(100)
+    (tmp_path / "link").symlink_to(tmp_path / "run", target_is_directory=True)
+    spellings = [str(tmp_path / "run"), str(tmp_path / "run") + os.sep, str(tmp_path / "run" / ".." / "run"),
+                 str(tmp_path / "link")]
+    for i, a in enumerate(spellings):
+        for b in spellings[i:]:
+            callbacks = [Checkpoint(a), Checkpoint(b)]
+            trainer = make_trainer(None, epochs=1, callbacks=callbacks)
+            before = trainer.model.state_dict()
+            with pytest.raises(ValueError, match=r"callbacks: two Checkpoint callbacks write into '.*'; give each "
+                                                 r"its own directory"):
+                trainer.fit(s.X_train, s.y_train)
+            assert not (tmp_path / "run").exists() and len(trainer.history) == 0
+            assert all(np.array_equal(before[n], v) for n, v in trainer.model.state_dict().items())
+            with xdl.use("numpy"), pytest.raises(ValueError, match=r"two Checkpoint callbacks write into"):
+                fit_many([TrainConfig(hidden=[4], epochs=1, patience=0, progress=False)], s.X_train, s.y_train,
+                         callbacks=[Checkpoint(a), Checkpoint(b)])
+            assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("callback", [object(), "Checkpoint", EarlyStopping, None])
+def test_a_callback_that_is_no_callback_instance_is_named_when_the_trainer_is_made(callback):
+    with pytest.raises(TypeError, match=r"callbacks must be xdl.train.Callback instances, got "):
+        make_trainer(None, epochs=1, callbacks=[callback])

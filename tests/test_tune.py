@@ -246,6 +246,17 @@ def test_a_diverging_trial_is_recorded_and_the_search_goes_on(data):
     ({"lr": {"log_uniform": [1e-4]}}, r"lr: log_uniform takes \[low, high\]"),
     ({"hidden": {"choice": 5}}, r"hidden: choice takes a list of values, got 5 \(int\)"),
     ({"optimizer": {"choice": "adam"}}, r"optimizer: choice takes a list of values, got 'adam' \(str\)"),
+    ({"hidden": {"choice": []}}, r"hidden: choice needs at least one value"),
+    ({"beta1": {"one_minus_log": [0.001, 0.1]}}, r"beta1: one_minus_log takes bounds on β, .*for 1 − β in "
+                                                 r"\[0\.001, 0\.1\] write \[0\.9, 0\.999\]"),
+    ({"epochs": {"int_uniform": [1.5, 4]}}, r"epochs: int_uniform needs integer bounds, got \[1\.5, 4\]"),
+    ({"epochs": {"int_uniform": [True, 4]}}, r"epochs: int_uniform needs integer bounds, got \[True, 4\]"),
+    ({"epochs": {"int_uniform": [1, 2**60]}}, r"epochs: int_uniform bounds must be within ±2\*\*53"),
+    ({"lr": {"log_uniform": [float("nan"), 1]}}, r"lr: bounds must be finite numbers, got \[nan, 1\]"),
+    ({"lr": {"log_uniform": ["1e-3", 1]}}, r"lr: bounds must be finite numbers, got \['1e-3', 1\]"),
+    ({"dropout": {"uniform": [0.2, float("inf")]}}, r"dropout: bounds must be finite numbers, got \[0\.2, inf\]"),
+    ({"dropout": {"uniform": [0.2, 0.2]}}, r"dropout: low must be < high, got \[0\.2, 0\.2\]; for the one value, "
+                                           r"give it without a kind \(key = 0\.2\)"),
 ])
 def test_bad_spaces_name_the_key(spec, match):
     with pytest.raises(ValueError, match=match):
@@ -2497,3 +2508,62 @@ def test_a_zoomed_space_recorded_by_a_study_reads_back():
             Space.from_dict({key: spec[key]})
     with pytest.raises(ValueError, match=r"space: epochs: int_uniform needs integer bounds, got \[1.5, 1.5\]"):
         Space.from_dict({"epochs": {"int_uniform": [1.5, 1.5]}}, recorded=True)
+
+
+def test_bad_search_arguments_are_named_before_a_directory_is_made(data, tmp_path):
+    """The base, the dtype and a resume without a directory are named by `tune` before any trial, and
+    no study directory is made; the flags' names under ``xdl tune`` (`check_search(flags=True)`)."""
+    from xdl.tune.search import check_search
+
+    X, y, dev = data
+    space = {"lr": {"log_uniform": [1e-3, 1e-1]}}
+    for kwargs, error, match in (
+            (dict(base={"epochs": 2}), TypeError, r"base must be a TrainConfig, got dict"),
+            (dict(base=BASE, dtype=3.5), TypeError, r"dtype must be a floating dtype name, got 3\.5"),
+            (dict(base=BASE, dtype="float16"), ValueError, r"dtype must be float32 or float64, got float16"),
+            (dict(base=BASE, dtype="int32"), ValueError, r"dtype must be float32 or float64, got int32"),
+            (dict(base=BASE, resume=True), ValueError, r"resume=True needs the directory of the study to continue"),
+            (dict(base=BASE, resume="yes"), ValueError, r"resume must be True or False, got 'yes'")):
+        directory = None if kwargs.get("resume") is True else tmp_path / "study"
+        with pytest.raises(error, match=match):
+            tune(X, y, dev, space, trials=2, directory=directory, **kwargs)
+        assert not (tmp_path / "study").exists()
+    with pytest.raises(ValueError, match=r"--resume must be True or False"):
+        check_search(space, base=BASE, directory=tmp_path / "study", resume="yes", flags=True)
+
+
+def test_zoom_names_a_bad_space_or_centre():
+    space = Space({"lr": LogUniform(1e-4, 1e-1), "hidden": Choice([[8], [16]])})
+    for args, error, match in (
+            (({"lr": LogUniform(1e-4, 1e-1)}, {"lr": 1e-3}), TypeError, r"zoom: space must be an xdl\.tune\.Space, "
+                                                                          r"got dict"),
+            ((space, [1e-3, [8]]), TypeError, r"zoom: center must be a dict of the space's values"),
+            ((space, {"lr": 1e-3}), ValueError, r"zoom: center's hidden is None, not a value of the space's"),
+            ((space, {"lr": 1.0, "hidden": [8]}), ValueError, r"zoom: center's lr is 1\.0, not a value"),
+            ((space, {"lr": 1e-3, "hidden": [32]}), ValueError, r"zoom: center's hidden is \[32\], not a value")):
+        with pytest.raises(error, match=match):
+            zoom(*args)
+    assert zoom(space, {"lr": 1e-3, "hidden": [8]}).dimensions["lr"].bounds[0] >= 1e-4
+
+
+def test_a_study_whose_trials_all_failed_has_no_best_and_says_why(data, tmp_path):
+    """Optuna's ``best_trial``, ``best_params`` and ``best_value`` raise where no trial trained to its
+    end; `best_config` and `write_best` too, and the table names the failures. Every trial here diverges."""
+    X, y, dev = data
+    base = TrainConfig(hidden=[16], epochs=2, patience=0, progress=False, optimizer="sgd", batch_norm=False)
+    space = {"lr": {"log_uniform": [1e29, 1e30]}}
+    for directory in (None, tmp_path / "study"):
+        with np.errstate(all="ignore"):
+            study = tune(X, y, dev, space, trials=2, base=base, directory=directory)
+        assert study.best is None and [t.status for t in study.trials] == ["failed", "failed"]
+        for name in ("best_trial", "best_params", "best_value"):
+            with pytest.raises(ValueError, match=r"no trial trained to the end \(pruned and failed ones do not "
+                                                 r"count\): there is no best trial"):
+                getattr(study, name)
+        with pytest.raises(ValueError, match=r"no trial trained to the end"):
+            study.best_config()
+        said = r"write_best: this study keeps no directory" if directory is None else r"no trial trained to the end"
+        with pytest.raises(ValueError, match=said):
+            study.write_best()
+        assert "2 trials failed; first: trial 0: diverged: the cost became" in study.table()
+    assert not (tmp_path / "study" / "best.toml").exists()

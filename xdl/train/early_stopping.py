@@ -82,6 +82,9 @@ class EarlyStopping(Callback):
             # the run goes on from where it was, not from its best — unless the user has put weights of
             # their own in since, loaded (even the best again) or written (a resume has the checkpoint's)
             trainer.model.load_state_dict(self.run_state)
+            # the history no longer says the best epoch's weights are in the model (`on_train_end` says it again):
+            # kept, the run's checkpoints and a Ctrl-C's history said so of the weights it trained on from
+            trainer.history.best_epoch = None
             self._before = (*self._before[:2], True)
         self.run_state = None
         if self.wait >= self.patience:
@@ -139,6 +142,7 @@ class EarlyStopping(Callback):
         if swapped:  # the best back in the model, as the fit before left it (a later fit swaps it again)
             trainer.model.load_state_dict(self.best_state)
             self._loads_at_end = _loads(trainer.model)
+            trainer.history.best_epoch = self.best_epoch
 
     def state_dict(self):
         return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait}, dict(self.best_state or {})

@@ -917,8 +917,9 @@ class ManyTrainer:
                 raise ValueError(f"resume: {key} differs from the checkpoint's ({then!r}, now "
                                  f"{self._provenance[key]!r}) ({str(path)!r})")
         if len(extra["callbacks"]) != len(self.callbacks):
-            raise ValueError(f"resume: the checkpoint has {len(extra['callbacks'])} callbacks' state, this run has "
-                             f"{len(self.callbacks)} callbacks ({str(path)!r})")
+            saved_callbacks = counted(len(extra["callbacks"]), "callback")
+            raise ValueError(f"resume: the checkpoint holds the state of {saved_callbacks}, this run has "
+                             f"{counted(len(self.callbacks), 'callback')} ({str(path)!r})")
         check_resumes_into(self.callbacks, path)  # (not over another run's resumable state)
         trains_on = self._trains_on(extra, path)
         opt = dict(extra["optimizer"], state={name[len("optimizer/"):]: a for name, a in arrays.items()

@@ -1266,6 +1266,7 @@ class Trainer:
             if last is not None:
                 model = copy.deepcopy(self.model)
                 model.load_state_dict(last)
+                extra["history"]["best_epoch"] = None  # (as the file's weights: no best epoch's put back in them)
                 break
         return write_checkpoint(model, path, at, extra, arrays)
 
@@ -1301,8 +1302,9 @@ class Trainer:
             raise ValueError(f"resume: the checkpoint has trained {trained} and this run has epochs="
                              f"{self.epochs}: it cannot train fewer; {ask}")
         if len(extra["callbacks"]) != len(self.callbacks):
-            raise ValueError(f"resume: the checkpoint has {len(extra['callbacks'])} callbacks' state, "
-                             f"this trainer has {len(self.callbacks)} callbacks")
+            saved_callbacks = counted(len(extra["callbacks"]), "callback")
+            raise ValueError(f"resume: the checkpoint holds the state of {saved_callbacks}, this trainer has "
+                             f"{counted(len(self.callbacks), 'callback')} ({str(path)!r})")
         check_resumes_into(self.callbacks, path)  # (not over another run's resumable state)
         opt = self.optimizer.state_dict()
         try:
