@@ -116,6 +116,31 @@ def test_a_trainer_with_max_grad_norm_equals_one_clipping_by_hand_between_backwa
         np.testing.assert_array_equal(runs[0][name], runs[1][name])
 
 
+@pytest.mark.parametrize("rule", [SGD, Adam])
+def test_a_frozen_parameters_leftover_gradient_counts_in_neither_the_option_nor_clip_grad_norm_of_the_model(rule):
+    """A parameter frozen after a backward keeps that gradient; an optimizer given the model leaves it out,
+    and so does clip_grad_norm given the model (it counted it: the two ways then trained apart)."""
+    X = np.random.default_rng(0).standard_normal((16, 4))
+    y = np.arange(16) % 3
+    runs = []
+    for how in ("option", "hand"):
+        xdl.seed(0)
+        model = xdl.nn.mlp(4, [8], 3).astype(np.float64)
+        loss = xdl.losses.SoftmaxCrossEntropy()
+        loss(model(X), y).backward()
+        next(iter(model.parameters())).requires_grad = False  # (its gradient stays as the backward left it)
+        opt = rule(model, lr=0.1, max_grad_norm=0.01) if how == "option" else rule(model, lr=0.1)
+        for _ in range(5):
+            loss(model(X), y).backward()
+            if how == "hand":
+                clip_grad_norm(model, 0.01)
+            opt.step()
+            opt.zero_grad()
+        runs.append(model.state_dict())
+    for name in runs[0]:
+        np.testing.assert_array_equal(runs[0][name], runs[1][name])
+
+
 def test_a_state_dict_keeps_max_grad_norm_and_an_older_one_loads_as_none():
     model = xdl.nn.mlp(3, [4], 2)
     opt = Adam(model, max_grad_norm=0.5)

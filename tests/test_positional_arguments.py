@@ -15,7 +15,7 @@ import pytest
 import xdl
 from xdl.nn import BatchNorm, Dense
 from xdl.optim import SGD, Adam, AdamW, Momentum, RMSprop
-from xdl.train import EarlyStopping
+from xdl.train import EarlyStopping, ReduceLROnPlateau
 
 
 def prefixes(args: tuple) -> list[tuple]:
@@ -124,6 +124,51 @@ def test_early_stoppings_settings_after_the_monitor_are_by_name_only(extra):
         EarlyStopping("dev_cost", *extra)
     stopping = EarlyStopping("dev_cost", patience=3, min_delta=1, restore_best=False)
     assert (stopping.patience, stopping.min_delta, stopping.restore_best) == (3, 1.0, False)
+
+
+# Keras's ReduceLROnPlateau(monitor, factor, patience, verbose, mode, min_delta, cooldown, min_lr)
+@pytest.mark.parametrize("extra", prefixes((1, "auto", 1e-4, 0, 0.0)) + prefixes((0, "min")))
+def test_a_plateaus_settings_after_the_patience_are_by_name_only(extra):
+    """ReduceLROnPlateau("dev_cost", 0.5, 5, 1), Keras's verbose=1 fourth, was min_delta=1."""
+    with pytest.raises(TypeError, match=r"takes from 1 to 4 positional arguments but \d+ were given"):
+        ReduceLROnPlateau("dev_cost", 0.5, 5, *extra)
+    plateau = ReduceLROnPlateau("dev_cost", 0.5, 5, min_delta=0.01, cooldown=2, min_lr=1e-6)
+    assert (plateau.factor, plateau.patience, plateau.min_delta, plateau.cooldown, plateau.min_lr) == \
+        (0.5, 5, 0.01, 2, 1e-6)
+
+
+@pytest.mark.parametrize("extra", [()] + prefixes(("min", 0.5)))
+def test_a_plateau_given_an_optimizer_first_in_pytorchs_order_says_where_it_goes(extra):
+    """PyTorch's ReduceLROnPlateau(optimizer, mode, factor, patience) was told "monitor must be one of"."""
+    optimizer = Adam(xdl.nn.mlp(3, [4], 2))
+    with pytest.raises(TypeError, match=r"monitor is an optimizer \(Adam\), PyTorch's first argument; it sets "
+                                        r"the trainer's optimizer: give it to Trainer\(callbacks=\[...\]\)"):
+        ReduceLROnPlateau(optimizer, *extra)
+
+
+class SquareDense(Dense):
+    """A user's layer taking its sizes as ``*sizes``: any number of them, by position."""
+
+    def __init__(self, *sizes, bias=True):
+        super().__init__(sizes[0], sizes[-1], bias=bias)
+
+
+class DoubledMomentum(Momentum):
+    """A user's rule taking its own settings as ``*args`` after lr (Momentum's are by name)."""
+
+    def __init__(self, params, lr, *args):
+        super().__init__(params, 2 * lr, beta=args[0] if args else 0.9)
+
+
+@pytest.mark.parametrize("sizes", [(3,), (3, 2), (3, 4, 2), (3, 5, 4, 2)])
+def test_a_subclass_taking_any_number_of_arguments_is_not_refused_its_parents_peers_order(sizes):
+    """The parent's hint (Dense's: PyTorch's third is bias) is about the parent's own positional arguments;
+    a subclass's ``__init__(self, *sizes)`` takes any number of them, which the hint refused."""
+    layer = SquareDense(*sizes)
+    assert (layer.weight.shape, layer.bias is not None) == ((sizes[0], sizes[-1]), True)
+    model = xdl.nn.mlp(3, [4], 2)
+    optimizer = DoubledMomentum(model, 0.1, 0.5)
+    assert (optimizer.param_groups[0]["lr"], optimizer.param_groups[0]["beta"]) == (0.2, 0.5)
 
 
 DERIVED = ("n_models", "n_weights", "descriptions")  # (a stack's, `xdl.nn.stacked.DERIVED`)

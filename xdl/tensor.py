@@ -320,10 +320,12 @@ def hinting_named_elsewhere(init):
 
     positional = [name for name, p in list(taken.items())[1:] if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     keywords = {name for name, p in taken.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    # (a subclass's ``__init__(self, *sizes)`` takes any number: its class's inherited hint is not about it)
+    takes_any_number = any(p.kind is p.VAR_POSITIONAL for p in taken.values())
 
     @functools.wraps(init)
     def checked(self, *args, **kwargs):
-        hint = getattr(type(self), "pytorch_positional", None)
+        hint = None if takes_any_number else getattr(type(self), "pytorch_positional", None)
         if hint and len(args) > len(positional):  # PyTorch's order, whose next argument means another setting
             plural = "" if len(positional) == 1 else "s"  # (Python's own: "takes 1 positional argument")
             raise TypeError(f"{type(self).__name__}() takes {len(positional)} positional argument{plural} "

@@ -314,8 +314,8 @@ PYTORCH_LAYER_NAMES = {
 KERAS_LAYER_NAMES = {
     "name": "not offered here: a layer is known by where its model holds it (model.named_modules())",
     "trainable": "the parameters' flag here: for p in layer.parameters(): p.requires_grad = False freezes them",
-    "dtype": "not needed here: a layer without parameters computes in its input's dtype (Dense, BatchNorm and "
-             "Standardize take dtype=)",
+    "dtype": "not a setting of this module here: Dense, BatchNorm and Standardize take dtype=, a layer without "
+             "parameters computes in its input's dtype, and model.astype(dtype) converts a whole model",
     "input_shape": "not needed here: a layer with parameters takes its input's width as its first argument "
                    "(Dense(in_features, out_features), BatchNorm(features))",
     "activity_regularizer": "not offered here: the penalties cover weights (Trainer(l2=…), Trainer(l1=…))",

@@ -36,8 +36,9 @@ def clip_grad_norm(parameters, max_norm):
     gradient of 1e20 has a finite norm), and the norm returned is a 0-d array of the backend in the gradients'
     dtype (float64 where float32 and float64 gradients are clipped together).
 
-    ``parameters``: a model (every parameter ``model.parameters()`` lists), a list of tensors or one tensor; one
-    whose ``grad`` is None is skipped, as PyTorch does. A `Stacked` model (`xdl.nn.stack`) is K models: each is
+    ``parameters``: a model (its parameters that train, as an optimizer given the model takes them: a frozen
+    one's gradient is left out, as PyTorch's, which has none), a list of tensors or one tensor; one whose
+    ``grad`` is None is skipped, as PyTorch does. A `Stacked` model (`xdl.nn.stack`) is K models: each is
     clipped by its own norm (one per row of its (K, P) gradient buffer), as K models trained apart would be,
     and the K norms are returned, a (K,) array.
     ``max_norm``: a finite number > 0.
@@ -67,7 +68,7 @@ def _checked_parameters(parameters) -> list:
     they live on several backends or one is a stacked model's (its gradient holds K models' rows, which one
     norm over the list would mix: give the `Stacked` model itself)."""
     if hasattr(parameters, "parameters") and callable(parameters.parameters):
-        params = list(parameters.parameters())
+        params = [p for p in parameters.parameters() if p.requires_grad]  # (as an optimizer given the model)
     elif isinstance(parameters, Tensor):
         params = [parameters]
     else:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from xdl.backend import host_copy
-from xdl.data.validation import check_bool, check_int, check_list, check_tensors, counted
+from xdl.data.validation import check_bool, check_int, check_list, check_number, check_tensors, counted
 from xdl.flat import FlatBuffer, flat_views, is_view_of, views_of, writable
 from xdl.graph import checked_state_changed, host_effect, replay_check, require_not_capturing
 from xdl.optim.clipping import clip_buffers
@@ -84,9 +84,7 @@ def check_max_grad_norm(value, what: str = "max_grad_norm") -> float | None:
     """An optimizer's ``max_grad_norm``: None (no clipping) or a finite number > 0, as a float."""
     if value is None:
         return None
-    if not 0 < _real(value) < math.inf:
-        raise ValueError(f"{what} must be None (no clipping) or a finite number > 0, got {value!r}")
-    return float(value)
+    return check_number(value, what, "None (no clipping) or a finite number > 0", lambda v: 0 < v < math.inf)
 
 
 def check_rate(value, what: str, dtype=np.float32, zero: bool = True, decayed: bool = False) -> float:

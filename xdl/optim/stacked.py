@@ -19,6 +19,8 @@ steps, ``t``, frozen ones too) — one copy at each, none per step.
 As `xdl.optim.Optimizer`, the values an update reads live in device memory, so a captured step
 (`xdl.cuda_graph`) reads the current ones: each region's K values per hyperparameter (``held``,
 rewritten when `set_lr`, `freeze`, `unfreeze` or a resume changes them) and the step count (``steps_done``).
+Each model's ``max_grad_norm`` clips its own gradient row, by its row's norm, before the update (one
+(K,) array of the max norms, inf for a model that clips nothing; none held where no model clips).
 Freezing changes which rows the step zeroes: ``version`` counts such changes, and a loop that
 captured its step captures it again.
 """
@@ -34,10 +36,10 @@ from xdl.backend import host_copy
 from xdl.data.validation import check_bool, check_int, counted
 from xdl.flat import writable
 from xdl.graph import require_not_capturing
-from xdl.tensor import note_written
 from xdl.optim.clipping import clip_buffers
 from xdl.optim.optimizer import (Optimizer, StateBuffers, StepCount, _check_eps_in, _check_weight_decay_in, _is_number,
                                  _real, _run_closure, check_max_grad_norm, check_non_negative, check_rate)
+from xdl.tensor import note_written
 
 
 @dataclass

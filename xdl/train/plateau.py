@@ -65,6 +65,8 @@ class ReduceLROnPlateau(Callback):
     the earliest next lowering is cooldown + patience epochs later; a best is still taken then).
     ``min_lr``: no group's rate is lowered below it; one already at or below it is left as it is.
     A rate lowered below the model's dtype's smallest positive number is 0, as the update holds it.
+    The settings after ``patience`` are keywords only: Keras's ReduceLROnPlateau(monitor, factor, patience,
+    verbose) takes verbose fourth, and ``ReduceLROnPlateau("dev_cost", 0.5, 5, 1)`` was min_delta=1.
 
     The first group's rate of each epoch is the history's ``lr``; a lowering at an epoch's end shows in
     the next epoch's record. Its best, wait and cooldown go into checkpoints, and the rates it set with the
@@ -77,11 +79,14 @@ class ReduceLROnPlateau(Callback):
 
     reads_monitor = True
 
-    def __init__(self, monitor: str = "dev_cost", factor: float = 0.1, patience: int = 10, min_delta: float = 1e-4,
+    def __init__(self, monitor: str = "dev_cost", factor: float = 0.1, patience: int = 10, *, min_delta: float = 1e-4,
                  cooldown: int = 0, min_lr: float = 0.0, **options):
         for name in options:  # (Keras's mode="min", PyTorch's threshold=: Python's "unexpected keyword argument")
             way = FOREIGN_PLATEAU_OPTIONS.get(name, "not an option of ReduceLROnPlateau")
             raise TypeError(f"ReduceLROnPlateau() takes no option {name}=: {way}")
+        if isinstance(monitor, Optimizer):  # (PyTorch's scheduler takes its optimizer first: "monitor must be one of")
+            raise TypeError(f"ReduceLROnPlateau: monitor is an optimizer ({type(monitor).__name__}), PyTorch's first "
+                            f"argument; {FOREIGN_PLATEAU_OPTIONS['optimizer']}")
         check_monitor(monitor, "ReduceLROnPlateau")
         if isinstance(patience, int | np.integer) and not isinstance(patience, bool) and patience == 0:
             raise ValueError("ReduceLROnPlateau: patience must be a positive integer, got 0 (patience=1 lowers the "
