@@ -69,6 +69,11 @@ class Callback:
                                  f"not Keras's self.{name}")
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
+    def check_fits(self, trainer) -> None:
+        """Refuse, with an error that says why, a ``trainer`` this callback cannot work with
+        (`ReduceLROnPlateau`: one with an epoch schedule) — called by `Trainer.fit` once its arguments
+        are checked, before anything changes; nothing by default."""
+
     def on_train_begin(self, trainer) -> None: ...
 
     def on_epoch_end(self, trainer, record: dict) -> None: ...

@@ -584,9 +584,8 @@ class Trainer:
             check_feature_names(dev[0], names, "X_dev")
             dev = self._check(*dev, name="_dev")
         check_monitored(self.callbacks, dev, accuracy=self.classification)
-        for cb in self.callbacks:  # (a rate it lowers that an epoch schedule would set back)
-            if isinstance(cb, ReduceLROnPlateau):
-                cb.check_fits(self)
+        for cb in self.callbacks:  # (ReduceLROnPlateau's: a rate it lowers that an epoch schedule would set back)
+            cb.check_fits(self)
         bounds = self._batches(len(X))
         self._penalty_m = penalty_examples(self.batch_size, len(X))
         self._check_rates(len(bounds))
