@@ -163,6 +163,22 @@ def test_a_bad_max_norm_is_refused_naming_it_before_any_change(max_norm):
         np.testing.assert_array_equal(value, before[name])
 
 
+@pytest.mark.parametrize("option, value, way", [
+    ("norm_type", 2.0, "the norm is always the 2-norm"), ("norm_type", float("inf"), "the norm is always the 2-norm"),
+    ("norm_type", "fro", "the norm is always the 2-norm"), ("error_if_nonfinite", True, "the norm returned is NaN"),
+    ("error_if_nonfinite", False, "the norm returned is NaN"), ("foreach", None, "one buffer"),
+    ("foreach", True, "one buffer"), ("max_grad_norm", 1.0, "not an option of clip_grad_norm"),
+])
+def test_pytorchs_options_are_refused_saying_the_way_before_any_change(option, value, way):
+    """PyTorch's ``clip_grad_norm_(params, 1.0, norm_type=2)`` met Python's bare "unexpected keyword argument"."""
+    model = model_with_gradients(xdl.current_backend(), np.random.default_rng(17), np.float32, 1.0)
+    grads = [p.grad.copy() for p in model.parameters()]
+    with pytest.raises(TypeError, match=rf"clip_grad_norm\(\) takes no option {option}=: .*{way}"):
+        clip_grad_norm(model, 1e-3, **{option: value})
+    for p, was in zip(model.parameters(), grads):
+        np.testing.assert_array_equal(p.grad, was)
+
+
 def test_what_is_not_parameters_is_refused_naming_it():
     with pytest.raises(TypeError, match="clip_grad_norm: parameters must be a model, a list of tensors or a tensor"):
         clip_grad_norm(5, 1.0)

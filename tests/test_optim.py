@@ -260,6 +260,19 @@ def test_an_optimizer_shows_its_rule_and_each_groups_settings():
         ")"]
 
 
+@pytest.mark.parametrize("max_grad_norm", [1e-3, 0.5, 1, 10.0])
+def test_an_optimizer_that_clips_shows_its_max_grad_norm(max_grad_norm):
+    """``SGD(model, lr=0.1, max_grad_norm=0.5)`` showed as one that clips nothing: ``SGD(lr=0.1, …)``."""
+    model = Sequential(Dense(3, 4), BatchNorm(4), Dense(4, 2))
+    shown = f"max_grad_norm={float(max_grad_norm)!r}"
+    clipped = SGD(model, lr=0.1, max_grad_norm=max_grad_norm)
+    assert repr(clipped) == f"SGD(lr=0.1, weight_decay=0.0; 6 parameters; {shown})"
+    assert repr(Adam(param_groups(model, 0.01), max_grad_norm=max_grad_norm)).splitlines()[-2:] == [f"  {shown}", ")"]
+    unclipped = SGD(model, lr=0.1, max_grad_norm=max_grad_norm)
+    unclipped.max_grad_norm = None
+    assert "max_grad_norm" not in repr(unclipped)
+
+
 def test_param_groups_and_l2_read_tensors_without_a_role_alike(backend):
     """A matrix is a weight, a vector a bias, as a module registers them (param_groups put every plain
     tensor in the undecayed group, a decay asked for and silently dropped; l2 penalized all)."""

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import xdl
-from xdl.nn import BatchNorm, Dense
+from xdl.nn import BatchNorm, Dense, Dropout, LeakyReLU, ReLU
 from xdl.optim import SGD, Adam, AdamW, Momentum, RMSprop
 from xdl.train import EarlyStopping, ReduceLROnPlateau
 
@@ -47,6 +47,25 @@ def test_a_layer_refuses_a_peers_positional_setting_naming_its_keyword_here(cls,
     with pytest.raises(TypeError, match=re.escape(said)) as refused:
         cls(*args)
     assert all(keyword in str(refused.value) for keyword in LAYER_KEYWORDS[cls])
+
+
+# PyTorch's Dropout(p, inplace), LeakyReLU(negative_slope, inplace), ReLU(inplace): (layer, args, what is said)
+INPLACE_CASES = [
+    *[(Dropout, (rate, inplace), "Dropout() takes 1 positional argument (rate) but 2 were given; PyTorch's second")
+      for rate in (0.0, 0.5) for inplace in (False, True)],
+    *[(LeakyReLU, (slope, inplace), "LeakyReLU() takes 1 positional argument (slope) but 2 were given; PyTorch's "
+                                    "second") for slope in (0.01, 0.2) for inplace in (False, True)],
+    *[(ReLU, (inplace,), "ReLU() takes 0 positional arguments but 1 were given; PyTorch's first")
+      for inplace in (False, True)],
+]
+
+
+@pytest.mark.parametrize("layer, args, said", INPLACE_CASES)
+def test_pytorchs_inplace_by_position_is_refused_saying_it_is_not_offered(layer, args, said):
+    """Dropout(0.5, True) and LeakyReLU(0.2, True) met Python's bare "takes from 1 to 2 positional arguments",
+    ReLU(True) "Module.__init__() takes 1 positional argument", naming neither the layer nor inplace."""
+    with pytest.raises(TypeError, match=re.escape(said) + r".*inplace\), is not offered here"):
+        layer(*args)
 
 
 @pytest.mark.parametrize("momentum, eps", [(0.9, 1e-5), (0.5, 1e-3), (0.0, 0.1)])

@@ -549,6 +549,21 @@ def test_weight_decay_is_a_parameter_and_scikit_learns_names_say_the_way_here():
             MLPClassifier(**{key: 1})
 
 
+def test_max_grad_norm_is_a_parameter_that_clips_as_the_optimizers_does():
+    """The estimator took weight_decay and l1 as TrainConfig does, not max_grad_norm: "unexpected keyword
+    argument 'max_grad_norm'". 0, the default, clips nothing (the optimizer's None), as TrainConfig's."""
+    X, y = labelled_moons()
+    options = dict(hidden=(8,), epochs=2, backend="numpy", optimizer="sgd", lr=0.5)
+    fitted = {norm: MLPClassifier(max_grad_norm=norm, **options).fit(X, y) for norm in (0.0, 1e-3, 0.5)}
+    assert [f.trainer_.optimizer.max_grad_norm for f in fitted.values()] == [None, 1e-3, 0.5]
+    weights = {norm: [p.numpy() for p in f.model_.parameters()] for norm, f in fitted.items()}
+    assert not all(np.array_equal(a, b) for a, b in zip(weights[0.0], weights[1e-3]))
+    assert clone(fitted[0.5]).get_params()["max_grad_norm"] == 0.5
+    for bad in (-1.0, float("nan"), float("inf"), None, "1"):
+        with pytest.raises(ValueError, match="MLPClassifier: max_grad_norm must be"):
+            MLPClassifier(max_grad_norm=bad, **options).fit(X, y)
+
+
 def test_a_grid_of_scikit_learns_names_says_the_way_here_as_the_constructor_does():
     """GridSearchCV sets a grid's keys by ``set_params`` on a clone: ``{"alpha": [1e-4, 1e-3]}``,
     scikit-learn's habit, was told only "Invalid parameter 'alpha'", where the constructor names

@@ -125,7 +125,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     trains at most, a positive integer (scikit-learn's ``max_iter``). ``weight_decay``: a finite
     number ≥ 0 and at most float32's largest, on the weights only (not biases, nor batch norm's γ
     and β): decoupled with "adamw" (p ← p·(1 − lr·wd) each step), coupled with the others
-    (g ← g + wd·p); 0, the default, is none. ``backend``: where the network trains, "auto" (the
+    (g ← g + wd·p); 0, the default, is none. ``max_grad_norm``: the gradients clipped to this global 2-norm
+    at each step, g ← g·min(1, max_grad_norm/(‖g‖₂ + 1e-6)) (Keras's ``global_clipnorm``; scikit-learn's MLP has
+    none), a finite number ≥ 0; 0, the default, is none. ``backend``: where the network trains, "auto" (the
     default: cupy if a GPU answers, else numpy), "numpy", "cupy", or "cpu" / "cuda" (numpy /
     cupy); X and y may be arrays of either (CuPy ones are copied to the host, as `Trainer.fit` reads
     them), and what it returns is NumPy's, as ``model.predict``'s (``classes_`` may be strings, which
@@ -148,18 +150,19 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     (staircase and step only); under another schedule each is ignored, as scikit-learn's
     ``MLPClassifier`` ignores ``momentum`` unless ``solver="sgd"`` (so a grid may cross them)."""
 
-    # decay_base, decay_every, decay_factor, weight_decay and l1 last: arguments given by position keep their meaning
+    # decay_base, decay_every, decay_factor, weight_decay, l1 and max_grad_norm last: arguments given by position keep
+    # their meaning
     @_hinting_sklearn_names
     def __init__(self, hidden=(100,), activation="relu", batch_norm=False, dropout=0.0, l2=0.0,
                  optimizer="adam", lr=1e-3, batch_size=64, epochs=100, schedule="none", decay_rate=0.05,
                  early_stopping=False, validation_fraction=0.1, patience=10, backend="auto", seed=0,
                  warm_start=False, decay_base=0.95, decay_every=10, decay_factor=0.5, weight_decay=0.0,
-                 l1=0.0):
+                 l1=0.0, max_grad_norm=0.0):
         self.hidden, self.activation, self.batch_norm, self.dropout, self.l2 = hidden, activation, batch_norm, dropout, l2
         self.optimizer, self.lr, self.batch_size, self.epochs = optimizer, lr, batch_size, epochs
         self.schedule, self.decay_rate, self.decay_base = schedule, decay_rate, decay_base
         self.decay_every, self.decay_factor, self.weight_decay = decay_every, decay_factor, weight_decay
-        self.l1 = l1
+        self.l1, self.max_grad_norm = l1, max_grad_norm
         self.early_stopping, self.validation_fraction, self.patience = early_stopping, validation_fraction, patience
         self.backend, self.seed, self.warm_start = backend, seed, warm_start
 
@@ -210,6 +213,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         config = TrainConfig.from_dict({
             "hidden": hidden, "activation": self.activation, "batch_norm": self.batch_norm, "dropout": self.dropout,
             "l2": self.l2, "l1": self.l1, "weight_decay": self.weight_decay, "optimizer": self.optimizer, "lr": self.lr,
+            "max_grad_norm": self.max_grad_norm,
             "batch_size": self.batch_size,
             "epochs": self.epochs, "schedule": self.schedule,
             **{name: getattr(self, name) for name in SCHEDULE_SETTINGS},

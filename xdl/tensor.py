@@ -328,8 +328,9 @@ def hinting_named_elsewhere(init):
         hint = None if takes_any_number else getattr(type(self), "pytorch_positional", None)
         if hint and len(args) > len(positional):  # PyTorch's order, whose next argument means another setting
             plural = "" if len(positional) == 1 else "s"  # (Python's own: "takes 1 positional argument")
-            raise TypeError(f"{type(self).__name__}() takes {len(positional)} positional argument{plural} "
-                            f"({', '.join(positional)}) but {len(args)} were given; {hint}")
+            names = f" ({', '.join(positional)})" if positional else ""  # (ReLU's: none)
+            raise TypeError(f"{type(self).__name__}() takes {len(positional)} positional argument{plural}{names} "
+                            f"but {len(args)} were given; {hint}")
         for key in kwargs:
             hint = None if key in keywords else named_elsewhere_hint(type(self), key)  # (*layers' name is none)
             if hint:

@@ -106,6 +106,9 @@ class ReLU(Module):
 
     keras_names = {"negative_slope": "LeakyReLU(slope) here", "max_value": "not offered here (no cap)",
                    "threshold": "not offered here (the threshold is 0)"}
+    # PyTorch's ReLU(inplace): ReLU(True) was told only Python's "Module.__init__() takes 1 positional argument"
+    pytorch_positional = ("PyTorch's first, ReLU(inplace), is not offered here: each layer writes its output to a "
+                          "new array")
 
     def forward(self, x):
         return F.relu(x)
@@ -122,6 +125,8 @@ class LeakyReLU(Module):
     })
     pytorch_names = {"negative_slope": "slope here"}  # (Keras 3's name too)
     keras_names = {"alpha": "slope here (Keras 2's; its default is 0.3, here 0.01 as PyTorch's)"}
+    pytorch_positional = ("PyTorch's second, LeakyReLU(negative_slope, inplace), is not offered here: each layer "
+                          "writes its output to a new array")
 
     def __init__(self, slope: float = 0.01):
         super().__init__()
@@ -195,6 +200,9 @@ class Dropout(Module):
     })
     keras_names = {"noise_shape": "not offered here: each unit is dropped on its own",
                    "seed": "the run's seed here: Trainer(seed=…) or xdl.seed(n) (the masks are drawn from it)"}
+    # (Keras's second, noise_shape, is refused by name above)
+    pytorch_positional = ("PyTorch's second, Dropout(p, inplace), is not offered here: each layer writes its output "
+                          "to a new array")
 
     def __init__(self, rate: float | None = None, *, p: float | None = None):
         if rate is not None and p is not None:

@@ -10,7 +10,8 @@ from xdl.tensor import missing_module_attribute
 # PyTorch's torch.optim names of what is here under another name (`__getattr__`)
 PYTORCH_NAMES = {
     "lr_scheduler": "xdl.optim.schedules: functions count → lr, a Trainer's per-epoch schedule= or an optimizer's "
-                    "per-step lr= (in a loop of your own, opt.lr = schedule(epoch) at each epoch's start)",
+                    "per-step lr= (in a loop of your own, opt.lr = schedule(epoch) at each epoch's start); its "
+                    "ReduceLROnPlateau is xdl.train.ReduceLROnPlateau, a Trainer callback",
 }
 
 

@@ -22,9 +22,17 @@ from xdl.flat import check_one_backend, contiguous_range
 from xdl.tensor import Tensor
 
 EPSILON = 1e-6  # added to the norm before dividing (PyTorch's): a zero gradient divides by 1e-6, not by 0
+# PyTorch's clip_grad_norm_ options → the way here (`clip_grad_norm`): Python's "unexpected keyword argument" named
+# the option, not the way
+PYTORCH_CLIP_OPTIONS = {
+    "norm_type": "not offered: the norm is always the 2-norm (PyTorch's default, norm_type=2); leave it out",
+    "error_if_nonfinite": "not offered: the norm returned is NaN or inf then (read it to check: a sync on a GPU), "
+                          "and a Trainer's divergence check stops the run at the NaN cost that follows",
+    "foreach": "not offered: a model's gradients of one dtype are one buffer, one reduction and one scale already",
+}
 
 
-def clip_grad_norm(parameters, max_norm):
+def clip_grad_norm(parameters, max_norm, **options):
     """Scale the gradients in place so that their global 2-norm is at most ``max_norm``; return the norm before.
 
         ‖g‖₂ = sqrt(Σ_p Σ_i g_{p,i}²)  over every gradient together, as if they were one vector
@@ -41,7 +49,8 @@ def clip_grad_norm(parameters, max_norm):
     ``grad`` is None is skipped, as PyTorch does. A `Stacked` model (`xdl.nn.stack`) is K models: each is
     clipped by its own norm (one per row of its (K, P) gradient buffer), as K models trained apart would be,
     and the K norms are returned, a (K,) array.
-    ``max_norm``: a finite number > 0.
+    ``max_norm``: a finite number > 0. PyTorch's ``norm_type``, ``error_if_nonfinite`` and ``foreach`` are
+    refused, each saying the way here (`PYTORCH_CLIP_OPTIONS`).
 
     Where the parameters of a dtype fill a run of a flat buffer back to back (a model's do), that run is one
     reduction and one scale; otherwise each gradient is one. A NaN among the gradients makes the norm NaN and
@@ -49,6 +58,9 @@ def clip_grad_norm(parameters, max_norm):
     (PyTorch's results): the next step writes NaN into the weights, so the cost after it is NaN and a divergence
     check on the cost stops the run.
     """
+    for name in options:
+        way = PYTORCH_CLIP_OPTIONS.get(name, "not an option of clip_grad_norm (it takes parameters and max_norm)")
+        raise TypeError(f"clip_grad_norm() takes no option {name}=: {way}")
     max_norm = check_number(max_norm, "clip_grad_norm: max_norm", "a finite number > 0",
                             lambda value: 0 < value < math.inf)
     from xdl.nn.stacked import Stacked  # (deferred: xdl.nn sits above the optimizers' modules)

@@ -435,17 +435,20 @@ class Optimizer(StepCount):
     def __repr__(self) -> str:
         """The rule and each group's settings, as a notebook cell ending with the optimizer shows it
         (PyTorch's lists its groups): ``Adam(lr=0.001, beta1=0.9, …; 6 parameters)``, one line a
-        group where there are several."""
+        group where there are several; then ``max_grad_norm`` where the gradients are clipped (the
+        optimizer's, not a group's: ``SGD(lr=0.1, weight_decay=0.0; 4 parameters; max_grad_norm=1.0)``)."""
         def group(settings: dict, params) -> str:
             count = "no parameters yet" if params is None else counted(len(params), "parameter")
             return f"{', '.join(f'{k}={v!r}' for k, v in settings.items())}; {count}"
 
         name = type(self).__name__
+        clipping = [] if self._max_grad_norm is None else [f"max_grad_norm={self._max_grad_norm!r}"]
         if len(self.groups) <= 1:
             only = self.groups[0] if self.groups else None
-            return f"{name}({group(only.settings, only.params) if only else group(self.defaults, None)})"
+            shown = group(only.settings, only.params) if only else group(self.defaults, None)
+            return f"{name}({'; '.join([shown, *clipping])})"
         lines = [f"  group {i}: {group(g.settings, g.params)}" for i, g in enumerate(self.groups)]
-        return "\n".join([f"{name}(", *lines, ")"])
+        return "\n".join([f"{name}(", *lines, *(f"  {c}" for c in clipping), ")"])
 
     @property
     def max_grad_norm(self) -> float | None:

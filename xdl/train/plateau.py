@@ -81,12 +81,12 @@ class ReduceLROnPlateau(Callback):
 
     def __init__(self, monitor: str = "dev_cost", factor: float = 0.1, patience: int = 10, *, min_delta: float = 1e-4,
                  cooldown: int = 0, min_lr: float = 0.0, **options):
-        for name in options:  # (Keras's mode="min", PyTorch's threshold=: Python's "unexpected keyword argument")
-            way = FOREIGN_PLATEAU_OPTIONS.get(name, "not an option of ReduceLROnPlateau")
-            raise TypeError(f"ReduceLROnPlateau() takes no option {name}=: {way}")
         if isinstance(monitor, Optimizer):  # (PyTorch's scheduler takes its optimizer first: "monitor must be one of")
             raise TypeError(f"ReduceLROnPlateau: monitor is an optimizer ({type(monitor).__name__}), PyTorch's first "
                             f"argument; {FOREIGN_PLATEAU_OPTIONS['optimizer']}")
+        for name in options:  # (Keras's mode="min", PyTorch's threshold=: Python's "unexpected keyword argument")
+            way = FOREIGN_PLATEAU_OPTIONS.get(name, "not an option of ReduceLROnPlateau")
+            raise TypeError(f"ReduceLROnPlateau() takes no option {name}=: {way}")
         check_monitor(monitor, "ReduceLROnPlateau")
         if isinstance(patience, int | np.integer) and not isinstance(patience, bool) and patience == 0:
             raise ValueError("ReduceLROnPlateau: patience must be a positive integer, got 0 (patience=1 lowers the "
