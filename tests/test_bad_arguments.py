@@ -39,7 +39,8 @@ def test_an_argument_of_the_wrong_kind_is_named(call, error, message):
 
 
 @pytest.mark.parametrize("make, name", [
-    (lambda n: schedules.staircase(0.1, 0.5, n), "interval"), (lambda n: schedules.step_decay(0.1, 0.5, n), "every"),
+    (lambda n: schedules.staircase(0.1, decay_rate=0.5, interval=n), "interval"),
+    (lambda n: schedules.step_decay(0.1, factor=0.5, every=n), "every"),
     (lambda n: schedules.cosine(0.1, n), "total"), (lambda n: schedules.warmup(0.1, n), "steps"),
 ])
 @pytest.mark.parametrize("count", [1e-320, 0.5, float("inf")])

@@ -516,7 +516,7 @@ def test_a_captured_run_ends_with_the_eager_runs_weights(backend, monkeypatch):
     runs = {}
     for how in ("eager", "captured"):
         tr = trainer(False) if how == "eager" else captured_trainer(monkeypatch, backend)
-        tr.schedule = schedules.inverse_time(0.01, 1.0)
+        tr.schedule = schedules.inverse_time(0.01, decay_rate=1.0)
         history = tr.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
         assert how == "eager" or tr.eager_reason() is None  # captured to the end, no failure
         runs[how] = (weights(backend, tr.model), history.records, tr.optimizer.t)
@@ -610,7 +610,7 @@ def test_auto_runs_eagerly_where_a_step_needs_the_host_and_says_why(setup, reaso
         monkeypatch.setattr(xdl.backend.NumpyBackend, "supports_graphs", True)  # as if on a GPU
         xdl.seed(0)
         model = xdl.nn.mlp(2, [8], 2)
-        lr = schedules.inverse_time(0.1, 1.0) if setup.pop("lr_schedule", False) else 0.1
+        lr = schedules.inverse_time(0.1, decay_rate=1.0) if setup.pop("lr_schedule", False) else 0.1
         opt = xdl.optim.Adam(model, lr=lr, check_finite=setup.pop("check_finite", False))
         tr = Trainer(model, SoftmaxCrossEntropy(), opt, progress=False, **setup)
         assert reason in tr.eager_reason()
@@ -625,7 +625,7 @@ class PerStepFromEpoch2(xdl.train.Callback):
 
     def on_epoch_end(self, trainer, record):
         if record["epoch"] == 1:
-            trainer.optimizer.lr = schedules.inverse_time(0.01, 1.0)
+            trainer.optimizer.lr = schedules.inverse_time(0.01, decay_rate=1.0)
 
 
 def test_auto_says_once_why_steps_run_eagerly_when_a_callback_makes_them_need_the_host(backend, monkeypatch):

@@ -1491,7 +1491,7 @@ def test_pytorch_module_names_that_xdl_spells_otherwise_say_its_spelling():
     assert xdl.nn.BatchNorm(4).features == 4 and len(xdl.nn.Sequential(xdl.nn.ReLU(), xdl.nn.Tanh())) == 2
     for loss in (xdl.losses.SoftmaxCrossEntropy, xdl.losses.MeanSquaredError, xdl.losses.BinaryCrossEntropy):
         assert isinstance(loss(), xdl.losses.Loss)
-    assert callable(xdl.optim.schedules.step_decay(0.1, 0.5, 2)) and xdl.tensor(np.ones(2)).shape == (2,)
+    assert callable(xdl.optim.schedules.step_decay(0.1, factor=0.5, every=2)) and xdl.tensor(np.ones(2)).shape == (2,)
     assert xdl.relu(xdl.tensor([-1.0, 1.0])).numpy().tolist() == [0.0, 1.0] and callable(xdl.log_softmax)
     # (lr_scheduler's ReduceLROnPlateau, the scheduler a PyTorch user looks for there, is a Trainer callback)
     assert "xdl.train.ReduceLROnPlateau" in xdl.optim.PYTORCH_NAMES["lr_scheduler"]

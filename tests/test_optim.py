@@ -139,13 +139,13 @@ def test_every_optimizer_solves_small_problems(backend, problem, name, make):
 
 
 def test_schedules_match_formulas():
-    assert schedules.inverse_time(0.2, 1.0)(1) == pytest.approx(0.1)
-    assert schedules.inverse_time(0.2, 0.5)(4) == pytest.approx(0.2 / 3)
+    assert schedules.inverse_time(0.2, decay_rate=1.0)(1) == pytest.approx(0.1)
+    assert schedules.inverse_time(0.2, decay_rate=0.5)(4) == pytest.approx(0.2 / 3)
     assert schedules.exponential(0.1)(10) == pytest.approx(0.1 * 0.95**10)
     assert schedules.exponential(0.1, base=0.5)(3) == pytest.approx(0.0125)
     assert schedules.inverse_sqrt(0.1, k=2.0)(16) == pytest.approx(0.05)
-    assert schedules.staircase(0.1, 1.0, interval=10)(9) == pytest.approx(0.1)
-    assert schedules.staircase(0.1, 1.0, interval=10)(25) == pytest.approx(0.1 / 3)
+    assert schedules.staircase(0.1, decay_rate=1.0, interval=10)(9) == pytest.approx(0.1)
+    assert schedules.staircase(0.1, decay_rate=1.0, interval=10)(25) == pytest.approx(0.1 / 3)
     assert schedules.step_decay(0.1, factor=0.5, every=10)(35) == pytest.approx(0.0125)
     cos = schedules.cosine(1.0, total=100, min_lr=0.1)
     assert cos(0) == pytest.approx(1.0) and cos(50) == pytest.approx(0.55) and cos(100) == cos(500) == pytest.approx(0.1)
@@ -153,18 +153,21 @@ def test_schedules_match_formulas():
     assert warm(0) == pytest.approx(0.1 * 0.25) and warm(2) == pytest.approx(0.1 * 0.95**2 * 0.75)
     assert warm(3) == pytest.approx(0.1 * 0.95**3) and warm(8) == pytest.approx(0.1 * 0.95**8)
     assert schedules.warmup(0.3, 3)(0) == pytest.approx(0.1)
-    for s in (schedules.inverse_time(0.3, 2.0), schedules.exponential(0.3), schedules.staircase(0.3, 1.0, 5),
+    for s in (schedules.inverse_time(0.3, decay_rate=2.0), schedules.exponential(0.3),
+              schedules.staircase(0.3, decay_rate=1.0, interval=5),
               schedules.step_decay(0.3), schedules.cosine(0.3, 10), schedules.inverse_sqrt(0.3)):
         assert s(0) == pytest.approx(0.3), s.__name__  # count 0 (the first step or epoch) gives α₀
 
 
 @pytest.mark.parametrize("make", [
-    lambda f, i: schedules.inverse_time(f(3e-3), f(0.1)), lambda f, i: schedules.exponential(f(3e-3), f(0.9)),
-    lambda f, i: schedules.inverse_sqrt(f(3e-3), f(2.0)), lambda f, i: schedules.staircase(f(3e-3), f(0.1), i(3)),
-    lambda f, i: schedules.step_decay(f(3e-3), f(0.5), i(2)), lambda f, i: schedules.cosine(f(3e-3), i(30), f(1e-4)),
+    lambda f, i: schedules.inverse_time(f(3e-3), decay_rate=f(0.1)),
+    lambda f, i: schedules.exponential(f(3e-3), base=f(0.9)), lambda f, i: schedules.inverse_sqrt(f(3e-3), f(2.0)),
+    lambda f, i: schedules.staircase(f(3e-3), decay_rate=f(0.1), interval=i(3)),
+    lambda f, i: schedules.step_decay(f(3e-3), factor=f(0.5), every=i(2)),
+    lambda f, i: schedules.cosine(f(3e-3), i(30), min_lr=f(1e-4)),
     lambda f, i: schedules.warmup(f(3e-3), i(5)), lambda f, i: schedules.warmup(schedules.exponential(f(3e-3)), i(5))])
 def test_a_schedule_of_numpy_numbers_gives_the_rates_of_the_same_python_numbers(make):
-    """exponential(np.float32(3e-3), ...) (a rate from Optuna, a frame, a NumPy grid) computed its
+    """exponential(np.float32(3e-3), base=...) (a rate from Optuna, a frame, a NumPy grid) computed its
     formula in float32 (NEP 50), rounding each rate there: a run's rates, and so its weights, differed
     from those of the same value given as a Python float."""
     numpy_made = make(np.float32, np.int64)
@@ -177,7 +180,7 @@ def test_a_schedule_of_numpy_numbers_gives_the_rates_of_the_same_python_numbers(
 
 def test_schedule_as_lr_is_evaluated_per_step(backend):
     w = xdl.tensor([1.0], requires_grad=True)
-    opt = SGD([w], lr=schedules.inverse_time(1.0, 1.0))
+    opt = SGD([w], lr=schedules.inverse_time(1.0, decay_rate=1.0))
     for t in range(3):  # t steps taken so far: the schedule's count
         w.grad[...] = 1.0
         assert opt.current_lr() == pytest.approx(1.0 / (1 + t))
@@ -251,7 +254,7 @@ def test_an_optimizer_shows_its_rule_and_each_groups_settings():
     (PyTorch's repr lists each group's settings)."""
     model = Sequential(Dense(3, 4), BatchNorm(4), Dense(4, 2))
     assert repr(Adam(model, lr=0.01)) == "Adam(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-08, weight_decay=0.0; 6 parameters)"
-    assert repr(SGD(lr=schedules.exponential(0.1, 0.9))) == \
+    assert repr(SGD(lr=schedules.exponential(0.1, base=0.9))) == \
         "SGD(lr=exponential(0.1, 0.9), weight_decay=0.0; no parameters yet)"
     assert repr(Momentum(param_groups(model, 0.01))).splitlines() == [
         "Momentum(",
@@ -367,7 +370,7 @@ def test_param_groups_read_and_set_each_groups_settings_as_pytorchs_do(backend):
     assert (opt.groups[0].settings["beta1"], opt.groups[0].settings["eps"]) == (0.8, 1e-6)
     before = dict(opt.groups[0].settings)
     assert isinstance(opt.param_groups, tuple)  # groups are added with add_param_group, not by appending
-    groups[0]["lr"] = schedules.inverse_time(0.01, 1.0)  # read on the host: a captured step is made again
+    groups[0]["lr"] = schedules.inverse_time(0.01, decay_rate=1.0)  # read on the host: a captured step is made again
     assert opt.version == 1 and opt.current_lr(opt.groups[0]) == 0.01 / (1 + 2)  # two steps taken
 
 
@@ -754,10 +757,10 @@ def test_a_trainer_refuses_a_parameter_that_came_after_its_optimizer_was_made_of
 
 
 @pytest.mark.parametrize("make, match", [
-    (lambda: schedules.inverse_time(1e-2, -1.0), r"decay_rate must be a finite number ≥ 0, got -1.0"),
-    (lambda: schedules.exponential(1e-2, -0.5), r"base must be a finite number > 0, got -0.5"),
+    (lambda: schedules.inverse_time(1e-2, decay_rate=-1.0), r"decay_rate must be a finite number ≥ 0, got -1.0"),
+    (lambda: schedules.exponential(1e-2, base=-0.5), r"base must be a finite number > 0, got -0.5"),
     (lambda: schedules.inverse_sqrt(1e-2, 0), r"k must be a finite number > 0, got 0"),
-    (lambda: schedules.staircase(1e-2, -1.0, 2), r"decay_rate must be a finite number ≥ 0"),
+    (lambda: schedules.staircase(1e-2, decay_rate=-1.0, interval=2), r"decay_rate must be a finite number ≥ 0"),
     (lambda: schedules.step_decay(1e-2, factor=0.0), r"factor must be a finite number > 0, got 0.0"),
     (lambda: schedules.cosine(1e-2, 10, min_lr=-1), r"min_lr must be a finite number ≥ 0, got -1"),
     (lambda: schedules.cosine(1e-2, 10, min_lr=1.0), r"min_lr must be at most lr0 \(0.01\), got 1.0"),
@@ -1131,11 +1134,11 @@ def test_a_parameter_twice_in_a_group_and_flags_that_are_no_bools_are_refused():
 
 def test_growing_schedules_reach_inf_not_an_overflow_error():
     """Beyond floats a growing schedule gives inf (as float math does), which the optimizer names."""
-    assert schedules.exponential(0.1, 1.5)(2000) == math.inf
-    assert schedules.step_decay(0.1, 2, 1)(5000) == math.inf
-    assert schedules.exponential(0.1, 0.5)(5000) == 0.0
+    assert schedules.exponential(0.1, base=1.5)(2000) == math.inf
+    assert schedules.step_decay(0.1, factor=2, every=1)(5000) == math.inf
+    assert schedules.exponential(0.1, base=0.5)(5000) == 0.0
     p = xdl.Parameter(np.ones(3))
-    optimizer = SGD([p], lr=schedules.exponential(0.1, 1.5))
+    optimizer = SGD([p], lr=schedules.exponential(0.1, base=1.5))
     optimizer.t = 2000
     with pytest.raises(ValueError, match="the lr at step 2001 .* is inf"):
         optimizer.step()
@@ -1293,15 +1296,16 @@ def test_schedules_at_the_edges_of_their_formulas():
     assert [flat(count) for count in (0, 5, 10, 20)] == pytest.approx([0.1] * 4)
 
 
-SCHEDULES_MADE = [schedules.inverse_time(0.1, 1.0), schedules.exponential(0.1, 0.9), schedules.inverse_sqrt(0.1),
-                  schedules.staircase(0.1, 0.5, 3), schedules.step_decay(0.1, 0.5, 10), schedules.cosine(0.1, 10),
+SCHEDULES_MADE = [schedules.inverse_time(0.1, decay_rate=1.0), schedules.exponential(0.1, base=0.9),
+                  schedules.inverse_sqrt(0.1), schedules.staircase(0.1, decay_rate=0.5, interval=3),
+                  schedules.step_decay(0.1, factor=0.5, every=10), schedules.cosine(0.1, 10),
                   schedules.warmup(schedules.cosine(0.1, 10), 3)]
 
 
 @pytest.mark.parametrize("schedule", SCHEDULES_MADE, ids=repr)
 @pytest.mark.parametrize("count", [-1, -0.5, math.nan, "3", None, True, [2]])
 def test_a_schedule_called_with_no_count_of_steps_done_names_it(schedule, count):
-    """A count is the steps (or epochs) done, a number ≥ 0: inverse_time(0.1, 1.0)(-1) raised a bare
+    """A count is the steps (or epochs) done, a number ≥ 0: inverse_time(0.1, decay_rate=1.0)(-1) raised a bare
     ZeroDivisionError, a negative count elsewhere gave a rate above α₀ (exponential's α₀/base) or a cosine's
     rate of count 1, NaN gave NaN, and "3" or None a TypeError from inside the formula."""
     expected = (rf"^{re.escape(repr(schedule))}: count must be a number ≥ 0 \(the steps or epochs done before the "

@@ -181,7 +181,7 @@ def test_a_run_interrupted_at_epoch_k_and_resumed_is_bit_for_bit_the_uninterrupt
 
 def test_an_epoch_schedule_or_a_per_step_lr_is_refused_before_the_fit_trains():
     s = moons()
-    trainer = trainer_for([ReduceLROnPlateau()], schedule=schedules.exponential(0.05, 0.9))
+    trainer = trainer_for([ReduceLROnPlateau()], schedule=schedules.exponential(0.05, base=0.9))
     before = trainer.model.state_dict()
     with pytest.raises(ValueError, match="ReduceLROnPlateau: the trainer has an epoch schedule"):
         trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))

@@ -14,7 +14,7 @@ import pytest
 
 import xdl
 from xdl.nn import BatchNorm, Dense, Dropout, LeakyReLU, ReLU
-from xdl.optim import SGD, Adam, AdamW, Momentum, RMSprop
+from xdl.optim import SGD, Adam, AdamW, Momentum, RMSprop, schedules
 from xdl.train import EarlyStopping, ReduceLROnPlateau
 
 
@@ -225,3 +225,65 @@ def test_the_dropout_function_takes_its_mask_and_key_by_name_only(inplace):
         xdl.dropout(x, 0.5, True, inplace)
     kept = xdl.dropout(x, 0.5, True, mask=np.eye(4, 3, dtype=bool))
     np.testing.assert_array_equal(kept.numpy(), 2 * np.eye(4, 3))
+
+
+# a schedule's peers' positional orders past the arguments taken here: (maker, its positional names here, the
+# values, the peer's rest) and the keywords here the message names
+SCHEDULE_ORDERS = [
+    # PyTorch's StepLR(optimizer, step_size, gamma, last_epoch): step_decay(lr0, 30) was factor=30, a rate growing
+    # 30× every 10 counts; and the order of xdl before (factor, every)
+    (schedules.step_decay, ("lr0",), (0.1,), (30, 0.1, -1), ("every=", "factor=")),
+    (schedules.step_decay, ("lr0",), (0.1,), (0.5, 10), ("every=", "factor=")),
+    # Keras's InverseTimeDecay(initial_learning_rate, decay_steps, decay_rate, staircase, name)
+    (schedules.inverse_time, ("lr0",), (0.1,), (1000, 0.5, False, "decay"), ("decay_rate=",)),
+    (schedules.staircase, ("lr0",), (0.1,), (1000, 0.5, True, "decay"), ("decay_rate=", "interval=")),
+    (schedules.staircase, ("lr0",), (0.1,), (2, 10), ("decay_rate=", "interval=")),  # (where 2 was decay_rate)
+    # Keras's ExponentialDecay(initial_learning_rate, decay_steps, decay_rate, staircase, name); PyTorch's
+    # ExponentialLR(optimizer, gamma, last_epoch)
+    (schedules.exponential, ("lr0",), (0.1,), (1000, 0.96, True, "decay"), ("base=",)),
+    (schedules.exponential, ("lr0",), (0.1,), (0.9, -1), ("base=",)),
+    # Keras's CosineDecay(initial_learning_rate, decay_steps, alpha, name, warmup_target, warmup_steps): alpha is a
+    # fraction of lr0, not min_lr; PyTorch's CosineAnnealingLR(optimizer, T_max, eta_min, last_epoch)
+    (schedules.cosine, ("lr0", "total"), (0.1, 1000), (0.1, "decay", 0.2, 10), ("min_lr=",)),
+    (schedules.cosine, ("lr0", "total"), (0.1, 1000), (1e-4, -1), ("min_lr=",)),
+]
+SCHEDULE_CASES = [(maker, names, given + extra, keywords) for maker, names, given, rest, keywords in SCHEDULE_ORDERS
+                  for extra in prefixes(rest)]
+
+
+@pytest.mark.parametrize("maker, names, args, keywords", SCHEDULE_CASES)
+def test_a_schedule_refuses_a_peers_positional_setting_naming_its_keyword_here(maker, names, args, keywords):
+    """cosine(0.1, 1000, 0.1) in Keras's order (alpha=0.1, a tenth of lr0) ended at min_lr 0.1, lr0 itself;
+    staircase(0.1, 1000, 0.5) was decay_rate 1000 at a step every 0.5 counts: each silently another schedule."""
+    plural = "" if len(names) == 1 else "s"
+    said = (f"{maker.__name__}() takes {len(names)} positional argument{plural} ({', '.join(names)}) "
+            f"but {len(args)} were given; ")
+    with pytest.raises(TypeError, match=re.escape(said)) as refused:
+        maker(*args)
+    assert re.search(r"(PyTorch|Keras)'s (second|third), ", str(refused.value))
+    assert all(keyword in str(refused.value) for keyword in keywords)
+
+
+# each schedule by name, with its name as xdl recorded it when its settings were taken by position too: a
+# checkpoint records it (a resume compares it), so one written before still resumes
+SCHEDULES_BY_NAME = [
+    (lambda: schedules.inverse_time(0.1, decay_rate=0.5), "inverse_time(0.1, 0.5)", lambda c: 0.1 / (1 + 0.5 * c)),
+    (lambda: schedules.exponential(0.1, base=0.9), "exponential(0.1, 0.9)", lambda c: 0.1 * 0.9**c),
+    (lambda: schedules.inverse_sqrt(0.1, 2.0), "inverse_sqrt(0.1, 2.0)", lambda c: 0.2 / max(c, 1) ** 0.5),
+    (lambda: schedules.staircase(0.1, decay_rate=0.5, interval=3), "staircase(0.1, 0.5, 3)",
+     lambda c: 0.1 / (1 + 0.5 * (c // 3))),
+    (lambda: schedules.step_decay(0.1, factor=0.5, every=3), "step_decay(0.1, 0.5, 3)",
+     lambda c: 0.1 * 0.5 ** (c // 3)),
+    (lambda: schedules.step_decay(0.1), "step_decay(0.1, 0.5, 10)", lambda c: 0.1 * 0.5 ** (c // 10)),
+    (lambda: schedules.cosine(0.1, 10, min_lr=0.01), "cosine(0.1, 10, 0.01)",
+     lambda c: 0.01 + 0.09 * (1 + np.cos(np.pi * min(c, 10) / 10)) / 2),
+    (lambda: schedules.warmup(schedules.cosine(0.1, 10), 3), "warmup(cosine(0.1, 10, 0.0), 3)",
+     lambda c: 0.1 * (1 + np.cos(np.pi * min(c, 10) / 10)) / 2 * min(1, (c + 1) / 3)),
+]
+
+
+@pytest.mark.parametrize("make, recorded, formula", SCHEDULES_BY_NAME)
+def test_a_schedules_settings_by_name_are_as_given_and_it_is_named_as_before(make, recorded, formula):
+    schedule = make()
+    assert repr(schedule) == recorded and repr(pickle.loads(pickle.dumps(schedule))) == recorded
+    np.testing.assert_allclose([schedule(c) for c in range(40)], [formula(c) for c in range(40)], rtol=1e-12)

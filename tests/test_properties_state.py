@@ -34,13 +34,16 @@ quick = settings(max_examples=40, deadline=None, derandomize=True)
 # ---------------------------------------------------------------------------------------------------------------
 # learning-rate schedules
 
-DECAYS = {  # name → (maker, a strategy of its arguments after lr0): each non-increasing in the count
-    "inverse_time": (schedules.inverse_time, st.tuples(st.floats(0, 100))),
-    "exponential": (schedules.exponential, st.tuples(st.floats(1e-3, 1.0))),
-    "staircase": (schedules.staircase, st.tuples(st.floats(0, 10), st.integers(1, 50))),
-    "step_decay": (schedules.step_decay, st.tuples(st.floats(1e-3, 1.0), st.integers(1, 50))),
-    "cosine": (schedules.cosine, st.tuples(st.integers(1, 1000), st.floats(0, 1))),  # min_lr as a share of lr0
-    "inverse_sqrt": (schedules.inverse_sqrt, st.tuples(st.just(1.0))),  # (k = 1: α₀ at count 0)
+DECAYS = {  # name → (maker, a strategy of its arguments after lr0, by name): each non-increasing in the count
+    "inverse_time": (schedules.inverse_time, st.fixed_dictionaries({"decay_rate": st.floats(0, 100)})),
+    "exponential": (schedules.exponential, st.fixed_dictionaries({"base": st.floats(1e-3, 1.0)})),
+    "staircase": (schedules.staircase,
+                  st.fixed_dictionaries({"decay_rate": st.floats(0, 10), "interval": st.integers(1, 50)})),
+    "step_decay": (schedules.step_decay,
+                   st.fixed_dictionaries({"factor": st.floats(1e-3, 1.0), "every": st.integers(1, 50)})),
+    # min_lr as a share of lr0
+    "cosine": (schedules.cosine, st.fixed_dictionaries({"total": st.integers(1, 1000), "min_lr": st.floats(0, 1)})),
+    "inverse_sqrt": (schedules.inverse_sqrt, st.fixed_dictionaries({"k": st.just(1.0)})),  # (k = 1: α₀ at count 0)
 }
 
 
@@ -49,10 +52,10 @@ def decays(draw):
     """(a decaying schedule, its α₀)."""
     name = draw(st.sampled_from(sorted(DECAYS)))
     maker, arguments = DECAYS[name]
-    lr0, args = draw(st.floats(1e-6, 10.0)), draw(arguments)
+    lr0, kwargs = draw(st.floats(1e-6, 10.0)), draw(arguments)
     if name == "cosine":
-        args = (args[0], args[1] * lr0)
-    return maker(lr0, *args), lr0
+        kwargs["min_lr"] *= lr0
+    return maker(lr0, **kwargs), lr0
 
 
 COUNTS = st.lists(st.integers(0, 10**6), min_size=2, max_size=8)
@@ -71,7 +74,7 @@ def test_a_decay_starts_at_its_rate_and_never_rises(case, counts):
 
 
 def test_a_cosines_rates_are_its_formulas():
-    """cosine(α₀, T, min_lr)(t) is min_lr + (α₀ − min_lr)·(1 + cos(π·min(t, T)/T))/2 bit for bit, as
+    """cosine(α₀, T, min_lr=min_lr)(t) is min_lr + (α₀ − min_lr)·(1 + cos(π·min(t, T)/T))/2 bit for bit, as
     written: a checkpoint keeps its schedule's rates at a few counts and a resume compares them exactly
     (`provenance`), so a formula reordered for an ulp (α₀ exact at count 0) refused every cosine run
     checkpointed before it (1,532 of 2,000 random cosines differed somewhere)."""
@@ -80,7 +83,7 @@ def test_a_cosines_rates_are_its_formulas():
         lr0 = float(10 ** rng.uniform(-8, 3))
         min_lr = [0.0, lr0 * rng.random()][rng.integers(2)]
         total = int(rng.choice([1, 3, 40, 200, rng.integers(1, 10**6)]))
-        schedule = schedules.cosine(lr0, total, min_lr)
+        schedule = schedules.cosine(lr0, total, min_lr=min_lr)
         for count in (0, 1, 2, 3, 5, 100, total // 2, total - 1, total, total + 7):
             assert schedule(count) == min_lr + (lr0 - min_lr) * (1 + math.cos(math.pi * min(count, total) / total)) / 2
 
@@ -111,7 +114,7 @@ def test_a_schedule_copied_or_pickled_gives_the_same_rates_and_name(case, counts
 def test_a_count_of_any_number_type_gives_the_python_counts_rate_as_a_python_float(case, counts, kind):
     """s(count) does not depend on the count's type (a NumPy epoch of np.arange, Keras's float epochs):
     a NumPy count ran the formula in NumPy's arithmetic — np.float32(7) gave a float32 rate, rounded
-    there, np.int64 NumPy's power, 1 ulp from the Python int's (step_decay(1.0, 0.9388, 26) at 2080)."""
+    there, np.int64 NumPy's power, 1 ulp from the Python int's (step_decay(1.0, factor=0.9388, every=26) at 2080)."""
     schedule, _ = case
     for count in counts:
         count = min(count, int(np.iinfo(kind).max) if kind not in (np.float32, np.float64, float) else 2**24)
@@ -121,9 +124,9 @@ def test_a_count_of_any_number_type_gives_the_python_counts_rate_as_a_python_flo
 
 def test_a_numpy_count_gives_the_rate_of_the_python_number_it_holds():
     """One case each of the defect above, found by the property."""
-    assert schedules.step_decay(1.0, 0.938811765931045, 26)(np.int64(2080)) == \
-        schedules.step_decay(1.0, 0.938811765931045, 26)(2080)
-    assert type(schedules.inverse_time(1.0, 0.3)(np.float32(7))) is float
+    assert schedules.step_decay(1.0, factor=0.938811765931045, every=26)(np.int64(2080)) == \
+        schedules.step_decay(1.0, factor=0.938811765931045, every=26)(2080)
+    assert type(schedules.inverse_time(1.0, decay_rate=0.3)(np.float32(7))) is float
 
 
 def _trained(rule: str, lr, batches) -> tuple:
@@ -145,8 +148,8 @@ def _step(model, optimizer, batches) -> None:
 @settings(max_examples=25, deadline=None, derandomize=True)
 @given(rule=st.sampled_from(["SGD", "Momentum", "RMSprop", "Adam", "AdamW"]), done=st.integers(0, 6),
        more=st.integers(1, 4), seed=st.integers(0, 2**16),
-       lr=st.sampled_from([schedules.exponential(0.05, 0.9), schedules.warmup(schedules.cosine(0.05, 7), 3),
-                           schedules.step_decay(0.05, 0.5, 2), schedules.inverse_sqrt(0.05), 0.01]))
+       lr=st.sampled_from([schedules.exponential(0.05, base=0.9), schedules.warmup(schedules.cosine(0.05, 7), 3),
+                           schedules.step_decay(0.05, factor=0.5, every=2), schedules.inverse_sqrt(0.05), 0.01]))
 def test_an_optimizer_resumed_from_its_pickled_state_after_n_steps_runs_on_as_the_whole_run(
         rule, done, more, seed, lr):
     """n steps, (model, optimizer) state through state_dict and pickle into a fresh pair made with

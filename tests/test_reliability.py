@@ -470,7 +470,7 @@ def test_a_group_a_callback_adds_at_a_rate_of_its_own_is_refused_beside_an_epoch
 
     def run(settings):
         return unfreezing_trainer(1, 3, callbacks=[UnfreezeAt(1, **settings)],
-                                  schedule=xdl.optim.schedules.exponential(0.01, 0.5))
+                                  schedule=xdl.optim.schedules.exponential(0.01, base=0.5))
 
     own = run({"lr": 1e-4})
     with pytest.raises(ValueError, match=r"^epoch 2: a parameter group was added during the run; schedule: it sets "
@@ -1152,7 +1152,7 @@ def test_dropout_draws_fresh_masks_after_fit():
 
 def test_resuming_the_same_trainer_with_a_schedule_and_old_or_short_checkpoints(tmp_path):
     s = moons()
-    schedule = xdl.optim.schedules.inverse_time(0.01, 0.5)
+    schedule = xdl.optim.schedules.inverse_time(0.01, decay_rate=0.5)
     trainer = trainer_for(epochs=4, schedule=schedule, callbacks=[Checkpoint(tmp_path)],
                           augment=SignalAtStep(at_call=20))
     with pytest.raises(Interrupted):
@@ -1640,7 +1640,8 @@ def test_a_control_file_written_just_before_a_resume_is_waited_for_and_applied(t
 @pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
 def test_a_mid_epoch_resume_under_a_per_step_schedule_records_the_epochs_rate(tmp_path):
     s = moons()
-    schedule = lambda: xdl.optim.schedules.inverse_time(3e-3, 0.01)  # noqa: E731 (per step: the optimizer's lr)
+    # (per step: the optimizer's lr)
+    schedule = lambda: xdl.optim.schedules.inverse_time(3e-3, decay_rate=0.01)  # noqa: E731
 
     def trainer(augment, callbacks=()):
         xdl.seed(0)
@@ -1765,7 +1766,7 @@ def test_a_freeze_after_an_epochs_last_step_is_refused_after_its_record(tmp_path
     assert read_position(tmp_path / "checkpoint.npz")[1:] == (epoch, 0)
 
 
-@pytest.mark.parametrize("schedule", [None, xdl.optim.schedules.exponential(0.01, 0.5)])
+@pytest.mark.parametrize("schedule", [None, xdl.optim.schedules.exponential(0.01, base=0.5)])
 def test_a_group_whose_rate_a_callback_sets_to_0_stops_training_within_the_run(schedule):
     """What the refusal of a freeze within a run advises: the layer's group at a rate of 0 — its
     weights stay as they were from then on (weight decay and L2 scale with the rate), the others train
@@ -2472,7 +2473,7 @@ def test_a_group_a_callback_adds_at_the_rate_an_epoch_schedule_set_resumes(tmp_p
 
     def unfreezing(groups, epochs, directory):
         return unfreezing_trainer(groups, epochs, directory, callbacks=[UnfreezeAt(2)],
-                                  schedule=xdl.optim.schedules.exponential(0.01, 0.5))
+                                  schedule=xdl.optim.schedules.exponential(0.01, base=0.5))
 
     whole = unfreezing(1, epochs=3, directory=tmp_path / "whole")
     whole.fit(s.X_train, s.y_train)

@@ -51,7 +51,7 @@ def test_adam_beats_plain_gradient_descent_on_moons(backend):
 
 def test_history_records_every_epoch(backend):
     s = moons_parts()
-    trainer = make_trainer(backend, epochs=4, schedule=xdl.optim.schedules.inverse_time(0.01, 1.0))
+    trainer = make_trainer(backend, epochs=4, schedule=xdl.optim.schedules.inverse_time(0.01, decay_rate=1.0))
     history = trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
     assert history["epoch"] == [1, 2, 3, 4]
     np.testing.assert_allclose(history["lr"], [0.01 / (1 + e) for e in range(4)])
@@ -65,7 +65,7 @@ def test_history_records_every_epoch(backend):
 
 def test_resume_ends_with_the_same_weights_as_an_uninterrupted_run(tmp_path):
     s = moons_parts()
-    kwargs = dict(epochs=6, dropout=0.2, schedule=xdl.optim.schedules.inverse_time(0.01, 0.5))
+    kwargs = dict(epochs=6, dropout=0.2, schedule=xdl.optim.schedules.inverse_time(0.01, decay_rate=0.5))
     straight = make_trainer(None, **kwargs)
     straight.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
 
@@ -854,7 +854,7 @@ def test_a_resume_keeps_a_rate_set_in_a_per_step_schedules_place(tmp_path):
     s = moons_parts()
 
     def make(epochs, callbacks=()):
-        return make_trainer(None, lr=xdl.optim.schedules.exponential(0.01, 0.999), epochs=epochs,
+        return make_trainer(None, lr=xdl.optim.schedules.exponential(0.01, base=0.999), epochs=epochs,
                             callbacks=[SetLrAt(2, 0.001), *callbacks])
 
     straight = make(5)
@@ -872,7 +872,7 @@ def test_a_resume_says_a_schedule_set_during_the_run_is_not_in_its_checkpoint(tm
     the resume went back to the constructor's constant without a word — unless a callback sets it
     again as the resumed run begins."""
     s = moons_parts()
-    schedule = xdl.optim.schedules.exponential(0.01, 0.99)
+    schedule = xdl.optim.schedules.exponential(0.01, base=0.99)
 
     class ScheduleFrom2(xdl.train.Callback):
         def __init__(self, again):
@@ -918,7 +918,7 @@ def test_a_resume_keeps_the_epoch_schedule_a_callback_cleared(tmp_path):
     resumed run went back to the schedule, 0.0729 at epoch 4 where the run had 0.0225, unsaid, and ended
     with other weights."""
     s = moons_parts()
-    schedule = xdl.optim.schedules.exponential(0.1, 0.9)
+    schedule = xdl.optim.schedules.exponential(0.1, base=0.9)
 
     def make(callbacks):
         return make_trainer(None, optimizer="gd", lr=0.1, epochs=5, schedule=schedule, callbacks=callbacks)
@@ -941,7 +941,7 @@ def test_a_trainer_resuming_its_own_checkpoint_takes_the_schedule_the_checkpoint
     after (PlateauFrom(3)): the resumed epoch 3 is schedule(2) = 0.081, as the run had it, as a new trainer's
     resume has it — the trainer kept its own cleared schedule, 0.09 on, unsaid."""
     s = moons_parts()
-    schedule = xdl.optim.schedules.exponential(0.1, 0.9)
+    schedule = xdl.optim.schedules.exponential(0.1, base=0.9)
 
     def make(directory):
         return make_trainer(None, optimizer="gd", lr=0.1, epochs=5, schedule=schedule,
@@ -965,7 +965,7 @@ def test_a_schedule_a_callback_clears_and_sets_again_is_no_rate_set_under_it():
     schedule(3), as the callback asked — the warning compared 0.01 with epoch 2's rate, which the schedule
     had set before it was cleared, and said the callback had set a rate under a kept schedule."""
     s = moons_parts()
-    schedule = xdl.optim.schedules.exponential(0.1, 0.9)
+    schedule = xdl.optim.schedules.exponential(0.1, base=0.9)
 
     class Hold(xdl.train.Callback):
         def on_epoch_end(self, trainer, record):
@@ -990,7 +990,7 @@ def test_a_resume_of_a_schedule_set_where_none_was_given_says_it_goes_on_without
     class ScheduleFrom2(xdl.train.Callback):
         def on_epoch_end(self, trainer, record):
             if record["epoch"] == 2:
-                trainer.schedule = xdl.optim.schedules.exponential(0.05, 0.5)
+                trainer.schedule = xdl.optim.schedules.exponential(0.05, base=0.5)
             if record["epoch"] == 3:
                 trainer.stop_training = True
 
@@ -1006,8 +1006,8 @@ def test_a_rate_a_callback_sets_under_a_kept_epoch_schedule_is_said():
     """trainer.optimizer.lr /= 2 at epoch 2's end with trainer.schedule kept: the schedule sets epoch 3's rate
     over it — said once, not trained on as if the callback had done nothing, silently."""
     s = moons_parts()
-    trainer = make_trainer(None, optimizer="gd", lr=0.1, epochs=4, schedule=xdl.optim.schedules.exponential(0.1, 0.9),
-                           callbacks=[HalveLrAt(2)])
+    trainer = make_trainer(None, optimizer="gd", lr=0.1, epochs=4,
+                           schedule=xdl.optim.schedules.exponential(0.1, base=0.9), callbacks=[HalveLrAt(2)])
     with pytest.warns(UserWarning, match=r"rate was set to 0.045 after the schedule set epoch 2's, 0.09.*"
                                          r"clears the schedule \(trainer.schedule = None"):
         history = trainer.fit(s.X_train, s.y_train)
@@ -1028,7 +1028,7 @@ def test_a_rate_a_callbacks_on_train_begin_sets_under_a_kept_epoch_schedule_is_s
             trainer.optimizer.lr = self.rate
 
     s = moons_parts()
-    schedule = xdl.optim.schedules.exponential(0.1, 0.9)
+    schedule = xdl.optim.schedules.exponential(0.1, base=0.9)
     trainer = make_trainer(None, optimizer="gd", lr=0.1, epochs=2, schedule=schedule, callbacks=[SetAtBegin(0.5)])
     with pytest.warns(UserWarning, match=r"^the optimizer's rate was set to 0.5 as the run began \(a callback's "
                                          r"on_train_begin\), and the schedule sets epoch 1's now, 0.1, in its place"):
@@ -1058,7 +1058,7 @@ def test_one_groups_rate_a_callback_sets_under_a_kept_epoch_schedule_is_said(nex
     model = xdl.nn.mlp(2, [16, 8], 2, batch_norm=True)
     opt = xdl.optim.SGD(xdl.optim.param_groups(model, 0.0), lr=0.1)
     trainer = Trainer(model, SoftmaxCrossEntropy(), opt, epochs=3, seed=0, progress=False, batch_size=64,
-                      schedule=xdl.optim.schedules.exponential(0.1, 0.9), callbacks=[SetGroup1At2()])
+                      schedule=xdl.optim.schedules.exponential(0.1, base=0.9), callbacks=[SetGroup1At2()])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         trainer.fit(s.X_train, s.y_train)
@@ -1165,16 +1165,16 @@ def test_an_epoch_schedule_over_groups_with_rates_of_their_own_is_refused():
     groups = [{"params": model.parameters("weight"), "lr": 1e-3}, {"params": model.parameters("bias"), "lr": 1e-1}]
     with pytest.raises(ValueError, match=r"schedule: it sets every group's rate .*rates of their own \(0.001, 0.1\)"):
         Trainer(model, SoftmaxCrossEntropy(), xdl.optim.SGD(groups, lr=1e-2),
-                schedule=xdl.optim.schedules.exponential(1e-2, 0.5))
+                schedule=xdl.optim.schedules.exponential(1e-2, base=0.5))
     Trainer(model, SoftmaxCrossEntropy(), xdl.optim.SGD(groups, lr=1e-2))  # without one, each keeps its own
 
 
 def test_two_schedules_are_refused():
     xdl.seed(0)
     model = xdl.nn.mlp(2, [4], 2)
-    per_step = Adam(model, lr=xdl.optim.schedules.exponential(0.1, 0.5))
+    per_step = Adam(model, lr=xdl.optim.schedules.exponential(0.1, base=0.5))
     with pytest.raises(ValueError, match="schedule: the optimizer's lr is already a per-step schedule"):
-        Trainer(model, SoftmaxCrossEntropy(), per_step, schedule=xdl.optim.schedules.inverse_time(0.05, 1.0))
+        Trainer(model, SoftmaxCrossEntropy(), per_step, schedule=xdl.optim.schedules.inverse_time(0.05, decay_rate=1.0))
 
 
 def test_a_resume_says_a_per_step_schedule_a_callback_replaced_is_not_in_its_checkpoint(tmp_path):
@@ -1182,7 +1182,7 @@ def test_a_resume_says_a_per_step_schedule_a_callback_replaced_is_not_in_its_che
     saved): the resume went on with the optimizer's own 0.01·0.999ᵗ — epoch 4 at 0.0098 where the run
     had ~0 — without a word (it warned only where the resumed setting was no schedule at all)."""
     s = moons_parts()
-    replacement = xdl.optim.schedules.exponential(0.003, 0.5)
+    replacement = xdl.optim.schedules.exponential(0.003, base=0.5)
 
     def make(epochs, again=False):
         class Replace(xdl.train.Callback):
@@ -1194,7 +1194,7 @@ def test_a_resume_says_a_per_step_schedule_a_callback_replaced_is_not_in_its_che
                 if record["epoch"] == 2:
                     trainer.optimizer.lr = replacement
 
-        return make_trainer(None, lr=xdl.optim.schedules.exponential(0.01, 0.999), epochs=epochs,
+        return make_trainer(None, lr=xdl.optim.schedules.exponential(0.01, base=0.999), epochs=epochs,
                             callbacks=[Replace(), Checkpoint(tmp_path)])
 
     make(3).fit(s.X_train, s.y_train)
@@ -1211,7 +1211,7 @@ def test_a_resume_says_a_per_step_schedule_a_callback_replaced_is_not_in_its_che
         warnings.simplefilter("error")  # said once, by the resume: a later fit of the run is no resume
         resumed.fit(s.X_train, s.y_train)
         # a run whose schedule no callback replaced resumes without a word
-        plain = lambda epochs: make_trainer(None, lr=xdl.optim.schedules.exponential(0.01, 0.999),  # noqa: E731
+        plain = lambda epochs: make_trainer(None, lr=xdl.optim.schedules.exponential(0.01, base=0.999),  # noqa: E731
                                             epochs=epochs, callbacks=[Checkpoint(tmp_path / "plain")])
         plain(2).fit(s.X_train, s.y_train)
         plain(3).fit(s.X_train, s.y_train, resume=tmp_path / "plain")
@@ -1237,20 +1237,20 @@ def test_an_epoch_schedule_set_beside_a_per_step_one_or_over_groups_rates_is_ref
     """What the constructor refuses, set afterwards: the epoch schedule replaced the per-step lr for good at
     the next epoch's start (and set every group's own rate alike), silently."""
     s = moons_parts()
-    trainer = make_trainer(None, lr=xdl.optim.schedules.exponential(0.01, 0.999), epochs=2)
+    trainer = make_trainer(None, lr=xdl.optim.schedules.exponential(0.01, base=0.999), epochs=2)
     trainer.fit(s.X_train, s.y_train)
     with pytest.raises(ValueError, match="schedule: the optimizer's lr is already a per-step schedule"):
-        trainer.schedule = xdl.optim.schedules.exponential(0.01, 0.5)
+        trainer.schedule = xdl.optim.schedules.exponential(0.01, base=0.5)
     xdl.seed(0)
     model = xdl.nn.mlp(2, [8], 2)
     groups = [{"params": model.parameters("weight"), "lr": 1e-3}, {"params": model.parameters("bias"), "lr": 1e-1}]
     grouped = Trainer(model, SoftmaxCrossEntropy(), xdl.optim.SGD(groups, lr=1e-2))
     with pytest.raises(ValueError, match=r"rates of their own \(0.001, 0.1\)"):
-        grouped.schedule = xdl.optim.schedules.exponential(1e-2, 0.5)
+        grouped.schedule = xdl.optim.schedules.exponential(1e-2, base=0.5)
     # the other order: opt.lr = a per-step schedule under a kept epoch schedule, refused by the next fit
-    kept = make_trainer(None, optimizer="gd", lr=0.1, epochs=2, schedule=xdl.optim.schedules.exponential(0.1, 0.9))
+    kept = make_trainer(None, optimizer="gd", lr=0.1, epochs=2, schedule=xdl.optim.schedules.exponential(0.1, base=0.9))
     kept.fit(s.X_train, s.y_train)
-    kept.optimizer.lr, kept.epochs = xdl.optim.schedules.exponential(0.05, 0.999), 3
+    kept.optimizer.lr, kept.epochs = xdl.optim.schedules.exponential(0.05, base=0.999), 3
     with pytest.raises(ValueError, match="schedule: the optimizer's lr is already a per-step schedule"):
         kept.fit(s.X_train, s.y_train)
     assert kept.epoch == 2
@@ -1264,10 +1264,10 @@ def test_a_per_step_schedule_a_callback_sets_under_a_kept_epoch_schedule_is_said
     class PerStepFrom2(xdl.train.Callback):
         def on_epoch_end(self, trainer, record):
             if record["epoch"] == 2:
-                trainer.optimizer.lr = xdl.optim.schedules.exponential(0.05, 0.999)
+                trainer.optimizer.lr = xdl.optim.schedules.exponential(0.05, base=0.999)
 
-    trainer = make_trainer(None, optimizer="gd", lr=0.1, epochs=4, schedule=xdl.optim.schedules.exponential(0.1, 0.9),
-                           callbacks=[PerStepFrom2()])
+    trainer = make_trainer(None, optimizer="gd", lr=0.1, epochs=4,
+                           schedule=xdl.optim.schedules.exponential(0.1, base=0.9), callbacks=[PerStepFrom2()])
     with pytest.warns(UserWarning, match=r"rate was set to a per-step schedule, exponential\(0.05, 0.999\), after "
                                          r"the schedule set epoch 2's, 0.09"):
         history = trainer.fit(s.X_train, s.y_train)
@@ -1359,7 +1359,7 @@ def test_control_file_changes_the_rate_and_stops_and_a_resume_replays_it(tmp_pat
     from xdl.train import Control
 
     parts = moons_parts(300)
-    schedule = xdl.optim.schedules.inverse_time(1e-2, 0.5)
+    schedule = xdl.optim.schedules.inverse_time(1e-2, decay_rate=0.5)
     run = tmp_path / "run"
     run.mkdir()
     trainer = make_trainer(None, epochs=6, schedule=schedule,
@@ -1616,7 +1616,7 @@ def test_a_later_fit_keeps_the_rate_set_by_hand_in_its_checkpoints(tmp_path):
     from xdl.train import Control
 
     parts = moons_parts(300)
-    schedule = xdl.optim.schedules.inverse_time(1e-2, 0.5)
+    schedule = xdl.optim.schedules.inverse_time(1e-2, decay_rate=0.5)
 
     class StopAt(Callback):
         order = 200
@@ -1653,7 +1653,7 @@ def test_a_rate_read_on_resuming_a_run_that_is_over_is_kept_for_the_resume_that_
     from xdl.train import Control
 
     parts = moons_parts(300)
-    schedule = xdl.optim.schedules.inverse_time(1e-2, 0.5)
+    schedule = xdl.optim.schedules.inverse_time(1e-2, decay_rate=0.5)
     run = tmp_path / "run"
     run.mkdir()
 

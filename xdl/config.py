@@ -334,10 +334,10 @@ class TrainConfig:
         """epochs completed (0 for the first epoch) → learning rate, or None for a constant rate."""
         s = optim.schedules
         return {"none": lambda: None,
-                "inverse_time": lambda: s.inverse_time(self.lr, self.decay_rate),
-                "exponential": lambda: s.exponential(self.lr, self.decay_base),
-                "staircase": lambda: s.staircase(self.lr, self.decay_rate, self.decay_every),
-                "step": lambda: s.step_decay(self.lr, self.decay_factor, self.decay_every),
+                "inverse_time": lambda: s.inverse_time(self.lr, decay_rate=self.decay_rate),
+                "exponential": lambda: s.exponential(self.lr, base=self.decay_base),
+                "staircase": lambda: s.staircase(self.lr, decay_rate=self.decay_rate, interval=self.decay_every),
+                "step": lambda: s.step_decay(self.lr, factor=self.decay_factor, every=self.decay_every),
                 "cosine": lambda: s.cosine(self.lr, self.epochs)}[self.schedule]()
 
     def build_trainer(self, model, callbacks=()):

@@ -11,10 +11,17 @@ count differs.
 >>> s = schedules.inverse_time(0.2, decay_rate=1.0)
 >>> [round(s(epoch), 4) for epoch in (0, 1, 2)]
 [0.2, 0.1, 0.0667]
+
+A setting after those every caller gives by position (α₀; cosine's total, warmup's schedule and steps) is
+a keyword where PyTorch's or Keras's peer takes another at its place (PyTorch's and scikit-learn's rule):
+``step_decay(lr0, 30)`` in StepLR(optimizer, step_size, gamma)'s order was factor=30, a rate growing 30×
+each 10 counts; such a call is refused, saying what the peer's argument is here (`_maker`).
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 
 import numpy as np
@@ -37,9 +44,11 @@ def _power(base: float, exponent) -> float:
 
 
 class Schedule:
-    """A schedule of this module: ``schedule(count) = formula(count, *args)``, named as it was made
-    (``cosine(0.001, 1000, 0.0)``: its repr, and what a checkpoint records). A small object, not a
-    closure, so that an optimizer holding one pickles (its ``state_dict`` too)."""
+    """A schedule of this module: ``schedule(count) = formula(count, *args)``, named by its maker and
+    its arguments in the maker's order (``cosine(0.001, 1000, 0.0)`` for ``cosine(0.001, 1000, min_lr=0.0)``):
+    its repr, what a checkpoint records and a resume compares — written as before the settings were
+    keywords, so a checkpoint of then still resumes. A small object, not a closure, so that an optimizer
+    holding one pickles (its ``state_dict`` too)."""
 
     def __init__(self, kind: str, formula, *args):
         # NumPy scalars as Python numbers: a formula of np.float32(3e-3) (a rate from Optuna, a frame, a NumPy
@@ -90,30 +99,56 @@ def _warmup(count, base, steps):
     return (base(count) if callable(base) else base) * min(1.0, (count + 1) / steps)
 
 
-def _maker(fn):
-    """A function that makes a schedule, so marked: given in a schedule's place it is refused by
-    name (`xdl.optim.optimizer.check_not_maker`)."""
-    fn.makes_schedule = True
-    return fn
+def _maker(peer_positional: str | None = None):
+    """Mark a function that makes a schedule: given in a schedule's place it is refused by name
+    (`xdl.optim.optimizer.check_not_maker`). ``peer_positional``: what PyTorch's or Keras's peer takes
+    at the places past the maker's positional arguments, and which keyword that is here; a call with
+    more arguments by position (the peer's order) is refused with it, before any work — Python's own
+    "takes 1 positional argument but 2 were given" did not say which keyword was meant."""
+    def marked(fn):
+        fn.makes_schedule = True
+        return fn if peer_positional is None else _refusing_peer_order(fn, peer_positional)
+    return marked
 
 
-@_maker
-def inverse_time(lr0: float, decay_rate: float):
+def _refusing_peer_order(fn, peer_positional: str):
+    """``fn`` refusing more positional arguments than it takes, with ``peer_positional`` (`_maker`)."""
+    taken = inspect.signature(fn).parameters.values()
+    positional = [p.name for p in taken if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    plural = "" if len(positional) == 1 else "s"  # (Python's own: "takes 1 positional argument")
+
+    @functools.wraps(fn)  # (its name, docstring, signature and mark: check_not_maker names lr0 from it)
+    def refusing(*args, **kwargs):
+        if len(args) > len(positional):
+            raise TypeError(f"{fn.__name__}() takes {len(positional)} positional argument{plural} "
+                            f"({', '.join(positional)}) but {len(args)} were given; {peer_positional}")
+        return fn(*args, **kwargs)
+
+    return refusing
+
+
+@_maker("Keras's second, InverseTimeDecay(initial_learning_rate, decay_steps, decay_rate), is decay_steps: give "
+        "decay_rate by its name, Keras's decay_rate / decay_steps (inverse_time(lr0, decay_rate=decay_rate / "
+        "decay_steps); with staircase=True, staircase(lr0, decay_rate=decay_rate, interval=decay_steps))")
+def inverse_time(lr0: float, *, decay_rate: float):
     """α = α₀ / (1 + decay_rate·count)"""
     check_positive("lr0", lr0)
     check_non_negative("decay_rate", decay_rate)  # a negative one reaches 1/0 at count 1/|decay_rate|
     return Schedule("inverse_time", _inverse_time, lr0, decay_rate)
 
 
-@_maker
-def exponential(lr0: float, base: float = 0.95):
+@_maker("Keras's second, ExponentialDecay(initial_learning_rate, decay_steps, decay_rate), is decay_steps: give "
+        "base by its name, Keras's decay_rate ** (1 / decay_steps) (exponential(lr0, base=decay_rate ** (1 / "
+        "decay_steps)); with staircase=True, step_decay(lr0, factor=decay_rate, every=decay_steps)); PyTorch's "
+        "ExponentialLR(optimizer, gamma) is exponential(lr0, base=gamma)")
+def exponential(lr0: float, *, base: float = 0.95):
     """α = α₀·base^count"""
     check_positive("lr0", lr0)
     check_positive("base", base)  # (above 1 it grows, as PyTorch's ExponentialLR with γ > 1)
     return Schedule("exponential", _exponential, lr0, base)
 
 
-@_maker
+@_maker()
 def inverse_sqrt(lr0: float, k: float = 1.0):
     """α = α₀·k/√count (count 0 is treated as 1)"""
     check_positive("lr0", lr0)
@@ -121,8 +156,9 @@ def inverse_sqrt(lr0: float, k: float = 1.0):
     return Schedule("inverse_sqrt", _inverse_sqrt, lr0, k)
 
 
-@_maker
-def staircase(lr0: float, decay_rate: float, interval: int):
+@_maker("Keras's second, InverseTimeDecay(initial_learning_rate, decay_steps, decay_rate, staircase=True), is "
+        "decay_steps, interval here: give both by name, staircase(lr0, decay_rate=decay_rate, interval=decay_steps)")
+def staircase(lr0: float, *, decay_rate: float, interval: int):
     """α = α₀ / (1 + decay_rate·⌊count/interval⌋)"""
     check_positive("lr0", lr0)
     check_non_negative("decay_rate", decay_rate)
@@ -130,8 +166,9 @@ def staircase(lr0: float, decay_rate: float, interval: int):
     return Schedule("staircase", _staircase, lr0, decay_rate, interval)
 
 
-@_maker
-def step_decay(lr0: float, factor: float = 0.5, every: int = 10):
+@_maker("PyTorch's second, StepLR(optimizer, step_size, gamma), is step_size, every here, and its gamma is "
+        "factor: give both by name, step_decay(lr0, factor=gamma, every=step_size)")
+def step_decay(lr0: float, *, factor: float = 0.5, every: int = 10):
     """α = α₀·factor^⌊count/every⌋ (multiply by ``factor`` every ``every`` counts)"""
     check_positive("lr0", lr0)
     check_positive("factor", factor)
@@ -139,8 +176,10 @@ def step_decay(lr0: float, factor: float = 0.5, every: int = 10):
     return Schedule("step_decay", _step_decay, lr0, factor, every)
 
 
-@_maker
-def cosine(lr0: float, total: int, min_lr: float = 0.0):
+@_maker("Keras's third, CosineDecay(initial_learning_rate, decay_steps, alpha), is alpha, a fraction of lr0: give "
+        "min_lr by its name, alpha·lr0 (cosine(lr0, decay_steps, min_lr=alpha * lr0)); PyTorch's "
+        "CosineAnnealingLR(optimizer, T_max, eta_min) is cosine(lr0, T_max, min_lr=eta_min)")
+def cosine(lr0: float, total: int, *, min_lr: float = 0.0):
     """α = min_lr + (α₀ − min_lr)·(1 + cos(π·min(count, total)/total))/2 (from α₀ down to min_lr,
     default 0, held after ``total`` counts)."""
     check_positive("lr0", lr0)
@@ -151,7 +190,7 @@ def cosine(lr0: float, total: int, min_lr: float = 0.0):
     return Schedule("cosine", _cosine, lr0, total, min_lr)
 
 
-@_maker
+@_maker()
 def warmup(schedule, steps: int):
     """Linear warm-up: α = base(count)·min(1, (count + 1)/steps), where base is a schedule or a
     constant: the first of ``steps`` counts uses base/steps, count steps − 1 and later the base.
