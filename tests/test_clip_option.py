@@ -197,6 +197,8 @@ def test_a_stacked_optimizer_holds_each_models_max_norm_and_its_state_dict_round
     stacked = xdl.nn.stack(models)
     opt = StackedOptimizer(stacked, [SGD(m, max_grad_norm=n) for m, n in zip(models, (None, 0.5, 2.0))])
     assert opt.max_grad_norm == [None, 0.5, 2.0]
+    opt.max_grad_norm[0] = 9.0  # (a copy: the list it holds is changed by load_state_dict alone)
+    assert opt.max_grad_norm == [None, 0.5, 2.0]
     state = opt.state_dict()
     assert state["max_grad_norm"] == [None, 0.5, 2.0]
     fresh = [xdl.nn.mlp(3, [4], 2) for _ in range(3)]
@@ -205,7 +207,7 @@ def test_a_stacked_optimizer_holds_each_models_max_norm_and_its_state_dict_round
     assert other.max_grad_norm == [None, 0.5, 2.0]
     other.load_state_dict({k: v for k, v in state.items() if k != "max_grad_norm"})  # an older state: none
     assert other.max_grad_norm == [None, None, None]
-    for bad in ([0.5, 0.5], [None, 0.0, 1.0], [None, float("inf"), 1.0], 0.5):
+    for bad in ([0.5, 0.5], [0.5] * 4, [None, 0.0, 1.0], [None, float("inf"), 1.0], 0.5):  # (2 and 4 of 3)
         with pytest.raises(ValueError, match="optimizer state max_grad_norm"):
             other.load_state_dict({**state, "max_grad_norm": bad})
         assert other.max_grad_norm == [None, None, None]
@@ -300,3 +302,135 @@ def test_a_captured_run_with_max_grad_norm_ends_as_the_eager_one(backend, monkey
         assert how == "eager" or tr.eager_reason() is None
         runs[how] = weights(backend, tr.model)
     np.testing.assert_array_equal(runs["captured"], runs["eager"])
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_a_step_refused_by_check_finite_leaves_the_gradients_unclipped(backend, rule):
+    """check_finite=True refuses a step with a NaN or an infinite gradient before the clipping: the other
+    gradients stay as backward left them (clipped by an infinite or NaN norm, they were 0 or NaN)."""
+    rng = np.random.default_rng(31)
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        model = xdl.nn.mlp(4, [5], 3).to(backend)
+        opt = rule(model, max_grad_norm=0.5, check_finite=True)
+        backward(model, *batch(rng, model))
+        weight = next(iter(model.parameters()))
+        weight.grad[0, 0] = bad
+        grads = [host(backend, p.grad).copy() for p in model.parameters()]
+        with pytest.raises(FloatingPointError):
+            opt.step()
+        for p, was in zip(model.parameters(), grads):
+            np.testing.assert_array_equal(host(backend, p.grad), was)
+
+
+def test_an_optimizer_pickled_before_max_grad_norm_unpickles_unclipped():
+    """An optimizer pickled by an xdl before max_grad_norm (no ``_max_grad_norm``) clips nothing, as it did."""
+    import copy
+    import pickle
+
+    rng = np.random.default_rng(32)
+    model = xdl.nn.mlp(4, [5], 3)
+    opt = Adam(model, lr=0.01)
+    old_model, old = copy.deepcopy((model, opt))
+    del old.__dict__["_max_grad_norm"]
+    old_model, old = pickle.loads(pickle.dumps((old_model, old)))
+    assert old.max_grad_norm is None and old.state_dict()["max_grad_norm"] is None
+    X, y = batch(rng, model)
+    for m, o in ((model, opt), (old_model, old)):
+        backward(m, X, y)
+        o.step()
+    for a, b in zip(model.parameters(), old_model.parameters()):
+        np.testing.assert_array_equal(a.data, b.data)
+
+
+def test_a_stacked_state_with_bad_max_norms_is_refused_before_any_change():
+    """A state whose max_grad_norm is not K values, each None or a finite number > 0, changes nothing: not the
+    rates, the step count, the max norms nor the (K, P) state its other entries hold."""
+    def stacked_optimizer(lr, max_norms):
+        models = [xdl.nn.mlp(3, [4], 2) for _ in range(3)]
+        return StackedOptimizer(xdl.nn.stack(models), [Momentum(m, lr=lr, max_grad_norm=n)
+                                                        for m, n in zip(models, max_norms)])
+
+    source = stacked_optimizer(0.3, (1.0, None, 2.0))
+    source.model.grad[...] = 1.0
+    source.step()
+    state = source.state_dict()
+    target = stacked_optimizer(0.01, (None, 0.5, None))
+    kept = target.state_dict()
+    for bad in ([0.5, 0.5], [0.5] * 4, [None, 0.0, 1.0], [None, float("nan"), 1.0], [None, float("inf"), 1.0], 0.5,
+                None, "1"):
+        with pytest.raises(ValueError, match="optimizer state max_grad_norm"):
+            target.load_state_dict({**state, "max_grad_norm": bad})
+        now = target.state_dict()
+        assert now["settings"] == kept["settings"] and now["t"] == kept["t"] == 0
+        assert now["max_grad_norm"] == [None, 0.5, None]
+        for name, values in kept["state"].items():
+            np.testing.assert_array_equal(now["state"][name], values)
+
+
+def test_a_stacked_optimizer_pickled_before_max_grad_norm_unpickles_unclipped():
+    """A StackedOptimizer pickled by an xdl before max_grad_norm (no max norms held) clips no model, as it did."""
+    import copy
+    import pickle
+
+    rng = np.random.default_rng(33)
+    models = [xdl.nn.mlp(3, [4], 2).astype(np.float64) for _ in range(3)]
+    opt = StackedOptimizer(xdl.nn.stack(models), [SGD(m, lr=1.0) for m in models])
+    old = copy.deepcopy(opt)
+    del old.__dict__["_max_grad_norms"], old.__dict__["_max_norms_held"]
+    old = pickle.loads(pickle.dumps(old))
+    assert old.max_grad_norm == [None] * 3 and old.state_dict()["max_grad_norm"] == [None] * 3
+    grad = rng.standard_normal(opt.model.grad.shape) * 100
+    for o in (opt, old):
+        o.model.grad[...] = grad
+        o.step()
+    np.testing.assert_array_equal(old.model.data, opt.model.data)
+
+
+def test_a_checkpoint_of_an_xdl_before_max_grad_norm_resumes_unclipped_and_refuses_a_clipped_run(tmp_path):
+    """A checkpoint without max_grad_norm (in its provenance and its optimizer's state) trained unclipped: a resume
+    with max_grad_norm is another run's, refused by name; one without goes on. The xdl command's options saved
+    without it compare alike (`ADDED_OPTIONS`)."""
+    from conftest import edit_saved
+
+    X, y = xdl.datasets.moons(200, noise=0.2, seed=0)
+
+    def trainer(max_grad_norm, epochs):
+        xdl.seed(0)
+        model = xdl.nn.mlp(2, [8], 2)
+        opt = SGD(model, lr=0.5, max_grad_norm=max_grad_norm)
+        return xdl.train.Trainer(model, xdl.losses.SoftmaxCrossEntropy(), opt, batch_size=50, epochs=epochs, seed=1,
+                                 progress=False)
+
+    first = trainer(None, 1)
+    first.fit(X, y)
+    first.save_checkpoint(tmp_path / "ck.npz")
+
+    def older(header, arrays):
+        del header["extra"]["optimizer_max_grad_norm"], header["extra"]["provenance"]["max_grad_norm"]
+
+    edit_saved(tmp_path / "ck.npz", older)
+    with pytest.raises(ValueError, match="resume: max_grad_norm was None in the checkpoint, this run has 0.5"):
+        trainer(0.5, 2).fit(X, y, resume=tmp_path / "ck.npz")
+    resumed = trainer(None, 2)
+    resumed.fit(X, y, resume=tmp_path / "ck.npz")
+    assert resumed.epoch == 2 and resumed.optimizer.max_grad_norm is None
+    assert TrainConfig(max_grad_norm=0.5).first_change({"l2": 0.0}) == ("max_grad_norm", 0.0, 0.5)
+    assert TrainConfig().first_change({"l2": 0.0}) is None
+
+
+def test_a_stacked_optimizers_max_norms_loaded_anew_count_as_a_change_a_captured_step_must_see():
+    """Its version (what a captured fit_many step was captured at) counts a load that changes the max norms, once,
+    and not one that leaves them: the held (K,) array is another, or none, after such a load."""
+    models = [xdl.nn.mlp(3, [4], 2) for _ in range(3)]
+    opt = StackedOptimizer(xdl.nn.stack(models), [SGD(m, max_grad_norm=n) for m, n in zip(models, (None, 0.5, None))])
+    state = opt.state_dict()
+
+    def versions_counted(max_norms) -> int:
+        version = opt.version
+        opt.load_state_dict({**state, "max_grad_norm": max_norms})
+        return opt.version - version
+
+    same = versions_counted([None, 0.5, None])
+    for max_norms in ([1.0, 0.5, None], [None, None, None], [None, 0.5, None], [2.0, 2.0, 2.0], [None, 0.5, None]):
+        assert versions_counted(max_norms) == same + 1 and opt.max_grad_norm == max_norms
+    assert versions_counted([None, 0.5, None]) == same

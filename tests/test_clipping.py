@@ -286,3 +286,48 @@ def test_clipping_reads_nothing_back_to_the_host(cupy):
         kinds = [kind for kind, _, _ in trace.events]
         assert "read" not in kinds and "upload" not in kinds
         assert kinds.count("launch") <= 10
+
+
+def test_no_gradients_give_a_0_d_float32_zero_on_the_parameters_backend(backend):
+    """Parameters whose grads are all None (PyTorch's: a norm of 0): a 0-d float32 0 of their backend, not of
+    the backend current at the call, whatever their dtype."""
+    for dtype in (np.float32, np.float64):
+        params = [xdl.Parameter(xdl.tensor(np.ones(3, dtype), backend=backend)) for _ in range(2)]
+        with xdl.use("numpy"):
+            norm = clip_grad_norm(params, 1.0)
+        assert isinstance(norm, backend.xp.ndarray) and norm.shape == () and norm.dtype == np.float32
+        assert float(host(backend, norm)) == 0.0
+
+
+@pytest.mark.gpu
+def test_parameters_of_two_backends_are_refused_before_any_change():
+    from conftest import cupy_available
+
+    if not cupy_available():
+        pytest.skip("cupy backend needs CuPy and an NVIDIA GPU")
+    with xdl.use("numpy") as numpy_backend:
+        on_host = xdl.Parameter(xdl.tensor(np.zeros(2, np.float32), backend=numpy_backend))
+        on_host.grad = np.array([30.0, 40.0], np.float32)
+    with xdl.use("cupy") as device:
+        on_device = xdl.Parameter(xdl.tensor(np.zeros(2, np.float32), backend=device))
+        on_device.grad = device.own(np.array([3.0, 4.0], np.float32))
+        with pytest.raises(TypeError, match="clip_grad_norm: parameters of different backends"):
+            clip_grad_norm([on_host, on_device], 1.0)
+        np.testing.assert_array_equal(host(device, on_device.grad), [3.0, 4.0])
+    np.testing.assert_array_equal(on_host.grad, [30.0, 40.0])
+
+
+def test_a_grad_rebound_to_a_tensor_is_clipped_in_it(backend):
+    """``p.grad = t`` (PyTorch's habit, a Tensor where the model's buffer held an array): its values clipped."""
+    rng = np.random.default_rng(21)
+    for case in range(10):
+        grads = [rng.standard_normal(shape) * 10 ** rng.uniform(-2, 2) for shape in ((3,), (2, 4))]
+        params = [xdl.Parameter(xdl.tensor(np.zeros_like(g), backend=backend)) for g in grads]
+        for p, g in zip(params, grads):
+            p.grad = xdl.tensor(g, backend=backend)
+        max_norm = float(10 ** rng.uniform(-2, 2))
+        norm = clip_grad_norm(params, max_norm)
+        expected_norm, expected = reference(grads, max_norm)
+        np.testing.assert_allclose(float(host(backend, norm)), expected_norm, rtol=1e-12)
+        for p, want in zip(params, expected):
+            np.testing.assert_allclose(host(backend, p.grad.data), want, rtol=1e-12)

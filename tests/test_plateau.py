@@ -126,6 +126,7 @@ def test_a_rate_lowered_below_float32s_smallest_positive_is_0_as_the_update_hold
     ({"cooldown": 1.5}, ValueError, "cooldown must be an integer ≥ 0"),
     ({"min_lr": -1}, ValueError, "min_lr must be a number ≥ 0"),
     ({"min_lr": math.nan}, ValueError, "min_lr must be a number ≥ 0"),
+    ({"min_lr": math.inf}, ValueError, "min_lr must be a number ≥ 0"),
     ({"monitor": "val_loss"}, ValueError, "monitor must be one of .*Keras's 'val_loss' is 'dev_cost'"),
     ({"monitor": "loss"}, ValueError, "monitor must be one of"),
     ({"mode": "min"}, TypeError, "takes no option mode=: the direction follows monitor"),
@@ -349,3 +350,127 @@ def test_a_checkpoint_of_an_older_xdl_without_the_optimizers_settings_still_has_
     resumed = trainer(99)
     resumed.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev), resume=tmp_path)
     assert resumed.history["lr"] == [0.05] + [0.04] * 7
+
+
+def test_costs_of_any_magnitude_follow_the_reference_rule():
+    """The first epoch's value is a best whatever its size (the best starts at inf): costs of 1e12 or 1e300
+    lower the rate where the reference lowers it."""
+    rng = np.random.default_rng(41)
+    for case in range(50):
+        magnitude = 10.0 ** rng.uniform(0, 300)
+        values = list(magnitude * rng.uniform(0.5, 1.5, size=int(rng.integers(1, 12))))
+        patience, cooldown = int(rng.integers(1, 4)), int(rng.integers(0, 3))
+        cb = ReduceLROnPlateau(patience=patience, cooldown=cooldown, factor=0.5, min_delta=0)
+        rates = [r[0] for r in run_rule(cb, fake_trainer([0.1]), values)]
+        assert rates == reference_rates(values, 0.1, patience, cooldown, 0, 0.5, 0.0), (case, values)
+
+
+def test_an_optimizer_not_of_xdl_is_refused_naming_its_class():
+    trainer = types.SimpleNamespace(schedule=None, optimizer=types.SimpleNamespace(groups=[], param_groups=[]))
+    with pytest.raises(TypeError, match="sets the rates of an xdl Optimizer's groups, and the trainer's optimizer "
+                                        "is a SimpleNamespace"):
+        ReduceLROnPlateau().check_fits(trainer)
+
+
+def test_a_record_without_the_monitor_is_refused_naming_it():
+    cb = ReduceLROnPlateau(monitor="dev_accuracy", patience=1)
+    with pytest.raises(ValueError, match="ReduceLROnPlateau monitors 'dev_accuracy', which this run does not "
+                                         "measure"):
+        cb.on_epoch_end(fake_trainer([0.1]), {"epoch": 1, "dev_cost": 0.5})
+    assert (cb.best, cb.wait, cb.cooldown_left) == (math.inf, 0, 0)
+
+
+def test_a_group_whose_lr_became_a_schedule_is_refused_before_any_rate_is_lowered():
+    cb = ReduceLROnPlateau(patience=1, factor=0.5, min_delta=0)
+    trainer = fake_trainer([0.1, 0.2])
+    run_rule(cb, trainer, [1.0])
+    trainer.optimizer.param_groups[1]["lr"] = schedules.inverse_time(0.2, decay_rate=0.1)
+    with pytest.raises(ValueError, match="group 1's lr became a per-step schedule"):
+        run_rule(cb, trainer, [1.0])
+    assert trainer.optimizer.param_groups[0]["lr"] == 0.1
+
+
+def test_a_callback_given_to_a_new_trainer_starts_afresh():
+    """A new run (another trainer, not a resume) is no yardstick's continuation: the best, wait and cooldown
+    start afresh, and its rates are those of a callback made for it."""
+    s = moons()
+
+    def plateau():
+        return ReduceLROnPlateau(patience=1, factor=0.5, min_delta=0.02, cooldown=2)
+
+    reused = plateau()
+    trainer_for([reused], epochs=5).fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    assert reused.best < math.inf
+    again, fresh = trainer_for([reused], epochs=5), trainer_for([plateau()], epochs=5)
+    for trainer in (again, fresh):
+        trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    assert again.history["lr"] == fresh.history["lr"] and len(set(fresh.history["lr"])) > 1
+    assert reused.state_dict() == fresh.callbacks[0].state_dict()
+
+
+class FailAtEpoch(Callback):
+    """Ordered after the plateau: notes its state at each epoch's end, then fails at the end of ``epoch``."""
+
+    order = 10
+
+    def __init__(self, plateau, epoch):
+        self.plateau, self.epoch, self.seen = plateau, epoch, []
+
+    def on_epoch_end(self, trainer, record):
+        self.seen.append(self.plateau.state_dict())
+        if record["epoch"] == self.epoch:
+            raise RuntimeError("failed")
+
+
+@pytest.mark.parametrize("epoch", [1, 2, 4])
+def test_a_fit_failing_after_its_first_step_keeps_the_state_its_epochs_left(epoch):
+    """(only a fit that ended before its first step puts back the state it began with)"""
+    s = moons()
+    cb = ReduceLROnPlateau(patience=1, factor=0.5, min_delta=0.02, cooldown=1)
+    failing = FailAtEpoch(cb, epoch)
+    trainer = trainer_for([cb, failing], epochs=6)
+    with pytest.raises(RuntimeError, match="failed"):
+        trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    assert cb.state_dict() == failing.seen[-1] and cb.best < math.inf
+
+
+def test_a_fit_refused_before_its_first_step_puts_back_its_cooldown_too():
+    s = moons()
+    cb, refusing = ReduceLROnPlateau(patience=1, factor=0.5, min_delta=1.0, cooldown=5), RefuseLaterFits()
+    trainer = trainer_for([cb, refusing], epochs=2)
+    trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    state, refusing.refuse, trainer.epochs = cb.state_dict(), True, 4
+    assert state[0]["cooldown_left"] > 0  # (a reset would show)
+    with pytest.raises(RuntimeError, match="refused"):
+        trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, 1 - s.y_dev))
+    assert cb.state_dict() == state
+
+
+@pytest.mark.parametrize("key", ["wait", "cooldown_left"])
+def test_a_state_whose_counts_are_not_integers_at_least_0_is_refused_naming_them(key):
+    for bad in (-1, 1.5, "2", None, True):
+        cb = ReduceLROnPlateau()
+        with pytest.raises(ValueError, match=f"ReduceLROnPlateau state: {key} must be an integer ≥ 0"):
+            cb.load_state_dict({"best": 1.0, "wait": 0, "cooldown_left": 0, key: bad}, {})
+
+
+@pytest.mark.parametrize("cut, goes_on", [(3, True), (6, False)])
+def test_a_resume_says_the_control_files_rate_goes_on_only_where_no_plateau_lowered_it_since(tmp_path, cut, goes_on):
+    """Cut at 3 the checkpoint holds the file's 0.04 (Control's report says it goes on); cut at 6 the plateau's
+    0.02, which the report would have misnamed as the file's."""
+    from xdl.train import Control
+
+    s = moons()
+    notes = []
+
+    def trainer(stop):
+        return trainer_for([ReduceLROnPlateau(patience=2, cooldown=1, factor=0.5, min_delta=0.01),
+                            WriteControlFile(tmp_path), Control(tmp_path, report=notes.append), StopAtEpoch(stop),
+                            Checkpoint(tmp_path)])
+
+    trainer(cut).fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    notes.clear()
+    trainer(99).fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev), resume=tmp_path)
+    said = [note for note in notes if "goes on" in note]
+    assert said == (["the rate control.toml set goes on: lr = 0.04, in place of the options' lr and schedule"]
+                    if goes_on else [])

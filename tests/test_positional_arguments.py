@@ -287,3 +287,25 @@ def test_a_schedules_settings_by_name_are_as_given_and_it_is_named_as_before(mak
     schedule = make()
     assert repr(schedule) == recorded and repr(pickle.loads(pickle.dumps(schedule))) == recorded
     np.testing.assert_allclose([schedule(c) for c in range(40)], [formula(c) for c in range(40)], rtol=1e-12)
+
+
+def test_a_constructor_of_ones_own_taking_any_keyword_gets_pytorchs_and_keras_keywords_itself():
+    """A layer or rule of one's own whose constructor takes ``**options`` may take any keyword, PyTorch's and
+    Keras's too: they reach it, no hint refuses them first."""
+    class Tagged(xdl.nn.Module):
+        def __init__(self, **options):
+            super().__init__()
+            self.options = dict(options)
+
+        def forward(self, x):
+            return x
+
+    class Noted(xdl.optim.SGD):
+        def __init__(self, params, **options):
+            super().__init__(params, lr=0.1)
+            self.options = dict(options)
+
+    layer_keywords = {"device": "cpu", "inplace": True, "name": "t", "trainable": False, "input_shape": (3,)}
+    assert Tagged(**layer_keywords).options == layer_keywords
+    rule_keywords = {"foreach": True, "clipnorm": 1.0, "global_clipnorm": 1.0, "momentum": 0.9, "learning_rate": 1}
+    assert Noted(xdl.nn.mlp(2, [2], 1), **rule_keywords).options == rule_keywords

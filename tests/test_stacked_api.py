@@ -1130,6 +1130,16 @@ def test_a_graph_recorded_before_a_stacked_parameters_data_is_rebound_is_refused
         cost.backward()
 
 
+
+def test_a_graph_recorded_before_a_stacks_own_data_is_rebound_is_refused_as_after_a_step():
+    """``stack.data = x`` writes every parameter's values (their views of the buffer): a backward of a graph
+    recorded before would combine the activations of then with the weights of now."""
+    stacked = stack(models())
+    cost = squares(stacked(X))
+    stacked.data = stacked.data * 2
+    with pytest.raises(RuntimeError, match="written in place"):
+        cost.backward()
+
 def test_a_stacked_parameters_data_and_grad_rebound_go_into_the_stacks_buffers_on_either_backend(backend):
     stacked = stack(models(2, np.float32), backend)
     x = np.ones((5, 4), np.float32)
