@@ -179,6 +179,19 @@ def test_pytorchs_options_are_refused_saying_the_way_before_any_change(option, v
         np.testing.assert_array_equal(p.grad, was)
 
 
+@pytest.mark.parametrize("extra", [(2.0,), (float("inf"),), ("fro",), (2.0, True), (2.0, False, None)])
+def test_pytorchs_norm_type_by_position_is_refused_saying_the_way_before_any_change(extra):
+    """PyTorch's ``clip_grad_norm_(params, 1.0, 2.0)`` (its third is norm_type) met Python's bare "takes 2
+    positional arguments but 3 were given", which named no way."""
+    model = model_with_gradients(xdl.current_backend(), np.random.default_rng(19), np.float32, 1.0)
+    grads = [p.grad.copy() for p in model.parameters()]
+    with pytest.raises(TypeError, match=rf"clip_grad_norm\(\) takes 2 positional arguments \(parameters, max_norm\) "
+                                        rf"but {2 + len(extra)} were given; PyTorch's third, .*norm_type.* 2-norm"):
+        clip_grad_norm(model, 1e-3, *extra)
+    for p, was in zip(model.parameters(), grads):
+        np.testing.assert_array_equal(p.grad, was)
+
+
 def test_what_is_not_parameters_is_refused_naming_it():
     with pytest.raises(TypeError, match="clip_grad_norm: parameters must be a model, a list of tensors or a tensor"):
         clip_grad_norm(5, 1.0)

@@ -421,6 +421,22 @@ def test_a_stack_assigned_into_a_model_or_a_model_holding_one_converted_is_refus
     assert st.dtype == np.float32 and all(np.shares_memory(p.data, st.data) for p in st.parameters())
 
 
+@pytest.mark.parametrize("norms", [(None, 0.5, None), (1.0, 2.0, 3.0), (None, None, 0.25)])
+def test_a_stacked_optimizer_prints_each_models_max_grad_norm_where_one_clips(norms):
+    """An `Optimizer`'s repr shows its max_grad_norm; a StackedOptimizer's showed none of its K, on one line or
+    on a part's each; one that clips no model shows none, as before."""
+    ms = models(3)
+    opt = StackedOptimizer(stack(ms), [SGD(m, lr=0.1, max_grad_norm=n) for m, n in zip(ms, norms)])
+    assert repr(opt).endswith(f"; max_grad_norm={list(norms)!r})")
+    opt.freeze(0)
+    assert repr(opt).endswith(f"; max_grad_norm={list(norms)!r}; frozen: [0])")
+    ms = models(3)
+    opt = StackedOptimizer(stack(ms), [SGD(param_groups(m, 0.1), lr=0.1, max_grad_norm=n) for m, n in zip(ms, norms)])
+    assert repr(opt).splitlines()[-2:] == [f"  max_grad_norm={list(norms)!r}", ")"]
+    ms = models(3)
+    assert "max_grad_norm" not in repr(StackedOptimizer(stack(ms), [SGD(m, lr=0.1) for m in ms]))
+
+
 @pytest.mark.parametrize("copy_of", [lambda o: __import__("copy").deepcopy(o),
                                      lambda o: __import__("pickle").loads(__import__("pickle").dumps(o))])
 def test_a_copied_stack_s_parameters_are_views_of_its_buffers(copy_of):

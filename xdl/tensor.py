@@ -309,6 +309,17 @@ def named_elsewhere_hint(cls, key: str) -> str | None:
     return None
 
 
+def peer_order_refused(name: str, positional: list, given: int, hint: str) -> TypeError:
+    """The error for ``given`` arguments by position to ``name``, which takes ``positional``, in a peer's order
+    (PyTorch's or Keras's: its next argument is another setting, which ``hint`` names here) — for a layer's or
+    a rule's constructor (`hinting_named_elsewhere`), a schedule's maker, `clip_grad_norm`: Python's own
+    "takes 1 positional argument but 2 were given" said neither which keyword was meant nor the way."""
+    plural = "" if len(positional) == 1 else "s"  # (Python's own: "takes 1 positional argument")
+    names = f" ({', '.join(positional)})" if positional else ""  # (ReLU's: none)
+    return TypeError(f"{name}() takes {len(positional)} positional argument{plural}{names} but {given} were given; "
+                     f"{hint}")
+
+
 def hinting_named_elsewhere(init):
     """``init`` (a constructor of an optimizer's rule or of a layer) refusing, before it runs, a keyword it
     does not take that PyTorch's or Keras's peer does (the class's ``pytorch_names``, ``keras_names``), with
@@ -327,10 +338,7 @@ def hinting_named_elsewhere(init):
     def checked(self, *args, **kwargs):
         hint = None if takes_any_number else getattr(type(self), "pytorch_positional", None)
         if hint and len(args) > len(positional):  # PyTorch's order, whose next argument means another setting
-            plural = "" if len(positional) == 1 else "s"  # (Python's own: "takes 1 positional argument")
-            names = f" ({', '.join(positional)})" if positional else ""  # (ReLU's: none)
-            raise TypeError(f"{type(self).__name__}() takes {len(positional)} positional argument{plural}{names} "
-                            f"but {len(args)} were given; {hint}")
+            raise peer_order_refused(type(self).__name__, positional, len(args), hint)
         for key in kwargs:
             hint = None if key in keywords else named_elsewhere_hint(type(self), key)  # (*layers' name is none)
             if hint:

@@ -19,7 +19,7 @@ import numpy as np
 from xdl.backend import backend_of, current_backend
 from xdl.data.validation import check_number
 from xdl.flat import check_one_backend, contiguous_range
-from xdl.tensor import Tensor
+from xdl.tensor import Tensor, peer_order_refused
 
 EPSILON = 1e-6  # added to the norm before dividing (PyTorch's): a zero gradient divides by 1e-6, not by 0
 # PyTorch's clip_grad_norm_ options → the way here (`clip_grad_norm`): Python's "unexpected keyword argument" named
@@ -32,7 +32,7 @@ PYTORCH_CLIP_OPTIONS = {
 }
 
 
-def clip_grad_norm(parameters, max_norm, **options):
+def clip_grad_norm(parameters, max_norm, *peer_positional, **options):
     """Scale the gradients in place so that their global 2-norm is at most ``max_norm``; return the norm before.
 
         ‖g‖₂ = sqrt(Σ_p Σ_i g_{p,i}²)  over every gradient together, as if they were one vector
@@ -50,7 +50,7 @@ def clip_grad_norm(parameters, max_norm, **options):
     clipped by its own norm (one per row of its (K, P) gradient buffer), as K models trained apart would be,
     and the K norms are returned, a (K,) array.
     ``max_norm``: a finite number > 0. PyTorch's ``norm_type``, ``error_if_nonfinite`` and ``foreach`` are
-    refused, each saying the way here (`PYTORCH_CLIP_OPTIONS`).
+    refused, each saying the way here (`PYTORCH_CLIP_OPTIONS`), by name or by position (its third is norm_type).
 
     Where the parameters of a dtype fill a run of a flat buffer back to back (a model's do), that run is one
     reduction and one scale; otherwise each gradient is one. A NaN among the gradients makes the norm NaN and
@@ -58,6 +58,10 @@ def clip_grad_norm(parameters, max_norm, **options):
     (PyTorch's results): the next step writes NaN into the weights, so the cost after it is NaN and a divergence
     check on the cost stops the run.
     """
+    if peer_positional:  # (clip_grad_norm_(params, 1.0, 2): Python's "takes 2 positional arguments" named no way)
+        raise peer_order_refused("clip_grad_norm", ["parameters", "max_norm"], 2 + len(peer_positional),
+                                 "PyTorch's third, clip_grad_norm_(parameters, max_norm, norm_type), is "
+                                 + PYTORCH_CLIP_OPTIONS["norm_type"])
     for name in options:
         way = PYTORCH_CLIP_OPTIONS.get(name, "not an option of clip_grad_norm (it takes parameters and max_norm)")
         raise TypeError(f"clip_grad_norm() takes no option {name}=: {way}")

@@ -28,6 +28,7 @@ import numpy as np
 
 from xdl.files import python_value
 from xdl.optim.optimizer import check_count, check_non_negative, check_not_maker, check_positive, takes_arguments
+from xdl.tensor import peer_order_refused
 
 __all__ = ["Schedule", "inverse_time", "exponential", "inverse_sqrt", "staircase", "step_decay", "cosine", "warmup"]
 
@@ -115,13 +116,11 @@ def _refusing_peer_order(fn, peer_positional: str):
     """``fn`` refusing more positional arguments than it takes, with ``peer_positional`` (`_maker`)."""
     taken = inspect.signature(fn).parameters.values()
     positional = [p.name for p in taken if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    plural = "" if len(positional) == 1 else "s"  # (Python's own: "takes 1 positional argument")
 
     @functools.wraps(fn)  # (its name, docstring, signature and mark: check_not_maker names lr0 from it)
     def refusing(*args, **kwargs):
         if len(args) > len(positional):
-            raise TypeError(f"{fn.__name__}() takes {len(positional)} positional argument{plural} "
-                            f"({', '.join(positional)}) but {len(args)} were given; {peer_positional}")
+            raise peer_order_refused(fn.__name__, positional, len(args), peer_positional)
         return fn(*args, **kwargs)
 
     return refusing

@@ -158,7 +158,8 @@ class StackedOptimizer(StepCount):
         """The rule, K and each setting's K values, as an `Optimizer` shows its groups:
         ``StackedOptimizer(Adam of 3 models; lr=[0.001, 0.003, 0.01], beta1=[0.9, 0.9, 0.9], …)``, one
         line a part of the rows where the weights' settings differ from the other parameters'
-        (`param_groups`); the frozen models after them."""
+        (`param_groups`); the frozen models after them; then each model's ``max_grad_norm`` where one clips
+        (``…; max_grad_norm=[None, 0.5, None])``, as an `Optimizer` shows its own)."""
         def settings(region: _Region) -> str:
             return ", ".join(f"{name}={value.tolist() if isinstance(value, np.ndarray) else value!r}"
                              for name, value in region.settings.items())
@@ -166,11 +167,13 @@ class StackedOptimizer(StepCount):
         head = f"{type(self).__name__}({type(self.rule).__name__} of {counted(self.n_models, 'model')}"
         frozen = np.flatnonzero(self._frozen).tolist()
         tail = f"; frozen: {frozen}" if frozen else ""
+        clips = any(norm is not None for norm in self._max_grad_norms)
+        clipping = [f"max_grad_norm={self._max_grad_norms!r}"] if clips else []
         if len(self.regions) == 1:
-            return f"{head}; {settings(self.regions[0])}{tail})"
+            return f"{head}; {'; '.join([settings(self.regions[0]), *clipping])}{tail})"
         names = ("weights", "other parameters")
         lines = [f"  {name}: {settings(region)}" for name, region in zip(names, self.regions)]
-        return "\n".join([f"{head}{tail}:", *lines, ")"])
+        return "\n".join([f"{head}{tail}:", *lines, *(f"  {line}" for line in clipping), ")"])
 
     def _region(self, start, stop, per_model: list[dict]) -> _Region:
         settings = {}
