@@ -2,6 +2,7 @@
 model ends exactly where the same configuration trained alone ends; per-model early stopping and
 divergence; checkpoints and exact resume; bad input named."""
 
+import ast
 import dataclasses
 import inspect
 import os
@@ -14,7 +15,7 @@ import pytest
 
 import xdl
 import xdl.cli
-from xdl.config import TrainConfig
+from xdl.config import OFF_VALUES, TrainConfig
 from xdl.nn import StackError, stack
 from conftest import CopyingHost, edit_saved
 from xdl.optim import StackedOptimizer
@@ -719,6 +720,25 @@ def test_bad_arguments_are_named_before_any_work(digits):
 def test_config_types_are_checked_where_the_config_is_made(options, match):
     with pytest.raises(TypeError, match=match):
         small(**options)
+
+
+@pytest.mark.parametrize("name", sorted(OFF_VALUES))
+def test_a_none_for_an_option_that_can_be_off_says_the_value_that_is(name):
+    """TrainConfig(max_grad_norm=None), PyTorch's and Keras's "no clipping", said only "must be a number, got None":
+    TOML has no null, so each option that can be off says the value that turns it off — a value it takes."""
+    with pytest.raises(TypeError, match=rf"^TrainConfig: {name} must be \w+ \w+, got None \(NoneType\); "
+                                        rf"{re.escape(OFF_VALUES[name])} \(TOML has no null\)$"):
+        small(**{name: None})
+    off = ast.literal_eval(OFF_VALUES[name].split(" is ")[0])
+    assert getattr(small(**{name: off}), name) == off
+
+
+def test_max_grad_norm_0_is_no_clipping_as_its_none_message_says():
+    model = xdl.nn.mlp(4, [8], 3)
+    assert small(max_grad_norm=0).build_optimizer(model).max_grad_norm is None
+    assert small(max_grad_norm=1.5).build_optimizer(model).max_grad_norm == 1.5
+    with pytest.raises(TypeError, match=r"must be a number, got None \(NoneType\)$"):  # (an option never off)
+        small(lr=None)
 
 
 def test_config_options_set_later_are_checked_by_fit_many_naming_the_config(digits):

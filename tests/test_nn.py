@@ -1477,7 +1477,10 @@ def test_pytorch_module_names_that_xdl_spells_otherwise_say_its_spelling():
     import xdl.optim
 
     tables = [(xdl, "torch", xdl.PYTORCH_NAMES), (xdl.nn, "nn", xdl.nn.PYTORCH_NAMES),
-              (xdl.losses, "nn", xdl.losses.PYTORCH_LOSSES), (xdl.optim, "optim", xdl.optim.PYTORCH_NAMES)]
+              (xdl.losses, "nn", xdl.losses.PYTORCH_LOSSES), (xdl.optim, "optim", xdl.optim.PYTORCH_NAMES),
+              # (torch.nn.utils.clip_grad_norm_, sought beside the optimizers, where clip_grad_norm is: said as
+              # nn.utils', not as an optim.clip_grad_norm_ that PyTorch has not)
+              (xdl.optim, "nn.utils", xdl.optim.PYTORCH_NN_UTILS_NAMES)]
     for module, torch_module, table in tables:
         for name, way in table.items():
             with pytest.raises(AttributeError, match=rf"^module '{module.__name__}' has no attribute '{name}'; for "
@@ -1497,6 +1500,11 @@ def test_pytorch_module_names_that_xdl_spells_otherwise_say_its_spelling():
     assert "xdl.train.ReduceLROnPlateau" in xdl.optim.PYTORCH_NAMES["lr_scheduler"]
     assert issubclass(xdl.train.ReduceLROnPlateau, xdl.train.Callback)
     assert callable(xdl.seed)
+    model = xdl.nn.mlp(3, [4], 2)
+    model(np.ones((5, 3), np.float32)).sum().backward()
+    way = xdl.optim.PYTORCH_NN_UTILS_NAMES["clip_grad_norm_"].split(" (")[0]
+    assert float(eval(way, {"xdl": xdl, "model": model, "max_norm": 1e-3})) > 1e-3  # the norm before, clipped
+    assert float(xdl.optim.clip_grad_norm(model, 1.0)) < 1e-3 + 1e-9
 
 
 def test_the_way_said_for_torch_from_numpy_shares_the_arrays_memory_as_it_does():

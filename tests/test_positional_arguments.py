@@ -6,6 +6,7 @@ statistics the last batch's; ``Trainer(model, loss, opt, 32)`` was l2=32; ``Earl
 are keywords only."""
 
 import copy
+import inspect
 import pickle
 import re
 
@@ -262,6 +263,78 @@ def test_a_schedule_refuses_a_peers_positional_setting_naming_its_keyword_here(m
         maker(*args)
     assert re.search(r"(PyTorch|Keras)'s (second|third), ", str(refused.value))
     assert all(keyword in str(refused.value) for keyword in keywords)
+
+
+def keras_cosine(count, initial_learning_rate, decay_steps, alpha=0.0):
+    """Keras's CosineDecay (no warm-up):
+    α₀·((1 − alpha)·(1 + cos(π·min(count, decay_steps)/decay_steps))/2 + alpha)."""
+    return initial_learning_rate * ((1 - alpha) * (1 + np.cos(np.pi * min(count, decay_steps) / decay_steps)) / 2
+                                    + alpha)
+
+
+def pytorch_cosine(count, lr0, T_max, eta_min=0.0):
+    """PyTorch's CosineAnnealingLR up to T_max: eta_min + (α₀ − eta_min)·(1 + cos(π·count/T_max))/2."""
+    return eta_min + (lr0 - eta_min) * (1 + np.cos(np.pi * count / T_max)) / 2
+
+
+# a schedule's call with its peer's keywords: (maker, by position, the peer's keywords, the peer's rate at a count
+# given those (keywords and α₀), the counts compared); α₀ is lr0 = 0.1
+COUNTS = range(41)
+SCHEDULE_PEER_KEYWORDS = [
+    # PyTorch's StepLR(optimizer, step_size, gamma)
+    (schedules.step_decay, (0.1,), dict(step_size=3, gamma=0.5), lambda c: 0.1 * 0.5 ** (c // 3), COUNTS),
+    (schedules.step_decay, (0.1,), dict(gamma=0.2), lambda c: 0.1 * 0.2 ** (c // 10), COUNTS),
+    # PyTorch's ExponentialLR(optimizer, gamma); Keras's ExponentialDecay(initial_learning_rate, decay_steps,
+    # decay_rate)
+    (schedules.exponential, (0.1,), dict(gamma=0.9), lambda c: 0.1 * 0.9**c, COUNTS),
+    (schedules.exponential, (0.1,), dict(decay_steps=4, decay_rate=0.5), lambda c: 0.1 * 0.5 ** (c / 4), COUNTS),
+    (schedules.exponential, (), dict(initial_learning_rate=0.1, decay_rate=0.96, decay_steps=10),
+     lambda c: 0.1 * 0.96 ** (c / 10), COUNTS),
+    # Keras's InverseTimeDecay(initial_learning_rate, decay_steps, decay_rate, staircase)
+    (schedules.inverse_time, (0.1,), dict(decay_steps=4, decay_rate=0.5), lambda c: 0.1 / (1 + 0.5 * c / 4), COUNTS),
+    (schedules.inverse_time, (), dict(initial_learning_rate=0.1, decay_steps=1, decay_rate=2.0),
+     lambda c: 0.1 / (1 + 2.0 * c), COUNTS),
+    (schedules.staircase, (0.1,), dict(decay_rate=0.5, decay_steps=3), lambda c: 0.1 / (1 + 0.5 * (c // 3)), COUNTS),
+    (schedules.staircase, (), dict(initial_learning_rate=0.1, decay_steps=7, decay_rate=1.0),
+     lambda c: 0.1 / (1 + (c // 7)), COUNTS),
+    # Keras's CosineDecay(initial_learning_rate, decay_steps, alpha): alpha a fraction of α₀
+    (schedules.cosine, (0.1, 10), dict(alpha=0.2), lambda c: keras_cosine(c, 0.1, 10, 0.2), COUNTS),
+    (schedules.cosine, (0.1,), dict(decay_steps=20, alpha=0.5), lambda c: keras_cosine(c, 0.1, 20, 0.5), COUNTS),
+    (schedules.cosine, (), dict(initial_learning_rate=0.1, decay_steps=20), lambda c: keras_cosine(c, 0.1, 20), COUNTS),
+    # PyTorch's CosineAnnealingLR(optimizer, T_max, eta_min): periodic past T_max, where xdl's holds
+    (schedules.cosine, (0.1,), dict(T_max=10), lambda c: pytorch_cosine(c, 0.1, 10), range(11)),
+    (schedules.cosine, (0.1,), dict(T_max=30, eta_min=0.01), lambda c: pytorch_cosine(c, 0.1, 30, 0.01), range(31)),
+    (schedules.cosine, (0.1, 30), dict(eta_min=0.05), lambda c: pytorch_cosine(c, 0.1, 30, 0.05), range(31)),
+    (schedules.inverse_sqrt, (), dict(initial_learning_rate=0.1), lambda c: 0.1 / max(c, 1) ** 0.5, COUNTS),
+    # Keras's CosineDecay(warmup_steps=…), its steps here (the ramp xdl's)
+    (schedules.warmup, (0.1,), dict(warmup_steps=4), lambda c: 0.1 * min(1, (c + 1) / 4), COUNTS),
+]
+
+
+@pytest.mark.parametrize("maker, args, keywords, peer, counts", SCHEDULE_PEER_KEYWORDS)
+def test_a_schedule_refuses_a_peers_keyword_and_the_way_it_says_gives_the_peers_rates(maker, args, keywords, peer,
+                                                                                       counts):
+    """step_decay(0.1, step_size=30, gamma=0.1), cosine(0.1, 100, alpha=0.1), exponential(0.1, decay_steps=…,
+    decay_rate=…) met Python's bare "unexpected keyword argument": each says the keyword here and, where the
+    meaning differs, the value from the peer's (Keras's alpha is a fraction of α₀); done as said, each peer's
+    keyword in turn, the schedule gives the peer's rates."""
+    given, names = dict(keywords), {"lr0": 0.1, **keywords}
+    for _ in range(len(keywords) + 1):  # each peer's keyword is refused in turn, until the call is xdl's
+        try:
+            schedule = maker(*args, **given)
+            break
+        except TypeError as refused:
+            said = re.fullmatch(rf"{maker.__name__}\(\) got an unexpected keyword argument '(\w+)'; "
+                                r"(PyTorch|Keras)('s \w+(\(staircase=True\))?)?'s \1: give (\w+)=(.+?) here( \(.+\))?",
+                                str(refused))
+            assert said, str(refused)
+            name, keyword, value = said.group(1), said.group(5), said.group(6)
+            assert name in keywords and keyword in inspect.signature(maker).parameters
+            del given[name]
+            given[keyword] = eval(value, {}, names)
+    else:
+        raise AssertionError(f"{maker.__name__}(*{args}, **{given}) still refused")
+    np.testing.assert_allclose([schedule(c) for c in counts], [peer(c) for c in counts], rtol=1e-12)
 
 
 # each schedule by name, with its name as xdl recorded it when its settings were taken by position too: a

@@ -27,7 +27,7 @@ from xdl.train.trainer import Trainer
 
 __all__ = ["TrainConfig", "OPTIMIZERS", "SCHEDULE_OPTIONS", "SCHEDULES", "AUGMENTED_COPIES", "FLOAT32_RATES",
            "MAX_NOISE", "MAX_WIDTH", "RUN_OPTIONS", "RESUME_MAY_CHANGE", "ADDED_OPTIONS", "IMAGE_SHAPES", "TYPE_NAMES",
-           "first_change", "unread_options", "flag_of"]
+           "OFF_VALUES", "first_change", "unread_options", "flag_of"]
 
 # name -> (the options it reads besides lr, (params, config) -> optimizer): the `optimizer` option's
 # choices, what each reads (an option typed for another is refused) and how each is built
@@ -421,6 +421,13 @@ def _shown(value) -> str:
 
 TYPE_NAMES = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
               "list[int]": "a list of integers"}
+# the value of each option that turns off what it does, said to a None (PyTorch's and Keras's "off": TOML has no
+# null, so an option is never None; `_checked`)
+OFF_VALUES = {"dropout": "0 is no dropout", "l2": "0 is no penalty", "l1": "0 is no penalty",
+              "weight_decay": "0 is no decay", "max_grad_norm": "0 is no clipping",
+              "patience": "0 is no early stopping", "augment_shift": "0 is no shifts", "augment_noise": "0 is no noise",
+              "checkpoint_every": "0 is a checkpoint only at the last epoch or when stopped",
+              "resume": "'' is a new run"}
 
 
 def _check_choice(f: dataclasses.Field, value, source: str) -> None:
@@ -443,7 +450,9 @@ def _checked(name: str, type_name: str, value, source: str):
           "list[int]": lambda v: (isinstance(v, list | tuple) or isinstance(v, np.ndarray) and v.ndim == 1)
           and all(integer(i) for i in v)}[type_name]
     if not ok(value):
-        raise TypeError(f"{source}: {name} must be {TYPE_NAMES[type_name]}, got {value!r} ({type(value).__name__})")
+        off = f"; {OFF_VALUES[name]} (TOML has no null)" if value is None and name in OFF_VALUES else ""
+        raise TypeError(f"{source}: {name} must be {TYPE_NAMES[type_name]}, got {value!r} ({type(value).__name__})"
+                        f"{off}")
     convert = {"int": int, "float": float, "bool": bool, "str": str, "list[int]": lambda v: [int(i) for i in v]}
     try:
         return convert[type_name](value)

@@ -15,7 +15,9 @@ count differs.
 A setting after those every caller gives by position (α₀; cosine's total, warmup's schedule and steps) is
 a keyword where PyTorch's or Keras's peer takes another at its place (PyTorch's and scikit-learn's rule):
 ``step_decay(lr0, 30)`` in StepLR(optimizer, step_size, gamma)'s order was factor=30, a rate growing 30×
-each 10 counts; such a call is refused, saying what the peer's argument is here (`_maker`).
+each 10 counts; such a call is refused, saying what the peer's argument is here (`_maker`). So is a peer's
+keyword that a maker does not take (``step_decay(lr0, gamma=0.1)``, ``cosine(lr0, 100, alpha=0.1)``), saying the
+keyword here and, where the meaning differs, its value from the peer's (Keras's alpha is a fraction of α₀).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -100,27 +103,57 @@ def _warmup(count, base, steps):
     return (base(count) if callable(base) else base) * min(1.0, (count + 1) / steps)
 
 
-def _maker(peer_positional: str | None = None):
+class PeerKeyword(NamedTuple):
+    """What a PyTorch or Keras peer's keyword is in a maker here (`_maker`'s ``peer_keywords``): the
+    maker's ``keyword``, given the ``value`` written in the peer's names (the peer's own value where
+    None: the same meaning), and a ``note`` where the peer's formula differs beyond it."""
+    peer: str  # "PyTorch's StepLR"
+    keyword: str  # the maker's keyword that takes it
+    value: str | None = None  # the keyword's value from the peer's ("alpha * lr0": Keras's alpha is a fraction)
+    note: str = ""
+
+    def hint(self, name: str) -> str:
+        """``name`` (the peer's keyword) said as the way here: "Keras's CosineDecay's alpha: give
+        min_lr=alpha * lr0 here (…)"."""
+        note = f" ({self.note})" if self.note else ""
+        return f"{self.peer}'s {name}: give {self.keyword}={self.value or name} here{note}"
+
+
+# Keras's name of α₀, every decay's first argument
+KERAS_LR0 = {"initial_learning_rate": PeerKeyword("Keras", "lr0")}
+
+
+def _maker(peer_positional: str | None = None, peer_keywords: dict[str, PeerKeyword] | None = None):
     """Mark a function that makes a schedule: given in a schedule's place it is refused by name
     (`xdl.optim.optimizer.check_not_maker`). ``peer_positional``: what PyTorch's or Keras's peer takes
     at the places past the maker's positional arguments, and which keyword that is here; a call with
     more arguments by position (the peer's order) is refused with it, before any work — Python's own
-    "takes 1 positional argument but 2 were given" did not say which keyword was meant."""
+    "takes 1 positional argument but 2 were given" did not say which keyword was meant.
+    ``peer_keywords``: the peers' keywords that the maker does not take → what each is here (`PeerKeyword`);
+    a call with one is refused saying so, before any work (Python's "unexpected keyword argument 'gamma'"
+    did not say it is factor here)."""
     def marked(fn):
         fn.makes_schedule = True
-        return fn if peer_positional is None else _refusing_peer_order(fn, peer_positional)
+        if peer_positional is None and peer_keywords is None:
+            return fn
+        return _refusing_peer_arguments(fn, peer_positional, peer_keywords or {})
     return marked
 
 
-def _refusing_peer_order(fn, peer_positional: str):
-    """``fn`` refusing more positional arguments than it takes, with ``peer_positional`` (`_maker`)."""
+def _refusing_peer_arguments(fn, peer_positional: str | None, peer_keywords: dict[str, PeerKeyword]):
+    """``fn`` refusing more positional arguments than it takes, with ``peer_positional``, and a keyword of
+    ``peer_keywords`` that it does not take, with what that is here (`_maker`)."""
     taken = inspect.signature(fn).parameters.values()
     positional = [p.name for p in taken if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
 
     @functools.wraps(fn)  # (its name, docstring, signature and mark: check_not_maker names lr0 from it)
     def refusing(*args, **kwargs):
-        if len(args) > len(positional):
+        if peer_positional is not None and len(args) > len(positional):
             raise peer_order_refused(fn.__name__, positional, len(args), peer_positional)
+        for name in kwargs:
+            if name in peer_keywords:  # (none of them is fn's own: the peers' names it does not take)
+                raise TypeError(f"{fn.__name__}() got an unexpected keyword argument {name!r}; "
+                                f"{peer_keywords[name].hint(name)}")
         return fn(*args, **kwargs)
 
     return refusing
@@ -128,7 +161,11 @@ def _refusing_peer_order(fn, peer_positional: str):
 
 @_maker("Keras's second, InverseTimeDecay(initial_learning_rate, decay_steps, decay_rate), is decay_steps: give "
         "decay_rate by its name, Keras's decay_rate / decay_steps (inverse_time(lr0, decay_rate=decay_rate / "
-        "decay_steps); with staircase=True, staircase(lr0, decay_rate=decay_rate, interval=decay_steps))")
+        "decay_steps); with staircase=True, staircase(lr0, decay_rate=decay_rate, interval=decay_steps))",
+        {**KERAS_LR0, "decay_steps": PeerKeyword(
+            "Keras's InverseTimeDecay", "decay_rate", "decay_rate / decay_steps",
+            "its count is divided by decay_steps; with staircase=True, staircase(lr0, decay_rate=decay_rate, "
+            "interval=decay_steps)")})
 def inverse_time(lr0: float, *, decay_rate: float):
     """α = α₀ / (1 + decay_rate·count)"""
     check_positive("lr0", lr0)
@@ -139,7 +176,12 @@ def inverse_time(lr0: float, *, decay_rate: float):
 @_maker("Keras's second, ExponentialDecay(initial_learning_rate, decay_steps, decay_rate), is decay_steps: give "
         "base by its name, Keras's decay_rate ** (1 / decay_steps) (exponential(lr0, base=decay_rate ** (1 / "
         "decay_steps)); with staircase=True, step_decay(lr0, factor=decay_rate, every=decay_steps)); PyTorch's "
-        "ExponentialLR(optimizer, gamma) is exponential(lr0, base=gamma)")
+        "ExponentialLR(optimizer, gamma) is exponential(lr0, base=gamma)",
+        {**KERAS_LR0, "gamma": PeerKeyword("PyTorch's ExponentialLR", "base"),
+         **dict.fromkeys(("decay_steps", "decay_rate"), PeerKeyword(
+             "Keras's ExponentialDecay", "base", "decay_rate ** (1 / decay_steps)",
+             "its rate is decay_rate per decay_steps counts; with staircase=True, step_decay(lr0, "
+             "factor=decay_rate, every=decay_steps)"))})
 def exponential(lr0: float, *, base: float = 0.95):
     """α = α₀·base^count"""
     check_positive("lr0", lr0)
@@ -147,7 +189,7 @@ def exponential(lr0: float, *, base: float = 0.95):
     return Schedule("exponential", _exponential, lr0, base)
 
 
-@_maker()
+@_maker(peer_keywords=KERAS_LR0)
 def inverse_sqrt(lr0: float, k: float = 1.0):
     """α = α₀·k/√count (count 0 is treated as 1)"""
     check_positive("lr0", lr0)
@@ -156,7 +198,8 @@ def inverse_sqrt(lr0: float, k: float = 1.0):
 
 
 @_maker("Keras's second, InverseTimeDecay(initial_learning_rate, decay_steps, decay_rate, staircase=True), is "
-        "decay_steps, interval here: give both by name, staircase(lr0, decay_rate=decay_rate, interval=decay_steps)")
+        "decay_steps, interval here: give both by name, staircase(lr0, decay_rate=decay_rate, interval=decay_steps)",
+        {**KERAS_LR0, "decay_steps": PeerKeyword("Keras's InverseTimeDecay(staircase=True)", "interval")})
 def staircase(lr0: float, *, decay_rate: float, interval: int):
     """α = α₀ / (1 + decay_rate·⌊count/interval⌋)"""
     check_positive("lr0", lr0)
@@ -166,7 +209,9 @@ def staircase(lr0: float, *, decay_rate: float, interval: int):
 
 
 @_maker("PyTorch's second, StepLR(optimizer, step_size, gamma), is step_size, every here, and its gamma is "
-        "factor: give both by name, step_decay(lr0, factor=gamma, every=step_size)")
+        "factor: give both by name, step_decay(lr0, factor=gamma, every=step_size)",
+        {**KERAS_LR0, "step_size": PeerKeyword("PyTorch's StepLR", "every"),
+         "gamma": PeerKeyword("PyTorch's StepLR", "factor")})
 def step_decay(lr0: float, *, factor: float = 0.5, every: int = 10):
     """α = α₀·factor^⌊count/every⌋ (multiply by ``factor`` every ``every`` counts)"""
     check_positive("lr0", lr0)
@@ -177,7 +222,12 @@ def step_decay(lr0: float, *, factor: float = 0.5, every: int = 10):
 
 @_maker("Keras's third, CosineDecay(initial_learning_rate, decay_steps, alpha), is alpha, a fraction of lr0: give "
         "min_lr by its name, alpha·lr0 (cosine(lr0, decay_steps, min_lr=alpha * lr0)); PyTorch's "
-        "CosineAnnealingLR(optimizer, T_max, eta_min) is cosine(lr0, T_max, min_lr=eta_min)")
+        "CosineAnnealingLR(optimizer, T_max, eta_min) is cosine(lr0, T_max, min_lr=eta_min)",
+        {**KERAS_LR0, "decay_steps": PeerKeyword("Keras's CosineDecay", "total"),
+         "alpha": PeerKeyword("Keras's CosineDecay", "min_lr", "alpha * lr0", "Keras's alpha is a fraction of lr0"),
+         "T_max": PeerKeyword("PyTorch's CosineAnnealingLR", "total",
+                              note="held at min_lr after it, where PyTorch's rises again"),
+         "eta_min": PeerKeyword("PyTorch's CosineAnnealingLR", "min_lr")})
 def cosine(lr0: float, total: int, *, min_lr: float = 0.0):
     """α = min_lr + (α₀ − min_lr)·(1 + cos(π·min(count, total)/total))/2 (from α₀ down to min_lr,
     default 0, held after ``total`` counts)."""
@@ -189,7 +239,8 @@ def cosine(lr0: float, total: int, *, min_lr: float = 0.0):
     return Schedule("cosine", _cosine, lr0, total, min_lr)
 
 
-@_maker()
+@_maker(peer_keywords={"warmup_steps": PeerKeyword(
+    "Keras's CosineDecay", "steps", note="its ramp and where the decay starts differ: see warmup")})
 def warmup(schedule, steps: int):
     """Linear warm-up: α = base(count)·min(1, (count + 1)/steps), where base is a schedule or a
     constant: the first of ``steps`` counts uses base/steps, count steps − 1 and later the base.
