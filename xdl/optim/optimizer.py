@@ -691,8 +691,10 @@ class Optimizer(StepCount):
     def _clip(self) -> None:
         """Every group's gradients scaled together to ``max_grad_norm`` (`clipping.clip_buffers`), once the step's
         checks passed (a refused step leaves them as they were); nothing without one."""
+        if self._max_grad_norm is None:
+            return
         grads = [flat.grad for g in self.groups for flat in g.flats]
-        if self._max_grad_norm is not None and grads:
+        if grads:
             clip_buffers(grads, self._max_grad_norm)
 
     def check_placed(self) -> None:
