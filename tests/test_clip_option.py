@@ -256,26 +256,28 @@ def test_a_diverging_rate_is_kept_finite_by_max_grad_norm_through_xdl_train(tmp_
     assert main([*common, "--max-grad-norm", "0.1", *resume]) == 0
 
 
+def moons_trainer(max_grad_norm, epochs):
+    """A small SGD run on moons (seed 0, its data order's 1) clipped to ``max_grad_norm`` (None: not)."""
+    xdl.seed(0)
+    model = xdl.nn.mlp(2, [8], 2)
+    opt = SGD(model, lr=0.5, max_grad_norm=max_grad_norm)
+    return xdl.train.Trainer(model, xdl.losses.SoftmaxCrossEntropy(), opt, batch_size=50, epochs=epochs, seed=1,
+                             progress=False)
+
+
 def test_a_trainer_checkpoint_restores_max_grad_norm_and_refuses_another(tmp_path):
     X, y = xdl.datasets.moons(200, noise=0.2, seed=0)
 
-    def trainer(max_grad_norm, epochs):
-        xdl.seed(0)
-        model = xdl.nn.mlp(2, [8], 2)
-        opt = SGD(model, lr=0.5, max_grad_norm=max_grad_norm)
-        return xdl.train.Trainer(model, xdl.losses.SoftmaxCrossEntropy(), opt, batch_size=50, epochs=epochs, seed=1,
-                                 progress=False)
-
-    whole = trainer(0.05, 4)
+    whole = moons_trainer(0.05, 4)
     whole.fit(X, y)
-    first = trainer(0.05, 2)
+    first = moons_trainer(0.05, 2)
     first.fit(X, y)
     first.save_checkpoint(tmp_path / "ck.npz")
     with pytest.raises(ValueError, match="max_grad_norm"):
-        trainer(0.1, 4).fit(X, y, resume=tmp_path / "ck.npz")
+        moons_trainer(0.1, 4).fit(X, y, resume=tmp_path / "ck.npz")
     with pytest.raises(ValueError, match="max_grad_norm"):
-        trainer(None, 4).fit(X, y, resume=tmp_path / "ck.npz")
-    resumed = trainer(0.05, 4)
+        moons_trainer(None, 4).fit(X, y, resume=tmp_path / "ck.npz")
+    resumed = moons_trainer(0.05, 4)
     resumed.fit(X, y, resume=tmp_path / "ck.npz")
     assert resumed.optimizer.max_grad_norm == 0.05
     for p, q in zip(resumed.model.parameters(), whole.model.parameters()):
@@ -394,14 +396,7 @@ def test_a_checkpoint_of_an_xdl_before_max_grad_norm_resumes_unclipped_and_refus
 
     X, y = xdl.datasets.moons(200, noise=0.2, seed=0)
 
-    def trainer(max_grad_norm, epochs):
-        xdl.seed(0)
-        model = xdl.nn.mlp(2, [8], 2)
-        opt = SGD(model, lr=0.5, max_grad_norm=max_grad_norm)
-        return xdl.train.Trainer(model, xdl.losses.SoftmaxCrossEntropy(), opt, batch_size=50, epochs=epochs, seed=1,
-                                 progress=False)
-
-    first = trainer(None, 1)
+    first = moons_trainer(None, 1)
     first.fit(X, y)
     first.save_checkpoint(tmp_path / "ck.npz")
 
@@ -410,8 +405,8 @@ def test_a_checkpoint_of_an_xdl_before_max_grad_norm_resumes_unclipped_and_refus
 
     edit_saved(tmp_path / "ck.npz", older)
     with pytest.raises(ValueError, match="resume: max_grad_norm was None in the checkpoint, this run has 0.5"):
-        trainer(0.5, 2).fit(X, y, resume=tmp_path / "ck.npz")
-    resumed = trainer(None, 2)
+        moons_trainer(0.5, 2).fit(X, y, resume=tmp_path / "ck.npz")
+    resumed = moons_trainer(None, 2)
     resumed.fit(X, y, resume=tmp_path / "ck.npz")
     assert resumed.epoch == 2 and resumed.optimizer.max_grad_norm is None
     assert TrainConfig(max_grad_norm=0.5).first_change({"l2": 0.0}) == ("max_grad_norm", 0.0, 0.5)
