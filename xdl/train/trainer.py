@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import inspect
 import json
 import math
@@ -107,6 +108,56 @@ def refuse_keras_options(options: dict, caller: str, own: str, run: str, maker: 
         way = KERAS_FIT_OPTIONS[name].format(run=run, maker=maker, train_on=train_on) \
             if name in KERAS_FIT_OPTIONS else f"not an option of {caller} (its options: {own})"
         raise TypeError(f"{caller}() takes no option {name}=: {way}")
+
+
+# options a Trainer's constructor does not take that an optimizer, Keras's fit or Lightning's Trainer do → where each
+# is here (`refusing_options_elsewhere`): Python's "unexpected keyword argument 'max_grad_norm'" said neither whose
+# it is nor how to give it
+TRAINER_OPTIONS_ELSEWHERE = {
+    "max_grad_norm": "it is the optimizer's: Adam(model, lr=1e-3, max_grad_norm=1.0) (or optimizer.max_grad_norm = "
+                     "1.0) clips the gradients to that global 2-norm at each step",
+    "global_clipnorm": "Keras's global_clipnorm is the optimizer's max_grad_norm here: Adam(model, lr=1e-3, "
+                       "max_grad_norm=1.0)",
+    "clipnorm": "Keras's clipnorm (each gradient clipped by its own norm) is not offered here; the optimizer's "
+                "max_grad_norm clips them all by their one norm: Adam(model, lr=1e-3, max_grad_norm=1.0)",
+    "gradient_clip_val": "Lightning's gradient_clip_val (its 'norm' algorithm) is the optimizer's max_grad_norm here: "
+                         "Adam(model, lr=1e-3, max_grad_norm=1.0)",
+    "lr": "it is the optimizer's: Adam(model, lr=1e-3) (a rate per epoch: Trainer(schedule=…))",
+    "learning_rate": "Keras's learning_rate is the optimizer's lr here: Adam(model, lr=1e-3) (a rate per epoch: "
+                     "Trainer(schedule=…))",
+    "weight_decay": "it is the optimizer's: AdamW(model, lr=1e-3, weight_decay=0.01) (Trainer(l2=λ) adds the "
+                    "penalty λ/(2m)·Σ‖W‖² to the cost instead)",
+    "validation_data": "the dev set is fit's: trainer.fit(X, y, dev=(X_dev, y_dev))",
+    "validation_split": "split a dev set off first: s = xdl.data.split(X, y), then trainer.fit(s.X_train, s.y_train, "
+                        "dev=(s.X_dev, s.y_dev))",
+    "verbose": "Keras's verbose is progress=… here (True or False: a tqdm bar or none)",
+    "shuffle": "not an option: each epoch is shuffled, from seed=…",
+    "max_epochs": "Lightning's max_epochs is epochs=… here, the run's total",
+    "device": "the Trainer trains where the model is: model.to('cuda') (or build it under xdl.use('cuda')), then "
+              "make the optimizer",
+    "metrics": "not an option: the history records train_cost, dev_cost and, where the loss classifies, "
+               "train_accuracy and dev_accuracy each epoch; a Callback's on_epoch_end adds another to the record "
+               "(a column of the history), and trainer.evaluate(X, y) gives cost and accuracy",
+}
+
+
+def refusing_options_elsewhere(elsewhere: dict):
+    """A decorator of a constructor that refuses, before it runs, a keyword it does not take that ``elsewhere``
+    (keyword → where it is here) names, saying where; any other keyword is left to Python's own error."""
+    def wrap(init):
+        taken = inspect.signature(init).parameters
+
+        @functools.wraps(init)  # (inspect.signature still reads ``init``'s: `Trainer.__repr__` reads its defaults)
+        def checked(self, *args, **kwargs):
+            for key in kwargs:
+                if key in elsewhere and key not in taken:
+                    raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {key!r}; "
+                                    f"{elsewhere[key]}")
+            init(self, *args, **kwargs)
+
+        return checked
+
+    return wrap
 
 
 TARGET_SCALE = 100.0  # a regression's targets' root mean square above which, or below 1/which, a run is warned
@@ -221,10 +272,13 @@ class Trainer:
 
     The settings after ``optimizer`` are keywords only: ``Trainer(model, loss, opt, 32)``, batch_size
     in a Keras habit (``fit(x, y, 32)``), was l2=32 and trained on under that penalty without a word.
+    An option that lives elsewhere — the optimizer's ``lr``, ``max_grad_norm``, ``weight_decay``, fit's dev set
+    (Keras's ``validation_data``), Lightning's ``max_epochs`` — is refused saying where (`TRAINER_OPTIONS_ELSEWHERE`).
     """
 
     l1 = 0.0  # (a Trainer pickled before l1 was an option trains without it, as it did)
 
+    @refusing_options_elsewhere(TRAINER_OPTIONS_ELSEWHERE)
     def __init__(self, model, loss, optimizer, *, l2: float = 0.0, batch_size: int = 64, epochs: int = 10,
                  schedule=None, callbacks=(), augment=None, seed: int | None = None, eval_train: bool = True,
                  progress: bool | None = None, run_info: dict | None = None, capture="auto", l1: float = 0.0):

@@ -1,0 +1,92 @@
+"""A Trainer given an option that is the optimizer's, fit's or another library's says where it is here
+(`xdl.train.trainer.TRAINER_OPTIONS_ELSEWHERE`): Python's "Trainer.__init__() got an unexpected keyword
+argument 'max_grad_norm'" said neither whose it is nor how to give it."""
+
+import inspect
+import re
+
+import numpy as np
+import pytest
+
+import xdl
+from xdl.losses import SoftmaxCrossEntropy
+from xdl.optim import Adam
+from xdl.train import Trainer
+
+
+def parts():
+    model = xdl.nn.mlp(4, [3], 2)
+    return model, SoftmaxCrossEntropy(), Adam(model, lr=1e-3)
+
+
+def table():
+    from xdl.train.trainer import TRAINER_OPTIONS_ELSEWHERE  # (here: the file's other tests run on a base without it)
+    return TRAINER_OPTIONS_ELSEWHERE
+
+
+# the brief's options and a word of the way each should name
+EXPECTED_WAYS = [("max_grad_norm", r"optimizer's: Adam\(model, lr=1e-3, max_grad_norm="),
+                 ("clipnorm", r"max_grad_norm"), ("global_clipnorm", r"max_grad_norm"),
+                 ("gradient_clip_val", r"Lightning's .* max_grad_norm"), ("lr", r"optimizer's: Adam\(model, lr="),
+                 ("learning_rate", r"Keras's learning_rate is the optimizer's lr"),
+                 ("weight_decay", r"optimizer's: .*weight_decay="), ("validation_data", r"dev=\(X_dev, y_dev\)"),
+                 ("validation_split", r"xdl\.data\.split"), ("verbose", r"progress="),
+                 ("shuffle", r"each epoch is shuffled"), ("max_epochs", r"epochs=…"),
+                 ("device", r"model\.to\('cuda'\).*xdl\.use"), ("metrics", r"the history records")]
+
+
+@pytest.mark.parametrize("option, way", EXPECTED_WAYS)
+def test_a_trainer_given_an_option_of_elsewhere_says_where_it_is(option, way):
+    with pytest.raises(TypeError, match=rf"^Trainer\(\) got an unexpected keyword argument '{option}'; .*{way}"):
+        Trainer(*parts(), epochs=3, **{option: 1.0})
+
+
+def test_each_option_of_the_table_is_refused_before_any_work_with_its_way(monkeypatch):
+    """Every entry, with each of several values and beside valid settings: the message is the table's, and the
+    constructor's body never ran (its first check, of the parts, not called; the parts left as they were)."""
+    import xdl.train.trainer as trainer_module
+    ran = []
+    monkeypatch.setattr(trainer_module, "_check_parts", lambda *a: ran.append(a))
+    model, loss, optimizer = parts()
+    weights = {name: value.copy() for name, value in model.state_dict().items()}
+    cases = 0
+    for option, way in table().items():
+        for value in (1.0, 0, None, "cuda", [1]):
+            for settings in ({}, {"epochs": 2}, {"seed": 1, "progress": False}):
+                message = f"Trainer() got an unexpected keyword argument {option!r}; {way}"
+                with pytest.raises(TypeError, match=f"^{re.escape(message)}$"):
+                    Trainer(model, loss, optimizer, **settings, **{option: value})
+                cases += 1
+    assert cases == len(table()) * 15 and not ran
+    assert optimizer.max_grad_norm is None and optimizer.groups[0].settings["lr"] == 1e-3
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, weights[name])
+
+
+def test_no_option_of_the_table_is_a_trainer_keyword_and_each_way_named_is_taken_there():
+    """The table refuses only what the constructor does not take, and each ``Maker(keyword=…)`` a way names is a
+    keyword of that maker (so the way said works)."""
+    trainer_keywords = set(inspect.signature(Trainer.__init__).parameters)
+    assert not set(table()) & trainer_keywords
+    makers = {"Adam": xdl.optim.Adam, "AdamW": xdl.optim.AdamW, "Trainer": Trainer, "fit": Trainer.fit}
+    named = 0
+    for way in table().values():
+        for maker, arguments in re.findall(r"(\w+)\(([^()]*)", way):  # (a call's text up to its first paren)
+            for keyword in re.findall(r"(\w+)=", arguments) if maker in makers else ():
+                assert keyword in inspect.signature(makers[maker]).parameters, way
+                named += 1
+    assert named >= 15
+
+
+@pytest.mark.parametrize("option", ["bogus", "Lr", "lrs", "max_grad_norms", "devices", "metric", "validation"])
+def test_a_trainer_given_an_unknown_keyword_gets_pythons_error(option):
+    with pytest.raises(TypeError, match=rf"^Trainer\.__init__\(\) got an unexpected keyword argument '{option}'$"):
+        Trainer(*parts(), **{option: 1})
+
+
+def test_the_trainer_keeps_its_signature_and_repr():
+    """`Trainer.__repr__` reads the constructor's defaults from its signature: the check in front keeps it."""
+    names = list(inspect.signature(Trainer.__init__).parameters)
+    assert names[:4] == ["self", "model", "loss", "optimizer"] and "l1" in names and "capture" in names
+    trainer = Trainer(*parts(), epochs=3, seed=2)
+    assert repr(trainer).endswith(", epochs=3, seed=2; 0 of 3 epochs trained)")
