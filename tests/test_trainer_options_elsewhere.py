@@ -90,3 +90,49 @@ def test_the_trainer_keeps_its_signature_and_repr():
     assert names[:4] == ["self", "model", "loss", "optimizer"] and "l1" in names and "capture" in names
     trainer = Trainer(*parts(), epochs=3, seed=2)
     assert repr(trainer).endswith(", epochs=3, seed=2; 0 of 3 epochs trained)")
+
+
+def said_by_fit() -> dict:
+    """The table's entries `Trainer.fit` says: those Keras's fit has no entry for (`KERAS_FIT_OPTIONS` first)."""
+    from xdl.train.trainer import KERAS_FIT_OPTIONS
+    return {option: way for option, way in table().items() if option not in KERAS_FIT_OPTIONS}
+
+
+def test_fit_given_an_option_of_the_table_says_where_it_is_before_any_work():
+    """``trainer.fit(X, y, lr=…)`` said "not an option of Trainer.fit (its options: dev, resume)" where the
+    constructor's table knows the way: every entry Keras's fit table lacks, with each of several values, is the
+    table's way, and the trainer trains nothing."""
+    model, loss, optimizer = parts()
+    trainer = Trainer(model, loss, optimizer, epochs=1, progress=False)
+    X, y = np.zeros((8, 4), np.float32), np.arange(8) % 2
+    weights = {name: value.copy() for name, value in model.state_dict().items()}
+    cases = 0
+    for option, way in said_by_fit().items():
+        for value in (1.0, 0, None, "cuda", [1]):
+            with pytest.raises(TypeError, match=f"^{re.escape(f'Trainer.fit() takes no option {option}=: {way}')}$"):
+                trainer.fit(X, y, **{option: value})
+            cases += 1
+    assert cases == 5 * len(said_by_fit()) >= 50 and trainer.epoch == 0 and not trainer.history
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, weights[name])
+
+
+def test_each_way_fit_says_reads_right_for_fit():
+    """A way said by fit names a keyword bare (``epochs=…``) only where fit takes it: Lightning's max_epochs said
+    "epochs=… here", which fit refuses; each ``Maker(keyword=…)`` is a keyword of that maker."""
+    makers = {"Adam": xdl.optim.Adam, "AdamW": xdl.optim.AdamW, "Trainer": Trainer, "fit": Trainer.fit}
+    fit_keywords = set(inspect.signature(Trainer.fit).parameters)
+    for option, way in said_by_fit().items():
+        for keyword in re.findall(r"(?<![\w(])(\w+)=…", way):
+            assert keyword in fit_keywords, (option, way)
+        for maker, keyword in re.findall(r"(\w+)\((\w+)=", way):
+            assert maker not in makers or keyword in inspect.signature(makers[maker]).parameters, (option, way)
+    assert "max_epochs" in said_by_fit()
+
+
+@pytest.mark.parametrize("option", ["bogus", "Lr", "lrs", "max_grad_norms", "devices", "metric", "l2", "seed"])
+def test_fit_given_an_unknown_keyword_keeps_its_message(option):
+    model, loss, optimizer = parts()
+    with pytest.raises(TypeError, match=rf"^Trainer\.fit\(\) takes no option {option}=: not an option of Trainer\.fit "
+                                        r"\(its options: dev, resume\)$"):
+        Trainer(model, loss, optimizer).fit(np.zeros((4, 4), np.float32), np.arange(4) % 2, **{option: 1})

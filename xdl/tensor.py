@@ -320,17 +320,46 @@ def peer_order_refused(name: str, positional: list, given: int, hint: str) -> Ty
                      f"{hint}")
 
 
+def refusing_named_elsewhere(hint_of):
+    """A decorator of a constructor that refuses, before it runs, a keyword it does not take for which
+    ``hint_of(cls, keyword)`` (``cls`` the class made, a subclass inheriting the constructor included) says where
+    it is here, saying that; any other keyword is left to Python's own error (a constructor taking ``**kwargs``
+    takes any: left as it is)."""
+    def wrap(init):
+        taken = inspect.signature(init).parameters
+        if any(p.kind is p.VAR_KEYWORD for p in taken.values()):
+            return init
+        keywords = {name for name, p in taken.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+        @functools.wraps(init)  # (inspect.signature still reads ``init``'s: `Trainer.__repr__` reads its defaults)
+        def checked(self, *args, **kwargs):
+            for key in kwargs:
+                hint = None if key in keywords else hint_of(type(self), key)  # (*layers' name: no keyword)
+                if hint:
+                    raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {key!r}; {hint}")
+            init(self, *args, **kwargs)
+
+        return checked
+
+    return wrap
+
+
+def refusing_options_elsewhere(elsewhere: dict):
+    """`refusing_named_elsewhere` with one table for every class, ``elsewhere`` (keyword → where it is here)."""
+    return refusing_named_elsewhere(lambda cls, key: elsewhere.get(key))
+
+
 def hinting_named_elsewhere(init):
     """``init`` (a constructor of an optimizer's rule or of a layer) refusing, before it runs, a keyword it
     does not take that PyTorch's or Keras's peer does (the class's ``pytorch_names``, ``keras_names``), with
-    what it is here; and a positional argument past its last where the class says what PyTorch's is there
-    (``pytorch_positional``). Python's "unexpected keyword argument" named the keyword, not the way here."""
-    taken = inspect.signature(init).parameters
-    if any(p.kind is p.VAR_KEYWORD for p in taken.values()):
+    what it is here (`refusing_named_elsewhere`); and a positional argument past its last where the class says
+    what PyTorch's is there (``pytorch_positional``). Python's "unexpected keyword argument" named the keyword,
+    not the way here."""
+    keywords_checked = refusing_named_elsewhere(named_elsewhere_hint)(init)
+    if keywords_checked is init:  # (it takes **kwargs)
         return init
-
+    taken = inspect.signature(init).parameters
     positional = [name for name, p in list(taken.items())[1:] if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    keywords = {name for name, p in taken.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
     # (a subclass's ``__init__(self, *sizes)`` takes any number: its class's inherited hint is not about it)
     takes_any_number = any(p.kind is p.VAR_POSITIONAL for p in taken.values())
 
@@ -339,11 +368,7 @@ def hinting_named_elsewhere(init):
         hint = None if takes_any_number else getattr(type(self), "pytorch_positional", None)
         if hint and len(args) > len(positional):  # PyTorch's order, whose next argument means another setting
             raise peer_order_refused(type(self).__name__, positional, len(args), hint)
-        for key in kwargs:
-            hint = None if key in keywords else named_elsewhere_hint(type(self), key)  # (*layers' name is none)
-            if hint:
-                raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {key!r}; {hint}")
-        init(self, *args, **kwargs)
+        keywords_checked(self, *args, **kwargs)
 
     return checked
 

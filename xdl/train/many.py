@@ -52,7 +52,7 @@ from xdl.optim.optimizer import check_rate
 from xdl.optim.stacked import StackedOptimizer
 from xdl.saved_fields import check_fields, damaged, is_count, is_dict, is_list_of, is_number, is_records, optional
 from xdl.serialization import load, read_extra
-from xdl.tensor import Tensor, enable_grad, no_grad, to_numpy
+from xdl.tensor import Tensor, enable_grad, no_grad, refusing_options_elsewhere, to_numpy
 from xdl.train.callback import callback_state, check_record, continues_run, load_callback_state
 from xdl.train.checkpoint import Checkpoint, check_resumes_into, stop_for_signal
 from xdl.train.checkpoint_files import check_checkpoint_kind, position, resume_path, upcoming, write_checkpoint
@@ -77,6 +77,44 @@ SHARED = ("dataset", "hidden", "activation", "batch_norm", "batch_size", "optimi
           "augment_flip")
 IGNORED = RUN_OPTIONS  # they describe the command line's run, not a model: fit_many ignores them
 STOP_STATUSES = ("stopped", "pruned")  # what `ManyTrainer.stop_model` may say a stopped model's result is
+
+
+def each_config(name: str, value: str = "…") -> str:
+    """How the K models are given option ``name`` of a `TrainConfig`: in each one's, the same where they share it."""
+    each = " (the same in each: models trained together share it)" if name in SHARED else ", one per model"
+    return f"[TrainConfig({name}={value}) for …]{each}"
+
+
+# a model's option (a TrainConfig's) or another library's option of a run, given to fit_many, a ManyTrainer or its
+# fit → where it is for a batch (`refuse_keras_options` for the fits, after `KERAS_FIT_OPTIONS`;
+# `refusing_options_elsewhere` for the constructor): Python's "unexpected keyword argument 'lr'", or "not an option
+# of fit_many", said neither that each model has its own nor how to give it. Every TrainConfig field but those a
+# batch ignores (`IGNORED`) or takes itself as well (seed: its batches' order)
+BATCH_OPTIONS_ELSEWHERE = {
+    **{f.name: f"it is each TrainConfig's: {each_config(f.name)}" for f in dataclasses.fields(TrainConfig)
+       if f.name not in IGNORED and f.name != "seed"},
+    "learning_rate": f"Keras's learning_rate is each TrainConfig's lr here: {each_config('lr')}",
+    "global_clipnorm": "Keras's global_clipnorm is each TrainConfig's max_grad_norm here: "
+                       f"{each_config('max_grad_norm', '1.0')}",
+    "clipnorm": "Keras's clipnorm (each gradient clipped by its own norm) is not offered here; each TrainConfig's "
+                f"max_grad_norm clips its model's gradients by their one norm: {each_config('max_grad_norm', '1.0')}",
+    "gradient_clip_val": "Lightning's gradient_clip_val (its 'norm' algorithm) is each TrainConfig's max_grad_norm "
+                         f"here: {each_config('max_grad_norm', '1.0')}",
+    "max_epochs": "Lightning's max_epochs is each TrainConfig's epochs here, its model's total: "
+                  f"{each_config('epochs')}",
+    "device": "the batch trains on the backend in use at its first fit: with xdl.use('cuda'): fit_many(configs, X, y)",
+    "metrics": "not an option: each model's history (its Result's .history) records train_cost, dev_cost, "
+               "train_accuracy and dev_accuracy each epoch",
+}
+# the constructor's: the same, and where Keras's fit options are (the fits say those from `KERAS_FIT_OPTIONS`)
+MANY_TRAINER_OPTIONS_ELSEWHERE = {
+    **BATCH_OPTIONS_ELSEWHERE,
+    "validation_data": "the dev set is fit's: ManyTrainer(configs).fit(X, y, dev=(X_dev, y_dev))",
+    "validation_split": "split a dev set off first: s = xdl.data.split(X, y), then ManyTrainer(configs).fit(s.X_train, "
+                        "s.y_train, dev=(s.X_dev, s.y_dev))",
+    "verbose": "Keras's verbose is progress=… here (True or False: a tqdm bar or none)",
+    "shuffle": "not an option: each epoch is shuffled, from seed=…",
+}
 
 
 @dataclass(eq=False)  # a record of one run: compared by identity, as its model and history are
@@ -184,7 +222,8 @@ def fit_many(configs, X, y, dev=None, seed: int = 0, dtype="float32", n_classes:
     mode on the whole training set after each epoch; False: the running averages of its steps
     (no pass over the training set: an epoch is its steps and the dev set's evaluation).
     ``keras_options``: none is taken; a Keras option (``validation_data=``, ``epochs=``, …) is refused,
-    saying where it is here, as by `Trainer.fit` (`KERAS_FIT_OPTIONS`).
+    saying where it is here, as by `Trainer.fit` (`KERAS_FIT_OPTIONS`), and so is a model's (``lr=``: each
+    TrainConfig's) or a Lightning one (`BATCH_OPTIONS_ELSEWHERE`).
 
     >>> import xdl
     >>> from xdl.config import TrainConfig
@@ -195,7 +234,8 @@ def fit_many(configs, X, y, dev=None, seed: int = 0, dtype="float32", n_classes:
     (['completed', 'completed', 'completed'], 2)
     """
     refuse_keras_options(keras_options, "fit_many", "dev, seed, dtype, n_classes, standardize, callbacks, resume, "
-                         "progress, capture, eval_train", run="TrainConfig", maker="fit_many")
+                         "progress, capture, eval_train", run="TrainConfig", maker="fit_many",
+                         elsewhere=BATCH_OPTIONS_ELSEWHERE)
     trainer = ManyTrainer(configs, seed=seed, dtype=dtype, callbacks=callbacks, progress=progress, capture=capture,
                           eval_train=eval_train)
     try:
@@ -229,8 +269,10 @@ class ManyTrainer:
     """The loop of `fit_many`, with the attributes a `Callback` uses on a `Trainer`: ``model``
     (the `xdl.nn.Stacked` model), ``optimizer``, ``epoch``, ``step``, ``stop_training``,
     ``history`` (one record per epoch for the batch: the best model's costs and ``active``, the
-    number still training) and ``histories`` (one `History` per model)."""
+    number still training) and ``histories`` (one `History` per model). A model's option (``lr=``), or
+    another library's of a run, given to it is refused saying where (`MANY_TRAINER_OPTIONS_ELSEWHERE`)."""
 
+    @refusing_options_elsewhere(MANY_TRAINER_OPTIONS_ELSEWHERE)
     def __init__(self, configs, seed: int = 0, dtype="float32", callbacks=(), progress: bool | None = False,
                  capture="auto", eval_train: bool = True):
         configs = [configs] if isinstance(configs, TrainConfig) else check_list(configs, "configs", "TrainConfig")
@@ -363,9 +405,9 @@ class ManyTrainer:
     # -- the loop -----------------------------------------------------------------------------
     def fit(self, X, y, dev=None, n_classes=None, standardize=None, resume=None, **keras_options) -> list[Result]:
         """`fit_many`'s fit of this batch (its options: as there); a Keras option is refused, saying where
-        it is here (`KERAS_FIT_OPTIONS`)."""
+        it is here (`KERAS_FIT_OPTIONS`), as is a model's or a Lightning one (`BATCH_OPTIONS_ELSEWHERE`)."""
         refuse_keras_options(keras_options, "ManyTrainer.fit", "dev, n_classes, standardize, resume",
-                             run="TrainConfig", maker="ManyTrainer")
+                             run="TrainConfig", maker="ManyTrainer", elsewhere=BATCH_OPTIONS_ELSEWHERE)
         claim = FitClaim(self)
         try:
             take_fit(claim, "batch", "ManyTrainer")  # (a second fit meanwhile: refused)

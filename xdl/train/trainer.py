@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import functools
 import inspect
 import json
 import math
@@ -49,7 +48,7 @@ from xdl.optim import SGD, Optimizer
 from xdl.optim.optimizer import check_rate, rate_at, takes_arguments
 from xdl.saved_fields import damaged
 from xdl.serialization import check_stored_kinds, load, read_checkpoint
-from xdl.tensor import Tensor, enable_grad, no_grad
+from xdl.tensor import Tensor, enable_grad, no_grad, refusing_options_elsewhere
 from xdl.train import provenance
 from xdl.train.callback import (Callback, callback_state, check_record, continues_run, ended_before_its_first_step,
                                 key_not_str, load_callback_state)
@@ -100,13 +99,18 @@ TRAINS_ON = ("; to train on after a fit, raise it and fit again: trainer.epochs 
              "fit(epochs=20, initial_epoch=10))")
 
 
-def refuse_keras_options(options: dict, caller: str, own: str, run: str, maker: str, train_on: str = "") -> None:
+def refuse_keras_options(options: dict, caller: str, own: str, run: str, maker: str, train_on: str = "",
+                         elsewhere: dict | None = None) -> None:
     """Raise TypeError for the first of ``options``, keywords that ``caller`` does not take, saying where
     Keras's Model.fit option of that name is here (`KERAS_FIT_OPTIONS`, with ``run``, ``maker`` and ``train_on``,
-    how a run trains on after a fit, for its fields), or else that it is none of ``caller``'s options (``own``)."""
+    how a run trains on after a fit, for its fields), or else where ``elsewhere`` (keyword → where it is here)
+    says it is, or else that it is none of ``caller``'s options (``own``)."""
+    elsewhere = elsewhere or {}
     for name in options:
-        way = KERAS_FIT_OPTIONS[name].format(run=run, maker=maker, train_on=train_on) \
-            if name in KERAS_FIT_OPTIONS else f"not an option of {caller} (its options: {own})"
+        if name in KERAS_FIT_OPTIONS:
+            way = KERAS_FIT_OPTIONS[name].format(run=run, maker=maker, train_on=train_on)
+        else:
+            way = elsewhere.get(name, f"not an option of {caller} (its options: {own})")
         raise TypeError(f"{caller}() takes no option {name}=: {way}")
 
 
@@ -132,32 +136,13 @@ TRAINER_OPTIONS_ELSEWHERE = {
                         "dev=(s.X_dev, s.y_dev))",
     "verbose": "Keras's verbose is progress=… here (True or False: a tqdm bar or none)",
     "shuffle": "not an option: each epoch is shuffled, from seed=…",
-    "max_epochs": "Lightning's max_epochs is epochs=… here, the run's total",
+    "max_epochs": "Lightning's max_epochs is Trainer(epochs=…) here, the run's total",  # (also said by fit: not fit's)
     "device": "the Trainer trains where the model is: model.to('cuda') (or build it under xdl.use('cuda')), then "
               "make the optimizer",
     "metrics": "not an option: the history records train_cost, dev_cost and, where the loss classifies, "
                "train_accuracy and dev_accuracy each epoch; a Callback's on_epoch_end adds another to the record "
                "(a column of the history), and trainer.evaluate(X, y) gives cost and accuracy",
 }
-
-
-def refusing_options_elsewhere(elsewhere: dict):
-    """A decorator of a constructor that refuses, before it runs, a keyword it does not take that ``elsewhere``
-    (keyword → where it is here) names, saying where; any other keyword is left to Python's own error."""
-    def wrap(init):
-        taken = inspect.signature(init).parameters
-
-        @functools.wraps(init)  # (inspect.signature still reads ``init``'s: `Trainer.__repr__` reads its defaults)
-        def checked(self, *args, **kwargs):
-            for key in kwargs:
-                if key in elsewhere and key not in taken:
-                    raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {key!r}; "
-                                    f"{elsewhere[key]}")
-            init(self, *args, **kwargs)
-
-        return checked
-
-    return wrap
 
 
 TARGET_SCALE = 100.0  # a regression's targets' root mean square above which, or below 1/which, a run is warned
@@ -587,11 +572,12 @@ class Trainer:
         A fit records its steps' gradients whatever block it is called in (a caller's ``xdl.no_grad()``: its
         backward failed, "on a tensor that does not require grad").
         A Keras option (``validation_data=``, ``epochs=``, …) is refused, saying where it is here
-        (`KERAS_FIT_OPTIONS`).
+        (`KERAS_FIT_OPTIONS`), as is one the Trainer's constructor would refuse saying where (``lr=``,
+        ``max_grad_norm=``, …: `TRAINER_OPTIONS_ELSEWHERE`).
         """
         # (before any work: Python's own message named the keyword only)
         refuse_keras_options(keras_options, "Trainer.fit", "dev, resume", run="Trainer", maker="Trainer",
-                             train_on=TRAINS_ON)
+                             train_on=TRAINS_ON, elsewhere=TRAINER_OPTIONS_ELSEWHERE)
         claim = FitClaim(self)
         try:
             take_fit(claim, "trainer", "Trainer")

@@ -1,0 +1,149 @@
+"""A batch (`fit_many`, a `ManyTrainer`, its fit) given a model's option — a TrainConfig field: ``lr=``,
+``max_grad_norm=``, ``epochs=`` — or another library's option of a run (Lightning's ``max_epochs``, Keras's
+``learning_rate``, a device, metrics) says where it is: each TrainConfig's, one per model
+(`xdl.train.many.BATCH_OPTIONS_ELSEWHERE`). ``ManyTrainer(configs, lr=1)`` gave Python's bare error and
+``fit_many(configs, X, y, lr=1e-3)`` only "not an option of fit_many"."""
+
+import dataclasses
+import inspect
+import re
+
+import numpy as np
+import pytest
+
+import xdl
+from xdl.config import TrainConfig
+from xdl.train.many import IGNORED, SHARED, ManyTrainer, fit_many
+from xdl.train.trainer import KERAS_FIT_OPTIONS
+
+X = np.random.default_rng(0).normal(size=(16, 4)).astype(np.float32)
+y = np.arange(16) % 2
+VALUES = (1e-3, 0, None, "cuda", [8])  # (refused before any value is read: each kind alike)
+
+# each model's options: TrainConfig's fields but those a batch ignores, or takes itself (seed: its batches' order)
+MODEL_OPTIONS = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in IGNORED and f.name != "seed"]
+# another library's option of one run → a word of the way it is for a batch
+PEER_WAYS = {"learning_rate": r"Keras's learning_rate is each TrainConfig's lr here: \[TrainConfig\(lr=…\) for …\]",
+             "global_clipnorm": r"each TrainConfig's max_grad_norm here: \[TrainConfig\(max_grad_norm=1\.0\)",
+             "clipnorm": r"not offered here; each TrainConfig's max_grad_norm",
+             "gradient_clip_val": r"Lightning's .* each TrainConfig's max_grad_norm",
+             "max_epochs": r"Lightning's max_epochs is each TrainConfig's epochs here.*\[TrainConfig\(epochs=…\)",
+             "device": r"xdl\.use\('cuda'\)", "metrics": r"each model's history .* records train_cost"}
+# Keras's fit options the constructor is given: each fit says them from KERAS_FIT_OPTIONS
+CONSTRUCTOR_KERAS_WAYS = {"validation_data": r"the dev set is fit's: .*\.fit\(X, y, dev=\(X_dev, y_dev\)\)",
+                          "validation_split": r"xdl\.data\.split", "verbose": r"progress=…", "shuffle": r"seed=…"}
+UNKNOWN = ["bogus", "Lr", "lrs", "hiddens", "devices", "metric", "out", "base_error", "checkpoint_every", "backend"]
+
+
+def each_configs(name: str) -> str:
+    """The way (a pattern) a model's option ``name`` is said to be: each TrainConfig's."""
+    each = " (the same in each: models trained together share it)" if name in SHARED else ", one per model"
+    return re.escape(f"it is each TrainConfig's: [TrainConfig({name}=…) for …]{each}") + "$"
+
+
+def model_way(name: str) -> str:
+    """The way a fit says a model's option ``name`` is: Keras's fit's where it names one, else each config's."""
+    if name in KERAS_FIT_OPTIONS:
+        return re.escape(KERAS_FIT_OPTIONS[name].format(run="TrainConfig", maker="", train_on="")) + "$"
+    return each_configs(name)
+
+
+def refused(call, message: str) -> int:
+    """``call`` with each of `VALUES` raises TypeError matching ``message``; the number of cases."""
+    for value in VALUES:
+        with pytest.raises(TypeError, match=message):
+            call(value)
+    return len(VALUES)
+
+
+def test_fit_many_says_each_models_option_is_its_configs():
+    """Every TrainConfig field a batch neither ignores nor takes, given to fit_many, is refused before anything
+    (the configs, here not TrainConfigs, never checked), saying it is each TrainConfig's."""
+    cases = 0
+    for name in MODEL_OPTIONS:
+        cases += refused(lambda value: fit_many(["not a config"], X, y, **{name: value}),
+                         rf"^fit_many\(\) takes no option {name}=: {model_way(name)}")
+    assert cases == len(MODEL_OPTIONS) * len(VALUES) and {"lr", "max_grad_norm", "weight_decay", "dropout"} <= set(
+        MODEL_OPTIONS)
+
+
+def test_a_many_trainer_says_each_models_option_is_its_configs():
+    """As fit_many: ``ManyTrainer(configs, lr=1)`` (Python's bare error) and its fit given one, before any work."""
+    batch = ManyTrainer([TrainConfig(hidden=[3], epochs=1)])
+    cases = 0
+    for name in MODEL_OPTIONS:  # (the constructor: each config's, Keras's epochs and batch_size too)
+        cases += refused(lambda value: ManyTrainer(["not a config"], **{name: value}),
+                         rf"^ManyTrainer\(\) got an unexpected keyword argument '{name}'; {each_configs(name)}")
+        cases += refused(lambda value: batch.fit(X, y, **{name: value}),
+                         rf"^ManyTrainer\.fit\(\) takes no option {name}=: {model_way(name)}")
+    assert cases == 2 * len(MODEL_OPTIONS) * len(VALUES)
+    assert batch.model is None and batch.epoch == 0  # nothing built, nothing trained
+
+
+@pytest.mark.parametrize("option, way", PEER_WAYS.items())
+def test_a_batch_says_where_another_librarys_option_is(option, way):
+    batch = ManyTrainer([TrainConfig(hidden=[3], epochs=1)])
+    cases = refused(lambda value: fit_many(["not a config"], X, y, **{option: value}),
+                    rf"^fit_many\(\) takes no option {option}=: .*{way}")
+    cases += refused(lambda value: ManyTrainer(["not a config"], **{option: value}),
+                     rf"^ManyTrainer\(\) got an unexpected keyword argument '{option}'; .*{way}")
+    cases += refused(lambda value: batch.fit(X, y, **{option: value}),
+                     rf"^ManyTrainer\.fit\(\) takes no option {option}=: .*{way}")
+    assert cases == 3 * len(VALUES) and batch.model is None
+
+
+@pytest.mark.parametrize("option, way", CONSTRUCTOR_KERAS_WAYS.items())
+def test_a_many_trainer_says_where_a_keras_fit_option_is(option, way):
+    refused(lambda value: ManyTrainer(["not a config"], **{option: value}),
+            rf"^ManyTrainer\(\) got an unexpected keyword argument '{option}'; .*{way}")
+
+
+@pytest.mark.parametrize("option", UNKNOWN)
+def test_an_unknown_keyword_keeps_its_message(option):
+    """A keyword no table names (a typo, a run option the batch ignores) gets the message it had."""
+    with pytest.raises(TypeError, match=rf"^fit_many\(\) takes no option {option}=: not an option of fit_many \(its "
+                                        r"options: dev, seed, dtype, n_classes, standardize, callbacks, resume, "
+                                        r"progress, capture, eval_train\)$"):
+        fit_many(["not a config"], X, y, **{option: 1})
+    with pytest.raises(TypeError, match=rf"^ManyTrainer\.__init__\(\) got an unexpected keyword argument "
+                                        rf"'{option}'$"):
+        ManyTrainer(["not a config"], **{option: 1})
+    with pytest.raises(TypeError, match=rf"^ManyTrainer\.fit\(\) takes no option {option}=: not an option of "
+                                        r"ManyTrainer\.fit \(its options: dev, n_classes, standardize, resume\)$"):
+        ManyTrainer([TrainConfig(hidden=[3])]).fit(X, y, **{option: 1})
+
+
+def test_the_batch_s_seed_given_to_its_fit_keeps_its_message():
+    """seed is each TrainConfig's and the batch's own (its batches' order): ManyTrainer.fit(seed=…) says neither."""
+    with pytest.raises(TypeError, match=r"^ManyTrainer\.fit\(\) takes no option seed=: not an option of "):
+        ManyTrainer([TrainConfig(hidden=[3])]).fit(X, y, seed=1)
+
+
+def test_no_option_said_elsewhere_is_a_callers_keyword_and_each_way_named_is_taken_there():
+    """Each table refuses only what its caller does not take; each ``Maker(keyword=…)`` a way names is a keyword
+    of that maker, and a bare ``keyword=…`` one of the caller's maker (so the way said works)."""
+    from xdl.train.many import BATCH_OPTIONS_ELSEWHERE, MANY_TRAINER_OPTIONS_ELSEWHERE
+    makers = {"TrainConfig": TrainConfig, "ManyTrainer": ManyTrainer, "fit_many": fit_many, "fit": ManyTrainer.fit}
+    callers = [(BATCH_OPTIONS_ELSEWHERE, fit_many, fit_many), (BATCH_OPTIONS_ELSEWHERE, ManyTrainer.fit, ManyTrainer),
+               (MANY_TRAINER_OPTIONS_ELSEWHERE, ManyTrainer, ManyTrainer)]
+    named = 0
+    for table, caller, maker in callers:
+        assert not set(table) & set(inspect.signature(caller).parameters)
+        for name, way in table.items():
+            if caller is not ManyTrainer and name in KERAS_FIT_OPTIONS:
+                continue  # (a fit says Keras's from its own table)
+            for call, keyword in re.findall(r"(\w+)\((\w+)=", way):
+                assert keyword in inspect.signature(makers[call]).parameters, way
+                named += 1
+            for keyword in re.findall(r"(?<![\w(])(\w+)=…", way):  # (bare: the caller's own)
+                assert keyword in inspect.signature(maker).parameters, (caller, way)
+                named += 1
+    assert named >= 2 * len(MODEL_OPTIONS)
+
+
+def test_a_many_trainer_keeps_its_signature_and_builds_as_before():
+    names = list(inspect.signature(ManyTrainer.__init__).parameters)
+    assert names == ["self", "configs", "seed", "dtype", "callbacks", "progress", "capture", "eval_train"]
+    with xdl.use("numpy"):
+        batch = ManyTrainer([TrainConfig(hidden=[3], epochs=1, patience=0), TrainConfig(hidden=[3], seed=1)], seed=2)
+    assert batch.seed == 2 and batch.n_models == 2 and batch.epochs == 200
