@@ -13,7 +13,7 @@ import pytest
 
 import xdl
 from xdl.config import TrainConfig
-from xdl.train.many import IGNORED, SHARED, ManyTrainer, fit_many
+from xdl.train.many import IGNORED, PLATEAU, SHARED, ManyTrainer, fit_many
 from xdl.train.trainer import KERAS_FIT_OPTIONS
 
 X = np.random.default_rng(0).normal(size=(16, 4)).astype(np.float32)
@@ -21,7 +21,7 @@ y = np.arange(16) % 2
 VALUES = (1e-3, 0, None, "cuda", [8])  # (refused before any value is read: each kind alike)
 
 # each model's options: TrainConfig's fields but those a batch ignores, or takes itself (seed: its batches' order)
-MODEL_OPTIONS = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in IGNORED and f.name != "seed"]
+MODEL_OPTIONS = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in (*IGNORED, *PLATEAU, "seed")]
 # another library's option of one run → a word of the way it is for a batch
 PEER_WAYS = {"learning_rate": r"Keras's learning_rate is each TrainConfig's lr here: \[TrainConfig\(lr=…\) for …\]",
              "global_clipnorm": r"each TrainConfig's max_grad_norm here: \[TrainConfig\(max_grad_norm=1\.0\)",
@@ -78,6 +78,15 @@ def test_a_many_trainer_says_each_models_option_is_its_configs():
                          rf"^ManyTrainer\.fit\(\) takes no option {name}=: {model_way(name)}")
     assert cases == 2 * len(MODEL_OPTIONS) * len(VALUES)
     assert batch.model is None and batch.epoch == 0  # nothing built, nothing trained
+
+
+@pytest.mark.parametrize("name", PLATEAU)
+def test_a_batch_given_a_plateau_option_says_it_has_none_and_where_one_is(name):
+    """fit_many refuses a config with a plateau: its option given to a batch points to a run alone, not to the
+    configs."""
+    way = r"a batch has no plateau .*config\.build_trainer\(model\), or xdl tune --execution sequential$"
+    assert refused(lambda value: fit_many(["not a config"], X, y, **{name: value}),
+                   rf"^fit_many\(\) takes no option {name}=: {way}") == len(VALUES)
 
 
 @pytest.mark.parametrize("option, way", PEER_WAYS.items())

@@ -85,7 +85,8 @@ GRADCHECK_READS = ("dataset", "hidden", "activation", "init", "batch_norm", "dro
                    "backend")
 # the options of a training run, which xdl gradcheck does not offer as flags (a --config file's are ignored,
 # but resume, which is refused)
-GRADCHECK_SKIPS = ("resume", "out", "checkpoint_every", "epochs", "patience", "progress", "capture")
+GRADCHECK_SKIPS = ("resume", "out", "checkpoint_every", "epochs", "patience", "plateau_patience", "plateau_factor",
+                   "progress", "capture")
 USER_ERRORS = (ValueError, TypeError, OSError, ImportError, FloatingPointError, BackendError, MemoryError)
 
 
@@ -467,7 +468,12 @@ def _check_flags_read(config: TrainConfig, args, searched=(), fixed=None) -> Non
     """A flag of an optimizer or a schedule that ``config``'s do not read (``--beta2`` with sgd) is
     refused: it would be ignored — unless the search space searches the optimizer or the schedule.
     ``fixed``: the space's fixed values, which every trial takes in place of the flags' (a space's
-    ``optimizer = "sgd"`` leaves ``--beta2`` unread as ``--optimizer sgd`` does)."""
+    ``optimizer = "sgd"`` leaves ``--beta2`` unread as ``--optimizer sgd`` does). So is ``--plateau-factor``
+    where no plateau_patience > 0 reads it."""
+    plateau = "plateau_patience" in searched or (fixed or {}).get("plateau_patience", config.plateau_patience)
+    if hasattr(args, "plateau_factor") and not plateau:  # (a --config file's is no flag typed: best.toml holds all)
+        raise ValueError("--plateau-factor is read with --plateau-patience N (N ≥ 1) alone, and this run's "
+                         "plateau_patience is 0 (off): it would be ignored; leave it out")
     if {"optimizer", "schedule"} & set(searched):
         return
     set_by_space = {k: v for k, v in (fixed or {}).items() if k in ("optimizer", "schedule")}

@@ -23,6 +23,7 @@ from xdl.functions.regularization import check_drop_rate
 from xdl.nn import ACTIVATIONS, mlp
 from xdl.train.checkpoint_files import fewest_epochs
 from xdl.train.early_stopping import EarlyStopping
+from xdl.train.plateau import ReduceLROnPlateau
 from xdl.train.trainer import Trainer
 
 __all__ = ["TrainConfig", "OPTIMIZERS", "SCHEDULE_OPTIONS", "SCHEDULES", "AUGMENTED_COPIES", "FLOAT32_RATES",
@@ -56,12 +57,12 @@ MAX_WIDTH = 2**20  # a hidden layer's units at most (2**20 × 2**20 float32 weig
 # Options that describe a command line's run (where and how it runs, what it shows), not a model.
 RUN_OPTIONS = ("backend", "out", "checkpoint_every", "resume", "progress", "base_error", "capture")
 # Options a --resume may change: the rest describe the run and must match its checkpoint.
-RESUME_MAY_CHANGE = ("epochs", "patience", "base_error", "backend", "precision", "capture", "out", "checkpoint_every",
-                     "resume", "progress")
+RESUME_MAY_CHANGE = ("epochs", "patience", "plateau_patience", "plateau_factor", "base_error", "backend", "precision",
+                     "capture", "out", "checkpoint_every", "resume", "progress")
 IMAGE_SHAPES = {"digits": (8, 8)}  # datasets whose examples are images (augmentation applies)
 # Options added since a run's options may have been saved, with what such a run trained with: its resume is
 # compared with that (a run of an xdl before l1 trained without it: a resume with --l1 0.1 is another run)
-ADDED_OPTIONS = {"l1": 0.0, "max_grad_norm": 0.0}
+ADDED_OPTIONS = {"l1": 0.0, "max_grad_norm": 0.0, "plateau_patience": 0, "plateau_factor": 0.1}
 
 
 def first_change(saved: dict, now: dict) -> tuple[str, object, object] | None:
@@ -139,6 +140,10 @@ class TrainConfig:
     batch_size: int = _opt(64, "mini-batch size")
     epochs: int = _opt(200, "maximum number of epochs")
     patience: int = _opt(15, "early stopping patience in epochs on the dev cost (0: off)")
+    plateau_patience: int = _opt(0, "reduce the rate on a plateau: multiply it by plateau_factor once the dev cost has "
+                                    "not improved by 1e-4 for this many epochs, as Keras's ReduceLROnPlateau "
+                                    "(with schedule none; 0: off)")
+    plateau_factor: float = _opt(0.1, "the factor in (0, 1) a plateau multiplies the rate by (plateau_patience)")
     augment_shift: int = _opt(0, "image datasets: random shifts of up to this many pixels")
     augment_noise: float = _opt(0.0, "image datasets: Gaussian noise of this standard deviation")
     augment_flip: bool = _opt(False, "image datasets: random left-right flips")
@@ -226,7 +231,7 @@ class TrainConfig:
         for name in ("batch_size", "epochs", "decay_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{source}: {name} must be ≥ 1, got {getattr(self, name)}")
-        for name in ("patience", "augment_shift", "checkpoint_every", "seed"):
+        for name in ("patience", "plateau_patience", "augment_shift", "checkpoint_every", "seed"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{source}: {name} must be ≥ 0, got {getattr(self, name)}")
         if self.seed >= SEEDS:  # a dropout mask's key holds it in 64 bits: 2**64 would draw seed 0's masks
@@ -265,6 +270,7 @@ class TrainConfig:
         if not 0 <= self.base_error < 1:
             raise ValueError(f"{source}: base_error must be in [0, 1) (an error rate), got {self.base_error}")
         self._check_schedule(source)
+        self._check_plateau(source)
         augments = [name for name in ("augment_shift", "augment_noise", "augment_flip") if getattr(self, name)]
         if augments and self.dataset not in IMAGE_SHAPES:  # (the option first: the command line names its flag)
             raise ValueError(f"{source}: {augments[0]}: augmentation applies to image datasets "
@@ -305,6 +311,16 @@ class TrainConfig:
                          f"{first + 1} of {self.epochs}; the rate must stay at most {FLOAT32_RATES[1]:.3g}, float32's "
                          "largest number")
 
+    def _check_plateau(self, source: str) -> None:
+        """plateau_factor in (0, 1); a plateau (plateau_patience > 0) only with schedule none: an epoch
+        schedule sets the rate at each epoch's start, over the one the plateau lowered."""
+        if not 0 < self.plateau_factor < 1:  # (NaN too)
+            raise ValueError(f"{source}: plateau_factor must be a number in (0, 1), got {self.plateau_factor}")
+        if self.plateau_patience and self.schedule != "none":
+            raise ValueError(f"{source}: plateau_patience {self.plateau_patience} lowers the rate on a plateau, and "
+                             f"schedule {self.schedule!r} sets it at each epoch's start over the lowered one; give "
+                             "schedule none with plateau_patience (or plateau_patience 0 with the schedule)")
+
     # -- building -----------------------------------------------------------------------------
     @property
     def progress_bar(self) -> bool | None:
@@ -343,12 +359,15 @@ class TrainConfig:
     def build_trainer(self, model, callbacks=()):
         """The `Trainer` these options describe for ``model``: softmax cross-entropy, the configured
         optimizer, L2, L1, schedule and augmentation, `EarlyStopping` on the dev cost when ``patience``
-        is set, then ``callbacks``. Its checkpoints carry these options (``run_info``), so a resume
-        can check them (`check_resume`)."""
+        is set, `ReduceLROnPlateau` on the dev cost (factor ``plateau_factor``, its other settings its
+        defaults) when ``plateau_patience`` is, then ``callbacks``. Its checkpoints carry these options
+        (``run_info``), so a resume can check them (`check_resume`)."""
         stopping = [EarlyStopping(patience=self.patience)] if self.patience else []
+        plateau = [ReduceLROnPlateau(factor=self.plateau_factor, patience=self.plateau_patience)] \
+            if self.plateau_patience else []
         return Trainer(model, SoftmaxCrossEntropy(), self.build_optimizer(model), l2=self.l2, l1=self.l1,
                        batch_size=self.batch_size, epochs=self.epochs, schedule=self.build_schedule(),
-                       callbacks=[*stopping, *callbacks], augment=self.build_augment(), seed=self.seed,
+                       callbacks=[*stopping, *plateau, *callbacks], augment=self.build_augment(), seed=self.seed,
                        progress=self.progress_bar, run_info={"config": dataclasses.asdict(self)},
                        capture="auto" if self.capture else False)
 
@@ -358,7 +377,7 @@ class TrainConfig:
         into the next) among those that describe the run. Only `RESUME_MAY_CHANGE` may differ, and of
         them ``epochs`` only to as many as the checkpoint has trained or more — the epoch it stopped
         in counted (`fewest_epochs`) — (and not under a cosine schedule, which spans them) and
-        ``patience`` not between 0 and more.
+        ``patience`` and ``plateau_patience`` not between 0 and more.
         ``option(name)`` names an option as the caller knows it (default: the command's flag)."""
         option = option or flag_of
         fewest, trained, ask = fewest_epochs(epochs_done, step)
@@ -373,6 +392,11 @@ class TrainConfig:
             raise ValueError(f"{option('patience')}: the checkpoint in {where!r} was made with {saved.get('patience')!r}, "
                              f"this run has {self.patience!r}; early stopping (patience > 0) cannot be switched on or "
                              "off on a resume, only its patience changed")
+        if (saved.get("plateau_patience", 0) == 0) != (self.plateau_patience == 0):  # (an older run's: 0, none)
+            raise ValueError(f"{option('plateau_patience')}: the checkpoint in {where!r} was made with "
+                             f"{saved.get('plateau_patience', 0)!r}, this run has {self.plateau_patience!r}; the "
+                             "lowering on a plateau (plateau_patience > 0) cannot be switched on or off on a resume, "
+                             "only its patience and factor changed")
         changed = self.first_change(saved)
         if changed is not None:
             name, then, now = changed
@@ -425,7 +449,8 @@ TYPE_NAMES = {"int": "an integer", "float": "a number", "bool": "true or false",
 # null, so an option is never None; `_checked`)
 OFF_VALUES = {"dropout": "0 is no dropout", "l2": "0 is no penalty", "l1": "0 is no penalty",
               "weight_decay": "0 is no decay", "max_grad_norm": "0 is no clipping",
-              "patience": "0 is no early stopping", "augment_shift": "0 is no shifts", "augment_noise": "0 is no noise",
+              "patience": "0 is no early stopping", "plateau_patience": "0 is no lowering on a plateau",
+              "augment_shift": "0 is no shifts", "augment_noise": "0 is no noise",
               "checkpoint_every": "0 is a checkpoint only at the last epoch or when stopped",
               "resume": "'' is a new run"}
 

@@ -76,6 +76,7 @@ from xdl.train.trainer import network_data, penalty_examples, refuse_keras_optio
 SHARED = ("dataset", "hidden", "activation", "batch_norm", "batch_size", "optimizer", "augment_shift", "augment_noise",
           "augment_flip")
 IGNORED = RUN_OPTIONS  # they describe the command line's run, not a model: fit_many ignores them
+PLATEAU = ("plateau_patience", "plateau_factor")  # a resume may change them, but a batch never has a plateau
 STOP_STATUSES = ("stopped", "pruned")  # what `ManyTrainer.stop_model` may say a stopped model's result is
 
 
@@ -89,10 +90,13 @@ def each_config(name: str, value: str = "…") -> str:
 # fit → where it is for a batch (`refuse_keras_options` for the fits, after `KERAS_FIT_OPTIONS`;
 # `refusing_options_elsewhere` for the constructor): Python's "unexpected keyword argument 'lr'", or "not an option
 # of fit_many", said neither that each model has its own nor how to give it. Every TrainConfig field but those a
-# batch ignores (`IGNORED`) or takes itself as well (seed: its batches' order)
+# batch ignores (`IGNORED`), takes itself as well (seed: its batches' order) or refuses (`PLATEAU`)
 BATCH_OPTIONS_ELSEWHERE = {
     **{f.name: f"it is each TrainConfig's: {each_config(f.name)}" for f in dataclasses.fields(TrainConfig)
-       if f.name not in IGNORED and f.name != "seed"},
+       if f.name not in (*IGNORED, *PLATEAU, "seed")},
+    **dict.fromkeys(PLATEAU, "a batch has no plateau (fit_many does not lower a model's rate from its own dev cost): "
+                             "train such a config alone, config.build_trainer(model), or xdl tune --execution "
+                             "sequential"),
     "learning_rate": f"Keras's learning_rate is each TrainConfig's lr here: {each_config('lr')}",
     "global_clipnorm": "Keras's global_clipnorm is each TrainConfig's max_grad_norm here: "
                        f"{each_config('max_grad_norm', '1.0')}",
@@ -282,6 +286,11 @@ class ManyTrainer:
             if not isinstance(c, TrainConfig):
                 raise TypeError(f"configs[{k}] must be a TrainConfig, got {type(c).__name__}")
             c.validate(f"configs[{k}]")  # its options' types and values (one set after construction too)
+            if c.plateau_patience:  # (as ReduceLROnPlateau in callbacks, below)
+                raise ValueError(f"configs[{k}]: plateau_patience {c.plateau_patience} lowers a model's rate from its "
+                                 "own dev cost, which fit_many does not do (its K models' rates are one array, set "
+                                 "by each config's schedule): give it plateau_patience 0 and a schedule, or train it "
+                                 "alone (TrainConfig.build_trainer)")
         check_shared(configs)
         check_int(seed, "seed", low=0, high=SEEDS - 1, expected="an integer in [0, 2**64)")
         check_bool(eval_train, "eval_train")
@@ -943,10 +952,10 @@ class ManyTrainer:
         for k, (then, now) in enumerate(zip(saved["configs"], self.configs)):
             changed = now.first_change(then)  # (the saved configs leave `IGNORED` out)
             if changed is not None:
+                may_change = [key for key in RESUME_MAY_CHANGE if key in then and key not in PLATEAU]
                 raise ValueError(f"resume: configs[{k}].{changed[0]} is {changed[2]!r}, the checkpoint's was "
                                  f"{changed[1]!r}; a batch resumes with the configurations it was made with (only "
-                                 f"their {', '.join(key for key in RESUME_MAY_CHANGE if key in then)} may change) "
-                                 f"({str(path)!r})")
+                                 f"their {', '.join(may_change)} may change) ({str(path)!r})")
         _check_many_state(extra, arrays, path, self.n_models, len(self._good["buffers"]))
         # the callbacks by type, as a Trainer's run compares them (each loads the state of its own kind);
         # a checkpoint from before a key was recorded: eval_train was True, callbacks and n_classes unknown

@@ -408,6 +408,7 @@ def check_search(space=None, trials=32, strategy="random", execution="sequential
         raise ValueError(f"{name('strategy')} must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
     if execution not in EXECUTIONS:
         raise ValueError(f"{name('execution')} must be one of {', '.join(EXECUTIONS)}, got {execution!r}")
+    _check_plateau_executed(space, base, execution, name)
     if strategy == "tpe":
         _optuna()  # missing extras fail now, not once the directory is made
     if execution == "dask":
@@ -746,6 +747,23 @@ def _check_space_read(space: Space, base: TrainConfig, name) -> None:
         raise ValueError(f"{name('space')}: {unread[0]} is not read by optimizer {config.optimizer!r} or schedule "
                          f"{config.schedule!r}: every trial would be the same run in it; leave it out, or search "
                          "the optimizer or schedule too")
+
+
+def _check_plateau_executed(space: Space, base: TrainConfig, execution: str, name) -> None:
+    """Refuse a batched or dask search whose trials may lower their rate on a plateau (plateau_patience > 0 in
+    the base, a fixed value or a searched one): it trains them with `fit_many`, which refuses that; a sequential
+    search trains each trial with its own `Trainer`, which does it."""
+    if execution == "sequential":
+        return
+    d = space.dimensions.get("plateau_patience")
+    values = [space.fixed.get("plateau_patience", base.plateau_patience)] if d is None else \
+        d.values if d.kind == "choice" else list(d.bounds)
+    on = next((v for v in values if v), None)
+    if on is not None:
+        where = "the space's plateau_patience" if "plateau_patience" in space.spec() else name("base.plateau_patience")
+        raise ValueError(f"{name('execution')} {execution!r} trains the trials together (fit_many), whose models "
+                         f"cannot lower their rates on a plateau, and {where} is {on!r}: give {name('execution')} "
+                         "sequential, which trains one trial at a time with its own plateau")
 
 
 def _check_space_values(space: Space, base: TrainConfig, name) -> None:
