@@ -21,14 +21,18 @@ y = np.arange(16) % 2
 VALUES = (1e-3, 0, None, "cuda", [8])  # (refused before any value is read: each kind alike)
 
 # each model's options: TrainConfig's fields but those a batch ignores, or takes itself (seed: its batches' order)
-MODEL_OPTIONS = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in (*IGNORED, *PLATEAU, "seed")]
+# (or takes from the backend: precision, which a TrainConfig's would leave as it is)
+MODEL_OPTIONS = [f.name for f in dataclasses.fields(TrainConfig)
+                 if f.name not in (*IGNORED, *PLATEAU, "seed", "precision")]
 # another library's option of one run → a word of the way it is for a batch
 PEER_WAYS = {"learning_rate": r"Keras's learning_rate is each TrainConfig's lr here: \[TrainConfig\(lr=…\) for …\]",
              "global_clipnorm": r"each TrainConfig's max_grad_norm here: \[TrainConfig\(max_grad_norm=1\.0\)",
              "clipnorm": r"not offered here; each TrainConfig's max_grad_norm",
              "gradient_clip_val": r"Lightning's .* each TrainConfig's max_grad_norm",
              "max_epochs": r"Lightning's max_epochs is each TrainConfig's epochs here.*\[TrainConfig\(epochs=…\)",
-             "device": r"xdl\.use\('cuda'\)", "metrics": r"each model's history .* records train_cost"}
+             "device": r"xdl\.use\('cuda'\)",
+             "precision": r"not a TrainConfig's: .*xdl\.use\('cuda', precision='tf32'\)",
+             "metrics": r"each model's history .* records train_cost"}
 # Keras's fit options the constructor is given: each fit says them from KERAS_FIT_OPTIONS
 CONSTRUCTOR_KERAS_WAYS = {"validation_data": r"the dev set is fit's: .*\.fit\(X, y, dev=\(X_dev, y_dev\)\)",
                           "validation_split": r"xdl\.data\.split", "verbose": r"progress=…", "shuffle": r"seed=…"}

@@ -185,6 +185,31 @@ def test_a_sequential_search_lowers_each_trials_rate_on_its_plateau():
         assert rates[0] == trial.params["lr"] and min(rates) < rates[0], rates
 
 
+@pytest.mark.parametrize("execution", ["sequential", "batched"])
+@pytest.mark.parametrize("base, space", [
+    ({}, {"plateau_factor": {"uniform": [0.2, 0.6]}}),
+    ({}, {"plateau_factor": 0.5, "lr": {"log_uniform": [1e-3, 1e-1]}}),
+    (dict(plateau_patience=2), {"plateau_patience": 0, "plateau_factor": {"choice": [0.2, 0.5]}})])
+def test_a_search_refuses_a_plateau_factor_no_trial_reads_before_any_trial(tmp_path, execution, base, space):
+    from xdl.tune import tune
+
+    X, y = xdl.datasets.moons(100, noise=0.2, seed=0)
+    with pytest.raises(ValueError, match="plateau_factor is read only where plateau_patience > 0"):
+        tune(X, y, (X, y), space=space, trials=2, execution=execution, base=small(**base), directory=tmp_path / "s")
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_sequential_search_of_the_plateau_factor_reads_it_where_the_plateau_is_on():
+    from xdl.tune import tune
+
+    X, y = xdl.datasets.moons(100, noise=0.2, seed=0)
+    for base, space in [(dict(plateau_patience=1), {"plateau_factor": {"choice": [0.2, 0.5]}}),
+                        ({}, {"plateau_patience": {"choice": [0, 2]}, "plateau_factor": {"choice": [0.2, 0.5]}})]:
+        study = tune(X, y, (X, y), space=space, trials=2, strategy="grid", execution="sequential",
+                     base=small(**base))
+        assert [t.status for t in study.trials] == ["completed"] * 2
+
+
 def test_xdl_tune_refuses_the_plateau_batched_naming_the_flags(tmp_path, capsys):
     out = tmp_path / "study"
     assert main(["tune", "--dataset", "moons", "--hidden", "8", "--epochs", "2", "--schedule", "none",

@@ -90,10 +90,13 @@ def each_config(name: str, value: str = "…") -> str:
 # fit → where it is for a batch (`refuse_keras_options` for the fits, after `KERAS_FIT_OPTIONS`;
 # `refusing_options_elsewhere` for the constructor): Python's "unexpected keyword argument 'lr'", or "not an option
 # of fit_many", said neither that each model has its own nor how to give it. Every TrainConfig field but those a
-# batch ignores (`IGNORED`), takes itself as well (seed: its batches' order) or refuses (`PLATEAU`)
+# batch ignores (`IGNORED`), takes itself as well (seed: its batches' order), refuses (`PLATEAU`) or takes from the
+# backend in use (precision: a TrainConfig's is read by xdl train's xdl.use alone)
 BATCH_OPTIONS_ELSEWHERE = {
     **{f.name: f"it is each TrainConfig's: {each_config(f.name)}" for f in dataclasses.fields(TrainConfig)
-       if f.name not in (*IGNORED, *PLATEAU, "seed")},
+       if f.name not in (*IGNORED, *PLATEAU, "seed", "precision")},
+    "precision": "the batch's float32 matrix products take the precision of the backend in use at its first fit, not "
+                 "a TrainConfig's: with xdl.use('cuda', precision='tf32'): fit_many(configs, X, y)",
     **dict.fromkeys(PLATEAU, "a batch has no plateau (fit_many does not lower a model's rate from its own dev cost): "
                              "train such a config alone, config.build_trainer(model), or xdl tune --execution "
                              "sequential"),

@@ -395,6 +395,7 @@ def check_search(space=None, trials=32, strategy="random", execution="sequential
                          f"{name('base.' + fixed)}")
     _check_space_values(space, base, name)
     _check_space_read(space, base, name)
+    _check_plateau_read(space, base, name)
     trials = check_int(trials, name("trials"), high=MAX_TRIALS, expected=f"an integer in [1, {MAX_TRIALS:,}]")
     # a choice of one value is a fixed value too: {"lr": {"choice": [0.01]}} trained the same run ``trials`` times
     single = [key for key, d in space.dimensions.items() if d.kind == "choice" and len(d.values) == 1]
@@ -747,6 +748,21 @@ def _check_space_read(space: Space, base: TrainConfig, name) -> None:
         raise ValueError(f"{name('space')}: {unread[0]} is not read by optimizer {config.optimizer!r} or schedule "
                          f"{config.schedule!r}: every trial would be the same run in it; leave it out, or search "
                          "the optimizer or schedule too")
+
+
+def _check_plateau_read(space: Space, base: TrainConfig, name) -> None:
+    """Refuse a searched or fixed plateau_factor where every trial's plateau_patience is 0 (the base's or the
+    space's fixed one, not searched): no trial lowers its rate, so every trial would be the same run in it (as
+    `_check_space_read` refuses β2 beside SGD, and the command line --plateau-factor without --plateau-patience)."""
+    if "plateau_factor" not in space.spec() or "plateau_patience" in space.dimensions:
+        return
+    patience = space.fixed.get("plateau_patience", base.plateau_patience)
+    if not patience:
+        where = "the space's plateau_patience" if "plateau_patience" in space.fixed else \
+            name("base.plateau_patience")
+        raise ValueError(f"{name('space')}: plateau_factor is read only where plateau_patience > 0, and {where} is "
+                         f"{patience!r} (off): every trial would be the same run in it; leave it out, or give "
+                         "plateau_patience N (N ≥ 1) with schedule none")
 
 
 def _check_plateau_executed(space: Space, base: TrainConfig, execution: str, name) -> None:
