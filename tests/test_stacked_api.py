@@ -1064,6 +1064,16 @@ def test_a_stacked_parameters_grad_rebound_by_hand_or_to_none_is_what_the_step_r
         np.testing.assert_allclose(p.data, before[name] - 0.05 * given[name], rtol=1e-12, err_msg=name)
 
 
+def assert_set_refused_leaving(stacked, holder, attribute, value, bound, buffers, message):
+    """``holder.attribute = value`` raises a ValueError matching ``message``, and ``holder`` keeps ``bound`` and
+    ``stacked``'s buffers their values (``buffers``: copies of its data and grad)."""
+    with pytest.raises(ValueError, match=message):
+        setattr(holder, attribute, value)
+    assert getattr(holder, attribute) is bound
+    np.testing.assert_array_equal(stacked.data, buffers[0])
+    np.testing.assert_array_equal(stacked.grad, buffers[1])
+
+
 @pytest.mark.parametrize("attribute", ["data", "grad"])
 def test_a_stacked_parameter_rebound_to_another_shape_is_refused_before_anything_changes(attribute):
     stacked = stack(models(3))
@@ -1072,12 +1082,9 @@ def test_a_stacked_parameter_rebound_to_another_shape_is_refused_before_anything
         wrong = [np.zeros(p.shape[1:]), np.zeros((*p.shape, 1)), np.zeros((4, *p.shape[1:])), np.zeros(()),
                  xdl.tensor(np.zeros(p.shape[1:]))] + [None] * (attribute == "data")
         for value in wrong:
-            with pytest.raises(ValueError, match=rf"{attribute}: parameter '{name.split('.')[-1]}' of a Stacked "
-                                                 rf"model .* of shape \({p.shape[0]}, "):
-                setattr(p, attribute, value)
-            assert getattr(p, attribute) is bound
-            np.testing.assert_array_equal(stacked.data, buffers[0])
-            np.testing.assert_array_equal(stacked.grad, buffers[1])
+            assert_set_refused_leaving(stacked, p, attribute, value, bound, buffers,
+                                       rf"{attribute}: parameter '{name.split('.')[-1]}' of a Stacked "
+                                       rf"model .* of shape \({p.shape[0]}, ")
     assert_still_stacked(stacked)
 
 
@@ -1126,12 +1133,9 @@ def test_a_stacks_own_buffer_rebound_to_another_shape_is_refused_before_anything
     shape = bound.shape
     for value in [np.zeros(shape[1:]), np.zeros((*shape, 1)), np.zeros((4, shape[1])), np.zeros(()),
                   xdl.tensor(np.zeros(shape[1:])), [[0.0] * shape[1]] * shape[0]] + [None] * (attribute == "data"):
-        with pytest.raises(ValueError, match=rf"{attribute}: a Stacked model's {attribute} is its \(K, P\) buffer, "
-                                             rf"whose views its parameters are, of shape \({shape[0]}, {shape[1]}\)"):
-            setattr(stacked, attribute, value)
-        assert getattr(stacked, attribute) is bound
-        np.testing.assert_array_equal(stacked.data, buffers[0])
-        np.testing.assert_array_equal(stacked.grad, buffers[1])
+        assert_set_refused_leaving(stacked, stacked, attribute, value, bound, buffers,
+                                   rf"{attribute}: a Stacked model's {attribute} is its \(K, P\) buffer, "
+                                   rf"whose views its parameters are, of shape \({shape[0]}, {shape[1]}\)")
     assert_still_stacked(stacked)
 
 
