@@ -1,0 +1,322 @@
+"""The learning-rate range test, `xdl.train.lr_find`: its rates and smoothed losses, its suggestion on
+problems whose stable rates are known, its early stop, what it puts back (bit for bit, however it ends),
+and its refusals — through the public API."""
+
+import copy
+import math
+import os
+import signal
+
+import numpy as np
+import pytest
+
+import xdl
+from xdl.backend import host_rng
+from xdl.data import split
+from xdl.ewa import ewa
+from xdl.losses import MeanSquaredError, SoftmaxCrossEntropy
+from xdl.train import Interrupted, LRFindResult, Trainer, lr_find
+from xdl.train.lr_find import SKIP_FIRST, RangeTest, steepest_descent, sweep_rates
+
+
+def regression(seed, m=2048, n=8):
+    """A linear regression, y = X·w/‖w‖ + noise of unit-scale features, and its largest stable SGD rate:
+    gradient descent on J = mean((Xw + b − y)²) diverges above 2/λ_max of J's Hessian 2·[X 1]ᵀ[X 1]/m."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((m, n)).astype(np.float32)
+    w = rng.standard_normal((n, 1))
+    y = (X @ w / np.linalg.norm(w) + 0.1 * rng.standard_normal((m, 1))).astype(np.float32)
+    design = np.hstack([X, np.ones((m, 1))]).astype(np.float64)
+    stable = 2 / np.linalg.eigvalsh(2 * design.T @ design / m).max()
+    return X, y, stable
+
+
+def regression_trainer(seed, n=8, **kwargs):
+    xdl.seed(seed)
+    model = xdl.nn.Sequential(xdl.nn.Dense(n, 1))
+    kwargs.setdefault("batch_size", 256)
+    return Trainer(model, MeanSquaredError(), xdl.optim.SGD(model, lr=0.01), progress=False, seed=seed, **kwargs)
+
+
+def moons_trainer(seed=0, lr=xdl.optim.schedules.inverse_time(1e-3, decay_rate=0.01), trainer_seed=0, **kwargs):
+    """Batch norm, dropout, Adam with a per-step schedule: every kind of state the finder must put back."""
+    xdl.seed(seed)
+    model = xdl.nn.mlp(2, [16, 8], 2, batch_norm=True, dropout=0.2)
+    return Trainer(model, SoftmaxCrossEntropy(), xdl.optim.Adam(model, lr=lr), batch_size=64, epochs=3,
+                   seed=trainer_seed, progress=False, **kwargs)
+
+
+def moons(seed=0):
+    X, y = xdl.datasets.moons(600, noise=0.2, seed=seed)
+    return split(X, y, seed=seed)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_suggestion_is_a_decade_below_the_rate_where_sgd_diverges(seed):
+    """On linear regressions whose largest stable rate 2/λ_max is known (≈ 1), the sweep climbs until the
+    loss explodes past it and the steepest descent of its smoothed loss lies 3 to 30 times below it."""
+    X, y, stable = regression(seed)
+    result = lr_find(regression_trainer(seed), X, y, min_lr=1e-4, max_lr=10.0)
+    assert result.stopped == "stop_factor" and stable < result.lrs[-1] < 10.0, (result, stable)
+    assert stable / 30 <= result.suggestion <= stable / 3, (result, stable)
+
+
+def test_the_rates_rise_from_min_lr_to_max_lr_and_the_losses_are_the_costs_ewa():
+    """Every step's rate is the sweep's (each group's, read by the step: the cost after step k is of the
+    weights step k − 1 moved at rate k − 1), and losses are the bias-corrected EWA of the step costs."""
+    X, y, _ = regression(0)
+    for mode in ("exponential", "linear"):
+        result = lr_find(regression_trainer(0), X, y, min_lr=1e-4, max_lr=1e-2, steps=30, mode=mode,
+                         smoothing=0.9)
+        assert result.stopped == "steps" and len(result.lrs) == 30
+        np.testing.assert_array_equal(result.lrs, sweep_rates(1e-4, 1e-2, 30, mode))
+        np.testing.assert_allclose(result.losses, ewa(result.costs, 0.9), rtol=1e-12)
+    rates = sweep_rates(1e-4, 1e-2, 30, "exponential")
+    np.testing.assert_allclose(np.diff(np.log(rates)), math.log(100) / 29, rtol=1e-9)
+    np.testing.assert_allclose(np.diff(sweep_rates(1e-4, 1e-2, 30, "linear")), (1e-2 - 1e-4) / 29, rtol=1e-9)
+    assert rates[0] == 1e-4 and rates[-1] == 1e-2  # (exactly the ends given)
+
+
+def test_each_step_trains_at_its_rate():
+    """The sweep's SGD steps are the rates' own: a loop of one's own at those rates, on the same batches,
+    gives the same step costs."""
+    X, y, _ = regression(1, m=512)
+    trainer = regression_trainer(1)
+    with pytest.warns(UserWarning, match="lr_find: no suggestion"):  # (6 steps: fewer than it skips)
+        result = lr_find(trainer, X, y, min_lr=1e-3, max_lr=1.0, steps=6, stop_factor=math.inf)
+    model, opt = trainer.model, trainer.optimizer
+    batches = np.random.default_rng([1, 0]).permutation(512).reshape(2, 256)  # the shuffle of epoch e: (seed, e)
+    batches = np.vstack([batches, np.random.default_rng([1, 1]).permutation(512).reshape(2, 256),
+                         np.random.default_rng([1, 2]).permutation(512).reshape(2, 256)])
+    costs = []
+    for rate, rows in zip(result.lrs, batches):
+        opt.lr = rate
+        opt.zero_grad()
+        cost = MeanSquaredError()(model(X[rows]), y[rows])
+        cost.backward()
+        opt.step()
+        costs.append(cost.item())
+    np.testing.assert_allclose(result.costs, costs, rtol=1e-6)
+
+
+def everything(trainer) -> dict:
+    """All a range test could change of ``trainer`` and what it shares with the finder, as comparable values."""
+    model, opt = trainer.model, trainer.optimizer
+    state = opt.state_dict()
+    return {
+        "model": model.state_dict(),
+        "optimizer state": [[dict(st) for st in g] for g in state["state"]],
+        "optimizer t": (opt.t, int(model.backend.to_numpy(opt.steps_done)[0])),
+        "settings": [{k: v for k, v in s.items()} for s in state["settings"]],
+        # (the rates held on the device for the next step; a per-step schedule's is written at each step)
+        "held": [model.backend.to_numpy(g.held).tolist() for g in opt.groups if not callable(g.settings["lr"])],
+        "first steps": state["first_steps"], "defaults": dict(opt.defaults),
+        "modes": [(name, m.training) for name, m in model.named_modules()],
+        "keys": [(name, m.__dict__.get("random_key"), m.__dict__.get("_draws")) for name, m in model.named_modules()],
+        "model attributes": {k: model.__dict__.get(k) for k in ("predicts", "feature_names_in_", "_state_loads")},
+        "generator": host_rng().bit_generator.state,
+        "history": copy.deepcopy(trainer.history.to_dict()),
+        "trainer": {k: v for k, v in vars(trainer).items() if isinstance(v, int | float | str | bool | type(None))},
+    }
+
+
+def assert_same(before: dict, after: dict) -> None:
+    assert before.keys() == after.keys()
+    for key in before:
+        if key == "model" or key == "optimizer state":
+            flat_before = before[key] if key == "model" else {f"{i}/{j}/{k}": a for i, g in enumerate(before[key])
+                                                               for j, st in enumerate(g) for k, a in st.items()}
+            flat_after = after[key] if key == "model" else {f"{i}/{j}/{k}": a for i, g in enumerate(after[key])
+                                                             for j, st in enumerate(g) for k, a in st.items()}
+            assert flat_before.keys() == flat_after.keys()
+            for name in flat_before:
+                assert np.array_equal(flat_before[name], flat_after[name]), (key, name)
+                assert flat_before[name].dtype == flat_after[name].dtype
+        else:
+            assert before[key] == after[key], key
+
+
+def test_everything_is_put_back_bit_for_bit_and_the_run_goes_on_as_if_no_finder_ran():
+    """After a fit's first epoch (moments, a step count, a per-step schedule, batch-norm statistics, a
+    history), the sweep — to its stop — leaves all as it was; the trainer's next epochs then end with the
+    weights and history of a twin that ran no finder."""
+    s = moons()
+    trainer, twin = moons_trainer(), moons_trainer()
+    for t in (trainer, twin):
+        t.epochs = 1
+        t.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+        t.epochs = 3
+    trainer.model.layers[1].eval()  # a batch norm kept in evaluation by the user: a fit would train it
+    twin.model.layers[1].eval()
+    before = everything(trainer)
+    result = lr_find(trainer, s.X_train, s.y_train, min_lr=1e-5, max_lr=100.0)
+    assert result.stopped == "stop_factor"
+    assert_same(before, everything(trainer))
+    for t in (trainer, twin):
+        t.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    for name, value in twin.model.state_dict().items():
+        np.testing.assert_array_equal(trainer.model.state_dict()[name], value, err_msg=name)
+    keys = ("epoch", "train_cost", "dev_cost", "dev_accuracy", "lr")
+    assert [{k: r[k] for k in keys} for r in trainer.history.records] == \
+        [{k: r[k] for k in keys} for r in twin.history.records]
+
+
+def test_a_trainer_without_a_seed_draws_it_from_the_generator_the_sweep_put_back():
+    """A trainer made with seed=None draws its seed at its first fit from `xdl.seed`'s generator: the
+    finder's fit draws one too, and the generator is put back, so the run draws the seed it would have."""
+    s = moons()
+    trainer = moons_trainer(trainer_seed=None)
+    before = everything(trainer)
+    lr_find(trainer, s.X_train, s.y_train, steps=20)
+    assert_same(before, everything(trainer))
+    assert trainer.seed is None
+
+
+def test_a_sweep_that_diverges_stops_before_the_step_whose_cost_is_not_finite_and_puts_back():
+    """Plain SGD climbing to 1e30: a step's cost overflows (the trainer's divergence) before the smoothed
+    loss passes stop_factor; the steps before it are the result, and the model is as it was."""
+    X, y, _ = regression(2)
+    trainer = regression_trainer(2)
+    before = everything(trainer)
+    with pytest.warns(UserWarning, match="lr_find: no suggestion"), np.errstate(over="ignore"):
+        result = lr_find(trainer, X, y, min_lr=1e-3, max_lr=1e30, steps=40, stop_factor=math.inf)
+    assert result.stopped == "diverged" and 2 < len(result.lrs) < 40
+    assert np.isfinite(result.costs).all() and result.costs[-1] > 1e6 * result.costs[0]
+    assert_same(before, everything(trainer))
+    with pytest.warns(UserWarning, match="lr_find: no suggestion"):  # (its stop_factor: earlier)
+        result = lr_find(trainer, X, y, min_lr=1e-3, max_lr=1e30, steps=40)
+    assert result.stopped == "stop_factor" and result.losses[-1] > 4 * result.losses[:-1].min()
+    assert_same(before, everything(trainer))
+
+
+def test_a_model_not_finite_at_its_first_step_is_the_starting_weights_fault_and_raises():
+    X, y, _ = regression(3)
+    trainer = regression_trainer(3)
+    with xdl.no_grad():
+        trainer.model.layers[0].weight.data[...] = 1e30  # (finite, its outputs' squares overflow float32)
+    before = everything(trainer)
+    with pytest.raises(FloatingPointError, match="before any update"), np.errstate(over="ignore"):
+        lr_find(trainer, X, y)
+    assert_same(before, everything(trainer))
+
+
+@pytest.mark.parametrize("how", ["SIGINT", "KeyboardInterrupt"])
+def test_ctrl_c_in_the_middle_puts_everything_back(monkeypatch, how):
+    """Ctrl-C (the trainer finishes the step, raises `Interrupted`), or a KeyboardInterrupt raised inside
+    the sweep (a second one, mid-step): either goes on to the caller, with everything put back."""
+    s = moons()
+    trainer = moons_trainer()
+    trainer.fit(s.X_train, s.y_train)
+    trainer.epochs = 5
+    before = everything(trainer)
+    on_step_end = RangeTest.on_step_end
+
+    def interrupted(self, trainer, cost):
+        on_step_end(self, trainer, cost)
+        if len(self.costs) == 13:
+            if how == "SIGINT":
+                os.kill(os.getpid(), signal.SIGINT)
+            else:
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr(RangeTest, "on_step_end", interrupted)
+    with pytest.raises(Interrupted if how == "SIGINT" else KeyboardInterrupt):
+        lr_find(trainer, s.X_train, s.y_train)
+    assert_same(before, everything(trainer))
+
+
+def test_no_suggestion_where_too_few_points_or_the_loss_never_falls_is_said():
+    X, y, _ = regression(4)
+    with pytest.warns(UserWarning, match=r"lr_find: no suggestion: 0 finite smoothed losses past the first 10"):
+        result = lr_find(regression_trainer(4), X, y, steps=SKIP_FIRST)
+    assert result.suggestion is None and len(result.lrs) == SKIP_FIRST
+    rng = np.random.default_rng(4)
+    for n in range(SKIP_FIRST + 3, 60, 7):  # a loss that only rises: no descent to suggest
+        lrs = sweep_rates(1e-6, 1.0, n, "exponential")
+        suggestion, why = steepest_descent(lrs, np.cumsum(rng.random(n)), "exponential")
+        assert suggestion is None and why.startswith("the smoothed loss never fell"), n
+        at = SKIP_FIRST + (n - SKIP_FIRST - 1) // 2  # past the points a suggestion leaves out
+        falls = np.cumsum(rng.random(n))[::-1].copy()
+        falls[at:] -= 5.0  # its steepest fall: between at − 1 and at
+        suggestion, _ = steepest_descent(lrs, falls, "exponential")
+        assert suggestion in (lrs[at - 1], lrs[at]), n
+
+
+@pytest.mark.parametrize("arguments, error, match", [
+    ({"min_lr": 0.0}, ValueError, "lr_find: min_lr must be a number > 0, got 0.0"),
+    ({"min_lr": -1e-3}, ValueError, "lr_find: min_lr must be a number > 0"),
+    ({"max_lr": math.nan}, ValueError, "lr_find: max_lr must be a number > 0"),
+    ({"max_lr": 1e39}, ValueError, r"lr_find: max_lr is 1e\+39: a learning rate must be a number in float32's"),
+    ({"min_lr": 1.0, "max_lr": 1.0}, ValueError, "lr_find: min_lr must be below max_lr"),
+    ({"min_lr": 2.0, "max_lr": 1.0}, ValueError, "lr_find: min_lr must be below max_lr"),
+    ({"min_lr": "1e-7"}, ValueError, "lr_find: min_lr must be a number > 0"),
+    ({"steps": 1}, ValueError, "lr_find: steps must be an integer ≥ 2"),
+    ({"steps": 10.0}, ValueError, "lr_find: steps must be an integer ≥ 2"),
+    ({"steps": True}, ValueError, "lr_find: steps must be an integer ≥ 2"),
+    ({"mode": "exp"}, ValueError, "lr_find: mode must be one of 'exponential', 'linear', got 'exp'"),
+    ({"mode": None}, ValueError, "lr_find: mode must be one of"),
+    ({"stop_factor": 1.0}, ValueError, "lr_find: stop_factor must be a number > 1"),
+    ({"stop_factor": -4}, ValueError, "lr_find: stop_factor must be a number > 1"),
+    ({"smoothing": 1.0}, ValueError, r"lr_find: smoothing must be a number in \[0, 1\)"),
+    ({"smoothing": -0.1}, ValueError, r"lr_find: smoothing must be a number in \[0, 1\)"),
+])
+def test_bad_arguments_are_refused_before_any_work(arguments, error, match):
+    X, y, _ = regression(5, m=64)
+    trainer = regression_trainer(5)
+    before = everything(trainer)
+    with pytest.raises(error, match=match):
+        lr_find(trainer, X, y, **arguments)
+    assert_same(before, everything(trainer))
+    assert trainer.optimizer.version == 0  # (not even a rate set and put back)
+
+
+def test_a_trainer_that_is_not_one_or_is_fitting_now_or_has_rates_of_their_own_is_refused():
+    X, y, _ = regression(6, m=64)
+    with pytest.raises(TypeError, match="lr_find: trainer must be an xdl.train.Trainer"):
+        lr_find(regression_trainer(6).model, X, y)
+    xdl.seed(6)
+    model = xdl.nn.mlp(8, [4], 1)
+    groups = [{"params": model.parameters()[:2], "lr": 0.1}, {"params": model.parameters()[2:], "lr": 0.01}]
+    trainer = Trainer(model, MeanSquaredError(), xdl.optim.SGD(groups, lr=0.1), progress=False)
+    with pytest.raises(ValueError, match=r"lr_find: trainer's optimizer has groups with rates of their own "
+                                         r"\(0.1, 0.01\)"):
+        lr_find(trainer, X, y)
+
+    class FindsMidFit(xdl.train.Callback):
+        def on_epoch_end(self, trainer, record):
+            lr_find(trainer, X, y)
+
+    trainer = regression_trainer(6, callbacks=[FindsMidFit()])
+    with pytest.raises(RuntimeError, match="lr_find: trainer is fitting now"):
+        trainer.fit(X, y)
+
+
+def test_the_plot_draws_the_sweep_and_marks_the_suggestion():
+    pytest.importorskip("matplotlib")
+    X, y, _ = regression(7)
+    result = lr_find(regression_trainer(7), X, y, min_lr=1e-4, max_lr=10.0)
+    fig = result.plot()
+    ax, = fig.axes
+    assert ax.get_xscale() == "log" and len(ax.lines) == 3
+    np.testing.assert_array_equal(ax.lines[1].get_xdata(), result.lrs)
+    assert ax.lines[2].get_xdata()[0] == result.suggestion
+    assert result.plot(ax=ax) is ax
+    assert isinstance(result, LRFindResult)
+
+
+def test_captured_steps_read_the_finders_rate_and_everything_is_put_back(backend):
+    """On cupy the sweep's steps are captured (one graph per batch size) and read the rate from device
+    memory, which each step's hook rewrites: the costs are an eager sweep's (capture=False), so each step
+    used its rate, and the state is put back (on numpy both are eager)."""
+    s = moons()
+    costs = {}
+    for capture in ("auto", False):
+        trainer = moons_trainer(capture=capture)
+        trainer.fit(s.X_train, s.y_train)
+        trainer.epochs = 5
+        before = everything(trainer)
+        result = lr_find(trainer, s.X_train, s.y_train, min_lr=1e-5, max_lr=100.0)
+        assert_same(before, everything(trainer))
+        costs[capture] = result.costs
+    assert len(costs["auto"]) > 20
+    np.testing.assert_array_equal(costs["auto"], costs[False])
