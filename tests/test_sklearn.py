@@ -77,7 +77,7 @@ def test_early_stopping_and_bad_input():
         MLPClassifier(optimizer="lbfgs").fit(X, y)
 
 
-@parametrize_with_checks([MLPClassifier(epochs=30)])
+@parametrize_with_checks([MLPClassifier(epochs=30), MLPClassifier(epochs=30, plateau_patience=2, plateau_factor=0.2)])
 def test_scikit_learn_estimator_checks(estimator, check):
     """scikit-learn's own conventions (check_estimator): every check passes, none is waived."""
     check(estimator)
@@ -331,6 +331,15 @@ def test_a_large_offset_keeps_the_small_spread_float32_would_erase(early_stoppin
     (dict(validation_fraction=5), r"validation_fraction must be in \(0, 1\), got 5"),
     (dict(lr=-1), "lr must be a finite number > 0"),
     (dict(lr="bogus"), "lr must be"), (dict(batch_size=2.0), "batch_size must be"),  # wrong types: ValueErrors too
+    (dict(plateau_patience=-1), "plateau_patience must be ≥ 0, got -1"),
+    (dict(plateau_patience=1.5), r"plateau_patience must be an integer, got 1\.5"),
+    (dict(plateau_patience=None), "plateau_patience must be an integer, got None .* 0 is no lowering on a plateau"),
+    (dict(plateau_factor=1.0), r"plateau_factor must be a number in \(0, 1\), got 1\.0"),  # with the plateau off too
+    (dict(plateau_factor=float("nan")), r"plateau_factor must be a number in \(0, 1\), got nan"),
+    (dict(plateau_patience=2, schedule="exponential"), "plateau_patience 2 lowers the rate on a plateau, and schedule "
+                                                       "'exponential' sets it"),  # (on a stream too, as TrainConfig)
+    (dict(activation="logistic"), "activation='logistic' is scikit-learn's; it is 'sigmoid' here"),
+    (dict(batch_size="auto"), r"batch_size='auto' is scikit-learn's; it is min\(200, n_samples\)"),
 ])
 def test_every_parameter_is_checked_on_every_fit(options, message):
     X, y = labelled_moons()
@@ -774,3 +783,134 @@ def test_cupy_x_and_y_fit_predict_and_score_as_numpy_s_do():
             np.testing.assert_array_equal(clf.predict(X_given), expected.predict(X))
             assert clf.score(X_given, y_given) == expected.score(X, y)
         clf.partial_fit(cupy.asarray(X), cupy.asarray(y))
+
+
+def lowered_at(clf) -> list[int]:
+    """The epochs (from 1) at whose end the fit's rate was lowered: each shows in the next epoch's lr."""
+    rates = list(clf.history_["lr"])
+    return [epoch for epoch in range(1, len(rates)) if rates[epoch] < rates[epoch - 1]]
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_the_plateau_is_a_parameter_watching_the_training_cost_or_early_stoppings_dev_cost(early_stopping):
+    """TrainConfig's plateau_patience and plateau_factor were no parameters ("unexpected keyword argument"). The
+    plateau watches the dev cost of early stopping's held-out set, else the training cost (as scikit-learn's
+    learning_rate='adaptive'): each epoch's rate is TrainConfig's rule (`plateau_step`) run on that column."""
+    from xdl.train.plateau import plateau_step
+
+    X, y = labelled_moons()
+    for patience, factor in [(1, 0.5), (2, 0.2), (3, 0.1)]:
+        clf = MLPClassifier(hidden=(8,), optimizer="sgd", lr=1.0, epochs=15, plateau_patience=patience,
+                            plateau_factor=factor, early_stopping=early_stopping, patience=100, backend="numpy")
+        assert clone(clf).get_params()["plateau_patience"] == patience and clone(clf).plateau_factor == factor
+        clf.fit(X, y)
+        watched = "dev_cost" if early_stopping else "train_cost"
+        rate, state, expected = 1.0, {"best": float("inf"), "wait": 0, "cooldown_left": 0}, []
+        for value in clf.history_[watched]:
+            expected.append(rate)
+            rate *= factor if plateau_step(state, value, patience, 0, 1e-4) else 1
+        assert list(clf.history_["lr"]) == pytest.approx(expected, rel=1e-6) and lowered_at(clf)
+        assert [cb.monitor for cb in clf.trainer_.callbacks if hasattr(cb, "factor")] == [watched]
+    assert MLPClassifier().set_params(plateau_patience=3).plateau_patience == 3
+
+
+@pytest.mark.parametrize("n_iter_no_change", [1, 2, 4, 6])
+def test_scikit_learns_adaptive_rate_is_plateau_patience_one_more_than_n_iter_no_change(n_iter_no_change):
+    """scikit-learn's docs say 'adaptive' divides the rate by 5 after two epochs without improvement; its
+    code, once more than n_iter_no_change have not improved. Run on a plateau (a rate too small to lower the
+    cost by tol): it lowers at epochs n + 2 and 2n + 3 and stops at 3n + 4, its rate then ≤ 1e-6; the hint's
+    plateau_patience = n + 1, plateau_factor = 0.2 lowers at the same epochs."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier as ScikitLearns
+
+    X, y = xdl.datasets.moons(200, seed=0)
+    n = n_iter_no_change
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        theirs = ScikitLearns(hidden_layer_sizes=(8,), solver="sgd", learning_rate="adaptive", momentum=0.0,
+                              learning_rate_init=2e-5, n_iter_no_change=n, max_iter=200, random_state=0).fit(X, y)
+    assert theirs.n_iter_ == 3 * n + 4
+    with pytest.raises(TypeError, match=r"'adaptive', plateau_patience=n_iter_no_change \+ 1 \(11 with its default "
+                                        r"10\) with plateau_factor=0\.2"):
+        MLPClassifier(learning_rate="adaptive")
+    ours = MLPClassifier(hidden=(8,), optimizer="sgd", lr=2e-5, plateau_patience=n + 1, plateau_factor=0.2,
+                         epochs=theirs.n_iter_, backend="numpy").fit(X, y)
+    assert lowered_at(ours) == [n + 2, 2 * n + 3]
+    assert list(ours.history_["lr"])[-1] == pytest.approx(theirs._optimizer.learning_rate)
+
+
+def test_partial_fit_goes_on_after_a_plateau_without_it_as_after_early_stopping():
+    """As early stopping, the plateau does not apply to a stream: partial_fit goes on with fit's trainer, its
+    optimizer and the rate it lowered to, without the plateau; one from scratch trains without it (it watched
+    a dev cost the stream has not). A pickle goes on with the optimizer too (its trainer's options leave the
+    plateau's out: an xdl that kept them, pickled, is read so)."""
+    X, y = labelled_moons()
+    clf = MLPClassifier(hidden=(8,), optimizer="momentum", lr=0.5, epochs=10, plateau_patience=1, plateau_factor=0.5,
+                        early_stopping=True, patience=100, backend="numpy").fit(X, y)
+    trainer, rate, steps = clf.trainer_, clf.trainer_.optimizer.param_groups[0]["lr"], clf.trainer_.optimizer.t
+    assert rate < 0.5
+    clf.partial_fit(X, y)
+    assert clf.trainer_ is trainer and clf.trainer_.callbacks == [] and trainer.optimizer.param_groups[0]["lr"] == rate
+    state = clf.__getstate__()
+    state["_trainer_options_"] = {**state["_trainer_options_"], "plateau_patience": 1, "plateau_factor": 0.5}
+    older = MLPClassifier.__new__(MLPClassifier)
+    older.__setstate__(pickle.loads(pickle.dumps(state)))
+    assert older.partial_fit(X, y).trainer_.optimizer.t == steps + 2 * 7
+    stream = MLPClassifier(hidden=(8,), plateau_patience=2, backend="numpy")
+    stream.partial_fit(X, y, classes=["left", "right"])
+    assert stream.trainer_.callbacks == [] and stream.n_iter_ == 1
+
+
+def test_every_scikit_learn_parameter_is_one_here_or_says_the_way_here():
+    """Each of scikit-learn's MLPClassifier parameters, with a typical value: a parameter of the same name here,
+    or refused by the constructor and set_params naming one of this estimator's parameters; learning_rate, power_t,
+    shuffle, verbose, momentum, nesterovs_momentum, beta_1, beta_2, epsilon and max_fun were a bare "unexpected
+    keyword argument". scikit-learn's values spelled otherwise here (activation='logistic', batch_size='auto')
+    are refused by the fit naming the value here."""
+    import inspect
+
+    from sklearn.neural_network import MLPClassifier as ScikitLearns
+
+    ways = {"hidden_layer_sizes": "hidden", "alpha": "l2", "learning_rate_init": "lr", "max_iter": "epochs",
+            "random_state": "seed", "solver": "optimizer='nesterov'", "n_iter_no_change": "patience=11",
+            "tol": "plateau_patience", "learning_rate": "plateau_patience=n_iter_no_change + 1",
+            "power_t": "schedule='inverse_time'", "momentum": "optimizer='momentum'",
+            "nesterovs_momentum": "optimizer='nesterov'", "beta_1": "optimizer='adam'", "beta_2": "optimizer='adam'",
+            "epsilon": "optimizer='adam'", "shuffle": "seed", "verbose": "history_", "max_fun": "'lbfgs'"}
+    ours = set(MLPClassifier().get_params())
+    for name in set(inspect.signature(ScikitLearns).parameters) - ours:
+        value = getattr(ScikitLearns(), name)  # (its default: a typical value)
+        for refuse, error in ((lambda: MLPClassifier(**{name: value}), TypeError),
+                              (lambda: MLPClassifier().set_params(**{name: value}), ValueError)):
+            with pytest.raises(error, match=rf"'{name}'; scikit-learn's {name} is .*{re.escape(ways[name])}") as told:
+                refuse()
+            way = str(told.value).split(" is ", 1)[1]  # a parameter here (verbose's: the history_ it fills)
+            assert any(re.search(rf"\b{p}\b", way) for p in ours | {"history_"}), name
+    X, y = labelled_moons()
+    for name, value, way in [("activation", "logistic", "'sigmoid'"), ("activation", "identity", "relu"),
+                             ("batch_size", "auto", "min(200, n_samples)")]:
+        said = rf"^MLPClassifier: {name}='{value}' is scikit-learn's; .*{re.escape(way)}"
+        with pytest.raises(ValueError, match=said):
+            MLPClassifier(**{name: value}).fit(X, y)
+    ways_here = MLPClassifier(hidden=(4,), activation="sigmoid", batch_size=min(200, len(X)), epochs=1)
+    assert ways_here.fit(X, y).n_iter_ == 1
+
+
+def test_a_pipeline_searches_the_plateau_and_cross_validates():
+    """GridSearchCV over plateau_patience and plateau_factor (early stopping crossed), in a pipeline after a
+    StandardScaler, and cross_val_score: each fit runs; a plateau crossed with a schedule is refused as
+    TrainConfig refuses it (scikit-learn's grid records the failure as NaN, as for its own invalid pairs)."""
+    from sklearn.model_selection import GridSearchCV, cross_val_score
+
+    X, y = labelled_moons()
+    pipe = make_pipeline(StandardScaler(), MLPClassifier(hidden=(8,), epochs=4, lr=0.05, backend="numpy"))
+    grid = {"mlpclassifier__plateau_patience": [0, 1, 2], "mlpclassifier__plateau_factor": [0.2, 0.5],
+            "mlpclassifier__early_stopping": [False, True]}
+    search = GridSearchCV(pipe, grid, cv=2, error_score="raise").fit(X, y)
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all() and len(search.cv_results_["params"]) == 12
+    scores = cross_val_score(clone(pipe).set_params(mlpclassifier__plateau_patience=1), X, y, cv=3)
+    assert scores.shape == (3,) and (scores > 0.5).all()
+    crossed = GridSearchCV(pipe, {"mlpclassifier__plateau_patience": [0, 2],
+                                  "mlpclassifier__schedule": ["none", "exponential"]}, cv=2, error_score="raise")
+    with pytest.raises(ValueError, match="plateau_patience 2 lowers the rate on a plateau, and schedule 'exponential'"):
+        crossed.fit(X, y)

@@ -356,14 +356,14 @@ class TrainConfig:
                 "step": lambda: s.step_decay(self.lr, factor=self.decay_factor, every=self.decay_every),
                 "cosine": lambda: s.cosine(self.lr, self.epochs)}[self.schedule]()
 
-    def build_trainer(self, model, callbacks=()):
+    def build_trainer(self, model, callbacks=(), plateau_monitor: str = "dev_cost"):
         """The `Trainer` these options describe for ``model``: softmax cross-entropy, the configured
         optimizer, L2, L1, schedule and augmentation, `EarlyStopping` on the dev cost when ``patience``
-        is set, `ReduceLROnPlateau` on the dev cost (factor ``plateau_factor``, its other settings its
-        defaults) when ``plateau_patience`` is, then ``callbacks``. Its checkpoints carry these options
+        is set, `ReduceLROnPlateau` on ``plateau_monitor`` (factor ``plateau_factor``, its other settings
+        its defaults) when ``plateau_patience`` is, then ``callbacks``. Its checkpoints carry these options
         (``run_info``), so a resume can check them (`check_resume`)."""
         stopping = [EarlyStopping(patience=self.patience)] if self.patience else []
-        plateau = [ReduceLROnPlateau(factor=self.plateau_factor, patience=self.plateau_patience)] \
+        plateau = [ReduceLROnPlateau(plateau_monitor, factor=self.plateau_factor, patience=self.plateau_patience)] \
             if self.plateau_patience else []
         return Trainer(model, SoftmaxCrossEntropy(), self.build_optimizer(model), l2=self.l2, l1=self.l1,
                        batch_size=self.batch_size, epochs=self.epochs, schedule=self.build_schedule(),

@@ -38,11 +38,14 @@ from xdl.nn.module import modes_of, restore_modes
 from xdl.train.divergence import RATE_ADVICE
 from xdl.train.early_stopping import EarlyStopping
 from xdl.train.interrupt import Interrupted
+from xdl.train.plateau import ReduceLROnPlateau
 
 __all__ = ["MLPClassifier"]
 
 
 ARCHITECTURE = ("hidden", "activation", "batch_norm", "dropout")  # the options a fitted network is made of
+# the options of fit's callbacks (early stopping, the plateau), which partial_fit leaves out (`_training`)
+CALLBACK_OPTIONS = ("patience", "plateau_patience", "plateau_factor")
 # the schedules' own settings, each read by some schedules only (by the others ignored, as scikit-learn's
 # estimators ignore a solver's setting under another solver: a grid may cross them)
 SCHEDULE_SETTINGS = tuple(sorted({name for reads in SCHEDULE_OPTIONS.values() for name in reads} - {"lr", "epochs"}))
@@ -67,13 +70,36 @@ SKLEARN_NAMES = {
              "which scikit-learn divides by its own size; 0 by default)",
     "learning_rate_init": "lr",
     "max_iter": "epochs",
-    "solver": "optimizer ('sgd', 'momentum', 'adam', …)",
+    "solver": "optimizer ('sgd', 'momentum', 'nesterov', 'adam', …; scikit-learn's solver='sgd' with its defaults "
+              "momentum=0.9 and nesterovs_momentum=True is optimizer='nesterov'; 'lbfgs' is not offered)",
     "random_state": "seed",
     # (scikit-learn stops once more than n_iter_no_change epochs have not improved: patience counts them to it)
     "n_iter_no_change": "patience, one more (n_iter_no_change=10 stops at the 11th epoch without improvement, as "
                         "patience=11 does)",
-    "tol": "no parameter (early stopping counts any fall of the dev cost as an improvement)",
+    "tol": "no parameter (early stopping counts any fall of the dev cost as an improvement; plateau_patience, a fall "
+           "of more than 1e-4, scikit-learn's default tol)",
+    # (scikit-learn's docs say two epochs; its code lowers the rate once more than n_iter_no_change have not improved)
+    "learning_rate": "schedule ('constant' is schedule='none'; 'invscaling', per step lr/t**power_t, has no match: "
+                     "schedule='inverse_time' decays per epoch, lr/(1 + decay_rate·epoch)) and, for 'adaptive', "
+                     "plateau_patience=n_iter_no_change + 1 (11 with its default 10) with plateau_factor=0.2 (its "
+                     "division by 5) and schedule='none', watching the training cost (with early_stopping=True, "
+                     "the dev cost)",
+    "power_t": "no parameter (scikit-learn's 'invscaling' has no match; schedule='inverse_time' with decay_rate "
+               "decays per epoch, lr/(1 + decay_rate·epoch))",
+    "momentum": "no parameter (optimizer='momentum' or 'nesterov' takes β = 0.9, scikit-learn's default momentum)",
+    "nesterovs_momentum": "optimizer='nesterov' (True) or optimizer='momentum' (False)",
+    "beta_1": "no parameter (optimizer='adam' takes β₁ = 0.9, scikit-learn's default beta_1)",
+    "beta_2": "no parameter (optimizer='adam' takes β₂ = 0.999, scikit-learn's default beta_2)",
+    "epsilon": "no parameter (optimizer='adam' takes ε = 1e-8, scikit-learn's default epsilon)",
+    "shuffle": "no parameter (every epoch shuffles the examples, drawn from seed, as scikit-learn's shuffle=True)",
+    "verbose": "no parameter (each epoch's costs are in history_, the training cost in loss_curve_ as scikit-learn's)",
+    "max_fun": "no parameter ('lbfgs', which it bounds, is not offered: optimizer takes mini-batch ones, 'adam' by "
+               "default)",
 }
+# scikit-learn's values of parameters named alike here that are spelled otherwise (`_refuse_sklearn_values`)
+SKLEARN_VALUES = {("activation", "logistic"): "it is 'sigmoid' here",
+                  ("activation", "identity"): "it is not offered here (relu, leaky_relu, tanh or sigmoid)",
+                  ("batch_size", "auto"): "it is min(200, n_samples): give that integer here"}
 
 
 def _hinting_sklearn_names(init):
@@ -96,6 +122,15 @@ def _refuse_sklearn_names(keys, said: str, error: type[Exception] = TypeError) -
     for key in keys:
         if key in SKLEARN_NAMES:
             raise error(f"{said} {key!r}; scikit-learn's {key} is {SKLEARN_NAMES[key]} here")
+
+
+def _refuse_sklearn_values(estimator) -> None:
+    """A ValueError for the first parameter holding a scikit-learn value spelled otherwise here
+    (`SKLEARN_VALUES`), naming the way: ``batch_size='auto'`` was told only "must be an integer"."""
+    for (name, value), way in SKLEARN_VALUES.items():
+        given = getattr(estimator, name)
+        if isinstance(given, str) and given == value:
+            raise ValueError(f"MLPClassifier: {name}={value!r} is scikit-learn's; {way}")
 
 
 def _keep_names(estimator) -> None:
@@ -127,8 +162,13 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     and β): decoupled with "adamw" (p ← p·(1 − lr·wd) each step), coupled with the others
     (g ← g + wd·p); 0, the default, is none. ``max_grad_norm``: the gradients clipped to this global 2-norm
     at each step, g ← g·min(1, max_grad_norm/(‖g‖₂ + 1e-6)) (Keras's ``global_clipnorm``; scikit-learn's MLP has
-    none), a finite number ≥ 0; 0, the default, is none. ``backend``: where the network trains, "auto" (the
-    default: cupy if a GPU answers, else numpy), "numpy", "cupy", or "cpu" / "cuda" (numpy /
+    none), a finite number ≥ 0; 0, the default, is none. ``plateau_patience``: the rate multiplied by
+    ``plateau_factor`` (in (0, 1), 0.1 by default) once the cost watched has not fallen by more than 1e-4 for this
+    many epochs in a row (`xdl.train.ReduceLROnPlateau`), an integer ≥ 0, 0 (the default) none; with schedule
+    "none" only, as `TrainConfig`'s. It watches the dev cost with ``early_stopping``, else the training cost, as
+    scikit-learn's ``learning_rate="adaptive"`` watches its validation score or training loss: that is
+    plateau_patience = n_iter_no_change + 1 (11 by default), plateau_factor = 0.2. ``backend``: where the network
+    trains, "auto" (the default: cupy if a GPU answers, else numpy), "numpy", "cupy", or "cpu" / "cuda" (numpy /
     cupy); X and y may be arrays of either (CuPy ones are copied to the host, as `Trainer.fit` reads
     them), and what it returns is NumPy's, as ``model.predict``'s (``classes_`` may be strings, which
     CuPy cannot hold). ``early_stopping``: hold out ``validation_fraction`` of the training
@@ -150,19 +190,20 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     (staircase and step only); under another schedule each is ignored, as scikit-learn's
     ``MLPClassifier`` ignores ``momentum`` unless ``solver="sgd"`` (so a grid may cross them)."""
 
-    # decay_base, decay_every, decay_factor, weight_decay, l1 and max_grad_norm last: arguments given by position keep
-    # their meaning
+    # decay_base, decay_every, decay_factor, weight_decay, l1, max_grad_norm and the plateau's last: arguments given by
+    # position keep their meaning
     @_hinting_sklearn_names
     def __init__(self, hidden=(100,), activation="relu", batch_norm=False, dropout=0.0, l2=0.0,
                  optimizer="adam", lr=1e-3, batch_size=64, epochs=100, schedule="none", decay_rate=0.05,
                  early_stopping=False, validation_fraction=0.1, patience=10, backend="auto", seed=0,
                  warm_start=False, decay_base=0.95, decay_every=10, decay_factor=0.5, weight_decay=0.0,
-                 l1=0.0, max_grad_norm=0.0):
+                 l1=0.0, max_grad_norm=0.0, plateau_patience=0, plateau_factor=0.1):
         self.hidden, self.activation, self.batch_norm, self.dropout, self.l2 = hidden, activation, batch_norm, dropout, l2
         self.optimizer, self.lr, self.batch_size, self.epochs = optimizer, lr, batch_size, epochs
         self.schedule, self.decay_rate, self.decay_base = schedule, decay_rate, decay_base
         self.decay_every, self.decay_factor, self.weight_decay = decay_every, decay_factor, weight_decay
         self.l1, self.max_grad_norm = l1, max_grad_norm
+        self.plateau_patience, self.plateau_factor = plateau_patience, plateau_factor
         self.early_stopping, self.validation_fraction, self.patience = early_stopping, validation_fraction, patience
         self.backend, self.seed, self.warm_start = backend, seed, warm_start
 
@@ -199,6 +240,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         return int(np.random.default_rng().integers(2**31))
 
     def _checked_config(self, going_on: bool) -> TrainConfig:
+        _refuse_sklearn_values(self)
         for name in ("batch_norm", "early_stopping", "warm_start"):  # strictly: "no" and 0 are no switches
             check_bool(getattr(self, name), f"MLPClassifier: {name}")
         # ≥ 1 whether or not early stopping is on: patience=0 would hold out a dev set and never stop
@@ -213,8 +255,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         config = TrainConfig.from_dict({
             "hidden": hidden, "activation": self.activation, "batch_norm": self.batch_norm, "dropout": self.dropout,
             "l2": self.l2, "l1": self.l1, "weight_decay": self.weight_decay, "optimizer": self.optimizer, "lr": self.lr,
-            "max_grad_norm": self.max_grad_norm,
-            "batch_size": self.batch_size,
+            "max_grad_norm": self.max_grad_norm, "plateau_patience": self.plateau_patience,
+            "plateau_factor": self.plateau_factor, "batch_size": self.batch_size,
             "epochs": self.epochs, "schedule": self.schedule,
             **{name: getattr(self, name) for name in SCHEDULE_SETTINGS},
             "patience": self.patience if self.early_stopping else 0, "backend": self.backend,
@@ -237,8 +279,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         """One epoch over ``(X, y)``, going on from the fitted network and its optimizer (scikit-learn's
         incremental learning; after `fit` too). The first call needs ``classes``: every label ``y``
         will ever hold. The network's input scaling is measured on the first call's ``X``;
-        ``early_stopping`` does not apply (there is no held-out set of a stream: after a ``fit`` with it,
-        the calls go on from the network it kept, with its optimizer, without stopping); the seed is the
+        ``early_stopping`` and ``plateau_patience`` do not apply (there is no held-out set of a stream, and each
+        call's cost is on other data: after a ``fit`` with them, the calls go on from the network it kept, with its
+        optimizer and the rate it reached, without stopping or lowering it); the seed is the
         fitted estimator's (``seed=None`` draws one per fitted estimator); an option changed between
         calls (``lr``, ``optimizer``, ``seed``, …) takes effect with a new optimizer. ``n_iter_`` and
         ``loss_curve_`` count every epoch of the calls, and of a ``fit`` before them (scikit-learn's
@@ -335,7 +378,11 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 self._scaler_ = scaler
                 self.model_ = config.build_model(X.shape[1], len(self.classes_), scaler.layer())
                 self.loss_curve_ = []
-            self.trainer_, self._trainer_options_ = config.build_trainer(_network(self.model_)), _training(config)
+            # the plateau watches what scikit-learn's learning_rate='adaptive' watches: the held-out set, else the
+            # training cost (the estimator has no dev set without early stopping)
+            watched = "dev_cost" if dev is not None else "train_cost"
+            self.trainer_ = config.build_trainer(_network(self.model_), plateau_monitor=watched)
+            self._trainer_options_ = _training(config)
             self.__dict__.pop("_trainer_position_", None)  # a pickled partial_fit's: this fit starts its own run
             interrupted = None
             try:
@@ -359,7 +406,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         return interrupted
 
     def _partial_fit(self, X, y, classes):
-        config = dataclasses.replace(self._config(going_on=True), patience=0)  # no early stopping on a stream
+        # no early stopping, no plateau on a stream: each call's data is another (`partial_fit`)
+        config = dataclasses.replace(self._config(going_on=True), patience=0, plateau_patience=0)
         first = not hasattr(self, "model_")
         if first and classes is None:
             raise ValueError("MLPClassifier: the first partial_fit needs classes, every label y will ever hold "
@@ -402,9 +450,10 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 if pickled and same:
                     self.trainer_.optimizer.load_state_dict(pickled["optimizer"])
                 self._trainer_options_ = _training(config)
-            else:  # fit's trainer goes on without its early stopping: a stream has no held-out set to watch (a new
-                # list: a failed call puts the trainer's back)
-                self.trainer_.callbacks = [cb for cb in trainer.callbacks if not isinstance(cb, EarlyStopping)]
+            else:  # fit's trainer goes on without its early stopping and plateau (`partial_fit`; a new list: a
+                # failed call puts the trainer's back)
+                self.trainer_.callbacks = [cb for cb in trainer.callbacks
+                                           if not isinstance(cb, EarlyStopping | ReduceLROnPlateau)]
             self.trainer_.epochs = self.trainer_.epoch + 1
             before = len(self.trainer_.history)
             history = self.trainer_.fit(X, y_index)
@@ -482,7 +531,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         defaults = {name: p.default for name, p in inspect.signature(type(self).__init__).parameters.items()
                     if name != "self"}
         if isinstance(state.get("_trainer_options_"), dict):
-            state = {**state, "_trainer_options_": {**ADDED_OPTIONS, **state["_trainer_options_"]}}
+            options = {**ADDED_OPTIONS, **state["_trainer_options_"]}
+            state = {**state, "_trainer_options_": {k: v for k, v in options.items() if k not in CALLBACK_OPTIONS}}
         super().__setstate__({**defaults, **state})
 
 
@@ -526,10 +576,10 @@ def _class_labels(classes) -> np.ndarray:
 
 def _training(config: TrainConfig) -> dict:
     """The options a trainer is built with, but for those `partial_fit` goes on through: its number
-    of epochs (it counts them) — unless a cosine schedule spans them — and ``patience`` (`fit`'s early
-    stopping, which `partial_fit` sets to 0 and leaves out of a trainer it goes on with)."""
+    of epochs (it counts them) — unless a cosine schedule spans them — and `CALLBACK_OPTIONS` (`fit`'s
+    early stopping and plateau, which `partial_fit` sets to 0 and leaves out of a trainer it goes on with)."""
     return {key: value for key, value in dataclasses.asdict(config).items()
-            if key != "patience" and (key != "epochs" or config.schedule == "cosine")}
+            if key not in CALLBACK_OPTIONS and (key != "epochs" or config.schedule == "cosine")}
 
 
 def _network(model):
