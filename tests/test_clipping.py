@@ -344,3 +344,88 @@ def test_a_grad_rebound_to_a_tensor_is_clipped_in_it(backend):
         np.testing.assert_allclose(float(host(backend, norm)), expected_norm, rtol=1e-12)
         for p, want in zip(params, expected):
             np.testing.assert_allclose(host(backend, p.grad.data), want, rtol=1e-12)
+
+
+# -- on the CPU: the float64 sums of squares by chunks (NumpyBackend.row_sums_of_squares), no write below the max --
+
+def float64_copy_sums(array, rows: int) -> np.ndarray:
+    """Σ x² per row by one float64 copy of the whole array, squared and summed: what clipping did before chunks
+    (and what `Backend.row_sums_of_squares`, CuPy's, still does)."""
+    squares = array.reshape(rows, -1).astype(np.float64)
+    return (squares * squares).sum(axis=1)
+
+
+def test_the_cpus_chunked_sums_of_squares_equal_a_float64_copys_to_rounding():
+    """192 buffers: rows of 0, 1, 2, 7, a chunk (8192) ± 1, two ± 1, three + 1 and a random odd number of elements,
+    1 to 5 rows, float32 and float64, contiguous or every second element of a larger buffer, values of 1e-20 to 1e20
+    (a float32 1e20's square is inf in float32): the sums are finite and equal the float64 copy's to 1e-12."""
+    from xdl.backend import SQUARES_CHUNK, NumpyBackend
+
+    cpu, rng, cases = NumpyBackend(), np.random.default_rng(22), 0
+    sizes = [0, 1, 2, 7, SQUARES_CHUNK - 1, SQUARES_CHUNK, SQUARES_CHUNK + 1, 2 * SQUARES_CHUNK - 1,
+             2 * SQUARES_CHUNK, 2 * SQUARES_CHUNK + 1, 3 * SQUARES_CHUNK + 1, 2 * int(rng.integers(1, 20000)) + 1]
+    for dtype in (np.float32, np.float64):
+        for rows in (1, 2, 3, 5):
+            for n in sizes:
+                for strided in (False, True):
+                    values = rng.standard_normal(rows * n * (2 if strided else 1)) * 10 ** rng.uniform(-20, 20)
+                    if values.size:
+                        values[rng.integers(values.size)] = 1e20
+                    buffer = values.astype(dtype)
+                    array = buffer[::2] if strided else buffer
+                    got = cpu.row_sums_of_squares(array, rows)
+                    assert got.shape == (rows,) and got.dtype == np.float64 and np.isfinite(got).all()
+                    np.testing.assert_allclose(got, float64_copy_sums(array, rows), rtol=1e-12, atol=0)
+                    cases += 1
+    assert cases == 2 * 4 * len(sizes) * 2
+
+
+def test_clipping_on_the_cpu_makes_no_float64_copy_of_the_gradients():
+    """A float32 gradient of 1M elements (4 MB) by clip_grad_norm, and a (4, 250k) stack's by clip_buffers (a
+    `StackedOptimizer`'s clipping), each scaled and not: the call allocates under 1 MB at its peak (a chunk's float64
+    scratch is 64 KiB) — one float64 copy of the gradients was 8 MB, twice their size."""
+    import tracemalloc
+
+    from xdl.optim.clipping import clip_buffers
+
+    rng = np.random.default_rng(23)
+    with xdl.use("numpy") as cpu:
+        param = xdl.Parameter(xdl.tensor(np.zeros(1_000_000, np.float32), backend=cpu))
+        param.grad = rng.standard_normal(1_000_000).astype(np.float32)
+        stacked_grad = rng.standard_normal((4, 250_000)).astype(np.float32)
+        calls = [lambda: clip_grad_norm([param], 1e9), lambda: clip_grad_norm([param], 1e-3),
+                 lambda: clip_buffers([stacked_grad], np.array([1e9, 1e-3, np.inf, 1.0]), 4)]
+        tracemalloc.start()
+        try:
+            for call in calls:
+                tracemalloc.reset_peak()
+                before = tracemalloc.get_traced_memory()[0]
+                call()
+                assert tracemalloc.get_traced_memory()[1] - before < 1_000_000
+        finally:
+            tracemalloc.stop()
+
+
+def test_on_the_cpu_a_norm_under_its_max_writes_nothing():
+    """Every norm under its max (one model, or every row of a stack — one row unclipped, max inf): the gradients
+    are not written at all (here read-only arrays, which a ×1 would refuse), where one row over its max scales."""
+    from xdl.optim.clipping import clip_buffers
+
+    rng = np.random.default_rng(24)
+    for dtype in (np.float32, np.float64):
+        for rows, shape in ((1, (50,)), (1, (6, 7)), (3, (3, 40))):
+            grads = [rng.standard_normal(shape).astype(dtype), rng.standard_normal((rows, 5)).astype(dtype)]
+            before = [g.copy() for g in grads]
+            for g in grads:
+                g.flags.writeable = False
+            max_norm = 1e3 if rows == 1 else np.array([1e3, np.inf, 1e3][:rows])
+            clip_buffers(grads, max_norm, rows)
+            for g, was in zip(grads, before):
+                np.testing.assert_array_equal(g, was)
+            if rows > 1:  # one row over its max: the rows are scaled (writable again), that row's alone changed
+                for g in grads:
+                    g.flags.writeable = True
+                clip_buffers(grads, np.array([1e3, np.inf, 1e-3]), rows)
+                for g, was in zip(grads, before):
+                    np.testing.assert_array_equal(g[:2], was[:2])
+                    assert np.all(np.abs(g[2]) < np.abs(was[2]))

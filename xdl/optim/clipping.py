@@ -143,23 +143,28 @@ def _clip_rows(grads, max_norm: float, shape: tuple, dtype):
 
 
 def _norms(grads, rows: int):
-    """Each model's norm over ``grads``, a (rows,) float64 array: sqrt(Σ g²) per row, squared in float64."""
+    """Each model's norm over ``grads``, a (rows,) float64 array: sqrt(Σ g²) per row, squared and summed in float64
+    by the backend (`Backend.row_sums_of_squares`: on the CPU by cache-sized chunks, no float64 copy of ``g``)."""
+    backend = backend_of(grads[0])
     squares = None
     for g in grads:
-        g64 = g.reshape(rows, -1).astype(np.float64)  # (a copy: squared in place)
-        g64 *= g64
-        row_sums = g64.sum(axis=1)
+        row_sums = backend.row_sums_of_squares(g, rows)
         squares = row_sums if squares is None else squares + row_sums
-    return backend_of(grads[0]).xp.sqrt(squares)
+    return backend.xp.sqrt(squares)
 
 
 def _scale(grads, norms, max_norm, rows: int) -> None:
-    """``grads`` (rows of ``rows`` models, or one model's where ``rows`` is 1) times min(1, max_norm / (norm + ε))."""
-    xp = backend_of(grads[0]).xp
+    """``grads`` (rows of ``rows`` models, or one model's where ``rows`` is 1) times min(1, max_norm / (norm + ε)),
+    in place; where every scale is 1 and a host read is cheap (the CPU), not written at all."""
+    backend = backend_of(grads[0])
+    xp = backend.xp
     # min(1, ·) by clip: NaN stays NaN (so do the gradients, PyTorch's); the ratio is ≥ 0, so 0 clips nothing
     with np.errstate(invalid="ignore"):  # (inf/inf of a model not clipped whose norm is inf: replaced below)
         scales = xp.clip(max_norm / (norms + EPSILON), 0.0, 1.0)
     if getattr(max_norm, "ndim", 0):  # (K,) max norms, inf for a model not clipped: exactly 1 (inf/inf is NaN)
         scales = xp.where(xp.isfinite(max_norm), scales, 1.0)
+    if backend.host_sync_is_cheap and bool((scales == 1.0).all()):
+        return  # every norm under its max: ×1 would rewrite each gradient unchanged. (On a GPU reading the scales
+        # is a sync, and a captured step cannot branch on them: it multiplies whatever they are.)
     for g in grads:
         g *= scales.astype(g.dtype).reshape((rows,) + (1,) * (g.ndim - 1) if rows > 1 else ())
