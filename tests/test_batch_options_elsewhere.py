@@ -126,10 +126,55 @@ def test_an_unknown_keyword_keeps_its_message(option):
         ManyTrainer([TrainConfig(hidden=[3])]).fit(X, y, **{option: 1})
 
 
-def test_the_batch_s_seed_given_to_its_fit_keeps_its_message():
-    """seed is each TrainConfig's and the batch's own (its batches' order): ManyTrainer.fit(seed=…) says neither."""
-    with pytest.raises(TypeError, match=r"^ManyTrainer\.fit\(\) takes no option seed=: not an option of "):
-        ManyTrainer([TrainConfig(hidden=[3])]).fit(X, y, seed=1)
+def test_the_batch_s_seed_given_to_its_fit_says_it_is_the_constructors_and_each_models_its_configs():
+    """seed is the batch's own (its batches' order) and each TrainConfig's (its model's initialization and dropout):
+    ManyTrainer.fit(seed=…) said "not an option of ManyTrainer.fit"; it names both, each value alike."""
+    batch = ManyTrainer([TrainConfig(hidden=[3], epochs=1)])
+    way = (r"it is the constructor's, the batches' order: ManyTrainer\(configs, seed=…\) \(as fit_many\(configs, X, y, "
+           r"seed=…\)\); each model's initialization and dropout masks take its TrainConfig's seed$")
+    assert refused(lambda value: batch.fit(X, y, seed=value), rf"^ManyTrainer\.fit\(\) takes no option seed=: {way}")
+    assert batch.model is None and batch.epoch == 0
+
+
+def constructor_keywords() -> list[str]:
+    """The ManyTrainer constructor's keywords but configs that Keras's fit has none of (fit says those from
+    `KERAS_FIT_OPTIONS`)."""
+    return [name for name in inspect.signature(ManyTrainer.__init__).parameters
+            if name not in ("self", "configs") and name not in KERAS_FIT_OPTIONS]
+
+
+def test_a_many_trainers_fit_given_a_constructor_keyword_says_it_is_the_constructors():
+    """fit_many's options are the constructor's or fit's: ``batch.fit(X, y, dtype=…)`` said only "not an option of
+    ManyTrainer.fit". Each keyword of the constructor's signature, with each of several values, is said to be the
+    constructor's (and fit_many's), before any work: nothing built, nothing trained."""
+    batch = ManyTrainer([TrainConfig(hidden=[3], epochs=1)])
+    cases = 0
+    for name in constructor_keywords():
+        whose = "constructor's, the batches' order" if name == "seed" else "constructor's"
+        said = f"{whose}: ManyTrainer(configs, {name}=…) (as fit_many(configs, X, y, {name}=…))"
+        cases += refused(lambda value: batch.fit(X, y, **{name: value}),
+                         rf"^ManyTrainer\.fit\(\) takes no option {name}=: it is the {re.escape(said)}")
+        assert name in inspect.signature(fit_many).parameters
+    assert cases == len(VALUES) * len(constructor_keywords()) and {"seed", "dtype", "progress", "capture",
+                                                                   "eval_train"} <= set(constructor_keywords())
+    assert batch.model is None and batch.epoch == 0
+
+
+def test_a_many_trainer_given_a_fit_keyword_says_it_is_fits():
+    """``ManyTrainer(configs, dev=…)`` (fit_many's option, given to the constructor) met Python's bare error: each of
+    fit's keywords (its signature's) is said to be fit's (and fit_many's), before the configs are checked."""
+    from xdl.train.many import BATCH_FIT_OPTIONS
+    fit_keywords = [name for name, p in inspect.signature(ManyTrainer.fit).parameters.items()
+                    if name not in ("self", "X", "y") and p.kind is not p.VAR_KEYWORD]
+    assert fit_keywords == list(BATCH_FIT_OPTIONS)
+    cases = 0
+    for name in fit_keywords:
+        cases += refused(lambda value: ManyTrainer(["not a config"], **{name: value}),
+                         rf"^ManyTrainer\(\) got an unexpected keyword argument '{name}'; it is fit's: "
+                         rf"ManyTrainer\(configs\)\.fit\(X, y, {name}=.+\) "
+                         rf"\(as fit_many\(configs, X, y, {name}=.+\)\)$")
+        assert name in inspect.signature(fit_many).parameters
+    assert cases == len(VALUES) * 4
 
 
 def test_no_option_said_elsewhere_is_a_callers_keyword_and_each_way_named_is_taken_there():

@@ -284,6 +284,10 @@ SCHEDULE_PEER_KEYWORDS = [
     # PyTorch's StepLR(optimizer, step_size, gamma)
     (schedules.step_decay, (0.1,), dict(step_size=3, gamma=0.5), lambda c: 0.1 * 0.5 ** (c // 3), COUNTS),
     (schedules.step_decay, (0.1,), dict(gamma=0.2), lambda c: 0.1 * 0.2 ** (c // 10), COUNTS),
+    # Keras's ExponentialDecay(initial_learning_rate, decay_steps, decay_rate, staircase=True)
+    (schedules.step_decay, (0.1,), dict(decay_steps=4, decay_rate=0.5), lambda c: 0.1 * 0.5 ** (c // 4), COUNTS),
+    (schedules.step_decay, (), dict(initial_learning_rate=0.1, decay_rate=0.96, decay_steps=7),
+     lambda c: 0.1 * 0.96 ** (c // 7), COUNTS),
     # PyTorch's ExponentialLR(optimizer, gamma); Keras's ExponentialDecay(initial_learning_rate, decay_steps,
     # decay_rate)
     (schedules.exponential, (0.1,), dict(gamma=0.9), lambda c: 0.1 * 0.9**c, COUNTS),
@@ -335,6 +339,97 @@ def test_a_schedule_refuses_a_peers_keyword_and_the_way_it_says_gives_the_peers_
     else:
         raise AssertionError(f"{maker.__name__}(*{args}, **{given}) still refused")
     np.testing.assert_allclose([schedule(c) for c in counts], [peer(c) for c in counts], rtol=1e-12)
+
+
+def keras_decay(kind: str, staircase: bool, lr0: float, decay_steps: int, decay_rate: float):
+    """Keras's InverseTimeDecay ("inverse_time": α₀ / (1 + decay_rate·p)) or ExponentialDecay ("exponential":
+    α₀·decay_rate^p) at a count, p = count / decay_steps, ⌊count / decay_steps⌋ with staircase=True."""
+    def rate(count):
+        p = count // decay_steps if staircase else count / decay_steps
+        return lr0 / (1 + decay_rate * p) if kind == "inverse_time" else lr0 * decay_rate**p
+    return rate
+
+
+def made_as_said(maker, given: dict, names: dict):
+    """``maker(**given)`` (Keras's keywords), its refusals followed until a call is taken: a keyword whose way is
+    this maker's ("give decay_rate=decay_rate / decay_steps here") is replaced by it; Keras's staircase is left out
+    where the message says its value is this maker ("staircase=True is this maker", "staircase=False is
+    inverse_time itself"), else the call it names is made. The first refusal of a call with staircase= names it."""
+    given = dict(given)
+    for turn in range(len(given) + 1):
+        try:
+            return maker(**given)
+        except TypeError as refused:
+            said = str(refused)
+        name = re.match(rf"{maker.__name__}\(\) got an unexpected keyword argument '(\w+)'; ", said).group(1)
+        assert name in given and (turn or name == "staircase" or "staircase" not in given), said
+        if name == "staircase":
+            value = f"staircase={given.pop('staircase')}"
+            way = re.search(rf"{value} is (this maker: leave it out|\w+ itself: leave it out|(\w+\(.+?\)) here)", said)
+            assert way, said
+            if way.group(2):  # another maker: the call the message writes, in Keras's names
+                return eval(way.group(2), vars(schedules), names)
+            continue
+        keyword, value = re.search(r"'s \w+: give (\w+)=(.+?) here", said).groups()
+        assert keyword in inspect.signature(maker).parameters
+        del given[name]
+        given[keyword] = eval(value, {}, names)
+    raise AssertionError(f"{maker.__name__}(**{given}) still refused")
+
+
+# Keras's decays with staircase=: (the maker here, Keras's decay it is the peer of)
+STAIRCASE_MAKERS = [(schedules.inverse_time, "inverse_time"), (schedules.staircase, "inverse_time"),
+                    (schedules.exponential, "exponential"), (schedules.step_decay, "exponential")]
+STAIRCASE_CASES = [(maker, kind, staircase, decay_steps, decay_rate) for maker, kind in STAIRCASE_MAKERS
+                   for staircase in (True, False) for decay_steps in (1, 3, 7) for decay_rate in (0.5, 0.96)]
+
+
+@pytest.mark.parametrize("maker, kind, staircase, decay_steps, decay_rate", STAIRCASE_CASES)
+def test_keras_staircase_is_refused_naming_the_maker_here_and_the_way_said_gives_keras_rates(
+        maker, kind, staircase, decay_steps, decay_rate):
+    """``inverse_time(lr0, …, staircase=True)`` in Keras's InverseTimeDecay's words met Python's bare "unexpected
+    keyword argument 'staircase'": the staircase forms are other makers here (staircase, step_decay). It is
+    refused first — before the keywords whose way is this maker's, in whatever order given —, and the way it says
+    (for staircase=True and False, from each of the four makers) gives Keras's rates."""
+    names = dict(lr0=0.1, initial_learning_rate=0.1, decay_steps=decay_steps, decay_rate=decay_rate)
+    keras = dict(initial_learning_rate=0.1, decay_steps=decay_steps, decay_rate=decay_rate, staircase=staircase)
+    for order in (list(keras), list(reversed(keras))):
+        schedule = made_as_said(maker, {name: keras[name] for name in order}, names)
+        np.testing.assert_allclose([schedule(c) for c in COUNTS],
+                                   [keras_decay(kind, staircase, 0.1, decay_steps, decay_rate)(c) for c in COUNTS],
+                                   rtol=1e-12)
+
+
+def keras_cosine_warmup(count, initial_learning_rate, decay_steps, alpha, warmup_target, warmup_steps):
+    """Keras's CosineDecay with a warm-up: from initial_learning_rate up to warmup_target over warmup_steps
+    counts, then the cosine from warmup_target over decay_steps more (floor alpha·warmup_target)."""
+    if count < warmup_steps:
+        return initial_learning_rate + (warmup_target - initial_learning_rate) * count / warmup_steps
+    return keras_cosine(count - warmup_steps, warmup_target, decay_steps, alpha)
+
+
+@pytest.mark.parametrize("warmup_steps", [1, 4, 10])
+@pytest.mark.parametrize("decay_steps, alpha, warmup_target", [(5, 0.0, 0.1), (20, 0.1, 0.1), (20, 0.0, 1.0),
+                                                                (5, 0.5, 1.0)])
+def test_keras_cosine_warm_up_is_refused_naming_warmup_and_the_way_said_decays_as_keras_after_the_ramp(
+        warmup_steps, decay_steps, alpha, warmup_target):
+    """``cosine(lr0, total, warmup_steps=…, warmup_target=…)`` (Keras's CosineDecay's) met Python's bare error: a
+    warm-up is warmup's here. Made as the message writes it, the schedule is Keras's from the ramp's end on, and
+    on the ramp xdl's (warmup's: base·(count + 1)/steps)."""
+    for keyword in ("warmup_steps", "warmup_target"):
+        with pytest.raises(TypeError) as refused:
+            schedules.cosine(0.0, decay_steps, **{keyword: warmup_steps if keyword == "warmup_steps" else 0.1})
+        said = str(refused.value)
+        assert said.startswith(f"cosine() got an unexpected keyword argument '{keyword}'; Keras's CosineDecay's "
+                               f"{keyword}: a warm-up is warmup's here: ")
+    schedule_said = re.search(r"(warmup\(lambda count: .*?, warmup_steps\)) with base = (cosine\([^()]*\))", said)
+    names = dict(warmup_steps=warmup_steps, decay_steps=decay_steps, alpha=alpha, warmup_target=warmup_target)
+    names["base"] = eval(schedule_said.group(2), vars(schedules), names)
+    schedule = eval(schedule_said.group(1), {**vars(schedules), **names})  # (the lambda reads base as a global)
+    counts = range(warmup_steps + decay_steps + 5)
+    expected = [keras_cosine_warmup(c, 0.0, decay_steps, alpha, warmup_target, warmup_steps) if c >= warmup_steps
+                else warmup_target * (c + 1) / warmup_steps for c in counts]
+    np.testing.assert_allclose([schedule(c) for c in counts], expected, rtol=1e-12, atol=1e-15)
 
 
 # each schedule by name, with its name as xdl recorded it when its settings were taken by position too: a

@@ -93,9 +93,11 @@ def test_the_trainer_keeps_its_signature_and_repr():
 
 
 def said_by_fit() -> dict:
-    """The table's entries `Trainer.fit` says: those Keras's fit has no entry for (`KERAS_FIT_OPTIONS` first)."""
+    """The table's entries `Trainer.fit` says: those Keras's fit has no entry for (`KERAS_FIT_OPTIONS` first), but
+    fit's own keywords (the constructor says they are fit's)."""
     from xdl.train.trainer import KERAS_FIT_OPTIONS
-    return {option: way for option, way in table().items() if option not in KERAS_FIT_OPTIONS}
+    fit_keywords = set(inspect.signature(Trainer.fit).parameters)
+    return {option: way for option, way in table().items() if option not in {*KERAS_FIT_OPTIONS, *fit_keywords}}
 
 
 def test_fit_given_an_option_of_the_table_says_where_it_is_before_any_work():
@@ -130,9 +132,104 @@ def test_each_way_fit_says_reads_right_for_fit():
     assert "max_epochs" in said_by_fit()
 
 
-@pytest.mark.parametrize("option", ["bogus", "Lr", "lrs", "max_grad_norms", "devices", "metric", "l2", "seed"])
+@pytest.mark.parametrize("option", ["bogus", "Lr", "lrs", "max_grad_norms", "devices", "metric", "l2s", "seeds"])
 def test_fit_given_an_unknown_keyword_keeps_its_message(option):
     model, loss, optimizer = parts()
     with pytest.raises(TypeError, match=rf"^Trainer\.fit\(\) takes no option {option}=: not an option of Trainer\.fit "
                                         r"\(its options: dev, resume\)$"):
         Trainer(model, loss, optimizer).fit(np.zeros((4, 4), np.float32), np.arange(4) % 2, **{option: 1})
+
+
+def constructor_keywords() -> list[str]:
+    """The Trainer constructor's keywords that Keras's fit has none of (fit says those from `KERAS_FIT_OPTIONS`)."""
+    from xdl.train.trainer import KERAS_FIT_OPTIONS
+    return [name for name in inspect.signature(Trainer.__init__).parameters
+            if name != "self" and name not in KERAS_FIT_OPTIONS]
+
+
+def test_fit_given_a_constructor_keyword_says_it_is_the_constructors_before_any_work():
+    """``trainer.fit(X, y, l2=…)`` said only "not an option of Trainer.fit": each keyword of the constructor's
+    signature, with each of several values, is said to be the constructor's, with the call that takes it (the
+    parts by position: ``Trainer(model, loss, optimizer)``), and the trainer trains nothing."""
+    model, loss, optimizer = parts()
+    trainer = Trainer(model, loss, optimizer, epochs=1, progress=False)
+    X, y = np.zeros((8, 4), np.float32), np.arange(8) % 2
+    weights = {name: value.copy() for name, value in model.state_dict().items()}
+    cases = 0
+    for name in constructor_keywords():
+        call = "Trainer(model, loss, optimizer)" if name in ("model", "loss", "optimizer") else \
+            f"Trainer(model, loss, optimizer, {name}=…)"
+        for value in (1.0, 0, None, "cuda", [1]):
+            with pytest.raises(TypeError, match=f"^{re.escape(f'Trainer.fit() takes no option {name}=: it is the ')}"
+                                                f"constructor's: {re.escape(call)}"):
+                trainer.fit(X, y, **{name: value})
+            cases += 1
+    assert cases == 5 * len(constructor_keywords()) >= 5 * 12 and {"l2", "seed", "l1", "capture"} <= set(
+        constructor_keywords())
+    assert trainer.epoch == 0 and not trainer.history
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, weights[name])
+
+
+def test_a_trainer_given_a_fit_keyword_says_it_is_fits_before_any_work(monkeypatch):
+    """``Trainer(model, loss, opt, dev=…)`` met Python's bare error: each of fit's keywords (its signature's) is
+    said to be fit's, with the call that takes it, before the constructor's body runs."""
+    import xdl.train.trainer as trainer_module
+    ran = []
+    monkeypatch.setattr(trainer_module, "_check_parts", lambda *a: ran.append(a))
+    fit_keywords = [name for name, p in inspect.signature(Trainer.fit).parameters.items()
+                    if name not in ("self", "X", "y") and p.kind is not p.VAR_KEYWORD]
+    assert tuple(fit_keywords) == trainer_module.FIT_OPTIONS
+    cases = 0
+    for name in fit_keywords:
+        for value in (1.0, 0, None, (np.zeros((2, 4)), np.zeros(2)), "directory"):
+            with pytest.raises(TypeError, match=rf"^Trainer\(\) got an unexpected keyword argument '{name}'; it is "
+                                                rf"fit's: trainer\.fit\(X, y, {name}="):
+                Trainer(*parts(), epochs=2, **{name: value})
+            cases += 1
+    assert cases == 5 * len(fit_keywords) == 10 and not ran
+
+
+# a TrainConfig's, scikit-learn's or xdl.sklearn's option of a run that is a callback's or another keyword here →
+# a pattern of the way each is said, and the calls in it (maker, keyword) that must take the keyword named
+CALLBACK_WAYS = {
+    "patience": (r"early stopping is a callback: Trainer\(callbacks=\[EarlyStopping\(patience=…\)\]\)",
+                 [("EarlyStopping", "patience")]),
+    "early_stopping": (r"early stopping is a callback: Trainer\(callbacks=\[EarlyStopping\(patience=…\)\]\)",
+                       [("EarlyStopping", "patience")]),
+    "n_iter_no_change": (r"EarlyStopping's patience, one more, here: .*EarlyStopping\(patience=n_iter_no_change \+ 1\)",
+                         [("EarlyStopping", "patience")]),
+    "plateau_patience": (r"ReduceLROnPlateau\(patience=plateau_patience, factor=plateau_factor\)",
+                         [("ReduceLROnPlateau", "patience"), ("ReduceLROnPlateau", "factor")]),
+    "plateau_factor": (r"ReduceLROnPlateau\(patience=plateau_patience, factor=plateau_factor\)",
+                       [("ReduceLROnPlateau", "patience"), ("ReduceLROnPlateau", "factor")]),
+    "validation_fraction": (r"xdl\.data\.split\(X, y\).*dev=\(s\.X_dev, s\.y_dev\)", [("fit", "dev")]),
+    "max_iter": (r"scikit-learn's max_iter is epochs here: Trainer\(epochs=max_iter\)$", [("Trainer", "epochs")]),
+    "random_state": (r"scikit-learn's random_state is seed here: Trainer\(seed=random_state\)$", [("Trainer", "seed")]),
+    "alpha": (r"scikit-learn's alpha is l2 here, the same λ .*Trainer\(l2=alpha\)$", [("Trainer", "l2")]),
+}
+
+
+@pytest.mark.parametrize("option", CALLBACK_WAYS)
+def test_a_run_option_of_a_config_or_scikit_learn_says_where_it_is_to_the_constructor_and_fit(option, monkeypatch):
+    """``Trainer(model, loss, opt, patience=5)`` (a TrainConfig's, xdl.sklearn's), ``early_stopping=True``,
+    scikit-learn's ``n_iter_no_change=``, ``max_iter=``: Python's bare error at the constructor, "not an option of
+    Trainer.fit" at fit. Each is said, before any work, with the call that takes it (whose keyword it takes)."""
+    import xdl.train.trainer as trainer_module
+    way, calls = CALLBACK_WAYS[option]
+    model, loss, optimizer = parts()
+    trainer = Trainer(model, loss, optimizer, epochs=1, progress=False)
+    ran = []
+    monkeypatch.setattr(trainer_module, "_check_parts", lambda *a: ran.append(a))
+    X, y = np.zeros((8, 4), np.float32), np.arange(8) % 2
+    for value in (5, True, 0.1, None, "dev_cost"):
+        with pytest.raises(TypeError, match=rf"^Trainer\(\) got an unexpected keyword argument '{option}'; .*{way}"):
+            Trainer(model, loss, optimizer, **{option: value})
+        with pytest.raises(TypeError, match=rf"^Trainer\.fit\(\) takes no option {option}=: .*{way}"):
+            trainer.fit(X, y, **{option: value})
+    assert not ran and trainer.epoch == 0 and not trainer.history
+    makers = {"EarlyStopping": xdl.train.EarlyStopping, "ReduceLROnPlateau": xdl.train.ReduceLROnPlateau,
+              "Trainer": Trainer, "fit": Trainer.fit}
+    for maker, keyword in calls:
+        assert keyword in inspect.signature(makers[maker]).parameters
+

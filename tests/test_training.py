@@ -4,6 +4,7 @@ import contextlib
 import copy
 import json
 import os
+import re
 import signal
 import threading
 import warnings
@@ -2597,6 +2598,37 @@ def test_early_stopping_given_a_keras_option_says_the_way_here(option, way):
     """EarlyStopping(restore_best_weights=True) said Python's "unexpected keyword argument"."""
     with pytest.raises(TypeError, match=rf"^EarlyStopping\(\) takes no option {option}=: .*{way}"):
         EarlyStopping(**{option: 1})
+
+
+# Keras's ModelCheckpoint options → a word of the way each is said here
+KERAS_CHECKPOINT_WAYS = {"filepath": r"directory here: Checkpoint\(directory\)", "save_best_only": r"best\.npz keeps",
+                         "save_weights_only": r"xdl\.load\(path\) gives the model", "mode": r"accuracies maximized",
+                         "save_freq": r"every=1 here .*trainer\.save_checkpoint\(path\)",
+                         "initial_value_threshold": r"not offered", "verbose": r"a save is silent"}
+
+
+def test_checkpoint_given_a_keras_option_says_the_way_here_before_any_work(tmp_path):
+    """Checkpoint(directory, save_best_only=True), Keras's ModelCheckpoint's words, met Python's bare "unexpected
+    keyword argument": each option of Keras's, with each of several values and beside valid settings, is refused
+    saying the way here (the table's, whose every keyword named is Checkpoint's), before the directory is read."""
+    import inspect
+    from xdl.train.checkpoint import KERAS_CHECKPOINT_OPTIONS
+    assert set(KERAS_CHECKPOINT_OPTIONS) == set(KERAS_CHECKPOINT_WAYS)
+    keywords = set(inspect.signature(Checkpoint.__init__).parameters)
+    cases = 0
+    for option, way in KERAS_CHECKPOINT_OPTIONS.items():
+        assert re.search(KERAS_CHECKPOINT_WAYS[option], way) and option not in keywords
+        assert all(keyword in keywords for keyword in re.findall(r"\b(\w+)=", way) if keyword != "save_freq")
+        for value in (True, 1, "epoch", None, "val_loss"):
+            for settings in ({}, {"every": 2}, {"monitor": "dev_accuracy"}):
+                message = f"Checkpoint() got an unexpected keyword argument {option!r}; {way}"
+                with pytest.raises(TypeError, match=f"^{re.escape(message)}$"):
+                    Checkpoint(tmp_path / "run", **settings, **{option: value})
+                cases += 1
+    assert cases == 7 * 15 and not (tmp_path / "run").exists()
+    with pytest.raises(TypeError, match=r"^Checkpoint\.__init__\(\) got an unexpected keyword argument 'evry'$"):
+        Checkpoint(tmp_path, evry=2)  # (no table entry: Python's own words)
+    assert repr(Checkpoint(tmp_path, every=3)).endswith("every=3, monitor='dev_cost')")
 
 
 def test_early_stopping_patience_0_says_keras_patience_0_is_1_here():

@@ -106,21 +106,32 @@ def _warmup(count, base, steps):
 class PeerKeyword(NamedTuple):
     """What a PyTorch or Keras peer's keyword is in a maker here (`_maker`'s ``peer_keywords``): the
     maker's ``keyword``, given the ``value`` written in the peer's names (the peer's own value where
-    None: the same meaning), and a ``note`` where the peer's formula differs beyond it."""
+    None: the same meaning), and a ``note`` where the peer's formula differs beyond it; or, where no keyword
+    of the maker takes it (``keyword`` None: Keras's staircase=True is another maker), the ``note`` alone."""
     peer: str  # "PyTorch's StepLR"
-    keyword: str  # the maker's keyword that takes it
+    keyword: str | None  # the maker's keyword that takes it
     value: str | None = None  # the keyword's value from the peer's ("alpha * lr0": Keras's alpha is a fraction)
     note: str = ""
 
     def hint(self, name: str) -> str:
         """``name`` (the peer's keyword) said as the way here: "Keras's CosineDecay's alpha: give
-        min_lr=alpha * lr0 here (…)"."""
+        min_lr=alpha * lr0 here (…)", or "Keras's InverseTimeDecay's staircase: …" with the note."""
+        if self.keyword is None:
+            return f"{self.peer}'s {name}: {self.note}"
         note = f" ({self.note})" if self.note else ""
         return f"{self.peer}'s {name}: give {self.keyword}={self.value or name} here{note}"
 
 
 # Keras's name of α₀, every decay's first argument
 KERAS_LR0 = {"initial_learning_rate": PeerKeyword("Keras", "lr0")}
+# Keras's staircase=True: another maker here, for InverseTimeDecay and ExponentialDecay
+INVERSE_TIME_STAIRCASE = "staircase(lr0, decay_rate=decay_rate, interval=decay_steps)"
+EXPONENTIAL_STAIRCASE = "step_decay(lr0, factor=decay_rate, every=decay_steps)"
+# Keras's CosineDecay's warm-up: warmup's, around a cosine shifted to start after it
+KERAS_COSINE_WARMUP = PeerKeyword(
+    "Keras's CosineDecay", None, note="a warm-up is warmup's here: warmup(lambda count: base(max(count - warmup_steps, "
+    "0)), warmup_steps) with base = cosine(warmup_target, decay_steps, min_lr=alpha * warmup_target) decays after the "
+    "ramp as Keras's (the ramp is xdl's, from warmup_target / warmup_steps, not initial_learning_rate: see warmup)")
 
 
 def _maker(peer_positional: str | None = None, peer_keywords: dict[str, PeerKeyword] | None = None):
@@ -150,10 +161,11 @@ def _refusing_peer_arguments(fn, peer_positional: str | None, peer_keywords: dic
     def refusing(*args, **kwargs):
         if peer_positional is not None and len(args) > len(positional):
             raise peer_order_refused(fn.__name__, positional, len(args), peer_positional)
-        for name in kwargs:
-            if name in peer_keywords:  # (none of them is fn's own: the peers' names it does not take)
-                raise TypeError(f"{fn.__name__}() got an unexpected keyword argument {name!r}; "
-                                f"{peer_keywords[name].hint(name)}")
+        # in the table's order, not the call's: Keras's staircase=True, which names another maker, before the
+        # keywords whose way is this maker's (none of them is fn's own: the peers' names it does not take)
+        for name in (name for name in peer_keywords if name in kwargs):
+            raise TypeError(f"{fn.__name__}() got an unexpected keyword argument {name!r}; "
+                            f"{peer_keywords[name].hint(name)}")
         return fn(*args, **kwargs)
 
     return refusing
@@ -162,10 +174,12 @@ def _refusing_peer_arguments(fn, peer_positional: str | None, peer_keywords: dic
 @_maker("Keras's second, InverseTimeDecay(initial_learning_rate, decay_steps, decay_rate), is decay_steps: give "
         "decay_rate by its name, Keras's decay_rate / decay_steps (inverse_time(lr0, decay_rate=decay_rate / "
         "decay_steps); with staircase=True, staircase(lr0, decay_rate=decay_rate, interval=decay_steps))",
-        {**KERAS_LR0, "decay_steps": PeerKeyword(
+        {"staircase": PeerKeyword(
+            "Keras's InverseTimeDecay", None, note=f"staircase=True is {INVERSE_TIME_STAIRCASE} here; staircase=False "
+            "is inverse_time itself: leave it out (and give decay_rate=decay_rate / decay_steps)"),
+         **KERAS_LR0, "decay_steps": PeerKeyword(
             "Keras's InverseTimeDecay", "decay_rate", "decay_rate / decay_steps",
-            "its count is divided by decay_steps; with staircase=True, staircase(lr0, decay_rate=decay_rate, "
-            "interval=decay_steps)")})
+            f"its count is divided by decay_steps; with staircase=True, {INVERSE_TIME_STAIRCASE}")})
 def inverse_time(lr0: float, *, decay_rate: float):
     """α = α₀ / (1 + decay_rate·count)"""
     check_positive("lr0", lr0)
@@ -177,11 +191,13 @@ def inverse_time(lr0: float, *, decay_rate: float):
         "base by its name, Keras's decay_rate ** (1 / decay_steps) (exponential(lr0, base=decay_rate ** (1 / "
         "decay_steps)); with staircase=True, step_decay(lr0, factor=decay_rate, every=decay_steps)); PyTorch's "
         "ExponentialLR(optimizer, gamma) is exponential(lr0, base=gamma)",
-        {**KERAS_LR0, "gamma": PeerKeyword("PyTorch's ExponentialLR", "base"),
+        {"staircase": PeerKeyword(
+            "Keras's ExponentialDecay", None, note=f"staircase=True is {EXPONENTIAL_STAIRCASE} here; staircase=False "
+            "is exponential itself: leave it out (and give base=decay_rate ** (1 / decay_steps))"),
+         **KERAS_LR0, "gamma": PeerKeyword("PyTorch's ExponentialLR", "base"),
          **dict.fromkeys(("decay_steps", "decay_rate"), PeerKeyword(
              "Keras's ExponentialDecay", "base", "decay_rate ** (1 / decay_steps)",
-             "its rate is decay_rate per decay_steps counts; with staircase=True, step_decay(lr0, "
-             "factor=decay_rate, every=decay_steps)"))})
+             f"its rate is decay_rate per decay_steps counts; with staircase=True, {EXPONENTIAL_STAIRCASE}"))})
 def exponential(lr0: float, *, base: float = 0.95):
     """α = α₀·base^count"""
     check_positive("lr0", lr0)
@@ -199,7 +215,10 @@ def inverse_sqrt(lr0: float, k: float = 1.0):
 
 @_maker("Keras's second, InverseTimeDecay(initial_learning_rate, decay_steps, decay_rate, staircase=True), is "
         "decay_steps, interval here: give both by name, staircase(lr0, decay_rate=decay_rate, interval=decay_steps)",
-        {**KERAS_LR0, "decay_steps": PeerKeyword("Keras's InverseTimeDecay(staircase=True)", "interval")})
+        {"staircase": PeerKeyword(
+            "Keras's InverseTimeDecay", None, note="staircase=True is this maker: leave it out; staircase=False is "
+            "inverse_time(lr0, decay_rate=decay_rate / decay_steps) here"),
+         **KERAS_LR0, "decay_steps": PeerKeyword("Keras's InverseTimeDecay(staircase=True)", "interval")})
 def staircase(lr0: float, *, decay_rate: float, interval: int):
     """α = α₀ / (1 + decay_rate·⌊count/interval⌋)"""
     check_positive("lr0", lr0)
@@ -210,8 +229,13 @@ def staircase(lr0: float, *, decay_rate: float, interval: int):
 
 @_maker("PyTorch's second, StepLR(optimizer, step_size, gamma), is step_size, every here, and its gamma is "
         "factor: give both by name, step_decay(lr0, factor=gamma, every=step_size)",
-        {**KERAS_LR0, "step_size": PeerKeyword("PyTorch's StepLR", "every"),
-         "gamma": PeerKeyword("PyTorch's StepLR", "factor")})
+        {"staircase": PeerKeyword(
+            "Keras's ExponentialDecay", None, note="staircase=True is this maker: leave it out; staircase=False is "
+            "exponential(lr0, base=decay_rate ** (1 / decay_steps)) here"),
+         **KERAS_LR0, "step_size": PeerKeyword("PyTorch's StepLR", "every"),
+         "gamma": PeerKeyword("PyTorch's StepLR", "factor"),
+         "decay_steps": PeerKeyword("Keras's ExponentialDecay(staircase=True)", "every"),
+         "decay_rate": PeerKeyword("Keras's ExponentialDecay(staircase=True)", "factor")})
 def step_decay(lr0: float, *, factor: float = 0.5, every: int = 10):
     """α = α₀·factor^⌊count/every⌋ (multiply by ``factor`` every ``every`` counts)"""
     check_positive("lr0", lr0)
@@ -227,7 +251,8 @@ def step_decay(lr0: float, *, factor: float = 0.5, every: int = 10):
          "alpha": PeerKeyword("Keras's CosineDecay", "min_lr", "alpha * lr0", "Keras's alpha is a fraction of lr0"),
          "T_max": PeerKeyword("PyTorch's CosineAnnealingLR", "total",
                               note="held at min_lr after it, where PyTorch's rises again"),
-         "eta_min": PeerKeyword("PyTorch's CosineAnnealingLR", "min_lr")})
+         "eta_min": PeerKeyword("PyTorch's CosineAnnealingLR", "min_lr"),
+         **dict.fromkeys(("warmup_steps", "warmup_target"), KERAS_COSINE_WARMUP)})
 def cosine(lr0: float, total: int, *, min_lr: float = 0.0):
     """α = min_lr + (α₀ − min_lr)·(1 + cos(π·min(count, total)/total))/2 (from α₀ down to min_lr,
     default 0, held after ``total`` counts)."""

@@ -10,9 +10,26 @@ from pathlib import Path
 from xdl.caller import warn_caller
 from xdl.data.validation import check_int
 from xdl.files import atomic_write, check_target, check_writable_dir
+from xdl.tensor import refusing_options_elsewhere
 from xdl.train.callback import Callback, check_monitor, continues_run, ended_before_its_first_step, measures_other_data
 from xdl.train.checkpoint_files import BEST_FILE, CHECKPOINT_FILE, read_position, unfinished_run
 from xdl.train.interrupt import Interrupted
+
+
+# Keras's ModelCheckpoint options → the way here (`Checkpoint.__init__`): Python's "unexpected keyword argument
+# 'save_best_only'" said neither that best.npz is always kept nor where the others are
+KERAS_CHECKPOINT_OPTIONS = {
+    "filepath": "Keras's filepath is directory here: Checkpoint(directory) writes checkpoint.npz and best.npz into it",
+    "save_best_only": "not an option: best.npz keeps the best epoch's state (by monitor) beside checkpoint.npz, the "
+                      "last; every=None writes checkpoint.npz only at the run's end or stop",
+    "save_weights_only": "not an option: each file holds the whole training state, and xdl.load(path) gives the "
+                         "model from it",
+    "mode": "the direction follows monitor: costs are minimized, accuracies maximized",
+    "save_freq": "Keras's save_freq='epoch' is every=1 here (every=N: every N epochs); a save every N steps is a "
+                 "Callback of your own whose on_step_end calls trainer.save_checkpoint(path)",
+    "initial_value_threshold": "not offered: the first epoch's monitor value is the first best",
+    "verbose": "not offered: a save is silent",
+}
 
 
 class Checkpoint(Callback):
@@ -38,10 +55,14 @@ class Checkpoint(Callback):
     later fit that finds a checkpoint there it did not write (`_check_not_anothers`): a finished
     run's files are replaced. A later fit measuring the monitor on other data than the fit before it
     (`measures_other_data`) starts its best afresh.
+
+    A Keras ModelCheckpoint option (``save_best_only=``, ``filepath=``, …) is refused saying where it is here
+    (`KERAS_CHECKPOINT_OPTIONS`).
     """
 
     order = 100
 
+    @refusing_options_elsewhere(KERAS_CHECKPOINT_OPTIONS)
     def __init__(self, directory, every: int | None = 1, monitor: str = "dev_cost"):
         if every is not None:
             every = check_int(every, "Checkpoint: every", expected="a positive integer or None")

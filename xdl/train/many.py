@@ -70,7 +70,7 @@ from xdl.train.interrupt import Interrupted, SignalFlag
 from xdl.train.plateau import ReduceLROnPlateau
 from xdl.train.progress import progress_bar
 from xdl.train.provenance import data_digest
-from xdl.train.trainer import network_data, penalty_examples, refuse_keras_options
+from xdl.train.trainer import keywords_of, network_data, penalty_examples, refuse_keras_options
 
 # Options the K configurations must share: they change shapes, the batches, or the update rule.
 SHARED = ("dataset", "hidden", "activation", "batch_norm", "batch_size", "optimizer", "augment_shift", "augment_noise",
@@ -113,9 +113,16 @@ BATCH_OPTIONS_ELSEWHERE = {
     "metrics": "not an option: each model's history (its Result's .history) records train_cost, dev_cost, "
                "train_accuracy and dev_accuracy each epoch",
 }
-# the constructor's: the same, and where Keras's fit options are (the fits say those from `KERAS_FIT_OPTIONS`)
+# ManyTrainer.fit's keywords (a test checks them against its signature), fit_many's options that are the fit's → a
+# value of each, as the constructor says them
+BATCH_FIT_OPTIONS = {"dev": "(X_dev, y_dev)", "n_classes": "n_classes", "standardize": "standardize",
+                     "resume": "directory"}
+# the constructor's: the same, fit's own, and where Keras's fit options are (the fits say those from
+# `KERAS_FIT_OPTIONS`)
 MANY_TRAINER_OPTIONS_ELSEWHERE = {
     **BATCH_OPTIONS_ELSEWHERE,
+    **{name: f"it is fit's: ManyTrainer(configs).fit(X, y, {name}={value}) (as fit_many(configs, X, y, {name}={value}))"
+       for name, value in BATCH_FIT_OPTIONS.items()},
     "validation_data": "the dev set is fit's: ManyTrainer(configs).fit(X, y, dev=(X_dev, y_dev))",
     "validation_split": "split a dev set off first: s = xdl.data.split(X, y), then ManyTrainer(configs).fit(s.X_train, "
                         "s.y_train, dev=(s.X_dev, s.y_dev))",
@@ -417,9 +424,10 @@ class ManyTrainer:
     # -- the loop -----------------------------------------------------------------------------
     def fit(self, X, y, dev=None, n_classes=None, standardize=None, resume=None, **keras_options) -> list[Result]:
         """`fit_many`'s fit of this batch (its options: as there); a Keras option is refused, saying where
-        it is here (`KERAS_FIT_OPTIONS`), as is a model's or a Lightning one (`BATCH_OPTIONS_ELSEWHERE`)."""
-        refuse_keras_options(keras_options, "ManyTrainer.fit", "dev, n_classes, standardize, resume",
-                             run="TrainConfig", maker="ManyTrainer", elsewhere=BATCH_OPTIONS_ELSEWHERE)
+        it is here (`KERAS_FIT_OPTIONS`), as are the constructor's (``seed=``), a model's and a Lightning one
+        (`MANY_FIT_OPTIONS_ELSEWHERE`)."""
+        refuse_keras_options(keras_options, "ManyTrainer.fit", ", ".join(BATCH_FIT_OPTIONS),
+                             run="TrainConfig", maker="ManyTrainer", elsewhere=MANY_FIT_OPTIONS_ELSEWHERE)
         claim = FitClaim(self)
         try:
             take_fit(claim, "batch", "ManyTrainer")  # (a second fit meanwhile: refused)
@@ -1060,6 +1068,17 @@ class ManyTrainer:
 
 # a model's status in a batch checkpoint (a model `stop_model` pruned is one xdl writes)
 MODEL_STATUSES = ("training", "completed", *STOP_STATUSES, "failed")
+
+
+# what `ManyTrainer.fit` says of an option it does not take: the constructor's own (from its signature: ``fit(X, y,
+# seed=…)`` said only "not an option of ManyTrainer.fit"), then a model's or another library's
+MANY_FIT_OPTIONS_ELSEWHERE = {
+    **{name: f"it is the constructor's: ManyTrainer(configs, {name}=…) (as fit_many(configs, X, y, {name}=…))"
+       for name in keywords_of(ManyTrainer.__init__, ("configs",))},
+    "seed": "it is the constructor's, the batches' order: ManyTrainer(configs, seed=…) (as fit_many(configs, X, y, "
+            "seed=…)); each model's initialization and dropout masks take its TrainConfig's seed",
+    **BATCH_OPTIONS_ELSEWHERE,
+}
 
 
 def _check_many_provenance(extra: dict, path) -> None:

@@ -142,7 +142,30 @@ TRAINER_OPTIONS_ELSEWHERE = {
     "metrics": "not an option: the history records train_cost, dev_cost and, where the loss classifies, "
                "train_accuracy and dev_accuracy each epoch; a Callback's on_epoch_end adds another to the record "
                "(a column of the history), and trainer.evaluate(X, y) gives cost and accuracy",
+    # fit's own (`FIT_OPTIONS`)
+    "dev": "it is fit's: trainer.fit(X, y, dev=(X_dev, y_dev))",
+    "resume": "it is fit's: trainer.fit(X, y, resume=directory) (a Checkpoint's directory, or its checkpoint file)",
+    # a TrainConfig's, scikit-learn's MLPClassifier's (xdl.sklearn's): early stopping and the plateau are callbacks
+    "patience": "early stopping is a callback: Trainer(callbacks=[EarlyStopping(patience=…)]) (xdl.train's; it "
+                "watches the dev cost: fit(X, y, dev=…))",
+    "early_stopping": "early stopping is a callback: Trainer(callbacks=[EarlyStopping(patience=…)]) (xdl.train's; "
+                      "it watches the dev cost: fit(X, y, dev=…))",
+    # (scikit-learn stops once more than n_iter_no_change epochs have not improved: patience counts them to it)
+    "n_iter_no_change": "scikit-learn's n_iter_no_change is EarlyStopping's patience, one more, here: "
+                        "Trainer(callbacks=[EarlyStopping(patience=n_iter_no_change + 1)]) (xdl.train's; it watches "
+                        "the dev cost: fit(X, y, dev=…))",
+    "validation_fraction": "split a dev set off first: s = xdl.data.split(X, y), then trainer.fit(s.X_train, "
+                           "s.y_train, dev=(s.X_dev, s.y_dev))",
+    **dict.fromkeys(("plateau_patience", "plateau_factor"),
+                    "lowering the rate on a plateau is a callback: Trainer(callbacks=[ReduceLROnPlateau("
+                    "patience=plateau_patience, factor=plateau_factor)]) (xdl.train's)"),
+    "max_iter": "scikit-learn's max_iter is epochs here: Trainer(epochs=max_iter)",
+    "random_state": "scikit-learn's random_state is seed here: Trainer(seed=random_state)",
+    "alpha": "scikit-learn's alpha is l2 here, the same λ (the penalty λ/(2m)·Σ‖W‖², m the batch size): "
+             "Trainer(l2=alpha)",
 }
+# fit's keywords, said to be fit's by the constructor (above): a test checks them against fit's signature
+FIT_OPTIONS = ("dev", "resume")
 
 
 TARGET_SCALE = 100.0  # a regression's targets' root mean square above which, or below 1/which, a run is warned
@@ -258,7 +281,8 @@ class Trainer:
     The settings after ``optimizer`` are keywords only: ``Trainer(model, loss, opt, 32)``, batch_size
     in a Keras habit (``fit(x, y, 32)``), was l2=32 and trained on under that penalty without a word.
     An option that lives elsewhere — the optimizer's ``lr``, ``max_grad_norm``, ``weight_decay``, fit's dev set
-    (Keras's ``validation_data``), Lightning's ``max_epochs`` — is refused saying where (`TRAINER_OPTIONS_ELSEWHERE`).
+    (``dev``, Keras's ``validation_data``), Lightning's ``max_epochs``, a TrainConfig's or scikit-learn's early
+    stopping (``patience``, ``early_stopping``: a callback) — is refused saying where (`TRAINER_OPTIONS_ELSEWHERE`).
     """
 
     l1 = 0.0  # (a Trainer pickled before l1 was an option trains without it, as it did)
@@ -572,12 +596,12 @@ class Trainer:
         A fit records its steps' gradients whatever block it is called in (a caller's ``xdl.no_grad()``: its
         backward failed, "on a tensor that does not require grad").
         A Keras option (``validation_data=``, ``epochs=``, …) is refused, saying where it is here
-        (`KERAS_FIT_OPTIONS`), as is one the Trainer's constructor would refuse saying where (``lr=``,
-        ``max_grad_norm=``, …: `TRAINER_OPTIONS_ELSEWHERE`).
+        (`KERAS_FIT_OPTIONS`), as is one of the constructor's (``l2=``) and one the constructor would refuse
+        saying where (``lr=``, ``max_grad_norm=``, …: `FIT_OPTIONS_ELSEWHERE`).
         """
         # (before any work: Python's own message named the keyword only)
-        refuse_keras_options(keras_options, "Trainer.fit", "dev, resume", run="Trainer", maker="Trainer",
-                             train_on=TRAINS_ON, elsewhere=TRAINER_OPTIONS_ELSEWHERE)
+        refuse_keras_options(keras_options, "Trainer.fit", ", ".join(FIT_OPTIONS), run="Trainer", maker="Trainer",
+                             train_on=TRAINS_ON, elsewhere=FIT_OPTIONS_ELSEWHERE)
         claim = FitClaim(self)
         try:
             take_fit(claim, "trainer", "Trainer")
@@ -1431,6 +1455,23 @@ class Trainer:
         bad = next((name for name, a in state.items() if a.dtype.kind == "f" and not np.isfinite(a).all()), None)
         if bad is not None:
             raise damaged(path, f"{what}{bad!r} holds NaN or Inf")
+
+
+def keywords_of(fn, left_out: tuple = ()) -> list[str]:
+    """The names ``fn`` takes by keyword, in its signature's order (``self`` and ``left_out`` left out)."""
+    return [name for name, p in inspect.signature(fn).parameters.items()
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and name not in ("self", *left_out)]
+
+
+TRAINER_PARTS = ("model", "loss", "optimizer")  # the constructor's positional arguments
+# what `Trainer.fit` says of an option it does not take: the constructor's own (from its signature: ``fit(X, y,
+# l2=…)`` said only "not an option of Trainer.fit"), then those the constructor refuses saying where
+FIT_OPTIONS_ELSEWHERE = {
+    **dict.fromkeys(TRAINER_PARTS, "it is the constructor's: Trainer(model, loss, optimizer), then trainer.fit(X, y)"),
+    **{name: f"it is the constructor's: Trainer(model, loss, optimizer, {name}=…)"
+       for name in keywords_of(Trainer.__init__, TRAINER_PARTS)},
+    **TRAINER_OPTIONS_ELSEWHERE,
+}
 
 
 def _schedule_state(trainer) -> str:
