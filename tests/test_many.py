@@ -15,7 +15,7 @@ import pytest
 
 import xdl
 import xdl.cli
-from xdl.config import OFF_VALUES, TrainConfig
+from xdl.config import OFF_VALUES, OPTIMIZERS, TrainConfig
 from xdl.nn import StackError, stack
 from conftest import CopyingHost, edit_saved
 from xdl.optim import StackedOptimizer
@@ -140,8 +140,10 @@ def test_every_activation_the_mlps_take_can_be_stacked(activation):
         np.testing.assert_allclose(out[:, k], model(x, training=False).numpy(), rtol=1e-6)
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov", "rmsprop", "adamw"])
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
 def test_every_update_rule_batched_equals_alone(digits, optimizer):
+    """Every rule of `xdl.config.OPTIMIZERS` (``--optimizer``): a list of its own here passed a rule whose class did
+    not say ``stacks = True``, which `StackedOptimizer`, so `fit_many` and `xdl tune`'s batched execution, refuse."""
     X, y, dev = digits
     configs = [small(optimizer=optimizer, seed=1, lr=0.05, beta1=0.9, epochs=2),
                small(optimizer=optimizer, seed=2, lr=0.01, beta1=0.5, epochs=2, weight_decay=0.01, l2=0.2)]

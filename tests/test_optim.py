@@ -49,14 +49,15 @@ OPTIMIZERS = {
 def test_every_rule_xdl_optim_exports_is_in_the_formula_table_and_the_configurations():
     """ARCHITECTURE.md's optimizer recipe, step 4: a rule exported from `xdl.optim` but left out of
     `OPTIMIZERS` here (its formula, 100 steps) or of `xdl.config.OPTIMIZERS` (the command line,
-    `fit_many`, the tuner, `xdl bench optimizers`) passed every test."""
+    `fit_many`, the tuner, `xdl bench optimizers`), or of `KERAS_SPELLINGS` (Keras's names of its settings),
+    passed every test."""
     from xdl.config import OPTIMIZERS as CONFIGURED, TrainConfig
 
     exported = {cls for cls in (getattr(xdl.optim, name) for name in xdl.optim.__all__)
                 if isinstance(cls, type) and issubclass(cls, xdl.optim.Optimizer) and cls is not xdl.optim.Optimizer}
     tabled = {type(make([xdl.tensor([1.0], requires_grad=True)], **h)) for make, h in OPTIMIZERS.values()}
     configured = {type(build([xdl.tensor([1.0], requires_grad=True)], TrainConfig())) for _, build in CONFIGURED.values()}
-    assert exported == tabled == configured, (exported, tabled, configured)
+    assert exported == tabled == configured == set(KERAS_SPELLINGS), (exported, tabled, configured)
 
 
 @pytest.mark.parametrize("name", list(OPTIMIZERS))

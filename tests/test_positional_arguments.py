@@ -99,6 +99,14 @@ RULE_ORDERS = [
 RULE_CASES = [(cls, extra, keyword) for cls, rest, keyword in RULE_ORDERS for extra in prefixes(rest)]
 
 
+def test_the_peers_orders_cover_every_rule_xdl_optim_exports():
+    """ARCHITECTURE.md's optimizer recipe: a rule left out of `RULE_ORDERS` passed every test with its settings
+    after lr taken by position (no ``*``), a peer's order then silently read as other settings."""
+    exported = {rule for rule in (getattr(xdl.optim, name) for name in xdl.optim.__all__)
+                if isinstance(rule, type) and issubclass(rule, xdl.optim.Optimizer) and rule is not xdl.optim.Optimizer}
+    assert {cls for cls, _, _ in RULE_ORDERS} == exported
+
+
 @pytest.mark.parametrize("cls, extra, keyword", RULE_CASES)
 def test_a_rule_refuses_a_peers_positional_setting_naming_its_keyword_here(cls, extra, keyword):
     """Momentum(params, 0.1, 0.9) as PyTorch's SGD took steps 10× smaller (lr/(1 − β) is PyTorch's step);

@@ -109,6 +109,24 @@ def test_the_readme_says_which_optimizers_and_problems_bench_quick_runs():
     assert "SGD, Momentum, RMSprop and Adam" in " ".join(quick.split()), quick
 
 
+def test_the_readme_and_the_docstrings_name_every_rule_and_activation():
+    """ARCHITECTURE.md's optimizer and layer recipes: README's first paragraph and `MLPClassifier`'s docstring list
+    the rules, `mlp`'s and `MLPClassifier`'s the activations of `ACTIVATIONS` — a rule or an activation added to
+    the tables and to none of them passed every test."""
+    import xdl
+    from xdl.config import OPTIMIZERS
+    from xdl.nn import ACTIVATIONS, mlp
+    from xdl.sklearn import MLPClassifier
+
+    first = " ".join(readme_text().split("\n\n", 2)[1].split())
+    rules = [name for name in xdl.optim.__all__ if isinstance(getattr(xdl.optim, name), type)
+             and issubclass(getattr(xdl.optim, name), xdl.optim.Optimizer) and name != "Optimizer"]
+    assert [rule for rule in rules if not re.search(rf"\b{rule}\b", first)] == [], first
+    classifier, layers = " ".join(MLPClassifier.__doc__.split()), " ".join(mlp.__doc__.split())
+    assert [name for name in OPTIMIZERS if f'"{name}"' not in classifier] == []
+    assert [name for name in ACTIVATIONS if f'"{name}"' not in classifier or f'"{name}"' not in layers] == []
+
+
 def test_the_readmes_notebook_paragraph_holds(tmp_path):
     """What README's notebook paragraph says of `fit` called again: it goes on with the run, refuses
     once every epoch is trained until `trainer.epochs` grows, returns the run's one `History` (a frame
