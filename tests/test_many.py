@@ -5,6 +5,7 @@ divergence; checkpoints and exact resume; bad input named."""
 import ast
 import dataclasses
 import inspect
+import math
 import os
 import re
 import signal
@@ -1725,3 +1726,167 @@ def test_a_resume_with_another_number_of_models_or_callbacks_names_it_and_leaves
                                                            r"callbacks, this run has 1 callback \('.*npz'\)"):
         fit_many(configs[:2], X, y, dev=dev, callbacks=[Checkpoint(tmp_path, every=None)], resume=tmp_path)
     assert path.read_bytes() == edited
+
+
+class RefusesBatches(Callback):
+    """Refuses a ManyTrainer in check_fits from fit number ``from_fit`` on (1: the first), noting what it was given
+    and whether any later hook ran."""
+
+    def __init__(self, from_fit=1):
+        self.from_fit, self.given, self.begun = from_fit, [], 0
+
+    def check_fits(self, trainer):
+        self.given.append((trainer, trainer.model is None))
+        if len(self.given) >= self.from_fit:
+            raise ValueError("RefusesBatches: no batch")
+
+    def on_train_begin(self, trainer):
+        self.begun += 1
+
+
+def test_a_callbacks_check_fits_refuses_a_batch_before_any_work(digits, tmp_path):
+    """fit_many called no callback's check_fits: one that refuses a ManyTrainer trained on, silently. Each fit —
+    a first one, through fit_many or a ManyTrainer, a resume, a later fit — gives it the ManyTrainer before any
+    work: no model built or loaded, no on_train_begin, no checkpoint written or changed, the history as it was."""
+    X, y, dev = digits
+    configs = [small(seed=1, epochs=2), small(seed=2, epochs=2, lr=3e-3)]
+    with xdl.use("numpy"):
+        fit_many(configs, X, y, dev=dev, callbacks=[Checkpoint(tmp_path / "saved", every=None)])
+    saved = (tmp_path / "saved" / "checkpoint.npz").read_bytes()
+    cases = 0
+    for order in (-1, 0, 5):
+        for resume in (None, tmp_path / "saved"):
+            for through in ("fit_many", "ManyTrainer"):
+                refuses = RefusesBatches()
+                refuses.order = order  # (before, among or after the Checkpoint, which runs last)
+                directory = tmp_path / f"new-{cases}" if resume is None else resume
+                callbacks = [refuses, Checkpoint(directory, every=None)]
+                trainer = ManyTrainer(configs, callbacks=callbacks)
+                with xdl.use("numpy"), pytest.raises(ValueError, match="RefusesBatches: no batch"):
+                    if through == "fit_many":
+                        fit_many(configs, X, y, dev=dev, callbacks=callbacks, resume=resume)
+                    else:
+                        trainer.fit(X, y, dev=dev, resume=resume)
+                assert len(refuses.given) == 1 and refuses.given[0][1] and refuses.begun == 0, (order, resume, through)
+                if through == "ManyTrainer":
+                    assert refuses.given[0][0] is trainer and trainer.model is None and len(trainer.history) == 0
+                assert not (tmp_path / f"new-{cases}").exists()
+                assert (tmp_path / "saved" / "checkpoint.npz").read_bytes() == saved
+                cases += 1
+    later = RefusesBatches(from_fit=2)  # a later fit of a batch Ctrl-C stopped, which goes on
+    trainer = ManyTrainer([small(seed=1, epochs=3)], callbacks=[later, InterruptAt(1)])
+    with xdl.use("numpy"):
+        with pytest.raises(Interrupted):
+            trainer.fit(X, y, dev=dev)
+        weights, history = trainer.model.data.copy(), [dict(r) for r in trainer.history]
+        with pytest.raises(ValueError, match="RefusesBatches: no batch"):
+            trainer.fit(X, y, dev=dev)
+    assert [(given is trainer, unbuilt) for given, unbuilt in later.given] == [(True, True), (True, False)]
+    assert later.begun == 1 and trainer.epoch == 1 and [dict(r) for r in trainer.history] == history
+    np.testing.assert_array_equal(trainer.model.data, weights)
+    assert cases == 12
+
+
+def built_in_callbacks(tmp_path) -> dict:
+    """One of each `Callback` subclass xdl defines (xdl.train's and xdl.tune's), by class."""
+    import types
+
+    from xdl.train import Control, EarlyStopping, ReduceLROnPlateau
+    from xdl.train.lr_find import RangeTest
+    from xdl.tune.optuna_pruning import OptunaPruning
+    from xdl.tune.pruning import BatchPruning, Pruning
+
+    trial = types.SimpleNamespace(report=lambda value, step: None, should_prune=lambda: False)
+    return {cb.__class__: cb for cb in (EarlyStopping(restore_best=False), ReduceLROnPlateau(),
+                                        Checkpoint(tmp_path / "checkpoint"), Control(tmp_path),
+                                        OptunaPruning(trial), Pruning({}, 2), BatchPruning({}, 2),
+                                        RangeTest(np.array([1e-3, 1e-2]), 4.0, 0.98))}
+
+
+def subclasses(cls) -> set:
+    return {sub for direct in cls.__subclasses__() for sub in {direct, *subclasses(direct)}}
+
+
+def test_every_built_in_callbacks_check_fits_takes_a_many_trainer(digits, tmp_path):
+    """Every callback xdl defines, given a ManyTrainer before its first fit (no model, no optimizer) and after
+    one, takes it or refuses it with a ValueError naming fit_many — not an AttributeError or a TypeError on a
+    Trainer's attribute (ReduceLROnPlateau's said the optimizer was "a NoneType", then "a StackedOptimizer")."""
+    import xdl.tune.optuna_pruning  # noqa: F401 - (its callback is one of xdl's)
+
+    X, y, dev = digits
+    made = built_in_callbacks(tmp_path)
+    assert {c for c in subclasses(Callback) if c.__module__.startswith("xdl.")} == set(made)
+    fitted = ManyTrainer([small(seed=1, epochs=1), small(seed=2, epochs=1)])
+    with xdl.use("numpy"):
+        fitted.fit(X, y, dev=dev)
+    refusing = set()
+    for trainer in (ManyTrainer([small(seed=1, epochs=1), small(seed=2, epochs=1)]), fitted):
+        for cls, cb in made.items():
+            try:
+                cb.check_fits(trainer)
+            except ValueError as e:
+                assert "fit_many" in str(e) and "rate each" in str(e), (cls, e)
+                refusing.add(cls)
+    assert refusing == {xdl.train.ReduceLROnPlateau}
+
+
+def test_a_plateau_given_to_a_batch_is_refused_by_its_check_fits_at_the_fit(digits):
+    """ReduceLROnPlateau's refusal of a batch is its check_fits's (the one place a callback refuses a trainer),
+    at the fit before any work, naming fit_many and why; the rest of its checks never see the batch."""
+    from xdl.train import ReduceLROnPlateau
+
+    X, y, dev = digits
+    for k in (1, 3):
+        plateau = ReduceLROnPlateau()
+        trainer = ManyTrainer([small(seed=s, epochs=1) for s in range(k)], callbacks=[plateau])
+        with xdl.use("numpy"), pytest.raises(ValueError, match=r"^ReduceLROnPlateau sets one model's rate from its own "
+                                                               r"record; fit_many's K models have a rate each"):
+            trainer.fit(X, y, dev=dev)
+        assert trainer.model is None and plateau.best == math.inf
+
+
+def test_a_configs_precision_is_refused_where_it_is_not_the_backends_on_a_gpu():
+    """A config's precision other than the default is refused (naming the config, its value, the backend's
+    and the way) where it differs from the backend's on a GPU; the default takes the backend's, and on the CPU
+    every precision is exact float32, as xdl train --precision tf32 runs there."""
+    import itertools
+    import types
+
+    from xdl.backend import PRECISIONS
+
+    cases = 0
+    for device, name, theirs, mine in itertools.product(("cpu", "cuda"), ("numpy", "cupy"), PRECISIONS, PRECISIONS):
+        backend = types.SimpleNamespace(device_type=device, name=name, precision=theirs)
+        config = small(precision=mine)
+        if device == "cuda" and mine not in ("float32", theirs):
+            with pytest.raises(ValueError, match=rf"^configs\[3\]\.precision is '{mine}', but fit_many trains at the "
+                                                 rf"precision of the backend in use, and {name}'s is '{theirs}': set "
+                                                 rf"it with xdl\.use\('{name}', precision='{mine}'\)"):
+                config.check_precision_in_use(backend, "configs[3]", "fit_many")
+        else:
+            assert config.check_precision_in_use(backend, "configs[3]", "fit_many") is None
+        cases += 1
+    assert cases == 16
+
+
+@pytest.mark.parametrize("backend_precision", ["float32", "tf32"])
+def test_fit_many_refuses_a_config_whose_precision_the_gpu_would_not_train_at(backend, digits, backend_precision):
+    """fit_many trained a config of precision tf32 at the backend's float32, unsaid: refused on a GPU before
+    any work; one at the default takes the backend's (xdl.use's way), and on the CPU any is taken."""
+    import itertools
+
+    X, y, dev = digits
+    X, y = X[:64], y[:64]
+    with xdl.use(backend, precision=backend_precision):
+        for precisions in itertools.product(("float32", "tf32"), repeat=2):
+            configs = [small(seed=k, epochs=1, hidden=[8], precision=p) for k, p in enumerate(precisions)]
+            refused = [k for k, p in enumerate(precisions) if p not in ("float32", backend_precision)]
+            if backend.device_type == "cuda" and refused:
+                trainer = ManyTrainer(configs)
+                with pytest.raises(ValueError, match=rf"^configs\[{refused[0]}\]\.precision is 'tf32', but fit_many "
+                                                     rf"trains at .* cupy's is 'float32': set it with "
+                                                     rf"xdl\.use\('cupy', precision='tf32'\)"):
+                    trainer.fit(X, y, dev=dev)
+                assert trainer.model is None
+            else:
+                assert [r.status for r in fit_many(configs, X, y, dev=dev)] == ["completed"] * 2

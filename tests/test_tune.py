@@ -2567,3 +2567,26 @@ def test_a_study_whose_trials_all_failed_has_no_best_and_says_why(data, tmp_path
             study.write_best()
         assert "2 trials failed; first: trial 0: diverged: the cost became" in study.table()
     assert not (tmp_path / "study" / "best.toml").exists()
+
+
+@pytest.mark.parametrize("execution", ["sequential", "batched"])
+def test_a_base_precision_other_than_the_backends_is_refused_on_a_gpu_before_any_work(backend, data, tmp_path,
+                                                                                      execution):
+    """A search trains at the precision of the backend in use (xdl tune sets it from --precision): a base of
+    precision tf32 searched on a float32 GPU trained every trial at float32, unsaid (sequential: Trainer; batched:
+    fit_many). Refused before anything is made; taken where the backend's is tf32, and on the CPU (exact float32
+    whatever the precision)."""
+    X, y, dev = data
+    base = dataclasses.replace(BASE, precision="tf32", epochs=1)
+    for precision in ("float32", "tf32"):
+        directory = tmp_path / precision
+        with xdl.use(backend, precision=precision):
+            search = dict(trials=2, strategy="grid", execution=execution, base=base, directory=directory)
+            if backend.device_type == "cuda" and precision == "float32":
+                with pytest.raises(ValueError, match=r"^base\.precision is 'tf32', but tune trains at the precision of "
+                                                     r"the backend in use, and cupy's is 'float32': set it with "
+                                                     r"xdl\.use\('cupy', precision='tf32'\)"):
+                    tune(X, y, dev, {"lr": {"choice": [1e-3, 1e-2]}}, **search)
+                assert not directory.exists()
+            else:
+                assert len(tune(X, y, dev, {"lr": {"choice": [1e-3, 1e-2]}}, **search).trials) == 2

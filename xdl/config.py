@@ -56,6 +56,9 @@ MAX_NOISE = float(np.finfo(np.float32).max) / 10
 MAX_WIDTH = 2**20  # a hidden layer's units at most (2**20 × 2**20 float32 weights are 4 TiB already)
 # Options that describe a command line's run (where and how it runs, what it shows), not a model.
 RUN_OPTIONS = ("backend", "out", "checkpoint_every", "resume", "progress", "base_error", "capture")
+# a config's precision by default: a backend's own (exact float32), and one that a batch or a search takes as the
+# backend's in use, whatever that is (`TrainConfig.check_precision_in_use`)
+DEFAULT_PRECISION = "float32"
 # Options a --resume may change: the rest describe the run and must match its checkpoint.
 RESUME_MAY_CHANGE = ("epochs", "patience", "plateau_patience", "plateau_factor", "base_error", "backend", "precision",
                      "capture", "out", "checkpoint_every", "resume", "progress")
@@ -150,7 +153,7 @@ class TrainConfig:
     base_error: float = _opt(0.0, "base (e.g. human-level) error for the bias/variance diagnosis")
     backend: str = _opt("auto", "array backend (auto: cupy if a GPU answers, else numpy; cpu, cuda: numpy, cupy; "
                                         "XDL_BACKEND, when set, takes the place of a config file's)", BACKEND_CHOICES)
-    precision: str = _opt("float32", "float32 matrix products on a GPU: float32 (exact) or tf32 (tensor cores, "
+    precision: str = _opt(DEFAULT_PRECISION, "float32 matrix products on a GPU: float32 (exact) or tf32 (tensor cores, "
                                      "as PyTorch's allow_tf32); the CPU stays exact", PRECISIONS)
     capture: bool = _opt(True, "on a GPU, capture each training step as a CUDA graph and replay it (where a "
                                "step needs the host, or with --no-capture, steps run eagerly)")
@@ -320,6 +323,19 @@ class TrainConfig:
             raise ValueError(f"{source}: plateau_patience {self.plateau_patience} lowers the rate on a plateau, and "
                              f"schedule {self.schedule!r} sets it at each epoch's start over the lowered one; give "
                              "schedule none with plateau_patience (or plateau_patience 0 with the schedule)")
+
+    def check_precision_in_use(self, backend, source: str, runner: str) -> None:
+        """Refuse, naming ``source``, a precision set here — not the default, float32, which takes the
+        backend's — that differs from the one ``backend`` computes float32 matrix products at
+        (`Backend.precision`), on a GPU: ``runner`` (fit_many, a search) trains at the backend's, set by
+        ``xdl.use``, and reads no config's (``xdl train`` sets the backend's from its config's). On the CPU
+        every precision is exact float32 (as ``xdl train --precision tf32`` runs there): any is taken."""
+        if backend.device_type == "cpu" or self.precision in (DEFAULT_PRECISION, backend.precision):
+            return
+        raise ValueError(f"{source}.precision is {self.precision!r}, but {runner} trains at the precision of the "
+                         f"backend in use, and {backend.name}'s is {backend.precision!r}: set it with "
+                         f"xdl.use({backend.name!r}, precision={self.precision!r}) around the call (or leave "
+                         f"precision at its default, {DEFAULT_PRECISION!r}: the backend's)")
 
     # -- building -----------------------------------------------------------------------------
     @property

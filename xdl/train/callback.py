@@ -71,8 +71,13 @@ class Callback:
 
     def check_fits(self, trainer) -> None:
         """Refuse, with an error that says why, a ``trainer`` this callback cannot work with
-        (`ReduceLROnPlateau`: one with an epoch schedule) — called by `Trainer.fit` once its arguments
-        are checked, before anything changes; nothing by default."""
+        (`ReduceLROnPlateau`: one with an epoch schedule, or fit_many's) — called at each fit, by
+        `Trainer.fit` and by `fit_many`'s `ManyTrainer.fit` alike, once its arguments are checked, before
+        any work or change (a resume's load, ``on_train_begin``); nothing by default. ``trainer`` is a
+        `Trainer` or a `ManyTrainer`: read only what the one it takes has (a ManyTrainer has ``configs``,
+        ``n_models``, ``callbacks``, ``epochs``, ``batch_size``, and its ``model`` and ``optimizer`` are
+        None until its first fit builds them, after this hook). What it raises reaches the fit's caller as
+        it is."""
 
     def on_train_begin(self, trainer) -> None: ...
 

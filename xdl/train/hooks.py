@@ -1,7 +1,8 @@
 """The callback protocol as a training loop calls it: `check_callback` (an xdl `Callback`, not one
-with Keras's or Lightning's hooks or signatures, `FOREIGN_HOOKS`), `check_distinct_callbacks`, and
-`call_hook`, which calls one hook and reads the stop it asked (`keras_stop`: Keras's
-``model.stop_training``) — for a `Trainer` and a `xdl.train.ManyTrainer` alike.
+with Keras's or Lightning's hooks or signatures, `FOREIGN_HOOKS`), `check_distinct_callbacks`,
+`check_callbacks_fit` (each callback's ``check_fits``) and `call_hook`, which calls one hook and reads
+the stop it asked (`keras_stop`: Keras's ``model.stop_training``) — for a `Trainer` and a
+`xdl.train.ManyTrainer` alike.
 """
 
 from __future__ import annotations
@@ -89,6 +90,15 @@ def check_distinct_callbacks(callbacks) -> None:
             raise ValueError(f"callbacks: {cb!r} is given twice (the same instance): it would run twice at each "
                              "epoch's end; give it once")
         seen.add(id(cb))
+
+
+def check_callbacks_fit(trainer) -> None:
+    """Each of ``trainer.callbacks``' ``check_fits(trainer)``, in their order: a `Trainer`'s fit and a
+    `ManyTrainer`'s call it once their arguments are checked, before any work or change (a ManyTrainer's
+    model and optimizer are None until its first fit builds them, after this) — where a callback refuses a
+    trainer it cannot work with (`ReduceLROnPlateau`: an epoch schedule, or fit_many's K rates)."""
+    for cb in trainer.callbacks:
+        cb.check_fits(trainer)
 
 
 def _check_lightning_exception_hook(cb) -> None:

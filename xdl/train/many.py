@@ -65,9 +65,8 @@ from xdl.train.divergence import (FIRST_EPOCH_HINT, FIRST_FORWARD_ADVICE, cost_l
                                   first_forward_failure, start_cost, state_advice)
 from xdl.train.history import History
 from xdl.train.host_reads import read_together
-from xdl.train.hooks import call_hook, check_callback, check_distinct_callbacks, keras_stop
+from xdl.train.hooks import call_hook, check_callback, check_callbacks_fit, check_distinct_callbacks, keras_stop
 from xdl.train.interrupt import Interrupted, SignalFlag
-from xdl.train.plateau import ReduceLROnPlateau
 from xdl.train.progress import progress_bar
 from xdl.train.provenance import data_digest
 from xdl.train.trainer import keywords_of, network_data, penalty_examples, refuse_keras_options
@@ -91,7 +90,8 @@ def each_config(name: str, value: str = "…") -> str:
 # `refusing_options_elsewhere` for the constructor): Python's "unexpected keyword argument 'lr'", or "not an option
 # of fit_many", said neither that each model has its own nor how to give it. Every TrainConfig field but those a
 # batch ignores (`IGNORED`), takes itself as well (seed: its batches' order), refuses (`PLATEAU`) or takes from the
-# backend in use (precision: a TrainConfig's is read by xdl train's xdl.use alone)
+# backend in use (precision: a TrainConfig's is read by xdl train's xdl.use alone, and a batch refuses one other than
+# the backend's, `TrainConfig.check_precision_in_use`)
 BATCH_OPTIONS_ELSEWHERE = {
     **{f.name: f"it is each TrainConfig's: {each_config(f.name)}" for f in dataclasses.fields(TrainConfig)
        if f.name not in (*IGNORED, *PLATEAU, "seed", "precision")},
@@ -223,7 +223,8 @@ def fit_many(configs, X, y, dev=None, seed: int = 0, dtype="float32", n_classes:
     only on a terminal or in a notebook, False (the default, unlike a `Trainer`'s None) none.
     ``n_classes``: the output width (default: the largest label + 1; at most `MAX_CLASSES`). ``standardize``: a
     `xdl.nn.Standardize` layer each model starts with (as ``xdl train`` builds them); none by
-    default. ``callbacks`` see the batch (`ManyTrainer`): a `Checkpoint` keeps the whole batch
+    default. ``callbacks`` see the batch (`ManyTrainer`; each one's ``check_fits`` is given it before any
+    work, as a `Trainer`'s fit gives it itself: `ReduceLROnPlateau` refuses it): a `Checkpoint` keeps the whole batch
     resumable and ``resume=directory`` (or its checkpoint file) continues it exactly — with the same
     configurations but for their epochs and patience (and precision; as ``xdl train --resume``): a
     model still training may be given more epochs, and one that completed its epochs at the
@@ -235,6 +236,9 @@ def fit_many(configs, X, y, dev=None, seed: int = 0, dtype="float32", n_classes:
     `Checkpoint`. ``eval_train``: as `Trainer`'s — each model's train cost and accuracy measured in evaluation
     mode on the whole training set after each epoch; False: the running averages of its steps
     (no pass over the training set: an epoch is its steps and the dev set's evaluation).
+    The batch's float32 matrix products take the precision of the backend in use (``xdl.use(..., precision=…)``),
+    not a config's: on a GPU a config whose precision is set to another than the backend's is refused before any
+    work, one left at the default (float32) takes the backend's (`TrainConfig.check_precision_in_use`).
     ``keras_options``: none is taken; a Keras option (``validation_data=``, ``epochs=``, …) is refused,
     saying where it is here, as by `Trainer.fit` (`KERAS_FIT_OPTIONS`), and so is a model's (``lr=``: each
     TrainConfig's) or a Lightning one (`BATCH_OPTIONS_ELSEWHERE`).
@@ -296,7 +300,7 @@ class ManyTrainer:
             if not isinstance(c, TrainConfig):
                 raise TypeError(f"configs[{k}] must be a TrainConfig, got {type(c).__name__}")
             c.validate(f"configs[{k}]")  # its options' types and values (one set after construction too)
-            if c.plateau_patience:  # (as ReduceLROnPlateau in callbacks, below)
+            if c.plateau_patience:  # (as ReduceLROnPlateau in callbacks: its check_fits)
                 raise ValueError(f"configs[{k}]: plateau_patience {c.plateau_patience} lowers a model's rate from its "
                                  "own dev cost, which fit_many does not do (its K models' rates are one array, set "
                                  "by each config's schedule): give it plateau_patience 0 and a schedule, or train it "
@@ -321,10 +325,6 @@ class ManyTrainer:
                                  "config a patience (TrainConfig(patience=...)) for per-model early stopping, "
                                  "which keeps each model's best epoch, or EarlyStopping(restore_best=False) to stop "
                                  "the batch")
-            if isinstance(cb, ReduceLROnPlateau):  # one rule for K rates, read off the batch's best model's record
-                raise ValueError("callbacks: ReduceLROnPlateau sets one model's rate from its own record; fit_many's "
-                                 "K models have a rate each, and the batch's record is its best model's: give each "
-                                 "TrainConfig a schedule, or train the models one by one with a Trainer")
         check_distinct_callbacks(callbacks)
         self._captured = CapturedSteps(capture)  # the graphs of the captured steps (its backend: the model's)
         self.configs, self.seed, self.dtype, self.eval_train = configs, int(seed), dtype, bool(eval_train)
@@ -490,6 +490,10 @@ class ManyTrainer:
             raise ValueError(f"{name} has class index {observed - 1}, outside n_classes={n_classes} classes "
                              f"[0, {n_classes})")
         check_monitored(self.callbacks, dev, accuracy=True)
+        backend = self.model.backend if self.model is not None else current_backend()  # (where the batch trains)
+        for k, c in enumerate(self.configs):
+            c.check_precision_in_use(backend, f"configs[{k}]", "fit_many")
+        check_callbacks_fit(self)  # (before the first fit builds the batch: self.model and self.optimizer None then)
         needs_dev = [k for k, c in enumerate(self.configs) if c.patience]
         if needs_dev and dev is None:
             raise ValueError(f"configs[{needs_dev[0]}] has patience {self.configs[needs_dev[0]].patience}: early "

@@ -74,7 +74,7 @@ class ReduceLROnPlateau(Callback):
     goes on with them, unless it measures the monitor on other data (`measures_other_data`): then they start
     afresh (the rates as they are). A trainer with an epoch ``schedule`` (which sets the rate at each epoch's
     start, over this one's) or a group whose lr is a per-step schedule is refused before the fit trains
-    (`check_fits`); so is `fit_many` (its K models' rates are one per model).
+    (`check_fits`); so is `fit_many`'s `ManyTrainer` (its K models' rates are one per model).
     """
 
     reads_monitor = True
@@ -108,9 +108,14 @@ class ReduceLROnPlateau(Callback):
         return {"best": self.best, "wait": self.wait, "cooldown_left": self.cooldown_left}
 
     def check_fits(self, trainer) -> None:
-        """Refuse, before the fit trains, a ``trainer`` whose rates this cannot own: an epoch schedule
-        sets every group's rate at each epoch's start (a lowering here would be undone, unsaid), and a
-        per-step schedule is no number to multiply."""
+        """Refuse, before the fit trains, a ``trainer`` whose rates this cannot own: fit_many's `ManyTrainer`
+        (K models with a rate each, and a record that is its best model's), an epoch schedule, which sets
+        every group's rate at each epoch's start (a lowering here would be undone, unsaid), and a per-step
+        schedule, which is no number to multiply."""
+        if hasattr(trainer, "n_models"):  # a ManyTrainer (imported here, xdl.train.many would make a cycle)
+            raise ValueError("ReduceLROnPlateau sets one model's rate from its own record; fit_many's K models have a "
+                             "rate each, and the batch's record is its best model's: give each TrainConfig a "
+                             "schedule, or train the models one by one with a Trainer")
         if getattr(trainer, "schedule", None) is not None:
             raise ValueError(f"ReduceLROnPlateau: the trainer has an epoch schedule ({trainer.schedule!r}), which "
                              "sets the rate at each epoch's start over the one this lowers; give one of them "

@@ -65,7 +65,7 @@ from xdl.train.divergence import (FIRST_EPOCH_HINT, FIRST_FORWARD_ADVICE, RATE_A
                                   first_step_advice, non_finite_state, start_cost, state_advice, state_flags)
 from xdl.train.history import History
 from xdl.train.host_reads import read_together
-from xdl.train.hooks import call_hook, check_callback, check_distinct_callbacks
+from xdl.train.hooks import call_hook, check_callback, check_callbacks_fit, check_distinct_callbacks
 from xdl.train.interrupt import Interrupted, SignalFlag
 from xdl.train.plateau import ReduceLROnPlateau
 from xdl.train.progress import progress_bar
@@ -648,8 +648,7 @@ class Trainer:
             check_feature_names(dev[0], names, "X_dev")
             dev = self._check(*dev, name="_dev")
         check_monitored(self.callbacks, dev, accuracy=self.classification)
-        for cb in self.callbacks:  # (ReduceLROnPlateau's: a rate it lowers that an epoch schedule would set back)
-            cb.check_fits(self)
+        check_callbacks_fit(self)  # (ReduceLROnPlateau's: a rate it lowers that an epoch schedule would set back)
         bounds = self._batches(len(X))
         self._penalty_m = penalty_examples(self.batch_size, len(X))
         self._check_rates(len(bounds))

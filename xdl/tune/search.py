@@ -99,7 +99,9 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
     answers is an error) or a connected ``distributed.Client`` (used, and left open); its workers train
     with ``base``'s backend and precision (the search's own local cluster: the search's), set per
     process (`xdl.use`): start them with one thread each (``dask worker --nthreads 1``), or two
-    batches at once on one worker set each other's. ``progress``:
+    batches at once on one worker set each other's. Elsewhere trials train at the precision of the backend in use
+    (`xdl.use`; ``xdl tune`` sets it from ``--precision``): on a GPU a ``base.precision`` set to another is refused
+    before any work, one left at the default takes the backend's (`TrainConfig.check_precision_in_use`). ``progress``:
     True, False, or None for a bar on a terminal only. ``report``: called with a line for each trial
     as it is recorded (`Trial.summary` and the best so far, as Optuna logs "Trial 3 finished …";
     ``print``, say; ``xdl tune`` prints them on stderr), or None. Every argument is checked before anything is
@@ -129,6 +131,8 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
     space, base, rounds, dtype, study = check_search(space, trials, strategy, execution, rounds, seed, base,
                                                      directory, resume, halving, min_epochs, dtype,
                                                      scheduler=scheduler)
+    if execution != "dask" or scheduler is None:  # (a cluster given trains with base's own: `worker_backend`)
+        base.check_precision_in_use(current_backend(), "base", "tune")  # (every trial's: the space cannot set it)
     X, y, dev = _check_data(X, y, dev, dtype)
     _check_augment_width(space, base, int(np.prod(X.shape[1:])))
     if len(X) < 2 and (base.batch_norm or "batch_norm" in space.spec()):  # named now, not by each trial
