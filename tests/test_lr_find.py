@@ -6,6 +6,7 @@ import copy
 import math
 import os
 import signal
+import warnings
 
 import numpy as np
 import pytest
@@ -320,3 +321,41 @@ def test_captured_steps_read_the_finders_rate_and_everything_is_put_back(backend
         costs[capture] = result.costs
     assert len(costs["auto"]) > 20
     np.testing.assert_array_equal(costs["auto"], costs[False])
+
+
+def test_a_model_or_fit_many_s_loop_given_as_trainer_is_told_how_to_make_one():
+    """A newcomer's slips: the model itself, or a `ManyTrainer` (K models), in the trainer's place."""
+    from xdl.config import TrainConfig
+    from xdl.train.many import ManyTrainer
+
+    X, y, _ = regression(8, m=64)
+    with pytest.raises(TypeError, match=r"got Sequential: make one of the model, lr_find\(Trainer\(model, loss, "):
+        lr_find(regression_trainer(8).model, X, y)
+    many = ManyTrainer([TrainConfig(hidden=[4]), TrainConfig(hidden=[4], lr=0.01)])
+    with pytest.raises(TypeError, match=r"got ManyTrainer: the range test trains one model; test each configuration "
+                                        r"on its own, lr_find\(config.build_trainer"):
+        lr_find(many, X, y)
+
+
+@pytest.mark.parametrize("schedule", [None, xdl.optim.schedules.inverse_time(0.01, decay_rate=0.1),
+                                      xdl.optim.schedules.cosine(0.01, 10)])
+def test_a_trainer_with_an_epoch_schedule_is_told_to_make_the_schedule_from_the_suggestion(schedule):
+    """An epoch schedule sets the rate at each epoch's start: the README's `trainer.optimizer.lr = found.suggestion`
+    is overwritten by it at the next fit, unsaid (the run trained at the schedule's rates); warned where there is
+    one, and a suggestion to make it from."""
+    X, y, _ = regression(9)
+    trainer = regression_trainer(9, schedule=schedule, epochs=10)
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        found = lr_find(trainer, X, y, min_lr=1e-4, max_lr=10.0)
+    about = [str(w.message) for w in said if "epoch schedule" in str(w.message)]
+    assert found.suggestion is not None
+    assert about == ([] if schedule is None else [
+        "lr_find: trainer has an epoch schedule, which sets the optimizer's rate at each epoch's start "
+        "(trainer.optimizer.lr = found.suggestion is overwritten at the next one): to train at the suggestion, make "
+        "the schedule from it: trainer.schedule = xdl.optim.schedules.inverse_time(found.suggestion, decay_rate=…), "
+        "say"]), about
+    if schedule is not None:  # (what it warns of: the rate set by hand is not the one trained at)
+        trainer.optimizer.lr = found.suggestion
+        trainer.epochs = 1
+        assert trainer.fit(X, y)["lr"] == [0.01]

@@ -4,6 +4,7 @@
     xdl train --config run.toml    options from a TOML file (flags given as well override it)
     xdl train --resume xdl-run/checkpoints   continue an interrupted run where it stopped
     xdl gradcheck                  check backprop's gradients of the model the same options build
+    xdl lr-find                    the learning-rate range test of the model the same options build
     xdl tune --trials 64           search hyperparameters (the options set the base configuration)
     xdl bench optimizers --quick   compare optimizers, each at its own tuned learning rate
 
@@ -17,6 +18,7 @@ import argparse
 import codecs
 import contextlib
 import dataclasses
+import inspect
 import io
 import json
 import os
@@ -87,6 +89,15 @@ GRADCHECK_READS = ("dataset", "hidden", "activation", "init", "batch_norm", "dro
 # but resume, which is refused)
 GRADCHECK_SKIPS = ("resume", "out", "checkpoint_every", "epochs", "patience", "plateau_patience", "plateau_factor",
                    "progress", "capture")
+# the options of a training run that the range test of `xdl lr-find` has no use for (its steps are --steps batches
+# at its own rising rates, it writes nothing but --plot), each with why: refused, naming them, not ignored
+LR_FIND_REFUSES = dict.fromkeys(("epochs", "patience", "plateau_patience", "plateau_factor", "schedule", "decay_rate",
+                                 "decay_base", "decay_every", "decay_factor", "base_error", "progress"),
+                                "xdl train's, not lr-find's (it trains --steps batches at rising rates, with no "
+                                "epochs, schedule, dev set or progress bar): add to the xdl train it suggests") | \
+    dict.fromkeys(("out", "checkpoint_every", "resume"), "xdl train's, not lr-find's (it writes nothing but --plot: "
+                                                         "no output directory, checkpoint or resume)") | {
+    "lr": "the rate the range test sweeps, from --min-lr to --max-lr"}
 USER_ERRORS = (ValueError, TypeError, OSError, ImportError, FloatingPointError, BackendError, MemoryError)
 
 
@@ -343,18 +354,27 @@ def build_parser() -> argparse.ArgumentParser:
                             ("gradcheck", gradcheck, "check the model's backprop gradients numerically"),
                             ("tune", tune, "search hyperparameters: random, grid, coarse to fine or TPE (Optuna's); "
                                            "one trial at a time, batched, or over Dask workers; the options "
-                                           "below set the base configuration")):
+                                           "below set the base configuration"),
+                            ("lr-find", lr_find_command, "the learning-rate range test (Lightning's lr_find, "
+                                                         "fastai's): train --steps batches of the training split "
+                                                         "at a rate rising from --min-lr to --max-lr, print the "
+                                                         "smoothed loss and the rate to train with; the model, "
+                                                         "data and optimizer options are xdl train's; writes "
+                                                         "nothing but --plot")):
         sub = commands.add_parser(name, help=text, description=text, formatter_class=_Help)
         sub.add_argument("--config", metavar="FILE.toml", action=_Once,
                          help="read options from a TOML file (flags override it)")
         if name == "tune":
             _add_tune_options(sub)
+        if name == "lr-find":
+            _add_lr_find_options(sub)
         if name == "gradcheck":  # (all of the default model's 51,210 take minutes on a laptop's CPU)
             sub.add_argument("--elements", type=int, metavar="N",
                              help="check N elements of each parameter, drawn at random (default: every element)")
         # (a search writes no checkpoints, and its --out and --resume are the study's; a gradient
         # check trains nothing: a run's options would be ignored)
-        _add_options(sub, skip={"tune": ("resume", "out", "checkpoint_every"), "gradcheck": GRADCHECK_SKIPS}.get(name, ()),
+        _add_options(sub, skip={"tune": ("resume", "out", "checkpoint_every"), "gradcheck": GRADCHECK_SKIPS,
+                                "lr-find": tuple(LR_FIND_REFUSES)}.get(name, ()),
                      also={"tune": {"seed": "; and the strategy's draws of the trials' points"}}.get(name, {}))
         sub.set_defaults(run=run, command_parser=sub)
     bench = commands.add_parser("bench", help="benchmark optimizers on fixed problems, or the fused kernels",
@@ -399,6 +419,40 @@ def _add_bench_options(parser: argparse.ArgumentParser) -> None:
                         help="train each lr search's trials at once (fit_many) where possible (default: on a GPU)")
     parser.add_argument("--backend", choices=BACKEND_CHOICES, help="array backend (default: XDL_BACKEND, else auto)")
     parser.add_argument("--out", default="xdl-bench", help="output directory (default xdl-bench)")
+
+
+class _Refused(argparse.Action):
+    """A training run's flag given to ``xdl lr-find``: kept (``refused``) to be refused with the others
+    before any work, each named with why (`LR_FIND_REFUSES`), not "unrecognized" or silently ignored."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        namespace.refused = [*getattr(namespace, "refused", []), (option_string, self.dest)]
+
+
+def _add_lr_find_options(parser: argparse.ArgumentParser) -> None:
+    """The range test's own flags, their defaults `lr_find`'s, and the refused ones (hidden: `_Refused`)."""
+    from xdl.train.lr_find import MODES, lr_find
+
+    default = {name: p.default for name, p in inspect.signature(lr_find).parameters.items()}
+    group = parser.add_argument_group("range test")
+    group.add_argument("--min-lr", type=float, default=default["min_lr"], help="the rate of the first step")
+    group.add_argument("--max-lr", type=float, default=default["max_lr"], help="the rate of the last step")
+    group.add_argument("--steps", type=int, default=default["steps"],
+                       help="batches trained, one per rate (≥ 2; past an epoch, the next epoch's batches)")
+    group.add_argument("--mode", choices=MODES, default=default["mode"],
+                       help="how the rate rises: evenly on a log scale, or on a linear one")
+    group.add_argument("--stop-factor", type=float, default=default["stop_factor"],
+                       help="stop once the smoothed loss is above this × its lowest (> 1; inf: only where it is "
+                            "not finite)")
+    group.add_argument("--plot", metavar="FILE.png", help="save the plot of the loss against the rate (the plot "
+                                                          "extra; the suffix names the format)")
+    parser.set_defaults(refused=[])
+    types = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
+    for name in LR_FIND_REFUSES:
+        boolean = types[name] == "bool"  # (--progress and --no-progress, as `_add_options` makes them)
+        flags = (flag_of(name), "--no-" + flag_of(name)[2:]) if boolean else (flag_of(name),)
+        parser.add_argument(*flags, dest=name, action=_Refused, nargs=0 if boolean else "*", default=argparse.SUPPRESS,
+                            help=argparse.SUPPRESS)
 
 
 def _add_tune_options(parser: argparse.ArgumentParser) -> None:
@@ -618,12 +672,9 @@ def train(config: TrainConfig, args=None) -> int:
             _note(f"note: {took_over_note(lock)}")
         if without_control:
             _note(without_control)
-        X, y = xdl.datasets.load(config.dataset)
-        parts = split(X, y, seed=config.seed)
-        n_classes = int(y.max()) + 1
+        parts, n_classes, model = _split_and_model(config)
         print(f"dataset {config.dataset}: {len(parts.X_train)} train / {len(parts.X_dev)} dev / "
-              f"{len(parts.X_test)} test examples, {X.shape[1]} features, {n_classes} classes")
-        model = config.build_model(X.shape[1], n_classes, config.build_standardize(parts.X_train))
+              f"{len(parts.X_test)} test examples, {parts.X_train.shape[1]} features, {n_classes} classes")
         print(f"model: {_describe(model)}; optimizer {config.optimizer}, lr {config.lr:g}, "
               f"schedule {config.schedule}")
         if config.augment_flip and config.dataset == "digits":
@@ -722,6 +773,15 @@ def train(config: TrainConfig, args=None) -> int:
             return _signal_status(stop) if stop else 1
     _report(history, metrics, diagnosis, seconds, files, resumed=bool(config.resume))
     return 0
+
+
+def _split_and_model(config: TrainConfig) -> tuple:
+    """(The train/dev/test split of ``config``'s dataset, its number of classes, the model its options build
+    over it: its input standardized on the training split), as ``xdl train`` and ``xdl lr-find`` train them."""
+    X, y = xdl.datasets.load(config.dataset)
+    parts = split(X, y, seed=config.seed)
+    n_classes = int(y.max()) + 1
+    return parts, n_classes, config.build_model(X.shape[1], n_classes, config.build_standardize(parts.X_train))
 
 
 def _one_class(model, X, n_classes: int) -> dict | None:
@@ -1158,6 +1218,100 @@ def gradcheck(config: TrainConfig, args=None) -> int:
               "between the classes): check the gradients at a random start, --init he")
     return 0 if result.passed else 1
 
+
+
+# -- xdl lr-find --------------------------------------------------------------------------------
+LR_FIND_ROWS = 10  # about as many rows of the sweep printed (every ⌈steps/10⌉-th step; its last and suggestion's)
+
+
+def lr_find_command(config: TrainConfig, args) -> int:
+    """The learning-rate range test (`xdl.train.lr_find`) of the model, loss and optimizer ``config``'s options
+    build (as `train`'s: `_split_and_model`, `TrainConfig.build_trainer`), on its dataset's training split; print
+    the sweep (`_sweep_table`), the suggestion and the ``xdl train`` that trains at it (`_train_command`), and
+    save the plot at ``--plot``. Writes nothing else. Every option checked before any work."""
+    from xdl.plots import figure_path, save_figure
+    from xdl.train.lr_find import check_sweep, lr_find
+
+    if args.refused:  # all of them at once, grouped by why
+        why = {}
+        for flag, name in args.refused:
+            why.setdefault(LR_FIND_REFUSES[name], []).append(flag)
+        raise ValueError("; ".join(f"{', '.join(flags)} {'is' if len(flags) == 1 else 'are'} {reason}"
+                                   for reason, flags in why.items()))
+    if config.resume:  # (a --config file's: it has no such flag) it would be ignored
+        raise ValueError(f"--config: resume = {config.resume!r} continues an xdl train run; xdl lr-find tests a "
+                         "freshly initialized model of these options, not a checkpoint's")
+    _check_flags_read(config, args)
+    smoothing = inspect.signature(lr_find).parameters["smoothing"].default
+    min_lr, max_lr, steps, stop_factor, _ = check_sweep(args.min_lr, args.max_lr, args.steps, args.mode,
+                                                        args.stop_factor, smoothing, np.float32, name=flag_of, who="")
+    if args.plot is not None:
+        try:
+            figure_path(args.plot, "--plot")
+        except ImportError as e:  # (matplotlib missing: the extra named, before any work)
+            raise ImportError(f"--plot: {e}") from None
+    with xdl.use(config.backend, precision=config.precision) as backend:
+        xdl.seed(config.seed)
+        parts, _, model = _split_and_model(config)
+        trainer = config.build_trainer(model)
+        print(f"xdl {xdl.__version__} lr-find: backend {backend.name} on {backend.device_name()}"
+              f"{_precision_note(backend)}; dataset {config.dataset}: its {len(parts.X_train)} training examples")
+        print(f"model: {_describe(model)}; optimizer {config.optimizer}, batch size {config.batch_size}; "
+              f"{counted(steps, 'step')}, lr from {min_lr:g} to {max_lr:g} ({args.mode})")
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", append=True)  # (after the user's, as xdl train's)
+            warnings.showwarning = _note_once()
+            # (no suggestion: said below, as the error; an epoch schedule's rate: xdl train's --lr is its α0)
+            warnings.filterwarnings("ignore", message="lr_find: (no suggestion|trainer has an epoch schedule)")
+            found = lr_find(trainer, parts.X_train, parts.y_train, min_lr=min_lr, max_lr=max_lr, steps=steps,
+                            mode=args.mode, stop_factor=stop_factor)
+    print(_sweep_table(found))
+    print(_stopped(found, steps))
+    if args.plot is not None:
+        print(f"wrote {save_figure(found.plot(), args.plot)}")
+    if found.suggestion is None:
+        print(f"xdl lr-find: error: no suggestion: {found.why_none}", file=sys.stderr)
+        return 1
+    print(f"suggestion: lr {found.suggestion:.3g} (where the smoothed loss falls fastest); train with it:\n"
+          f"  {_train_command(args, found.suggestion)}")
+    return 0
+
+
+def _sweep_table(found) -> str:
+    """The sweep's step, rate and smoothed loss, every ⌈n/`LR_FIND_ROWS`⌉-th of its n steps, its last and the
+    suggestion's (marked)."""
+    n = len(found.lrs)
+    rows = {*range(0, n, max(1, -(-n // LR_FIND_ROWS))), n - 1} if n else set()
+    at = None if found.suggestion is None else int(np.flatnonzero(found.lrs == found.suggestion)[0])
+    lines = [f"{'step':>6}  {'lr':>9}  {'smoothed loss':>13}"]
+    for k in sorted(rows | ({at} if at is not None else set())):
+        lines.append(f"{k + 1:>6}  {found.lrs[k]:>9.3g}  {found.losses[k]:>13.4g}"
+                     + ("  ← suggestion" if k == at else ""))
+    return "\n".join(lines)
+
+
+def _stopped(found, steps: int) -> str:
+    """Why the sweep of ``steps`` steps ended, in the command's words (its flags)."""
+    n = len(found.lrs)
+    return {"steps": f"stopped: all {counted(steps, 'step')} trained",
+            "stop_factor": f"stopped at step {n}: the smoothed loss rose above --stop-factor × its lowest",
+            "diverged": f"stopped after step {n}: the next step's loss was no longer finite (diverged)"}[found.stopped]
+
+
+def _train_command(args, lr: float) -> str:
+    """The ``xdl train`` of the options given to ``xdl lr-find`` (its ``--config`` file and the flags typed, as
+    given), at the rate ``lr`` (3 significant digits)."""
+    words = ["xdl", "train"] + (["--config", _shell_word(str(args.config))] if args.config is not None else [])
+    for f in dataclasses.fields(TrainConfig):
+        if not hasattr(args, f.name):
+            continue
+        value = getattr(args, f.name)
+        if f.type == "bool":
+            words.append(flag_of(f.name) if value else "--no-" + flag_of(f.name)[2:])
+        else:
+            words += [flag_of(f.name), *(str(v) for v in value)] if f.type == "list[int]" else \
+                [flag_of(f.name), _shell_word(str(value))]
+    return " ".join(words + ["--lr", f"{lr:.3g}"])
 
 
 # -- xdl tune -----------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from xdl.backend import host_rng
 from xdl.caller import warn_caller
 from xdl.data.validation import check_int, check_number
 from xdl.ewa import EWA
-from xdl.nn.module import modes_of, restore_modes
+from xdl.nn.module import Module, modes_of, restore_modes
 from xdl.optim.optimizer import check_rate, rates_of_their_own
 from xdl.train.callback import Callback
 from xdl.train.fit_guards import fitting_now
@@ -205,35 +205,65 @@ class KeptState:
         self.generator.bit_generator.state = self.generator_state
 
 
+def check_sweep(min_lr, max_lr, steps, mode, stop_factor, smoothing, dtype, name=lambda argument: argument,
+                who: str = "lr_find: ") -> tuple:
+    """The sweep's settings checked, each named (``who`` + ``name(argument)``: lr_find's keyword, a command's
+    flag), for a model of ``dtype``: (min_lr, max_lr, steps, stop_factor, smoothing) as numbers."""
+    min_lr = check_rate(check_number(min_lr, f"{who}{name('min_lr')}", "a number > 0", lambda v: v > 0),
+                        f"{who}{name('min_lr')}", dtype, zero=False)
+    max_lr = check_rate(check_number(max_lr, f"{who}{name('max_lr')}", "a number > 0", lambda v: v > 0),
+                        f"{who}{name('max_lr')}", dtype, zero=False)
+    if not min_lr < max_lr:
+        raise ValueError(f"{who}{name('min_lr')} must be below {name('max_lr')} (the rate rises from one to the "
+                         f"other), got {name('min_lr')}={min_lr!r} and {name('max_lr')}={max_lr!r}")
+    steps = check_int(steps, f"{who}{name('steps')}", low=2,
+                      expected=f"an integer ≥ 2 (the rates from {name('min_lr')} to {name('max_lr')})")
+    if not isinstance(mode, str) or mode not in MODES:
+        raise ValueError(f"{who}{name('mode')} must be one of {', '.join(map(repr, MODES))}, got {mode!r}")
+    stop_factor = check_number(stop_factor, f"{who}{name('stop_factor')}",
+                               "a number > 1 (inf: stop only where the loss is not finite)", lambda v: v > 1)
+    smoothing = check_number(smoothing, f"{who}{name('smoothing')}", "a number in [0, 1) (the EWA's β; 0: none)",
+                             lambda v: 0 <= v < 1)
+    return min_lr, max_lr, steps, stop_factor, smoothing
+
+
 def _check_arguments(trainer, min_lr, max_lr, steps, mode, stop_factor, smoothing) -> tuple:
     """The arguments of `lr_find` checked, each named, before any work: (min_lr, max_lr, steps, stop_factor,
     smoothing) as numbers."""
     if not isinstance(trainer, Trainer):
         raise TypeError(f"lr_find: trainer must be an xdl.train.Trainer (the finder trains its model, loss and "
-                        f"optimizer with its settings), got {type(trainer).__name__}")
+                        f"optimizer with its settings), got {type(trainer).__name__}{_way_to_a_trainer(trainer)}")
     if fitting_now(trainer):
         raise RuntimeError("lr_find: trainer is fitting now (lr_find called from its callback, or from another "
                            "thread): the range test would train its model under the running fit; call it between fits")
-    dtype = trainer.model.dtype
-    min_lr = check_rate(check_number(min_lr, "lr_find: min_lr", "a number > 0", lambda v: v > 0),
-                        "lr_find: min_lr", dtype, zero=False)
-    max_lr = check_rate(check_number(max_lr, "lr_find: max_lr", "a number > 0", lambda v: v > 0),
-                        "lr_find: max_lr", dtype, zero=False)
-    if not min_lr < max_lr:
-        raise ValueError(f"lr_find: min_lr must be below max_lr (the rate rises from one to the other), got "
-                         f"min_lr={min_lr!r} and max_lr={max_lr!r}")
-    steps = check_int(steps, "lr_find: steps", low=2, expected="an integer ≥ 2 (the rates from min_lr to max_lr)")
-    if not isinstance(mode, str) or mode not in MODES:
-        raise ValueError(f"lr_find: mode must be one of {', '.join(map(repr, MODES))}, got {mode!r}")
-    stop_factor = check_number(stop_factor, "lr_find: stop_factor",
-                               "a number > 1 (inf: stop only where the loss is not finite)", lambda v: v > 1)
-    smoothing = check_number(smoothing, "lr_find: smoothing", "a number in [0, 1) (the EWA's β; 0: none)",
-                             lambda v: 0 <= v < 1)
+    checked = check_sweep(min_lr, max_lr, steps, mode, stop_factor, smoothing, trainer.model.dtype)
     rates = rates_of_their_own(trainer.optimizer)
     if rates is not None:
         raise ValueError(f"lr_find: trainer's optimizer has groups with rates of their own ({rates}); the range test "
                          "sets every group's rate alike, as an epoch schedule does: give its groups one rate")
-    return min_lr, max_lr, steps, stop_factor, smoothing
+    return checked
+
+
+def _way_to_a_trainer(given) -> str:
+    """How to make the `Trainer` lr_find takes of what was ``given`` in its place: a model, fit_many's loop."""
+    from xdl.train.many import ManyTrainer  # (deferred: xdl.train.many imports the trainers' configs)
+
+    if isinstance(given, Module):
+        return ": make one of the model, lr_find(Trainer(model, loss, optimizer, batch_size=…), X, y)"
+    if isinstance(given, ManyTrainer):
+        return (": the range test trains one model; test each configuration on its own, "
+                "lr_find(config.build_trainer(config.build_model(n_features, n_classes)), X, y)")
+    return ""
+
+
+def _warn_epoch_schedule(trainer: Trainer) -> None:
+    """Where ``trainer`` has an epoch schedule, which sets the optimizer's rate at each epoch's start: the
+    suggestion is trained at by the schedule made from it (``trainer.optimizer.lr = …`` is overwritten)."""
+    if trainer.schedule is not None:
+        warn_caller("lr_find: trainer has an epoch schedule, which sets the optimizer's rate at each epoch's start "
+                    "(trainer.optimizer.lr = found.suggestion is overwritten at the next one): to train at the "
+                    "suggestion, make the schedule from it: trainer.schedule = "
+                    "xdl.optim.schedules.inverse_time(found.suggestion, decay_rate=…), say")
 
 
 def lr_find(trainer: Trainer, X, y, *, min_lr: float = 1e-7, max_lr: float = 1.0, steps: int = 100,
@@ -277,4 +307,6 @@ def lr_find(trainer: Trainer, X, y, *, min_lr: float = 1e-7, max_lr: float = 1.0
         kept.put_back()
     if result.suggestion is None:
         warn_caller(f"lr_find: no suggestion: {result.why_none}")
+    else:
+        _warn_epoch_schedule(trainer)
     return result

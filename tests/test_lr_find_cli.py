@@ -1,0 +1,194 @@
+"""``xdl lr-find``: the learning-rate range test from the command line — the model, data and optimizer of
+``xdl train``'s options, on the training split; its table, suggestion and next command; ``--plot``; the
+flags it refuses and the bad values, before any work, writing nothing."""
+
+import functools
+import json
+import math
+import os
+import re
+import shlex
+import signal
+import sys
+
+import numpy as np
+import pytest
+
+import xdl
+from xdl.cli import LR_FIND_REFUSES, main
+from xdl.config import TrainConfig, flag_of
+from xdl.data import split
+from xdl.train.lr_find import LRFindResult, RangeTest
+
+LR_FIND = sys.modules["xdl.train.lr_find"]  # (the module: xdl.train.lr_find is its function)
+
+FAST = ["--dataset", "moons", "--hidden", "8"]
+
+
+def run(argv, capsys):
+    """(exit status, stdout, stderr) of ``xdl lr-find`` with ``argv``."""
+    status = main(["lr-find", *argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_it_prints_the_sweep_the_suggestion_and_the_train_command_that_trains_at_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    status, out, err = run([*FAST, "--optimizer", "momentum", "--beta1", "0.8", "--seed", "3"], capsys)
+    assert status == 0 and err == "", err  # (no note of the default epoch schedule: --lr is its α0)
+    assert os.listdir(tmp_path) == []  # (writes nothing: no xdl-run, no lock, no checkpoint)
+    table = re.findall(r"^ +(\d+) +(\S+) +(\S+)(  ← suggestion)?$", out, re.M)
+    steps = [int(row[0]) for row in table]
+    assert steps[:2] == [1, 11] and steps[-1] == 100 and steps == sorted(steps) and 10 <= len(steps) <= 12
+    marked = [row for row in table if row[3]]
+    suggested = re.search(r"^suggestion: lr (\S+) ", out, re.M).group(1)
+    assert len(marked) == 1 and float(marked[0][1]) == pytest.approx(float(suggested), rel=1e-2)
+    command = out.strip().splitlines()[-1].strip()
+    assert command == f"xdl train --dataset moons --hidden 8 --optimizer momentum --beta1 0.8 --seed 3 --lr {suggested}"
+    # the command runs as printed (a run of its own: another --out, one epoch), at that rate
+    assert main([*shlex.split(command)[1:], "--epochs", "1", "--no-progress", "--out", "run"]) == 0
+    assert json.loads((tmp_path / "run" / "report.json").read_text())["config"]["lr"] == float(suggested)
+
+
+def test_the_range_test_is_of_the_trainer_xdl_train_builds_on_the_training_split(capsys, monkeypatch):
+    """The finder gets `TrainConfig.build_trainer`'s trainer of these options (its model, optimizer and
+    settings, a run_info of the config) and the training split of the run's seed."""
+    seen = {}
+
+    @functools.wraps(LR_FIND.lr_find)  # (its signature: the flags' defaults)
+    def finder(trainer, X, y, **sweep):
+        seen.update(trainer=trainer, X=X, y=y, sweep=sweep)
+        return LRFindResult(np.geomspace(1e-5, 1, 20), np.linspace(2, 1, 20), np.linspace(2, 1, 20), "exponential",
+                            "steps")
+
+    monkeypatch.setattr(LR_FIND, "lr_find", finder)
+    flags = [*FAST, "--optimizer", "rmsprop", "--l2", "0.01", "--batch-size", "32", "--seed", "5", "--no-batch-norm"]
+    status, _, err = run([*flags, "--min-lr", "1e-5", "--steps", "20", "--mode", "linear", "--stop-factor", "inf"],
+                         capsys)
+    assert status == 0, err
+    trainer, config = seen["trainer"], seen["trainer"].run_info["config"]
+    expected = TrainConfig(dataset="moons", hidden=[8], optimizer="rmsprop", l2=0.01, batch_size=32, seed=5,
+                           batch_norm=False, backend=config["backend"])
+    assert config == expected.__dict__
+    assert type(trainer.optimizer).__name__ == "RMSprop" and trainer.l2 == 0.01 and trainer.batch_size == 32
+    X, y = xdl.datasets.load("moons")
+    np.testing.assert_array_equal(seen["X"], split(X, y, seed=5).X_train)
+    assert seen["sweep"] == {"min_lr": 1e-5, "max_lr": 1.0, "steps": 20, "mode": "linear", "stop_factor": math.inf}
+
+
+@pytest.mark.parametrize("name", sorted(LR_FIND_REFUSES))
+def test_a_run_s_flag_is_refused_naming_it_before_any_work(name, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    value = {"bool": [], "list[int]": ["3"]}.get(TrainConfig.__dataclass_fields__[name].type, ["3"])
+    for flag in (flag_of(name), *(["--no-" + flag_of(name)[2:]] if not value else [])):
+        status, out, err = run([*FAST, flag, *value, "--seed", "1"], capsys)
+        assert status == 1 and out == "", (flag, out)
+        assert err.startswith(f"xdl lr-find: error: {flag} is ") and LR_FIND_REFUSES[name] in err, err
+    assert os.listdir(tmp_path) == []
+
+
+def test_every_refused_flag_given_is_named_at_once(capsys):
+    status, out, err = run(["--epochs", "5", "--out", "x", "--lr", "0.1", "--no-progress"], capsys)
+    assert status == 1 and out == ""
+    assert "--epochs, --no-progress are xdl train's" in err and "--out is xdl train's" in err
+    assert "--lr is the rate" in err
+
+
+@pytest.mark.parametrize("flags, said", [
+    *[(["--min-lr", v], "--min-lr must be a number > 0") for v in ("0", "-1e-3", "nan", "-inf")],
+    *[(["--max-lr", v], "--max-lr must be a number > 0") for v in ("0", "-2", "nan")],
+    *[(["--max-lr", v], "--max-lr is ") for v in ("1e39", "inf")],
+    (["--min-lr", "1e-50"], "--min-lr is 1e-50: a learning rate must be a number in float32's"),
+    *[(["--min-lr", lo, "--max-lr", hi], "--min-lr must be below --max-lr") for lo, hi in (("1", "1"), ("2", "1"))],
+    *[(["--steps", v], "--steps must be an integer ≥ 2") for v in ("1", "0", "-3")],
+    *[(["--stop-factor", v], "--stop-factor must be a number > 1") for v in ("1", "0.5", "nan", "-inf")],
+])
+def test_bad_values_are_refused_naming_the_flag_before_any_work(flags, said, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    status, out, err = run([*FAST, *flags], capsys)
+    assert status == 1 and out == "" and err.startswith(f"xdl lr-find: error: {said}"), err
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_config_file_gives_the_options_its_run_s_options_unread_and_its_resume_refused(tmp_path, capsys):
+    config = tmp_path / "run.toml"  # (best.toml holds every option but out and resume: read as xdl train reads it)
+    config.write_text('dataset = "moons"\nhidden = [8]\nlr = 0.5\nepochs = 3\npatience = 0\nout = "elsewhere"\n'
+                      'schedule = "none"\nplateau_patience = 2\n')
+    status, out, err = run(["--config", str(config), "--steps", "30"], capsys)
+    assert status == 0, err
+    assert not (tmp_path / "elsewhere").exists() and "Dense(2→8)" in out
+    suggested = re.search(r"suggestion: lr (\S+)", out)[1]
+    assert out.strip().endswith(f"xdl train --config {config} --lr {suggested}")
+    config.write_text('dataset = "moons"\nresume = "xdl-run"\n')
+    status, out, err = run(["--config", str(config)], capsys)
+    assert status == 1 and out == "" and "--config: resume = 'xdl-run' continues an xdl train run" in err
+
+
+def test_plot_saves_the_figure_and_without_matplotlib_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("matplotlib")
+    status, out, err = run([*FAST, "--steps", "30", "--plot", str(tmp_path / "lr.png")], capsys)
+    assert status == 0, err
+    assert (tmp_path / "lr.png").read_bytes()[:4] == b"\x89PNG" and f"wrote {tmp_path / 'lr.png'}" in out
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # (an import of it raises ImportError)
+    status, out, err = run([*FAST, "--plot", str(tmp_path / "again.png")], capsys)
+    assert status == 1 and out == "" and not (tmp_path / "again.png").exists()
+    assert "xdl lr-find: error: --plot: plots need matplotlib: pip install 'xdl[plot]'" in err
+
+
+def test_no_suggestion_is_an_error_after_the_table(capsys):
+    status, out, err = run([*FAST, "--steps", "5"], capsys)
+    assert status == 1 and "stopped: all 5 steps trained" in out and "xdl train" not in out
+    assert err.count("no suggestion") == 1 and err.startswith("xdl lr-find: error: no suggestion: "), err
+
+
+def test_ctrl_c_stops_it_with_130_writing_nothing(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    on_step_end = RangeTest.on_step_end
+
+    def interrupted(self, trainer, cost):
+        on_step_end(self, trainer, cost)
+        if len(self.costs) == 13:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(RangeTest, "on_step_end", interrupted)
+    status, out, err = run(FAST, capsys)
+    assert status == 130 and "interrupted by SIGINT" in err and "suggestion" not in out
+    assert os.listdir(tmp_path) == []
+
+
+def test_help_offers_the_model_data_and_optimizer_flags_and_hides_the_refused_ones(capsys):
+    with pytest.raises(SystemExit):
+        main(["lr-find", "--help"])
+    text = capsys.readouterr().out
+    for flag in ("--min-lr", "--max-lr", "--steps", "--mode", "--stop-factor", "--plot", "--config", "--optimizer",
+                 "--hidden", "--batch-size", "--seed", "--l2"):
+        assert re.search(rf"(?<![\w-]){flag}(?![\w-])", text), flag
+    for name in LR_FIND_REFUSES:
+        assert not re.search(rf"(?<![\w-]){flag_of(name)}(?![\w-])", text), name
+
+
+def test_the_readme_names_the_command_and_its_flags():
+    """README's sentence on `xdl lr-find` names its own flags and flags it refuses, as they are."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    sentence = readme.split("`xdl lr-find`", 1)[1].split("\n\n", 1)[0]
+    named = set(re.findall(r"`(--[a-z-]+)", sentence))
+    own, refused = {"--min-lr", "--max-lr", "--steps", "--mode", "--stop-factor", "--plot"}, \
+        {flag_of(name) for name in LR_FIND_REFUSES}
+    assert own <= named and named <= own | refused and "--lr" in named, named
+
+
+@pytest.mark.parametrize("flags, said", [
+    (["--max-lr", "1e30", "--stop-factor", "inf"], r"stopped after step (\d+): the next step's loss was no longer "
+                                                   r"finite \(diverged\)"),
+    (["--max-lr", "1e30"], r"stopped at step (\d+): the smoothed loss rose above --stop-factor × its lowest"),
+])
+def test_a_sweep_stopped_early_says_why_in_the_command_s_words(flags, said, capsys):
+    status, out, err = run([*FAST, "--optimizer", "sgd", "--no-batch-norm", "--min-lr", "1e-3", *flags], capsys)
+    assert status == 0, err
+    stopped = int(re.search(said, out, re.M)[1])
+    last = re.findall(r"^ +(\d+) ", out, re.M)[-1]
+    assert 10 < stopped < 100 and int(last) == stopped
