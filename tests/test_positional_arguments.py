@@ -7,6 +7,7 @@ are keywords only."""
 
 import copy
 import inspect
+import itertools
 import pickle
 import re
 
@@ -320,6 +321,7 @@ SCHEDULE_PEER_KEYWORDS = [
     (schedules.inverse_sqrt, (), dict(initial_learning_rate=0.1), lambda c: 0.1 / max(c, 1) ** 0.5, COUNTS),
     # Keras's CosineDecay(warmup_steps=…), its steps here (the ramp xdl's)
     (schedules.warmup, (0.1,), dict(warmup_steps=4), lambda c: 0.1 * min(1, (c + 1) / 4), COUNTS),
+    (schedules.warmup, (), dict(warmup_target=0.1, warmup_steps=4), lambda c: 0.1 * min(1, (c + 1) / 4), COUNTS),
 ]
 
 
@@ -438,6 +440,21 @@ def test_keras_cosine_warm_up_is_refused_naming_warmup_and_the_way_said_decays_a
     expected = [keras_cosine_warmup(c, 0.0, decay_steps, alpha, warmup_target, warmup_steps) if c >= warmup_steps
                 else warmup_target * (c + 1) / warmup_steps for c in counts]
     np.testing.assert_allclose([schedule(c) for c in counts], expected, rtol=1e-12, atol=1e-15)
+
+
+def test_a_whole_keras_cosine_call_with_a_warm_up_is_refused_first_for_the_warm_up():
+    """``cosine(initial_learning_rate=…, decay_steps=…, alpha=…, warmup_target=…, warmup_steps=…)``, Keras's
+    whole call in any order: the warm-up is named first, as Keras's staircase=True is — its way makes lr0
+    warmup_target and min_lr alpha * warmup_target, where "give lr0=initial_learning_rate here" (the rate the
+    ramp starts from, 0 by Keras's habit: refused as lr0) and "min_lr=alpha * lr0" led elsewhere."""
+    keras = dict(initial_learning_rate=0.0, decay_steps=100, alpha=0.1, warmup_target=0.1, warmup_steps=10)
+    orders = list(itertools.permutations(keras))
+    for order in orders:
+        with pytest.raises(TypeError) as refused:
+            schedules.cosine(**{name: keras[name] for name in order})
+        assert re.match(r"cosine\(\) got an unexpected keyword argument 'warmup_(steps|target)'; Keras's CosineDecay's "
+                        r"warmup_\w+: a warm-up is warmup's here: ", str(refused.value)), (order, str(refused.value))
+    assert len(orders) == 120
 
 
 # each schedule by name, with its name as xdl recorded it when its settings were taken by position too: a

@@ -38,9 +38,10 @@ def clip_grad_norm(parameters, max_norm, *peer_positional, **options):
         ‖g‖₂ = sqrt(Σ_p Σ_i g_{p,i}²)  over every gradient together, as if they were one vector
         g ← g · min(1, max_norm / (‖g‖₂ + 1e-6))
 
-    PyTorch's convention (``clip_grad_norm_``): a norm below ``max_norm`` multiplies by exactly 1, so the
-    gradients are unchanged bit for bit; the scale is computed on the device and applied whatever it is, so
-    the call reads nothing back to the host (no sync on a GPU). The squares are summed in float64 (a float32
+    PyTorch's convention (``clip_grad_norm_``): a norm of at most ``max_norm`` − 1e-6 multiplies by exactly 1, so
+    the gradients are unchanged bit for bit (one closer under ``max_norm`` is scaled by a hair, as PyTorch's); the
+    scale is computed on the device and applied whatever it is, so the call reads nothing back to the host (no sync
+    on a GPU). The squares are summed in float64 (a float32
     gradient of 1e20 has a finite norm), and the norm returned is a 0-d array of the backend in the gradients'
     dtype (float64 where float32 and float64 gradients are clipped together).
 
@@ -164,7 +165,7 @@ def _scale(grads, norms, max_norm, rows: int) -> None:
     if getattr(max_norm, "ndim", 0):  # (K,) max norms, inf for a model not clipped: exactly 1 (inf/inf is NaN)
         scales = xp.where(xp.isfinite(max_norm), scales, 1.0)
     if backend.host_sync_is_cheap and bool((scales == 1.0).all()):
-        return  # every norm under its max: ×1 would rewrite each gradient unchanged. (On a GPU reading the scales
-        # is a sync, and a captured step cannot branch on them: it multiplies whatever they are.)
+        return  # every norm + ε at most its max: ×1 would rewrite each gradient unchanged. (On a GPU reading the
+        # scales is a sync, and a captured step cannot branch on them: it multiplies whatever they are.)
     for g in grads:
         g *= scales.astype(g.dtype).reshape((rows,) + (1,) * (g.ndim - 1) if rows > 1 else ())

@@ -161,8 +161,9 @@ def _refusing_peer_arguments(fn, peer_positional: str | None, peer_keywords: dic
     def refusing(*args, **kwargs):
         if peer_positional is not None and len(args) > len(positional):
             raise peer_order_refused(fn.__name__, positional, len(args), peer_positional)
-        # in the table's order, not the call's: Keras's staircase=True, which names another maker, before the
-        # keywords whose way is this maker's (none of them is fn's own: the peers' names it does not take)
+        # in the table's order, not the call's: Keras's staircase=True, which names another maker, and CosineDecay's
+        # warm-up, which changes what lr0 and alpha are, before the keywords whose way is this maker's (none of them
+        # is fn's own: the peers' names it does not take)
         for name in (name for name in peer_keywords if name in kwargs):
             raise TypeError(f"{fn.__name__}() got an unexpected keyword argument {name!r}; "
                             f"{peer_keywords[name].hint(name)}")
@@ -247,12 +248,14 @@ def step_decay(lr0: float, *, factor: float = 0.5, every: int = 10):
 @_maker("Keras's third, CosineDecay(initial_learning_rate, decay_steps, alpha), is alpha, a fraction of lr0: give "
         "min_lr by its name, alpha·lr0 (cosine(lr0, decay_steps, min_lr=alpha * lr0)); PyTorch's "
         "CosineAnnealingLR(optimizer, T_max, eta_min) is cosine(lr0, T_max, min_lr=eta_min)",
-        {**KERAS_LR0, "decay_steps": PeerKeyword("Keras's CosineDecay", "total"),
+        # Keras's warm-up first (`_refusing_peer_arguments` goes in this order): with it lr0 is warmup_target, and
+        # min_lr alpha * warmup_target, not the ways the keywords after it say
+        {**dict.fromkeys(("warmup_steps", "warmup_target"), KERAS_COSINE_WARMUP),
+         **KERAS_LR0, "decay_steps": PeerKeyword("Keras's CosineDecay", "total"),
          "alpha": PeerKeyword("Keras's CosineDecay", "min_lr", "alpha * lr0", "Keras's alpha is a fraction of lr0"),
          "T_max": PeerKeyword("PyTorch's CosineAnnealingLR", "total",
                               note="held at min_lr after it, where PyTorch's rises again"),
-         "eta_min": PeerKeyword("PyTorch's CosineAnnealingLR", "min_lr"),
-         **dict.fromkeys(("warmup_steps", "warmup_target"), KERAS_COSINE_WARMUP)})
+         "eta_min": PeerKeyword("PyTorch's CosineAnnealingLR", "min_lr")})
 def cosine(lr0: float, total: int, *, min_lr: float = 0.0):
     """α = min_lr + (α₀ − min_lr)·(1 + cos(π·min(count, total)/total))/2 (from α₀ down to min_lr,
     default 0, held after ``total`` counts)."""
@@ -265,7 +268,9 @@ def cosine(lr0: float, total: int, *, min_lr: float = 0.0):
 
 
 @_maker(peer_keywords={"warmup_steps": PeerKeyword(
-    "Keras's CosineDecay", "steps", note="its ramp and where the decay starts differ: see warmup")})
+    "Keras's CosineDecay", "steps", note="its ramp and where the decay starts differ: see warmup"),
+    "warmup_target": PeerKeyword("Keras's CosineDecay", "schedule",
+                                 note="the rate warmed up to: a number, or a schedule whose rates the ramp scales")})
 def warmup(schedule, steps: int):
     """Linear warm-up: α = base(count)·min(1, (count + 1)/steps), where base is a schedule or a
     constant: the first of ``steps`` counts uses base/steps, count steps − 1 and later the base.

@@ -112,7 +112,9 @@ class ReduceLROnPlateau(Callback):
         (K models with a rate each, and a record that is its best model's), an epoch schedule, which sets
         every group's rate at each epoch's start (a lowering here would be undone, unsaid), and a per-step
         schedule, which is no number to multiply."""
-        if hasattr(trainer, "n_models"):  # a ManyTrainer (imported here, xdl.train.many would make a cycle)
+        # fit_many's ManyTrainer, by the attribute only it has: importing it here, even deferred, is a cycle
+        # (xdl.train.many → xdl.config → this module; tests/test_architecture.py counts deferred imports)
+        if hasattr(trainer, "n_models"):
             raise ValueError("ReduceLROnPlateau sets one model's rate from its own record; fit_many's K models have a "
                              "rate each, and the batch's record is its best model's: give each TrainConfig a "
                              "schedule, or train the models one by one with a Trainer")
