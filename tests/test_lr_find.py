@@ -359,3 +359,28 @@ def test_a_trainer_with_an_epoch_schedule_is_told_to_make_the_schedule_from_the_
         trainer.optimizer.lr = found.suggestion
         trainer.epochs = 1
         assert trainer.fit(X, y)["lr"] == [0.01]
+
+
+def test_the_suggestion_is_the_steepest_fall_per_decade_not_per_unit_of_rate_as_the_readme_says():
+    """On an exponential sweep the suggestion is the steepest slope against log₁₀ lr (fastai's ``steep``), not
+    against lr (Lightning's ``suggestion()``, d loss / d lr, which divides each fall by its rate's small step at the
+    sweep's small rates): a loss that falls a little per step at small rates and most per step at large ones is
+    suggested at the large ones, where Lightning's rule picks a small one. README said only "where that loss falls
+    fastest", unlike its peers' rule."""
+    from pathlib import Path
+
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    said = readme.split("Which rate?", 1)[1].split("```python", 1)[0]
+    assert "falls fastest against log₁₀ lr" in said and "Lightning's `suggestion()` takes the slope against the rate " \
+        "itself" in said, said
+    rng = np.random.default_rng(0)
+    for n in range(40, 120, 9):
+        lrs = sweep_rates(1e-6, 1.0, n, "exponential")
+        steep = int(0.7 * n)  # (from here the loss falls 20× faster per step)
+        falls = np.where(np.arange(n) < steep, 0.001, 0.02) * (1 + 0.1 * rng.random(n))
+        losses = 3 - np.cumsum(falls)
+        losses[-3:] += 1.0  # (the rise a stop ends with)
+        suggestion, _ = steepest_descent(lrs, losses, "exponential")
+        kept = slice(SKIP_FIRST, n - 1)
+        lightnings = lrs[kept][np.argmin(np.gradient(losses[kept], lrs[kept]))]
+        assert suggestion >= lrs[steep - 1] > lightnings, (n, suggestion, lightnings)

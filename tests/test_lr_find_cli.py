@@ -182,8 +182,8 @@ def test_the_readme_names_the_command_and_its_flags():
 
 
 @pytest.mark.parametrize("flags, said", [
-    (["--max-lr", "1e30", "--stop-factor", "inf"], r"stopped after step (\d+): the next step's loss was no longer "
-                                                   r"finite \(diverged\)"),
+    (["--max-lr", "1e30", "--stop-factor", "inf"], r"stopped after step (\d+): the run diverged \(xdl train's "
+                                                   r"divergence rule: a cost or the state no longer finite"),
     (["--max-lr", "1e30"], r"stopped at step (\d+): the smoothed loss rose above --stop-factor × its lowest"),
 ])
 def test_a_sweep_stopped_early_says_why_in_the_command_s_words(flags, said, capsys):
@@ -192,3 +192,39 @@ def test_a_sweep_stopped_early_says_why_in_the_command_s_words(flags, said, caps
     stopped = int(re.search(said, out, re.M)[1])
     last = re.findall(r"^ +(\d+) ", out, re.M)[-1]
     assert 10 < stopped < 100 and int(last) == stopped
+
+
+@pytest.mark.parametrize("seed", range(2, 6))
+def test_a_sweep_the_epoch_end_divergence_rule_stopped_is_not_said_to_have_lost_a_finite_loss(seed, capsys,
+                                                                                            monkeypatch):
+    """The trainer's divergence rule also stops a sweep at an epoch's end, every cost recorded finite, where the
+    epoch's cost rose far above where the classifier started (digits: 17 steps an epoch): "the next step's loss was
+    no longer finite" was false there (most sweeps with --stop-factor inf on digits ended so)."""
+    from xdl.train.trainer import Trainer
+
+    said, diverged = [], Trainer._diverged
+    monkeypatch.setattr(Trainer, "_diverged", lambda self, what, *advice: said.append(what) or diverged(self, what,
+                                                                                                       *advice))
+    status, out, err = run(["--dataset", "digits", "--hidden", "16", "--optimizer", "sgd", "--no-batch-norm",
+                            "--seed", str(seed), "--min-lr", "1e-3", "--max-lr", "1e30", "--stop-factor", "inf"],
+                           capsys)
+    assert status == 0, err
+    assert len(said) == 1 and said[0].startswith("the train cost became ") and "at the end of epoch" in said[0], said
+    stopped = re.search(r"^stopped after step (\d+): (.*)$", out, re.M)
+    assert int(stopped[1]) % 17 == 0 and "the next step's loss was no longer finite" not in stopped[0], stopped[0]
+    assert stopped[2].startswith("the run diverged (xdl train's divergence rule: "), stopped[0]
+
+
+def test_architecture_names_every_command_built_from_train_config_s_options():
+    """ARCHITECTURE.md's layout says which commands xdl/config.py's options build: every one taking ``--config``
+    (xdl lr-find, added beside xdl gradcheck and xdl tune, was not named there)."""
+    import argparse
+    from pathlib import Path
+
+    from xdl.cli import build_parser
+
+    layout = (Path(__file__).resolve().parents[1] / "ARCHITECTURE.md").read_text()
+    entry = " ".join(layout.split("\nxdl/config.py ", 1)[1].split("\nxdl/cli.py", 1)[0].split())
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    reading = [name for name, sub in commands.items() if any("--config" in a.option_strings for a in sub._actions)]
+    assert "lr-find" in reading and [name for name in reading if f"xdl {name}" not in entry] == [], entry

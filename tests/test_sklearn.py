@@ -914,3 +914,48 @@ def test_a_pipeline_searches_the_plateau_and_cross_validates():
                                   "mlpclassifier__schedule": ["none", "exponential"]}, cv=2, error_score="raise")
     with pytest.raises(ValueError, match="plateau_patience 2 lowers the rate on a plateau, and schedule 'exponential'"):
         crossed.fit(X, y)
+
+
+@pytest.mark.parametrize("n_iter_no_change", [1, 3, 10])
+def test_adaptive_and_the_plateau_agree_on_a_flat_plateau_only_as_the_docs_say(n_iter_no_change):
+    """scikit-learn's own rule (`_update_no_improvement_count`, training loss, tol 1e-4) against `plateau_step`
+    with plateau_patience = n + 1: the same epochs lowered on a flat cost, but a cost falling slower than tol an
+    epoch lowers scikit-learn's rate as the flat one does (its best follows every fall), and this one's elsewhere or,
+    where a patience's epochs fall more than 1e-4, never (its best moves only by more than 1e-4). README and the
+    docstring said "is", unqualified."""
+    import types
+    from pathlib import Path
+
+    from sklearn.neural_network._multilayer_perceptron import BaseMultilayerPerceptron
+
+    from xdl.train.plateau import plateau_step
+
+    def theirs(costs):
+        state = types.SimpleNamespace(loss_curve_=[], best_loss_=np.inf, tol=1e-4, _no_improvement_count=0,
+                                      verbose=False)
+        lowered = []
+        for epoch, cost in enumerate(costs, 1):
+            state.loss_curve_.append(cost)
+            BaseMultilayerPerceptron._update_no_improvement_count(state, False, None, None, None)
+            if state._no_improvement_count > n_iter_no_change:
+                lowered.append(epoch)
+                state._no_improvement_count = 0
+        return lowered
+
+    def ours(costs):
+        state = {"best": float("inf"), "wait": 0, "cooldown_left": 0}
+        return [epoch for epoch, cost in enumerate(costs, 1)
+                if plateau_step(state, cost, n_iter_no_change + 1, 0, 1e-4)]
+
+    epochs = np.arange(8 * (n_iter_no_change + 2))
+    flat = 0.5 + 1e-6 * np.sin(epochs)
+    assert ours(flat) == theirs(flat) != []
+    for fall in (2e-5, 6e-5, 9e-5):  # an epoch: below tol each, more than 1e-4 over a few epochs
+        slow = 0.5 - fall * epochs
+        assert theirs(slow) == theirs(flat) != ours(slow), fall
+        if fall * (n_iter_no_change + 1) > 1e-4:  # (a patience's epochs fall more than 1e-4: improving here)
+            assert ours(slow) == [], fall
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    for text in (readme, " ".join(MLPClassifier.__doc__.split())):
+        assert re.search(r"plateau_factor ?= ?0\.2`?,? on a flat plateau \((its|scikit-learn's) best follows every "
+                         r"fall", text), text[:200]

@@ -1291,11 +1291,14 @@ def _sweep_table(found) -> str:
 
 
 def _stopped(found, steps: int) -> str:
-    """Why the sweep of ``steps`` steps ended, in the command's words (its flags)."""
+    """Why the sweep of ``steps`` steps ended, in the command's words (its flags). A divergence is the trainer's
+    (`lr_find`): a step's cost not finite (the next step's, not recorded), or at an epoch's end its cost far above
+    where it started or its state not finite (that epoch's steps recorded) — the result does not say which."""
     n = len(found.lrs)
     return {"steps": f"stopped: all {counted(steps, 'step')} trained",
             "stop_factor": f"stopped at step {n}: the smoothed loss rose above --stop-factor × its lowest",
-            "diverged": f"stopped after step {n}: the next step's loss was no longer finite (diverged)"}[found.stopped]
+            "diverged": f"stopped after step {n}: the run diverged (xdl train's divergence rule: a cost or the state "
+                        "no longer finite, or the epoch's cost far above where it started)"}[found.stopped]
 
 
 def _train_command(args, lr: float) -> str:

@@ -163,11 +163,13 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     (g ← g + wd·p); 0, the default, is none. ``max_grad_norm``: the gradients clipped to this global 2-norm
     at each step, g ← g·min(1, max_grad_norm/(‖g‖₂ + 1e-6)) (Keras's ``global_clipnorm``; scikit-learn's MLP has
     none), a finite number ≥ 0; 0, the default, is none. ``plateau_patience``: the rate multiplied by
-    ``plateau_factor`` (in (0, 1), 0.1 by default) once the cost watched has not fallen by more than 1e-4 for this
-    many epochs in a row (`xdl.train.ReduceLROnPlateau`), an integer ≥ 0, 0 (the default) none; with schedule
-    "none" only, as `TrainConfig`'s. It watches the dev cost with ``early_stopping``, else the training cost, as
-    scikit-learn's ``learning_rate="adaptive"`` watches its validation score or training loss: that is
-    plateau_patience = n_iter_no_change + 1 (11 by default), plateau_factor = 0.2. ``backend``: where the network
+    ``plateau_factor`` (in (0, 1), 0.1 by default) once the cost watched has not fallen more than 1e-4 below its
+    best for this many epochs in a row (`xdl.train.ReduceLROnPlateau`), an integer ≥ 0, 0 (the default) none; with
+    schedule "none" only, as `TrainConfig`'s. It watches the dev cost with ``early_stopping``, else the training
+    cost, as scikit-learn's ``learning_rate="adaptive"`` watches its validation score or training loss: that is
+    plateau_patience = n_iter_no_change + 1 (11 by default), plateau_factor = 0.2, on a flat plateau (scikit-learn's
+    best follows every fall, even one below its tol: a fall slower than 1e-4 an epoch lowers its rate, not this
+    one's). ``backend``: where the network
     trains, "auto" (the default: cupy if a GPU answers, else numpy), "numpy", "cupy", or "cpu" / "cuda" (numpy /
     cupy); X and y may be arrays of either (CuPy ones are copied to the host, as `Trainer.fit` reads
     them), and what it returns is NumPy's, as ``model.predict``'s (``classes_`` may be strings, which

@@ -57,7 +57,8 @@ def sweep_rates(min_lr: float, max_lr: float, steps: int, mode: str) -> np.ndarr
 def steepest_descent(lrs: np.ndarray, losses: np.ndarray, mode: str) -> tuple[float | None, str]:
     """(The rate at which the smoothed loss falls fastest, or None; why None) — the most negative
     slope d loss / d x over the finite losses, x = log₁₀ lr for an exponential sweep (the axis its
-    rates are spread evenly on, and plotted on) and lr for a linear one; the slopes by central
+    rates are spread evenly on, and plotted on: fastai's ``steep``; Lightning's ``suggestion()`` takes d loss / d lr
+    on both, which on an exponential sweep leans to its smallest rates) and lr for a linear one; the slopes by central
     differences, one-sided at the ends (``np.gradient``), over the points but the first `SKIP_FIRST`
     and the last `SKIP_LAST`. None where fewer than `SUGGESTION_POINTS` of those are finite, or where
     the loss never falls there."""
