@@ -205,3 +205,30 @@ def test_a_many_trainer_keeps_its_signature_and_builds_as_before():
     with xdl.use("numpy"):
         batch = ManyTrainer([TrainConfig(hidden=[3], epochs=1, patience=0), TrainConfig(hidden=[3], seed=1)], seed=2)
     assert batch.seed == 2 and batch.n_models == 2 and batch.epochs == 200
+
+
+def test_every_keras_fit_option_given_to_a_many_trainer_says_where_it_is():
+    """``ManyTrainer(configs, initial_epoch=3)`` (``class_weight=``, ``sample_weight=``): Keras's fit options that
+    its fits say met Python's bare error at the constructor. Each Keras fit option that is no constructor keyword
+    is said, with several values, before the configs are checked."""
+    from xdl.train.many import MANY_TRAINER_OPTIONS_ELSEWHERE
+    keywords = set(inspect.signature(ManyTrainer.__init__).parameters)
+    cases = 0
+    for option in (name for name in KERAS_FIT_OPTIONS if name not in keywords):
+        way = re.escape(MANY_TRAINER_OPTIONS_ELSEWHERE[option])
+        cases += refused(lambda value: ManyTrainer(["not a config"], **{option: value}),
+                         rf"^ManyTrainer\(\) got an unexpected keyword argument '{option}'; {way}$")
+    assert cases == 9 * len(VALUES)  # (epochs, batch_size: each config's; verbose, shuffle, the dev set's, these)
+    assert MANY_TRAINER_OPTIONS_ELSEWHERE["initial_epoch"].startswith("Keras's fit option")
+
+
+def test_lightnings_ckpt_path_is_said_to_be_resume_by_a_batch():
+    batch = ManyTrainer([TrainConfig(hidden=[3], epochs=1)])
+    way = r"Lightning's ckpt_path is resume here: ManyTrainer\(configs\)\.fit\(X, y, resume=directory\)"
+    cases = refused(lambda value: fit_many(["not a config"], X, y, ckpt_path=value),
+                    rf"^fit_many\(\) takes no option ckpt_path=: {way}")
+    cases += refused(lambda value: ManyTrainer(["not a config"], ckpt_path=value),
+                     rf"^ManyTrainer\(\) got an unexpected keyword argument 'ckpt_path'; {way}")
+    cases += refused(lambda value: batch.fit(X, y, ckpt_path=value),
+                     rf"^ManyTrainer\.fit\(\) takes no option ckpt_path=: {way}")
+    assert cases == 3 * len(VALUES) and batch.model is None and batch.epoch == 0

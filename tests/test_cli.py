@@ -272,6 +272,22 @@ def test_gradcheck_checks_a_sample_of_each_parameter_when_asked(capsys):
     assert "--elements must be a positive integer (elements checked per parameter), got 0" in capsys.readouterr().err
 
 
+def test_gradcheck_interrupted_does_not_speak_of_files_it_had_written(tmp_path, capsys, monkeypatch):
+    """Ctrl-C in xdl gradcheck said "every file it had written is complete (writes are atomic)" of a command that
+    writes none; xdl tune's message is as it was."""
+    monkeypatch.chdir(tmp_path)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(xdl, "gradcheck", interrupted)
+    assert main(["gradcheck", "--elements", "2"]) == 130
+    err = capsys.readouterr().err
+    assert "xdl gradcheck: interrupted by SIGINT; it writes no file; what it was doing is not saved" in err, err
+    assert "every file it had written" not in err and os.listdir(tmp_path) == []
+    assert xdl.cli.INTERRUPTED_WRITES[None].startswith("every file it had written is complete (writes are atomic)")
+
+
 def test_the_courses_initialization_experiment_runs_from_the_command_line(tmp_path, capsys):
     """zeros and normal(SCALE) are the course's first two initializations: the layers took them, the
     options refused them (only Python could run the experiment)."""
@@ -490,6 +506,37 @@ def test_precision_option_is_checked_and_said(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["train", *FAST, "--precision", "fp16"])
     assert "--precision" in capsys.readouterr().err
+
+
+def test_build_trainer_refuses_a_precision_the_gpu_would_not_train_at(backend, tmp_path, capsys):
+    """A Trainer built from a config of precision tf32 trained at the backend's float32 on a GPU, unsaid (fit_many
+    and tune refused it): build_trainer refuses it there, before any work, where the backend's differs — the
+    default takes the backend's, and on the CPU any is taken (exact float32). Its callers that set the backend
+    from the config (xdl train, xdl lr-find) train at it."""
+    import itertools
+
+    from xdl.backend import PRECISIONS
+
+    X, y = xdl.datasets.load("moons")
+    cases = 0
+    for theirs, mine in itertools.product(PRECISIONS, PRECISIONS):
+        config = TrainConfig(dataset="moons", hidden=[8], epochs=1, patience=0, progress=False, precision=mine)
+        with xdl.use(backend.name, precision=theirs):
+            model = config.build_model(2, 2)
+            if backend.device_type == "cuda" and mine not in ("float32", theirs):
+                with pytest.raises(ValueError, match=rf"^build_trainer: config\.precision is '{mine}', but its "
+                                                     rf"Trainer trains at the precision of the backend in use, and "
+                                                     rf"cupy's is '{theirs}': set it with "
+                                                     rf"xdl\.use\('cupy', precision='{mine}'\)"):
+                    config.build_trainer(model)
+            else:
+                assert len(config.build_trainer(model).fit(X[:64], y[:64])) == 1
+        cases += 1
+    assert cases == 4
+    on = ["--dataset", "moons", "--hidden", "8", "--backend", backend.name, "--precision", "tf32"]
+    assert main(["train", *on, "--epochs", "1", "--no-progress", "--out", str(tmp_path / "run")]) == 0
+    assert main(["lr-find", *on, "--steps", "30"]) in (0, 1)  # (1: a sweep without a suggestion)
+    assert "precision is" not in capsys.readouterr().err
 
 
 def test_the_run_says_once_how_its_steps_run(tmp_path, capsys):

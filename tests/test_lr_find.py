@@ -3,6 +3,7 @@ problems whose stable rates are known, its early stop, what it puts back (bit fo
 and its refusals — through the public API."""
 
 import copy
+import itertools
 import math
 import os
 import signal
@@ -17,7 +18,7 @@ from xdl.data import split
 from xdl.ewa import ewa
 from xdl.losses import MeanSquaredError, SoftmaxCrossEntropy
 from xdl.train import Interrupted, LRFindResult, Trainer, lr_find
-from xdl.train.lr_find import SKIP_FIRST, RangeTest, steepest_descent, sweep_rates
+from xdl.train.lr_find import SKIP_FIRST, RangeTest, steepest_descent, sweep_rates, why_none_said
 
 
 def regression(seed, m=2048, n=8):
@@ -234,13 +235,46 @@ def test_no_suggestion_where_too_few_points_or_the_loss_never_falls_is_said():
     rng = np.random.default_rng(4)
     for n in range(SKIP_FIRST + 3, 60, 7):  # a loss that only rises: no descent to suggest
         lrs = sweep_rates(1e-6, 1.0, n, "exponential")
-        suggestion, why = steepest_descent(lrs, np.cumsum(rng.random(n)), "exponential")
-        assert suggestion is None and why.startswith("the smoothed loss never fell"), n
+        rising = np.cumsum(rng.random(n))
+        suggestion, why = steepest_descent(lrs, rising, "exponential")
+        assert suggestion is None and why_none_said(why, rising).startswith("the smoothed loss never fell"), n
         at = SKIP_FIRST + (n - SKIP_FIRST - 1) // 2  # past the points a suggestion leaves out
         falls = np.cumsum(rng.random(n))[::-1].copy()
         falls[at:] -= 5.0  # its steepest fall: between at − 1 and at
         suggestion, _ = steepest_descent(lrs, falls, "exponential")
         assert suggestion in (lrs[at - 1], lrs[at]), n
+
+
+def test_a_loss_that_never_fell_says_both_ways_and_each_reason_names_the_callers_settings():
+    """"the smoothed loss never fell … try a lower min_lr" was half the advice: rates all too small to learn
+    (a flat loss) need a higher max_lr. Over sweeps of many lengths and both modes — rising, nearly flat, and with too
+    few finite points —: the reason is data (``no_suggestion``), ``why_none`` words it in lr_find's keywords and
+    ``why_none_named`` in a caller's (a command's flags)."""
+    from xdl.config import flag_of
+    from xdl.train.lr_find import NEVER_FELL, TOO_FEW_POINTS
+
+    rng = np.random.default_rng(7)
+    cases = 0
+    for n, mode in itertools.product(range(2, 70, 4), ("exponential", "linear")):
+        lrs = sweep_rates(1e-6, 1.0, n, mode)
+        for losses in (np.cumsum(rng.random(n)), 2.3 + 1e-4 * np.arange(n), np.r_[np.full(n - 1, np.inf), 1.0]):
+            result = LRFindResult(lrs, losses, losses.copy(), mode, "steps")
+            assert result.suggestion is None and result.no_suggestion in (NEVER_FELL, TOO_FEW_POINTS)
+            if result.no_suggestion == NEVER_FELL:
+                assert np.isfinite(losses).all() and n > SKIP_FIRST + 2
+                assert result.why_none.startswith("the smoothed loss never fell between min_lr and max_lr: ")
+                assert "try a lower min_lr" in result.why_none and "try a higher max_lr" in result.why_none
+                named = result.why_none_named(flag_of)
+                assert "--min-lr and --max-lr" in named and "a lower --min-lr" in named and "a higher --max-lr" in named
+            else:
+                assert result.why_none.endswith("give more steps (or a larger stop_factor)")
+                assert result.why_none_named(flag_of).endswith("give more --steps (or a larger --stop-factor)")
+            assert result.why_none in repr(result)
+            cases += 1
+    assert cases == 17 * 2 * 3
+    falls = LRFindResult(sweep_rates(1e-6, 1.0, 40, "exponential"), np.linspace(3, 1, 40), np.linspace(3, 1, 40),
+                         "exponential", "steps")
+    assert falls.suggestion is not None and falls.no_suggestion == falls.why_none == falls.why_none_named(flag_of) == ""
 
 
 @pytest.mark.parametrize("arguments, error, match", [

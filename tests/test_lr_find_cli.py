@@ -141,6 +141,47 @@ def test_no_suggestion_is_an_error_after_the_table(capsys):
     status, out, err = run([*FAST, "--steps", "5"], capsys)
     assert status == 1 and "stopped: all 5 steps trained" in out and "xdl train" not in out
     assert err.count("no suggestion") == 1 and err.startswith("xdl lr-find: error: no suggestion: "), err
+    assert "give more --steps (or a larger --stop-factor)" in err and "stop_factor" not in err, err
+
+
+def python_names_in(text: str) -> list[str]:
+    """lr_find's keywords (``min_lr``, ``stop_factor``) in ``text``: the command's words are its flags."""
+    return re.findall(r"\b(?:min_lr|max_lr|stop_factor|smoothing)\b", text)
+
+
+def test_no_suggestion_says_the_commands_flags_and_both_ways_of_a_loss_that_never_fell(capsys, monkeypatch):
+    """"give more steps (or a larger stop_factor)" and "try a lower min_lr" reached the command line in lr_find's
+    keywords, and the second was half the advice (rates too small to learn need a higher max_lr). Sweeps of each
+    kind (too few points; a loss that only rose, or stayed nearly flat), of many lengths: the error names the
+    flags alone, and a loss that never fell says both ways."""
+    rng, finder = np.random.default_rng(0), LR_FIND.lr_find
+    cases = 0
+    for n in range(2, 80, 3):
+        lrs = np.geomspace(1e-6, 1.0, n)
+        for losses in (np.cumsum(rng.random(n)), 0.7 + 1e-4 * np.arange(n), np.r_[np.full(n - 2, np.nan), 1.0, 2.0]):
+            found = LRFindResult(lrs, losses, losses.copy(), "exponential", "steps")
+            monkeypatch.setattr(LR_FIND, "lr_find", functools.wraps(finder)(lambda *a, **k: found))
+            status, out, err = run([*FAST, "--steps", str(n)], capsys)
+            assert status == 1 and err.startswith("xdl lr-find: error: no suggestion: ") and not python_names_in(err)
+            if n > 12 and np.isfinite(losses).all():
+                assert ("never fell between --min-lr and --max-lr" in err and "try a lower --min-lr" in err
+                        and "try a higher --max-lr" in err), err
+            else:
+                assert "give more --steps (or a larger --stop-factor)" in err, err
+            cases += 1
+    assert cases == 26 * 3
+
+
+@pytest.mark.parametrize("optimizer, flag", [("sgd", "--beta2"), ("sgd", "--beta1"), ("sgd", "--eps"),
+                                             ("momentum", "--beta2"), ("rmsprop", "--beta2")])
+def test_an_unread_optimizer_flag_names_the_optimizer_alone(optimizer, flag, tmp_path, capsys, monkeypatch):
+    """``xdl lr-find --optimizer sgd --beta2 0.9`` said "not read by --optimizer sgd or --schedule inverse_time",
+    naming a flag the command refuses: only the optimizer reads its flags here."""
+    monkeypatch.chdir(tmp_path)
+    status, out, err = run([*FAST, "--optimizer", optimizer, flag, "0.9"], capsys)
+    assert status == 1 and out == "" and os.listdir(tmp_path) == []
+    assert err == (f"xdl lr-find: error: {flag} is not read by --optimizer {optimizer}: it would be ignored; leave it "
+                   "out\n"), err
 
 
 def test_ctrl_c_stops_it_with_130_writing_nothing(tmp_path, capsys, monkeypatch):
@@ -156,6 +197,8 @@ def test_ctrl_c_stops_it_with_130_writing_nothing(tmp_path, capsys, monkeypatch)
     status, out, err = run(FAST, capsys)
     assert status == 130 and "interrupted by SIGINT" in err and "suggestion" not in out
     assert os.listdir(tmp_path) == []
+    # (it said "every file it had written is complete", of a command that writes none but --plot)
+    assert "every file it had written" not in err and "it writes no file but --plot" in err, err
 
 
 def test_help_offers_the_model_data_and_optimizer_flags_and_hides_the_refused_ones(capsys):

@@ -328,7 +328,9 @@ def test_a_large_offset_keeps_the_small_spread_float32_would_erase(early_stoppin
     (dict(warm_start="yes"), "warm_start must be True or False, got 'yes'"),
     (dict(patience=-3), "patience must be a positive integer, got -3"),  # with early stopping off too
     (dict(patience=0, early_stopping=True), "patience must be a positive integer, got 0"),  # held out, never stopped
-    (dict(validation_fraction=5), r"validation_fraction must be in \(0, 1\), got 5"),
+    (dict(validation_fraction=5), r"validation_fraction must be in \[0, 1\), got 5"),
+    (dict(validation_fraction=0, early_stopping=True), r"validation_fraction must be in \(0, 1\) with "
+                                                       r"early_stopping=True, got 0"),
     (dict(lr=-1), "lr must be a finite number > 0"),
     (dict(lr="bogus"), "lr must be"), (dict(batch_size=2.0), "batch_size must be"),  # wrong types: ValueErrors too
     (dict(plateau_patience=-1), "plateau_patience must be ≥ 0, got -1"),
@@ -837,6 +839,66 @@ def test_scikit_learns_adaptive_rate_is_plateau_patience_one_more_than_n_iter_no
                          epochs=theirs.n_iter_, backend="numpy").fit(X, y)
     assert lowered_at(ours) == [n + 2, 2 * n + 3]
     assert list(ours.history_["lr"])[-1] == pytest.approx(theirs._optimizer.learning_rate)
+
+
+def test_early_stopping_that_would_stop_before_the_plateau_lowers_the_rate_is_warned_at_fit():
+    """scikit-learn's learning_rate='adaptive' lowers the rate where its early stopping would stop; here, with the
+    defaults patience=10 and the hint's plateau_patience=11, early stopping stops first and the rate was never
+    lowered, unsaid. Every (early_stopping, patience, plateau_patience) of a grid: a fit warns where both are on
+    and patience ≤ plateau_patience, and only there; partial_fit (neither applies to a stream) never."""
+    X, y = labelled_moons()
+    cases = warned = 0
+    for early_stopping in (False, True):
+        for patience in range(1, 5):
+            for plateau_patience in range(0, 5):
+                clf = MLPClassifier(hidden=(4,), epochs=1, early_stopping=early_stopping, patience=patience,
+                                    plateau_patience=plateau_patience, backend="numpy")
+                expected = early_stopping and 0 < plateau_patience and patience <= plateau_patience
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    clf.fit(X, y)
+                    clf.partial_fit(X, y)
+                said = [str(w.message) for w in caught if "lowers the rate" in str(w.message)]
+                assert len(said) == expected and all(w.filename == __file__ for w in caught), (caught, expected)
+                if expected:
+                    assert said[0] == (f"MLPClassifier: early stopping (patience={patience}) stops the run before the "
+                                       f"plateau (plateau_patience={plateau_patience}) lowers the rate: "
+                                       "scikit-learn's learning_rate='adaptive' lowers it instead of stopping; for "
+                                       "that, give a patience above plateau_patience (a few times it: each lowering "
+                                       "then has epochs to help)")
+                cases, warned = cases + 1, warned + expected
+    assert (cases, warned) == (40, 10)
+    with pytest.raises(TypeError, match=r"with early_stopping=True, the dev cost, and a patience above "
+                                        r"plateau_patience"):
+        MLPClassifier(learning_rate="adaptive")
+
+
+def test_validation_fraction_takes_scikit_learns_range_where_early_stopping_is_off():
+    """validation_fraction=0 (scikit-learn's [0, 1) takes it; unread without early stopping) was refused with
+    "(0, 1)": each value of a grid is taken here where scikit-learn's own check takes it, early stopping off; with
+    it on, a held-out share must be > 0 (scikit-learn's fit fails there too, in its split)."""
+    from sklearn.neural_network import MLPClassifier as ScikitLearns
+
+    X, y = labelled_moons()
+    cases = 0
+    for fraction in (-0.5, -1e-9, 0, 0.0, 1e-9, 0.1, 0.5, 0.999, 1, 1.0, 2, float("nan"), float("inf")):
+        try:
+            ScikitLearns(validation_fraction=fraction)._validate_params()
+            theirs = True
+        except ValueError:
+            theirs = False
+        for early_stopping in (False, True):
+            clf = MLPClassifier(validation_fraction=fraction, early_stopping=early_stopping)
+            try:
+                clf._config()
+                ours = True
+            except ValueError:
+                ours = False
+            assert ours == (theirs and (not early_stopping or fraction > 0)), (fraction, early_stopping)
+            cases += 1
+    assert cases == 26
+    fitted = MLPClassifier(hidden=(4,), epochs=2, validation_fraction=0, backend="numpy").fit(X, y)
+    assert fitted.n_iter_ == 2 and len(fitted.loss_curve_) == 2  # (unread: all of X trained on, no dev set)
 
 
 def test_partial_fit_goes_on_after_a_plateau_without_it_as_after_early_stopping():

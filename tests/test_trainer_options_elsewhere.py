@@ -233,3 +233,39 @@ def test_a_run_option_of_a_config_or_scikit_learn_says_where_it_is_to_the_constr
     for maker, keyword in calls:
         assert keyword in inspect.signature(makers[maker]).parameters
 
+
+
+def test_every_keras_fit_option_given_to_the_constructor_says_where_it_is_before_any_work(monkeypatch):
+    """Keras's fit options that are no constructor keyword (``Trainer(…, initial_epoch=3)``, ``class_weight=``,
+    ``sample_weight=``) met Python's bare error, though fit says them: each, with several values, is said to be
+    Keras's fit's and how it is here, before the constructor's body runs."""
+    import xdl.train.trainer as trainer_module
+    from xdl.train.trainer import KERAS_FIT_OPTIONS
+    ran = []
+    monkeypatch.setattr(trainer_module, "_check_parts", lambda *a: ran.append(a))
+    keywords = set(inspect.signature(Trainer.__init__).parameters)
+    cases = 0
+    for option in (name for name in KERAS_FIT_OPTIONS if name not in keywords):
+        for value in (3, {0: 2.0}, np.ones(8), None, "balanced"):
+            with pytest.raises(TypeError, match=rf"^Trainer\(\) got an unexpected keyword argument '{option}'; "
+                                                rf"{re.escape(table()[option])}$"):
+                Trainer(*parts(), epochs=2, **{option: value})
+            cases += 1
+    assert cases == 5 * 7 and not ran  # (validation_data, validation_split, verbose, shuffle and these three)
+    for option in ("initial_epoch", "class_weight", "sample_weight"):
+        assert table()[option].startswith("Keras's fit option")
+
+
+def test_lightnings_ckpt_path_is_said_to_be_fits_resume_by_the_constructor_and_fit():
+    """Lightning's ``trainer.fit(model, ckpt_path=…)``: Python's bare error at the constructor, "not an option of
+    Trainer.fit" at fit; both say it is fit's resume=, and nothing trains."""
+    model, loss, optimizer = parts()
+    trainer = Trainer(model, loss, optimizer, epochs=1, progress=False)
+    X, y = np.zeros((8, 4), np.float32), np.arange(8) % 2
+    way = r"Lightning's ckpt_path is fit's resume here: trainer\.fit\(X, y, resume=directory\)"
+    for value in ("last", "best", "run/checkpoint.xdl", None):
+        with pytest.raises(TypeError, match=rf"^Trainer\(\) got an unexpected keyword argument 'ckpt_path'; {way}"):
+            Trainer(model, loss, optimizer, ckpt_path=value)
+        with pytest.raises(TypeError, match=rf"^Trainer\.fit\(\) takes no option ckpt_path=: {way}"):
+            trainer.fit(X, y, ckpt_path=value)
+    assert trainer.epoch == 0 and not trainer.history

@@ -776,6 +776,41 @@ def test_a_trial_early_stopping_ends_at_a_rung_is_stopped_not_pruned_as_in_a_bat
         assert (len(history), pruning.pruned_at) == (2, pruned_at)
 
 
+def test_pruning_refuses_the_other_kind_of_trainer_before_any_work(data):
+    """BatchPruning given a plain Trainer raised AttributeError ('histories') at its first rung, after training to
+    it; Pruning given to fit_many ended all K models on the best one's value ("stopped", none pruned). Each is
+    refused at the fit, before any epoch, naming the other; at every rung set and eta, each takes its own kind."""
+    from xdl.train.many import ManyTrainer, fit_many
+    from xdl.tune.pruning import BatchPruning, Pruning
+
+    X, y, dev = data
+    cases = 0
+    for rung, eta in ((1, 2), (2, 3), (1, 4)):
+        recorded = {rung: [1.5]}  # (above any accuracy: a loser at the rung)
+        model = xdl.nn.mlp(64, [4], 10)
+        weights = {name: value.copy() for name, value in model.state_dict().items()}
+        trainer = BASE.build_trainer(model, callbacks=[BatchPruning(recorded, eta)])
+        with pytest.raises(ValueError, match=r"^BatchPruning prunes fit_many's K models .*given a Trainer: give a "
+                                             r"Trainer's run Pruning\(recorded, eta\)$"):
+            trainer.fit(X, y, dev=dev)
+        assert trainer.epoch == 0 and not trainer.history
+        for name, value in model.state_dict().items():
+            np.testing.assert_array_equal(value, weights[name])
+        configs = [dataclasses.replace(BASE, seed=k, hidden=[4]) for k in range(2)]
+        batch = ManyTrainer(configs, callbacks=[Pruning(recorded, eta)])
+        with pytest.raises(ValueError, match=r"^Pruning stops one Trainer's run .*give fit_many "
+                                             r"BatchPruning\(recorded, eta\), which prunes each model$"):
+            batch.fit(X, y, dev=dev)
+        assert batch.model is None and batch.epoch == 0
+        pruned = fit_many(configs, X, y, dev=dev, callbacks=[BatchPruning(recorded, eta)])
+        assert [r.status for r in pruned] == (["pruned"] * 2 if rung < BASE.epochs else ["completed"] * 2)
+        pruning = Pruning(recorded, eta)
+        BASE.build_trainer(xdl.nn.mlp(64, [4], 10), callbacks=[pruning]).fit(X, y, dev=dev)
+        assert pruning.pruned_at == (rung if rung < BASE.epochs else None)
+        cases += 1
+    assert cases == 3
+
+
 def test_rungs_are_min_epochs_times_powers_of_eta_strictly_below_the_largest_epochs():
     """min_epochs·ηʳ < max_epochs, an independent count: a rung at max_epochs itself is none (a trial's
     last epoch ends it, it is never pruned there)."""

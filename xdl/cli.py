@@ -98,6 +98,13 @@ LR_FIND_REFUSES = dict.fromkeys(("epochs", "patience", "plateau_patience", "plat
     dict.fromkeys(("out", "checkpoint_every", "resume"), "xdl train's, not lr-find's (it writes nothing but --plot: "
                                                          "no output directory, checkpoint or resume)") | {
     "lr": "the rate the range test sweeps, from --min-lr to --max-lr"}
+# what a command interrupted before or after its training has written, said with the interruption: by default
+# (None) its files are whole; xdl lr-find writes nothing but --plot, after its sweep, and xdl gradcheck nothing
+INTERRUPTED_WRITES = {
+    None: "every file it had written is complete (writes are atomic), what it was doing is not saved",
+    "lr-find": "it writes no file but --plot, once the sweep is done (whole: writes are atomic); the sweep is not "
+               "saved",
+    "gradcheck": "it writes no file; what it was doing is not saved"}
 USER_ERRORS = (ValueError, TypeError, OSError, ImportError, FloatingPointError, BackendError, MemoryError)
 
 
@@ -213,8 +220,8 @@ def _main(argv) -> int:
         return 2
     except KeyboardInterrupt as stop:  # before or after training (during it, the Trainer stops cleanly)
         signal_name = _signal_of(stop)
-        print(f"\nxdl {args.command}: interrupted by {signal_name}; every file it had written is complete (writes "
-              "are atomic), what it was doing is not saved", file=sys.stderr)
+        print(f"\nxdl {args.command}: interrupted by {signal_name}; "
+              f"{INTERRUPTED_WRITES.get(args.command, INTERRUPTED_WRITES[None])}", file=sys.stderr)
         return _signal_status(signal_name)
     finally:
         if made_out is not None and status != 0:  # a failed command leaves no empty directory of its own behind
@@ -518,12 +525,13 @@ def _add_options(parser: argparse.ArgumentParser, skip=(), also=None) -> None:
                             **kwargs | {"help": f"{kwargs['help']} (default: {shown})"})
 
 
-def _check_flags_read(config: TrainConfig, args, searched=(), fixed=None) -> None:
+def _check_flags_read(config: TrainConfig, args, searched=(), fixed=None, readers=("optimizer", "schedule")) -> None:
     """A flag of an optimizer or a schedule that ``config``'s do not read (``--beta2`` with sgd) is
     refused: it would be ignored — unless the search space searches the optimizer or the schedule.
     ``fixed``: the space's fixed values, which every trial takes in place of the flags' (a space's
     ``optimizer = "sgd"`` leaves ``--beta2`` unread as ``--optimizer sgd`` does). So is ``--plateau-factor``
-    where no plateau_patience > 0 reads it."""
+    where no plateau_patience > 0 reads it. ``readers``: the options the refusal names as what reads such
+    flags — the command's (xdl lr-find refuses --schedule and its flags: its optimizer's alone are read)."""
     plateau = "plateau_patience" in searched or (fixed or {}).get("plateau_patience", config.plateau_patience)
     if hasattr(args, "plateau_factor") and not plateau:  # (a --config file's is no flag typed: best.toml holds all)
         raise ValueError("--plateau-factor is read with --plateau-patience N (N ≥ 1) alone, and this run's "
@@ -540,8 +548,8 @@ def _check_flags_read(config: TrainConfig, args, searched=(), fixed=None) -> Non
         by = {k: f"--space's {k} = {getattr(config, k)!r}" if k in set_by_space else
               f"{k} = {getattr(config, k)!r} in {str(args.config)!r}" if k in in_file and not hasattr(args, k) else
               f"--{k} {getattr(config, k)}" for k in ("optimizer", "schedule")}
-        raise ValueError(f"{flag_of(unread[0])} is not read by {by['optimizer']} or {by['schedule']}: it would be "
-                         "ignored; leave it out")
+        raise ValueError(f"{flag_of(unread[0])} is not read by {' or '.join(by[name] for name in readers)}: it would "
+                         "be ignored; leave it out")
 
 
 def config_from_args(args) -> TrainConfig:
@@ -1241,7 +1249,7 @@ def lr_find_command(config: TrainConfig, args) -> int:
     if config.resume:  # (a --config file's: it has no such flag) it would be ignored
         raise ValueError(f"--config: resume = {config.resume!r} continues an xdl train run; xdl lr-find tests a "
                          "freshly initialized model of these options, not a checkpoint's")
-    _check_flags_read(config, args)
+    _check_flags_read(config, args, readers=("optimizer",))  # (its schedule's flags are refused above)
     smoothing = inspect.signature(lr_find).parameters["smoothing"].default
     min_lr, max_lr, steps, stop_factor, _ = check_sweep(args.min_lr, args.max_lr, args.steps, args.mode,
                                                         args.stop_factor, smoothing, np.float32, name=flag_of, who="")
@@ -1270,7 +1278,7 @@ def lr_find_command(config: TrainConfig, args) -> int:
     if args.plot is not None:
         print(f"wrote {save_figure(found.plot(), args.plot)}")
     if found.suggestion is None:
-        print(f"xdl lr-find: error: no suggestion: {found.why_none}", file=sys.stderr)
+        print(f"xdl lr-find: error: no suggestion: {found.why_none_named(flag_of)}", file=sys.stderr)
         return 1
     print(f"suggestion: lr {found.suggestion:.3g} (where the smoothed loss falls fastest); train with it:\n"
           f"  {_train_command(args, found.suggestion)}")

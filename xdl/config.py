@@ -327,9 +327,10 @@ class TrainConfig:
     def check_precision_in_use(self, backend, source: str, runner: str) -> None:
         """Refuse, naming ``source``, a precision set here — not the default, float32, which takes the
         backend's — that differs from the one ``backend`` computes float32 matrix products at
-        (`Backend.precision`), on a GPU: ``runner`` (fit_many, a search) trains at the backend's, set by
-        ``xdl.use``, and reads no config's (``xdl train`` sets the backend's from its config's). On the CPU
-        every precision is exact float32 (as ``xdl train --precision tf32`` runs there): any is taken."""
+        (`Backend.precision`), on a GPU: ``runner`` (fit_many, a search, `build_trainer`'s Trainer) trains at
+        the backend's, set by ``xdl.use``, and reads no config's (``xdl train`` sets the backend's from its
+        config's). On the CPU every precision is exact float32 (as ``xdl train --precision tf32`` runs there):
+        any is taken."""
         if backend.device_type == "cpu" or self.precision in (DEFAULT_PRECISION, backend.precision):
             return
         raise ValueError(f"{source}.precision is {self.precision!r}, but {runner} trains at the precision of the "
@@ -377,15 +378,21 @@ class TrainConfig:
         optimizer, L2, L1, schedule and augmentation, `EarlyStopping` on the dev cost when ``patience``
         is set, `ReduceLROnPlateau` on ``plateau_monitor`` (factor ``plateau_factor``, its other settings
         its defaults) when ``plateau_patience`` is, then ``callbacks``. Its checkpoints carry these options
-        (``run_info``), so a resume can check them (`check_resume`)."""
+        (``run_info``), so a resume can check them (`check_resume`). A Trainer's float32 matrix products take
+        the precision of the backend in use (``xdl.use(..., precision=…)``, which xdl train sets from these
+        options): a ``precision`` set here other than that of ``model``'s backend, on a GPU, is refused
+        (`check_precision_in_use`), as fit_many and tune refuse it; the default takes the backend's."""
         stopping = [EarlyStopping(patience=self.patience)] if self.patience else []
         plateau = [ReduceLROnPlateau(plateau_monitor, factor=self.plateau_factor, patience=self.plateau_patience)] \
             if self.plateau_patience else []
-        return Trainer(model, SoftmaxCrossEntropy(), self.build_optimizer(model), l2=self.l2, l1=self.l1,
-                       batch_size=self.batch_size, epochs=self.epochs, schedule=self.build_schedule(),
-                       callbacks=[*stopping, *plateau, *callbacks], augment=self.build_augment(), seed=self.seed,
-                       progress=self.progress_bar, run_info={"config": dataclasses.asdict(self)},
-                       capture="auto" if self.capture else False)
+        trainer = Trainer(model, SoftmaxCrossEntropy(), self.build_optimizer(model), l2=self.l2, l1=self.l1,
+                          batch_size=self.batch_size, epochs=self.epochs, schedule=self.build_schedule(),
+                          callbacks=[*stopping, *plateau, *callbacks], augment=self.build_augment(), seed=self.seed,
+                          progress=self.progress_bar, run_info={"config": dataclasses.asdict(self)},
+                          capture="auto" if self.capture else False)
+        # (once the Trainer has checked its parts: the model's backend is then a Module's; nothing is changed yet)
+        self.check_precision_in_use(trainer.model.backend, "build_trainer: config", "its Trainer")
+        return trainer
 
     def check_resume(self, saved: dict, where: str, epochs_done: int, option=None, step: int = 0) -> None:
         """Raise ValueError naming the first option that differs from ``saved`` (the options of the

@@ -31,6 +31,7 @@ except ImportError as e:  # (one installed but failing to import was told to ins
     raise import_error(e, ("sklearn",), "xdl.sklearn needs scikit-learn ≥ 1.6", "sklearn")
 
 from xdl.backend import SEEDS, array_to_numpy, on_device, resolve_backend, thread_backend, thread_seed
+from xdl.caller import warn_caller
 from xdl.config import ADDED_OPTIONS, SCHEDULE_OPTIONS, TrainConfig
 from xdl.data import Standardizer, split
 from xdl.data.validation import check_bool, check_int, check_number, first_where, standardized
@@ -83,7 +84,8 @@ SKLEARN_NAMES = {
                      "schedule='inverse_time' decays per epoch, lr/(1 + decay_rate·epoch)) and, for 'adaptive', "
                      "plateau_patience=n_iter_no_change + 1 (11 with its default 10) with plateau_factor=0.2 (its "
                      "division by 5) and schedule='none', watching the training cost (with early_stopping=True, "
-                     "the dev cost)",
+                     "the dev cost, and a patience above plateau_patience: early stopping stops, where "
+                     "scikit-learn's lowers the rate instead)",
     "power_t": "no parameter (scikit-learn's 'invscaling' has no match; schedule='inverse_time' with decay_rate "
                "decays per epoch, lr/(1 + decay_rate·epoch))",
     "momentum": "no parameter (optimizer='momentum' or 'nesterov' takes β = 0.9, scikit-learn's default momentum)",
@@ -141,6 +143,18 @@ def _keep_names(estimator) -> None:
     estimator.model_.feature_names_in_ = tuple(str(n) for n in names) if names is not None else None
 
 
+def _warn_stopping_before_plateau(config: TrainConfig) -> None:
+    """Warn where early stopping (``patience`` epochs without a fall of the dev cost) stops the run before the
+    plateau (``plateau_patience`` epochs without one) lowers the rate: patience ≤ plateau_patience, both on.
+    scikit-learn's learning_rate="adaptive" lowers the rate where its early stopping would stop (it stops only
+    once the rate is below 1e-6); here each counts on its own, and the first to reach its count acts."""
+    if config.patience and config.plateau_patience and config.patience <= config.plateau_patience:
+        warn_caller(f"MLPClassifier: early stopping (patience={config.patience}) stops the run before the plateau "
+                    f"(plateau_patience={config.plateau_patience}) lowers the rate: scikit-learn's "
+                    "learning_rate='adaptive' lowers it instead of stopping; for that, give a patience above "
+                    "plateau_patience (a few times it: each lowering then has epochs to help)")
+
+
 class MLPClassifier(ClassifierMixin, BaseEstimator):
     """A fully connected classifier trained with mini-batches (see `xdl.config.TrainConfig` for
     the meaning of each hyperparameter; ``hidden`` may be one size, as scikit-learn's
@@ -169,13 +183,16 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     cost, as scikit-learn's ``learning_rate="adaptive"`` watches its validation score or training loss: that is
     plateau_patience = n_iter_no_change + 1 (11 by default), plateau_factor = 0.2, on a flat plateau (scikit-learn's
     best follows every fall, even one below its tol: a fall slower than 1e-4 an epoch lowers its rate, not this
-    one's). ``backend``: where the network
+    one's) — but where scikit-learn's lowers the rate instead of stopping early, here early stopping stops once
+    ``patience`` epochs have not improved: a ``fit`` with both warns where patience ≤ plateau_patience (the rate is
+    never lowered before the stop; give a patience above it). ``backend``: where the network
     trains, "auto" (the default: cupy if a GPU answers, else numpy), "numpy", "cupy", or "cpu" / "cuda" (numpy /
     cupy); X and y may be arrays of either (CuPy ones are copied to the host, as `Trainer.fit` reads
     them), and what it returns is NumPy's, as ``model.predict``'s (``classes_`` may be strings, which
-    CuPy cannot hold). ``early_stopping``: hold out ``validation_fraction`` of the training
-    data as a dev set and stop after ``patience`` (≥ 1) epochs without a fall of its cost
-    (scikit-learn's watches the validation accuracy), keeping the best epoch's network. ``warm_start``: as
+    CuPy cannot hold). ``early_stopping``: hold out ``validation_fraction`` (in (0, 1); without early stopping
+    any in [0, 1), unread, as scikit-learn's) of the training data as a dev set and stop after ``patience``
+    (≥ 1) epochs without a fall of its cost (scikit-learn's watches the validation accuracy), keeping the best
+    epoch's network. ``warm_start``: as
     scikit-learn's, a second ``fit`` trains the fitted network on instead of a new one (with a new
     optimizer, and early stopping looking for the best epoch of this fit) — its architecture options
     and classes must stay as they were. Fitted: ``model_``, ``history_`` and ``n_iter_`` (the epochs
@@ -247,8 +264,10 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             check_bool(getattr(self, name), f"MLPClassifier: {name}")
         # ≥ 1 whether or not early stopping is on: patience=0 would hold out a dev set and never stop
         check_int(self.patience, "MLPClassifier: patience")
-        check_number(self.validation_fraction, "MLPClassifier: validation_fraction", "in (0, 1)",
-                     lambda fraction: 0 < fraction < 1)
+        # [0, 1) as scikit-learn's; 0 holds out nothing, which early stopping has nothing to watch on
+        check_number(self.validation_fraction, "MLPClassifier: validation_fraction",
+                     "in (0, 1) with early_stopping=True" if self.early_stopping else "in [0, 1)",
+                     lambda fraction: 0 < fraction < 1 if self.early_stopping else 0 <= fraction < 1)
         hidden = self.hidden
         if isinstance(hidden, int | np.integer) and not isinstance(hidden, bool):  # one layer, as scikit-learn's
             hidden = [hidden]
@@ -339,6 +358,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     def _fit(self, X, y):
         config = self._config()
+        _warn_stopping_before_plateau(config)
         warm = bool(self.warm_start) and hasattr(self, "model_")
         if warm:
             self._check_architecture(config, "warm_start trains the fitted network on", "set warm_start=False")

@@ -31,6 +31,7 @@ __all__ = ["LRFindResult", "lr_find"]
 
 MODES = ("exponential", "linear")  # how the rate rises from step to step (`sweep_rates`)
 SUGGESTION_POINTS = 2  # the finite smoothed losses a slope, and so a suggestion, needs at least
+TOO_FEW_POINTS, NEVER_FELL = "too few points", "never fell"  # why a sweep has no suggestion (`steepest_descent`)
 # the points a suggestion leaves out (Lightning's suggestion() defaults): the first ones, whose bias-corrected EWA
 # averages only a few costs (at step t of β = 0.98, the variance of t of them: their slopes are the batches' noise,
 # and the steepest of them was a suggestion at min_lr); and the last, a stop's rise
@@ -54,25 +55,43 @@ def sweep_rates(min_lr: float, max_lr: float, steps: int, mode: str) -> np.ndarr
     return rates
 
 
+def suggestion_window(values: np.ndarray) -> np.ndarray:
+    """The points of a sweep a suggestion is read from: all but the first `SKIP_FIRST` and the last `SKIP_LAST`."""
+    return values[SKIP_FIRST:len(values) - SKIP_LAST]
+
+
 def steepest_descent(lrs: np.ndarray, losses: np.ndarray, mode: str) -> tuple[float | None, str]:
     """(The rate at which the smoothed loss falls fastest, or None; why None) — the most negative
     slope d loss / d x over the finite losses, x = log₁₀ lr for an exponential sweep (the axis its
     rates are spread evenly on, and plotted on: fastai's ``steep``; Lightning's ``suggestion()`` takes d loss / d lr
     on both, which on an exponential sweep leans to its smallest rates) and lr for a linear one; the slopes by central
-    differences, one-sided at the ends (``np.gradient``), over the points but the first `SKIP_FIRST`
-    and the last `SKIP_LAST`. None where fewer than `SUGGESTION_POINTS` of those are finite, or where
-    the loss never falls there."""
-    lrs, losses = lrs[SKIP_FIRST:len(lrs) - SKIP_LAST], losses[SKIP_FIRST:len(losses) - SKIP_LAST]
+    differences, one-sided at the ends (``np.gradient``), over the points of `suggestion_window`.
+    None where fewer than `SUGGESTION_POINTS` of those are finite (why: `TOO_FEW_POINTS`), or where
+    the loss never falls there (`NEVER_FELL`); why is "" with a suggestion. `why_none_said` words why."""
+    lrs, losses = suggestion_window(lrs), suggestion_window(losses)
     finite = np.isfinite(losses)
     if finite.sum() < SUGGESTION_POINTS:
-        return None, (f"{int(finite.sum())} finite smoothed losses past the first {SKIP_FIRST} steps and before the "
-                      f"last, and a slope needs {SUGGESTION_POINTS}: give more steps (or a larger stop_factor)")
+        return None, TOO_FEW_POINTS
     lrs, losses = lrs[finite], losses[finite]
     slopes = np.gradient(losses, np.log10(lrs) if mode == "exponential" else lrs)
     steepest = int(np.argmin(slopes))
     if not slopes[steepest] < 0:
-        return None, "the smoothed loss never fell between min_lr and max_lr: try a lower min_lr"
+        return None, NEVER_FELL
     return float(lrs[steepest]), ""
+
+
+def why_none_said(why: str, losses: np.ndarray, name=lambda argument: argument) -> str:
+    """Why a sweep of smoothed ``losses`` has no suggestion (``why``: `steepest_descent`'s), naming the
+    settings to change as the caller knows them (``name(argument)``: lr_find's keyword, a command's flag).
+    A loss that never fell is one of two sweeps, whose rates were all too large (it rose from the start) or
+    all too small to learn (it stayed flat): both ways are said; the sweep's losses tell which."""
+    if why == TOO_FEW_POINTS:
+        finite = int(np.isfinite(suggestion_window(losses)).sum())
+        return (f"{finite} finite smoothed losses past the first {SKIP_FIRST} steps and before the last, and a slope "
+                f"needs {SUGGESTION_POINTS}: give more {name('steps')} (or a larger {name('stop_factor')})")
+    return (f"the smoothed loss never fell between {name('min_lr')} and {name('max_lr')}: where it rose from the "
+            f"start, every rate was too large (try a lower {name('min_lr')}); where it stayed flat, too small to "
+            f"learn (try a higher {name('max_lr')})")
 
 
 @dataclass(eq=False)
@@ -80,12 +99,13 @@ class LRFindResult:
     """What `lr_find` found: ``lrs``, the rate of each step trained (float64); ``losses``, the training loss
     after each, smoothed (the bias-corrected EWA of the step costs, β = lr_find's ``smoothing``; the data loss
     without L2 or L1, as the history's costs); ``costs``, the step costs themselves; ``suggestion``, the rate
-    at the steepest descent of ``losses`` (`steepest_descent`), or None — ``why_none`` says why, and
-    `lr_find` warns so; ``stopped``, why the sweep ended: "steps" (all trained), "stop_factor" (the smoothed
-    loss rose above stop_factor × its lowest: recorded, the last point) or "diverged" (the smoothed loss, a
-    step's cost or the state was no longer finite, or the trainer's divergence rule stopped the run: the steps
-    before it recorded). ``mode``: the sweep's, lr_find's. ``plot(ax=None)``
-    draws it."""
+    at the steepest descent of ``losses`` (`steepest_descent`), or None — ``why_none`` says why, in lr_find's
+    keywords (`lr_find` warns so; ``why_none_named(name)`` in a caller's names), and ``no_suggestion`` is why
+    as data (`TOO_FEW_POINTS`, `NEVER_FELL`; "" with a suggestion); ``stopped``, why the sweep ended: "steps"
+    (all trained), "stop_factor" (the smoothed loss rose above stop_factor × its lowest: recorded, the last
+    point) or "diverged" (the smoothed loss, a step's cost or the state was no longer finite, or the trainer's
+    divergence rule stopped the run: the steps before it recorded). ``mode``: the sweep's, lr_find's.
+    ``plot(ax=None)`` draws it."""
 
     lrs: np.ndarray
     losses: np.ndarray
@@ -93,10 +113,19 @@ class LRFindResult:
     mode: str
     stopped: str
     suggestion: float | None = field(init=False)
-    why_none: str = field(init=False)
+    no_suggestion: str = field(init=False)
 
     def __post_init__(self) -> None:
-        self.suggestion, self.why_none = steepest_descent(self.lrs, self.losses, self.mode)
+        self.suggestion, self.no_suggestion = steepest_descent(self.lrs, self.losses, self.mode)
+
+    @property
+    def why_none(self) -> str:
+        """Why there is no suggestion, in lr_find's keywords ("" with one)."""
+        return self.why_none_named()
+
+    def why_none_named(self, name=lambda argument: argument) -> str:
+        """Why there is no suggestion ("" with one), each setting named ``name(argument)`` (a command's flag)."""
+        return why_none_said(self.no_suggestion, self.losses, name) if self.no_suggestion else ""
 
     def __repr__(self) -> str:
         suggested = f"{self.suggestion:.3g}" if self.suggestion is not None else f"None ({self.why_none})"

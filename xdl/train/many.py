@@ -112,6 +112,8 @@ BATCH_OPTIONS_ELSEWHERE = {
     "device": "the batch trains on the backend in use at its first fit: with xdl.use('cuda'): fit_many(configs, X, y)",
     "metrics": "not an option: each model's history (its Result's .history) records train_cost, dev_cost, "
                "train_accuracy and dev_accuracy each epoch",
+    "ckpt_path": "Lightning's ckpt_path is resume here: ManyTrainer(configs).fit(X, y, resume=directory) (as "
+                 "fit_many(configs, X, y, resume=directory))",
 }
 # ManyTrainer.fit's keywords (a test checks them against its signature), fit_many's options that are the fit's → a
 # value of each, as the constructor says them
@@ -128,6 +130,11 @@ MANY_TRAINER_OPTIONS_ELSEWHERE = {
                         "s.y_train, dev=(s.X_dev, s.y_dev))",
     "verbose": "Keras's verbose is progress=… here (True or False: a tqdm bar or none)",
     "shuffle": "not an option: each epoch is shuffled, from seed=…",
+    # Keras's fit options that are no constructor's keyword (the fits say them from `KERAS_FIT_OPTIONS`)
+    "initial_epoch": "Keras's fit option, and not one here: a fit goes on from where the batch stopped "
+                     "(ManyTrainer(configs).fit(X, y, resume=directory) from a Checkpoint's directory)",
+    "class_weight": "Keras's fit option; class weights are not offered here",
+    "sample_weight": "Keras's fit option; example weights are not offered here",
 }
 
 

@@ -145,6 +145,14 @@ TRAINER_OPTIONS_ELSEWHERE = {
     # fit's own (`FIT_OPTIONS`)
     "dev": "it is fit's: trainer.fit(X, y, dev=(X_dev, y_dev))",
     "resume": "it is fit's: trainer.fit(X, y, resume=directory) (a Checkpoint's directory, or its checkpoint file)",
+    # Lightning's fit option (said by fit too: not in Keras's table)
+    "ckpt_path": "Lightning's ckpt_path is fit's resume here: trainer.fit(X, y, resume=directory) (a Checkpoint's "
+                 "directory, or its checkpoint file)",
+    # Keras's fit options that are no constructor's keyword (fit says them from `KERAS_FIT_OPTIONS`)
+    "initial_epoch": "Keras's fit option, and not one here: a fit goes on from where the run stopped "
+                     "(trainer.fit(X, y, resume=directory) from a Checkpoint's directory)",
+    "class_weight": "Keras's fit option; class weights are not offered here",
+    "sample_weight": "Keras's fit option; example weights are not offered here",
     # a TrainConfig's, scikit-learn's MLPClassifier's (xdl.sklearn's): early stopping and the plateau are callbacks
     "patience": "early stopping is a callback: Trainer(callbacks=[EarlyStopping(patience=…)]) (xdl.train's; it "
                 "watches the dev cost: fit(X, y, dev=…))",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 
 from xdl.train.callback import Callback
+from xdl.train.many import ManyTrainer
 
 
 def rungs(min_epochs: int, eta: int, max_epochs: int) -> list[int]:
@@ -47,6 +48,14 @@ class Pruning(Callback):
     def __init__(self, recorded: dict[int, list[float]], eta: int):
         self.recorded, self.eta, self.pruned_at = recorded, eta, None
 
+    def check_fits(self, trainer) -> None:
+        """Refuse fit_many's `ManyTrainer`: its record is its best model's, and a stop here would end all
+        K models on that one's value, as "stopped" — `BatchPruning` compares and prunes each."""
+        if isinstance(trainer, ManyTrainer):
+            raise ValueError("Pruning stops one Trainer's run from its record; fit_many's record is its best "
+                             "model's, and a stop would end all K models: give fit_many BatchPruning(recorded, eta), "
+                             "which prunes each model")
+
     def on_epoch_end(self, trainer, record):
         epoch = record["epoch"]  # (a trial at its last epoch has ended, not been stopped early)
         # nor has one that early stopping (a callback before) ends at this epoch: "stopped", as `BatchPruning`
@@ -63,6 +72,13 @@ class BatchPruning(Callback):
 
     def __init__(self, recorded: dict[int, list[float]], eta: int):
         self.recorded, self.eta = recorded, eta
+
+    def check_fits(self, trainer) -> None:
+        """Refuse a `Trainer` (one model: no ``histories``, ``status`` or ``stop_model`` to prune by) before
+        its fit trains, not with an AttributeError at its first rung."""
+        if not isinstance(trainer, ManyTrainer):
+            raise ValueError(f"BatchPruning prunes fit_many's K models (a ManyTrainer's), and was given a "
+                             f"{type(trainer).__name__}: give a Trainer's run Pruning(recorded, eta)")
 
     def on_epoch_end(self, trainer, record):
         epoch = record["epoch"]
