@@ -17,7 +17,8 @@ import pytest
 
 import xdl
 import xdl.cli
-from xdl.cli import GRADCHECK_SKIPS, main
+from xdl.cli import REFUSES, main
+from xdl.config import flag_of
 from xdl.config import TrainConfig
 from xdl.train import divergence
 
@@ -56,7 +57,7 @@ def test_help_lists_commands_and_every_option(capsys):
             main([command, "--help"])
         text = capsys.readouterr().out
         for f in dataclasses.fields(TrainConfig):  # gradcheck trains nothing: a run's options are not its flags
-            offered = command == "train" or f.name not in GRADCHECK_SKIPS
+            offered = f.name not in REFUSES.get(command, ())
             flag = re.escape("--" + f.name.replace("_", "-"))
             assert bool(re.search(rf"(?<![\w-]){flag}(?![\w-])", text)) == offered, f.name
         assert "--config" in text and "default: digits" in text and "(default: None)" not in text
@@ -68,7 +69,7 @@ def test_help_lists_commands_and_every_option(capsys):
 
 def test_argparse_errors_are_one_line_as_the_command_s_own(capsys):
     for argv, said in ((["train", "--epochs", "abc"], "argument --epochs: invalid int value: 'abc'"),
-                       (["gradcheck", "--resume", "x"], "unrecognized arguments: --resume x")):
+                       (["gradcheck", "--trials", "3"], "unrecognized arguments: --trials 3")):
         with pytest.raises(SystemExit) as stopped:
             main(argv)
         assert stopped.value.code == 2
@@ -484,6 +485,42 @@ def test_gradcheck_exits_1_on_a_failed_check_and_2_on_an_error(monkeypatch, caps
     monkeypatch.setattr(ReLU, "backward", lambda self, gy: 1 / 0)  # a crash is an error too (Python's status was 1)
     assert main(args) == 2
     assert "ZeroDivisionError" in capsys.readouterr().err
+
+
+# each command that refuses a run's flags → its exit status for an error (gradcheck's 1 is a check that failed)
+ERROR_STATUS = {"gradcheck": 2, "lr-find": 1}
+
+
+@pytest.mark.parametrize("command, name", [(command, name) for command in REFUSES for name in sorted(REFUSES[command])])
+def test_a_command_refuses_a_run_s_flag_naming_it_and_why_before_any_work(command, name, tmp_path, capsys,
+                                                                          monkeypatch):
+    """xdl gradcheck met a run's flag (--epochs, --out, --resume, …) with argparse's "unrecognized arguments",
+    where xdl lr-find named it with why: both refuse them alike (`REFUSES`, a table per command), each flag
+    (--progress and --no-progress both) with any values, in any place, writing nothing."""
+    monkeypatch.chdir(tmp_path)
+    assert set(ERROR_STATUS) == set(REFUSES)
+    boolean = TrainConfig.__dataclass_fields__[name].type == "bool"
+    flags = [flag_of(name), "--no-" + flag_of(name)[2:]] if boolean else [flag_of(name)]
+    for flag in flags:
+        for values in [[]] if boolean else [["3"], ["a", "b"], []]:
+            for argv in ([command, "--dataset", "moons", flag, *values, "--seed", "1"], [command, flag, *values]):
+                status, (out, err) = main(argv), capsys.readouterr()
+                assert status == ERROR_STATUS[command] and out == "", (argv, out)
+                assert err == f"xdl {command}: error: {flag} is {REFUSES[command][name]}\n", err
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("command", sorted(REFUSES))
+def test_a_command_names_every_refused_flag_at_once_grouped_by_why(command, capsys):
+    names = sorted(REFUSES[command])
+    reasons = {REFUSES[command][name] for name in names}
+    argv = [command, *[a for name in names for a in ((flag_of(name),) if TrainConfig.__dataclass_fields__[name].type
+                                                     == "bool" else (flag_of(name), "1"))]]
+    status, err = main(argv), capsys.readouterr().err
+    assert status == ERROR_STATUS[command]
+    said = err.removeprefix(f"xdl {command}: error: ").rstrip("\n").split("; ")
+    assert len(said) == len(reasons) and all(any(reason in part for part in said) for reason in reasons), err
+    assert all(re.search(rf"(?<![\w-]){flag_of(name)}(?![\w-])", err) for name in names), err
 
 
 def test_console_script_is_installed():

@@ -170,3 +170,28 @@ def test_the_readme_names_every_hook_a_callback_may_override():
     paragraph = readme_text().split("A callback of your own subclasses `xdl.train.Callback`", 1)[1].split("\n\n", 1)[0]
     hooks = [name for name, _ in inspect.getmembers(Callback, inspect.isfunction) if not name.startswith("_")]
     assert [name for name in hooks if f"`{name}(" not in paragraph] == [], paragraph
+
+
+def exit_statuses() -> dict[str, str]:
+    """README's exit-status list: status ("0", "1", "2", "128 + N") → its item, on one line."""
+    listed = (ROOT / "README.md").read_text().split("Their exit status:\n\n", 1)[1].split("\n\n", 1)[0]
+    return {status: " ".join(text.split()) for status, text in re.findall(r"^- ([^:]+): (.*?)(?=^- |\Z)", listed,
+                                                                           re.M | re.S)}
+
+
+def test_the_readmes_exit_statuses_are_each_command_s(capsys):
+    """README's exit-status list said gradcheck's 1 and 2 and nothing of xdl lr-find's 1 for "no suggestion" and
+    for a run's flag it refuses (xdl gradcheck's, then argparse's 2 "unrecognized arguments", is its 2 of any
+    error): the status each command gives is in the item that names it so."""
+    from xdl.cli import REFUSES, main
+
+    items = exit_statuses()
+    assert list(items) == ["0", "1", "2", "128 + N"], items
+    said = {"lr-find": "`xdl lr-find`: `--epochs`", "gradcheck": "`xdl gradcheck`: any error, a run's flag it refuses"}
+    assert set(said) == set(REFUSES)
+    for command, words in said.items():
+        status = main([command, "--dataset", "moons", "--epochs", "3"])
+        assert words in items[str(status)] and "--epochs" in capsys.readouterr().err, (command, status)
+    status = main(["lr-find", "--dataset", "moons", "--hidden", "8", "--steps", "5"])
+    assert "no suggestion" in capsys.readouterr().err and "`xdl lr-find`: no suggestion" in items[str(status)]
+    assert "`xdl gradcheck`: the check failed" in items["1"] and "`xdl gradcheck`: the check passed" in items["0"]

@@ -2631,6 +2631,26 @@ def test_checkpoint_given_a_keras_option_says_the_way_here_before_any_work(tmp_p
     assert repr(Checkpoint(tmp_path, every=3)).endswith("every=3, monitor='dev_cost')")
 
 
+KERAS_MONITOR_NAMES = ("val_loss", "val_accuracy", "loss", "accuracy", "dev_cost", "", "dev_accuracy")
+
+
+@pytest.mark.parametrize("monitor", KERAS_MONITOR_NAMES)
+def test_checkpoint_given_a_monitor_second_in_keras_s_order_says_the_order(monitor, tmp_path):
+    """Checkpoint(directory, "val_loss"), Keras's ModelCheckpoint(filepath, monitor) order, was refused as "every
+    must be a positive integer or None" without naming the order: a str where every is, by position or keyword,
+    is said to be Keras's monitor there, with the way here, before the directory is made."""
+    said = (rf"^Checkpoint: every is a str \({re.escape(repr(monitor))}\), as Keras's ModelCheckpoint's second "
+            r"argument, its monitor; here the second is every \(a positive integer or None\) and the monitor a "
+            r"keyword: Checkpoint\(directory, monitor=…\)$")
+    for call in (lambda: Checkpoint(tmp_path / "run", monitor), lambda: Checkpoint(tmp_path / "run", every=monitor),
+                 lambda: Checkpoint(tmp_path / "run", monitor, "dev_cost")):
+        with pytest.raises(TypeError, match=said):
+            call()
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(ValueError, match=r"^Checkpoint: every must be a positive integer or None, got 2\.5$"):
+        Checkpoint(tmp_path, 2.5)  # (not a str: the check's own words)
+
+
 def test_early_stopping_patience_0_says_keras_patience_0_is_1_here():
     """Keras's default patience=0 stops at the first epoch without improvement (wait ≥ patience
     once wait = 1): that is patience=1 here, which the refusal of 0 says."""

@@ -1,4 +1,5 @@
-"""`warn_caller`: a warning that points at the user's line, however deep in xdl it is raised.
+"""How xdl meets the code that calls it: `warn_caller`, a warning that points at the user's line, however deep in
+xdl it is raised; `keywords_of`, the keywords a callable takes (what a refusal of another keyword compares with).
 
 `warnings.warn`'s ``stacklevel`` counts frames, so a fixed level is right for one call path only
 (``fit_many`` → ``ManyTrainer.fit`` → … is one frame deeper than ``ManyTrainer.fit`` called
@@ -8,6 +9,7 @@ directly). This walks out of the package instead, as Python 3.12's ``skip_file_p
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import sys
 import warnings
@@ -35,3 +37,9 @@ def in_package(filename: str) -> bool:
     ``<stdin>``) are no files: they are the user's, so code xdl generates is compiled under the
     name of the module that generates it."""
     return not filename.startswith("<") and os.path.realpath(filename).startswith(PACKAGE)
+
+
+def keywords_of(fn, left_out: tuple = ()) -> list[str]:
+    """The names ``fn`` takes by keyword, in its signature's order (``self`` and ``left_out`` left out)."""
+    return [name for name, p in inspect.signature(fn).parameters.items()
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and name not in ("self", *left_out)]

@@ -85,10 +85,14 @@ GRADCHECK_EXAMPLES = 16
 # flag is noted as ignored
 GRADCHECK_READS = ("dataset", "hidden", "activation", "init", "batch_norm", "dropout", "l2", "l1", "seed",
                    "backend")
-# the options of a training run, which xdl gradcheck does not offer as flags (a --config file's are ignored,
-# but resume, which is refused)
-GRADCHECK_SKIPS = ("resume", "out", "checkpoint_every", "epochs", "patience", "plateau_patience", "plateau_factor",
-                   "progress", "capture")
+# the options of a training run that a gradient check has no use for (it trains nothing, writes nothing), each
+# with why: refused, naming them, not "unrecognized arguments" (a --config file's are ignored, but resume,
+# `_refuse_config_resume`; the other options it does not read are noted as ignored: `GRADCHECK_READS`)
+GRADCHECK_REFUSES = dict.fromkeys(("epochs", "patience", "plateau_patience", "plateau_factor", "progress", "capture"),
+                                  "xdl train's, not gradcheck's (it checks the gradients of the model at its initial "
+                                  "weights: no epochs, early stopping, plateau, progress bar or captured step)") | \
+    dict.fromkeys(("out", "checkpoint_every", "resume"), "xdl train's, not gradcheck's (it writes nothing: no output "
+                                                         "directory, checkpoint or resume)")
 # the options of a training run that the range test of `xdl lr-find` has no use for (its steps are --steps batches
 # at its own rising rates, it writes nothing but --plot), each with why: refused, naming them, not ignored
 LR_FIND_REFUSES = dict.fromkeys(("epochs", "patience", "plateau_patience", "plateau_factor", "schedule", "decay_rate",
@@ -98,6 +102,9 @@ LR_FIND_REFUSES = dict.fromkeys(("epochs", "patience", "plateau_patience", "plat
     dict.fromkeys(("out", "checkpoint_every", "resume"), "xdl train's, not lr-find's (it writes nothing but --plot: "
                                                          "no output directory, checkpoint or resume)") | {
     "lr": "the rate the range test sweeps, from --min-lr to --max-lr"}
+# each command's table of the run's flags it refuses → why (hidden from its help, taken by `_Refused`, and refused
+# together before any work by `_refuse_flags`)
+REFUSES = {"gradcheck": GRADCHECK_REFUSES, "lr-find": LR_FIND_REFUSES}
 # what a command interrupted before or after its training has written, said with the interruption: by default
 # (None) its files are whole; xdl lr-find writes nothing but --plot, after its sweep, and xdl gradcheck nothing
 INTERRUPTED_WRITES = {
@@ -199,6 +206,7 @@ def _main(argv) -> int:
         with _terminate_as_interrupt():
             if getattr(args, "backend", "") is None:  # the bench commands' --backend, not given
                 args.backend = environment_backend() or "auto"
+            _refuse_flags(args)  # (before a --config file is read: they are typed flags, refused whatever it holds)
             config = config_from_args(args) if hasattr(args, "config") else None
             out = _output_directory(args, config)
             if out is not None and str(out):
@@ -378,11 +386,12 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "gradcheck":  # (all of the default model's 51,210 take minutes on a laptop's CPU)
             sub.add_argument("--elements", type=int, metavar="N",
                              help="check N elements of each parameter, drawn at random (default: every element)")
-        # (a search writes no checkpoints, and its --out and --resume are the study's; a gradient
-        # check trains nothing: a run's options would be ignored)
-        _add_options(sub, skip={"tune": ("resume", "out", "checkpoint_every"), "gradcheck": GRADCHECK_SKIPS,
-                                "lr-find": tuple(LR_FIND_REFUSES)}.get(name, ()),
+        # (a search writes no checkpoints, and its --out and --resume are the study's; a gradient check and a
+        # range test take a run's options they have no use for as hidden flags that refuse them: `REFUSES`)
+        _add_options(sub, skip={"tune": ("resume", "out", "checkpoint_every"), **REFUSES}.get(name, ()),
                      also={"tune": {"seed": "; and the strategy's draws of the trials' points"}}.get(name, {}))
+        if name in REFUSES:
+            _add_refused_options(sub, REFUSES[name])
         sub.set_defaults(run=run, command_parser=sub)
     bench = commands.add_parser("bench", help="benchmark optimizers on fixed problems, or the fused kernels",
                                 description="benchmark optimizers on fixed problems (optimizers), or the fused "
@@ -429,15 +438,46 @@ def _add_bench_options(parser: argparse.ArgumentParser) -> None:
 
 
 class _Refused(argparse.Action):
-    """A training run's flag given to ``xdl lr-find``: kept (``refused``) to be refused with the others
-    before any work, each named with why (`LR_FIND_REFUSES`), not "unrecognized" or silently ignored."""
+    """A training run's flag given to a command that refuses it (`REFUSES`): kept (``refused``) to be refused
+    with the others before any work, each named with why (`_refuse_flags`), not "unrecognized" or ignored."""
 
     def __call__(self, parser, namespace, values, option_string=None):
         namespace.refused = [*getattr(namespace, "refused", []), (option_string, self.dest)]
 
 
+def _add_refused_options(parser: argparse.ArgumentParser, refuses: dict) -> None:
+    """A hidden flag for each option of ``refuses`` (`REFUSES`'s table of the command), taking any values
+    (`_Refused`): ``--out x`` is then refused saying why, not met with argparse's "unrecognized arguments"."""
+    parser.set_defaults(refused=[])
+    types = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
+    for name in refuses:
+        boolean = types[name] == "bool"  # (--progress and --no-progress, as `_add_options` makes them)
+        flags = (flag_of(name), "--no-" + flag_of(name)[2:]) if boolean else (flag_of(name),)
+        parser.add_argument(*flags, dest=name, action=_Refused, nargs=0 if boolean else "*", default=argparse.SUPPRESS,
+                            help=argparse.SUPPRESS)
+
+
+def _refuse_flags(args) -> None:
+    """Refuse the run's flags given to a command that refuses them (`REFUSES`), all of them at once in a
+    ValueError, grouped by why: "--epochs, --no-progress are xdl train's, not lr-find's (…)"."""
+    why = {}
+    for flag, name in getattr(args, "refused", ()):
+        why.setdefault(REFUSES[args.command][name], []).append(flag)
+    if why:
+        raise ValueError("; ".join(f"{', '.join(flags)} {'is' if len(flags) == 1 else 'are'} {reason}"
+                                   for reason, flags in why.items()))
+
+
+def _refuse_config_resume(config: TrainConfig, command: str, does: str) -> None:
+    """A --config file's ``resume`` given to ``command``, which ``does`` something with a freshly initialized model
+    of the options (checks it, tests it): refused, as its --resume flag is (`REFUSES`); it would be ignored."""
+    if config.resume:
+        raise ValueError(f"--config: resume = {config.resume!r} continues an xdl train run; xdl {command} "
+                         f"{does} a freshly initialized model of these options, not a checkpoint's")
+
+
 def _add_lr_find_options(parser: argparse.ArgumentParser) -> None:
-    """The range test's own flags, their defaults `lr_find`'s, and the refused ones (hidden: `_Refused`)."""
+    """The range test's own flags, their defaults `lr_find`'s (its refused ones: `_add_refused_options`)."""
     from xdl.train.lr_find import MODES, lr_find
 
     default = {name: p.default for name, p in inspect.signature(lr_find).parameters.items()}
@@ -453,13 +493,6 @@ def _add_lr_find_options(parser: argparse.ArgumentParser) -> None:
                             "not finite)")
     group.add_argument("--plot", metavar="FILE.png", help="save the plot of the loss against the rate (the plot "
                                                           "extra; the suffix names the format)")
-    parser.set_defaults(refused=[])
-    types = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
-    for name in LR_FIND_REFUSES:
-        boolean = types[name] == "bool"  # (--progress and --no-progress, as `_add_options` makes them)
-        flags = (flag_of(name), "--no-" + flag_of(name)[2:]) if boolean else (flag_of(name),)
-        parser.add_argument(*flags, dest=name, action=_Refused, nargs=0 if boolean else "*", default=argparse.SUPPRESS,
-                            help=argparse.SUPPRESS)
 
 
 def _add_tune_options(parser: argparse.ArgumentParser) -> None:
@@ -1180,9 +1213,7 @@ def gradcheck(config: TrainConfig, args=None) -> int:
     """Gradient-check J = cost (+ L2, + L1) of the configured model on a small batch, in float64 (L1's
     |W| has a kink at W = 0, where backprop gives (λ/m)·sign(0) = 0: the mean of its slopes ∓λ/m
     there, which the central difference computes too, so a weight at exactly 0 checks as agreeing)."""
-    if config.resume:  # (a --config file's: it has no such flag) it would be ignored
-        raise ValueError(f"--config: resume = {config.resume!r} continues an xdl train run; xdl gradcheck checks a "
-                         "freshly initialized model of these options, not a checkpoint's")
+    _refuse_config_resume(config, "gradcheck", "checks")
     elements = getattr(args, "elements", None)
     if elements is not None:
         check_int(elements, "--elements", expected="a positive integer (elements checked per parameter)")
@@ -1240,16 +1271,8 @@ def lr_find_command(config: TrainConfig, args) -> int:
     from xdl.plots import figure_path, save_figure
     from xdl.train.lr_find import check_sweep, lr_find
 
-    if args.refused:  # all of them at once, grouped by why
-        why = {}
-        for flag, name in args.refused:
-            why.setdefault(LR_FIND_REFUSES[name], []).append(flag)
-        raise ValueError("; ".join(f"{', '.join(flags)} {'is' if len(flags) == 1 else 'are'} {reason}"
-                                   for reason, flags in why.items()))
-    if config.resume:  # (a --config file's: it has no such flag) it would be ignored
-        raise ValueError(f"--config: resume = {config.resume!r} continues an xdl train run; xdl lr-find tests a "
-                         "freshly initialized model of these options, not a checkpoint's")
-    _check_flags_read(config, args, readers=("optimizer",))  # (its schedule's flags are refused above)
+    _refuse_config_resume(config, "lr-find", "tests")  # (its run's flags: refused by `_refuse_flags`, before)
+    _check_flags_read(config, args, readers=("optimizer",))  # (its schedule's flags are refused by `REFUSES`)
     smoothing = inspect.signature(lr_find).parameters["smoothing"].default
     min_lr, max_lr, steps, stop_factor, _ = check_sweep(args.min_lr, args.max_lr, args.steps, args.mode,
                                                         args.stop_factor, smoothing, np.float32, name=flag_of, who="")

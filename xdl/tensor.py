@@ -25,6 +25,7 @@ import numpy as np
 
 from xdl import backend as _backend
 from xdl import graph as _graph
+from xdl.caller import keywords_of
 from xdl.flat import writable
 
 
@@ -329,7 +330,7 @@ def refusing_named_elsewhere(hint_of):
         taken = inspect.signature(init).parameters
         if any(p.kind is p.VAR_KEYWORD for p in taken.values()):
             return init
-        keywords = {name for name, p in taken.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        keywords = set(keywords_of(init))
 
         @functools.wraps(init)  # (inspect.signature still reads ``init``'s: `Trainer.__repr__` reads its defaults)
         def checked(self, *args, **kwargs):

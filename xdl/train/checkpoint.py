@@ -64,6 +64,10 @@ class Checkpoint(Callback):
 
     @refusing_options_elsewhere(KERAS_CHECKPOINT_OPTIONS)
     def __init__(self, directory, every: int | None = 1, monitor: str = "dev_cost"):
+        if isinstance(every, str):  # (Keras's ModelCheckpoint(filepath, monitor) order: "must be a positive integer")
+            raise TypeError(f"Checkpoint: every is a str ({every!r}), as Keras's ModelCheckpoint's second argument, "
+                            "its monitor; here the second is every (a positive integer or None) and the monitor a "
+                            "keyword: Checkpoint(directory, monitor=…)")
         if every is not None:
             every = check_int(every, "Checkpoint: every", expected="a positive integer or None")
         if not isinstance(directory, str | os.PathLike) or not os.fspath(directory):

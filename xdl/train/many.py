@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from xdl.backend import SEEDS, current_backend, get_backend, thread_backend, to_numpy_together
-from xdl.caller import warn_caller
+from xdl.caller import keywords_of, warn_caller
 from xdl.config import RESUME_MAY_CHANGE, RUN_OPTIONS, TrainConfig
 from xdl.data import check_features, check_labels, training_batches
 from xdl.data.validation import (MAX_CLASSES, check_bool, check_dev_pair, check_feature_names, check_int,
@@ -69,7 +69,7 @@ from xdl.train.hooks import call_hook, check_callback, check_callbacks_fit, chec
 from xdl.train.interrupt import Interrupted, SignalFlag
 from xdl.train.progress import progress_bar
 from xdl.train.provenance import data_digest
-from xdl.train.trainer import keywords_of, network_data, penalty_examples, refuse_keras_options
+from xdl.train.trainer import network_data, penalty_examples, refuse_keras_options
 
 # Options the K configurations must share: they change shapes, the batches, or the update rule.
 SHARED = ("dataset", "hidden", "activation", "batch_norm", "batch_size", "optimizer", "augment_shift", "augment_noise",

@@ -36,7 +36,7 @@ import numpy as np
 
 from xdl import losses as _losses
 from xdl.backend import SEEDS, get_backend, host_rng
-from xdl.caller import warn_caller
+from xdl.caller import keywords_of, warn_caller
 from xdl.data import Augment, check_labels, training_batches
 from xdl.data.validation import (check_bool, check_dev_pair, check_feature_names, check_int, check_list, counted,
                                  feature_names, per_example)
@@ -1462,12 +1462,6 @@ class Trainer:
         bad = next((name for name, a in state.items() if a.dtype.kind == "f" and not np.isfinite(a).all()), None)
         if bad is not None:
             raise damaged(path, f"{what}{bad!r} holds NaN or Inf")
-
-
-def keywords_of(fn, left_out: tuple = ()) -> list[str]:
-    """The names ``fn`` takes by keyword, in its signature's order (``self`` and ``left_out`` left out)."""
-    return [name for name, p in inspect.signature(fn).parameters.items()
-            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and name not in ("self", *left_out)]
 
 
 TRAINER_PARTS = ("model", "loss", "optimizer")  # the constructor's positional arguments
