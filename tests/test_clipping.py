@@ -470,3 +470,27 @@ def test_on_the_cpu_a_norm_under_its_max_writes_nothing():
                 for g, was in zip(grads, before):
                     np.testing.assert_array_equal(g[:2], was[:2])
                     assert np.all(np.abs(g[2]) < np.abs(was[2]))
+
+
+def test_a_norm_just_over_its_max_is_scaled_and_an_unclipped_model_s_infinite_norm_is_left_as_it_is():
+    """A norm 1.0001 × its max scales every gradient by ≈ 1/1.0001 (none left as it was); in a stack, a model
+    not clipped (max inf) keeps its gradients exactly, an infinite one among them too, while another is scaled."""
+    from xdl.optim.clipping import clip_buffers
+
+    rng = np.random.default_rng(25)
+    for dtype in (np.float32, np.float64):
+        for rows in (1, 3):
+            grads = [rng.standard_normal((rows, 30)).astype(dtype), rng.standard_normal((rows, 4)).astype(dtype)]
+            norms = np.sqrt(sum((g.astype(np.float64) ** 2).sum(axis=1) for g in grads))
+            before = [g.copy() for g in grads]
+            max_norm = norms / 1.0001 if rows > 1 else float(norms[0] / 1.0001)
+            clip_buffers([g if rows > 1 else g[0] for g in grads], max_norm, rows)
+            for g, was in zip(grads, before):
+                np.testing.assert_allclose(g, was / 1.0001, rtol=1e-5)  # (ε = 1e-6 in the denominator)
+                assert (g != was).any(axis=1).all()
+        grads = [rng.standard_normal((2, 30)).astype(dtype)]
+        grads[0][0, 3] = np.inf
+        before = grads[0].copy()
+        clip_buffers(grads, np.array([np.inf, 1e-3]), 2)
+        np.testing.assert_array_equal(grads[0][0], before[0])
+        assert np.all(np.abs(grads[0][1]) < np.abs(before[1]))

@@ -18,7 +18,8 @@ from xdl.data import split
 from xdl.ewa import ewa
 from xdl.losses import MeanSquaredError, SoftmaxCrossEntropy
 from xdl.train import Interrupted, LRFindResult, Trainer, lr_find
-from xdl.train.lr_find import SKIP_FIRST, RangeTest, steepest_descent, sweep_rates, why_none_said
+from xdl.train.lr_find import (NEVER_FELL, SKIP_FIRST, TOO_FEW_POINTS, RangeTest, steepest_descent, sweep_rates,
+                                 why_none_said)
 
 
 def regression(seed, m=2048, n=8):
@@ -418,3 +419,182 @@ def test_the_suggestion_is_the_steepest_fall_per_decade_not_per_unit_of_rate_as_
         kept = slice(SKIP_FIRST, n - 1)
         lightnings = lrs[kept][np.argmin(np.gradient(losses[kept], lrs[kept]))]
         assert suggestion >= lrs[steep - 1] > lightnings, (n, suggestion, lightnings)
+
+
+def steps_of(costs, stop_factor, smoothing, rates):
+    """`RangeTest` of ``rates`` fed ``costs`` step by step on a stand-in trainer until it stops the run: (the
+    test, the rate each step left set, whether the run was stopped)."""
+    from types import SimpleNamespace
+
+    test = RangeTest(rates, stop_factor, smoothing)
+    trainer = SimpleNamespace(stop_training=False, optimizer=SimpleNamespace(param_groups=[{"lr": None}]))
+    set_rates = []
+    for cost in costs:
+        test.on_step_end(trainer, cost)
+        set_rates.append(trainer.optimizer.param_groups[0]["lr"])
+        if trainer.stop_training:
+            break
+    return test, set_rates, trainer.stop_training
+
+
+@pytest.mark.parametrize("costs, stop_factor, smoothing, stopped, steps", [
+    ([1.0, 10.0, 1.0], 4.0, 0.0, "stop_factor", 2),  # (from the second step on)
+    ([1.0, 4.0, 1.0], 4.0, 0.0, "steps", 3),  # (above stop_factor × the lowest, not at it)
+    ([10.0, 1.0, 1.0, 5.0, 1.0], 4.0, 0.0, "stop_factor", 4),  # (× the lowest so far, not the first)
+    ([1.0, 1.0, 1.0, 10.0, 1.0], 4.0, 0.9, "steps", 5),  # (the smoothed loss, 3.6, not the step cost)
+    ([1.0, 1.0, 1.0, 30.0], 4.0, 0.9, "stop_factor", 4),  # (smoothed: 9.3)
+    ([1.0, math.inf, 1.0], math.inf, 0.0, "diverged", 2),
+    ([math.inf, 1.0], 4.0, 0.0, "diverged", 1),
+    ([1.0, math.nan, 1.0], 4.0, 0.9, "diverged", 2),
+    ([3.0, 2.0, 1.0], math.inf, 0.0, "steps", 3),
+])
+def test_the_range_test_stops_where_its_smoothed_loss_says(costs, stop_factor, smoothing, stopped, steps):
+    """After step k it stops at a smoothed loss not finite ("diverged"), or above stop_factor × the lowest so
+    far from the second step on ("stop_factor"), or after the last rate ("steps"); else it sets rates[k + 1]."""
+    rates = np.geomspace(1e-3, 1.0, len(costs))
+    test, set_rates, stop = steps_of(costs, stop_factor, smoothing, rates)
+    assert (test.stopped, len(test.costs)) == (stopped, steps) and stop
+    # (after each step but the last, the next step's rate; none set after the step that stops)
+    assert set_rates == [*rates[1:steps], rates[steps - 1] if steps > 1 else None]
+    result = test.result("exponential")
+    assert result.stopped == stopped and np.array_equal(result.lrs, rates[:steps])
+    np.testing.assert_allclose(result.losses[np.isfinite(result.losses)],
+                               ewa(result.costs, smoothing)[np.isfinite(result.losses)], rtol=1e-12)
+
+
+def falls(n):
+    """A smoothed loss of n steps falling ever more slowly after `SKIP_FIRST`: its steepest descent at the
+    first point a suggestion reads, 100 − (k − 10) + 0.01·(k − 10)²."""
+    k = np.arange(n, dtype=np.float64)
+    return 100.0 - (k - SKIP_FIRST) + 0.01 * (k - SKIP_FIRST) ** 2
+
+
+@pytest.mark.parametrize("mode", ["exponential", "linear"])
+@pytest.mark.parametrize("n", [SKIP_FIRST + 3, SKIP_FIRST + 8, 40, 100])
+def test_the_suggestion_leaves_out_the_last_point_and_reads_finite_losses_only(mode, n):
+    """A fall at the last point (a stop's last step) is left out; so are losses that are not finite
+    (a suggestion over the finite ones); one finite point, or a flat loss, has no descent to suggest."""
+    lrs = sweep_rates(1e-4, 1.0, n, mode)
+    expected = lrs[SKIP_FIRST]
+    # (linear: falling in lr ever more slowly, steepest at its first point read, as in log10 lr at its last)
+    losses = falls(n) if mode == "exponential" else 100.0 - lrs * (1.0 - 0.1 * lrs)
+    assert steepest_descent(lrs, losses, mode) == (expected, "")
+    dropped = losses.copy()
+    dropped[-1] -= 1e6  # (the last point: steepest by far, left out)
+    assert steepest_descent(lrs, dropped, mode) == (expected, "")
+    if n > SKIP_FIRST + 4:
+        gaps = losses.copy()
+        gaps[SKIP_FIRST + 1:-2:2] = np.nan  # (not finite: left out; the slopes of the rest)
+        suggestion, why = steepest_descent(lrs, gaps, mode)
+        assert suggestion == expected and why == "", (suggestion, why)
+    one = np.full(n, np.nan)
+    one[SKIP_FIRST] = 1.0
+    assert steepest_descent(lrs, one, mode) == (None, TOO_FEW_POINTS)
+    assert why_none_said(TOO_FEW_POINTS, one) == (
+        f"1 finite smoothed losses past the first {SKIP_FIRST} steps and before the last, and a slope needs 2: give "
+        "more steps (or a larger stop_factor)")
+    even = np.arange(1, n + 1) / 8  # (spaced exactly: a flat loss's slopes are 0, not rounding's ± 1e-17)
+    assert steepest_descent(even, np.full(n, 2.0), "linear") == (None, NEVER_FELL)
+
+
+def test_the_plot_marks_the_suggestion_on_the_smoothed_loss():
+    pytest.importorskip("matplotlib")
+    n = 40
+    lrs = sweep_rates(1e-4, 1.0, n, "exponential")
+    costs = falls(n) + np.random.default_rng(0).random(n)
+    result = LRFindResult(lrs, falls(n), costs, "exponential", "steps")
+    ax = result.plot().axes[0]
+    at = SKIP_FIRST
+    assert result.suggestion == lrs[at]
+    assert (ax.lines[2].get_xdata()[0], ax.lines[2].get_ydata()[0]) == (lrs[at], result.losses[at])
+    np.testing.assert_array_equal(ax.lines[0].get_ydata(), costs)
+
+
+def test_a_key_and_feature_names_of_the_user_s_own_are_put_back():
+    """A dropout key the user gave (a loop of one's own draws masks from it) and the columns of the frame the
+    model was fitted on: the finder's fit (its keys, an array's no names) leaves them as they were."""
+    pd = pytest.importorskip("pandas")
+    s = moons()
+    trainer = moons_trainer()
+    frame = pd.DataFrame(s.X_train, columns=["a", "b"])
+    trainer.fit(frame, s.y_train)
+    trainer.model.set_random_key(7, step=3)
+    trainer.model.load_state_dict(trainer.model.state_dict())  # (a load of the user's: EarlyStopping counts them)
+    before = everything(trainer)
+    assert before["model attributes"]["_state_loads"] == 1
+    assert before["model attributes"]["feature_names_in_"] == ("a", "b")
+    assert any(key is not None for _, key, _ in before["keys"])
+    lr_find(trainer, s.X_train, s.y_train, steps=30)
+    assert_same(before, everything(trainer))
+    fresh = moons_trainer()  # (and no names where it had none: a frame's fit sets them)
+    before = everything(fresh)
+    lr_find(fresh, frame, s.y_train, steps=30)
+    assert_same(before, everything(fresh))
+
+
+def test_two_steps_are_the_fewest_a_sweep_takes():
+    """steps ≥ 2: its two rates are min_lr and max_lr (too few points past the first ones to suggest one)."""
+    X, y, _ = regression(10, m=512)
+    with pytest.warns(UserWarning, match="lr_find: no suggestion"):
+        result = lr_find(regression_trainer(10), X, y, min_lr=1e-3, max_lr=1e-2, steps=2)
+    assert result.lrs.tolist() == [1e-3, 1e-2] and result.stopped == "steps"
+
+
+def test_smoothing_0_records_the_step_costs_themselves():
+    X, y, _ = regression(11, m=512)
+    result = lr_find(regression_trainer(11), X, y, min_lr=1e-4, max_lr=1e-1, steps=20, smoothing=0.0)
+    assert result.stopped == "steps" and np.array_equal(result.losses, result.costs)
+
+
+def test_the_finder_trains_with_the_trainer_s_settings():
+    """The finder's `Trainer` takes the given one's model, loss, optimizer, L2, L1, batch size, augmentation,
+    seed and capture, and as many epochs as steps (where the batch size is the whole set's: a batch an epoch)."""
+    X, y, _ = regression(12, m=256)
+
+    def augment(Xb, rng):
+        return Xb + 0.01 * rng.standard_normal(Xb.shape).astype(Xb.dtype)
+
+    trainer = regression_trainer(12, l2=0.01, l1=0.001, augment=augment, capture=False)
+    seen = []
+    on_step_end = RangeTest.on_step_end
+
+    def recorded(self, finder, cost):
+        seen.append(finder)
+        on_step_end(self, finder, cost)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(RangeTest, "on_step_end", recorded)
+        result = lr_find(trainer, X, y, min_lr=1e-4, max_lr=1e-2, steps=25)
+    finder = seen[0]
+    assert finder is not trainer and all(f is finder for f in seen)
+    assert (finder.model, finder.loss, finder.optimizer) == (trainer.model, trainer.loss, trainer.optimizer)
+    settings = ("l2", "l1", "batch_size", "augment", "seed", "capture")
+    assert {k: getattr(finder, k) for k in settings} == {k: getattr(trainer, k) for k in settings}
+    assert result.stopped == "steps" and len(result.lrs) == 25  # (one batch an epoch: 25 epochs)
+
+
+def test_a_schedule_is_not_warned_of_where_there_is_no_suggestion():
+    X, y, _ = regression(13, m=512)
+    trainer = regression_trainer(13, schedule=xdl.optim.schedules.inverse_time(0.01, decay_rate=0.1), epochs=10)
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        lr_find(trainer, X, y, steps=5)
+    assert [str(w.message).split(":")[1] for w in said] == [" no suggestion"]
+
+
+def test_the_readme_says_lr_find_s_defaults():
+    """README's sentence on lr_find gives its defaults as its signature has them (min_lr, max_lr, mode,
+    smoothing, stop_factor by name; steps as "trains 100 batches")."""
+    import inspect
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    sentence = " ".join(readme.split("`xdl.train.lr_find(trainer, X, y)`", 1)[1].split("\n\n", 1)[0].split())
+    defaults = {name: p.default for name, p in inspect.signature(lr_find).parameters.items()
+                if p.default is not p.empty}
+    # (the sentence names peers' settings too, Lightning's `update_attr=True`: lr_find's own are compared)
+    said = {k: v for k, v in re.findall(r"`(\w+)=([^`]+)`", sentence) if k in defaults}
+    assert {k: repr(defaults[k]) if isinstance(defaults[k], str) else float(defaults[k]) for k in said} == \
+        {k: v.replace('"', "'") if v.startswith('"') else float(v) for k, v in said.items()}
+    assert set(said) == set(defaults) - {"steps"} and f"trains {defaults['steps']} batches" in sentence

@@ -271,3 +271,52 @@ def test_architecture_names_every_command_built_from_train_config_s_options():
     commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
     reading = [name for name, sub in commands.items() if any("--config" in a.option_strings for a in sub._actions)]
     assert "lr-find" in reading and [name for name in reading if f"xdl {name}" not in entry] == [], entry
+
+
+def test_the_run_s_options_refused_are_those_the_range_test_has_no_use_for():
+    """Each of xdl train's options that would be ignored here (its epochs, schedule, early stopping, plateau, dev
+    set's base error, progress bar, output and resume; its --lr, swept) is refused, not read in silence."""
+    assert set(LR_FIND_REFUSES) == {"epochs", "patience", "plateau_patience", "plateau_factor", "schedule",
+                                    "decay_rate", "decay_base", "decay_every", "decay_factor", "base_error",
+                                    "progress", "out", "checkpoint_every", "resume", "lr"}
+
+
+@pytest.mark.parametrize("argv", [["--resume"], ["--out"], ["--hidden", "8", "--epochs", "3", "4"]])
+def test_a_refused_flag_is_refused_whatever_values_follow_it(argv, capsys):
+    status, out, err = run(argv, capsys)
+    flag = next(word for word in argv if word in ("--resume", "--out", "--epochs"))
+    assert status == 1 and out == "" and err.startswith(f"xdl lr-find: error: {flag} is xdl train's"), err
+
+
+def test_an_optimizer_s_flag_its_optimizer_does_not_read_is_refused(capsys):
+    status, out, err = run([*FAST, "--optimizer", "sgd", "--beta2", "0.9"], capsys)
+    assert status == 1 and out == "" and "--beta2 is not read by --optimizer sgd" in err, err
+
+
+def test_the_table_shows_every_ceil_n_over_10_th_step_the_last_and_the_suggestion_s_smoothed_loss(capsys, monkeypatch):
+    """Of n = 25 steps: every 3rd (⌈25/10⌉) from the first, the last and the suggestion's, with the step's rate
+    and smoothed loss (not the step cost)."""
+    n = 25
+    lrs, losses = np.geomspace(1e-5, 1.0, n), np.linspace(3.0, 1.0, n) ** 2
+    losses[17] -= 0.5  # (the steepest descent: at step 17, 0-based 16 or 17)
+    found = LRFindResult(lrs, losses, losses + 10.0, "exponential", "steps")
+    monkeypatch.setattr(LR_FIND, "lr_find", functools.wraps(LR_FIND.lr_find)(lambda *args, **kwargs: found))
+    status, out, err = run([*FAST, "--steps", str(n)], capsys)
+    assert status == 0, err
+    table = re.findall(r"^ +(\d+) +(\S+) +(\S+)(  ← suggestion)?$", out, re.M)
+    at = int(np.flatnonzero(lrs == found.suggestion)[0])
+    assert [int(row[0]) for row in table] == sorted({*range(1, n + 1, 3), n, at + 1})
+    for step, lr, loss, marked in table:
+        assert (float(lr), float(loss)) == (float(f"{lrs[int(step) - 1]:.3g}"), float(f"{losses[int(step) - 1]:.4g}"))
+        assert bool(marked) == (int(step) == at + 1)
+
+
+def test_the_train_command_gives_the_switches_typed_off_as_off(capsys, monkeypatch):
+    found = LRFindResult(np.geomspace(1e-5, 1, 20), np.linspace(2, 1, 20) ** 2, np.linspace(2, 1, 20), "exponential",
+                         "steps")
+    monkeypatch.setattr(LR_FIND, "lr_find", functools.wraps(LR_FIND.lr_find)(lambda *args, **kwargs: found))
+    status, out, err = run(["--dataset", "digits", "--hidden", "8", "4", "--no-batch-norm", "--augment-flip",
+                            "--steps", "20"], capsys)
+    assert status == 0, err
+    assert out.strip().splitlines()[-1].strip() == \
+        f"xdl train --dataset digits --hidden 8 4 --no-batch-norm --augment-flip --lr {found.suggestion:.3g}", out

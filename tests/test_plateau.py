@@ -474,3 +474,19 @@ def test_a_resume_says_the_control_files_rate_goes_on_only_where_no_plateau_lowe
     said = [note for note in notes if "goes on" in note]
     assert said == (["the rate control.toml set goes on: lr = 0.04, in place of the options' lr and schedule"]
                     if goes_on else [])
+
+
+def test_a_plateau_after_other_callbacks_is_checked_too():
+    """Every callback's check_fits is asked, not only the first's: a plateau listed after early stopping and a
+    checkpoint is refused with an epoch schedule as one listed alone, and with fit_many."""
+    from xdl.train import EarlyStopping
+
+    s = moons()
+    trainer = trainer_for([EarlyStopping(patience=3), Callback(), ReduceLROnPlateau()],
+                          schedule=schedules.exponential(0.05, base=0.9))
+    with pytest.raises(ValueError, match="ReduceLROnPlateau: the trainer has an epoch schedule"):
+        trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    assert trainer.epoch == 0 and trainer.step == 0
+    configs = [TrainConfig(lr=lr, epochs=2, patience=0, hidden=[8]) for lr in (1e-2, 3e-2)]
+    with pytest.raises(ValueError, match="ReduceLROnPlateau sets one model's rate"):
+        fit_many(configs, s.X_train, s.y_train, dev=(s.X_dev, s.y_dev), callbacks=[Callback(), ReduceLROnPlateau()])

@@ -1021,3 +1021,33 @@ def test_adaptive_and_the_plateau_agree_on_a_flat_plateau_only_as_the_docs_say(n
     for text in (readme, " ".join(MLPClassifier.__doc__.split())):
         assert re.search(r"plateau_factor ?= ?0\.2`?,? on a flat plateau \((its|scikit-learn's) best follows every "
                          r"fall", text), text[:200]
+
+
+def test_partial_fit_goes_on_with_the_optimizer_whatever_the_plateau_s_factor_or_an_older_pickle_s_options():
+    """The plateau's factor changed after fit (set_params) is nothing a stream reads: partial_fit goes on with
+    fit's trainer; and a pickle of an xdl whose trainer's options lacked those added since (l1, max_grad_norm:
+    `ADDED_OPTIONS`, at the values it trained with) goes on with its optimizer too."""
+    X, y = labelled_moons()
+    clf = MLPClassifier(hidden=(8,), optimizer="momentum", lr=0.1, epochs=3, plateau_patience=1, plateau_factor=0.5,
+                        backend="numpy").fit(X, y)
+    trainer, steps = clf.trainer_, clf.trainer_.optimizer.t
+    state = clf.__getstate__()
+    added_since = ("l1", "max_grad_norm")  # (an older xdl's trainer options lack them)
+    state["_trainer_options_"] = {k: v for k, v in state["_trainer_options_"].items() if k not in added_since}
+    clf.set_params(plateau_factor=0.3)
+    assert clf.partial_fit(X, y).trainer_ is trainer and trainer.optimizer.t > steps
+    older = MLPClassifier.__new__(MLPClassifier)
+    older.__setstate__(pickle.loads(pickle.dumps(state)))
+    assert older.partial_fit(X, y).trainer_.optimizer.t == trainer.optimizer.t
+
+
+def test_the_plateau_s_defaults_are_xdl_train_s_and_the_callback_s():
+    """plateau_patience 0 (off) and plateau_factor 0.1, as TrainConfig's and ReduceLROnPlateau's factor."""
+    import inspect
+
+    from xdl.config import TrainConfig
+    from xdl.train import ReduceLROnPlateau
+
+    clf = MLPClassifier()
+    assert (clf.plateau_patience, clf.plateau_factor) == (TrainConfig().plateau_patience, TrainConfig().plateau_factor)
+    assert clf.plateau_factor == inspect.signature(ReduceLROnPlateau).parameters["factor"].default
