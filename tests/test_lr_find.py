@@ -3,10 +3,12 @@ problems whose stable rates are known, its early stop, what it puts back (bit fo
 and its refusals — through the public API."""
 
 import copy
+import importlib
 import itertools
 import math
 import os
 import signal
+import threading
 import warnings
 
 import numpy as np
@@ -20,6 +22,8 @@ from xdl.losses import MeanSquaredError, SoftmaxCrossEntropy
 from xdl.train import Interrupted, LRFindResult, Trainer, lr_find
 from xdl.train.lr_find import (NEVER_FELL, SKIP_FIRST, TOO_FEW_POINTS, RangeTest, steepest_descent, sweep_rates,
                                  why_none_said)
+
+lr_find_module = importlib.import_module("xdl.train.lr_find")  # (xdl.train.lr_find is the function)
 
 
 def regression(seed, m=2048, n=8):
@@ -225,6 +229,54 @@ def test_ctrl_c_in_the_middle_puts_everything_back(monkeypatch, how):
     monkeypatch.setattr(RangeTest, "on_step_end", interrupted)
     with pytest.raises(Interrupted if how == "SIGINT" else KeyboardInterrupt):
         lr_find(trainer, s.X_train, s.y_train)
+    assert_same(before, everything(trainer))
+
+
+def test_ctrl_c_as_the_state_is_put_back_waits_for_the_end_of_it(monkeypatch):
+    """A Ctrl-C that lands in `KeptState.put_back` — the sweep's fit had given the handlers back — is raised
+    once everything is back: in its middle, the generator, the dropout keys and the model's attributes stayed
+    the finder's (a drawn seed moved, a state load counted that EarlyStopping reads as the user's)."""
+    s = moons()
+    trainer = moons_trainer(trainer_seed=None)
+    before = everything(trainer)
+    restore_modes = lr_find_module.restore_modes
+
+    def interrupted(modes):
+        os.kill(os.getpid(), signal.SIGINT)
+        restore_modes(modes)
+
+    monkeypatch.setattr(lr_find_module, "restore_modes", interrupted)
+    with pytest.raises(KeyboardInterrupt) as interrupt:
+        lr_find(trainer, s.X_train, s.y_train, steps=20)
+    assert_same(before, everything(trainer))
+    assert "SIGINT as the sweep's state was put back" in str(interrupt.value)
+
+
+def test_a_fit_of_the_trainer_from_another_thread_during_the_sweep_is_refused_and_loses_nothing(monkeypatch):
+    """A background thread's fit of the trainer while lr_find sweeps it is refused, as a second fit of a
+    fitting trainer is: it trained the model beside the sweep, and its epochs were then put back under the
+    history's records of them (its work lost, the history saying it was done)."""
+    s = moons()
+    trainer = moons_trainer()
+    before = everything(trainer)
+    on_step_end, refusals = RangeTest.on_step_end, []
+
+    def fit():
+        try:
+            trainer.fit(s.X_train, s.y_train)
+        except RuntimeError as e:
+            refusals.append(str(e))
+
+    def fit_from_another_thread(self, finder, cost):
+        on_step_end(self, finder, cost)
+        if len(self.costs) == 5:
+            thread = threading.Thread(target=fit)
+            thread.start()
+            thread.join()
+
+    monkeypatch.setattr(RangeTest, "on_step_end", fit_from_another_thread)
+    lr_find(trainer, s.X_train, s.y_train, min_lr=1e-5, max_lr=1.0, steps=30)
+    assert len(refusals) == 1 and "fitting already" in refusals[0]
     assert_same(before, everything(trainer))
 
 

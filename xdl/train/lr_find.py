@@ -24,7 +24,8 @@ from xdl.ewa import EWA
 from xdl.nn.module import Module, modes_of, restore_modes
 from xdl.optim.optimizer import check_rate, rates_of_their_own
 from xdl.train.callback import Callback
-from xdl.train.fit_guards import fitting_now
+from xdl.train.fit_guards import FITTING, FitClaim, fitting_now, take_fit
+from xdl.train.interrupt import SignalFlag
 from xdl.train.trainer import Trainer
 
 __all__ = ["LRFindResult", "lr_find"]
@@ -296,6 +297,32 @@ def _warn_epoch_schedule(trainer: Trainer) -> None:
                     "xdl.optim.schedules.inverse_time(found.suggestion, decay_rate=…), say")
 
 
+def _sweep(trainer: Trainer, finder: Trainer, test: RangeTest, X, y, mode: str) -> LRFindResult:
+    """``finder``'s fit of ``X`` and ``y`` with ``test``, its range test, from ``test.rates[0]`` on, and what
+    it shares with ``trainer`` put back however it ends (`KeptState`): the sweep's `LRFindResult`."""
+    kept = KeptState(trainer)
+    try:
+        set_every_rate(trainer.optimizer, test.rates[0])
+        finder.fit(X, y)
+        return test.result(mode)
+    except FloatingPointError:
+        if not test.costs:  # (the starting weights', said by the trainer's error: no rate tried yet)
+            raise
+        return test.result(mode, "diverged")
+    finally:
+        _put_back_whole(kept)
+
+
+def _put_back_whole(kept: KeptState) -> None:
+    """``kept.put_back()`` with Ctrl-C and SIGTERM held until it is done (`SignalFlag`), then raised as
+    KeyboardInterrupt: one in its middle — the sweep's fit had put the handlers back — left the state part
+    the finder's (its weights written back, the optimizer's state, the generator or the dropout keys not)."""
+    with SignalFlag() as signals:
+        kept.put_back()
+    if signals.received:
+        raise KeyboardInterrupt(f"lr_find: {signals.received} as the sweep's state was put back (it was, whole)")
+
+
 def lr_find(trainer: Trainer, X, y, *, min_lr: float = 1e-7, max_lr: float = 1.0, steps: int = 100,
             mode: str = "exponential", stop_factor: float = 4.0, smoothing: float = 0.98) -> LRFindResult:
     """The learning-rate range test on ``trainer``'s model, loss and optimizer: train ``steps`` mini-batches
@@ -311,12 +338,13 @@ def lr_find(trainer: Trainer, X, y, *, min_lr: float = 1e-7, max_lr: float = 1.0
     The trainer's run is not touched (its history, position, callbacks: the finder's steps are a
     `Trainer` of their own, with only its `RangeTest`), and what it shares with them is put back bit for bit
     however the sweep ends — at its steps, at its stop, diverged, by an error or by Ctrl-C (`Interrupted`
-    goes on): the model's weights, batch-norm statistics, modes and dropout keys, the optimizer's state, step
-    count, rates, per-step schedules and settings, and `xdl.seed`'s generator (`KeptState`). A run that
-    diverges (a step's cost not finite, or the trainer's divergence rule) ends the sweep at the steps before
-    it; one diverging at its first step — the model's starting weights, no rate's doing — raises. Refused,
-    naming the argument, before any work: a bad value, an optimizer whose groups have rates of their own (the
-    test sets them alike), a trainer fitting now."""
+    goes on; one as it puts back waits for its end): the model's weights, batch-norm statistics, modes and
+    dropout keys, the optimizer's state, step count, rates, per-step schedules and settings, and `xdl.seed`'s
+    generator (`KeptState`); the trainer is held as a fit holds it, and a fit of it meanwhile (another
+    thread's) is refused. A run that diverges (a step's cost not finite, or the trainer's divergence rule) ends
+    the sweep at the steps before it; one diverging at its first step — the model's starting weights, no rate's
+    doing — raises. Refused, naming the argument, before any work: a bad value, an optimizer whose groups have
+    rates of their own (the test sets them alike), a trainer fitting now."""
     min_lr, max_lr, steps, stop_factor, smoothing = _check_arguments(trainer, min_lr, max_lr, steps, mode,
                                                                      stop_factor, smoothing)
     rates = sweep_rates(min_lr, max_lr, steps, mode)
@@ -324,17 +352,14 @@ def lr_find(trainer: Trainer, X, y, *, min_lr: float = 1e-7, max_lr: float = 1.0
     finder = Trainer(trainer.model, trainer.loss, trainer.optimizer, l2=trainer.l2, l1=trainer.l1,
                      batch_size=trainer.batch_size, epochs=steps, callbacks=[test], augment=trainer.augment,
                      seed=trainer.seed, eval_train=False, progress=False, capture=trainer.capture)
-    kept = KeptState(trainer)
+    # the given trainer claimed as a fit claims it (`take_fit`): a fit of it from another thread meanwhile trained
+    # the model beside the sweep, and its epochs were then put back under its history's records (its work lost)
+    claim = FitClaim(trainer)
     try:
-        set_every_rate(trainer.optimizer, rates[0])
-        finder.fit(X, y)
-        result = test.result(mode)
-    except FloatingPointError:
-        if not test.costs:  # (the starting weights', said by the trainer's error: no rate tried yet)
-            raise
-        result = test.result(mode, "diverged")
+        take_fit(claim, "trainer", "Trainer")
+        result = _sweep(trainer, finder, test, X, y, mode)
     finally:
-        kept.put_back()
+        FITTING.discard(claim)  # (first, one call: no interrupt between the sweep's end and it, `FitClaim`)
     if result.suggestion is None:
         warn_caller(f"lr_find: no suggestion: {result.why_none}")
     else:
