@@ -576,6 +576,38 @@ def test_build_trainer_refuses_a_precision_the_gpu_would_not_train_at(backend, t
     assert "precision is" not in capsys.readouterr().err
 
 
+def test_build_trainers_checkpoints_record_the_precision_it_trains_at(backend, tmp_path):
+    """A Trainer built from a config at the default under a tf32 GPU backend trained at tf32 and its checkpoints'
+    options (run_info) said float32. They record the precision it trains at: the backend's on a GPU, the config's
+    own on the CPU (exact float32) — as xdl train, which sets the backend's from its --precision, records it."""
+    import itertools
+
+    from xdl.backend import PRECISIONS
+    from xdl.serialization import read_extra
+    from xdl.train import Checkpoint
+
+    X, y = xdl.datasets.load("moons")
+    cases = 0
+    for theirs, mine in itertools.product(PRECISIONS, PRECISIONS):
+        if backend.device_type == "cuda" and mine not in ("float32", theirs):
+            continue  # (refused: test_build_trainer_refuses_a_precision_the_gpu_would_not_train_at)
+        config = TrainConfig(dataset="moons", hidden=[8], epochs=1, patience=0, progress=False, precision=mine)
+        recorded = theirs if backend.device_type == "cuda" else mine
+        with xdl.use(backend.name, precision=theirs):
+            trainer = config.build_trainer(config.build_model(2, 2), callbacks=[Checkpoint(tmp_path / f"{cases}")])
+            trainer.fit(X[:64], y[:64])
+        assert trainer.run_info["config"] == dataclasses.asdict(dataclasses.replace(config, precision=recorded))
+        assert read_extra(tmp_path / f"{cases}" / "checkpoint.npz")[0]["run_info"]["config"]["precision"] == recorded
+        assert config.precision == mine
+        cases += 1
+    assert cases == (3 if backend.device_type == "cuda" else 4)
+    for precision in PRECISIONS:  # xdl train's: the backend's set from its config's
+        out = tmp_path / f"run-{precision}"
+        assert main(["train", "--dataset", "moons", "--hidden", "8", "--epochs", "1", "--no-progress", "--backend",
+                     backend.name, "--precision", precision, "--out", str(out)]) == 0
+        assert read_extra(out / "checkpoints" / "checkpoint.npz")[0]["run_info"]["config"]["precision"] == precision
+
+
 def test_the_run_says_once_how_its_steps_run(tmp_path, capsys):
     assert main(["train", *FAST, "--backend", "numpy", "--out", str(tmp_path / "a")]) == 0
     out = capsys.readouterr().out

@@ -1870,6 +1870,58 @@ def test_a_configs_precision_is_refused_where_it_is_not_the_backends_on_a_gpu():
     assert cases == 16
 
 
+def test_a_config_at_the_precision_in_use_is_the_one_it_trains_at():
+    """What a run records of a config (`at_precision_in_use`): on a GPU the backend's precision, the one its
+    products are computed at (a config at the default, float32, takes the backend's; another is refused, as by
+    check_precision_in_use); on the CPU, exact float32 whatever is set, the config itself (as xdl train records its
+    --precision there). The config given is left as it was."""
+    import itertools
+    import types
+
+    from xdl.backend import PRECISIONS
+
+    cases = 0
+    for device, theirs, mine in itertools.product(("cpu", "cuda"), PRECISIONS, PRECISIONS):
+        backend = types.SimpleNamespace(device_type=device, name="cupy", precision=theirs)
+        config = small(precision=mine)
+        if device == "cuda" and mine not in ("float32", theirs):
+            with pytest.raises(ValueError, match=r"^configs\[1\]\.precision is 'tf32', but fit_many trains at"):
+                config.at_precision_in_use(backend, "configs[1]", "fit_many")
+        else:
+            trained = config.at_precision_in_use(backend, "configs[1]", "fit_many")
+            assert trained.precision == (theirs if device == "cuda" else mine)
+            assert dataclasses.replace(trained, precision=mine) == config  # (nothing else differs)
+        assert config.precision == mine
+        cases += 1
+    assert cases == 8
+
+
+@pytest.mark.parametrize("backend_precision", ["float32", "tf32"])
+def test_results_and_checkpoints_record_the_precision_the_batch_trained_at(backend, digits, tmp_path,
+                                                                          backend_precision):
+    """fit_many under xdl.use('cupy', precision='tf32') trained a config at the default at tf32, and its results'
+    configs and its checkpoint's said float32: xdl train --config of such a config reproduced it at float32. They
+    record the precision the batch trained at: the backend's on a GPU, the config's own on the CPU (exact float32
+    whatever it says). The configs given are left as they were; a resume of the batch under the same backend is
+    taken."""
+    from xdl.serialization import read_extra
+
+    X, y, dev = digits
+    X, y = X[:64], y[:64]
+    configs = [small(seed=k, epochs=1, hidden=[8]) for k in range(2)]
+    recorded = backend_precision if backend.device_type == "cuda" else "float32"
+    with xdl.use(backend, precision=backend_precision):
+        results = fit_many(configs, X, y, dev=dev, callbacks=[Checkpoint(tmp_path)])
+        assert [r.config.precision for r in results] == [recorded] * 2
+        saved = read_extra(tmp_path / "checkpoint.npz")[0]["provenance"]["configs"]
+        assert [c["precision"] for c in saved] == [recorded] * 2
+        again = fit_many([small(seed=k, epochs=2, hidden=[8]) for k in range(2)], X, y, dev=dev,
+                         callbacks=[Checkpoint(tmp_path)], resume=tmp_path)
+        assert [r.config.precision for r in again] == [recorded] * 2
+    assert [c.precision for c in configs] == ["float32"] * 2
+    assert [dataclasses.replace(r.config, precision="float32") for r in results] == configs
+
+
 @pytest.mark.parametrize("backend_precision", ["float32", "tf32"])
 def test_fit_many_refuses_a_config_whose_precision_the_gpu_would_not_train_at(backend, digits, backend_precision):
     """fit_many trained a config of precision tf32 at the backend's float32, unsaid: refused on a GPU before

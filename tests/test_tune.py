@@ -2625,3 +2625,80 @@ def test_a_base_precision_other_than_the_backends_is_refused_on_a_gpu_before_any
                 assert not directory.exists()
             else:
                 assert len(tune(X, y, dev, {"lr": {"choice": [1e-3, 1e-2]}}, **search).trials) == 2
+
+
+def _recorded_precision(backend, backend_precision: str, base_precision: str = "float32") -> str:
+    """The precision a search records: the backend's on a GPU, the base's own on the CPU (exact float32)."""
+    return backend_precision if backend.device_type == "cuda" else base_precision
+
+
+@pytest.mark.parametrize("execution", ["sequential", "batched"])
+def test_a_search_records_the_precision_its_trials_trained_at(backend, data, tmp_path, execution):
+    """Under xdl.use('cupy', precision='tf32') a search of a base at the default trained every trial at tf32 and
+    recorded float32 — in trials.json, best.toml (xdl train --config reproduced it at float32) and best_config —,
+    and a resume under a float32 backend was taken, mixing precisions. The study records the precision its trials
+    trained at: the backend's on a GPU, the base's own on the CPU (where best.toml stays as it was); a resume at
+    another precision is refused on a GPU, and at the same one taken."""
+    from xdl.tune import Study
+
+    X, y, dev = data
+    space, cases = {"lr": {"choice": [1e-3, 1e-2]}}, 0
+    for base_precision in ("float32", "tf32"):
+        base = dataclasses.replace(BASE, epochs=1, precision=base_precision)
+        for backend_precision in ("float32", "tf32"):
+            if backend.device_type == "cuda" and base_precision not in ("float32", backend_precision):
+                continue  # (refused: test_a_base_precision_other_than_the_backends_is_refused_on_a_gpu_…)
+            directory = tmp_path / f"{base_precision}-{backend_precision}"
+            recorded = _recorded_precision(backend, backend_precision, base_precision)
+            search = dict(trials=2, strategy="grid", execution=execution, base=base, directory=directory)
+            with xdl.use(backend, precision=backend_precision):
+                study = tune(X, y, dev, space, **search)
+                study.write_best()
+            meta = json.loads((directory / "trials.json").read_text())["meta"]
+            assert (meta["base"]["precision"], meta["precision"]) == (recorded, recorded)
+            assert f'\nprecision = "{recorded}"\n' in (directory / "best.toml").read_text()
+            assert study.best_config().precision == Study.load(directory).best_config().precision == recorded
+            other = "float32" if backend_precision == "tf32" else "tf32"
+            with xdl.use(backend, precision=other):
+                if backend.device_type == "cuda" and base_precision == "float32":
+                    with pytest.raises(ValueError, match=rf"was made with base\.precision '{recorded}', this one has "
+                                                         rf"'{other}'"):
+                        tune(X, y, dev, space, **search, resume=True)
+                elif backend.device_type == "cpu":
+                    assert len(tune(X, y, dev, space, **search, resume=True).trials) == 2  # (exact float32 both)
+            with xdl.use(backend, precision=backend_precision):  # (the base as recorded, or as given)
+                for given in (base, dataclasses.replace(base, precision=recorded)):
+                    assert len(tune(X, y, dev, space, **{**search, "base": given}, resume=True).trials) == 2
+            cases += 1
+    assert cases == (3 if backend.device_type == "cuda" else 4)
+
+
+def test_a_study_of_an_older_xdl_resumes_as_it_did(backend, data, tmp_path):
+    """A study saved by an xdl before the precision its trials trained at was recorded holds its base's as given
+    (float32, the default, where a search under a tf32 GPU trained at tf32) and no "precision" in its meta: it
+    resumes as it did, compared with the base's precision as given; from then on it records the one it trains at,
+    and a resume at another precision is refused on a GPU."""
+    X, y, dev = data
+    space = {"lr": {"choice": [1e-3, 1e-2, 3e-2]}}
+    directory = tmp_path / "study"
+    search = dict(strategy="random", execution="batched", base=dataclasses.replace(BASE, epochs=1),
+                  directory=directory)  # (random: a resume may ask for more trials)
+    with xdl.use(backend, precision="tf32"):
+        tune(X, y, dev, space, trials=2, **search)
+    path = directory / "trials.json"
+    saved = json.loads(path.read_text())
+    del saved["meta"]["precision"]
+    saved["meta"]["base"]["precision"] = "float32"  # (as the older xdl recorded it)
+    path.write_text(json.dumps(saved))
+    recorded = _recorded_precision(backend, "tf32")
+    with xdl.use(backend, precision="tf32"):
+        study = tune(X, y, dev, space, trials=3, **search, resume=True)
+    assert len(study.trials) == 3
+    meta = json.loads(path.read_text())["meta"]
+    assert (meta["base"]["precision"], meta["precision"]) == (recorded, recorded)
+    with xdl.use(backend, precision="float32"):
+        if backend.device_type == "cuda":
+            with pytest.raises(ValueError, match=r"was made with base\.precision 'tf32', this one has 'float32'"):
+                tune(X, y, dev, space, trials=3, **search, resume=True)
+        else:
+            assert len(tune(X, y, dev, space, trials=3, **search, resume=True).trials) == 3

@@ -57,7 +57,7 @@ MAX_WIDTH = 2**20  # a hidden layer's units at most (2**20 × 2**20 float32 weig
 # Options that describe a command line's run (where and how it runs, what it shows), not a model.
 RUN_OPTIONS = ("backend", "out", "checkpoint_every", "resume", "progress", "base_error", "capture")
 # a config's precision by default: a backend's own (exact float32), and one that a batch or a search takes as the
-# backend's in use, whatever that is (`TrainConfig.check_precision_in_use`)
+# backend's in use, whatever that is (`TrainConfig.check_precision_in_use`), and records as that (`at_precision_in_use`)
 DEFAULT_PRECISION = "float32"
 # Options a --resume may change: the rest describe the run and must match its checkpoint.
 RESUME_MAY_CHANGE = ("epochs", "patience", "plateau_patience", "plateau_factor", "base_error", "backend", "precision",
@@ -338,6 +338,16 @@ class TrainConfig:
                          f"xdl.use({backend.name!r}, precision={self.precision!r}) around the call (or leave "
                          f"precision at its default, {DEFAULT_PRECISION!r}: the backend's)")
 
+    def at_precision_in_use(self, backend, source: str, runner: str) -> TrainConfig:
+        """This config with the precision ``runner`` trains it at on ``backend``, which is what a run records of it
+        (a Result's config, a search's base and best.toml, a checkpoint's run_info): the backend's on a GPU (a
+        precision set here to another is refused, `check_precision_in_use`); on the CPU, where every precision is
+        exact float32, its own (as ``xdl train --precision tf32`` records it there, for a GPU to take)."""
+        self.check_precision_in_use(backend, source, runner)
+        if backend.device_type == "cpu" or self.precision == backend.precision:
+            return self
+        return dataclasses.replace(self, precision=backend.precision)
+
     # -- building -----------------------------------------------------------------------------
     @property
     def progress_bar(self) -> bool | None:
@@ -381,17 +391,18 @@ class TrainConfig:
         (``run_info``), so a resume can check them (`check_resume`). A Trainer's float32 matrix products take
         the precision of the backend in use (``xdl.use(..., precision=…)``, which xdl train sets from these
         options): a ``precision`` set here other than that of ``model``'s backend, on a GPU, is refused
-        (`check_precision_in_use`), as fit_many and tune refuse it; the default takes the backend's."""
+        (`check_precision_in_use`), as fit_many and tune refuse it; the default takes the backend's, and the
+        checkpoints' options record the one it trains at (`at_precision_in_use`)."""
         stopping = [EarlyStopping(patience=self.patience)] if self.patience else []
         plateau = [ReduceLROnPlateau(plateau_monitor, factor=self.plateau_factor, patience=self.plateau_patience)] \
             if self.plateau_patience else []
         trainer = Trainer(model, SoftmaxCrossEntropy(), self.build_optimizer(model), l2=self.l2, l1=self.l1,
                           batch_size=self.batch_size, epochs=self.epochs, schedule=self.build_schedule(),
                           callbacks=[*stopping, *plateau, *callbacks], augment=self.build_augment(), seed=self.seed,
-                          progress=self.progress_bar, run_info={"config": dataclasses.asdict(self)},
-                          capture="auto" if self.capture else False)
+                          progress=self.progress_bar, capture="auto" if self.capture else False)
         # (once the Trainer has checked its parts: the model's backend is then a Module's; nothing is changed yet)
-        self.check_precision_in_use(trainer.model.backend, "build_trainer: config", "its Trainer")
+        trained = self.at_precision_in_use(trainer.model.backend, "build_trainer: config", "its Trainer")
+        trainer.run_info = {"config": dataclasses.asdict(trained)}
         return trainer
 
     def check_resume(self, saved: dict, where: str, epochs_done: int, option=None, step: int = 0) -> None:

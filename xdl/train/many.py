@@ -245,7 +245,8 @@ def fit_many(configs, X, y, dev=None, seed: int = 0, dtype="float32", n_classes:
     (no pass over the training set: an epoch is its steps and the dev set's evaluation).
     The batch's float32 matrix products take the precision of the backend in use (``xdl.use(..., precision=…)``),
     not a config's: on a GPU a config whose precision is set to another than the backend's is refused before any
-    work, one left at the default (float32) takes the backend's (`TrainConfig.check_precision_in_use`).
+    work, one left at the default (float32) takes the backend's (`TrainConfig.check_precision_in_use`), and the
+    results' configs and the checkpoints record the precision it trained at (`TrainConfig.at_precision_in_use`).
     ``keras_options``: none is taken; a Keras option (``validation_data=``, ``epochs=``, …) is refused,
     saying where it is here, as by `Trainer.fit` (`KERAS_FIT_OPTIONS`), and so is a model's (``lr=``: each
     TrainConfig's) or a Lightning one (`BATCH_OPTIONS_ELSEWHERE`).
@@ -335,6 +336,7 @@ class ManyTrainer:
         check_distinct_callbacks(callbacks)
         self._captured = CapturedSteps(capture)  # the graphs of the captured steps (its backend: the model's)
         self.configs, self.seed, self.dtype, self.eval_train = configs, int(seed), dtype, bool(eval_train)
+        self._trained_configs = configs  # as each fit trains them: at the backend's precision (`at_precision_in_use`)
         self.callbacks = sorted(callbacks, key=lambda cb: cb.order)
         self.progress = progress
         self.batch_size = configs[0].batch_size
@@ -498,8 +500,7 @@ class ManyTrainer:
                              f"[0, {n_classes})")
         check_monitored(self.callbacks, dev, accuracy=True)
         backend = self.model.backend if self.model is not None else current_backend()  # (where the batch trains)
-        for k, c in enumerate(self.configs):
-            c.check_precision_in_use(backend, f"configs[{k}]", "fit_many")
+        trained = [c.at_precision_in_use(backend, f"configs[{k}]", "fit_many") for k, c in enumerate(self.configs)]
         check_callbacks_fit(self)  # (before the first fit builds the batch: self.model and self.optimizer None then)
         needs_dev = [k for k, c in enumerate(self.configs) if c.patience]
         if needs_dev and dev is None:
@@ -523,7 +524,8 @@ class ManyTrainer:
             self._build(X.shape[1], n_classes, standardize)
             self._built_with = built_with
         self._cost_limit = cost_limit(int(n_classes))  # (as a Trainer's of one model)
-        self._provenance = {"configs": [_described(c) for c in self.configs], "seed": self.seed,
+        self._trained_configs = trained  # what its results and checkpoints record
+        self._provenance = {"configs": [_described(c) for c in trained], "seed": self.seed,
                             "eval_train": self.eval_train, "callbacks": [type(cb).__name__ for cb in self.callbacks],
                             "dtype": str(self.dtype), "n_classes": int(n_classes), "standardize": built_with[1],
                             "data": data_digest(X.astype(self.dtype, copy=False), y),  # (the data as given)
@@ -914,7 +916,7 @@ class ManyTrainer:
         # one copy of the batch, for models still training (results asked mid-run): as it is, or at its last epoch's end
         now = getattr(self, "_good", None) if last_epoch else None
         out = []
-        for k, config in enumerate(self.configs):
+        for k, config in enumerate(self._trained_configs):
             history, best, final = self.histories[k], self._kept["best"][k], self._kept["final"][k]
             row = best if best is not None else final
             if row is None:

@@ -37,7 +37,7 @@ import numpy as np
 
 from xdl.backend import current_backend, use
 from xdl.caller import warn_caller
-from xdl.config import ADDED_OPTIONS, IMAGE_SHAPES, TrainConfig, unread_options
+from xdl.config import ADDED_OPTIONS, DEFAULT_PRECISION, IMAGE_SHAPES, TrainConfig, unread_options
 from xdl.data import Augment, check_features, check_labels
 from xdl.data.validation import (check_bool, check_dev_pair, check_feature_names, check_int, check_number,
                                  counted, feature_names, note_label_width, rows)
@@ -101,7 +101,8 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
     process (`xdl.use`): start them with one thread each (``dask worker --nthreads 1``), or two
     batches at once on one worker set each other's. Elsewhere trials train at the precision of the backend in use
     (`xdl.use`; ``xdl tune`` sets it from ``--precision``): on a GPU a ``base.precision`` set to another is refused
-    before any work, one left at the default takes the backend's (`TrainConfig.check_precision_in_use`). ``progress``:
+    before any work, one left at the default takes the backend's (`TrainConfig.check_precision_in_use`), and the
+    study records the one they trained at (its base, best.toml: `TrainConfig.at_precision_in_use`). ``progress``:
     True, False, or None for a bar on a terminal only. ``report``: called with a line for each trial
     as it is recorded (`Trial.summary` and the best so far, as Optuna logs "Trial 3 finished …";
     ``print``, say; ``xdl tune`` prints them on stderr), or None. Every argument is checked before anything is
@@ -128,11 +129,12 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
     >>> len(study.trials), study.best.dev_accuracy > 0.5
     (4, True)
     """
+    given_precision = DEFAULT_PRECISION if base is None else getattr(base, "precision", None)
+    # (a cluster given trains with base's own: `worker_backend`)
+    trained_on = current_backend() if execution != "dask" or scheduler is None else None
     space, base, rounds, dtype, study = check_search(space, trials, strategy, execution, rounds, seed, base,
                                                      directory, resume, halving, min_epochs, dtype,
-                                                     scheduler=scheduler)
-    if execution != "dask" or scheduler is None:  # (a cluster given trains with base's own: `worker_backend`)
-        base.check_precision_in_use(current_backend(), "base", "tune")  # (every trial's: the space cannot set it)
+                                                     scheduler=scheduler, backend=trained_on)
     X, y, dev = _check_data(X, y, dev, dtype)
     _check_augment_width(space, base, int(np.prod(X.shape[1:])))
     if len(X) < 2 and (base.batch_norm or "batch_norm" in space.spec()):  # named now, not by each trial
@@ -158,7 +160,7 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
         with _holding(directory):
             # read again, now that no other search can write it: what one saved since the check is in it
             study = search.study = _study(meta, directory, resume, lambda param: param, False,
-                                          _unchanging(space, strategy))
+                                          _unchanging(space, strategy), given_precision)
             study.report = report
             if resume:  # its meta as this search's at once (more trials: a Ctrl-C before the next trial keeps them)
                 study.save()
@@ -348,7 +350,8 @@ def _unchanging(space: Space, strategy: str) -> tuple[str, ...]:
     so it may be given more (as Optuna's ``study.optimize`` called again)."""
     grows = ("trials",) if strategy == "random" else ()
     ignored = ("rounds",) if strategy in ("random", "grid") else ()  # (derived from trials, and not read)
-    return (*(f"base.{key}" for key in (*RESUME_MAY_CHANGE, *space.spec())), *grows, *ignored)
+    # ("precision": base.precision's, which is compared: a marker of a study whose base records what it trained at)
+    return (*(f"base.{key}" for key in (*RESUME_MAY_CHANGE, *space.spec())), *grows, *ignored, "precision")
 
 
 def _standardize_record(standardize):
@@ -360,14 +363,16 @@ def _standardize_record(standardize):
 
 def check_search(space=None, trials=32, strategy="random", execution="sequential", rounds=None, seed=0, base=None,
                  directory=None, resume=False, halving=None, min_epochs=1, dtype="float32", flags=False,
-                 scheduler=None):
+                 scheduler=None, backend=None):
     """Check `tune`'s arguments other than the data — nothing is read but a saved study and whether
     a running search holds ``directory`` (`check_not_in_use`), nothing is written — and return
     (space, base, rounds, dtype, study): the `Space`, the checked base, the number of rounds, the
     dtype's name and the `Study` to continue (``resume``) or to start.
     ``flags``: name the ``xdl tune`` flags in errors (``--min-epochs``), not the parameters, so
     the command can check its options before it loads any data; a function ``(param, flag) → name``
-    names them in its stead (a base option read from a ``--config`` file by its key there)."""
+    names them in its stead (a base option read from a ``--config`` file by its key there). ``backend``: the one
+    the trials train on, whose precision the returned base takes on a GPU (`TrainConfig.at_precision_in_use`), or
+    None where they train at the base's own (xdl tune sets the backend's from it; a Dask cluster given)."""
     def name(param: str) -> str:
         if not flags:
             return param
@@ -461,21 +466,25 @@ def check_search(space=None, trials=32, strategy="random", execution="sequential
         raise TypeError(f"dtype must be a floating dtype name, got {dtype!r}") from None
     if dtype not in (np.float32, np.float64):  # what fit_many trains in; float16 would overflow
         raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+    given_precision = base.precision
+    if backend is not None:  # (every trial's precision: the space cannot set it)
+        base = base.at_precision_in_use(backend, name("base"), "tune")
     meta = {"space": space.spec(), "trials": trials, "strategy": strategy, "rounds": rounds, "seed": seed,
             "base": _options(base), "halving": halving, "min_epochs": min_epochs, "dtype": str(dtype),
-            "sampling": SAMPLING}
+            "sampling": SAMPLING, "precision": base.precision}
     meta = json.loads(json.dumps(meta))  # as trials.json holds it (tuples as lists), so a resume compares alike
     if directory is not None and str(directory):  # a running search's directory: said before anything else
         check_reachable(_directory(directory, name), name("directory"))  # (its lock's name, looked up next)
         check_not_in_use(directory, name("directory"))
     return space, base, rounds, str(dtype), _study(meta, directory, resume, name, flags,
-                                                   _unchanging(space, strategy))
+                                                   _unchanging(space, strategy), given_precision)
 
 
-def _study(meta: dict, directory, resume: bool, name, flags: bool, unchanging=()) -> Study:
+def _study(meta: dict, directory, resume: bool, name, flags: bool, unchanging=(), given_precision=None) -> Study:
     """The saved study to continue (its meta compared but for the keys in ``unchanging``), or a
     new one for a directory that holds none (never overwrite a user's results). (`check_search`
-    has refused a directory a running search holds; `tune` calls this again once it holds it.)"""
+    has refused a directory a running search holds; `tune` calls this again once it holds it.)
+    ``given_precision``: the base's as given, which a study of an older xdl recorded (`_as_compared`)."""
     if directory is not None:
         check_directory_name(_directory(directory, name), name("directory"))
     if resume:
@@ -495,9 +504,10 @@ def _study(meta: dict, directory, resume: bool, name, flags: bool, unchanging=()
             # trials is refused as this one would be
             meta = {**{k: v for k, v in meta.items() if k != "sampling"},
                     **({"sampling": drawn} if drawn is not None else {})}
-        study = Study.resume(meta, directory, name("resume"), unchanging,
+        study = Study.resume(_as_compared(meta, saved_meta, given_precision), directory, name("resume"), unchanging,
                              option=lambda key: name(key) if key.startswith("base.") or key in FLAGGED_META else key,
                              added=ADDED_OPTIONS)
+        study.meta = dict(meta)  # (its base as trained: the study's record from now on)
         saved = max((t.number + 1 for t in study.trials), default=0)
         if saved > meta["trials"]:  # (a random search's may grow, not shrink: its saved trials would be left out)
             raise ValueError(f"{name('trials')} is {meta['trials']}, but the study in {str(directory)!r} holds "
@@ -515,6 +525,15 @@ def _study(meta: dict, directory, resume: bool, name, flags: bool, unchanging=()
                               f"{counted(n, 'trial')}: pass {'--resume' if flags else 'resume=True'} "
                               f"to continue it, or another {name('directory')}")
     return Study(meta, directory)
+
+
+def _as_compared(meta: dict, saved: dict, given_precision) -> dict:
+    """``meta`` as a resume compares it with the ``saved`` study's: a study of an older xdl, without "precision"
+    (the marker of a base that records the precision its trials trained at), recorded its base's as given — the
+    default, float32, where a search on a GPU trained at the backend's —, and is compared with that, as it was."""
+    if "precision" in saved or given_precision is None:
+        return meta
+    return {**meta, "base": {**meta["base"], "precision": given_precision}}
 
 
 def _directory(directory, name):
