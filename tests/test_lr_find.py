@@ -543,7 +543,7 @@ def test_the_suggestion_leaves_out_the_last_point_and_reads_finite_losses_only(m
     one[SKIP_FIRST] = 1.0
     assert steepest_descent(lrs, one, mode) == (None, TOO_FEW_POINTS)
     assert why_none_said(TOO_FEW_POINTS, one) == (
-        f"1 finite smoothed losses past the first {SKIP_FIRST} steps and before the last, and a slope needs 2: give "
+        f"1 finite smoothed loss past the first {SKIP_FIRST} steps and before the last, and a slope needs 2: give "
         "more steps (or a larger stop_factor)")
     even = np.arange(1, n + 1) / 8  # (spaced exactly: a flat loss's slopes are 0, not rounding's ± 1e-17)
     assert steepest_descent(even, np.full(n, 2.0), "linear") == (None, NEVER_FELL)
@@ -650,3 +650,27 @@ def test_the_readme_says_lr_find_s_defaults():
     assert {k: repr(defaults[k]) if isinstance(defaults[k], str) else float(defaults[k]) for k in said} == \
         {k: v.replace('"', "'") if v.startswith('"') else float(v) for k, v in said.items()}
     assert set(said) == set(defaults) - {"steps"} and f"trains {defaults['steps']} batches" in sentence
+
+
+@pytest.mark.gpu
+def test_a_captured_sweep_replays_its_step_at_each_rate_as_the_eager_sweep_trains_and_puts_the_state_back(cupy):
+    """On the device the sweep's steps replay one captured graph, which reads each step's rate from the device
+    (`set_every_rate`): the step costs of the captured sweep are the eager sweep's, and the model is put back
+    bit for bit (no GPU test ran lr_find's captured path: a graph that kept its first rate swept nothing)."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(96, 6)).astype(np.float32), rng.integers(0, 3, 96)
+    sweeps = {}
+    for capture in (False, True):
+        xdl.seed(0)
+        model = xdl.nn.mlp(6, [16], 3, batch_norm=True, dropout=0.2)
+        trainer = Trainer(model, SoftmaxCrossEntropy(), xdl.optim.Adam(model, lr=1e-2, max_grad_norm=0.5),
+                          batch_size=16, epochs=2, seed=5, capture=capture)
+        before = {name: xdl.to_numpy(value) for name, value in model.state_dict().items()}
+        with cupy.fake_trace() as trace:
+            sweeps[capture] = lr_find(trainer, X, y, steps=25, max_lr=3.0)
+        replays = sum(kind == "graph" for kind, _, _ in trace.events)
+        assert replays == (len(sweeps[capture].costs) - 1 if capture else 0), replays  # (the first step captures)
+        after = {name: xdl.to_numpy(value) for name, value in model.state_dict().items()}
+        assert all(np.array_equal(before[name], after[name]) for name in before)
+    assert len(sweeps[True].costs) == 25 and np.array_equal(sweeps[True].costs, sweeps[False].costs)
+    assert sweeps[True].suggestion == sweeps[False].suggestion is not None

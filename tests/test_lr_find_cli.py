@@ -2,6 +2,7 @@
 ``xdl train``'s options, on the training split; its table, suggestion and next command; ``--plot``; the
 flags it refuses and the bad values, before any work, writing nothing."""
 
+import dataclasses
 import functools
 import json
 import math
@@ -320,3 +321,27 @@ def test_the_train_command_gives_the_switches_typed_off_as_off(capsys, monkeypat
     assert status == 0, err
     assert out.strip().splitlines()[-1].strip() == \
         f"xdl train --dataset digits --hidden 8 4 --no-batch-norm --augment-flip --lr {found.suggestion:.3g}", out
+
+
+def test_the_train_command_reads_back_as_the_flags_typed_whatever_their_values():
+    """The suggested ``xdl train`` parsed as the flags given to ``xdl lr-find``, each value as typed: a value is no
+    path (``--l2 -0.0``, which every non-negative option takes, was written ``--l2 ./-0.0``, refused by xdl train:
+    "invalid float value"); a name, an init with its spaces and parentheses, a list, the switches both ways."""
+    from xdl.cli import _train_command, build_parser
+
+    rng = np.random.default_rng(0)
+    values = {"--l2": ["-0.0", "0.0", "1e-05"], "--l1": ["-0.0", "0.001"], "--dropout": ["-0.0", "0.25"],
+              "--weight-decay": ["-0.0", "0.01"], "--max-grad-norm": ["-0.0", "1.5"], "--augment-noise": ["-0.0"],
+              "--init": ["he", "normal(0.1)", "normal( 0.1 )"], "--hidden": ["8", "8 4"], "--seed": ["0", "3"],
+              "--optimizer": ["sgd", "adam"], "--batch-norm": [None], "--no-capture": [None], "--dataset": ["moons"]}
+    for _ in range(300):
+        typed = []
+        for flag in rng.permutation(list(values))[:int(rng.integers(1, len(values) + 1))]:
+            value = values[flag][int(rng.integers(len(values[flag])))]
+            typed += [flag] if value is None else [flag, *value.split(" ")] if flag == "--hidden" else [flag, value]
+        given = build_parser().parse_args(["lr-find", *typed])
+        words = shlex.split(_train_command(given, 0.0123))
+        assert words[:2] == ["xdl", "train"] and words[-2:] == ["--lr", "0.0123"], words
+        read = build_parser().parse_args(words[1:])
+        names = [f.name for f in dataclasses.fields(TrainConfig) if hasattr(given, f.name)]
+        assert {name: getattr(read, name) for name in names} == {name: getattr(given, name) for name in names}, typed

@@ -1102,7 +1102,12 @@ def _shell_word(path) -> str:
     relative name that starts with '-' as ``./-name`` (``--resume -run/checkpoints`` is read as two
     options, the suggested command refused: "argument --resume: expected one argument")."""
     path = str(path)
-    word = f".{os.sep}{path}" if path.startswith("-") else path
+    return _quoted(f".{os.sep}{path}" if path.startswith("-") else path)
+
+
+def _quoted(word: str) -> str:
+    """``word`` quoted for the shell as one word of a command line to copy (as it is: a value, such as ``-0.0``,
+    is no path to write as ``./-0.0``, which its flag refuses)."""
     if os.name == "nt":
         # Windows' shells (cmd, PowerShell) read a quoted word in double quotes: shlex's single quotes
         # reached --resume as part of the name ('xdl-run\checkpoints', every path having a backslash),
@@ -1344,7 +1349,7 @@ def _train_command(args, lr: float) -> str:
             words.append(flag_of(f.name) if value else "--no-" + flag_of(f.name)[2:])
         else:
             words += [flag_of(f.name), *(str(v) for v in value)] if f.type == "list[int]" else \
-                [flag_of(f.name), _shell_word(str(value))]
+                [flag_of(f.name), _quoted(str(value))]
     return " ".join(words + ["--lr", f"{lr:.3g}"])
 
 

@@ -35,6 +35,7 @@ from xdl.caller import warn_caller
 from xdl.config import ADDED_OPTIONS, SCHEDULE_OPTIONS, TrainConfig
 from xdl.data import Standardizer, split
 from xdl.data.validation import check_bool, check_int, check_number, first_where, standardized
+from xdl.nn.mlp import ACTIVATIONS
 from xdl.nn.module import modes_of, restore_modes
 from xdl.train.divergence import RATE_ADVICE
 from xdl.train.early_stopping import EarlyStopping
@@ -100,7 +101,8 @@ SKLEARN_NAMES = {
 }
 # scikit-learn's values of parameters named alike here that are spelled otherwise (`_refuse_sklearn_values`)
 SKLEARN_VALUES = {("activation", "logistic"): "it is 'sigmoid' here",
-                  ("activation", "identity"): "it is not offered here (relu, leaky_relu, tanh or sigmoid)",
+                  # (the offered ones read from the table: a list written here would miss one added there)
+                  ("activation", "identity"): f"it is not offered here ({', '.join(ACTIVATIONS)})",
                   ("batch_size", "auto"): "it is min(200, n_samples): give that integer here"}
 
 

@@ -88,7 +88,8 @@ def why_none_said(why: str, losses: np.ndarray, name=lambda argument: argument) 
     all too small to learn (it stayed flat): both ways are said; the sweep's losses tell which."""
     if why == TOO_FEW_POINTS:
         finite = int(np.isfinite(suggestion_window(losses)).sum())
-        return (f"{finite} finite smoothed losses past the first {SKIP_FIRST} steps and before the last, and a slope "
+        losses_said = f"{finite} finite smoothed {'loss' if finite == 1 else 'losses'}"  # ("1 … losses" read as a slip)
+        return (f"{losses_said} past the first {SKIP_FIRST} steps and before the last, and a slope "
                 f"needs {SUGGESTION_POINTS}: give more {name('steps')} (or a larger {name('stop_factor')})")
     return (f"the smoothed loss never fell between {name('min_lr')} and {name('max_lr')}: where it rose from the "
             f"start, every rate was too large (try a lower {name('min_lr')}); where it stayed flat, too small to "
