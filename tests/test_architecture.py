@@ -176,13 +176,14 @@ def test_every_parameter_of_the_main_entry_points_is_named_in_its_docstring():
     from xdl.nn import BatchNorm, Dense, Module, mlp
     from xdl.optim import Optimizer, StackedOptimizer
     from xdl.sklearn import MLPClassifier
-    from xdl.train import Trainer, fit_many
+    from xdl.train import Trainer, fit_many, lr_find
 
     # every rule xdl.optim exports (a list of five here passed a sixth whose docstring left out a setting)
     rules = [rule for rule in (getattr(xdl.optim, name) for name in xdl.optim.__all__)
              if isinstance(rule, type) and issubclass(rule, Optimizer) and rule is not Optimizer]
     documented = [*rules, StackedOptimizer, Trainer, Trainer.evaluate, Module.predict,
-                  Module.predict_proba, fit_many, mlp, MLPClassifier, BatchNorm, Dense, xdl.tensor, split, xdl.load]
+                  Module.predict_proba, fit_many, mlp, MLPClassifier, BatchNorm, Dense, xdl.tensor, split, xdl.load,
+                  lr_find]
     missing = []
     for obj in documented:
         function = obj.__init__ if inspect.isclass(obj) else obj

@@ -7,6 +7,7 @@ import importlib
 import itertools
 import math
 import os
+import re
 import signal
 import threading
 import warnings
@@ -20,8 +21,8 @@ from xdl.data import split
 from xdl.ewa import ewa
 from xdl.losses import MeanSquaredError, SoftmaxCrossEntropy
 from xdl.train import Interrupted, LRFindResult, Trainer, lr_find
-from xdl.train.lr_find import (NEVER_FELL, SKIP_FIRST, TOO_FEW_POINTS, RangeTest, steepest_descent, sweep_rates,
-                                 why_none_said)
+from xdl.train.lr_find import (NEVER_FELL, PEER_OPTIONS, SKIP_FIRST, TOO_FEW_POINTS, RangeTest, steepest_descent,
+                                 sweep_rates, why_none_said)
 
 lr_find_module = importlib.import_module("xdl.train.lr_find")  # (xdl.train.lr_find is the function)
 
@@ -356,6 +357,24 @@ def test_bad_arguments_are_refused_before_any_work(arguments, error, match):
         lr_find(trainer, X, y, **arguments)
     assert_same(before, everything(trainer))
     assert trainer.optimizer.version == 0  # (not even a rate set and put back)
+
+
+@pytest.mark.parametrize("name", [*PEER_OPTIONS, "epochs"])
+def test_lightnings_and_fastais_keywords_say_the_way_here_before_any_work(name):
+    """Lightning's ``lr_find(num_training=…)``, fastai's ``lr_find(start_lr=…)``, …: Python's "unexpected keyword
+    argument" named the keyword only; each now says lr_find's way, and a keyword it names is one lr_find takes."""
+    import inspect
+
+    X, y, _ = regression(5, m=64)
+    trainer = regression_trainer(5)
+    before = everything(trainer)
+    with pytest.raises(TypeError, match=f"lr_find\\(\\) got an unexpected keyword argument '{name}'; ") as raised:
+        lr_find(trainer, X, y, **{name: 1})
+    assert_same(before, everything(trainer))
+    assert trainer.optimizer.version == 0
+    named = re.findall(r"is (\w+) here|(\w+)=math.inf", str(raised.value))
+    taken = inspect.signature(lr_find).parameters
+    assert all(word in taken for pair in named for word in pair if word), (named, str(raised.value))
 
 
 def test_a_trainer_that_is_not_one_or_is_fitting_now_or_has_rates_of_their_own_is_refused():

@@ -110,8 +110,9 @@ class Callback:
         ``on_train_end`` (a later callback's ``on_train_begin`` or ``on_train_end`` included), after the
         run was left as the error leaves it (its resumable checkpoint written, for Ctrl-C). The error
         goes on to the caller once every callback's hook ran; the first error a hook raises goes instead
-        (every hook still runs), the training's error as its context. A learning-rate finder puts the
-        weights back here as in ``on_train_end``."""
+        (every hook still runs), the training's error as its context. A learning-rate finder that is a
+        callback of the run it sweeps puts the weights back here as in ``on_train_end`` (`xdl.train.lr_find`
+        puts them back around a fit of its own instead)."""
 
     def on_checkpoint(self, trainer) -> None:
         """After a resumable checkpoint was written (it holds this callback's state as it is now)."""

@@ -39,6 +39,21 @@ TOO_FEW_POINTS, NEVER_FELL = "too few points", "never fell"  # why a sweep has n
 SKIP_FIRST, SKIP_LAST = 10, 1
 MODEL_ATTRIBUTES = ("predicts", "feature_names_in_")  # what a fit sets on its model (`Trainer._fit`)
 KEY_ATTRIBUTES = ("random_key", "_draws")  # a module's dropout key and its draws (`Module.set_random_key`)
+# Lightning's lr_find and fastai's Learner.lr_find keywords → the way here (`lr_find`): Python's "unexpected keyword
+# argument 'num_training'" named the keyword, not lr_find's
+PEER_OPTIONS = {
+    "num_training": "Lightning's num_training is steps here",
+    "num_training_steps": "Lightning's num_training_steps (its LearningRateFinder's) is steps here",
+    "early_stop_threshold": "Lightning's early_stop_threshold is stop_factor here (its None: stop_factor=math.inf)",
+    "update_attr": "not offered: lr_find sets no rate; set trainer.optimizer.lr = found.suggestion yourself",
+    "start_lr": "fastai's start_lr is min_lr here",
+    "end_lr": "fastai's end_lr is max_lr here",
+    "num_it": "fastai's num_it is steps here",
+    "stop_div": "fastai's stop_div=False is stop_factor=math.inf here",
+    "suggest_funcs": "not offered: the suggestion is the steepest fall against log10 lr (fastai's steep), "
+                     "found.suggestion",
+    "show_plot": "not an option: found.plot() draws the sweep (the plot extra)",
+}
 
 
 def sweep_rates(min_lr: float, max_lr: float, steps: int, mode: str) -> np.ndarray:
@@ -325,7 +340,8 @@ def _put_back_whole(kept: KeptState) -> None:
 
 
 def lr_find(trainer: Trainer, X, y, *, min_lr: float = 1e-7, max_lr: float = 1.0, steps: int = 100,
-            mode: str = "exponential", stop_factor: float = 4.0, smoothing: float = 0.98) -> LRFindResult:
+            mode: str = "exponential", stop_factor: float = 4.0, smoothing: float = 0.98,
+            **peer_options) -> LRFindResult:
     """The learning-rate range test on ``trainer``'s model, loss and optimizer: train ``steps`` mini-batches
     of ``X`` and ``y`` (as `Trainer.fit` takes them; in the trainer's batches, shuffles, L2, L1, augmentation
     and capture) with every group's rate rising from ``min_lr`` to ``max_lr`` (both > 0 and within the model
@@ -345,7 +361,13 @@ def lr_find(trainer: Trainer, X, y, *, min_lr: float = 1e-7, max_lr: float = 1.0
     thread's) is refused. A run that diverges (a step's cost not finite, or the trainer's divergence rule) ends
     the sweep at the steps before it; one diverging at its first step — the model's starting weights, no rate's
     doing — raises. Refused, naming the argument, before any work: a bad value, an optimizer whose groups have
-    rates of their own (the test sets them alike), a trainer fitting now."""
+    rates of their own (the test sets them alike), a trainer fitting now. ``peer_options``: none is taken;
+    Lightning's and fastai's keywords (``num_training=``, ``start_lr=``, …) are refused saying the way here
+    (`PEER_OPTIONS`)."""
+    for name in peer_options:  # (before any work, as Python's own error was)
+        way = PEER_OPTIONS.get(name, "not an option of lr_find (it takes trainer, X, y, min_lr, max_lr, steps, "
+                                     "mode, stop_factor, smoothing)")
+        raise TypeError(f"lr_find() got an unexpected keyword argument {name!r}; {way}")
     min_lr, max_lr, steps, stop_factor, smoothing = _check_arguments(trainer, min_lr, max_lr, steps, mode,
                                                                      stop_factor, smoothing)
     rates = sweep_rates(min_lr, max_lr, steps, mode)
