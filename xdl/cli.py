@@ -1318,7 +1318,7 @@ def _sweep_table(found) -> str:
     suggestion's (marked)."""
     n = len(found.lrs)
     rows = {*range(0, n, max(1, -(-n // LR_FIND_ROWS))), n - 1} if n else set()
-    at = None if found.suggestion is None else int(np.flatnonzero(found.lrs == found.suggestion)[0])
+    at = found.suggestion_step
     lines = [f"{'step':>6}  {'lr':>9}  {'smoothed loss':>13}"]
     for k in sorted(rows | ({at} if at is not None else set())):
         lines.append(f"{k + 1:>6}  {found.lrs[k]:>9.3g}  {found.losses[k]:>13.4g}"

@@ -140,6 +140,11 @@ class LRFindResult:
         """Why there is no suggestion, in lr_find's keywords ("" with one)."""
         return self.why_none_named()
 
+    @property
+    def suggestion_step(self) -> int | None:
+        """The index of the suggestion's step in ``lrs`` (its smoothed loss: ``losses[suggestion_step]``), or None."""
+        return None if self.suggestion is None else int(np.flatnonzero(self.lrs == self.suggestion)[0])
+
     def why_none_named(self, name=lambda argument: argument) -> str:
         """Why there is no suggestion ("" with one), each setting named ``name(argument)`` (a command's flag)."""
         return why_none_said(self.no_suggestion, self.losses, name) if self.no_suggestion else ""
@@ -163,8 +168,7 @@ class LRFindResult:
         ax.plot(self.lrs, self.costs, color="tab:blue", alpha=0.3, label="step cost")
         ax.plot(self.lrs, self.losses, color="tab:blue", label="smoothed loss")
         if self.suggestion is not None:
-            at = int(np.flatnonzero(self.lrs == self.suggestion)[0])
-            ax.plot([self.suggestion], [self.losses[at]], "o", color="tab:red",
+            ax.plot([self.suggestion], [self.losses[self.suggestion_step]], "o", color="tab:red",
                     label=f"suggestion {self.suggestion:.3g}")
         if self.mode == "exponential":
             ax.set_xscale("log")
