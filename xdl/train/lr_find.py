@@ -191,15 +191,16 @@ class RangeTest(Callback):
         self.rates, self.stop_factor = rates, stop_factor
         self.average = EWA(smoothing)
         self.costs, self.losses, self.stopped = [], [], "steps"
+        self.lowest = math.inf  # the lowest smoothed loss so far (every one before the last finite: none stopped)
 
     def on_step_end(self, trainer, cost: float) -> None:
         self.costs.append(cost)
         loss = float(self.average.update(cost))
         self.losses.append(loss)
-        best = min(self.losses)
+        self.lowest = min(self.lowest, loss)
         if not math.isfinite(loss):
             self.stopped, trainer.stop_training = "diverged", True
-        elif len(self.losses) > 1 and loss > self.stop_factor * best:
+        elif len(self.losses) > 1 and loss > self.stop_factor * self.lowest:
             self.stopped, trainer.stop_training = "stop_factor", True
         elif len(self.costs) == len(self.rates):
             trainer.stop_training = True
