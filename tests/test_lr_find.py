@@ -8,6 +8,7 @@ import itertools
 import math
 import os
 import re
+import pickle
 import signal
 import threading
 import warnings
@@ -228,9 +229,13 @@ def test_ctrl_c_in_the_middle_puts_everything_back(monkeypatch, how):
                 raise KeyboardInterrupt
 
     monkeypatch.setattr(RangeTest, "on_step_end", interrupted)
-    with pytest.raises(Interrupted if how == "SIGINT" else KeyboardInterrupt):
+    with pytest.raises(Interrupted if how == "SIGINT" else KeyboardInterrupt) as stop:
         lr_find(trainer, s.X_train, s.y_train)
     assert_same(before, everything(trainer))
+    if how == "SIGINT":  # the sweep's position, not its finder's epoch or Checkpoint
+        assert str(stop.value).startswith("lr_find interrupted by SIGINT after 13 of its 100 steps (last rate ")
+        assert "epoch" not in str(stop.value) and "Checkpoint" not in str(stop.value)
+        assert pickle.loads(pickle.dumps(stop.value)).args == stop.value.args
 
 
 def test_ctrl_c_as_the_state_is_put_back_waits_for_the_end_of_it(monkeypatch):

@@ -25,7 +25,7 @@ from xdl.nn.module import Module, modes_of, restore_modes
 from xdl.optim.optimizer import check_rate, rates_of_their_own
 from xdl.train.callback import Callback
 from xdl.train.fit_guards import FITTING, FitClaim, fitting_now, take_fit
-from xdl.train.interrupt import SignalFlag
+from xdl.train.interrupt import Interrupted, SignalFlag
 from xdl.train.trainer import Trainer
 
 __all__ = ["LRFindResult", "lr_find"]
@@ -330,8 +330,20 @@ def _sweep(trainer: Trainer, finder: Trainer, test: RangeTest, X, y, mode: str) 
         if not test.costs:  # (the starting weights', said by the trainer's error: no rate tried yet)
             raise
         return test.result(mode, "diverged")
+    except Interrupted as stop:
+        stop.args = (_interrupted_sweep(stop, test),)  # (the finder's epoch and Checkpoint are not the user's)
+        raise
     finally:
         _put_back_whole(kept)
+
+
+def _interrupted_sweep(stop: Interrupted, test: RangeTest) -> str:
+    """What an `Interrupted` of the sweep says: where the sweep was, in its steps and rates, and that nothing
+    of it is kept (the message of the finder's own fit named its epoch and its want of a Checkpoint)."""
+    done = len(test.costs)
+    last = f" (last rate {test.rates[done - 1]:.3g})" if done else ""
+    return (f"lr_find interrupted by {stop.signal_name} after {done} of its {len(test.rates)} steps{last}; "
+            f"the trainer's state is put back as it was before the sweep, and nothing of the sweep is kept")
 
 
 def _put_back_whole(kept: KeptState) -> None:
