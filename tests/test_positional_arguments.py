@@ -410,6 +410,21 @@ def test_keras_staircase_is_refused_naming_the_maker_here_and_the_way_said_gives
                                    rtol=1e-12)
 
 
+@pytest.mark.parametrize("keywords", [dict(initial_learning_rate=0.0), dict(initial_learning_rate=0.01),
+                                      dict(initial_learning_rate=0.0, warmup_target=0.1)])
+def test_warmup_refuses_keras_initial_learning_rate_saying_where_its_ramp_starts(keywords):
+    """``warmup(…, initial_learning_rate=…)`` (Keras's CosineDecay's start of its warm-up) met Python's bare
+    "unexpected keyword argument": it is refused saying the ramp here starts at schedule / steps; with Keras's
+    other warm-up keywords, those are answered first (their way is a keyword here)."""
+    with pytest.raises(TypeError, match=r"^warmup\(\) got an unexpected keyword argument '(\w+)'; Keras's "
+                                        r"CosineDecay's \1: ") as refused:
+        schedules.warmup(0.1, 4, **keywords)
+    if "warmup_target" in keywords:
+        assert "'warmup_target'" in str(refused.value)
+    else:
+        assert "rises from schedule / steps at count 0" in str(refused.value)
+
+
 def keras_cosine_warmup(count, initial_learning_rate, decay_steps, alpha, warmup_target, warmup_steps):
     """Keras's CosineDecay with a warm-up: from initial_learning_rate up to warmup_target over warmup_steps
     counts, then the cosine from warmup_target over decay_steps more (floor alpha·warmup_target)."""

@@ -270,7 +270,10 @@ def cosine(lr0: float, total: int, *, min_lr: float = 0.0):
 @_maker(peer_keywords={"warmup_steps": PeerKeyword(
     "Keras's CosineDecay", "steps", note="its ramp and where the decay starts differ: see warmup"),
     "warmup_target": PeerKeyword("Keras's CosineDecay", "schedule",
-                                 note="the rate warmed up to: a number, or a schedule whose rates the ramp scales")})
+                                 note="the rate warmed up to: a number, or a schedule whose rates the ramp scales"),
+    "initial_learning_rate": PeerKeyword("Keras's CosineDecay", None, note=(
+        "the rate its warm-up rises from; the ramp here has none of its own: it rises from schedule / steps at count "
+        "0 (warmup(schedule, steps), see warmup)"))})
 def warmup(schedule, steps: int):
     """Linear warm-up: α = base(count)·min(1, (count + 1)/steps), where base is a schedule or a
     constant: the first of ``steps`` counts uses base/steps, count steps − 1 and later the base.
