@@ -245,6 +245,24 @@ def test_batchnorm_running_statistics_average_from_where_they_are(backend, rng):
     np.testing.assert_allclose(backend.to_numpy(bn.running_var), var, rtol=1e-12)
 
 
+@pytest.mark.parametrize("momentum", [0.0, 0.5, 0.9, 0.99])
+def test_batchnorm_running_statistics_start_at_0_and_1_uncorrected_as_its_docstring_says(backend, rng, momentum):
+    """After t batches of the same data the running mean is (1 − momentumᵗ)·μ and the running variance
+    momentumᵗ + (1 − momentumᵗ)·σ² (unbiased): the EWA from 0 and 1 without the course's division by
+    1 − momentumᵗ — a convention the docstring states, as a student comparing the evaluation-time statistics
+    with the course's bias-corrected EWA needs it said (it was said only in a Keras keyword's refusal)."""
+    bn = f64(BatchNorm(3, momentum=momentum))
+    X = rng.standard_normal((8, 3)) * [1, 3, 0.5] + [2, -1, 7]
+    mu, var = X.mean(0), X.var(0, ddof=1)
+    for t in range(1, 13):
+        bn(t64(backend, X))
+        kept = momentum ** t  # the start's weight left after t batches
+        np.testing.assert_allclose(backend.to_numpy(bn.running_mean), (1 - kept) * mu, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(backend.to_numpy(bn.running_var), kept + (1 - kept) * var, rtol=1e-12)
+    doc = " ".join(BatchNorm.__doc__.split())
+    assert "running mean starts at 0 and the running variance at 1" in doc and "bias-corrected" in doc
+
+
 def test_batchnorm_rejects_batch_of_one(backend):
     bn = BatchNorm(3)
     with pytest.raises(ValueError, match="at least 2 examples"):

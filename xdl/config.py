@@ -122,7 +122,7 @@ class TrainConfig:
     l2: float = _opt(0.0, "L2 penalty λ (the cost minimized + λ/2m·Σ‖W‖², m the batch size, as scikit-learn's "
                           "alpha but for a last, smaller batch, which it divides by its own size; the costs recorded "
                           "leave it out)")
-    l1: float = _opt(0.0, "L1 penalty λ₁ (the cost minimized + λ₁/m·Σ|W|, m the mini-batch's size, as Keras's "
+    l1: float = _opt(0.0, "L1 penalty λ₁ (the cost minimized + λ₁/m·Σ|W|, m the batch size as l2's, as Keras's "
                           "kernel_regularizer=l1(λ₁/m); it drives weights towards 0; the costs recorded leave it "
                           "out)")
     optimizer: str = _opt("adam", "optimization algorithm", tuple(OPTIMIZERS))

@@ -3,7 +3,9 @@
     v₀ = 0,  v_t = β·v_{t−1} + (1 − β)·x_t,   bias-corrected: v_t / (1 − βᵗ)
 
 It averages over roughly the last 1/(1 − β) values. Momentum, Adam's moments and batch norm's
-running statistics are the same recurrence, fused into their kernels.
+running statistics are the same recurrence, fused into their kernels; only Adam's are bias-corrected
+(momentum's v starts at 0 uncorrected, and batch norm's running mean and variance start at 0 and 1
+uncorrected: `xdl.nn.BatchNorm`).
 
 >>> from xdl.ewa import ewa
 >>> ewa([1.0, 1.0, 1.0], beta=0.9).round(6).tolist()  # bias correction removes the start-up bias

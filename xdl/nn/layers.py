@@ -251,6 +251,11 @@ class BatchNorm(Module):
     Training: y = γ·(x − μ_B)/√(σ²_B + ε) + β with the batch's mean and biased variance, and
     running = momentum·running + (1 − momentum)·batch (unbiased variance for running_var).
     Evaluation: the running statistics replace the batch ones. γ starts at 1, β at 0.
+    The running mean starts at 0 and the running variance at 1, and neither is bias-corrected (PyTorch's
+    and Keras's convention; the course's EWA of the batches' statistics would divide by 1 − momentumᵗ):
+    after t training batches of one mean μ and (unbiased) variance σ², they are (1 − momentumᵗ)·μ and
+    momentumᵗ + (1 − momentumᵗ)·σ² — at the default 0.9, 65% of the way after 10 batches, 99% after 44 —
+    so a model evaluated after only a few steps normalizes with statistics still near where they started.
     A training batch needs at least 2 examples (a variance of one is no estimate).
 
     ``features``: the activations' width, a positive integer of at most 2**31 − 1.
