@@ -37,7 +37,7 @@ from xdl.config import TrainConfig
 from xdl.data import Standardizer, split
 from xdl.data.validation import check_int
 from xdl.files import atomic_write
-from xdl.bench.environment import checked_backend, environment, headline
+from xdl.bench.environment import checked_backend, checked_dataset, environment, headline
 from xdl.files import check_output_file
 from xdl.bench.timing import faster, torch_on
 from xdl.hostmemory import keep_freed_memory
@@ -222,6 +222,7 @@ def main(argv=None) -> None:
     except (ValueError, OSError) as e:
         parser.error(str(e))
     backend = checked_backend(parser)  # (XDL_BACKEND=cupy without a GPU: one line naming it, not a traceback)
+    checked_dataset(parser, "digits")  # (scikit-learn missing: one line naming the extra, not a traceback)
     keep_freed_memory()  # as the xdl command does
 
     gpu = backend.device_type == "cuda"

@@ -17,7 +17,7 @@ import argparse
 import numpy as np
 
 import xdl
-from xdl.bench.environment import checked_backend
+from xdl.bench.environment import checked_backend, checked_dataset
 from xdl.config import TrainConfig
 from xdl.losses import SoftmaxCrossEntropy
 from xdl.nn import stack
@@ -89,6 +89,7 @@ def main(argv=None) -> list[tuple[str, list[float]]]:
     parser.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     args = parser.parse_args(argv)
     backend = checked_backend(parser)  # (XDL_BACKEND=cupy without a GPU: one line naming it, not a traceback)
+    checked_dataset(parser, "digits")  # (scikit-learn missing: one line naming the extra, not a traceback)
     rows = first_step(dtype=np.dtype(args.dtype))
     print(f"# batched vs alone, one step — backend {backend.name}, device {backend.device_name()}, {args.dtype}, "
           f"K = {len(CONFIGS)}: ‖batched − alone‖ / ‖alone‖ per model (0: bitwise equal)\n")

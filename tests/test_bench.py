@@ -1046,6 +1046,25 @@ def test_the_batched_benchmark_refuses_bad_arguments_before_any_work(flags, mess
     assert stopped.value.code == 2 and message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("name, work", [("batched", "digits_training_set"), ("batched_vs_alone", "first_step")])
+def test_the_digits_scripts_name_a_missing_scikit_learn_in_one_line_before_any_work(name, work, monkeypatch, capsys):
+    """benchmarks/batched.py and batched_vs_alone.py train on the digits: without scikit-learn they started, then
+    stopped in a traceback from inside the data set's loader."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda module, *a: None if module == "sklearn" else
+                        real(module, *a))
+    script = load_benchmark_script(name, monkeypatch)
+    monkeypatch.setattr(script, work, lambda *args, **kwargs: pytest.fail("work started"))
+    monkeypatch.setattr(script, "keep_freed_memory", lambda: False, raising=False)  # (batched.py's: this process's)
+    with xdl.use("numpy"), pytest.raises(SystemExit) as stopped:
+        script.main(["--no-torch"] if name == "batched" else [])
+    printed = capsys.readouterr()
+    assert stopped.value.code == 2 and printed.out == ""
+    assert ": error: the digits dataset needs scikit-learn: pip install 'xdl[data]'" in printed.err
+
+
 def test_a_problem_whose_data_needs_a_missing_package_is_named_before_any_work(monkeypatch, tmp_path, capsys):
     import importlib.util
 

@@ -29,6 +29,15 @@ def checked_backend(parser):
         parser.error(str(e))
 
 
+def checked_dataset(parser, name: str) -> None:
+    """A one-line usage error of ``parser`` where the data set ``name`` cannot be loaded here (its
+    package missing: scikit-learn for digits), as a benchmark script checks before any work."""
+    try:
+        xdl.datasets.check_available(name)
+    except ImportError as e:  # (a traceback from inside the loader, after the script had started)
+        parser.error(str(e))
+
+
 def environment(backend) -> dict:
     """The facts about this process and machine that a benchmark's figures depend on (JSON-able).
     ``cupy`` and ``torch`` are None where not installed; they are looked up without importing them."""
