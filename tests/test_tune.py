@@ -1315,6 +1315,24 @@ def test_the_best_trial_is_one_that_trained_to_its_end_never_a_pruned_one(tmp_pa
         capsys.readouterr().err
 
 
+def test_best_params_and_the_dataframe_are_copies_a_list_value_too(tmp_path):
+    """study.best_params "a copy" was a shallow one: hidden sizes appended to there changed the trial's own record
+    (the next save wrote it, and best_config trained it); a data frame's cell alike. Optuna's are deep copies."""
+    pytest.importorskip("pandas")
+    from xdl.tune import Trial
+
+    for hidden in ([16, 8], [[16], [8]], [{"a": [1]}]):
+        trial = Trial(0, 0, {"hidden": json.loads(json.dumps(hidden)), "lr": 0.01}, "completed", dev_accuracy=0.9,
+                      dev_cost=0.3, epochs=4)
+        study = _study_of(tmp_path, trial)
+        given, cell = study.best_params["hidden"], study.trials_dataframe()["params_hidden"][0]
+        for value in (given, cell):
+            value.append(4)
+            if isinstance(value[0], list | dict):
+                value[0].clear()
+        assert trial.params["hidden"] == hidden and study.best.params == {"hidden": hidden, "lr": 0.01}
+
+
 def test_tpe_tells_optuna_a_pruned_trial_as_pruned(data, monkeypatch):
     """Optuna's ask-and-tell for a pruned trial: its values reported per epoch, told
     TrialState.PRUNED without a value (Optuna takes its last report as it); TPE ranks such trials
@@ -1401,6 +1419,65 @@ def test_an_optuna_distribution_in_a_space_names_xdls_dimension():
     for dimensions, fixed in (({"dropout": given}, {}), ({"lr": LogUniform(1e-3, 1e-1)}, {"dropout": given})):
         with pytest.raises(TypeError, match=r"^space: dropout is Optuna's FloatDistribution\(.*: Uniform\(0.0, 0.5\)$"):
             Space(dimensions, fixed)
+
+
+def test_optunas_log_and_step_to_a_dimension_name_the_way_here():
+    """An Optuna user writes suggest_float's keywords into xdl's dimension: Python's "unexpected keyword argument
+    'log'" said not that the scale is the dimension's class here."""
+    from xdl.tune import IntUniform
+
+    for make, said in ((lambda: Uniform(1e-4, 1e-1, log=True), r"Optuna's log=True is LogUniform\(low, high\) here"),
+                       (lambda: LogUniform(1e-4, 1e-1, log=True), r"LogUniform draws on a log scale already"),
+                       (lambda: OneMinusLog(0.9, 0.999, log=True), r"OneMinusLog draws on a log scale already"),
+                       (lambda: IntUniform(16, 256, log=True), r"xdl has no log-scaled integer: IntUniform draws "
+                                                               r"each integer alike"),
+                       (lambda: Uniform(0.0, 0.5, step=0.1), r"Optuna's step is not offered: a choice of the "
+                                                            r"values, Choice\(\[...\]\)"),
+                       (lambda: IntUniform(16, 256, step=16), r"Optuna's step is not offered")):
+        with pytest.raises(TypeError, match=r"^\w+\(\) got an unexpected keyword argument '(log|step)'; " + said):
+            make()
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'base'$"):  # (another: Python's own)
+        Uniform(0.0, 0.5, base=10)
+
+
+def test_optunas_options_to_tune_name_the_way_here_before_anything_is_made(data, tmp_path):
+    """An Optuna user's first reach, tune(..., n_trials=20) or load_if_exists=True, was Python's "unexpected keyword
+    argument": each names tune's own option, before any check, trial or directory; another lists tune's options."""
+    from xdl.tune.search import OPTUNA_OPTIONS_ELSEWHERE
+
+    X, y, dev = data
+    ways = {"n_trials": r"trials=32", "timeout": r"not offered: trials=… bounds a search", "direction": r"maximizes",
+            "directions": r"one objective", "sampler": r"strategy='tpe'", "pruner": r"halving=3",
+            "study_name": r"directory='xdl-tune'", "storage": r"Study.load\('xdl-tune'\)",
+            "load_if_exists": r"resume=True", "n_jobs": r"execution='batched'", "callbacks": r"report=print",
+            "show_progress_bar": r"progress=True", "catch": r"recorded as failed"}
+    assert set(ways) == set(OPTUNA_OPTIONS_ELSEWHERE)
+    for name, way in ways.items():
+        directory = tmp_path / name
+        with pytest.raises(TypeError, match=rf"^tune\(\) takes no option {name}=: .*{way}"):
+            tune(X, y, dev, {"lr": LogUniform(1e-3, 1e-1)}, base=BASE, directory=directory, **{name: 4})
+        assert not directory.exists()
+    with pytest.raises(TypeError, match=r"^tune\(\) takes no option trails=: not an option of tune \(its options: "
+                                        r"space, trials, strategy, .*, report\)$"):
+        tune(X, y, dev, {"lr": "not even a range"}, trails=4)  # (before the space's own check)
+
+
+def test_a_trial_reads_as_optunas_frozen_trial(data):
+    """study.best_trial.value, as an Optuna user reads it, raised AttributeError: a trial's value and state are
+    its dev accuracy and its status in Optuna's names, as trials_dataframe gives them."""
+    from xdl.tune import Trial
+
+    X, y, dev = data
+    study = tune(X, y, dev, {"lr": LogUniform(1e-3, 1e-1)}, trials=3, base=BASE, execution="batched")
+    assert study.best_trial.value == study.best_value == study.best.dev_accuracy
+    frame = study.trials_dataframe()
+    assert list(frame["value"]) == [t.value for t in study.trials]
+    assert list(frame["state"]) == [t.state for t in study.trials]
+    for status, state, accuracy in (("completed", "COMPLETE", 0.8), ("stopped", "COMPLETE", 0.7),
+                                    ("pruned", "PRUNED", 0.4), ("failed", "FAIL", None)):
+        trial = Trial(0, 0, {"lr": 0.01}, status, dev_accuracy=accuracy, dev_cost=None if accuracy is None else 1.0)
+        assert (trial.state, trial.value) == (state, accuracy)
+        assert "value" not in dataclasses.asdict(trial) and "state" not in dataclasses.asdict(trial)  # (not saved)
 
 
 # -- spaces: every key's own value named, Dimension objects in a dict, a Space checked as a dict --

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from xdl.backend import current_backend, use
-from xdl.caller import warn_caller
+from xdl.caller import keywords_of, warn_caller
 from xdl.config import ADDED_OPTIONS, DEFAULT_PRECISION, IMAGE_SHAPES, TrainConfig, unread_options
 from xdl.data import Augment, check_features, check_labels
 from xdl.data.validation import (check_bool, check_dev_pair, check_feature_names, check_int, check_number,
@@ -68,12 +68,39 @@ MAX_TRIALS = 1_000_000  # a search's trials at most (a grid of 2**64 was built p
 # checkpoint and diagnoses nothing). The rest shape each trial, and so does precision (tf32 products
 # are float32 ones with a 10-bit mantissa), dtype and the data: a resume mixing them is refused.
 RESUME_MAY_CHANGE = ("backend", "capture", "checkpoint_every", "base_error")
+# Optuna's keywords of create_study, load_study and study.optimize that tune does not take → its way here (as
+# `xdl.train.many.BATCH_OPTIONS_ELSEWHERE` for fit_many): Python's "unexpected keyword argument 'n_trials'" said
+# neither that tune has the option nor under which name
+OPTUNA_OPTIONS_ELSEWHERE = {
+    "n_trials": "Optuna's n_trials is trials here: tune(X, y, dev, space, trials=32)",
+    "timeout": "a budget in seconds is not offered: trials=… bounds a search; Ctrl-C stops one, keeping its finished "
+               "trials (xdl.train.Interrupted's .study), and with directory=… the same call with resume=True goes on",
+    "direction": "a search maximizes the dev accuracy (study.best_value, each trial's value), its one objective; each "
+                 "trial's dev_cost is recorded beside it (study.trials_dataframe())",
+    "directions": "a search has one objective, the dev accuracy it maximizes (study.best_value); each trial's dev_cost "
+                  "is recorded beside it (study.trials_dataframe())",
+    "sampler": "Optuna's sampler is strategy here: strategy='tpe' (Optuna's TPESampler, seeded by seed=…), 'random', "
+               "'grid' or 'coarse_to_fine'",
+    "pruner": "Optuna's pruner is halving here: halving=3 stops poor trials at the rungs min_epochs·3^r (asynchronous "
+              "successive halving, as Optuna's SuccessiveHalvingPruner(reduction_factor=3))",
+    **dict.fromkeys(("study_name", "storage"), "a study is kept in a directory here: tune(..., directory='xdl-tune') "
+                                               "writes its trials.json, and Study.load('xdl-tune') reads it back"),
+    "load_if_exists": "Optuna's load_if_exists is resume here: tune(..., directory=d, resume=True) continues the study "
+                      "in d (a new search refuses a directory that holds one)",
+    "n_jobs": "trials train together with execution='batched' (those that share shapes as one batch: fit_many) or "
+              "'dask' (batches over Dask workers); 'sequential' trains one at a time",
+    "callbacks": "Optuna's callbacks (called after each trial) are report here: report=print is called with each "
+                 "trial's line as it is recorded; a trial's Trainer takes no callback of the caller's",
+    "show_progress_bar": "Optuna's show_progress_bar is progress here: progress=True (None: a bar on a terminal only)",
+    "catch": "not needed: a trial that fails (diverged, an invalid combination, out of memory) is recorded as failed "
+             "(its Trial.error says why) and the search goes on",
+}
 
 
 def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", execution: str = "sequential",
          rounds: int | None = None, seed: int = 0, base: TrainConfig | None = None, directory=None,
          resume: bool = False, standardize=None, progress: bool | None = False, scheduler=None,
-         halving: int | None = None, min_epochs: int = 1, dtype="float32", report=None) -> Study:
+         halving: int | None = None, min_epochs: int = 1, dtype="float32", report=None, **optuna_options) -> Study:
     """Search ``space`` (a `Space`, a dict, or None for `DEFAULT_SPACE` less what ``base``'s optimizer
     and schedule do not read; what it searches takes the place of ``base``'s value) with ``trials`` trials,
     training on ``(X, y)`` and scoring on ``dev = (X_dev, y_dev)`` by the dev accuracy each model
@@ -117,7 +144,8 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
     trials, or while a Dask search waits on its workers, SIGTERM ends the process as Python's
     default does (the ``xdl tune`` command takes it as Ctrl-C throughout). Another error that ends
     the search once a trial has finished (a ``report`` that raised, a lost Dask scheduler) carries
-    the study too, as its ``.study``.
+    the study too, as its ``.study``. ``optuna_options``: none is taken; Optuna's ``n_trials=``, ``timeout=``,
+    ``load_if_exists=``, … is refused saying the way here (`OPTUNA_OPTIONS_ELSEWHERE`).
 
     >>> import xdl
     >>> from xdl.config import TrainConfig
@@ -129,6 +157,9 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
     >>> len(study.trials), study.best.dev_accuracy > 0.5
     (4, True)
     """
+    for name in optuna_options:  # (before any check or work: a misspelt option too)
+        way = OPTUNA_OPTIONS_ELSEWHERE.get(name, f"not an option of tune (its options: {', '.join(TUNE_OPTIONS)})")
+        raise TypeError(f"tune() takes no option {name}=: {way}")
     given_precision = DEFAULT_PRECISION if base is None else getattr(base, "precision", None)
     # (a cluster given trains with base's own: `worker_backend`)
     trained_on = current_backend() if execution != "dask" or scheduler is None else None
@@ -196,6 +227,9 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
         # notebook's logger) and failed to pickle ("Can't pickle <function <lambda>>"), returned from a worker
         search.study.report = None
     return study
+
+
+TUNE_OPTIONS = keywords_of(tune, ("X", "y", "dev"))  # tune's own options, said with one it does not take
 
 
 def _search_rounds(space, trials, strategy, rounds, seed, study, train, search) -> None:

@@ -39,6 +39,7 @@ import numpy as np
 from xdl.config import RUN_OPTIONS, TrainConfig
 from xdl.data.validation import check_int, check_number
 from xdl.files import python_value, read_toml
+from xdl.tensor import refusing_named_elsewhere
 
 # Options a search holds for all its trials, which a space therefore may not set: every trial
 # trains on the data the search was given, split and shuffled by its seed (a trial of another seed
@@ -53,6 +54,20 @@ SAMPLING = 2
 # back — may lose the point it was drawn around (zoom's centre): coarse to fine at shrink ½ for ~50
 # rounds failed with "low must be < high", or "center's lr is ..., not a value of the space's".
 RESOLUTION = 1e-12
+
+
+def optuna_keyword_hint(cls, key: str) -> str | None:
+    """Where Optuna's keyword ``key`` of ``suggest_float``/``suggest_int`` (``log``, ``step``) is for dimension class
+    ``cls`` (`refusing_named_elsewhere`: Python's "unexpected keyword argument 'log'" said not that a dimension's
+    class is its scale here); None for any other keyword."""
+    if key == "log":
+        return {"Uniform": "Optuna's log=True is LogUniform(low, high) here (log10 of the value drawn uniformly)",
+                "IntUniform": "xdl has no log-scaled integer: IntUniform draws each integer alike (a choice of "
+                              "values spaced by a ratio, Choice([16, 32, 64, 128]), for a log scale)"}.get(
+            cls.__name__, f"{cls.__name__} draws on a log scale already (Optuna's log=True): leave log out")
+    if key == "step":
+        return "Optuna's step is not offered: a choice of the values, Choice([...]), for values on a step"
+    return None
 
 
 class Dimension:
@@ -124,6 +139,7 @@ class Uniform(Dimension):
 
     kind = "uniform"
 
+    @refusing_named_elsewhere(optuna_keyword_hint)
     def __init__(self, low: float, high: float):
         _check_range(low, high)
         if not math.isfinite(float(high) - float(low)):  # (bounds ±1e308: its draws raised NumPy's OverflowError
@@ -145,6 +161,7 @@ class LogUniform(Dimension):
 
     kind = "log_uniform"
 
+    @refusing_named_elsewhere(optuna_keyword_hint)
     def __init__(self, low: float, high: float):
         _check_range(low, high)
         if low <= 0:
@@ -165,6 +182,7 @@ class OneMinusLog(Dimension):
 
     kind = "one_minus_log"
 
+    @refusing_named_elsewhere(optuna_keyword_hint)
     def __init__(self, low: float, high: float):
         self._set(low, high)
         if high < 0.5:  # the course's (and Optuna's suggest_float(..., log=True)) range of 1 − β, written as β's:
@@ -201,6 +219,7 @@ class IntUniform(Dimension):
 
     kind = "int_uniform"
 
+    @refusing_named_elsewhere(optuna_keyword_hint)
     def __init__(self, low: int, high: int):
         _check_int_bounds(low, high)
         _check_range(low, high)

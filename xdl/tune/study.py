@@ -5,6 +5,7 @@ search resumes without redoing finished trials; the best configuration as a TOML
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import os
@@ -56,6 +57,18 @@ class Trial:
         one of fewer epochs than the others' (ASHA can prune a trial that beats, at epoch 27 of
         30, what the completed ones reached at 30)."""
         return self.status in ("completed", "stopped") and self.dev_accuracy is not None
+
+    @property
+    def value(self) -> float | None:
+        """Its dev accuracy, what a search maximizes (Optuna's ``FrozenTrial.value``, the ``value`` of
+        `Study.trials_dataframe`; ``study.best_trial.value`` raised AttributeError): None where it failed."""
+        return self.dev_accuracy
+
+    @property
+    def state(self) -> str:
+        """Its ``status`` as Optuna's ``TrialState`` names it (`OPTUNA_STATES`: "COMPLETE" for a completed or
+        early-stopped trial, "PRUNED", "FAIL"), the ``state`` of `Study.trials_dataframe`."""
+        return OPTUNA_STATES[self.status]
 
     def summary(self) -> str:
         """The trial in one line, as a search reports it when it is recorded (Optuna's "Trial 3
@@ -200,8 +213,9 @@ class Study:
 
     @property
     def best_params(self) -> dict:
-        """The best trial's hyperparameters (Optuna's ``study.best_params``): a copy."""
-        return dict(self.best_trial.params)
+        """The best trial's hyperparameters (Optuna's ``study.best_params``): a deep copy (a list value, hidden sizes,
+        appended to changed the trial's own record, which the next save wrote, and its best_config)."""
+        return copy.deepcopy(self.best_trial.params)
 
     @property
     def best_value(self) -> float:
@@ -234,7 +248,7 @@ class Study:
         "COMPLETE" for a completed or early-stopped trial, "PRUNED", "FAIL"), ``status`` (xdl's:
         `Trial.status`), ``value`` (its dev accuracy), ``dev_cost``, ``epochs``, ``seconds``,
         ``error``, then a ``params_<name>`` column per hyperparameter (None where a trial had no such
-        one; a list value, hidden sizes, held as the list). Needs pandas (the ``tune`` extra)."""
+        one; a list value, hidden sizes, held as a copy of the list). Needs pandas (the ``tune`` extra)."""
         try:
             import pandas
         except ImportError as e:
@@ -242,9 +256,10 @@ class Study:
         names = sorted({n for t in self.trials for n in t.params})
         columns = ["number", "round", "state", "status", "value", "dev_cost", "epochs", "seconds", "error",
                    *(f"params_{n}" for n in names)]
-        # (Optuna's names in state: df[df.state == "COMPLETE"], as an Optuna user filters, found none in xdl's)
-        rows = [[t.number, t.round, OPTUNA_STATES[t.status], t.status, t.dev_accuracy, t.dev_cost, t.epochs,
-                 t.seconds, t.error, *(t.params.get(n) for n in names)]
+        # (Optuna's names in state: df[df.state == "COMPLETE"], as an Optuna user filters, found none in xdl's; each
+        # value a copy: a cell's list changed in place was the trial's own record)
+        rows = [[t.number, t.round, t.state, t.status, t.value, t.dev_cost, t.epochs,
+                 t.seconds, t.error, *(copy.deepcopy(t.params.get(n)) for n in names)]
                 for t in sorted(self.trials, key=lambda t: t.number)]
         return pandas.DataFrame(rows, columns=columns)
 
