@@ -193,6 +193,17 @@ def test_a_last_batch_of_exactly_min_size_is_kept_and_one_below_is_merged_with_a
     assert np.array_equal(orders[0], orders[1]) and not np.array_equal(orders[0], orders[2])
 
 
+def test_minibatches_first_pass_is_the_first_permutation_of_the_seed_and_each_later_pass_the_next():
+    """Epoch e's order is the e-th permutation drawn from ``seed`` (a mutant that began with the second one, the
+    pass drawn at the call thrown away, passed every test)."""
+    X = np.arange(10.0)[:, None]
+    batches = minibatches(X, np.arange(10), 4, seed=3)
+    expected = np.random.default_rng(3)
+    for _ in range(3):
+        order = np.concatenate([xb[:, 0] for xb, _ in batches])
+        np.testing.assert_array_equal(order, expected.permutation(10))
+
+
 def test_minibatches_check_min_size_and_take_lists():
     X, y = np.arange(10)[:, None], np.arange(10)
     assert [len(b) for b, _ in minibatches(X, y, 3, min_size=2)] == [3, 3, 4]  # the last, 1, merged

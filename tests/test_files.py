@@ -161,6 +161,69 @@ def test_a_save_removes_only_its_own_targets_stale_temporaries(tmp_path):
     assert other.exists() and not own.exists()
 
 
+@pytest.mark.parametrize("binary", [True, False])
+def test_every_byte_is_on_disk_before_the_one_rename_that_puts_it_in_place(tmp_path, monkeypatch, binary):
+    """The order that makes a write survive a crash: all the data handed to the file descriptor, fsync'd,
+    then one rename over the target (no copy, no write in place). Unflushed, the fsync synced a file
+    missing its buffered tail, and a crash after the rename left a truncated file where the old one was."""
+    events = []
+    fsync, replace = files.os.fsync, files.os.replace
+
+    def observed_fsync(fd):
+        events.append(("fsync", os.fstat(fd).st_size))
+        return fsync(fd)
+
+    def observed_replace(source, target):
+        events.append(("replace", Path(source).parent == tmp_path and Path(source).name.endswith(".tmp"),
+                       Path(target)))
+        return replace(source, target)
+
+    monkeypatch.setattr(files.os, "fsync", observed_fsync)
+    monkeypatch.setattr(files.os, "replace", observed_replace)
+    for size in (0, 1, 100, 8191, 8192, 8193, 1 << 20):  # within, at and past io's default buffer
+        path = tmp_path / f"out-{size}"
+        path.write_bytes(b"old")
+        events.clear()
+        content = "x" * size
+        files.atomic_write(path, lambda f: f.write(content.encode() if binary else content), binary=binary)
+        assert events == [("fsync", size), ("replace", True, path)], size
+        assert path.read_text() == content and sorted(os.listdir(tmp_path)) == sorted(
+            f"out-{s}" for s in (0, 1, 100, 8191, 8192, 8193, 1 << 20) if s <= size)
+
+
+@pytest.mark.parametrize("refused", ["directory", "file"])
+def test_a_write_the_system_would_refuse_is_refused_before_any_work_leaving_the_file(tmp_path, monkeypatch, refused):
+    """A directory not writable, or a write-protected file (which ``open`` refuses; a rename would not), is
+    refused naming it before the writer runs: no temporary made, the old file as it was. (``os.access`` is
+    patched: root may write anywhere, so chmod alone would not show it.)"""
+    path = tmp_path / "model.npz"
+    path.write_bytes(b"old")
+    denied = tmp_path if refused == "directory" else path
+    access = files.os.access
+    monkeypatch.setattr(files.os, "access", lambda name, mode, **kw: Path(name) != denied and access(name, mode, **kw))
+    calls = []
+    with pytest.raises(PermissionError, match="not writable" if refused == "directory" else "write-protected") as error:
+        files.atomic_write(path, calls.append)
+    assert str(denied) in str(error.value) and calls == []
+    assert os.listdir(tmp_path) == ["model.npz"] and path.read_bytes() == b"old"
+
+
+def test_a_live_writers_temporary_is_left_and_a_dead_ones_removed(tmp_path):
+    """A temporary of the same target is removed only where its writer's process is gone: a live
+    writer's (this process, pid 1) is its save under way, whose rename would fail without it; a file
+    not named as a writer's is not one."""
+    path = tmp_path / "model.npz"
+    prefix = files._temporary_prefix(path)
+    live = [tmp_path / f"{prefix}{pid}.abcd1234.tmp" for pid in (os.getpid(), 1)]
+    live.append(tmp_path / f"{prefix}mine.tmp")  # (no writer's name: a file of the user's, never removed)
+    dead = [tmp_path / f"{prefix}{pid}.abcd1234.tmp" for pid in (999999999, 4194305)]
+    for temporary in live + dead:
+        temporary.write_bytes(b"x")
+    assert sorted(files.remove_stale_temporaries(path)) == sorted(dead)
+    xdl.save(model(), path)
+    assert sorted(os.listdir(tmp_path)) == sorted([path.name, *(t.name for t in live)])
+
+
 def test_a_name_too_long_is_reported_against_the_target_never_the_temporary(tmp_path):
     path = tmp_path / ("m" * 300 + ".npz")
     with pytest.raises(OSError) as error:

@@ -1158,6 +1158,17 @@ def test_the_normal_factory_given_as_init_is_refused_saying_what_to_give():
         Dense(3, 2, init=xdl.init.normal)
 
 
+def test_a_loss_shows_its_public_settings_not_its_private_ones():
+    """``Name(setting=value, …)`` of its public attributes: xdl's losses have none; a loss of one's own shows its
+    settings and not its ``_`` ones (a mutant that showed only the private ones passed every test)."""
+    class Huber(MeanSquaredError):
+        def __init__(self, delta):
+            self.delta, self._cache = delta, {}
+
+    assert repr(SoftmaxCrossEntropy()) == "SoftmaxCrossEntropy()"
+    assert repr(Huber(5.0)) == "Huber(delta=5.0)"
+
+
 @pytest.mark.parametrize("loss", [SoftmaxCrossEntropy(), BinaryCrossEntropy(), MeanSquaredError()])
 def test_a_loss_refuses_targets_that_require_grad(loss):
     teacher = xdl.tensor(np.full((4, 2), 0.5), requires_grad=True)  # a distillation's soft targets

@@ -502,6 +502,23 @@ def test_an_empty_buffer_takes_every_update_as_no_change():
     assert empty.shape == (0,)
 
 
+@pytest.mark.parametrize("rule, documented", [
+    (SGD, {"lr": 0.01, "weight_decay": 0.0}),
+    (Momentum, {"lr": 0.01, "beta": 0.9, "nesterov": False, "weight_decay": 0.0}),
+    (RMSprop, {"lr": 0.001, "beta": 0.9, "eps": 1e-8, "weight_decay": 0.0}),
+    (Adam, {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0}),
+    (AdamW, {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.01}),
+])
+def test_each_rule_has_its_documented_defaults_and_checks_no_gradient_unless_asked(rule, documented):
+    """The defaults the docstrings give (PyTorch's, but AdamW's decay of 0.01 and Adam's 0.001) and
+    ``check_finite`` False, `Optimizer.__init__`'s: a rule's own default of True (a host read per step, refused in a
+    captured step) was a mutant every test passed."""
+    w = xdl.tensor(np.ones(2), requires_grad=True)
+    opt = rule([w])
+    assert {name: opt.param_groups[0][name] for name in documented} == documented
+    assert opt.check_finite is False
+
+
 def test_ewa_bias_correction():
     values = np.full(20, 5.0)
     assert np.allclose(xdl.ewa.ewa(values, 0.9), 5.0)
@@ -514,6 +531,16 @@ def test_ewa_bias_correction():
     np.testing.assert_allclose(xdl.ewa.ewa(vectors, 0.9), np.stack([xdl.ewa.ewa(values), xdl.ewa.ewa(2 * values)], 1))
     with pytest.raises(ValueError, match="EWA: bias_correction must be True or False, got 'no'"):
         xdl.ewa.EWA(0.9, bias_correction="no")  # a string was read as true
+
+
+def test_ewa_takes_booleans_as_0_and_1_and_refuses_strings():
+    """ewa's values are real numbers: booleans average as 0/1 (v₁ = 1, v₂ = 0.9·0.1 = 0.09 before the
+    correction, 0.09/(1 − 0.81) after), and strings are refused, not parsed ("1.5" averaged as 1.5 under a mutant
+    that read ``dtype != bool`` for ``dtype == bool``, which every test passed)."""
+    np.testing.assert_allclose(xdl.ewa.ewa([True, False], 0.9, bias_correction=False), [0.1, 0.09])
+    np.testing.assert_allclose(xdl.ewa.ewa(np.array([True, False]), 0.9), [1.0, 0.09 / 0.19])
+    with pytest.raises(TypeError, match="ewa: values must be real numbers"):
+        xdl.ewa.ewa(["1.5", "2"])
 
 
 def test_a_running_ewa_of_float32_values_is_kept_in_float64_as_ewa_keeps_it():

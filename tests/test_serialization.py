@@ -668,3 +668,37 @@ def test_a_model_file_whose_predictions_are_of_no_kind_xdl_writes_is_named_damag
     with pytest.raises(ValueError, match=rf"load: '.*model\.npz' is damaged: its model predicts "
                                          rf"{re.escape(repr(predicts))}, not one of \("):
         xdl.load(path)
+
+
+def test_is_xdl_file_tells_a_saved_model_or_checkpoint_from_every_other_file(tmp_path):
+    """A command replaces a file of its name only where `save` wrote it (``is_xdl_file``): a user's
+    .npz, a zip, a text file, a truncated save, a directory or nothing are not xdl's."""
+    import zipfile
+
+    model = Sequential(Dense(3, 2))
+    xdl.save(model, tmp_path / "model.npz")
+    xdl.save(model, tmp_path / "checkpoint.npz", extra={"epoch": 1})
+    np.savez(tmp_path / "user.npz", weights=np.ones(3))
+    with zipfile.ZipFile(tmp_path / "notes.zip", "w") as z:
+        z.writestr("readme.txt", "not an array")
+    (tmp_path / "text.npz").write_text("weights")
+    with open(tmp_path / "array.npz", "wb") as f:  # (one .npy array: np.load gives the array, no archive)
+        np.save(f, np.ones(3))
+    whole = (tmp_path / "model.npz").read_bytes()
+    (tmp_path / "truncated.npz").write_bytes(whole[:len(whole) // 2])
+    (tmp_path / "folder.npz").mkdir()
+    told = {name: serialization.is_xdl_file(tmp_path / name) for name in
+            ("model.npz", "checkpoint.npz", "user.npz", "notes.zip", "text.npz", "array.npz", "truncated.npz",
+             "folder.npz", "missing.npz")}
+    assert told == {"model.npz": True, "checkpoint.npz": True, "user.npz": False, "notes.zip": False,
+                    "text.npz": False, "array.npz": False, "truncated.npz": False, "folder.npz": False,
+                    "missing.npz": False}
+
+
+def test_a_users_extra_with_a_many_key_is_a_model_file_not_a_fit_many_checkpoint(tmp_path):
+    """fit_many's checkpoints are told by their marker and their provenance together: a user's own
+    ``extra={"many": True}`` is an ordinary model file, which load builds."""
+    model = Sequential(Dense(3, 2))
+    path = xdl.save(model, tmp_path / "model.npz", extra={"many": True, "note": "mine"})
+    assert not serialization.is_many_checkpoint(serialization.read_extra(path)[0])
+    assert isinstance(xdl.load(path), Sequential)

@@ -2560,6 +2560,30 @@ def test_no_bar_asked_for_imports_no_notebook_bar(monkeypatch, recwarn):
     assert [str(w.message) for w in recwarn] == [] and "tqdm.auto" not in sys.modules
 
 
+def test_diagnose_names_a_gap_of_exactly_twice_the_other_whatever_the_rounding():
+    """Train 95%, dev 85%: avoidable bias 5%, variance 10% — exactly `CLEARLY_LARGER` (2) times, "at least" twice,
+    though 0.1 − 0.05 in floats is 0.09999999999999998 against 2 × 0.050000000000000044. Both within tolerance
+    0.15 ("good"), the larger beyond half of it: the variance is named first (a mutant that read ``x − ROUNDING``
+    for ``x + ROUNDING`` dropped it, and every test passed)."""
+    d = xdl.diagnose({"train_accuracy": 0.95, "dev_accuracy": 0.85}, tolerance=0.15)
+    assert d.verdict == "good"
+    assert d.next_steps[0] == "work on the variance first: 10.00% against an avoidable bias of 5.00%"
+
+
+@pytest.mark.parametrize("dev_accuracy", [0.92, 0.88])
+def test_diagnose_reads_a_variance_of_exactly_the_tolerance_as_no_gap_to_resolve(dev_accuracy):
+    """Train 90%, dev 92% or 88% on 50 dev examples: a variance of ∓2 points, exactly the tolerance
+    (−0.020000000000000018 in floats), is within it — neither "dev below train" nor a gap the dev set cannot
+    resolve is said, though p̃ ± 2 SE (about 11% ± 8.6%) holds the training error (a mutant that read
+    ``−tolerance + ROUNDING`` said it was unresolved, and every test passed)."""
+    from xdl.diagnose import NEXT_STEPS
+
+    d = xdl.diagnose({"train_accuracy": 0.90, "dev_accuracy": dev_accuracy}, dev_examples=50)
+    assert abs(d.variance) == pytest.approx(0.02) and d.verdict == "high bias"
+    assert d.next_steps == NEXT_STEPS["high bias"]
+    assert not any("sampling error" in step or "below the training error" in step for step in d.next_steps)
+
+
 def test_diagnose_reads_the_epoch_early_stopping_restored():
     """Errors are those of the epoch whose weights the model ends with (`History.final`): the restored
     best epoch's, not the last trained one's."""
@@ -3067,6 +3091,20 @@ def test_early_stopping_waits_five_epochs_by_default():
         epoch += 1
         es.on_epoch_end(trainer, {"epoch": epoch, "dev_cost": 1.0})
     assert epoch == 6 and trainer.history.stopped_by == "dev cost did not improve for 5 epochs"
+
+
+def test_early_stopping_refuses_an_epoch_record_without_its_monitor_unless_no_model_of_many_finished():
+    """A record without the monitored value is refused by name (a mutant that read ``value is None or …`` skipped
+    it silently, and every test passed: the fit's own check comes first); a `fit_many` epoch in which no model
+    trained to its end (``best_model`` None) is skipped."""
+    from types import SimpleNamespace
+
+    es = EarlyStopping(restore_best=False, patience=1)
+    trainer = SimpleNamespace(stop_training=False, history=SimpleNamespace(stopped_by=None))
+    with pytest.raises(ValueError, match="EarlyStopping monitors 'dev_cost', which this run does not measure"):
+        es.on_epoch_end(trainer, {"epoch": 1, "train_cost": 0.5})
+    es.on_epoch_end(trainer, {"epoch": 1, "best_model": None})
+    assert es.wait == 0 and es.best_epoch is None and not trainer.stop_training
 
 
 def test_early_stopping_keeps_its_best_weights_through_a_checkpoint_and_sees_weights_written_over_them():

@@ -1811,6 +1811,16 @@ def test_a_narrowed_dimension_stays_within_its_own_box_and_keeps_choices_mostly_
 
 
 
+@pytest.mark.parametrize("low, high, kept", [(0.0, 2.3, "ab"), (0.0, 2.6, "abc"), (0.4, 4.0, "abcd"), (0.6, 4.0, "bcd"),
+                                             (1.45, 1.55, "b")])
+def test_a_narrowed_choice_keeps_the_values_whose_cells_lie_mostly_in_the_box(low, high, kept):
+    """Value i's cell is [i, i + 1): [0, 2.3] holds 0.3 of c's cell, not most of it; [0, 2.6] 0.6 of it; a box
+    within one cell keeps that value (a mutant that read ``high − 0.25`` for ``high − 0.5`` kept c at 2.3 and
+    passed every test)."""
+    narrowed = Choice(list("abcd")).narrowed(low, high)
+    assert narrowed.values == list(kept)
+
+
 def test_a_narrowed_int_uniform_is_the_int_uniform_of_its_integers_and_of_the_nearest_one_to_a_small_box():
     """The integers whose cells [k − ½, k + ½] lie mostly in the box, as `IntUniform(first, last)` has
     them — its box (k ± ½: what the next round of zoom narrows), grid and draws alike; a box inside one

@@ -1,0 +1,173 @@
+"""What a checkpoint keeps and what a resume compares (`xdl.train.checkpoint`, `xdl.train.provenance`):
+cases the run-level tests in test_reliability.py did not tell apart from wrong code."""
+
+import numpy as np
+import pytest
+
+import xdl
+from xdl.data import split
+from xdl.losses import SoftmaxCrossEntropy
+from xdl.optim import Adam
+from xdl.train import Checkpoint, Trainer
+from xdl.train.provenance import data_digest
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_best_npz_keeps_the_first_epoch_of_a_tied_best(tmp_path, seed):
+    """An accuracy on 5 dev examples ties from epoch to epoch: best.npz is the first epoch that reached
+    the best (np.argmax's, EarlyStopping's and Keras's strict improvement), not a later one as good."""
+    X, y = xdl.datasets.moons(45, noise=0.3, seed=seed)
+    s = split(X, y, seed=seed, dev=5 / 45)
+    xdl.seed(seed)
+    model = xdl.nn.mlp(2, [8], 2)
+    trainer = Trainer(model, SoftmaxCrossEntropy(), Adam(model, lr=0.02), epochs=8, seed=seed, progress=False,
+                      batch_size=8, callbacks=[Checkpoint(tmp_path, monitor="dev_accuracy")])
+    accuracy = trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))["dev_accuracy"]
+    assert len(set(accuracy)) < len(accuracy)  # (the case: ties)
+    best, _ = xdl.serialization.read_extra(tmp_path / "best.npz")
+    assert best["epoch"] == int(np.argmax(accuracy)) + 1
+
+
+def test_the_data_digest_tells_apart_every_change_of_values_order_dtype_or_shape():
+    """Equal digests, equal data: the digest is of the values with their dtype and shape (the same bytes
+    as (m, 2, 3) images or (m, 3, 2) ones, as int32 or float32, labels as (m,) or (m, 1), are other data),
+    and of the labels too; a Fortran-ordered copy (a data frame's to_numpy()) is the same data."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(50, 2, 3)).astype(np.float32), rng.integers(0, 3, size=50)
+    same = [(np.asfortranarray(X), y), (X.copy(), y.copy())]
+    other = [(X.reshape(50, 3, 2), y), (X.view(np.int32), y), (X, y.reshape(50, 1)), (X, (y + 1) % 3),
+             (X[::-1], y[::-1]), (X, y.astype(np.int32)), (X.reshape(25, 2, 2, 3), y[:25])]
+    for i in range(len(X)):  # one value changed anywhere, in each piece the digest reads
+        changed = X.copy()
+        changed[i, i % 2, i % 3] += 1
+        other.append((changed, y))
+    digest = data_digest(X, y)
+    assert all(data_digest(*data) == digest for data in same)
+    digests = [data_digest(*data)["sha1"] for data in other]
+    assert digest["sha1"] not in digests and len(set(digests)) == len(digests)
+
+
+def test_every_file_a_checkpoint_directory_holds_came_by_one_rename_of_a_synced_temporary(tmp_path, monkeypatch):
+    """Nothing in a Checkpoint's directory is written in place, where a crash would leave half a file
+    over the last good one: each checkpoint.npz and best.npz — those a run saves, and those a resume
+    into another directory copies there (the run's best, and the checkpoint of a run that was over) —
+    is a temporary beside it, fsync'd, then renamed over it."""
+    import os
+
+    from xdl import files
+
+    synced, placed = set(), []
+    fsync, replace = files.os.fsync, files.os.replace
+
+    def observed_fsync(fd):
+        synced.add(os.readlink(f"/proc/self/fd/{fd}") if os.path.isdir("/proc/self/fd") else fd)
+        return fsync(fd)
+
+    def observed_replace(source, target):
+        assert not os.path.isdir("/proc/self/fd") or str(source) in synced, f"{source} renamed unsynced"
+        placed.append((os.stat(source).st_ino, str(target)))
+        return replace(source, target)
+
+    monkeypatch.setattr(files.os, "fsync", observed_fsync)
+    monkeypatch.setattr(files.os, "replace", observed_replace)
+    X, y = xdl.datasets.moons(120, noise=0.3, seed=0)
+    s = split(X, y, seed=0)
+
+    def fit(directory, **kwargs):
+        xdl.seed(0)
+        model = xdl.nn.mlp(2, [8], 2)
+        trainer = Trainer(model, SoftmaxCrossEntropy(), Adam(model, lr=0.02), epochs=2, seed=0, progress=False,
+                          batch_size=16, callbacks=[Checkpoint(directory)])
+        trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev), **kwargs)
+
+    fit(tmp_path / "a")
+    with pytest.warns(UserWarning, match="the checkpoint's run is over"):
+        fit(tmp_path / "b", resume=tmp_path / "a")  # (over: its files are copied into b)
+    for directory in ("a", "b"):
+        held = sorted(os.listdir(tmp_path / directory))
+        assert held == ["best.npz", "checkpoint.npz"], held
+        for name in held:
+            path = tmp_path / directory / name
+            assert (os.stat(path).st_ino, str(path)) in placed, f"{path} was written in place"
+
+
+def test_a_resume_is_refused_for_each_setting_the_checkpoint_records_naming_it():
+    """Each thing a run is made with is recorded (`provenance.record`) and a resume with another value
+    refused by `verify`, naming it: a fact left out of the record went on unchecked (a resume with
+    another batch size or loss trained another run into the checkpoint's)."""
+    from xdl.train import provenance
+
+    class OtherCost(SoftmaxCrossEntropy):
+        pass
+
+    def trainer(loss=SoftmaxCrossEntropy, dtype="float32", evaluating=False, max_grad_norm=None, **options):
+        xdl.seed(0)
+        model = xdl.nn.mlp(2, [8], 2, dropout=0.2).astype(dtype)
+        if evaluating:
+            model.layers[2].eval()
+        settings = {"seed": 0, "batch_size": 32, "l2": 0.0, "l1": 0.0, "eval_train": True, **options}
+        return Trainer(model, loss(), Adam(model, lr=0.01, max_grad_norm=max_grad_norm), epochs=2, progress=False,
+                       **settings)
+
+    data = {"train": {"examples": 10, "features": 2, "sha1": "0" * 40}}
+    saved = provenance.record(trainer(), data)
+    changes = {"batch_size": dict(batch_size=16), "seed": dict(seed=1), "l2": dict(l2=0.1), "l1": dict(l1=0.1),
+               "eval_train": dict(eval_train=False), "loss": dict(loss=OtherCost), "dtype": dict(dtype="float64"),
+               "evaluation": dict(evaluating=True), "max_grad_norm": dict(max_grad_norm=1.0)}
+    for fact, change in changes.items():
+        with pytest.raises(ValueError, match=fact) as error:
+            provenance.verify(saved, provenance.record(trainer(**change), data), "checkpoint.npz")
+        assert "checkpoint.npz" in str(error.value), fact
+    provenance.verify(saved, provenance.record(trainer(), data), "checkpoint.npz")  # (the same run: no error)
+
+
+def test_a_checkpoint_of_an_older_xdl_is_checked_on_what_it_recorded_and_on_what_its_run_had():
+    """A fact an older xdl did not record is not checked (its checkpoints resume), except one whose value
+    that xdl's runs all had (`provenance.ADDED_FACTS`: no l1, no clipping): a resume with l1 or
+    max_grad_norm set is another run than that checkpoint's, and refused."""
+    from xdl.train import provenance
+
+    def facts(l1=0.0, max_grad_norm=None):
+        xdl.seed(0)
+        model = xdl.nn.mlp(2, [8], 2)
+        trainer = Trainer(model, SoftmaxCrossEntropy(), Adam(model, lr=0.01, max_grad_norm=max_grad_norm), epochs=2,
+                          seed=0, progress=False, l1=l1)
+        return provenance.record(trainer, {"train": None})
+
+    unrecorded = [key for key in facts() if key not in provenance.ADDED_FACTS]
+    for left_out in unrecorded:  # (each fact, as if an older xdl had not recorded it)
+        older = {key: value for key, value in facts().items() if key != left_out}
+        provenance.verify(older, facts(), "old.npz")
+    for fact, change in (("l1", dict(l1=0.1)), ("max_grad_norm", dict(max_grad_norm=1.0))):
+        older = {key: value for key, value in facts().items() if key != fact}
+        provenance.verify(older, facts(), "old.npz")  # (what that xdl's run had: the same run)
+        with pytest.raises(ValueError, match=f"{fact} was"):
+            provenance.verify(older, facts(**change), "old.npz")
+
+
+@pytest.mark.parametrize("then, now, same", [("normal(10)", "normal(10.0)", True), ("normal(1e1)", "normal(10)", True),
+                                             ("normal", "normal(0.01)", True), ("normal(10)", "normal(1)", False),
+                                             ("he", "normal", False)])
+def test_a_resume_compares_an_initializer_by_its_one_spelling(then, now, same):
+    """normal(10) is normal(10.0) (a config file's integer, a script's float): the same run, resumed."""
+    from xdl.train import provenance
+
+    def facts(init):
+        return {"architecture": {"layers": [{"class": "Dense", "config": {"units": 2, "init": init}}]}}
+
+    if same:
+        provenance.verify(facts(then), facts(now), "checkpoint.npz")
+    else:
+        with pytest.raises(ValueError, match="the model differs from the checkpoint's at layer 0"):
+            provenance.verify(facts(then), facts(now), "checkpoint.npz")
+
+
+@pytest.mark.parametrize("wait, patience", [(w, p) for p in (1, 2, 5) for w in range(p + 2)])
+def test_an_xdl_train_checkpoint_is_over_once_its_wait_reaches_the_patience(wait, patience):
+    """An older `xdl train` run whose EarlyStopping had waited ``patience`` epochs stopped there (its
+    resume stops at once): finished, not unfinished, however many epochs it had asked for."""
+    from xdl.train.checkpoint_files import waited_out_patience
+
+    extra = {"run_info": {"config": {"patience": patience}}, "callbacks": [{"wait": wait}, {}],
+             "provenance": {"callbacks": ["EarlyStopping", "Checkpoint"]}}
+    assert waited_out_patience(extra) == (wait >= patience)
