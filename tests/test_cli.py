@@ -1813,7 +1813,8 @@ def test_a_ctrl_c_as_a_control_file_stops_the_run_says_how_to_continue_not_that_
 def test_xdl_train_says_a_model_that_predicts_one_class_learned_nothing():
     """Adam at lr 1 without batch norm on digits predicted one class (10%) and was told "train a bigger
     network"; the first step now names the class and a smaller rate."""
-    from xdl.cli import ONE_CLASS, _one_class
+    from xdl.cli import ONE_CLASS
+    from xdl.cli.commands.train import _one_class
 
     xdl.seed(0)  # (weights drawn unseeded predicted one class for the varied inputs below once in 30 runs)
     model = xdl.nn.mlp(4, [3], 3)
@@ -1838,7 +1839,7 @@ def test_xdl_train_tells_a_model_too_slow_to_leave_one_class_to_train_on_not_to_
     out = capsys.readouterr().out
     assert "avoidable bias 50.00%" in out and "predicts class" not in out and "try --lr" not in out
     assert "train longer" in out
-    from xdl.cli import _rose_above_ln_c
+    from xdl.cli.commands.train import _rose_above_ln_c
     from xdl.train.history import History
 
     rose, stayed = History(), History()

@@ -268,7 +268,7 @@ def test_architecture_names_every_command_built_from_train_config_s_options():
     from xdl.cli import build_parser
 
     layout = (Path(__file__).resolve().parents[1] / "ARCHITECTURE.md").read_text()
-    entry = " ".join(layout.split("\nxdl/config.py ", 1)[1].split("\nxdl/cli.py", 1)[0].split())
+    entry = " ".join(layout.split("\nxdl/config.py ", 1)[1].split("\nxdl/sklearn.py", 1)[0].split())
     commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
     reading = [name for name, sub in commands.items() if any("--config" in a.option_strings for a in sub._actions)]
     assert "lr-find" in reading and [name for name in reading if f"xdl {name}" not in entry] == [], entry
@@ -327,7 +327,8 @@ def test_the_train_command_reads_back_as_the_flags_typed_whatever_their_values()
     """The suggested ``xdl train`` parsed as the flags given to ``xdl lr-find``, each value as typed: a value is no
     path (``--l2 -0.0``, which every non-negative option takes, was written ``--l2 ./-0.0``, refused by xdl train:
     "invalid float value"); a name, an init with its spaces and parentheses, a list, the switches both ways."""
-    from xdl.cli import _train_command, build_parser
+    from xdl.cli import build_parser
+    from xdl.cli.commands.lr_find import _train_command
 
     rng = np.random.default_rng(0)
     values = {"--l2": ["-0.0", "0.0", "1e-05"], "--l1": ["-0.0", "0.001"], "--dropout": ["-0.0", "0.25"],

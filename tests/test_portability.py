@@ -102,10 +102,10 @@ def test_a_second_holder_is_refused_on_windows(windows_os, tmp_path, monkeypatch
 def test_the_resume_command_is_quoted_as_windows_shells_read_it(monkeypatch):
     """shlex's single quotes are POSIX shells': on Windows every path has a backslash, so every
     suggested --resume came quoted 'xdl-run\\checkpoints', which cmd passes on quotes and all."""
-    from xdl import cli
-    from xdl.cli import _shell_word
+    from xdl.cli import text
+    from xdl.cli.text import _shell_word
 
-    monkeypatch.setattr(cli, "os", types.SimpleNamespace(name="nt", sep="\\"))  # (not os.name: pathlib reads it)
+    monkeypatch.setattr(text, "os", types.SimpleNamespace(name="nt", sep="\\"))  # (not os.name: pathlib reads it)
     assert _shell_word("xdl-run\\checkpoints") == "xdl-run\\checkpoints"
     assert _shell_word("C:\\Users\\me\\my runs\\checkpoints") == '"C:\\Users\\me\\my runs\\checkpoints"'
     assert _shell_word("runs,a") == '"runs,a"'  # (PowerShell's array operator)

@@ -155,11 +155,12 @@ def test_checkpoints_keep_the_last_and_the_best_epoch(tmp_path):
 ])
 def test_options_are_checked_before_any_work(tmp_path, capsys, monkeypatch, flags, message):
     from xdl import cli
+    from xdl.cli import parser
 
     def training(*args, **kwargs):
         raise AssertionError("trained before the options were checked")
 
-    monkeypatch.setattr(cli, "train", training)
+    monkeypatch.setattr(parser, "train", training)  # (the command's run, as `build_parser` sets it)
     out = tmp_path / "run"
     assert cli.main(["train", *flags, "--out", str(out), "--no-progress"]) == 1
     assert message in capsys.readouterr().err

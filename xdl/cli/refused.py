@@ -1,0 +1,71 @@
+"""The options of a training run that a command has no use for (`REFUSES`, each with why): hidden flags that
+take them (`_Refused`), refused together before any work (`_refuse_flags`), as a --config file's resume is
+(`_refuse_config_resume`)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from xdl.config import TrainConfig, flag_of
+
+
+# the options of a training run that a gradient check has no use for (it trains nothing, writes nothing), each
+# with why: refused, naming them, not "unrecognized arguments" (a --config file's are ignored, but resume,
+# `_refuse_config_resume`; the other options it does not read are noted as ignored: `GRADCHECK_READS`)
+GRADCHECK_REFUSES = dict.fromkeys(("epochs", "patience", "plateau_patience", "plateau_factor", "progress", "capture"),
+                                  "xdl train's, not gradcheck's (it checks the gradients of the model at its initial "
+                                  "weights: no epochs, early stopping, plateau, progress bar or captured step)") | \
+    dict.fromkeys(("out", "checkpoint_every", "resume"), "xdl train's, not gradcheck's (it writes nothing: no output "
+                                                         "directory, checkpoint or resume)")
+# the options of a training run that the range test of `xdl lr-find` has no use for (its steps are --steps batches
+# at its own rising rates, it writes nothing but --plot), each with why: refused, naming them, not ignored
+LR_FIND_REFUSES = dict.fromkeys(("epochs", "patience", "plateau_patience", "plateau_factor", "schedule", "decay_rate",
+                                 "decay_base", "decay_every", "decay_factor", "base_error", "progress"),
+                                "xdl train's, not lr-find's (it trains --steps batches at rising rates, with no "
+                                "epochs, schedule, dev set or progress bar): add to the xdl train it suggests") | \
+    dict.fromkeys(("out", "checkpoint_every", "resume"), "xdl train's, not lr-find's (it writes nothing but --plot: "
+                                                         "no output directory, checkpoint or resume)") | {
+    "lr": "the rate the range test sweeps, from --min-lr to --max-lr"}
+# each command's table of the run's flags it refuses → why (hidden from its help, taken by `_Refused`, and refused
+# together before any work by `_refuse_flags`)
+REFUSES = {"gradcheck": GRADCHECK_REFUSES, "lr-find": LR_FIND_REFUSES}
+
+
+class _Refused(argparse.Action):
+    """A training run's flag given to a command that refuses it (`REFUSES`): kept (``refused``) to be refused
+    with the others before any work, each named with why (`_refuse_flags`), not "unrecognized" or ignored."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        namespace.refused = [*getattr(namespace, "refused", []), (option_string, self.dest)]
+
+
+def _add_refused_options(parser: argparse.ArgumentParser, refuses: dict) -> None:
+    """A hidden flag for each option of ``refuses`` (`REFUSES`'s table of the command), taking any values
+    (`_Refused`): ``--out x`` is then refused saying why, not met with argparse's "unrecognized arguments"."""
+    parser.set_defaults(refused=[])
+    types = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
+    for name in refuses:
+        boolean = types[name] == "bool"  # (--progress and --no-progress, as `_add_options` makes them)
+        flags = (flag_of(name), "--no-" + flag_of(name)[2:]) if boolean else (flag_of(name),)
+        parser.add_argument(*flags, dest=name, action=_Refused, nargs=0 if boolean else "*", default=argparse.SUPPRESS,
+                            help=argparse.SUPPRESS)
+
+
+def _refuse_flags(args) -> None:
+    """Refuse the run's flags given to a command that refuses them (`REFUSES`), all of them at once in a
+    ValueError, grouped by why: "--epochs, --no-progress are xdl train's, not lr-find's (…)"."""
+    why = {}
+    for flag, name in getattr(args, "refused", ()):
+        why.setdefault(REFUSES[args.command][name], []).append(flag)
+    if why:
+        raise ValueError("; ".join(f"{', '.join(flags)} {'is' if len(flags) == 1 else 'are'} {reason}"
+                                   for reason, flags in why.items()))
+
+
+def _refuse_config_resume(config: TrainConfig, command: str, does: str) -> None:
+    """A --config file's ``resume`` given to ``command``, which ``does`` something with a freshly initialized model
+    of the options (checks it, tests it): refused, as its --resume flag is (`REFUSES`); it would be ignored."""
+    if config.resume:
+        raise ValueError(f"--config: resume = {config.resume!r} continues an xdl train run; xdl {command} "
+                         f"{does} a freshly initialized model of these options, not a checkpoint's")
