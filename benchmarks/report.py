@@ -1,5 +1,6 @@
 """Print one table of fused-op speed on the current backend (XDL_BACKEND picks it): time, GB/s,
-% of the copy bandwidth measured in this run, and ratios to naive xp and to PyTorch. The same as
+% of the bandwidth of a copy of each case's own bytes measured in this run, and ratios to naive xp and to
+PyTorch; then the train step's table (with its share of a plain matmul's FLOP rate). The same as
 ``xdl bench kernels``; the cases live in `xdl.bench.kernels`.
 
     PYTHONPATH=$PWD python benchmarks/report.py            # everything

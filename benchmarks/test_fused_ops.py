@@ -18,7 +18,13 @@ from xdl.bench.timing import torch_on
 
 @pytest.fixture(scope="module")
 def backend():
-    backend = xdl.current_backend()
+    """The current backend; without it (XDL_BACKEND=cupy and no GPU, a name that is no backend) the session
+    stops at once with one line saying why, a usage error as benchmarks/report.py's: every case of the suite
+    needs it, and each erred with its own traceback of the same cause."""
+    try:
+        backend = xdl.current_backend()
+    except (ValueError, xdl.BackendError) as e:
+        pytest.exit(str(e), returncode=pytest.ExitCode.USAGE_ERROR)
     xdl.seed(0)
     return backend
 

@@ -4,6 +4,7 @@ optimizer from a file, failures recorded, the command line; and the speed benchm
 
 import dataclasses
 import json
+import os
 import re
 import subprocess
 import sys
@@ -616,10 +617,9 @@ def test_the_kernels_table_writes_a_cpus_slow_rates_with_their_digits_not_as_0_g
     """On a CPU a naive case moves 0.3 GB/s against a copy's 11: the table read "0" GB/s beside "3%" of copy."""
     from xdl.bench.kernels import Row, format_table
 
-    copy = Row("device copy", "xp.copyto", 1.0, 11_000_000_000)
-    rows = [Row("adam 10M", "naive xp", 1.0, 330_000_000), Row("adam 10M", "xdl", 0.0625, 280_000_000),
-            Row("adam 100M", "xdl", 0.001, 2_800_000_000)]
-    cells = [line.split(" | ")[3] for line in format_table(rows, copy).splitlines()[2:]]
+    rows = [Row("adam 10M", "naive xp", 1.0, 330_000_000, 11.0), Row("adam 10M", "xdl", 0.0625, 280_000_000, 11.0),
+            Row("adam 100M", "xdl", 0.001, 2_800_000_000, 11.0)]
+    cells = [line.split(" | ")[3] for line in format_table(rows).splitlines()[2:]]
     assert cells == ["0.33", "4.48", "2800"]
 
 
@@ -688,7 +688,7 @@ def test_every_speed_script_runs_its_cases_at_their_smallest_on_each_backend(bac
 
     monkeypatch.setattr(kernels, "time_calls", once)
     monkeypatch.setattr(steps, "time_calls", once)
-    copy = kernels.copy_bandwidth(backend, 1 << 12)
+    copies = {}
     cases = [kernels.optimizer_case(backend, rule, 64) for rule in kernels.OPT_BYTES]
     cases += [kernels.optimizer_case(backend, "adam", shapes=[(4,), (4, 3)])]
     cases += [kernels.batchnorm_case(backend, mode, 16, 8) for mode in ("train fwd", "train fwd+bwd", "inference")]
@@ -696,8 +696,9 @@ def test_every_speed_script_runs_its_cases_at_their_smallest_on_each_backend(bac
     cases += [kernels.activation_case(backend, name, 16, 8) for name in kernels.ACTIVATIONS]
     cases += [kernels.penalty_case(backend, 300)]
     cases += [kernels.loss_case(backend, name, 300) for name in kernels.LOSSES]
-    rows = [row for case in cases for row in case.rows()]
-    assert len(kernels.format_table(rows, copy).splitlines()) == 2 + len(rows) and all(r.seconds > 0 for r in rows)
+    rows = kernels.against_copies(backend, [row for case in cases for row in case.rows()], copies)
+    assert len(kernels.format_table(rows).splitlines()) == 2 + len(rows) and all(r.seconds > 0 for r in rows)
+    assert all(r.copy_gbps > 0 for r in rows) and sorted(copies) == sorted({r.bytes for r in rows})
     step_rows = [row for case in steps.step_rows(backend, [(16, 8, 8, 1)]) for row in case]
     gpu = backend.device_type == "cuda"
     case = "B=16, 8→1×8→10"
@@ -867,7 +868,8 @@ def test_the_kernels_json_says_what_produced_it_and_checks_its_path_first(tmp_pa
     tiny = kernels.Row("device copy", "xp.copyto", 1e-3, 10**6)
     monkeypatch.setattr(kernels, "copy_bandwidth", lambda backend, nbytes: tiny)
     monkeypatch.setattr(kernels, "optimizer_case", lambda backend, rule, n=None, shapes=None: kernels.Case("c", 1))
-    for name in ("batchnorm_case", "dropout_case", "relu_case", "relu_dropout_case", "activation_case", "loss_case"):
+    for name in ("batchnorm_case", "dropout_case", "relu_case", "relu_dropout_case", "activation_case", "loss_case",
+                 "penalty_case"):
         monkeypatch.setattr(kernels, name, lambda backend, *args: kernels.Case("c", 1))
     monkeypatch.setattr(kernels, "step_rows", lambda backend, shapes: iter([]))
     monkeypatch.setattr(kernels, "main_job_seconds_per_epoch", lambda name: 0.01)
@@ -1326,3 +1328,133 @@ def test_a_stale_figure_that_cannot_be_removed_is_named_and_the_results_kept(tmp
     assert json.loads((tmp_path / "results.json").read_text())["problems"].keys() == {"quadratic"}
     assert sorted(p.name for p in tmp_path.glob("*.png")) == ["curves-quadratic.png", "curves-rosenbrock.png",
                                                               "profile.png"]
+
+
+def kernel_report_with_fake_timer(monkeypatch, tmp_path, capsys):
+    """`kernels.report` (--quick) on numpy with every case a stand-in of a byte count drawn from a few sizes, each
+    implementation "taking" 40 µs and a copy of n bytes n/1e9 + 10 µs (slower per byte the smaller it is, as a
+    launch-bound copy): (the JSON it wrote, what it printed, the sizes the copies were asked for)."""
+    from itertools import count
+
+    from xdl.bench import kernels
+
+    sizes, asked = [8_000, 20_000, 8_000, 16_000, 28_000], []
+    made = count()
+
+    def fake_copy(backend, nbytes):
+        asked.append(nbytes)
+        return kernels.Row("device copy", "xp.copyto", nbytes / 1e9 + 1e-5, 2 * nbytes)
+
+    def case(*args, **kwargs):
+        i = next(made)
+        return kernels.Case(f"case {i}", sizes[i % len(sizes)], {"xdl kernels": (None, None), "naive xp": (None, None)})
+
+    monkeypatch.setattr(kernels, "copy_bandwidth", fake_copy)
+    monkeypatch.setattr(kernels, "time_calls", lambda calls: {name: 4e-5 for name in calls})
+    for name in ("optimizer_case", "batchnorm_case", "dropout_case", "relu_case", "relu_dropout_case",
+                 "activation_case", "loss_case", "penalty_case"):
+        monkeypatch.setattr(kernels, name, case)
+    monkeypatch.setattr(kernels, "step_rows", lambda backend, shapes: iter([]))
+    monkeypatch.setattr(kernels, "main_job_seconds_per_epoch", lambda name: 0.01)
+    path = tmp_path / "k.json"
+    with xdl.use("numpy"):
+        kernels.report(True, path)
+    return json.loads(path.read_text()), capsys.readouterr().out, asked
+
+
+def test_each_cases_percent_of_copy_is_against_a_copy_of_its_own_bytes_measured_once_per_size(monkeypatch, tmp_path,
+                                                                                            capsys):
+    """"% of copy" was against one 256 MB copy (main memory's speed), while a case that fits in the cache ran at
+    the cache's: 229% of copy for the L2 penalty at 1M on this CPU. Each case is now against a copy moving its own
+    byte count (half read, half written), one per distinct size; the big copy stays in the header and the JSON."""
+    figures, out, asked = kernel_report_with_fake_timer(monkeypatch, tmp_path, capsys)
+    assert asked == [1 << 28, 4_000, 10_000, 8_000, 14_000]  # the big copy, then each size's once, half of it copied
+    big = 2 * (1 << 28) / ((1 << 28) / 1e9 + 1e-5) / 1e9
+    assert figures["copy_gbps"] == pytest.approx(big) and f"measured copy bandwidth: {big:.0f} GB/s" in out
+    table = {line.split(" | ")[0].lstrip("| "): line.split(" | ")[4] for line in out.splitlines()
+             if re.match(r"\| case \d+ \| naive xp", line)}
+    assert "| % of same-size copy |" in out and len(figures["rows"]) == 2 * len(table) > 10
+    for row in figures["rows"]:
+        copy_gbps = row["bytes"] / (row["bytes"] / 2 / 1e9 + 1e-5) / 1e9  # the fake copy of half the case's bytes
+        assert row["copy_gbps"] == pytest.approx(copy_gbps), row
+        assert table[row["case"]] == f"{100 * row['gbps'] / copy_gbps:.0f}%"
+    assert set(table.values()) == {"35%", "50%", "45%", "60%"}  # (b/2e9 + 1e-5) / 4e-5 of each size b
+
+
+def test_a_same_size_copy_moves_the_cases_bytes_and_a_row_without_one_shows_no_share(monkeypatch):
+    from xdl.bench import kernels
+
+    monkeypatch.setattr(kernels, "time_call", lambda fn, synchronize: (fn(), synchronize(), 0.5)[2])
+    backend = xdl.backend.get_backend("numpy")
+    for nbytes in (8, 16 * 1024, 28 * 1000, 20 * (1 << 20), 3):
+        (row,) = kernels.against_copies(backend, [kernels.Row("c", "xdl", 1.0, nbytes)], copies := {})
+        moved = copies[nbytes].bytes
+        assert moved == max(8, nbytes // 8 * 8) and row.copy_gbps == moved / 0.5 / 1e9, nbytes
+        assert row.percent_of_copy == pytest.approx(100 * (nbytes / 1e9) / (moved / 0.5 / 1e9))
+    assert kernels.Row("c", "xdl", 1.0, 8).percent_of_copy is None
+    assert kernels.format_table([kernels.Row("c", "xdl", 1.0, 8)]).splitlines()[2].split(" | ")[4] == ""
+
+
+@pytest.mark.parametrize("shape", [(128, 784, 256, 3), (512, 784, 1024, 4), (7, 5, 3, 1)])
+def test_the_steps_matrix_product_flops_are_the_formulas_and_the_products_a_step_runs(shape, monkeypatch):
+    """Each Dense's forward, ∂L/∂W and ∂L/∂x products, 2·B·in·out each, but the first Dense's ∂L/∂x (its input needs
+    no gradient); the same as the products an eager step on numpy calls."""
+    from xdl.bench import steps
+
+    batch, features, width, layers = shape
+    dense = [(features, width)] + [(width, width)] * (layers - 1) + [(width, 10)]
+    formula = 6 * batch * sum(i * o for i, o in dense) - 2 * batch * features * width
+    assert steps.step_flops(*shape) == formula
+    backend = xdl.backend.get_backend("numpy")
+    step = steps.xdl_step(backend, *shape, captured=False)
+    step()
+    products = []
+    matmul = type(backend.ops).matmul
+
+    def counted(ops, a, b, out=None, accumulate=False):
+        products.append(2 * a.shape[0] * a.shape[1] * b.shape[1])
+        return matmul(ops, a, b, out, accumulate)
+
+    monkeypatch.setattr(type(backend.ops), "matmul", counted)
+    step()
+    assert sum(products) == formula and len(products) == 3 * len(dense) - 1
+
+
+def test_the_step_table_gives_each_steps_share_of_a_plain_matmuls_rate(monkeypatch):
+    """"% of matmul": the step's FLOPs per second over a product of its largest shape's, timed in the same rounds."""
+    from xdl.bench import steps
+
+    shape = (16, 8, 12, 2)
+    timed = {}
+
+    def fake_timer(calls):
+        timed.update(calls)
+        return {name: 2e-3 if name == steps.MATMUL else 4e-3 for name in calls}
+
+    monkeypatch.setattr(steps, "time_calls", fake_timer)
+    (rows,) = steps.step_rows(xdl.backend.get_backend("numpy"), [shape])
+    matmul = 2 * 16 * 12 * 12  # the Dense 12 → 12 has the most weights
+    assert list(timed) == ["xdl eager", *(["torch eager"] if "torch eager" in timed else []), steps.MATMUL]
+    assert all(r.flops == steps.step_flops(*shape) and r.matmul_flops_per_s == matmul / 2e-3 for r in rows)
+    share = 100 * steps.step_flops(*shape) / 4e-3 / (matmul / 2e-3)
+    table = steps.format_step_table(rows)
+    assert "| % of matmul |" in table and f"| 4.000 ms | {share:.0f}% |" in table
+    assert "|  |" in steps.format_step_table([steps.StepRow("B=8", "xdl eager", 1e-3)]).splitlines()[2]
+
+
+@pytest.mark.parametrize("backend_name", ["cupy", "jax"])
+def test_the_benchmark_suites_without_their_backend_stop_once_in_one_line(backend_name):
+    """XDL_BACKEND=cupy without a GPU: each case of benchmarks/test_fused_ops.py erred with its own BackendError
+    traceback. The session now stops at its first case with the reason, a usage error (exit status 4)."""
+    from conftest import cupy_available
+
+    if backend_name == "cupy" and cupy_available():
+        pytest.skip("a GPU is present: cupy works")
+    root = Path(__file__).parents[1]
+    env = {**os.environ, "XDL_BACKEND": backend_name, "PYTHONPATH": str(root)}
+    done = subprocess.run([sys.executable, "-m", "pytest", "benchmarks/test_fused_ops.py", "-q", "-p",
+                           "no:cacheprovider"], cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    reason = "backend 'cupy' is unavailable: " if backend_name == "cupy" else "XDL_BACKEND='jax' is not a backend"
+    assert done.returncode == pytest.ExitCode.USAGE_ERROR, done.stdout + done.stderr
+    assert done.stdout.count(reason) == 1 and "Traceback" not in done.stdout and " error" not in done.stdout, \
+        done.stdout

@@ -5,7 +5,9 @@ defaults, digits) time per epoch on this backend and on the CPU of the same mach
 
 The model is ``(Dense no-bias → BatchNorm → ReLU → Dropout 0.2) × L → Dense``, softmax
 cross-entropy, Adam (lr 1e-3), float32 — the same layers on both sides. Small steps are decided
-by host overhead (launches and Python per step), large ones by the matrix products.
+by host overhead (launches and Python per step), large ones by the matrix products: each step's "% of matmul" is
+its matrix products' FLOPs per second (`step_flops`) over a plain product's of its largest shape (`matmul_call`),
+timed in the same rounds as the steps — the limit a compute-bound step is held to.
 """
 
 from __future__ import annotations
@@ -29,6 +31,42 @@ class StepRow:
     impl: str
     seconds: float
     launches: dict | None = None  # the captured step's graph nodes by kind (what an eager step launches)
+    flops: int | None = None  # the step's matrix-product FLOPs (`step_flops`)
+    matmul_flops_per_s: float | None = None  # a plain product's of its largest shape, in the same rounds
+
+    @property
+    def percent_of_matmul(self) -> float | None:
+        """100 · (flops / seconds) / matmul_flops_per_s, or None where either was not measured."""
+        if self.flops is None or not self.matmul_flops_per_s:
+            return None
+        return 100 * self.flops / self.seconds / self.matmul_flops_per_s
+
+
+MATMUL = "plain matmul"  # the reference product's name among a case's timed calls (not a row)
+
+
+def dense_shapes(features: int, width: int, layers: int) -> list[tuple[int, int]]:
+    """(in, out) of each Dense of the step's model: features → width, (layers − 1) × width → width, width → 10."""
+    return [(features, width)] + [(width, width)] * (layers - 1) + [(width, 10)]
+
+
+def step_flops(batch: int, features: int, width: int, layers: int) -> int:
+    """The matrix-product FLOPs of one step, 2·B·in·out per product of each Dense: its forward x·W, its ∂L/∂W =
+    xᵀ·∂L/∂y and its ∂L/∂x = ∂L/∂y·Wᵀ, but for the first Dense, whose input needs no gradient (neither side
+    computes it): Σ 3·2·B·in·out − 2·B·features·width."""
+    return sum(3 * 2 * batch * i * o for i, o in dense_shapes(features, width, layers)) - 2 * batch * features * width
+
+
+def matmul_call(backend, batch: int, features: int, width: int, layers: int):
+    """A plain float32 product (B, in)·(in, out) of the step's Dense with the most weights, into a preallocated
+    output through the backend's matmul (on cupy xdl's cuBLAS handle, at the precision in force, as the step's
+    products): (the call, its FLOPs 2·B·in·out)."""
+    rows, columns = max(dense_shapes(features, width, layers), key=lambda shape: shape[0] * shape[1])
+    rng = np.random.default_rng(0)  # (not the backend's generator: the steps' draws stay as they were)
+    a, b = (backend.asarray(rng.standard_normal(shape).astype(np.float32))
+            for shape in ((batch, rows), (rows, columns)))
+    out = backend.xp.empty((batch, columns), dtype=np.float32)
+    return (lambda: backend.ops.matmul(a, b, out=out)), 2 * batch * rows * columns
 
 
 def xdl_step(backend, batch, features, width, layers, captured: bool, l2: float = 0.0, l1: float = 0.0):
@@ -103,7 +141,9 @@ def torch_step(torch, device, batch, features, width, layers, captured: bool, tf
 
 def step_rows(backend, shapes=STEP_SHAPES) -> Iterator[list[StepRow]]:
     """Seconds per step of each implementation for each shape (and, on a GPU, the largest shape
-    again with TF32 matrix products on both sides): the rows of each case as it is measured."""
+    again with TF32 matrix products on both sides), with the step's matrix-product FLOPs and a plain product's
+    rate timed in the same rounds (`matmul_call`, at the case's precision): the rows of each case as it is
+    measured."""
     gpu = backend.supports_graphs
     torch, device, sync = torch_on(backend)
     cases = [(shape, "float32") for shape in shapes] + ([(shapes[-1], "tf32")] if gpu else [])
@@ -118,12 +158,14 @@ def step_rows(backend, shapes=STEP_SHAPES) -> Iterator[list[StepRow]]:
                 for captured in (False, True) if gpu else (False,):
                     fn = torch_step(torch, device, batch, features, width, layers, captured, precision == "tf32")
                     calls["torch graph" if captured else "torch eager"] = (fn, sync)
-            try:
-                seconds = time_calls(calls)  # in turn: the ratios hold if the machine drifts
+            matmul, matmul_flops = matmul_call(backend, batch, features, width, layers)
+            try:  # in turn, the product too: the ratios hold if the machine drifts
+                seconds = time_calls({**calls, MATMUL: (matmul, backend.synchronize)})
             finally:
                 if device == "cuda":
                     torch.backends.cuda.matmul.allow_tf32 = False
-        yield [StepRow(name, impl, seconds[impl], fn.nodes() if impl == "xdl captured" else None)
+        flops, matmul_rate = step_flops(batch, features, width, layers), matmul_flops / seconds[MATMUL]
+        yield [StepRow(name, impl, seconds[impl], fn.nodes() if impl == "xdl captured" else None, flops, matmul_rate)
                for impl, (fn, _) in calls.items()]
 
 
@@ -146,9 +188,9 @@ def main_job_seconds_per_epoch(backend_name: str) -> float:
 
 def format_step_table(rows: list[StepRow]) -> str:
     # (the ratios are times: below 1× is faster than torch, as the kernels table's "× torch's time")
-    lines = ["| step | implementation | median time | × torch eager's time | × torch graph's time "
+    lines = ["| step | implementation | median time | % of matmul | × torch eager's time | × torch graph's time "
              "| launches per step |",
-             "|---|---|---:|---:|---:|---|"]
+             "|---|---|---:|---:|---:|---:|---|"]
     for case in dict.fromkeys(r.case for r in rows):
         group = [r for r in rows if r.case == case]
         ref = {r.impl: r.seconds for r in group}
@@ -157,5 +199,7 @@ def format_step_table(rows: list[StepRow]) -> str:
                                                                                                  "torch graph")]
             launches = "" if not r.launches else \
                 f"{sum(r.launches.values())} ({', '.join(f'{n} {k.lower()}' for k, n in sorted(r.launches.items()))})"
-            lines.append(f"| {case} | {r.impl} | {r.seconds * 1e3:.3f} ms | {ratios[0]} | {ratios[1]} | {launches} |")
+            share = "" if r.percent_of_matmul is None else f"{r.percent_of_matmul:.0f}%"
+            lines.append(f"| {case} | {r.impl} | {r.seconds * 1e3:.3f} ms | {share} | {ratios[0]} | {ratios[1]} "
+                         f"| {launches} |")
     return "\n".join(lines)

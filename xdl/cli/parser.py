@@ -118,8 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
                                        "results.json, curves-<problem>.png and profile.png")
     _add_bench_options(sub)
     sub.set_defaults(run=bench_optimizers, command_parser=sub)
-    sub = kinds.add_parser("kernels", help="the fused ops' speed: time, GB/s, %% of copy bandwidth, ratios to "
-                                           "naive xp and PyTorch (benchmarks/report.py)",
+    sub = kinds.add_parser("kernels", help="the fused ops' speed: time, GB/s, %% of a same-size copy's bandwidth, "
+                                           "ratios to naive xp and PyTorch; the training step's %% of matmul "
+                                           "(benchmarks/report.py)",
                            description="the fused ops' speed on the current backend")
     sub.add_argument("--quick", action="store_true",
                      help="skip the 100M-parameter case, the 65536×1024 cases and the B=4096 train step")
