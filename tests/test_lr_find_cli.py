@@ -278,7 +278,7 @@ def test_the_run_s_options_refused_are_those_the_range_test_has_no_use_for():
     """Each of xdl train's options that would be ignored here (its epochs, schedule, early stopping, plateau, dev
     set's base error, progress bar, output and resume; its --lr, swept) is refused, not read in silence."""
     assert set(LR_FIND_REFUSES) == {"epochs", "patience", "plateau_patience", "plateau_factor", "schedule",
-                                    "decay_rate", "decay_base", "decay_every", "decay_factor", "base_error",
+                                    "decay_rate", "decay_base", "decay_every", "decay_factor", "decay_k", "base_error",
                                     "progress", "out", "checkpoint_every", "resume", "lr"}
 
 

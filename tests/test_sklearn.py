@@ -421,12 +421,13 @@ def test_each_schedules_own_settings_are_parameters_read_by_the_fit():
     those schedules ran at TrainConfig's values whatever was asked; their defaults are TrainConfig's."""
     X, y = labelled_moons()
     defaults = MLPClassifier().get_params()
-    settings = ("decay_rate", "decay_base", "decay_every", "decay_factor")
+    settings = ("decay_rate", "decay_base", "decay_every", "decay_factor", "decay_k")
     assert {name: defaults[name] for name in settings} == {name: getattr(TrainConfig, name) for name in settings}
     options = dict(hidden=(8,), lr=0.1, epochs=2, backend="numpy")
     for schedule, settings, rates in (("exponential", dict(decay_base=0.5), [0.1, 0.05, 0.025]),
                                       ("step", dict(decay_factor=0.1, decay_every=2), [0.1, 0.1, 0.01]),
-                                      ("staircase", dict(decay_rate=1.0, decay_every=2), [0.1, 0.1, 0.05])):
+                                      ("staircase", dict(decay_rate=1.0, decay_every=2), [0.1, 0.1, 0.05]),
+                                      ("inverse_sqrt", dict(decay_k=0.5), [0.05, 0.05, 0.05 / 2**0.5])):
         clf = clone(MLPClassifier(schedule=schedule, **settings, **options)).fit(X, y)
         assert [clf.trainer_.schedule(epoch) for epoch in range(3)] == pytest.approx(rates)
     # another schedule's setting is ignored, as scikit-learn's estimators ignore another solver's: a grid crosses them

@@ -47,7 +47,7 @@ OPTIMIZERS = {
 }
 SCHEDULE_OPTIONS = {"none": (), "inverse_time": ("lr", "decay_rate"), "exponential": ("lr", "decay_base"),
                     "staircase": ("lr", "decay_rate", "decay_every"), "step": ("lr", "decay_factor", "decay_every"),
-                    "cosine": ("lr", "epochs")}  # the options each schedule reads
+                    "inverse_sqrt": ("lr", "decay_k"), "cosine": ("lr", "epochs")}  # the options each schedule reads
 SCHEDULES = tuple(SCHEDULE_OPTIONS)
 AUGMENTED_COPIES = 4  # augmented copies of the training set the input scaling is measured on
 FLOAT32_RATES = optim.optimizer.rate_range(np.float32)  # the models' default dtype
@@ -65,7 +65,7 @@ RESUME_MAY_CHANGE = ("epochs", "patience", "plateau_patience", "plateau_factor",
 IMAGE_SHAPES = {"digits": (8, 8)}  # datasets whose examples are images (augmentation applies)
 # Options added since a run's options may have been saved, with what such a run trained with: its resume is
 # compared with that (a run of an xdl before l1 trained without it: a resume with --l1 0.1 is another run)
-ADDED_OPTIONS = {"l1": 0.0, "max_grad_norm": 0.0, "plateau_patience": 0, "plateau_factor": 0.1}
+ADDED_OPTIONS = {"l1": 0.0, "max_grad_norm": 0.0, "plateau_patience": 0, "plateau_factor": 0.1, "decay_k": 1.0}
 
 
 def first_change(saved: dict, now: dict) -> tuple[str, object, object] | None:
@@ -140,6 +140,9 @@ class TrainConfig:
     decay_base: float = _opt(0.95, "exponential: α0·decay_base^epoch (> 0)")
     decay_every: int = _opt(10, "staircase interval and step period, in epochs")
     decay_factor: float = _opt(0.5, "step: multiply α by this (> 0) every decay_every epochs")
+    # 1: the course's k/√epoch·α0 starts at α0, as the other decays do (its first epoch trains at lr)
+    decay_k: float = _opt(1.0, "inverse_sqrt: α0·decay_k/√max(epoch, 1), epoch from 0 (> 0; the first two epochs "
+                               "both at α0·decay_k)")
     batch_size: int = _opt(64, "mini-batch size")
     epochs: int = _opt(200, "maximum number of epochs")
     patience: int = _opt(15, "early stopping patience in epochs on the dev cost (0: off)")
@@ -246,7 +249,7 @@ class TrainConfig:
             raise ValueError(f"{source}: hidden must be a non-empty list of sizes in [1, {MAX_WIDTH:,}], got "
                              f"{self.hidden}")
         check_drop_rate(self.dropout, f"{source}: dropout")
-        for name in ("lr", "eps", "decay_base", "decay_factor"):
+        for name in ("lr", "eps", "decay_base", "decay_factor", "decay_k"):
             if not math.isfinite(getattr(self, name)) or getattr(self, name) <= 0:
                 raise ValueError(f"{source}: {name} must be a finite number > 0, got {getattr(self, name)}")
         low, high = FLOAT32_RATES
@@ -301,11 +304,14 @@ class TrainConfig:
         def bad(epoch):  # inf once the update holds it in float32
             return not rate(epoch) <= FLOAT32_RATES[1]
 
-        # With the options validate allows, every schedule is monotone in the epoch and epoch 0's rate
-        # is lr, so a bad rate stays bad once reached: check the last epoch, and if it is bad, bisect
-        # for the first (any number of epochs in a few dozen calls).
+        # With the options validate allows, every schedule is monotone in the epoch, so its largest rate is the
+        # first epoch's or the last's: a falling one's is the first's (lr, but inverse_sqrt's lr·decay_k, beyond
+        # float32 for a large decay_k); a growing one's bad rate stays bad once reached, so if the last epoch's is
+        # bad, bisect for the first (any number of epochs in a few dozen calls).
         first, last = 0, self.epochs - 1
-        if not bad(last):
+        if bad(first):
+            last = first
+        elif not bad(last):
             return
         while first < last:
             middle = (first + last) // 2
@@ -381,6 +387,7 @@ class TrainConfig:
                 "exponential": lambda: s.exponential(self.lr, base=self.decay_base),
                 "staircase": lambda: s.staircase(self.lr, decay_rate=self.decay_rate, interval=self.decay_every),
                 "step": lambda: s.step_decay(self.lr, factor=self.decay_factor, every=self.decay_every),
+                "inverse_sqrt": lambda: s.inverse_sqrt(self.lr, k=self.decay_k),
                 "cosine": lambda: s.cosine(self.lr, self.epochs)}[self.schedule]()
 
     def build_trainer(self, model, callbacks=(), plateau_monitor: str = "dev_cost"):

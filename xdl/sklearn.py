@@ -208,23 +208,23 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     ``random_state=None`` (`partial_fit` goes on with the fitted estimator's). ``schedule``'s
     settings, with `TrainConfig`'s defaults: ``decay_rate`` (read by inverse_time and staircase
     only), ``decay_base`` (exponential only), ``decay_factor`` (step only), ``decay_every``
-    (staircase and step only); under another schedule each is ignored, as scikit-learn's
-    ``MLPClassifier`` ignores ``momentum`` unless ``solver="sgd"`` (so a grid may cross them)."""
+    (staircase and step only), ``decay_k`` (inverse_sqrt only); under another schedule each is ignored, as
+    scikit-learn's ``MLPClassifier`` ignores ``momentum`` unless ``solver="sgd"`` (so a grid may cross them)."""
 
-    # decay_base, decay_every, decay_factor, weight_decay, l1, max_grad_norm and the plateau's last: arguments given by
-    # position keep their meaning
+    # decay_base, decay_every, decay_factor, weight_decay, l1, max_grad_norm, the plateau's and decay_k last: arguments
+    # given by position keep their meaning
     @_hinting_sklearn_names
     def __init__(self, hidden=(100,), activation="relu", batch_norm=False, dropout=0.0, l2=0.0,
                  optimizer="adam", lr=1e-3, batch_size=64, epochs=100, schedule="none", decay_rate=0.05,
                  early_stopping=False, validation_fraction=0.1, patience=10, backend="auto", seed=0,
                  warm_start=False, decay_base=0.95, decay_every=10, decay_factor=0.5, weight_decay=0.0,
-                 l1=0.0, max_grad_norm=0.0, plateau_patience=0, plateau_factor=0.1):
+                 l1=0.0, max_grad_norm=0.0, plateau_patience=0, plateau_factor=0.1, decay_k=1.0):
         self.hidden, self.activation, self.batch_norm, self.dropout, self.l2 = hidden, activation, batch_norm, dropout, l2
         self.optimizer, self.lr, self.batch_size, self.epochs = optimizer, lr, batch_size, epochs
         self.schedule, self.decay_rate, self.decay_base = schedule, decay_rate, decay_base
         self.decay_every, self.decay_factor, self.weight_decay = decay_every, decay_factor, weight_decay
         self.l1, self.max_grad_norm = l1, max_grad_norm
-        self.plateau_patience, self.plateau_factor = plateau_patience, plateau_factor
+        self.plateau_patience, self.plateau_factor, self.decay_k = plateau_patience, plateau_factor, decay_k
         self.early_stopping, self.validation_fraction, self.patience = early_stopping, validation_fraction, patience
         self.backend, self.seed, self.warm_start = backend, seed, warm_start
 

@@ -21,7 +21,8 @@ GRADCHECK_REFUSES = dict.fromkeys(("epochs", "patience", "plateau_patience", "pl
 # the options of a training run that the range test of `xdl lr-find` has no use for (its steps are --steps batches
 # at its own rising rates, it writes nothing but --plot), each with why: refused, naming them, not ignored
 LR_FIND_REFUSES = dict.fromkeys(("epochs", "patience", "plateau_patience", "plateau_factor", "schedule", "decay_rate",
-                                 "decay_base", "decay_every", "decay_factor", "base_error", "progress"),
+                                 "decay_base", "decay_every", "decay_factor", "decay_k", "base_error",
+                                 "progress"),
                                 "xdl train's, not lr-find's (it trains --steps batches at rising rates, with no "
                                 "epochs, schedule, dev set or progress bar): add to the xdl train it suggests") | \
     dict.fromkeys(("out", "checkpoint_every", "resume"), "xdl train's, not lr-find's (it writes nothing but --plot: "
