@@ -1931,19 +1931,29 @@ def test_a_divergences_way_on_fits_its_advice(tmp_path, capsys, monkeypatch, adv
             in err) is not ADVICES[advice]
 
 
-@pytest.mark.parametrize("flags, said", [
-    (["--lr", "0.5"], "--lr does not change a gradient check"),
-    (["--optimizer", "sgd", "--lr", "0.5", "--batch-size", "8"], "--optimizer, --lr, --batch-size do not change a "
-                                                                  "gradient check"),
-    (["--schedule", "inverse_time", "--decay-rate", "0.5"], "--schedule, --decay-rate do not change a gradient check"),
+@pytest.mark.parametrize("flags, refused", [
+    (["--lr", "0.5"], ["--lr"]),
+    (["--optimizer", "sgd", "--lr", "0.5", "--batch-size", "8"], ["--optimizer", "--lr", "--batch-size"]),
+    (["--schedule", "inverse_time", "--decay-rate", "0.5"], ["--schedule", "--decay-rate"]),
+    (["--weight-decay", "0.1", "--max-grad-norm", "1", "--base-error", "0.1"],
+     ["--weight-decay", "--max-grad-norm", "--base-error"]),
 ])
-def test_gradcheck_names_the_training_flags_it_ignores(capsys, flags, said):
-    """The flags of a training run that a gradient check does not read (it checks J of the model the
-    options build, at its initial weights) are named once, as ignored; the check still runs."""
-    assert main(["gradcheck", "--dataset", "moons", "--hidden", "4", "--dropout", "0", *flags]) == 0
-    err = capsys.readouterr().err
-    assert f"note: {said} (it checks J of the model these options build, at its initial weights): ignored" in err
-    assert err.count("does not change a gradient check") + err.count("do not change a gradient check") == 1
+def test_gradcheck_refuses_the_training_flags_it_does_not_read(capsys, flags, refused):
+    """xdl gradcheck took --lr, --optimizer, --schedule, … (which it does not read: it checks J of the model the
+    options build, at its initial weights) and noted them as ignored after its work had begun, where a run's other
+    flags (--epochs, --out) are refused before any work: they are refused alike, named together with why."""
+    status, (out, err) = main(["gradcheck", "--dataset", "moons", "--hidden", "4", "--dropout", "0", *flags]), \
+        capsys.readouterr()
+    assert status == 2 and out == "", out
+    why = xdl.cli.GRADCHECK_REFUSES[refused[0].removeprefix("--").replace("-", "_")]
+    assert err == f"xdl gradcheck: error: {', '.join(refused)} {'is' if len(refused) == 1 else 'are'} {why}\n", err
+
+
+def test_gradcheck_reads_or_refuses_every_option_of_a_run():
+    """Each option of a run is read by xdl gradcheck (`GRADCHECK_READS`) or refused as a flag (`GRADCHECK_REFUSES`),
+    never both, never neither (a flag neither read nor refused would be ignored)."""
+    reads, refuses = set(xdl.cli.GRADCHECK_READS), set(xdl.cli.GRADCHECK_REFUSES)
+    assert reads | refuses == {f.name for f in dataclasses.fields(TrainConfig)} and not reads & refuses
 
 
 def test_xdl_train_without_matplotlib_writes_every_other_output_and_says_why_there_are_no_curves(

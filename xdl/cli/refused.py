@@ -11,13 +11,20 @@ from xdl.config import TrainConfig, flag_of
 
 
 # the options of a training run that a gradient check has no use for (it trains nothing, writes nothing), each
-# with why: refused, naming them, not "unrecognized arguments" (a --config file's are ignored, but resume,
-# `_refuse_config_resume`; the other options it does not read are noted as ignored: `GRADCHECK_READS`)
+# with why: refused, naming them, not "unrecognized arguments" or ignored (its flags are `GRADCHECK_READS` and these:
+# every option, once; a --config file's are ignored, but resume, `_refuse_config_resume`: best.toml holds every one)
 GRADCHECK_REFUSES = dict.fromkeys(("epochs", "patience", "plateau_patience", "plateau_factor", "progress", "capture"),
                                   "xdl train's, not gradcheck's (it checks the gradients of the model at its initial "
                                   "weights: no epochs, early stopping, plateau, progress bar or captured step)") | \
     dict.fromkeys(("out", "checkpoint_every", "resume"), "xdl train's, not gradcheck's (it writes nothing: no output "
-                                                         "directory, checkpoint or resume)")
+                                                         "directory, checkpoint or resume)") | \
+    dict.fromkeys(("optimizer", "lr", "beta1", "beta2", "eps", "weight_decay", "max_grad_norm", "schedule",
+                   "decay_rate", "decay_base", "decay_every", "decay_factor", "decay_k", "batch_size", "augment_shift",
+                   "augment_noise", "augment_flip", "base_error"),
+                  "xdl train's, not gradcheck's (it checks J of the model these options build, at its initial weights, "
+                  "on a fixed batch: no optimizer, schedule, batch size, augmentation or diagnosis)") | {
+    "precision": "xdl train's, not gradcheck's (it checks in float64, which --precision, of float32 matrix products, "
+                 "does not change)"}
 # the options of a training run that the range test of `xdl lr-find` has no use for (its steps are --steps batches
 # at its own rising rates, it writes nothing but --plot), each with why: refused, naming them, not ignored
 LR_FIND_REFUSES = dict.fromkeys(("epochs", "patience", "plateau_patience", "plateau_factor", "schedule", "decay_rate",

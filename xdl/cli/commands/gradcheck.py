@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
 import xdl
 from xdl.cli.refused import _refuse_config_resume
 from xdl.cli.text import _describe, _note
-from xdl.config import TrainConfig, flag_of
+from xdl.config import TrainConfig
 from xdl.data import Standardizer
 from xdl.data.validation import check_int
 from xdl.gradcheck import StepRoundsAway
@@ -19,7 +17,7 @@ from xdl.losses import SoftmaxCrossEntropy, l1, l2
 
 GRADCHECK_EXAMPLES = 16
 # the options a gradient check reads (the model, its cost, the data, the seed, where it runs); another's
-# flag is noted as ignored
+# flag is refused (`GRADCHECK_REFUSES`)
 GRADCHECK_READS = ("dataset", "hidden", "activation", "init", "batch_norm", "dropout", "l2", "l1", "seed",
                    "backend")
 
@@ -50,11 +48,6 @@ def gradcheck(config: TrainConfig, args=None) -> int:
               f"two evaluations of J per element checked ({checked:,} "
               + ("elements: every one; --elements N checks a sample)" if elements is None else
                  f"elements: {elements:,} or all of each parameter)"))
-        ignored = [flag_of(f.name) for f in dataclasses.fields(TrainConfig)
-                   if hasattr(args, f.name) and f.name not in GRADCHECK_READS]
-        if ignored:  # (a --config file may hold every option: only flags typed for this command are named)
-            _note(f"note: {', '.join(ignored)} {'does' if len(ignored) == 1 else 'do'} not change a gradient check (it "
-                  "checks J of the model these options build, at its initial weights): ignored")
         if config.dropout:
             _note("note: dropout is off while checking: a random mask would make J another function at every call")
         try:
