@@ -487,8 +487,14 @@ def test_gradcheck_exits_1_on_a_failed_check_and_2_on_an_error(monkeypatch, caps
     assert "ZeroDivisionError" in capsys.readouterr().err
 
 
-# each command that refuses a run's flags → its exit status for an error (gradcheck's 1 is a check that failed)
-ERROR_STATUS = {"gradcheck": 2, "lr-find": 1}
+# each command that refuses flags → its exit status for an error (gradcheck's 1 is a check that failed)
+ERROR_STATUS = {"gradcheck": 2, "lr-find": 1, "tune": 1}
+
+
+def _boolean(name: str) -> bool:
+    """Whether a refused flag is a run's switch (--progress, --no-progress); a peer's (tune's --n-trials) is none."""
+    field = TrainConfig.__dataclass_fields__.get(name)
+    return field is not None and field.type == "bool"
 
 
 @pytest.mark.parametrize("command, name", [(command, name) for command in REFUSES for name in sorted(REFUSES[command])])
@@ -496,10 +502,11 @@ def test_a_command_refuses_a_run_s_flag_naming_it_and_why_before_any_work(comman
                                                                           monkeypatch):
     """xdl gradcheck met a run's flag (--epochs, --out, --resume, …) with argparse's "unrecognized arguments",
     where xdl lr-find named it with why: both refuse them alike (`REFUSES`, a table per command), each flag
-    (--progress and --no-progress both) with any values, in any place, writing nothing."""
+    (--progress and --no-progress both) with any values, in any place, writing nothing — and xdl tune an Optuna
+    user's flag (--n-trials, --sampler, --load-if-exists, …), naming its own."""
     monkeypatch.chdir(tmp_path)
     assert set(ERROR_STATUS) == set(REFUSES)
-    boolean = TrainConfig.__dataclass_fields__[name].type == "bool"
+    boolean = _boolean(name)
     flags = [flag_of(name), "--no-" + flag_of(name)[2:]] if boolean else [flag_of(name)]
     for flag in flags:
         for values in [[]] if boolean else [["3"], ["a", "b"], []]:
@@ -514,13 +521,25 @@ def test_a_command_refuses_a_run_s_flag_naming_it_and_why_before_any_work(comman
 def test_a_command_names_every_refused_flag_at_once_grouped_by_why(command, capsys):
     names = sorted(REFUSES[command])
     reasons = {REFUSES[command][name] for name in names}
-    argv = [command, *[a for name in names for a in ((flag_of(name),) if TrainConfig.__dataclass_fields__[name].type
-                                                     == "bool" else (flag_of(name), "1"))]]
+    argv = [command, *[a for name in names for a in ((flag_of(name),) if _boolean(name) else (flag_of(name), "1"))]]
     status, err = main(argv), capsys.readouterr().err
     assert status == ERROR_STATUS[command]
     said = err.removeprefix(f"xdl {command}: error: ").rstrip("\n").split("; ")
     assert len(said) == len(reasons) and all(any(reason in part for part in said) for reason in reasons), err
     assert all(re.search(rf"(?<![\w-]){flag_of(name)}(?![\w-])", err) for name in names), err
+
+
+def test_xdl_tune_names_optunas_flags_with_its_own():
+    """An Optuna user's flags were argparse's bare "unrecognized arguments": each names xdl tune's flag, as
+    tune() names its keyword (`OPTUNA_OPTIONS_ELSEWHERE`); --timeout is xdl tune's own."""
+    from xdl.tune.search import OPTUNA_OPTIONS_ELSEWHERE
+
+    assert set(REFUSES["tune"]) <= set(OPTUNA_OPTIONS_ELSEWHERE) and "timeout" not in OPTUNA_OPTIONS_ELSEWHERE
+    ways = {"n_trials": "--trials", "sampler": "--strategy", "pruner": "--halving", "study_name": "--out",
+            "storage": "--out", "load_if_exists": "--resume", "n_jobs": "--execution"}
+    assert set(ways) == set(REFUSES["tune"])
+    for name, flag in ways.items():
+        assert re.search(rf"(?<![\w-]){flag}(?![\w-])", REFUSES["tune"][name]), name
 
 
 def test_console_script_is_installed():

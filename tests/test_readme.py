@@ -187,11 +187,13 @@ def test_the_readmes_exit_statuses_are_each_command_s(capsys):
 
     items = exit_statuses()
     assert list(items) == ["0", "1", "2", "128 + N"], items
-    said = {"lr-find": "`xdl lr-find`: `--epochs`", "gradcheck": "`xdl gradcheck`: any error, a run's flag it refuses"}
+    said = {"lr-find": ("`xdl lr-find`: `--epochs`", "--epochs"),
+            "gradcheck": ("`xdl gradcheck`: any error, a run's flag it refuses", "--epochs"),
+            "tune": ("`xdl tune`: `--n-trials`", "--n-trials")}
     assert set(said) == set(REFUSES)
-    for command, words in said.items():
-        status = main([command, "--dataset", "moons", "--epochs", "3"])
-        assert words in items[str(status)] and "--epochs" in capsys.readouterr().err, (command, status)
+    for command, (words, flag) in said.items():
+        status = main([command, "--dataset", "moons", flag, "3"])
+        assert words in items[str(status)] and flag in capsys.readouterr().err, (command, status)
     status = main(["lr-find", "--dataset", "moons", "--hidden", "8", "--steps", "5"])
     assert "no suggestion" in capsys.readouterr().err and "`xdl lr-find`: no suggestion" in items[str(status)]
     assert "`xdl gradcheck`: the check failed" in items["1"] and "`xdl gradcheck`: the check passed" in items["0"]

@@ -986,6 +986,9 @@ def test_one_trial_needs_no_rounds_for_strategies_that_ignore_them(tmp_path, str
     (["--top", "0"], "--top must be a positive integer, got 0"),
     (["--trials", "0"], "--trials must be an integer in [1, 1,000,000], got 0"),
     (["--strategy", "grid", "--trials", str(2**64)], "--trials must be an integer in [1, 1,000,000], got 1844"),
+    (["--timeout", "0"], "--timeout must be a number of seconds > 0, got 0.0"),
+    (["--timeout", "-5"], "--timeout must be a number of seconds > 0, got -5.0"),
+    (["--timeout", "nan"], "--timeout must be a number of seconds > 0, got nan"),
 ])
 def test_bad_tune_options_are_named_by_flag_before_any_work(tmp_path, capsys, flags, message):
     out = tmp_path / "tz"
@@ -1446,7 +1449,7 @@ def test_optunas_options_to_tune_name_the_way_here_before_anything_is_made(data,
     from xdl.tune.search import OPTUNA_OPTIONS_ELSEWHERE
 
     X, y, dev = data
-    ways = {"n_trials": r"trials=32", "timeout": r"not offered: trials=… bounds a search", "direction": r"maximizes",
+    ways = {"n_trials": r"trials=32", "direction": r"maximizes",
             "directions": r"one objective", "sampler": r"strategy='tpe'", "pruner": r"halving=3",
             "study_name": r"directory='xdl-tune'", "storage": r"Study.load\('xdl-tune'\)",
             "load_if_exists": r"resume=True", "n_jobs": r"execution='batched'", "callbacks": r"report=print",
@@ -1458,7 +1461,7 @@ def test_optunas_options_to_tune_name_the_way_here_before_anything_is_made(data,
             tune(X, y, dev, {"lr": LogUniform(1e-3, 1e-1)}, base=BASE, directory=directory, **{name: 4})
         assert not directory.exists()
     with pytest.raises(TypeError, match=r"^tune\(\) takes no option trails=: not an option of tune \(its options: "
-                                        r"space, trials, strategy, .*, report\)$"):
+                                        r"space, trials, strategy, .*, report, timeout\)$"):
         tune(X, y, dev, {"lr": "not even a range"}, trails=4)  # (before the space's own check)
 
 
@@ -2789,3 +2792,169 @@ def test_a_study_of_an_older_xdl_resumes_as_it_did(backend, data, tmp_path):
                 tune(X, y, dev, space, trials=3, **search, resume=True)
         else:
             assert len(tune(X, y, dev, space, trials=3, **search, resume=True).trials) == 3
+
+
+@pytest.fixture
+def fake_clock(monkeypatch):
+    """The clock a search's timeout reads (`search.clock`), 10 s on for each trial recorded (`Study.add`): no
+    real time passes, and a budget of t seconds starts no trial once ⌈t / 10⌉ have been recorded in the call."""
+    from xdl.tune import search
+    from xdl.tune.study import Study
+
+    now, add = [0.0], Study.add
+    monkeypatch.setattr(search, "clock", lambda: now[0])
+    monkeypatch.setattr(Study, "add", lambda self, trials: (now.__setitem__(0, now[0] + 10 * len(trials)),
+                                                             add(self, trials))[1])
+    return now
+
+
+@pytest.fixture
+def fake_dask(monkeypatch):
+    """execution="dask" on a stand-in client that trains each batch when it is submitted (in this process)."""
+    import types
+
+    from xdl.tune import search
+
+    class Future:
+        def __init__(self, value):
+            self.value = value
+
+        def result(self):
+            return self.value
+
+    class Client:
+        scheduler, loop, status = types.SimpleNamespace(address="tcp://fake:1"), None, "running"
+
+        def submit(self, fn, *args, pure=True, retries=None):
+            return Future(fn(*[a.result() if isinstance(a, Future) else a for a in args]))
+
+        def wait_for_workers(self, n, timeout=None):
+            pass
+
+        def scheduler_info(self):
+            return {"workers": {"one": {}}}
+
+        def replicate(self, futures):
+            pass
+
+        def cancel(self, futures):
+            pass
+
+        def close(self):
+            pass
+
+    fake = types.SimpleNamespace(LocalCluster=lambda **kwargs: types.SimpleNamespace(close=lambda: None),
+                                 Client=lambda *args, **kwargs: Client(),
+                                 as_completed=lambda futures, loop=None: list(futures))
+    monkeypatch.setattr(search, "_distributed", lambda: fake)
+
+
+TIMED_SPACE = {"lr": {"log_uniform": [1e-3, 1e-1]}, "batch_size": {"choice": [16, 32]}}  # (two groups a round)
+TRIAL_RECORD = ("number", "round", "params", "status", "epochs", "dev_accuracy")
+
+
+def _records(study) -> list[dict]:
+    return [{k: getattr(t, k) for k in TRIAL_RECORD} for t in study.trials]
+
+
+@pytest.mark.parametrize("execution", ["sequential", "batched", "dask"])
+@pytest.mark.parametrize("strategy", ["coarse_to_fine", "tpe"])
+def test_a_timeout_starts_no_trial_once_it_has_passed_and_a_resume_goes_on_as_the_whole_search(
+        data, tmp_path, fake_clock, fake_dask, strategy, execution):
+    """Optuna's optimize(timeout=): once the budget has passed no trial starts — sequential between trials,
+    batched between groups (both within a round), dask before a round's batches are sent — and the study holds
+    the trials that finished, its ``stopped`` saying so; a resume, with or without a timeout, goes on where it
+    stopped, and the study it ends with is the uninterrupted search's, trial by trial."""
+    if strategy == "tpe":
+        pytest.importorskip("optuna")
+    X, y, dev = data
+    search = dict(trials=8, strategy=strategy, rounds=2, execution=execution, base=dataclasses.replace(BASE, epochs=1))
+    whole = tune(X, y, dev, TIMED_SPACE, **search)
+    assert whole.stopped is None
+    groups = {t.params["batch_size"] for t in whole.trials if t.round == 0}
+    # the first call: its first trial (sequential), group (batched) or round (dask) only
+    first = {"sequential": 1, "batched": sum(t.params["batch_size"] == whole.trials[0].params["batch_size"]
+                                             for t in whole.trials if t.round == 0), "dask": 4}[execution]
+    calls, counts = [dict(timeout=1), dict(timeout=1, resume=True), dict(resume=True)], []
+    for call in calls:
+        study = tune(X, y, dev, TIMED_SPACE, **search, directory=tmp_path, **call)
+        counts.append(len(study.trials))
+        saved = json.loads((tmp_path / "trials.json").read_text())
+        assert [t["number"] for t in saved["trials"]] == [t.number for t in study.trials]  # every one recorded saved
+        assert saved["meta"]["trials"] == 8  # (a resume's trials stay the search's)
+        if len(study.trials) < 8:
+            assert study.stopped.startswith(f"its timeout of 1 s passed with {len(study.trials)} of 8 trials "
+                                            "recorded; the same call with resume=True goes on")
+            assert "stopped: its timeout of 1 s" in repr(study)
+    assert counts[0] == first and counts[0] < counts[1] <= counts[2] == 8, (counts, groups)
+    assert study.stopped is None and _records(study) == _records(whole)
+    np.testing.assert_allclose([t.dev_cost for t in study.trials], [t.dev_cost for t in whole.trials], rtol=1e-6)
+
+
+@pytest.mark.parametrize("execution", ["sequential", "batched"])
+def test_a_timeout_that_passes_with_no_trial_left_or_before_the_first_says_so(data, tmp_path, monkeypatch, execution):
+    """A budget that passes after the last trial has started stops nothing (``stopped`` None: done); one that
+    passes before the first starts none, and saves nothing to resume."""
+    from xdl.tune import search
+
+    X, y, dev = data
+    now = [0.0]
+    monkeypatch.setattr(search, "clock", lambda: now[0])
+    study = tune(X, y, dev, {"lr": {"log_uniform": [1e-3, 1e-1]}}, trials=3, base=BASE, execution=execution,
+                 report=lambda line: now.__setitem__(0, now[0] + 10), timeout=25)  # (the third starts at 20 s)
+    assert len(study.trials) == 3 and study.stopped is None
+    reads = iter([0.0])  # the call's start, then every later read an hour on
+    monkeypatch.setattr(search, "clock", lambda: next(reads, 3600.0))
+    study = tune(X, y, dev, {"lr": {"log_uniform": [1e-3, 1e-1]}}, trials=3, base=BASE, execution=execution,
+                 directory=tmp_path / "s", timeout=60)
+    assert study.trials == [] and study.stopped == ("its timeout of 60 s passed with 0 of 3 trials recorded; nothing "
+                                                    "was saved to resume: the same call again, with a longer "
+                                                    "timeout, starts it")
+    assert not (tmp_path / "s" / "trials.json").exists()
+
+
+@pytest.mark.parametrize("timeout", [0, -1, -0.0, math.nan, "10", True, [5], 10**400 * -1])
+def test_a_bad_timeout_is_named_before_anything_is_made(data, tmp_path, timeout):
+    X, y, dev = data
+    with pytest.raises(ValueError, match=r"^timeout must be a number of seconds > 0, or None for no budget, got "):
+        tune(X, y, dev, {"lr": {"log_uniform": [1e-3, 1e-1]}}, trials=2, base=BASE, directory=tmp_path / "s",
+             timeout=timeout)
+    assert not (tmp_path / "s").exists()
+    study = tune(X, y, dev, {"lr": {"log_uniform": [1e-3, 1e-1]}}, trials=2, base=BASE, timeout=math.inf)
+    assert len(study.trials) == 2 and study.stopped is None  # (inf: no budget, as None)
+
+
+def test_xdl_tune_timeout_says_it_in_the_header_and_its_end_and_resume_goes_on(tmp_path, capsys, fake_clock):
+    """xdl tune --timeout: the header says the budget; a search it ended writes its best.toml of the trials so far
+    and says last, on stderr, that it stopped at --timeout and that --resume goes on (as a Ctrl-C'd one); the
+    resume, with no --timeout, finishes it as the whole search."""
+    out, whole = tmp_path / "study", tmp_path / "whole"
+    options = ["--trials", "4", "--strategy", "coarse_to_fine", "--execution", "sequential", *TINY]
+    assert cli.main(["tune", *options, "--out", str(whole)]) == 0
+    capsys.readouterr()
+    assert cli.main(["tune", *options, "--timeout", "15", "--out", str(out)]) == 0
+    printed, err = capsys.readouterr()
+    assert "4 trials, coarse_to_fine, sequential; timeout 15 s\n" in printed
+    assert err.splitlines()[-1] == (f"xdl tune: stopped at --timeout 15 s with 2 of 4 trials saved in "
+                                    f"{str(out / 'trials.json')!r} (the rest not started); to continue, run the same "
+                                    f"command with --resume (the study keeps its options: xdl tune --resume --out "
+                                    f"{out} is enough; --timeout is this run's)")
+    assert (out / "best.toml").is_file() and len(json.loads((out / "trials.json").read_text())["trials"]) == 2
+    assert cli.main(["tune", "--resume", "--out", str(out)]) == 0
+    assert "stopped at --timeout" not in capsys.readouterr().err
+    key = ("number", "round", "params", "status", "epochs", "dev_accuracy")
+    done, alone = (json.loads((d / "trials.json").read_text())["trials"] for d in (out, whole))
+    assert [{k: t[k] for k in key} for t in done] == [{k: t[k] for k in key} for t in alone]
+
+
+def test_xdl_tune_timeout_before_a_trial_finished_says_there_is_nothing_to_resume(tmp_path, capsys, monkeypatch):
+    from xdl.tune import search
+
+    reads = iter([0.0])
+    monkeypatch.setattr(search, "clock", lambda: next(reads, 3600.0))
+    out = tmp_path / "study"
+    assert cli.main(["tune", "--trials", "2", *TINY, "--timeout", "60", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == ("xdl tune: stopped at --timeout 60 s before a trial finished; nothing to "
+                                    "continue: run the same command again with a longer --timeout")
+    assert not (out / "trials.json").exists()

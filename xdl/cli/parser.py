@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
                              help="check N elements of each parameter, drawn at random (default: every element)")
         # (a search writes no checkpoints, and its --out and --resume are the study's; a gradient check and a
         # range test take a run's options they have no use for as hidden flags that refuse them: `REFUSES`)
-        _add_options(sub, skip={"tune": ("resume", "out", "checkpoint_every"), **REFUSES}.get(name, ()),
+        _add_options(sub, skip={**REFUSES, "tune": ("resume", "out", "checkpoint_every")}.get(name, ()),
                      also={"tune": {"seed": "; and the strategy's draws of the trials' points"}}.get(name, {}))
         if name in REFUSES:
             _add_refused_options(sub, REFUSES[name])
@@ -182,6 +182,9 @@ def _add_tune_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--resume", dest="tune_resume", action="store_true",
                        help="continue the search in --out, skipping finished trials; the options not given are "
                             "the study's (its space, trials, strategy, rounds, halving and base configuration)")
+    group.add_argument("--timeout", type=float, metavar="SECONDS",
+                       help="start no trial once SECONDS have passed (Optuna's timeout): the running ones finish "
+                            "and are saved, --resume goes on; not kept by the study")
     group.add_argument("--top", type=int, default=10, help="rows of the printed table (≥ 1)")
 
 

@@ -1,6 +1,6 @@
-"""The options of a training run that a command has no use for (`REFUSES`, each with why): hidden flags that
-take them (`_Refused`), refused together before any work (`_refuse_flags`), as a --config file's resume is
-(`_refuse_config_resume`)."""
+"""The options of a training run that a command has no use for, and a peer's flags it names otherwise (`REFUSES`,
+each with why): hidden flags that take them (`_Refused`), refused together before any work (`_refuse_flags`), as a
+--config file's resume is (`_refuse_config_resume`)."""
 
 from __future__ import annotations
 
@@ -35,13 +35,29 @@ LR_FIND_REFUSES = dict.fromkeys(("epochs", "patience", "plateau_patience", "plat
     dict.fromkeys(("out", "checkpoint_every", "resume"), "xdl train's, not lr-find's (it writes nothing but --plot: "
                                                          "no output directory, checkpoint or resume)") | {
     "lr": "the rate the range test sweeps, from --min-lr to --max-lr"}
-# each command's table of the run's flags it refuses → why (hidden from its help, taken by `_Refused`, and refused
-# together before any work by `_refuse_flags`)
-REFUSES = {"gradcheck": GRADCHECK_REFUSES, "lr-find": LR_FIND_REFUSES}
+# Optuna's names as an Optuna user types them as flags (its optimize's and create_study's keywords, its CLI's
+# --study-name and --storage) → xdl tune's way, worded as xdl.tune.search.OPTUNA_OPTIONS_ELSEWHERE's: argparse's
+# "unrecognized arguments" said neither that xdl tune has the option nor under which flag
+TUNE_REFUSES = {  # (no "; " in a reason: `_refuse_flags` joins the reasons with it)
+    "n_trials": "Optuna's n_trials, --trials here (--trials 32)",
+    "sampler": "Optuna's sampler, --strategy here: tpe (Optuna's TPESampler, seeded by --seed), random, grid or "
+               "coarse_to_fine",
+    "pruner": "Optuna's pruner, --halving here: --halving 3 stops poor trials at the rungs min-epochs·3^r "
+              "(asynchronous successive halving, as Optuna's SuccessiveHalvingPruner(reduction_factor=3))",
+    **dict.fromkeys(("study_name", "storage"), "Optuna's: a study is kept in a directory here, --out DIR, which holds "
+                                               "its trials.json (xdl.tune.Study.load(DIR) reads it back)"),
+    "load_if_exists": "Optuna's load_if_exists, --resume here: it continues the study in --out (a new search refuses "
+                      "a directory that holds one)",
+    "n_jobs": "Optuna's n_jobs, --execution here: batched trains the trials that share shapes as one batch "
+              "(fit_many), dask spreads batches over Dask workers, sequential trains one at a time",
+}
+# each command's table of the flags it refuses → why: a run's it has no use for, a peer's it names otherwise (hidden
+# from its help, taken by `_Refused`, and refused together before any work by `_refuse_flags`)
+REFUSES = {"gradcheck": GRADCHECK_REFUSES, "lr-find": LR_FIND_REFUSES, "tune": TUNE_REFUSES}
 
 
 class _Refused(argparse.Action):
-    """A training run's flag given to a command that refuses it (`REFUSES`): kept (``refused``) to be refused
+    """A flag given to a command that refuses it (`REFUSES`): kept (``refused``) to be refused
     with the others before any work, each named with why (`_refuse_flags`), not "unrecognized" or ignored."""
 
     def __call__(self, parser, namespace, values, option_string=None):
@@ -49,12 +65,13 @@ class _Refused(argparse.Action):
 
 
 def _add_refused_options(parser: argparse.ArgumentParser, refuses: dict) -> None:
-    """A hidden flag for each option of ``refuses`` (`REFUSES`'s table of the command), taking any values
+    """A hidden flag for each name of ``refuses`` (`REFUSES`'s table of the command), taking any values
     (`_Refused`): ``--out x`` is then refused saying why, not met with argparse's "unrecognized arguments"."""
     parser.set_defaults(refused=[])
     types = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
     for name in refuses:
-        boolean = types[name] == "bool"  # (--progress and --no-progress, as `_add_options` makes them)
+        boolean = types.get(name) == "bool"  # (--progress and --no-progress, as `_add_options` makes them; a peer's
+        # flag, no option of a run, takes any values)
         flags = (flag_of(name), "--no-" + flag_of(name)[2:]) if boolean else (flag_of(name),)
         parser.add_argument(*flags, dest=name, action=_Refused, nargs=0 if boolean else "*", default=argparse.SUPPRESS,
                             help=argparse.SUPPRESS)

@@ -73,8 +73,6 @@ RESUME_MAY_CHANGE = ("backend", "capture", "checkpoint_every", "base_error")
 # neither that tune has the option nor under which name
 OPTUNA_OPTIONS_ELSEWHERE = {
     "n_trials": "Optuna's n_trials is trials here: tune(X, y, dev, space, trials=32)",
-    "timeout": "a budget in seconds is not offered: trials=… bounds a search; Ctrl-C stops one, keeping its finished "
-               "trials (xdl.train.Interrupted's .study), and with directory=… the same call with resume=True goes on",
     "direction": "a search maximizes the dev accuracy (study.best_value, each trial's value), its one objective; each "
                  "trial's dev_cost is recorded beside it (study.trials_dataframe())",
     "directions": "a search has one objective, the dev accuracy it maximizes (study.best_value); each trial's dev_cost "
@@ -100,7 +98,8 @@ OPTUNA_OPTIONS_ELSEWHERE = {
 def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", execution: str = "sequential",
          rounds: int | None = None, seed: int = 0, base: TrainConfig | None = None, directory=None,
          resume: bool = False, standardize=None, progress: bool | None = False, scheduler=None,
-         halving: int | None = None, min_epochs: int = 1, dtype="float32", report=None, **optuna_options) -> Study:
+         halving: int | None = None, min_epochs: int = 1, dtype="float32", report=None, timeout=None,
+         **optuna_options) -> Study:
     """Search ``space`` (a `Space`, a dict, or None for `DEFAULT_SPACE` less what ``base``'s optimizer
     and schedule do not read; what it searches takes the place of ``base``'s value) with ``trials`` trials,
     training on ``(X, y)`` and scoring on ``dev = (X_dev, y_dev)`` by the dev accuracy each model
@@ -144,8 +143,14 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
     trials, or while a Dask search waits on its workers, SIGTERM ends the process as Python's
     default does (the ``xdl tune`` command takes it as Ctrl-C throughout). Another error that ends
     the search once a trial has finished (a ``report`` that raised, a lost Dask scheduler) carries
-    the study too, as its ``.study``. ``optuna_options``: none is taken; Optuna's ``n_trials=``, ``timeout=``,
-    ``load_if_exists=``, … is refused saying the way here (`OPTUNA_OPTIONS_ELSEWHERE`).
+    the study too, as its ``.study``. ``timeout``: seconds (> 0), or None for no budget — as Optuna's
+    ``optimize(timeout=)``, once they have passed since the call began (`clock`) no new trial starts (sequential:
+    between trials; batched: between groups; dask: no round's batches are sent, those sent finish) and the study
+    returned holds every trial that finished, its ``stopped`` saying that the budget ended it (None where the search
+    ran to its end); the trials not started are not recorded, and with ``directory`` the same call with
+    ``resume=True`` (with or without a timeout: it is this call's, not the study's) goes on where it stopped, as
+    after a Ctrl-C. ``optuna_options``: none is taken; Optuna's ``n_trials=``, ``load_if_exists=``, … is refused
+    saying the way here (`OPTUNA_OPTIONS_ELSEWHERE`).
 
     >>> import xdl
     >>> from xdl.config import TrainConfig
@@ -160,12 +165,13 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
     for name in optuna_options:  # (before any check or work: a misspelt option too)
         way = OPTUNA_OPTIONS_ELSEWHERE.get(name, f"not an option of tune (its options: {', '.join(TUNE_OPTIONS)})")
         raise TypeError(f"tune() takes no option {name}=: {way}")
+    started = clock()  # (Optuna's timeout counts from the call's start: checking the data and a cluster's start too)
     given_precision = DEFAULT_PRECISION if base is None else getattr(base, "precision", None)
     # (a cluster given trains with base's own: `worker_backend`)
     trained_on = current_backend() if execution != "dask" or scheduler is None else None
     space, base, rounds, dtype, study = check_search(space, trials, strategy, execution, rounds, seed, base,
                                                      directory, resume, halving, min_epochs, dtype,
-                                                     scheduler=scheduler, backend=trained_on)
+                                                     scheduler=scheduler, backend=trained_on, timeout=timeout)
     X, y, dev = _check_data(X, y, dev, dtype)
     _check_augment_width(space, base, int(np.prod(X.shape[1:])))
     if len(X) < 2 and (base.batch_norm or "batch_norm" in space.spec()):  # named now, not by each trial
@@ -185,7 +191,8 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
     client = connect(scheduler) if execution == "dask" and isinstance(scheduler, str) else None
     search = _Search(base, X, y, dev, study, standardize, progress, scheduler if client is None else client,
                      rungs(min_epochs, halving, largest_epochs(space, base)) if halving else [], halving, dtype,
-                     owned=[client] if client is not None else [])
+                     owned=[client] if client is not None else [],
+                     deadline=None if timeout is None else started + check_timeout(timeout, "timeout"))
     train = {"sequential": _sequential, "batched": _batched, "dask": _dask}[execution]
     try:
         with _holding(directory):
@@ -197,6 +204,8 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
                 study.save()
             try:
                 _search_rounds(space, trials, strategy, rounds, seed, study, train, search)
+                study.stopped = _timed_out(study, directory, timeout, space, trials, strategy) if search.timed_out \
+                    else None
             except KeyboardInterrupt:
                 # a Ctrl-C while trials.json was written (its fsync) left the trials just recorded in the study but
                 # not in the file, which the message then named as holding them: written again, while still held
@@ -250,8 +259,41 @@ def _search_rounds(space, trials, strategy, rounds, seed, study, train, search) 
             if number not in done:
                 todo.append((number, params))
             number += 1
-        if todo:
-            train(todo, round_, search)
+        if not todo:
+            continue
+        if search.out_of_time():  # (the round's points are drawn again by a resume, as those of a Ctrl-C'd round)
+            return
+        train(todo, round_, search)
+        if search.timed_out:  # a round cut short: no next round is drawn from its part
+            return
+
+
+def clock() -> float:
+    """The seconds a search's ``timeout`` is counted in: `time.monotonic` (a system clock set meanwhile moves no
+    budget), read here so that a test's fake clock takes its place."""
+    return time.monotonic()
+
+
+def check_timeout(timeout, name: str) -> float | None:
+    """``timeout`` as a float of seconds > 0 (inf: no budget, as None), or None; else a ValueError naming ``name``."""
+    if timeout is None:
+        return None
+    expected = "a number of seconds > 0" + ("" if name.startswith("--") else ", or None for no budget")
+    return check_number(timeout, name, expected, lambda v: v > 0)
+
+
+def _timed_out(study: Study, directory, timeout: float, space: Space, trials: int, strategy: str) -> str:
+    """What a search its ``timeout`` ended leaves (`Study.stopped`): its trials recorded of those it
+    draws, and how to go on."""
+    planned = len(space.grid(trials)) if strategy == "grid" else trials
+    if directory is None:
+        way = "no directory was given: tune(..., directory=...) keeps a search to resume"
+    elif not (Path(directory) / TRIALS_FILE).is_file():  # (a new search that recorded no trial)
+        way = "nothing was saved to resume: the same call again, with a longer timeout, starts it"
+    else:
+        way = "the same call with resume=True goes on where it stopped"
+    n = len(study.trials)
+    return f"its timeout of {timeout:g} s passed with {n} of {counted(planned, 'trial')} recorded; {way}"
 
 
 @contextlib.contextmanager
@@ -397,7 +439,7 @@ def _standardize_record(standardize):
 
 def check_search(space=None, trials=32, strategy="random", execution="sequential", rounds=None, seed=0, base=None,
                  directory=None, resume=False, halving=None, min_epochs=1, dtype="float32", flags=False,
-                 scheduler=None, backend=None):
+                 scheduler=None, backend=None, timeout=None):
     """Check `tune`'s arguments other than the data — nothing is read but a saved study and whether
     a running search holds ``directory`` (`check_not_in_use`), nothing is written — and return
     (space, base, rounds, dtype, study): the `Space`, the checked base, the number of rounds, the
@@ -493,6 +535,7 @@ def check_search(space=None, trials=32, strategy="random", execution="sequential
                          f"({largest_epochs(space, base)}: {name('base.epochs')} or the space's) with {name('halving')}: "
                          "its first rung would come at or after the last epoch, so no trial could be stopped early")
     resume = check_bool(resume, name("resume"))
+    check_timeout(timeout, name("timeout"))  # (this call's budget: no part of the study, nor of what a resume compares)
     try:
         # np.dtype(None) is float64: None is no default here (the search trained in float64, unsaid), as fit_many's
         dtype = np.dtype(dtype) if dtype is not None else None
@@ -917,6 +960,14 @@ class _Search:
     # is a process of its own, whose backend was its XDL_BACKEND's or auto's, whatever the search's was
     backend: tuple = field(default_factory=lambda: (current_backend().name, current_backend().precision))
     local: bool = False  # whether the Dask cluster is a `LocalCluster` this search started
+    deadline: float | None = None  # the `clock` time after which no trial starts (tune's timeout), or None
+    timed_out: bool = False  # whether the deadline stopped a trial from starting (`out_of_time`)
+
+    def out_of_time(self) -> bool:
+        """Whether the deadline has passed (`clock` ≥ it, as Optuna's elapsed ≥ timeout), so that no trial
+        starts: once it has, it stays so (a round cut short ends the search, its later rounds are not drawn)."""
+        self.timed_out = self.timed_out or self.deadline is not None and clock() >= self.deadline
+        return self.timed_out
 
     def dask_client(self):
         """The Dask client batches go to: ``scheduler``'s, or one of a `LocalCluster` (one worker
@@ -988,6 +1039,8 @@ def _sequential(todo, round_, search: _Search) -> None:
     # ("?batch/s" it said; closed however the loop ends: a Ctrl-C left it drawn under the message)
     with progress_bar(search.progress, total=len(todo), unit="trial") as bar:
         for number, params in todo:
+            if search.out_of_time():  # (the trials recorded so far stand; the rest are not started)
+                return
             start = time.perf_counter()
             config = _config_or_failure(search.base, number, round_, params, study)
             if config is None:
@@ -1029,6 +1082,8 @@ def _sequential(todo, round_, search: _Search) -> None:
 def _batched(todo, round_, search: _Search) -> None:
     """Caviar: the trials that share shapes trained together by `fit_many`, a group at a time."""
     for group in _groups(todo, round_, search.base, search.study):
+        if search.out_of_time():  # between groups: the groups trained stand, the rest are not started
+            return
         configs = [c for _, _, c in group]  # they share their augmentation (`SHARED`), so one scaling
         start = time.perf_counter()
         try:

@@ -88,6 +88,9 @@ class Study:
         self.meta, self.trials = dict(meta), []
         self.directory = Path(directory) if directory is not None else None
         self.report = None  # called with each trial's line as it is recorded (`tune`'s report), or None
+        # why the search that returned it stopped before its last trial (its timeout), or None: done, or loaded —
+        # the call's, as report is (not in trials.json: a resume goes on whatever stopped the search before)
+        self.stopped: str | None = None
 
     def __repr__(self) -> str:
         """Its trials, how many trained to their end, the best and where it is kept, as a notebook
@@ -97,7 +100,8 @@ class Study:
         done = sum(t.complete for t in self.trials)
         where = f"; in {str(self.directory)!r}" if self.directory is not None else ""
         ranked = f", best: trial {best.number} with dev accuracy {best.dev_accuracy:.4f}" if best is not None else ""
-        return f"Study({counted(n, 'trial')}, {done} completed{ranked}{where})"
+        stopped = f"; stopped: {self.stopped}" if self.stopped is not None else ""
+        return f"Study({counted(n, 'trial')}, {done} completed{ranked}{where}{stopped})"
 
     @classmethod
     def load(cls, directory) -> Study:

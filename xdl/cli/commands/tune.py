@@ -56,7 +56,8 @@ def tune(config: TrainConfig, args) -> int:
         return f"{key} (in {str(args.config)!r})" if key in in_file and not hasattr(args, key) else flag
 
     searched = check_search(space, trials, strategy, args.execution, rounds, config.seed, config, args.tune_out,
-                            args.tune_resume, halving, min_epochs, flags=named, scheduler=args.scheduler)[0]
+                            args.tune_resume, halving, min_epochs, flags=named, scheduler=args.scheduler,
+                            timeout=args.timeout)[0]
     check_int(args.top, "--top")
     _check_flags_read(config, args, searched=searched.dimensions, fixed=searched.fixed)
     overridden = [f"--{name.replace('_', '-')}" for name in searched.spec() if hasattr(args, name)]
@@ -87,7 +88,8 @@ def tune(config: TrainConfig, args) -> int:
                   + (f" (the grid {trials} trials allow: every choice, the same number of values in each range)"
                      if planned != trials else "")
                   + (f"; resuming the study in {str(out)!r} ("
-                     f"{counted(len(saved_trials), 'trial')} saved)" if args.tune_resume else ""))
+                     f"{counted(len(saved_trials), 'trial')} saved)" if args.tune_resume else "")
+                  + (f"; timeout {args.timeout:g} s" if args.timeout is not None else ""))
             with warnings.catch_warnings():
                 warnings.simplefilter("always", append=True)  # (after the user's, as xdl train's)
                 warnings.showwarning = _note_once()  # a lock taken over from a killed search, say
@@ -96,7 +98,7 @@ def tune(config: TrainConfig, args) -> int:
                                    strategy=strategy, execution=args.execution, rounds=rounds, seed=config.seed,
                                    base=config, directory=out, resume=args.tune_resume,
                                    standardize="fit", progress=config.progress_bar,  # each trial's, as xdl train's
-                                   scheduler=scheduler, halving=halving, min_epochs=min_epochs,
+                                   scheduler=scheduler, halving=halving, min_epochs=min_epochs, timeout=args.timeout,
                                    report=_note)  # each trial as it ends: a search under nohup says how it goes
         except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM (the running trial's Trainer stopped at a step)
             signal_name = _signal_of(stop)
@@ -109,6 +111,10 @@ def tune(config: TrainConfig, args) -> int:
                 print(f"\nxdl tune: interrupted by {signal_name} before a trial was saved; nothing to continue: run "
                       "the same command again (without --resume)", file=sys.stderr)
             return _signal_status(signal_name)
+    if study.stopped is not None and not study.trials:
+        print(f"xdl tune: stopped at --timeout {args.timeout:g} s before a trial finished; nothing to continue: run "
+              "the same command again with a longer --timeout", file=sys.stderr)
+        return 1
     best, writing = study.best, BEST_CONFIG
     try:
         with _search_writes(out):  # best.toml, trials.png: the files first, as a reader of stdout gone (| head)
@@ -132,12 +138,27 @@ def tune(config: TrainConfig, args) -> int:
     finally:  # (the table, a failed write's too: the trials are all in trials.json)
         print(study.table(args.top))
     if best is None:
+        _say_stopped(study, out, args.timeout, planned)
         print("xdl tune: error: no trial trained to the end (pruned and failed trials do not count); see "
               f"{str(out / TRIALS_FILE)!r} for the reasons", file=sys.stderr)  # (as every failure's, a script's grep)
         return 1
     print(f"\nbest: trial {best.number}, dev accuracy {best.dev_accuracy:.4f}; {time.perf_counter() - start:.1f} s")
     print(f"wrote {out / 'trials.json'}, {path}{picture}; train it with: xdl train --config {_shell_word(str(path))}")
+    _say_stopped(study, out, args.timeout, planned)
     return 0
+
+
+def _say_stopped(study, out: Path, timeout: float, planned: int) -> None:
+    """A search its --timeout ended says so last, on stderr, with the --resume that goes on (as an interrupted
+    one's words): "done" and "out of time" read alike otherwise. Nothing for a search that ran to its end."""
+    from xdl.tune.study import TRIALS_FILE
+
+    if study.stopped is None:
+        return
+    print(f"xdl tune: stopped at --timeout {timeout:g} s with {len(study.trials)} of {counted(planned, 'trial')} "
+          f"saved in {str(out / TRIALS_FILE)!r} (the rest not started); to continue, run the same command with "
+          f"--resume (the study keeps its options: xdl tune --resume --out {_shell_word(str(out))} is enough; "
+          "--timeout is this run's)", file=sys.stderr)
 
 
 @contextlib.contextmanager
