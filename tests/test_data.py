@@ -517,11 +517,18 @@ def test_augment_names_an_rng_that_is_no_generator():
     assert "from xdl" not in Augment.__doc__  # a source line once sat in its example
 
 
-def test_one_hot_reads_yes_no_labels_and_refuses_a_width_beyond_max_classes():
+def test_one_hot_reads_yes_no_labels_and_refuses_a_width_beyond_max_classes_and_labels_beyond_n_classes():
     assert one_hot(np.array([True, False])).tolist() == [[0.0, 1.0], [1.0, 0.0]]
     with pytest.raises(ValueError, match="^one_hot: y has class index 1000000000; the number of classes must be at "
                                          "most MAX_CLASSES"):
         one_hot([10**9])  # a (1, 10⁹) float32 array: 4 GB of zeros
+    for labels in ([0, 3, 2**20], [2**20, 0], [5, 2**20 + 7, 1]):  # the largest label sets the width, not the first
+        with pytest.raises(ValueError, match=f"^one_hot: y has class index {max(labels)}; the number of classes"):
+            one_hot(np.array(labels))
+    for labels in ([0, 3], [3, 0], [1, 7, 2]):  # a label at or past n_classes, wherever it is, is named by range
+        with pytest.raises(ValueError, match=re.escape(f"one_hot: labels must be in [0, 3), got values in "
+                                                       f"[{min(labels)}, {max(labels)}]")):
+            one_hot(np.array(labels), 3)
 
 
 NOISE = "a number in [0, 1e+36] (beyond, X would overflow float32)"

@@ -11,7 +11,7 @@ import pytest
 import xdl
 from xdl.losses import BinaryCrossEntropy, MeanSquaredError, SoftmaxCrossEntropy, l1, l2
 from xdl.nn import BatchNorm, Dense, Dropout, LeakyReLU, ReLU, Sequential, Sigmoid, Softmax, Tanh
-from conftest import CopyingHost, t64
+from conftest import CopyingHost, cupy_available, t64
 
 
 def f64(layer):
@@ -115,6 +115,44 @@ def test_losses_match_definitions_at_their_edges(backend, rng):
     for outside in (4, -1):
         assert np.isnan(xdl.functions.softmax_cross_entropy(logits, np.array([0, outside, 2])).item())
 
+
+
+def _softmax_cross_entropy(z, labels):
+    """The mean of −log softmax(z)[i, labels[i]] over the rows, in NumPy."""
+    p = np.exp(z - z.max(1, keepdims=True))
+    return -np.log((p / p.sum(1, keepdims=True))[np.arange(len(labels)), labels]).mean()
+
+
+def test_a_loss_reads_targets_it_does_not_own_on_the_host(backend, rng):
+    """`_as_array` reads targets that are no array of the loss's backend (a list, a tuple: no dtype)
+    and masked arrays (a masked value is NaN, refused, not the fill value under it) on the host
+    first; the costs are NumPy's."""
+    z, y = rng.standard_normal((5, 3)), rng.standard_normal((5, 3))
+    for targets in (y.tolist(), tuple(map(tuple, y)), np.ma.masked_array(y)):
+        assert MeanSquaredError()(t64(backend, z), targets).item() == pytest.approx(((z - y) ** 2).mean(), rel=1e-12)
+    labels = rng.integers(0, 3, 5)
+    expected = _softmax_cross_entropy(z, labels)
+    assert SoftmaxCrossEntropy()(t64(backend, z), labels.tolist()).item() == pytest.approx(expected, rel=1e-12)
+    masked = np.ma.masked_array(y.copy(), mask=np.zeros(y.shape, bool))
+    masked[2, 1] = np.ma.masked
+    masked.data[2, 1] = -9999.0
+    with pytest.raises(ValueError, match="targets contain NaN or Inf"):
+        MeanSquaredError()(t64(backend, z), masked)
+
+
+@pytest.mark.gpu
+def test_a_loss_reads_targets_held_on_another_backend(rng):
+    """Outputs on the host with targets on the device, and the other way round: the targets are
+    copied to the outputs' backend (NumPy cannot read a CuPy array implicitly), the costs NumPy's."""
+    if not cupy_available():
+        pytest.skip("needs CuPy and an NVIDIA GPU")
+    host, device = xdl.backend.get_backend("numpy"), xdl.backend.get_backend("cupy")
+    z, y, labels = rng.standard_normal((5, 3)), rng.standard_normal((5, 3)), rng.integers(0, 3, 5)
+    for outputs_on, targets_on in ((host, device), (device, host)):
+        cost = MeanSquaredError()(t64(outputs_on, z), targets_on.asarray(y)).item()
+        assert cost == pytest.approx(((z - y) ** 2).mean(), rel=1e-12)
+        cost = SoftmaxCrossEntropy()(t64(outputs_on, z), targets_on.asarray(labels)).item()
+        assert cost == pytest.approx(_softmax_cross_entropy(z, labels), rel=1e-12)
 
 def three_layer_model():
     return Sequential(Dense(4, 5), BatchNorm(5), ReLU(), Dropout(0.5), Dense(5, 4, init="xavier"), Tanh(),

@@ -491,6 +491,29 @@ def test_every_chunked_update_equals_the_whole_array_formula(rule, rows, rng):
         np.testing.assert_allclose(state[1], ref[1], rtol=1e-12, atol=1e-15)
 
 
+def test_the_numpy_updates_left_to_their_defaults_take_plain_steps_without_decay(rng):
+    """`xdl.ops.optim`'s functions called with their defaults: momentum is the classical rule, not
+    Nesterov's, and no weight decay is added — v ← β·v + (1 − β)·g, p ← p − lr·v; s ← β·s + (1 − β)·g²,
+    p ← p − lr·g/(√s + ε); p ← p − lr·g."""
+    from xdl.ops import optim
+
+    lr, beta, eps = 0.1, 0.8, 1e-3
+    start = rng.standard_normal(40)
+    got = {rule: start.copy() for rule in ("momentum", "rmsprop", "sgd")}
+    expected = {rule: start.copy() for rule in got}
+    v, s, ref_v, ref_s = np.zeros(40), np.zeros(40), np.zeros(40), np.zeros(40)
+    for _ in range(3):
+        g = rng.standard_normal(40)
+        optim.momentum_update(np, got["momentum"], g, v, lr, beta)
+        optim.rmsprop_update(np, got["rmsprop"], g, s, lr, beta, eps)
+        optim.sgd_update(np, got["sgd"], g, lr)
+        ref_v, ref_s = beta * ref_v + (1 - beta) * g, beta * ref_s + (1 - beta) * g**2
+        expected["momentum"] -= lr * ref_v
+        expected["rmsprop"] -= lr * g / (np.sqrt(ref_s) + eps)
+        expected["sgd"] -= lr * g
+        for rule in got:
+            np.testing.assert_allclose(got[rule], expected[rule], rtol=1e-12, atol=1e-12, err_msg=rule)
+
 def test_an_empty_buffer_takes_every_update_as_no_change():
     from xdl.ops import optim
 

@@ -2109,6 +2109,54 @@ def test_diagnose_gives_the_agresti_coull_interval_of_a_small_dev_set():
     assert "on 6 dev examples, 32.00% ± 29.50%" in d.next_steps[0]
 
 
+
+def test_diagnose_reads_a_training_error_on_the_intervals_edge_as_held():
+    """The interval p̃ ± 2·√(p̃(1 − p̃)/(n + 4)), p̃ = (n·dev error + 2)/(n + 4), is closed: a training error
+    on its lower edge, to the last bit, is held (the gap unresolved); one a bit further out is not."""
+    tried = 0
+    for n in (20, 50, 100, 359, 1000):
+        for wrong in range(n // 4, n // 2):
+            dev_accuracy = 1 - wrong / n
+            p = (n * (1 - dev_accuracy) + 2) / (n + 4)
+            start = 1 - (p - edge_gap(p, n))  # the floats about 1 − (p̃ − 2·SE), the edge's training accuracy
+            near = [start + k * np.spacing(start) for k in range(-4, 5)]
+            on_edge = [a for a in near if abs(p - (1 - a)) == edge_gap(p, n)]
+            further = [a for a in near if abs(p - (1 - a)) > edge_gap(p, n)]
+            if not on_edge or not further:
+                continue
+            for accuracy, held in ((on_edge[0], True), (further[0], False)):
+                record = {"train_accuracy": accuracy, "dev_accuracy": dev_accuracy}
+                steps = xdl.diagnose(record, dev_examples=n).next_steps
+                assert any("sampling error" in step for step in steps) == held, (n, wrong, accuracy)
+            tried += 1
+    assert tried >= 15, tried  # (21: the floats of most edges miss it by a bit)
+
+
+
+def test_diagnose_names_a_gap_exactly_twice_the_other_less_rounding_as_the_larger():
+    """A gap at least twice the other — x + 10⁻⁶ ≥ 2·y, the 10⁻⁶ for float rounding — is named first
+    ("work on the variance first"), to the last bit; a bias a bit larger than half of it names neither."""
+    tried = 0
+    for wrong in range(300, 400):
+        record = {"train_accuracy": 1 - wrong / 1000, "dev_accuracy": 0.3}
+        train_error, dev_error = 1 - record["train_accuracy"], 1 - record["dev_accuracy"]  # (as given, in floats)
+        variance = dev_error - train_error  # (x, the larger)
+        start = train_error - (variance + 1e-6) / 2  # the base error that makes the bias y = (x + 10⁻⁶)/2
+        bases = sorted(start + k * np.spacing(start) for k in range(-8, 9))
+        on_edge = [b for b in bases if variance + 1e-6 == 2 * (train_error - b)]
+        beyond = [b for b in bases if variance + 1e-6 < 2 * (train_error - b)]  # a larger bias: not twice
+        if not on_edge or not beyond:
+            continue
+        for base_error, named in ((on_edge[0], True), (beyond[-1], False)):
+            steps = xdl.diagnose(record, base_error=base_error).next_steps
+            assert steps[0].startswith("work on the variance first") == named, (wrong, base_error)
+        tried += 1
+    assert tried >= 50, tried
+
+def edge_gap(p, n):
+    """Two standard errors of Agresti–Coull's p̃ on n examples: 2·√(p̃(1 − p̃)/(n + 4))."""
+    return 2 * (p * (1 - p) / (n + 4)) ** 0.5
+
 def test_diagnose_reads_a_gap_of_one_dev_example_as_unresolved():
     """Agresti–Coull's interval is centred on p̃: one dev example, wrong, is 60% ± 43.82%, which holds a training
     error of 33.33% — not a resolved variance of 66.67% to work on first (about the dev error, 100% ± 43.82%)."""
@@ -2569,6 +2617,26 @@ def test_diagnose_names_a_gap_of_exactly_twice_the_other_whatever_the_rounding()
     assert d.verdict == "good"
     assert d.next_steps[0] == "work on the variance first: 10.00% against an avoidable bias of 5.00%"
 
+
+@pytest.mark.parametrize("base_error", [0.25, 0.5, 0.125])
+def test_diagnose_says_a_dev_error_equal_to_the_base_error_is_not_below_it(base_error):
+    """Train 100%, dev error exactly the base error (1 − accuracy exact in floats): the training error is
+    below the base error, the dev error "is not" — not "only by 0.00%, within tolerance"."""
+    d = xdl.diagnose({"train_accuracy": 1.0, "dev_accuracy": 1 - base_error}, base_error=base_error)
+    assert d.dev_error == base_error
+    assert d.next_steps[0].startswith(f"the training error is below the base error {base_error:.2%}, the dev "
+                                      "error is not: the model has learned its training examples")
+
+@pytest.mark.parametrize("tolerance", [0.02, 0.04, 0.1, 0.15, 0.3])
+def test_diagnose_reads_a_good_models_gap_of_exactly_half_the_tolerance_as_no_work(tolerance):
+    """A "good" model's larger gap is named only beyond half ``tolerance``: an avoidable bias of exactly
+    half of it, whatever the rounding of 1 − accuracy, has the model checked on the test set; 10⁻⁵ more
+    is named first."""
+    for gap, named in ((tolerance / 2, False), (tolerance / 2 + 1e-5, True)):
+        d = xdl.diagnose({"train_accuracy": 1 - gap, "dev_accuracy": 1 - gap}, tolerance=tolerance)
+        assert d.verdict == "good"
+        expected = "work on the avoidable bias first" if named else "check the model on the test set"
+        assert d.next_steps[0].startswith(expected), (gap, d.next_steps[0])
 
 @pytest.mark.parametrize("dev_accuracy", [0.92, 0.88])
 def test_diagnose_reads_a_variance_of_exactly_the_tolerance_as_no_gap_to_resolve(dev_accuracy):
@@ -3285,6 +3353,69 @@ def test_a_later_fit_refused_before_its_first_step_leaves_the_best_weights_and_t
     for a, b in zip(trainer.model.parameters(), straight.model.parameters()):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
+
+
+def test_a_run_resumed_from_the_checkpoint_of_its_early_stop_stays_stopped(tmp_path):
+    """Patience 1 stops the run at its first epoch without improvement, epoch k; resumed from the
+    checkpoint written then, with the same patience, it trains no epoch more and says why it stopped."""
+    s = moons_parts(300)
+    first = make_trainer(None, lr=0.05, epochs=60, callbacks=[EarlyStopping(patience=1), Checkpoint(tmp_path / "c")])
+    stopped = first.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    k = stopped.stopped_epoch
+    assert k is not None and k < 60 and stopped["dev_cost"][k - 1] >= min(stopped["dev_cost"][:k - 1])
+    resumed = make_trainer(None, lr=0.05, epochs=60, callbacks=[EarlyStopping(patience=1), Checkpoint(tmp_path / "c")])
+    with pytest.warns(UserWarning, match=r"the checkpoint's run is over \(dev cost did not improve for 1 epoch\)"):
+        history = resumed.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev), resume=tmp_path / "c")
+    assert history["epoch"] == list(range(1, k + 1)) and resumed.epoch == k
+    assert history.stopped_by == "dev cost did not improve for 1 epoch"
+
+def test_a_first_fit_refused_before_its_first_step_leaves_the_model_and_early_stopping_untouched():
+    """The first fit of a trainer refused by a later callback's on_train_begin: nothing was swapped in
+    (there is no best yet), so the refusal is the error raised and the weights are those the model was made with."""
+    s = moons_parts(300)
+    refuses, stopping = RefusesOnce(), EarlyStopping(patience=20)
+    trainer = make_trainer(None, lr=0.1, epochs=4, callbacks=[stopping, refuses])
+    made = trainer.model.state_dict()
+    refuses.refuse = True
+    with pytest.raises(RuntimeError, match="^refused$"):
+        trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    for name, value in made.items():
+        np.testing.assert_array_equal(trainer.model.state_dict()[name], value, err_msg=name)
+    assert (stopping.best, stopping.best_epoch, stopping.wait, stopping.best_state) == (np.inf, None, 0, None)
+
+class RaisesAtEpoch(Callback):
+    """A callback whose on_epoch_end, after early stopping's, records each epoch's dev cost and, at
+    epoch ``at``, the model's weights, then raises."""
+    order = 200
+
+    def __init__(self, at):
+        self.at, self.dev_costs, self.weights = at, {}, None
+
+    def on_epoch_end(self, trainer, record):
+        self.dev_costs[record["epoch"]] = record["dev_cost"]
+        if record["epoch"] == self.at:
+            self.weights = trainer.model.state_dict()
+            raise RuntimeError("raised at the epoch's end")
+
+
+def test_a_later_fit_that_trained_and_then_raised_leaves_early_stopping_and_the_weights_where_training_left_them():
+    """A fit that ran steps and then failed (a callback raising at its second epoch's end) is no fit
+    refused before its first step: early stopping keeps the best and wait its epochs gave, and the model
+    the weights training left — not the state before the fit, nor the best weights put back."""
+    s = moons_parts(300)
+    raises, stopping = RaisesAtEpoch(at=6), EarlyStopping(patience=20)
+    trainer = make_trainer(None, lr=0.1, epochs=4, callbacks=[stopping, raises])
+    history = trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    assert history.best_epoch < 4  # (the best restored over the last weights: the next fit swaps them back)
+    trainer.epochs = 8
+    with pytest.raises(RuntimeError, match="raised at the epoch's end"):
+        trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    costs = [raises.dev_costs[epoch] for epoch in range(1, 7)]
+    best_epoch = 1 + min(range(6), key=lambda k: (costs[k], k))  # the first of the smallest: min_delta 0
+    assert (stopping.best_epoch, stopping.wait) == (best_epoch, 6 - best_epoch)
+    assert stopping.best == min(costs) and trainer.history.best_epoch is None
+    for name, value in raises.weights.items():
+        np.testing.assert_array_equal(trainer.model.state_dict()[name], value, err_msg=name)
 
 def test_a_second_fit_of_a_trainer_while_its_fit_runs_is_refused_and_the_run_is_one_fits():
     """A notebook's cell run again while a background thread's fit of the trainer goes on (or a

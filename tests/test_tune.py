@@ -1411,6 +1411,8 @@ def test_an_optuna_distribution_in_a_space_names_xdls_dimension():
     D = optuna.distributions
     for given, same in ((D.FloatDistribution(1e-4, 1e-1, log=True), r"LogUniform\(0.0001, 0.1\)"),
                         (D.IntDistribution(16, 128), r"IntUniform\(16, 128\)"),
+                        (D.IntDistribution(16, 256, log=True), r"IntUniform\(16, 256\) \(xdl has no log-scaled "
+                                                               r"integer: each integer alike\)"),
                         (D.CategoricalDistribution([32, 64]), r"Choice\(\[32, 64\]\)"),
                         (D.FloatDistribution(0.0, 0.5, step=0.1), r"Uniform\(0.0, 0.5\) \(xdl has no step: a choice "
                                                                   r"of the values, Choice\(\[...\]\), for step 0.1\)")):
@@ -1815,7 +1817,8 @@ def test_a_narrowed_dimension_stays_within_its_own_box_and_keeps_choices_mostly_
 
 
 @pytest.mark.parametrize("low, high, kept", [(0.0, 2.3, "ab"), (0.0, 2.6, "abc"), (0.4, 4.0, "abcd"), (0.6, 4.0, "bcd"),
-                                             (1.45, 1.55, "b")])
+                                             (1.45, 1.55, "b"), (1.2, 1.4, "b"), (2.6, 2.9, "c"), (0.0, 0.3, "a"),
+                                             (3.7, 4.0, "d")])
 def test_a_narrowed_choice_keeps_the_values_whose_cells_lie_mostly_in_the_box(low, high, kept):
     """Value i's cell is [i, i + 1): [0, 2.3] holds 0.3 of c's cell, not most of it; [0, 2.6] 0.6 of it; a box
     within one cell keeps that value (a mutant that read ``high − 0.25`` for ``high − 0.5`` kept c at 2.3 and
@@ -1823,6 +1826,13 @@ def test_a_narrowed_choice_keeps_the_values_whose_cells_lie_mostly_in_the_box(lo
     narrowed = Choice(list("abcd")).narrowed(low, high)
     assert narrowed.values == list(kept)
 
+
+def test_a_choice_reads_each_coordinate_of_its_closed_box_as_the_value_whose_cell_holds_it():
+    """Value i's cell is [i, i + 1); the box's top end, 4 of four values, is the last value's (a coordinate
+    drawn at the box's end, or TPE's asked index, is never past the list)."""
+    letters = Choice(list("abcd"))
+    coordinates = [0.0, 0.99, 1.0, 2.5, 3.999, 4.0]
+    assert letters.value(coordinates) == [list("abcd")[min(int(t), 3)] for t in coordinates]
 
 def test_a_narrowed_int_uniform_is_the_int_uniform_of_its_integers_and_of_the_nearest_one_to_a_small_box():
     """The integers whose cells [k − ½, k + ½] lie mostly in the box, as `IntUniform(first, last)` has
