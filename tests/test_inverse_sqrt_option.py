@@ -14,7 +14,8 @@ from conftest import edit_saved
 
 import xdl
 from xdl.cli import main
-from xdl.config import ADDED_OPTIONS, SCHEDULE_OPTIONS, SCHEDULES, TrainConfig
+from xdl.config import ADDED_OPTIONS, FLOAT32_RATES, SCHEDULE_OPTIONS, SCHEDULES, TrainConfig
+from xdl.optim.optimizer import check_rate
 from xdl.sklearn import MLPClassifier
 from xdl.train import fit_many
 
@@ -68,6 +69,34 @@ def test_a_first_rate_beyond_float32_is_refused_at_its_epoch_though_the_last_is_
     assert TrainConfig(schedule="inverse_sqrt", lr=0.1, decay_k=1e38, epochs=10**12).decay_k == 1e38
     with pytest.raises(ValueError, match="gives lr 3e\\+57 at epoch 21 of 200"):  # (a growing one: as before)
         TrainConfig(schedule="step", decay_factor=1e30)
+
+
+def test_a_first_rate_below_float32_is_refused_by_the_config_as_the_trainer_would_refuse_it():
+    """lr·decay_k below float32's smallest positive number (0 there) passed the config, whose check of the rates
+    looked for inf alone, and the run failed at its first epoch, once it had printed its model: 400 (lr, decay_k)
+    pairs around that boundary are accepted exactly where the Trainer's rule takes the first epoch's rate."""
+    low = FLOAT32_RATES[0]
+    rng = np.random.default_rng(1)
+    for lr, k in zip(10 ** rng.uniform(-6, 0, 400), low * 10 ** rng.uniform(-3, 3, 400)):
+        lr, k = float(lr), float(k) / float(lr)  # (lr·k spread over three decades either side of the boundary)
+        try:
+            config = TrainConfig(schedule="inverse_sqrt", lr=lr, decay_k=k, epochs=10)
+        except ValueError as e:
+            assert "the first epoch's rate must be at least 1.4e-45" in str(e) and lr * k < low, (lr, k)
+            with pytest.raises(ValueError, match="a learning rate must be 0 or a number in float32's"):
+                check_rate(course_rate(lr, k, 0), "schedule(0)")
+        else:
+            assert check_rate(config.build_schedule()(0), "schedule(0)") == lr * k >= low, (lr, k)
+
+
+def test_xdl_train_refuses_a_first_rate_below_float32_before_any_work(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", *FAST, "--schedule", "inverse_sqrt", "--decay-k", "1e-60", "--out", str(out)]) == 1
+    printed = capsys.readouterr()
+    assert printed.out == "" and not out.exists()
+    assert printed.err == ("xdl train: error: --schedule 'inverse_sqrt' (lr=0.003, decay_k=1e-60) gives lr 3e-63 "
+                           "at epoch 1 of 3; the first epoch's rate must be at least 1.4e-45, float32's smallest "
+                           "positive number (a later epoch's may decay to 0)\n")
 
 
 def test_a_config_file_with_decay_k_reads_it_and_one_without_it_loads_at_1(tmp_path):

@@ -289,7 +289,8 @@ class TrainConfig:
     def _check_schedule(self, source: str) -> None:
         """The schedule gives a rate float32 holds at every epoch of the planned run (checked now,
         not at the epoch where it would fail); one that decays below float32's smallest positive
-        number is 0 there and runs (the Trainer's rule, `check_rate`), one that grows to inf not."""
+        number is 0 there and runs (the Trainer's rule, `check_rate`), one that grows to inf not, and
+        the first epoch's is at least that smallest number (the Trainer refuses a rate of 0 there)."""
         schedule = self.build_schedule()
         if schedule is None:
             return
@@ -309,6 +310,10 @@ class TrainConfig:
         # float32 for a large decay_k); a growing one's bad rate stays bad once reached, so if the last epoch's is
         # bad, bisect for the first (any number of epochs in a few dozen calls).
         first, last = 0, self.epochs - 1
+        if not rate(first) >= FLOAT32_RATES[0]:  # (inverse_sqrt's lr·decay_k: the run failed once it had started)
+            raise ValueError(f"{source}: schedule {self.schedule!r} ({options}) gives lr {rate(first):.3g} at epoch 1 "
+                             f"of {self.epochs}; the first epoch's rate must be at least {FLOAT32_RATES[0]:.3g}, "
+                             "float32's smallest positive number (a later epoch's may decay to 0)")
         if bad(first):
             last = first
         elif not bad(last):

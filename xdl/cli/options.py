@@ -7,7 +7,7 @@ import dataclasses
 import re
 
 from xdl.backend import environment_backend
-from xdl.cli.resume import _resumed_run, _resumed_study, _run_directory
+from xdl.cli.resume import _resumed_run, _resumed_study, _resumed_run_directory
 from xdl.config import TrainConfig, flag_of, unread_options
 from xdl.files import check_reachable, read_toml
 
@@ -52,7 +52,7 @@ def config_from_args(args) -> TrainConfig:
     if isinstance(resume, str):  # (a name over 255 bytes: a bare "[Errno 36] File name too long")
         check_reachable(resume, "--resume" if "resume" in flags else f"config file {str(args.config)!r}: resume")
     if resume and isinstance(resume, str) and "out" not in flags and "out" not in in_file \
-            and (run := _run_directory(resume)) is not None:
+            and (run := _resumed_run_directory(resume)) is not None:
         flags["out"] = str(run)  # a resumed run goes on where it was (Keras's BackupAndRestore)
     # a resumed run's or study's own options, under the file and the flags: a resume needs no option again
     saved = _resumed_study(args)[0].get("base", {}) or \

@@ -18,7 +18,7 @@ from xdl.train.checkpoint_files import check_checkpoint_kind, position, resume_p
 from xdl.train.control import CONTROL_FILE
 
 
-def _run_directory(resume) -> Path | None:
+def _resumed_run_directory(resume) -> Path | None:
     """The directory of the run whose checkpoints ``resume`` names (OUT of OUT/checkpoints), where
     a resume with no --out writes; None where the checkpoint lies elsewhere (a best.npz copied apart)."""
     checkpoints = resume_path(resume).parent

@@ -18,7 +18,7 @@ from xdl.cli.commands.stopped_run import (_interrupted, _keep_history, _resume_c
                                           _without_a_lone_best)
 from xdl.cli.options import _check_flags_read
 from xdl.cli.output_directory import _check_no_foreign_outputs, _refuse_write_protected
-from xdl.cli.resume import _check_resume, _resumed_without_control, _run_directory
+from xdl.cli.resume import _check_resume, _resumed_without_control, _resumed_run_directory
 from xdl.cli.run_directory import _check_no_unfinished_run, _run_outputs
 from xdl.cli.signals import _signal_of, _signal_status
 from xdl.cli.text import _describe, _note, _note_once, _precision_note
@@ -65,7 +65,7 @@ def train(config: TrainConfig, args=None) -> int:
     check_not_in_use(out, "--out", RUN)  # a look: a run at work there is named before anything else
     resuming, saved = _check_resume(config, args) if config.resume else (None, None)
     without_control = _resumed_without_control(config, out, saved) if config.resume else None
-    run_dir = _run_directory(config.resume) if config.resume else None
+    run_dir = _resumed_run_directory(config.resume) if config.resume else None
     if run_dir is not None and run_dir.resolve() != out.resolve():
         resuming += f"; the rest of the run goes to --out {str(out)!r}, not to {str(run_dir)!r}"
     own = out / "checkpoints" / CHECKPOINT_FILE
