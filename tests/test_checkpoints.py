@@ -1,6 +1,8 @@
 """What a checkpoint keeps and what a resume compares (`xdl.train.checkpoint`, `xdl.train.provenance`):
 cases the run-level tests in test_reliability.py did not tell apart from wrong code."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -171,3 +173,52 @@ def test_an_xdl_train_checkpoint_is_over_once_its_wait_reaches_the_patience(wait
     extra = {"run_info": {"config": {"patience": patience}}, "callbacks": [{"wait": wait}, {}],
              "provenance": {"callbacks": ["EarlyStopping", "Checkpoint"]}}
     assert waited_out_patience(extra) == (wait >= patience)
+
+
+@pytest.mark.parametrize("extra", [{"note": "mine"}, {"epochs": 3, "history": {}}, {}])
+def test_a_model_file_with_an_extra_of_ones_own_is_no_run_to_go_on_with(tmp_path, extra):
+    """A file whose extra holds no position (a model saved with a user's own extra, in a directory a run
+    checkpoints to) is a model file: refused as no checkpoint by a resume (ValueError), and no unfinished run
+    to go on with — not a bare KeyError from reading the position it lacks."""
+    from xdl.train.checkpoint_files import read_position, unfinished_run
+
+    path = xdl.save(xdl.nn.mlp(2, [3], 2), tmp_path / "checkpoint.npz", extra=extra)
+    with pytest.raises(ValueError, match=r"checkpoint.npz' is a model file, not a training checkpoint"):
+        read_position(path)
+    assert unfinished_run(path) is None
+
+
+@pytest.mark.parametrize("status", [["completed", "stopped"], ["failed", "pruned", "completed"], ["training"],
+                                    ["completed", "training", "training"]])
+def test_a_fit_many_checkpoint_is_unfinished_while_a_model_of_it_trains(tmp_path, status):
+    """A `fit_many` checkpoint at an epoch's end is a run to go on with while one of its models is still
+    training, said with how many; with none (each completed, stopped, pruned or failed) it is over, and a
+    new run may start in its directory."""
+    from xdl.train.checkpoint_files import unfinished_run
+
+    extra = {"many": True, "provenance": {}, "epoch": 2, "status": status}
+    path = xdl.save(xdl.nn.mlp(2, [3], 2), tmp_path / "checkpoint.npz", extra=extra)
+    training = status.count("training")
+    assert unfinished_run(path) == (f"{training} of its models still training after epoch 2" if training else None)
+
+
+@pytest.mark.parametrize("name", ["checkpoint.npz", "best.npz"])
+def test_a_write_protected_checkpoint_file_is_refused_before_the_first_epoch(tmp_path, monkeypatch, name):
+    """A file the Checkpoint would write over that is write-protected (which ``open`` refuses; a rename would not)
+    is refused as the fit begins, naming it: found at the first save, it was after an epoch's work. (``os.access``
+    is patched: root may write anywhere.)"""
+    from xdl import files
+
+    X, y = xdl.datasets.moons(40, seed=0)
+    model = xdl.nn.mlp(2, [3], 2)
+    Trainer(model, SoftmaxCrossEntropy(), Adam(model), epochs=1, progress=False,
+            callbacks=[Checkpoint(tmp_path)]).fit(X, y)  # a finished run's files: a new run may start there
+    protected, access = tmp_path / name, files.os.access
+    monkeypatch.setattr(files.os, "access",
+                        lambda path, mode, **kw: Path(path) != protected and access(path, mode, **kw))
+    model = xdl.nn.mlp(2, [3], 2)
+    trainer = Trainer(model, SoftmaxCrossEntropy(), Adam(model), epochs=2, progress=False,
+                      callbacks=[Checkpoint(tmp_path)])
+    with pytest.raises(PermissionError, match=rf"^Checkpoint: '.*{name}' is write-protected"):
+        trainer.fit(X, y)
+    assert len(trainer.history) == 0

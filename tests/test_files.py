@@ -149,6 +149,37 @@ def test_a_long_but_legal_name_is_saved_and_its_stale_temporaries_found(tmp_path
     assert History.load(history().save(tmp_path / ("h" * 250 + ".json")))["epoch"] == [1, 2, 3]
 
 
+@pytest.mark.parametrize("length", range(220, 256))
+def test_every_legal_name_length_is_saved_its_temporary_within_the_limit(tmp_path, length):
+    """A name close to the file system's limit (255 bytes): the temporary's name, the target's plus the
+    writer's pid and mkstemp's tail, passed the limit unless the name was hashed (ENAMETOOLONG)."""
+    path = tmp_path / ("m" * (length - 4) + ".npz")
+    assert files.atomic_write(path, lambda f: f.write(b"saved")) == path
+    assert os.listdir(tmp_path) == [path.name] and path.read_bytes() == b"saved"
+
+
+@pytest.mark.parametrize("name", ["run[1].npz", "run[!x].npz", "r?n.npz", "r*n.npz", "[a-z].json"])
+def test_stale_temporaries_of_a_name_with_glob_characters_are_found(tmp_path, name):
+    """The name is looked up literally: as a glob pattern, ``run[1].npz``'s temporaries were looked for as
+    ``run1.npz``'s, and a killed writer's stayed forever."""
+    path = tmp_path / name
+    stale = tmp_path / f"{files._temporary_prefix(path)}999999999.abcdefgh.tmp"  # a dead writer's
+    stale.write_bytes(b"x")
+    assert files.remove_stale_temporaries(path) == [stale]
+    assert os.listdir(tmp_path) == []
+
+
+def test_text_written_into_a_pipe_is_utf8_in_a_locale_that_is_not():
+    """A pipe (here the standard output a caller reads) is written into, not replaced: its text went in the
+    locale's encoding, and in an ASCII locale a '±' failed the write."""
+    code = ("import sys; from xdl.files import atomic_write; "
+            "atomic_write('/dev/stdout', lambda f: f.write('mean \\u00b1 sd \\u2192 \\u65e5\\u672c'), binary=False)")
+    env = {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "mean ± sd → 日本".encode()
+
+
 def test_a_save_removes_only_its_own_targets_stale_temporaries(tmp_path):
     """``.run.*.tmp`` matches the temporaries of ``run.4000000.npz`` too: read as a dead writer's of
     ``run`` (no process 4000000), a save of ``run`` deleted one whose writer was alive, and that save

@@ -136,3 +136,57 @@ def test_release_removes_its_own_lock_file_only(tmp_path):
     held.path.write_text('{"pid": 1, "host": "another"}')
     held.release()
     assert held.path.read_text() == '{"pid": 1, "host": "another"}'
+
+
+def raising(error):
+    """A stand-in for a call that fails with ``error``."""
+    def fail(*args, **kwargs):
+        raise error
+    return fail
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts descriptors in /proc")
+def test_a_lock_file_the_directory_will_not_let_go_is_left_and_the_directory_free(tmp_path, monkeypatch):
+    """A directory made read-only during the run keeps its lock file (PermissionError at the removal): release
+    says nothing (the run's own error, if one stopped it, is the one said) and lets the file go, so the next
+    holder takes it."""
+    before = open_descriptors()
+    held = lock.DirectoryLock(tmp_path, "--out", lock.RUN).acquire()
+    with monkeypatch.context() as patched:
+        patched.setattr(lock.Path, "unlink", raising(PermissionError(errno.EACCES, "Permission denied")))
+        held.release()
+    assert held.path.is_file() and open_descriptors() == before
+    with lock.DirectoryLock(tmp_path, "--out", lock.RUN) as again:
+        assert again.took_over is None  # (its own process's name in it: nothing taken over)
+
+
+def test_a_look_where_flock_needs_a_descriptor_open_for_writing_still_finds_the_holder(tmp_path, monkeypatch):
+    """On NFS flock is emulated with fcntl's record locks, and an exclusive one on a descriptor opened
+    read-only fails (EBADF): a look that opened the file read-only took that for "cannot look" and let a
+    second run into a directory in use."""
+    flock = fcntl.flock
+
+    def emulated_on_nfs(fd, operation):
+        if operation & fcntl.LOCK_EX and fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDONLY:
+            raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+        return flock(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", emulated_on_nfs)
+    with lock.DirectoryLock(tmp_path, "--out", lock.RUN):
+        with pytest.raises(lock.DirectoryInUseError, match=rf"process {os.getpid()} on "):
+            lock.check_not_in_use(tmp_path, "--out", lock.RUN)
+    lock.check_not_in_use(tmp_path, "--out", lock.RUN)
+
+
+@pytest.mark.parametrize("code", [errno.ENOLCK, errno.EIO, errno.EBADF])
+def test_a_flock_that_fails_for_another_reason_is_that_error_never_in_use(tmp_path, busy_flock, monkeypatch, code):
+    """Only "held by another" (EWOULDBLOCK) is tried again and said as "in use"; another error (no locks on
+    this file system: ENOLCK) is raised as itself by acquire at once — said as "in use by a process that has
+    not written its name yet", it sent the user looking for a process that did not exist — and a look leaves
+    the decision to acquire."""
+    monkeypatch.setattr(fcntl, "flock", raising(OSError(code, os.strerror(code))))
+    with pytest.raises(OSError) as raised:
+        lock.DirectoryLock(tmp_path, "--out", lock.RUN).acquire()
+    assert raised.value.errno == code and not isinstance(raised.value, lock.DirectoryInUseError)
+    assert busy_flock["sleeps"] == []
+    assert lock.check_not_in_use(tmp_path, "--out", lock.RUN) is None

@@ -99,6 +99,19 @@ def test_a_second_holder_is_refused_on_windows(windows_os, tmp_path, monkeypatch
         assert again.took_over is None
 
 
+def test_a_look_on_windows_unlocks_the_byte_it_locked(windows_os, tmp_path, monkeypatch):
+    """A look (`check_not_in_use`) at a free directory locks the lock file's byte for an instant: it must
+    unlock it before closing the file (Microsoft's documentation leaves a lock closed unreleased for a
+    while), or the run that looked was refused its own directory as "in use"."""
+    msvcrt = FakeMsvcrt()
+    monkeypatch.setitem(sys.modules, "msvcrt", msvcrt)
+    (tmp_path / "run.lock").write_text('{"pid": 999999999, "host": "h", "started": "then"}')  # a killed run's
+    lock.check_not_in_use(tmp_path, "--out", lock.RUN)
+    assert msvcrt.held == {}
+    with lock.DirectoryLock(tmp_path, "--out", lock.RUN) as held:
+        assert held.took_over["pid"] == 999999999
+    assert msvcrt.held == {}
+
 def test_the_resume_command_is_quoted_as_windows_shells_read_it(monkeypatch):
     """shlex's single quotes are POSIX shells': on Windows every path has a backslash, so every
     suggested --resume came quoted 'xdl-run\\checkpoints', which cmd passes on quotes and all."""

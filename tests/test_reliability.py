@@ -101,6 +101,19 @@ def test_a_failed_checkpoint_write_names_the_file_and_keeps_the_previous_one(tmp
     assert ckpt.best == trainer.history.records[best_epoch - 1]["train_cost"]
 
 
+
+@pytest.mark.parametrize("failing", ["best.npz", "checkpoint.npz"])
+def test_a_failed_first_checkpoint_write_says_no_file_was_kept(tmp_path, disk_full_from, failing):
+    """The first write of a file failing leaves none there: the error does not say it "holds what it held
+    before" (a file the user would look for in vain)."""
+    s = moons()
+    disk_full_from(1 if failing == "best.npz" else 2)  # epoch 1's best.npz, then its checkpoint.npz
+    with pytest.raises(OSError, match=rf"writing the checkpoint '{tmp_path / failing}' after epoch 1 failed: "
+                                      r".*No space left on device$"):
+        trainer_for(epochs=2, callbacks=[Checkpoint(tmp_path, monitor="train_cost")]).fit(s.X_train, s.y_train)
+    disk_full_from(None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ([] if failing == "best.npz" else ["best.npz"])
+
 def test_divergence_before_the_first_checkpoint_says_none_was_written_yet(tmp_path):
     s = moons()
     trainer = trainer_for(epochs=3, callbacks=[Checkpoint(tmp_path)], lr=1e30)
@@ -270,6 +283,25 @@ def test_a_signal_mid_epoch_then_resume_ends_with_the_same_weights(tmp_path, sig
     assert_same_state(straight.model.state_dict(), resumed.model.state_dict())
     np.testing.assert_allclose(history["train_cost"], straight.history["train_cost"], rtol=1e-12)
 
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
+def test_a_signal_writes_the_resumable_state_through_every_checkpoint(tmp_path):
+    """A run checkpointing into two directories (a local one and a shared one) stopped by a signal writes its
+    state mid-epoch into each: the second was left at its last epoch's end, and a resume from it trained
+    again the steps the first held."""
+    s = moons()  # 12 steps per epoch
+    directories = [tmp_path / "local", tmp_path / "shared"]
+    for directory in directories:
+        directory.mkdir()
+    trainer = trainer_for(epochs=4, augment=SignalAtStep(at_call=17),
+                          callbacks=[Checkpoint(directory) for directory in directories])
+    with pytest.raises(Interrupted) as stop:
+        trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    assert (stop.value.epoch, stop.value.step) == (2, 5)
+    for directory in directories:  # (1 epoch done, 5 steps into the second)
+        extra, _ = xdl.serialization.read_extra(directory / "checkpoint.npz")
+        assert (extra["epoch"], extra["step"]) == (1, 5), directory
 
 @pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
 def test_ctrl_c_on_the_command_then_resume_gives_the_uninterrupted_weights(tmp_path):
@@ -571,6 +603,8 @@ def _edit_checkpoint(path, change):
 
 @pytest.mark.parametrize("damage, said", [
     (lambda e, a: e["history"]["records"].__delitem__(slice(0, 1)), "its history holds 1 record for the 2 epochs"),
+    (lambda e, a: e["history"]["records"].append({**e["history"]["records"][1], "epoch": 3}),
+     "its history holds 3 records for the 2 epochs"),  # (a record past the epochs done: resumed as epoch 3's)
     (lambda e, a: e["history"]["records"][1].update(epoch="2"), "its history's record 2 is of epoch '2'"),
     (lambda e, a: e["history"]["records"][0].update(train_cost=[1, 2]), "its history.s record 1.s 'train_cost' is \\[1, 2\\]"),
     (lambda e, a: e["history"]["records"][0].update(dev_accuracy=1e30), "its history.s record 1.s "
@@ -586,7 +620,8 @@ def _edit_checkpoint(path, change):
     (lambda e, a: e.update(l2_now=-1), "its 'l2_now' is -1, expected a number ≥ 0"),  # (it was taken as none)
     (lambda e, a: e.update(l1_now=-2), "its 'l1_now' is -2, expected a number ≥ 0"),
     (lambda e, a: e.update(module_settings=[0.3]), "its 'module_settings' is \\[0.3\\]"),
-], ids=["records-missing", "record-epoch", "record-cost", "record-accuracy", "epoch", "step", "callbacks", "provenance",
+], ids=["records-missing", "records-extra",
+        "record-epoch", "record-cost", "record-accuracy", "epoch", "step", "callbacks", "provenance",
         "provenance-data", "optimizer-layout", "nan-weights", "l2-now", "l1-now", "module-settings"])
 def test_a_damaged_run_state_in_a_checkpoint_is_refused_naming_the_file(tmp_path, damage, said):
     """Each field a resume reads of a checkpoint is of the kind save_checkpoint writes, and its history
@@ -1602,7 +1637,8 @@ def test_a_plot_is_written_atomically(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("header_change,match", [
     ({"format": True}, "damaged or not an xdl model file"), ({"format": -5}, "damaged or not an xdl model file"),
-    ({"extra": "hi"}, "damaged or not an xdl model file"), ({"format": 99}, "has format 99")])
+    ({"extra": "hi"}, "damaged or not an xdl model file"), ({"format": 99}, "has format 99"),
+    ({"format": 0}, "damaged or not an xdl model file"), ({"format": 3}, "has format 3; this xdl reads formats up to")])
 def test_a_model_file_with_a_header_not_xdls_is_named(tmp_path, header_change, match):
     path = xdl.save(xdl.nn.mlp(2, [3], 2), tmp_path / "m.npz")
     with np.load(path) as data:
@@ -2228,6 +2264,24 @@ def test_a_stop_by_a_callback_after_the_checkpoint_is_saved_by_it(tmp_path):
     assert trainer.last_checkpoint_at == (3, 0) and (tmp_path / "checkpoint.npz").is_file()
     resumed = callback_trainer([StopLate(None), Checkpoint(tmp_path, every=5)], epochs=10)
     assert len(resumed.fit(s.X_train, s.y_train, resume=tmp_path)) == 10  # from epoch 3 on
+
+
+@pytest.mark.parametrize("every", [None, 2, 5])
+def test_a_stop_by_a_callback_before_the_checkpoint_is_saved_by_it(tmp_path, every):
+    """A callback ordered before Checkpoint (EarlyStopping's way) that stops the run at an epoch the
+    Checkpoint's ``every`` does not save: the Checkpoint saves that epoch, the run's last, for a resume."""
+    s = moons(200)
+
+    class StopEarly(Callback):
+        order = 50
+
+        def on_epoch_end(self, trainer, record):
+            trainer.stop_training = record["epoch"] == 3
+
+    trainer = callback_trainer([StopEarly(), Checkpoint(tmp_path, every=every)], epochs=10)
+    assert len(trainer.fit(s.X_train, s.y_train)) == 3
+    assert trainer.last_checkpoint_at == (3, 0)
+    assert xdl.serialization.read_extra(tmp_path / "checkpoint.npz")[0]["epoch"] == 3
 
 def test_a_stop_in_on_train_begin_is_named_as_one_at_an_epochs_end(tmp_path):
     """A callback that stops the run before it trains (a budget already spent, say) is named by

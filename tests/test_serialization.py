@@ -388,13 +388,16 @@ def test_a_path_is_a_file_name(tmp_path):
         xdl.save(model, None)
 
 
-@pytest.mark.parametrize("change", ["shared layer", "attribute added"])
+@pytest.mark.parametrize("change", ["shared layer", "attribute added", "weight reshaped"])
 def test_a_model_whose_state_its_layers_do_not_describe_is_saved_as_ones_own(tmp_path, change):
     from xdl.nn import Dense, ReLU, Sequential
 
     if change == "shared layer":
         layer = Dense(3, 3)
         model = Sequential(layer, ReLU(), layer)
+    elif change == "weight reshaped":  # (names as described, a shape not: load built a model the state did not fit)
+        model = xdl.nn.mlp(3, [4], 2)
+        model[0].weight = xdl.Parameter(np.zeros((3, 5), dtype=np.float32))
     else:
         model = xdl.nn.mlp(3, [4], 2)  # (a module as an attribute of a Sequential is refused: it would not run)
         model.aux = xdl.Parameter(np.zeros((4, 1), dtype=np.float32))
@@ -460,6 +463,8 @@ def test_reading_back_names_what_is_wrong_with_the_path(tmp_path):
         xdl.train.History.load(tmp_path / "missing.json")
     with pytest.raises(IsADirectoryError, match="History.load: .* is a directory"):
         xdl.train.History.load(tmp_path)
+    with pytest.raises(IsADirectoryError, match=r"^load: '.*' is a directory; name the model file in it$"):
+        xdl.load(tmp_path)
     if hasattr(os, "mkfifo"):
         os.mkfifo(tmp_path / "pipe")
         with pytest.raises(ValueError, match="load: .*pipe' is not a regular file"):
@@ -693,6 +698,46 @@ def test_is_xdl_file_tells_a_saved_model_or_checkpoint_from_every_other_file(tmp
     assert told == {"model.npz": True, "checkpoint.npz": True, "user.npz": False, "notes.zip": False,
                     "text.npz": False, "array.npz": False, "truncated.npz": False, "folder.npz": False,
                     "missing.npz": False}
+
+
+def test_a_model_whose_predicts_is_of_no_kind_is_refused_before_its_file_is_written(tmp_path):
+    """``predicts`` set past its check (a class attribute of one's own) is refused by save: written, the file
+    was one that load refuses as damaged, and a checkpoint's the run could not resume from."""
+    class Predicting(Sequential):
+        predicts = "probabilities"
+
+    path = tmp_path / "model.npz"
+    path.write_bytes(b"old")
+    with pytest.raises(ValueError, match=r"^save: model.predicts must be one of .* got 'probabilities'$"):
+        xdl.save(Predicting(Dense(2, 2)), path)
+    assert os.listdir(tmp_path) == ["model.npz"] and path.read_bytes() == b"old"
+
+
+@pytest.mark.parametrize("predicts", ["classes", "labels", "values"])
+def test_what_a_model_predicts_comes_back_with_it_built_or_loaded_into(tmp_path, predicts):
+    """``predicts`` (what `predict` gives: classes, 0/1 labels, values) is the saved model's: without it, a
+    regression model loaded back predicted the index of its largest output instead of its values."""
+    model = xdl.nn.mlp(2, [3], 2)
+    model.predicts = predicts
+    path = xdl.save(model, tmp_path / "model.npz")
+    assert xdl.load(path).predicts == predicts
+    assert xdl.load(path, model=xdl.nn.mlp(2, [3], 2)).predicts == predicts
+
+
+def test_an_older_files_float32_statistics_come_back_float64(tmp_path):
+    """`Standardize` keeps its statistics in float64 in a model of any dtype; a file of an xdl that stored them
+    in float32 loads them widened — kept float32, a mean of 1e6 was off by up to 0.03."""
+    model = Sequential(xdl.nn.Standardize(2, mean=[1e6, 2.0], scale=[3.0, 4.0]), Dense(2, 2))
+    path = xdl.save(model, tmp_path / "model.npz")
+
+    def older(header, arrays):
+        for name in ("0.mean", "0.scale"):
+            arrays[name] = arrays[name].astype(np.float32)
+
+    edit_saved(path, older)
+    loaded = xdl.load(path)
+    assert loaded[0].mean.dtype == np.float64 and loaded[0].scale.dtype == np.float64
+    assert loaded[1].weight.dtype == np.float32
 
 
 def test_a_users_extra_with_a_many_key_is_a_model_file_not_a_fit_many_checkpoint(tmp_path):
