@@ -255,6 +255,29 @@ def test_a_live_writers_temporary_is_left_and_a_dead_ones_removed(tmp_path):
     assert sorted(os.listdir(tmp_path)) == sorted([path.name, *(t.name for t in live)])
 
 
+def test_a_dead_writers_temporary_this_user_may_not_remove_is_left_and_the_save_goes_on(tmp_path, monkeypatch):
+    """In a sticky directory (/tmp) another user's leftover temporary cannot be removed: its PermissionError
+    failed the save of this user's file, whose own write had nothing to do with it."""
+    import errno
+
+    path = tmp_path / "model.npz"
+    path.write_bytes(b"old")
+    theirs = tmp_path / f"{files._temporary_prefix(path)}999999999.abcd1234.tmp"
+    theirs.write_bytes(b"x")
+    unlink = Path.unlink
+
+    def refused(self, *args, **kwargs):  # (as a sticky directory refuses it; chmod would not stop root)
+        if self == theirs:
+            raise PermissionError(errno.EPERM, os.strerror(errno.EPERM), os.fspath(self))
+        return unlink(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "unlink", refused)
+    assert files.remove_stale_temporaries(path) == []
+    xdl.save(model(), path)
+    assert theirs.read_bytes() == b"x" and xdl.load(path) is not None
+    assert sorted(os.listdir(tmp_path)) == sorted([path.name, theirs.name])
+
+
 def test_a_name_too_long_is_reported_against_the_target_never_the_temporary(tmp_path):
     path = tmp_path / ("m" * 300 + ".npz")
     with pytest.raises(OSError) as error:

@@ -218,8 +218,8 @@ def remove_stale_temporaries(path) -> list[Path]:
             try:
                 tmp.unlink()
                 removed.append(tmp)
-            except FileNotFoundError:
-                pass  # another writer cleaned it up first
+            except OSError:  # gone (another writer cleaned it up first), or not this user's to remove (another
+                pass         # user's, in a sticky directory such as /tmp): left, and the save goes on
     return removed
 
 
