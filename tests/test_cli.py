@@ -1653,6 +1653,21 @@ def test_a_benchmark_refuses_a_write_protected_result_before_it_runs(tmp_path, c
     assert {path.name: path.read_bytes() for path in out.iterdir()} == before
 
 
+@pytest.mark.parametrize("unbuffered", [False, True], ids=["buffered", "unbuffered"])
+@pytest.mark.parametrize("command, status", [(["gradcheck", "--elements", "2"], 2), (["lr-find", "--steps", "30"], 1)])
+def test_a_reader_gone_is_the_commands_error_status(unbuffered, command, status):
+    """A reader of stdout gone (`| head -1`) ends a command as an error: status 1, but xdl gradcheck's 2 (any
+    error; its 1 is "the check failed, and nothing else") — a check that passed said 1, failed. The pipe is closed
+    before the command writes, so that every line it writes meets a reader gone."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"} | ({"PYTHONUNBUFFERED": "1"} if unbuffered
+                                                                             else {})
+    process = subprocess.Popen([sys.executable, "-m", "xdl", *command, "--dataset", "moons", "--hidden", "8"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    process.stdout.close()
+    error = process.stderr.read().decode()
+    assert process.wait() == status and "error" not in error and "Exception ignored" not in error
+
+
 def test_an_unbuffered_stdout_whose_reader_has_gone_stops_no_run(tmp_path):
     """With PYTHONUNBUFFERED=1 (as Dockerfiles set it) each line is written as printed: `| head -1`
     made the next one a BrokenPipeError, and the run stopped before it trained, silently, with status 1

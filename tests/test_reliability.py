@@ -1264,6 +1264,12 @@ def test_a_resume_checkpointing_into_another_runs_directory_keeps_that_runs_stat
      "--epochs: the cosine schedule of the checkpoint"),
     (["--patience", "15"], ["--patience", "0"], "--patience: the checkpoint in"),
     (["--epochs", "3"], ["--epochs", "2"], "--epochs: the checkpoint in .* has trained 3 epochs and this run has --epochs 2: a run cannot train fewer"),
+    # another schedule resumed as cosine over more epochs: its schedule named, not "the cosine schedule of the
+    # checkpoint spans 3 epochs" (it had none), blaming --epochs, which may change under its own schedule
+    *((["--schedule", schedule, *flags], ["--schedule", "cosine", "--epochs", "6"],
+      f"--schedule: the checkpoint in .* was made with '{schedule}', this run has 'cosine'")
+      for schedule, flags in (("inverse_sqrt", ["--decay-k", "0.5"]), ("inverse_time", []), ("none", []),
+                              ("exponential", []), ("step", []), ("staircase", []))),
 ])
 def test_resume_options_that_may_change_only_in_some_ways(tmp_path, capsys, first, then, message):
     from xdl.cli import main

@@ -1445,6 +1445,25 @@ def test_optunas_log_and_step_to_a_dimension_name_the_way_here():
         Uniform(0.0, 0.5, base=10)
 
 
+@pytest.mark.parametrize("entry, said", [
+    ({"uniform": [1e-4, 1e-1], "log": True}, r"Optuna's log = true is the kind log_uniform = \[low, high\] here"),
+    ({"low": 1e-4, "high": 1e-1, "log": True}, r"Optuna's log = true is the kind log_uniform = \[low, high\] here"),
+    ({"log_uniform": [1e-4, 1e-1], "log": True}, r"log_uniform draws on a log scale already .*: leave log out"),
+    ({"one_minus_log": [0.9, 0.999], "log": True}, r"one_minus_log draws on a log scale already .*: leave log out"),
+    ({"int_uniform": [16, 256], "log": True}, r"xdl has no log-scaled integer .*choice = \[16, 32, 64, 128\]"),
+    ({"choice": [16, 32], "log": True}, r"a choice draws among its values as given .*: leave log out"),
+    ({"uniform": [0.0, 0.5], "step": 0.1}, r"Optuna's step is not offered: choice = \[...\] of the values"),
+    ({"int_uniform": [16, 256], "step": 16}, r"Optuna's step is not offered"),
+    ({"uniform": [0.0, 0.5], "log": False}, r"\{'uniform': \[0.0, 0.5\], 'log': False\}$"),  # (no hint to give)
+    ({"uniform": [0.0, 0.5], "high": 1}, r"\{'uniform': \[0.0, 0.5\], 'high': 1\}$")])
+def test_optunas_log_and_step_in_a_space_table_name_the_way_here(entry, said):
+    """An Optuna user writes suggest_float's log/step as keys of a --space table's entry: "must name one kind"
+    alone sent them to drop log and draw a rate uniformly; the table's way is said, in a table's words."""
+    with pytest.raises(ValueError, match=r"^space: dropout must name one kind \(uniform, log_uniform, one_minus_log, "
+                                         r"int_uniform, choice\) with its range, got .*" + said):
+        Space.from_dict({"dropout": entry})
+
+
 def test_optunas_options_to_tune_name_the_way_here_before_anything_is_made(data, tmp_path):
     """An Optuna user's first reach, tune(..., n_trials=20) or load_if_exists=True, was Python's "unexpected keyword
     argument": each names tune's own option, before any check, trial or directory; another lists tune's options."""

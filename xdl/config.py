@@ -430,7 +430,9 @@ class TrainConfig:
         if self.epochs < fewest:  # (as many: the run is over, and ends as it ended)
             raise ValueError(f"{option('epochs')}: the checkpoint in {where!r} has trained {trained} and "
                              f"this run has {option('epochs')} {self.epochs}: a run cannot train fewer; {ask}")
-        if self.schedule == "cosine" and saved.get("epochs") != self.epochs:
+        # (both cosine: a checkpoint of another schedule resumed with --schedule cosine is refused below, naming
+        # --schedule; it was told "the cosine schedule of the checkpoint spans N epochs", blaming --epochs)
+        if self.schedule == saved.get("schedule") == "cosine" and saved.get("epochs") != self.epochs:
             raise ValueError(f"{option('epochs')}: the cosine schedule of the checkpoint in {where!r} spans "
                              f"{counted(saved.get('epochs'), 'epoch')}, this run has {self.epochs}; "
                              "it cannot change on a resume")

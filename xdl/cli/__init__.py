@@ -43,11 +43,17 @@ USER_ERRORS = (ValueError, TypeError, OSError, ImportError, FloatingPointError, 
 
 def main(argv=None) -> int:
     with _for_any_text("stdout") as reader_gone, _for_any_text("stderr"):
-        status = _main(argv)
+        status = _main(argv, reader_gone)
     return 1 if status == 0 and reader_gone() else status  # (as a buffered stdout's last flush said it)
 
 
-def _main(argv) -> int:
+def _error_status(command: str) -> int:
+    """The exit status of a command's error: 2 for xdl gradcheck, whose 1 is a check that failed (as diff's and
+    cmp's), 1 for the others (README, the command line)."""
+    return 2 if command == "gradcheck" else 1
+
+
+def _main(argv, reader_gone=lambda: False) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -72,13 +78,15 @@ def _main(argv) -> int:
             made_out = _first_missing(Path(out)) if out is not None and str(out) else None
             status = args.run(config, args)
             sys.stdout.flush()  # here, where a reader gone is caught (at exit, Python's flush would fail: status 120)
-            return status
+            # a reader gone is an error, the command's (`xdl gradcheck | head -3` said 1, a check that failed, of
+            # one that passed)
+            return _error_status(args.command) if status == 0 and reader_gone() else status
     except BrokenPipeError:  # `xdl train | head`: the reader has gone, as for any command of a pipe (stdout
-        return 1               # goes to /dev/null below)
+        return _error_status(args.command)  # goes to /dev/null below)
     except USER_ERRORS as e:  # (a MemoryError may say nothing: its name then)
         hint = _backend_hint() if isinstance(e, BackendError) and not backend_flag else ""
         print(f"xdl {args.command}: error: {str(e) or type(e).__name__}{hint}", file=sys.stderr)
-        return 2 if args.command == "gradcheck" else 1  # (its 1 is a check that failed, as diff's and cmp's)
+        return _error_status(args.command)
     except Exception:
         if args.command != "gradcheck":
             raise

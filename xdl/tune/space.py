@@ -390,7 +390,7 @@ class Space:
                 continue
             if len(entry) != 1:
                 raise ValueError(f"{source}: {name} must name one kind ({', '.join([*KINDS, 'choice'])}) "
-                                 f"with its range, got {entry!r}")
+                                 f"with its range, got {entry!r}{_optuna_table_keys_hint(entry)}")
             kind, args = next(iter(entry.items()))
             try:
                 if kind == "choice":
@@ -484,6 +484,25 @@ def _check_not_optunas(entry, who: str) -> None:
         same = "its xdl dimension (Uniform, LogUniform, OneMinusLog, IntUniform, Choice)"
     raise TypeError(f"{who} is Optuna's {entry!r}: a space takes xdl's dimensions (from xdl.tune), as Optuna "
                     f"takes its distributions: {same}")
+
+
+def _optuna_table_keys_hint(entry: dict) -> str:
+    """Where Optuna's ``log``/``step`` keywords, written as keys of a space table's entry (``uniform = [1e-4, 1e-1]``
+    beside ``log = true``, or suggest_float's ``low``, ``high``, ``log``), are in a table's words: "must name one
+    kind" alone sent an Optuna user to drop ``log`` and draw a rate uniformly. "" for an entry without them."""
+    kinds = [key for key in entry if key in (*KINDS, "choice")]
+    if entry.get("log") is True:
+        if kinds and kinds[0] == "choice":
+            return "; a choice draws among its values as given (Optuna's log = true is for a range): leave log out"
+        if kinds and kinds[0] == "int_uniform":
+            return ("; Optuna's log = true: xdl has no log-scaled integer (int_uniform draws each integer alike; "
+                    "choice = [16, 32, 64, 128], values spaced by a ratio, for a log scale)")
+        if kinds and kinds[0] != "uniform":
+            return f"; {kinds[0]} draws on a log scale already (Optuna's log = true): leave log out"
+        return "; Optuna's log = true is the kind log_uniform = [low, high] here (log10 of the value drawn uniformly)"
+    if "step" in entry:
+        return "; Optuna's step is not offered: choice = [...] of the values, for values on a step"
+    return ""
 
 
 def _check_not_empty(entries: dict, source: str) -> None:
