@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import xdl
+from xdl.config import TrainConfig
 from xdl.nn import BatchNorm, Dense, Dropout, LeakyReLU, ReLU
 from xdl.optim import SGD, Adam, AdamW, Momentum, RMSprop, schedules
 from xdl.train import EarlyStopping, ReduceLROnPlateau
@@ -423,6 +424,32 @@ def test_warmup_refuses_keras_initial_learning_rate_saying_where_its_ramp_starts
         assert "'warmup_target'" in str(refused.value)
     else:
         assert "rises from schedule / steps at count 0" in str(refused.value)
+
+
+@pytest.mark.parametrize("schedule, maker, settings", [
+    ("exponential", schedules.exponential, dict(decay_base=0.9)),
+    ("inverse_sqrt", schedules.inverse_sqrt, dict(decay_k=0.5)),
+    ("staircase", schedules.staircase, dict(decay_rate=0.3, decay_every=3)),
+    ("step", schedules.step_decay, dict(decay_factor=0.5, decay_every=3))])
+def test_a_maker_given_train_configs_names_says_its_own_and_the_way_said_gives_the_configs_rates(schedule, maker,
+                                                                                                 settings):
+    """``inverse_sqrt(lr0, decay_k=0.5)`` — TrainConfig's (xdl train's --decay-k) name of the maker's k — met Python's
+    bare "unexpected keyword argument"; each of TrainConfig's names is refused saying the maker's, and the call as
+    said gives the rates of TrainConfig's schedule."""
+    given, refused_names = dict(settings), []
+    for _ in range(len(settings) + 1):
+        try:
+            made = maker(0.1, **given)
+            break
+        except TypeError as refused:
+            said = re.fullmatch(rf"{maker.__name__}\(\) got an unexpected keyword argument '(\w+)'; TrainConfig's \1: "
+                                r"give (\w+)=\1 here", str(refused))
+            assert said, str(refused)
+            refused_names.append(said.group(1))
+            given[said.group(2)] = given.pop(said.group(1))
+    assert sorted(refused_names) == sorted(set(settings) - {"decay_rate"})  # (decay_rate: the maker's own name too)
+    built = TrainConfig(schedule=schedule, lr=0.1, epochs=40, **settings).build_schedule()
+    assert [made(c) for c in range(40)] == [built(c) for c in range(40)]
 
 
 def keras_cosine_warmup(count, initial_learning_rate, decay_steps, alpha, warmup_target, warmup_steps):

@@ -124,6 +124,11 @@ class PeerKeyword(NamedTuple):
 
 # Keras's name of α₀, every decay's first argument
 KERAS_LR0 = {"initial_learning_rate": PeerKeyword("Keras", "lr0")}
+# TrainConfig's (xdl train's --decay-*) names of a maker's settings → the maker's keyword (as a peer's, `PeerKeyword`)
+def _config_names(**keywords: str) -> dict[str, PeerKeyword]:
+    return {name: PeerKeyword("TrainConfig", keyword) for name, keyword in keywords.items()}
+
+
 # Keras's staircase=True: another maker here, for InverseTimeDecay and ExponentialDecay
 INVERSE_TIME_STAIRCASE = "staircase(lr0, decay_rate=decay_rate, interval=decay_steps)"
 EXPONENTIAL_STAIRCASE = "step_decay(lr0, factor=decay_rate, every=decay_steps)"
@@ -198,7 +203,8 @@ def inverse_time(lr0: float, *, decay_rate: float):
          **KERAS_LR0, "gamma": PeerKeyword("PyTorch's ExponentialLR", "base"),
          **dict.fromkeys(("decay_steps", "decay_rate"), PeerKeyword(
              "Keras's ExponentialDecay", "base", "decay_rate ** (1 / decay_steps)",
-             f"its rate is decay_rate per decay_steps counts; with staircase=True, {EXPONENTIAL_STAIRCASE}"))})
+             f"its rate is decay_rate per decay_steps counts; with staircase=True, {EXPONENTIAL_STAIRCASE}")),
+         **_config_names(decay_base="base")})
 def exponential(lr0: float, *, base: float = 0.95):
     """α = α₀·base^count"""
     check_positive("lr0", lr0)
@@ -206,7 +212,7 @@ def exponential(lr0: float, *, base: float = 0.95):
     return Schedule("exponential", _exponential, lr0, base)
 
 
-@_maker(peer_keywords=KERAS_LR0)
+@_maker(peer_keywords={**KERAS_LR0, **_config_names(decay_k="k")})
 def inverse_sqrt(lr0: float, k: float = 1.0):
     """α = α₀·k/√count (count 0 is treated as 1)"""
     check_positive("lr0", lr0)
@@ -219,7 +225,8 @@ def inverse_sqrt(lr0: float, k: float = 1.0):
         {"staircase": PeerKeyword(
             "Keras's InverseTimeDecay", None, note="staircase=True is this maker: leave it out; staircase=False is "
             "inverse_time(lr0, decay_rate=decay_rate / decay_steps) here"),
-         **KERAS_LR0, "decay_steps": PeerKeyword("Keras's InverseTimeDecay(staircase=True)", "interval")})
+         **KERAS_LR0, "decay_steps": PeerKeyword("Keras's InverseTimeDecay(staircase=True)", "interval"),
+         **_config_names(decay_every="interval")})
 def staircase(lr0: float, *, decay_rate: float, interval: int):
     """α = α₀ / (1 + decay_rate·⌊count/interval⌋)"""
     check_positive("lr0", lr0)
@@ -236,7 +243,8 @@ def staircase(lr0: float, *, decay_rate: float, interval: int):
          **KERAS_LR0, "step_size": PeerKeyword("PyTorch's StepLR", "every"),
          "gamma": PeerKeyword("PyTorch's StepLR", "factor"),
          "decay_steps": PeerKeyword("Keras's ExponentialDecay(staircase=True)", "every"),
-         "decay_rate": PeerKeyword("Keras's ExponentialDecay(staircase=True)", "factor")})
+         "decay_rate": PeerKeyword("Keras's ExponentialDecay(staircase=True)", "factor"),
+         **_config_names(decay_factor="factor", decay_every="every")})
 def step_decay(lr0: float, *, factor: float = 0.5, every: int = 10):
     """α = α₀·factor^⌊count/every⌋ (multiply by ``factor`` every ``every`` counts)"""
     check_positive("lr0", lr0)
