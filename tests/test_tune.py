@@ -2287,14 +2287,12 @@ def test_best_config_of_a_loaded_study_with_damaged_base_options_names_its_direc
 
 
 
-def test_a_dask_worker_trains_on_the_searchs_backend_and_precision(data, monkeypatch):
+def test_a_dask_worker_trains_on_the_searchs_backend_and_precision(data, monkeypatch, fake_dask):
     """A Dask worker is a process of its own, whose backend was its XDL_BACKEND's (or auto's), not the
     search's: ``xdl tune --backend numpy --execution dask`` under XDL_BACKEND=cupy said "backend numpy"
     and failed on "backend 'cupy' is unavailable" in every batch, and --precision tf32 reached no worker.
     A worker of the search's own LocalCluster trains as sequential and batched do; one of a cluster it
     was given, with the base options' backend (auto: its own) and precision."""
-    import types
-
     from xdl.train.many import ManyTrainer
     from xdl.tune import search
 
@@ -2305,36 +2303,6 @@ def test_a_dask_worker_trains_on_the_searchs_backend_and_precision(data, monkeyp
         seen.append((xdl.current_backend().name, xdl.current_backend().precision))
         return fit(self, *args, **kwargs)
 
-    class Future:
-        def __init__(self, value):
-            self.value = value
-
-        def result(self):
-            return self.value
-
-    class Worker:  # runs each task at once, in a process whose backend is its own (exact float32)
-        scheduler, loop = types.SimpleNamespace(address="tcp://fake:1"), None
-
-        def submit(self, fn, *args, pure=True, retries=None):
-            args = [a.result() if isinstance(a, Future) else a for a in args]  # (as Dask passes a future's value)
-            with xdl.use("numpy", precision="float32"):
-                return Future(fn(*args))
-
-        def wait_for_workers(self, n, timeout=None):
-            pass
-
-        def scheduler_info(self):
-            return {"workers": {"one": {}}}
-
-        def replicate(self, futures):
-            pass
-
-        def close(self):
-            pass
-
-    fake = types.SimpleNamespace(LocalCluster=lambda **kwargs: types.SimpleNamespace(close=lambda: None),
-                                 Client=lambda *args, **kwargs: Worker(), as_completed=lambda futures, loop=None: list(futures))
-    monkeypatch.setattr(search, "_distributed", lambda: fake)
     monkeypatch.setattr(ManyTrainer, "fit", recorded)
     with xdl.use("numpy", precision="tf32"):
         study = tune(X, y, dev, {"lr": {"choice": [1e-3, 1e-2]}}, trials=2, strategy="grid", execution="dask",
@@ -2839,7 +2807,8 @@ def fake_clock(monkeypatch):
 
 @pytest.fixture
 def fake_dask(monkeypatch):
-    """execution="dask" on a stand-in client that trains each batch when it is submitted (in this process)."""
+    """execution="dask" on a stand-in client that trains each batch when it is submitted (in this process, as a
+    worker process would: on its own backend, exact float32, whatever the caller's)."""
     import types
 
     from xdl.tune import search
@@ -2855,7 +2824,9 @@ def fake_dask(monkeypatch):
         scheduler, loop, status = types.SimpleNamespace(address="tcp://fake:1"), None, "running"
 
         def submit(self, fn, *args, pure=True, retries=None):
-            return Future(fn(*[a.result() if isinstance(a, Future) else a for a in args]))
+            args = [a.result() if isinstance(a, Future) else a for a in args]  # (as Dask passes a future's value)
+            with xdl.use("numpy", precision="float32"):
+                return Future(fn(*args))
 
         def wait_for_workers(self, n, timeout=None):
             pass
