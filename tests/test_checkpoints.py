@@ -10,7 +10,7 @@ import xdl
 from xdl.data import split
 from xdl.losses import SoftmaxCrossEntropy
 from xdl.optim import Adam
-from xdl.train import Checkpoint, Trainer
+from xdl.train import Callback, Checkpoint, Trainer
 from xdl.train.provenance import data_digest
 
 
@@ -222,3 +222,213 @@ def test_a_write_protected_checkpoint_file_is_refused_before_the_first_epoch(tmp
     with pytest.raises(PermissionError, match=rf"^Checkpoint: '.*{name}' is write-protected"):
         trainer.fit(X, y)
     assert len(trainer.history) == 0
+
+
+def _moons_run(seed: int):
+    """Moons split into train and dev, as a run of ``seed`` takes them."""
+    X, y = xdl.datasets.moons(160, noise=0.3, seed=seed)
+    return split(X, y, seed=seed)
+
+
+def _trainer(seed: int, callbacks, lr=0.05, epochs=3):
+    """A Trainer of a small MLP drawn with ``seed`` (no batch norm, no dropout: rate 0 leaves its dev cost)."""
+    xdl.seed(seed)
+    model = xdl.nn.mlp(2, [8], 2, batch_norm=False, dropout=0.0)
+    return Trainer(model, SoftmaxCrossEntropy(), Adam(model, lr=lr), epochs=epochs, seed=seed, progress=False,
+                   batch_size=16, callbacks=callbacks)
+
+
+def _best_file(directory: Path):
+    """best.npz's epoch and its model's state (arrays on the host)."""
+    best, _ = xdl.serialization.read_extra(directory / "best.npz")
+    return best["epoch"], _state(xdl.load(directory / "best.npz"))
+
+
+def _state(model) -> dict:
+    """``model``'s parameters and buffers, on the host."""
+    return {name: np.asarray(xdl.to_numpy(value)) for name, value in model.state_dict().items()}
+
+
+def _same_state(a: dict, b: dict) -> bool:
+    """Whether two `_state`s hold the same names and the same values, bit for bit."""
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_new_run_with_the_checkpoint_of_a_finished_one_keeps_its_own_best(tmp_path, seed):
+    """A Checkpoint given to a new trainer (a new run, in the directory of the finished run it served) starts
+    its best afresh: best.npz is the new run's best epoch, named by ``trainer.best_checkpoint`` — not the old
+    run's, kept because the new run's epochs were worse than the best of another model."""
+    s, checkpoint = _moons_run(seed), Checkpoint(tmp_path)
+    first = _trainer(seed, [checkpoint], epochs=4)
+    first.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    second = _trainer(seed + 10, [checkpoint], lr=1e-4, epochs=1)  # (an untrained model's cost: worse)
+    second.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    assert second.history["dev_cost"][0] > min(first.history["dev_cost"])  # (the case)
+    epoch, state = _best_file(tmp_path)
+    assert second.best_checkpoint == tmp_path / "best.npz"
+    assert epoch == 1 and _same_state(state, _state(second.model))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_later_fit_on_another_dev_set_writes_its_first_epoch_as_the_best(tmp_path, seed):
+    """A later fit of the run measuring its dev cost on other data (here, the dev labels flipped: a far higher
+    cost) starts the best afresh: its first epoch is best.npz, not the best of the fit before, kept because the
+    old dev set's costs were lower."""
+    s = _moons_run(seed)
+    trainer = _trainer(seed, [Checkpoint(tmp_path)])
+    trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    trainer.epochs = 4
+    trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, 1 - s.y_dev))
+    assert trainer.history["dev_cost"][3] > min(trainer.history["dev_cost"][:3])  # (the case)
+    epoch, state = _best_file(tmp_path)
+    assert epoch == 4 and _same_state(state, _state(trainer.model))
+    assert trainer.best_checkpoint == tmp_path / "best.npz"
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_resume_of_a_run_that_was_over_names_its_best_checkpoint(tmp_path, seed):
+    """A resume into the run's own directory that trains nothing (the run was over) names the run's best.npz
+    as ``trainer.best_checkpoint`` (``xdl train`` lists it), though no epoch of this fit wrote it."""
+    s = _moons_run(seed)
+    _trainer(seed, [Checkpoint(tmp_path)]).fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    resumed = _trainer(seed, [Checkpoint(tmp_path)])
+    with pytest.warns(UserWarning, match="the checkpoint's run is over"):
+        resumed.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev), resume=tmp_path)
+    assert resumed.best_checkpoint == tmp_path / "best.npz"
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_fit_refused_before_its_first_step_leaves_the_runs_best_for_the_next(tmp_path, seed):
+    """A later fit on another dev set set the best aside, then a callback after the Checkpoint refused it before
+    its first step: the best is the run's again, so the next fit, on the run's own dev set, at rate 0 (its epoch
+    as good as the last one) leaves best.npz at the run's best epoch — not its own epoch written over it."""
+
+    class Refuse(Callback):
+        order = 200  # (after the Checkpoint's on_train_begin)
+        refusing = False
+
+        def on_train_begin(self, trainer):
+            if self.refusing:
+                raise ValueError("refused")
+
+    s, refuse = _moons_run(seed), Refuse()
+    trainer = _trainer(seed, [Checkpoint(tmp_path), refuse])
+    trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    costs, (best_epoch, best_state) = list(trainer.history["dev_cost"]), _best_file(tmp_path)
+    trainer.epochs, refuse.refusing = 4, True
+    with pytest.raises(ValueError, match="refused"):
+        trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, 1 - s.y_dev))
+    refuse.refusing, trainer.optimizer.lr = False, 0.0
+    trainer.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    assert trainer.history["dev_cost"][3] >= min(costs)  # (the case: no better)
+    epoch, state = _best_file(tmp_path)
+    assert epoch == best_epoch == int(np.argmin(costs)) + 1 and _same_state(state, best_state)
+    assert trainer.best_checkpoint == tmp_path / "best.npz"
+
+
+def test_a_resume_with_a_callback_of_another_type_is_refused_naming_the_callbacks():
+    """Callbacks are recorded by type: a resume whose EarlyStopping is a ReduceLROnPlateau (both watching
+    dev_cost, so the monitors agree) is another run, refused naming both lists — not the early stopping's
+    state loaded into the other callback."""
+    from xdl.train import EarlyStopping, ReduceLROnPlateau, provenance
+
+    def facts(callback):
+        xdl.seed(0)
+        model = xdl.nn.mlp(2, [4], 2)
+        trainer = Trainer(model, SoftmaxCrossEntropy(), Adam(model, lr=0.01), epochs=2, seed=0, progress=False,
+                          callbacks=[callback])
+        return provenance.record(trainer, {"train": None})
+
+    saved = facts(EarlyStopping())
+    provenance.verify(saved, facts(EarlyStopping()), "checkpoint.npz")
+    with pytest.raises(ValueError, match=r"^resume: callbacks was \['EarlyStopping'\] in the checkpoint, this run "
+                                         r"has \['ReduceLROnPlateau'\]"):
+        provenance.verify(saved, facts(ReduceLROnPlateau()), "checkpoint.npz")
+
+
+@pytest.mark.parametrize("part, then, now", [("train", "a", "b"), ("dev", "c", "d"), ("dev", None, "d"),
+                                             ("dev", "c", None)])
+def test_a_resume_on_other_data_names_the_part_that_differs(part, then, now):
+    """Each part of the data — the train set and the dev set, one given in one run only — is named where it
+    differs, with both digests ("none" for a part a run had not)."""
+    from xdl.train import provenance
+
+    def digest(key):
+        return None if key is None else {"examples": 10, "features": 2, "sha1": key * 40}
+
+    def data(value):
+        digests = {"train": digest("a"), "dev": digest("c"), part: digest(value)}
+        return {"data": {name: d for name, d in digests.items() if d is not None}}
+
+    said = {key: "none" if key is None else f"10 examples × 2 features, sha1 {key * 10}" for key in (then, now)}
+    with pytest.raises(ValueError, match=rf"^resume: the {part} data differ from the checkpoint's "
+                                         rf"\({said[then]} then, {said[now]} now\)"):
+        provenance.verify(data(then), data(now), "checkpoint.npz")
+    provenance.verify(data(then), data(then), "checkpoint.npz")
+
+
+class _CrashAfterCheckpoint(Callback):
+    order = 200  # after the Checkpoint: the epoch's state is saved, the run unfinished
+
+    def __init__(self, at=None):
+        self.at = at
+
+    def on_epoch_end(self, trainer, record):
+        if record["epoch"] == self.at:
+            raise RuntimeError("crash")
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_later_fit_tells_another_runs_checkpoint_of_the_same_size_from_its_own(tmp_path, monkeypatch, seed):
+    """a's run ended, b's — the same model, data and settings but for its epochs: a checkpoint of the same size —
+    began in a's directory and stopped after 2 of 6 epochs. a's later fit is refused, b's checkpoint kept: a file
+    is told apart from the one a wrote by more than its size (inode and modification time). (The trainer's clock
+    is stopped: the epochs' seconds, recorded in the history, are then of one length in both files.)"""
+    import types
+
+    from xdl.train import trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "time", types.SimpleNamespace(perf_counter=lambda: 0.0))
+    s = _moons_run(seed)
+    a = _trainer(seed, [Checkpoint(tmp_path), _CrashAfterCheckpoint()], epochs=2)
+    a.fit(s.X_train, s.y_train)
+    size = (tmp_path / "checkpoint.npz").stat().st_size
+    b = _trainer(seed, [Checkpoint(tmp_path), _CrashAfterCheckpoint(at=2)], epochs=6)
+    with pytest.raises(RuntimeError, match="crash"):
+        b.fit(s.X_train, s.y_train)
+    b_state = (tmp_path / "checkpoint.npz").read_bytes()
+    assert len(b_state) == size  # (the case)
+    a.epochs = 4
+    with pytest.raises(FileExistsError, match=r"holds the checkpoint of another unfinished run \(after epoch 2 of 6\)"):
+        a.fit(s.X_train, s.y_train)
+    assert (tmp_path / "checkpoint.npz").read_bytes() == b_state
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_resume_compares_its_epochs_with_the_best_of_the_run_before_it(tmp_path, seed):
+    """A run stopped after 2 of its 4 epochs is resumed; its rate is 0 from epoch 3 on (so epoch 3 is as good as
+    epoch 2, no better): best.npz stays the run's best epoch — the Checkpoint's best comes back with the
+    checkpoint, not started afresh, where the resume's first epoch was written over the best however worse."""
+    s = _moons_run(seed)
+    steps = -(-len(s.X_train) // 16)  # (per epoch, batches of 16)
+
+    def trainer(crash_at):
+        xdl.seed(seed)
+        model = xdl.nn.mlp(2, [8], 2, batch_norm=False, dropout=0.0)
+        rate = lambda t: 0.05 if t < 2 * steps else 0.0  # noqa: E731  (0 from epoch 3)
+        return Trainer(model, SoftmaxCrossEntropy(), Adam(model, lr=rate), epochs=4, seed=seed, progress=False,
+                       batch_size=16, callbacks=[Checkpoint(tmp_path), _CrashAfterCheckpoint(at=crash_at)])
+
+    idle = pytest.warns(UserWarning, match="train nothing")  # (so meant: said at each fit)
+    with idle, pytest.raises(RuntimeError, match="crash"):
+        trainer(2).fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+    best_epoch, best_state = _best_file(tmp_path)
+    resumed = trainer(None)
+    with pytest.warns(UserWarning, match="train nothing"):
+        resumed.fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev), resume=tmp_path)
+    costs = resumed.history["dev_cost"]
+    assert costs[2] == costs[3] >= min(costs[:2])  # (the case: no better after the resume)
+    epoch, state = _best_file(tmp_path)
+    assert epoch == best_epoch == int(np.argmin(costs)) + 1 and _same_state(state, best_state)
+    assert resumed.best_checkpoint == tmp_path / "best.npz"
