@@ -537,9 +537,11 @@ def test_xdl_tune_names_optunas_flags_with_its_own():
     assert set(REFUSES["tune"]) <= set(OPTUNA_OPTIONS_ELSEWHERE) and "timeout" not in OPTUNA_OPTIONS_ELSEWHERE
     ways = {"n_trials": "--trials", "sampler": "--strategy", "pruner": "--halving", "study_name": "--out",
             "storage": "--out", "load_if_exists": "--resume", "n_jobs": "--execution"}
-    assert set(ways) == set(REFUSES["tune"])
+    assert set(ways) | {"direction"} == set(REFUSES["tune"])
     for name, flag in ways.items():
         assert re.search(rf"(?<![\w-]){flag}(?![\w-])", REFUSES["tune"][name]), name
+    assert "maximizes the dev accuracy" in REFUSES["tune"]["direction"]  # (no flag of xdl tune's: one objective)
+    assert main(["tune", "--direction", "minimize"]) == 1
 
 
 def test_console_script_is_installed():

@@ -959,6 +959,27 @@ def test_every_scikit_learn_parameter_is_one_here_or_says_the_way_here():
     assert ways_here.fit(X, y).n_iter_ == 1
 
 
+@pytest.mark.parametrize("name, value", [("learning_rate", "invscaling"), ("power_t", 0.5)])
+def test_the_invscaling_hint_says_scikit_learns_rule_as_its_fits_follow_it(name, value):
+    """scikit-learn's 'invscaling' sets the rate lr/(t + 1)**power_t at each epoch's end, t the examples trained on
+    so far (its docs say "at each time step t"): the hint said "per step lr/t**power_t", a rule no fit follows.
+    Checked on scikit-learn's fits of 1 to 3 epochs, then said by each of its two names."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier as ScikitLearns
+
+    X, y = labelled_moons()
+    for epochs in (1, 2, 3):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            fitted = ScikitLearns(solver="sgd", learning_rate="invscaling", learning_rate_init=0.1, max_iter=epochs,
+                                  batch_size=50, random_state=0).fit(X, y)
+        assert fitted.t_ == epochs * len(X)
+        assert fitted._optimizer.learning_rate == pytest.approx(0.1 / (fitted.t_ + 1) ** fitted.power_t, rel=1e-12)
+    with pytest.raises(TypeError, match=rf"'{name}'; scikit-learn's {name} is .*'invscaling', lr/\(t \+ 1\)\*\*power_t "
+                                        r"from each epoch's end on, t the examples trained on so far, has no match"):
+        MLPClassifier(**{name: value})
+
+
 def test_a_pipeline_searches_the_plateau_and_cross_validates():
     """GridSearchCV over plateau_patience and plateau_factor (early stopping crossed), in a pipeline after a
     StandardScaler, and cross_val_score: each fit runs; a plateau crossed with a schedule is refused as

@@ -290,7 +290,8 @@ class TrainConfig:
         """The schedule gives a rate float32 holds at every epoch of the planned run (checked now,
         not at the epoch where it would fail); one that decays below float32's smallest positive
         number is 0 there and runs (the Trainer's rule, `check_rate`), one that grows to inf not, and
-        the first epoch's is at least that smallest number (the Trainer refuses a rate of 0 there)."""
+        the first epoch's is at least that smallest number (the Trainer refuses a smaller one there: it is
+        no decayed rate)."""
         schedule = self.build_schedule()
         if schedule is None:
             return

@@ -80,17 +80,19 @@ SKLEARN_NAMES = {
                         "patience=11 does)",
     "tol": "no parameter (early stopping counts any fall of the dev cost as an improvement; plateau_patience, a fall "
            "of more than 1e-4, scikit-learn's default tol)",
-    # (scikit-learn's docs say two epochs; its code lowers the rate once more than n_iter_no_change have not improved)
-    "learning_rate": "schedule ('constant' is schedule='none'; 'invscaling', per step lr/t**power_t, has no match: "
-                     "per epoch, schedule='inverse_sqrt' is lr·decay_k/√max(epoch, 1), its default power_t 0.5, and "
-                     "'inverse_time' lr/(1 + decay_rate·epoch)) and, for 'adaptive', "
+    # (scikit-learn's docs say two epochs; its code lowers the rate once more than n_iter_no_change have not improved;
+    # its docs say invscaling's t is a time step, its code sets the rate at each epoch's end, t the samples seen)
+    "learning_rate": "schedule ('constant' is schedule='none'; 'invscaling', lr/(t + 1)**power_t from each epoch's "
+                     "end on, t the examples trained on so far, has no match: schedule='inverse_sqrt' is "
+                     "lr·decay_k/√max(epoch, 1), its default power_t 0.5, and 'inverse_time' "
+                     "lr/(1 + decay_rate·epoch)) and, for 'adaptive', "
                      "plateau_patience=n_iter_no_change + 1 (11 with its default 10) with plateau_factor=0.2 (its "
                      "division by 5) and schedule='none', watching the training cost (with early_stopping=True, "
                      "the dev cost, and a patience above plateau_patience: early stopping stops, where "
                      "scikit-learn's lowers the rate instead)",
-    "power_t": "no parameter (scikit-learn's 'invscaling', per step, has no match; per epoch, its default power_t "
-               "0.5 is schedule='inverse_sqrt', lr·decay_k/√max(epoch, 1), and schedule='inverse_time' decays "
-               "lr/(1 + decay_rate·epoch))",
+    "power_t": "no parameter (scikit-learn's 'invscaling', lr/(t + 1)**power_t from each epoch's end on, t the "
+               "examples trained on so far, has no match; its default power_t 0.5 is schedule='inverse_sqrt', "
+               "lr·decay_k/√max(epoch, 1), and schedule='inverse_time' decays lr/(1 + decay_rate·epoch))",
     "momentum": "no parameter (optimizer='momentum' or 'nesterov' takes β = 0.9, scikit-learn's default momentum)",
     "nesterovs_momentum": "optimizer='nesterov' (True) or optimizer='momentum' (False)",
     "beta_1": "no parameter (optimizer='adam' takes β₁ = 0.9, scikit-learn's default beta_1)",

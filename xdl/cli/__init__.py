@@ -43,8 +43,7 @@ USER_ERRORS = (ValueError, TypeError, OSError, ImportError, FloatingPointError, 
 
 def main(argv=None) -> int:
     with _for_any_text("stdout") as reader_gone, _for_any_text("stderr"):
-        status = _main(argv, reader_gone)
-    return 1 if status == 0 and reader_gone() else status  # (as a buffered stdout's last flush said it)
+        return _main(argv, reader_gone)  # (a reader gone is read there, after the command's last flush)
 
 
 def _error_status(command: str) -> int:
@@ -53,7 +52,7 @@ def _error_status(command: str) -> int:
     return 2 if command == "gradcheck" else 1
 
 
-def _main(argv, reader_gone=lambda: False) -> int:
+def _main(argv, reader_gone) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

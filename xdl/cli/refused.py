@@ -50,6 +50,8 @@ TUNE_REFUSES = {  # (no "; " in a reason: `_refuse_flags` joins the reasons with
                       "a directory that holds one)",
     "n_jobs": "Optuna's n_jobs, --execution here: batched trains the trials that share shapes as one batch "
               "(fit_many), dask spreads batches over Dask workers, sequential trains one at a time",
+    "direction": "Optuna's direction: a search here maximizes the dev accuracy, its one objective (each trial's dev "
+                 "cost is recorded beside it, in trials.json)",
 }
 # each command's table of the flags it refuses → why: a run's it has no use for, a peer's it names otherwise (hidden
 # from its help, taken by `_Refused`, and refused together before any work by `_refuse_flags`)
@@ -78,8 +80,8 @@ def _add_refused_options(parser: argparse.ArgumentParser, refuses: dict) -> None
 
 
 def _refuse_flags(args) -> None:
-    """Refuse the run's flags given to a command that refuses them (`REFUSES`), all of them at once in a
-    ValueError, grouped by why: "--epochs, --no-progress are xdl train's, not lr-find's (…)"."""
+    """Refuse the flags given to a command that refuses them (`REFUSES`: a run's, a peer's), all of them at once
+    in a ValueError, grouped by why: "--epochs, --no-progress are xdl train's, not lr-find's (…)"."""
     why = {}
     for flag, name in getattr(args, "refused", ()):
         why.setdefault(REFUSES[args.command][name], []).append(flag)

@@ -124,8 +124,11 @@ class PeerKeyword(NamedTuple):
 
 # Keras's name of α₀, every decay's first argument
 KERAS_LR0 = {"initial_learning_rate": PeerKeyword("Keras", "lr0")}
-# TrainConfig's (xdl train's --decay-*) names of a maker's settings → the maker's keyword (as a peer's, `PeerKeyword`)
+
+
 def _config_names(**keywords: str) -> dict[str, PeerKeyword]:
+    """TrainConfig's (xdl train's --decay-*) names of a maker's settings → the maker's keyword, as a peer's
+    (`PeerKeyword`): ``_config_names(decay_base="base")``."""
     return {name: PeerKeyword("TrainConfig", keyword) for name, keyword in keywords.items()}
 
 

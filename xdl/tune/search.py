@@ -204,8 +204,8 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
                 study.save()
             try:
                 _search_rounds(space, trials, strategy, rounds, seed, study, train, search)
-                study.stopped = _timed_out(study, directory, timeout, space, trials, strategy) if search.timed_out \
-                    else None
+                study.stopped = _stopped_by_timeout(study, directory, timeout, space, trials, strategy) \
+                    if search.timed_out else None
             except KeyboardInterrupt:
                 # a Ctrl-C while trials.json was written (its fsync) left the trials just recorded in the study but
                 # not in the file, which the message then named as holding them: written again, while still held
@@ -282,10 +282,15 @@ def check_timeout(timeout, name: str) -> float | None:
     return check_number(timeout, name, expected, lambda v: v > 0)
 
 
-def _timed_out(study: Study, directory, timeout: float, space: Space, trials: int, strategy: str) -> str:
+def planned_trials(space: Space, trials: int, strategy: str) -> int:
+    """The trials a search draws: ``trials``, but a grid's points (`Space.grid`: up to ``trials``) for grid."""
+    return len(space.grid(trials)) if strategy == "grid" else trials
+
+
+def _stopped_by_timeout(study: Study, directory, timeout: float, space: Space, trials: int, strategy: str) -> str:
     """What a search its ``timeout`` ended leaves (`Study.stopped`): its trials recorded of those it
     draws, and how to go on."""
-    planned = len(space.grid(trials)) if strategy == "grid" else trials
+    planned = planned_trials(space, trials, strategy)
     if directory is None:
         way = "no directory was given: tune(..., directory=...) keeps a search to resume"
     elif not (Path(directory) / TRIALS_FILE).is_file():  # (a new search that recorded no trial)

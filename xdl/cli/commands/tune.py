@@ -25,7 +25,7 @@ def tune(config: TrainConfig, args) -> int:
     """Search around ``config`` on its dataset's train/dev split; print the top trials, write
     ``trials.json`` and ``best.toml`` in ``--out``."""
     from xdl.tune import Space, tune as search
-    from xdl.tune.search import check_search, connect
+    from xdl.tune.search import check_search, connect, planned_trials
     from xdl.tune.study import BEST_FILE as BEST_CONFIG, TRIALS_FILE
 
     # every option first, named by its flag: before any data is loaded or directory made (search checks again)
@@ -64,7 +64,7 @@ def tune(config: TrainConfig, args) -> int:
     if overridden:
         _note(f"note: {', '.join(overridden)} {'is' if len(overridden) == 1 else 'are'} searched: the space's "
               "values take the place of what the command line gives")
-    planned = len(searched.grid(trials)) if strategy == "grid" else trials
+    planned = planned_trials(searched, trials, strategy)
     out = Path(args.tune_out)
     check_not_in_use(out, "--out")  # a search at work there is named before anything else (as xdl train's)
     # a study's best.toml and trials.png are written beside its trials.json, never alone
@@ -149,8 +149,9 @@ def tune(config: TrainConfig, args) -> int:
 
 
 def _say_stopped(study, out: Path, timeout: float, planned: int) -> None:
-    """A search its --timeout ended says so last, on stderr, with the --resume that goes on (as an interrupted
-    one's words): "done" and "out of time" read alike otherwise. Nothing for a search that ran to its end."""
+    """A search its --timeout ended says so on stderr, with the --resume that goes on (as an interrupted one's
+    words), last but for the error of a search with no trial completed: "done" and "out of time" read alike
+    otherwise. Nothing for a search that ran to its end."""
     from xdl.tune.study import TRIALS_FILE
 
     if study.stopped is None:
