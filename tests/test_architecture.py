@@ -193,3 +193,30 @@ def test_every_parameter_of_the_main_entry_points_is_named_in_its_docstring():
         missing += [f"{obj.__qualname__}: {name}" for name in inspect.signature(function).parameters
                     if name != "self" and not re.search(rf"``\(?{re.escape(name)}\b", doc)]
     assert not missing, f"parameters their docstrings do not name: {missing}"
+
+
+def private_names_imported(path: Path, modules: str) -> list[str]:
+    """The ``_private`` names (a leading underscore: "this module's own") that ``path`` imports from a module of
+    the package ``modules``, each as ``module.name``."""
+    tree = ast.parse(path.read_text())
+    return [f"{node.module}.{alias.name}" for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[:2] == modules.split(".")
+            for alias in node.names if alias.name.startswith("_") and not alias.name.startswith("__")]
+
+
+def test_no_private_name_of_the_cli_is_imported_by_another_module():
+    """xdl/cli/ was one module, cli.py: split into one concept a module, its helpers kept their underscores while
+    each was imported by another module of the package (``_note``, ``_shell_word``, ``_signal_status`` …), telling
+    a reader "used only here" of names shared by several commands. A name shared is public; a private one is its
+    module's alone (tests may still import one, to test it)."""
+    shared = {str(path.relative_to(ROOT)): names for path in sorted([*PACKAGE.rglob("*.py"),
+                                                                     *(ROOT / "benchmarks").rglob("*.py")])
+              if (names := private_names_imported(path, "xdl.cli"))}
+    assert not shared, shared
+
+
+def test_private_names_imported_finds_a_private_import(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text("from xdl.cli.text import _note, shell_word\nfrom xdl.config import _private\n"
+                      "def f():\n    from xdl.cli.commands.train import _one_class, __doc__\n")
+    assert private_names_imported(sample, "xdl.cli") == ["xdl.cli.text._note", "xdl.cli.commands.train._one_class"]

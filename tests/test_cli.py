@@ -1194,7 +1194,7 @@ def test_sigterm_stops_a_command_as_ctrl_c_does():
 
     before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(xdl.cli.Terminated) as stop:
-        with xdl.cli._terminate_as_interrupt():
+        with xdl.cli.terminate_as_interrupt():
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(5)  # (the handler raises first)
     assert stop.value.signal_name == "SIGTERM" and isinstance(stop.value, KeyboardInterrupt)
@@ -1466,7 +1466,7 @@ def test_notes_go_to_stderr_and_a_closed_stderr_or_a_reader_gone_stops_nothing(t
 
 def test_main_called_with_stderr_closed_leaves_it_closed(monkeypatch, tmp_path):
     """A program calling main with no stderr (pythonw, 2>&-) got sys.stderr back as an open /dev/null,
-    never closed (a ResourceWarning at exit), where `_for_any_text` says what the stream was is put back."""
+    never closed (a ResourceWarning at exit), where `for_any_text` says what the stream was is put back."""
     monkeypatch.setattr(sys, "stderr", None)
     assert main(["train", "--dataset", "moons", "--lr", "-1", "--out", str(tmp_path / "run")]) == 1
     assert sys.stderr is None and not (tmp_path / "run").exists()
@@ -1701,7 +1701,7 @@ def test_a_socket_whose_reader_has_gone_stops_no_run_as_a_pipe_s_does(tmp_path):
 
 
 class KernelStream(io.TextIOBase):
-    """ipykernel's OutStream as `_for_any_text` sees it: text goes to the cell (``shown``); its fileno is
+    """ipykernel's OutStream as `for_any_text` sees it: text goes to the cell (``shown``); its fileno is
     the kernel process's original stdout (a pipe where the server's output is piped: Docker, a spawner)."""
 
     encoding = "UTF-8"
@@ -1718,7 +1718,7 @@ class KernelStream(io.TextIOBase):
 
 
 def test_main_called_in_a_notebook_prints_into_the_cell(tmp_path, monkeypatch):
-    """`_for_any_text` wrapped the stream's fileno() in a file of its own: ipykernel's stream has no
+    """`for_any_text` wrapped the stream's fileno() in a file of its own: ipykernel's stream has no
     line_buffering (an AttributeError before any work), and had it, the run's lines would have gone to
     the kernel's log instead of the cell."""
     read, write = os.pipe()

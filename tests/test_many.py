@@ -424,7 +424,7 @@ def test_checkpoint_and_resume_give_the_uninterrupted_result(digits, tmp_path):
         with pytest.raises(ValueError, match=r"load: .* is a checkpoint of fit_many, K models in one stack, not one"):
             xdl.load(tmp_path / "checkpoint.npz")
         with pytest.raises(ValueError, match=r"--resume: .* is a checkpoint of fit_many"):
-            xdl.cli.resume._check_resume(dataclasses.replace(configs[0], resume=str(tmp_path)))
+            xdl.cli.resume.check_resume(dataclasses.replace(configs[0], resume=str(tmp_path)))
 
 
 def test_a_batch_resumed_from_inside_an_epoch_cannot_end_before_that_epoch(digits, tmp_path, monkeypatch):

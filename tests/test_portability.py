@@ -116,14 +116,14 @@ def test_the_resume_command_is_quoted_as_windows_shells_read_it(monkeypatch):
     """shlex's single quotes are POSIX shells': on Windows every path has a backslash, so every
     suggested --resume came quoted 'xdl-run\\checkpoints', which cmd passes on quotes and all."""
     from xdl.cli import text
-    from xdl.cli.text import _shell_word
+    from xdl.cli.text import shell_word
 
     monkeypatch.setattr(text, "os", types.SimpleNamespace(name="nt", sep="\\"))  # (not os.name: pathlib reads it)
-    assert _shell_word("xdl-run\\checkpoints") == "xdl-run\\checkpoints"
-    assert _shell_word("C:\\Users\\me\\my runs\\checkpoints") == '"C:\\Users\\me\\my runs\\checkpoints"'
-    assert _shell_word("runs,a") == '"runs,a"'  # (PowerShell's array operator)
+    assert shell_word("xdl-run\\checkpoints") == "xdl-run\\checkpoints"
+    assert shell_word("C:\\Users\\me\\my runs\\checkpoints") == '"C:\\Users\\me\\my runs\\checkpoints"'
+    assert shell_word("runs,a") == '"runs,a"'  # (PowerShell's array operator)
     monkeypatch.undo()
-    assert _shell_word("my runs/checkpoints") == "'my runs/checkpoints'"  # (POSIX shells: as before)
+    assert shell_word("my runs/checkpoints") == "'my runs/checkpoints'"  # (POSIX shells: as before)
 
 
 @pytest.mark.parametrize("record", [{"train_accuracy": 0.85, "dev_accuracy": 0.84},   # high bias

@@ -17,11 +17,11 @@ from xdl.cli.commands.train import (LARGE_START, LARGE_START_FACTOR, ONE_CLASS, 
                                     SYMMETRIC_START, train)
 from xdl.cli.commands.tune import tune
 from xdl.cli.options import config_from_args
-from xdl.cli.output_directory import _check_reachable, _first_missing, _output_directory, _remove_empty_tree
+from xdl.cli.output_directory import check_out_reachable, first_missing, output_directory_of, remove_empty_tree
 from xdl.cli.parser import NEGATIVE_NUMBER, build_parser
-from xdl.cli.refused import GRADCHECK_REFUSES, LR_FIND_REFUSES, REFUSES, _refuse_flags
-from xdl.cli.signals import Terminated, _signal_of, _signal_status, _terminate_as_interrupt
-from xdl.cli.streams import _flush_stdout, _for_any_text
+from xdl.cli.refused import GRADCHECK_REFUSES, LR_FIND_REFUSES, REFUSES, refuse_flags
+from xdl.cli.signals import Terminated, signal_of, signal_status, terminate_as_interrupt
+from xdl.cli.streams import flush_stdout, for_any_text
 from xdl.hostmemory import keep_freed_memory
 
 __all__ = ["GRADCHECK_EXAMPLES", "GRADCHECK_READS", "GRADCHECK_REFUSES", "INTERRUPTED_WRITES", "LARGE_START",
@@ -42,7 +42,7 @@ USER_ERRORS = (ValueError, TypeError, OSError, ImportError, FloatingPointError, 
 
 
 def main(argv=None) -> int:
-    with _for_any_text("stdout") as reader_gone, _for_any_text("stderr"):
+    with for_any_text("stdout") as reader_gone, for_any_text("stderr"):
         return _main(argv, reader_gone)  # (a reader gone is read there, after the command's last flush)
 
 
@@ -57,7 +57,7 @@ def _main(argv, reader_gone) -> int:
     try:
         args = parser.parse_args(argv)
     except SystemExit:  # --help, --version, a usage error: what they printed goes out now, or quietly nowhere
-        _flush_stdout()
+        flush_stdout()
         raise
     if not hasattr(args, "run"):  # a command without its subcommand (xdl bench) gets that command's help
         (args.command_parser if hasattr(args, "command_parser") else parser).print_help()
@@ -66,15 +66,15 @@ def _main(argv, reader_gone) -> int:
     made_out, status = None, 1  # the output directory this command makes, if it makes one
     backend_flag = getattr(args, "backend", None) is not None  # (train's is absent unless given; bench's None)
     try:
-        with _terminate_as_interrupt():
+        with terminate_as_interrupt():
             if getattr(args, "backend", "") is None:  # the bench commands' --backend, not given
                 args.backend = environment_backend() or "auto"
-            _refuse_flags(args)  # (before a --config file is read: they are typed flags, refused whatever it holds)
+            refuse_flags(args)  # (before a --config file is read: they are typed flags, refused whatever it holds)
             config = config_from_args(args) if hasattr(args, "config") else None
-            out = _output_directory(args, config)
+            out = output_directory_of(args, config)
             if out is not None and str(out):
-                _check_reachable(Path(out))
-            made_out = _first_missing(Path(out)) if out is not None and str(out) else None
+                check_out_reachable(Path(out))
+            made_out = first_missing(Path(out)) if out is not None and str(out) else None
             status = args.run(config, args)
             sys.stdout.flush()  # here, where a reader gone is caught (at exit, Python's flush would fail: status 120)
             # a reader gone is an error, the command's (`xdl gradcheck | head -3` said 1, a check that failed, of
@@ -92,14 +92,14 @@ def _main(argv, reader_gone) -> int:
         traceback.print_exc()  # a crash, said as Python says it, with gradcheck's status of an error (Python's is 1)
         return 2
     except KeyboardInterrupt as stop:  # before or after training (during it, the Trainer stops cleanly)
-        signal_name = _signal_of(stop)
+        signal_name = signal_of(stop)
         print(f"\nxdl {args.command}: interrupted by {signal_name}; "
               f"{INTERRUPTED_WRITES.get(args.command, INTERRUPTED_WRITES[None])}", file=sys.stderr)
-        return _signal_status(signal_name)
+        return signal_status(signal_name)
     finally:
         if made_out is not None and status != 0:  # a failed command leaves no empty directory of its own behind
-            _remove_empty_tree(Path(made_out))
-        _flush_stdout()  # (every way out: a reader gone makes no status 120 at exit)
+            remove_empty_tree(Path(made_out))
+        flush_stdout()  # (every way out: a reader gone makes no status 120 at exit)
 
 
 def _backend_hint() -> str:

@@ -1,5 +1,5 @@
 """A training run's options from the command line (`config_from_args`: its flags over a --config file over
-what a resume takes up), and the refusal of a flag that no option of the run reads (`_check_flags_read`)."""
+what a resume takes up), and the refusal of a flag that no option of the run reads (`check_flags_read`)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import dataclasses
 import re
 
 from xdl.backend import environment_backend
-from xdl.cli.resume import _resumed_run, _resumed_study, _resumed_run_directory
+from xdl.cli.resume import resumed_run, resumed_study, resumed_run_directory
 from xdl.config import TrainConfig, flag_of, unread_options
 from xdl.files import check_reachable, read_toml
 
 
-def _check_flags_read(config: TrainConfig, args, searched=(), fixed=None, readers=("optimizer", "schedule")) -> None:
+def check_flags_read(config: TrainConfig, args, searched=(), fixed=None, readers=("optimizer", "schedule")) -> None:
     """A flag of an optimizer or a schedule that ``config``'s do not read (``--beta2`` with sgd) is
     refused: it would be ignored — unless the search space searches the optimizer or the schedule.
     ``fixed``: the space's fixed values, which every trial takes in place of the flags' (a space's
@@ -52,11 +52,11 @@ def config_from_args(args) -> TrainConfig:
     if isinstance(resume, str):  # (a name over 255 bytes: a bare "[Errno 36] File name too long")
         check_reachable(resume, "--resume" if "resume" in flags else f"config file {str(args.config)!r}: resume")
     if resume and isinstance(resume, str) and "out" not in flags and "out" not in in_file \
-            and (run := _resumed_run_directory(resume)) is not None:
+            and (run := resumed_run_directory(resume)) is not None:
         flags["out"] = str(run)  # a resumed run goes on where it was (Keras's BackupAndRestore)
     # a resumed run's or study's own options, under the file and the flags: a resume needs no option again
-    saved = _resumed_study(args)[0].get("base", {}) or \
-        (_resumed_run(resume, resume_name) if args.command == "train" else {})
+    saved = resumed_study(args)[0].get("base", {}) or \
+        (resumed_run(resume, resume_name) if args.command == "train" else {})
     source = "command line" if args.config is None else f"config file {str(args.config)!r}"
     try:
         if args.config is not None:  # --config '' is an error (no such file), not no file

@@ -10,7 +10,7 @@ from pathlib import Path
 from xdl.files import check_reachable, check_target
 
 
-def _output_directory(args, config):
+def output_directory_of(args, config):
     """Where the command writes: a search's study (``xdl tune --out``), a run's output directory
     (its options', from a flag or a config file), or a benchmark's ``--out``; None: nowhere."""
     if hasattr(args, "tune_out"):
@@ -20,7 +20,7 @@ def _output_directory(args, config):
     return getattr(args, "out", None)
 
 
-def _check_reachable(out: Path) -> None:
+def check_out_reachable(out: Path) -> None:
     """Refuse an output directory, or its checkpoints/ within, whose name cannot be looked up
     (`check_reachable`), naming --out — before the first look at a file in it ("Permission denied:
     'out/checkpoints/checkpoint.npz'", a file the user never named)."""
@@ -28,7 +28,7 @@ def _check_reachable(out: Path) -> None:
         check_reachable(path, "--out", out)
 
 
-def _first_missing(path: Path) -> Path | None:
+def first_missing(path: Path) -> Path | None:
     """The outermost directory of ``path`` that does not exist yet (``--out a/b/c`` with none of them
     there: ``a``), which the command would make; None when ``path`` exists."""
     missing = None
@@ -37,7 +37,7 @@ def _first_missing(path: Path) -> Path | None:
     return missing
 
 
-def _remove_empty_tree(directory: Path) -> None:
+def remove_empty_tree(directory: Path) -> None:
     """Remove ``directory`` and the directories in it if none holds a file (bottom up: a directory
     that is not empty stays, and so does everything above it)."""
     for path, _, _ in os.walk(directory, topdown=False):
@@ -45,7 +45,7 @@ def _remove_empty_tree(directory: Path) -> None:
             os.rmdir(path)
 
 
-def _refuse_write_protected(paths) -> None:
+def refuse_write_protected(paths) -> None:
     """Each of ``paths`` (files in --out the command replaces) that is there and cannot be replaced
     is refused now, naming --out (`check_target`), not once the work it would hold is done."""
     for path in paths:
@@ -53,7 +53,7 @@ def _refuse_write_protected(paths) -> None:
             check_target(path, "--out")
 
 
-def _check_no_foreign_outputs(out: Path, outputs: dict, command: str) -> None:
+def check_no_foreign_outputs(out: Path, outputs: dict, command: str) -> None:
     """Refuse, before any work, an ``out`` holding a file of a name the command writes that
     ``outputs`` (name → whether a file there is the command's own) does not recognise: the command
     would write over a user's file (``xdl bench optimizers`` refuses alike, `earlier_results`)."""

@@ -28,7 +28,7 @@ from xdl.cli.commands.gradcheck import gradcheck
 from xdl.cli.commands.lr_find import lr_find_command
 from xdl.cli.commands.train import train
 from xdl.cli.commands.tune import tune
-from xdl.cli.refused import REFUSES, _add_refused_options
+from xdl.cli.refused import REFUSES, add_refused_options
 from xdl.config import TrainConfig, flag_of
 
 
@@ -103,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_options(sub, skip={**REFUSES, "tune": ("resume", "out", "checkpoint_every")}.get(name, ()),
                      also={"tune": {"seed": "; and the strategy's draws of the trials' points"}}.get(name, {}))
         if name in REFUSES:
-            _add_refused_options(sub, REFUSES[name])
+            add_refused_options(sub, REFUSES[name])
         sub.set_defaults(run=run, command_parser=sub)
     bench = commands.add_parser("bench", help="benchmark optimizers on fixed problems, or the fused kernels",
                                 description="benchmark optimizers on fixed problems (optimizers), or the fused "
@@ -190,7 +190,7 @@ def _add_tune_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_lr_find_options(parser: argparse.ArgumentParser) -> None:
-    """The range test's own flags, their defaults `lr_find`'s (its refused ones: `_add_refused_options`)."""
+    """The range test's own flags, their defaults `lr_find`'s (its refused ones: `add_refused_options`)."""
     from xdl.train.lr_find import MODES, lr_find
 
     default = {name: p.default for name, p in inspect.signature(lr_find).parameters.items()}

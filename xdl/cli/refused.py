@@ -1,6 +1,6 @@
 """The options of a training run that a command has no use for, and a peer's flags it names otherwise (`REFUSES`,
-each with why): hidden flags that take them (`_Refused`), refused together before any work (`_refuse_flags`), as a
---config file's resume is (`_refuse_config_resume`)."""
+each with why): hidden flags that take them (`_Refused`), refused together before any work (`refuse_flags`), as a
+--config file's resume is (`refuse_config_resume`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from xdl.config import TrainConfig, flag_of
 
 # the options of a training run that a gradient check has no use for (it trains nothing, writes nothing), each
 # with why: refused, naming them, not "unrecognized arguments" or ignored (its flags are `GRADCHECK_READS` and these:
-# every option, once; a --config file's are ignored, but resume, `_refuse_config_resume`: best.toml holds every one)
+# every option, once; a --config file's are ignored, but resume, `refuse_config_resume`: best.toml holds every one)
 GRADCHECK_REFUSES = dict.fromkeys(("epochs", "patience", "plateau_patience", "plateau_factor", "progress", "capture"),
                                   "xdl train's, not gradcheck's (it checks the gradients of the model at its initial "
                                   "weights: no epochs, early stopping, plateau, progress bar or captured step)") | \
@@ -38,7 +38,7 @@ LR_FIND_REFUSES = dict.fromkeys(("epochs", "patience", "plateau_patience", "plat
 # Optuna's names as an Optuna user types them as flags (its optimize's and create_study's keywords, its CLI's
 # --study-name and --storage) → xdl tune's way, worded as xdl.tune.search.OPTUNA_OPTIONS_ELSEWHERE's: argparse's
 # "unrecognized arguments" said neither that xdl tune has the option nor under which flag
-TUNE_REFUSES = {  # (no "; " in a reason: `_refuse_flags` joins the reasons with it)
+TUNE_REFUSES = {  # (no "; " in a reason: `refuse_flags` joins the reasons with it)
     "n_trials": "Optuna's n_trials, --trials here (--trials 32)",
     "sampler": "Optuna's sampler, --strategy here: tpe (Optuna's TPESampler, seeded by --seed), random, grid or "
                "coarse_to_fine",
@@ -54,19 +54,19 @@ TUNE_REFUSES = {  # (no "; " in a reason: `_refuse_flags` joins the reasons with
                  "cost is recorded beside it, in trials.json)",
 }
 # each command's table of the flags it refuses → why: a run's it has no use for, a peer's it names otherwise (hidden
-# from its help, taken by `_Refused`, and refused together before any work by `_refuse_flags`)
+# from its help, taken by `_Refused`, and refused together before any work by `refuse_flags`)
 REFUSES = {"gradcheck": GRADCHECK_REFUSES, "lr-find": LR_FIND_REFUSES, "tune": TUNE_REFUSES}
 
 
 class _Refused(argparse.Action):
     """A flag given to a command that refuses it (`REFUSES`): kept (``refused``) to be refused
-    with the others before any work, each named with why (`_refuse_flags`), not "unrecognized" or ignored."""
+    with the others before any work, each named with why (`refuse_flags`), not "unrecognized" or ignored."""
 
     def __call__(self, parser, namespace, values, option_string=None):
         namespace.refused = [*getattr(namespace, "refused", []), (option_string, self.dest)]
 
 
-def _add_refused_options(parser: argparse.ArgumentParser, refuses: dict) -> None:
+def add_refused_options(parser: argparse.ArgumentParser, refuses: dict) -> None:
     """A hidden flag for each name of ``refuses`` (`REFUSES`'s table of the command), taking any values
     (`_Refused`): ``--out x`` is then refused saying why, not met with argparse's "unrecognized arguments"."""
     parser.set_defaults(refused=[])
@@ -79,7 +79,7 @@ def _add_refused_options(parser: argparse.ArgumentParser, refuses: dict) -> None
                             help=argparse.SUPPRESS)
 
 
-def _refuse_flags(args) -> None:
+def refuse_flags(args) -> None:
     """Refuse the flags given to a command that refuses them (`REFUSES`: a run's, a peer's), all of them at once
     in a ValueError, grouped by why: "--epochs, --no-progress are xdl train's, not lr-find's (…)"."""
     why = {}
@@ -90,7 +90,7 @@ def _refuse_flags(args) -> None:
                                    for reason, flags in why.items()))
 
 
-def _refuse_config_resume(config: TrainConfig, command: str, does: str) -> None:
+def refuse_config_resume(config: TrainConfig, command: str, does: str) -> None:
     """A --config file's ``resume`` given to ``command``, which ``does`` something with a freshly initialized model
     of the options (checks it, tests it): refused, as its --resume flag is (`REFUSES`); it would be ignored."""
     if config.resume:

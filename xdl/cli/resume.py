@@ -1,5 +1,5 @@
 """What a resume goes on from: ``xdl train --resume``'s run (its directory, its options, its checkpoint
-checked: `_check_resume`) and ``xdl tune --resume``'s study (`_resumed_study`)."""
+checked: `check_resume`) and ``xdl tune --resume``'s study (`resumed_study`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import dataclasses
 import re
 from pathlib import Path
 
-from xdl.cli.text import _shell_word
+from xdl.cli.text import shell_word
 from xdl.config import TrainConfig
 from xdl.files import check_directory_name
 from xdl.lock import check_not_in_use
@@ -18,7 +18,7 @@ from xdl.train.checkpoint_files import check_checkpoint_kind, position, resume_p
 from xdl.train.control import CONTROL_FILE
 
 
-def _resumed_run_directory(resume) -> Path | None:
+def resumed_run_directory(resume) -> Path | None:
     """The directory of the run whose checkpoints ``resume`` names (OUT of OUT/checkpoints), where
     a resume with no --out writes; None where the checkpoint lies elsewhere (a best.npz copied apart)."""
     checkpoints = resume_path(resume).parent
@@ -27,7 +27,7 @@ def _resumed_run_directory(resume) -> Path | None:
     return checkpoints.parent if checkpoints.name == "checkpoints" else None
 
 
-def _resumed_run(resume, name: str = "--resume") -> dict:
+def resumed_run(resume, name: str = "--resume") -> dict:
     """``xdl train --resume``: the options of the run whose checkpoint ``resume`` names — its base
     error, checkpoint interval and capture too — but for this command's place and machine (where it
     writes, what it resumes, the backend, a progress bar on this terminal): the resumed run's unless
@@ -51,7 +51,7 @@ def _resumed_run(resume, name: str = "--resume") -> dict:
     return kept
 
 
-def _resumed_study(args) -> tuple[dict, list]:
+def resumed_study(args) -> tuple[dict, list]:
     """``xdl tune --resume``: the meta (its base options checked) and the trials of the study in
     ``--out``; otherwise ({}, [])."""
     if not getattr(args, "tune_resume", False):
@@ -68,7 +68,7 @@ def _resumed_study(args) -> tuple[dict, list]:
     return meta, trials
 
 
-def _check_resume(config: TrainConfig, args=None) -> tuple[str, dict]:
+def check_resume(config: TrainConfig, args=None) -> tuple[str, dict]:
     """The checkpoint exists, is a training checkpoint, and was made with the same options; what
     is resumed, for the run's log, and the checkpoint's ``extra`` (`read_extra`). A refused option
     is named as ``args`` gave it: its flag, or its key in the ``--config`` file."""
@@ -79,12 +79,12 @@ def _check_resume(config: TrainConfig, args=None) -> tuple[str, dict]:
     if not path.is_file():
         given = Path(config.resume)
         meant = next((p for p in (given / "checkpoints", given.parent) if (p / CHECKPOINT_FILE).is_file()), None)
-        hint = f"; did you mean --resume {_shell_word(str(meant))}?" if meant is not None else ""
+        hint = f"; did you mean --resume {shell_word(str(meant))}?" if meant is not None else ""
         # killed before its first checkpoint.npz: its best.npz, in the checkpoints directory or the run's (named
         # as a checkpoint.npz is, `meant`: "no checkpoint in 'xdl-run'" said nothing of the best epoch there)
         best = next((p / BEST_FILE for p in (given, given / "checkpoints") if (p / BEST_FILE).is_file()), None)
         if meant is None and best is not None:  # (a resume from it into the run's own --out goes on there too)
-            hint = f"; it holds a best epoch: --resume {_shell_word(str(best))} continues from it"
+            hint = f"; it holds a best epoch: --resume {shell_word(str(best))} continues from it"
         where = f"in {config.resume!r}" if given.is_dir() else f"at {config.resume!r} ({_not_a_directory(given)})"
         raise FileNotFoundError(f"{who}: no checkpoint {CHECKPOINT_FILE} {where}{hint}")
     try:
@@ -112,8 +112,8 @@ def _check_resume(config: TrainConfig, args=None) -> tuple[str, dict]:
                                   "it trains on)" if trains_on else "")), extra
 
 
-def _resumed_without_control(config: TrainConfig, out: Path, extra: dict) -> str | None:
-    """A note where the checkpoint ``config`` resumes (its ``extra``, as `_check_resume` read it:
+def resumed_without_control(config: TrainConfig, out: Path, extra: dict) -> str | None:
+    """A note where the checkpoint ``config`` resumes (its ``extra``, as `check_resume` read it:
     the file is read once here) was written by a run without a `Control` (an
     xdl before control.toml), which goes on without it, as it was made — a Control added there
     would be a callback the checkpoint has no state for, and the run could not be resumed at all;

@@ -1,5 +1,5 @@
-"""An ``xdl train`` run's directory: the files its run wrote, known as a run's (`_run_outputs`), and a new
-run refused where the run there is unfinished (`_check_no_unfinished_run`)."""
+"""An ``xdl train`` run's directory: the files its run wrote, known as a run's (`run_outputs`), and a new
+run refused where the run there is unfinished (`check_no_unfinished_run`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import xdl
-from xdl.cli.text import _shell_word
+from xdl.cli.text import shell_word
 from xdl.config import RUN_OPTIONS, first_change
 from xdl.data.validation import counted
 from xdl.serialization import is_xdl_file, read_extra
@@ -16,7 +16,7 @@ from xdl.train.checkpoint_files import read_position, unfinished_run, waited_out
 from xdl.train.provenance import verify
 
 
-def _check_no_unfinished_run(out: Path, resumed: Path | None = None) -> str | None:
+def check_no_unfinished_run(out: Path, resumed: Path | None = None) -> str | None:
     """A new run in ``out`` replaces the files of the run there: refused while that run is
     unfinished — interrupted or stopped by a divergence (its checkpoint is the way on), over but
     stopped before all its outputs were written, or holding states no run can continue from (a
@@ -39,7 +39,7 @@ def _check_no_unfinished_run(out: Path, resumed: Path | None = None) -> str | No
             return None  # the best a resume of that run copied in, left by a try stopped before its first checkpoint
         raise FileExistsError(f"--out {str(out)!r} holds a run's best epoch ({str(best)!r}) but no checkpoint to "
                               f"continue the run from: continue from its best epoch with --resume "
-                              f"{_shell_word(str(best))} (into this --out or another), {afresh}")
+                              f"{shell_word(str(best))} (into this --out or another), {afresh}")
     try:
         extra, done, step = read_position(path)
     except ValueError as e:
@@ -51,7 +51,7 @@ def _check_no_unfinished_run(out: Path, resumed: Path | None = None) -> str | No
     unfinished = unfinished_run(path)  # (the rule a Checkpoint refuses a new run by, in Python)
     if unfinished is not None:
         raise FileExistsError(f"--out {str(out)!r} holds an unfinished run (its checkpoint: {unfinished}): continue "
-                              f"it with --resume {_shell_word(str(path.parent))}, {afresh}")
+                              f"it with --resume {shell_word(str(path.parent))}, {afresh}")
     if reported is not None and not step and reported[0] == done and first_change(
             _model_options((extra.get("run_info") or {}).get("config") or {}), reported[1]) is None:
         # a resume of a run that was over, with nothing to train ("it ends as it ended"), writes its outputs
@@ -63,11 +63,11 @@ def _check_no_unfinished_run(out: Path, resumed: Path | None = None) -> str | No
                                                  f"its {counted(done, 'epoch')} trained")
     raise FileExistsError(f"--out {str(out)!r} holds a run that was over ({why}) but whose outputs were not all "
                           f"written after it (it was stopped while writing them): --resume "
-                          f"{_shell_word(str(path.parent))} goes on from there (a run over by its epochs or early "
+                          f"{shell_word(str(path.parent))} goes on from there (a run over by its epochs or early "
                           f"stopping ends as it ended, writing them), {afresh}")
 
 
-def _run_outputs(out: Path) -> dict:
+def run_outputs(out: Path) -> dict:
     """xdl train's outputs, each with how a file of its name there is known for a run's (curves.png,
     a picture, by the run's other files beside it)."""
     def history(path):

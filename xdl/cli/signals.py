@@ -14,7 +14,7 @@ class Terminated(KeyboardInterrupt):
 
 
 @contextlib.contextmanager
-def _terminate_as_interrupt():
+def terminate_as_interrupt():
     """While the command runs, SIGTERM stops it as Ctrl-C does (a Trainer's `SignalFlag` takes both
     over while it trains); the handler before is put back after."""
     def terminate(signum, frame):
@@ -31,11 +31,11 @@ def _terminate_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
-def _signal_of(stop: KeyboardInterrupt) -> str:
+def signal_of(stop: KeyboardInterrupt) -> str:
     """The signal that stopped the command: SIGTERM (`Terminated`, a Trainer's `Interrupted`) or Ctrl-C."""
     return getattr(stop, "signal_name", "SIGINT")
 
 
-def _signal_status(signal_name: str) -> int:
+def signal_status(signal_name: str) -> int:
     """The exit status a shell gives a process that died of that signal (130 for SIGINT)."""
     return 128 + signal.Signals[signal_name].value

@@ -1,5 +1,5 @@
 """The command's stdout and stderr: any text written as the stream can take it, and a reader that has gone
-(``| head``) dropping the rest instead of failing the run (`_for_any_text`, `_flush_stdout`)."""
+(``| head``) dropping the rest instead of failing the run (`for_any_text`, `flush_stdout`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import sys
 
 
 @contextlib.contextmanager
-def _for_any_text(name: str):
+def for_any_text(name: str):
     """``sys.stdout`` or ``sys.stderr`` (``name``) that takes whatever the command prints, for as long
     as it runs: closed (``>&-``) it is /dev/null (None failed a finished run's last flush, a traceback
     and status 1); a character its encoding lacks (→ and λ in an ASCII or Latin-1 locale, or under
@@ -79,7 +79,7 @@ class _ReaderMayGo(io.FileIO):
         return memoryview(data).nbytes
 
 
-def _flush_stdout() -> None:
+def flush_stdout() -> None:
     """Flush stdout; where its reader has gone, point it at /dev/null so that Python's flush at exit
     does not fail (an "Exception ignored" and status 120 after the command's own)."""
     try:

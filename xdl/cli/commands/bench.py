@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 import xdl
-from xdl.cli.output_directory import _refuse_write_protected
-from xdl.cli.signals import _signal_of, _signal_status
-from xdl.cli.text import _note
+from xdl.cli.output_directory import refuse_write_protected
+from xdl.cli.signals import signal_of, signal_status
+from xdl.cli.text import note
 from xdl.data.validation import counted
 from xdl.files import check_directory_name, check_writable_dir
 from xdl.lock import BENCH, DirectoryLock, check_not_in_use
@@ -40,11 +40,11 @@ def bench_optimizers(config, args) -> int:
     with xdl.use(args.backend) as backend, contextlib.ExitStack() as held:
         check_writable_dir(out, "--out")  # made only now that the options and the backend are good
         # (a benchmark cannot be resumed: refused once it had run, its measurements were lost)
-        _refuse_write_protected(out / name for name in (*RESULT_FILES, "profile.png",
-                                                        *(f"curves-{problem}.png" for problem in problems)))
+        refuse_write_protected(out / name for name in (*RESULT_FILES, "profile.png",
+                                                       *(f"curves-{problem}.png" for problem in problems)))
         held.enter_context(DirectoryLock(out, "--out", BENCH))  # two would write their results over each other's
         if replaced:
-            _note(replaced)
+            note(replaced)
         search = f"no lr search (every optimizer at --lr {args.lr:g})" if args.lr is not None else f"{trials} lr trials"
         print(f"xdl {xdl.__version__} bench optimizers: backend {backend.name} on {backend.device_name()}; "
               f"{counted(len(optimizers), 'optimizer')} × {counted(len(problems), 'problem')}, {search}, "
@@ -60,19 +60,19 @@ def bench_optimizers(config, args) -> int:
             if not done:
                 raise
             results["interrupted"] = True
-            signal_name, pairs = _signal_of(stop), counted(len(done), '(problem, optimizer) pair')
+            signal_name, pairs = signal_of(stop), counted(len(done), '(problem, optimizer) pair')
             if replaced:  # a finished benchmark is replaced by a finished one only: Ctrl-C on a second run in
                 # the same --out (the default's) wrote its few pairs over it, and marked the directory interrupted
                 print(markdown(results))
                 print(f"\nxdl bench: interrupted by {signal_name}; the finished benchmark in --out {str(out)!r} is "
                       f"kept, and the {pairs} that finished here {'is' if len(done) == 1 else 'are'} printed above, "
                       "not written (give a new --out to keep a partial one)", file=sys.stderr)
-                return _signal_status(signal_name)
+                return signal_status(signal_name)
             files = write(results, out)
             print(f"\nxdl bench: interrupted by {signal_name}; the {pairs} "
                   f"that finished {'is' if len(done) == 1 else 'are'} written ({', '.join(str(f) for f in files)}); "
                   "the rest was not run", file=sys.stderr)
-            return _signal_status(signal_name)
+            return signal_status(signal_name)
     try:
         files = write(results, out)
     finally:  # (a failed write, a full disk: the results are printed still — a benchmark has no resume)
@@ -84,7 +84,7 @@ def bench_optimizers(config, args) -> int:
         try:
             matplotlib()
         except ImportError as e:
-            _note(f"note: no curves or profile figures: {e}")
+            note(f"note: no curves or profile figures: {e}")
     crashed = crashes(results)
     for line in crashed:  # a bug in an optimizer's code, unlike a divergence: the command fails
         print(f"xdl bench: {line}", file=sys.stderr)

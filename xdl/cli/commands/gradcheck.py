@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 import xdl
-from xdl.cli.refused import _refuse_config_resume
-from xdl.cli.text import _describe, _note
+from xdl.cli.refused import refuse_config_resume
+from xdl.cli.text import describe, note
 from xdl.config import TrainConfig
 from xdl.data import Standardizer
 from xdl.data.validation import check_int
@@ -26,7 +26,7 @@ def gradcheck(config: TrainConfig, args=None) -> int:
     """Gradient-check J = cost (+ L2, + L1) of the configured model on a small batch, in float64 (L1's
     |W| has a kink at W = 0, where backprop gives (λ/m)·sign(0) = 0: the mean of its slopes ∓λ/m
     there, which the central difference computes too, so a weight at exactly 0 checks as agreeing)."""
-    _refuse_config_resume(config, "gradcheck", "checks")
+    refuse_config_resume(config, "gradcheck", "checks")
     elements = getattr(args, "elements", None)
     if elements is not None:
         check_int(elements, "--elements", expected="a positive integer (elements checked per parameter)")
@@ -44,12 +44,12 @@ def gradcheck(config: TrainConfig, args=None) -> int:
             return j + l1(model, config.l1, m=len(X)) if config.l1 else j
 
         checked = sum(p.size if elements is None else min(p.size, elements) for p in model.parameters())
-        print(f"xdl gradcheck: backend {backend.name}; {_describe(model)}; {len(X)} examples of {config.dataset}; "
+        print(f"xdl gradcheck: backend {backend.name}; {describe(model)}; {len(X)} examples of {config.dataset}; "
               f"two evaluations of J per element checked ({checked:,} "
               + ("elements: every one; --elements N checks a sample)" if elements is None else
                  f"elements: {elements:,} or all of each parameter)"))
         if config.dropout:
-            _note("note: dropout is off while checking: a random mask would make J another function at every call")
+            note("note: dropout is off while checking: a random mask would make J another function at every call")
         try:
             # (named parameters: "2.bias", not "bias" thrice)
             result = xdl.gradcheck(cost, dict(model.named_parameters()), elements=elements)
@@ -60,7 +60,7 @@ def gradcheck(config: TrainConfig, args=None) -> int:
                              "float64; give --init a smaller scale") from None
     print(result)
     if result.constant and starts_symmetric(config.init):  # J is the model's own: its start is why, not J
-        _note(f"note: --init {config.init} starts every weight at 0, where every gradient of J is 0 (each unit of a "
-              "layer computes the same, and the output's bias has nothing to move towards on examples balanced "
-              "between the classes): check the gradients at a random start, --init he")
+        note(f"note: --init {config.init} starts every weight at 0, where every gradient of J is 0 (each unit of a "
+             "layer computes the same, and the output's bias has nothing to move towards on examples balanced "
+             "between the classes): check the gradients at a random start, --init he")
     return 0 if result.passed else 1

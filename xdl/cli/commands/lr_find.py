@@ -11,10 +11,10 @@ import warnings
 import numpy as np
 
 import xdl
-from xdl.cli.commands.train import _split_and_model
-from xdl.cli.options import _check_flags_read
-from xdl.cli.refused import _refuse_config_resume
-from xdl.cli.text import _describe, _note_once, _precision_note, _quoted, _shell_word
+from xdl.cli.options import check_flags_read
+from xdl.cli.refused import refuse_config_resume
+from xdl.cli.run_model import split_and_model
+from xdl.cli.text import describe, note_once, precision_note, shell_quoted, shell_word
 from xdl.config import TrainConfig, flag_of
 from xdl.data.validation import counted
 
@@ -24,14 +24,14 @@ LR_FIND_ROWS = 10  # about as many rows of the sweep printed (every ⌈steps/10�
 
 def lr_find_command(config: TrainConfig, args) -> int:
     """The learning-rate range test (`xdl.train.lr_find`) of the model, loss and optimizer ``config``'s options
-    build (as `train`'s: `_split_and_model`, `TrainConfig.build_trainer`), on its dataset's training split; print
+    build (as `train`'s: `split_and_model`, `TrainConfig.build_trainer`), on its dataset's training split; print
     the sweep (`_sweep_table`), the suggestion and the ``xdl train`` that trains at it (`_train_command`), and
     save the plot at ``--plot``. Writes nothing else. Every option checked before any work."""
     from xdl.plots import figure_path, save_figure
     from xdl.train.lr_find import check_sweep, lr_find
 
-    _refuse_config_resume(config, "lr-find", "tests")  # (its run's flags: refused by `_refuse_flags`, before)
-    _check_flags_read(config, args, readers=("optimizer",))  # (its schedule's flags are refused by `REFUSES`)
+    refuse_config_resume(config, "lr-find", "tests")  # (its run's flags: refused by `refuse_flags`, before)
+    check_flags_read(config, args, readers=("optimizer",))  # (its schedule's flags are refused by `REFUSES`)
     smoothing = inspect.signature(lr_find).parameters["smoothing"].default
     min_lr, max_lr, steps, stop_factor, _ = check_sweep(args.min_lr, args.max_lr, args.steps, args.mode,
                                                         args.stop_factor, smoothing, np.float32, name=flag_of, who="")
@@ -42,15 +42,15 @@ def lr_find_command(config: TrainConfig, args) -> int:
             raise ImportError(f"--plot: {e}") from None
     with xdl.use(config.backend, precision=config.precision) as backend:
         xdl.seed(config.seed)
-        parts, _, model = _split_and_model(config)
+        parts, _, model = split_and_model(config)
         trainer = config.build_trainer(model)
         print(f"xdl {xdl.__version__} lr-find: backend {backend.name} on {backend.device_name()}"
-              f"{_precision_note(backend)}; dataset {config.dataset}: its {len(parts.X_train)} training examples")
-        print(f"model: {_describe(model)}; optimizer {config.optimizer}, batch size {config.batch_size}; "
+              f"{precision_note(backend)}; dataset {config.dataset}: its {len(parts.X_train)} training examples")
+        print(f"model: {describe(model)}; optimizer {config.optimizer}, batch size {config.batch_size}; "
               f"{counted(steps, 'step')}, lr from {min_lr:g} to {max_lr:g} ({args.mode})")
         with warnings.catch_warnings():
             warnings.simplefilter("always", append=True)  # (after the user's, as xdl train's)
-            warnings.showwarning = _note_once()
+            warnings.showwarning = note_once()
             # (no suggestion: said below, as the error; an epoch schedule's rate: xdl train's --lr is its α0)
             warnings.filterwarnings("ignore", message="lr_find: (no suggestion|trainer has an epoch schedule)")
             found = lr_find(trainer, parts.X_train, parts.y_train, min_lr=min_lr, max_lr=max_lr, steps=steps,
@@ -94,7 +94,7 @@ def _stopped(found, steps: int) -> str:
 def _train_command(args, lr: float) -> str:
     """The ``xdl train`` of the options given to ``xdl lr-find`` (its ``--config`` file and the flags typed, as
     given), at the rate ``lr`` (3 significant digits)."""
-    words = ["xdl", "train"] + (["--config", _shell_word(str(args.config))] if args.config is not None else [])
+    words = ["xdl", "train"] + (["--config", shell_word(str(args.config))] if args.config is not None else [])
     for f in dataclasses.fields(TrainConfig):
         if not hasattr(args, f.name):
             continue
@@ -103,5 +103,5 @@ def _train_command(args, lr: float) -> str:
             words.append(flag_of(f.name) if value else "--no-" + flag_of(f.name)[2:])
         else:
             words += [flag_of(f.name), *(str(v) for v in value)] if f.type == "list[int]" else \
-                [flag_of(f.name), _quoted(str(value))]
+                [flag_of(f.name), shell_quoted(str(value))]
     return " ".join(words + ["--lr", f"{lr:.3g}"])

@@ -7,49 +7,50 @@ import contextlib
 import sys
 from pathlib import Path
 
-from xdl.cli.signals import _signal_status
-from xdl.cli.text import _note, _shell_word
+from xdl.cli.signals import signal_status
+from xdl.cli.text import note, shell_word
 from xdl.train import CHECKPOINT_FILE, Interrupted
 from xdl.train.checkpoint_files import position
 from xdl.train.control import CONTROL_FILE
 from xdl.train.divergence import RATE_ADVICE
 
 
-def _interrupted(stop: Interrupted, trainer, out: Path) -> int:
+def end_interrupted_run(stop: Interrupted, trainer, out: Path) -> int:
     """Ctrl-C or SIGTERM: the Trainer finished its step and wrote the checkpoint; keep the history
     too and say how to continue."""
     try:
-        _keep_history(trainer, out)
+        keep_history(trainer, out)
     except KeyboardInterrupt:  # a second Ctrl-C just after the first (its checkpoint written): the way on is
-        _note("note: the history was not written (interrupted again)")  # still said, not "not saved"
+        note("note: the history was not written (interrupted again)")  # still said, not "not saved"
     print(f"\nxdl train: {stop}", file=sys.stderr)
     # (its epochs trained, or early stopping's stop: the resume trains nothing, and writes them; after a control
     # file's stop it trains on, as after a stop without a signal)
     if stop.over and not (trainer.history.stopped_by or "").startswith(CONTROL_FILE):
-        print(f"its training is over; for its files (model, report, curves), {_resume_command(trainer)}", file=sys.stderr)
+        print(f"its training is over; for its files (model, report, curves), {resume_command(trainer)}",
+              file=sys.stderr)
     else:
-        print(f"to continue, {_resume_command(trainer)}", file=sys.stderr)
-    return _signal_status(stop.signal_name)
+        print(f"to continue, {resume_command(trainer)}", file=sys.stderr)
+    return signal_status(stop.signal_name)
 
 
-def _keep_history(trainer, out: Path) -> None:
+def keep_history(trainer, out: Path) -> None:
     """A stopped run's good epochs in history.json, for the curves; a failed write (the disk may be
     full) is a note beside the message that says how to go on, not in its place."""
     if len(trainer.history):
         try:
             trainer.history.save(out / "history.json")
         except OSError as e:
-            _note(f"note: the history was not written: {e}")
+            note(f"note: the history was not written: {e}")
 
 
-def _without_a_lone_best(trainer, out: Path, named: bool = False) -> Path | None:
+def without_a_lone_best(trainer, out: Path, named: bool = False) -> Path | None:
     """A run stopped before its first checkpoint leaves no best.npz alone (the same command would be
     refused: a best epoch, but no checkpoint to continue from) nor an empty checkpoints/ (a new run
-    holds no other: `_check_no_unfinished_run`) — unless it trained past its first epoch, which the
+    holds no other: `check_no_unfinished_run`) — unless it trained past its first epoch, which the
     same command redoes: with --checkpoint-every 0 (or N) that best.npz holds every epoch of the run,
     and removed, they were lost while the Trainer's message (or the failed write's) said where they
     were — or the stop's message ``named`` it (a divergence's says "the best epoch's state is in …"
-    from the first epoch on). The best.npz kept is returned (`_resume_from_best`), else None."""
+    from the first epoch on). The best.npz kept is returned (`resume_from_best`), else None."""
     best = trainer.best_checkpoint
     if best is not None and (trainer.epoch > 1 or named) and Path(best).is_file():
         return Path(best)
@@ -60,12 +61,12 @@ def _without_a_lone_best(trainer, out: Path, named: bool = False) -> Path | None
     return None
 
 
-def _resume_from_best(best: Path) -> str:
+def resume_from_best(best: Path) -> str:
     """How to go on from a run's lone best.npz (a resume from it into its own --out: `_best_of_run`)."""
-    return f"run the same command with --resume {_shell_word(str(best))}"
+    return f"run the same command with --resume {shell_word(str(best))}"
 
 
-def _way_on(trainer, out: Path, state: str, resume: str) -> str:
+def divergence_way_on(trainer, out: Path, state: str, resume: str) -> str:
     """What a divergence's error adds to the trainer's advice: where that is the rate's (`RATE_ADVICE`), how
     to go on from ``state`` at another rate — ``lr = …`` in control.toml, then ``resume`` —; otherwise (the
     rate is not the cause: the starting weights, the inputs, the weight decay) how to make that change: a new
@@ -76,11 +77,11 @@ def _way_on(trainer, out: Path, state: str, resume: str) -> str:
     return ": a new run makes that change (another --out, without --resume: a resume keeps the run's options)"
 
 
-def _resume_command(trainer) -> str:
+def resume_command(trainer) -> str:
     """How to go on from the trainer's last good checkpoint (this run's, or the one it resumed)."""
     last = Path(trainer.last_checkpoint)
     # a checkpoint.npz by its directory; a best.npz resumed from by its name (its directory's checkpoint.npz is
     # another state, of a later epoch: the "same command" went on from there)
     named = last.parent if last.name == CHECKPOINT_FILE else last
-    return (f"run the same command with --resume {_shell_word(str(named))} "
+    return (f"run the same command with --resume {shell_word(str(named))} "
             f"(its state {position(*trainer.last_checkpoint_at)})")

@@ -14,16 +14,16 @@ from pathlib import Path
 import numpy as np
 
 import xdl
-from xdl.cli.commands.stopped_run import (_interrupted, _keep_history, _resume_command, _resume_from_best, _way_on,
-                                          _without_a_lone_best)
-from xdl.cli.options import _check_flags_read
-from xdl.cli.output_directory import _check_no_foreign_outputs, _refuse_write_protected
-from xdl.cli.resume import _check_resume, _resumed_without_control, _resumed_run_directory
-from xdl.cli.run_directory import _check_no_unfinished_run, _run_outputs
-from xdl.cli.signals import _signal_of, _signal_status
-from xdl.cli.text import _describe, _note, _note_once, _precision_note
+from xdl.cli.commands.stopped_run import (divergence_way_on, end_interrupted_run, keep_history, resume_command,
+                                          resume_from_best, without_a_lone_best)
+from xdl.cli.options import check_flags_read
+from xdl.cli.output_directory import check_no_foreign_outputs, refuse_write_protected
+from xdl.cli.resume import check_resume, resumed_without_control, resumed_run_directory
+from xdl.cli.run_directory import check_no_unfinished_run, run_outputs
+from xdl.cli.run_model import split_and_model
+from xdl.cli.signals import signal_of, signal_status
+from xdl.cli.text import describe, note, note_once, precision_note
 from xdl.config import TrainConfig
-from xdl.data import split
 from xdl.data.validation import counted
 from xdl.diagnose import NEXT_STEPS, STOP_EARLY, diagnose
 from xdl.files import atomic_write, check_target, check_writable_dir
@@ -61,21 +61,21 @@ ONE_CLASS_ROSE = 1.1
 
 def train(config: TrainConfig, args=None) -> int:
     out = Path(config.out)
-    _check_flags_read(config, args)
+    check_flags_read(config, args)
     check_not_in_use(out, "--out", RUN)  # a look: a run at work there is named before anything else
-    resuming, saved = _check_resume(config, args) if config.resume else (None, None)
-    without_control = _resumed_without_control(config, out, saved) if config.resume else None
-    run_dir = _resumed_run_directory(config.resume) if config.resume else None
+    resuming, saved = check_resume(config, args) if config.resume else (None, None)
+    without_control = resumed_without_control(config, out, saved) if config.resume else None
+    run_dir = resumed_run_directory(config.resume) if config.resume else None
     if run_dir is not None and run_dir.resolve() != out.resolve():
         resuming += f"; the rest of the run goes to --out {str(out)!r}, not to {str(run_dir)!r}"
     own = out / "checkpoints" / CHECKPOINT_FILE
     replacing = None
     if not config.resume or resume_path(config.resume).resolve() != own.resolve():  # (a resume into another --out)
-        replacing = _check_no_unfinished_run(out, resumed=resume_path(config.resume) if config.resume else None)
-    _check_no_foreign_outputs(out, _run_outputs(out), "xdl train")
+        replacing = check_no_unfinished_run(out, resumed=resume_path(config.resume) if config.resume else None)
+    check_no_foreign_outputs(out, run_outputs(out), "xdl train")
     with xdl.use(config.backend, precision=config.precision) as backend, contextlib.ExitStack() as held:
         check_writable_dir(out, "--out")  # before any work, after every check: fail fast, make nothing
-        _refuse_write_protected(out / name for name in _run_outputs(out))
+        refuse_write_protected(out / name for name in run_outputs(out))
         # the checkpoints too — a file write-protected or a directory in its place, or checkpoints/ itself: found
         # by `Checkpoint` once a resumed run's state was loaded, the refusal rewrote its history.json (its best
         # epoch lost), and a write-protected checkpoints/ with none in it was then removed
@@ -84,74 +84,74 @@ def train(config: TrainConfig, args=None) -> int:
                 check_target(out / "checkpoints" / name, "--out")
         lock = held.enter_context(DirectoryLock(out, "--out", RUN))  # one run at a time writes its checkpoints
         xdl.seed(config.seed)
-        print(f"xdl {xdl.__version__}: backend {backend.name} on {backend.device_name()}{_precision_note(backend)}")
+        print(f"xdl {xdl.__version__}: backend {backend.name} on {backend.device_name()}{precision_note(backend)}")
         if resuming:
-            _note(resuming)
+            note(resuming)
         if replacing:
-            _note(replacing)
+            note(replacing)
         if lock.took_over:
-            _note(f"note: {took_over_note(lock)}")
+            note(f"note: {took_over_note(lock)}")
         if without_control:
-            _note(without_control)
-        parts, n_classes, model = _split_and_model(config)
+            note(without_control)
+        parts, n_classes, model = split_and_model(config)
         print(f"dataset {config.dataset}: {len(parts.X_train)} train / {len(parts.X_dev)} dev / "
               f"{len(parts.X_test)} test examples, {parts.X_train.shape[1]} features, {n_classes} classes")
-        print(f"model: {_describe(model)}; optimizer {config.optimizer}, lr {config.lr:g}, "
+        print(f"model: {describe(model)}; optimizer {config.optimizer}, lr {config.lr:g}, "
               f"schedule {config.schedule}")
         if config.augment_flip and config.dataset == "digits":
-            _note("note: --augment-flip mirrors digits left to right, and a mirrored 2 or 7 is no digit; "
-                  "shifts and noise keep the label")
+            note("note: --augment-flip mirrors digits left to right, and a mirrored 2 or 7 is no digit; "
+                 "shifts and noise keep the label")
         if config.optimizer == "adamw" and not config.weight_decay:  # (PyTorch's AdamW decays at 0.01 unasked)
-            _note("note: --optimizer adamw with --weight-decay 0 is adam: its decoupled decay is --weight-decay")
+            note("note: --optimizer adamw with --weight-decay 0 is adam: its decoupled decay is --weight-decay")
         checkpoint = Checkpoint(out / "checkpoints", every=config.checkpoint_every or None)
         # (a run of an xdl before control.toml goes on without it: its checkpoint holds no Control's state)
         trainer = config.build_trainer(model, callbacks=[checkpoint] if without_control else [
-            Control(out, report=lambda note: _note(f"note: {note}")), checkpoint])  # the babysitter sees it now
+            Control(out, report=lambda text: note(f"note: {text}")), checkpoint])  # the babysitter sees it now
         reason = trainer.eager_reason()
         print("steps: captured as CUDA graphs (one per batch shape)" if reason is None else f"steps: eager ({reason})")
         start = time.perf_counter()
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("always", append=True)  # (after the user's: `-W ignore`, PYTHONWARNINGS)
-                warnings.showwarning = _note_once()  # as they come (a rejected control.toml is news now)
+                warnings.showwarning = note_once()  # as they come (a rejected control.toml is news now)
                 history = trainer.fit(parts.X_train, parts.y_train, dev=(parts.X_dev, parts.y_dev),
                                       resume=config.resume or None)
         except Interrupted as stop:
-            return _interrupted(stop, trainer, out)
+            return end_interrupted_run(stop, trainer, out)
         except KeyboardInterrupt as stop:  # a second signal, before the step finished: the last checkpoint stands
-            signal_name = _signal_of(stop)
+            signal_name = signal_of(stop)
             if trainer.last_checkpoint is None:
-                best = _without_a_lone_best(trainer, out)
+                best = without_a_lone_best(trainer, out)
                 if best is None:
                     raise
                 print(f"\nxdl train: interrupted by {signal_name} before the step finished; its best epoch is kept: "
-                      f"to continue from it, {_resume_from_best(best)}", file=sys.stderr)
-                return _signal_status(signal_name)
+                      f"to continue from it, {resume_from_best(best)}", file=sys.stderr)
+                return signal_status(signal_name)
             print(f"\nxdl train: interrupted by {signal_name} before the step finished; the last checkpoint "
-                  f"stands: to continue, {_resume_command(trainer)}", file=sys.stderr)
-            return _signal_status(signal_name)
+                  f"stands: to continue, {resume_command(trainer)}", file=sys.stderr)
+            return signal_status(signal_name)
         except FloatingPointError as e:
-            _keep_history(trainer, out)
+            keep_history(trainer, out)
             if trainer.last_checkpoint is None:
-                best = _without_a_lone_best(trainer, out, named=True)
+                best = without_a_lone_best(trainer, out, named=True)
                 if best is None:
                     raise
-                raise FloatingPointError(f"{e}{_way_on(trainer, out, 'its best epoch', _resume_from_best(best))}") \
-                    from None
+                raise FloatingPointError(
+                    f"{e}{divergence_way_on(trainer, out, 'its best epoch', resume_from_best(best))}") from None
             # the way on from the last good state, whose rate (maybe set by hand) is the one that diverged
-            raise FloatingPointError(f"{e}{_way_on(trainer, out, 'the last good state', _resume_command(trainer))}") \
-                from None
+            raise FloatingPointError(
+                f"{e}{divergence_way_on(trainer, out, 'the last good state', resume_command(trainer))}") from None
         except BrokenPipeError:  # a reader of stdout or stderr gone (`2>&1 | head`): no directory to blame
             raise
         except OSError as e:  # a checkpoint could not be written: training stopped there
-            _keep_history(trainer, out)
+            keep_history(trainer, out)
             if trainer.last_checkpoint is not None:
-                raise OSError(f"{e}; once the directory can be written, {_resume_command(trainer)}") from None
-            best = _without_a_lone_best(trainer, out)
+                raise OSError(f"{e}; once the directory can be written, {resume_command(trainer)}") from None
+            best = without_a_lone_best(trainer, out)
             if best is None:
                 raise
             raise OSError(f"{e}; its best epoch is kept: once the directory can be written, "
-                          f"{_resume_from_best(best)}") from None
+                          f"{resume_from_best(best)}") from None
         seconds = time.perf_counter() - start
         try:
             metrics = {name: trainer.evaluate(Xp, yp) for name, Xp, yp in
@@ -182,27 +182,18 @@ def train(config: TrainConfig, args=None) -> int:
         except (KeyboardInterrupt, OSError, MemoryError) as e:  # the training is done and saved: say how to get
             if trainer.last_checkpoint is None:                    # the rest
                 raise
-            stop = _signal_of(e) if isinstance(e, KeyboardInterrupt) else None
+            stop = signal_of(e) if isinstance(e, KeyboardInterrupt) else None
             what = f"interrupted by {stop}" if stop else f"{e}" if isinstance(e, OSError) else f"out of memory ({e})"
             kept = f"its training is over and kept in {str(trainer.last_checkpoint)!r}"
             if (history.stopped_by or "").startswith(CONTROL_FILE):  # a resume trains on after a control stop
                 print(f"\nxdl train: {what} while writing the run's outputs; {kept} (stopped by {CONTROL_FILE}: "
-                      f"xdl.load gives its model; {_resume_command(trainer)} trains on from there)", file=sys.stderr)
+                      f"xdl.load gives its model; {resume_command(trainer)} trains on from there)", file=sys.stderr)
             else:
                 print(f"\nxdl train: {what} while writing the run's outputs; {kept}: to write them, "
-                      f"{_resume_command(trainer)}", file=sys.stderr)
-            return _signal_status(stop) if stop else 1
+                      f"{resume_command(trainer)}", file=sys.stderr)
+            return signal_status(stop) if stop else 1
     _report(history, metrics, diagnosis, seconds, files, resumed=bool(config.resume))
     return 0
-
-
-def _split_and_model(config: TrainConfig) -> tuple:
-    """(The train/dev/test split of ``config``'s dataset, its number of classes, the model its options build
-    over it: its input standardized on the training split), as ``xdl train`` and ``xdl lr-find`` train them."""
-    X, y = xdl.datasets.load(config.dataset)
-    parts = split(X, y, seed=config.seed)
-    n_classes = int(y.max()) + 1
-    return parts, n_classes, config.build_model(X.shape[1], n_classes, config.build_standardize(parts.X_train))
 
 
 def _one_class(model, X, n_classes: int) -> dict | None:
@@ -239,7 +230,7 @@ def _write_outputs(out: Path, model, history, config, metrics, diagnosis) -> lis
     report = {"config": dataclasses.asdict(config), "metrics": metrics, "diagnosis": dataclasses.asdict(diagnosis),
               "epochs": len(history), "stopped_epoch": history.stopped_epoch, "stopped_by": history.stopped_by,
               "best_epoch": history.best_epoch}
-    # last: a report of the run's epochs says its outputs are all written (`_check_no_unfinished_run`)
+    # last: a report of the run's epochs says its outputs are all written (`check_no_unfinished_run`)
     files.append(atomic_write(out / "report.json", lambda f: json.dump(report, f, indent=1), binary=False))
     return [str(f) for f in files]
 

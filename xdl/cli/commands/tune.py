@@ -9,11 +9,11 @@ import warnings
 from pathlib import Path
 
 import xdl
-from xdl.cli.options import _check_flags_read
-from xdl.cli.output_directory import _check_no_foreign_outputs, _refuse_write_protected
-from xdl.cli.resume import _resumed_study
-from xdl.cli.signals import _signal_of, _signal_status
-from xdl.cli.text import _note, _note_once, _precision_note, _shell_word
+from xdl.cli.options import check_flags_read
+from xdl.cli.output_directory import check_no_foreign_outputs, refuse_write_protected
+from xdl.cli.resume import resumed_study
+from xdl.cli.signals import signal_of, signal_status
+from xdl.cli.text import note, note_once, precision_note, shell_word
 from xdl.config import TrainConfig
 from xdl.data import split
 from xdl.data.validation import check_int, counted
@@ -34,9 +34,9 @@ def tune(config: TrainConfig, args) -> int:
                          "study with --resume (a switch, the study in --out)")
     if config.out != TrainConfig.out and config.out != args.tune_out:  # (a --config file's) it was ignored unsaid
         raise ValueError(f"--config: out = {config.out!r} is an xdl train run's directory; xdl tune writes its study "
-                         f"to --out ({args.tune_out!r}): give --out {_shell_word(config.out)}, or remove out from "
+                         f"to --out ({args.tune_out!r}): give --out {shell_word(config.out)}, or remove out from "
                          "the file")
-    saved, saved_trials = _resumed_study(args)  # --resume: what is not given is the study's
+    saved, saved_trials = resumed_study(args)  # --resume: what is not given is the study's
 
     def option(name, default=None):
         given = getattr(args, name, None)
@@ -51,7 +51,7 @@ def tune(config: TrainConfig, args) -> int:
 
     def named(param, flag):
         # an option the --config file gave, not a flag, by its key there (a resume refused for the file's
-        # dropout = 0.2 said "--dropout 0.3, this one has 0.2", a flag never typed, as _check_resume's note says)
+        # dropout = 0.2 said "--dropout 0.3, this one has 0.2", a flag never typed, as check_resume's note says)
         key = param.removeprefix("base.")
         return f"{key} (in {str(args.config)!r})" if key in in_file and not hasattr(args, key) else flag
 
@@ -59,31 +59,31 @@ def tune(config: TrainConfig, args) -> int:
                             args.tune_resume, halving, min_epochs, flags=named, scheduler=args.scheduler,
                             timeout=args.timeout)[0]
     check_int(args.top, "--top")
-    _check_flags_read(config, args, searched=searched.dimensions, fixed=searched.fixed)
+    check_flags_read(config, args, searched=searched.dimensions, fixed=searched.fixed)
     overridden = [f"--{name.replace('_', '-')}" for name in searched.spec() if hasattr(args, name)]
     if overridden:
-        _note(f"note: {', '.join(overridden)} {'is' if len(overridden) == 1 else 'are'} searched: the space's "
-              "values take the place of what the command line gives")
+        note(f"note: {', '.join(overridden)} {'is' if len(overridden) == 1 else 'are'} searched: the space's "
+             "values take the place of what the command line gives")
     planned = planned_trials(searched, trials, strategy)
     out = Path(args.tune_out)
     check_not_in_use(out, "--out")  # a search at work there is named before anything else (as xdl train's)
     # a study's best.toml and trials.png are written beside its trials.json, never alone
-    _check_no_foreign_outputs(out, dict.fromkeys((BEST_CONFIG, "trials.png"), lambda path: (out / TRIALS_FILE).is_file()),
-                              "xdl tune")
+    check_no_foreign_outputs(out, dict.fromkeys((BEST_CONFIG, "trials.png"),
+                                                lambda path: (out / TRIALS_FILE).is_file()), "xdl tune")
     with xdl.use(config.backend, precision=config.precision) as backend, contextlib.ExitStack() as held:
         scheduler = args.scheduler
         if args.execution == "dask" and scheduler is not None:  # the cluster answers before anything is made
             scheduler = connect(scheduler, "--scheduler")
             held.callback(scheduler.close)
         check_writable_dir(out, "--out")  # made only now that the options, the backend and the cluster are good
-        _refuse_write_protected(out / name for name in (TRIALS_FILE, BEST_CONFIG, "trials.png"))  # (a resumed
+        refuse_write_protected(out / name for name in (TRIALS_FILE, BEST_CONFIG, "trials.png"))  # (a resumed
         # search's: refused once its trials had trained)
         X, y = xdl.datasets.load(config.dataset)
         parts = split(X, y, seed=config.seed)
         start = time.perf_counter()
         try:  # (the header too: a Ctrl-C just after it is the search's, with its message)
             print(f"xdl {xdl.__version__} tune: backend {backend.name} on {backend.device_name()}"
-                  f"{_precision_note(backend)}; dataset {config.dataset}: {len(parts.X_train)} train / "
+                  f"{precision_note(backend)}; dataset {config.dataset}: {len(parts.X_train)} train / "
                   f"{len(parts.X_dev)} dev examples; {counted(planned, 'trial')}, {strategy}, {args.execution}"
                   + (f" (the grid {trials} trials allow: every choice, the same number of values in each range)"
                      if planned != trials else "")
@@ -92,25 +92,25 @@ def tune(config: TrainConfig, args) -> int:
                   + (f"; timeout {args.timeout:g} s" if args.timeout is not None else ""))
             with warnings.catch_warnings():
                 warnings.simplefilter("always", append=True)  # (after the user's, as xdl train's)
-                warnings.showwarning = _note_once()  # a lock taken over from a killed search, say
+                warnings.showwarning = note_once()  # a lock taken over from a killed search, say
                 with _search_writes(out):  # trials.json (a full disk: the search stops there)
                     study = search(parts.X_train, parts.y_train, (parts.X_dev, parts.y_dev), space, trials=trials,
                                    strategy=strategy, execution=args.execution, rounds=rounds, seed=config.seed,
                                    base=config, directory=out, resume=args.tune_resume,
                                    standardize="fit", progress=config.progress_bar,  # each trial's, as xdl train's
                                    scheduler=scheduler, halving=halving, min_epochs=min_epochs, timeout=args.timeout,
-                                   report=_note)  # each trial as it ends: a search under nohup says how it goes
+                                   report=note)  # each trial as it ends: a search under nohup says how it goes
         except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM (the running trial's Trainer stopped at a step)
-            signal_name = _signal_of(stop)
+            signal_name = signal_of(stop)
             if (out / TRIALS_FILE).is_file():
                 print(f"\nxdl tune: interrupted by {signal_name}; the trials that finished are in "
                       f"{str(out / TRIALS_FILE)!r}; to continue (the unfinished trials start again), run the same "
                       f"command with --resume (the study keeps its options: xdl tune --resume --out "
-                      f"{_shell_word(str(out))} is enough)", file=sys.stderr)
+                      f"{shell_word(str(out))} is enough)", file=sys.stderr)
             else:
                 print(f"\nxdl tune: interrupted by {signal_name} before a trial was saved; nothing to continue: run "
                       "the same command again (without --resume)", file=sys.stderr)
-            return _signal_status(signal_name)
+            return signal_status(signal_name)
     if study.stopped is not None and not study.trials:
         print(f"xdl tune: stopped at --timeout {args.timeout:g} s before a trial finished; nothing to continue: run "
               "the same command again with a longer --timeout", file=sys.stderr)
@@ -130,11 +130,11 @@ def tune(config: TrainConfig, args) -> int:
     except KeyboardInterrupt as stop:  # every trial is saved, and a resume (training none) writes them: said so —
         # "what it was doing is not saved" sent the user to the same command, refused (a study there), and a
         # resumed search's best.toml was left the best of the trials before it
-        signal_name, saved = _signal_of(stop), len(study.trials)
+        signal_name, saved = signal_of(stop), len(study.trials)
         print(f"\nxdl tune: interrupted by {signal_name} while writing {writing}; its {counted(saved, 'trial')} "
               f"{'is' if saved == 1 else 'are all'} in {str(out / TRIALS_FILE)!r}: to write {BEST_CONFIG} and "
-              f"trials.png, run xdl tune --resume --out {_shell_word(str(out))}", file=sys.stderr)
-        return _signal_status(signal_name)
+              f"trials.png, run xdl tune --resume --out {shell_word(str(out))}", file=sys.stderr)
+        return signal_status(signal_name)
     finally:  # (the table, a failed write's too: the trials are all in trials.json)
         print(study.table(args.top))
     if best is None:
@@ -143,7 +143,7 @@ def tune(config: TrainConfig, args) -> int:
               f"{str(out / TRIALS_FILE)!r} for the reasons", file=sys.stderr)  # (as every failure's, a script's grep)
         return 1
     print(f"\nbest: trial {best.number}, dev accuracy {best.dev_accuracy:.4f}; {time.perf_counter() - start:.1f} s")
-    print(f"wrote {out / 'trials.json'}, {path}{picture}; train it with: xdl train --config {_shell_word(str(path))}")
+    print(f"wrote {out / 'trials.json'}, {path}{picture}; train it with: xdl train --config {shell_word(str(path))}")
     _say_stopped(study, out, args.timeout, planned)
     return 0
 
@@ -158,7 +158,7 @@ def _say_stopped(study, out: Path, timeout: float, planned: int) -> None:
         return
     print(f"xdl tune: stopped at --timeout {timeout:g} s with {len(study.trials)} of {counted(planned, 'trial')} "
           f"saved in {str(out / TRIALS_FILE)!r} (the rest not started); to continue, run the same command with "
-          f"--resume (the study keeps its options: xdl tune --resume --out {_shell_word(str(out))} is enough; "
+          f"--resume (the study keeps its options: xdl tune --resume --out {shell_word(str(out))} is enough; "
           "--timeout is this run's)", file=sys.stderr)
 
 
@@ -180,5 +180,5 @@ def _search_writes(out: Path):
         when = "once the directory can be written, " if wrote else ""
         kept = f"no trial was saved: {when}run the same command again" if not (out / TRIALS_FILE).is_file() else \
             (f"the trials saved are in {str(out / TRIALS_FILE)!r}: {when}continue with xdl tune --resume --out "
-             f"{_shell_word(str(out))}")
+             f"{shell_word(str(out))}")
         raise OSError(f"{str(e) or type(e).__name__}; {kept}") from None
