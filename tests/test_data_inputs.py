@@ -593,7 +593,7 @@ def test_a_missing_value_held_as_an_object_is_named_as_a_nan_is():
         xdl.nn.mlp(2, [2], 2).predict(X)
     with pytest.raises(ValueError, match=r"^y must hold integer class indices, got NaN or Inf \(first at example 2\)"):
         xdl.data.validation.check_labels(np.array([1, 0, NA()], dtype=object), 3)
-    with pytest.raises(TypeError, match=r"holding values that are not \(strings\?\)"):  # (text still is text)
+    with pytest.raises(TypeError, match=r"holding values that are not numbers \(first: 'a' at example 0, feature 1\)"):
         xdl.nn.mlp(2, [2], 2).predict(np.array([[1, "a"]], dtype=object))
 
 
@@ -911,6 +911,32 @@ def test_calling_a_model_on_numbers_held_as_objects_gives_what_predict_gives():
     pandas = pytest.importorskip("pandas")
     frame = pandas.DataFrame({"a": [0.5, 1.5], "b": [True, False], "c": [2.0, -1.0]})
     np.testing.assert_array_equal(xdl.to_numpy(model(frame)), xdl.to_numpy(out))
+
+
+@pytest.mark.parametrize("value", ["a", "1,5", b"x", object(), [1.0], {"a": 1}, 1j])
+def test_a_feature_that_is_no_number_is_named_with_its_place(value):
+    """A frame with a text or categorical column was refused as "X must hold numbers, got dtype object
+    holding values that are not (strings?)": no number missing, nor the value or where it was. The first
+    such value is named, at its example and feature, by every way in (fit, evaluate, predict, model(x),
+    Standardizer), before any work; numbers held as objects, None and pd.NA among them, are still read."""
+    xdl.seed(0)
+    rng = np.random.default_rng(0)
+    for example, feature in [(0, 0), (3, 2), (7, 1)]:
+        X = rng.standard_normal((8, 3)).astype(object)
+        X[1, 1] = None  # a missing value before it: not what is named
+        X[example, feature] = value
+        X[7, 2] = "later"  # a second one after it: the first is named
+        said = re.escape(f"must hold numbers, got dtype object holding values that are not numbers (first: "
+                         f"{value!r} at example {example}, feature {feature})")
+        model = xdl.nn.mlp(3, [4], 2)
+        before = copy.deepcopy(model.state_dict())
+        trainer = Trainer(model, SoftmaxCrossEntropy(), xdl.optim.Adam(model), batch_size=4, epochs=1, progress=False)
+        for call in (lambda: trainer.fit(X, np.arange(8) % 2), lambda: trainer.evaluate(X, np.arange(8) % 2),
+                     lambda: model.predict(X), lambda: model(X), lambda: Standardizer().fit(X)):
+            with pytest.raises(TypeError, match=rf"^(X|x) {said}$"):
+                call()
+        assert all(np.array_equal(before[k], v) for k, v in model.state_dict().items())
+        assert trainer.optimizer.t == 0
 
 
 def test_a_missing_value_among_targets_held_as_objects_is_named_as_a_nan_is(backend):

@@ -1145,6 +1145,28 @@ def test_a_layer_is_replaced_by_its_index_only(index, error):
     assert [name for name, _ in model.named_parameters()] == names and len(model) == 3
 
 
+def test_a_layer_asked_by_a_wrong_index_is_told_the_layers_the_model_has():
+    """model[5] of 3 layers said list's bare "list index out of range", model["0"] (PyTorch's state_dict name
+    of it) "list indices must be integers or slices, not str": neither named the model nor its layers, where
+    model[5] = layer and del model[5] do. Every index in and out of range, of models of 1 to 4 layers (a
+    stacked one too), and keys of other types; iterating over the layers still ends at the last."""
+    stacked = xdl.nn.stack([xdl.nn.mlp(3, [4], 2), xdl.nn.mlp(3, [4], 2)])
+    for model in [Sequential(*[ReLU() for _ in range(n)]) for n in range(1, 5)] + [stacked]:
+        n = len(model)
+        for index in range(-n - 3, n + 3):
+            if -n <= index < n:
+                assert model[index] is model.layers[index] is model[np.int64(index)]
+            else:
+                with pytest.raises(IndexError, match=rf"^Sequential: layer {index} of {n} \(indices {-n} to "
+                                                     rf"{n - 1}\)$"):
+                    model[index]
+        for key in ("0", 1.0, None, True, (0,)):
+            with pytest.raises(TypeError, match=r"^Sequential: model\[i\] takes a layer's index i \(an int\) or a "
+                                                rf"slice, got {re.escape(repr(key))}$"):
+                model[key]
+        assert list(model) == model.layers
+
+
 def test_load_state_dict_names_a_value_that_is_no_array_or_does_not_fit_the_dtype():
     model = xdl.nn.mlp(3, [4], 2)
     state, before = model.state_dict(), model.state_dict()

@@ -2766,6 +2766,27 @@ def test_a_history_column_asked_by_its_keras_name_is_told_xdls():
     assert history.history == {"epoch": [1], "train_cost": [0.5], "dev_cost": [0.6]}
 
 
+def test_a_history_record_asked_by_a_wrong_index_is_told_the_records_it_has():
+    """history[3] of 3 epochs said list's bare "list index out of range", history[1.0] "list indices must be
+    integers or slices, not float": neither named the history nor what it holds. Every index in and out of
+    range, of histories of 0 to 3 records, and keys of other types."""
+    for length in range(4):
+        history = xdl.History([{"epoch": e + 1, "train_cost": 1.0 / (e + 1)} for e in range(length)])
+        for index in range(-length - 3, length + 3):
+            if -length <= index < length:
+                assert history[index] == history.records[index] == history[np.int64(index)]
+            else:
+                records = "1 record" if length == 1 else f"{length} records"
+                with pytest.raises(IndexError, match=rf"^History has {records} \(one an epoch\), got index "
+                                                     rf"{index} \(history\[-1\] is the last\)$"):
+                    history[index]
+        assert history[1:] == history.records[1:]
+        for key in (1.0, None, (0, 1), [0], np.float64(0.0)):
+            with pytest.raises(TypeError, match=r"^History is indexed by a column's name \(a str\) or a record's "
+                                                rf"index \(an int, or a slice\), got {type(key).__name__}$"):
+                history[key]
+
+
 def test_history_columns_records_and_what_it_saves_are_kept_as_given(tmp_path):
     """Columns in the order they first appear (Keras's history.history keys), None in an epoch that
     did not record one; the records are the history's own copies; save then load gives back every

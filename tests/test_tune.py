@@ -2286,6 +2286,24 @@ def test_best_config_of_a_loaded_study_with_damaged_base_options_names_its_direc
         Study.load(tmp_path).best_config()
 
 
+def test_a_study_loaded_or_resumed_from_its_trials_json_file_is_told_to_give_its_directory(tmp_path):
+    """Study.load("xdl-tune/trials.json") said "no trials.json in 'xdl-tune/trials.json'": the file it
+    asked for was the one given. A file is told apart, for each way in (Study.load, a resume, the CLI's)."""
+    from xdl.tune.study import Study, Trial, saved_study
+
+    saved = Study({"space": {}, "base": {"epochs": 3}}, tmp_path)
+    saved.add([Trial(0, 0, {"lr": 0.01}, "completed", dev_accuracy=0.9, dev_cost=0.3, epochs=3)])
+    (tmp_path / "notes.txt").write_text("a file of another name")
+    for name in ("trials.json", "notes.txt"):
+        for who in ("Study.load", "resume", "--resume"):
+            with pytest.raises(NotADirectoryError, match=rf"^{re.escape(who)}: .*{re.escape(name)}' is a file; give "
+                                                         r"the study's directory, which holds its trials.json$"):
+                saved_study(tmp_path / name, who)
+        with pytest.raises(NotADirectoryError, match=r"^Study.load: .* is a file"):
+            Study.load(str(tmp_path / name))
+    assert Study.load(tmp_path).best.params == {"lr": 0.01}
+
+
 
 def test_a_dask_worker_trains_on_the_searchs_backend_and_precision(data, monkeypatch, fake_dask):
     """A Dask worker is a process of its own, whose backend was its XDL_BACKEND's (or auto's), not the

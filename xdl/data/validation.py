@@ -181,12 +181,30 @@ def is_pandas_missing(value) -> bool:
 
 def features_of_objects(X: np.ndarray, name: str) -> np.ndarray:
     """An object array of features (`objects_as_floats`) as float64, or a TypeError naming ``name``
-    when it holds values that are no numbers."""
+    and its first value that is no number, with its place (a frame's text or categorical column: the
+    message said "values that are not (strings?)", naming neither the value nor where it was)."""
     try:
         return objects_as_floats(X)
     except (TypeError, ValueError):
-        raise TypeError(f"{name} must hold numbers, got dtype object holding values that are not (strings?)") \
+        where = first_where(X, lambda piece: np.frompyfunc(_no_number, 1, 1)(piece).astype(bool)) if X.ndim else None
+        first = "" if where is None else \
+            f" (first: {rows(X)[where]!r} at example {where[0]}, feature {where[1]})"
+        raise TypeError(f"{name} must hold numbers, got dtype object holding values that are not numbers{first}") \
             from None
+
+
+def _no_number(value) -> bool:
+    """Whether ``value`` is none of what `objects_as_floats` reads as a number (None and pandas' ``pd.NA``
+    are missing ones), read as its ``astype`` reads it."""
+    if is_pandas_missing(value):
+        return False
+    held = np.empty(1, dtype=object)
+    held[0] = value  # (held as is: np.array([value]) would make a list's items the array's)
+    try:
+        held.astype(np.float64)
+    except (TypeError, ValueError):
+        return True
+    return False
 
 
 def objects_as_floats(values: np.ndarray) -> np.ndarray:

@@ -81,6 +81,12 @@ class Sequential(Module):
             part = self._empty_part()
             part._hold(self.layers[i])
             return part
+        # (list's "list index out of range" and "list indices must be integers" named neither the model nor its size)
+        if isinstance(i, bool) or not isinstance(i, int | np.integer):
+            raise TypeError(f"Sequential: model[i] takes a layer's index i (an int) or a slice, got {i!r}")
+        if not -len(self.layers) <= i < len(self.layers):
+            raise IndexError(f"Sequential: layer {i} of {len(self.layers)} (indices {-len(self.layers)} to "
+                             f"{len(self.layers) - 1})")
         return self.layers[i]
 
     def _empty_part(self) -> Sequential:

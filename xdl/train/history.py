@@ -93,7 +93,17 @@ class History:
             if self.records and key not in self.columns:
                 raise KeyError(_no_column(key, self.columns))
             return [r.get(key) for r in self.records]
-        return self.records[key]
+        if isinstance(key, slice):
+            return self.records[key]
+        try:
+            index = operator.index(key)  # (an int or NumPy's: a float, None or a tuple was list's bare TypeError)
+        except TypeError:
+            raise TypeError(f"History is indexed by a column's name (a str) or a record's index (an int, or a slice), "
+                            f"got {type(key).__name__}") from None
+        if not -len(self.records) <= index < len(self.records):  # (list's "list index out of range" named neither)
+            raise IndexError(f"History has {counted(len(self.records), 'record')} (one an epoch), got index {index} "
+                             "(history[-1] is the last)")
+        return self.records[index]
 
     @property
     def columns(self) -> list[str]:

@@ -308,10 +308,13 @@ def _fingerprint(trial: Trial) -> bytes | None:
 def saved_study(directory, who: str = "resume") -> tuple[dict, list[Trial]]:
     """The meta and the trials of the study saved in ``directory`` (a resume's, `Study.load`'s;
     errors name ``who``): a directory that is no path (None) a TypeError naming it, not Path's
-    "expected str, bytes or os.PathLike object"."""
+    "expected str, bytes or os.PathLike object"; a file (its trials.json) a NotADirectoryError."""
     if not isinstance(directory, str | os.PathLike):
         raise TypeError(f"{who}: directory must be a path (str or os.PathLike), got {type(directory).__name__}")
     path = Path(directory) / TRIALS_FILE
+    if Path(directory).is_file():  # (its trials.json named: "no trials.json in '…/trials.json'" was said)
+        raise NotADirectoryError(f"{who}: {str(directory)!r} is a file; give the study's directory, which holds "
+                                 f"its {TRIALS_FILE}")
     if not path.is_file():
         raise FileNotFoundError(f"{who}: no {TRIALS_FILE} in {str(directory)!r}")
     try:
