@@ -212,6 +212,23 @@ def test_a_schedule_that_decays_below_float32s_smallest_rate_runs_at_0_as_pytorc
         trainer_for(epochs=3, schedule=lambda epoch: 1e-46).fit(s.X_train, s.y_train)
 
 
+@pytest.mark.parametrize("first", [1e-46, 1e-300])
+def test_a_first_rate_too_small_for_float32_that_a_callback_schedules_is_refused_at_the_epochs_start(first):
+    """A schedule set by a callback's on_train_begin is read first at epoch 1's start, past the checks before
+    the run: its first rate below float32's smallest (1.4e-45) is refused there as before the run — not run
+    at 0 as a decayed rate is (an epoch that trains nothing, unsaid)."""
+
+    class ScheduleAtBegin(Callback):
+        def on_train_begin(self, trainer):
+            trainer.schedule = lambda epoch: first
+
+    s = moons(100)
+    trainer = trainer_for(epochs=2, callbacks=[ScheduleAtBegin()])
+    with pytest.raises(ValueError, match=r"schedule\(0\) \(the rate of epoch 1\) is 1e-\d+: a learning rate must be"):
+        trainer.fit(s.X_train, s.y_train)
+    assert len(trainer.history) == 0
+
+
 def test_a_schedule_returning_a_0d_array_is_a_rate_to_the_trainer_as_to_the_optimizer():
     """np.where(e < 5, 0.1, 0.01) is array(0.1): the optimizer took it, the Trainer refused it as
     outside float32's positive range; None was refused as outside it too."""
@@ -2104,6 +2121,22 @@ def test_a_callbacks_state_and_record_are_checked_and_named(tmp_path):
             callback_trainer([ArrayColumn(), *checkpoints], epochs=1).fit(s.X_train, s.y_train)
     with pytest.raises(TypeError, match=r"LightningHook.on_train_epoch_end is no hook of xdl's Callback"):
         callback_trainer([LightningHook()])
+
+
+@pytest.mark.parametrize("state, got", [(({"seen": 1},), "tuple"), (({}, {}, {}), "tuple"), (([], {}), "tuple"),
+                                        (({}, [("w", 1)]), "tuple"), ([{}, {}], "list"), (None, "NoneType")])
+def test_a_callbacks_state_dict_that_is_no_pair_of_dicts_is_named(tmp_path, state, got):
+    """state_dict returns exactly two dicts, as a tuple: one dict, three, a list in place of a dict (or a list
+    of the two) is named as the callback's mistake at the first checkpoint, not read on as a pair."""
+
+    class Odd(Callback):
+        def state_dict(self):
+            return state
+
+    s = moons(200)
+    with pytest.raises(TypeError, match=rf"Odd.state_dict must return a pair \(a dict of JSON values, a dict of NumPy "
+                                        rf"arrays\), as xdl's Callback.state_dict does; got {got}"):
+        callback_trainer([Odd(), Checkpoint(tmp_path)], epochs=1).fit(s.X_train, s.y_train)
 
 
 def test_a_callbacks_arrays_are_checked_and_named_as_its_own(tmp_path):

@@ -64,6 +64,21 @@ def test_history_records_every_epoch(backend):
     assert final == {"cost": pytest.approx(history[-1]["dev_cost"]), "accuracy": history[-1]["dev_accuracy"]}
 
 
+@pytest.mark.parametrize("m", [50, 200, 301])
+def test_the_accuracy_on_soft_label_rows_counts_each_rows_largest_as_its_class(m):
+    """Soft label rows (label smoothing: 0.9 and 0.1, kept as rows by SoftmaxCrossEntropy) are right where
+    the model's class is the row's argmax: the history's train and dev accuracies are those of the trained
+    model, counted here by a loop of its own over the examples."""
+    X, y = xdl.datasets.moons(2 * m, noise=0.3, seed=m)
+    soft = np.where(np.eye(2)[y] == 1, 0.9, 0.1)
+    trainer = make_trainer(None, epochs=2, batch_size=32, lr=0.01)
+    history = trainer.fit(X[:m], soft[:m], dev=(X[m:], soft[m:]))
+    predicted = trainer.model.predict(X)
+    right = [int(predicted[i] == max(range(2), key=lambda c: soft[i, c])) for i in range(2 * m)]
+    assert history[-1]["train_accuracy"] == pytest.approx(sum(right[:m]) / m)
+    assert history[-1]["dev_accuracy"] == pytest.approx(sum(right[m:]) / m)
+
+
 def test_resume_ends_with_the_same_weights_as_an_uninterrupted_run(tmp_path):
     s = moons_parts()
     kwargs = dict(epochs=6, dropout=0.2, schedule=xdl.optim.schedules.inverse_time(0.01, decay_rate=0.5))
@@ -608,6 +623,26 @@ def test_early_stopping_restores_the_best_dev_cost_weights():
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_a_divergence_reported_before_a_fit_is_not_in_the_history_of_the_fit_that_trains_on(tmp_path):
+    """A checkpoint saved by hand of a model made NaN reports the divergence in the history; the good state
+    loaded again, the next fit trains from it, and its history reports no divergence."""
+    s = moons_parts(300)
+    trainer = make_trainer(None, epochs=1)
+    trainer.fit(s.X_train, s.y_train)
+    good = copy.deepcopy(trainer.model.state_dict())
+    poisoned = dict(good)
+    name = next(iter(poisoned))
+    poisoned[name] = np.full_like(poisoned[name], np.nan)
+    trainer.model.load_state_dict(poisoned)
+    with pytest.raises(FloatingPointError, match="became NaN or Inf"):
+        trainer.save_checkpoint(tmp_path / "checkpoint.npz")
+    assert trainer.history.diverged is not None
+    trainer.model.load_state_dict(good)
+    trainer.epochs = 2
+    history = trainer.fit(s.X_train, s.y_train)
+    assert history.diverged is None and history["epoch"] == [1, 2]
+
+
 def test_divergence_stops_with_the_epoch_and_step_and_keeps_the_checkpoint(tmp_path):
     s = moons_parts()
     trainer = make_trainer(None, optimizer="gd", lr=0.1, epochs=5, callbacks=[Checkpoint(tmp_path)])
@@ -1356,6 +1391,22 @@ class WriteControl(xdl.train.Callback):
             (self.directory / "control.toml").write_text(self.text)
 
 
+@pytest.mark.parametrize("epoch", [1, 2])
+def test_a_control_given_to_a_new_run_starts_it_afresh(tmp_path, epoch):
+    """One Control given to a run, then to a new trainer's run: the new run starts with no rate set by hand
+    and no notes — the file the first run applied (lr, at epoch ``epoch``) is that run's alone."""
+    from xdl.train import Control
+
+    parts = moons_parts(300)
+    control = Control(tmp_path)
+    first = make_trainer(None, epochs=2, callbacks=[WriteControl(tmp_path, epoch, "lr = 0.0005\n"), control])
+    first.fit(parts.X_train, parts.y_train)
+    assert control.lr == 5e-4 and len(control.notes) == 1
+    history = make_trainer(None, epochs=2, callbacks=[control]).fit(parts.X_train, parts.y_train)
+    assert control.lr is None and control.notes == []
+    assert history["lr"] == [1e-3, 1e-3] and "control" not in history
+
+
 def test_control_file_changes_the_rate_and_stops_and_a_resume_replays_it(tmp_path):
     from xdl.train import Control
 
@@ -1498,6 +1549,40 @@ class SignalAt:
         if self.calls == self.at:
             os.kill(os.getpid(), signal.SIGINT)
         return X
+
+
+class HooksSeen(Callback):
+    """Records the name of each run-level hook called on it."""
+
+    def __init__(self):
+        self.seen = []
+
+    def on_train_begin(self, trainer):
+        self.seen.append("on_train_begin")
+
+    def on_train_end(self, trainer):
+        self.seen.append("on_train_end")
+
+    def on_exception(self, trainer, error):
+        self.seen.append("on_exception")
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
+@pytest.mark.parametrize("at", [1, 3, 12])
+def test_ctrl_c_inside_an_epoch_stops_the_run_there_not_as_a_run_that_ended(at):
+    """SIGINT at step ``at`` of a run of 10 steps an epoch (not its last step) raises Interrupted
+    at once, ``over`` False: the callbacks are told of it (on_exception), not of a run's end (on_train_end),
+    and the trainer stands after that step, the epoch unrecorded."""
+    from xdl.train import Interrupted
+
+    parts = moons_parts(1000)  # 600 examples, batches of 64: 10 steps an epoch
+    seen = HooksSeen()
+    trainer = make_trainer(None, epochs=3, augment=SignalAt(at), callbacks=[seen])
+    with pytest.raises(Interrupted) as stop:
+        trainer.fit(parts.X_train, parts.y_train)
+    assert stop.value.over is False
+    assert seen.seen == ["on_train_begin", "on_exception"]
+    assert (trainer.epoch, trainer.step) == divmod(at, 10) and len(trainer.history) == at // 10
 
 
 @pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
@@ -2803,6 +2888,20 @@ def test_history_columns_records_and_what_it_saves_are_kept_as_given(tmp_path):
     assert (loaded.stopped_by, loaded.diverged, loaded.best_epoch) == ("Stop", "epoch 2, step 3", 1)
 
 
+@pytest.mark.parametrize("eval_train", [True, False])
+def test_a_historys_train_running_says_eval_train_off_and_survives_its_file(tmp_path, eval_train):
+    """``train_running`` is True exactly where the run's train figures are running averages (eval_train=False),
+    kept by to_dict/from_dict and save/load; a history written before the field existed (no key) held
+    evaluated figures: False."""
+    s = moons_parts(200)
+    history = make_trainer(None, epochs=1, eval_train=eval_train).fit(s.X_train, s.y_train)
+    assert history.train_running is (not eval_train)
+    assert xdl.History.from_dict(history.to_dict()).train_running is (not eval_train)
+    assert xdl.History.load(history.save(tmp_path / "history.json")).train_running is (not eval_train)
+    older = {k: v for k, v in history.to_dict().items() if k != "train_running"}
+    assert xdl.History.from_dict(older).train_running is False
+
+
 def test_a_historys_records_encoded_for_a_checkpoint_are_the_bytes_of_the_records_as_they_are_now():
     """A checkpoint encodes each record once (`History.to_encoded_dict`: re-encoding them all at every
     save grew with every epoch) and again where it changed since: the file's bytes are those of the
@@ -2832,6 +2931,37 @@ def test_a_historys_records_encoded_for_a_checkpoint_are_the_bytes_of_the_record
     assert "_encoded" not in vars(copied) and copied.to_dict() == history.to_dict()
     history = copied
     same()
+
+
+@pytest.mark.parametrize("epochs", [1, 5, 40])
+def test_a_historys_save_for_a_checkpoint_encodes_only_the_records_new_or_changed_since(monkeypatch, epochs):
+    """`History.to_encoded_dict` at every epoch's checkpoint encodes each record of numbers once: the next
+    save encodes the epoch added, and a record whose value was replaced, not the ones before (counted
+    as calls of the json.dumps it encodes with)."""
+    import xdl.train.history as history_module
+
+    encoded = []
+
+    class CountingJSON:
+        def __getattr__(self, name):
+            return getattr(json, name)
+
+        def dumps(self, value, **kwargs):
+            encoded.append(value)
+            return json.dumps(value, **kwargs)
+
+    monkeypatch.setattr(history_module, "json", CountingJSON())
+    history = xdl.History([{"epoch": e + 1, "train_cost": 1.0 / (e + 1), "lr": 0.1} for e in range(epochs)])
+    history.to_encoded_dict()
+    assert len(encoded) == epochs
+    history.append({"epoch": epochs + 1, "train_cost": 0.01, "lr": 0.1})
+    encoded.clear()
+    history.to_encoded_dict()
+    assert encoded == [history.records[-1]]
+    history.records[0]["train_cost"] = 2.0  # (another object: encoded again)
+    encoded.clear()
+    history.to_encoded_dict()
+    assert encoded == [history.records[0]]
 
 
 @pytest.mark.parametrize("before, after", [(0, 0.0), (1.0, 1), (True, 1), (0.0, -0.0), (np.float64(2.0), 2),
