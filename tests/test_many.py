@@ -1943,3 +1943,100 @@ def test_fit_many_refuses_a_config_whose_precision_the_gpu_would_not_train_at(ba
                 assert trainer.model is None
             else:
                 assert [r.status for r in fit_many(configs, X, y, dev=dev)] == ["completed"] * 2
+
+
+# K = 3 models that differ in what EIGHT shares: momentum β, max_grad_norm, dropout rate, patience and epochs; of
+# one seed, fit_many's: a model's dropout masks are keyed by its config's seed, a Trainer's by its own (its order's)
+EACH_OWN = [dict(seed=7, lr=0.05, beta1=0.9, max_grad_norm=0.5, dropout=0.1, patience=1, epochs=5),
+            dict(seed=7, lr=0.02, beta1=0.5, dropout=0.3, epochs=3),
+            dict(seed=7, lr=0.1, beta1=0.0, max_grad_norm=2.0, dropout=0.2, weight_decay=0.01, l2=0.1, patience=2,
+                 epochs=5)]
+
+
+@pytest.mark.parametrize("optimizer", ["nesterov", "adam"])
+def test_models_of_their_own_momentum_clipping_dropout_and_stopping_batched_equal_each_alone_float64(digits, optimizer):
+    """Mutation testing: the oracle of the issue over the per-model settings no other float64 test varies together
+    — each model of the batch ends with the weights, rates, costs and stopping epoch it has trained alone."""
+    X, y, dev = digits
+    configs = [small(optimizer=optimizer, **c) for c in EACH_OWN]
+    with xdl.use("numpy"):
+        results = fit_many(configs, X, y, dev=dev, seed=7, dtype="float64")
+        for config, result in zip(configs, results):
+            model, history = alone(config, X, y, dev, seed=7)
+            assert_same_weights(result.model, model, 1e-10)
+            assert result.history["lr"] == history["lr"]
+            np.testing.assert_allclose(result.history["dev_cost"], history["dev_cost"], rtol=1e-10)
+            assert (result.history.best_epoch, result.history.stopped_epoch) == (history.best_epoch,
+                                                                                history.stopped_epoch)
+            assert result.model.state_dict().keys() == model.state_dict().keys()
+            rates = [layer.rate for layer in result.model.layers if type(layer).__name__ == "Dropout"]
+            assert rates == [config.dropout] * len(config.hidden)
+
+
+def test_a_dev_cost_that_ties_its_best_is_no_improvement_as_alone(digits):
+    """Mutation testing (``<`` made ``<=``): a rate decayed to nothing leaves the dev cost exactly as it was each epoch;
+    a tie is no improvement for a Trainer's EarlyStopping, so the batched model stops at the epoch it stops at alone."""
+    X, y, dev = digits
+    config = small(optimizer="sgd", batch_norm=False, lr=0.05, schedule="exponential", decay_base=1e-300, patience=2,
+                   epochs=8, seed=3)
+    with xdl.use("numpy"), pytest.warns(UserWarning, match="train nothing"):  # (the rate's decay to 0 is said)
+        result = fit_many([config, small(optimizer="sgd", batch_norm=False, seed=4)], X, y, dev=dev, seed=3,
+                          dtype="float64")[0]
+        model, history = alone(config, X, y, dev, seed=3)
+    assert history["dev_cost"][2] == history["dev_cost"][1]  # the tie the test is about
+    assert (result.status, result.history.best_epoch, result.history.stopped_epoch) == \
+        ("stopped", history.best_epoch, history.stopped_epoch)
+    assert_same_weights(result.model, model, 1e-10)
+
+
+class FrozenRows(Callback):
+    """Records, after each epoch, which models the stacked optimizer holds frozen and its state rows."""
+
+    def __init__(self):
+        self.frozen, self.velocity = [], []
+
+    def on_epoch_end(self, trainer, record):
+        self.frozen.append(trainer.optimizer.frozen.tolist())
+        self.velocity.append(trainer.optimizer.state_dict()["state"]["v"].copy())
+
+
+def test_a_model_done_before_the_others_is_frozen_with_its_optimizer_state_as_it_ended():
+    """Mutation testing (the freeze in `_end_epoch` dropped: its rate 0 still kept its weights): a model that has
+    completed its epochs is frozen at once, and its momentum, which a checkpoint saves, stays as its last step left
+    it."""
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((64, 6)), rng.integers(0, 3, 64)
+    configs = [small(optimizer="momentum", hidden=[5], batch_size=16, epochs=e, seed=e) for e in (1, 3)]
+    frozen_rows = FrozenRows()
+    with xdl.use("numpy"):
+        fit_many(configs, X, y, dtype="float64", callbacks=[frozen_rows])
+    assert frozen_rows.frozen == [[True, False], [True, False], [True, True]]
+    ends = frozen_rows.velocity
+    assert np.abs(ends[0][0]).sum() > 0 and (ends[1][0] == ends[0][0]).all() and (ends[2][0] == ends[0][0]).all()
+    assert (ends[1][1] != ends[0][1]).any()  # (the other model's moved on)
+
+
+def test_each_models_dropout_masks_are_keyed_by_its_own_configs_seed(digits):
+    """Mutation testing (every model keyed by configs[0]'s seed): the tests above give their dropout models one seed.
+    Model 1, of fit_many's seed, ends as it does alone beside a model 0 of another seed (whose masks, keyed by its
+    config's seed while a Trainer keys them by its own, are not the ones it draws alone)."""
+    X, y, dev = digits
+    configs = [small(seed=2, dropout=0.2, epochs=2), small(seed=7, dropout=0.3, lr=1e-2, epochs=2)]
+    with xdl.use("numpy"):
+        results = fit_many(configs, X, y, dev=dev, seed=7, dtype="float64")
+        assert_same_weights(results[1].model, alone(configs[1], X, y, dev, seed=7)[0], 1e-10)
+
+
+def test_a_model_with_batch_norm_that_diverges_beside_another_keeps_its_own_last_good_epoch(digits):
+    """Mutation testing (the row put back on a divergence took model k − 1's statistics): the diverging models of the
+    tests above had no batch norm or no neighbour. Model 1's rate explodes in epoch 2; it fails and its result is
+    the model its configuration gives alone in one epoch, running statistics included, not model 0's."""
+    X, y, dev = digits
+    exploding = small(optimizer="sgd", lr=0.05, schedule="exponential", decay_base=1e30, epochs=2, seed=2)
+    with xdl.use("numpy"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        results = fit_many([small(optimizer="sgd", lr=0.2, epochs=2, seed=1), exploding], X, y, dev=dev, seed=3,
+                           dtype="float64")
+        one_epoch = alone(dataclasses.replace(exploding, epochs=1), X, y, dev, seed=3)[0]
+    assert [r.status for r in results] == ["completed", "failed"]
+    assert_same_weights(results[1].model, one_epoch, 1e-10)

@@ -645,6 +645,28 @@ def test_set_row_takes_a_row_of_host_arrays(backend):
         np.testing.assert_array_equal(to_numpy(a), b)
 
 
+
+def test_set_row_writes_the_models_statistics_as_well_as_its_weights():
+    """Mutation testing (set_row's statistics left unwritten): the rows of the tests above held the statistics of
+    new batch-norm layers, 0s and 1s in both models, so a row put back without them passed. Here each model's differ:
+    the row of model 0 put into model 1 makes model 1 hold model 0's weights and statistics, and model 0 keeps both."""
+    xdl.seed(0)
+    ms = [xdl.nn.mlp(4, [8], 3, batch_norm=True) for _ in range(2)]
+    for k, m in enumerate(ms):
+        batch_norm = m.layers[1]
+        batch_norm.running_mean[...] = np.arange(8) + 10 * k
+        batch_norm.running_var[...] = 1 + np.arange(8) / 4 + k
+    stacked = stack(ms)
+    zero = stacked.row(0)
+    assert not np.array_equal(zero["buffers"][0], stacked.row(1)["buffers"][0])  # (what the test is about)
+    stacked.set_row(1, zero)
+    for k in (0, 1):
+        row = stacked.row(k)
+        np.testing.assert_array_equal(row["data"], zero["data"])
+        for a, b in zip(row["buffers"], zero["buffers"], strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("first", [lambda k: xdl.nn.Dropout(0.2 + 0.1 * k),
                                    lambda k: xdl.nn.BatchNorm(4, momentum=0.5 + 0.2 * k, dtype=np.float64)])
 def test_models_opening_on_dropout_or_batch_norm_stack_and_train_each_as_alone(first):
@@ -1200,3 +1222,14 @@ def test_optimizers_a_stack_cannot_take_are_named_by_index():
         stacked = stack(ms)
         with pytest.raises(error, match=said):
             StackedOptimizer(stacked, [make(m) for make, m in zip(makers, ms)])
+
+
+@pytest.mark.parametrize("flags", [(True, False, False), (False, False, True), (False, True, True)])
+def test_models_whose_optimizers_differ_in_nesterov_are_refused_by_name(flags):
+    """Mutation testing (the flag check's ``any`` made ``all``): one update rule runs for the K models, so optimizers
+    that differ in a flag are refused wherever the odd one is, not trained as model 0's rule says."""
+    ms = [xdl.nn.mlp(4, [8], 3) for _ in flags]
+    optimizers = [Momentum(m, lr=0.01, nesterov=flag) for m, flag in zip(ms, flags)]
+    with pytest.raises(ValueError, match=rf"^optimizers: nesterov is {flags[0]} for one model and {not flags[0]} for "
+                                         "another; stacked models share one update rule$"):
+        StackedOptimizer(stack(ms), optimizers)
