@@ -149,6 +149,57 @@ def test_a_coarse_to_fine_study_resumes_whichever_round_found_its_best():
     assert run(study) == first  # resumed with all nine trials saved
 
 
+def test_rounds_split_the_trials_evenly_the_first_rounds_taking_the_remainder():
+    """coarse_to_fine and tpe draw ``trials`` points in ``rounds`` rounds: sizes that sum to the trials, differ by at
+    most one, the larger first — against the split written out, for every trials ≤ 40 and rounds ≤ trials."""
+    from xdl.tune.search import _round_sizes
+
+    cases = 0
+    for trials in range(1, 41):
+        for rounds in range(1, trials + 1):
+            q, r = divmod(trials, rounds)
+            assert _round_sizes(trials, rounds) == [q + 1] * r + [q] * (rounds - r), (trials, rounds)
+            cases += 1
+    assert cases == 40 * 41 // 2
+
+
+def test_check_search_rounds_and_tpe_seed_bounds_and_a_resume_refusing_another_split_of_rounds(tmp_path):
+    """rounds defaults to min(2, trials) and is refused for grid as for random; tpe takes every seed below 2**32;
+    a coarse_to_fine study resumes with its own trials and rounds only (its points are drawn per round: another
+    split draws other points), where a random one may be given more trials."""
+    from xdl.tune.search import check_search
+
+    space = {"lr": {"log_uniform": [1e-3, 1e-1]}}
+    assert [check_search(space, trials=n, strategy="coarse_to_fine")[2] for n in (1, 2, 5)] == [1, 2, 2]
+    with pytest.raises(ValueError, match=r"^rounds is for the strategies that search in rounds .*'grid' draws"):
+        check_search(space, trials=4, strategy="grid", rounds=2)
+    if importlib.util.find_spec("optuna") is not None:
+        check_search(space, trials=2, strategy="tpe", seed=2**32 - 1)
+        with pytest.raises(ValueError, match=r"seed must be an integer in \[0, 2\*\*32\) with strategy tpe"):
+            check_search(space, trials=2, strategy="tpe", seed=2**32)
+    search = dict(trials=4, strategy="coarse_to_fine", rounds=2)
+    for strategy in ("coarse_to_fine", "random"):
+        directory = tmp_path / strategy
+        directory.mkdir()
+        check_search(space, **{**search, "strategy": strategy, "rounds": None if strategy == "random" else 2},
+                     directory=directory)[4].save()
+    assert check_search(space, **search, directory=tmp_path / "coarse_to_fine", resume=True)[4].meta["rounds"] == 2
+    assert check_search(space, trials=6, directory=tmp_path / "random", resume=True)[4].meta["trials"] == 6
+    for change, said in ((dict(rounds=3), r"made with rounds 2, this one has 3\. "),
+                         (dict(trials=6), r"made with trials 4, this one has 6\. ")):
+        with pytest.raises(ValueError, match=said):
+            check_search(space, **{**search, **change}, directory=tmp_path / "coarse_to_fine", resume=True)
+
+def test_the_trials_a_search_plans_are_its_grids_points_for_grid():
+    """What a timeout's message counts a search's trials out of: a grid's points (⌊n^(1/d)⌋ values per range: 3 × 3
+    of 10 trials over two ranges, 2 × 2 of 8), the trials asked for otherwise."""
+    from xdl.tune.search import planned_trials
+
+    space = Space.from_dict({"lr": {"log_uniform": [1e-3, 1e-1]}, "dropout": {"uniform": [0.0, 0.5]}})
+    assert [planned_trials(space, n, "grid") for n in (10, 8, 4)] == [9, 4, 4]
+    assert [planned_trials(space, 10, strategy) for strategy in ("random", "coarse_to_fine", "tpe")] == [10] * 3
+
+
 def test_coarse_to_fine_samples_the_second_round_around_the_first_rounds_best(data):
     X, y, dev = data
     space = {"lr": {"log_uniform": [1e-4, 1e-1]}, "dropout": {"uniform": [0.0, 0.5]}}
@@ -215,6 +266,40 @@ def test_a_resumed_search_skips_finished_trials(data, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"^trials is 6, but the study in .* holds trials up to number 6: a random "
                                          r"search resumes with at least as many trials"):
         tune(X, y, dev, space, trials=6, base=BASE, directory=tmp_path, resume=True)
+
+
+def test_a_study_an_older_xdl_drew_resumes_whole_with_its_own_values_and_a_saved_trial_drawn_otherwise_is_refused(
+        data, tmp_path, monkeypatch):
+    """A study of another sampling held whole is not drawn again (its values are not this xdl's draws: compared,
+    they were "the space or seed changed"); one of this sampling whose saved trial holds other values than this
+    search draws for it is refused, naming the trial — neither trains anything."""
+    X, y, dev = data
+    space = {"lr": {"log_uniform": [1e-3, 1e-1]}}
+    tune(X, y, dev, space, trials=3, base=BASE, directory=tmp_path / "now")
+    saved = json.loads((tmp_path / "now" / "trials.json").read_text())
+    older = json.loads(json.dumps(saved))
+    del older["meta"]["sampling"]
+    for trial, lr in zip(older["trials"], (0.002, 0.02, 0.05)):  # (its own draws)
+        trial["params"]["lr"] = lr
+    (tmp_path / "older").mkdir()
+    (tmp_path / "older" / "trials.json").write_text(json.dumps(older))
+    fits = []
+    monkeypatch.setattr(Trainer, "fit", lambda self, *a, **k: fits.append(1))
+    study = tune(X, y, dev, space, trials=3, base=BASE, directory=tmp_path / "older", resume=True)
+    assert [t.params["lr"] for t in study.trials] == [0.002, 0.02, 0.05] and not fits
+    failed = json.loads(json.dumps(saved))  # a failed trial is finished too: a resume does not train it again
+    failed["trials"][2].update(status="failed", error="diverged: the cost became inf at epoch 1, step 1")
+    (tmp_path / "now" / "trials.json").write_text(json.dumps(failed))
+    study = tune(X, y, dev, space, trials=3, base=BASE, directory=tmp_path / "now", resume=True)
+    assert [t.status for t in study.trials] == [saved["trials"][0]["status"], saved["trials"][1]["status"], "failed"]
+    assert not fits
+    drawn = saved["trials"][1]["params"]["lr"]
+    saved["trials"][1]["params"]["lr"] = 0.05
+    (tmp_path / "now" / "trials.json").write_text(json.dumps(saved))
+    with pytest.raises(ValueError, match=rf"^resume: trial 1 of the saved study has {{'lr': 0\.05}}, this search draws "
+                                         rf"{{'lr': {re.escape(repr(drawn))}}}; the space or seed changed"):
+        tune(X, y, dev, space, trials=3, base=BASE, directory=tmp_path / "now", resume=True)
+    assert not fits
 
 
 def test_a_diverging_trial_is_recorded_and_the_search_goes_on(data):
@@ -834,6 +919,57 @@ def test_the_values_recorded_at_a_rung_are_every_trials_that_reached_it_pruned_t
                     for i, c in enumerate(curves)]
     expected = {r: [c[r - 1] for c in curves if len(c) >= r and c[r - 1] is not None] for r in (1, 2, 4)}
     assert recorded_at(study, [1, 2, 4]) == expected == {1: [0.5, 0.4, 0.3], 2: [0.6, 0.7, 0.2], 4: [0.9]}
+
+
+def _in_top_share(value, peers, eta) -> bool:
+    """Whether fewer than max(1, ⌊n/η⌋) of the n values (``peers`` and ``value``) beat ``value``: a plain count."""
+    n = len(peers) + 1
+    return sum(v > value for v in peers) < max(1, n // eta)
+
+
+def test_goes_on_is_a_top_share_by_a_plain_count_at_every_eta_and_ties():
+    """`goes_on` against a count of the values above it, over draws with ties (values on a coarse grid), 1 to 9
+    peers and η 2 to 5: the share kept depends on η and on how many values were recorded."""
+    from xdl.tune.pruning import goes_on
+
+    rng, cases = np.random.default_rng(0), 0
+    for _ in range(600):
+        eta, n = int(rng.integers(2, 6)), int(rng.integers(1, 10))
+        peers = [float(v) for v in rng.integers(0, 6, n) / 5]
+        value = float(rng.integers(0, 6) / 5)
+        assert goes_on(value, peers, eta) == _in_top_share(value, peers, eta), (value, peers, eta)
+        cases += 1
+    assert cases == 600
+
+
+def test_pruning_and_batch_pruning_keep_the_top_share_of_their_own_eta():
+    """Each callback compares at a rung by its own η (a search's halving=3 kept the top third, not the top half):
+    a trainer stopped, and a batch's models pruned, exactly where a plain count says (`_in_top_share`)."""
+    from types import SimpleNamespace
+
+    from xdl.tune.pruning import BatchPruning, Pruning
+
+    recorded = [0.9, 0.8, 0.7, 0.6, 0.5]
+    cases = 0
+    for eta in (2, 3, 4, 6):
+        for value in (0.95, 0.85, 0.75, 0.65, 0.55, 0.45):
+            trainer = SimpleNamespace(epochs=4, stop_training=False)
+            pruning = Pruning({2: recorded}, eta)
+            pruning.on_epoch_end(trainer, {"epoch": 2, "dev_accuracy": value})
+            kept = _in_top_share(value, recorded, eta)
+            assert (trainer.stop_training, pruning.pruned_at) == ((False, None) if kept else (True, 2)), (eta, value)
+            cases += 1
+        values = [0.95, 0.85, 0.75, 0.65]  # a batch of 4 at rung 2, compared with the recorded and each other
+        pruned = []  # (a ManyTrainer's parts BatchPruning reads, and its stop_model recording each call)
+        batch = SimpleNamespace(histories=[[{"dev_accuracy": 0.0}, {"dev_accuracy": v}] for v in values],
+                                status=["training"] * 4, configs=[SimpleNamespace(epochs=4)] * 4,
+                                stop_model=lambda k, status: pruned.append((k, status)))
+        BatchPruning({2: recorded}, eta).on_epoch_end(batch, {"epoch": 2})
+        expected = [(k, "pruned") for k, v in enumerate(values)
+                    if not _in_top_share(v, recorded + values[:k] + values[k + 1:], eta)]
+        assert pruned == expected, (eta, pruned)
+        cases += 1
+    assert cases == 4 * 7
 
 
 def test_a_studys_table_ranks_the_top_k_in_a_markdown_table_of_one_column_per_hyperparameter():
@@ -2274,6 +2410,30 @@ def test_a_damaged_trial_in_trials_json_is_refused_before_a_resume_trains(data, 
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
 
 
+def test_trials_json_holds_ranked_trials_with_dev_figures_and_accuracies_in_0_1_both_ends_taken(tmp_path):
+    """A completed or early-stopped trial (both ranked) needs its dev figures; a pruned or failed one may hold null;
+    a dev accuracy is in [0, 1], its ends included — each field against the rule written out, at every status."""
+    from xdl.tune.study import Study, Trial
+
+    cases = 0
+    for status in ("completed", "stopped", "pruned", "failed"):
+        for field, value in (("dev_cost", None), ("dev_accuracy", None), ("dev_accuracy", 0.0),
+                             ("dev_accuracy", 1.0), ("dev_accuracy", 1.5), ("dev_accuracy", -0.25)):
+            trial = Trial(0, 0, {"lr": 0.1}, status, None, 0.5, 1.0, 2)
+            setattr(trial, field, value)
+            study = Study({"space": {}}, tmp_path)
+            study.trials = [trial]
+            study.save()
+            refused = value is None and status in ("completed", "stopped") or value is not None and not 0 <= value <= 1
+            if refused:
+                with pytest.raises(ValueError, match=rf"its trial 0's '{field}' is {value!r}, expected a number"):
+                    Study.load(tmp_path)
+            else:
+                assert getattr(Study.load(tmp_path).trials[0], field) == value
+            cases += 1
+    assert cases == 24
+
+
 def test_best_config_of_a_loaded_study_with_damaged_base_options_names_its_directory(tmp_path):
     """A trials.json whose base options were edited (decay_base = -1) gave "trial 0: decay_base must
     be …", naming no file (``xdl tune --resume`` names the study)."""
@@ -2345,6 +2505,146 @@ def test_a_studys_repr_names_its_best_trial_and_its_directory_only_when_it_has_o
                      Trial(2, 0, {}, "failed", error="boom")]
     assert repr(study) == f"Study(3 trials, 1 completed, best: trial 0 with dev accuracy 0.5000; in {str(tmp_path)!r})"
     assert repr(Study({})) == "Study(0 trials, 0 completed)"
+
+
+def _better(a, b) -> bool:
+    """Whether trial ``a`` ranks before ``b``: higher dev accuracy, then lower dev cost, then the lower number."""
+    if a.dev_accuracy != b.dev_accuracy:
+        return a.dev_accuracy > b.dev_accuracy
+    if a.dev_cost != b.dev_cost:
+        return a.dev_cost < b.dev_cost
+    return a.number < b.number
+
+
+def test_the_best_trial_and_the_ranking_break_ties_by_dev_cost_then_trial_number():
+    """Trials of equal dev accuracy (a small dev set's few values) rank by dev cost, then the earlier trial: the
+    best, the ranking and the table's order against a plain loop, over draws full of ties."""
+    from xdl.tune.study import Study, Trial
+
+    rng, cases = np.random.default_rng(1), 0
+    for _ in range(200):
+        n = int(rng.integers(1, 9))
+        numbers = [int(k) for k in rng.permutation(n)]
+        statuses = rng.choice(["completed", "stopped", "pruned", "failed"], n)
+        study = Study({})
+        study.trials = [Trial(k, 0, {"lr": 0.1}, str(s), *(("diverged", None, None) if s == "failed" else
+                                                          (None, float(rng.choice([0.5, 0.75])),
+                                                           float(rng.choice([1.0, 2.0])))))
+                        for k, s in zip(numbers, statuses)]
+        left, order = [t for t in study.trials if t.status in ("completed", "stopped")], []
+        while left:  # selection by a plain loop: the best of those left, again and again
+            best = left[0]
+            for t in left[1:]:
+                best = t if _better(t, best) else best
+            order.append(best.number)
+            left.remove(best)
+        assert [t.number for t in study.ranked()] == order
+        assert (study.best.number if study.best is not None else None) == (order[0] if order else None)
+        rows = [row for row in study.table(k=n).splitlines()[2:] if row.startswith("| ")]
+        assert [int(row.split("|")[2]) for row in rows] == order
+        cases += 1
+    assert cases == 200
+
+
+def test_a_trial_without_a_dev_record_or_a_failed_one_with_one_says_its_status_and_error():
+    """``ok`` is "not failed and has a dev record": a pruned trial saved without one (trials.json allows null) is
+    not ok, and its line says its status (formatting None as a dev accuracy raised TypeError); a failed trial that
+    kept the record of its epochs before it diverged is not ok either, and its line says its error."""
+    from xdl.tune.study import Trial
+
+    bare = Trial(4, 0, {"lr": 0.123456}, "pruned")  # (a float said in 3 significant digits)
+    assert (bare.ok, bare.complete) == (False, False)
+    assert bare.summary() == "trial 4 pruned (lr=0.123): None"
+    failed = Trial(5, 0, {"lr": 0.5}, "failed", "diverged: the cost became inf at epoch 2, step 3", 0.4, 2.1, 1)
+    assert (failed.ok, failed.complete) == (False, False)
+    assert failed.summary() == "trial 5 failed (lr=0.5): diverged: the cost became inf at epoch 2, step 3"
+
+
+def test_a_study_saved_with_an_added_option_resumes_with_it_and_one_saved_without_it_compares_its_default(tmp_path):
+    """`Study.resume`'s ``added``: a saved base that lacks an added option (an older xdl's) is compared at the
+    value it trained with; one that holds it, at its own — never the default over it (l1 0.5 saved and given)."""
+    from xdl.config import ADDED_OPTIONS
+    from xdl.tune.study import Study
+
+    meta = {"space": {}, "trials": 2, "base": {"epochs": 2, "l1": 0.5}}
+    (tmp_path / "new").mkdir()
+    (tmp_path / "old").mkdir()
+    Study(meta, tmp_path / "new").save()
+    assert Study.resume(meta, tmp_path / "new", added=ADDED_OPTIONS).meta == meta
+    Study({**meta, "base": {"epochs": 2}}, tmp_path / "old").save()  # (before l1: trained without it)
+    with pytest.raises(ValueError, match=r"made with base\.l1 0\.0, this one has 0\.5\. Resuming"):
+        Study.resume(meta, tmp_path / "old", added=ADDED_OPTIONS)
+    resumed = Study.resume({**meta, "base": {"epochs": 2, "l1": 0.0}}, tmp_path / "old", added=ADDED_OPTIONS)
+    assert resumed.meta["base"] == {"epochs": 2, "l1": 0.0}
+    # a key only one side has is passed over in the meta and its base only: deeper, in the space, it differs
+    wider = {**meta, "space": {"l2": {"uniform": [0.0, 0.1]}}, "halving": 2}
+    with pytest.raises(ValueError, match=r"made with space\.l2 None, this one has \{'uniform': \[0\.0, 0\.1\]\}\. "):
+        Study.resume(wider, tmp_path / "new", added=ADDED_OPTIONS)
+
+
+def test_each_trial_of_a_batch_is_reported_in_number_order_with_the_best_before_it_and_its_own():
+    """`Study.add`'s report: a batch's trials in number order, each line with the best completed trial among those
+    recorded before and the batch's up to it — against a plain loop."""
+    from xdl.tune.study import Study, Trial
+
+    rng, cases = np.random.default_rng(2), 0
+    for _ in range(50):
+        lines, study = [], Study({})
+        study.report = lines.append
+        numbers = [int(k) for k in rng.permutation(8)]
+        batches = [numbers[:3], numbers[3:]]
+        trials = {k: Trial(k, 0, {}, str(rng.choice(["completed", "pruned", "failed"])), None,
+                           float(rng.choice([0.5, 0.75, 0.9])), 1.0) for k in numbers}
+        for t in trials.values():
+            t.error, t.dev_accuracy = ("boom", None) if t.status == "failed" else (None, t.dev_accuracy)
+        expected, best = [], None
+        for batch in batches:
+            study.add([trials[k] for k in batch])
+            for k in sorted(batch):
+                t = trials[k]
+                if t.status == "completed" and (best is None or _better(t, best)):
+                    best = t
+                expected.append(t.summary() + (f"; best so far: trial {best.number} ({best.dev_accuracy:.4f})"
+                                                if best is not None else ""))
+        assert lines == expected
+        cases += 1
+    assert cases == 50
+
+
+def test_a_studys_table_names_its_first_failed_trial_and_its_data_frame_each_trials_round(tmp_path):
+    """The table's last line names the first failed trial (by number) of several; the data frame's round column is
+    each trial's round; best.toml holds every option of the best configuration (true/false for a flag) but where
+    a run writes and what it resumes, as TOML reads back."""
+    import tomllib
+
+    from xdl.tune.search import _options
+    from xdl.tune.study import Study, Trial
+
+    base = TrainConfig(hidden=[8], epochs=3, batch_norm=False)  # (progress: no option a study keeps)
+    study = Study({"base": _options(base)}, tmp_path)
+    study.trials = [Trial(0, 0, {"lr": 0.01}, "completed", dev_accuracy=0.7, dev_cost=1.0, epochs=3),
+                    Trial(1, 0, {"lr": 9.0}, "failed", error="diverged: first"),
+                    Trial(2, 1, {"lr": 0.02}, "completed", dev_accuracy=0.8, dev_cost=1.0, epochs=3),
+                    Trial(3, 1, {"lr": 8.0}, "failed", error="diverged: second"),
+                    Trial(4, 1, {"lr": 0.03}, "pruned", dev_accuracy=0.9, dev_cost=0.5, epochs=1)]
+    assert study.table().endswith("\n1 trial pruned (stopped early at a rung, not ranked)\n"
+                                  "\n2 trials failed; first: trial 1: diverged: first")
+    if importlib.util.find_spec("pandas") is not None:
+        assert study.trials_dataframe()["round"].tolist() == [0, 0, 1, 1, 1]
+    written = tomllib.loads(study.write_best().read_text())
+    expected = {k: v for k, v in dataclasses.asdict(dataclasses.replace(base, lr=0.02)).items()
+                if k not in ("out", "resume") and v is not None}
+    assert written == expected and written["batch_norm"] is False and written["lr"] == 0.02
+
+
+def test_a_directory_named_trials_json_is_no_saved_study(tmp_path):
+    """`Study.load` of a directory whose trials.json is a directory says there is no trials file (reading it was an
+    IsADirectoryError, an OSError of the file's, not the missing study it is)."""
+    from xdl.tune.study import Study
+
+    (tmp_path / "trials.json").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"^Study\.load: no trials\.json in "):
+        Study.load(tmp_path)
 
 
 def test_a_trial_and_a_dimension_print_as_made_and_briefly():
