@@ -297,9 +297,10 @@ def test_a_study_an_older_xdl_drew_resumes_whole_with_its_own_values_and_a_saved
     saved["trials"][1]["params"]["lr"] = 0.05
     (tmp_path / "now" / "trials.json").write_text(json.dumps(saved))
     with pytest.raises(ValueError, match=rf"^resume: trial 1 of the saved study has {{'lr': 0\.05}}, this search draws "
-                                         rf"{{'lr': {re.escape(repr(drawn))}}}; the space or seed changed"):
+                                         rf"{{'lr': {re.escape(repr(drawn))}}}; the space or seed changed") as refused:
         tune(X, y, dev, space, trials=3, base=BASE, directory=tmp_path / "now", resume=True)
     assert not fits
+    assert not getattr(refused.value, "__notes__", None)  # ("the same call with resume=True continues" was added)
 
 
 def test_a_diverging_trial_is_recorded_and_the_search_goes_on(data):

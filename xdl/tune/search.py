@@ -225,7 +225,7 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
         raise interrupted from None
     except Exception as error:  # a report that raised, a lost Dask scheduler: the finished trials go with the error,
         # as an Optuna study keeps them when a callback raises (without a directory they were lost with the search)
-        if search.study.trials:
+        if search.study.trials and not isinstance(error, _DrawnOtherwise):
             with contextlib.suppress(AttributeError, TypeError):  # (an exception that takes no attribute)
                 error.study = search.study
                 error.add_note(f"tune: {_kept(search.study, directory)}")
@@ -254,8 +254,8 @@ def _search_rounds(space, trials, strategy, rounds, seed, study, train, search) 
         for params in points:
             params = json.loads(json.dumps(params))  # as trials.json holds them (a choice's tuples as lists)
             if number in done and done[number].params != params:
-                raise ValueError(f"resume: trial {number} of the saved study has {done[number].params}, "
-                                 f"this search draws {params}; the space or seed changed")
+                raise _DrawnOtherwise(f"resume: trial {number} of the saved study has {done[number].params}, "
+                                      f"this search draws {params}; the space or seed changed")
             if number not in done:
                 todo.append((number, params))
             number += 1
@@ -266,6 +266,11 @@ def _search_rounds(space, trials, strategy, rounds, seed, study, train, search) 
         train(todo, round_, search)
         if search.timed_out:  # a round cut short: no next round is drawn from its part
             return
+
+
+class _DrawnOtherwise(ValueError):
+    """A resume refused by a saved trial that holds other values than this search draws for it: tune's note that
+    "the same call with resume=True continues the search" is no advice for the call that just refused it."""
 
 
 def clock() -> float:
