@@ -1973,3 +1973,173 @@ def test_a_peers_constructor_keyword_is_taken_or_says_what_it_is_here(name, libr
     assert ours is None or ours[1] in takes  # a name said to be this layer's is one of its arguments
     with pytest.raises(TypeError, match=r"unexpected keyword argument 'foo'$"):  # no hint to give: Python's words
         cls(**given, foo=1)
+
+
+def test_a_layer_or_parameter_assigned_again_to_its_own_name_stays_where_it_is():
+    """``model[0] = model[0]`` (or ``layer.weight = layer.weight``) changes nothing: the parameters keep their
+    places in the model's buffer, and an optimizer made before still steps them (by −lr·g)."""
+    model = Sequential(Dense(2, 3), ReLU(), Dense(3, 1))
+    optimizer = xdl.optim.SGD(model, lr=0.5)
+    places = [p._flat for p in model.parameters()]
+    model[0] = model[0]
+    model[2].weight = model[2].weight
+    assert [p._flat for p in model.parameters()] == places
+    before = [p.numpy().copy() for p in model.parameters()]
+    for p in model.parameters():
+        p.grad[...] = 1.0
+    optimizer.step()
+    for p, values in zip(model.parameters(), before):
+        np.testing.assert_allclose(p.numpy(), values - 0.5, rtol=1e-6)
+
+
+def test_a_name_registered_anew_leaves_the_registry_it_was_in():
+    """A submodule's or a buffer's name given a parameter is that parameter only (PyTorch's rule): not listed
+    also as the submodule's parameters, nor as a buffer."""
+    module = xdl.nn.Module()
+    module.a = Dense(2, 3)
+    module.a = xdl.Parameter(np.ones(2))
+    assert [name for name, _ in module.named_parameters()] == ["a"] and list(module._modules) == []
+    bn = BatchNorm(2)
+    bn.running_mean = xdl.Parameter(np.zeros(2))
+    assert [name for name, _ in bn.named_buffers()] == ["running_var"]
+    assert sorted(bn.state_dict()) == ["beta", "gamma", "running_mean", "running_var"]
+
+
+def test_a_parameter_made_a_buffer_leaves_the_models_buffer_and_its_optimizer_is_told():
+    model = Sequential(Dense(2, 3))
+    model.extra = xdl.Parameter(np.ones(4))
+    optimizer = xdl.optim.SGD(model, lr=0.1)
+    model.add_buffer("extra", np.zeros(4))
+    assert [name for name, _ in model.named_parameters()] == ["0.weight", "0.bias"]
+    assert sum(p.size for p in model.parameters()) == 9 == model[0].weight._flat[0].size
+    with pytest.raises(RuntimeError, match="the parameters moved to new storage after this optimizer was made"):
+        optimizer.step()
+
+
+def test_a_mode_block_restores_each_modules_own_mode():
+    """``with model.evaluating():`` evaluates every module, then gives each the mode it had: a batch norm
+    kept in evaluation while the rest trains stays so, and the model trains again."""
+    model = Sequential(Dense(2, 3), BatchNorm(3), Dropout(0.5))
+    model.train()
+    model[1].eval()
+    with model.evaluating():
+        assert [m.training for _, m in model.named_modules()] == [False] * 4
+    assert [m.training for _, m in model.named_modules()] == [True, True, False, True]
+    with model.mode(True):
+        assert all(m.training for _, m in model.named_modules())
+    assert model[1].training is False
+
+
+def test_a_forward_of_ones_own_taking_training_is_given_the_calls_training():
+    class Net(xdl.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def forward(self, x, training=None):
+            self.seen.append(training)
+            return x
+
+    net = Net()
+    x = xdl.tensor(np.ones((1, 2)))
+    net(x, training=False)
+    net(x, training=True)
+    net(x)
+    assert net.seen == [False, True, None]
+
+
+def test_astype_keeps_a_standardizations_statistics_in_float64():
+    """Standardize's mean and scale stay float64 in a model of any dtype: 1e6 + 1e-3 is kept (float32 rounds it)."""
+    model = Sequential(xdl.nn.Standardize(2, mean=np.array([1e6 + 1e-3, 0.0]), scale=np.ones(2)), Dense(2, 1))
+    model.astype(np.float64).astype(np.float32)
+    assert model.dtype == np.float32 and model[0].mean.dtype == model[0].scale.dtype == np.float64
+    assert model[0].mean.tolist() == [1e6 + 1e-3, 0.0]
+
+
+def test_load_state_dict_writes_every_parameter_and_nested_buffer_in_place():
+    """A loaded state is what the model holds and says: its state_dict gives it back (a nested batch norm's
+    running statistics too), the parameters still views of the model's one buffer."""
+    rng = np.random.default_rng(0)
+    model = Sequential(Dense(2, 3), BatchNorm(3), Dense(3, 1))
+    state = {name: rng.standard_normal(value.shape).astype(value.dtype) for name, value in model.state_dict().items()}
+    state["1.running_var"] = np.abs(state["1.running_var"]) + 0.5
+    places = [p._flat for p in model.parameters()]
+    model.load_state_dict(state)
+    assert [p._flat for p in model.parameters()] == places
+    assert all(p.data.base is not None for p in model.parameters())  # (views, not arrays of their own)
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, state[name], err_msg=name)
+
+
+def test_astype_packs_the_converted_parameters_anew_with_zero_gradients():
+    model = Sequential(Dense(2, 3), Dense(3, 1))
+    for p in model.parameters():
+        p.grad[...] = 1.0
+    model.astype(np.float64)
+    assert {p._flat[0] is model[0].weight._flat[0] for p in model.parameters()} == {True}
+    assert model[0].weight._flat[0].data.dtype == np.float64
+    for p in model.parameters():
+        assert p.grad.dtype == np.float64 and not p.grad.any()
+
+
+def test_a_strict_load_refuses_a_missing_or_an_unexpected_name_and_a_loose_one_lists_them():
+    model = Sequential(Dense(2, 1))
+    state = model.state_dict()
+    missing = {"0.weight": state["0.weight"]}
+    extra = {**state, "1.weight": np.zeros((1, 1), np.float32)}
+    with pytest.raises(ValueError, match=r"missing \['0.bias'\], unexpected \[\]"):
+        model.load_state_dict(missing)
+    with pytest.raises(ValueError, match=r"missing \[\], unexpected \['1.weight'\]"):
+        model.load_state_dict(extra)
+    assert model.load_state_dict(missing, strict=False) == (["0.bias"], [])
+    assert model.load_state_dict(extra, strict=False) == ([], ["1.weight"])
+
+
+def test_a_state_of_a_transposed_weight_is_refused_by_its_shape_and_changes_nothing():
+    model = Sequential(Dense(2, 3), Dense(3, 1))
+    before = model.state_dict()
+    state = {**before, "0.bias": np.ones(3, np.float32), "1.weight": np.ones((1, 3), np.float32)}
+    match = r"parameter '1.weight': saved shape \(1, 3\) does not match the model's \(3, 1\)"
+    with pytest.raises(ValueError, match=match):
+        model.load_state_dict(state)
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, before[name], err_msg=name)
+
+
+def test_a_multi_label_logit_of_exactly_0_predicts_no_label_as_its_probability_of_one_half_does():
+    """A label is predicted where its logit is > 0 (σ > 0.5): a logit of 0, σ = 0.5, is no label either way."""
+    model = Sequential(Dense(2, 3, init="zeros"))
+    model.predicts = "labels"
+    X = np.ones((4, 2), np.float32)
+    assert model.predict(X).tolist() == [[0, 0, 0]] * 4
+    assert model.predict_proba(X).tolist() == [[0.5] * 3] * 4
+
+
+def test_a_labels_model_of_one_output_predicts_as_a_binary_one():
+    """One output is one label: predict gives (m,) classes, predict_proba the columns [1 − σ(z), σ(z)]."""
+    model = Sequential(Dense(1, 1, init=lambda shape: np.ones(shape)))
+    model.predicts = "labels"
+    X = np.array([[-2.0], [3.0]], np.float32)
+    assert model.predict(X).tolist() == [0, 1]
+    p = 1 / (1 + np.exp(-X[:, 0].astype(np.float64)))
+    np.testing.assert_allclose(model.predict_proba(X), np.stack([1 - p, p], axis=1), rtol=1e-6)
+
+
+def test_an_initializer_of_ones_own_giving_another_shape_is_refused_by_dense():
+    with pytest.raises(ValueError, match=r"Dense: init gave an array of shape \(3, 2\), the weight is \(2, 3\)"):
+        Dense(2, 3, init=lambda shape: np.ones(shape[::-1]))
+
+
+def test_the_layers_compute_their_formulas_with_their_settings():
+    """Dense: X·W + b (b ≠ 0 too; bias=False: none); LeakyReLU: slope·x below 0 (0.01 by default, PyTorch's);
+    Softmax along its axis; a model ending in a Sigmoid outputs probabilities."""
+    X = np.array([[1.0, -2.0], [-3.0, 0.5]])
+    layer = Dense(2, 3, dtype=np.float64)
+    layer.bias.data[...] = [0.5, -1.0, 2.0]
+    np.testing.assert_allclose(layer(xdl.tensor(X)).numpy(), X @ layer.weight.numpy() + [0.5, -1.0, 2.0])
+    assert [name for name, _ in Dense(2, 3, bias=False).named_parameters()] == ["weight"]
+    np.testing.assert_allclose(LeakyReLU()(xdl.tensor(X)).numpy(), np.where(X > 0, X, 0.01 * X))
+    np.testing.assert_allclose(LeakyReLU(0.2)(xdl.tensor(X)).numpy(), np.where(X > 0, X, 0.2 * X))
+    e = np.exp(X)
+    np.testing.assert_allclose(Softmax(axis=0)(xdl.tensor(X)).numpy(), e / e.sum(axis=0), rtol=1e-12)
+    assert Sequential(Dense(2, 1), Sigmoid()).outputs_probabilities()

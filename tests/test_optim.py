@@ -1592,3 +1592,258 @@ def test_the_state_check_names_the_group_and_the_buffer_holding_nan_or_inf(make)
             flags = optimizer.groups[0].flats[0].backend.to_numpy(optimizer.state_flags())
             assert optimizer.non_finite_state() == optimizer.non_finite_state(flags) == [f"group {i}'s {name}"]
             array[0] = before
+
+
+# -- edges of the checks, each against a value written out by hand (mutation testing found them untested) ----------
+
+F32 = np.finfo(np.float32)
+
+
+@pytest.mark.parametrize("make", [
+    lambda count: schedules.step_decay(0.1, every=count),
+    lambda count: schedules.staircase(0.1, decay_rate=1.0, interval=count),
+    lambda count: schedules.cosine(0.1, count),
+    lambda count: schedules.warmup(0.1, count),
+])
+def test_a_count_between_0_and_1_is_refused_and_1_is_taken(make):
+    """A count (every, interval, total, steps) is ≥ 1: 0.5 is none, 1 the least."""
+    for count in (0.5, 1e-320, 0.999):
+        with pytest.raises(ValueError, match=r"must be a finite number ≥ 1 \(a count of steps or epochs\)"):
+            make(count)
+    assert make(1)(0) == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("betas", [dict(beta1=0.0), dict(beta2=0.0), dict(beta1=0.0, beta2=0.0)])
+def test_a_beta_of_0_is_taken_and_steps_as_plain_sign_descent(betas):
+    """β ∈ [0, 1): β₁ = β₂ = 0 is Adam without averages, m̂ = g, v̂ = g², a step of lr·g/(|g| + ε)."""
+    p = xdl.Parameter(np.array([1.0, -2.0, 3.0]))
+    optimizer = Adam([p], lr=0.1, eps=1e-8, **betas)
+    p.grad[...] = [0.5, -4.0, 2.0]
+    optimizer.step()
+    if betas == dict(beta1=0.0, beta2=0.0):
+        np.testing.assert_allclose(p.numpy(), [1.0 - 0.1, -2.0 + 0.1, 3.0 - 0.1], rtol=1e-7)
+    with pytest.raises(ValueError, match=r"must be in \[0, 1\), got 1.0"):
+        Adam([xdl.Parameter(np.ones(2))], beta1=1.0)
+
+
+@pytest.mark.parametrize("lr", [float(F32.smallest_subnormal), 1e-40, float(F32.tiny), float(F32.max)])
+def test_a_rate_at_the_ends_of_float32s_positive_range_is_taken(lr):
+    """float32 holds every rate in [2⁻¹⁴⁹, max]: subnormals too (1e-40 is below `tiny`, 1.18e-38)."""
+    p = xdl.Parameter(np.zeros(2, dtype=np.float32))
+    optimizer = SGD([p], lr=lr)
+    p.grad[...] = [1.0, 0.0]
+    optimizer.step()
+    assert p.numpy().tolist() == [-np.float32(lr), 0.0]
+
+
+@pytest.mark.parametrize("lr", [float(F32.smallest_subnormal) / 2, float(F32.max) * 1.0001])
+def test_a_rate_just_outside_float32s_positive_range_is_refused(lr):
+    with pytest.raises(ValueError, match=r"a learning rate must be 0 or a number in float32's positive range"):
+        SGD([xdl.Parameter(np.zeros(2, dtype=np.float32))], lr=lr)
+
+
+def test_a_rate_of_0_is_refused_where_0_is_not_allowed():
+    from xdl.optim.optimizer import check_rate
+
+    assert check_rate(0.0, "lr") == 0.0
+    with pytest.raises(ValueError, match=r"^min_lr is 0.0: a learning rate must be a number in float32's"):
+        check_rate(0.0, "min_lr", zero=False)
+    assert check_rate(1e-3, "min_lr", zero=False) == 1e-3
+
+
+def test_a_weight_decay_of_float32s_largest_is_taken_and_beyond_it_refused():
+    assert SGD([xdl.Parameter(np.ones(2, dtype=np.float32))], weight_decay=float(F32.max)).defaults[
+        "weight_decay"] == float(F32.max)
+    with pytest.raises(ValueError, match="weight_decay is .*, inf in float32"):
+        SGD([xdl.Parameter(np.ones(2, dtype=np.float32))], weight_decay=float(F32.max) * 1.0001)
+
+
+def test_a_schedule_of_0d_arrays_gives_their_numbers():
+    """``np.where(count < 1, 0.1, 0.01)`` is a 0-d array: the rate it holds (0.1, then 0.01) is used."""
+    p = xdl.Parameter(np.zeros(1))
+    optimizer = SGD([p], lr=lambda count: np.where(count < 1, 0.1, 0.01))
+    for _ in range(2):
+        p.grad[...] = 1.0
+        optimizer.step()
+    np.testing.assert_allclose(p.numpy(), [-0.1 - 0.01], rtol=1e-12)
+
+
+def test_a_schedule_that_overflows_gives_inf_which_the_step_refuses():
+    """Python's OverflowError from a schedule of one's own is inf (a rate beyond floats), not 0 (no step)."""
+    from xdl.optim.optimizer import rate_at
+
+    assert rate_at(lambda count: 10.0 ** (400 * count), 1) == math.inf
+    p = xdl.Parameter(np.ones(2))
+    optimizer = SGD([p], lr=lambda count: 0.1 if count == 0 else 10.0 ** (400 * count))
+    p.grad[...] = 1.0
+    optimizer.step()
+    with pytest.raises(ValueError, match=r"the lr at step 2 \(group 0\) is inf"):
+        optimizer.step()
+    np.testing.assert_allclose(p.numpy(), 0.9)
+
+
+def test_a_schedules_error_is_named_by_the_rate_where_a_name_is_given():
+    from xdl.optim.optimizer import rate_at
+
+    def schedule(count):
+        return [0.1][count]
+
+    with pytest.raises(IndexError):
+        rate_at(schedule, 1)
+    with pytest.raises(ValueError, match=r"^schedule\(1\): the schedule raised IndexError: list index out of range"):
+        rate_at(schedule, 1, "schedule(1)")
+
+
+def test_optimizer_state_setdefault_or_update_by_keyword_refuses_undeclared_names():
+    from xdl.optim.optimizer import StateBuffers
+
+    state = StateBuffers({"v": np.zeros(2)}, "Rule")
+    state.update(v=np.ones(2))
+    assert state.setdefault("v").tolist() == [1.0, 1.0]
+    with pytest.raises(TypeError, match=r"^Rule.update: state 'm' is not declared"):
+        state.update(m=np.zeros(2))
+    with pytest.raises(TypeError, match=r"^Rule.update: state 's' is not declared"):
+        state.setdefault("s", np.zeros(2))
+    assert set(state) == {"v"}
+
+
+def test_a_step_count_set_below_a_groups_start_starts_it_there():
+    """A group added after 5 steps starts at 5; t set to 2 starts it at 2 (its Adam t: 1 at the next step)."""
+    first = xdl.Parameter(np.ones(1))
+    optimizer = Adam([first], lr=0.1)
+    optimizer.t = 5
+    later = xdl.Parameter(np.ones(1))
+    optimizer.add_param_group({"params": [later]})
+    assert optimizer.state_dict()["first_steps"] == [0, 5]
+    version = optimizer.version
+    optimizer.t = 2
+    assert optimizer.state_dict()["first_steps"] == [0, 2]
+    assert optimizer.version > version  # (a captured step holds the first steps: it is captured again)
+    optimizer.t = 3
+    assert optimizer.state_dict()["first_steps"] == [0, 2]
+
+
+def test_an_optimizer_made_without_parameters_checks_its_rate():
+    for lr in (-1.0, math.nan, "0.1"):
+        with pytest.raises(ValueError, match="lr must be a finite number ≥ 0"):
+            Adam(lr=lr)
+
+
+@pytest.mark.parametrize("numpy_type", [np.float32, np.int64, np.int32, np.float64])
+def test_a_numpy_count_gives_the_rate_of_the_python_count(numpy_type):
+    """A count of NumPy's (a Trainer's epoch from an array) gives, bit for bit, the rate of the Python number."""
+    made = [schedules.exponential(0.1, base=0.9), schedules.inverse_time(0.3, decay_rate=0.7),
+            schedules.cosine(0.1, 13), schedules.step_decay(0.1, factor=0.3, every=3), schedules.inverse_sqrt(0.1, 3.0)]
+    for schedule in made:
+        for count in range(40):
+            rate = schedule(numpy_type(count))
+            assert type(rate) is float and rate == schedule(count), (schedule, count)
+
+
+def test_a_first_group_added_after_steps_set_takes_adams_first_step():
+    """Adam's first step of a group is lr·g/(|g| + ε) (m̂ = g, v̂ = g²), whatever t the optimizer says."""
+    optimizer = Adam(lr=0.1, eps=1e-8)
+    optimizer.t = 3
+    p = xdl.Parameter(np.zeros(3))
+    optimizer.add_param_group({"params": [p]})
+    p.grad[...] = [2.0, -0.5, 1e-3]
+    optimizer.step()
+    g = np.array([2.0, -0.5, 1e-3])
+    np.testing.assert_allclose(p.numpy(), -0.1 * g / (np.abs(g) + 1e-8), rtol=1e-12)
+    assert optimizer.t == 4
+
+
+def test_a_group_of_no_parameters_is_refused():
+    for params in ([], [{"params": []}]):
+        with pytest.raises(ValueError, match="an optimizer parameter group needs at least one parameter"):
+            SGD(params, lr=0.1)
+
+
+def test_a_flag_set_through_param_groups_is_what_the_next_step_reads():
+    """nesterov set to True after a plain step: the next step goes along β·v + (1 − β)·g (PyTorch's Nesterov,
+    as ARCHITECTURE.md writes it), v = β·v + (1 − β)·g, not along v."""
+    p = xdl.Parameter(np.zeros(2))
+    optimizer = Momentum([p], lr=0.5, beta=0.8)
+    g1, g2 = np.array([1.0, -2.0]), np.array([0.5, 3.0])
+    p.grad[...] = g1
+    optimizer.step()
+    optimizer.param_groups[0]["nesterov"] = True
+    p.grad[...] = g2
+    optimizer.step()
+    v1 = 0.2 * g1
+    v2 = 0.8 * v1 + 0.2 * g2
+    np.testing.assert_allclose(p.numpy(), -0.5 * v1 - 0.5 * (0.8 * v2 + 0.2 * g2), rtol=1e-12)
+
+
+def test_a_rate_a_groups_narrowest_dtype_cannot_hold_is_refused_when_the_group_is_made():
+    """1e-46 is 0 in float32 (and a number in float64): a group holding both refuses it at once, not at its step."""
+    params = [xdl.Parameter(np.ones(2, dtype=np.float64)), xdl.Parameter(np.ones(2, dtype=np.float32))]
+    with pytest.raises(ValueError, match=r"a learning rate must be 0 or a number in float32's positive range"):
+        SGD(params, lr=1e-46)
+    assert SGD([xdl.Parameter(np.ones(2, dtype=np.float64))], lr=1e-46).lr == 1e-46
+
+
+def test_lr_reads_the_first_groups_rate_and_setting_it_sets_every_groups_and_later_ones():
+    """``opt.lr``: group 0's rate; ``opt.lr = 0.05`` sets every group's, and a group added later takes it."""
+    a, b, c = (xdl.Parameter(np.zeros(1)) for _ in range(3))
+    optimizer = SGD([{"params": [a], "lr": 0.3}, {"params": [b], "lr": 0.7}], lr=0.1)
+    assert optimizer.lr == 0.3
+    optimizer.lr = 0.05
+    optimizer.add_param_group({"params": [c]})
+    assert [group["lr"] for group in optimizer.param_groups] == [0.05, 0.05, 0.05]
+    for p in (a, b, c):
+        p.grad[...] = 2.0
+    optimizer.step()
+    assert [p.numpy().item() for p in (a, b, c)] == [-0.1, -0.1, -0.1]
+
+
+def _without_shapes(state):  # (a state saved before "shapes" was recorded: the buffers' own checks then say it)
+    return {k: v for k, v in state.items() if k != "shapes"}
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda s: s["state"][0][0].update(x=np.zeros(3)), r"group 0 holds \['m', 'v', 'x'\], Adam keeps \['m', 'v'\]"),
+    (lambda s: s["state"][0][0].pop("v"), r"group 0 holds \['m'\], Adam keeps \['m', 'v'\]"),
+    (lambda s: s["state"][0].clear(), r"group 0 has 0 buffers per dtype, this optimizer 1"),
+    (lambda s: s["state"][0][0].update(m=np.zeros(5)), r"'m' of group 0 has shape \(5,\), this optimizer's is \(3,\)"),
+])
+def test_a_hand_edited_optimizer_state_of_other_buffers_is_refused_and_changes_nothing(edit, match):
+    p = xdl.Parameter(np.ones(3))
+    optimizer = Adam([p], lr=0.1)
+    p.grad[...] = 1.0
+    optimizer.step()
+    before = optimizer.state_dict()
+    state = _without_shapes(optimizer.state_dict())
+    edit(state)
+    with pytest.raises(ValueError, match=match):
+        optimizer.load_state_dict(state)
+    after = optimizer.state_dict()
+    assert after["t"] == 1
+    for name in ("m", "v"):
+        np.testing.assert_array_equal(after["state"][0][0][name], before["state"][0][0][name])
+
+
+def test_the_schedules_defaults_are_their_documented_ones():
+    """step_decay halves every 10 counts, exponential multiplies by 0.95 each, inverse_sqrt's k is 1."""
+    assert [schedules.step_decay(0.1)(count) for count in (0, 9, 10, 19, 20)] == [0.1, 0.1, 0.05, 0.05, 0.025]
+    assert schedules.exponential(0.1)(3) == 0.1 * 0.95 ** 3
+    assert schedules.inverse_sqrt(0.1)(4) == 0.1 / 2
+
+
+def test_minimize_given_the_parameters_it_holds_adds_no_group():
+    w = xdl.tensor([0.0], requires_grad=True)
+    optimizer = SGD([w], lr=0.25)
+    assert optimizer.minimize(lambda: (w - 4.0) ** 2, [w], steps=1) == 16.0  # w ← 0 − 0.25·2·(0 − 4) = 2
+    assert len(optimizer.param_groups) == 1 and w.numpy().tolist() == [2.0]
+    assert len(optimizer.param_groups[0]) == len(list(optimizer.param_groups[0])) == 3  # params, lr, weight_decay
+
+
+def test_a_gradient_set_to_none_after_a_step_counts_as_zero():
+    """PyTorch's ``p.grad = None``: the next step reads a zero gradient (SGD: no move), not the last one's."""
+    p = xdl.Parameter(np.zeros(2))
+    optimizer = SGD([p], lr=0.5)
+    p.grad[...] = [1.0, -2.0]
+    optimizer.step()
+    p.grad = None
+    optimizer.step()
+    assert p.numpy().tolist() == [-0.5, 1.0]
