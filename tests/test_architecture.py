@@ -199,19 +199,21 @@ def private_names_imported(path: Path, modules: str) -> list[str]:
     """The ``_private`` names (a leading underscore: "this module's own") that ``path`` imports from a module of
     the package ``modules``, each as ``module.name``."""
     tree = ast.parse(path.read_text())
+    package = modules.split(".")
     return [f"{node.module}.{alias.name}" for node in ast.walk(tree)
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[:2] == modules.split(".")
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[:len(package)] == package
             for alias in node.names if alias.name.startswith("_") and not alias.name.startswith("__")]
 
 
-def test_no_private_name_of_the_cli_is_imported_by_another_module():
+def test_no_private_name_of_xdl_is_imported_by_another_module():
     """xdl/cli/ was one module, cli.py: split into one concept a module, its helpers kept their underscores while
     each was imported by another module of the package (``_note``, ``_shell_word``, ``_signal_status`` …), telling
-    a reader "used only here" of names shared by several commands. A name shared is public; a private one is its
-    module's alone (tests may still import one, to test it)."""
+    a reader "used only here" of names shared by several commands (as were ops.optim's chunk helpers, the
+    optimizer's checks that the stacked one reuses, control's applied file). A name shared is public; a private
+    one is its module's alone (tests may still import one, to test it)."""
     shared = {str(path.relative_to(ROOT)): names for path in sorted([*PACKAGE.rglob("*.py"),
                                                                      *(ROOT / "benchmarks").rglob("*.py")])
-              if (names := private_names_imported(path, "xdl.cli"))}
+              if (names := private_names_imported(path, "xdl"))}
     assert not shared, shared
 
 
@@ -220,3 +222,5 @@ def test_private_names_imported_finds_a_private_import(tmp_path):
     sample.write_text("from xdl.cli.text import _note, shell_word\nfrom xdl.config import _private\n"
                       "def f():\n    from xdl.cli.commands.train import _one_class, __doc__\n")
     assert private_names_imported(sample, "xdl.cli") == ["xdl.cli.text._note", "xdl.cli.commands.train._one_class"]
+    assert private_names_imported(sample, "xdl") == ["xdl.cli.text._note", "xdl.config._private",
+                                                     "xdl.cli.commands.train._one_class"]

@@ -2983,15 +2983,15 @@ def test_a_historys_encoded_record_changed_to_an_equal_value_of_other_json_is_en
 
 def test_callbacks_pickled_by_an_older_xdl_load(tmp_path):
     """An older xdl's callbacks were all of xdl.train.callbacks, and its pickles name them there: a
-    Control holding a file applied, not yet renamed (its `_Applied`), failed to load with
-    "Can't get attribute '_Applied' on <module 'xdl.train.callbacks'>"."""
+    Control holding a file applied, not yet renamed (its `AppliedControl`), failed to load with
+    "Can't get attribute 'AppliedControl' on <module 'xdl.train.callbacks'>"."""
     import pickle
 
     from xdl.train import Control
-    from xdl.train.control import _Applied
+    from xdl.train.control import AppliedControl
 
     control = Control(tmp_path)
-    control._pending = _Applied("lr = 0.1 at epoch 1", "control-applied-epoch-1.toml", b"lr = 0.1")
+    control._pending = AppliedControl("lr = 0.1 at epoch 1", "control-applied-epoch-1.toml", b"lr = 0.1")
     for callback in (control, EarlyStopping(patience=2), Checkpoint(tmp_path), Callback()):
         data = pickle.dumps(callback, protocol=2)  # (its module names as text lines: renamed as the older xdl's)
         for module in ("callback", "checkpoint", "control", "early_stopping"):

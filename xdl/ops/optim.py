@@ -22,7 +22,7 @@ K models at once (`xdl.optim.StackedOptimizer`): p, g and the state are (K, n) r
 models' stacked buffers (rows = models) and each hyperparameter is a scalar or a float64 (K, 1)
 column of per-model values; the same lines then update every model with its own values, and the
 chunks run along the last axis. Every value derived from the hyperparameters (1 − β, the bias
-corrections, 1 − lr·wd) is computed in float64 and rounded to the array's dtype once (`_as`), as a
+corrections, 1 − lr·wd) is computed in float64 and rounded to the array's dtype once (`rounded_like`), as a
 Python float is for a single model: each row is updated bit for bit as that model alone.
 """
 
@@ -41,17 +41,20 @@ def _columns(p, chunk: int) -> int:
     return max(1, chunk // rows) if rows == 1 else max(chunk // rows, min(MIN_COLUMNS, chunk))
 
 
-def _chunks(p, chunk: int):
+def column_chunks(p, chunk: int):
+    """The slices of ``p``'s last axis that walk it about ``chunk`` elements at a time (`_columns` each)."""
     cols = _columns(p, chunk)
     for start in range(0, p.shape[-1], cols):
         yield slice(start, min(start + cols, p.shape[-1]))
 
 
-def _scratch(xp, like, chunk):
+def chunk_scratch(xp, like, chunk):
+    """An uninitialized buffer of ``like``'s dtype the size of its widest chunk (`column_chunks`): a
+    temporary reused chunk after chunk instead of one array per operation."""
     return xp.empty((*like.shape[:-1], min(_columns(like, chunk), like.shape[-1])), dtype=like.dtype)
 
 
-def _as(h, like):
+def rounded_like(h, like):
     """A hyperparameter (or a value derived from it) as it meets ``like``: a Python float as is (NumPy
     rounds it to the array's dtype), a float64 per-model column rounded to that dtype here. Each update
     rounds its values once, before its chunks (a column rounded per chunk was a new array each time)."""
@@ -65,8 +68,8 @@ def _is_zero(h) -> bool:
 
 def _decay(weight_decay, like):
     """A coupled weight decay as `_decayed_gradient` takes it: None for the scalar 0 (no decay), else as
-    `_as` gives it."""
-    return None if _is_zero(weight_decay) else _as(weight_decay, like)
+    `rounded_like` gives it."""
+    return None if _is_zero(weight_decay) else rounded_like(weight_decay, like)
 
 
 def _decayed_gradient(xp, p, g, weight_decay, out):
@@ -79,7 +82,7 @@ def _decayed_gradient(xp, p, g, weight_decay, out):
 
 
 def _average_into(xp, state, x, beta, rest, tmp):
-    """state ← β·state + (1 − β)·x in place, ``rest`` = 1 − β (both as `_as` gives them); ``tmp`` (x's
+    """state ← β·state + (1 − β)·x in place, ``rest`` = 1 − β (both as `rounded_like` gives them); ``tmp`` (x's
     size, may be x) is left holding (1 − β)·x."""
     state *= beta
     xp.multiply(x, rest, out=tmp)
@@ -88,9 +91,9 @@ def _average_into(xp, state, x, beta, rest, tmp):
 
 def sgd_update(xp, p, g, lr, weight_decay=0.0, chunk=CHUNK):
     """p ← p − lr·(g + wd·p)"""
-    lr, weight_decay = _as(lr, p), _decay(weight_decay, p)
-    tmp, gw_buf = _scratch(xp, p, chunk), _scratch(xp, p, chunk)
-    for s in _chunks(p, chunk):
+    lr, weight_decay = rounded_like(lr, p), _decay(weight_decay, p)
+    tmp, gw_buf = chunk_scratch(xp, p, chunk), chunk_scratch(xp, p, chunk)
+    for s in column_chunks(p, chunk):
         n = s.stop - s.start
         gw = _decayed_gradient(xp, p[..., s], g[..., s], weight_decay, gw_buf[..., :n])
         xp.multiply(gw, lr, out=tmp[..., :n])
@@ -99,9 +102,10 @@ def sgd_update(xp, p, g, lr, weight_decay=0.0, chunk=CHUNK):
 
 def momentum_update(xp, p, g, v, lr, beta, nesterov=False, weight_decay=0.0, chunk=CHUNK):
     """v ← β·v + (1 − β)·g;  p ← p − lr·v   (Nesterov: p ← p − lr·(β·v + (1 − β)·g))"""
-    lr, beta, rest, weight_decay = _as(lr, p), _as(beta, p), _as(1.0 - beta, p), _decay(weight_decay, p)
-    tmp, gw_buf = _scratch(xp, p, chunk), _scratch(xp, p, chunk)
-    for s in _chunks(p, chunk):
+    lr, beta, rest = rounded_like(lr, p), rounded_like(beta, p), rounded_like(1.0 - beta, p)
+    weight_decay = _decay(weight_decay, p)
+    tmp, gw_buf = chunk_scratch(xp, p, chunk), chunk_scratch(xp, p, chunk)
+    for s in column_chunks(p, chunk):
         n = s.stop - s.start
         t = tmp[..., :n]
         gw = _decayed_gradient(xp, p[..., s], g[..., s], weight_decay, gw_buf[..., :n])
@@ -119,10 +123,10 @@ def momentum_update(xp, p, g, v, lr, beta, nesterov=False, weight_decay=0.0, chu
 
 def rmsprop_update(xp, p, g, sq, lr, beta, eps, weight_decay=0.0, chunk=CHUNK):
     """s ← β·s + (1 − β)·g²;  p ← p − lr·g/(√s + ε)"""
-    lr, beta, rest, eps = _as(lr, p), _as(beta, p), _as(1.0 - beta, p), _as(eps, p)
+    lr, beta, rest, eps = rounded_like(lr, p), rounded_like(beta, p), rounded_like(1.0 - beta, p), rounded_like(eps, p)
     weight_decay = _decay(weight_decay, p)
-    tmp, gw_buf = _scratch(xp, p, chunk), _scratch(xp, p, chunk)
-    for s in _chunks(p, chunk):
+    tmp, gw_buf = chunk_scratch(xp, p, chunk), chunk_scratch(xp, p, chunk)
+    for s in column_chunks(p, chunk):
         n = s.stop - s.start
         t = tmp[..., :n]
         gw = _decayed_gradient(xp, p[..., s], g[..., s], weight_decay, gw_buf[..., :n])
@@ -162,12 +166,13 @@ def adam_update(xp, p, g, m, v, lr, beta1, beta2, eps, step, weight_decay=0.0, d
     """One Adam (``decoupled=False``) or AdamW (``decoupled=True``) step number ``step`` (t ≥ 1)."""
     step_size, inv_sqrt_bias2 = adam_scalars(lr, beta1, beta2, step, xp)
     decay = decoupled and not _is_zero(weight_decay)
-    shrink = _as(1.0 - lr * weight_decay, p) if decay else None  # AdamW's 1 − lr·wd
+    shrink = rounded_like(1.0 - lr * weight_decay, p) if decay else None  # AdamW's 1 − lr·wd
     weight_decay = None if decoupled else _decay(weight_decay, p)  # (decoupled: no coupled L2 in the gradient)
-    step_size, inv_sqrt_bias2, eps = _as(step_size, p), _as(inv_sqrt_bias2, p), _as(eps, p)
-    beta1, rest1, beta2, rest2 = _as(beta1, p), _as(1.0 - beta1, p), _as(beta2, p), _as(1.0 - beta2, p)
-    tmp, gw_buf = _scratch(xp, p, chunk), _scratch(xp, p, chunk)
-    for s in _chunks(p, chunk):
+    step_size, inv_sqrt_bias2, eps = rounded_like(step_size, p), rounded_like(inv_sqrt_bias2, p), rounded_like(eps, p)
+    beta1, rest1 = rounded_like(beta1, p), rounded_like(1.0 - beta1, p)
+    beta2, rest2 = rounded_like(beta2, p), rounded_like(1.0 - beta2, p)
+    tmp, gw_buf = chunk_scratch(xp, p, chunk), chunk_scratch(xp, p, chunk)
+    for s in column_chunks(p, chunk):
         n = s.stop - s.start
         t = tmp[..., :n]
         ps, ms, vs = p[..., s], m[..., s], v[..., s]

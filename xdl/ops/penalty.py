@@ -16,7 +16,7 @@ launches on a GPU).
 
 from __future__ import annotations
 
-from xdl.ops.optim import CHUNK, _as, _chunks, _scratch
+from xdl.ops.optim import CHUNK, chunk_scratch, column_chunks, rounded_like
 
 KINDS = ("l2", "l1")
 
@@ -29,8 +29,8 @@ def _check_kind(kind: str) -> None:
 def _each_chunk(xp, w, chunk):
     """(slice, scratch of the slice's width) along ``w``'s last axis."""
     chunk = (w.size or 1) if chunk is None else chunk
-    scratch = _scratch(xp, w, chunk)
-    for columns in _chunks(w, chunk):
+    scratch = chunk_scratch(xp, w, chunk)
+    for columns in column_chunks(w, chunk):
         yield columns, scratch[..., :columns.stop - columns.start]
 
 
@@ -57,7 +57,7 @@ def penalty_gradient(xp, grad, w, coefficient, kind: str, chunk: int | None = CH
     """grad ← grad + c·w (``kind`` "l2") or grad + c·sign(w) ("l1"), in place; ``grad`` and ``w`` of one
     shape, (n,) or (K, n) with c a (K, 1) column."""
     _check_kind(kind)
-    coefficient = _as(coefficient, w)
+    coefficient = rounded_like(coefficient, w)
     for columns, part in _each_chunk(xp, w, chunk):
         if kind == "l2":
             xp.multiply(w[..., columns], coefficient, out=part)
@@ -81,4 +81,4 @@ def penalty_forward(xp, w, kind: str, slope, chunk: int | None = CHUNK):
 def penalty_backward(xp, grad, w, gy, slope, kind: str, chunk: int | None = CHUNK) -> None:
     """`penalty_forward`'s gradient added in place: grad ← grad + c·w ("l2") or grad + c·sign(w) ("l1"),
     c = gy·slope (the cost's incoming gradient times λ/m, or a (K, 1) column of gy·λ_k/m) in w's dtype."""
-    penalty_gradient(xp, grad, w, _as(gy * slope, w), kind, chunk)
+    penalty_gradient(xp, grad, w, rounded_like(gy * slope, w), kind, chunk)

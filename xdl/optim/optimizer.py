@@ -39,7 +39,7 @@ from xdl.tensor import (Tensor, enable_grad, hinting_named_elsewhere, missing_at
 MAX_STEPS = int(np.iinfo(np.int64).max)
 
 
-def _real(value) -> float:
+def real_or_nan(value) -> float:
     """A real number (Python or NumPy, not a bool) as a float (an int beyond floats: inf); NaN for
     anything else, which every range check below then refuses."""
     if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.integer | np.floating):
@@ -51,7 +51,7 @@ def _real(value) -> float:
 
 
 def check_positive(name, value):
-    if not 0 < _real(value) < math.inf:
+    if not 0 < real_or_nan(value) < math.inf:
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
 
 
@@ -59,17 +59,17 @@ def check_count(name, value):
     """A schedule's count of steps or epochs (an interval, a period, a warm-up): a finite number ≥ 1.
     Floats stay (Keras's decay_steps is one), but below 1 a count is none: every=1e-320 gave lr 0
     from count 1, warmup(…, 0.5) no warm-up at all, without a word."""
-    if not 1 <= _real(value) < math.inf:
+    if not 1 <= real_or_nan(value) < math.inf:
         raise ValueError(f"{name} must be a finite number ≥ 1 (a count of steps or epochs), got {value!r}")
 
 
 def check_beta(name, value):
-    if not 0.0 <= _real(value) < 1.0:
+    if not 0.0 <= real_or_nan(value) < 1.0:
         raise ValueError(f"{name} must be in [0, 1), got {value!r}")
 
 
 def check_non_negative(name, value):
-    if not 0 <= _real(value) < math.inf:
+    if not 0 <= real_or_nan(value) < math.inf:
         raise ValueError(f"{name} must be a finite number ≥ 0, got {value!r}")
 
 
@@ -94,7 +94,7 @@ def check_rate(value, what: str, dtype=np.float32, zero: bool = True, decayed: b
     past its first count (``decayed``) that fell below that range is 0, as the update holds it: an
     exponential decay's far epochs run, as PyTorch runs them."""
     low, high = rate_range(dtype)
-    rate = _real(value)
+    rate = real_or_nan(value)
     if decayed and zero and 0 < rate < low:
         return 0.0
     if not ((zero and rate == 0) or low <= rate <= high):  # NaN fails too
@@ -103,24 +103,24 @@ def check_rate(value, what: str, dtype=np.float32, zero: bool = True, decayed: b
     return rate
 
 
-def _check_eps_in(settings: dict, dtypes) -> None:
+def check_eps_in(settings: dict, dtypes) -> None:
     """A setting ``eps`` (Adam's, RMSprop's ε) stays > 0 in the ``dtypes`` the update holds it in
     (the parameters'): one that rounds to 0 there makes √v + ε = 0 and 0/0 = NaN wherever a gradient is 0."""
     eps = settings.get("eps")
-    for dtype in dtypes if _is_number(eps) else ():
+    for dtype in dtypes if is_numeric_setting(eps) else ():
         if np.dtype(dtype).type(eps) == 0:
             raise ValueError(f"eps is {eps!r}, 0 in {np.dtype(dtype)} (the parameters' dtype): it must be at least "
                              f"{float(np.finfo(dtype).smallest_subnormal):.3g} there")
 
 
-def _check_weight_decay_in(settings: dict, dtypes) -> None:
+def check_weight_decay_in(settings: dict, dtypes) -> None:
     """A setting ``weight_decay`` stays finite in the ``dtypes`` the update holds it in (the
     parameters'): a larger one is inf there, and wd·p made the weights inf or NaN at the first step
     (0·inf for a bias at 0), where `Trainer`'s ``l2`` and `TrainConfig`'s refuse such a value by name."""
     wd = settings.get("weight_decay")
-    for dtype in dtypes if _is_number(wd) else ():
+    for dtype in dtypes if is_numeric_setting(wd) else ():
         high = float(np.finfo(dtype).max)
-        if _real(wd) > high:
+        if real_or_nan(wd) > high:
             raise ValueError(f"weight_decay is {wd!r}, inf in {np.dtype(dtype)} (the parameters' dtype, which the "
                              f"update computes wd·p in): it must be at most {high:.3g} there")
 
@@ -186,10 +186,10 @@ def rate_at(lr, count: int, what: str | None = None) -> float:
         raise ValueError(f"{what}: the schedule raised {type(e).__name__}: {e}") from e
     if isinstance(value, np.ndarray) and value.shape == ():
         value = value[()]
-    if not _is_number(value):
+    if not is_numeric_setting(value):
         raise TypeError(f"the lr schedule {getattr(lr, '__name__', lr)!r} returned {value!r} at count {count}; "
                         "a schedule returns a number")
-    return _real(value)
+    return real_or_nan(value)
 
 
 class StateBuffers(dict):
@@ -484,7 +484,7 @@ class Optimizer(StepCount):
                  for f in flats]
         group = ParamGroup(params, settings, flats, state, placed=[p._flat for p in params],
                            views=[(p.data, p.grad) for p in params], first_step=self._t)
-        group.held_names = ("lr", *sorted(k for k, v in settings.items() if k != "lr" and _is_number(v)))
+        group.held_names = ("lr", *sorted(k for k, v in settings.items() if k != "lr" and is_numeric_setting(v)))
         group.held = xp.zeros(len(group.held_names), dtype=np.float64)
         _bind_hyperparameters(group)
         if self.steps_done is None:
@@ -563,7 +563,7 @@ class Optimizer(StepCount):
             self._setting_name(group, name)
         settings = {**group.settings, **changes}
         for name, value in changes.items():
-            if name in group.held_names[1:] and not _is_number(value):  # held on the device as a number
+            if name in group.held_names[1:] and not is_numeric_setting(value):  # held on the device as a number
                 raise ValueError(f"{name} must be a number, got {value!r}")
         lr = self._checked_rate(settings, [f.data.dtype for f in group.flats], self.t)
         if any(name not in group.held_names or callable(value) or callable(group.settings[name])
@@ -579,8 +579,8 @@ class Optimizer(StepCount):
         no number is refused now)."""
         check_lr(settings["lr"])
         self.check_settings(settings)
-        _check_eps_in(settings, dtypes)
-        _check_weight_decay_in(settings, dtypes)
+        check_eps_in(settings, dtypes)
+        check_weight_decay_in(settings, dtypes)
         rate = rate_at(settings["lr"], t)
         if not callable(settings["lr"]) and dtypes:  # a number the step would refuse: refused now (a schedule's
             # later rates are checked as they come)
@@ -639,7 +639,7 @@ class Optimizer(StepCount):
         Without one the step returns None."""
         if closure is not None:  # a step that cannot run is refused before the closure's forward and backward
             self._check_steppable()
-        cost = _run_closure(closure, f"{type(self).__name__}.step")
+        cost = run_closure(closure, f"{type(self).__name__}.step")
         self._step()
         return cost
 
@@ -948,7 +948,7 @@ class Optimizer(StepCount):
         checked_state_changed()  # (the first steps a captured step's update was given: `_check_replayable`)
 
 
-def _run_closure(closure, what: str):
+def run_closure(closure, what: str):
     """``closure()`` under `enable_grad` (the cost it returns), or None without one. PyTorch's
     ``opt.step(closure)``: taking no argument, the step was refused with Python's "takes 1 positional
     argument but 2 were given"; one not callable is refused before anything runs."""
@@ -999,7 +999,7 @@ def _keys_of(value) -> str:
     return f"a dict of {sorted(map(str, value))}" if isinstance(value, dict) else type(value).__name__
 
 
-def _is_number(value) -> bool:
+def is_numeric_setting(value) -> bool:
     """A numeric setting (held on the device), not a flag (``nesterov``: passed as it is)."""
     return isinstance(value, int | float | np.number) and not isinstance(value, bool | np.bool_)
 

@@ -37,8 +37,9 @@ from xdl.data.validation import check_bool, check_int, counted
 from xdl.flat import writable
 from xdl.graph import require_not_capturing
 from xdl.optim.clipping import clip_buffers
-from xdl.optim.optimizer import (Optimizer, StateBuffers, StepCount, _check_eps_in, _check_weight_decay_in, _is_number,
-                                 _real, _run_closure, check_max_grad_norm, check_non_negative, check_rate)
+from xdl.optim.optimizer import (Optimizer, StateBuffers, StepCount, check_eps_in, check_max_grad_norm,
+                                 check_non_negative, check_rate, check_weight_decay_in, is_numeric_setting,
+                                 real_or_nan, run_closure)
 from xdl.tensor import note_written
 
 
@@ -179,7 +180,7 @@ class StackedOptimizer(StepCount):
         settings = {}
         for name in per_model[0]:
             values = [s[name] for s in per_model]
-            if _is_number(values[0]):
+            if is_numeric_setting(values[0]):
                 settings[name] = np.array(values, dtype=np.float64)
             elif any(v != values[0] for v in values):  # a flag (nesterov): the K models share one rule
                 other = next(v for v in values if v != values[0])
@@ -222,8 +223,8 @@ class StackedOptimizer(StepCount):
             try:
                 self._check_rate("lr", settings["lr"])  # a number: stacked rates are set per epoch, no schedule
                 self.rule.check_settings(settings)
-                _check_eps_in(settings, [region.data.dtype])
-                _check_weight_decay_in(settings, [region.data.dtype])
+                check_eps_in(settings, [region.data.dtype])
+                check_weight_decay_in(settings, [region.data.dtype])
             except ValueError as e:
                 raise ValueError(f"{what}, model {k}: {e}") from None
 
@@ -292,7 +293,7 @@ class StackedOptimizer(StepCount):
         for k, value in enumerate(values):
             if not self._frozen[k]:
                 self._check_rate(f"lr of model {k}", value)
-            elif math.isnan(_real(value)):  # not used (a frozen model's rate is 0), but not None or a bool either
+            elif math.isnan(real_or_nan(value)):  # not used (a frozen model's rate is 0), but not None or a bool either
                 raise ValueError(f"lr of model {k} must be a number, got {value!r}")
         values = np.where(self._frozen, 0.0, np.array(values, dtype=np.float64))
         for region in self.regions:
@@ -354,7 +355,7 @@ class StackedOptimizer(StepCount):
         """One update of every model (frozen ones stay as they are); ``closure`` as
         `Optimizer.step` takes it (called first, its cost returned)."""
         self._check_count_room()  # (before the closure's forward and backward, as `Optimizer.step`)
-        cost = _run_closure(closure, "StackedOptimizer.step")
+        cost = run_closure(closure, "StackedOptimizer.step")
         self._step()
         return cost
 

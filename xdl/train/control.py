@@ -27,7 +27,7 @@ SETTLE_WAITS = 20  # on resuming, a control file still changing is waited for th
 
 
 @dataclass
-class _Applied:
+class AppliedControl:
     """A control file whose settings took effect, waiting to be renamed once a checkpoint holds them."""
 
     note: str
@@ -68,7 +68,7 @@ class Control(Callback):
         self.lr = None  # the rate set by hand, if any
         self.notes: list[str] = []
         self._on_resume: str | None = None  # the note of a file applied on resuming, for the first epoch's record
-        self._pending: _Applied | None = None  # applied, not yet renamed
+        self._pending: AppliedControl | None = None  # applied, not yet renamed
         self._held: dict | None = None  # the checkpoint's `_pending` (name, sha256): applied, in its state, not renamed
         self._seen: tuple | None = None  # the control file's (mtime, size, inode) at a look, and when first seen so
         # on resuming, set the rate again: a checkpoint of an older xdl (its optimizer's settings not saved) reset it
@@ -209,7 +209,7 @@ class Control(Callback):
         self.notes.append(note)
         if self.report is not None:
             above_bars(self.report, note)  # (at an epoch's end: the run's bar is drawn)
-        self._pending = _Applied(note, self._unused(f"control-applied-{suffix}"), content)
+        self._pending = AppliedControl(note, self._unused(f"control-applied-{suffix}"), content)
         if not any(isinstance(cb, Checkpoint) for cb in trainer.callbacks):
             self._settle()  # no checkpoint will hold it: nothing to wait for
         return note
