@@ -2983,8 +2983,9 @@ def test_a_historys_encoded_record_changed_to_an_equal_value_of_other_json_is_en
 
 def test_callbacks_pickled_by_an_older_xdl_load(tmp_path):
     """An older xdl's callbacks were all of xdl.train.callbacks, and its pickles name them there: a
-    Control holding a file applied, not yet renamed (its `AppliedControl`), failed to load with
-    "Can't get attribute 'AppliedControl' on <module 'xdl.train.callbacks'>"."""
+    Control holding a file applied, not yet renamed (its `AppliedControl`, then named ``_Applied``), failed to load
+    with "Can't get attribute '_Applied' on <module 'xdl.train.callbacks'>"; one pickled by the xdl of
+    xdl.train.control's ``_Applied`` loads too."""
     import pickle
 
     from xdl.train import Control
@@ -2994,13 +2995,17 @@ def test_callbacks_pickled_by_an_older_xdl_load(tmp_path):
     control._pending = AppliedControl("lr = 0.1 at epoch 1", "control-applied-epoch-1.toml", b"lr = 0.1")
     for callback in (control, EarlyStopping(patience=2), Checkpoint(tmp_path), Callback()):
         data = pickle.dumps(callback, protocol=2)  # (its module names as text lines: renamed as the older xdl's)
+        data = data.replace(b"\nAppliedControl\n", b"\n_Applied\n")  # (its name then)
+        assert (b"xdl.train.control\n_Applied\n" in data) == (callback is control)
+        in_callbacks = data
         for module in ("callback", "checkpoint", "control", "early_stopping"):
-            data = data.replace(f"xdl.train.{module}\n".encode(), b"xdl.train.callbacks\n")
-        assert b"xdl.train.callbacks\n" in data
-        loaded = pickle.loads(data)
-        assert type(loaded) is type(callback) and vars(loaded).keys() == vars(callback).keys()
-        if callback is control:
-            assert loaded._pending == control._pending
+            in_callbacks = in_callbacks.replace(f"xdl.train.{module}\n".encode(), b"xdl.train.callbacks\n")
+        assert b"xdl.train.callbacks\n" in in_callbacks
+        for older in (data, in_callbacks):  # (the xdl of xdl.train.control's _Applied; the one before it)
+            loaded = pickle.loads(older)
+            assert type(loaded) is type(callback) and vars(loaded).keys() == vars(callback).keys()
+            if callback is control:
+                assert loaded._pending == control._pending
 
 
 def test_a_trainer_its_loss_and_callbacks_print_their_settings_and_progress():

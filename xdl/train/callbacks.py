@@ -8,8 +8,9 @@ continues exactly where the interrupted one stopped.
 from xdl.train.callback import MONITORED, Callback
 from xdl.train.checkpoint import Checkpoint
 from xdl.train.checkpoint_files import BEST_FILE, CHECKPOINT_FILE
-# (a Control an older xdl pickled while a file it applied waited to be renamed names its AppliedControl here)
-from xdl.train.control import CONTROL_FILE, Control, AppliedControl  # noqa: F401
+# (a Control an older xdl pickled while a file it applied waited to be renamed names its _Applied here)
+from xdl.train.control import CONTROL_FILE, Control
+from xdl.train.control import AppliedControl as _Applied  # noqa: F401
 from xdl.train.early_stopping import EarlyStopping
 from xdl.train.plateau import ReduceLROnPlateau
 

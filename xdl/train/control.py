@@ -35,6 +35,9 @@ class AppliedControl:
     content: bytes  # what it held: a file written over it since is a new one, read as usual
 
 
+_Applied = AppliedControl  # the name the pickles of a Control by an older xdl hold (loaded by it)
+
+
 class Control(Callback):
     """Babysitting a run (the course's panda): at each epoch's end, read ``directory/control.toml``
     if it exists — ``lr = 0.001`` (the rate from the next epoch on, replacing the schedule) and/or
