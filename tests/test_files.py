@@ -1,9 +1,11 @@
 """Files xdl writes and reads by name: atomic writes (`xdl.files`), History files, figures."""
 
+import errno
 import io
 import math
 import os
 import pickle
+import re
 import socket
 import stat
 import subprocess
@@ -555,6 +557,33 @@ def test_an_output_directory_linked_to_nowhere_is_named_as_such(tmp_path):
         files.check_writable_dir(tmp_path / "runs", "--out")
     (tmp_path / "gone" / "runs").mkdir(parents=True)
     assert files.check_writable_dir(tmp_path / "runs", "--out") == tmp_path / "runs"
+
+
+@pytest.mark.parametrize("code", [errno.ENOENT, errno.ENOTDIR, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC,
+                                  errno.ELOOP, errno.EIO])
+def test_a_directory_that_cannot_be_created_is_refused_as_the_system_refused_it(tmp_path, monkeypatch, code):
+    """Every mkdir failure was a PermissionError, whose text then said "No such file or directory"
+    (tune(..., directory="/proc/xx")): the type is the one the system's error has, the text its words."""
+    def refused(self, *args, **kwargs):
+        raise OSError(code, os.strerror(code), str(self))
+
+    expected = type(OSError(code, os.strerror(code)))
+    monkeypatch.setattr(Path, "mkdir", refused)
+    with pytest.raises(expected, match=rf"^--out '.*runs' cannot be created: {re.escape(os.strerror(code))}$") as error:
+        files.check_writable_dir(tmp_path / "runs", "--out")
+    assert type(error.value) is expected
+
+
+def test_a_search_directory_the_system_cannot_make_is_refused_by_what_it_is(tmp_path):
+    """A file on the way (and /proc, where a directory cannot be made): each error's type and text agree."""
+    X, y = xdl.datasets.moons(40)
+    (tmp_path / "notes").write_text("mine")
+    cases = [(tmp_path / "notes" / "search", NotADirectoryError, "Not a directory")]
+    if sys.platform.startswith("linux") and os.path.isdir("/proc/self"):
+        cases += [(Path("/proc/xx"), FileNotFoundError, "No such file or directory")]
+    for directory, expected, words in cases:
+        with pytest.raises(expected, match=rf"^directory '{re.escape(str(directory))}' cannot be created: {words}$"):
+            xdl.tune.tune(X, y, (X, y), {"lr": {"log_uniform": [1e-3, 1e-1]}}, trials=1, directory=directory)
 
 
 def test_a_checkpoint_directory_that_cannot_be_looked_up_is_named_as_xdl_train_names_it(tmp_path):

@@ -2,6 +2,7 @@
 
 import copy
 import inspect
+import itertools
 import pickle
 import re
 
@@ -642,8 +643,24 @@ def test_predict_in_batches(backend, rng):
     none = X[:0]  # no rows: the shapes of no predictions, not of nothing
     assert model.predict_proba(none).shape == model.predict_outputs(none).shape == (0, 3)
     assert model.predict(none).shape == (0,) and binary.predict_proba(none).shape == (0, 2)
-    with pytest.raises(ValueError, match=r"Dense\(4→3\): expected input of shape \(m, 4\), got \(10, 5\)"):
+    with pytest.raises(ValueError, match=r"^X has 5 features, the model expects 4$"):  # (as fit says it)
         model.predict(np.ones((10, 5)))
+
+
+def test_predict_of_examples_of_the_wrong_width_names_the_shape_given():
+    """predict of images (m, h, w) whose h·w is not the model's width named the shape the first
+    layer saw, flattened: "Dense(64→8): expected input of shape (m, 64), got (1, 256)"."""
+    model = xdl.nn.mlp(64, [8], 10)
+    for shape in [(1, 16, 16), (4, 3, 8), (0, 3, 3), (2, 4, 4, 5), (3, 1, 63), (5, 65, 1)]:
+        for predicting in (model.predict, model.predict_proba, model.predict_outputs):
+            with pytest.raises(ValueError, match=rf"^X of shape {re.escape(str(shape))} has "
+                                                 rf"{int(np.prod(shape[1:]))} features, the model expects 64$"):
+                predicting(np.zeros(shape))
+    for shape in [(1, 8, 8), (4, 2, 32), (0, 64, 1), (2, 4, 4, 4)]:  # (h·w the width: flattened, as fit takes them)
+        assert model.predict(np.zeros(shape)).shape == (shape[0],)
+    standardized = xdl.nn.Sequential(xdl.nn.Standardize(4, np.zeros(4), np.ones(4)), xdl.nn.Dense(4, 2))
+    with pytest.raises(ValueError, match=r"^X of shape \(3, 3, 3\) has 9 features, the model expects 4$"):
+        standardized.predict(np.zeros((3, 3, 3)))
 
 
 class Direct(xdl.nn.Module):
@@ -1875,6 +1892,30 @@ def test_a_loss_given_a_pytorch_or_keras_option_says_the_way_here(option, way):
     with pytest.raises(TypeError, match=rf"^SoftmaxCrossEntropy\(\) takes no options, got {option}=: .*{way}"):
         xdl.losses.SoftmaxCrossEntropy(**{option: 1})
     assert isinstance(xdl.losses.BinaryCrossEntropy(), xdl.losses.Loss)
+
+
+@pytest.mark.parametrize("loss, option, way", [
+    ("MeanSquaredError", "from_logits", "takes the model's predictions as they are"),
+    ("MeanSquaredError", "label_smoothing", "a regression has no labels to smooth"),
+    ("MeanSquaredError", "pos_weight", "no positive class"),
+    ("BinaryCrossEntropy", "label_smoothing", r"soft targets in \[0, 1\] as y, y·\(1 − ε\) \+ ε/2"),
+    ("BinaryCrossEntropy", "from_logits", "take logits always"),
+    ("SoftmaxCrossEntropy", "label_smoothing", r"soft label rows, y·\(1 − ε\) \+ ε/C")])
+def test_a_loss_given_a_peer_option_is_told_its_own_way(loss, option, way):
+    """MeanSquaredError(from_logits=…) was told "the losses take logits always", and
+    BinaryCrossEntropy(label_smoothing=…) pointed to SoftmaxCrossEntropy's soft label rows."""
+    with pytest.raises(TypeError, match=rf"^{loss}\(\) takes no options, got {option}=: .*{way}"):
+        getattr(xdl.losses, loss)(**{option: 0.1})
+
+
+def test_no_loss_is_pointed_to_another_loss_for_a_peer_option():
+    """Every loss × every peer keyword a table names: the way said names no other of xdl's losses."""
+    losses = ("SoftmaxCrossEntropy", "BinaryCrossEntropy", "MeanSquaredError")
+    options = {*xdl.losses.PYTORCH_OPTIONS, *xdl.losses.SIGMOID_OPTIONS, *xdl.losses.REGRESSION_OPTIONS}
+    for loss, option in itertools.product(losses, sorted(options)):
+        with pytest.raises(TypeError, match=rf"^{loss}\(\) takes no options, got {option}=: ") as refused:
+            getattr(xdl.losses, loss)(**{option: 0.1})
+        assert not [other for other in losses if other != loss and other in str(refused.value)], (loss, option)
 
 
 def test_an_initializer_whose_name_is_no_string_is_recorded_as_custom():

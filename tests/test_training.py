@@ -8,6 +8,7 @@ import re
 import signal
 import threading
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -2806,6 +2807,29 @@ def test_checkpoint_given_a_keras_option_says_the_way_here_before_any_work(tmp_p
     with pytest.raises(TypeError, match=r"^Checkpoint\.__init__\(\) got an unexpected keyword argument 'evry'$"):
         Checkpoint(tmp_path, evry=2)  # (no table entry: Python's own words)
     assert repr(Checkpoint(tmp_path, every=3)).endswith("every=3, monitor='dev_cost')")
+
+
+def test_checkpoint_given_a_model_file_s_name_says_it_takes_a_directory_before_making_one(tmp_path, monkeypatch):
+    """Checkpoint("best.npz"), Keras's ModelCheckpoint(filepath) habit, made a directory named best.npz
+    (holding best.npz/best.npz) without a word: a name with a model file's suffix is refused where no
+    directory of that name exists, before anything is made; one that exists, or another name, is taken."""
+    from xdl.train.checkpoint import MODEL_FILE_SUFFIXES
+    monkeypatch.chdir(tmp_path)
+    cases = 0
+    for suffix in MODEL_FILE_SUFFIXES:
+        for stem in ("best", "runs/model", "runs/v1.2/weights"):
+            for spelled in (suffix, suffix.upper()):
+                for given in (f"{stem}{spelled}", Path(f"{stem}{spelled}"), tmp_path / f"{stem}{spelled}"):
+                    said = (rf"^Checkpoint: directory '.*{re.escape(stem + spelled)}' is named as a "
+                            rf"{re.escape(spelled)} file .*Checkpoint\('.*{re.escape(stem)}'\) writes "
+                            rf"'.*{re.escape(stem)}/best\.npz'$")
+                    with pytest.raises(ValueError, match=said):
+                        Checkpoint(given)
+                    cases += 1
+    assert cases == len(MODEL_FILE_SUFFIXES) * 18 and list(tmp_path.iterdir()) == []
+    (tmp_path / "kept.npz").mkdir()  # (a directory of the name already: the user's, made so before)
+    for directory in ("kept.npz", "runs/v1.2", "checkpoints", ".npz", "best.npz.d", "best.json", tmp_path):
+        assert Checkpoint(directory).directory == Path(directory)
 
 
 KERAS_MONITOR_NAMES = ("val_loss", "val_accuracy", "loss", "accuracy", "dev_cost", "", "dev_accuracy")

@@ -2885,6 +2885,24 @@ def test_optuna_pruning_reports_each_epoch_and_prunes_a_trial_of_ones_own_object
         OptunaPruning(both.ask(), "dev_accuracy")
 
 
+def test_optuna_pruning_refuses_a_frozen_trial_which_never_prunes():
+    """OptunaPruning(study.best_trial) was accepted: a FrozenTrial's should_prune() is always False,
+    so the run was never pruned, unsaid. A FixedTrial (an objective run outside a study) is kept."""
+    optuna = pytest.importorskip("optuna")
+    from xdl.tune import OptunaPruning
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize")
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=3)
+    frozen = [study.best_trial, *study.trials, *study.get_trials(), optuna.trial.create_trial(value=1.0)]
+    for trial in frozen:
+        with pytest.raises(TypeError, match=r"^OptunaPruning: trial must be the live trial the objective receives.*"
+                                            r"got a FrozenTrial .*pass the objective's argument"):
+            OptunaPruning(trial, "dev_accuracy")
+    for live in (study.ask(), optuna.trial.FixedTrial({"x": 0.5})):
+        assert OptunaPruning(live, "dev_accuracy").trial is live
+
+
 def test_optuna_pruning_refuses_a_monitor_the_run_does_not_measure_before_any_epoch(data):
     """A dev column with no dev set, or an accuracy of a regression's loss, was found at the first
     epoch's end — that epoch trained for nothing — and said as "the record of epoch 1 has no

@@ -370,8 +370,8 @@ def check_writable_dir(directory, what: str) -> Path:
                                 "does not exist: make that directory, or name another")
     try:
         directory.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise PermissionError(f"{what} {str(directory)!r} cannot be created: {e.strerror}") from None
+    except OSError as e:  # its own type: a PermissionError said "No such file or directory" of /proc/xx
+        raise type(e)(f"{what} {str(directory)!r} cannot be created: {e.strerror or e}") from None
     if not directory.is_dir() or not os.access(directory, os.W_OK | os.X_OK):
         raise PermissionError(f"{what} {str(directory)!r} is not a writable directory")
     return directory

@@ -43,6 +43,18 @@ PYTORCH_OPTIONS = {
     "weight": "class weights are not offered",
     "pos_weight": "class weights are not offered",
 }
+# where a loss's way differs from `PYTORCH_OPTIONS`' (a loss's ``peer_options``): Keras's BinaryCrossentropy smooths
+# toward 1/2, and a regression's loss has no logits nor labels to smooth
+SIGMOID_OPTIONS = {
+    "label_smoothing": "give soft targets in [0, 1] as y, y·(1 − ε) + ε/2 (Keras's smoothing), which "
+                       "BinaryCrossEntropy takes",
+}
+REGRESSION_OPTIONS = {
+    "from_logits": "MeanSquaredError takes the model's predictions as they are (a regression has no logits)",
+    "label_smoothing": "a regression has no labels to smooth",
+    "weight": "example weights are not offered",
+    "pos_weight": "a regression has no positive class to weigh",
+}
 
 
 def __getattr__(name: str):  # (torch.nn's loss names: `xdl.nn.PYTORCH_LOSSES`)
@@ -62,12 +74,13 @@ class Loss:
     """
 
     predicts: str | None = None
+    peer_options: dict = {}  # the loss's own ways for `PYTORCH_OPTIONS`' keywords, where they differ
 
     def __init__(self, **options):
         """A loss takes no options; one of PyTorch's or Keras's is told the way here (it was Python's
-        "SoftmaxCrossEntropy() takes no arguments")."""
+        "SoftmaxCrossEntropy() takes no arguments"): the loss's ``peer_options``, else `PYTORCH_OPTIONS`."""
         for name in options:
-            way = PYTORCH_OPTIONS.get(name, "not an option of xdl's losses")
+            way = self.peer_options.get(name) or PYTORCH_OPTIONS.get(name, "not an option of xdl's losses")
             raise TypeError(f"{type(self).__name__}() takes no options, got {name}=: {way}")
 
     def __call__(self, outputs: Tensor, targets) -> Tensor:
@@ -225,6 +238,7 @@ class BinaryCrossEntropy(Loss):
     shape: (m,) or (m, 1) for one yes/no label, (m, k) for k labels at once (multi-label)."""
 
     predicts = "labels"
+    peer_options = SIGMOID_OPTIONS
 
     def prepare(self, labels, shape, backend, dtype):
         y = _targets_like(labels, shape, backend, dtype, "BinaryCrossEntropy")
@@ -241,6 +255,7 @@ class MeanSquaredError(Loss):
     """Mean of squared differences over all elements (a regression: the model predicts values)."""
 
     predicts = "values"
+    peer_options = REGRESSION_OPTIONS
 
     def prepare(self, targets, shape, backend, dtype):
         return _targets_like(targets, shape, backend, dtype, "MeanSquaredError")

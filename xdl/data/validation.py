@@ -145,8 +145,8 @@ def check_features(X, name: str = "X", n_features: int | None = None, dtype=None
         raise TypeError(f"{name} must hold numbers, got dtype {X.dtype}")
     if cast and not np.issubdtype(X.dtype, np.floating):  # integers, booleans: in the model's dtype, or a float
         X = X.astype(floating_dtype(X, dtype))  # one exactly
-    if n_features is not None and X.shape[1:] != (n_features,):
-        check_width(int(np.prod(X.shape[1:])), n_features, name)
+    if n_features is not None and X.shape[1:] != (n_features,):  # (an image's (m, h, w) is flattened: its shape said)
+        check_width(int(np.prod(X.shape[1:])), n_features, name if X.ndim == 2 else f"{name} of shape {X.shape}")
     bad = first_where(X, lambda piece: ~np.isfinite(piece)) if finite else None
     if bad is not None:
         what = "NaN, Inf or masked values" if isinstance(given, np.ma.MaskedArray) else "NaN or Inf"

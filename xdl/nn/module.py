@@ -252,6 +252,20 @@ def _setting_now(attribute, made_with):
     return made_with
 
 
+def input_features(model: Module) -> int | None:
+    """The width the model's first layer takes, where the first layer is known: a `Sequential`'s
+    (nested ones too: `Module._first_layer`) or a layer's own. A model of the user's own may call its
+    layers in any order (not the order they were registered in): its first forward pass tells
+    (`Trainer._output_shape`). What `Trainer.fit` and `predict` check X's width against before X is
+    flattened: the first layer, given it flattened, named its (m, features) shape, not the one given."""
+    while model._first_layer() is not None:
+        model = model._first_layer()
+    for attr in ("in_features", "features"):
+        if isinstance(getattr(model, attr, None), int):
+            return getattr(model, attr)
+    return None
+
+
 def _one_output(out, rows: int) -> Tensor:
     """A forward's result as predict reads it: one Tensor, a row for each of the batch's ``rows``
     examples (written into the result at their places: a batch's rows missing there were left as
@@ -951,6 +965,11 @@ class Module:
         called on it (`__call__`): the module's."""
         return self.dtype
 
+    def _first_layer(self):
+        """The layer the module's forward starts with, where it says (a `Sequential`'s first), or None:
+        what `input_features` reads the width of."""
+        return None
+
     def _host_layer(self):
         """The layer `network_input` applies on the host, or None: a model of one's own may call its
         layers in any order, so it runs whole (`Sequential` names its first layer, where it has a
@@ -978,8 +997,9 @@ class Module:
         cast to the model's dtype a batch at a time (cast whole, a uint8 set took a float32 copy of it,
         4× its size, and a float64 one half its own)."""
         check_int(batch_size, "batch_size")
-        # values the model's dtype can hold, as fit's
-        X = self.checked_input(X, cast=False)
+        # values the model's dtype can hold, and the first layer's width, as fit's: checked before X is flattened,
+        # so a mismatch names X's shape as given, not the first layer its flattened (m, features)
+        X = self.checked_input(X, n_features=input_features(self), cast=False)
         by_batch = self._host_layer() is None  # (`network_input` then casts, and the network is the model)
         X, network = (X, self) if by_batch else self.network_input(X)
         kept, bad, first_bad = None, 0, None

@@ -65,6 +65,9 @@ class Sequential(Module):
             return lambda: layer_relu_dropout(x, after.rate, after.draw_key())
         return None
 
+    def _first_layer(self):
+        return self.layers[0] if self.layers else None
+
     def _host_layer(self):
         """The first layer, where it has a host form (`Module.network_input`: a `Standardize`) and
         this model runs its layers in order (a subclass with its own forward runs whole)."""

@@ -30,6 +30,9 @@ KERAS_CHECKPOINT_OPTIONS = {
     "initial_value_threshold": "not offered: the first epoch's monitor value is the first best",
     "verbose": "not offered: a save is silent",
 }
+# the suffixes of model files, xdl's own and its peers' (Keras's .keras and .h5, Lightning's .ckpt, torch.save's .pt
+# and .pth): a Checkpoint directory named so is a file path given in Keras's habit (`check_named_as_directory`)
+MODEL_FILE_SUFFIXES = (".npz", ".keras", ".h5", ".ckpt", ".pt", ".pth")
 
 
 class Checkpoint(Callback):
@@ -57,7 +60,8 @@ class Checkpoint(Callback):
     (`measures_other_data`) starts its best afresh.
 
     A Keras ModelCheckpoint option (``save_best_only=``, ``filepath=``, …) is refused saying where it is here
-    (`KERAS_CHECKPOINT_OPTIONS`).
+    (`KERAS_CHECKPOINT_OPTIONS`), and so is a directory named as a model file that is no directory yet
+    (``Checkpoint("best.npz")``: `check_named_as_directory`).
     """
 
     order = 100
@@ -72,6 +76,7 @@ class Checkpoint(Callback):
             every = check_int(every, "Checkpoint: every", expected="a positive integer or None")
         if not isinstance(directory, str | os.PathLike) or not os.fspath(directory):
             raise TypeError(f"Checkpoint: directory must be a non-empty str or path, got {directory!r}")
+        check_named_as_directory(Path(directory))
         check_monitor(monitor, "Checkpoint")
         self.directory, self.every, self.monitor = Path(directory), every, monitor
         self.best = None  # the best monitored value so far (sign-adjusted: smaller is better)
@@ -240,6 +245,17 @@ def _identity(path) -> tuple | None:
 def _written(trainer) -> dict:
     """The checkpoint files ``trainer``'s run wrote or resumed from: resolved path → `_identity`."""
     return trainer.__dict__.setdefault("_checkpoints_written", {})
+
+
+def check_named_as_directory(directory: Path) -> None:
+    """Refuse a ``directory`` named as a model file (`MODEL_FILE_SUFFIXES`: Checkpoint("best.npz"), Keras's
+    ModelCheckpoint(filepath) habit) where no directory of that name exists: it was made as a directory,
+    holding best.npz/best.npz, without a word. One that exists is the user's (a run's made so before)."""
+    if directory.suffix.lower() in MODEL_FILE_SUFFIXES and not directory.is_dir():
+        instead = directory.with_suffix("")
+        raise ValueError(f"Checkpoint: directory {str(directory)!r} is named as a {directory.suffix} file (Keras's "
+                         f"ModelCheckpoint(filepath) takes a file); {KERAS_CHECKPOINT_OPTIONS['filepath']}: "
+                         f"Checkpoint({str(instead)!r}) writes {str(instead / BEST_FILE)!r}")
 
 
 def _copy(source, target: Path) -> Path:

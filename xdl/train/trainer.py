@@ -41,9 +41,9 @@ from xdl.data import Augment, check_labels, training_batches
 from xdl.data.validation import (check_bool, check_dev_pair, check_feature_names, check_int, check_list, counted,
                                  feature_names, per_example)
 from xdl.files import json_number
-from xdl.nn import Module, Sequential
-from xdl.nn.module import (PREDICTIONS, classes_of_logits, ends_in_probability, evaluating_here, mode_here,
-                           restore_modes, training_modes)
+from xdl.nn import Module
+from xdl.nn.module import (PREDICTIONS, classes_of_logits, ends_in_probability, evaluating_here, input_features,
+                           mode_here, restore_modes, training_modes)
 from xdl.optim import SGD, Optimizer
 from xdl.optim.optimizer import check_rate, rate_at, takes_arguments
 from xdl.saved_fields import damaged
@@ -437,7 +437,7 @@ class Trainer:
         integers (``cast=False``): `network_data` makes the network's float inputs of it once — cast
         here first, uint8 pixels took 8× their size in fit and evaluate, not 4×."""
         given = X  # (m, H, W) images, flattened next: `Augment.check` compares (H, W)
-        X = self.model.checked_input(X, f"X{name}", _input_features(self.model), cast=False)
+        X = self.model.checked_input(X, f"X{name}", input_features(self.model), cast=False)
         given = np.shape(given) if isinstance(given, list | tuple) else getattr(given, "shape", None)  # (checked)
         if len(X) == 0:
             raise ValueError(f"X{name} has no examples")
@@ -1661,15 +1661,3 @@ def _prefixed(prefix: str, metrics: dict) -> dict:
 def _postfix(record: dict) -> dict:
     keys = ("train_cost", "dev_cost", "dev_accuracy")
     return {k: f"{record[k]:.4f}" for k in keys if record.get(k) is not None}
-
-
-def _input_features(model) -> int | None:
-    """The width the model's first layer takes, where the first layer is known: a `Sequential`'s
-    (nested ones too) or a layer's own. A model of the user's own may call its layers in any order
-    (not the order they were registered in): its first forward pass tells (`Trainer._output_shape`)."""
-    while isinstance(model, Sequential) and len(model.layers):
-        model = model.layers[0]
-    for attr in ("in_features", "features"):
-        if isinstance(getattr(model, attr, None), int):
-            return getattr(model, attr)
-    return None

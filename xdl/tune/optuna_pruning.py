@@ -14,6 +14,8 @@ and stops where the study's pruner says so, as Optuna's integrations for Keras a
 
 from __future__ import annotations
 
+import sys
+
 from xdl.extras import import_error
 from xdl.train.callback import Callback, check_monitor
 
@@ -35,6 +37,7 @@ class OptunaPruning(Callback):
         if not (callable(getattr(trial, "report", None)) and callable(getattr(trial, "should_prune", None))):
             raise TypeError(f"OptunaPruning: trial must be an Optuna trial (the objective's argument), got "
                             f"{type(trial).__name__}")
+        check_live_trial(trial)
         # the study's direction checked here, before a fit (or its resume) changes anything
         directions = getattr(getattr(trial, "study", None), "directions", None)
         if directions is not None:  # (None: a trial of one's own making, nothing to check it against)
@@ -62,3 +65,15 @@ class OptunaPruning(Callback):
             except ImportError as e:
                 raise import_error(e, ("optuna",), "OptunaPruning needs Optuna", "tune")
             raise TrialPruned(f"pruned at epoch {epoch}: {self.monitor} {value:.6g}")
+
+
+def check_live_trial(trial) -> None:
+    """Refuse an Optuna ``FrozenTrial`` (``study.best_trial``, ``study.trials[i]``): the record of a
+    trial, whose ``report`` keeps nothing and whose ``should_prune`` is always False, so the run
+    would never be pruned, unsaid. (Looked up in ``sys.modules``: a FrozenTrial exists only once
+    Optuna is imported, and a check need not import it.)"""
+    frozen = getattr(sys.modules.get("optuna.trial"), "FrozenTrial", None)
+    if frozen is not None and isinstance(trial, frozen):
+        raise TypeError("OptunaPruning: trial must be the live trial the objective receives, def objective(trial), "
+                        "got a FrozenTrial (what study.best_trial and study.trials give), the record of a trial, which "
+                        "never prunes: pass the objective's argument")
