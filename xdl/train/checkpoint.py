@@ -19,7 +19,8 @@ from xdl.train.interrupt import Interrupted
 # Keras's ModelCheckpoint options → the way here (`Checkpoint.__init__`): Python's "unexpected keyword argument
 # 'save_best_only'" said neither that best.npz is always kept nor where the others are
 KERAS_CHECKPOINT_OPTIONS = {
-    "filepath": "Keras's filepath is directory here: Checkpoint(directory) writes checkpoint.npz and best.npz into it",
+    "filepath": "Keras's filepath is a directory here: Checkpoint(directory) writes checkpoint.npz and best.npz "
+                "into it",
     "save_best_only": "not an option: best.npz keeps the best epoch's state (by monitor) beside checkpoint.npz, the "
                       "last; every=None writes checkpoint.npz only at the run's end or stop",
     "save_weights_only": "not an option: each file holds the whole training state, and xdl.load(path) gives the "
