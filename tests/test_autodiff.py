@@ -1458,6 +1458,9 @@ def test_batch_norm_refuses_a_momentum_of_1_or_below_0(backend):
     for momentum in (1.0, 1, -0.1, np.float32(1.0)):
         with pytest.raises(ValueError, match=r"batch_norm: momentum must be a number in \[0, 1\)"):
             xdl.batch_norm(x, ones, zeros, mean, var, momentum=momentum)
+    for momenta in (np.array([0.9, 1.0, 0.5]), [1, 1, 1], (0.0, 0.5, 1.0)):  # one per feature: each of them too
+        with pytest.raises(ValueError, match=r"batch_norm: momentum must be .* each in \[0, 1\); got"):
+            xdl.batch_norm(x, ones, zeros, mean, var, momentum=momenta)
     assert backend.to_numpy(mean).tolist() == [0.0, 0.0, 0.0]
 
 
@@ -1758,3 +1761,146 @@ def test_a_tied_view_made_before_the_optimizer_is_refused_at_its_second_walk_not
         opt.step()
         costs.append(cost.item())
     assert costs[2] < costs[1] < costs[0]
+
+
+def test_a_clamps_gradient_is_1_at_either_bound_as_pytorchs_and_min_may_equal_max(backend):
+    """∂clamp(x)/∂x = [min ≤ x ≤ max] (PyTorch's mask, 1 at a bound itself), y = NumPy's clip; min = max is a
+    constant, not refused: many bounds and x with elements exactly at them."""
+    rng = np.random.default_rng(3)
+    for _ in range(40):
+        low, high = np.sort(rng.integers(-3, 4, size=2)).astype(float) / 2  # (equal a seventh of the time)
+        a = np.concatenate([[low, high], rng.integers(-8, 9, size=10) / 4])  # quarters: many on a bound
+        for bounds in ((low, high), (low, None), (None, high)):
+            x = xdl.tensor(a, requires_grad=True)
+            y = x.clamp(*bounds)
+            y.sum().backward()
+            inside = (a >= (-np.inf if bounds[0] is None else low)) & (a <= (np.inf if bounds[1] is None else high))
+            np.testing.assert_array_equal(backend.to_numpy(y.data), np.clip(a, *bounds), err_msg=str(bounds))
+            np.testing.assert_array_equal(backend.to_numpy(x.grad), inside.astype(float), err_msg=str(bounds))
+
+
+@pytest.mark.parametrize("name", ["tanh", "sigmoid", "relu", "leaky_relu", "exp"])
+def test_an_activations_gradient_from_a_wider_consumer_is_its_derivative_times_that_gradient(backend, name):
+    """A float32 activation times a float64 tensor: ∂L/∂y arrives in float64 (y's consumer is wider), and
+    ∂L/∂x = f′(x)·∂L/∂y still — the derivative written out here, in NumPy."""
+    rng = np.random.default_rng(5)
+    a = rng.uniform(0.1, 2.0, size=(4, 6)) * rng.choice([-1.0, 1.0], size=(4, 6))
+    w = rng.standard_normal((4, 6))
+    y = {"tanh": np.tanh(a), "sigmoid": 1 / (1 + np.exp(-a)), "relu": np.maximum(a, 0),
+         "leaky_relu": np.where(a > 0, a, 0.01 * a), "exp": np.exp(a)}[name]
+    derivative = {"tanh": 1 - y * y, "sigmoid": y * (1 - y), "relu": (a > 0) * 1.0,
+                  "leaky_relu": np.where(a > 0, 1, 0.01), "exp": y}[name]
+    x = xdl.tensor(a.astype(np.float32), requires_grad=True)
+    (getattr(xdl, name)(x) * xdl.tensor(w)).sum().backward()
+    assert x.grad.dtype == np.float32
+    np.testing.assert_allclose(backend.to_numpy(x.grad), derivative * w, rtol=1e-5, atol=1e-6)
+
+
+def test_batch_norms_running_statistics_of_one_momentum_per_feature_are_the_bits_of_that_momentum_alone(backend):
+    """running ← m·running + (1 − m)·μ (and n/(n − 1)·σ² for the variance), each factor rounded to the statistics'
+    dtype once: a float32 feature's update with m in a per-feature float64 array is the bits of m as a Python float
+    (a stacked model's statistics are those it keeps alone) — many momenta and batches."""
+    rng = np.random.default_rng(11)
+    for _ in range(30):
+        m = float(rng.uniform(0, 1))
+        x = xdl.tensor(rng.standard_normal((5, 3)).astype(np.float32) * 3 + 1)
+        ones, zeros = xdl.tensor(np.ones(3, np.float32)), xdl.tensor(np.zeros(3, np.float32))
+        start = rng.uniform(0.5, 2.0, size=(2, 3)).astype(np.float32)
+        alone, per_feature = ([backend.asarray(s.copy()) for s in start] for _ in range(2))
+        xdl.batch_norm(x, ones, zeros, *alone, momentum=m)
+        xdl.batch_norm(x, ones, zeros, *per_feature, momentum=np.full(3, m))
+        batch = x.numpy().astype(np.float64)
+        formula = m * start + (1 - m) * np.stack([batch.mean(axis=0), batch.var(axis=0, ddof=1)])
+        for a, b, expected in zip(alone, per_feature, formula):
+            np.testing.assert_allclose(backend.to_numpy(a), expected, rtol=1e-5, atol=1e-5, err_msg=f"momentum {m}")
+            np.testing.assert_array_equal(backend.to_numpy(b), backend.to_numpy(a), err_msg=f"momentum {m}")
+
+
+def test_one_hot_cross_entropy_leaves_out_the_unlabelled_classes_of_minus_infinity(backend):
+    """J = (1/m) Σᵢ (log Σⱼ e^(zᵢⱼ) − Σⱼ yᵢⱼ zᵢⱼ) with the sum over the labelled classes only: a masked class's
+    logit of −∞ (e^−∞ = 0) with label 0 adds nothing — 0·(−∞) is no NaN — as the integer labels give it."""
+    rng = np.random.default_rng(8)
+    for _ in range(20):
+        z = rng.standard_normal((6, 4))
+        labels = rng.integers(0, 4, size=6)
+        masked = (rng.random((6, 4)) < 0.4) & (np.arange(4) != labels[:, None])
+        z[masked] = -np.inf
+        finite = np.where(masked, 0.0, np.exp(z))
+        expected = np.mean(np.log(finite.sum(axis=1)) - z[np.arange(6), labels])
+        for given in (labels, np.eye(4)[labels]):
+            assert xdl.softmax_cross_entropy(xdl.tensor(z), given).item() == pytest.approx(expected, rel=1e-12)
+
+
+def test_binary_cross_entropy_refuses_targets_of_another_shape_of_as_many_elements(backend):
+    """(m, 1) logits against (m,) targets (or (m,) against (1, m)) would compare every pair: refused, however
+    many elements each has."""
+    for logits, targets in (((7, 1), (7,)), ((7,), (1, 7)), ((2, 3), (3, 2)), ((6,), (6, 1))):
+        with pytest.raises(ValueError, match=r"sigmoid_binary_cross_entropy: targets of shape"):
+            xdl.sigmoid_binary_cross_entropy(xdl.tensor(np.zeros(logits)), np.zeros(targets))
+
+
+def test_mean_squared_error_refuses_targets_of_another_shape_of_as_many_axes(backend):
+    """(m, 1) predictions against (1, m) targets (of as many axes, and elements) would compare every pair:
+    refused, as (m, 1) against (m,) is."""
+    for predictions, targets in (((5, 1), (1, 5)), ((2, 3), (3, 2)), ((4, 1), (4, 2)), ((3,), (4,))):
+        with pytest.raises(ValueError, match=r"mean_squared_error: targets of shape"):
+            xdl.mean_squared_error(xdl.tensor(np.zeros(predictions)), np.zeros(targets))
+
+
+def test_the_functional_classification_losses_of_integer_logits_are_their_float64_formulas(backend):
+    """Integer logits, as exp gives them: float64, with log softmax z − log Σ e^z, softmax cross-entropy
+    mean(log Σ e^z − z_y) and binary cross-entropy mean(log(1 + e^z) − z·y) written out in NumPy."""
+    rng = np.random.default_rng(4)
+    for _ in range(10):
+        z = rng.integers(-4, 5, size=(5, 3))
+        labels = rng.integers(0, 3, size=5)
+        log_sum = np.log(np.exp(z).sum(axis=1))
+        log_softmax = xdl.log_softmax(xdl.tensor(z))
+        assert log_softmax.dtype == np.float64
+        np.testing.assert_allclose(backend.to_numpy(log_softmax.data), z - log_sum[:, None], rtol=1e-12)
+        for given in (labels, np.eye(3)[labels]):
+            cost = xdl.softmax_cross_entropy(xdl.tensor(z), given)
+            assert cost.dtype == np.float64
+            assert cost.item() == pytest.approx(np.mean(log_sum - z[np.arange(5), labels]), rel=1e-12)
+        targets = rng.integers(0, 2, size=(5, 3)).astype(float)
+        bce = xdl.sigmoid_binary_cross_entropy(xdl.tensor(z), targets)
+        assert bce.dtype == np.float64
+        assert bce.item() == pytest.approx(np.mean(np.log1p(np.exp(z)) - z * targets), rel=1e-12)
+
+
+def test_dropout_with_a_mask_in_evaluation_is_the_identity(backend):
+    """training=False: y = x whatever mask is given (a layer's fixed mask in evaluation mode)."""
+    rng = np.random.default_rng(2)
+    for rate in (0.1, 0.5, 0.9):
+        a = rng.standard_normal((4, 5))
+        y = xdl.dropout(xdl.tensor(a), rate, False, mask=rng.random((4, 5)) >= rate)
+        np.testing.assert_array_equal(backend.to_numpy(y.data), a)
+
+
+def test_dropout_refuses_a_mask_of_another_shape_of_as_many_elements(backend):
+    """A (1, 4) mask for a (4, 1) x would broadcast y to (4, 4): refused by name, as any other shape."""
+    for x_shape, mask_shape in (((4, 1), (1, 4)), ((6, 5), (5, 6)), ((6, 5), (30,))):
+        with pytest.raises(ValueError, match=r"dropout: mask shape .* does not match input shape"):
+            xdl.dropout(xdl.tensor(np.ones(x_shape)), 0.5, mask=np.ones(mask_shape, dtype=bool))
+
+
+def test_stacked_dropout_refuses_a_rate_its_masks_do_not_resolve_and_is_each_models_dropout_bit_for_bit(backend):
+    """Each rate in [0, MAX_DROP_RATE] (0.999 and 1 refused, as dropout refuses them); model k's slice is
+    x_k·d_k/(1 − rate_k) with d_k the keep mask `keep_mask` draws for (seeds[k], stream, step), bit for bit
+    what dropout gives it alone — many rates, in float32."""
+    from xdl.ops.random import keep_mask
+
+    x = xdl.tensor(np.ones((5, 3, 4), np.float32))
+    for bad in (0.999, 1.0):
+        with pytest.raises(ValueError, match=r"stacked_dropout: rates\[1\] must be"):
+            xdl.stacked_dropout(x, (0.2, bad, 0.0), ((1, 2, 3), 0, 7))
+    rng = np.random.default_rng(6)
+    for _ in range(10):
+        a = rng.standard_normal((5, 3, 4)).astype(np.float32)
+        rates, seeds = rng.uniform(0, 0.9, size=3), [int(s) for s in rng.integers(0, 100, size=3)]
+        y = backend.to_numpy(xdl.stacked_dropout(xdl.tensor(a), rates, (seeds, 2, 9)).data)
+        for k in range(3):
+            alone = xdl.dropout(xdl.tensor(a[:, k]), float(rates[k]), key=(seeds[k], 2, 9))
+            np.testing.assert_array_equal(y[:, k], backend.to_numpy(alone.data), err_msg=f"model {k}")
+            mask = keep_mask((5, 4), float(rates[k]), seeds[k], 2, 9)
+            np.testing.assert_allclose(y[:, k], a[:, k] * mask / (1 - rates[k]), rtol=1e-6)

@@ -536,3 +536,47 @@ def test_a_small_lambd_of_a_narrow_dtype_is_compared_without_a_warning():
         warnings.simplefilter("error")
         for penalty in (l2, l1):
             assert np.isfinite(penalty(model, np.float16(0.5), 4).item())
+
+
+def test_a_gradient_rebound_between_the_penalty_and_its_backward_gets_the_penalty_and_the_buffer_does_not(backend):
+    """A weight's ``.grad`` rebound by hand after the cost was computed (its range found then) and before the
+    backward: the penalty's gradient c·w (L2) or c·sign(w) (L1), c = λ/m, lands in the array it has now, and the
+    buffer's range it left keeps what it held — for each weight of the model in turn."""
+    from xdl.losses import _weights
+
+    for penalty, slope in ((l2, lambda a: a), (l1, np.sign)):
+        for k in range(3):
+            model = xdl.nn.mlp(4, [5, 3], 2).to(backend)
+            xdl.optim.SGD(model, lr=0.1).zero_grad()
+            weights = _weights(model)
+            cost = penalty(weights, 0.6, 3)
+            left = weights[k].grad
+            weights[k].grad = backend.asarray(np.ones(weights[k].shape, dtype=np.float32))
+            cost.backward()
+            for j, w in enumerate(weights):
+                expected = 0.2 * slope(xdl.backend.array_to_numpy(w.data).astype(np.float64)) + (j == k)
+                np.testing.assert_allclose(xdl.backend.array_to_numpy(w.grad), expected, rtol=1e-6, atol=1e-7)
+            np.testing.assert_array_equal(xdl.backend.array_to_numpy(left), 0.0)
+
+
+@pytest.mark.parametrize("kind", ["l2", "l1"])
+def test_stacked_weights_outside_a_buffer_get_each_model_s_cost_and_gradient_weight_by_weight(backend, kind):
+    """K models' (K, …) weights that fill no range of a buffer (plain tensors), slope a (K, 1) column of λ_k/m:
+    the cost Σ_k (λ_k/m)/2·Σ_W ‖W_k‖² (L2) or Σ_k (λ_k/m)·Σ_W Σ|W_k| (L1), ∂/∂W_k = g·(λ_k/m)·W_k or
+    g·(λ_k/m)·sign(W_k) — written out in NumPy, for many draws."""
+    from xdl.functions.penalties import WeightPenalty, weight_ranges
+
+    rng = np.random.default_rng(21)
+    for _ in range(10):
+        values = [rng.standard_normal(shape) for shape in ((3, 4, 5), (3, 5, 2), (3, 2))]
+        slopes, g = rng.uniform(0.1, 2.0, size=(3, 1)), rng.uniform(0.5, 2.0)
+        weights = [xdl.tensor(v, requires_grad=True) for v in values]
+        cost = WeightPenalty.apply(*weights, kind=kind, slope=backend.asarray(slopes), ranges=weight_ranges(weights))
+        rows = [v.reshape(3, -1) for v in values]
+        per_model = sum((r * r).sum(axis=1) / 2 if kind == "l2" else np.abs(r).sum(axis=1) for r in rows)
+        np.testing.assert_allclose(cost.item(), (per_model * slopes[:, 0]).sum(), rtol=1e-12)
+        cost.backward(np.array(g))
+        for w, v in zip(weights, values):
+            column = slopes.reshape((3,) + (1,) * (v.ndim - 1))
+            np.testing.assert_allclose(backend.to_numpy(w.grad), g * column * (v if kind == "l2" else np.sign(v)),
+                                       rtol=1e-12)
