@@ -179,3 +179,17 @@ def test_fit_many_names_a_dtype_it_cannot_train_in(dtype, error, said):
 
     with pytest.raises(error, match="^" + said + "$"):
         ManyTrainer([TrainConfig(hidden=[4], epochs=1, patience=0, progress=False)], dtype=dtype)
+
+
+@pytest.mark.parametrize("options, named", [
+    ({"augment_shift": 1, "augment_noise": 0.1}, "augment_shift"),
+    ({"augment_noise": 0.1, "augment_flip": True}, "augment_noise"),
+    ({"augment_flip": True}, "augment_flip"), ({"augment_shift": 2, "augment_flip": True}, "augment_shift")])
+def test_augmentation_on_a_dataset_of_no_images_names_the_first_augmentation_option(options, named):
+    """Augmentation applies to image datasets only: a config on moons with several augmentation options names the
+    first in TrainConfig's order (shift, noise, flip), as the command line names its flag."""
+    from xdl.config import TrainConfig
+
+    with pytest.raises(ValueError, match=rf"^TrainConfig: {named}: augmentation applies to image datasets \(digits\), "
+                                         r"not 'moons'"):
+        TrainConfig(dataset="moons", **options)

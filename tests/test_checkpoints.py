@@ -164,6 +164,27 @@ def test_a_resume_compares_an_initializer_by_its_one_spelling(then, now, same):
             provenance.verify(facts(then), facts(now), "checkpoint.npz")
 
 
+@pytest.mark.parametrize("saved, now, change", [
+    ({"init": "normal(10)"}, {"init": "normal(10.0)"}, None), ({"init": "normal(1e1)"}, {"init": "normal(10)"}, None),
+    ({"init": "normal"}, {"init": "normal(0.01)"}, None),
+    ({"init": "normal(10)"}, {"init": "normal(1)"}, ("init", "normal(10)", "normal(1)")),
+    ({"init": "normal(x)"}, {}, ("init", "normal(x)", "he")), ({"init": 3}, {}, ("init", 3, "he")),
+    ({"l1": 0.5}, {}, ("l1", 0.5, 0.0)), ({"max_grad_norm": 1.0}, {}, ("max_grad_norm", 1.0, 0.0)),
+    ({"decay_k": 2.0}, {}, ("decay_k", 2.0, 1.0)), ({"l1": 0.0, "decay_k": 1.0}, {}, None),
+    ({}, {"l1": 0.5}, ("l1", 0.0, 0.5)), ({}, {"schedule": "inverse_sqrt", "decay_k": 2.0}, ("decay_k", 1.0, 2.0)),
+    ({"lr": 0.1}, {"lr": 0.1}, None), ({"lr": 0.1}, {}, ("lr", 0.1, 0.003)),
+    ({"epochs": 3, "patience": 2, "out": "a"}, {"epochs": 9, "patience": 5, "out": "b"}, None)])
+def test_a_resume_s_config_keeps_each_option_an_added_one_at_what_an_older_run_trained_with(saved, now, change):
+    """`TrainConfig.first_change` against a checkpoint's options: an initializer by its one spelling (an
+    unreadable one, a file no xdl wrote, is another), an option a checkpoint holds at a value other than what
+    it stands for when missing (`ADDED_OPTIONS`: l1 0, decay_k 1) is a change, and so is one set now that an
+    older run had not; epochs, patience and out may change on a resume; an option neither added nor saved is
+    not compared."""
+    from xdl.config import TrainConfig
+
+    assert TrainConfig(**now).first_change(saved) == change
+
+
 @pytest.mark.parametrize("wait, patience", [(w, p) for p in (1, 2, 5) for w in range(p + 2)])
 def test_an_xdl_train_checkpoint_is_over_once_its_wait_reaches_the_patience(wait, patience):
     """An older `xdl train` run whose EarlyStopping had waited ``patience`` epochs stopped there (its
@@ -432,3 +453,15 @@ def test_a_resume_compares_its_epochs_with_the_best_of_the_run_before_it(tmp_pat
     epoch, state = _best_file(tmp_path)
     assert epoch == best_epoch == int(np.argmin(costs)) + 1 and _same_state(state, best_state)
     assert resumed.best_checkpoint == tmp_path / "best.npz"
+
+
+@pytest.mark.parametrize("name", ["init", "lr", "optimizer"])
+def test_a_checkpoint_option_no_xdl_wrote_that_cannot_be_compared_is_a_change(name):
+    """A saved value that == cannot compare (an array of two values, from a file no xdl wrote) is not the run's:
+    `first_change` names it, rather than failing on the array's truth or passing it as the same."""
+    from xdl.config import TrainConfig
+
+    config = TrainConfig()
+    saved = {name: np.array([getattr(config, name), getattr(config, name)])}
+    found = TrainConfig().first_change(saved)
+    assert found is not None and found[0] == name and found[2] == getattr(config, name), found

@@ -719,3 +719,197 @@ def test_a_gradcheck_result_is_true_only_where_the_check_passed(backend, factor)
     result = xdl.gradcheck(lambda t: ScaledSquare.apply(t, factor=factor).sum(), x)
     assert bool(result) is result.passed
     assert bool(result) is (factor == 1.0), str(result)
+
+
+@pytest.mark.parametrize("bound, word, word_above", [(1e-7, "great", "ok"), (1e-5, "ok", "suspect"),
+                                                     (1e-3, "suspect", "bug")])
+def test_each_verdict_holds_below_its_bound_and_the_next_from_it(bound, word, word_above):
+    """The course's reading: a difference < 1e-7 is great, < 1e-5 ok, < 1e-3 suspect, else a bug — each bound
+    itself is the next verdict's (``difference < bound``), checked over a spread of differences around it."""
+    for scale in np.geomspace(0.0101, 1 - 1e-9, 25):  # (the verdict below is 100 times lower)
+        assert verdict_for(bound * scale) == word, (bound * scale, verdict_for(bound * scale))
+    for scale in (1.0, 1 + 1e-9, 1.5, 3.0, 9.99):
+        assert verdict_for(bound * scale) == word_above, (bound * scale, verdict_for(bound * scale))
+
+
+@pytest.mark.parametrize("theta, eps", [(1.0, 1e-16), (2.0**40, 1.5 * 2.0**-14), (-(2.0**20), 1.5 * 2.0**-34)])
+def test_an_element_that_moves_one_way_only_is_checked_over_the_step_it_took(theta, eps):
+    """At a power of two the ulp above is twice the one below: an ε between their halves leaves θ + ε at θ but
+    moves θ − ε by an ulp. The element moves, so the check runs (only θ ± ε both rounding back to θ is refused),
+    dividing by the step taken: J = x, exact at every step, is "great"."""
+    assert theta + eps == theta and theta - eps != theta or theta - eps == theta and theta + eps != theta
+    t = xdl.tensor(np.array([theta]), requires_grad=True)
+    result = xdl.gradcheck(lambda: (t * 1.0).sum(), [t], eps=eps)
+    assert result.verdict == "great" and result.worst.numeric == 1.0, str(result)
+
+
+def test_gradcheck_names_the_eps_every_input_needs_the_largest_ulp_among_all_inputs():
+    """Among several inputs, the element named is the one whose ulp is the largest in any of them (1e14 in the
+    second), not the first stuck one found (1e10 in the first): its eps moves every element of both."""
+    a = xdl.tensor(np.array([1e10, 1.0]), requires_grad=True)
+    b = xdl.tensor(np.array([2.0, 1e14]), requires_grad=True)
+    needed = float(np.spacing(1e14))
+    with pytest.raises(ValueError, match=rf"input 1 \(1,\) is 1e\+14.*give an eps of at least {needed:.3g}"):
+        xdl.gradcheck(lambda: (a * a).sum() + (b * b).sum(), [a, b])
+    with pytest.raises(ValueError, match=rf"input 1 \(1,\) is 1e\+14.*give an eps of at least {needed:.3g}"):
+        xdl.gradcheck(lambda: (a * a).sum() + (b * b).sum(), [b, a][::-1])
+
+
+@pytest.mark.parametrize("ulps", [16, 1000, 10**6])
+def test_a_cost_that_moves_by_more_than_a_few_ulps_between_calls_is_refused(ulps):
+    """J at the same inputs must agree to a few of its ulps (4): one that drifts by 16 ulps or more a call (a
+    counter, a cache) is no one function of the inputs — its drift over ε would read as gradient."""
+    x = xdl.tensor(np.array([0.5, -1.5, 2.0]), requires_grad=True)
+    calls = []
+
+    def J():
+        calls.append(None)
+        return (x * x).sum() * (1.0 + ulps * float(np.finfo(np.float64).eps) * len(calls))
+
+    with pytest.raises(ValueError, match="J is not one function of the inputs"):
+        xdl.gradcheck(J, [x])
+
+
+def test_a_wrong_backward_at_an_element_that_moves_one_way_only_reads_as_a_bug():
+    """2**30 with the default ε = 1e-7: θ + ε rounds back to θ (its upper half-ulp is 1.19e-7), θ − ε moves. The
+    kink test's one-sided slope above divided by that step, 0: a wrong backward pass (3x for x²) ended in a
+    ZeroDivisionError instead of its verdict; with no slope above there is no kink to tell, and it is a bug."""
+    theta = 2.0**30
+    assert theta + 1e-7 == theta and theta - 1e-7 != theta
+    t = xdl.tensor(np.array([theta, 0.5]), requires_grad=True)
+    result = xdl.gradcheck(lambda: WrongSquare.apply(t).sum(), [t])
+    assert result.verdict == "bug" and result.worst.kink is None, str(result)
+    assert result.worst.analytic == 3 * theta and result.worst.numeric == pytest.approx(2 * theta, rel=1e-6)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 3, 4, 5, 6, 8, 9])  # (2 and 7 draw a b that reads "ok" at ε)
+def test_an_input_suspect_only_from_j_s_rounding_is_checked_again_at_the_larger_step(seed):
+    """J = 5·10⁴·Σa² + Σb²: J's rounding over ε (|J|·2⁻⁵²/ε ≈ 1e-3) makes b's difference at ε suspect (computed
+    here with NumPy), and b alone would fail as a hidden bug; checked again at RECHECK·ε it agrees — rounding, as
+    for a bug-sized one — so the check passes, saying so, on a's "great"."""
+    rng = np.random.default_rng(seed)
+    a_values, b_values = rng.normal(size=3) * 3, rng.normal(size=4)
+
+    def cost(a, b):
+        return 5e4 * (a * a).sum() + (b * b).sum()
+
+    steps = np.eye(4) * 1e-7
+    numeric = np.array([(cost(a_values, b_values + s) - cost(a_values, b_values - s))
+                        / ((b_values + s) - (b_values - s))[i] for i, s in enumerate(steps)])
+    assert verdict_for(relative_difference(2 * b_values, numeric)) == "suspect"
+    a, b = (xdl.tensor(v, requires_grad=True) for v in (a_values, b_values))
+    result = xdl.gradcheck(lambda: cost(a, b), {"a": a, "b": b})
+    assert result.passed and result.verdict == "great", str(result)
+    assert len(result.unresolved) == 1 and result.unresolved[0].startswith("b (agrees to "), str(result)
+
+
+@pytest.mark.parametrize("requires_grad", [False, True])
+def test_gradcheck_leaves_each_input_s_requires_grad_as_it_was(requires_grad):
+    """The check sets requires_grad on its inputs to backpropagate to them, and puts each flag back after."""
+    x = xdl.tensor(np.array([0.5, -1.5, 2.0]), requires_grad=requires_grad)
+    w = xdl.tensor(np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]), requires_grad=not requires_grad)
+    result = xdl.gradcheck(lambda: ((x @ w) ** 2).sum(), [x, w])
+    assert result.passed, str(result)
+    assert x.requires_grad is requires_grad and w.requires_grad is (not requires_grad)
+
+
+def test_a_cost_that_is_nan_at_its_second_call_only_is_refused_as_no_one_function():
+    """J agreeing with itself "to a few ulps" includes NaN: a second call giving NaN (and finite ones after) is
+    refused before any finite difference, not checked on the finite calls around it."""
+    x = xdl.tensor(np.array([0.5, -1.5, 2.0]), requires_grad=True)
+    calls = []
+
+    def J():
+        calls.append(None)
+        return (x * x).sum() * (np.nan if len(calls) == 2 else 1.0)
+
+    with pytest.raises(ValueError, match=r"J is not one function of the inputs: .* gave J = 6\.5 and nan"):
+        xdl.gradcheck(J, [x])
+
+
+class OffSquare(Function):
+    """y = x², with a backward 0.1% off at its last element only: 2x·(1, …, 1, 1.001)."""
+
+    def forward(self, x):
+        self.x = x
+        return x * x
+
+    def backward(self, gy):
+        factor = np.ones(self.x.shape)
+        factor[-1] = 1.001
+        return (2 * gy * self.x * factor,)
+
+
+@pytest.mark.parametrize("values", [[5.0, 0.1, 1.0], [-7.0, 3.0, 0.2, 2.0], [9.0, 1.5]])
+def test_a_suspect_input_s_worst_element_is_the_one_that_differs_most_not_the_largest(values):
+    """The worst place is where backprop and the numeric gradient differ most (the last element, 0.1% off), not the
+    largest gradient (the first); the input is suspect, so no kink is looked for."""
+    x = xdl.tensor(np.array(values), requires_grad=True)
+    result = xdl.gradcheck(lambda: OffSquare.apply(x).sum(), [x])
+    expected = relative_difference(2 * np.array(values) * np.r_[np.ones(len(values) - 1), 1.001], 2 * np.array(values))
+    assert result.verdict == verdict_for(expected) == "suspect", str(result)
+    assert result.worst.index == (len(values) - 1,), str(result)
+    assert result.worst.analytic == pytest.approx(2.002 * values[-1], rel=1e-12)
+
+
+class ShiftedReluBackward(Function):
+    """y = relu(x) + 10x, its backward ``at_kink`` where x = 0 (10, the slope from below, is ReLU's 0 plus 10)."""
+
+    at_kink: float = 10.0
+
+    def forward(self, x):
+        self.x = x
+        return np.maximum(x, 0.0) + 10.0 * x
+
+    def backward(self, gy):
+        return (gy * np.where(self.x > 0, 11.0, np.where(self.x < 0, 10.0, self.at_kink)),)
+
+
+@pytest.mark.parametrize("at_kink, kink", [(10.0, (10.0, 11.0)), (11.0, (10.0, 11.0)), (9.9995, (10.0, 11.0)),
+                                           (9.95, None), (11.05, None)])
+def test_a_kink_whose_slopes_differ_by_a_twentieth_is_one_and_a_backward_off_both_is_a_bug(at_kink, kink):
+    """relu(x) + 10x at 0: slopes 10 and 11, apart by 1/21 of their size (a kink is told from a smooth point at
+    10⁻³ of it). Backprop at one slope (to 10⁻⁵ of it, or 10⁻³ of the jump) is a kink; 0.5% off both, outside
+    them, is a wrong backward pass."""
+    x = xdl.tensor(np.array([0.0]), requires_grad=True)
+    result = xdl.gradcheck(lambda: ShiftedReluBackward.apply(x, at_kink=at_kink).sum(), [x])
+    assert result.verdict == "bug" and result.worst.numeric == pytest.approx(10.5, rel=1e-6), str(result)
+    assert result.worst.kink == (pytest.approx(kink, rel=1e-6) if kink else None), str(result)
+
+
+@pytest.mark.parametrize("curvature", [2000.0, 5000.0, 9000.0])
+def test_a_kink_beside_a_strongly_curved_term_is_one_though_its_slopes_move_with_the_step(curvature):
+    """relu(x) + c·x² at 0: the slope from below is −c·ε (c·10⁻⁷, up to 10⁻³ of the jump, 1), backprop's 0 — one
+    of the slopes to within 10⁻³ of the jump; the slopes at 10ε move by 9c·ε, more than that, so only that
+    closeness to a slope says kink (not the between-the-slopes test, which wants them put)."""
+    x = xdl.tensor(np.array([0.0]), requires_grad=True)
+    result = xdl.gradcheck(lambda: (xdl.relu(x) + curvature * x * x).sum(), [x])
+    assert result.verdict == "bug" and result.worst.analytic == 0.0, str(result)
+    assert result.worst.kink == pytest.approx((-curvature * 1e-7, 1 + curvature * 1e-7), rel=1e-6), str(result)
+
+
+def test_gradcheck_refuses_a_cost_of_several_elements_naming_its_shape():
+    """J must be one number: x² (3 elements), not summed, is refused by name with its shape."""
+    x = xdl.tensor(np.array([0.5, -1.5, 2.0]), requires_grad=True)
+    with pytest.raises(ValueError, match=r"fn must return a one-element tensor, got Tensor \(3,\)"):
+        xdl.gradcheck(lambda: x * x, [x])
+
+
+@pytest.mark.parametrize("eps", [0.0, -1e-7, math.inf, math.nan])
+def test_gradcheck_refuses_a_step_that_is_not_a_finite_number_above_0(eps):
+    """ε = 0 divided 0 by 0; it, a negative one and a non-finite one are refused by name before any work."""
+    x = xdl.tensor(np.array([0.5, -1.5]), requires_grad=True)
+    calls = []
+    with pytest.raises(ValueError, match=r"gradcheck: eps must be a finite number > 0"):
+        xdl.gradcheck(lambda: calls.append(1) or (x * x).sum(), [x], eps=eps)
+    assert not calls
+
+
+def test_another_input_whose_bug_sized_difference_is_a_kink_is_named_as_one_not_as_a_bug():
+    """Two inputs each at a ReLU's kink (0): the worst says its kink, and the other is listed among the kinks
+    (``also_kinks``), not among the inputs "differing like a bug"."""
+    a, b = (xdl.tensor(np.array([0.0]), requires_grad=True) for _ in range(2))
+    result = xdl.gradcheck(lambda: (xdl.relu(a) + 2.0 * xdl.relu(b)).sum(), {"a": a, "b": b})
+    assert result.verdict == "bug" and result.worst.name == "a" and result.worst.kink is not None, str(result)
+    assert result.also_kinks == ["b"] and result.also == [], str(result)
+    assert "also bug-sized at kinks of J only (no wrong backward pass): b" in str(result)

@@ -228,3 +228,34 @@ def test_mlpclassifier_takes_decay_k_and_goes_on_with_one_pickled_before_it():
     assert older.decay_k == 1.0
     for name, value in now.model_.state_dict().items():
         np.testing.assert_array_equal(older.model_.state_dict()[name], value, err_msg=name)
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES)
+def test_every_schedule_takes_float32_s_smallest_and_largest_rates_at_the_first_epoch(schedule):
+    """The first epoch's rate must be at least float32's smallest positive number, and every epoch's at most its
+    largest (`FLOAT32_RATES`): lr at either exactly is a first epoch at it, under every schedule (each starts at
+    lr, and falls), and is taken; half the smallest and twice the largest, beyond float32's range, are refused."""
+    for rate in FLOAT32_RATES:
+        config = TrainConfig(lr=rate, schedule=schedule, epochs=5)
+        assert config.build_schedule() is None or config.build_schedule()(0) == rate
+    for rate in (FLOAT32_RATES[0] / 2, FLOAT32_RATES[1] * 2):
+        with pytest.raises(ValueError, match="lr"):
+            TrainConfig(lr=rate, schedule=schedule)
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES)
+def test_each_schedule_gives_the_rate_its_help_says_at_every_epoch(schedule):
+    """`TrainConfig.build_schedule` against each schedule's formula in the option's help, epoch from 0, computed here
+    with distinct settings (so one read in another's place shows): inverse_time α0/(1 + decay_rate·epoch),
+    exponential α0·decay_base^epoch, staircase α0/(1 + decay_rate·⌊epoch/decay_every⌋), step α0·decay_factor^⌊epoch/
+    decay_every⌋, inverse_sqrt α0·decay_k/√max(epoch, 1), cosine α0·(1 + cos(π·epoch/epochs))/2; none: constant."""
+    settings = dict(lr=0.1, decay_rate=0.5, decay_base=0.9, decay_every=3, decay_factor=0.25, decay_k=0.7, epochs=10)
+    formulas = {"inverse_time": lambda e: 0.1 / (1 + 0.5 * e), "exponential": lambda e: 0.1 * 0.9**e,
+                "staircase": lambda e: 0.1 / (1 + 0.5 * (e // 3)), "step": lambda e: 0.1 * 0.25 ** (e // 3),
+                "inverse_sqrt": lambda e: 0.1 * 0.7 / math.sqrt(max(e, 1)),
+                "cosine": lambda e: 0.1 * (1 + math.cos(math.pi * e / 10)) / 2}
+    built = TrainConfig(schedule=schedule, **settings).build_schedule()
+    if schedule == "none":
+        assert built is None
+        return
+    assert [built(e) for e in range(10)] == pytest.approx([formulas[schedule](e) for e in range(10)], rel=1e-12)

@@ -1847,3 +1847,58 @@ def test_a_gradient_set_to_none_after_a_step_counts_as_zero():
     p.grad = None
     optimizer.step()
     assert p.numpy().tolist() == [-0.5, 1.0]
+
+
+@pytest.mark.parametrize("name, kind, settings, reads", [
+    ("sgd", SGD, {"lr": 0.01, "weight_decay": 0.0}, set()),
+    ("momentum", Momentum, {"lr": 0.01, "beta": 0.8, "nesterov": False, "weight_decay": 0.0}, {"beta1"}),
+    ("nesterov", Momentum, {"lr": 0.01, "beta": 0.8, "nesterov": True, "weight_decay": 0.0}, {"beta1"}),
+    ("rmsprop", RMSprop, {"lr": 0.01, "beta": 0.8, "eps": 1e-6, "weight_decay": 0.0}, {"beta1", "eps"}),
+    ("adam", Adam, {"lr": 0.01, "beta1": 0.8, "beta2": 0.95, "eps": 1e-6, "weight_decay": 0.0},
+     {"beta1", "beta2", "eps"}),
+    ("adamw", AdamW, {"lr": 0.01, "beta1": 0.8, "beta2": 0.95, "eps": 1e-6, "weight_decay": 0.0},
+     {"beta1", "beta2", "eps"})])
+def test_each_optimizer_option_is_built_with_the_settings_the_config_s_help_gives_it(name, kind, settings, reads):
+    """`TrainConfig.build_optimizer`: beta1 is momentum's and RMSprop's β and Adam's β1, beta2 Adam's β2, eps
+    RMSprop's and Adam's ε, nesterov Nesterov's momentum; adamw decays nothing at weight_decay 0 (not AdamW's own
+    0.01), and the weights only at weight_decay > 0; max_grad_norm 0 is None. The options it reads, and no
+    others, are the ones `unread_options` does not name."""
+    from xdl.config import TrainConfig, unread_options
+
+    model = xdl.nn.mlp(3, [4], 2)
+    config = TrainConfig(optimizer=name, lr=0.01, beta1=0.8, beta2=0.95, eps=1e-6)
+    optimizer = config.build_optimizer(model)
+    assert type(optimizer) is kind and optimizer.defaults == settings and optimizer.max_grad_norm is None
+    assert set(unread_options(config, ["beta1", "beta2", "eps", "lr", "epochs"])) == {"beta1", "beta2", "eps"} - reads
+    decayed = TrainConfig(optimizer=name, weight_decay=0.1, max_grad_norm=2.0).build_optimizer(model)
+    groups = [(sorted(p.ndim for p in group["params"]), group["weight_decay"]) for group in decayed.param_groups]
+    assert decayed.max_grad_norm == 2.0 and groups == [([2, 2], 0.1), ([1, 1], 0.0)]  # the weights, the biases
+
+
+@pytest.mark.parametrize("schedule, reads", [("none", set()), ("inverse_time", {"decay_rate"}),
+                                             ("exponential", {"decay_base"}),
+                                             ("staircase", {"decay_rate", "decay_every"}),
+                                             ("step", {"decay_factor", "decay_every"}), ("inverse_sqrt", {"decay_k"}),
+                                             ("cosine", set())])
+def test_each_schedule_s_own_settings_are_the_ones_unread_options_leaves_out(schedule, reads):
+    """The options a schedule reads, from its help: any other schedule setting given is unread (lr and epochs,
+    read by every run, never are)."""
+    from xdl.config import TrainConfig, unread_options
+
+    settings = ["decay_rate", "decay_base", "decay_every", "decay_factor", "decay_k", "lr", "epochs"]
+    assert set(unread_options(TrainConfig(schedule=schedule, optimizer="sgd"), settings)) \
+        == {"decay_rate", "decay_base", "decay_every", "decay_factor", "decay_k"} - reads
+
+
+@pytest.mark.parametrize("l2, l1, capture, patience", [(0.3, 0.1, False, 0), (0.0, 0.2, True, 4)])
+def test_the_config_s_trainer_takes_its_penalties_capture_and_early_stopping(l2, l1, capture, patience):
+    """`TrainConfig.build_trainer`: l2 is the Trainer's λ and l1 its λ₁ (not swapped), capture True is "auto"
+    (a graph where a GPU runs it) and False none, and patience > 0 adds an EarlyStopping of that patience."""
+    from xdl.config import TrainConfig
+    from xdl.train import EarlyStopping
+
+    config = TrainConfig(hidden=[4], l2=l2, l1=l1, capture=capture, patience=patience, batch_size=8, epochs=3)
+    trainer = config.build_trainer(config.build_model(3, 2))
+    assert (trainer.l2, trainer.l1, trainer.capture) == (l2, l1, "auto" if capture else False)
+    assert (trainer.batch_size, trainer.epochs) == (8, 3)
+    assert [c.patience for c in trainer.callbacks if isinstance(c, EarlyStopping)] == ([patience] if patience else [])

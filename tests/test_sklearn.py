@@ -1073,3 +1073,50 @@ def test_the_plateau_s_defaults_are_xdl_train_s_and_the_callback_s():
     clf = MLPClassifier()
     assert (clf.plateau_patience, clf.plateau_factor) == (TrainConfig().plateau_patience, TrainConfig().plateau_factor)
     assert clf.plateau_factor == inspect.signature(ReduceLROnPlateau).parameters["factor"].default
+
+
+@pytest.mark.parametrize("name, here", [
+    ("hidden_layer_sizes", "hidden"), ("alpha", "l2"), ("learning_rate_init", "lr"), ("max_iter", "epochs"),
+    ("random_state", "seed"), ("solver", "optimizer"), ("n_iter_no_change", "patience"),
+    ("learning_rate", "schedule"),
+    ("nesterovs_momentum", "optimizer='nesterov' (True) or optimizer='momentum' (False)")])
+def test_each_renamed_scikit_learn_parameter_is_told_first_as_the_parameter_it_is_here(name, here):
+    """The hint opens with the parameter that stands for scikit-learn's (its docs: solver picks the weight
+    optimizer; nesterovs_momentum=True is Nesterov's momentum, False the classical one), not one named later in
+    its words: a hint for solver that opened with "schedule (…)" still said optimizer='nesterov' further on."""
+    for refuse, error in ((lambda: MLPClassifier(**{name: 1}), TypeError),
+                          (lambda: MLPClassifier().set_params(**{name: 1}), ValueError)):
+        with pytest.raises(error) as told:
+            refuse()
+        way = str(told.value).split(f"scikit-learn's {name} is ", 1)[1]
+        assert re.match(rf"{re.escape(here)}(?!\w)", way), (name, way)
+
+
+def test_the_defaults_are_scikit_learns_where_a_parameter_stands_for_one_of_its():
+    """hidden, activation, optimizer, lr, early_stopping, validation_fraction and warm_start default to what
+    scikit-learn's MLPClassifier's hidden_layer_sizes, activation, solver, learning_rate_init, early_stopping,
+    validation_fraction and warm_start do; l2 is 0 by default (the alpha hint says so: scikit-learn's is 1e-4),
+    and patience 10 (n_iter_no_change's 10 is patience 11 here: the hint's)."""
+    from sklearn.neural_network import MLPClassifier as ScikitLearns
+
+    ours, theirs = MLPClassifier().get_params(), ScikitLearns().get_params()
+    for here, there in [("hidden", "hidden_layer_sizes"), ("activation", "activation"), ("optimizer", "solver"),
+                        ("lr", "learning_rate_init"), ("early_stopping", "early_stopping"),
+                        ("validation_fraction", "validation_fraction"), ("warm_start", "warm_start")]:
+        assert ours[here] == theirs[there], (here, ours[here], theirs[there])
+    assert ours["l2"] == 0.0 and theirs["alpha"] == 1e-4 and ours["patience"] == 10
+    assert "0 by default" in str(pytest.raises(TypeError, MLPClassifier, alpha=1e-4).value)
+
+
+@pytest.mark.parametrize("dropout, batch_norm", [(0.0, False), (0.25, False), (0.5, True)])
+def test_the_architecture_parameters_make_the_fitted_network(dropout, batch_norm):
+    """hidden, dropout and batch_norm reach ``model_``: a Dropout of that rate after each hidden activation (none at
+    0), a BatchNorm after each hidden Dense layer where batch_norm is on."""
+    from xdl.nn import BatchNorm, Dense, Dropout
+
+    X, y = labelled_moons()
+    clf = MLPClassifier(hidden=(6, 5), dropout=dropout, batch_norm=batch_norm, epochs=1, backend="numpy").fit(X, y)
+    layers = list(clf.model_)
+    assert [layer.rate for layer in layers if isinstance(layer, Dropout)] == ([dropout] * 2 if dropout else [])
+    assert sum(isinstance(layer, BatchNorm) for layer in layers) == (2 if batch_norm else 0)
+    assert [layer.weight.shape for layer in layers if isinstance(layer, Dense)] == [(2, 6), (6, 5), (5, 2)]

@@ -527,11 +527,17 @@ def _kink(call, t: Tensor, flat: int, eps: float, cost: float, analytic: float) 
     index = tuple(int(i) for i in np.unravel_index(flat, t.shape))
     theta = float(t.backend.to_numpy(t.data[index]))
 
-    def slopes(step):
+    def slopes(step):  # None where θ ± step rounds back to θ on one side (θ a power of two, ε below its upper
+        # half-ulp): that side has no slope to compare (it divided by 0; the central difference took the other's)
         above, plus, below, minus = _around(call, t, index, step)
+        if above == theta or below == theta:
+            return None
         return (cost - minus) / (theta - below), (plus - cost) / (above - theta)
 
-    left, right = slopes(eps)
+    sides = slopes(eps)
+    if sides is None:
+        return None
+    left, right = sides
 
     def apart(a, b, tolerance):
         return abs(a - b) > tolerance * (abs(a) + abs(b))
@@ -548,8 +554,8 @@ def _kink(call, t: Tensor, flat: int, eps: float, cost: float, analytic: float) 
     # between the slopes (a subgradient) but neither: only a kink whose slopes stay put over 10ε says so —
     # else the window between two noisy (or step-sized) slopes would let a wrong backward pass through
     if min(left, right) - 1e-3 * jump <= analytic <= max(left, right) + 1e-3 * jump:
-        wide_left, wide_right = slopes(10 * eps)
-        if abs(wide_left - left) <= 1e-3 * jump and abs(wide_right - right) <= 1e-3 * jump:
+        wide = slopes(10 * eps)
+        if wide is not None and abs(wide[0] - left) <= 1e-3 * jump and abs(wide[1] - right) <= 1e-3 * jump:
             return left, right
     return None
 
