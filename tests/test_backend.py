@@ -1,4 +1,5 @@
 import os
+import re
 import subprocess
 import sys
 
@@ -448,3 +449,111 @@ def test_owner_says_another_librarys_device_array_is_no_backends_without_making_
         assert not xdl.backend.on_device(array)
         assert xdl.backend.on_backend_of(np.ones(2), array).tolist() == [1.0, 1.0]
     assert made == [] and "cupy" not in xdl.backend._backends
+
+
+def test_use_as_context_manager_restores_another_backend_and_its_precision():
+    """On exit the backend current before is current again, and the precision of the one used is what it
+    was: with one backend in play (numpy within numpy) a `use` that restored nothing passed."""
+    from xdl.backend import current_backend
+
+    before, other = current_backend(), OtherBackend()
+    with xdl.use(other, precision="tf32") as used:
+        assert used is other and current_backend() is other and other.precision == "tf32"
+        with xdl.use(before):
+            assert current_backend() is before
+        assert current_backend() is other
+    assert current_backend() is before and other.precision == "float32"
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("numpy", "numpy"), (" NumPy ", "numpy"), ("CUPY", "cupy"), ("Auto", "auto"), ("cpu", "numpy"), ("CUDA", "cupy"),
+    ("", None), ("  ", None), (None, None)])
+def test_xdl_backend_is_read_whatever_its_case_and_spaces(monkeypatch, value, expected):
+    """``XDL_BACKEND`` as `use` takes a name, in any case and with spaces around it (a shell's "NumPy"),
+    device kinds as their backends; unset or blank: none."""
+    from xdl.backend import environment_backend
+
+    if value is None:
+        monkeypatch.delenv("XDL_BACKEND", raising=False)
+    else:
+        monkeypatch.setenv("XDL_BACKEND", value)
+    assert environment_backend() == expected
+    monkeypatch.setenv("XDL_BACKEND", f"{value or ''}x")
+    with pytest.raises(ValueError, match=r"^XDL_BACKEND='.*x' is not a backend; expected one of numpy, cupy, auto"):
+        environment_backend()
+
+
+def _fake_cupy(count):
+    """A module that imports as cupy, whose runtime answers ``count`` devices (an exception: raises it)."""
+    import types
+
+    def device_count():
+        if isinstance(count, Exception):
+            raise count
+        return count
+
+    runtime = types.SimpleNamespace(getDeviceCount=device_count)
+    return types.SimpleNamespace(__name__="cupy", cuda=types.SimpleNamespace(runtime=runtime))
+
+
+def test_cupy_counts_as_usable_only_with_a_device_that_answers(monkeypatch):
+    """`_cupy_or_reason`: cupy that imports and counts at least one device is usable; none counted, or a
+    runtime that raises, is a one-line reason — and "auto" picks cupy exactly when it is usable."""
+    from xdl import backend as backend_module
+
+    cases = [(1, None), (4, None), (0, "no CUDA device found (getDeviceCount() == 0)"),
+             (RuntimeError("driver too old"), "no CUDA device answers (RuntimeError: driver too old)")]
+    for count, reason in cases:
+        fake = _fake_cupy(count)
+        monkeypatch.setitem(sys.modules, "cupy", fake)
+        monkeypatch.setattr(backend_module, "_backends", {"numpy": get_backend("numpy")})
+        assert backend_module._cupy_or_reason() == ((fake, None) if reason is None else (None, reason))
+        auto = get_backend("auto")
+        assert auto.name == ("cupy" if reason is None else "numpy")
+        assert reason is not None or auto.xp is fake
+        if reason is None:  # the device kind "cuda" is the cupy backend, as "cpu" is numpy's
+            assert backend_module.resolve_backend("cuda", "use") is get_backend("cupy")
+        else:
+            with pytest.raises(BackendError, match=rf"^backend 'cupy' is unavailable: {re.escape(reason)}$"):
+                backend_module.resolve_backend("cuda", "use")
+    from xdl.backend import check_seed
+
+    check_seed(2**64 - 1)  # (a dropout mask's key holds 64 bits of seed)
+    with pytest.raises(ValueError, match=rf"^seed must be an integer in \[0, 2\*\*64\) or None, got {2**64}$"):
+        check_seed(2**64)
+
+
+def test_a_use_restores_the_precision_its_backend_had_and_nested_thread_backends_their_outer_one():
+    """A `use` that sets a precision puts back the one the backend had before (tf32 stays tf32 after an
+    inner float32 block); a `thread_backend` within another gives the outer one back, not the process's."""
+    from xdl.backend import current_backend, thread_backend
+
+    other = OtherBackend()
+    with xdl.use(other, precision="tf32"):
+        with xdl.use(other, precision="float32"):
+            assert other.precision == "float32"
+        assert other.precision == "tf32"
+        with xdl.use(other):  # (no precision: left as it is)
+            assert other.precision == "tf32"
+    assert other.precision == "float32"
+    process, outer, inner = current_backend(), OtherBackend(), CopyingHost()
+    with thread_backend(outer):
+        with thread_backend(inner):
+            assert current_backend() is inner
+        assert current_backend() is outer
+    assert current_backend() is process
+
+
+def test_a_sparse_matrix_is_told_by_toarray_and_nnz_together():
+    """`is_sparse_matrix` goes by scipy.sparse's duck type, both attributes: an object with a ``toarray``
+    alone (another library's array) is no sparse matrix."""
+    import types
+
+    from xdl.backend import is_sparse_matrix
+
+    assert is_sparse_matrix(types.SimpleNamespace(toarray=lambda: None, nnz=0))
+    assert not is_sparse_matrix(types.SimpleNamespace(toarray=lambda: None))
+    assert not is_sparse_matrix(types.SimpleNamespace(nnz=0))
+    assert not is_sparse_matrix(np.zeros((2, 2)))
+    scipy_sparse = pytest.importorskip("scipy.sparse")
+    assert is_sparse_matrix(scipy_sparse.csr_matrix(np.eye(2)))

@@ -389,7 +389,7 @@ def test_datasets_are_seeded_and_well_formed(name):
 def test_mnist1d_gives_the_examples_asked_for_or_says_why_not():
     pytest.importorskip("mnist1d")
     assert len(xdl.datasets.mnist1d(30)[0]) == 30
-    for m in (7, 1234):  # it drew 0 (a crash) or 1230
+    for m in (7, 15, 1234):  # it drew 0 (a crash) or 1230 (15: a multiple of 5, not 10)
         with pytest.raises(ValueError, match=f"mnist1d: m must be a multiple of 10 .*got {m}"):
             xdl.datasets.mnist1d(m)
     with pytest.raises(ValueError, match=r"mnist1d: seed must be an integer in \[0, 2\*\*32\), got None"):
@@ -1001,3 +1001,187 @@ def test_a_standardizer_prints_whether_it_is_fitted_and_on_how_many_features():
     assert repr(Standardizer().fit(np.ones((3, 64)))) == "Standardizer(fitted on 64 features)"
     assert repr(Standardizer().fit(np.arange(3.0).reshape(3, 1))) == "Standardizer(fitted on 1 feature)"
     assert repr(Standardizer().fit(np.zeros((2, 8, 8), np.uint8))) == "Standardizer(fitted on 64 features)"
+
+
+def test_integers_are_read_in_the_floating_dtype_that_holds_them_exactly():
+    """Integers and booleans become the model's dtype (float32 without one, float32 for float16), or
+    float64 where a magnitude passes 2**24 — on either side of zero — as float32 holds every integer up to
+    2**24 exactly and rounds 2**24 + 1. Reference: that rule written out, over values around the boundary."""
+    from xdl.data.validation import check_features
+
+    limit = 2**24
+    cases = 0
+    for low in (-limit - 2, -limit - 1, -limit, -1, 0):
+        for high in (0, 1, limit, limit + 1, limit + 2):
+            for dtype in (None, np.float32, np.float64):
+                X = np.array([[low, high]], dtype=np.int64)
+                wide = dtype == np.float64 or max(high, -low) > limit
+                got = check_features(X, dtype=dtype)
+                assert got.dtype == (np.float64 if wide else np.float32), (low, high, dtype)
+                assert got.tolist() == [[float(low), float(high)]] or not wide
+                cases += 1
+    assert cases == 75
+    assert check_features(np.array([[3, -7]]), dtype=np.float16).dtype == np.float32  # (float16 reads in float32)
+    assert check_features(np.array([[True, False]])).dtype == np.float32
+    assert check_features(np.array([[True, False]]), dtype=np.float64).dtype == np.float64
+
+
+@pytest.mark.parametrize("m", [1, 2, 3, 7])
+def test_labels_must_number_the_examples_neither_more_nor_fewer(m):
+    """`check_labels` refuses fewer labels than examples as it refuses more (a length check of only
+    "more" let a short y through to index errors, or to training on the wrong pairs)."""
+    for n_labels in range(m + 3):
+        if n_labels == m:
+            assert check_labels(np.zeros(n_labels, int), m).shape == (m,)
+            continue
+        with pytest.raises(ValueError, match=rf"^y has {n_labels} labels? for {m} examples? \(X and y must have"):
+            check_labels(np.zeros(n_labels, int), m)
+
+
+def test_a_boolean_option_takes_none_only_where_allowed():
+    """`check_bool`: True, False and NumPy's booleans pass; None only with ``allow_none`` (Augment's flip
+    of None was read as off, where every other option names what it takes)."""
+    from xdl.data.validation import check_bool
+
+    for value in (True, False, np.True_, np.False_):
+        assert check_bool(value, "flag") is bool(value)
+        assert check_bool(value, "flag", allow_none=True) is bool(value)
+    assert check_bool(None, "flag", allow_none=True) is None
+    for value in (None, 0, 1, "no", 1.0, [True]):
+        with pytest.raises(ValueError, match=rf"^flag must be True or False, got {re.escape(repr(value))}$"):
+            check_bool(value, "flag")
+    with pytest.raises(ValueError, match=r"^flip must be True or False, got None$"):
+        Augment((8, 8), flip=None)
+
+
+def test_a_number_check_keeps_the_sign_of_an_integer_beyond_floats():
+    """`check_number`: a Python int beyond floats is ±inf by its sign, so a bound "> 0" refuses −10**400 (read
+    as +inf it passed, an infinite timeout); a bool is no number, whatever ``accept`` takes."""
+    from xdl.data.validation import check_number
+
+    assert check_number(10**400, "x", "any", lambda v: True) == np.inf
+    assert check_number(-10**400, "x", "any", lambda v: True) == -np.inf
+    with pytest.raises(ValueError, match=r"^x must be a number > 0, got -1000"):
+        check_number(-10**400, "x", "a number > 0", lambda v: v > 0)
+    for flag in (True, False, np.True_):
+        with pytest.raises(ValueError, match=rf"^x must be any number, got {flag!r}$"):
+            check_number(flag, "x", "any number", lambda v: True)
+    assert check_number(np.int8(-3), "x", "any", lambda v: True) == -3.0
+
+
+def test_standardizer_fit_transform_is_fit_then_transform_as_scikit_learns(rng):
+    """fit_transform standardizes X with X's own statistics, all its examples' (reference: scikit-learn's
+    StandardScaler), on sets whose halves differ."""
+    from sklearn.preprocessing import StandardScaler
+
+    for m in (2, 3, 10, 101):
+        X = np.concatenate([rng.normal(0, 1, (m // 2, 3)), rng.normal(5, 4, (m - m // 2, 3))])
+        np.testing.assert_allclose(Standardizer().fit_transform(X), StandardScaler().fit_transform(X),
+                                   rtol=1e-12, atol=1e-12)
+
+
+def test_standardizer_refuses_a_spread_that_overflows_float64():
+    """Values near float64's limit have a variance beyond it: refused by name, not taken as a constant
+    feature (an infinite variance passes the test σ² ≤ m·ε·σ² + (m·ε·μ)², and the feature was left unscaled)."""
+    X = np.array([[1.0, 1e308], [2.0, -1e308]])
+    with pytest.raises(ValueError, match=r"^Standardizer.fit: the spread of X's feature 1 overflows float64"):
+        Standardizer().fit(X)
+
+
+def test_augment_shifts_are_the_image_moved_with_zeros_where_it_left():
+    """Each shifted image is the original moved by some (dy, dx) in [−shift, shift]², the pixels it left
+    0 (reference: np.roll with the wrapped rows and columns zeroed), every offset drawn; the images are
+    of distinct positive values, so a pixel left where it was (not zero-filled) is told from a moved one."""
+    def moved(image, dy, dx):  # pixel (i, j) comes from (i − dy, j − dx), 0 where that lies outside
+        h, w = image.shape
+        inside = ((0 <= np.arange(h) - dy) & (np.arange(h) - dy < h))[:, None] & \
+            ((0 <= np.arange(w) - dx) & (np.arange(w) - dx < w))[None, :]
+        return np.where(inside, np.roll(image, (dy, dx), axis=(0, 1)), 0)
+
+    rng = np.random.default_rng(3)
+    for h, w, shift in ((4, 5, 2), (3, 3, 1), (6, 2, 1)):
+        X = rng.permutation(400 * h * w).reshape(400, h * w) + 1.0
+        out = Augment((h, w), shift=shift)(X, np.random.default_rng(0))
+        offsets = [(dy, dx) for dy in range(-shift, shift + 1) for dx in range(-shift, shift + 1)]
+        seen = set()
+        for image, result in zip(X.reshape(-1, h, w), out.reshape(-1, h, w)):
+            matches = [o for o in offsets if np.array_equal(result, moved(image, *o))]
+            assert len(matches) == 1, (h, w, shift, matches)
+            seen.add(matches[0])
+        assert seen == set(offsets)
+
+
+def test_labels_below_zero_are_refused_from_minus_one():
+    """A class index of −1 (a "missing" marker) is refused as −5 is, naming the smallest."""
+    for labels in ([0, -1], [-1, 1, 2], [2, -7, 0]):
+        with pytest.raises(ValueError, match=rf"^y has negative class indices \(min {min(labels)}\)$"):
+            check_labels(np.array(labels), len(labels))
+    assert check_labels(np.array([0, 1]), 2).tolist() == [0, 1]
+
+
+def test_augment_shift_is_bounded_by_the_shorter_side():
+    """A shift moves an image at most one pixel less than its shorter side (height or width): 3×5
+    images take shift 0–2, not 3 or 4 (every pixel of a row would leave the 3 rows)."""
+    for h, w in ((3, 5), (5, 3), (4, 4), (2, 9), (1, 6)):
+        for shift in range(max(h, w) + 1):
+            if shift < min(h, w):
+                assert Augment((h, w), shift=shift).shift == shift
+                continue
+            with pytest.raises(ValueError, match=rf"^shift must be an integer in \[0, {min(h, w)}\), got {shift}$"):
+                Augment((h, w), shift=shift)
+
+
+def test_augment_leaves_the_callers_batch_as_it_was(rng):
+    """The batch is augmented in a copy: the caller's array (float, of any layout) is not flipped,
+    shifted or made noisy in place, whatever augmentation runs."""
+    for options in (dict(flip=True), dict(shift=1), dict(noise=0.5), dict(flip=True, shift=2, noise=0.1)):
+        for X in (rng.normal(size=(50, 12)), rng.normal(size=(50, 3, 4)).astype(np.float32),
+                  np.asfortranarray(rng.normal(size=(50, 12)))):
+            kept = X.copy()
+            out = Augment((3, 4), **options)(X, np.random.default_rng(0))
+            np.testing.assert_array_equal(X, kept)
+            assert out.shape == X.shape and not np.array_equal(out, X)
+
+
+def test_generated_datasets_lie_on_their_curves_with_independent_noise_per_coordinate():
+    """Without noise each point lies on its class's curve, written out here: moons, the upper half of the
+    unit circle (class 0) and the lower half of the one centred at (1, 0.5) (class 1), as scikit-learn's
+    make_moons; circles, radius 1 (class 0) and ``factor`` (class 1); spirals, arm k at angle 2πk/K + 4r.
+    With noise, the same points moved by draws of that spread, apart in x and y (uncorrelated)."""
+    for m, seed in ((50, 0), (401, 3)):
+        X, y = xdl.datasets.moons(m, noise=0.0, seed=seed)
+        x0, y0 = X[:, 0].astype(np.float64), X[:, 1].astype(np.float64)
+        centre = np.where(y == 0, 0.0, 1.0), np.where(y == 0, 0.0, 0.5)
+        np.testing.assert_allclose(np.hypot(x0 - centre[0], y0 - centre[1]), 1, atol=1e-6)
+        assert (np.where(y == 0, y0, -(y0 - 0.5)) >= -1e-6).all()  # upper half, lower half
+        for factor in (0.3, 0.8):
+            X, y = xdl.datasets.circles(m, noise=0.0, factor=factor, seed=seed)
+            np.testing.assert_allclose(np.hypot(X[:, 0], X[:, 1]), np.where(y == 0, 1.0, factor), rtol=1e-6)
+        for classes in (2, 3, 5):
+            X, y = xdl.datasets.spirals(m, classes=classes, noise=0.0, seed=seed)
+            r = np.hypot(X[:, 0], X[:, 1]).astype(np.float64)
+            turn = np.arctan2(X[:, 0], X[:, 1]) - (y * 2 * np.pi / classes + 4 * r)  # a whole number of turns
+            np.testing.assert_allclose(np.cos(turn), 1, atol=1e-5)
+            assert np.bincount(y).tolist() == np.bincount(np.arange(m) % classes).tolist()
+    assert xdl.datasets.spirals(3, classes=3)[1].tolist() == [0, 1, 2]  # an example per arm is enough
+    clean, _ = xdl.datasets.moons(20000, noise=0.0, seed=1)
+    noisy, _ = xdl.datasets.moons(20000, noise=0.1, seed=1)
+    residual = (noisy - clean).astype(np.float64)
+    np.testing.assert_allclose(residual.std(axis=0), 0.1, rtol=0.05)
+    assert abs(np.corrcoef(residual.T)[0, 1]) < 0.05
+
+
+def test_standardizer_gives_back_values_up_to_the_dtypes_largest_finite_one():
+    """A result equal to the dtype's largest finite value is that value, not refused as beyond the
+    range (only what would become inf is): a constant zero feature (μ = 0, σ = 1) maps x to itself."""
+    s = Standardizer().fit(np.zeros((2, 1)))
+    for dtype in (np.float16, np.float32, np.float64):
+        high = np.finfo(dtype).max
+        X = np.array([[high], [-high]], dtype=dtype)
+        for method in (s.transform, s.inverse_transform):
+            out = method(X)
+            assert out.dtype == dtype and out[:, 0].tolist() == [high, -high]
+    high = float(np.finfo(np.float32).max)  # a float64 set for a float32 model: its largest value is in range
+    assert check_features(np.array([[high, -high]]), dtype=np.float32).tolist() == [[high, -high]]
+    with pytest.raises(ValueError, match=r"^X has values beyond float32's range .* \(first at example 0, feature 1\)"):
+        check_features(np.array([[high, -high * 1.0000001]]), dtype=np.float32)
