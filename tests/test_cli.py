@@ -775,6 +775,8 @@ def test_a_finished_run_keeps_a_checkpoint_to_go_on_from_with_more_epochs(tmp_pa
                                                        "inverse_time: it would be ignored"),
     (["train", "--schedule", "none", "--decay-every", "3"], "--decay-every is not read by --optimizer adam or "
                                                             "--schedule none"),
+    # two flags for nothing: the first of the options' order named (TrainConfig's fields), whatever order typed
+    (["train", "--optimizer", "sgd", "--beta2", "0.1", "--beta1", "0.5"], "--beta1 is not read by --optimizer sgd"),
 ])
 def test_option_errors_say_what_was_typed(tmp_path, monkeypatch, capsys, argv, message):
     monkeypatch.chdir(tmp_path)
@@ -1054,6 +1056,10 @@ def test_small_slips_get_a_pointed_answer(tmp_path, capsys):
     assert main(["train", *FAST, "--out", str(out)]) == 0
     assert main(["train", *FAST, "--out", str(out), "--resume", str(out)]) == 1  # the run's directory
     assert f"did you mean --resume {out / 'checkpoints'}?" in capsys.readouterr().err
+    typo = out / "checkpoints" / "checkpoint"  # (a name beside the checkpoint: its directory meant)
+    assert main(["train", *FAST, "--out", str(out), "--resume", str(typo)]) == 1
+    assert capsys.readouterr().err == (f"xdl train: error: --resume: no checkpoint checkpoint.npz at {str(typo)!r} "
+                                       f"(no such directory); did you mean --resume {out / 'checkpoints'}?\n")
     # the checkpoint file itself is taken as its directory is (here: with nothing left to train, the run's
     # outputs written again, as they were)
     assert main(["train", *FAST, "--out", str(out), "--resume", str(out / "checkpoints" / "checkpoint.npz")]) == 0
@@ -1303,6 +1309,19 @@ def test_a_resume_into_another_out_says_so(tmp_path, capsys, monkeypatch):
     assert "the rest of the run goes to --out 'S', not to 'R'" in capsys.readouterr().err
 
 
+def test_a_resume_goes_on_in_the_out_of_its_config_file(tmp_path, capsys, monkeypatch):
+    """A resume with no --out goes on in its run's directory, but a --config file's ``out = "S"`` is an out given:
+    the run goes on there, as with --out S, and the run's own directory is left as it was."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", *FAST, "--epochs", "2", "--out", "R"]) == 0
+    before = {path.name: path.read_bytes() for path in (tmp_path / "R").iterdir() if path.is_file()}
+    (tmp_path / "c.toml").write_text('out = "S"\n')
+    assert main(["train", *FAST, "--epochs", "3", "--config", "c.toml", "--resume", "R/checkpoints"]) == 0
+    assert "the rest of the run goes to --out 'S', not to 'R'" in capsys.readouterr().err
+    assert len(json.loads((tmp_path / "S" / "history.json").read_text())["records"]) == 3
+    assert {path.name: path.read_bytes() for path in (tmp_path / "R").iterdir() if path.is_file()} == before
+
+
 def test_a_resume_into_another_out_stopped_before_its_first_checkpoint_there_goes_on_by_the_same_command(
         tmp_path, capsys, monkeypatch):
     """A resume into another --out copies the run's best.npz there first; stopped before its first
@@ -1411,6 +1430,25 @@ def test_a_second_search_in_one_out_is_refused_by_its_flag_before_any_output(tmp
         assert main(["tune", *FAST[:4], "--trials", "2", "--out", str(tmp_path / "T")]) == 1
     captured = capsys.readouterr()
     assert "--out" in captured.err and "is in use by another search" in captured.err and captured.out == ""
+    # --resume of a search at work that has written no trials.json yet: in use, not "no study there"
+    with DirectoryLock(tmp_path / "T", "directory", SEARCH):
+        assert main(["tune", *FAST[:4], "--trials", "2", "--resume", "--out", str(tmp_path / "T")]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"xdl tune: error: --out {str(tmp_path / 'T')!r} is in use by another search: "
+                                   f"process {os.getpid()}") and captured.out == ""
+    assert os.listdir(tmp_path / "T") == []  # (nothing written there: the lock was its holder's)
+
+
+@pytest.mark.parametrize("meta", [{"base": {}}, {"space": {}}, {"base": {}, "space": []}])
+def test_a_resumed_study_without_base_options_or_space_is_refused_before_any_trial(tmp_path, capsys, meta):
+    """A trials.json whose meta lacks the base options or the space (not xdl tune's) cannot be continued: said
+    as such, not a KeyError of the missing half, and the directory is left as it was."""
+    (tmp_path / "T").mkdir()
+    (tmp_path / "T" / "trials.json").write_text(json.dumps({"meta": meta, "trials": []}))
+    assert main(["tune", *FAST[:4], "--trials", "2", "--resume", "--out", str(tmp_path / "T")]) == 1
+    assert capsys.readouterr().err == (f"xdl tune: error: --resume: the study in {str(tmp_path / 'T')!r} keeps no "
+                                       "base options or space (was it written by xdl tune?)\n")
+    assert os.listdir(tmp_path / "T") == ["trials.json"]
 
 
 def test_gradcheck_refuses_a_config_file_s_resume_naming_the_file_s_key(tmp_path, capsys):
@@ -1510,6 +1548,8 @@ def test_an_output_directory_that_cannot_be_looked_up_is_named(tmp_path, capsys,
     for command in ("train", "tune"):
         assert main([command, *FAST, "--out", "a" * 256]) == 1
         assert capsys.readouterr().err == f"xdl {command}: error: --out {'a' * 256!r} cannot be used: File name too long\n"
+    assert main(["bench", "optimizers", "--out", "a" * 256]) == 1  # (a benchmark's, checked before it runs anything)
+    assert capsys.readouterr().err == f"xdl bench: error: --out {'a' * 256!r} cannot be used: File name too long\n"
     real_stat = os.stat
 
     def stat(path, *args, **kwargs):  # (root searches any directory: its refusal, as another user meets it)

@@ -1385,3 +1385,18 @@ def test_a_reference_update_that_reads_the_device_inside_a_capture_is_refused_na
         xdl.cuda_graph(step, backend)
     assert "cudaError" not in str(refused.value)
     step()  # eagerly: the reference runs
+
+
+@pytest.mark.gpu
+def test_a_kept_calls_graph_reads_each_calls_own_arrays(cupy_backend):
+    """`CapturedSteps.call` copies every call's arrays into the fixed ones its graph reads: a later call of the
+    same shapes (the dev set after the training set) replays on its own values, not the first call's."""
+    from xdl.train.captured import CapturedSteps
+
+    xp, rng = cupy_backend.xp, np.random.default_rng(5)
+    steps = CapturedSteps("auto", cupy_backend)
+    hosts = [rng.standard_normal((4, 3)) for _ in range(3)]
+    for host in hosts:  # the first call warms up and captures; the others replay
+        got = steps.call("double", lambda a: xp.multiply(a, 2.0), xp.asarray(host))
+        np.testing.assert_array_equal(got.get(), 2.0 * host)
+    assert steps.failure is None

@@ -275,6 +275,8 @@ def layouts(rng, rows, cols):
     yield rng.standard_normal((cols, rows)).T
     yield rng.standard_normal((rows + 2, cols + 3))[1:rows + 1, 2:cols + 2]
     yield rng.standard_normal((cols + 1, rows + 4)).T[3:rows + 3, :cols]
+    if rows == 1 or cols == 1:  # a vector strided along both axes: the stride of its length-1 axis is never read
+        yield rng.standard_normal((2 * rows + 1, 3 * cols + 1))[::2, ::3][:rows, :cols]
 
 
 @pytest.mark.parametrize("m, k, n", [(1, 1, 1), (7, 1023, 3), (5, 4, 6), (1, 6, 4), (4, 1, 5), (6, 3, 1)])

@@ -252,6 +252,30 @@ def test_penalty_kernels_match_the_reference(gpu, rng, kind, layout, dtype):
             np.testing.assert_array_equal(got[zero], grad[index][zero])
 
 
+HELD_RATE_UPDATES = {  # an Optimizer's held rate: one float64 on the device
+    "sgd": (0, lambda ops, p, g, s, lr: ops.sgd_update(p, g, lr, 0.001)),
+    "momentum": (1, lambda ops, p, g, s, lr: ops.momentum_update(p, g, s[0], lr, 0.9, False, 0.001)),
+    "adam": (2, lambda ops, p, g, s, lr: ops.adam_update(p, g, s[0], s[1], lr, 0.9, 0.999, 1e-8, 3, 0.001, False)),
+}
+
+
+@pytest.mark.parametrize("rule", list(HELD_RATE_UPDATES))
+def test_a_held_rate_of_one_value_over_stacked_regions_updates_as_the_reference(gpu, rng, rule):
+    """A rate held on the device as one value (not K) given K = 3 models' (3, n) regions with rows 1031 apart:
+    the kernels take K values per hyperparameter (`_per_model_values`), so this is the reference's update — a
+    launch would read the rate of models 1 and 2 past the end of its array."""
+    n_state, update = HELD_RATE_UPDATES[rule]
+    host = [rng.standard_normal((3, 1031)) for _ in range(2)] + [np.abs(rng.standard_normal((3, 1031)))
+                                                                 for _ in range(n_state)]
+    dev, ref = [gpu.asarray(a)[:, 1:] for a in host], [a[:, 1:].copy() for a in host]
+    lr = gpu.asarray(np.array([0.01]))
+    for _ in range(3):
+        update(gpu.ops, *dev[:2], dev[2:], lr)
+        update(NumpyOps(xdl.backend.get_backend("numpy")), *ref[:2], ref[2:], 0.01)
+    for d, r in zip(dev, ref):
+        assert relative_error(d.get(), r) < TOLERANCE[np.float64]
+
+
 MODEL_LR, MODEL_BETA = np.array([0.01, 0.001, 0.03]), np.array([0.9, 0.5, 0.99])
 MODEL_UPDATES = {  # K = 3 stacked models, per-model hyperparameters (one launch of <rule>_update)
     "sgd": (0, lambda ops, p, g, s: ops.sgd_update(p, g, MODEL_LR, 0.001)),
@@ -434,7 +458,8 @@ def test_stacked_relu_dropout_kernels_are_the_reference_bit_for_bit(gpu, rng, sh
 @pytest.mark.parametrize("m, k, n", [(1, 1, 1), (7, 1023, 3), (128, 256, 256), (513, 33, 1)])
 def test_own_cublas_handle_matches_cupy_matmul(gpu, rng, m, k, n, dtype):
     """xdl's cuBLAS handle (ctypes) against cupy.matmul, every operand plain or a transposed view,
-    and added into an existing array (β = 1) as a weight gradient is."""
+    and added into an existing array (β = 1) as a weight gradient is — a padded view, its row stride
+    (cuBLAS's ldc) wider than its row."""
     xp = gpu.xp
     for ta in (False, True):
         for tb in (False, True):
@@ -443,7 +468,7 @@ def test_own_cublas_handle_matches_cupy_matmul(gpu, rng, m, k, n, dtype):
             a, b = (a.T if ta else a), (b.T if tb else b)
             want = xp.matmul(a, b)
             assert relative_error(gpu.ops.matmul(a, b).get(), want.get()) < TOLERANCE[dtype]
-            c = xp.asarray(rng.standard_normal((m, n)).astype(dtype))
+            c = xp.asarray(rng.standard_normal((m, n + 3)).astype(dtype))[:, 1:n + 1]
             total = c + want
             gpu.ops.matmul(a, b, out=c, accumulate=True)
             assert relative_error(c.get(), total.get()) < TOLERANCE[dtype]
@@ -567,6 +592,33 @@ def test_batchnorm_kernels_match_reference(gpu, rng, shape, dtype, offset):
             assert relative_error(impl_inv, inv_true) < (1e-4 if dtype == np.float32 else 1e-10)
         assert np.linalg.norm(grads[0].get() - grads_true[0]) / dx_scale < tol_y
         assert relative_error(grads[2].get(), grads_true[2]) < tol_y
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [7, 300], ids=["one_launch", "two_kernels"])
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_batchnorm_reads_and_writes_stacked_models_rows_in_place(gpu, rng, n, dtype, accumulate):
+    """K = 3 models' γ, β and their gradients as StackedBatchNorm holds them: (3, 5) views of (3, 9) buffers, rows
+    9 apart (`_bn_row_layout`: the kernels address feature f of model k at k·9 + f), the gradients written or
+    added (β = 1) in place, against the reference on the same values laid out contiguously."""
+    k, f = 3, 5
+    x, dy = (rng.standard_normal((n, k * f)).astype(dtype) for _ in range(2))
+    rows = [rng.standard_normal((k, f + 4)).astype(dtype) for _ in range(4)]  # γ, β, ∂L/∂γ, ∂L/∂β buffers
+    views = [gpu.asarray(r)[:, 2:2 + f] for r in rows]
+    flat = [r[:, 2:2 + f].reshape(-1).copy() for r in rows]
+    rm, rv = rng.standard_normal(k * f).astype(dtype), rng.uniform(0.5, 2, k * f).astype(dtype)
+    cpu = NumpyOps(xdl.backend.get_backend("numpy"))
+    y_ref, mean_ref, inv_ref = cpu.batchnorm_train_forward(x, flat[0], flat[1], rm.copy(), rv.copy(), 0.9, 1e-5)
+    y, mean, inv = gpu.ops.batchnorm_train_forward(gpu.asarray(x), views[0], views[1], gpu.asarray(rm),
+                                                   gpu.asarray(rv), 0.9, 1e-5)
+    assert relative_error(y.get(), y_ref) < BN_TOLERANCE[dtype]
+    dx_ref, dgamma_ref, dbeta_ref = cpu.batchnorm_backward(dy, x, flat[0], mean_ref, inv_ref, flat[2], flat[3],
+                                                           accumulate)
+    dx, _, _ = gpu.ops.batchnorm_backward(gpu.asarray(dy), gpu.asarray(x), views[0], mean, inv, views[2], views[3],
+                                          accumulate)
+    assert relative_error(dx.get(), dx_ref) < 10 * BN_TOLERANCE[dtype]
+    for view, ref in ((views[2], dgamma_ref), (views[3], dbeta_ref)):
+        assert relative_error(view.get().reshape(-1), ref) < 10 * BN_TOLERANCE[dtype]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -4,6 +4,7 @@ import dataclasses
 import importlib.util
 import json
 import math
+import os
 import re
 import warnings
 
@@ -1090,6 +1091,38 @@ def test_a_flag_the_spaces_fixed_optimizer_or_schedule_does_not_read_is_refused(
     assert f"{said}: it would be ignored; leave it out" in capsys.readouterr().err
     assert not (tmp_path / "t").exists()
 
+
+
+@pytest.mark.parametrize("space, flags, kept", [
+    ('[optimizer]\nchoice = ["sgd", "adam"]\n', ["--optimizer", "sgd", "--beta2", "0.75"], "beta2 = 0.75"),
+    ('[schedule]\nchoice = ["none", "exponential"]\n', ["--schedule", "none", "--decay-rate", "0.75"],
+     "decay_rate = 0.75"),
+    ('plateau_patience = 2\n', ["--schedule", "none", "--execution", "sequential", "--plateau-factor", "0.75"],
+     "plateau_factor = 0.75")])
+def test_a_flag_read_by_an_optimizer_schedule_or_plateau_of_the_space_is_taken(tmp_path, capsys, space, flags, kept):
+    """A flag that the command line's optimizer or schedule does not read is read by the trials where the space
+    searches the optimizer or schedule (``--beta2`` beside a searched [sgd, adam] is adam's), and --plateau-factor
+    where the space fixes plateau_patience = 2: taken into every trial's options (best.toml), not refused."""
+    path = tmp_path / "space.toml"
+    path.write_text(space + "[lr]\nlog_uniform = [1e-3, 1e-1]\n")
+    options = ["--space", str(path), *flags, "--trials", "2", *TINY, "--out", str(tmp_path / "t")]
+    assert cli.main(["tune", *options]) == 0, capsys.readouterr().err
+    assert "would be ignored" not in capsys.readouterr().err
+    assert kept in (tmp_path / "t" / "best.toml").read_text().splitlines()
+
+
+@pytest.mark.parametrize("key", ["plateau_patience", "plateau-patience"])
+def test_a_config_files_option_is_named_as_its_key_there_however_spelt(tmp_path, capsys, monkeypatch, key):
+    """An option of the --config file (``plateau-patience = 2``, a key a file may spell with a dash) that the
+    search refuses is named as the file's key, not as a flag never typed (--plateau-patience)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "c.toml").write_text(f'{key} = 2\nschedule = "none"\n')
+    assert cli.main(["tune", "--config", "c.toml", "--trials", "2", *TINY, "--out", "t"]) == 1
+    assert capsys.readouterr().err == ("xdl tune: error: --execution 'batched' trains the trials together (fit_many), "
+                                       "whose models cannot lower their rates on a plateau, and plateau_patience (in "
+                                       "'c.toml') is 2: give --execution sequential, which trains one trial at a time "
+                                       "with its own plateau\n")
+    assert sorted(os.listdir(tmp_path)) == ["c.toml"]
 
 @pytest.mark.parametrize("space, base, who", [
     ({"augment_shift": Choice([0, 1]), "lr": Choice([1e-3, 1e-2])}, {}, "space: augment_shift"),
