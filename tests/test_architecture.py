@@ -197,12 +197,28 @@ def test_every_parameter_of_the_main_entry_points_is_named_in_its_docstring():
 
 def private_names_imported(path: Path, modules: str) -> list[str]:
     """The ``_private`` names (a leading underscore: "this module's own") that ``path`` imports from a module of
-    the package ``modules``, each as ``module.name``."""
+    the package ``modules``, each as ``module.name``: imported by name, or read from a module it imported
+    (``from xdl.ops import penalty`` then ``penalty._check_kind``)."""
     tree = ast.parse(path.read_text())
     package = modules.split(".")
-    return [f"{node.module}.{alias.name}" for node in ast.walk(tree)
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[:len(package)] == package
-            for alias in node.names if alias.name.startswith("_") and not alias.name.startswith("__")]
+
+    def private(name):
+        return name.startswith("_") and not name.startswith("__")
+
+    def is_module(dotted):
+        where = ROOT.joinpath(*dotted.split("."))
+        return where.with_suffix(".py").is_file() or where.is_dir()
+
+    imported = [node for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
+                and node.module.split(".")[:len(package)] == package]
+    modules_bound = {alias.asname or alias.name: f"{node.module}.{alias.name}" for node in imported
+                     for alias in node.names if is_module(f"{node.module}.{alias.name}")}
+    modules_bound.update({alias.asname: alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                          for alias in node.names if alias.asname and alias.name.split(".")[:len(package)] == package})
+    return [f"{node.module}.{alias.name}" for node in imported for alias in node.names if private(alias.name)] + \
+        [f"{modules_bound[node.value.id]}.{node.attr}" for node in ast.walk(tree)
+         if isinstance(node, ast.Attribute) and private(node.attr) and isinstance(node.value, ast.Name)
+         and node.value.id in modules_bound]
 
 
 def test_no_private_name_of_xdl_is_imported_by_another_module():
@@ -224,3 +240,8 @@ def test_private_names_imported_finds_a_private_import(tmp_path):
     assert private_names_imported(sample, "xdl.cli") == ["xdl.cli.text._note", "xdl.cli.commands.train._one_class"]
     assert private_names_imported(sample, "xdl") == ["xdl.cli.text._note", "xdl.config._private",
                                                      "xdl.cli.commands.train._one_class"]
+    sample.write_text("from xdl.ops import penalty\nimport xdl.cli.text as text\nfrom xdl.cli import text as words\n"
+                      "penalty._check_kind('l2')\ntext._note(words._quoted(penalty.KINDS, penalty.__doc__))\n")
+    assert sorted(private_names_imported(sample, "xdl")) == ["xdl.cli.text._note", "xdl.cli.text._quoted",
+                                                             "xdl.ops.penalty._check_kind"]
+    assert private_names_imported(sample, "xdl.cli") == ["xdl.cli.text._note", "xdl.cli.text._quoted"]

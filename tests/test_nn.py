@@ -663,6 +663,33 @@ def test_predict_of_examples_of_the_wrong_width_names_the_shape_given():
         standardized.predict(np.zeros((3, 3, 3)))
 
 
+class Cropping(Sequential):
+    """A Sequential of one's own whose forward reads the first ``width`` of X's features only."""
+
+    def __init__(self, width, *layers):
+        super().__init__(*layers)
+        self.width = width
+
+    def forward(self, x):
+        return super().forward(x[:, :self.width])
+
+
+def test_a_sequential_with_its_own_forward_takes_the_width_its_forward_reads():
+    """A subclass with its own forward is a model of one's own (it may crop X before its first layer): predict
+    and fit refused the X it reads ("X has 6 features, the model expects 4"), checked against its first layer's
+    width as a Sequential that runs its layers in order is."""
+    for width, extra in itertools.product([1, 4, 7], [1, 2, 9]):
+        model = Cropping(width, Dense(width, 3), ReLU(), Dense(3, 2))
+        X = np.random.default_rng(width).normal(size=(6, width + extra))
+        assert model.predict(X).shape == (6,) and model.predict_proba(X).shape == (6, 2)
+        history = xdl.train.Trainer(model, SoftmaxCrossEntropy(), xdl.optim.SGD(model), epochs=1,
+                                    progress=False).fit(X, np.arange(6) % 2)
+        assert len(history) == 1
+        in_order = Sequential(Dense(width, 3), ReLU(), Dense(3, 2))  # (its own layers' width, checked first)
+        with pytest.raises(ValueError, match=rf"^X has {width + extra} features, the model expects {width}$"):
+            in_order.predict(X)
+
+
 class Direct(xdl.nn.Module):
     """Parameters assigned as attributes, as a PyTorch user writes them."""
 
@@ -1906,6 +1933,31 @@ def test_a_loss_given_a_peer_option_is_told_its_own_way(loss, option, way):
     BinaryCrossEntropy(label_smoothing=…) pointed to SoftmaxCrossEntropy's soft label rows."""
     with pytest.raises(TypeError, match=rf"^{loss}\(\) takes no options, got {option}=: .*{way}"):
         getattr(xdl.losses, loss)(**{option: 0.1})
+
+
+def test_a_loss_told_of_reduction_says_the_count_its_mean_is_over():
+    """reduction="sum" is told "a sum is the mean times N": N is m for SoftmaxCrossEntropy (one cost an example),
+    m·k for BinaryCrossEntropy and MeanSquaredError of (m, k) outputs, which average every element (as PyTorch's
+    BCEWithLogitsLoss and MSELoss do) — both were told m."""
+    rng = np.random.default_rng(0)
+
+    def summed(loss, z, y):  # the losses of every example (softmax) or element (the others), added
+        if loss == "MeanSquaredError":
+            return ((z - y) ** 2).sum()
+        if loss == "BinaryCrossEntropy":
+            return (np.logaddexp(0, z) - y * z).sum()
+        shifted = z - z.max(1, keepdims=True)
+        return -(y * (shifted - np.log(np.exp(shifted).sum(1, keepdims=True)))).sum()
+
+    for loss, (m, k) in itertools.product(("SoftmaxCrossEntropy", "BinaryCrossEntropy", "MeanSquaredError"),
+                                          [(1, 2), (3, 2), (4, 5), (2, 7)]):
+        with pytest.raises(TypeError) as refused:
+            getattr(xdl.losses, loss)(reduction="sum")
+        count = re.search(r"a sum is the mean times (m·k|m)\b", str(refused.value)).group(1)
+        z = rng.normal(size=(m, k))
+        y = np.eye(k)[rng.integers(0, k, m)] if loss == "SoftmaxCrossEntropy" else rng.uniform(size=(m, k))
+        cost = float(getattr(xdl.losses, loss)()(xdl.tensor(z), y).data)
+        assert np.isclose(cost * (m * k if count == "m·k" else m), summed(loss, z, y)), (loss, m, k, count)
 
 
 def test_no_loss_is_pointed_to_another_loss_for_a_peer_option():

@@ -2878,7 +2878,7 @@ def test_a_history_column_asked_by_its_keras_name_is_told_xdls():
 def test_a_history_record_asked_by_a_wrong_index_is_told_the_records_it_has():
     """history[3] of 3 epochs said list's bare "list index out of range", history[1.0] "list indices must be
     integers or slices, not float": neither named the history nor what it holds. Every index in and out of
-    range, of histories of 0 to 3 records, and keys of other types."""
+    range, of histories of 0 to 3 records, and keys of other types (a bool too: history[True] gave record 1)."""
     for length in range(4):
         history = xdl.History([{"epoch": e + 1, "train_cost": 1.0 / (e + 1)} for e in range(length)])
         for index in range(-length - 3, length + 3):
@@ -2890,7 +2890,7 @@ def test_a_history_record_asked_by_a_wrong_index_is_told_the_records_it_has():
                                                      rf"{index} \(history\[-1\] is the last\)$"):
                     history[index]
         assert history[1:] == history.records[1:]
-        for key in (1.0, None, (0, 1), [0], np.float64(0.0)):
+        for key in (1.0, None, (0, 1), [0], np.float64(0.0), True, False, np.True_):
             with pytest.raises(TypeError, match=r"^History is indexed by a column's name \(a str\) or a record's "
                                                 rf"index \(an int, or a slice\), got {type(key).__name__}$"):
                 history[key]

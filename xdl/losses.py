@@ -44,12 +44,16 @@ PYTORCH_OPTIONS = {
     "pos_weight": "class weights are not offered",
 }
 # where a loss's way differs from `PYTORCH_OPTIONS`' (a loss's ``peer_options``): Keras's BinaryCrossentropy smooths
-# toward 1/2, and a regression's loss has no logits nor labels to smooth
+# toward 1/2, a regression's loss has no logits nor labels to smooth, and both average over every element (as
+# PyTorch's BCEWithLogitsLoss and MSELoss do): k labels or values an example make a sum m·k times the mean
+ELEMENT_MEAN = "the cost is the mean over every element, m·k of (m, k) outputs (a sum is the mean times m·k)"
 SIGMOID_OPTIONS = {
+    "reduction": ELEMENT_MEAN,
     "label_smoothing": "give soft targets in [0, 1] as y, y·(1 − ε) + ε/2 (Keras's smoothing), which "
                        "BinaryCrossEntropy takes",
 }
 REGRESSION_OPTIONS = {
+    "reduction": ELEMENT_MEAN,
     "from_logits": "MeanSquaredError takes the model's predictions as they are (a regression has no logits)",
     "label_smoothing": "a regression has no labels to smooth",
     "weight": "example weights are not offered",

@@ -31,7 +31,7 @@ def shell_quoted(word: str) -> str:
     return shlex.quote(word)
 
 
-def describe(model) -> str:
+def model_summary(model) -> str:
     """``model`` as a header says it: its layers (a dense one as ``Dense(in→out)``) and its number of parameters."""
     layers = " → ".join(repr(layer).split("(")[0] if not hasattr(layer, "in_features")
                         else f"Dense({layer.in_features}→{layer.out_features})" for layer in model.layers)

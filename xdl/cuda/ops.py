@@ -166,7 +166,7 @@ class CupyOps(NumpyOps):
         layout = self._penalty_layout(w, slope)
         if layout is None:
             return super().penalty_forward(w, kind, slope)
-        penalty._check_kind(kind)
+        penalty.check_penalty_kind(kind)
         k, n, ld, slopes = layout
         half = 0.5 if kind == "l2" else 1.0
         blocks = self._penalty_blocks(n, k)
@@ -183,7 +183,7 @@ class CupyOps(NumpyOps):
         if layout is None or not (isinstance(gy, self.xp.ndarray) and gy.dtype == w.dtype and gy.size == 1
                                   and gy.flags.c_contiguous):
             return super().penalty_backward(grad, w, gy, slope, kind)
-        penalty._check_kind(kind)
+        penalty.check_penalty_kind(kind)
         k, n, ld, slopes = layout
         kernel("penalty.cu", "penalty_backward", w.dtype)(
             (self._penalty_blocks(n, k), k), (PENALTY_THREADS,), grad=grad, w=w, n=n, ld=ld,

@@ -966,8 +966,8 @@ class Module:
         return self.dtype
 
     def _first_layer(self):
-        """The layer the module's forward starts with, where it says (a `Sequential`'s first), or None:
-        what `input_features` reads the width of."""
+        """The layer the module's forward starts with, where it says (a `Sequential` that runs its layers in
+        order: its first), or None: what `input_features` reads the width of."""
         return None
 
     def _host_layer(self):

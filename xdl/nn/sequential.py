@@ -66,13 +66,15 @@ class Sequential(Module):
         return None
 
     def _first_layer(self):
-        return self.layers[0] if self.layers else None
+        """The first layer, where this model runs its layers in order: a subclass with its own forward is a
+        model of one's own, which may crop or reorder X before any layer sees it (its first forward pass tells)."""
+        runs_in_order = type(self).forward is Sequential.forward
+        return self.layers[0] if runs_in_order and self.layers else None
 
     def _host_layer(self):
-        """The first layer, where it has a host form (`Module.network_input`: a `Standardize`) and
-        this model runs its layers in order (a subclass with its own forward runs whole)."""
-        runs_in_order = type(self).forward is Sequential.forward
-        return self.layers[0] if runs_in_order and self.layers and _has_host_form(self.layers[0]) else None
+        """The first layer (`_first_layer`), where it has a host form (`Module.network_input`: a `Standardize`)."""
+        first = self._first_layer()
+        return first if first is not None and _has_host_form(first) else None
 
     def __getitem__(self, i):
         """Layer ``i``; a slice is a Sequential of those layers, shared with this model (as in
@@ -84,13 +86,18 @@ class Sequential(Module):
             part = self._empty_part()
             part._hold(self.layers[i])
             return part
-        # (list's "list index out of range" and "list indices must be integers" named neither the model nor its size)
-        if isinstance(i, bool) or not isinstance(i, int | np.integer):
+        # (list's "list indices must be integers" named neither the model nor what it takes)
+        if not _is_index(i):
             raise TypeError(f"Sequential: model[i] takes a layer's index i (an int) or a slice, got {i!r}")
+        self._check_layer_index(i)
+        return self.layers[i]
+
+    def _check_layer_index(self, i: int, beyond: str = "") -> None:
+        """An IndexError naming the model's size (then ``beyond``) where ``i`` is no layer's index
+        (list's "list index out of range" named neither the model nor its size)."""
         if not -len(self.layers) <= i < len(self.layers):
             raise IndexError(f"Sequential: layer {i} of {len(self.layers)} (indices {-len(self.layers)} to "
-                             f"{len(self.layers) - 1})")
-        return self.layers[i]
+                             f"{len(self.layers) - 1}){beyond}")
 
     def _empty_part(self) -> Sequential:
         """The module a slice holds its layers in (`__getitem__`): a Sequential, which runs them in order,
@@ -101,12 +108,10 @@ class Sequential(Module):
 
     def __setitem__(self, i: int, layer) -> None:
         """``model[i] = layer`` replaces layer ``i`` (as PyTorch's: one layer, by its index)."""
-        if isinstance(i, bool) or not isinstance(i, int | np.integer):
+        if not _is_index(i):
             raise TypeError(f"Sequential: model[i] = layer takes one layer's index i (an int), got {i!r}; build a "
                             "new Sequential to replace several layers")
-        if not -len(self.layers) <= i < len(self.layers):
-            raise IndexError(f"Sequential: layer {i} of {len(self.layers)} (indices {-len(self.layers)} to "
-                             f"{len(self.layers) - 1}); model.append(layer) adds one at the end")
+        self._check_layer_index(i, "; model.append(layer) adds one at the end")
         setattr(self, str(range(len(self.layers))[i]), layer)
 
     def append(self, layer) -> Sequential:
@@ -167,10 +172,8 @@ class Sequential(Module):
             raise TypeError(f"Sequential: layers [{'' if i.start is None else i.start}:"
                             f"{'' if i.stop is None else i.stop}] cannot be removed (the others' numbers would "
                             "change); build a new Sequential of the layers to keep")
-        if isinstance(i, int | np.integer) and not isinstance(i, bool):
-            if not -len(self.layers) <= i < len(self.layers):  # (no such layer: -9 was "no attribute '-9'")
-                raise IndexError(f"Sequential: layer {i} of {len(self.layers)} (indices {-len(self.layers)} to "
-                                 f"{len(self.layers) - 1})")
+        if _is_index(i):
+            self._check_layer_index(i)  # (no such layer: -9 was "no attribute '-9'")
             i = range(len(self.layers))[i]
         delattr(self, str(i))
 
@@ -203,3 +206,8 @@ def _fused(layer, after) -> bool:
     (what a Trainer runs), whose pair `relu_dropout` computes bit for bit in one kernel each way."""
     return (type(layer) is ReLU and type(after) is Dropout and after.training and after.rate > 0.0
             and after.random_key is not None)
+
+
+def _is_index(i) -> bool:
+    """Whether ``i`` is a layer's index as a list takes one: an int or NumPy's, not a bool (True is no index)."""
+    return isinstance(i, int | np.integer) and not isinstance(i, bool)

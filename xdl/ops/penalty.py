@@ -21,7 +21,8 @@ from xdl.ops.optim import CHUNK, chunk_scratch, column_chunks, rounded_like
 KINDS = ("l2", "l1")
 
 
-def _check_kind(kind: str) -> None:
+def check_penalty_kind(kind: str) -> None:
+    """Refuse a ``kind`` not in `KINDS` (the NumPy reference's and `CupyOps`' penalties alike)."""
     if kind not in KINDS:  # (any other was computed as L1)
         raise ValueError(f"penalty kind must be one of {KINDS}, got {kind!r}")
 
@@ -37,7 +38,7 @@ def _each_chunk(xp, w, chunk):
 def penalty_sums(xp, w, kind: str, chunk: int | None = CHUNK):
     """Σ w² (``kind`` "l2") or Σ |w| ("l1") along ``w``'s last axis, in its dtype: a 0-d array for (n,),
     (K,) for a (K, n) region."""
-    _check_kind(kind)
+    check_penalty_kind(kind)
     totals = []
     for columns, part in _each_chunk(xp, w, chunk):
         if kind == "l2":
@@ -56,7 +57,7 @@ def penalty_sums(xp, w, kind: str, chunk: int | None = CHUNK):
 def penalty_gradient(xp, grad, w, coefficient, kind: str, chunk: int | None = CHUNK) -> None:
     """grad ← grad + c·w (``kind`` "l2") or grad + c·sign(w) ("l1"), in place; ``grad`` and ``w`` of one
     shape, (n,) or (K, n) with c a (K, 1) column."""
-    _check_kind(kind)
+    check_penalty_kind(kind)
     coefficient = rounded_like(coefficient, w)
     for columns, part in _each_chunk(xp, w, chunk):
         if kind == "l2":

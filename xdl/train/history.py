@@ -95,11 +95,14 @@ class History:
             return [r.get(key) for r in self.records]
         if isinstance(key, slice):
             return self.records[key]
+        # an int or NumPy's (a float, None or a tuple was list's bare TypeError; True, a bool, was list's record 1)
         try:
-            index = operator.index(key)  # (an int or NumPy's: a float, None or a tuple was list's bare TypeError)
+            index = None if isinstance(key, bool) else operator.index(key)
         except TypeError:
+            index = None
+        if index is None:
             raise TypeError(f"History is indexed by a column's name (a str) or a record's index (an int, or a slice), "
-                            f"got {type(key).__name__}") from None
+                            f"got {type(key).__name__}")
         if not -len(self.records) <= index < len(self.records):  # (list's "list index out of range" named neither)
             raise IndexError(f"History has {counted(len(self.records), 'record')} (one an epoch), got index {index} "
                              "(history[-1] is the last)")

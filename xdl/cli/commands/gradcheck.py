@@ -6,7 +6,7 @@ import numpy as np
 
 import xdl
 from xdl.cli.refused import refuse_config_resume
-from xdl.cli.text import describe, note
+from xdl.cli.text import model_summary, note
 from xdl.config import TrainConfig
 from xdl.data import Standardizer
 from xdl.data.validation import check_int
@@ -44,7 +44,7 @@ def gradcheck(config: TrainConfig, args=None) -> int:
             return j + l1(model, config.l1, m=len(X)) if config.l1 else j
 
         checked = sum(p.size if elements is None else min(p.size, elements) for p in model.parameters())
-        print(f"xdl gradcheck: backend {backend.name}; {describe(model)}; {len(X)} examples of {config.dataset}; "
+        print(f"xdl gradcheck: backend {backend.name}; {model_summary(model)}; {len(X)} examples of {config.dataset}; "
               f"two evaluations of J per element checked ({checked:,} "
               + ("elements: every one; --elements N checks a sample)" if elements is None else
                  f"elements: {elements:,} or all of each parameter)"))

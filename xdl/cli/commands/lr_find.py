@@ -14,7 +14,7 @@ import xdl
 from xdl.cli.options import check_flags_read
 from xdl.cli.refused import refuse_config_resume
 from xdl.cli.run_model import split_and_model
-from xdl.cli.text import describe, note_once, precision_note, shell_quoted, shell_word
+from xdl.cli.text import model_summary, note_once, precision_note, shell_quoted, shell_word
 from xdl.config import TrainConfig, flag_of
 from xdl.data.validation import counted
 
@@ -46,7 +46,7 @@ def lr_find_command(config: TrainConfig, args) -> int:
         trainer = config.build_trainer(model)
         print(f"xdl {xdl.__version__} lr-find: backend {backend.name} on {backend.device_name()}"
               f"{precision_note(backend)}; dataset {config.dataset}: its {len(parts.X_train)} training examples")
-        print(f"model: {describe(model)}; optimizer {config.optimizer}, batch size {config.batch_size}; "
+        print(f"model: {model_summary(model)}; optimizer {config.optimizer}, batch size {config.batch_size}; "
               f"{counted(steps, 'step')}, lr from {min_lr:g} to {max_lr:g} ({args.mode})")
         with warnings.catch_warnings():
             warnings.simplefilter("always", append=True)  # (after the user's, as xdl train's)

@@ -22,7 +22,7 @@ from xdl.cli.resume import check_resume, resumed_without_control, resumed_run_di
 from xdl.cli.run_directory import check_no_unfinished_run, run_outputs
 from xdl.cli.run_model import split_and_model
 from xdl.cli.signals import signal_of, signal_status
-from xdl.cli.text import describe, note, note_once, precision_note
+from xdl.cli.text import model_summary, note, note_once, precision_note
 from xdl.config import TrainConfig
 from xdl.data.validation import counted
 from xdl.diagnose import NEXT_STEPS, STOP_EARLY, diagnose
@@ -96,7 +96,7 @@ def train(config: TrainConfig, args=None) -> int:
         parts, n_classes, model = split_and_model(config)
         print(f"dataset {config.dataset}: {len(parts.X_train)} train / {len(parts.X_dev)} dev / "
               f"{len(parts.X_test)} test examples, {parts.X_train.shape[1]} features, {n_classes} classes")
-        print(f"model: {describe(model)}; optimizer {config.optimizer}, lr {config.lr:g}, "
+        print(f"model: {model_summary(model)}; optimizer {config.optimizer}, lr {config.lr:g}, "
               f"schedule {config.schedule}")
         if config.augment_flip and config.dataset == "digits":
             note("note: --augment-flip mirrors digits left to right, and a mirrored 2 or 7 is no digit; "
