@@ -456,6 +456,25 @@ def test_backward_of_non_scalar_needs_gradient(backend):
     assert backend.to_numpy(w.grad).tolist() == [2.0, 20.0]
 
 
+@pytest.mark.parametrize("shape", [(2, 3), (6,), (1, 6), (2, 3, 1), (2, 1, 3)])
+def test_a_gradient_given_to_backward_has_the_tensor_s_shape_not_only_its_size(backend, shape):
+    """y = 2w of every shape of 6 elements, given a gradient of every other such shape: refused, naming both, before
+    anything is accumulated (a check of sizes only let a (3, 2) gradient through to a (2, 3) tensor). Of its own
+    shape, w.grad = 2·g."""
+    others = [(2, 3), (3, 2), (6,), (1, 6), (6, 1), (2, 3, 1), (2, 1, 3), (1, 1, 6)]
+    g = np.arange(6, dtype=np.float32)
+    w = xdl.tensor(np.ones(shape, np.float32), requires_grad=True)
+    y = w * 2
+    for other in others:
+        if other == shape:
+            continue
+        with pytest.raises(ValueError, match=re.escape(f"gradient shape {other} does not match tensor shape {shape}")):
+            y.backward(backend.asarray(g.reshape(other)))
+        assert w.grad is None
+    y.backward(backend.asarray(g.reshape(shape)))
+    np.testing.assert_array_equal(backend.to_numpy(w.grad), 2 * g.reshape(shape))
+
+
 def test_a_tensor_given_to_backward_is_cast_to_the_outputs_dtype_as_an_array_is(backend):
     x = xdl.tensor(np.arange(8, dtype=np.float32).reshape(4, 2), requires_grad=True)
     gamma = xdl.tensor(np.ones(2, np.float32), requires_grad=True)
@@ -470,6 +489,34 @@ def test_a_tensor_given_to_backward_is_cast_to_the_outputs_dtype_as_an_array_is(
     y.backward([[1, 0], [0, 2], [3, 0], [0, 4]])  # a list was cast already
     for g, t in zip(from_tensor, (x, gamma, beta)):
         np.testing.assert_array_equal(g, backend.to_numpy(t.grad))
+
+
+class SeenGradient(Function):
+    """y = x, noting the dtype of each gradient its backward is given."""
+
+    seen: list = []
+
+    def forward(self, x):
+        return x * 1
+
+    def backward(self, gy):
+        SeenGradient.seen.append(gy.dtype)
+        return (gy,)
+
+
+def test_a_one_element_tensor_s_backward_seeds_a_1_of_its_own_dtype(backend, rng):
+    """``loss.backward()`` of a float32 loss seeds dloss/dloss = 1 in float32, so every backward computes in float32:
+    over 1000 elements, x's gradient of sum(((x·a)·b)·c) is NumPy's float32 (c·b)·a bit for bit (a float64 seed ran
+    the graph in float64, rounding once where float32 rounds twice; on a GPU a fused kernel of a float32 layer
+    would read float64 gradients)."""
+    a, b, c = (rng.standard_normal(1000).astype(np.float32) for _ in range(3))
+    x = xdl.tensor(np.ones(1000, np.float32), requires_grad=True)
+    SeenGradient.seen.clear()
+    loss = SeenGradient.apply(((x * xdl.tensor(a)) * xdl.tensor(b)) * xdl.tensor(c)).sum()
+    assert loss.dtype == np.float32
+    loss.backward()
+    assert SeenGradient.seen == [np.float32] and x.grad.dtype == np.float32
+    np.testing.assert_array_equal(backend.to_numpy(x.grad), (c * b) * a)
 
 
 def test_float64_scalars_keep_float32(backend):

@@ -302,6 +302,15 @@ def test_batchnorm_running_statistics_start_at_0_and_1_uncorrected_as_its_docstr
     assert "running mean starts at 0 and the running variance at 1" in doc and "bias-corrected" in doc
 
 
+def test_batchnorm_s_gamma_is_a_scale_and_beta_a_shift_as_the_module_doc_names_them():
+    """γ's role is "scale" and β's "shift" (`xdl.nn.module`'s roles): ``parameters(role)`` finds each by its own, and
+    neither is a weight or a bias (β as a "bias" passed every test)."""
+    bn = BatchNorm(3)
+    assert (bn.gamma.role, bn.beta.role) == ("scale", "shift")
+    assert bn.parameters("scale") == [bn.gamma] and bn.parameters("shift") == [bn.beta]
+    assert bn.parameters("weight") == [] and bn.parameters("bias") == []
+
+
 def test_batchnorm_rejects_batch_of_one(backend):
     bn = BatchNorm(3)
     with pytest.raises(ValueError, match="at least 2 examples"):
@@ -428,6 +437,8 @@ def test_mlp_takes_sizes_as_any_sequence_of_integers():
     (lambda: LeakyReLU(float("nan")), r"LeakyReLU: slope must be a finite number, got nan"),
     (lambda: xdl.nn.Standardize(2, mean=[0.0, np.nan]), r"Standardize: mean must be finite, and scale finite and > 0"),
     (lambda: xdl.nn.Standardize(2, scale=[1.0, np.inf]), r"Standardize: mean must be finite, and scale finite"),
+    (lambda: xdl.nn.Standardize(2, scale=[1.0, 0.0]), r"Standardize: mean must be finite, and scale finite and > 0"),
+    (lambda: xdl.nn.Standardize(2, scale=[-0.0, 1.0]), r"Standardize: mean must be finite, and scale finite and > 0"),
     (lambda: xdl.nn.Standardize(2, scale=[1.0, 2.0, 3.0]), r"Standardize: mean and scale must be \(2,\), got \(2,\) and \(3,\)"),
     (lambda: xdl.nn.Standardize(True), r"Standardize: features must be a positive integer, got True"),
 ])
@@ -810,6 +821,21 @@ def test_astype_converts_only_floating_state_and_refuses_other_dtypes(backend):
                                              rf"got {re.escape(repr(dtype))}$"):
             model.astype(dtype)
     assert model.dtype == np.float64 and model.mean.dtype == np.float64  # refused before any change
+
+
+def test_astype_converts_a_buffer_of_another_dtype_beside_parameters_already_of_that_dtype(backend):
+    """Every parameter float64 already, a floating buffer float32: ``astype(float64)`` widens the buffer (returning
+    early on the parameters' dtype alone left it float32) and its values, and leaves the parameters as they were."""
+    model = Holder().astype(np.float64)
+    model.add_buffer("mean", np.array([0.1, 2.5]), np.float32)
+    weights = [p.numpy().copy() for p in model.parameters()]
+    assert model.astype(np.float64) is model
+    assert model.mean.dtype == np.float64
+    widened = np.array([0.1, 2.5], dtype=np.float32).astype(np.float64)
+    np.testing.assert_array_equal(backend.to_numpy(model.mean), widened)
+    assert all(p.dtype == np.float64 for p in model.parameters()) and model.count.dtype == np.int64
+    for p, w in zip(model.parameters(), weights):
+        np.testing.assert_array_equal(p.numpy(), w)
 
 
 class Pair(xdl.nn.Module):
@@ -1690,6 +1716,26 @@ def test_standardize_takes_statistics_of_the_backend_in_use(backend):
     X = backend.asarray(np.arange(12.0).reshape(4, 3))
     layer = xdl.nn.Standardize(3, mean=X.mean(axis=0), scale=X.std(axis=0))
     np.testing.assert_allclose(backend.to_numpy(layer.to(backend)(X).data).mean(axis=0), 0, atol=1e-6)
+
+
+@pytest.mark.parametrize("container", [list, tuple])
+@pytest.mark.parametrize("n_layers", [1, 2, 3])
+def test_a_sequential_takes_its_layers_as_one_list_or_tuple_as_keras_s_does(backend, rng, container, n_layers):
+    """Sequential([layer, …]) (Keras's form) as Sequential(layer, …): the same layers, numbered in order, and
+    the forward of Dense(2, 3) → ReLU → Dense(3, 1) over as many of them, in NumPy (a list was refused as a
+    layer that is no Module)."""
+    xdl.seed(0)
+    layers = [Dense(2, 3, dtype="float64"), ReLU(), Dense(3, 1, dtype="float64")][:n_layers]
+    model = Sequential(container(layers))
+    assert len(model) == n_layers and all(model[i] is layer for i, layer in enumerate(layers))
+    assert [(name, module) for name, module in model.named_modules()][1:] == [(str(i), x) for i, x in enumerate(layers)]
+    X = rng.standard_normal((4, 2))
+    expected = X @ layers[0].weight.numpy() + layers[0].bias.numpy()
+    if n_layers > 1:
+        expected = np.maximum(expected, 0)
+    if n_layers > 2:
+        expected = expected @ layers[2].weight.numpy() + layers[2].bias.numpy()
+    np.testing.assert_allclose(backend.to_numpy(model(X).data), expected, rtol=1e-12)
 
 
 def test_batchnorm_keeps_the_digits_of_a_mean_far_from_its_spread(backend, rng):

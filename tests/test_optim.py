@@ -962,6 +962,51 @@ def test_a_model_and_its_optimizer_copied_together_train_as_the_originals(copy_o
     assert all(np.shares_memory(p.data, pairs[1][1].groups[0].flats[0].data) for p in pairs[1][0].parameters())
 
 
+@pytest.mark.parametrize("copy_of", [lambda o: __import__("copy").deepcopy(o),
+                                     lambda o: __import__("pickle").loads(__import__("pickle").dumps(o)),
+                                     memory_mapped])
+def test_a_copied_optimizer_of_two_groups_each_a_run_of_the_model_s_buffer_updates_its_own_copies(copy_of):
+    """Groups of the weights and of the biases, each a run of the model's one flat buffer (weights first): the copy's
+    group buffers are made views of the copied model's buffer again, so its step moves its parameters — w − 0.1·1
+    and b − 0.5·1 by hand — and not the original's (left copies of the runs, the step wrote into arrays that no
+    parameter viewed)."""
+    xdl.seed(0)
+    model = xdl.nn.mlp(4, [5], 3).astype("float64")
+    optimizer = SGD([{"params": model.parameters("weight"), "lr": 0.1},
+                     {"params": model.parameters("bias"), "lr": 0.5}])
+    whole = model.parameters()[0]._flat[0]
+    assert all(g.flats[0] is not whole and np.shares_memory(g.flats[0].data, whole.data) for g in optimizer.groups)
+    originals = [p.numpy().copy() for p in model.parameters()]
+    copied = copy_of(optimizer)
+    copied.zero_grad()
+    for g in copied.groups:
+        for p in g.params:
+            p.grad[...] = 1.0
+    before = [[p.numpy().copy() for p in g.params] for g in copied.groups]
+    copied.step()
+    for g, values, lr in zip(copied.groups, before, (0.1, 0.5)):
+        for p, value in zip(g.params, values):
+            np.testing.assert_allclose(p.numpy(), value - lr)
+    for p, value in zip(model.parameters(), originals):
+        np.testing.assert_array_equal(p.numpy(), value)
+
+
+@pytest.mark.parametrize("cap", [0.1, 0.25, 0.5])
+def test_a_schedule_whose_signature_cannot_be_read_is_taken(cap):
+    """``functools.partial(min, cap)`` (count → min(cap, count)) has no signature `inspect` reads (a builtin's): its
+    arguments cannot be told, so it is taken, not refused as a Keras schedule(epoch, lr). SGD on w = 1, gradient 1:
+    rate min(cap, 0) = 0 at the first step, cap at the second and third, so w = 1 − 2·cap."""
+    import functools
+
+    w = xdl.Parameter(np.ones(2))
+    optimizer = SGD([w], lr=functools.partial(min, cap))
+    for _ in range(3):
+        optimizer.zero_grad()
+        w.grad[...] = 1.0
+        optimizer.step()
+    np.testing.assert_allclose(w.numpy(), 1 - 2 * cap)
+
+
 def _adam_after_steps(n=3):
     p = xdl.Parameter(np.ones(3))
     optimizer = Adam([p], lr=0.1)

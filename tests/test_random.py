@@ -96,6 +96,26 @@ def test_stacked_masks_equal_each_models_own_over_generated_cases():
     assert cases == 300
 
 
+def test_stacked_masks_drop_a_lane_one_below_the_rounded_up_threshold():
+    """A lane of value ⌊rate·2¹⁶⌋, one below ⌈rate·2¹⁶⌉ (a rate off the 2⁻¹⁶ grid), is dropped in a stack as
+    alone: over generated lanes v, rate (v + ½)/2¹⁶ keeps exactly the lanes ≥ v + 1. The generated cases above,
+    a few thousand lanes at random rates, seldom held such a lane: a floor for the ceiling passed them."""
+    from xdl.ops.random import stacked_keep_mask
+
+    shape, seeds, stream, step = (8, 16), [3, 11], 2, 5
+    lanes = {}
+    for seed in seeds:  # lane j of 64-bit value ⌊i/4⌋ is element i (the module docstring)
+        bits = random_bits(32, seed, stream, step)
+        lanes[seed] = ((bits[:, None] >> (16 * np.arange(4, dtype=np.uint64))) & np.uint64(0xFFFF)).reshape(-1)
+    for i in range(0, 128, 7):
+        rates = [(int(lanes[seed][i]) + 0.5) / 2**16 for seed in seeds]
+        masks = stacked_keep_mask(shape, rates, seeds, stream, step)
+        for k, seed in enumerate(seeds):
+            expected = (lanes[seed].astype(np.int64) >= int(lanes[seed][i]) + 1).reshape(shape)
+            assert not expected.reshape(-1)[i]
+            np.testing.assert_array_equal(masks[:, k], expected)
+
+
 def test_stacked_masks_draw_once_per_distinct_seed(monkeypatch):
     """Models sharing a seed (`xdl.tune`'s trials all do) share one Philox draw: the draws of a stacked mask do
     not grow with K (they were one per model, K a layer)."""
