@@ -88,6 +88,33 @@ def test_a_resume_with_no_out_goes_on_in_the_run_s_directory(tmp_path, capsys, m
     assert len(before) == 2 and [r["epoch"] for r in records] == [1, 2, 3]
 
 
+def test_a_resume_goes_on_in_the_run_its_checkpoints_name_and_takes_this_commands_place_and_machine(tmp_path,
+                                                                                                  monkeypatch):
+    """--resume . from inside RUN/checkpoints goes on in RUN, as --resume RUN/checkpoints does; a checkpoint
+    copied into a directory of another name belongs to no run: the rest goes to ./xdl-run, neither into that
+    directory's parent nor into the --out of the run it came from. The resumed run's backend and progress bar
+    are this command's (the defaults here), not the first run's."""
+    from xdl.serialization import read_extra
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", *FAST, "--epochs", "1", "--backend", "cpu", "--out", "runA"]) == 0
+    (tmp_path / "kept").mkdir()
+    shutil.copy(tmp_path / "runA" / "checkpoints" / "checkpoint.npz", tmp_path / "kept")
+    monkeypatch.chdir(tmp_path / "runA" / "checkpoints")
+    assert main(["train", "--epochs", "2", "--resume", "."]) == 0
+    assert sorted(p.name for p in (tmp_path / "runA" / "checkpoints").iterdir()) == ["best.npz", "checkpoint.npz"]
+    records = json.loads((tmp_path / "runA" / "history.json").read_text())["records"]
+    assert [r["epoch"] for r in records] == [1, 2]
+    saved = read_extra(tmp_path / "runA" / "checkpoints" / "checkpoint.npz")[0]["run_info"]["config"]
+    assert (saved["backend"], saved["progress"], Path(saved["out"])) == ("auto", True, tmp_path / "runA")
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--epochs", "2", "--resume", "kept"]) == 0
+    records = json.loads((tmp_path / "xdl-run" / "history.json").read_text())["records"]
+    assert [r["epoch"] for r in records] == [1, 2]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept", "runA", "xdl-run"]
+    assert [r["epoch"] for r in json.loads((tmp_path / "runA" / "history.json").read_text())["records"]] == [1, 2]
+
+
 def test_a_resumed_runs_time_line_says_its_mean_takes_in_the_epochs_before_it(tmp_path, capsys, monkeypatch):
     """The time line's ms per epoch is the mean of history["seconds"] over every epoch; after a resume
     that includes the first run's, so it says so (it read "this run 0.1 s (3694 ms per epoch)" for 2 epochs)."""
@@ -201,6 +228,72 @@ def test_a_flag_that_makes_a_config_files_value_good_counts_though_another_overr
                  "--no-progress"]) == 0, capsys.readouterr().err
 
 
+def test_a_resume_of_a_model_file_says_what_the_file_is(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", *FAST, "--epochs", "1", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["train", *FAST, "--out", str(tmp_path / "S"), "--resume", str(out / "model.npz")]) == 1
+    assert capsys.readouterr().err == (f"xdl train: error: --resume: {str(out / 'model.npz')!r} is a model file, "
+                                       "not a training checkpoint\n")
+    assert not (tmp_path / "S").exists()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
+def test_a_run_stopped_inside_an_epoch_is_not_resumed_to_end_before_that_epoch(tmp_path, capsys, monkeypatch):
+    """Stopped after step 3 of epoch 2, the run has trained 1 epoch and 3 steps: --epochs 1 is refused, naming
+    --epochs and what to ask for, before anything is written (else it ended 3 steps into an epoch of no record)."""
+    import signal
+
+    class StopInEpochTwo(xdl.train.Callback):
+        steps = None
+
+        def on_epoch_end(self, trainer, record):
+            self.steps = 0
+
+        def on_step_end(self, trainer, cost):
+            if self.steps is not None:
+                self.steps += 1
+                if self.steps == 3:
+                    os.kill(os.getpid(), signal.SIGINT)
+
+    build = xdl.config.TrainConfig.build_trainer
+    with monkeypatch.context() as patched:
+        patched.setattr(xdl.config.TrainConfig, "build_trainer",
+                        lambda self, model, callbacks=(): build(self, model, [*callbacks, StopInEpochTwo()]))
+        assert main(["train", *FAST, "--out", str(tmp_path / "R")]) == 130
+    capsys.readouterr()
+    before = {p: p.read_bytes() for p in (tmp_path / "R").rglob("*") if p.is_file()}
+    assert main(["train", "--epochs", "1", "--resume", str(tmp_path / "R" / "checkpoints")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("xdl train: error: --epochs: the checkpoint in ") and (
+        "has trained 1 epoch and 3 steps of epoch 2 and this run has --epochs 1: a run cannot train fewer; ask for 2 "
+        "(to finish the epoch it stopped in) or more") in err
+    assert {p: p.read_bytes() for p in (tmp_path / "R").rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
+def test_a_run_stopped_inside_its_first_epoch_writes_no_history(tmp_path, capsys, monkeypatch):
+    """Ctrl-C at step 2 of epoch 1: the checkpoint holds those steps, the history no epoch — no empty
+    history.json is written beside it (a run's file of no record, which curves and a reader take for a run's)."""
+    import signal
+
+    class StopAtStepTwo(xdl.train.Callback):
+        steps = 0
+
+        def on_step_end(self, trainer, cost):
+            self.steps += 1
+            if self.steps == 2:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    build = xdl.config.TrainConfig.build_trainer
+    monkeypatch.setattr(xdl.config.TrainConfig, "build_trainer",
+                        lambda self, model, callbacks=(): build(self, model, [*callbacks, StopAtStepTwo()]))
+    assert main(["train", *FAST, "--out", str(tmp_path / "R")]) == 130
+    assert "to continue, run the same command with --resume" in capsys.readouterr().err
+    assert (tmp_path / "R" / "checkpoints" / "checkpoint.npz").is_file()
+    assert not (tmp_path / "R" / "history.json").exists()
+
+
 def test_a_resume_refusing_a_config_files_option_names_it_in_the_file(tmp_path, capsys):
     """``lr = 0.01`` in a --config file that resumes a run made at 0.003 was refused as "--lr: …",
     a flag never typed; a flag given is named as a flag still."""
@@ -212,6 +305,9 @@ def test_a_resume_refusing_a_config_files_option_names_it_in_the_file(tmp_path, 
     assert f"error: lr in {str(config)!r}: the checkpoint in " in capsys.readouterr().err
     assert main(["train", "--config", str(config), "--lr", "0.02"]) == 1
     assert "error: --lr: the checkpoint in " in capsys.readouterr().err
+    config.write_text(f'resume = "{(tmp_path / "R" / "checkpoints").as_posix()}"\nepochs = 2\n')
+    assert main(["train", "--config", str(config), "--batch-size", "7"]) == 1  # a dashed flag, named as typed
+    assert "error: --batch-size: the checkpoint in " in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("where, said", [("nowhere", "no checkpoint checkpoint.npz at 'nowhere' (no such directory)"),
@@ -473,7 +569,7 @@ def test_resume_of_a_run_directory_holding_only_a_best_epoch_names_it_and_the_co
     assert main(["train", *FAST[:4], "--epochs", "5", "--no-progress", "--resume", str(out / "checkpoints")]) == 0
 
 
-def test_gradcheck_exits_1_on_a_failed_check_and_2_on_an_error(monkeypatch, capsys):
+def test_gradcheck_exits_1_on_a_failed_check_and_2_on_an_error(monkeypatch, capsys, tmp_path):
     """A script tells them apart, as diff's and cmp's: both were 1."""
     from xdl.functions.elementwise import ReLU
 
@@ -485,6 +581,48 @@ def test_gradcheck_exits_1_on_a_failed_check_and_2_on_an_error(monkeypatch, caps
     monkeypatch.setattr(ReLU, "backward", lambda self, gy: 1 / 0)  # a crash is an error too (Python's status was 1)
     assert main(args) == 2
     assert "ZeroDivisionError" in capsys.readouterr().err
+    monkeypatch.setattr(xdl.datasets, "load", lambda *args, **kwargs: 1 / 0)
+    with pytest.raises(ZeroDivisionError):  # another command's crash is Python's own (its traceback, status 1)
+        main(["train", *FAST, "--out", str(tmp_path / "run")])
+
+
+@pytest.mark.parametrize("flag, value, why", [
+    ("--precision", "tf32", "(it checks in float64, which --precision, of float32 matrix products, does not change)"),
+    ("--lr", "0.1", "(it checks J of the model these options build, at its initial weights, on a fixed batch: no "
+                    "optimizer, schedule, batch size, augmentation or diagnosis)"),
+    ("--base-error", "0.1", "on a fixed batch: no optimizer, schedule, batch size, augmentation or diagnosis)"),
+])
+def test_gradcheck_refuses_a_training_runs_flag_saying_why(capsys, flag, value, why):
+    """Spelt out here, not read from REFUSES (a table the other tests take their cases from)."""
+    assert main(["gradcheck", "--dataset", "moons", flag, value]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"xdl gradcheck: error: {flag} is xdl train's, not gradcheck's (")
+    assert err.endswith(why + "\n")
+
+
+def test_lr_find_refuses_no_progress_saying_why(capsys):
+    assert main(["lr-find", "--dataset", "moons", "--no-progress"]) == 1
+    assert capsys.readouterr().err == ("xdl lr-find: error: --no-progress is xdl train's, not lr-find's (it trains "
+                                       "--steps batches at rising rates, with no epochs, schedule, dev set or progress "
+                                       "bar): add to the xdl train it suggests\n")
+
+
+def test_a_memory_error_that_says_nothing_is_named_by_its_type(capsys, monkeypatch, tmp_path):
+    monkeypatch.setattr(xdl.datasets, "load", lambda *args, **kwargs: (_ for _ in ()).throw(MemoryError()))
+    assert main(["train", *FAST, "--out", str(tmp_path / "run")]) == 1
+    assert capsys.readouterr().err == "xdl train: error: MemoryError\n"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="symbolic links")
+def test_a_dangling_link_in_out_named_as_a_runs_file_is_refused_as_a_file_of_the_users(tmp_path, capsys):
+    """A link to nowhere named model.npz: the run would write through it, to wherever it points."""
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "model.npz").symlink_to(tmp_path / "nowhere.npz")
+    assert main(["train", *FAST, "--out", str(out)]) == 1
+    assert capsys.readouterr().err == (f"xdl train: error: --out {str(out)!r} holds model.npz that no xdl train wrote: "
+                                       "this run would write over it; give another --out, or move it away\n")
+    assert not (tmp_path / "nowhere.npz").exists()
 
 
 # each command that refuses flags → its exit status for an error (gradcheck's 1 is a check that failed)
@@ -721,6 +859,9 @@ def test_a_run_an_older_xdl_stopped_early_is_over_though_its_history_names_no_st
     capsys.readouterr()
     assert main(["train", *FAST, "--out", str(out)]) == 1
     assert f"holds a run that was over (stopped early at epoch {stopped}) but whose outputs" in capsys.readouterr().err
+    assert main(["train", "--resume", str(out / "checkpoints"), "--no-progress", "--patience", "1"]) == 0
+    err = capsys.readouterr().err  # (its own patience: it stays stopped, its outputs written; no "it trains on")
+    assert err.endswith(f"checkpoint.npz': its state after epoch {stopped}, to epoch 60\n"), err
     assert main(["train", "--resume", str(out / "checkpoints"), "--no-progress", "--patience", "3"]) == 0
     assert f"(the run had stopped early at epoch {stopped}; with --patience 3 it trains on)" in capsys.readouterr().err
 
@@ -1041,6 +1182,9 @@ def test_an_unavailable_backend_no_flag_named_says_where_it_came_from(tmp_path, 
     monkeypatch.setenv("XDL_BACKEND", "cupy")
     assert main(["train", *FAST, "--out", str(tmp_path / "run")]) == 1
     assert "(XDL_BACKEND=cupy chose it; --backend auto takes what this machine has)" in capsys.readouterr().err
+    bench = ["bench", "optimizers", "--quick", "--problem", "quadratic", "--optimizer", "sgd", "--seeds", "1"]
+    assert main([*bench, "--trials", "2", "--out", str(tmp_path / "bench")]) == 1  # (its --backend: None, not given)
+    assert "(XDL_BACKEND=cupy chose it; --backend auto takes what this machine has)" in capsys.readouterr().err
     monkeypatch.delenv("XDL_BACKEND")
     config = tmp_path / "run.toml"
     config.write_text('backend = "cupy"\n')
@@ -1048,7 +1192,7 @@ def test_an_unavailable_backend_no_flag_named_says_where_it_came_from(tmp_path, 
     assert "(the --config file or the resumed study chose it;" in capsys.readouterr().err
     assert main(["train", *FAST, "--backend", "cupy", "--out", str(tmp_path / "run")]) == 1
     assert "chose it" not in capsys.readouterr().err  # the flag the user gave: nothing to add
-    assert not (tmp_path / "run").exists()
+    assert not (tmp_path / "run").exists() and not (tmp_path / "bench").exists()
 
 
 def test_small_slips_get_a_pointed_answer(tmp_path, capsys):
@@ -1195,6 +1339,21 @@ def test_a_failed_command_leaves_no_empty_output_directory_of_its_own(tmp_path, 
     assert kept.is_dir()  # one the user made stays
 
 
+def test_a_failed_search_leaves_no_empty_output_directory_of_its_own(tmp_path, capsys, monkeypatch):
+    """xdl tune's --out (its own flag, not a run's out) made and the search failing after: removed, as xdl train's."""
+    out = tmp_path / "nest" / "T"
+    load = xdl.datasets.load
+
+    def load_failing_once_out_is_made(*args, **kwargs):
+        if out.exists():
+            raise OSError(5, "Input/output error")
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(xdl.datasets, "load", load_failing_once_out_is_made)
+    assert main(["tune", *FAST[:4], "--trials", "2", "--out", str(out)]) == 1
+    assert "Input/output error" in capsys.readouterr().err and not (tmp_path / "nest").exists()
+
+
 def test_sigterm_stops_a_command_as_ctrl_c_does():
     import signal
 
@@ -1229,6 +1388,18 @@ def test_an_early_stopped_run_killed_before_its_outputs_is_finished_by_resume_as
     assert json.loads((out / "report.json").read_text())["stopped_epoch"] == stopped
 
 
+def test_a_finished_run_whose_checkpoint_was_removed_is_replaced_by_a_new_run(tmp_path, capsys):
+    """Its report.json, written last, says the run there finished: the best.npz left alone beside it is
+    no run to go on with, and a new run replaces the files, saying so, as over any finished run."""
+    out = tmp_path / "run"
+    assert main(["train", *FAST, "--epochs", "1", "--out", str(out)]) == 0
+    (out / "checkpoints" / "checkpoint.npz").unlink()
+    capsys.readouterr()
+    assert main(["train", *FAST, "--epochs", "1", "--out", str(out)]) == 0
+    assert f"note: --out {str(out)!r} holds a finished run; this run replaces its files" in capsys.readouterr().err
+    assert (out / "checkpoints" / "checkpoint.npz").is_file()
+
+
 def test_a_new_run_never_replaces_a_best_epoch_no_checkpoint_continues(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", *FAST, "--out", str(out)]) == 0
@@ -1237,6 +1408,9 @@ def test_a_new_run_never_replaces_a_best_epoch_no_checkpoint_continues(tmp_path,
     assert main(["train", *FAST, "--out", str(out)]) == 1
     err = capsys.readouterr().err
     assert "holds a checkpoint no run can continue from" in err and "best.npz' may still hold" in err
+    assert main(["train", *FAST, "--out", str(out), "--resume", str(out / "checkpoints")]) == 1
+    err = capsys.readouterr().err  # (its resume names the best epoch left beside it too)
+    assert err.startswith("xdl train: error: --resume: ") and "best.npz' may still hold the best epoch's state" in err
     (out / "checkpoints" / "checkpoint.npz").unlink()
     assert main(["train", *FAST, "--out", str(out)]) == 1
     assert f"--resume {out / 'checkpoints' / 'best.npz'} (into this --out or another)" in capsys.readouterr().err
@@ -1307,6 +1481,21 @@ def test_a_resume_into_another_out_says_so(tmp_path, capsys, monkeypatch):
     assert main(["train", *FAST, "--epochs", "2", "--out", "R"]) == 0
     assert main(["train", *FAST, "--epochs", "3", "--resume", "R/checkpoints", "--out", "S"]) == 0
     assert "the rest of the run goes to --out 'S', not to 'R'" in capsys.readouterr().err
+
+
+def test_a_resume_into_another_out_refuses_a_lone_best_epoch_of_another_run_there(tmp_path, capsys, monkeypatch):
+    """A best.npz alone in --out is taken up by a resume of its own run only: another run's (another seed)
+    is a best epoch no checkpoint continues, refused as a new run there refuses it, and left as it was."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", *FAST, "--epochs", "1", "--out", "R"]) == 0
+    assert main(["train", *FAST, "--epochs", "1", "--seed", "7", "--out", "S"]) == 0
+    for name in ("checkpoints/checkpoint.npz", "report.json"):
+        (tmp_path / "S" / name).unlink()
+    best = (tmp_path / "S" / "checkpoints" / "best.npz").read_bytes()
+    capsys.readouterr()
+    assert main(["train", *FAST, "--epochs", "2", "--resume", "R/checkpoints", "--out", "S"]) == 1
+    assert "error: --out 'S' holds a run's best epoch" in capsys.readouterr().err
+    assert (tmp_path / "S" / "checkpoints" / "best.npz").read_bytes() == best
 
 
 def test_a_resume_goes_on_in_the_out_of_its_config_file(tmp_path, capsys, monkeypatch):
@@ -1822,6 +2011,15 @@ def test_a_checkpoint_of_an_xdl_before_control_toml_resumes(tmp_path, capsys, mo
     assert main(["train", *again, "--resume", "run/checkpoints"]) == 0
     assert "written by a run without control.toml (an older xdl's)" in capsys.readouterr().err
     assert len(xdl.train.History.load(tmp_path / "run" / "history.json")) == 4
+    # a run of --patience 0 held its Checkpoint's state alone: --patience 0 again goes on, and a control.toml
+    # written there since is said to be left unread
+    assert main(["train", *FAST, "--epochs", "2", "--patience", "0", "--out", "bare"]) == 0
+    _as_before_control(tmp_path / "bare" / "checkpoints" / "checkpoint.npz", provenance)
+    (tmp_path / "bare" / "control.toml").write_text("lr = 0.01\n")
+    capsys.readouterr()
+    assert main(["train", *FAST, "--epochs", "3", "--patience", "0", "--resume", "bare/checkpoints"]) == 0
+    assert "the run goes on without it (the control.toml there is not read)" in capsys.readouterr().err
+    assert len(xdl.train.History.load(tmp_path / "bare" / "history.json")) == 3
 
 
 def test_main_called_with_its_stdout_readers_gone_keeps_no_descriptor(tmp_path, monkeypatch):

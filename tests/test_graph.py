@@ -1041,6 +1041,24 @@ def test_a_step_that_cannot_be_captured_goes_on_eagerly_under_auto_and_says_why(
     np.testing.assert_array_equal(ends["auto"], ends["eager"])
 
 
+def test_a_step_that_cannot_be_captured_stops_a_capture_true_run_with_why(backend, monkeypatch):
+    """Under capture=True the capture's failure stands: the fit raises it, naming what could not be
+    captured, where "auto" warns and trains on eagerly — an eager run is what the caller refused."""
+    s = moons()
+    tr = captured_trainer(monkeypatch, backend)
+    tr.capture = True
+    compute = tr.loss.compute
+
+    def host_reading_loss(out, y):
+        xdl.graph.require_not_capturing("a loss that reads the device")
+        return compute(out, y)
+
+    tr.loss.compute = host_reading_loss
+    with pytest.raises(CaptureError, match="a loss that reads the device"):
+        tr.fit(s.X_train, s.y_train)
+    assert tr.epoch == 0 and tr._captured.failure is None  # (no epoch trained on eagerly)
+
+
 # -- the memory of graphs: CupyBackend's bookkeeping, on a stand-in for cupy ----------------------
 class FakePool:
     def __init__(self):
