@@ -465,3 +465,28 @@ def test_a_checkpoint_option_no_xdl_wrote_that_cannot_be_compared_is_a_change(na
     saved = {name: np.array([getattr(config, name), getattr(config, name)])}
     found = TrainConfig().first_change(saved)
     assert found is not None and found[0] == name and found[2] == getattr(config, name), found
+
+
+@pytest.mark.parametrize("seed", [1, 7])
+def test_a_resume_by_a_trainer_given_another_seed_is_refused_and_a_path_as_text_is_read(tmp_path, seed):
+    """Through `Trainer.fit(resume=…)`, not `provenance.verify` alone: a trainer given its own seed
+    (another batch order and dropout masks) resuming a checkpoint of seed 0 is refused, naming the
+    seed, before its model changes; the same run's trainer reads the file named by a str as by a Path."""
+    X, y = xdl.datasets.moons(120, noise=0.3, seed=0)
+
+    def trainer(seed: int, epochs: int) -> Trainer:
+        xdl.seed(0)
+        model = xdl.nn.mlp(2, [8], 2, dropout=0.2)
+        return Trainer(model, SoftmaxCrossEntropy(), Adam(model, lr=0.01), epochs=epochs, seed=seed, progress=False,
+                       callbacks=[Checkpoint(tmp_path)])
+
+    trainer(0, 2).fit(X, y)
+    other = trainer(seed, 4)
+    before = other.model.state_dict()
+    with pytest.raises(ValueError, match="seed"):
+        other.fit(X, y, resume=tmp_path)
+    for name, value in other.model.state_dict().items():
+        np.testing.assert_array_equal(value, before[name])
+    same = trainer(0, 4)
+    same.load_checkpoint(str(tmp_path / "checkpoint.npz"))
+    assert (same.epoch, same.step, len(same.history)) == (2, 0, 2)

@@ -184,6 +184,7 @@ def test_a_last_batch_of_exactly_min_size_is_kept_and_one_below_is_merged_with_a
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # batches that divide the set: no last batch to merge, nothing to say
         assert training_batches(8, 4, min_size=2) == [(0, 4), (4, 8)]
+        assert training_batches(10, 4, min_size=2) == [(0, 4), (4, 8), (8, 10)]  # a last one of min_size: kept, unsaid
     with pytest.raises(ValueError, match=r"has 0 examples; a step needs one$"):  # (no batch norm to name)
         training_batches(0, 4)
     orders = []

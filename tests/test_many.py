@@ -2040,3 +2040,109 @@ def test_a_model_with_batch_norm_that_diverges_beside_another_keeps_its_own_last
         one_epoch = alone(dataclasses.replace(exploding, epochs=1), X, y, dev, seed=3)[0]
     assert [r.status for r in results] == ["completed", "failed"]
     assert_same_weights(results[1].model, one_epoch, 1e-10)
+
+
+@pytest.mark.parametrize("stop_at", [3, 12, 19, 22])  # steps into the run, 5 an epoch (the last one smaller)
+def test_a_batch_interrupted_inside_an_epoch_resumes_to_the_uninterrupted_batch_exactly(digits, tmp_path,
+                                                                                       monkeypatch, stop_at):
+    """The strongest oracle of a batch's checkpoint: stopped by a Ctrl-C after any step (its position in
+    the epoch, the dropout keys, early stopping's best and wait, statuses, histories) and resumed, every
+    model ends bit for bit as the uninterrupted batch's — its weights (the best epoch's under patience),
+    history, best and stopped epochs and status — with 300 examples: a last batch of 44. Model 0 stops
+    early (best epoch 4, stopped after 5), model 1 completes its 3 epochs, model 2 its 6."""
+    X, y, dev = digits
+    X, y = X[:300], y[:300]
+    configs = [small(seed=2, dropout=0.3, lr=0.1, patience=1, epochs=6),
+               small(seed=3, dropout=0.2, lr=1e-2, epochs=3),
+               small(seed=1, dropout=0.3, lr=0.05, patience=1, epochs=6)]  # (batch norm: the default)
+    options = dict(dev=dev, seed=4, dtype="float64")
+    with xdl.use("numpy"):
+        whole = fit_many(configs, X, y, **options)
+        interrupt_at_step(monkeypatch, stop_at)
+        with pytest.raises(Interrupted):
+            fit_many(configs, X, y, callbacks=[Checkpoint(tmp_path)], **options)
+        monkeypatch.undo()
+        resumed = fit_many(configs, X, y, callbacks=[Checkpoint(tmp_path)], resume=tmp_path, **options)
+    timed = ("seconds", "step_seconds")
+    assert [(r.status, r.history.best_epoch, r.history.stopped_epoch) for r in whole] == \
+        [("stopped", 4, 5), ("completed", None, None), ("completed", 6, None)]
+    for k, (a, b) in enumerate(zip(resumed, whole)):
+        assert (a.status, a.history.best_epoch, a.history.stopped_epoch) == \
+            (b.status, b.history.best_epoch, b.history.stopped_epoch), k
+        assert [{key: v for key, v in r.items() if key not in timed} for r in a.history.records] == \
+            [{key: v for key, v in r.items() if key not in timed} for r in b.history.records], k
+        assert_same_weights(a.model, b.model, 0.0)
+
+
+def test_an_error_inside_an_epoch_gives_each_model_as_it_was_at_the_end_of_the_epoch_before(digits, monkeypatch):
+    """An error raised by a step (out of memory, say) half-way through epoch 2: each result is its model
+    at the end of epoch 1, bit for bit the batch trained for one epoch — not its weights after the steps
+    of epoch 2 that ran, which no history record describes."""
+    X, y, dev = digits  # 5 steps per epoch
+    configs = [small(seed=1, lr=1e-2, dropout=0.2), small(seed=2, lr=3e-3, dropout=0.1)]
+    step, calls = ManyTrainer._train_step, []
+
+    def failing_step(self, Xb, yb):
+        calls.append(1)
+        if len(calls) == 8:  # step 3 of epoch 2
+            raise MemoryError("out of memory in a step")
+        return step(self, Xb, yb)
+
+    with xdl.use("numpy"):
+        monkeypatch.setattr(ManyTrainer, "_train_step", failing_step)
+        with pytest.raises(MemoryError) as caught:
+            fit_many(configs, X, y, dev=dev, dtype="float64")
+        monkeypatch.undo()
+        one_epoch = fit_many([dataclasses.replace(c, epochs=1) for c in configs], X, y, dev=dev, dtype="float64")
+    assert "results as they stood at the end of epoch 1" in caught.value.__notes__[0]
+    for kept, alone in zip(caught.value.results, one_epoch):
+        assert kept.status == "training" and kept.history["dev_cost"] == alone.history["dev_cost"]
+        assert_same_weights(kept.model, alone.model, 0.0)
+
+
+def test_a_model_a_callback_prunes_keeps_its_state_of_that_epoch_while_the_batch_trains_on(digits):
+    """`stop_model(k, "pruned")` after epoch 2 of 4: model k's result is its state at that epoch's end,
+    bit for bit the same batch's model k given 2 epochs — its batch norm's running statistics too, which
+    the batch's later forward passes in training mode move for every row, frozen or not."""
+    class PruneAt(Callback):
+        def on_epoch_end(self, trainer, record):
+            if record["epoch"] == 2:
+                trainer.stop_model(0, "pruned")
+
+    X, y, dev = digits
+    configs = [small(seed=1, lr=1e-2, dropout=0.2), small(seed=2, lr=3e-3, dropout=0.1)]  # (batch norm: default)
+    with xdl.use("numpy"):
+        pruned = fit_many(configs, X, y, dev=dev, dtype="float64", callbacks=[PruneAt()])
+        shorter = fit_many([dataclasses.replace(configs[0], epochs=2), configs[1]], X, y, dev=dev, dtype="float64")
+    assert [r.status for r in pruned] == ["pruned", "completed"]
+    assert [r.status for r in shorter] == ["completed", "completed"]
+    assert pruned[0].history["dev_cost"] == shorter[0].history["dev_cost"]
+    for a, b in zip(pruned, shorter):
+        assert_same_weights(a.model, b.model, 0.0)
+
+
+def test_each_models_history_is_its_history_alone_and_the_batchs_record_is_its_best_models(digits):
+    """Each model's history — costs, accuracies and rates of every epoch — and its model's predicted
+    classes are the ones the same config trained alone by a Trainer records and predicts (float64; the
+    accuracies exactly: the same hits), and the batch's record of each epoch is that epoch's record of
+    the model it names best (the lowest dev cost)."""
+    X, y, dev = digits
+    configs = [small(seed=1, lr=1e-2, schedule="inverse_time", decay_rate=0.5, epochs=3),
+               small(seed=2, lr=3e-3, schedule="exponential", decay_base=0.8, epochs=3)]
+    with xdl.use("numpy"):
+        batch = ManyTrainer(configs, seed=2, dtype="float64")
+        results = batch.fit(X, y, dev=dev)
+        for config, result in zip(configs, results):
+            model, history = alone(config, X, y, dev, seed=2)
+            taken = result.model  # (taken out of the batch: an ordinary model, in training mode as alone's)
+            assert taken.training == model.training
+            np.testing.assert_array_equal(taken.predict(dev[0]), model.predict(dev[0]))  # classes, as alone's
+            for key in ("train_accuracy", "dev_accuracy", "lr"):
+                assert result.history[key] == history[key], key
+            for key in ("train_cost", "dev_cost"):
+                np.testing.assert_allclose(result.history[key], history[key], rtol=1e-10, err_msg=key)
+    for record in batch.history.records:
+        best = results[record["best_model"]].history[record["epoch"] - 1]
+        assert record["dev_cost"] == min(r.history[record["epoch"] - 1]["dev_cost"] for r in results)
+        assert {key: record[key] for key in ("train_cost", "train_accuracy", "dev_cost", "dev_accuracy")} == \
+            {key: best[key] for key in ("train_cost", "train_accuracy", "dev_cost", "dev_accuracy")}

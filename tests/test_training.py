@@ -4260,3 +4260,23 @@ def test_two_checkpoints_writing_into_one_directory_are_refused_before_any_work(
 def test_a_callback_that_is_no_callback_instance_is_named_when_the_trainer_is_made(callback):
     with pytest.raises(TypeError, match=r"callbacks must be xdl.train.Callback instances, got "):
         make_trainer(None, epochs=1, callbacks=[callback])
+
+
+@pytest.mark.parametrize("every, written", [(1, [1, 2, 3, 4, 5]), (2, [None, 2, 2, 4, 5]), (None, [None] * 4 + [5])])
+def test_a_checkpoint_every_n_epochs_writes_at_each_nth_epoch_and_at_the_runs_end(tmp_path, every, written):
+    """`Checkpoint(every=n)` writes checkpoint.npz at the end of epochs n, 2n, … and of the run's last
+    epoch (None: at the end only): what a crash resumes from is the last of them, seen after each
+    epoch by a callback that runs after the Checkpoint's."""
+    class Seen(Callback):
+        order = 200  # (after Checkpoint's 100)
+
+        def __init__(self):
+            self.at = []
+
+        def on_epoch_end(self, trainer, record):
+            self.at.append(None if trainer.last_checkpoint is None else trainer.last_checkpoint_at[0])
+
+    s = moons_parts(200)
+    seen = Seen()
+    make_trainer(None, epochs=5, callbacks=[Checkpoint(tmp_path, every=every), seen]).fit(s.X_train, s.y_train)
+    assert seen.at == written
