@@ -131,6 +131,10 @@ def test_a_count_of_one_is_said_in_the_singular():
     (dict(augment_noise=float("inf")), r"augment_noise must be a finite number ≥ 0, got inf"),
     (dict(decay_rate=-1.0), r"decay_rate must be a finite number ≥ 0, got -1\.0"),
     (dict(decay_rate=float("nan")), r"decay_rate must be a finite number ≥ 0, got nan"),
+    (dict(decay_every=0), r"decay_every must be ≥ 1, got 0"),
+    (dict(batch_size=0), r"batch_size must be ≥ 1, got 0"),
+    (dict(checkpoint_every=-1), r"checkpoint_every must be ≥ 0, got -1"),
+    (dict(augment_shift=-1), r"augment_shift must be ≥ 0, got -1"),
 ])
 def test_a_configs_out_of_range_options_are_named(options, said):
     from xdl.config import TrainConfig
@@ -193,3 +197,58 @@ def test_augmentation_on_a_dataset_of_no_images_names_the_first_augmentation_opt
     with pytest.raises(ValueError, match=rf"^TrainConfig: {named}: augmentation applies to image datasets \(digits\), "
                                          r"not 'moons'"):
         TrainConfig(dataset="moons", **options)
+
+
+@pytest.mark.parametrize("name, kind", [("epochs", "an integer"), ("patience", "an integer"), ("lr", "a number"),
+                                        ("dropout", "a number"), ("seed", "an integer")])
+@pytest.mark.parametrize("duration", [np.timedelta64(3), np.timedelta64(3, "s"), np.timedelta64(0, "D")])
+def test_a_configs_count_or_number_given_as_a_duration_is_refused(name, kind, duration):
+    """A timedelta64 is a NumPy integer, but a duration is no count: epochs=np.timedelta64(3) trained 3 epochs."""
+    from xdl.config import TrainConfig
+
+    with pytest.raises(TypeError, match=rf"^TrainConfig: {name} must be {kind}, got .*\(timedelta64\)$"):
+        TrainConfig(**{name: duration})
+
+
+@pytest.mark.parametrize("hidden", [np.array(5), np.array([[8, 4]]), np.zeros((0, 3), dtype=np.int64),
+                                    np.zeros((1, 2, 3), dtype=np.int64), np.zeros((0, 0), dtype=np.int64)])
+def test_a_configs_hidden_of_an_array_not_one_dimensional_is_refused_as_no_list(hidden):
+    """hidden as an array is a 1-D one of integers: a 0-d one failed on NumPy's "iteration over a 0-d array", an
+    empty 2-D one was read as [] ("must be a non-empty list"), naming the array as none of what it is."""
+    from xdl.config import TrainConfig
+
+    said = r"(?s)^TrainConfig: hidden must be a list of integers, got array\(.*\(ndarray\)$"  # (a repr of lines)
+    with pytest.raises(TypeError, match=said):
+        TrainConfig(hidden=hidden)
+    assert TrainConfig(hidden=np.array([8, 4])).hidden == [8, 4]  # (a 1-D one is taken, as a plain list)
+
+
+@pytest.mark.parametrize("name, value, said", [
+    ("epochs", True, r"epochs must be an integer, got True \(bool\)$"),
+    ("patience", np.bool_(False), r"patience must be an integer, got np\.False_ \(bool\)$"),
+    ("lr", False, r"lr must be a number, got False \(bool\)$"),
+    ("dropout", None, r"dropout must be a number, got None \(NoneType\); 0 is no dropout \(TOML has no null\)$"),
+    ("patience", None, r"patience must be an integer, got None \(NoneType\); 0 is no early stopping \(TOML has no "
+                       r"null\)$"),
+    ("lr", None, r"lr must be a number, got None \(NoneType\)$"),
+])
+def test_a_configs_option_of_another_type_is_named_with_the_way_off(name, value, said):
+    """A bool is no count (True is an int to Python); None, the "off" of other libraries, is told the option's off
+    value (TOML has no null), where it has one."""
+    from xdl.config import TrainConfig
+
+    with pytest.raises(TypeError, match=r"^TrainConfig: " + said):
+        TrainConfig(**{name: value})
+
+
+def test_a_configs_numbers_and_sizes_are_kept_as_plain_python_values():
+    """An int is taken as a number (lr=1 is 1.0) and NumPy scalars and arrays as the plain values they hold (so
+    configs compare and save alike): each option's value has the field's plain type."""
+    from xdl.config import TrainConfig
+
+    config = TrainConfig(lr=1, dropout=np.float32(0.5), l2=np.int64(2), epochs=np.int32(3),
+                         hidden=np.array([8, 4], dtype=np.int16))
+    assert [(config.lr, type(config.lr)), (config.dropout, type(config.dropout)), (config.l2, type(config.l2)),
+            (config.epochs, type(config.epochs))] == [(1.0, float), (0.5, float), (2.0, float), (3, int)]
+    assert config.hidden == [8, 4] and [type(size) for size in config.hidden] == [int, int]
+    assert TrainConfig(hidden=(8, 4)) == TrainConfig(hidden=np.array([8, 4])) == TrainConfig(hidden=[8, 4])

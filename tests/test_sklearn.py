@@ -1120,3 +1120,159 @@ def test_the_architecture_parameters_make_the_fitted_network(dropout, batch_norm
     assert [layer.rate for layer in layers if isinstance(layer, Dropout)] == ([dropout] * 2 if dropout else [])
     assert sum(isinstance(layer, BatchNorm) for layer in layers) == (2 if batch_norm else 0)
     assert [layer.weight.shape for layer in layers if isinstance(layer, Dense)] == [(2, 6), (6, 5), (5, 2)]
+
+
+def test_a_warm_start_checks_x_against_the_fitted_networks_features_as_scikit_learns(monkeypatch):
+    """A warm start trains the fitted network on: X must have its features (scikit-learn's ``validate_data`` with
+    reset=False, as ``predict``'s), else the fit is refused, nothing changed — X of other columns trained the old
+    network on them with the names of the new ones recorded, and X of another width failed on NumPy's broadcast."""
+    from sklearn.utils import validation
+    from test_data_inputs import Frame
+
+    read = validation._get_feature_names  # (scikit-learn reads a narwhals frame's names only: the stand-in's too)
+    monkeypatch.setattr(validation, "_get_feature_names",
+                        lambda X: np.asarray(X.columns, dtype=object) if isinstance(X, Frame) else read(X))
+    X = np.random.default_rng(0).normal(size=(80, 3))
+    y = (X[:, 0] > 0).astype(np.int64)
+    clf = MLPClassifier(hidden=(8,), epochs=2, warm_start=True, seed=0, backend="numpy").fit(X, y)
+    with pytest.raises(ValueError, match=r"^X has 6 features, but MLPClassifier is expecting 3 features as input"):
+        clf.fit(np.hstack([X, X]), y)
+    assert clf.n_features_in_ == 3 and len(clf.loss_curve_) == 2
+    named = MLPClassifier(hidden=(8,), epochs=2, warm_start=True, seed=0, backend="numpy").fit(
+        Frame(X, ["a", "b", "c"]), y)
+    with pytest.raises(ValueError, match=r"^The feature names should match those that were passed during fit"):
+        named.fit(Frame(X, ["x", "y", "z"]), y)
+    assert list(named.feature_names_in_) == ["a", "b", "c"] and len(named.loss_curve_) == 2
+    named.fit(Frame(X, ["a", "b", "c"]), y)  # (the same columns: trained on)
+    assert len(named.loss_curve_) == 4 and named.model_.feature_names_in_ == ("a", "b", "c")
+
+
+@pytest.mark.parametrize("n, fraction, n_dev", [(8, 0.1, 1), (6, 0.1, 1), (10, 0.15, 2), (4, 0.3, 1), (30, 0.05, 2)])
+def test_early_stopping_holds_out_the_rounded_fraction_of_the_examples(n, fraction, n_dev):
+    """The dev examples early stopping holds out: round(fraction·m) (0.8 of an example is 1, as split holds out:
+    refused as leaving none where it was truncated), the rest trained on; fewer than 1, or 2 to train on, refused."""
+    X = np.random.default_rng(n).normal(size=(n, 2))
+    y = np.arange(n) % 2
+    clf = MLPClassifier(hidden=(4,), epochs=2, early_stopping=True, validation_fraction=fraction, patience=1).fit(X, y)
+    assert len(clf.history_) >= 1 and clf.history_["dev_cost"][0] is not None
+    assert xdl.data.holdout_sizes(n, fraction, 0) == (n_dev, 0)
+    for m, refused, said in ((8, 0.05, "leaves 0 for validation and 8 for training"),
+                             (7, 0.8, "leaves 6 for validation and 1 for training")):
+        with pytest.raises(ValueError, match=rf"validation_fraction={refused} of {m} examples, which {said}"):
+            MLPClassifier(early_stopping=True, validation_fraction=refused).fit(np.ones((m, 2)), np.arange(m) % 2)
+
+
+def test_early_stopping_holds_out_each_class_in_proportion_drawn_from_the_seed(monkeypatch):
+    """Where each class has 2 examples, the dev set is stratified: 10 and 10 examples, validation_fraction 0.2, hold
+    out 2 of each (a split at random held out 4 of one class as often as not: 2 and 2 in 42% of the draws); which
+    ones is drawn from ``seed`` (each seed its own dev set)."""
+    split, parts = xdl.data.split, []
+    monkeypatch.setattr("xdl.sklearn.split", lambda *a, **k: parts.append(split(*a, **k)) or parts[-1])
+    X = np.random.default_rng(0).normal(size=(20, 2))
+    y = np.array(["a", "b"] * 10)
+    for seed in range(5):
+        MLPClassifier(hidden=(4,), epochs=1, early_stopping=True, validation_fraction=0.2, seed=seed).fit(X, y)
+        assert np.bincount(parts[-1].y_dev, minlength=2).tolist() == [2, 2], seed
+    assert len({part.X_dev.tobytes() for part in parts}) == 5
+
+
+def test_a_warm_start_standardizes_x_with_the_fitted_networks_scaling():
+    """A warm start trains the fitted network on X standardized as at its first fit (what its `Standardize` layer
+    and predict take): at a rate too small to move a weight, the training cost of the one-batch epoch is the log
+    loss of predict_proba on that X, computed by scikit-learn (standardized anew, X·3 + 1 was another input)."""
+    from sklearn.metrics import log_loss
+
+    X = np.random.default_rng(0).normal(size=(64, 3))
+    y = (X[:, 0] + X[:, 1] > 0).astype(np.int64)
+    clf = MLPClassifier(hidden=(8,), epochs=3, batch_size=64, lr=1e-2, warm_start=True, seed=0, backend="numpy")
+    clf.fit(X, y)
+    moved = 3 * X + 1
+    proba = clf.predict_proba(moved).astype(np.float64)
+    expected = log_loss(y, proba / proba.sum(axis=1, keepdims=True))  # (float32 rows sum to 1 within 1e-7: warned)
+    clf.set_params(lr=1e-30, epochs=1).fit(moved, y)
+    assert clf.loss_curve_[-1] == pytest.approx(expected, rel=1e-4)
+
+
+@pytest.mark.parametrize("classes", [[0], np.array(["a"]), (2.0,), np.array([3, 3, 3])])
+def test_a_first_partial_fit_with_classes_of_one_class_is_refused(classes):
+    """A classifier needs two classes: a first partial_fit told of one is refused, nothing fitted (as fit refuses
+    a y of one class)."""
+    X = np.random.default_rng(0).normal(size=(10, 2))
+    clf = MLPClassifier(hidden=(4,))
+    with pytest.raises(ValueError, match=r"^MLPClassifier: classes holds 1 class\(es\); a classifier needs at "
+                                         r"least two"):
+        clf.partial_fit(X, np.repeat(np.asarray(classes)[:1], 10), classes=classes)
+    assert not hasattr(clf, "model_")
+
+
+def test_partial_fit_standardizes_each_calls_x_with_the_first_calls_scaling():
+    """The input scaling is measured on the first call's X; the calls after it are standardized with it (what the
+    network's `Standardize` layer and predict take): at a rate too small to move a weight, a later call's training
+    cost on its one batch is the log loss of predict_proba on its X, computed by scikit-learn."""
+    from sklearn.metrics import log_loss
+
+    X = np.random.default_rng(0).normal(size=(64, 3))
+    y = (X[:, 0] + X[:, 1] > 0).astype(np.int64)
+    clf = MLPClassifier(hidden=(8,), batch_size=64, lr=1e-2, seed=0, backend="numpy")
+    for _ in range(3):
+        clf.partial_fit(X, y, classes=[0, 1])
+    moved = 3 * X + 1
+    proba = clf.predict_proba(moved).astype(np.float64)
+    expected = log_loss(y, proba / proba.sum(axis=1, keepdims=True))  # (float32 rows sum to 1 within 1e-7: warned)
+    clf.set_params(lr=1e-30).partial_fit(moved, y)
+    assert clf.loss_curve_[-1] == pytest.approx(expected, rel=1e-4)
+
+
+def test_a_pickled_partial_fit_with_an_option_changed_goes_on_with_a_new_optimizer():
+    """An option changed between calls takes effect with a new optimizer, after a pickle too: the pickled
+    optimizer state is restored only where the options are the same (restored anyway, a new lr was put back to
+    the pickled 0.001, and Adam's state refused by a Momentum optimizer)."""
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    y = (X[:, 0] > 0).astype(np.int64)
+    clf = MLPClassifier(hidden=(4,), seed=0, backend="numpy").partial_fit(X, y, classes=[0, 1])
+    faster = pickle.loads(pickle.dumps(clf)).set_params(lr=0.5).partial_fit(X, y)
+    assert faster.trainer_.optimizer.lr == 0.5 and faster.trainer_.epoch == 2 and faster.n_iter_ == 2
+    other = pickle.loads(pickle.dumps(clf)).set_params(optimizer="momentum").partial_fit(X, y)
+    assert type(other.trainer_.optimizer).__name__ == "Momentum" and other.n_iter_ == 2
+
+
+@pytest.mark.parametrize("change, said", [({"dropout": 0.3}, "dropout=0.0; dropout is now 0.3"),
+                                          ({"activation": "tanh"}, "activation='relu'; activation is now 'tanh'"),
+                                          ({"batch_norm": True}, "batch_norm=False; batch_norm is now True")])
+def test_a_warm_start_or_partial_fit_with_another_architecture_option_is_refused(change, said):
+    """Each option the fitted network is made of (hidden, activation, batch_norm, dropout) must stay for a warm
+    start or a partial_fit, which train that network on: a changed dropout was trained without it, silently."""
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    y = (X[:, 0] > 0).astype(np.int64)
+    clf = MLPClassifier(hidden=(4,), epochs=1, warm_start=True, seed=0, backend="numpy").fit(X, y)
+    with pytest.raises(ValueError, match=rf"^MLPClassifier: warm_start trains the fitted network on, made with "
+                                         rf"{said}"):
+        clf.set_params(**change).fit(X, y)
+    with pytest.raises(ValueError, match=rf"^MLPClassifier: partial_fit trains the fitted network on, made with "
+                                         rf"{said}"):
+        clf.partial_fit(X, y)
+    assert len(clf.loss_curve_) == 1
+
+
+def test_partial_fit_under_a_cosine_schedule_given_more_epochs_spans_them():
+    """A cosine schedule spans ``epochs``: raised between partial_fit calls, the rate of the next epoch is the new
+    span's, lr·(1 + cos(π·e/E))/2 — after 2 epochs of E = 4, lr/2 (the old span's, 2, gave 0 there)."""
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    y = (X[:, 0] > 0).astype(np.int64)
+    clf = MLPClassifier(hidden=(4,), lr=0.01, schedule="cosine", epochs=2, seed=0, backend="numpy")
+    clf.partial_fit(X, y, classes=[0, 1]).partial_fit(X, y)
+    assert clf.history_["lr"] == pytest.approx([0.01, 0.005])
+    clf.set_params(epochs=4).partial_fit(X, y)
+    assert clf.history_["lr"][-1] == pytest.approx(0.01 * (1 + np.cos(np.pi * 2 / 4)) / 2)
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_a_fit_leaves_every_layer_of_the_network_in_evaluation_mode(early_stopping):
+    """A fit leaves ``model_`` in evaluation mode (predict_proba's docstring), so predicting switches no mode: a
+    network left in training mode was switched by each predict, and one predicting thread could run in another's
+    training mode (dropout's masks, batch statistics)."""
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    y = (X[:, 0] > 0).astype(np.int64)
+    clf = MLPClassifier(hidden=(8,), dropout=0.5, batch_norm=True, epochs=2, early_stopping=early_stopping, seed=0)
+    clf.fit(X, y)
+    assert [layer.training for layer in clf.model_] == [False] * len(clf.model_)

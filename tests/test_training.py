@@ -4280,3 +4280,50 @@ def test_a_checkpoint_every_n_epochs_writes_at_each_nth_epoch_and_at_the_runs_en
     seen = Seen()
     make_trainer(None, epochs=5, callbacks=[Checkpoint(tmp_path, every=every), seen]).fit(s.X_train, s.y_train)
     assert seen.at == written
+
+
+@pytest.mark.parametrize("seed", [0, 1, 7, 2**40])
+def test_a_configs_model_draws_its_weights_as_after_seeding_with_its_seed(seed):
+    """`TrainConfig.build_model` draws as after ``xdl.seed(seed)`` (with a generator of its own): the model of
+    each seed is that one, the models of two seeds differ, and its dropout is the config's, after each hidden
+    activation."""
+    config = xdl.config.TrainConfig(hidden=[6, 5], seed=seed, dropout=0.25)
+    built = config.build_model(4, 3)
+    xdl.seed(seed)
+    expected = xdl.nn.mlp(4, [6, 5], 3, activation=config.activation, init=config.init,
+                          batch_norm=config.batch_norm, dropout=0.25)
+    assert built.state_dict().keys() == expected.state_dict().keys()
+    for name, value in expected.state_dict().items():
+        np.testing.assert_array_equal(built.state_dict()[name], value, err_msg=name)
+    other = xdl.config.TrainConfig(hidden=[6, 5], seed=seed + 1, dropout=0.25).build_model(4, 3)
+    assert not np.array_equal(other.state_dict()["0.weight"], built.state_dict()["0.weight"])
+    rates = [layer.rate for layer in built if isinstance(layer, xdl.nn.Dropout)]
+    assert rates == [0.25, 0.25], built
+
+
+def test_with_augmentation_the_input_scaling_is_measured_on_the_examples_and_their_augmented_copies():
+    """Measured on ``X_train`` and `AUGMENTED_COPIES` copies augmented with the stream [seed, 2**30] (what
+    `build_standardize` documents): the mean and spread of those 5 sets together, computed here with NumPy."""
+    X, _ = xdl.datasets.digits()
+    X = X[:300]
+    for options in (dict(augment_shift=1, seed=3), dict(augment_noise=0.5, seed=4)):
+        config = xdl.config.TrainConfig(**options)
+        rng = np.random.default_rng([config.seed, 1 << 30])
+        copies = [config.build_augment()(np.array(X, dtype=np.float32), rng) for _ in range(4)]
+        together = np.concatenate([X.astype(np.float32), *copies]).astype(np.float64)
+        layer = config.build_standardize(X)
+        np.testing.assert_allclose(layer.mean, together.mean(axis=0), rtol=1e-5, atol=1e-6, err_msg=str(options))
+        np.testing.assert_allclose(layer.scale, together.std(axis=0), rtol=1e-4, atol=1e-6, err_msg=str(options))
+
+
+@pytest.mark.parametrize("optimizer, settings", [
+    ("rmsprop", {"lr": 0.003, "beta": 0.8, "eps": 0.001}),
+    ("adam", {"lr": 0.003, "beta1": 0.8, "beta2": 0.95, "eps": 0.001}),
+    ("adamw", {"lr": 0.003, "beta1": 0.8, "beta2": 0.95, "eps": 0.001, "weight_decay": 0.0}),
+    ("momentum", {"lr": 0.003, "beta": 0.8})])
+def test_a_configs_optimizer_takes_each_setting_it_reads(optimizer, settings):
+    """`TrainConfig.build_optimizer` gives the optimizer the config's settings it reads (`OPTIMIZERS`): an eps set
+    for RMSprop was left at the optimizer's own default."""
+    config = xdl.config.TrainConfig(optimizer=optimizer, lr=0.003, eps=1e-3, beta1=0.8, beta2=0.95)
+    taken = config.build_optimizer(xdl.nn.mlp(3, [4], 2)).state_dict()["settings"][0]
+    assert {name: taken[name] for name in settings} == pytest.approx(settings)
