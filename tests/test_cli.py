@@ -2,6 +2,7 @@
 
 import dataclasses
 import io
+import itertools
 import json
 import os
 import re
@@ -2243,3 +2244,165 @@ def test_xdl_train_without_matplotlib_writes_every_other_output_and_says_why_the
     assert "(no curves.png: plots need matplotlib: pip install 'xdl[plot]'" in printed
     assert not (out / "curves.png").exists()
     assert {"model.npz", "history.json", "report.json"} <= {p.name for p in out.iterdir()}
+
+
+def _commands_with_an_out_flag():
+    """Each command (its words: ("bench", "optimizers")) whose --out, shown in its help, names a directory."""
+    from xdl.cli.parser import build_parser, shown_actions
+    return [command for command, action in shown_actions(build_parser()) if "--out" in action.option_strings]
+
+
+def test_every_command_s_out_named_as_a_model_file_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    """xdl train --out best.npz made a directory named best.npz (holding model.npz) without a word, as
+    Checkpoint("best.npz") did: every command's --out (and a --config file's out) named with a model file's
+    suffix, that is no directory yet, is refused before any work, naming the directory meant; nothing is made."""
+    from xdl.train.checkpoint import MODEL_FILE_SUFFIXES
+    commands = _commands_with_an_out_flag()
+    assert sorted(commands) == [("bench", "optimizers"), ("train",), ("tune",)]
+    monkeypatch.chdir(tmp_path)
+    cases = 0
+    for words in commands:
+        for suffix in MODEL_FILE_SUFFIXES:
+            for stem, spelled in itertools.product(("best", "runs/v1.2/model"), (suffix, suffix.upper())):
+                out = f"{stem}{spelled}"
+                given = [["--out", out]]
+                if words == ("train",):  # (a --config file's out too)
+                    Path("run.toml").write_text(f"out = {out!r}\n")
+                    given.append(["--config", "run.toml"])
+                for flags in given:
+                    assert main([*words, *flags]) == 1
+                    said = capsys.readouterr().err
+                    assert said == (f"xdl {words[0]}: error: --out {out!r} is named as a {Path(out).suffix} file, but "
+                                    f"it names the directory xdl {words[0]} writes its files in (it would be made as a "
+                                    f"directory of that name): give a directory's name, --out {stem!r}\n"), said
+                    cases += 1
+                assert sorted(p.name for p in tmp_path.iterdir()) == (["run.toml"] if words == ("train",) else [])
+        Path("run.toml").unlink(missing_ok=True)
+    assert cases == 4 * len(MODEL_FILE_SUFFIXES) * (2 + 1 + 1)
+
+
+def test_an_out_of_a_model_file_s_name_that_is_a_directory_already_or_another_name_is_taken(tmp_path, monkeypatch):
+    """The check refuses only what would be made as a directory named as a file: one that exists is the user's,
+    and names without a model file's suffix (v1.2, best.npz.d, .npz) are directories' names."""
+    from xdl.cli.output_directory import check_out_named_as_directory
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "kept.npz").mkdir()
+    for out in ("kept.npz", "runs/v1.2", "best.npz.d", ".npz", "results.json", "xdl-run", tmp_path / "kept.npz"):
+        for command in ("train", "tune", "bench"):
+            assert check_out_named_as_directory(Path(out), command) is None
+
+
+def _config_file(path: Path, options: dict) -> Path:
+    """``path`` written as a TOML file of ``options``."""
+    def value(v):
+        return "true" if v is True else "false" if v is False else json.dumps(v)
+
+    path.write_text("".join(f"{key} = {value(v)}\n" for key, v in options.items()))
+    return path
+
+
+def test_a_config_key_one_letter_off_is_refused_naming_the_file_and_the_key_meant(tmp_path, capsys):
+    """An unknown --config key was refused with every known key after it, the one meant among them: every
+    option's name with one letter left out (where that is no other option's so) is refused naming the file,
+    the key and the option as the closest known key, before any work."""
+    names = [f.name for f in dataclasses.fields(TrainConfig)]
+    cases = 0
+    for name in names:
+        for typo in {name[:i] + name[i + 1:] for i in range(len(name))}:
+            meant = {other for other in names if typo in {other[:i] + other[i + 1:] for i in range(len(other))}}
+            if meant != {name} or not typo.strip("_"):  # (l of l1 and l2, beta of beta1 and beta2: no one key)
+                continue
+            config = _config_file(tmp_path / "run.toml", {"epochs": 1, typo: 1})
+            assert main(["train", "--config", str(config), "--out", str(tmp_path / "out")]) == 1
+            said = capsys.readouterr().err
+            assert said.startswith(f"xdl train: error: config file {str(config)!r}: unknown key {typo!r} (closest "
+                                   f"known key: {name!r}); known keys: dataset, "), said
+            cases += 1
+    assert cases > 250 and sorted(p.name for p in tmp_path.iterdir()) == ["run.toml"]
+
+
+def test_a_config_key_that_is_a_command_s_flag_is_refused_naming_the_flag(tmp_path, capsys):
+    """A --config key that is no option of a run but another command's flag (lr-find's steps, tune's trials)
+    was refused with the known keys, or named as the closest option ('steps' → 'eps'): every such flag of
+    every command, as a key (both spellings), is refused by every command that reads a --config file, naming
+    the key, the file and the flag, before any work."""
+    from xdl.cli.options import command_flags
+    flags = [(named, named.split()[-1]) for each in command_flags().values() for named in each]
+    assert {("xdl lr-find --steps", "--steps"), ("xdl tune --trials", "--trials"),
+            ("xdl gradcheck --elements", "--elements")} <= set(flags)
+    cases = 0
+    for named, flag in flags:
+        for key in {flag[2:], flag[2:].replace("-", "_")}:
+            config = _config_file(tmp_path / "run.toml", {key: 1})
+            for command in ("train", "tune", "lr-find", "gradcheck"):
+                assert main([command, "--config", str(config)]) == (2 if command == "gradcheck" else 1)
+                said = capsys.readouterr().err
+                assert said.startswith(f"xdl {command}: error: config file {str(config)!r}: unknown key {key!r}: a "
+                                       "config file holds a run's options (xdl train --help), and "), said
+                assert named in said and said.endswith(": give it on the command line\n")
+                cases += 1
+    assert cases >= 4 * len(flags) and sorted(p.name for p in tmp_path.iterdir()) == ["run.toml"]
+
+
+def test_every_option_a_command_takes_is_a_config_key_it_accepts(tmp_path, monkeypatch):
+    """The keys a --config file may hold stay accepted: for each command that reads one, every option of a run
+    it takes as a flag (from its parser), with its default value, in both spellings, makes the config; and so
+    does every option but resume (best.toml's keys: a command ignores a run's options it has no use for)."""
+    import argparse
+
+    from xdl.cli import build_parser
+    monkeypatch.delenv("XDL_BACKEND", raising=False)
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    defaults = TrainConfig()
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    cases = 0
+    for command in ("train", "tune", "lr-find", "gradcheck"):
+        keys = {action.dest for action in commands[command]._actions
+                if action.dest in fields and action.help != argparse.SUPPRESS}
+        assert len(keys) >= 10 and ("out" in keys) == (command == "train"), (command, keys)
+        for keys, spelled in itertools.product((keys, set(fields) - {"resume"}),
+                                               (lambda key: key, lambda key: key.replace("_", "-"))):
+            config = _config_file(tmp_path / f"{command}.toml",
+                                  {spelled(key): getattr(defaults, key) for key in sorted(keys)})
+            args = parser.parse_args([command, "--config", str(config)])
+            made = xdl.cli.config_from_args(args)
+            assert all(getattr(made, key) == getattr(defaults, key) for key in keys), command
+            cases += len(keys)
+    assert cases > 4 * 2 * (10 + 37)
+
+
+def test_reraised_os_errors_keep_their_type_and_errno_with_the_readable_message(tmp_path, monkeypatch):
+    """check_writable_dir, check_reachable and read_toml re-raised an OSError as type(e)(message): its errno was
+    None, so a caller's ``e.errno == errno.EACCES`` failed. Each errno a file system gives, at each of the
+    three places, comes back of its type, with its errno and the message naming the option and the path."""
+    import errno
+
+    from xdl.files import check_reachable, check_writable_dir, read_toml
+    codes = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EIO, errno.ENOTDIR, errno.ELOOP,
+             errno.ENAMETOOLONG, errno.EDQUOT, errno.ENOENT, errno.EISDIR)
+    path = tmp_path / "run"
+    cases = 0
+    for code in codes:
+        def failing(*args, code=code, **kwargs):
+            raise OSError(code, os.strerror(code), str(path))
+
+        expected = type(OSError(code, "x"))  # (PermissionError for EACCES, as Python makes it)
+        for where, call, said in (
+                ("mkdir", lambda: check_writable_dir(path, "--out"), f"--out {str(path)!r} cannot be created"),
+                ("stat", lambda: check_reachable(path, "--out"), f"--out {str(path)!r} cannot be used"),
+                ("open", lambda: read_toml(path, "--config"), "--config")):
+            if where == "stat" and code in (errno.ENOENT, errno.ENOTDIR):
+                continue  # (missing is fine there: made later)
+            with monkeypatch.context() as patched:
+                if where == "stat":
+                    patched.setattr(os, "stat", failing)
+                else:
+                    patched.setattr(Path, where, failing)
+                with pytest.raises(OSError) as raised:
+                    call()
+            error = raised.value
+            assert type(error) is expected and error.errno == code, (where, code, error)
+            assert str(error).startswith(said) and "[Errno" not in str(error), str(error)
+            cases += 1
+    assert cases == 3 * len(codes) - 2

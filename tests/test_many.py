@@ -2146,3 +2146,22 @@ def test_each_models_history_is_its_history_alone_and_the_batchs_record_is_its_b
         assert record["dev_cost"] == min(r.history[record["epoch"] - 1]["dev_cost"] for r in results)
         assert {key: record[key] for key in ("train_cost", "train_accuracy", "dev_cost", "dev_accuracy")} == \
             {key: best[key] for key in ("train_cost", "train_accuracy", "dev_cost", "dev_accuracy")}
+
+
+def test_results_compare_by_identity_as_their_docstring_says():
+    """Result's docstring: results compare by identity, as the runs they record — two made of the same fields
+    (one config, equal histories, a status) are two runs: unequal, both kept in a set or as dict keys, and
+    list.index finds the one asked for; a copy (dataclasses.replace) is another result, equal only to itself."""
+    from xdl.train import History
+    from xdl.train.many import Result
+    config = TrainConfig(epochs=1)
+    cases = 0
+    for status, error in (("completed", None), ("stopped", None), ("failed", "diverged at epoch 1"),
+                          ("pruned", None), ("training", None)):
+        first, second = (Result(config, History(), status, error) for _ in range(2))
+        copy = dataclasses.replace(first)
+        assert first == first and first != second and first != copy and copy == copy
+        assert len({first, second, copy}) == 3 and {first: 1, second: 2}[second] == 2
+        assert [second, first].index(first) == 1 and copy.config is config and copy.history is first.history
+        cases += 1
+    assert cases == 5

@@ -1365,7 +1365,8 @@ def test_classifier_early_stopping_needs_data_to_hold_out():
     from xdl.sklearn import MLPClassifier
 
     X, y = xdl.datasets.moons(4)
-    with pytest.raises(ValueError, match="leaves 0 for validation"):
+    # ⌈0.1 · 4⌉ = 1 held out, as scikit-learn's (round(0.4) held out 0); too few to validate on
+    with pytest.raises(ValueError, match=r"= 1 of 4 examples \(as scikit-learn's\), which leaves 1 for validation"):
         MLPClassifier(early_stopping=True).fit(X, y)
 
 

@@ -1147,18 +1147,23 @@ def test_a_warm_start_checks_x_against_the_fitted_networks_features_as_scikit_le
     assert len(named.loss_curve_) == 4 and named.model_.feature_names_in_ == ("a", "b", "c")
 
 
-@pytest.mark.parametrize("n, fraction, n_dev", [(8, 0.1, 1), (6, 0.1, 1), (10, 0.15, 2), (4, 0.3, 1), (30, 0.05, 2)])
-def test_early_stopping_holds_out_the_rounded_fraction_of_the_examples(n, fraction, n_dev):
-    """The dev examples early stopping holds out: round(fraction·m) (0.8 of an example is 1, as split holds out:
-    refused as leaving none where it was truncated), the rest trained on; fewer than 1, or 2 to train on, refused."""
+@pytest.mark.parametrize("n, fraction, n_dev", [(20, 0.1, 2), (11, 0.1, 2), (10, 0.15, 2), (25, 0.28, 8), (30, 0.05, 2),
+                                                 (7, 0.3, 3)])
+def test_early_stopping_holds_out_the_ceiling_of_the_fraction_of_the_examples(monkeypatch, n, fraction, n_dev):
+    """The dev examples early stopping holds out: ⌈fraction·m⌉ in floats, as scikit-learn's train_test_split
+    (1.1 examples are 2, and 0.28·25 = 7.000000000000001 is 8; round(fraction·m) held out 1 and 7), the rest
+    trained on; a validation set under 2, or (two classes) a training set under 2, refused as there."""
+    split, held_out = xdl.data.split, []
+    monkeypatch.setattr("xdl.sklearn.split", lambda *a, **k: held_out.append(len(split(*a, **k).X_dev)) or
+                        split(*a, **k))
     X = np.random.default_rng(n).normal(size=(n, 2))
     y = np.arange(n) % 2
     clf = MLPClassifier(hidden=(4,), epochs=2, early_stopping=True, validation_fraction=fraction, patience=1).fit(X, y)
-    assert len(clf.history_) >= 1 and clf.history_["dev_cost"][0] is not None
-    assert xdl.data.holdout_sizes(n, fraction, 0) == (n_dev, 0)
-    for m, refused, said in ((8, 0.05, "leaves 0 for validation and 8 for training"),
-                             (7, 0.8, "leaves 6 for validation and 1 for training")):
-        with pytest.raises(ValueError, match=rf"validation_fraction={refused} of {m} examples, which {said}"):
+    assert len(clf.history_) >= 1 and clf.history_["dev_cost"][0] is not None and held_out == [n_dev]
+    for m, refused, said in ((8, 0.05, "= 1 of 8 examples .*, which leaves 1 for validation and 7 for training"),
+                             (7, 0.8, "= 6 of 7 examples .*, which leaves 6 for validation and 1 for training; "
+                                      "validation needs at least 2 and training 2")):
+        with pytest.raises(ValueError, match=rf"early_stopping holds out ⌈validation_fraction · n⌉ {said}"):
             MLPClassifier(early_stopping=True, validation_fraction=refused).fit(np.ones((m, 2)), np.arange(m) % 2)
 
 
@@ -1276,3 +1281,58 @@ def test_a_fit_leaves_every_layer_of_the_network_in_evaluation_mode(early_stoppi
     clf = MLPClassifier(hidden=(8,), dropout=0.5, batch_norm=True, epochs=2, early_stopping=early_stopping, seed=0)
     clf.fit(X, y)
     assert [layer.training for layer in clf.model_] == [False] * len(clf.model_)
+
+
+def _recording_held_out(monkeypatch, module, name) -> dict:
+    """``module.name`` (a split) wrapped to record the size of the part it holds out, under "held_out"."""
+    split, seen = getattr(module, name), {}
+
+    def recorded(*args, **kwargs):
+        parts = split(*args, **kwargs)
+        seen["held_out"] = len(parts[1]) if isinstance(parts, list) else len(parts.X_dev)
+        return parts
+
+    monkeypatch.setattr(module, name, recorded)
+    return seen
+
+
+def _held_out_or_refused(estimator, seen, X, y):
+    """How many examples ``estimator``'s early stopping held out of X, or "refused" (a ValueError)."""
+    seen.clear()
+    try:
+        estimator.fit(X, y)
+    except ValueError:
+        return "refused"
+    return seen["held_out"]
+
+
+def test_early_stopping_holds_out_and_refuses_as_scikit_learn_s_estimator(monkeypatch):
+    """early_stopping held out round(validation_fraction · n) and refused 0 (and a training set of 1),
+    where scikit-learn's MLPClassifier holds out ⌈validation_fraction · n⌉ (train_test_split's count, in its
+    float product) and refuses a validation set of 1, an empty training set and, for two classes (split
+    stratified), a class of one or a training set of 1: compared with scikit-learn's own estimator over
+    n, fractions and 2 to 4 classes (y cycling through them, and two classes with a class of one)."""
+    import sklearn.neural_network._multilayer_perceptron as sklearn_mlp
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier as SklearnMLP
+
+    import xdl.sklearn
+    theirs = _recording_held_out(monkeypatch, sklearn_mlp, "train_test_split")
+    ours = _recording_held_out(monkeypatch, xdl.sklearn, "split")
+    labels = [(n, np.arange(n) % classes) for classes in (2, 3, 4) for n in range(2, 23)]
+    labels += [(n, np.minimum(np.arange(n), 1)) for n in (6, 11, 40)]  # two classes, class 0 of one example
+    labels += [(n, np.arange(n) % 2) for n in (25, 50)]  # (0.28 · 25 and 0.14 · 50 are 7.000000000000001: 8 held out)
+    cases, outcomes = 0, set()
+    for n, y in labels:
+        X = np.random.default_rng(n).normal(size=(n, 2))
+        for fraction in (0.01, 0.05, 0.1, 0.14, 0.15, 0.2, 0.25, 0.28, 1 / 3, 0.3, 0.5, 0.6, 0.7, 0.9, 0.95):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                expected = _held_out_or_refused(SklearnMLP(hidden_layer_sizes=(2,), max_iter=1, early_stopping=True,
+                                                           validation_fraction=fraction), theirs, X, y)
+            got = _held_out_or_refused(MLPClassifier(hidden=(2,), epochs=1, early_stopping=True,
+                                                     validation_fraction=fraction, backend="numpy"), ours, X, y)
+            assert got == expected, (n, y.tolist(), fraction)
+            cases += 1
+            outcomes.add(expected if expected == "refused" else "held out")
+    assert cases == 68 * 15 and outcomes == {"refused", "held out"}

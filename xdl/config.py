@@ -6,6 +6,7 @@ and the builders that turn a config into a model, an optimizer and a schedule.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 from dataclasses import dataclass, field
 
@@ -204,8 +205,10 @@ class TrainConfig:
         config = cls()
         for key, value in data.items():
             name = key.replace("-", "_")
-            if name not in names:
-                raise ValueError(f"{source}: unknown key {key!r}; known keys: {', '.join(names)}")
+            if name not in names:  # (a typo's closest key first: the known ones alone hid it)
+                closest = difflib.get_close_matches(name, names, n=1)
+                hint = f" (closest known key: {closest[0]!r})" if closest else ""
+                raise ValueError(f"{source}: unknown key {key!r}{hint}; known keys: {', '.join(names)}")
             setattr(config, name, value)  # set, then checked by validate: its errors name ``source``
         config.validate(source)
         return config

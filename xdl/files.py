@@ -328,6 +328,16 @@ def check_no_tilde(name: str, what: str) -> None:
                          f"({meant}{'./' + name!r} for a directory of that name here)")
 
 
+def os_error(caught: OSError, message: str) -> OSError:
+    """An error of ``caught``'s type that says ``message`` and keeps its ``errno``, so that a caller's
+    ``e.errno == errno.EACCES`` still holds (``type(e)(message)`` had errno None). Its filename is not
+    copied: with one set, str(e) is Python's "[Errno 13] Permission denied: 'name'", not ``message``
+    (which names the file)."""
+    error = type(caught)(message)
+    error.errno = caught.errno
+    return error
+
+
 def check_directory_name(directory, what: str) -> Path:
     """``directory`` as a Path; '' is refused, naming ``what``: Path('') is the current directory,
     which a run would fill with its files unasked — and so is a name of blanks or with a control
@@ -355,7 +365,7 @@ def check_reachable(path, what: str, named=None) -> None:
         return
     except OSError as e:
         inside = f" (looking up {str(path)!r})" if Path(path) != Path(named) else ""
-        raise type(e)(f"{what} {str(named)!r} cannot be used: {e.strerror}{inside}") from None
+        raise os_error(e, f"{what} {str(named)!r} cannot be used: {e.strerror}{inside}") from None
 
 
 def check_writable_dir(directory, what: str) -> Path:
@@ -371,7 +381,7 @@ def check_writable_dir(directory, what: str) -> Path:
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as e:  # its own type: a PermissionError said "No such file or directory" of /proc/xx
-        raise type(e)(f"{what} {str(directory)!r} cannot be created: {e.strerror or e}") from None
+        raise os_error(e, f"{what} {str(directory)!r} cannot be created: {e.strerror or e}") from None
     if not directory.is_dir() or not os.access(directory, os.W_OK | os.X_OK):
         raise PermissionError(f"{what} {str(directory)!r} is not a writable directory")
     return directory
@@ -432,13 +442,13 @@ def read_toml(path, option: str) -> dict:
     try:
         with path.open("rb") as f:
             return parse_toml(f.read())
-    except FileNotFoundError:
+    except FileNotFoundError as e:
         home = home_meant(str(path))  # (--config=~/run.toml: the shell left the '~')
         meant = f" ('~' is not expanded here: did you mean {home!r}?)" if home else ""
-        raise FileNotFoundError(f"{option}: no such file {str(path)!r}{meant}") from None
+        raise os_error(e, f"{option}: no such file {str(path)!r}{meant}") from None
     except ValueError as e:  # (a TOMLDecodeError is one)
         raise ValueError(f"{option} {str(path)!r} is not valid TOML: {e}{_backslash_hint(path, e)}") from None
-    except IsADirectoryError:
-        raise IsADirectoryError(f"{option}: {str(path)!r} is a directory, not a TOML file") from None
+    except IsADirectoryError as e:
+        raise os_error(e, f"{option}: {str(path)!r} is a directory, not a TOML file") from None
     except OSError as e:  # (permission, an I/O error: named, not a bare "[Errno 5] Input/output error")
-        raise type(e)(f"{option}: cannot read {str(path)!r}: {e.strerror or e}") from None
+        raise os_error(e, f"{option}: cannot read {str(path)!r}: {e.strerror or e}") from None

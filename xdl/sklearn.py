@@ -18,6 +18,7 @@ import copy
 import dataclasses
 import functools
 import inspect
+import math
 
 import numpy as np
 
@@ -161,6 +162,30 @@ def _warn_stopping_before_plateau(config: TrainConfig) -> None:
                     "plateau_patience (a few times it: each lowering then has epochs to help)")
 
 
+def held_out_count(validation_fraction, n: int) -> int:
+    """The examples early stopping holds out of ``n``: ⌈validation_fraction · n⌉, scikit-learn's (its
+    train_test_split's test_size, in the same float product: 0.28 · 25 is 7.000000000000001, 8 held out)."""
+    return math.ceil(float(validation_fraction) * n)
+
+
+def check_held_out(n_dev: int, n: int, classes, class_counts) -> None:
+    """Refuse a hold-out scikit-learn's MLPClassifier(early_stopping=True) refuses: a validation set under 2
+    examples, no training example, and for two classes (which it splits stratified) a class of one example or a
+    training set under 2 — a training set of one is taken for three classes or more, which it does not stratify."""
+    two = len(classes) == 2
+    if two and class_counts.min() < 2:
+        label = classes.tolist()[int(class_counts.argmin())]
+        raise ValueError(f"MLPClassifier: early_stopping holds out a validation set stratified by y's two classes, "
+                         f"and class {label!r} has 1 example: each needs at least 2, one for each part (as "
+                         "scikit-learn's); give more examples of it, or early_stopping=False")
+    need = 2 if two else 1  # (stratified: one of each class)
+    if n_dev < 2 or n - n_dev < need:
+        raise ValueError(f"MLPClassifier: early_stopping holds out ⌈validation_fraction · n⌉ = {n_dev} of {n} "
+                         f"examples (as scikit-learn's), which leaves {n_dev} for validation and {n - n_dev} for "
+                         f"training; validation needs at least 2 and training {need}: give more examples, or "
+                         "another validation_fraction")
+
+
 class MLPClassifier(ClassifierMixin, BaseEstimator):
     """A fully connected classifier trained with mini-batches (see `xdl.config.TrainConfig` for
     the meaning of each hyperparameter; ``hidden`` may be one size, as scikit-learn's
@@ -196,7 +221,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     cupy); X and y may be arrays of either (CuPy ones are copied to the host, as `Trainer.fit` reads
     them), and what it returns is NumPy's, as ``model.predict``'s (``classes_`` may be strings, which
     CuPy cannot hold). ``early_stopping``: hold out ``validation_fraction`` (in (0, 1); without early stopping
-    any in [0, 1), unread, as scikit-learn's) of the training data as a dev set and stop after ``patience``
+    any in [0, 1), unread, as scikit-learn's) of the training data as a dev set — ⌈validation_fraction · n⌉ of
+    its n examples, refused as scikit-learn's where that is under 2 (`check_held_out`) — and stop after ``patience``
     (≥ 1) epochs without a fall of its cost (scikit-learn's watches the validation accuracy), keeping the best
     epoch's network. ``warm_start``: as
     scikit-learn's, a second ``fit`` trains the fitted network on instead of a new one (with a new
@@ -380,16 +406,14 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.classes_ = classes
         dev = None
         if self.early_stopping:
-            n_dev = int(round(float(self.validation_fraction) * len(X)))
-            if n_dev < 1 or len(X) - n_dev < 2:
-                raise ValueError(f"MLPClassifier: early_stopping holds out validation_fraction="
-                                 f"{self.validation_fraction} of {len(X)} examples, which leaves {n_dev} for validation "
-                                 f"and {len(X) - n_dev} for training; each needs at least 1 (training 2)")
-            # stratified where each class has 2 examples (scikit-learn's fits a class of one without a word):
-            # asked of split by default, a class of one was warned of as split's, by its index, with split's
-            # stratify=True as the way — an option this estimator has not
+            n_dev = held_out_count(self.validation_fraction, len(X))
+            check_held_out(n_dev, len(X), classes, np.bincount(y_index))
+            # stratified where each class has 2 examples (scikit-learn's stratifies two classes alone, and fits a
+            # class of one among three or more without a word): asked of split by default, a class of one was
+            # warned of as split's, by its index, with split's stratify=True as the way — an option this
+            # estimator has not
             stratify = bool(np.bincount(y_index).min() >= 2)
-            parts = split(X, y_index, dev=float(self.validation_fraction), test=0, seed=config.seed, stratify=stratify)
+            parts = split(X, y_index, dev=n_dev, test=0, seed=config.seed, stratify=stratify)
             X, y_index, dev = parts.X_train, parts.y_train, (parts.X_dev, parts.y_dev)
         # the network's input scaling: measured on this training set, or the fitted network's on a warm start
         scaler = self._input_scaler() if warm else Standardizer().fit(X)

@@ -17,7 +17,8 @@ from xdl.cli.commands.train import (LARGE_START, LARGE_START_FACTOR, ONE_CLASS, 
                                     SYMMETRIC_START, train)
 from xdl.cli.commands.tune import tune
 from xdl.cli.options import config_from_args
-from xdl.cli.output_directory import check_out_reachable, first_missing, output_directory_of, remove_empty_tree
+from xdl.cli.output_directory import (check_out_named_as_directory, check_out_reachable, first_missing,
+                                     output_directory_of, remove_empty_tree)
 from xdl.cli.parser import NEGATIVE_NUMBER, build_parser
 from xdl.cli.refused import GRADCHECK_REFUSES, LR_FIND_REFUSES, REFUSES, refuse_flags
 from xdl.cli.signals import Terminated, signal_of, signal_status, terminate_as_interrupt
@@ -74,6 +75,7 @@ def _main(argv, reader_gone) -> int:
             out = output_directory_of(args, config)
             if out is not None and str(out):
                 check_out_reachable(Path(out))
+                check_out_named_as_directory(Path(out), args.command)
             made_out = first_missing(Path(out)) if out is not None and str(out) else None
             status = args.run(config, args)
             sys.stdout.flush()  # here, where a reader gone is caught (at exit, Python's flush would fail: status 120)

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from xdl.files import check_reachable, check_target
+from xdl.train.checkpoint import named_as_model_file
 
 
 def output_directory_of(args, config):
@@ -26,6 +27,15 @@ def check_out_reachable(out: Path) -> None:
     'out/checkpoints/checkpoint.npz'", a file the user never named)."""
     for path in (out, out / "checkpoints"):
         check_reachable(path, "--out", out)
+
+
+def check_out_named_as_directory(out: Path, command: str) -> None:
+    """Refuse an output directory named as a model file that is no directory yet (`named_as_model_file`, as
+    ``Checkpoint("best.npz")`` is): ``xdl train --out best.npz`` made a directory best.npz holding model.npz."""
+    if named_as_model_file(out):
+        raise ValueError(f"--out {str(out)!r} is named as a {out.suffix} file, but it names the directory xdl "
+                         f"{command} writes its files in (it would be made as a directory of that name): give a "
+                         f"directory's name, --out {str(out.with_suffix(''))!r}")
 
 
 def first_missing(path: Path) -> Path | None:

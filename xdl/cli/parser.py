@@ -130,6 +130,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def shown_actions(parser: argparse.ArgumentParser, command=()):
+    """Each (command's words, action) of ``parser`` and its subcommands, at any depth (("bench", "optimizers"),
+    its --out), that its help shows: a refused peer's hidden flag left out."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from shown_actions(sub, (*command, name))
+        elif action.help != argparse.SUPPRESS:
+            yield command, action
+
+
 def _add_options(parser: argparse.ArgumentParser, skip=(), also=None) -> None:
     """A flag for each `TrainConfig` option but those in ``skip``; ``also``: option → words added to
     its help (what it does in this command besides)."""

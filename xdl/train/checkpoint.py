@@ -248,11 +248,17 @@ def _written(trainer) -> dict:
     return trainer.__dict__.setdefault("_checkpoints_written", {})
 
 
+def named_as_model_file(directory: Path) -> bool:
+    """Whether ``directory`` is named as a model file (its suffix, in any case, one of `MODEL_FILE_SUFFIXES`) and
+    no directory of that name exists: one that exists is the user's, made so before."""
+    return directory.suffix.lower() in MODEL_FILE_SUFFIXES and not directory.is_dir()
+
+
 def check_named_as_directory(directory: Path) -> None:
     """Refuse a ``directory`` named as a model file (`MODEL_FILE_SUFFIXES`: Checkpoint("best.npz"), Keras's
     ModelCheckpoint(filepath) habit) where no directory of that name exists: it was made as a directory,
     holding best.npz/best.npz, without a word. One that exists is the user's (a run's made so before)."""
-    if directory.suffix.lower() in MODEL_FILE_SUFFIXES and not directory.is_dir():
+    if named_as_model_file(directory):
         instead = directory.with_suffix("")
         raise ValueError(f"Checkpoint: directory {str(directory)!r} is named as a {directory.suffix} file (Keras's "
                          f"ModelCheckpoint(filepath) takes a file); {KERAS_CHECKPOINT_OPTIONS['filepath']}: "
