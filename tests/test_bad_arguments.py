@@ -135,12 +135,41 @@ def test_a_count_of_one_is_said_in_the_singular():
     (dict(batch_size=0), r"batch_size must be ≥ 1, got 0"),
     (dict(checkpoint_every=-1), r"checkpoint_every must be ≥ 0, got -1"),
     (dict(augment_shift=-1), r"augment_shift must be ≥ 0, got -1"),
+    (dict(patience=-1), r"patience must be ≥ 0, got -1"),
+    (dict(plateau_patience=-1), r"plateau_patience must be ≥ 0, got -1"),
+    (dict(decay_factor=float("nan")), r"decay_factor must be a finite number > 0, got nan"),
+    (dict(decay_base=float("inf")), r"decay_base must be a finite number > 0, got inf"),
+    (dict(decay_k=0.0), r"decay_k must be a finite number > 0, got 0\.0"),
+    (dict(lr=float("nan")), r"lr must be a finite number > 0, got nan"),
+    (dict(eps=0.0), r"eps must be a finite number > 0, got 0\.0"),
+    (dict(hidden=[2**20 + 1]), r"hidden must be a non-empty list of sizes in \[1, 1,048,576\], got \[1048577\]"),
+    (dict(hidden=[0]), r"hidden must be a non-empty list of sizes in \[1, 1,048,576\], got \[0\]"),
+    (dict(beta1=1.0), r"beta1 must be in \[0, 1\), got 1\.0"),
+    (dict(beta2=-0.1), r"beta2 must be in \[0, 1\), got -0\.1"),
+    (dict(base_error=1.0), r"base_error must be in \[0, 1\) \(an error rate\), got 1\.0"),
+    (dict(plateau_factor=1.0), r"plateau_factor must be a number in \(0, 1\), got 1\.0"),
+    (dict(plateau_factor=0.0), r"plateau_factor must be a number in \(0, 1\), got 0\.0"),
+    (dict(augment_noise=float(np.finfo(np.float32).max) / 10 * 1.5), r"augment_noise must be at most 3\.4e\+37 "),
 ])
 def test_a_configs_out_of_range_options_are_named(options, said):
     from xdl.config import TrainConfig
 
     with pytest.raises(ValueError, match=r"^TrainConfig: " + said):
         TrainConfig(**options)
+
+
+@pytest.mark.parametrize("options", [dict(hidden=[2**20]), dict(hidden=[1]), dict(beta1=0.0, beta2=0.0),
+                                     dict(batch_size=1, batch_norm=False), dict(patience=0, plateau_patience=0),
+                                     dict(lr=float(np.finfo(np.float32).smallest_subnormal)),
+                                     dict(eps=float(np.finfo(np.float32).smallest_subnormal)),
+                                     dict(augment_noise=float(np.finfo(np.float32).max) / 10)])
+def test_a_configs_options_at_the_ends_of_their_ranges_are_taken(options):
+    """Each range's end that is in it (a hidden layer of 2**20 units, β = 0, a batch of one without batch
+    norm, float32's smallest positive rate and ε, augment_noise's largest σ) is taken, as given."""
+    from xdl.config import TrainConfig
+
+    config = TrainConfig(**options)
+    assert {name: getattr(config, name) for name in options} == options
 
 
 def test_a_dev_set_that_is_no_pair_and_inputs_that_are_no_numbers_are_named_before_training():

@@ -181,6 +181,75 @@ def test_a_finished_run_resumed_with_nothing_to_train_stays_finished(tmp_path, c
     assert "holds a finished run; this run replaces its files" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("earlier", ["leg", "run"])
+def test_a_report_left_by_an_earlier_leg_or_another_run_does_not_make_a_run_stopped_while_writing_finished(
+        tmp_path, capsys, monkeypatch, earlier):
+    """A run over by its epochs but stopped while writing its outputs (its checkpoint written, not its
+    report.json) is refused by a new run, pointing at the resume that writes them — also where a report.json
+    is left there: its run's first leg's (1 epoch, the run's options: a run that was over has more epochs
+    since), or another run's of as many epochs (--seed 1). Neither is the outputs of the run the checkpoint
+    holds; the checkpoint is kept as it was."""
+    monkeypatch.chdir(tmp_path)
+    run = [*FAST[:-3], "--no-progress", "--out", "R"]
+    if earlier == "leg":
+        assert main(["train", *run, "--epochs", "1"]) == 0
+        report = Path("R/report.json").read_bytes()
+        assert main(["train", "--resume", "R/checkpoints", "--epochs", "2", "--no-progress"]) == 0
+        trained = "its 2 epochs trained"
+    else:
+        assert main(["train", *run, "--epochs", "1", "--seed", "1"]) == 0
+        report = Path("R/report.json").read_bytes()
+        assert main(["train", *run, "--epochs", "1"]) == 0
+        trained = "its 1 epoch trained"
+    Path("R/report.json").write_bytes(report)  # (the run was stopped before its own report.json was written)
+    checkpoint = Path("R/checkpoints/checkpoint.npz").read_bytes()
+    capsys.readouterr()
+    assert main(["train", *run, "--epochs", "1"]) == 1
+    err = capsys.readouterr().err
+    assert f"--out 'R' holds a run that was over ({trained}) but whose outputs were not all written" in err, err
+    assert "--resume R/checkpoints goes on from there" in err
+    assert Path("R/checkpoints/checkpoint.npz").read_bytes() == checkpoint
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
+def test_a_report_of_as_many_epochs_does_not_make_a_run_stopped_inside_the_next_finished(tmp_path, capsys,
+                                                                                        monkeypatch):
+    """Ctrl-C at step 3 of epoch 2, beside a report.json of the run's options and of the epoch its checkpoint
+    completed (1): the run is unfinished — its checkpoint is 3 steps into epoch 2 — and a new run is refused,
+    pointing at the resume; it replaced the checkpoint, taking the report for the run's outputs."""
+    import signal
+
+    from xdl.serialization import read_extra
+
+    class StopInEpochTwo(xdl.train.Callback):
+        steps = None
+
+        def on_epoch_end(self, trainer, record):
+            self.steps = 0
+
+        def on_step_end(self, trainer, cost):
+            if self.steps is not None:
+                self.steps += 1
+                if self.steps == 3:
+                    os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.chdir(tmp_path)
+    build = xdl.config.TrainConfig.build_trainer
+    with monkeypatch.context() as patched:
+        patched.setattr(xdl.config.TrainConfig, "build_trainer",
+                        lambda self, model, callbacks=(): build(self, model, [*callbacks, StopInEpochTwo()]))
+        assert main(["train", *FAST, "--out", "R"]) == 130
+    checkpoint = Path("R/checkpoints/checkpoint.npz").read_bytes()
+    config = read_extra(Path("R/checkpoints/checkpoint.npz"))[0]["run_info"]["config"]
+    Path("R/report.json").write_text(json.dumps({"epochs": 1, "config": config}))
+    capsys.readouterr()
+    assert main(["train", *FAST, "--out", "R"]) == 1
+    err = capsys.readouterr().err
+    assert "--out 'R' holds an unfinished run (its checkpoint: after step 3 of epoch 2): continue it with --resume " \
+           "R/checkpoints" in err, err
+    assert Path("R/checkpoints/checkpoint.npz").read_bytes() == checkpoint
+
+
 def test_config_file_sets_options_and_flags_override_it(tmp_path, capsys):
     config = tmp_path / "run.toml"
     config.write_text('dataset = "moons"\nhidden = [4]\nepochs = 2\nprogress = false\nlr = 1\n')

@@ -318,6 +318,19 @@ def test_augment_flips_shifts_and_adds_noise():
         Augment((3, 3), shift=1).check(8)
 
 
+def test_a_configs_augment_flip_mirrors_its_datasets_images():
+    """``augment_flip`` in a TrainConfig makes its augmentation flip the 8×8 digits left to right: each
+    example comes back as it was or as its mirror image, both drawn; without it, none is mirrored."""
+    from xdl.config import TrainConfig
+
+    image = np.arange(64.0).reshape(1, 64)
+    mirror = image.reshape(8, 8)[:, ::-1].reshape(64)
+    flipped = TrainConfig(augment_flip=True).build_augment()(np.repeat(image, 64, 0), np.random.default_rng(0))
+    assert {tuple(r) for r in flipped} == {tuple(image[0]), tuple(mirror)}
+    shifted = TrainConfig(augment_shift=1).build_augment()(np.repeat(image, 64, 0), np.random.default_rng(0))
+    assert not any(np.array_equal(r, mirror) for r in shifted)
+
+
 
 def test_augment_shifts_reach_every_offset_up_to_shift_each_way_alike():
     """Each (dy, dx) in [−shift, shift]² is drawn, about as often as the others: a lone pixel in the

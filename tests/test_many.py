@@ -1923,6 +1923,20 @@ def test_results_and_checkpoints_record_the_precision_the_batch_trained_at(backe
 
 
 @pytest.mark.parametrize("backend_precision", ["float32", "tf32"])
+def test_a_configs_trainer_records_the_precision_it_trains_at(backend, backend_precision):
+    """`TrainConfig.build_trainer`'s run_info (what its checkpoints record and a resume compares) holds the
+    precision its Trainer trains at, as fit_many's results do: under xdl.use('cupy', precision='tf32') a config
+    at the default trains at tf32 and records tf32; on the CPU its own, float32. The config is left as it was."""
+    config = small(hidden=[4], epochs=1)
+    recorded = backend_precision if backend.device_type == "cuda" else "float32"
+    with xdl.use(backend, precision=backend_precision):
+        trainer = config.build_trainer(config.build_model(3, 2))
+    assert trainer.run_info["config"]["precision"] == recorded
+    assert trainer.run_info["config"] == {**dataclasses.asdict(config), "precision": recorded}
+    assert config.precision == "float32"
+
+
+@pytest.mark.parametrize("backend_precision", ["float32", "tf32"])
 def test_fit_many_refuses_a_config_whose_precision_the_gpu_would_not_train_at(backend, digits, backend_precision):
     """fit_many trained a config of precision tf32 at the backend's float32, unsaid: refused on a GPU before
     any work; one at the default takes the backend's (xdl.use's way), and on the CPU any is taken."""

@@ -1935,15 +1935,20 @@ def test_each_schedule_s_own_settings_are_the_ones_unread_options_leaves_out(sch
         == {"decay_rate", "decay_base", "decay_every", "decay_factor", "decay_k"} - reads
 
 
-@pytest.mark.parametrize("l2, l1, capture, patience", [(0.3, 0.1, False, 0), (0.0, 0.2, True, 4)])
-def test_the_config_s_trainer_takes_its_penalties_capture_and_early_stopping(l2, l1, capture, patience):
+@pytest.mark.parametrize("l2, l1, capture, patience, seed, progress", [(0.3, 0.1, False, 0, 5, False),
+                                                                      (0.0, 0.2, True, 4, 2**40, True)])
+def test_the_config_s_trainer_takes_its_penalties_capture_and_early_stopping(l2, l1, capture, patience, seed,
+                                                                            progress):
     """`TrainConfig.build_trainer`: l2 is the Trainer's λ and l1 its λ₁ (not swapped), capture True is "auto"
-    (a graph where a GPU runs it) and False none, and patience > 0 adds an EarlyStopping of that patience."""
+    (a graph where a GPU runs it) and False none, patience > 0 adds an EarlyStopping of that patience, the seed
+    is the Trainer's (its shuffles and dropout masks), and progress True is None (a bar on a terminal only)."""
     from xdl.config import TrainConfig
     from xdl.train import EarlyStopping
 
-    config = TrainConfig(hidden=[4], l2=l2, l1=l1, capture=capture, patience=patience, batch_size=8, epochs=3)
+    config = TrainConfig(hidden=[4], l2=l2, l1=l1, capture=capture, patience=patience, batch_size=8, epochs=3,
+                         seed=seed, progress=progress)
     trainer = config.build_trainer(config.build_model(3, 2))
     assert (trainer.l2, trainer.l1, trainer.capture) == (l2, l1, "auto" if capture else False)
-    assert (trainer.batch_size, trainer.epochs) == (8, 3)
+    assert (trainer.batch_size, trainer.epochs, trainer.seed) == (8, 3, seed)
+    assert trainer.progress is (None if progress else False)
     assert [c.patience for c in trainer.callbacks if isinstance(c, EarlyStopping)] == ([patience] if patience else [])

@@ -90,6 +90,20 @@ def test_a_resume_may_change_the_plateaus_settings_but_not_switch_it_on_or_off(t
     assert json.loads((on / "report.json").read_text())["config"]["plateau_patience"] == 4
 
 
+def test_a_checkpoint_of_an_xdl_before_the_plateau_resumes_without_it_and_is_refused_switching_it_on():
+    """A checkpoint whose options lack plateau_patience and plateau_factor (an xdl's before them) trained
+    without the plateau, as plateau_patience 0: a resume at the default goes on; one with plateau_patience 3
+    switches the plateau on, refused as over a run of 0."""
+    import dataclasses
+
+    saved = {k: v for k, v in dataclasses.asdict(TrainConfig(schedule="none")).items()
+             if k not in ("plateau_patience", "plateau_factor")}
+    assert TrainConfig(schedule="none").check_resume(saved, "R/checkpoints", 2) is None
+    with pytest.raises(ValueError, match=r"^--plateau-patience: the checkpoint in 'R/checkpoints' was made with 0, "
+                                         r"this run has 3; the lowering on a plateau .* cannot be switched on or off"):
+        TrainConfig(schedule="none", plateau_patience=3).check_resume(saved, "R/checkpoints", 2)
+
+
 @pytest.mark.parametrize("schedule", [s for s in SCHEDULES if s != "none"])
 def test_train_refuses_the_plateau_beside_an_epoch_schedule_naming_both_before_any_work(tmp_path, capsys, schedule):
     out = tmp_path / "run"

@@ -1425,6 +1425,23 @@ def test_a_config_file_that_is_not_toml_text_or_spells_an_option_twice_is_named(
         TrainConfig.from_toml(tmp_path)
 
 
+def test_a_config_files_options_may_be_spelled_with_dashes_as_the_flags_are(tmp_path):
+    """``batch-size = 32`` in a --config file is batch_size, as --batch-size is (the same option spelled
+    twice is refused, above); a flag over it is taken as over ``batch_size = 32``, and a bad value is named."""
+    from xdl.config import TrainConfig
+
+    dashed = tmp_path / "dashed.toml"
+    dashed.write_text('batch-size = 32\ndecay-rate = 0.5\nbatch-norm = false\n')
+    config = TrainConfig.from_toml(dashed)
+    assert (config.batch_size, config.decay_rate, config.batch_norm) == (32, 0.5, False)
+    assert TrainConfig.from_toml(dashed, overrides={"batch_size": 8}).batch_size == 8
+    assert TrainConfig.from_dict({"max-grad-norm": 2.0}).max_grad_norm == 2.0
+    dashed.write_text("decay-rate = -1.0\n")
+    with pytest.raises(ValueError, match=r"^config file '.*dashed.toml': decay_rate must be a finite number ≥ 0, "
+                                         r"got -1\.0$"):
+        TrainConfig.from_toml(dashed)
+
+
 def test_resume_names_a_bad_value_and_takes_the_checkpoint_file_too(tmp_path):
     """``resume=``: the directory a Checkpoint wrote to or its file, in both loops; another value is
     refused, naming ``resume``, before anything is trained."""

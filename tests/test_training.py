@@ -4301,6 +4301,20 @@ def test_a_configs_model_draws_its_weights_as_after_seeding_with_its_seed(seed):
     assert rates == [0.25, 0.25], built
 
 
+@pytest.mark.parametrize("activation, batch_norm, layers", [
+    ("tanh", False, ["Dense", "Tanh", "Dropout", "Dense", "Tanh", "Dropout", "Dense"]),
+    ("sigmoid", True, ["Dense", "BatchNorm", "Sigmoid", "Dropout", "Dense", "BatchNorm", "Sigmoid", "Dropout",
+                       "Dense"]),
+    ("relu", False, ["Dense", "ReLU", "Dropout", "Dense", "ReLU", "Dropout", "Dense"])])
+def test_a_configs_model_has_its_activation_and_batch_norm_after_each_hidden_layer(activation, batch_norm, layers):
+    """`TrainConfig.build_model`: each hidden Dense layer of ``hidden``'s sizes, then batch norm where
+    ``batch_norm`` is set, the config's activation and its dropout; the output layer last."""
+    config = xdl.config.TrainConfig(hidden=[6, 5], activation=activation, batch_norm=batch_norm)
+    built = config.build_model(4, 3)
+    assert [type(layer).__name__ for layer in built] == layers
+    assert [layer.out_features for layer in built if isinstance(layer, xdl.nn.Dense)] == [6, 5, 3]
+
+
 def test_with_augmentation_the_input_scaling_is_measured_on_the_examples_and_their_augmented_copies():
     """Measured on ``X_train`` and `AUGMENTED_COPIES` copies augmented with the stream [seed, 2**30] (what
     `build_standardize` documents): the mean and spread of those 5 sets together, computed here with NumPy."""

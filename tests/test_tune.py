@@ -2616,6 +2616,27 @@ def test_a_study_saved_with_an_added_option_resumes_with_it_and_one_saved_withou
         Study.resume(wider, tmp_path / "new", added=ADDED_OPTIONS)
 
 
+
+def test_a_study_saved_before_each_added_option_resumes_with_that_options_default(tmp_path):
+    """A study an older xdl saved, whose base lacks an option added since (l1, max_grad_norm, plateau_patience,
+    plateau_factor, decay_k), trained as that option's default does: a resume with every option at its
+    default (``TrainConfig()``'s) goes on with it; with another value of it, it is another search."""
+    import dataclasses
+
+    from xdl.config import ADDED_OPTIONS, TrainConfig
+    from xdl.tune.study import Study
+
+    defaults = dataclasses.asdict(TrainConfig())
+    for name in ADDED_OPTIONS:
+        meta = {"space": {}, "trials": 2, "base": defaults}
+        directory = tmp_path / name
+        directory.mkdir()
+        Study({**meta, "base": {k: v for k, v in defaults.items() if k != name}}, directory).save()
+        assert Study.resume(meta, directory, added=ADDED_OPTIONS).meta["base"] == defaults, name
+        other = {**meta, "base": {**defaults, name: 0.5}}
+        with pytest.raises(ValueError, match=rf"made with base\.{name} {defaults[name]!r}, this one has 0\.5\. "):
+            Study.resume(other, directory, added=ADDED_OPTIONS)
+
 def test_each_trial_of_a_batch_is_reported_in_number_order_with_the_best_before_it_and_its_own():
     """`Study.add`'s report: a batch's trials in number order, each line with the best completed trial among those
     recorded before and the batch's up to it — against a plain loop."""
