@@ -300,11 +300,7 @@ class TrainConfig:
             return
         options = ", ".join(f"{k}={getattr(self, k)}" for k in SCHEDULE_OPTIONS[self.schedule])
 
-        def rate(epoch):
-            try:
-                return schedule(epoch)
-            except OverflowError:  # factor ** (a huge count)
-                return math.inf
+        rate = schedule  # (inf beyond floats, not an OverflowError: the schedules' own rule)
 
         def bad(epoch):  # inf once the update holds it in float32
             return not rate(epoch) <= FLOAT32_RATES[1]
