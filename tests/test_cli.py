@@ -1239,9 +1239,10 @@ def test_xdl_backend_picks_the_backend_unless_a_flag_does(tmp_path, capsys, monk
     config = tmp_path / "run.toml"
     config.write_text('backend = "cupy"\n')
     monkeypatch.setenv("XDL_BACKEND", "numpy")  # beats the file; a flag beats both
-    assert xdl.cli.config_from_args(xdl.cli.build_parser().parse_args(["train", "--config", str(config)])).backend \
+    parser = xdl.cli.build_parser()
+    assert xdl.cli.config_from_args(parser.parse_args(["train", "--config", str(config)]), parser).backend \
         == "numpy"
-    assert xdl.cli.config_from_args(xdl.cli.build_parser().parse_args(["train", "--backend", "auto"])).backend == "auto"
+    assert xdl.cli.config_from_args(parser.parse_args(["train", "--backend", "auto"]), parser).backend == "auto"
 
 
 def test_an_unavailable_backend_no_flag_named_says_where_it_came_from(tmp_path, capsys, monkeypatch):
@@ -2317,7 +2318,8 @@ def test_xdl_train_without_matplotlib_writes_every_other_output_and_says_why_the
 
 def _commands_with_an_out_flag():
     """Each command (its words: ("bench", "optimizers")) whose --out, shown in its help, names a directory."""
-    from xdl.cli.parser import build_parser, shown_actions
+    from xdl.cli import build_parser
+    from xdl.cli.parser_flags import shown_actions
     return [command for command, action in shown_actions(build_parser()) if "--out" in action.option_strings]
 
 
@@ -2395,8 +2397,9 @@ def test_a_config_key_that_is_a_command_s_flag_is_refused_naming_the_flag(tmp_pa
     was refused with the known keys, or named as the closest option ('steps' → 'eps'): every such flag of
     every command, as a key (both spellings), is refused by every command that reads a --config file, naming
     the key, the file and the flag, before any work."""
-    from xdl.cli.options import command_flags
-    flags = [(named, named.split()[-1]) for each in command_flags().values() for named in each]
+    from xdl.cli import build_parser
+    from xdl.cli.parser_flags import command_flags
+    flags = [(named, named.split()[-1]) for each in command_flags(build_parser()).values() for named in each]
     assert {("xdl lr-find --steps", "--steps"), ("xdl tune --trials", "--trials"),
             ("xdl gradcheck --elements", "--elements")} <= set(flags)
     cases = 0
@@ -2435,7 +2438,7 @@ def test_every_option_a_command_takes_is_a_config_key_it_accepts(tmp_path, monke
             config = _config_file(tmp_path / f"{command}.toml",
                                   {spelled(key): getattr(defaults, key) for key in sorted(keys)})
             args = parser.parse_args([command, "--config", str(config)])
-            made = xdl.cli.config_from_args(args)
+            made = xdl.cli.config_from_args(args, parser)
             assert all(getattr(made, key) == getattr(defaults, key) for key in keys), command
             cases += len(keys)
     assert cases > 4 * 2 * (10 + 37)

@@ -298,10 +298,54 @@ def test_a_study_an_older_xdl_drew_resumes_whole_with_its_own_values_and_a_saved
     saved["trials"][1]["params"]["lr"] = 0.05
     (tmp_path / "now" / "trials.json").write_text(json.dumps(saved))
     with pytest.raises(ValueError, match=rf"^resume: trial 1 of the saved study has {{'lr': 0\.05}}, this search draws "
-                                         rf"{{'lr': {re.escape(repr(drawn))}}}; the space or seed changed") as refused:
+                                         rf"{{'lr': {re.escape(repr(drawn))}}}: lr 0\.05 saved, "
+                                         rf"{re.escape(repr(drawn))} drawn\. The study's space, seed and options are "
+                                         r"this search's: its trials\.json was "
+                                         r"edited, or another version of xdl or NumPy draws otherwise") as refused:
         tune(X, y, dev, space, trials=3, base=BASE, directory=tmp_path / "now", resume=True)
     assert not fits
     assert not getattr(refused.value, "__notes__", None)  # ("the same call with resume=True continues" was added)
+
+
+@pytest.mark.parametrize("strategy", ["coarse_to_fine", "tpe"])
+def test_a_halving_resume_whose_later_round_was_drawn_otherwise_says_what_differs_and_keeps_the_saved_trials(
+        data, tmp_path, monkeypatch, strategy):
+    """Successive halving, its earlier rounds run (their trials in trials.json) and a later round's trial holding
+    other values than the resume draws for it: the refusal said "the space or seed changed", which the resume had
+    just compared as the same; it names the values that differ, that the round is drawn from the saved rounds before
+    it, and what can differ (an edited file, another version) — before any trial trains, the saved file as it was."""
+    if strategy == "tpe":
+        pytest.importorskip("optuna")
+    from xdl.tune import SavedTrialMismatchError
+
+    X, y, dev = data
+    space = {"lr": {"log_uniform": [1e-3, 1e-1]}, "dropout": {"uniform": [0.0, 0.3]}}
+    search = dict(trials=6, strategy=strategy, rounds=3, halving=2, base=dataclasses.replace(BASE, epochs=3),
+                  directory=tmp_path)
+    tune(X, y, dev, space, **search)
+    saved = json.loads((tmp_path / "trials.json").read_text())
+    saved["trials"] = [t for t in saved["trials"] if t["round"] < 2]  # the last round not run (a Ctrl-C)
+    assert {t["round"] for t in saved["trials"]} == {0, 1} and any(t["status"] == "pruned" for t in saved["trials"])
+    fits = []
+    monkeypatch.setattr(Trainer, "fit", lambda self, *a, **k: fits.append(1))
+    for number in (2, 3):  # (each trial of round 1, which round 0's saved results draw)
+        edited = json.loads(json.dumps(saved))
+        drawn = edited["trials"][number]["params"]["lr"]
+        edited["trials"][number]["params"]["lr"] = 0.05
+        text = json.dumps(edited, indent=1)
+        (tmp_path / "trials.json").write_text(text)
+        with pytest.raises(SavedTrialMismatchError, match=rf"^resume: trial {number} of the saved study has .*: lr "
+                                                          rf"0\.05 saved, {re.escape(repr(drawn))} drawn\. The study's "
+                                                          r"space, seed and options are this search's \(round 1 is "
+                                                          r"drawn from the saved results of the rounds before it\): "
+                                                          r"its trials\.json was edited.*run the search in a new "
+                                                          r"directory$") as refused:
+            tune(X, y, dev, space, **search, resume=True)
+        assert "dropout" not in str(refused.value).split("}: ")[1]  # (only what differs is named)
+        assert ("Optuna" in str(refused.value)) == (strategy == "tpe")
+        assert not fits and (tmp_path / "trials.json").read_text() == text
+        assert not getattr(refused.value, "__notes__", None)
+        assert isinstance(refused.value, ValueError)
 
 
 def test_a_diverging_trial_is_recorded_and_the_search_goes_on(data):
@@ -1581,11 +1625,14 @@ def test_an_optuna_distribution_in_a_space_names_xdls_dimension():
     D = optuna.distributions
     for given, same in ((D.FloatDistribution(1e-4, 1e-1, log=True), r"LogUniform\(0.0001, 0.1\)"),
                         (D.IntDistribution(16, 128), r"IntUniform\(16, 128\)"),
-                        (D.IntDistribution(16, 256, log=True), r"IntUniform\(16, 256\) \(xdl has no log-scaled "
-                                                               r"integer: each integer alike\)"),
+                        (D.IntDistribution(16, 256, log=True), r"IntUniform\(16, 256\); xdl has no log-scaled "
+                                                               r"integer: IntUniform draws each integer alike \(a "
+                                                               r"choice of values spaced by a ratio, Choice\(\[16, 32, "
+                                                               r"64, 128\]\), for a log scale\)"),
                         (D.CategoricalDistribution([32, 64]), r"Choice\(\[32, 64\]\)"),
-                        (D.FloatDistribution(0.0, 0.5, step=0.1), r"Uniform\(0.0, 0.5\) \(xdl has no step: a choice "
-                                                                  r"of the values, Choice\(\[...\]\), for step 0.1\)")):
+                        (D.FloatDistribution(0.0, 0.5, step=0.1), r"Uniform\(0.0, 0.5\); Optuna's step is not offered: "
+                                                                  r"a choice of the values, Choice\(\[...\]\), for "
+                                                                  r"values on a step")):
         with pytest.raises(TypeError, match=rf"^space: lr is Optuna's {type(given).__name__}\(.*\): a space takes "
                                             rf"xdl's dimensions .*: {same}$"):
             Space.from_dict({"lr": given})
@@ -1620,7 +1667,8 @@ def test_optunas_log_and_step_to_a_dimension_name_the_way_here():
     ({"low": 1e-4, "high": 1e-1, "log": True}, r"Optuna's log = true is the kind log_uniform = \[low, high\] here"),
     ({"log_uniform": [1e-4, 1e-1], "log": True}, r"log_uniform draws on a log scale already .*: leave log out"),
     ({"one_minus_log": [0.9, 0.999], "log": True}, r"one_minus_log draws on a log scale already .*: leave log out"),
-    ({"int_uniform": [16, 256], "log": True}, r"xdl has no log-scaled integer .*choice = \[16, 32, 64, 128\]"),
+    ({"int_uniform": [16, 256], "log": True}, r"xdl has no log-scaled integer: int_uniform draws each integer alike "
+                                              r"\(choice = \[16, 32, 64, 128\], values spaced by a ratio"),
     ({"choice": [16, 32], "log": True}, r"a choice draws among its values as given .*: leave log out"),
     ({"uniform": [0.0, 0.5], "step": 0.1}, r"Optuna's step is not offered: choice = \[...\] of the values"),
     ({"int_uniform": [16, 256], "step": 16}, r"Optuna's step is not offered"),
@@ -1632,6 +1680,43 @@ def test_optunas_log_and_step_in_a_space_table_name_the_way_here(entry, said):
     with pytest.raises(ValueError, match=r"^space: dropout must name one kind \(uniform, log_uniform, one_minus_log, "
                                          r"int_uniform, choice\) with its range, got .*" + said):
         Space.from_dict({"dropout": entry})
+
+
+def test_optunas_log_and_step_are_said_alike_by_a_dimension_a_space_table_and_an_optuna_distribution():
+    """The three places that meet Optuna's log/step (a dimension's constructor, a space table's entry, an Optuna
+    distribution in a space) worded each hint apart — "xdl has no log-scaled integer (int_uniform …" in one, ": each
+    integer alike" in another, without the way (a choice spaced by a ratio): each says `OPTUNA_HINTS`' one entry,
+    in its own words (`OPTUNA_WORDS`)."""
+    optuna = pytest.importorskip("optuna")
+    from xdl.tune.space import KINDS, OPTUNA_HINTS, optuna_hint
+
+    D = optuna.distributions
+    as_distribution = {("uniform", "step"): D.FloatDistribution(0.0, 0.5, step=0.1),
+                       ("int_uniform", "step"): D.IntDistribution(16, 256, step=16),
+                       ("int_uniform", "log"): D.IntDistribution(16, 256, log=True)}
+    cases = 0
+    for kind in [*KINDS, "choice"]:
+        for key, value in (("log", True), ("step", 16)):
+            if key == "log" and (kind, key) not in OPTUNA_HINTS:
+                continue
+            bounds = [0, 3] if kind == "choice" else [16, 256] if kind == "int_uniform" else [0.9, 0.999]
+            with pytest.raises(ValueError) as table:
+                Space.from_dict({"epochs": {kind: bounds, key: value}})
+            assert str(table.value).endswith("; " + optuna_hint(kind, key, "table")), str(table.value)
+            if kind != "choice":
+                cls = KINDS[kind]
+                with pytest.raises(TypeError) as made:
+                    cls(*bounds, **{key: value})
+                assert str(made.value).endswith("; " + optuna_hint(kind, key, "object", cls.__name__))
+            if (kind, key) in as_distribution:
+                with pytest.raises(TypeError) as distribution:
+                    Space.from_dict({"epochs": as_distribution[kind, key]})
+                assert str(distribution.value).endswith("; " + optuna_hint(kind, key, "object"))
+            cases += 1
+    assert cases == 10  # (log with five kinds, step with five)
+    for words in ("object", "table"):  # every word of every hint is said in both vocabularies
+        assert all("{" not in optuna_hint(kind, key, words, "X") for kind, key in
+                   [*(k for k in OPTUNA_HINTS if k != "step"), ("uniform", "step")])
 
 
 def test_optunas_options_to_tune_name_the_way_here_before_anything_is_made(data, tmp_path):
@@ -2939,22 +3024,38 @@ def test_optuna_pruning_reports_each_epoch_and_prunes_a_trial_of_ones_own_object
         OptunaPruning(both.ask(), "dev_accuracy")
 
 
-def test_optuna_pruning_refuses_a_frozen_trial_which_never_prunes():
-    """OptunaPruning(study.best_trial) was accepted: a FrozenTrial's should_prune() is always False,
-    so the run was never pruned, unsaid. A FixedTrial (an objective run outside a study) is kept."""
+def test_optuna_pruning_takes_a_trial_of_no_study_and_trains_every_epoch(data):
+    """Optuna's docs run an objective again with chosen values — objective(study.best_trial), a FrozenTrial (its
+    recipe "re-use the best trial"), or objective(FixedTrial(params)) — and its pruning callbacks take them
+    (should_prune is always False: optuna/optuna#3299 trains the final model so). A FrozenTrial was refused, so an
+    objective with OptunaPruning could not be re-run with the best trial: each is taken, and the run trains all its
+    epochs, unpruned, with a pruner that would have pruned it in a study."""
     optuna = pytest.importorskip("optuna")
     from xdl.tune import OptunaPruning
 
+    X, y, dev = data
+
+    def objective(trial):
+        xdl.seed(0)
+        model = xdl.nn.mlp(X.shape[1], [8], 10)
+        lr = trial.suggest_float("lr", 0.0, 0.05)
+        trainer = Trainer(model, xdl.losses.SoftmaxCrossEntropy(), xdl.optim.SGD(model, lr=lr), epochs=3,
+                          batch_size=32, progress=False, callbacks=[OptunaPruning(trial, "dev_accuracy")])
+        history = trainer.fit(X, y, dev=dev)
+        assert len(history) == 3 and history.stopped_epoch is None  # (every epoch, unpruned)
+        return history[-1]["dev_accuracy"]
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize")
-    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=3)
-    frozen = [study.best_trial, *study.trials, *study.get_trials(), optuna.trial.create_trial(value=1.0)]
-    for trial in frozen:
-        with pytest.raises(TypeError, match=r"^OptunaPruning: trial must be the live trial the objective receives.*"
-                                            r"got a FrozenTrial .*pass the objective's argument"):
-            OptunaPruning(trial, "dev_accuracy")
-    for live in (study.ask(), optuna.trial.FixedTrial({"x": 0.5})):
-        assert OptunaPruning(live, "dev_accuracy").trial is live
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=2.0))  # (prunes
+    # every trial of the study at its first report: no accuracy is above 2)
+    study.enqueue_trial({"lr": 0.05})
+    study.optimize(objective, n_trials=1)
+    assert study.trials[0].state == optuna.trial.TrialState.PRUNED
+    frozen = [*study.trials, *study.get_trials(), optuna.trial.create_trial(params={"lr": 0.05}, distributions={
+        "lr": optuna.distributions.FloatDistribution(0.0, 0.05)}, value=1.0)]
+    for trial in [*frozen, optuna.trial.FixedTrial({"lr": 0.05})]:
+        assert 0 <= objective(trial) <= 1, type(trial).__name__  # (its three epochs, asserted in it)
+        assert OptunaPruning(trial, "dev_accuracy").trial is trial
 
 
 def test_optuna_pruning_refuses_a_monitor_the_run_does_not_measure_before_any_epoch(data):
@@ -3205,6 +3306,8 @@ def fake_dask(monkeypatch):
     from xdl.tune import search
 
     class Future:
+        status = "finished"
+
         def __init__(self, value):
             self.value = value
 
@@ -3234,9 +3337,19 @@ def fake_dask(monkeypatch):
         def close(self):
             pass
 
+    class AsCompleted:  # (each future as it was sent: each ended when it was)
+        def __init__(self, futures, loop=None):
+            self.futures = list(futures)
+
+        def add(self, future):
+            self.futures.append(future)
+
+        def __iter__(self):
+            while self.futures:
+                yield self.futures.pop(0)
+
     fake = types.SimpleNamespace(LocalCluster=lambda **kwargs: types.SimpleNamespace(close=lambda: None),
-                                 Client=lambda *args, **kwargs: Client(),
-                                 as_completed=lambda futures, loop=None: list(futures))
+                                 Client=lambda *args, **kwargs: Client(), as_completed=AsCompleted)
     monkeypatch.setattr(search, "_distributed", lambda: fake)
 
 
@@ -3253,7 +3366,8 @@ def _records(study) -> list[dict]:
 def test_a_timeout_starts_no_trial_once_it_has_passed_and_a_resume_goes_on_as_the_whole_search(
         data, tmp_path, fake_clock, fake_dask, strategy, execution):
     """Optuna's optimize(timeout=): once the budget has passed no trial starts — sequential between trials,
-    batched between groups (both within a round), dask before a round's batches are sent — and the study holds
+    batched between groups, dask between the batches it sends as its workers free up (all within a round) — and the
+    study holds
     the trials that finished, its ``stopped`` saying so; a resume, with or without a timeout, goes on where it
     stopped, and the study it ends with is the uninterrupted search's, trial by trial."""
     if strategy == "tpe":
@@ -3263,7 +3377,8 @@ def test_a_timeout_starts_no_trial_once_it_has_passed_and_a_resume_goes_on_as_th
     whole = tune(X, y, dev, TIMED_SPACE, **search)
     assert whole.stopped is None
     groups = {t.params["batch_size"] for t in whole.trials if t.round == 0}
-    # the first call: its first trial (sequential), group (batched) or round (dask) only
+    # the first call: its first trial (sequential), group (batched) or round (dask: the stand-in's batches end as they
+    # are sent, the next one sent before the first is recorded, which moves this clock) only
     first = {"sequential": 1, "batched": sum(t.params["batch_size"] == whole.trials[0].params["batch_size"]
                                              for t in whole.trials if t.round == 0), "dask": 4}[execution]
     calls, counts = [dict(timeout=1), dict(timeout=1, resume=True), dict(resume=True)], []
@@ -3299,9 +3414,99 @@ def test_a_timeout_that_passes_with_no_trial_left_or_before_the_first_says_so(da
     study = tune(X, y, dev, {"lr": {"log_uniform": [1e-3, 1e-1]}}, trials=3, base=BASE, execution=execution,
                  directory=tmp_path / "s", timeout=60)
     assert study.trials == [] and study.stopped == ("its timeout of 60 s passed with 0 of 3 trials recorded; nothing "
-                                                    "was saved to resume: the same call again, with a longer "
-                                                    "timeout, starts it")
-    assert not (tmp_path / "s" / "trials.json").exists()
+                                                    f"was saved to resume (the directory {str(tmp_path / 's')!r} it "
+                                                    "made is removed): the same call again, with a longer timeout, "
+                                                    "starts it")
+    assert not (tmp_path / "s").exists()  # (nothing left behind: the empty directory it made removed)
+
+
+def test_a_search_that_saved_no_trial_leaves_no_directory_it_made(data, tmp_path, monkeypatch):
+    """tune(directory=d, timeout=1e-9) started no trial (as Optuna's optimize, which checks its timeout before the
+    first trial too) and left d made and empty; a search that records no trial — its timeout passed before the
+    first, a Ctrl-C or an error before one ended — removes the directory it made, with the parents made for it; a
+    directory that was there is kept, and so is one that holds a trial."""
+    from xdl.tune import search
+
+    X, y, dev = data
+    space = {"lr": {"log_uniform": [1e-3, 1e-1]}}
+    (tmp_path / "there").mkdir()
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept" / "notes.txt").write_text("the user's")
+    cases = 0
+    for ends in ("timeout", "ctrl-c", "error"):
+        for given, left in ((tmp_path / "new", tmp_path / "new"), (tmp_path / "a" / "b" / "c", tmp_path / "a"),
+                            (tmp_path / "there", None), (tmp_path / "there" / "new", tmp_path / "there" / "new"),
+                            (tmp_path / "kept" / "x" / "y", tmp_path / "kept" / "x")):
+            reads = iter([0.0])  # the call's start, then every later read an hour on
+            monkeypatch.setattr(search, "clock", lambda: next(reads, 3600.0) if ends == "timeout" else 0.0)
+            fail = {"ctrl-c": KeyboardInterrupt, "error": MemoryError}.get(ends)
+            if fail is not None:
+                monkeypatch.setattr(search, "_sequential", lambda todo, round_, s: (_ for _ in ()).throw(fail()))
+            try:
+                study = tune(X, y, dev, space, trials=2, base=BASE, directory=given, timeout=60)
+                assert study.trials == [] and study.stopped is not None
+            except (KeyboardInterrupt, MemoryError) as e:
+                assert isinstance(e, fail) and ends != "timeout"
+            monkeypatch.undo()
+            assert (left is None or not left.exists()) and (tmp_path / "there").is_dir(), (ends, given)
+            assert (tmp_path / "kept" / "notes.txt").read_text() == "the user's"
+            cases += 1
+    assert cases == 15
+    study = tune(X, y, dev, space, trials=2, base=BASE, directory=tmp_path / "new", timeout=60)  # (a trial saved)
+    assert len(study.trials) == 2 and (tmp_path / "new" / "trials.json").is_file()
+
+
+from xdl.tune.search import train_group  # noqa: E402 (the real one, which `_clocked_train_group` calls)
+
+DASK_CLOCK = {"now": [0.0], "started": []}  # a clock and the batches started, which `_clocked_train_group` moves
+
+
+def _clocked_train_group(configs, *args):
+    """`train_group` that moves ``DASK_CLOCK`` on by 10 s and records its batch's hidden sizes: a function of this
+    module, which Dask sends by reference (a test's closure is pickled by value, its lists copied), so that a worker
+    thread of this process moves the test's own clock."""
+    if len(args) == 9:  # the search's call, its backend last (train_group calls itself under it, as this function)
+        DASK_CLOCK["started"].append([c.hidden for c in configs])
+        DASK_CLOCK["now"][0] += 10
+    return train_group(configs, *args)
+
+
+def test_a_dask_timeout_sends_no_batch_once_it_has_passed_and_the_study_records_the_ones_that_ran(data, tmp_path,
+                                                                                                   monkeypatch):
+    """With execution dask, a round's batches were all sent at once: the timeout, checked before the round only,
+    cut nothing of a random search (one round), whose every trial trained. A batch is now sent as a worker frees up,
+    once the timeout has not passed: past it, the batches training finish and are recorded, and no other starts;
+    the study holds those that ran, and a resume goes on with the rest (on a cluster of this process's threads, a
+    clock of the test's that each batch moves on by 10 s)."""
+    from xdl.tune import search
+
+    distributed = pytest.importorskip("dask.distributed")
+    X, y, dev = data
+    now, started = DASK_CLOCK["now"], DASK_CLOCK["started"]
+    monkeypatch.setattr(search, "clock", lambda: now[0])
+    monkeypatch.setattr(search, "train_group", _clocked_train_group)
+    space = {"hidden": {"choice": [[8], [16], [24]]}, "lr": {"log_uniform": [1e-3, 1e-1]}}  # (a batch a hidden size)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as \
+            cluster, distributed.Client(cluster, set_as_default=False) as client:
+        for workers in (1, 2):
+            if workers == 2:
+                cluster.scale(2)
+                client.wait_for_workers(2)
+            directory, now[0] = tmp_path / f"w{workers}", 0.0
+            started.clear()
+            study = tune(X, y, dev, space, trials=6, base=BASE, execution="dask", scheduler=client,
+                         directory=directory, timeout=5)
+            ran = [t for t in study.trials]
+            assert len(started) == workers, started  # the batches sent before the first ended: one a worker
+            assert len(ran) < 6 and sorted({tuple(t.params["hidden"]) for t in ran}) == \
+                sorted({tuple(h[0]) for h in started}), (ran, started)
+            saved = json.loads((directory / "trials.json").read_text())["trials"]
+            assert [t["number"] for t in saved] == [t.number for t in ran]  # the record: the ones that ran
+            assert study.stopped.startswith(f"its timeout of 5 s passed with {len(ran)} of 6 trials recorded; the "
+                                            "same call with resume=True goes on")
+            study = tune(X, y, dev, space, trials=6, base=BASE, execution="dask", scheduler=client,
+                         directory=directory, resume=True)
+            assert len(study.trials) == 6 and study.stopped is None
 
 
 @pytest.mark.parametrize("timeout", [0, -1, -0.0, math.nan, "10", True, [5], 10**400 * -1])

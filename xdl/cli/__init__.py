@@ -71,7 +71,7 @@ def _main(argv, reader_gone) -> int:
             if getattr(args, "backend", "") is None:  # the bench commands' --backend, not given
                 args.backend = environment_backend() or "auto"
             refuse_flags(args)  # (before a --config file is read: they are typed flags, refused whatever it holds)
-            config = config_from_args(args) if hasattr(args, "config") else None
+            config = config_from_args(args, parser) if hasattr(args, "config") else None
             out = output_directory_of(args, config)
             if out is not None and str(out):
                 check_out_reachable(Path(out))

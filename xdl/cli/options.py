@@ -7,6 +7,7 @@ import dataclasses
 import re
 
 from xdl.backend import environment_backend
+from xdl.cli.parser_flags import command_flags
 from xdl.cli.resume import resumed_run, resumed_study, resumed_run_directory
 from xdl.config import TrainConfig, flag_of, unread_options
 from xdl.files import check_reachable, read_toml
@@ -39,27 +40,12 @@ def check_flags_read(config: TrainConfig, args, searched=(), fixed=None, readers
                          "be ignored; leave it out")
 
 
-def command_flags() -> dict:
-    """Every flag of an xdl command that is no option of a run (`TrainConfig`), by its name as a config file's
-    key would spell it (``min_lr``) → the commands' flags ("xdl lr-find --min-lr"); hidden ones (a refused
-    peer's) and an option's --no- form (--no-batch-norm is batch_norm = false) are left out."""
-    from xdl.cli.parser import build_parser, shown_actions  # (here: the parser imports the commands, which import us)
-    options = {f.name for f in dataclasses.fields(TrainConfig)} | {"help", "version", "config"}
-    flags = {}
-    for command, action in shown_actions(build_parser()):
-        for flag in action.option_strings:
-            name = flag.lstrip("-").replace("-", "_")
-            if flag.startswith("--") and name not in options and name.removeprefix("no_") not in options:
-                flags.setdefault(name, []).append(" ".join(("xdl", *command, flag)))
-    return flags
-
-
-def check_no_flag_keys(in_file: dict, path) -> None:
+def check_no_flag_keys(in_file: dict, path, parser) -> None:
     """A --config file's key that is no option of a run but a flag of an xdl command (``trials``, xdl tune's
     --trials; ``steps``, xdl lr-find's) is refused naming the key, the file and the flag, before any work: a
     --config file holds a run's options (`TrainConfig`) alone, and the closest option that
     `TrainConfig.from_dict` names for any other unknown key ('steps' → 'eps') is not what was meant."""
-    flags = command_flags() if in_file else {}
+    flags = command_flags(parser) if in_file else {}
     for key in in_file:
         flag = flags.get(key.replace("-", "_"))
         if flag is not None:
@@ -68,14 +54,14 @@ def check_no_flag_keys(in_file: dict, path) -> None:
                              "command line")
 
 
-def config_from_args(args) -> TrainConfig:
+def config_from_args(args, parser) -> TrainConfig:
     flags = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
     if flags.get("resume") == "":  # as --config '': a typo'd variable, not a wish to start afresh
         raise ValueError("--resume: expected a checkpoint directory, got ''")
     if "backend" not in flags and environment_backend():  # as pip's: a flag, the environment, a config file
         flags["backend"] = environment_backend()
     in_file = read_toml(args.config, "--config") if args.config is not None else {}
-    check_no_flag_keys(in_file, args.config)
+    check_no_flag_keys(in_file, args.config, parser)  # (``parser``: args' own, the flags it shows)
     args.config_keys = {key.replace("-", "_") for key in in_file}  # (an option's source, for the errors that name it)
     resume = flags.get("resume", in_file.get("resume"))
     resume_name = "--resume" if "resume" in flags else f"resume in {str(args.config)!r}"  # (the file's key, named)

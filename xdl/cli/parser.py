@@ -130,17 +130,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def shown_actions(parser: argparse.ArgumentParser, command=()):
-    """Each (command's words, action) of ``parser`` and its subcommands, at any depth (("bench", "optimizers"),
-    its --out), that its help shows: a refused peer's hidden flag left out."""
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, sub in action.choices.items():
-                yield from shown_actions(sub, (*command, name))
-        elif action.help != argparse.SUPPRESS:
-            yield command, action
-
-
 def _add_options(parser: argparse.ArgumentParser, skip=(), also=None) -> None:
     """A flag for each `TrainConfig` option but those in ``skip``; ``also``: option → words added to
     its help (what it does in this command besides)."""
@@ -196,7 +185,7 @@ def _add_tune_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--timeout", type=float, metavar="SECONDS",
                        help="start no trial once SECONDS have passed (Optuna's timeout): the running ones finish "
                             "and are saved, --resume goes on; not kept by the study (batched: a group's trials "
-                            "start together; dask: a round's)")
+                            "start together; dask: a batch a worker, sent as one frees up)")
     group.add_argument("--top", type=int, default=10, help="rows of the printed table (≥ 1)")
 
 

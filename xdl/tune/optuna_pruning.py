@@ -14,8 +14,6 @@ and stops where the study's pruner says so, as Optuna's integrations for Keras a
 
 from __future__ import annotations
 
-import sys
-
 from xdl.extras import import_error
 from xdl.train.callback import Callback, check_monitor
 
@@ -28,7 +26,11 @@ class OptunaPruning(Callback):
     ``monitor``: one of the run's columns (`xdl.train.callback.MONITORED`), measured on the dev set
     given to ``fit`` for the dev ones; the study's direction must fit it (maximize an accuracy,
     minimize a cost). Given to `fit_many`, the K models are one trial: it reports the batch's record
-    (its best model's), and a prune stops them all."""
+    (its best model's), and a prune stops them all. ``trial`` may be one of no study, as Optuna's docs
+    pass to an objective to run it again with chosen values — ``study.best_trial`` (a FrozenTrial: its
+    recipe "re-use the best trial") or ``optuna.trial.FixedTrial(params)`` (to debug an objective or
+    train the final model) —: their ``report`` keeps nothing and ``should_prune`` is always False, so
+    the run trains all its epochs, unpruned, as Optuna's own pruning callbacks do with them."""
 
     reads_monitor = True  # (a fit checks before any epoch that the run measures it: `check_monitored`)
 
@@ -37,7 +39,6 @@ class OptunaPruning(Callback):
         if not (callable(getattr(trial, "report", None)) and callable(getattr(trial, "should_prune", None))):
             raise TypeError(f"OptunaPruning: trial must be an Optuna trial (the objective's argument), got "
                             f"{type(trial).__name__}")
-        check_live_trial(trial)
         # the study's direction checked here, before a fit (or its resume) changes anything
         directions = getattr(getattr(trial, "study", None), "directions", None)
         if directions is not None:  # (None: a trial of one's own making, nothing to check it against)
@@ -66,14 +67,3 @@ class OptunaPruning(Callback):
                 raise import_error(e, ("optuna",), "OptunaPruning needs Optuna", "tune")
             raise TrialPruned(f"pruned at epoch {epoch}: {self.monitor} {value:.6g}")
 
-
-def check_live_trial(trial) -> None:
-    """Refuse an Optuna ``FrozenTrial`` (``study.best_trial``, ``study.trials[i]``): the record of a
-    trial, whose ``report`` keeps nothing and whose ``should_prune`` is always False, so the run
-    would never be pruned, unsaid. (Looked up in ``sys.modules``: a FrozenTrial exists only once
-    Optuna is imported, and a check need not import it.)"""
-    frozen = getattr(sys.modules.get("optuna.trial"), "FrozenTrial", None)
-    if frozen is not None and isinstance(trial, frozen):
-        raise TypeError("OptunaPruning: trial must be the live trial the objective receives, def objective(trial), "
-                        "got a FrozenTrial (what study.best_trial and study.trials give), the record of a trial, which "
-                        "never prunes: pass the objective's argument")

@@ -145,12 +145,13 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
     the search once a trial has finished (a ``report`` that raised, a lost Dask scheduler) carries
     the study too, as its ``.study``. ``timeout``: seconds (> 0), or None for no budget — as Optuna's
     ``optimize(timeout=)``, once they have passed since the call began (`clock`) no new trial starts (sequential:
-    between trials; batched: between groups; dask: no round's batches are sent, those sent finish) and the study
-    returned holds every trial that finished, its ``stopped`` saying that the budget ended it (None where the search
-    ran to its end); the trials not started are not recorded, and with ``directory`` the same call with
-    ``resume=True`` (with or without a timeout: it is this call's, not the study's) goes on where it stopped, as
-    after a Ctrl-C. ``optuna_options``: none is taken; Optuna's ``n_trials=``, ``load_if_exists=``, … is refused
-    saying the way here (`OPTUNA_OPTIONS_ELSEWHERE`).
+    between trials; batched: between groups; dask: between batches, each sent as a worker frees up, those training
+    finish) and the study returned holds every trial that finished, its ``stopped`` saying that the budget ended it
+    (None where the search ran to its end); the trials not started are not recorded (none may start, as in Optuna's,
+    whose budget is checked before its first trial too: a ``directory`` this call made is then removed, empty), and
+    with ``directory`` the same call with ``resume=True`` (with or without a timeout: it is this call's, not the
+    study's) goes on where it stopped, as after a Ctrl-C. ``optuna_options``: none is taken; Optuna's
+    ``n_trials=``, ``load_if_exists=``, … is refused saying the way here (`OPTUNA_OPTIONS_ELSEWHERE`).
 
     >>> import xdl
     >>> from xdl.config import TrainConfig
@@ -195,7 +196,7 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
                      deadline=None if timeout is None else started + check_timeout(timeout, "timeout"))
     train = {"sequential": _sequential, "batched": _batched, "dask": _dask}[execution]
     try:
-        with _holding(directory):
+        with _holding(directory) as made:
             # read again, now that no other search can write it: what one saved since the check is in it
             study = search.study = _study(meta, directory, resume, lambda param: param, False,
                                           _unchanging(space, strategy), given_precision)
@@ -204,7 +205,7 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
                 study.save()
             try:
                 _search_rounds(space, trials, strategy, rounds, seed, study, train, search)
-                study.stopped = _stopped_by_timeout(study, directory, timeout, space, trials, strategy) \
+                study.stopped = _stopped_by_timeout(study, directory, timeout, space, trials, strategy, made) \
                     if search.timed_out else None
             except KeyboardInterrupt:
                 # a Ctrl-C while trials.json was written (its fsync) left the trials just recorded in the study but
@@ -225,7 +226,7 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
         raise interrupted from None
     except Exception as error:  # a report that raised, a lost Dask scheduler: the finished trials go with the error,
         # as an Optuna study keeps them when a callback raises (without a directory they were lost with the search)
-        if search.study.trials and not isinstance(error, _DrawnOtherwise):
+        if search.study.trials and not isinstance(error, SavedTrialMismatchError):
             with contextlib.suppress(AttributeError, TypeError):  # (an exception that takes no attribute)
                 error.study = search.study
                 error.add_note(f"tune: {_kept(search.study, directory)}")
@@ -243,7 +244,7 @@ TUNE_OPTIONS = keywords_of(tune, ("X", "y", "dev"))  # tune's own options, said 
 
 def _search_rounds(space, trials, strategy, rounds, seed, study, train, search) -> None:
     """Train each round's points that ``study`` does not hold yet (numbered in drawing order); a
-    saved trial drawn with other values is an error (the space or seed changed). A study drawn by
+    saved trial drawn with other values is a `SavedTrialMismatchError`. A study drawn by
     another xdl's sampling, which `_study` resumes only whole, draws nothing."""
     if study.meta.get("sampling") != SAMPLING and strategy != "grid":
         return
@@ -254,8 +255,7 @@ def _search_rounds(space, trials, strategy, rounds, seed, study, train, search) 
         for params in points:
             params = json.loads(json.dumps(params))  # as trials.json holds them (a choice's tuples as lists)
             if number in done and done[number].params != params:
-                raise _DrawnOtherwise(f"resume: trial {number} of the saved study has {done[number].params}, "
-                                      f"this search draws {params}; the space or seed changed")
+                raise SavedTrialMismatchError(_drawn_otherwise(done[number], params, strategy))
             if number not in done:
                 todo.append((number, params))
             number += 1
@@ -268,9 +268,27 @@ def _search_rounds(space, trials, strategy, rounds, seed, study, train, search) 
             return
 
 
-class _DrawnOtherwise(ValueError):
-    """A resume refused by a saved trial that holds other values than this search draws for it: tune's note that
-    "the same call with resume=True continues the search" is no advice for the call that just refused it."""
+class SavedTrialMismatchError(ValueError):
+    """A resume refused, before it trains anything (its saved trials as they were), because a trial of the saved
+    study holds other values than the search draws for that trial number, though the study's space, seed and options
+    are the search's (its ``trials.json`` edited, or another version of xdl, NumPy or Optuna drawing otherwise): the
+    search cannot go on from it, and a resume of it again would be refused again (tune's note, "the same call with
+    resume=True continues the search", is not added), so it is run in a new directory. A ValueError, as other
+    refused resumes are."""
+
+
+def _drawn_otherwise(saved: Trial, drawn: dict, strategy: str) -> str:
+    """The message of `SavedTrialMismatchError`: the trial, the values that differ (saved → drawn), why the space or
+    seed cannot be the cause (compared by `Study.resume` before), and what can be."""
+    keys = sorted(k for k in {*saved.params, *drawn} if saved.params.get(k) != drawn.get(k))
+    differ = ", ".join(f"{k} {saved.params.get(k)!r} saved, {drawn.get(k)!r} drawn" for k in keys)
+    later = f" (round {saved.round} is drawn from the saved results of the rounds before it)" \
+        if saved.round and strategy in ("coarse_to_fine", "tpe") else ""
+    versions = "xdl, NumPy or Optuna (its TPE sampler)" if strategy == "tpe" else "xdl or NumPy"
+    return (f"resume: trial {saved.number} of the saved study has {saved.params}, this search draws {drawn}: "
+            f"{differ}. The study's space, seed and options are this search's{later}: its {TRIALS_FILE} was edited, "
+            f"or another version of {versions} draws otherwise, and the search cannot go on from it; its saved "
+            "trials are left as they are: run the search in a new directory")
 
 
 def clock() -> float:
@@ -292,14 +310,17 @@ def planned_trials(space: Space, trials: int, strategy: str) -> int:
     return len(space.grid(trials)) if strategy == "grid" else trials
 
 
-def _stopped_by_timeout(study: Study, directory, timeout: float, space: Space, trials: int, strategy: str) -> str:
+def _stopped_by_timeout(study: Study, directory, timeout: float, space: Space, trials: int, strategy: str,
+                        made=()) -> str:
     """What a search its ``timeout`` ended leaves (`Study.stopped`): its trials recorded of those it
-    draws, and how to go on."""
+    draws, and how to go on; ``made``: the directories the search made (`_holding`), removed where it
+    recorded no trial."""
     planned = planned_trials(space, trials, strategy)
     if directory is None:
         way = "no directory was given: tune(..., directory=...) keeps a search to resume"
     elif not (Path(directory) / TRIALS_FILE).is_file():  # (a new search that recorded no trial)
-        way = "nothing was saved to resume: the same call again, with a longer timeout, starts it"
+        removed = f" (the directory {str(directory)!r} it made is removed)" if made else ""
+        way = f"nothing was saved to resume{removed}: the same call again, with a longer timeout, starts it"
     else:
         way = "the same call with resume=True goes on where it stopped"
     n = len(study.trials)
@@ -417,15 +438,35 @@ def _check_address(scheduler: str, who: str) -> None:
 @contextlib.contextmanager
 def _holding(directory):
     """``directory`` (made now, if needed) held by this search alone while the block runs, and let
-    go after it however it ends (an error, a Ctrl-C); nothing for a search that keeps no directory."""
+    go after it however it ends (an error, a Ctrl-C); nothing for a search that keeps no directory.
+    Yields the directories made for it (`_missing`), which are removed again where the search left
+    them empty — no trial recorded: a timeout before the first, a Ctrl-C or an error before one ended
+    — so that a search that saved nothing leaves nothing (an empty directory is no study to resume)."""
     if directory is None:
-        yield
+        yield []
         return
+    made = _missing(Path(directory))
     check_writable_dir(directory, "directory")  # created only now that every argument has passed
-    with DirectoryLock(directory, "directory") as lock:
-        if lock.took_over:
-            warn_caller(took_over_note(lock))
-        yield
+    try:
+        with DirectoryLock(directory, "directory") as lock:
+            if lock.took_over:
+                warn_caller(took_over_note(lock))
+            yield made
+    finally:  # (once let go: the lock file is gone, and another search that took it since holds a file there)
+        for path in made:  # the directory first, then each parent made for it
+            try:
+                path.rmdir()
+            except OSError:  # not empty (trials.json, another's lock, a file of the user's): kept, with its parents
+                break
+
+
+def _missing(path: Path) -> list[Path]:
+    """``path`` and its parents that do not exist yet, ``path`` first: what `check_writable_dir` makes for it."""
+    missing = []
+    while not path.exists() and not path.is_symlink() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    return missing
 
 
 def _unchanging(space: Space, strategy: str) -> tuple[str, ...]:
@@ -1119,7 +1160,9 @@ def _dask(todo, round_, search: _Search) -> None:
 
 
 def _dask_rounds(client, todo, round_, search: _Search, distributed) -> None:
-    """Submit the round's batches to ``client``'s workers and record each result as it arrives: a
+    """Send the round's batches to ``client``'s workers, one a worker (a batch is sent as one ends: the
+    timeout is checked there, and once it has passed none is sent — those training finish and are
+    recorded, as batched's groups), and record each result as it arrives: a
     batch lost with its worker is run again by Dask, its data made again if they were lost too
     (`_held`); one that killed every worker that ran it (Dask's ``KilledWorker``, after
     ``allowed-failures``: out of memory, say) is recorded as failed and the search goes on; a lost
@@ -1143,13 +1186,18 @@ def _dask_rounds(client, todo, round_, search: _Search, distributed) -> None:
             pass  # ValueError, and the batches read the data wherever they are, or as made again)
     data = search.held_data
     pruning = search.batch_pruning()  # the rung values recorded before this round
-    futures = {client.submit(train_group, [c for _, _, c in group], *data, search.base.seed,
-                             search.standardize_for(group[0][2]),
-                             False, pruning, search.dtype, search.worker_backend(), pure=False, retries=2): group
-               for group in groups}
-    left = dict(futures)  # the batches not recorded yet
+
+    def send(group):
+        return client.submit(train_group, [c for _, _, c in group], *data, search.base.seed,
+                             search.standardize_for(group[0][2]), False, pruning, search.dtype,
+                             search.worker_backend(), pure=False, retries=2)
+
+    # sent as workers free up, not all at once: a batch queued on the cluster could not be told from one training
+    # (a timeout let every batch of the round start, a random search's every trial)
+    left = {send(group): group for group in groups[:workers]}  # the batches sent and not recorded yet
+    unsent = groups[workers:]
     try:
-        _record_as_completed(client, futures, left, round_, search, distributed)
+        _record_as_completed(client, left, unsent, send, round_, search, distributed)
     finally:  # a Ctrl-C or an error: the batches not recorded are cancelled (as_completed held them until each ended:
         # a cluster of the caller's, left open, trained every batch of the round for nobody, its data held meanwhile)
         if left and client.status == "running":
@@ -1157,27 +1205,44 @@ def _dask_rounds(client, todo, round_, search: _Search, distributed) -> None:
                 client.cancel(list(left))
 
 
-def _record_as_completed(client, futures: dict, left: dict, round_, search: _Search, distributed) -> None:
-    """Record each of ``futures``' batches as it ends, taking it out of ``left`` (`_dask_rounds`)."""
-    for future in distributed.as_completed(futures, loop=client.loop):  # (the client is no default one)
+def _record_as_completed(client, left: dict, unsent: list, send, round_, search: _Search, distributed) -> None:
+    """Record each of the batches in ``left`` (future → its group) as it ends, taking it out of ``left``, and send
+    the next of ``unsent`` in its place (``send``: group → future) while the search's timeout has not passed
+    (`_dask_rounds`)."""
+    completed = distributed.as_completed(list(left), loop=client.loop)  # (the client is no default one)
+    for future in completed:
         group = left.pop(future)
-        try:
-            outcomes, seconds = future.result()
-        except distributed.KilledWorker as e:  # (an error a batch raises is the search's, as in the other executions)
-            tries = e.allowed_failures + 1
-            error = (f"the Dask worker died each time it trained ({counted(tries, 'time')}: out of memory? the "
-                     "workers' logs say)")
-            search.study.add([_trial(number, round_, params, error=error) for number, params, _ in group])
-            continue
-        except distributed.CancelledError as e:
-            if getattr(e, "reason", None) != "scheduler-connection-lost" and client.status == "running":
-                raise
-            # (distributed 2024.1 gives no reason: its message is the task's key, nothing to a user)
-            n, why = len(group) + sum(len(g) for g in left.values()), getattr(e, "reason", None) or "it went away"
-            raise ConnectionError(f"execution dask: the connection to the Dask scheduler was lost ({why}); "
-                                  f"{counted(n, 'trial')} of this round did not finish") from None
-        search.study.add([_trial(number, round_, params, *outcome, seconds) for (number, params, _), outcome in
-                          zip(group, outcomes)])
+        # the next batch sent first, as the worker frees up (recorded first, its report or trials.json's write kept
+        # the worker idle, and a scheduler lost meanwhile took the batch sent after it for 30 s of reconnecting)
+        if unsent and future.status != "cancelled" and not search.out_of_time():  # (past it: none starts)
+            following = unsent.pop(0)
+            sent = send(following)
+            left[sent] = following
+            completed.add(sent)
+        _record_batch(client, future, group, sum(len(g) for g in (*left.values(), *unsent)), round_, search,
+                      distributed)
+
+
+def _record_batch(client, future, group, others: int, round_, search: _Search, distributed) -> None:
+    """Record the trials of ``group``, the batch ``future`` trained; ``others``: the round's trials not recorded
+    beside them, which a lost scheduler's error counts."""
+    try:
+        outcomes, seconds = future.result()
+    except distributed.KilledWorker as e:  # (an error a batch raises is the search's, as in the other executions)
+        tries = e.allowed_failures + 1
+        error = (f"the Dask worker died each time it trained ({counted(tries, 'time')}: out of memory? the "
+                 "workers' logs say)")
+        search.study.add([_trial(number, round_, params, error=error) for number, params, _ in group])
+        return
+    except distributed.CancelledError as e:
+        if getattr(e, "reason", None) != "scheduler-connection-lost" and client.status == "running":
+            raise
+        # (distributed 2024.1 gives no reason: its message is the task's key, nothing to a user)
+        n, why = len(group) + others, getattr(e, "reason", None) or "it went away"
+        raise ConnectionError(f"execution dask: the connection to the Dask scheduler was lost ({why}); "
+                              f"{counted(n, 'trial')} of this round did not finish") from None
+    search.study.add([_trial(number, round_, params, *outcome, seconds) for (number, params, _), outcome in
+                      zip(group, outcomes)])
 
 
 def _check_shippable(value, name: str) -> None:

@@ -56,18 +56,41 @@ SAMPLING = 2
 RESOLUTION = 1e-12
 
 
+# Optuna's keywords log and step, which no dimension takes here (its kind is its scale): what to say where one is
+# given, keyed by (the kind it was given with, the keyword) — "step" alone for any kind — in the words of where it
+# was written (`OPTUNA_WORDS`): a dimension's constructor, a space table's entry, or an Optuna distribution.
+OPTUNA_HINTS = {
+    ("uniform", "log"): "Optuna's {log} is {log_uniform} here (log10 of the value drawn uniformly)",
+    ("log_uniform", "log"): "{kind} draws on a log scale already (Optuna's {log}): leave log out",
+    ("one_minus_log", "log"): "{kind} draws on a log scale already (Optuna's {log}): leave log out",
+    ("int_uniform", "log"): "xdl has no log-scaled integer: {int_uniform} draws each integer alike ({ratio}, for a log "
+                            "scale)",
+    ("choice", "log"): "a choice draws among its values as given (Optuna's {log} is for a range): leave log out",
+    "step": "Optuna's step is not offered: {values}, for values on a step",
+}
+OPTUNA_WORDS = {  # each word of `OPTUNA_HINTS` as Python code and as a space table (TOML) write it
+    "object": {"log": "log=True", "log_uniform": "LogUniform(low, high)", "int_uniform": "IntUniform",
+               "ratio": "a choice of values spaced by a ratio, Choice([16, 32, 64, 128])",
+               "values": "a choice of the values, Choice([...])"},
+    "table": {"log": "log = true", "log_uniform": "the kind log_uniform = [low, high]", "int_uniform": "int_uniform",
+              "ratio": "choice = [16, 32, 64, 128], values spaced by a ratio",
+              "values": "choice = [...] of the values"},
+}
+
+
+def optuna_hint(kind: str, key: str, words: str, name: str | None = None) -> str | None:
+    """What `OPTUNA_HINTS` says of Optuna's keyword ``key`` given with dimension ``kind`` (``"uniform"``, …), in
+    ``words`` ("object" or "table", `OPTUNA_WORDS`), the dimension called ``name`` (its class's, its kind's by
+    default); None for a keyword that is not Optuna's log or step."""
+    hint = OPTUNA_HINTS.get("step" if key == "step" else (kind, key))
+    return None if hint is None else hint.format(kind=name or kind, **OPTUNA_WORDS[words])
+
+
 def optuna_keyword_hint(cls, key: str) -> str | None:
     """Where Optuna's keyword ``key`` of ``suggest_float``/``suggest_int`` (``log``, ``step``) is for dimension class
     ``cls`` (`refusing_named_elsewhere`: Python's "unexpected keyword argument 'log'" said not that a dimension's
     class is its scale here); None for any other keyword."""
-    if key == "log":
-        return {"Uniform": "Optuna's log=True is LogUniform(low, high) here (log10 of the value drawn uniformly)",
-                "IntUniform": "xdl has no log-scaled integer: IntUniform draws each integer alike (a choice of "
-                              "values spaced by a ratio, Choice([16, 32, 64, 128]), for a log scale)"}.get(
-            cls.__name__, f"{cls.__name__} draws on a log scale already (Optuna's log=True): leave log out")
-    if key == "step":
-        return "Optuna's step is not offered: a choice of the values, Choice([...]), for values on a step"
-    return None
+    return optuna_hint(cls.kind, key, "object", cls.__name__)
 
 
 class Dimension:
@@ -474,12 +497,12 @@ def _check_not_optunas(entry, who: str) -> None:
     if kind == "CategoricalDistribution":
         same = f"Choice({list(entry.choices)!r})"
     elif kind in ("FloatDistribution", "IntDistribution"):
-        scale = "IntUniform" if kind == "IntDistribution" else "LogUniform" if entry.log else "Uniform"
-        same = f"{scale}({entry.low!r}, {entry.high!r})"
+        scale = "int_uniform" if kind == "IntDistribution" else "log_uniform" if entry.log else "uniform"
+        same = f"{KINDS[scale].__name__}({entry.low!r}, {entry.high!r})"
         if kind == "IntDistribution" and entry.log:
-            same += " (xdl has no log-scaled integer: each integer alike)"
+            same += f"; {optuna_hint('int_uniform', 'log', 'object')}"
         elif getattr(entry, "step", None) not in (None, 1):
-            same += f" (xdl has no step: a choice of the values, Choice([...]), for step {entry.step!r})"
+            same += f"; {optuna_hint(scale, 'step', 'object')}"
     else:
         same = "its xdl dimension (Uniform, LogUniform, OneMinusLog, IntUniform, Choice)"
     raise TypeError(f"{who} is Optuna's {entry!r}: a space takes xdl's dimensions (from xdl.tune), as Optuna "
@@ -491,17 +514,11 @@ def _optuna_table_keys_hint(entry: dict) -> str:
     beside ``log = true``, or suggest_float's ``low``, ``high``, ``log``), are in a table's words: "must name one
     kind" alone sent an Optuna user to drop ``log`` and draw a rate uniformly. "" for an entry without them."""
     kinds = [key for key in entry if key in (*KINDS, "choice")]
+    kind = kinds[0] if kinds else "uniform"  # (suggest_float's low, high and log: a range, its scale unsaid)
     if entry.get("log") is True:
-        if kinds and kinds[0] == "choice":
-            return "; a choice draws among its values as given (Optuna's log = true is for a range): leave log out"
-        if kinds and kinds[0] == "int_uniform":
-            return ("; Optuna's log = true: xdl has no log-scaled integer (int_uniform draws each integer alike; "
-                    "choice = [16, 32, 64, 128], values spaced by a ratio, for a log scale)")
-        if kinds and kinds[0] != "uniform":
-            return f"; {kinds[0]} draws on a log scale already (Optuna's log = true): leave log out"
-        return "; Optuna's log = true is the kind log_uniform = [low, high] here (log10 of the value drawn uniformly)"
+        return f"; {optuna_hint(kind, 'log', 'table')}"
     if "step" in entry:
-        return "; Optuna's step is not offered: choice = [...] of the values, for values on a step"
+        return f"; {optuna_hint(kind, 'step', 'table')}"
     return ""
 
 
