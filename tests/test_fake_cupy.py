@@ -177,3 +177,63 @@ print(said)
     assert result.stdout.strip().startswith(str([True, True, True, True, 14, True,
                                                  "cublas gemm failed with cublasStatus_t 14"])[:-1]), result.stdout
     assert workspace in result.stdout and result.stdout.strip().endswith("True]"), result.stdout
+
+
+def test_a_kernel_writing_outside_its_arguments_is_refused_naming_the_argument_and_how_far(build):
+    """A raw kernel gets its arrays' data pointers only: one that writes past an argument's end (here relu_forward
+    given n larger than its output, a slice of a larger buffer) overwrites the neighbouring memory on a GPU, and
+    wrote the rest of the buffer here without a word. Each argument is now a private copy framed by canary: the
+    launch raises, naming the kernel, the argument and how far past its end it wrote, and the buffer is unchanged;
+    past the end of a padded row the kernel lands in the gap; a reversed view is refused before the launch; a
+    read past the end reads NaN; in-place (the same array twice) and a graph's replay still work."""
+    script = """
+import numpy as np
+import cupy
+from xdl.cuda.kernels import _module
+
+def said(f):
+    try:
+        f()
+    except (cupy.cuda.runtime.CUDARuntimeError, ValueError) as e:
+        return str(e)
+    return "accepted"
+
+module = _module("activation.cu")
+for dtype, ctype in ((np.float32, "float"), (np.float64, "double")):
+    relu = module.get_function(f"relu_forward<{ctype}>")
+    for size in (1, 5, 64):
+        for extra in (1, 2, 7):
+            x, buffer = cupy.ones(size + extra, dtype=dtype), cupy.zeros(size + 100, dtype=dtype)
+            message = said(lambda: relu((2,), (32,), (x, buffer[:size], size + extra)))
+            print(f"argument 1 (y, {np.dtype(dtype).name}[{size}]): up to {extra} element(s) "
+                  f"({extra * np.dtype(dtype).itemsize} bytes) past its end" in message,
+                  buffer[size:].get().tolist() == [0.0] * 100, buffer[:size].get().tolist() == [1.0] * size)
+relu = module.get_function("relu_forward<float>")
+x, rows = cupy.ones(16, dtype=np.float32), cupy.zeros((2, 8), dtype=np.float32)
+print("gaps between its rows" in said(lambda: relu((1,), (32,), (x, rows[:, :5], 10))), rows[:, 5:].get().sum())
+print(said(lambda: relu((1,), (32,), (x, cupy.zeros(6, dtype=np.float32)[::-1][:5], 5))))
+y = cupy.zeros(5, dtype=np.float32)
+relu((1,), (32,), (x[:4], y, 5))  # x read one past its end
+print(np.isnan(y.get()).tolist())
+w = cupy.asarray(np.array([-1.0, 2.0, -3.0], dtype=np.float32))
+relu((1,), (32,), (w, w, 3))
+print(w.get().tolist())
+stream = cupy.cuda.Stream(non_blocking=True)
+with stream:
+    stream.begin_capture()
+    relu((1,), (32,), (w, y[:3], 3))
+    graph = stream.end_capture()
+w[...] = cupy.asarray(np.array([4.0, -5.0, 6.0], dtype=np.float32))
+graph.launch(stream)
+print(y[:3].get().tolist())
+"""
+    result = run_over_the_stand_in(build, "-c", script)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.strip().splitlines()
+    assert lines[:18] == ["True True True"] * 18, lines
+    assert lines[18:] == [
+        "True 0.0",
+        "fake cupy: relu_forward<float>: argument 1 (y), a float32[5] view with strides (-4,): its last axis has a "
+        "stride of -4 bytes, not its item size (4); a raw kernel gets its data pointer only (pass "
+        "xp.ascontiguousarray of it)",
+        "[False, False, False, False, True]", "[0.0, 2.0, 0.0]", "[4.0, 0.0, 6.0]"], lines

@@ -1185,6 +1185,171 @@ def _scalar_argument(expression, param, value):
     return (ctypes.c_char * dtype.itemsize).from_buffer_copy(value.tobytes())
 
 
+# -- a kernel's array arguments: layout and extents ------------------------------------------------
+# CuPy hands a raw kernel each array's data pointer only (cupy/cuda/function.pyx `_pointer`): no strides, no length.
+# A kernel that reads or writes past its argument's end, before its start or between its rows touches a neighbour's
+# memory on a GPU (or faults); here, over a view of a larger NumPy buffer, it would touch that buffer's other elements
+# without a word. So each launch gives the kernel private copies framed by canary bytes and checks them afterwards
+# (FAKECUPY_NO_EXTENT_CHECK=1 turns that off).
+# Canary either side of a private copy: its own length, at least 1 KiB and at most 64 KiB (a kernel that runs past
+# an end writes the bytes that follow it first; a stray write farther than the guard lands outside unseen).
+_GUARD_BYTES = (1 << 10, 1 << 16)
+_ALIGNMENT = 256  # a private copy starts at its array's address modulo this (a kernel's vector loads see the same)
+# The canary: for a float argument a quiet NaN with a payload of its own, so that a read past the end turns what it
+# feeds into NaN (and a test's comparison fails) and a NaN the kernel computes and writes there (the default NaN, or
+# an operand's) differs from it; for any other dtype 0x5A bytes (a huge index or count: read, it faults or fails).
+# Each private copy of a launch adds its own number to the pattern (`_canary`'s salt): a value read past one
+# argument's end and written past another's is not that other's canary.
+_CANARY_BITS = {_np.dtype(_np.float16): 0x7E5A, _np.dtype(_np.float32): 0x7FDA5A5A,
+                _np.dtype(_np.float64): 0x7FFA5A5A5A5A5A5A}
+_canaries = {}  # (canary dtype, salt) -> its pattern's bytes, grown as needed
+
+
+def _canary(dtype, nbytes, salt):
+    """``nbytes`` of ``dtype``'s canary (`_CANARY_BITS`, else 0x5A bytes) plus ``salt`` (0 ≤ salt < 128: a NaN stays
+    a quiet NaN), as uint8 from an element's boundary."""
+    key = (dtype if dtype in _CANARY_BITS else _np.dtype(_np.uint8), salt % 128)
+    pattern = _canaries.get(key)
+    if pattern is None or pattern.size < nbytes:
+        bits = _CANARY_BITS.get(key[0], 0x5A) + key[1]
+        count = max(nbytes, 1 << 16) // key[0].itemsize + 1
+        pattern = _canaries[key] = _np.full(count, bits, dtype=f"u{key[0].itemsize}").view(_np.uint8)
+        pattern.flags.writeable = False
+    return pattern[:nbytes]
+
+
+def _layout_problem(a):
+    """Why a kernel cannot address ``a`` from its data pointer, or None. Its elements must be rows of unit stride in
+    order, each after the one before: C-contiguous, or with padding between rows (K stacked models' regions, which
+    the kernels with a leading-dimension parameter address), or broadcast along an axis of stride 0 (one value for
+    every model: `softmax_ce_backward`'s gy_stride). A reversed view, a column or overlapping rows is none of them:
+    a kernel reads the memory that follows the first element's address."""
+    if a.flags.c_contiguous:
+        return None
+    axes = [(size, stride) for size, stride in zip(a.shape, a.strides) if size > 1 and stride != 0]
+    if not axes:
+        return None
+    if axes[-1][1] != a.itemsize:
+        return f"its last axis has a stride of {axes[-1][1]} bytes, not its item size ({a.itemsize})"
+    extent = a.itemsize * axes[-1][0]  # bytes from an inner slice's first element to its last one's end
+    for size, stride in reversed(axes[:-1]):
+        if stride < extent:
+            return "its rows are not in order, each after the one before (a reversed or overlapping view)"
+        extent += stride * (size - 1)
+    return None
+
+
+def _byte_extent(a):
+    """Bytes from ``a``'s first element to its last one's end (strides ≥ 0: `_layout_problem`; 0 along a broadcast
+    axis, whose elements are the same memory): itemsize + Σ stride·(size − 1), 0 if it has none."""
+    if a.size == 0:
+        return 0
+    return a.itemsize + sum(stride * (size - 1) for size, stride in zip(a.shape, a.strides))
+
+
+class _PrivateCopy:
+    """The arguments ``members`` ((position, parameter, array, data address), in order) whose bytes overlap, as one
+    private buffer (so that their aliasing stays): their span [start, end) framed by ``guard`` bytes of canary either
+    side, and the canary in any gap between their elements (padding between rows). ``views[i]`` is member i there."""
+
+    def __init__(self, members, start, end, salt):
+        self.members, self.span = members, end - start
+        self.offsets = [address - start for _, _, _, address in members]
+        dtypes = [a.dtype for _, _, a, _ in members]
+        canary_dtype = next((d for d in dtypes if d in _CANARY_BITS), dtypes[0])
+        self.guard = -(-min(max(_GUARD_BYTES[0], self.span), _GUARD_BYTES[1]) // 16) * 16
+        total = -(-(2 * self.guard + self.span) // 16) * 16
+        raw = _np.empty(total + _ALIGNMENT, dtype=_np.uint8)
+        address = raw.ctypes.data
+        shift = (start - self.guard - address) % _ALIGNMENT
+        self.buffer, self.pristine = raw[shift:shift + total], _canary(canary_dtype, total, salt)
+        self.pointers = [address + shift + self.guard + offset for offset in self.offsets]  # (the views' addresses)
+        # One contiguous argument (the common case) fills its span: only its guards need the canary (`trespass`)
+        self.dense = len(members) == 1 and members[0][2].flags.c_contiguous
+        if self.dense:
+            self.buffer[:self.guard] = self.pristine[:self.guard]
+            self.buffer[self.guard + self.span:] = self.pristine[self.guard + self.span:]
+        else:
+            self.buffer[...] = self.pristine
+        self.views = [self._view(self.buffer, a, offset) for (_, _, a, _), offset in zip(members, self.offsets)]
+        for view, (_, _, a, _) in zip(self.views, members):
+            view[...] = a
+
+    def _view(self, buffer, a, offset):
+        return _np.ndarray(a.shape, a.dtype, buffer=buffer, offset=self.guard + offset, strides=a.strides)
+
+    def copy_back(self):
+        """The members' elements back into the caller's arrays (what the kernel wrote; a const one's: unchanged)."""
+        for view, (_, param, a, _) in zip(self.views, self.members):
+            if not param.const:
+                a[...] = view
+
+    def trespass(self):
+        """Offsets from the span's start of the bytes outside the members' elements that the kernel changed
+        (negative: before its start; ≥ span: past its end; else in a gap between rows); empty if none. Puts the
+        canary back over the members' elements first: what is left must be the canary throughout."""
+        if self.dense and self._intact(0, self.guard) and self._intact(self.guard + self.span, None):
+            return ()
+        for view, (_, _, a, _), offset in zip(self.views, self.members, self.offsets):
+            view[...] = self._view(self.pristine, a, offset)
+        if self._intact(0, None):
+            return ()
+        return _np.flatnonzero(self.buffer != self.pristine) - self.guard
+
+    def _intact(self, start, stop):
+        """Whether buffer[start:stop] is still the canary (a memcmp: the fastest test of the common case)."""
+        return self.buffer[start:stop].tobytes() == self.pristine[start:stop].tobytes()
+
+
+def _private_copies(expression, params, arrays):
+    """The array arguments ``arrays`` ({position: NumPy buffer}) of the kernel ``expression`` (parameters
+    ``params``) as `_PrivateCopy`s, overlapping ones together; a layout that no kernel can address from its data
+    pointer (`_layout_problem`) is refused, naming the argument."""
+    spans = []
+    for position, a in arrays.items():
+        param = params[position]
+        problem = _layout_problem(a)
+        if problem:
+            raise ValueError(f"fake cupy: {expression}: argument {position} ({param.name}), a {a.dtype}"
+                             f"{list(a.shape)} view with strides {a.strides}: {problem}; a raw kernel gets its data "
+                             "pointer only (pass xp.ascontiguousarray of it)")
+        address = a.ctypes.data
+        spans.append((address, address + _byte_extent(a), position, param, a))
+    spans.sort(key=lambda s: (s[0], s[1]))
+    copies, members, start, end = [], [], None, None
+    for first, last, position, param, a in spans:
+        if members and first >= end:
+            copies.append(_PrivateCopy(members, start, end, len(copies)))
+            members = []
+        if not members:
+            start, end = first, last
+        members.append((position, param, a, first))
+        end = max(end, last)
+    if members:
+        copies.append(_PrivateCopy(members, start, end, len(copies)))
+    return copies
+
+
+def _trespass_report(expression, copy, offsets):
+    """What `_PrivateCopy.trespass` found, in words: which arguments, how far before their start or past their end."""
+    names = " and ".join(f"argument {position} ({param.name}, {a.dtype}{list(a.shape)})"
+                         for position, param, a, _ in copy.members)
+    item = copy.members[0][2].itemsize
+    said = []
+    before, past = offsets[offsets < 0], offsets[offsets >= copy.span]
+    inside = offsets[(offsets >= 0) & (offsets < copy.span)]
+    if before.size:  # (whole elements: an element written there may leave some of its bytes equal to the canary's)
+        reach = -(before.min() // item)
+        said.append(f"up to {reach} element(s) ({reach * item} bytes) before its start")
+    if past.size:
+        reach = (past.max() - copy.span) // item + 1
+        said.append(f"up to {reach} element(s) ({reach * item} bytes) past its end")
+    if inside.size:
+        said.append(f"{inside.size} bytes in the gaps between its rows (from byte {inside.min()} of its span)")
+    return (f"fake cupy: {expression} wrote outside {names}: {'; '.join(said)}: on a GPU that overwrites a "
+            "neighbour's memory or faults")
+
+
 class RawModule:
     def __init__(self, code=None, path=None, options=(), backend="nvrtc", translate_cucomplex=False,
                  enable_cooperative_groups=False, name_expressions=None, jitify=False):
@@ -1263,13 +1428,25 @@ class RawKernel:
                 cells.append(_scalar_argument(self.expression, param, value))
         pointers = (ctypes.c_void_p * len(cells))(*(ctypes.addressof(c) for c in cells))
         g, b = (ctypes.c_uint * 3)(*grid), (ctypes.c_uint * 3)(*block)
+        at = [i for i, param in enumerate(self.spec.params) if param.pointer]  # the cells of the arrays
+        checked = not os.environ.get("FAKECUPY_NO_EXTENT_CHECK")
 
-        def launch():
+        def launch(arrays):
+            copies = _private_copies(self.expression, self.spec.params, dict(zip(at, arrays))) if checked else ()
+            for copy in copies:
+                for (position, *_), pointer in zip(copy.members, copy.pointers):
+                    cells[position].value = pointer
             error = self.function(g, b, 0, pointers)
+            for copy in copies:
+                copy.copy_back()
+            for copy in copies:
+                offsets = copy.trespass()
+                if len(offsets):
+                    raise _Runtime.CUDARuntimeError(_trespass_report(self.expression, copy, offsets))
             if error:
                 raise _Runtime.CUDARuntimeError(f"{self.expression} {grid} {block}: {error.decode()}")
 
-        launch()
+        launch(keep)
         _traced("launch", self.expression)
         capture = _capturing_now()
         if capture is not None:
@@ -1277,9 +1454,7 @@ class RawKernel:
             del keep
 
             def replay():
-                for ref in refs:
-                    ref.get()
-                launch()
+                launch([ref.get() for ref in refs])
 
             replay.keep = (cells, pointers)
             capture.record(replay, self.expression)
