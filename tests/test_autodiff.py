@@ -15,6 +15,7 @@ import pytest
 
 import xdl
 from xdl.function import Function
+from xdl.nn import Dense
 from xdl.functions import REGISTRY, op, registry
 from xdl.functions.elementwise import LeakyReLU
 from xdl.functions.shapes import Reshape
@@ -146,6 +147,115 @@ def test_settings_are_declared_and_unknown_ones_refused(backend):
     assert xdl.leaky_relu(x, np.float64(0.5)).dtype == np.float32  # settings arrive as Python floats
 
 
+class Scaled(Function):
+    """y = factor·x (a setting of a declared default), for the declaration tests below."""
+    factor: float = 2.0
+    offset: float = None  # (None its default: None may be given)
+    flag: bool = False
+    keep: bool = None
+
+    def forward(self, x):
+        return x * self.factor + (0.0 if self.offset is None else self.offset)
+
+    def backward(self, gy):
+        return (gy * self.factor,)
+
+
+def test_settings_are_converted_as_annotated_and_a_subclass_keeps_or_replaces_its_parents_defaults():
+    """A setting annotated ``float`` (the type itself, as here without ``from __future__ import annotations``)
+    arrives a Python float — a bool refused, None taken where None is its default —, a ``bool`` one a Python bool;
+    a subclass's own default replaces its parent's, and a setting annotated again without a value keeps it."""
+    x = xdl.tensor(np.ones(2, dtype=np.float32))
+    for given in (3, np.float64(3.0), np.int32(3), 3.0):
+        fn = Scaled(factor=given)
+        assert type(fn.factor) is float and fn.factor == 3.0
+    assert Scaled.apply(x, factor=np.float64(3.0)).dtype == np.float32  # (a float64 scalar would promote it)
+    for bad in (True, np.bool_(False), "3", None):
+        with pytest.raises(TypeError, match=r"^Scaled: setting 'factor' must be a number, got "):
+            Scaled(factor=bad)
+    assert Scaled(offset=None).offset is None and Scaled.apply(x, offset=None).numpy().tolist() == [2.0, 2.0]
+    assert Scaled(flag=np.bool_(True)).flag is True and Scaled(keep=None).keep is None
+
+    class Tripled(Scaled):
+        factor: float = 3.0
+
+    class Kept(Tripled):
+        factor: float  # (annotated again, no value: the default it had)
+
+    assert (Scaled.fields["factor"], Tripled.fields["factor"], Kept.fields["factor"]) == (2.0, 3.0, 3.0)
+    assert Kept.apply(x).numpy().tolist() == [3.0, 3.0] and not Kept._required
+
+
+def test_a_functions_own_init_runs_at_every_apply_and_only_ones_own_are_gradient_checked_at_every_backward():
+    """A subclass's ``__init__`` runs though no setting is given (`Function.apply` skips ``__init__`` only where
+    there is none); a Function of one's own is checked at every backward, xdl's own by their gradient-check rows."""
+    class Counted(Function):
+        def __init__(self, **settings):
+            super().__init__(**settings)
+            self.bias = 1.0
+
+        def forward(self, x):
+            return x + self.bias
+
+        def backward(self, gy):
+            return (gy,)
+
+    assert Counted.apply(xdl.tensor([1.0, 2.0])).numpy().tolist() == [2.0, 3.0]
+    assert Counted._gradients_checked and Scaled._gradients_checked
+
+
+def test_a_function_is_told_which_of_its_inputs_need_a_gradient_and_none_under_no_grad():
+    """``needs_grad``: per input, in order, whether it requires a gradient — all False where no graph is recorded
+    (`xdl.no_grad`), so a forward saves nothing for a backward that never comes."""
+    seen = []
+
+    class Product(Function):
+        def forward(self, x, w):
+            seen.append(self.needs_grad)
+            return x * w
+
+        def backward(self, gy):
+            return (gy * self.inputs[1].data if self.needs_grad[0] else None,
+                    gy * self.inputs[0].data if self.needs_grad[1] else None)
+
+    constant, weight = xdl.tensor([1.0, 2.0]), xdl.tensor([3.0, 4.0], requires_grad=True)
+    Product.apply(constant, weight).sum().backward()
+    Product.apply(weight, constant)
+    with xdl.no_grad():
+        Product.apply(constant, weight)
+    assert seen == [(False, True), (True, False), (False, False)]
+
+
+def test_a_number_or_a_list_beside_a_tensor_takes_its_dtype_unless_a_fraction_meets_integers():
+    """t * 0.5 of an int64 t is float64 (as NumPy's), not the integers 0; a list beside a float32 tensor is float32."""
+    integers = xdl.tensor(np.array([1, 2]))
+    assert (integers * 0.5).numpy().tolist() == [0.5, 1.0] and (integers + [0.5, 0.5]).numpy().tolist() == [1.5, 2.5]
+    assert (xdl.tensor(np.ones(2, dtype=np.float32)) + [0.5, 0.5]).dtype == np.float32
+    assert not LeakyReLU._gradients_checked and not Reshape._gradients_checked
+
+
+def test_a_dense_layers_gradients_add_into_what_its_parameters_hold_and_skip_one_frozen_around_the_forward(rng):
+    """Two backward passes without zero_grad: ∂L/∂W = Σ xᵀ·gy and ∂L/∂b = Σ rows of gy of both (added into the
+    flat gradient buffer, not written over it), against the products computed here; a parameter frozen before the
+    forward and unfrozen before the backward, or frozen in between, is given nothing."""
+    layer = Dense(3, 2)
+    inputs = [rng.standard_normal((4, 3)).astype(np.float32) for _ in range(2)]
+    targets = [rng.standard_normal((4, 2)).astype(np.float32) for _ in range(2)]
+    for x, target in zip(inputs, targets):
+        (layer(xdl.tensor(x)) * xdl.tensor(target)).sum().backward()  # (∂L/∂y = target)
+    expected_w = sum(x.T @ t for x, t in zip(inputs, targets))
+    np.testing.assert_allclose(layer.weight.grad, expected_w, rtol=1e-5)
+    np.testing.assert_allclose(layer.bias.grad, sum(t.sum(axis=0) for t in targets), rtol=1e-5)
+    for freeze_before, freeze_after in ((True, False), (False, True)):
+        layer.zero_grad()
+        layer.bias.requires_grad = not freeze_before
+        y = (layer(xdl.tensor(inputs[0])) * xdl.tensor(targets[0])).sum()
+        layer.bias.requires_grad = not freeze_after
+        y.backward()
+        assert not np.asarray(layer.bias.grad).any()
+        layer.bias.requires_grad = True
+
+
 def test_relu_is_numpys_maximum_with_zero_and_its_gradient_the_positive_mask(backend):
     x = xdl.tensor([np.nan, -0.0, -np.inf, np.inf, -2.0, 3.0], requires_grad=True)
     y = xdl.relu(x)
@@ -167,6 +277,7 @@ def test_declarations_refuse_clashing_names():
 
 NOTEBOOK_CELL = """
 from xdl.function import Function
+from xdl.nn import Dense
 from xdl.functions import op
 
 @op(method=True)

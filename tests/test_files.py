@@ -373,6 +373,75 @@ def test_smoothing_goes_on_after_a_nan_epoch(monkeypatch, tmp_path):
     assert x == [1, 3] and np.allclose(y, xdl.ewa.ewa([1.0, 0.5], 0.6))
 
 
+def random_history(rng) -> History:
+    """A history of 1 to 6 epochs whose drawn columns are each absent, or hold numbers, None and NaN at random."""
+    epochs = int(rng.integers(1, 7))
+    records = [{"epoch": e} for e in range(1, epochs + 1)]
+    for name in ("train_cost", "dev_cost", "train_accuracy", "dev_accuracy", "lr"):
+        if rng.random() < 0.75:
+            for record in records:
+                draw = rng.random()
+                record[name] = None if draw < 0.2 else float("nan") if draw < 0.3 else round(float(rng.random()), 3)
+    if all(record.get(name) is None for record in records for name in plots.CURVES):
+        records[0]["train_cost"] = 0.5
+    best = int(rng.integers(1, epochs + 1)) if rng.random() < 0.5 else None
+    return History(records, best_epoch=best, stopped_epoch=epochs if best is not None else None)
+
+
+def expected_panels(history, smoothing) -> dict:
+    """What plot_history draws, found from the history alone: per panel title, (label, x, y, alpha) of each line —
+    a column at the epochs that recorded it, and its EWA over its finite values (xdl.ewa.ewa) where β > 0."""
+    panels = {}
+    for metric in ("cost", "accuracy"):
+        lines = []
+        for split in ("train", "dev"):
+            points = [(r["epoch"], r[f"{split}_{metric}"]) for r in history if r.get(f"{split}_{metric}") is not None]
+            if points:
+                lines.append((split, [e for e, _ in points], [v for _, v in points], 0.3 if smoothing else 1.0))
+                finite = [(e, v) for e, v in points if math.isfinite(v)]
+                if smoothing and finite:
+                    lines.append((f"{split} (EWA β={smoothing})", [e for e, _ in finite],
+                                  list(xdl.ewa.ewa([v for _, v in finite], smoothing)), 1.0))
+        if lines:
+            panels[metric] = lines
+    rates = [(r["epoch"], r["lr"]) for r in history if r.get("lr") is not None]
+    if rates:
+        panels["learning rate"] = [(None, [e for e, _ in rates], [v for _, v in rates], 1.0)]
+    return panels
+
+
+def test_each_curve_is_its_column_at_the_epochs_that_recorded_it_and_its_ewa(rng):
+    """plot_history of 25 random histories: per panel (cost, accuracy, learning rate; none a history leaves
+    empty) the lines, their data, labels and opacity as `expected_panels` finds them from the records; the
+    axes' labels; a dotted line at the best epoch in every panel where one was restored, none otherwise."""
+    for _ in range(25):
+        history, smoothing = random_history(rng), [0, 0.6, 0.9][rng.integers(3)]
+        fig = plots.plot_history(history, smoothing=smoothing)
+        panels = expected_panels(history, smoothing)
+        assert [ax.get_title() for ax in fig.axes] == list(panels)
+        for ax, (title, lines) in zip(fig.axes, panels.items()):
+            ylabel = "learning rate" if title == "learning rate" else title
+            assert (ax.get_xlabel(), ax.get_ylabel()) == ("epoch", ylabel)
+            curves = ax.lines[:len(lines)]
+            for line, (label, x, y, alpha) in zip(curves, lines, strict=True):
+                assert label is None and line.get_label().startswith("_") or line.get_label() == label
+                assert list(line.get_xdata()) == x
+                np.testing.assert_allclose(np.asarray(line.get_ydata(), dtype=float), y, equal_nan=True)
+                assert (line.get_alpha() or 1.0) == alpha
+            marks = [list(line.get_xdata()) for line in ax.lines[len(lines):]]
+            assert marks == ([] if history.best_epoch is None else [[history.best_epoch] * 2])
+            assert (ax.get_legend() is not None) == (title != "learning rate")
+
+
+def test_the_smoothing_is_a_beta_in_0_to_1_one_excluded():
+    """β = 1 would hold the first value for ever; a bool or a string is no number."""
+    for beta in (1, 1.0, -0.1, 2, True, "0.5", float("nan")):
+        with pytest.raises((ValueError, TypeError), match=r"^plot_history: smoothing must be a number in \[0, 1\)"):
+            plots.plot_history(history(), smoothing=beta)
+    for beta in (0, 0.0, 0.999):
+        assert plots.plot_history(history(), smoothing=beta).axes
+
+
 def shown_alone(line) -> list:
     """The points of ``line`` a reader sees with no line through them: those its markers mark (a
     line through one point draws nothing)."""
@@ -465,7 +534,13 @@ def test_bad_arguments_are_refused_before_anything_is_drawn(tmp_path, monkeypatc
              (lambda: plots.plot_history(history(train_cost=["x", 1, 1]), tmp_path / "p.png"), ValueError,
               "record 0 has train_cost 'x', expected a number or None"),
              (lambda: plots.plot_history(History([{"epoch": 1, "gap": 0.1}]), tmp_path / "p.png"), ValueError,
-              "none of the columns drawn")]
+              "none of the columns drawn"),
+             (lambda: plots.plot_history(History(), tmp_path / "p.png"), ValueError,
+              "^plot_history: the history is empty$"),
+             (lambda: plots.plot_history(history(epoch=[1, None, 3]), tmp_path / "p.png"), ValueError,
+              "record 1 has epoch None, expected a number$"),
+             (lambda: plots.plot_history(history(dev_cost=[0.5, 1j, 0.4]), tmp_path / "p.png"), ValueError,
+              r"record 1 has dev_cost 1j, expected a number or None")]
     for call, error, match in cases:
         with pytest.raises(error, match=match):
             call()

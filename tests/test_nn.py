@@ -484,6 +484,183 @@ def test_parameters_stay_views_into_flat_buffer(backend, rng):
     assert roles == sorted(roles, key=lambda r: r != "weight")
 
 
+def random_parameters(rng, count: int) -> list:
+    """``count`` parameters of random shapes (a 0-d one among them), float32 or float64, some with a gradient."""
+    params = []
+    for _ in range(count):
+        shape = tuple(int(n) for n in rng.integers(1, 4, size=rng.integers(0, 3)))
+        dtype = [np.float32, np.float64][rng.integers(2)]
+        p = xdl.Parameter(xdl.tensor(rng.standard_normal(shape).astype(dtype)))
+        if rng.random() < 0.5:
+            p.grad = xdl.tensor(rng.standard_normal(shape).astype(dtype)).data
+        params.append(p)
+    return params
+
+
+def test_pack_places_each_parameter_at_the_sum_of_the_sizes_before_it_values_and_gradients_kept(rng):
+    """`xdl.flat.pack`: per dtype, in the order given, parameter i at offset Σ_{j<i} size_j of a buffer of
+    Σ size_j; its values and its gradient (zeros where it had none) copied there, the buffer listing its
+    parameters in that order. 200 random sets."""
+    for _ in range(200):
+        params = random_parameters(rng, int(rng.integers(1, 6)))
+        before = [(p.numpy().copy(), None if p.grad is None else np.array(p.grad)) for p in params]
+        noted = xdl.graph.CheckedState.now
+        buffers = xdl.flat.pack(params)
+        assert xdl.graph.CheckedState.now > noted  # (new places: a graph captured on the old ones checks again)
+        dtypes = list(dict.fromkeys(p.dtype for p in params))
+        assert [b.data.dtype for b in buffers] == dtypes
+        for flat, dtype in zip(buffers, dtypes):
+            group = [p for p in params if p.dtype == dtype]
+            offsets = np.cumsum([0] + [p.size for p in group])
+            assert flat.params == group and all(a is b for a, b in zip(flat.params, group))
+            assert flat.size == flat.grad.size == offsets[-1]
+            for p, offset, end in zip(group, offsets[:-1], offsets[1:]):
+                assert p._flat == (flat, offset)
+                assert np.shares_memory(p.data, flat.data[offset:end])
+                assert np.shares_memory(p.grad, flat.grad[offset:end])
+        for p, (data, grad) in zip(params, before):
+            np.testing.assert_array_equal(p.numpy(), data)
+            np.testing.assert_array_equal(p.grad, np.zeros_like(data) if grad is None else grad)
+            np.testing.assert_array_equal(p._flat[0].data[p._flat[1]:p._flat[1] + p.size], data.reshape(-1))
+
+
+def test_pack_refuses_parameters_of_two_backends_before_moving_any():
+    """Parameter 1 of another backend (as parameter 2 or later): refused by `pack` itself, naming both
+    backends, every parameter left where it was."""
+    from conftest import OtherBackend
+
+    for count in (2, 3):
+        params = [xdl.Parameter(xdl.tensor(np.ones(2, dtype=np.float32))) for _ in range(count)]
+        params[1] = xdl.Parameter(xdl.Tensor(np.ones(2, dtype=np.float32), backend=OtherBackend()))
+        arrays = [p.data for p in params]
+        with pytest.raises(TypeError, match=r"^pack: parameters of different backends \(numpy and otherlib\)"):
+            xdl.flat.pack(params)
+        assert all(p.data is a and getattr(p, "_flat", None) is None for p, a in zip(params, arrays))
+
+
+def test_a_flat_buffer_lists_its_parameters_still_alive_only():
+    """A buffer holds its parameters weakly: one dropped is left out of ``params`` (and of its pickle)."""
+    import gc
+
+    params = [xdl.Parameter(xdl.tensor(np.full(2, float(i), dtype=np.float32))) for i in range(3)]
+    (flat,) = xdl.flat.pack(params)
+    kept = [params[0], params[2]]
+    del params
+    gc.collect()
+    assert flat.params == kept and all(a is b for a, b in zip(flat.params, kept))
+    assert flat.__getstate__()["params"] == kept
+
+
+def test_moving_parameters_from_several_buffers_keeps_their_gradients():
+    """`xdl.flat.move` of parameters not back to back in one buffer (each moved alone, then packed anew on the
+    target): values and gradients kept, each a view of the new buffer."""
+    a, b = (xdl.Parameter(xdl.tensor(np.full(3, v, dtype=np.float32))) for v in (1.0, 2.0))
+    xdl.flat.pack([a])
+    xdl.flat.pack([b])
+    a.grad[...], b.grad[...] = 5.0, 7.0
+    target = CopyingHost()
+    (flat,) = xdl.flat.move([a, b], target)
+    assert a.backend is target and b.backend is target and flat.params == [a, b]
+    assert flat.data.tolist() == [1.0] * 3 + [2.0] * 3 and flat.grad.tolist() == [5.0] * 3 + [7.0] * 3
+    assert all(xdl.flat.is_view_of(p, flat, offset) for p, offset in ((a, 0), (b, 3)))
+
+
+def test_a_parameter_is_a_view_of_its_buffer_at_its_offset_only_while_neither_array_is_rebound(rng):
+    """`xdl.flat.is_view_of(p, flat, offset)`: p.data and p.grad start at element ``offset`` of the buffer's
+    arrays — at no other offset, and no longer once either is rebound to an array of its own."""
+    model = xdl.nn.mlp(3, [4, 5], 2)
+    params = model.parameters()
+    flat = params[0]._flat[0]
+    for p in params:
+        offset = p._flat[1]
+        assert xdl.flat.is_view_of(p, flat, offset)
+        assert not any(xdl.flat.is_view_of(p, flat, other) for other in range(flat.size) if other != offset)
+    for p in params:
+        p.grad = np.zeros(p.shape, dtype=p.dtype)
+        assert not xdl.flat.is_view_of(p, flat, p._flat[1])
+
+
+def test_the_range_a_group_fills_is_the_buffers_values_and_gradients_there():
+    """`xdl.flat.contiguous_range`: a model's weights (first in its buffer, given in any order) are the views of
+    buffer[0:Σ sizes] (values and gradients); a group with a gap between its parameters, or one rebound, has none."""
+    model = xdl.nn.mlp(3, [4, 5], 2)
+    for p in model.parameters():
+        p.grad[...] = np.arange(p.size).reshape(p.shape) + 100.0 * p._flat[1]
+    weights = [p for p in model.parameters() if p.role == "weight"]
+    flat, stop = weights[0]._flat[0], sum(p.size for p in weights)
+    for order in itertools.permutations(weights):
+        data, grad = xdl.flat.contiguous_range(list(order))
+        assert np.shares_memory(data, flat.data) and np.shares_memory(grad, flat.grad)
+        np.testing.assert_array_equal(data, flat.data[:stop])
+        np.testing.assert_array_equal(grad, np.concatenate([p.grad.reshape(-1) for p in weights]))
+    assert xdl.flat.contiguous_range([weights[0], weights[2]]) is None
+    weights[1].data = weights[1].data.copy()  # (rebound: the range would no longer be what it trains)
+    assert xdl.flat.contiguous_range(weights) is None
+
+
+def test_an_optimizer_of_parameters_never_placed_packs_them_in_the_order_given():
+    """`xdl.flat.flat_views` of parameters in no buffer yet (made by hand): packed anew, one buffer per dtype."""
+    a, b = (xdl.Parameter(xdl.tensor(np.full(2, v, dtype=np.float32))) for v in (1.0, 2.0))
+    (flat,) = xdl.flat.flat_views([b, a])
+    assert flat.params == [b, a] and flat.data.tolist() == [2.0, 2.0, 1.0, 1.0]
+
+
+def test_a_copied_model_keeps_its_gradients_and_a_value_rebound_by_hand_in_its_buffer():
+    """A deep copy or a pickle makes the copy's parameters views of its buffer's copy again (`xdl.flat.view_again`):
+    with the gradients they had, and a ``.data`` rebound by hand before the copy written into that buffer."""
+    model = xdl.nn.mlp(3, [4], 2)
+    for i, p in enumerate(model.parameters()):
+        p.grad[...] = i + 1.0
+    rebound = model.parameters()[1]
+    rebound.data = np.full(rebound.shape, 7.0, dtype=np.float32)
+    for copied in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        params = copied.parameters()
+        flat = params[0]._flat[0]
+        assert all(xdl.flat.is_view_of(p, flat, p._flat[1]) for p in params)
+        assert [float(p.grad.reshape(-1)[0]) for p in params] == [i + 1.0 for i in range(len(params))]
+        np.testing.assert_array_equal(params[1].data, np.full(rebound.shape, 7.0))
+
+
+def test_parameters_are_viewed_again_only_in_a_buffer_that_lists_them_and_can_be_written():
+    """`xdl.flat.view_again`: False, nothing changed, where a parameter's buffer does not list it or is read-only."""
+    a, b = (xdl.Parameter(xdl.tensor(np.full(2, v, dtype=np.float32))) for v in (1.0, 2.0))
+    (flat,) = xdl.flat.pack([a, b])
+    for unlisted in (True, False):
+        a.data, b.data = np.full(2, 3.0, dtype=np.float32), np.full(2, 4.0, dtype=np.float32)
+        arrays = (a.data, b.data)
+        if unlisted:
+            flat.params = [a]
+        else:
+            flat.params = [a, b]
+            flat.data.flags.writeable = False
+        assert xdl.flat.view_again([a, b]) is False
+        assert (a.data, b.data) == arrays and flat.data.tolist() == [1.0, 1.0, 2.0, 2.0]
+
+
+def test_host_copies_read_each_run_of_a_buffer_once_and_give_each_parameter_its_values(monkeypatch, rng):
+    """Where a host read is a sync (a device's: here NumPy said to be one), `xdl.flat.host_copies` reads each
+    run of parameters lying back to back once — any subset of a model's, in any order — and hands each its
+    values, as a copy; one rebound by hand is read alone."""
+    monkeypatch.setattr(xdl.backend.NumpyBackend, "host_sync_is_cheap", False)
+    reads = []
+    real = xdl.flat.host_copy
+    monkeypatch.setattr(xdl.flat, "host_copy", lambda backend, array: reads.append(array.size) or real(backend, array))
+    model = xdl.nn.mlp(3, [1, 4], 1)  # (biases of one element: runs one element apart)
+    params = model.parameters()
+    for _ in range(100):
+        chosen = [params[i] for i in rng.permutation(len(params))[:rng.integers(1, len(params) + 1)]]
+        reads.clear()
+        copies = xdl.flat.host_copies(chosen)
+        for p, c in zip(chosen, copies):
+            np.testing.assert_array_equal(c, p.numpy())
+            assert not np.shares_memory(c, p.data)
+        offsets = sorted((p._flat[1], p._flat[1] + p.size) for p in chosen)
+        runs = 1 + sum(stop != start for (_, stop), (start, _) in zip(offsets, offsets[1:]))
+        assert len(reads) == runs and sum(reads) == sum(p.size for p in chosen)
+    params[0].data = np.full(params[0].shape, 9.0, dtype=np.float32)
+    assert xdl.flat.host_copies(params[:1])[0].tolist() == params[0].data.tolist()
+
+
 
 @pytest.mark.parametrize("target", ["stand-in", "backend"])
 def test_a_model_moves_to_another_backend_with_its_values_and_gradients(backend, rng, target):

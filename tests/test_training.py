@@ -2896,6 +2896,29 @@ def test_a_history_record_asked_by_a_wrong_index_is_told_the_records_it_has():
                 history[key]
 
 
+def test_an_empty_history_has_every_column_empty_and_its_flags_are_python_bools():
+    """A history of no epoch yet (a callback's on_train_begin reads one) gives [] for any column, as a list of its
+    records would, and no record; ``train_running`` given as any truth value is a bool, as its file writes it."""
+    empty = xdl.History()
+    assert empty["dev_cost"] == [] and empty["val_loss"] == [] and empty.columns == [] and len(empty) == 0
+    assert len(xdl.History([{"epoch": 1, "lr": 0.1}, {"epoch": 2, "lr": 0.1}, {"epoch": 3, "lr": 0.1}])) == 3
+    with pytest.raises(IndexError, match=r"^History has 0 records"):
+        empty[0]
+    for given, kept in ((np.True_, True), (1, True), (0, False), (np.False_, False)):
+        assert xdl.History(train_running=given).train_running is kept
+        assert xdl.History.from_dict(xdl.History(train_running=given).to_dict()).train_running is kept
+    for keras, ours in (("val_acc", "dev_accuracy"), ("val_accuracy", "dev_accuracy"), ("acc", "train_accuracy"),
+                        ("accuracy", "train_accuracy"), ("loss", "train_cost"), ("val_loss", "dev_cost")):
+        with pytest.raises(KeyError, match=rf"no column '{keras}' \(Keras's '{keras}' is '{ours}' here\)"):
+            xdl.History([{"epoch": 1}])[keras]
+    fields = {"stopped_epoch": 3, "stopped_by": "Stop", "best_epoch": 1, "diverged": "epoch 3, step 2",
+              "train_running": True}
+    history = xdl.History([{"epoch": 1}], **fields)
+    assert history.to_dict() == {"records": [{"epoch": 1}], **fields}
+    assert repr(history) == "History(1 epoch, stopped_epoch=3, best_epoch=1)"
+    assert {name: getattr(xdl.History.from_dict(history.to_dict()), name) for name in fields} == fields
+
+
 def test_history_columns_records_and_what_it_saves_are_kept_as_given(tmp_path):
     """Columns in the order they first appear (Keras's history.history keys), None in an epoch that
     did not record one; the records are the history's own copies; save then load gives back every
