@@ -4,6 +4,7 @@ optimizer from a file, failures recorded, the command line; and the speed benchm
 
 import dataclasses
 import json
+import math
 import os
 import re
 import subprocess
@@ -969,7 +970,10 @@ def test_a_run_far_above_its_start_is_diverged_and_counted(monkeypatch):
     monkeypatch.setattr(xdl.train.trainer, "diverged_cost", above_the_limit)
     monkeypatch.setattr(xdl.train.many, "diverged_cost", above_the_limit)
     for batched in (False, True):  # (the Trainer's rule, and fit_many's per model: the bench's verdict)
-        entry = benchmark(["circles"], ["adam"], seeds=1, trials=2, quick=True, batched=batched)
+        with warnings.catch_warnings(record=True) as said:  # (its start is far above 1e-3 × ln C too: said so)
+            warnings.simplefilter("always")
+            entry = benchmark(["circles"], ["adam"], seeds=1, trials=2, quick=True, batched=batched)
+        assert all(str(w.message).startswith("the run started at a cost of ") for w in said), said
         entry = entry["problems"]["circles"]["adam"]
         assert [s["status"] for s in entry["search"]] == ["diverged", "diverged"] and entry["runs"] == []
         assert re.search(r"the train cost became \S+ at the end of epoch 1, above 1e-03 × ln C \(where a classifier starts\) = 0.000693",
@@ -1458,3 +1462,520 @@ def test_the_benchmark_suites_without_their_backend_stop_once_in_one_line(backen
     assert done.returncode == pytest.ExitCode.USAGE_ERROR, done.stdout + done.stderr
     assert done.stdout.count(reason) == 1 and "Traceback" not in done.stdout and " error" not in done.stdout, \
         done.stdout
+
+
+class FakeDevice:
+    """A device on a fake clock for `xdl.bench.timing`: a call of an implementation queues its work (its host side
+    takes no time) and ``synchronize`` waits for the queue, the clock advancing by the queued seconds — so a time
+    read without a synchronization before it misses the work. ``costs[name]``: the seconds of that implementation's
+    calls in turn (the last one repeated); ``log`` what ran, in order."""
+
+    def __init__(self, costs):
+        self.now, self.queued, self.costs, self.log = 0.0, 0.0, {n: list(c) for n, c in costs.items()}, []
+
+    def call(self, name):
+        def fn():
+            costs = self.costs[name]
+            self.queued += costs.pop(0) if len(costs) > 1 else costs[0]
+            self.log.append(name)
+        return fn
+
+    def synchronize(self):
+        self.now, self.queued = self.now + self.queued, 0.0
+
+    def perf_counter(self):
+        return self.now
+
+
+def test_the_timer_takes_the_median_batch_of_back_to_back_calls_each_between_synchronizations(monkeypatch):
+    """`time_calls` on a fake clock (no measured time): a warm-up call, one call timed to size the batches to
+    min_time / repeat, then ``repeat`` rounds, each implementation's batch in turn, each batch's seconds per call
+    taken between two synchronizations; the figure is the median batch."""
+    from types import SimpleNamespace
+
+    from xdl.bench import timing
+
+    ms = 2.0 ** -10  # (binary fractions: the fake clock's sums are exact)
+    rounds = [1, 5, 2, 9, 3, 8, 6]  # ms per call, batch by batch: median 5 (min 1, mean 4.86, first six's 4)
+    # the first call (compilation) takes 1 s, the sizing call 1 ms: batches of min_time / repeat / 1 ms = 8 calls
+    costs = {"a": [1.0, ms] + [c * ms for c in rounds for _ in range(8)],
+             "b": [1.0, 2 * ms] + [2 * c * ms for c in rounds for _ in range(4)]}  # 2 ms: batches of 4
+    device = FakeDevice(costs)
+    monkeypatch.setattr(timing, "time", SimpleNamespace(perf_counter=device.perf_counter))
+    calls = {name: (device.call(name), device.synchronize) for name in costs}
+    assert timing.time_calls(calls, min_time=7 * 8 * ms, repeat=7) == {"a": 5 * ms, "b": 10 * ms}
+    assert device.log == ["a"] * 2 + ["b"] * 2 + (["a"] * 8 + ["b"] * 4) * 7  # sized, then the rounds in turn
+    device = FakeDevice({"a": costs["a"]})
+    monkeypatch.setattr(timing, "time", SimpleNamespace(perf_counter=device.perf_counter))
+    assert timing.time_call(device.call("a"), device.synchronize, min_time=7 * 8 * ms, repeat=7) == 5 * ms
+    assert device.log == ["a"] * (2 + 8 * 7)
+
+
+@pytest.mark.parametrize("single, size", [(0.5, 1), (1e-7, 1000), (2.0 ** -9, 4)])
+def test_a_timers_batches_hold_1_to_1000_calls(single, size, monkeypatch):
+    """A call slower than a batch's share of min_time is timed alone; one too fast to see is batched 1000 at most."""
+    from types import SimpleNamespace
+
+    from xdl.bench import timing
+
+    device = FakeDevice({"a": [1.0, single]})
+    monkeypatch.setattr(timing, "time", SimpleNamespace(perf_counter=device.perf_counter))
+    assert timing.time_call(device.call("a"), device.synchronize, min_time=7 * 2.0 ** -7, repeat=7) == \
+        pytest.approx(single)
+    assert len(device.log) == 2 + 7 * size
+
+
+def test_faster_says_how_many_times_and_which_way():
+    from xdl.bench.timing import faster
+
+    assert [faster(2.0, 1.0), faster(1.0, 2.0), faster(3.0, 3.0), faster(1.0, 1.25, 1)] == \
+        ["2.00× faster", "2.00× slower", "1.00× faster", "1.2× slower"]
+
+
+def ops_recorder(monkeypatch, backend):
+    """A list that receives each op the backend's ops make at the top level (not the ops they call in turn) as
+    (name, its int, float and str arguments, a one-element integer array's value) while the test runs."""
+    ops_type, made = type(backend.ops), [[]]
+
+    def plain(value):
+        return int(value[0]) if isinstance(value, np.ndarray) and value.size == 1 and value.dtype.kind == "i" else value
+
+    def recorded(name, op):
+        def call(ops, *args, **kwargs):
+            if made[-1] is not None:
+                made[-1].append((name, *(plain(a) for a in args if isinstance(a, (int, float, str, np.ndarray))
+                                         and not (isinstance(a, np.ndarray) and plain(a) is a))))
+            outer, made[-1] = made[-1], None
+            try:
+                return op(ops, *args, **kwargs)
+            finally:
+                made[-1] = outer
+        return call
+
+    for name, op in vars(ops_type).items():
+        if callable(op) and not name.startswith("_"):
+            monkeypatch.setattr(ops_type, name, recorded(name, op))
+    return made[0]
+
+
+def kernel_cases(backend):
+    """Every case of the kernels' report at a small shape (n = 1000, 64 × 32), as the report builds them."""
+    from xdl.bench import kernels
+
+    cases = [kernels.optimizer_case(backend, rule, 1000) for rule in kernels.OPT_BYTES]
+    cases += [kernels.optimizer_case(backend, "adam", shapes=kernels.MLP_SHAPES)]
+    cases += [kernels.batchnorm_case(backend, mode, 64, 32) for mode in ("train fwd", "train fwd+bwd", "inference")]
+    cases += [make(backend, 64, 32) for make in (kernels.dropout_case, kernels.relu_case, kernels.relu_dropout_case)]
+    cases += [kernels.activation_case(backend, name, 64, 32) for name in kernels.ACTIVATIONS]
+    return cases + [kernels.penalty_case(backend, 1000)] + [kernels.loss_case(backend, name, 1000)
+                                                             for name in kernels.LOSSES]
+
+
+def test_each_kernel_case_counts_the_bytes_its_op_must_move():
+    """The bytes of each case counted by hand (4-byte floats, each array read or written once): Adam p, g, m, v read
+    and p, m, v written = 7 × 4 = 28 B per parameter, SGD p, g read and p written 12, momentum and RMSprop 20 (one
+    state); the MLP's 44 tensors hold 784 + 784 (γ, β), 784·1024 + 1024, then 9 × (1024 + 1024 + 1024² + 1024),
+    then 1024 + 1024 + 1024·10 + 10 parameters; batch norm forward x → y 8 B/element, forward + backward 20,
+    dropout 16, ReLU, ReLU + dropout and each activation 20, the L2 penalty 16 per weight, the losses 20."""
+    from xdl.bench import kernels
+
+    mlp = 2 * 784 + 784 * 1024 + 1024 + 9 * (3 * 1024 + 1024 * 1024) + 2 * 1024 + 1024 * 10 + 10
+    assert len(kernels.MLP_SHAPES) == 44 and sum(int(np.prod(s)) for s in kernels.MLP_SHAPES) == mlp
+    elements = 64 * 32
+    expected = {"adam 1K (1K params)": 28_000, "adamw 1K (1K params)": 28_000, "sgd 1K (1K params)": 12_000,
+                "momentum 1K (1K params)": 20_000, "rmsprop 1K (1K params)": 20_000,
+                f"adam MLP 44 tensors ({mlp / 1e6:g}M params)": 28 * mlp,
+                "batchnorm train fwd 64x32": 8 * elements, "batchnorm train fwd+bwd 64x32": 20 * elements,
+                "batchnorm inference 64x32": 8 * elements, "dropout fwd+bwd 64x32": 16 * elements,
+                "relu fwd+bwd 64x32": 20 * elements, "relu+dropout fwd+bwd 64x32": 20 * elements,
+                "tanh fwd+bwd 64x32": 20 * elements, "sigmoid fwd+bwd 64x32": 20 * elements,
+                "leaky_relu fwd+bwd 64x32": 20 * elements, "l2 penalty fwd+bwd 1K": 16_000,
+                "bce fwd+bwd 1K": 20_000, "mse fwd+bwd 1K": 20_000}
+    assert {case.name: case.bytes for case in kernel_cases(xdl.backend.get_backend("numpy"))} == expected
+
+
+def test_each_kernel_case_times_its_ops_forward_and_backward_and_synchronizes(monkeypatch):
+    """What each implementation of a case runs, one call recorded op by op (the backend's ops a call makes itself,
+    not those they call in turn): xdl's forward and backward kernels (a case that left its backward out timed half
+    the bytes it counts), the layer through autodiff, the update rule named with its settings; each with the
+    backend's synchronization."""
+    backend = xdl.backend.get_backend("numpy")
+    made = ops_recorder(monkeypatch, backend)
+    layer_calls, forward = [], xdl.nn.BatchNorm.forward
+    monkeypatch.setattr(xdl.nn.BatchNorm, "forward", lambda layer, x: layer_calls.append(1) or forward(layer, x))
+    adam = ("adam_update", 1e-3, 0.9, 0.999, 1e-8, 10)
+    kernels_of = {"adam": [adam], "adamw": [(*adam, 0.01, True)], "sgd": [("sgd_update", 1e-3, 0.0)],
+                  "momentum": [("momentum_update", 1e-3, 0.9)], "rmsprop": [("rmsprop_update", 1e-3, 0.9, 1e-8)],
+                  "batchnorm train fwd": [("batchnorm_train_forward", 0.9, 1e-5)],
+                  "batchnorm train fwd+bwd": [("batchnorm_train_forward", 0.9, 1e-5), ("batchnorm_backward",)],
+                  "batchnorm inference": [("batchnorm_inference", 1e-5)],
+                  "dropout": [("dropout_forward", 0.3, 0, 1, 2), ("dropout_backward", 0.3, 0, 1, 2)],
+                  "relu": [("relu_forward",), ("relu_backward",)],
+                  "relu+dropout": [("relu_dropout_forward", 0.3, 0, 1, 2), ("relu_dropout_backward", 0.3, 0, 1, 2)],
+                  "tanh": [("tanh_forward",), ("tanh_backward",)],
+                  "sigmoid": [("sigmoid_forward",), ("sigmoid_backward",)],
+                  "leaky_relu": [("leaky_relu_forward", 0.01), ("leaky_relu_backward", 0.01)],
+                  "l2 penalty": [("penalty_forward", "l2", 0.01), ("penalty_backward", 0.01, "l2")],
+                  "bce": [("binary_cross_entropy_forward",), ("binary_cross_entropy_backward",)],
+                  "mse": [("squared_error_forward",), ("squared_error_backward",)]}
+    for case in kernel_cases(backend):
+        kind = next(k for k in sorted(kernels_of, key=len, reverse=True) if case.name.startswith(k + " "))
+        assert "naive xp" in case.impls, case.name
+        for impl, (fn, synchronize) in case.impls.items():
+            made.clear()
+            layer_calls.clear()
+            fn()
+            ran = list(made)
+            assert synchronize == backend.synchronize and len(layer_calls) == (impl == "xdl layer: bn(x)"), \
+                (case.name, impl)
+            if impl == "naive xp":
+                assert ran == [], case.name
+            elif impl == "xdl relu, dropout":
+                assert ran == [("relu_forward",), ("dropout_forward", 0.3, 0, 1, 2), ("dropout_backward", 0.3, 0, 1, 2),
+                               ("relu_backward",)]
+            elif impl == "xdl layer: bn(x)":  # the layer in the case's mode: the same kernels through autodiff
+                assert [op[0] for op in ran] == [op[0] for op in kernels_of[kind]], case.name
+            else:
+                assert ran == kernels_of[kind], (case.name, impl, ran)
+
+
+@pytest.mark.parametrize("rule", ["adam", "adamw", "sgd", "momentum", "rmsprop"])
+def test_the_naive_update_a_case_times_is_the_same_rule_as_xdls(rule):
+    """"vs naive xp" compares like with like: the naive expressions step the parameters as xdl's update does."""
+    from xdl.bench import kernels
+
+    backend = xdl.backend.get_backend("numpy")
+    rng = np.random.default_rng(0)
+    p, g = rng.standard_normal(50).astype(np.float32), rng.standard_normal(50).astype(np.float32)
+    state = [np.abs(rng.standard_normal(50)).astype(np.float32) for _ in range(2)]
+    copies = [p.copy(), [s.copy() for s in state]]
+    kernels._flat_update(backend, rule, p, g, state)()
+    kernels._naive_update(np, rule, copies[0], g, copies[1])()
+    np.testing.assert_allclose(copies[0], p, rtol=1e-6, atol=1e-7)  # (AdamW's decay moves p by 1e-5 × p)
+
+
+def test_the_naive_reference_of_an_activation_or_loss_case_computes_its_gradient():
+    """The naive forward + backward of each activation and loss gives xdl's kernels' ∂L/∂x (and cost)."""
+    from xdl.bench import kernels
+
+    backend = xdl.backend.get_backend("numpy")
+    for case in [kernels.relu_case(backend, 8, 4), *(kernels.activation_case(backend, name, 8, 4)
+                                                    for name in kernels.ACTIVATIONS),
+                 *(kernels.loss_case(backend, name, 30) for name in kernels.LOSSES)]:
+        ours, naive = case.impls["xdl kernels"][0](), case.impls["naive xp"][0]()
+        if case.name.startswith(("bce", "mse")):
+            np.testing.assert_allclose(np.ravel(naive[0]), np.ravel(ours[0]), rtol=1e-5, err_msg=case.name)
+            ours, naive = ours[1], naive[1]
+        else:
+            naive = naive[1]
+        np.testing.assert_allclose(naive, ours, rtol=1e-5, atol=1e-7, err_msg=case.name)
+
+
+def test_a_device_copy_copies_its_bytes_between_synchronizations(monkeypatch):
+    """The copy that sets "% of same-size copy": one ``xp.copyto`` of float32 into another array per call, timed with
+    the backend's synchronization, counted read + written."""
+    from xdl.bench import kernels
+
+    backend = xdl.backend.get_backend("numpy")
+    timed, copied = [], []
+    real_copyto = np.copyto
+    monkeypatch.setattr(kernels, "time_call", lambda fn, synchronize: (timed.append(synchronize), fn(), 0.25)[2])
+    monkeypatch.setattr(np, "copyto", lambda dst, src: (copied.append((dst.nbytes, src.nbytes, dst is src)),
+                                                         real_copyto(dst, src)))
+    row = kernels.copy_bandwidth(backend, 4000)
+    assert timed == [backend.synchronize] and copied == [(4000, 4000, False)]
+    assert (row.bytes, row.seconds, row.gbps) == (8000, 0.25, 8000 / 0.25 / 1e9)
+
+
+@pytest.mark.parametrize("penalties", [{}, {"l2": 0.01, "l1": 0.02}])
+def test_the_timed_train_step_runs_the_model_and_update_it_describes(penalties, monkeypatch):
+    """One eager step of (Dense → BatchNorm → ReLU → Dropout 0.2) × 2 → Dense, softmax cross-entropy, Adam, as
+    the step table says: each layer's batch norm and ReLU + dropout forward and backward, one Adam update, each
+    penalty's node at λ/B; the next step draws its dropout masks from the next key (the step counter advances)."""
+    from collections import Counter
+
+    from xdl.bench import steps
+
+    backend = xdl.backend.get_backend("numpy")
+    step = steps.xdl_step(backend, 16, 8, 12, 2, captured=False, **penalties)
+    step()
+    made = ops_recorder(monkeypatch, backend)
+    step()
+    first, made[:] = list(made), []
+    step()
+    names = Counter(op[0] for op in first)
+    expected = {"matmul": 8, "batchnorm_train_forward": 2, "relu_dropout_forward": 2, "batchnorm_backward": 2,
+                "relu_dropout_backward": 2, "softmax_cross_entropy_forward": 1, "softmax_cross_entropy_backward": 1,
+                "sum_rows": 1, "adam_update": 1}
+    for kind, lambd in penalties.items():
+        expected |= {"penalty_forward": len(penalties), "penalty_backward": len(penalties)}
+        assert ("penalty_forward", kind, lambd / 16) in first and ("penalty_backward", lambd / 16, kind) in first
+    assert names == expected
+    dropout = [op for op in first if op[0] == "relu_dropout_forward"]
+    assert all(op[1] == 0.2 for op in dropout)
+    later = [op for op in made if op[0] == "relu_dropout_forward"]
+    assert [op[-1] for op in later] == [op[-1] + 1 for op in dropout]  # the counter: the key's last part
+
+
+def test_the_plain_product_a_step_is_held_to_multiplies_its_largest_dense(monkeypatch):
+    """`matmul_call`: (B, in)·(in, out) of the Dense with the most weights (12 → 20 of 12 → 1×20 → 10, not the
+    widest input, 20 → 10), 2·B·in·out FLOPs; the step table times it in the same rounds as the steps, each with
+    the backend's synchronization."""
+    from xdl.bench import steps
+
+    backend = xdl.backend.get_backend("numpy")
+    call, flops = steps.matmul_call(backend, 16, 12, 20, 1)
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((16, 12)).astype(np.float32), rng.standard_normal((12, 20)).astype(np.float32)
+    np.testing.assert_allclose(call(), a @ b, rtol=1e-5, atol=1e-5)
+    assert flops == 2 * 16 * 12 * 20
+    timed = {}
+    monkeypatch.setattr(steps, "time_calls", lambda calls: timed.update(calls) or {name: 1e-3 for name in calls})
+    list(steps.step_rows(backend, [(16, 12, 20, 1)]))
+    assert [synchronize for _, synchronize in timed.values()] == [backend.synchronize] * len(timed)
+    np.testing.assert_allclose(timed[steps.MATMUL][0](), a @ b, rtol=1e-5, atol=1e-5)
+
+
+def test_the_step_tables_ratios_are_each_steps_time_over_torchs():
+    """"× torch eager's time" and "× torch graph's time": the row's seconds over each reference's (below 1: faster
+    than PyTorch), left empty in the reference's own row."""
+    from xdl.bench.steps import StepRow, format_step_table
+
+    rows = [StepRow("B=8", "xdl eager", 3e-3), StepRow("B=8", "xdl captured", 5e-4),
+            StepRow("B=8", "torch eager", 2e-3), StepRow("B=8", "torch graph", 1e-3)]
+    cells = [[cell.strip() for cell in line.split("|")[5:7]] for line in format_step_table(rows).splitlines()[2:]]
+    assert cells == [["1.50×", "3.00×"], ["0.25×", "0.50×"], ["", "2.00×"], ["0.50×", ""]]
+
+
+def test_the_kernels_table_gives_each_rows_time_rate_and_ratios_to_naive_and_torch():
+    """From known times and bytes: the time in ms from 1 ms on (µs below), GB/s = bytes / seconds / 1e9 (whole
+    from 100 on, 3 digits below), "vs naive xp" as faster or slower, "vs torch" as the row's time over torch's
+    (whatever torch ran: "torch foreach" too); the public API's batch norm over its kernels'."""
+    from xdl.bench.kernels import LAYER_IMPL, Row, api_overhead, format_table
+
+    rows = [Row("adam 1M", "xdl", 5e-4, 75_000_000), Row("adam 1M", "naive xp", 2e-3, 25_000_000),
+            Row("adam 1M", "torch foreach", 1e-3, 28_000_000)]
+    cells = [[cell.strip() for cell in line.split("|")[2:8]] for line in format_table(rows).splitlines()[2:]]
+    assert cells == [["xdl", "500.0 µs", "150", "", "4.00× faster", "0.50× torch's time"],
+                     ["naive xp", "2.000 ms", "12.5", "", "", "2.00× torch's time"],
+                     ["torch foreach", "1.000 ms", "28", "", "2.00× faster", ""]]
+    rows = [Row("batchnorm train fwd 8x4", "xdl kernels", 2e-3, 1), Row("batchnorm train fwd 8x4", LAYER_IMPL, 3e-3, 1),
+            Row("batchnorm train fwd 8x4", "naive xp", 1e-3, 1)]
+    assert api_overhead(rows).endswith(": train fwd 8x4 1.50×")
+    assert xdl.bench.kernels.loss_case(xdl.backend.get_backend("numpy"), "mse", 1_000_000).name == "mse fwd+bwd 1M"
+
+
+@pytest.mark.parametrize("quick", [True, False])
+def test_the_kernels_report_runs_each_case_it_lists_and_says_when_its_figures_are_complete(quick, monkeypatch,
+                                                                                            capsys):
+    """`kernels.report`'s cases (each a stand-in): quick leaves out the 100M-parameter update, the 65536×1024 cases
+    and the B=4096 step, and nothing else; the JSON written after each case says complete only in the last."""
+    import io
+
+    from xdl.bench import kernels, steps
+
+    made, shapes, completes = [], [], []
+
+    def recorder(name):
+        def case(backend, *args, **kwargs):
+            made.append((name, *args, *(v for v in kwargs.values() if v is not None)))
+            return kernels.Case(f"case {len(made)}", 8, {"xdl kernels": (None, None)})
+        return case
+
+    for name in ("optimizer_case", "batchnorm_case", "dropout_case", "relu_case", "relu_dropout_case",
+                 "activation_case", "loss_case", "penalty_case"):
+        monkeypatch.setattr(kernels, name, recorder(name))
+    monkeypatch.setattr(kernels, "copy_bandwidth", lambda backend, nbytes: kernels.Row("copy", "c", 1.0, 2 * nbytes))
+    monkeypatch.setattr(kernels, "time_calls", lambda calls: {name: 1e-3 for name in calls})
+    monkeypatch.setattr(kernels, "step_rows", lambda backend, cases: shapes.append(cases) or iter([]))
+    monkeypatch.setattr(kernels, "main_job_seconds_per_epoch", lambda name: 0.01)
+
+    def written(path, write, binary):
+        text = io.StringIO()
+        write(text)
+        completes.append(json.loads(text.getvalue())["complete"])
+
+    monkeypatch.setattr(kernels, "atomic_write", written)
+    with xdl.use("numpy"):
+        kernels.report(quick, "k.json")
+    sizes = [(1024, 1024), (8192, 4096)] + ([] if quick else [(65536, 1024)])
+    expected = [("optimizer_case", "adam", n) for n in [1_000_000, 10_000_000] + ([] if quick else [100_000_000])]
+    expected += [("optimizer_case", "adam", kernels.MLP_SHAPES)]
+    expected += [("optimizer_case", rule, 10_000_000) for rule in ("adamw", "sgd", "momentum", "rmsprop")]
+    expected += [("batchnorm_case", mode, *size) for mode in ("train fwd", "train fwd+bwd", "inference")
+                 for size in sizes]
+    expected += [(name, *size) for name in ("dropout_case", "relu_case", "relu_dropout_case") for size in sizes]
+    expected += [("activation_case", name, *size) for name in ("tanh", "sigmoid", "leaky_relu") for size in sizes]
+    expected += [("penalty_case", n) for n in (1_000_000, 10_000_000)]
+    expected += [("loss_case", name, n) for name in ("bce", "mse") for n in (1 << 20, 1 << 24)]
+    assert made == expected
+    assert shapes == [steps.STEP_SHAPES[:2] if quick else steps.STEP_SHAPES]
+    assert completes == [False] * len(expected) + [True]  # after each case, then the main job (on a CPU)
+    assert "(PyTorch not installed here, or not on this device: the vs torch column is empty)" in \
+        capsys.readouterr().out
+
+
+def test_a_summary_row_counts_by_hand_what_the_seeds_and_search_gave():
+    """One (problem, optimizer) of five seeds — accuracies 0.91, 0.8 and 0.4 after 100, 300 and 200 steps (1, 3
+    and 8 s), one diverged, one crashed — beside a search of two crashed runs, one diverged, one completed: the mean
+    and sample sd of the three completed, the median steps and seconds over all five (the two that did not complete
+    as ∞), 3/5 reached, diverged and crashed counted over search and seeds; the table writes each in its column."""
+    def completed(accuracy, steps, seconds):
+        return {"status": "completed", "test_accuracy": accuracy, "train_accuracy": 1.0, "steps_to_target": steps,
+                "seconds_to_target": seconds}
+
+    runs = [completed(0.91, 100, 1.0), completed(0.8, 300, 3.0), completed(0.4, 200, 8.0),
+            {"status": "diverged", "error": "cost nan"}, {"status": "crashed", "error": "E3"}]
+    search = [{"status": "crashed", "error": "E1"}, {"status": "crashed", "error": "E2"},
+              {"status": "diverged", "error": "cost inf"}, completed(0.5, None, None)]
+    results = {"seeds": 5, "problems": {"moons": {"adam": {"search": search, "runs": runs, "lr": 0.0123}}}}
+    (row,) = summary(results)
+    assert row | {"mean": pytest.approx(0.70333333), "sd": pytest.approx(0.26839026)} == {
+        "problem": "moons", "optimizer": "adam", "lr": 0.0123, "metric": "test_accuracy", "n": 3, "mean": 0.70333333,
+        "sd": 0.26839026, "train_accuracy": 1.0, "reached": "3/5", "steps_to_target": 300.0, "seconds_to_target": 8.0,
+        "diverged": 2, "crashed": 3}
+    assert markdown(results).endswith("| moons | adam | 0.0123 | test accuracy 0.7033 ± 0.27 (n = 3) | 1 | 3/5 | 300 "
+                                      "| 8 | 2 / 3 |")
+    assert crashes(results) == ["adam on moons: 3 of 9 runs crashed; first: E1"]
+    two = {"search": [], "lr": 0.1, "runs": [completed(0.9, 10, 1.0), completed(0.7, 10, 1.0)]}
+    assert summary({"problems": {"moons": {"sgd": two}}})[0]["sd"] == pytest.approx(0.2 / 2 ** 0.5)  # |a − b| / √2
+
+
+def test_a_performance_profile_is_the_share_of_problems_within_tau_of_the_best():
+    """Steps by hand — p1: a 100, b 200; p2: a 300, b 100; p3: a on target at its start (0 steps), b never — give
+    ratios to the best a (1, 3, 1), b (2, 1, ∞): at τ each optimizer's share of the problems whose ratio is
+    ≤ τ, τ from 1 to 1.1 × the largest finite ratio. Seconds are profiled from their own column."""
+    def entry(steps, seconds):
+        return {"search": [], "lr": 0.1, "runs": [{"status": "completed", "final_cost": 0.0, "steps_to_target": steps,
+                                                  "seconds_to_target": seconds}]}
+
+    results = {"problems": {"p1": {"a": entry(100, 2.0), "b": entry(200, 1.0)},
+                            "p2": {"a": entry(300, 1.0), "b": entry(100, 1.0)},
+                            "p3": {"a": entry(0, 0.0), "b": entry(None, None)}}}
+    problems, taus, fractions = profile(results)
+    assert problems == ["p1", "p2", "p3"] and len(taus) == 200
+    assert taus[0] == 1.0 and taus[-1] == pytest.approx(3.3)
+    at = {tau: int(np.searchsorted(taus, tau)) for tau in (1.0, 2.0, 3.0)}
+    assert [fractions["a"][at[tau]] for tau in at] == pytest.approx([2 / 3, 2 / 3, 1.0])
+    assert [fractions["b"][at[tau]] for tau in at] == pytest.approx([1 / 3, 2 / 3, 2 / 3])
+    _, taus, fractions = profile(results, by="seconds")  # ratios a (2, 1, 1), b (1, 1, ∞)
+    assert taus[-1] == pytest.approx(2.2) and fractions["a"][0] == pytest.approx(2 / 3)
+    assert fractions["b"][0] == pytest.approx(2 / 3) and fractions["b"][-1] == pytest.approx(2 / 3)
+
+
+def test_an_interrupted_benchmarks_header_counts_the_pairs_it_ran_of_those_planned():
+    """The interruption's pairs done of those planned (2 of 2 × 3), and --quick beside the budgets."""
+    results = {"interrupted": True,
+               "planned": {"problems": ["moons", "digits"], "optimizers": ["sgd", "adam", "rmsprop"]},
+               "quick": True, "budgets": {"moons": {"budget": 60, "unit": "epochs", "batch_size": 32, "target": 0.9,
+                                                    "target_of": "dev accuracy ≥ target"}},
+               "problems": {"moons": {"sgd": {"search": [], "runs": [], "lr": None},
+                                      "adam": {"search": [], "runs": [], "lr": None}}}}
+    lines = "\n".join(xdl.bench.report.header(results))
+    assert "stopped after 2 of 6 (problem, optimizer) pairs" in lines
+    assert "- budgets and targets (--quick): moons 60 epochs of batch 32, dev accuracy ≥ 0.9" in lines
+    assert " (--quick)" not in "\n".join(xdl.bench.report.header(results | {"quick": False}))
+
+
+def test_a_function_runs_record_is_its_curve_read_by_hand_on_a_fake_clock(quick_budget, monkeypatch):
+    """A function run (quadratic, SGD): f after 0 … budget updates, the steps to the target the first of them at or
+    below it, the final cost and the score (−f) its last; on a clock that ticks once per read, the seconds to the
+    target and the run's seconds count the reads between its start, the target and its end."""
+    from types import SimpleNamespace
+
+    from xdl.bench import OPTIMIZERS, protocol
+    from xdl.bench.problems import PROBLEMS
+
+    quick_budget("quadratic", 40)
+    ticks = iter(range(100, 1000))
+    monkeypatch.setattr(protocol, "time", SimpleNamespace(perf_counter=lambda: float(next(ticks))))
+    problem = dataclasses.replace(PROBLEMS["quadratic"], target=1.0)
+    record = protocol.run(problem, OPTIMIZERS["sgd"], 0.01, 1, quick=True)
+    curve = record["curve"]
+    reached = next(step for step, f in enumerate(curve) if f <= 1.0)
+    assert len(curve) == 41 and 0 < reached < 40 and record["status"] == "completed"
+    assert (record["steps_to_target"], record["final_cost"], record["score"]) == (reached, curve[-1], -curve[-1])
+    assert (record["seconds_to_target"], record["seconds"]) == (1.0, 2.0)  # read at the start, the target, the end
+
+
+def test_a_searchs_score_averages_the_last_tenth_of_its_epochs_at_least_one():
+    from xdl.bench.protocol import settled_accuracy
+
+    assert settled_accuracy([0.0] * 22 + [0.3, 0.6, 0.9]) == 0.6  # 25 epochs: the last ⌈2.5⌉ = 3
+    assert settled_accuracy([0.1, 0.2, 0.5]) == 0.5 and settled_accuracy([0.7]) == 0.7
+
+
+def test_the_batched_benchmarks_row_is_its_figures_per_epoch_and_against_k_models_alone(capsys, monkeypatch,
+                                                                                         tmp_path):
+    """benchmarks/batched.py's table and JSON from stand-in runs of known seconds (2 epochs; one model alone 3 s,
+    then 2 s: the faster is kept; K models batched K s, steady K/10 s per epoch, 0.05 s setup, K·0.08 s per
+    epoch without the train set's evaluation): ms per epoch, model-epochs per second and K models alone over the
+    batch; the JSON says complete after the last K only. A steady epoch is the median after the first."""
+    import io
+    from types import SimpleNamespace
+
+    batched = load_benchmark_script("batched", monkeypatch)
+    monkeypatch.setattr(batched, "keep_freed_memory", lambda: False)
+    monkeypatch.setattr(batched, "digits_training_set", lambda: (np.zeros((10, 64), np.float32), np.zeros(10, int)))
+    alone = iter([(3.0, 0.4), (2.0, 0.5)])
+    monkeypatch.setattr(batched, "xdl_one", lambda X, y, epochs: next(alone))
+    monkeypatch.setattr(batched, "xdl_batched", lambda k, X, y, epochs, eval_train=True:
+                        (1.0 * k, (0.1 if eval_train else 0.08) * k, 0.05))
+    completes = []
+
+    def written(path, write, binary):
+        text = io.StringIO()
+        write(text)
+        completes.append(json.loads(text.getvalue()))
+
+    monkeypatch.setattr(batched, "atomic_write", written)
+    batched.main(["--models", "1", "4", "--epochs", "2", "--sequential", "2", "--no-torch", "--json",
+                  str(tmp_path / "b.json")])
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 4 |")]
+    assert rows == ["| 4 | 2000.0 | 50 | 400.0 | 320.0 | 2 | 2.0× faster |"]  # 4 × 2 s alone over 4 s
+    assert [figures["complete"] for figures in completes] == [False, True] and completes[-1]["one_xdl_seconds"] == 2.0
+    assert completes[-1]["rows"][-1] == {"k": 4, "seconds": 4.0, "setup_seconds": 0.05,
+                                         "steady_seconds_per_epoch": pytest.approx(0.4),
+                                         "training_seconds_per_epoch": pytest.approx(0.32)}
+    history = SimpleNamespace(records=[{"seconds": s} for s in (5.0, 1.0, 3.0, 2.0)])
+    assert batched.steady_epoch(history) == 2.0
+    assert batched.steady_epoch(SimpleNamespace(records=[{"seconds": 5.0}])) == 5.0
+
+
+def test_the_step_profile_takes_the_median_host_and_wall_time_and_says_each_per_step(capsys, monkeypatch):
+    """benchmarks/profile_step.py on a fake clock: the host time (a call with the device idle before it) and the
+    wall time (back to back, after as many calls fill the queue) are each the median of their calls; the line
+    gives both in µs and the host's share of the wall; 10 calls warm up before any is timed; the profile is by
+    own time."""
+    from types import SimpleNamespace
+
+    profile_step = load_benchmark_script("profile_step", monkeypatch)
+    costs, now, synchronized = iter([1, 9, 2] + [100] * 3 + [5, 7, 6]), [0.0], []
+
+    def step():
+        now[0] += next(costs)
+
+    monkeypatch.setattr(profile_step, "time", SimpleNamespace(perf_counter=lambda: now[0]))
+    assert profile_step.host_and_wall(step, lambda: synchronized.append(now[0]), 3) == (2, 6)
+    assert synchronized[:3] == [0, 1, 10]  # before each host call
+    calls = []
+    monkeypatch.setattr(profile_step, "keep_freed_memory", lambda: False)
+    monkeypatch.setattr(profile_step, "xdl_step", lambda *args, **kwargs: lambda: calls.append(len(calls)))
+    monkeypatch.setattr(profile_step, "host_and_wall", lambda step, synchronize, steps: (2e-4, 4e-4))
+    profile_step.main(["--quick", "--steps", "2", "--top", "3"])
+    out = capsys.readouterr().out
+    assert ": wall 400 µs per step, host 200 µs per step (50% of wall)" in out
+    assert len(calls) == 10 + 2 and "Ordered by: internal time" in out
+
+
+def test_the_seeds_train_at_the_search_trial_that_ranks_best(quick_budget):
+    """The rate the seeds train at is the search's best by its stated rule — the highest score, then the fewer steps
+    to the target, then the smaller rate — read here from the search's own records."""
+    quick_budget("quadratic", 30)
+    results = benchmark(["quadratic"], ["sgd"], seeds=1, trials=5, quick=True)
+    entry = results["problems"]["quadratic"]["sgd"]
+    ranked = sorted((t for t in entry["search"] if t["status"] == "completed"),
+                    key=lambda t: (-t["score"], math.inf if t["steps_to_target"] is None else t["steps_to_target"],
+                                   t["lr"]))
+    assert len({t["score"] for t in ranked}) > 1 and entry["lr"] == ranked[0]["lr"]
+    assert [run["lr"] for run in entry["runs"]] == [ranked[0]["lr"]]
