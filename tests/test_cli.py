@@ -2399,11 +2399,11 @@ def test_a_config_key_that_is_a_command_s_flag_is_refused_naming_the_flag(tmp_pa
     the key, the file and the flag, before any work."""
     from xdl.cli import build_parser
     from xdl.cli.parser_flags import command_flags
-    flags = [(named, named.split()[-1]) for each in command_flags(build_parser()).values() for named in each]
-    assert {("xdl lr-find --steps", "--steps"), ("xdl tune --trials", "--trials"),
-            ("xdl gradcheck --elements", "--elements")} <= set(flags)
+    flags = command_flags(build_parser())  # key → the commands' flags ("xdl tune --trials")
+    assert {"xdl lr-find --steps", "xdl tune --trials", "xdl gradcheck --elements"} <= {*sum(flags.values(), [])}
     cases = 0
-    for named, flag in flags:
+    for named in flags.values():
+        flag = named[0].split()[-1]
         for key in {flag[2:], flag[2:].replace("-", "_")}:
             config = _config_file(tmp_path / "run.toml", {key: 1})
             for command in ("train", "tune", "lr-find", "gradcheck"):
@@ -2411,7 +2411,9 @@ def test_a_config_key_that_is_a_command_s_flag_is_refused_naming_the_flag(tmp_pa
                 said = capsys.readouterr().err
                 assert said.startswith(f"xdl {command}: error: config file {str(config)!r}: unknown key {key!r}: a "
                                        "config file holds a run's options (xdl train --help), and "), said
-                assert named in said and said.endswith(": give it on the command line\n")
+                own = [f for f in named if f.split()[1] == command]  # (its own flag: the one to give instead)
+                assert said.endswith(f"the flag {own[0]}: give it on the command line\n" if own else
+                                     f"the flag {' and '.join(named)}, which xdl {command} has not\n"), said
                 cases += 1
     assert cases >= 4 * len(flags) and sorted(p.name for p in tmp_path.iterdir()) == ["run.toml"]
 

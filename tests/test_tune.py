@@ -3325,6 +3325,9 @@ def fake_dask(monkeypatch):
         def scheduler_info(self):
             return {"workers": {"one": {}}}
 
+        def nthreads(self):
+            return {"one": 1}
+
         def replicate(self, futures):
             pass
 
@@ -3513,6 +3516,36 @@ def test_a_dask_timeout_sends_no_batch_once_it_has_passed_and_the_study_records_
             study = tune(X, y, dev, space, trials=6, base=BASE, execution="dask", scheduler=client,
                          directory=directory, resume=True)
             assert len(study.trials) == 6 and study.stopped is None
+
+
+def test_a_dask_round_sends_a_batch_to_each_worker_of_a_cluster_of_more_than_five(data, monkeypatch, fake_dask):
+    """A round's batches go one a worker, as many as the scheduler has workers: counted by scheduler_info(), which
+    lists five of them alone in distributed 2025.4 to 2026.6, a cluster of eight trained a round of 8 trials as 4
+    batches of 2, four of its workers idle. Every worker is counted (Client.nthreads): 8 batches of 1, all sent
+    before the first ends."""
+    from xdl.tune import search
+
+    fake = search._distributed()
+    workers = {f"tcp://worker:{i}": 1 for i in range(8)}
+
+    class EightWorkers(type(fake.Client())):
+        def scheduler_info(self):  # (the first five, as those versions list them)
+            return {"workers": dict(list(workers.items())[:5])}
+
+        def nthreads(self):
+            return dict(workers)
+
+    sent_at_once, as_completed = [], fake.as_completed
+
+    def recording(futures, loop=None):  # the batches sent before the first one ends
+        sent_at_once.append(len(futures))
+        return as_completed(futures, loop=loop)
+
+    monkeypatch.setattr(fake, "Client", lambda *args, **kwargs: EightWorkers())
+    monkeypatch.setattr(fake, "as_completed", recording)
+    X, y, dev = data
+    study = tune(X, y, dev, {"lr": {"log_uniform": [1e-3, 1e-1]}}, trials=8, base=BASE, execution="dask")
+    assert sent_at_once == [8] and len(study.trials) == 8, sent_at_once
 
 
 @pytest.mark.parametrize("timeout", [0, -1, -0.0, math.nan, "10", True, [5], 10**400 * -1])

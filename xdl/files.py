@@ -368,6 +368,16 @@ def check_reachable(path, what: str, named=None) -> None:
         raise os_error(e, f"{what} {str(named)!r} cannot be used: {e.strerror}{inside}") from None
 
 
+def missing_directories(path: Path) -> list[Path]:
+    """``path`` and its parents that do not exist yet, ``path`` first (``a/b/c`` with none of them there: c, b, a):
+    what `check_writable_dir` makes for it (a dangling symlink is there: it is no directory to make)."""
+    missing = []
+    while not path.exists() and not path.is_symlink() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    return missing
+
+
 def check_writable_dir(directory, what: str) -> Path:
     """Create ``directory`` if needed; fail now, before any training, if it cannot be written.
     ``what`` names it in the error ("output directory")."""

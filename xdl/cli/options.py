@@ -40,18 +40,21 @@ def check_flags_read(config: TrainConfig, args, searched=(), fixed=None, readers
                          "be ignored; leave it out")
 
 
-def check_no_flag_keys(in_file: dict, path, parser) -> None:
+def check_no_flag_keys(in_file: dict, path, parser, command: str) -> None:
     """A --config file's key that is no option of a run but a flag of an xdl command (``trials``, xdl tune's
-    --trials; ``steps``, xdl lr-find's) is refused naming the key, the file and the flag, before any work: a
-    --config file holds a run's options (`TrainConfig`) alone, and the closest option that
-    `TrainConfig.from_dict` names for any other unknown key ('steps' → 'eps') is not what was meant."""
+    --trials; ``steps``, xdl lr-find's) is refused naming the key, the file and the flag — to be given on the command
+    line where it is xdl ``command``'s own —, before any work: a --config file holds a run's options (`TrainConfig`)
+    alone, and the closest option that `TrainConfig.from_dict` names for any other unknown key ('steps' → 'eps') is
+    not what was meant."""
     flags = command_flags(parser) if in_file else {}
     for key in in_file:
         flag = flags.get(key.replace("-", "_"))
         if flag is not None:
+            own = [f for f in flag if f.split()[1] == command]
+            way = f"the flag {own[0]}: give it on the command line" if own else \
+                f"the flag {' and '.join(flag)}, which xdl {command} has not"
             raise ValueError(f"config file {str(path)!r}: unknown key {key!r}: a config file holds a run's options "
-                             f"(xdl train --help), and {key!r} is the flag {' and '.join(flag)}: give it on the "
-                             "command line")
+                             f"(xdl train --help), and {key!r} is {way}")
 
 
 def config_from_args(args, parser) -> TrainConfig:
@@ -61,7 +64,7 @@ def config_from_args(args, parser) -> TrainConfig:
     if "backend" not in flags and environment_backend():  # as pip's: a flag, the environment, a config file
         flags["backend"] = environment_backend()
     in_file = read_toml(args.config, "--config") if args.config is not None else {}
-    check_no_flag_keys(in_file, args.config, parser)  # (``parser``: args' own, the flags it shows)
+    check_no_flag_keys(in_file, args.config, parser, args.command)  # (``parser``: args' own)
     args.config_keys = {key.replace("-", "_") for key in in_file}  # (an option's source, for the errors that name it)
     resume = flags.get("resume", in_file.get("resume"))
     resume_name = "--resume" if "resume" in flags else f"resume in {str(args.config)!r}"  # (the file's key, named)

@@ -7,7 +7,7 @@ import contextlib
 import os
 from pathlib import Path
 
-from xdl.files import check_reachable, check_target
+from xdl.files import check_reachable, check_target, missing_directories
 from xdl.train.checkpoint import named_as_model_file
 
 
@@ -41,10 +41,8 @@ def check_out_named_as_directory(out: Path, command: str) -> None:
 def first_missing(path: Path) -> Path | None:
     """The outermost directory of ``path`` that does not exist yet (``--out a/b/c`` with none of them
     there: ``a``), which the command would make; None when ``path`` exists."""
-    missing = None
-    while not path.exists() and path != path.parent:
-        missing, path = path, path.parent
-    return missing
+    missing = missing_directories(path)
+    return missing[-1] if missing else None
 
 
 def remove_empty_tree(directory: Path) -> None:

@@ -42,7 +42,7 @@ from xdl.data import Augment, check_features, check_labels
 from xdl.data.validation import (check_bool, check_dev_pair, check_feature_names, check_int, check_number,
                                  counted, feature_names, note_label_width, rows)
 from xdl.extras import import_error
-from xdl.files import check_directory_name, check_reachable, check_writable_dir, python_value
+from xdl.files import check_directory_name, check_reachable, check_writable_dir, missing_directories, python_value
 from xdl.tensor import to_numpy
 from xdl.train.interrupt import Interrupted
 from xdl.train.many import SHARED, ManyTrainer, check_standardize
@@ -439,13 +439,13 @@ def _check_address(scheduler: str, who: str) -> None:
 def _holding(directory):
     """``directory`` (made now, if needed) held by this search alone while the block runs, and let
     go after it however it ends (an error, a Ctrl-C); nothing for a search that keeps no directory.
-    Yields the directories made for it (`_missing`), which are removed again where the search left
+    Yields the directories made for it (`missing_directories`), which are removed again where the search left
     them empty — no trial recorded: a timeout before the first, a Ctrl-C or an error before one ended
     — so that a search that saved nothing leaves nothing (an empty directory is no study to resume)."""
     if directory is None:
         yield []
         return
-    made = _missing(Path(directory))
+    made = missing_directories(Path(directory))
     check_writable_dir(directory, "directory")  # created only now that every argument has passed
     try:
         with DirectoryLock(directory, "directory") as lock:
@@ -458,15 +458,6 @@ def _holding(directory):
                 path.rmdir()
             except OSError:  # not empty (trials.json, another's lock, a file of the user's): kept, with its parents
                 break
-
-
-def _missing(path: Path) -> list[Path]:
-    """``path`` and its parents that do not exist yet, ``path`` first: what `check_writable_dir` makes for it."""
-    missing = []
-    while not path.exists() and not path.is_symlink() and path != path.parent:
-        missing.append(path)
-        path = path.parent
-    return missing
 
 
 def _unchanging(space: Space, strategy: str) -> tuple[str, ...]:
@@ -1172,7 +1163,9 @@ def _dask_rounds(client, todo, round_, search: _Search, distributed) -> None:
     except TimeoutError:
         raise TimeoutError(f"execution dask: no Dask worker joined the scheduler at {client.scheduler.address} within "
                            f"{CONNECT_SECONDS} s: start some (dask worker {client.scheduler.address})") from None
-    workers = len(client.scheduler_info()["workers"])
+    # (counted by nthreads, which lists every worker: distributed 2025.4 to 2026.6's scheduler_info() lists five,
+    # and a round sent one batch a worker left the others idle)
+    workers = len(client.nthreads())
     groups = _groups(todo, round_, search.base, search.study, parts=workers)
     if search.held_data is None:  # once per search, each piece a task of its own (`_held`)
         import dask

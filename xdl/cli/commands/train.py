@@ -26,7 +26,7 @@ from xdl.cli.text import model_summary, note, note_once, precision_note
 from xdl.config import TrainConfig
 from xdl.data.validation import counted
 from xdl.diagnose import NEXT_STEPS, STOP_EARLY, diagnose
-from xdl.files import atomic_write, check_target, check_writable_dir
+from xdl.files import atomic_write, check_target, check_writable_dir, os_error
 from xdl.init import canonical_name, starts_symmetric
 from xdl.lock import RUN, DirectoryLock, check_not_in_use, took_over_note
 from xdl.train import BEST_FILE, CHECKPOINT_FILE, Checkpoint, Control, Interrupted
@@ -146,12 +146,12 @@ def train(config: TrainConfig, args=None) -> int:
         except OSError as e:  # a checkpoint could not be written: training stopped there
             keep_history(trainer, out)
             if trainer.last_checkpoint is not None:
-                raise OSError(f"{e}; once the directory can be written, {resume_command(trainer)}") from None
+                raise os_error(e, f"{e}; once the directory can be written, {resume_command(trainer)}") from None
             best = without_a_lone_best(trainer, out)
             if best is None:
                 raise
-            raise OSError(f"{e}; its best epoch is kept: once the directory can be written, "
-                          f"{resume_from_best(best)}") from None
+            raise os_error(e, f"{e}; its best epoch is kept: once the directory can be written, "
+                              f"{resume_from_best(best)}") from None
         seconds = time.perf_counter() - start
         try:
             metrics = {name: trainer.evaluate(Xp, yp) for name, Xp, yp in
