@@ -373,6 +373,17 @@ def test_smoothing_goes_on_after_a_nan_epoch(monkeypatch, tmp_path):
     assert x == [1, 3] and np.allclose(y, xdl.ewa.ewa([1.0, 0.5], 0.6))
 
 
+def test_smoothing_leaves_out_infinite_values():
+    """As NaN: an infinite cost (an overflowed epoch) is drawn where it was, but the EWA goes over the finite
+    values alone — through one it was infinite (or NaN, after −∞ and +∞) ever after."""
+    costs = [1.0, float("inf"), 0.5, -float("inf"), 0.25]
+    fig = plots.plot_history(History([{"epoch": e, "train_cost": c} for e, c in enumerate(costs, 1)]), smoothing=0.6)
+    raw, smoothed = fig.axes[0].lines[:2]
+    assert list(raw.get_xdata()) == [1, 2, 3, 4, 5] and list(raw.get_ydata()) == costs
+    assert smoothed.get_label() == "train (EWA β=0.6)" and list(smoothed.get_xdata()) == [1, 3, 5]
+    assert np.allclose(smoothed.get_ydata(), xdl.ewa.ewa([1.0, 0.5, 0.25], 0.6))
+
+
 def random_history(rng) -> History:
     """A history of 1 to 6 epochs whose drawn columns are each absent, or hold numbers, None and NaN at random."""
     epochs = int(rng.integers(1, 7))
@@ -479,6 +490,96 @@ def test_a_search_of_one_completed_trial_shows_its_best_so_far():
     assert shown_alone(by_trials.lines[0]) == [(2, 0.8)] and shown_alone(by_seconds.lines[0]) == [(3.0, 0.8)]
 
 
+STUDY_SPACE = {"dropout": {"uniform": [0.0, 0.5]}, "lr": {"log_uniform": [1e-4, 1.0]},
+               "beta2": {"one_minus_log": [0.9, 0.999]}, "optimizer": {"choice": ["adam", "sgd", "momentum"]}}
+
+
+def random_study(rng) -> Study:
+    """A study over `STUDY_SPACE` (a dimension of each scale) of 1 to 12 trials in 1 to 3 rounds, numbered out
+    of order, each completed, stopped, pruned or failed (one at least not failed)."""
+    study = Study({"space": STUDY_SPACE})
+    count = int(rng.integers(1, 13))
+    for number in rng.permutation(count):
+        status = ("completed", "stopped", "pruned", "failed")[rng.integers(4)]
+        params = {"dropout": round(float(rng.uniform(0, 0.5)), 3), "lr": float(10 ** rng.uniform(-4, 0)),
+                  "beta2": float(1 - 10 ** rng.uniform(-3, -1)),
+                  "optimizer": ("adam", "sgd", "momentum")[rng.integers(3)]}
+        accuracy = None if status == "failed" else round(float(rng.random()), 3)
+        study.trials.append(Trial(int(number), int(rng.integers(0, 3)), params, status, dev_accuracy=accuracy,
+                                  error="diverged" if status == "failed" else None,
+                                  seconds=round(float(rng.uniform(0.1, 5.0)), 2)))
+    if all(t.status == "failed" for t in study.trials):
+        study.trials[0].status, study.trials[0].dev_accuracy, study.trials[0].error = "completed", 0.5, None
+    return study
+
+
+def expected_scatter(study, name) -> list:
+    """What plot_study draws against hyperparameter ``name``, found from the trials alone: per round (in order)
+    its finished then its pruned trials (failed ones left out), as (label, hollow, [(x, dev accuracy)]) — x
+    1 − β for one_minus_log, the choice's position for a choice."""
+    kind, = STUDY_SPACE[name]
+    drawn = [t for t in study.trials if t.status != "failed"]
+    groups = []
+    for r in sorted({t.round for t in drawn}):
+        for pruned in (False, True):
+            chosen = [t for t in drawn if t.round == r and (t.status == "pruned") == pruned]
+            x = [1 - t.params[name] if kind == "one_minus_log" else
+                 STUDY_SPACE[name]["choice"].index(t.params[name]) if kind == "choice" else t.params[name]
+                 for t in chosen]
+            if chosen:
+                groups.append((f"round {r + 1}" + (", pruned" if pruned else ""), pruned,
+                               [(v, t.dev_accuracy) for v, t in zip(x, chosen)]))
+    return groups
+
+
+def test_each_trial_is_drawn_against_each_hyperparameter_and_the_best_so_far_as_study_best_ranks(rng):
+    """plot_study of 20 random studies: per hyperparameter panel, each round's finished and pruned trials (pruned
+    hollow, a colour per round, labelled by round from 1) at their value on its scale (log axes for log_uniform
+    and one_minus_log, 1 − β for the latter); a legend where rounds or pruned trials are told apart; and the
+    best dev accuracy so far of completed and stopped trials (NaN before the first), in trial number order,
+    as steps after each trial against its number and against the seconds of training so far."""
+    import matplotlib.colors
+
+    tab10 = matplotlib.colormaps["tab10"]
+    for case in range(20):
+        study = random_study(rng)
+        fig = plots.plot_study(study)
+        assert [ax.get_title() for ax in fig.axes] == [*STUDY_SPACE, "best so far", "best so far"], case
+        for ax, name in zip(fig.axes, STUDY_SPACE):
+            kind, = STUDY_SPACE[name]
+            assert ax.get_xscale() == ("log" if kind in ("log_uniform", "one_minus_log") else "linear"), (case, name)
+            assert ax.get_xlabel() == ("1 − beta2" if kind == "one_minus_log" else name)
+            groups = expected_scatter(study, name)
+            assert [c.get_label() for c in ax.collections] == [label for label, _, _ in groups], (case, name)
+            for collection, (label, hollow, points) in zip(ax.collections, groups):
+                np.testing.assert_allclose(collection.get_offsets(), points)
+                r = int(label.split()[1].rstrip(",")) - 1
+                assert np.allclose(collection.get_edgecolor(), matplotlib.colors.to_rgba(tab10(r % 10)))
+                faces = collection.get_facecolor()
+                assert (len(faces) == 0 or np.all(faces[:, 3] == 0)) if hollow else \
+                    np.allclose(faces, matplotlib.colors.to_rgba(tab10(r % 10))), (case, label)
+        drawn = [t for t in study.trials if t.status != "failed"]
+        told_apart = len({t.round for t in drawn}) > 1 or any(t.status == "pruned" for t in drawn)
+        assert (fig.axes[0].get_legend() is not None) == told_apart, case
+        in_order = sorted(study.trials, key=lambda t: t.number)
+        finished = [t.dev_accuracy if t.status in ("completed", "stopped") else np.nan for t in in_order]
+        so_far, seconds = np.fmax.accumulate(finished), np.cumsum([t.seconds for t in in_order])
+        by_trials, by_seconds = fig.axes[-2].lines[0], fig.axes[-1].lines[0]
+        assert list(by_trials.get_xdata()) == list(range(1, len(in_order) + 1))
+        np.testing.assert_allclose(by_seconds.get_xdata(), seconds)
+        for line in (by_trials, by_seconds):
+            np.testing.assert_allclose(np.asarray(line.get_ydata(), dtype=float), so_far, equal_nan=True)
+            assert line.get_drawstyle() == "steps-post"
+
+
+def test_a_study_without_a_trial_trained_to_its_end_is_refused():
+    study = Study({"space": STUDY_SPACE})
+    study.trials = [Trial(0, 0, {"dropout": 0.1, "lr": 0.01, "beta2": 0.9, "optimizer": "adam"}, "failed",
+                          error="diverged", seconds=1.0)]
+    with pytest.raises(ValueError, match="^plot_study: no trial trained to the end"):
+        plots.plot_study(study)
+
+
 def test_a_choice_of_values_equal_under_eq_puts_each_trial_in_its_own_column():
     """As `Choice.coordinate` finds a value, by its JSON: by ==, True was drawn in 1's column and
     False in 0's, and a trial's True passed as one of [1, 2]."""
@@ -516,6 +617,17 @@ def test_a_study_its_space_does_not_fit_is_named_before_drawing():
         study.trials = trials
         with pytest.raises(ValueError, match=f"^plot_study: {message}"):
             plots.plot_study(study) if space is None else plots.plot_study(study, None, space)
+
+
+def test_a_figure_is_written_in_the_format_its_suffix_names_in_either_case(tmp_path):
+    """.svg, .SVG, .pdf, .Png …: the format matplotlib writes for the suffix, its case aside (none: PNG)."""
+    starts = {"png": b"\x89PNG", "svg": b"<?xml", "pdf": b"%PDF", "eps": b"%!PS"}
+    for i, (name, format) in enumerate([("h.svg", "svg"), ("h.SVG", "svg"), ("h.Pdf", "pdf"), ("h.PNG", "png"),
+                                        ("h.eps", "eps"), ("h", "png")]):
+        path = tmp_path / str(i) / name
+        path.parent.mkdir()
+        assert plots.plot_history(history(), path) == path
+        assert path.read_bytes().startswith(starts[format]), name
 
 
 def test_bad_arguments_are_refused_before_anything_is_drawn(tmp_path, monkeypatch):

@@ -2472,6 +2472,26 @@ def test_a_fit_after_a_mid_epoch_stop_refuses_other_data():
     assert len(trainer.fit(s.X_train, s.y_train)) == 3
 
 
+def test_a_later_fit_finishes_an_epoch_an_older_xdls_checkpoint_cut_short(tmp_path):
+    """A checkpoint of an xdl before an epoch cut short recorded its batch size (its partial without
+    batch_size) holds none to compare with: a later fit of a trainer that loaded it finishes that epoch
+    (its examples, recorded, are still checked)."""
+    from conftest import edit_saved  # (rewrites a checkpoint's extra, as an older file)
+
+    s = moons(300)
+    stopped = trainer_for(epochs=3, augment=SignalAtStep(at_call=9))
+    with pytest.raises(Interrupted):
+        stopped.fit(s.X_train, s.y_train)
+    path = stopped.save_checkpoint(tmp_path / "c.npz")
+    edit_saved(path, lambda header, arrays: header["extra"]["partial"].pop("batch_size"))
+    trainer = trainer_for(epochs=3, augment=SignalAtStep(at_call=0))
+    trainer.load_checkpoint(path)
+    assert (trainer.epoch, trainer.step) == (1, 3)
+    with pytest.raises(ValueError, match="stopped in epoch 2 after step 3 of an epoch over 180 examples, and X has 20"):
+        trainer.fit(s.X_train[:20], s.y_train[:20])
+    assert trainer.fit(s.X_train, s.y_train)["epoch"] == [1, 2, 3]
+
+
 def test_the_augmentation_and_schedules_are_checked_as_the_users_own_code():
     s = moons(200)
     with pytest.raises(ValueError, match=r"augment returned NaN or Inf in the batch of epoch 1, step 1"):

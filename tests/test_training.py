@@ -254,6 +254,31 @@ def test_every_callback_that_began_is_told_of_an_error_in_a_hook_at_the_runs_end
         np.testing.assert_array_equal(value, before_fit[name], err_msg=name)
 
 
+class FailsToCleanUpSaying(Callback):
+    def __init__(self, message):
+        self.message = message
+
+    def on_exception(self, trainer, error):
+        raise RuntimeError(self.message)
+
+
+def test_with_two_clean_ups_failing_every_callback_is_told_and_the_first_ones_error_goes_on():
+    """`callbacks_told_of_errors`: as an ExitStack's exits, a later callback is told though an earlier
+    one's on_exception raised, and the first such error goes to the caller, the training's as its
+    context — neither the last hook's error nor the training's alone."""
+    s = moons_parts()
+    back = PutsBackOnError()
+    trainer = make_trainer(None, optimizer="gd", lr=1e6, epochs=1,  # (1e6: it diverges)
+                           callbacks=[FailsToCleanUpSaying("first clean-up"), back, FailsToCleanUpSaying("second")])
+    before_fit = trainer.model.state_dict()
+    with pytest.raises(RuntimeError) as raised, np.errstate(over="ignore", invalid="ignore"):  # (its divergence's)
+        trainer.fit(s.X_train, s.y_train)
+    assert str(raised.value) == "first clean-up"
+    assert isinstance(raised.value.__context__, FloatingPointError) and back.errors == [raised.value.__context__]
+    for name, value in trainer.model.state_dict().items():
+        np.testing.assert_array_equal(value, before_fit[name], err_msg=name)
+
+
 def test_a_callback_whose_on_train_begin_did_not_run_is_not_told():
     """It has nothing to clean up (its on_train_begin's state is not there to read)."""
     s = moons_parts()
@@ -3115,6 +3140,57 @@ def test_a_callback_in_a_fit_running_now_is_refused_by_another_trainers_fit():
     assert len(other.fit(s.X_train, s.y_train)) == 1  # once that fit is over, a fit of its own takes it
 
 
+def test_a_callback_taken_out_of_a_trainer_fitting_now_may_be_given_to_another():
+    """A callback is in a fit running now only where it is among that trainer's callbacks: one its
+    run's trainer no longer holds (trainer.callbacks changed between fits) is free for another
+    trainer's first fit meanwhile."""
+    s = moons_parts(300)
+    stopping = EarlyStopping(patience=3, monitor="train_cost")
+    first = make_trainer(None, epochs=1, callbacks=[stopping])
+    first.fit(s.X_train, s.y_train)
+    other = make_trainer(None, epochs=1, callbacks=[stopping], seed=1)
+    starter = FitsAnother(other, (s.X_train, s.y_train))
+    first.callbacks, first.epochs = [starter], 2
+    first.fit(s.X_train, s.y_train)
+    assert starter.error is None and other.epoch == 1
+
+
+def test_a_fit_failing_before_a_callback_began_leaves_it_to_the_run_it_was_in():
+    """A callback a failed fit never told (an earlier callback's on_train_begin raised) is put back as
+    the state of the run it was in before — trainer b's here, not a's, whose later fit would go on
+    from b's best — rather than forgotten."""
+    s = moons_parts(300)
+    stopping = EarlyStopping(patience=3, monitor="train_cost")
+    a = make_trainer(None, epochs=1, callbacks=[stopping])
+    a.fit(s.X_train, s.y_train)
+    make_trainer(None, epochs=1, callbacks=[stopping], seed=1).fit(s.X_train, s.y_train)  # b: a fit of its own
+    with pytest.raises(KeyError, match="set-up"):
+        make_trainer(None, epochs=1, callbacks=[FailsAtBegin(), stopping], seed=2).fit(s.X_train, s.y_train)
+    a.epochs = 2
+    with pytest.raises(ValueError, match="this EarlyStopping was in another trainer's fit since this trainer's last"):
+        a.fit(s.X_train, s.y_train)
+    assert a.epoch == 1
+
+
+def test_a_dead_callbacks_run_is_forgotten():
+    """`callbacks_held` notes each callback's run by its id; a callback collected takes its entry
+    with it (a search making thousands of trainers would otherwise keep one per callback)."""
+    import gc
+    import weakref
+
+    from xdl.train import fit_guards
+
+    s = moons_parts(100)
+    stopping = EarlyStopping(patience=3, monitor="train_cost")
+    trainer = make_trainer(None, epochs=1, callbacks=[stopping])
+    trainer.fit(s.X_train, s.y_train)
+    key, alive = id(stopping), weakref.ref(stopping)
+    assert fit_guards._RUNS[key][0]() is stopping
+    del stopping, trainer
+    gc.collect()
+    assert alive() is None and key not in fit_guards._RUNS
+
+
 def test_a_callback_given_twice_is_refused():
     """It ran twice at each epoch's end: EarlyStopping(patience=4) stopped after 2 epochs without
     improvement, saying it had waited 4."""
@@ -3957,6 +4033,39 @@ def test_a_resume_failing_after_a_callback_took_the_checkpoints_state_keeps_it_f
         first.fit(X, y)
 
 
+def test_a_resume_failing_after_its_load_keeps_the_callbacks_from_their_former_run(tmp_path):
+    """A resume that loaded the checkpoint's state into its callbacks, then failed (an earlier
+    callback's on_train_begin raised), leaves them holding the checkpoint's state: the run they were
+    in before is refused its next fit, which would go on from that checkpoint's best."""
+    s = moons_parts(m=64)
+    X, y = s.X_train, s.y_train
+
+    def trainer(callbacks, epochs):
+        model = xdl.nn.mlp(2, [4], 2)
+        return Trainer(model, SoftmaxCrossEntropy(), Adam(model, lr=1e-2), batch_size=32, epochs=epochs,
+                       callbacks=callbacks, progress=False, seed=0)
+
+    class SetUp(Callback):
+        def __init__(self, fail):
+            self.fail = fail
+
+        def on_train_begin(self, trainer):
+            if self.fail:
+                raise KeyError("a bug in my logger's set-up")
+
+    saved = EarlyStopping(monitor="train_cost", patience=7)
+    trainer([SetUp(fail=False), saved, Checkpoint(tmp_path / "a")], 2).fit(X, y)
+    stopping = EarlyStopping(monitor="train_cost", patience=7)
+    first = trainer([stopping], 1)
+    first.fit(X, y)
+    with pytest.raises(KeyError, match="set-up"):  # (SetUp's on_train_begin runs before stopping's)
+        trainer([SetUp(fail=True), stopping, Checkpoint(tmp_path / "b")], 4).fit(X, y, resume=tmp_path / "a")
+    assert stopping.state_dict()[0] == saved.state_dict()[0]  # the checkpoint's, not first's run's
+    first.epochs = 2
+    with pytest.raises(ValueError, match="this EarlyStopping was in another trainer's fit since"):
+        first.fit(X, y)
+
+
 def test_a_control_files_stop_that_is_not_true_or_false_is_refused_and_the_run_goes_on(tmp_path, monkeypatch):
     """stop = "yes" (a string, truthy) is refused, named, and set aside: the run trains its epochs."""
     from xdl.train import Control
@@ -4277,6 +4386,23 @@ def test_two_checkpoints_writing_into_one_directory_are_refused_before_any_work(
                 fit_many([TrainConfig(hidden=[4], epochs=1, patience=0, progress=False)], s.X_train, s.y_train,
                          callbacks=[Checkpoint(a), Checkpoint(b)])
             assert not (tmp_path / "run").exists()
+
+
+def test_two_checkpoints_writing_into_one_directory_are_named_by_the_first_of_them_as_given(tmp_path):
+    """Among three Checkpoints, the refusal names the directory two of them share, spelled as the
+    first of those two was given — not the first Checkpoint's, which may be another directory."""
+    import itertools
+
+    s = moons_parts(100)
+    (tmp_path / "link").symlink_to(tmp_path / "run", target_is_directory=True)
+    one, same = str(tmp_path / "run"), str(tmp_path / "link")
+    for order in itertools.permutations([str(tmp_path / "other"), one, same]):
+        named = next(d for d in order if d in (one, same))  # the first of the two that share a directory
+        trainer = make_trainer(None, epochs=1, callbacks=[Checkpoint(d) for d in order])
+        said = rf"^callbacks: two Checkpoint callbacks write into {re.escape(repr(named))}; give each its own"
+        with pytest.raises(ValueError, match=said):
+            trainer.fit(s.X_train, s.y_train)
+        assert not (tmp_path / "run").exists() and not (tmp_path / "other").exists()
 
 
 @pytest.mark.parametrize("callback", [object(), "Checkpoint", EarlyStopping, None])
