@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import shutil
+import signal
 import sys
 import time
 import warnings
@@ -127,6 +128,20 @@ def test_a_resumed_runs_time_line_says_its_mean_takes_in_the_epochs_before_it(tm
     assert "ms per epoch over all 3, the resumed run's included" in line, line
 
 
+class _StopInEpochTwo(xdl.train.Callback):
+    """Ctrl-C (SIGINT) after step 3 of a run's second epoch."""
+    steps = None
+
+    def on_epoch_end(self, trainer, record):
+        self.steps = 0
+
+    def on_step_end(self, trainer, cost):
+        if self.steps is not None:
+            self.steps += 1
+            if self.steps == 3:
+                os.kill(os.getpid(), signal.SIGINT)
+
+
 def test_train_writes_model_history_report_and_curves(tmp_path, capsys, monkeypatch):
     out = tmp_path / "run"
     assert main(["train", *FAST, "--out", str(out), "--checkpoint-every", "1"]) == 0
@@ -217,27 +232,13 @@ def test_a_report_of_as_many_epochs_does_not_make_a_run_stopped_inside_the_next_
     """Ctrl-C at step 3 of epoch 2, beside a report.json of the run's options and of the epoch its checkpoint
     completed (1): the run is unfinished — its checkpoint is 3 steps into epoch 2 — and a new run is refused,
     pointing at the resume; it replaced the checkpoint, taking the report for the run's outputs."""
-    import signal
-
     from xdl.serialization import read_extra
-
-    class StopInEpochTwo(xdl.train.Callback):
-        steps = None
-
-        def on_epoch_end(self, trainer, record):
-            self.steps = 0
-
-        def on_step_end(self, trainer, cost):
-            if self.steps is not None:
-                self.steps += 1
-                if self.steps == 3:
-                    os.kill(os.getpid(), signal.SIGINT)
 
     monkeypatch.chdir(tmp_path)
     build = xdl.config.TrainConfig.build_trainer
     with monkeypatch.context() as patched:
         patched.setattr(xdl.config.TrainConfig, "build_trainer",
-                        lambda self, model, callbacks=(): build(self, model, [*callbacks, StopInEpochTwo()]))
+                        lambda self, model, callbacks=(): build(self, model, [*callbacks, _StopInEpochTwo()]))
         assert main(["train", *FAST, "--out", "R"]) == 130
     checkpoint = Path("R/checkpoints/checkpoint.npz").read_bytes()
     config = read_extra(Path("R/checkpoints/checkpoint.npz"))[0]["run_info"]["config"]
@@ -312,24 +313,10 @@ def test_a_resume_of_a_model_file_says_what_the_file_is(tmp_path, capsys):
 def test_a_run_stopped_inside_an_epoch_is_not_resumed_to_end_before_that_epoch(tmp_path, capsys, monkeypatch):
     """Stopped after step 3 of epoch 2, the run has trained 1 epoch and 3 steps: --epochs 1 is refused, naming
     --epochs and what to ask for, before anything is written (else it ended 3 steps into an epoch of no record)."""
-    import signal
-
-    class StopInEpochTwo(xdl.train.Callback):
-        steps = None
-
-        def on_epoch_end(self, trainer, record):
-            self.steps = 0
-
-        def on_step_end(self, trainer, cost):
-            if self.steps is not None:
-                self.steps += 1
-                if self.steps == 3:
-                    os.kill(os.getpid(), signal.SIGINT)
-
     build = xdl.config.TrainConfig.build_trainer
     with monkeypatch.context() as patched:
         patched.setattr(xdl.config.TrainConfig, "build_trainer",
-                        lambda self, model, callbacks=(): build(self, model, [*callbacks, StopInEpochTwo()]))
+                        lambda self, model, callbacks=(): build(self, model, [*callbacks, _StopInEpochTwo()]))
         assert main(["train", *FAST, "--out", str(tmp_path / "R")]) == 130
     capsys.readouterr()
     before = {p: p.read_bytes() for p in (tmp_path / "R").rglob("*") if p.is_file()}
