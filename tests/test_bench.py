@@ -1979,3 +1979,160 @@ def test_the_seeds_train_at_the_search_trial_that_ranks_best(quick_budget):
                                    t["lr"]))
     assert len({t["score"] for t in ranked}) > 1 and entry["lr"] == ranked[0]["lr"]
     assert [run["lr"] for run in entry["runs"]] == [ranked[0]["lr"]]
+
+
+def tiny_classification(batch_norm=False, target=0.9, epochs=3):
+    """A 2-class problem of 130 training examples (129 with batch norm: its last batch of 1 is merged) in batches
+    of 64, and its data splits: (problem, data)."""
+    from xdl.bench.problems import Problem
+
+    rng = np.random.default_rng(0)
+    n = 129 if batch_norm else 130
+    X = rng.normal(size=(n + 40, 2)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    details = {"hidden": [4], "activation": "relu", "outputs": 2, **({"batch_norm": True} if batch_norm else {})}
+    problem = Problem("tiny", "classification", target=target, budget=(epochs, epochs), batch_size=64,
+                      details=details)
+    return problem, (X[:n], y[:n], X[n:n + 20], y[n:n + 20], X[n + 20:], y[n + 20:])
+
+
+def test_a_classification_runs_record_is_its_history_read_by_hand(monkeypatch):
+    """130 examples in batches of 64 are 3 steps an epoch; the dev accuracy reaches the target 0.9 at epoch 2 (equal
+    to it: reached), so 2 · 3 = 6 steps, and the seconds of the first two epochs' steps, 0.5 + 0.25; the
+    evaluation is each epoch's seconds less its steps', 3 · 1 − 0.875."""
+    from xdl.bench import protocol
+    from xdl.train.history import History
+
+    accuracies, step_seconds = [0.5, 0.9, 0.95], [0.5, 0.25, 0.125]
+
+    class ScriptedTrainer(protocol.Trainer):  # the run's own model and batches; the epochs' figures as given
+        def fit(self, X, y, dev=None):
+            return History([{"epoch": i + 1, "train_accuracy": 0.8, "dev_accuracy": a, "seconds": 1.0,
+                             "step_seconds": s} for i, (a, s) in enumerate(zip(accuracies, step_seconds))])
+
+    monkeypatch.setattr(protocol, "Trainer", ScriptedTrainer)
+    problem, data = tiny_classification()
+    record = protocol.run(problem, protocol.OPTIMIZERS["sgd"], 0.1, 0, True, data)
+    assert record["status"] == "completed", record.get("error")
+    assert (record["steps_to_target"], record["seconds_to_target"], record["seconds"]) == (6, 0.75, 0.875)
+    assert record["evaluation_seconds"] == 2.125 and record["score"] == 0.95 and record["curve"] == accuracies
+    assert (record["train_accuracy"], record["dev_accuracy"]) == (0.8, 0.95)
+
+
+def test_a_batched_searchs_steps_to_target_count_batch_norms_merged_batch_and_its_seconds_the_whole_batch(
+        monkeypatch):
+    """129 examples in batches of 64 with batch norm are 2 steps an epoch (the last batch of 1 merged into the one
+    before it); a target of 0 is reached after the first epoch: 2 steps. The batch's seconds are the clock's
+    difference around `fit_many` (a fake clock: 10 s, then 12.5 s)."""
+    from types import SimpleNamespace
+
+    from xdl.bench import protocol
+
+    clock = iter([10.0, 12.5])
+    monkeypatch.setattr(protocol, "time", SimpleNamespace(perf_counter=lambda: next(clock)))
+    problem, data = tiny_classification(batch_norm=True, target=0.0, epochs=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (the merged batch is warned of)
+        records = protocol.batched_runs(problem, "sgd", [0.1, 0.01], 0, True, data)
+    assert [r["status"] for r in records] == ["completed", "completed"]
+    assert [(r["steps_to_target"], r["batch_seconds"]) for r in records] == [(2, 2.5), (2, 2.5)]
+
+
+@pytest.mark.parametrize("best, edge", [("largest", "largest"), ("smallest", "smallest"), ("middle", None)])
+def test_a_best_rate_at_an_end_of_the_drawn_rates_is_named_by_that_end(best, edge, monkeypatch):
+    """Runs stand in with a score that ranks the largest, the smallest or a middle rate of the 4 drawn first."""
+    from xdl.bench import protocol
+
+    rates = sorted((10.0 ** np.random.default_rng(0).uniform(-4, 0, 4)).tolist())
+    score = {"largest": lambda lr: lr, "smallest": lambda lr: -lr, "middle": lambda lr: -abs(lr - rates[1])}[best]
+    monkeypatch.setattr(protocol, "run", lambda problem, build, lr, seed, quick, data=None: {
+        "lr": lr, "seed": seed, "status": "completed", "score": score(lr), "steps_to_target": None})
+    entry = benchmark(["quadratic"], ["sgd"], seeds=1, trials=4)["problems"]["quadratic"]["sgd"]
+    assert sorted(t["lr"] for t in entry["search"]) == rates
+    assert entry["lr"] == {"largest": rates[-1], "smallest": rates[0], "middle": rates[1]}[best]
+    assert entry["lr_at_edge"] == edge
+
+
+def test_the_last_runs_seed_may_be_2_to_the_64_less_1_not_more():
+    """The runs are seeded seed + 1 … seed + seeds, each below 2**64."""
+    from xdl.bench.protocol import check_options
+
+    assert set(check_options(["quadratic"], ["sgd"], seeds=3, seed=2**64 - 4)) == {"sgd"}
+    with pytest.raises(ValueError, match=r"--seed 18446744073709551613 with --seeds 3: .* below 2\*\*64"):
+        check_options(["quadratic"], ["sgd"], seeds=3, seed=2**64 - 3)
+
+
+def test_a_search_on_the_cpu_trains_its_trials_one_at_a_time_unless_told():
+    with xdl.use("numpy"):
+        assert benchmark(["quadratic"], ["sgd"], seeds=1, lr=0.01)["batched"] is False
+
+
+@pytest.mark.parametrize("value, text", [(99.7, "99.7"), (99.94, "99.9"), (123.4, "123"), (999.4, "999"),
+                                         (999.5, "1,000"), (1733.0, "1,733"), (0.0123, "0.0123"), (40, "40")])
+def test_a_table_figure_has_3_significant_digits_and_a_thousand_or_more_is_written_in_full(value, text):
+    from xdl.bench.report import _g
+
+    assert _g(value) == text
+
+
+def test_a_benchmark_written_without_matplotlib_removes_the_earlier_profile(tmp_path, monkeypatch):
+    """The earlier benchmark's profile.png described its results; without matplotlib none is drawn again."""
+    import xdl.bench.report
+
+    one = benchmark(["quadratic"], ["sgd"], seeds=1, quick=True, lr=1e-3)
+    monkeypatch.setattr(xdl.bench.report, "_figures", lambda results, directory: [])  # (as when the import fails)
+    write(one, tmp_path)
+    (tmp_path / "profile.png").write_bytes(b"png")  # the earlier benchmark's, drawn with matplotlib
+    write(one, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json", "results.md"]
+
+
+def test_the_main_jobs_seconds_per_epoch_are_the_mean_over_all_its_epochs(monkeypatch):
+    """Epochs of 3, 1, 1 and 1.5 s (the first with its compilation): (3 + 1 + 1 + 1.5) / 4 = 1.625 s."""
+    from xdl.bench.steps import main_job_seconds_per_epoch
+    from xdl.train.history import History
+
+    class Timed:
+        def fit(self, X, y, dev=None):
+            return History([{"epoch": i + 1, "seconds": s} for i, s in enumerate((3.0, 1.0, 1.0, 1.5))])
+
+    monkeypatch.setattr(TrainConfig, "build_trainer", lambda config, model: Timed())
+    assert main_job_seconds_per_epoch("numpy") == 1.625
+
+
+def test_the_batched_benchmarks_setup_is_its_seconds_less_its_epochs(monkeypatch):
+    """A fake clock of 100 s, then 105 s around `fit_many`, whose first model's epochs took 2, 1 and 1 s: the setup
+    is 5 − 4 = 1 s, the steady epoch the median after the first, 1 s."""
+    from types import SimpleNamespace
+
+    from xdl.train.history import History
+
+    batched = load_benchmark_script("batched", monkeypatch)
+    clock = iter([100.0, 105.0])
+    monkeypatch.setattr(batched, "time", SimpleNamespace(perf_counter=lambda: next(clock)))
+    history = History([{"epoch": i + 1, "seconds": s, "train_cost": 0.1} for i, s in enumerate((2.0, 1.0, 1.0))])
+    result = SimpleNamespace(status="completed", history=history, model=object())
+    monkeypatch.setattr(batched, "fit_many", lambda configs, X, y, seed, eval_train: [result] * len(configs))
+    assert batched.xdl_batched(2, None, None, 3) == (5.0, 1.0, 1.0)
+
+
+def test_batched_vs_alones_difference_is_relative_to_the_alone_models_norm(monkeypatch):
+    """‖(3, 4) − (6, 8)‖ / ‖(6, 8)‖ = 5 / 10; against zeros, the largest absolute difference."""
+    script = load_benchmark_script("batched_vs_alone", monkeypatch)
+    assert script.relative(np.array([3.0, 4.0]), np.array([6.0, 8.0])) == 0.5
+    assert script.relative(np.array([3.0, -4.0]), np.zeros(2)) == 4.0 and script.relative(np.zeros(0), np.zeros(0)) == 0
+
+
+def test_the_profile_figure_names_each_panels_measure(tmp_path, monkeypatch):
+    """The left panel is of the steps to the target, the right one of the seconds (one sample per run)."""
+    pytest.importorskip("matplotlib")
+    import xdl.plots
+
+    figures = []
+    monkeypatch.setattr(xdl.plots, "save_figure", lambda fig, path: figures.append(fig) or Path(path))
+    write(benchmark(["quadratic"], ["sgd"], seeds=1, quick=True, lr=1e-3), tmp_path)
+    steps, seconds = figures[-1].axes
+    assert (steps.get_title(), steps.get_xlabel()) == ("performance profile: steps to target",
+                                                       "τ (factor of the best median steps to target)")
+    assert (seconds.get_title(), seconds.get_xlabel()) == ("performance profile: seconds to target (one sample per "
+                                                           "run)", "τ (factor of the best median seconds to target)")
