@@ -6,6 +6,7 @@ import json
 import math
 import os
 import re
+import threading
 import time
 import warnings
 
@@ -1368,7 +1369,7 @@ def test_a_dask_search_stopped_on_a_callers_client_cancels_its_batches_and_refus
 
     distributed = pytest.importorskip("dask.distributed")
     X, y, dev = data
-    started = DASK_CLOCK["started"]  # (a closure's list was pickled by value: the batches appended to a copy)
+    started = DASK_STARTED  # (a closure's list was pickled by value: the batches appended to a copy)
     started.clear()
 
     def stop(line):
@@ -3303,8 +3304,6 @@ def fake_dask(monkeypatch):
     from xdl.tune import search
 
     class Future:
-        status = "finished"
-
         def __init__(self, value):
             self.value = value
 
@@ -3337,19 +3336,9 @@ def fake_dask(monkeypatch):
         def close(self):
             pass
 
-    class AsCompleted:  # (each future as it was sent: each ended when it was)
-        def __init__(self, futures, loop=None):
-            self.futures = list(futures)
-
-        def add(self, future):
-            self.futures.append(future)
-
-        def __iter__(self):
-            while self.futures:
-                yield self.futures.pop(0)
-
     fake = types.SimpleNamespace(LocalCluster=lambda **kwargs: types.SimpleNamespace(close=lambda: None),
-                                 Client=lambda *args, **kwargs: Client(), as_completed=AsCompleted)
+                                 Client=lambda *args, **kwargs: Client(),
+                                 as_completed=lambda futures, loop=None: list(futures))
     monkeypatch.setattr(search, "_distributed", lambda: fake)
 
 
@@ -3366,8 +3355,7 @@ def _records(study) -> list[dict]:
 def test_a_timeout_starts_no_trial_once_it_has_passed_and_a_resume_goes_on_as_the_whole_search(
         data, tmp_path, fake_clock, fake_dask, strategy, execution):
     """Optuna's optimize(timeout=): once the budget has passed no trial starts — sequential between trials,
-    batched between groups, dask between the batches it sends as its workers free up (all within a round) — and the
-    study holds
+    batched between groups (both within a round), dask before a round's batches are sent — and the study holds
     the trials that finished, its ``stopped`` saying so; a resume, with or without a timeout, goes on where it
     stopped, and the study it ends with is the uninterrupted search's, trial by trial."""
     if strategy == "tpe":
@@ -3377,8 +3365,7 @@ def test_a_timeout_starts_no_trial_once_it_has_passed_and_a_resume_goes_on_as_th
     whole = tune(X, y, dev, TIMED_SPACE, **search)
     assert whole.stopped is None
     groups = {t.params["batch_size"] for t in whole.trials if t.round == 0}
-    # the first call: its first trial (sequential), group (batched) or round (dask: the stand-in's batches end as they
-    # are sent, the next one sent before the first is recorded, which moves this clock) only
+    # the first call: its first trial (sequential), group (batched) or round (dask) only
     first = {"sequential": 1, "batched": sum(t.params["batch_size"] == whole.trials[0].params["batch_size"]
                                              for t in whole.trials if t.round == 0), "dask": 4}[execution]
     calls, counts = [dict(timeout=1), dict(timeout=1, resume=True), dict(resume=True)], []
@@ -3456,72 +3443,70 @@ def test_a_search_that_saved_no_trial_leaves_no_directory_it_made(data, tmp_path
     assert len(study.trials) == 2 and (tmp_path / "new" / "trials.json").is_file()
 
 
-from xdl.tune.search import train_group  # noqa: E402 (the real one, which `_clocked_train_group` calls)
+from xdl.tune.search import train_group  # noqa: E402 (the real one, which `_slow_train_group` calls)
 
-DASK_CLOCK = {"now": [0.0], "started": []}  # a clock and the batches started, which `_clocked_train_group` moves
-
-
-def _clocked_train_group(configs, *args):
-    """`train_group` that moves ``DASK_CLOCK`` on by 10 s and records its batch's hidden sizes: a function of this
-    module, which Dask sends by reference (a test's closure is pickled by value, its lists copied), so that a worker
-    thread of this process moves the test's own clock."""
-    if len(args) == 9:  # the search's call, its backend last (train_group calls itself under it, as this function)
-        DASK_CLOCK["started"].append([c.hidden for c in configs])
-        DASK_CLOCK["now"][0] += 10
-    return train_group(configs, *args)
+DASK_STARTED = []  # the batches `_slow_train_group` started
 
 
 def _slow_train_group(configs, *args):
-    """`train_group` that records its batch's hidden sizes in ``DASK_CLOCK["started"]`` and takes 0.2 s more (a
-    function of this module, as `_clocked_train_group`)."""
-    if len(args) == 9:
-        DASK_CLOCK["started"].append([c.hidden for c in configs])
+    """`train_group` that records its batch's hidden sizes in ``DASK_STARTED`` and takes 0.2 s more: a function of
+    this module, which Dask sends by reference (a test's closure is pickled by value, its lists copied), so that a
+    worker thread of this process appends to the test's own list."""
+    if len(args) == 9:  # the search's call, its backend last (train_group calls itself under it, as this function)
+        DASK_STARTED.append([c.hidden for c in configs])
         time.sleep(0.2)
     return train_group(configs, *args)
 
 
-def test_a_dask_timeout_sends_no_batch_once_it_has_passed_and_the_study_records_the_ones_that_ran(data, tmp_path,
-                                                                                                   monkeypatch):
-    """With execution dask, a round's batches were all sent at once: the timeout, checked before the round only,
-    cut nothing of a random search (one round), whose every trial trained. A batch is now sent as a worker frees up,
-    once the timeout has not passed: past it, the batches training finish and are recorded, and no other starts;
-    the study holds those that ran, and a resume goes on with the rest (on a cluster of this process's threads, a
-    clock of the test's that each batch moves on by 10 s)."""
+DASK_RUNNING = {"now": 0, "most": 0, "lock": threading.Lock(), "first": threading.Event()}  # (`_counted_train_group`)
+
+
+def _counted_train_group(configs, *args):
+    """`train_group` that counts in ``DASK_RUNNING`` the batches training at once (``most``: the largest count) and
+    takes 2 s more (a function of this module, as `_slow_train_group`)."""
+    if len(args) != 9:  # (train_group calling itself under the batch's backend)
+        return train_group(configs, *args)
+    with DASK_RUNNING["lock"]:
+        DASK_RUNNING["now"] += 1
+        DASK_RUNNING["most"] = max(DASK_RUNNING["most"], DASK_RUNNING["now"])
+    DASK_RUNNING["first"].set()
+    try:
+        time.sleep(2)
+        return train_group(configs, *args)
+    finally:
+        with DASK_RUNNING["lock"]:
+            DASK_RUNNING["now"] -= 1
+
+
+@pytest.mark.parametrize("grows", ["scaled", "adaptive"])
+def test_a_dask_round_is_trained_by_the_workers_that_join_while_it_runs(data, monkeypatch, grows):
+    """Every batch of a round is on the cluster's queue together (sent one a worker of those there at its start, a
+    cluster whose workers join over time — dask-jobqueue's: the search waits for one — trained the round on that
+    one, and an adaptive cluster, which scales on the tasks queued, never grew): the workers that join (scaled to 3
+    once the first batch starts, or an adaptive cluster of 1 to 3) train them at once (each batch takes 2 s more,
+    which an adaptive cluster's target counts)."""
     from xdl.tune import search
 
     distributed = pytest.importorskip("dask.distributed")
     X, y, dev = data
-    now, started = DASK_CLOCK["now"], DASK_CLOCK["started"]
-    monkeypatch.setattr(search, "clock", lambda: now[0])
-    monkeypatch.setattr(search, "train_group", _clocked_train_group)
-    space = {"hidden": {"choice": [[8], [16], [24]]}, "lr": {"log_uniform": [1e-3, 1e-1]}}  # (a batch a hidden size)
+    monkeypatch.setattr(search, "train_group", _counted_train_group)
+    DASK_RUNNING.update(now=0, most=0)
+    DASK_RUNNING["first"].clear()
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as \
             cluster, distributed.Client(cluster, set_as_default=False) as client:
-        for workers in (1, 2):
-            if workers == 2:
-                cluster.scale(2)
-                client.wait_for_workers(2)
-            directory, now[0] = tmp_path / f"w{workers}", 0.0
-            started.clear()
-            study = tune(X, y, dev, space, trials=6, base=BASE, execution="dask", scheduler=client,
-                         directory=directory, timeout=5)
-            ran = [t for t in study.trials]
-            assert len(started) == workers, started  # the batches sent before the first ended: one a worker
-            assert len(ran) < 6 and sorted({tuple(t.params["hidden"]) for t in ran}) == \
-                sorted({tuple(h[0]) for h in started}), (ran, started)
-            saved = json.loads((directory / "trials.json").read_text())["trials"]
-            assert [t["number"] for t in saved] == [t.number for t in ran]  # the record: the ones that ran
-            assert study.stopped.startswith(f"its timeout of 5 s passed with {len(ran)} of 6 trials recorded; the "
-                                            "same call with resume=True goes on")
-            study = tune(X, y, dev, space, trials=6, base=BASE, execution="dask", scheduler=client,
-                         directory=directory, resume=True)
-            assert len(study.trials) == 6 and study.stopped is None
+        if grows == "scaled":
+            threading.Thread(target=lambda: DASK_RUNNING["first"].wait(60) and cluster.scale(3), daemon=True).start()
+        else:
+            cluster.adapt(minimum=1, maximum=3, interval="100ms", wait_count=1)
+        study = tune(X, y, dev, {"hidden": {"choice": [[8 * k] for k in range(1, 7)]}}, trials=6, strategy="grid",
+                     base=BASE, execution="dask", scheduler=client)
+    assert len(study.trials) == 6 and DASK_RUNNING["most"] > 1, DASK_RUNNING
 
 
 def test_a_dask_round_sends_a_batch_to_each_worker_of_a_cluster_of_more_than_five(data, monkeypatch, fake_dask):
-    """A round's batches go one a worker, as many as the scheduler has workers: counted by scheduler_info(), which
-    lists five of them alone in distributed 2025.4 to 2026.6, a cluster of eight trained a round of 8 trials as 4
-    batches of 2, four of its workers idle. Every worker is counted (Client.nthreads): 8 batches of 1, all sent
+    """A round's trials are split in as many batches as the scheduler has workers: counted by scheduler_info(),
+    which lists five of them alone in distributed 2025.4 to 2026.6, a cluster of eight trained a round of 8 trials
+    as 4 batches of 2, four of its workers idle. Every worker is counted (Client.nthreads): 8 batches of 1, all sent
     before the first ends."""
     from xdl.tune import search
 

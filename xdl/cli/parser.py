@@ -185,7 +185,7 @@ def _add_tune_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--timeout", type=float, metavar="SECONDS",
                        help="start no trial once SECONDS have passed (Optuna's timeout): the running ones finish "
                             "and are saved, --resume goes on; not kept by the study (batched: a group's trials "
-                            "start together; dask: a batch a worker, sent as one frees up)")
+                            "start together; dask: a round's)")
     group.add_argument("--top", type=int, default=10, help="rows of the printed table (≥ 1)")
 
 

@@ -145,9 +145,10 @@ def tune(X, y, dev, space=None, trials: int = 32, strategy: str = "random", exec
     the search once a trial has finished (a ``report`` that raised, a lost Dask scheduler) carries
     the study too, as its ``.study``. ``timeout``: seconds (> 0), or None for no budget — as Optuna's
     ``optimize(timeout=)``, once they have passed since the call began (`clock`) no new trial starts (sequential:
-    between trials; batched: between groups; dask: between batches, each sent as a worker frees up, those training
-    finish) and the study returned holds every trial that finished, its ``stopped`` saying that the budget ended it
-    (None where the search ran to its end); the trials not started are not recorded (none may start, as in Optuna's,
+    between trials; batched: between groups; dask: no round's batches are sent, those sent finish — all of a round's
+    are on the cluster's queue together, so that workers that join, or an adaptive cluster's, take them) and the
+    study returned holds every trial that finished, its ``stopped`` saying that the budget ended it (None where the
+    search ran to its end); the trials not started are not recorded (none may start, as in Optuna's,
     whose budget is checked before its first trial too: a ``directory`` this call made is then removed, empty), and
     with ``directory`` the same call with ``resume=True`` (with or without a timeout: it is this call's, not the
     study's) goes on where it stopped, as after a Ctrl-C. ``optuna_options``: none is taken; Optuna's
@@ -1151,9 +1152,7 @@ def _dask(todo, round_, search: _Search) -> None:
 
 
 def _dask_rounds(client, todo, round_, search: _Search, distributed) -> None:
-    """Send the round's batches to ``client``'s workers, one a worker (a batch is sent as one ends: the
-    timeout is checked there, and once it has passed none is sent — those training finish and are
-    recorded, as batched's groups), and record each result as it arrives: a
+    """Submit the round's batches to ``client``'s workers and record each result as it arrives: a
     batch lost with its worker is run again by Dask, its data made again if they were lost too
     (`_held`); one that killed every worker that ran it (Dask's ``KilledWorker``, after
     ``allowed-failures``: out of memory, say) is recorded as failed and the search goes on; a lost
@@ -1179,18 +1178,13 @@ def _dask_rounds(client, todo, round_, search: _Search, distributed) -> None:
             pass  # ValueError, and the batches read the data wherever they are, or as made again)
     data = search.held_data
     pruning = search.batch_pruning()  # the rung values recorded before this round
-
-    def send(group):
-        return client.submit(train_group, [c for _, _, c in group], *data, search.base.seed,
-                             search.standardize_for(group[0][2]), False, pruning, search.dtype,
-                             search.worker_backend(), pure=False, retries=2)
-
-    # sent as workers free up, not all at once: a batch queued on the cluster could not be told from one training
-    # (a timeout let every batch of the round start, a random search's every trial)
-    left = {send(group): group for group in groups[:workers]}  # the batches sent and not recorded yet
-    unsent = groups[workers:]
+    futures = {client.submit(train_group, [c for _, _, c in group], *data, search.base.seed,
+                             search.standardize_for(group[0][2]),
+                             False, pruning, search.dtype, search.worker_backend(), pure=False, retries=2): group
+               for group in groups}
+    left = dict(futures)  # the batches not recorded yet
     try:
-        _record_as_completed(client, left, unsent, send, round_, search, distributed)
+        _record_as_completed(client, futures, left, round_, search, distributed)
     finally:  # a Ctrl-C or an error: the batches not recorded are cancelled (as_completed held them until each ended:
         # a cluster of the caller's, left open, trained every batch of the round for nobody, its data held meanwhile)
         if left and client.status == "running":
@@ -1198,44 +1192,27 @@ def _dask_rounds(client, todo, round_, search: _Search, distributed) -> None:
                 client.cancel(list(left))
 
 
-def _record_as_completed(client, left: dict, unsent: list, send, round_, search: _Search, distributed) -> None:
-    """Record each of the batches in ``left`` (future → its group) as it ends, taking it out of ``left``, and send
-    the next of ``unsent`` in its place (``send``: group → future) while the search's timeout has not passed
-    (`_dask_rounds`)."""
-    completed = distributed.as_completed(list(left), loop=client.loop)  # (the client is no default one)
-    for future in completed:
+def _record_as_completed(client, futures: dict, left: dict, round_, search: _Search, distributed) -> None:
+    """Record each of ``futures``' batches as it ends, taking it out of ``left`` (`_dask_rounds`)."""
+    for future in distributed.as_completed(futures, loop=client.loop):  # (the client is no default one)
         group = left.pop(future)
-        # the next batch sent first, as the worker frees up (recorded first, its report or trials.json's write kept
-        # the worker idle, and a scheduler lost meanwhile took the batch sent after it for 30 s of reconnecting)
-        if unsent and future.status != "cancelled" and not search.out_of_time():  # (past it: none starts)
-            following = unsent.pop(0)
-            sent = send(following)
-            left[sent] = following
-            completed.add(sent)
-        _record_batch(client, future, group, sum(len(g) for g in (*left.values(), *unsent)), round_, search,
-                      distributed)
-
-
-def _record_batch(client, future, group, others: int, round_, search: _Search, distributed) -> None:
-    """Record the trials of ``group``, the batch ``future`` trained; ``others``: the round's trials not recorded
-    beside them, which a lost scheduler's error counts."""
-    try:
-        outcomes, seconds = future.result()
-    except distributed.KilledWorker as e:  # (an error a batch raises is the search's, as in the other executions)
-        tries = e.allowed_failures + 1
-        error = (f"the Dask worker died each time it trained ({counted(tries, 'time')}: out of memory? the "
-                 "workers' logs say)")
-        search.study.add([_trial(number, round_, params, error=error) for number, params, _ in group])
-        return
-    except distributed.CancelledError as e:
-        if getattr(e, "reason", None) != "scheduler-connection-lost" and client.status == "running":
-            raise
-        # (distributed 2024.1 gives no reason: its message is the task's key, nothing to a user)
-        n, why = len(group) + others, getattr(e, "reason", None) or "it went away"
-        raise ConnectionError(f"execution dask: the connection to the Dask scheduler was lost ({why}); "
-                              f"{counted(n, 'trial')} of this round did not finish") from None
-    search.study.add([_trial(number, round_, params, *outcome, seconds) for (number, params, _), outcome in
-                      zip(group, outcomes)])
+        try:
+            outcomes, seconds = future.result()
+        except distributed.KilledWorker as e:  # (an error a batch raises is the search's, as in the other executions)
+            tries = e.allowed_failures + 1
+            error = (f"the Dask worker died each time it trained ({counted(tries, 'time')}: out of memory? the "
+                     "workers' logs say)")
+            search.study.add([_trial(number, round_, params, error=error) for number, params, _ in group])
+            continue
+        except distributed.CancelledError as e:
+            if getattr(e, "reason", None) != "scheduler-connection-lost" and client.status == "running":
+                raise
+            # (distributed 2024.1 gives no reason: its message is the task's key, nothing to a user)
+            n, why = len(group) + sum(len(g) for g in left.values()), getattr(e, "reason", None) or "it went away"
+            raise ConnectionError(f"execution dask: the connection to the Dask scheduler was lost ({why}); "
+                                  f"{counted(n, 'trial')} of this round did not finish") from None
+        search.study.add([_trial(number, round_, params, *outcome, seconds) for (number, params, _), outcome in
+                          zip(group, outcomes)])
 
 
 def _check_shippable(value, name: str) -> None:
