@@ -2467,3 +2467,14 @@ def test_reraised_os_errors_keep_their_type_and_errno_with_the_readable_message(
             assert str(error).startswith(said) and "[Errno" not in str(error), str(error)
             cases += 1
     assert cases == 3 * len(codes) - 2
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_a_diverging_run_prints_its_divergence_and_no_note_of_numpys_overflow(tmp_path, capsys, optimizer):
+    """The CLI turns warnings into notes: "note: overflow encountered in matmul" and "note: invalid value
+    encountered in subtract" came before the run's own error, which names what happened."""
+    assert main(["train", *FAST, "--optimizer", optimizer, "--lr", "1e30", "--no-batch-norm", "--schedule", "none",
+                 "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err
+    assert "error: training diverged: the cost became nan at epoch 1, step " in err
+    assert "encountered" not in err, err

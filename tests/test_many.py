@@ -2179,3 +2179,26 @@ def test_results_compare_by_identity_as_their_docstring_says():
         assert [second, first].index(first) == 1 and copy.config is config and copy.history is first.history
         cases += 1
     assert cases == 5
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_a_callbacks_own_overflow_warnings_are_said_beside_a_failed_models_silence(optimizer, dtype):
+    """The batch's epochs say nothing of a diverging model's overflow (its status and error say it, as a
+    Trainer's FloatingPointError does), but an epoch-end callback's own ``np.float32(1e38) * 10`` is the
+    user's code's: silenced too, when the errstate covered the whole loop, callbacks included."""
+    class Overflows(Callback):
+        def on_epoch_end(self, trainer, record):
+            np.float32(1e38) * 10
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((64, 4)), rng.integers(0, 3, 64)
+    good = small(hidden=[8], optimizer=optimizer, lr=1e-3, batch_size=16, epochs=3, seed=1, batch_norm=False)
+    with xdl.use("numpy"), warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        results = fit_many([good, dataclasses.replace(good, lr=1e30)], X, y, n_classes=3, dtype=dtype,
+                           callbacks=[Overflows()])
+    assert [r.status for r in results] == ["completed", "failed"]
+    assert "diverged" in results[1].error
+    assert [str(w.message) for w in said if w.category is RuntimeWarning] == \
+        ["overflow encountered in scalar multiply"] * 3

@@ -697,6 +697,61 @@ def test_gradient_descent_diverging_from_its_l2_term_names_l2():
         trainer.fit(s.X_train, s.y_train)
 
 
+# Diverging runs: sgd and adam at lr 1e30 (the cost NaN within the first epoch) and weights drawn at normal(1e20)
+# (the forward overflows at the starting weights), with and without batch norm and dropout
+DIVERGING = [dict(optimizer=optimizer, lr=1e30, init=init, batch_norm=batch_norm, dropout=dropout)
+             for optimizer in ("sgd", "adam") for init in ("he", "normal(1e20)") for batch_norm in (False, True)
+             for dropout in (0.0, 0.3)]
+
+
+def overflowing_callback_class():
+    """A callback whose own code overflows float32 at each epoch's end and each step's: what it warns
+    of is its own, said within fit as without."""
+    class Overflows(Callback):
+        def on_epoch_end(self, trainer, record):
+            np.float32(1e38) * 10
+
+        def on_step_end(self, trainer, cost):
+            np.float32(1e38) * 10
+    return Overflows
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("settings", DIVERGING, ids=lambda s: "-".join(map(str, s.values())))
+def test_a_diverging_run_ends_with_its_divergence_not_numpys_overflow_warnings(settings, dtype):
+    """The divergence check names what happened; NumPy's "overflow encountered in matmul" and "invalid value
+    encountered in subtract" of the steps (and of fit's forward of one example for the output's shape) came
+    first, as noise — raised as errors under simplefilter("error"), before the run's own FloatingPointError.
+    fit_many said none of them; neither do PyTorch and Keras."""
+    from xdl.config import TrainConfig
+    s = moons_parts(300)
+    config = TrainConfig(hidden=[8], batch_size=32, epochs=2, patience=0, progress=False, schedule="none", seed=1,
+                         **settings)
+    xdl.seed(1)
+    model = config.build_model(2, 2).astype(dtype)
+    with xdl.use("numpy"), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.filterwarnings("ignore", message="the run started at a cost")  # (xdl's own, of a large start)
+        with pytest.raises(FloatingPointError, match="^training diverged: "):
+            config.build_trainer(model).fit(s.X_train, s.y_train, dev=(s.X_dev, s.y_dev))
+
+
+def test_a_callbacks_and_an_augments_own_overflow_warnings_are_still_said_in_fit():
+    """Only the epoch's own arithmetic goes unsaid: a step hook's, an epoch-end callback's and an augment's
+    warnings are the user's code's, said as outside fit."""
+    s = moons_parts(300)
+
+    def augment(Xb, rng):
+        np.float32(1e38) * 10
+        return Xb
+
+    trainer = make_trainer(None, epochs=2, callbacks=[overflowing_callback_class()()], augment=augment)
+    with pytest.warns(RuntimeWarning, match="overflow encountered") as said:
+        trainer.fit(s.X_train, s.y_train)
+    steps = 2 * -(-len(s.X_train) // 64)
+    assert len(said) == 2 * steps + 2  # each step's augment and hook, each epoch's end
+
+
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy's overflow warnings of the forward pass
 def test_a_cost_not_finite_at_the_first_step_is_said_to_be_the_starting_weights_not_the_rate():
     """The first step's cost is the starting weights' (its update comes after it): a net whose

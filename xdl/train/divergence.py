@@ -7,6 +7,7 @@ classifier's train cost far above where such a run starts (`DIVERGENCE_FACTOR` �
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -18,6 +19,19 @@ from xdl import losses as _losses
 # started (`start_cost`, `START_FACTOR`): one that multiplied it by 10⁴ is not converging, and would otherwise end
 # "completed" at a cost of 10¹², its last checkpoint called good (`diverged_cost`).
 DIVERGENCE_FACTOR = 1e4
+
+
+@contextlib.contextmanager
+def overflow_unsaid():
+    """An epoch's arithmetic (its steps' forward, backward and update, its evaluation) under
+    ``np.errstate(over="ignore", invalid="ignore")``: a diverging run's inf and NaN are said once, by the
+    divergence check (a `Trainer`'s FloatingPointError, a model of `fit_many` marked failed), not first as
+    NumPy's "overflow encountered in matmul" — PyTorch and Keras say nothing of an overflow in a step, and
+    CuPy warns of none (the same on both backends). Yields the caller's settings (``np.geterr()``): the
+    user's code run within the epoch (a step hook, an augment) runs under them, its warnings its own."""
+    callers = np.geterr()
+    with np.errstate(over="ignore", invalid="ignore"):
+        yield callers
 
 
 def cost_limit(classes: int) -> float:

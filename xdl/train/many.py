@@ -62,7 +62,7 @@ from xdl.train.fit_guards import (callbacks_held, callbacks_told_of_errors, chec
                                   FITTING, load_resumed, take_fit)
 from xdl.train.captured import CapturedSteps, loop_capture
 from xdl.train.divergence import (FIRST_EPOCH_HINT, FIRST_FORWARD_ADVICE, cost_limit, diverged_cost,
-                                  first_forward_failure, start_cost, state_advice)
+                                  first_forward_failure, overflow_unsaid, start_cost, state_advice)
 from xdl.train.history import History
 from xdl.train.host_reads import read_together
 from xdl.train.hooks import call_hook, check_callback, check_callbacks_fit, check_distinct_callbacks, keras_stop
@@ -558,11 +558,12 @@ class ManyTrainer:
                 dev = (backend.asarray(dev[0]), backend.asarray(dev[1]))
             bar = progress_bar(self.progress, total=(self.epochs - self.epoch) * len(bounds) - self.step)
             try:
-                # a model that diverges is marked failed and the others go on: NumPy's overflow warnings
-                # from its rows would only be noise beside its status and error
-                with SignalFlag() as signals, np.errstate(over="ignore", invalid="ignore"):
+                with SignalFlag() as signals:
                     while self.epoch < self.epochs and not self.stop_training and "training" in self.status:
-                        record = self._train_epoch(X, y, y_device, dev, bounds, bar, signals)
+                        # a model that diverges is marked failed and the others go on, its error said once (as a
+                        # Trainer's); the callbacks below run under the caller's settings
+                        with overflow_unsaid():
+                            record = self._train_epoch(X, y, y_device, dev, bounds, bar, signals)
                         self.history.append(record)
                         record = self.history.records[-1]  # what a callback adds to it is in the history
                         unsaved = []  # the Checkpoints that saved no stop: a later callback (its order) may stop

@@ -62,7 +62,8 @@ from xdl.train.fit_guards import (callbacks_held, callbacks_told_of_errors, chec
 from xdl.train.captured import CapturedSteps, host_values, loop_capture
 from xdl.train.divergence import (FIRST_EPOCH_HINT, FIRST_FORWARD_ADVICE, RATE_ADVICE, SMALLER_INIT, STANDARDIZE,
                                   START_FACTOR, cost_limit_of, diverged_cost, divergence_factor, first_forward_failure,
-                                  first_step_advice, non_finite_state, start_cost, state_advice, state_flags)
+                                  first_step_advice, non_finite_state, overflow_unsaid, start_cost, state_advice,
+                                  state_flags)
 from xdl.train.history import History
 from xdl.train.host_reads import read_together
 from xdl.train.hooks import call_hook, check_callback, check_callbacks_fit, check_distinct_callbacks
@@ -491,8 +492,9 @@ class Trainer:
     @no_grad()
     def _output_shape(self, X) -> tuple:
         """The shape of the model's output for one example, from a forward pass of X's first one in
-        evaluation mode (which changes nothing): what the targets are shaped for."""
-        with evaluating_here():
+        evaluation mode (which changes nothing): what the targets are shaped for. Its values are not
+        read: an overflow at the starting weights is the first step's check's to say (`overflow_unsaid`)."""
+        with evaluating_here(), overflow_unsaid():
             out = self.model(X[:1].astype(self.model.dtype))
         if isinstance(self.loss, _losses.Loss) and self.classification and ends_in_probability(out):
             raise ValueError(f"model: its forward ends in a {out.made_by.__name__.lower()}, so its outputs are "
@@ -766,7 +768,9 @@ class Trainer:
         try:
             with SignalFlag() as signals:
                 while self.epoch < self.epochs and not self.stop_training:
-                    record = self._train_epoch(X, y, dev, bounds, bar, signals)
+                    # (once an epoch: the epoch-end callbacks below run under the caller's settings)
+                    with overflow_unsaid() as callers:
+                        record = self._train_epoch(X, y, dev, bounds, bar, signals, callers)
                     if record is None:  # stopped mid-epoch by a step's hook: the epoch goes on at a later fit
                         self.history.stopped_epoch = self.epoch
                         break
@@ -796,7 +800,9 @@ class Trainer:
             self._captured.clear()  # a next fit captures again
             self._so_far = None  # (no epoch's steps run now)
 
-    def _train_epoch(self, X, y, dev, bounds, bar, signals) -> dict:
+    def _train_epoch(self, X, y, dev, bounds, bar, signals, callers: dict) -> dict:
+        """One epoch's steps and record, under `overflow_unsaid`; ``callers``: the NumPy settings it
+        yielded, which the user's code run here (the augment, the step hooks) runs under."""
         backend, xp = self.model.backend, self.model.backend.xp
         e, steps = self.epoch, len(bounds)
         # a parameter a callback froze or unfroze: refused here, on the host (a captured step replays
@@ -873,7 +879,9 @@ class Trainer:
                 if self.augment is not None:  # (batches cut on the host: the labels go to the device as the
                     # evaluation's do, or a loss met host labels beside device outputs, refused: MSE and any loss
                     # of one's own did not train with augmentation on the GPU)
-                    Xb = _augmented(self.augment, Xb, np.random.default_rng([self.seed, e, step]), e, step, backend)
+                    with np.errstate(**callers):
+                        Xb = _augmented(self.augment, Xb, np.random.default_rng([self.seed, e, step]), e, step,
+                                        backend)
                     yb = backend.asarray(yb)
                 self.model.set_random_key(self.seed, e * steps + step)
                 cost, hits = self._train_step(Xb, yb)
@@ -896,7 +904,8 @@ class Trainer:
                 try:
                     # (this step's cost as the check read it: with hooks it reads every step, and a second
                     # read of costs[step] was a second sync a step on a GPU)
-                    self._step_end(float(read[-1]))
+                    with np.errstate(**callers):
+                        self._step_end(float(read[-1]))
                     # a parameter a hook froze: refused now, before the next step's forward moves any state (the
                     # optimizer's own check came after it eagerly, and a replay runs none) — where a next step of
                     # this epoch runs: after its last, the epoch's record and checkpoints come first and the next
