@@ -407,12 +407,13 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         dev = None
         if self.early_stopping:
             n_dev = held_out_count(self.validation_fraction, len(X))
-            check_held_out(n_dev, len(X), classes, np.bincount(y_index))
+            class_counts = np.bincount(y_index)
+            check_held_out(n_dev, len(X), classes, class_counts)
             # stratified where each class has 2 examples (scikit-learn's stratifies two classes alone, and fits a
             # class of one among three or more without a word): asked of split by default, a class of one was
             # warned of as split's, by its index, with split's stratify=True as the way — an option this
             # estimator has not
-            stratify = bool(np.bincount(y_index).min() >= 2)
+            stratify = bool(class_counts.min() >= 2)
             parts = split(X, y_index, dev=n_dev, test=0, seed=config.seed, stratify=stratify)
             X, y_index, dev = parts.X_train, parts.y_train, (parts.X_dev, parts.y_dev)
         # the network's input scaling: measured on this training set, or the fitted network's on a warm start
